@@ -1,0 +1,60 @@
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+ROOT = Path(__file__).resolve().parents[1]
+PROTOCOL_MODES = ["legacy", "2026-07-28"]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def state_root(tmp_path: Path) -> Path:
+    return tmp_path / "state"
+
+
+def server_params(state_root: Path, **env: object) -> StdioServerParameters:
+    """A real `python -m wvo_mcp` server process on `state_root`."""
+    return StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "wvo_mcp", "serve"],
+        cwd=str(ROOT),
+        env={"WVO_STATE_ROOT": str(state_root), **{k: str(v) for k, v in env.items()}},
+    )
+
+
+class Agent:
+    """An MCP client over stdio with helpers that fail loudly."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    async def call(self, tool: str, **arguments: Any) -> dict[str, Any]:
+        result = await self.client.call_tool(tool, arguments)
+        text = result.content[0].text if result.content else ""
+        assert not result.is_error, f"{tool} failed: {text}"
+        assert result.structured_content is not None
+        return result.structured_content
+
+    async def error(self, tool: str, **arguments: Any) -> str:
+        """Call a tool that must be refused; return the error text."""
+        result = await self.client.call_tool(tool, arguments)
+        text = result.content[0].text if result.content else ""
+        assert result.is_error, f"{tool} should have been refused, got {result.structured_content}"
+        return text
+
+
+@asynccontextmanager
+async def connect(state_root: Path, mode: str = "legacy", **env: object) -> AsyncIterator[Agent]:
+    params = server_params(state_root, **env)
+    async with Client(params, mode=mode, read_timeout_seconds=30) as client:
+        yield Agent(client)

@@ -1,0 +1,204 @@
+"""The `wvo-mcp` command: serve over stdio (default) and the operator's commands."""
+
+import argparse
+import getpass
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+
+from wvo_mcp import __version__, roadmap
+from wvo_mcp.config import Settings
+from wvo_mcp.errors import WvoError
+from wvo_mcp.orchestrator import Orchestrator
+
+T = TypeVar("T")
+
+
+def _person(args: argparse.Namespace) -> str:
+    return getattr(args, "by", None) or f"person:{getpass.getuser()}"
+
+
+async def _with(settings: Settings, fn: Callable[[Orchestrator], Awaitable[T]]) -> T:
+    orchestrator = await Orchestrator.open(settings)
+    try:
+        return await fn(orchestrator)
+    finally:
+        await orchestrator.close()
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
+    """Serve MCP over stdio (what an agent's client starts)."""
+    from wvo_mcp.server import build_server
+
+    build_server(settings).run()
+
+
+def cmd_import(settings: Settings, args: argparse.Namespace) -> None:
+    """Import a roadmap YAML file as one all-or-nothing batch."""
+    specs = roadmap.load(Path(args.file))
+    result = anyio.run(lambda: _with(settings, lambda o: o.create_tasks(specs, _person(args))))
+    print(
+        f"imported {len(result.created)} tasks into {settings.db_path}; {len(result.ready)} ready"
+    )
+
+
+def cmd_export(settings: Settings, args: argparse.Namespace) -> None:
+    """Write every task as roadmap YAML (to FILE, atomically, or to stdout)."""
+    tasks = anyio.run(lambda: _with(settings, lambda o: o.export_tasks()))
+    text = roadmap.dump(tasks)
+    if args.file:
+        roadmap.write_atomically(Path(args.file), text)
+        print(f"exported {len(tasks)} tasks to {args.file}")
+    else:
+        sys.stdout.write(text)
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
+    """Counts per status, who holds what and for how long, and the top of the ready queue."""
+    report = anyio.run(lambda: _with(settings, lambda o: o.status_report("cli", args.top)))
+    if args.json:
+        _print_json(report.model_dump(mode="json"))
+        return
+    counts = report.counts
+    print(f"state: {settings.db_path}")
+    print(
+        f"ready {counts.ready} | waiting on dependencies {counts.waiting_on_dependencies} | "
+        f"backing off {counts.backing_off} | WIP {counts.wip_global_used}/{counts.wip_global_limit}"
+    )
+    print("  ".join(f"{name} {n}" for name, n in counts.by_status.items()))
+    print("\nin progress:")
+    _table(
+        ["task", "holder", "held s", "lease left s", "attempt"],
+        [
+            [t["id"], t["assigned_to"], t["held_seconds"], t["lease_left_seconds"], t["attempt"]]
+            for t in report.in_progress
+        ],
+    )
+    print("\ntop ready (WSJF):")
+    _table(
+        ["task", "score", "BV", "TC", "RR", "EN", "size", "title"],
+        [
+            [
+                t.id,
+                f"{t.score:.2f}",
+                t.breakdown.business_value,
+                t.breakdown.time_criticality,
+                t.breakdown.risk_reduction,
+                t.breakdown.enablement,
+                t.breakdown.job_size,
+                t.title[:50],
+            ]
+            for t in report.top_ready
+        ],
+    )
+    if report.dead_letters:
+        print("\ndead letters (re-queue with `wvo-mcp requeue ID`):")
+        _table(
+            ["task", "attempts", "title"],
+            [[t.id, t.attempts, t.title[:60]] for t in report.dead_letters],
+        )
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> None:
+    if not rows:
+        print("  (none)")
+        return
+    cells = [header, *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def cmd_show(settings: Settings, args: argparse.Namespace) -> None:
+    """One task as JSON: fields, dependencies, recent events, latest checkpoint."""
+    task = anyio.run(lambda: _with(settings, lambda o: o.get_task(args.task_id)))
+    _print_json(task.model_dump(mode="json"))
+
+
+def cmd_requeue(settings: Settings, args: argparse.Namespace) -> None:
+    """Put a task back in the queue (a dead letter, a blocked or cancelled task, or a stuck
+    in-progress one, whose holder then gets "lease lost")."""
+    result = anyio.run(
+        lambda: _with(settings, lambda o: o.requeue(args.task_id, _person(args), args.reason))
+    )
+    print(result.message)
+
+
+def cmd_approve(settings: Settings, args: argparse.Namespace) -> None:
+    """Approve a task waiting in awaiting_approval."""
+    result = anyio.run(
+        lambda: _with(settings, lambda o: o.approve(args.task_id, _person(args), args.note))
+    )
+    print(result.message)
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
+    """Import the example roadmap into a fresh state folder and let simulated agents, each a
+    real MCP client of its own server process, work through it concurrently."""
+    from wvo_mcp.demo import run_demo
+
+    ok = anyio.run(lambda: run_demo(Path(args.roadmap), settings.state_root, args.agents))
+    sys.exit(0 if ok else 1)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="wvo-mcp", description=__doc__)
+    p.add_argument("--version", action="version", version=f"wvo-mcp {__version__}")
+    p.add_argument(
+        "--state-root", help="state folder (default: $WVO_STATE_ROOT or ./state)", default=None
+    )
+    sub = p.add_subparsers(dest="command")
+
+    def add(
+        name: str, fn: Callable[[Settings, argparse.Namespace], None]
+    ) -> argparse.ArgumentParser:
+        doc = (fn.__doc__ or "").strip()
+        cmd = sub.add_parser(name, help=doc.splitlines()[0], description=doc)
+        cmd.set_defaults(handler=fn)
+        return cmd
+
+    add("serve", cmd_serve)
+    add("import", cmd_import).add_argument("file", help="roadmap YAML")
+    add("export", cmd_export).add_argument("file", nargs="?", help="output file (default stdout)")
+    status = add("status", cmd_status)
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--top", type=int, default=5, help="how many ready tasks to show")
+    add("show", cmd_show).add_argument("task_id")
+    requeue = add("requeue", cmd_requeue)
+    requeue.add_argument("task_id")
+    requeue.add_argument("--by", help="who re-queues (default: your user name)")
+    requeue.add_argument("--reason")
+    approve = add("approve", cmd_approve)
+    approve.add_argument("task_id")
+    approve.add_argument("--by", help="who approves (default: your user name)")
+    approve.add_argument("--note")
+    demo = add("demo", cmd_demo)
+    demo.add_argument("--agents", type=int, default=4, help="simulated agents (default 4)")
+    demo.add_argument(
+        "--roadmap", default="state/roadmap.yaml", help="backlog to import (default %(default)s)"
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
+    handler = getattr(args, "handler", cmd_serve)
+    state_root = args.state_root
+    if handler is cmd_demo and state_root is None:
+        state_root = "state/demo"
+    try:
+        settings = Settings.from_env(state_root=state_root)
+        handler(settings, args)
+    except WvoError as exc:
+        print(f"wvo-mcp: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,163 @@
+"""`wvo-mcp demo`: simulated agents, each a real MCP client of its own stdio server process,
+work through the example roadmap concurrently; the audit trail then proves no task was done
+twice. The agents only pace themselves with sleeps; correctness comes from the server."""
+
+import random
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from wvo_mcp import roadmap
+from wvo_mcp.config import Settings
+from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.transitions import Status
+
+LEASE_SECONDS = 30
+# Complexity at or above this fails its first attempt, to show retries with back-off.
+FLAKY_COMPLEXITY = 8
+
+
+def _say(who: str, text: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {who:<8} {text}", flush=True)
+
+
+def _fresh_state(state_root: Path) -> None:
+    db = state_root / "orchestrator.db"
+    if db.exists() and state_root.name != "demo":
+        raise ValidationFailed(
+            f"the demo needs a fresh state folder, and {db} exists; pass --state-root DIR "
+            "with a new folder (state/demo is reset on every run)"
+        )
+    for leftover in state_root.glob("orchestrator.db*"):
+        leftover.unlink()
+
+
+async def _agent(name: str, state_root: Path, total_agents: int, done: Counter[str]) -> None:
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "wvo_mcp", "serve"],
+        env={
+            "WVO_STATE_ROOT": str(state_root),
+            "WVO_AGENT_ID": name,
+            "WVO_AUTOPILOT_WIP_LIMIT": str(total_agents),
+            "WVO_RETRY_BASE_SECONDS": "0.3",
+        },
+    )
+    rng = random.Random(name)
+    async with Client(params, read_timeout_seconds=30) as client:
+
+        async def call(tool: str, **arguments: Any) -> dict[str, Any]:
+            result = await client.call_tool(tool, arguments)
+            if result.is_error:
+                raise RuntimeError(f"{tool}: {result.content[0].text}")  # type: ignore[union-attr]
+            content: dict[str, Any] = result.structured_content or {}
+            return content
+
+        while True:
+            claim = await call("claim_task", lease_seconds=LEASE_SECONDS)
+            if not claim["claimed"]:
+                counts = (await call("plan_next", limit=1))["counts"]["by_status"]
+                open_work = sum(counts[s] for s in ("pending", "in_progress", "awaiting_approval"))
+                if open_work == 0:
+                    _say(name, "queue empty; stopping")
+                    return
+                await anyio.sleep(0.05)
+                continue
+            task, token = claim["task"], claim["lease_token"]
+            tid = task["id"]
+            resumed = claim["last_checkpoint"]
+            _say(
+                name,
+                f"claimed {tid} (score {task['score']:.2f}, attempt {claim['attempt']})"
+                + (f", resuming from checkpoint {resumed['seq']}" if resumed else ""),
+            )
+            await anyio.sleep(rng.uniform(0.05, 0.2))
+            await call(
+                "checkpoint",
+                task_id=tid,
+                lease_token=token,
+                summary=f"{name}: first half of {tid} done",
+                progress=50,
+                files=[f"src/{tid.lower()}.py"],
+            )
+            await call("heartbeat", task_id=tid, lease_token=token)
+            await anyio.sleep(rng.uniform(0.05, 0.2))
+            if task["complexity"] >= FLAKY_COMPLEXITY and claim["attempt"] == 1:
+                update = await call(
+                    "plan_update",
+                    task_id=tid,
+                    lease_token=token,
+                    status="failed",
+                    reason="tests failed (simulated flaky build)",
+                )
+                _say(name, f"failed {tid}: {update['message']}")
+                continue
+            update = await call(
+                "plan_update", task_id=tid, lease_token=token, status="done", reason="tests pass"
+            )
+            done[name] += 1
+            unblocked = update["unblocked"]
+            _say(name, f"done {tid}" + (f"; unblocked {', '.join(unblocked)}" if unblocked else ""))
+
+
+async def _approver(orchestrator: Orchestrator, stop: anyio.Event) -> None:
+    """Stands in for the person who approves gated tasks."""
+    while not stop.is_set():
+        page = await orchestrator.list_tasks(status=Status.AWAITING_APPROVAL.value)
+        for task in page.tasks:
+            result = await orchestrator.approve(task.id, "person:demo", "looks safe")
+            _say("person", result.message)
+        with anyio.move_on_after(0.2):
+            await stop.wait()
+
+
+async def run_demo(roadmap_file: Path, state_root: Path, agents: int) -> bool:
+    _fresh_state(state_root)
+    specs = roadmap.load(roadmap_file)
+    orchestrator = await Orchestrator.open(Settings.from_env(state_root=state_root))
+    try:
+        created = await orchestrator.create_tasks(specs, actor="person:demo")
+        _say(
+            "demo",
+            f"imported {len(created.created)} tasks from {roadmap_file}; "
+            f"{len(created.ready)} ready; starting {agents} agents",
+        )
+        started = time.monotonic()
+        done: Counter[str] = Counter()
+        stop = anyio.Event()
+        async with anyio.create_task_group() as group:
+            group.start_soon(_approver, orchestrator, stop)
+            async with anyio.create_task_group() as workers:
+                for i in range(agents):
+                    workers.start_soon(_agent, f"agent-{i + 1}", state_root, agents, done)
+            stop.set()
+        elapsed = time.monotonic() - started
+        completions = await orchestrator.completions()
+        page = await orchestrator.list_tasks(limit=500)
+    finally:
+        await orchestrator.close()
+
+    twice = {tid: who for tid, who in completions.items() if len(who) > 1}
+    not_done = [t.id for t in page.tasks if t.status is not Status.DONE]
+    print()
+    print(
+        f"summary: {len(completions)}/{len(page.tasks)} tasks done in {elapsed:.1f} s "
+        f"by {agents} agents"
+    )
+    for name in sorted(done):
+        print(f"  {name}: {done[name]} tasks")
+    print(f"  tasks done more than once: {len(twice)}" + (f" {twice}" if twice else ""))
+    if not_done:
+        print(f"  not done: {', '.join(not_done)}")
+    print(
+        f"inspect: sqlite3 {state_root / 'orchestrator.db'} "
+        "'select task_id, actor, kind, to_status from task_events order by id'"
+    )
+    return not twice and not not_done

@@ -1,0 +1,41 @@
+"""The package's own exceptions, mapped to MCP tool errors in one place (server.py).
+
+WvoError
+├── ValidationFailed     input is well-typed but not acceptable (cycle, unknown dep, ...)
+├── NotFound             no such task / checkpoint
+├── IllegalTransition    the state machine refuses the move
+├── LeaseLost            the caller no longer holds the task
+├── Busy                 the database stayed locked past the retry deadline
+└── SchemaTooNew         the database was written by a newer wvo-mcp
+"""
+
+
+class WvoError(Exception):
+    """wvo-mcp error."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.__doc__)
+
+
+class ValidationFailed(WvoError):
+    """The input was refused."""
+
+
+class NotFound(WvoError):
+    """No such object."""
+
+
+class IllegalTransition(WvoError):
+    """That status change is not allowed."""
+
+
+class LeaseLost(WvoError):
+    """The lease on this task is no longer yours."""
+
+
+class Busy(WvoError):
+    """The database stayed locked by other writers; retry shortly."""
+
+
+class SchemaTooNew(WvoError):
+    """The database was created by a newer wvo-mcp; upgrade wvo-mcp to open it."""

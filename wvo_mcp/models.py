@@ -1,0 +1,215 @@
+"""Typed inputs and outputs of the public contract (MCP tools and CLI share them)."""
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from wvo_mcp.transitions import Status
+
+TaskId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"),
+    Field(description="Task id: letters, digits and . _ : / - (e.g. E1.M2.T3), at most 100"),
+]
+AgentId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Score = Annotated[int, Field(ge=1, le=20)]
+StatusName = Literal[
+    "pending",
+    "in_progress",
+    "awaiting_approval",
+    "needs_review",
+    "blocked",
+    "done",
+    "failed",
+    "cancelled",
+]
+
+MAX_METADATA_BYTES = 16_384
+
+
+class TaskSpec(BaseModel):
+    """One task to create."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: TaskId | None = Field(None, description="Omit to get a generated id")
+    title: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+    description: Annotated[str, StringConstraints(max_length=8000)] = ""
+    epic_id: Name | None = None
+    milestone_id: Name | None = None
+    depends_on: Annotated[list[TaskId], Field(max_length=200)] = Field(
+        default_factory=list, description="Ids (existing or in this batch) that must be done first"
+    )
+    complexity: Annotated[int, Field(ge=1, le=10)] = 5
+    business_value: Score = 5
+    time_criticality: Score = 5
+    risk_reduction: Score = 5
+    job_size: Score | None = Field(None, description="Defaults to 2 x complexity")
+    due_at: AwareDatetime | None = Field(None, description="ISO 8601 with a time zone")
+    tags: Annotated[list[Name], Field(max_length=20)] = Field(default_factory=list)
+    requires_approval: bool = False
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_small(cls, value: dict[str, Any]) -> dict[str, Any]:
+        size = len(json.dumps(value))
+        if size > MAX_METADATA_BYTES:
+            raise ValueError(f"metadata is {size} bytes as JSON; at most {MAX_METADATA_BYTES}")
+        return value
+
+
+class Breakdown(BaseModel):
+    """Why a task ranks where it does: score = cost_of_delay / job_size."""
+
+    business_value: int
+    time_criticality: float
+    risk_reduction: int
+    enablement: int
+    cost_of_delay: float
+    job_size: int
+    score: float
+
+
+class TaskSummary(BaseModel):
+    id: str
+    title: str
+    status: Status
+    epic_id: str | None = None
+    milestone_id: str | None = None
+    complexity: int
+    score: float
+    attempts: int
+    assigned_to: str | None = None
+
+
+class RankedTask(TaskSummary):
+    breakdown: Breakdown
+
+
+class Checkpoint(BaseModel):
+    seq: int
+    agent_id: str
+    summary: str
+    next_steps: str | None = None
+    progress: int | None = None
+    files: list[str] = Field(default_factory=list)
+    created_at: str
+
+
+class Event(BaseModel):
+    at: str
+    actor: str
+    kind: str
+    from_status: str | None = None
+    to_status: str | None = None
+    reason: str | None = None
+    lease_epoch: int | None = None
+
+
+class DependencyRef(BaseModel):
+    id: str
+    status: Status
+
+
+class TaskDetail(TaskSummary):
+    description: str
+    business_value: int
+    time_criticality: int
+    risk_reduction: int
+    job_size: int
+    breakdown: Breakdown
+    due_at: str | None = None
+    tags: list[str]
+    requires_approval: bool
+    max_attempts: int
+    not_before: str | None = None
+    lease_expires_at: str | None = None
+    lease_epoch: int
+    metadata: dict[str, Any]
+    created_at: str
+    updated_at: str
+    completed_at: str | None = None
+    dependencies: list[DependencyRef] = Field(default_factory=list)
+    dependents: list[DependencyRef] = Field(default_factory=list)
+    recent_events: list[Event] = Field(default_factory=list)
+    latest_checkpoint: Checkpoint | None = None
+
+
+class CreateResult(BaseModel):
+    created: list[str]
+    ready: list[str] = Field(description="Created tasks that can be claimed now")
+
+
+class TaskPage(BaseModel):
+    tasks: list[TaskSummary]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page")
+
+
+class QueueCounts(BaseModel):
+    ready: int = Field(description="Claimable now")
+    waiting_on_dependencies: int
+    backing_off: int = Field(description="Pending, ready after a retry back-off")
+    by_status: dict[str, int]
+    wip_global_used: int
+    wip_global_limit: int
+    wip_agent_used: int
+    wip_agent_limit: int
+    wip_remaining: int = Field(description="Claims this agent can still make now")
+
+
+class PlanNextResult(BaseModel):
+    agent_id: str
+    tasks: list[RankedTask]
+    counts: QueueCounts
+
+
+ClaimRefusal = Literal[
+    "no_ready_task", "agent_wip_limit", "global_wip_limit", "epic_wip_limit", "task_not_ready"
+]
+
+
+class ClaimResult(BaseModel):
+    claimed: bool
+    reason: ClaimRefusal | None = None
+    message: str = ""
+    agent_id: str
+    task: TaskDetail | None = None
+    lease_token: str | None = Field(None, description="Pass with heartbeat/checkpoint/plan_update")
+    lease_expires_at: str | None = None
+    lease_seconds: int | None = None
+    attempt: int | None = Field(None, description="1 for the first try")
+    last_checkpoint: Checkpoint | None = None
+
+
+class LeaseResult(BaseModel):
+    task_id: str
+    lease_expires_at: str
+
+
+class CheckpointResult(BaseModel):
+    task_id: str
+    seq: int
+    lease_expires_at: str
+
+
+class UpdateResult(BaseModel):
+    task_id: str
+    previous_status: Status
+    status: Status
+    attempts: int
+    not_before: str | None = Field(None, description="Retry back-off: not claimable before")
+    unblocked: list[str] = Field(
+        default_factory=list, description="Dependents whose last dependency this completed"
+    )
+    message: str
+
+
+class StatusReport(BaseModel):
+    counts: QueueCounts
+    in_progress: list[dict[str, Any]]
+    top_ready: list[RankedTask]
+    dead_letters: list[TaskSummary]

@@ -1,0 +1,184 @@
+"""The orchestrator: every behaviour the MCP tools and the CLI offer, one await each."""
+
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+from wvo_mcp import timeutil
+from wvo_mcp.config import Settings
+from wvo_mcp.models import (
+    CheckpointResult,
+    ClaimResult,
+    CreateResult,
+    LeaseResult,
+    PlanNextResult,
+    StatusReport,
+    TaskDetail,
+    TaskPage,
+    TaskSpec,
+    UpdateResult,
+)
+from wvo_mcp.services import leases, reports, scheduler, tasks
+from wvo_mcp.store import Database
+from wvo_mcp.transitions import Status
+
+
+class Orchestrator:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+
+    @classmethod
+    async def open(cls, settings: Settings) -> "Orchestrator":
+        return cls(await Database(settings.db_path).open(), settings)
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def create_tasks(self, specs: Sequence[TaskSpec], actor: str) -> CreateResult:
+        return await self.db.write(
+            partial(tasks.create_tasks, specs=specs, actor=actor, now=timeutil.now())
+        )
+
+    async def get_task(self, task_id: str) -> TaskDetail:
+        return await self.db.read(partial(tasks.get_task, task_id=task_id))
+
+    async def list_tasks(
+        self,
+        *,
+        status: str | None = None,
+        epic_id: str | None = None,
+        milestone_id: str | None = None,
+        tag: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> TaskPage:
+        return await self.db.read(
+            partial(
+                tasks.list_tasks,
+                status=status,
+                epic_id=epic_id,
+                milestone_id=milestone_id,
+                tag=tag,
+                limit=limit,
+                cursor=cursor,
+            )
+        )
+
+    async def plan_next(
+        self, agent_id: str, limit: int = 5, epic_id: str | None = None
+    ) -> PlanNextResult:
+        return await self.db.read(
+            partial(
+                scheduler.plan_next,
+                settings=self.settings,
+                agent_id=agent_id,
+                limit=limit,
+                epic_id=epic_id,
+                now=timeutil.now(),
+            )
+        )
+
+    async def claim(
+        self, agent_id: str, task_id: str | None = None, lease_seconds: int | None = None
+    ) -> ClaimResult:
+        return await self.db.write(
+            partial(
+                scheduler.claim,
+                settings=self.settings,
+                agent_id=agent_id,
+                task_id=task_id,
+                lease_seconds=lease_seconds or self.settings.default_lease_seconds,
+                now=timeutil.now(),
+            )
+        )
+
+    async def heartbeat(
+        self, task_id: str, token: str, agent_id: str, lease_seconds: int | None = None
+    ) -> LeaseResult:
+        return await self.db.write(
+            partial(
+                leases.heartbeat,
+                task_id=task_id,
+                token=token,
+                agent_id=agent_id,
+                lease_seconds=lease_seconds,
+                now=timeutil.now(),
+            )
+        )
+
+    async def checkpoint(
+        self,
+        task_id: str,
+        token: str,
+        agent_id: str,
+        summary: str,
+        next_steps: str | None = None,
+        progress: int | None = None,
+        files: Sequence[str] = (),
+    ) -> CheckpointResult:
+        return await self.db.write(
+            partial(
+                leases.checkpoint,
+                task_id=task_id,
+                token=token,
+                agent_id=agent_id,
+                summary=summary,
+                next_steps=next_steps,
+                progress=progress,
+                files=files,
+                now=timeutil.now(),
+            )
+        )
+
+    async def update_status(
+        self,
+        task_id: str,
+        status: Status,
+        actor: str,
+        token: str | None = None,
+        reason: str | None = None,
+        *,
+        by_person: bool = False,
+    ) -> UpdateResult:
+        return await self.db.write(
+            partial(
+                leases.update_status,
+                settings=self.settings,
+                task_id=task_id,
+                target=status,
+                actor=actor,
+                token=token,
+                reason=reason,
+                now=timeutil.now(),
+                by_person=by_person,
+            )
+        )
+
+    async def requeue(self, task_id: str, actor: str, reason: str | None = None) -> UpdateResult:
+        """A person's re-queue: a dead letter (or cancelled/blocked task) back to pending."""
+        return await self.update_status(
+            task_id, Status.PENDING, actor, reason=reason or "re-queued by a person", by_person=True
+        )
+
+    async def status_report(self, agent_id: str, top: int = 5) -> StatusReport:
+        return await self.db.read(
+            partial(
+                reports.status_report,
+                settings=self.settings,
+                agent_id=agent_id,
+                top=top,
+                now=timeutil.now(),
+            )
+        )
+
+    async def approve(self, task_id: str, by: str, note: str | None = None) -> UpdateResult:
+        return await self.db.write(
+            partial(leases.approve, task_id=task_id, by=by, note=note, now=timeutil.now())
+        )
+
+    async def export_tasks(self) -> list[dict[str, Any]]:
+        return await self.db.read(reports.export_tasks)
+
+    async def completions(self) -> dict[str, list[str]]:
+        return await self.db.read(reports.completions)

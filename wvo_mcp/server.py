@@ -1,0 +1,213 @@
+"""The MCP server: thin tools over the orchestrator. `build_server()` registers everything."""
+
+import functools
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, ParamSpec, TypeVar, cast
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import Field, StringConstraints
+
+from wvo_mcp import __version__
+from wvo_mcp.config import Settings
+from wvo_mcp.errors import WvoError
+from wvo_mcp.models import (
+    AgentId,
+    CheckpointResult,
+    ClaimResult,
+    CreateResult,
+    LeaseResult,
+    PlanNextResult,
+    StatusName,
+    TaskDetail,
+    TaskId,
+    TaskPage,
+    TaskSpec,
+    UpdateResult,
+)
+from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.transitions import Status
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+LeaseToken = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+LeaseSeconds = Annotated[int, Field(ge=1, le=86_400, description="Lease length, 1 s to 1 day")]
+Text = Annotated[str, StringConstraints(max_length=4000)]
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+WRITES = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
+
+INSTRUCTIONS = """\
+wvo-mcp hands out tasks from a shared task graph. Work loop: plan_next -> claim_task ->
+(work; checkpoint and heartbeat before the lease expires) -> plan_update(done | failed |
+blocked | needs_review | pending). Keep the lease_token from claim_task and pass it on every
+call about that task. A "lease lost" error means another agent now owns the task: stop
+working on it and claim something else."""
+
+
+def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """The one place where our exceptions become MCP tool errors an agent can act on."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except WvoError as exc:
+            raise ToolError(f"{type(exc).__name__}: {exc}") from exc
+
+    return wrapper
+
+
+def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[Orchestrator]) -> AsyncIterator[Orchestrator]:
+        orchestrator = await Orchestrator.open(settings)
+        log.info("wvo-mcp %s serving %s", __version__, settings.db_path)
+        try:
+            yield orchestrator
+        finally:
+            await orchestrator.close()
+
+    server: MCPServer[Orchestrator] = MCPServer(
+        "wvo-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan
+    )
+
+    def orchestrator(ctx: Context) -> Orchestrator:
+        return cast(Orchestrator, ctx.request_context.lifespan_context)
+
+    def agent(ctx: Context, agent_id: str | None) -> str:
+        """The caller's id: given, else WVO_AGENT_ID, else client name + server process."""
+        if agent_id:
+            return agent_id
+        if settings.agent_id:
+            return settings.agent_id
+        params = getattr(ctx.session, "client_params", None)
+        client = params.client_info.name if params is not None else "agent"
+        return f"{client}-{os.getpid()}"
+
+    @server.tool(annotations=WRITES)
+    @tool_errors
+    async def task_create(
+        tasks: Annotated[list[TaskSpec], Field(min_length=1, max_length=5000)], ctx: Context
+    ) -> CreateResult:
+        """Create tasks (with dependencies) as one all-or-nothing batch.
+
+        Refuses duplicate ids, unknown dependency ids and dependency cycles; nothing is
+        written when anything is refused. WSJF inputs are 1..20, complexity 1..10."""
+        return await orchestrator(ctx).create_tasks(tasks, actor=agent(ctx, None))
+
+    @server.tool(annotations=READ_ONLY)
+    @tool_errors
+    async def task_get(task_id: TaskId, ctx: Context) -> TaskDetail:
+        """One task with dependencies, dependents, recent events and its latest checkpoint."""
+        return await orchestrator(ctx).get_task(task_id)
+
+    @server.tool(annotations=READ_ONLY)
+    @tool_errors
+    async def task_list(
+        ctx: Context,
+        status: StatusName | None = None,
+        epic_id: str | None = None,
+        milestone_id: str | None = None,
+        tag: str | None = None,
+        limit: Annotated[int, Field(ge=1, le=500)] = 50,
+        cursor: str | None = None,
+    ) -> TaskPage:
+        """Lean task rows ordered by id, filtered; pass next_cursor back for the next page."""
+        return await orchestrator(ctx).list_tasks(
+            status=status,
+            epic_id=epic_id,
+            milestone_id=milestone_id,
+            tag=tag,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    @server.tool(annotations=READ_ONLY)
+    @tool_errors
+    async def plan_next(
+        ctx: Context,
+        agent_id: AgentId | None = None,
+        limit: Annotated[int, Field(ge=1, le=100)] = 5,
+        epic_id: str | None = None,
+    ) -> PlanNextResult:
+        """Read-only: the top ready tasks in WSJF order with each score's breakdown, plus
+        queue counts and how many claims this agent may still make."""
+        return await orchestrator(ctx).plan_next(agent(ctx, agent_id), limit, epic_id)
+
+    @server.tool(annotations=WRITES)
+    @tool_errors
+    async def claim_task(
+        ctx: Context,
+        agent_id: AgentId | None = None,
+        task_id: TaskId | None = None,
+        lease_seconds: LeaseSeconds | None = None,
+    ) -> ClaimResult:
+        """Atomically claim the best ready task (or the named one) under the WIP limits.
+
+        Returns the task, a lease_token to pass on every later call, the expiry and the
+        last checkpoint of an earlier holder. Nothing claimable is not an error:
+        claimed=false with a reason."""
+        return await orchestrator(ctx).claim(agent(ctx, agent_id), task_id, lease_seconds)
+
+    @server.tool(annotations=WRITES)
+    @tool_errors
+    async def heartbeat(
+        task_id: TaskId,
+        lease_token: LeaseToken,
+        ctx: Context,
+        agent_id: AgentId | None = None,
+        lease_seconds: LeaseSeconds | None = None,
+    ) -> LeaseResult:
+        """Renew your lease: expiry = now + lease_seconds (default: the length last granted)."""
+        return await orchestrator(ctx).heartbeat(
+            task_id, lease_token, agent(ctx, agent_id), lease_seconds
+        )
+
+    @server.tool(annotations=WRITES)
+    @tool_errors
+    async def checkpoint(
+        task_id: TaskId,
+        lease_token: LeaseToken,
+        summary: Annotated[str, StringConstraints(min_length=1, max_length=4000)],
+        ctx: Context,
+        agent_id: AgentId | None = None,
+        next_steps: Text | None = None,
+        progress: Annotated[int, Field(ge=0, le=100)] | None = None,
+        files: Annotated[
+            list[Annotated[str, StringConstraints(max_length=500)]], Field(max_length=200)
+        ] = [],  # noqa: B006 - pydantic copies defaults
+    ) -> CheckpointResult:
+        """Record progress and renew the lease; whoever holds the task next receives it."""
+        return await orchestrator(ctx).checkpoint(
+            task_id, lease_token, agent(ctx, agent_id), summary, next_steps, progress, files
+        )
+
+    @server.tool(annotations=WRITES)
+    @tool_errors
+    async def plan_update(
+        task_id: TaskId,
+        status: StatusName,
+        ctx: Context,
+        agent_id: AgentId | None = None,
+        lease_token: LeaseToken | None = None,
+        reason: Text | None = None,
+    ) -> UpdateResult:
+        """Move a task: done, failed (retried with back-off, dead-lettered after
+        max_attempts), blocked, needs_review, awaiting_approval, pending (release) or
+        cancelled. The holder of an in-progress task must pass its lease_token."""
+        return await orchestrator(ctx).update_status(
+            task_id, Status(status), agent(ctx, agent_id), lease_token, reason
+        )
+
+    return server

@@ -1,0 +1,1 @@
+"""The services: one place per behaviour, shared by the MCP tools and the CLI."""

@@ -1,0 +1,260 @@
+"""What a lease holder does with its task: heartbeat, checkpoint, and status updates."""
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+
+from wvo_mcp import retry, timeutil
+from wvo_mcp.config import Settings
+from wvo_mcp.errors import IllegalTransition, LeaseLost, NotFound, ValidationFailed
+from wvo_mcp.models import CheckpointResult, LeaseResult, UpdateResult
+from wvo_mcp.services.tasks import record_event
+from wvo_mcp.store import Tx
+from wvo_mcp.transitions import Status, check_transition
+
+
+def _task(tx: Tx, task_id: str) -> sqlite3.Row:
+    row = tx.one("task_by_id", (task_id,))
+    if row is None:
+        raise NotFound(f"no task with id {task_id!r}; task_list shows existing ids")
+    return row
+
+
+def _held(tx: Tx, task_id: str, token: str) -> sqlite3.Row:
+    """The task row if `token` is the current lease, else LeaseLost naming the holder."""
+    row = _task(tx, task_id)
+    if row["status"] == Status.IN_PROGRESS and row["lease_token"] == token:
+        return row
+    raise lease_lost(row)
+
+
+def lease_lost(row: sqlite3.Row) -> LeaseLost:
+    if row["status"] == Status.IN_PROGRESS:
+        now_held = (
+            f"it is now held by {row['assigned_to']!r} (lease epoch {row['lease_epoch']}, "
+            f"until {row['lease_expires_at']})"
+        )
+    else:
+        now_held = f"it is now {row['status']!r}" + (
+            f", assigned to {row['assigned_to']!r}" if row["assigned_to"] else ", held by nobody"
+        )
+    return LeaseLost(
+        f"lease lost on task {row['id']!r}: your lease token is no longer valid; {now_held}. "
+        "Stop work on it, keep nothing that depends on holding it, and call plan_next / "
+        "claim_task for new work"
+    )
+
+
+def heartbeat(
+    tx: Tx, task_id: str, token: str, agent_id: str, lease_seconds: int | None, now: datetime
+) -> LeaseResult:
+    row = _held(tx, task_id, token)
+    expires = timeutil.after(now, lease_seconds or row["lease_seconds"])
+    tx.run(
+        "renew_lease",
+        (expires, lease_seconds or row["lease_seconds"], timeutil.to_text(now), task_id),
+    )
+    tx.run("touch_agent", (agent_id, timeutil.to_text(now)))
+    return LeaseResult(task_id=task_id, lease_expires_at=expires)
+
+
+def checkpoint(
+    tx: Tx,
+    task_id: str,
+    token: str,
+    agent_id: str,
+    summary: str,
+    next_steps: str | None,
+    progress: int | None,
+    files: Sequence[str],
+    now: datetime,
+) -> CheckpointResult:
+    row = _held(tx, task_id, token)
+    stamp = timeutil.to_text(now)
+    expires = timeutil.after(now, row["lease_seconds"])
+    seq = tx.value("next_checkpoint_seq", (task_id,))
+    tx.run(
+        "insert_checkpoint",
+        (
+            task_id,
+            seq,
+            agent_id,
+            row["lease_epoch"],
+            summary,
+            next_steps,
+            progress,
+            json.dumps(list(files)),
+            stamp,
+        ),
+    )
+    tx.run("renew_lease", (expires, row["lease_seconds"], stamp, task_id))
+    tx.run("touch_agent", (agent_id, stamp))
+    return CheckpointResult(task_id=task_id, seq=seq, lease_expires_at=expires)
+
+
+# Moves that only a person makes (through the CLI), never an agent's plan_update.
+PERSON_ONLY = {
+    (Status.FAILED, Status.PENDING): "a dead-lettered task is re-queued by a person: "
+    "`wvo-mcp requeue ID`",
+    (Status.AWAITING_APPROVAL, Status.PENDING): "approval is given by a person: "
+    "`wvo-mcp approve ID --by NAME`",
+    (Status.AWAITING_APPROVAL, Status.IN_PROGRESS): "approval is given by a person: "
+    "`wvo-mcp approve ID --by NAME`",
+}
+
+
+def update_status(
+    tx: Tx,
+    settings: Settings,
+    task_id: str,
+    target: Status,
+    actor: str,
+    token: str | None,
+    reason: str | None,
+    now: datetime,
+    *,
+    by_person: bool = False,
+) -> UpdateResult:
+    row = _task(tx, task_id)
+    current = Status(row["status"])
+    if current is Status.IN_PROGRESS:
+        if token is None and not by_person:
+            raise ValidationFailed(
+                f"task {task_id!r} is in progress (held by {row['assigned_to']!r}); "
+                "pass the lease_token that claim_task returned"
+            )
+        if token is not None and token != row["lease_token"]:
+            raise lease_lost(row)
+    if target is Status.IN_PROGRESS and current is not Status.AWAITING_APPROVAL:
+        raise IllegalTransition(
+            f"tasks enter 'in_progress' only through claim_task, which grants a lease; "
+            f"task {task_id!r} is {current.value!r}"
+        )
+    check_transition(current, target)
+    if not by_person and (current, target) in PERSON_ONLY:
+        raise IllegalTransition(PERSON_ONLY[(current, target)])
+
+    stamp = timeutil.to_text(now)
+    epoch = row["lease_epoch"]
+    attempts = row["attempts"]
+    not_before = None
+    final = target
+    if target is Status.FAILED and current is Status.IN_PROGRESS:
+        decision = retry.after_failure(
+            attempts, row["max_attempts"], settings.retry_base_seconds, settings.retry_cap_seconds
+        )
+        final, attempts = decision.status, decision.attempts
+        if final is Status.PENDING:
+            not_before = timeutil.after(now, decision.delay_seconds)
+    if final is Status.PENDING and current is Status.FAILED:
+        attempts = 0  # a person's re-queue starts the attempt budget afresh
+
+    keep_holder = final is Status.AWAITING_APPROVAL and current is Status.IN_PROGRESS
+    tx.run(
+        "set_status",
+        {
+            "id": task_id,
+            "status": final.value,
+            "attempts": attempts,
+            "not_before": not_before,
+            "keep_holder": int(keep_holder),
+            "completed": stamp if final is Status.DONE else None,
+            "now": stamp,
+        },
+    )
+    record_event(
+        tx,
+        task_id,
+        at=stamp,
+        actor=actor,
+        kind="status",
+        from_status=current.value,
+        to_status=final.value,
+        reason=reason,
+        lease_epoch=epoch,
+    )
+    unblocked = _release_dependents(tx, task_id, stamp) if final is Status.DONE else []
+    if final is target:
+        message = f"task {task_id!r} is now {final.value!r}"
+    elif final is Status.PENDING:
+        message = (
+            f"failure {attempts} of {row['max_attempts']} recorded; task {task_id!r} is pending "
+            f"again and can be claimed after {not_before}"
+        )
+    else:
+        message = (
+            f"failure {attempts} of {row['max_attempts']}: no attempts left, task {task_id!r} "
+            "is dead-lettered ('failed') until a person re-queues it"
+        )
+    return UpdateResult(
+        task_id=task_id,
+        previous_status=current,
+        status=final,
+        attempts=attempts,
+        not_before=not_before,
+        unblocked=unblocked,
+        message=message,
+    )
+
+
+def _release_dependents(tx: Tx, task_id: str, stamp: str) -> list[str]:
+    """A finished task lowers its dependents' unmet count; returns those now ready."""
+    ready = []
+    for row in tx.all("release_dependents", (stamp, task_id)):
+        if row["unmet_dependencies"] != 0 or row["status"] != Status.PENDING:
+            continue
+        if row["requires_approval"] and row["approved_by"] is None:
+            tx.run("set_status_plain", (Status.AWAITING_APPROVAL.value, stamp, row["id"]))
+            record_event(
+                tx,
+                row["id"],
+                at=stamp,
+                actor="scheduler",
+                kind="status",
+                from_status=Status.PENDING,
+                to_status=Status.AWAITING_APPROVAL,
+                reason="dependencies done; approval required before work starts",
+            )
+        else:
+            ready.append(row["id"])
+    return ready
+
+
+def approve(tx: Tx, task_id: str, by: str, note: str | None, now: datetime) -> UpdateResult:
+    """A person's approval: a waiting task becomes claimable, or returns to its holder."""
+    row = _task(tx, task_id)
+    current = Status(row["status"])
+    if current is not Status.AWAITING_APPROVAL:
+        raise IllegalTransition(
+            f"task {task_id!r} is {current.value!r}; only tasks in "
+            "'awaiting_approval' can be approved"
+        )
+    stamp = timeutil.to_text(now)
+    if row["lease_token"]:
+        target = Status.IN_PROGRESS
+        tx.run(
+            "renew_lease",
+            (timeutil.after(now, row["lease_seconds"]), row["lease_seconds"], stamp, task_id),
+        )
+    else:
+        target = Status.PENDING
+    tx.run("approve", (target.value, by, stamp, task_id))
+    record_event(
+        tx,
+        task_id,
+        at=stamp,
+        actor=by,
+        kind="approved",
+        from_status=current.value,
+        to_status=target.value,
+        reason=note,
+        lease_epoch=row["lease_epoch"],
+    )
+    return UpdateResult(
+        task_id=task_id,
+        previous_status=current,
+        status=target,
+        attempts=row["attempts"],
+        message=f"task {task_id!r} approved by {by}; now {target.value!r}",
+    )

@@ -1,0 +1,59 @@
+"""Read-only views a person looks at: the status report and the roadmap export."""
+
+from datetime import datetime
+from typing import Any
+
+from wvo_mcp import timeutil
+from wvo_mcp.config import Settings
+from wvo_mcp.models import StatusReport
+from wvo_mcp.services import rows
+from wvo_mcp.services.scheduler import plan_next
+from wvo_mcp.store import Tx
+
+
+def status_report(
+    tx: Tx, settings: Settings, agent_id: str, top: int, now: datetime
+) -> StatusReport:
+    plan = plan_next(tx, settings, agent_id, top, None, now)
+    holding = []
+    for row in tx.all("in_progress"):
+        claimed = timeutil.from_text(row["claimed_at"])
+        expires = timeutil.from_text(row["lease_expires_at"])
+        holding.append(
+            {
+                "id": row["id"],
+                "title": row["title"],
+                "assigned_to": row["assigned_to"],
+                "held_seconds": round((now - claimed).total_seconds()),
+                "lease_left_seconds": round((expires - now).total_seconds()),
+                "attempt": row["attempts"] + 1,
+            }
+        )
+    return StatusReport(
+        counts=plan.counts,
+        in_progress=holding,
+        top_ready=plan.tasks,
+        dead_letters=[rows.summary(r) for r in tx.all("dead_letters", (20,))],
+    )
+
+
+def export_tasks(tx: Tx) -> list[dict[str, Any]]:
+    """Every task as a roadmap entry (the shape `import` reads)."""
+    deps: dict[str, list[str]] = {}
+    for row in tx.all("all_dependencies"):
+        deps.setdefault(row["task_id"], []).append(row["depends_on_id"])
+    exported = []
+    for row in tx.all("all_tasks"):
+        entry = rows.roadmap_entry(row)
+        if row["id"] in deps:
+            entry["depends_on"] = deps[row["id"]]
+        exported.append(entry)
+    return exported
+
+
+def completions(tx: Tx) -> dict[str, list[str]]:
+    """task id -> the actors who completed it, per the audit trail."""
+    done: dict[str, list[str]] = {}
+    for row in tx.all("completions"):
+        done.setdefault(row["task_id"], []).append(row["actor"])
+    return done

@@ -1,0 +1,107 @@
+"""Turning task rows into the public models, and scoring a row."""
+
+import json
+import sqlite3
+from datetime import datetime
+
+from wvo_mcp import timeutil, wsjf
+from wvo_mcp.models import Breakdown, Checkpoint, Event, RankedTask, TaskSummary
+from wvo_mcp.transitions import Status
+
+
+def score(
+    *,
+    business_value: int,
+    time_criticality: int,
+    risk_reduction: int,
+    dependents: int,
+    job_size: int,
+    due_at: str | None,
+    now: datetime,
+) -> wsjf.Breakdown:
+    to_due = None if due_at is None else (timeutil.from_text(due_at) - now).total_seconds()
+    return wsjf.breakdown(
+        business_value=business_value,
+        time_criticality=wsjf.time_criticality(time_criticality, to_due),
+        risk_reduction=risk_reduction,
+        open_dependents=dependents,
+        job_size=job_size,
+    )
+
+
+def breakdown(row: sqlite3.Row) -> Breakdown:
+    parts = wsjf.breakdown(
+        business_value=row["business_value"],
+        time_criticality=row["effective_time_criticality"],
+        risk_reduction=row["risk_reduction"],
+        open_dependents=row["dependents"],
+        job_size=row["job_size"],
+    )
+    return Breakdown(**{name: getattr(parts, name) for name in Breakdown.model_fields})
+
+
+def summary(row: sqlite3.Row) -> TaskSummary:
+    return TaskSummary(
+        id=row["id"],
+        title=row["title"],
+        status=Status(row["status"]),
+        epic_id=row["epic_id"],
+        milestone_id=row["milestone_id"],
+        complexity=row["complexity"],
+        score=row["wsjf_score"],
+        attempts=row["attempts"],
+        assigned_to=row["assigned_to"],
+    )
+
+
+def ranked(row: sqlite3.Row) -> RankedTask:
+    return RankedTask(**summary(row).model_dump(), breakdown=breakdown(row))
+
+
+def checkpoint(row: sqlite3.Row | None) -> Checkpoint | None:
+    if row is None:
+        return None
+    return Checkpoint(
+        seq=row["seq"],
+        agent_id=row["agent_id"],
+        summary=row["summary"],
+        next_steps=row["next_steps"],
+        progress=row["progress"],
+        files=json.loads(row["files"]),
+        created_at=row["created_at"],
+    )
+
+
+def event(row: sqlite3.Row) -> Event:
+    return Event(
+        at=row["at"],
+        actor=row["actor"],
+        kind=row["kind"],
+        from_status=row["from_status"],
+        to_status=row["to_status"],
+        reason=row["reason"],
+        lease_epoch=row["lease_epoch"],
+    )
+
+
+def roadmap_entry(row: sqlite3.Row) -> dict[str, object]:
+    """A task as roadmap YAML: only what a planner writes, defaults left out."""
+    entry: dict[str, object] = {"id": row["id"], "title": row["title"]}
+    for key in ("description", "epic_id", "milestone_id"):
+        if row[key]:
+            entry[key] = row[key]
+    for key in ("complexity", "business_value", "time_criticality", "risk_reduction", "job_size"):
+        entry[key] = row[key]
+    if row["due_at"]:
+        entry["due_at"] = row["due_at"]
+    tags = json.loads(row["tags"])
+    if tags:
+        entry["tags"] = tags
+    if row["requires_approval"]:
+        entry["requires_approval"] = True
+    if row["max_attempts"] != 3:
+        entry["max_attempts"] = row["max_attempts"]
+    metadata = json.loads(row["metadata"])
+    if metadata:
+        entry["metadata"] = metadata
+    return entry

@@ -1,0 +1,294 @@
+"""The scheduler: ranking ready work (plan_next) and granting leases (claim_task).
+
+A claim is one write transaction: WIP limits are counted, the best claimable task is
+picked and leased, and the event is recorded before anyone else can write.
+"""
+
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from wvo_mcp import timeutil
+from wvo_mcp.config import Settings
+from wvo_mcp.errors import NotFound
+from wvo_mcp.models import ClaimRefusal, ClaimResult, PlanNextResult, QueueCounts
+from wvo_mcp.services import rows
+from wvo_mcp.services.tasks import detail, record_event, rescore
+from wvo_mcp.store import Tx
+from wvo_mcp.transitions import Status
+
+SCORE_REFRESH_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Wip:
+    global_used: int
+    agent_used: int
+    by_epic: dict[str, int]
+
+
+def _wip(tx: Tx, agent_id: str, stamp: str, per_epic: bool) -> Wip:
+    return Wip(
+        global_used=tx.value("live_lease_count", (stamp,)),
+        agent_used=tx.value("agent_live_lease_count", (agent_id, stamp)),
+        by_epic=(
+            {r["epic_id"]: r["n"] for r in tx.all("live_leases_by_epic", (stamp,))}
+            if per_epic
+            else {}
+        ),
+    )
+
+
+def queue_counts(tx: Tx, settings: Settings, agent_id: str, now: datetime) -> QueueCounts:
+    stamp = timeutil.to_text(now)
+    by_status = {r["bucket"]: r["tasks"] for r in tx.all("queue_counts")}
+    ready_bucket = by_status.pop("ready")
+    backing_off = tx.value("backing_off_count", (stamp,))
+    wip = _wip(tx, agent_id, stamp, per_epic=False)
+    remaining = max(
+        0,
+        min(settings.wip_global - wip.global_used, settings.wip_per_agent - wip.agent_used),
+    )
+    return QueueCounts(
+        ready=ready_bucket - backing_off,
+        waiting_on_dependencies=by_status[Status.PENDING] - ready_bucket,
+        backing_off=backing_off,
+        by_status=by_status,
+        wip_global_used=wip.global_used,
+        wip_global_limit=settings.wip_global,
+        wip_agent_used=wip.agent_used,
+        wip_agent_limit=settings.wip_per_agent,
+        wip_remaining=remaining,
+    )
+
+
+def _ranked_ready(tx: Tx, epic_id: str | None, stamp: str) -> Iterator[sqlite3.Row]:
+    if epic_id is None:
+        found = tx.iter("ready_ranked", ())
+    else:
+        found = tx.iter("ready_ranked_in_epic", (epic_id,))
+    for row in found:
+        if row["not_before"] is None or row["not_before"] <= stamp:
+            yield row
+
+
+def plan_next(
+    tx: Tx, settings: Settings, agent_id: str, limit: int, epic_id: str | None, now: datetime
+) -> PlanNextResult:
+    stamp = timeutil.to_text(now)
+    ranked = []
+    for row in _ranked_ready(tx, epic_id, stamp):
+        ranked.append(rows.ranked(row))
+        if len(ranked) >= limit:
+            break
+    return PlanNextResult(
+        agent_id=agent_id, tasks=ranked, counts=queue_counts(tx, settings, agent_id, now)
+    )
+
+
+def _refresh_due_scores(tx: Tx, now: datetime) -> None:
+    """time_criticality rises as due dates near; re-rank dated tasks at most once a minute."""
+    stamp = timeutil.to_text(now)
+    last = tx.value("meta_get", ("scores_refreshed_at",))
+    if (
+        last is not None
+        and (now - timeutil.from_text(last)).total_seconds() < SCORE_REFRESH_SECONDS
+    ):
+        return
+    for row in tx.all("pending_with_due_date"):
+        rescore(tx, row, now)
+    tx.run("meta_set", ("scores_refreshed_at", stamp))
+
+
+def _not_ready_reason(tx: Tx, row: sqlite3.Row, stamp: str) -> str | None:
+    """Why a named task cannot be claimed now, or None when it can."""
+    status = row["status"]
+    if status == Status.IN_PROGRESS:
+        if row["lease_expires_at"] < stamp:
+            return None
+        return (
+            f"task {row['id']!r} is held by {row['assigned_to']!r} until {row['lease_expires_at']}"
+        )
+    if status != Status.PENDING:
+        return f"task {row['id']!r} is {status!r}, not pending"
+    if row["unmet_dependencies"]:
+        waiting = [
+            f"{r['id']} ({r['status']})"
+            for r in tx.all("dependencies_of", (row["id"],))
+            if r["status"] != Status.DONE
+        ]
+        return f"task {row['id']!r} waits on dependencies: {', '.join(waiting)}"
+    if row["not_before"] and row["not_before"] > stamp:
+        return f"task {row['id']!r} is backing off after a failure until {row['not_before']}"
+    return None
+
+
+def claim(
+    tx: Tx,
+    settings: Settings,
+    agent_id: str,
+    task_id: str | None,
+    lease_seconds: int,
+    now: datetime,
+) -> ClaimResult:
+    stamp = timeutil.to_text(now)
+    tx.run("touch_agent", (agent_id, stamp))
+    _refresh_due_scores(tx, now)
+    wip = _wip(tx, agent_id, stamp, per_epic=settings.wip_per_epic is not None)
+
+    def refused(reason: ClaimRefusal, message: str) -> ClaimResult:
+        return ClaimResult(claimed=False, reason=reason, message=message, agent_id=agent_id)
+
+    if wip.agent_used >= settings.wip_per_agent:
+        return refused(
+            "agent_wip_limit",
+            f"agent {agent_id!r} already holds {wip.agent_used} task(s), the per-agent limit "
+            f"(WVO_WIP_PER_AGENT={settings.wip_per_agent}); finish or release one first",
+        )
+    if wip.global_used >= settings.wip_global:
+        return refused(
+            "global_wip_limit",
+            f"{wip.global_used} tasks are in progress, the global limit "
+            f"(WVO_AUTOPILOT_WIP_LIMIT={settings.wip_global}); try again later",
+        )
+
+    def epic_full(row: sqlite3.Row) -> bool:
+        limit = settings.wip_per_epic
+        return limit is not None and wip.by_epic.get(row["epic_id"], 0) >= limit
+
+    while True:
+        if task_id is not None:
+            row = tx.one("task_by_id", (task_id,))
+            if row is None:
+                raise NotFound(f"no task with id {task_id!r}; plan_next lists claimable tasks")
+            why = _not_ready_reason(tx, row, stamp)
+            if why is not None:
+                return refused("task_not_ready", why)
+            if epic_full(row):
+                return refused(
+                    "epic_wip_limit",
+                    f"epic {row['epic_id']!r} is at its WIP limit "
+                    f"(WVO_WIP_PER_EPIC={settings.wip_per_epic})",
+                )
+            chosen = row
+        else:
+            best = _best_candidate(tx, stamp, epic_full)
+            if best is None:
+                if any(epic_full(r) for r in _ranked_ready(tx, None, stamp)):
+                    return refused(
+                        "epic_wip_limit",
+                        "every ready task belongs to an epic at its WIP limit "
+                        f"(WVO_WIP_PER_EPIC={settings.wip_per_epic})",
+                    )
+                return refused("no_ready_task", "no task is ready: " + _idle_summary(tx, stamp))
+            chosen = best
+        if chosen["status"] == Status.IN_PROGRESS and not _reclaim_expired(tx, chosen, stamp):
+            if task_id is not None:
+                return refused(
+                    "task_not_ready",
+                    f"task {task_id!r} lost its lease too often and was dead-lettered",
+                )
+            continue  # dead-lettered; look again
+        return _grant(tx, chosen, agent_id, lease_seconds, now)
+
+
+def _best_candidate(
+    tx: Tx, stamp: str, epic_full: Callable[[sqlite3.Row], bool]
+) -> sqlite3.Row | None:
+    def key(row: sqlite3.Row) -> tuple[float, str, str]:
+        return (-row["wsjf_score"], row["created_at"], row["id"])
+
+    expired = next((r for r in tx.iter("expired_leases", (stamp,)) if not epic_full(r)), None)
+    ready = next((r for r in _ranked_ready(tx, None, stamp) if not epic_full(r)), None)
+    candidates = [r for r in (expired, ready) if r is not None]
+    return min(candidates, key=key) if candidates else None
+
+
+def _reclaim_expired(tx: Tx, row: sqlite3.Row, stamp: str) -> bool:
+    """A lost lease counts as a failed attempt; True if the task may be granted again."""
+    attempts = row["attempts"] + 1
+    reason = f"lease of {row['assigned_to']} expired at {row['lease_expires_at']}"
+    if attempts >= row["max_attempts"]:
+        tx.run("dead_letter", (attempts, stamp, row["id"]))
+        record_event(
+            tx,
+            row["id"],
+            at=stamp,
+            actor="scheduler",
+            kind="dead_lettered",
+            from_status=Status.IN_PROGRESS,
+            to_status=Status.FAILED,
+            reason=f"{reason}; {attempts} of {row['max_attempts']} attempts used",
+            lease_epoch=row["lease_epoch"],
+        )
+        return False
+    tx.run("count_lost_attempt", (attempts, row["id"]))
+    record_event(
+        tx,
+        row["id"],
+        at=stamp,
+        actor="scheduler",
+        kind="lease_expired",
+        from_status=Status.IN_PROGRESS,
+        to_status=Status.PENDING,
+        reason=reason,
+        lease_epoch=row["lease_epoch"],
+    )
+    return True
+
+
+def _grant(
+    tx: Tx, row: sqlite3.Row, agent_id: str, lease_seconds: int, now: datetime
+) -> ClaimResult:
+    stamp = timeutil.to_text(now)
+    token = uuid.uuid4().hex
+    expires = timeutil.after(now, lease_seconds)
+    granted = tx.one(
+        "grant_lease",
+        {
+            "id": row["id"],
+            "agent": agent_id,
+            "token": token,
+            "lease_seconds": lease_seconds,
+            "expires": expires,
+            "now": stamp,
+        },
+    )
+    assert granted is not None
+    record_event(
+        tx,
+        row["id"],
+        at=stamp,
+        actor=agent_id,
+        kind="claimed",
+        from_status=Status.PENDING,
+        to_status=Status.IN_PROGRESS,
+        lease_epoch=granted["lease_epoch"],
+    )
+    task = detail(tx, granted)
+    return ClaimResult(
+        claimed=True,
+        message=f"claimed {row['id']!r}; lease until {expires}",
+        agent_id=agent_id,
+        task=task,
+        lease_token=token,
+        lease_expires_at=expires,
+        lease_seconds=lease_seconds,
+        attempt=granted["attempts"] + 1,
+        last_checkpoint=task.latest_checkpoint,
+    )
+
+
+def _idle_summary(tx: Tx, stamp: str) -> str:
+    counts = {r["bucket"]: r["tasks"] for r in tx.all("queue_counts")}
+    waiting = counts[Status.PENDING] - counts["ready"]
+    backing_off = tx.value("backing_off_count", (stamp,))
+    parts = [
+        f"{waiting} pending task(s) wait on dependencies",
+        f"{backing_off} back off after failures",
+        f"{counts[Status.IN_PROGRESS]} in progress",
+        f"{counts[Status.AWAITING_APPROVAL]} await approval",
+    ]
+    return "; ".join(parts)

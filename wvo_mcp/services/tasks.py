@@ -1,0 +1,230 @@
+"""Creating, reading and listing tasks (transaction functions run by the store)."""
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from wvo_mcp import timeutil, wsjf
+from wvo_mcp.errors import NotFound, ValidationFailed
+from wvo_mcp.graph import find_cycle
+from wvo_mcp.models import (
+    CreateResult,
+    DependencyRef,
+    TaskDetail,
+    TaskPage,
+    TaskSpec,
+)
+from wvo_mcp.services import rows
+from wvo_mcp.store import Tx
+from wvo_mcp.transitions import Status
+
+RECENT_EVENTS = 10
+
+
+def record_event(
+    tx: Tx,
+    task_id: str,
+    *,
+    at: str,
+    actor: str,
+    kind: str,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    reason: str | None = None,
+    lease_epoch: int | None = None,
+) -> None:
+    tx.run(
+        "insert_event",
+        (task_id, at, actor, kind, from_status, to_status, reason, lease_epoch),
+    )
+
+
+def _existing(tx: Tx, ids: Sequence[str]) -> dict[str, str]:
+    """id -> status for those of `ids` that exist."""
+    if not ids:
+        return {}
+    found = tx.all("task_statuses", (json.dumps(list(ids)),))
+    return {row["id"]: row["status"] for row in found}
+
+
+def create_tasks(tx: Tx, specs: Sequence[TaskSpec], actor: str, now: datetime) -> CreateResult:
+    """All or nothing: any refusal raises before a row is written."""
+    if not specs:
+        raise ValidationFailed("tasks is empty; pass at least one task")
+    ids = [spec.id or f"t-{uuid.uuid4().hex[:12]}" for spec in specs]
+    seen: set[str] = set()
+    for task_id in ids:
+        if task_id in seen:
+            raise ValidationFailed(f"task id {task_id!r} appears twice in this batch")
+        seen.add(task_id)
+    clash = _existing(tx, ids)
+    if clash:
+        raise ValidationFailed(
+            f"task ids already exist: {', '.join(sorted(clash)[:10])}; "
+            "choose new ids or omit `id` to have one generated"
+        )
+    edges = {
+        task_id: list(dict.fromkeys(spec.depends_on))
+        for task_id, spec in zip(ids, specs, strict=True)
+    }
+    for task_id, deps in edges.items():
+        if task_id in deps:
+            raise ValidationFailed(f"task {task_id!r} depends on itself")
+    outside = sorted({dep for deps in edges.values() for dep in deps} - seen)
+    known = _existing(tx, outside)
+    unknown = [dep for dep in outside if dep not in known]
+    if unknown:
+        raise ValidationFailed(
+            f"unknown dependency ids: {', '.join(unknown[:10])}; "
+            "depend only on existing task ids or on ids created in the same batch"
+        )
+    cycle = find_cycle(edges)
+    if cycle:
+        raise ValidationFailed(f"dependency cycle: {' -> '.join(cycle)}; remove one of these edges")
+
+    dependents: dict[str, int] = {}
+    for deps in edges.values():
+        for dep in deps:
+            dependents[dep] = dependents.get(dep, 0) + 1
+    stamp = timeutil.to_text(now)
+    task_rows, ready, events = [], [], []
+    for task_id, spec in zip(ids, specs, strict=True):
+        unmet = sum(1 for dep in edges[task_id] if known.get(dep) != Status.DONE)
+        job_size = spec.job_size or wsjf.default_job_size(spec.complexity)
+        due = None if spec.due_at is None else timeutil.to_text(spec.due_at)
+        parts = rows.score(
+            business_value=spec.business_value,
+            time_criticality=spec.time_criticality,
+            risk_reduction=spec.risk_reduction,
+            dependents=dependents.get(task_id, 0),
+            job_size=job_size,
+            due_at=due,
+            now=now,
+        )
+        status = Status.PENDING
+        if unmet == 0:
+            status = Status.AWAITING_APPROVAL if spec.requires_approval else Status.PENDING
+            if status is Status.PENDING:
+                ready.append(task_id)
+        task_rows.append(
+            {
+                "id": task_id,
+                "title": spec.title,
+                "description": spec.description,
+                "epic_id": spec.epic_id,
+                "milestone_id": spec.milestone_id,
+                "status": status.value,
+                "complexity": spec.complexity,
+                "business_value": spec.business_value,
+                "time_criticality": spec.time_criticality,
+                "risk_reduction": spec.risk_reduction,
+                "job_size": job_size,
+                "due_at": due,
+                "tags": json.dumps(spec.tags),
+                "requires_approval": int(spec.requires_approval),
+                "max_attempts": spec.max_attempts,
+                "unmet_dependencies": unmet,
+                "dependents": dependents.get(task_id, 0),
+                "effective_time_criticality": parts.time_criticality,
+                "wsjf_score": parts.score,
+                "metadata": json.dumps(spec.metadata),
+                "now": stamp,
+            }
+        )
+        events.append((task_id, stamp, actor, "created", None, status.value, None, None))
+    tx.many("insert_task", task_rows)
+    tx.many(
+        "insert_dependency",
+        [(task_id, dep) for task_id, deps in edges.items() for dep in deps],
+    )
+    tx.many("insert_event", events)
+    # Existing tasks that gained dependents now enable more work: re-rank them.
+    for dep in outside:
+        row = tx.one("task_by_id", (dep,))
+        assert row is not None
+        rescore(tx, row, now, extra_dependents=dependents[dep])
+    return CreateResult(created=ids, ready=ready)
+
+
+def rescore(tx: Tx, row: sqlite3.Row, now: datetime, extra_dependents: int = 0) -> None:
+    count = row["dependents"] + extra_dependents
+    parts = rows.score(
+        business_value=row["business_value"],
+        time_criticality=row["time_criticality"],
+        risk_reduction=row["risk_reduction"],
+        dependents=count,
+        job_size=row["job_size"],
+        due_at=row["due_at"],
+        now=now,
+    )
+    tx.run("set_score", (count, parts.time_criticality, parts.score, row["id"]))
+
+
+def get_task(tx: Tx, task_id: str) -> TaskDetail:
+    row = tx.one("task_by_id", (task_id,))
+    if row is None:
+        raise NotFound(f"no task with id {task_id!r}; task_list shows existing ids")
+    return detail(tx, row)
+
+
+def detail(tx: Tx, row: sqlite3.Row) -> TaskDetail:
+    task_id = row["id"]
+    events = tx.all("recent_events", (task_id, RECENT_EVENTS))
+    return TaskDetail(
+        **rows.summary(row).model_dump(),
+        description=row["description"],
+        business_value=row["business_value"],
+        time_criticality=row["time_criticality"],
+        risk_reduction=row["risk_reduction"],
+        job_size=row["job_size"],
+        breakdown=rows.breakdown(row),
+        due_at=row["due_at"],
+        tags=json.loads(row["tags"]),
+        requires_approval=bool(row["requires_approval"]),
+        max_attempts=row["max_attempts"],
+        not_before=row["not_before"],
+        lease_expires_at=row["lease_expires_at"],
+        lease_epoch=row["lease_epoch"],
+        metadata=json.loads(row["metadata"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        completed_at=row["completed_at"],
+        dependencies=[
+            DependencyRef(id=r["id"], status=r["status"])
+            for r in tx.all("dependencies_of", (task_id,))
+        ],
+        dependents=[
+            DependencyRef(id=r["id"], status=r["status"])
+            for r in tx.all("dependents_of", (task_id,))
+        ],
+        recent_events=[rows.event(r) for r in reversed(events)],
+        latest_checkpoint=rows.checkpoint(tx.one("latest_checkpoint", (task_id,))),
+    )
+
+
+def list_tasks(
+    tx: Tx,
+    *,
+    status: str | None = None,
+    epic_id: str | None = None,
+    milestone_id: str | None = None,
+    tag: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> TaskPage:
+    found = tx.all(
+        "list_tasks",
+        {
+            "status": status,
+            "epic_id": epic_id,
+            "milestone_id": milestone_id,
+            "tag": tag,
+            "after": cursor or "",
+            "limit": limit + 1,
+        },
+    )
+    page = [rows.summary(row) for row in found[:limit]]
+    next_cursor = page[-1].id if len(found) > limit else None
+    return TaskPage(tasks=page, next_cursor=next_cursor)

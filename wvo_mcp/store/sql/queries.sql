@@ -1,0 +1,192 @@
+-- Every SQL statement wvo-mcp runs, by name. Timestamps are ISO-8601 UTC text.
+
+-- name: task_by_id
+-- One task, every column.
+SELECT * FROM tasks WHERE id = ?;
+
+-- name: task_statuses
+-- id and status of those of a JSON array of ids that exist.
+SELECT id, status FROM tasks WHERE id IN (SELECT value FROM json_each(?));
+
+-- name: insert_task
+INSERT INTO tasks (
+    id, title, description, epic_id, milestone_id, status, complexity, business_value,
+    time_criticality, risk_reduction, job_size, due_at, tags, requires_approval, max_attempts,
+    unmet_dependencies, dependents, effective_time_criticality, wsjf_score, metadata,
+    created_at, updated_at
+) VALUES (
+    :id, :title, :description, :epic_id, :milestone_id, :status, :complexity, :business_value,
+    :time_criticality, :risk_reduction, :job_size, :due_at, :tags, :requires_approval,
+    :max_attempts, :unmet_dependencies, :dependents, :effective_time_criticality, :wsjf_score,
+    :metadata, :now, :now
+);
+
+-- name: insert_dependency
+INSERT INTO task_dependencies (task_id, depends_on_id) VALUES (?, ?);
+
+-- name: set_score
+UPDATE tasks SET dependents = ?, effective_time_criticality = ?, wsjf_score = ? WHERE id = ?;
+
+-- name: insert_event
+INSERT INTO task_events (task_id, at, actor, kind, from_status, to_status, reason, lease_epoch)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: recent_events
+-- Newest first; the caller reverses them into time order.
+SELECT * FROM task_events WHERE task_id = ? ORDER BY id DESC LIMIT ?;
+
+-- name: dependencies_of
+SELECT t.id, t.status FROM task_dependencies d JOIN tasks t ON t.id = d.depends_on_id
+WHERE d.task_id = ? ORDER BY t.id;
+
+-- name: dependents_of
+SELECT t.id, t.status FROM task_dependencies d JOIN tasks t ON t.id = d.task_id
+WHERE d.depends_on_id = ? ORDER BY t.id;
+
+-- name: latest_checkpoint
+SELECT * FROM checkpoints WHERE task_id = ? ORDER BY seq DESC LIMIT 1;
+
+-- name: list_tasks
+-- Keyset pagination by id; every filter optional.
+SELECT * FROM tasks
+WHERE (:status IS NULL OR status = :status)
+  AND (:epic_id IS NULL OR epic_id = :epic_id)
+  AND (:milestone_id IS NULL OR milestone_id = :milestone_id)
+  AND (:tag IS NULL OR EXISTS (SELECT 1 FROM json_each(tasks.tags) WHERE value = :tag))
+  AND id > :after
+ORDER BY id LIMIT :limit;
+
+-- name: ready_ranked
+-- The ready queue in WSJF order (ties: older first, then id), straight off the partial index.
+SELECT * FROM tasks INDEXED BY tasks_ready
+WHERE status = 'pending' AND unmet_dependencies = 0
+ORDER BY wsjf_score DESC, created_at, id;
+
+-- name: ready_ranked_in_epic
+SELECT * FROM tasks INDEXED BY tasks_ready_by_epic
+WHERE status = 'pending' AND unmet_dependencies = 0 AND epic_id = ?
+ORDER BY wsjf_score DESC, created_at, id;
+
+-- name: expired_leases
+-- In-progress tasks whose holder went silent: claimable again at once.
+SELECT * FROM tasks INDEXED BY tasks_leases
+WHERE status = 'in_progress' AND lease_expires_at < ?
+ORDER BY wsjf_score DESC, created_at, id;
+
+-- name: queue_counts
+SELECT bucket, tasks FROM queue_counts;
+
+-- name: backing_off_count
+-- Ready by dependencies but waiting out a retry back-off.
+SELECT count(*) FROM tasks INDEXED BY tasks_backing_off
+WHERE not_before > ? AND status = 'pending' AND unmet_dependencies = 0;
+
+-- name: live_lease_count
+SELECT count(*) FROM tasks INDEXED BY tasks_leases
+WHERE status = 'in_progress' AND lease_expires_at >= ?;
+
+-- name: agent_live_lease_count
+SELECT count(*) FROM tasks INDEXED BY tasks_holders
+WHERE status = 'in_progress' AND assigned_to = ? AND lease_expires_at >= ?;
+
+-- name: live_leases_by_epic
+SELECT epic_id, count(*) AS n FROM tasks INDEXED BY tasks_leases
+WHERE status = 'in_progress' AND lease_expires_at >= ?
+GROUP BY epic_id;
+
+-- name: in_progress
+SELECT * FROM tasks INDEXED BY tasks_leases
+WHERE status = 'in_progress' ORDER BY lease_expires_at;
+
+-- name: pending_with_due_date
+SELECT * FROM tasks INDEXED BY tasks_due WHERE due_at IS NOT NULL AND status = 'pending';
+
+-- name: meta_get
+SELECT value FROM settings_meta WHERE key = ?;
+
+-- name: meta_set
+INSERT INTO settings_meta (key, value) VALUES (?, ?)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+
+-- name: touch_agent
+INSERT INTO agents (id, first_seen_at, last_seen_at) VALUES (?1, ?2, ?2)
+ON CONFLICT (id) DO UPDATE SET last_seen_at = excluded.last_seen_at;
+
+-- name: register_agent
+INSERT INTO agents (id, client_name, first_seen_at, last_seen_at) VALUES (?1, ?2, ?3, ?3)
+ON CONFLICT (id) DO UPDATE SET client_name = excluded.client_name,
+    last_seen_at = excluded.last_seen_at;
+
+-- name: grant_lease
+-- A new grant: fresh token, next epoch; the previous holder's token stops working.
+UPDATE tasks SET
+    status = 'in_progress',
+    assigned_to = :agent,
+    lease_token = :token,
+    lease_epoch = lease_epoch + 1,
+    lease_seconds = :lease_seconds,
+    lease_expires_at = :expires,
+    claimed_at = :now,
+    last_heartbeat_at = :now,
+    not_before = NULL,
+    updated_at = :now
+WHERE id = :id
+RETURNING *;
+
+-- name: count_lost_attempt
+UPDATE tasks SET attempts = ? WHERE id = ?;
+
+-- name: dead_letter
+UPDATE tasks SET status = 'failed', attempts = ?, assigned_to = NULL, lease_token = NULL,
+    lease_expires_at = NULL, updated_at = ?
+WHERE id = ?;
+
+-- name: renew_lease
+UPDATE tasks SET lease_expires_at = ?, lease_seconds = ?, last_heartbeat_at = ?3, updated_at = ?3
+WHERE id = ?4;
+
+-- name: next_checkpoint_seq
+SELECT coalesce(max(seq), 0) + 1 FROM checkpoints WHERE task_id = ?;
+
+-- name: insert_checkpoint
+INSERT INTO checkpoints (task_id, seq, agent_id, lease_epoch, summary, next_steps, progress,
+    files, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: set_status
+-- Leaving in_progress ends the lease, except a holder waiting for approval keeps its claim.
+UPDATE tasks SET
+    status = :status,
+    attempts = :attempts,
+    not_before = :not_before,
+    assigned_to = CASE WHEN :keep_holder THEN assigned_to END,
+    lease_token = CASE WHEN :keep_holder THEN lease_token END,
+    lease_expires_at = NULL,
+    completed_at = coalesce(:completed, completed_at),
+    updated_at = :now
+WHERE id = :id;
+
+-- name: set_status_plain
+UPDATE tasks SET status = ?, updated_at = ? WHERE id = ?;
+
+-- name: release_dependents
+-- A task is done: each dependent has one dependency fewer to wait for.
+UPDATE tasks SET unmet_dependencies = unmet_dependencies - 1, updated_at = ?
+WHERE id IN (SELECT task_id FROM task_dependencies WHERE depends_on_id = ?)
+RETURNING id, status, unmet_dependencies, requires_approval, approved_by;
+
+-- name: dead_letters
+SELECT * FROM tasks WHERE status = 'failed' ORDER BY updated_at DESC LIMIT ?;
+
+-- name: all_tasks
+SELECT * FROM tasks ORDER BY created_at, id;
+
+-- name: all_dependencies
+SELECT task_id, depends_on_id FROM task_dependencies ORDER BY task_id, depends_on_id;
+
+-- name: approve
+UPDATE tasks SET status = ?, approved_by = ?, updated_at = ? WHERE id = ?;
+
+-- name: completions
+-- Who moved each task to done, from the audit trail (a task done twice would show twice).
+SELECT task_id, actor FROM task_events WHERE to_status = 'done' ORDER BY id;
