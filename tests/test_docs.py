@@ -1,0 +1,48 @@
+"""The README documents everything the server and CLI offer, and mcp.json really starts it."""
+
+import json
+import re
+
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from tests.conftest import ROOT
+from wvo_mcp.cli import parser
+
+pytestmark = pytest.mark.anyio
+README = (ROOT / "README.md").read_text()
+
+
+def _documented_in_table(name: str) -> bool:
+    return re.search(rf"^\| `{re.escape(name)}[` ]", README, re.MULTILINE) is not None
+
+
+async def test_every_tool_is_in_the_readme_table(state_root):
+    entry = json.loads((ROOT / "mcp.json").read_text())["mcpServers"]["wvo"]
+    params = StdioServerParameters(
+        command=str(ROOT / entry["command"]),
+        args=entry["args"],
+        cwd=str(ROOT),
+        env={**entry["env"], "WVO_STATE_ROOT": str(state_root)},
+    )
+    async with Client(params, read_timeout_seconds=30) as client:
+        tools = (await client.list_tools()).tools
+    names = sorted(tool.name for tool in tools)
+    assert names, "mcp.json's server listed no tools"
+    missing = [name for name in names if not _documented_in_table(name)]
+    assert not missing, f"tools missing from the README tool table: {missing}"
+
+
+def test_every_cli_command_is_in_the_readme():
+    commands = parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    missing = [name for name in commands if not _documented_in_table(name)]
+    assert not missing, f"CLI commands missing from the README: {missing}"
+
+
+def test_every_environment_variable_is_documented():
+    source = "\n".join(p.read_text() for p in (ROOT / "wvo_mcp").rglob("*.py"))
+    variables = sorted(set(re.findall(r'"(WVO_[A-Z_]+)"', source)))
+    assert "WVO_STATE_ROOT" in variables
+    missing = [name for name in variables if f"`{name}`" not in README]
+    assert not missing, f"environment variables missing from the README: {missing}"
