@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from wvo_mcp import __version__, roadmap
+from wvo_mcp import __version__
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import WvoError
 from wvo_mcp.orchestrator import Orchestrator
@@ -44,6 +44,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_import(settings: Settings, args: argparse.Namespace) -> None:
     """Import a roadmap YAML file as one all-or-nothing batch."""
+    from wvo_mcp import roadmap
+
     specs = roadmap.load(Path(args.file))
     result = anyio.run(lambda: _with(settings, lambda o: o.create_tasks(specs, _person(args))))
     print(
@@ -53,6 +55,8 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_export(settings: Settings, args: argparse.Namespace) -> None:
     """Write every task as roadmap YAML (to FILE, atomically, or to stdout)."""
+    from wvo_mcp import roadmap
+
     tasks = anyio.run(lambda: _with(settings, lambda o: o.export_tasks()))
     text = roadmap.dump(tasks)
     if args.file:

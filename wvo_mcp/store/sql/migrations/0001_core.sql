@@ -63,7 +63,7 @@ CREATE TABLE task_events (
     task_id         TEXT NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
     at              TEXT NOT NULL,
     actor           TEXT NOT NULL,
-    kind            TEXT NOT NULL,     -- created, claimed, status, heartbeat-less kinds only
+    kind            TEXT NOT NULL,     -- created, claimed, status, lease_expired, dead_lettered, approved
     from_status     TEXT,
     to_status       TEXT,
     reason          TEXT,
