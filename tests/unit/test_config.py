@@ -1,0 +1,130 @@
+"""Settings.from_env: defaults, overrides, and refusals that name the variable."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from wvo_mcp.config import Settings
+from wvo_mcp.errors import ValidationFailed
+
+INT_VARS = ["WVO_AUTOPILOT_WIP_LIMIT", "WVO_WIP_PER_AGENT", "WVO_WIP_PER_EPIC", "WVO_LEASE_SECONDS"]
+FLOAT_VARS = ["WVO_RETRY_BASE_SECONDS", "WVO_RETRY_CAP_SECONDS"]
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings == Settings()
+    assert settings.state_root == Path("state")
+    assert settings.db_path == Path("state") / "orchestrator.db"
+    assert settings.wip_global == 3
+    assert settings.wip_per_agent == 1
+    assert settings.wip_per_epic is None
+    assert settings.agent_id is None
+    assert settings.default_lease_seconds == 600
+    assert settings.retry_base_seconds == 30.0
+    assert settings.retry_cap_seconds == 3600.0
+
+
+def test_blank_values_mean_the_default() -> None:
+    env = dict.fromkeys([*INT_VARS, *FLOAT_VARS, "WVO_AGENT_ID", "WVO_STATE_ROOT"], "")
+    env.update(dict.fromkeys(INT_VARS, "   "))
+    assert Settings.from_env(env) == Settings()
+
+
+def test_overrides() -> None:
+    env = {
+        "WVO_STATE_ROOT": "/srv/wvo",
+        "WVO_AUTOPILOT_WIP_LIMIT": "8",
+        "WVO_WIP_PER_AGENT": " 2 ",
+        "WVO_WIP_PER_EPIC": "4",
+        "WVO_AGENT_ID": "codex-1",
+        "WVO_LEASE_SECONDS": "90",
+        "WVO_RETRY_BASE_SECONDS": "1.5",
+        "WVO_RETRY_CAP_SECONDS": "120",
+    }
+    settings = Settings.from_env(env)
+    assert settings.state_root == Path("/srv/wvo")
+    assert settings.db_path == Path("/srv/wvo/orchestrator.db")
+    assert settings.wip_global == 8
+    assert settings.wip_per_agent == 2
+    assert settings.wip_per_epic == 4
+    assert settings.agent_id == "codex-1"
+    assert settings.default_lease_seconds == 90
+    assert settings.retry_base_seconds == 1.5
+    assert settings.retry_cap_seconds == 120.0
+
+
+def test_state_root_argument_beats_the_environment(tmp_path: Path) -> None:
+    settings = Settings.from_env({"WVO_STATE_ROOT": "/from/env"}, state_root=tmp_path)
+    assert settings.state_root == tmp_path
+    assert Settings.from_env({}, state_root="rel").state_root == Path("rel")
+
+
+def test_zero_retry_base_is_allowed() -> None:
+    assert Settings.from_env({"WVO_RETRY_BASE_SECONDS": "0"}).retry_base_seconds == 0.0
+
+
+def test_reads_os_environ_when_no_mapping_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [*INT_VARS, *FLOAT_VARS, "WVO_STATE_ROOT", "WVO_AGENT_ID"]:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WVO_AUTOPILOT_WIP_LIMIT", "11")
+    monkeypatch.setenv("WVO_AGENT_ID", "from-os")
+    settings = Settings.from_env()
+    assert os.environ["WVO_AUTOPILOT_WIP_LIMIT"] == "11"
+    assert settings.wip_global == 11
+    assert settings.agent_id == "from-os"
+
+
+@pytest.mark.parametrize("name", INT_VARS)
+@pytest.mark.parametrize("raw", ["three", "2.5", "1e3", "0x10", "--1", "5 6"])
+def test_bad_integer_names_the_variable(name: str, raw: str) -> None:
+    with pytest.raises(ValidationFailed) as info:
+        Settings.from_env({name: raw})
+    message = str(info.value)
+    assert name in message
+    assert "not an integer" in message
+    assert repr(raw) in message
+
+
+@pytest.mark.parametrize("name", INT_VARS)
+@pytest.mark.parametrize("raw", ["0", "-1", "-100"])
+def test_integer_below_one_names_the_variable(name: str, raw: str) -> None:
+    with pytest.raises(ValidationFailed) as info:
+        Settings.from_env({name: raw})
+    message = str(info.value)
+    assert name in message
+    assert "at least 1" in message
+
+
+@pytest.mark.parametrize("name", FLOAT_VARS)
+@pytest.mark.parametrize("raw", ["soon", "1,5", "30s"])
+def test_bad_number_names_the_variable(name: str, raw: str) -> None:
+    with pytest.raises(ValidationFailed) as info:
+        Settings.from_env({name: raw})
+    assert name in str(info.value)
+    assert "not a number" in str(info.value)
+
+
+@pytest.mark.parametrize("name", FLOAT_VARS)
+def test_negative_seconds_name_the_variable(name: str) -> None:
+    with pytest.raises(ValidationFailed) as info:
+        Settings.from_env({name: "-1"})
+    assert name in str(info.value)
+    assert "must not be negative" in str(info.value)
+
+
+@pytest.mark.parametrize("name", FLOAT_VARS)
+def test_nan_seconds_are_refused(name: str) -> None:
+    # float("nan") passes the `< 0` check. A NaN cap makes every back-off NaN, and
+    # timeutil.after() then raises ValueError on the first failed attempt; a NaN base
+    # silently turns every back-off into the cap.
+    with pytest.raises(ValidationFailed) as info:
+        Settings.from_env({name: "nan"})
+    assert name in str(info.value)
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings.from_env({})
+    with pytest.raises(AttributeError):
+        settings.wip_global = 9  # type: ignore[misc]
