@@ -1,5 +1,6 @@
 """Settings, read once from the environment (and CLI flags that override it)."""
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,8 +30,8 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ValidationFailed(f"{name}={raw!r} is not a number") from None
-    if value < 0:
-        raise ValidationFailed(f"{name}={value} must not be negative")
+    if not math.isfinite(value) or value < 0:
+        raise ValidationFailed(f"{name}={raw!r} must be a finite number and must not be negative")
     return value
 
 
