@@ -22,7 +22,7 @@ def parse(text: str, source: str = "roadmap") -> list[TaskSpec]:
     if not isinstance(document, dict) or not isinstance(document.get("tasks"), list):
         raise ValidationFailed(f"{source}: expected a mapping with a `tasks:` list")
     version = document.get("version", FORMAT_VERSION)
-    if version != FORMAT_VERSION:
+    if type(version) is not int or version != FORMAT_VERSION:  # True == 1.0 == 1 in Python
         raise ValidationFailed(f"{source}: version {version!r} is unknown; expected 1")
     specs = []
     for index, entry in enumerate(document["tasks"]):
