@@ -1,0 +1,230 @@
+"""The `wvo-mcp` command line as a subprocess: import/export, status, show, and refusals."""
+
+import json
+import sqlite3
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+ROADMAP = ROOT / "state" / "roadmap.yaml"
+ROADMAP_TASKS = 29
+HANG_GUARD_SECONDS = 15
+
+
+def wvo(state_root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `python -m wvo_mcp --state-root STATE ARGS...`; a hang fails the test."""
+    command = [sys.executable, "-m", "wvo_mcp", "--state-root", str(state_root), *args]
+    try:
+        return subprocess.run(
+            command, cwd=ROOT, capture_output=True, text=True, timeout=HANG_GUARD_SECONDS
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"`wvo-mcp {' '.join(args)}` did not exit; stderr: {exc.stderr!r}")
+
+
+def ok(state_root: Path, *args: str) -> str:
+    result = wvo(state_root, *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def task_count(state_root: Path) -> int:
+    """Tasks in the database, read with plain sqlite3 (0 when there is no database)."""
+    db = state_root / "orchestrator.db"
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT count(*) FROM tasks").fetchone()[0])
+
+
+def moment(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def graph(tasks: list[dict[str, Any]]) -> dict[str, set[str]]:
+    return {t["id"]: set(t.get("depends_on") or []) for t in tasks}
+
+
+def write_roadmap(path: Path, tasks: list[dict[str, Any]]) -> Path:
+    path.write_text(yaml.safe_dump({"version": 1, "tasks": tasks}, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def imported(tmp_path: Path) -> Path:
+    """A state folder with the example roadmap imported."""
+    state = tmp_path / "state"
+    out = ok(state, "import", str(ROADMAP))
+    assert f"imported {ROADMAP_TASKS} tasks" in out
+    return state
+
+
+def test_import_then_export_round_trips(imported: Path, tmp_path: Path) -> None:
+    original = yaml.safe_load(ROADMAP.read_text())["tasks"]
+    assert len(original) == ROADMAP_TASKS
+    assert task_count(imported) == ROADMAP_TASKS
+
+    exported_file = tmp_path / "exported.yaml"
+    assert f"exported {ROADMAP_TASKS} tasks" in ok(imported, "export", str(exported_file))
+    exported = yaml.safe_load(exported_file.read_text())
+    assert exported["version"] == 1
+    assert graph(exported["tasks"]) == graph(original)
+    # Every field a planner wrote survives (job_size may be filled in from complexity).
+    by_id = {t["id"]: t for t in exported["tasks"]}
+    for task in original:
+        copy = by_id[task["id"]]
+        for key, value in task.items():
+            if key == "depends_on":
+                continue
+            if key == "due_at":
+                assert moment(copy[key]) == moment(value), task["id"]
+                continue
+            assert copy[key] == value, (task["id"], key)
+
+    second = tmp_path / "second"
+    assert f"imported {ROADMAP_TASKS} tasks" in ok(second, "import", str(exported_file))
+    again = yaml.safe_load(ok(second, "export"))  # export to stdout
+    assert again == exported
+
+
+def test_status_prints_tables(imported: Path) -> None:
+    out = ok(imported, "status")
+    assert "top ready" in out
+    assert "in progress" in out
+    assert "pending 29" in out
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if "top ready" in line)
+    assert lines[header + 1].split()[:2] == ["task", "score"]
+    top = lines[header + 2].split()[0]
+    assert top in {t["id"] for t in yaml.safe_load(ROADMAP.read_text())["tasks"]}
+
+
+def test_status_json(imported: Path) -> None:
+    report = json.loads(ok(imported, "status", "--json", "--top", "3"))
+    counts = report["counts"]
+    assert sum(counts["by_status"].values()) == ROADMAP_TASKS
+    assert counts["ready"] + counts["waiting_on_dependencies"] == ROADMAP_TASKS
+    assert counts["ready"] > 0
+    assert report["in_progress"] == [] and report["dead_letters"] == []
+    top = report["top_ready"]
+    assert len(top) == 3
+    scores = [t["score"] for t in top]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_show_prints_one_task_as_json(imported: Path) -> None:
+    task = json.loads(ok(imported, "show", "E1.M1.T4"))
+    assert task["id"] == "E1.M1.T4"
+    assert task["status"] == "pending"
+    assert [d["id"] for d in task["dependencies"]]
+    assert task["recent_events"][0]["kind"] == "created"
+    missing = wvo(imported, "show", "E9.M9.T9")
+    assert missing.returncode == 2
+    assert "E9.M9.T9" in missing.stderr
+
+
+BAD_ROADMAPS = [
+    pytest.param(
+        [
+            {"id": "A.1", "title": "a", "depends_on": ["B.1"]},
+            {"id": "B.1", "title": "b", "depends_on": ["A.1"]},
+        ],
+        ["A.1", "B.1", "cycle"],
+        id="cycle",
+    ),
+    pytest.param(
+        [
+            {"id": "A.1", "title": "a"},
+            {"id": "B.1", "title": "b", "depends_on": ["A.1", "Z.9"]},
+        ],
+        # The message must say which task refers to the unknown id, not only the id.
+        ["B.1", "Z.9", "depend"],
+        id="unknown-dependency",
+    ),
+    pytest.param(
+        [
+            {"id": "A.1", "title": "a"},
+            {"id": "B.1", "title": "b", "complexity": 11},
+        ],
+        ["B.1", "complexity"],
+        id="bad-field",
+    ),
+    pytest.param(
+        [{"id": "A.1", "title": "a"}, {"id": "B.1", "title": "b", "owner": "me"}],
+        ["B.1", "owner"],
+        id="unknown-field",
+    ),
+    pytest.param(
+        [{"id": "A.1", "title": "a"}, {"id": "A.1", "title": "again"}],
+        ["A.1", "twice"],
+        id="duplicate-id",
+    ),
+]
+
+
+@pytest.mark.parametrize(("tasks", "named"), BAD_ROADMAPS)
+def test_bad_roadmap_exits_2_and_writes_nothing(
+    tasks: list[dict[str, Any]], named: list[str], tmp_path: Path
+) -> None:
+    roadmap = write_roadmap(tmp_path / "bad.yaml", tasks)
+    fresh = tmp_path / "fresh"
+    result = wvo(fresh, "import", str(roadmap))
+    assert result.returncode == 2, result.stdout
+    message = result.stderr.splitlines()[-1]
+    assert message.startswith("wvo-mcp: ")
+    for word in named:
+        assert word in message, f"{word!r} not named in: {message}"
+    assert result.stdout == ""
+    assert task_count(fresh) == 0
+
+
+def test_bad_roadmap_leaves_existing_state_untouched(imported: Path, tmp_path: Path) -> None:
+    before = ok(imported, "export")
+    roadmap = write_roadmap(
+        tmp_path / "bad.yaml",
+        [
+            {"id": "new.1", "title": "fine"},
+            {"id": "new.2", "title": "depends on a later cycle", "depends_on": ["new.3"]},
+            {"id": "new.3", "title": "c", "depends_on": ["new.2"]},
+        ],
+    )
+    assert wvo(imported, "import", str(roadmap)).returncode == 2
+    clash = write_roadmap(tmp_path / "clash.yaml", [{"id": "E1.M1.T1", "title": "again"}])
+    result = wvo(imported, "import", str(clash))
+    assert result.returncode == 2 and "E1.M1.T1" in result.stderr
+    assert task_count(imported) == ROADMAP_TASKS
+    assert ok(imported, "export") == before
+
+
+def test_unreadable_roadmaps_exit_2(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    missing = wvo(state, "import", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 2 and "nope.yaml" in missing.stderr
+    not_yaml = tmp_path / "broken.yaml"
+    not_yaml.write_text("tasks: [unclosed\n")
+    broken = wvo(state, "import", str(not_yaml))
+    assert broken.returncode == 2 and "YAML" in broken.stderr
+    wrong_version = write_roadmap(tmp_path / "v2.yaml", [{"id": "a", "title": "a"}])
+    wrong_version.write_text(wrong_version.read_text().replace("version: 1", "version: 2"))
+    result = wvo(state, "import", str(wrong_version))
+    assert result.returncode == 2 and "version" in result.stderr
+    assert task_count(state) == 0
+
+
+def test_newer_schema_is_refused(imported: Path) -> None:
+    db = imported / "orchestrator.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    result = wvo(imported, "status")
+    assert result.returncode == 2, result.stderr
+    assert "upgrade" in result.stderr
+    assert "99" in result.stderr
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 99
+        assert conn.execute("SELECT count(*) FROM tasks").fetchone()[0] == ROADMAP_TASKS

@@ -1,0 +1,390 @@
+"""Every MCP tool over real stdio, in both protocol modes."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import PROTOCOL_MODES, Agent, connect
+
+pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("mode", PROTOCOL_MODES)]
+
+TOOLS = {
+    "task_create",
+    "task_get",
+    "task_list",
+    "plan_next",
+    "claim_task",
+    "heartbeat",
+    "checkpoint",
+    "plan_update",
+}
+READ_ONLY_TOOLS = {"task_get", "task_list", "plan_next"}
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def wsjf(bv: float, tc: float, rr: float, enablement: int, job_size: int) -> float:
+    return round((bv + tc + rr + enablement) / job_size, 4)
+
+
+async def all_ids(agent: Agent, **filters: Any) -> list[str]:
+    page = await agent.call("task_list", limit=500, **filters)
+    assert page["next_cursor"] is None
+    return [t["id"] for t in page["tasks"]]
+
+
+async def test_list_tools_names_schemas_and_annotations(state_root: Path, mode: str) -> None:
+    async with connect(state_root, mode) as a:
+        tools = (await a.client.list_tools()).tools
+        assert sorted(t.name for t in tools) == sorted(TOOLS)
+        for tool in tools:
+            assert tool.output_schema is not None, f"{tool.name} has no output schema"
+            assert tool.output_schema.get("type") == "object"
+            assert tool.output_schema.get("properties"), tool.name
+            assert tool.annotations is not None, tool.name
+            expected = tool.name in READ_ONLY_TOOLS
+            assert tool.annotations.read_only_hint is expected, tool.name
+        schemas = {t.name: t.output_schema for t in tools}
+        assert "next_cursor" in schemas["task_list"]["properties"]
+        assert "lease_token" in schemas["claim_task"]["properties"]
+        assert "counts" in schemas["plan_next"]["properties"]
+
+
+async def test_task_create_and_task_get(state_root: Path, mode: str) -> None:
+    due = (datetime.now(UTC) + timedelta(days=60)).replace(microsecond=0)
+    async with connect(state_root, mode, WVO_AGENT_ID="planner") as a:
+        created = await a.call(
+            "task_create",
+            tasks=[
+                {
+                    "id": "E1.M1.T1",
+                    "title": "  Design the schema  ",
+                    "description": "tables and keys",
+                    "epic_id": "E1",
+                    "milestone_id": "E1.M1",
+                    "complexity": 3,
+                    "business_value": 8,
+                    "time_criticality": 7,
+                    "risk_reduction": 6,
+                    "due_at": due.isoformat(),
+                    "tags": ["db", "design"],
+                    "max_attempts": 4,
+                    "metadata": {"owner": "data", "links": [1, 2]},
+                },
+                {
+                    "id": "E1.M1.T2",
+                    "title": "Write migrations",
+                    "epic_id": "E1",
+                    "depends_on": ["E1.M1.T1"],
+                    "job_size": 13,
+                },
+                {"title": "No id given"},
+            ],
+        )
+        first, second, generated = created["created"]
+        assert (first, second) == ("E1.M1.T1", "E1.M1.T2")
+        assert generated and generated not in (first, second)
+        assert sorted(created["ready"]) == sorted([first, generated])
+
+        task = await a.call("task_get", task_id=first)
+        assert task["title"] == "Design the schema"  # surrounding whitespace stripped
+        assert task["description"] == "tables and keys"
+        assert (task["epic_id"], task["milestone_id"]) == ("E1", "E1.M1")
+        assert task["status"] == "pending"
+        assert (task["complexity"], task["job_size"]) == (3, 6)  # job_size = 2 x complexity
+        assert task["tags"] == ["db", "design"]
+        assert task["max_attempts"] == 4
+        assert task["metadata"] == {"owner": "data", "links": [1, 2]}
+        assert at(task["due_at"]) == due
+        assert task["attempts"] == 0 and task["assigned_to"] is None
+        assert task["requires_approval"] is False
+        assert task["dependencies"] == []
+        assert task["dependents"] == [{"id": second, "status": "pending"}]
+        assert task["latest_checkpoint"] is None
+        assert [e["kind"] for e in task["recent_events"]] == ["created"]
+        assert task["recent_events"][0]["actor"] == "planner"
+        breakdown = task["breakdown"]
+        assert breakdown["enablement"] == 1
+        assert breakdown["score"] == wsjf(8, 7, 6, 1, 6) == task["score"]
+
+        dependent = await a.call("task_get", task_id=second)
+        assert dependent["job_size"] == 13
+        assert dependent["dependencies"] == [{"id": first, "status": "pending"}]
+        assert dependent["dependents"] == []
+
+        assert (await a.call("task_get", task_id=generated))["title"] == "No id given"
+        missing = await a.error("task_get", task_id="E9.nothing")
+        assert "E9.nothing" in missing and "no task" in missing
+
+
+async def test_task_list_filters_and_pagination(state_root: Path, mode: str) -> None:
+    specs = []
+    for n in range(12):
+        epic = "E1" if n % 2 == 0 else "E2"
+        specs.append(
+            {
+                "id": f"T{n:02d}",
+                "title": f"task {n}",
+                "epic_id": epic,
+                "milestone_id": f"{epic}.M{n % 3}",
+                "tags": ["api"] if n % 4 == 0 else ["ops", "db"],
+            }
+        )
+    every = sorted(s["id"] for s in specs)
+    async with connect(state_root, mode, WVO_AGENT_ID="lister") as a:
+        await a.call("task_create", tasks=specs)
+
+        # Pages of 5 cover every row exactly once, in id order.
+        seen: list[str] = []
+        sizes = []
+        cursor = None
+        for _ in range(10):
+            page = await a.call("task_list", limit=5, cursor=cursor)
+            seen += [t["id"] for t in page["tasks"]]
+            sizes.append(len(page["tasks"]))
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == every
+        assert sizes == [5, 5, 2]
+
+        # A limit that divides the rows evenly leaves no empty trailing page.
+        page1 = await a.call("task_list", limit=6)
+        page2 = await a.call("task_list", limit=6, cursor=page1["next_cursor"])
+        assert len(page2["tasks"]) == 6 and page2["next_cursor"] is None
+
+        assert await all_ids(a, epic_id="E1") == [s["id"] for s in specs if s["epic_id"] == "E1"]
+        assert await all_ids(a, milestone_id="E2.M1") == ["T01", "T07"]
+        assert await all_ids(a, tag="api") == ["T00", "T04", "T08"]
+        assert await all_ids(a, tag="db", epic_id="E2") == [
+            "T01",
+            "T03",
+            "T05",
+            "T07",
+            "T09",
+            "T11",
+        ]
+        assert await all_ids(a, tag="nope") == []
+        assert await all_ids(a, status="pending") == every
+
+        # Filtered pagination: epic E2 in pages of 4.
+        first = await a.call("task_list", epic_id="E2", limit=4)
+        rest = await a.call("task_list", epic_id="E2", limit=4, cursor=first["next_cursor"])
+        ids = [t["id"] for t in first["tasks"] + rest["tasks"]]
+        assert ids == ["T01", "T03", "T05", "T07", "T09", "T11"]
+        assert rest["next_cursor"] is None
+
+        claim = await a.call("claim_task", task_id="T05")
+        assert claim["claimed"]
+        assert await all_ids(a, status="in_progress") == ["T05"]
+        assert "T05" not in await all_ids(a, status="pending")
+        row = (await a.call("task_list", status="in_progress"))["tasks"][0]
+        assert row["assigned_to"] == "lister" and row["status"] == "in_progress"
+
+
+async def test_plan_next_breakdown_and_counts(state_root: Path, mode: str) -> None:
+    async with connect(state_root, mode, WVO_AGENT_ID="planner", WVO_AUTOPILOT_WIP_LIMIT=4) as a:
+        await a.call(
+            "task_create",
+            tasks=[
+                {"id": "big", "title": "b", "business_value": 20, "job_size": 4, "epic_id": "X"},
+                {"id": "small", "title": "s", "business_value": 2, "job_size": 10},
+                {"id": "base", "title": "root", "business_value": 6, "job_size": 6},
+                {"id": "child", "title": "c", "depends_on": ["base"]},
+            ],
+        )
+        before = {t["id"]: t["status"] for t in (await a.call("task_list"))["tasks"]}
+        plan = await a.call("plan_next", limit=2)
+        assert plan["agent_id"] == "planner"
+        assert [t["id"] for t in plan["tasks"]] == ["big", "base"]
+        top = plan["tasks"][0]
+        assert top["breakdown"] == {
+            "business_value": 20,
+            "time_criticality": 5.0,
+            "risk_reduction": 5,
+            "enablement": 0,
+            "cost_of_delay": 30.0,
+            "job_size": 4,
+            "score": 7.5,
+        }
+        assert top["score"] == 7.5 and top["status"] == "pending"
+        assert plan["tasks"][1]["breakdown"]["enablement"] == 1
+        counts = plan["counts"]
+        assert counts["ready"] == 3
+        assert counts["waiting_on_dependencies"] == 1
+        assert counts["backing_off"] == 0
+        assert counts["by_status"]["pending"] == 4
+        assert counts["by_status"]["in_progress"] == 0
+        assert (counts["wip_global_used"], counts["wip_global_limit"]) == (0, 4)
+        assert (counts["wip_agent_used"], counts["wip_agent_limit"]) == (0, 1)
+        assert counts["wip_remaining"] == 1
+
+        everything = await a.call("plan_next", limit=100)
+        assert [t["id"] for t in everything["tasks"]] == ["big", "base", "small"]
+        assert [t["id"] for t in (await a.call("plan_next", epic_id="X"))["tasks"]] == ["big"]
+        # plan_next is read-only.
+        after = {t["id"]: t["status"] for t in (await a.call("task_list"))["tasks"]}
+        assert after == before
+
+        assert (await a.call("claim_task"))["task"]["id"] == "big"
+        counts = (await a.call("plan_next"))["counts"]
+        assert counts["ready"] == 2
+        assert counts["by_status"]["in_progress"] == 1
+        assert counts["by_status"]["pending"] == 3
+        assert (counts["wip_global_used"], counts["wip_agent_used"]) == (1, 1)
+        assert counts["wip_remaining"] == 0
+        other = (await a.call("plan_next", agent_id="someone-else"))["counts"]
+        assert (other["wip_agent_used"], other["wip_remaining"]) == (0, 1)
+
+
+async def test_claim_heartbeat_checkpoint_and_done(state_root: Path, mode: str) -> None:
+    async with connect(state_root, mode, WVO_AGENT_ID="worker", WVO_LEASE_SECONDS=900) as a:
+        nothing = await a.call("claim_task")
+        assert nothing["claimed"] is False and nothing["reason"] == "no_ready_task"
+        assert nothing["lease_token"] is None
+
+        await a.call(
+            "task_create",
+            tasks=[
+                {"id": "job", "title": "do it"},
+                {"id": "next", "title": "n", "depends_on": ["job"]},
+            ],
+        )
+        claim = await a.call("claim_task")
+        assert claim["claimed"] is True and claim["reason"] is None
+        assert claim["agent_id"] == "worker"
+        assert claim["lease_token"]
+        assert claim["lease_seconds"] == 900  # WVO_LEASE_SECONDS
+        assert claim["attempt"] == 1
+        assert claim["last_checkpoint"] is None
+        assert claim["task"]["id"] == "job"
+        assert claim["task"]["status"] == "in_progress"
+        assert claim["task"]["assigned_to"] == "worker"
+        token = claim["lease_token"]
+        claimed_until = at(claim["lease_expires_at"])
+        assert claim["task"]["lease_expires_at"] == claim["lease_expires_at"]
+        events = claim["task"]["recent_events"]
+        assert events[-1]["kind"] == "claimed" and events[-1]["actor"] == "worker"
+
+        # heartbeat: lease_seconds sets the new length, and is remembered.
+        beat = await a.call("heartbeat", task_id="job", lease_token=token, lease_seconds=7200)
+        assert beat["task_id"] == "job"
+        assert at(beat["lease_expires_at"]) - claimed_until > timedelta(seconds=6000)
+        again = await a.call("heartbeat", task_id="job", lease_token=token)
+        assert at(again["lease_expires_at"]) >= at(beat["lease_expires_at"])
+        shorter = await a.call("heartbeat", task_id="job", lease_token=token, lease_seconds=30)
+        assert at(shorter["lease_expires_at"]) < claimed_until
+        task = await a.call("task_get", task_id="job")
+        assert task["lease_expires_at"] == shorter["lease_expires_at"]
+
+        # checkpoint: seq counts up, renews the lease from the checkpoint's own time.
+        one = await a.call("checkpoint", task_id="job", lease_token=token, summary="half")
+        two = await a.call(
+            "checkpoint",
+            task_id="job",
+            lease_token=token,
+            summary="most of it",
+            next_steps="tests",
+            progress=80,
+            files=["a.py", "b.py"],
+        )
+        assert (one["seq"], two["seq"]) == (1, 2)
+        assert two["task_id"] == "job"
+        task = await a.call("task_get", task_id="job")
+        latest = task["latest_checkpoint"]
+        assert latest["seq"] == 2 and latest["summary"] == "most of it"
+        assert latest["next_steps"] == "tests" and latest["progress"] == 80
+        assert latest["files"] == ["a.py", "b.py"] and latest["agent_id"] == "worker"
+        assert task["lease_expires_at"] == two["lease_expires_at"]
+        assert at(two["lease_expires_at"]) - at(latest["created_at"]) == timedelta(seconds=30)
+        assert at(two["lease_expires_at"]) >= at(shorter["lease_expires_at"])
+
+        done = await a.call(
+            "plan_update", task_id="job", status="done", lease_token=token, reason="shipped"
+        )
+        assert done["task_id"] == "job"
+        assert (done["previous_status"], done["status"]) == ("in_progress", "done")
+        assert done["attempts"] == 0 and done["not_before"] is None
+        assert done["unblocked"] == ["next"]
+        assert "done" in done["message"]
+        task = await a.call("task_get", task_id="job")
+        assert task["status"] == "done" and task["completed_at"] is not None
+        assert task["assigned_to"] is None and task["lease_expires_at"] is None
+        status_event = task["recent_events"][-1]
+        assert (status_event["to_status"], status_event["reason"]) == ("done", "shipped")
+        # The finished lease no longer works.
+        lost = await a.error("heartbeat", task_id="job", lease_token=token)
+        assert "lease lost" in lost
+
+
+async def test_plan_update_without_lease(state_root: Path, mode: str) -> None:
+    async with connect(state_root, mode, WVO_AGENT_ID="triage") as a:
+        await a.call("task_create", tasks=[{"id": "t1", "title": "x"}])
+        blocked = await a.call(
+            "plan_update", task_id="t1", status="blocked", reason="waiting on vendor"
+        )
+        assert (blocked["previous_status"], blocked["status"]) == ("pending", "blocked")
+        assert (await a.call("plan_next"))["tasks"] == []
+        back = await a.call("plan_update", task_id="t1", status="pending")
+        assert back["status"] == "pending"
+        assert [t["id"] for t in (await a.call("plan_next"))["tasks"]] == ["t1"]
+        cancelled = await a.call("plan_update", task_id="t1", status="cancelled")
+        assert cancelled["status"] == "cancelled"
+        task = await a.call("task_get", task_id="t1")
+        assert task["status"] == "cancelled"
+        kinds = [(e["from_status"], e["to_status"]) for e in task["recent_events"][1:]]
+        assert kinds == [("pending", "blocked"), ("blocked", "pending"), ("pending", "cancelled")]
+        assert "no task" in await a.error("plan_update", task_id="ghost", status="blocked")
+
+
+async def test_agent_id_defaults_to_env_and_explicit_wins(state_root: Path, mode: str) -> None:
+    async with connect(state_root, mode, WVO_AGENT_ID="env-agent", WVO_AUTOPILOT_WIP_LIMIT=5) as a:
+        await a.call(
+            "task_create", tasks=[{"id": "one", "title": "1"}, {"id": "two", "title": "2"}]
+        )
+        assert (await a.call("plan_next"))["agent_id"] == "env-agent"
+        assert (await a.call("plan_next", agent_id="explicit"))["agent_id"] == "explicit"
+
+        mine = await a.call("claim_task", task_id="one")
+        assert mine["agent_id"] == "env-agent" and mine["task"]["assigned_to"] == "env-agent"
+        theirs = await a.call("claim_task", task_id="two", agent_id="explicit")
+        assert theirs["claimed"], theirs["message"]
+        assert theirs["agent_id"] == "explicit" and theirs["task"]["assigned_to"] == "explicit"
+
+        await a.call("checkpoint", task_id="one", lease_token=mine["lease_token"], summary="s")
+        await a.call(
+            "checkpoint",
+            task_id="two",
+            lease_token=theirs["lease_token"],
+            summary="s",
+            agent_id="explicit",
+        )
+        one = await a.call("task_get", task_id="one")
+        two = await a.call("task_get", task_id="two")
+        assert one["latest_checkpoint"]["agent_id"] == "env-agent"
+        assert two["latest_checkpoint"]["agent_id"] == "explicit"
+        assert one["recent_events"][0]["actor"] == "env-agent"  # task_create's actor
+
+        await a.call(
+            "plan_update",
+            task_id="two",
+            status="done",
+            lease_token=theirs["lease_token"],
+            agent_id="explicit",
+        )
+        two = await a.call("task_get", task_id="two")
+        assert two["recent_events"][-1]["actor"] == "explicit"
+
+
+async def test_agent_id_without_env_is_stable(state_root: Path, mode: str) -> None:
+    async with connect(state_root, mode) as a:
+        first = (await a.call("plan_next"))["agent_id"]
+        second = (await a.call("plan_next"))["agent_id"]
+        assert first and first == second
+        await a.call("task_create", tasks=[{"id": "solo", "title": "s"}])
+        claim = await a.call("claim_task")
+        assert claim["agent_id"] == first == claim["task"]["assigned_to"]
