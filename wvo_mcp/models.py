@@ -150,7 +150,8 @@ class TaskPage(BaseModel):
 
 
 class QueueCounts(BaseModel):
-    ready: int = Field(description="Claimable now")
+    ready: int = Field(description="Claimable now (including lease_expired)")
+    lease_expired: int = Field(description="In progress, but the holder's lease expired")
     waiting_on_dependencies: int
     backing_off: int = Field(description="Pending, ready after a retry back-off")
     by_status: dict[str, int]

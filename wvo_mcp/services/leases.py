@@ -118,14 +118,13 @@ def update_status(
 ) -> UpdateResult:
     row = _task(tx, task_id)
     current = Status(row["status"])
-    if current is Status.IN_PROGRESS:
-        if token is None and not by_person:
-            raise ValidationFailed(
-                f"task {task_id!r} is in progress (held by {row['assigned_to']!r}); "
-                "pass the lease_token that claim_task returned"
-            )
-        if token is not None and token != row["lease_token"]:
-            raise lease_lost(row)
+    if token is not None and token != row["lease_token"]:
+        raise lease_lost(row)  # whatever the status: the caller believes it holds the task
+    if current is Status.IN_PROGRESS and token is None and not by_person:
+        raise ValidationFailed(
+            f"task {task_id!r} is in progress (held by {row['assigned_to']!r}); "
+            "pass the lease_token that claim_task returned"
+        )
     if target is Status.IN_PROGRESS and current is not Status.AWAITING_APPROVAL:
         raise IllegalTransition(
             f"tasks enter 'in_progress' only through claim_task, which grants a lease; "
@@ -175,18 +174,18 @@ def update_status(
         lease_epoch=epoch,
     )
     unblocked = _release_dependents(tx, task_id, stamp) if final is Status.DONE else []
-    if final is target:
-        message = f"task {task_id!r} is now {final.value!r}"
-    elif final is Status.PENDING:
+    if target is Status.FAILED and final is Status.PENDING:
         message = (
             f"failure {attempts} of {row['max_attempts']} recorded; task {task_id!r} is pending "
             f"again and can be claimed after {not_before}"
         )
-    else:
+    elif target is Status.FAILED and current is Status.IN_PROGRESS:
         message = (
             f"failure {attempts} of {row['max_attempts']}: no attempts left, task {task_id!r} "
             "is dead-lettered ('failed') until a person re-queues it"
         )
+    else:
+        message = f"task {task_id!r} is now {final.value!r}"
     return UpdateResult(
         task_id=task_id,
         previous_status=current,

@@ -4,9 +4,10 @@ A claim is one write transaction: WIP limits are counted, the best claimable tas
 picked and leased, and the event is recorded before anyone else can write.
 """
 
+import heapq
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -47,12 +48,14 @@ def queue_counts(tx: Tx, settings: Settings, agent_id: str, now: datetime) -> Qu
     ready_bucket = by_status.pop("ready")
     backing_off = tx.value("backing_off_count", (stamp,))
     wip = _wip(tx, agent_id, stamp, per_epic=False)
+    expired = by_status[Status.IN_PROGRESS] - wip.global_used
     remaining = max(
         0,
         min(settings.wip_global - wip.global_used, settings.wip_per_agent - wip.agent_used),
     )
     return QueueCounts(
-        ready=ready_bucket - backing_off,
+        ready=ready_bucket - backing_off + expired,
+        lease_expired=expired,
         waiting_on_dependencies=by_status[Status.PENDING] - ready_bucket,
         backing_off=backing_off,
         by_status=by_status,
@@ -62,6 +65,10 @@ def queue_counts(tx: Tx, settings: Settings, agent_id: str, now: datetime) -> Qu
         wip_agent_limit=settings.wip_per_agent,
         wip_remaining=remaining,
     )
+
+
+def _rank(row: sqlite3.Row) -> tuple[float, str, str]:
+    return (-row["wsjf_score"], row["created_at"], row["id"])
 
 
 def _ranked_ready(tx: Tx, epic_id: str | None, stamp: str) -> Iterator[sqlite3.Row]:
@@ -74,12 +81,23 @@ def _ranked_ready(tx: Tx, epic_id: str | None, stamp: str) -> Iterator[sqlite3.R
             yield row
 
 
+def claimable(tx: Tx, stamp: str, epic_id: str | None = None) -> Iterator[sqlite3.Row]:
+    """Everything a claim may take, best first: ready tasks, and in-progress tasks whose
+    holder let the lease expire (both streams are already in rank order)."""
+    expired = (
+        row
+        for row in tx.iter("expired_leases", (stamp,))
+        if epic_id is None or row["epic_id"] == epic_id
+    )
+    return heapq.merge(expired, _ranked_ready(tx, epic_id, stamp), key=_rank)
+
+
 def plan_next(
     tx: Tx, settings: Settings, agent_id: str, limit: int, epic_id: str | None, now: datetime
 ) -> PlanNextResult:
     stamp = timeutil.to_text(now)
     ranked = []
-    for row in _ranked_ready(tx, epic_id, stamp):
+    for row in claimable(tx, stamp, epic_id):
         ranked.append(rows.ranked(row))
         if len(ranked) >= limit:
             break
@@ -174,9 +192,9 @@ def claim(
                 )
             chosen = row
         else:
-            best = _best_candidate(tx, stamp, epic_full)
+            best = next((r for r in claimable(tx, stamp) if not epic_full(r)), None)
             if best is None:
-                if any(epic_full(r) for r in _ranked_ready(tx, None, stamp)):
+                if any(epic_full(r) for r in claimable(tx, stamp)):
                     return refused(
                         "epic_wip_limit",
                         "every ready task belongs to an epic at its WIP limit "
@@ -192,18 +210,6 @@ def claim(
                 )
             continue  # dead-lettered; look again
         return _grant(tx, chosen, agent_id, lease_seconds, now)
-
-
-def _best_candidate(
-    tx: Tx, stamp: str, epic_full: Callable[[sqlite3.Row], bool]
-) -> sqlite3.Row | None:
-    def key(row: sqlite3.Row) -> tuple[float, str, str]:
-        return (-row["wsjf_score"], row["created_at"], row["id"])
-
-    expired = next((r for r in tx.iter("expired_leases", (stamp,)) if not epic_full(r)), None)
-    ready = next((r for r in _ranked_ready(tx, None, stamp) if not epic_full(r)), None)
-    candidates = [r for r in (expired, ready) if r is not None]
-    return min(candidates, key=key) if candidates else None
 
 
 def _reclaim_expired(tx: Tx, row: sqlite3.Row, stamp: str) -> bool:

@@ -74,10 +74,15 @@ def create_tasks(tx: Tx, specs: Sequence[TaskSpec], actor: str, now: datetime) -
             raise ValidationFailed(f"task {task_id!r} depends on itself")
     outside = sorted({dep for deps in edges.values() for dep in deps} - seen)
     known = _existing(tx, outside)
-    unknown = [dep for dep in outside if dep not in known]
+    unknown = [
+        f"{task_id!r} depends on unknown {dep!r}"
+        for task_id, deps in edges.items()
+        for dep in deps
+        if dep not in seen and dep not in known
+    ]
     if unknown:
         raise ValidationFailed(
-            f"unknown dependency ids: {', '.join(unknown[:10])}; "
+            f"unknown dependency ids: {'; '.join(unknown[:10])}; "
             "depend only on existing task ids or on ids created in the same batch"
         )
     cycle = find_cycle(edges)

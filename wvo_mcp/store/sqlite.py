@@ -74,7 +74,11 @@ class Database:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = await aiosqlite.connect(self.path, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
-        await self._in_thread(self._prepare)
+        try:
+            await self._in_thread(self._prepare)
+        except BaseException:
+            await self.close()  # its thread would keep the process alive
+            raise
         return self
 
     async def close(self) -> None:
