@@ -210,4 +210,15 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
             task_id, Status(status), agent(ctx, agent_id), lease_token, reason
         )
 
+    _refuse_unknown_arguments(server)
     return server
+
+
+def _refuse_unknown_arguments(server: MCPServer[Orchestrator]) -> None:
+    """The SDK ignores unknown top-level arguments, so a misspelt `lease_second` would fall
+    back to the default in silence; make every tool refuse them (and say so in its schema)."""
+    for tool in server._tool_manager.list_tools():
+        model = tool.fn_metadata.arg_model
+        model.model_config["extra"] = "forbid"
+        model.model_rebuild(force=True)
+        tool.parameters["additionalProperties"] = False

@@ -202,6 +202,8 @@ async def test_claim_and_read_tools_refuse_bad_arguments(
             ("task_get empty id", "task_get", {"task_id": ""}, "task_id"),
             ("task_get id with a slash first", "task_get", {"task_id": "/free"}, "task_id"),
             ("task_get without id", "task_get", {}, "task_id"),
+            ("claim misspelt lease_second", "claim_task", {"lease_second": 5}, "lease_second"),
+            ("plan_next unknown argument", "plan_next", {"epic": "E1"}, "epic"),
         ]
         before = await snapshot(a)
         for case, tool, arguments, field in cases:
