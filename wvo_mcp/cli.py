@@ -39,7 +39,14 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     """Serve MCP over stdio (what an agent's client starts)."""
     from wvo_mcp.server import build_server
 
+    # Open (and migrate) the database before speaking MCP: a refused database then ends the
+    # process with a message, instead of leaving the client waiting for `initialize`.
+    anyio.run(_with, settings, _opened)
     build_server(settings).run()
+
+
+async def _opened(_: Orchestrator) -> None:
+    return None
 
 
 def cmd_import(settings: Settings, args: argparse.Namespace) -> None:

@@ -27,6 +27,8 @@ Params = Mapping[str, Any] | Sequence[Any]
 # A short busy timeout plus jittered retries: SQLite's own busy handler lets an unlucky
 # writer starve for seconds under contention, random back-off keeps worst waits small.
 BUSY_TIMEOUT_MS = 2
+# Opening is rare and may meet another process creating the file: plain waiting is fine there.
+OPEN_BUSY_TIMEOUT_MS = 15_000
 RETRY_SLEEP_CAP_S = 0.004
 BUSY_DEADLINE_S = 15.0
 
@@ -139,22 +141,12 @@ class Database:
 
     def _prepare(self) -> None:
         conn = self._raw
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout = {OPEN_BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = NORMAL")
-        self._retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL"))
+        conn.execute("PRAGMA journal_mode = WAL")
         self._transaction(self._migrate, "IMMEDIATE")
-
-    def _retry_busy(self, step: Callable[[], object]) -> None:
-        deadline = time.monotonic() + BUSY_DEADLINE_S
-        while True:
-            try:
-                step()
-                return
-            except sqlite3.OperationalError as exc:
-                if not _is_busy(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(random.uniform(0, RETRY_SLEEP_CAP_S))
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
     def _migrate(self, tx: Tx) -> None:
         conn = self._raw
