@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from wvo_mcp.transitions import Status
+from wvo_mcp.wsjf import Breakdown
 
 TaskId = Annotated[
     str,
@@ -60,18 +61,6 @@ class TaskSpec(BaseModel):
         if size > MAX_METADATA_BYTES:
             raise ValueError(f"metadata is {size} bytes as JSON; at most {MAX_METADATA_BYTES}")
         return value
-
-
-class Breakdown(BaseModel):
-    """Why a task ranks where it does: score = cost_of_delay / job_size."""
-
-    business_value: int
-    time_criticality: float
-    risk_reduction: int
-    enablement: int
-    cost_of_delay: float
-    job_size: int
-    score: float
 
 
 class TaskSummary(BaseModel):

@@ -13,6 +13,8 @@ DUE_HORIZON_SECONDS = 14 * 24 * 3600
 
 @dataclass(frozen=True, slots=True)
 class Breakdown:
+    """Why a task ranks where it does: score = cost_of_delay / job_size."""
+
     business_value: int
     time_criticality: float
     risk_reduction: int

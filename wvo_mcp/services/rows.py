@@ -5,7 +5,7 @@ import sqlite3
 from datetime import datetime
 
 from wvo_mcp import timeutil, wsjf
-from wvo_mcp.models import Breakdown, Checkpoint, Event, RankedTask, TaskSummary
+from wvo_mcp.models import Checkpoint, Event, RankedTask, TaskSummary
 from wvo_mcp.transitions import Status
 
 
@@ -29,15 +29,14 @@ def score(
     )
 
 
-def breakdown(row: sqlite3.Row) -> Breakdown:
-    parts = wsjf.breakdown(
+def breakdown(row: sqlite3.Row) -> wsjf.Breakdown:
+    return wsjf.breakdown(
         business_value=row["business_value"],
         time_criticality=row["effective_time_criticality"],
         risk_reduction=row["risk_reduction"],
         open_dependents=row["dependents"],
         job_size=row["job_size"],
     )
-    return Breakdown(**{name: getattr(parts, name) for name in Breakdown.model_fields})
 
 
 def summary(row: sqlite3.Row) -> TaskSummary:
