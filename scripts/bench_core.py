@@ -1,0 +1,1442 @@
+#!/usr/bin/env python
+"""Performance benchmark of wvo-mcp's core loop, measured against a no-op MCP tool call.
+
+    python scripts/bench_core.py                 # full run (builds a 1M-task database once)
+    python scripts/bench_core.py --quick         # small smoke run, well under a minute
+    python scripts/bench_core.py --sizes 1k,100k --json results.json --keep
+
+Every figure is taken over the real stdio transport with real server processes
+(`python -m wvo_mcp serve`), except the rows marked "in-process", which call the
+Orchestrator directly to separate database work from transport cost. The floor is a
+separate, tiny MCPServer with one `noop` tool, run over the same transport with the same
+Python. Run it with the Python that has wvo-mcp installed (e.g. /tmp/venv/bin/python).
+
+Built task databases are cached (default: <tmp>/wvo-bench-cache, keyed by schema and
+generator version) because 1M tasks take a while; `--no-cache` builds them in the run's
+temporary folder instead. Everything else lives in one temporary folder, removed at the end
+unless --keep. The table goes to stdout, progress to stderr. The exit code is 0 whether
+targets pass or fail (this is a measurement); it is non-zero only when the run itself fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import hashlib
+import json
+import math
+import os
+import platform
+import random
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import traceback
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import anyio
+import anyio.to_thread
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters, get_default_environment, stdio_client
+
+from wvo_mcp.config import Settings
+from wvo_mcp.models import TaskSpec
+from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.store.sql import migrations
+from wvo_mcp.transitions import Status
+
+GENERATOR_VERSION = 1  # bump when the generated task graphs change, to invalidate the cache
+CHAIN_LENGTH = 100  # tasks per dependency chain: only chain heads are ready (1% of the total)
+BUILD_BATCH = 10_000  # tasks per create_tasks call when building databases
+BLOCK = 50  # calls per block when a figure and its floor are measured alternately
+SERVER_ARGS = ["-m", "wvo_mcp", "serve"]
+CLIENT_NAME_IN_AGENT_ID = "mcp"  # the SDK's default clientInfo name
+
+NOOP_SERVER = '''\
+"""Floor for the benchmark: an MCP server whose only tool does nothing."""
+from mcp.server import MCPServer
+
+server = MCPServer("noop")
+
+
+@server.tool()
+async def noop() -> dict:
+    return {}
+
+
+if __name__ == "__main__":
+    server.run()
+'''
+
+# --what-if: wvo-mcp with one change to how tool results are published, to size what each
+# change would save. These patch the SDK and wvo-mcp in memory only, never their files.
+WHAT_IF_SERVER = '''\
+"""wvo-mcp serve with one experimental change to its tool results (benchmark what-if only)."""
+import copy
+import sys
+
+from mcp.server import MCPServer
+
+VARIANT = sys.argv[1]
+if VARIANT == "unstructured":  # @server.tool(structured_output=False): text content only
+    _tool = MCPServer.tool
+
+    def tool(self, *args, **kwargs):
+        kwargs["structured_output"] = False
+        return _tool(self, *args, **kwargs)
+
+    MCPServer.tool = tool
+
+from wvo_mcp.config import Settings  # noqa: E402
+from wvo_mcp.server import build_server  # noqa: E402
+
+
+def flatten(schema):
+    """$refs inlined, Optional[X] as {"type": [X, "null"]}, titles and descriptions dropped."""
+    defs = schema.get("$defs", {})
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return walk(copy.deepcopy(defs[node["$ref"].rsplit("/", 1)[1]]))
+            options = node.get("anyOf")
+            if options and len(options) == 2 and {"type": "null"} in options:
+                other = next(o for o in options if o != {"type": "null"})
+                if set(other) == {"type"} and isinstance(other["type"], str):
+                    rest = {k: v for k, v in node.items() if k not in ("anyOf", "title")}
+                    return {**rest, "type": [other["type"], "null"]}
+            drop = ("$defs", "title", "description")
+            flat = {k: walk(v) for k, v in node.items() if k not in drop}
+            if isinstance(node.get("properties"), dict):  # field names are not keywords
+                flat["properties"] = {k: walk(v) for k, v in node["properties"].items()}
+            return flat
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)
+
+
+server = build_server(Settings.from_env())
+for registered in server._tool_manager._tools.values():
+    meta = registered.fn_metadata
+    if meta.output_schema is None:
+        continue
+    if VARIANT == "flat-schema":
+        meta.output_schema = flatten(meta.output_schema)
+    elif VARIANT == "object-schema":  # what `-> dict[str, Any]` would publish
+        meta.output_schema = {"type": "object", "additionalProperties": True}
+server.run()
+'''
+
+WHAT_IF_IMPORT = '''\
+"""`wvo-mcp import` with another roadmap loader (benchmark what-if only)."""
+import gc
+import json
+import sys
+import types
+
+import yaml
+
+import wvo_mcp.roadmap as roadmap
+
+
+def c_loader_gc_paused(text):
+    gc.disable()
+    try:
+        return yaml.load(text, Loader=yaml.CSafeLoader)
+    finally:
+        gc.enable()
+
+
+loaders = {"csafe-gc-paused": c_loader_gc_paused, "json": json.loads}
+roadmap.yaml = types.SimpleNamespace(
+    safe_load=loaders[sys.argv[1]], YAMLError=(yaml.YAMLError, ValueError), safe_dump=yaml.safe_dump
+)
+from wvo_mcp.cli import main  # noqa: E402
+
+main(sys.argv[2:])
+'''
+
+WHAT_IF_VARIANTS = {
+    "as-is": "control: the what-if wrapper with no change",
+    "flat-schema": "outputSchema with $refs inlined and Optional as a type list",
+    "object-schema": 'outputSchema {"type": "object"} (a dict return type)',
+    "unstructured": "structured_output=False: no outputSchema, text content only",
+}
+
+INITIALIZE = (
+    json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "bench", "version": "0"},
+            },
+        }
+    )
+    + "\n"
+).encode()
+
+_T0 = time.monotonic()
+
+
+def log(message: str) -> None:
+    print(f"[{time.monotonic() - _T0:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not take a measurement (as opposed to a target being missed)."""
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def summary(samples: Sequence[float]) -> dict[str, float]:
+    """Milliseconds summary of samples given in seconds."""
+    if not samples:
+        raise BenchError("no samples")
+    ms = sorted(s * 1000 for s in samples)
+
+    def rank(q: float) -> float:
+        return ms[min(len(ms) - 1, max(0, math.ceil(q * len(ms)) - 1))]
+
+    return {
+        "n": len(ms),
+        "p50": statistics.median(ms),
+        "p90": rank(0.90),
+        "p99": rank(0.99),
+        "max": ms[-1],
+        "mean": statistics.fmean(ms),
+    }
+
+
+@dataclass
+class Row:
+    metric: str
+    value: float
+    unit: str
+    target: str = ""
+    ratio: float | None = None
+    passed: bool | None = None  # None: informational, no target
+    note: str = ""
+
+    @property
+    def verdict(self) -> str:
+        return "info" if self.passed is None else ("PASS" if self.passed else "FAIL")
+
+
+@dataclass
+class Report:
+    rows: list[Row] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def info(self, metric: str, value: float, unit: str, note: str = "") -> None:
+        self.rows.append(Row(metric, value, unit, note=note))
+
+    def at_most(
+        self,
+        metric: str,
+        value: float,
+        unit: str,
+        base: float,
+        limit: float,
+        target: str,
+        note: str = "",
+    ) -> None:
+        """A target of the form value <= limit x base (ratio = value / base)."""
+        ratio = value / base
+        self.rows.append(Row(metric, value, unit, target, ratio, ratio <= limit, note))
+
+    def at_least(
+        self,
+        metric: str,
+        value: float,
+        unit: str,
+        base: float,
+        limit: float,
+        target: str,
+        note: str = "",
+    ) -> None:
+        ratio = value / base
+        self.rows.append(Row(metric, value, unit, target, ratio, ratio >= limit, note))
+
+    def absolute(
+        self, metric: str, value: float, unit: str, passed: bool, target: str, note: str = ""
+    ) -> None:
+        self.rows.append(Row(metric, value, unit, target, None, passed, note))
+
+    def table(self) -> str:
+        header = ["metric", "value", "target", "ratio", "result"]
+        cells = [header]
+        for row in self.rows:
+            cells.append(
+                [
+                    row.metric,
+                    f"{_fmt(row.value)} {row.unit}".strip(),
+                    row.target,
+                    "" if row.ratio is None else f"{row.ratio:.2f}x",
+                    row.verdict,
+                ]
+            )
+        widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+        lines = []
+        for index, r in enumerate(cells):
+            lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+            if index == 0:
+                lines.append("  ".join("-" * w for w in widths))
+        notes = [f"  {row.metric}: {row.note}" for row in self.rows if row.note]
+        if notes:
+            lines += ["", "notes:", *notes]
+        return "\n".join(lines)
+
+
+def _fmt(value: float) -> str:
+    if value == int(value) and abs(value) >= 100:
+        return f"{int(value)}"
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.3f}" if abs(value) < 1 else f"{value:.2f}"
+
+
+# --------------------------------------------------------------------------- task graphs
+
+
+def parse_size(text: str) -> int:
+    text = text.strip().lower()
+    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
+    number = text[:-1] if scale != 1 else text
+    try:
+        value = int(float(number) * scale)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 1k, 100k, 1M)") from None
+    if value < CHAIN_LENGTH or value % CHAIN_LENGTH:
+        raise argparse.ArgumentTypeError(f"sizes must be multiples of {CHAIN_LENGTH}: {text!r}")
+    return value
+
+
+def size_label(n: int) -> str:
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}M"
+    if n >= 1_000 and n % 1_000 == 0:
+        return f"{n // 1_000}k"
+    return str(n)
+
+
+def chain_task(index: int, rng: random.Random) -> dict[str, Any]:
+    """Task `index` of a graph made of chains of CHAIN_LENGTH: each waits on its predecessor."""
+    chain, pos = divmod(index, CHAIN_LENGTH)
+    task: dict[str, Any] = {
+        "id": f"c{chain:06d}.{pos:03d}",
+        "title": f"Chain {chain} step {pos}",
+        "epic_id": f"epic-{chain % 50:02d}",
+        "complexity": rng.randint(1, 10),
+        "business_value": rng.randint(1, 20),
+        "time_criticality": rng.randint(1, 20),
+        "risk_reduction": rng.randint(1, 20),
+    }
+    if pos:
+        task["depends_on"] = [f"c{chain:06d}.{pos - 1:03d}"]
+    return task
+
+
+def independent_task(index: int, rng: random.Random) -> dict[str, Any]:
+    return {
+        "id": f"t{index:07d}",
+        "title": f"Independent task {index}",
+        "epic_id": f"epic-{index % 20:02d}",
+        "complexity": rng.randint(1, 10),
+        "business_value": rng.randint(1, 20),
+        "time_criticality": rng.randint(1, 20),
+        "risk_reduction": rng.randint(1, 20),
+    }
+
+
+def roadmap_yaml(tasks: Sequence[dict[str, Any]]) -> str:
+    """Roadmap YAML written by hand (yaml.safe_dump of 100k entries is itself slow)."""
+    out = ["version: 1", "tasks:"]
+    for task in tasks:
+        out.append(f"  - id: {task['id']}")
+        out.append(f"    title: {json.dumps(task['title'])}")
+        for key in ("epic_id", "complexity", "business_value", "time_criticality"):
+            out.append(f"    {key}: {task[key]}")
+        out.append(f"    risk_reduction: {task['risk_reduction']}")
+        if task.get("depends_on"):
+            out.append(f"    depends_on: [{', '.join(task['depends_on'])}]")
+    return "\n".join(out) + "\n"
+
+
+async def build_db(
+    state_root: Path,
+    total: int,
+    make: Callable[[int, random.Random], dict[str, Any]],
+    batch: int = BUILD_BATCH,
+) -> None:
+    """Create `total` tasks with wvo_mcp itself, in batches (chains never cross a batch)."""
+    rng = random.Random(total)
+    orchestrator = await Orchestrator.open(Settings(state_root=state_root))
+    try:
+        started = time.perf_counter()
+        for start in range(0, total, batch):
+            count = min(batch, total - start)
+            specs = [TaskSpec.model_validate(make(i, rng)) for i in range(start, start + count)]
+            await orchestrator.create_tasks(specs, actor="bench")
+            done = start + count
+            if total >= 100_000 and (done % (10 * batch) == 0 or done == total):
+                rate = done / (time.perf_counter() - started)
+                log(f"  built {done:,}/{total:,} tasks ({rate:,.0f} tasks/s)")
+    finally:
+        await orchestrator.close()
+
+
+def schema_fingerprint() -> str:
+    digest = hashlib.sha256(f"generator {GENERATOR_VERSION}".encode())
+    for version, name, script in migrations():
+        digest.update(f"{version} {name}\n{script}".encode())
+    return digest.hexdigest()[:10]
+
+
+async def chain_db(cache: Path, total: int) -> Path:
+    """State root of a cached chain-graph database of `total` tasks, built if missing."""
+    root = cache / f"chains-{size_label(total)}-{schema_fingerprint()}"
+    if (root / "orchestrator.db").exists():
+        log(f"using cached {size_label(total)}-task database {root}")
+        return root
+    building = cache / f"{root.name}.building-{os.getpid()}"
+    shutil.rmtree(building, ignore_errors=True)
+    log(f"building {size_label(total)}-task database ({CHAIN_LENGTH}-task chains) in {root}")
+    started = time.perf_counter()
+    await build_db(building, total, chain_task)
+    log(f"  built in {time.perf_counter() - started:.1f} s")
+    building.rename(root)
+    return root
+
+
+def copy_state(source: Path, target: Path) -> Path:
+    """A private copy of a state folder (the database is closed, so one file)."""
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source / "orchestrator.db", target / "orchestrator.db")
+    return target
+
+
+# --------------------------------------------------------------------------- stdio clients
+
+
+@contextlib.asynccontextmanager
+async def connect(args: list[str], env: dict[str, str], errlog: TextIO) -> AsyncIterator[Client]:
+    params = StdioServerParameters(command=sys.executable, args=args, env=env)
+    transport = stdio_client(params, errlog=errlog)
+    async with Client(transport, mode="legacy", read_timeout_seconds=60) as client:
+        yield client
+
+
+def payload(result: Any) -> dict[str, Any]:
+    """A tool result's content: structured if published, else the JSON text."""
+    if result.is_error:
+        raise BenchError(f"tool failed: {result.content}")
+    if result.structured_content is not None:
+        return dict(result.structured_content)
+    return dict(json.loads(result.content[0].text))
+
+
+async def call(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    result = await client.call_tool(tool, arguments)
+    if result.is_error:
+        text = getattr(result.content[0], "text", "") if result.content else ""
+        raise BenchError(f"{tool} failed: {text}")
+    return result.structured_content or {}
+
+
+async def timed(client: Client, tool: str, arguments: dict[str, Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = await call(client, tool, arguments)
+    return time.perf_counter() - started, result
+
+
+def server_env(state_root: Path, **extra: str) -> dict[str, str]:
+    return {"WVO_STATE_ROOT": str(state_root), **extra}
+
+
+def server_pid(agent_id: str) -> int:
+    """The server process id, from the default agent id `<client name>-<server pid>`."""
+    prefix = f"{CLIENT_NAME_IN_AGENT_ID}-"
+    if not agent_id.startswith(prefix) or not agent_id[len(prefix) :].isdigit():
+        raise BenchError(f"cannot read a pid from agent id {agent_id!r} (is WVO_AGENT_ID set?)")
+    return int(agent_id[len(prefix) :])
+
+
+def proc_file(pid: int, name: str) -> str:
+    return Path(f"/proc/{pid}/{name}").read_bytes().decode(errors="replace")
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from /proc/<pid>/stat."""
+    fields = proc_file(pid, "stat").rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_status_kb(pid: int, key: str) -> int:
+    for line in proc_file(pid, "status").splitlines():
+        if line.startswith(f"{key}:"):
+            return int(line.split()[1])
+    raise BenchError(f"/proc/{pid}/status has no {key}")
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+@dataclass
+class Config:
+    quick: bool
+    sizes: list[int]
+    floor_calls: int
+    claim_cycles: int
+    plan_calls: int
+    warmup: int
+    import_tasks: int
+    rss_tasks: int
+    claim_ready_tasks: int
+    concurrency_tasks: int
+    concurrency_procs: int
+    startup_runs: int
+    what_if: bool
+    what_if_calls: int
+
+
+class Bench:
+    def __init__(self, config: Config, work: Path, cache: Path, report: Report) -> None:
+        self.config = config
+        self.work = work
+        self.cache = cache
+        self.report = report
+        self.errlog = (work / "servers.log").open("a")
+        self.floor_p50 = math.nan
+        self.noop: Client | None = None  # the floor server, connected for the whole run
+        self.roots: dict[int, Path] = {}  # state roots of the chain-graph databases by size
+
+    def load(self, section: str) -> None:
+        """Other work on the machine skews every figure: record the load with each section."""
+        self.report.details.setdefault("loadavg", {})[section] = os.getloadavg()
+
+    def fresh(self, name: str) -> Path:
+        path = self.work / name
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
+        return path
+
+    # ---- floor
+
+    def noop_server(self) -> list[str]:
+        script = self.work / "noop_server.py"
+        script.write_text(NOOP_SERVER)
+        return [str(script)]
+
+    async def floor(self) -> None:
+        assert self.noop is not None
+        cfg = self.config
+        log(f"floor: {cfg.floor_calls} no-op tool calls over stdio")
+        for _ in range(cfg.warmup):
+            await call(self.noop, "noop", {})
+        samples = [(await timed(self.noop, "noop", {}))[0] for _ in range(cfg.floor_calls)]
+        stats = summary(samples)
+        self.floor_p50 = stats["p50"]
+        self.report.details.setdefault("floors", {})["floor"] = stats
+        self.load("floor")
+        self.report.info(
+            "floor: no-op tool call p50 (stdio)",
+            stats["p50"],
+            "ms",
+            note=f"p99 {stats['p99']:.3f} ms over {stats['n']} calls; each ratio below uses "
+            "the floor measured in blocks alternating with its own calls (see its note)",
+        )
+
+    async def paired(
+        self, section: str, measures: dict[str, Callable[[], Awaitable[float]]], count: int
+    ) -> tuple[dict[str, dict[str, float]], float]:
+        """Samples of each measure and the floor p50, taken in rotating blocks of BLOCK calls.
+
+        Other work on a shared machine comes and goes in bursts of seconds; rotating short
+        blocks (floor, then each measure) lets every figure and its floor see the same
+        machine. The first call of each block (a process waking up) is dropped everywhere."""
+        noop = self.noop
+        assert noop is not None
+
+        async def floor_call() -> float:
+            return (await timed(noop, "noop", {}))[0]
+
+        everything = {"floor": floor_call, **measures}
+        for _ in range(self.config.warmup):
+            for measure in everything.values():
+                await measure()
+        samples: dict[str, list[float]] = {name: [] for name in everything}
+        while len(samples["floor"]) < count:
+            n = min(BLOCK, count - len(samples["floor"]))
+            for name, measure in everything.items():
+                for i in range(n + 1):
+                    took = await measure()
+                    if i:
+                        samples[name].append(took)
+        stats = {name: summary(values) for name, values in samples.items()}
+        self.report.details.setdefault("floors", {})[section] = stats["floor"]
+        self.load(section)
+        floor = stats.pop("floor")["p50"]
+        return stats, floor
+
+    async def validation_cost(self, client: Client, tool: str, result: Any) -> float:
+        """p50 of the SDK client's own check of a tool result against its outputSchema, which
+        every ClientSession.call_tool runs (jsonschema, pure Python) before returning."""
+        samples = []
+        for i in range(self.config.warmup + 200):
+            started = time.perf_counter()
+            await client.session.validate_tool_result(tool, result)
+            if i >= self.config.warmup:
+                samples.append(time.perf_counter() - started)
+        return summary(samples)["p50"]
+
+    # ---- claim
+
+    async def claim(self) -> None:
+        cfg = self.config
+        template = self.fresh("claim-template")
+        log(f"claim: building {cfg.claim_ready_tasks:,} ready tasks")
+        await build_db(template, cfg.claim_ready_tasks, independent_task)
+        root = copy_state(template, self.fresh("claim"))
+        log(f"claim: {cfg.claim_cycles} claim_task + plan_update(pending) cycles over stdio")
+        releases: list[float] = []
+        last: list[Any] = []
+        async with connect(SERVER_ARGS, server_env(root), self.errlog) as client:
+
+            async def cycle() -> float:
+                started = time.perf_counter()
+                raw = await client.call_tool("claim_task", {})
+                took = time.perf_counter() - started
+                granted = raw.structured_content or {}
+                if raw.is_error or not granted.get("claimed"):
+                    raise BenchError(f"claim_task refused: {granted.get('message')}")
+                last[:] = [raw]
+                release = {
+                    "task_id": granted["task"]["id"],
+                    "status": "pending",
+                    "lease_token": granted["lease_token"],
+                }
+                releases.append((await timed(client, "plan_update", release))[0])
+                return took
+
+            measured, floor = await self.paired("claim", {"claim": cycle}, cfg.claim_cycles)
+            stats = measured["claim"]
+            validation = await self.validation_cost(client, "claim_task", last[0])
+        self.report.details["claim"] = {
+            "claim": stats,
+            "release": summary(releases),
+            "floor_p50": floor,
+            "client_validation_p50": validation,
+            "result_bytes": len(json.dumps(last[0].structured_content)),
+        }
+        self.report.at_most(
+            f"claim_task p50 ({size_label(cfg.claim_ready_tasks)} ready)",
+            stats["p50"],
+            "ms",
+            floor,
+            1.5,
+            "<= 1.5x floor",
+            note=f"paired floor {floor:.3f} ms; p99 {stats['p99']:.3f} ms; release "
+            f"(plan_update pending) p50 {summary(releases)['p50']:.3f} ms",
+        )
+        self.report.info(
+            "  client outputSchema validation alone",
+            validation,
+            "ms",
+            note=f"jsonschema check of the {len(json.dumps(last[0].structured_content))}-byte "
+            "structured result that ClientSession.call_tool runs on every call",
+        )
+
+        # The same cycle without the transport: what the database work costs.
+        orchestrator = await Orchestrator.open(Settings(state_root=root))
+        try:
+            direct = []
+            for i in range(cfg.warmup + cfg.claim_cycles):
+                started = time.perf_counter()
+                granted = await orchestrator.claim("bench-direct")
+                took = time.perf_counter() - started
+                assert granted.task is not None and granted.lease_token is not None
+                await orchestrator.update_status(
+                    granted.task.id, Status.PENDING, "bench-direct", granted.lease_token
+                )
+                if i >= cfg.warmup:
+                    direct.append(took)
+        finally:
+            await orchestrator.close()
+        stats = summary(direct)
+        self.report.details["claim_in_process"] = stats
+        self.report.info("  in-process Orchestrator.claim p50 (no MCP)", stats["p50"], "ms")
+
+    # ---- plan_next at several sizes
+
+    async def plan_next(self, roots: dict[int, Path]) -> None:
+        """plan_next(limit=10) at every size, one server per size, measured in rotation."""
+        cfg = self.config
+        labels = [size_label(total) for total in cfg.sizes]
+        log(f"plan_next: {cfg.plan_calls} calls of plan_next(limit=10) at {', '.join(labels)}")
+        measures: dict[str, Callable[[], Awaitable[float]]] = {}
+        firsts: dict[str, Any] = {}
+        clients: dict[str, Client] = {}
+        async with contextlib.AsyncExitStack() as servers:
+            for total, label in zip(cfg.sizes, labels, strict=True):
+                client = await servers.enter_async_context(
+                    connect(SERVER_ARGS, server_env(roots[total]), self.errlog)
+                )
+                first = await client.call_tool("plan_next", {"limit": 10})
+                counts = (first.structured_content or {}).get("counts", {})
+                if first.is_error or counts.get("ready") != total // CHAIN_LENGTH:
+                    raise BenchError(f"unexpected plan_next answer at {label}: {first}")
+
+                async def plan(client: Client = client) -> float:
+                    return (await timed(client, "plan_next", {"limit": 10}))[0]
+
+                measures[label], firsts[label], clients[label] = plan, first, client
+            measured, floor = await self.paired("plan_next", measures, cfg.plan_calls)
+            validation = {
+                label: await self.validation_cost(clients[label], "plan_next", firsts[label])
+                for label in labels
+            }
+        for total, label in zip(cfg.sizes, labels, strict=True):
+            stats = measured[label]
+            self.report.details[f"plan_next_{label}"] = {
+                **stats,
+                "floor_p50": floor,
+                "client_validation_p50": validation[label],
+                "result_bytes": len(json.dumps(firsts[label].structured_content)),
+            }
+            self.report.at_most(
+                f"plan_next(limit=10) p50 @ {label} tasks",
+                stats["p50"],
+                "ms",
+                floor,
+                2.0,
+                "<= 2x floor" + ("" if total == 100_000 else " (set at 100k)"),
+                note=f"paired floor {floor:.3f} ms; p99 {stats['p99']:.3f} ms; "
+                f"{total // CHAIN_LENGTH:,} ready",
+            )
+            self.report.info("  client outputSchema validation alone", validation[label], "ms")
+            direct = await self._plan_next_in_process(roots[total])
+            self.report.details[f"plan_next_in_process_{label}"] = direct
+            self.report.info("  in-process Orchestrator.plan_next p50", direct["p50"], "ms")
+        small, large = min(cfg.sizes), max(cfg.sizes)
+        if small != large:
+            self.report.at_most(
+                f"plan_next p50 {size_label(large)} vs {size_label(small)}",
+                measured[size_label(large)]["p50"],
+                "ms",
+                measured[size_label(small)]["p50"],
+                1.2,
+                "<= 1.2x",
+                note="" if (small, large) == (1_000, 1_000_000) else "target is set for 1M vs 1k",
+            )
+
+    async def _plan_next_in_process(self, root: Path) -> dict[str, float]:
+        cfg = self.config
+        orchestrator = await Orchestrator.open(Settings(state_root=root))
+        try:
+            samples = []
+            for i in range(cfg.warmup + cfg.plan_calls):
+                started = time.perf_counter()
+                await orchestrator.plan_next("bench-direct", 10)
+                if i >= cfg.warmup:
+                    samples.append(time.perf_counter() - started)
+        finally:
+            await orchestrator.close()
+        return summary(samples)
+
+    # ---- import
+
+    def import_cli(self) -> Path:
+        """Time `wvo-mcp import` of a generated roadmap; returns the roadmap's path."""
+        cfg = self.config
+        total = cfg.import_tasks
+        label = size_label(total)
+        rng = random.Random(7)
+        tasks = [chain_task(i, rng) for i in range(total)]
+        path = self.work / f"roadmap-{label}.yaml"
+        text = roadmap_yaml(tasks)
+        path.write_text(text)
+        path.with_suffix(".json").write_text(json.dumps({"version": 1, "tasks": tasks}))
+        self.load("import")
+        log(f"import: `wvo-mcp import` of {label} tasks ({len(text) / 1e6:.1f} MB of YAML)")
+        target_note = "" if total == 100_000 else "target is set for 100k tasks"
+
+        root = self.fresh("import-cli")
+        cli_seconds = self._run_import(
+            ["-m", "wvo_mcp", "--state-root", str(root), "import", str(path)]
+        )
+        self.report.absolute(
+            f"import {label} tasks: `wvo-mcp import` (subprocess)",
+            cli_seconds,
+            "s",
+            cli_seconds <= 10.0,
+            "<= 10 s",
+            note=target_note,
+        )
+        self.report.details["import"] = {"tasks": total, "cli_seconds": cli_seconds}
+        return path
+
+    async def import_in_process(self, path: Path) -> None:
+        """The same roadmap through its parts, then Orchestrator.create_tasks alone."""
+        import yaml
+
+        total = self.config.import_tasks
+        label = size_label(total)
+        target_note = "" if total == 100_000 else "target is set for 100k tasks"
+        text = await anyio.Path(path).read_text()
+        log("import: in-process parts (YAML parse, validation, create_tasks)")
+        started = time.perf_counter()
+        document = yaml.safe_load(text)
+        safe_load = time.perf_counter() - started
+        started = time.perf_counter()
+        fast_document = yaml.load(text, Loader=yaml.CSafeLoader)
+        c_load = time.perf_counter() - started
+        if fast_document != document:
+            raise BenchError("CSafeLoader and SafeLoader disagree on the roadmap")
+        gc.collect()
+        gc.disable()
+        try:
+            started = time.perf_counter()
+            yaml.load(text, Loader=yaml.CSafeLoader)
+            c_load_no_gc = time.perf_counter() - started
+        finally:
+            gc.enable()
+        as_json = json.dumps(document)
+        started = time.perf_counter()
+        json.loads(as_json)
+        json_load = time.perf_counter() - started
+        started = time.perf_counter()
+        specs = [TaskSpec.model_validate(entry) for entry in document["tasks"]]
+        validate = time.perf_counter() - started
+        del fast_document, document, as_json
+
+        root = self.fresh("import-in-process")
+        orchestrator = await Orchestrator.open(Settings(state_root=root))
+        try:
+            started = time.perf_counter()
+            created = await orchestrator.create_tasks(specs, actor="bench")
+            create_seconds = time.perf_counter() - started
+        finally:
+            await orchestrator.close()
+        if len(created.created) != total:
+            raise BenchError("create_tasks lost tasks")
+        self.report.absolute(
+            f"import {label} tasks: Orchestrator.create_tasks (in-process)",
+            create_seconds,
+            "s",
+            create_seconds <= 10.0,
+            "<= 10 s",
+            note=target_note,
+        )
+        self.report.info(f"  yaml.safe_load (pure-Python SafeLoader) {label}", safe_load, "s")
+        self.report.info(f"  yaml.load CSafeLoader (libyaml) {label}", c_load, "s")
+        self.report.info(f"  yaml.load CSafeLoader, gc paused {label}", c_load_no_gc, "s")
+        self.report.info(f"  json.loads of the same document {label}", json_load, "s")
+        self.report.info(f"  TaskSpec.model_validate x {label}", validate, "s")
+        self.report.details["import"] |= {
+            "yaml_bytes": len(text),
+            "create_tasks_seconds": create_seconds,
+            "safe_load_seconds": safe_load,
+            "csafe_load_seconds": c_load,
+            "csafe_load_gc_paused_seconds": c_load_no_gc,
+            "json_load_seconds": json_load,
+            "validate_seconds": validate,
+        }
+
+    # ---- what-if (--what-if): the same calls with one change to how results are published
+
+    async def what_if_results(self) -> None:
+        cfg = self.config
+        script = self.work / "what_if_server.py"
+        script.write_text(WHAT_IF_SERVER)
+        template = self.work / "claim-template"
+        log(f"what-if: claim_task and plan_next(limit=10) under {', '.join(WHAT_IF_VARIANTS)}")
+        measures: dict[str, Callable[[], Awaitable[float]]] = {}
+        async with contextlib.AsyncExitStack() as servers:
+            for variant in WHAT_IF_VARIANTS:
+                root = copy_state(template, self.fresh(f"what-if-{variant}"))
+                client = await servers.enter_async_context(
+                    connect([str(script), variant], server_env(root), self.errlog)
+                )
+
+                async def claim(client: Client = client) -> float:
+                    started = time.perf_counter()
+                    granted = payload(await client.call_tool("claim_task", {}))
+                    took = time.perf_counter() - started
+                    release = {
+                        "task_id": granted["task"]["id"],
+                        "status": "pending",
+                        "lease_token": granted["lease_token"],
+                    }
+                    payload(await client.call_tool("plan_update", release))
+                    return took
+
+                async def plan(client: Client = client) -> float:
+                    started = time.perf_counter()
+                    payload(await client.call_tool("plan_next", {"limit": 10}))
+                    return time.perf_counter() - started
+
+                measures[f"{variant} claim"] = claim
+                measures[f"{variant} plan"] = plan
+            measured, floor = await self.paired("what_if", measures, cfg.what_if_calls)
+        self.report.details["what_if"] = {"floor_p50": floor, **measured}
+        for variant in WHAT_IF_VARIANTS:
+            for tool, key, limit in (("claim_task", "claim", 1.5), ("plan_next(10)", "plan", 2.0)):
+                value = measured[f"{variant} {key}"]["p50"]
+                self.report.rows.append(
+                    Row(
+                        f"what-if {variant}: {tool} p50",
+                        value,
+                        "ms",
+                        f"<= {limit:g}x floor",
+                        value / floor,
+                        None,
+                        note=f"paired floor {floor:.3f} ms; {WHAT_IF_VARIANTS[variant]}"
+                        if key == "claim"
+                        else "",
+                    )
+                )
+
+    def what_if_import(self, path: Path) -> None:
+        script = self.work / "what_if_import.py"
+        script.write_text(WHAT_IF_IMPORT)
+        label = size_label(self.config.import_tasks)
+        for loader, source in (("csafe-gc-paused", path), ("json", path.with_suffix(".json"))):
+            log(f"what-if: `wvo-mcp import` of {label} tasks with the {loader} loader")
+            root = self.fresh(f"what-if-import-{loader}")
+            args = [str(script), loader, "--state-root", str(root), "import", str(source)]
+            seconds = self._run_import(args)
+            self.report.details.setdefault("what_if_import", {})[loader] = seconds
+            self.report.rows.append(
+                Row(
+                    f"what-if `wvo-mcp import` {label}, {loader}",
+                    seconds,
+                    "s",
+                    "<= 10 s",
+                    None,
+                    None,
+                    note="roadmap.parse through yaml.CSafeLoader with the cyclic GC paused"
+                    if loader != "json"
+                    else "the same roadmap as JSON, parsed by json.loads",
+                )
+            )
+
+    def _run_import(self, args: list[str]) -> float:
+        total = self.config.import_tasks
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, *args], capture_output=True, text=True, env=get_default_environment()
+        )
+        seconds = time.perf_counter() - started
+        if done.returncode != 0 or f"imported {total} tasks" not in done.stdout:
+            raise BenchError(f"wvo-mcp import failed ({done.returncode}): {done.stderr[-2000:]}")
+        return seconds
+
+    # ---- concurrent claim+complete
+
+    def concurrency(self) -> None:
+        cfg = self.config
+        total, procs = cfg.concurrency_tasks, cfg.concurrency_procs
+        template = self.fresh("concurrency-template")
+        log(f"concurrency: building {total:,} independent tasks")
+        anyio.run(build_db, template, total, independent_task)
+        runs = {}
+        for n in (1, procs):
+            root = copy_state(template, self.fresh(f"concurrency-{n}"))
+            self.load(f"concurrency_{n}")
+            log(f"concurrency: {n} server process(es) claim+complete {total:,} tasks")
+            runs[n] = self._run_workers(root, n, total)
+        one, many = runs[1], runs[procs]
+        self.report.details["concurrency"] = {str(k): v for k, v in runs.items()}
+        self.report.info(
+            "claim+complete throughput, 1 process",
+            one["throughput"],
+            "tasks/s",
+            note=f"claim p50 {one['claim']['p50']:.3f} ms, max {one['claim']['max']:.1f} ms",
+        )
+        for n, run in runs.items():
+            self.report.info(
+                f"  CPU per task, {n} process(es): client + server",
+                run["client_cpu_ms_per_task"] + run["server_cpu_ms_per_task"],
+                "ms",
+                note=f"client {run['client_cpu_ms_per_task']:.2f} ms + server "
+                f"{run['server_cpu_ms_per_task']:.2f} ms; these processes kept "
+                f"{100 * run['cpu_busy']:.0f}% of {os.cpu_count()} cores busy",
+            )
+        self.report.at_least(
+            f"claim+complete throughput, {procs} processes",
+            many["throughput"],
+            "tasks/s",
+            one["throughput"],
+            1.0,
+            ">= 1.0x 1 process",
+            note=f"tasks done per process: {many['per_worker_done']}",
+        )
+        claim = many["claim"]
+        self.report.info(f"claim wait p50, {procs} processes", claim["p50"], "ms")
+        self.report.info(f"claim wait p99, {procs} processes", claim["p99"], "ms")
+        self.report.absolute(
+            f"claim wait max, {procs} processes",
+            claim["max"],
+            "ms",
+            claim["max"] <= 100.0,
+            "<= 100 ms",
+            note=f"over {claim['n']} claim_task calls; slowest: {many['slowest_claims']}",
+        )
+        self.report.info(
+            f"claim wait max, {procs} processes, first claims excluded",
+            many["claim_after_first"]["max"],
+            "ms",
+            note="each process's first claim_task is its first write (cold path)",
+        )
+        for n, run in runs.items():
+            self.report.absolute(
+                f"duplicate completions, {n} process(es)",
+                run["duplicates"],
+                "",
+                run["duplicates"] == 0 and run["not_done"] == 0,
+                "0, all done once",
+                note=f"{run['done_events']} done events for {run['tasks']} tasks; "
+                f"{run['double_claims']} tasks claimed twice; {run['not_done']} not done",
+            )
+
+    def _run_workers(
+        self, root: Path, count: int, total: int, server_args: list[str] = SERVER_ARGS
+    ) -> dict[str, Any]:
+        config = json.dumps(
+            {"state_root": str(root), "wip": self.config.concurrency_procs, "server": server_args}
+        )
+        workers = [
+            subprocess.Popen(
+                [sys.executable, str(Path(__file__).resolve()), "--worker", config],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self.errlog,
+                text=True,
+            )
+            for _ in range(count)
+        ]
+        try:
+            for worker in workers:
+                assert worker.stdout is not None
+                if worker.stdout.readline().strip() != "ready":
+                    raise BenchError("a worker failed to start; see servers.log (--keep)")
+            for worker in workers:
+                assert worker.stdin is not None
+                worker.stdin.write("go\n")
+                worker.stdin.flush()
+            results = []
+            for worker in workers:
+                out, _ = worker.communicate(timeout=600)
+                if worker.returncode != 0:
+                    raise BenchError(f"a worker exited with {worker.returncode}; see servers.log")
+                results.append(json.loads(out.strip().splitlines()[-1]))
+        finally:
+            for worker in workers:
+                if worker.poll() is None:
+                    worker.kill()
+                    worker.wait()
+        latencies = [s for r in results for s in r["claims"]]
+        after_first = [s for r in results for s in r["claims"][1:]]
+        slowest = sorted(
+            ((s * 1000, w, i) for w, r in enumerate(results) for i, s in enumerate(r["claims"])),
+            reverse=True,
+        )[:3]
+        done = sum(r["done"] for r in results)
+        elapsed = max(r["end"] for r in results) - min(r["start"] for r in results)
+        with contextlib.closing(sqlite3.connect(root / "orchestrator.db")) as db:
+            tasks = db.execute("SELECT count(*) FROM tasks").fetchone()[0]
+            done_per_task = Counter(
+                dict(
+                    db.execute(
+                        "SELECT task_id, count(*) FROM task_events WHERE to_status = 'done' "
+                        "GROUP BY task_id"
+                    ).fetchall()
+                )
+            )
+            claims_per_task = Counter(
+                dict(
+                    db.execute(
+                        "SELECT task_id, count(*) FROM task_events WHERE kind = 'claimed' "
+                        "GROUP BY task_id"
+                    ).fetchall()
+                )
+            )
+            not_done = db.execute("SELECT count(*) FROM tasks WHERE status != 'done'").fetchone()[0]
+        if tasks != total or done != total:
+            raise BenchError(f"{count} process(es) completed {done} of {tasks} tasks")
+        client_cpu = sum(r["client_cpu"] for r in results)
+        server_cpu = sum(r["server_cpu"] for r in results)
+        return {
+            "processes": count,
+            "tasks": tasks,
+            "seconds": elapsed,
+            "throughput": done / elapsed,
+            "client_cpu_ms_per_task": 1000 * client_cpu / done,
+            "server_cpu_ms_per_task": 1000 * server_cpu / done,
+            "cpu_busy": (client_cpu + server_cpu) / elapsed / (os.cpu_count() or 1),
+            "claim": summary(latencies),
+            "claim_after_first": summary(after_first),
+            "slowest_claims": [f"{ms:.1f} ms (worker {w}, claim #{i})" for ms, w, i in slowest],
+            "per_worker_done": [r["done"] for r in results],
+            "refusals": dict(sum((Counter(r["refusals"]) for r in results), Counter())),
+            "done_events": sum(done_per_task.values()),
+            "duplicates": sum(1 for n in done_per_task.values() if n > 1),
+            "double_claims": sum(1 for n in claims_per_task.values() if n > 1),
+            "not_done": not_done,
+        }
+
+    # ---- startup and memory
+
+    def startup(self, root: Path) -> None:
+        cfg = self.config
+        self.load("startup")
+        log(f"startup: {cfg.startup_runs} runs each of the server and `import mcp.server`")
+        env = get_default_environment() | server_env(root)
+        server_cmd = [sys.executable, *SERVER_ARGS]
+        import_cmd = [sys.executable, "-c", "import mcp.server; print('ready', flush=True)"]
+        server_times, import_times = [], []
+        for run in range(cfg.startup_runs + 1):  # run 0 warms the page cache, not counted
+            took_import = self._first_line(import_cmd, env, None, b"ready")
+            took_server = self._first_line(server_cmd, env, INITIALIZE, b'"result"')
+            if run:
+                import_times.append(took_import)
+                server_times.append(took_server)
+        server, baseline = statistics.median(server_times), statistics.median(import_times)
+        self.report.details["startup"] = {
+            "server_s": server_times,
+            "import_mcp_server_s": import_times,
+        }
+        self.report.info("python -c 'import mcp.server' median", baseline * 1000, "ms")
+        self.report.at_most(
+            "server start to initialize answered, median",
+            server * 1000,
+            "ms",
+            baseline * 1000,
+            1.3,
+            "<= 1.3x import",
+            note=f"{cfg.startup_runs} runs each, interleaved; existing 1k-task database",
+        )
+
+    def _first_line(
+        self, cmd: list[str], env: dict[str, str], payload: bytes | None, expect: bytes
+    ) -> float:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errlog, env=env
+        )
+        assert process.stdin is not None and process.stdout is not None
+        try:
+            if payload is not None:
+                process.stdin.write(payload)
+                process.stdin.flush()
+            line = process.stdout.readline()
+            took = time.perf_counter() - started
+        finally:
+            process.stdin.close()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            process.stdout.close()
+        if expect not in line:
+            raise BenchError(f"{cmd[1:]} answered {line[:200]!r}")
+        return took
+
+    async def memory(self, source: Path) -> tuple[int, int]:
+        """VmRSS and VmHWM (kB) of a server process that has done some work."""
+        cfg = self.config
+        label = size_label(cfg.rss_tasks)
+        root = copy_state(source, self.fresh("rss"))
+        self.load("rss")
+        log(f"rss: server on a {label}-task database after plan_next and claim calls")
+        async with connect(SERVER_ARGS, server_env(root), self.errlog) as client:
+            for _ in range(50):
+                plan = await call(client, "plan_next", {"limit": 10})
+            for _ in range(20):
+                granted = await call(client, "claim_task", {})
+                await call(
+                    client,
+                    "plan_update",
+                    {
+                        "task_id": granted["task"]["id"],
+                        "status": "done",
+                        "lease_token": granted["lease_token"],
+                    },
+                )
+            pid = server_pid(plan["agent_id"])
+            if "wvo_mcp" not in proc_file(pid, "cmdline"):
+                raise BenchError(f"process {pid} is not the wvo-mcp server")
+            server_rss = proc_status_kb(pid, "VmRSS")
+            server_hwm = proc_status_kb(pid, "VmHWM")
+        return server_rss, server_hwm
+
+    def memory_baseline(self, server_rss: int, server_hwm: int) -> None:
+        label = size_label(self.config.rss_tasks)
+        baseline = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import mcp.server, sys, time; print('ready', flush=True); sys.stdin.readline()",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.errlog,
+            text=True,
+        )
+        assert baseline.stdin is not None and baseline.stdout is not None
+        try:
+            if baseline.stdout.readline().strip() != "ready":
+                raise BenchError("the import baseline did not start")
+            import_rss = proc_status_kb(baseline.pid, "VmRSS")
+        finally:
+            baseline.stdin.close()
+            baseline.wait(timeout=30)
+            baseline.stdout.close()
+        self.report.details["rss_kb"] = {
+            "server_vmrss": server_rss,
+            "server_vmhwm": server_hwm,
+            "import_mcp_server_vmrss": import_rss,
+        }
+        self.report.info("python 'import mcp.server' VmRSS", import_rss / 1024, "MiB")
+        self.report.at_most(
+            f"server VmRSS @ {label} tasks",
+            server_rss / 1024,
+            "MiB",
+            import_rss / 1024,
+            1.3,
+            "<= 1.3x import",
+            note=f"VmHWM {server_hwm / 1024:.1f} MiB; after 50 plan_next + 20 claim/done",
+        )
+
+
+# --------------------------------------------------------------------------- worker process
+
+
+async def worker_main(config: dict[str, Any]) -> None:
+    """One agent: its own server process, claim_task -> plan_update(done) until empty.
+
+    Protocol with the parent: print `ready` once connected, wait for a `go` line on stdin,
+    then print one JSON line of results. Times use the system-wide monotonic clock."""
+    env = server_env(Path(config["state_root"]), WVO_AUTOPILOT_WIP_LIMIT=str(config["wip"]))
+    claims: list[float] = []
+    refusals: Counter[str] = Counter()
+    done = 0
+    async with connect(config.get("server", SERVER_ARGS), env, sys.stderr) as client:
+        pid = server_pid((await call(client, "plan_next", {"limit": 1}))["agent_id"])
+        print("ready", flush=True)
+        if (await anyio.to_thread.run_sync(sys.stdin.readline)).strip() != "go":
+            raise BenchError("worker expected `go`")
+        start = time.monotonic()
+        client_cpu, server_cpu = time.process_time(), proc_cpu_seconds(pid)
+        while True:
+            took, granted = await timed(client, "claim_task", {})
+            claims.append(took)
+            if granted["claimed"]:
+                await call(
+                    client,
+                    "plan_update",
+                    {
+                        "task_id": granted["task"]["id"],
+                        "status": "done",
+                        "lease_token": granted["lease_token"],
+                    },
+                )
+                done += 1
+                continue
+            refusals[granted["reason"]] += 1
+            if granted["reason"] == "no_ready_task":
+                counts = (await call(client, "plan_next", {"limit": 1}))["counts"]
+                if counts["by_status"]["pending"] == 0:
+                    break
+            await anyio.sleep(0.002)
+        end = time.monotonic()
+        client_cpu = time.process_time() - client_cpu
+        server_cpu = proc_cpu_seconds(pid) - server_cpu
+    result = {
+        "claims": claims,
+        "done": done,
+        "start": start,
+        "end": end,
+        "refusals": refusals,
+        "client_cpu": client_cpu,
+        "server_cpu": server_cpu,
+    }
+    print(json.dumps(result), flush=True)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def make_config(args: argparse.Namespace) -> Config:
+    if args.quick:
+        return Config(
+            quick=True,
+            sizes=args.sizes or [1_000, 10_000],
+            floor_calls=500,
+            claim_cycles=200,
+            plan_calls=200,
+            warmup=20,
+            import_tasks=2_000,
+            rss_tasks=10_000,
+            claim_ready_tasks=1_000,
+            concurrency_tasks=200,
+            concurrency_procs=4,
+            startup_runs=3,
+            what_if=args.what_if,
+            what_if_calls=100,
+        )
+    return Config(
+        quick=False,
+        sizes=args.sizes or [1_000, 100_000, 1_000_000],
+        floor_calls=500,
+        claim_cycles=1000,
+        plan_calls=1000,
+        warmup=50,
+        import_tasks=100_000,
+        rss_tasks=100_000,
+        claim_ready_tasks=10_000,
+        concurrency_tasks=2_000,
+        concurrency_procs=8,
+        startup_runs=10,
+        what_if=args.what_if,
+        what_if_calls=500,
+    )
+
+
+def machine() -> dict[str, Any]:
+    import mcp
+
+    info: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "executable": sys.executable,
+        "platform": platform.platform(),
+        "mcp": getattr(mcp, "__version__", None),
+        "sqlite": sqlite3.sqlite_version,
+    }
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        meminfo = Path("/proc/meminfo").read_text().split("\n")[0]
+        info["memory_gib"] = round(int(meminfo.split()[1]) / 1024 / 1024, 1)
+    with contextlib.suppress(ImportError):
+        from importlib.metadata import version
+
+        info["mcp"] = version("mcp")
+    return info
+
+
+async def run(bench: Bench) -> None:
+    cfg = bench.config
+    sizes = sorted({*cfg.sizes, 1_000, cfg.rss_tasks})
+    roots = {n: await chain_db(bench.cache, n) for n in sizes}
+    async with connect(bench.noop_server(), {}, bench.errlog) as noop:
+        bench.noop = noop
+        await bench.floor()
+        await bench.claim()
+        await bench.plan_next(roots)
+        if cfg.what_if:
+            await bench.what_if_results()
+    bench.noop = None
+    bench.roots = roots
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="small smoke run (< 1 minute)")
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: [parse_size(part) for part in text.split(",") if part.strip()],
+        help="plan_next database sizes, e.g. 1k,100k,1M (default 1k,100k,1M; quick 1k,10k)",
+    )
+    parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "wvo-bench-cache",
+        help="where built databases are cached (default %(default)s)",
+    )
+    parser.add_argument(
+        "--no-cache", action="store_true", help="build databases in the temporary folder"
+    )
+    parser.add_argument(
+        "--what-if",
+        action="store_true",
+        help="also measure wvo-mcp with alternative result publishing and roadmap loaders",
+    )
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.worker:
+        anyio.run(worker_main, json.loads(args.worker))
+        return 0
+
+    config = make_config(args)
+    work = Path(tempfile.mkdtemp(prefix="wvo-bench-"))
+    cache = work / "cache" if args.no_cache else args.cache_dir
+    cache.mkdir(parents=True, exist_ok=True)
+    report = Report()
+    bench = Bench(config, work, cache, report)
+    log(f"wvo-mcp benchmark ({'quick' if config.quick else 'full'}); work folder {work}")
+    try:
+        anyio.run(run, bench)
+        # Subprocess-driven sections run synchronously, outside any event loop.
+        bench.startup(copy_state(bench.roots[1_000], bench.fresh("startup")))
+        bench.memory_baseline(*anyio.run(bench.memory, bench.roots[config.rss_tasks]))
+        roadmap = bench.import_cli()
+        anyio.run(bench.import_in_process, roadmap)
+        if config.what_if:
+            bench.what_if_import(roadmap)
+        bench.concurrency()
+    except Exception as exc:
+        log(f"benchmark failed: {exc!r}")
+        traceback.print_exc(file=sys.stderr)
+        bench.errlog.flush()
+        tail = (work / "servers.log").read_text()[-3000:]
+        if tail:
+            print(textwrap.indent(tail, "  server| "), file=sys.stderr)
+        return 1
+    finally:
+        bench.errlog.close()
+        if args.keep:
+            log(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+    print(report.table())
+    if args.json:
+        payload = {
+            "machine": machine(),
+            "config": asdict(config),
+            "floor_p50_ms": bench.floor_p50,
+            "results": [{**asdict(row), "result": row.verdict} for row in report.rows],
+            "details": report.details,
+        }
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+        log(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
