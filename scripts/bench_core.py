@@ -1341,6 +1341,21 @@ def machine() -> dict[str, Any]:
         from importlib.metadata import version
 
         info["mcp"] = version("mcp")
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        repo = Path(__file__).resolve().parent.parent
+        head = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--", "wvo_mcp"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        info["wvo_mcp_commit"] = head + (" (wvo_mcp modified)" if dirty else "")
     return info
 
 
