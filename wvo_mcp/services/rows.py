@@ -5,7 +5,7 @@ import sqlite3
 from datetime import datetime
 
 from wvo_mcp import timeutil, wsjf
-from wvo_mcp.models import Checkpoint, Event, RankedTask, TaskSummary
+from wvo_mcp.models import Checkpoint, ClaimedTask, Event, RankedTask, TaskSummary
 from wvo_mcp.transitions import Status
 
 
@@ -54,7 +54,28 @@ def summary(row: sqlite3.Row) -> TaskSummary:
 
 
 def ranked(row: sqlite3.Row) -> RankedTask:
-    return RankedTask(**summary(row).model_dump(), breakdown=breakdown(row))
+    return RankedTask(
+        id=row["id"],
+        title=row["title"],
+        epic_id=row["epic_id"],
+        score=row["wsjf_score"],
+        breakdown=breakdown(row),
+    )
+
+
+def claimed(row: sqlite3.Row) -> ClaimedTask:
+    return ClaimedTask(
+        id=row["id"],
+        title=row["title"],
+        description=row["description"],
+        epic_id=row["epic_id"],
+        milestone_id=row["milestone_id"],
+        complexity=row["complexity"],
+        score=row["wsjf_score"],
+        tags=json.loads(row["tags"]),
+        due_at=row["due_at"],
+        metadata=json.loads(row["metadata"]),
+    )
 
 
 def checkpoint(row: sqlite3.Row | None) -> Checkpoint | None:

@@ -16,7 +16,7 @@ from wvo_mcp.config import Settings
 from wvo_mcp.errors import NotFound
 from wvo_mcp.models import ClaimRefusal, ClaimResult, PlanNextResult, QueueCounts
 from wvo_mcp.services import rows
-from wvo_mcp.services.tasks import detail, record_event, rescore
+from wvo_mcp.services.tasks import record_event, rescore
 from wvo_mcp.store import Tx
 from wvo_mcp.transitions import Status
 
@@ -273,17 +273,16 @@ def _grant(
         to_status=Status.IN_PROGRESS,
         lease_epoch=granted["lease_epoch"],
     )
-    task = detail(tx, granted)
     return ClaimResult(
         claimed=True,
         message=f"claimed {row['id']!r}; lease until {expires}",
         agent_id=agent_id,
-        task=task,
+        task=rows.claimed(granted),
         lease_token=token,
         lease_expires_at=expires,
         lease_seconds=lease_seconds,
         attempt=granted["attempts"] + 1,
-        last_checkpoint=task.latest_checkpoint,
+        last_checkpoint=rows.checkpoint(tx.one("latest_checkpoint", (row["id"],))),
     )
 
 

@@ -127,14 +127,14 @@ def create_tasks(tx: Tx, specs: Sequence[TaskSpec], actor: str, now: datetime) -
                 "risk_reduction": spec.risk_reduction,
                 "job_size": job_size,
                 "due_at": due,
-                "tags": json.dumps(spec.tags),
+                "tags": json.dumps(spec.tags) if spec.tags else "[]",
                 "requires_approval": int(spec.requires_approval),
                 "max_attempts": spec.max_attempts,
                 "unmet_dependencies": unmet,
                 "dependents": dependents.get(task_id, 0),
                 "effective_time_criticality": parts.time_criticality,
                 "wsjf_score": parts.score,
-                "metadata": json.dumps(spec.metadata),
+                "metadata": json.dumps(spec.metadata) if spec.metadata else "{}",
                 "now": stamp,
             }
         )

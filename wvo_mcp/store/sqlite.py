@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from wvo_mcp.errors import Busy, SchemaTooNew
+from wvo_mcp.errors import Busy, SchemaTooNew, ValidationFailed
 from wvo_mcp.store.sql import migrations, queries
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,13 @@ class Database:
         self._conn: Any = None  # aiosqlite.Connection
 
     async def open(self) -> "Database":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValidationFailed(
+                f"cannot use {self.path.parent} as the state folder: {exc.strerror}; "
+                "point WVO_STATE_ROOT (or --state-root) at a folder"
+            ) from None
         self._conn = await aiosqlite.connect(self.path, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         try:
