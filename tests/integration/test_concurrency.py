@@ -139,12 +139,12 @@ async def test_six_servers_drain_one_queue_without_double_grants(state_root: Pat
                     return
                 await anyio.sleep(POLL_SECONDS)
                 continue
-            task = claim["task"]
-            tid = task["id"]
+            tid = claim["task"]["id"]
             assert tid not in holding, f"{tid} granted to {name} while {holding[tid]} holds it"
             holding[tid] = name
             claimed_by[tid].append(name)
             assert claim["attempt"] == 1
+            task = await agent.call("task_get", task_id=tid)  # holder and dependencies
             assert task["assigned_to"] == name
             assert {d["id"] for d in task["dependencies"]} == set(deps_of[tid])
             assert all(d["status"] == "done" for d in task["dependencies"]), task["dependencies"]
@@ -310,6 +310,9 @@ async def test_sigkilled_lease_holder_is_recovered_with_its_checkpoint(state_roo
                     if tid == "victim":
                         assert killed.is_set(), "the victim's lease expired before the kill"
                         recovered.update(claim)
+                        # The lease epoch as granted, before this lease ends.
+                        now_held = await writer.call("task_get", task_id=tid)
+                        recovered["lease_epoch"] = now_held["lease_epoch"]
                     await writer.call(
                         "checkpoint", task_id=tid, lease_token=token, summary="writer was here"
                     )
@@ -333,7 +336,7 @@ async def test_sigkilled_lease_holder_is_recovered_with_its_checkpoint(state_roo
         assert last["agent_id"] == victim["agent_id"]
         assert last["seq"] >= victim["acknowledged_seq"]
         assert last["summary"] in sent
-        assert recovered["task"]["lease_epoch"] == 2
+        assert recovered["lease_epoch"] == 2
         after = await writer.call("plan_next")
         assert after["counts"]["by_status"]["in_progress"] == 0
 
