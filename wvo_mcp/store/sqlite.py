@@ -148,10 +148,22 @@ class Database:
     def _prepare(self) -> None:
         conn = self._raw
         conn.execute(f"PRAGMA busy_timeout = {OPEN_BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA journal_mode = WAL")
-        self._transaction(self._migrate, "IMMEDIATE")
+        deadline = time.monotonic() + OPEN_BUSY_TIMEOUT_MS / 1000
+        while True:
+            # Every step is idempotent; a racer creating the same file can make any of them
+            # busy, and some (the switch to WAL) do not wait on the busy handler.
+            try:
+                conn.execute("PRAGMA foreign_keys = ON")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if mode != "wal":
+                    raise sqlite3.OperationalError(f"database is locked (journal mode {mode})")
+                self._transaction(self._migrate, "IMMEDIATE")
+                break
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(random.uniform(0.001, 0.02))
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
     def _migrate(self, tx: Tx) -> None:
