@@ -93,14 +93,11 @@ def checkpoint(
     return CheckpointResult(task_id=task_id, seq=seq, lease_expires_at=expires)
 
 
+APPROVAL_ONLY = "approval is given by a person: `wvo-mcp approve ID --by NAME`"
 # Moves that only a person makes (through the CLI), never an agent's plan_update.
 PERSON_ONLY = {
     (Status.FAILED, Status.PENDING): "a dead-lettered task is re-queued by a person: "
     "`wvo-mcp requeue ID`",
-    (Status.AWAITING_APPROVAL, Status.PENDING): "approval is given by a person: "
-    "`wvo-mcp approve ID --by NAME`",
-    (Status.AWAITING_APPROVAL, Status.IN_PROGRESS): "approval is given by a person: "
-    "`wvo-mcp approve ID --by NAME`",
 }
 
 
@@ -125,11 +122,13 @@ def update_status(
             f"task {task_id!r} is in progress (held by {row['assigned_to']!r}); "
             "pass the lease_token that claim_task returned"
         )
-    if target is Status.IN_PROGRESS and current is not Status.AWAITING_APPROVAL:
+    if target is Status.IN_PROGRESS:
         raise IllegalTransition(
-            f"tasks enter 'in_progress' only through claim_task, which grants a lease; "
-            f"task {task_id!r} is {current.value!r}"
+            "tasks enter 'in_progress' only through claim_task, which grants a lease, or "
+            f"through a person's approval; task {task_id!r} is {current.value!r}"
         )
+    if current is Status.AWAITING_APPROVAL and target is Status.PENDING:
+        raise IllegalTransition(APPROVAL_ONLY)
     check_transition(current, target)
     if not by_person and (current, target) in PERSON_ONLY:
         raise IllegalTransition(PERSON_ONLY[(current, target)])
@@ -138,7 +137,7 @@ def update_status(
     epoch = row["lease_epoch"]
     attempts = row["attempts"]
     not_before = None
-    final = target
+    final: Status = target
     if target is Status.FAILED and current is Status.IN_PROGRESS:
         decision = retry.after_failure(
             attempts, row["max_attempts"], settings.retry_base_seconds, settings.retry_cap_seconds
