@@ -1,3 +1,4 @@
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,6 +11,20 @@ from mcp.client.stdio import StdioServerParameters
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTOCOL_MODES = ["legacy", "2026-07-28"]
+
+
+CLI_TIMEOUT_SECONDS = 60
+
+
+def wvo(state_root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `python -m wvo_mcp --state-root STATE ARGS...`; a hang fails the test."""
+    command = [sys.executable, "-m", "wvo_mcp", "--state-root", str(state_root), *args]
+    try:
+        return subprocess.run(
+            command, cwd=ROOT, capture_output=True, text=True, timeout=CLI_TIMEOUT_SECONDS
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"`wvo-mcp {' '.join(args)}` did not exit; stderr: {exc.stderr!r}")
 
 
 @pytest.fixture

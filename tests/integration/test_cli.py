@@ -2,8 +2,6 @@
 
 import json
 import sqlite3
-import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -11,21 +9,11 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import wvo
+
 ROOT = Path(__file__).resolve().parents[2]
 ROADMAP = ROOT / "state" / "roadmap.yaml"
 ROADMAP_TASKS = 29
-HANG_GUARD_SECONDS = 15
-
-
-def wvo(state_root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run `python -m wvo_mcp --state-root STATE ARGS...`; a hang fails the test."""
-    command = [sys.executable, "-m", "wvo_mcp", "--state-root", str(state_root), *args]
-    try:
-        return subprocess.run(
-            command, cwd=ROOT, capture_output=True, text=True, timeout=HANG_GUARD_SECONDS
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"`wvo-mcp {' '.join(args)}` did not exit; stderr: {exc.stderr!r}")
 
 
 def ok(state_root: Path, *args: str) -> str:

@@ -1,8 +1,6 @@
 """Leases over real stdio: expiry and hand-over between server processes, fencing of the
 old holder, retries with back-off, dead letters, re-queue, release and illegal moves."""
 
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,27 +9,15 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.conftest import Agent, connect
+from tests.conftest import Agent, connect, wvo
 
 pytestmark = pytest.mark.anyio
 
-ROOT = Path(__file__).resolve().parents[2]
 DEADLINE_SECONDS = 10.0
 
 
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def wvo(state_root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """The `wvo-mcp` CLI as a subprocess on `state_root`."""
-    return subprocess.run(
-        [sys.executable, "-m", "wvo_mcp", "--state-root", str(state_root), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 async def claim_when_possible(agent: Agent, **args: Any) -> dict[str, Any]:

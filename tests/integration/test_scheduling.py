@@ -1,30 +1,15 @@
 """Scheduling over real stdio: WSJF order, dependency gating, batch refusals, WIP limits,
 named claims and approval."""
 
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Agent, connect
+from tests.conftest import Agent, connect, wvo
 
 pytestmark = pytest.mark.anyio
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def wvo(state_root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """The `wvo-mcp` CLI as a subprocess on `state_root`."""
-    return subprocess.run(
-        [sys.executable, "-m", "wvo_mcp", "--state-root", str(state_root), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 async def ranked(agent: Agent, **args: object) -> list[str]:
