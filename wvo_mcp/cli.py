@@ -14,7 +14,7 @@ import anyio
 
 from wvo_mcp import __version__
 from wvo_mcp.config import Settings
-from wvo_mcp.errors import WvoError
+from wvo_mcp.errors import ValidationFailed, WvoError
 from wvo_mcp.orchestrator import Orchestrator
 
 T = TypeVar("T")
@@ -70,11 +70,12 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_export(settings: Settings, args: argparse.Namespace) -> None:
     """Write every task as a roadmap (to FILE atomically, JSON for FILE.json; or YAML to stdout)."""
     from wvo_mcp import roadmap
+    from wvo_mcp.files import write_atomically
 
     tasks = anyio.run(lambda: _with(settings, lambda o: o.export_tasks()))
     text = roadmap.dump(tasks, as_json=bool(args.file) and args.file.endswith(".json"))
     if args.file:
-        roadmap.write_atomically(Path(args.file), text)
+        write_atomically(Path(args.file), text)
         print(f"exported {len(tasks)} tasks to {args.file}")
     else:
         sys.stdout.write(text)
@@ -159,6 +160,26 @@ def cmd_approve(settings: Settings, args: argparse.Namespace) -> None:
     print(result.message)
 
 
+def cmd_context(settings: Settings, args: argparse.Namespace) -> None:
+    """Show the shared context (`context show [SECTION] [--version N]`) or a section's
+    versions (`context history SECTION`)."""
+    if args.action == "history":
+        if not args.section:
+            raise ValidationFailed("context history needs a SECTION")
+        versions = anyio.run(lambda: _with(settings, lambda o: o.context_history(args.section)))
+        _table(
+            ["version", "mode", "author", "at", "bytes"],
+            [[v.version, v.mode, v.author, v.at, v.size_bytes] for v in versions],
+        )
+        return
+    result = anyio.run(
+        lambda: _with(settings, lambda o: o.context_read(args.section, args.version))
+    )
+    for section in result.sections:
+        print(f"## {section.name} (version {section.version}, {section.updated_by})\n")
+        print(section.content.rstrip("\n") + "\n")
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
     """Import the example roadmap into a fresh state folder and let simulated agents, each a
     real MCP client of its own server process, work through it concurrently."""
@@ -199,6 +220,10 @@ def parser() -> argparse.ArgumentParser:
     approve.add_argument("task_id")
     approve.add_argument("--by", help="who approves (default: your user name)")
     approve.add_argument("--note")
+    context = add("context", cmd_context)
+    context.add_argument("action", choices=["show", "history"])
+    context.add_argument("section", nargs="?", help="a section name (history needs one)")
+    context.add_argument("--version", type=int, help="an earlier version of the section")
     demo = add("demo", cmd_demo)
     demo.add_argument("--agents", type=int, default=4, help="simulated agents (default 4)")
     demo.add_argument(

@@ -45,10 +45,16 @@ class Settings:
     default_lease_seconds: int = 600
     retry_base_seconds: float = 30.0
     retry_cap_seconds: float = 3600.0
+    context_section_bytes: int = 16_384
+    context_total_bytes: int = 65_536
 
     @property
     def db_path(self) -> Path:
         return self.state_root / "orchestrator.db"
+
+    @property
+    def context_file(self) -> Path:
+        return self.state_root / "context.md"
 
     @classmethod
     def from_env(
@@ -65,4 +71,6 @@ class Settings:
             default_lease_seconds=_int(env, "WVO_LEASE_SECONDS", 600) or 600,
             retry_base_seconds=_float(env, "WVO_RETRY_BASE_SECONDS", 30.0),
             retry_cap_seconds=_float(env, "WVO_RETRY_CAP_SECONDS", 3600.0),
+            context_section_bytes=_int(env, "WVO_CONTEXT_SECTION_BYTES", 16_384) or 16_384,
+            context_total_bytes=_int(env, "WVO_CONTEXT_TOTAL_BYTES", 65_536) or 65_536,
         )

@@ -5,6 +5,7 @@ WvoError
 ├── NotFound             no such task / checkpoint
 ├── IllegalTransition    the state machine refuses the move
 ├── LeaseLost            the caller no longer holds the task
+├── Conflict             an optimistic write met a newer version
 ├── Busy                 the database stayed locked past the retry deadline
 └── SchemaTooNew         the database was written by a newer wvo-mcp
 """
@@ -31,6 +32,10 @@ class IllegalTransition(WvoError):
 
 class LeaseLost(WvoError):
     """The lease on this task is no longer yours."""
+
+
+class Conflict(WvoError):
+    """Someone else wrote first; read the current version and try again."""
 
 
 class Busy(WvoError):

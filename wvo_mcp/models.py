@@ -224,3 +224,38 @@ class StatusReport(BaseModel):
     in_progress: list[dict[str, Any]]
     top_ready: list[RankedTask]
     dead_letters: list[TaskSummary]
+
+
+SectionName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]*$"),
+    Field(description="Section name: letters, digits, space, _ . - (e.g. decisions)"),
+]
+
+
+class ContextSection(BaseModel):
+    name: str
+    version: int
+    content: str
+    updated_by: str
+    updated_at: str
+
+
+class ContextReadResult(BaseModel):
+    sections: list[ContextSection]
+    total_bytes: int
+
+
+class ContextWriteResult(BaseModel):
+    section: str
+    version: int
+    size_bytes: int
+    total_bytes: int = Field(description="All sections together, after this write")
+
+
+class ContextVersion(BaseModel):
+    version: int
+    mode: Literal["replace", "append"]
+    author: str
+    at: str
+    size_bytes: int

@@ -2,13 +2,16 @@
 
 from collections.abc import Sequence
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.models import (
     CheckpointResult,
     ClaimResult,
+    ContextReadResult,
+    ContextVersion,
+    ContextWriteResult,
     CreateResult,
     LeaseResult,
     PlanNextResult,
@@ -18,7 +21,7 @@ from wvo_mcp.models import (
     TaskSpec,
     UpdateResult,
 )
-from wvo_mcp.services import leases, reports, scheduler, tasks
+from wvo_mcp.services import context, leases, reports, scheduler, tasks
 from wvo_mcp.store import Database
 from wvo_mcp.transitions import Status
 
@@ -182,3 +185,32 @@ class Orchestrator:
 
     async def completions(self) -> dict[str, list[str]]:
         return await self.db.read(reports.completions)
+
+    async def context_write(
+        self,
+        section: str,
+        content: str,
+        author: str,
+        mode: Literal["replace", "append"] = "replace",
+        expected_version: int | None = None,
+    ) -> ContextWriteResult:
+        return await self.db.write(
+            partial(
+                context.write,
+                settings=self.settings,
+                name=section,
+                content=content,
+                mode=mode,
+                expected_version=expected_version,
+                author=author,
+                now=timeutil.now(),
+            )
+        )
+
+    async def context_read(
+        self, section: str | None = None, version: int | None = None
+    ) -> ContextReadResult:
+        return await self.db.read(partial(context.read, name=section, version=version))
+
+    async def context_history(self, section: str, limit: int = 20) -> list[ContextVersion]:
+        return await self.db.read(partial(context.history, name=section, limit=limit))

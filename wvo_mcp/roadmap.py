@@ -2,8 +2,6 @@
 ~20x faster at 100k tasks), imported as one all-or-nothing batch."""
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -61,18 +59,3 @@ def dump(tasks: list[dict[str, Any]], *, as_json: bool = False) -> str:
         return json.dumps(document, indent=1, ensure_ascii=False) + "\n"
     header = "# wvo-mcp roadmap: `wvo-mcp import FILE` loads it as one batch.\n"
     return header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """A reader sees the old file or the new one, never half of either."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -5,7 +5,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, ParamSpec, TypeVar, cast
+from typing import Annotated, Literal, ParamSpec, TypeVar, cast
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
@@ -20,9 +20,12 @@ from wvo_mcp.models import (
     AgentId,
     CheckpointResult,
     ClaimResult,
+    ContextReadResult,
+    ContextWriteResult,
     CreateResult,
     LeaseResult,
     PlanNextResult,
+    SectionName,
     StatusName,
     TaskDetail,
     TaskId,
@@ -209,6 +212,36 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         return await orchestrator(ctx).update_status(
             task_id, Status(status), agent(ctx, agent_id), lease_token, reason
         )
+
+    @server.tool(annotations=WRITES)
+    @tool_errors
+    async def context_write(
+        section: SectionName,
+        content: Annotated[str, StringConstraints(max_length=65_536)],
+        ctx: Context,
+        mode: Literal["replace", "append"] = "replace",
+        expected_version: Annotated[int, Field(ge=0)] | None = None,
+        agent_id: AgentId | None = None,
+    ) -> ContextWriteResult:
+        """Write a named section of the shared project context (short, factual notes other
+        agents need). mode=append adds to the section, replace overwrites it. Pass
+        expected_version (the version you read; 0 for a new section) so a concurrent write
+        is refused with the current content instead of lost. Sections are capped (16 KiB
+        each, 64 KiB in all by default): summarise rather than grow."""
+        return await orchestrator(ctx).context_write(
+            section, content, agent(ctx, agent_id), mode, expected_version
+        )
+
+    @server.tool(annotations=READ_ONLY)
+    @tool_errors
+    async def context_read(
+        ctx: Context,
+        section: SectionName | None = None,
+        version: Annotated[int, Field(ge=1)] | None = None,
+    ) -> ContextReadResult:
+        """Read the shared project context: every section, one section, or an earlier
+        version of one section."""
+        return await orchestrator(ctx).context_read(section, version)
 
     _refuse_unknown_arguments(server)
     return server

@@ -19,8 +19,10 @@ TOOLS = {
     "heartbeat",
     "checkpoint",
     "plan_update",
+    "context_write",
+    "context_read",
 }
-READ_ONLY_TOOLS = {"task_get", "task_list", "plan_next"}
+READ_ONLY_TOOLS = {"task_get", "task_list", "plan_next", "context_read"}
 
 
 def at(text: str) -> datetime:

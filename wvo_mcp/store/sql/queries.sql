@@ -190,3 +190,34 @@ UPDATE tasks SET status = ?, approved_by = ?, updated_at = ? WHERE id = ?;
 -- name: completions
 -- Who moved each task to done, from the audit trail (a task done twice would show twice).
 SELECT task_id, actor FROM task_events WHERE to_status = 'done' ORDER BY id;
+
+-- name: context_section
+SELECT * FROM context_sections WHERE name = ?;
+
+-- name: context_sections
+-- Every section in a stable order: the order they were first written.
+SELECT * FROM context_sections ORDER BY created_at, name;
+
+-- name: context_total_bytes
+-- Bytes of every section but the named one (the cap counts the section's new size instead).
+SELECT coalesce(sum(length(CAST(content AS BLOB))), 0) FROM context_sections WHERE name != ?;
+
+-- name: upsert_context_section
+INSERT INTO context_sections (name, version, content, updated_by, updated_at, created_at)
+VALUES (:name, :version, :content, :author, :now, :now)
+ON CONFLICT (name) DO UPDATE SET version = excluded.version, content = excluded.content,
+    updated_by = excluded.updated_by, updated_at = excluded.updated_at;
+
+-- name: insert_context_history
+INSERT INTO context_history (name, version, mode, content, author, at)
+VALUES (:name, :version, :mode, :content, :author, :now);
+
+-- name: prune_context_history
+DELETE FROM context_history WHERE name = ? AND version <= ?;
+
+-- name: context_version
+SELECT * FROM context_history WHERE name = ? AND version = ?;
+
+-- name: context_history
+SELECT name, version, mode, author, at, length(CAST(content AS BLOB)) AS size_bytes
+FROM context_history WHERE name = ? ORDER BY version DESC LIMIT ?;
