@@ -15,6 +15,8 @@ import anyio
 import pytest
 
 from tests.conftest import ROOT, connect
+from wvo_mcp.store.sql import migrations
+from wvo_mcp.store.sqlite import split_statements
 
 pytestmark = pytest.mark.anyio
 
@@ -291,4 +293,30 @@ async def test_restart_keeps_data_and_does_not_migrate_again(state_root: Path) -
     with read_only(state_root) as db:
         sentinel = db.execute("SELECT value FROM settings_meta WHERE key = 'test-sentinel'")
         assert sentinel.fetchone() == ("kept",)
+    assert_single_consistent_schema(state_root)
+
+
+def _database_at_schema_1(state_root: Path) -> None:
+    """What an older wvo-mcp left behind: only the first migration, and one task."""
+    state_root.mkdir(parents=True)
+    with closing(sqlite3.connect(db_file(state_root), isolation_level=None)) as old:
+        version, _, script = migrations()[0]
+        for statement in split_statements(script):
+            old.execute(statement)
+        old.execute(f"PRAGMA user_version = {version}")
+        old.execute(
+            "INSERT INTO tasks (id, title, complexity, business_value, time_criticality,"
+            " risk_reduction, job_size, effective_time_criticality, wsjf_score, created_at,"
+            " updated_at) VALUES ('kept', 'from schema 1', 3, 5, 5, 5, 6, 5, 2.5,"
+            " '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')"
+        )
+
+
+async def test_an_older_database_is_upgraded_in_place(state_root: Path) -> None:
+    """The newer server applies the remaining migrations and keeps the data."""
+    _database_at_schema_1(state_root)
+    async with connect(state_root) as agent:
+        assert (await agent.call("task_get", task_id="kept"))["title"] == "from schema 1"
+        await agent.call("context_write", section="notes", content="the upgrade worked")
+    assert pragma(state_root, "user_version") == len(migrations())
     assert_single_consistent_schema(state_root)
