@@ -38,6 +38,7 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
 @dataclass(frozen=True)
 class Settings:
     state_root: Path = Path("state")
+    workspace_root: Path = Path(".")
     wip_global: int = 3
     wip_per_agent: int = 1
     wip_per_epic: int | None = None
@@ -64,6 +65,7 @@ class Settings:
         root = state_root or env.get("WVO_STATE_ROOT") or "state"
         return cls(
             state_root=Path(root),
+            workspace_root=Path(env.get("WVO_WORKSPACE_ROOT") or "."),
             wip_global=_int(env, "WVO_AUTOPILOT_WIP_LIMIT", 3) or 3,
             wip_per_agent=_int(env, "WVO_WIP_PER_AGENT", 1) or 1,
             wip_per_epic=_int(env, "WVO_WIP_PER_EPIC", None),

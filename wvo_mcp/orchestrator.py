@@ -214,3 +214,6 @@ class Orchestrator:
 
     async def context_history(self, section: str, limit: int = 20) -> list[ContextVersion]:
         return await self.db.read(partial(context.history, name=section, limit=limit))
+
+    async def context_markdown(self) -> str:
+        return await self.db.read(context.markdown)

@@ -8,12 +8,12 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Literal, ParamSpec, TypeVar, cast
 
 from mcp.server import MCPServer
-from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver import Context, Message, UserMessage
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field, StringConstraints
 
-from wvo_mcp import __version__
+from wvo_mcp import __version__, guidance
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import WvoError
 from wvo_mcp.models import (
@@ -72,13 +72,18 @@ def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
 def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
     settings = settings or Settings.from_env()
 
+    # Static resources get no Context; they reach the process's orchestrator through this.
+    opened: list[Orchestrator] = []
+
     @asynccontextmanager
     async def lifespan(_: MCPServer[Orchestrator]) -> AsyncIterator[Orchestrator]:
         orchestrator = await Orchestrator.open(settings)
+        opened.append(orchestrator)
         log.info("wvo-mcp %s serving %s", __version__, settings.db_path)
         try:
             yield orchestrator
         finally:
+            opened.remove(orchestrator)
             await orchestrator.close()
 
     server: MCPServer[Orchestrator] = MCPServer(
@@ -243,8 +248,69 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         version of one section."""
         return await orchestrator(ctx).context_read(section, version)
 
+    _register_resources(server, settings, opened)
+    _register_prompts(server, settings)
     _refuse_unknown_arguments(server)
     return server
+
+
+def _register_resources(
+    server: MCPServer[Orchestrator], settings: Settings, opened: list[Orchestrator]
+) -> None:
+    def current() -> Orchestrator:
+        if not opened:
+            raise ResourceError("the server's database is not open")
+        return opened[-1]
+
+    @server.resource("wvo://status", mime_type="application/json", title="Queue status")
+    async def status() -> str:
+        """Counts per status, who holds what, the top of the ready queue, dead letters."""
+        return (await current().status_report("resource", top=10)).model_dump_json(indent=1)
+
+    @server.resource("wvo://context", mime_type="text/markdown", title="Shared context")
+    async def shared_context() -> str:
+        """The shared project context as Markdown (what state/context.md holds)."""
+        return await current().context_markdown()
+
+    @server.resource("wvo://tasks/{task_id}", mime_type="application/json", title="A task")
+    async def task(task_id: str) -> str:
+        """One task with dependencies, events and its latest checkpoint."""
+        try:
+            detail = await current().get_task(task_id)
+        except WvoError as exc:
+            raise ResourceNotFoundError(str(exc)) from exc
+        return detail.model_dump_json(indent=1)
+
+    @server.resource("wvo://directives/{name}", mime_type="text/markdown", title="A directive")
+    async def directive(name: str) -> str:
+        """Guidance for agents: work_loop, error_recovery, approvals, writing_context, …"""
+        try:
+            return guidance.get(settings.workspace_root, name).text()
+        except WvoError as exc:
+            raise ResourceNotFoundError(str(exc)) from exc
+
+
+def _register_prompts(server: MCPServer[Orchestrator], settings: Settings) -> None:
+    """One prompt per directive found at start-up; its text is read at each use."""
+
+    def prompt_for(name: str) -> Callable[[str | None], Awaitable[list[Message]]]:
+        async def prompt(task_id: str | None = None) -> list[Message]:
+            text = guidance.get(settings.workspace_root, name).text()
+            if task_id:
+                text = (
+                    f"You are working on task {task_id} (task_get shows it). "
+                    f"Follow this guidance.\n\n{text}"
+                )
+            return [UserMessage(text)]
+
+        return prompt
+
+    for found in guidance.available(settings.workspace_root).values():
+        server.prompt(
+            name=found.name,
+            title=found.title,
+            description=f"{found.title} (directive; optional task_id to focus on one task)",
+        )(prompt_for(found.name))
 
 
 def _refuse_unknown_arguments(server: MCPServer[Orchestrator]) -> None:

@@ -126,6 +126,11 @@ def history(tx: Tx, name: str, limit: int) -> list[ContextVersion]:
 
 
 def render(tx: Tx, path: Path) -> None:
+    write_atomically(path, markdown(tx))
+
+
+def markdown(tx: Tx) -> str:
+    """The whole context as the Markdown document state/context.md holds."""
     parts = [
         "# Project context",
         "",
@@ -140,4 +145,4 @@ def render(tx: Tx, path: Path) -> None:
             row["content"].rstrip("\n"),
             "",
         ]
-    write_atomically(path, "\n".join(parts))
+    return "\n".join(parts)
