@@ -16,6 +16,7 @@ from wvo_mcp import __version__
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed, WvoError
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.transitions import Status
 
 T = TypeVar("T")
 
@@ -102,6 +103,14 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
             for t in report.in_progress
         ],
     )
+    print("\nawaiting approval (`wvo-mcp approve ID` / `wvo-mcp reject ID --note ...`):")
+    _table(
+        ["task", "holder", "waiting s", "reason"],
+        [
+            [t["id"], t["holder"] or "-", t["waiting_seconds"], (t["reason"] or "")[:60]]
+            for t in report.awaiting_approval
+        ],
+    )
     print("\ntop ready (WSJF):")
     _table(
         ["task", "score", "BV", "TC", "RR", "EN", "size", "title"],
@@ -156,6 +165,17 @@ def cmd_approve(settings: Settings, args: argparse.Namespace) -> None:
     """Approve a task waiting in awaiting_approval."""
     result = anyio.run(
         lambda: _with(settings, lambda o: o.approve(args.task_id, _person(args), args.note))
+    )
+    print(result.message)
+
+
+def cmd_reject(settings: Settings, args: argparse.Namespace) -> None:
+    """Reject a task waiting in awaiting_approval: cancel it (default), block it, re-queue
+    it, or (mid-task) hand it back to its holder with --to in_progress."""
+    result = anyio.run(
+        lambda: _with(
+            settings, lambda o: o.reject(args.task_id, _person(args), args.note, Status(args.to))
+        )
     )
     print(result.message)
 
@@ -224,6 +244,16 @@ def parser() -> argparse.ArgumentParser:
     context.add_argument("action", choices=["show", "history"])
     context.add_argument("section", nargs="?", help="a section name (history needs one)")
     context.add_argument("--version", type=int, help="an earlier version of the section")
+    reject = add("reject", cmd_reject)
+    reject.add_argument("task_id")
+    reject.add_argument("--note", required=True, help="why; the holder and the log see it")
+    reject.add_argument("--by", help="who rejects (default: your user name)")
+    reject.add_argument(
+        "--to",
+        default="cancelled",
+        choices=["cancelled", "blocked", "pending", "in_progress"],
+        help="where the task goes (default %(default)s)",
+    )
     demo = add("demo", cmd_demo)
     demo.add_argument("--agents", type=int, default=4, help="simulated agents (default 4)")
     demo.add_argument(

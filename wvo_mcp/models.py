@@ -204,7 +204,9 @@ class LeaseResult(BaseModel):
 class CheckpointResult(BaseModel):
     task_id: str
     seq: int
-    lease_expires_at: str
+    lease_expires_at: str | None = Field(
+        None, description="None while the task awaits approval (the lease is suspended)"
+    )
 
 
 class UpdateResult(BaseModel):
@@ -222,6 +224,7 @@ class UpdateResult(BaseModel):
 class StatusReport(BaseModel):
     counts: QueueCounts
     in_progress: list[dict[str, Any]]
+    awaiting_approval: list[dict[str, Any]]
     top_ready: list[RankedTask]
     dead_letters: list[TaskSummary]
 

@@ -217,3 +217,10 @@ class Orchestrator:
 
     async def context_markdown(self) -> str:
         return await self.db.read(context.markdown)
+
+    async def reject(
+        self, task_id: str, by: str, note: str, to: Status = Status.CANCELLED
+    ) -> UpdateResult:
+        return await self.db.write(
+            partial(leases.reject, task_id=task_id, by=by, note=note, to=to, now=timeutil.now())
+        )

@@ -21,11 +21,21 @@ def _task(tx: Tx, task_id: str) -> sqlite3.Row:
     return row
 
 
-def _held(tx: Tx, task_id: str, token: str) -> sqlite3.Row:
-    """The task row if `token` is the current lease, else LeaseLost naming the holder."""
+def _held(tx: Tx, task_id: str, token: str, *, waiting_ok: bool = False) -> sqlite3.Row:
+    """The task row if `token` is the current lease, else LeaseLost naming the holder.
+    A holder waiting for approval keeps its token, but its lease is suspended."""
     row = _task(tx, task_id)
-    if row["status"] == Status.IN_PROGRESS and row["lease_token"] == token:
-        return row
+    if row["lease_token"] == token:
+        if row["status"] == Status.IN_PROGRESS:
+            return row
+        if row["status"] == Status.AWAITING_APPROVAL:
+            if waiting_ok:
+                return row
+            raise ValidationFailed(
+                f"task {task_id!r} awaits a person's approval: your lease is suspended and "
+                "cannot expire meanwhile, so no heartbeat is needed. Poll task_get; approval "
+                "returns the task to you in_progress"
+            )
     raise lease_lost(row)
 
 
@@ -70,9 +80,10 @@ def checkpoint(
     files: Sequence[str],
     now: datetime,
 ) -> CheckpointResult:
-    row = _held(tx, task_id, token)
+    row = _held(tx, task_id, token, waiting_ok=True)
     stamp = timeutil.to_text(now)
-    expires = timeutil.after(now, row["lease_seconds"])
+    waiting = row["status"] == Status.AWAITING_APPROVAL
+    expires = None if waiting else timeutil.after(now, row["lease_seconds"])
     seq = tx.value("next_checkpoint_seq", (task_id,))
     tx.run(
         "insert_checkpoint",
@@ -88,7 +99,8 @@ def checkpoint(
             stamp,
         ),
     )
-    tx.run("renew_lease", (expires, row["lease_seconds"], stamp, task_id))
+    if not waiting:
+        tx.run("renew_lease", (expires, row["lease_seconds"], stamp, task_id))
     tx.run("touch_agent", (agent_id, stamp))
     return CheckpointResult(task_id=task_id, seq=seq, lease_expires_at=expires)
 
@@ -147,6 +159,7 @@ def update_status(
             not_before = timeutil.after(now, decision.delay_seconds)
     if final is Status.PENDING and current is Status.FAILED:
         attempts = 0  # a person's re-queue starts the attempt budget afresh
+    final = gated(row, final)
 
     keep_holder = final is Status.AWAITING_APPROVAL and current is Status.IN_PROGRESS
     tx.run(
@@ -196,13 +209,21 @@ def update_status(
     )
 
 
+def gated(row: sqlite3.Row, status: Status) -> Status:
+    """A task that needs approval waits for it whenever it would become ready."""
+    needs_approval = row["requires_approval"] and row["approved_by"] is None
+    if status is Status.PENDING and needs_approval and row["unmet_dependencies"] == 0:
+        return Status.AWAITING_APPROVAL
+    return status
+
+
 def _release_dependents(tx: Tx, task_id: str, stamp: str) -> list[str]:
     """A finished task lowers its dependents' unmet count; returns those now ready."""
     ready = []
     for row in tx.all("release_dependents", (stamp, task_id)):
         if row["unmet_dependencies"] != 0 or row["status"] != Status.PENDING:
             continue
-        if row["requires_approval"] and row["approved_by"] is None:
+        if gated(row, Status.PENDING) is Status.AWAITING_APPROVAL:
             tx.run("set_status_plain", (Status.AWAITING_APPROVAL.value, stamp, row["id"]))
             record_event(
                 tx,
@@ -255,4 +276,70 @@ def approve(tx: Tx, task_id: str, by: str, note: str | None, now: datetime) -> U
         status=target,
         attempts=row["attempts"],
         message=f"task {task_id!r} approved by {by}; now {target.value!r}",
+    )
+
+
+REJECT_TO = (Status.CANCELLED, Status.BLOCKED, Status.PENDING, Status.IN_PROGRESS)
+
+
+def reject(tx: Tx, task_id: str, by: str, note: str, to: Status, now: datetime) -> UpdateResult:
+    """A person's refusal: the task is cancelled, blocked or re-queued, or (mid-task) goes
+    back to its holder, who reads the note in task_get."""
+    row = _task(tx, task_id)
+    current = Status(row["status"])
+    if current is not Status.AWAITING_APPROVAL:
+        raise IllegalTransition(
+            f"task {task_id!r} is {current.value!r}; only tasks in 'awaiting_approval' "
+            "can be rejected"
+        )
+    if to not in REJECT_TO:
+        raise ValidationFailed(
+            f"reject to one of {', '.join(s.value for s in REJECT_TO)}, not {to.value!r}"
+        )
+    holder = row["lease_token"] is not None
+    if to is Status.IN_PROGRESS and not holder:
+        raise ValidationFailed(
+            f"task {task_id!r} has no holder to hand it back to; reject to cancelled, "
+            "blocked or pending"
+        )
+    if gated(row, to) is not to:
+        raise ValidationFailed(
+            f"task {task_id!r} requires approval before anyone works on it; re-queueing it "
+            "would only ask again: reject to cancelled or blocked"
+        )
+    stamp = timeutil.to_text(now)
+    if to is Status.IN_PROGRESS:
+        expires = timeutil.after(now, row["lease_seconds"])
+        tx.run("renew_lease", (expires, row["lease_seconds"], stamp, task_id))
+        tx.run("set_status_plain", (to.value, stamp, task_id))
+    else:
+        tx.run(
+            "set_status",
+            {
+                "id": task_id,
+                "status": to.value,
+                "attempts": row["attempts"],
+                "not_before": None,
+                "keep_holder": 0,
+                "completed": None,
+                "now": stamp,
+            },
+        )
+    record_event(
+        tx,
+        task_id,
+        at=stamp,
+        actor=by,
+        kind="rejected",
+        from_status=current.value,
+        to_status=to.value,
+        reason=note,
+        lease_epoch=row["lease_epoch"],
+    )
+    return UpdateResult(
+        task_id=task_id,
+        previous_status=current,
+        status=to,
+        attempts=row["attempts"],
+        message=f"task {task_id!r} rejected by {by}; now {to.value!r}",
     )

@@ -29,9 +29,20 @@ def status_report(
                 "attempt": row["attempts"] + 1,
             }
         )
+    waiting = [
+        {
+            "id": row["id"],
+            "title": row["title"],
+            "holder": row["assigned_to"],
+            "waiting_seconds": round((now - timeutil.from_text(row["updated_at"])).total_seconds()),
+            "reason": row["reason"],
+        }
+        for row in tx.all("awaiting_approval")
+    ]
     return StatusReport(
         counts=plan.counts,
         in_progress=holding,
+        awaiting_approval=waiting,
         top_ready=plan.tasks,
         dead_letters=[rows.summary(r) for r in tx.all("dead_letters", (20,))],
     )

@@ -221,3 +221,10 @@ SELECT * FROM context_history WHERE name = ? AND version = ?;
 -- name: context_history
 SELECT name, version, mode, author, at, length(CAST(content AS BLOB)) AS size_bytes
 FROM context_history WHERE name = ? ORDER BY version DESC LIMIT ?;
+
+-- name: awaiting_approval
+-- What waits for a person, oldest first, with the reason it was asked for.
+SELECT t.id, t.title, t.assigned_to, t.updated_at,
+    (SELECT reason FROM task_events e WHERE e.task_id = t.id ORDER BY e.id DESC LIMIT 1) AS reason
+FROM tasks t INDEXED BY tasks_status
+WHERE t.status = 'awaiting_approval' ORDER BY t.updated_at;
