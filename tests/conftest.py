@@ -1,10 +1,12 @@
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
@@ -14,6 +16,7 @@ PROTOCOL_MODES = ["legacy", "2026-07-28"]
 
 
 CLI_TIMEOUT_SECONDS = 60
+POLL_DEADLINE_SECONDS = 10.0
 
 
 def wvo(state_root: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -73,3 +76,14 @@ async def connect(state_root: Path, mode: str = "legacy", **env: object) -> Asyn
     params = server_params(state_root, **env)
     async with Client(params, mode=mode, read_timeout_seconds=30) as client:
         yield Agent(client)
+
+
+async def claim_when_possible(agent: Agent, **args: Any) -> dict[str, Any]:
+    """Poll claim_task until it grants a lease; fail after POLL_DEADLINE_SECONDS."""
+    deadline = time.monotonic() + POLL_DEADLINE_SECONDS
+    while True:
+        result = await agent.call("claim_task", **args)
+        if result["claimed"]:
+            return result
+        assert time.monotonic() < deadline, f"no claim within the deadline: {result['message']}"
+        await anyio.sleep(0.05)

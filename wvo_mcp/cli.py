@@ -180,6 +180,32 @@ def cmd_reject(settings: Settings, args: argparse.Namespace) -> None:
     print(result.message)
 
 
+def cmd_checkpoints(settings: Settings, args: argparse.Namespace) -> None:
+    """List a task's checkpoints with their git snapshots."""
+    found = anyio.run(lambda: _with(settings, lambda o: o.checkpoints(args.task_id)))
+    _table(
+        ["seq", "at", "agent", "progress", "git ref", "summary"],
+        [
+            [c.seq, c.created_at, c.agent_id, c.progress, c.git_ref or "-", c.summary[:50]]
+            for c in found
+        ],
+    )
+
+
+def cmd_rollback(settings: Settings, args: argparse.Namespace) -> None:
+    """Restore the workspace's files from a checkpoint's git snapshot (index and branches are
+    left alone); shows what will change first, and refuses over uncommitted work unless
+    --force."""
+    changes = anyio.run(
+        lambda: _with(
+            settings,
+            lambda o: o.rollback(args.task_id, args.to, force=args.force, apply=not args.dry_run),
+        )
+    )
+    print(changes or "(no differences)")
+    print("dry run: nothing changed" if args.dry_run else f"restored checkpoint {args.to}")
+
+
 def cmd_context(settings: Settings, args: argparse.Namespace) -> None:
     """Show the shared context (`context show [SECTION] [--version N]`) or a section's
     versions (`context history SECTION`)."""
@@ -244,6 +270,12 @@ def parser() -> argparse.ArgumentParser:
     context.add_argument("action", choices=["show", "history"])
     context.add_argument("section", nargs="?", help="a section name (history needs one)")
     context.add_argument("--version", type=int, help="an earlier version of the section")
+    add("checkpoints", cmd_checkpoints).add_argument("task_id")
+    rollback = add("rollback", cmd_rollback)
+    rollback.add_argument("task_id")
+    rollback.add_argument("--to", type=int, required=True, help="checkpoint sequence number")
+    rollback.add_argument("--force", action="store_true", help="overwrite uncommitted work")
+    rollback.add_argument("--dry-run", action="store_true", help="only show what would change")
     reject = add("reject", cmd_reject)
     reject.add_argument("task_id")
     reject.add_argument("--note", required=True, help="why; the holder and the log see it")

@@ -108,6 +108,8 @@ class Checkpoint(BaseModel):
     progress: int | None = None
     files: list[str] = Field(default_factory=list)
     created_at: str
+    git_head: str | None = None
+    git_ref: str | None = Field(None, description="Snapshot of the working tree at the time")
 
 
 class Event(BaseModel):
@@ -207,6 +209,9 @@ class CheckpointResult(BaseModel):
     lease_expires_at: str | None = Field(
         None, description="None while the task awaits approval (the lease is suspended)"
     )
+    git_head: str | None = None
+    git_ref: str | None = Field(None, description="The working-tree snapshot, if one was taken")
+    git_note: str | None = None
 
 
 class UpdateResult(BaseModel):

@@ -4,9 +4,13 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any, Literal
 
-from wvo_mcp import timeutil
+import anyio
+
+from wvo_mcp import gitsnap, timeutil
 from wvo_mcp.config import Settings
+from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.models import (
+    Checkpoint,
     CheckpointResult,
     ClaimResult,
     ContextReadResult,
@@ -119,8 +123,17 @@ class Orchestrator:
         next_steps: str | None = None,
         progress: int | None = None,
         files: Sequence[str] = (),
+        git_snapshot: bool = False,
     ) -> CheckpointResult:
-        return await self.db.write(
+        # The snapshot is taken before the transaction (git can take seconds; the write lock
+        # must not wait on it); the ref is set after commit, once the sequence is known.
+        workspace = self.settings.workspace_root
+        snap = None
+        if git_snapshot:
+            snap = await anyio.to_thread.run_sync(
+                gitsnap.snapshot, workspace, f"wvo-mcp checkpoint of {task_id}: {summary[:200]}"
+            )
+        result = await self.db.write(
             partial(
                 leases.checkpoint,
                 task_id=task_id,
@@ -131,8 +144,14 @@ class Orchestrator:
                 progress=progress,
                 files=files,
                 now=timeutil.now(),
+                snapshot=snap,
             )
         )
+        if snap is not None and result.git_ref is not None:
+            await anyio.to_thread.run_sync(gitsnap.set_ref, workspace, result.git_ref, snap.commit)
+        elif git_snapshot:
+            result.git_note = f"{workspace.resolve()} is not a git repository: no snapshot taken"
+        return result
 
     async def update_status(
         self,
@@ -224,3 +243,23 @@ class Orchestrator:
         return await self.db.write(
             partial(leases.reject, task_id=task_id, by=by, note=note, to=to, now=timeutil.now())
         )
+
+    async def checkpoints(self, task_id: str) -> list[Checkpoint]:
+        return await self.db.read(partial(tasks.checkpoints, task_id=task_id))
+
+    async def rollback(self, task_id: str, seq: int, *, force: bool, apply: bool) -> str:
+        """Restore the workspace's files from a checkpoint's snapshot; returns what changes."""
+        commit = await self.db.read(partial(tasks.snapshot_commit, task_id=task_id, seq=seq))
+        workspace = self.settings.workspace_root
+        if not gitsnap.is_repository(workspace):
+            raise ValidationFailed(f"{workspace.resolve()} is not a git repository")
+        changes = await anyio.to_thread.run_sync(gitsnap.diff_stat, workspace, commit)
+        if apply:
+            dirty = await anyio.to_thread.run_sync(gitsnap.uncommitted, workspace)
+            if dirty and not force:
+                raise ValidationFailed(
+                    "the workspace has uncommitted work that the rollback would overwrite:\n"
+                    f"{dirty}\ncommit or stash it, or pass --force"
+                )
+            await anyio.to_thread.run_sync(gitsnap.restore, workspace, commit)
+        return changes

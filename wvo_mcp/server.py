@@ -195,10 +195,21 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         files: Annotated[
             list[Annotated[str, StringConstraints(max_length=500)]], Field(max_length=200)
         ] = [],  # noqa: B006 - pydantic copies defaults
+        git_snapshot: bool = False,
     ) -> CheckpointResult:
-        """Record progress and renew the lease; whoever holds the task next receives it."""
+        """Record progress and renew the lease; whoever holds the task next receives it.
+        git_snapshot=true also records HEAD and a snapshot commit of the working tree
+        (untracked files included) under refs/wvo/checkpoints/, leaving the working tree,
+        index and branches alone."""
         return await orchestrator(ctx).checkpoint(
-            task_id, lease_token, agent(ctx, agent_id), summary, next_steps, progress, files
+            task_id,
+            lease_token,
+            agent(ctx, agent_id),
+            summary,
+            next_steps,
+            progress,
+            files,
+            git_snapshot,
         )
 
     @server.tool(annotations=WRITES)

@@ -4,12 +4,11 @@ old holder, retries with back-off, dead letters, re-queue, release and illegal m
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 
-from tests.conftest import Agent, connect, wvo
+from tests.conftest import claim_when_possible, connect, wvo
 
 pytestmark = pytest.mark.anyio
 
@@ -18,17 +17,6 @@ DEADLINE_SECONDS = 10.0
 
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-async def claim_when_possible(agent: Agent, **args: Any) -> dict[str, Any]:
-    """Poll claim_task until it grants a lease; fail after DEADLINE_SECONDS."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while True:
-        result = await agent.call("claim_task", **args)
-        if result["claimed"]:
-            return result
-        assert time.monotonic() < deadline, f"no claim within the deadline: {result['message']}"
-        await anyio.sleep(0.05)
 
 
 async def test_expired_lease_passes_to_another_agent(state_root: Path) -> None:

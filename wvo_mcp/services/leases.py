@@ -5,9 +5,10 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 
-from wvo_mcp import retry, timeutil
+from wvo_mcp import gitsnap, retry, timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import IllegalTransition, LeaseLost, NotFound, ValidationFailed
+from wvo_mcp.gitsnap import Snapshot
 from wvo_mcp.models import CheckpointResult, LeaseResult, UpdateResult
 from wvo_mcp.services.tasks import record_event
 from wvo_mcp.store import Tx
@@ -79,12 +80,14 @@ def checkpoint(
     progress: int | None,
     files: Sequence[str],
     now: datetime,
+    snapshot: Snapshot | None = None,
 ) -> CheckpointResult:
     row = _held(tx, task_id, token, waiting_ok=True)
     stamp = timeutil.to_text(now)
     waiting = row["status"] == Status.AWAITING_APPROVAL
     expires = None if waiting else timeutil.after(now, row["lease_seconds"])
     seq = tx.value("next_checkpoint_seq", (task_id,))
+    ref = None if snapshot is None else gitsnap.ref_name(task_id, seq)
     tx.run(
         "insert_checkpoint",
         (
@@ -97,12 +100,21 @@ def checkpoint(
             progress,
             json.dumps(list(files)),
             stamp,
+            None if snapshot is None else snapshot.head,
+            None if snapshot is None else snapshot.commit,
+            ref,
         ),
     )
     if not waiting:
         tx.run("renew_lease", (expires, row["lease_seconds"], stamp, task_id))
     tx.run("touch_agent", (agent_id, stamp))
-    return CheckpointResult(task_id=task_id, seq=seq, lease_expires_at=expires)
+    return CheckpointResult(
+        task_id=task_id,
+        seq=seq,
+        lease_expires_at=expires,
+        git_head=None if snapshot is None else snapshot.head,
+        git_ref=ref,
+    )
 
 
 APPROVAL_ONLY = "approval is given by a person: `wvo-mcp approve ID --by NAME`"

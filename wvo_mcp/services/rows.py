@@ -89,6 +89,8 @@ def checkpoint(row: sqlite3.Row | None) -> Checkpoint | None:
         progress=row["progress"],
         files=json.loads(row["files"]),
         created_at=row["created_at"],
+        git_head=row["git_head"],
+        git_ref=row["git_ref"],
     )
 
 

@@ -10,6 +10,7 @@ from wvo_mcp import timeutil, wsjf
 from wvo_mcp.errors import NotFound, ValidationFailed
 from wvo_mcp.graph import find_cycle
 from wvo_mcp.models import (
+    Checkpoint,
     CreateResult,
     DependencyRef,
     TaskDetail,
@@ -233,3 +234,21 @@ def list_tasks(
     page = [rows.summary(row) for row in found[:limit]]
     next_cursor = page[-1].id if len(found) > limit else None
     return TaskPage(tasks=page, next_cursor=next_cursor)
+
+
+def checkpoints(tx: Tx, task_id: str) -> list[Checkpoint]:
+    if tx.one("task_by_id", (task_id,)) is None:
+        raise NotFound(f"no task with id {task_id!r}; task_list shows existing ids")
+    return [c for c in map(rows.checkpoint, tx.all("checkpoints_of", (task_id,))) if c]
+
+
+def snapshot_commit(tx: Tx, task_id: str, seq: int) -> str:
+    row = tx.one("checkpoint_by_seq", (task_id, seq))
+    if row is None:
+        raise NotFound(f"task {task_id!r} has no checkpoint {seq}; `wvo-mcp checkpoints ID`")
+    if row["git_commit"] is None:
+        raise ValidationFailed(
+            f"checkpoint {seq} of {task_id!r} was taken without a git snapshot; nothing to restore"
+        )
+    commit: str = row["git_commit"]
+    return commit

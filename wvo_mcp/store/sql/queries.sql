@@ -150,8 +150,14 @@ SELECT coalesce(max(seq), 0) + 1 FROM checkpoints WHERE task_id = ?;
 
 -- name: insert_checkpoint
 INSERT INTO checkpoints (task_id, seq, agent_id, lease_epoch, summary, next_steps, progress,
-    files, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
+    files, created_at, git_head, git_commit, git_ref)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: checkpoints_of
+SELECT * FROM checkpoints WHERE task_id = ? ORDER BY seq;
+
+-- name: checkpoint_by_seq
+SELECT * FROM checkpoints WHERE task_id = ? AND seq = ?;
 
 -- name: set_status
 -- Leaving in_progress ends the lease, except a holder waiting for approval keeps its claim.
