@@ -196,14 +196,20 @@ def cmd_rollback(settings: Settings, args: argparse.Namespace) -> None:
     """Restore the workspace's files from a checkpoint's git snapshot (index and branches are
     left alone); shows what will change first, and refuses over uncommitted work unless
     --force."""
-    changes = anyio.run(
-        lambda: _with(
-            settings,
-            lambda o: o.rollback(args.task_id, args.to, force=args.force, apply=not args.dry_run),
+
+    def run(apply: bool) -> str:
+        return anyio.run(
+            lambda: _with(
+                settings, lambda o: o.rollback(args.task_id, args.to, force=args.force, apply=apply)
+            )
         )
-    )
-    print(changes or "(no differences)")
-    print("dry run: nothing changed" if args.dry_run else f"restored checkpoint {args.to}")
+
+    print(run(apply=False) or "(no differences)", flush=True)
+    if args.dry_run:
+        print("dry run: nothing changed")
+        return
+    run(apply=True)
+    print(f"restored checkpoint {args.to}")
 
 
 def cmd_context(settings: Settings, args: argparse.Namespace) -> None:
