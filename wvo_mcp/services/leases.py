@@ -252,83 +252,30 @@ def _release_dependents(tx: Tx, task_id: str, stamp: str) -> list[str]:
     return ready
 
 
-def approve(tx: Tx, task_id: str, by: str, note: str | None, now: datetime) -> UpdateResult:
-    """A person's approval: a waiting task becomes claimable, or returns to its holder."""
+def _awaiting(tx: Tx, task_id: str, verb: str) -> sqlite3.Row:
     row = _task(tx, task_id)
-    current = Status(row["status"])
-    if current is not Status.AWAITING_APPROVAL:
+    if row["status"] != Status.AWAITING_APPROVAL:
         raise IllegalTransition(
-            f"task {task_id!r} is {current.value!r}; only tasks in "
-            "'awaiting_approval' can be approved"
+            f"task {task_id!r} is {row['status']!r}; only tasks in 'awaiting_approval' "
+            f"can be {verb}"
         )
-    stamp = timeutil.to_text(now)
-    if row["lease_token"]:
-        target = Status.IN_PROGRESS
-        tx.run(
-            "renew_lease",
-            (timeutil.after(now, row["lease_seconds"]), row["lease_seconds"], stamp, task_id),
-        )
-    else:
-        target = Status.PENDING
-    tx.run("approve", (target.value, by, stamp, task_id))
-    record_event(
-        tx,
-        task_id,
-        at=stamp,
-        actor=by,
-        kind="approved",
-        from_status=current.value,
-        to_status=target.value,
-        reason=note,
-        lease_epoch=row["lease_epoch"],
-    )
-    return UpdateResult(
-        task_id=task_id,
-        previous_status=current,
-        status=target,
-        attempts=row["attempts"],
-        message=f"task {task_id!r} approved by {by}; now {target.value!r}",
-    )
+    return row
 
 
-REJECT_TO = (Status.CANCELLED, Status.BLOCKED, Status.PENDING, Status.IN_PROGRESS)
-
-
-def reject(tx: Tx, task_id: str, by: str, note: str, to: Status, now: datetime) -> UpdateResult:
-    """A person's refusal: the task is cancelled, blocked or re-queued, or (mid-task) goes
-    back to its holder, who reads the note in task_get."""
-    row = _task(tx, task_id)
-    current = Status(row["status"])
-    if current is not Status.AWAITING_APPROVAL:
-        raise IllegalTransition(
-            f"task {task_id!r} is {current.value!r}; only tasks in 'awaiting_approval' "
-            "can be rejected"
-        )
-    if to not in REJECT_TO:
-        raise ValidationFailed(
-            f"reject to one of {', '.join(s.value for s in REJECT_TO)}, not {to.value!r}"
-        )
-    holder = row["lease_token"] is not None
-    if to is Status.IN_PROGRESS and not holder:
-        raise ValidationFailed(
-            f"task {task_id!r} has no holder to hand it back to; reject to cancelled, "
-            "blocked or pending"
-        )
-    if gated(row, to) is not to:
-        raise ValidationFailed(
-            f"task {task_id!r} requires approval before anyone works on it; re-queueing it "
-            "would only ask again: reject to cancelled or blocked"
-        )
+def _decided(
+    tx: Tx, row: sqlite3.Row, by: str, kind: str, to: Status, note: str | None, now: datetime
+) -> UpdateResult:
+    """Record a person's decision on a waiting task; a holder gets a fresh lease back."""
     stamp = timeutil.to_text(now)
     if to is Status.IN_PROGRESS:
         expires = timeutil.after(now, row["lease_seconds"])
-        tx.run("renew_lease", (expires, row["lease_seconds"], stamp, task_id))
-        tx.run("set_status_plain", (to.value, stamp, task_id))
+        tx.run("renew_lease", (expires, row["lease_seconds"], stamp, row["id"]))
+        tx.run("set_status_plain", (to.value, stamp, row["id"]))
     else:
         tx.run(
             "set_status",
             {
-                "id": task_id,
+                "id": row["id"],
                 "status": to.value,
                 "attempts": row["attempts"],
                 "not_before": None,
@@ -339,19 +286,51 @@ def reject(tx: Tx, task_id: str, by: str, note: str, to: Status, now: datetime) 
         )
     record_event(
         tx,
-        task_id,
+        row["id"],
         at=stamp,
         actor=by,
-        kind="rejected",
-        from_status=current.value,
+        kind=kind,
+        from_status=Status.AWAITING_APPROVAL,
         to_status=to.value,
         reason=note,
         lease_epoch=row["lease_epoch"],
     )
     return UpdateResult(
-        task_id=task_id,
-        previous_status=current,
+        task_id=row["id"],
+        previous_status=Status.AWAITING_APPROVAL,
         status=to,
         attempts=row["attempts"],
-        message=f"task {task_id!r} rejected by {by}; now {to.value!r}",
+        message=f"task {row['id']!r} {kind} by {by}; now {to.value!r}",
     )
+
+
+def approve(tx: Tx, task_id: str, by: str, note: str | None, now: datetime) -> UpdateResult:
+    """A person's approval: a waiting task becomes claimable, or returns to its holder."""
+    row = _awaiting(tx, task_id, "approved")
+    tx.run("set_approver", (by, row["id"]))
+    to = Status.IN_PROGRESS if row["lease_token"] else Status.PENDING
+    return _decided(tx, row, by, "approved", to, note, now)
+
+
+REJECT_TO = (Status.CANCELLED, Status.BLOCKED, Status.PENDING, Status.IN_PROGRESS)
+
+
+def reject(tx: Tx, task_id: str, by: str, note: str, to: Status, now: datetime) -> UpdateResult:
+    """A person's refusal: the task is cancelled, blocked or re-queued, or (mid-task) goes
+    back to its holder, who reads the note in task_get."""
+    row = _awaiting(tx, task_id, "rejected")
+    if to not in REJECT_TO:
+        raise ValidationFailed(
+            f"reject to one of {', '.join(s.value for s in REJECT_TO)}, not {to.value!r}"
+        )
+    if to is Status.IN_PROGRESS and row["lease_token"] is None:
+        raise ValidationFailed(
+            f"task {task_id!r} has no holder to hand it back to; reject to cancelled, "
+            "blocked or pending"
+        )
+    if gated(row, to) is not to:
+        raise ValidationFailed(
+            f"task {task_id!r} requires approval before anyone works on it; re-queueing it "
+            "would only ask again: reject to cancelled or blocked"
+        )
+    return _decided(tx, row, by, "rejected", to, note, now)

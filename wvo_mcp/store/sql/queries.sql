@@ -190,8 +190,8 @@ SELECT * FROM tasks ORDER BY created_at, id;
 -- name: all_dependencies
 SELECT task_id, depends_on_id FROM task_dependencies ORDER BY task_id, depends_on_id;
 
--- name: approve
-UPDATE tasks SET status = ?, approved_by = ?, updated_at = ? WHERE id = ?;
+-- name: set_approver
+UPDATE tasks SET approved_by = ? WHERE id = ?;
 
 -- name: completions
 -- Who moved each task to done, from the audit trail (a task done twice would show twice).
