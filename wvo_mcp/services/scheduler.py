@@ -200,7 +200,8 @@ def claim(
                         "every ready task belongs to an epic at its WIP limit "
                         f"(WVO_WIP_PER_EPIC={settings.wip_per_epic})",
                     )
-                return refused("no_ready_task", "no task is ready: " + _idle_summary(tx, stamp))
+                counts = queue_counts(tx, settings, agent_id, now)
+                return refused("no_ready_task", "no task is ready: " + _idle_summary(counts))
             chosen = best
         if chosen["status"] == Status.IN_PROGRESS and not _reclaim_expired(tx, chosen, stamp):
             if task_id is not None:
@@ -286,14 +287,11 @@ def _grant(
     )
 
 
-def _idle_summary(tx: Tx, stamp: str) -> str:
-    counts = {r["bucket"]: r["tasks"] for r in tx.all("queue_counts")}
-    waiting = counts[Status.PENDING] - counts["ready"]
-    backing_off = tx.value("backing_off_count", (stamp,))
+def _idle_summary(counts: QueueCounts) -> str:
     parts = [
-        f"{waiting} pending task(s) wait on dependencies",
-        f"{backing_off} back off after failures",
-        f"{counts[Status.IN_PROGRESS]} in progress",
-        f"{counts[Status.AWAITING_APPROVAL]} await approval",
+        f"{counts.waiting_on_dependencies} pending task(s) wait on dependencies",
+        f"{counts.backing_off} back off after failures",
+        f"{counts.by_status[Status.IN_PROGRESS]} in progress",
+        f"{counts.by_status[Status.AWAITING_APPROVAL]} await approval",
     ]
     return "; ".join(parts)
