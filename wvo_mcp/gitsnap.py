@@ -21,8 +21,10 @@ class Snapshot:
     commit: str
 
 
-def _git(workspace: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    result = subprocess.run(
+def _run(
+    workspace: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         ["git", *args],
         cwd=workspace,
         capture_output=True,
@@ -30,19 +32,17 @@ def _git(workspace: Path, *args: str, env: dict[str, str] | None = None) -> str:
         timeout=GIT_TIMEOUT_S,
         env={**os.environ, **(env or {})},
     )
+
+
+def _git(workspace: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    result = _run(workspace, *args, env=env)
     if result.returncode != 0:
         raise ValidationFailed(f"git {args[0]} failed in {workspace}: {result.stderr.strip()}")
     return result.stdout.strip()
 
 
 def is_repository(workspace: Path) -> bool:
-    result = subprocess.run(
-        ["git", "rev-parse", "--is-inside-work-tree"],
-        cwd=workspace,
-        capture_output=True,
-        text=True,
-        timeout=GIT_TIMEOUT_S,
-    )
+    result = _run(workspace, "rev-parse", "--is-inside-work-tree")
     return result.returncode == 0 and result.stdout.strip() == "true"
 
 
@@ -60,14 +60,8 @@ def snapshot(workspace: Path, message: str) -> Snapshot | None:
     """The working tree as a commit object, or None when `workspace` is not a repository."""
     if not is_repository(workspace):
         return None
-    head_result = subprocess.run(
-        ["git", "rev-parse", "--verify", "--quiet", "HEAD"],
-        cwd=workspace,
-        capture_output=True,
-        text=True,
-        timeout=GIT_TIMEOUT_S,
-    )
-    head = head_result.stdout.strip() or None
+    # Empty (and a non-zero exit) in a repository without commits.
+    head = _run(workspace, "rev-parse", "--verify", "--quiet", "HEAD").stdout.strip() or None
     with tempfile.TemporaryDirectory(prefix="wvo-index-") as scratch:
         # A private index: `add -A` there stages everything without touching the real one.
         env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}

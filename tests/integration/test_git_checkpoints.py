@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,6 +30,20 @@ def make_repo(path: Path, *, commit: bool = True) -> Path:
         git(path, "add", ".")
         git(path, "commit", "-q", "-m", "first")
     return path
+
+
+async def snapshot_checkpoint(state_root: Path, workspace: Path) -> dict[str, Any]:
+    """One task claimed and checkpointed with git_snapshot=true in `workspace`."""
+    async with connect(state_root, WVO_WORKSPACE_ROOT=workspace) as a:
+        await a.call("task_create", tasks=[{"id": "t", "title": "t"}])
+        claim = await a.call("claim_task")
+        return await a.call(
+            "checkpoint",
+            task_id="t",
+            lease_token=claim["lease_token"],
+            summary="s",
+            git_snapshot=True,
+        )
 
 
 async def test_snapshot_keeps_tree_index_and_branch_untouched(
@@ -80,16 +95,7 @@ async def test_not_a_repository_records_without_a_snapshot(
 ) -> None:
     plain = tmp_path / "plain"
     plain.mkdir()
-    async with connect(state_root, WVO_WORKSPACE_ROOT=plain) as a:
-        await a.call("task_create", tasks=[{"id": "t", "title": "t"}])
-        claim = await a.call("claim_task")
-        cp = await a.call(
-            "checkpoint",
-            task_id="t",
-            lease_token=claim["lease_token"],
-            summary="s",
-            git_snapshot=True,
-        )
+    cp = await snapshot_checkpoint(state_root, plain)
     assert cp["seq"] == 1 and cp["git_ref"] is None
     assert "not a git repository" in cp["git_note"]
 
@@ -98,16 +104,7 @@ async def test_a_repository_without_commits_is_snapshotted(
     state_root: Path, tmp_path: Path
 ) -> None:
     repo = make_repo(tmp_path / "fresh", commit=False)
-    async with connect(state_root, WVO_WORKSPACE_ROOT=repo) as a:
-        await a.call("task_create", tasks=[{"id": "t", "title": "t"}])
-        claim = await a.call("claim_task")
-        cp = await a.call(
-            "checkpoint",
-            task_id="t",
-            lease_token=claim["lease_token"],
-            summary="s",
-            git_snapshot=True,
-        )
+    cp = await snapshot_checkpoint(state_root, repo)
     assert cp["git_head"] is None
     assert git(repo, "show", f"{cp['git_ref']}:app.py") == "print('v1')"
 
