@@ -8,6 +8,8 @@ from pathlib import Path
 
 from wvo_mcp.errors import ValidationFailed
 
+MIB = 1024 * 1024
+
 
 def _int(env: Mapping[str, str], name: str, default: int | None, minimum: int = 1) -> int | None:
     raw = env.get(name, "").strip()
@@ -35,6 +37,17 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValidationFailed(f"{name}={raw!r} is not a switch; use 1 or 0 (true/false, on/off)")
+
+
 @dataclass(frozen=True)
 class Settings:
     state_root: Path = Path("state")
@@ -48,10 +61,28 @@ class Settings:
     retry_cap_seconds: float = 3600.0
     context_section_bytes: int = 16_384
     context_total_bytes: int = 65_536
+    health_interval_seconds: float = 60.0  # 0: no health monitor in this process
+    stale_task_minutes: float = 10.0
+    auto_remediate: bool = True
+    approval_stuck_minutes: float = 60.0
+    health_retention_hours: float = 168.0
+    backup_interval_minutes: float = 60.0  # 0: the monitor takes no backups
+    retention_days: float = 30.0  # events of finished tasks, rotated telemetry files
+    otel_enabled: bool = True
+    telemetry_file_bytes: int = 16 * MIB
+    telemetry_total_bytes: int = 128 * MIB
 
     @property
     def db_path(self) -> Path:
         return self.state_root / "orchestrator.db"
+
+    @property
+    def backups_dir(self) -> Path:
+        return self.state_root / "backups" / "db"
+
+    @property
+    def telemetry_dir(self) -> Path:
+        return self.state_root / "telemetry"
 
     @property
     def context_file(self) -> Path:
@@ -75,4 +106,14 @@ class Settings:
             retry_cap_seconds=_float(env, "WVO_RETRY_CAP_SECONDS", 3600.0),
             context_section_bytes=_int(env, "WVO_CONTEXT_SECTION_BYTES", 16_384) or 16_384,
             context_total_bytes=_int(env, "WVO_CONTEXT_TOTAL_BYTES", 65_536) or 65_536,
+            health_interval_seconds=_float(env, "WVO_AUTOPILOT_HEALTH_INTERVAL_MS", 60_000) / 1000,
+            stale_task_minutes=_float(env, "WVO_AUTOPILOT_STALE_TASK_MINUTES", 10.0),
+            auto_remediate=_bool(env, "WVO_AUTOPILOT_HEALTH_AUTO_REMEDIATE", True),
+            approval_stuck_minutes=_float(env, "WVO_AUTOPILOT_APPROVAL_STUCK_MINUTES", 60.0),
+            health_retention_hours=_float(env, "WVO_AUTOPILOT_HEALTH_RETENTION_HOURS", 168.0),
+            backup_interval_minutes=_float(env, "WVO_BACKUP_INTERVAL_MINUTES", 60.0),
+            retention_days=_float(env, "WVO_RETENTION_DAYS", 30.0),
+            otel_enabled=_bool(env, "WVO_OTEL_ENABLED", True),
+            telemetry_file_bytes=round(_float(env, "WVO_TELEMETRY_FILE_MB", 16) * MIB) or 1,
+            telemetry_total_bytes=round(_float(env, "WVO_TELEMETRY_TOTAL_MB", 128) * MIB) or 1,
         )
