@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from wvo_mcp import __version__
+from wvo_mcp import __version__, backups
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed, WvoError
 from wvo_mcp.orchestrator import Orchestrator
@@ -41,10 +41,12 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     """Serve MCP over stdio (what an agent's client starts)."""
     from wvo_mcp.server import build_server
 
-    # Open (and migrate) the database before speaking MCP: a refused database then ends the
-    # process with a message, instead of leaving the client waiting for `initialize`.
-    anyio.run(_with, settings, _opened)
-    build_server(settings).run()
+    # Held for the process's whole life, so `restore` knows servers are running.
+    with backups.servers_lock(settings.db_path):
+        # Open (and migrate) the database before speaking MCP: a refused database then ends
+        # the process with a message, instead of leaving the client waiting for `initialize`.
+        anyio.run(_with, settings, _opened)
+        build_server(settings).run()
 
 
 async def _opened(_: Orchestrator) -> None:
@@ -232,6 +234,37 @@ def cmd_context(settings: Settings, args: argparse.Namespace) -> None:
         print(section.content.rstrip("\n") + "\n")
 
 
+def cmd_backup(settings: Settings, args: argparse.Namespace) -> None:
+    """Back the database up now (online: servers keep running) and prune old backups."""
+    from wvo_mcp.timeutil import now
+
+    path = backups.take(settings.db_path, settings.backups_dir, now())
+    print(f"backed up {settings.db_path} to {path} ({_size(path.stat().st_size)})")
+    for pruned in backups.prune(settings.backups_dir):
+        print(f"pruned {pruned.name}")
+
+
+def _size(n: int) -> str:
+    return f"{n} bytes" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MiB"
+
+
+def cmd_restore(settings: Settings, args: argparse.Namespace) -> None:
+    """Replace the database with a backup, after copying the current one aside; refused
+    while servers run unless --force."""
+    from wvo_mcp.timeutil import now
+
+    result = backups.restore(
+        Path(args.file),
+        settings.db_path,
+        backups_dir=settings.backups_dir,
+        force=args.force,
+        now=now(),
+    )
+    if result.safety_copy is not None:
+        print(f"kept the database as it was in {result.safety_copy}")
+    print(f"restored {settings.db_path} from {result.restored_from}: {result.tasks} tasks")
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
     """Import the example roadmap into a fresh state folder and let simulated agents, each a
     real MCP client of its own server process, work through it concurrently."""
@@ -291,6 +324,12 @@ def parser() -> argparse.ArgumentParser:
         default="cancelled",
         choices=["cancelled", "blocked", "pending", "in_progress"],
         help="where the task goes (default %(default)s)",
+    )
+    add("backup", cmd_backup)
+    restore = add("restore", cmd_restore)
+    restore.add_argument("file", help="a backup (e.g. from state/backups/db/)")
+    restore.add_argument(
+        "--force", action="store_true", help="restore even while servers are running"
     )
     demo = add("demo", cmd_demo)
     demo.add_argument("--agents", type=int, default=4, help="simulated agents (default 4)")
