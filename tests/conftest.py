@@ -1,8 +1,10 @@
+import os
+import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -87,3 +89,25 @@ async def claim_when_possible(agent: Agent, **args: Any) -> dict[str, Any]:
             return result
         assert time.monotonic() < deadline, f"no claim within the deadline: {result['message']}"
         await anyio.sleep(0.05)
+
+
+@contextmanager
+def open_db(state_root: Path, *, writable: bool = False) -> Iterator[sqlite3.Connection]:
+    """The database opened with the stdlib driver (read-only unless asked), rows by name.
+    Tests write through it only to break things on purpose, as a bug or a person would."""
+    uri = f"{(state_root / 'orchestrator.db').as_uri()}?mode={'rw' if writable else 'ro'}"
+    with closing(sqlite3.connect(uri, uri=True, timeout=10, isolation_level=None)) as conn:
+        conn.row_factory = sqlite3.Row
+        yield conn
+
+
+def server_pid(agent_id: str) -> int:
+    """The pid of our own `python -m wvo_mcp serve` child, from the agent id a server gives a
+    caller that has no WVO_AGENT_ID (`<client name>-<server pid>`)."""
+    pid = int(agent_id.rsplit("-", 1)[1])
+    # Only ever signal our own server child.
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    assert b"wvo_mcp" in cmdline and b"serve" in cmdline, cmdline
+    ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    assert ppid == os.getpid(), (pid, ppid)
+    return pid

@@ -138,6 +138,53 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
         )
 
 
+def cmd_health(settings: Settings, args: argparse.Namespace) -> None:
+    """The health monitor's latest observation, open anomalies and recent actions."""
+    report = anyio.run(
+        lambda: _with(settings, lambda o: o.health_report(args.limit, full=args.full))
+    )
+    if args.json:
+        _print_json(report.model_dump(mode="json"))
+        return
+    print(f"state: {settings.db_path}")
+    print(report.message)
+    snap = report.snapshot
+    if snap is not None:
+        c = snap.counts
+        baseline = "-" if c.baseline_done_per_hour is None else f"{c.baseline_done_per_hour:g}"
+        print(
+            f"leader {report.leader} (lease until {report.leader_expires_at}); latest tick "
+            f"{snap.at}; remediation {'on' if snap.remediate else 'off (report only)'}"
+        )
+        print(
+            f"ready {c.ready} | WIP {c.wip_used}/{c.wip_limit} | done last hour "
+            f"{c.done_last_hour} (last 5 min {c.done_last_5m}, baseline {baseline}/h) | "
+            f"expired leases {c.expired_leases} | stale {c.stale_tasks}"
+        )
+        print(
+            f"agents active {c.agents_active} (idle {c.agents_idle}), silent "
+            f"{c.agents_silent} | dead letters {c.dead_letters} | awaiting approval "
+            f"{c.awaiting_approval} (stuck {c.stuck_approvals}) | dependency drift "
+            f"{c.dependency_drift}"
+        )
+    print(f"\nopen anomalies ({report.open_anomalies}):")
+    _table(
+        ["severity", "kind", "task", "since", "message"],
+        [
+            [a.severity, a.kind, a.subject or "-", a.first_seen_at, a.message[:80]]
+            for a in report.anomalies
+        ],
+    )
+    print("\nrecent actions:")
+    _table(
+        ["at", "task", "action", "now", "reason"],
+        [[a.at, a.task_id, a.kind, a.to_status, (a.reason or "")[:70]] for a in report.actions],
+    )
+    if report.observation is not None:
+        print("\nobservation:")
+        _print_json(report.observation.model_dump(mode="json"))
+
+
 def _table(header: list[str], rows: list[list[Any]]) -> None:
     if not rows:
         print("  (none)")
@@ -296,6 +343,10 @@ def parser() -> argparse.ArgumentParser:
     status = add("status", cmd_status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--top", type=int, default=5, help="how many ready tasks to show")
+    health = add("health", cmd_health)
+    health.add_argument("--json", action="store_true", help="machine-readable output")
+    health.add_argument("--limit", type=int, default=10, help="anomalies and actions to show")
+    health.add_argument("--full", action="store_true", help="also the task lists behind counts")
     add("show", cmd_show).add_argument("task_id")
     requeue = add("requeue", cmd_requeue)
     requeue.add_argument("task_id")

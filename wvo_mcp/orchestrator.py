@@ -17,6 +17,7 @@ from wvo_mcp.models import (
     ContextVersion,
     ContextWriteResult,
     CreateResult,
+    HealthReport,
     LeaseResult,
     PlanNextResult,
     StatusReport,
@@ -25,7 +26,7 @@ from wvo_mcp.models import (
     TaskSpec,
     UpdateResult,
 )
-from wvo_mcp.services import context, leases, reports, scheduler, tasks
+from wvo_mcp.services import context, health, leases, reports, scheduler, tasks
 from wvo_mcp.store import Database
 from wvo_mcp.transitions import Status
 
@@ -197,6 +198,11 @@ class Orchestrator:
     async def approve(self, task_id: str, by: str, note: str | None = None) -> UpdateResult:
         return await self.db.write(
             partial(leases.approve, task_id=task_id, by=by, note=note, now=timeutil.now())
+        )
+
+    async def health_report(self, limit: int = 10, full: bool = False) -> HealthReport:
+        return await self.db.read(
+            partial(health.report, limit=limit, full=full, now=timeutil.now())
         )
 
     async def export_tasks(self) -> list[dict[str, Any]]:

@@ -3,10 +3,15 @@
 import functools
 import logging
 import os
+import re
+import socket
+import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Literal, ParamSpec, TypeVar, cast
 
+import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context, Message, UserMessage
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
@@ -23,6 +28,7 @@ from wvo_mcp.models import (
     ContextReadResult,
     ContextWriteResult,
     CreateResult,
+    HealthReport,
     LeaseResult,
     PlanNextResult,
     SectionName,
@@ -33,7 +39,9 @@ from wvo_mcp.models import (
     TaskSpec,
     UpdateResult,
 )
+from wvo_mcp.monitor import HealthMonitor
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.telemetry import Telemetry, annotate
 from wvo_mcp.transitions import Status
 
 log = logging.getLogger(__name__)
@@ -56,35 +64,90 @@ call about that task. A "lease lost" error means another agent now owns the task
 working on it and claim something else."""
 
 
-def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """The one place where our exceptions become MCP tool errors an agent can act on."""
+def _error_code(exc: WvoError) -> str:
+    """LeaseLost -> lease_lost: the outcome recorded in telemetry."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
 
-    @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return await fn(*args, **kwargs)
-        except WvoError as exc:
-            raise ToolError(f"{type(exc).__name__}: {exc}") from exc
 
-    return wrapper
+def tool_call(
+    telemetry: Telemetry, agent_of: Callable[[Context, str | None], str]
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """Wrap a tool: our exceptions become MCP tool errors an agent can act on (the one place
+    this happens), and the SDK's request span gets the task, the agent and the outcome."""
+
+    def decorate(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        @functools.wraps(fn)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            started = time.perf_counter()
+            outcome = "ok"
+            result: object = None
+            try:
+                result = await fn(*args, **kwargs)
+                if isinstance(result, ClaimResult) and not result.claimed:
+                    outcome = result.reason or "not_claimed"
+                return cast(R, result)
+            except WvoError as exc:
+                outcome = _error_code(exc)
+                raise ToolError(f"{type(exc).__name__}: {exc}") from exc
+            finally:
+                ctx, agent_id = kwargs.get("ctx"), kwargs.get("agent_id")
+                task_id = kwargs.get("task_id") or _task_of(result)
+                annotate(
+                    **{
+                        "wvo.task_id": task_id if isinstance(task_id, str) else None,
+                        "wvo.agent_id": agent_of(
+                            ctx, agent_id if isinstance(agent_id, str) else None
+                        )
+                        if isinstance(ctx, Context)
+                        else None,
+                        "wvo.outcome": outcome,
+                    }
+                )
+                telemetry.tool_call(fn.__name__, outcome, (time.perf_counter() - started) * 1000)
+
+        return wrapper
+
+    return decorate
+
+
+def _task_of(result: object) -> str | None:
+    if isinstance(result, ClaimResult):
+        return result.task.id if result.task is not None else None
+    task_id = getattr(result, "task_id", None)
+    return task_id if isinstance(task_id, str) else None
+
+
+def instance_id() -> str:
+    """This server process, as leaders and telemetry name it (pids are reused, hence the tag)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
     settings = settings or Settings.from_env()
+    me = instance_id()
+    telemetry = Telemetry.start(settings, me)
 
     # Static resources get no Context; they reach the process's orchestrator through this.
     opened: list[Orchestrator] = []
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Orchestrator]) -> AsyncIterator[Orchestrator]:
+        telemetry.install()
         orchestrator = await Orchestrator.open(settings)
         opened.append(orchestrator)
-        log.info("wvo-mcp %s serving %s", __version__, settings.db_path)
+        log.info("wvo-mcp %s serving %s as %s", __version__, settings.db_path, me)
         try:
-            yield orchestrator
+            async with anyio.create_task_group() as tasks:
+                if settings.health_interval_seconds > 0:
+                    await tasks.start(HealthMonitor(settings, me, telemetry).run)
+                try:
+                    yield orchestrator
+                finally:
+                    tasks.cancel_scope.cancel()
         finally:
             opened.remove(orchestrator)
             await orchestrator.close()
+            telemetry.shutdown()
 
     server: MCPServer[Orchestrator] = MCPServer(
         "wvo-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan
@@ -103,8 +166,10 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         client = params.client_info.name if params is not None else "agent"
         return f"{client}-{os.getpid()}"
 
+    traced = tool_call(telemetry, agent)
+
     @server.tool(annotations=WRITES)
-    @tool_errors
+    @traced
     async def task_create(
         tasks: Annotated[list[TaskSpec], Field(min_length=1, max_length=5000)], ctx: Context
     ) -> CreateResult:
@@ -115,13 +180,13 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         return await orchestrator(ctx).create_tasks(tasks, actor=agent(ctx, None))
 
     @server.tool(annotations=READ_ONLY)
-    @tool_errors
+    @traced
     async def task_get(task_id: TaskId, ctx: Context) -> TaskDetail:
         """One task with dependencies, dependents, recent events and its latest checkpoint."""
         return await orchestrator(ctx).get_task(task_id)
 
     @server.tool(annotations=READ_ONLY)
-    @tool_errors
+    @traced
     async def task_list(
         ctx: Context,
         status: StatusName | None = None,
@@ -142,7 +207,7 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         )
 
     @server.tool(annotations=READ_ONLY)
-    @tool_errors
+    @traced
     async def plan_next(
         ctx: Context,
         agent_id: AgentId | None = None,
@@ -154,7 +219,7 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         return await orchestrator(ctx).plan_next(agent(ctx, agent_id), limit, epic_id)
 
     @server.tool(annotations=WRITES)
-    @tool_errors
+    @traced
     async def claim_task(
         ctx: Context,
         agent_id: AgentId | None = None,
@@ -169,7 +234,7 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         return await orchestrator(ctx).claim(agent(ctx, agent_id), task_id, lease_seconds)
 
     @server.tool(annotations=WRITES)
-    @tool_errors
+    @traced
     async def heartbeat(
         task_id: TaskId,
         lease_token: LeaseToken,
@@ -183,7 +248,7 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         )
 
     @server.tool(annotations=WRITES)
-    @tool_errors
+    @traced
     async def checkpoint(
         task_id: TaskId,
         lease_token: LeaseToken,
@@ -213,7 +278,7 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         )
 
     @server.tool(annotations=WRITES)
-    @tool_errors
+    @traced
     async def plan_update(
         task_id: TaskId,
         status: StatusName,
@@ -230,7 +295,7 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         )
 
     @server.tool(annotations=WRITES)
-    @tool_errors
+    @traced
     async def context_write(
         section: SectionName,
         content: Annotated[str, StringConstraints(max_length=65_536)],
@@ -249,7 +314,7 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         )
 
     @server.tool(annotations=READ_ONLY)
-    @tool_errors
+    @traced
     async def context_read(
         ctx: Context,
         section: SectionName | None = None,
@@ -258,6 +323,19 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         """Read the shared project context: every section, one section, or an earlier
         version of one section."""
         return await orchestrator(ctx).context_read(section, version)
+
+    @server.tool(annotations=READ_ONLY)
+    @traced
+    async def health_report(
+        ctx: Context,
+        limit: Annotated[int, Field(ge=1, le=200)] = 10,
+        full: bool = False,
+    ) -> HealthReport:
+        """The health monitor's latest observation (counts per status, ready depth, WIP,
+        throughput, expired leases, idle and silent agents), its open anomalies (most severe
+        first) and its latest actions (re-queued stale tasks, repaired dependency counts).
+        full=true adds the task lists behind the counts."""
+        return await orchestrator(ctx).health_report(limit, full)
 
     _register_resources(server, settings, opened)
     _register_prompts(server, settings)
@@ -277,6 +355,11 @@ def _register_resources(
     async def status() -> str:
         """Counts per status, who holds what, the top of the ready queue, dead letters."""
         return (await current().status_report("resource", top=10)).model_dump_json(indent=1)
+
+    @server.resource("wvo://health", mime_type="application/json", title="Health")
+    async def health_resource() -> str:
+        """The health monitor's latest observation, open anomalies and actions."""
+        return (await current().health_report()).model_dump_json(indent=1)
 
     @server.resource("wvo://context", mime_type="text/markdown", title="Shared context")
     async def shared_context() -> str:

@@ -10,8 +10,7 @@ import os
 import signal
 import sqlite3
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from contextlib import closing, contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import anyio.lowlevel
 import pytest
 from mcp import MCPError
 
-from tests.conftest import PROTOCOL_MODES, Agent, connect
+from tests.conftest import PROTOCOL_MODES, Agent, connect, open_db, server_pid
 
 pytestmark = pytest.mark.anyio
 
@@ -29,19 +28,6 @@ WIP_GLOBAL = 4
 WIP_PER_AGENT = 1
 TASKS = 60
 POLL_SECONDS = 0.02  # pause between polls of a queue that has nothing for us yet
-
-
-def db_file(state_root: Path) -> Path:
-    return state_root / "orchestrator.db"
-
-
-@contextmanager
-def read_only(state_root: Path) -> Iterator[sqlite3.Connection]:
-    """The database opened read-only with the stdlib driver, rows by column name."""
-    uri = f"{db_file(state_root).as_uri()}?mode=ro"
-    with closing(sqlite3.connect(uri, uri=True)) as conn:
-        conn.row_factory = sqlite3.Row
-        yield conn
 
 
 def backlog() -> list[dict[str, Any]]:
@@ -183,7 +169,7 @@ async def test_six_servers_drain_one_queue_without_double_grants(state_root: Pat
         t: who for t, who in claimed_by.items() if len(who) != 1
     }
 
-    with read_only(state_root) as db:
+    with open_db(state_root) as db:
         events = db.execute("SELECT * FROM task_events ORDER BY id").fetchall()
         statuses = dict(db.execute("SELECT id, status FROM tasks").fetchall())
         buckets = dict(db.execute("SELECT bucket, tasks FROM queue_counts").fetchall())
@@ -220,17 +206,6 @@ async def test_six_servers_drain_one_queue_without_double_grants(state_root: Pat
     assert most_global > 1
 
 
-def _pid_from_agent_id(agent_id: str) -> int:
-    """Without WVO_AGENT_ID a server names its caller `<client name>-<server pid>`."""
-    pid = int(agent_id.rsplit("-", 1)[1])
-    # Only ever signal our own `python -m wvo_mcp serve` child.
-    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    assert b"wvo_mcp" in cmdline and b"serve" in cmdline, cmdline
-    ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    assert ppid == os.getpid(), (pid, ppid)
-    return pid
-
-
 async def test_sigkilled_lease_holder_is_recovered_with_its_checkpoint(state_root: Path) -> None:
     fillers = [f"F{i:02d}" for i in range(40)]
     held = anyio.Event()
@@ -259,7 +234,7 @@ async def test_sigkilled_lease_holder_is_recovered_with_its_checkpoint(state_roo
                 assert claim["claimed"], claim
                 victim.update(claim)
                 held.set()
-                pid = _pid_from_agent_id(claim["agent_id"])
+                pid = server_pid(claim["agent_id"])
                 token = claim["lease_token"]
                 for seq in (1, 2):
                     summary = f"before the crash, step {seq}"
@@ -327,7 +302,7 @@ async def test_sigkilled_lease_holder_is_recovered_with_its_checkpoint(state_roo
             with anyio.fail_after(30):
                 await doomed()
 
-        with read_only(state_root) as db:  # while the writer's server is still up
+        with open_db(state_root) as db:  # while the writer's server is still up
             assert [r[0] for r in db.execute("PRAGMA integrity_check")] == ["ok"]
 
         assert recovered["attempt"] == 2
@@ -343,7 +318,7 @@ async def test_sigkilled_lease_holder_is_recovered_with_its_checkpoint(state_roo
     # The victim's server is gone for good.
     with pytest.raises(ProcessLookupError):
         os.kill(victim["pid"], 0)
-    with read_only(state_root) as db:
+    with open_db(state_root) as db:
         assert [r[0] for r in db.execute("PRAGMA integrity_check")] == ["ok"]
         trail = [
             (ev["actor"], ev["kind"], ev["to_status"])

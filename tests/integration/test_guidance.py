@@ -37,7 +37,7 @@ async def test_prompts_and_resources_are_listed_and_read(state_root: Path, mode:
         }
         assert templates == {"wvo://tasks/{task_id}", "wvo://directives/{name}"}
         static = {str(r.uri) for r in (await a.client.list_resources()).resources}
-        assert static == {"wvo://status", "wvo://context"}
+        assert static == {"wvo://status", "wvo://context", "wvo://health"}
 
         await a.call("task_create", tasks=[{"id": "T1", "title": "first"}])
         await a.call("context_write", section="decisions", content="Use SQLite.")

@@ -21,8 +21,9 @@ TOOLS = {
     "plan_update",
     "context_write",
     "context_read",
+    "health_report",
 }
-READ_ONLY_TOOLS = {"task_get", "task_list", "plan_next", "context_read"}
+READ_ONLY_TOOLS = {"task_get", "task_list", "plan_next", "context_read", "health_report"}
 
 
 def at(text: str) -> datetime:

@@ -117,6 +117,58 @@ def checkpoint(
     )
 
 
+def lose_lease(
+    tx: Tx, settings: Settings, row: sqlite3.Row, now: datetime, *, actor: str, requeue: bool
+) -> bool:
+    """A holder went silent: the lost lease counts as a failed attempt, dead-lettered at
+    max_attempts. A claim takes the task over at once (`requeue=False`: it stays in progress
+    for the grant); the health monitor puts it back to pending with the retry back-off.
+    True if the task may be granted again."""
+    stamp = timeutil.to_text(now)
+    decision = retry.after_failure(
+        row["attempts"],
+        row["max_attempts"],
+        settings.retry_base_seconds,
+        settings.retry_cap_seconds,
+    )
+    reason = f"lease of {row['assigned_to']} expired at {row['lease_expires_at']}"
+    if decision.status is Status.FAILED:
+        tx.run("dead_letter", (decision.attempts, stamp, row["id"]))
+        record_event(
+            tx,
+            row["id"],
+            at=stamp,
+            actor=actor,
+            kind="dead_lettered",
+            from_status=Status.IN_PROGRESS,
+            to_status=Status.FAILED,
+            reason=f"{reason}; {decision.attempts} of {row['max_attempts']} attempts used",
+            lease_epoch=row["lease_epoch"],
+        )
+        return False
+    if requeue:
+        not_before = timeutil.after(now, decision.delay_seconds)
+        tx.run("requeue_lost", (decision.attempts, not_before, stamp, row["id"]))
+        reason = (
+            f"{reason} and nothing was heard from it since {row['last_heartbeat_at']}; "
+            f"re-queued, claimable from {not_before}"
+        )
+    else:
+        tx.run("count_lost_attempt", (decision.attempts, row["id"]))
+    record_event(
+        tx,
+        row["id"],
+        at=stamp,
+        actor=actor,
+        kind="requeued" if requeue else "lease_expired",
+        from_status=Status.IN_PROGRESS,
+        to_status=Status.PENDING,
+        reason=reason,
+        lease_epoch=row["lease_epoch"],
+    )
+    return True
+
+
 APPROVAL_ONLY = "approval is given by a person: `wvo-mcp approve ID --by NAME`"
 # Moves that only a person makes (through the CLI), never an agent's plan_update.
 PERSON_ONLY = {

@@ -16,6 +16,7 @@ from wvo_mcp.config import Settings
 from wvo_mcp.errors import NotFound
 from wvo_mcp.models import ClaimRefusal, ClaimResult, PlanNextResult, QueueCounts
 from wvo_mcp.services import rows
+from wvo_mcp.services.leases import lose_lease
 from wvo_mcp.services.tasks import record_event, rescore
 from wvo_mcp.store import Tx
 from wvo_mcp.transitions import Status
@@ -203,7 +204,9 @@ def claim(
                 counts = queue_counts(tx, settings, agent_id, now)
                 return refused("no_ready_task", "no task is ready: " + _idle_summary(counts))
             chosen = best
-        if chosen["status"] == Status.IN_PROGRESS and not _reclaim_expired(tx, chosen, stamp):
+        if chosen["status"] == Status.IN_PROGRESS and not lose_lease(
+            tx, settings, chosen, now, actor="scheduler", requeue=False
+        ):
             if task_id is not None:
                 return refused(
                     "task_not_ready",
@@ -211,39 +214,6 @@ def claim(
                 )
             continue  # dead-lettered; look again
         return _grant(tx, chosen, agent_id, lease_seconds, now)
-
-
-def _reclaim_expired(tx: Tx, row: sqlite3.Row, stamp: str) -> bool:
-    """A lost lease counts as a failed attempt; True if the task may be granted again."""
-    attempts = row["attempts"] + 1
-    reason = f"lease of {row['assigned_to']} expired at {row['lease_expires_at']}"
-    if attempts >= row["max_attempts"]:
-        tx.run("dead_letter", (attempts, stamp, row["id"]))
-        record_event(
-            tx,
-            row["id"],
-            at=stamp,
-            actor="scheduler",
-            kind="dead_lettered",
-            from_status=Status.IN_PROGRESS,
-            to_status=Status.FAILED,
-            reason=f"{reason}; {attempts} of {row['max_attempts']} attempts used",
-            lease_epoch=row["lease_epoch"],
-        )
-        return False
-    tx.run("count_lost_attempt", (attempts, row["id"]))
-    record_event(
-        tx,
-        row["id"],
-        at=stamp,
-        actor="scheduler",
-        kind="lease_expired",
-        from_status=Status.IN_PROGRESS,
-        to_status=Status.PENDING,
-        reason=reason,
-        lease_epoch=row["lease_epoch"],
-    )
-    return True
 
 
 def _grant(

@@ -234,3 +234,132 @@ SELECT t.id, t.title, t.assigned_to, t.updated_at,
     (SELECT reason FROM task_events e WHERE e.task_id = t.id ORDER BY e.id DESC LIMIT 1) AS reason
 FROM tasks t INDEXED BY tasks_status
 WHERE t.status = 'awaiting_approval' ORDER BY t.updated_at;
+
+-- name: take_leadership
+-- The holder renews its lease; anyone takes an expired one (a new holder starts a new term).
+INSERT INTO monitor_leader (role, holder, term, acquired_at, renewed_at, expires_at)
+VALUES (:role, :me, 1, :now, :now, :expires)
+ON CONFLICT (role) DO UPDATE SET
+    term = term + (holder != excluded.holder),
+    acquired_at = CASE WHEN holder = excluded.holder THEN acquired_at ELSE excluded.acquired_at END,
+    holder = excluded.holder,
+    renewed_at = excluded.renewed_at,
+    expires_at = excluded.expires_at
+WHERE holder = excluded.holder OR expires_at < excluded.renewed_at;
+
+-- name: leadership
+SELECT * FROM monitor_leader WHERE role = ?;
+
+-- name: release_leadership
+-- A leader shutting down lets the next process take over at its next tick.
+UPDATE monitor_leader SET expires_at = :now WHERE role = :role AND holder = :me;
+
+-- name: done_since
+SELECT count(*) FROM task_events INDEXED BY task_events_done WHERE to_status = 'done' AND at >= ?;
+
+-- name: stale_tasks
+-- Lease expired and no heartbeat or checkpoint (claiming counts) since the cut-off.
+SELECT id, assigned_to, lease_epoch, lease_expires_at, last_heartbeat_at
+FROM tasks INDEXED BY tasks_leases
+WHERE status = 'in_progress' AND lease_expires_at < :now AND last_heartbeat_at < :cutoff
+ORDER BY last_heartbeat_at LIMIT :limit;
+
+-- name: agents_seen
+-- Agents seen since the cut-off, and whether each holds a live lease.
+SELECT a.id, EXISTS (
+    SELECT 1 FROM tasks t INDEXED BY tasks_holders
+    WHERE t.status = 'in_progress' AND t.assigned_to = a.id AND t.lease_expires_at >= :now
+) AS busy
+FROM agents a WHERE a.last_seen_at >= :cutoff;
+
+-- name: silent_agent_count
+SELECT count(*) FROM agents WHERE last_seen_at < ?;
+
+-- name: stuck_approvals
+SELECT id, updated_at FROM tasks INDEXED BY tasks_status
+WHERE status = 'awaiting_approval' AND updated_at < ? ORDER BY updated_at LIMIT ?;
+
+-- name: dead_letter_ids
+SELECT id FROM tasks INDEXED BY tasks_status WHERE status = 'failed' ORDER BY id LIMIT ?;
+
+-- name: dependency_drift
+-- Unfinished tasks whose stored count of unmet dependencies differs from the real one.
+SELECT id, stored, actual FROM (
+    SELECT t.id, t.unmet_dependencies AS stored, (
+        SELECT count(*) FROM task_dependencies d JOIN tasks p ON p.id = d.depends_on_id
+        WHERE d.task_id = t.id AND p.status != 'done'
+    ) AS actual
+    FROM tasks t
+    WHERE t.status IN ('pending', 'awaiting_approval', 'blocked', 'needs_review')
+)
+WHERE stored != actual ORDER BY id LIMIT ?;
+
+-- name: unmet_dependencies_of
+SELECT count(*) FROM task_dependencies d JOIN tasks p ON p.id = d.depends_on_id
+WHERE d.task_id = ? AND p.status != 'done';
+
+-- name: set_unmet_dependencies
+UPDATE tasks SET unmet_dependencies = ?, updated_at = ? WHERE id = ?;
+
+-- name: blocked_by_abandoned
+-- Pending tasks waiting on a dependency that will never be done without a person.
+SELECT DISTINCT d.task_id AS id FROM tasks p INDEXED BY tasks_status
+JOIN task_dependencies d INDEXED BY task_dependencies_reverse ON d.depends_on_id = p.id
+JOIN tasks t ON t.id = d.task_id
+WHERE p.status IN ('cancelled', 'failed') AND t.status = 'pending'
+ORDER BY d.task_id LIMIT ?;
+
+-- name: requeue_lost
+-- The health monitor takes a silent holder's task back: pending again, lease ended.
+UPDATE tasks SET status = 'pending', attempts = ?, not_before = ?, assigned_to = NULL,
+    lease_token = NULL, lease_expires_at = NULL, updated_at = ?
+WHERE id = ?;
+
+-- name: insert_health_snapshot
+INSERT INTO health_snapshots (at, leader, term, remediate, anomalies, actions, observation)
+VALUES (?, ?, ?, ?, ?, ?, ?);
+
+-- name: latest_health_snapshot
+SELECT * FROM health_snapshots ORDER BY id DESC LIMIT 1;
+
+-- name: throughput_history
+-- Completions per hour seen by earlier ticks: the baseline throughput is judged against.
+SELECT json_extract(observation, '$.counts.done_last_hour') AS done
+FROM health_snapshots WHERE at >= ? AND at < ?;
+
+-- name: open_anomalies
+SELECT * FROM health_anomalies WHERE resolved_at IS NULL
+ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, first_seen_at, id
+LIMIT ?;
+
+-- name: open_anomaly_keys
+SELECT kind, subject FROM health_anomalies WHERE resolved_at IS NULL;
+
+-- name: open_anomaly_count
+SELECT count(*) FROM health_anomalies WHERE resolved_at IS NULL;
+
+-- name: upsert_anomaly
+INSERT INTO health_anomalies (kind, subject, severity, message, first_seen_at, last_seen_at)
+VALUES (:kind, :subject, :severity, :message, :now, :now)
+ON CONFLICT (kind, subject) WHERE resolved_at IS NULL DO UPDATE SET
+    severity = excluded.severity, message = excluded.message, last_seen_at = excluded.last_seen_at;
+
+-- name: resolve_anomaly
+UPDATE health_anomalies SET resolved_at = ? WHERE kind = ? AND subject = ? AND resolved_at IS NULL;
+
+-- name: recent_monitor_actions
+SELECT * FROM task_events INDEXED BY task_events_by_monitor
+WHERE actor = 'health-monitor' ORDER BY id DESC LIMIT ?;
+
+-- name: prune_health_snapshots
+DELETE FROM health_snapshots WHERE at < ?;
+
+-- name: prune_resolved_anomalies
+DELETE FROM health_anomalies WHERE resolved_at < ?;
+
+-- name: prune_events
+-- A batch of old events of finished tasks; the events of unfinished tasks are kept.
+DELETE FROM task_events WHERE id IN (
+    SELECT e.id FROM task_events e INDEXED BY task_events_at JOIN tasks t ON t.id = e.task_id
+    WHERE e.at < ? AND t.status IN ('done', 'cancelled') LIMIT ?
+);

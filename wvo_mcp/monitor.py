@@ -1,0 +1,146 @@
+"""The OODA health monitor: a background task in every server process. The process holding
+the leader lease observes, orients, decides, acts and reports each tick, and takes the
+backups; the others wait to take over when that lease runs out."""
+
+import logging
+import random
+from datetime import datetime, timedelta
+from functools import partial
+
+import anyio
+
+from wvo_mcp import backups, health, timeutil
+from wvo_mcp.config import Settings
+from wvo_mcp.services import health as checks
+from wvo_mcp.store import Database
+from wvo_mcp.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+# The leader lease outlives one missed renewal; a follower wakes when it runs out.
+LEASE_INTERVALS = 2.0
+TAKEOVER_MARGIN_S = 0.01
+PRUNE_EVERY = timedelta(hours=1)
+PRUNE_BATCH = 2000
+
+
+class HealthMonitor:
+    def __init__(self, settings: Settings, me: str, telemetry: Telemetry) -> None:
+        self.settings = settings
+        self.me = me
+        self.telemetry = telemetry
+        self.interval = settings.health_interval_seconds
+        self.lease_seconds = LEASE_INTERVALS * self.interval
+        self._pruned_at: datetime | None = None
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Tick until cancelled. The monitor has its own connection, so a slow observation of
+        a large queue never holds up this process's tool calls."""
+        db = await Database(self.settings.db_path).open()
+        task_status.started()
+        try:
+            while True:  # noqa: ASYNC110 - a schedule, not a wait for a condition
+                await anyio.sleep(await self._tick_logged(db))
+        finally:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await db.write(
+                        partial(checks.release_leadership, me=self.me, now=timeutil.now())
+                    )
+                except Exception:
+                    log.exception("health monitor: could not hand over leadership")
+                await db.close()
+
+    async def _tick_logged(self, db: Database) -> float:
+        try:
+            return await self.tick(db)
+        except Exception:
+            # A bad tick (a locked database, a full disk) must not end the server.
+            log.exception("health monitor tick failed; trying again in %.3g s", self.interval)
+            return self.interval
+
+    async def tick(self, db: Database) -> float:
+        """One tick; returns the seconds to wait before the next."""
+        now = timeutil.now()
+        lead = await db.write(
+            partial(checks.take_leadership, me=self.me, now=now, lease_seconds=self.lease_seconds)
+        )
+        if not lead.held_by(self.me):
+            left = (lead.expires_at - now).total_seconds()
+            return max(0.0, min(self.interval, left)) + random.uniform(0, TAKEOVER_MARGIN_S)
+        with self.telemetry.span("wvo.health.tick") as span:
+            span.set_attributes({"wvo.leader": self.me, "wvo.term": lead.term})
+            observation = await db.read(partial(checks.observe, settings=self.settings, now=now))
+            anomalies = health.orient(observation)
+            actions = health.decide(observation, self.settings.auto_remediate)
+            try:
+                outcome = await db.write(
+                    partial(
+                        checks.record_tick,
+                        settings=self.settings,
+                        me=self.me,
+                        term=lead.term,
+                        observation=observation,
+                        anomalies=anomalies,
+                        actions=actions,
+                        now=timeutil.now(),
+                    )
+                )
+            except checks.NotLeader:
+                log.info("health monitor: %s lost leadership during a tick", self.me)
+                return self.interval
+            done = checks.describe(outcome)
+            span.set_attributes(
+                {
+                    "wvo.anomalies": len(anomalies),
+                    "wvo.anomalies.opened": len(outcome.opened),
+                    "wvo.anomalies.resolved": outcome.resolved,
+                    "wvo.actions": len(outcome.actions),
+                    "wvo.remediate": self.settings.auto_remediate,
+                }
+            )
+            counts = observation.counts
+            self.telemetry.observed(
+                {**counts.by_status, "ready": counts.ready},
+                counts.done_last_hour,
+                counts.done_last_5m,
+            )
+            for kind, n in done.items():
+                self.telemetry.remediations(kind, n)
+            if "requeue" in done:
+                self.telemetry.lease_expiries(done["requeue"])
+            for action, status in outcome.actions:
+                log.info("health monitor: %s %s -> %s", action.kind, action.task_id, status)
+            for anomaly in outcome.opened:
+                log.warning("health monitor: %s: %s", anomaly.severity, anomaly.message)
+        await self._housekeeping(db, now)
+        return self.interval
+
+    async def _housekeeping(self, db: Database, now: datetime) -> None:
+        """The leader's chores: a backup when one is due, and pruning old events hourly."""
+        s = self.settings
+        if s.backup_interval_minutes > 0 and backups.due(
+            s.backups_dir, now, s.backup_interval_minutes
+        ):
+            with self.telemetry.span("wvo.backup") as span:
+                path = await anyio.to_thread.run_sync(backups.take, s.db_path, s.backups_dir, now)
+                pruned = await anyio.to_thread.run_sync(backups.prune, s.backups_dir)
+                span.set_attributes(
+                    {"wvo.backup.path": str(path), "wvo.backup.pruned": len(pruned)}
+                )
+            log.info("health monitor: backup %s (%d old ones pruned)", path, len(pruned))
+        if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY:
+            self._pruned_at = now
+            older_than = now - timedelta(days=s.retention_days)
+            total = 0
+            while True:
+                n = await db.write(
+                    partial(checks.prune_events, older_than=older_than, batch=PRUNE_BATCH)
+                )
+                total += n
+                if n < PRUNE_BATCH:
+                    break
+            if total:
+                log.info("health monitor: pruned %d events older than %s", total, older_than)

@@ -1,0 +1,305 @@
+"""The health monitor's database work: leadership, observation, acting on what was decided,
+and the report. Each function runs inside one transaction."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from wvo_mcp import health, timeutil
+from wvo_mcp.config import Settings
+from wvo_mcp.health import Action, Anomaly
+from wvo_mcp.models import (
+    AnomalyView,
+    Drift,
+    HealthCounts,
+    HealthReport,
+    HealthSnapshot,
+    MonitorAction,
+    Observation,
+    StaleTask,
+    StuckApproval,
+)
+from wvo_mcp.services.leases import gated, lose_lease
+from wvo_mcp.services.scheduler import queue_counts
+from wvo_mcp.services.tasks import record_event
+from wvo_mcp.store import Tx
+from wvo_mcp.transitions import Status
+
+ROLE = "health-monitor"
+ACTOR = "health-monitor"
+LIST_CAP = 50  # tasks named per kind of finding; the counts stay exact
+
+
+@dataclass(frozen=True, slots=True)
+class Leadership:
+    holder: str
+    term: int
+    expires_at: datetime
+
+    def held_by(self, me: str) -> bool:
+        return self.holder == me
+
+
+class NotLeader(Exception):
+    """Another process took over between observing and acting; this tick writes nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class TickOutcome:
+    opened: list[Anomaly]
+    resolved: int
+    actions: list[tuple[Action, str]]  # what was done, and the resulting status
+
+
+def take_leadership(tx: Tx, me: str, now: datetime, lease_seconds: float) -> Leadership:
+    """Renew or take the leader lease if free; returns whoever leads afterwards."""
+    stamp = timeutil.to_text(now)
+    tx.run(
+        "take_leadership",
+        {"role": ROLE, "me": me, "now": stamp, "expires": timeutil.after(now, lease_seconds)},
+    )
+    row = tx.one("leadership", (ROLE,))
+    assert row is not None
+    return Leadership(row["holder"], row["term"], timeutil.from_text(row["expires_at"]))
+
+
+def release_leadership(tx: Tx, me: str, now: datetime) -> None:
+    tx.run("release_leadership", {"role": ROLE, "me": me, "now": timeutil.to_text(now)})
+
+
+def observe(tx: Tx, settings: Settings, now: datetime) -> Observation:
+    stamp = timeutil.to_text(now)
+    cutoff = timeutil.to_text(now - timedelta(minutes=settings.stale_task_minutes))
+    queue = queue_counts(tx, settings, ACTOR, now)
+    by_status = dict(queue.by_status)
+
+    stale = [
+        StaleTask(
+            id=r["id"],
+            holder=r["assigned_to"],
+            lease_epoch=r["lease_epoch"],
+            lease_expires_at=r["lease_expires_at"],
+            last_seen_at=r["last_heartbeat_at"],
+        )
+        for r in tx.all("stale_tasks", {"now": stamp, "cutoff": cutoff, "limit": LIST_CAP})
+    ]
+    drift = [
+        Drift(id=r["id"], stored=r["stored"], actual=r["actual"])
+        for r in tx.all("dependency_drift", (LIST_CAP,))
+    ]
+    approval_cutoff = now - timedelta(minutes=settings.approval_stuck_minutes)
+    stuck = [
+        StuckApproval(id=r["id"], since=r["updated_at"])
+        for r in tx.all("stuck_approvals", (timeutil.to_text(approval_cutoff), LIST_CAP))
+    ]
+    dead = [r["id"] for r in tx.all("dead_letter_ids", (LIST_CAP,))]
+    abandoned = [r["id"] for r in tx.all("blocked_by_abandoned", (LIST_CAP,))]
+    agents = tx.all("agents_seen", {"now": stamp, "cutoff": cutoff})
+    history = [
+        r["done"]
+        for r in tx.all(
+            "throughput_history",
+            (timeutil.to_text(now - timedelta(days=1)), timeutil.to_text(now - timedelta(hours=1))),
+        )
+        if r["done"] is not None
+    ]
+    counts = HealthCounts(
+        by_status=by_status,
+        ready=queue.ready,
+        waiting_on_dependencies=queue.waiting_on_dependencies,
+        backing_off=queue.backing_off,
+        wip_used=queue.wip_global_used,
+        wip_limit=queue.wip_global_limit,
+        done_last_hour=tx.value("done_since", (timeutil.to_text(now - timedelta(hours=1)),)),
+        done_last_5m=tx.value("done_since", (timeutil.to_text(now - timedelta(minutes=5)),)),
+        baseline_done_per_hour=health.baseline(history),
+        expired_leases=queue.lease_expired,
+        stale_tasks=len(stale),
+        agents_active=len(agents),
+        agents_idle=sum(1 for a in agents if not a["busy"]),
+        agents_silent=tx.value("silent_agent_count", (cutoff,)),
+        dead_letters=by_status.get(Status.FAILED, 0),
+        awaiting_approval=by_status.get(Status.AWAITING_APPROVAL, 0),
+        stuck_approvals=len(stuck),
+        dependency_drift=len(drift),
+        blocked_by_abandoned=len(abandoned),
+    )
+    return Observation(
+        at=stamp,
+        counts=counts,
+        stale=stale,
+        drift=drift,
+        dead_letters=dead,
+        stuck_approvals=stuck,
+        blocked_by_abandoned=abandoned,
+    )
+
+
+def record_tick(
+    tx: Tx,
+    settings: Settings,
+    me: str,
+    term: int,
+    observation: Observation,
+    anomalies: list[Anomaly],
+    actions: list[Action],
+    now: datetime,
+) -> TickOutcome:
+    """Act (each action re-checked against the current rows) and record the tick, if `me`
+    still leads in `term`; else NotLeader and nothing is written."""
+    stamp = timeutil.to_text(now)
+    lead = tx.one("leadership", (ROLE,))
+    if lead is not None and lead["expires_at"] < timeutil.to_text(now):
+        lead = None  # the last leader stopped or died; the next tick of any server takes over
+    if lead is None or lead["holder"] != me or lead["term"] != term or lead["expires_at"] < stamp:
+        raise NotLeader
+    done = [(a, status) for a in actions if (status := _act(tx, settings, a, now)) is not None]
+
+    seen = {(a.kind, a.subject) for a in anomalies}
+    was_open = {(r["kind"], r["subject"]) for r in tx.all("open_anomaly_keys")}
+    for a in anomalies:
+        tx.run(
+            "upsert_anomaly",
+            {
+                "kind": a.kind,
+                "subject": a.subject,
+                "severity": a.severity,
+                "message": a.message,
+                "now": stamp,
+            },
+        )
+    # What an action repaired is resolved at once, not one tick later.
+    repaired = {(health.REMEDIES[a.kind], a.task_id) for a, _ in done}
+    gone = (was_open - seen) | (seen & repaired)
+    for kind, subject in gone:
+        tx.run("resolve_anomaly", (stamp, kind, subject))
+    tx.run(
+        "insert_health_snapshot",
+        (
+            stamp,
+            me,
+            term,
+            int(settings.auto_remediate),
+            len(anomalies),
+            len(done),
+            observation.model_dump_json(),
+        ),
+    )
+    kept_from = timeutil.to_text(now - timedelta(hours=settings.health_retention_hours))
+    tx.run("prune_health_snapshots", (kept_from,))
+    tx.run("prune_resolved_anomalies", (kept_from,))
+    return TickOutcome(
+        [a for a in anomalies if (a.kind, a.subject) not in was_open], len(gone), done
+    )
+
+
+def _act(tx: Tx, settings: Settings, action: Action, now: datetime) -> str | None:
+    """Carry out one action if its reason still holds; the task's new status, or None."""
+    stamp = timeutil.to_text(now)
+    row = tx.one("task_by_id", (action.task_id,))
+    if row is None:
+        return None
+    if action.kind == "requeue":
+        cutoff = timeutil.to_text(now - timedelta(minutes=settings.stale_task_minutes))
+        still_stale = (
+            row["status"] == Status.IN_PROGRESS
+            and row["lease_epoch"] == action.lease_epoch
+            and row["lease_expires_at"] < stamp
+            and row["last_heartbeat_at"] < cutoff
+        )
+        if not still_stale:
+            return None
+        requeued = lose_lease(tx, settings, row, now, actor=ACTOR, requeue=True)
+        return Status.PENDING.value if requeued else Status.FAILED.value
+    actual = tx.value("unmet_dependencies_of", (row["id"],))
+    if actual == row["unmet_dependencies"]:
+        return None
+    tx.run("set_unmet_dependencies", (actual, stamp, row["id"]))
+    status = Status(row["status"])
+    if actual == 0 and gated(row, status) is Status.AWAITING_APPROVAL:
+        status = Status.AWAITING_APPROVAL
+        tx.run("set_status_plain", (status.value, stamp, row["id"]))
+    record_event(
+        tx,
+        row["id"],
+        at=stamp,
+        actor=ACTOR,
+        kind="dependencies_repaired",
+        from_status=row["status"],
+        to_status=status.value,
+        reason=f"stored unmet dependencies were {row['unmet_dependencies']}, real {actual}",
+    )
+    return status.value
+
+
+def prune_events(tx: Tx, older_than: datetime, batch: int) -> int:
+    """Delete one batch of old events of finished tasks; returns how many went."""
+    return tx.run("prune_events", (timeutil.to_text(older_than), batch))
+
+
+def report(tx: Tx, limit: int, full: bool, now: datetime) -> HealthReport:
+    lead = tx.one("leadership", (ROLE,))
+    if lead is not None and lead["expires_at"] < timeutil.to_text(now):
+        lead = None  # the last leader stopped or died; the next tick of any server takes over
+    latest = tx.one("latest_health_snapshot")
+    observation = None if latest is None else Observation.model_validate_json(latest["observation"])
+    snapshot = None
+    if latest is not None and observation is not None:
+        snapshot = HealthSnapshot(
+            at=latest["at"],
+            leader=latest["leader"],
+            remediate=bool(latest["remediate"]),
+            anomalies=latest["anomalies"],
+            actions=latest["actions"],
+            counts=observation.counts,
+        )
+    anomalies = [
+        AnomalyView(
+            kind=r["kind"],
+            severity=r["severity"],
+            subject=r["subject"],
+            message=r["message"],
+            first_seen_at=r["first_seen_at"],
+            last_seen_at=r["last_seen_at"],
+        )
+        for r in tx.all("open_anomalies", (limit,))
+    ]
+    actions = [
+        MonitorAction(
+            at=r["at"],
+            task_id=r["task_id"],
+            kind=r["kind"],
+            to_status=r["to_status"],
+            reason=r["reason"],
+        )
+        for r in tx.all("recent_monitor_actions", (limit,))
+    ]
+    open_count = tx.value("open_anomaly_count")
+    if snapshot is None:
+        message = (
+            "no health snapshot yet: no server's monitor has completed a tick on this database "
+            "(a server runs one every WVO_AUTOPILOT_HEALTH_INTERVAL_MS)"
+        )
+    else:
+        age = (now - timeutil.from_text(snapshot.at)).total_seconds()
+        message = (
+            f"{open_count} open anomal{'y' if open_count == 1 else 'ies'}; latest tick "
+            f"{age:.0f} s ago by {snapshot.leader}"
+        )
+    return HealthReport(
+        leader=None if lead is None else lead["holder"],
+        leader_expires_at=None if lead is None else lead["expires_at"],
+        snapshot=snapshot,
+        open_anomalies=open_count,
+        anomalies=anomalies,
+        actions=actions,
+        observation=observation if full else None,
+        message=message,
+    )
+
+
+def describe(outcome: TickOutcome) -> dict[str, int]:
+    """Counts of actions by kind, for logs and telemetry."""
+    by_kind: dict[str, int] = {}
+    for action, _ in outcome.actions:
+        by_kind[action.kind] = by_kind.get(action.kind, 0) + 1
+    return by_kind
