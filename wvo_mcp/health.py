@@ -94,8 +94,10 @@ def orient(obs: Observation) -> list[Anomaly]:
         )
         for task_id in obs.blocked_by_abandoned
     ]
+    # Tasks that only back off after failures will be ready soon; waiting on dependencies
+    # that nobody works on will not.
     pending = counts.by_status.get("pending", 0)
-    if pending and counts.ready == 0 and counts.wip_used == 0:
+    if counts.waiting_on_dependencies and counts.ready == 0 and counts.wip_used == 0:
         found.append(
             Anomaly(
                 "starvation",

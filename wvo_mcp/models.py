@@ -3,7 +3,15 @@
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    field_validator,
+)
 
 from wvo_mcp.transitions import Status
 from wvo_mcp.wsjf import Breakdown
@@ -196,6 +204,8 @@ class ClaimResult(BaseModel):
     lease_seconds: int | None = None
     attempt: int | None = Field(None, description="1 for the first try")
     last_checkpoint: Checkpoint | None = None
+    # Not part of the result: tells telemetry that this claim took over an expired lease.
+    _took_over_expired: bool = PrivateAttr(default=False)
 
 
 class LeaseResult(BaseModel):

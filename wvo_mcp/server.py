@@ -83,9 +83,12 @@ def tool_call(
             result: object = None
             try:
                 result = await fn(*args, **kwargs)
-                if isinstance(result, ClaimResult) and not result.claimed:
-                    outcome = result.reason or "not_claimed"
-                return cast(R, result)
+                if isinstance(result, ClaimResult):
+                    if not result.claimed:
+                        outcome = result.reason or "not_claimed"
+                    elif result._took_over_expired:
+                        telemetry.lease_expiries(1)
+                return result
             except WvoError as exc:
                 outcome = _error_code(exc)
                 raise ToolError(f"{type(exc).__name__}: {exc}") from exc

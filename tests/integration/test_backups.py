@@ -162,6 +162,15 @@ async def test_backup_while_four_servers_write_is_consistent(
     assert done_in_backup[0] == done_events[0] == counted[0]
     assert finishing_after < LOAD_TASKS, "the queue ran dry: the backup did not run under load"
 
+    # And it restores: the live database becomes exactly that snapshot.
+    ok(state_root, "restore", str(path))
+    live = db_file(state_root)
+    assert integrity(live) == ["ok"]
+    assert task_ids(live) == ids
+    with read_only(live) as conn:
+        restored_done = conn.execute("SELECT count(*) FROM tasks WHERE status = 'done'").fetchone()
+    assert restored_done[0] == done_in_backup[0]
+
 
 def test_backup_refuses_without_a_database(state_root: Path) -> None:
     result = wvo(state_root, "backup")

@@ -98,3 +98,22 @@ async def test_telemetry_can_be_switched_off(state_root: Path) -> None:
         await agent.call("task_create", tasks=[{"id": "T1", "title": "untraced"}])
         await agent.call("claim_task")
     assert not (state_root / "telemetry").exists()
+
+
+async def test_a_claim_that_takes_over_an_expired_lease_counts_as_an_expiry(
+    state_root: Path,
+) -> None:
+    env = {**NO_MONITOR, **EXPORT_FAST, "WVO_OTEL_ENABLED": 1}
+    async with connect(state_root, **env) as agent:
+        await agent.call("task_create", tasks=[{"id": "T1", "title": "dropped"}])
+        await abandon(state_root, ["T1"])
+
+        async def expired() -> bool:
+            plan = await agent.call("plan_next")
+            return bool(plan["counts"]["lease_expired"] == 1)
+
+        await until(expired, "the abandoned lease to expire")
+        taken = await agent.call("claim_task", agent_id="heir")
+        assert taken["claimed"] and taken["attempt"] == 2
+    metrics = lines(state_root / "telemetry" / "metrics.jsonl")
+    assert sum(m["value"] for m in metrics if m["name"] == "wvo.lease.expiries") == 1

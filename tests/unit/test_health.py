@@ -104,20 +104,22 @@ def test_report_only_mode_decides_nothing_but_still_reports() -> None:
 
 
 @pytest.mark.parametrize(
-    ("pending", "ready", "wip_used", "starving"),
+    ("pending", "waiting", "ready", "wip_used", "starving"),
     [
-        (5, 0, 0, True),  # work exists, none ready, nobody working
-        (5, 1, 0, False),  # something is ready: agents can take it
-        (5, 0, 1, False),  # someone is working: completing it may release the rest
-        (0, 0, 0, False),  # nothing to do is not starvation
+        (5, 5, 0, 0, True),  # work waits on dependencies nobody works on
+        (5, 4, 1, 0, False),  # something is ready: agents can take it
+        (5, 5, 0, 1, False),  # someone is working: completing it may release the rest
+        (5, 0, 0, 0, False),  # everything only backs off after failures: ready soon
+        (0, 0, 0, 0, False),  # nothing to do is not starvation
     ],
 )
-def test_starvation(pending: int, ready: int, wip_used: int, starving: bool) -> None:
+def test_starvation(pending: int, waiting: int, ready: int, wip_used: int, starving: bool) -> None:
     obs = observation(
         by_status={"pending": pending, "in_progress": wip_used},
         ready=ready,
         wip_used=wip_used,
-        waiting_on_dependencies=pending,
+        waiting_on_dependencies=waiting,
+        backing_off=pending - waiting - ready,
     )
     found = [a for a in orient(obs) if a.kind == "starvation"]
     assert bool(found) is starving

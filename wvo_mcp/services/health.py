@@ -18,6 +18,7 @@ from wvo_mcp.models import (
     StaleTask,
     StuckApproval,
 )
+from wvo_mcp.services import rows
 from wvo_mcp.services.leases import gated, lose_lease
 from wvo_mcp.services.scheduler import queue_counts
 from wvo_mcp.services.tasks import record_event
@@ -73,22 +74,13 @@ def observe(tx: Tx, settings: Settings, now: datetime) -> Observation:
     by_status = dict(queue.by_status)
 
     stale = [
-        StaleTask(
-            id=r["id"],
-            holder=r["assigned_to"],
-            lease_epoch=r["lease_epoch"],
-            lease_expires_at=r["lease_expires_at"],
-            last_seen_at=r["last_heartbeat_at"],
-        )
+        rows.model(StaleTask, r)
         for r in tx.all("stale_tasks", {"now": stamp, "cutoff": cutoff, "limit": LIST_CAP})
     ]
-    drift = [
-        Drift(id=r["id"], stored=r["stored"], actual=r["actual"])
-        for r in tx.all("dependency_drift", (LIST_CAP,))
-    ]
+    drift = [rows.model(Drift, r) for r in tx.all("dependency_drift", (LIST_CAP,))]
     approval_cutoff = now - timedelta(minutes=settings.approval_stuck_minutes)
     stuck = [
-        StuckApproval(id=r["id"], since=r["updated_at"])
+        rows.model(StuckApproval, r)
         for r in tx.all("stuck_approvals", (timeutil.to_text(approval_cutoff), LIST_CAP))
     ]
     dead = [r["id"] for r in tx.all("dead_letter_ids", (LIST_CAP,))]
@@ -252,27 +244,8 @@ def report(tx: Tx, limit: int, full: bool, now: datetime) -> HealthReport:
             actions=latest["actions"],
             counts=observation.counts,
         )
-    anomalies = [
-        AnomalyView(
-            kind=r["kind"],
-            severity=r["severity"],
-            subject=r["subject"],
-            message=r["message"],
-            first_seen_at=r["first_seen_at"],
-            last_seen_at=r["last_seen_at"],
-        )
-        for r in tx.all("open_anomalies", (limit,))
-    ]
-    actions = [
-        MonitorAction(
-            at=r["at"],
-            task_id=r["task_id"],
-            kind=r["kind"],
-            to_status=r["to_status"],
-            reason=r["reason"],
-        )
-        for r in tx.all("recent_monitor_actions", (limit,))
-    ]
+    anomalies = [rows.model(AnomalyView, r) for r in tx.all("open_anomalies", (limit,))]
+    actions = [rows.model(MonitorAction, r) for r in tx.all("recent_monitor_actions", (limit,))]
     open_count = tx.value("open_anomaly_count")
     if snapshot is None:
         message = (

@@ -3,10 +3,20 @@
 import json
 import sqlite3
 from datetime import datetime
+from typing import TypeVar
+
+from pydantic import BaseModel
 
 from wvo_mcp import timeutil, wsjf
 from wvo_mcp.models import Checkpoint, ClaimedTask, Event, RankedTask, TaskSummary
 from wvo_mcp.transitions import Status
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def model(cls: type[M], row: sqlite3.Row) -> M:
+    """A model whose fields are all columns of the row, by name."""
+    return cls.model_validate({name: row[name] for name in cls.model_fields})
 
 
 def score(

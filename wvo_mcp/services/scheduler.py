@@ -213,7 +213,9 @@ def claim(
                     f"task {task_id!r} lost its lease too often and was dead-lettered",
                 )
             continue  # dead-lettered; look again
-        return _grant(tx, chosen, agent_id, lease_seconds, now)
+        granted = _grant(tx, chosen, agent_id, lease_seconds, now)
+        granted._took_over_expired = chosen["status"] == Status.IN_PROGRESS
+        return granted
 
 
 def _grant(

@@ -259,7 +259,8 @@ SELECT count(*) FROM task_events INDEXED BY task_events_done WHERE to_status = '
 
 -- name: stale_tasks
 -- Lease expired and no heartbeat or checkpoint (claiming counts) since the cut-off.
-SELECT id, assigned_to, lease_epoch, lease_expires_at, last_heartbeat_at
+SELECT id, assigned_to AS holder, lease_epoch, lease_expires_at,
+    last_heartbeat_at AS last_seen_at
 FROM tasks INDEXED BY tasks_leases
 WHERE status = 'in_progress' AND lease_expires_at < :now AND last_heartbeat_at < :cutoff
 ORDER BY last_heartbeat_at LIMIT :limit;
@@ -276,7 +277,7 @@ FROM agents a WHERE a.last_seen_at >= :cutoff;
 SELECT count(*) FROM agents WHERE last_seen_at < ?;
 
 -- name: stuck_approvals
-SELECT id, updated_at FROM tasks INDEXED BY tasks_status
+SELECT id, updated_at AS since FROM tasks INDEXED BY tasks_status
 WHERE status = 'awaiting_approval' AND updated_at < ? ORDER BY updated_at LIMIT ?;
 
 -- name: dead_letter_ids
