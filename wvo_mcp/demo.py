@@ -3,6 +3,7 @@ work through the example roadmap concurrently; the audit trail then proves no ta
 twice. The agents only pace themselves with sleeps; correctness comes from the server."""
 
 import random
+import shutil
 import sys
 import time
 from collections import Counter
@@ -22,6 +23,11 @@ from wvo_mcp.transitions import Status
 LEASE_SECONDS = 30
 # Complexity at or above this fails its first attempt, to show retries with back-off.
 FLAKY_COMPLEXITY = 8
+# One agent dies holding its first task; its short lease keeps the recovery quick.
+CRASHING_AGENT = "agent-2"
+CRASH_LEASE_SECONDS = 1
+# A fast health monitor, so it can notice the silent agent within the demo.
+MONITOR = {"WVO_AUTOPILOT_HEALTH_INTERVAL_MS": "250", "WVO_AUTOPILOT_STALE_TASK_MINUTES": "0.01"}
 
 
 def _say(who: str, text: str) -> None:
@@ -37,6 +43,8 @@ def _fresh_state(state_root: Path) -> None:
         )
     for leftover in state_root.glob("orchestrator.db*"):
         leftover.unlink()
+    for folder in ("backups", "telemetry"):
+        shutil.rmtree(state_root / folder, ignore_errors=True)
 
 
 async def _agent(name: str, state_root: Path, total_agents: int, done: Counter[str]) -> None:
@@ -48,6 +56,7 @@ async def _agent(name: str, state_root: Path, total_agents: int, done: Counter[s
             "WVO_AGENT_ID": name,
             "WVO_AUTOPILOT_WIP_LIMIT": str(total_agents),
             "WVO_RETRY_BASE_SECONDS": "0.3",
+            **MONITOR,
         },
     )
     rng = random.Random(name)
@@ -60,8 +69,10 @@ async def _agent(name: str, state_root: Path, total_agents: int, done: Counter[s
             content: dict[str, Any] = result.structured_content or {}
             return content
 
+        crashes = name == CRASHING_AGENT
         while True:
-            claim = await call("claim_task", lease_seconds=LEASE_SECONDS)
+            lease = CRASH_LEASE_SECONDS if crashes else LEASE_SECONDS
+            claim = await call("claim_task", lease_seconds=lease)
             if not claim["claimed"]:
                 counts = (await call("plan_next", limit=1))["counts"]["by_status"]
                 open_work = sum(counts[s] for s in ("pending", "in_progress", "awaiting_approval"))
@@ -87,6 +98,9 @@ async def _agent(name: str, state_root: Path, total_agents: int, done: Counter[s
                 progress=50,
                 files=[f"src/{tid.lower()}.py"],
             )
+            if crashes:
+                _say(name, f"crashes holding {tid} (it never heartbeats or releases it again)")
+                return
             await call("heartbeat", task_id=tid, lease_token=token)
             await anyio.sleep(rng.uniform(0.05, 0.2))
             if task["complexity"] >= FLAKY_COMPLEXITY and claim["attempt"] == 1:
@@ -141,6 +155,7 @@ async def run_demo(roadmap_file: Path, state_root: Path, agents: int) -> bool:
         elapsed = time.monotonic() - started
         completions = await orchestrator.completions()
         page = await orchestrator.list_tasks(limit=500)
+        health = await orchestrator.health_report(limit=20)
     finally:
         await orchestrator.close()
 
@@ -156,6 +171,11 @@ async def run_demo(roadmap_file: Path, state_root: Path, agents: int) -> bool:
     print(f"  tasks done more than once: {len(twice)}" + (f" {twice}" if twice else ""))
     if not_done:
         print(f"  not done: {', '.join(not_done)}")
+    for action in health.actions:
+        print(f"  health monitor {action.kind} {action.task_id}: {action.reason}")
+    print(f"  health: {health.message}")
+    for backup in sorted((state_root / "backups" / "db").glob("orchestrator-*.db")):
+        print(f"  backup taken by the monitor's leader: {backup}")
     print(
         f"inspect: sqlite3 {state_root / 'orchestrator.db'} "
         "'select task_id, actor, kind, to_status from task_events order by id'"

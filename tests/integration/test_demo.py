@@ -27,6 +27,22 @@ def test_demo_completes_the_example_roadmap_once_each(tmp_path: Path) -> None:
         agents = {
             row[0] for row in db.execute("select actor from task_events where kind='claimed'")
         }
+        # agent-2 dies holding its first task: the health monitor (or a claim) recovers it.
+        recovered = db.execute(
+            "select task_id, kind from task_events where kind in ('requeued', 'lease_expired')"
+        ).fetchall()
+        crashed = db.execute(
+            "select task_id from task_events where actor = 'agent-2' and kind = 'claimed'"
+        ).fetchall()
+        finished_by = db.execute(
+            "select actor from task_events where task_id = ? and to_status = 'done'", crashed[0]
+        ).fetchall()
     assert statuses == {"done": 29}
     assert done_events == (29, 29)
     assert agents == {"agent-1", "agent-2", "agent-3"}
+    assert len(crashed) == 1
+    assert [task_id for task_id, _ in recovered] == [crashed[0][0]]
+    assert finished_by[0][0] in {"agent-1", "agent-3"}
+    assert "crashes holding" in run.stdout
+    # The monitor's leader took the first backup of the run.
+    assert list((state / "backups" / "db").glob("orchestrator-*.db"))
