@@ -369,3 +369,42 @@ async def test_a_fresh_database_reports_no_snapshot_yet(state_root: Path) -> Non
     assert report["snapshot"] is None
     assert report["leader"] is None
     assert "WVO_AUTOPILOT_HEALTH_INTERVAL_MS" in report["message"]
+
+
+async def test_old_events_of_finished_tasks_are_pruned_and_unfinished_ones_kept(
+    state_root: Path,
+) -> None:
+    async with connect(state_root, **NO_MONITOR) as setup:
+        await setup.call(
+            "task_create",
+            tasks=[
+                {"id": "shipped", "title": "done long ago"},
+                {"id": "dropped", "title": "cancelled long ago"},
+                {"id": "open", "title": "still pending"},
+                {"id": "recent", "title": "done just now"},
+            ],
+        )
+        for task_id in ("shipped", "recent"):
+            claim = await setup.call("claim_task", agent_id="a", task_id=task_id)
+            await setup.call(
+                "plan_update", task_id=task_id, status="done", lease_token=claim["lease_token"]
+            )
+        await setup.call("plan_update", task_id="dropped", status="cancelled")
+    # Age every event but the recent task's past the 30-day default retention.
+    with open_db(state_root, writable=True) as db:
+        db.execute(
+            "update task_events set at = '2020-01-01T00:00:00.000Z' where task_id != 'recent'"
+        )
+    before = rows(state_root, "select task_id, count(*) n from task_events group by task_id")
+
+    async with connect(state_root, **FAST):
+
+        async def pruned() -> bool:
+            left = rows(state_root, "select distinct task_id from task_events")
+            return {r["task_id"] for r in left} == {"open", "recent"}
+
+        await until(pruned, "the leader to prune old events")
+    after = rows(state_root, "select task_id, count(*) n from task_events group by task_id")
+    kept = {r["task_id"]: r["n"] for r in after}
+    was = {r["task_id"]: r["n"] for r in before}
+    assert kept == {"open": was["open"], "recent": was["recent"]}

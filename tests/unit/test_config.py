@@ -9,7 +9,22 @@ from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 
 INT_VARS = ["WVO_AUTOPILOT_WIP_LIMIT", "WVO_WIP_PER_AGENT", "WVO_WIP_PER_EPIC", "WVO_LEASE_SECONDS"]
-FLOAT_VARS = ["WVO_RETRY_BASE_SECONDS", "WVO_RETRY_CAP_SECONDS"]
+FLOAT_VARS = [
+    "WVO_RETRY_BASE_SECONDS",
+    "WVO_RETRY_CAP_SECONDS",
+    "WVO_AUTOPILOT_HEALTH_INTERVAL_MS",
+    "WVO_AUTOPILOT_STALE_TASK_MINUTES",
+    "WVO_AUTOPILOT_APPROVAL_STUCK_MINUTES",
+    "WVO_AUTOPILOT_HEALTH_RETENTION_HOURS",
+    "WVO_BACKUP_INTERVAL_MINUTES",
+    "WVO_RETENTION_DAYS",
+    "WVO_TELEMETRY_FILE_MB",
+    "WVO_TELEMETRY_TOTAL_MB",
+]
+SWITCHES = {
+    "WVO_AUTOPILOT_HEALTH_AUTO_REMEDIATE": "auto_remediate",
+    "WVO_OTEL_ENABLED": "otel_enabled",
+}
 
 
 def test_defaults() -> None:
@@ -128,3 +143,46 @@ def test_settings_are_frozen() -> None:
     settings = Settings.from_env({})
     with pytest.raises(AttributeError):
         settings.wip_global = 9  # type: ignore[misc]
+
+
+def test_monitor_backup_and_telemetry_settings() -> None:
+    defaults = Settings.from_env({})
+    assert defaults.health_interval_seconds == 60.0
+    assert defaults.stale_task_minutes == 10.0
+    assert defaults.auto_remediate is True
+    assert defaults.backup_interval_minutes == 60.0
+    assert defaults.otel_enabled is True
+    assert defaults.backups_dir == Path("state/backups/db")
+    assert defaults.telemetry_dir == Path("state/telemetry")
+    settings = Settings.from_env(
+        {
+            "WVO_AUTOPILOT_HEALTH_INTERVAL_MS": "250",
+            "WVO_AUTOPILOT_STALE_TASK_MINUTES": "0.01",
+            "WVO_AUTOPILOT_HEALTH_AUTO_REMEDIATE": "0",
+            "WVO_BACKUP_INTERVAL_MINUTES": "0",
+            "WVO_OTEL_ENABLED": "off",
+            "WVO_TELEMETRY_FILE_MB": "0.5",
+        }
+    )
+    assert settings.health_interval_seconds == 0.25
+    assert settings.stale_task_minutes == 0.01
+    assert settings.auto_remediate is False
+    assert settings.backup_interval_minutes == 0.0
+    assert settings.otel_enabled is False
+    assert settings.telemetry_file_bytes == 512 * 1024
+
+
+@pytest.mark.parametrize("name", SWITCHES)
+@pytest.mark.parametrize(
+    ("raw", "value"), [("1", True), ("true", True), (" on ", True), ("0", False), ("No", False)]
+)
+def test_switches(name: str, raw: str, value: bool) -> None:
+    assert getattr(Settings.from_env({name: raw}), SWITCHES[name]) is value
+
+
+@pytest.mark.parametrize("name", SWITCHES)
+def test_a_bad_switch_names_the_variable_and_the_accepted_values(name: str) -> None:
+    with pytest.raises(ValidationFailed) as info:
+        Settings.from_env({name: "maybe"})
+    assert name in str(info.value)
+    assert "1 or 0" in str(info.value)
