@@ -113,8 +113,24 @@ class HealthMonitor:
                 self.telemetry.lease_expiries(done["requeue"])
             for action, status in outcome.actions:
                 log.info("health monitor: %s %s -> %s", action.kind, action.task_id, status)
+                span.add_event(
+                    "wvo.action",
+                    {
+                        "wvo.action": action.kind,
+                        "wvo.task_id": action.task_id,
+                        "wvo.status": status,
+                    },
+                )
             for anomaly in outcome.opened:
                 log.warning("health monitor: %s: %s", anomaly.severity, anomaly.message)
+                span.add_event(
+                    "wvo.anomaly",
+                    {
+                        "wvo.anomaly": anomaly.kind,
+                        "wvo.severity": anomaly.severity,
+                        "wvo.subject": anomaly.subject,
+                    },
+                )
         await self._housekeeping(db, now)
         return self.interval
 

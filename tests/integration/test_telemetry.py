@@ -72,6 +72,13 @@ async def test_tool_calls_ticks_and_metrics_are_exported(state_root: Path) -> No
     acted = [t for t in ticks if t["attributes"]["wvo.actions"] > 0]
     assert len(acted) == 1
     assert acted[0]["attributes"]["wvo.leader"] == spans[0]["service_instance"]
+    events = {e["name"]: e["attributes"] for e in acted[0]["events"]}
+    assert events["wvo.action"] == {
+        "wvo.action": "requeue",
+        "wvo.task_id": "T2",
+        "wvo.status": "pending",
+    }
+    assert events["wvo.anomaly"]["wvo.anomaly"] == "stale_task"
 
     metrics = lines(telemetry / "metrics.jsonl")
 
