@@ -1,8 +1,10 @@
 """Spans and metrics of a real server land in the JSON-lines files under state/telemetry/."""
 
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -124,3 +126,43 @@ async def test_a_claim_that_takes_over_an_expired_lease_counts_as_an_expiry(
         assert taken["claimed"] and taken["attempt"] == 2
     metrics = lines(state_root / "telemetry" / "metrics.jsonl")
     assert sum(m["value"] for m in metrics if m["name"] == "wvo.lease.expiries") == 1
+
+
+class _Collector(BaseHTTPRequestHandler):
+    """A stand-in OTLP/HTTP collector: records what was posted where."""
+
+    received: ClassVar[list[tuple[str, str, int]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.received.append((self.path, self.headers.get("Content-Type", ""), len(body)))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+async def test_otlp_export_when_an_endpoint_is_set(state_root: Path) -> None:
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http", reason="the otlp extra")
+    collector = ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
+    _Collector.received = []
+    thread = threading.Thread(target=collector.serve_forever, daemon=True)
+    thread.start()
+    try:
+        endpoint = f"http://127.0.0.1:{collector.server_address[1]}"
+        env = {**NO_MONITOR, "WVO_OTEL_ENABLED": 1, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}
+        async with connect(state_root, **env) as agent:
+            await agent.call("task_create", tasks=[{"id": "T1", "title": "exported"}])
+        # Shutting the server down flushed both signals to the collector, and to the files.
+    finally:
+        collector.shutdown()
+        collector.server_close()
+    paths = {path for path, kind, size in _Collector.received if size and "protobuf" in kind}
+    assert {"/v1/traces", "/v1/metrics"} <= paths, _Collector.received
+    assert any(
+        s["name"] == "tools/call task_create"
+        for s in lines(state_root / "telemetry" / "spans.jsonl")
+    )
