@@ -27,7 +27,7 @@ from wvo_mcp.transitions import Status
 
 ROLE = "health-monitor"
 ACTOR = "health-monitor"
-LIST_CAP = 50  # tasks named per kind of finding; the counts stay exact
+LIST_CAP = 50  # tasks named, and acted on, per kind of finding per tick; the rest next tick
 
 
 @dataclass(frozen=True, slots=True)
