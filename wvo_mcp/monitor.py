@@ -4,13 +4,16 @@ backups; the others wait to take over when that lease runs out."""
 
 import logging
 import random
+from collections import Counter
 from datetime import datetime, timedelta
 from functools import partial
 
 import anyio
+from opentelemetry.trace import Span
 
 from wvo_mcp import backups, health, timeutil
 from wvo_mcp.config import Settings
+from wvo_mcp.models import Observation
 from wvo_mcp.services import health as checks
 from wvo_mcp.store import Database
 from wvo_mcp.telemetry import Telemetry
@@ -91,48 +94,51 @@ class HealthMonitor:
             except checks.NotLeader:
                 log.info("health monitor: %s lost leadership during a tick", self.me)
                 return self.interval
-            done = checks.describe(outcome)
-            span.set_attributes(
-                {
-                    "wvo.anomalies": len(anomalies),
-                    "wvo.anomalies.opened": len(outcome.opened),
-                    "wvo.anomalies.resolved": outcome.resolved,
-                    "wvo.actions": len(outcome.actions),
-                    "wvo.remediate": self.settings.auto_remediate,
-                }
-            )
-            counts = observation.counts
-            self.telemetry.observed(
-                {**counts.by_status, "ready": counts.ready},
-                counts.done_last_hour,
-                counts.done_last_5m,
-            )
-            for kind, n in done.items():
-                self.telemetry.remediations(kind, n)
-            if "requeue" in done:
-                self.telemetry.lease_expiries(done["requeue"])
-            for action, status in outcome.actions:
-                log.info("health monitor: %s %s -> %s", action.kind, action.task_id, status)
-                span.add_event(
-                    "wvo.action",
-                    {
-                        "wvo.action": action.kind,
-                        "wvo.task_id": action.task_id,
-                        "wvo.status": status,
-                    },
-                )
-            for anomaly in outcome.opened:
-                log.warning("health monitor: %s: %s", anomaly.severity, anomaly.message)
-                span.add_event(
-                    "wvo.anomaly",
-                    {
-                        "wvo.anomaly": anomaly.kind,
-                        "wvo.severity": anomaly.severity,
-                        "wvo.subject": anomaly.subject,
-                    },
-                )
+            self._tell(span, observation, anomalies, outcome)
         await self._housekeeping(db, now)
         return self.interval
+
+    def _tell(
+        self,
+        span: Span,
+        observation: Observation,
+        anomalies: list[health.Anomaly],
+        outcome: checks.TickOutcome,
+    ) -> None:
+        """One tick's logs (stderr), span attributes and events, and metrics."""
+        done = Counter(action.kind for action, _ in outcome.actions)
+        span.set_attributes(
+            {
+                "wvo.anomalies": len(anomalies),
+                "wvo.anomalies.opened": len(outcome.opened),
+                "wvo.anomalies.resolved": outcome.resolved,
+                "wvo.actions": len(outcome.actions),
+                "wvo.remediate": self.settings.auto_remediate,
+            }
+        )
+        for action, status in outcome.actions:
+            log.info("health monitor: %s %s -> %s", action.kind, action.task_id, status)
+            span.add_event(
+                "wvo.action",
+                {"wvo.action": action.kind, "wvo.task_id": action.task_id, "wvo.status": status},
+            )
+        for anomaly in outcome.opened:
+            log.warning("health monitor: %s: %s", anomaly.severity, anomaly.message)
+            span.add_event(
+                "wvo.anomaly",
+                {
+                    "wvo.anomaly": anomaly.kind,
+                    "wvo.severity": anomaly.severity,
+                    "wvo.subject": anomaly.subject,
+                },
+            )
+        counts = observation.counts
+        self.telemetry.observed(
+            {**counts.by_status, "ready": counts.ready}, counts.done_last_hour, counts.done_last_5m
+        )
+        for kind, n in done.items():
+            self.telemetry.remediations(kind, n)
+        self.telemetry.lease_expiries(done["requeue"])
 
     async def _housekeeping(self, db: Database, now: datetime) -> None:
         """The leader's chores: a backup when one is due, and pruning old events hourly."""

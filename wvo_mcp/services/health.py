@@ -268,11 +268,3 @@ def report(tx: Tx, limit: int, full: bool, now: datetime) -> HealthReport:
         observation=observation if full else None,
         message=message,
     )
-
-
-def describe(outcome: TickOutcome) -> dict[str, int]:
-    """Counts of actions by kind, for logs and telemetry."""
-    by_kind: dict[str, int] = {}
-    for action, _ in outcome.actions:
-        by_kind[action.kind] = by_kind.get(action.kind, 0) + 1
-    return by_kind
