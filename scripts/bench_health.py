@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Cost of the health monitor, backups and telemetry, over real stdio servers.
 
-    python scripts/bench_health.py                  # full run, ~5 minutes
+    python scripts/bench_health.py                  # full run, ~3 minutes
     python scripts/bench_health.py --quick          # small smoke run, under a minute
     python scripts/bench_health.py --only tick,backup --json out.json --keep
 
@@ -20,7 +20,8 @@ Sections (--only takes their names):
 - takeover: 3 servers ticking every 500 ms; SIGKILL the leader (read from health_report's
   `leader`) and time until another server's snapshot is written; several rounds.
 - prune: services.health.prune_events in the monitor's batches on ~1M events of done tasks,
-  while one server process claims and completes tasks.
+  while one server process claims and completes tasks; then again with 100k old events of
+  unfinished tasks (which pruning keeps) in the way.
 
 It reuses scripts/bench_core.py (the cached chain-graph databases, the stdio client helpers,
 the report table). Built databases are cached like bench_core's; everything else lives in one
@@ -154,10 +155,6 @@ def make_config(quick: bool) -> Config:
     )
 
 
-def ms(seconds: float) -> float:
-    return seconds * 1000
-
-
 def spread(values: list[float]) -> str:
     return f"{min(values):.3g}-{max(values):.3g}" if len(values) > 1 else f"{values[0]:.3g}"
 
@@ -219,9 +216,23 @@ class Bench:
                     await anyio.to_thread.run_sync(self._inject, settings.db_path, cursors)
                     acting.append(await self._one_tick(db, settings))
                 acting = acting[1:]
+                drift = []
+                for _ in range(max(3, cfg.ticks // 4)):
+                    started = time.perf_counter()
+                    await db.read(lambda tx: tx.all("dependency_drift", (checks.LIST_CAP,)))
+                    drift.append(time.perf_counter() - started)
             finally:
                 await db.close()
             self._tick_rows(label, healthy, acting)
+            stats = summary(drift)
+            self.report.details[f"tick_{label}"]["dependency_drift_query"] = stats
+            self.report.info(
+                f"  observe's dependency_drift query alone @ {label}",
+                stats["p50"],
+                "ms",
+                note=f"{stats['n']} runs, max {stats['max']:.1f} ms; a correlated count of "
+                "unmet dependencies for every unfinished task",
+            )
 
     async def _one_tick(self, db: Database, settings: Settings) -> dict[str, float]:
         """One leader tick as HealthMonitor.tick runs it (telemetry and housekeeping aside)."""
@@ -572,15 +583,17 @@ class Bench:
         env = {"WVO_AUTOPILOT_WIP_LIMIT": str(2 * cfg.backup_workers), **NO_MONITOR}
         windows: list[tuple[float, float]] = []
         loaded_takes: list[float] = []
+        loaded_cpu: list[float] = []
 
         def schedule() -> None:
             time.sleep(cfg.backup_gap_s * 1.5)
             for _ in range(cfg.backup_rounds):
-                start = time.monotonic()
+                start, cpu = time.monotonic(), time.thread_time()
                 backups.take(db_path, out, timeutil.now())
                 end = time.monotonic()
                 windows.append((start, end))
                 loaded_takes.append(end - start)
+                loaded_cpu.append(time.thread_time() - cpu)
                 time.sleep(cfg.backup_gap_s)
 
         results = self._with_workers(root, cfg.backup_workers, env, schedule)
@@ -591,6 +604,7 @@ class Bench:
         self.report.details["backup"] = {
             f"take_idle_s_{label}": idle,
             f"take_loaded_s_{label}": loaded_takes,
+            f"take_loaded_cpu_s_{label}": loaded_cpu,
             "claims_during": summary(during) if during else None,
             "claims_between": summary(between),
             "backup_bytes": size,
@@ -604,11 +618,14 @@ class Bench:
             note=f"{len(idle)} runs: {spread(idle)} s; backup {size / 1e6:.1f} MB "
             f"(database {source / 1e6:.1f} MB)",
         )
+        self._take_parts(db_path, label)
         self.report.info(
             f"backups.take @ {label}, {cfg.backup_workers} servers claiming",
             statistics.median(loaded_takes),
             "s",
-            note=f"{len(loaded_takes)} runs: {spread(loaded_takes)} s",
+            note=f"{len(loaded_takes)} runs: {spread(loaded_takes)} s; CPU time of the backup "
+            f"itself {spread(loaded_cpu)} s, the rest off the CPU ({cfg.backup_workers} clients "
+            f"and {cfg.backup_workers} servers busy on {os.cpu_count()} cores)",
         )
         if during:
             d, b = summary(during), summary(between)
@@ -666,15 +683,48 @@ class Bench:
                 f"(database {source / 1e6:.0f} MB)",
             )
             shutil.rmtree(out, ignore_errors=True)
+            self._take_parts(big / "orchestrator.db", label)
 
     @staticmethod
     def _takes(db_path: Path, out: Path, runs: int) -> list[float]:
         took = []
         for _ in range(runs):
+            os.sync()  # no dirty pages of earlier files left to slow this one down
             started = time.perf_counter()
             backups.take(db_path, out, timeutil.now())
             took.append(time.perf_counter() - started)
         return took
+
+    def _take_parts(self, db_path: Path, label: str) -> None:
+        """The parts of backups.take, timed one by one on an idle database: the backup API
+        copy, PRAGMA quick_check of the copy, fsync."""
+        parts: dict[str, float] = {}
+        scratch = self.work / f"take-parts-{label}.db"
+        scratch.unlink(missing_ok=True)
+        os.sync()
+        try:
+            started = time.perf_counter()
+            backups._copy(db_path, scratch)
+            parts["copy"] = time.perf_counter() - started
+            started = time.perf_counter()
+            with contextlib.closing(sqlite3.connect(scratch)) as copy:
+                problems = backups._check(copy, "quick_check")
+            parts["quick_check"] = time.perf_counter() - started
+            if problems:
+                raise BenchError(f"quick_check of the copy failed: {problems}")
+            started = time.perf_counter()
+            backups._fsync(scratch)
+            parts["fsync"] = time.perf_counter() - started
+        finally:
+            scratch.unlink(missing_ok=True)
+        self.report.details.setdefault("backup_parts", {})[label] = parts
+        self.report.info(
+            f"  parts @ {label}: backup API copy / quick_check / fsync",
+            parts["copy"],
+            "s",
+            note=f"{parts['copy']:.3f} / {parts['quick_check']:.3f} / {parts['fsync']:.3f} s, "
+            "timed one by one on an idle database",
+        )
 
     @staticmethod
     def _split(
@@ -806,7 +856,8 @@ class Bench:
                     while True:
                         r = await current()
                         s = r.snapshot
-                        if s is not None and s.leader != leader and s.at > r_at(killed_at):
+                        stamp = timeutil.to_text(killed_at)
+                        if s is not None and s.leader != leader and s.at > stamp:
                             break
                         if time.monotonic() > deadline:
                             raise BenchError("no new leader's snapshot after the kill")
@@ -918,16 +969,42 @@ class Bench:
 
     def prune(self) -> None:
         cfg = self.config
-        root = bench_core.copy_state(anyio.run(self.events_db), self.fresh("prune"))
+        source = anyio.run(self.events_db)
+        self._prune_pass(source, kept=0)
+        # Old events of unfinished tasks (say a backlog imported long ago, or heartbeats of a
+        # long task) are kept; each batch walks past them again, as they come first by time.
+        self._prune_pass(source, kept=cfg.prune_tasks)
+
+    def _prune_pass(self, source: Path, kept: int) -> None:
+        cfg = self.config
+        root = bench_core.copy_state(source, self.fresh("prune"))
         db_path = root / "orchestrator.db"
         with contextlib.closing(raw_db(db_path)) as conn:
+            if kept:
+                unfinished = conn.execute(
+                    "SELECT count(*) FROM tasks WHERE status != 'done'"
+                ).fetchone()[0]
+                per = -(-kept // unfinished)
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute(
+                    "WITH RECURSIVE k(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM k WHERE n < ?) "
+                    "INSERT INTO task_events "
+                    "(task_id, at, actor, kind, from_status, to_status, reason) "
+                    "SELECT t.id, '2019-06-01T00:00:00.000Z', 'bench', 'heartbeat', "
+                    "t.status, t.status, 'old event of an unfinished task' "
+                    "FROM tasks t CROSS JOIN k WHERE t.status != 'done'",
+                    (per,),
+                )
+                conn.execute("COMMIT")
             total_events = conn.execute("SELECT count(*) FROM task_events").fetchone()[0]
-            old_events = conn.execute(
-                "SELECT count(*) FROM task_events WHERE at < '2021'"
+            old_kept = conn.execute(
+                "SELECT count(*) FROM task_events WHERE at < '2021' AND task_id IN "
+                "(SELECT id FROM tasks WHERE status != 'done')"
             ).fetchone()[0]
+        old_events = total_events - old_kept - cfg.prune_tasks  # one `created` event per task
         log(
-            f"prune: {old_events:,} old events of done tasks ({total_events:,} in all), "
-            f"batches of {monitor.PRUNE_BATCH}, one server claiming"
+            f"prune: {old_events:,} old events of done tasks, {old_kept:,} old events of "
+            f"unfinished tasks kept, batches of {monitor.PRUNE_BATCH}, one server claiming"
         )
         batches: list[float] = []
         deleted: list[int] = []
@@ -960,44 +1037,52 @@ class Bench:
 
         env = {"WVO_AUTOPILOT_WIP_LIMIT": "4", **NO_MONITOR}
         results = self._with_workers(root, 1, env, work)
-        self.load("prune")
+        key = "prune" if not kept else "prune_kept"
+        self.load(key)
         start, end = window["start"], window["end"]
         during, between = self._split(results, [(start, end)])
         with contextlib.closing(raw_db(db_path)) as conn:
-            left = conn.execute("SELECT count(*) FROM task_events WHERE at < '2021'").fetchone()[0]
-        if left:
-            raise BenchError(f"{left} old events were left after pruning")
+            left = conn.execute(
+                "SELECT count(*) FROM task_events WHERE at >= '2020' AND at < '2021'"
+            ).fetchone()[0]
+        if left:  # (kept events of tasks the claimer completed meanwhile may remain)
+            raise BenchError(f"{left} old events of done tasks were left after pruning")
+        shutil.rmtree(root, ignore_errors=True)
         rate = sum(deleted) / (end - start)
         b = summary(batches)
         d, q = summary(during), summary(between)
-        self.report.details["prune"] = {
+        self.report.details[key] = {
             "deleted": sum(deleted),
+            "old_events_kept": old_kept,
             "seconds": end - start,
             "batches": b,
             "claims_during": d,
             "claims_outside": q,
             "events_before": total_events,
         }
+        where = "" if not kept else f", {old_kept // 1000}k old events kept"
         self.report.info(
-            f"prune_events: delete rate, batches of {monitor.PRUNE_BATCH}",
+            f"prune_events: delete rate{where}",
             rate,
             "events/s",
-            note=f"{sum(deleted):,} events in {end - start:.1f} s; batch p50 {b['p50']:.1f} ms, "
-            f"max {b['max']:.1f} ms",
+            note=f"{sum(deleted):,} events in {end - start:.1f} s, batches of "
+            f"{monitor.PRUNE_BATCH}: p50 {b['p50']:.1f} ms, max {b['max']:.1f} ms (each one "
+            "write transaction)",
         )
         self.report.info(
-            "claim max of a concurrent claimer while pruning",
+            f"  claim p50 of a concurrent claimer while pruning{where}",
+            d["p50"],
+            "ms",
+            ratio=d["p50"] / q["p50"],
+            note=f"{d['n']} claims: p99 {d['p99']:.1f} ms; outside pruning ({q['n']} claims): "
+            f"p50 {q['p50']:.1f} ms, p99 {q['p99']:.1f} ms; ratio vs outside",
+        )
+        self.report.info(
+            f"  claim max of a concurrent claimer while pruning{where}",
             d["max"],
             "ms",
-            ratio=d["max"] / q["max"],
-            note=f"{d['n']} claims: p50 {d['p50']:.1f} ms, p99 {d['p99']:.1f} ms; outside "
-            f"pruning ({q['n']} claims): p50 {q['p50']:.1f} ms, p99 {q['p99']:.1f} ms, max "
-            f"{q['max']:.1f} ms; ratio vs that max",
+            note=f"outside pruning: max {q['max']:.1f} ms",
         )
-
-
-def r_at(moment: datetime) -> str:
-    return timeutil.to_text(moment)
 
 
 def latest_size(folder: Path) -> int:
