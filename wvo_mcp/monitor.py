@@ -25,6 +25,7 @@ LEASE_INTERVALS = 2.0
 TAKEOVER_MARGIN_S = 0.01
 PRUNE_EVERY = timedelta(hours=1)
 PRUNE_BATCH = 2000
+PRUNE_PAUSE_S = 0.005  # between batches, so claims never queue behind a long prune
 
 
 class HealthMonitor:
@@ -35,6 +36,7 @@ class HealthMonitor:
         self.interval = settings.health_interval_seconds
         self.lease_seconds = LEASE_INTERVALS * self.interval
         self._pruned_at: datetime | None = None
+        self._drift_after = ""  # where this leader's next dependency-count check starts
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -75,7 +77,11 @@ class HealthMonitor:
             return max(0.0, min(self.interval, left)) + random.uniform(0, TAKEOVER_MARGIN_S)
         with self.telemetry.span("wvo.health.tick") as span:
             span.set_attributes({"wvo.leader": self.me, "wvo.term": lead.term})
-            observation = await db.read(partial(checks.observe, settings=self.settings, now=now))
+            observation, self._drift_after = await db.read(
+                partial(
+                    checks.observe, settings=self.settings, now=now, drift_after=self._drift_after
+                )
+            )
             anomalies = health.orient(observation)
             actions = health.decide(observation, self.settings.auto_remediate)
             try:
@@ -155,14 +161,19 @@ class HealthMonitor:
             log.info("health monitor: backup %s (%d old ones pruned)", path, len(pruned))
         if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY:
             self._pruned_at = now
-            older_than = now - timedelta(days=s.retention_days)
-            total = 0
-            while True:
-                n = await db.write(
-                    partial(checks.prune_events, older_than=older_than, batch=PRUNE_BATCH)
-                )
-                total += n
-                if n < PRUNE_BATCH:
-                    break
-            if total:
-                log.info("health monitor: pruned %d events older than %s", total, older_than)
+            await self._prune(db, now - timedelta(days=s.retention_days))
+
+    async def _prune(self, db: Database, older_than: datetime) -> None:
+        """Delete old events of finished tasks: ids are picked in read transactions and
+        deleted in short write transactions, with a pause between batches."""
+        cursor: tuple[str, int] | None = ("", 0)
+        total = 0
+        while cursor is not None:
+            ids, cursor = await db.read(
+                partial(checks.old_events, older_than=older_than, after=cursor, batch=PRUNE_BATCH)
+            )
+            if ids:
+                total += await db.write(partial(checks.delete_events, ids=ids))
+            await anyio.sleep(PRUNE_PAUSE_S)
+        if total:
+            log.info("health monitor: pruned %d events older than %s", total, older_than)

@@ -1,6 +1,7 @@
 """The health monitor's database work: leadership, observation, acting on what was decided,
 and the report. Each function runs inside one transaction."""
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,6 +29,10 @@ from wvo_mcp.transitions import Status
 ROLE = "health-monitor"
 ACTOR = "health-monitor"
 LIST_CAP = 50  # tasks named, and acted on, per kind of finding per tick; the rest next tick
+# Unfinished tasks whose dependency counts one tick re-checks (~1 µs each): a large graph is
+# covered over several ticks instead of in one long transaction.
+DRIFT_SLICE = 50_000
+FINISHED = (Status.DONE, Status.CANCELLED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +72,10 @@ def release_leadership(tx: Tx, me: str, now: datetime) -> None:
     tx.run("release_leadership", {"role": ROLE, "me": me, "now": timeutil.to_text(now)})
 
 
-def observe(tx: Tx, settings: Settings, now: datetime) -> Observation:
+def observe(
+    tx: Tx, settings: Settings, now: datetime, drift_after: str = ""
+) -> tuple[Observation, str]:
+    """What the queue looks like now; also where the next tick's drift check starts."""
     stamp = timeutil.to_text(now)
     cutoff = timeutil.to_text(now - timedelta(minutes=settings.stale_task_minutes))
     queue = queue_counts(tx, settings, ACTOR, now)
@@ -77,7 +85,7 @@ def observe(tx: Tx, settings: Settings, now: datetime) -> Observation:
         rows.model(StaleTask, r)
         for r in tx.all("stale_tasks", {"now": stamp, "cutoff": cutoff, "limit": LIST_CAP})
     ]
-    drift = [rows.model(Drift, r) for r in tx.all("dependency_drift", (LIST_CAP,))]
+    drift, drift_next = _drift(tx, drift_after)
     approval_cutoff = now - timedelta(minutes=settings.approval_stuck_minutes)
     stuck = [
         rows.model(StuckApproval, r)
@@ -115,7 +123,7 @@ def observe(tx: Tx, settings: Settings, now: datetime) -> Observation:
         dependency_drift=len(drift),
         blocked_by_abandoned=len(abandoned),
     )
-    return Observation(
+    observation = Observation(
         at=stamp,
         counts=counts,
         stale=stale,
@@ -124,6 +132,26 @@ def observe(tx: Tx, settings: Settings, now: datetime) -> Observation:
         stuck_approvals=stuck,
         blocked_by_abandoned=abandoned,
     )
+    return observation, drift_next
+
+
+def _drift(tx: Tx, after: str) -> tuple[list[Drift], str]:
+    """Drift already reported (re-checked, so it stays open until repaired) plus one slice
+    of the graph; and the cursor for the next slice ("" starts over)."""
+    known = {}
+    for row in tx.all("open_anomaly_subjects", ("dependency_desync",)):
+        task = tx.one("task_by_id", (row["subject"],))
+        if task is not None and task["status"] not in FINISHED:
+            actual = tx.value("unmet_dependencies_of", (task["id"],))
+            if actual != task["unmet_dependencies"]:
+                known[task["id"]] = Drift(
+                    id=task["id"], stored=task["unmet_dependencies"], actual=actual
+                )
+    window = {"after": after, "slice": DRIFT_SLICE}
+    found = [rows.model(Drift, r) for r in tx.all("dependency_drift", {**window, "cap": LIST_CAP})]
+    drift = list(known.values()) + [d for d in found if d.id not in known]
+    end = tx.value("drift_slice_end", window)
+    return drift[:LIST_CAP], end or ""
 
 
 def record_tick(
@@ -223,9 +251,28 @@ def _act(tx: Tx, settings: Settings, action: Action, now: datetime) -> str | Non
     return status.value
 
 
-def prune_events(tx: Tx, older_than: datetime, batch: int) -> int:
-    """Delete one batch of old events of finished tasks; returns how many went."""
-    return tx.run("prune_events", (timeutil.to_text(older_than), batch))
+def old_events(
+    tx: Tx, older_than: datetime, after: tuple[str, int], batch: int
+) -> tuple[list[int], tuple[str, int] | None]:
+    """One batch of events older than the cut-off, in time order after `after`: the ids of
+    those whose task is finished, and the cursor for the next batch (None at the end)."""
+    found = tx.all(
+        "old_events",
+        {
+            "cutoff": timeutil.to_text(older_than),
+            "after_at": after[0],
+            "after_id": after[1],
+            "batch": batch,
+        },
+    )
+    ids = [r["id"] for r in found if r["status"] in FINISHED]
+    cursor = (found[-1]["at"], found[-1]["id"]) if len(found) == batch else None
+    return ids, cursor
+
+
+def delete_events(tx: Tx, ids: list[int]) -> int:
+    """Delete those events whose task is still finished (a person may have revived one)."""
+    return tx.run("delete_finished_events", (json.dumps(ids),))
 
 
 def report(tx: Tx, limit: int, full: bool, now: datetime) -> HealthReport:

@@ -284,16 +284,29 @@ WHERE status = 'awaiting_approval' AND updated_at < ? ORDER BY updated_at LIMIT 
 SELECT id FROM tasks INDEXED BY tasks_status WHERE status = 'failed' ORDER BY id LIMIT ?;
 
 -- name: dependency_drift
--- Unfinished tasks whose stored count of unmet dependencies differs from the real one.
+-- A slice of unfinished tasks (by id, after a cursor) whose stored count of unmet
+-- dependencies differs from the real one; a tick checks one slice, not the whole graph.
 SELECT id, stored, actual FROM (
     SELECT t.id, t.unmet_dependencies AS stored, (
         SELECT count(*) FROM task_dependencies d JOIN tasks p ON p.id = d.depends_on_id
         WHERE d.task_id = t.id AND p.status != 'done'
     ) AS actual
     FROM tasks t
-    WHERE t.status IN ('pending', 'awaiting_approval', 'blocked', 'needs_review')
+    WHERE t.id > :after AND t.status IN ('pending', 'awaiting_approval', 'blocked', 'needs_review')
+    ORDER BY t.id LIMIT :slice
 )
-WHERE stored != actual ORDER BY id LIMIT ?;
+WHERE stored != actual ORDER BY id LIMIT :cap;
+
+-- name: drift_slice_end
+-- The last task id of that slice: where the next tick's check starts.
+SELECT max(id) FROM (
+    SELECT id FROM tasks
+    WHERE id > :after AND status IN ('pending', 'awaiting_approval', 'blocked', 'needs_review')
+    ORDER BY id LIMIT :slice
+);
+
+-- name: open_anomaly_subjects
+SELECT subject FROM health_anomalies WHERE kind = ? AND resolved_at IS NULL;
 
 -- name: unmet_dependencies_of
 SELECT count(*) FROM task_dependencies d JOIN tasks p ON p.id = d.depends_on_id
@@ -358,9 +371,14 @@ DELETE FROM health_snapshots WHERE at < ?;
 -- name: prune_resolved_anomalies
 DELETE FROM health_anomalies WHERE resolved_at < ?;
 
--- name: prune_events
--- A batch of old events of finished tasks; the events of unfinished tasks are kept.
-DELETE FROM task_events WHERE id IN (
-    SELECT e.id FROM task_events e INDEXED BY task_events_at JOIN tasks t ON t.id = e.task_id
-    WHERE e.at < ? AND t.status IN ('done', 'cancelled') LIMIT ?
-);
+-- name: old_events
+-- Events older than the cut-off, in time order after a cursor, with their task's status.
+SELECT e.id, e.at, t.status FROM task_events e INDEXED BY task_events_at
+JOIN tasks t ON t.id = e.task_id
+WHERE e.at < :cutoff AND (e.at, e.id) > (:after_at, :after_id)
+ORDER BY e.at, e.id LIMIT :batch;
+
+-- name: delete_finished_events
+-- Those of a JSON array of event ids whose task is (still) done or cancelled.
+DELETE FROM task_events WHERE id IN (SELECT value FROM json_each(?))
+AND (SELECT status FROM tasks WHERE id = task_events.task_id) IN ('done', 'cancelled');
