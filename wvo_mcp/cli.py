@@ -185,6 +185,55 @@ def cmd_health(settings: Settings, args: argparse.Namespace) -> None:
         _print_json(report.observation.model_dump(mode="json"))
 
 
+def cmd_providers(settings: Settings, args: argparse.Namespace) -> None:
+    """Providers and tiers: usage against the hourly and daily limits, tasks in flight,
+    spend, circuit breakers (as `provider_status`)."""
+    report = anyio.run(lambda: _with(settings, lambda o: o.provider_status()))
+    if args.json:
+        _print_json(report.model_dump(mode="json"))
+        return
+    print(f"providers file: {report.source}")
+
+    def budget(b: Any) -> str:
+        used = f"{b.used_tokens}+{b.reserved_tokens}"
+        return used if b.limit is None else f"{used}/{b.limit} ({b.share:.0%})"
+
+    _table(
+        ["#", "provider", "hour tokens", "day tokens", "in flight", "spend day", "breaker"],
+        [
+            [
+                p.preference,
+                p.name,
+                budget(p.hour),
+                budget(p.day),
+                f"{p.in_flight}/{p.max_concurrent or '-'}",
+                f"{p.spend_day:.4f}",
+                p.breaker.state
+                + (f" until {p.breaker.reopens_at}" if p.breaker.state == "open" else "")
+                + (f" ({p.breaker.failures} failures)" if p.breaker.failures else ""),
+            ]
+            for p in report.providers
+        ],
+    )
+    print("\ntiers (cheapest first within a provider):")
+    _table(
+        ["provider", "tier", "model", "complexity", "hour tokens", "day tokens", "spend day"],
+        [
+            [
+                p.name,
+                t.name,
+                t.model,
+                f"{t.complexity[0]}-{t.complexity[1]}",
+                t.hour_tokens,
+                t.day_tokens,
+                f"{t.spend_day:.4f}",
+            ]
+            for p in report.providers
+            for t in p.tiers
+        ],
+    )
+
+
 def _table(header: list[str], rows: list[list[Any]]) -> None:
     if not rows:
         print("  (none)")
@@ -347,6 +396,8 @@ def parser() -> argparse.ArgumentParser:
     health.add_argument("--json", action="store_true", help="machine-readable output")
     health.add_argument("--limit", type=int, default=10, help="anomalies and actions to show")
     health.add_argument("--full", action="store_true", help="also the task lists behind counts")
+    providers = add("providers", cmd_providers)
+    providers.add_argument("--json", action="store_true", help="machine-readable output")
     add("show", cmd_show).add_argument("task_id")
     requeue = add("requeue", cmd_requeue)
     requeue.add_argument("task_id")

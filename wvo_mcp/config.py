@@ -71,6 +71,9 @@ class Settings:
     otel_enabled: bool = True
     telemetry_file_bytes: int = 16 * MIB
     telemetry_total_bytes: int = 128 * MIB
+    providers_file: Path | None = None  # None: state_root/providers.yaml, else the packaged one
+    agent_provider: str | None = None
+    agent_model: str | None = None
 
     @property
     def db_path(self) -> Path:
@@ -116,4 +119,9 @@ class Settings:
             otel_enabled=_bool(env, "WVO_OTEL_ENABLED", True),
             telemetry_file_bytes=round(_float(env, "WVO_TELEMETRY_FILE_MB", 16) * MIB) or 1,
             telemetry_total_bytes=round(_float(env, "WVO_TELEMETRY_TOTAL_MB", 128) * MIB) or 1,
+            providers_file=Path(env["WVO_PROVIDERS_FILE"])
+            if env.get("WVO_PROVIDERS_FILE")
+            else None,
+            agent_provider=env.get("WVO_AGENT_PROVIDER") or None,
+            agent_model=env.get("WVO_AGENT_MODEL") or None,
         )

@@ -15,6 +15,7 @@ Severity = Literal["info", "warning", "critical"]
 LOW_THROUGHPUT_RATIO = 0.5
 MIN_BASELINE_SAMPLES = 6
 MIN_BASELINE_PER_HOUR = 2.0
+NEAR_BUDGET = 0.8  # share of a provider's token budget that is reported
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,48 @@ def orient(obs: Observation) -> list[Anomaly]:
                 f"{counts.waiting_on_dependencies} wait on dependencies "
                 f"({counts.blocked_by_abandoned} on cancelled or dead-lettered ones), "
                 f"{counts.backing_off} back off after failures",
+            )
+        )
+    for p in obs.providers:
+        share = max(p.hour_share or 0.0, p.day_share or 0.0)
+        if share >= 1.0:
+            found.append(
+                Anomaly(
+                    "provider_over_budget",
+                    "critical",
+                    p.name,
+                    f"provider {p.name!r} has used or reserved {share:.0%} of its token budget "
+                    "(hourly or daily): work fails over to the next provider",
+                )
+            )
+        elif share >= NEAR_BUDGET:
+            found.append(
+                Anomaly(
+                    "provider_near_budget",
+                    "warning",
+                    p.name,
+                    f"provider {p.name!r} has used or reserved {share:.0%} of its token budget",
+                )
+            )
+        if p.breaker != "closed":
+            found.append(
+                Anomaly(
+                    "provider_breaker_open",
+                    "warning",
+                    p.name,
+                    f"provider {p.name!r}'s circuit breaker is {p.breaker}"
+                    + (f" (a trial task from {p.reopens_at})" if p.reopens_at else ""),
+                )
+            )
+    if obs.unroutable:
+        found.append(
+            Anomaly(
+                "providers_exhausted",
+                "critical",
+                "",
+                f"{len(obs.unroutable)} of the top ready tasks ({', '.join(obs.unroutable[:5])}) "
+                "have no provider that can take them now (over budget, at capacity or breaker "
+                "open); they stay ready: `wvo-mcp providers` shows why",
             )
         )
     expected = counts.baseline_done_per_hour

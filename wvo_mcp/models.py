@@ -13,6 +13,7 @@ from pydantic import (
     field_validator,
 )
 
+from wvo_mcp.routing import BreakerState, PassedOverReason
 from wvo_mcp.transitions import Status
 from wvo_mcp.wsjf import Breakdown
 
@@ -186,11 +187,30 @@ class PlanNextResult(BaseModel):
     agent_id: str
     tasks: list[RankedTask]
     counts: QueueCounts
+    routed_for: str | None = Field(
+        None, description="The agent's tier: only tasks routing sends to it are listed"
+    )
 
 
 ClaimRefusal = Literal[
-    "no_ready_task", "agent_wip_limit", "global_wip_limit", "epic_wip_limit", "task_not_ready"
+    "no_ready_task",
+    "agent_wip_limit",
+    "global_wip_limit",
+    "epic_wip_limit",
+    "task_not_ready",
+    "no_task_for_tier",
 ]
+
+
+class ClaimRoute(BaseModel):
+    """Where routing sent this grant: the provider budget it counts against."""
+
+    provider: str
+    tier: str
+    model: str
+    estimated_tokens: int
+    estimated_cost: float
+    reason: str
 
 
 class ClaimResult(BaseModel):
@@ -204,6 +224,7 @@ class ClaimResult(BaseModel):
     lease_seconds: int | None = None
     attempt: int | None = Field(None, description="1 for the first try")
     last_checkpoint: Checkpoint | None = None
+    route: ClaimRoute | None = Field(None, description="Only for agents that declared a model")
     # Not part of the result: tells telemetry that this claim took over an expired lease.
     _took_over_expired: bool = PrivateAttr(default=False)
 
@@ -322,6 +343,15 @@ class HealthCounts(BaseModel):
     stuck_approvals: int
     dependency_drift: int
     blocked_by_abandoned: int
+    unroutable_ready: int = 0
+
+
+class ProviderHealth(BaseModel):
+    name: str
+    hour_share: float | None = Field(description="(used + reserved) / hourly limit")
+    day_share: float | None
+    breaker: BreakerState
+    reopens_at: str | None
 
 
 class Observation(BaseModel):
@@ -334,6 +364,10 @@ class Observation(BaseModel):
     dead_letters: list[str]
     stuck_approvals: list[StuckApproval]
     blocked_by_abandoned: list[str]
+    providers: list[ProviderHealth] = Field(default_factory=list)
+    unroutable: list[str] = Field(
+        default_factory=list, description="Top ready tasks no provider can take now"
+    )
 
 
 class HealthSnapshot(BaseModel):
@@ -348,7 +382,7 @@ class HealthSnapshot(BaseModel):
 class AnomalyView(BaseModel):
     kind: str
     severity: Literal["info", "warning", "critical"]
-    subject: str = Field(description="The task concerned, or '' for the whole queue")
+    subject: str = Field(description="The task or provider concerned, or '' for the queue")
     message: str
     first_seen_at: str
     last_seen_at: str
@@ -370,4 +404,85 @@ class HealthReport(BaseModel):
     anomalies: list[AnomalyView] = Field(description="Open anomalies, most severe first")
     actions: list[MonitorAction] = Field(description="The monitor's latest actions, newest first")
     observation: Observation | None = Field(None, description="Only with full=true")
+    message: str
+
+
+class RouteAlternative(BaseModel):
+    provider: str
+    tier: str | None
+    model: str | None
+    why: PassedOverReason
+    detail: str
+
+
+class RouteDecision(BaseModel):
+    task_id: str
+    routed: bool = Field(description="False: no provider can take it now; it stays ready")
+    provider: str | None
+    tier: str | None
+    model: str | None
+    estimated_tokens: int
+    estimated_cost: float | None
+    reason: str
+    alternatives: list[RouteAlternative] = Field(
+        description="Providers and tiers considered first, and why each was passed over"
+    )
+
+
+class AgentIdentity(BaseModel):
+    agent_id: str
+    provider: str
+    tier: str
+    model: str
+    complexity: tuple[int, int] = Field(description="The complexity range of the tier")
+    message: str
+
+
+class Budget(BaseModel):
+    used_tokens: int
+    reserved_tokens: int = Field(description="Estimates of in-flight tasks not yet reported")
+    limit: int | None
+    share: float | None = Field(description="(used + reserved) / limit")
+
+
+class BreakerView(BaseModel):
+    state: BreakerState
+    failures: int = Field(description="Consecutive failures")
+    reopens_at: str | None = Field(description="When an open breaker lets a trial task through")
+
+
+class TierStatus(BaseModel):
+    name: str
+    model: str
+    complexity: tuple[int, int]
+    hour_tokens: int
+    day_tokens: int
+    spend_day: float
+
+
+class ProviderStatus(BaseModel):
+    name: str
+    preference: int = Field(description="1 is tried first")
+    in_flight: int
+    max_concurrent: int | None
+    hour: Budget
+    day: Budget
+    spend_hour: float
+    spend_day: float
+    breaker: BreakerView
+    tiers: list[TierStatus]
+
+
+class ProviderStatusReport(BaseModel):
+    source: str = Field(description="The providers file in force")
+    providers: list[ProviderStatus]
+
+
+class UsageResult(BaseModel):
+    provider: str
+    tier: str
+    cost: float
+    hour: Budget
+    day: Budget
+    breaker: BreakerView
     message: str

@@ -14,6 +14,7 @@ from opentelemetry.trace import Span
 from wvo_mcp import backups, health, timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.models import Observation
+from wvo_mcp.providers import Providers
 from wvo_mcp.services import health as checks
 from wvo_mcp.store import Database
 from wvo_mcp.telemetry import Telemetry
@@ -29,8 +30,11 @@ PRUNE_PAUSE_S = 0.005  # between batches, so claims never queue behind a long pr
 
 
 class HealthMonitor:
-    def __init__(self, settings: Settings, me: str, telemetry: Telemetry) -> None:
+    def __init__(
+        self, settings: Settings, me: str, telemetry: Telemetry, providers: Providers
+    ) -> None:
         self.settings = settings
+        self.providers = providers
         self.me = me
         self.telemetry = telemetry
         self.interval = settings.health_interval_seconds
@@ -79,7 +83,11 @@ class HealthMonitor:
             span.set_attributes({"wvo.leader": self.me, "wvo.term": lead.term})
             observation, self._drift_after = await db.read(
                 partial(
-                    checks.observe, settings=self.settings, now=now, drift_after=self._drift_after
+                    checks.observe,
+                    settings=self.settings,
+                    now=now,
+                    drift_after=self._drift_after,
+                    providers=self.providers,
                 )
             )
             anomalies = health.orient(observation)

@@ -7,9 +7,11 @@ from typing import Any, Literal
 import anyio
 
 from wvo_mcp import gitsnap, timeutil
+from wvo_mcp import providers as provider_config
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.models import (
+    AgentIdentity,
     Checkpoint,
     CheckpointResult,
     ClaimResult,
@@ -20,25 +22,33 @@ from wvo_mcp.models import (
     HealthReport,
     LeaseResult,
     PlanNextResult,
+    ProviderStatusReport,
+    RouteDecision,
     StatusReport,
     TaskDetail,
     TaskPage,
     TaskSpec,
     UpdateResult,
+    UsageResult,
 )
-from wvo_mcp.services import context, health, leases, reports, scheduler, tasks
+from wvo_mcp.providers import Providers
+from wvo_mcp.routing import Outcome
+from wvo_mcp.services import context, health, leases, reports, routes, scheduler, tasks
 from wvo_mcp.store import Database
 from wvo_mcp.transitions import Status
 
 
 class Orchestrator:
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, providers: Providers) -> None:
         self.db = db
         self.settings = settings
+        self.providers = providers
 
     @classmethod
     async def open(cls, settings: Settings) -> "Orchestrator":
-        return cls(await Database(settings.db_path).open(), settings)
+        # The providers file first: a bad one is refused before anything opens.
+        found = provider_config.load(settings)
+        return cls(await Database(settings.db_path).open(), settings, found)
 
     async def close(self) -> None:
         await self.db.close()
@@ -74,7 +84,12 @@ class Orchestrator:
         )
 
     async def plan_next(
-        self, agent_id: str, limit: int = 5, epic_id: str | None = None
+        self,
+        agent_id: str,
+        limit: int = 5,
+        epic_id: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
     ) -> PlanNextResult:
         return await self.db.read(
             partial(
@@ -84,11 +99,19 @@ class Orchestrator:
                 limit=limit,
                 epic_id=epic_id,
                 now=timeutil.now(),
+                providers=self.providers,
+                provider=provider,
+                model=model,
             )
         )
 
     async def claim(
-        self, agent_id: str, task_id: str | None = None, lease_seconds: int | None = None
+        self,
+        agent_id: str,
+        task_id: str | None = None,
+        lease_seconds: int | None = None,
+        provider: str | None = None,
+        model: str | None = None,
     ) -> ClaimResult:
         return await self.db.write(
             partial(
@@ -98,7 +121,57 @@ class Orchestrator:
                 task_id=task_id,
                 lease_seconds=lease_seconds or self.settings.default_lease_seconds,
                 now=timeutil.now(),
+                providers=self.providers,
+                provider=provider,
+                model=model,
             )
+        )
+
+    async def register_agent(self, agent_id: str, provider: str, model: str) -> AgentIdentity:
+        return await self.db.write(
+            partial(
+                routes.register,
+                providers=self.providers,
+                agent_id=agent_id,
+                provider=provider,
+                model=model,
+                now=timeutil.now(),
+            )
+        )
+
+    async def route_task(self, task_id: str) -> RouteDecision:
+        return await self.db.read(
+            partial(
+                routes.route_task, providers=self.providers, task_id=task_id, now=timeutil.now()
+            )
+        )
+
+    async def record_usage(
+        self,
+        provider: str,
+        model: str,
+        input_tokens: int,
+        output_tokens: int,
+        outcome: Outcome,
+        task_id: str | None = None,
+    ) -> UsageResult:
+        return await self.db.write(
+            partial(
+                routes.record_usage,
+                providers=self.providers,
+                task_id=task_id,
+                provider=provider,
+                model=model,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                outcome=outcome,
+                now=timeutil.now(),
+            )
+        )
+
+    async def provider_status(self) -> ProviderStatusReport:
+        return await self.db.read(
+            partial(routes.provider_status, providers=self.providers, now=timeutil.now())
         )
 
     async def heartbeat(

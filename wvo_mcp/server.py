@@ -23,6 +23,7 @@ from wvo_mcp.config import Settings
 from wvo_mcp.errors import WvoError
 from wvo_mcp.models import (
     AgentId,
+    AgentIdentity,
     CheckpointResult,
     ClaimResult,
     ContextReadResult,
@@ -31,6 +32,8 @@ from wvo_mcp.models import (
     HealthReport,
     LeaseResult,
     PlanNextResult,
+    ProviderStatusReport,
+    RouteDecision,
     SectionName,
     StatusName,
     TaskDetail,
@@ -38,9 +41,11 @@ from wvo_mcp.models import (
     TaskPage,
     TaskSpec,
     UpdateResult,
+    UsageResult,
 )
 from wvo_mcp.monitor import HealthMonitor
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.routing import Outcome
 from wvo_mcp.telemetry import Telemetry, annotate
 from wvo_mcp.transitions import Status
 
@@ -50,6 +55,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 LeaseToken = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+ProviderName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 LeaseSeconds = Annotated[int, Field(ge=1, le=86_400, description="Lease length, 1 s to 1 day")]
 Text = Annotated[str, StringConstraints(max_length=4000)]
 
@@ -142,7 +149,8 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         try:
             async with anyio.create_task_group() as tasks:
                 if settings.health_interval_seconds > 0:
-                    await tasks.start(HealthMonitor(settings, me, telemetry).run)
+                    monitor = HealthMonitor(settings, me, telemetry, orchestrator.providers)
+                    await tasks.start(monitor.run)
                 try:
                     yield orchestrator
                 finally:
@@ -216,10 +224,16 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         agent_id: AgentId | None = None,
         limit: Annotated[int, Field(ge=1, le=100)] = 5,
         epic_id: str | None = None,
+        provider: ProviderName | None = None,
+        model: ModelName | None = None,
     ) -> PlanNextResult:
         """Read-only: the top ready tasks in WSJF order with each score's breakdown, plus
-        queue counts and how many claims this agent may still make."""
-        return await orchestrator(ctx).plan_next(agent(ctx, agent_id), limit, epic_id)
+        queue counts and how many claims this agent may still make. An agent that declared
+        its provider and model (here, agent_register or the environment) sees only tasks
+        routing sends to its tier."""
+        return await orchestrator(ctx).plan_next(
+            agent(ctx, agent_id), limit, epic_id, provider, model
+        )
 
     @server.tool(annotations=WRITES)
     @traced
@@ -228,13 +242,65 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         agent_id: AgentId | None = None,
         task_id: TaskId | None = None,
         lease_seconds: LeaseSeconds | None = None,
+        provider: ProviderName | None = None,
+        model: ModelName | None = None,
     ) -> ClaimResult:
         """Atomically claim the best ready task (or the named one) under the WIP limits.
 
         Returns the task, a lease_token to pass on every later call, the expiry and the
         last checkpoint of an earlier holder. Nothing claimable is not an error:
-        claimed=false with a reason."""
-        return await orchestrator(ctx).claim(agent(ctx, agent_id), task_id, lease_seconds)
+        claimed=false with a reason. With provider and model (remembered for this agent),
+        only work routing sends to that tier is handed out, and `route` says where the
+        grant's tokens count."""
+        return await orchestrator(ctx).claim(
+            agent(ctx, agent_id), task_id, lease_seconds, provider, model
+        )
+
+    @server.tool(annotations=WRITES)
+    @traced
+    async def agent_register(
+        provider: ProviderName,
+        model: ModelName,
+        ctx: Context,
+        agent_id: AgentId | None = None,
+    ) -> AgentIdentity:
+        """Declare which provider and model this agent runs on, once per session: from then
+        on claim_task and plan_next hand it only work routing sends to that tier."""
+        return await orchestrator(ctx).register_agent(agent(ctx, agent_id), provider, model)
+
+    @server.tool(annotations=READ_ONLY)
+    @traced
+    async def route_task(task_id: TaskId, ctx: Context) -> RouteDecision:
+        """Where a task would go now: provider, tier, model, estimated tokens and cost, the
+        reason, and the alternatives considered with why each was passed over."""
+        return await orchestrator(ctx).route_task(task_id)
+
+    @server.tool(annotations=WRITES)
+    @traced
+    async def record_usage(
+        provider: ProviderName,
+        model: ModelName,
+        input_tokens: Annotated[int, Field(ge=0, le=100_000_000)],
+        output_tokens: Annotated[int, Field(ge=0, le=100_000_000)],
+        outcome: Outcome,
+        ctx: Context,
+        task_id: TaskId | None = None,
+    ) -> UsageResult:
+        """Report tokens used and how the call went: success, failure, rate_limited or
+        context_limit. Usage counts against the provider's hourly and daily budgets;
+        failures and rate limits drive its circuit breaker; context_limit on a task sends
+        its next attempt one tier up."""
+        return await orchestrator(ctx).record_usage(
+            provider, model, input_tokens, output_tokens, outcome, task_id
+        )
+
+    @server.tool(annotations=READ_ONLY)
+    @traced
+    async def provider_status(ctx: Context) -> ProviderStatusReport:
+        """Per provider and tier: tokens used and reserved against the hourly and daily
+        limits, in-flight tasks against the cap, spend, and the circuit breaker (with when
+        it reopens)."""
+        return await orchestrator(ctx).provider_status()
 
     @server.tool(annotations=WRITES)
     @traced

@@ -22,8 +22,20 @@ TOOLS = {
     "context_write",
     "context_read",
     "health_report",
+    "agent_register",
+    "route_task",
+    "record_usage",
+    "provider_status",
 }
-READ_ONLY_TOOLS = {"task_get", "task_list", "plan_next", "context_read", "health_report"}
+READ_ONLY_TOOLS = {
+    "task_get",
+    "task_list",
+    "plan_next",
+    "context_read",
+    "health_report",
+    "route_task",
+    "provider_status",
+}
 
 
 def at(text: str) -> datetime:

@@ -5,7 +5,14 @@ from typing import Any
 import pytest
 
 from wvo_mcp.health import Action, baseline, decide, orient
-from wvo_mcp.models import Drift, HealthCounts, Observation, StaleTask, StuckApproval
+from wvo_mcp.models import (
+    Drift,
+    HealthCounts,
+    Observation,
+    ProviderHealth,
+    StaleTask,
+    StuckApproval,
+)
 
 QUIET: dict[str, Any] = {
     "by_status": {"pending": 0, "in_progress": 0, "done": 10},
@@ -155,3 +162,26 @@ def test_baseline_needs_enough_ticks_and_ignores_outliers() -> None:
     assert baseline([10] * 5) is None
     assert baseline([10, 10, 10, 10, 12, 500]) == 10.0
     assert baseline([0, 0, 0, 8, 8, 8, 8]) == 8.0
+
+
+def test_providers_near_or_over_budget_and_open_breakers_are_reported() -> None:
+    providers = [
+        ProviderHealth(name="a", hour_share=0.79, day_share=0.1, breaker="closed", reopens_at=None),
+        ProviderHealth(name="b", hour_share=0.2, day_share=0.8, breaker="closed", reopens_at=None),
+        ProviderHealth(name="c", hour_share=1.0, day_share=0.5, breaker="closed", reopens_at=None),
+        ProviderHealth(
+            name="d", hour_share=None, day_share=None, breaker="open", reopens_at="2026-01-01"
+        ),
+    ]
+    assert kinds(observation({"providers": providers})) == [
+        ("provider_near_budget", "warning", "b"),
+        ("provider_over_budget", "critical", "c"),
+        ("provider_breaker_open", "warning", "d"),
+    ]
+
+
+def test_ready_work_no_provider_can_take_is_critical() -> None:
+    obs = observation({"unroutable": ["T1", "T2"]}, by_status={"pending": 2}, ready=2)
+    [exhausted] = orient(obs)
+    assert (exhausted.kind, exhausted.severity) == ("providers_exhausted", "critical")
+    assert "T1, T2" in exhausted.message

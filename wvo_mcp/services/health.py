@@ -4,6 +4,7 @@ and the report. Each function runs inside one transaction."""
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import islice
 
 from wvo_mcp import health, timeutil
 from wvo_mcp.config import Settings
@@ -16,12 +17,14 @@ from wvo_mcp.models import (
     HealthSnapshot,
     MonitorAction,
     Observation,
+    ProviderHealth,
     StaleTask,
     StuckApproval,
 )
-from wvo_mcp.services import rows
+from wvo_mcp.providers import Providers
+from wvo_mcp.services import routes, rows
 from wvo_mcp.services.leases import gated, lose_lease
-from wvo_mcp.services.scheduler import queue_counts
+from wvo_mcp.services.scheduler import claimable, queue_counts
 from wvo_mcp.services.tasks import record_event
 from wvo_mcp.store import Tx
 from wvo_mcp.transitions import Status
@@ -33,6 +36,7 @@ LIST_CAP = 50  # tasks named, and acted on, per kind of finding per tick; the re
 # covered over several ticks instead of in one long transaction.
 DRIFT_SLICE = 50_000
 FINISHED = (Status.DONE, Status.CANCELLED)
+ROUTE_CHECKS = 10  # top claimable tasks checked for a provider that can take them
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +77,11 @@ def release_leadership(tx: Tx, me: str, now: datetime) -> None:
 
 
 def observe(
-    tx: Tx, settings: Settings, now: datetime, drift_after: str = ""
+    tx: Tx,
+    settings: Settings,
+    now: datetime,
+    drift_after: str = "",
+    providers: Providers | None = None,
 ) -> tuple[Observation, str]:
     """What the queue looks like now; also where the next tick's drift check starts."""
     stamp = timeutil.to_text(now)
@@ -123,6 +131,24 @@ def observe(
         dependency_drift=len(drift),
         blocked_by_abandoned=len(abandoned),
     )
+    watched: list[ProviderHealth] = []
+    unroutable: list[str] = []
+    if providers is not None:
+        status = routes.provider_status(tx, providers, now)
+        watched = [
+            ProviderHealth(
+                name=p.name,
+                hour_share=p.hour.share,
+                day_share=p.day.share,
+                breaker=p.breaker.state,
+                reopens_at=p.breaker.reopens_at,
+            )
+            for p in status.providers
+        ]
+        router = routes.Router(tx, providers, now)
+        top = islice(claimable(tx, stamp), ROUTE_CHECKS)
+        unroutable = [row["id"] for row in top if not router.decide(row).routed]
+    counts.unroutable_ready = len(unroutable)
     observation = Observation(
         at=stamp,
         counts=counts,
@@ -131,6 +157,8 @@ def observe(
         dead_letters=dead,
         stuck_approvals=stuck,
         blocked_by_abandoned=abandoned,
+        providers=watched,
+        unroutable=unroutable,
     )
     return observation, drift_next
 

@@ -10,6 +10,7 @@ from wvo_mcp.config import Settings
 from wvo_mcp.errors import IllegalTransition, LeaseLost, NotFound, ValidationFailed
 from wvo_mcp.gitsnap import Snapshot
 from wvo_mcp.models import CheckpointResult, LeaseResult, UpdateResult
+from wvo_mcp.services import routes
 from wvo_mcp.services.tasks import record_event
 from wvo_mcp.store import Tx
 from wvo_mcp.transitions import Status, check_transition
@@ -215,6 +216,7 @@ def update_status(
     not_before = None
     final: Status = target
     if target is Status.FAILED and current is Status.IN_PROGRESS:
+        routes.failed_on_tier(tx, row)
         decision = retry.after_failure(
             attempts, row["max_attempts"], settings.retry_base_seconds, settings.retry_cap_seconds
         )

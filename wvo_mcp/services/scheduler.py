@@ -10,12 +10,15 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 
 from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import NotFound
 from wvo_mcp.models import ClaimRefusal, ClaimResult, PlanNextResult, QueueCounts
-from wvo_mcp.services import rows
+from wvo_mcp.providers import Providers
+from wvo_mcp.routing import Decision
+from wvo_mcp.services import routes, rows
 from wvo_mcp.services.leases import lose_lease
 from wvo_mcp.services.tasks import record_event, rescore
 from wvo_mcp.store import Tx
@@ -94,17 +97,45 @@ def claimable(tx: Tx, stamp: str, epic_id: str | None = None) -> Iterator[sqlite
 
 
 def plan_next(
-    tx: Tx, settings: Settings, agent_id: str, limit: int, epic_id: str | None, now: datetime
+    tx: Tx,
+    settings: Settings,
+    agent_id: str,
+    limit: int,
+    epic_id: str | None,
+    now: datetime,
+    providers: Providers | None = None,
+    provider: str | None = None,
+    model: str | None = None,
 ) -> PlanNextResult:
     stamp = timeutil.to_text(now)
-    ranked = []
-    for row in claimable(tx, stamp, epic_id):
-        ranked.append(rows.ranked(row))
-        if len(ranked) >= limit:
-            break
+    ident = None
+    if providers is not None:
+        ident = routes.identity(
+            tx, settings, providers, agent_id, provider, model, now, remember=False
+        )
+    found = claimable(tx, stamp, epic_id)
+    if ident is not None:
+        assert providers is not None
+        found = _routed_to(found, routes.Router(tx, providers, now), ident)
+    ranked = [rows.ranked(row) for row in islice(found, limit)]
     return PlanNextResult(
-        agent_id=agent_id, tasks=ranked, counts=queue_counts(tx, settings, agent_id, now)
+        agent_id=agent_id,
+        tasks=ranked,
+        counts=queue_counts(tx, settings, agent_id, now),
+        routed_for=None if ident is None else ident.label,
     )
+
+
+# How far down the ranked queue a tier's claim looks for work routed to it.
+ROUTE_SCAN = 1000
+
+
+def _routed_to(
+    found: Iterator[sqlite3.Row], router: routes.Router, ident: routes.Identity
+) -> Iterator[sqlite3.Row]:
+    for row in islice(found, ROUTE_SCAN):
+        if routes.fits(router.decide(row), ident):
+            yield row
 
 
 def _refresh_due_scores(tx: Tx, now: datetime) -> None:
@@ -151,9 +182,16 @@ def claim(
     task_id: str | None,
     lease_seconds: int,
     now: datetime,
+    providers: Providers | None = None,
+    provider: str | None = None,
+    model: str | None = None,
 ) -> ClaimResult:
     stamp = timeutil.to_text(now)
     tx.run("touch_agent", (agent_id, stamp))
+    ident = None
+    if providers is not None:
+        ident = routes.identity(tx, settings, providers, agent_id, provider, model, now)
+    router = None if providers is None else routes.Router(tx, providers, now)
     _refresh_due_scores(tx, now)
     wip = _wip(tx, agent_id, stamp, per_epic=settings.wip_per_epic is not None)
 
@@ -191,9 +229,23 @@ def claim(
                     f"epic {row['epic_id']!r} is at its WIP limit "
                     f"(WVO_WIP_PER_EPIC={settings.wip_per_epic})",
                 )
+            if ident is not None and router is not None:
+                decision = router.decide(row)
+                if not routes.fits(decision, ident):
+                    return refused("task_not_ready", _routed_elsewhere(row["id"], decision, ident))
             chosen = row
         else:
-            best = next((r for r in claimable(tx, stamp) if not epic_full(r)), None)
+            open_to_all = (r for r in claimable(tx, stamp) if not epic_full(r))
+            if ident is not None and router is not None:
+                best = next(_routed_to(open_to_all, router, ident), None)
+                if best is None and (top := next(claimable(tx, stamp), None)) is not None:
+                    return refused(
+                        "no_task_for_tier",
+                        f"no claimable task routes to {ident.label} now; the best one, "
+                        + _routed_elsewhere(top["id"], router.decide(top), ident),
+                    )
+            else:
+                best = next(open_to_all, None)
             if best is None:
                 if any(epic_full(r) for r in claimable(tx, stamp)):
                     return refused(
@@ -215,6 +267,11 @@ def claim(
             continue  # dead-lettered; look again
         granted = _grant(tx, chosen, agent_id, lease_seconds, now)
         granted._took_over_expired = chosen["status"] == Status.IN_PROGRESS
+        routed: Decision | None = None
+        if ident is not None and router is not None:
+            routed = router.decide(chosen)
+            granted.route = routes.claim_route(routed)
+        routes.reserve(tx, chosen, routed, now)
         return granted
 
 
@@ -257,6 +314,11 @@ def _grant(
         attempt=granted["attempts"] + 1,
         last_checkpoint=rows.checkpoint(tx.one("latest_checkpoint", (row["id"],))),
     )
+
+
+def _routed_elsewhere(task_id: str, decision: Decision, ident: routes.Identity) -> str:
+    where = f"{decision.provider}/{decision.tier}" if decision.routed else "no provider"
+    return f"task {task_id!r}, is routed to {where}, not to {ident.label}: {decision.reason}"
 
 
 def _idle_summary(counts: QueueCounts) -> str:

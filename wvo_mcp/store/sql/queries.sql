@@ -382,3 +382,67 @@ ORDER BY e.at, e.id LIMIT :batch;
 -- Those of a JSON array of event ids whose task is (still) done or cancelled.
 DELETE FROM task_events WHERE id IN (SELECT value FROM json_each(?))
 AND (SELECT status FROM tasks WHERE id = task_events.task_id) IN ('done', 'cancelled');
+
+-- name: provider_window_usage
+-- Tokens and spend per provider in the given hour and day periods.
+SELECT provider, period, sum(input_tokens + output_tokens) AS tokens, sum(cost) AS cost
+FROM provider_usage WHERE period IN (?, ?) GROUP BY provider, period;
+
+-- name: provider_tier_usage
+SELECT provider, tier, period, input_tokens + output_tokens AS tokens, cost, calls, failures
+FROM provider_usage WHERE period IN (?, ?);
+
+-- name: provider_load
+-- In-flight tasks per provider, and the tokens still reserved for them.
+SELECT routed_provider AS provider, count(*) AS in_flight,
+    coalesce(sum(max(reserved_tokens - used_tokens, 0)), 0) AS reserved
+FROM tasks INDEXED BY tasks_routed
+WHERE status = 'in_progress' AND routed_provider IS NOT NULL
+GROUP BY routed_provider;
+
+-- name: provider_breakers
+-- Every stored breaker, and whether its half-open trial task is still out.
+SELECT b.*, coalesce(t.status = 'in_progress' AND t.routed_provider = b.provider, 0) AS probe_out
+FROM provider_breakers b LEFT JOIN tasks t ON t.id = b.probe_task;
+
+-- name: add_usage
+INSERT INTO provider_usage (provider, period, tier, input_tokens, output_tokens, cost, calls,
+    failures)
+VALUES (:provider, :period, :tier, :input, :output, :cost, 1, :failed)
+ON CONFLICT (provider, period, tier) DO UPDATE SET
+    input_tokens = input_tokens + excluded.input_tokens,
+    output_tokens = output_tokens + excluded.output_tokens,
+    cost = cost + excluded.cost,
+    calls = calls + 1,
+    failures = failures + excluded.failures;
+
+-- name: save_breaker
+INSERT INTO provider_breakers (provider, state, failures, opens, reopens_at, probe_task, updated_at)
+VALUES (:provider, :state, :failures, :opens, :reopens_at, :probe_task, :now)
+ON CONFLICT (provider) DO UPDATE SET state = excluded.state, failures = excluded.failures,
+    opens = excluded.opens, reopens_at = excluded.reopens_at, probe_task = excluded.probe_task,
+    updated_at = excluded.updated_at;
+
+-- name: set_probe
+-- The one task a half-open breaker lets through.
+UPDATE provider_breakers SET probe_task = ?, updated_at = ? WHERE provider = ?;
+
+-- name: set_route
+-- What a grant was routed to, and the tokens reserved for it (NULLs: not routed).
+UPDATE tasks SET routed_provider = ?, routed_tier = ?, reserved_tokens = ?, used_tokens = 0
+WHERE id = ?;
+
+-- name: add_task_usage
+UPDATE tasks SET used_tokens = used_tokens + ? WHERE id = ? AND routed_provider = ?;
+
+-- name: set_failed_tier
+-- Where the attempt that just failed ran: the next attempt is routed one tier up.
+UPDATE tasks SET failed_provider = ?, failed_tier = ? WHERE id = ?;
+
+-- name: agent_identity
+SELECT provider, model FROM agents WHERE id = ?;
+
+-- name: set_agent_identity
+INSERT INTO agents (id, provider, model, first_seen_at, last_seen_at) VALUES (?1, ?2, ?3, ?4, ?4)
+ON CONFLICT (id) DO UPDATE SET provider = excluded.provider, model = excluded.model,
+    last_seen_at = excluded.last_seen_at;

@@ -1,0 +1,139 @@
+"""The providers file: the packaged default, overrides, and refusals naming line and field."""
+
+from pathlib import Path
+
+import pytest
+
+from wvo_mcp import providers
+from wvo_mcp.config import Settings
+from wvo_mcp.errors import ValidationFailed
+
+SMALL = """\
+version: 1
+providers:
+  - name: solo
+    preference: 1
+    hourly_tokens: 1000
+    tiers:
+      - name: only
+        model: m-1
+        complexity: [1, 10]
+        input_cost_per_1k: 0.001
+        output_cost_per_1k: 0.002
+"""
+
+
+def test_the_packaged_default_has_two_providers_with_three_and_two_tiers(
+    tmp_path: Path,
+) -> None:
+    found = providers.load(Settings(state_root=tmp_path))
+    assert found.source == providers.PACKAGED
+    assert [(p.name, len(p.tiers)) for p in found.providers] == [("codex", 3), ("claude", 2)]
+    codex = found.providers[0]
+    assert [(t.min_complexity, t.max_complexity) for t in codex.tiers] == [(1, 3), (4, 7), (8, 10)]
+
+
+def test_the_state_folder_file_overrides_the_default_and_the_variable_beats_both(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "providers.yaml").write_text(SMALL)
+    assert providers.load(Settings(state_root=tmp_path)).providers[0].name == "solo"
+    other = tmp_path / "other.yaml"
+    other.write_text(SMALL.replace("solo", "elsewhere"))
+    chosen = providers.load(Settings(state_root=tmp_path, providers_file=other))
+    assert chosen.providers[0].name == "elsewhere"
+    assert chosen.source == str(other)
+
+
+def test_providers_are_ordered_by_preference() -> None:
+    second = SMALL.split("providers:\n")[1].replace("solo", "first").replace("m-1", "m-2")
+    text = SMALL.replace("preference: 1", "preference: 3") + second.replace(
+        "preference: 1", "preference: 2"
+    )
+    found = providers.parse(text, "f.yaml")
+    assert [p.name for p in found.providers] == ["first", "solo"]
+
+
+@pytest.mark.parametrize(
+    ("change", "line", "field", "says"),
+    [
+        (
+            ("complexity: [1, 10]", "complexity: [7, 3]"),
+            9,
+            "providers[0].tiers[0].complexity",
+            "backwards",
+        ),
+        (
+            ("complexity: [1, 10]", "complexity: [0, 10]"),
+            9,
+            "providers[0].tiers[0].complexity[0]",
+            "greater than or equal to 1",
+        ),
+        (
+            ("hourly_tokens: 1000", "hourly_tokens: lots"),
+            5,
+            "providers[0].hourly_tokens",
+            "integer",
+        ),
+        (
+            ("hourly_tokens: 1000", "hourly_tokn: 1000"),
+            5,
+            "providers[0].hourly_tokn",
+            "Extra inputs",
+        ),
+        (("version: 1", "version: 2"), 1, "version", "1"),
+        (("    preference: 1\n", ""), 3, "providers[0].preference", "required"),
+        (
+            ("input_cost_per_1k: 0.001", "input_cost_per_1k: -1"),
+            10,
+            "providers[0].tiers[0].input_cost_per_1k",
+            "greater than or equal to 0",
+        ),
+    ],
+)
+def test_a_bad_file_is_refused_with_line_and_field(
+    change: tuple[str, str], line: int, field: str, says: str
+) -> None:
+    with pytest.raises(ValidationFailed) as info:
+        providers.parse(SMALL.replace(*change), "mine.yaml")
+    message = str(info.value)
+    assert f"mine.yaml line {line}: {field}:" in message
+    assert says in message
+
+
+def test_duplicates_are_refused_where_they_are() -> None:
+    twice = SMALL + SMALL.split("providers:\n")[1]
+    with pytest.raises(ValidationFailed) as info:
+        providers.parse(twice, "f.yaml")
+    message = str(info.value)
+    assert "line 12: providers[1].name: provider 'solo' appears twice" in message
+    assert "line 13: providers[1].preference: preference 1 is also 'solo''s" in message
+
+
+def test_not_yaml_and_not_a_mapping_are_refused() -> None:
+    with pytest.raises(ValidationFailed, match="not valid YAML"):
+        providers.parse("providers: [", "f.yaml")
+    with pytest.raises(ValidationFailed, match=r"f\.yaml line 1: the file"):
+        providers.parse("- just a list\n", "f.yaml")
+
+
+def test_an_unreadable_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValidationFailed, match="cannot read the providers file"):
+        providers.load(Settings(state_root=tmp_path, providers_file=tmp_path / "missing.yaml"))
+
+
+def test_resolve_names_what_exists() -> None:
+    found = providers.parse(SMALL, "f.yaml")
+    provider, tier = found.resolve("solo", "m-1")
+    assert (provider.name, tier.name) == ("solo", "only")
+    with pytest.raises(ValidationFailed, match="known: solo"):
+        found.resolve("nobody", "m-1")
+    with pytest.raises(ValidationFailed, match=r"its models: m-1 \(only\)"):
+        found.resolve("solo", "m-9")
+
+
+def test_estimate_from_complexity_or_metadata() -> None:
+    found = providers.parse(SMALL, "f.yaml")
+    assert found.estimate(3, {}).total == 60_000
+    assert found.estimate(3, {"estimated_tokens": 5_000}).total == 5_000
+    assert found.estimate(3, {"estimated_tokens": "many"}).total == 60_000

@@ -1,0 +1,241 @@
+"""The providers file: which providers and model tiers exist, with their budgets, caps and
+breakers. The packaged default is overridden by $WVO_STATE_ROOT/providers.yaml or by
+WVO_PROVIDERS_FILE; a file that does not validate is refused with the line at fault."""
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from wvo_mcp import routing
+from wvo_mcp.config import Settings
+from wvo_mcp.errors import ValidationFailed
+
+PACKAGED = "packaged default"
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+Tokens = Annotated[int, Field(ge=1)]
+Cost = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Complexity = Annotated[int, Field(ge=1, le=10)]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TierSpec(_Spec):
+    name: Name
+    model: Annotated[str, Field(min_length=1, max_length=200)]
+    complexity: tuple[Complexity, Complexity]
+    input_cost_per_1k: Cost
+    output_cost_per_1k: Cost
+
+
+class BreakerSpec(_Spec):
+    failure_threshold: Annotated[int, Field(ge=1)] = 3
+    cooldown_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 30.0
+    cooldown_cap_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 900.0
+
+
+class ProviderSpec(_Spec):
+    name: Name
+    preference: Annotated[int, Field(ge=1)]
+    hourly_tokens: Tokens | None = None
+    daily_tokens: Tokens | None = None
+    max_concurrent: Annotated[int, Field(ge=1)] | None = None
+    breaker: BreakerSpec = BreakerSpec()
+    tiers: Annotated[list[TierSpec], Field(min_length=1)]
+
+
+class EstimateSpec(_Spec):
+    tokens_per_complexity: Tokens = 20_000
+    output_share: Annotated[float, Field(ge=0, le=1)] = 0.2
+
+
+class ProvidersFile(_Spec):
+    version: Literal[1]
+    estimate: EstimateSpec = EstimateSpec()
+    providers: Annotated[list[ProviderSpec], Field(min_length=1)]
+
+
+@dataclass(frozen=True)
+class Providers:
+    """The providers in force, in preference order."""
+
+    source: str
+    providers: tuple[routing.Provider, ...]
+    tokens_per_complexity: int
+    output_share: float
+
+    def get(self, name: str) -> routing.Provider | None:
+        return next((p for p in self.providers if p.name == name), None)
+
+    def estimate(self, complexity: int, metadata: dict[str, Any]) -> routing.Estimate:
+        """Tokens a task is expected to use: metadata.estimated_tokens, else by complexity."""
+        given = metadata.get("estimated_tokens")
+        if isinstance(given, int) and not isinstance(given, bool) and given > 0:
+            output = round(given * self.output_share)
+            return routing.Estimate(given - output, output)
+        return routing.estimate(complexity, self.tokens_per_complexity, self.output_share)
+
+    def resolve(self, provider: str, model: str) -> tuple[routing.Provider, routing.Tier]:
+        """A provider and one of its models, or an error listing what exists."""
+        found = self.get(provider)
+        if found is None:
+            known = ", ".join(p.name for p in self.providers)
+            raise ValidationFailed(
+                f"provider {provider!r} is not in the providers file ({self.source}); "
+                f"known: {known}"
+            )
+        tier = found.tier_for_model(model)
+        if tier is None:
+            known = ", ".join(f"{t.model} ({t.name})" for t in found.tiers)
+            raise ValidationFailed(
+                f"model {model!r} is not a tier of provider {provider!r} ({self.source}); "
+                f"its models: {known}"
+            )
+        return found, tier
+
+
+def path_for(settings: Settings) -> Path | None:
+    """The file in force: WVO_PROVIDERS_FILE, else the state folder's, else None (packaged)."""
+    if settings.providers_file is not None:
+        return settings.providers_file
+    local = settings.state_root / "providers.yaml"
+    return local if local.exists() else None
+
+
+def load(settings: Settings) -> Providers:
+    path = path_for(settings)
+    if path is None:
+        text = resources.files("wvo_mcp").joinpath("data/providers.yaml").read_text()
+        return parse(text, PACKAGED)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ValidationFailed(f"cannot read the providers file {path}: {exc.strerror}") from None
+    return parse(text, str(path))
+
+
+def parse(text: str, source: str) -> Providers:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValidationFailed(f"{source} is not valid YAML: {exc}") from None
+    try:
+        spec = ProvidersFile.model_validate(document)
+    except ValidationError as exc:
+        problems = [(tuple(e["loc"]), e["msg"]) for e in exc.errors()]
+        raise ValidationFailed(_described(source, root, problems)) from None
+    problems = _inconsistencies(spec)
+    if problems:
+        raise ValidationFailed(_described(source, root, problems))
+    ordered = sorted(spec.providers, key=lambda p: p.preference)
+    return Providers(
+        source=source,
+        providers=tuple(_provider(p) for p in ordered),
+        tokens_per_complexity=spec.estimate.tokens_per_complexity,
+        output_share=spec.estimate.output_share,
+    )
+
+
+def _inconsistencies(spec: ProvidersFile) -> list[tuple[tuple[Any, ...], str]]:
+    """What a schema cannot say: unique names and preferences, sensible ranges."""
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    seen: dict[str, int] = {}
+    preferences: dict[int, str] = {}
+    for i, provider in enumerate(spec.providers):
+        where = ("providers", i)
+        if provider.name in seen:
+            problems.append(((*where, "name"), f"provider {provider.name!r} appears twice"))
+        seen[provider.name] = i
+        if provider.preference in preferences:
+            problems.append(
+                (
+                    (*where, "preference"),
+                    f"preference {provider.preference} is also "
+                    f"{preferences[provider.preference]!r}'s; each provider needs its own",
+                )
+            )
+        preferences[provider.preference] = provider.name
+        names: set[str] = set()
+        models: set[str] = set()
+        for j, tier in enumerate(provider.tiers):
+            at = (*where, "tiers", j)
+            low, high = tier.complexity
+            if low > high:
+                problems.append(((*at, "complexity"), f"range [{low}, {high}] is backwards"))
+            if tier.name in names:
+                problems.append(((*at, "name"), f"tier {tier.name!r} appears twice"))
+            if tier.model in models:
+                problems.append(((*at, "model"), f"model {tier.model!r} is already a tier"))
+            names.add(tier.name)
+            models.add(tier.model)
+        hourly, daily = provider.hourly_tokens, provider.daily_tokens
+        if hourly is not None and daily is not None and hourly > daily:
+            problems.append(((*where, "hourly_tokens"), f"{hourly} is above daily_tokens {daily}"))
+    return problems
+
+
+def _described(
+    source: str, root: yaml.Node | None, problems: list[tuple[tuple[Any, ...], str]]
+) -> str:
+    lines = []
+    for loc, message in problems[:5]:
+        field = _dotted(loc) or "the file"
+        line = _line(root, loc)
+        lines.append(f"{source}{'' if line is None else f' line {line}'}: {field}: {message}")
+    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+    return "invalid providers file: " + "; ".join(lines) + more
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _line(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """The 1-based line of the node at `loc`, or of the deepest node on its way that exists."""
+    node = root
+    if node is None:
+        return None
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if k.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            child = node.value[part] if part < len(node.value) else None
+        if child is None:
+            break
+        node = child
+    return node.start_mark.line + 1
+
+
+def _provider(spec: ProviderSpec) -> routing.Provider:
+    return routing.Provider(
+        name=spec.name,
+        tiers=tuple(
+            routing.Tier(
+                name=t.name,
+                model=t.model,
+                min_complexity=t.complexity[0],
+                max_complexity=t.complexity[1],
+                input_cost_per_1k=t.input_cost_per_1k,
+                output_cost_per_1k=t.output_cost_per_1k,
+            )
+            for t in spec.tiers
+        ),
+        hourly_tokens=spec.hourly_tokens,
+        daily_tokens=spec.daily_tokens,
+        max_concurrent=spec.max_concurrent,
+        breaker=routing.BreakerPolicy(
+            failure_threshold=spec.breaker.failure_threshold,
+            cooldown_seconds=spec.breaker.cooldown_seconds,
+            cooldown_cap_seconds=spec.breaker.cooldown_cap_seconds,
+        ),
+    )

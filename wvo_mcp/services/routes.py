@@ -1,0 +1,337 @@
+"""Provider routing against the database: usage windows, breakers, reservations, agents'
+declared models, and the reports. Each function runs inside one transaction."""
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+
+from wvo_mcp import routing, timeutil
+from wvo_mcp.config import Settings
+from wvo_mcp.errors import NotFound, ValidationFailed
+from wvo_mcp.models import (
+    AgentIdentity,
+    BreakerView,
+    Budget,
+    ClaimRoute,
+    ProviderStatus,
+    ProviderStatusReport,
+    RouteAlternative,
+    RouteDecision,
+    TierStatus,
+    UsageResult,
+)
+from wvo_mcp.providers import Providers
+from wvo_mcp.routing import Breaker, Outcome
+from wvo_mcp.store import Tx
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The provider and tier an agent runs on."""
+
+    provider: routing.Provider
+    tier: routing.Tier
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider.name}/{self.tier.name} ({self.tier.model})"
+
+
+def _breaker(row: sqlite3.Row) -> Breaker:
+    reopens = row["reopens_at"]
+    return Breaker(
+        state=row["state"],
+        failures=row["failures"],
+        opens=row["opens"],
+        reopens_at=None if reopens is None else timeutil.from_text(reopens),
+    )
+
+
+def usage_now(tx: Tx, providers: Providers, now: datetime) -> dict[str, routing.Usage]:
+    """Every provider's usage this hour and day, reservations, in-flight work and breaker."""
+    hour, day = routing.windows(now)
+    tokens: dict[tuple[str, str], int] = {
+        (r["provider"], r["period"]): r["tokens"]
+        for r in tx.all("provider_window_usage", (hour, day))
+    }
+    load = {r["provider"]: r for r in tx.all("provider_load")}
+    breakers = {r["provider"]: r for r in tx.all("provider_breakers")}
+    usage = {}
+    for provider in providers.providers:
+        name = provider.name
+        flight = load.get(name)
+        breaker = breakers.get(name)
+        usage[name] = routing.Usage(
+            hour_tokens=tokens.get((name, hour), 0),
+            day_tokens=tokens.get((name, day), 0),
+            reserved_tokens=0 if flight is None else flight["reserved"],
+            in_flight=0 if flight is None else flight["in_flight"],
+            breaker=Breaker() if breaker is None else _breaker(breaker),
+            probe_in_flight=bool(breaker is not None and breaker["probe_out"]),
+        )
+    return usage
+
+
+class Router:
+    """Routing decisions within one transaction; usage is read once, on first need."""
+
+    def __init__(self, tx: Tx, providers: Providers, now: datetime) -> None:
+        self.tx = tx
+        self.providers = providers
+        self.now = now
+        self._usage: dict[str, routing.Usage] | None = None
+
+    def decide(self, row: sqlite3.Row) -> routing.Decision:
+        if self._usage is None:
+            self._usage = usage_now(self.tx, self.providers, self.now)
+        metadata = row["metadata"]
+        # Only a task that carries its own estimate needs its metadata parsed.
+        given = json.loads(metadata) if "estimated_tokens" in metadata else {}
+        failed_on = None
+        if row["failed_provider"] is not None and row["failed_tier"] is not None:
+            failed_on = routing.Escalation(row["failed_provider"], row["failed_tier"])
+        return routing.route(
+            row["complexity"],
+            self.providers.estimate(row["complexity"], given),
+            self.providers.providers,
+            self._usage,
+            self.now,
+            failed_on,
+        )
+
+
+def fits(decision: routing.Decision, identity: Identity) -> bool:
+    return decision.provider == identity.provider.name and decision.tier == identity.tier.name
+
+
+def reserve(tx: Tx, row: sqlite3.Row, decision: routing.Decision | None, now: datetime) -> None:
+    """Record where a grant was routed and reserve its estimated tokens (None: unrouted)."""
+    if decision is None or not decision.routed:
+        if row["routed_provider"] is not None:  # an earlier grant's route no longer holds
+            tx.run("set_route", (None, None, 0, row["id"]))
+        return
+    tx.run("set_route", (decision.provider, decision.tier, decision.estimate.total, row["id"]))
+    if decision.half_open_probe:
+        tx.run("set_probe", (row["id"], timeutil.to_text(now), decision.provider))
+
+
+def claim_route(decision: routing.Decision) -> ClaimRoute:
+    assert decision.provider and decision.tier and decision.model
+    return ClaimRoute(
+        provider=decision.provider,
+        tier=decision.tier,
+        model=decision.model,
+        estimated_tokens=decision.estimate.total,
+        estimated_cost=decision.estimated_cost or 0.0,
+        reason=decision.reason,
+    )
+
+
+def identity(
+    tx: Tx,
+    settings: Settings,
+    providers: Providers,
+    agent_id: str,
+    provider: str | None,
+    model: str | None,
+    now: datetime,
+    *,
+    remember: bool = True,
+) -> Identity | None:
+    """Who the agent says it is: this call's provider and model (remembered for its next
+    calls unless `remember` is off), else what it registered, else WVO_AGENT_PROVIDER /
+    WVO_AGENT_MODEL."""
+    if (provider is None) != (model is None):
+        raise ValidationFailed(
+            "pass both provider and model (e.g. provider='codex', model='gpt-5-codex'), or "
+            "neither; `provider_status` lists them"
+        )
+    if provider is not None and model is not None:
+        found = Identity(*providers.resolve(provider, model))
+        if remember:
+            tx.run("set_agent_identity", (agent_id, provider, model, timeutil.to_text(now)))
+        return found
+    row = tx.one("agent_identity", (agent_id,))
+    if row is not None and row["provider"] is not None and row["model"] is not None:
+        return Identity(*providers.resolve(row["provider"], row["model"]))
+    if settings.agent_provider is not None and settings.agent_model is not None:
+        return Identity(*providers.resolve(settings.agent_provider, settings.agent_model))
+    return None
+
+
+def register(
+    tx: Tx, providers: Providers, agent_id: str, provider: str, model: str, now: datetime
+) -> AgentIdentity:
+    found = Identity(*providers.resolve(provider, model))
+    tx.run("set_agent_identity", (agent_id, provider, model, timeutil.to_text(now)))
+    tier = found.tier
+    return AgentIdentity(
+        agent_id=agent_id,
+        provider=provider,
+        tier=tier.name,
+        model=model,
+        complexity=(tier.min_complexity, tier.max_complexity),
+        message=f"{agent_id} runs on {found.label}: claim_task and plan_next now hand it "
+        "only what routing sends to that tier",
+    )
+
+
+def route_task(tx: Tx, providers: Providers, task_id: str, now: datetime) -> RouteDecision:
+    row = tx.one("task_by_id", (task_id,))
+    if row is None:
+        raise NotFound(f"no task with id {task_id!r}; task_list shows existing ids")
+    decision = Router(tx, providers, now).decide(row)
+    return RouteDecision(
+        task_id=task_id,
+        routed=decision.routed,
+        provider=decision.provider,
+        tier=decision.tier,
+        model=decision.model,
+        estimated_tokens=decision.estimate.total,
+        estimated_cost=decision.estimated_cost,
+        reason=decision.reason,
+        alternatives=[
+            RouteAlternative(
+                provider=a.provider, tier=a.tier, model=a.model, why=a.why, detail=a.detail
+            )
+            for a in decision.alternatives
+        ],
+    )
+
+
+def record_usage(
+    tx: Tx,
+    providers: Providers,
+    task_id: str | None,
+    provider: str,
+    model: str,
+    input_tokens: int,
+    output_tokens: int,
+    outcome: Outcome,
+    now: datetime,
+) -> UsageResult:
+    found, tier = providers.resolve(provider, model)
+    if task_id is not None and tx.one("task_by_id", (task_id,)) is None:
+        raise NotFound(f"no task with id {task_id!r}; omit task_id for usage outside a task")
+    stamp = timeutil.to_text(now)
+    cost = routing.Estimate(input_tokens, output_tokens).cost(tier)
+    for period in routing.windows(now):
+        tx.run(
+            "add_usage",
+            {
+                "provider": provider,
+                "period": period,
+                "tier": tier.name,
+                "input": input_tokens,
+                "output": output_tokens,
+                "cost": cost,
+                "failed": int(outcome != "success"),
+            },
+        )
+    stored = next((r for r in tx.all("provider_breakers") if r["provider"] == provider), None)
+    before = Breaker() if stored is None else _breaker(stored)
+    after = routing.after_outcome(before, outcome, found.breaker, now)
+    # A decided trial (the breaker closed, or opened again) frees the half-open slot.
+    decided = after.state != before.state or after.opens != before.opens
+    probe = None if decided or stored is None else stored["probe_task"]
+    if after != before or stored is None:
+        reopens = None if after.reopens_at is None else timeutil.to_text(after.reopens_at)
+        tx.run(
+            "save_breaker",
+            {
+                "provider": provider,
+                "state": after.state,
+                "failures": after.failures,
+                "opens": after.opens,
+                "reopens_at": reopens,
+                "probe_task": probe,
+                "now": stamp,
+            },
+        )
+    if task_id is not None:
+        tx.run("add_task_usage", (input_tokens + output_tokens, task_id, provider))
+        if outcome == "context_limit":
+            tx.run("set_failed_tier", (provider, tier.name, task_id))
+    status = provider_status(tx, providers, now, only=provider).providers[0]
+    view = status.breaker
+    message = f"recorded {input_tokens + output_tokens} tokens on {provider}/{tier.name}"
+    if view.state != "closed":
+        message += f"; its circuit breaker is {view.state}"
+        if view.reopens_at:
+            message += f" until {view.reopens_at}"
+    return UsageResult(
+        provider=provider,
+        tier=tier.name,
+        cost=cost,
+        hour=status.hour,
+        day=status.day,
+        breaker=view,
+        message=message,
+    )
+
+
+def failed_on_tier(tx: Tx, row: sqlite3.Row) -> None:
+    """A routed attempt failed: its next attempt goes one tier up."""
+    if row["routed_provider"] is not None and row["routed_tier"] is not None:
+        tx.run("set_failed_tier", (row["routed_provider"], row["routed_tier"], row["id"]))
+
+
+def provider_status(
+    tx: Tx, providers: Providers, now: datetime, only: str | None = None
+) -> ProviderStatusReport:
+    hour, day = routing.windows(now)
+    usage = usage_now(tx, providers, now)
+    per_tier: dict[tuple[str, str, str], sqlite3.Row] = {
+        (r["provider"], r["tier"], r["period"]): r
+        for r in tx.all("provider_tier_usage", (hour, day))
+    }
+
+    def spent(name: str, tier: str, period: str) -> tuple[int, float]:
+        row = per_tier.get((name, tier, period))
+        return (0, 0.0) if row is None else (row["tokens"], row["cost"])
+
+    report = []
+    for position, provider in enumerate(providers.providers, start=1):
+        if only is not None and provider.name != only:
+            continue
+        u = usage[provider.name]
+        tiers = [
+            TierStatus(
+                name=t.name,
+                model=t.model,
+                complexity=(t.min_complexity, t.max_complexity),
+                hour_tokens=spent(provider.name, t.name, hour)[0],
+                day_tokens=spent(provider.name, t.name, day)[0],
+                spend_day=round(spent(provider.name, t.name, day)[1], 6),
+            )
+            for t in provider.tiers
+        ]
+        report.append(
+            ProviderStatus(
+                name=provider.name,
+                preference=position,
+                in_flight=u.in_flight,
+                max_concurrent=provider.max_concurrent,
+                hour=_budget(u.hour_tokens, u.reserved_tokens, provider.hourly_tokens),
+                day=_budget(u.day_tokens, u.reserved_tokens, provider.daily_tokens),
+                spend_hour=round(
+                    sum(spent(provider.name, t.name, hour)[1] for t in provider.tiers), 6
+                ),
+                spend_day=round(sum(t.spend_day for t in tiers), 6),
+                breaker=BreakerView(
+                    state=u.breaker.current(now),
+                    failures=u.breaker.failures,
+                    reopens_at=None
+                    if u.breaker.reopens_at is None or u.breaker.state == "closed"
+                    else timeutil.to_text(u.breaker.reopens_at),
+                ),
+                tiers=tiers,
+            )
+        )
+    return ProviderStatusReport(source=providers.source, providers=report)
+
+
+def _budget(used: int, reserved: int, limit: int | None) -> Budget:
+    share = None if limit is None else round((used + reserved) / limit, 4)
+    return Budget(used_tokens=used, reserved_tokens=reserved, limit=limit, share=share)
