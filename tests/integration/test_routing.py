@@ -292,3 +292,30 @@ async def test_an_invalid_providers_file_is_refused_at_start_with_line_and_field
     assert served.returncode == 2
     assert f"line {line}" in served.stderr
     assert served.stdout == ""
+
+
+async def test_the_health_monitor_reports_budgets_and_breakers(routed_state: Path) -> None:
+    env = {**ENV, "WVO_AUTOPILOT_HEALTH_INTERVAL_MS": 100, "WVO_BACKUP_INTERVAL_MINUTES": 0}
+    async with connect(routed_state, **env) as agent:
+        await agent.call("task_create", tasks=backlog(2))
+        # alpha: 41k of 50k tokens this hour (82 %); beta's breaker opened by a rate limit.
+        await agent.call(
+            "record_usage", input_tokens=40_000, output_tokens=1_000, outcome="success", **MID
+        )
+        await agent.call(
+            "record_usage", input_tokens=1, output_tokens=0, outcome="rate_limited", **BETA
+        )
+        wanted = {("provider_near_budget", "alpha"), ("provider_breaker_open", "beta")}
+        deadline = time.monotonic() + DEADLINE_SECONDS
+        while True:
+            report = await agent.call("health_report", limit=50)
+            found = {(a["kind"], a["subject"]) for a in report["anomalies"]}
+            if wanted <= found:
+                break
+            assert time.monotonic() < deadline, f"not reported: {wanted - found}"
+            await anyio.sleep(0.05)
+        near = next(a for a in report["anomalies"] if a["kind"] == "provider_near_budget")
+        assert near["severity"] == "warning" and "82%" in near["message"]
+        full = await agent.call("health_report", full=True)
+        alpha = next(p for p in full["observation"]["providers"] if p["name"] == "alpha")
+        assert alpha["hour_share"] == pytest.approx(0.82)

@@ -186,3 +186,16 @@ def test_a_bad_switch_names_the_variable_and_the_accepted_values(name: str) -> N
         Settings.from_env({name: "maybe"})
     assert name in str(info.value)
     assert "1 or 0" in str(info.value)
+
+
+def test_provider_settings() -> None:
+    assert Settings.from_env({}).providers_file is None
+    settings = Settings.from_env(
+        {
+            "WVO_PROVIDERS_FILE": "/etc/wvo/providers.yaml",
+            "WVO_AGENT_PROVIDER": "codex",
+            "WVO_AGENT_MODEL": "gpt-5-codex",
+        }
+    )
+    assert settings.providers_file == Path("/etc/wvo/providers.yaml")
+    assert (settings.agent_provider, settings.agent_model) == ("codex", "gpt-5-codex")
