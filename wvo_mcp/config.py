@@ -48,6 +48,15 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ValidationFailed(f"{name}={raw!r} is not a switch; use 1 or 0 (true/false, on/off)")
 
 
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in choices:
+        raise ValidationFailed(f"{name}={raw!r} is not one of {', '.join(choices)}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     state_root: Path = Path("state")
@@ -74,6 +83,10 @@ class Settings:
     providers_file: Path | None = None  # None: state_root/providers.yaml, else the packaged one
     agent_provider: str | None = None
     agent_model: str | None = None
+    sandbox_backend: str = "auto"  # auto | docker | bwrap | none
+    sandbox_allow_unisolated: bool = False
+    sandbox_image: str = "python:3.11-slim"
+    sandbox_output_bytes: int = 16_384  # per stream; the tail is kept
 
     @property
     def db_path(self) -> Path:
@@ -124,4 +137,11 @@ class Settings:
             else None,
             agent_provider=env.get("WVO_AGENT_PROVIDER") or None,
             agent_model=env.get("WVO_AGENT_MODEL") or None,
+            sandbox_backend=_choice(
+                env, "WVO_SANDBOX_BACKEND", "auto", ("auto", "docker", "bwrap", "none")
+            ),
+            sandbox_allow_unisolated=_bool(env, "WVO_SANDBOX_ALLOW_UNISOLATED", False),
+            sandbox_image=env.get("WVO_SANDBOX_IMAGE", "").strip() or "python:3.11-slim",
+            sandbox_output_bytes=_int(env, "WVO_SANDBOX_OUTPUT_BYTES", 16_384, minimum=256)
+            or 16_384,
         )

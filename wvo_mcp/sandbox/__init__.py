@@ -1,0 +1,77 @@
+"""Run an agent's command isolated and bounded, with one result shape whatever the backend.
+
+Backends: Docker (an engine answers and the image is present), bubblewrap with cgroups,
+or none (only with WVO_SANDBOX_ALLOW_UNISOLATED=1). See README "Sandboxed execution".
+"""
+
+from wvo_mcp.config import Settings
+from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.models import SandboxResult
+from wvo_mcp.sandbox import bwrap, docker_backend, none
+from wvo_mcp.sandbox.limits import Request, validate
+from wvo_mcp.sandbox.outcome import Backend, BackendCheck, cli_exit_code, result
+
+__all__ = ["BackendCheck", "Request", "SandboxResult", "cli_exit_code", "doctor", "run"]
+
+NOT_ISOLATED_HINT = (
+    "install bubblewrap (scripts/setup), or start Docker with the image present, "
+    "or set WVO_SANDBOX_ALLOW_UNISOLATED=1 to run without isolation"
+)
+
+
+def choose(settings: Settings) -> Backend:
+    """The backend for the next run, per WVO_SANDBOX_BACKEND; refuses when none may run."""
+    wanted = settings.sandbox_backend
+    if wanted == "docker":
+        reason = docker_backend.unavailable(settings.sandbox_image)
+        if reason is not None:
+            raise ValidationFailed(f"WVO_SANDBOX_BACKEND=docker, but {reason}")
+        return "docker"
+    if wanted == "bwrap":
+        found = bwrap.probe()
+        if not found.usable:
+            raise ValidationFailed(f"WVO_SANDBOX_BACKEND=bwrap, but {found.detail}")
+        return "bwrap"
+    if wanted == "none":
+        if not settings.sandbox_allow_unisolated:
+            raise ValidationFailed(
+                "WVO_SANDBOX_BACKEND=none runs commands without isolation; it also needs "
+                "WVO_SANDBOX_ALLOW_UNISOLATED=1"
+            )
+        return "none"
+    docker_reason = docker_backend.unavailable(settings.sandbox_image)
+    if docker_reason is None:
+        return "docker"
+    found = bwrap.probe()
+    if found.usable:
+        return "bwrap"
+    if settings.sandbox_allow_unisolated:
+        return "none"
+    raise ValidationFailed(
+        f"no isolated sandbox here (docker: {docker_reason}; bwrap: {found.detail}); "
+        + NOT_ISOLATED_HINT
+    )
+
+
+def run(request: Request, settings: Settings) -> SandboxResult:
+    """Run one command to its end, its timeout or its limits (blocking: call it from a
+    worker thread in async code)."""
+    request = validate(request)
+    backend = choose(settings)
+    size = settings.sandbox_output_bytes
+    if backend == "docker":
+        outcome = docker_backend.run(request, settings.sandbox_image, size)
+    elif backend == "bwrap":
+        outcome = bwrap.run(request, size)
+    else:
+        outcome = none.run(request, size)
+    return result(backend, outcome, memory_mb=request.memory_mb, pids_limit=request.pids_limit)
+
+
+def doctor(settings: Settings) -> list[BackendCheck]:
+    """Each backend: whether it can run here, and why not when it cannot."""
+    return [
+        docker_backend.check(settings.sandbox_image),
+        bwrap.check(),
+        none.check(settings.sandbox_allow_unisolated),
+    ]

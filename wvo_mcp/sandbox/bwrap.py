@@ -1,0 +1,208 @@
+"""The bubblewrap backend: namespaces for what the command sees, cgroups for what it may use.
+
+The command sees read-only system directories (/usr, the library and binary directories,
+the few /etc files programs need), the Python installation, a fresh /tmp, its own /proc and
+a minimal /dev, and the workspace read-write; nothing of /root, /home or the host's /tmp.
+It runs as uid 65534 in a user namespace, with no network but loopback unless asked.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from wvo_mcp.sandbox import cgroups, runner
+from wvo_mcp.sandbox.limits import DEFAULT_PATH, Request, argv, command_env
+from wvo_mcp.sandbox.outcome import BackendCheck, Outcome
+
+SANDBOX_UID = 65534
+PROBE_TIMEOUT_S = 10.0
+TOP_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+# What of /etc programs need: the loader's cache, names of users and groups, name
+# resolution, time zone, certificates. Not shadow, ssh keys or anything else private.
+ETC_FILES = (
+    "alternatives",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "debian_version",
+    "gai.conf",
+    "group",
+    "host.conf",
+    "hostname",
+    "hosts",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "mime.types",
+    "nsswitch.conf",
+    "os-release",
+    "passwd",
+    "protocols",
+    "resolv.conf",
+    "services",
+    "ssl",
+    "timezone",
+)
+
+
+@dataclass(frozen=True)
+class Probe:
+    usable: bool
+    userns: bool  # the command runs as uid 65534 in a user namespace
+    detail: str
+
+
+def find() -> str | None:
+    # A fixed PATH: whoever set the server's PATH does not choose the sandbox binary.
+    return shutil.which("bwrap", path=DEFAULT_PATH)
+
+
+def python_dirs() -> list[Path]:
+    """The running Python's installation (and its venv), for commands that need Python."""
+    dirs: list[Path] = []
+    for prefix in {sys.base_prefix, sys.prefix, sys.exec_prefix}:
+        real = Path(prefix).resolve()
+        if str(real).startswith("/usr/") or real == Path("/usr"):
+            continue  # already bound with /usr
+        dirs.append(real)
+    return sorted(set(dirs))
+
+
+def arguments(
+    request: Request,
+    env: dict[str, str],
+    *,
+    userns: bool,
+    python: list[Path],
+    host_links: dict[str, str],
+) -> list[str]:
+    """The bwrap command line (pure: the host's facts come in as arguments)."""
+    args = ["--unshare-all", "--die-with-parent", "--new-session"]
+    if request.network:
+        args.append("--share-net")
+    if userns:
+        args += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
+    else:
+        args += ["--cap-drop", "ALL"]
+    args += ["--ro-bind", "/usr", "/usr"]
+    for top in TOP_DIRS:
+        if top in host_links:
+            args += ["--symlink", host_links[top], top]
+        else:
+            args += ["--ro-bind-try", top, top]
+    for name in ETC_FILES:
+        args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    args += ["--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
+    workspace = request.workspace
+    for path in python:
+        if path == workspace or workspace in path.parents:
+            continue  # visible, read-write, through the workspace
+        args += ["--ro-bind", str(path), str(path)]
+    args += ["--bind", str(workspace), str(workspace), "--chdir", str(workspace)]
+    # The sandbox's own root stays read-only: writes go to the workspace or /tmp only.
+    args += ["--remount-ro", "/", "--clearenv"]
+    for name, value in sorted(env.items()):
+        args += ["--setenv", name, value]
+    return [*args, "--", *argv(request)]
+
+
+def host_links() -> dict[str, str]:
+    """Top-level directories that are symlinks here (merged /usr), to recreate as links."""
+    links = {}
+    for top in TOP_DIRS:
+        if os.path.islink(top):
+            links[top] = os.readlink(top)
+    return links
+
+
+def command_line(request: Request, userns: bool) -> list[str]:
+    binary = find()
+    assert binary is not None
+    env = command_env(request.env)
+    return [
+        binary,
+        *arguments(request, env, userns=userns, python=python_dirs(), host_links=host_links()),
+    ]
+
+
+def _try(userns: bool) -> str | None:
+    """Run `true` the way a command would run; None when it works, else the error."""
+    with tempfile.TemporaryDirectory(prefix="wvo-sandbox-probe-") as workspace:
+        line = command_line(Request(command=["true"], workspace=Path(workspace)), userns)
+        try:
+            done = subprocess.run(
+                line,
+                capture_output=True,
+                text=True,
+                env={"PATH": DEFAULT_PATH},
+                timeout=PROBE_TIMEOUT_S,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return str(exc)
+        if done.returncode != 0:
+            return (done.stderr.strip() or f"exit status {done.returncode}")[:300]
+    return None
+
+
+_usable: Probe | None = None
+
+
+def probe(fresh: bool = False) -> Probe:
+    """Whether bwrap works here, as uid 65534 in a user namespace or, for root without user
+    namespaces, as root with every capability dropped. A success is remembered."""
+    global _usable
+    if _usable is not None and not fresh:
+        return _usable
+    if find() is None:
+        return Probe(
+            False, False, "bwrap is not installed (Debian package bubblewrap; scripts/setup)"
+        )
+    error = _try(userns=True)
+    if error is None:
+        _usable = Probe(
+            True,
+            True,
+            f"runs as uid {SANDBOX_UID} in a user namespace (mapped to uid {os.getuid()} "
+            "outside, holding no capabilities there)",
+        )
+        return _usable
+    if os.getuid() == 0 and _try(userns=False) is None:
+        _usable = Probe(
+            True,
+            False,
+            f"user namespaces refused ({error}); runs as root with all capabilities dropped",
+        )
+        return _usable
+    return Probe(False, False, f"bwrap cannot create its namespaces here: {error}")
+
+
+def check() -> BackendCheck:
+    found = probe(fresh=True)
+    if not found.usable:
+        return BackendCheck("bwrap", False, found.detail)
+    return BackendCheck("bwrap", True, f"{found.detail}; {cgroups.capabilities()}")
+
+
+def run(request: Request, output_bytes: int) -> Outcome:
+    """Run the (validated) request under bwrap, inside a fresh limited cgroup."""
+    found = probe()
+    group = cgroups.open_group(request.memory_mb, request.cpus, request.pids_limit)
+    try:
+        return runner.execute(
+            command_line(request, found.userns),
+            # bwrap itself starts with a fixed environment; the command's is set inside.
+            env={"PATH": DEFAULT_PATH},
+            cwd=request.workspace,
+            timeout_s=request.timeout_s,
+            output_bytes=output_bytes,
+            group=group,
+            signal_as_status=True,
+        )
+    finally:
+        if group is not None:
+            group.remove()

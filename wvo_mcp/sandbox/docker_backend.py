@@ -1,0 +1,128 @@
+"""The Docker backend, through the `docker` package, when an engine answers here and the
+image is present locally. It never pulls an image and never starts a daemon."""
+
+import time
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.sandbox.limits import Request, argv, command_env
+from wvo_mcp.sandbox.outcome import BackendCheck, Outcome
+from wvo_mcp.sandbox.output import cap
+
+API_TIMEOUT_S = 5  # any engine call but the wait: a missing or stuck engine is an error soon
+SANDBOX_USER = "65534:65534"
+TMP_SIZE = "256m"
+
+
+def _client() -> docker.DockerClient:
+    """A client of the engine DOCKER_HOST (or the default socket) names, pinged."""
+    client = docker.from_env(timeout=API_TIMEOUT_S)
+    client.ping()
+    return client
+
+
+def unavailable(image: str) -> str | None:
+    """Why Docker cannot run commands here, or None when it can."""
+    try:
+        client = _client()
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        return f"no Docker engine answers (DOCKER_HOST or /var/run/docker.sock): {exc}"
+    try:
+        client.images.get(image)
+    except docker.errors.ImageNotFound:
+        return (
+            f"the engine answers but image {image!r} is not present locally; "
+            f"`docker pull {image}` or set WVO_SANDBOX_IMAGE (wvo-mcp never pulls)"
+        )
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        return f"the engine answers but cannot look up image {image!r}: {exc}"
+    finally:
+        client.close()
+    return None
+
+
+def check(image: str) -> BackendCheck:
+    reason = unavailable(image)
+    if reason is not None:
+        return BackendCheck("docker", False, reason)
+    return BackendCheck(
+        "docker",
+        True,
+        f"image {image}; no network, read-only root, memory+swap, CPU and pids limits, "
+        f"all capabilities dropped, no-new-privileges, user {SANDBOX_USER}",
+    )
+
+
+def options(request: Request, image: str) -> dict[str, Any]:
+    """The container's settings for this request (pure)."""
+    workspace = str(request.workspace)
+    memory = f"{request.memory_mb}m"
+    return {
+        "image": image,
+        "command": argv(request),
+        "environment": command_env(request.env),
+        "working_dir": workspace,
+        "volumes": {workspace: {"bind": workspace, "mode": "rw"}},
+        "network_mode": "bridge" if request.network else "none",
+        "read_only": True,
+        "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={TMP_SIZE}"},
+        "mem_limit": memory,
+        "memswap_limit": memory,  # equal to the memory limit: no swap
+        "nano_cpus": int(request.cpus * 1e9),
+        "pids_limit": request.pids_limit,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "user": SANDBOX_USER,
+        "init": True,  # reaps orphans; the container's end kills every process in it
+        "detach": True,
+    }
+
+
+def run(request: Request, image: str, output_bytes: int) -> Outcome:
+    try:
+        client = _client()
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise ValidationFailed(
+            f"the Docker engine does not answer: {exc}; run `wvo-mcp sandbox doctor`"
+        ) from None
+    try:
+        try:
+            container = client.containers.create(**options(request, image))
+        except docker.errors.ImageNotFound:
+            raise ValidationFailed(
+                f"image {image!r} is not present locally; `docker pull {image}` or set "
+                "WVO_SANDBOX_IMAGE"
+            ) from None
+        try:
+            started = time.monotonic()
+            container.start()
+            timed_out = False
+            try:
+                status = container.wait(timeout=request.timeout_s)
+                returncode: int | None = int(status.get("StatusCode", -1))
+            except requests.exceptions.RequestException:
+                # The wait's HTTP read timed out: the command ran past its timeout.
+                timed_out, returncode = True, None
+                container.kill()
+            duration = time.monotonic() - started
+            container.reload()
+            state = container.attrs.get("State", {})
+            stdout = container.logs(stdout=True, stderr=False)
+            stderr = container.logs(stdout=False, stderr=True)
+        finally:
+            container.remove(force=True)
+    finally:
+        client.close()
+    return Outcome(
+        returncode=returncode,
+        timed_out=timed_out,
+        stdout=cap(stdout, output_bytes),
+        stderr=cap(stderr, output_bytes),
+        duration_s=duration,
+        oom_killed=bool(state.get("OOMKilled")),
+        signal_as_status=True,
+    )

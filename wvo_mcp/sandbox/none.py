@@ -1,0 +1,36 @@
+"""No isolation, only by explicit opt-in: the timeout, limits and tree kill still apply
+(through cgroups when writable here, else the process group)."""
+
+from wvo_mcp.sandbox import cgroups, runner
+from wvo_mcp.sandbox.limits import Request, argv, command_env
+from wvo_mcp.sandbox.outcome import BackendCheck, Outcome
+
+
+def check(allowed: bool) -> BackendCheck:
+    if not allowed:
+        return BackendCheck(
+            "none", False, "no isolation; allowed only with WVO_SANDBOX_ALLOW_UNISOLATED=1"
+        )
+    return BackendCheck(
+        "none",
+        True,
+        "NO isolation (WVO_SANDBOX_ALLOW_UNISOLATED=1): the host's files and network are "
+        f"reachable; {cgroups.capabilities()}",
+    )
+
+
+def run(request: Request, output_bytes: int) -> Outcome:
+    group = cgroups.open_group(request.memory_mb, request.cpus, request.pids_limit)
+    try:
+        return runner.execute(
+            argv(request),
+            env=command_env(request.env),
+            cwd=request.workspace,
+            timeout_s=request.timeout_s,
+            output_bytes=output_bytes,
+            group=group,
+            signal_as_status=False,
+        )
+    finally:
+        if group is not None:
+            group.remove()
