@@ -1,6 +1,8 @@
 """The Docker backend, through the `docker` package, when an engine answers here and the
 image is present locally. It never pulls an image and never starts a daemon."""
 
+import os
+import socket
 import time
 from typing import Any
 
@@ -18,8 +20,30 @@ SANDBOX_USER = "65534:65534"
 TMP_SIZE = "256m"
 
 
+DEFAULT_SOCKET = "/var/run/docker.sock"
+
+
+def _socket_error() -> str | None:
+    """Why the engine's local socket cannot be reached, checked first because the docker
+    package leaks the socket of a failed connection (and says less about why)."""
+    host = os.environ.get("DOCKER_HOST", "")
+    if host and not host.startswith("unix://"):
+        return None  # tcp:// or ssh://: the client's own ping tells
+    path = host.removeprefix("unix://") or DEFAULT_SOCKET
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(API_TIMEOUT_S)
+        try:
+            probe.connect(path)
+        except OSError as exc:
+            return f"no Docker engine answers at {path} ({exc.strerror or exc})"
+    return None
+
+
 def _client() -> docker.DockerClient:
     """A client of the engine DOCKER_HOST (or the default socket) names, pinged."""
+    error = _socket_error()
+    if error is not None:
+        raise docker.errors.DockerException(error)
     client = docker.from_env(timeout=API_TIMEOUT_S)
     client.ping()
     return client
@@ -30,7 +54,7 @@ def unavailable(image: str) -> str | None:
     try:
         client = _client()
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        return f"no Docker engine answers (DOCKER_HOST or /var/run/docker.sock): {exc}"
+        return str(exc) if "no Docker engine" in str(exc) else f"no Docker engine answers: {exc}"
     try:
         client.images.get(image)
     except docker.errors.ImageNotFound:
