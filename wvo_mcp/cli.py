@@ -259,6 +259,25 @@ def cmd_requeue(settings: Settings, args: argparse.Namespace) -> None:
     print(result.message)
 
 
+def cmd_done(settings: Settings, args: argparse.Namespace) -> None:
+    """Mark a task done as a person (its holder's lease ends); a verify_command still has to
+    pass unless --skip-verify, which is recorded with your name."""
+    result = anyio.run(
+        lambda: _with(
+            settings,
+            lambda o: o.update_status(
+                args.task_id,
+                Status.DONE,
+                _person(args),
+                reason=args.reason or "marked done by a person",
+                by_person=True,
+                skip_verify=args.skip_verify,
+            ),
+        )
+    )
+    print(result.message)
+
+
 def cmd_approve(settings: Settings, args: argparse.Namespace) -> None:
     """Approve a task waiting in awaiting_approval."""
     result = anyio.run(
@@ -458,6 +477,13 @@ def parser() -> argparse.ArgumentParser:
     requeue.add_argument("task_id")
     requeue.add_argument("--by", help="who re-queues (default: your user name)")
     requeue.add_argument("--reason")
+    done = add("done", cmd_done)
+    done.add_argument("task_id")
+    done.add_argument("--by", help="who (default: your user name)")
+    done.add_argument("--reason")
+    done.add_argument(
+        "--skip-verify", action="store_true", help="bypass the task's verify_command (recorded)"
+    )
     approve = add("approve", cmd_approve)
     approve.add_argument("task_id")
     approve.add_argument("--by", help="who approves (default: your user name)")

@@ -87,6 +87,8 @@ class Settings:
     sandbox_allow_unisolated: bool = False
     sandbox_image: str = "python:3.11-slim"
     sandbox_output_bytes: int = 16_384  # per stream; the tail is kept
+    verify_timeout_seconds: float = 300.0
+    verify_memory_mb: int = 2048
 
     @property
     def db_path(self) -> Path:
@@ -144,4 +146,6 @@ class Settings:
             sandbox_image=env.get("WVO_SANDBOX_IMAGE", "").strip() or "python:3.11-slim",
             sandbox_output_bytes=_int(env, "WVO_SANDBOX_OUTPUT_BYTES", 16_384, minimum=256)
             or 16_384,
+            verify_timeout_seconds=_float(env, "WVO_VERIFY_TIMEOUT_SECONDS", 300.0),
+            verify_memory_mb=_int(env, "WVO_VERIFY_MEMORY_MB", 2048, minimum=16) or 2048,
         )

@@ -5,6 +5,7 @@ WvoError
 ├── NotFound             no such task / checkpoint
 ├── IllegalTransition    the state machine refuses the move
 ├── LeaseLost            the caller no longer holds the task
+├── VerificationFailed   the task's verify_command did not pass: `done` refused
 ├── Conflict             an optimistic write met a newer version
 ├── Busy                 the database stayed locked past the retry deadline
 └── SchemaTooNew         the database was written by a newer wvo-mcp
@@ -32,6 +33,10 @@ class IllegalTransition(WvoError):
 
 class LeaseLost(WvoError):
     """The lease on this task is no longer yours."""
+
+
+class VerificationFailed(WvoError):
+    """The task's verify_command did not pass in the sandbox; the task stays in progress."""
 
 
 class Conflict(WvoError):

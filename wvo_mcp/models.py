@@ -37,6 +37,13 @@ StatusName = Literal[
 ]
 
 MAX_METADATA_BYTES = 16_384
+VerifyCommand = (
+    Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+    | Annotated[
+        list[Annotated[str, StringConstraints(min_length=1, max_length=4000)]],
+        Field(min_length=1, max_length=200),
+    ]
+)
 
 
 class TaskSpec(BaseModel):
@@ -62,6 +69,11 @@ class TaskSpec(BaseModel):
     requires_approval: bool = False
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
     metadata: dict[str, Any] = Field(default_factory=dict)
+    verify_command: VerifyCommand | None = Field(
+        None,
+        description="Must exit 0 in the sandbox, in the workspace, before `done` is accepted: "
+        "an argv list, or a string run by /bin/sh -c",
+    )
 
     @field_validator("metadata")
     @classmethod
@@ -119,6 +131,7 @@ class Checkpoint(BaseModel):
     created_at: str
     git_head: str | None = None
     git_ref: str | None = Field(None, description="Snapshot of the working tree at the time")
+    sandbox_run: str | None = Field(None, description="The sandbox run attached to it")
 
 
 class Event(BaseModel):
@@ -151,6 +164,7 @@ class TaskDetail(TaskSummary):
     lease_expires_at: str | None = None
     lease_epoch: int
     metadata: dict[str, Any]
+    verify_command: str | list[str] | None = None
     created_at: str
     updated_at: str
     completed_at: str | None = None

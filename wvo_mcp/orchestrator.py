@@ -1,15 +1,17 @@
 """The orchestrator: every behaviour the MCP tools and the CLI offer, one await each."""
 
+import shlex
 from collections.abc import Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any, Literal
 
 import anyio
 
-from wvo_mcp import gitsnap, timeutil
+from wvo_mcp import gitsnap, sandbox, timeutil
 from wvo_mcp import providers as provider_config
 from wvo_mcp.config import Settings
-from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.errors import ValidationFailed, VerificationFailed
 from wvo_mcp.models import (
     AgentIdentity,
     Checkpoint,
@@ -24,6 +26,7 @@ from wvo_mcp.models import (
     PlanNextResult,
     ProviderStatusReport,
     RouteDecision,
+    SandboxResult,
     StatusReport,
     TaskDetail,
     TaskPage,
@@ -36,6 +39,19 @@ from wvo_mcp.routing import Outcome
 from wvo_mcp.services import context, health, leases, reports, routes, scheduler, tasks
 from wvo_mcp.store import Database
 from wvo_mcp.transitions import Status
+
+
+def sandbox_summary(command: str | list[str], result: SandboxResult) -> str:
+    """One line about a sandbox run, for events and checkpoints."""
+    shown = command if isinstance(command, str) else shlex.join(command)
+    if len(shown) > 200:
+        shown = shown[:197] + "..."
+    outcome = (
+        f"exit {result.exit_code}"
+        if result.exit_code is not None
+        else f"killed: {result.killed_reason or 'unknown'}"
+    )
+    return f"`{shown}`: {outcome} in {result.duration_s:.1f} s ({result.backend} sandbox)"
 
 
 class Orchestrator:
@@ -198,6 +214,7 @@ class Orchestrator:
         progress: int | None = None,
         files: Sequence[str] = (),
         git_snapshot: bool = False,
+        attach_sandbox_run: bool = False,
     ) -> CheckpointResult:
         # The snapshot is taken before the transaction (git can take seconds; the write lock
         # must not wait on it); the ref is set after commit, once the sequence is known.
@@ -219,6 +236,7 @@ class Orchestrator:
                 files=files,
                 now=timeutil.now(),
                 snapshot=snap,
+                attach_sandbox_run=attach_sandbox_run,
             )
         )
         if snap is not None and result.git_ref is not None:
@@ -236,7 +254,21 @@ class Orchestrator:
         reason: str | None = None,
         *,
         by_person: bool = False,
+        skip_verify: bool = False,
     ) -> UpdateResult:
+        """Move a task; `done` first runs the task's verify_command in the sandbox (outside
+        any transaction: it can take minutes) unless a person skips it."""
+        verified = skipped_by = None
+        if status is Status.DONE:
+            command = await self.db.read(
+                partial(
+                    leases.verification_needed, task_id=task_id, token=token, by_person=by_person
+                )
+            )
+            if command is not None and skip_verify:
+                skipped_by = actor
+            elif command is not None:
+                verified = await self._verify(task_id, command)
         return await self.db.write(
             partial(
                 leases.update_status,
@@ -248,8 +280,91 @@ class Orchestrator:
                 reason=reason,
                 now=timeutil.now(),
                 by_person=by_person,
+                verified=verified,
+                skipped_by=skipped_by,
             )
         )
+
+    async def _verify(self, task_id: str, command: str | list[str]) -> str:
+        """Run the gate; the passing run's summary, else VerificationFailed with the tails."""
+        result = await self._sandbox(
+            sandbox.Request(
+                command=command,
+                workspace=self.settings.workspace_root,
+                timeout_s=self.settings.verify_timeout_seconds,
+                memory_mb=self.settings.verify_memory_mb,
+            )
+        )
+        summary = sandbox_summary(command, result)
+        if result.exit_code != 0:
+            raise VerificationFailed(
+                f"task {task_id!r} is not done: its verify_command failed ({summary}). It "
+                "stays in_progress with you: fix the work, then call plan_update(status="
+                f"'done') again.\n--- stdout (tail) ---\n{result.stdout_tail}"
+                f"\n--- stderr (tail) ---\n{result.stderr_tail}"
+            )
+        return summary
+
+    async def _sandbox(self, request: "sandbox.Request") -> SandboxResult:
+        return await anyio.to_thread.run_sync(sandbox.run, request, self.settings)
+
+    async def sandbox_run(
+        self,
+        command: str | list[str],
+        agent_id: str,
+        *,
+        workspace: str | None = None,
+        timeout_s: float = 30.0,
+        memory_mb: int = 512,
+        cpus: float = 1.0,
+        network: bool = False,
+        env: dict[str, str] | None = None,
+        task_id: str | None = None,
+        lease_token: str | None = None,
+    ) -> SandboxResult:
+        """Run a command isolated; with a task and its lease, the run is recorded on it."""
+        if (task_id is None) != (lease_token is None):
+            raise ValidationFailed(
+                "pass task_id and lease_token together (to record the run on your task), or neither"
+            )
+        if task_id is not None and lease_token is not None:
+            await self.db.read(partial(leases.holding, task_id=task_id, token=lease_token))
+        request = sandbox.Request(
+            command=command,
+            workspace=self._workspace(workspace),
+            timeout_s=timeout_s,
+            memory_mb=memory_mb,
+            cpus=cpus,
+            network=network,
+            env=env or {},
+        )
+        result = await self._sandbox(request)
+        if task_id is not None and lease_token is not None:
+            await self.db.write(
+                partial(
+                    leases.record_run,
+                    task_id=task_id,
+                    token=lease_token,
+                    agent_id=agent_id,
+                    summary=sandbox_summary(command, result),
+                    now=timeutil.now(),
+                )
+            )
+        return result
+
+    def _workspace(self, given: str | None) -> Path:
+        """The workspace root or a folder inside it: the only host path a run may write."""
+        root = self.settings.workspace_root.resolve()
+        if given is None:
+            return root
+        path = Path(given)
+        chosen = (path if path.is_absolute() else root / path).resolve()
+        if chosen != root and root not in chosen.parents:
+            raise ValidationFailed(
+                f"workspace {given!r} is outside the workspace root {root} "
+                "(WVO_WORKSPACE_ROOT); pass a folder inside it, or omit workspace"
+            )
+        return chosen
 
     async def requeue(self, task_id: str, actor: str, reason: str | None = None) -> UpdateResult:
         """A person's re-queue: a dead letter (or cancelled/blocked task) back to pending."""

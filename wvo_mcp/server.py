@@ -34,6 +34,7 @@ from wvo_mcp.models import (
     PlanNextResult,
     ProviderStatusReport,
     RouteDecision,
+    SandboxResult,
     SectionName,
     StatusName,
     TaskDetail,
@@ -42,6 +43,7 @@ from wvo_mcp.models import (
     TaskSpec,
     UpdateResult,
     UsageResult,
+    VerifyCommand,
 )
 from wvo_mcp.monitor import HealthMonitor
 from wvo_mcp.orchestrator import Orchestrator
@@ -57,6 +59,10 @@ R = TypeVar("R")
 LeaseToken = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 ProviderName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+EnvVars = Annotated[
+    dict[str, Annotated[str, StringConstraints(max_length=4000)]],
+    Field(max_length=50, description="Variables for the command; nothing else is inherited"),
+]
 LeaseSeconds = Annotated[int, Field(ge=1, le=86_400, description="Lease length, 1 s to 1 day")]
 Text = Annotated[str, StringConstraints(max_length=4000)]
 
@@ -330,11 +336,13 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
             list[Annotated[str, StringConstraints(max_length=500)]], Field(max_length=200)
         ] = [],  # noqa: B006 - pydantic copies defaults
         git_snapshot: bool = False,
+        attach_sandbox_run: bool = False,
     ) -> CheckpointResult:
         """Record progress and renew the lease; whoever holds the task next receives it.
         git_snapshot=true also records HEAD and a snapshot commit of the working tree
         (untracked files included) under refs/wvo/checkpoints/, leaving the working tree,
-        index and branches alone."""
+        index and branches alone. attach_sandbox_run=true attaches your latest sandbox_run
+        on this task (its command, exit code, duration) for whoever holds the task next."""
         return await orchestrator(ctx).checkpoint(
             task_id,
             lease_token,
@@ -344,6 +352,7 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
             progress,
             files,
             git_snapshot,
+            attach_sandbox_run,
         )
 
     @server.tool(annotations=WRITES)
@@ -392,6 +401,39 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         """Read the shared project context: every section, one section, or an earlier
         version of one section."""
         return await orchestrator(ctx).context_read(section, version)
+
+    @server.tool(annotations=WRITES)
+    @traced
+    async def sandbox_run(
+        command: Annotated[VerifyCommand, Field(description="argv list, or a /bin/sh -c string")],
+        ctx: Context,
+        workspace: Annotated[str, StringConstraints(min_length=1, max_length=1000)] | None = None,
+        timeout_s: Annotated[float, Field(ge=0.1, le=3600)] = 30.0,
+        memory_mb: Annotated[int, Field(ge=16, le=65_536)] = 512,
+        cpus: Annotated[float, Field(ge=0.1, le=64)] = 1.0,
+        network: bool = False,
+        env: EnvVars = {},  # noqa: B006 - pydantic copies defaults
+        task_id: TaskId | None = None,
+        lease_token: LeaseToken | None = None,
+        agent_id: AgentId | None = None,
+    ) -> SandboxResult:
+        """Run a build or test command isolated: only the workspace (default
+        WVO_WORKSPACE_ROOT, or a folder in it) is writable, no network unless asked, a clean
+        environment (pass what it needs in env), memory/CPU/time limits, and the whole
+        process tree killed at the timeout. Output is capped to its tail. With task_id and
+        lease_token the run is recorded on your task (checkpoint can attach it)."""
+        return await orchestrator(ctx).sandbox_run(
+            command,
+            agent(ctx, agent_id),
+            workspace=workspace,
+            timeout_s=timeout_s,
+            memory_mb=memory_mb,
+            cpus=cpus,
+            network=network,
+            env=env,
+            task_id=task_id,
+            lease_token=lease_token,
+        )
 
     @server.tool(annotations=READ_ONLY)
     @traced

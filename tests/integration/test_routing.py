@@ -319,3 +319,20 @@ async def test_the_health_monitor_reports_budgets_and_breakers(routed_state: Pat
         full = await agent.call("health_report", full=True)
         alpha = next(p for p in full["observation"]["providers"] if p["name"] == "alpha")
         assert alpha["hour_share"] == pytest.approx(0.82)
+
+
+async def test_a_tier_finds_its_work_however_deep_it_ranks(routed_state: Path) -> None:
+    easy = [
+        {"id": f"E{i:04d}", "title": "easy and valuable", "complexity": 1, "business_value": 20}
+        for i in range(1500)
+    ]
+    hard = [
+        {"id": f"H{i}", "title": "hard and late", "complexity": 9, "business_value": 1}
+        for i in range(3)
+    ]
+    async with connect(routed_state, **ENV) as agent:
+        await agent.call("task_create", tasks=[*easy, *hard])
+        planned = await agent.call("plan_next", agent_id="l", limit=10, **BIG)
+        assert [t["id"] for t in planned["tasks"]] == ["H0", "H1", "H2"]
+        claim = await agent.call("claim_task", agent_id="l", **BIG)
+        assert claim["claimed"] and claim["task"]["id"] == "H0"

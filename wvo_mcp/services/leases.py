@@ -10,7 +10,7 @@ from wvo_mcp.config import Settings
 from wvo_mcp.errors import IllegalTransition, LeaseLost, NotFound, ValidationFailed
 from wvo_mcp.gitsnap import Snapshot
 from wvo_mcp.models import CheckpointResult, LeaseResult, UpdateResult
-from wvo_mcp.services import routes
+from wvo_mcp.services import routes, rows
 from wvo_mcp.services.tasks import record_event
 from wvo_mcp.store import Tx
 from wvo_mcp.transitions import Status, check_transition
@@ -82,9 +82,18 @@ def checkpoint(
     files: Sequence[str],
     now: datetime,
     snapshot: Snapshot | None = None,
+    attach_sandbox_run: bool = False,
 ) -> CheckpointResult:
     row = _held(tx, task_id, token, waiting_ok=True)
     stamp = timeutil.to_text(now)
+    run = None
+    if attach_sandbox_run:
+        run = tx.value("last_sandbox_run", (task_id, row["lease_epoch"]))
+        if run is None:
+            raise ValidationFailed(
+                f"no sandbox run is recorded on task {task_id!r} under your lease: call "
+                "sandbox_run with task_id and lease_token first, or leave attach_sandbox_run off"
+            )
     waiting = row["status"] == Status.AWAITING_APPROVAL
     expires = None if waiting else timeutil.after(now, row["lease_seconds"])
     seq = tx.value("next_checkpoint_seq", (task_id,))
@@ -104,6 +113,7 @@ def checkpoint(
             None if snapshot is None else snapshot.head,
             None if snapshot is None else snapshot.commit,
             ref,
+            run,
         ),
     )
     if not waiting:
@@ -189,7 +199,11 @@ def update_status(
     now: datetime,
     *,
     by_person: bool = False,
+    verified: str | None = None,
+    skipped_by: str | None = None,
 ) -> UpdateResult:
+    """`verified`: the summary of the passing verify_command run; `skipped_by`: the person
+    who bypassed the gate. Either is recorded as an event with the move."""
     row = _task(tx, task_id)
     current = Status(row["status"])
     if token is not None and token != row["lease_token"]:
@@ -240,6 +254,16 @@ def update_status(
             "now": stamp,
         },
     )
+    if verified is not None or skipped_by is not None:
+        record_event(
+            tx,
+            task_id,
+            at=stamp,
+            actor=actor if verified is not None else str(skipped_by),
+            kind="verified" if verified is not None else "verification_skipped",
+            reason=verified or "verify_command bypassed by a person",
+            lease_epoch=epoch,
+        )
     record_event(
         tx,
         task_id,
@@ -272,6 +296,46 @@ def update_status(
         not_before=not_before,
         unblocked=unblocked,
         message=message,
+    )
+
+
+def verification_needed(
+    tx: Tx, task_id: str, token: str | None, *, by_person: bool
+) -> str | list[str] | None:
+    """The verify_command to run before `done`, checked before the sandbox is started: a
+    stale holder is refused at once. None when there is nothing to verify, or when the
+    move itself will be refused (update_status then says why)."""
+    row = _task(tx, task_id)
+    if token is not None and token != row["lease_token"]:
+        raise lease_lost(row)
+    current = Status(row["status"])
+    if current is Status.IN_PROGRESS and token is None and not by_person:
+        return None
+    try:
+        check_transition(current, Status.DONE)
+    except IllegalTransition:
+        return None
+    return rows.verify_command(row)
+
+
+def holding(tx: Tx, task_id: str, token: str) -> None:
+    """Refuse (LeaseLost) unless `token` is the task's current lease."""
+    _held(tx, task_id, token)
+
+
+def record_run(
+    tx: Tx, task_id: str, token: str, agent_id: str, summary: str, now: datetime
+) -> None:
+    """A holder's sandbox run, as an event on its task (checkpoint can attach it)."""
+    row = _held(tx, task_id, token)
+    record_event(
+        tx,
+        task_id,
+        at=timeutil.to_text(now),
+        actor=agent_id,
+        kind="sandbox_run",
+        reason=summary,
+        lease_epoch=row["lease_epoch"],
     )
 
 

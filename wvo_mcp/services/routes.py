@@ -81,24 +81,44 @@ class Router:
         self.providers = providers
         self.now = now
         self._usage: dict[str, routing.Usage] | None = None
+        self._decided: dict[
+            tuple[int, routing.Estimate, routing.Escalation | None], routing.Decision
+        ] = {}
 
     def decide(self, row: sqlite3.Row) -> routing.Decision:
-        if self._usage is None:
-            self._usage = usage_now(self.tx, self.providers, self.now)
         metadata = row["metadata"]
         # Only a task that carries its own estimate needs its metadata parsed.
         given = json.loads(metadata) if "estimated_tokens" in metadata else {}
         failed_on = None
         if row["failed_provider"] is not None and row["failed_tier"] is not None:
             failed_on = routing.Escalation(row["failed_provider"], row["failed_tier"])
-        return routing.route(
-            row["complexity"],
-            self.providers.estimate(row["complexity"], given),
-            self.providers.providers,
-            self._usage,
-            self.now,
-            failed_on,
+        return self._decide(
+            row["complexity"], self.providers.estimate(row["complexity"], given), failed_on
         )
+
+    def _decide(
+        self, complexity: int, needs: routing.Estimate, failed_on: routing.Escalation | None
+    ) -> routing.Decision:
+        # Within one transaction the same inputs route the same way: decide each once.
+        key = (complexity, needs, failed_on)
+        found = self._decided.get(key)
+        if found is None:
+            if self._usage is None:
+                self._usage = usage_now(self.tx, self.providers, self.now)
+            found = routing.route(
+                complexity, needs, self.providers.providers, self._usage, self.now, failed_on
+            )
+            self._decided[key] = found
+        return found
+
+    def complexities_for(self, identity: "Identity") -> list[int]:
+        """The complexities whose tasks (with no estimate or failure of their own) routing
+        sends to this tier now."""
+        return [
+            c
+            for c in range(1, 11)
+            if fits(self._decide(c, self.providers.estimate(c, {}), None), identity)
+        ]
 
 
 def fits(decision: routing.Decision, identity: Identity) -> bool:
@@ -147,12 +167,13 @@ def identity(
             "pass both provider and model (e.g. provider='codex', model='gpt-5-codex'), or "
             "neither; `provider_status` lists them"
         )
+    row = tx.one("agent_identity", (agent_id,))
     if provider is not None and model is not None:
         found = Identity(*providers.resolve(provider, model))
-        if remember:
+        known = row is not None and (row["provider"], row["model"]) == (provider, model)
+        if remember and not known:
             tx.run("set_agent_identity", (agent_id, provider, model, timeutil.to_text(now)))
         return found
-    row = tx.one("agent_identity", (agent_id,))
     if row is not None and row["provider"] is not None and row["model"] is not None:
         return Identity(*providers.resolve(row["provider"], row["model"]))
     if settings.agent_provider is not None and settings.agent_model is not None:

@@ -101,6 +101,7 @@ def checkpoint(row: sqlite3.Row | None) -> Checkpoint | None:
         created_at=row["created_at"],
         git_head=row["git_head"],
         git_ref=row["git_ref"],
+        sandbox_run=row["sandbox_run"],
     )
 
 
@@ -136,4 +137,12 @@ def roadmap_entry(row: sqlite3.Row) -> dict[str, object]:
     metadata = json.loads(row["metadata"])
     if metadata:
         entry["metadata"] = metadata
+    if row["verify_command"] is not None:
+        entry["verify_command"] = verify_command(row)
     return entry
+
+
+def verify_command(row: sqlite3.Row) -> str | list[str] | None:
+    raw = row["verify_command"]
+    command: str | list[str] | None = None if raw is None else json.loads(raw)
+    return command

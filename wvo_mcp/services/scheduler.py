@@ -77,9 +77,11 @@ def _rank(row: sqlite3.Row) -> tuple[float, str, str]:
 
 def _ranked_ready(tx: Tx, epic_id: str | None, stamp: str) -> Iterator[sqlite3.Row]:
     if epic_id is None:
-        found = tx.iter("ready_ranked", ())
-    else:
-        found = tx.iter("ready_ranked_in_epic", (epic_id,))
+        return _past_back_off(tx.iter("ready_ranked", ()), stamp)
+    return _past_back_off(tx.iter("ready_ranked_in_epic", (epic_id,)), stamp)
+
+
+def _past_back_off(found: Iterator[sqlite3.Row], stamp: str) -> Iterator[sqlite3.Row]:
     for row in found:
         if row["not_before"] is None or row["not_before"] <= stamp:
             yield row
@@ -113,10 +115,13 @@ def plan_next(
         ident = routes.identity(
             tx, settings, providers, agent_id, provider, model, now, remember=False
         )
-    found = claimable(tx, stamp, epic_id)
     if ident is not None:
         assert providers is not None
-        found = _routed_to(found, routes.Router(tx, providers, now), ident)
+        found = _routed_to(tx, routes.Router(tx, providers, now), ident, stamp)
+        if epic_id is not None:
+            found = (row for row in found if row["epic_id"] == epic_id)
+    else:
+        found = claimable(tx, stamp, epic_id)
     ranked = [rows.ranked(row) for row in islice(found, limit)]
     return PlanNextResult(
         agent_id=agent_id,
@@ -126,15 +131,26 @@ def plan_next(
     )
 
 
-# How far down the ranked queue a tier's claim looks for work routed to it.
+# How many candidates a tier's claim looks at before it says nothing routes to it.
 ROUTE_SCAN = 1000
 
 
 def _routed_to(
-    found: Iterator[sqlite3.Row], router: routes.Router, ident: routes.Identity
+    tx: Tx, router: routes.Router, ident: routes.Identity, stamp: str
 ) -> Iterator[sqlite3.Row]:
-    for row in islice(found, ROUTE_SCAN):
-        if routes.fits(router.decide(row), ident):
+    """Claimable tasks routing sends to this tier, best first. Only the ready tasks of the
+    complexities that route there are read (one index range each), plus those whose route
+    is their own and expired leases; each is then decided in full."""
+    streams = [
+        _past_back_off(tx.iter("ready_ranked_with_complexity", (c,)), stamp)
+        for c in router.complexities_for(ident)
+    ]
+    streams.append(_past_back_off(tx.iter("ready_ranked_routed_alone", ()), stamp))
+    streams.append(tx.iter("expired_leases", (stamp,)))
+    seen: set[str] = set()
+    for row in islice(heapq.merge(*streams, key=_rank), ROUTE_SCAN):
+        if row["id"] not in seen and routes.fits(router.decide(row), ident):
+            seen.add(row["id"])
             yield row
 
 
@@ -235,9 +251,9 @@ def claim(
                     return refused("task_not_ready", _routed_elsewhere(row["id"], decision, ident))
             chosen = row
         else:
-            open_to_all = (r for r in claimable(tx, stamp) if not epic_full(r))
             if ident is not None and router is not None:
-                best = next(_routed_to(open_to_all, router, ident), None)
+                mine = (r for r in _routed_to(tx, router, ident, stamp) if not epic_full(r))
+                best = next(mine, None)
                 if best is None and (top := next(claimable(tx, stamp), None)) is not None:
                     return refused(
                         "no_task_for_tier",
@@ -245,7 +261,7 @@ def claim(
                         + _routed_elsewhere(top["id"], router.decide(top), ident),
                     )
             else:
-                best = next(open_to_all, None)
+                best = next((r for r in claimable(tx, stamp) if not epic_full(r)), None)
             if best is None:
                 if any(epic_full(r) for r in claimable(tx, stamp)):
                     return refused(

@@ -136,6 +136,9 @@ def create_tasks(tx: Tx, specs: Sequence[TaskSpec], actor: str, now: datetime) -
                 "effective_time_criticality": parts.time_criticality,
                 "wsjf_score": parts.score,
                 "metadata": json.dumps(spec.metadata) if spec.metadata else "{}",
+                "verify_command": None
+                if spec.verify_command is None
+                else json.dumps(spec.verify_command),
                 "now": stamp,
             }
         )
@@ -194,6 +197,7 @@ def detail(tx: Tx, row: sqlite3.Row) -> TaskDetail:
         lease_expires_at=row["lease_expires_at"],
         lease_epoch=row["lease_epoch"],
         metadata=json.loads(row["metadata"]),
+        verify_command=rows.verify_command(row),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         completed_at=row["completed_at"],

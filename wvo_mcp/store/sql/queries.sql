@@ -13,12 +13,12 @@ INSERT INTO tasks (
     id, title, description, epic_id, milestone_id, status, complexity, business_value,
     time_criticality, risk_reduction, job_size, due_at, tags, requires_approval, max_attempts,
     unmet_dependencies, dependents, effective_time_criticality, wsjf_score, metadata,
-    created_at, updated_at
+    verify_command, created_at, updated_at
 ) VALUES (
     :id, :title, :description, :epic_id, :milestone_id, :status, :complexity, :business_value,
     :time_criticality, :risk_reduction, :job_size, :due_at, :tags, :requires_approval,
     :max_attempts, :unmet_dependencies, :dependents, :effective_time_criticality, :wsjf_score,
-    :metadata, :now, :now
+    :metadata, :verify_command, :now, :now
 );
 
 -- name: insert_dependency
@@ -150,8 +150,13 @@ SELECT coalesce(max(seq), 0) + 1 FROM checkpoints WHERE task_id = ?;
 
 -- name: insert_checkpoint
 INSERT INTO checkpoints (task_id, seq, agent_id, lease_epoch, summary, next_steps, progress,
-    files, created_at, git_head, git_commit, git_ref)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+    files, created_at, git_head, git_commit, git_ref, sandbox_run)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: last_sandbox_run
+-- The latest sandbox run recorded on a task during one grant.
+SELECT reason FROM task_events INDEXED BY task_events_by_task
+WHERE task_id = ? AND kind = 'sandbox_run' AND lease_epoch = ? ORDER BY id DESC LIMIT 1;
 
 -- name: checkpoints_of
 SELECT * FROM checkpoints WHERE task_id = ? ORDER BY seq;
@@ -446,3 +451,16 @@ SELECT provider, model FROM agents WHERE id = ?;
 INSERT INTO agents (id, provider, model, first_seen_at, last_seen_at) VALUES (?1, ?2, ?3, ?4, ?4)
 ON CONFLICT (id) DO UPDATE SET provider = excluded.provider, model = excluded.model,
     last_seen_at = excluded.last_seen_at;
+
+-- name: ready_ranked_with_complexity
+-- The ready queue of one complexity, in WSJF order.
+SELECT * FROM tasks INDEXED BY tasks_ready_by_complexity
+WHERE status = 'pending' AND unmet_dependencies = 0 AND complexity = ?
+ORDER BY wsjf_score DESC, created_at, id;
+
+-- name: ready_ranked_routed_alone
+-- Ready tasks whose route depends on more than their complexity, in WSJF order.
+SELECT * FROM tasks INDEXED BY tasks_ready_routed_alone
+WHERE status = 'pending' AND unmet_dependencies = 0
+    AND (failed_provider IS NOT NULL OR instr(metadata, 'estimated_tokens') > 0)
+ORDER BY wsjf_score DESC, created_at, id;
