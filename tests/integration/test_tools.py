@@ -26,6 +26,7 @@ TOOLS = {
     "route_task",
     "record_usage",
     "provider_status",
+    "sandbox_run",
 }
 READ_ONLY_TOOLS = {
     "task_get",
