@@ -24,230 +24,54 @@ import argparse
 import contextlib
 import functools
 import gc
-import hashlib
 import json
 import math
 import os
-import platform
 import random
-import shutil
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
-import textwrap
 import time
-import traceback
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import anyio
-import anyio.to_thread
 from mcp import Client
-from mcp.client.session import ClientSession
-from mcp.client.stdio import StdioServerParameters, get_default_environment, stdio_client
+from mcp.client.stdio import get_default_environment
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib
+from benchlib import (
+    CHAIN_LENGTH,
+    INITIALIZE,
+    SERVER_ARGS,
+    BenchError,
+    Measure,
+    Report,
+    build_db,
+    call,
+    chain_db,
+    chain_task,
+    connect,
+    copy_state,
+    independent_task,
+    lease_update,
+    log,
+    server_env,
+    server_pid,
+    size_label,
+    summary,
+    timed,
+    unchecked,
+)
 
 from wvo_mcp.config import Settings
 from wvo_mcp.models import TaskSpec
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.store.sql import migrations
-from wvo_mcp.transitions import Status
-
-GENERATOR_VERSION = 1  # bump when the generated task graphs change, to invalidate the cache
-CHAIN_LENGTH = 100  # tasks per dependency chain: only chain heads are ready (1% of the total)
-BUILD_BATCH = 10_000  # tasks per create_tasks call when building databases
-BLOCK = 50  # calls per block when a figure and its floor are measured alternately
-SERVER_ARGS = ["-m", "wvo_mcp", "serve"]
-CLIENT_NAME_IN_AGENT_ID = "mcp"  # the SDK's default clientInfo name
-
-NOOP_SERVER = '''\
-"""Floor for the benchmark: an MCP server whose only tool does nothing."""
-from mcp.server import MCPServer
-
-server = MCPServer("noop")
-
-
-@server.tool()
-async def noop() -> dict:
-    return {}
-
-
-if __name__ == "__main__":
-    server.run()
-'''
-
-INITIALIZE = (
-    json.dumps(
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "bench", "version": "0"},
-            },
-        }
-    )
-    + "\n"
-).encode()
-
-_T0 = time.monotonic()
-
-
-def log(message: str) -> None:
-    print(f"[{time.monotonic() - _T0:7.1f}s] {message}", file=sys.stderr, flush=True)
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not take a measurement (as opposed to a target being missed)."""
-
-
-class ClientCheck:
-    """Switch for the SDK client's check of every structured tool result against the tool's
-    outputSchema (ClientSession.validate_tool_result: jsonschema, pure Python). The rows
-    marked "check skipped" turn it off around one call, to size its share of the live path;
-    everything else runs with it on, as any client of the SDK does."""
-
-    enabled = True
-
-
-_validate_tool_result = ClientSession.validate_tool_result
-
-
-async def _validate_tool_result_unless_skipped(self: ClientSession, name: str, result: Any) -> None:
-    if ClientCheck.enabled:
-        await _validate_tool_result(self, name, result)
-
-
-ClientSession.validate_tool_result = _validate_tool_result_unless_skipped  # type: ignore[method-assign]
-
-
-async def unchecked(call: Callable[[], Awaitable[float]]) -> float:
-    ClientCheck.enabled = False
-    try:
-        return await call()
-    finally:
-        ClientCheck.enabled = True
-
-
-# --------------------------------------------------------------------------- statistics
-
-
-def summary(samples: Sequence[float]) -> dict[str, float]:
-    """Milliseconds summary of samples given in seconds."""
-    if not samples:
-        raise BenchError("no samples")
-    ms = sorted(s * 1000 for s in samples)
-
-    def rank(q: float) -> float:
-        return ms[min(len(ms) - 1, max(0, math.ceil(q * len(ms)) - 1))]
-
-    return {
-        "n": len(ms),
-        "p50": statistics.median(ms),
-        "p90": rank(0.90),
-        "p99": rank(0.99),
-        "max": ms[-1],
-        "mean": statistics.fmean(ms),
-    }
-
-
-@dataclass
-class Row:
-    metric: str
-    value: float
-    unit: str
-    target: str = ""
-    ratio: float | None = None
-    passed: bool | None = None  # None: informational, no target
-    note: str = ""
-
-    @property
-    def verdict(self) -> str:
-        return "info" if self.passed is None else ("PASS" if self.passed else "FAIL")
-
-
-@dataclass
-class Report:
-    rows: list[Row] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def info(
-        self, metric: str, value: float, unit: str, note: str = "", ratio: float | None = None
-    ) -> None:
-        self.rows.append(Row(metric, value, unit, ratio=ratio, note=note))
-
-    def at_most(
-        self,
-        metric: str,
-        value: float,
-        unit: str,
-        base: float,
-        limit: float,
-        target: str,
-        note: str = "",
-    ) -> None:
-        """A target of the form value <= limit x base (ratio = value / base)."""
-        ratio = value / base
-        self.rows.append(Row(metric, value, unit, target, ratio, ratio <= limit, note))
-
-    def at_least(
-        self,
-        metric: str,
-        value: float,
-        unit: str,
-        base: float,
-        limit: float,
-        target: str,
-        note: str = "",
-    ) -> None:
-        ratio = value / base
-        self.rows.append(Row(metric, value, unit, target, ratio, ratio >= limit, note))
-
-    def absolute(
-        self, metric: str, value: float, unit: str, passed: bool, target: str, note: str = ""
-    ) -> None:
-        self.rows.append(Row(metric, value, unit, target, None, passed, note))
-
-    def table(self) -> str:
-        header = ["metric", "value", "target", "ratio", "result"]
-        cells = [header]
-        for row in self.rows:
-            cells.append(
-                [
-                    row.metric,
-                    f"{_fmt(row.value)} {row.unit}".strip(),
-                    row.target,
-                    "" if row.ratio is None else f"{row.ratio:.2f}x",
-                    row.verdict,
-                ]
-            )
-        widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-        lines = []
-        for index, r in enumerate(cells):
-            lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-            if index == 0:
-                lines.append("  ".join("-" * w for w in widths))
-        notes = [f"  {row.metric}: {row.note}" for row in self.rows if row.note]
-        if notes:
-            lines += ["", "notes:", *notes]
-        return "\n".join(lines)
-
-
-def _fmt(value: float) -> str:
-    if value == int(value) and abs(value) >= 100:
-        return f"{int(value)}"
-    if abs(value) >= 100:
-        return f"{value:.0f}"
-    if abs(value) >= 10:
-        return f"{value:.1f}"
-    return f"{value:.3f}" if abs(value) < 1 else f"{value:.2f}"
-
 
 # --------------------------------------------------------------------------- task graphs
 
@@ -265,43 +89,6 @@ def parse_size(text: str) -> int:
     return value
 
 
-def size_label(n: int) -> str:
-    if n >= 1_000_000 and n % 1_000_000 == 0:
-        return f"{n // 1_000_000}M"
-    if n >= 1_000 and n % 1_000 == 0:
-        return f"{n // 1_000}k"
-    return str(n)
-
-
-def chain_task(index: int, rng: random.Random) -> dict[str, Any]:
-    """Task `index` of a graph made of chains of CHAIN_LENGTH: each waits on its predecessor."""
-    chain, pos = divmod(index, CHAIN_LENGTH)
-    task: dict[str, Any] = {
-        "id": f"c{chain:06d}.{pos:03d}",
-        "title": f"Chain {chain} step {pos}",
-        "epic_id": f"epic-{chain % 50:02d}",
-        "complexity": rng.randint(1, 10),
-        "business_value": rng.randint(1, 20),
-        "time_criticality": rng.randint(1, 20),
-        "risk_reduction": rng.randint(1, 20),
-    }
-    if pos:
-        task["depends_on"] = [f"c{chain:06d}.{pos - 1:03d}"]
-    return task
-
-
-def independent_task(index: int, rng: random.Random) -> dict[str, Any]:
-    return {
-        "id": f"t{index:07d}",
-        "title": f"Independent task {index}",
-        "epic_id": f"epic-{index % 20:02d}",
-        "complexity": rng.randint(1, 10),
-        "business_value": rng.randint(1, 20),
-        "time_criticality": rng.randint(1, 20),
-        "risk_reduction": rng.randint(1, 20),
-    }
-
-
 def roadmap_yaml(tasks: Sequence[dict[str, Any]]) -> str:
     """Roadmap YAML written by hand (yaml.safe_dump of 100k entries is itself slow)."""
     out = ["version: 1", "tasks:"]
@@ -316,94 +103,7 @@ def roadmap_yaml(tasks: Sequence[dict[str, Any]]) -> str:
     return "\n".join(out) + "\n"
 
 
-async def build_db(
-    state_root: Path,
-    total: int,
-    make: Callable[[int, random.Random], dict[str, Any]],
-    batch: int = BUILD_BATCH,
-) -> None:
-    """Create `total` tasks with wvo_mcp itself, in batches (chains never cross a batch)."""
-    rng = random.Random(total)
-    orchestrator = await Orchestrator.open(Settings(state_root=state_root))
-    try:
-        started = time.perf_counter()
-        for start in range(0, total, batch):
-            count = min(batch, total - start)
-            specs = [TaskSpec.model_validate(make(i, rng)) for i in range(start, start + count)]
-            await orchestrator.create_tasks(specs, actor="bench")
-            done = start + count
-            if total >= 100_000 and (done % (10 * batch) == 0 or done == total):
-                rate = done / (time.perf_counter() - started)
-                log(f"  built {done:,}/{total:,} tasks ({rate:,.0f} tasks/s)")
-    finally:
-        await orchestrator.close()
-
-
-def schema_fingerprint() -> str:
-    digest = hashlib.sha256(f"generator {GENERATOR_VERSION}".encode())
-    for version, name, script in migrations():
-        digest.update(f"{version} {name}\n{script}".encode())
-    return digest.hexdigest()[:10]
-
-
-async def chain_db(cache: Path, total: int) -> Path:
-    """State root of a cached chain-graph database of `total` tasks, built if missing."""
-    root = cache / f"chains-{size_label(total)}-{schema_fingerprint()}"
-    if (root / "orchestrator.db").exists():
-        log(f"using cached {size_label(total)}-task database {root}")
-        return root
-    building = cache / f"{root.name}.building-{os.getpid()}"
-    shutil.rmtree(building, ignore_errors=True)
-    log(f"building {size_label(total)}-task database ({CHAIN_LENGTH}-task chains) in {root}")
-    started = time.perf_counter()
-    await build_db(building, total, chain_task)
-    log(f"  built in {time.perf_counter() - started:.1f} s")
-    building.rename(root)
-    return root
-
-
-def copy_state(source: Path, target: Path) -> Path:
-    """A private copy of a state folder (the database is closed, so one file)."""
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source / "orchestrator.db", target / "orchestrator.db")
-    return target
-
-
-# --------------------------------------------------------------------------- stdio clients
-
-
-@contextlib.asynccontextmanager
-async def connect(args: list[str], env: dict[str, str], errlog: TextIO) -> AsyncIterator[Client]:
-    params = StdioServerParameters(command=sys.executable, args=args, env=env)
-    transport = stdio_client(params, errlog=errlog)
-    async with Client(transport, mode="legacy", read_timeout_seconds=60) as client:
-        yield client
-
-
-async def call(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    if result.is_error:
-        text = getattr(result.content[0], "text", "") if result.content else ""
-        raise BenchError(f"{tool} failed: {text}")
-    return result.structured_content or {}
-
-
-async def timed(client: Client, tool: str, arguments: dict[str, Any]) -> tuple[float, Any]:
-    started = time.perf_counter()
-    result = await call(client, tool, arguments)
-    return time.perf_counter() - started, result
-
-
-def server_env(state_root: Path, **extra: str) -> dict[str, str]:
-    return {"WVO_STATE_ROOT": str(state_root), **extra}
-
-
-def server_pid(agent_id: str) -> int:
-    """The server process id, from the default agent id `<client name>-<server pid>`."""
-    prefix = f"{CLIENT_NAME_IN_AGENT_ID}-"
-    if not agent_id.startswith(prefix) or not agent_id[len(prefix) :].isdigit():
-        raise BenchError(f"cannot read a pid from agent id {agent_id!r} (is WVO_AGENT_ID set?)")
-    return int(agent_id[len(prefix) :])
+# --------------------------------------------------------------------------- processes
 
 
 def proc_file(pid: int, name: str) -> str:
@@ -442,33 +142,17 @@ class Config:
     startup_runs: int
 
 
-class Bench:
+class Bench(benchlib.Bench):
+    config: Config
+    script = Path(__file__).resolve()
+
     def __init__(self, config: Config, work: Path, cache: Path, report: Report) -> None:
-        self.config = config
-        self.work = work
-        self.cache = cache
-        self.report = report
-        self.errlog = (work / "servers.log").open("a")
+        super().__init__(config, work, cache, report)
         self.floor_p50 = math.nan
         self.noop: Client | None = None  # the floor server, connected for the whole run
         self.roots: dict[int, Path] = {}  # state roots of the chain-graph databases by size
 
-    def load(self, section: str) -> None:
-        """Other work on the machine skews every figure: record the load with each section."""
-        self.report.details.setdefault("loadavg", {})[section] = os.getloadavg()
-
-    def fresh(self, name: str) -> Path:
-        path = self.work / name
-        shutil.rmtree(path, ignore_errors=True)
-        path.mkdir(parents=True)
-        return path
-
     # ---- floor
-
-    def noop_server(self) -> list[str]:
-        script = self.work / "noop_server.py"
-        script.write_text(NOOP_SERVER)
-        return [str(script)]
 
     async def floor(self) -> None:
         assert self.noop is not None
@@ -490,34 +174,14 @@ class Bench:
         )
 
     async def paired(
-        self, section: str, measures: dict[str, Callable[[], Awaitable[float]]], count: int
+        self, section: str, measures: dict[str, Measure], count: int
     ) -> tuple[dict[str, dict[str, float]], float]:
-        """Samples of each measure and the floor p50, taken in rotating blocks of BLOCK calls.
-
-        Other work on a shared machine comes and goes in bursts of seconds; rotating short
-        blocks (floor, then each measure) lets every figure and its floor see the same
-        machine. The first call of each block (a process waking up) is dropped everywhere."""
-        noop = self.noop
-        assert noop is not None
-
-        async def floor_call() -> float:
-            return (await timed(noop, "noop", {}))[0]
-
-        everything = {"floor": floor_call, **measures}
-        for _ in range(self.config.warmup):
-            for measure in everything.values():
-                await measure()
-        samples: dict[str, list[float]] = {name: [] for name in everything}
-        while len(samples["floor"]) < count:
-            n = min(BLOCK, count - len(samples["floor"]))
-            for name, measure in everything.items():
-                for i in range(n + 1):
-                    took = await measure()
-                    if i:
-                        samples[name].append(took)
-        stats = {name: summary(values) for name, values in samples.items()}
+        """Samples of each measure and the floor p50, taken in rotating blocks of BLOCK calls
+        (floor, then each measure; see benchlib.Bench.alternate)."""
+        assert self.noop is not None
+        floor_call = benchlib.timer(self.noop, "noop")
+        stats = await self.alternate(section, {"floor": floor_call, **measures}, count)
         self.report.details.setdefault("floors", {})[section] = stats["floor"]
-        self.load(section)
         floor = stats.pop("floor")["p50"]
         return stats, floor
 
@@ -577,11 +241,7 @@ class Bench:
                 granted = last[0].structured_content or {}
                 if last[0].is_error or not granted.get("claimed"):
                     raise BenchError(f"claim_task refused: {granted.get('message')}")
-                release = {
-                    "task_id": granted["task"]["id"],
-                    "status": "pending",
-                    "lease_token": granted["lease_token"],
-                }
+                release = lease_update(granted, "pending")
                 releases.append((await timed(client, "plan_update", release))[0])
                 return took
 
@@ -636,22 +296,9 @@ class Bench:
         )
 
         # The same cycle without the transport: what the database work costs.
-        orchestrator = await Orchestrator.open(Settings(state_root=root))
-        try:
-            direct = []
-            for i in range(cfg.warmup + cfg.claim_cycles):
-                started = time.perf_counter()
-                granted = await orchestrator.claim("bench-direct")
-                took = time.perf_counter() - started
-                assert granted.task is not None and granted.lease_token is not None
-                await orchestrator.update_status(
-                    granted.task.id, Status.PENDING, "bench-direct", granted.lease_token
-                )
-                if i >= cfg.warmup:
-                    direct.append(took)
-        finally:
-            await orchestrator.close()
-        stats = summary(direct)
+        stats = await benchlib.in_process(
+            root, cfg.claim_cycles, cfg.warmup, benchlib.direct_claim(must_claim=True)
+        )
         self.report.details["claim_in_process"] = stats
         self.report.info("  in-process Orchestrator.claim p50 (no MCP)", stats["p50"], "ms")
 
@@ -662,7 +309,7 @@ class Bench:
         cfg = self.config
         labels = [size_label(total) for total in cfg.sizes]
         log(f"plan_next: {cfg.plan_calls} calls of plan_next(limit=10) at {', '.join(labels)}")
-        measures: dict[str, Callable[[], Awaitable[float]]] = {}
+        measures: dict[str, Measure] = {}
         firsts: dict[str, Any] = {}
         clients: dict[str, Client] = {}
         async with contextlib.AsyncExitStack() as servers:
@@ -674,10 +321,7 @@ class Bench:
                 counts = (first.structured_content or {}).get("counts", {})
                 if first.is_error or counts.get("ready") != total // CHAIN_LENGTH:
                     raise BenchError(f"unexpected plan_next answer at {label}: {first}")
-
-                async def plan(client: Client = client) -> float:
-                    return (await timed(client, "plan_next", {"limit": 10}))[0]
-
+                plan = benchlib.timer(client, "plan_next", {"limit": 10})
                 measures[label], firsts[label], clients[label] = plan, first, client
                 measures[f"{label} unchecked"] = functools.partial(unchecked, plan)
             measured, floor = await self.paired("plan_next", measures, cfg.plan_calls)
@@ -712,7 +356,9 @@ class Bench:
                 "ms",
                 ratio=skipped["p50"] / floor,
             )
-            direct = await self._plan_next_in_process(roots[total])
+            direct = await benchlib.in_process(
+                roots[total], cfg.plan_calls, cfg.warmup, benchlib.direct_plan()
+            )
             self.report.details[f"plan_next_in_process_{label}"] = direct
             self.report.info("  in-process Orchestrator.plan_next p50", direct["p50"], "ms")
         small, large = min(cfg.sizes), max(cfg.sizes)
@@ -726,20 +372,6 @@ class Bench:
                 "<= 1.2x",
                 note="" if (small, large) == (1_000, 1_000_000) else "target is set for 1M vs 1k",
             )
-
-    async def _plan_next_in_process(self, root: Path) -> dict[str, float]:
-        cfg = self.config
-        orchestrator = await Orchestrator.open(Settings(state_root=root))
-        try:
-            samples = []
-            for i in range(cfg.warmup + cfg.plan_calls):
-                started = time.perf_counter()
-                await orchestrator.plan_next("bench-direct", 10)
-                if i >= cfg.warmup:
-                    samples.append(time.perf_counter() - started)
-        finally:
-            await orchestrator.close()
-        return summary(samples)
 
     # ---- import
 
@@ -766,9 +398,7 @@ class Bench:
         ):
             log(f"import: `wvo-mcp import` of {label} tasks as {kind} ({size / 1e6:.1f} MB)")
             root = self.fresh(f"import-cli-{kind.lower()}")
-            seconds[kind] = self._run_import(
-                ["-m", "wvo_mcp", "--state-root", str(root), "import", str(source)]
-            )
+            seconds[kind] = benchlib.wvo_import(root, source, f"imported {total} tasks")
         self.report.absolute(
             f"import {label} tasks: `wvo-mcp import` of JSON (subprocess)",
             seconds["JSON"],
@@ -851,17 +481,6 @@ class Bench:
         )
         self.report.details["import"] |= {f"{k}_seconds": v for k, v in parts.items()}
 
-    def _run_import(self, args: list[str]) -> float:
-        total = self.config.import_tasks
-        started = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, *args], capture_output=True, text=True, env=get_default_environment()
-        )
-        seconds = time.perf_counter() - started
-        if done.returncode != 0 or f"imported {total} tasks" not in done.stdout:
-            raise BenchError(f"wvo-mcp import failed ({done.returncode}): {done.stderr[-2000:]}")
-        return seconds
-
     # ---- concurrent claim+complete
 
     def concurrency(self) -> None:
@@ -936,39 +555,9 @@ class Bench:
     def _run_workers(
         self, root: Path, count: int, total: int, server_args: list[str] = SERVER_ARGS
     ) -> dict[str, Any]:
-        config = json.dumps(
-            {"state_root": str(root), "wip": self.config.concurrency_procs, "server": server_args}
-        )
-        workers = [
-            subprocess.Popen(
-                [sys.executable, str(Path(__file__).resolve()), "--worker", config],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=self.errlog,
-                text=True,
-            )
-            for _ in range(count)
-        ]
-        try:
-            for worker in workers:
-                assert worker.stdout is not None
-                if worker.stdout.readline().strip() != "ready":
-                    raise BenchError("a worker failed to start; see servers.log (--keep)")
-            for worker in workers:
-                assert worker.stdin is not None
-                worker.stdin.write("go\n")
-                worker.stdin.flush()
-            results = []
-            for worker in workers:
-                out, _ = worker.communicate(timeout=600)
-                if worker.returncode != 0:
-                    raise BenchError(f"a worker exited with {worker.returncode}; see servers.log")
-                results.append(json.loads(out.strip().splitlines()[-1]))
-        finally:
-            for worker in workers:
-                if worker.poll() is None:
-                    worker.kill()
-                    worker.wait()
+        wip = self.config.concurrency_procs
+        config = {"state_root": str(root), "wip": wip, "server": server_args}
+        results = self.run_workers(config, count, timeout=600)
         latencies = [s for r in results for s in r["claims"]]
         after_first = [s for r in results for s in r["claims"][1:]]
         slowest = sorted(
@@ -1090,15 +679,7 @@ class Bench:
                 plan = await call(client, "plan_next", {"limit": 10})
             for _ in range(20):
                 granted = await call(client, "claim_task", {})
-                await call(
-                    client,
-                    "plan_update",
-                    {
-                        "task_id": granted["task"]["id"],
-                        "status": "done",
-                        "lease_token": granted["lease_token"],
-                    },
-                )
+                await call(client, "plan_update", lease_update(granted, "done"))
             pid = server_pid(plan["agent_id"])
             if "wvo_mcp" not in proc_file(pid, "cmdline"):
                 raise BenchError(f"process {pid} is not the wvo-mcp server")
@@ -1159,24 +740,14 @@ async def worker_main(config: dict[str, Any]) -> None:
     done = 0
     async with connect(config.get("server", SERVER_ARGS), env, sys.stderr) as client:
         pid = server_pid((await call(client, "plan_next", {"limit": 1}))["agent_id"])
-        print("ready", flush=True)
-        if (await anyio.to_thread.run_sync(sys.stdin.readline)).strip() != "go":
-            raise BenchError("worker expected `go`")
+        await benchlib.wait_for_go()
         start = time.monotonic()
         client_cpu, server_cpu = time.process_time(), proc_cpu_seconds(pid)
         while True:
             took, granted = await timed(client, "claim_task", {})
             claims.append(took)
             if granted["claimed"]:
-                await call(
-                    client,
-                    "plan_update",
-                    {
-                        "task_id": granted["task"]["id"],
-                        "status": "done",
-                        "lease_token": granted["lease_token"],
-                    },
-                )
+                await call(client, "plan_update", lease_update(granted, "done"))
                 done += 1
                 continue
             refusals[granted["reason"]] += 1
@@ -1235,49 +806,11 @@ def make_config(args: argparse.Namespace) -> Config:
     )
 
 
-def machine() -> dict[str, Any]:
-    import mcp
-
-    info: dict[str, Any] = {
-        "cpus": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "executable": sys.executable,
-        "platform": platform.platform(),
-        "mcp": getattr(mcp, "__version__", None),
-        "sqlite": sqlite3.sqlite_version,
-    }
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        meminfo = Path("/proc/meminfo").read_text().split("\n")[0]
-        info["memory_gib"] = round(int(meminfo.split()[1]) / 1024 / 1024, 1)
-    with contextlib.suppress(ImportError):
-        from importlib.metadata import version
-
-        info["mcp"] = version("mcp")
-        info["jsonschema"] = version("jsonschema")
-        info["pyyaml"] = version("PyYAML")
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        repo = Path(__file__).resolve().parent.parent
-        head = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(repo), "status", "--porcelain", "--", "wvo_mcp"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        info["wvo_mcp_commit"] = head + (" (wvo_mcp modified)" if dirty else "")
-    return info
-
-
 async def run(bench: Bench) -> None:
     cfg = bench.config
     sizes = sorted({*cfg.sizes, 1_000, cfg.rss_tasks})
     roots = {n: await chain_db(bench.cache, n) for n in sizes}
-    async with connect(bench.noop_server(), {}, bench.errlog) as noop:
+    async with bench.floor_server() as noop:
         bench.noop = noop
         await bench.floor()
         await bench.claim()
@@ -1287,27 +820,13 @@ async def run(bench: Bench) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="small smoke run (< 1 minute)")
+    parser = benchlib.arguments(__doc__)
     parser.add_argument(
         "--sizes",
         type=lambda text: [parse_size(part) for part in text.split(",") if part.strip()],
         help="plan_next database sizes, e.g. 1k,100k,1M (default 1k,100k,1M; quick 1k,10k)",
     )
-    parser.add_argument("--json", type=Path, help="also write the results as JSON here")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    parser.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=Path(tempfile.gettempdir()) / "wvo-bench-cache",
-        help="where built databases are cached (default %(default)s)",
-    )
-    parser.add_argument(
-        "--no-cache", action="store_true", help="build databases in the temporary folder"
-    )
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    benchlib.common_options(parser)
     args = parser.parse_args(argv)
 
     if args.worker:
@@ -1315,13 +834,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     config = make_config(args)
-    work = Path(tempfile.mkdtemp(prefix="wvo-bench-"))
-    cache = work / "cache" if args.no_cache else args.cache_dir
-    cache.mkdir(parents=True, exist_ok=True)
+    work, cache = benchlib.workspace(args, "wvo-bench-")
     report = Report()
     bench = Bench(config, work, cache, report)
     log(f"wvo-mcp benchmark ({'quick' if config.quick else 'full'}); work folder {work}")
-    try:
+
+    def body() -> None:
         anyio.run(run, bench)
         # Subprocess-driven sections run synchronously, outside any event loop.
         bench.startup(copy_state(bench.roots[1_000], bench.fresh("startup")))
@@ -1329,32 +847,13 @@ def main(argv: list[str] | None = None) -> int:
         roadmap = bench.import_cli()
         anyio.run(bench.import_in_process, roadmap)
         bench.concurrency()
-    except Exception as exc:
-        log(f"benchmark failed: {exc!r}")
-        traceback.print_exc(file=sys.stderr)
-        bench.errlog.flush()
-        tail = (work / "servers.log").read_text()[-3000:]
-        if tail:
-            print(textwrap.indent(tail, "  server| "), file=sys.stderr)
+
+    if not bench.execute(body, args.keep):
         return 1
-    finally:
-        bench.errlog.close()
-        if args.keep:
-            log(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
     print(report.table())
     if args.json:
-        payload = {
-            "machine": machine(),
-            "config": asdict(config),
-            "floor_p50_ms": bench.floor_p50,
-            "results": [{**asdict(row), "result": row.verdict} for row in report.rows],
-            "details": report.details,
-        }
-        args.json.write_text(json.dumps(payload, indent=2) + "\n")
-        log(f"wrote {args.json}")
+        benchlib.write_json(args.json, config, report, lambda: {"floor_p50_ms": bench.floor_p50})
     return 0
 
 

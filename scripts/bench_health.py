@@ -23,15 +23,15 @@ Sections (--only takes their names):
   done tasks, while one server process claims and completes tasks; then again with 100k old
   events of unfinished tasks (which pruning keeps) in the way.
 
-It reuses scripts/bench_core.py (the cached chain-graph databases, the stdio client helpers,
-the report table). Built databases are cached like bench_core's; everything else lives in one
-temporary folder, removed at the end unless --keep. The table goes to stdout, progress to
-stderr. The exit code is 0 whatever the figures; it is non-zero only when the run fails.
+It uses scripts/benchlib.py, shared with bench_core.py (the cached chain-graph databases, the
+stdio client helpers, the report table). Built databases are cached like bench_core's;
+everything else lives in one temporary folder, removed at the end unless --keep. The table
+goes to stdout, progress to stderr. The exit code is 0 whatever the figures; it is non-zero
+only when the run fails.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -42,13 +42,10 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
-import textwrap
 import time
-import traceback
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -56,20 +53,23 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-from mcp import Client
 from mcp.client.stdio import get_default_environment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_core
-from bench_core import (
+import benchlib
+from benchlib import (
     CHAIN_LENGTH,
     INITIALIZE,
     SERVER_ARGS,
     BenchError,
+    Measure,
     Report,
     call,
     chain_db,
+    claim_cycle,
     connect,
+    copy_state,
+    lease_update,
     log,
     server_env,
     server_pid,
@@ -84,7 +84,6 @@ from wvo_mcp.services import health as checks
 from wvo_mcp.store import Database
 
 EVENTS_GENERATOR_VERSION = 1  # bump when the pruning database changes, to invalidate the cache
-BLOCK = bench_core.BLOCK
 INJECTED = 50  # stale leases and drifted counts injected before each act-path tick
 OLD = "2020-01-01T00:00:00.000Z"  # long before any cut-off
 QUIET = {"WVO_BACKUP_INTERVAL_MINUTES": "0"}  # no backup on a leader's first tick
@@ -173,28 +172,18 @@ def raw_db(path: Path) -> sqlite3.Connection:
     return conn
 
 
-class Bench:
+class Bench(benchlib.Bench):
+    config: Config
+    script = Path(__file__).resolve()
+
     def __init__(self, config: Config, work: Path, cache: Path, report: Report) -> None:
-        self.config = config
-        self.work = work
-        self.cache = cache
-        self.report = report
-        self.errlog = (work / "servers.log").open("a")
+        super().__init__(config, work, cache, report)
         self.copies: dict[int, Path] = {}  # working copies of the chain databases, by size
-
-    def load(self, section: str) -> None:
-        self.report.details.setdefault("loadavg", {})[section] = os.getloadavg()
-
-    def fresh(self, name: str) -> Path:
-        path = self.work / name
-        shutil.rmtree(path, ignore_errors=True)
-        path.mkdir(parents=True)
-        return path
 
     async def chain_copy(self, total: int, name: str) -> Path:
         """A private state folder holding a copy of the cached `total`-task chain database."""
         source = await chain_db(self.cache, total)
-        return bench_core.copy_state(source, self.fresh(name))
+        return copy_state(source, self.fresh(name))
 
     # ------------------------------------------------------------------ 1. tick cost
 
@@ -352,49 +341,6 @@ class Bench:
             "and repairs, each re-checked), anomalies opened and resolved",
         )
 
-    # ------------------------------------------------------------------ shared: alternation
-
-    async def alternate(
-        self, section: str, measures: dict[str, Callable[[], Awaitable[float]]], count: int
-    ) -> dict[str, dict[str, float]]:
-        """Samples of each measure taken in rotating blocks of BLOCK calls (first call of each
-        block dropped), so every measure sees the same machine."""
-        for _ in range(self.config.warmup):
-            for measure in measures.values():
-                await measure()
-        samples: dict[str, list[float]] = {name: [] for name in measures}
-        first = next(iter(measures))
-        while len(samples[first]) < count:
-            n = min(BLOCK, count - len(samples[first]))
-            for name, measure in measures.items():
-                for i in range(n + 1):
-                    took = await measure()
-                    if i:
-                        samples[name].append(took)
-        self.load(section)
-        return {name: summary(values) for name, values in samples.items()}
-
-    @staticmethod
-    def claim_cycle(client: Client) -> Callable[[], Awaitable[float]]:
-        """claim_task (timed) then plan_update(pending) with the lease token, as bench_core."""
-
-        async def cycle() -> float:
-            took, granted = await timed(client, "claim_task", {})
-            if not granted.get("claimed"):
-                raise BenchError(f"claim_task refused: {granted.get('message')}")
-            await call(
-                client,
-                "plan_update",
-                {
-                    "task_id": granted["task"]["id"],
-                    "status": "pending",
-                    "lease_token": granted["lease_token"],
-                },
-            )
-            return took
-
-        return cycle
-
     # ------------------------------------------------------------------ 2. leader vs no monitor
 
     async def leader(self) -> None:
@@ -427,7 +373,7 @@ class Bench:
             started = time.monotonic()
             stats = await self.alternate(
                 "leader",
-                {"monitor every 1 s": self.claim_cycle(on), "no monitor": self.claim_cycle(off)},
+                {"monitor every 1 s": claim_cycle(on), "no monitor": claim_cycle(off)},
                 cfg.leader_cycles,
             )
             elapsed = time.monotonic() - started
@@ -496,9 +442,7 @@ class Bench:
         log(f"telemetry: claim_task and plan_next(10), OTel on vs off, at {label} tasks")
         calls: Counter[str] = Counter()
 
-        def counted(
-            name: str, fn: Callable[[], Awaitable[float]]
-        ) -> Callable[[], Awaitable[float]]:
+        def counted(name: str, fn: Measure) -> Measure:
             async def measure() -> float:
                 took = await fn()
                 calls[name] += 1
@@ -514,20 +458,14 @@ class Bench:
                 SERVER_ARGS, server_env(off_root, WVO_OTEL_ENABLED="0", **NO_MONITOR), self.errlog
             ) as off,
         ):
-
-            def plan(client: Client) -> Callable[[], Awaitable[float]]:
-                async def measure() -> float:
-                    return (await timed(client, "plan_next", {"limit": 10}))[0]
-
-                return measure
-
+            limit = {"limit": 10}
             stats = await self.alternate(
                 "telemetry",
                 {
-                    "claim on": counted("claim on", self.claim_cycle(on)),
-                    "claim off": self.claim_cycle(off),
-                    "plan on": counted("plan on", plan(on)),
-                    "plan off": plan(off),
+                    "claim on": counted("claim on", claim_cycle(on)),
+                    "claim off": claim_cycle(off),
+                    "plan on": counted("plan on", benchlib.timer(on, "plan_next", limit)),
+                    "plan off": benchlib.timer(off, "plan_next", limit),
                 },
                 cfg.telemetry_calls,
             )
@@ -749,43 +687,8 @@ class Bench:
     ) -> list[dict[str, Any]]:
         """Start `count` worker processes (each with its own server on `root`) claiming and
         completing tasks, run `work` while they do, stop them and return their results."""
-        config = json.dumps({"state_root": str(root), "env": env})
-        workers = [
-            subprocess.Popen(
-                [sys.executable, str(Path(__file__).resolve()), "--worker", config],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=self.errlog,
-                text=True,
-            )
-            for _ in range(count)
-        ]
-        try:
-            for worker in workers:
-                assert worker.stdout is not None
-                if worker.stdout.readline().strip() != "ready":
-                    raise BenchError("a worker failed to start; see servers.log (--keep)")
-            for worker in workers:
-                assert worker.stdin is not None
-                worker.stdin.write("go\n")
-                worker.stdin.flush()
-            work()
-            for worker in workers:
-                assert worker.stdin is not None
-                worker.stdin.write("stop\n")
-                worker.stdin.flush()
-            results = []
-            for worker in workers:
-                out, _ = worker.communicate(timeout=120)
-                if worker.returncode != 0:
-                    raise BenchError(f"a worker exited with {worker.returncode}; see servers.log")
-                results.append(json.loads(out.strip().splitlines()[-1]))
-        finally:
-            for worker in workers:
-                if worker.poll() is None:
-                    worker.kill()
-                    worker.wait()
-        return results
+        config = {"state_root": str(root), "env": env}
+        return self.run_workers(config, count, timeout=120, while_running=work)
 
     # ------------------------------------------------------------------ 5. leader takeover
 
@@ -932,20 +835,25 @@ class Bench:
         per = cfg.prune_events_per_task
         name = (
             f"events-{size_label(cfg.prune_tasks)}x{per}-v{EVENTS_GENERATOR_VERSION}-"
-            f"{bench_core.schema_fingerprint()}"
+            f"{benchlib.schema_fingerprint()}"
         )
         root = self.cache / name
-        if (root / "orchestrator.db").exists():
+        if benchlib.cached(root):
             log(f"using cached pruning database {root}")
             return root
-        building = self.cache / f"{name}.building-{os.getpid()}"
-        shutil.rmtree(building, ignore_errors=True)
-        bench_core.copy_state(await chain_db(self.cache, cfg.prune_tasks), building)
+        with benchlib.building(root) as folder:
+            copy_state(await chain_db(self.cache, cfg.prune_tasks), folder)
+            self._add_done_events(folder / "orchestrator.db", per)
+        return root
+
+    def _add_done_events(self, db_path: Path, per: int) -> None:
+        """Finish 90% of the chains, long ago, each done task with `per` old events."""
+        cfg = self.config
         chains = cfg.prune_tasks // CHAIN_LENGTH
         done_chains = chains * 9 // 10
         log(f"building the pruning database: {done_chains} of {chains} chains done, {per} events")
         started = time.perf_counter()
-        conn = raw_db(building / "orchestrator.db")
+        conn = raw_db(db_path)
         try:
             conn.execute("BEGIN IMMEDIATE")
             conn.execute(
@@ -969,8 +877,6 @@ class Bench:
         finally:
             conn.close()
         log(f"  built in {time.perf_counter() - started:.1f} s")
-        building.rename(root)
-        return root
 
     def prune(self) -> None:
         cfg = self.config
@@ -982,7 +888,7 @@ class Bench:
 
     def _prune_pass(self, source: Path, kept: int) -> None:
         cfg = self.config
-        root = bench_core.copy_state(source, self.fresh("prune"))
+        root = copy_state(source, self.fresh("prune"))
         db_path = root / "orchestrator.db"
         with contextlib.closing(raw_db(db_path)) as conn:
             if kept:
@@ -1124,18 +1030,8 @@ async def worker_main(config: dict[str, Any]) -> None:
     async with connect(SERVER_ARGS, env, sys.stderr) as client:
         granted = await call(client, "claim_task", {})
         if granted["claimed"]:
-            await call(
-                client,
-                "plan_update",
-                {
-                    "task_id": granted["task"]["id"],
-                    "status": "pending",
-                    "lease_token": granted["lease_token"],
-                },
-            )
-        print("ready", flush=True)
-        if (await anyio.to_thread.run_sync(sys.stdin.readline)).strip() != "go":
-            raise BenchError("worker expected `go`")
+            await call(client, "plan_update", lease_update(granted, "pending"))
+        await benchlib.wait_for_go()
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(wait_stop)
             while not stopped.is_set():
@@ -1143,15 +1039,7 @@ async def worker_main(config: dict[str, Any]) -> None:
                 took, granted = await timed(client, "claim_task", {})
                 claims.append((start, took))
                 if granted["claimed"]:
-                    await call(
-                        client,
-                        "plan_update",
-                        {
-                            "task_id": granted["task"]["id"],
-                            "status": "done",
-                            "lease_token": granted["lease_token"],
-                        },
-                    )
+                    await call(client, "plan_update", lease_update(granted, "done"))
                     done += 1
                 else:
                     refusals[granted["reason"]] += 1
@@ -1163,83 +1051,9 @@ async def worker_main(config: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    return benchlib.sections_main(
+        argv, __doc__, SECTIONS, "health", make_config, Bench, worker_main
     )
-    parser.add_argument("--quick", action="store_true", help="small smoke run (< 1 minute)")
-    parser.add_argument(
-        "--only",
-        type=lambda text: [part.strip() for part in text.split(",") if part.strip()],
-        help=f"run only these sections, comma-separated: {','.join(SECTIONS)}",
-    )
-    parser.add_argument("--json", type=Path, help="also write the results as JSON here")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    parser.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=Path(tempfile.gettempdir()) / "wvo-bench-cache",
-        help="where built databases are cached, shared with bench_core.py (default %(default)s)",
-    )
-    parser.add_argument(
-        "--no-cache", action="store_true", help="build databases in the temporary folder"
-    )
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-
-    if args.worker:
-        anyio.run(worker_main, json.loads(args.worker))
-        return 0
-
-    sections = args.only or list(SECTIONS)
-    unknown = set(sections) - set(SECTIONS)
-    if unknown:
-        parser.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
-    config = make_config(args.quick)
-    work = Path(tempfile.mkdtemp(prefix="wvo-bench-health-"))
-    cache = work / "cache" if args.no_cache else args.cache_dir
-    cache.mkdir(parents=True, exist_ok=True)
-    report = Report()
-    bench = Bench(config, work, cache, report)
-    log(f"wvo-mcp health benchmark ({'quick' if config.quick else 'full'}); work folder {work}")
-    started = time.monotonic()
-    try:
-        for section in SECTIONS:
-            if section not in sections:
-                continue
-            method = getattr(bench, section)
-            if section in ("tick", "leader", "telemetry"):
-                anyio.run(method)
-            else:
-                method()
-    except Exception as exc:
-        log(f"benchmark failed: {exc!r}")
-        traceback.print_exc(file=sys.stderr)
-        bench.errlog.flush()
-        tail = (work / "servers.log").read_text()[-3000:]
-        if tail:
-            print(textwrap.indent(tail, "  server| "), file=sys.stderr)
-        return 1
-    finally:
-        bench.errlog.close()
-        if args.keep:
-            log(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    log(f"done in {time.monotonic() - started:.0f} s")
-
-    print(report.table())
-    if args.json:
-        payload = {
-            "machine": bench_core.machine(),
-            "config": asdict(config),
-            "sections": sections,
-            "seconds": time.monotonic() - started,
-            "results": [{**asdict(row), "result": row.verdict} for row in report.rows],
-            "details": report.details,
-        }
-        args.json.write_text(json.dumps(payload, indent=2) + "\n")
-        log(f"wrote {args.json}")
-    return 0
 
 
 if __name__ == "__main__":

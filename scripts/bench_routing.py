@@ -16,51 +16,43 @@ Sections (--only takes their names):
 - scan: the tier filter's worst cases, at 10k ready tasks: a codex/high agent whose tasks (1%,
   complexity 8-10) start at rank 991, just inside the ROUTE_SCAN window; the same agent when
   they rank last (refused with no_task_for_tier after ROUTE_SCAN rows); and a codex/medium
-  agent on a queue whose job sizes default to 2 x complexity (bench_core's generator).
+  agent on a queue whose job sizes default to 2 x complexity (bench_core's generator,
+  benchlib.independent_task).
 - tools: route_task, record_usage and provider_status against the floor.
 - usage: record_usage from 1 and then 4 server processes at once on one database: calls/s,
   latency, and whether the totals in provider_status add up to what was reported.
 
 The databases are generated roadmaps imported with `wvo-mcp import` (JSON) and cached beside
-bench_core's (keyed by schema and generator version). It reuses scripts/bench_core.py (stdio
-client helpers, the floor server, the report table). Everything else lives in one temporary
-folder, removed at the end unless --keep. The table goes to stdout, progress to stderr. The
-exit code is 0 whatever the figures; it is non-zero only when the run fails.
+bench_core's (keyed by schema and generator version). It uses scripts/benchlib.py, shared with
+bench_core.py (stdio client helpers, the floor server, the report table). Everything else lives
+in one temporary folder, removed at the end unless --keep. The table goes to stdout, progress
+to stderr. The exit code is 0 whatever the figures; it is non-zero only when the run fails.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
-import os
 import random
-import shutil
 import sqlite3
-import subprocess
 import sys
-import tempfile
-import textwrap
 import time
-import traceback
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.to_thread
 from mcp import Client
-from mcp.client.stdio import get_default_environment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_core
-from bench_core import (
-    NOOP_SERVER,
+import benchlib
+from benchlib import (
     SERVER_ARGS,
     BenchError,
-    Report,
+    Measure,
     call,
     connect,
     log,
@@ -69,13 +61,9 @@ from bench_core import (
     timed,
 )
 
-from wvo_mcp.config import Settings
-from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.services.scheduler import ROUTE_SCAN
-from wvo_mcp.transitions import Status
 
 ROUTING_GENERATOR_VERSION = 1  # bump when the generated roadmaps change, to invalidate the cache
-BLOCK = bench_core.BLOCK
 TASKS = 10_000  # ready tasks in every database (all independent)
 HIGH_SHARE = 0.01  # share of complexity 8-10 tasks in the scan databases
 DEEP_RANK = 991  # where the scan database's first complexity 8-10 task ranks
@@ -174,7 +162,7 @@ def scan_roadmap(rng: random.Random, deep: bool) -> list[dict[str, Any]]:
 def default_roadmap(rng: random.Random) -> list[dict[str, Any]]:
     """bench_core's independent tasks: complexity 1..10, job size left to its default of
     2 x complexity, so simple tasks outrank complex ones."""
-    return [bench_core.independent_task(i, rng) for i in range(TASKS)]
+    return [benchlib.independent_task(i, rng) for i in range(TASKS)]
 
 
 ROADMAPS: dict[str, Callable[[random.Random], list[dict[str, Any]]]] = {
@@ -202,128 +190,49 @@ def first_rank(ranked: list[int], low: int, high: int) -> int | None:
 # --------------------------------------------------------------------------- the bench
 
 
-class Bench:
-    def __init__(self, config: Config, work: Path, cache: Path, report: Report) -> None:
-        self.config = config
-        self.work = work
-        self.cache = cache
-        self.report = report
-        self.errlog = (work / "servers.log").open("a")
-
-    def load(self, section: str) -> None:
-        self.report.details.setdefault("loadavg", {})[section] = os.getloadavg()
-
-    def fresh(self, name: str) -> Path:
-        path = self.work / name
-        shutil.rmtree(path, ignore_errors=True)
-        path.mkdir(parents=True)
-        return path
+class Bench(benchlib.Bench):
+    config: Config
+    script = Path(__file__).resolve()
 
     def database(self, name: str) -> Path:
         """State root of a cached database made by `wvo-mcp import` of a generated roadmap."""
-        key = f"{bench_core.schema_fingerprint()}-g{ROUTING_GENERATOR_VERSION}"
-        root = self.cache / f"routing-{name}-{bench_core.size_label(TASKS)}-{key}"
-        if (root / "orchestrator.db").exists():
+        key = f"{benchlib.schema_fingerprint()}-g{ROUTING_GENERATOR_VERSION}"
+        root = self.cache / f"routing-{name}-{benchlib.size_label(TASKS)}-{key}"
+        if benchlib.cached(root):
             return root
-        building = self.cache / f"{root.name}.building-{os.getpid()}"
-        shutil.rmtree(building, ignore_errors=True)
-        building.mkdir(parents=True)
-        roadmap = building / "roadmap.json"
-        tasks = ROADMAPS[name](random.Random(f"routing-{name}"))
-        roadmap.write_text(json.dumps({"version": 1, "tasks": tasks}) + "\n")
-        log(f"building the {name} database: `wvo-mcp import` of {len(tasks):,} tasks")
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "wvo_mcp",
-                "--state-root",
-                str(building),
-                "import",
-                str(roadmap),
-            ],
-            capture_output=True,
-            text=True,
-            env=get_default_environment(),
-        )
-        if done.returncode != 0 or f"{TASKS} ready" not in done.stdout:
-            raise BenchError(f"wvo-mcp import failed ({done.returncode}): {done.stderr[-2000:]}")
-        roadmap.unlink()
-        building.rename(root)
+        with benchlib.building(root) as folder:
+            folder.mkdir(parents=True)
+            roadmap = folder / "roadmap.json"
+            tasks = ROADMAPS[name](random.Random(f"routing-{name}"))
+            roadmap.write_text(json.dumps({"version": 1, "tasks": tasks}) + "\n")
+            log(f"building the {name} database: `wvo-mcp import` of {len(tasks):,} tasks")
+            benchlib.wvo_import(folder, roadmap, f"{TASKS} ready")
+            roadmap.unlink()
         return root
 
     def copy(self, name: str, as_name: str) -> Path:
-        return bench_core.copy_state(self.database(name), self.fresh(as_name))
-
-    @contextlib.asynccontextmanager
-    async def floor_server(self) -> AsyncIterator[Client]:
-        script = self.work / "noop_server.py"
-        script.write_text(NOOP_SERVER)
-        async with connect([str(script)], {}, self.errlog) as noop:
-            yield noop
+        return benchlib.copy_state(self.database(name), self.fresh(as_name))
 
     def server(self, root: Path) -> contextlib.AbstractAsyncContextManager[Client]:
         return connect(SERVER_ARGS, server_env(root, **NO_MONITOR), self.errlog)
 
-    async def alternate(
-        self, section: str, measures: dict[str, Callable[[], Awaitable[float]]], count: int
-    ) -> dict[str, dict[str, float]]:
-        """Samples of each measure taken in rotating blocks of BLOCK calls (first call of each
-        block dropped), so every measure sees the same machine."""
-        for _ in range(self.config.warmup):
-            for measure in measures.values():
-                await measure()
-        samples: dict[str, list[float]] = {name: [] for name in measures}
-        first = next(iter(measures))
-        while len(samples[first]) < count:
-            n = min(BLOCK, count - len(samples[first]))
-            for name, measure in measures.items():
-                for i in range(n + 1):
-                    took = await measure()
-                    if i:
-                        samples[name].append(took)
-        self.load(section)
-        return {name: summary(values) for name, values in samples.items()}
-
-    @staticmethod
-    def noop(client: Client) -> Callable[[], Awaitable[float]]:
-        async def measure() -> float:
-            return (await timed(client, "noop", {}))[0]
-
-        return measure
-
     @staticmethod
     def claim_cycle(
         client: Client, arguments: dict[str, Any], seen: Counter[str] | None = None
-    ) -> Callable[[], Awaitable[float]]:
-        """claim_task (timed) then plan_update(pending) with the lease token, as bench_core.
-        `seen` counts what was claimed: complexity and the tier the route names."""
+    ) -> Measure:
+        """benchlib.claim_cycle; `seen` counts what was claimed: complexity and the tier the
+        route names."""
 
-        async def cycle() -> float:
-            took, granted = await timed(client, "claim_task", arguments)
-            if not granted.get("claimed"):
-                raise BenchError(f"claim_task refused: {granted.get('message')}")
-            if seen is not None:
-                route = granted.get("route")
-                tier = "unrouted" if route is None else f"{route['provider']}/{route['tier']}"
-                seen[f"{tier} c{granted['task']['complexity']}"] += 1
-            await call(
-                client,
-                "plan_update",
-                {
-                    "task_id": granted["task"]["id"],
-                    "status": "pending",
-                    "lease_token": granted["lease_token"],
-                },
-            )
-            return took
+        def count(granted: dict[str, Any]) -> None:
+            assert seen is not None
+            route = granted.get("route")
+            tier = "unrouted" if route is None else f"{route['provider']}/{route['tier']}"
+            seen[f"{tier} c{granted['task']['complexity']}"] += 1
 
-        return cycle
+        return benchlib.claim_cycle(client, arguments, None if seen is None else count)
 
     @staticmethod
-    def refused_claim(
-        client: Client, arguments: dict[str, Any], reason: str
-    ) -> Callable[[], Awaitable[float]]:
+    def refused_claim(client: Client, arguments: dict[str, Any], reason: str) -> Measure:
         async def measure() -> float:
             took, answer = await timed(client, "claim_task", arguments)
             if answer.get("claimed") or answer.get("reason") != reason:
@@ -334,23 +243,8 @@ class Bench:
 
     async def in_process_claims(self, root: Path, arguments: dict[str, Any], count: int) -> dict:
         """Orchestrator.claim (then a release when granted) with no MCP: the database work."""
-        orchestrator = await Orchestrator.open(Settings(state_root=root))
-        try:
-            samples = []
-            for i in range(self.config.warmup + count):
-                started = time.perf_counter()
-                granted = await orchestrator.claim("bench-direct", **arguments)
-                took = time.perf_counter() - started
-                if granted.claimed:
-                    assert granted.task is not None and granted.lease_token is not None
-                    await orchestrator.update_status(
-                        granted.task.id, Status.PENDING, "bench-direct", granted.lease_token
-                    )
-                if i >= self.config.warmup:
-                    samples.append(took)
-        finally:
-            await orchestrator.close()
-        return summary(samples)
+        step = benchlib.direct_claim(arguments)
+        return await benchlib.in_process(root, count, self.config.warmup, step)
 
     # ------------------------------------------------------------------ 1. claim
 
@@ -370,7 +264,7 @@ class Bench:
             stats = await self.alternate(
                 "claim",
                 {
-                    "floor": self.noop(noop),
+                    "floor": benchlib.timer(noop, "noop"),
                     "undeclared": self.claim_cycle(plain, {}, plain_seen),
                     "codex/medium": self.claim_cycle(tier, MEDIUM, tier_seen),
                 },
@@ -438,7 +332,7 @@ class Bench:
         log(f"plan: {cfg.plan_calls} plan_next(limit=10) each: floor, undeclared, codex/medium")
         sizes: dict[str, int] = {}
 
-        def plan(client: Client, name: str, arguments: dict) -> Callable[[], Awaitable[float]]:
+        def plan(client: Client, name: str, arguments: dict) -> Measure:
             async def measure() -> float:
                 took, answer = await timed(client, "plan_next", {"limit": 10, **arguments})
                 if len(answer["tasks"]) != 10:
@@ -456,7 +350,7 @@ class Bench:
             stats = await self.alternate(
                 "plan",
                 {
-                    "floor": self.noop(noop),
+                    "floor": benchlib.timer(noop, "noop"),
                     "undeclared": plan(plain, "undeclared", {}),
                     "codex/medium": plan(tier, "codex/medium", MEDIUM),
                 },
@@ -467,17 +361,8 @@ class Bench:
             ("undeclared", plain_root, {}),
             ("codex/medium", tier_root, MEDIUM),
         ):
-            orchestrator = await Orchestrator.open(Settings(state_root=root))
-            try:
-                samples = []
-                for i in range(cfg.warmup + cfg.plan_calls):
-                    started = time.perf_counter()
-                    await orchestrator.plan_next("bench-direct", 10, **arguments)
-                    if i >= cfg.warmup:
-                        samples.append(time.perf_counter() - started)
-            finally:
-                await orchestrator.close()
-            direct[name] = summary(samples)
+            step = benchlib.direct_plan(arguments)
+            direct[name] = await benchlib.in_process(root, cfg.plan_calls, cfg.warmup, step)
         floor, plain_s, tier_s = stats["floor"], stats["undeclared"], stats["codex/medium"]
         self.report.details["plan"] = {**stats, "in_process": direct, "result_bytes": sizes}
         self.report.info("floor: no-op tool call p50 (plan rotation)", floor["p50"], "ms")
@@ -540,7 +425,7 @@ class Bench:
             stats = await self.alternate(
                 "scan",
                 {
-                    "floor": self.noop(noop),
+                    "floor": benchlib.timer(noop, "noop"),
                     "undeclared": self.claim_cycle(plain, {}),
                     "deep": self.claim_cycle(deep, HIGH, seen),
                     "tail": self.refused_claim(tail, HIGH, "no_task_for_tier"),
@@ -641,7 +526,7 @@ class Bench:
             stats = await self.alternate(
                 "tools",
                 {
-                    "floor": self.noop(noop),
+                    "floor": benchlib.timer(noop, "noop"),
                     "route_task": route,
                     "record_usage": usage,
                     "provider_status": status,
@@ -725,37 +610,8 @@ class Bench:
             )
 
     def _usage_run(self, root: Path, count: int) -> dict[str, Any]:
-        config = json.dumps({"state_root": str(root), "calls": self.config.usage_calls})
-        workers = [
-            subprocess.Popen(
-                [sys.executable, str(Path(__file__).resolve()), "--worker", config],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=self.errlog,
-                text=True,
-            )
-            for _ in range(count)
-        ]
-        try:
-            for worker in workers:
-                assert worker.stdout is not None
-                if worker.stdout.readline().strip() != "ready":
-                    raise BenchError("a worker failed to start; see servers.log (--keep)")
-            for worker in workers:
-                assert worker.stdin is not None
-                worker.stdin.write("go\n")
-                worker.stdin.flush()
-            results = []
-            for worker in workers:
-                out, _ = worker.communicate(timeout=300)
-                if worker.returncode != 0:
-                    raise BenchError(f"a worker exited with {worker.returncode}; see servers.log")
-                results.append(json.loads(out.strip().splitlines()[-1]))
-        finally:
-            for worker in workers:
-                if worker.poll() is None:
-                    worker.kill()
-                    worker.wait()
+        config = {"state_root": str(root), "calls": self.config.usage_calls}
+        results = self.run_workers(config, count, timeout=300)
         latencies = [s for r in results for s in r["latencies"]]
         elapsed = max(r["end"] for r in results) - min(r["start"] for r in results)
         timed_calls = len(latencies)
@@ -818,9 +674,7 @@ async def worker_main(config: dict[str, Any]) -> None:
 
     async with connect(SERVER_ARGS, env, sys.stderr) as client:
         await call(client, "record_usage", arguments())
-        print("ready", flush=True)
-        if (await anyio.to_thread.run_sync(sys.stdin.readline)).strip() != "go":
-            raise BenchError("worker expected `go`")
+        await benchlib.wait_for_go()
         start = time.monotonic()
         for _ in range(config["calls"]):
             latencies.append((await timed(client, "record_usage", arguments()))[0])
@@ -841,84 +695,16 @@ async def worker_main(config: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    return benchlib.sections_main(
+        argv,
+        __doc__,
+        SECTIONS,
+        "routing",
+        make_config,
+        Bench,
+        worker_main,
+        {"route_scan": ROUTE_SCAN},
     )
-    parser.add_argument("--quick", action="store_true", help="small smoke run (< 1 minute)")
-    parser.add_argument(
-        "--only",
-        type=lambda text: [part.strip() for part in text.split(",") if part.strip()],
-        help=f"run only these sections, comma-separated: {','.join(SECTIONS)}",
-    )
-    parser.add_argument("--json", type=Path, help="also write the results as JSON here")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    parser.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=Path(tempfile.gettempdir()) / "wvo-bench-cache",
-        help="where built databases are cached, shared with bench_core.py (default %(default)s)",
-    )
-    parser.add_argument(
-        "--no-cache", action="store_true", help="build databases in the temporary folder"
-    )
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-
-    if args.worker:
-        anyio.run(worker_main, json.loads(args.worker))
-        return 0
-
-    sections = args.only or list(SECTIONS)
-    unknown = set(sections) - set(SECTIONS)
-    if unknown:
-        parser.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
-    config = make_config(args.quick)
-    work = Path(tempfile.mkdtemp(prefix="wvo-bench-routing-"))
-    cache = work / "cache" if args.no_cache else args.cache_dir
-    cache.mkdir(parents=True, exist_ok=True)
-    report = Report()
-    bench = Bench(config, work, cache, report)
-    log(f"wvo-mcp routing benchmark ({'quick' if config.quick else 'full'}); work folder {work}")
-    started = time.monotonic()
-    try:
-        for section in SECTIONS:
-            if section not in sections:
-                continue
-            method = getattr(bench, section)
-            if section == "usage":
-                method()
-            else:
-                anyio.run(method)
-    except Exception as exc:
-        log(f"benchmark failed: {exc!r}")
-        traceback.print_exc(file=sys.stderr)
-        bench.errlog.flush()
-        tail = (work / "servers.log").read_text()[-3000:]
-        if tail:
-            print(textwrap.indent(tail, "  server| "), file=sys.stderr)
-        return 1
-    finally:
-        bench.errlog.close()
-        if args.keep:
-            log(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    log(f"done in {time.monotonic() - started:.0f} s")
-
-    print(report.table())
-    if args.json:
-        payload = {
-            "machine": bench_core.machine(),
-            "config": asdict(config),
-            "sections": sections,
-            "seconds": time.monotonic() - started,
-            "route_scan": ROUTE_SCAN,
-            "results": [{**asdict(row), "result": row.verdict} for row in report.rows],
-            "details": report.details,
-        }
-        args.json.write_text(json.dumps(payload, indent=2) + "\n")
-        log(f"wrote {args.json}")
-    return 0
 
 
 if __name__ == "__main__":
