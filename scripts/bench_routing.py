@@ -14,10 +14,9 @@ Sections (--only takes their names):
   floor); the same claims in-process.
 - plan: plan_next(limit=10) for the same two agents, in the same way.
 - scan: the tier filter's worst cases, at 10k ready tasks: a codex/high agent whose tasks (1%,
-  complexity 8-10) start at rank 991, just inside the ROUTE_SCAN window; the same agent when
-  they rank last (refused with no_task_for_tier after ROUTE_SCAN rows); and a codex/medium
-  agent on a queue whose job sizes default to 2 x complexity (bench_core's generator,
-  benchlib.independent_task).
+  complexity 8-10) start at rank 991; the same agent when they rank last; a claude/opus agent
+  that nothing routes to (no_task_for_tier); and a codex/medium agent on a queue whose job
+  sizes default to 2 x complexity (benchlib.independent_task).
 - tools: route_task, record_usage and provider_status against the floor.
 - usage: record_usage from 1 and then 4 server processes at once on one database: calls/s,
   latency, and whether the totals in provider_status add up to what was reported.
@@ -71,6 +70,8 @@ DEEP_RANK = 991  # where the scan database's first complexity 8-10 task ranks
 NO_MONITOR = {"WVO_AUTOPILOT_HEALTH_INTERVAL_MS": "0", "WVO_BACKUP_INTERVAL_MINUTES": "0"}
 MEDIUM = {"provider": "codex", "model": "gpt-5-codex"}  # codex/medium, complexity 4-7
 HIGH = {"provider": "codex", "model": "gpt-5-codex-high"}  # codex/high, complexity 8-10
+# claude/opus: codex, preferred and healthy, takes every 8-10 task, so none routes here.
+OPUS = {"provider": "claude", "model": "claude-opus-4-1"}
 SECTIONS = ("claim", "plan", "scan", "tools", "usage")
 
 
@@ -401,7 +402,7 @@ class Bench(benchlib.Bench):
         if ranks["tail"]["high_first"] != TASKS - ranks["tail"]["high"] + 1:
             raise BenchError(f"the tail database's 8-10 tasks do not rank last: {ranks['tail']}")
         default_medium = ranks["default"]["medium_first"]
-        default_refused = default_medium is None or default_medium > ROUTE_SCAN
+        default_refused = default_medium is None
         roots = {
             "plain": self.copy("deep", "scan-plain"),
             "deep": self.copy("deep", "scan-deep"),
@@ -428,7 +429,8 @@ class Bench(benchlib.Bench):
                     "floor": benchlib.timer(noop, "noop"),
                     "undeclared": self.claim_cycle(plain, {}),
                     "deep": self.claim_cycle(deep, HIGH, seen),
-                    "tail": self.refused_claim(tail, HIGH, "no_task_for_tier"),
+                    "tail": self.claim_cycle(tail, HIGH, seen),
+                    "none": self.refused_claim(tail, OPUS, "no_task_for_tier"),
                     "default": default_measure,
                 },
                 cfg.scan_calls,
@@ -436,11 +438,14 @@ class Bench(benchlib.Bench):
         if set(seen) - {f"codex/high c{c}" for c in (8, 9, 10)}:
             raise BenchError(f"the codex/high agent claimed {dict(seen)}")
         direct = {
-            name: await self.in_process_claims(roots[name], arguments, cfg.scan_calls)
+            name: await self.in_process_claims(
+                roots["tail" if name == "none" else name], arguments, cfg.scan_calls
+            )
             for name, arguments in (
                 ("plain", {}),
                 ("deep", HIGH),
                 ("tail", HIGH),
+                ("none", OPUS),
                 ("default", MEDIUM),
             )
         }
@@ -460,13 +465,18 @@ class Bench(benchlib.Bench):
                 "deep",
                 f"claim_task p50, codex/high, its {high} tasks at ranks {DEEP_RANK}-"
                 f"{DEEP_RANK + high - 1}",
-                f"scans {DEEP_RANK} rows; p99 {stats['deep']['p99']:.1f} ms",
+                f"p99 {stats['deep']['p99']:.1f} ms",
             ),
             (
                 "tail",
-                f"claim_task p50, codex/high, its {high} tasks ranked last: no_task_for_tier",
-                f"scans ROUTE_SCAN={ROUTE_SCAN} rows, then decides the top row again; "
+                f"claim_task p50, codex/high, its {high} tasks ranked last",
+                "reads the ready tasks of complexities 8-10 only; "
                 f"p99 {stats['tail']['p99']:.1f} ms",
+            ),
+            (
+                "none",
+                "claim_task p50, claude/opus, which nothing routes to: no_task_for_tier",
+                f"no complexity routes there; p99 {stats['none']['p99']:.1f} ms",
             ),
             (
                 "default",
