@@ -42,13 +42,16 @@ class HealthMonitor:
         self._pruned_at: datetime | None = None
         self._drift_after = ""  # where this leader's next dependency-count check starts
 
-    async def run(
-        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-    ) -> None:
+    async def run(self) -> None:
         """Tick until cancelled. The monitor has its own connection, so a slow observation of
         a large queue never holds up this process's tool calls."""
-        db = await Database(self.settings.db_path).open()
-        task_status.started()
+        try:
+            # Shielded: a shutdown during the open must not strand the connection's thread.
+            with anyio.CancelScope(shield=True):
+                db = await Database(self.settings.db_path).open()
+        except Exception:
+            log.exception("health monitor: cannot open the database; none runs in this process")
+            return
         try:
             while True:  # noqa: ASYNC110 - a schedule, not a wait for a condition
                 await anyio.sleep(await self._tick_logged(db))

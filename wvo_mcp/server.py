@@ -155,8 +155,9 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         try:
             async with anyio.create_task_group() as tasks:
                 if settings.health_interval_seconds > 0:
+                    # Started, not awaited: `initialize` is answered while it opens.
                     monitor = HealthMonitor(settings, me, telemetry, orchestrator.providers)
-                    await tasks.start(monitor.run)
+                    tasks.start_soon(monitor.run)
                 try:
                     yield orchestrator
                 finally:

@@ -4,10 +4,12 @@ Backends: Docker (an engine answers and the image is present), bubblewrap with c
 or none (only with WVO_SANDBOX_ALLOW_UNISOLATED=1). See README "Sandboxed execution".
 """
 
+from types import ModuleType
+
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.models import SandboxResult
-from wvo_mcp.sandbox import bwrap, docker_backend, none
+from wvo_mcp.sandbox import bwrap, none
 from wvo_mcp.sandbox.limits import Request, validate
 from wvo_mcp.sandbox.outcome import Backend, BackendCheck, cli_exit_code, result
 
@@ -19,11 +21,19 @@ NOT_ISOLATED_HINT = (
 )
 
 
+def _docker() -> ModuleType:
+    # Imported on first use: the docker package (and requests) would add ~40 ms and ~10 MB
+    # to every server's start, and most never run a command.
+    from wvo_mcp.sandbox import docker_backend
+
+    return docker_backend
+
+
 def choose(settings: Settings) -> Backend:
     """The backend for the next run, per WVO_SANDBOX_BACKEND; refuses when none may run."""
     wanted = settings.sandbox_backend
     if wanted == "docker":
-        reason = docker_backend.unavailable(settings.sandbox_image)
+        reason = _docker().unavailable(settings.sandbox_image)
         if reason is not None:
             raise ValidationFailed(f"WVO_SANDBOX_BACKEND=docker, but {reason}")
         return "docker"
@@ -39,7 +49,7 @@ def choose(settings: Settings) -> Backend:
                 "WVO_SANDBOX_ALLOW_UNISOLATED=1"
             )
         return "none"
-    docker_reason = docker_backend.unavailable(settings.sandbox_image)
+    docker_reason = _docker().unavailable(settings.sandbox_image)
     if docker_reason is None:
         return "docker"
     found = bwrap.probe()
@@ -60,7 +70,7 @@ def run(request: Request, settings: Settings) -> SandboxResult:
     backend = choose(settings)
     size = settings.sandbox_output_bytes
     if backend == "docker":
-        outcome = docker_backend.run(request, settings.sandbox_image, size)
+        outcome = _docker().run(request, settings.sandbox_image, size)
     elif backend == "bwrap":
         outcome = bwrap.run(request, size)
     else:
@@ -71,7 +81,7 @@ def run(request: Request, settings: Settings) -> SandboxResult:
 def doctor(settings: Settings) -> list[BackendCheck]:
     """Each backend: whether it can run here, and why not when it cannot."""
     return [
-        docker_backend.check(settings.sandbox_image),
+        _docker().check(settings.sandbox_image),
         bwrap.check(),
         none.check(settings.sandbox_allow_unisolated),
     ]
