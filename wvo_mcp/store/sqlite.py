@@ -68,8 +68,9 @@ class Tx:
 
 
 class Database:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, cache_kib: int | None = None) -> None:
         self.path = Path(path)
+        self.cache_kib = cache_kib  # None: SQLite's default page cache (2 MiB)
         self._conn: Any = None  # aiosqlite.Connection
 
     async def open(self) -> "Database":
@@ -155,6 +156,8 @@ class Database:
             try:
                 conn.execute("PRAGMA foreign_keys = ON")
                 conn.execute("PRAGMA synchronous = NORMAL")
+                if self.cache_kib is not None:
+                    conn.execute(f"PRAGMA cache_size = -{int(self.cache_kib)}")
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if mode != "wal":
                     raise sqlite3.OperationalError(f"database is locked (journal mode {mode})")
