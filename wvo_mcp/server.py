@@ -1,6 +1,7 @@
 """The MCP server: thin tools over the orchestrator. `build_server()` registers everything."""
 
 import functools
+import gc
 import logging
 import os
 import re
@@ -152,6 +153,10 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         orchestrator = await Orchestrator.open(settings)
         opened.append(orchestrator)
         log.info("wvo-mcp %s serving %s as %s", __version__, settings.db_path, me)
+        # ~100k long-lived objects (SDK, schemas, models) are built by now; a full collection
+        # scanning them takes ~80 ms, and several servers on two cores, allocating alike,
+        # collect at the same moment. Frozen, they are never scanned again.
+        gc.freeze()
         try:
             async with anyio.create_task_group() as tasks:
                 if settings.health_interval_seconds > 0:
