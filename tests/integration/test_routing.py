@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.conftest import Agent, connect, wvo
+from tests.conftest import Agent, connect, open_db, wvo
 
 pytestmark = pytest.mark.anyio
 
@@ -246,9 +246,34 @@ async def test_usage_from_several_processes_adds_up(routed_state: Path) -> None:
     async with connect(routed_state, **ENV) as agent:
         beta = (await agent.call("provider_status"))["providers"][1]
     total = servers * reports * 150
-    assert (beta["hour"]["used_tokens"], beta["day"]["used_tokens"]) == (total, total)
-    assert beta["tiers"][0]["day_tokens"] == total
-    assert beta["spend_day"] == pytest.approx(servers * reports * (0.1 * 0.003 + 0.05 * 0.006))
+    # Every report lands in one hour window and one day window; the run may straddle a
+    # boundary, so the windows are summed (keys: YYYY-MM-DDTHH and YYYY-MM-DD).
+    with open_db(routed_state) as db:
+        windows = dict(
+            db.execute(
+                "select length(period), sum(input_tokens + output_tokens) from provider_usage "
+                "where provider = 'beta' group by length(period)"
+            ).fetchall()
+        )
+        current = dict(
+            db.execute(
+                "select period, sum(input_tokens + output_tokens) from provider_usage "
+                "where provider = 'beta' group by period"
+            ).fetchall()
+        )
+        calls = db.execute("select sum(calls) from provider_usage where provider = 'beta'")
+        assert calls.fetchone()[0] == 2 * servers * reports  # one hour row, one day row each
+        spend = db.execute(
+            "select sum(cost) from provider_usage where provider = 'beta' and length(period) = 10"
+        ).fetchone()[0]
+    assert windows == {13: total, 10: total}
+    assert spend == pytest.approx(servers * reports * (0.1 * 0.003 + 0.05 * 0.006))
+    # provider_status reads the current windows (0 if one began after the last report).
+    latest_hour = current[max(k for k in current if len(k) == 13)]
+    latest_day = current[max(k for k in current if len(k) == 10)]
+    assert beta["hour"]["used_tokens"] in (latest_hour, 0)
+    assert beta["day"]["used_tokens"] in (latest_day, 0)
+    assert sum(t["day_tokens"] for t in beta["tiers"]) == beta["day"]["used_tokens"]
 
 
 async def test_a_registered_or_configured_agent_is_routed_without_saying_so_again(
