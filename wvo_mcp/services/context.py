@@ -2,7 +2,6 @@
 the source of truth; state/context.md is re-rendered inside each write's transaction, so
 files land in commit order and the file never shows a version another write overtook."""
 
-import sqlite3
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -12,6 +11,7 @@ from wvo_mcp.config import Settings
 from wvo_mcp.errors import Conflict, NotFound, ValidationFailed
 from wvo_mcp.files import write_atomically
 from wvo_mcp.models import ContextReadResult, ContextSection, ContextVersion, ContextWriteResult
+from wvo_mcp.services import rows
 from wvo_mcp.store import Tx
 
 HISTORY_KEPT = 50
@@ -19,16 +19,6 @@ HISTORY_KEPT = 50
 
 def _size(text: str) -> int:
     return len(text.encode())
-
-
-def _section(row: sqlite3.Row) -> ContextSection:
-    return ContextSection(
-        name=row["name"],
-        version=row["version"],
-        content=row["content"],
-        updated_by=row["updated_by"],
-        updated_at=row["updated_at"],
-    )
 
 
 def write(
@@ -84,12 +74,12 @@ def read(tx: Tx, name: str | None, version: int | None) -> ContextReadResult:
     if name is None:
         if version is not None:
             raise ValidationFailed("version needs a section: pass section and version together")
-        sections = [_section(r) for r in tx.all("context_sections")]
+        sections = [rows.model(ContextSection, r) for r in tx.all("context_sections")]
     elif version is None:
         row = tx.one("context_section", (name,))
         if row is None:
             raise NotFound(f"no context section {name!r}; context_read() lists the sections")
-        sections = [_section(row)]
+        sections = [rows.model(ContextSection, row)]
     else:
         old = tx.one("context_version", (name, version))
         if old is None:
@@ -113,16 +103,7 @@ def history(tx: Tx, name: str, limit: int) -> list[ContextVersion]:
     found = tx.all("context_history", (name, limit))
     if not found:
         raise NotFound(f"no context section {name!r}")
-    return [
-        ContextVersion(
-            version=r["version"],
-            mode=r["mode"],
-            author=r["author"],
-            at=r["at"],
-            size_bytes=r["size_bytes"],
-        )
-        for r in found
-    ]
+    return [rows.model(ContextVersion, r) for r in found]
 
 
 def render(tx: Tx, path: Path) -> None:
