@@ -56,7 +56,7 @@ GENERATOR_VERSION = 1  # bump when the generated task graphs change, to invalida
 CHAIN_LENGTH = 100  # tasks per dependency chain: only chain heads are ready (1% of the total)
 BUILD_BATCH = 10_000  # tasks per create_tasks call when building databases
 BLOCK = 50  # calls per block when measures are taken in alternating blocks
-SERVER_ARGS = ["-m", "wvo_mcp", "serve"]
+SERVER_ARGS = ["-P", "-m", "wvo_mcp", "serve"]
 CLIENT_NAME_IN_AGENT_ID = "mcp"  # the SDK's default clientInfo name
 
 NOOP_SERVER = '''\
@@ -308,7 +308,7 @@ def wvo_import(state_root: Path, source: Path, expect: str) -> float:
     succeed and print `expect`."""
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "wvo_mcp", "--state-root", str(state_root), "import", str(source)],
+        [sys.executable, "-P", "-m", "wvo_mcp", "--state-root", str(state_root), "import", str(source)],
         capture_output=True,
         text=True,
         env=get_default_environment(),

@@ -23,7 +23,7 @@ POLL_DEADLINE_SECONDS = 10.0
 
 def wvo(state_root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run `python -m wvo_mcp --state-root STATE ARGS...`; a hang fails the test."""
-    command = [sys.executable, "-m", "wvo_mcp", "--state-root", str(state_root), *args]
+    command = [sys.executable, "-P", "-m", "wvo_mcp", "--state-root", str(state_root), *args]
     try:
         return subprocess.run(
             command, cwd=ROOT, capture_output=True, text=True, timeout=CLI_TIMEOUT_SECONDS
@@ -46,7 +46,7 @@ def server_params(state_root: Path, **env: object) -> StdioServerParameters:
     """A real `python -m wvo_mcp` server process on `state_root`."""
     return StdioServerParameters(
         command=sys.executable,
-        args=["-m", "wvo_mcp", "serve"],
+        args=["-P", "-m", "wvo_mcp", "serve"],
         cwd=str(ROOT),
         env={"WVO_STATE_ROOT": str(state_root), **{k: str(v) for k, v in env.items()}},
     )

@@ -2,7 +2,6 @@
 
 import argparse
 import gc
-import getpass
 import json
 import logging
 import sys
@@ -12,7 +11,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from wvo_mcp import __version__, backups
+from wvo_mcp import __version__, backups, identity
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed, WvoError
 from wvo_mcp.orchestrator import Orchestrator
@@ -22,7 +21,7 @@ T = TypeVar("T")
 
 
 def _person(args: argparse.Namespace) -> str:
-    return getattr(args, "by", None) or f"person:{getpass.getuser()}"
+    return identity.person(getattr(args, "by", None))
 
 
 async def _with(settings: Settings, fn: Callable[[Orchestrator], Awaitable[T]]) -> T:
@@ -259,6 +258,23 @@ def cmd_requeue(settings: Settings, args: argparse.Namespace) -> None:
     print(result.message)
 
 
+def cmd_cancel(settings: Settings, args: argparse.Namespace) -> None:
+    """Cancel a task as a person (a holder's lease ends; `requeue` brings it back)."""
+    result = anyio.run(
+        lambda: _with(
+            settings,
+            lambda o: o.update_status(
+                args.task_id,
+                Status.CANCELLED,
+                _person(args),
+                reason=args.reason or "cancelled by a person",
+                by_person=True,
+            ),
+        )
+    )
+    print(result.message)
+
+
 def cmd_done(settings: Settings, args: argparse.Namespace) -> None:
     """Mark a task done as a person (its holder's lease ends); a verify_command still has to
     pass unless --skip-verify, which is recorded with your name."""
@@ -477,6 +493,10 @@ def parser() -> argparse.ArgumentParser:
     requeue.add_argument("task_id")
     requeue.add_argument("--by", help="who re-queues (default: your user name)")
     requeue.add_argument("--reason")
+    cancel = add("cancel", cmd_cancel)
+    cancel.add_argument("task_id")
+    cancel.add_argument("--by", help="who cancels (default: your user name)")
+    cancel.add_argument("--reason")
     done = add("done", cmd_done)
     done.add_argument("task_id")
     done.add_argument("--by", help="who (default: your user name)")

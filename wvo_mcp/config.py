@@ -7,11 +7,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.identity import check_agent_id
 
 MIB = 1024 * 1024
 
 
-def _int(env: Mapping[str, str], name: str, default: int | None, minimum: int = 1) -> int | None:
+def _within(name: str, value: float, bounds: tuple[float, float], unit: str) -> None:
+    # Imported here, not above: the sandbox package imports this module (Settings).
+    from wvo_mcp.sandbox.limits import check_range
+
+    check_range(name, value, bounds, unit)
+
+
+def _int(
+    env: Mapping[str, str],
+    name: str,
+    default: int | None,
+    minimum: int = 1,
+    *,
+    bounds: tuple[int, int] | None = None,
+    unit: str = "",
+) -> int | None:
+    """An integer at least `minimum`, or within `bounds` (both ends accepted) when given."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -19,12 +36,22 @@ def _int(env: Mapping[str, str], name: str, default: int | None, minimum: int = 
         value = int(raw)
     except ValueError:
         raise ValidationFailed(f"{name}={raw!r} is not an integer") from None
-    if value < minimum:
+    if bounds is not None:
+        _within(name, value, bounds, unit)
+    elif value < minimum:
         raise ValidationFailed(f"{name}={value} must be at least {minimum}")
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    *,
+    bounds: tuple[float, float] | None = None,
+    unit: str = "",
+) -> float:
+    """A finite number not below 0, or within `bounds` (both ends accepted) when given."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -32,7 +59,9 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ValidationFailed(f"{name}={raw!r} is not a number") from None
-    if not math.isfinite(value) or value < 0:
+    if bounds is not None:
+        _within(name, value, bounds, unit)  # refuses NaN and infinities too
+    elif not math.isfinite(value) or value < 0:
         raise ValidationFailed(f"{name}={raw!r} must be a finite number and must not be negative")
     return value
 
@@ -55,6 +84,16 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     if raw not in choices:
         raise ValidationFailed(f"{name}={raw!r} is not one of {', '.join(choices)}")
     return raw
+
+
+def _agent_id(env: Mapping[str, str]) -> str | None:
+    raw = env.get("WVO_AGENT_ID") or None
+    if raw is None:
+        return None
+    try:
+        return check_agent_id(raw)
+    except ValidationFailed as exc:
+        raise ValidationFailed(f"WVO_AGENT_ID: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -110,6 +149,10 @@ class Settings:
     def from_env(
         cls, env: Mapping[str, str] | None = None, state_root: str | Path | None = None
     ) -> "Settings":
+        # The sandbox's own limits, so the verification gate never starts with a value the
+        # sandbox would refuse at the first `done` (imported here: the package imports us).
+        from wvo_mcp.sandbox.limits import MEMORY_RANGE, OUTPUT_BYTES_RANGE, TIMEOUT_RANGE
+
         env = os.environ if env is None else env
         root = state_root or env.get("WVO_STATE_ROOT") or "state"
         return cls(
@@ -118,7 +161,7 @@ class Settings:
             wip_global=_int(env, "WVO_AUTOPILOT_WIP_LIMIT", 3) or 3,
             wip_per_agent=_int(env, "WVO_WIP_PER_AGENT", 1) or 1,
             wip_per_epic=_int(env, "WVO_WIP_PER_EPIC", None),
-            agent_id=env.get("WVO_AGENT_ID") or None,
+            agent_id=_agent_id(env),
             default_lease_seconds=_int(env, "WVO_LEASE_SECONDS", 600) or 600,
             retry_base_seconds=_float(env, "WVO_RETRY_BASE_SECONDS", 30.0),
             retry_cap_seconds=_float(env, "WVO_RETRY_CAP_SECONDS", 3600.0),
@@ -144,8 +187,13 @@ class Settings:
             ),
             sandbox_allow_unisolated=_bool(env, "WVO_SANDBOX_ALLOW_UNISOLATED", False),
             sandbox_image=env.get("WVO_SANDBOX_IMAGE", "").strip() or "python:3.11-slim",
-            sandbox_output_bytes=_int(env, "WVO_SANDBOX_OUTPUT_BYTES", 16_384, minimum=256)
+            sandbox_output_bytes=_int(
+                env, "WVO_SANDBOX_OUTPUT_BYTES", 16_384, bounds=OUTPUT_BYTES_RANGE, unit="bytes"
+            )
             or 16_384,
-            verify_timeout_seconds=_float(env, "WVO_VERIFY_TIMEOUT_SECONDS", 300.0),
-            verify_memory_mb=_int(env, "WVO_VERIFY_MEMORY_MB", 2048, minimum=16) or 2048,
+            verify_timeout_seconds=_float(
+                env, "WVO_VERIFY_TIMEOUT_SECONDS", 300.0, bounds=TIMEOUT_RANGE, unit="seconds"
+            ),
+            verify_memory_mb=_int(env, "WVO_VERIFY_MEMORY_MB", 2048, bounds=MEMORY_RANGE, unit="MB")
+            or 2048,
         )

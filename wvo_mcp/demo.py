@@ -50,7 +50,7 @@ def _fresh_state(state_root: Path) -> None:
 async def _agent(name: str, state_root: Path, total_agents: int, done: Counter[str]) -> None:
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "wvo_mcp", "serve"],
+        args=["-P", "-m", "wvo_mcp", "serve"],
         env={
             "WVO_STATE_ROOT": str(state_root),
             "WVO_AGENT_ID": name,

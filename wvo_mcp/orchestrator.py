@@ -11,7 +11,7 @@ import anyio
 from wvo_mcp import gitsnap, sandbox, timeutil
 from wvo_mcp import providers as provider_config
 from wvo_mcp.config import Settings
-from wvo_mcp.errors import ValidationFailed, VerificationFailed
+from wvo_mcp.errors import ValidationFailed, VerificationFailed, WvoError
 from wvo_mcp.models import (
     AgentIdentity,
     Checkpoint,
@@ -170,20 +170,22 @@ class Orchestrator:
         output_tokens: int,
         outcome: Outcome,
         task_id: str | None = None,
+        token: str | None = None,
     ) -> UsageResult:
-        return await self.db.write(
-            partial(
-                routes.record_usage,
-                providers=self.providers,
-                task_id=task_id,
-                provider=provider,
-                model=model,
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                outcome=outcome,
-                now=timeutil.now(),
-            )
+        usage = partial(
+            routes.record_usage,
+            providers=self.providers,
+            task_id=task_id,
+            provider=provider,
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            outcome=outcome,
+            now=timeutil.now(),
         )
+        if task_id is not None:
+            usage = partial(leases.record_task_usage, token=token, **usage.keywords)
+        return await self.db.write(usage)
 
     async def provider_status(self) -> ProviderStatusReport:
         return await self.db.read(
@@ -267,6 +269,8 @@ class Orchestrator:
             )
             if command is not None and skip_verify:
                 skipped_by = actor
+            elif command is not None and token is not None:
+                verified = await self._verify_holding(task_id, token, actor, command)
             elif command is not None:
                 verified = await self._verify(task_id, command)
         return await self.db.write(
@@ -284,6 +288,28 @@ class Orchestrator:
                 skipped_by=skipped_by,
             )
         )
+
+    async def _verify_holding(
+        self, task_id: str, token: str, agent_id: str, command: str | list[str]
+    ) -> str:
+        """The gate, with the holder's lease renewed while it runs: a verification longer
+        than the lease must not hand the task to another agent meanwhile."""
+        async with anyio.create_task_group() as renewing:
+            renewing.start_soon(self._keep_lease, task_id, token, agent_id)
+            try:
+                summary = await self._verify(task_id, command)
+            finally:
+                renewing.cancel_scope.cancel()
+        return summary
+
+    async def _keep_lease(self, task_id: str, token: str, agent_id: str) -> None:
+        while True:
+            try:
+                renewed = await self.heartbeat(task_id, token, agent_id)
+            except WvoError:
+                return  # lost or gone: the move after the run says so
+            left = (timeutil.from_text(renewed.lease_expires_at) - timeutil.now()).total_seconds()
+            await anyio.sleep(max(0.2, left / 3))
 
     async def _verify(self, task_id: str, command: str | list[str]) -> str:
         """Run the gate; the passing run's summary, else VerificationFailed with the tails."""

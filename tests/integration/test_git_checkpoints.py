@@ -131,7 +131,7 @@ async def test_checkpoints_listing_and_rollback(state_root: Path, tmp_path: Path
 
     def rollback(*extra: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "wvo_mcp", *env_root, "rollback", "T1", *extra],
+            [sys.executable, "-P", "-m", "wvo_mcp", *env_root, "rollback", "T1", *extra],
             cwd=repo,
             capture_output=True,
             text=True,

@@ -64,7 +64,7 @@ def start_cli(
     state_root: Path, *args: str, stdin: int = subprocess.DEVNULL
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "wvo_mcp", "--state-root", str(state_root), *args],
+        [sys.executable, "-P", "-m", "wvo_mcp", "--state-root", str(state_root), *args],
         cwd=ROOT,
         env=cli_env(),
         stdin=stdin,

@@ -307,7 +307,7 @@ async def test_an_invalid_providers_file_is_refused_at_start_with_line_and_field
     )
     served = await anyio.to_thread.run_sync(
         lambda: subprocess.run(
-            [sys.executable, "-m", "wvo_mcp", "--state-root", str(routed_state), "serve"],
+            [sys.executable, "-P", "-m", "wvo_mcp", "--state-root", str(routed_state), "serve"],
             capture_output=True,
             text=True,
             timeout=60,

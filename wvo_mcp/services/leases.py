@@ -4,16 +4,17 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from wvo_mcp import gitsnap, retry, timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import IllegalTransition, LeaseLost, NotFound, ValidationFailed
 from wvo_mcp.gitsnap import Snapshot
-from wvo_mcp.models import CheckpointResult, LeaseResult, UpdateResult
+from wvo_mcp.models import CheckpointResult, LeaseResult, UpdateResult, UsageResult
 from wvo_mcp.services import routes, rows
 from wvo_mcp.services.tasks import record_event
 from wvo_mcp.store import Tx
-from wvo_mcp.transitions import Status, check_transition
+from wvo_mcp.transitions import Actor, Status, check_transition
 
 
 def _task(tx: Tx, task_id: str) -> sqlite3.Row:
@@ -71,6 +72,11 @@ def heartbeat(
     return LeaseResult(task_id=task_id, lease_expires_at=expires)
 
 
+# Checkpoints kept per task: each new one deletes those older than the latest this many, in
+# the same transaction. Seqs keep increasing; a pruned checkpoint's git ref is left alone.
+CHECKPOINTS_KEPT = 100
+
+
 def checkpoint(
     tx: Tx,
     task_id: str,
@@ -116,6 +122,7 @@ def checkpoint(
             run,
         ),
     )
+    tx.run("prune_checkpoints", (task_id, CHECKPOINTS_KEPT))
     if not waiting:
         tx.run("renew_lease", (expires, row["lease_seconds"], stamp, task_id))
     tx.run("touch_agent", (agent_id, stamp))
@@ -143,6 +150,9 @@ def lose_lease(
         settings.retry_cap_seconds,
     )
     reason = f"lease of {row['assigned_to']} expired at {row['lease_expires_at']}"
+    if decision.status is Status.FAILED or requeue:
+        who = Actor.MONITOR if requeue else Actor.SCHEDULER
+        check_transition(Status.IN_PROGRESS, decision.status, who)
     if decision.status is Status.FAILED:
         tx.run("dead_letter", (decision.attempts, stamp, row["id"]))
         record_event(
@@ -180,12 +190,12 @@ def lose_lease(
     return True
 
 
-APPROVAL_ONLY = "approval is given by a person: `wvo-mcp approve ID --by NAME`"
-# Moves that only a person makes (through the CLI), never an agent's plan_update.
-PERSON_ONLY = {
-    (Status.FAILED, Status.PENDING): "a dead-lettered task is re-queued by a person: "
-    "`wvo-mcp requeue ID`",
-}
+def _actor(row: sqlite3.Row, token: str | None, *, by_person: bool) -> Actor:
+    """Who is asking, for the transition table: a person, the holder (its token was checked
+    against the row), or an agent holding nothing."""
+    if by_person:
+        return Actor.PERSON
+    return Actor.HOLDER if token is not None and token == row["lease_token"] else Actor.AGENT
 
 
 def update_status(
@@ -213,16 +223,7 @@ def update_status(
             f"task {task_id!r} is in progress (held by {row['assigned_to']!r}); "
             "pass the lease_token that claim_task returned"
         )
-    if target is Status.IN_PROGRESS:
-        raise IllegalTransition(
-            "tasks enter 'in_progress' only through claim_task, which grants a lease, or "
-            f"through a person's approval; task {task_id!r} is {current.value!r}"
-        )
-    if current is Status.AWAITING_APPROVAL and target is Status.PENDING:
-        raise IllegalTransition(APPROVAL_ONLY)
-    check_transition(current, target)
-    if not by_person and (current, target) in PERSON_ONLY:
-        raise IllegalTransition(PERSON_ONLY[(current, target)])
+    check_transition(current, target, _actor(row, token, by_person=by_person))
 
     stamp = timeutil.to_text(now)
     epoch = row["lease_epoch"]
@@ -312,10 +313,24 @@ def verification_needed(
     if current is Status.IN_PROGRESS and token is None and not by_person:
         return None
     try:
-        check_transition(current, Status.DONE)
+        check_transition(current, Status.DONE, _actor(row, token, by_person=by_person))
     except IllegalTransition:
         return None
     return rows.verify_command(row)
+
+
+def record_task_usage(tx: Tx, token: str | None, **usage: Any) -> UsageResult:
+    """routes.record_usage for a task: only its holder charges it (tokens against its
+    route, and a context_limit that escalates its next attempt)."""
+    task_id = usage["task_id"]
+    if token is None:
+        raise ValidationFailed(
+            f"record_usage for task {task_id!r} needs that task's lease_token: usage is "
+            "charged to a task (and escalates it) by its holder only; omit task_id to "
+            "report usage outside a task"
+        )
+    _held(tx, task_id, token, waiting_ok=True)
+    return routes.record_usage(tx, **usage)
 
 
 def holding(tx: Tx, task_id: str, token: str) -> None:
@@ -384,6 +399,7 @@ def _decided(
     tx: Tx, row: sqlite3.Row, by: str, kind: str, to: Status, note: str | None, now: datetime
 ) -> UpdateResult:
     """Record a person's decision on a waiting task; a holder gets a fresh lease back."""
+    check_transition(Status.AWAITING_APPROVAL, to, Actor.PERSON)
     stamp = timeutil.to_text(now)
     if to is Status.IN_PROGRESS:
         expires = timeutil.after(now, row["lease_seconds"])
