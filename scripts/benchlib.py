@@ -308,7 +308,16 @@ def wvo_import(state_root: Path, source: Path, expect: str) -> float:
     succeed and print `expect`."""
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-P", "-m", "wvo_mcp", "--state-root", str(state_root), "import", str(source)],
+        [
+            sys.executable,
+            "-P",
+            "-m",
+            "wvo_mcp",
+            "--state-root",
+            str(state_root),
+            "import",
+            str(source),
+        ],
         capture_output=True,
         text=True,
         env=get_default_environment(),

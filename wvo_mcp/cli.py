@@ -38,6 +38,7 @@ def _print_json(value: Any) -> None:
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     """Serve MCP over stdio (what an agent's client starts)."""
+    from wvo_mcp.sandbox import protect
     from wvo_mcp.server import build_server
 
     # Held for the process's whole life, so `restore` knows servers are running.
@@ -45,6 +46,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         # Open (and migrate) the database before speaking MCP: a refused database then ends
         # the process with a message, instead of leaving the client waiting for `initialize`.
         anyio.run(_with, settings, _opened)
+        # Likewise a layout whose trusted files sandboxed commands could reach.
+        protect.layout(settings, settings.workspace_root)
         build_server(settings).run()
 
 

@@ -1,10 +1,18 @@
 """Git snapshots of a workspace for checkpoints: the working tree (tracked and untracked,
 non-ignored files) as a commit under refs/wvo/checkpoints/, without touching the working
-tree, the index or any branch."""
+tree, the index or any branch.
+
+The workspace is written by sandboxed commands, so every git call here runs no program the
+repository could name (hooks, fsmonitor, filters, textconv, external diff, pager, ...),
+reads no system or user configuration, gets no stdin (it is the MCP pipe) and a minimal
+environment, and uses the git directory found when the server started, never one that
+appears later. Snapshots and restores leave the state folder out.
+"""
 
 import os
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +21,49 @@ from wvo_mcp.errors import ValidationFailed
 GIT_TIMEOUT_S = 120
 REF_ROOT = "refs/wvo/checkpoints"
 _REF_SAFE = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
+_GITFILE_BYTES = 4096
+
+ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "HOME": "/nonexistent",
+    "LANG": "C",
+    "LC_ALL": "C",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_ATTR_NOSYSTEM": "1",
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_NO_REPLACE_OBJECTS": "1",
+    "GIT_AUTHOR_NAME": "wvo-mcp",
+    "GIT_AUTHOR_EMAIL": "wvo-mcp@localhost",
+    "GIT_COMMITTER_NAME": "wvo-mcp",
+    "GIT_COMMITTER_EMAIL": "wvo-mcp@localhost",
+}
+# Every setting through which configuration makes git run a program, switched off.
+NO_PROGRAMS = (
+    "core.fsmonitor=false",
+    f"core.hooksPath={os.devnull}",
+    "core.pager=cat",
+    "core.editor=:",
+    "core.sshCommand=",
+    "core.askPass=",
+    f"core.attributesFile={os.devnull}",
+    "credential.helper=",
+    "diff.external=",
+    "gpg.program=",
+    "commit.gpgSign=false",
+    "protocol.allow=never",
+    "submodule.recurse=false",
+    "status.submoduleSummary=false",
+)
+# Drivers that attributes (which the workspace writes) can select by name.
+DRIVERS = r"^(filter|diff|merge)\..+\.(clean|smudge|process|textconv|command|driver|required)$"
+
+
+@dataclass(frozen=True)
+class Repo:
+    top: Path  # the top of the work tree
+    entry: Path  # top/.git: the git directory, or a file naming it
+    git_dir: Path
 
 
 @dataclass(frozen=True)
@@ -21,29 +72,96 @@ class Snapshot:
     commit: str
 
 
-def _run(
-    workspace: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["git", *args],
-        cwd=workspace,
-        capture_output=True,
-        text=True,
-        timeout=GIT_TIMEOUT_S,
-        env={**os.environ, **(env or {})},
-    )
+def locate(workspace: Path) -> Repo | None:
+    """The repository `workspace` is in, found as git would, without running git."""
+    here = workspace.resolve()
+    for folder in (here, *here.parents):
+        entry = folder / ".git"
+        if entry.is_dir():
+            return Repo(folder, entry, entry.resolve())
+        if entry.is_file():
+            with entry.open("rb") as handle:
+                text = handle.read(_GITFILE_BYTES).decode(errors="replace")
+            if not text.startswith("gitdir:"):
+                return None
+            return Repo(folder, entry, (folder / text[len("gitdir:") :].strip()).resolve())
+    return None
 
 
-def _git(workspace: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    result = _run(workspace, *args, env=env)
-    if result.returncode != 0:
-        raise ValidationFailed(f"git {args[0]} failed in {workspace}: {result.stderr.strip()}")
-    return result.stdout.strip()
+class Git:
+    """git commands on one repository, run as the module docstring says."""
 
+    def __init__(self, repo: Repo, cwd: Path, exclude: Sequence[Path] = ()) -> None:
+        self.repo = repo
+        self.cwd = cwd
+        self.env = {**ENV, "GIT_DIR": str(repo.git_dir), "GIT_WORK_TREE": str(repo.top)}
+        # Pathspecs that keep what the server trusts out of snapshots and restores.
+        self.keep_out = [
+            f":(top,exclude){path.resolve().relative_to(repo.top)}"
+            for path in exclude
+            if repo.top in path.resolve().parents
+        ]
+        self._overrides: list[str] | None = None
 
-def is_repository(workspace: Path) -> bool:
-    result = _run(workspace, "rev-parse", "--is-inside-work-tree")
-    return result.returncode == 0 and result.stdout.strip() == "true"
+    def _options(self) -> list[str]:
+        if self._overrides is None:
+            found = self._run([], "config", "--null", "--name-only", "--get-regexp", DRIVERS)
+            names = [n for n in found.stdout.split("\0") if n] if found.returncode == 0 else []
+            self._overrides = [part for name in names for part in ("-c", f"{name}=")]
+        return self._overrides
+
+    def _run(
+        self, options: list[str], *args: str, index: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        env = self.env if index is None else {**self.env, "GIT_INDEX_FILE": str(index)}
+        fixed = [part for s in NO_PROGRAMS for part in ("-c", s)]
+        return subprocess.run(
+            ["git", *fixed, *options, *args],
+            cwd=self.cwd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT_S,
+            env=env,
+        )
+
+    def __call__(self, *args: str, index: Path | None = None, check: bool = True) -> str:
+        result = self._run(self._options(), *args, index=index)
+        if check and result.returncode != 0:
+            raise ValidationFailed(
+                f"git {args[0]} failed in {self.repo.top}: {result.stderr.strip()}"
+            )
+        return result.stdout.strip()
+
+    def snapshot(self, message: str) -> Snapshot:
+        """The working tree as a commit object."""
+        # Empty (and a non-zero exit) in a repository without commits.
+        head = self("rev-parse", "--verify", "--quiet", "HEAD", check=False) or None
+        with tempfile.TemporaryDirectory(prefix="wvo-index-") as scratch:
+            # A private index: `add -A` there stages everything without touching the real one.
+            index = Path(scratch) / "index"
+            self("add", "-A", "--", ":/", *self.keep_out, index=index)
+            tree = self("write-tree", index=index)
+        parents = ["-p", head] if head else []
+        commit = self("commit-tree", tree, *parents, "-m", message)
+        return Snapshot(head=head, commit=commit)
+
+    def set_ref(self, ref: str, commit: str) -> None:
+        self("update-ref", ref, commit)
+
+    def uncommitted(self) -> str:
+        return self("status", "--porcelain", "--ignore-submodules=all", "--", ".", *self.keep_out)
+
+    def diff_stat(self, commit: str) -> str:
+        """What restoring `commit` would change in the working tree."""
+        return self(
+            "diff", "--stat", "--no-ext-diff", "--no-textconv", "--ignore-submodules=all",
+            "-R", commit, "--", ".", *self.keep_out,
+        )  # fmt: skip
+
+    def restore(self, commit: str) -> None:
+        """Working-tree files as in `commit`; the index and branches stay as they are."""
+        self("restore", f"--source={commit}", "--worktree", "--", ".", *self.keep_out)
 
 
 def ref_name(task_id: str, seq: int) -> str:
@@ -54,41 +172,3 @@ def ref_name(task_id: str, seq: int) -> str:
     if encoded.endswith(".lock"):
         encoded = encoded[: -len(".lock")] + "%2Elock"
     return f"{REF_ROOT}/{encoded}/{seq}"
-
-
-def snapshot(workspace: Path, message: str) -> Snapshot | None:
-    """The working tree as a commit object, or None when `workspace` is not a repository."""
-    if not is_repository(workspace):
-        return None
-    # Empty (and a non-zero exit) in a repository without commits.
-    head = _run(workspace, "rev-parse", "--verify", "--quiet", "HEAD").stdout.strip() or None
-    with tempfile.TemporaryDirectory(prefix="wvo-index-") as scratch:
-        # A private index: `add -A` there stages everything without touching the real one.
-        env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
-        _git(workspace, "add", "-A", env=env)
-        tree = _git(workspace, "write-tree", env=env)
-    parents = ["-p", head] if head else []
-    commit = _git(
-        workspace,
-        "-c", "user.name=wvo-mcp", "-c", "user.email=wvo-mcp@localhost",
-        "commit-tree", tree, *parents, "-m", message,
-    )  # fmt: skip
-    return Snapshot(head=head, commit=commit)
-
-
-def set_ref(workspace: Path, ref: str, commit: str) -> None:
-    _git(workspace, "update-ref", ref, commit)
-
-
-def uncommitted(workspace: Path) -> str:
-    return _git(workspace, "status", "--porcelain")
-
-
-def diff_stat(workspace: Path, commit: str) -> str:
-    """What restoring `commit` would change in the working tree."""
-    return _git(workspace, "diff", "--stat", "-R", commit)
-
-
-def restore(workspace: Path, commit: str) -> None:
-    """Working-tree files as in `commit`; the index and branches stay as they are."""
-    _git(workspace, "restore", f"--source={commit}", "--worktree", "--", ".")

@@ -4,6 +4,7 @@ import json
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -13,6 +14,7 @@ from pydantic import (
     field_validator,
 )
 
+from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.routing import BreakerState, PassedOverReason
 from wvo_mcp.transitions import Status
 from wvo_mcp.wsjf import Breakdown
@@ -37,6 +39,10 @@ StatusName = Literal[
 ]
 
 MAX_METADATA_BYTES = 16_384
+# One task_create call, its tasks as compact JSON (the fields given, UTF-8). A person's
+# roadmap import (`wvo-mcp import`) is not capped this way.
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+MAX_BATCH_TASKS = 5000
 VerifyCommand = (
     Annotated[str, StringConstraints(min_length=1, max_length=4000)]
     | Annotated[
@@ -82,6 +88,43 @@ class TaskSpec(BaseModel):
         if size > MAX_METADATA_BYTES:
             raise ValueError(f"metadata is {size} bytes as JSON; at most {MAX_METADATA_BYTES}")
         return value
+
+    @field_validator("verify_command")
+    @classmethod
+    def _verify_command_runs(cls, value: str | list[str] | None) -> str | list[str] | None:
+        """The sandbox's own rule, so a command it would refuse is refused here, not at the
+        first `done`."""
+        if value is None:
+            return value
+        # Imported here, not above: the sandbox package imports this module.
+        from wvo_mcp.sandbox.limits import check_command
+
+        try:
+            check_command(value, "verify_command")
+        except ValidationFailed as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+
+def _batch_small(tasks: list[TaskSpec]) -> list[TaskSpec]:
+    # The fields as given (defaults left out), so the size is close to what was sent:
+    # each task's JSON, plus the brackets and the commas between them.
+    size = sum(len(t.model_dump_json(exclude_unset=True).encode()) for t in tasks) + len(tasks) + 1
+    if size > MAX_BATCH_BYTES:
+        raise ValueError(
+            f"these {len(tasks)} tasks are {size} bytes as JSON; one task_create call takes at "
+            f"most {MAX_BATCH_BYTES} bytes ({MAX_BATCH_BYTES // (1024 * 1024)} MiB): split the "
+            "batch into several calls (tasks may depend on tasks an earlier call created), or "
+            "have a person import it as a roadmap (`wvo-mcp import FILE`)"
+        )
+    return tasks
+
+
+TaskBatch = Annotated[
+    list[TaskSpec],
+    Field(min_length=1, max_length=MAX_BATCH_TASKS),
+    AfterValidator(_batch_small),
+]
 
 
 class TaskSummary(BaseModel):

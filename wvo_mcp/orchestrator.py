@@ -59,6 +59,13 @@ class Orchestrator:
         self.db = db
         self.settings = settings
         self.providers = providers
+        # Found once: a repository a sandboxed command plants later is never used.
+        repo = gitsnap.locate(settings.workspace_root)
+        self.git = (
+            None
+            if repo is None
+            else gitsnap.Git(repo, settings.workspace_root.resolve(), [settings.state_root])
+        )
 
     @classmethod
     async def open(cls, settings: Settings) -> "Orchestrator":
@@ -220,11 +227,10 @@ class Orchestrator:
     ) -> CheckpointResult:
         # The snapshot is taken before the transaction (git can take seconds; the write lock
         # must not wait on it); the ref is set after commit, once the sequence is known.
-        workspace = self.settings.workspace_root
         snap = None
-        if git_snapshot:
+        if git_snapshot and self.git is not None:
             snap = await anyio.to_thread.run_sync(
-                gitsnap.snapshot, workspace, f"wvo-mcp checkpoint of {task_id}: {summary[:200]}"
+                self.git.snapshot, f"wvo-mcp checkpoint of {task_id}: {summary[:200]}"
             )
         result = await self.db.write(
             partial(
@@ -241,10 +247,13 @@ class Orchestrator:
                 attach_sandbox_run=attach_sandbox_run,
             )
         )
-        if snap is not None and result.git_ref is not None:
-            await anyio.to_thread.run_sync(gitsnap.set_ref, workspace, result.git_ref, snap.commit)
+        if self.git is not None and snap is not None and result.git_ref is not None:
+            await anyio.to_thread.run_sync(self.git.set_ref, result.git_ref, snap.commit)
         elif git_snapshot:
-            result.git_note = f"{workspace.resolve()} is not a git repository: no snapshot taken"
+            result.git_note = (
+                f"{self.settings.workspace_root.resolve()} is not a git repository (as found "
+                "when the server started): no snapshot taken"
+            )
         return result
 
     async def update_status(
@@ -294,12 +303,17 @@ class Orchestrator:
     ) -> str:
         """The gate, with the holder's lease renewed while it runs: a verification longer
         than the lease must not hand the task to another agent meanwhile."""
+        refused: WvoError | None = None
         async with anyio.create_task_group() as renewing:
             renewing.start_soon(self._keep_lease, task_id, token, agent_id)
             try:
                 summary = await self._verify(task_id, command)
+            except WvoError as exc:  # raised here it would leave wrapped in a group
+                refused = exc
             finally:
                 renewing.cancel_scope.cancel()
+        if refused is not None:
+            raise refused
         return summary
 
     async def _keep_lease(self, task_id: str, token: str, agent_id: str) -> None:
@@ -357,7 +371,8 @@ class Orchestrator:
             await self.db.read(partial(leases.holding, task_id=task_id, token=lease_token))
         request = sandbox.Request(
             command=command,
-            workspace=self._workspace(workspace),
+            workspace=self.settings.workspace_root,
+            cwd=self._workspace(workspace),
             timeout_s=timeout_s,
             memory_mb=memory_mb,
             cpus=cpus,
@@ -378,11 +393,13 @@ class Orchestrator:
             )
         return result
 
-    def _workspace(self, given: str | None) -> Path:
-        """The workspace root or a folder inside it: the only host path a run may write."""
+    def _workspace(self, given: str | None) -> str:
+        """A folder inside the workspace root, as a path relative to it. The run mounts only
+        the root and enters this folder inside the sandbox, so a link swapped in after this
+        check still cannot lead outside; the check here only makes the refusal early."""
         root = self.settings.workspace_root.resolve()
         if given is None:
-            return root
+            return "."
         path = Path(given)
         chosen = (path if path.is_absolute() else root / path).resolve()
         if chosen != root and root not in chosen.parents:
@@ -390,7 +407,7 @@ class Orchestrator:
                 f"workspace {given!r} is outside the workspace root {root} "
                 "(WVO_WORKSPACE_ROOT); pass a folder inside it, or omit workspace"
             )
-        return chosen
+        return str(chosen.relative_to(root))
 
     async def requeue(self, task_id: str, actor: str, reason: str | None = None) -> UpdateResult:
         """A person's re-queue: a dead letter (or cancelled/blocked task) back to pending."""
@@ -470,16 +487,18 @@ class Orchestrator:
     async def rollback(self, task_id: str, seq: int, *, force: bool, apply: bool) -> str:
         """Restore the workspace's files from a checkpoint's snapshot; returns what changes."""
         commit = await self.db.read(partial(tasks.snapshot_commit, task_id=task_id, seq=seq))
-        workspace = self.settings.workspace_root
-        if not gitsnap.is_repository(workspace):
-            raise ValidationFailed(f"{workspace.resolve()} is not a git repository")
-        changes = await anyio.to_thread.run_sync(gitsnap.diff_stat, workspace, commit)
+        git = self.git
+        if git is None:
+            raise ValidationFailed(
+                f"{self.settings.workspace_root.resolve()} is not in a git repository"
+            )
+        changes = await anyio.to_thread.run_sync(git.diff_stat, commit)
         if apply:
-            dirty = await anyio.to_thread.run_sync(gitsnap.uncommitted, workspace)
+            dirty = await anyio.to_thread.run_sync(git.uncommitted)
             if dirty and not force:
                 raise ValidationFailed(
                     "the workspace has uncommitted work that the rollback would overwrite:\n"
                     f"{dirty}\ncommit or stash it, or pass --force"
                 )
-            await anyio.to_thread.run_sync(gitsnap.restore, workspace, commit)
+            await anyio.to_thread.run_sync(git.restore, commit)
         return changes

@@ -16,12 +16,13 @@ import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context, Message, UserMessage
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
-from mcp.types import ToolAnnotations
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS, ToolAnnotations
 from pydantic import Field, StringConstraints
 
-from wvo_mcp import __version__, guidance
+from wvo_mcp import __version__, guidance, identity
 from wvo_mcp.config import Settings
-from wvo_mcp.errors import WvoError
+from wvo_mcp.errors import ValidationFailed, WvoError
 from wvo_mcp.models import (
     AgentId,
     AgentIdentity,
@@ -38,10 +39,10 @@ from wvo_mcp.models import (
     SandboxResult,
     SectionName,
     StatusName,
+    TaskBatch,
     TaskDetail,
     TaskId,
     TaskPage,
-    TaskSpec,
     UpdateResult,
     UsageResult,
     VerifyCommand,
@@ -179,27 +180,58 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
     def orchestrator(ctx: Context) -> Orchestrator:
         return cast(Orchestrator, ctx.request_context.lifespan_context)
 
-    def agent(ctx: Context, agent_id: str | None) -> str:
-        """The caller's id: given, else WVO_AGENT_ID, else client name + server process."""
-        if agent_id:
-            return agent_id
+    # One agent per server process: a stdio server serves one client, and the 2026-07-28
+    # protocol has no session beyond the process. WIP limits and the audit trail count per
+    # agent, so a client may not switch ids to take more work.
+    bound: list[str] = []
+
+    def agent(ctx: Context, agent_id: str | None, *, claims: bool = False) -> str:
+        """The caller's id: the one this server acts as, else given, else WVO_AGENT_ID, else
+        client name + server process. The first id given, or the first that claims work,
+        is kept for the process: reserved names and a switch of id are refused."""
+        if agent_id is None:
+            if bound:
+                return bound[0]
+            name = default_agent(ctx)
+            if claims:
+                bound.append(name)
+            return name
+        identity.check_agent_id(agent_id)
+        if bound and agent_id != bound[0]:
+            raise ValidationFailed(
+                f"this server acts as agent {bound[0]!r}; it cannot switch to {agent_id!r} "
+                "(WIP limits and the audit trail count per agent). Omit agent_id or pass "
+                f"{bound[0]!r}; another agent needs its own server process"
+            )
+        if not bound:
+            bound.append(agent_id)
+        return agent_id
+
+    def default_agent(ctx: Context) -> str:
         if settings.agent_id:
             return settings.agent_id
         params = getattr(ctx.session, "client_params", None)
         client = params.client_info.name if params is not None else "agent"
-        return f"{client}-{os.getpid()}"
+        name = f"{client}-{os.getpid()}"
+        try:
+            return identity.check_agent_id(name)
+        except ValidationFailed:
+            return f"agent-{os.getpid()}"  # a client name no agent may use
 
-    traced = tool_call(telemetry, agent)
+    def seen_as(ctx: Context, agent_id: str | None) -> str:
+        """For telemetry: who the caller is, never raising."""
+        return bound[0] if bound else agent_id or "unknown"
+
+    traced = tool_call(telemetry, seen_as)
 
     @server.tool(annotations=WRITES)
     @traced
-    async def task_create(
-        tasks: Annotated[list[TaskSpec], Field(min_length=1, max_length=5000)], ctx: Context
-    ) -> CreateResult:
+    async def task_create(tasks: TaskBatch, ctx: Context) -> CreateResult:
         """Create tasks (with dependencies) as one all-or-nothing batch.
 
         Refuses duplicate ids, unknown dependency ids and dependency cycles; nothing is
-        written when anything is refused. WSJF inputs are 1..20, complexity 1..10."""
+        written when anything is refused. WSJF inputs are 1..20, complexity 1..10. One call
+        takes at most 5000 tasks and 4 MiB of them as JSON: split a larger batch."""
         return await orchestrator(ctx).create_tasks(tasks, actor=agent(ctx, None))
 
     @server.tool(annotations=READ_ONLY)
@@ -265,7 +297,7 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         only work routing sends to that tier is handed out, and `route` says where the
         grant's tokens count."""
         return await orchestrator(ctx).claim(
-            agent(ctx, agent_id), task_id, lease_seconds, provider, model
+            agent(ctx, agent_id, claims=True), task_id, lease_seconds, provider, model
         )
 
     @server.tool(annotations=WRITES)
@@ -297,13 +329,14 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         outcome: Outcome,
         ctx: Context,
         task_id: TaskId | None = None,
+        lease_token: LeaseToken | None = None,
     ) -> UsageResult:
         """Report tokens used and how the call went: success, failure, rate_limited or
         context_limit. Usage counts against the provider's hourly and daily budgets;
         failures and rate limits drive its circuit breaker; context_limit on a task sends
-        its next attempt one tier up."""
+        its next attempt one tier up. With task_id, pass your lease_token for it."""
         return await orchestrator(ctx).record_usage(
-            provider, model, input_tokens, output_tokens, outcome, task_id
+            provider, model, input_tokens, output_tokens, outcome, task_id, lease_token
         )
 
     @server.tool(annotations=READ_ONLY)
@@ -496,7 +529,7 @@ def _register_resources(
     async def directive(name: str) -> str:
         """Guidance for agents: work_loop, error_recovery, approvals, writing_context, …"""
         try:
-            return guidance.get(settings.workspace_root, name).text()
+            return await anyio.to_thread.run_sync(guidance.text, settings.workspace_root, name)
         except WvoError as exc:
             raise ResourceNotFoundError(str(exc)) from exc
 
@@ -506,7 +539,11 @@ def _register_prompts(server: MCPServer[Orchestrator], settings: Settings) -> No
 
     def prompt_for(name: str) -> Callable[[str | None], Awaitable[list[Message]]]:
         async def prompt(task_id: str | None = None) -> list[Message]:
-            text = guidance.get(settings.workspace_root, name).text()
+            try:
+                text = await anyio.to_thread.run_sync(guidance.text, settings.workspace_root, name)
+            except WvoError as exc:
+                # Anything but MCPError reaches the client as a logged crash.
+                raise MCPError(INVALID_PARAMS, str(exc)) from exc
             if task_id:
                 text = (
                     f"You are working on task {task_id} (task_get shows it). "

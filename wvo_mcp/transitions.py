@@ -104,15 +104,29 @@ def check_transition(current: Status, target: Status, actor: Actor | None = None
     the moves that would be accepted and who else may make this one."""
     if target not in TRANSITIONS[current]:
         moves = ", ".join(legal_moves(current)) or "none (it is final)"
-        raise IllegalTransition(
+        message = (
             f"cannot move a task from {current.value!r} to {target.value!r}; "
             f"legal next statuses from {current.value!r}: {moves}"
+        )
+        raise IllegalTransition(
+            message if actor is None else f"{message}; {_yours(current, actor)}"
         )
     if actor is None or may(current, target, actor):
         return
     who = "; or ".join(HOW[a] for a in sorted(MOVES[current][target]))
-    yours = ", ".join(legal_moves(current, actor)) or "none"
     raise IllegalTransition(
         f"moving a task from {current.value!r} to {target.value!r} is not yours to make "
-        f"as {AS[actor]}: only {who} may. From {current.value!r} you may move it to: {yours}"
+        f"as {AS[actor]}: only {who} may; {_yours(current, actor)}"
+    )
+
+
+def _yours(current: Status, actor: Actor) -> str:
+    yours = legal_moves(current, actor)
+    if yours:
+        return f"from {current.value!r} you may move it to: {', '.join(yours)}"
+    others = sorted({a for who in MOVES[current].values() for a in who})
+    return (
+        f"you may not move a task from {current.value!r} at all: only "
+        + ("; or ".join(HOW[a] for a in others) or "nobody (it is final)")
+        + " may"
     )

@@ -11,7 +11,17 @@ from tests.conftest import ROOT
 def test_demo_completes_the_example_roadmap_once_each(tmp_path: Path) -> None:
     state = tmp_path / "demo"
     run = subprocess.run(
-        [sys.executable, "-P", "-m", "wvo_mcp", "--state-root", str(state), "demo", "--agents", "3"],
+        [
+            sys.executable,
+            "-P",
+            "-m",
+            "wvo_mcp",
+            "--state-root",
+            str(state),
+            "demo",
+            "--agents",
+            "3",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -5,6 +5,7 @@ from pathlib import Path
 from wvo_mcp.sandbox import bwrap
 from wvo_mcp.sandbox.cgroups import _counter, parse_mountinfo, parse_proc_cgroup
 from wvo_mcp.sandbox.limits import Request
+from wvo_mcp.sandbox.protect import Layout
 
 HYBRID_CGROUP = """9:name=systemd:/
 8:pids:/
@@ -56,6 +57,9 @@ def _line(**change: object) -> list[str]:
         userns=True,
         python=[Path("/opt/py"), Path("/work/p/.venv")],
         host_links={"/bin": "usr/bin"},
+        layout=Layout(
+            Path("/work/p"), (Path("/work/p/.venv"), Path("/work/p/a/state")), (Path("/work/p/a"),)
+        ),
     )
 
 
@@ -73,11 +77,15 @@ def test_bwrap_line_isolates_by_default() -> None:
     assert ["usr/bin", "/bin"] in _options(line, "--symlink", 2)
     assert all(not arg.startswith(("/root", "/home", "/etc/shadow")) for arg in line)
     assert _options(line, "--tmpfs", 1) == [["/tmp"]]
-    # The workspace is the one read-write bind, and the working directory; the venv inside
-    # it is not bound again.
-    assert _options(line, "--bind", 2) == [["/work/p", "/work/p"]]
+    # The workspace is the one read-write host directory and the working directory; what
+    # the server trusts inside it is bound read-only over it, after it, and the folders
+    # leading there are bound onto themselves (a mount point cannot be renamed away).
+    assert _options(line, "--bind", 2) == [["/work/p", "/work/p"], ["/work/p/a", "/work/p/a"]]
     assert _options(line, "--chdir", 1) == [["/work/p"]]
-    assert "/work/p/.venv" not in line
+    binds = [i for i, arg in enumerate(line) if arg in ("--bind", "--ro-bind")]
+    order = [line[i + 1] for i in binds]
+    assert order.index("/work/p") < order.index("/work/p/a") < order.index("/work/p/a/state")
+    assert order.index("/work/p") < order.index("/work/p/.venv")
     # The command's environment is set inside, after a clear; the command comes last.
     assert line.index("--clearenv") < line.index("--setenv")
     assert ["SECRET_FREE", "1"] in _options(line, "--setenv", 2)

@@ -9,7 +9,7 @@ from types import ModuleType
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.models import SandboxResult
-from wvo_mcp.sandbox import bwrap, none
+from wvo_mcp.sandbox import bwrap, none, protect
 from wvo_mcp.sandbox.limits import Request, validate
 from wvo_mcp.sandbox.outcome import Backend, BackendCheck, cli_exit_code, result
 
@@ -67,12 +67,13 @@ def run(request: Request, settings: Settings) -> SandboxResult:
     """Run one command to its end, its timeout or its limits (blocking: call it from a
     worker thread in async code)."""
     request = validate(request)
+    layout = protect.layout(settings, request.workspace)
     backend = choose(settings)
     size = settings.sandbox_output_bytes
     if backend == "docker":
-        outcome = _docker().run(request, settings.sandbox_image, size)
+        outcome = _docker().run(request, settings.sandbox_image, size, layout)
     elif backend == "bwrap":
-        outcome = bwrap.run(request, size)
+        outcome = bwrap.run(request, size, layout)
     else:
         outcome = none.run(request, size)
     return result(backend, outcome, memory_mb=request.memory_mb, pids_limit=request.pids_limit)

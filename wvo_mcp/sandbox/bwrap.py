@@ -2,7 +2,8 @@
 
 The command sees read-only system directories (/usr, the library and binary directories,
 the few /etc files programs need), the Python installation, a fresh /tmp, its own /proc and
-a minimal /dev, and the workspace read-write; nothing of /root, /home or the host's /tmp.
+a minimal /dev, and the workspace read-write but for what the server trusts inside it
+(protect.py); nothing of /root, /home or the host's /tmp.
 It runs as uid 65534 in a user namespace, with no network but loopback unless asked.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from wvo_mcp.sandbox import cgroups, runner
 from wvo_mcp.sandbox.limits import DEFAULT_PATH, Request, argv, command_env
 from wvo_mcp.sandbox.outcome import BackendCheck, Outcome
+from wvo_mcp.sandbox.protect import Layout
 
 SANDBOX_UID = 65534
 PROBE_TIMEOUT_S = 10.0
@@ -79,6 +81,7 @@ def arguments(
     userns: bool,
     python: list[Path],
     host_links: dict[str, str],
+    layout: Layout,
 ) -> list[str]:
     """The bwrap command line (pure: the host's facts come in as arguments)."""
     args = ["--unshare-all", "--die-with-parent", "--new-session"]
@@ -97,12 +100,15 @@ def arguments(
     for name in ETC_FILES:
         args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     args += ["--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
-    workspace = request.workspace
+    root = layout.root
     for path in python:
-        if path == workspace or workspace in path.parents:
-            continue  # visible, read-write, through the workspace
-        args += ["--ro-bind", str(path), str(path)]
-    args += ["--bind", str(workspace), str(workspace), "--chdir", str(workspace)]
+        if path != root and root not in path.parents:
+            args += ["--ro-bind", str(path), str(path)]
+    # Only the checked root is mounted; the command's folder is entered inside the sandbox.
+    args += ["--bind", str(root), str(root)]
+    for path, writable in layout.mounts():
+        args += ["--bind" if writable else "--ro-bind", str(path), str(path)]
+    args += ["--chdir", str(root / request.cwd)]
     # The sandbox's own root stays read-only: writes go to the workspace or /tmp only.
     args += ["--remount-ro", "/", "--clearenv"]
     for name, value in sorted(env.items()):
@@ -119,20 +125,28 @@ def host_links() -> dict[str, str]:
     return links
 
 
-def command_line(request: Request, userns: bool) -> list[str]:
+def command_line(request: Request, userns: bool, layout: Layout) -> list[str]:
     binary = find()
     assert binary is not None
     env = command_env(request.env)
     return [
         binary,
-        *arguments(request, env, userns=userns, python=python_dirs(), host_links=host_links()),
+        *arguments(
+            request,
+            env,
+            userns=userns,
+            python=python_dirs(),
+            host_links=host_links(),
+            layout=layout,
+        ),
     ]
 
 
 def _try(userns: bool) -> str | None:
     """Run `true` the way a command would run; None when it works, else the error."""
     with tempfile.TemporaryDirectory(prefix="wvo-sandbox-probe-") as workspace:
-        line = command_line(Request(command=["true"], workspace=Path(workspace)), userns)
+        root = Path(workspace)
+        line = command_line(Request(command=["true"], workspace=root), userns, Layout(root, (), ()))
         try:
             done = subprocess.run(
                 line,
@@ -188,13 +202,13 @@ def check() -> BackendCheck:
     return BackendCheck("bwrap", True, f"{found.detail}; {cgroups.capabilities()}")
 
 
-def run(request: Request, output_bytes: int) -> Outcome:
+def run(request: Request, output_bytes: int, layout: Layout) -> Outcome:
     """Run the (validated) request under bwrap, inside a fresh limited cgroup."""
     found = probe()
     group = cgroups.open_group(request.memory_mb, request.cpus, request.pids_limit)
     try:
         return runner.execute(
-            command_line(request, found.userns),
+            command_line(request, found.userns, layout),
             # bwrap itself starts with a fixed environment; the command's is set inside.
             env={"PATH": DEFAULT_PATH},
             cwd=request.workspace,

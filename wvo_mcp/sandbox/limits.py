@@ -1,5 +1,6 @@
 """What a sandbox run may ask for, checked before anything starts (pure, no I/O but `stat`)."""
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,7 +22,15 @@ BASE_ENV: Mapping[str, str] = {
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_ENV_VARS = 100
 MAX_ENV_VALUE_BYTES = 32_768
-MAX_COMMAND_BYTES = 131_072
+MAX_COMMAND_BYTES = 131_072  # every argument in UTF-8 plus its terminating NUL, together
+# What a run may ask for, (lowest, highest), both accepted. Settings (config.py) checks the
+# verification limits against these same pairs, so the gate never starts with a value the
+# sandbox would refuse.
+TIMEOUT_RANGE = (0.1, 3600.0)  # seconds
+MEMORY_RANGE = (16, 65536)  # MB
+CPUS_RANGE = (0.1, 64.0)
+PIDS_RANGE = (8, 32768)
+OUTPUT_BYTES_RANGE = (256, 1_048_576)  # bytes kept of each of stdout and stderr
 # System directories a workspace may not be: binding one read-write would undo the sandbox.
 SYSTEM_DIRS = frozenset(
     [
@@ -55,19 +64,67 @@ class Request:
     """One command to run: an argv list, or a string run by `/bin/sh -c`."""
 
     command: list[str] | str
-    workspace: Path
+    workspace: Path  # the root mounted read-write; nothing outside it is
     timeout_s: float = 30
     memory_mb: int = 512
     cpus: float = 1
     network: bool = False
     env: Mapping[str, str] = field(default_factory=dict)
     pids_limit: int = 256
+    # Where the command starts, relative to the workspace. It is entered inside the
+    # sandbox, after the mount: a link swapped in after the check cannot lead outside.
+    cwd: str = "."
 
 
-def _in_range(name: str, value: float, low: float, high: float, unit: str) -> None:
+def _plain(number: float) -> str:
+    """3600.0 -> 3600, 1048576 -> 1048576 (not 1.04858e+06), 0.1 -> 0.1."""
+    return str(int(number)) if float(number).is_integer() else repr(float(number))
+
+
+def check_range(name: str, value: float, bounds: tuple[float, float], unit: str) -> None:
+    """Refuse a value outside `bounds` (both ends accepted), saying what would be."""
+    low, high = bounds
     # `not low <= value` also refuses NaN.
     if isinstance(value, bool) or not low <= value <= high:
-        raise ValidationFailed(f"{name}={value!r} is out of range; use {low:g} to {high:g} {unit}")
+        raise ValidationFailed(
+            f"{name}={value!r} is out of range; use {_plain(low)} to {_plain(high)} {unit}"
+        )
+
+
+def check_command(command: object, name: str = "command") -> None:
+    """The one rule for what a command may be, for the sandbox and for a task's
+    verify_command alike (pure): a non-empty argv list of strings whose first argument is not
+    empty, or a shell command line that is not blank; no NUL character anywhere; at most
+    MAX_COMMAND_BYTES in all (each argument in UTF-8 plus one byte)."""
+    if isinstance(command, str):
+        if not command.strip():
+            raise ValidationFailed(f"{name} is empty; give an argv list or a shell command line")
+        parts = [command]
+    elif isinstance(command, list):
+        if not command:
+            raise ValidationFailed(
+                f"{name} is empty; give an argv list like ['pytest', '-q'] or a shell string"
+            )
+        if not command[0]:
+            raise ValidationFailed(
+                f"{name}'s first argument (the program) is empty; give an argv list like "
+                "['pytest', '-q'] or a shell string"
+            )
+        parts = list(command)
+        if not all(isinstance(p, str) for p in parts):
+            raise ValidationFailed(f"every {name} argument must be a string")
+    else:
+        raise ValidationFailed(f"{name} must be an argv list of strings or a shell string")
+    if any("\0" in p for p in parts):
+        raise ValidationFailed(
+            f"{name} contains a NUL character; arguments are text without NUL (\\0)"
+        )
+    size = sum(len(p.encode()) + 1 for p in parts)
+    if size > MAX_COMMAND_BYTES:
+        raise ValidationFailed(
+            f"{name} is {size} bytes (each argument in UTF-8 plus one); at most "
+            f"{MAX_COMMAND_BYTES}: put a long script in a file in the workspace and run that"
+        )
 
 
 def argv(request: Request) -> list[str]:
@@ -81,26 +138,11 @@ def validate(request: Request) -> Request:
     """Refuse what cannot run, saying what would be accepted; return it with the workspace
     made absolute (symlinks resolved, so the bind is the real directory)."""
     command = request.command
-    if isinstance(command, str):
-        if not command.strip():
-            raise ValidationFailed("command is empty; give an argv list or a shell command line")
-        parts = [command]
-    else:
-        if not command or not command[0]:
-            raise ValidationFailed(
-                "command is empty; give an argv list like ['pytest', '-q'] or a shell string"
-            )
-        parts = list(command)
-        if not all(isinstance(p, str) for p in parts):
-            raise ValidationFailed("every command argument must be a string")
-    if any("\0" in p for p in parts):
-        raise ValidationFailed("command contains a NUL character")
-    if sum(len(p.encode()) + 1 for p in parts) > MAX_COMMAND_BYTES:
-        raise ValidationFailed(f"command is longer than {MAX_COMMAND_BYTES} bytes")
-    _in_range("timeout_s", request.timeout_s, 0.1, 3600, "seconds")
-    _in_range("memory_mb", request.memory_mb, 16, 65536, "MB")
-    _in_range("cpus", request.cpus, 0.1, 64, "CPUs")
-    _in_range("pids_limit", request.pids_limit, 8, 32768, "processes")
+    check_command(command)
+    check_range("timeout_s", request.timeout_s, TIMEOUT_RANGE, "seconds")
+    check_range("memory_mb", request.memory_mb, MEMORY_RANGE, "MB")
+    check_range("cpus", request.cpus, CPUS_RANGE, "CPUs")
+    check_range("pids_limit", request.pids_limit, PIDS_RANGE, "processes")
     check_env(request.env)
     workspace = Path(request.workspace).expanduser()
     if not workspace.is_dir():
@@ -118,6 +160,7 @@ def validate(request: Request) -> Request:
     return Request(
         command=list(command) if isinstance(command, list) else command,
         workspace=workspace,
+        cwd=subfolder(request.cwd),
         timeout_s=float(request.timeout_s),
         memory_mb=int(request.memory_mb),
         cpus=float(request.cpus),
@@ -125,6 +168,17 @@ def validate(request: Request) -> Request:
         env=dict(request.env),
         pids_limit=int(request.pids_limit),
     )
+
+
+def subfolder(given: str) -> str:
+    """A relative path that stays below the workspace, normalised (pure: no file is read)."""
+    normal = os.path.normpath(given) if given else "."
+    if "\0" in normal or os.path.isabs(normal) or normal == ".." or normal.startswith("../"):
+        raise ValidationFailed(
+            f"working folder {given!r} is not a relative path inside the workspace; give "
+            "one like 'src/app', or omit it for the workspace itself"
+        )
+    return normal
 
 
 def check_env(env: Mapping[str, str]) -> None:

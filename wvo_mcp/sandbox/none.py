@@ -25,7 +25,7 @@ def run(request: Request, output_bytes: int) -> Outcome:
         return runner.execute(
             argv(request),
             env=command_env(request.env),
-            cwd=request.workspace,
+            cwd=request.workspace / request.cwd,
             timeout_s=request.timeout_s,
             output_bytes=output_bytes,
             group=group,

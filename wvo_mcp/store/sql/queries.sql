@@ -153,6 +153,13 @@ INSERT INTO checkpoints (task_id, seq, agent_id, lease_epoch, summary, next_step
     files, created_at, git_head, git_commit, git_ref, sandbox_run)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
+-- name: prune_checkpoints
+-- Keep a task's latest ?2 checkpoints (by seq; the newest is always among them): delete
+-- those at or below the seq of the (?2 + 1)-th newest. Nothing when there are no more.
+DELETE FROM checkpoints
+WHERE task_id = ?1
+    AND seq <= (SELECT seq FROM checkpoints WHERE task_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2);
+
 -- name: last_sandbox_run
 -- The latest sandbox run recorded on a task during one grant.
 SELECT reason FROM task_events INDEXED BY task_events_by_task
