@@ -4,7 +4,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, closing, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,22 @@ async def connect(state_root: Path, mode: str = "legacy", **env: object) -> Asyn
     params = server_params(state_root, **env)
     async with Client(params, mode=mode, read_timeout_seconds=30) as client:
         yield Agent(client)
+
+
+@asynccontextmanager
+async def agents(state_root: Path, *names: str, **env: object) -> AsyncIterator[dict[str, Agent]]:
+    """One server process per agent (a server acts as one agent), started together."""
+    async with AsyncExitStack() as stack:
+        found: dict[str, Agent] = {}
+
+        async def start(name: str) -> None:
+            found[name] = await stack.enter_async_context(
+                connect(state_root, WVO_AGENT_ID=name, **env)
+            )
+
+        for name in names:
+            await start(name)
+        yield found
 
 
 async def claim_when_possible(agent: Agent, **args: Any) -> dict[str, Any]:

@@ -90,7 +90,8 @@ def _read_folder(folder: Path, only: str | None = None) -> dict[str, Directive]:
             try:
                 found[name] = _directive(filename, _read(folder_fd, filename))
             except (OSError, ValueError) as exc:
-                log.warning("directive %s skipped: %s", folder / filename, _why(exc))
+                # %r: a file name could hold a newline and forge a log line.
+                log.warning("directive %r skipped: %s", str(folder / filename), _why(exc))
     except OSError as exc:
         log.warning("directives folder %s could not be listed: %s", folder, _why(exc))
     finally:

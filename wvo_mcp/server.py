@@ -183,7 +183,7 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
     # One agent per server process: a stdio server serves one client, and the 2026-07-28
     # protocol has no session beyond the process. WIP limits and the audit trail count per
     # agent, so a client may not switch ids to take more work.
-    bound: list[str] = []
+    bound: list[str] = [settings.agent_id] if settings.agent_id else []
 
     def agent(ctx: Context, agent_id: str | None, *, claims: bool = False) -> str:
         """The caller's id: the one this server acts as, else given, else WVO_AGENT_ID, else

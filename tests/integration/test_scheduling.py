@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Agent, connect, wvo
+from tests.conftest import Agent, agents, connect, wvo
 
 pytestmark = pytest.mark.anyio
 
@@ -267,7 +267,8 @@ async def test_duplicate_ids_are_refused(state_root: Path) -> None:
 
 
 async def test_per_agent_wip_limit(state_root: Path) -> None:
-    async with connect(state_root, WVO_AGENT_ID="solo") as a:
+    async with agents(state_root, "solo", "helper") as team:
+        a = team["solo"]
         await a.call("task_create", tasks=[{"id": f"t{n}", "title": "t"} for n in range(3)])
         first = await a.call("claim_task")
         assert first["claimed"]
@@ -278,7 +279,7 @@ async def test_per_agent_wip_limit(state_root: Path) -> None:
         assert named["reason"] == "agent_wip_limit"
         assert (await a.call("task_get", task_id="t2"))["status"] == "pending"
         # Another agent is not limited by solo's claim.
-        other = await a.call("claim_task", agent_id="helper")
+        other = await team["helper"].call("claim_task")
         assert other["claimed"] and other["task"]["id"] != first["task"]["id"]
         # Finishing frees the slot.
         await a.call(
@@ -300,31 +301,34 @@ async def test_per_agent_wip_limit_from_env(state_root: Path) -> None:
 
 
 async def test_global_wip_limit(state_root: Path) -> None:
-    async with connect(state_root, WVO_AUTOPILOT_WIP_LIMIT=2) as a:
-        await a.call("task_create", tasks=[{"id": f"t{n}", "title": "t"} for n in range(4)])
-        one = await a.call("claim_task", agent_id="agent-1")
-        two = await a.call("claim_task", agent_id="agent-2")
+    async with agents(
+        state_root, "agent-1", "agent-2", "agent-3", WVO_AUTOPILOT_WIP_LIMIT=2
+    ) as team:
+        a1, a2, a3 = team["agent-1"], team["agent-2"], team["agent-3"]
+        await a1.call("task_create", tasks=[{"id": f"t{n}", "title": "t"} for n in range(4)])
+        one = await a1.call("claim_task")
+        two = await a2.call("claim_task")
         assert one["claimed"] and two["claimed"]
-        three = await a.call("claim_task", agent_id="agent-3")
+        three = await a3.call("claim_task")
         assert three["claimed"] is False and three["reason"] == "global_wip_limit"
         assert "WVO_AUTOPILOT_WIP_LIMIT=2" in three["message"]
-        named = await a.call("claim_task", agent_id="agent-3", task_id="t3")
+        named = await a3.call("claim_task", task_id="t3")
         assert named["reason"] == "global_wip_limit"
-        counts = (await a.call("plan_next", agent_id="agent-3"))["counts"]
+        counts = (await a3.call("plan_next"))["counts"]
         assert (counts["wip_global_used"], counts["wip_remaining"]) == (2, 0)
-        await a.call(
+        await a1.call(
             "plan_update",
             task_id=one["task"]["id"],
             status="pending",
             lease_token=one["lease_token"],
-            agent_id="agent-1",
         )
-        assert (await a.call("claim_task", agent_id="agent-3"))["claimed"]
+        assert (await a3.call("claim_task"))["claimed"]
 
 
 async def test_per_epic_wip_limit(state_root: Path) -> None:
-    async with connect(state_root, WVO_WIP_PER_EPIC=1) as a:
-        await a.call(
+    async with agents(state_root, "agent-1", "agent-2", "agent-3", WVO_WIP_PER_EPIC=1) as team:
+        a1, a2, a3 = team["agent-1"], team["agent-2"], team["agent-3"]
+        await a1.call(
             "task_create",
             tasks=[
                 {"id": "e1-a", "title": "a", "epic_id": "E1", "business_value": 20},
@@ -332,16 +336,16 @@ async def test_per_epic_wip_limit(state_root: Path) -> None:
                 {"id": "e2-a", "title": "c", "epic_id": "E2", "business_value": 1},
             ],
         )
-        first = await a.call("claim_task", agent_id="agent-1")
+        first = await a1.call("claim_task")
         assert first["task"]["id"] == "e1-a"
         # The next best task is in E1, which is full: the E2 task is granted instead.
-        second = await a.call("claim_task", agent_id="agent-2")
+        second = await a2.call("claim_task")
         assert second["task"]["id"] == "e2-a"
-        third = await a.call("claim_task", agent_id="agent-3")
+        third = await a3.call("claim_task")
         assert third["claimed"] is False and third["reason"] == "epic_wip_limit"
-        named = await a.call("claim_task", agent_id="agent-3", task_id="e1-b")
+        named = await a3.call("claim_task", task_id="e1-b")
         assert named["reason"] == "epic_wip_limit" and "E1" in named["message"]
-        assert (await a.call("task_get", task_id="e1-b"))["status"] == "pending"
+        assert (await a3.call("task_get", task_id="e1-b"))["status"] == "pending"
 
 
 async def test_named_claim_of_blocked_or_unknown_task(state_root: Path) -> None:
@@ -365,12 +369,13 @@ async def test_named_claim_of_blocked_or_unknown_task(state_root: Path) -> None:
 
 
 async def test_named_claim_of_held_task(state_root: Path) -> None:
-    async with connect(state_root) as a:
-        await a.call("task_create", tasks=[{"id": "held", "title": "h"}])
-        assert (await a.call("claim_task", agent_id="owner"))["claimed"]
-        refused = await a.call("claim_task", agent_id="intruder", task_id="held")
+    async with agents(state_root, "owner", "intruder") as team:
+        await team["owner"].call("task_create", tasks=[{"id": "held", "title": "h"}])
+        assert (await team["owner"].call("claim_task"))["claimed"]
+        refused = await team["intruder"].call("claim_task", task_id="held")
         assert refused["reason"] == "task_not_ready" and "owner" in refused["message"]
-        assert (await a.call("task_get", task_id="held"))["assigned_to"] == "owner"
+        held = await team["intruder"].call("task_get", task_id="held")
+        assert held["assigned_to"] == "owner"
 
 
 # --- approval -------------------------------------------------------------------------------
@@ -400,7 +405,7 @@ async def test_requires_approval_until_a_person_approves(state_root: Path) -> No
         task = await a.call("task_get", task_id="risky")
         assert task["status"] == "pending"
         approved = task["recent_events"][-1]
-        assert (approved["kind"], approved["actor"]) == ("approved", "alice")
+        assert (approved["kind"], approved["actor"]) == ("approved", "person:alice")
         assert await ranked(a) == ["risky"]
         claim = await a.call("claim_task")
         assert claim["claimed"] and claim["task"]["id"] == "risky"
