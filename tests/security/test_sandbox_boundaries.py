@@ -302,3 +302,29 @@ def test_a_state_folder_reached_through_a_link_in_the_workspace_is_refused(
     )
     assert started.returncode == 2
     assert "symbolic link inside the workspace" in started.stderr
+
+
+async def test_snapshots_and_rollback_leave_the_state_folder_out(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "app.py").write_text("v1\n")
+    git(repo, "add", ".")
+    git(repo, "-c", "user.name=d", "-c", "user.email=d@x", "commit", "-q", "-m", "one")
+    state = repo / "state"  # untracked and not ignored: `add -A` would take it
+    async with connect(state, WVO_WORKSPACE_ROOT=repo, **QUIET) as agent:
+        await agent.call("task_create", tasks=[{"id": "T", "title": "t"}])
+        claim = await claim_when_possible(agent)
+        cp = await agent.call(
+            "checkpoint",
+            task_id="T",
+            lease_token=claim["lease_token"],
+            summary="s",
+            git_snapshot=True,
+        )
+    files = git(repo, "ls-tree", "-r", "--name-only", cp["git_ref"]).splitlines()
+    assert "app.py" in files and not [f for f in files if f.startswith("state/")]
+    before = tree(state)
+    rolled = rollback(state, repo, "T", "--to", "1", "--force")
+    assert rolled.returncode == 0, rolled.stderr
+    assert tree(state) == before and "state" not in rolled.stdout
