@@ -63,7 +63,7 @@ async def test_mid_task_approval_suspends_the_lease_and_hands_the_task_back(
         assert entry["reason"] == "about to drop the legacy orders table"
         assert "about to drop the legacy orders table" in _ok(state_root, "status")
 
-        assert "approved by alice" in _ok(
+        assert "approved by person:alice" in _ok(
             state_root, "approve", "migrate", "--by", "alice", "--note", "backup verified"
         )
         task = await a.call("task_get", task_id="migrate")
@@ -71,7 +71,7 @@ async def test_mid_task_approval_suspends_the_lease_and_hands_the_task_back(
         event = task["recent_events"][-1]
         assert (event["kind"], event["actor"], event["reason"]) == (
             "approved",
-            "alice",
+            "person:alice",
             "backup verified",
         )
         renewed = await a.call("heartbeat", task_id="migrate", lease_token=token)
@@ -109,7 +109,7 @@ async def test_rejections_cancel_or_hand_back_with_the_note(state_root: Path) ->
         event = task["recent_events"][-1]
         assert (event["kind"], event["actor"], event["reason"]) == (
             "rejected",
-            "bob",
+            "person:bob",
             "rebase instead",
         )
         await a.call(

@@ -15,7 +15,7 @@ import anyio
 import pytest
 from mcp import MCPError
 
-from tests.conftest import Agent, connect, open_db, server_pid, wvo
+from tests.conftest import Agent, agents, connect, open_db, server_pid, wvo
 
 pytestmark = pytest.mark.anyio
 
@@ -78,11 +78,13 @@ async def open_anomalies(agent: Agent) -> set[tuple[str, str]]:
 
 
 async def abandon(state_root: Path, task_ids: list[str], lease_seconds: int = 1) -> None:
-    """Claim each task from a server without a monitor, then leave without a heartbeat."""
-    async with connect(state_root, **NO_MONITOR) as holder:
-        for i, task_id in enumerate(task_ids):
-            claim = await holder.call(
-                "claim_task", agent_id=f"gone-{i}", task_id=task_id, lease_seconds=lease_seconds
+    """Claim each task as its own agent (one server each, without a monitor), then leave
+    without a heartbeat."""
+    names = [f"gone-{i}" for i in range(len(task_ids))]
+    async with agents(state_root, *names, **NO_MONITOR) as team:
+        for name, task_id in zip(names, task_ids, strict=True):
+            claim = await team[name].call(
+                "claim_task", task_id=task_id, lease_seconds=lease_seconds
             )
             assert claim["claimed"], claim
 
@@ -308,7 +310,14 @@ async def test_abandoned_dependencies_starve_the_queue_and_are_reported(
                 {"id": "top", "title": "needs base", "depends_on": ["base"]},
             ],
         )
-        await agent.call("plan_update", task_id="base", status="cancelled", reason="descoped")
+        # Cancelling pending work is a person's move, not an agent's.
+        refused = await agent.error(
+            "plan_update", task_id="base", status="cancelled", reason="descoped"
+        )
+        assert "not yours to make" in refused and "only a person" in refused
+        assert (await agent.call("task_get", task_id="base"))["status"] == "pending"
+        cancelled = wvo(state_root, "cancel", "base", "--by", "dana", "--reason", "descoped")
+        assert cancelled.returncode == 0, cancelled.stderr
 
         async def reported() -> set[tuple[str, str]]:
             found = await open_anomalies(agent)
@@ -389,7 +398,10 @@ async def test_old_events_of_finished_tasks_are_pruned_and_unfinished_ones_kept(
             await setup.call(
                 "plan_update", task_id=task_id, status="done", lease_token=claim["lease_token"]
             )
-        await setup.call("plan_update", task_id="dropped", status="cancelled")
+        refused = await setup.error("plan_update", task_id="dropped", status="cancelled")
+        assert "only a person" in refused
+    cancelled = wvo(state_root, "cancel", "dropped", "--by", "dana")
+    assert cancelled.returncode == 0, cancelled.stderr
     # Age every event but the recent task's past the 30-day default retention.
     with open_db(state_root, writable=True) as db:
         db.execute(

@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.conftest import Agent, connect, open_db, wvo
+from tests.conftest import Agent, agents, connect, open_db, wvo
 
 pytestmark = pytest.mark.anyio
 
@@ -128,7 +128,8 @@ async def test_agents_of_different_tiers_get_only_what_their_tier_may_take(
 
 
 async def test_a_provider_over_budget_fails_over_to_the_next(routed_state: Path) -> None:
-    async with connect(routed_state, **ENV) as agent:
+    async with agents(routed_state, "a", "b", **ENV) as team:
+        agent = team["a"]
         await agent.call("task_create", tasks=backlog(5))
         first = await agent.call("route_task", task_id="C5-0")
         assert (first["provider"], first["tier"], first["estimated_tokens"]) == (
@@ -149,11 +150,15 @@ async def test_a_provider_over_budget_fails_over_to_the_next(routed_state: Path)
         assert routed["alternatives"][0]["why"] == "over_hourly_budget"
         assert "46000 tokens used" in routed["alternatives"][0]["detail"]
 
-        none_for_alpha = await agent.call("claim_task", agent_id="a", **MID)
+        none_for_alpha = await agent.call("claim_task", **MID)
         assert none_for_alpha["reason"] == "no_task_for_tier"
         assert "beta/any" in none_for_alpha["message"]
-        taken = await agent.call("claim_task", agent_id="b", **BETA)
+        # Agent b is another server process: a's server cannot claim as b.
+        switched = await agent.error("claim_task", agent_id="b", **BETA)
+        assert "cannot switch to 'b'" in switched
+        taken = await team["b"].call("claim_task", **BETA)
         assert taken["claimed"] and taken["route"]["provider"] == "beta"
+        assert (await agent.call("task_get", task_id="C5-0"))["assigned_to"] == "b"
         status = await agent.call("provider_status")
         beta = next(p for p in status["providers"] if p["name"] == "beta")
         assert (beta["in_flight"], beta["hour"]["reserved_tokens"]) == (1, 5000)
@@ -188,9 +193,20 @@ async def test_a_breaker_opened_by_rate_limits_half_opens_after_its_cool_down(
         assert held_back["provider"] == "beta"
         assert held_back["alternatives"][0]["why"] == "probe_in_flight"
 
+        # Usage is charged to a task by its holder only, with the task's lease token.
+        anonymous = await agent.error(
+            "record_usage",
+            task_id=trial["task"]["id"],
+            input_tokens=800,
+            output_tokens=200,
+            outcome="success",
+            **SMALL,
+        )
+        assert "needs that task's lease_token" in anonymous
         closed = await agent.call(
             "record_usage",
             task_id=trial["task"]["id"],
+            lease_token=trial["lease_token"],
             input_tokens=800,
             output_tokens=200,
             outcome="success",
@@ -201,12 +217,12 @@ async def test_a_breaker_opened_by_rate_limits_half_opens_after_its_cool_down(
 
 
 async def test_a_failed_attempt_is_routed_one_tier_up(routed_state: Path) -> None:
-    async with connect(routed_state, **ENV) as agent:
+    async with agents(routed_state, "s", "m", **ENV) as team:
+        agent = team["s"]
         await agent.call("task_create", tasks=backlog(2))
-        claim = await agent.call("claim_task", agent_id="s", **SMALL)
+        claim = await agent.call("claim_task", **SMALL)
         await agent.call(
             "plan_update",
-            agent_id="s",
             task_id="C2-0",
             status="failed",
             lease_token=claim["lease_token"],
@@ -215,13 +231,26 @@ async def test_a_failed_attempt_is_routed_one_tier_up(routed_state: Path) -> Non
         routed = await agent.call("route_task", task_id="C2-0")
         assert (routed["provider"], routed["tier"]) == ("alpha", "mid")
         assert "escalated after a failure on alpha/small" in routed["reason"]
-        assert (await agent.call("claim_task", agent_id="s", **SMALL))["claimed"] is False
-        again = await agent.call("claim_task", agent_id="m", **MID)
+        assert (await agent.call("claim_task", **SMALL))["claimed"] is False
+        again = await team["m"].call("claim_task", **MID)
         assert again["claimed"] and again["attempt"] == 2
-        # A context limit on the mid tier sends the third attempt up again.
-        await agent.call(
+        # A context limit on the mid tier sends the third attempt up again: reported by the
+        # holder with its lease token (the first attempt's token no longer counts).
+        stale = await agent.error(
             "record_usage",
             task_id="C2-0",
+            lease_token=claim["lease_token"],
+            input_tokens=100,
+            output_tokens=0,
+            outcome="context_limit",
+            **MID,
+        )
+        assert "lease lost" in stale
+        assert (await agent.call("route_task", task_id="C2-0"))["tier"] == "mid"
+        await team["m"].call(
+            "record_usage",
+            task_id="C2-0",
+            lease_token=again["lease_token"],
             input_tokens=100,
             output_tokens=0,
             outcome="context_limit",

@@ -75,7 +75,7 @@ async def test_a_person_can_bypass_the_gate_and_it_is_recorded(
     shown = json.loads(wvo(state_root, "show", "T1").stdout)
     assert shown["status"] == "done"
     skipped = [e for e in shown["recent_events"] if e["kind"] == "verification_skipped"]
-    assert [e["actor"] for e in skipped] == ["alice"]
+    assert [e["actor"] for e in skipped] == ["person:alice"]
 
 
 async def test_a_sandbox_run_is_recorded_and_attached_to_the_next_checkpoint(
