@@ -2,6 +2,7 @@
 may take, so the audit trail never shows an agent's move as the monitor's or a person's."""
 
 import getpass
+from collections.abc import Callable
 
 from wvo_mcp.errors import ValidationFailed
 
@@ -31,3 +32,40 @@ def check_agent_id(agent_id: str) -> str:
             "use a plain name such as claude-1"
         )
     return agent_id
+
+
+class OneAgent:
+    """The one agent a server process acts as. A stdio server serves one client, and the
+    2026-07-28 protocol has no session beyond the process; WIP limits and the audit trail
+    count per agent, so a client may not switch ids to take more work. The id is the
+    configured one, else the first one given, else the default once it claims work."""
+
+    def __init__(self, configured: str | None) -> None:
+        self.name = configured
+
+    def resolve(self, given: str | None, default: Callable[[], str], *, claims: bool) -> str:
+        if given is None:
+            if self.name is not None:
+                return self.name
+            if claims:
+                self.name = default()
+                return self.name
+            return default()
+        check_agent_id(given)
+        if self.name is None:
+            self.name = given
+        elif given != self.name:
+            raise ValidationFailed(
+                f"this server acts as agent {self.name!r}; it cannot switch to {given!r} "
+                "(WIP limits and the audit trail count per agent). Omit agent_id or pass "
+                f"{self.name!r}; another agent needs its own server process"
+            )
+        return given
+
+
+def default_name(client: str, pid: int) -> str:
+    """`<client name>-<pid>`, unless the client's name is one no agent may take."""
+    try:
+        return check_agent_id(f"{client}-{pid}")
+    except ValidationFailed:
+        return f"agent-{pid}"

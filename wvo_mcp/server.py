@@ -22,7 +22,7 @@ from pydantic import Field, StringConstraints
 
 from wvo_mcp import __version__, guidance, identity
 from wvo_mcp.config import Settings
-from wvo_mcp.errors import ValidationFailed, WvoError
+from wvo_mcp.errors import WvoError
 from wvo_mcp.models import (
     AgentId,
     AgentIdentity,
@@ -180,47 +180,21 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
     def orchestrator(ctx: Context) -> Orchestrator:
         return cast(Orchestrator, ctx.request_context.lifespan_context)
 
-    # One agent per server process: a stdio server serves one client, and the 2026-07-28
-    # protocol has no session beyond the process. WIP limits and the audit trail count per
-    # agent, so a client may not switch ids to take more work.
-    bound: list[str] = [settings.agent_id] if settings.agent_id else []
+    me_as_agent = identity.OneAgent(settings.agent_id)
 
     def agent(ctx: Context, agent_id: str | None, *, claims: bool = False) -> str:
-        """The caller's id: the one this server acts as, else given, else WVO_AGENT_ID, else
-        client name + server process. The first id given, or the first that claims work,
-        is kept for the process: reserved names and a switch of id are refused."""
-        if agent_id is None:
-            if bound:
-                return bound[0]
-            name = default_agent(ctx)
-            if claims:
-                bound.append(name)
-            return name
-        identity.check_agent_id(agent_id)
-        if bound and agent_id != bound[0]:
-            raise ValidationFailed(
-                f"this server acts as agent {bound[0]!r}; it cannot switch to {agent_id!r} "
-                "(WIP limits and the audit trail count per agent). Omit agent_id or pass "
-                f"{bound[0]!r}; another agent needs its own server process"
-            )
-        if not bound:
-            bound.append(agent_id)
-        return agent_id
+        """The caller's id (identity.OneAgent): reserved names and a switch are refused."""
 
-    def default_agent(ctx: Context) -> str:
-        if settings.agent_id:
-            return settings.agent_id
-        params = getattr(ctx.session, "client_params", None)
-        client = params.client_info.name if params is not None else "agent"
-        name = f"{client}-{os.getpid()}"
-        try:
-            return identity.check_agent_id(name)
-        except ValidationFailed:
-            return f"agent-{os.getpid()}"  # a client name no agent may use
+        def default() -> str:
+            params = getattr(ctx.session, "client_params", None)
+            client = params.client_info.name if params is not None else "agent"
+            return identity.default_name(client, os.getpid())
+
+        return me_as_agent.resolve(agent_id, default, claims=claims)
 
     def seen_as(ctx: Context, agent_id: str | None) -> str:
         """For telemetry: who the caller is, never raising."""
-        return bound[0] if bound else agent_id or "unknown"
+        return me_as_agent.name or agent_id or "unknown"
 
     traced = tool_call(telemetry, seen_as)
 

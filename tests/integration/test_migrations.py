@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.conftest import ROOT, connect
+from tests.conftest import ROOT, agents, connect
 from wvo_mcp.store.sql import migrations
 from wvo_mcp.store.sqlite import split_statements
 
@@ -240,7 +240,8 @@ async def test_restart_keeps_data_and_does_not_migrate_again(state_root: Path) -
     assert code == 0
     assert "migrating" in err  # the first open logs each migration it applies
 
-    async with connect(state_root, WVO_AGENT_ID="before") as agent:
+    async with agents(state_root, "before", "helper") as team:
+        agent = team["before"]
         await agent.call(
             "task_create",
             tasks=[
@@ -254,13 +255,9 @@ async def test_restart_keeps_data_and_does_not_migrate_again(state_root: Path) -
         await agent.call(
             "checkpoint", task_id="B", lease_token=claim["lease_token"], summary="half done"
         )
-        other = await agent.call("claim_task", task_id="A", agent_id="helper")
-        await agent.call(
-            "plan_update",
-            task_id="A",
-            status="done",
-            agent_id="helper",
-            lease_token=other["lease_token"],
+        other = await team["helper"].call("claim_task", task_id="A")
+        await team["helper"].call(
+            "plan_update", task_id="A", status="done", lease_token=other["lease_token"]
         )
     with closing(sqlite3.connect(db_file(state_root))) as conn, conn:
         conn.execute("INSERT INTO settings_meta (key, value) VALUES ('test-sentinel', 'kept')")
