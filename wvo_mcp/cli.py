@@ -261,40 +261,36 @@ def cmd_requeue(settings: Settings, args: argparse.Namespace) -> None:
     print(result.message)
 
 
-def cmd_cancel(settings: Settings, args: argparse.Namespace) -> None:
-    """Cancel a task as a person (a holder's lease ends; `requeue` brings it back)."""
+def _person_moves(
+    settings: Settings, args: argparse.Namespace, to: Status, why: str, skip_verify: bool = False
+) -> None:
     result = anyio.run(
         lambda: _with(
             settings,
             lambda o: o.update_status(
                 args.task_id,
-                Status.CANCELLED,
+                to,
                 _person(args),
-                reason=args.reason or "cancelled by a person",
+                reason=args.reason or why,
                 by_person=True,
+                skip_verify=skip_verify,
             ),
         )
     )
     print(result.message)
+
+
+def cmd_cancel(settings: Settings, args: argparse.Namespace) -> None:
+    """Cancel a task as a person (a holder's lease ends; `requeue` brings it back)."""
+    _person_moves(settings, args, Status.CANCELLED, "cancelled by a person")
 
 
 def cmd_done(settings: Settings, args: argparse.Namespace) -> None:
     """Mark a task done as a person (its holder's lease ends); a verify_command still has to
     pass unless --skip-verify, which is recorded with your name."""
-    result = anyio.run(
-        lambda: _with(
-            settings,
-            lambda o: o.update_status(
-                args.task_id,
-                Status.DONE,
-                _person(args),
-                reason=args.reason or "marked done by a person",
-                by_person=True,
-                skip_verify=args.skip_verify,
-            ),
-        )
+    _person_moves(
+        settings, args, Status.DONE, "marked done by a person", skip_verify=args.skip_verify
     )
-    print(result.message)
 
 
 def cmd_approve(settings: Settings, args: argparse.Namespace) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, claim_when_possible, connect, open_db
+from tests.integration.test_git_checkpoints import make_repo, snapshot_checkpoint
 from wvo_mcp.config import Settings
 from wvo_mcp.sandbox import Request, bwrap, run
 
@@ -131,12 +132,7 @@ async def test_git_commands_run_nothing_the_repository_names(
     """Hooks, fsmonitor, filters and textconv planted in a repository's configuration (as
     an attacker would, had it write access) run nothing when the server snapshots a
     checkpoint or rolls back."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    (repo / "app.py").write_text("v1\n")
-    git(repo, "add", ".")
-    git(repo, "-c", "user.name=d", "-c", "user.email=d@x", "commit", "-q", "-m", "one")
+    repo = make_repo(tmp_path / "repo")
     proof = tmp_path / "ran"
     run_it = f"touch {proof}-$$; cat"
     for key, value in [
@@ -156,19 +152,10 @@ async def test_git_commands_run_nothing_the_repository_names(
     (repo / ".gitattributes").write_text("* filter=evil diff=evil\n")
     (repo / "app.py").write_text("v2\n")
 
-    async with connect(state_root, WVO_WORKSPACE_ROOT=repo, **QUIET) as agent:
-        await agent.call("task_create", tasks=[{"id": "T", "title": "t"}])
-        claim = await claim_when_possible(agent)
-        cp = await agent.call(
-            "checkpoint",
-            task_id="T",
-            lease_token=claim["lease_token"],
-            summary="s",
-            git_snapshot=True,
-        )
+    cp = await snapshot_checkpoint(state_root, repo)
     assert cp["git_ref"], cp
     (repo / "app.py").write_text("v3\n")
-    rolled = rollback(state_root, repo, "T", "--to", "1", "--force")
+    rolled = rollback(state_root, repo, "t", "--to", "1", "--force")
     assert rolled.returncode == 0, rolled.stderr
     assert (repo / "app.py").read_text() == "v2\n"
     assert ran(tmp_path) == []
@@ -305,26 +292,12 @@ def test_a_state_folder_reached_through_a_link_in_the_workspace_is_refused(
 
 
 async def test_snapshots_and_rollback_leave_the_state_folder_out(tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    (repo / "app.py").write_text("v1\n")
-    git(repo, "add", ".")
-    git(repo, "-c", "user.name=d", "-c", "user.email=d@x", "commit", "-q", "-m", "one")
+    repo = make_repo(tmp_path / "repo")
     state = repo / "state"  # untracked and not ignored: `add -A` would take it
-    async with connect(state, WVO_WORKSPACE_ROOT=repo, **QUIET) as agent:
-        await agent.call("task_create", tasks=[{"id": "T", "title": "t"}])
-        claim = await claim_when_possible(agent)
-        cp = await agent.call(
-            "checkpoint",
-            task_id="T",
-            lease_token=claim["lease_token"],
-            summary="s",
-            git_snapshot=True,
-        )
+    cp = await snapshot_checkpoint(state, repo)
     files = git(repo, "ls-tree", "-r", "--name-only", cp["git_ref"]).splitlines()
     assert "app.py" in files and not [f for f in files if f.startswith("state/")]
     before = tree(state)
-    rolled = rollback(state, repo, "T", "--to", "1", "--force")
+    rolled = rollback(state, repo, "t", "--to", "1", "--force")
     assert rolled.returncode == 0, rolled.stderr
     assert tree(state) == before and "state" not in rolled.stdout
