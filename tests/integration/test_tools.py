@@ -383,9 +383,7 @@ async def test_plan_update_without_lease(state_root: Path, mode: str) -> None:
         assert "no task" in await a.error("plan_update", task_id="ghost", status="blocked")
 
 
-async def test_agent_id_is_the_environments_and_never_switches(
-    state_root: Path, mode: str
-) -> None:
+async def test_agent_id_is_the_environments_and_never_switches(state_root: Path, mode: str) -> None:
     async with connect(state_root, mode, WVO_AGENT_ID="env-agent", WVO_AUTOPILOT_WIP_LIMIT=5) as a:
         await a.call(
             "task_create", tasks=[{"id": "one", "title": "1"}, {"id": "two", "title": "2"}]
