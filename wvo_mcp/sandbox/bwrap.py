@@ -150,6 +150,7 @@ def _try(userns: bool) -> str | None:
         try:
             done = subprocess.run(
                 line,
+                stdin=subprocess.DEVNULL,  # the server's stdin is the MCP pipe
                 capture_output=True,
                 text=True,
                 env={"PATH": DEFAULT_PATH},
