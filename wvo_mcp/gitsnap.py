@@ -101,14 +101,15 @@ class Git:
             for path in exclude
             if repo.top in path.resolve().parents
         ]
-        self._overrides: list[str] | None = None
 
-    def _options(self) -> list[str]:
-        if self._overrides is None:
-            found = self._run([], "config", "--null", "--name-only", "--get-regexp", DRIVERS)
-            names = [n for n in found.stdout.split("\0") if n] if found.returncode == 0 else []
-            self._overrides = [part for name in names for part in ("-c", f"{name}=")]
-        return self._overrides
+    def _no_drivers(self) -> list[str]:
+        """Every filter, diff and merge driver the configuration names, switched off. Read
+        afresh for each operation, so a driver configured later is switched off too: any
+        command that touches the index or the working tree may run one (even write-tree
+        re-hashes racily clean files through their filters)."""
+        found = self._run([], "config", "--null", "--name-only", "--get-regexp", DRIVERS)
+        names = [n for n in found.stdout.split("\0") if n] if found.returncode == 0 else []
+        return [part for name in names for part in ("-c", f"{name}=")]
 
     def _run(
         self, options: list[str], *args: str, index: Path | None = None
@@ -125,8 +126,10 @@ class Git:
             env=env,
         )
 
-    def __call__(self, *args: str, index: Path | None = None, check: bool = True) -> str:
-        result = self._run(self._options(), *args, index=index)
+    def _git(
+        self, off: list[str], *args: str, index: Path | None = None, check: bool = True
+    ) -> str:
+        result = self._run(off, *args, index=index)
         if check and result.returncode != 0:
             raise ValidationFailed(
                 f"git {args[0]} failed in {self.repo.top}: {result.stderr.strip()}"
@@ -135,33 +138,41 @@ class Git:
 
     def snapshot(self, message: str) -> Snapshot:
         """The working tree as a commit object."""
+        off = self._no_drivers()
         # Empty (and a non-zero exit) in a repository without commits.
-        head = self("rev-parse", "--verify", "--quiet", "HEAD", check=False) or None
+        head = self._git(off, "rev-parse", "--verify", "--quiet", "HEAD", check=False) or None
         with tempfile.TemporaryDirectory(prefix="wvo-index-") as scratch:
             # A private index: `add -A` there stages everything without touching the real one.
             index = Path(scratch) / "index"
-            self("add", "-A", "--", ":/", *self.keep_out, index=index)
-            tree = self("write-tree", index=index)
+            self._git(off, "add", "-A", "--", ":/", *self.keep_out, index=index)
+            tree = self._git(off, "write-tree", index=index)
         parents = ["-p", head] if head else []
-        commit = self("commit-tree", tree, *parents, "-m", message)
+        commit = self._git(off, "commit-tree", tree, *parents, "-m", message)
         return Snapshot(head=head, commit=commit)
 
     def set_ref(self, ref: str, commit: str) -> None:
-        self("update-ref", ref, commit)
+        self._git(self._no_drivers(), "update-ref", ref, commit)
 
     def uncommitted(self) -> str:
-        return self("status", "--porcelain", "--ignore-submodules=all", "--", ".", *self.keep_out)
+        return self._git(
+            self._no_drivers(),
+            "status", "--porcelain", "--ignore-submodules=all", "--", ".", *self.keep_out,
+        )  # fmt: skip
 
     def diff_stat(self, commit: str) -> str:
         """What restoring `commit` would change in the working tree."""
-        return self(
+        return self._git(
+            self._no_drivers(),
             "diff", "--stat", "--no-ext-diff", "--no-textconv", "--ignore-submodules=all",
             "-R", commit, "--", ".", *self.keep_out,
         )  # fmt: skip
 
     def restore(self, commit: str) -> None:
         """Working-tree files as in `commit`; the index and branches stay as they are."""
-        self("restore", f"--source={commit}", "--worktree", "--", ".", *self.keep_out)
+        self._git(
+            self._no_drivers(),
+            "restore", f"--source={commit}", "--worktree", "--", ".", *self.keep_out,
+        )  # fmt: skip
 
 
 def ref_name(task_id: str, seq: int) -> str:

@@ -301,3 +301,21 @@ async def test_snapshots_and_rollback_leave_the_state_folder_out(tmp_path: Path)
     rolled = rollback(state, repo, "t", "--to", "1", "--force")
     assert rolled.returncode == 0, rolled.stderr
     assert tree(state) == before and "state" not in rolled.stdout
+
+
+async def test_a_driver_configured_after_start_is_switched_off_too(
+    state_root: Path, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    proof = tmp_path / "ran-late"
+    async with connect(state_root, WVO_WORKSPACE_ROOT=repo, **QUIET) as agent:
+        await agent.call("task_create", tasks=[{"id": "T", "title": "t"}])
+        claim = await claim_when_possible(agent)
+        args = {"task_id": "T", "lease_token": claim["lease_token"], "git_snapshot": True}
+        first = await agent.call("checkpoint", summary="before", **args)
+        git(repo, "config", "filter.late.clean", f"touch {proof}; cat")
+        (repo / ".gitattributes").write_text("* filter=late\n")
+        (repo / "app.py").write_text("changed\n")
+        second = await agent.call("checkpoint", summary="after", **args)
+    assert first["git_ref"] and second["git_ref"]
+    assert not proof.exists()
