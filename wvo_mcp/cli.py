@@ -38,6 +38,7 @@ def _print_json(value: Any) -> None:
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     """Serve MCP over stdio (what an agent's client starts)."""
+    from wvo_mcp import stdio
     from wvo_mcp.sandbox import protect
     from wvo_mcp.server import build_server
 
@@ -48,7 +49,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         anyio.run(_with, settings, _opened)
         # Likewise a layout whose trusted files sandboxed commands could reach.
         protect.layout(settings, settings.workspace_root)
-        build_server(settings).run()
+        anyio.run(stdio.serve, build_server(settings))
 
 
 async def _opened(_: Orchestrator) -> None:
