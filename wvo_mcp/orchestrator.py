@@ -179,20 +179,25 @@ class Orchestrator:
         task_id: str | None = None,
         token: str | None = None,
     ) -> UsageResult:
-        usage = partial(
-            routes.record_usage,
-            providers=self.providers,
-            task_id=task_id,
-            provider=provider,
-            model=model,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            outcome=outcome,
-            now=timeutil.now(),
+        # Usage charged to a task goes through its holder's lease.
+        record = (
+            routes.record_usage
+            if task_id is None
+            else partial(leases.record_task_usage, token=token)
         )
-        if task_id is not None:
-            usage = partial(leases.record_task_usage, token=token, **usage.keywords)
-        return await self.db.write(usage)
+        return await self.db.write(
+            partial(
+                record,
+                providers=self.providers,
+                task_id=task_id,
+                provider=provider,
+                model=model,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                outcome=outcome,
+                now=timeutil.now(),
+            )
+        )
 
     async def provider_status(self) -> ProviderStatusReport:
         return await self.db.read(
