@@ -67,6 +67,7 @@ EnvVars = Annotated[
 ]
 LeaseSeconds = Annotated[int, Field(ge=1, le=86_400, description="Lease length, 1 s to 1 day")]
 Text = Annotated[str, StringConstraints(max_length=4000)]
+MAX_VERSION = 2**31  # context versions; larger integers would not even fit SQLite's
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 WRITES = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
@@ -392,7 +393,7 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         content: Annotated[str, StringConstraints(max_length=65_536)],
         ctx: Context,
         mode: Literal["replace", "append"] = "replace",
-        expected_version: Annotated[int, Field(ge=0)] | None = None,
+        expected_version: Annotated[int, Field(ge=0, le=MAX_VERSION)] | None = None,
         agent_id: AgentId | None = None,
     ) -> ContextWriteResult:
         """Write a named section of the shared project context (short, factual notes other
@@ -409,7 +410,7 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
     async def context_read(
         ctx: Context,
         section: SectionName | None = None,
-        version: Annotated[int, Field(ge=1)] | None = None,
+        version: Annotated[int, Field(ge=1, le=MAX_VERSION)] | None = None,
     ) -> ContextReadResult:
         """Read the shared project context: every section, one section, or an earlier
         version of one section."""

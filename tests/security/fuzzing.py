@@ -759,6 +759,12 @@ def explicit_calls(known: Known) -> list[Call]:
             "replace metadata 1500 deep",
         ),
         call("task_get", {"task_id": "T1\x00"}, "replace task_id NUL"),
+        call("context_read", {"section": SECTION, "version": 2**64}, "replace version 2**64"),
+        call(
+            "context_write",
+            {"section": SECTION, "content": "c", "expected_version": 2**64},
+            "replace expected_version 2**64",
+        ),
         call("context_write", {"section": SECTION, "content": "a\x00b"}, "replace content NUL"),
         call("task_get", {"task_id": "\ud800"}, "replace task_id lone surrogate"),
         call("task_get", {"task_id": "T\udc801"}, "replace task_id lone surrogate", False),
