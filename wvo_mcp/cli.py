@@ -569,13 +569,18 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parse(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
     handler = getattr(args, "handler", cmd_serve)
     state_root = args.state_root
     if handler is cmd_demo and state_root is None:
         state_root = "state/demo"
     try:
         settings = Settings.from_env(state_root=state_root)
+        # A client shows every stderr line of a server as an error: serve says only what is
+        # wrong unless asked; a person at the CLI sees what happens (migrations, backups).
+        level = settings.log_level or ("warning" if handler is cmd_serve else "info")
+        logging.basicConfig(
+            level=level.upper(), stream=sys.stderr, format="%(levelname)s %(message)s"
+        )
         handler(settings, args)
     except WvoError as exc:
         print(f"wvo-mcp: {exc}", file=sys.stderr)

@@ -128,6 +128,7 @@ class Settings:
     sandbox_output_bytes: int = 16_384  # per stream; the tail is kept
     verify_timeout_seconds: float = 300.0
     verify_memory_mb: int = 2048
+    log_level: str = ""  # debug | info | warning | error; "": warning for serve, else info
 
     @property
     def db_path(self) -> Path:
@@ -186,6 +187,7 @@ class Settings:
                 env, "WVO_SANDBOX_BACKEND", "auto", ("auto", "docker", "bwrap", "none")
             ),
             sandbox_allow_unisolated=_bool(env, "WVO_SANDBOX_ALLOW_UNISOLATED", False),
+            log_level=_choice(env, "WVO_LOG_LEVEL", "", ("debug", "info", "warning", "error")),
             sandbox_image=env.get("WVO_SANDBOX_IMAGE", "").strip() or "python:3.11-slim",
             sandbox_output_bytes=_int(
                 env, "WVO_SANDBOX_OUTPUT_BYTES", 16_384, bounds=OUTPUT_BYTES_RANGE, unit="bytes"

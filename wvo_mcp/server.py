@@ -170,9 +170,11 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
                 finally:
                     tasks.cancel_scope.cancel()
         finally:
-            opened.remove(orchestrator)
-            await orchestrator.close()
-            telemetry.shutdown()
+            # Shielded: a signal stops the server by cancelling it, and cleanup still runs.
+            with anyio.CancelScope(shield=True):
+                opened.remove(orchestrator)
+                await orchestrator.close()
+                telemetry.shutdown()
 
     server: MCPServer[Orchestrator] = MCPServer(
         "wvo-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan

@@ -7,7 +7,11 @@ request's id when a lenient parse of the line finds one, else a null id (JSON-RP
 """
 
 import json
+import logging
+import os
 import re
+import signal
+import sys
 from typing import Any
 
 import anyio
@@ -84,9 +88,11 @@ def refusal(exc: Exception) -> JSONRPCError:
 
 
 async def serve(server: MCPServer[Any]) -> None:
-    """Serve `server` on this process's stdin and stdout until stdin closes."""
+    """Serve `server` on this process's stdin and stdout until stdin closes, or until
+    SIGINT or SIGTERM: clients stop servers with signals and leave stdin open."""
     # The private attribute is what MCPServer.run_stdio_async itself serves.
     lowlevel = server._lowlevel_server
+    signalled = False
     async with stdio_server() as (read, write):
         relay_send, relay_recv = anyio.create_memory_object_stream[SessionMessage | Exception](0)
 
@@ -98,7 +104,22 @@ async def serve(server: MCPServer[Any]) -> None:
                     else:
                         await relay_send.send(item)
 
+        async def stop_on_signal(scope: anyio.CancelScope) -> None:
+            nonlocal signalled
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    signalled = True
+                    scope.cancel()  # the server's cleanup is shielded, so it still runs
+                    return
+
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(relay)
+            tasks.start_soon(stop_on_signal, tasks.cancel_scope)
             await lowlevel.run(relay_recv, write, lowlevel.create_initialization_options())
             tasks.cancel_scope.cancel()
+        if signalled:
+            # Cleanup has run. The SDK reads stdin in a worker thread that only a line or
+            # EOF would free, and the client keeps stdin open: leave without waiting on it.
+            logging.shutdown()
+            sys.stderr.flush()
+            os._exit(0)

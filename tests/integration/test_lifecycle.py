@@ -1,0 +1,131 @@
+"""How a client stops a stdio server: SIGINT, then SIGTERM, with stdin left open (Claude
+Code does so). The server cleans up (leadership handed over, telemetry flushed) and exits
+0; and it keeps stderr quiet, since a client shows every stderr line as an error."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import POLL_DEADLINE_SECONDS, ROOT, open_db
+
+EXIT_DEADLINE_S = 10.0
+
+
+class Server:
+    """A real server on raw pipes; stdin stays open until the test ends."""
+
+    def __init__(self, state_root: Path, **env: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-P", "-m", "wvo_mcp", "serve"],
+            cwd=ROOT,
+            env={"WVO_STATE_ROOT": str(state_root), "PATH": "/usr/bin:/bin", **env},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self.next_id = 0
+
+    def request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        self.next_id += 1
+        self.send({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params})
+        assert self.proc.stdout is not None
+        reply: dict[str, Any] = json.loads(self.proc.stdout.readline())
+        assert reply.get("id") == self.next_id, reply
+        return reply
+
+    def send(self, message: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(message) + "\n").encode())
+        self.proc.stdin.flush()
+
+    def start(self) -> None:
+        self.request(
+            "initialize",
+            {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "lifecycle", "version": "1"},
+            },
+        )
+        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+    def stop(self, signum: int) -> tuple[int | None, str]:
+        """Signal it with stdin still open; its exit code (None if it hung) and stderr."""
+        self.proc.send_signal(signum)
+        try:
+            code: int | None = self.proc.wait(EXIT_DEADLINE_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            code = None
+        assert self.proc.stdin and self.proc.stdout and self.proc.stderr
+        stderr = self.proc.stderr.read().decode()
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            pipe.close()
+        return code, stderr
+
+
+def _leader(state_root: Path) -> Any:
+    with open_db(state_root) as db:
+        return db.execute("SELECT holder, expires_at FROM monitor_leader").fetchone()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_with_stdin_open_cleans_up_and_exits_0(
+    state_root: Path, signum: signal.Signals
+) -> None:
+    server = Server(
+        state_root,
+        WVO_AUTOPILOT_HEALTH_INTERVAL_MS="200",
+        OTEL_BSP_SCHEDULE_DELAY="60000",  # spans stay in memory until the shutdown flush
+    )
+    server.start()
+    called = server.request("tools/call", {"name": "plan_next", "arguments": {}})
+    assert "result" in called
+    deadline = time.monotonic() + POLL_DEADLINE_SECONDS
+    while _leader(state_root) is None:  # the monitor has taken the lead
+        assert time.monotonic() < deadline, "no monitor leader"
+        time.sleep(0.05)
+    code, stderr = server.stop(signum)
+    assert code == 0, stderr
+    # Leadership handed over: its lease ends at the shutdown, not two intervals later.
+    leader = _leader(state_root)
+    expires = datetime.fromisoformat(leader["expires_at"].replace("Z", "+00:00"))
+    assert expires <= datetime.now(UTC)
+    # Telemetry flushed: the tool call's span reached the file at the shutdown.
+    spans = (state_root / "telemetry" / "spans.jsonl").read_text().splitlines()
+    assert any(json.loads(s)["name"] == "tools/call plan_next" for s in spans)
+    assert "Traceback" not in stderr
+
+
+def test_serve_is_quiet_on_stderr_unless_asked(state_root: Path) -> None:
+    quiet = Server(state_root, WVO_AUTOPILOT_HEALTH_INTERVAL_MS="0")
+    quiet.start()
+    quiet.request("tools/call", {"name": "plan_next", "arguments": {}})
+    code, stderr = quiet.stop(signal.SIGTERM)
+    assert (code, stderr) == (0, "")  # migrations and "serving" are INFO
+
+    told = Server(state_root, WVO_AUTOPILOT_HEALTH_INTERVAL_MS="0", WVO_LOG_LEVEL="info")
+    told.start()
+    code, stderr = told.stop(signal.SIGTERM)
+    assert code == 0 and "serving" in stderr
+
+
+def test_a_bad_log_level_is_refused_at_start(state_root: Path) -> None:
+    started = subprocess.run(
+        [sys.executable, "-P", "-m", "wvo_mcp", "serve"],
+        cwd=ROOT,
+        env={"WVO_STATE_ROOT": str(state_root), "WVO_LOG_LEVEL": "loud"},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert started.returncode == 2 and "WVO_LOG_LEVEL" in started.stderr
