@@ -129,6 +129,7 @@ class Settings:
     verify_timeout_seconds: float = 300.0
     verify_memory_mb: int = 2048
     log_level: str = ""  # debug | info | warning | error; "": warning for serve, else info
+    tools: str = "all"  # WVO_TOOLS: profiles and tool names (toolset.py)
 
     @property
     def db_path(self) -> Path:
@@ -187,6 +188,7 @@ class Settings:
                 env, "WVO_SANDBOX_BACKEND", "auto", ("auto", "docker", "bwrap", "none")
             ),
             sandbox_allow_unisolated=_bool(env, "WVO_SANDBOX_ALLOW_UNISOLATED", False),
+            tools=env.get("WVO_TOOLS", "").strip() or "all",
             log_level=_choice(env, "WVO_LOG_LEVEL", "", ("debug", "info", "warning", "error")),
             sandbox_image=env.get("WVO_SANDBOX_IMAGE", "").strip() or "python:3.11-slim",
             sandbox_output_bytes=_int(

@@ -20,7 +20,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, ToolAnnotations
 from pydantic import Field, StringConstraints
 
-from wvo_mcp import __version__, guidance, identity
+from wvo_mcp import __version__, guidance, identity, toolset
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import WvoError
 from wvo_mcp.models import (
@@ -467,6 +467,7 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
     _register_resources(server, settings, opened)
     _register_prompts(server, settings)
     _refuse_unknown_arguments(server)
+    _shape_tools(server, settings.tools)
     return server
 
 
@@ -536,6 +537,25 @@ def _register_prompts(server: MCPServer[Orchestrator], settings: Settings) -> No
             title=found.title,
             description=f"{found.title} (directive; optional task_id to focus on one task)",
         )(prompt_for(found.name))
+
+
+# Loaded up front by Claude Code even when it defers other tools behind its tool search:
+# the loop an agent runs every turn, not worth a search turn each.
+ALWAYS_LOAD = ("plan_next", "claim_task", "heartbeat", "checkpoint", "plan_update")
+
+
+def _shape_tools(server: MCPServer[Orchestrator], spec: str) -> None:
+    """Only the tools WVO_TOOLS asks for, with lean input schemas (toolset.py)."""
+    tools = server._tool_manager.list_tools()
+    wanted = toolset.chosen(spec, (t.name for t in tools))
+    for tool in tools:
+        if tool.name not in wanted:
+            server.remove_tool(tool.name)
+            continue
+        tool.parameters = toolset.lean(tool.parameters)
+        tool.description = toolset.flat(tool.description)
+        if tool.name in ALWAYS_LOAD:
+            tool.meta = {**(tool.meta or {}), "anthropic/alwaysLoad": True}
 
 
 def _refuse_unknown_arguments(server: MCPServer[Orchestrator]) -> None:

@@ -1,0 +1,78 @@
+"""Which tools an agent sees, and their input schemas as lean as validation allows (pure).
+
+Every tool's name, description and input schema go into the model's context on every turn,
+so a worker sees only the loop, and the schemas lose what only costs tokens: pydantic's
+`title` keys and the `anyOf [X, null]` + `default: null` of optional parameters (omitting
+one is how an agent says "none"; the server's own validation still accepts null).
+"""
+
+from collections.abc import Iterable
+from typing import Any
+
+from wvo_mcp.errors import ValidationFailed
+
+LOOP = (
+    "plan_next",
+    "claim_task",
+    "heartbeat",
+    "checkpoint",
+    "plan_update",
+    "context_read",
+    "context_write",
+    "task_get",
+)
+PROFILES: dict[str, tuple[str, ...]] = {
+    "worker": LOOP,
+    "planner": (*LOOP, "task_create", "task_list", "route_task"),
+    "operator": (
+        "health_report",
+        "provider_status",
+        "route_task",
+        "record_usage",
+        "agent_register",
+        "sandbox_run",
+        "task_list",
+        "task_get",
+    ),
+}
+
+
+def chosen(spec: str, known: Iterable[str]) -> frozenset[str]:
+    """The tools `WVO_TOOLS` names: profiles and tool names, comma-separated; `all` (or
+    nothing) is every tool."""
+    names = set(known)
+    picked: set[str] = set()
+    for part in (p.strip() for p in spec.split(",")):
+        if not part or part == "all":
+            picked |= names
+        elif part in PROFILES:
+            picked |= set(PROFILES[part])
+        elif part in names:
+            picked.add(part)
+        else:
+            raise ValidationFailed(
+                f"WVO_TOOLS: {part!r} is neither a profile ({', '.join([*PROFILES, 'all'])}) "
+                f"nor a tool ({', '.join(sorted(names))}); e.g. WVO_TOOLS=worker,sandbox_run"
+            )
+    return frozenset(picked)
+
+
+def lean(schema: Any) -> Any:
+    """`schema` without titles, and with optional parameters as their plain type."""
+    if isinstance(schema, list):
+        return [lean(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: lean(v) for k, v in schema.items() if k != "title" or not isinstance(v, str)}
+    options = out.get("anyOf")
+    if isinstance(options, list) and {"type": "null"} in options and out.get("default", 0) is None:
+        rest = [o for o in options if o != {"type": "null"}]
+        del out["anyOf"], out["default"]
+        out = {**rest[0], **out} if len(rest) == 1 else {"anyOf": rest, **out}
+    return out
+
+
+def flat(text: str) -> str:
+    """A docstring as one paragraph per blank-line block, without its indentation."""
+    blocks = [" ".join(block.split()) for block in text.split("\n\n")]
+    return "\n".join(b for b in blocks if b)
