@@ -83,7 +83,7 @@ async def _agent(name: str, state_root: Path, total_agents: int, done: Counter[s
                 continue
             task, token = claim["task"], claim["lease_token"]
             tid = task["id"]
-            resumed = claim["last_checkpoint"]
+            resumed = claim.get("last_checkpoint")
             _say(
                 name,
                 f"claimed {tid} (score {task['score']:.2f}, attempt {claim['attempt']})"
@@ -117,7 +117,7 @@ async def _agent(name: str, state_root: Path, total_agents: int, done: Counter[s
                 "plan_update", task_id=tid, lease_token=token, status="done", reason="tests pass"
             )
             done[name] += 1
-            unblocked = update["unblocked"]
+            unblocked = update.get("unblocked", [])
             _say(name, f"done {tid}" + (f"; unblocked {', '.join(unblocked)}" if unblocked else ""))
 
 

@@ -13,6 +13,7 @@ from pydantic import (
     StringConstraints,
     field_validator,
 )
+from pydantic_core import to_jsonable_python
 
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.routing import BreakerState, PassedOverReason
@@ -560,3 +561,22 @@ class SandboxResult(BaseModel):
     truncated: bool = Field(description="Either stream was cut; the tail is kept")
     duration_s: float
     peak_memory_mb: float | None = Field(description="None when the backend cannot tell")
+
+
+def lean(value: Any) -> Any:
+    """An output as the agent receives it: JSON, with every field that is optional and left
+    empty (None, [], {}) omitted. The output schema stays true: such fields have defaults,
+    so they are not required."""
+    if isinstance(value, BaseModel):
+        out = {}
+        for name, field in type(value).model_fields.items():
+            item = getattr(value, name)
+            if not field.is_required() and (item is None or item == [] or item == {}):
+                continue
+            out[field.alias or name] = lean(item)
+        return out
+    if isinstance(value, list | tuple):
+        return [lean(item) for item in value]
+    if isinstance(value, dict):
+        return {key: lean(item) for key, item in value.items()}
+    return to_jsonable_python(value)

@@ -2,6 +2,7 @@
 
 import functools
 import gc
+import json
 import logging
 import os
 import re
@@ -17,8 +18,8 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver import Context, Message, UserMessage
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.shared.exceptions import MCPError
-from mcp.types import INVALID_PARAMS, ToolAnnotations
-from pydantic import Field, StringConstraints
+from mcp.types import INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field, StringConstraints
 
 from wvo_mcp import __version__, guidance, identity, toolset
 from wvo_mcp.config import Settings
@@ -46,6 +47,7 @@ from wvo_mcp.models import (
     UpdateResult,
     UsageResult,
     VerifyCommand,
+    lean,
 )
 from wvo_mcp.monitor import HealthMonitor
 from wvo_mcp.orchestrator import Orchestrator
@@ -104,7 +106,7 @@ def tool_call(
                         outcome = result.reason or "not_claimed"
                     elif result._took_over_expired:
                         telemetry.lease_expiries(1)
-                return result
+                return cast(R, _answer(result))
             except WvoError as exc:
                 outcome = _error_code(exc)
                 raise ToolError(f"{type(exc).__name__}: {exc}") from exc
@@ -127,6 +129,16 @@ def tool_call(
         return wrapper
 
     return decorate
+
+
+def _answer(result: object) -> object:
+    """What the agent receives: lean structured content (models.lean) and a compact text
+    copy of it for clients that show the text instead."""
+    if not isinstance(result, BaseModel):
+        return result
+    content = lean(result)
+    text = json.dumps(content, separators=(",", ":"), ensure_ascii=False)
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=content)
 
 
 def _task_of(result: object) -> str | None:

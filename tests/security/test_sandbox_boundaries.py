@@ -198,7 +198,7 @@ async def test_a_repository_planted_after_start_is_never_used(
             summary="s",
             git_snapshot=True,
         )
-    assert cp["git_ref"] is None and "not a git repository" in cp["git_note"]
+    assert cp.get("git_ref") is None and "not a git repository" in cp["git_note"]
     assert not proof.exists()
 
 

@@ -328,7 +328,9 @@ def _grant(
         lease_expires_at=expires,
         lease_seconds=lease_seconds,
         attempt=granted["attempts"] + 1,
-        last_checkpoint=rows.checkpoint(tx.one("latest_checkpoint", (row["id"],))),
+        last_checkpoint=rows.brief(
+            rows.checkpoint(tx.one("latest_checkpoint", (row["id"],))), row["id"]
+        ),
     )
 
 
