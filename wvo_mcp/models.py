@@ -23,7 +23,7 @@ from wvo_mcp.wsjf import Breakdown
 TaskId = Annotated[
     str,
     StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"),
-    Field(description="Task id: letters, digits and . _ : / - (e.g. E1.M2.T3), at most 100"),
+    Field(description="e.g. E1.M2.T3"),
 ]
 AgentId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
@@ -54,8 +54,8 @@ VerifyCommand = (
 
 
 class TaskSpec(BaseModel):
-    """One task to create."""
-
+    # One task to create (a comment, not a docstring: a docstring would be sent to the
+    # model in task_create's schema with every request).
     model_config = ConfigDict(extra="forbid")
 
     id: TaskId | None = Field(None, description="Omit to get a generated id")
@@ -64,22 +64,22 @@ class TaskSpec(BaseModel):
     epic_id: Name | None = None
     milestone_id: Name | None = None
     depends_on: Annotated[list[TaskId], Field(max_length=200)] = Field(
-        default_factory=list, description="Ids (existing or in this batch) that must be done first"
+        default_factory=list, description="Ids that must be done first"
     )
     complexity: Annotated[int, Field(ge=1, le=10)] = 5
     business_value: Score = 5
     time_criticality: Score = 5
     risk_reduction: Score = 5
     job_size: Score | None = Field(None, description="Defaults to 2 x complexity")
-    due_at: AwareDatetime | None = Field(None, description="ISO 8601 with a time zone")
+    due_at: AwareDatetime | None = Field(None, description="With a time zone")
     tags: Annotated[list[Name], Field(max_length=20)] = Field(default_factory=list)
     requires_approval: bool = False
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
     metadata: dict[str, Any] = Field(default_factory=dict)
     verify_command: VerifyCommand | None = Field(
         None,
-        description="Must exit 0 in the sandbox, in the workspace, before `done` is accepted: "
-        "an argv list, or a string run by /bin/sh -c",
+        description="Must exit 0 in the sandbox before `done` is accepted: argv list or "
+        "/bin/sh -c string",
     )
 
     @field_validator("metadata")

@@ -65,7 +65,7 @@ ProviderName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 EnvVars = Annotated[
     dict[str, Annotated[str, StringConstraints(max_length=4000)]],
-    Field(max_length=50, description="Variables for the command; nothing else is inherited"),
+    Field(max_length=50, description="Extra variables; none are inherited from the server"),
 ]
 LeaseSeconds = Annotated[int, Field(ge=1, le=86_400, description="Lease length, 1 s to 1 day")]
 Text = Annotated[str, StringConstraints(max_length=4000)]
@@ -216,17 +216,14 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
     @server.tool(annotations=WRITES)
     @traced
     async def task_create(tasks: TaskBatch, ctx: Context) -> CreateResult:
-        """Create tasks (with dependencies) as one all-or-nothing batch.
-
-        Refuses duplicate ids, unknown dependency ids and dependency cycles; nothing is
-        written when anything is refused. WSJF inputs are 1..20, complexity 1..10. One call
-        takes at most 5000 tasks and 4 MiB of them as JSON: split a larger batch."""
+        """Create tasks (with depends_on) all or nothing, at most 5000 or 4 MiB a call;
+        duplicate or unknown ids and cycles are refused."""
         return await orchestrator(ctx).create_tasks(tasks, actor=agent(ctx, None))
 
     @server.tool(annotations=READ_ONLY)
     @traced
     async def task_get(task_id: TaskId, ctx: Context) -> TaskDetail:
-        """One task with dependencies, dependents, recent events and its latest checkpoint."""
+        """One task in full: description, WSJF breakdown, dependencies, events, checkpoint."""
         return await orchestrator(ctx).get_task(task_id)
 
     @server.tool(annotations=READ_ONLY)
@@ -240,7 +237,7 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         limit: Annotated[int, Field(ge=1, le=500)] = 50,
         cursor: str | None = None,
     ) -> TaskPage:
-        """Lean task rows ordered by id, filtered; pass next_cursor back for the next page."""
+        """Task rows by id, filtered; pass next_cursor back for the next page."""
         return await orchestrator(ctx).list_tasks(
             status=status,
             epic_id=epic_id,
@@ -260,10 +257,8 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         provider: ProviderName | None = None,
         model: ModelName | None = None,
     ) -> PlanNextResult:
-        """Read-only: the top ready tasks in WSJF order with each score's breakdown, plus
-        queue counts and how many claims this agent may still make. An agent that declared
-        its provider and model (here, agent_register or the environment) sees only tasks
-        routing sends to its tier."""
+        """Read-only: the top ready tasks (WSJF order, with why), queue counts, and the claims
+        you may still make. Look here, then claim_task."""
         return await orchestrator(ctx).plan_next(
             agent(ctx, agent_id), limit, epic_id, provider, model
         )
@@ -278,13 +273,9 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         provider: ProviderName | None = None,
         model: ModelName | None = None,
     ) -> ClaimResult:
-        """Atomically claim the best ready task (or the named one) under the WIP limits.
-
-        Returns the task, a lease_token to pass on every later call, the expiry and the
-        last checkpoint of an earlier holder. Nothing claimable is not an error:
-        claimed=false with a reason. With provider and model (remembered for this agent),
-        only work routing sends to that tier is handed out, and `route` says where the
-        grant's tokens count."""
+        """Claim the best ready task (or task_id). Returns it with a lease_token to pass on
+        every later call about it, the expiry, and an earlier holder's last checkpoint.
+        Nothing claimable: claimed=false and a reason."""
         return await orchestrator(ctx).claim(
             agent(ctx, agent_id, claims=True), task_id, lease_seconds, provider, model
         )
@@ -297,15 +288,13 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         ctx: Context,
         agent_id: AgentId | None = None,
     ) -> AgentIdentity:
-        """Declare which provider and model this agent runs on, once per session: from then
-        on claim_task and plan_next hand it only work routing sends to that tier."""
+        """Declare your provider and model once: claims then hand you only your tier's work."""
         return await orchestrator(ctx).register_agent(agent(ctx, agent_id), provider, model)
 
     @server.tool(annotations=READ_ONLY)
     @traced
     async def route_task(task_id: TaskId, ctx: Context) -> RouteDecision:
-        """Where a task would go now: provider, tier, model, estimated tokens and cost, the
-        reason, and the alternatives considered with why each was passed over."""
+        """Where a task would be routed now (provider, tier, model, cost) and why."""
         return await orchestrator(ctx).route_task(task_id)
 
     @server.tool(annotations=WRITES)
@@ -320,10 +309,8 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         task_id: TaskId | None = None,
         lease_token: LeaseToken | None = None,
     ) -> UsageResult:
-        """Report tokens used and how the call went: success, failure, rate_limited or
-        context_limit. Usage counts against the provider's hourly and daily budgets;
-        failures and rate limits drive its circuit breaker; context_limit on a task sends
-        its next attempt one tier up. With task_id, pass your lease_token for it."""
+        """Report a model call's tokens and outcome: budgets and the provider's breaker follow;
+        context_limit on a task (with its lease_token) escalates its next attempt."""
         return await orchestrator(ctx).record_usage(
             provider, model, input_tokens, output_tokens, outcome, task_id, lease_token
         )
@@ -331,9 +318,7 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
     @server.tool(annotations=READ_ONLY)
     @traced
     async def provider_status(ctx: Context) -> ProviderStatusReport:
-        """Per provider and tier: tokens used and reserved against the hourly and daily
-        limits, in-flight tasks against the cap, spend, and the circuit breaker (with when
-        it reopens)."""
+        """Per provider and tier: usage against budgets, tasks in flight, breaker state."""
         return await orchestrator(ctx).provider_status()
 
     @server.tool(annotations=WRITES)
@@ -345,7 +330,7 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         agent_id: AgentId | None = None,
         lease_seconds: LeaseSeconds | None = None,
     ) -> LeaseResult:
-        """Renew your lease: expiry = now + lease_seconds (default: the length last granted)."""
+        """Renew your lease (lease_seconds, default the last length) before it expires."""
         return await orchestrator(ctx).heartbeat(
             task_id, lease_token, agent(ctx, agent_id), lease_seconds
         )
@@ -366,11 +351,8 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         git_snapshot: bool = False,
         attach_sandbox_run: bool = False,
     ) -> CheckpointResult:
-        """Record progress and renew the lease; whoever holds the task next receives it.
-        git_snapshot=true also records HEAD and a snapshot commit of the working tree
-        (untracked files included) under refs/wvo/checkpoints/, leaving the working tree,
-        index and branches alone. attach_sandbox_run=true attaches your latest sandbox_run
-        on this task (its command, exit code, duration) for whoever holds the task next."""
+        """Record progress and renew the lease; the next holder gets it if you stop.
+        git_snapshot: snapshot the working tree; attach_sandbox_run: attach your last run."""
         return await orchestrator(ctx).checkpoint(
             task_id,
             lease_token,
@@ -393,9 +375,9 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         lease_token: LeaseToken | None = None,
         reason: Text | None = None,
     ) -> UpdateResult:
-        """Move a task: done, failed (retried with back-off, dead-lettered after
-        max_attempts), blocked, needs_review, awaiting_approval, pending (release) or
-        cancelled. The holder of an in-progress task must pass its lease_token."""
+        """Move your task (pass lease_token): done (its verify_command must pass), failed
+        (retried later), blocked, needs_review, awaiting_approval (a person decides),
+        pending (give it back), cancelled."""
         return await orchestrator(ctx).update_status(
             task_id, Status(status), agent(ctx, agent_id), lease_token, reason
         )
@@ -410,11 +392,8 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         expected_version: Annotated[int, Field(ge=0, le=MAX_VERSION)] | None = None,
         agent_id: AgentId | None = None,
     ) -> ContextWriteResult:
-        """Write a named section of the shared project context (short, factual notes other
-        agents need). mode=append adds to the section, replace overwrites it. Pass
-        expected_version (the version you read; 0 for a new section) so a concurrent write
-        is refused with the current content instead of lost. Sections are capped (16 KiB
-        each, 64 KiB in all by default): summarise rather than grow."""
+        """Write a section of the shared context (short facts for other agents). Pass
+        expected_version (0 if new): a concurrent write is then refused, not lost."""
         return await orchestrator(ctx).context_write(
             section, content, agent(ctx, agent_id), mode, expected_version
         )
@@ -426,8 +405,7 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         section: SectionName | None = None,
         version: Annotated[int, Field(ge=1, le=MAX_VERSION)] | None = None,
     ) -> ContextReadResult:
-        """Read the shared project context: every section, one section, or an earlier
-        version of one section."""
+        """Read the shared context: all sections, one, or an earlier version of one."""
         return await orchestrator(ctx).context_read(section, version)
 
     @server.tool(annotations=WRITES)
@@ -445,11 +423,9 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         lease_token: LeaseToken | None = None,
         agent_id: AgentId | None = None,
     ) -> SandboxResult:
-        """Run a build or test command isolated: only the workspace (default
-        WVO_WORKSPACE_ROOT, or a folder in it) is writable, no network unless asked, a clean
-        environment (pass what it needs in env), memory/CPU/time limits, and the whole
-        process tree killed at the timeout. Output is capped to its tail. With task_id and
-        lease_token the run is recorded on your task (checkpoint can attach it)."""
+        """Run a build or test command in the sandbox: only the workspace (or its folder
+        `workspace`) is writable, no network unless asked, only the env you pass, limits,
+        output tail. task_id + lease_token record it on your task."""
         return await orchestrator(ctx).sandbox_run(
             command,
             agent(ctx, agent_id),
@@ -470,9 +446,7 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         limit: Annotated[int, Field(ge=1, le=200)] = 10,
         full: bool = False,
     ) -> HealthReport:
-        """The health monitor's latest observation (counts per status, ready depth, WIP,
-        throughput, expired leases, idle and silent agents), its open anomalies (most severe
-        first) and its latest actions (re-queued stale tasks, repaired dependency counts).
+        """The health monitor's latest observation, open anomalies and recent actions;
         full=true adds the task lists behind the counts."""
         return await orchestrator(ctx).health_report(limit, full)
 

@@ -2,8 +2,10 @@
 
 Every tool's name, description and input schema go into the model's context on every turn,
 so a worker sees only the loop, and the schemas lose what only costs tokens: pydantic's
-`title` keys and the `anyOf [X, null]` + `default: null` of optional parameters (omitting
-one is how an agent says "none"; the server's own validation still accepts null).
+`title` keys, `minLength: 1`, id patterns, and the `anyOf [X, null]` + `default: null` of
+optional parameters (omitting one is how an agent says "none"). The server's own validation
+is unchanged: it still refuses an empty string or a malformed id (saying what is accepted)
+and accepts null.
 """
 
 from collections.abc import Iterable
@@ -63,7 +65,12 @@ def lean(schema: Any) -> Any:
         return [lean(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {k: lean(v) for k, v in schema.items() if k != "title" or not isinstance(v, str)}
+    out = {
+        k: lean(v)
+        for k, v in schema.items()
+        if not (k in ("title", "pattern") and isinstance(v, str))
+        and not (k == "minLength" and v == 1)
+    }
     options = out.get("anyOf")
     if isinstance(options, list) and {"type": "null"} in options and out.get("default", 0) is None:
         rest = [o for o in options if o != {"type": "null"}]

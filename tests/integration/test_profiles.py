@@ -1,5 +1,6 @@
 """Tool profiles (WVO_TOOLS) and lean schemas, as a client lists them over stdio."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -74,3 +75,25 @@ def test_an_unknown_profile_is_refused_at_start(state_root: Path) -> None:
     )
     assert started.returncode == 2 and "'wizard'" in started.stderr
     assert all(profile in started.stderr for profile in PROFILES)
+
+
+# What the model is sent per tool (name, description, input schema as compact JSON), in
+# bytes: issue 11's budgets are 2,500 tokens for all tools and 1,200 for the worker loop,
+# at about 4 bytes a token.
+DEFINITION_BUDGETS = {"all": 10_000, "worker": 4_800}
+
+
+@pytest.mark.parametrize("profile", sorted(DEFINITION_BUDGETS))
+async def test_tool_definitions_stay_within_their_budget(state_root: Path, profile: str) -> None:
+    async with connect(state_root, WVO_TOOLS=profile, **QUIET) as agent:
+        tools = (await agent.client.list_tools()).tools
+    sent = sum(
+        len(
+            json.dumps(
+                {"name": t.name, "description": t.description, "input_schema": t.input_schema},
+                separators=(",", ":"),
+            )
+        )
+        for t in tools
+    )
+    assert sent <= DEFINITION_BUDGETS[profile], f"{profile}: {sent} bytes"

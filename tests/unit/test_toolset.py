@@ -11,7 +11,8 @@ def test_lean_drops_titles_and_null_options_but_keeps_constraints() -> None:
         "title": "Args",
         "type": "object",
         "properties": {
-            "title": {"title": "Title", "type": "string", "maxLength": 200},
+            "title": {"title": "Title", "type": "string", "minLength": 1, "maxLength": 200},
+            "id": {"type": "string", "pattern": "^[a-z]+$", "minLength": 2},
             "agent_id": {
                 "anyOf": [{"type": "string", "maxLength": 200}, {"type": "null"}],
                 "default": None,
@@ -26,6 +27,7 @@ def test_lean_drops_titles_and_null_options_but_keeps_constraints() -> None:
         "type": "object",
         "properties": {
             "title": {"type": "string", "maxLength": 200},
+            "id": {"type": "string", "minLength": 2},
             "agent_id": {"type": "string", "maxLength": 200, "description": "who"},
             # A null option without a null default is a real choice: kept.
             "either": {"anyOf": [{"type": "string"}, {"type": "array"}, {"type": "null"}]},
