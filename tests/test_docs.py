@@ -1,4 +1,5 @@
-"""The README documents everything the server and CLI offer, and mcp.json really starts it."""
+"""The README and docs/ document everything the server and CLI offer, and mcp.json really
+starts it."""
 
 import json
 import re
@@ -12,10 +13,11 @@ from wvo_mcp.cli import parser
 
 pytestmark = pytest.mark.anyio
 README = (ROOT / "README.md").read_text()
+DOCS = "\n".join([README, *(p.read_text() for p in sorted((ROOT / "docs").glob("*.md")))])
 
 
-def _documented_in_table(name: str) -> bool:
-    return re.search(rf"^\| `{re.escape(name)}[` ]", README, re.MULTILINE) is not None
+def _documented_in_table(name: str, text: str = DOCS) -> bool:
+    return re.search(rf"^\| `{re.escape(name)}[` ]", text, re.MULTILINE) is not None
 
 
 async def test_every_tool_is_in_the_readme_table(state_root):
@@ -30,19 +32,25 @@ async def test_every_tool_is_in_the_readme_table(state_root):
         tools = (await client.list_tools()).tools
     names = sorted(tool.name for tool in tools)
     assert names, "mcp.json's server listed no tools"
-    missing = [name for name in names if not _documented_in_table(name)]
+    missing = [name for name in names if not _documented_in_table(name, README)]
     assert not missing, f"tools missing from the README tool table: {missing}"
 
 
 def test_every_cli_command_is_in_the_readme():
     commands = parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     missing = [name for name in commands if not _documented_in_table(name)]
-    assert not missing, f"CLI commands missing from the README: {missing}"
+    assert not missing, f"CLI commands missing from the README and docs/: {missing}"
 
 
 def test_every_environment_variable_is_documented():
     source = "\n".join(p.read_text() for p in (ROOT / "wvo_mcp").rglob("*.py"))
     variables = sorted(set(re.findall(r'"(WVO_[A-Z_]+)"', source)))
     assert "WVO_STATE_ROOT" in variables
-    missing = [name for name in variables if f"`{name}`" not in README]
-    assert not missing, f"environment variables missing from the README: {missing}"
+    missing = [name for name in variables if f"`{name}`" not in DOCS]
+    assert not missing, f"environment variables missing from the README and docs/: {missing}"
+
+
+def test_links_between_the_docs_lead_somewhere():
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
+            assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
