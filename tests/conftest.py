@@ -32,6 +32,22 @@ def wvo(state_root: Path, *args: str) -> subprocess.CompletedProcess[str]:
         pytest.fail(f"`wvo-mcp {' '.join(args)}` did not exit; stderr: {exc.stderr!r}")
 
 
+def serve_once(
+    env: dict[str, str], cwd: Path = ROOT, python_flags: tuple[str, ...] = ("-P",)
+) -> subprocess.CompletedProcess[str]:
+    """`wvo-mcp serve` with no client (stdin at EOF), for start-up refusals: nothing but
+    `env` in its environment; a hang fails the test."""
+    return subprocess.run(
+        [sys.executable, *python_flags, "-m", "wvo_mcp", "serve"],
+        cwd=cwd,
+        env={"PATH": "/usr/bin:/bin", **env},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_SECONDS,
+    )
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

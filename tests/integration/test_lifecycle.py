@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import POLL_DEADLINE_SECONDS, ROOT, open_db
+from tests.conftest import POLL_DEADLINE_SECONDS, ROOT, open_db, serve_once
 
 EXIT_DEADLINE_S = 10.0
 
@@ -119,13 +119,5 @@ def test_serve_is_quiet_on_stderr_unless_asked(state_root: Path) -> None:
 
 
 def test_a_bad_log_level_is_refused_at_start(state_root: Path) -> None:
-    started = subprocess.run(
-        [sys.executable, "-P", "-m", "wvo_mcp", "serve"],
-        cwd=ROOT,
-        env={"WVO_STATE_ROOT": str(state_root), "WVO_LOG_LEVEL": "loud"},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    started = serve_once({"WVO_STATE_ROOT": str(state_root), "WVO_LOG_LEVEL": "loud"})
     assert started.returncode == 2 and "WVO_LOG_LEVEL" in started.stderr

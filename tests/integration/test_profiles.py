@@ -1,14 +1,12 @@
 """Tool profiles (WVO_TOOLS) and lean schemas, as a client lists them over stdio."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, connect
+from tests.conftest import connect, serve_once
 from wvo_mcp.toolset import LOOP, PROFILES
 
 pytestmark = pytest.mark.anyio
@@ -64,15 +62,7 @@ async def test_profiles_and_tools_combine(state_root: Path) -> None:
 
 
 def test_an_unknown_profile_is_refused_at_start(state_root: Path) -> None:
-    started = subprocess.run(
-        [sys.executable, "-P", "-m", "wvo_mcp", "serve"],
-        cwd=ROOT,
-        env={"WVO_STATE_ROOT": str(state_root), "WVO_TOOLS": "worker,wizard"},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    started = serve_once({"WVO_STATE_ROOT": str(state_root), "WVO_TOOLS": "worker,wizard"})
     assert started.returncode == 2 and "'wizard'" in started.stderr
     assert all(profile in started.stderr for profile in PROFILES)
 

@@ -1,14 +1,12 @@
 """An agent, over real stdio, tries every path around a person's gate and around its own
 identity; each refusal is checked in the database: nothing moved, nothing was written."""
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, Agent, claim_when_possible, connect, open_db, wvo
+from tests.conftest import Agent, claim_when_possible, connect, open_db, serve_once, wvo
 
 pytestmark = pytest.mark.anyio
 QUIET = {"WVO_AUTOPILOT_HEALTH_INTERVAL_MS": 0, "WVO_OTEL_ENABLED": 0}
@@ -172,15 +170,7 @@ async def test_an_agent_cannot_take_a_reserved_name(state_root: Path, name: str)
 
 
 def test_a_reserved_name_in_the_environment_is_refused_at_start(state_root: Path) -> None:
-    started = subprocess.run(
-        [sys.executable, "-P", "-m", "wvo_mcp", "serve"],
-        cwd=ROOT,
-        env={"WVO_STATE_ROOT": str(state_root), "WVO_AGENT_ID": "health-monitor"},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    started = serve_once({"WVO_STATE_ROOT": str(state_root), "WVO_AGENT_ID": "health-monitor"})
     assert started.returncode == 2 and "WVO_AGENT_ID" in started.stderr
     assert not (state_root / "orchestrator.db").exists()
 

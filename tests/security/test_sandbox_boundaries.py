@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, claim_when_possible, connect, open_db
+from tests.conftest import ROOT, claim_when_possible, connect, open_db, serve_once
 from tests.integration.test_git_checkpoints import make_repo, snapshot_checkpoint
 from wvo_mcp.config import Settings
 from wvo_mcp.sandbox import Request, bwrap, run
@@ -243,15 +243,7 @@ def test_layouts_that_cannot_be_protected_are_refused_at_start(
     tmp_path: Path, state: str, workspace: str, expected: str
 ) -> None:
     (tmp_path / "ws").mkdir()
-    started = subprocess.run(
-        [sys.executable, "-P", "-m", "wvo_mcp", "serve"],
-        cwd=tmp_path,
-        env={"WVO_STATE_ROOT": state, "WVO_WORKSPACE_ROOT": workspace, "PATH": "/usr/bin:/bin"},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    started = serve_once({"WVO_STATE_ROOT": state, "WVO_WORKSPACE_ROOT": workspace}, cwd=tmp_path)
     assert started.returncode == 2, started.stderr
     assert expected in started.stderr and started.stdout == ""
 
@@ -259,15 +251,7 @@ def test_layouts_that_cannot_be_protected_are_refused_at_start(
 def test_python_importing_from_the_workspace_is_refused_at_start(tmp_path: Path) -> None:
     """`python -m wvo_mcp` puts the current directory first on the import path; from inside
     the workspace a command could plant a module there for the next server."""
-    started = subprocess.run(
-        [sys.executable, "-m", "wvo_mcp", "serve"],
-        cwd=ROOT,
-        env={"WVO_STATE_ROOT": str(tmp_path / "state"), "PATH": "/usr/bin:/bin"},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    started = serve_once({"WVO_STATE_ROOT": str(tmp_path / "state")}, python_flags=())
     assert started.returncode == 2
     assert "python -P -m wvo_mcp" in started.stderr and started.stdout == ""
 
@@ -278,15 +262,7 @@ def test_a_state_folder_reached_through_a_link_in_the_workspace_is_refused(
     (tmp_path / "ws").mkdir()
     (tmp_path / "real-state").mkdir()
     (tmp_path / "ws" / "state").symlink_to(tmp_path / "real-state")
-    started = subprocess.run(
-        [sys.executable, "-P", "-m", "wvo_mcp", "serve"],
-        cwd=tmp_path,
-        env={"WVO_STATE_ROOT": "ws/state", "WVO_WORKSPACE_ROOT": "ws", "PATH": "/usr/bin:/bin"},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    started = serve_once({"WVO_STATE_ROOT": "ws/state", "WVO_WORKSPACE_ROOT": "ws"}, cwd=tmp_path)
     assert started.returncode == 2
     assert "symbolic link inside the workspace" in started.stderr
 
