@@ -9,7 +9,7 @@ from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.sandbox import cli_exit_code
 from wvo_mcp.sandbox.limits import BASE_ENV, Request, argv, command_env, validate
 from wvo_mcp.sandbox.outcome import Outcome, result
-from wvo_mcp.sandbox.output import cap
+from wvo_mcp.sandbox.output import Tail
 
 
 def test_a_valid_request_comes_back_with_the_workspace_resolved(tmp_path: Path) -> None:
@@ -70,8 +70,8 @@ def _outcome(**fields: object) -> Outcome:
     base: dict[str, object] = {
         "returncode": 0,
         "timed_out": False,
-        "stdout": cap(b"", 10),
-        "stderr": cap(b"", 10),
+        "stdout": Tail(10),
+        "stderr": Tail(10),
         "duration_s": 0.5,
     }
     return Outcome(**{**base, **fields})  # type: ignore[arg-type]
@@ -94,5 +94,7 @@ def test_results_name_what_killed_the_command() -> None:
 
 
 def test_truncation_of_either_stream_is_reported() -> None:
-    res = result("none", _outcome(stderr=cap(b"x" * 20, 10)), memory_mb=64, pids_limit=32)
+    stderr = Tail(10)
+    stderr.write(b"x" * 20)
+    res = result("none", _outcome(stderr=stderr), memory_mb=64, pids_limit=32)
     assert res.truncated and res.stdout_tail == "" and res.stderr_tail.endswith("x" * 10)

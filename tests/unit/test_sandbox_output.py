@@ -1,6 +1,6 @@
 """Output capping keeps the last bytes and says how much was cut."""
 
-from wvo_mcp.sandbox.output import Tail, cap
+from wvo_mcp.sandbox.output import Tail
 
 
 def test_short_output_is_kept_whole() -> None:
@@ -19,10 +19,12 @@ def test_long_output_keeps_exactly_the_tail_across_chunks() -> None:
 
 
 def test_one_chunk_larger_than_the_limit() -> None:
-    tail = cap(b"x" * 100 + b"END", 5)
+    tail = Tail(5)
+    tail.write(b"x" * 100 + b"END")
     assert tail.text().endswith("\nxxEND") and "98 earlier bytes cut" in tail.text()
 
 
 def test_a_multibyte_character_cut_in_half_does_not_break_decoding() -> None:
-    tail = cap("é".encode() * 10, 5)  # 20 bytes; the kept 5 start mid-character
+    tail = Tail(5)
+    tail.write("é".encode() * 10)  # 20 bytes; the kept 5 start mid-character
     assert tail.text().endswith("éé")

@@ -36,10 +36,3 @@ class Tail:
             return text
         cut = self.total - len(data)
         return f"[... {cut} earlier bytes cut; the last {len(data)} follow]\n{text}"
-
-
-def cap(data: bytes, limit: int) -> Tail:
-    """A Tail holding `data` (for backends that get a stream's output in one piece)."""
-    tail = Tail(limit)
-    tail.write(data)
-    return tail
