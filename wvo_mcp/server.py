@@ -525,11 +525,6 @@ def _register_prompts(server: MCPServer[Orchestrator], settings: Settings) -> No
         )(prompt_for(found.name))
 
 
-# Loaded up front by Claude Code even when it defers other tools behind its tool search:
-# the loop an agent runs every turn, not worth a search turn each.
-ALWAYS_LOAD = ("plan_next", "claim_task", "heartbeat", "checkpoint", "plan_update")
-
-
 def _shape_tools(server: MCPServer[Orchestrator], spec: str) -> None:
     """Only the tools WVO_TOOLS asks for, with lean input schemas (toolset.py)."""
     tools = server._tool_manager.list_tools()
@@ -540,7 +535,7 @@ def _shape_tools(server: MCPServer[Orchestrator], spec: str) -> None:
             continue
         tool.parameters = toolset.lean(tool.parameters)
         tool.description = toolset.flat(tool.description)
-        if tool.name in ALWAYS_LOAD:
+        if tool.name in toolset.ALWAYS_LOAD:
             tool.meta = {**(tool.meta or {}), "anthropic/alwaysLoad": True}
 
 

@@ -23,6 +23,9 @@ LOOP = (
     "context_write",
     "task_get",
 )
+# Loaded up front by Claude Code even when it defers other tools behind its tool search:
+# the loop an agent runs every turn, not worth a search turn each.
+ALWAYS_LOAD = ("plan_next", "claim_task", "heartbeat", "checkpoint", "plan_update")
 PROFILES: dict[str, tuple[str, ...]] = {
     "worker": LOOP,
     "planner": (*LOOP, "task_create", "task_list", "route_task"),
