@@ -753,7 +753,7 @@ async def worker_main(config: dict[str, Any]) -> None:
             refusals[granted["reason"]] += 1
             if granted["reason"] == "no_ready_task":
                 counts = (await call(client, "plan_next", {"limit": 1}))["counts"]
-                if counts["by_status"]["pending"] == 0:
+                if counts["by_status"].get("pending", 0) == 0:
                     break
             await anyio.sleep(0.002)
         end = time.monotonic()

@@ -89,6 +89,11 @@ class Agent:
         return text
 
 
+def table_rows(page: dict[str, Any]) -> list[dict[str, Any]]:
+    """task_list's table (columns and rows) as one dict per task."""
+    return [dict(zip(page["columns"], row, strict=True)) for row in page["rows"]]
+
+
 @asynccontextmanager
 async def connect(state_root: Path, mode: str = "legacy", **env: object) -> AsyncIterator[Agent]:
     params = server_params(state_root, **env)

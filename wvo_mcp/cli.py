@@ -123,14 +123,15 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
             [
                 t.id,
                 f"{t.score:.2f}",
-                t.breakdown.business_value,
-                t.breakdown.time_criticality,
-                t.breakdown.risk_reduction,
-                t.breakdown.enablement,
-                t.breakdown.job_size,
+                b.business_value,
+                b.time_criticality,
+                b.risk_reduction,
+                b.enablement,
+                b.job_size,
                 t.title[:50],
             ]
             for t in report.top_ready
+            if (b := t.breakdown) is not None  # the status report explains every score
         ],
     )
     if report.dead_letters:

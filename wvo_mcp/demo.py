@@ -75,7 +75,9 @@ async def _agent(name: str, state_root: Path, total_agents: int, done: Counter[s
             claim = await call("claim_task", lease_seconds=lease)
             if not claim["claimed"]:
                 counts = (await call("plan_next", limit=1))["counts"]["by_status"]
-                open_work = sum(counts[s] for s in ("pending", "in_progress", "awaiting_approval"))
+                open_work = sum(
+                    counts.get(s, 0) for s in ("pending", "in_progress", "awaiting_approval")
+                )
                 if open_work == 0:
                     _say(name, "queue empty; stopping")
                     return

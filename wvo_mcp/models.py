@@ -147,7 +147,7 @@ class RankedTask(BaseModel):
     title: str
     epic_id: str | None = None
     score: float
-    breakdown: Breakdown
+    breakdown: Breakdown | None = Field(None, description="Only in reports; task_get has it")
 
 
 class ClaimedTask(BaseModel):
@@ -155,14 +155,14 @@ class ClaimedTask(BaseModel):
 
     id: str
     title: str
-    description: str
+    description: str = ""
     epic_id: str | None = None
     milestone_id: str | None = None
     complexity: int
     score: float
-    tags: list[str]
+    tags: list[str] = Field(default_factory=list)
     due_at: str | None = None
-    metadata: dict[str, Any]
+    metadata: dict[str, Any] = Field(default_factory=dict)
 
 
 class Checkpoint(BaseModel):
@@ -228,12 +228,40 @@ class TaskPage(BaseModel):
     next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page")
 
 
+TABLE_COLUMNS = [
+    "id",
+    "title",
+    "status",
+    "epic_id",
+    "complexity",
+    "score",
+    "attempts",
+    "assigned_to",
+]
+
+
+class TaskTable(BaseModel):
+    """task_list's answer: a table, so each row does not repeat its field names."""
+
+    columns: list[str] = Field(description=f"Each row's values in this order: {TABLE_COLUMNS}")
+    rows: list[list[str | int | float | None]]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page")
+
+    @classmethod
+    def of(cls, page: TaskPage) -> "TaskTable":
+        return cls(
+            columns=TABLE_COLUMNS,
+            rows=[[getattr(task, name) for name in TABLE_COLUMNS] for task in page.tasks],
+            next_cursor=page.next_cursor,
+        )
+
+
 class QueueCounts(BaseModel):
     ready: int = Field(description="Claimable now (including lease_expired)")
     lease_expired: int = Field(description="In progress, but the holder's lease expired")
     waiting_on_dependencies: int
     backing_off: int = Field(description="Pending, ready after a retry back-off")
-    by_status: dict[str, int]
+    by_status: dict[str, int] = Field(description="Tasks per status; statuses with none left out")
     wip_global_used: int
     wip_global_limit: int
     wip_agent_used: int

@@ -43,7 +43,7 @@ from wvo_mcp.models import (
     TaskBatch,
     TaskDetail,
     TaskId,
-    TaskPage,
+    TaskTable,
     UpdateResult,
     UsageResult,
     VerifyCommand,
@@ -236,9 +236,10 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         tag: str | None = None,
         limit: Annotated[int, Field(ge=1, le=500)] = 50,
         cursor: str | None = None,
-    ) -> TaskPage:
-        """Task rows by id, filtered; pass next_cursor back for the next page."""
-        return await orchestrator(ctx).list_tasks(
+    ) -> TaskTable:
+        """Tasks by id, filtered, as a table of columns and rows; pass next_cursor back for
+        the next page."""
+        page = await orchestrator(ctx).list_tasks(
             status=status,
             epic_id=epic_id,
             milestone_id=milestone_id,
@@ -246,6 +247,7 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
             limit=limit,
             cursor=cursor,
         )
+        return TaskTable.of(page)
 
     @server.tool(annotations=READ_ONLY)
     @traced
@@ -257,8 +259,8 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         provider: ProviderName | None = None,
         model: ModelName | None = None,
     ) -> PlanNextResult:
-        """Read-only: the top ready tasks (WSJF order, with why), queue counts, and the claims
-        you may still make. Look here, then claim_task."""
+        """Read-only: the top ready tasks (WSJF order; task_get explains a score), queue
+        counts, and the claims you may still make. Look here, then claim_task."""
         return await orchestrator(ctx).plan_next(
             agent(ctx, agent_id), limit, epic_id, provider, model
         )

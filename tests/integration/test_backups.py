@@ -386,7 +386,7 @@ async def test_restore_is_refused_while_a_server_runs_unless_forced(
 
 async def pending(agent: Agent) -> int:
     plan = await agent.call("plan_next", limit=1)
-    return int(plan["counts"]["by_status"]["pending"])
+    return int(plan["counts"]["by_status"].get("pending", 0))
 
 
 def _not_sqlite(path: Path, good: Path) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Agent, connect
+from tests.conftest import Agent, connect, table_rows
 
 pytestmark = pytest.mark.anyio
 
@@ -63,7 +63,7 @@ TASK_CASES: list[tuple[str, dict[str, Any], str]] = [
 
 async def snapshot(agent: Agent) -> list[dict[str, Any]]:
     """Every task row plus the details that a write would change."""
-    rows = (await agent.call("task_list", limit=500))["tasks"]
+    rows = table_rows(await agent.call("task_list", limit=500))
     return [await agent.call("task_get", task_id=row["id"]) for row in rows]
 
 
@@ -92,7 +92,7 @@ async def test_task_create_batch_shape(state_root: Path, subtests: pytest.Subtes
             with subtests.test(msg=case):
                 text = await a.error("task_create", **arguments)
                 assert names_field(text, field), text
-                assert (await a.call("task_list"))["tasks"] == []
+                assert (await a.call("task_list"))["rows"] == []
 
 
 async def test_limits_are_inclusive(state_root: Path) -> None:

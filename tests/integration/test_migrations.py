@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.conftest import ROOT, agents, connect
+from tests.conftest import ROOT, agents, connect, table_rows
 from wvo_mcp.store.sql import migrations
 from wvo_mcp.store.sqlite import split_statements
 
@@ -271,7 +271,7 @@ async def test_restart_keeps_data_and_does_not_migrate_again(state_root: Path) -
 
     async with connect(state_root, WVO_AGENT_ID="after") as agent:
         page = await agent.call("task_list")
-        assert {t["id"]: t["status"] for t in page["tasks"]} == {
+        assert {t["id"]: t["status"] for t in table_rows(page)} == {
             "A": "done",
             "B": "in_progress",
             "C": "pending",

@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.conftest import Agent, agents, connect, open_db, wvo
+from tests.conftest import Agent, agents, connect, open_db, table_rows, wvo
 
 pytestmark = pytest.mark.anyio
 
@@ -121,7 +121,7 @@ async def test_agents_of_different_tiers_get_only_what_their_tier_may_take(
         assert {c["route"]["model"] for c in results["l"]} == {"alpha-l"}
         # Mid-complexity work waits for a mid-tier agent.
         left = await small.call("task_list", status="pending", limit=100)
-        assert sorted(int(t["complexity"]) for t in left["tasks"]) == [4, 4, 5, 5, 6, 6, 7, 7]
+        assert sorted(int(t["complexity"]) for t in table_rows(left)) == [4, 4, 5, 5, 6, 6, 7, 7]
         refused = await small.call("claim_task", agent_id="s", task_id="C5-4", **SMALL)
         assert refused["reason"] == "task_not_ready"
         assert "alpha/mid" in refused["message"]

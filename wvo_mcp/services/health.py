@@ -87,7 +87,8 @@ def observe(
     stamp = timeutil.to_text(now)
     cutoff = timeutil.to_text(now - timedelta(minutes=settings.stale_task_minutes))
     queue = queue_counts(tx, settings, ACTOR, now)
-    by_status = dict(queue.by_status)
+    # Every status, zeros included: the queue-depth gauges must see a bucket drain to 0.
+    by_status = {status.value: queue.by_status.get(status, 0) for status in Status}
 
     stale = [
         rows.model(StaleTask, r)

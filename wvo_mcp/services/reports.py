@@ -14,7 +14,7 @@ from wvo_mcp.store import Tx
 def status_report(
     tx: Tx, settings: Settings, agent_id: str, top: int, now: datetime
 ) -> StatusReport:
-    plan = plan_next(tx, settings, agent_id, top, None, now)
+    plan = plan_next(tx, settings, agent_id, top, None, now, explain=True)
     holding = []
     for row in tx.all("in_progress"):
         claimed = timeutil.from_text(row["claimed_at"])

@@ -63,13 +63,13 @@ def summary(row: sqlite3.Row) -> TaskSummary:
     )
 
 
-def ranked(row: sqlite3.Row) -> RankedTask:
+def ranked(row: sqlite3.Row, explain: bool = False) -> RankedTask:
     return RankedTask(
         id=row["id"],
         title=row["title"],
         epic_id=row["epic_id"],
         score=row["wsjf_score"],
-        breakdown=breakdown(row),
+        breakdown=breakdown(row) if explain else None,
     )
 
 

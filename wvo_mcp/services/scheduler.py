@@ -62,7 +62,7 @@ def queue_counts(tx: Tx, settings: Settings, agent_id: str, now: datetime) -> Qu
         lease_expired=expired,
         waiting_on_dependencies=by_status[Status.PENDING] - ready_bucket,
         backing_off=backing_off,
-        by_status=by_status,
+        by_status={status: n for status, n in by_status.items() if n},
         wip_global_used=wip.global_used,
         wip_global_limit=settings.wip_global,
         wip_agent_used=wip.agent_used,
@@ -108,7 +108,9 @@ def plan_next(
     providers: Providers | None = None,
     provider: str | None = None,
     model: str | None = None,
+    explain: bool = False,
 ) -> PlanNextResult:
+    """The top claimable tasks for this agent; `explain` adds each score's breakdown."""
     stamp = timeutil.to_text(now)
     ident = None
     if providers is not None:
@@ -122,7 +124,7 @@ def plan_next(
             found = (row for row in found if row["epic_id"] == epic_id)
     else:
         found = claimable(tx, stamp, epic_id)
-    ranked = [rows.ranked(row) for row in islice(found, limit)]
+    ranked = [rows.ranked(row, explain) for row in islice(found, limit)]
     return PlanNextResult(
         agent_id=agent_id,
         tasks=ranked,
@@ -343,7 +345,7 @@ def _idle_summary(counts: QueueCounts) -> str:
     parts = [
         f"{counts.waiting_on_dependencies} pending task(s) wait on dependencies",
         f"{counts.backing_off} back off after failures",
-        f"{counts.by_status[Status.IN_PROGRESS]} in progress",
-        f"{counts.by_status[Status.AWAITING_APPROVAL]} await approval",
+        f"{counts.by_status.get(Status.IN_PROGRESS, 0)} in progress",
+        f"{counts.by_status.get(Status.AWAITING_APPROVAL, 0)} await approval",
     ]
     return "; ".join(parts)
