@@ -237,8 +237,7 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         limit: Annotated[int, Field(ge=1, le=500)] = 50,
         cursor: str | None = None,
     ) -> TaskTable:
-        """Tasks by id, filtered, as a table of columns and rows; pass next_cursor back for
-        the next page."""
+        """Tasks by id, filtered, as a table; pass next_cursor back for the next page."""
         page = await orchestrator(ctx).list_tasks(
             status=status,
             epic_id=epic_id,
@@ -259,8 +258,8 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         provider: ProviderName | None = None,
         model: ModelName | None = None,
     ) -> PlanNextResult:
-        """Read-only: the top ready tasks (WSJF order; task_get explains a score), queue
-        counts, and the claims you may still make. Look here, then claim_task."""
+        """Read-only: the top ready tasks in WSJF order, queue counts, and the claims you may
+        still make. Look here, then claim_task."""
         return await orchestrator(ctx).plan_next(
             agent(ctx, agent_id), limit, epic_id, provider, model
         )
