@@ -219,10 +219,7 @@ class Bench(benchlib.Bench):
 
     async def claim(self) -> None:
         cfg = self.config
-        template = self.fresh("claim-template")
-        log(f"claim: building {cfg.claim_ready_tasks:,} ready tasks")
-        await build_db(template, cfg.claim_ready_tasks, independent_task)
-        root = copy_state(template, self.fresh("claim"))
+        root = copy_state(await self.claim_template(), self.fresh("claim"))
         log(f"claim: {cfg.claim_cycles} claim_task + plan_update(pending) cycles over stdio")
         releases: list[float] = []
         last: list[Any] = []
@@ -301,6 +298,84 @@ class Bench(benchlib.Bench):
         )
         self.report.details["claim_in_process"] = stats
         self.report.info("  in-process Orchestrator.claim p50 (no MCP)", stats["p50"], "ms")
+
+    # ---- raw JSON-RPC: the server's own time per call
+
+    async def raw(self) -> None:
+        """claim_task, claim + done and plan_next(10) at 100k tasks, each with telemetry on
+        (the default) and off, against the floor: all through RawClient (no SDK client, no
+        result validation), one server per measure, measured in rotation."""
+        cfg = self.config
+        template = await self.claim_template()
+        plan_size = 100_000 if 100_000 in self.roots else max(self.roots)
+        plan_label = size_label(plan_size)
+        log(
+            f"raw: {cfg.claim_cycles} calls each of claim, claim + done and plan_next @ "
+            f"{plan_label}"
+        )
+        measures: dict[str, Measure] = {}
+        with contextlib.ExitStack() as servers:
+
+            def server(name: str, root: Path, telemetry: str) -> benchlib.RawClient:
+                env = server_env(root, **({} if telemetry == "on" else {"WVO_OTEL_ENABLED": "0"}))
+                return servers.enter_context(benchlib.raw_client(SERVER_ARGS, env, self.errlog))
+
+            floor = servers.enter_context(benchlib.raw_client(self.noop_server(), {}, self.errlog))
+            measures["floor"] = benchlib.raw_timer(floor, "noop")
+            for telemetry in ("on", "off"):
+                claims = server(
+                    "claim", copy_state(template, self.fresh(f"raw-claim-{telemetry}")), telemetry
+                )
+                cycles = server(
+                    "cycle", copy_state(template, self.fresh(f"raw-cycle-{telemetry}")), telemetry
+                )
+                plans = server("plan", self.roots[plan_size], telemetry)
+                measures[f"claim {telemetry}"] = benchlib.raw_cycle(
+                    claims, "pending", timed="claim"
+                )
+                measures[f"cycle {telemetry}"] = benchlib.raw_cycle(cycles, "done", timed="both")
+                measures[f"plan {telemetry}"] = benchlib.raw_timer(
+                    plans, "plan_next", {"limit": 10}
+                )
+            stats = await self.alternate("raw", measures, cfg.claim_cycles)
+        floor_p50 = stats["floor"]["p50"]
+        self.report.details["raw"] = stats
+        self.report.info(
+            "raw floor: no-op tool call p50",
+            floor_p50,
+            "ms",
+            note="newline-delimited JSON-RPC written and read by the benchmark itself; the "
+            "no-op tool answers a one-field output model",
+        )
+        for key, name, limit in (
+            ("claim", "claim_task", 1.5),
+            ("cycle", "claim_task + plan_update(done)", 2.5),
+            ("plan", f"plan_next(limit=10) @ {plan_label} tasks", 1.5),
+        ):
+            on, off = stats[f"{key} on"], stats[f"{key} off"]
+            self.report.at_most(
+                f"raw {name} p50",
+                on["p50"],
+                "ms",
+                floor_p50,
+                limit,
+                f"<= {limit}x floor",
+                note=f"telemetry on (the default); p99 {on['p99']:.3f} ms; off p50 "
+                f"{off['p50']:.3f} ms ({off['p50'] / floor_p50:.2f}x)",
+            )
+            self.report.at_most(
+                f"  telemetry on vs off ({key})", on["p50"], "ms", off["p50"], 1.1, "<= 1.1x"
+            )
+
+    async def claim_template(self) -> Path:
+        """A closed database of claim_ready_tasks independent ready tasks, built once."""
+        template = self.work / "claim-template"
+        if not (template / "orchestrator.db").exists():
+            log(f"building {self.config.claim_ready_tasks:,} ready tasks")
+            await build_db(
+                self.fresh("claim-template"), self.config.claim_ready_tasks, independent_task
+            )
+        return template
 
     # ---- plan_next at several sizes
 
@@ -806,17 +881,22 @@ def make_config(args: argparse.Namespace) -> Config:
     )
 
 
-async def run(bench: Bench) -> None:
+SECTIONS = ("raw", "sdk", "startup", "memory", "import", "concurrency")
+
+
+async def run(bench: Bench, chosen: Sequence[str]) -> None:
     cfg = bench.config
     sizes = sorted({*cfg.sizes, 1_000, cfg.rss_tasks})
-    roots = {n: await chain_db(bench.cache, n) for n in sizes}
-    async with bench.floor_server() as noop:
-        bench.noop = noop
-        await bench.floor()
-        await bench.claim()
-        await bench.plan_next(roots)
-    bench.noop = None
-    bench.roots = roots
+    bench.roots = {n: await chain_db(bench.cache, n) for n in sizes}
+    if "raw" in chosen:
+        await bench.raw()
+    if "sdk" in chosen:
+        async with bench.floor_server() as noop:
+            bench.noop = noop
+            await bench.floor()
+            await bench.claim()
+            await bench.plan_next(bench.roots)
+        bench.noop = None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -826,8 +906,10 @@ def main(argv: list[str] | None = None) -> int:
         type=lambda text: [parse_size(part) for part in text.split(",") if part.strip()],
         help="plan_next database sizes, e.g. 1k,100k,1M (default 1k,100k,1M; quick 1k,10k)",
     )
+    benchlib.only_option(parser, SECTIONS)
     benchlib.common_options(parser)
     args = parser.parse_args(argv)
+    chosen = benchlib.chosen_sections(parser, args, SECTIONS)
 
     if args.worker:
         anyio.run(worker_main, json.loads(args.worker))
@@ -840,13 +922,16 @@ def main(argv: list[str] | None = None) -> int:
     log(f"wvo-mcp benchmark ({'quick' if config.quick else 'full'}); work folder {work}")
 
     def body() -> None:
-        anyio.run(run, bench)
+        anyio.run(run, bench, chosen)
         # Subprocess-driven sections run synchronously, outside any event loop.
-        bench.startup(copy_state(bench.roots[1_000], bench.fresh("startup")))
-        bench.memory_baseline(*anyio.run(bench.memory, bench.roots[config.rss_tasks]))
-        roadmap = bench.import_cli()
-        anyio.run(bench.import_in_process, roadmap)
-        bench.concurrency()
+        if "startup" in chosen:
+            bench.startup(copy_state(bench.roots[1_000], bench.fresh("startup")))
+        if "memory" in chosen:
+            bench.memory_baseline(*anyio.run(bench.memory, bench.roots[config.rss_tasks]))
+        if "import" in chosen:
+            anyio.run(bench.import_in_process, bench.import_cli())
+        if "concurrency" in chosen:
+            bench.concurrency()
 
     if not bench.execute(body, args.keep):
         return 1

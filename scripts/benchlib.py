@@ -60,15 +60,21 @@ SERVER_ARGS = ["-P", "-m", "wvo_mcp", "serve"]
 CLIENT_NAME_IN_AGENT_ID = "mcp"  # the SDK's default clientInfo name
 
 NOOP_SERVER = '''\
-"""Floor for the benchmark: an MCP server whose only tool does nothing."""
+"""Floor for the benchmark: an MCP server whose only tool does nothing and answers one
+field, through an output model like every wvo-mcp tool."""
 from mcp.server import MCPServer
+from pydantic import BaseModel
 
 server = MCPServer("noop")
 
 
+class Done(BaseModel):
+    ok: bool
+
+
 @server.tool()
-async def noop() -> dict:
-    return {}
+async def noop() -> Done:
+    return Done(ok=True)
 
 
 if __name__ == "__main__":
@@ -385,6 +391,73 @@ async def connect(args: list[str], env: dict[str, str], errlog: TextIO) -> Async
         yield client
 
 
+class RawClient:
+    """Newline-delimited JSON-RPC over a server's stdio, with no result validation and no
+    event loop: what is left of a call's time is the transport's and the server's."""
+
+    def __init__(self, args: list[str], env: dict[str, str], errlog: TextIO) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errlog,
+            env={**get_default_environment(), **env},
+        )
+        self.last_id = 0
+        self.request("initialize", json.loads(INITIALIZE)["params"])
+        self._send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+    def _send(self, message: dict[str, Any]) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(message).encode() + b"\n")
+        self.process.stdin.flush()
+
+    def request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        self.last_id += 1
+        self._send({"jsonrpc": "2.0", "id": self.last_id, "method": method, "params": params})
+        while True:  # notifications from the server are skipped
+            line = self.process.stdout.readline()
+            if not line:
+                raise BenchError(f"server exited (code {self.process.wait()}) during {method}")
+            message = json.loads(line)
+            if message.get("id") == self.last_id:
+                if "error" in message:
+                    raise BenchError(f"{method} failed: {message['error']}")
+                result: dict[str, Any] = message["result"]
+                return result
+
+    def call(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        result = self.request("tools/call", {"name": tool, "arguments": arguments})
+        if result.get("isError"):
+            raise BenchError(f"{tool} failed: {result['content'][0]['text']}")
+        structured: dict[str, Any] = result.get("structuredContent") or {}
+        return structured
+
+    def timed(self, tool: str, arguments: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+        started = time.perf_counter()
+        result = self.call(tool, arguments)
+        return time.perf_counter() - started, result
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@contextlib.contextmanager
+def raw_client(args: list[str], env: dict[str, str], errlog: TextIO) -> Iterator[RawClient]:
+    client = RawClient(args, env, errlog)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
 async def call(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
     result = await client.call_tool(tool, arguments)
     if result.is_error:
@@ -407,6 +480,31 @@ def timer(client: Client, tool: str, arguments: dict[str, Any] | None = None) ->
         return (await timed(client, tool, arguments))[0]
 
     return measure
+
+
+def raw_timer(client: RawClient, tool: str, arguments: dict[str, Any] | None = None) -> Measure:
+    """A measure: one timed call of `tool` through a RawClient (blocking: nothing else runs
+    in the event loop meanwhile, so nothing else is timed)."""
+    arguments = arguments or {}
+
+    async def measure() -> float:
+        return client.timed(tool, arguments)[0]
+
+    return measure
+
+
+def raw_cycle(client: RawClient, status: str, timed: str) -> Measure:
+    """claim_task then plan_update(status) with the lease token, through a RawClient; times
+    the claim alone (`timed="claim"`) or both calls (`"both"`)."""
+
+    async def cycle() -> float:
+        took, granted = client.timed("claim_task", {})
+        if not granted.get("claimed"):
+            raise BenchError(f"claim_task refused: {granted.get('message')}")
+        update, _ = client.timed("plan_update", lease_update(granted, status))
+        return took + update if timed == "both" else took
+
+    return cycle
 
 
 def lease_update(granted: dict[str, Any], status: str) -> dict[str, Any]:
