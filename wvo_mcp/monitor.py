@@ -51,7 +51,9 @@ class HealthMonitor:
         try:
             # Shielded: a shutdown during the open must not strand the connection's thread.
             with anyio.CancelScope(shield=True):
-                db = await Database(self.settings.db_path, cache_kib=MONITOR_CACHE_KIB).open()
+                db = await Database(
+                    self.settings.db_path, cache_kib=MONITOR_CACHE_KIB, inline=False
+                ).open()
         except Exception:
             log.exception("health monitor: cannot open the database; none runs in this process")
             return

@@ -16,6 +16,11 @@ import pytest
 from tests.conftest import POLL_DEADLINE_SECONDS, ROOT, open_db, serve_once
 
 EXIT_DEADLINE_S = 10.0
+INITIALIZE = {
+    "protocolVersion": "2025-11-25",
+    "capabilities": {},
+    "clientInfo": {"name": "lifecycle", "version": "1"},
+}
 
 
 class Server:
@@ -46,14 +51,7 @@ class Server:
         self.proc.stdin.flush()
 
     def start(self) -> None:
-        self.request(
-            "initialize",
-            {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "lifecycle", "version": "1"},
-            },
-        )
+        self.request("initialize", INITIALIZE)
         self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
 
     def stop(self, signum: int) -> tuple[int | None, str]:
@@ -121,3 +119,30 @@ def test_serve_is_quiet_on_stderr_unless_asked(state_root: Path) -> None:
 def test_a_bad_log_level_is_refused_at_start(state_root: Path) -> None:
     started = serve_once({"WVO_STATE_ROOT": str(state_root), "WVO_LOG_LEVEL": "loud"})
     assert started.returncode == 2 and "WVO_LOG_LEVEL" in started.stderr
+
+
+def test_requests_from_a_file_are_answered_to_a_file(state_root: Path, tmp_path: Path) -> None:
+    """stdin and stdout that are not pipes (a file, a terminal) go through the SDK's own
+    transport: the answers are the same, and EOF ends the server cleanly."""
+    lines = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INITIALIZE},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}},
+    ]
+    requests, answers = tmp_path / "requests.jsonl", tmp_path / "answers.jsonl"
+    requests.write_text("".join(json.dumps(line) + "\n" for line in lines) + "{broken\n")
+    with requests.open("rb") as stdin, answers.open("wb") as stdout:
+        done = subprocess.run(
+            [sys.executable, "-P", "-m", "wvo_mcp", "serve"],
+            cwd=ROOT,
+            env={"WVO_STATE_ROOT": str(state_root), "PATH": "/usr/bin:/bin"},
+            stdin=stdin,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            timeout=60,
+        )
+    assert done.returncode == 0, done.stderr
+    replies = {r.get("id"): r for r in map(json.loads, answers.read_text().splitlines())}
+    assert replies[1]["result"]["serverInfo"]["name"] == "wvo-mcp"
+    assert {t["name"] for t in replies[2]["result"]["tools"]} >= {"claim_task", "plan_next"}
+    assert replies[None]["error"]["code"] == -32700  # the broken line, answered

@@ -30,6 +30,7 @@ from tests.security.fuzzing import (
     log_tracebacks,
     request_line,
 )
+from wvo_mcp.stdio import MAX_LINE_BYTES
 
 MAX_EXAMPLES = 150  # plus the explicit examples; keeps this file under a minute in CI
 
@@ -279,3 +280,25 @@ def test_frames_are_written_by_hand() -> None:
     assert b'"limit":NaN' in request_line(1, "tools/call", {"limit": math.nan})
     assert b"\\ud800" in request_line(1, "x", {"a": "\ud800"}, ascii_only=True)
     assert b"\xed\xa0\x80" in request_line(1, "x", {"a": "\ud800"}, ascii_only=False)
+
+
+def test_a_line_too_long_is_skipped_with_an_answer(tmp_path: Path) -> None:
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    params = server_params(tmp_path / "state", **fuzz_env(workspace))
+    with open(tmp_path / "server.stderr", "wb") as stderr:
+        server = RawServer(params, stderr)
+        try:
+            server.initialize()
+            # A request whose line is 1 byte over the limit, ending mid-way through a chunk.
+            padding = "x" * (MAX_LINE_BYTES + 1)
+            server.send(_call(7, json.dumps({"task_id": padding})))
+            refused = server.wait_for(None)
+            assert refused["error"]["code"] == -32600, refused
+            assert f"longer than {MAX_LINE_BYTES} bytes" in refused["error"]["message"]
+            # Nothing of the long line is read as a request; the next one is answered.
+            assert "result" in server.request("ping", {})
+            assert 7 not in server.replies
+        finally:
+            code = server.close()
+    assert code == 0
