@@ -72,9 +72,7 @@ def annotate(**attributes: AttributeValue | None) -> None:
 def _time_text(unix_nanos: int | None) -> str | None:
     if unix_nanos is None:
         return None
-    seconds, nanos = divmod(unix_nanos, 1_000_000_000)
-    moment = datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=nanos // 1000)
-    return timeutil.to_text(moment)
+    return timeutil.to_text(datetime.fromtimestamp(unix_nanos // 1000 / 1e6, UTC))
 
 
 def _rotated_at(name: str) -> datetime | None:
