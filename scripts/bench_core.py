@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -559,28 +559,37 @@ class Bench(benchlib.Bench):
     # ---- concurrent claim+complete
 
     def concurrency(self) -> None:
+        """Claim+complete of the same tasks by 1 and by N agents, each with its own server,
+        once with the SDK's client and once with RawClient (the SDK client's own CPU is a
+        large share of two cores)."""
         cfg = self.config
         total, procs = cfg.concurrency_tasks, cfg.concurrency_procs
         template = self.fresh("concurrency-template")
         log(f"concurrency: building {total:,} independent tasks")
         anyio.run(build_db, template, total, independent_task)
-        runs = {}
-        for n in (1, procs):
-            root = copy_state(template, self.fresh(f"concurrency-{n}"))
-            self.load(f"concurrency_{n}")
-            log(f"concurrency: {n} server process(es) claim+complete {total:,} tasks")
-            runs[n] = self._run_workers(root, n, total)
-        one, many = runs[1], runs[procs]
-        self.report.details["concurrency"] = {str(k): v for k, v in runs.items()}
+        for client in ("sdk", "raw"):
+            runs = {}
+            for n in (1, procs):
+                root = copy_state(template, self.fresh(f"concurrency-{client}-{n}"))
+                self.load(f"concurrency_{client}_{n}")
+                log(
+                    f"concurrency: {n} server process(es) claim+complete {total:,} tasks ({client})"
+                )
+                runs[n] = self._run_workers(root, n, total, client)
+            self.report.details[f"concurrency_{client}"] = {str(k): v for k, v in runs.items()}
+            self._concurrency_rows(f"{client} client", runs[1], runs[procs])
+
+    def _concurrency_rows(self, label: str, one: dict[str, Any], many: dict[str, Any]) -> None:
+        procs = many["processes"]
         self.report.info(
-            "claim+complete throughput, 1 process",
+            f"claim+complete throughput, 1 process ({label})",
             one["throughput"],
             "tasks/s",
             note=f"claim p50 {one['claim']['p50']:.3f} ms, max {one['claim']['max']:.1f} ms",
         )
-        for n, run in runs.items():
+        for run in (one, many):
             self.report.info(
-                f"  CPU per task, {n} process(es): client + server",
+                f"  CPU per task, {run['processes']} process(es): client + server",
                 run["client_cpu_ms_per_task"] + run["server_cpu_ms_per_task"],
                 "ms",
                 note=f"client {run['client_cpu_ms_per_task']:.2f} ms + server "
@@ -588,37 +597,30 @@ class Bench(benchlib.Bench):
                 f"{100 * run['cpu_busy']:.0f}% of {os.cpu_count()} cores busy",
             )
         self.report.at_least(
-            f"claim+complete throughput, {procs} processes",
+            f"claim+complete throughput, {procs} processes ({label})",
             many["throughput"],
             "tasks/s",
             one["throughput"],
-            1.0,
-            ">= 1.0x 1 process",
+            1.5,
+            ">= 1.5x 1 process",
             note=f"tasks done per process: {many['per_worker_done']}",
         )
         claim = many["claim"]
-        self.report.info(f"claim wait p50, {procs} processes", claim["p50"], "ms")
-        self.report.info(f"claim wait p99, {procs} processes", claim["p99"], "ms")
+        self.report.info(f"  claim wait p50, {procs} processes", claim["p50"], "ms")
+        self.report.info(f"  claim wait p99, {procs} processes", claim["p99"], "ms")
         self.report.absolute(
-            f"claim wait max, {procs} processes",
+            f"  claim wait max, {procs} processes, first claims included",
             claim["max"],
             "ms",
-            claim["max"] <= 100.0,
-            "<= 100 ms",
-            note=f"over {claim['n']} claim_task calls; slowest: {many['slowest_claims']}",
+            claim["max"] <= 50.0,
+            "<= 50 ms",
+            note=f"over {claim['n']} claim_task calls; slowest: {many['slowest_claims']}; "
+            f"first claims took {many['first_claims']['p50']:.1f} ms p50 with {procs} "
+            f"processes, {one['first_claims']['p50']:.1f} ms with 1",
         )
-        self.report.info(
-            f"claim wait max, {procs} processes, first claims excluded",
-            many["claim_after_first"]["max"],
-            "ms",
-            note="each process's first claim_task compiles the client's outputSchema validator "
-            "and is the server's first write; first claims took "
-            f"{many['first_claims']['p50']:.1f} ms p50 with {procs} processes, "
-            f"{one['first_claims']['p50']:.1f} ms with 1",
-        )
-        for n, run in runs.items():
+        for run in (one, many):
             self.report.absolute(
-                f"duplicate completions, {n} process(es)",
+                f"  duplicate completions, {run['processes']} process(es)",
                 run["duplicates"],
                 "",
                 run["duplicates"] == 0 and run["not_done"] == 0,
@@ -628,10 +630,10 @@ class Bench(benchlib.Bench):
             )
 
     def _run_workers(
-        self, root: Path, count: int, total: int, server_args: list[str] = SERVER_ARGS
+        self, root: Path, count: int, total: int, client: str, server_args: list[str] = SERVER_ARGS
     ) -> dict[str, Any]:
         wip = self.config.concurrency_procs
-        config = {"state_root": str(root), "wip": wip, "server": server_args}
+        config = {"state_root": str(root), "wip": wip, "server": server_args, "client": client}
         results = self.run_workers(config, count, timeout=600)
         latencies = [s for r in results for s in r["claims"]]
         after_first = [s for r in results for s in r["claims"][1:]]
@@ -804,6 +806,25 @@ class Bench(benchlib.Bench):
 # --------------------------------------------------------------------------- worker process
 
 
+@contextlib.asynccontextmanager
+async def worker_client(
+    config: dict[str, Any], env: dict[str, str]
+) -> AsyncIterator[tuple[int, Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]]]:
+    """The server's pid and a call function, through the SDK's client or RawClient."""
+    server = config.get("server", SERVER_ARGS)
+    if config["client"] == "raw":
+        with benchlib.raw_client(server, env, sys.stderr) as raw:
+
+            async def raw_call(tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+                return raw.call(tool, arguments)
+
+            yield raw.process.pid, raw_call
+        return
+    async with connect(server, env, sys.stderr) as client:
+        pid = server_pid((await call(client, "plan_next", {"limit": 1}))["agent_id"])
+        yield pid, functools.partial(call, client)
+
+
 async def worker_main(config: dict[str, Any]) -> None:
     """One agent: its own server process, claim_task -> plan_update(done) until empty.
 
@@ -813,21 +834,22 @@ async def worker_main(config: dict[str, Any]) -> None:
     claims: list[float] = []
     refusals: Counter[str] = Counter()
     done = 0
-    async with connect(config.get("server", SERVER_ARGS), env, sys.stderr) as client:
-        pid = server_pid((await call(client, "plan_next", {"limit": 1}))["agent_id"])
+    async with worker_client(config, env) as (pid, call_tool):
+        await call_tool("plan_next", {"limit": 1})
         await benchlib.wait_for_go()
         start = time.monotonic()
         client_cpu, server_cpu = time.process_time(), proc_cpu_seconds(pid)
         while True:
-            took, granted = await timed(client, "claim_task", {})
-            claims.append(took)
+            started = time.perf_counter()
+            granted = await call_tool("claim_task", {})
+            claims.append(time.perf_counter() - started)
             if granted["claimed"]:
-                await call(client, "plan_update", lease_update(granted, "done"))
+                await call_tool("plan_update", lease_update(granted, "done"))
                 done += 1
                 continue
             refusals[granted["reason"]] += 1
             if granted["reason"] == "no_ready_task":
-                counts = (await call(client, "plan_next", {"limit": 1}))["counts"]
+                counts = (await call_tool("plan_next", {"limit": 1}))["counts"]
                 if counts["by_status"].get("pending", 0) == 0:
                     break
             await anyio.sleep(0.002)

@@ -34,6 +34,8 @@ BUSY_TIMEOUT_MS = 0
 OPEN_BUSY_TIMEOUT_MS = 15_000
 RETRY_SLEEP_CAP_S = 0.004
 BUSY_DEADLINE_S = 15.0
+WAL_AUTOCHECKPOINT_PAGES = 10_000  # 40 MiB of 4 KiB pages (SQLite's default is 1,000)
+WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024  # what a checkpointed WAL is truncated back to
 
 
 def _is_busy(exc: sqlite3.Error) -> bool:
@@ -173,6 +175,10 @@ class Database:
             try:
                 conn.execute("PRAGMA foreign_keys = ON")
                 conn.execute("PRAGMA synchronous = NORMAL")
+                # Each commit past the threshold tries a checkpoint, which several processes
+                # reading at once keep from finishing: a larger WAL retries (and syncs) less.
+                conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+                conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}")
                 if self.cache_kib is not None:
                     conn.execute(f"PRAGMA cache_size = -{int(self.cache_kib)}")
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
