@@ -713,8 +713,8 @@ class Bench(benchlib.Bench):
             server * 1000,
             "ms",
             baseline * 1000,
-            1.3,
-            "<= 1.3x import",
+            1.1,
+            "<= 1.1x import",
             note=f"{cfg.startup_runs} runs each, interleaved; existing 1k-task database",
         )
 
