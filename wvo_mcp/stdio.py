@@ -22,7 +22,7 @@ import re
 import signal
 import stat
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anyio
@@ -126,7 +126,7 @@ def _is_pipe(fd: int) -> bool:
 
 
 @contextlib.contextmanager
-def _wire() -> Any:
+def _wire() -> Iterator[tuple[int, int]]:
     """This process's stdin and stdout as private descriptors; 0 reads the null device and 1
     writes to stderr meanwhile. Restored on exit."""
     wire_in = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
