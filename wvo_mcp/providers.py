@@ -2,7 +2,8 @@
 breakers. The packaged default is overridden by $WVO_STATE_ROOT/providers.yaml or by
 WVO_PROVIDERS_FILE; a file that does not validate is refused with the line at fault."""
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -11,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from wvo_mcp import routing
+from wvo_mcp.autopilot import commands
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 
@@ -39,6 +41,21 @@ class BreakerSpec(_Spec):
     cooldown_cap_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 900.0
 
 
+Arg = Annotated[str, Field(max_length=4096)]
+
+
+class WorkerSpec(_Spec):
+    """The CLI the autopilot launches for this provider's tasks."""
+
+    kind: Literal["claude", "codex", "command"]
+    max_workers: Annotated[int, Field(ge=1, le=64)] = 1
+    executable: Annotated[str, Field(max_length=4096)] = ""
+    extra_args: Annotated[list[Arg], Field(max_length=64)] = Field(default_factory=list)
+    command: Annotated[list[Arg], Field(max_length=64)] | None = None
+    allowed_tools: Annotated[list[Name], Field(max_length=64)] | None = None
+    hang_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 600.0
+
+
 class ProviderSpec(_Spec):
     name: Name
     preference: Annotated[int, Field(ge=1)]
@@ -47,6 +64,7 @@ class ProviderSpec(_Spec):
     max_concurrent: Annotated[int, Field(ge=1)] | None = None
     breaker: BreakerSpec = BreakerSpec()
     tiers: Annotated[list[TierSpec], Field(min_length=1)]
+    worker: WorkerSpec | None = None
 
 
 class EstimateSpec(_Spec):
@@ -68,6 +86,7 @@ class Providers:
     providers: tuple[routing.Provider, ...]
     tokens_per_complexity: int
     output_share: float
+    workers: Mapping[str, commands.WorkerKind] = field(default_factory=dict)  # by provider
 
     def get(self, name: str) -> routing.Provider | None:
         return next((p for p in self.providers if p.name == name), None)
@@ -139,6 +158,7 @@ def parse(text: str, source: str) -> Providers:
         providers=tuple(_provider(p) for p in ordered),
         tokens_per_complexity=spec.estimate.tokens_per_complexity,
         output_share=spec.estimate.output_share,
+        workers={p.name: _worker(p.worker) for p in ordered if p.worker is not None},
     )
 
 
@@ -174,6 +194,7 @@ def _inconsistencies(spec: ProvidersFile) -> list[tuple[tuple[Any, ...], str]]:
                 problems.append(((*at, "model"), f"model {tier.model!r} is already a tier"))
             names.add(tier.name)
             models.add(tier.model)
+        problems += _worker_problems(provider.worker, (*where, "worker"))
         hourly, daily = provider.hourly_tokens, provider.daily_tokens
         if hourly is not None and daily is not None and hourly > daily:
             problems.append(((*where, "hourly_tokens"), f"{hourly} is above daily_tokens {daily}"))
@@ -238,4 +259,46 @@ def _provider(spec: ProviderSpec) -> routing.Provider:
             cooldown_seconds=spec.breaker.cooldown_seconds,
             cooldown_cap_seconds=spec.breaker.cooldown_cap_seconds,
         ),
+    )
+
+
+def _worker_problems(
+    spec: WorkerSpec | None, where: tuple[Any, ...]
+) -> list[tuple[tuple[Any, ...], str]]:
+    if spec is None:
+        return []
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    if spec.kind == "command":
+        if not spec.command:
+            problems.append(
+                (
+                    (*where, "command"),
+                    "kind command needs `command`: the argv, e.g. "
+                    '["my-agent", "--model", "{model}", "{prompt}"]',
+                )
+            )
+        else:
+            problems += [((*where, "command"), p) for p in commands.template_problems(spec.command)]
+    elif spec.command is not None:
+        problems.append(
+            ((*where, "command"), f"only kind command takes `command`, not {spec.kind}")
+        )
+    if spec.allowed_tools is not None and spec.kind != "claude":
+        problems.append(((*where, "allowed_tools"), "only kind claude takes `allowed_tools`"))
+    return problems
+
+
+def _worker(spec: WorkerSpec) -> commands.WorkerKind:
+    return commands.WorkerKind(
+        kind=spec.kind,
+        max_workers=spec.max_workers,
+        executable=spec.executable,
+        extra_args=tuple(spec.extra_args),
+        template=tuple(spec.command or ()),
+        allowed_tools=(
+            tuple(spec.allowed_tools)
+            if spec.allowed_tools is not None
+            else commands.CLAUDE_ALLOWED_TOOLS
+        ),
+        hang_seconds=spec.hang_seconds,
     )

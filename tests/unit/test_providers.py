@@ -137,3 +137,42 @@ def test_estimate_from_complexity_or_metadata() -> None:
     assert found.estimate(3, {}).total == 60_000
     assert found.estimate(3, {"estimated_tokens": 5_000}).total == 5_000
     assert found.estimate(3, {"estimated_tokens": "many"}).total == 60_000
+
+
+WORKER = (
+    SMALL
+    + """\
+    worker:
+      kind: command
+      max_workers: 2
+      command: ["my-agent", "--model", "{model}", "--cwd", "{workdir}", "{prompt}"]
+"""
+)
+
+
+def test_a_worker_block_names_the_cli_for_the_providers_tasks() -> None:
+    found = providers.parse(WORKER, "w.yaml")
+    kind = found.workers["solo"]
+    assert (kind.kind, kind.max_workers, kind.hang_seconds) == ("command", 2, 600.0)
+    assert kind.template[0] == "my-agent"
+    assert providers.parse(SMALL, "s.yaml").workers == {}
+
+
+@pytest.mark.parametrize(
+    ("change", "line", "field", "says"),
+    [
+        (('"{prompt}"]', '"{prompt}", "{secret}"]'), 15, "providers[0].worker.command", "{secret}"),
+        (("      command: [", "      commands: ["), 15, "providers[0].worker.commands", "Extra"),
+        (("kind: command", "kind: claude"), 15, "providers[0].worker.command", "only kind command"),
+        (("kind: command", "kind: aider"), 13, "providers[0].worker.kind", "'claude'"),
+        (("max_workers: 2", "max_workers: 0"), 14, "providers[0].worker.max_workers", "1"),
+    ],
+)
+def test_a_bad_worker_block_is_refused_with_line_and_field(
+    change: tuple[str, str], line: int, field: str, says: str
+) -> None:
+    with pytest.raises(ValidationFailed) as info:
+        providers.parse(WORKER.replace(*change), "w.yaml")
+    message = str(info.value)
+    assert f"w.yaml line {line}: {field}:" in message, message
+    assert says in message
