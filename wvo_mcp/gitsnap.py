@@ -167,6 +167,28 @@ class Git:
             "-R", commit, "--", ".", *self.keep_out,
         )  # fmt: skip
 
+    def head(self) -> str:
+        return self._git(self._no_drivers(), "rev-parse", "--verify", "HEAD")
+
+    def has_branch(self, branch: str) -> bool:
+        found = self._run([], "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}")
+        return found.returncode == 0
+
+    def add_worktree(self, path: Path, branch: str, base: str) -> None:
+        """A worktree at `path` on `branch`, made from `base` unless the branch exists (a
+        retry continues on the branch the last attempt committed to)."""
+        exists = self.has_branch(branch)
+        where = [str(path), branch] if exists else ["-b", branch, str(path), base]
+        self._git(self._no_drivers(), "worktree", "add", "--quiet", *where)
+
+    def remove_worktree(self, path: Path) -> None:
+        self._git(self._no_drivers(), "worktree", "remove", str(path))
+
+    def commits(self, base: str, tip: str) -> list[str]:
+        """Commits on `tip` that are not on `base`, oldest first."""
+        listed = self._git([], "rev-list", "--reverse", f"{base}..{tip}")
+        return listed.split()
+
     def restore(self, commit: str) -> None:
         """Working-tree files as in `commit`; the index and branches stay as they are."""
         self._git(
@@ -175,11 +197,20 @@ class Git:
         )  # fmt: skip
 
 
-def ref_name(task_id: str, seq: int) -> str:
-    """A valid ref for any task id: characters git forbids (: / and so on) are %-encoded,
-    and so are the dots that would form '..' or a '.lock' ending."""
+def _ref_part(task_id: str) -> str:
+    """Any task id as one valid ref component: characters git forbids (: / and so on) are
+    %-encoded, and so are the dots that would form '..' or a '.lock' ending."""
     encoded = "".join(c if c in _REF_SAFE else f"%{ord(c):02X}" for c in task_id)
     encoded = encoded.replace("..", ".%2E")
     if encoded.endswith(".lock"):
         encoded = encoded[: -len(".lock")] + "%2Elock"
-    return f"{REF_ROOT}/{encoded}/{seq}"
+    return encoded
+
+
+def ref_name(task_id: str, seq: int) -> str:
+    return f"{REF_ROOT}/{_ref_part(task_id)}/{seq}"
+
+
+def branch_name(task_id: str) -> str:
+    """The branch an autopilot worker commits a task's work on."""
+    return f"wvo/{_ref_part(task_id)}"
