@@ -1,0 +1,111 @@
+"""Outcomes and usage read from workers' output: Claude Code's from lines recorded from the
+real CLI (tests/autopilot/samples/claude, see its README), Codex's from its documented
+events, and anything a hostile worker could print."""
+
+from pathlib import Path
+
+import pytest
+
+from wvo_mcp.autopilot.events import ClaudeStream, CodexStream, Finish, PlainStream, classify
+
+SAMPLES = Path(__file__).parent / "samples"
+
+
+def replay(stream: ClaudeStream, sample: Path, exit_code: int) -> Finish:
+    for line in sample.read_text().splitlines():
+        stream.feed(line)
+    return stream.finish(exit_code)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "exit_code", "outcome"),
+    [
+        ("success", 0, "success"),
+        ("rate_limit", 1, "rate_limited"),
+        ("auth", 1, "auth"),
+        ("context_limit", 1, "context_limit"),
+        ("overloaded", 1, "failure"),
+        ("server_error", 1, "failure"),
+    ],
+)
+def test_claude_code_outcomes_from_recorded_runs(
+    scenario: str, exit_code: int, outcome: str
+) -> None:
+    finish = replay(ClaudeStream(), SAMPLES / "claude" / f"{scenario}.jsonl", exit_code)
+    assert finish.outcome == outcome, finish
+    if outcome != "success":
+        assert finish.message and finish.usage.input_tokens == 0
+
+
+def test_claude_code_usage_counts_cached_input_and_keeps_the_reported_cost() -> None:
+    finish = replay(ClaudeStream(), SAMPLES / "claude" / "success.jsonl", 0)
+    # input 1200 + cache creation 300 + cache reads 4000
+    assert (finish.usage.input_tokens, finish.usage.output_tokens) == (5500, 25)
+    assert finish.usage.cost_usd == pytest.approx(0.0105)
+    assert finish.message == "Hello from the scripted model."
+
+
+def test_a_claude_run_without_a_result_line_failed() -> None:
+    stream = ClaudeStream()
+    stream.feed('{"type":"system","subtype":"init"}')
+    finish = stream.finish(None)
+    assert finish.outcome == "failure" and "no result line" in finish.message
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["not json", "[1,2]", '{"type":"result","usage":"lots","total_cost_usd":-5}', "\x00" * 10],
+)
+def test_hostile_lines_are_ignored_or_read_safely(line: str) -> None:
+    stream = ClaudeStream()
+    stream.feed(line)
+    finish = stream.finish(0)
+    assert finish.usage.cost_usd is None and finish.usage.input_tokens == 0
+
+
+def test_codex_usage_is_summed_over_turns() -> None:
+    stream = CodexStream()
+    for line in (
+        '{"type":"thread.started","thread_id":"t"}',
+        '{"type":"turn.completed","usage":{"input_tokens":100,"cached_input_tokens":40,"output_tokens":7}}',
+        '{"type":"turn.completed","usage":{"input_tokens":50,"output_tokens":3}}',
+    ):
+        stream.feed(line)
+    finish = stream.finish(0)
+    assert finish.outcome == "success"
+    assert (finish.usage.input_tokens, finish.usage.output_tokens) == (150, 10)
+
+
+@pytest.mark.parametrize(
+    ("event", "outcome"),
+    [
+        (
+            '{"type":"turn.failed","error":{"message":"exceeded retry limit, last status: 429"}}',
+            "rate_limited",
+        ),
+        (
+            '{"type":"error","message":"Your input exceeds the context window of this model"}',
+            "context_limit",
+        ),
+        ('{"type":"turn.failed","error":{"message":"unexpected status 401 Unauthorized"}}', "auth"),
+        ('{"type":"turn.failed","error":{"message":"stream disconnected"}}', "failure"),
+    ],
+)
+def test_codex_failures_by_message(event: str, outcome: str) -> None:
+    stream = CodexStream()
+    stream.feed(event)
+    assert stream.finish(1).outcome == outcome
+
+
+def test_a_plain_cli_is_judged_by_exit_code_and_its_last_words() -> None:
+    ok, bad = PlainStream(), PlainStream()
+    ok.feed("all good")
+    bad.feed("Error: rate limit reached, retry later")
+    assert ok.finish(0).outcome == "success"
+    assert bad.finish(2).outcome == "rate_limited"
+    assert PlainStream().finish(3).message == "exit code 3"
+
+
+def test_classify_leaves_unknown_messages_alone() -> None:
+    assert classify("segmentation fault") is None
+    assert classify("Prompt is too long · the request is ~250000 tokens") == "context_limit"

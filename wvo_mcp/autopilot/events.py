@@ -1,0 +1,187 @@
+"""What a worker's output says happened (pure): token usage and the outcome.
+
+Claude Code (`--output-format stream-json`) ends with one `result` line. Its `subtype` says
+"success" even for errors: `is_error`, `api_error_status` (the API's HTTP status) and
+`terminal_reason` tell them apart (see tests/autopilot/samples/claude, recorded from the
+real CLI). Codex (`exec --json`) reports usage on each `turn.completed` and failures on
+`turn.failed` or `error` events, by message only. A `command` worker is judged by its exit
+code and, on failure, the same message patterns.
+
+Every line is untrusted: a line that is not JSON, or not an object, is ignored."""
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Outcome = Literal["success", "failure", "rate_limited", "context_limit", "auth"]
+MESSAGE_CHARS = 500
+
+# By HTTP status first (Claude Code names it), then by message (Codex, plain CLIs).
+_BY_STATUS: dict[int, Outcome] = {401: "auth", 403: "auth", 429: "rate_limited"}
+_PATTERNS: tuple[tuple[Outcome, re.Pattern[str]], ...] = (
+    (
+        "auth",
+        re.compile(
+            r"invalid (x-)?api[ -]key|authentication|unauthori[sz]ed|not logged in|"
+            r"please (run /)?login|\b401\b|token (has )?expired",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "context_limit",
+        re.compile(
+            r"prompt is too long|context[ _-]window|context[ _-]length|maximum context|"
+            r"too many tokens|input is too long|prompt_too_long",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "rate_limited",
+        re.compile(r"rate[ _-]?limit|usage limit|too many requests|\b429\b|quota", re.IGNORECASE),
+    ),
+)
+
+
+@dataclass
+class Usage:
+    input_tokens: int = 0  # everything the model read, cached or not
+    output_tokens: int = 0
+    cost_usd: float | None = None  # as the CLI reported it, when it does
+
+
+@dataclass
+class Finish:
+    outcome: Outcome
+    usage: Usage
+    message: str = ""
+    permission_denials: int = 0
+
+
+def classify(message: str) -> Outcome | None:
+    """The outcome a failure message names, if it names one."""
+    for outcome, pattern in _PATTERNS:
+        if pattern.search(message):
+            return outcome
+    return None
+
+
+def _object(line: str) -> dict[str, Any] | None:
+    try:
+        found = json.loads(line)
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _text(value: object) -> str:
+    return value[:MESSAGE_CHARS] if isinstance(value, str) else ""
+
+
+@dataclass
+class ClaudeStream:
+    """Claude Code's stream-json: the last `result` line decides."""
+
+    result: dict[str, Any] | None = None
+
+    def feed(self, line: str) -> None:
+        event = _object(line)
+        if event is not None and event.get("type") == "result":
+            self.result = event
+
+    def finish(self, exit_code: int | None) -> Finish:
+        result = self.result
+        if result is None:
+            return Finish("failure", Usage(), f"no result line (exit code {exit_code})")
+        usage = result.get("usage")
+        usage = usage if isinstance(usage, dict) else {}
+        cost = result.get("total_cost_usd")
+        counted = Usage(
+            input_tokens=sum(
+                _count(usage.get(key))
+                for key in (
+                    "input_tokens",
+                    "cache_creation_input_tokens",
+                    "cache_read_input_tokens",
+                )
+            ),
+            output_tokens=_count(usage.get("output_tokens")),
+            cost_usd=float(cost) if isinstance(cost, int | float) and cost >= 0 else None,
+        )
+        denials = result.get("permission_denials")
+        denied = len(denials) if isinstance(denials, list) else 0
+        message = _text(result.get("result"))
+        if result.get("is_error") is not True and exit_code == 0:
+            return Finish("success", counted, message, denied)
+        status = result.get("api_error_status")
+        if result.get("terminal_reason") == "prompt_too_long":
+            outcome: Outcome = "context_limit"
+        elif isinstance(status, int) and status in _BY_STATUS:
+            outcome = _BY_STATUS[status]
+        else:
+            outcome = classify(message) or "failure"
+        return Finish(outcome, counted, message, denied)
+
+
+@dataclass
+class CodexStream:
+    """codex exec --json: usage summed over turns; a failed turn or an error event names
+    what went wrong."""
+
+    usage: Usage = field(default_factory=Usage)
+    errors: list[str] = field(default_factory=list)
+    completed: bool = False
+
+    def feed(self, line: str) -> None:
+        event = _object(line)
+        if event is None:
+            return
+        kind = event.get("type")
+        if kind == "turn.completed":
+            self.completed = True
+            usage = event.get("usage")
+            if isinstance(usage, dict):
+                self.usage.input_tokens += _count(usage.get("input_tokens"))
+                self.usage.output_tokens += _count(usage.get("output_tokens"))
+        elif kind == "turn.failed":
+            error = event.get("error")
+            self.errors.append(_text(error.get("message")) if isinstance(error, dict) else "")
+        elif kind == "error":
+            self.errors.append(_text(event.get("message")))
+
+    def finish(self, exit_code: int | None) -> Finish:
+        if exit_code == 0 and self.completed and not self.errors:
+            return Finish("success", self.usage)
+        message = "; ".join(e for e in self.errors if e) or f"exit code {exit_code}"
+        return Finish(classify(message) or "failure", self.usage, message[:MESSAGE_CHARS])
+
+
+@dataclass
+class PlainStream:
+    """Any other CLI: its exit code, and on failure its last lines' messages."""
+
+    tail: list[str] = field(default_factory=list)
+
+    def feed(self, line: str) -> None:
+        self.tail = [*self.tail[-19:], line[:MESSAGE_CHARS]]
+
+    def finish(self, exit_code: int | None) -> Finish:
+        if exit_code == 0:
+            return Finish("success", Usage())
+        message = "\n".join(self.tail)[-MESSAGE_CHARS:] or f"exit code {exit_code}"
+        return Finish(classify(message) or "failure", Usage(), message)
+
+
+Stream = ClaudeStream | CodexStream | PlainStream
+
+
+def stream_for(kind: str) -> Stream:
+    if kind == "claude":
+        return ClaudeStream()
+    if kind == "codex":
+        return CodexStream()
+    return PlainStream()
