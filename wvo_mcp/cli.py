@@ -295,6 +295,70 @@ def cmd_done(settings: Settings, args: argparse.Namespace) -> None:
     )
 
 
+def cmd_autopilot(settings: Settings, args: argparse.Namespace) -> None:
+    """Launch and supervise coding CLIs as workers, one per task, each in its own git
+    worktree (the providers file says which CLI works which provider's tasks). Ctrl-C
+    drains: no new launches, running workers get a grace period to finish."""
+    import signal
+
+    from wvo_mcp.autopilot import supervisor
+
+    options = supervisor.Options(
+        workers=_worker_counts(args.workers),
+        epic=args.epic,
+        until_empty=args.until_empty,
+        max_cost=args.max_cost,
+        worktrees=args.worktrees,
+    )
+
+    async def fly(orchestrator: Orchestrator) -> supervisor.Summary:
+        pilot = supervisor.Autopilot(orchestrator, settings, options, say=_say)
+        try:
+            return await _until_done(pilot)
+        except* WvoError as errors:  # said as a message, like every command's refusals
+            raise errors.exceptions[0] from None
+
+    async def _until_done(pilot: supervisor.Autopilot) -> supervisor.Summary:
+        async with anyio.create_task_group() as tasks:
+
+            async def drain_on_signal() -> None:
+                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for _ in signals:
+                        grace = options.drain_seconds
+                        _say(f"draining: no new workers; running ones get {grace:.0f} s")
+                        pilot.stop()
+
+            tasks.start_soon(drain_on_signal)
+            summary = await pilot.run()
+            tasks.cancel_scope.cancel()
+        return summary
+
+    done = anyio.run(_with, settings, fly)
+    _say(
+        f"autopilot: {done.launched} launched, {done.done} done, {done.released} released; "
+        f"{done.input_tokens} input + {done.output_tokens} output tokens, ${done.cost_usd:.2f}"
+    )
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def _worker_counts(text: str | None) -> dict[str, int] | None:
+    """--workers claude:2,codex:1"""
+    if text is None:
+        return None
+    counts = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, number = part.partition(":")
+        if not name or not (number or "1").isdigit() or int(number or "1") < 1:
+            raise ValidationFailed(
+                f"--workers {text!r}: write PROVIDER:N pairs, e.g. claude:2,codex:1"
+            )
+        counts[name] = int(number or "1")
+    return counts
+
+
 def cmd_approve(settings: Settings, args: argparse.Namespace) -> None:
     """Approve a task waiting in awaiting_approval."""
     result = anyio.run(
@@ -494,6 +558,16 @@ def parser() -> argparse.ArgumentParser:
     requeue.add_argument("task_id")
     requeue.add_argument("--by", help="who re-queues (default: your user name)")
     requeue.add_argument("--reason")
+    autopilot = add("autopilot", cmd_autopilot)
+    autopilot.add_argument("--workers", help="slots per provider, e.g. claude:2,codex:1")
+    autopilot.add_argument("--epic", help="only this epic's tasks")
+    autopilot.add_argument(
+        "--until-empty", action="store_true", help="stop when nothing is left to run"
+    )
+    autopilot.add_argument("--max-cost", type=float, help="drain once workers report this USD")
+    autopilot.add_argument(
+        "--worktrees", type=Path, help="where worktrees go (default: WORKSPACE.wvo-worktrees)"
+    )
     cancel = add("cancel", cmd_cancel)
     cancel.add_argument("task_id")
     cancel.add_argument("--by", help="who cancels (default: your user name)")

@@ -11,7 +11,7 @@ import anyio
 from wvo_mcp import gitsnap, sandbox, timeutil
 from wvo_mcp import providers as provider_config
 from wvo_mcp.config import Settings
-from wvo_mcp.errors import ValidationFailed, VerificationFailed, WvoError
+from wvo_mcp.errors import NotFound, ValidationFailed, VerificationFailed, WvoError
 from wvo_mcp.models import (
     AgentIdentity,
     Checkpoint,
@@ -37,7 +37,7 @@ from wvo_mcp.models import (
 from wvo_mcp.providers import Providers
 from wvo_mcp.routing import Outcome
 from wvo_mcp.services import context, health, leases, reports, routes, scheduler, tasks
-from wvo_mcp.store import Database
+from wvo_mcp.store import Database, Tx
 from wvo_mcp.transitions import Status
 
 
@@ -198,6 +198,20 @@ class Orchestrator:
                 now=timeutil.now(),
             )
         )
+
+    async def note(self, task_id: str, actor: str, kind: str, reason: str) -> None:
+        """An event on a task's audit trail that moves nothing (e.g. the autopilot's record
+        of a worker's commits)."""
+
+        def write(tx: Tx) -> None:
+            if tx.one("task_by_id", (task_id,)) is None:
+                raise NotFound(f"no task with id {task_id!r}")
+            tasks.record_event(
+                tx, task_id, at=timeutil.to_text(timeutil.now()), actor=actor, kind=kind,
+                reason=reason,
+            )  # fmt: skip
+
+        await self.db.write(write)
 
     async def provider_status(self) -> ProviderStatusReport:
         return await self.db.read(

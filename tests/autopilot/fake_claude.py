@@ -1,0 +1,104 @@
+"""A stand-in for `claude -p … --output-format stream-json --verbose`, as far as the
+autopilot can tell: it reads the MCP config it was given, works its task through that
+wvo-mcp server (checkpoint, a commit in its worktree, plan_update done), and prints Claude
+Code's stream-json lines with usage. The task's metadata.fake picks a misbehaviour:
+crash, hang, rate_limit, context_limit or auth; with `_once`, only on the first attempt;
+with metadata.fake_provider, only on that provider.
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from mcp import Client, StdioServerParameters
+
+USAGE = {"input_tokens": 1000, "cache_read_input_tokens": 500, "output_tokens": 100}
+ERRORS = {
+    "rate_limit": (429, "completed", "API Error: Request rejected (429) · rate limit"),
+    "context_limit": (400, "prompt_too_long", "Prompt is too long"),
+    "auth": (401, "completed", "Invalid API key · Fix external API key"),
+}
+
+
+def emit(event: dict[str, Any]) -> None:
+    print(json.dumps(event), flush=True)
+
+
+def result(is_error: bool, text: str, status: int | None = None, reason: str = "completed") -> None:
+    emit({
+        "type": "result", "subtype": "success", "is_error": is_error,
+        "api_error_status": status, "result": text, "terminal_reason": reason,
+        "total_cost_usd": 0 if is_error else 0.01,
+        "usage": {k: 0 for k in USAGE} if is_error else USAGE, "permission_denials": [],
+    })  # fmt: skip
+
+
+def commit(task_id: str, agent_id: str) -> None:
+    Path(f"{task_id}.txt").write_text(f"{task_id} by {agent_id}\n")
+    git = ["git", "-c", "user.name=fake", "-c", "user.email=fake@localhost"]
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", f"{task_id}"], check=True)
+
+
+async def work(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    found = re.search(r"task_id '([^']+)', lease_token '([^']+)'", args.prompt)
+    assert found is not None, "no task in the prompt"
+    task_id, token = found.groups()
+    held = {"task_id": task_id, "lease_token": token}
+    emit({"type": "system", "subtype": "init", "cwd": os.getcwd(), "model": args.model})
+    params = StdioServerParameters(
+        command=config["command"], args=config["args"], env=config["env"]
+    )
+    async with Client(params) as client:
+
+        async def call(tool: str, **arguments: Any) -> dict[str, Any]:
+            answer = await client.call_tool(tool, arguments)
+            assert not answer.is_error, answer
+            return answer.structured_content or {}
+
+        task = await call("task_get", task_id=task_id)
+        metadata = task.get("metadata", {})
+        mode = metadata.get("fake", "ok")
+        if (
+            metadata.get("fake_provider", config["env"]["WVO_AGENT_PROVIDER"])
+            != (config["env"]["WVO_AGENT_PROVIDER"])
+        ):
+            mode = "ok"  # misbehaves on one provider only
+        resumed = "An earlier attempt got this far" in args.prompt
+        if mode.endswith("_once"):
+            mode = "ok" if resumed else mode.removesuffix("_once")
+        if mode in ERRORS:
+            status, reason, text = ERRORS[mode]
+            result(True, text, status, reason)
+            return 1
+        await call("checkpoint", summary=f"half of {task_id}", progress=50,
+                   next_steps="write the file", **held)  # fmt: skip
+        if mode == "hang":
+            await anyio.sleep(3600)
+        if mode == "crash":
+            return 3  # no result line: a crash
+        await anyio.to_thread.run_sync(commit, task_id, config["env"]["WVO_AGENT_ID"])
+        await call("plan_update", status="done", **held)
+    result(False, f"done {task_id}" + (" (resumed)" if resumed else ""))
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-p", dest="prompt", required=True)
+    parser.add_argument("--mcp-config", required=True)
+    parser.add_argument("--model", required=True)
+    args, _ = parser.parse_known_args()
+    config = json.loads(Path(args.mcp_config).read_text())["mcpServers"]["wvo"]
+    return anyio.run(work, args, config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

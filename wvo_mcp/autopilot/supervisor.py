@@ -1,0 +1,437 @@
+"""The autopilot's loop: fill free worker slots with tasks routing sends their way, run one
+CLI per task in its own git worktree, read what it reports, and act on how it ended.
+
+Claims decide who works on what, so several autopilots (or hand-started agents) on one
+database never run a task twice. The worker itself heartbeats, checkpoints and finishes
+through its own wvo-mcp server, under its own agent id, like any agent; `done` still passes
+the verification gate there."""
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import anyio
+import anyio.to_thread
+from anyio.abc import Process, TaskGroup
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from wvo_mcp import gitsnap, guidance, routing
+from wvo_mcp import providers as provider_config
+from wvo_mcp.autopilot import commands, events, prompt
+from wvo_mcp.config import Settings
+from wvo_mcp.errors import ValidationFailed, WvoError
+from wvo_mcp.models import ClaimResult
+from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.transitions import Status
+
+log = logging.getLogger(__name__)
+
+ACTOR = "autopilot"
+PLAN_LOOKAHEAD = 50  # ready tasks looked at per round for a free slot
+LINE_BYTES = 1024 * 1024  # a longer output line is dropped, not buffered
+KILL_GRACE_S = 5.0
+DRAINED = "stopped: the autopilot drained"
+ROUTING_OUTCOME: dict[events.Outcome, routing.Outcome] = {
+    "success": "success",
+    "failure": "failure",
+    "rate_limited": "rate_limited",
+    "context_limit": "context_limit",
+    "auth": "failure",
+}
+
+
+@dataclass(frozen=True)
+class Options:
+    workers: Mapping[str, int] | None = None  # provider -> slots; None: each kind's max_workers
+    epic: str | None = None
+    until_empty: bool = False
+    max_cost: float | None = None
+    worktrees: Path | None = None  # None: <workspace>.wvo-worktrees beside the workspace
+    poll_seconds: float = 1.0
+    drain_seconds: float = 30.0
+
+
+@dataclass
+class Slot:
+    provider: str
+    index: int
+    kind: commands.WorkerKind
+    busy: bool = False
+
+    @property
+    def agent_id(self) -> str:
+        return f"{self.provider}-{self.index}"
+
+
+@dataclass
+class Summary:
+    launched: int = 0
+    done: int = 0
+    released: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    stopped_providers: dict[str, str] = field(default_factory=dict)
+
+
+class Autopilot:
+    def __init__(
+        self,
+        orchestrator: Orchestrator,
+        settings: Settings,
+        options: Options,
+        say: Callable[[str], None],
+    ) -> None:
+        self.orchestrator = orchestrator
+        self.settings = settings
+        self.options = options
+        self.say = say
+        self.summary = Summary()
+        self.draining = False
+        self._drain_deadline = float("inf")
+        self._changed = anyio.Event()
+        self.slots = self._slots()
+        workspace = settings.workspace_root.resolve()
+        repo = gitsnap.locate(workspace)
+        if repo is None:
+            raise ValidationFailed(
+                f"{workspace} is not in a git repository: the autopilot gives each worker a "
+                "git worktree; run `git init` there (with a first commit) or point "
+                "WVO_WORKSPACE_ROOT at a repository"
+            )
+        self.git = gitsnap.Git(repo, repo.top, exclude=[settings.state_root])
+        self.worktrees = options.worktrees or repo.top.with_name(repo.top.name + ".wvo-worktrees")
+        self.runs = settings.state_root / "runs"
+
+    def _slots(self) -> list[Slot]:
+        kinds = self.orchestrator.providers.workers
+        wanted = self.options.workers
+        if wanted is not None:
+            unknown = sorted(set(wanted) - set(kinds))
+            if unknown:
+                raise ValidationFailed(
+                    f"no worker kind for provider(s) {', '.join(unknown)} in the providers file "
+                    f"({self.orchestrator.providers.source}); providers with one: "
+                    f"{', '.join(kinds) or 'none (add a worker: block to a provider)'}"
+                )
+        counts = wanted if wanted is not None else {p: k.max_workers for p, k in kinds.items()}
+        slots = [
+            Slot(provider, i, kinds[provider])
+            for provider, n in counts.items()
+            for i in range(1, n + 1)
+        ]
+        if not slots:
+            raise ValidationFailed(
+                "no workers to run: add a `worker:` block (kind claude, codex or command) to a "
+                "provider in the providers file, or name some with --workers PROVIDER:N"
+            )
+        return slots
+
+    def stop(self) -> None:
+        """Drain: no new launches; running workers get drain_seconds to finish, then are
+        stopped and their tasks released with their checkpoints."""
+        if not self.draining:
+            self._drain_deadline = time.monotonic() + self.options.drain_seconds
+        self.draining = True
+        self._changed.set()
+
+    async def run(self) -> Summary:
+        base = await anyio.to_thread.run_sync(self.git.head)
+        directive = await anyio.to_thread.run_sync(
+            guidance.text, self.settings.workspace_root, "work_loop"
+        )
+        async with anyio.create_task_group() as workers:
+            while True:
+                if not self.draining:
+                    await self._launch(workers, base, directive)
+                busy = any(slot.busy for slot in self.slots)
+                if not busy and (
+                    self.draining or (self.options.until_empty and await self._idle())
+                ):
+                    break
+                with anyio.move_on_after(self.options.poll_seconds):
+                    await self._changed.wait()
+                self._changed = anyio.Event()
+        return self.summary
+
+    async def _idle(self) -> bool:
+        """Nothing left that a worker here could take: no ready or running work."""
+        counts = (await self.orchestrator.plan_next(ACTOR, 1, self.options.epic)).counts
+        open_work = counts.by_status.get(Status.PENDING, 0) - counts.waiting_on_dependencies
+        return open_work <= 0 and counts.by_status.get(Status.IN_PROGRESS, 0) == 0
+
+    async def _launch(self, workers: TaskGroup, base: str, directive: str) -> None:
+        free = [s for s in self.slots if not s.busy and s.provider not in self._stopped]
+        if not free or self._over_budget():
+            return
+        plan = await self.orchestrator.plan_next(ACTOR, PLAN_LOOKAHEAD, self.options.epic)
+        for task in plan.tasks:
+            if not free:
+                return
+            decision = await self.orchestrator.route_task(task.id)
+            slot = next((s for s in free if s.provider == decision.provider), None)
+            if not decision.routed or slot is None or decision.model is None:
+                continue
+            claim = await self.orchestrator.claim(
+                slot.agent_id, task.id, provider=decision.provider, model=decision.model
+            )
+            if not claim.claimed or claim.task is None or claim.lease_token is None:
+                continue
+            free.remove(slot)
+            slot.busy = True
+            self.summary.launched += 1
+            workers.start_soon(self._work, slot, claim, decision.model, base, directive)
+
+    @property
+    def _stopped(self) -> dict[str, str]:
+        return self.summary.stopped_providers
+
+    def _over_budget(self) -> bool:
+        limit = self.options.max_cost
+        if limit is not None and self.summary.cost_usd >= limit:
+            if not self.draining:
+                self.say(f"spent ${self.summary.cost_usd:.2f} of --max-cost ${limit:.2f}: draining")
+                self.draining = True
+            return True
+        return False
+
+    async def _work(
+        self, slot: Slot, claim: ClaimResult, model: str, base: str, directive: str
+    ) -> None:
+        assert claim.task is not None and claim.lease_token is not None
+        task_id, token = claim.task.id, claim.lease_token
+        try:
+            finish = await self._attempt(slot, claim, model, base, directive)
+            await self._settle(slot, task_id, token, model, base, finish)
+        except WvoError as exc:
+            self.say(f"{slot.agent_id} {task_id}: {exc}")
+            await self._release(slot, task_id, token, f"autopilot could not run it: {exc}")
+        finally:
+            slot.busy = False
+            self._changed.set()
+
+    async def _attempt(
+        self, slot: Slot, claim: ClaimResult, model: str, base: str, directive: str
+    ) -> events.Finish:
+        assert claim.task is not None and claim.lease_token is not None
+        task_id, attempt = claim.task.id, claim.attempt or 1
+        detail = await self.orchestrator.get_task(task_id)
+        branch = gitsnap.branch_name(task_id)
+        worktree = self.worktrees / branch.removeprefix("wvo/")
+        if not worktree.exists():
+            await anyio.to_thread.run_sync(self.git.add_worktree, worktree, branch, base)
+        run_dir = self.runs / branch.removeprefix("wvo/")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        launch = commands.Launch(
+            agent_id=slot.agent_id,
+            task_id=task_id,
+            model=model,
+            prompt=prompt.worker_prompt(
+                directive=directive,
+                task=detail,
+                agent_id=slot.agent_id,
+                lease_token=claim.lease_token,
+                attempt=attempt,
+                branch=branch,
+                checkpoint=claim.last_checkpoint,
+            ),
+            workdir=worktree,
+            mcp_config=run_dir / f"{attempt}.mcp.json",
+            server=self._server(slot, model, worktree),
+        )
+        launch.mcp_config.write_text(commands.mcp_config_json(launch))
+        launch.mcp_config.chmod(0o600)
+        argv = commands.argv(slot.kind, launch)
+        self.say(f"{slot.agent_id} starts {task_id} (attempt {attempt}, {model}) in {worktree}")
+        with (run_dir / f"{attempt}.log").open("a") as run_log:
+            return await self._supervise(slot, task_id, argv, worktree, run_log)
+
+    def _server(self, slot: Slot, model: str, worktree: Path) -> commands.Server:
+        """The worker's own wvo-mcp: this Python, the shared state, the worker's identity."""
+        # The autopilot's own configuration carries over; identity and workspace do not.
+        env = {k: v for k, v in os.environ.items() if k.startswith(("WVO_", "OTEL_"))}
+        providers_file = provider_config.path_for(self.settings)
+        if providers_file is not None:
+            env["WVO_PROVIDERS_FILE"] = str(providers_file.resolve())
+        env |= {
+            "WVO_STATE_ROOT": str(self.settings.state_root.resolve()),
+            "WVO_WORKSPACE_ROOT": str(worktree),
+            "WVO_AGENT_ID": slot.agent_id,
+            "WVO_AGENT_PROVIDER": slot.provider,
+            "WVO_AGENT_MODEL": model,
+            "WVO_TOOLS": "worker",
+        }
+        return commands.Server(
+            command=sys.executable, args=("-P", "-m", "wvo_mcp", "serve"), env=env
+        )
+
+    async def _supervise(
+        self, slot: Slot, task_id: str, argv: list[str], worktree: Path, run_log: TextIO
+    ) -> events.Finish:
+        stream = events.stream_for(slot.kind.kind)
+        # The worker's CLI keeps the person's environment (its API keys), not ours.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WVO_")}
+        process = await anyio.open_process(
+            argv,
+            cwd=worktree,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=run_log,
+            start_new_session=True,  # its own process group, killed as one
+        )
+        last_seen = time.monotonic()
+        hung = False
+
+        async def read() -> None:
+            nonlocal last_seen
+            assert process.stdout is not None
+            lines = BufferedByteReceiveStream(process.stdout)
+            while True:
+                try:
+                    line = await lines.receive_until(b"\n", LINE_BYTES)
+                except (anyio.EndOfStream, anyio.IncompleteRead):
+                    return
+                except anyio.DelimiterNotFound:
+                    continue  # an oversized line: skipped
+                last_seen = time.monotonic()
+                text = line.decode("utf-8", errors="replace")
+                run_log.write(text + "\n")
+                stream.feed(text)
+
+        async def watch(scope: anyio.CancelScope) -> None:
+            nonlocal last_seen, hung
+            lease = None
+            while True:
+                await anyio.sleep(self.options.poll_seconds)
+                detail = await self.orchestrator.get_task(task_id)
+                if detail.lease_expires_at != lease:  # a heartbeat or checkpoint renewed it
+                    lease, last_seen = detail.lease_expires_at, max(last_seen, time.monotonic())
+                now = time.monotonic()
+                if now - last_seen > slot.kind.hang_seconds or now > self._drain_deadline:
+                    hung = True
+                    why = "drained" if now > self._drain_deadline else "silent"
+                    self.say(f"{slot.agent_id} {task_id}: {why}; stopped")
+                    await _kill(process)
+                    scope.cancel()
+                    return
+
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(watch, group.cancel_scope)
+                await read()
+                code = await process.wait()
+                group.cancel_scope.cancel()
+        finally:
+            # Whatever it started (its own MCP server, tools) goes with it.
+            with anyio.CancelScope(shield=True):
+                await _kill(process)
+        if hung:
+            why = (
+                DRAINED
+                if time.monotonic() > self._drain_deadline
+                else f"hung: silent for {slot.kind.hang_seconds:.0f} s"
+            )
+            return events.Finish("failure", events.Usage(), why)
+        return stream.finish(code)
+
+    async def _settle(
+        self, slot: Slot, task_id: str, token: str, model: str, base: str, finish: events.Finish
+    ) -> None:
+        usage = finish.usage
+        self.summary.input_tokens += usage.input_tokens
+        self.summary.output_tokens += usage.output_tokens
+        self.summary.cost_usd += usage.cost_usd or 0.0
+        detail = await self.orchestrator.get_task(task_id)
+        holding = detail.status == Status.IN_PROGRESS and detail.assigned_to == slot.agent_id
+        # A worker the autopilot stopped itself says nothing about the provider.
+        judged = finish.message != DRAINED
+        if usage.input_tokens or usage.output_tokens or (judged and finish.outcome != "success"):
+            await self.orchestrator.record_usage(
+                slot.provider,
+                model,
+                usage.input_tokens,
+                usage.output_tokens,
+                ROUTING_OUTCOME[finish.outcome],
+                task_id if holding else None,
+                token if holding else None,
+            )
+        if detail.status == Status.DONE:
+            self.summary.done += 1
+            branch = gitsnap.branch_name(task_id)
+            shas = await anyio.to_thread.run_sync(self.git.commits, base, branch)
+            span = f"{base[:12]}..{shas[-1][:12]}" if shas else "none"
+            self.say(
+                f"{slot.agent_id} finished {task_id}: {len(shas)} commit(s) on {branch} ({span})"
+            )
+            await self.orchestrator.note(
+                task_id, ACTOR, "commits", f"{branch}: {len(shas)} commit(s) {base}..{branch}"
+            )
+            await anyio.to_thread.run_sync(self._tidy, task_id)
+            return
+        if finish.outcome == "auth":
+            self._stopped[slot.provider] = finish.message
+            self.say(
+                f"{slot.provider}: authentication failed ({finish.message}); no more "
+                f"{slot.provider} workers this run: fix its login or key"
+            )
+        if holding:
+            await self._release(
+                slot, task_id, token, f"worker ended ({finish.outcome}): {finish.message}"
+            )
+        else:
+            self.say(f"{slot.agent_id} left {task_id} {detail.status.value}: {finish.outcome}")
+
+    def _tidy(self, task_id: str) -> None:
+        """Remove a finished task's worktree when nothing in it is uncommitted (its commits
+        stay on the branch); otherwise leave it for a person and say so."""
+        worktree = self.worktrees / gitsnap.branch_name(task_id).removeprefix("wvo/")
+        repo = gitsnap.locate(worktree)
+        if repo is None or repo.top != worktree.resolve():
+            return
+        left = gitsnap.Git(repo, worktree).uncommitted()
+        if left:
+            self.say(f"{task_id}: worktree {worktree} kept, it has uncommitted changes")
+            return
+        self.git.remove_worktree(worktree)
+
+    async def _release(self, slot: Slot, task_id: str, token: str, reason: str) -> None:
+        """Hand the task back with its checkpoints, so the next attempt resumes."""
+        try:
+            await self.orchestrator.update_status(
+                task_id, Status.PENDING, slot.agent_id, token, reason[:500]
+            )
+            self.summary.released += 1
+            self.say(f"{slot.agent_id} released {task_id}: {reason[:200]}")
+        except WvoError as exc:  # the lease was lost meanwhile: someone else has it
+            self.say(f"{slot.agent_id} could not release {task_id}: {exc}")
+
+
+async def _kill(process: Process) -> None:
+    """SIGTERM to the worker's whole process group, then SIGKILL to what is left of it."""
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, signum)
+        except ProcessLookupError:
+            return
+        with anyio.move_on_after(KILL_GRACE_S):
+            await process.wait()
+            # No event tells when the rest of the group (grandchildren) is gone: poll.
+            while _group_alive(process.pid):  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+            return
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
