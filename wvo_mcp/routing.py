@@ -8,7 +8,7 @@ from typing import Literal
 
 from wvo_mcp import timeutil
 
-Outcome = Literal["success", "failure", "rate_limited", "context_limit"]
+Outcome = Literal["success", "failure", "rate_limited", "context_limit", "auth_failed"]
 BreakerState = Literal["closed", "open", "half_open"]
 PassedOverReason = Literal[
     "tier_range",
@@ -99,8 +99,9 @@ class Breaker:
 def after_outcome(
     breaker: Breaker, outcome: Outcome, policy: BreakerPolicy, now: datetime
 ) -> Breaker:
-    """The breaker after a reported outcome: a success closes it; a rate limit, a failure in
-    half-open, or `failure_threshold` failures in a row open it for a growing cool-down."""
+    """The breaker after a reported outcome: a success closes it; a rate limit, a refused
+    login or key, a failure in half-open, or `failure_threshold` failures in a row open it
+    for a growing cool-down."""
     if outcome == "success":
         return Breaker()
     if outcome == "context_limit":
@@ -109,7 +110,8 @@ def after_outcome(
     failures = breaker.failures + 1
     if current == "open":
         return replace(breaker, failures=failures)  # stragglers of work started before it opened
-    if outcome == "rate_limited" or current == "half_open" or failures >= policy.failure_threshold:
+    at_once = outcome in ("rate_limited", "auth_failed")
+    if at_once or current == "half_open" or failures >= policy.failure_threshold:
         opens = breaker.opens + 1
         cooldown = min(policy.cooldown_cap_seconds, policy.cooldown_seconds * 2 ** (opens - 1))
         return Breaker("open", failures, opens, now + timedelta(seconds=cooldown))

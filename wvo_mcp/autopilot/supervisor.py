@@ -43,7 +43,7 @@ ROUTING_OUTCOME: dict[events.Outcome, routing.Outcome] = {
     "failure": "failure",
     "rate_limited": "rate_limited",
     "context_limit": "context_limit",
-    "auth": "failure",
+    "auth": "auth_failed",
 }
 
 
@@ -212,7 +212,9 @@ class Autopilot:
             await self._settle(slot, task_id, token, model, base, finish)
         except WvoError as exc:
             self.say(f"{slot.agent_id} {task_id}: {exc}")
-            await self._release(slot, task_id, token, f"autopilot could not run it: {exc}")
+            await self._release(
+                slot, task_id, token, f"autopilot could not run it: {exc}", Status.FAILED
+            )
         finally:
             slot.busy = False
             self._changed.set()
@@ -376,15 +378,22 @@ class Autopilot:
             )
             await anyio.to_thread.run_sync(self._tidy, task_id)
             return
-        if finish.outcome == "auth":
+        if finish.outcome == "auth" and slot.provider not in self._stopped:
             self._stopped[slot.provider] = finish.message
             self.say(
                 f"{slot.provider}: authentication failed ({finish.message}); no more "
                 f"{slot.provider} workers this run: fix its login or key"
             )
         if holding:
+            # The provider's fault (or ours) costs the task nothing; anything else is a failed
+            # attempt: counted, retried after a back-off, a dead letter at max_attempts.
+            blameless = finish.outcome in ("rate_limited", "auth") or not judged
             await self._release(
-                slot, task_id, token, f"worker ended ({finish.outcome}): {finish.message}"
+                slot,
+                task_id,
+                token,
+                f"worker ended ({finish.outcome}): {finish.message}",
+                Status.PENDING if blameless else Status.FAILED,
             )
         else:
             self.say(f"{slot.agent_id} left {task_id} {detail.status.value}: {finish.outcome}")
@@ -402,12 +411,12 @@ class Autopilot:
             return
         self.git.remove_worktree(worktree)
 
-    async def _release(self, slot: Slot, task_id: str, token: str, reason: str) -> None:
+    async def _release(
+        self, slot: Slot, task_id: str, token: str, reason: str, to: Status = Status.PENDING
+    ) -> None:
         """Hand the task back with its checkpoints, so the next attempt resumes."""
         try:
-            await self.orchestrator.update_status(
-                task_id, Status.PENDING, slot.agent_id, token, reason[:500]
-            )
+            await self.orchestrator.update_status(task_id, to, slot.agent_id, token, reason[:500])
             self.summary.released += 1
             self.say(f"{slot.agent_id} released {task_id}: {reason[:200]}")
         except WvoError as exc:  # the lease was lost meanwhile: someone else has it
