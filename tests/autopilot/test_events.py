@@ -2,6 +2,7 @@
 real CLI (tests/autopilot/samples/claude, see its README), Codex's from its documented
 events, and anything a hostile worker could print."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -63,17 +64,27 @@ def test_hostile_lines_are_ignored_or_read_safely(line: str) -> None:
     assert finish.usage.cost_usd is None and finish.usage.input_tokens == 0
 
 
-def test_codex_usage_is_summed_over_turns() -> None:
+CODEX = json.loads((SAMPLES / "codex" / "manifest.json").read_text())["samples"]
+CODEX_OUTCOME = {"rate_limit": "rate_limited", "auth": "auth"}
+
+
+@pytest.mark.parametrize("name", sorted(CODEX))
+def test_codex_outcomes_from_recorded_runs(name: str) -> None:
+    sample = CODEX[name]
     stream = CodexStream()
-    for line in (
-        '{"type":"thread.started","thread_id":"t"}',
-        '{"type":"turn.completed","usage":{"input_tokens":100,"cached_input_tokens":40,"output_tokens":7}}',
-        '{"type":"turn.completed","usage":{"input_tokens":50,"output_tokens":3}}',
-    ):
+    for line in (SAMPLES / "codex" / name).read_text().splitlines():
+        stream.feed(line)
+    finish = stream.finish(sample["exit_code"])
+    assert finish.outcome == CODEX_OUTCOME.get(sample["outcome"], sample["outcome"]), finish
+
+
+def test_codex_usage_is_the_threads_total_from_the_last_turn() -> None:
+    stream = CodexStream()
+    for line in (SAMPLES / "codex" / "success.jsonl").read_text().splitlines():
         stream.feed(line)
     finish = stream.finish(0)
-    assert finish.outcome == "success"
-    assert (finish.usage.input_tokens, finish.usage.output_tokens) == (150, 10)
+    # The stub's three responses: 1200 + 1400 + 1700 input, 20 + 25 + 40 output.
+    assert (finish.usage.input_tokens, finish.usage.output_tokens) == (4300, 85)
 
 
 @pytest.mark.parametrize(

@@ -55,11 +55,15 @@ def test_codex_gets_the_server_as_toml_overrides_and_the_prompt_last() -> None:
     assert line[-1] == LAUNCH.prompt
     overrides = [line[i + 1] for i, part in enumerate(line) if part == "-c"]
     parsed = tomllib.loads("\n".join(overrides))
+    assert parsed["approval_policy"] == "never"
     assert parsed["mcp_servers"]["wvo"] == {
         "command": "/opt/wvo/bin/wvo-mcp",
         "args": ["serve"],
         "env": {"WVO_AGENT_ID": "claude-w1", "WVO_TOOLS": "worker"},
+        "required": True,
+        "startup_timeout_sec": 30,
     }
+    assert line[line.index("--sandbox") + 1] == "workspace-write"
 
 
 def test_a_command_template_is_filled_in_argument_by_argument() -> None:

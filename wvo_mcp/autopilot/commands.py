@@ -111,17 +111,21 @@ def argv(kind: WorkerKind, launch: Launch) -> list[str]:
             *kind.extra_args,
         ]
     if kind.kind == "codex":
+        # exec never asks for approvals; said anyway, as Codex's own SDK does.
         return [
             kind.program,
             "exec",
             "--json",
-            "--model",
-            launch.model,
+            "--ephemeral",
+            "--skip-git-repo-check",
             "--cd",
             str(launch.workdir),
+            "--model",
+            launch.model,
             "--sandbox",
             "workspace-write",
-            "--skip-git-repo-check",
+            "-c",
+            'approval_policy="never"',
             *_codex_server(launch.server),
             *kind.extra_args,
             launch.prompt,
@@ -139,14 +143,16 @@ def argv(kind: WorkerKind, launch: Launch) -> list[str]:
 
 def _codex_server(server: Server) -> list[str]:
     """`-c` overrides declaring the MCP server (values are TOML: JSON strings and arrays of
-    strings are valid TOML; the env table is written inline)."""
+    strings are valid TOML; the env table is written inline; Codex passes the server only
+    this env plus a short allow-list such as PATH and HOME). `required`: a server that
+    fails to start fails the run instead of being skipped."""
     prefix = f"mcp_servers.{MCP_NAME}"
     env = ", ".join(f"{key} = {json.dumps(value)}" for key, value in server.env.items())
-    return [
-        "-c",
-        f"{prefix}.command={json.dumps(server.command)}",
-        "-c",
-        f"{prefix}.args={json.dumps(list(server.args))}",
-        "-c",
-        f"{prefix}.env={{{env}}}",
-    ]
+    settings = {
+        "command": json.dumps(server.command),
+        "args": json.dumps(list(server.args)),
+        "env": f"{{{env}}}",
+        "required": "true",
+        "startup_timeout_sec": "30",
+    }
+    return [part for key, value in settings.items() for part in ("-c", f"{prefix}.{key}={value}")]

@@ -24,7 +24,8 @@ _PATTERNS: tuple[tuple[Outcome, re.Pattern[str]], ...] = (
         "auth",
         re.compile(
             r"invalid (x-)?api[ -]key|authentication|unauthori[sz]ed|not logged in|"
-            r"please (run /)?login|\b401\b|token (has )?expired",
+            r"please (run /)?login|\b401\b|token (has )?expired|sign in again|"
+            r"missing environment variable",
             re.IGNORECASE,
         ),
     ),
@@ -129,11 +130,14 @@ class ClaudeStream:
 
 @dataclass
 class CodexStream:
-    """codex exec --json: usage summed over turns; a failed turn or an error event names
-    what went wrong."""
+    """codex exec --json (tests/autopilot/samples/codex, recorded from codex-cli 0.169.0):
+    each `turn.completed` carries the thread's usage so far (cached input included in
+    input_tokens); `turn.failed` names the error. Top-level `error` events are not final
+    (retries say "Reconnecting... n/5"; a model missing from Codex's catalog is one too)."""
 
     usage: Usage = field(default_factory=Usage)
-    errors: list[str] = field(default_factory=list)
+    failed: str | None = None
+    last_error: str = ""
     completed: bool = False
 
     def feed(self, line: str) -> None:
@@ -145,19 +149,20 @@ class CodexStream:
             self.completed = True
             usage = event.get("usage")
             if isinstance(usage, dict):
-                self.usage.input_tokens += _count(usage.get("input_tokens"))
-                self.usage.output_tokens += _count(usage.get("output_tokens"))
+                self.usage = Usage(
+                    _count(usage.get("input_tokens")), _count(usage.get("output_tokens"))
+                )
         elif kind == "turn.failed":
             error = event.get("error")
-            self.errors.append(_text(error.get("message")) if isinstance(error, dict) else "")
+            self.failed = _text(error.get("message")) if isinstance(error, dict) else ""
         elif kind == "error":
-            self.errors.append(_text(event.get("message")))
+            self.last_error = _text(event.get("message"))
 
     def finish(self, exit_code: int | None) -> Finish:
-        if exit_code == 0 and self.completed and not self.errors:
+        if exit_code == 0 and self.completed and self.failed is None:
             return Finish("success", self.usage)
-        message = "; ".join(e for e in self.errors if e) or f"exit code {exit_code}"
-        return Finish(classify(message) or "failure", self.usage, message[:MESSAGE_CHARS])
+        message = self.failed or self.last_error or f"exit code {exit_code}"
+        return Finish(classify(message) or "failure", self.usage, message)
 
 
 @dataclass
