@@ -1,0 +1,101 @@
+"""What the autopilot tests share: a git repository, a state folder and a providers file
+whose two providers (alpha, beta) run fake Claude Code workers, and ways to run the
+autopilot and read what it did."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, agents, open_db
+
+FAKE = Path(__file__).parent / "fake_claude.py"
+RUN_TIMEOUT_S = 240
+
+
+def git(repo: Path, *args: str) -> str:
+    command = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost", *args]
+    return subprocess.run(command, cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> dict[str, Path]:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "README.md").write_text("a project\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "start")
+    wrapper = tmp_path / "bin" / "fake-claude"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -P "{FAKE}" "$@"\n')
+    wrapper.chmod(0o755)
+    providers = tmp_path / "providers.yaml"
+    providers.write_text(
+        "version: 1\nproviders:\n"
+        + "".join(
+            f"""  - name: {name}
+    preference: {preference}
+    tiers:
+      - name: all
+        model: {name}-model
+        complexity: [1, 10]
+        input_cost_per_1k: 0.001
+        output_cost_per_1k: 0.002
+    worker:
+      kind: claude
+      executable: {wrapper}
+      max_workers: 2
+      hang_seconds: 4
+"""
+            for preference, name in enumerate(("alpha", "beta"), start=1)
+        )
+    )
+    return {"repo": repo, "state": tmp_path / "state", "providers": providers}
+
+
+def env(project: dict[str, Path]) -> dict[str, str]:
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": str(project["state"].parent),
+        "WVO_STATE_ROOT": str(project["state"]),
+        "WVO_WORKSPACE_ROOT": str(project["repo"]),
+        "WVO_PROVIDERS_FILE": str(project["providers"]),
+        "WVO_AUTOPILOT_WIP_LIMIT": "4",
+        "WVO_AUTOPILOT_HEALTH_INTERVAL_MS": "0",
+        "WVO_OTEL_ENABLED": "0",
+        "WVO_RETRY_BASE_SECONDS": "0.2",
+    }
+
+
+def autopilot(
+    project: dict[str, Path], *args: str, **extra_env: str
+) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            [sys.executable, "-P", "-m", "wvo_mcp", "autopilot", "--until-empty", *args],
+            cwd=ROOT,
+            env=env(project) | extra_env,
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the autopilot did not finish: {exc.stdout!r} {exc.stderr!r}")
+
+
+async def backlog(project: dict[str, Path], tasks: list[dict[str, object]]) -> None:
+    async with agents(project["state"], "planner", **env(project)) as team:
+        await team["planner"].call("task_create", tasks=tasks)
+
+
+def events(project: dict[str, Path], kind: str) -> list[tuple[str, str, str]]:
+    with open_db(project["state"]) as db:
+        rows = db.execute(
+            "SELECT task_id, actor, coalesce(reason, '') FROM task_events WHERE kind = ? "
+            "ORDER BY id",
+            (kind,),
+        ).fetchall()
+    return [tuple(row) for row in rows]
