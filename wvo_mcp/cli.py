@@ -309,6 +309,7 @@ def cmd_autopilot(settings: Settings, args: argparse.Namespace) -> None:
         until_empty=args.until_empty,
         max_cost=args.max_cost,
         worktrees=args.worktrees,
+        drain_seconds=args.grace,
     )
 
     async def fly(orchestrator: Orchestrator) -> supervisor.Summary:
@@ -567,6 +568,9 @@ def parser() -> argparse.ArgumentParser:
     autopilot.add_argument("--max-cost", type=float, help="drain once workers report this USD")
     autopilot.add_argument(
         "--worktrees", type=Path, help="where worktrees go (default: WORKSPACE.wvo-worktrees)"
+    )
+    autopilot.add_argument(
+        "--grace", type=float, default=30.0, help="seconds running workers get on Ctrl-C"
     )
     cancel = add("cancel", cmd_cancel)
     cancel.add_argument("task_id")

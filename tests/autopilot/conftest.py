@@ -38,6 +38,7 @@ def project(tmp_path: Path) -> dict[str, Path]:
         + "".join(
             f"""  - name: {name}
     preference: {preference}
+    max_concurrent: 2        # as many as its slots: routing sends the rest elsewhere
     tiers:
       - name: all
         model: {name}-model

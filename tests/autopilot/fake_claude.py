@@ -2,8 +2,9 @@
 autopilot can tell: it reads the MCP config it was given, works its task through that
 wvo-mcp server (checkpoint, a commit in its worktree, plan_update done), and prints Claude
 Code's stream-json lines with usage. The task's metadata.fake picks a misbehaviour:
-crash, hang, rate_limit, context_limit or auth; with `_once`, only on the first attempt;
-with metadata.fake_provider, only on that provider.
+crash, hang, rate_limit, context_limit, auth, or dirty (done, leaving a file uncommitted);
+with `_once`, only on the first attempt; with metadata.fake_provider or fake_model, only on
+that provider or model.
 """
 
 import argparse
@@ -66,11 +67,11 @@ async def work(args: argparse.Namespace, config: dict[str, Any]) -> int:
         task = await call("task_get", task_id=task_id)
         metadata = task.get("metadata", {})
         mode = metadata.get("fake", "ok")
-        if (
-            metadata.get("fake_provider", config["env"]["WVO_AGENT_PROVIDER"])
-            != (config["env"]["WVO_AGENT_PROVIDER"])
-        ):
+        provider = config["env"]["WVO_AGENT_PROVIDER"]
+        if metadata.get("fake_provider", provider) != provider:
             mode = "ok"  # misbehaves on one provider only
+        if metadata.get("fake_model", args.model) != args.model:
+            mode = "ok"  # or on one model only
         resumed = "An earlier attempt got this far" in args.prompt
         if mode.endswith("_once"):
             mode = "ok" if resumed else mode.removesuffix("_once")
@@ -85,6 +86,8 @@ async def work(args: argparse.Namespace, config: dict[str, Any]) -> int:
         if mode == "crash":
             return 3  # no result line: a crash
         await anyio.to_thread.run_sync(commit, task_id, config["env"]["WVO_AGENT_ID"])
+        if mode == "dirty":
+            await anyio.Path("notes.txt").write_text("not committed\n")
         await call("plan_update", status="done", **held)
     result(False, f"done {task_id}" + (" (resumed)" if resumed else ""))
     return 0

@@ -2,21 +2,32 @@
 speaking Claude Code's stream-json and working the loop through their own wvo-mcp servers)
 on a real git repository, checked from the database and git."""
 
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
+import anyio
 import pytest
 
-from tests.autopilot.conftest import autopilot, backlog, events, git
-from tests.conftest import open_db
+from tests.autopilot.conftest import autopilot, backlog, env, events, git
+from tests.conftest import ROOT, open_db
 
 
 @pytest.mark.anyio
 async def test_a_backlog_is_worked_once_each_on_its_own_branch(project: dict[str, Path]) -> None:
-    ids = [f"T{i}" for i in range(8)]
-    await backlog(project, [{"id": i, "title": f"task {i}"} for i in ids])
+    # 30 tasks: three chains of 5 behind a shared root, and 15 on their own.
+    ids = [f"T{i:02d}" for i in range(30)]
+    specs: list[dict[str, object]] = [{"id": i, "title": f"task {i}"} for i in ids]
+    for n in range(1, 16):
+        specs[n]["depends_on"] = [ids[n - 1] if n % 5 != 1 else ids[0]]
+    await backlog(project, specs)
     ran = autopilot(project)
     assert ran.returncode == 0, ran.stderr[-3000:]
-    assert "8 launched, 8 done, 0 released" in ran.stdout, ran.stdout
+    assert "30 launched, 30 done, 0 released" in ran.stdout, ran.stdout
+    # Both providers' workers took part (each capped at its two slots).
+    workers = {line.split()[0] for line in ran.stdout.splitlines() if " starts " in line}
+    assert {w.split("-")[0] for w in workers} == {"alpha", "beta"}, workers
     with open_db(project["state"]) as db:
         done = db.execute(
             "SELECT task_id, count(*) FROM task_events WHERE to_status = 'done' GROUP BY task_id"
@@ -27,7 +38,7 @@ async def test_a_backlog_is_worked_once_each_on_its_own_branch(project: dict[str
         ).fetchone()
     assert sorted(map(tuple, done)) == [(i, 1) for i in ids]
     # What the fakes reported: 1500 input (1000 + 500 cached) and 100 output tokens each.
-    assert tuple(usage) == (8 * 1500, 8 * 100)
+    assert tuple(usage) == (30 * 1500, 30 * 100)
     repo = project["repo"]
     for task_id in ids:
         log = git(repo, "log", "--format=%s", f"main..wvo/{task_id}").split()
@@ -108,4 +119,69 @@ async def test_a_silent_worker_is_killed_with_its_process_group(project: dict[st
     assert "H: silent; stopped" in ran.stdout, ran.stdout
     assert any("hung: silent" in r for t, _, r in events(project, "status") if t == "H")
     assert "1 done" in ran.stdout
+    assert processes_under(project["state"]) == []
+
+
+@pytest.mark.anyio
+async def test_a_context_limit_sends_the_next_attempt_a_tier_up(project: dict[str, Path]) -> None:
+    text = project["providers"].read_text()
+    # alpha gets a small tier below its only one.
+    project["providers"].write_text(
+        text.replace(
+            "      - name: all\n        model: alpha-model\n        complexity: [1, 10]",
+            "      - name: small\n        model: alpha-small\n        complexity: [1, 5]\n"
+            "        input_cost_per_1k: 0.0001\n        output_cost_per_1k: 0.0002\n"
+            "      - name: all\n        model: alpha-model\n        complexity: [6, 10]",
+            1,
+        )
+    )
+    fake = {"fake": "context_limit", "fake_model": "alpha-small"}
+    await backlog(project, [{"id": "X", "title": "outgrows", "complexity": 3, "metadata": fake}])
+    ran = autopilot(project)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    starts = [line for line in ran.stdout.splitlines() if " starts X " in line]
+    assert "alpha-small" in starts[0] and "alpha-model" in starts[1], ran.stdout
+    assert "1 done" in ran.stdout
+
+
+@pytest.mark.anyio
+async def test_a_worktree_with_uncommitted_work_is_kept(project: dict[str, Path]) -> None:
+    await backlog(project, [{"id": "D", "title": "leaves notes", "metadata": {"fake": "dirty"}}])
+    ran = autopilot(project)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    worktree = project["repo"].parent / "repo.wvo-worktrees" / "D"
+    assert "uncommitted changes" in ran.stdout
+    assert (worktree / "notes.txt").read_text() == "not committed\n"
+    assert git(project["repo"], "show", "wvo/D:D.txt").startswith("D")
+
+
+def test_ctrl_c_drains_and_hands_the_work_back(project: dict[str, Path]) -> None:
+    anyio.run(backlog, project, [{"id": f"S{i}", "title": "slow", "metadata": {"fake": "hang"}}
+                                 for i in range(2)])  # fmt: skip
+    pilot = subprocess.Popen(
+        [sys.executable, "-P", "-m", "wvo_mcp", "autopilot", "--grace", "1"],
+        cwd=ROOT,
+        env=env(project),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert pilot.stdout is not None
+    try:
+        started = 0
+        while started < 2:  # both workers are running (and will never finish by themselves)
+            line = pilot.stdout.readline()
+            assert line, pilot.stderr.read() if pilot.stderr else ""
+            started += " starts " in line
+        pilot.send_signal(signal.SIGINT)
+        out, err = pilot.communicate(timeout=60)
+    finally:
+        if pilot.poll() is None:
+            pilot.kill()
+    assert pilot.returncode == 0, err[-3000:]
+    assert "draining" in out and "2 launched, 0 done, 2 released" in out, out
+    with open_db(project["state"]) as db:
+        rows = db.execute("SELECT status, attempts FROM tasks ORDER BY id").fetchall()
+    # Handed back untouched: the autopilot stopped them, the tasks did not fail.
+    assert [tuple(r) for r in rows] == [("pending", 0), ("pending", 0)]
     assert processes_under(project["state"]) == []
