@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import ROOT, agents, open_db
 
-FAKE = Path(__file__).parent / "fake_claude.py"
+FAKE = ROOT / "wvo_mcp" / "autopilot" / "fake.py"
 RUN_TIMEOUT_S = 240
 
 

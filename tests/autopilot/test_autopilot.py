@@ -1,4 +1,4 @@
-"""`wvo-mcp autopilot` end to end: fake Claude Code workers (tests/autopilot/fake_claude.py,
+"""`wvo-mcp autopilot` end to end: fake Claude Code workers (wvo_mcp/autopilot/fake.py,
 speaking Claude Code's stream-json and working the loop through their own wvo-mcp servers)
 on a real git repository, checked from the database and git."""
 

@@ -22,12 +22,12 @@ import anyio.to_thread
 from anyio.abc import Process, TaskGroup
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from wvo_mcp import gitsnap, guidance, routing
+from wvo_mcp import gitsnap, guidance, routing, timeutil
 from wvo_mcp import providers as provider_config
 from wvo_mcp.autopilot import commands, events, prompt
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed, WvoError
-from wvo_mcp.models import ClaimResult
+from wvo_mcp.models import ClaimResult, RouteDecision
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.transitions import Status
 
@@ -37,6 +37,7 @@ ACTOR = "autopilot"
 PLAN_LOOKAHEAD = 50  # ready tasks looked at per round for a free slot
 LINE_BYTES = 1024 * 1024  # a longer output line is dropped, not buffered
 KILL_GRACE_S = 5.0
+PERMANENT = ("tier_range", "not_above_failed_tier")
 DRAINED = "stopped: the autopilot drained"
 ROUTING_OUTCOME: dict[events.Outcome, routing.Outcome] = {
     "success": "success",
@@ -96,6 +97,9 @@ class Autopilot:
         self.summary = Summary()
         self.draining = False
         self._drain_deadline = float("inf")
+        self._waiting = self._said = ""  # why ready work does not start; what was said
+        self._stuck = False
+        self._tidying: list[str] = []  # finished tasks whose worktrees may go
         self._changed = anyio.Event()
         self.slots = self._slots()
         workspace = settings.workspace_root.resolve()
@@ -162,22 +166,32 @@ class Autopilot:
         return self.summary
 
     async def _idle(self) -> bool:
-        """Nothing left that a worker here could take: no ready or running work."""
+        """Nothing left that a worker here could take: no ready, backing-off or running
+        work, or only ready work that can never start here (see _launch)."""
         counts = (await self.orchestrator.plan_next(ACTOR, 1, self.options.epic)).counts
         open_work = counts.by_status.get(Status.PENDING, 0) - counts.waiting_on_dependencies
-        return open_work <= 0 and counts.by_status.get(Status.IN_PROGRESS, 0) == 0
+        if counts.by_status.get(Status.IN_PROGRESS, 0) or counts.backing_off:
+            return False
+        if open_work > 0 and self._stuck:
+            self.say(f"stopping with ready work that cannot start here: {self._waiting}")
+        return open_work <= 0 or self._stuck
 
     async def _launch(self, workers: TaskGroup, base: str, directive: str) -> None:
         free = [s for s in self.slots if not s.busy and s.provider not in self._stopped]
         if not free or self._over_budget():
             return
         plan = await self.orchestrator.plan_next(ACTOR, PLAN_LOOKAHEAD, self.options.epic)
+        waiting = ""
+        self._stuck = bool(plan.tasks)
         for task in plan.tasks:
             if not free:
+                self._stuck = False
                 return
             decision = await self.orchestrator.route_task(task.id)
             slot = next((s for s in free if s.provider == decision.provider), None)
             if not decision.routed or slot is None or decision.model is None:
+                waiting = waiting or f"{task.id} waits: {decision.reason}"
+                self._stuck = self._stuck and self._never(decision)
                 continue
             claim = await self.orchestrator.claim(
                 slot.agent_id, task.id, provider=decision.provider, model=decision.model
@@ -187,7 +201,22 @@ class Autopilot:
             free.remove(slot)
             slot.busy = True
             self.summary.launched += 1
+            waiting, self._stuck = "", False
             workers.start_soon(self._work, slot, claim, decision.model, base, directive)
+        self._waiting = waiting
+        if waiting != self._said and not any(s.busy for s in self.slots):
+            if waiting:  # said once, while nothing runs: why ready work does not start
+                self.say(waiting)
+            self._said = waiting
+
+    def _never(self, decision: RouteDecision) -> bool:
+        """Routing will not send this task anywhere this autopilot runs, whatever time
+        brings (breakers, budgets and caps recover; tier ranges and escalation do not)."""
+        if decision.routed:
+            return decision.provider in self._stopped or decision.provider not in {
+                s.provider for s in self.slots
+            }
+        return all(a.why in PERMANENT for a in decision.alternatives)
 
     @property
     def _stopped(self) -> dict[str, str]:
@@ -218,6 +247,9 @@ class Autopilot:
         finally:
             slot.busy = False
             self._changed.set()
+        # After the slot is free: the next launch does not wait for git.
+        while self._tidying:
+            await anyio.to_thread.run_sync(self._tidy, self._tidying.pop())
 
     async def _attempt(
         self, slot: Slot, claim: ClaimResult, model: str, base: str, directive: str
@@ -335,6 +367,8 @@ class Autopilot:
             # Whatever it started (its own MCP server, tools) goes with it.
             with anyio.CancelScope(shield=True):
                 await _kill(process)
+            ended = timeutil.to_text(timeutil.now())
+            run_log.write(f"# wvo-mcp autopilot: exited with {process.returncode} at {ended}\n")
         if hung:
             why = (
                 DRAINED
@@ -376,7 +410,7 @@ class Autopilot:
             await self.orchestrator.note(
                 task_id, ACTOR, "commits", f"{branch}: {len(shas)} commit(s) {base}..{branch}"
             )
-            await anyio.to_thread.run_sync(self._tidy, task_id)
+            self._tidying.append(task_id)
             return
         if finish.outcome == "auth" and slot.provider not in self._stopped:
             self._stopped[slot.provider] = finish.message

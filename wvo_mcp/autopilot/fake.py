@@ -1,10 +1,10 @@
-"""A stand-in for `claude -p … --output-format stream-json --verbose`, as far as the
-autopilot can tell: it reads the MCP config it was given, works its task through that
-wvo-mcp server (checkpoint, a commit in its worktree, plan_update done), and prints Claude
-Code's stream-json lines with usage. The task's metadata.fake picks a misbehaviour:
-crash, hang, rate_limit, context_limit, auth, or dirty (done, leaving a file uncommitted);
-with `_once`, only on the first attempt; with metadata.fake_provider or fake_model, only on
-that provider or model.
+"""A stand-in for `claude -p … --output-format stream-json --verbose`, for the demo, the
+tests and the benchmark (no model needed), as far as the autopilot can tell: it reads the
+MCP config it was given, works its task through that wvo-mcp server (checkpoint, a commit
+in its worktree, plan_update done), and prints Claude Code's stream-json lines with usage.
+The task's metadata.fake picks a misbehaviour: crash, hang, rate_limit, context_limit,
+auth, or dirty (done, leaving a file uncommitted); with `_once`, only on the first attempt;
+with metadata.fake_provider or fake_model, only on that provider or model.
 """
 
 import argparse
