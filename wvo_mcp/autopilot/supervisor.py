@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -32,6 +32,7 @@ from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.transitions import Status
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ACTOR = "autopilot"
 PLAN_LOOKAHEAD = 50  # ready tasks looked at per round for a free slot
@@ -100,6 +101,7 @@ class Autopilot:
         self._waiting = self._said = ""  # why ready work does not start; what was said
         self._stuck = False
         self._tidying: list[str] = []  # finished tasks whose worktrees may go
+        self._repo_lock = anyio.Lock()
         self._changed = anyio.Event()
         self.slots = self._slots()
         workspace = settings.workspace_root.resolve()
@@ -113,6 +115,12 @@ class Autopilot:
         self.git = gitsnap.Git(repo, repo.top, exclude=[settings.state_root])
         self.worktrees = options.worktrees or repo.top.with_name(repo.top.name + ".wvo-worktrees")
         self.runs = settings.state_root / "runs"
+
+    async def _in_repo(self, fn: Callable[..., T], *args: object) -> T:
+        """A git call on the repository, off the event loop and one at a time: concurrent
+        `git worktree add`s read each other's half-made administrative files."""
+        async with self._repo_lock:
+            return await anyio.to_thread.run_sync(fn, *args)
 
     def _slots(self) -> list[Slot]:
         kinds = self.orchestrator.providers.workers
@@ -147,7 +155,7 @@ class Autopilot:
         self._changed.set()
 
     async def run(self) -> Summary:
-        base = await anyio.to_thread.run_sync(self.git.head)
+        base = await self._in_repo(self.git.head)
         directive = await anyio.to_thread.run_sync(
             guidance.text, self.settings.workspace_root, "work_loop"
         )
@@ -249,7 +257,7 @@ class Autopilot:
             self._changed.set()
         # After the slot is free: the next launch does not wait for git.
         while self._tidying:
-            await anyio.to_thread.run_sync(self._tidy, self._tidying.pop())
+            await self._in_repo(self._tidy, self._tidying.pop())
 
     async def _attempt(
         self, slot: Slot, claim: ClaimResult, model: str, base: str, directive: str
@@ -260,7 +268,7 @@ class Autopilot:
         branch = gitsnap.branch_name(task_id)
         worktree = self.worktrees / branch.removeprefix("wvo/")
         if not worktree.exists():
-            await anyio.to_thread.run_sync(self.git.add_worktree, worktree, branch, base)
+            await self._in_repo(self.git.add_worktree, worktree, branch, base)
         run_dir = self.runs / branch.removeprefix("wvo/")
         run_dir.mkdir(parents=True, exist_ok=True)
         launch = commands.Launch(
@@ -402,7 +410,7 @@ class Autopilot:
         if detail.status == Status.DONE:
             self.summary.done += 1
             branch = gitsnap.branch_name(task_id)
-            shas = await anyio.to_thread.run_sync(self.git.commits, base, branch)
+            shas = await self._in_repo(self.git.commits, base, branch)
             span = f"{base[:12]}..{shas[-1][:12]}" if shas else "none"
             self.say(
                 f"{slot.agent_id} finished {task_id}: {len(shas)} commit(s) on {branch} ({span})"
