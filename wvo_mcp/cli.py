@@ -465,9 +465,10 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
     """Import the example roadmap into a fresh state folder and let simulated agents, each a
     real MCP client of its own server process, work through it concurrently."""
-    from wvo_mcp.demo import run_demo
+    from wvo_mcp.demo import run_autopilot_demo, run_demo
 
-    ok = anyio.run(lambda: run_demo(Path(args.roadmap), settings.state_root, args.agents))
+    run = run_autopilot_demo if args.autopilot else run_demo
+    ok = anyio.run(lambda: run(Path(args.roadmap), settings.state_root, args.agents))
     sys.exit(0 if ok else 1)
 
 
@@ -615,6 +616,9 @@ def parser() -> argparse.ArgumentParser:
     )
     demo = add("demo", cmd_demo)
     demo.add_argument("--agents", type=int, default=4, help="simulated agents (default 4)")
+    demo.add_argument(
+        "--autopilot", action="store_true", help="the autopilot runs fake Claude Code workers"
+    )
     demo.add_argument(
         "--roadmap", default="state/roadmap.yaml", help="backlog to import (default %(default)s)"
     )

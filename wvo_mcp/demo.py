@@ -2,8 +2,10 @@
 work through the example roadmap concurrently; the audit trail then proves no task was done
 twice. The agents only pace themselves with sleeps; correctness comes from the server."""
 
+import dataclasses
 import random
 import shutil
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -183,3 +185,90 @@ async def run_demo(roadmap_file: Path, state_root: Path, agents: int) -> bool:
         "'select task_id, actor, kind, to_status from task_events order by id'"
     )
     return not twice and not not_done
+
+
+async def run_autopilot_demo(roadmap_file: Path, demo_root: Path, workers: int) -> bool:
+    """The same roadmap worked by `wvo-mcp autopilot`: fake Claude Code workers (no model
+    needed: wvo_mcp/autopilot/fake.py) of two providers, each task in its own git worktree
+    of a scratch repository. One task crashes on its first attempt, one is rate limited on
+    the first provider, to show recovery and failover."""
+    from wvo_mcp.autopilot import supervisor
+
+    root = demo_root / "autopilot"
+    state, repo, providers = await anyio.to_thread.run_sync(_scratch_project, root, workers)
+    specs = roadmap.load(roadmap_file)
+    specs[0] = specs[0].model_copy(update={"metadata": {"fake": "crash_once"}})
+    specs[1] = specs[1].model_copy(
+        update={"metadata": {"fake": "rate_limit", "fake_provider": "claude"}}
+    )
+    settings = dataclasses.replace(
+        Settings.from_env(state_root=state),
+        workspace_root=repo, providers_file=providers, wip_global=workers,
+        retry_base_seconds=0.3, health_interval_seconds=0.0,
+    )  # fmt: skip
+    orchestrator = await Orchestrator.open(settings)
+    try:
+        created = await orchestrator.create_tasks(specs, actor="person:demo")
+        _say("demo", f"imported {len(created.created)} tasks; autopilot with {workers} workers")
+        pilot = supervisor.Autopilot(
+            orchestrator, settings, supervisor.Options(until_empty=True),
+            say=lambda text: _say("autopilot", text),
+        )  # fmt: skip
+        started = time.monotonic()
+        stop = anyio.Event()
+        async with anyio.create_task_group() as group:
+            group.start_soon(_approver, orchestrator, stop)
+            summary = await pilot.run()
+            stop.set()
+        elapsed = time.monotonic() - started
+        completions = await orchestrator.completions()
+        page = await orchestrator.list_tasks(limit=500)
+    finally:
+        await orchestrator.close()
+    twice = {tid: who for tid, who in completions.items() if len(who) > 1}
+    listed = await anyio.run_process(["git", "branch", "--list", "wvo/*"], cwd=repo)
+    branches = listed.stdout.decode().split()
+    print()
+    print(f"summary: {len(completions)}/{len(page.tasks)} tasks done in {elapsed:.1f} s")
+    print(f"  {summary.launched} workers launched, {summary.released} attempts handed back")
+    print(f"  tasks done more than once: {len(twice)}")
+    print(f"  {len(branches)} branches wvo/<task> in {repo}, one per task, with its commit")
+    print(f"  tokens reported: {summary.input_tokens} in, {summary.output_tokens} out")
+    print(f"inspect: git -C {repo} log --oneline --all | head; ls {state / 'runs'}")
+    return not twice and len(completions) == len(page.tasks)
+
+
+def _scratch_project(root: Path, workers: int) -> tuple[Path, Path, Path]:
+    """A fresh git repository, and a providers file whose two providers run the fake worker."""
+    from wvo_mcp.autopilot import fake
+
+    shutil.rmtree(root, ignore_errors=True)
+    state, repo = root / "state", root / "project"
+    repo.mkdir(parents=True)
+    (repo / "README.md").write_text("The demo's project.\n")
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "start"]):
+        subprocess.run(
+            ["git", "-c", "user.name=demo", "-c", "user.email=demo@localhost", *args],
+            cwd=repo, check=True, capture_output=True,
+        )  # fmt: skip
+    wrapper = root / "fake-claude"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -P "{fake.__file__}" "$@"\n')
+    wrapper.chmod(0o755)
+    providers = root / "providers.yaml"
+    providers.write_text(
+        "version: 1\nproviders:\n"
+        + "".join(
+            f"""  - name: {name}
+    preference: {preference}
+    max_concurrent: {slots}
+    tiers:
+      - {{name: all, model: {name}-model, complexity: [1, 10], input_cost_per_1k: 0.003,
+         output_cost_per_1k: 0.015}}
+    worker: {{kind: claude, executable: "{wrapper}", max_workers: {slots}, hang_seconds: 30}}
+"""
+            for preference, (name, slots) in enumerate(
+                [("claude", (workers + 1) // 2), ("codex", max(1, workers // 2))], start=1
+            )
+        )
+    )
+    return state, repo, providers

@@ -56,3 +56,21 @@ def test_demo_completes_the_example_roadmap_once_each(tmp_path: Path) -> None:
     assert "crashes holding" in run.stdout
     # The monitor's leader took the first backup of the run.
     assert list((state / "backups" / "db").glob("orchestrator-*.db"))
+
+
+def test_demo_with_the_autopilot_runs_fake_workers_in_worktrees(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-P", "-m", "wvo_mcp", "--state-root", str(tmp_path), "demo",
+         "--autopilot", "--agents", "4"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "summary: 29/29 tasks done" in run.stdout and "done more than once: 0" in run.stdout
+    # The first task crashed once; the second was rate limited on claude and went to codex.
+    assert "no result line" in run.stdout and "rate_limited" in run.stdout
+    state = tmp_path / "autopilot" / "state"
+    with sqlite3.connect(state / "orchestrator.db") as db:
+        workers = {r[0] for r in db.execute("select actor from task_events where kind='claimed'")}
+        noted = db.execute("select count(*) from task_events where kind = 'commits'").fetchone()
+    assert {w.split("-")[0] for w in workers} == {"claude", "codex"}
+    assert noted == (29,)
