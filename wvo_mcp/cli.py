@@ -303,6 +303,9 @@ def cmd_autopilot(settings: Settings, args: argparse.Namespace) -> None:
 
     from wvo_mcp.autopilot import supervisor
 
+    if args.action != "run":
+        _autopilot_control(settings, args.action, args.id)
+        return
     options = supervisor.Options(
         workers=_worker_counts(args.workers),
         epic=args.epic,
@@ -343,6 +346,37 @@ def cmd_autopilot(settings: Settings, args: argparse.Namespace) -> None:
 
 def _say(message: str) -> None:
     print(message, flush=True)
+
+
+def _autopilot_control(settings: Settings, action: str, run_id: str | None) -> None:
+    """`autopilot status`, or ask running autopilots to pause, resume or stop."""
+    from datetime import timedelta
+
+    from wvo_mcp import timeutil
+
+    if action != "status":
+        heard = anyio.run(_with, settings, lambda o: o.autopilot_want(action, run_id))
+        _say(f"asked {heard} running autopilot(s) to {action}; each acts on its next round")
+        if not heard:
+            sys.exit(1)
+        return
+    now = timeutil.now()
+    since = timeutil.to_text(now - timedelta(hours=1))
+    runs = anyio.run(_with, settings, lambda o: o.autopilot_runs(since))
+    if not runs:
+        _say("no autopilot has run in the last hour")
+    for run in runs:
+        report = run["report"]
+        silent = (now - timeutil.from_text(run["seen_at"])).total_seconds()
+        state = run["state"] + (f" (silent {silent:.0f} s)" if silent > 30 else "")
+        _say(
+            f"{run['id']}: {state}, since {run['started_at']}; {report.get('launched', 0)} "
+            f"launched, {report.get('done', 0)} done, {report.get('released', 0)} released; "
+            f"{report.get('input_tokens', 0)} + {report.get('output_tokens', 0)} tokens, "
+            f"${report.get('cost_usd', 0):.2f}"
+        )
+        for worker in report.get("workers", []):
+            _say(f"  {worker['agent']}: {worker['task']} since {worker['since']}")
 
 
 def _worker_counts(text: str | None) -> dict[str, int] | None:
@@ -561,6 +595,14 @@ def parser() -> argparse.ArgumentParser:
     requeue.add_argument("--by", help="who re-queues (default: your user name)")
     requeue.add_argument("--reason")
     autopilot = add("autopilot", cmd_autopilot)
+    autopilot.add_argument(
+        "action",
+        nargs="?",
+        default="run",
+        choices=["run", "status", "pause", "resume", "stop"],
+        help="run (default); or, from another terminal: status, pause, resume, stop",
+    )
+    autopilot.add_argument("--id", help="pause, resume or stop only this run (see status)")
     autopilot.add_argument("--workers", help="slots per provider, e.g. claude:2,codex:1")
     autopilot.add_argument("--epic", help="only this epic's tasks")
     autopilot.add_argument(

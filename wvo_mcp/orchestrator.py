@@ -1,5 +1,6 @@
 """The orchestrator: every behaviour the MCP tools and the CLI offer, one await each."""
 
+import json
 import shlex
 from collections.abc import Sequence
 from functools import partial
@@ -212,6 +213,36 @@ class Orchestrator:
             )  # fmt: skip
 
         await self.db.write(write)
+
+    async def autopilot_start(self, run_id: str) -> None:
+        stamp = timeutil.to_text(timeutil.now())
+        await self.db.write(lambda tx: tx.run("autopilot_start", {"id": run_id, "now": stamp}))
+
+    async def autopilot_beat(self, run_id: str, state: str, report: dict[str, Any]) -> str | None:
+        """Record an autopilot's round; what a person wants of it, if anything."""
+
+        def beat(tx: Tx) -> str | None:
+            row = tx.one(
+                "autopilot_beat",
+                {"id": run_id, "now": timeutil.to_text(timeutil.now()), "state": state,
+                 "report": json.dumps(report)},
+            )  # fmt: skip
+            wanted = None if row is None else row["wanted"]
+            if wanted is not None:
+                tx.run("autopilot_heard", {"id": run_id, "wanted": wanted})
+            return wanted
+
+        return await self.db.write(beat)
+
+    async def autopilot_want(self, wanted: str, run_id: str | None = None) -> int:
+        """Ask running autopilots (all, or one) to pause, resume or stop: how many heard."""
+        return await self.db.write(
+            lambda tx: tx.run("autopilot_want", {"wanted": wanted, "id": run_id})
+        )
+
+    async def autopilot_runs(self, since: str) -> list[dict[str, Any]]:
+        rows = await self.db.read(lambda tx: tx.all("autopilot_runs", {"since": since}))
+        return [{**dict(row), "report": json.loads(row["report"])} for row in rows]
 
     async def provider_status(self) -> ProviderStatusReport:
         return await self.db.read(

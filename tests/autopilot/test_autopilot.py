@@ -185,3 +185,48 @@ def test_ctrl_c_drains_and_hands_the_work_back(project: dict[str, Path]) -> None
     # Handed back untouched: the autopilot stopped them, the tasks did not fail.
     assert [tuple(r) for r in rows] == [("pending", 0), ("pending", 0)]
     assert processes_under(project["state"]) == []
+
+
+def test_pause_resume_and_stop_from_another_terminal(project: dict[str, Path]) -> None:
+    anyio.run(backlog, project, [{"id": f"P{i}", "title": "p"} for i in range(6)])
+    pilot = subprocess.Popen(
+        [sys.executable, "-P", "-m", "wvo_mcp", "autopilot", "--grace", "5"],
+        cwd=ROOT, env=env(project), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert pilot.stdout is not None
+
+    def control(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-P", "-m", "wvo_mcp", "autopilot", *args],
+            cwd=ROOT, env=env(project), capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    def until(text: str) -> None:
+        while text not in (line := pilot.stdout.readline()):  # type: ignore[union-attr]
+            assert line, pilot.stderr.read() if pilot.stderr else ""
+
+    try:
+        until(" starts ")
+        assert "asked 1 running autopilot(s) to pause" in control("pause")
+        until("paused: no new workers")
+        status = control("status")
+        assert ": paused, since" in status, status
+        assert "asked 1" in control("resume")
+        until("resumed")
+        until(" finished ")
+        assert "asked 1" in control("stop")
+        out, err = pilot.communicate(timeout=60)
+    finally:
+        if pilot.poll() is None:
+            pilot.kill()
+    assert pilot.returncode == 0, err
+    assert "stop asked from another terminal: draining" in out
+    assert ": ended, since" in control("status")
+    # Nothing is asked of a run that has ended.
+    refused = subprocess.run(
+        [sys.executable, "-P", "-m", "wvo_mcp", "autopilot", "pause"],
+        cwd=ROOT, env=env(project), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert refused.returncode == 1 and "asked 0" in refused.stdout

@@ -6,12 +6,15 @@ database never run a task twice. The worker itself heartbeats, checkpoints and f
 through its own wvo-mcp server, under its own agent id, like any agent; `done` still passes
 the verification gate there."""
 
+import dataclasses
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +69,8 @@ class Slot:
     index: int
     kind: commands.WorkerKind
     busy: bool = False
+    task_id: str = ""  # while busy
+    since: str = ""
 
     @property
     def agent_id(self) -> str:
@@ -96,6 +101,8 @@ class Autopilot:
         self.options = options
         self.say = say
         self.summary = Summary()
+        self.run_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.paused = False
         self.draining = False
         self._drain_deadline = float("inf")
         self._waiting = self._said = ""  # why ready work does not start; what was said
@@ -159,13 +166,58 @@ class Autopilot:
         directive = await anyio.to_thread.run_sync(
             guidance.text, self.settings.workspace_root, "work_loop"
         )
+        await self.orchestrator.autopilot_start(self.run_id)
+        try:
+            return await self._rounds(base, directive)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.orchestrator.autopilot_beat(self.run_id, "ended", self.report())
+
+    def report(self) -> dict[str, object]:
+        """What `wvo-mcp autopilot status` shows of this run."""
+        return {
+            "workers": [
+                {"agent": s.agent_id, "task": s.task_id, "since": s.since}
+                for s in self.slots
+                if s.busy
+            ],
+            "slots": len(self.slots),
+            **dataclasses.asdict(self.summary),
+        }
+
+    @property
+    def state(self) -> str:
+        return "draining" if self.draining else "paused" if self.paused else "running"
+
+    async def _heed(self) -> None:
+        """Tell the database what this run is doing; do what a person asked of it (and say
+        so at once, for whoever asks for the status next)."""
+        before = self.state
+        wanted = await self.orchestrator.autopilot_beat(self.run_id, before, self.report())
+        if wanted == "stop":
+            self.stop()
+        elif wanted in ("pause", "resume"):
+            self.paused = wanted == "pause"
+        if self.state != before:
+            await self.orchestrator.autopilot_beat(self.run_id, self.state, self.report())
+            self.say(
+                {
+                    "draining": "stop asked from another terminal: draining",
+                    "paused": "paused: no new workers until resume",
+                    "running": "resumed",
+                }[self.state]
+            )
+
+    async def _rounds(self, base: str, directive: str) -> Summary:
         async with anyio.create_task_group() as workers:
             while True:
-                if not self.draining:
+                await self._heed()
+                if not self.draining and not self.paused:
                     await self._launch(workers, base, directive)
                 busy = any(slot.busy for slot in self.slots)
                 if not busy and (
-                    self.draining or (self.options.until_empty and await self._idle())
+                    self.draining
+                    or (self.options.until_empty and not self.paused and await self._idle())
                 ):
                     break
                 with anyio.move_on_after(self.options.poll_seconds):
@@ -207,7 +259,8 @@ class Autopilot:
             if not claim.claimed or claim.task is None or claim.lease_token is None:
                 continue
             free.remove(slot)
-            slot.busy = True
+            slot.busy, slot.task_id = True, task.id
+            slot.since = timeutil.to_text(timeutil.now())
             self.summary.launched += 1
             waiting, self._stuck = "", False
             workers.start_soon(self._work, slot, claim, decision.model, base, directive)
@@ -253,7 +306,7 @@ class Autopilot:
                 slot, task_id, token, f"autopilot could not run it: {exc}", Status.FAILED
             )
         finally:
-            slot.busy = False
+            slot.busy, slot.task_id = False, ""
             self._changed.set()
         # After the slot is free: the next launch does not wait for git.
         while self._tidying:

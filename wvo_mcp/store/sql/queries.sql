@@ -471,3 +471,22 @@ SELECT * FROM tasks INDEXED BY tasks_ready_routed_alone
 WHERE status = 'pending' AND unmet_dependencies = 0
     AND (failed_provider IS NOT NULL OR instr(metadata, 'estimated_tokens') > 0)
 ORDER BY wsjf_score DESC, created_at, id;
+
+-- name: autopilot_start
+INSERT INTO autopilot_runs (id, started_at, seen_at, state) VALUES (:id, :now, :now, 'running');
+
+-- name: autopilot_beat
+-- An autopilot's round: what it is doing now; answers what a person wants of it.
+UPDATE autopilot_runs SET seen_at = :now, state = :state, report = :report WHERE id = :id
+RETURNING wanted;
+
+-- name: autopilot_heard
+-- The request is acted on: forget it (unless another came meanwhile).
+UPDATE autopilot_runs SET wanted = NULL WHERE id = :id AND wanted = :wanted;
+
+-- name: autopilot_want
+UPDATE autopilot_runs SET wanted = :wanted
+WHERE state != 'ended' AND (:id IS NULL OR id = :id);
+
+-- name: autopilot_runs
+SELECT * FROM autopilot_runs WHERE state != 'ended' OR seen_at >= :since ORDER BY started_at;
