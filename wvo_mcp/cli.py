@@ -313,6 +313,8 @@ def cmd_autopilot(settings: Settings, args: argparse.Namespace) -> None:
         max_cost=args.max_cost,
         worktrees=args.worktrees,
         drain_seconds=args.grace,
+        merge=args.merge,
+        onto=args.onto,
     )
 
     async def fly(orchestrator: Orchestrator) -> supervisor.Summary:
@@ -615,6 +617,14 @@ def parser() -> argparse.ArgumentParser:
     autopilot.add_argument(
         "--grace", type=float, default=30.0, help="seconds running workers get on Ctrl-C"
     )
+    autopilot.add_argument(
+        "--merge",
+        choices=["leave", "ff", "rebase"],
+        default="leave",
+        help="finished branches: leave for a person (default), or fast-forward / rebase "
+        "them onto --onto when their verification passes there",
+    )
+    autopilot.add_argument("--onto", help="the integration branch for --merge ff|rebase")
     cancel = add("cancel", cmd_cancel)
     cancel.add_argument("task_id")
     cancel.add_argument("--by", help="who cancels (default: your user name)")

@@ -184,6 +184,38 @@ class Git:
     def remove_worktree(self, path: Path) -> None:
         self._git(self._no_drivers(), "worktree", "remove", str(path))
 
+    def tip(self, branch: str) -> str:
+        return self._git([], "rev-parse", "--verify", f"refs/heads/{branch}")
+
+    def contains(self, older: str, newer: str) -> bool:
+        """`newer` has `older` in its history (a fast-forward from older to newer)."""
+        return self._run([], "merge-base", "--is-ancestor", older, newer).returncode == 0
+
+    def checked_out(self, branch: str) -> Path | None:
+        """The worktree that has `branch` checked out, if one does."""
+        listing = self._git([], "worktree", "list", "--porcelain")
+        path = None
+        for line in listing.splitlines():
+            if line.startswith("worktree "):
+                path = Path(line.removeprefix("worktree "))
+            elif line == f"branch refs/heads/{branch}":
+                return path
+        return None
+
+    def rebase(self, onto: str) -> list[str]:
+        """Rebase the checked-out branch onto `onto`: [] when done, else the files in
+        conflict (the rebase is then aborted, the branch left as it was)."""
+        off = self._no_drivers()
+        if self._run(off, "rebase", "--quiet", onto).returncode == 0:
+            return []
+        conflicted = self._git(off, "diff", "--name-only", "--diff-filter=U", check=False)
+        self._run(off, "rebase", "--abort")
+        return conflicted.split() or ["(the rebase failed; see `git rebase` in the worktree)"]
+
+    def move_branch(self, branch: str, new: str, old: str) -> bool:
+        """Point `branch` at `new` only if it still points at `old`."""
+        return self._run([], "update-ref", f"refs/heads/{branch}", new, old).returncode == 0
+
     def commits(self, base: str, tip: str) -> list[str]:
         """Commits on `tip` that are not on `base`, oldest first."""
         listed = self._git([], "rev-list", "--reverse", f"{base}..{tip}")

@@ -230,3 +230,42 @@ def test_pause_resume_and_stop_from_another_terminal(project: dict[str, Path]) -
         cwd=ROOT, env=env(project), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert refused.returncode == 1 and "asked 0" in refused.stdout
+
+
+@pytest.mark.anyio
+async def test_rebase_merging_lands_work_on_the_integration_branch_or_names_conflicts(
+    project: dict[str, Path],
+) -> None:
+    repo = project["repo"]
+    git(repo, "branch", "integration")
+    shared = {"metadata": {"fake": "shared"}}
+    await backlog(
+        project,
+        [
+            {"id": "M1", "title": "own file"},
+            {"id": "M2", "title": "shared file", **shared},
+            {"id": "M3", "title": "shared file too", **shared},
+            {"id": "M4", "title": "after M1", "depends_on": ["M1"]},
+        ],
+    )
+    ran = autopilot(project, "--merge", "rebase", "--onto", "integration")
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    with open_db(project["state"]) as db:
+        status = dict(db.execute("SELECT id, status FROM tasks").fetchall())
+    # M2 and M3 ran side by side from the same tip: whichever landed second conflicts.
+    first, second = sorted(["M2", "M3"], key=lambda t: status[t] != "done")
+    assert status == {"M1": "done", first: "done", second: "needs_review", "M4": "done"}
+    held_reason = [r for t, _, r in events(project, "merge_held") if t == second]
+    assert "shared.txt" in held_reason[0], ran.stdout
+    landed = git(repo, "log", "--format=%s", "integration").split()
+    assert sorted(landed) == sorted(["M1", first, "M4", "start"])
+    assert git(repo, "show", "integration:shared.txt").startswith(first)
+    # M4 started from integration after M1 landed: M1's file is in its branch's history.
+    assert "M1" in git(repo, "log", "--format=%s", "wvo/M4").split()
+    assert git(repo, "log", "--format=%s", "main").split() == ["start"]  # main untouched
+
+
+def test_merging_onto_a_checked_out_branch_is_refused(project: dict[str, Path]) -> None:
+    ran = autopilot(project, "--merge", "ff", "--onto", "main")
+    assert ran.returncode != 0
+    assert "'main' is checked out in" in ran.stderr + ran.stdout

@@ -3,7 +3,8 @@ tests and the benchmark (no model needed), as far as the autopilot can tell: it 
 MCP config it was given, works its task through that wvo-mcp server (checkpoint, a commit
 in its worktree, plan_update done), and prints Claude Code's stream-json lines with usage.
 The task's metadata.fake picks a misbehaviour: crash, hang, rate_limit, context_limit,
-auth, or dirty (done, leaving a file uncommitted); with `_once`, only on the first attempt;
+auth, dirty (done, leaving a file uncommitted) or shared (writing shared.txt, which
+conflicts with every other such task); with `_once`, only on the first attempt;
 with metadata.fake_provider or fake_model, only on that provider or model.
 """
 
@@ -41,8 +42,9 @@ def result(is_error: bool, text: str, status: int | None = None, reason: str = "
     })  # fmt: skip
 
 
-def commit(task_id: str, agent_id: str) -> None:
-    Path(f"{task_id}.txt").write_text(f"{task_id} by {agent_id}\n")
+def commit(task_id: str, agent_id: str, shared: bool) -> None:
+    # `shared`: every such task writes the same file, so their branches conflict.
+    Path("shared.txt" if shared else f"{task_id}.txt").write_text(f"{task_id} by {agent_id}\n")
     git = ["git", "-c", "user.name=fake", "-c", "user.email=fake@localhost"]
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-qm", f"{task_id}"], check=True)
@@ -85,10 +87,12 @@ async def work(args: argparse.Namespace, config: dict[str, Any]) -> int:
             await anyio.sleep(3600)
         if mode == "crash":
             return 3  # no result line: a crash
-        await anyio.to_thread.run_sync(commit, task_id, config["env"]["WVO_AGENT_ID"])
+        agent_id = config["env"]["WVO_AGENT_ID"]
+        await anyio.to_thread.run_sync(commit, task_id, agent_id, mode == "shared")
         if mode == "dirty":
             await anyio.Path("notes.txt").write_text("not committed\n")
-        await call("plan_update", status="done", **held)
+        finish = re.search(r"Finish with plan_update: (\w+) when", args.prompt)
+        await call("plan_update", status=finish.group(1) if finish else "done", **held)
     result(False, f"done {task_id}" + (" (resumed)" if resumed else ""))
     return 0
 

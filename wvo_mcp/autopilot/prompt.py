@@ -14,7 +14,10 @@ def worker_prompt(
     branch: str,
     checkpoint: Checkpoint | None,
     review_notes: str | None = None,
+    finish: str = "done",
 ) -> str:
+    """`finish`: the status that ends the work (`needs_review` when the autopilot merges or
+    has the work reviewed before it counts as done)."""
     b = task.breakdown
     done = [d.id for d in task.dependencies if d.status == "done"]
     parts = [
@@ -30,7 +33,7 @@ def worker_prompt(
         f"task(s), job size {b.job_size}.",
         *([f"Done before it: {', '.join(done)}."] if done else []),
         f"Work in this folder, a git worktree on branch {branch!r}, and commit your changes "
-        "there. Checkpoint as you go. Finish with plan_update: done when the work is "
+        f"there. Checkpoint as you go. Finish with plan_update: {finish} when the work is "
         "complete and committed, failed or blocked with a reason otherwise.",
     ]
     if checkpoint is not None:

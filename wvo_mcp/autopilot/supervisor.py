@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import Literal, TextIO, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -61,6 +61,8 @@ class Options:
     worktrees: Path | None = None  # None: <workspace>.wvo-worktrees beside the workspace
     poll_seconds: float = 1.0
     drain_seconds: float = 30.0
+    merge: Literal["leave", "ff", "rebase"] = "leave"  # what happens to a finished branch
+    onto: str | None = None  # the integration branch ff and rebase move
 
 
 @dataclass
@@ -122,6 +124,23 @@ class Autopilot:
         self.git = gitsnap.Git(repo, repo.top, exclude=[settings.state_root])
         self.worktrees = options.worktrees or repo.top.with_name(repo.top.name + ".wvo-worktrees")
         self.runs = settings.state_root / "runs"
+        if options.merge != "leave":
+            self._check_onto(options.onto)
+        self._merging = anyio.Lock()  # one merge at a time moves the integration branch
+
+    def _check_onto(self, onto: str | None) -> None:
+        if not onto or not self.git.has_branch(onto):
+            raise ValidationFailed(
+                f"--merge {self.options.merge} needs --onto BRANCH, an existing branch of "
+                f"{self.git.repo.top} to merge finished work onto (got {onto!r})"
+            )
+        holder = self.git.checked_out(onto)
+        if holder is not None:
+            raise ValidationFailed(
+                f"{onto!r} is checked out in {holder}: moving it would leave those files "
+                "behind; check out another branch there, or merge onto a branch nobody has "
+                "checked out"
+            )
 
     async def _in_repo(self, fn: Callable[..., T], *args: object) -> T:
         """A git call on the repository, off the event loop and one at a time: concurrent
@@ -321,6 +340,9 @@ class Autopilot:
         branch = gitsnap.branch_name(task_id)
         worktree = self.worktrees / branch.removeprefix("wvo/")
         if not worktree.exists():
+            # When merging, work starts from what has landed so far.
+            if self.options.onto is not None and self.options.merge != "leave":
+                base = await self._in_repo(self.git.tip, self.options.onto)
             await self._in_repo(self.git.add_worktree, worktree, branch, base)
         run_dir = self.runs / branch.removeprefix("wvo/")
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -336,6 +358,7 @@ class Autopilot:
                 attempt=attempt,
                 branch=branch,
                 checkpoint=claim.last_checkpoint,
+                finish="done" if self.options.merge == "leave" else "needs_review",
             ),
             workdir=worktree,
             mcp_config=run_dir / f"{attempt}.mcp.json",
@@ -473,6 +496,9 @@ class Autopilot:
             )
             self._tidying.append(task_id)
             return
+        if detail.status == Status.NEEDS_REVIEW and self.options.merge != "leave":
+            await self._merge(slot, task_id, base)
+            return
         if finish.outcome == "auth" and slot.provider not in self._stopped:
             self._stopped[slot.provider] = finish.message
             self.say(
@@ -492,6 +518,54 @@ class Autopilot:
             )
         else:
             self.say(f"{slot.agent_id} left {task_id} {detail.status.value}: {finish.outcome}")
+
+    async def _merge(self, slot: Slot, task_id: str, base: str) -> None:
+        """Bring a finished branch onto the integration branch (--merge ff or rebase) and
+        mark the task done once its verification passes there, in its worktree. A conflict,
+        a branch that cannot fast-forward or a failed verification leaves the task in
+        needs_review, saying why, for a person."""
+        assert self.options.onto is not None
+        onto, branch = self.options.onto, gitsnap.branch_name(task_id)
+        worktree = self.worktrees / branch.removeprefix("wvo/")
+        repo = gitsnap.locate(worktree)
+        if repo is None:
+            return await self._hold(task_id, f"its worktree {worktree} is gone")
+        here = gitsnap.Git(repo, worktree)
+        async with self._merging:
+            old = await self._in_repo(self.git.tip, onto)
+            if self.options.merge == "rebase":
+                conflicts = await self._in_repo(here.rebase, old)
+                if conflicts:
+                    return await self._hold(
+                        task_id, f"rebasing {branch} onto {onto} conflicts in: "
+                        f"{', '.join(conflicts)}",
+                    )  # fmt: skip
+            elif not await self._in_repo(self.git.contains, old, branch):
+                return await self._hold(
+                    task_id, f"{branch} cannot fast-forward {onto}: {onto} moved on since"
+                )
+            new = await self._in_repo(self.git.tip, branch)
+            # Done runs the task's verification here, on the branch as it will land.
+            view = Orchestrator(
+                self.orchestrator.db,
+                dataclasses.replace(self.settings, workspace_root=worktree),
+                self.orchestrator.providers,
+            )
+            try:
+                await view.update_status(task_id, Status.DONE, ACTOR, reason=f"merged onto {onto}")
+            except WvoError as exc:
+                return await self._hold(task_id, f"not merged: {exc}")
+            if not await self._in_repo(self.git.move_branch, onto, new, old):
+                self.say(f"{task_id}: {onto} moved during the merge; {branch} is left for a person")
+                return
+        self.summary.done += 1
+        self.say(f"{slot.agent_id} merged {task_id} onto {onto} ({old[:12]}..{new[:12]})")
+        await self.orchestrator.note(task_id, ACTOR, "merged", f"{onto}: {old}..{new}")
+        self._tidying.append(task_id)
+
+    async def _hold(self, task_id: str, why: str) -> None:
+        self.say(f"{task_id} waits for a person in needs_review: {why}")
+        await self.orchestrator.note(task_id, ACTOR, "merge_held", why[:1000])
 
     def _tidy(self, task_id: str) -> None:
         """Remove a finished task's worktree when nothing in it is uncommitted (its commits
