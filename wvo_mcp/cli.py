@@ -315,6 +315,7 @@ def cmd_autopilot(settings: Settings, args: argparse.Namespace) -> None:
         drain_seconds=args.grace,
         merge=args.merge,
         onto=args.onto,
+        review_epics=frozenset(filter(None, (args.review or "").split(","))),
     )
 
     async def fly(orchestrator: Orchestrator) -> supervisor.Summary:
@@ -625,6 +626,11 @@ def parser() -> argparse.ArgumentParser:
         "them onto --onto when their verification passes there",
     )
     autopilot.add_argument("--onto", help="the integration branch for --merge ff|rebase")
+    autopilot.add_argument(
+        "--review",
+        help="epics whose tasks another worker reviews (comma-separated); tasks with "
+        "metadata.review true always are",
+    )
     cancel = add("cancel", cmd_cancel)
     cancel.add_argument("task_id")
     cancel.add_argument("--by", help="who cancels (default: your user name)")

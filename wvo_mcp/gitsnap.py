@@ -216,6 +216,13 @@ class Git:
         """Point `branch` at `new` only if it still points at `old`."""
         return self._run([], "update-ref", f"refs/heads/{branch}", new, old).returncode == 0
 
+    def diff(self, base: str, tip: str) -> str:
+        """What `tip` changed since it left `base` (drivers and converters off)."""
+        return self._git(
+            self._no_drivers(),
+            "diff", "--no-ext-diff", "--no-textconv", "--no-color", f"{base}...{tip}",
+        )  # fmt: skip
+
     def commits(self, base: str, tip: str) -> list[str]:
         """Commits on `tip` that are not on `base`, oldest first."""
         listed = self._git([], "rev-list", "--reverse", f"{base}..{tip}")

@@ -269,3 +269,42 @@ def test_merging_onto_a_checked_out_branch_is_refused(project: dict[str, Path]) 
     ran = autopilot(project, "--merge", "ff", "--onto", "main")
     assert ran.returncode != 0
     assert "'main' is checked out in" in ran.stderr + ran.stdout
+
+
+@pytest.mark.anyio
+async def test_review_by_another_provider_approves_or_sends_work_back(
+    project: dict[str, Path],
+) -> None:
+    await backlog(
+        project,
+        [
+            {"id": "R1", "title": "reviewed", "metadata": {"review": True}},
+            {
+                "id": "R2",
+                "title": "changes asked once",
+                "metadata": {"review": True, "fake_review": "changes_once"},
+            },
+        ],
+    )
+    ran = autopilot(project, "--workers", "alpha:1,beta:1")
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    reviews = events(project, "review")
+    with open_db(project["state"]) as db:
+        status = dict(db.execute("SELECT id, status FROM tasks").fetchall())
+        trail = db.execute(
+            "SELECT task_id, actor, kind FROM task_events WHERE kind IN ('claimed', 'review') "
+            "ORDER BY id"
+        ).fetchall()
+    assert status == {"R1": "done", "R2": "done"}, ran.stdout
+    # Each review was by the other provider's worker than the one that did that attempt.
+    author: dict[str, str] = {}
+    for task_id, actor, kind in trail:
+        if kind == "claimed":
+            author[task_id] = actor
+        else:
+            assert actor.split("-")[0] != author[task_id].split("-")[0], trail
+    assert [v.split(":")[0] for t, _, v in reviews if t == "R1"] == ["approve"]
+    assert [v.split(":")[0] for t, _, v in reviews if t == "R2"] == ["changes", "approve"]
+    # The second attempt at R2 was given the reviewer's notes.
+    runs = project["state"] / "runs" / "R2"
+    assert "(after review)" in "".join(p.read_text() for p in runs.glob("[0-9].log"))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Outcome = Literal["success", "failure", "rate_limited", "context_limit", "auth"]
-MESSAGE_CHARS = 500
+MESSAGE_CHARS = 8000  # a reviewer's notes fit; reasons written to events are cut shorter
 
 # By HTTP status first (Claude Code names it), then by message (Codex, plain CLIs).
 _BY_STATUS: dict[int, Outcome] = {401: "auth", 403: "auth", 429: "rate_limited"}
@@ -138,6 +138,7 @@ class CodexStream:
     usage: Usage = field(default_factory=Usage)
     failed: str | None = None
     last_error: str = ""
+    said: str = ""  # the last agent message: what a reviewer answered
     completed: bool = False
 
     def feed(self, line: str) -> None:
@@ -157,10 +158,14 @@ class CodexStream:
             self.failed = _text(error.get("message")) if isinstance(error, dict) else ""
         elif kind == "error":
             self.last_error = _text(event.get("message"))
+        elif kind == "item.completed":
+            item = event.get("item")
+            if isinstance(item, dict) and item.get("type") == "agent_message":
+                self.said = _text(item.get("text"))
 
     def finish(self, exit_code: int | None) -> Finish:
         if exit_code == 0 and self.completed and self.failed is None:
-            return Finish("success", self.usage)
+            return Finish("success", self.usage, self.said)
         message = self.failed or self.last_error or f"exit code {exit_code}"
         return Finish(classify(message) or "failure", self.usage, message)
 

@@ -42,15 +42,37 @@ def result(is_error: bool, text: str, status: int | None = None, reason: str = "
     })  # fmt: skip
 
 
-def commit(task_id: str, agent_id: str, shared: bool) -> None:
+def commit(task_id: str, note: str, shared: bool) -> None:
     # `shared`: every such task writes the same file, so their branches conflict.
-    Path("shared.txt" if shared else f"{task_id}.txt").write_text(f"{task_id} by {agent_id}\n")
+    with Path("shared.txt" if shared else f"{task_id}.txt").open("a") as out:
+        out.write(f"{task_id} by {note}\n")  # every run changes something
     git = ["git", "-c", "user.name=fake", "-c", "user.email=fake@localhost"]
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-qm", f"{task_id}"], check=True)
 
 
+async def review(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    """A reviewer's run: approve, or (metadata.fake_review = changes_once) ask for changes
+    the first time."""
+    task_id = re.search(r"You review task '([^']+)'", args.prompt)
+    assert task_id is not None
+    params = StdioServerParameters(
+        command=config["command"], args=config["args"], env=config["env"]
+    )
+    async with Client(params) as client:
+        task = await client.call_tool("task_get", {"task_id": task_id.group(1)})
+        detail = task.structured_content or {}
+    asked = any(e.get("kind") == "review" for e in detail.get("recent_events", []))
+    if detail.get("metadata", {}).get("fake_review") == "changes_once" and not asked:
+        result(False, "REQUEST CHANGES\nAdd a test for the empty case.")
+    else:
+        result(False, "APPROVE\nLooks right.")
+    return 0
+
+
 async def work(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    if "You review task" in args.prompt:
+        return await review(args, config)
     found = re.search(r"task_id '([^']+)', lease_token '([^']+)'", args.prompt)
     assert found is not None, "no task in the prompt"
     task_id, token = found.groups()
@@ -87,13 +109,15 @@ async def work(args: argparse.Namespace, config: dict[str, Any]) -> int:
             await anyio.sleep(3600)
         if mode == "crash":
             return 3  # no result line: a crash
-        agent_id = config["env"]["WVO_AGENT_ID"]
-        await anyio.to_thread.run_sync(commit, task_id, agent_id, mode == "shared")
+        attempt = re.search(r"\(attempt (\d+)\)", args.prompt)
+        note = f"{config['env']['WVO_AGENT_ID']}, attempt {attempt.group(1) if attempt else 1}"
+        await anyio.to_thread.run_sync(commit, task_id, note, mode == "shared")
         if mode == "dirty":
             await anyio.Path("notes.txt").write_text("not committed\n")
         finish = re.search(r"Finish with plan_update: (\w+) when", args.prompt)
         await call("plan_update", status=finish.group(1) if finish else "done", **held)
-    result(False, f"done {task_id}" + (" (resumed)" if resumed else ""))
+    after = " (after review)" if "A reviewer asked for changes" in args.prompt else ""
+    result(False, f"done {task_id}" + (" (resumed)" if resumed else "") + after)
     return 0
 
 

@@ -46,3 +46,33 @@ def worker_prompt(
     if review_notes:
         parts.append(f"A reviewer asked for changes:\n{review_notes}")
     return "\n\n".join(parts) + "\n"
+
+
+VERDICTS = ("APPROVE", "REQUEST CHANGES")
+
+
+def review_prompt(*, task: TaskDetail, author: str, branch: str, diff: str) -> str:
+    """What a reviewer is asked: the task, the diff, and a verdict on the first line."""
+    return (
+        "\n\n".join(
+            [
+                f"You review task {task.id!r}, done by {author} on branch {branch!r} (this "
+                "folder is its worktree). Do not change files; do not call plan_update or "
+                "claim_task.",
+                f"Title: {task.title}",
+                *([f"Description:\n{task.description}"] if task.description else []),
+                f"The change (git diff):\n{diff}",
+                "Answer with APPROVE or REQUEST CHANGES alone on the first line, then your notes: "
+                "what is wrong and what to do about it (the next attempt is given them).",
+            ]
+        )
+        + "\n"
+    )
+
+
+def verdict(answer: str) -> tuple[str | None, str]:
+    """("approve" | "changes" | None, the notes) from a reviewer's answer."""
+    first, _, rest = answer.strip().partition("\n")
+    word = first.strip().strip("*#:. ").upper()
+    found = {"APPROVE": "approve", "REQUEST CHANGES": "changes"}.get(word)
+    return found, (rest.strip() or first.strip())

@@ -30,7 +30,7 @@ from wvo_mcp import providers as provider_config
 from wvo_mcp.autopilot import commands, events, prompt
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed, WvoError
-from wvo_mcp.models import ClaimResult, RouteDecision
+from wvo_mcp.models import ClaimResult, RouteDecision, TaskDetail
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.transitions import Status
 
@@ -42,6 +42,7 @@ PLAN_LOOKAHEAD = 50  # ready tasks looked at per round for a free slot
 LINE_BYTES = 1024 * 1024  # a longer output line is dropped, not buffered
 KILL_GRACE_S = 5.0
 PERMANENT = ("tier_range", "not_above_failed_tier")
+REVIEW_DIFF_CHARS = 40_000
 DRAINED = "stopped: the autopilot drained"
 ROUTING_OUTCOME: dict[events.Outcome, routing.Outcome] = {
     "success": "success",
@@ -63,6 +64,7 @@ class Options:
     drain_seconds: float = 30.0
     merge: Literal["leave", "ff", "rebase"] = "leave"  # what happens to a finished branch
     onto: str | None = None  # the integration branch ff and rebase move
+    review_epics: frozenset[str] = frozenset()  # besides tasks whose metadata.review is true
 
 
 @dataclass
@@ -111,6 +113,7 @@ class Autopilot:
         self._stuck = False
         self._tidying: list[str] = []  # finished tasks whose worktrees may go
         self._repo_lock = anyio.Lock()
+        self._to_review: dict[str, Slot] = {}  # finished task -> the slot that did it
         self._changed = anyio.Event()
         self.slots = self._slots()
         workspace = settings.workspace_root.resolve()
@@ -259,6 +262,17 @@ class Autopilot:
         free = [s for s in self.slots if not s.busy and s.provider not in self._stopped]
         if not free or self._over_budget():
             return
+        for task_id, author in list(self._to_review.items()):
+            # Another provider's worker, else at least another agent.
+            reviewer = next((s for s in free if s.provider != author.provider), None) or next(
+                (s for s in free if s.agent_id != author.agent_id), None
+            )
+            if reviewer is not None:
+                del self._to_review[task_id]
+                free.remove(reviewer)
+                reviewer.busy, reviewer.task_id = True, task_id
+                reviewer.since = timeutil.to_text(timeutil.now())
+                workers.start_soon(self._review, reviewer, task_id, author, base)
         plan = await self.orchestrator.plan_next(ACTOR, PLAN_LOOKAHEAD, self.options.epic)
         waiting = ""
         self._stuck = bool(plan.tasks)
@@ -346,29 +360,46 @@ class Autopilot:
             await self._in_repo(self.git.add_worktree, worktree, branch, base)
         run_dir = self.runs / branch.removeprefix("wvo/")
         run_dir.mkdir(parents=True, exist_ok=True)
+        text = prompt.worker_prompt(
+            directive=directive,
+            task=detail,
+            agent_id=slot.agent_id,
+            lease_token=claim.lease_token,
+            attempt=attempt,
+            branch=branch,
+            checkpoint=claim.last_checkpoint,
+            finish="needs_review" if self._gated(detail) else "done",
+            review_notes=_review_notes(detail),
+        )
+        self.say(f"{slot.agent_id} starts {task_id} (attempt {attempt}, {model}) in {worktree}")
+        # Runs are numbered 1, 2, ... (a review's "changes" does not count as an attempt).
+        run = str(len(list(run_dir.glob("[0-9]*.log"))) + 1)
+        return await self._run_cli(slot, task_id, model, text, worktree, run_dir, run)
+
+    async def _run_cli(
+        self,
+        slot: Slot,
+        task_id: str,
+        model: str,
+        text: str,
+        worktree: Path,
+        run_dir: Path,
+        name: str,
+    ) -> events.Finish:
+        """One CLI run with its MCP config and log (`<run_dir>/<name>.*`), supervised."""
         launch = commands.Launch(
             agent_id=slot.agent_id,
             task_id=task_id,
             model=model,
-            prompt=prompt.worker_prompt(
-                directive=directive,
-                task=detail,
-                agent_id=slot.agent_id,
-                lease_token=claim.lease_token,
-                attempt=attempt,
-                branch=branch,
-                checkpoint=claim.last_checkpoint,
-                finish="done" if self.options.merge == "leave" else "needs_review",
-            ),
+            prompt=text,
             workdir=worktree,
-            mcp_config=run_dir / f"{attempt}.mcp.json",
+            mcp_config=run_dir / f"{name}.mcp.json",
             server=self._server(slot, model, worktree),
         )
         launch.mcp_config.write_text(commands.mcp_config_json(launch))
         launch.mcp_config.chmod(0o600)
         argv = commands.argv(slot.kind, launch)
-        self.say(f"{slot.agent_id} starts {task_id} (attempt {attempt}, {model}) in {worktree}")
-        with (run_dir / f"{attempt}.log").open("a") as run_log:
+        with (run_dir / f"{name}.log").open("a") as run_log:
             return await self._supervise(slot, task_id, argv, worktree, run_log)
 
     def _server(self, slot: Slot, model: str, worktree: Path) -> commands.Server:
@@ -471,18 +502,10 @@ class Autopilot:
         self.summary.cost_usd += usage.cost_usd or 0.0
         detail = await self.orchestrator.get_task(task_id)
         holding = detail.status == Status.IN_PROGRESS and detail.assigned_to == slot.agent_id
-        # A worker the autopilot stopped itself says nothing about the provider.
         judged = finish.message != DRAINED
-        if usage.input_tokens or usage.output_tokens or (judged and finish.outcome != "success"):
-            await self.orchestrator.record_usage(
-                slot.provider,
-                model,
-                usage.input_tokens,
-                usage.output_tokens,
-                ROUTING_OUTCOME[finish.outcome],
-                task_id if holding else None,
-                token if holding else None,
-            )
+        await self._record(
+            slot, model, finish, task_id if holding else None, token if holding else None
+        )
         if detail.status == Status.DONE:
             self.summary.done += 1
             branch = gitsnap.branch_name(task_id)
@@ -495,6 +518,10 @@ class Autopilot:
                 task_id, ACTOR, "commits", f"{branch}: {len(shas)} commit(s) {base}..{branch}"
             )
             self._tidying.append(task_id)
+            return
+        if detail.status == Status.NEEDS_REVIEW and self._reviewed(detail):
+            self._to_review[task_id] = slot
+            self.say(f"{task_id} waits for review")
             return
         if detail.status == Status.NEEDS_REVIEW and self.options.merge != "leave":
             await self._merge(slot, task_id, base)
@@ -518,6 +545,93 @@ class Autopilot:
             )
         else:
             self.say(f"{slot.agent_id} left {task_id} {detail.status.value}: {finish.outcome}")
+
+    async def _record(
+        self,
+        slot: Slot,
+        model: str,
+        finish: events.Finish,
+        task_id: str | None,
+        token: str | None,
+    ) -> None:
+        """The run's usage and outcome against its provider (and its task, while held)."""
+        usage = finish.usage
+        # A worker the autopilot stopped itself says nothing about the provider.
+        judged = finish.message != DRAINED
+        if usage.input_tokens or usage.output_tokens or (judged and finish.outcome != "success"):
+            await self.orchestrator.record_usage(
+                slot.provider,
+                model,
+                usage.input_tokens,
+                usage.output_tokens,
+                ROUTING_OUTCOME[finish.outcome],
+                task_id,
+                token,
+            )
+
+    def _reviewed(self, task: TaskDetail) -> bool:
+        return task.metadata.get("review") is True or task.epic_id in self.options.review_epics
+
+    def _gated(self, task: TaskDetail) -> bool:
+        """The worker finishes in needs_review: a review or a merge comes before done."""
+        return self._reviewed(task) or self.options.merge != "leave"
+
+    async def _review(self, slot: Slot, task_id: str, author: Slot, base: str) -> None:
+        """Another worker reads the task and its diff and answers approve or request
+        changes; approved work is merged (or marked done), the rest goes back to pending
+        with the notes for the next attempt. Reviews are task events."""
+        try:
+            detail = await self.orchestrator.get_task(task_id)
+            branch = gitsnap.branch_name(task_id)
+            worktree = self.worktrees / branch.removeprefix("wvo/")
+            diff = await self._in_repo(self.git.diff, base, branch)
+            if len(diff) > REVIEW_DIFF_CHARS:
+                diff = diff[:REVIEW_DIFF_CHARS] + "\n[... cut: read the rest in the worktree]"
+            provider = self.orchestrator.providers.get(slot.provider)
+            model = provider.tiers[-1].model if provider is not None else ""
+            text = prompt.review_prompt(
+                task=detail, author=author.agent_id, branch=branch, diff=diff
+            )
+            self.say(f"{slot.agent_id} reviews {task_id} ({author.agent_id}'s work)")
+            run_dir = self.runs / branch.removeprefix("wvo/")
+            finish = await self._run_cli(slot, task_id, model, text, worktree, run_dir, "review")
+            await self._record(slot, model, finish, None, None)
+            found, notes = prompt.verdict(finish.message)
+            if finish.outcome != "success" or found is None:
+                self._to_review[task_id] = author  # asked again, perhaps of another worker
+                self.say(f"{slot.agent_id} gave no verdict on {task_id} ({finish.outcome})")
+                return
+            await self.orchestrator.note(
+                task_id, slot.agent_id, "review", f"{found}: {notes}"[:2000]
+            )
+            if found == "changes":
+                await self.orchestrator.update_status(
+                    task_id,
+                    Status.PENDING,
+                    ACTOR,
+                    reason=f"review by {slot.agent_id}: {notes}"[:500],
+                )
+                self.say(f"{slot.agent_id} asked for changes to {task_id}")
+            elif self.options.merge != "leave":
+                await self._merge(slot, task_id, base)
+            else:
+                await self._done_in(task_id, worktree, f"approved by {slot.agent_id}")
+                self.summary.done += 1
+                self.say(f"{slot.agent_id} approved {task_id}")
+        except WvoError as exc:
+            self.say(f"{slot.agent_id} could not review {task_id}: {exc}")
+        finally:
+            slot.busy, slot.task_id = False, ""
+            self._changed.set()
+
+    async def _done_in(self, task_id: str, worktree: Path, reason: str) -> None:
+        """Mark a reviewed or merged task done; its verification runs in its worktree."""
+        view = Orchestrator(
+            self.orchestrator.db,
+            dataclasses.replace(self.settings, workspace_root=worktree),
+            self.orchestrator.providers,
+        )
+        await view.update_status(task_id, Status.DONE, ACTOR, reason=reason)
 
     async def _merge(self, slot: Slot, task_id: str, base: str) -> None:
         """Bring a finished branch onto the integration branch (--merge ff or rebase) and
@@ -545,14 +659,9 @@ class Autopilot:
                     task_id, f"{branch} cannot fast-forward {onto}: {onto} moved on since"
                 )
             new = await self._in_repo(self.git.tip, branch)
-            # Done runs the task's verification here, on the branch as it will land.
-            view = Orchestrator(
-                self.orchestrator.db,
-                dataclasses.replace(self.settings, workspace_root=worktree),
-                self.orchestrator.providers,
-            )
+            # Done runs the task's verification there, on the branch as it will land.
             try:
-                await view.update_status(task_id, Status.DONE, ACTOR, reason=f"merged onto {onto}")
+                await self._done_in(task_id, worktree, f"merged onto {onto}")
             except WvoError as exc:
                 return await self._hold(task_id, f"not merged: {exc}")
             if not await self._in_repo(self.git.move_branch, onto, new, old):
@@ -613,3 +722,10 @@ def _group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def _review_notes(task: TaskDetail) -> str | None:
+    """What the latest review asked for, when it asked for changes."""
+    reviews = [e for e in task.recent_events if e.kind == "review" and e.reason]
+    latest = reviews[-1].reason if reviews else None
+    return latest.removeprefix("changes: ") if latest and latest.startswith("changes: ") else None
