@@ -316,6 +316,7 @@ def cmd_autopilot(settings: Settings, args: argparse.Namespace) -> None:
         merge=args.merge,
         onto=args.onto,
         review_epics=frozenset(filter(None, (args.review or "").split(","))),
+        goal=args.goal,
     )
 
     async def fly(orchestrator: Orchestrator) -> supervisor.Summary:
@@ -626,6 +627,7 @@ def parser() -> argparse.ArgumentParser:
         "them onto --onto when their verification passes there",
     )
     autopilot.add_argument("--onto", help="the integration branch for --merge ff|rebase")
+    autopilot.add_argument("--goal", help="a planner worker turns this into tasks first")
     autopilot.add_argument(
         "--review",
         help="epics whose tasks another worker reviews (comma-separated); tasks with "

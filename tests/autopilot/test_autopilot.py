@@ -308,3 +308,21 @@ async def test_review_by_another_provider_approves_or_sends_work_back(
     # The second attempt at R2 was given the reviewer's notes.
     runs = project["state"] / "runs" / "R2"
     assert "(after review)" in "".join(p.read_text() for p in runs.glob("[0-9].log"))
+
+
+@pytest.mark.anyio
+async def test_a_goal_is_planned_into_tasks_then_worked(project: dict[str, Path]) -> None:
+    ran = autopilot(project, "--goal", "a config file parser")
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "planned (success): planned G1, G2, G3" in ran.stdout, ran.stdout
+    with open_db(project["state"]) as db:
+        tasks = db.execute("SELECT id, title, status FROM tasks ORDER BY id").fetchall()
+        creator = db.execute(
+            "SELECT DISTINCT actor FROM task_events WHERE kind = 'created'"
+        ).fetchall()
+    assert [tuple(t) for t in tasks] == [
+        ("G1", "design: a config file parser", "done"),
+        ("G2", "build: a config file parser", "done"),
+        ("G3", "test: a config file parser", "done"),
+    ]
+    assert [c[0] for c in creator] == ["alpha-1"]  # the planner, under its slot's name

@@ -11,7 +11,7 @@ from tests.conftest import PROTOCOL_MODES, ROOT, connect
 
 pytestmark = pytest.mark.anyio
 
-DIRECTIVES = {"work_loop", "error_recovery", "approvals", "writing_context"}
+DIRECTIVES = {"work_loop", "error_recovery", "approvals", "writing_context", "planning"}
 
 
 def _text(result: object) -> str:

@@ -20,7 +20,7 @@ from wvo_mcp.errors import NotFound
 
 pytestmark = pytest.mark.anyio
 
-PACKAGED = {"work_loop", "error_recovery", "approvals", "writing_context"}
+PACKAGED = {"work_loop", "error_recovery", "approvals", "writing_context", "planning"}
 RELEASE = "# Releasing\n\nTag, then push.\n"
 # Well inside the client's 30 s read timeout: a hang fails here, not in teardown.
 DEADLINE_SECONDS = 25

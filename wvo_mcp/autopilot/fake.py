@@ -70,9 +70,28 @@ async def review(args: argparse.Namespace, config: dict[str, Any]) -> int:
     return 0
 
 
+async def plan(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    """A planner's run: three tasks for the goal, the last two after the first."""
+    goal = args.prompt.split("# Goal", 1)[1].strip().splitlines()[0]
+    tasks = [
+        {"id": "G1", "title": f"design: {goal}"[:200]},
+        {"id": "G2", "title": f"build: {goal}"[:200], "depends_on": ["G1"]},
+        {"id": "G3", "title": f"test: {goal}"[:200], "depends_on": ["G1"]},
+    ]
+    params = StdioServerParameters(
+        command=config["command"], args=config["args"], env=config["env"]
+    )
+    async with Client(params) as client:
+        created = await client.call_tool("task_create", {"tasks": tasks})
+    result(created.is_error, "planned G1, G2, G3" if not created.is_error else "refused")
+    return 1 if created.is_error else 0
+
+
 async def work(args: argparse.Namespace, config: dict[str, Any]) -> int:
     if "You review task" in args.prompt:
         return await review(args, config)
+    if "# Goal" in args.prompt:
+        return await plan(args, config)
     found = re.search(r"task_id '([^']+)', lease_token '([^']+)'", args.prompt)
     assert found is not None, "no task in the prompt"
     task_id, token = found.groups()

@@ -43,6 +43,7 @@ LINE_BYTES = 1024 * 1024  # a longer output line is dropped, not buffered
 KILL_GRACE_S = 5.0
 PERMANENT = ("tier_range", "not_above_failed_tier")
 REVIEW_DIFF_CHARS = 40_000
+RUN_LOG_BYTES = 8 * 1024 * 1024  # of a worker's output, per run
 DRAINED = "stopped: the autopilot drained"
 ROUTING_OUTCOME: dict[events.Outcome, routing.Outcome] = {
     "success": "success",
@@ -65,6 +66,7 @@ class Options:
     merge: Literal["leave", "ff", "rebase"] = "leave"  # what happens to a finished branch
     onto: str | None = None  # the integration branch ff and rebase move
     review_epics: frozenset[str] = frozenset()  # besides tasks whose metadata.review is true
+    goal: str | None = None  # a planner worker turns it into tasks before the work starts
 
 
 @dataclass
@@ -190,6 +192,8 @@ class Autopilot:
         )
         await self.orchestrator.autopilot_start(self.run_id)
         try:
+            if self.options.goal:
+                await self._plan(self.options.goal, base)
             return await self._rounds(base, directive)
         finally:
             with anyio.CancelScope(shield=True):
@@ -385,6 +389,7 @@ class Autopilot:
         worktree: Path,
         run_dir: Path,
         name: str,
+        tools: str = "worker",
     ) -> events.Finish:
         """One CLI run with its MCP config and log (`<run_dir>/<name>.*`), supervised."""
         launch = commands.Launch(
@@ -394,7 +399,7 @@ class Autopilot:
             prompt=text,
             workdir=worktree,
             mcp_config=run_dir / f"{name}.mcp.json",
-            server=self._server(slot, model, worktree),
+            server=self._server(slot, model, worktree, tools),
         )
         launch.mcp_config.write_text(commands.mcp_config_json(launch))
         launch.mcp_config.chmod(0o600)
@@ -402,7 +407,9 @@ class Autopilot:
         with (run_dir / f"{name}.log").open("a") as run_log:
             return await self._supervise(slot, task_id, argv, worktree, run_log)
 
-    def _server(self, slot: Slot, model: str, worktree: Path) -> commands.Server:
+    def _server(
+        self, slot: Slot, model: str, worktree: Path, tools: str = "worker"
+    ) -> commands.Server:
         """The worker's own wvo-mcp: this Python, the shared state, the worker's identity."""
         # The autopilot's own configuration carries over; identity and workspace do not.
         env = {k: v for k, v in os.environ.items() if k.startswith(("WVO_", "OTEL_"))}
@@ -415,7 +422,7 @@ class Autopilot:
             "WVO_AGENT_ID": slot.agent_id,
             "WVO_AGENT_PROVIDER": slot.provider,
             "WVO_AGENT_MODEL": model,
-            "WVO_TOOLS": "worker",
+            "WVO_TOOLS": tools,
         }
         return commands.Server(
             command=sys.executable, args=("-P", "-m", "wvo_mcp", "serve"), env=env
@@ -443,6 +450,7 @@ class Autopilot:
             nonlocal last_seen
             assert process.stdout is not None
             lines = BufferedByteReceiveStream(process.stdout)
+            logged = 0
             while True:
                 try:
                     line = await lines.receive_until(b"\n", LINE_BYTES)
@@ -452,7 +460,11 @@ class Autopilot:
                     continue  # an oversized line: skipped
                 last_seen = time.monotonic()
                 text = line.decode("utf-8", errors="replace")
-                run_log.write(text + "\n")
+                if logged < RUN_LOG_BYTES:  # a chatty worker fills no disk
+                    logged += len(line) + 1
+                    run_log.write(text + "\n")
+                    if logged >= RUN_LOG_BYTES:
+                        run_log.write(f"# wvo-mcp autopilot: log cut at {RUN_LOG_BYTES} bytes\n")
                 stream.feed(text)
 
         async def watch(scope: anyio.CancelScope) -> None:
@@ -460,9 +472,11 @@ class Autopilot:
             lease = None
             while True:
                 await anyio.sleep(self.options.poll_seconds)
-                detail = await self.orchestrator.get_task(task_id)
-                if detail.lease_expires_at != lease:  # a heartbeat or checkpoint renewed it
-                    lease, last_seen = detail.lease_expires_at, max(last_seen, time.monotonic())
+                if task_id:  # a planner holds no task: only its output counts
+                    detail = await self.orchestrator.get_task(task_id)
+                    if detail.lease_expires_at != lease:  # a heartbeat or checkpoint renewed it
+                        lease = detail.lease_expires_at
+                        last_seen = max(last_seen, time.monotonic())
                 now = time.monotonic()
                 if now - last_seen > slot.kind.hang_seconds or now > self._drain_deadline:
                     hung = True
@@ -568,6 +582,28 @@ class Autopilot:
                 task_id,
                 token,
             )
+
+    async def _plan(self, goal: str, base: str) -> None:
+        """A planner worker (the first slot, its provider's strongest model, the planner
+        tool profile) turns the goal into tasks with task_create, in a worktree of its own."""
+        slot = self.slots[0]
+        provider = self.orchestrator.providers.get(slot.provider)
+        model = provider.tiers[-1].model if provider is not None else ""
+        directive = await anyio.to_thread.run_sync(
+            guidance.text, self.settings.workspace_root, "planning"
+        )
+        # Names no task can have: task branches are wvo/<task>.
+        worktree = self.worktrees / "wvo-planner"
+        if not worktree.exists():
+            await self._in_repo(self.git.add_worktree, worktree, "wvo-planner", base)
+        run_dir = self.runs / "wvo-planner"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.say(f"{slot.agent_id} plans: {goal}")
+        text = f"{directive.strip()}\n\n# Goal\n\n{goal}\n"
+        run = str(len(list(run_dir.glob("[0-9]*.log"))) + 1)
+        finish = await self._run_cli(slot, "", model, text, worktree, run_dir, run, "planner")
+        await self._record(slot, model, finish, None, None)
+        self.say(f"{slot.agent_id} planned ({finish.outcome}): {finish.message[:300]}")
 
     def _reviewed(self, task: TaskDetail) -> bool:
         return task.metadata.get("review") is True or task.epic_id in self.options.review_epics
