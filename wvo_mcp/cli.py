@@ -5,6 +5,7 @@ import gc
 import json
 import logging
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -319,8 +320,21 @@ def cmd_autopilot(settings: Settings, args: argparse.Namespace) -> None:
         goal=args.goal,
     )
 
+    from wvo_mcp.autopilot import view
+
+    # On a terminal, a live block below the event lines; elsewhere, the lines alone.
+    terminal = view.Terminal() if sys.stdout.isatty() else None
+    shown: list[str] = []
+
+    def say(message: str) -> None:
+        line = f"{time.strftime('%H:%M:%S')} {message}"
+        if terminal is None:
+            _say(line)
+        else:
+            terminal.say(line, shown)
+
     async def fly(orchestrator: Orchestrator) -> supervisor.Summary:
-        pilot = supervisor.Autopilot(orchestrator, settings, options, say=_say)
+        pilot = supervisor.Autopilot(orchestrator, settings, options, say=say)
         try:
             return await _until_done(pilot)
         except* WvoError as errors:  # said as a message, like every command's refusals
@@ -329,11 +343,21 @@ def cmd_autopilot(settings: Settings, args: argparse.Namespace) -> None:
     async def _until_done(pilot: supervisor.Autopilot) -> supervisor.Summary:
         async with anyio.create_task_group() as tasks:
 
+            async def redraw() -> None:
+                assert terminal is not None
+                while True:
+                    shown[:] = await pilot.view()
+                    terminal.draw(shown)
+                    await anyio.sleep(1)
+
+            if terminal is not None:
+                tasks.start_soon(redraw)
+
             async def drain_on_signal() -> None:
                 with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                     async for _ in signals:
                         grace = options.drain_seconds
-                        _say(f"draining: no new workers; running ones get {grace:.0f} s")
+                        say(f"draining: no new workers; running ones get {grace:.0f} s")
                         pilot.stop()
 
             tasks.start_soon(drain_on_signal)

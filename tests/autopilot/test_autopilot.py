@@ -2,9 +2,13 @@
 speaking Claude Code's stream-json and working the loop through their own wvo-mcp servers)
 on a real git repository, checked from the database and git."""
 
+import os
+import pty
+import select
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import anyio
@@ -26,7 +30,8 @@ async def test_a_backlog_is_worked_once_each_on_its_own_branch(project: dict[str
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert "30 launched, 30 done, 0 released" in ran.stdout, ran.stdout
     # Both providers' workers took part (each capped at its two slots).
-    workers = {line.split()[0] for line in ran.stdout.splitlines() if " starts " in line}
+    # Lines are "HH:MM:SS <worker> starts <task> ...".
+    workers = {line.split()[1] for line in ran.stdout.splitlines() if " starts " in line}
     assert {w.split("-")[0] for w in workers} == {"alpha", "beta"}, workers
     with open_db(project["state"]) as db:
         done = db.execute(
@@ -108,7 +113,7 @@ async def test_an_auth_error_stops_the_provider_without_retrying_it(
     assert ran.stdout.count("alpha: authentication failed") == 1, ran.stdout
     assert "3 done" in ran.stdout
     starts = [line for line in ran.stdout.splitlines() if " starts " in line]
-    assert sum(line.startswith("alpha-") for line in starts) <= 2  # its slots, once each
+    assert sum(line.split()[1].startswith("alpha-") for line in starts) <= 2  # once per slot
 
 
 @pytest.mark.anyio
@@ -326,3 +331,36 @@ async def test_a_goal_is_planned_into_tasks_then_worked(project: dict[str, Path]
         ("G3", "test: a config file parser", "done"),
     ]
     assert [c[0] for c in creator] == ["alpha-1"]  # the planner, under its slot's name
+
+
+def test_on_a_terminal_a_live_block_is_redrawn_below_the_lines(project: dict[str, Path]) -> None:
+    anyio.run(backlog, project, [{"id": f"V{i}", "title": "v"} for i in range(3)])
+    leader, follower = pty.openpty()
+    pilot = subprocess.Popen(
+        [sys.executable, "-P", "-m", "wvo_mcp", "autopilot", "--until-empty"],
+        cwd=ROOT, env=env(project), stdin=subprocess.DEVNULL, stdout=follower, stderr=follower,
+    )  # fmt: skip
+    os.close(follower)
+    seen = b""
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 1)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the terminal's other end closed
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert pilot.wait(timeout=60) == 0, seen[-2000:]
+    finally:
+        os.close(leader)
+        if pilot.poll() is None:
+            pilot.kill()
+    text = seen.decode(errors="replace")
+    assert "── autopilot running" in text and "queue: ready" in text
+    assert "\x1b[J" in text  # the block was erased and redrawn
+    assert "3 launched, 3 done" in text

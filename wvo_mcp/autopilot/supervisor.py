@@ -27,7 +27,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 from wvo_mcp import gitsnap, guidance, routing, timeutil
 from wvo_mcp import providers as provider_config
-from wvo_mcp.autopilot import commands, events, prompt
+from wvo_mcp.autopilot import commands, events, prompt, view
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed, WvoError
 from wvo_mcp.models import ClaimResult, RouteDecision, TaskDetail
@@ -210,6 +210,30 @@ class Autopilot:
             "slots": len(self.slots),
             **dataclasses.asdict(self.summary),
         }
+
+    async def view(self) -> list[str]:
+        """The live view's block: what runs now, the queue, the totals."""
+        now = timeutil.now()
+        running = []
+        for slot in self.slots:
+            if slot.busy and slot.task_id:
+                detail = await self.orchestrator.get_task(slot.task_id)
+                since = timeutil.from_text(slot.since) if slot.since else now
+                running.append(
+                    view.Running(
+                        slot.agent_id,
+                        slot.task_id,
+                        (now - since).total_seconds(),
+                        detail.latest_checkpoint,
+                    )
+                )
+        counts = (await self.orchestrator.plan_next(ACTOR, 1, self.options.epic)).counts
+        totals = {
+            k: float(v)
+            for k, v in dataclasses.asdict(self.summary).items()
+            if k != "stopped_providers"
+        }
+        return view.block(self.state, running, counts, totals)
 
     @property
     def state(self) -> str:
