@@ -364,3 +364,45 @@ def test_on_a_terminal_a_live_block_is_redrawn_below_the_lines(project: dict[str
     assert "── autopilot running" in text and "queue: ready" in text
     assert "\x1b[J" in text  # the block was erased and redrawn
     assert "3 launched, 3 done" in text
+
+
+def test_two_autopilots_on_one_database_never_run_a_task_twice(project: dict[str, Path]) -> None:
+    anyio.run(backlog, project, [{"id": f"W{i:02d}", "title": "w"} for i in range(12)])
+    command = [sys.executable, "-P", "-m", "wvo_mcp", "autopilot", "--until-empty",
+               "--workers", "alpha:1,beta:1"]  # fmt: skip
+    first = subprocess.Popen(command, cwd=ROOT, env=env(project), stdout=subprocess.PIPE, text=True)
+    assert first.stdout is not None
+    while " starts " not in (line := first.stdout.readline()):  # the first is running
+        assert line
+    second = subprocess.run(
+        command, cwd=ROOT, env=env(project), capture_output=True, text=True, timeout=240
+    )
+    first.communicate(timeout=240)
+    assert first.returncode == 0 and second.returncode == 0, second.stderr[-2000:]
+    assert "other autopilot(s) run on this database" in second.stdout
+    with open_db(project["state"]) as db:
+        done = db.execute(
+            "SELECT task_id, count(*) FROM task_events WHERE to_status = 'done' GROUP BY task_id"
+        ).fetchall()
+        claimers = {
+            r[0] for r in db.execute("SELECT actor FROM task_events WHERE kind = 'claimed'")
+        }
+    assert sorted(map(tuple, done)) == [(f"W{i:02d}", 1) for i in range(12)]
+    # Both ran work, under different names.
+    assert any(c.count("-") == 2 for c in claimers) and any(c.count("-") == 1 for c in claimers)
+
+
+@pytest.mark.anyio
+async def test_a_permission_refusal_stops_that_provider_and_the_task_fails_over(
+    project: dict[str, Path],
+) -> None:
+    fake = {"fake": "denied", "fake_provider": "alpha"}
+    await backlog(project, [{"id": "N", "title": "needs Bash", "metadata": fake}])
+    ran = autopilot(project)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "alpha: its CLI was refused Bash and left N unfinished" in ran.stdout, ran.stdout
+    with open_db(project["state"]) as db:
+        row = db.execute("SELECT status, attempts, assigned_to FROM tasks").fetchone()
+    # Handed back untouched (not the task's fault), then done by beta.
+    assert row[0] == "done" and row[1] == 0, tuple(row)
+    assert [a for t, a, _ in events(project, "status") if t == "N"][-1].startswith("beta-")

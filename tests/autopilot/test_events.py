@@ -46,6 +46,16 @@ def test_claude_code_usage_counts_cached_input_and_keeps_the_reported_cost() -> 
     assert finish.message == "Hello from the scripted model."
 
 
+def test_claude_code_permission_denials_name_the_tools() -> None:
+    stream = ClaudeStream()
+    stream.feed(
+        '{"type":"result","subtype":"success","is_error":false,"result":"could not",'
+        '"permission_denials":[{"tool_name":"Bash","tool_use_id":"t1","tool_input":{}},'
+        '{"tool_name":"Bash"},{"tool_name":"WebFetch"},"junk"]}'
+    )
+    assert stream.finish(0).denied == ("Bash", "WebFetch")
+
+
 def test_a_claude_run_without_a_result_line_failed() -> None:
     stream = ClaudeStream()
     stream.feed('{"type":"system","subtype":"init"}')

@@ -56,7 +56,7 @@ class Finish:
     outcome: Outcome
     usage: Usage
     message: str = ""
-    permission_denials: int = 0
+    denied: tuple[str, ...] = ()  # tools the CLI's permissions refused (Claude Code)
 
 
 def classify(message: str) -> Outcome | None:
@@ -114,7 +114,15 @@ class ClaudeStream:
             cost_usd=float(cost) if isinstance(cost, int | float) and cost >= 0 else None,
         )
         denials = result.get("permission_denials")
-        denied = len(denials) if isinstance(denials, list) else 0
+        denied = tuple(
+            sorted(
+                {
+                    _text(d.get("tool_name"))[:100] or "?"
+                    for d in (denials if isinstance(denials, list) else [])
+                    if isinstance(d, dict)
+                }
+            )
+        )
         message = _text(result.get("result"))
         if result.get("is_error") is not True and exit_code == 0:
             return Finish("success", counted, message, denied)

@@ -3,9 +3,10 @@ tests and the benchmark (no model needed), as far as the autopilot can tell: it 
 MCP config it was given, works its task through that wvo-mcp server (checkpoint, a commit
 in its worktree, plan_update done), and prints Claude Code's stream-json lines with usage.
 The task's metadata.fake picks a misbehaviour: crash, hang, rate_limit, context_limit,
-auth, dirty (done, leaving a file uncommitted) or shared (writing shared.txt, which
-conflicts with every other such task); with `_once`, only on the first attempt;
-with metadata.fake_provider or fake_model, only on that provider or model.
+auth, denied (its CLI refused a tool), dirty (done, leaving a file uncommitted) or shared
+(writing shared.txt, which conflicts with every other such task); with `_once`, only on the
+first attempt; with metadata.fake_provider or fake_model, only on that provider or model.
+It also answers review prompts (metadata.fake_review) and planning prompts (a goal).
 """
 
 import argparse
@@ -33,12 +34,20 @@ def emit(event: dict[str, Any]) -> None:
     print(json.dumps(event), flush=True)
 
 
-def result(is_error: bool, text: str, status: int | None = None, reason: str = "completed") -> None:
+def result(
+    is_error: bool,
+    text: str,
+    status: int | None = None,
+    reason: str = "completed",
+    denied: tuple[str, ...] = (),
+) -> None:
     emit({
         "type": "result", "subtype": "success", "is_error": is_error,
         "api_error_status": status, "result": text, "terminal_reason": reason,
         "total_cost_usd": 0 if is_error else 0.01,
-        "usage": {k: 0 for k in USAGE} if is_error else USAGE, "permission_denials": [],
+        "usage": {k: 0 for k in USAGE} if is_error else USAGE,
+        "permission_denials": [{"tool_name": t, "tool_use_id": "toolu_1", "tool_input": {}}
+                               for t in denied],
     })  # fmt: skip
 
 
@@ -118,6 +127,9 @@ async def work(args: argparse.Namespace, config: dict[str, Any]) -> int:
         resumed = "An earlier attempt got this far" in args.prompt
         if mode.endswith("_once"):
             mode = "ok" if resumed else mode.removesuffix("_once")
+        if mode == "denied":  # the CLI would not let it run what it needed
+            result(False, "I could not run the tests: permission denied.", denied=("Bash",))
+            return 0
         if mode in ERRORS:
             status, reason, text = ERRORS[mode]
             result(True, text, status, reason)

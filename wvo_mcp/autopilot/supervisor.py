@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal, TextIO, TypeVar
 
@@ -43,6 +44,7 @@ LINE_BYTES = 1024 * 1024  # a longer output line is dropped, not buffered
 KILL_GRACE_S = 5.0
 PERMANENT = ("tier_range", "not_above_failed_tier")
 REVIEW_DIFF_CHARS = 40_000
+LIVE_SECONDS = 30  # an autopilot seen this recently is running
 RUN_LOG_BYTES = 8 * 1024 * 1024  # of a worker's output, per run
 DRAINED = "stopped: the autopilot drained"
 ROUTING_OUTCOME: dict[events.Outcome, routing.Outcome] = {
@@ -77,10 +79,11 @@ class Slot:
     busy: bool = False
     task_id: str = ""  # while busy
     since: str = ""
+    suffix: str = ""  # set when another autopilot runs on the database: ids stay apart
 
     @property
     def agent_id(self) -> str:
-        return f"{self.provider}-{self.index}"
+        return f"{self.provider}-{self.index}{self.suffix}"
 
 
 @dataclass
@@ -191,6 +194,7 @@ class Autopilot:
             guidance.text, self.settings.workspace_root, "work_loop"
         )
         await self.orchestrator.autopilot_start(self.run_id)
+        await self._name_slots()
         try:
             if self.options.goal:
                 await self._plan(self.options.goal, base)
@@ -198,6 +202,22 @@ class Autopilot:
         finally:
             with anyio.CancelScope(shield=True):
                 await self.orchestrator.autopilot_beat(self.run_id, "ended", self.report())
+
+    async def _name_slots(self) -> None:
+        """Slots are claude-1, claude-2, ...; with another autopilot live on the database,
+        claude-1-<this run's tag>, so two runs never act under one agent's name."""
+        seen = timeutil.to_text(timeutil.now() - timedelta(seconds=LIVE_SECONDS))
+        others = [
+            run
+            for run in await self.orchestrator.autopilot_runs(seen)
+            if run["id"] != self.run_id and run["state"] != "ended" and run["seen_at"] >= seen
+        ]
+        if others:
+            tag = self.run_id.rsplit(":", 1)[1]
+            for slot in self.slots:
+                slot.suffix = f"-{tag}"
+            self.say(f"{len(others)} other autopilot(s) run on this database; workers here "
+                     f"are named with -{tag}")  # fmt: skip
 
     def report(self) -> dict[str, object]:
         """What `wvo-mcp autopilot status` shows of this run."""
@@ -541,6 +561,10 @@ class Autopilot:
         detail = await self.orchestrator.get_task(task_id)
         holding = detail.status == Status.IN_PROGRESS and detail.assigned_to == slot.agent_id
         judged = finish.message != DRAINED
+        if finish.denied and detail.status not in (Status.DONE, Status.NEEDS_REVIEW):
+            # Its CLI refused a tool the work needed: the provider cannot work here as it
+            # is set up, like a refused key (its breaker opens, routing fails over).
+            finish = dataclasses.replace(finish, outcome="auth")
         await self._record(
             slot, model, finish, task_id if holding else None, token if holding else None
         )
@@ -564,16 +588,26 @@ class Autopilot:
         if detail.status == Status.NEEDS_REVIEW and self.options.merge != "leave":
             await self._merge(slot, task_id, base)
             return
-        if finish.outcome == "auth" and slot.provider not in self._stopped:
+        refused = bool(finish.denied)  # and the task is not done (returned above)
+        if finish.outcome == "auth" and not refused and slot.provider not in self._stopped:
             self._stopped[slot.provider] = finish.message
             self.say(
                 f"{slot.provider}: authentication failed ({finish.message}); no more "
                 f"{slot.provider} workers this run: fix its login or key"
             )
+        if refused and slot.provider not in self._stopped:
+            # Asking again would be refused again: a person widens the worker's permissions.
+            tools = ", ".join(finish.denied)
+            self._stopped[slot.provider] = f"permission refused for {tools}"
+            self.say(
+                f"{slot.provider}: its CLI was refused {tools} and left {task_id} unfinished; "
+                f"no more {slot.provider} workers this run: add them to allowed_tools in the "
+                "providers file"
+            )
         if holding:
             # The provider's fault (or ours) costs the task nothing; anything else is a failed
             # attempt: counted, retried after a back-off, a dead letter at max_attempts.
-            blameless = finish.outcome in ("rate_limited", "auth") or not judged
+            blameless = finish.outcome in ("rate_limited", "auth") or not judged or refused
             await self._release(
                 slot,
                 task_id,
