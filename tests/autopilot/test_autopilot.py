@@ -406,3 +406,28 @@ async def test_a_permission_refusal_stops_that_provider_and_the_task_fails_over(
     # Handed back untouched (not the task's fault), then done by beta.
     assert row[0] == "done" and row[1] == 0, tuple(row)
     assert [a for t, a, _ in events(project, "status") if t == "N"][-1].startswith("beta-")
+
+
+@pytest.mark.anyio
+async def test_codex_workers_run_through_codex_exec_json(project: dict[str, Path]) -> None:
+    # beta's worker speaks Codex: `codex exec --json` with its MCP server as -c overrides.
+    text = project["providers"].read_text()
+    head, beta = text.split("  - name: beta")
+    text = head + "  - name: beta" + beta.replace("kind: claude", "kind: codex")
+    project["providers"].write_text(text)
+    on_alpha = {"fake": "rate_limit", "fake_provider": "alpha"}
+    await backlog(project, [{"id": "C1", "title": "fails over to codex", "metadata": on_alpha}])
+    ran = autopilot(project, "--workers", "alpha:1,beta:1")
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    with open_db(project["state"]) as db:
+        status = db.execute("SELECT status FROM tasks WHERE id = 'C1'").fetchone()
+        usage = dict(db.execute(
+            "SELECT provider, sum(input_tokens) FROM provider_usage WHERE length(period) = 10 "
+            "GROUP BY provider"
+        ).fetchall())  # fmt: skip
+    assert status[0] == "done", ran.stdout
+    assert "beta-1 finished C1" in ran.stdout
+    # Codex's turn.completed usage was read: 1500 input tokens.
+    assert usage["beta"] == 1500
+    log = (project["state"] / "runs" / "C1" / "2.log").read_text()
+    assert '"type": "turn.completed"' in log

@@ -1,5 +1,6 @@
-"""A stand-in for `claude -p … --output-format stream-json --verbose`, for the demo, the
-tests and the benchmark (no model needed), as far as the autopilot can tell: it reads the
+"""A stand-in for `claude -p … --output-format stream-json --verbose` (and, called as
+`… exec`, for `codex exec --json`), for the demo, the tests and the benchmark (no model
+needed), as far as the autopilot can tell: it reads the
 MCP config it was given, works its task through that wvo-mcp server (checkpoint, a commit
 in its worktree, plan_update done), and prints Claude Code's stream-json lines with usage.
 The task's metadata.fake picks a misbehaviour: crash, hang, rate_limit, context_limit,
@@ -15,6 +16,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,16 @@ def emit(event: dict[str, Any]) -> None:
     print(json.dumps(event), flush=True)
 
 
+# Codex's messages for the same failures (recorded from codex-cli 0.169.0).
+CODEX_ERRORS = {
+    429: "exceeded retry limit, last status: 429 Too Many Requests",
+    400: "Codex ran out of room in the model's context window. Start a new thread or clear "
+    "earlier history before retrying.",
+    401: "unexpected status 401 Unauthorized: Incorrect API key provided",
+}
+CODEX = False  # set when run as `codex exec --json`
+
+
 def result(
     is_error: bool,
     text: str,
@@ -41,6 +53,15 @@ def result(
     reason: str = "completed",
     denied: tuple[str, ...] = (),
 ) -> None:
+    if CODEX:
+        if is_error:
+            emit({"type": "turn.failed", "error": {"message": CODEX_ERRORS.get(status or 0, text)}})
+            return
+        emit({"type": "item.completed",
+              "item": {"id": "item_0", "type": "agent_message", "text": text}})  # fmt: skip
+        usage = {"input_tokens": 1500, "cached_input_tokens": 500, "output_tokens": 100}
+        emit({"type": "turn.completed", "usage": usage})
+        return
     emit({
         "type": "result", "subtype": "success", "is_error": is_error,
         "api_error_status": status, "result": text, "terminal_reason": reason,
@@ -153,12 +174,29 @@ async def work(args: argparse.Namespace, config: dict[str, Any]) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("-p", dest="prompt", required=True)
-    parser.add_argument("--mcp-config", required=True)
-    parser.add_argument("--model", required=True)
-    args, _ = parser.parse_known_args()
-    config = json.loads(Path(args.mcp_config).read_text())["mcpServers"]["wvo"]
+    global CODEX
+    if sys.argv[1:2] == ["exec"]:  # codex exec --json ... -c mcp_servers.wvo.X=... PROMPT
+        CODEX = True
+        parser = argparse.ArgumentParser()
+        parser.add_argument("exec")
+        parser.add_argument("--model", required=True)
+        parser.add_argument("-c", action="append", default=[])
+        parser.add_argument("--cd", "--sandbox")
+        for flag in ("--json", "--ephemeral", "--skip-git-repo-check"):
+            parser.add_argument(flag, action="store_true")
+        parser.add_argument("prompt")
+        args, _ = parser.parse_known_args()
+        overrides = tomllib.loads("\n".join(args.c))
+        config = overrides["mcp_servers"]["wvo"]
+        emit({"type": "thread.started", "thread_id": "fake"})
+        emit({"type": "turn.started"})
+    else:
+        parser = argparse.ArgumentParser()
+        parser.add_argument("-p", dest="prompt", required=True)
+        parser.add_argument("--mcp-config", required=True)
+        parser.add_argument("--model", required=True)
+        args, _ = parser.parse_known_args()
+        config = json.loads(Path(args.mcp_config).read_text())["mcpServers"]["wvo"]
     return anyio.run(work, args, config)
 
 
