@@ -431,3 +431,26 @@ async def test_codex_workers_run_through_codex_exec_json(project: dict[str, Path
     assert usage["beta"] == 1500
     log = (project["state"] / "runs" / "C1" / "2.log").read_text()
     assert '"type": "turn.completed"' in log
+
+
+@pytest.mark.anyio
+async def test_work_that_fails_its_verification_is_retried_then_dead_lettered(
+    project: dict[str, Path],
+) -> None:
+    await backlog(
+        project,
+        [
+            {
+                "id": "V",
+                "title": "never passes",
+                "verify_command": ["sh", "-c", "exit 3"],
+                "max_attempts": 2,
+            }
+        ],
+    )
+    ran = autopilot(project)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    with open_db(project["state"]) as db:
+        row = db.execute("SELECT status, attempts FROM tasks WHERE id = 'V'").fetchone()
+    assert tuple(row) == ("failed", 2), ran.stdout  # a dead letter, for a person
+    assert "could not finish V" in ran.stdout and "2 launched, 0 done" in ran.stdout

@@ -167,7 +167,12 @@ async def work(args: argparse.Namespace, config: dict[str, Any]) -> int:
         if mode == "dirty":
             await anyio.Path("notes.txt").write_text("not committed\n")
         finish = re.search(r"Finish with plan_update: (\w+) when", args.prompt)
-        await call("plan_update", status=finish.group(1) if finish else "done", **held)
+        to = finish.group(1) if finish else "done"
+        answer = await client.call_tool("plan_update", {"status": to, **held})
+        if answer.is_error:  # e.g. the verification gate refused done: say so and stop
+            text = answer.content[0].text if answer.content else ""  # type: ignore[union-attr]
+            result(False, f"could not finish {task_id}: {text[:300]}")
+            return 0
     after = " (after review)" if "A reviewer asked for changes" in args.prompt else ""
     result(False, f"done {task_id}" + (" (resumed)" if resumed else "") + after)
     return 0
