@@ -64,6 +64,13 @@ def test_codex_gets_the_server_as_toml_overrides_and_the_prompt_last() -> None:
         "startup_timeout_sec": 30,
     }
     assert line[line.index("--sandbox") + 1] == "workspace-write"
+    # Given the git directories, its sandbox lets it commit in a worktree.
+    dirs = (Path("/repo/.git"), Path("/repo/.git/worktrees/E1.T3"))
+    kind = WorkerKind(kind="codex")
+    with_dirs = argv(kind, Launch(**{**LAUNCH.__dict__, "git_dirs": dirs}))
+    roots = [with_dirs[i + 1] for i, part in enumerate(with_dirs) if part == "-c"]
+    parsed_roots = tomllib.loads("\n".join(roots))["sandbox_workspace_write"]["writable_roots"]
+    assert parsed_roots == ["/repo/.git", "/repo/.git/worktrees/E1.T3"]
 
 
 def test_a_command_template_is_filled_in_argument_by_argument() -> None:

@@ -58,6 +58,7 @@ class Launch:
     workdir: Path
     mcp_config: Path  # where mcp_config_json() is written, for CLIs that read a file
     server: Server
+    git_dirs: tuple[Path, ...] = ()  # the repository's and the worktree's git directories
 
 
 def template_problems(template: Sequence[str]) -> list[str]:
@@ -126,6 +127,13 @@ def argv(kind: WorkerKind, launch: Launch) -> list[str]:
             "workspace-write",
             "-c",
             'approval_policy="never"',
+            # Its sandbox makes git metadata read-only, and a worktree's lives outside it
+            # (objects and refs in the repository's .git): commits need both writable.
+            *(
+                ["-c", f"sandbox_workspace_write.writable_roots={_toml_paths(launch.git_dirs)}"]
+                if launch.git_dirs
+                else []
+            ),
             *_codex_server(launch.server),
             *kind.extra_args,
             launch.prompt,
@@ -139,6 +147,10 @@ def argv(kind: WorkerKind, launch: Launch) -> list[str]:
         "task_id": launch.task_id,
     }
     return [part.format(**values) for part in kind.template] + list(kind.extra_args)
+
+
+def _toml_paths(paths: Sequence[Path]) -> str:
+    return json.dumps([str(path) for path in paths])
 
 
 def _codex_server(server: Server) -> list[str]:

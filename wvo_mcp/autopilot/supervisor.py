@@ -436,6 +436,7 @@ class Autopilot:
         tools: str = "worker",
     ) -> events.Finish:
         """One CLI run with its MCP config and log (`<run_dir>/<name>.*`), supervised."""
+        here = gitsnap.locate(worktree)
         launch = commands.Launch(
             agent_id=slot.agent_id,
             task_id=task_id,
@@ -444,6 +445,7 @@ class Autopilot:
             workdir=worktree,
             mcp_config=run_dir / f"{name}.mcp.json",
             server=self._server(slot, model, worktree, tools),
+            git_dirs=(self.git.repo.git_dir, *([here.git_dir] if here is not None else [])),
         )
         launch.mcp_config.write_text(commands.mcp_config_json(launch))
         launch.mcp_config.chmod(0o600)
