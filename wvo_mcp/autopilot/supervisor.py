@@ -46,6 +46,7 @@ PERMANENT = ("tier_range", "not_above_failed_tier")
 REVIEW_DIFF_CHARS = 40_000
 LIVE_SECONDS = 30  # an autopilot seen this recently is running
 RUN_LOG_BYTES = 8 * 1024 * 1024  # of a worker's output, per run
+RUN_LOGS_KEPT = 20  # runs kept per task: older logs are removed
 DRAINED = "stopped: the autopilot drained"
 ROUTING_OUTCOME: dict[events.Outcome, routing.Outcome] = {
     "success": "success",
@@ -421,7 +422,8 @@ class Autopilot:
         )
         self.say(f"{slot.agent_id} starts {task_id} (attempt {attempt}, {model}) in {worktree}")
         # Runs are numbered 1, 2, ... (a review's "changes" does not count as an attempt).
-        run = str(len(list(run_dir.glob("[0-9]*.log"))) + 1)
+        run = str(_last_run(run_dir) + 1)
+        _rotate(run_dir)
         return await self._run_cli(slot, task_id, model, text, worktree, run_dir, run)
 
     async def _run_cli(
@@ -660,7 +662,8 @@ class Autopilot:
         run_dir.mkdir(parents=True, exist_ok=True)
         self.say(f"{slot.agent_id} plans: {goal}")
         text = f"{directive.strip()}\n\n# Goal\n\n{goal}\n"
-        run = str(len(list(run_dir.glob("[0-9]*.log"))) + 1)
+        run = str(_last_run(run_dir) + 1)
+        _rotate(run_dir)
         finish = await self._run_cli(slot, "", model, text, worktree, run_dir, run, "planner")
         await self._record(slot, model, finish, None, None)
         self.say(f"{slot.agent_id} planned ({finish.outcome}): {finish.message[:300]}")
@@ -825,3 +828,19 @@ def _review_notes(task: TaskDetail) -> str | None:
     reviews = [e for e in task.recent_events if e.kind == "review" and e.reason]
     latest = reviews[-1].reason if reviews else None
     return latest.removeprefix("changes: ") if latest and latest.startswith("changes: ") else None
+
+
+def _runs(run_dir: Path) -> list[int]:
+    return sorted(int(p.stem) for p in run_dir.glob("*.log") if p.stem.isdigit())
+
+
+def _last_run(run_dir: Path) -> int:
+    numbers = _runs(run_dir)
+    return numbers[-1] if numbers else 0
+
+
+def _rotate(run_dir: Path) -> None:
+    """Keep the newest RUN_LOGS_KEPT numbered runs of a task (their logs and configs)."""
+    for number in _runs(run_dir)[: -RUN_LOGS_KEPT + 1 or None]:
+        for leftover in run_dir.glob(f"{number}.*"):
+            leftover.unlink(missing_ok=True)
