@@ -72,6 +72,11 @@ def result(
     })  # fmt: skip
 
 
+def _server(config: dict[str, Any]) -> StdioServerParameters:
+    """The wvo-mcp server the config it was given names."""
+    return StdioServerParameters(command=config["command"], args=config["args"], env=config["env"])
+
+
 def commit(task_id: str, note: str, shared: bool) -> None:
     # `shared`: every such task writes the same file, so their branches conflict.
     with Path("shared.txt" if shared else f"{task_id}.txt").open("a") as out:
@@ -86,9 +91,7 @@ async def review(args: argparse.Namespace, config: dict[str, Any]) -> int:
     the first time."""
     task_id = re.search(r"You review task '([^']+)'", args.prompt)
     assert task_id is not None
-    params = StdioServerParameters(
-        command=config["command"], args=config["args"], env=config["env"]
-    )
+    params = _server(config)
     async with Client(params) as client:
         task = await client.call_tool("task_get", {"task_id": task_id.group(1)})
         detail = task.structured_content or {}
@@ -108,9 +111,7 @@ async def plan(args: argparse.Namespace, config: dict[str, Any]) -> int:
         {"id": "G2", "title": f"build: {goal}"[:200], "depends_on": ["G1"]},
         {"id": "G3", "title": f"test: {goal}"[:200], "depends_on": ["G1"]},
     ]
-    params = StdioServerParameters(
-        command=config["command"], args=config["args"], env=config["env"]
-    )
+    params = _server(config)
     async with Client(params) as client:
         created = await client.call_tool("task_create", {"tasks": tasks})
     result(created.is_error, "planned G1, G2, G3" if not created.is_error else "refused")
@@ -127,9 +128,7 @@ async def work(args: argparse.Namespace, config: dict[str, Any]) -> int:
     task_id, token = found.groups()
     held = {"task_id": task_id, "lease_token": token}
     emit({"type": "system", "subtype": "init", "cwd": os.getcwd(), "model": args.model})
-    params = StdioServerParameters(
-        command=config["command"], args=config["args"], env=config["env"]
-    )
+    params = _server(config)
     async with Client(params) as client:
 
         async def call(tool: str, **arguments: Any) -> dict[str, Any]:

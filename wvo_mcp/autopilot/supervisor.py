@@ -7,7 +7,6 @@ through its own wvo-mcp server, under its own agent id, like any agent; `done` s
 the verification gate there."""
 
 import dataclasses
-import logging
 import os
 import signal
 import socket
@@ -35,7 +34,6 @@ from wvo_mcp.models import ClaimResult, RouteDecision, TaskDetail
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.transitions import Status
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ACTOR = "autopilot"
@@ -150,6 +148,19 @@ class Autopilot:
                 "behind; check out another branch there, or merge onto a branch nobody has "
                 "checked out"
             )
+
+    def _worktree(self, task_id: str) -> Path:
+        return self.worktrees / gitsnap.branch_name(task_id).removeprefix("wvo/")
+
+    def _run_dir(self, task_id: str) -> Path:
+        """Where a task's runs keep their logs and MCP configs."""
+        run_dir = self.runs / gitsnap.branch_name(task_id).removeprefix("wvo/")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return run_dir
+
+    def _free(self, slot: Slot) -> None:
+        slot.busy, slot.task_id = False, ""
+        self._changed.set()
 
     async def _in_repo(self, fn: Callable[..., T], *args: object) -> T:
         """A git call on the repository, off the event loop and one at a time: concurrent
@@ -388,8 +399,7 @@ class Autopilot:
                 slot, task_id, token, f"autopilot could not run it: {exc}", Status.FAILED
             )
         finally:
-            slot.busy, slot.task_id = False, ""
-            self._changed.set()
+            self._free(slot)
         # After the slot is free: the next launch does not wait for git.
         while self._tidying:
             await self._in_repo(self._tidy, self._tidying.pop())
@@ -401,14 +411,13 @@ class Autopilot:
         task_id, attempt = claim.task.id, claim.attempt or 1
         detail = await self.orchestrator.get_task(task_id)
         branch = gitsnap.branch_name(task_id)
-        worktree = self.worktrees / branch.removeprefix("wvo/")
+        worktree = self._worktree(task_id)
         if not worktree.exists():
             # When merging, work starts from what has landed so far.
             if self.options.onto is not None and self.options.merge != "leave":
                 base = await self._in_repo(self.git.tip, self.options.onto)
             await self._in_repo(self.git.add_worktree, worktree, branch, base)
-        run_dir = self.runs / branch.removeprefix("wvo/")
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = self._run_dir(task_id)
         text = prompt.worker_prompt(
             directive=directive,
             task=detail,
@@ -421,9 +430,7 @@ class Autopilot:
             review_notes=_review_notes(detail),
         )
         self.say(f"{slot.agent_id} starts {task_id} (attempt {attempt}, {model}) in {worktree}")
-        # Runs are numbered 1, 2, ... (a review's "changes" does not count as an attempt).
-        run = str(_last_run(run_dir) + 1)
-        _rotate(run_dir)
+        run = _next_run(run_dir)
         return await self._run_cli(slot, task_id, model, text, worktree, run_dir, run)
 
     async def _run_cli(
@@ -662,8 +669,7 @@ class Autopilot:
         run_dir.mkdir(parents=True, exist_ok=True)
         self.say(f"{slot.agent_id} plans: {goal}")
         text = f"{directive.strip()}\n\n# Goal\n\n{goal}\n"
-        run = str(_last_run(run_dir) + 1)
-        _rotate(run_dir)
+        run = _next_run(run_dir)
         finish = await self._run_cli(slot, "", model, text, worktree, run_dir, run, "planner")
         await self._record(slot, model, finish, None, None)
         self.say(f"{slot.agent_id} planned ({finish.outcome}): {finish.message[:300]}")
@@ -682,7 +688,7 @@ class Autopilot:
         try:
             detail = await self.orchestrator.get_task(task_id)
             branch = gitsnap.branch_name(task_id)
-            worktree = self.worktrees / branch.removeprefix("wvo/")
+            worktree = self._worktree(task_id)
             diff = await self._in_repo(self.git.diff, base, branch)
             if len(diff) > REVIEW_DIFF_CHARS:
                 diff = diff[:REVIEW_DIFF_CHARS] + "\n[... cut: read the rest in the worktree]"
@@ -692,8 +698,9 @@ class Autopilot:
                 task=detail, author=author.agent_id, branch=branch, diff=diff
             )
             self.say(f"{slot.agent_id} reviews {task_id} ({author.agent_id}'s work)")
-            run_dir = self.runs / branch.removeprefix("wvo/")
-            finish = await self._run_cli(slot, task_id, model, text, worktree, run_dir, "review")
+            finish = await self._run_cli(
+                slot, task_id, model, text, worktree, self._run_dir(task_id), "review"
+            )
             await self._record(slot, model, finish, None, None)
             found, notes = prompt.verdict(finish.message)
             if finish.outcome != "success" or found is None:
@@ -720,8 +727,7 @@ class Autopilot:
         except WvoError as exc:
             self.say(f"{slot.agent_id} could not review {task_id}: {exc}")
         finally:
-            slot.busy, slot.task_id = False, ""
-            self._changed.set()
+            self._free(slot)
 
     async def _done_in(self, task_id: str, worktree: Path, reason: str) -> None:
         """Mark a reviewed or merged task done; its verification runs in its worktree."""
@@ -739,7 +745,7 @@ class Autopilot:
         needs_review, saying why, for a person."""
         assert self.options.onto is not None
         onto, branch = self.options.onto, gitsnap.branch_name(task_id)
-        worktree = self.worktrees / branch.removeprefix("wvo/")
+        worktree = self._worktree(task_id)
         repo = gitsnap.locate(worktree)
         if repo is None:
             return await self._hold(task_id, f"its worktree {worktree} is gone")
@@ -778,7 +784,7 @@ class Autopilot:
     def _tidy(self, task_id: str) -> None:
         """Remove a finished task's worktree when nothing in it is uncommitted (its commits
         stay on the branch); otherwise leave it for a person and say so."""
-        worktree = self.worktrees / gitsnap.branch_name(task_id).removeprefix("wvo/")
+        worktree = self._worktree(task_id)
         repo = gitsnap.locate(worktree)
         if repo is None or repo.top != worktree.resolve():
             return
@@ -837,6 +843,13 @@ def _runs(run_dir: Path) -> list[int]:
 def _last_run(run_dir: Path) -> int:
     numbers = _runs(run_dir)
     return numbers[-1] if numbers else 0
+
+
+def _next_run(run_dir: Path) -> str:
+    """The next run's number (1, 2, ...; a review's "changes" is not an attempt), with room
+    made for it."""
+    _rotate(run_dir)
+    return str(_last_run(run_dir) + 1)
 
 
 def _rotate(run_dir: Path) -> None:
