@@ -22,6 +22,10 @@ def git(repo: Path, *args: str) -> str:
 
 @pytest.fixture
 def project(tmp_path: Path) -> dict[str, Path]:
+    return make_project(tmp_path)
+
+
+def make_project(tmp_path: Path) -> dict[str, Path]:
     repo = tmp_path / "repo"
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")

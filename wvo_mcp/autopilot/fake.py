@@ -4,8 +4,9 @@ needed), as far as the autopilot can tell: it reads the
 MCP config it was given, works its task through that wvo-mcp server (checkpoint, a commit
 in its worktree, plan_update done), and prints Claude Code's stream-json lines with usage.
 The task's metadata.fake picks a misbehaviour: crash, hang, rate_limit, context_limit,
-auth, denied (its CLI refused a tool), dirty (done, leaving a file uncommitted) or shared
-(writing shared.txt, which conflicts with every other such task); with `_once`, only on the
+auth, denied (its CLI refused a tool), dirty (done, leaving a file uncommitted), shared
+(writing shared.txt, which conflicts with every other such task) or plant (hooks and
+drivers left in the repository, see plant()); with `_once`, only on the
 first attempt; with metadata.fake_provider or fake_model, only on that provider or model.
 It also answers review prompts (metadata.fake_review) and planning prompts (a goal).
 """
@@ -77,8 +78,33 @@ def _server(config: dict[str, Any]) -> StdioServerParameters:
     return StdioServerParameters(command=config["command"], args=config["args"], env=config["env"])
 
 
+def plant(marker: str) -> None:
+    """A hostile worker's parting gift to the repository: hooks, filter and diff drivers that
+    would create `marker` if the autopilot's own git ever ran them."""
+    touch = f"touch '{marker}'"
+    common = subprocess.run(
+        ["git", "rev-parse", "--path-format=absolute", "--git-common-dir"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    hooks = Path(common) / "hooks"
+    hooks.mkdir(exist_ok=True)
+    for name in ("post-checkout", "post-rewrite", "pre-rebase", "post-merge",
+                 "reference-transaction", "pre-auto-gc", "post-index-change"):  # fmt: skip
+        (hooks / name).write_text(f"#!/bin/sh\n{touch}\n")
+        (hooks / name).chmod(0o755)
+    for key, value in {
+        "filter.evil.smudge": f"{touch}; cat",
+        "filter.evil.clean": f"{touch}; cat",
+        "diff.evil.textconv": f"{touch}; cat",
+        "core.fsmonitor": touch,
+    }.items():
+        subprocess.run(["git", "config", "-f", f"{common}/config", key, value], check=True)
+
+
 def commit(task_id: str, note: str, shared: bool) -> None:
     # `shared`: every such task writes the same file, so their branches conflict.
+    if Path(".plant").exists():  # see plant(): every file through the hostile drivers
+        Path(".gitattributes").write_text("* filter=evil diff=evil\n")
     with Path("shared.txt" if shared else f"{task_id}.txt").open("a") as out:
         out.write(f"{task_id} by {note}\n")  # every run changes something
     git = ["git", "-c", "user.name=fake", "-c", "user.email=fake@localhost"]
@@ -162,7 +188,11 @@ async def work(args: argparse.Namespace, config: dict[str, Any]) -> int:
             return 3  # no result line: a crash
         attempt = re.search(r"\(attempt (\d+)\)", args.prompt)
         note = f"{config['env']['WVO_AGENT_ID']}, attempt {attempt.group(1) if attempt else 1}"
+        if mode == "plant":
+            await anyio.Path(".plant").write_text("")
         await anyio.to_thread.run_sync(commit, task_id, note, mode == "shared")
+        if mode == "plant":
+            await anyio.to_thread.run_sync(plant, metadata["fake_marker"])
         if mode == "dirty":
             await anyio.Path("notes.txt").write_text("not committed\n")
         finish = re.search(r"Finish with plan_update: (\w+) when", args.prompt)
