@@ -86,6 +86,20 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return raw
 
 
+def _database_url(env: Mapping[str, str]) -> str | None:
+    raw = env.get("WVO_DATABASE_URL", "").strip()
+    if not raw:
+        return None
+    scheme = raw.split("://", 1)[0].lower() if "://" in raw else ""
+    if scheme not in ("postgresql", "postgres"):
+        raise ValidationFailed(
+            f"WVO_DATABASE_URL must be a postgresql:// URL (for example "
+            f"postgresql://wvo@db.example/wvo), not {scheme + '://' if scheme else 'that'}; "
+            "leave it unset for the SQLite file in the state folder"
+        )
+    return raw
+
+
 def _agent_id(env: Mapping[str, str]) -> str | None:
     raw = env.get("WVO_AGENT_ID") or None
     if raw is None:
@@ -130,6 +144,7 @@ class Settings:
     verify_memory_mb: int = 2048
     log_level: str = ""  # debug | info | warning | error; "": warning for serve, else info
     tools: str = "all"  # WVO_TOOLS: profiles and tool names (toolset.py)
+    database_url: str | None = None  # WVO_DATABASE_URL: PostgreSQL; None: the SQLite file
 
     @property
     def db_path(self) -> Path:
@@ -189,6 +204,7 @@ class Settings:
             ),
             sandbox_allow_unisolated=_bool(env, "WVO_SANDBOX_ALLOW_UNISOLATED", False),
             tools=env.get("WVO_TOOLS", "").strip() or "all",
+            database_url=_database_url(env),
             log_level=_choice(env, "WVO_LOG_LEVEL", "", ("debug", "info", "warning", "error")),
             sandbox_image=env.get("WVO_SANDBOX_IMAGE", "").strip() or "python:3.11-slim",
             sandbox_output_bytes=_int(

@@ -11,7 +11,7 @@ from functools import partial
 import anyio
 from opentelemetry.trace import Span
 
-from wvo_mcp import backups, health, timeutil
+from wvo_mcp import backups, health, store, timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.models import Observation
 from wvo_mcp.providers import Providers
@@ -26,9 +26,6 @@ LEASE_INTERVALS = 2.0
 TAKEOVER_MARGIN_S = 0.01
 PRUNE_EVERY = timedelta(hours=1)
 PRUNE_BATCH = 2000
-# A tick reads each page it needs once: a big page cache would only add to every server's
-# memory.
-MONITOR_CACHE_KIB = 256
 PRUNE_PAUSE_S = 0.005  # between batches, so claims never queue behind a long prune
 
 
@@ -51,9 +48,7 @@ class HealthMonitor:
         try:
             # Shielded: a shutdown during the open must not strand the connection's thread.
             with anyio.CancelScope(shield=True):
-                db = await Database(
-                    self.settings.db_path, cache_kib=MONITOR_CACHE_KIB, inline=False
-                ).open()
+                db = await store.database(self.settings, monitor=True).open()
         except Exception:
             log.exception("health monitor: cannot open the database; none runs in this process")
             return

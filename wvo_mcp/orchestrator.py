@@ -2,14 +2,15 @@
 
 import json
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 import anyio
 
-from wvo_mcp import gitsnap, sandbox, timeutil
+from wvo_mcp import gitsnap, sandbox, store, timeutil
 from wvo_mcp import providers as provider_config
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import NotFound, ValidationFailed, VerificationFailed, WvoError
@@ -56,10 +57,17 @@ def sandbox_summary(command: str | list[str], result: SandboxResult) -> str:
 
 
 class Orchestrator:
-    def __init__(self, db: Database, settings: Settings, providers: Providers) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        providers: Providers,
+        clock: Callable[[], datetime] = timeutil.now,
+    ) -> None:
         self.db = db
         self.settings = settings
         self.providers = providers
+        self.clock = clock  # injected by tests for exact lease and back-off times
         # Found once: a repository a sandboxed command plants later is never used.
         repo = gitsnap.locate(settings.workspace_root)
         self.git = (
@@ -69,17 +77,19 @@ class Orchestrator:
         )
 
     @classmethod
-    async def open(cls, settings: Settings) -> "Orchestrator":
+    async def open(
+        cls, settings: Settings, clock: Callable[[], datetime] = timeutil.now
+    ) -> "Orchestrator":
         # The providers file first: a bad one is refused before anything opens.
         found = provider_config.load(settings)
-        return cls(await Database(settings.db_path).open(), settings, found)
+        return cls(await store.database(settings).open(), settings, found, clock)
 
     async def close(self) -> None:
         await self.db.close()
 
     async def create_tasks(self, specs: Sequence[TaskSpec], actor: str) -> CreateResult:
         return await self.db.write(
-            partial(tasks.create_tasks, specs=specs, actor=actor, now=timeutil.now())
+            partial(tasks.create_tasks, specs=specs, actor=actor, now=self.clock())
         )
 
     async def get_task(self, task_id: str) -> TaskDetail:
@@ -122,7 +132,7 @@ class Orchestrator:
                 agent_id=agent_id,
                 limit=limit,
                 epic_id=epic_id,
-                now=timeutil.now(),
+                now=self.clock(),
                 providers=self.providers,
                 provider=provider,
                 model=model,
@@ -144,7 +154,7 @@ class Orchestrator:
                 agent_id=agent_id,
                 task_id=task_id,
                 lease_seconds=lease_seconds or self.settings.default_lease_seconds,
-                now=timeutil.now(),
+                now=self.clock(),
                 providers=self.providers,
                 provider=provider,
                 model=model,
@@ -159,14 +169,14 @@ class Orchestrator:
                 agent_id=agent_id,
                 provider=provider,
                 model=model,
-                now=timeutil.now(),
+                now=self.clock(),
             )
         )
 
     async def route_task(self, task_id: str) -> RouteDecision:
         return await self.db.read(
             partial(
-                routes.route_task, providers=self.providers, task_id=task_id, now=timeutil.now()
+                routes.route_task, providers=self.providers, task_id=task_id, now=self.clock()
             )
         )
 
@@ -196,7 +206,7 @@ class Orchestrator:
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
                 outcome=outcome,
-                now=timeutil.now(),
+                now=self.clock(),
             )
         )
 
@@ -208,14 +218,14 @@ class Orchestrator:
             if tx.one("task_by_id", (task_id,)) is None:
                 raise NotFound(f"no task with id {task_id!r}")
             tasks.record_event(
-                tx, task_id, at=timeutil.to_text(timeutil.now()), actor=actor, kind=kind,
+                tx, task_id, at=timeutil.to_text(self.clock()), actor=actor, kind=kind,
                 reason=reason,
             )  # fmt: skip
 
         await self.db.write(write)
 
     async def autopilot_start(self, run_id: str) -> None:
-        stamp = timeutil.to_text(timeutil.now())
+        stamp = timeutil.to_text(self.clock())
         await self.db.write(lambda tx: tx.run("autopilot_start", {"id": run_id, "now": stamp}))
 
     async def autopilot_beat(self, run_id: str, state: str, report: dict[str, Any]) -> str | None:
@@ -224,7 +234,7 @@ class Orchestrator:
         def beat(tx: Tx) -> str | None:
             row = tx.one(
                 "autopilot_beat",
-                {"id": run_id, "now": timeutil.to_text(timeutil.now()), "state": state,
+                {"id": run_id, "now": timeutil.to_text(self.clock()), "state": state,
                  "report": json.dumps(report)},
             )  # fmt: skip
             wanted = None if row is None else row["wanted"]
@@ -246,7 +256,7 @@ class Orchestrator:
 
     async def provider_status(self) -> ProviderStatusReport:
         return await self.db.read(
-            partial(routes.provider_status, providers=self.providers, now=timeutil.now())
+            partial(routes.provider_status, providers=self.providers, now=self.clock())
         )
 
     async def heartbeat(
@@ -259,7 +269,7 @@ class Orchestrator:
                 token=token,
                 agent_id=agent_id,
                 lease_seconds=lease_seconds,
-                now=timeutil.now(),
+                now=self.clock(),
             )
         )
 
@@ -292,7 +302,7 @@ class Orchestrator:
                 next_steps=next_steps,
                 progress=progress,
                 files=files,
-                now=timeutil.now(),
+                now=self.clock(),
                 snapshot=snap,
                 attach_sandbox_run=attach_sandbox_run,
             )
@@ -341,7 +351,7 @@ class Orchestrator:
                 actor=actor,
                 token=token,
                 reason=reason,
-                now=timeutil.now(),
+                now=self.clock(),
                 by_person=by_person,
                 verified=verified,
                 skipped_by=skipped_by,
@@ -372,7 +382,7 @@ class Orchestrator:
                 renewed = await self.heartbeat(task_id, token, agent_id)
             except WvoError:
                 return  # lost or gone: the move after the run says so
-            left = (timeutil.from_text(renewed.lease_expires_at) - timeutil.now()).total_seconds()
+            left = (timeutil.from_text(renewed.lease_expires_at) - self.clock()).total_seconds()
             await anyio.sleep(max(0.2, left / 3))
 
     async def _verify(self, task_id: str, command: str | list[str]) -> str:
@@ -438,7 +448,7 @@ class Orchestrator:
                     token=lease_token,
                     agent_id=agent_id,
                     summary=sandbox_summary(command, result),
-                    now=timeutil.now(),
+                    now=self.clock(),
                 )
             )
         return result
@@ -472,18 +482,18 @@ class Orchestrator:
                 settings=self.settings,
                 agent_id=agent_id,
                 top=top,
-                now=timeutil.now(),
+                now=self.clock(),
             )
         )
 
     async def approve(self, task_id: str, by: str, note: str | None = None) -> UpdateResult:
         return await self.db.write(
-            partial(leases.approve, task_id=task_id, by=by, note=note, now=timeutil.now())
+            partial(leases.approve, task_id=task_id, by=by, note=note, now=self.clock())
         )
 
     async def health_report(self, limit: int = 10, full: bool = False) -> HealthReport:
         return await self.db.read(
-            partial(health.report, limit=limit, full=full, now=timeutil.now())
+            partial(health.report, limit=limit, full=full, now=self.clock())
         )
 
     async def export_tasks(self) -> list[dict[str, Any]]:
@@ -509,7 +519,7 @@ class Orchestrator:
                 mode=mode,
                 expected_version=expected_version,
                 author=author,
-                now=timeutil.now(),
+                now=self.clock(),
             )
         )
 
@@ -528,7 +538,7 @@ class Orchestrator:
         self, task_id: str, by: str, note: str, to: Status = Status.CANCELLED
     ) -> UpdateResult:
         return await self.db.write(
-            partial(leases.reject, task_id=task_id, by=by, note=note, to=to, now=timeutil.now())
+            partial(leases.reject, task_id=task_id, by=by, note=note, to=to, now=self.clock())
         )
 
     async def checkpoints(self, task_id: str) -> list[Checkpoint]:

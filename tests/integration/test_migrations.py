@@ -20,7 +20,7 @@ from wvo_mcp.store.sqlite import split_statements
 
 pytestmark = pytest.mark.anyio
 
-MIGRATIONS = sorted((ROOT / "wvo_mcp" / "store" / "sql" / "migrations").glob("*.sql"))
+MIGRATIONS = sorted((ROOT / "wvo_mcp" / "store" / "sql" / "sqlite" / "migrations").glob("*.sql"))
 LATEST = len(MIGRATIONS)
 TABLES = {"tasks", "task_dependencies", "task_events", "checkpoints", "agents"}
 CLI_TIMEOUT_S = 20.0  # a status command takes well under a second

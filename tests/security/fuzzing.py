@@ -66,7 +66,7 @@ HOLDER = "fuzz-other-agent"  # an agent id that is not this connection's
 SECTION = "notes"
 KEEP = 8  # how many learnt leases, holders and task ids stay in play
 TRACEBACK_MARKERS = ("Traceback", 'File "')
-# Every table the migrations create (wvo_mcp/store/sql/migrations/*.sql). The digest takes
+# Every table the migrations create (wvo_mcp/store/sql/sqlite/migrations/*.sql). The digest takes
 # every table it finds; this list only makes sure none of these went missing.
 EXPECTED_TABLES = frozenset(
     {

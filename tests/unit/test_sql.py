@@ -70,7 +70,7 @@ def test_parse_queries_refuses_a_duplicate_name() -> None:
 
 
 def test_shipped_queries_parse_without_duplicates() -> None:
-    text = (SQL_DIR / "queries.sql").read_text()
+    text = (SQL_DIR / "sqlite" / "queries.sql").read_text()
     headers = re.findall(r"^-- name: (\w+)\s*$", text, re.MULTILINE)
     parsed = queries()
     assert len(headers) == len(set(headers)), "a query name is repeated"
@@ -99,11 +99,11 @@ def test_migrations_are_numbered_one_to_n() -> None:
         assert re.fullmatch(r"\d{4}_\w+\.sql", name), name
         assert int(name[:4]) == version
         assert script.strip()
-        assert script == (SQL_DIR / "migrations" / name).read_text()
+        assert script == (SQL_DIR / "sqlite" / "migrations" / name).read_text()
 
 
 def test_migrations_cover_every_sql_file_on_disk() -> None:
-    on_disk = sorted(p.name for p in (SQL_DIR / "migrations").glob("*.sql"))
+    on_disk = sorted(p.name for p in (SQL_DIR / "sqlite" / "migrations").glob("*.sql"))
     assert [name for _, name, _ in migrations()] == on_disk
 
 

@@ -12,7 +12,7 @@ from wvo_mcp.models import StatusName
 from wvo_mcp.transitions import TERMINAL, TRANSITIONS, Status, check_transition, legal_moves
 
 ROOT = Path(__file__).resolve().parents[2]
-MIGRATION = ROOT / "wvo_mcp" / "store" / "sql" / "migrations" / "0001_core.sql"
+MIGRATION = ROOT / "wvo_mcp" / "store" / "sql" / "sqlite" / "migrations" / "0001_core.sql"
 
 DESIGN_STATUSES = {
     "pending",

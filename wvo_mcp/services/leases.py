@@ -1,7 +1,6 @@
 """What a lease holder does with its task: heartbeat, checkpoint, and status updates."""
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -13,18 +12,18 @@ from wvo_mcp.gitsnap import Snapshot
 from wvo_mcp.models import CheckpointResult, LeaseResult, UpdateResult, UsageResult
 from wvo_mcp.services import routes, rows
 from wvo_mcp.services.tasks import record_event
-from wvo_mcp.store import Tx
+from wvo_mcp.store import Row, Tx
 from wvo_mcp.transitions import Actor, Status, check_transition
 
 
-def _task(tx: Tx, task_id: str) -> sqlite3.Row:
+def _task(tx: Tx, task_id: str) -> Row:
     row = tx.one("task_by_id", (task_id,))
     if row is None:
         raise NotFound(f"no task with id {task_id!r}; task_list shows existing ids")
     return row
 
 
-def _held(tx: Tx, task_id: str, token: str, *, waiting_ok: bool = False) -> sqlite3.Row:
+def _held(tx: Tx, task_id: str, token: str, *, waiting_ok: bool = False) -> Row:
     """The task row if `token` is the current lease, else LeaseLost naming the holder.
     A holder waiting for approval keeps its token, but its lease is suspended."""
     row = _task(tx, task_id)
@@ -42,7 +41,7 @@ def _held(tx: Tx, task_id: str, token: str, *, waiting_ok: bool = False) -> sqli
     raise lease_lost(row)
 
 
-def lease_lost(row: sqlite3.Row) -> LeaseLost:
+def lease_lost(row: Row) -> LeaseLost:
     if row["status"] == Status.IN_PROGRESS:
         now_held = (
             f"it is now held by {row['assigned_to']!r} (lease epoch {row['lease_epoch']}, "
@@ -136,7 +135,7 @@ def checkpoint(
 
 
 def lose_lease(
-    tx: Tx, settings: Settings, row: sqlite3.Row, now: datetime, *, actor: str, requeue: bool
+    tx: Tx, settings: Settings, row: Row, now: datetime, *, actor: str, requeue: bool
 ) -> bool:
     """A holder went silent: the lost lease counts as a failed attempt, dead-lettered at
     max_attempts. A claim takes the task over at once (`requeue=False`: it stays in progress
@@ -190,7 +189,7 @@ def lose_lease(
     return True
 
 
-def _actor(row: sqlite3.Row, token: str | None, *, by_person: bool) -> Actor:
+def _actor(row: Row, token: str | None, *, by_person: bool) -> Actor:
     """Who is asking, for the transition table: a person, the holder (its token was checked
     against the row), or an agent holding nothing."""
     if by_person:
@@ -354,7 +353,7 @@ def record_run(
     )
 
 
-def gated(row: sqlite3.Row, status: Status) -> Status:
+def gated(row: Row, status: Status) -> Status:
     """A task that needs approval waits for it whenever it would become ready."""
     needs_approval = row["requires_approval"] and row["approved_by"] is None
     if status is Status.PENDING and needs_approval and row["unmet_dependencies"] == 0:
@@ -385,7 +384,7 @@ def _release_dependents(tx: Tx, task_id: str, stamp: str) -> list[str]:
     return ready
 
 
-def _awaiting(tx: Tx, task_id: str, verb: str) -> sqlite3.Row:
+def _awaiting(tx: Tx, task_id: str, verb: str) -> Row:
     row = _task(tx, task_id)
     if row["status"] != Status.AWAITING_APPROVAL:
         raise IllegalTransition(
@@ -396,7 +395,7 @@ def _awaiting(tx: Tx, task_id: str, verb: str) -> sqlite3.Row:
 
 
 def _decided(
-    tx: Tx, row: sqlite3.Row, by: str, kind: str, to: Status, note: str | None, now: datetime
+    tx: Tx, row: Row, by: str, kind: str, to: Status, note: str | None, now: datetime
 ) -> UpdateResult:
     """Record a person's decision on a waiting task; a holder gets a fresh lease back."""
     check_transition(Status.AWAITING_APPROVAL, to, Actor.PERSON)

@@ -2,7 +2,6 @@
 declared models, and the reports. Each function runs inside one transaction."""
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,7 +22,7 @@ from wvo_mcp.models import (
 )
 from wvo_mcp.providers import Providers
 from wvo_mcp.routing import Breaker, Outcome
-from wvo_mcp.store import Tx
+from wvo_mcp.store import Row, Tx
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +37,7 @@ class Identity:
         return f"{self.provider.name}/{self.tier.name} ({self.tier.model})"
 
 
-def _breaker(row: sqlite3.Row) -> Breaker:
+def _breaker(row: Row) -> Breaker:
     reopens = row["reopens_at"]
     return Breaker(
         state=row["state"],
@@ -85,7 +84,7 @@ class Router:
             tuple[int, routing.Estimate, routing.Escalation | None], routing.Decision
         ] = {}
 
-    def decide(self, row: sqlite3.Row) -> routing.Decision:
+    def decide(self, row: Row) -> routing.Decision:
         metadata = row["metadata"]
         # Only a task that carries its own estimate needs its metadata parsed.
         given = json.loads(metadata) if "estimated_tokens" in metadata else {}
@@ -125,7 +124,7 @@ def fits(decision: routing.Decision, identity: Identity) -> bool:
     return decision.provider == identity.provider.name and decision.tier == identity.tier.name
 
 
-def reserve(tx: Tx, row: sqlite3.Row, decision: routing.Decision | None, now: datetime) -> None:
+def reserve(tx: Tx, row: Row, decision: routing.Decision | None, now: datetime) -> None:
     """Record where a grant was routed and reserve its estimated tokens (None: unrouted)."""
     if decision is None or not decision.routed:
         if row["routed_provider"] is not None:  # an earlier grant's route no longer holds
@@ -292,7 +291,7 @@ def record_usage(
     )
 
 
-def failed_on_tier(tx: Tx, row: sqlite3.Row) -> None:
+def failed_on_tier(tx: Tx, row: Row) -> None:
     """A routed attempt failed: its next attempt goes one tier up."""
     if row["routed_provider"] is not None and row["routed_tier"] is not None:
         tx.run("set_failed_tier", (row["routed_provider"], row["routed_tier"], row["id"]))
@@ -303,7 +302,7 @@ def provider_status(
 ) -> ProviderStatusReport:
     hour, day = routing.windows(now)
     usage = usage_now(tx, providers, now)
-    per_tier: dict[tuple[str, str, str], sqlite3.Row] = {
+    per_tier: dict[tuple[str, str, str], Row] = {
         (r["provider"], r["tier"], r["period"]): r
         for r in tx.all("provider_tier_usage", (hour, day))
     }

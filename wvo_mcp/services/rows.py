@@ -1,7 +1,6 @@
 """Turning task rows into the public models, and scoring a row."""
 
 import json
-import sqlite3
 from datetime import datetime
 from typing import TypeVar
 
@@ -9,12 +8,13 @@ from pydantic import BaseModel
 
 from wvo_mcp import timeutil, wsjf
 from wvo_mcp.models import Checkpoint, ClaimedTask, Event, RankedTask, TaskSummary
+from wvo_mcp.store import Row
 from wvo_mcp.transitions import Status
 
 M = TypeVar("M", bound=BaseModel)
 
 
-def model(cls: type[M], row: sqlite3.Row) -> M:
+def model(cls: type[M], row: Row) -> M:
     """A model whose fields are all columns of the row, by name."""
     return cls.model_validate({name: row[name] for name in cls.model_fields})
 
@@ -39,7 +39,7 @@ def score(
     )
 
 
-def breakdown(row: sqlite3.Row) -> wsjf.Breakdown:
+def breakdown(row: Row) -> wsjf.Breakdown:
     return wsjf.breakdown(
         business_value=row["business_value"],
         time_criticality=row["effective_time_criticality"],
@@ -49,7 +49,7 @@ def breakdown(row: sqlite3.Row) -> wsjf.Breakdown:
     )
 
 
-def summary(row: sqlite3.Row) -> TaskSummary:
+def summary(row: Row) -> TaskSummary:
     return TaskSummary(
         id=row["id"],
         title=row["title"],
@@ -63,7 +63,7 @@ def summary(row: sqlite3.Row) -> TaskSummary:
     )
 
 
-def ranked(row: sqlite3.Row, explain: bool = False) -> RankedTask:
+def ranked(row: Row, explain: bool = False) -> RankedTask:
     return RankedTask(
         id=row["id"],
         title=row["title"],
@@ -73,7 +73,7 @@ def ranked(row: sqlite3.Row, explain: bool = False) -> RankedTask:
     )
 
 
-def claimed(row: sqlite3.Row) -> ClaimedTask:
+def claimed(row: Row) -> ClaimedTask:
     return ClaimedTask(
         id=row["id"],
         title=row["title"],
@@ -88,7 +88,7 @@ def claimed(row: sqlite3.Row) -> ClaimedTask:
     )
 
 
-def checkpoint(row: sqlite3.Row | None) -> Checkpoint | None:
+def checkpoint(row: Row | None) -> Checkpoint | None:
     if row is None:
         return None
     return Checkpoint(
@@ -129,7 +129,7 @@ def brief(found: Checkpoint | None, task_id: str) -> Checkpoint | None:
     )
 
 
-def event(row: sqlite3.Row) -> Event:
+def event(row: Row) -> Event:
     return Event(
         at=row["at"],
         actor=row["actor"],
@@ -141,7 +141,7 @@ def event(row: sqlite3.Row) -> Event:
     )
 
 
-def roadmap_entry(row: sqlite3.Row) -> dict[str, object]:
+def roadmap_entry(row: Row) -> dict[str, object]:
     """A task as roadmap YAML: only what a planner writes, defaults left out."""
     entry: dict[str, object] = {"id": row["id"], "title": row["title"]}
     for key in ("description", "epic_id", "milestone_id"):
@@ -166,7 +166,7 @@ def roadmap_entry(row: sqlite3.Row) -> dict[str, object]:
     return entry
 
 
-def verify_command(row: sqlite3.Row) -> str | list[str] | None:
+def verify_command(row: Row) -> str | list[str] | None:
     raw = row["verify_command"]
     command: str | list[str] | None = None if raw is None else json.loads(raw)
     return command

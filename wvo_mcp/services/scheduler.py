@@ -5,7 +5,6 @@ picked and leased, and the event is recorded before anyone else can write.
 """
 
 import heapq
-import sqlite3
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from wvo_mcp.routing import Decision
 from wvo_mcp.services import routes, rows
 from wvo_mcp.services.leases import lose_lease
 from wvo_mcp.services.tasks import record_event, rescore
-from wvo_mcp.store import Tx
+from wvo_mcp.store import Row, Tx
 from wvo_mcp.transitions import Status
 
 SCORE_REFRESH_SECONDS = 60.0
@@ -71,23 +70,23 @@ def queue_counts(tx: Tx, settings: Settings, agent_id: str, now: datetime) -> Qu
     )
 
 
-def _rank(row: sqlite3.Row) -> tuple[float, str, str]:
+def _rank(row: Row) -> tuple[float, str, str]:
     return (-row["wsjf_score"], row["created_at"], row["id"])
 
 
-def _ranked_ready(tx: Tx, epic_id: str | None, stamp: str) -> Iterator[sqlite3.Row]:
+def _ranked_ready(tx: Tx, epic_id: str | None, stamp: str) -> Iterator[Row]:
     if epic_id is None:
         return _past_back_off(tx.iter("ready_ranked", ()), stamp)
     return _past_back_off(tx.iter("ready_ranked_in_epic", (epic_id,)), stamp)
 
 
-def _past_back_off(found: Iterator[sqlite3.Row], stamp: str) -> Iterator[sqlite3.Row]:
+def _past_back_off(found: Iterator[Row], stamp: str) -> Iterator[Row]:
     for row in found:
         if row["not_before"] is None or row["not_before"] <= stamp:
             yield row
 
 
-def claimable(tx: Tx, stamp: str, epic_id: str | None = None) -> Iterator[sqlite3.Row]:
+def claimable(tx: Tx, stamp: str, epic_id: str | None = None) -> Iterator[Row]:
     """Everything a claim may take, best first: ready tasks, and in-progress tasks whose
     holder let the lease expire (both streams are already in rank order)."""
     expired = (
@@ -137,9 +136,7 @@ def plan_next(
 ROUTE_SCAN = 1000
 
 
-def _routed_to(
-    tx: Tx, router: routes.Router, ident: routes.Identity, stamp: str
-) -> Iterator[sqlite3.Row]:
+def _routed_to(tx: Tx, router: routes.Router, ident: routes.Identity, stamp: str) -> Iterator[Row]:
     """Claimable tasks routing sends to this tier, best first. Only the ready tasks of the
     complexities that route there are read (one index range each), plus those whose route
     is their own and expired leases; each is then decided in full."""
@@ -170,7 +167,7 @@ def _refresh_due_scores(tx: Tx, now: datetime) -> None:
     tx.run("meta_set", ("scores_refreshed_at", stamp))
 
 
-def _not_ready_reason(tx: Tx, row: sqlite3.Row, stamp: str) -> str | None:
+def _not_ready_reason(tx: Tx, row: Row, stamp: str) -> str | None:
     """Why a named task cannot be claimed now, or None when it can."""
     status = row["status"]
     if status == Status.IN_PROGRESS:
@@ -229,7 +226,7 @@ def claim(
             f"(WVO_AUTOPILOT_WIP_LIMIT={settings.wip_global}); try again later",
         )
 
-    def epic_full(row: sqlite3.Row) -> bool:
+    def epic_full(row: Row) -> bool:
         limit = settings.wip_per_epic
         return limit is not None and wip.by_epic.get(row["epic_id"], 0) >= limit
 
@@ -293,9 +290,7 @@ def claim(
         return granted
 
 
-def _grant(
-    tx: Tx, row: sqlite3.Row, agent_id: str, lease_seconds: int, now: datetime
-) -> ClaimResult:
+def _grant(tx: Tx, row: Row, agent_id: str, lease_seconds: int, now: datetime) -> ClaimResult:
     stamp = timeutil.to_text(now)
     token = uuid.uuid4().hex
     expires = timeutil.after(now, lease_seconds)

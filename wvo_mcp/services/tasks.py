@@ -1,7 +1,6 @@
 """Creating, reading and listing tasks (transaction functions run by the store)."""
 
 import json
-import sqlite3
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -18,7 +17,7 @@ from wvo_mcp.models import (
     TaskSpec,
 )
 from wvo_mcp.services import rows
-from wvo_mcp.store import Tx
+from wvo_mcp.store import Row, Tx
 from wvo_mcp.transitions import Status
 
 RECENT_EVENTS = 10
@@ -157,7 +156,7 @@ def create_tasks(tx: Tx, specs: Sequence[TaskSpec], actor: str, now: datetime) -
     return CreateResult(created=ids, ready=ready)
 
 
-def rescore(tx: Tx, row: sqlite3.Row, now: datetime, extra_dependents: int = 0) -> None:
+def rescore(tx: Tx, row: Row, now: datetime, extra_dependents: int = 0) -> None:
     count = row["dependents"] + extra_dependents
     parts = rows.score(
         business_value=row["business_value"],
@@ -178,7 +177,7 @@ def get_task(tx: Tx, task_id: str) -> TaskDetail:
     return detail(tx, row)
 
 
-def detail(tx: Tx, row: sqlite3.Row) -> TaskDetail:
+def detail(tx: Tx, row: Row) -> TaskDetail:
     task_id = row["id"]
     events = tx.all("recent_events", (task_id, RECENT_EVENTS))
     return TaskDetail(

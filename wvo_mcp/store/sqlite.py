@@ -12,7 +12,7 @@ import logging
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,12 +20,12 @@ import anyio
 import anyio.to_thread
 
 from wvo_mcp.errors import Busy, SchemaTooNew, ValidationFailed
+from wvo_mcp.store.base import Params, Row, Tx
 from wvo_mcp.store.sql import migrations, queries
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Params = Mapping[str, Any] | Sequence[Any]
 
 # No busy handler: a locked database is retried here with jittered back-off, because
 # SQLite's own handler lets an unlucky writer starve for seconds under contention.
@@ -43,8 +43,8 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(exc)
 
 
-class Tx:
-    """One transaction, used synchronously."""
+class SqliteTx:
+    """One transaction, used synchronously (store.base.Tx)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
@@ -56,14 +56,14 @@ class Tx:
     def many(self, name: str, rows: Sequence[Params]) -> int:
         return self._conn.executemany(self._sql[name], rows).rowcount
 
-    def one(self, name: str, params: Params = ()) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self._conn.execute(self._sql[name], params).fetchone()
+    def one(self, name: str, params: Params = ()) -> Row | None:
+        row: Row | None = self._conn.execute(self._sql[name], params).fetchone()
         return row
 
-    def all(self, name: str, params: Params = ()) -> list[sqlite3.Row]:
+    def all(self, name: str, params: Params = ()) -> list[Row]:
         return self._conn.execute(self._sql[name], params).fetchall()
 
-    def iter(self, name: str, params: Params = ()) -> Iterator[sqlite3.Row]:
+    def iter(self, name: str, params: Params = ()) -> Iterator[Row]:
         """Rows one at a time, so a ranked scan stops at the first row that fits."""
         yield from self._conn.execute(self._sql[name], params)
 
@@ -72,7 +72,11 @@ class Tx:
         return None if row is None else row[0]
 
 
-class Database:
+class SqliteDatabase:
+    """The SQLite file (store.base.Database)."""
+
+    engine = "sqlite"
+
     def __init__(
         self, path: Path | str, cache_kib: int | None = None, *, inline: bool = True
     ) -> None:
@@ -83,7 +87,10 @@ class Database:
         # One transaction at a time on the connection, wherever it runs.
         self._lock = anyio.Lock(fast_acquire=True)
 
-    async def open(self) -> "Database":
+    def describe(self) -> str:
+        return str(self.path)
+
+    async def open(self) -> "SqliteDatabase":
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -107,7 +114,7 @@ class Database:
                 self._conn.close()
                 self._conn = None
 
-    async def __aenter__(self) -> "Database":
+    async def __aenter__(self) -> "SqliteDatabase":
         return await self.open()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -141,7 +148,7 @@ class Database:
         conn = self._raw
         conn.execute(f"BEGIN {mode}")
         try:
-            result = fn(Tx(conn))
+            result = fn(SqliteTx(conn))
             conn.execute("COMMIT")
             return result
         except BaseException:

@@ -1,9 +1,13 @@
-"""Named SQL: every statement lives in queries.sql under a `-- name: ...` header,
-schema changes in numbered files under migrations/."""
+"""Named SQL, one folder per dialect (`sqlite/`, `postgres/`): every statement lives in the
+dialect's queries.sql under a `-- name: ...` header (the same names in both), schema changes
+in the dialect's numbered files under migrations/."""
 
 import re
 from functools import cache
 from importlib import resources
+from typing import Literal
+
+Dialect = Literal["sqlite", "postgres"]
 
 _HEADER = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
@@ -21,15 +25,16 @@ def parse_queries(text: str) -> dict[str, str]:
 
 
 @cache
-def queries() -> dict[str, str]:
-    return parse_queries(resources.files(__package__).joinpath("queries.sql").read_text())
+def queries(dialect: Dialect = "sqlite") -> dict[str, str]:
+    folder = resources.files(__package__).joinpath(dialect)
+    return parse_queries(folder.joinpath("queries.sql").read_text())
 
 
 @cache
-def migrations() -> list[tuple[int, str, str]]:
+def migrations(dialect: Dialect = "sqlite") -> list[tuple[int, str, str]]:
     """(version, file name, script) in version order."""
     found = []
-    for entry in resources.files(__package__).joinpath("migrations").iterdir():
+    for entry in resources.files(__package__).joinpath(dialect, "migrations").iterdir():
         if entry.name.endswith(".sql"):
             found.append((int(entry.name.split("_", 1)[0]), entry.name, entry.read_text()))
     found.sort()

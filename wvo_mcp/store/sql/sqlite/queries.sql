@@ -490,3 +490,23 @@ WHERE state != 'ended' AND (:id IS NULL OR id = :id);
 
 -- name: autopilot_runs
 SELECT * FROM autopilot_runs WHERE state != 'ended' OR seen_at >= :since ORDER BY started_at;
+
+-- name: token_insert
+INSERT INTO api_tokens (id, secret_sha256, name, role, created_at, created_by)
+VALUES (:id, :secret_sha256, :name, :role, :now, :by);
+
+-- name: token_by_secret
+-- A live (not revoked) token by the digest of its secret.
+SELECT * FROM api_tokens WHERE secret_sha256 = ? AND revoked_at IS NULL;
+
+-- name: token_used
+-- At most once a minute per token, so verifying a request rarely writes.
+UPDATE api_tokens SET last_used_at = :now
+WHERE id = :id AND (last_used_at IS NULL OR last_used_at < :stale_before);
+
+-- name: tokens_all
+SELECT id, name, role, created_at, created_by, last_used_at, revoked_at FROM api_tokens
+ORDER BY created_at, id;
+
+-- name: token_revoke
+UPDATE api_tokens SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL;

@@ -1,0 +1,66 @@
+"""The store's interface: what services and the orchestrator may use of a database,
+whichever engine holds it.
+
+A transaction is a synchronous function of a `Tx`, which knows only named queries (the
+same names in every dialect) and answers rows that read by column name. Each backend runs
+the function whole: reads in one consistent snapshot, writes one at a time as SQLite's
+single writer does, re-running the function when the engine asks for a retry.
+"""
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+Params = Mapping[str, Any] | Sequence[Any]
+
+
+class Row(Protocol):
+    """A result row: columns by name (Row, or a dict on PostgreSQL)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+    def keys(self) -> Iterable[str]: ...
+
+
+class Tx(Protocol):
+    """One transaction, used synchronously."""
+
+    def run(self, name: str, params: Params = ()) -> int:
+        """Execute; the number of rows changed."""
+        ...
+
+    def many(self, name: str, rows: Sequence[Params]) -> int: ...
+
+    def one(self, name: str, params: Params = ()) -> Row | None: ...
+
+    def all(self, name: str, params: Params = ()) -> list[Row]: ...
+
+    def iter(self, name: str, params: Params = ()) -> Iterator[Row]:
+        """Rows one at a time, so a ranked scan stops at the first row that fits."""
+        ...
+
+    def value(self, name: str, params: Params = ()) -> Any:
+        """The first column of the first row, or None."""
+        ...
+
+
+class Database(Protocol):
+    """An open store. `describe` names it for people (never with a password)."""
+
+    @property
+    def engine(self) -> str: ...
+
+    def describe(self) -> str: ...
+
+    async def open(self) -> "Database": ...
+
+    async def close(self) -> None: ...
+
+    async def read(self, fn: Callable[[Tx], T]) -> T:
+        """Run `fn` in one read-only transaction (a consistent snapshot)."""
+        ...
+
+    async def write(self, fn: Callable[[Tx], T]) -> T:
+        """Run `fn` in one write transaction; `fn` may be re-run, so it must not act
+        outside the transaction."""
+        ...
