@@ -8,6 +8,7 @@ WvoError
 ├── VerificationFailed   the task's verify_command did not pass: `done` refused
 ├── Conflict             an optimistic write met a newer version
 ├── Busy                 the database stayed locked past the retry deadline
+├── StoreUnavailable     the database cannot be reached, or a commit's outcome is unknown
 └── SchemaTooNew         the database was written by a newer wvo-mcp
 """
 
@@ -45,6 +46,10 @@ class Conflict(WvoError):
 
 class Busy(WvoError):
     """The database stayed locked by other writers; retry shortly."""
+
+
+class StoreUnavailable(WvoError):
+    """The database cannot be reached; retry when it is back."""
 
 
 class SchemaTooNew(WvoError):

@@ -1,0 +1,252 @@
+"""PostgreSQL connector (psycopg 3 with its connection pool) for many servers on many hosts.
+
+psycopg, not asyncpg: a transaction here is a synchronous function of a `Tx` (the same one
+SQLite runs), and psycopg has a synchronous API with a thread-safe pool, server-side cursors
+for ranked scans that stop early, and automatic prepared statements. asyncpg is async only.
+
+Rules the SQLite store gets from its single writer hold here the same way: every write
+transaction first takes one transaction-scoped advisory lock, so writes run one at a time
+across every server and host, and each statement (READ COMMITTED) sees every earlier
+commit. A claim's WIP counts, budgets and breakers, leadership, context versions and lease
+checks are all read-then-write decisions over many rows; `FOR UPDATE SKIP LOCKED` would
+only keep claimers off one row, not off those counts. Reads take a REPEATABLE READ
+snapshot and never wait. docs/postgres.md says more.
+
+A transaction runs in a worker thread with a pooled connection. A lost connection (a
+restart, a network cut) before COMMIT is retried on a fresh connection until a deadline;
+one lost during COMMIT cannot be retried safely, so it is reported as unknown, never as
+done.
+"""
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+import psycopg
+import psycopg.errors
+from psycopg import conninfo
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from wvo_mcp.errors import Busy, SchemaTooNew, StoreUnavailable
+from wvo_mcp.store.base import Params, Row, Tx
+from wvo_mcp.store.sql import migrations, queries
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Connection = psycopg.Connection[dict[str, Any]]
+
+# One key for wvo-mcp's write lock (advisory locks are per database): "wvo" + "w".
+WRITE_LOCK_KEY = 0x77766F77
+POOL_SIZE = 8  # connections per server process; a write holds one only while it runs
+LOCK_TIMEOUT_MS = 15_000  # waiting for the write lock, as long as SQLite's busy deadline
+STATEMENT_TIMEOUT_MS = 60_000
+RECONNECT_DEADLINE_S = 30.0  # how long a transaction retries through a lost connection
+CONNECT_TIMEOUT_S = 5
+ITER_BATCH = 64  # rows a ranked scan fetches at a time
+# Retried: the engine aborted the transaction before anything of it was committed.
+_RETRY_STATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for logs and messages."""
+    try:
+        parts = conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "postgresql://(unparseable URL)"
+    user = f"{parts['user']}@" if parts.get("user") else ""
+    port = f":{parts['port']}" if parts.get("port") else ""
+    return f"postgresql://{user}{parts.get('host', '')}{port}/{parts.get('dbname', '')}"
+
+
+class PostgresTx:
+    """One transaction, used synchronously (store.base.Tx)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._sql = queries("postgres")
+        self._cursors = 0
+
+    def run(self, name: str, params: Params = ()) -> int:
+        return self.conn.execute(self._sql[name], params).rowcount
+
+    def many(self, name: str, rows: Sequence[Params]) -> int:
+        with self.conn.cursor() as cur:
+            cur.executemany(self._sql[name], rows)
+            return cur.rowcount
+
+    def one(self, name: str, params: Params = ()) -> Row | None:
+        row: Row | None = self.conn.execute(self._sql[name], params).fetchone()
+        return row
+
+    def all(self, name: str, params: Params = ()) -> list[Row]:
+        return list(self.conn.execute(self._sql[name], params).fetchall())
+
+    def iter(self, name: str, params: Params = ()) -> Iterator[Row]:
+        """Rows a batch at a time from a server-side cursor: a ranked scan that stops at the
+        first row that fits reads a batch, not the whole queue."""
+        self._cursors += 1
+        with self.conn.cursor(name=f"wvo_scan_{self._cursors}") as cur:
+            cur.itersize = ITER_BATCH
+            cur.execute(self._sql[name], params)
+            yield from cur
+
+    def value(self, name: str, params: Params = ()) -> Any:
+        row = self.conn.execute(self._sql[name], params).fetchone()
+        return None if row is None else next(iter(row.values()))
+
+
+class PostgresDatabase:
+    """A PostgreSQL database shared by every server (store.base.Database)."""
+
+    engine = "postgresql"
+
+    def __init__(self, url: str, pool_size: int | None = None) -> None:
+        self.url = url
+        self.pool_size = pool_size or POOL_SIZE
+        self._pool: ConnectionPool[Connection] | None = None
+        self._closing = threading.Event()
+
+    def describe(self) -> str:
+        return redacted(self.url)
+
+    async def open(self) -> "PostgresDatabase":
+        pool: ConnectionPool[Connection] = ConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=self.pool_size,
+            open=False,
+            name="wvo",
+            kwargs={
+                "autocommit": True,  # transactions are begun explicitly, in one round trip
+                "row_factory": dict_row,
+                "connect_timeout": CONNECT_TIMEOUT_S,
+                "application_name": "wvo-mcp",
+                "keepalives": 1,
+                "keepalives_idle": 10,
+                "keepalives_interval": 5,
+                "keepalives_count": 3,
+                "options": (
+                    f"-c lock_timeout={LOCK_TIMEOUT_MS} "
+                    f"-c statement_timeout={STATEMENT_TIMEOUT_MS} "
+                    "-c idle_in_transaction_session_timeout=60000"
+                ),
+            },
+            reconnect_timeout=RECONNECT_DEADLINE_S,
+        )
+        self._pool = pool
+        try:
+            await anyio.to_thread.run_sync(self._open_and_migrate, pool)
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    def _open_and_migrate(self, pool: ConnectionPool[Connection]) -> None:
+        try:
+            pool.open(wait=True, timeout=CONNECT_TIMEOUT_S * 2)
+        except PoolTimeout:
+            raise StoreUnavailable(
+                f"cannot connect to {self.describe()}: is PostgreSQL running there, and may "
+                "this user connect? (WVO_DATABASE_URL names it)"
+            ) from None
+        self._transaction(self._migrate, write=True)
+
+    async def close(self) -> None:
+        self._closing.set()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await anyio.to_thread.run_sync(pool.close)
+
+    async def __aenter__(self) -> "PostgresDatabase":
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def read(self, fn: Callable[[Tx], T]) -> T:
+        return await anyio.to_thread.run_sync(self._transaction, fn, False)
+
+    async def write(self, fn: Callable[[Tx], T]) -> T:
+        return await anyio.to_thread.run_sync(self._transaction, fn, True)
+
+    def _transaction(self, fn: Callable[[PostgresTx], T], write: bool) -> T:
+        pool = self._pool
+        if pool is None:
+            raise RuntimeError("database is not open")
+        deadline = time.monotonic() + RECONNECT_DEADLINE_S
+        attempt = 0
+        while True:
+            committing = False
+            try:
+                with pool.connection(timeout=LOCK_TIMEOUT_MS / 1000) as conn:
+                    try:
+                        if write:
+                            conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
+                        else:
+                            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                        result = fn(PostgresTx(conn))
+                        committing = True
+                        conn.execute("COMMIT")
+                        return result
+                    except BaseException:
+                        if not committing and not conn.broken and conn.info.transaction_status:
+                            conn.execute("ROLLBACK")
+                        raise
+            except PoolTimeout:
+                raise Busy(
+                    f"all {self.pool_size} database connections of this server stayed busy "
+                    f"for {LOCK_TIMEOUT_MS // 1000} s; retry"
+                ) from None
+            except psycopg.errors.LockNotAvailable:
+                raise Busy(
+                    f"the database stayed locked by other writers for {LOCK_TIMEOUT_MS // 1000} "
+                    "s; retry"
+                ) from None
+            except psycopg.errors.QueryCanceled:
+                raise Busy(
+                    f"a database statement ran past {STATEMENT_TIMEOUT_MS // 1000} s and was "
+                    "cancelled; nothing of it was kept; retry"
+                ) from None
+            except psycopg.OperationalError as exc:
+                if exc.sqlstate in _RETRY_STATES:
+                    pass  # aborted whole by the engine: safe to run again
+                elif committing:
+                    raise StoreUnavailable(
+                        "the connection to the database was lost while committing, so whether "
+                        "this change was kept is unknown: read the current state (task_get) "
+                        "before trying again"
+                    ) from exc
+                elif self._closing.is_set() or time.monotonic() > deadline:
+                    raise StoreUnavailable(
+                        f"the database at {self.describe()} cannot be reached ({exc}); nothing "
+                        "of this call was kept; retry when it is back"
+                    ) from exc
+                attempt += 1
+                log.info("database connection lost (%s); retrying (attempt %d)", exc, attempt)
+                time.sleep(random.uniform(0, min(1.0, 0.01 * 2**attempt)))
+
+    def _migrate(self, tx: PostgresTx) -> None:
+        conn = tx.conn
+        conn.execute("CREATE TABLE IF NOT EXISTS wvo_schema_version (version integer NOT NULL)")
+        found = conn.execute("SELECT max(version) AS v FROM wvo_schema_version").fetchone()
+        current = (found or {}).get("v") or 0
+        steps = migrations("postgres")
+        latest = steps[-1][0]
+        if current > latest:
+            raise SchemaTooNew(
+                f"{self.describe()} has schema version {current}, but this wvo-mcp knows up to "
+                f"{latest}; upgrade wvo-mcp (or point WVO_DATABASE_URL at another database)"
+            )
+        for version, name, script in steps:
+            if version <= current:
+                continue
+            log.info("migrating %s to schema %d (%s)", self.describe(), version, name)
+            conn.execute(script)
+            conn.execute("INSERT INTO wvo_schema_version (version) VALUES (%s)", (version,))
