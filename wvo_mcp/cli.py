@@ -7,6 +7,7 @@ import logging
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,13 +45,20 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     from wvo_mcp.server import build_server
 
     # Held for the process's whole life, so `restore` knows servers are running.
-    with backups.servers_lock(settings.db_path):
+    with _servers_lock(settings):
         # Open (and migrate) the database before speaking MCP: a refused database then ends
         # the process with a message, instead of leaving the client waiting for `initialize`.
         anyio.run(_with, settings, _opened)
         # Likewise a layout whose trusted files sandboxed commands could reach.
         protect.layout(settings, settings.workspace_root)
         anyio.run(stdio.serve, build_server(settings))
+
+
+def _servers_lock(settings: Settings) -> AbstractContextManager[None]:
+    """SQLite's restore waits for servers to stop; PostgreSQL's own tools restore."""
+    if settings.database_url is not None:
+        return nullcontext()
+    return backups.servers_lock(settings.db_path)
 
 
 async def _opened(_: Orchestrator) -> None:
@@ -70,7 +78,8 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> None:
     finally:
         gc.enable()
     print(
-        f"imported {len(result.created)} tasks into {settings.db_path}; {len(result.ready)} ready"
+        f"imported {len(result.created)} tasks into {settings.database_label}; "
+        f"{len(result.ready)} ready"
     )
 
 
@@ -95,7 +104,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
         _print_json(report.model_dump(mode="json"))
         return
     counts = report.counts
-    print(f"state: {settings.db_path}")
+    print(f"state: {settings.database_label}")
     print(
         f"ready {counts.ready} | waiting on dependencies {counts.waiting_on_dependencies} | "
         f"backing off {counts.backing_off} | WIP {counts.wip_global_used}/{counts.wip_global_limit}"
@@ -151,7 +160,7 @@ def cmd_health(settings: Settings, args: argparse.Namespace) -> None:
     if args.json:
         _print_json(report.model_dump(mode="json"))
         return
-    print(f"state: {settings.db_path}")
+    print(f"state: {settings.database_label}")
     print(report.message)
     snap = report.snapshot
     if snap is not None:
@@ -497,10 +506,20 @@ def cmd_backup(settings: Settings, args: argparse.Namespace) -> None:
     """Back the database up now (online: servers keep running) and prune old backups."""
     from wvo_mcp.timeutil import now
 
+    _sqlite_only(settings, "backup")
     path = backups.take(settings.db_path, settings.backups_dir, now())
     print(f"backed up {settings.db_path} to {path} ({_size(path.stat().st_size)})")
     for pruned in backups.prune(settings.backups_dir):
         print(f"pruned {pruned.name}")
+
+
+def _sqlite_only(settings: Settings, verb: str) -> None:
+    if settings.database_url is not None:
+        raise ValidationFailed(
+            f"`wvo-mcp {verb}` copies the SQLite file; {settings.database_label} is PostgreSQL, "
+            "which has its own tools: pg_dump -Fc to back up, pg_restore to restore, or "
+            "continuous archiving (docs/postgres.md shows the commands)"
+        )
 
 
 def _size(n: int) -> str:
@@ -512,6 +531,7 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> None:
     while servers run unless --force."""
     from wvo_mcp.timeutil import now
 
+    _sqlite_only(settings, "restore")
     result = backups.restore(
         Path(args.file),
         settings.db_path,

@@ -5,6 +5,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.identity import check_agent_id
@@ -91,6 +92,10 @@ def _database_url(env: Mapping[str, str]) -> str | None:
     if not raw:
         return None
     scheme = raw.split("://", 1)[0].lower() if "://" in raw else ""
+    try:
+        urlsplit(raw).port  # noqa: B018 - parses the port, refusing a bad one
+    except ValueError:
+        scheme = "bad"
     if scheme not in ("postgresql", "postgres"):
         raise ValidationFailed(
             f"WVO_DATABASE_URL must be a postgresql:// URL (for example "
@@ -149,6 +154,16 @@ class Settings:
     @property
     def db_path(self) -> Path:
         return self.state_root / "orchestrator.db"
+
+    @property
+    def database_label(self) -> str:
+        """Where the store is, for people: the SQLite file, or the URL without a password."""
+        if self.database_url is None:
+            return str(self.db_path)
+        url = urlsplit(self.database_url)
+        user = f"{url.username}@" if url.username else ""
+        port = f":{url.port}" if url.port else ""
+        return f"{url.scheme}://{user}{url.hostname or ''}{port}{url.path}"
 
     @property
     def backups_dir(self) -> Path:

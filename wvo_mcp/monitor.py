@@ -160,8 +160,11 @@ class HealthMonitor:
     async def _housekeeping(self, db: Database, now: datetime) -> None:
         """The leader's chores: a backup when one is due, and pruning old events hourly."""
         s = self.settings
-        if s.backup_interval_minutes > 0 and backups.due(
-            s.backups_dir, now, s.backup_interval_minutes
+        # PostgreSQL is backed up with its own tools (docs/postgres.md).
+        if (
+            s.backup_interval_minutes > 0
+            and s.database_url is None
+            and backups.due(s.backups_dir, now, s.backup_interval_minutes)
         ):
             with self.telemetry.span("wvo.backup") as span:
                 path = await anyio.to_thread.run_sync(backups.take, s.db_path, s.backups_dir, now)

@@ -38,7 +38,7 @@ from wvo_mcp.models import (
 )
 from wvo_mcp.providers import Providers
 from wvo_mcp.routing import Outcome
-from wvo_mcp.services import context, health, leases, reports, routes, scheduler, tasks
+from wvo_mcp.services import context, health, leases, reports, routes, scheduler, tasks, tokens
 from wvo_mcp.store import Database, Tx
 from wvo_mcp.transitions import Status
 
@@ -175,9 +175,7 @@ class Orchestrator:
 
     async def route_task(self, task_id: str) -> RouteDecision:
         return await self.db.read(
-            partial(
-                routes.route_task, providers=self.providers, task_id=task_id, now=self.clock()
-            )
+            partial(routes.route_task, providers=self.providers, task_id=task_id, now=self.clock())
         )
 
     async def record_usage(
@@ -492,9 +490,7 @@ class Orchestrator:
         )
 
     async def health_report(self, limit: int = 10, full: bool = False) -> HealthReport:
-        return await self.db.read(
-            partial(health.report, limit=limit, full=full, now=self.clock())
-        )
+        return await self.db.read(partial(health.report, limit=limit, full=full, now=self.clock()))
 
     async def export_tasks(self) -> list[dict[str, Any]]:
         return await self.db.read(reports.export_tasks)
@@ -562,3 +558,24 @@ class Orchestrator:
                 )
             await anyio.to_thread.run_sync(git.restore, commit)
         return changes
+
+    async def token_add(self, role: str, name: str, by: str) -> tokens.Issued:
+        """A new bearer token for the HTTP transport; its secret is in the answer only."""
+        return await self.db.write(
+            partial(tokens.add, role=role, name=name, by=by, now=self.clock())
+        )
+
+    async def token_find(self, secret: str) -> tokens.Token | None:
+        """The live token a bearer secret belongs to (its last use recorded, once a
+        minute at most), or None."""
+        found = await self.db.read(partial(tokens.find, secret=secret))
+        now = self.clock()
+        if found is not None and tokens.stale(found, now):
+            await self.db.write(partial(tokens.used, token_id=found.id, now=now))
+        return found
+
+    async def token_list(self) -> list[tokens.Token]:
+        return await self.db.read(tokens.all_tokens)
+
+    async def token_revoke(self, token_id: str) -> None:
+        await self.db.write(partial(tokens.revoke, token_id=token_id, now=self.clock()))

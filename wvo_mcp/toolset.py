@@ -41,6 +41,55 @@ PROFILES: dict[str, tuple[str, ...]] = {
     ),
 }
 
+# Roles of HTTP bearer tokens (`wvo-mcp tokens add --role`), and what each may call: the one
+# place this is decided. Over stdio there are no roles and the HTTP-only tools do not exist.
+# The tools a person's gate needs (docs/security.md, person-only moves): the CLI's approve,
+# reject, requeue, cancel and done, as tools for person tokens.
+PERSON_TOOLS = ("task_approve", "task_reject", "task_requeue", "task_cancel", "task_done")
+# Read-only views for operator tokens (who has access; never a secret).
+OPERATOR_VIEWS = ("token_list",)
+HTTP_ONLY = (*PERSON_TOOLS, *OPERATOR_VIEWS)
+# What a person may read besides its own tools; a person never works tasks as an agent.
+PERSON_READS = (
+    "task_get",
+    "task_list",
+    "route_task",
+    "context_read",
+    "health_report",
+    "provider_status",
+)
+
+
+def role_allows(role: str, tool: str) -> bool:
+    """agent: every agent tool, as itself. operator: the same, plus the operator views.
+    person: the person tools and read-only views. Nobody else: nothing."""
+    if tool in PERSON_TOOLS:
+        return role == "person"
+    if tool in OPERATOR_VIEWS:
+        return role == "operator"
+    if role == "person":
+        return tool in PERSON_READS
+    return role in ("agent", "operator")
+
+
+def role_refusal(role: str, tool: str) -> str:
+    """Why `role` may not call `tool`, and what would be allowed."""
+    if tool in PERSON_TOOLS:
+        return (
+            f"{tool} is a person's decision: it needs a person token (`wvo-mcp tokens add "
+            f"--role person --name NAME`), or a person at the host runs the CLI; this is "
+            f"a{'n' if role[:1] in 'aeiou' else ''} {role} token. Nothing was changed"
+        )
+    if tool in OPERATOR_VIEWS:
+        return f"{tool} needs an operator token; this is a {role} token. Nothing was changed"
+    if role == "person":
+        return (
+            f"a person token does not work tasks as an agent; it may call "
+            f"{', '.join([*PERSON_TOOLS, *PERSON_READS])}. Use an agent token for {tool}. "
+            "Nothing was changed"
+        )
+    return f"a {role!r} token may call no tools. Nothing was changed"
+
 
 def chosen(spec: str, known: Iterable[str]) -> frozenset[str]:
     """The tools `WVO_TOOLS` names: profiles and tool names, comma-separated; `all` (or

@@ -29,10 +29,10 @@ import anyio
 import anyio.to_thread
 import psycopg
 import psycopg.errors
-from psycopg import conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from wvo_mcp.config import Settings
 from wvo_mcp.errors import Busy, SchemaTooNew, StoreUnavailable
 from wvo_mcp.store.base import Params, Row, Tx
 from wvo_mcp.store.sql import migrations, queries
@@ -52,17 +52,6 @@ CONNECT_TIMEOUT_S = 5
 ITER_BATCH = 64  # rows a ranked scan fetches at a time
 # Retried: the engine aborted the transaction before anything of it was committed.
 _RETRY_STATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
-
-
-def redacted(url: str) -> str:
-    """The URL without its password, for logs and messages."""
-    try:
-        parts = conninfo.conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
-        return "postgresql://(unparseable URL)"
-    user = f"{parts['user']}@" if parts.get("user") else ""
-    port = f":{parts['port']}" if parts.get("port") else ""
-    return f"postgresql://{user}{parts.get('host', '')}{port}/{parts.get('dbname', '')}"
 
 
 class PostgresTx:
@@ -109,12 +98,13 @@ class PostgresDatabase:
 
     def __init__(self, url: str, pool_size: int | None = None) -> None:
         self.url = url
+        self._label = Settings(database_url=url).database_label
         self.pool_size = pool_size or POOL_SIZE
         self._pool: ConnectionPool[Connection] | None = None
         self._closing = threading.Event()
 
     def describe(self) -> str:
-        return redacted(self.url)
+        return self._label
 
     async def open(self) -> "PostgresDatabase":
         pool: ConnectionPool[Connection] = ConnectionPool(

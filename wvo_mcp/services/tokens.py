@@ -1,0 +1,135 @@
+"""Bearer tokens for the HTTP transport: who may call, under which name, in which role.
+
+A token's secret is shown once, when it is made; the database keeps only its SHA-256
+digest (the secrets are 256 random bits, so a slow password hash would add only latency).
+Revoking is immediate for every server process: each request looks its token up.
+"""
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal, cast, get_args
+
+from wvo_mcp import identity, timeutil
+from wvo_mcp.errors import NotFound, ValidationFailed
+from wvo_mcp.store import Row, Tx
+
+Role = Literal["agent", "person", "operator"]
+ROLES: tuple[Role, ...] = get_args(Role)
+SECRET_PREFIX = "wvo_"
+# last_used_at is written at most this often per token, so verifying rarely writes.
+USED_RESOLUTION = timedelta(minutes=1)
+MAX_NAME = 200
+
+
+@dataclass(frozen=True)
+class Token:
+    """A token as `tokens list` shows it (never its secret)."""
+
+    id: str
+    name: str
+    role: Role
+    created_at: str
+    created_by: str
+    last_used_at: str | None = None
+    revoked_at: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Row) -> "Token":
+        return cls(
+            id=row["id"],
+            name=row["name"],
+            role=cast(Role, row["role"]),
+            created_at=row["created_at"],
+            created_by=row["created_by"],
+            last_used_at=row["last_used_at"],
+            revoked_at=row["revoked_at"],
+        )
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A new token and its secret, which is never shown again."""
+
+    token: Token
+    secret: str
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def actor_name(role: str, name: str) -> str:
+    """The name a token acts under: an agent or operator id as given (the rules of
+    `identity.check_agent_id`), a person as `person:<name>`."""
+    if role not in ROLES:
+        raise ValidationFailed(f"role {role!r} is not one of {', '.join(ROLES)}")
+    if not name.strip() or len(name) > MAX_NAME or not name.isprintable():
+        raise ValidationFailed(
+            f"token name {name!r} must be 1-{MAX_NAME} printable characters, e.g. claude-1 "
+            "for an agent or alice for a person"
+        )
+    if role == "person":
+        return identity.person(name)
+    try:
+        return identity.check_agent_id(name)
+    except ValidationFailed as exc:
+        raise ValidationFailed(
+            f"a {role} token acts under its name as an agent id: {exc}"
+        ) from None
+
+
+def add(tx: Tx, role: str, name: str, by: str, now: datetime) -> Issued:
+    actor = actor_name(role, name)
+    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    token = Token(
+        id="tok-" + secrets.token_hex(4),
+        name=actor,
+        role=cast(Role, role),
+        created_at=timeutil.to_text(now),
+        created_by=by,
+    )
+    tx.run(
+        "token_insert",
+        {"id": token.id, "secret_sha256": digest(secret), "name": token.name,
+         "role": token.role, "now": token.created_at, "by": by},
+    )  # fmt: skip
+    return Issued(token, secret)
+
+
+def find(tx: Tx, secret: str) -> Token | None:
+    """The live token whose secret this is, or None."""
+    if not secret.startswith(SECRET_PREFIX):
+        return None  # not one of ours: no lookup
+    row = tx.one("token_by_secret", (digest(secret),))
+    return None if row is None else Token.from_row(row)
+
+
+def stale(token: Token, now: datetime) -> bool:
+    """Whether its last use is worth recording now."""
+    return token.last_used_at is None or token.last_used_at < timeutil.to_text(
+        now - USED_RESOLUTION
+    )
+
+
+def used(tx: Tx, token_id: str, now: datetime) -> None:
+    tx.run(
+        "token_used",
+        {"id": token_id, "now": timeutil.to_text(now),
+         "stale_before": timeutil.to_text(now - USED_RESOLUTION)},
+    )  # fmt: skip
+
+
+def all_tokens(tx: Tx) -> list[Token]:
+    return [Token.from_row(row) for row in tx.all("tokens_all")]
+
+
+def revoke(tx: Tx, token_id: str, now: datetime) -> None:
+    if tx.run("token_revoke", {"id": token_id, "now": timeutil.to_text(now)}) == 0:
+        known = {t.id: t for t in all_tokens(tx)}
+        if token_id in known:
+            raise ValidationFailed(
+                f"token {token_id} was already revoked at {known[token_id].revoked_at}"
+            )
+        raise NotFound(f"no token with id {token_id!r}; `wvo-mcp tokens list` shows them")
