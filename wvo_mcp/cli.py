@@ -1,6 +1,7 @@
 """The `wvo-mcp` command: serve over stdio (default) and the operator's commands."""
 
 import argparse
+import dataclasses
 import gc
 import json
 import logging
@@ -9,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
@@ -18,6 +19,9 @@ from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed, WvoError
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.transitions import Status
+
+if TYPE_CHECKING:
+    from wvo_mcp import http_server
 
 T = TypeVar("T")
 
@@ -39,11 +43,15 @@ def _print_json(value: Any) -> None:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
-    """Serve MCP over stdio (what an agent's client starts)."""
+    """Serve MCP over stdio (what an agent's client starts), or over streamable HTTP with
+    --http (many agents and people, bearer tokens: docs/http.md)."""
     from wvo_mcp import stdio
     from wvo_mcp.sandbox import protect
     from wvo_mcp.server import build_server
 
+    options = _http_options(args)
+    if options is not None:
+        options.check()  # bad flags are refused before anything opens
     # Held for the process's whole life, so `restore` knows servers are running.
     with _servers_lock(settings):
         # Open (and migrate) the database before speaking MCP: a refused database then ends
@@ -51,6 +59,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         anyio.run(_with, settings, _opened)
         # Likewise a layout whose trusted files sandboxed commands could reach.
         protect.layout(settings, settings.workspace_root)
+        if options is not None:
+            from wvo_mcp import http_server
+
+            http_server.serve(settings, options)
+            return
         anyio.run(stdio.serve, build_server(settings))
 
 
@@ -63,6 +76,100 @@ def _servers_lock(settings: Settings) -> AbstractContextManager[None]:
 
 async def _opened(_: Orchestrator) -> None:
     return None
+
+
+HTTP_FLAGS = {
+    "host": "--host",
+    "port": "--port",
+    "certfile": "--certfile",
+    "keyfile": "--keyfile",
+    "allowed_host": "--allowed-host",
+    "public_url": "--public-url",
+    "no_auth": "--no-auth",
+    "jwt_issuer": "--jwt-issuer",
+    "jwks_url": "--jwks-url",
+    "jwt_audience": "--jwt-audience",
+}
+
+
+def _http_options(args: argparse.Namespace) -> "http_server.Options | None":
+    """`serve --http`'s options; None for stdio (HTTP flags without --http are refused)."""
+    from wvo_mcp import access, http_server
+
+    if not getattr(args, "http", False):
+        given = [flag for name, flag in HTTP_FLAGS.items() if getattr(args, name, None)]
+        if given:
+            raise ValidationFailed(
+                f"{', '.join(given)}: only for `wvo-mcp serve --http`; add --http, or drop "
+                "them to serve over stdio"
+            )
+        return None
+    jwt_flags = (args.jwt_issuer, args.jwks_url)
+    if any(jwt_flags) and not all(jwt_flags):
+        raise ValidationFailed(
+            "an external issuer needs both --jwt-issuer URL and --jwks-url URL "
+            "(and optionally --jwt-audience; default: the server's resource URL)"
+        )
+    options = http_server.Options(
+        host=args.host if args.host is not None else "127.0.0.1",
+        port=args.port if args.port is not None else http_server.DEFAULT_PORT,
+        certfile=Path(args.certfile) if args.certfile else None,
+        keyfile=Path(args.keyfile) if args.keyfile else None,
+        allowed_hosts=tuple(args.allowed_host or ()),
+        public_url=args.public_url,
+        no_auth=args.no_auth,
+    )
+    if args.jwt_issuer:
+        options = dataclasses.replace(
+            options,
+            jwt=access.Jwt(
+                issuer=args.jwt_issuer,
+                jwks_url=args.jwks_url,
+                audience=args.jwt_audience or options.resource_url,
+            ),
+        )
+    return options
+
+
+def cmd_tokens(settings: Settings, args: argparse.Namespace) -> None:
+    """Bearer tokens for `serve --http`: `tokens add --role agent|person|operator --name
+    NAME` (prints the secret once), `tokens list`, `tokens revoke ID`."""
+    if args.action == "add":
+        if not args.role or not args.name:
+            raise ValidationFailed(
+                "tokens add needs --role (agent, person or operator) and --name (the agent id, "
+                "e.g. claude-1, or the person's name)"
+            )
+        issued = anyio.run(
+            lambda: _with(settings, lambda o: o.token_add(args.role, args.name, _person(args)))
+        )
+        token = issued.token
+        print(issued.secret)
+        print(
+            f"token {token.id}: {token.role} {token.name}. The secret above is shown once; "
+            "clients send it as the header `Authorization: Bearer <secret>` (docs/http.md); "
+            f"`wvo-mcp tokens revoke {token.id}` ends it",
+            file=sys.stderr,
+        )
+        return
+    if args.action == "revoke":
+        if not args.id:
+            raise ValidationFailed("tokens revoke needs the token's ID (`wvo-mcp tokens list`)")
+        anyio.run(lambda: _with(settings, lambda o: o.token_revoke(args.id)))
+        print(f"revoked {args.id}: servers refuse it from the next request")
+        return
+    found = anyio.run(lambda: _with(settings, lambda o: o.token_list()))
+    if args.json:
+        _print_json([vars(t) for t in found])
+        return
+    _table(
+        ["id", "role", "name", "created", "by", "last used", "revoked"],
+        [
+            [t.id, t.role, t.name, t.created_at, t.created_by, t.last_used_at or "-",
+             t.revoked_at or "-"]
+            for t in found
+        ],
+    )  # fmt: skip
 
 
 def cmd_import(settings: Settings, args: argparse.Namespace) -> None:
@@ -625,7 +732,34 @@ def parser() -> argparse.ArgumentParser:
         cmd.set_defaults(handler=fn)
         return cmd
 
-    add("serve", cmd_serve)
+    serve = add("serve", cmd_serve)
+    serve.add_argument("--http", action="store_true", help="streamable HTTP instead of stdio")
+    serve.add_argument("--host", help="--http: address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="--http: port (default 8765)")
+    serve.add_argument("--certfile", help="--http: TLS certificate (PEM)")
+    serve.add_argument("--keyfile", help="--http: TLS private key (PEM)")
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        metavar="HOST[:PORT]",
+        help="--http: a Host header to accept besides the bound address (repeatable)",
+    )
+    serve.add_argument(
+        "--public-url", help="--http: the URL clients use, e.g. https://mcp.example.com/mcp"
+    )
+    serve.add_argument(
+        "--no-auth", action="store_true", help="--http on loopback only: no bearer tokens"
+    )
+    serve.add_argument("--jwt-issuer", help="--http: accept JWTs of this OAuth issuer instead")
+    serve.add_argument("--jwks-url", help="--http: the issuer's JWKS URL (signing keys)")
+    serve.add_argument("--jwt-audience", help="--http: the JWTs' audience (default: resource)")
+    tokens = add("tokens", cmd_tokens)
+    tokens.add_argument("action", choices=["add", "list", "revoke"])
+    tokens.add_argument("id", nargs="?", help="for revoke: the token's id")
+    tokens.add_argument("--role", choices=["agent", "person", "operator"])
+    tokens.add_argument("--name", help="for add: the agent id, or the person's name")
+    tokens.add_argument("--by", help="who adds it (default: your user name)")
+    tokens.add_argument("--json", action="store_true", help="machine-readable output")
     add("import", cmd_import).add_argument("file", help="roadmap YAML")
     add("export", cmd_export).add_argument("file", nargs="?", help="output file (default stdout)")
     status = add("status", cmd_status)

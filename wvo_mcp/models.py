@@ -608,3 +608,18 @@ def lean(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: lean(item) for key, item in value.items()}
     return to_jsonable_python(value)
+
+
+class TokenInfo(BaseModel):
+    # One bearer token as `token_list` and `wvo-mcp tokens list` show it: never its secret.
+    id: str
+    name: str
+    role: Literal["agent", "person", "operator"]
+    created_at: str
+    created_by: str
+    last_used_at: str | None = None
+    revoked_at: str | None = None
+
+
+class TokenList(BaseModel):
+    tokens: list[TokenInfo]

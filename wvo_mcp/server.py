@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Literal, ParamSpec, TypeVar, cast
+from typing import Annotated, Literal, ParamSpec, Protocol, TypeVar, cast
 
 import anyio
 from mcp.server import MCPServer
@@ -21,7 +21,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, StringConstraints
 
-from wvo_mcp import __version__, guidance, identity, toolset
+from wvo_mcp import __version__, access, guidance, identity, toolset
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import WvoError
 from wvo_mcp.models import (
@@ -44,6 +44,8 @@ from wvo_mcp.models import (
     TaskDetail,
     TaskId,
     TaskTable,
+    TokenInfo,
+    TokenList,
     UpdateResult,
     UsageResult,
     VerifyCommand,
@@ -153,7 +155,12 @@ def instance_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
+def build_server(
+    settings: Settings | None = None, *, http: access.HttpAccess | None = None
+) -> MCPServer[Orchestrator]:
+    """Every tool, resource and prompt over one orchestrator. `http`: served over HTTP to
+    many callers (http.py): identities come from bearer tokens, roles gate the tools, and
+    the person-only tools exist."""
     settings = settings or Settings.from_env()
     me = instance_id()
     telemetry = Telemetry.start(settings, me)
@@ -188,8 +195,16 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
                 await orchestrator.close()
                 telemetry.shutdown()
 
+    auth = http.auth if http is not None else None
     server: MCPServer[Orchestrator] = MCPServer(
-        "wvo-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan
+        "wvo-mcp",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        auth=auth,
+        token_verifier=None
+        if http is None or auth is None
+        else access.verifier(http, lambda: opened[-1] if opened else None),
     )
 
     def orchestrator(ctx: Context) -> Orchestrator:
@@ -205,10 +220,15 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
             client = params.client_info.name if params is not None else "agent"
             return identity.default_name(client, os.getpid())
 
+        if http is not None:  # many callers: the token says who
+            return access.acting_agent(agent_id, lambda: settings.agent_id or default())
         return me_as_agent.resolve(agent_id, default, claims=claims)
 
     def seen_as(ctx: Context, agent_id: str | None) -> str:
         """For telemetry: who the caller is, never raising."""
+        if http is not None:
+            caller = access.current()
+            return caller.name if caller is not None else agent_id or "unknown"
         return me_as_agent.name or agent_id or "unknown"
 
     traced = tool_call(telemetry, seen_as)
@@ -451,11 +471,86 @@ def build_server(settings: Settings | None = None) -> MCPServer[Orchestrator]:
         full=true adds the task lists behind the counts."""
         return await orchestrator(ctx).health_report(limit, full)
 
+    if http is not None:
+        _register_http_tools(server, tool_call(telemetry, seen_as), orchestrator)
+        server.middleware.append(access.RoleGate(None if auth is not None else "agent"))
     _register_resources(server, settings, opened)
     _register_prompts(server, settings)
     _refuse_unknown_arguments(server)
     _shape_tools(server, settings.tools)
     return server
+
+
+class _Traced(Protocol):
+    def __call__(self, fn: Callable[P, Awaitable[R]], /) -> Callable[P, Awaitable[R]]: ...
+
+
+def _register_http_tools(
+    server: MCPServer[Orchestrator],
+    traced: _Traced,
+    orchestrator: Callable[[Context], Orchestrator],
+) -> None:
+    """The person-only moves (the CLI's approve, reject, requeue, cancel, done), for person
+    tokens, and the operator's view of the tokens; only over HTTP (toolset.role_allows)."""
+    Note = Annotated[str, StringConstraints(max_length=4000)]
+
+    @server.tool(annotations=WRITES)
+    @traced
+    async def task_approve(task_id: TaskId, ctx: Context, note: Note | None = None) -> UpdateResult:
+        """Person only: approve a task waiting in awaiting_approval."""
+        return await orchestrator(ctx).approve(task_id, access.person(), note)
+
+    @server.tool(annotations=WRITES)
+    @traced
+    async def task_reject(
+        task_id: TaskId,
+        note: Annotated[str, StringConstraints(min_length=1, max_length=4000)],
+        ctx: Context,
+        to: Literal["cancelled", "blocked", "pending", "in_progress"] = "cancelled",
+    ) -> UpdateResult:
+        """Person only: reject a task waiting in awaiting_approval (note says why): cancel
+        it, block it, re-queue it, or hand it back to its holder (in_progress)."""
+        return await orchestrator(ctx).reject(task_id, access.person(), note, Status(to))
+
+    @server.tool(annotations=WRITES)
+    @traced
+    async def task_requeue(
+        task_id: TaskId, ctx: Context, reason: Note | None = None
+    ) -> UpdateResult:
+        """Person only: put a task back in the queue (a dead letter, a blocked or cancelled
+        task, or a stuck in-progress one, whose holder then gets "lease lost")."""
+        return await orchestrator(ctx).requeue(task_id, access.person(), reason)
+
+    @server.tool(annotations=WRITES)
+    @traced
+    async def task_cancel(
+        task_id: TaskId, ctx: Context, reason: Note | None = None
+    ) -> UpdateResult:
+        """Person only: cancel a task (a holder's lease ends; task_requeue brings it back)."""
+        return await orchestrator(ctx).update_status(
+            task_id, Status.CANCELLED, access.person(),
+            reason=reason or "cancelled by a person", by_person=True,
+        )  # fmt: skip
+
+    @server.tool(annotations=WRITES)
+    @traced
+    async def task_done(
+        task_id: TaskId, ctx: Context, reason: Note | None = None, skip_verify: bool = False
+    ) -> UpdateResult:
+        """Person only: mark a task done (its holder's lease ends); its verify_command must
+        still pass unless skip_verify, which is recorded with your name."""
+        return await orchestrator(ctx).update_status(
+            task_id, Status.DONE, access.person(),
+            reason=reason or "marked done by a person", by_person=True, skip_verify=skip_verify,
+        )  # fmt: skip
+
+    @server.tool(annotations=READ_ONLY)
+    @traced
+    async def token_list(ctx: Context) -> TokenList:
+        """Operator only: who may call this server (token id, name, role, created, last
+        used, revoked); never a secret."""
+        found = await orchestrator(ctx).token_list()
+        return TokenList(tokens=[TokenInfo(**vars(t)) for t in found])
 
 
 def _register_resources(
@@ -531,7 +626,8 @@ def _shape_tools(server: MCPServer[Orchestrator], spec: str) -> None:
     tools = server._tool_manager.list_tools()
     wanted = toolset.chosen(spec, (t.name for t in tools))
     for tool in tools:
-        if tool.name not in wanted:
+        # The HTTP-only tools are gated by role instead (toolset.role_allows).
+        if tool.name not in wanted and tool.name not in toolset.HTTP_ONLY:
             server.remove_tool(tool.name)
             continue
         tool.parameters = toolset.lean(tool.parameters)

@@ -76,7 +76,7 @@ def actor_name(role: str, name: str) -> str:
         return identity.check_agent_id(name)
     except ValidationFailed as exc:
         raise ValidationFailed(
-            f"a {role} token acts under its name as an agent id: {exc}"
+            f"an {role} token acts under its name as an agent id: {exc}"
         ) from None
 
 

@@ -1,0 +1,344 @@
+"""`wvo-mcp serve --http`: a real server process, the SDK's streamable HTTP client in both
+protocol modes, bearer tokens from `wvo-mcp tokens add`."""
+
+import json
+import re
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tests.conftest import POLL_DEADLINE_SECONDS, PROTOCOL_MODES, wvo
+from tests.http.conftest import (
+    MCP_HEADERS,
+    connect,
+    events,
+    http_server,
+    initialize_body,
+    spec,
+    task_row,
+    token,
+)
+
+pytestmark = pytest.mark.anyio
+PERSON_TOOLS = {"task_approve", "task_reject", "task_requeue", "task_cancel", "task_done"}
+
+
+@pytest.mark.parametrize("mode", PROTOCOL_MODES)
+async def test_the_work_loop_runs_as_the_agent_the_token_names(state_root: Path, mode: str):
+    secret = token(state_root, "agent", "claude-7")
+    with http_server(state_root) as server:
+        async with connect(server, secret, mode) as agent:
+            tools = {t.name for t in (await agent.client.list_tools()).tools}
+            assert {"plan_next", "claim_task", "checkpoint", "plan_update"} <= tools
+            assert not tools & PERSON_TOOLS, "an agent token must not see person tools"
+            await agent.call("task_create", tasks=[spec("T1")])
+            plan = await agent.call("plan_next")
+            assert plan["agent_id"] == "claude-7"
+            assert [t["id"] for t in plan["tasks"]] == ["T1"]
+            claim = await agent.call("claim_task")
+            assert claim["claimed"] and claim["task"]["id"] == "T1"
+            lease = claim["lease_token"]
+            await agent.call("checkpoint", task_id="T1", lease_token=lease, summary="half way")
+            done = await agent.call("plan_update", task_id="T1", status="done", lease_token=lease)
+            assert done["status"] == "done"
+    row = task_row(state_root, "T1")
+    assert row["status"] == "done"
+    actors = {e["actor"] for e in events(state_root, "T1") if e["kind"] != "created"}
+    assert actors == {"claude-7"}, actors
+
+
+async def test_no_token_gets_401_pointing_at_the_resource_metadata(state_root: Path):
+    with http_server(state_root) as server:
+        async with server.http() as http:
+            refused = await http.post(server.url, content=initialize_body(), headers=MCP_HEADERS)
+            assert refused.status_code == 401
+            challenge = refused.headers["www-authenticate"]
+            metadata_url = f"{server.base}/.well-known/oauth-protected-resource/mcp"
+            assert challenge.startswith("Bearer ")
+            assert f'resource_metadata="{metadata_url}"' in challenge
+            metadata = await http.get(metadata_url)
+            assert metadata.status_code == 200
+            document = metadata.json()
+            assert document["resource"] == server.url
+            assert document["bearer_methods_supported"] == ["header"]
+            assert document["authorization_servers"]
+
+
+async def test_wrong_and_revoked_tokens_get_401(state_root: Path):
+    secret = token(state_root, "agent", "a1")
+    listed = wvo(state_root, "tokens", "list", "--json")
+    (made,) = json.loads(listed.stdout)
+    with http_server(state_root) as server:
+
+        async def status(bearer: str) -> int:
+            async with server.http(bearer) as http:
+                answer = await http.post(server.url, content=initialize_body(), headers=MCP_HEADERS)
+                return answer.status_code
+
+        assert await status(secret) == 200
+        assert await status(secret + "x") == 401
+        assert await status("wvo_" + "A" * 43) == 401
+        revoked = wvo(state_root, "tokens", "revoke", made["id"])
+        assert revoked.returncode == 0, revoked.stderr
+        assert await status(secret) == 401, "a revoked token must be refused at once"
+    again = wvo(state_root, "tokens", "revoke", made["id"])
+    assert again.returncode == 2 and "already revoked" in again.stderr
+
+
+async def _awaiting_approval(agent, task_id: str = "T1") -> str:
+    """A task claimed by `agent` and handed to a person: awaiting_approval."""
+    await agent.call("task_create", tasks=[spec(task_id)])
+    claim = await agent.call("claim_task", task_id=task_id)
+    assert claim["claimed"], claim
+    moved = await agent.call(
+        "plan_update", task_id=task_id, status="awaiting_approval",
+        lease_token=claim["lease_token"], reason="please look",
+    )  # fmt: skip
+    assert moved["status"] == "awaiting_approval"
+    return claim["lease_token"]
+
+
+@pytest.mark.parametrize("mode", PROTOCOL_MODES)
+async def test_an_agent_token_cannot_make_a_persons_move(state_root: Path, mode: str):
+    secret = token(state_root, "agent", "a1")
+    with http_server(state_root) as server:
+        async with connect(server, secret, mode) as agent:
+            await _awaiting_approval(agent)
+            before = (task_row(state_root, "T1"), events(state_root, "T1"))
+            for tool, args in [
+                ("task_approve", {"task_id": "T1"}),
+                ("task_reject", {"task_id": "T1", "note": "no", "to": "pending"}),
+                ("task_done", {"task_id": "T1", "skip_verify": True}),
+                ("task_cancel", {"task_id": "T1"}),
+                ("task_requeue", {"task_id": "T1"}),
+            ]:
+                text = await agent.error(tool, **args)
+                assert "needs a person token" in text, text
+            assert (task_row(state_root, "T1"), events(state_root, "T1")) == before
+    assert task_row(state_root, "T1")["status"] == "awaiting_approval"
+
+
+@pytest.mark.parametrize("mode", PROTOCOL_MODES)
+async def test_a_person_token_approves_as_that_person(state_root: Path, mode: str):
+    agent_secret = token(state_root, "agent", "a1")
+    person_secret = token(state_root, "person", "alice")
+    with http_server(state_root) as server:
+        async with connect(server, agent_secret, mode) as agent:
+            await _awaiting_approval(agent)
+        async with connect(server, person_secret, mode) as person:
+            tools = {t.name for t in (await person.client.list_tools()).tools}
+            assert tools >= PERSON_TOOLS
+            assert "claim_task" not in tools and "plan_update" not in tools
+            refused = await person.error("claim_task")
+            assert "does not work tasks as an agent" in refused
+            approved = await person.call("task_approve", task_id="T1", note="fine")
+            assert approved["status"] == "in_progress"
+    row = task_row(state_root, "T1")
+    assert row["status"] == "in_progress" and row["assigned_to"] == "a1"
+    decision = [e for e in events(state_root, "T1") if e["kind"] == "approved"]
+    assert [e["actor"] for e in decision] == ["person:alice"]
+
+
+async def test_a_person_token_skips_verification_on_record(state_root: Path):
+    agent_secret = token(state_root, "agent", "a1")
+    person_secret = token(state_root, "person", "bob")
+    with http_server(state_root) as server:
+        async with connect(server, agent_secret) as agent:
+            await agent.call("task_create", tasks=[spec("T1", verify_command="exit 1")])
+            assert (await agent.call("claim_task"))["claimed"]
+        async with connect(server, person_secret) as person:
+            done = await person.call("task_done", task_id="T1", skip_verify=True)
+            assert done["status"] == "done"
+    moves = [e for e in events(state_root, "T1") if e["to_status"] == "done"]
+    assert [e["actor"] for e in moves] == ["person:bob"]
+
+
+@pytest.mark.parametrize("mode", PROTOCOL_MODES)
+async def test_an_agent_token_cannot_act_as_another_agent(state_root: Path, mode: str):
+    secret = token(state_root, "agent", "a1")
+    with http_server(state_root) as server:
+        async with connect(server, secret, mode) as agent:
+            await agent.call("task_create", tasks=[spec("T1")])
+            text = await agent.error("claim_task", agent_id="b2")
+            assert "acts as agent 'a1'" in text and "'b2'" in text
+            text = await agent.error("plan_next", agent_id="b2")
+            assert "acts as agent 'a1'" in text
+            assert (await agent.call("plan_next", agent_id="a1"))["agent_id"] == "a1"
+    row = task_row(state_root, "T1")
+    assert row["status"] == "pending" and row["assigned_to"] is None
+
+
+async def test_operator_sees_the_tokens_but_never_a_secret(state_root: Path):
+    agent_secret = token(state_root, "agent", "a1")
+    operator_secret = token(state_root, "operator", "ops-1")
+    with http_server(state_root) as server:
+        async with connect(server, agent_secret) as agent:
+            assert "needs an operator token" in await agent.error("token_list")
+        async with connect(server, operator_secret) as operator:
+            tools = {t.name for t in (await operator.client.list_tools()).tools}
+            assert "token_list" in tools and not tools & PERSON_TOOLS
+            assert "a person's decision" in await operator.error("task_approve", task_id="T1")
+            listed = await operator.call("token_list")
+            assert {(t["role"], t["name"]) for t in listed["tokens"]} == {
+                ("agent", "a1"),
+                ("operator", "ops-1"),
+            }
+            text = str(listed)
+            assert agent_secret not in text and operator_secret not in text
+            plan = await operator.call("plan_next")
+            assert plan["agent_id"] == "ops-1"
+
+
+async def test_a_foreign_host_header_is_refused(state_root: Path):
+    secret = token(state_root, "agent", "a1")
+    with http_server(state_root) as server:
+        port = server.url.split(":")[2].split("/")[0]
+        async with server.http(secret) as http:
+            ok = await http.post(server.url, content=initialize_body(), headers=MCP_HEADERS)
+            assert ok.status_code == 200
+            for host in (f"evil.example:{port}", "evil.example"):
+                rebound = await http.post(
+                    server.url, content=initialize_body(), headers={**MCP_HEADERS, "Host": host}
+                )
+                assert rebound.status_code == 421, host
+            foreign = await http.post(
+                server.url, content=initialize_body(),
+                headers={**MCP_HEADERS, "Origin": "http://evil.example"},
+            )  # fmt: skip
+            assert foreign.status_code == 403
+
+
+async def test_allowed_host_lets_a_proxy_name_through(state_root: Path):
+    secret = token(state_root, "agent", "a1")
+    with http_server(state_root, "--allowed-host", "mcp.example.com") as server:
+        async with server.http(secret) as http:
+            proxied = await http.post(
+                server.url, content=initialize_body(),
+                headers={**MCP_HEADERS, "Host": "mcp.example.com"},
+            )  # fmt: skip
+            assert proxied.status_code == 200
+            other = await http.post(
+                server.url, content=initialize_body(),
+                headers={**MCP_HEADERS, "Host": "other.example.com"},
+            )  # fmt: skip
+            assert other.status_code == 421
+
+
+async def test_the_health_monitor_runs_in_the_http_server(state_root: Path):
+    secret = token(state_root, "agent", "a1")
+    with http_server(state_root, WVO_AUTOPILOT_HEALTH_INTERVAL_MS=100) as server:
+        async with connect(server, secret) as agent:
+            deadline = anyio.current_time() + POLL_DEADLINE_SECONDS
+            while "snapshot" not in (report := await agent.call("health_report")):
+                assert anyio.current_time() < deadline, report
+                await anyio.sleep(0.05)
+            assert report["leader"]
+
+
+def _refused_at_start(state_root: Path, *flags: str) -> str:
+    """`serve --http FLAGS` must exit 2 before serving; its message."""
+    result = wvo(state_root, "serve", "--http", *flags)
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert result.stdout == ""
+    return result.stderr
+
+
+def test_off_loopback_without_auth_is_refused_at_start(state_root: Path):
+    message = _refused_at_start(state_root, "--host", "0.0.0.0", "--no-auth", "--port", "1")
+    assert "--no-auth is refused on --host 0.0.0.0" in message
+    assert "127.0.0.1" in message and "tokens add" in message
+    message = _refused_at_start(state_root, "--host", "10.1.2.3", "--no-auth")
+    assert "--no-auth is refused" in message
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (("--port", "70000"), "must be 1-65535"),
+        (("--certfile", "cert.pem"), "both --certfile and --keyfile"),
+        (("--certfile", "/nonexistent.pem", "--keyfile", "/nonexistent.key"), "no such file"),
+        (("--host", "0.0.0.0"), "also give --public-url"),
+        (("--public-url", "ftp://x/mcp"), "must be an http:// or https:// URL"),
+        (("--jwt-issuer", "https://id.example"), "needs both --jwt-issuer URL and --jwks-url"),
+    ],
+)
+def test_bad_http_flags_say_what_is_accepted(state_root: Path, flags: tuple[str, ...], says: str):
+    assert says in _refused_at_start(state_root, *flags)
+
+
+def test_http_flags_without_http_are_refused(state_root: Path):
+    result = wvo(state_root, "serve", "--port", "8765")
+    assert result.returncode == 2
+    assert "--port: only for `wvo-mcp serve --http`" in result.stderr
+
+
+@pytest.mark.parametrize("mode", PROTOCOL_MODES)
+async def test_no_auth_on_loopback_serves_agents_by_argument(state_root: Path, mode: str):
+    with http_server(state_root, "--no-auth") as server:
+        async with connect(server, "ignored", mode) as agent:
+            tools = {t.name for t in (await agent.client.list_tools()).tools}
+            assert not tools & PERSON_TOOLS
+            assert (await agent.call("plan_next", agent_id="local-1"))["agent_id"] == "local-1"
+            assert "needs a person token" in await agent.error("task_approve", task_id="T1")
+            text = await agent.error("plan_next", agent_id="person:mallory")
+            assert "reserved" in text
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, made here."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    certfile, keyfile = folder / "cert.pem", folder / "key.pem"
+    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return certfile, keyfile
+
+
+async def test_tls_with_a_certificate_and_key(state_root: Path, tmp_path: Path):
+    certfile, keyfile = _self_signed(tmp_path)
+    secret = token(state_root, "agent", "a1")
+    flags = ("--certfile", str(certfile), "--keyfile", str(keyfile))
+    with http_server(state_root, *flags, cafile=certfile) as server:
+        assert server.url.startswith("https://")
+        async with connect(server, secret) as agent:
+            assert (await agent.call("plan_next"))["agent_id"] == "a1"
+        async with server.http() as http:
+            refused = await http.post(server.url, content=initialize_body(), headers=MCP_HEADERS)
+            assert refused.status_code == 401
+            assert re.search(r'resource_metadata="https://127\.0\.0\.1:\d+/', refused.headers[
+                "www-authenticate"])  # fmt: skip
+        plain = server.url.replace("https://", "http://")
+        async with server.http(secret) as http:
+            with pytest.raises(Exception):  # noqa: B017 - plain HTTP to a TLS port fails somehow
+                await http.post(plain, content=initialize_body(), headers=MCP_HEADERS)

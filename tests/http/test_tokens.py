@@ -1,0 +1,75 @@
+"""`wvo-mcp tokens`: secrets shown once and stored as digests; names follow the identity
+rules; the role rule (toolset.role_allows) in one table."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import open_db, wvo
+from tests.http.conftest import token
+from wvo_mcp import toolset
+
+
+def test_a_secret_is_shown_once_and_stored_only_as_its_digest(state_root: Path):
+    made = wvo(state_root, "tokens", "add", "--role", "agent", "--name", "claude-1")
+    assert made.returncode == 0, made.stderr
+    secret = made.stdout.strip()
+    assert secret.startswith("wvo_") and len(secret) > 40
+    assert "Authorization: Bearer" in made.stderr, "the hint says how to use it"
+    with open_db(state_root) as db:
+        (row,) = db.execute("SELECT * FROM api_tokens").fetchall()
+    assert row["secret_sha256"] == hashlib.sha256(secret.encode()).hexdigest()
+    assert secret not in json.dumps(dict(row))
+    assert (row["role"], row["name"], row["revoked_at"]) == ("agent", "claude-1", None)
+    for listing in (wvo(state_root, "tokens", "list"), wvo(state_root, "tokens", "list", "--json")):
+        assert listing.returncode == 0
+        assert secret not in listing.stdout and row["secret_sha256"] not in listing.stdout
+        assert row["id"] in listing.stdout
+
+
+def test_people_are_recorded_as_person_names(state_root: Path):
+    token(state_root, "person", "alice")
+    (listed,) = json.loads(wvo(state_root, "tokens", "list", "--json").stdout)
+    assert (listed["role"], listed["name"]) == ("person", "person:alice")
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--role", "agent", "--name", "person:eve"), "reserved"),
+        (("--role", "operator", "--name", "health-monitor"), "reserved"),
+        (("--role", "agent", "--name", " spaced "), "leading or trailing spaces"),
+        (("--role", "agent"), "needs --role (agent, person or operator) and --name"),
+    ],
+)
+def test_bad_token_names_are_refused(state_root: Path, args: tuple[str, ...], says: str):
+    made = wvo(state_root, "tokens", "add", *args)
+    assert made.returncode == 2 and says in made.stderr, made.stderr
+    assert made.stdout == ""
+
+
+def test_revoking_an_unknown_token_says_how_to_find_one(state_root: Path):
+    token(state_root, "agent", "a1")
+    refused = wvo(state_root, "tokens", "revoke", "tok-nope")
+    assert refused.returncode == 2 and "tokens list" in refused.stderr
+
+
+ROLE_TABLE = {
+    # tool: (agent, operator, person)
+    "claim_task": (True, True, False),
+    "plan_update": (True, True, False),
+    "task_create": (True, True, False),
+    "task_get": (True, True, True),
+    "health_report": (True, True, True),
+    "token_list": (False, True, False),
+    **{tool: (False, False, True) for tool in toolset.PERSON_TOOLS},
+}
+
+
+@pytest.mark.parametrize("tool", sorted(ROLE_TABLE))
+def test_the_role_table(tool: str):
+    allowed = tuple(toolset.role_allows(role, tool) for role in ("agent", "operator", "person"))
+    assert allowed == ROLE_TABLE[tool]
+    assert not toolset.role_allows("", tool), "an unknown role may call nothing"

@@ -1,0 +1,205 @@
+"""Who is calling over HTTP, and what they may do: bearer tokens become callers (the SDK's
+token-verifier hook), a caller's role decides which tools it sees and may call (the rule
+itself is `toolset.role_allows`), and an agent's id comes from its token, not its arguments.
+
+Over stdio none of this runs: a stdio server is started by its one agent (identity.OneAgent).
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import anyio
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.provider import AccessToken, TokenVerifier
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.types import CallToolResult, TextContent
+from pydantic import BaseModel
+
+from wvo_mcp import identity, toolset
+from wvo_mcp.errors import ValidationFailed, WvoError
+from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.services import tokens
+
+log = logging.getLogger(__name__)
+
+ROLE_CLAIM = "wvo_role"  # an external issuer's JWT names the role here ...
+NAME_CLAIM = "wvo_name"  # ... and the name here (else `sub`)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated caller: its role and the name it acts under (`person:…` for people)."""
+
+    role: str
+    name: str
+    token_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Jwt:
+    """An external OAuth issuer whose JWTs (signed, checked against its JWKS) are accepted."""
+
+    issuer: str
+    jwks_url: str
+    audience: str
+
+
+@dataclass(frozen=True)
+class HttpAccess:
+    """How an HTTP server authenticates: `auth` None is `--no-auth` (loopback only); with
+    `jwt`, the external issuer's tokens instead of `wvo-mcp tokens`."""
+
+    auth: AuthSettings | None
+    jwt: Jwt | None = None
+
+
+def _access_token(
+    caller: Caller, secret: str, expires_at: int | None = None, **extra: Any
+) -> AccessToken:
+    return AccessToken(
+        token=secret,
+        client_id=caller.name,
+        subject=caller.name,
+        scopes=[caller.role],
+        expires_at=expires_at,
+        claims={"wvo_role": caller.role, "wvo_token_id": caller.token_id, **extra},
+    )
+
+
+def current() -> Caller | None:
+    """The caller of the request being served (None without authentication)."""
+    token = get_access_token()
+    if token is None:
+        return None
+    claims = token.claims or {}
+    return Caller(role=str(claims.get("wvo_role", "")), name=token.subject or token.client_id,
+                  token_id=claims.get("wvo_token_id"))  # fmt: skip
+
+
+class StoreVerifier(TokenVerifier):
+    """Tokens made by `wvo-mcp tokens add`, looked up by digest on every request, so a
+    revocation holds at once on every server process sharing the database."""
+
+    def __init__(self, orchestrator: Callable[[], Orchestrator | None]) -> None:
+        self.orchestrator = orchestrator
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        orchestrator = self.orchestrator()
+        if orchestrator is None:
+            return None
+        try:
+            found = await orchestrator.token_find(token)
+        except WvoError as exc:  # the database is busy or gone: refuse, say why in the log
+            log.warning("could not check a bearer token: %s", exc)
+            return None
+        if found is None:
+            return None
+        return _access_token(Caller(found.role, found.name, found.id), token)
+
+
+class JwtVerifier(TokenVerifier):
+    """JWTs of an external OAuth issuer: signature (keys from its JWKS URL), issuer,
+    audience and expiry checked; the role from the `wvo_role` claim, the name from
+    `wvo_name` (else `sub`), with the same rules as `wvo-mcp tokens add`."""
+
+    def __init__(self, config: Jwt) -> None:
+        import jwt
+
+        self.config = config
+        self.keys = jwt.PyJWKClient(config.jwks_url, cache_keys=True, lifespan=300)
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        return await anyio.to_thread.run_sync(self._verify, token)
+
+    def _verify(self, token: str) -> AccessToken | None:
+        import jwt
+
+        try:
+            key = self.keys.get_signing_key_from_jwt(token)
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=["RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "EdDSA"],
+                audience=self.config.audience,
+                issuer=self.config.issuer,
+                options={"require": ["exp", "iss", "aud", "sub"]},
+            )
+            role = str(claims.get(ROLE_CLAIM, ""))
+            name = tokens.actor_name(role, str(claims.get(NAME_CLAIM) or claims["sub"]))
+        except (jwt.PyJWTError, WvoError, KeyError) as exc:
+            log.info("refused a JWT: %s", exc)
+            return None
+        return _access_token(Caller(role, name), token, int(claims["exp"]), iss=claims["iss"])
+
+
+def verifier(access: HttpAccess, orchestrator: Callable[[], Orchestrator | None]) -> TokenVerifier:
+    return JwtVerifier(access.jwt) if access.jwt is not None else StoreVerifier(orchestrator)
+
+
+def acting_agent(given: str | None, default: Callable[[], str]) -> str:
+    """The agent id a call acts under over HTTP: the token's name. An agent_id argument
+    naming another agent is refused. Without authentication (loopback `--no-auth`), the
+    argument, else the default."""
+    caller = current()
+    if caller is None:
+        return identity.check_agent_id(given) if given is not None else default()
+    if caller.role == "person":
+        raise ValidationFailed(
+            f"{caller.name} is a person: a person token does not act as an agent"
+        )
+    if given is not None and given != caller.name:
+        raise ValidationFailed(
+            f"this token acts as agent {caller.name!r}; it cannot act as {given!r} (WIP "
+            f"limits and the audit trail count per agent). Omit agent_id or pass "
+            f"{caller.name!r}; another agent needs its own token"
+        )
+    return caller.name
+
+
+def person() -> str:
+    """The person a person-only tool acts for, as `person:<name>` (the CLI's form)."""
+    caller = current()
+    if caller is None or caller.role != "person":
+        raise ValidationFailed("this needs a person token; nothing was changed")
+    return identity.person(caller.name)
+
+
+class RoleGate:
+    """Server middleware: tools/list shows a caller only the tools its role may call, and
+    tools/call of any other tool is refused before its arguments are even read, as a tool
+    error that says which token is needed. `anonymous` is the role of unauthenticated
+    callers (loopback `--no-auth`); None refuses them."""
+
+    def __init__(self, anonymous: str | None) -> None:
+        self.anonymous = anonymous
+
+    def role(self) -> str:
+        caller = current()
+        if caller is not None:
+            return caller.role
+        return self.anonymous or ""
+
+    async def __call__(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        if ctx.method == "tools/call":
+            name = (ctx.params or {}).get("name")
+            role = self.role()
+            if isinstance(name, str) and not toolset.role_allows(role, name):
+                text = f"Error executing tool {name}: {toolset.role_refusal(role, name)}"
+                return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+            return await call_next(ctx)
+        if ctx.method != "tools/list":
+            return await call_next(ctx)
+        result = await call_next(ctx)
+        role = self.role()
+        if isinstance(result, BaseModel) and isinstance(getattr(result, "tools", None), list):
+            shown = [t for t in cast(Any, result).tools if toolset.role_allows(role, t.name)]
+            return result.model_copy(update={"tools": shown})
+        if isinstance(result, dict) and isinstance(result.get("tools"), list):
+            shown = [t for t in result["tools"] if toolset.role_allows(role, str(t.get("name")))]
+            return {**result, "tools": shown}
+        return result

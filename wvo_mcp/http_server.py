@@ -1,0 +1,203 @@
+"""MCP over streamable HTTP (`wvo-mcp serve --http`): many agents and people, one server
+process or several (any request may land on any of them: the transport is stateless and
+every piece of state is in the database).
+
+Bearer tokens are required (access.py: the SDK's token-verifier hook, so a request without
+a valid one gets 401 with `WWW-Authenticate: Bearer … resource_metadata=…`, and the OAuth
+protected-resource metadata is served); `--no-auth` is for loopback only. DNS-rebinding
+protection checks every request's Host (and Origin) header.
+"""
+
+import ipaddress
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from mcp.server.auth.routes import build_resource_metadata_url
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.transport_security import TransportSecuritySettings
+from pydantic import AnyHttpUrl
+from starlette.applications import Starlette
+
+from wvo_mcp import access
+from wvo_mcp.config import Settings
+from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.stdio import MAX_LINE_BYTES
+
+log = logging.getLogger(__name__)
+
+PATH = "/mcp"
+DEFAULT_PORT = 8765
+WILDCARD = ("0.0.0.0", "::", "")
+GRACE_SECONDS = 5  # open response streams get this long on shutdown
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _netloc(host: str, port: int | None) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return shown if port is None else f"{shown}:{port}"
+
+
+@dataclass(frozen=True)
+class Options:
+    """`serve --http` and its flags."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    allowed_hosts: tuple[str, ...] = ()
+    public_url: str | None = None
+    no_auth: bool = False
+    jwt: access.Jwt | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.certfile is not None
+
+    def check(self) -> None:
+        """Refuse what cannot be served safely, saying what would be accepted."""
+        if not 1 <= self.port <= 65535:
+            raise ValidationFailed(f"--port {self.port} must be 1-65535 (default {DEFAULT_PORT})")
+        if (self.certfile is None) != (self.keyfile is None):
+            raise ValidationFailed(
+                "TLS needs both --certfile and --keyfile (PEM files), or neither (then put a "
+                "reverse proxy that terminates TLS in front, see docs/http.md)"
+            )
+        for flag, path in (("--certfile", self.certfile), ("--keyfile", self.keyfile)):
+            if path is not None and not path.is_file():
+                raise ValidationFailed(f"{flag} {path}: no such file (a PEM file is expected)")
+        if self.no_auth and not is_loopback(self.host):
+            raise ValidationFailed(
+                f"--no-auth is refused on --host {self.host}: without authentication anyone who "
+                "can reach the port could act as any agent. Bind to loopback (--host "
+                "127.0.0.1) for --no-auth, or drop --no-auth and give each caller a token "
+                "(`wvo-mcp tokens add`)"
+            )
+        if self.no_auth and self.jwt is not None:
+            raise ValidationFailed("--no-auth and --jwt-issuer contradict each other; pick one")
+        if self.host in WILDCARD and self.public_url is None:
+            raise ValidationFailed(
+                f"--host {self.host or '(any)'} listens on every address: also give --public-url "
+                f"(the address clients use, e.g. https://mcp.example.com{PATH}); it names this "
+                "server in its OAuth metadata, and its host name is what DNS-rebinding "
+                "protection lets through"
+            )
+        if self.public_url is not None:
+            parts = urlsplit(self.public_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValidationFailed(
+                    f"--public-url {self.public_url!r} must be an http:// or https:// URL with "
+                    f"a host, e.g. https://mcp.example.com{PATH}"
+                )
+        if self.jwt is not None and not self.jwt.jwks_url.startswith(("https://", "http://")):
+            raise ValidationFailed(
+                f"--jwks-url {self.jwt.jwks_url!r} must be an https:// (or http://) URL"
+            )
+
+    @property
+    def resource_url(self) -> str:
+        """This MCP endpoint as clients reach it (the OAuth resource identifier)."""
+        if self.public_url is not None:
+            return self.public_url
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{_netloc(self.host, self.port)}{PATH}"
+
+    def transport_security(self) -> TransportSecuritySettings:
+        """DNS-rebinding protection: only Host headers naming this server pass."""
+        names: list[str] = []
+        if is_loopback(self.host):
+            names += ["127.0.0.1", "localhost", "[::1]"]
+        if self.host not in WILDCARD:
+            names.append(_netloc(self.host, None))
+        if self.public_url is not None:
+            parts = urlsplit(self.public_url)
+            names.append(parts.netloc.rsplit("@", 1)[-1])
+        names += self.allowed_hosts
+        hosts: list[str] = []
+        for name in dict.fromkeys(names):
+            # `name:*` is any port; a bare name is a Host header without one (ports 80/443).
+            hosts += [name] if ":" in name.lstrip("[").split("]")[-1] else [name, f"{name}:*"]
+        origins = [f"{scheme}://{host}" for host in hosts for scheme in ("http", "https")]
+        return TransportSecuritySettings(
+            enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
+        )
+
+    def http_access(self) -> access.HttpAccess:
+        if self.no_auth:
+            return access.HttpAccess(auth=None)
+        resource = AnyHttpUrl(self.resource_url)
+        parts = urlsplit(self.resource_url)
+        # Our own tokens have no OAuth issuer; the server names itself (clients get their
+        # token from `wvo-mcp tokens add` and send it as a header).
+        issuer = self.jwt.issuer if self.jwt is not None else f"{parts.scheme}://{parts.netloc}"
+        return access.HttpAccess(
+            auth=AuthSettings(
+                issuer_url=AnyHttpUrl(issuer),
+                resource_server_url=resource,
+                # The verifier checks the audience itself (JWT) or the token is ours.
+                validate_token_resource=False,
+            ),
+            jwt=self.jwt,
+        )
+
+    @property
+    def metadata_url(self) -> str:
+        return str(build_resource_metadata_url(AnyHttpUrl(self.resource_url)))
+
+
+def app(settings: Settings, options: Options) -> Starlette:
+    """The ASGI app: the SDK's streamable HTTP transport, stateless, over build_server."""
+    from wvo_mcp.server import build_server
+
+    options.check()
+    server = build_server(settings, http=options.http_access())
+    return server.streamable_http_app(
+        streamable_http_path=PATH,
+        stateless_http=True,  # no session lives in a process: any request, any process
+        transport_security=options.transport_security(),
+        max_request_body_size=MAX_LINE_BYTES,
+        host=options.host,
+    )
+
+
+def serve(settings: Settings, options: Options) -> None:
+    """Serve until SIGINT or SIGTERM (uvicorn's own handling: open requests get
+    GRACE_SECONDS, then the server's cleanup runs)."""
+    import uvicorn
+
+    starlette_app = app(settings, options)
+    if not is_loopback(options.host) and not options.tls:
+        log.warning(
+            "serving plain HTTP on %s: bearer tokens cross the network readable unless a "
+            "reverse proxy in front terminates TLS (or pass --certfile and --keyfile)",
+            options.host,
+        )
+    level = settings.log_level or "warning"
+    config = uvicorn.Config(
+        starlette_app,
+        host=options.host or "0.0.0.0",
+        port=options.port,
+        ssl_certfile=str(options.certfile) if options.certfile else None,
+        ssl_keyfile=str(options.keyfile) if options.keyfile else None,
+        log_level=level,
+        access_log=level in ("debug", "info"),
+        timeout_graceful_shutdown=GRACE_SECONDS,
+        server_header=False,
+        log_config=None,  # ours: stderr, as set up by the CLI
+    )
+    log.info(
+        "wvo-mcp serving MCP at %s (auth: %s)",
+        options.resource_url,
+        "off (loopback)" if options.no_auth else "jwt" if options.jwt else "bearer tokens",
+    )
+    uvicorn.Server(config).run()
