@@ -1,0 +1,572 @@
+-- Every SQL statement wvo-mcp runs, by name: the PostgreSQL dialect of sqlite/queries.sql,
+-- with the same names, parameters and result columns. Timestamps are ISO-8601 UTC text.
+--
+-- How this differs from the SQLite file, and why:
+-- * Placeholders are psycopg's: `?` is %s, `:name` is %(name)s (a repeated name is sent
+--   once), and a literal percent sign is %%. SQLite's numbered `?1 ... ?1` reuse has no
+--   positional form here, so those queries read their parameters from a one-row VALUES
+--   list under names, in the same order.
+-- * A parameter PostgreSQL cannot type from its context (`%(x)s IS NULL`) is cast.
+-- * INDEXED BY hints go: the planner picks the same partial indexes by itself.
+-- * Flags and booleans come back as integers 0/1, as SQLite answers them (`(...)::int`);
+--   sums of integers are cast back to bigint (PostgreSQL would answer numeric).
+-- * JSON in text columns is read with the jsonb functions on `col::jsonb`.
+-- * Orders that SQLite settles by its scan (ties, NULLs) are spelled out: NULLS FIRST /
+--   LAST where a NULL could be seen, and `id` last where rows could tie.
+
+-- name: task_by_id
+-- One task, every column.
+SELECT * FROM tasks WHERE id = %s;
+
+-- name: task_statuses
+-- id and status of those of a JSON array of ids that exist.
+SELECT id, status FROM tasks WHERE id IN (SELECT jsonb_array_elements_text(%s::jsonb));
+
+-- name: insert_task
+INSERT INTO tasks (
+    id, title, description, epic_id, milestone_id, status, complexity, business_value,
+    time_criticality, risk_reduction, job_size, due_at, tags, requires_approval, max_attempts,
+    unmet_dependencies, dependents, effective_time_criticality, wsjf_score, metadata,
+    verify_command, created_at, updated_at
+) VALUES (
+    %(id)s, %(title)s, %(description)s, %(epic_id)s, %(milestone_id)s, %(status)s,
+    %(complexity)s, %(business_value)s, %(time_criticality)s, %(risk_reduction)s,
+    %(job_size)s, %(due_at)s, %(tags)s, %(requires_approval)s, %(max_attempts)s,
+    %(unmet_dependencies)s, %(dependents)s, %(effective_time_criticality)s, %(wsjf_score)s,
+    %(metadata)s, %(verify_command)s, %(now)s, %(now)s
+);
+
+-- name: insert_dependency
+INSERT INTO task_dependencies (task_id, depends_on_id) VALUES (%s, %s);
+
+-- name: set_score
+UPDATE tasks SET dependents = %s, effective_time_criticality = %s, wsjf_score = %s WHERE id = %s;
+
+-- name: insert_event
+INSERT INTO task_events (task_id, at, actor, kind, from_status, to_status, reason, lease_epoch)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s);
+
+-- name: recent_events
+-- Newest first; the caller reverses them into time order.
+SELECT * FROM task_events WHERE task_id = %s ORDER BY id DESC LIMIT %s;
+
+-- name: dependencies_of
+SELECT t.id, t.status FROM task_dependencies d JOIN tasks t ON t.id = d.depends_on_id
+WHERE d.task_id = %s ORDER BY t.id;
+
+-- name: dependents_of
+SELECT t.id, t.status FROM task_dependencies d JOIN tasks t ON t.id = d.task_id
+WHERE d.depends_on_id = %s ORDER BY t.id;
+
+-- name: latest_checkpoint
+SELECT * FROM checkpoints WHERE task_id = %s ORDER BY seq DESC LIMIT 1;
+
+-- name: list_tasks
+-- Keyset pagination by id; every filter optional.
+SELECT * FROM tasks
+WHERE (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(epic_id)s::text IS NULL OR epic_id = %(epic_id)s)
+  AND (%(milestone_id)s::text IS NULL OR milestone_id = %(milestone_id)s)
+  AND (%(tag)s::text IS NULL OR EXISTS (
+      SELECT 1 FROM jsonb_array_elements_text(tasks.tags::jsonb) AS tag (value)
+      WHERE tag.value = %(tag)s))
+  AND id > %(after)s
+ORDER BY id LIMIT %(limit)s;
+
+-- name: ready_ranked
+-- The ready queue in WSJF order (ties: older first, then id), straight off the partial index.
+SELECT * FROM tasks
+WHERE status = 'pending' AND unmet_dependencies = 0
+ORDER BY wsjf_score DESC, created_at, id;
+
+-- name: ready_ranked_in_epic
+SELECT * FROM tasks
+WHERE status = 'pending' AND unmet_dependencies = 0 AND epic_id = %s
+ORDER BY wsjf_score DESC, created_at, id;
+
+-- name: expired_leases
+-- In-progress tasks whose holder went silent: claimable again at once.
+SELECT * FROM tasks
+WHERE status = 'in_progress' AND lease_expires_at < %s
+ORDER BY wsjf_score DESC, created_at, id;
+
+-- name: queue_counts
+-- In bucket order, as SQLite keeps the table (callers build ordered dicts from it).
+SELECT bucket, tasks FROM queue_counts ORDER BY bucket;
+
+-- name: backing_off_count
+-- Ready by dependencies but waiting out a retry back-off.
+SELECT count(*) FROM tasks
+WHERE not_before > %s AND status = 'pending' AND unmet_dependencies = 0;
+
+-- name: live_lease_count
+SELECT count(*) FROM tasks
+WHERE status = 'in_progress' AND lease_expires_at >= %s;
+
+-- name: agent_live_lease_count
+SELECT count(*) FROM tasks
+WHERE status = 'in_progress' AND assigned_to = %s AND lease_expires_at >= %s;
+
+-- name: live_leases_by_epic
+SELECT epic_id, count(*) AS n FROM tasks
+WHERE status = 'in_progress' AND lease_expires_at >= %s
+GROUP BY epic_id;
+
+-- name: in_progress
+-- A held task always has a lease end; NULLS FIRST is SQLite's order should one not. Ties
+-- in creation order, as SQLite's index breaks them (by rowid).
+SELECT * FROM tasks
+WHERE status = 'in_progress'
+ORDER BY lease_expires_at NULLS FIRST, created_at,
+    (SELECT min(e.id) FROM task_events e WHERE e.task_id = tasks.id) NULLS LAST, id;
+
+-- name: pending_with_due_date
+SELECT * FROM tasks WHERE due_at IS NOT NULL AND status = 'pending';
+
+-- name: meta_get
+SELECT value FROM settings_meta WHERE key = %s;
+
+-- name: meta_set
+INSERT INTO settings_meta (key, value) VALUES (%s, %s)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+
+-- name: touch_agent
+-- Parameters: (id, now).
+INSERT INTO agents (id, first_seen_at, last_seen_at)
+SELECT p.id, p.now, p.now FROM (VALUES (%s::text, %s::text)) AS p (id, now)
+ON CONFLICT (id) DO UPDATE SET last_seen_at = excluded.last_seen_at;
+
+-- name: register_agent
+-- Parameters: (id, client_name, now).
+INSERT INTO agents (id, client_name, first_seen_at, last_seen_at)
+SELECT p.id, p.client_name, p.now, p.now
+FROM (VALUES (%s::text, %s::text, %s::text)) AS p (id, client_name, now)
+ON CONFLICT (id) DO UPDATE SET client_name = excluded.client_name,
+    last_seen_at = excluded.last_seen_at;
+
+-- name: grant_lease
+-- A new grant: fresh token, next epoch; the previous holder's token stops working.
+UPDATE tasks SET
+    status = 'in_progress',
+    assigned_to = %(agent)s,
+    lease_token = %(token)s,
+    lease_epoch = lease_epoch + 1,
+    lease_seconds = %(lease_seconds)s,
+    lease_expires_at = %(expires)s,
+    claimed_at = %(now)s,
+    last_heartbeat_at = %(now)s,
+    not_before = NULL,
+    updated_at = %(now)s
+WHERE id = %(id)s
+RETURNING *;
+
+-- name: count_lost_attempt
+UPDATE tasks SET attempts = %s WHERE id = %s;
+
+-- name: dead_letter
+UPDATE tasks SET status = 'failed', attempts = %s, assigned_to = NULL, lease_token = NULL,
+    lease_expires_at = NULL, updated_at = %s
+WHERE id = %s;
+
+-- name: renew_lease
+-- Parameters: (lease_expires_at, lease_seconds, now, id).
+UPDATE tasks SET lease_expires_at = p.expires, lease_seconds = p.lease_seconds,
+    last_heartbeat_at = p.now, updated_at = p.now
+FROM (VALUES (%s::text, %s::bigint, %s::text, %s::text)) AS p (expires, lease_seconds, now, id)
+WHERE tasks.id = p.id;
+
+-- name: next_checkpoint_seq
+SELECT coalesce(max(seq), 0) + 1 FROM checkpoints WHERE task_id = %s;
+
+-- name: insert_checkpoint
+INSERT INTO checkpoints (task_id, seq, agent_id, lease_epoch, summary, next_steps, progress,
+    files, created_at, git_head, git_commit, git_ref, sandbox_run)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s);
+
+-- name: prune_checkpoints
+-- Keep a task's latest `kept` checkpoints (by seq; the newest is always among them): delete
+-- those at or below the seq of the (kept + 1)-th newest. Nothing when there are no more.
+-- Parameters: (task_id, kept).
+DELETE FROM checkpoints
+USING (VALUES (%s::text, %s::bigint)) AS p (task_id, kept)
+WHERE checkpoints.task_id = p.task_id
+    AND checkpoints.seq <= (
+        SELECT c.seq FROM checkpoints c WHERE c.task_id = p.task_id
+        ORDER BY c.seq DESC LIMIT 1 OFFSET p.kept);
+
+-- name: last_sandbox_run
+-- The latest sandbox run recorded on a task during one grant.
+SELECT reason FROM task_events
+WHERE task_id = %s AND kind = 'sandbox_run' AND lease_epoch = %s ORDER BY id DESC LIMIT 1;
+
+-- name: checkpoints_of
+SELECT * FROM checkpoints WHERE task_id = %s ORDER BY seq;
+
+-- name: checkpoint_by_seq
+SELECT * FROM checkpoints WHERE task_id = %s AND seq = %s;
+
+-- name: set_status
+-- Leaving in_progress ends the lease, except a holder waiting for approval keeps its claim.
+UPDATE tasks SET
+    status = %(status)s,
+    attempts = %(attempts)s,
+    not_before = %(not_before)s,
+    assigned_to = CASE WHEN %(keep_holder)s::bigint <> 0 THEN assigned_to END,
+    lease_token = CASE WHEN %(keep_holder)s::bigint <> 0 THEN lease_token END,
+    lease_expires_at = NULL,
+    completed_at = coalesce(%(completed)s::text, completed_at),
+    updated_at = %(now)s
+WHERE id = %(id)s;
+
+-- name: set_status_plain
+UPDATE tasks SET status = %s, updated_at = %s WHERE id = %s;
+
+-- name: release_dependents
+-- A task is done: each dependent has one dependency fewer to wait for. In creation order,
+-- as SQLite answers (it updates in rowid order): by created_at, then by the first event of
+-- each (a batch's tasks are created, and their events written, in the batch's order).
+WITH released AS (
+    UPDATE tasks SET unmet_dependencies = unmet_dependencies - 1, updated_at = %s
+    WHERE id IN (SELECT task_id FROM task_dependencies WHERE depends_on_id = %s)
+    RETURNING id, status, unmet_dependencies, requires_approval, approved_by, created_at
+)
+SELECT id, status, unmet_dependencies, requires_approval, approved_by
+FROM released
+ORDER BY created_at,
+    (SELECT min(e.id) FROM task_events e WHERE e.task_id = released.id) NULLS LAST, id;
+
+-- name: dead_letters
+SELECT * FROM tasks WHERE status = 'failed' ORDER BY updated_at DESC, id LIMIT %s;
+
+-- name: all_tasks
+SELECT * FROM tasks ORDER BY created_at, id;
+
+-- name: all_dependencies
+SELECT task_id, depends_on_id FROM task_dependencies ORDER BY task_id, depends_on_id;
+
+-- name: set_approver
+UPDATE tasks SET approved_by = %s WHERE id = %s;
+
+-- name: completions
+-- Who moved each task to done, from the audit trail (a task done twice would show twice).
+SELECT task_id, actor FROM task_events WHERE to_status = 'done' ORDER BY id;
+
+-- name: context_section
+SELECT * FROM context_sections WHERE name = %s;
+
+-- name: context_sections
+-- Every section in a stable order: the order they were first written.
+SELECT * FROM context_sections ORDER BY created_at, name;
+
+-- name: context_total_bytes
+-- Bytes of every section but the named one (the cap counts the section's new size instead).
+SELECT coalesce(sum(octet_length(content)), 0)::bigint FROM context_sections WHERE name <> %s;
+
+-- name: upsert_context_section
+INSERT INTO context_sections (name, version, content, updated_by, updated_at, created_at)
+VALUES (%(name)s, %(version)s, %(content)s, %(author)s, %(now)s, %(now)s)
+ON CONFLICT (name) DO UPDATE SET version = excluded.version, content = excluded.content,
+    updated_by = excluded.updated_by, updated_at = excluded.updated_at;
+
+-- name: insert_context_history
+INSERT INTO context_history (name, version, mode, content, author, at)
+VALUES (%(name)s, %(version)s, %(mode)s, %(content)s, %(author)s, %(now)s);
+
+-- name: prune_context_history
+DELETE FROM context_history WHERE name = %s AND version <= %s;
+
+-- name: context_version
+SELECT * FROM context_history WHERE name = %s AND version = %s;
+
+-- name: context_history
+SELECT name, version, mode, author, at, octet_length(content)::bigint AS size_bytes
+FROM context_history WHERE name = %s ORDER BY version DESC LIMIT %s;
+
+-- name: awaiting_approval
+-- What waits for a person, oldest first, with the reason it was asked for.
+SELECT t.id, t.title, t.assigned_to, t.updated_at,
+    (SELECT reason FROM task_events e WHERE e.task_id = t.id ORDER BY e.id DESC LIMIT 1) AS reason
+FROM tasks t
+WHERE t.status = 'awaiting_approval' ORDER BY t.updated_at, t.id;
+
+-- name: take_leadership
+-- The holder renews its lease; anyone takes an expired one (a new holder starts a new term).
+INSERT INTO monitor_leader (role, holder, term, acquired_at, renewed_at, expires_at)
+VALUES (%(role)s, %(me)s, 1, %(now)s, %(now)s, %(expires)s)
+ON CONFLICT (role) DO UPDATE SET
+    term = monitor_leader.term + (monitor_leader.holder <> excluded.holder)::int,
+    acquired_at = CASE WHEN monitor_leader.holder = excluded.holder
+        THEN monitor_leader.acquired_at ELSE excluded.acquired_at END,
+    holder = excluded.holder,
+    renewed_at = excluded.renewed_at,
+    expires_at = excluded.expires_at
+WHERE monitor_leader.holder = excluded.holder
+    OR monitor_leader.expires_at < excluded.renewed_at;
+
+-- name: leadership
+SELECT * FROM monitor_leader WHERE role = %s;
+
+-- name: release_leadership
+-- A leader shutting down lets the next process take over at its next tick.
+UPDATE monitor_leader SET expires_at = %(now)s WHERE role = %(role)s AND holder = %(me)s;
+
+-- name: done_since
+SELECT count(*) FROM task_events WHERE to_status = 'done' AND at >= %s;
+
+-- name: stale_tasks
+-- Lease expired and no heartbeat or checkpoint (claiming counts) since the cut-off.
+SELECT id, assigned_to AS holder, lease_epoch, lease_expires_at,
+    last_heartbeat_at AS last_seen_at
+FROM tasks
+WHERE status = 'in_progress' AND lease_expires_at < %(now)s AND last_heartbeat_at < %(cutoff)s
+-- Ties as SQLite's lease index leaves them: by lease end, then in creation order.
+ORDER BY last_heartbeat_at, lease_expires_at, created_at,
+    (SELECT min(e.id) FROM task_events e WHERE e.task_id = tasks.id) NULLS LAST, id
+LIMIT %(limit)s;
+
+-- name: agents_seen
+-- Agents seen since the cut-off, and whether each holds a live lease (0 or 1).
+SELECT a.id, EXISTS (
+    SELECT 1 FROM tasks t
+    WHERE t.status = 'in_progress' AND t.assigned_to = a.id AND t.lease_expires_at >= %(now)s
+)::int AS busy
+FROM agents a WHERE a.last_seen_at >= %(cutoff)s;
+
+-- name: silent_agent_count
+SELECT count(*) FROM agents WHERE last_seen_at < %s;
+
+-- name: stuck_approvals
+SELECT id, updated_at AS since FROM tasks
+WHERE status = 'awaiting_approval' AND updated_at < %s ORDER BY updated_at, id LIMIT %s;
+
+-- name: dead_letter_ids
+SELECT id FROM tasks WHERE status = 'failed' ORDER BY id LIMIT %s;
+
+-- name: dependency_drift
+-- A slice of unfinished tasks (by id, after a cursor) whose stored count of unmet
+-- dependencies differs from the real one; a tick checks one slice, not the whole graph.
+SELECT id, stored, actual FROM (
+    SELECT t.id, t.unmet_dependencies AS stored, (
+        SELECT count(*) FROM task_dependencies d JOIN tasks p ON p.id = d.depends_on_id
+        WHERE d.task_id = t.id AND p.status <> 'done'
+    ) AS actual
+    FROM tasks t
+    WHERE t.id > %(after)s
+        AND t.status IN ('pending', 'awaiting_approval', 'blocked', 'needs_review')
+    ORDER BY t.id LIMIT %(slice)s
+) AS slice
+WHERE stored <> actual ORDER BY id LIMIT %(cap)s;
+
+-- name: drift_slice_end
+-- The last task id of that slice: where the next tick's check starts.
+SELECT max(id) FROM (
+    SELECT id FROM tasks
+    WHERE id > %(after)s AND status IN ('pending', 'awaiting_approval', 'blocked', 'needs_review')
+    ORDER BY id LIMIT %(slice)s
+) AS slice;
+
+-- name: open_anomaly_subjects
+-- In subject order, as SQLite reads them off the open-anomaly index.
+SELECT subject FROM health_anomalies WHERE kind = %s AND resolved_at IS NULL ORDER BY subject;
+
+-- name: unmet_dependencies_of
+SELECT count(*) FROM task_dependencies d JOIN tasks p ON p.id = d.depends_on_id
+WHERE d.task_id = %s AND p.status <> 'done';
+
+-- name: set_unmet_dependencies
+UPDATE tasks SET unmet_dependencies = %s, updated_at = %s WHERE id = %s;
+
+-- name: blocked_by_abandoned
+-- Pending tasks waiting on a dependency that will never be done without a person.
+SELECT DISTINCT d.task_id AS id FROM tasks p
+JOIN task_dependencies d ON d.depends_on_id = p.id
+JOIN tasks t ON t.id = d.task_id
+WHERE p.status IN ('cancelled', 'failed') AND t.status = 'pending'
+ORDER BY d.task_id LIMIT %s;
+
+-- name: requeue_lost
+-- The health monitor takes a silent holder's task back: pending again, lease ended.
+UPDATE tasks SET status = 'pending', attempts = %s, not_before = %s, assigned_to = NULL,
+    lease_token = NULL, lease_expires_at = NULL, updated_at = %s
+WHERE id = %s;
+
+-- name: insert_health_snapshot
+INSERT INTO health_snapshots (at, leader, term, remediate, anomalies, actions, observation)
+VALUES (%s, %s, %s, %s, %s, %s, %s);
+
+-- name: latest_health_snapshot
+SELECT * FROM health_snapshots ORDER BY id DESC LIMIT 1;
+
+-- name: throughput_history
+-- Completions per hour seen by earlier ticks: the baseline throughput is judged against.
+-- (NULL where a snapshot lacks the count, as SQLite's json_extract answers.)
+SELECT (observation::jsonb -> 'counts' ->> 'done_last_hour')::bigint AS done
+FROM health_snapshots WHERE at >= %s AND at < %s ORDER BY at, id;
+
+-- name: open_anomalies
+SELECT * FROM health_anomalies WHERE resolved_at IS NULL
+ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, first_seen_at, id
+LIMIT %s;
+
+-- name: open_anomaly_keys
+SELECT kind, subject FROM health_anomalies WHERE resolved_at IS NULL;
+
+-- name: open_anomaly_count
+SELECT count(*) FROM health_anomalies WHERE resolved_at IS NULL;
+
+-- name: upsert_anomaly
+INSERT INTO health_anomalies (kind, subject, severity, message, first_seen_at, last_seen_at)
+VALUES (%(kind)s, %(subject)s, %(severity)s, %(message)s, %(now)s, %(now)s)
+ON CONFLICT (kind, subject) WHERE resolved_at IS NULL DO UPDATE SET
+    severity = excluded.severity, message = excluded.message, last_seen_at = excluded.last_seen_at;
+
+-- name: resolve_anomaly
+UPDATE health_anomalies SET resolved_at = %s
+WHERE kind = %s AND subject = %s AND resolved_at IS NULL;
+
+-- name: recent_monitor_actions
+SELECT * FROM task_events
+WHERE actor = 'health-monitor' ORDER BY id DESC LIMIT %s;
+
+-- name: prune_health_snapshots
+DELETE FROM health_snapshots WHERE at < %s;
+
+-- name: prune_resolved_anomalies
+DELETE FROM health_anomalies WHERE resolved_at < %s;
+
+-- name: old_events
+-- Events older than the cut-off, in time order after a cursor, with their task's status.
+SELECT e.id, e.at, t.status FROM task_events e
+JOIN tasks t ON t.id = e.task_id
+WHERE e.at < %(cutoff)s AND (e.at, e.id) > (%(after_at)s::text, %(after_id)s::bigint)
+ORDER BY e.at, e.id LIMIT %(batch)s;
+
+-- name: delete_finished_events
+-- Those of a JSON array of event ids whose task is (still) done or cancelled.
+DELETE FROM task_events
+WHERE id IN (SELECT (jsonb_array_elements_text(%s::jsonb))::bigint)
+AND (SELECT status FROM tasks WHERE id = task_events.task_id) IN ('done', 'cancelled');
+
+-- name: provider_window_usage
+-- Tokens and spend per provider in the given hour and day periods.
+SELECT provider, period, sum(input_tokens + output_tokens)::bigint AS tokens, sum(cost) AS cost
+FROM provider_usage WHERE period IN (%s, %s) GROUP BY provider, period;
+
+-- name: provider_tier_usage
+SELECT provider, tier, period, input_tokens + output_tokens AS tokens, cost, calls, failures
+FROM provider_usage WHERE period IN (%s, %s);
+
+-- name: provider_load
+-- In-flight tasks per provider, and the tokens still reserved for them.
+SELECT routed_provider AS provider, count(*) AS in_flight,
+    coalesce(sum(greatest(reserved_tokens - used_tokens, 0)), 0)::bigint AS reserved
+FROM tasks
+WHERE status = 'in_progress' AND routed_provider IS NOT NULL
+GROUP BY routed_provider;
+
+-- name: provider_breakers
+-- Every stored breaker, and whether its half-open trial task is still out (0 or 1).
+SELECT b.*,
+    coalesce((t.status = 'in_progress' AND t.routed_provider = b.provider)::int, 0) AS probe_out
+FROM provider_breakers b LEFT JOIN tasks t ON t.id = b.probe_task;
+
+-- name: add_usage
+INSERT INTO provider_usage (provider, period, tier, input_tokens, output_tokens, cost, calls,
+    failures)
+VALUES (%(provider)s, %(period)s, %(tier)s, %(input)s, %(output)s, %(cost)s, 1, %(failed)s)
+ON CONFLICT (provider, period, tier) DO UPDATE SET
+    input_tokens = provider_usage.input_tokens + excluded.input_tokens,
+    output_tokens = provider_usage.output_tokens + excluded.output_tokens,
+    cost = provider_usage.cost + excluded.cost,
+    calls = provider_usage.calls + 1,
+    failures = provider_usage.failures + excluded.failures;
+
+-- name: save_breaker
+INSERT INTO provider_breakers (provider, state, failures, opens, reopens_at, probe_task, updated_at)
+VALUES (%(provider)s, %(state)s, %(failures)s, %(opens)s, %(reopens_at)s, %(probe_task)s, %(now)s)
+ON CONFLICT (provider) DO UPDATE SET state = excluded.state, failures = excluded.failures,
+    opens = excluded.opens, reopens_at = excluded.reopens_at, probe_task = excluded.probe_task,
+    updated_at = excluded.updated_at;
+
+-- name: set_probe
+-- The one task a half-open breaker lets through.
+UPDATE provider_breakers SET probe_task = %s, updated_at = %s WHERE provider = %s;
+
+-- name: set_route
+-- What a grant was routed to, and the tokens reserved for it (NULLs: not routed).
+UPDATE tasks SET routed_provider = %s, routed_tier = %s, reserved_tokens = %s, used_tokens = 0
+WHERE id = %s;
+
+-- name: add_task_usage
+UPDATE tasks SET used_tokens = used_tokens + %s WHERE id = %s AND routed_provider = %s;
+
+-- name: set_failed_tier
+-- Where the attempt that just failed ran: the next attempt is routed one tier up.
+UPDATE tasks SET failed_provider = %s, failed_tier = %s WHERE id = %s;
+
+-- name: agent_identity
+SELECT provider, model FROM agents WHERE id = %s;
+
+-- name: set_agent_identity
+-- Parameters: (id, provider, model, now).
+INSERT INTO agents (id, provider, model, first_seen_at, last_seen_at)
+SELECT p.id, p.provider, p.model, p.now, p.now
+FROM (VALUES (%s::text, %s::text, %s::text, %s::text)) AS p (id, provider, model, now)
+ON CONFLICT (id) DO UPDATE SET provider = excluded.provider, model = excluded.model,
+    last_seen_at = excluded.last_seen_at;
+
+-- name: ready_ranked_with_complexity
+-- The ready queue of one complexity, in WSJF order.
+SELECT * FROM tasks
+WHERE status = 'pending' AND unmet_dependencies = 0 AND complexity = %s
+ORDER BY wsjf_score DESC, created_at, id;
+
+-- name: ready_ranked_routed_alone
+-- Ready tasks whose route depends on more than their complexity, in WSJF order (the
+-- condition is the partial index's, word for word, so the planner can use it).
+SELECT * FROM tasks
+WHERE status = 'pending' AND unmet_dependencies = 0
+    AND (failed_provider IS NOT NULL OR strpos(metadata, 'estimated_tokens') > 0)
+ORDER BY wsjf_score DESC, created_at, id;
+
+-- name: autopilot_start
+INSERT INTO autopilot_runs (id, started_at, seen_at, state)
+VALUES (%(id)s, %(now)s, %(now)s, 'running');
+
+-- name: autopilot_beat
+-- An autopilot's round: what it is doing now; answers what a person wants of it.
+UPDATE autopilot_runs SET seen_at = %(now)s, state = %(state)s, report = %(report)s
+WHERE id = %(id)s
+RETURNING wanted;
+
+-- name: autopilot_heard
+-- The request is acted on: forget it (unless another came meanwhile).
+UPDATE autopilot_runs SET wanted = NULL WHERE id = %(id)s AND wanted = %(wanted)s;
+
+-- name: autopilot_want
+UPDATE autopilot_runs SET wanted = %(wanted)s
+WHERE state <> 'ended' AND (%(id)s::text IS NULL OR id = %(id)s);
+
+-- name: autopilot_runs
+SELECT * FROM autopilot_runs WHERE state <> 'ended' OR seen_at >= %(since)s
+ORDER BY started_at, id;
+
+-- name: token_insert
+INSERT INTO api_tokens (id, secret_sha256, name, role, created_at, created_by)
+VALUES (%(id)s, %(secret_sha256)s, %(name)s, %(role)s, %(now)s, %(by)s);
+
+-- name: token_by_secret
+-- A live (not revoked) token by the digest of its secret.
+SELECT * FROM api_tokens WHERE secret_sha256 = %s AND revoked_at IS NULL;
+
+-- name: token_used
+-- At most once a minute per token, so verifying a request rarely writes.
+UPDATE api_tokens SET last_used_at = %(now)s
+WHERE id = %(id)s AND (last_used_at IS NULL OR last_used_at < %(stale_before)s);
+
+-- name: tokens_all
+SELECT id, name, role, created_at, created_by, last_used_at, revoked_at FROM api_tokens
+ORDER BY created_at, id;
+
+-- name: token_revoke
+UPDATE api_tokens SET revoked_at = %(now)s WHERE id = %(id)s AND revoked_at IS NULL;
