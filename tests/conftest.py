@@ -13,6 +13,8 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
+from tests.pgcluster import Cluster, ClusterUnavailable
+
 ROOT = Path(__file__).resolve().parents[1]
 PROTOCOL_MODES = ["legacy", "2026-07-28"]
 
@@ -46,6 +48,23 @@ def serve_once(
         text=True,
         timeout=CLI_TIMEOUT_SECONDS,
     )
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """One throwaway PostgreSQL cluster for the session (tests/pgcluster.py). A cluster that
+    cannot start fails every PostgreSQL test; only WVO_TEST_POSTGRES=skip, set on purpose,
+    skips them instead."""
+    if os.environ.get("WVO_TEST_POSTGRES") == "skip":
+        pytest.skip("WVO_TEST_POSTGRES=skip: the PostgreSQL tests were asked to be skipped")
+    try:
+        with Cluster.start() as cluster:
+            yield cluster
+    except ClusterUnavailable as exc:
+        pytest.fail(
+            f"cannot start a throwaway PostgreSQL cluster: {exc} (scripts/setup installs it; "
+            "WVO_TEST_POSTGRES=skip skips these tests on purpose)"
+        )
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@ on a throwaway PostgreSQL cluster, the schema migrating, every query preparing w
 columns SQLite answers (never numeric or boolean), the queue-count triggers counting as
 SQLite's do, and text ordered by bytes whatever the database's locale."""
 
-import contextlib
-import os
 import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
@@ -16,7 +14,7 @@ import pytest
 from psycopg import pq
 from psycopg.rows import dict_row
 
-from tests.pgcluster import Cluster, ClusterUnavailable
+from tests.pgcluster import Cluster
 from tests.unit.test_sql import migrated, none_params
 from wvo_mcp.store.postgres import PostgresDatabase
 from wvo_mcp.store.sql import migrations, queries
@@ -100,17 +98,8 @@ def test_postgres_migrations_are_numbered_like_sqlite_ones() -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    """A throwaway cluster for this module; skipped where no server is installed, except
-    in CI (CI set), where the PostgreSQL dialect must be checked."""
-    with contextlib.ExitStack() as stack:
-        try:
-            found = stack.enter_context(Cluster.start())
-        except (ClusterUnavailable, OSError) as exc:
-            if os.environ.get("CI"):
-                pytest.fail(f"cannot start a throwaway PostgreSQL cluster: {exc}")
-            pytest.skip(f"cannot start a throwaway PostgreSQL cluster: {exc}")
-        yield found
+def cluster(pg_cluster: Cluster) -> Cluster:
+    return pg_cluster
 
 
 def _open_and_close(url: str) -> None:

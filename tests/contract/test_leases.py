@@ -1,0 +1,226 @@
+"""Leases and fencing: heartbeats extend, an expired lease passes to another agent with the
+last checkpoint, the old holder's token is refused everywhere, epochs count grants."""
+
+import pytest
+
+from tests.contract.conftest import World, create, events_of
+from wvo_mcp.errors import LeaseLost, ValidationFailed
+from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.transitions import Status
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_heartbeat_and_checkpoint_extend_the_lease(world: World, orch: Orchestrator) -> None:
+    await create(orch, {"id": "job", "title": "j"})
+    claim = await orch.claim("a", lease_seconds=60)
+    assert claim.lease_token is not None
+    assert claim.lease_expires_at == world.clock.text(60)
+
+    world.clock.advance(45)
+    beat = await orch.heartbeat("job", claim.lease_token, "a")
+    assert beat.lease_expires_at == world.clock.text(60)
+    world.clock.advance(45)  # past the first expiry, within the renewed one
+    assert (await orch.claim("b")).reason == "no_ready_task"
+    longer = await orch.heartbeat("job", claim.lease_token, "a", lease_seconds=300)
+    assert longer.lease_expires_at == world.clock.text(300)
+    world.clock.advance(250)
+    noted = await orch.checkpoint("job", claim.lease_token, "a", summary="half", progress=50)
+    # A checkpoint renews by the lease's current length (300 s now).
+    assert (noted.seq, noted.lease_expires_at) == (1, world.clock.text(300))
+    detail = await orch.get_task("job")
+    assert detail.lease_expires_at == world.clock.text(300) and detail.lease_epoch == 1
+
+
+async def test_an_expired_lease_passes_on_and_the_old_holder_is_fenced(
+    world: World, orch: Orchestrator
+) -> None:
+    await create(orch, {"id": "job", "title": "the job"})
+    first = await orch.claim("agent-a", lease_seconds=30)
+    token_a = first.lease_token
+    assert token_a is not None and first.attempt == 1
+    await orch.checkpoint(
+        "job",
+        token_a,
+        "agent-a",
+        summary="schema done, API half written",
+        next_steps="finish the API",
+        progress=50,
+        files=["api.py"],
+    )
+    # Not before the lease has run out.
+    world.clock.advance(30)
+    refused = await orch.claim("agent-b", task_id="job")
+    assert refused.reason == "task_not_ready" and "held by 'agent-a'" in refused.message
+    world.clock.advance(0.001)
+    plan = await orch.plan_next("agent-b")
+    assert [t.id for t in plan.tasks] == ["job"] and plan.counts.lease_expired == 1
+
+    second = await orch.claim("agent-b")
+    assert second.claimed and second.task is not None and second.task.id == "job"
+    assert second.attempt == 2 and second.lease_token not in (None, token_a)
+    handed = second.last_checkpoint
+    assert handed is not None
+    assert (handed.seq, handed.agent_id, handed.summary, handed.next_steps) == (
+        1,
+        "agent-a",
+        "schema done, API half written",
+        "finish the API",
+    )
+    assert (handed.progress, handed.files) == (50, ["api.py"])
+    detail = await orch.get_task("job")
+    assert (detail.assigned_to, detail.attempts, detail.lease_epoch) == ("agent-b", 1, 2)
+    assert [e.kind for e in await events_of(orch, "job")] == [
+        "created",
+        "claimed",
+        "lease_expired",
+        "claimed",
+    ]
+
+    # The old holder is fenced off everywhere, and told who holds the task now.
+    moves = [
+        orch.checkpoint("job", token_a, "agent-a", summary="still working"),
+        orch.heartbeat("job", token_a, "agent-a"),
+        orch.heartbeat("job", token_a, "agent-a", lease_seconds=600),
+        orch.update_status("job", Status.DONE, "agent-a", token=token_a),
+        orch.update_status("job", Status.FAILED, "agent-a", token=token_a),
+        orch.update_status("job", Status.PENDING, "agent-a", token=token_a),
+        orch.record_usage("codex", "gpt-5-codex", 10, 1, "success", "job", token_a),
+    ]
+    for move in moves:
+        with pytest.raises(LeaseLost, match=r"lease lost.*agent-b"):
+            await move
+    detail = await orch.get_task("job")
+    assert (detail.status, detail.assigned_to, detail.attempts) == (
+        Status.IN_PROGRESS,
+        "agent-b",
+        1,
+    )
+    assert detail.latest_checkpoint is not None and detail.latest_checkpoint.seq == 1
+
+    assert second.lease_token is not None
+    assert (await orch.checkpoint("job", second.lease_token, "agent-b", summary="api")).seq == 2
+    done = await orch.update_status("job", Status.DONE, "agent-b", token=second.lease_token)
+    assert done.status is Status.DONE
+    with pytest.raises(LeaseLost):
+        await orch.update_status("job", Status.FAILED, "agent-a", token=token_a)
+    assert (await orch.get_task("job")).status is Status.DONE
+
+
+async def test_lease_epochs_increase_with_every_grant(world: World, orch: Orchestrator) -> None:
+    await create(orch, {"id": "job", "title": "j", "max_attempts": 10})
+    tokens = []
+    for n in range(4):
+        claim = await orch.claim(f"agent-{n}", lease_seconds=10)
+        assert claim.claimed and claim.lease_token is not None
+        tokens.append(claim.lease_token)
+        assert (await orch.get_task("job")).lease_epoch == n + 1
+        world.clock.advance(11)
+    claimed = [e for e in await events_of(orch, "job") if e.kind == "claimed"]
+    assert [e.lease_epoch for e in claimed] == [1, 2, 3, 4]
+    assert len(set(tokens)) == 4
+    # Every holder but the last one is fenced; the last one's lease has expired but nobody
+    # took it over yet, so it still holds the task.
+    for n, token in enumerate(tokens[:-1]):
+        with pytest.raises(LeaseLost):
+            await orch.heartbeat("job", token, f"agent-{n}")
+    assert (await orch.heartbeat("job", tokens[-1], "agent-3")).lease_expires_at == (
+        world.clock.text(10)
+    )
+
+
+async def test_lost_leases_count_as_attempts_until_the_dead_letter(
+    world: World, orch: Orchestrator
+) -> None:
+    await create(orch, {"id": "flaky", "title": "f", "max_attempts": 2})
+    first = await orch.claim("agent-a", lease_seconds=10)
+    world.clock.advance(11)
+    second = await orch.claim("agent-b", task_id="flaky", lease_seconds=10)
+    assert second.claimed and second.attempt == 2
+    assert second.lease_token is not None and second.lease_token != first.lease_token
+    world.clock.advance(11)
+    # That was the last attempt: the next claim dead-letters it instead of granting it.
+    named = await orch.claim("agent-a", task_id="flaky")
+    assert (named.claimed, named.reason) == (False, "task_not_ready")
+    assert "dead-lettered" in named.message
+    detail = await orch.get_task("flaky")
+    assert (detail.status, detail.attempts, detail.assigned_to) == (Status.FAILED, 2, None)
+    last = (await events_of(orch, "flaky"))[-1]
+    assert (last.kind, last.actor, last.to_status, last.lease_epoch) == (
+        "dead_lettered",
+        "scheduler",
+        "failed",
+        2,
+    )
+    with pytest.raises(LeaseLost, match="failed"):
+        await orch.checkpoint("flaky", second.lease_token, "agent-b", summary="s")
+    assert (await orch.claim("agent-a")).reason == "no_ready_task"
+
+
+async def test_an_unnamed_claim_skips_a_dead_lettered_task(
+    world: World, orch: Orchestrator
+) -> None:
+    await create(
+        orch,
+        {"id": "once", "title": "o", "max_attempts": 1, "business_value": 20},
+        {"id": "next", "title": "n"},
+    )
+    assert (await orch.claim("a", lease_seconds=10)).claimed
+    world.clock.advance(11)
+    taken = await orch.claim("b")
+    assert taken.task is not None and taken.task.id == "next"
+    assert (await orch.get_task("once")).status is Status.FAILED
+
+
+async def test_a_token_is_needed_and_a_wrong_one_is_refused(
+    world: World, orch: Orchestrator
+) -> None:
+    await create(orch, {"id": "job", "title": "j"})
+    claim = await orch.claim("holder")
+    with pytest.raises(ValidationFailed, match="lease_token"):
+        await orch.update_status("job", Status.DONE, "holder")
+    with pytest.raises(LeaseLost, match="holder"):
+        await orch.update_status("job", Status.DONE, "holder", token="f" * 32)
+    with pytest.raises(LeaseLost):
+        await orch.heartbeat("job", "not-the-token", "holder")
+    detail = await orch.get_task("job")
+    assert (detail.status, detail.assigned_to) == (Status.IN_PROGRESS, "holder")
+    assert detail.lease_expires_at == claim.lease_expires_at
+
+
+async def test_release_hands_the_task_on_without_counting_a_failure(
+    world: World, orch: Orchestrator
+) -> None:
+    await create(orch, {"id": "job", "title": "j"})
+    first = await orch.claim("agent-a")
+    assert first.lease_token is not None
+    assert (await orch.claim("agent-b")).reason == "no_ready_task"
+    await orch.checkpoint("job", first.lease_token, "agent-a", summary="notes")
+    released = await orch.update_status(
+        "job", Status.PENDING, "agent-a", token=first.lease_token, reason="urgent elsewhere"
+    )
+    assert (released.previous_status, released.status) == (Status.IN_PROGRESS, Status.PENDING)
+    assert (released.attempts, released.not_before) == (0, None)
+    second = await orch.claim("agent-b")
+    assert second.claimed and second.attempt == 1
+    assert second.last_checkpoint is not None and second.last_checkpoint.summary == "notes"
+    assert (await orch.get_task("job")).lease_epoch == 2
+    with pytest.raises(LeaseLost, match="agent-b"):
+        await orch.heartbeat("job", first.lease_token, "agent-a")
+    assert (await orch.plan_next("agent-a")).counts.wip_agent_used == 0
+
+
+async def test_a_person_requeues_a_stuck_task_and_fences_its_holder(orch: Orchestrator) -> None:
+    await create(orch, {"id": "job", "title": "j"})
+    claim = await orch.claim("stuck")
+    assert claim.lease_token is not None
+    moved = await orch.requeue("job", "person:ops")
+    assert (moved.previous_status, moved.status) == (Status.IN_PROGRESS, Status.PENDING)
+    with pytest.raises(LeaseLost):
+        await orch.checkpoint("job", claim.lease_token, "stuck", summary="s")
+    detail = await orch.get_task("job")
+    assert (detail.status, detail.assigned_to) == (Status.PENDING, None)
+    last = (await events_of(orch, "job"))[-1]
+    assert (last.actor, last.reason) == ("person:ops", "re-queued by a person")
+    again = await orch.claim("stuck")
+    assert again.claimed and again.lease_token != claim.lease_token

@@ -1,0 +1,90 @@
+"""Smaller behaviours the tools and the autopilot rely on: notes on the audit trail, the
+autopilot's run records, and read-modify-write context appends from several servers."""
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from tests.contract.conftest import World, create, events_of
+from wvo_mcp.errors import Conflict, NotFound
+from wvo_mcp.orchestrator import Orchestrator
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_note_is_recorded_and_moves_nothing(world: World, orch: Orchestrator) -> None:
+    await create(orch, {"id": "job", "title": "j"})
+    world.clock.advance(2)
+    await orch.note("job", "autopilot", "commits", "3 commits on wvo/job")
+    last = (await events_of(orch, "job"))[-1]
+    assert (last.kind, last.actor, last.reason, last.at) == (
+        "commits",
+        "autopilot",
+        "3 commits on wvo/job",
+        world.clock.text(),
+    )
+    assert (last.from_status, last.to_status) == (None, None)
+    assert (await orch.get_task("job")).status == "pending"
+    with pytest.raises(NotFound):
+        await orch.note("nope", "autopilot", "commits", "x")
+
+
+async def test_autopilot_runs_hear_what_a_person_wants(world: World, orch: Orchestrator) -> None:
+    since = world.clock.text()
+    await orch.autopilot_start("run-1")
+    world.clock.advance(1)
+    await orch.autopilot_start("run-2")
+    assert await orch.autopilot_beat("run-1", "running", {"slots": 2}) is None
+    assert await orch.autopilot_want("pause") == 2  # every running autopilot
+    assert await orch.autopilot_beat("run-1", "running", {"slots": 2}) == "pause"
+    assert await orch.autopilot_beat("run-1", "paused", {"slots": 0}) is None  # heard once
+    assert await orch.autopilot_want("resume", "run-1") == 1
+    assert await orch.autopilot_beat("run-1", "paused", {}) == "resume"
+    assert await orch.autopilot_beat("run-2", "running", {"n": [1, 2]}) == "pause"
+    world.clock.advance(5)
+    assert await orch.autopilot_beat("run-2", "ended", {"done": True}) is None
+    assert await orch.autopilot_want("stop") == 1  # an ended run hears nothing
+
+    runs = await orch.autopilot_runs(since)
+    assert [(r["id"], r["state"], r["report"]) for r in runs] == [
+        ("run-1", "paused", {}),
+        ("run-2", "ended", {"done": True}),
+    ]
+    assert runs[1]["seen_at"] == world.clock.text()
+    later = await orch.autopilot_runs(world.clock.text(1))
+    assert [r["id"] for r in later] == ["run-1"]  # ended runs are listed only when recent
+
+
+async def test_concurrent_appends_lose_no_update(world: World) -> None:
+    writers, lines = 4, 5
+    servers = [await world.open(threaded=n % 2 == 1) for n in range(writers)]
+    await servers[0].context_write("log", "start", "setup")
+    conflicts = 0
+
+    async def append(n: int, orch: Orchestrator) -> None:
+        nonlocal conflicts
+        for line in range(lines):
+            while True:
+                current = (await orch.context_read("log")).sections[0]
+                await anyio.lowlevel.checkpoint()  # let another writer in between
+                try:
+                    await orch.context_write(
+                        "log",
+                        f"{current.content}\nw{n} line {line}",
+                        f"w{n}",
+                        expected_version=current.version,
+                    )
+                    break
+                except Conflict:
+                    conflicts += 1
+
+    async with anyio.create_task_group() as group:
+        for n, orch in enumerate(servers):
+            group.start_soon(append, n, orch)
+
+    final = (await servers[0].context_read("log")).sections[0]
+    body = final.content.splitlines()
+    assert body[0] == "start" and len(body) == 1 + writers * lines
+    assert set(body[1:]) == {f"w{n} line {line}" for n in range(writers) for line in range(lines)}
+    assert final.version == 1 + writers * lines
+    assert conflicts > 0  # the writers did collide, and every collision was refused
