@@ -47,7 +47,7 @@ WRITE_LOCK_KEY = 0x77766F77
 POOL_SIZE = 8  # connections per server process; a write holds one only while it runs
 LOCK_TIMEOUT_MS = 15_000  # waiting for the write lock, as long as SQLite's busy deadline
 STATEMENT_TIMEOUT_MS = 60_000
-RECONNECT_DEADLINE_S = 30.0  # how long a transaction retries through a lost connection
+RECONNECT_DEADLINE_S = 15.0  # how long a transaction retries through a lost connection
 CONNECT_TIMEOUT_S = 5
 ITER_BATCH = 64  # rows a ranked scan fetches at a time
 # Retried: the engine aborted the transaction before anything of it was committed.
@@ -175,7 +175,8 @@ class PostgresDatabase:
         while True:
             committing = False
             try:
-                with pool.connection(timeout=LOCK_TIMEOUT_MS / 1000) as conn:
+                wait = max(0.1, min(LOCK_TIMEOUT_MS / 1000, deadline - time.monotonic()))
+                with pool.connection(timeout=wait) as conn:
                     try:
                         if write:
                             conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
@@ -190,9 +191,14 @@ class PostgresDatabase:
                             conn.execute("ROLLBACK")
                         raise
             except PoolTimeout:
+                if not self._reachable():
+                    raise StoreUnavailable(
+                        f"the database at {self.describe()} cannot be reached; nothing of this "
+                        "call was kept; retry when it is back"
+                    ) from None
                 raise Busy(
                     f"all {self.pool_size} database connections of this server stayed busy "
-                    f"for {LOCK_TIMEOUT_MS // 1000} s; retry"
+                    f"for {wait:.0f} s; retry"
                 ) from None
             except psycopg.errors.LockNotAvailable:
                 raise Busy(
@@ -221,6 +227,14 @@ class PostgresDatabase:
                 attempt += 1
                 log.info("database connection lost (%s); retrying (attempt %d)", exc, attempt)
                 time.sleep(random.uniform(0, min(1.0, 0.01 * 2**attempt)))
+
+    def _reachable(self) -> bool:
+        """Whether a new connection can be made now (the pool waits, it does not say why)."""
+        try:
+            psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT_S).close()
+        except psycopg.Error:
+            return False
+        return True
 
     def _migrate(self, tx: PostgresTx) -> None:
         conn = tx.conn

@@ -1,0 +1,124 @@
+"""The CLI and a stdio server on PostgreSQL (WVO_DATABASE_URL), and what happens when the
+database goes away: a clean error that says nothing was kept, never a hang, and service
+again once it is back."""
+
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import CLI_TIMEOUT_SECONDS, ROOT, connect
+from tests.pgcluster import Cluster
+from wvo_mcp.config import Settings
+from wvo_mcp.errors import StoreUnavailable
+from wvo_mcp.models import TaskSpec
+from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.store import postgres
+
+pytestmark = pytest.mark.anyio
+ROADMAP = ROOT / "state" / "roadmap.yaml"
+
+
+@pytest.fixture
+def database_url(pg_cluster: Cluster) -> str:
+    return pg_cluster.create_database(f"cli_{uuid.uuid4().hex[:12]}")
+
+
+def cli(state_root: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-P", "-m", "wvo_mcp", "--state-root", str(state_root), *args],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "WVO_DATABASE_URL": url, "WVO_OTEL_ENABLED": "0"},
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_SECONDS,
+    )
+
+
+def test_import_status_health_export_work_on_postgresql(
+    database_url: str, state_root: Path, tmp_path: Path
+) -> None:
+    imported = cli(state_root, database_url, "import", str(ROADMAP))
+    assert imported.returncode == 0, imported.stderr
+    total = len(yaml.safe_load(ROADMAP.read_text())["tasks"])
+    assert f"imported {total} tasks" in imported.stdout
+    # People see where the store is, never its password.
+    assert "postgresql://wvo@127.0.0.1" in imported.stdout
+
+    status = cli(state_root, database_url, "status")
+    assert status.returncode == 0, status.stderr
+    assert f"pending {total}" in status.stdout
+
+    health = cli(state_root, database_url, "health", "--json")
+    assert health.returncode == 0, health.stderr
+
+    out = tmp_path / "exported.yaml"
+    exported = cli(state_root, database_url, "export", str(out))
+    assert exported.returncode == 0, exported.stderr
+    ids = {t["id"] for t in yaml.safe_load(out.read_text())["tasks"]}
+    assert ids == {t["id"] for t in yaml.safe_load(ROADMAP.read_text())["tasks"]}
+    assert not (state_root / "orchestrator.db").exists(), "SQLite was used instead"
+
+
+def test_backup_and_restore_point_at_postgresqls_own_tools(
+    database_url: str, state_root: Path
+) -> None:
+    for command in (["backup"], ["restore", "anything.db"]):
+        refused = cli(state_root, database_url, *command)
+        assert refused.returncode == 2, refused.stdout
+        assert "pg_dump" in refused.stderr and "docs/postgres.md" in refused.stderr
+    assert not (state_root / "backups").exists()
+
+
+def test_a_bad_database_url_is_refused_at_start(state_root: Path) -> None:
+    for url, says in [
+        ("mysql://x@y/z", "must be a postgresql:// URL"),
+        ("postgresql://x@y:notaport/z", "must be a postgresql:// URL"),
+    ]:
+        refused = cli(state_root, url, "status")
+        assert refused.returncode == 2
+        assert says in refused.stderr and "WVO_DATABASE_URL" in refused.stderr
+
+
+async def test_a_stdio_server_runs_the_loop_on_postgresql(
+    database_url: str, state_root: Path
+) -> None:
+    env = {"WVO_DATABASE_URL": database_url, "WVO_OTEL_ENABLED": "0", "WVO_AGENT_ID": "pg-1"}
+    async with connect(state_root, **env) as agent:
+        await agent.call("task_create", tasks=[{"id": "T1", "title": "one"}])
+        claim = await agent.call("claim_task")
+        assert claim["claimed"] and claim["task"]["id"] == "T1"
+        done = await agent.call(
+            "plan_update", task_id="T1", lease_token=claim["lease_token"], status="done"
+        )
+        assert done["status"] == "done"
+    async with connect(state_root, **env) as agent:
+        assert (await agent.call("task_get", task_id="T1"))["status"] == "done"
+
+
+async def test_a_database_that_goes_away_is_a_clean_error_then_service_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(postgres, "RECONNECT_DEADLINE_S", 1.0)
+    with Cluster.start() as pg:  # its own cluster: this test stops it
+        url = pg.create_database("gone")
+        settings = Settings(state_root=tmp_path / "state", database_url=url, otel_enabled=False)
+        orchestrator = await Orchestrator.open(settings)
+        try:
+            await orchestrator.create_tasks([TaskSpec(id="T1", title="one")], actor="planner")
+            pg.stop("immediate")
+            with pytest.raises(StoreUnavailable, match="nothing of this call was kept"):
+                await orchestrator.claim("agent-1")
+            pg.start_server()
+            claim = await orchestrator.claim("agent-1")
+            assert claim.claimed and claim.task is not None and claim.task.id == "T1"
+            # The refused claim kept nothing: this is the task's first grant.
+            assert claim.attempt == 1
+            detail = await orchestrator.get_task("T1")
+            assert [e.kind for e in detail.recent_events].count("claimed") == 1
+            assert detail.lease_epoch == 1
+        finally:
+            await orchestrator.close()
