@@ -82,6 +82,7 @@ from wvo_mcp import backups, health, monitor, timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.services import health as checks
 from wvo_mcp.store import Database
+from wvo_mcp.store.sqlite import SqliteDatabase
 
 EVENTS_GENERATOR_VERSION = 1  # bump when the pruning database changes, to invalidate the cache
 INJECTED = 50  # stale leases and drifted counts injected before each act-path tick
@@ -196,7 +197,7 @@ class Bench(benchlib.Bench):
             self.load(f"tick_{label}")
             log(f"tick: {cfg.ticks} healthy + {cfg.ticks} act-path ticks at {label} tasks")
             settings = Settings(state_root=root)
-            db = await Database(settings.db_path).open()
+            db = await SqliteDatabase(settings.db_path).open()
             try:
                 healthy = [await self._one_tick(db, settings) for _ in range(cfg.ticks + 1)][1:]
                 acting = []
@@ -732,7 +733,7 @@ class Bench(benchlib.Bench):
 
         async def observe_rounds() -> None:
             settings = Settings(state_root=root)
-            db = await Database(settings.db_path).open()
+            db = await SqliteDatabase(settings.db_path).open()
 
             async def current() -> Any:
                 return await db.read(
@@ -922,7 +923,7 @@ class Bench(benchlib.Bench):
         window: dict[str, float] = {}
 
         async def prune_all() -> None:
-            db = await Database(db_path).open()
+            db = await SqliteDatabase(db_path).open()
             try:
                 older_than = timeutil.now() - timedelta(days=Settings().retention_days)
                 window["start"] = time.monotonic()

@@ -30,8 +30,8 @@ from wvo_mcp.config import Settings
 from wvo_mcp.errors import WvoError
 from wvo_mcp.models import TaskSpec
 from wvo_mcp.services import leases, scheduler, tasks
-from wvo_mcp.store import Database
-from wvo_mcp.store.sqlite import Tx
+from wvo_mcp.store import Tx
+from wvo_mcp.store.sqlite import SqliteDatabase, SqliteTx
 from wvo_mcp.transitions import MOVES, Actor, Status
 
 T = TypeVar("T")
@@ -79,7 +79,7 @@ def _template() -> Path:
     folder = Path(tempfile.mkdtemp(prefix="wvo-gates-"))
 
     async def make() -> None:
-        db = await Database(folder / "orchestrator.db").open()
+        db = await SqliteDatabase(folder / "orchestrator.db").open()
         await db.close()
 
     anyio.run(make)
@@ -131,7 +131,7 @@ class AgentsAgainstGates(RuleBasedStateMachine):
         """One transaction, as the store runs it; a refusal rolls back and is fine here."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            result = fn(Tx(self.conn))
+            result = fn(SqliteTx(self.conn))
         except WvoError:
             self.conn.execute("ROLLBACK")
             return None

@@ -1,0 +1,794 @@
+#!/usr/bin/env python
+"""Scale-out benchmark: claim+done by many agents over HTTP on PostgreSQL, beside stdio on
+SQLite, and plan_next at 1k vs 1M tasks on PostgreSQL.
+
+    python scripts/bench_scale.py --quick          # smoke run, about a minute
+    python scripts/bench_scale.py --json out.json  # full run
+    python scripts/bench_scale.py --only http --servers 4 --agents 16
+
+Sections (`--only`):
+- `stdio`: 1 and 8 agents, each with its own `wvo-mcp serve` (stdio, one SQLite file),
+  draining the same task set with benchlib.RawClient: bench_core.py's concurrency run.
+- `http`: 1, 4, 16 and 64 agents over streamable HTTP, spread round-robin over `--servers`
+  `serve --http` processes (4 by default) sharing one PostgreSQL (a throwaway, durable
+  cluster: fsync on), then 16 agents on 1 and 2 servers. Each agent has its own token and
+  its own keep-alive connection, and posts raw JSON-RPC (no SDK client); agents are asyncio
+  tasks in `--drivers` driver processes. Each configuration drains a fresh database of
+  independent tasks (claim_task -> plan_update(done)) and records the throughput, the
+  client-side claim latency, the CPU of the servers, of PostgreSQL and of the drivers per
+  task, and how often PostgreSQL's one write lock was held or waited for (pg_locks sampled).
+- `plan`: plan_next(limit=10) over HTTP at 1k and 1M tasks on PostgreSQL (tables filled
+  with INSERT ... SELECT from generate_series, chains of 100 as bench_core builds them).
+
+The table goes to stdout, progress to stderr; the exit code is 0 whether targets pass or
+fail, non-zero only when a measurement could not be taken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import httpx2
+import psycopg
+from mcp.client.stdio import get_default_environment
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.pgcluster
+import bench_core
+import benchlib
+from bench_core import proc_cpu_seconds
+from benchlib import (
+    CHAIN_LENGTH,
+    BenchError,
+    Report,
+    copy_state,
+    independent_task,
+    lease_update,
+    log,
+    size_label,
+    summary,
+)
+
+from tests.pgcluster import Cluster
+from wvo_mcp import timeutil
+from wvo_mcp.config import Settings
+from wvo_mcp.models import TaskSpec
+from wvo_mcp.orchestrator import Orchestrator
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTOCOL = "2025-11-25"
+HEADERS = {
+    "Accept": "application/json, text/event-stream",
+    "Content-Type": "application/json",
+    "MCP-Protocol-Version": PROTOCOL,
+}
+START_DEADLINE_S = 30.0
+DRAIN_DEADLINE_S = 600.0
+SAMPLE_EVERY_S = 0.02  # pg_locks sampling period while agents work
+SERVER_ENV = {
+    "WVO_AUTOPILOT_WIP_LIMIT": "1000",  # never the reason a claim is refused
+    "WVO_WIP_PER_AGENT": "1",
+}
+
+
+# --------------------------------------------------------------------------- HTTP agents
+
+
+class HttpAgent:
+    """JSON-RPC posted to a `serve --http` endpoint over one keep-alive connection, with the
+    agent's own bearer token; answers are read as SSE (`data:` lines) or plain JSON."""
+
+    def __init__(self, url: str, secret: str) -> None:
+        self.url = url
+        self.http = httpx2.AsyncClient(
+            headers={**HEADERS, "Authorization": f"Bearer {secret}"},
+            timeout=httpx2.Timeout(30, read=60),
+            limits=httpx2.Limits(max_connections=1, max_keepalive_connections=1),
+        )
+        self.last_id = 0
+
+    async def request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        self.last_id += 1
+        body = {"jsonrpc": "2.0", "id": self.last_id, "method": method, "params": params}
+        response = await self.http.post(self.url, content=json.dumps(body))
+        if response.status_code != 200:
+            raise BenchError(f"{method}: HTTP {response.status_code}: {response.text[:300]}")
+        for message in parse_answer(response.headers.get("content-type", ""), response.text):
+            if message.get("id") == self.last_id:
+                if "error" in message:
+                    raise BenchError(f"{method} failed: {message['error']}")
+                result: dict[str, Any] = message["result"]
+                return result
+        raise BenchError(f"{method}: no answer in {response.text[:300]!r}")
+
+    async def call(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        result = await self.request("tools/call", {"name": tool, "arguments": arguments})
+        if result.get("isError"):
+            raise BenchError(f"{tool} failed: {result['content'][0]['text']}")
+        structured: dict[str, Any] = result.get("structuredContent") or {}
+        return structured
+
+    async def initialize(self) -> None:
+        params = json.loads(benchlib.INITIALIZE)["params"]
+        await self.request("initialize", params)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+def parse_answer(content_type: str, text: str) -> list[dict[str, Any]]:
+    """The JSON-RPC messages of an answer: one JSON body, or the `data:` lines of SSE."""
+    if content_type.startswith("application/json"):
+        return [json.loads(text)]
+    return [json.loads(line[5:]) for line in text.splitlines() if line.startswith("data:")]
+
+
+async def drain(agent: HttpAgent) -> dict[str, Any]:
+    """claim_task -> plan_update(done) until no task is pending (as bench_core's workers)."""
+    claims: list[float] = []
+    refusals: Counter[str] = Counter()
+    done = 0
+    start = time.monotonic()
+    while True:
+        started = time.perf_counter()
+        granted = await agent.call("claim_task", {})
+        claims.append(time.perf_counter() - started)
+        if granted["claimed"]:
+            await agent.call("plan_update", lease_update(granted, "done"))
+            done += 1
+            continue
+        refusals[granted["reason"]] += 1
+        if granted["reason"] == "no_ready_task":
+            counts = (await agent.call("plan_next", {"limit": 1}))["counts"]
+            if counts["by_status"].get("pending", 0) == 0:
+                break
+        await anyio.sleep(0.002)
+    return {
+        "claims": claims,
+        "done": done,
+        "start": start,
+        "end": time.monotonic(),
+        "refusals": refusals,
+    }
+
+
+def take_slot(folder: Path) -> int:
+    """This driver's index among those started with the same config (the first free slot)."""
+    for index in range(1000):
+        try:
+            os.close(os.open(folder / f"slot-{index}", os.O_CREAT | os.O_EXCL))
+            return index
+        except FileExistsError:
+            continue
+    raise BenchError("no free driver slot")
+
+
+async def driver_main(config: dict[str, Any]) -> None:
+    """One driver process: its share of the agents as asyncio tasks. Protocol with the
+    parent (benchlib.Bench.run_workers): `ready` once every agent has answered, `go`, drain,
+    then wait for `stop` and print one JSON line."""
+    index = take_slot(Path(config["slots"]))
+    mine = config["agents"][index :: config["drivers"]]
+    agents = [HttpAgent(url, secret) for url, secret in mine]
+    try:
+        for agent in agents:  # warm-up: the connection, the token, the first call
+            await agent.initialize()
+            for _ in range(3):
+                await agent.call("plan_next", {"limit": 1})
+        await benchlib.wait_for_go()
+        cpu = time.process_time()
+        runs: list[dict[str, Any]] = [{} for _ in agents]
+
+        async def run(i: int) -> None:
+            runs[i] = await drain(agents[i])
+
+        async with anyio.create_task_group() as group:
+            for i in range(len(agents)):
+                group.start_soon(run, i)
+        cpu = time.process_time() - cpu
+    finally:
+        for agent in agents:
+            await agent.aclose()
+    await anyio.to_thread.run_sync(sys.stdin.readline)  # `stop`
+    print(json.dumps({"runs": runs, "driver_cpu": cpu}), flush=True)
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def postgres_cpu(cluster: Cluster) -> dict[int, float]:
+    """CPU seconds of the postmaster and each of its children, by pid."""
+    postmaster = int((cluster.data / "postmaster.pid").read_text().split()[0])
+    cpu = {postmaster: proc_cpu_seconds(postmaster)}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == postmaster:
+                ticks = int(fields[11]) + int(fields[12])
+                cpu[int(entry.name)] = ticks / os.sysconf("SC_CLK_TCK")
+    return cpu
+
+
+def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU used between two snapshots (a process gone by the second is not counted)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
+@dataclass
+class HttpServer:
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+
+@contextlib.contextmanager
+def http_servers(count: int, url: str, work: Path, errlog: Any) -> Iterator[list[HttpServer]]:
+    """`count` `serve --http` processes on free ports, each with its own state folder (as on
+    separate hosts), sharing the database at `url`; listening when this yields."""
+    env = {**get_default_environment(), "WVO_DATABASE_URL": url, **SERVER_ENV}
+    servers: list[HttpServer] = []
+    try:
+        for i in range(count):
+            port = free_port()
+            root = work / f"host-{port}"
+            root.mkdir(parents=True)
+            command = [sys.executable, "-P", "-m", "wvo_mcp", "--state-root", str(root),
+                       "serve", "--http", "--port", str(port)]  # fmt: skip
+            process = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=errlog,
+            )  # fmt: skip
+            servers.append(HttpServer(port, process))
+            log(f"  server {i + 1}/{count}: pid {process.pid}, port {port}")
+        for server in servers:
+            deadline = time.monotonic() + START_DEADLINE_S
+            while True:
+                if server.process.poll() is not None:
+                    raise BenchError(f"server on {server.port} exited; see servers.log (--keep)")
+                try:
+                    socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise BenchError(f"server on {server.port} never listened") from None
+                    time.sleep(0.05)  # polling the port
+        yield servers
+    finally:
+        for server in servers:
+            server.process.terminate()
+        for server in servers:
+            try:
+                server.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.process.kill()
+                server.process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+# --------------------------------------------------------------------------- databases
+
+
+async def prepare(url: str, work: Path, agents: int, tasks: int) -> list[str]:
+    """Tokens for `agents` agents and `tasks` independent tasks in the database at `url`
+    (created by wvo-mcp itself); the agents' secrets."""
+    settings = Settings(state_root=work, database_url=url, otel_enabled=False)
+    orchestrator = await Orchestrator.open(settings)
+    try:
+        secrets = [
+            (await orchestrator.token_add("agent", f"agent-{i:02d}", by="person:bench")).secret
+            for i in range(agents)
+        ]
+        rng = random.Random(tasks)
+        for start in range(0, tasks, benchlib.BUILD_BATCH):
+            count = min(benchlib.BUILD_BATCH, tasks - start)
+            specs = [
+                TaskSpec.model_validate(independent_task(i, rng))
+                for i in range(start, start + count)
+            ]
+            await orchestrator.create_tasks(specs, actor="bench")
+        return secrets
+    finally:
+        await orchestrator.close()
+
+
+# Chains of CHAIN_LENGTH tasks as bench_core's chain_task builds them (chain heads ready, the
+# rest waiting on their predecessor), straight into the tables. Every column as insert_task
+# and set_score leave it: job_size 2 x complexity, enablement 1 for all but a chain's last
+# task (its one open dependent), wsjf_score rounded to 4 places.
+FILL_TASKS = """
+INSERT INTO tasks (
+    id, title, epic_id, status, complexity, business_value, time_criticality,
+    risk_reduction, job_size, unmet_dependencies, dependents, effective_time_criticality,
+    wsjf_score, created_at, updated_at)
+SELECT id, title, epic_id, 'pending', complexity, bv, tc, rr, 2 * complexity,
+    (pos > 0)::int, (pos < %(chain)s - 1)::int, tc::float8,
+    round(((bv + tc + rr + (pos < %(chain)s - 1)::int)::numeric / (2 * complexity)), 4),
+    %(now)s, %(now)s
+FROM (
+    SELECT format('c%%s.%%s', lpad((n / %(chain)s)::text, 6, '0'),
+                  lpad((n %% %(chain)s)::text, 3, '0')) AS id,
+        format('Chain %%s step %%s', n / %(chain)s, n %% %(chain)s) AS title,
+        format('epic-%%s', lpad(((n / %(chain)s) %% 50)::text, 2, '0')) AS epic_id,
+        n %% %(chain)s AS pos,
+        1 + (hashint4(n) & 1023) %% 10 AS complexity,
+        1 + (hashint4(n + 1000000007) & 1023) %% 20 AS bv,
+        1 + (hashint4(n + 2000000011) & 1023) %% 20 AS tc,
+        1 + (hashint4(n - 1000000007) & 1023) %% 20 AS rr
+    FROM generate_series(0, %(total)s::int - 1) AS n
+) AS generated
+"""
+FILL_DEPENDENCIES = """
+INSERT INTO task_dependencies (task_id, depends_on_id)
+SELECT format('c%%s.%%s', lpad((n / %(chain)s)::text, 6, '0'),
+              lpad((n %% %(chain)s)::text, 3, '0')),
+       format('c%%s.%%s', lpad((n / %(chain)s)::text, 6, '0'),
+              lpad((n %% %(chain)s - 1)::text, 3, '0'))
+FROM generate_series(0, %(total)s::int - 1) AS n
+WHERE n %% %(chain)s > 0
+"""
+# The counts the per-row triggers would have left (they are off during the bulk insert).
+RECOUNT = """
+UPDATE queue_counts SET tasks = CASE
+    WHEN bucket = 'ready' THEN (SELECT count(*) FROM tasks
+                                WHERE status = 'pending' AND unmet_dependencies = 0)
+    ELSE (SELECT count(*) FROM tasks WHERE status = queue_counts.bucket) END
+"""
+
+
+def fill_chains(url: str, total: int) -> None:
+    """`total` chain tasks in a database wvo-mcp has migrated: one INSERT ... SELECT each for
+    tasks and dependencies with triggers (the counts, the foreign keys) off, then the counts
+    recomputed and the tables analyzed."""
+    now = timeutil.to_text(timeutil.now())
+    params = {"chain": CHAIN_LENGTH, "total": total, "now": now}
+    with psycopg.connect(url, autocommit=True) as conn:
+        with conn.transaction():
+            conn.execute("SET LOCAL session_replication_role = replica")
+            conn.execute(FILL_TASKS, params)
+            conn.execute(FILL_DEPENDENCIES, params)
+            conn.execute(RECOUNT)
+        conn.execute("VACUUM ANALYZE tasks")
+        conn.execute("VACUUM ANALYZE task_dependencies")
+        conn.execute("CHECKPOINT")
+
+
+# --------------------------------------------------------------------------- the bench
+
+
+@dataclass
+class Config:
+    quick: bool
+    http_agents: list[int]
+    servers: int
+    server_counts_at_16: list[int]  # further runs of 16 agents on these server counts
+    drivers: int
+    http_tasks: int
+    stdio_agents: int
+    stdio_tasks: int
+    plan_sizes: list[int]
+    plan_calls: int
+    warmup: int
+
+
+class Bench(benchlib.Bench):
+    config: Config
+    script = Path(__file__).resolve()
+
+    def __init__(self, config: Config, work: Path, cache: Path, report: Report) -> None:
+        super().__init__(config, work, cache, report)
+        self.cluster: Cluster | None = None
+        self.stdio_runs: dict[int, dict[str, Any]] = {}
+        self.http_runs: dict[str, dict[str, Any]] = {}
+        self.databases = 0
+
+    def database(self, name: str) -> str:
+        assert self.cluster is not None
+        self.databases += 1
+        return self.cluster.create_database(f"{name}_{self.databases}")
+
+    # ---- stdio on SQLite: bench_core's concurrency run
+
+    def stdio(self) -> None:
+        cfg = self.config
+        total, many = cfg.stdio_tasks, cfg.stdio_agents
+        template = self.fresh("stdio-template")
+        log(f"stdio: building {total:,} independent tasks (SQLite)")
+        anyio.run(benchlib.build_db, template, total, independent_task)
+        core_config = bench_core.make_config(argparse.Namespace(quick=cfg.quick, sizes=None))
+        core_config.concurrency_procs = many  # its WIP limit
+        core = bench_core.Bench(core_config, self.work, self.cache, Report())
+        try:
+            for n in (1, many):
+                root = copy_state(template, self.fresh(f"stdio-{n}"))
+                self.load(f"stdio_{n}")
+                log(f"stdio: {n} agent(s), each with its own server, drain {total:,} tasks")
+                self.stdio_runs[n] = core._run_workers(root, n, total, "raw")
+        finally:
+            core.errlog.close()
+        self.report.details["stdio"] = {str(k): v for k, v in self.stdio_runs.items()}
+        for n, run in self.stdio_runs.items():
+            self.report.info(
+                f"stdio on SQLite, {n} agent(s): claim+done",
+                run["throughput"],
+                "tasks/s",
+                note=f"claim p50 {run['claim']['p50']:.2f} ms, p99 {run['claim']['p99']:.1f} "
+                f"ms; CPU per task: server {run['server_cpu_ms_per_task']:.2f} ms, client "
+                f"{run['client_cpu_ms_per_task']:.2f} ms; duplicates {run['duplicates']}",
+            )
+
+    # ---- HTTP on PostgreSQL
+
+    def http(self) -> None:
+        cfg = self.config
+        plan = [(n, cfg.servers) for n in cfg.http_agents]
+        plan += [(16, s) for s in cfg.server_counts_at_16 if (16, s) not in plan]
+        for agents, servers in plan:
+            key = f"{agents}x{servers}"
+            self.load(f"http_{key}")
+            self.http_runs[key] = self.http_run(agents, servers)
+            run = self.http_runs[key]
+            log(
+                f"  {run['throughput']:.0f} tasks/s; claim p50 {run['claim']['p50']:.2f} ms, "
+                f"p99 {run['claim']['p99']:.1f} ms; CPU ms/task server "
+                f"{run['server_cpu_ms_per_task']:.2f}, postgres "
+                f"{run['postgres_cpu_ms_per_task']:.2f}, drivers "
+                f"{run['driver_cpu_ms_per_task']:.2f}; lock held {100 * run['lock_held']:.0f}%"
+            )
+        self.report.details["http"] = self.http_runs
+        self.http_rows()
+
+    def http_run(self, agents: int, servers: int) -> dict[str, Any]:
+        cfg = self.config
+        total = cfg.http_tasks
+        assert self.cluster is not None
+        url = self.database("claims")
+        secrets = anyio.run(prepare, url, self.fresh(f"cli-{agents}x{servers}"), agents, total)
+        drivers = min(cfg.drivers, agents)
+        log(f"http: {agents} agent(s) on {servers} server(s), {drivers} driver(s), {total:,} tasks")
+        with http_servers(servers, url, self.work, self.errlog) as fleet:
+            config = {
+                "agents": [(fleet[i % servers].url, s) for i, s in enumerate(secrets)],
+                "drivers": drivers,
+                "slots": str(self.fresh(f"slots-{agents}x{servers}")),
+            }
+            pids = [server.process.pid for server in fleet]
+            window: dict[str, Any] = {}
+            with psycopg.connect(url, autocommit=True) as probe:
+
+                def while_running() -> None:
+                    window.update(self.watch(probe, pids, total))
+
+                results = self.run_workers(config, drivers, DRAIN_DEADLINE_S, while_running)
+            self.errlog.flush()
+        runs = [run for result in results for run in result["runs"]]
+        done = sum(run["done"] for run in runs)
+        if done != total:
+            raise BenchError(f"{agents} agents completed {done} of {total} tasks")
+        with psycopg.connect(url) as conn:
+            done_events = dict(
+                conn.execute(
+                    "SELECT task_id, count(*) FROM task_events WHERE to_status = 'done' "
+                    "GROUP BY task_id"
+                ).fetchall()
+            )
+        elapsed = max(r["end"] for r in runs) - min(r["start"] for r in runs)
+        driver_cpu = sum(result["driver_cpu"] for result in results)
+        claims = [s for run in runs for s in run["claims"]]
+        ms = 1000 / done
+        return {
+            "agents": agents,
+            "servers": servers,
+            "drivers": drivers,
+            "tasks": total,
+            "seconds": elapsed,
+            "throughput": done / elapsed,
+            "claim": summary(claims),
+            "claim_after_first": summary([s for run in runs for s in run["claims"][1:]]),
+            "server_cpu_ms_per_task": window["server_cpu"] * ms,
+            "postgres_cpu_ms_per_task": window["postgres_cpu"] * ms,
+            "driver_cpu_ms_per_task": driver_cpu * ms,
+            "monitor_cpu_ms_per_task": window["monitor_cpu"] * ms,
+            "cpu_busy": (window["server_cpu"] + window["postgres_cpu"] + driver_cpu)
+            / window["seconds"]
+            / (os.cpu_count() or 1),
+            "lock_held": window["lock_held"],
+            "lock_waiters_mean": window["lock_waiters_mean"],
+            "lock_held_ms_per_task": window["lock_held"] * window["seconds"] * ms,
+            "commits_per_task": window["commits"] / done,
+            "lock_samples": window["samples"],
+            "per_agent_done": [run["done"] for run in runs],
+            "refusals": dict(sum((Counter(run["refusals"]) for run in runs), Counter())),
+            "duplicates": sum(1 for n in done_events.values() if n > 1),
+            "done_events": sum(done_events.values()),
+        }
+
+    def watch(self, probe: psycopg.Connection[Any], pids: list[int], total: int) -> dict[str, Any]:
+        """While the drivers drain: CPU snapshots of the servers and PostgreSQL at the start and
+        when the last task is done, and pg_locks sampled every SAMPLE_EVERY_S (is the advisory
+        write lock held; how many wait for it). This probe's own queries are in the
+        PostgreSQL figures (`monitor_cpu` is this process)."""
+        assert self.cluster is not None
+        stat = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        sample = (
+            "SELECT (SELECT tasks FROM queue_counts WHERE bucket = 'done'), "
+            "count(*) FILTER (WHERE granted), count(*) FILTER (WHERE NOT granted) "
+            "FROM pg_locks WHERE locktype = 'advisory'"
+        )
+        commits = probe.execute(stat).fetchone()[0]  # type: ignore[index]
+        servers = sum(proc_cpu_seconds(pid) for pid in pids)
+        postgres = postgres_cpu(self.cluster)
+        mine = time.process_time()
+        started = time.monotonic()
+        held = waiters = samples = 0
+        while True:
+            done, granted, waiting = probe.execute(sample).fetchone()  # type: ignore[misc]
+            samples += 1
+            held += granted > 0
+            waiters += waiting
+            if done >= total:
+                break
+            if time.monotonic() - started > DRAIN_DEADLINE_S:
+                raise BenchError(f"only {done} of {total} tasks done in {DRAIN_DEADLINE_S} s")
+            time.sleep(SAMPLE_EVERY_S)
+        seconds = time.monotonic() - started
+        return {
+            "seconds": seconds,
+            "server_cpu": sum(proc_cpu_seconds(pid) for pid in pids) - servers,
+            "postgres_cpu": cpu_delta(postgres, postgres_cpu(self.cluster)),
+            "monitor_cpu": time.process_time() - mine,
+            # this probe's own queries are transactions too: one per sample, plus one
+            "commits": probe.execute(stat).fetchone()[0] - commits - samples - 1,  # type: ignore[index]
+            "lock_held": held / samples,
+            "lock_waiters_mean": waiters / samples,
+            "samples": samples,
+        }
+
+    def http_rows(self) -> None:
+        cfg = self.config
+        runs = self.http_runs
+        for agents in cfg.http_agents:
+            run = runs[f"{agents}x{cfg.servers}"]
+            self.http_row(f"HTTP on PostgreSQL, {agents} agent(s), {cfg.servers} servers", run)
+        for servers in cfg.server_counts_at_16:
+            if servers != cfg.servers:
+                self.http_row(
+                    f"HTTP on PostgreSQL, 16 agents, {servers} server(s)", runs[f"16x{servers}"]
+                )
+        key = f"16x{cfg.servers}"
+        if key not in runs or cfg.stdio_agents not in self.stdio_runs:
+            return
+        run, stdio = runs[key], self.stdio_runs[cfg.stdio_agents]
+        self.report.at_least(
+            f"16 HTTP agents on PostgreSQL vs {cfg.stdio_agents} stdio agents on SQLite",
+            run["throughput"],
+            "tasks/s",
+            stdio["throughput"],
+            1.0,
+            ">= 1.0x",
+            note=f"{stdio['throughput']:.0f} tasks/s over stdio",
+        )
+        self.report.absolute(
+            "  claim p99, 16 HTTP agents",
+            run["claim"]["p99"],
+            "ms",
+            run["claim"]["p99"] <= 50.0,
+            "<= 50 ms",
+            note=f"max {run['claim']['max']:.1f} ms over {run['claim']['n']} claims",
+        )
+        self.report.absolute(
+            "duplicate completions, every HTTP run",
+            sum(r["duplicates"] for r in runs.values()),
+            "",
+            all(r["duplicates"] == 0 and r["done_events"] == r["tasks"] for r in runs.values()),
+            "0, all done once",
+        )
+
+    def http_row(self, label: str, run: dict[str, Any]) -> None:
+        self.report.info(
+            f"{label}: claim+done",
+            run["throughput"],
+            "tasks/s",
+            note=f"claim p50 {run['claim']['p50']:.2f} ms, p99 {run['claim']['p99']:.1f} ms; "
+            f"CPU ms/task: servers {run['server_cpu_ms_per_task']:.2f}, PostgreSQL "
+            f"{run['postgres_cpu_ms_per_task']:.2f}, drivers {run['driver_cpu_ms_per_task']:.2f} "
+            f"({100 * run['cpu_busy']:.0f}% of {os.cpu_count()} cores); write lock held "
+            f"{100 * run['lock_held']:.0f}% of the time ({run['lock_held_ms_per_task']:.2f} "
+            f"ms/task), {run['lock_waiters_mean']:.1f} waiting on average",
+        )
+        self.report.info("  claim p99", run["claim"]["p99"], "ms", note="client side")
+
+    # ---- plan_next at 1k and 1M tasks
+
+    def plan(self) -> None:
+        cfg = self.config
+        measures: dict[str, benchlib.Measure] = {}
+        firsts: dict[str, Any] = {}
+        with contextlib.ExitStack() as stack:
+            for total in cfg.plan_sizes:
+                label = size_label(total)
+                url = self.database(f"plan_{label.lower()}")
+                secret = anyio.run(prepare, url, self.fresh(f"cli-plan-{label}"), 1, 0)[0]
+                log(f"plan: filling {total:,} chain tasks into PostgreSQL")
+                started = time.perf_counter()
+                fill_chains(url, total)
+                build = time.perf_counter() - started
+                log(f"  filled in {build:.1f} s")
+                self.report.details.setdefault("plan_build_seconds", {})[label] = build
+                fleet = stack.enter_context(http_servers(1, url, self.work, self.errlog))
+                client = stack.enter_context(
+                    httpx2.Client(
+                        headers={**HEADERS, "Authorization": f"Bearer {secret}"},
+                        timeout=httpx2.Timeout(30, read=60),
+                    )
+                )
+                measures[label] = plan_timer(client, fleet[0].url)
+                firsts[label] = plan_call(client, fleet[0].url)
+                counts = firsts[label]["counts"]
+                if counts["ready"] != total // CHAIN_LENGTH or len(firsts[label]["tasks"]) != 10:
+                    raise BenchError(f"unexpected plan_next answer at {label}: {counts}")
+            log(f"plan: {cfg.plan_calls} calls of plan_next(limit=10) at each size, in rotation")
+            stats = anyio.run(self.alternate, "plan", measures, cfg.plan_calls)
+        self.report.details["plan"] = stats
+        small, large = size_label(min(cfg.plan_sizes)), size_label(max(cfg.plan_sizes))
+        for label, s in stats.items():
+            self.report.info(
+                f"plan_next(10) over HTTP on PostgreSQL p50 @ {label} tasks",
+                s["p50"],
+                "ms",
+                note=f"p99 {s['p99']:.2f} ms over {s['n']} calls",
+            )
+        self.report.at_most(
+            f"plan_next {large} vs {small}",
+            stats[large]["p50"],
+            "ms",
+            stats[small]["p50"],
+            1.2,
+            "<= 1.2x",
+        )
+
+
+def plan_call(client: httpx2.Client, url: str) -> dict[str, Any]:
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "plan_next", "arguments": {"limit": 10}},
+    }
+    response = client.post(url, content=json.dumps(body))
+    messages = parse_answer(response.headers.get("content-type", ""), response.text)
+    if response.status_code != 200 or not messages or "result" not in messages[0]:
+        raise BenchError(f"plan_next: HTTP {response.status_code}: {response.text[:300]}")
+    result = messages[0]["result"]
+    if result.get("isError"):
+        raise BenchError(f"plan_next failed: {result['content'][0]['text']}")
+    structured: dict[str, Any] = result["structuredContent"]
+    return structured
+
+
+def plan_timer(client: httpx2.Client, url: str) -> benchlib.Measure:
+    """A measure: one blocking plan_next(10) over HTTP (nothing else runs meanwhile)."""
+
+    async def measure() -> float:
+        started = time.perf_counter()
+        plan_call(client, url)
+        return time.perf_counter() - started
+
+    return measure
+
+
+# --------------------------------------------------------------------------- main
+
+
+def make_config(args: argparse.Namespace) -> Config:
+    agents = args.agents or ([1, 4, 16] if args.quick else [1, 4, 16, 64])
+    if args.quick:
+        return Config(
+            quick=True,
+            http_agents=agents,
+            servers=args.servers,
+            server_counts_at_16=[],
+            drivers=args.drivers,
+            http_tasks=300,
+            stdio_agents=8,
+            stdio_tasks=300,
+            plan_sizes=[1_000, 10_000],
+            plan_calls=100,
+            warmup=10,
+        )
+    return Config(
+        quick=False,
+        http_agents=agents,
+        servers=args.servers,
+        server_counts_at_16=[1, 2],
+        drivers=args.drivers,
+        http_tasks=3_000,
+        stdio_agents=8,
+        stdio_tasks=3_000,
+        plan_sizes=[1_000, args.plan_size],
+        plan_calls=500,
+        warmup=30,
+    )
+
+
+SECTIONS = ("stdio", "http", "plan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = benchlib.arguments(__doc__)
+    parser.add_argument("--servers", type=int, default=4, help="HTTP servers (default 4)")
+    parser.add_argument(
+        "--drivers", type=int, default=2, help="processes running the HTTP agents (default 2)"
+    )
+    parser.add_argument(
+        "--agents",
+        type=lambda text: [int(part) for part in text.split(",") if part.strip()],
+        help="HTTP agent counts (default 1,4,16,64; quick 1,4,16)",
+    )
+    parser.add_argument(
+        "--plan-size",
+        type=bench_core.parse_size,
+        default=1_000_000,
+        help="the large plan_next database (default 1M)",
+    )
+    benchlib.only_option(parser, SECTIONS)
+    benchlib.common_options(parser)
+    args = parser.parse_args(argv)
+    if args.worker:
+        anyio.run(driver_main, json.loads(args.worker))
+        return 0
+    chosen = benchlib.chosen_sections(parser, args, SECTIONS)
+
+    config = make_config(args)
+    work, cache = benchlib.workspace(args, "wvo-bench-scale-")
+    report = Report()
+    bench = Bench(config, work, cache, report)
+    log(f"wvo-mcp scale-out benchmark ({'quick' if config.quick else 'full'}); work {work}")
+    started = time.monotonic()
+
+    def body() -> None:
+        with contextlib.ExitStack() as stack:
+            if "http" in chosen or "plan" in chosen:
+                log("starting a throwaway PostgreSQL cluster (fsync on)")
+                bench.cluster = stack.enter_context(Cluster.start(durable=True))
+            bench.run_sections(SECTIONS, chosen)
+
+    if not bench.execute(body, args.keep):
+        return 1
+    seconds = time.monotonic() - started
+    log(f"done in {seconds:.0f} s")
+    print(report.table())
+    if args.json:
+        benchlib.write_json(
+            args.json, config, report, lambda: {"sections": chosen, "seconds": seconds}
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
