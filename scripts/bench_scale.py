@@ -69,6 +69,7 @@ from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.models import TaskSpec
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.transitions import Status
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOCOL = "2025-11-25"
@@ -226,6 +227,12 @@ def postgres_cpu(cluster: Cluster) -> dict[int, float]:
     return cpu
 
 
+def machine_busy() -> float:
+    """CPU seconds the whole machine has spent busy (every process, ours or not)."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
     """CPU used between two snapshots (a process gone by the second is not counted)."""
     return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
@@ -317,6 +324,31 @@ async def prepare(url: str, work: Path, agents: int, tasks: int) -> list[str]:
         await orchestrator.close()
 
 
+async def direct_cycles(url: str, work: Path, count: int, warmup: int) -> dict[str, Any]:
+    """claim + update_status(done) by the Orchestrator itself on PostgreSQL, no MCP and no
+    HTTP: the database work of a task, its wall time and this process's CPU per task."""
+    settings = Settings(state_root=work, database_url=url, otel_enabled=False)
+    orchestrator = await Orchestrator.open(settings)
+    try:
+        samples: list[float] = []
+        cpu = 0.0
+        for i in range(warmup + count):
+            if i == warmup:
+                cpu = time.process_time()
+            started = time.perf_counter()
+            granted = await orchestrator.claim("bench-direct")
+            assert granted.task is not None and granted.lease_token is not None
+            await orchestrator.update_status(
+                granted.task.id, Status.DONE, "bench-direct", granted.lease_token
+            )
+            if i >= warmup:
+                samples.append(time.perf_counter() - started)
+        cpu = time.process_time() - cpu
+    finally:
+        await orchestrator.close()
+    return {"cycle": summary(samples), "cpu_ms_per_task": 1000 * cpu / count}
+
+
 # Chains of CHAIN_LENGTH tasks as bench_core's chain_task builds them (chain heads ready, the
 # rest waiting on their predecessor), straight into the tables. Every column as insert_task
 # and set_score leave it: job_size 2 x complexity, enablement 1 for all but a chain's last
@@ -359,6 +391,41 @@ UPDATE queue_counts SET tasks = CASE
                                 WHERE status = 'pending' AND unmet_dependencies = 0)
     ELSE (SELECT count(*) FROM tasks WHERE status = queue_counts.bucket) END
 """
+
+
+def enable_statements(cluster: Cluster) -> None:
+    """Load pg_stat_statements (a restart) so each run can count the statements per task and
+    the time PostgreSQL spent executing them, the write lock's wait included."""
+    with psycopg.connect(cluster.url(), autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+    cluster.restart()
+    with psycopg.connect(cluster.url("template1"), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION pg_stat_statements")  # in every database made next
+
+
+STATEMENTS = """
+SELECT query, calls, total_exec_time FROM pg_stat_statements
+WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND query NOT LIKE '%%pg_locks%%' AND query NOT LIKE '%%pg_stat%%'
+ORDER BY total_exec_time DESC
+"""
+
+
+def statement_figures(rows: list[tuple[str, int, float]], done: int) -> dict[str, Any]:
+    """Per task: statements, PostgreSQL's execution ms (the write lock's wait apart), and the
+    statements that took the most time."""
+    waits = [r for r in rows if "pg_advisory_xact_lock" in r[0]]
+    rest = [r for r in rows if "pg_advisory_xact_lock" not in r[0]]
+    return {
+        "statements_per_task": sum(r[1] for r in rows) / done,
+        "exec_ms_per_task": sum(r[2] for r in rest) / done,
+        "lock_wait_ms_per_task": sum(r[2] for r in waits) / done,
+        "lock_statements_per_task": sum(r[1] for r in waits) / done,
+        "top": [
+            {"query": " ".join(q.split())[:120], "per_task": c / done, "ms_per_task": t / done}
+            for q, c, t in rest[:8]
+        ],
+    }
 
 
 def fill_chains(url: str, total: int) -> None:
@@ -458,10 +525,38 @@ class Bench(benchlib.Bench):
                 f"p99 {run['claim']['p99']:.1f} ms; CPU ms/task server "
                 f"{run['server_cpu_ms_per_task']:.2f}, postgres "
                 f"{run['postgres_cpu_ms_per_task']:.2f}, drivers "
-                f"{run['driver_cpu_ms_per_task']:.2f}; lock held {100 * run['lock_held']:.0f}%"
+                f"{run['driver_cpu_ms_per_task']:.2f}; lock held {100 * run['lock_held']:.0f}% "
+                f"({run['lock_held_ms_per_task']:.2f} ms/task); {run['statements_per_task']:.1f} "
+                f"statements/task, {run['exec_ms_per_task']:.2f} ms executing, lock wait "
+                f"{run['lock_wait_ms_per_task']:.2f} ms/task"
             )
         self.report.details["http"] = self.http_runs
         self.http_rows()
+        self.direct()
+
+    def direct(self) -> None:
+        """The same cycle in-process on PostgreSQL, one at a time, with the CPU of this process
+        and of PostgreSQL: what a task costs without HTTP and MCP."""
+        assert self.cluster is not None
+        count = self.config.http_tasks // 3
+        url = self.database("direct")
+        work = self.fresh("cli-direct")
+        anyio.run(prepare, url, work, 0, count + self.config.warmup)
+        log(f"direct: {count} in-process claim + done cycles on PostgreSQL")
+        postgres = postgres_cpu(self.cluster)
+        run = anyio.run(direct_cycles, url, work, count, self.config.warmup)
+        run["postgres_cpu_ms_per_task"] = (
+            1000 * cpu_delta(postgres, postgres_cpu(self.cluster)) / count
+        )
+        self.report.details["direct"] = run
+        self.report.info(
+            "in-process Orchestrator claim + done on PostgreSQL, p50",
+            run["cycle"]["p50"],
+            "ms",
+            note=f"no HTTP, no MCP, one at a time; CPU per task: Python "
+            f"{run['cpu_ms_per_task']:.2f} ms, PostgreSQL {run['postgres_cpu_ms_per_task']:.2f} "
+            f"ms (its warm-up included); p99 {run['cycle']['p99']:.2f} ms",
+        )
 
     def http_run(self, agents: int, servers: int) -> dict[str, Any]:
         cfg = self.config
@@ -514,6 +609,16 @@ class Bench(benchlib.Bench):
             "postgres_cpu_ms_per_task": window["postgres_cpu"] * ms,
             "driver_cpu_ms_per_task": driver_cpu * ms,
             "monitor_cpu_ms_per_task": window["monitor_cpu"] * ms,
+            # everything else the machine ran meanwhile (other users' work included)
+            "other_cpu_ms_per_task": (
+                window["machine_cpu"]
+                - window["server_cpu"]
+                - window["postgres_cpu"]
+                - window["monitor_cpu"]
+                - driver_cpu
+            )
+            * ms,
+            "machine_busy": window["machine_cpu"] / window["seconds"] / (os.cpu_count() or 1),
             "cpu_busy": (window["server_cpu"] + window["postgres_cpu"] + driver_cpu)
             / window["seconds"]
             / (os.cpu_count() or 1),
@@ -522,6 +627,7 @@ class Bench(benchlib.Bench):
             "lock_held_ms_per_task": window["lock_held"] * window["seconds"] * ms,
             "commits_per_task": window["commits"] / done,
             "lock_samples": window["samples"],
+            **statement_figures(window["statements"], done),
             "per_agent_done": [run["done"] for run in runs],
             "refusals": dict(sum((Counter(run["refusals"]) for run in runs), Counter())),
             "duplicates": sum(1 for n in done_events.values() if n > 1),
@@ -540,10 +646,12 @@ class Bench(benchlib.Bench):
             "count(*) FILTER (WHERE granted), count(*) FILTER (WHERE NOT granted) "
             "FROM pg_locks WHERE locktype = 'advisory'"
         )
+        probe.execute("SELECT pg_stat_statements_reset()")
         commits = probe.execute(stat).fetchone()[0]  # type: ignore[index]
         servers = sum(proc_cpu_seconds(pid) for pid in pids)
         postgres = postgres_cpu(self.cluster)
         mine = time.process_time()
+        machine = machine_busy()
         started = time.monotonic()
         held = waiters = samples = 0
         while True:
@@ -562,11 +670,13 @@ class Bench(benchlib.Bench):
             "server_cpu": sum(proc_cpu_seconds(pid) for pid in pids) - servers,
             "postgres_cpu": cpu_delta(postgres, postgres_cpu(self.cluster)),
             "monitor_cpu": time.process_time() - mine,
+            "machine_cpu": machine_busy() - machine,
             # this probe's own queries are transactions too: one per sample, plus one
             "commits": probe.execute(stat).fetchone()[0] - commits - samples - 1,  # type: ignore[index]
             "lock_held": held / samples,
             "lock_waiters_mean": waiters / samples,
             "samples": samples,
+            "statements": probe.execute(STATEMENTS).fetchall(),
         }
 
     def http_rows(self) -> None:
@@ -617,11 +727,20 @@ class Bench(benchlib.Bench):
             note=f"claim p50 {run['claim']['p50']:.2f} ms, p99 {run['claim']['p99']:.1f} ms; "
             f"CPU ms/task: servers {run['server_cpu_ms_per_task']:.2f}, PostgreSQL "
             f"{run['postgres_cpu_ms_per_task']:.2f}, drivers {run['driver_cpu_ms_per_task']:.2f} "
-            f"({100 * run['cpu_busy']:.0f}% of {os.cpu_count()} cores); write lock held "
+            f"({100 * run['cpu_busy']:.0f}% of {os.cpu_count()} cores; the machine "
+            f"{100 * run['machine_busy']:.0f}% busy); write lock held "
             f"{100 * run['lock_held']:.0f}% of the time ({run['lock_held_ms_per_task']:.2f} "
             f"ms/task), {run['lock_waiters_mean']:.1f} waiting on average",
         )
         self.report.info("  claim p99", run["claim"]["p99"], "ms", note="client side")
+        self.report.info(
+            "  write lock held per task",
+            run["lock_held_ms_per_task"],
+            "ms",
+            note=f"{100 * run['lock_held']:.0f}% of the time; PostgreSQL executing "
+            f"{run['statements_per_task']:.1f} statements/task: {run['exec_ms_per_task']:.2f} ms; "
+            f"lock waits {run['lock_wait_ms_per_task']:.1f} ms/task (summed over waiters)",
+        )
 
     # ---- plan_next at 1k and 1M tasks
 
@@ -647,6 +766,8 @@ class Bench(benchlib.Bench):
                         timeout=httpx2.Timeout(30, read=60),
                     )
                 )
+                if not measures:
+                    measures["ping"] = plan_timer(client, fleet[0].url, ping=True)
                 measures[label] = plan_timer(client, fleet[0].url)
                 firsts[label] = plan_call(client, fleet[0].url)
                 counts = firsts[label]["counts"]
@@ -655,6 +776,13 @@ class Bench(benchlib.Bench):
             log(f"plan: {cfg.plan_calls} calls of plan_next(limit=10) at each size, in rotation")
             stats = anyio.run(self.alternate, "plan", measures, cfg.plan_calls)
         self.report.details["plan"] = stats
+        ping = stats.pop("ping")
+        self.report.info(
+            "HTTP floor: `ping` p50 (token check + transport, no tool)",
+            ping["p50"],
+            "ms",
+            note=f"p99 {ping['p99']:.2f} ms; in the same rotation as plan_next",
+        )
         small, large = size_label(min(cfg.plan_sizes)), size_label(max(cfg.plan_sizes))
         for label, s in stats.items():
             self.report.info(
@@ -673,30 +801,34 @@ class Bench(benchlib.Bench):
         )
 
 
-def plan_call(client: httpx2.Client, url: str) -> dict[str, Any]:
-    body = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "tools/call",
-        "params": {"name": "plan_next", "arguments": {"limit": 10}},
-    }
+def post(client: httpx2.Client, url: str, method: str, params: dict[str, Any]) -> Any:
+    """One blocking JSON-RPC request; its result."""
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
     response = client.post(url, content=json.dumps(body))
     messages = parse_answer(response.headers.get("content-type", ""), response.text)
     if response.status_code != 200 or not messages or "result" not in messages[0]:
-        raise BenchError(f"plan_next: HTTP {response.status_code}: {response.text[:300]}")
-    result = messages[0]["result"]
+        raise BenchError(f"{method}: HTTP {response.status_code}: {response.text[:300]}")
+    return messages[0]["result"]
+
+
+def plan_call(client: httpx2.Client, url: str) -> dict[str, Any]:
+    result = post(client, url, "tools/call", {"name": "plan_next", "arguments": {"limit": 10}})
     if result.get("isError"):
         raise BenchError(f"plan_next failed: {result['content'][0]['text']}")
     structured: dict[str, Any] = result["structuredContent"]
     return structured
 
 
-def plan_timer(client: httpx2.Client, url: str) -> benchlib.Measure:
-    """A measure: one blocking plan_next(10) over HTTP (nothing else runs meanwhile)."""
+def plan_timer(client: httpx2.Client, url: str, ping: bool = False) -> benchlib.Measure:
+    """A measure: one blocking plan_next(10) over HTTP, or a `ping` (the token check and the
+    transport, no tool), while nothing else runs."""
 
     async def measure() -> float:
         started = time.perf_counter()
-        plan_call(client, url)
+        if ping:
+            post(client, url, "ping", {})
+        else:
+            plan_call(client, url)
         return time.perf_counter() - started
 
     return measure
@@ -776,6 +908,7 @@ def main(argv: list[str] | None = None) -> int:
             if "http" in chosen or "plan" in chosen:
                 log("starting a throwaway PostgreSQL cluster (fsync on)")
                 bench.cluster = stack.enter_context(Cluster.start(durable=True))
+                enable_statements(bench.cluster)
             bench.run_sections(SECTIONS, chosen)
 
     if not bench.execute(body, args.keep):

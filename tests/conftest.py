@@ -3,8 +3,10 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,39 @@ def pg_cluster() -> Iterator[Cluster]:
             f"cannot start a throwaway PostgreSQL cluster: {exc} (scripts/setup installs it; "
             "WVO_TEST_POSTGRES=skip skips these tests on purpose)"
         )
+
+
+@dataclass
+class Store:
+    """Where a test's servers keep their state: the SQLite file in the state folder, or a
+    fresh PostgreSQL database (`env` goes into every server's environment)."""
+
+    name: str
+    state_root: Path
+    url: str | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {} if self.url is None else {"WVO_DATABASE_URL": self.url}
+
+    def rows(self, sql: str) -> list[dict[str, Any]]:
+        """A read-only query (plain SQL both engines speak), rows as dicts."""
+        if self.url is None:
+            with open_db(self.state_root) as db:
+                return [dict(row) for row in db.execute(sql).fetchall()]
+        import psycopg
+        from psycopg.rows import dict_row
+
+        with psycopg.connect(self.url, row_factory=dict_row) as conn:
+            return conn.execute(sql).fetchall()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, state_root: Path) -> Store:
+    if request.param == "sqlite":
+        return Store("sqlite", state_root)
+    cluster: Cluster = request.getfixturevalue("pg_cluster")
+    return Store("postgres", state_root, cluster.create_database(f"t_{uuid.uuid4().hex[:16]}"))
 
 
 @pytest.fixture
