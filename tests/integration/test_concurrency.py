@@ -24,7 +24,6 @@ from tests.conftest import PROTOCOL_MODES, Agent, Store, connect, open_db, serve
 
 pytestmark = pytest.mark.anyio
 
-AGENTS = 6
 WIP_GLOBAL = 4
 WIP_PER_AGENT = 1
 TASKS = 60
