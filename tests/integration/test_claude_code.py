@@ -136,36 +136,21 @@ def serve_model(model: ScriptedModel) -> ThreadingHTTPServer:
     return server
 
 
-def test_claude_code_works_the_loop(state_root: Path, tmp_path: Path) -> None:
-    imported = wvo(state_root, "import", str(ROOT / "state" / "roadmap.yaml"))
-    assert imported.returncode == 0, imported.stderr
+def run_claude(
+    config: dict[str, Any], tmp_path: Path, **env: str
+) -> tuple[ScriptedModel, dict[str, Any]]:
+    """Claude Code, headless, with `config` as its only MCP servers and the scripted model;
+    the model's requests, and the claim it was shown."""
     model = ScriptedModel()
     api = serve_model(model)
-    config = tmp_path / "mcp.json"
-    config.write_text(
-        json.dumps(
-            {
-                "mcpServers": {
-                    "wvo": {
-                        "command": sys.executable,
-                        "args": ["-P", "-m", "wvo_mcp", "serve"],
-                        "env": {
-                            "WVO_STATE_ROOT": str(state_root),
-                            "WVO_AGENT_ID": "claude-1",
-                            "WVO_TOOLS": "worker",
-                            "WVO_AUTOPILOT_HEALTH_INTERVAL_MS": "0",
-                        },
-                    }
-                }
-            }
-        )
-    )
+    path = tmp_path / "mcp.json"
+    path.write_text(json.dumps(config))
     home = tmp_path / "home"
     home.mkdir()
     try:
         run = subprocess.run(
             [str(CLAUDE), "-p", "Work the wvo-mcp loop: take one task and finish it.",
-             "--mcp-config", str(config), "--strict-mcp-config",
+             "--mcp-config", str(path), "--strict-mcp-config",
              "--allowedTools", "mcp__wvo__*", "--output-format", "stream-json", "--verbose"],
             cwd=ROOT,
             env={
@@ -177,6 +162,7 @@ def test_claude_code_works_the_loop(state_root: Path, tmp_path: Path) -> None:
                 "DISABLE_AUTOUPDATER": "1",
                 "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
                 "MCP_CONNECTION_NONBLOCKING": "0",
+                **env,
             },
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -200,18 +186,64 @@ def test_claude_code_works_the_loop(state_root: Path, tmp_path: Path) -> None:
     main = [r for r in model.requests if "mcp__wvo__claim_task" in str(r.get("tools"))]
     shown = _tool_results(main[-1]["messages"])
     assert len(shown) == 3 and not re.search(r'"[a-z_]+":null', "".join(shown))
+    claim: dict[str, Any] = json.loads(shown[1])
+    return model, claim
 
-    # And the database: the task the model claimed is done, by claude-1, exactly once.
-    claim = json.loads(shown[1])
+
+def assert_done_by(state_root: Path, task_id: str, agent: str) -> None:
+    """The task the model claimed is done, by `agent`, exactly once."""
     with open_db(state_root) as db:
-        status = db.execute("SELECT status FROM tasks WHERE id = ?", (claim["task"]["id"],))
+        status = db.execute("SELECT status FROM tasks WHERE id = ?", (task_id,))
         assert status.fetchone()[0] == "done"
         events = db.execute(
             "SELECT actor, kind, to_status FROM task_events WHERE task_id = ? AND kind != "
             "'created' ORDER BY id",
-            (claim["task"]["id"],),
+            (task_id,),
         ).fetchall()
     assert [tuple(e) for e in events] == [
-        ("claude-1", "claimed", "in_progress"),
-        ("claude-1", "status", "done"),
+        (agent, "claimed", "in_progress"),
+        (agent, "status", "done"),
     ]
+
+
+def test_claude_code_works_the_loop(state_root: Path, tmp_path: Path) -> None:
+    imported = wvo(state_root, "import", str(ROOT / "state" / "roadmap.yaml"))
+    assert imported.returncode == 0, imported.stderr
+    server = {
+        "command": sys.executable,
+        "args": ["-P", "-m", "wvo_mcp", "serve"],
+        "env": {
+            "WVO_STATE_ROOT": str(state_root),
+            "WVO_AGENT_ID": "claude-1",
+            "WVO_TOOLS": "worker",
+            "WVO_AUTOPILOT_HEALTH_INTERVAL_MS": "0",
+        },
+    }
+    _, claim = run_claude({"mcpServers": {"wvo": server}}, tmp_path)
+    assert_done_by(state_root, claim["task"]["id"], "claude-1")
+
+
+def test_claude_code_works_the_loop_over_http_with_a_bearer_token(
+    state_root: Path, tmp_path: Path
+) -> None:
+    """The wiring docs/http.md shows: an `http` server in .mcp.json whose Authorization
+    header takes the token from the environment (`${WVO_MCP_TOKEN}`)."""
+    from tests.http.conftest import http_server, token
+
+    imported = wvo(state_root, "import", str(ROOT / "state" / "roadmap.yaml"))
+    assert imported.returncode == 0, imported.stderr
+    secret = token(state_root, "agent", "claude-http")
+    with http_server(state_root, WVO_TOOLS="worker", WVO_OTEL_ENABLED="0") as served:
+        config = {
+            "mcpServers": {
+                "wvo": {
+                    "type": "http",
+                    "url": served.url,
+                    "headers": {"Authorization": "Bearer ${WVO_MCP_TOKEN}"},
+                }
+            }
+        }
+        _, claim = run_claude(config, tmp_path, WVO_MCP_TOKEN=secret)
+    # The agent is who its token says, though the model never named it.
+    assert claim["agent_id"] == "claude-http"
+    assert_done_by(state_root, claim["task"]["id"], "claude-http")
