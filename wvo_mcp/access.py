@@ -90,11 +90,9 @@ class StoreVerifier(TokenVerifier):
         orchestrator = self.orchestrator()
         if orchestrator is None:
             return None
-        try:
-            found = await orchestrator.token_find(token)
-        except WvoError as exc:  # the database is busy or gone: refuse, say why in the log
-            log.warning("could not check a bearer token: %s", exc)
-            return None
+        # A database that is busy or gone raises (Busy, StoreUnavailable): the request is
+        # answered 503 (http_server.unavailable), never 401, so a client keeps its token.
+        found = await orchestrator.token_find(token)
         if found is None:
             return None
         return _access_token(Caller(found.role, found.name, found.id), token)

@@ -19,10 +19,12 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from wvo_mcp import access
 from wvo_mcp.config import Settings
-from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.errors import Busy, StoreUnavailable, ValidationFailed
 from wvo_mcp.stdio import MAX_LINE_BYTES
 
 log = logging.getLogger(__name__)
@@ -161,13 +163,28 @@ def app(settings: Settings, options: Options) -> Starlette:
 
     options.check()
     server = build_server(settings, http=options.http_access())
-    return server.streamable_http_app(
+    built = server.streamable_http_app(
         streamable_http_path=PATH,
         stateless_http=True,  # no session lives in a process: any request, any process
         transport_security=options.transport_security(),
         max_request_body_size=MAX_LINE_BYTES,
         host=options.host,
     )
+    built.add_exception_handler(Exception, unavailable)
+    return built
+
+
+async def unavailable(request: Request, exc: Exception) -> Response:
+    """A request that fails outside a tool call (checking its token): 503 with Retry-After
+    when the database is busy or cannot be reached, so a client retries and keeps its
+    token; anything else is a plain 500 (the traceback goes to the log)."""
+    if isinstance(exc, Busy | StoreUnavailable):
+        return JSONResponse(
+            {"error": "temporarily_unavailable", "error_description": str(exc)},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+    return PlainTextResponse("Internal Server Error", status_code=500)
 
 
 def serve(settings: Settings, options: Options) -> None:

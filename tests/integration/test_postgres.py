@@ -122,3 +122,33 @@ async def test_a_database_that_goes_away_is_a_clean_error_then_service_resumes(
             assert detail.lease_epoch == 1
         finally:
             await orchestrator.close()
+
+
+async def test_an_http_server_answers_503_not_401_while_the_database_is_away(
+    tmp_path: Path,
+) -> None:
+    """A token cannot be checked without the database: the client is told to retry (503,
+    Retry-After), not that its token is bad; once the database is back, it is served."""
+    import httpx2
+
+    from tests.http.conftest import MCP_HEADERS, http_server, initialize_body
+
+    with Cluster.start() as pg:  # its own cluster: this test stops it
+        url = pg.create_database("away")
+        state_root = tmp_path / "state"
+        made = cli(state_root, url, "tokens", "add", "--role", "agent", "--name", "a1")
+        assert made.returncode == 0, made.stderr
+        secret = made.stdout.strip()
+        headers = {**MCP_HEADERS, "Authorization": f"Bearer {secret}"}
+        with http_server(state_root, WVO_DATABASE_URL=url, WVO_OTEL_ENABLED="0") as served:
+            async with httpx2.AsyncClient(timeout=60) as http:
+                ok = await http.post(served.url, content=initialize_body(), headers=headers)
+                assert ok.status_code == 200, ok.text
+                pg.stop("immediate")
+                away = await http.post(served.url, content=initialize_body(), headers=headers)
+                assert away.status_code == 503, (away.status_code, away.text)
+                assert away.headers["Retry-After"] == "5"
+                assert "cannot be reached" in away.json()["error_description"]
+                pg.start_server()
+                back = await http.post(served.url, content=initialize_body(), headers=headers)
+                assert back.status_code == 200, back.text
