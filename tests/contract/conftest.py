@@ -25,6 +25,7 @@ from wvo_mcp.models import Event, Observation, TaskSpec
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.providers import Providers
 from wvo_mcp.services import health as checks
+from wvo_mcp.services import rows
 from wvo_mcp.store import Database, Tx
 
 BACKENDS = ["sqlite", "postgres"]
@@ -162,16 +163,7 @@ async def all_events(orch: Orchestrator, task_ids: list[str]) -> list[tuple[int,
         found = []
         for task_id in task_ids:
             for row in tx.all("recent_events", (task_id, 1_000_000)):
-                event = Event(
-                    at=row["at"],
-                    actor=row["actor"],
-                    kind=row["kind"],
-                    from_status=row["from_status"],
-                    to_status=row["to_status"],
-                    reason=row["reason"],
-                    lease_epoch=row["lease_epoch"],
-                )
-                found.append((row["id"], task_id, event))
+                found.append((row["id"], task_id, rows.event(row)))
         return sorted(found, key=lambda found: found[0])
 
     return await orch.db.read(read)

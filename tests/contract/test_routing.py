@@ -7,43 +7,18 @@ from typing import Any
 import pytest
 
 from tests.contract.conftest import World, create
+from tests.integration.test_routing import PROVIDERS as STDIO_PROVIDERS
 from wvo_mcp.errors import LeaseLost, ValidationFailed
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.transitions import Status
 
 pytestmark = pytest.mark.anyio
+assert "cooldown_seconds: 0.5" in STDIO_PROVIDERS
 
-PROVIDERS = """\
-version: 1
-estimate:
-  tokens_per_complexity: 1000
-  output_share: 0.2
-providers:
-  - name: alpha
-    preference: 1
-    hourly_tokens: 50000
-    daily_tokens: 100000
-    max_concurrent: 10
-    breaker:
-      failure_threshold: 2
-      cooldown_seconds: 30
-      cooldown_cap_seconds: 100
-    tiers:
-      - {name: small, model: alpha-s, complexity: [1, 3],
-         input_cost_per_1k: 0.001, output_cost_per_1k: 0.002}
-      - {name: mid, model: alpha-m, complexity: [4, 7],
-         input_cost_per_1k: 0.002, output_cost_per_1k: 0.004}
-      - {name: big, model: alpha-l, complexity: [8, 10],
-         input_cost_per_1k: 0.004, output_cost_per_1k: 0.008}
-  - name: beta
-    preference: 2
-    hourly_tokens: 1000000
-    tiers:
-      - {name: any, model: beta-1, complexity: [1, 7],
-         input_cost_per_1k: 0.003, output_cost_per_1k: 0.006}
-      - {name: top, model: beta-2, complexity: [8, 10],
-         input_cost_per_1k: 0.01, output_cost_per_1k: 0.02}
-"""
+# The stdio routing tests' providers, with a breaker cool-down the clock steps through.
+PROVIDERS = STDIO_PROVIDERS.replace("cooldown_seconds: 0.5", "cooldown_seconds: 30").replace(
+    "cooldown_cap_seconds: 2", "cooldown_cap_seconds: 100"
+)
 SMALL: dict[str, Any] = {"provider": "alpha", "model": "alpha-s"}
 MID: dict[str, Any] = {"provider": "alpha", "model": "alpha-m"}
 BIG: dict[str, Any] = {"provider": "alpha", "model": "alpha-l"}
