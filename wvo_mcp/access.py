@@ -6,6 +6,7 @@ Over stdio none of this runs: a stdio server is started by its one agent (identi
 """
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -79,14 +80,35 @@ def current() -> Caller | None:
                   token_id=claims.get("wvo_token_id"))  # fmt: skip
 
 
+# A token found live is trusted this long without asking the database again: an agent's
+# calls come in bursts, and each lookup is a transaction. A revocation therefore holds on
+# every process within this time.
+TOKEN_CACHE_SECONDS = 1.0
+TOKEN_CACHE_SIZE = 10_000
+
+
 class StoreVerifier(TokenVerifier):
-    """Tokens made by `wvo-mcp tokens add`, looked up by digest on every request, so a
-    revocation holds at once on every server process sharing the database."""
+    """Tokens made by `wvo-mcp tokens add`, looked up by digest (TOKEN_CACHE_SECONDS at
+    most between lookups of one token)."""
 
     def __init__(self, orchestrator: Callable[[], Orchestrator | None]) -> None:
         self.orchestrator = orchestrator
+        self._live: dict[str, tuple[float, AccessToken]] = {}
 
     async def verify_token(self, token: str) -> AccessToken | None:
+        seen = self._live.get(token)
+        if seen is not None and time.monotonic() - seen[0] < TOKEN_CACHE_SECONDS:
+            return seen[1]
+        found = await self._look_up(token)
+        if found is None:
+            self._live.pop(token, None)
+        else:
+            if len(self._live) >= TOKEN_CACHE_SIZE:
+                self._live.clear()  # only live tokens get here: a full cache is rare
+            self._live[token] = (time.monotonic(), found)
+        return found
+
+    async def _look_up(self, token: str) -> AccessToken | None:
         orchestrator = self.orchestrator()
         if orchestrator is None:
             return None

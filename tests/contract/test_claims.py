@@ -248,3 +248,24 @@ async def test_the_per_epic_wip_limit(world: World) -> None:
     again = await orch.claim("agent-3")
     assert again.task is not None and again.task.id == "e1-b"
     assert again.lease_expires_at == world.clock.text(60)  # the default lease length
+
+
+async def test_a_claim_finds_its_task_however_deep_it_ranks(world: World) -> None:
+    """The ranked scan reads the queue in pages: a task ranked below 200 others that cannot
+    be taken (their epic is at its limit) is still found, and the best of its epic."""
+    orch = await world.open(wip_per_epic=1, wip_global=10)
+    full = [
+        {"id": f"e1-{i:03d}", "title": "t", "epic_id": "E1", "business_value": 20}
+        for i in range(200)
+    ]
+    rest = [
+        {"id": "e2-low", "title": "t", "epic_id": "E2", "business_value": 1},
+        {"id": "e2-best", "title": "t", "epic_id": "E2", "business_value": 2},
+    ]
+    await create(orch, *full, *rest)
+    first = await orch.claim("agent-1")
+    assert first.task is not None and first.task.id == "e1-000"
+    deep = await orch.claim("agent-2")
+    assert deep.claimed and deep.task is not None and deep.task.id == "e2-best", deep.message
+    plan = await orch.plan_next("agent-3", limit=300)
+    assert len(plan.tasks) == 200  # e1-000 and e2-best are held: the other 200 are listed
