@@ -136,19 +136,21 @@ async def test_an_http_server_answers_503_not_401_while_the_database_is_away(
     with Cluster.start() as pg:  # its own cluster: this test stops it
         url = pg.create_database("away")
         state_root = tmp_path / "state"
-        made = cli(state_root, url, "tokens", "add", "--role", "agent", "--name", "a1")
-        assert made.returncode == 0, made.stderr
-        secret = made.stdout.strip()
-        headers = {**MCP_HEADERS, "Authorization": f"Bearer {secret}"}
+        headers = {}
+        for name in ("a1", "a2"):
+            made = cli(state_root, url, "tokens", "add", "--role", "agent", "--name", name)
+            assert made.returncode == 0, made.stderr
+            headers[name] = {**MCP_HEADERS, "Authorization": f"Bearer {made.stdout.strip()}"}
         with http_server(state_root, WVO_DATABASE_URL=url, WVO_OTEL_ENABLED="0") as served:
             async with httpx2.AsyncClient(timeout=60) as http:
-                ok = await http.post(served.url, content=initialize_body(), headers=headers)
+                ok = await http.post(served.url, content=initialize_body(), headers=headers["a1"])
                 assert ok.status_code == 200, ok.text
                 pg.stop("immediate")
-                away = await http.post(served.url, content=initialize_body(), headers=headers)
+                # a2's token has not been checked yet, so no server has it cached.
+                away = await http.post(served.url, content=initialize_body(), headers=headers["a2"])
                 assert away.status_code == 503, (away.status_code, away.text)
                 assert away.headers["Retry-After"] == "5"
                 assert "cannot be reached" in away.json()["error_description"]
                 pg.start_server()
-                back = await http.post(served.url, content=initialize_body(), headers=headers)
+                back = await http.post(served.url, content=initialize_body(), headers=headers["a2"])
                 assert back.status_code == 200, back.text
