@@ -62,9 +62,18 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         if options is not None:
             from wvo_mcp import http_server
 
+            if options.dashboard:
+                print(f"dashboard: {options.dashboard_url}", flush=True)
             http_server.serve(settings, options)
             return
         anyio.run(stdio.serve, build_server(settings))
+
+
+def cmd_dashboard(settings: Settings, args: argparse.Namespace) -> None:
+    """Serve the live dashboard (and MCP) over HTTP: `serve --http --dashboard`; prints the
+    dashboard's URL (docs/dashboard.md)."""
+    args.http = args.dashboard = True
+    cmd_serve(settings, args)
 
 
 def _servers_lock(settings: Settings) -> AbstractContextManager[None]:
@@ -89,6 +98,7 @@ HTTP_FLAGS = {
     "jwt_issuer": "--jwt-issuer",
     "jwks_url": "--jwks-url",
     "jwt_audience": "--jwt-audience",
+    "dashboard": "--dashboard",
 }
 
 
@@ -118,6 +128,7 @@ def _http_options(args: argparse.Namespace) -> "http_server.Options | None":
         allowed_hosts=tuple(args.allowed_host or ()),
         public_url=args.public_url,
         no_auth=args.no_auth,
+        dashboard=bool(getattr(args, "dashboard", False)),
     )
     if args.jwt_issuer:
         options = dataclasses.replace(
@@ -716,6 +727,29 @@ def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> None:
     sys.exit(sandbox.cli_exit_code(result))
 
 
+def _http_arguments(cmd: argparse.ArgumentParser) -> None:
+    """The flags of `serve --http`, shared by `dashboard`."""
+    cmd.add_argument("--host", help="--http: address to bind (default 127.0.0.1)")
+    cmd.add_argument("--port", type=int, help="--http: port (default 8765)")
+    cmd.add_argument("--certfile", help="--http: TLS certificate (PEM)")
+    cmd.add_argument("--keyfile", help="--http: TLS private key (PEM)")
+    cmd.add_argument(
+        "--allowed-host",
+        action="append",
+        metavar="HOST[:PORT]",
+        help="--http: a Host header to accept besides the bound address (repeatable)",
+    )
+    cmd.add_argument(
+        "--public-url", help="--http: the URL clients use, e.g. https://mcp.example.com/mcp"
+    )
+    cmd.add_argument(
+        "--no-auth", action="store_true", help="--http on loopback only: no bearer tokens"
+    )
+    cmd.add_argument("--jwt-issuer", help="--http: accept JWTs of this OAuth issuer instead")
+    cmd.add_argument("--jwks-url", help="--http: the issuer's JWKS URL (signing keys)")
+    cmd.add_argument("--jwt-audience", help="--http: the JWTs' audience (default: resource)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wvo-mcp", description=__doc__)
     p.add_argument("--version", action="version", version=f"wvo-mcp {__version__}")
@@ -734,25 +768,11 @@ def parser() -> argparse.ArgumentParser:
 
     serve = add("serve", cmd_serve)
     serve.add_argument("--http", action="store_true", help="streamable HTTP instead of stdio")
-    serve.add_argument("--host", help="--http: address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="--http: port (default 8765)")
-    serve.add_argument("--certfile", help="--http: TLS certificate (PEM)")
-    serve.add_argument("--keyfile", help="--http: TLS private key (PEM)")
     serve.add_argument(
-        "--allowed-host",
-        action="append",
-        metavar="HOST[:PORT]",
-        help="--http: a Host header to accept besides the bound address (repeatable)",
+        "--dashboard", action="store_true", help="--http: also serve the live dashboard"
     )
-    serve.add_argument(
-        "--public-url", help="--http: the URL clients use, e.g. https://mcp.example.com/mcp"
-    )
-    serve.add_argument(
-        "--no-auth", action="store_true", help="--http on loopback only: no bearer tokens"
-    )
-    serve.add_argument("--jwt-issuer", help="--http: accept JWTs of this OAuth issuer instead")
-    serve.add_argument("--jwks-url", help="--http: the issuer's JWKS URL (signing keys)")
-    serve.add_argument("--jwt-audience", help="--http: the JWTs' audience (default: resource)")
+    _http_arguments(serve)
+    _http_arguments(add("dashboard", cmd_dashboard))
     tokens = add("tokens", cmd_tokens)
     tokens.add_argument("action", choices=["add", "list", "revoke"])
     tokens.add_argument("id", nargs="?", help="for revoke: the token's id")

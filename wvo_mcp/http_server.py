@@ -61,6 +61,12 @@ class Options:
     public_url: str | None = None
     no_auth: bool = False
     jwt: access.Jwt | None = None
+    dashboard: bool = False
+
+    @property
+    def dashboard_url(self) -> str:
+        """The dashboard's page as people reach it (docs/dashboard.md)."""
+        return self.resource_url.removesuffix(PATH) + "/dashboard"
 
     @property
     def tls(self) -> bool:
@@ -159,10 +165,13 @@ class Options:
 
 def app(settings: Settings, options: Options) -> Starlette:
     """The ASGI app: the SDK's streamable HTTP transport, stateless, over build_server."""
+    from wvo_mcp.orchestrator import Orchestrator
     from wvo_mcp.server import build_server
 
     options.check()
-    server = build_server(settings, http=options.http_access())
+    http = options.http_access()
+    opened: list[Orchestrator] = []
+    server = build_server(settings, http=http, opened=opened)
     built = server.streamable_http_app(
         streamable_http_path=PATH,
         stateless_http=True,  # no session lives in a process: any request, any process
@@ -171,6 +180,16 @@ def app(settings: Settings, options: Options) -> Starlette:
         host=options.host,
     )
     built.add_exception_handler(Exception, unavailable)
+    if options.dashboard:
+        from wvo_mcp.dashboard.routes import Dashboard
+
+        def current() -> Orchestrator | None:
+            return opened[-1] if opened else None
+
+        verifier = None if http.auth is None else access.verifier(http, current)
+        built.router.routes.extend(
+            Dashboard(current, verifier, options.transport_security()).routes()
+        )
     return built
 
 

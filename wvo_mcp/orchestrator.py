@@ -38,7 +38,17 @@ from wvo_mcp.models import (
 )
 from wvo_mcp.providers import Providers
 from wvo_mcp.routing import Outcome
-from wvo_mcp.services import context, health, leases, reports, routes, scheduler, tasks, tokens
+from wvo_mcp.services import (
+    board,
+    context,
+    health,
+    leases,
+    reports,
+    routes,
+    scheduler,
+    tasks,
+    tokens,
+)
 from wvo_mcp.store import Database, Tx
 from wvo_mcp.transitions import Status
 
@@ -488,6 +498,27 @@ class Orchestrator:
         return await self.db.write(
             partial(leases.approve, task_id=task_id, by=by, note=note, now=self.clock())
         )
+
+    async def board_view(self, filters: board.Filters, limit: int = 50) -> board.Board:
+        """The dashboard's columns (first pages), counts and change cursor."""
+        return await self.db.read(partial(board.board, filters=filters, limit=limit))
+
+    async def board_column(
+        self, status: str, filters: board.Filters, after: str = "", limit: int = 50
+    ) -> board.Column:
+        return await self.db.read(
+            partial(board.column, status=status, filters=filters, after=after, limit=limit)
+        )
+
+    async def board_cards(self, ids: list[str], filters: board.Filters) -> list[board.Card]:
+        return await self.db.read(partial(board.cards, ids=ids, filters=filters))
+
+    async def board_changes(self, after: int, limit: int = 1000) -> board.Changes:
+        """What changed since event `after` (the dashboard's live view polls this)."""
+        return await self.db.read(partial(board.changes, after=after, limit=limit))
+
+    async def last_event_id(self) -> int:
+        return await self.db.read(board.last_event_id)
 
     async def health_report(self, limit: int = 10, full: bool = False) -> HealthReport:
         return await self.db.read(partial(health.report, limit=limit, full=full, now=self.clock()))

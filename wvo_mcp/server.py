@@ -156,17 +156,21 @@ def instance_id() -> str:
 
 
 def build_server(
-    settings: Settings | None = None, *, http: access.HttpAccess | None = None
+    settings: Settings | None = None,
+    *,
+    http: access.HttpAccess | None = None,
+    opened: list[Orchestrator] | None = None,
 ) -> MCPServer[Orchestrator]:
     """Every tool, resource and prompt over one orchestrator. `http`: served over HTTP to
     many callers (http.py): identities come from bearer tokens, roles gate the tools, and
-    the person-only tools exist."""
+    the person-only tools exist. `opened`: the list the open orchestrator is kept in, for
+    routes beside the MCP endpoint (the dashboard) to read through."""
     settings = settings or Settings.from_env()
     me = instance_id()
     telemetry = Telemetry.start(settings, me)
 
     # Static resources get no Context; they reach the process's orchestrator through this.
-    opened: list[Orchestrator] = []
+    opened = [] if opened is None else opened
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Orchestrator]) -> AsyncIterator[Orchestrator]:

@@ -570,3 +570,49 @@ ORDER BY created_at, id;
 
 -- name: token_revoke
 UPDATE api_tokens SET revoked_at = %(now)s WHERE id = %(id)s AND revoked_at IS NULL;
+
+-- name: events_after
+-- The dashboard's change cursor: events past an id, oldest first (the primary key).
+SELECT id, task_id FROM task_events WHERE id > %s ORDER BY id LIMIT %s;
+
+-- name: last_event_id
+SELECT coalesce(max(id), 0)::bigint FROM task_events;
+
+-- name: lease_beats
+-- Held tasks and their last heartbeat or checkpoint (which write no event): WIP-limited.
+SELECT id, last_heartbeat_at FROM tasks WHERE status = 'in_progress';
+
+-- name: board_page
+-- One status column of the dashboard, keyset-paged by id; every filter optional (search:
+-- a pattern matched case-insensitively, as SQLite's LIKE does, over id and title).
+SELECT t.id, t.title, t.status, t.epic_id, t.wsjf_score, t.assigned_to, t.lease_expires_at,
+       t.attempts, t.unmet_dependencies,
+       (SELECT c.progress FROM checkpoints c WHERE c.task_id = t.id
+        ORDER BY c.seq DESC LIMIT 1) AS progress
+FROM tasks t
+WHERE t.status = %(status)s AND t.id > %(after)s
+  AND (%(epic_id)s::text IS NULL OR t.epic_id = %(epic_id)s)
+  AND (%(tag)s::text IS NULL OR EXISTS (
+      SELECT 1 FROM jsonb_array_elements_text(t.tags::jsonb) AS tag (value)
+      WHERE tag.value = %(tag)s))
+  AND (%(agent)s::text IS NULL OR t.assigned_to = %(agent)s)
+  AND (%(search)s::text IS NULL OR t.id ILIKE %(search)s ESCAPE '\'
+       OR t.title ILIKE %(search)s ESCAPE '\')
+ORDER BY t.id LIMIT %(limit)s;
+
+-- name: board_cards
+-- The dashboard's cards of a JSON array of ids, those that pass the filters.
+SELECT t.id, t.title, t.status, t.epic_id, t.wsjf_score, t.assigned_to, t.lease_expires_at,
+       t.attempts, t.unmet_dependencies,
+       (SELECT c.progress FROM checkpoints c WHERE c.task_id = t.id
+        ORDER BY c.seq DESC LIMIT 1) AS progress
+FROM tasks t
+WHERE t.id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb))
+  AND (%(epic_id)s::text IS NULL OR t.epic_id = %(epic_id)s)
+  AND (%(tag)s::text IS NULL OR EXISTS (
+      SELECT 1 FROM jsonb_array_elements_text(t.tags::jsonb) AS tag (value)
+      WHERE tag.value = %(tag)s))
+  AND (%(agent)s::text IS NULL OR t.assigned_to = %(agent)s)
+  AND (%(search)s::text IS NULL OR t.id ILIKE %(search)s ESCAPE '\'
+       OR t.title ILIKE %(search)s ESCAPE '\')
+ORDER BY t.id;

@@ -510,3 +510,43 @@ ORDER BY created_at, id;
 
 -- name: token_revoke
 UPDATE api_tokens SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL;
+
+-- name: events_after
+-- The dashboard's change cursor: events past an id, oldest first (the primary key).
+SELECT id, task_id FROM task_events WHERE id > ? ORDER BY id LIMIT ?;
+
+-- name: last_event_id
+SELECT coalesce(max(id), 0) FROM task_events;
+
+-- name: lease_beats
+-- Held tasks and their last heartbeat or checkpoint (which write no event): WIP-limited.
+SELECT id, last_heartbeat_at FROM tasks INDEXED BY tasks_holders WHERE status = 'in_progress';
+
+-- name: board_page
+-- One status column of the dashboard, keyset-paged by id off tasks_status; every filter
+-- optional (search: a LIKE pattern over id and title). progress: the latest checkpoint's.
+SELECT t.id, t.title, t.status, t.epic_id, t.wsjf_score, t.assigned_to, t.lease_expires_at,
+       t.attempts, t.unmet_dependencies,
+       (SELECT c.progress FROM checkpoints c WHERE c.task_id = t.id
+        ORDER BY c.seq DESC LIMIT 1) AS progress
+FROM tasks t INDEXED BY tasks_status
+WHERE t.status = :status AND t.id > :after
+  AND (:epic_id IS NULL OR t.epic_id = :epic_id)
+  AND (:tag IS NULL OR EXISTS (SELECT 1 FROM json_each(t.tags) WHERE value = :tag))
+  AND (:agent IS NULL OR t.assigned_to = :agent)
+  AND (:search IS NULL OR t.id LIKE :search ESCAPE '\' OR t.title LIKE :search ESCAPE '\')
+ORDER BY t.id LIMIT :limit;
+
+-- name: board_cards
+-- The dashboard's cards of a JSON array of ids, those that pass the filters.
+SELECT t.id, t.title, t.status, t.epic_id, t.wsjf_score, t.assigned_to, t.lease_expires_at,
+       t.attempts, t.unmet_dependencies,
+       (SELECT c.progress FROM checkpoints c WHERE c.task_id = t.id
+        ORDER BY c.seq DESC LIMIT 1) AS progress
+FROM tasks t
+WHERE t.id IN (SELECT value FROM json_each(:ids))
+  AND (:epic_id IS NULL OR t.epic_id = :epic_id)
+  AND (:tag IS NULL OR EXISTS (SELECT 1 FROM json_each(t.tags) WHERE value = :tag))
+  AND (:agent IS NULL OR t.assigned_to = :agent)
+  AND (:search IS NULL OR t.id LIKE :search ESCAPE '\' OR t.title LIKE :search ESCAPE '\')
+ORDER BY t.id;

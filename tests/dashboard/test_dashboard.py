@@ -1,0 +1,201 @@
+"""The live dashboard (`serve --http --dashboard`) in a real browser: Debian's headless
+Chromium driven by Playwright, against a real server, with real MCP agents working."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CLI_TIMEOUT_SECONDS, POLL_DEADLINE_SECONDS, ROOT, Store
+from tests.http.conftest import HttpServer, connect, events, http_server, spec, token
+
+pytestmark = pytest.mark.anyio
+CHROMIUM = "/usr/bin/chromium"
+HAVE_CHROMIUM = os.path.exists(CHROMIUM)
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]  # fmt: skip
+TIMEOUT_MS = POLL_DEADLINE_SECONDS * 1000
+ROUTES = ["/dashboard", "/dashboard/static/app.js", "/dashboard/api/cards?ids=T1",
+          "/dashboard/api/column?status=pending", "/dashboard/events"]  # fmt: skip
+ACTIONS = ["approve", "reject", "requeue", "cancel"]
+
+
+def store_token(store: Store, role: str, name: str) -> str:
+    """`token`, made in the store's database (PostgreSQL through WVO_DATABASE_URL)."""
+    if store.url is None:
+        return token(store.state_root, role, name)
+    command = [sys.executable, "-P", "-m", "wvo_mcp", "--state-root", str(store.state_root),
+               "tokens", "add", "--role", role, "--name", name]  # fmt: skip
+    made = subprocess.run(command, cwd=ROOT, env={**os.environ, **store.env}, text=True,
+                          capture_output=True, timeout=CLI_TIMEOUT_SECONDS)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    return made.stdout.strip()
+
+
+@asynccontextmanager
+async def browser_page(server: HttpServer) -> AsyncIterator[object]:
+    if not HAVE_CHROMIUM:
+        pytest.fail(f"{CHROMIUM} is missing: scripts/setup installs Debian's chromium")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context(base_url=server.base)
+            yield await context.new_page()
+        finally:
+            await browser.close()
+
+
+async def sign_in(page, secret: str) -> None:  # type: ignore[no-untyped-def]
+    from playwright.async_api import expect
+
+    answer = await page.goto("/dashboard")
+    assert answer.status == 401
+    await page.fill("input[name=token]", secret)
+    await page.click("button[type=submit]")
+    await expect(page.locator("#live")).to_have_attribute("data-state", "open", timeout=TIMEOUT_MS)
+
+
+async def test_cards_move_live_as_agents_work_and_a_person_approves(state_root: Path):
+    from playwright.async_api import expect
+
+    person = token(state_root, "person", "ada")
+    agent_secret = token(state_root, "agent", "claude-1")
+    with http_server(state_root, "--dashboard") as server:
+        async with connect(server, agent_secret) as agent, browser_page(server) as page:
+            await agent.call("task_create", tasks=[
+                spec("T1", epic_id="E1"), spec("T2", requires_approval=True)])  # fmt: skip
+            await sign_in(page, person)
+            card = page.locator("#card-T1")
+            await expect(page.locator("#col-pending #card-T1")).to_be_visible()
+            await expect(page.locator("#col-pending .count")).to_have_text("1")
+            await expect(card.locator(".epic")).to_have_text("E1")
+
+            claim = await agent.call("claim_task", task_id="T1")
+            lease = claim["lease_token"]
+            await expect(page.locator("#col-in_progress #card-T1")).to_be_visible(
+                timeout=TIMEOUT_MS
+            )
+            await expect(card.locator(".holder")).to_have_text("claude-1")
+            await expect(card.locator(".lease")).to_have_text(re.compile(r"lease \d+:\d\d"))
+            first = await card.locator(".lease").text_content()
+            await expect(card.locator(".lease")).not_to_have_text(first, timeout=TIMEOUT_MS)
+
+            await agent.call("checkpoint", task_id="T1", lease_token=lease, summary="half",
+                             progress=40)  # fmt: skip
+            await expect(card.locator(".progress")).to_have_text("40%", timeout=TIMEOUT_MS)
+            await agent.call("plan_update", task_id="T1", status="done", lease_token=lease)
+            await expect(page.locator("#col-done #card-T1")).to_be_visible(timeout=TIMEOUT_MS)
+            await expect(page.locator("#col-done .count")).to_have_text("1")
+
+            # T2 waits for a person; nothing is claimable until the approval.
+            refused = await agent.call("claim_task", task_id="T2")
+            assert not refused["claimed"], refused
+            page.on("dialog", lambda dialog: dialog.accept())
+            await page.locator("#card-T2 button[data-action=approve]").click()
+            await expect(page.locator("#col-pending #card-T2")).to_be_visible(timeout=TIMEOUT_MS)
+            claimed = await agent.call("claim_task", task_id="T2")
+            assert claimed["claimed"], claimed
+            await expect(page.locator("#col-in_progress #card-T2")).to_be_visible(
+                timeout=TIMEOUT_MS
+            )
+    approvals = [e for e in events(state_root, "T2") if e["kind"] == "approved"]
+    assert [e["actor"] for e in approvals] == ["person:ada"], events(state_root, "T2")
+
+
+async def test_an_operator_views_without_actions(state_root: Path):
+    from playwright.async_api import expect
+
+    operator = token(state_root, "operator", "ops")
+    agent_secret = token(state_root, "agent", "a1")
+    with http_server(state_root, "--dashboard") as server:
+        async with connect(server, agent_secret) as agent, browser_page(server) as page:
+            await agent.call("task_create", tasks=[spec("T1", requires_approval=True)])
+            await sign_in(page, operator)
+            await expect(page.locator("#card-T1")).to_be_visible()
+            await expect(page.locator("#card-T1 button")).to_have_count(0)
+
+
+async def test_no_token_no_data_and_agent_tokens_get_403_everywhere(store: Store):
+    state_root = store.state_root
+    agent_secret = store_token(store, "agent", "a1")
+    operator = store_token(store, "operator", "ops")
+    person = store_token(store, "person", "ada")
+    with http_server(state_root, "--dashboard", **store.env) as server:
+        async with connect(server, agent_secret) as agent:
+            await agent.call("task_create", tasks=[spec("T1", title="secret title")])
+        async with server.http() as anonymous:
+            for route in ROUTES:
+                answer = await anonymous.get(server.base + route)
+                assert answer.status_code == 401, route
+                assert "secret title" not in answer.text
+            anonymous.cookies.set("wvo_dashboard", "wvo_" + "A" * 43)
+            bad = await anonymous.get(server.base + "/dashboard")
+            assert bad.status_code == 401 and "secret title" not in bad.text
+        for secret, allowed in ((agent_secret, False), (operator, False), (person, True)):
+            async with server.http(secret) as http:
+                if secret == agent_secret:
+                    for route in ROUTES:
+                        answer = await http.get(server.base + route)
+                        assert answer.status_code == 403, route
+                for action in [] if allowed else ACTIONS:
+                    url = f"{server.base}/dashboard/api/tasks/T1/{action}"
+                    answer = await http.post(url, json={"note": "n"},
+                                             headers={"X-WVO-Action": "1"})  # fmt: skip
+                    assert answer.status_code == 403, (action, answer.text)
+                # Without the CSRF header even a person is refused.
+                answer = await http.post(f"{server.base}/dashboard/api/tasks/T1/cancel")
+                assert answer.status_code == 403
+        async with server.http(person) as http:
+            cancelled = await http.post(f"{server.base}/dashboard/api/tasks/T1/cancel",
+                                        json={}, headers={"X-WVO-Action": "1"})  # fmt: skip
+            assert cancelled.status_code == 200, cancelled.text
+            assert cancelled.json()["status"] == "cancelled"
+    (event,) = store.rows("SELECT actor FROM task_events WHERE task_id = 'T1' "
+                          "AND to_status = 'cancelled'")  # fmt: skip
+    assert event["actor"] == "person:ada"
+
+
+async def test_the_stream_names_changed_tasks_on_both_stores(store: Store):
+    state_root = store.state_root
+    agent_secret = store_token(store, "agent", "a1")
+    viewer = store_token(store, "operator", "ops")
+    with http_server(state_root, "--dashboard", **store.env) as server:
+        async with connect(server, agent_secret) as agent, server.http(viewer) as http:
+            page = await http.get(server.base + "/dashboard")
+            cursor = re.search(r'data-cursor="(\d+)"', page.text)
+            assert page.status_code == 200 and cursor
+            async with http.stream("GET", f"{server.base}/dashboard/events?after={cursor[1]}",
+                                   headers={"Accept": "text/event-stream"}) as stream:  # fmt: skip
+                assert stream.status_code == 200
+                await agent.call("task_create", tasks=[spec("T9")])
+                await agent.call("claim_task", task_id="T9")
+                seen: set[str] = set()
+                last_id = None
+                async for line in stream.aiter_lines():
+                    if line.startswith("id: "):
+                        last_id = int(line[4:])
+                    if line.startswith("data: ") and "ids" in line:
+                        data = json.loads(line[6:])
+                        seen.update(data["ids"])
+                        if data["counts"].get("in_progress") == 1:
+                            break
+                assert "T9" in seen and last_id is not None and last_id > int(cursor[1])
+            # A reconnect with Last-Event-ID hears only what came after it.
+            await agent.call("task_create", tasks=[spec("T10")])
+            async with http.stream("GET", f"{server.base}/dashboard/events",
+                                   headers={"Last-Event-ID": str(last_id)}) as again:  # fmt: skip
+                async for line in again.aiter_lines():
+                    if line.startswith("data: ") and "ids" in line:
+                        assert json.loads(line[6:])["ids"] == ["T10"]
+                        break
+            cards = await http.get(server.base + "/dashboard/api/cards?ids=T9,T10&q=t9")
+            assert [c["id"] for c in cards.json()["cards"]] == ["T9"]

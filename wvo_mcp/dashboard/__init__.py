@@ -1,0 +1,1 @@
+"""The live dashboard on the HTTP server (docs/dashboard.md)."""

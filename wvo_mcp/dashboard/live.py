@@ -1,0 +1,133 @@
+"""The dashboard's live view: ONE change-cursor poller per process, whatever the number of
+viewers. Started with the first subscriber and stopped with the last, it reads every
+POLL_SECONDS, in one read transaction, the events past its cursor (and the held tasks'
+renewals, which write no event) and hands the changed task ids to every subscriber's
+bounded buffer. Any process on any host that writes the database is seen, since the event
+log is in the database."""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from wvo_mcp.orchestrator import Orchestrator
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.25
+BATCH = 1000  # events read per transaction; more are read at once, without a pause
+BUFFER = 1000  # task ids a subscriber may have waiting; past it, it is told to reload
+
+
+@dataclass
+class Change:
+    """What a subscriber is told: these tasks changed (or, `reset`, too many to say: reload
+    the board), up to event `cursor`; the counts as they are now."""
+
+    cursor: int
+    task_ids: list[str]
+    counts: dict[str, int]
+    reset: bool = False
+
+
+@dataclass(eq=False)
+class Subscriber:
+    cursor: int
+    ids: dict[str, None] = field(default_factory=dict)  # an ordered set
+    counts: dict[str, int] = field(default_factory=dict)
+    reset: bool = False
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def offer(self, cursor: int, task_ids: list[str], counts: dict[str, int]) -> None:
+        self.cursor = max(self.cursor, cursor)
+        self.counts = counts
+        if not self.reset:
+            self.ids.update(dict.fromkeys(task_ids))
+            if len(self.ids) > BUFFER:
+                self.reset, self.ids = True, {}
+        self.ready.set()
+
+    async def next(self, wait_seconds: float) -> Change | None:
+        """The changes gathered since the last call; None after `wait_seconds` without any."""
+        try:
+            await asyncio.wait_for(self.ready.wait(), wait_seconds)
+        except TimeoutError:
+            return None
+        self.ready.clear()
+        change = Change(self.cursor, list(self.ids), self.counts, self.reset)
+        self.ids, self.reset = {}, False
+        return change
+
+
+class Hub:
+    """The process's one poller and its subscribers."""
+
+    def __init__(self, orchestrator: Callable[[], Orchestrator | None]) -> None:
+        self.orchestrator = orchestrator
+        self.subscribers: set[Subscriber] = set()
+        self.cursor = 0
+        self.beats: dict[str, str | None] = {}
+        self.poller: asyncio.Task[None] | None = None
+        self.lock = asyncio.Lock()
+
+    def _open(self) -> Orchestrator:
+        found = self.orchestrator()
+        if found is None:
+            raise RuntimeError("the server's database is not open")
+        return found
+
+    @asynccontextmanager
+    async def subscribe(self, after: int | None) -> AsyncIterator[Subscriber]:
+        """Changes past event `after` (None: from now on) until the block ends."""
+        async with self.lock:
+            if self.poller is None:
+                first = await self._open().board_changes(2**62, 1)
+                self.cursor = await self._open().last_event_id()
+                self.beats = first.beats
+                self.poller = asyncio.create_task(self._poll(), name="wvo-dashboard-poller")
+            subscriber = Subscriber(self.cursor)
+            self.subscribers.add(subscriber)
+            cursor = self.cursor
+        try:
+            if after is not None and after < cursor:
+                await self._catch_up(subscriber, after, cursor)
+            yield subscriber
+        finally:
+            async with self.lock:
+                self.subscribers.discard(subscriber)
+                if not self.subscribers and self.poller is not None:
+                    self.poller.cancel()
+                    self.poller = None
+
+    async def _catch_up(self, subscriber: Subscriber, after: int, upto: int) -> None:
+        """A reconnecting viewer (Last-Event-ID) gets what it missed; too much: reload."""
+        changes = await self._open().board_changes(after, BUFFER)
+        ids = changes.task_ids
+        if changes.full and changes.cursor < upto:
+            subscriber.reset = True
+        subscriber.offer(changes.cursor, ids, changes.counts)
+
+    async def _poll(self) -> None:
+        while True:
+            try:
+                changes = await self._open().board_changes(self.cursor, BATCH)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a busy or lost database: try again next round
+                log.warning("dashboard: reading changes failed (%s); retrying", exc)
+                await asyncio.sleep(POLL_SECONDS * 4)
+                continue
+            renewed = [
+                task_id
+                for task_id, beat in changes.beats.items()
+                if self.beats.get(task_id) != beat
+            ]
+            self.beats = changes.beats
+            ids = list(dict.fromkeys([*changes.task_ids, *renewed]))
+            self.cursor = changes.cursor
+            if ids:
+                for subscriber in list(self.subscribers):
+                    subscriber.offer(self.cursor, ids, changes.counts)
+            if not changes.full:
+                await asyncio.sleep(POLL_SECONDS)

@@ -1,0 +1,258 @@
+"""The dashboard's routes on the HTTP server (`serve --http --dashboard`): thin Starlette
+handlers over the orchestrator, the same tokens as the MCP endpoint.
+
+Who may do what: person and operator tokens view, only a person acts (approve, reject,
+re-queue, cancel: the same orchestrator calls as the person tools, recorded as
+`person:NAME`); an agent token gets 403 on every route. A browser signs in by pasting a
+token (POST /dashboard/login sets an HttpOnly, SameSite=Strict cookie); anything else sends
+`Authorization: Bearer`. Actions also need the header `X-WVO-Action: 1`, which a cross-site
+form cannot send. With `--no-auth` (loopback) anyone may view and nobody acts.
+"""
+
+import json
+from collections.abc import AsyncIterator, Callable
+from importlib import resources
+
+from mcp.server.auth.provider import TokenVerifier
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from starlette.requests import Request
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Route
+
+from wvo_mcp import access, identity
+from wvo_mcp.dashboard import render
+from wvo_mcp.dashboard.live import Hub
+from wvo_mcp.errors import WvoError
+from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.services.board import Filters
+from wvo_mcp.transitions import Status
+
+PATH = "/dashboard"
+COOKIE = "wvo_dashboard"
+PAGE_SIZE = 50
+KEEPALIVE_SECONDS = 15.0
+VIEWERS = ("person", "operator")
+STATIC = {"app.js": "text/javascript", "app.css": "text/css"}
+REJECT_TO = ("cancelled", "blocked", "pending", "in_progress")
+
+
+def _static(name: str) -> str:
+    return resources.files("wvo_mcp.dashboard").joinpath("static", name).read_text("utf-8")
+
+
+class Dashboard:
+    def __init__(
+        self,
+        orchestrator: Callable[[], Orchestrator | None],
+        verifier: TokenVerifier | None,
+        security: TransportSecuritySettings,
+    ) -> None:
+        self.orchestrator = orchestrator
+        self.verifier = verifier  # None: --no-auth
+        self.security = TransportSecurityMiddleware(security)
+        self.hub = Hub(orchestrator)
+
+    def routes(self) -> list[Route]:
+        return [
+            Route(PATH, self.page, methods=["GET"]),
+            Route(f"{PATH}/login", self.login, methods=["POST"]),
+            Route(f"{PATH}/logout", self.logout, methods=["POST"]),
+            Route(f"{PATH}/static/{{name}}", self.static, methods=["GET"]),
+            Route(f"{PATH}/api/column", self.column, methods=["GET"]),
+            Route(f"{PATH}/api/cards", self.cards, methods=["GET"]),
+            Route(f"{PATH}/api/tasks/{{task_id}}/{{action}}", self.act, methods=["POST"]),
+            Route(f"{PATH}/events", self.events, methods=["GET"]),
+        ]
+
+    def _db(self) -> Orchestrator:
+        found = self.orchestrator()
+        if found is None:
+            raise RuntimeError("the server's database is not open")
+        return found
+
+    async def _caller(self, request: Request) -> access.Caller | Response:
+        """The viewer, or the answer refusing the request (421/403 from the Host and Origin
+        checks, 401 without a valid token, 403 for an agent's)."""
+        refused = await self.security.validate_request(request, is_post=False)
+        if refused is not None:
+            return refused
+        if self.verifier is None:
+            return access.Caller(role="anonymous", name="anonymous")
+        header = request.headers.get("authorization", "")
+        secret = header[7:].strip() if header.lower().startswith("bearer ") else None
+        secret = secret or request.cookies.get(COOKIE)
+        found = None if not secret else await self.verifier.verify_token(secret)
+        if found is None:
+            if request.url.path == PATH:
+                return HTMLResponse(render.LOGIN, status_code=401)
+            return JSONResponse(
+                {"error": "a person or operator token is needed"},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        claims = found.claims or {}
+        caller = access.Caller(str(claims.get("wvo_role", "")), found.subject or found.client_id)
+        if caller.role not in VIEWERS:
+            return JSONResponse(
+                {"error": f"a {caller.role or 'unknown'} token may not use the dashboard; "
+                          "a person or operator token may"},
+                status_code=403,
+            )  # fmt: skip
+        return caller
+
+    @staticmethod
+    def _filters(request: Request) -> Filters:
+        q = request.query_params
+
+        def given(name: str) -> str | None:
+            value = q.get(name, "").strip()
+            return value[:200] or None
+
+        return Filters(given("epic"), given("tag"), given("agent"), given("q"))
+
+    async def page(self, request: Request) -> Response:
+        caller = await self._caller(request)
+        if isinstance(caller, Response):
+            return caller
+        filters = self._filters(request)
+        found = await self._db().board_view(filters, PAGE_SIZE)
+        html = render.page(
+            _static("index.html"), found, filters, caller.name, caller.role == "person"
+        )
+        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+    async def login(self, request: Request) -> Response:
+        refused = await self.security.validate_request(request, is_post=False)
+        if refused is not None:
+            return refused
+        form = await request.form()
+        secret = str(form.get("token") or "").strip()
+        if self.verifier is None:
+            return RedirectResponse(PATH, status_code=303)
+        found = None if not secret else await self.verifier.verify_token(secret)
+        if found is None:
+            return HTMLResponse(render.LOGIN, status_code=401)
+        answer = RedirectResponse(PATH, status_code=303)
+        answer.set_cookie(
+            COOKIE, secret, path=PATH, httponly=True, samesite="strict",
+            secure=request.url.scheme == "https",
+        )  # fmt: skip
+        return answer
+
+    async def logout(self, request: Request) -> Response:
+        answer = RedirectResponse(PATH, status_code=303)
+        answer.delete_cookie(COOKIE, path=PATH)
+        return answer
+
+    async def static(self, request: Request) -> Response:
+        caller = await self._caller(request)
+        if isinstance(caller, Response):
+            return caller
+        name = request.path_params["name"]
+        if name not in STATIC:
+            return Response(status_code=404)
+        return Response(_static(name), media_type=STATIC[name])
+
+    async def column(self, request: Request) -> Response:
+        caller = await self._caller(request)
+        if isinstance(caller, Response):
+            return caller
+        try:
+            found = await self._db().board_column(
+                request.query_params.get("status", ""),
+                self._filters(request),
+                request.query_params.get("after", ""),
+                PAGE_SIZE,
+            )
+        except WvoError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(
+            {"html": render.cards(found, caller.role == "person"), "next": found.next_after}
+        )
+
+    async def cards(self, request: Request) -> Response:
+        caller = await self._caller(request)
+        if isinstance(caller, Response):
+            return caller
+        ids = [i for i in request.query_params.get("ids", "").split(",") if i][:500]
+        found = await self._db().board_cards(ids, self._filters(request))
+        can_act = caller.role == "person"
+        return JSONResponse(
+            {"cards": [{"id": c.id, "status": c.status, "html": render.card(c, can_act)}
+                       for c in found]}
+        )  # fmt: skip
+
+    async def act(self, request: Request) -> Response:
+        caller = await self._caller(request)
+        if isinstance(caller, Response):
+            return caller
+        if caller.role != "person":
+            return JSONResponse({"error": "only a person token may act"}, status_code=403)
+        if request.headers.get("x-wvo-action") != "1":
+            return JSONResponse({"error": "actions need the header X-WVO-Action: 1"}, 403)
+        try:
+            body = await request.json()
+        except ValueError:
+            body = {}
+        body = body if isinstance(body, dict) else {}
+        note = str(body["note"])[:4000] if body.get("note") else None
+        task_id, action = request.path_params["task_id"], request.path_params["action"]
+        by = identity.person(caller.name)
+        db = self._db()
+        try:
+            if action == "approve":
+                done = await db.approve(task_id, by, note)
+            elif action == "reject":
+                if note is None:
+                    return JSONResponse({"error": "a rejection needs a note"}, 400)
+                to = str(body.get("to") or "cancelled")
+                if to not in REJECT_TO:
+                    return JSONResponse({"error": f"to: one of {', '.join(REJECT_TO)}"}, 400)
+                done = await db.reject(task_id, by, note, Status(to))
+            elif action == "requeue":
+                done = await db.requeue(task_id, by, note)
+            elif action == "cancel":
+                done = await db.update_status(
+                    task_id, Status.CANCELLED, by,
+                    reason=note or "cancelled by a person", by_person=True,
+                )  # fmt: skip
+            else:
+                return JSONResponse({"error": f"no action {action!r}"}, 404)
+        except WvoError as exc:
+            return JSONResponse({"error": f"{type(exc).__name__}: {exc}"}, 409)
+        return JSONResponse(done.model_dump(mode="json", exclude_none=True))
+
+    async def events(self, request: Request) -> Response:
+        """Server-sent events: `tasks` (these ids changed; the counts) with `id:` the last
+        event seen, so a reconnecting EventSource resumes from Last-Event-ID."""
+        caller = await self._caller(request)
+        if isinstance(caller, Response):
+            return caller
+        given = request.headers.get("last-event-id") or request.query_params.get("after")
+        after = int(given) if given and given.isdigit() else None
+        return StreamingResponse(
+            self._stream(after),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    async def _stream(self, after: int | None) -> AsyncIterator[str]:
+        async with self.hub.subscribe(after) as subscriber:
+            # A fresh viewer starts from now; a resuming one keeps its Last-Event-ID until
+            # what it missed has been sent.
+            start = f"id: {subscriber.cursor}\n" if after is None else ""
+            yield f"retry: 1000\n{start}event: hello\ndata: {{}}\n\n"
+            while True:
+                change = await subscriber.next(KEEPALIVE_SECONDS)
+                if change is None:
+                    yield ": keepalive\n\n"
+                    continue
+                kind = "reset" if change.reset else "tasks"
+                data = json.dumps({"ids": change.task_ids, "counts": change.counts})
+                yield f"id: {change.cursor}\nevent: {kind}\ndata: {data}\n\n"

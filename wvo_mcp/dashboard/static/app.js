@@ -1,0 +1,151 @@
+// The dashboard's live view: server-sent events name the tasks that changed; their cards are
+// fetched (rendered by the server) and put in their column. No build step, no dependencies.
+"use strict";
+
+const filters = new URLSearchParams(window.location.search);
+const query = (extra) => {
+  const params = new URLSearchParams(extra);
+  for (const name of ["epic", "tag", "agent", "q"]) {
+    if (filters.get(name)) params.set(name, filters.get(name));
+  }
+  return params.toString();
+};
+
+function say(text) {
+  document.getElementById("message").textContent = text;
+}
+
+function column(status) {
+  return document.getElementById("col-" + status);
+}
+
+// Cards sit in id order; a card past the loaded part of a paged column waits for "more".
+function place(card, status) {
+  const col = column(status);
+  if (!col) return;
+  const list = col.querySelector(".cards");
+  const id = card.dataset.id;
+  const after = Array.from(list.children).find((c) => c.dataset.id > id);
+  if (after) list.insertBefore(card, after);
+  else if (!col.dataset.next) list.appendChild(card);
+}
+
+function fromHtml(html) {
+  const holder = document.createElement("div");
+  holder.innerHTML = html;
+  return Array.from(holder.children);
+}
+
+function setCounts(counts) {
+  for (const [status, n] of Object.entries(counts)) {
+    const col = column(status);
+    if (col) col.querySelector(".count").textContent = n;
+  }
+  const ready = document.querySelector("#col-pending .ready-count");
+  if (ready && counts.ready !== undefined) ready.textContent = "(" + counts.ready + " ready)";
+}
+
+async function refresh(ids) {
+  if (!ids.length) return;
+  const answer = await fetch("/dashboard/api/cards?" + query({ ids: ids.join(",") }),
+                             { credentials: "same-origin" });
+  if (!answer.ok) return;
+  const found = await answer.json();
+  for (const id of ids) {
+    const old = document.getElementById("card-" + id);
+    if (old) old.remove();
+  }
+  for (const item of found.cards) {
+    for (const card of fromHtml(item.html)) place(card, item.status);
+  }
+  tick();
+}
+
+function tick() {
+  const now = Date.now();
+  for (const lease of document.querySelectorAll(".lease[data-expires]")) {
+    const left = Math.round((Date.parse(lease.dataset.expires) - now) / 1000);
+    if (left <= 0) {
+      lease.textContent = "lease expired";
+      lease.classList.add("expired");
+    } else {
+      const m = Math.floor(left / 60);
+      const s = String(left % 60).padStart(2, "0");
+      lease.textContent = "lease " + m + ":" + s;
+      lease.classList.remove("expired");
+    }
+  }
+}
+
+let source = null;
+function connect() {
+  const live = document.getElementById("live");
+  source = new EventSource("/dashboard/events?after=" + document.body.dataset.cursor);
+  source.addEventListener("open", () => {
+    live.dataset.state = "open";
+    live.textContent = "live";
+  });
+  source.addEventListener("tasks", (event) => {
+    const data = JSON.parse(event.data);
+    if (event.lastEventId) document.body.dataset.cursor = event.lastEventId;
+    setCounts(data.counts);
+    refresh(data.ids);
+  });
+  source.addEventListener("reset", () => window.location.reload());
+  source.addEventListener("error", () => {
+    live.dataset.state = "closed";
+    live.textContent = "reconnecting";
+    // EventSource retries by itself unless the server refused it (e.g. 401): start over.
+    if (source.readyState === EventSource.CLOSED) setTimeout(connect, 2000);
+  });
+}
+
+async function more(button) {
+  const col = button.closest(".column");
+  const answer = await fetch("/dashboard/api/column?" +
+                             query({ status: col.dataset.status, after: col.dataset.next }),
+                             { credentials: "same-origin" });
+  if (!answer.ok) return;
+  const page = await answer.json();
+  const list = col.querySelector(".cards");
+  for (const card of fromHtml(page.html)) {
+    if (!document.getElementById(card.id)) list.appendChild(card);
+  }
+  col.dataset.next = page.next || "";
+  button.hidden = !page.next;
+  tick();
+}
+
+async function act(button) {
+  const card = button.closest(".card");
+  const id = card.dataset.id;
+  const action = button.dataset.action;
+  const body = {};
+  if (action === "reject") {
+    const note = window.prompt("Reject " + id + ": why?");
+    if (!note) return;
+    body.note = note;
+  } else if (!window.confirm(button.textContent + " " + id + "?")) {
+    return;
+  }
+  const answer = await fetch("/dashboard/api/tasks/" + encodeURIComponent(id) + "/" + action, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-WVO-Action": "1" },
+    body: JSON.stringify(body),
+  });
+  const result = await answer.json();
+  say(answer.ok ? id + ": " + result.status : result.error);
+  refresh([id]);
+}
+
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("button");
+  if (!button) return;
+  if (button.classList.contains("more")) more(button);
+  else if (button.dataset.action) act(button);
+});
+
+setInterval(tick, 1000);
+tick();
+connect();
