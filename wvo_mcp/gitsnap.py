@@ -10,8 +10,10 @@ appears later. Snapshots and restores leave the state folder out.
 """
 
 import os
+import re
 import subprocess
 import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ GIT_TIMEOUT_S = 120
 REF_ROOT = "refs/wvo/checkpoints"
 _REF_SAFE = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
 _GITFILE_BYTES = 4096
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")  # SHA-1 or SHA-256
 
 ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -227,6 +230,51 @@ class Git:
         """Commits on `tip` that are not on `base`, oldest first."""
         listed = self._git([], "rev-list", "--reverse", f"{base}..{tip}")
         return listed.split()
+
+    def snapshot_diff(self, head: str | None, commit: str, max_bytes: int) -> tuple[str, bool]:
+        """The patch from `head` (the HEAD a snapshot was taken on; None: a repository
+        without commits, every file added) to the snapshot `commit`, and whether it was cut
+        at `max_bytes`. Reads objects only (never the working tree or the index); drivers and
+        converters off; the output is read no further than `max_bytes`."""
+        for given in (head, commit):
+            if given is not None and not _OBJECT_ID.fullmatch(given):
+                raise ValidationFailed(f"not a commit id: {given!r}")
+        off = self._no_drivers()
+        missing = [
+            c for c in (head, commit)
+            if c is not None
+            and self._run([], "cat-file", "-e", f"{c}^{{commit}}").returncode != 0
+        ]  # fmt: skip
+        if missing:
+            raise ValidationFailed(
+                f"commit {missing[0]} is not in {self.repo.top} (a snapshot taken by a server "
+                "on another workspace?)"
+            )
+        plain = ["--no-ext-diff", "--no-textconv", "--no-color"]
+        args = (
+            ["diff-tree", "-p", "-r", "--root", "--no-commit-id", *plain, commit]
+            if head is None
+            else ["diff", *plain, head, commit]
+        )
+        fixed = [part for s in NO_PROGRAMS for part in ("-c", s)]
+        with subprocess.Popen(
+            ["git", *fixed, *off, *args], cwd=self.cwd, env=self.env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        ) as process:  # fmt: skip
+            timer = threading.Timer(GIT_TIMEOUT_S, process.kill)
+            timer.start()
+            try:
+                assert process.stdout is not None
+                out = process.stdout.read(max_bytes + 1)
+                cut = len(out) > max_bytes
+                if cut:
+                    process.kill()
+                process.wait()
+            finally:
+                timer.cancel()
+        if not cut and process.returncode != 0:
+            raise ValidationFailed(f"git {args[0]} failed in {self.repo.top}")
+        return out[:max_bytes].decode(errors="replace"), cut
 
     def restore(self, commit: str) -> None:
         """Working-tree files as in `commit`; the index and branches stay as they are."""

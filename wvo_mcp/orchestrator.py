@@ -571,6 +571,28 @@ class Orchestrator:
     async def checkpoints(self, task_id: str) -> list[Checkpoint]:
         return await self.db.read(partial(tasks.checkpoints, task_id=task_id))
 
+    async def task_view(
+        self, task_id: str, events_limit: int = 200, runs_limit: int = 50
+    ) -> tasks.TaskView:
+        """A task's detail, its `events_limit` newest events, every checkpoint and its
+        newest sandbox runs and verifications, in one read."""
+        return await self.db.read(
+            partial(tasks.view, task_id=task_id, events_limit=events_limit, runs_limit=runs_limit)
+        )
+
+    async def checkpoint_diff(
+        self, task_id: str, seq: int, max_bytes: int = 256 * 1024
+    ) -> tuple[str, bool]:
+        """A checkpoint's git snapshot against the HEAD it was taken on: (the patch, cut at
+        max_bytes?). Reads git objects only; nothing in the workspace changes."""
+        head, commit = await self.db.read(partial(tasks.snapshot, task_id=task_id, seq=seq))
+        git = self.git
+        if git is None:
+            raise ValidationFailed(
+                f"{self.settings.workspace_root.resolve()} is not in a git repository"
+            )
+        return await anyio.to_thread.run_sync(git.snapshot_diff, head, commit, max_bytes)
+
     async def rollback(self, task_id: str, seq: int, *, force: bool, apply: bool) -> str:
         """Restore the workspace's files from a checkpoint's snapshot; returns what changes."""
         commit = await self.db.read(partial(tasks.snapshot_commit, task_id=task_id, seq=seq))

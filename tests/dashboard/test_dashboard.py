@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import CLI_TIMEOUT_SECONDS, POLL_DEADLINE_SECONDS, ROOT, Store
 from tests.http.conftest import HttpServer, connect, events, http_server, spec, token
+from tests.integration.test_git_checkpoints import make_repo
 
 pytestmark = pytest.mark.anyio
 CHROMIUM = "/usr/bin/chromium"
@@ -23,7 +24,10 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-q
                  "--disable-component-update", "--disable-sync"]  # fmt: skip
 TIMEOUT_MS = POLL_DEADLINE_SECONDS * 1000
 ROUTES = ["/dashboard", "/dashboard/static/app.js", "/dashboard/api/cards?ids=T1",
-          "/dashboard/api/column?status=pending", "/dashboard/events"]  # fmt: skip
+          "/dashboard/api/column?status=pending", "/dashboard/events", "/dashboard/tasks/T1",
+          "/dashboard/api/tasks/T1", "/dashboard/api/tasks/T1/checkpoints/1/diff"]  # fmt: skip
+CSP = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+HOSTILE = '<script>window.pwned = 1</script><img id="evil" src="x">'
 ACTIONS = ["approve", "reject", "requeue", "cancel"]
 
 
@@ -137,6 +141,9 @@ async def test_no_token_no_data_and_agent_tokens_get_403_everywhere(store: Store
                 answer = await anonymous.get(server.base + route)
                 assert answer.status_code == 401, route
                 assert "secret title" not in answer.text
+                assert answer.headers["content-security-policy"] == CSP, route
+                assert answer.headers["x-content-type-options"] == "nosniff"
+                assert answer.headers["referrer-policy"] == "no-referrer"
             anonymous.cookies.set("wvo_dashboard", "wvo_" + "A" * 43)
             bad = await anonymous.get(server.base + "/dashboard")
             assert bad.status_code == 401 and "secret title" not in bad.text
@@ -146,6 +153,8 @@ async def test_no_token_no_data_and_agent_tokens_get_403_everywhere(store: Store
                     for route in ROUTES:
                         answer = await http.get(server.base + route)
                         assert answer.status_code == 403, route
+                        assert "secret title" not in answer.text
+                        assert answer.headers["content-security-policy"] == CSP, route
                 for action in [] if allowed else ACTIONS:
                     url = f"{server.base}/dashboard/api/tasks/T1/{action}"
                     answer = await http.post(url, json={"note": "n"},
@@ -199,3 +208,71 @@ async def test_the_stream_names_changed_tasks_on_both_stores(store: Store):
                         break
             cards = await http.get(server.base + "/dashboard/api/cards?ids=T9,T10&q=t9")
             assert [c["id"] for c in cards.json()["cards"]] == ["T9"]
+
+
+async def test_a_person_opens_a_task_and_sees_its_events_checkpoints_and_diff(
+    state_root: Path, tmp_path: Path
+):
+    """The detail panel: events, a checkpoint an MCP agent made (with a git snapshot of a
+    throwaway repository, shown as a diff), dependencies; hostile text stays text, and the
+    page runs under its Content-Security-Policy without a violation."""
+    from playwright.async_api import expect
+
+    repo = make_repo(tmp_path / "repo")
+    person = token(state_root, "person", "ada")
+    agent_secret = token(state_root, "agent", "claude-1")
+    with http_server(state_root, "--dashboard", WVO_WORKSPACE_ROOT=repo) as server:
+        async with connect(server, agent_secret) as agent, browser_page(server) as page:
+            refused: list[str] = []
+            page.on("console", lambda m: refused.append(m.text) if "Refused" in m.text else None)
+            await agent.call("task_create", tasks=[
+                spec("T1", description="first <b>line</b>\nsecond line", business_value=8),
+                spec("T2", title=HOSTILE, depends_on=["T1"]),
+            ])  # fmt: skip
+            lease = (await agent.call("claim_task", task_id="T1"))["lease_token"]
+            (repo / "app.py").write_text("print('v2')  # <script>alert(1)</script>\n")
+            await agent.call("checkpoint", task_id="T1", lease_token=lease,
+                             summary="half way <i>there</i>", next_steps="finish it",
+                             files=["app.py"], progress=50, git_snapshot=True)  # fmt: skip
+
+            answer = await page.goto("/dashboard")
+            assert answer.headers["content-security-policy"] == CSP
+            await sign_in(page, person)
+            title = page.locator("#card-T2 .title")
+            await expect(title).to_have_text(HOSTILE)
+            await page.locator("#card-T1 .title a").click()
+            panel = page.locator("#panel")
+            await expect(panel.locator(".detail .title")).to_have_text("task T1")
+            await expect(panel.locator(".description")).to_contain_text("first <b>line</b>")
+            await expect(panel.locator(".wsjf")).to_contain_text("business value")
+            await expect(panel.locator(".deps")).to_contain_text("T2")
+            checkpoint = panel.locator(".checkpoint[data-seq='1']")
+            await expect(checkpoint.locator(".summary")).to_have_text("half way <i>there</i>")
+            await expect(checkpoint).to_contain_text("finish it")
+            await expect(checkpoint.locator(".files")).to_have_text("app.py")
+            kinds = panel.locator(".events .kind")
+            await expect(kinds).to_have_text(["created", "claimed"])
+            await checkpoint.locator("button.diff").click()
+            added = checkpoint.locator(".patch .add")
+            await expect(added).to_have_text(["+print('v2')  # <script>alert(1)</script>"])
+
+            # The live view refreshes an open panel: the task moves on, the panel follows.
+            await agent.call("plan_update", task_id="T1", status="done", lease_token=lease)
+            await expect(kinds.last).to_have_text("status", timeout=TIMEOUT_MS)
+
+            await panel.locator(".deps a", has_text="T2").click()
+            await expect(panel.locator(".detail .title")).to_have_text(HOSTILE)
+            await expect(page.locator("#evil")).to_have_count(0)
+            assert await page.evaluate("window.pwned") is None
+
+            # The same detail as a page of its own.
+            answer = await page.goto("/dashboard/tasks/T1")
+            assert answer.status == 200
+            assert answer.headers["content-security-policy"] == CSP
+            assert answer.headers["x-content-type-options"] == "nosniff"
+            assert answer.headers["referrer-policy"] == "no-referrer"
+            await expect(page.locator(".checkpoint .summary")).to_have_text("half way <i>there</i>")
+            await page.locator(".checkpoint button.diff").click()
+            await expect(page.locator(".patch .add").last).to_contain_text("print('v2')")
+            assert await page.evaluate("window.pwned") is None
+            assert refused == [], refused

@@ -10,7 +10,8 @@ form cannot send. With `--no-auth` (loopback) anyone may view and nobody acts.
 """
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from html import escape
 from importlib import resources
 
 from mcp.server.auth.provider import TokenVerifier
@@ -28,7 +29,7 @@ from starlette.routing import Route
 from wvo_mcp import access, identity
 from wvo_mcp.dashboard import render
 from wvo_mcp.dashboard.live import Hub
-from wvo_mcp.errors import WvoError
+from wvo_mcp.errors import NotFound, WvoError
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.services.board import Filters
 from wvo_mcp.transitions import Status
@@ -40,6 +41,28 @@ KEEPALIVE_SECONDS = 15.0
 VIEWERS = ("person", "operator")
 STATIC = {"app.js": "text/javascript", "app.css": "text/css"}
 REJECT_TO = ("cancelled", "blocked", "pending", "in_progress")
+EVENTS = 200  # a task's newest events its detail shows
+RUNS = 50  # and its newest sandbox runs and verifications
+# On every dashboard answer. The page loads its one script and stylesheet from here; it has
+# no inline script, handler or style, so nothing an agent writes into a task can run.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _secured(handler: Handler) -> Handler:
+    async def answer(request: Request) -> Response:
+        found = await handler(request)
+        found.headers.update(SECURITY_HEADERS)
+        return found
+
+    return answer
 
 
 def _static(name: str) -> str:
@@ -59,16 +82,20 @@ class Dashboard:
         self.hub = Hub(orchestrator)
 
     def routes(self) -> list[Route]:
-        return [
-            Route(PATH, self.page, methods=["GET"]),
-            Route(f"{PATH}/login", self.login, methods=["POST"]),
-            Route(f"{PATH}/logout", self.logout, methods=["POST"]),
-            Route(f"{PATH}/static/{{name}}", self.static, methods=["GET"]),
-            Route(f"{PATH}/api/column", self.column, methods=["GET"]),
-            Route(f"{PATH}/api/cards", self.cards, methods=["GET"]),
-            Route(f"{PATH}/api/tasks/{{task_id}}/{{action}}", self.act, methods=["POST"]),
-            Route(f"{PATH}/events", self.events, methods=["GET"]),
+        found = [
+            (PATH, self.page, "GET"),
+            (f"{PATH}/login", self.login, "POST"),
+            (f"{PATH}/logout", self.logout, "POST"),
+            (f"{PATH}/static/{{name}}", self.static, "GET"),
+            (f"{PATH}/tasks/{{task_id}}", self.task_page, "GET"),
+            (f"{PATH}/api/column", self.column, "GET"),
+            (f"{PATH}/api/cards", self.cards, "GET"),
+            (f"{PATH}/api/tasks/{{task_id}}", self.task, "GET"),
+            (f"{PATH}/api/tasks/{{task_id}}/checkpoints/{{seq:int}}/diff", self.diff, "GET"),
+            (f"{PATH}/api/tasks/{{task_id}}/{{action}}", self.act, "POST"),
+            (f"{PATH}/events", self.events, "GET"),
         ]
+        return [Route(path, _secured(handler), methods=[method]) for path, handler, method in found]
 
     def _db(self) -> Orchestrator:
         found = self.orchestrator()
@@ -89,7 +116,7 @@ class Dashboard:
         secret = secret or request.cookies.get(COOKIE)
         found = None if not secret else await self.verifier.verify_token(secret)
         if found is None:
-            if request.url.path == PATH:
+            if request.url.path == PATH or request.url.path.startswith(f"{PATH}/tasks/"):
                 return HTMLResponse(render.LOGIN, status_code=401)
             return JSONResponse(
                 {"error": "a person or operator token is needed"},
@@ -187,6 +214,48 @@ class Dashboard:
             {"cards": [{"id": c.id, "status": c.status, "html": render.card(c, can_act)}
                        for c in found]}
         )  # fmt: skip
+
+    async def _task(self, task_id: str) -> str:
+        """A task's detail as HTML (NotFound when there is no such task)."""
+        db = self._db()
+        view = await db.task_view(task_id, EVENTS, RUNS)
+        return render.task(view, EVENTS, git=db.git is not None)
+
+    async def task_page(self, request: Request) -> Response:
+        caller = await self._caller(request)
+        if isinstance(caller, Response):
+            return caller
+        task_id = request.path_params["task_id"]
+        try:
+            detail = await self._task(task_id)
+        except NotFound as exc:
+            return HTMLResponse(f"<!doctype html><p>{escape(str(exc))}</p>", status_code=404)
+        html = render.task_page(detail, task_id, caller.name)
+        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+    async def task(self, request: Request) -> Response:
+        caller = await self._caller(request)
+        if isinstance(caller, Response):
+            return caller
+        try:
+            detail = await self._task(request.path_params["task_id"])
+        except NotFound as exc:
+            return JSONResponse({"error": str(exc)}, status_code=404)
+        return JSONResponse({"html": detail}, headers={"Cache-Control": "no-store"})
+
+    async def diff(self, request: Request) -> Response:
+        """A checkpoint's git snapshot against the HEAD it was taken on, as HTML."""
+        caller = await self._caller(request)
+        if isinstance(caller, Response):
+            return caller
+        task_id, seq = request.path_params["task_id"], request.path_params["seq"]
+        try:
+            patch, cut = await self._db().checkpoint_diff(task_id, seq)
+        except NotFound as exc:
+            return JSONResponse({"error": str(exc)}, status_code=404)
+        except WvoError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=409)
+        return JSONResponse({"html": render.diff(patch, cut)})
 
     async def act(self, request: Request) -> Response:
         caller = await self._caller(request)

@@ -3,6 +3,7 @@
 import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from wvo_mcp import timeutil, wsjf
@@ -12,6 +13,7 @@ from wvo_mcp.models import (
     Checkpoint,
     CreateResult,
     DependencyRef,
+    Event,
     TaskDetail,
     TaskPage,
     TaskSpec,
@@ -255,3 +257,45 @@ def snapshot_commit(tx: Tx, task_id: str, seq: int) -> str:
         )
     commit: str = row["git_commit"]
     return commit
+
+
+def events(tx: Tx, task_id: str, limit: int) -> list[Event]:
+    """A task's `limit` newest events, in time order."""
+    if tx.one("task_by_id", (task_id,)) is None:
+        raise NotFound(f"no task with id {task_id!r}; task_list shows existing ids")
+    return [rows.event(r) for r in reversed(tx.all("recent_events", (task_id, limit)))]
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """All the dashboard shows of one task, read in one snapshot."""
+
+    task: TaskDetail
+    events: list[Event]  # the newest, in time order
+    checkpoints: list[Checkpoint]
+    runs: list[Event]
+
+
+def view(tx: Tx, task_id: str, events_limit: int, runs_limit: int) -> TaskView:
+    return TaskView(
+        task=get_task(tx, task_id),
+        events=events(tx, task_id, events_limit),
+        checkpoints=checkpoints(tx, task_id),
+        runs=runs(tx, task_id, runs_limit),
+    )
+
+
+def runs(tx: Tx, task_id: str, limit: int) -> list[Event]:
+    """A task's `limit` newest sandbox runs and verifications (their summaries), in time
+    order. Their output is not stored: the caller got it when the run ended."""
+    return [rows.event(r) for r in reversed(tx.all("task_runs", (task_id, limit)))]
+
+
+def snapshot(tx: Tx, task_id: str, seq: int) -> tuple[str | None, str]:
+    """(the HEAD it was taken on, the snapshot commit) of a checkpoint's git snapshot."""
+    row = tx.one("checkpoint_by_seq", (task_id, seq))
+    if row is None:
+        raise NotFound(f"task {task_id!r} has no checkpoint {seq}")
+    if row["git_commit"] is None:
+        raise ValidationFailed(f"checkpoint {seq} of {task_id!r} has no git snapshot")
+    return row["git_head"], row["git_commit"]

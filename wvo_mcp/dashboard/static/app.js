@@ -1,5 +1,7 @@
 // The dashboard's live view: server-sent events name the tasks that changed; their cards are
-// fetched (rendered by the server) and put in their column. No build step, no dependencies.
+// fetched (rendered by the server) and put in their column. A card's title opens the task's
+// detail (also rendered by the server) in a panel. No build step, no dependencies, and no
+// inline script anywhere (the Content-Security-Policy forbids it).
 "use strict";
 
 const filters = new URLSearchParams(window.location.search);
@@ -12,7 +14,8 @@ const query = (extra) => {
 };
 
 function say(text) {
-  document.getElementById("message").textContent = text;
+  const message = document.getElementById("message");
+  if (message) message.textContent = text;
 }
 
 function column(status) {
@@ -90,6 +93,8 @@ function connect() {
     if (event.lastEventId) document.body.dataset.cursor = event.lastEventId;
     setCounts(data.counts);
     refresh(data.ids);
+    const panel = document.getElementById("panel");
+    if (panel && !panel.hidden && data.ids.includes(panel.dataset.id)) openTask(panel.dataset.id);
   });
   source.addEventListener("reset", () => window.location.reload());
   source.addEventListener("error", () => {
@@ -131,6 +136,8 @@ async function act(button) {
   const answer = await fetch("/dashboard/api/tasks/" + encodeURIComponent(id) + "/" + action, {
     method: "POST",
     credentials: "same-origin",
+    // The page's Referrer-Policy (no-referrer) would send "Origin: null", which is refused.
+    referrerPolicy: "same-origin",
     headers: { "Content-Type": "application/json", "X-WVO-Action": "1" },
     body: JSON.stringify(body),
   });
@@ -139,13 +146,52 @@ async function act(button) {
   refresh([id]);
 }
 
+const taskPath = (id) => "/dashboard/api/tasks/" + encodeURIComponent(id);
+
+async function openTask(id) {
+  const panel = document.getElementById("panel");
+  const answer = await fetch(taskPath(id), { credentials: "same-origin" });
+  const found = await answer.json();
+  if (!answer.ok) {
+    say(found.error);
+    return;
+  }
+  panel.replaceChildren(...fromHtml(found.html));
+  panel.dataset.id = id;
+  panel.hidden = false;
+  const close = panel.querySelector("button.close");
+  if (close) close.hidden = false;
+}
+
+async function showDiff(button) {
+  const detail = button.closest(".detail");
+  const out = button.parentElement.querySelector(".diff-out");
+  const answer = await fetch(taskPath(detail.dataset.id) + "/checkpoints/" +
+                             button.dataset.seq + "/diff", { credentials: "same-origin" });
+  const found = await answer.json();
+  if (answer.ok) out.replaceChildren(...fromHtml(found.html));
+  else out.textContent = found.error;
+  button.hidden = true;
+}
+
 document.addEventListener("click", (event) => {
+  const link = event.target.closest("a.open");
+  const panel = document.getElementById("panel");
+  if (link && panel && !event.ctrlKey && !event.metaKey && !event.shiftKey) {
+    event.preventDefault();
+    openTask(decodeURIComponent(link.getAttribute("href").split("/").pop()));
+    return;
+  }
   const button = event.target.closest("button");
   if (!button) return;
   if (button.classList.contains("more")) more(button);
+  else if (button.classList.contains("diff")) showDiff(button);
+  else if (button.classList.contains("close")) panel.hidden = true;
   else if (button.dataset.action) act(button);
 });
 
-setInterval(tick, 1000);
-tick();
-connect();
+if (document.getElementById("board")) {
+  setInterval(tick, 1000);
+  tick();
+  connect();
+}

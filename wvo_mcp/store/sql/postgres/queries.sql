@@ -199,6 +199,12 @@ WHERE checkpoints.task_id = p.task_id
 SELECT reason FROM task_events
 WHERE task_id = %s AND kind = 'sandbox_run' AND lease_epoch = %s ORDER BY id DESC LIMIT 1;
 
+-- name: task_runs
+-- A task's sandbox runs and verifications (their one-line summaries), newest first.
+SELECT * FROM task_events
+WHERE task_id = %s AND kind IN ('sandbox_run', 'verified', 'verification_skipped')
+ORDER BY id DESC LIMIT %s;
+
 -- name: checkpoints_of
 SELECT * FROM checkpoints WHERE task_id = %s ORDER BY seq;
 

@@ -165,6 +165,12 @@ WHERE task_id = ?1
 SELECT reason FROM task_events INDEXED BY task_events_by_task
 WHERE task_id = ? AND kind = 'sandbox_run' AND lease_epoch = ? ORDER BY id DESC LIMIT 1;
 
+-- name: task_runs
+-- A task's sandbox runs and verifications (their one-line summaries), newest first.
+SELECT * FROM task_events INDEXED BY task_events_by_task
+WHERE task_id = ? AND kind IN ('sandbox_run', 'verified', 'verification_skipped')
+ORDER BY id DESC LIMIT ?;
+
 -- name: checkpoints_of
 SELECT * FROM checkpoints WHERE task_id = ? ORDER BY seq;
 
