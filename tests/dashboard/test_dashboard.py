@@ -143,7 +143,7 @@ async def test_no_token_no_data_and_agent_tokens_get_403_everywhere(store: Store
                 assert "secret title" not in answer.text
                 assert answer.headers["content-security-policy"] == CSP, route
                 assert answer.headers["x-content-type-options"] == "nosniff"
-                assert answer.headers["referrer-policy"] == "no-referrer"
+                assert answer.headers["referrer-policy"] == "same-origin"
             anonymous.cookies.set("wvo_dashboard", "wvo_" + "A" * 43)
             bad = await anonymous.get(server.base + "/dashboard")
             assert bad.status_code == 401 and "secret title" not in bad.text
@@ -270,7 +270,7 @@ async def test_a_person_opens_a_task_and_sees_its_events_checkpoints_and_diff(
             assert answer.status == 200
             assert answer.headers["content-security-policy"] == CSP
             assert answer.headers["x-content-type-options"] == "nosniff"
-            assert answer.headers["referrer-policy"] == "no-referrer"
+            assert answer.headers["referrer-policy"] == "same-origin"
             await expect(page.locator(".checkpoint .summary")).to_have_text("half way <i>there</i>")
             await page.locator(".checkpoint button.diff").click()
             await expect(page.locator(".patch .add").last).to_contain_text("print('v2')")

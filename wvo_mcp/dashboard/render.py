@@ -9,12 +9,9 @@ from wvo_mcp.models import Checkpoint, DependencyRef, Event
 from wvo_mcp.services.board import Board, Card, Column, Filters
 from wvo_mcp.services.tasks import TaskView
 
-# Under `Referrer-Policy: no-referrer` a browser sends `Origin: null` with a form's POST, which
-# the Origin check refuses; this page alone relaxes it to same-origin (still nothing sent to
-# another site), so the sign-in form carries its real Origin.
 LOGIN = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>wvo-mcp dashboard: sign in</title>
-<meta name="referrer" content="same-origin"></head>
+</head>
 <body><h1>wvo-mcp dashboard</h1>
 <form method="post" action="/dashboard/login">
 <label>Token (<code>wvo-mcp tokens add --role person|operator</code>)

@@ -50,7 +50,7 @@ SECURITY_HEADERS = {
         "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     ),
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no-referrer would make POSTs carry `Origin: null`
 }
 
 Handler = Callable[[Request], Awaitable[Response]]

@@ -136,8 +136,6 @@ async function act(button) {
   const answer = await fetch("/dashboard/api/tasks/" + encodeURIComponent(id) + "/" + action, {
     method: "POST",
     credentials: "same-origin",
-    // The page's Referrer-Policy (no-referrer) would send "Origin: null", which is refused.
-    referrerPolicy: "same-origin",
     headers: { "Content-Type": "application/json", "X-WVO-Action": "1" },
     body: JSON.stringify(body),
   });
