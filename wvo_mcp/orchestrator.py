@@ -3,7 +3,7 @@
 import json
 import shlex
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -516,6 +516,19 @@ class Orchestrator:
     async def board_changes(self, after: int, limit: int = 1000) -> board.Changes:
         """What changed since event `after` (the dashboard's live view polls this)."""
         return await self.db.read(partial(board.changes, after=after, limit=limit))
+
+    async def agents_view(self, limit: int = 500) -> list[board.AgentRow]:
+        """The dashboard's agents: each one's held task, done count and health reading."""
+        now = self.clock()
+        cutoff = now - timedelta(minutes=self.settings.stale_task_minutes)
+        return await self.db.read(
+            partial(
+                board.agents,
+                now=timeutil.to_text(now),
+                cutoff=timeutil.to_text(cutoff),
+                limit=limit,
+            )
+        )
 
     async def last_event_id(self) -> int:
         return await self.db.read(board.last_event_id)

@@ -25,7 +25,9 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-q
 TIMEOUT_MS = POLL_DEADLINE_SECONDS * 1000
 ROUTES = ["/dashboard", "/dashboard/static/app.js", "/dashboard/api/cards?ids=T1",
           "/dashboard/api/column?status=pending", "/dashboard/events", "/dashboard/tasks/T1",
-          "/dashboard/api/tasks/T1", "/dashboard/api/tasks/T1/checkpoints/1/diff"]  # fmt: skip
+          "/dashboard/api/tasks/T1", "/dashboard/api/tasks/T1/checkpoints/1/diff",
+          "/dashboard/api/views/agents", "/dashboard/api/views/budgets",
+          "/dashboard/api/views/health"]  # fmt: skip
 CSP = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 HOSTILE = '<script>window.pwned = 1</script><img id="evil" src="x">'
 ACTIONS = ["approve", "reject", "requeue", "cancel"]
@@ -274,5 +276,57 @@ async def test_a_person_opens_a_task_and_sees_its_events_checkpoints_and_diff(
             await expect(page.locator(".checkpoint .summary")).to_have_text("half way <i>there</i>")
             await page.locator(".checkpoint button.diff").click()
             await expect(page.locator(".patch .add").last).to_contain_text("print('v2')")
+            assert await page.evaluate("window.pwned") is None
+            assert refused == [], refused
+
+
+async def test_the_agents_budgets_and_health_views(state_root: Path):
+    """Each view's tab shows its server-rendered fragment: an agent with its held task and
+    done count, the providers with their budgets and breakers, the health report; a view
+    follows the live stream."""
+    from playwright.async_api import expect
+
+    operator = token(state_root, "operator", "ops")
+    agent_secret = token(state_root, "agent", "claude-1")
+    with http_server(state_root, "--dashboard") as server:
+        async with connect(server, agent_secret) as agent, browser_page(server) as page:
+            refused: list[str] = []
+            page.on("console", lambda m: refused.append(m.text) if "Refused" in m.text else None)
+            await agent.call("agent_register", provider="codex", model="gpt-5-codex")
+            await agent.call("task_create", tasks=[spec("T1"), spec("T2", title=HOSTILE)])
+            claim = await agent.call("claim_task", task_id="T1")
+            assert claim["claimed"], claim
+            await agent.call("plan_update", task_id="T1", status="done",
+                             lease_token=claim["lease_token"])  # fmt: skip
+            await sign_in(page, operator)
+
+            await page.locator("#tabs .tab[data-view=agents]").click()
+            await expect(page.locator("#board")).to_be_hidden()
+            row = page.locator("#view-agents .agent[data-id=claude-1]")
+            await expect(row).to_contain_text("gpt-5-codex")
+            await expect(row.locator(".done")).to_have_text("1")
+            await expect(row.locator(".state")).to_have_text("idle")
+            # The live stream refreshes the open view: the agent now holds T2.
+            await agent.call("claim_task", task_id="T2")
+            await expect(row.locator(".task")).to_contain_text(HOSTILE, timeout=TIMEOUT_MS)
+            await expect(row.locator(".state")).to_have_text("working")
+
+            await page.locator("#tabs .tab[data-view=budgets]").click()
+            await expect(page.locator("#view-agents")).to_be_hidden()
+            codex = page.locator("#view-budgets .provider[data-name=codex]")
+            await expect(codex.locator(".breaker-state")).to_have_text("closed")
+            await expect(codex.locator(".in-flight")).to_contain_text("in flight: 1 of 4")
+            await expect(codex.locator("meter")).to_have_count(3)
+            await expect(codex.locator(".tiers")).to_contain_text("medium")
+            await expect(page.locator("#view-budgets .provider[data-name=claude]")).to_be_visible()
+
+            await page.locator("#tabs .tab[data-view=health]").click()
+            health = page.locator("#view-health")
+            await expect(health.locator("h3").first).to_contain_text("Open anomalies")
+            await expect(health).to_contain_text(re.compile("no anomalies|critical|warning|info"))
+
+            await page.locator("#tabs .tab[data-view=board]").click()
+            await expect(page.locator("#card-T2")).to_be_visible()
+            await expect(page.locator("#evil")).to_have_count(0)
             assert await page.evaluate("window.pwned") is None
             assert refused == [], refused

@@ -5,8 +5,15 @@ import re
 from html import escape
 from urllib.parse import quote
 
-from wvo_mcp.models import Checkpoint, DependencyRef, Event
-from wvo_mcp.services.board import Board, Card, Column, Filters
+from wvo_mcp.models import (
+    Budget,
+    Checkpoint,
+    DependencyRef,
+    Event,
+    HealthReport,
+    ProviderStatusReport,
+)
+from wvo_mcp.services.board import AgentRow, Board, Card, Column, Filters
 from wvo_mcp.services.tasks import TaskView
 
 LOGIN = """<!doctype html>
@@ -270,3 +277,149 @@ def task(view: TaskView, event_limit: int, git: bool) -> str:
 def task_page(detail: str, task_id: str, who: str) -> str:
     values = {"__TASK__": escape(task_id), "__WHO__": escape(who), "__DETAIL__": detail}
     return re.sub(r"__[A-Z]+__", lambda m: values.get(m.group(0), m.group(0)), TASK_PAGE)
+
+
+# ---- the agents, budgets and health views -------------------------------------------------
+
+
+def agents(found: list[AgentRow], stale_minutes: float) -> str:
+    """Each agent with the task it holds, its done count and the monitor's reading of it."""
+    e = escape
+    if not found:
+        return '<p class="none">no agents yet</p>'
+    rows = []
+    for a in found:
+        task = (
+            f'<a class="open" href="{task_url(a.task_id)}">{e(a.task_id)}</a> '
+            f'<span class="title">{e(a.task_title or "")}</span>'
+            if a.task_id
+            else '<span class="none">none</span>'
+        )
+        rows.append(
+            f'<tr class="agent" data-id="{e(a.id)}" data-state="{e(a.state)}">'
+            f'<td class="agent-id">{e(a.id)}</td><td>{e(a.provider or "")}</td>'
+            f"<td>{e(a.model or '')}</td><td><time>{e(a.last_seen_at)}</time></td>"
+            f'<td class="state">{e(a.state)}</td><td class="task">{task}</td>'
+            f'<td class="done">{a.done}</td></tr>'
+        )
+    return (
+        '<table class="agents"><thead><tr><th>agent</th><th>provider</th><th>model</th>'
+        "<th>last seen</th><th>state</th><th>current task</th><th>tasks done</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+        f'<p class="note">silent: not seen for {stale_minutes:g} minutes (the health '
+        "monitor's stale threshold); working: holds a live lease; idle: neither.</p>"
+    )
+
+
+def _meter(used: int, limit: int | None, label: str) -> str:
+    if limit is None:
+        return f'<span class="meter-label">{label}: {used} tokens (no limit)</span>'
+    return (
+        f'<span class="meter-label">{label}: {used} of {limit} tokens</span> '
+        f'<meter min="0" max="{limit}" low="{limit * 0.7:g}" high="{limit * 0.9:g}" '
+        f'optimum="0" value="{min(used, limit)}">{used} of {limit}</meter>'
+    )
+
+
+def _budget(found: Budget, label: str) -> str:
+    used = found.used_tokens + found.reserved_tokens
+    reserved = f" ({found.reserved_tokens} reserved)" if found.reserved_tokens else ""
+    return f'<div class="budget">{_meter(used, found.limit, label)}{reserved}</div>'
+
+
+def budgets(report: ProviderStatusReport) -> str:
+    """Per provider (in preference order) and tier: token use against the limits, the
+    breaker, and tasks in flight against the cap."""
+    e = escape
+    parts = [f'<p class="note">providers file: <code>{e(report.source)}</code></p>']
+    for p in report.providers:
+        b = p.breaker
+        reopens = f" until <time>{e(b.reopens_at)}</time>" if b.reopens_at else ""
+        cap = "no cap" if p.max_concurrent is None else f"of {p.max_concurrent}"
+        flight = (
+            f'<meter min="0" max="{p.max_concurrent}" value="{p.in_flight}"></meter>'
+            if p.max_concurrent
+            else ""
+        )
+        tiers = "".join(
+            f"<tr><td>{e(t.name)}</td><td>{e(t.model)}</td>"
+            f"<td>{t.complexity[0]}&ndash;{t.complexity[1]}</td>"
+            f"<td>{t.hour_tokens}</td><td>{t.day_tokens}</td><td>{t.spend_day:g}</td></tr>"
+            for t in p.tiers
+        )
+        parts.append(
+            f'<section class="provider" data-name="{e(p.name)}">'
+            f'<h3><span class="name">{e(p.name)}</span> <span class="preference">'
+            f"(preference {p.preference})</span></h3>"
+            f"{_budget(p.hour, 'this hour')}{_budget(p.day, 'today')}"
+            f'<div class="spend">spend: {p.spend_hour:g} this hour, {p.spend_day:g} today</div>'
+            f'<div class="breaker" data-state="{e(str(b.state))}">breaker '
+            f'<span class="breaker-state">{e(str(b.state))}</span>{reopens} '
+            f"({b.failures} consecutive failures)</div>"
+            f'<div class="in-flight">in flight: {p.in_flight} {cap} {flight}</div>'
+            '<table class="tiers"><thead><tr><th>tier</th><th>model</th><th>complexity</th>'
+            "<th>tokens this hour</th><th>tokens today</th><th>spend today</th></tr></thead>"
+            f"<tbody>{tiers}</tbody></table></section>"
+        )
+    if not report.providers:
+        parts.append('<p class="none">no providers configured</p>')
+    return "".join(parts)
+
+
+def health(report: HealthReport) -> str:
+    """Open anomalies by severity, the monitor's latest actions, and throughput."""
+    e = escape
+    parts = [f'<p class="message">{e(report.message)}</p>']
+    if report.leader:
+        parts.append(f'<p class="note">monitor: <code>{e(report.leader)}</code></p>')
+    parts.append(f"<h3>Open anomalies ({report.open_anomalies})</h3>")
+    if not report.anomalies:
+        parts.append('<p class="none no-anomalies">no anomalies</p>')
+    for severity in ("critical", "warning", "info"):
+        found = [a for a in report.anomalies if a.severity == severity]
+        if not found:
+            continue
+        items = "".join(
+            f'<li class="anomaly" data-kind="{e(a.kind)}"><span class="kind">{e(a.kind)}</span>'
+            f' <span class="subject">{e(a.subject)}</span> <span class="text">{e(a.message)}'
+            f"</span> <time>since {e(a.first_seen_at)}</time></li>"
+            for a in found
+        )
+        parts.append(
+            f'<h4 class="severity" data-severity="{severity}">{severity} ({len(found)})</h4>'
+            f'<ul class="anomalies" data-severity="{severity}">{items}</ul>'
+        )
+    parts.append("<h3>The monitor's latest actions</h3>")
+    actions = "".join(
+        f'<li class="action"><time>{e(a.at)}</time> '
+        f'<a class="open" href="{task_url(a.task_id)}">{e(a.task_id)}</a> '
+        f'<span class="kind">{e(a.kind)}</span>'
+        f"{' &rarr; ' + e(a.to_status) if a.to_status else ''} "
+        f'<span class="text">{e(a.reason or "")}</span></li>'
+        for a in report.actions
+    )
+    parts.append(f'<ol class="actions">{actions}</ol>' if actions else '<p class="none">none</p>')
+    parts.append("<h3>Throughput</h3>")
+    if report.snapshot is None:
+        parts.append('<p class="none">no health tick yet</p>')
+    else:
+        c = report.snapshot.counts
+        base = c.baseline_done_per_hour
+        top = max(c.done_last_hour, round(base or 0), 1)
+        baseline = (
+            f"<li>baseline (median per hour, previous day): {base:g} "
+            f'<meter min="0" max="{top}" value="{base:g}"></meter></li>'
+            if base is not None
+            else "<li>baseline: not enough history yet</li>"
+        )
+        parts.append(
+            f'<ul class="throughput"><li>done in the last hour: {c.done_last_hour} '
+            f'<meter min="0" max="{top}" value="{c.done_last_hour}"></meter></li>'
+            f"<li>done in the last 5 minutes: {c.done_last_5m}</li>{baseline}"
+            f"<li>work in progress: {c.wip_used} of {c.wip_limit}</li>"
+            f"<li>agents: {c.agents_active} active, {c.agents_idle} idle, "
+            f"{c.agents_silent} silent</li></ul>"
+            f'<p class="note">as of the monitor\'s tick at <time>{e(report.snapshot.at)}'
+            "</time></p>"
+        )
+    return "".join(parts)

@@ -93,6 +93,7 @@ class Dashboard:
             (f"{PATH}/api/tasks/{{task_id}}", self.task, "GET"),
             (f"{PATH}/api/tasks/{{task_id}}/checkpoints/{{seq:int}}/diff", self.diff, "GET"),
             (f"{PATH}/api/tasks/{{task_id}}/{{action}}", self.act, "POST"),
+            (f"{PATH}/api/views/{{name}}", self.view, "GET"),
             (f"{PATH}/events", self.events, "GET"),
         ]
         return [Route(path, _secured(handler), methods=[method]) for path, handler, method in found]
@@ -214,6 +215,24 @@ class Dashboard:
             {"cards": [{"id": c.id, "status": c.status, "html": render.card(c, can_act)}
                        for c in found]}
         )  # fmt: skip
+
+    async def view(self, request: Request) -> Response:
+        """The agents, budgets or health view as an HTML fragment, from the same orchestrator
+        calls as the tools (`agents` lists the agents table through one named query)."""
+        caller = await self._caller(request)
+        if isinstance(caller, Response):
+            return caller
+        db = self._db()
+        name = request.path_params["name"]
+        if name == "agents":
+            html = render.agents(await db.agents_view(), db.settings.stale_task_minutes)
+        elif name == "budgets":
+            html = render.budgets(await db.provider_status())
+        elif name == "health":
+            html = render.health(await db.health_report())
+        else:
+            return JSONResponse({"error": f"no view {name!r}"}, status_code=404)
+        return JSONResponse({"html": html}, headers={"Cache-Control": "no-store"})
 
     async def _task(self, task_id: str) -> str:
         """A task's detail as HTML (NotFound when there is no such task)."""

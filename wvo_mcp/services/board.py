@@ -141,3 +141,43 @@ def changes(tx: Tx, after: int, limit: int) -> Changes:
 
 def last_event_id(tx: Tx) -> int:
     return int(tx.value("last_event_id"))
+
+
+@dataclass(frozen=True)
+class AgentRow:
+    """An agent as the dashboard's agents view shows it. `state` is the health monitor's
+    reading: silent (not seen within the stale threshold), working (holding a live lease) or
+    idle (seen, holding none)."""
+
+    id: str
+    provider: str | None
+    model: str | None
+    last_seen_at: str
+    task_id: str | None
+    task_title: str | None
+    done: int
+    state: str
+
+
+def agents(tx: Tx, now: str, cutoff: str, limit: int) -> list[AgentRow]:
+    """The agents (by id, at most `limit`); `cutoff` is now less the stale threshold."""
+    found = []
+    for row in tx.all("dashboard_agents", {"now": now, "limit": limit}):
+        state = (
+            "silent" if row["last_seen_at"] < cutoff
+            else "working" if row["busy"]
+            else "idle"
+        )  # fmt: skip
+        found.append(
+            AgentRow(
+                id=row["id"],
+                provider=row["provider"],
+                model=row["model"],
+                last_seen_at=row["last_seen_at"],
+                task_id=row["task_id"],
+                task_title=row["task_title"],
+                done=int(row["done"]),
+                state=state,
+            )
+        )
+    return found

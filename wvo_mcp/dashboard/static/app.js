@@ -97,6 +97,7 @@ function connect() {
     if (panel && !panel.hidden && data.ids.includes(panel.dataset.id)) openTask(panel.dataset.id);
   });
   source.addEventListener("reset", () => window.location.reload());
+  source.addEventListener("tasks", () => viewChanged());
   source.addEventListener("error", () => {
     live.dataset.state = "closed";
     live.textContent = "reconnecting";
@@ -172,6 +173,45 @@ async function showDiff(button) {
   button.hidden = true;
 }
 
+// The agents, budgets and health views: HTML fragments rendered by the server, fetched when
+// their tab is opened and again (at most once a second) when the live stream reports a change.
+let view = "board";
+let viewFetched = 0;
+let viewTimer = null;
+
+async function loadView() {
+  viewTimer = null;
+  if (view === "board") return;
+  viewFetched = Date.now();
+  const name = view;
+  const answer = await fetch("/dashboard/api/views/" + name, { credentials: "same-origin" });
+  const found = await answer.json();
+  const target = document.getElementById("view-" + name);
+  if (!target) return;
+  if (answer.ok) target.replaceChildren(...fromHtml(found.html));
+  else say(found.error);
+}
+
+function viewChanged() {
+  if (view === "board" || viewTimer !== null) return;
+  const wait = Math.max(0, 1000 - (Date.now() - viewFetched));
+  viewTimer = setTimeout(loadView, wait);
+}
+
+function showView(name) {
+  view = name;
+  for (const tab of document.querySelectorAll("#tabs .tab")) {
+    tab.setAttribute("aria-selected", tab.dataset.view === name ? "true" : "false");
+  }
+  const board = document.getElementById("board");
+  if (board) board.hidden = name !== "board";
+  for (const section of document.querySelectorAll("section.view")) {
+    section.hidden = section.id !== "view-" + name;
+  }
+  if (viewTimer !== null) clearTimeout(viewTimer);
+  loadView();
+}
+
 document.addEventListener("click", (event) => {
   const link = event.target.closest("a.open");
   const panel = document.getElementById("panel");
@@ -182,7 +222,8 @@ document.addEventListener("click", (event) => {
   }
   const button = event.target.closest("button");
   if (!button) return;
-  if (button.classList.contains("more")) more(button);
+  if (button.classList.contains("tab")) showView(button.dataset.view);
+  else if (button.classList.contains("more")) more(button);
   else if (button.classList.contains("diff")) showDiff(button);
   else if (button.classList.contains("close")) panel.hidden = true;
   else if (button.dataset.action) act(button);

@@ -291,6 +291,22 @@ SELECT a.id, EXISTS (
 ) AS busy
 FROM agents a WHERE a.last_seen_at >= :cutoff;
 
+-- name: dashboard_agents
+-- The dashboard's agents: identity, last seen, the task each holds (the first by id, with
+-- whether its lease is live) and how many tasks it has moved to done.
+SELECT a.id, a.provider, a.model, a.last_seen_at,
+    (SELECT t.id FROM tasks t INDEXED BY tasks_holders
+     WHERE t.status = 'in_progress' AND t.assigned_to = a.id ORDER BY t.id LIMIT 1) AS task_id,
+    (SELECT t.title FROM tasks t INDEXED BY tasks_holders
+     WHERE t.status = 'in_progress' AND t.assigned_to = a.id ORDER BY t.id LIMIT 1) AS task_title,
+    EXISTS (
+        SELECT 1 FROM tasks t INDEXED BY tasks_holders
+        WHERE t.status = 'in_progress' AND t.assigned_to = a.id AND t.lease_expires_at >= :now
+    ) AS busy,
+    (SELECT count(*) FROM task_events e INDEXED BY task_events_done
+     WHERE e.to_status = 'done' AND e.actor = a.id) AS done
+FROM agents a ORDER BY a.id LIMIT :limit;
+
 -- name: silent_agent_count
 SELECT count(*) FROM agents WHERE last_seen_at < ?;
 
