@@ -31,6 +31,8 @@ ROUTES = ["/dashboard", "/dashboard/static/app.js", "/dashboard/api/cards?ids=T1
 CSP = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 HOSTILE = '<script>window.pwned = 1</script><img id="evil" src="x">'
 ACTIONS = ["approve", "reject", "requeue", "cancel"]
+# A folder to save the docs' screenshots in (docs/dashboard.md says how); unset, none are taken.
+SCREENSHOTS = os.environ.get("WVO_SCREENSHOTS")
 
 
 def store_token(store: Store, role: str, name: str) -> str:
@@ -54,7 +56,9 @@ async def browser_page(server: HttpServer) -> AsyncIterator[object]:
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            context = await browser.new_context(base_url=server.base)
+            context = await browser.new_context(
+                base_url=server.base, viewport={"width": 1280, "height": 800}
+            )
             yield await context.new_page()
         finally:
             await browser.close()
@@ -68,6 +72,13 @@ async def sign_in(page, secret: str) -> None:  # type: ignore[no-untyped-def]
     await page.fill("input[name=token]", secret)
     await page.click("button[type=submit]")
     await expect(page.locator("#live")).to_have_attribute("data-state", "open", timeout=TIMEOUT_MS)
+
+
+async def screenshot(page, name: str, full_page: bool = False) -> None:  # type: ignore[no-untyped-def]
+    """Save the page as NAME in `WVO_SCREENSHOTS`'s folder (Playwright makes it); without
+    it, write nothing."""
+    if SCREENSHOTS:
+        await page.screenshot(path=os.path.join(SCREENSHOTS, name), full_page=full_page)
 
 
 async def test_cards_move_live_as_agents_work_and_a_person_approves(state_root: Path):
@@ -113,6 +124,14 @@ async def test_cards_move_live_as_agents_work_and_a_person_approves(state_root: 
             await expect(page.locator("#col-in_progress #card-T2")).to_be_visible(
                 timeout=TIMEOUT_MS
             )
+            # More work arrives: the board now has cards in several columns.
+            await agent.call("task_create", tasks=[
+                spec("T3", title="write the release notes", epic_id="E1"),
+                spec("T4", title="migrate the database", requires_approval=True),
+                spec("T5", title="announce the release", depends_on=["T3"])])  # fmt: skip
+            await expect(page.locator("#col-pending #card-T5")).to_be_visible(timeout=TIMEOUT_MS)
+            await expect(page.locator("#card-T4 button[data-action=approve]")).to_be_visible()
+            await screenshot(page, "dashboard-board.png")
     approvals = [e for e in events(state_root, "T2") if e["kind"] == "approved"]
     assert [e["actor"] for e in approvals] == ["person:ada"], events(state_root, "T2")
 
@@ -276,6 +295,7 @@ async def test_a_person_opens_a_task_and_sees_its_events_checkpoints_and_diff(
             await expect(page.locator(".checkpoint .summary")).to_have_text("half way <i>there</i>")
             await page.locator(".checkpoint button.diff").click()
             await expect(page.locator(".patch .add").last).to_contain_text("print('v2')")
+            await screenshot(page, "dashboard-task.png", full_page=True)
             assert await page.evaluate("window.pwned") is None
             assert refused == [], refused
 
