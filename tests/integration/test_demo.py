@@ -66,11 +66,28 @@ def test_demo_with_the_autopilot_runs_fake_workers_in_worktrees(tmp_path: Path) 
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert "summary: 29/29 tasks done" in run.stdout and "done more than once: 0" in run.stdout
-    # The first task crashed once; the second was rate limited on claude and went to codex.
-    assert "no result line" in run.stdout and "rate_limited" in run.stdout
+    # The first task crashed once, whoever took it.
+    assert "no result line" in run.stdout
     state = tmp_path / "autopilot" / "state"
     with sqlite3.connect(state / "orchestrator.db") as db:
         workers = {r[0] for r in db.execute("select actor from task_events where kind='claimed'")}
         noted = db.execute("select count(*) from task_events where kind = 'commits'").fetchone()
+        (limited,) = db.execute(
+            "select id from tasks where metadata like '%rate_limit%'"
+        ).fetchone()
+        claimers = [
+            r[0]
+            for r in db.execute(
+                "select actor from task_events where task_id = ? and kind = 'claimed' order by id",
+                (limited,),
+            )
+        ]
+    # The second is rate limited on claude only: if a claude worker took it first (which
+    # slot is free first is a matter of timing), it failed over to codex.
+    if claimers[0].startswith("claude"):
+        assert "rate_limited" in run.stdout, run.stdout[-2000:]
+        assert claimers[-1].startswith("codex"), claimers
+    else:
+        assert claimers == [claimers[0]] and claimers[0].startswith("codex"), claimers
     assert {w.split("-")[0] for w in workers} == {"claude", "codex"}
     assert noted == (29,)
