@@ -7,9 +7,9 @@
 
 Sections (--only takes their names):
 
-- tick: one monitor tick in-process at 1k, 100k and 1M tasks, timed in its parts the way
-  wvo_mcp/monitor.py runs them (take_leadership, observe in a read transaction, orient and
-  decide, record_tick in a write transaction), on a healthy queue and with 50 stale leases and
+- tick: one wvo_mcp/monitor.py HealthMonitor tick in-process at 1k, 100k and 1M tasks, timed
+  in its parts (take_leadership, observe in a read transaction, orient and decide,
+  record_tick in a write transaction), on a healthy queue and with 50 stale leases and
   50 drifted dependency counts injected before every tick, so the act path runs.
 - leader: claim_task over stdio in a server whose monitor ticks every second (it leads) vs a
   server with no monitor, in alternating blocks, at 100k tasks.
@@ -79,10 +79,12 @@ from benchlib import (
 )
 
 from wvo_mcp import backups, health, monitor, timeutil
+from wvo_mcp import providers as provider_config
 from wvo_mcp.config import Settings
 from wvo_mcp.services import health as checks
 from wvo_mcp.store import Database
 from wvo_mcp.store.sqlite import SqliteDatabase
+from wvo_mcp.telemetry import Telemetry
 
 EVENTS_GENERATOR_VERSION = 1  # bump when the pruning database changes, to invalidate the cache
 INJECTED = 50  # stale leases and drifted counts injected before each act-path tick
@@ -196,15 +198,18 @@ class Bench(benchlib.Bench):
             self.copies[total] = root
             self.load(f"tick_{label}")
             log(f"tick: {cfg.ticks} healthy + {cfg.ticks} act-path ticks at {label} tasks")
-            settings = Settings(state_root=root)
+            settings = Settings(state_root=root, backup_interval_minutes=0)
+            ticker = monitor.HealthMonitor(
+                settings, "bench:0:tick", Telemetry(), provider_config.load(settings)
+            )
             db = await SqliteDatabase(settings.db_path).open()
             try:
-                healthy = [await self._one_tick(db, settings) for _ in range(cfg.ticks + 1)][1:]
+                healthy = [await self._one_tick(db, ticker) for _ in range(cfg.ticks + 1)][1:]
                 acting = []
                 cursors = {"stale": "", "drift": ""}
                 for _ in range(cfg.ticks + 1):
                     await anyio.to_thread.run_sync(self._inject, settings.db_path, cursors)
-                    acting.append(await self._one_tick(db, settings))
+                    acting.append(await self._one_tick(db, ticker))
                 acting = acting[1:]
                 drift = []
                 for _ in range(max(3, cfg.ticks // 4)):
@@ -229,41 +234,21 @@ class Bench(benchlib.Bench):
                 f"unmet dependencies for a slice of {checks.DRIFT_SLICE:,} unfinished tasks",
             )
 
-    async def _one_tick(self, db: Database, settings: Settings) -> dict[str, float]:
-        """One leader tick as HealthMonitor.tick runs it (telemetry and housekeeping aside)."""
-        me = "bench:0:tick"
-        now = timeutil.now()
-        t0 = time.perf_counter()
-        lead = await db.write(partial(checks.take_leadership, me=me, now=now, lease_seconds=3600.0))
-        t1 = time.perf_counter()
-        if not lead.held_by(me):
-            raise BenchError(f"the tick lost the leadership to {lead.holder}")
-        observation, _ = await db.read(partial(checks.observe, settings=settings, now=now))
-        t2 = time.perf_counter()
-        anomalies = health.orient(observation)
-        actions = health.decide(observation, settings.auto_remediate)
-        t3 = time.perf_counter()
-        outcome = await db.write(
-            partial(
-                checks.record_tick,
-                settings=settings,
-                me=me,
-                term=lead.term,
-                observation=observation,
-                anomalies=anomalies,
-                actions=actions,
-                now=timeutil.now(),
-            )
-        )
-        t4 = time.perf_counter()
+    @staticmethod
+    async def _one_tick(db: Database, ticker: monitor.HealthMonitor) -> dict[str, float]:
+        """One leader tick of HealthMonitor, with the times of its parts (its housekeeping,
+        an event prune on the first tick, is not among them; backups are off)."""
+        # Every tick checks the first slice of the dependency graph, as a new leader's first
+        # tick does: the monitor's cursor would alternate a full and an empty slice here.
+        ticker.drift_after = ""
+        tick = await ticker.tick(db)
+        if tick.observation is None or tick.outcome is None:
+            raise BenchError(f"the tick lost the leadership (term {tick.term})")
         return {
-            "lead": t1 - t0,
-            "observe": t2 - t1,
-            "orient": t3 - t2,
-            "record": t4 - t3,
-            "total": t4 - t0,
-            "anomalies": len(anomalies),
-            "actions": len(outcome.actions),
+            **tick.took,
+            "total": sum(tick.took.values()),
+            "anomalies": len(health.orient(tick.observation)),
+            "actions": len(tick.outcome.actions),
         }
 
     @staticmethod

@@ -4,7 +4,10 @@ backups; the others wait to take over when that lease runs out."""
 
 import logging
 import random
+import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -29,18 +32,36 @@ PRUNE_BATCH = 2000
 PRUNE_PAUSE_S = 0.005  # between batches, so claims never queue behind a long prune
 
 
+@dataclass(frozen=True)
+class Tick:
+    """What one tick saw and did."""
+
+    wait: float  # seconds before the next tick
+    term: int  # the leader's term (another process's, when this one does not lead)
+    observation: Observation | None = None  # None: another process leads
+    outcome: checks.TickOutcome | None = None  # None: not the leader, or lost it mid-tick
+    # Seconds the leader's parts took: lead, observe, orient (and decide), record.
+    took: dict[str, float] = field(default_factory=dict)
+
+
 class HealthMonitor:
     def __init__(
-        self, settings: Settings, me: str, telemetry: Telemetry, providers: Providers
+        self,
+        settings: Settings,
+        me: str,
+        telemetry: Telemetry,
+        providers: Providers | None,  # None: no provider is watched (tests)
+        clock: Callable[[], datetime] = timeutil.now,
     ) -> None:
         self.settings = settings
         self.providers = providers
         self.me = me
         self.telemetry = telemetry
+        self.clock = clock  # injected by tests and benchmarks; leases, backups, pruning follow
         self.interval = settings.health_interval_seconds
         self.lease_seconds = LEASE_INTERVALS * self.interval
         self._pruned_at: datetime | None = None
-        self._drift_after = ""  # where this leader's next dependency-count check starts
+        self.drift_after = ""  # where this leader's next dependency-count check starts
 
     async def run(self) -> None:
         """Tick until cancelled. The monitor has its own connection, so a slow observation of
@@ -58,43 +79,50 @@ class HealthMonitor:
         finally:
             with anyio.CancelScope(shield=True):
                 try:
-                    await db.write(
-                        partial(checks.release_leadership, me=self.me, now=timeutil.now())
-                    )
+                    await db.write(partial(checks.release_leadership, me=self.me, now=self.clock()))
                 except Exception:
                     log.exception("health monitor: could not hand over leadership")
                 await db.close()
 
     async def _tick_logged(self, db: Database) -> float:
         try:
-            return await self.tick(db)
+            return (await self.tick(db)).wait
         except Exception:
             # A bad tick (a locked database, a full disk) must not end the server.
             log.exception("health monitor tick failed; trying again in %.3g s", self.interval)
             return self.interval
 
-    async def tick(self, db: Database) -> float:
-        """One tick; returns the seconds to wait before the next."""
-        now = timeutil.now()
+    async def tick(self, db: Database) -> Tick:
+        """One tick: take or renew the lead; if this process leads, observe, orient, decide,
+        act and record, then the housekeeping. Tick.wait: the seconds before the next."""
+        now = self.clock()
+        started = time.perf_counter()
         lead = await db.write(
             partial(checks.take_leadership, me=self.me, now=now, lease_seconds=self.lease_seconds)
         )
         if not lead.held_by(self.me):
             left = (lead.expires_at - now).total_seconds()
-            return max(0.0, min(self.interval, left)) + random.uniform(0, TAKEOVER_MARGIN_S)
+            wait = max(0.0, min(self.interval, left)) + random.uniform(0, TAKEOVER_MARGIN_S)
+            return Tick(wait, lead.term)
+        took = {"lead": time.perf_counter() - started}
         with self.telemetry.span("wvo.health.tick") as span:
             span.set_attributes({"wvo.leader": self.me, "wvo.term": lead.term})
-            observation, self._drift_after = await db.read(
+            started = time.perf_counter()
+            observation, self.drift_after = await db.read(
                 partial(
                     checks.observe,
                     settings=self.settings,
                     now=now,
-                    drift_after=self._drift_after,
+                    drift_after=self.drift_after,
                     providers=self.providers,
                 )
             )
+            took["observe"] = time.perf_counter() - started
+            started = time.perf_counter()
             anomalies = health.orient(observation)
             actions = health.decide(observation, self.settings.auto_remediate)
+            took["orient"] = time.perf_counter() - started
+            started = time.perf_counter()
             try:
                 outcome = await db.write(
                     partial(
@@ -105,15 +133,16 @@ class HealthMonitor:
                         observation=observation,
                         anomalies=anomalies,
                         actions=actions,
-                        now=timeutil.now(),
+                        now=self.clock(),
                     )
                 )
             except checks.NotLeader:
                 log.info("health monitor: %s lost leadership during a tick", self.me)
-                return self.interval
+                return Tick(self.interval, lead.term, observation)
+            took["record"] = time.perf_counter() - started
             self._tell(span, observation, anomalies, outcome)
         await self._housekeeping(db, now)
-        return self.interval
+        return Tick(self.interval, lead.term, observation, outcome, took)
 
     def _tell(
         self,

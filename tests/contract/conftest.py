@@ -11,22 +11,22 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.pgcluster import Cluster
-from wvo_mcp import health, store, timeutil
 from wvo_mcp import providers as provider_config
+from wvo_mcp import store, timeutil
 from wvo_mcp.config import Settings
-from wvo_mcp.models import Event, Observation, TaskSpec
+from wvo_mcp.models import Event, TaskSpec
+from wvo_mcp.monitor import HealthMonitor, Tick
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.providers import Providers
-from wvo_mcp.services import health as checks
 from wvo_mcp.services import rows
 from wvo_mcp.store import Database, Tx
+from wvo_mcp.telemetry import Telemetry
 
 BACKENDS = ["sqlite", "postgres"]
 START = datetime(2031, 5, 6, 7, 0, 0, tzinfo=UTC)
@@ -169,39 +169,14 @@ async def all_events(orch: Orchestrator, task_ids: list[str]) -> list[tuple[int,
     return await orch.db.read(read)
 
 
-@dataclass(frozen=True)
-class Tick:
-    term: int
-    observation: Observation | None  # None: not the leader
-    outcome: checks.TickOutcome | None
-
-
 async def monitor_tick(
     db: Database, settings: Settings, me: str, clock: Clock, providers: Providers | None = None
 ) -> Tick:
-    """One health-monitor tick as monitor.HealthMonitor.tick runs it, but at the clock's
-    time (the monitor itself reads the wall clock): take or renew the lead, observe, orient,
-    decide, act and record."""
-    now = clock.now()
-    lease = 2 * max(settings.health_interval_seconds, 1.0)
-    lead = await db.write(partial(checks.take_leadership, me=me, now=now, lease_seconds=lease))
-    if not lead.held_by(me):
-        return Tick(lead.term, None, None)
-    observation, _ = await db.read(
-        partial(checks.observe, settings=settings, now=now, drift_after="", providers=providers)
-    )
-    anomalies = health.orient(observation)
-    actions = health.decide(observation, settings.auto_remediate)
-    outcome = await db.write(
-        partial(
-            checks.record_tick,
-            settings=settings,
-            me=me,
-            term=lead.term,
-            observation=observation,
-            anomalies=anomalies,
-            actions=actions,
-            now=now,
-        )
-    )
-    return Tick(lead.term, observation, outcome)
+    """One tick of a new monitor.HealthMonitor on the test's clock: take or renew the lead,
+    observe (the dependency-count check from the first slice), orient, decide, act and record,
+    then its housekeeping. `providers`: None watches none."""
+    monitor = HealthMonitor(settings, me, Telemetry(), providers, clock=clock.now)
+    # A lease that outlives the tick while the clock stands still (the contract settings
+    # tick with interval 0, which would give a lease of 0 s).
+    monitor.lease_seconds = 2 * max(settings.health_interval_seconds, 1.0)
+    return await monitor.tick(db)
