@@ -510,7 +510,8 @@ def _autopilot_control(settings: Settings, action: str, run_id: str | None) -> N
     from wvo_mcp import timeutil
 
     if action != "status":
-        heard = anyio.run(_with, settings, lambda o: o.autopilot_want(action, run_id))
+        by = identity.person()
+        heard = anyio.run(_with, settings, lambda o: o.autopilot_want(action, by, run_id))
         _say(f"asked {heard} running autopilot(s) to {action}; each acts on its next round")
         if not heard:
             sys.exit(1)

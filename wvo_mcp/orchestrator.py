@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import anyio
 
-from wvo_mcp import gitsnap, sandbox, store, timeutil
+from wvo_mcp import gitsnap, routing, sandbox, store, timeutil
 from wvo_mcp import providers as provider_config
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import NotFound, ValidationFailed, VerificationFailed, WvoError
@@ -37,7 +37,6 @@ from wvo_mcp.models import (
     UsageResult,
 )
 from wvo_mcp.providers import Providers
-from wvo_mcp.routing import Outcome
 from wvo_mcp.services import (
     board,
     context,
@@ -49,7 +48,7 @@ from wvo_mcp.services import (
     tasks,
     tokens,
 )
-from wvo_mcp.store import Database, Tx
+from wvo_mcp.store import Database, Row, Tx
 from wvo_mcp.transitions import Status
 
 
@@ -64,6 +63,11 @@ def sandbox_summary(command: str | list[str], result: SandboxResult) -> str:
         else f"killed: {result.killed_reason or 'unknown'}"
     )
     return f"`{shown}`: {outcome} in {result.duration_s:.1f} s ({result.backend} sandbox)"
+
+
+def sandbox_record(command: str | list[str], result: SandboxResult) -> leases.Run:
+    """A sandbox run as its task keeps it: the summary and the output tails."""
+    return leases.Run(sandbox_summary(command, result), result.stdout_tail, result.stderr_tail)
 
 
 class Orchestrator:
@@ -194,9 +198,10 @@ class Orchestrator:
         model: str,
         input_tokens: int,
         output_tokens: int,
-        outcome: Outcome,
+        outcome: routing.Outcome,
         task_id: str | None = None,
         token: str | None = None,
+        agent_id: str | None = None,
     ) -> UsageResult:
         # Usage charged to a task goes through its holder's lease.
         record = (
@@ -215,6 +220,7 @@ class Orchestrator:
                 output_tokens=output_tokens,
                 outcome=outcome,
                 now=self.clock(),
+                agent_id=agent_id,
             )
         )
 
@@ -236,26 +242,29 @@ class Orchestrator:
         stamp = timeutil.to_text(self.clock())
         await self.db.write(lambda tx: tx.run("autopilot_start", {"id": run_id, "now": stamp}))
 
-    async def autopilot_beat(self, run_id: str, state: str, report: dict[str, Any]) -> str | None:
-        """Record an autopilot's round; what a person wants of it, if anything."""
+    async def autopilot_beat(
+        self, run_id: str, state: str, report: dict[str, Any]
+    ) -> tuple[str, str] | None:
+        """Record an autopilot's round; what a person wants of it, if anything, and who."""
 
-        def beat(tx: Tx) -> str | None:
+        def beat(tx: Tx) -> tuple[str, str] | None:
             row = tx.one(
                 "autopilot_beat",
                 {"id": run_id, "now": timeutil.to_text(self.clock()), "state": state,
                  "report": json.dumps(report)},
             )  # fmt: skip
-            wanted = None if row is None else row["wanted"]
-            if wanted is not None:
-                tx.run("autopilot_heard", {"id": run_id, "wanted": wanted})
-            return wanted
+            if row is None or row["wanted"] is None:
+                return None
+            tx.run("autopilot_heard", {"id": run_id, "wanted": row["wanted"]})
+            return row["wanted"], row["asked_by"] or "someone"
 
         return await self.db.write(beat)
 
-    async def autopilot_want(self, wanted: str, run_id: str | None = None) -> int:
-        """Ask running autopilots (all, or one) to pause, resume or stop: how many heard."""
+    async def autopilot_want(self, wanted: str, by: str, run_id: str | None = None) -> int:
+        """Ask running autopilots (all, or one) to pause, resume or stop: how many heard.
+        `by`: who asks (a person's actor name), kept on the run."""
         return await self.db.write(
-            lambda tx: tx.run("autopilot_want", {"wanted": wanted, "id": run_id})
+            lambda tx: tx.run("autopilot_want", {"wanted": wanted, "by": by, "id": run_id})
         )
 
     async def autopilot_runs(self, since: str) -> list[dict[str, Any]]:
@@ -368,21 +377,21 @@ class Orchestrator:
 
     async def _verify_holding(
         self, task_id: str, token: str, agent_id: str, command: str | list[str]
-    ) -> str:
+    ) -> leases.Run:
         """The gate, with the holder's lease renewed while it runs: a verification longer
         than the lease must not hand the task to another agent meanwhile."""
         refused: WvoError | None = None
         async with anyio.create_task_group() as renewing:
             renewing.start_soon(self._keep_lease, task_id, token, agent_id)
             try:
-                summary = await self._verify(task_id, command)
+                run = await self._verify(task_id, command)
             except WvoError as exc:  # raised here it would leave wrapped in a group
                 refused = exc
             finally:
                 renewing.cancel_scope.cancel()
         if refused is not None:
             raise refused
-        return summary
+        return run
 
     async def _keep_lease(self, task_id: str, token: str, agent_id: str) -> None:
         while True:
@@ -393,8 +402,8 @@ class Orchestrator:
             left = (timeutil.from_text(renewed.lease_expires_at) - self.clock()).total_seconds()
             await anyio.sleep(max(0.2, left / 3))
 
-    async def _verify(self, task_id: str, command: str | list[str]) -> str:
-        """Run the gate; the passing run's summary, else VerificationFailed with the tails."""
+    async def _verify(self, task_id: str, command: str | list[str]) -> leases.Run:
+        """Run the gate; the passing run, else VerificationFailed with the tails."""
         result = await self._sandbox(
             sandbox.Request(
                 command=command,
@@ -411,7 +420,7 @@ class Orchestrator:
                 f"'done') again.\n--- stdout (tail) ---\n{result.stdout_tail}"
                 f"\n--- stderr (tail) ---\n{result.stderr_tail}"
             )
-        return summary
+        return sandbox_record(command, result)
 
     async def _sandbox(self, request: "sandbox.Request") -> SandboxResult:
         return await anyio.to_thread.run_sync(sandbox.run, request, self.settings)
@@ -455,7 +464,7 @@ class Orchestrator:
                     task_id=task_id,
                     token=lease_token,
                     agent_id=agent_id,
-                    summary=sandbox_summary(command, result),
+                    run=sandbox_record(command, result),
                     now=self.clock(),
                 )
             )
@@ -515,20 +524,35 @@ class Orchestrator:
 
     async def board_changes(self, after: int, limit: int = 1000) -> board.Changes:
         """What changed since event `after` (the dashboard's live view polls this)."""
-        return await self.db.read(partial(board.changes, after=after, limit=limit))
+        day = routing.windows(self.clock())[1]
+        return await self.db.read(partial(board.changes, after=after, limit=limit, day=day))
 
     async def agents_view(self, limit: int = 500) -> list[board.AgentRow]:
-        """The dashboard's agents: each one's held task, done count and health reading."""
+        """The dashboard's agents: each one's held task, done count, today's usage and
+        health reading."""
         now = self.clock()
         cutoff = now - timedelta(minutes=self.settings.stale_task_minutes)
+
+        def tier(row: Row) -> str | None:
+            found = self.providers.get(row["provider"] or "")
+            model = row["model"]
+            named = None if found is None or model is None else found.tier_for_model(model)
+            return None if named is None else named.name
+
         return await self.db.read(
             partial(
                 board.agents,
                 now=timeutil.to_text(now),
                 cutoff=timeutil.to_text(cutoff),
+                day=routing.windows(now)[1],
                 limit=limit,
+                tier=tier,
             )
         )
+
+    async def done_per_hour(self, hours: int = 12) -> list[tuple[str, int]]:
+        """Completions in each of the last `hours` hours, oldest first."""
+        return await self.db.read(partial(board.done_per_hour, now=self.clock(), hours=hours))
 
     async def last_event_id(self) -> int:
         return await self.db.read(board.last_event_id)

@@ -337,8 +337,9 @@ def build_server(
         """Report a model call's tokens and outcome: budgets and the provider's breaker follow;
         context_limit on a task (with its lease_token) escalates its next attempt."""
         return await orchestrator(ctx).record_usage(
-            provider, model, input_tokens, output_tokens, outcome, task_id, lease_token
-        )
+            provider, model, input_tokens, output_tokens, outcome, task_id, lease_token,
+            agent(ctx, None),
+        )  # fmt: skip
 
     @server.tool(annotations=READ_ONLY)
     @traced

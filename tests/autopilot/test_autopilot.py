@@ -215,11 +215,11 @@ def test_pause_resume_and_stop_from_another_terminal(project: dict[str, Path]) -
     try:
         until(" starts ")
         assert "asked 1 running autopilot(s) to pause" in control("pause")
-        until("paused: no new workers")
+        until("paused by person:")
         status = control("status")
         assert ": paused, since" in status, status
         assert "asked 1" in control("resume")
-        until("resumed")
+        until("resumed by person:")
         until(" finished ")
         assert "asked 1" in control("stop")
         out, err = pilot.communicate(timeout=60)
@@ -227,7 +227,7 @@ def test_pause_resume_and_stop_from_another_terminal(project: dict[str, Path]) -
         if pilot.poll() is None:
             pilot.kill()
     assert pilot.returncode == 0, err
-    assert "stop asked from another terminal: draining" in out
+    assert "stop asked by person:" in out and ": draining" in out
     assert ": ended, since" in control("status")
     # Nothing is asked of a run that has ended.
     refused = subprocess.run(

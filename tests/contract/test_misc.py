@@ -35,15 +35,15 @@ async def test_autopilot_runs_hear_what_a_person_wants(world: World, orch: Orche
     world.clock.advance(1)
     await orch.autopilot_start("run-2")
     assert await orch.autopilot_beat("run-1", "running", {"slots": 2}) is None
-    assert await orch.autopilot_want("pause") == 2  # every running autopilot
-    assert await orch.autopilot_beat("run-1", "running", {"slots": 2}) == "pause"
+    assert await orch.autopilot_want("pause", "person:ann") == 2  # every running autopilot
+    assert await orch.autopilot_beat("run-1", "running", {"slots": 2}) == ("pause", "person:ann")
     assert await orch.autopilot_beat("run-1", "paused", {"slots": 0}) is None  # heard once
-    assert await orch.autopilot_want("resume", "run-1") == 1
-    assert await orch.autopilot_beat("run-1", "paused", {}) == "resume"
-    assert await orch.autopilot_beat("run-2", "running", {"n": [1, 2]}) == "pause"
+    assert await orch.autopilot_want("resume", "person:bo", "run-1") == 1
+    assert await orch.autopilot_beat("run-1", "paused", {}) == ("resume", "person:bo")
+    assert await orch.autopilot_beat("run-2", "running", {"n": [1, 2]}) == ("pause", "person:ann")
     world.clock.advance(5)
     assert await orch.autopilot_beat("run-2", "ended", {"done": True}) is None
-    assert await orch.autopilot_want("stop") == 1  # an ended run hears nothing
+    assert await orch.autopilot_want("stop", "person:ann") == 1  # an ended run hears nothing
 
     runs = await orch.autopilot_runs(since)
     assert [(r["id"], r["state"], r["report"]) for r in runs] == [

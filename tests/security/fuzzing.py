@@ -66,8 +66,9 @@ HOLDER = "fuzz-other-agent"  # an agent id that is not this connection's
 SECTION = "notes"
 KEEP = 8  # how many learnt leases, holders and task ids stay in play
 TRACEBACK_MARKERS = ("Traceback", 'File "')
-# Every table the migrations create (wvo_mcp/store/sql/sqlite/migrations/*.sql). The digest takes
-# every table it finds; this list only makes sure none of these went missing.
+# Every table the migrations create (wvo_mcp/store/sql/*/migrations/*.sql). The digest takes
+# every table it finds; this list only makes sure none of these went missing. The dialect
+# tests (tests/unit/test_sql_dialects.py) check PostgreSQL has each, as SQLite has it.
 EXPECTED_TABLES = frozenset(
     {
         "tasks",
@@ -84,6 +85,10 @@ EXPECTED_TABLES = frozenset(
         "health_anomalies",
         "provider_usage",
         "provider_breakers",
+        "autopilot_runs",
+        "api_tokens",
+        "run_outputs",
+        "agent_usage",
     }
 )
 OUTCOMES = ("ok", "tool_error", "protocol_error", "dropped")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.security.fuzzing import EXPECTED_TABLES
 from wvo_mcp.store.sql import migrations, parse_queries, queries
 from wvo_mcp.store.sqlite import split_statements
 
@@ -130,15 +131,7 @@ def test_migrations_build_the_schema(db: sqlite3.Connection) -> None:
         for kind, name in db.execute("SELECT type, name FROM sqlite_master WHERE sql IS NOT NULL")
     }
     tables = {name for kind, name in names if kind == "table"}
-    assert {
-        "tasks",
-        "task_dependencies",
-        "task_events",
-        "checkpoints",
-        "agents",
-        "queue_counts",
-        "settings_meta",
-    } <= tables
+    assert tables >= EXPECTED_TABLES
     triggers = {name for kind, name in names if kind == "trigger"}
     assert {
         "tasks_counted_on_insert",

@@ -15,6 +15,7 @@ from psycopg import pq
 from psycopg.rows import dict_row
 
 from tests.pgcluster import Cluster
+from tests.security.fuzzing import EXPECTED_TABLES as TABLES
 from tests.unit.test_sql import migrated, none_params
 from wvo_mcp.store.postgres import PostgresDatabase
 from wvo_mcp.store.sql import migrations, queries
@@ -24,24 +25,6 @@ SQLITE = queries("sqlite")
 POSTGRES = queries("postgres")
 # What the services may get back: str, int, float (text, bigint, integer, double precision).
 ALLOWED_RESULT_TYPES = {"text": 25, "int8": 20, "int4": 23, "float8": 701}
-TABLES = {
-    "tasks",
-    "task_dependencies",
-    "task_events",
-    "checkpoints",
-    "agents",
-    "queue_counts",
-    "settings_meta",
-    "context_sections",
-    "context_history",
-    "monitor_leader",
-    "health_snapshots",
-    "health_anomalies",
-    "provider_usage",
-    "provider_breakers",
-    "autopilot_runs",
-    "api_tokens",
-}
 
 
 # ---- the files alone -----------------------------------------------------------------
@@ -190,6 +173,8 @@ def test_text_keys_and_timestamps_compare_as_bytes(
         "message",
         "observation",
         "report",
+        "stdout",
+        "stderr",
     }
     for r in conn.execute(
         "SELECT table_name, column_name, collation_name FROM information_schema.columns "

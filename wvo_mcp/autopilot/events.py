@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 Outcome = Literal["success", "failure", "rate_limited", "context_limit", "auth"]
 MESSAGE_CHARS = 8000  # a reviewer's notes fit; reasons written to events are cut shorter
+GLIMPSE_CHARS = 240  # a line of the dashboard's live log
 
 # By HTTP status first (Claude Code names it), then by message (Codex, plain CLIs).
 _BY_STATUS: dict[int, Outcome] = {401: "auth", 403: "auth", 429: "rate_limited"}
@@ -81,6 +82,34 @@ def _count(value: object) -> int:
 
 def _text(value: object) -> str:
     return value[:MESSAGE_CHARS] if isinstance(value, str) else ""
+
+
+def glimpse(line: str) -> str:
+    """A worker's output line as the dashboard's live log shows it: a JSON event of Claude
+    Code or Codex shortened to its type and what was said, called or run; any other line as
+    it is. Cut to GLIMPSE_CHARS."""
+    event = _object(line)
+    if event is None:
+        return line[:GLIMPSE_CHARS]
+    said = []
+    message = event.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    for part in content if isinstance(content, list) else []:
+        if not isinstance(part, dict):
+            continue
+        if part.get("type") == "text":
+            said.append(_text(part.get("text")))
+        elif part.get("type") == "tool_use":
+            said.append(f"calls {_text(part.get('name'))}")
+        elif part.get("type") == "tool_result":
+            said.append("tool result")
+    item = event.get("item")
+    if isinstance(item, dict):
+        said.append(f"{_text(item.get('type'))}: {_text(item.get('text') or item.get('command'))}")
+    if event.get("type") == "result":
+        said.append(_text(event.get("result")))
+    shown = " ".join(" ".join(s.split()) for s in said if s)
+    return f"[{_text(event.get('type')) or '?'}] {shown}".rstrip()[:GLIMPSE_CHARS]
 
 
 @dataclass

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -45,6 +46,7 @@ REVIEW_DIFF_CHARS = 40_000
 LIVE_SECONDS = 30  # an autopilot seen this recently is running
 RUN_LOG_BYTES = 8 * 1024 * 1024  # of a worker's output, per run
 RUN_LOGS_KEPT = 20  # runs kept per task: older logs are removed
+TAIL_LINES = 20  # of a running worker's output, in each round's report
 DRAINED = "stopped: the autopilot drained"
 ROUTING_OUTCOME: dict[events.Outcome, routing.Outcome] = {
     "success": "success",
@@ -79,6 +81,8 @@ class Slot:
     task_id: str = ""  # while busy
     since: str = ""
     suffix: str = ""  # set when another autopilot runs on the database: ids stay apart
+    # The running CLI's last output lines, shortened: the dashboard's live log of the task.
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
 
     @property
     def agent_id(self) -> str:
@@ -235,7 +239,7 @@ class Autopilot:
         """What `wvo-mcp autopilot status` shows of this run."""
         return {
             "workers": [
-                {"agent": s.agent_id, "task": s.task_id, "since": s.since}
+                {"agent": s.agent_id, "task": s.task_id, "since": s.since, "tail": list(s.tail)}
                 for s in self.slots
                 if s.busy
             ],
@@ -275,7 +279,8 @@ class Autopilot:
         """Tell the database what this run is doing; do what a person asked of it (and say
         so at once, for whoever asks for the status next)."""
         before = self.state
-        wanted = await self.orchestrator.autopilot_beat(self.run_id, before, self.report())
+        asked = await self.orchestrator.autopilot_beat(self.run_id, before, self.report())
+        wanted, by = asked or (None, "")
         if wanted == "stop":
             self.stop()
         elif wanted in ("pause", "resume"):
@@ -284,9 +289,9 @@ class Autopilot:
             await self.orchestrator.autopilot_beat(self.run_id, self.state, self.report())
             self.say(
                 {
-                    "draining": "stop asked from another terminal: draining",
-                    "paused": "paused: no new workers until resume",
-                    "running": "resumed",
+                    "draining": f"stop asked by {by}: draining",
+                    "paused": f"paused by {by}: no new workers until resume",
+                    "running": f"resumed by {by}",
                 }[self.state]
             )
 
@@ -487,6 +492,7 @@ class Autopilot:
         self, slot: Slot, task_id: str, argv: list[str], worktree: Path, run_log: TextIO
     ) -> events.Finish:
         stream = events.stream_for(slot.kind.kind)
+        slot.tail.clear()
         # The worker's CLI keeps the person's environment (its API keys), not ours.
         env = {k: v for k, v in os.environ.items() if not k.startswith("WVO_")}
         process = await anyio.open_process(
@@ -521,6 +527,7 @@ class Autopilot:
                     if logged >= RUN_LOG_BYTES:
                         run_log.write(f"# wvo-mcp autopilot: log cut at {RUN_LOG_BYTES} bytes\n")
                 stream.feed(text)
+                slot.tail.append(events.glimpse(text))
 
         async def watch(scope: anyio.CancelScope) -> None:
             nonlocal last_seen, hung
@@ -650,6 +657,7 @@ class Autopilot:
                 ROUTING_OUTCOME[finish.outcome],
                 task_id,
                 token,
+                slot.agent_id,
             )
 
     async def _plan(self, goal: str, base: str) -> None:

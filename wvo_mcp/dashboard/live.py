@@ -1,13 +1,13 @@
 """The dashboard's live view: ONE change-cursor poller per process, whatever the number of
 viewers. Started with the first subscriber and stopped with the last, it reads every
 POLL_SECONDS, in one read transaction, the events past its cursor (and the held tasks'
-renewals, which write no event) and hands the changed task ids to every subscriber's
-bounded buffer. Any process on any host that writes the database is seen, since the event
-log is in the database."""
+renewals, which write no event, and a mark per view: usage reports, health ticks, autopilot rounds)
+and hands the changed task ids and views to every subscriber's bounded buffer. Any process
+on any host that writes the database is seen, since the event log is in the database."""
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -23,12 +23,14 @@ BUFFER = 1000  # task ids a subscriber may have waiting; past it, it is told to 
 @dataclass
 class Change:
     """What a subscriber is told: these tasks changed (or, `reset`, too many to say: reload
-    the board), up to event `cursor`; the counts as they are now."""
+    the board), up to event `cursor`; the counts as they are now; which of the other views
+    (budgets, health, autopilot) changed."""
 
     cursor: int
     task_ids: list[str]
     counts: dict[str, int]
     reset: bool = False
+    views: list[str] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -37,11 +39,15 @@ class Subscriber:
     ids: dict[str, None] = field(default_factory=dict)  # an ordered set
     counts: dict[str, int] = field(default_factory=dict)
     reset: bool = False
+    views: set[str] = field(default_factory=set)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def offer(self, cursor: int, task_ids: list[str], counts: dict[str, int]) -> None:
+    def offer(
+        self, cursor: int, task_ids: list[str], counts: dict[str, int], views: Iterable[str] = ()
+    ) -> None:
         self.cursor = max(self.cursor, cursor)
         self.counts = counts
+        self.views.update(views)
         if not self.reset:
             self.ids.update(dict.fromkeys(task_ids))
             if len(self.ids) > BUFFER:
@@ -55,8 +61,8 @@ class Subscriber:
         except TimeoutError:
             return None
         self.ready.clear()
-        change = Change(self.cursor, list(self.ids), self.counts, self.reset)
-        self.ids, self.reset = {}, False
+        change = Change(self.cursor, list(self.ids), self.counts, self.reset, sorted(self.views))
+        self.ids, self.reset, self.views = {}, False, set()
         return change
 
 
@@ -68,6 +74,7 @@ class Hub:
         self.subscribers: set[Subscriber] = set()
         self.cursor = 0
         self.beats: dict[str, str | None] = {}
+        self.marks: dict[str, str] = {}
         self.poller: asyncio.Task[None] | None = None
         self.lock = asyncio.Lock()
 
@@ -84,7 +91,7 @@ class Hub:
             if self.poller is None:
                 first = await self._open().board_changes(2**62, 1)
                 self.cursor = await self._open().last_event_id()
-                self.beats = first.beats
+                self.beats, self.marks = first.beats, first.marks
                 self.poller = asyncio.create_task(self._poll(), name="wvo-dashboard-poller")
             subscriber = Subscriber(self.cursor)
             self.subscribers.add(subscriber)
@@ -123,11 +130,12 @@ class Hub:
                 for task_id, beat in changes.beats.items()
                 if self.beats.get(task_id) != beat
             ]
-            self.beats = changes.beats
+            views = [view for view, mark in changes.marks.items() if self.marks.get(view) != mark]
+            self.beats, self.marks = changes.beats, changes.marks
             ids = list(dict.fromkeys([*changes.task_ids, *renewed]))
             self.cursor = changes.cursor
-            if ids:
+            if ids or views:
                 for subscriber in list(self.subscribers):
-                    subscriber.offer(self.cursor, ids, changes.counts)
+                    subscriber.offer(self.cursor, ids, changes.counts, views)
             if not changes.full:
                 await asyncio.sleep(POLL_SECONDS)

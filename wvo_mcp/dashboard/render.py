@@ -2,7 +2,9 @@
 fetches share these functions, so a card looks the same however it arrived)."""
 
 import re
+from dataclasses import dataclass
 from html import escape
+from typing import Any
 from urllib.parse import quote
 
 from wvo_mcp.models import (
@@ -14,7 +16,7 @@ from wvo_mcp.models import (
     ProviderStatusReport,
 )
 from wvo_mcp.services.board import AgentRow, Board, Card, Column, Filters
-from wvo_mcp.services.tasks import TaskView
+from wvo_mcp.services.tasks import RunView, TaskView
 
 LOGIN = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>wvo-mcp dashboard: sign in</title>
@@ -214,9 +216,41 @@ def diff(patch: str, cut: bool) -> str:
     return f'<pre class="patch">{"".join(lines)}</pre>{more}'
 
 
-def task(view: TaskView, event_limit: int, git: bool) -> str:
-    """A task's detail: everything escaped (titles, descriptions, summaries and reasons are
-    written by agents)."""
+def _run(run: RunView) -> str:
+    """A sandbox run or verification: its event, and its output tails folded away."""
+    tails = "".join(
+        f'<details class="output" data-stream="{name}"><summary>{name} (tail)</summary>'
+        f'<pre class="tail">{escape(text)}</pre></details>'
+        for name, text in (("stdout", run.stdout), ("stderr", run.stderr))
+        if text
+    )
+    return _event(run.event).removesuffix("</li>") + tails + "</li>"
+
+
+@dataclass(frozen=True)
+class LiveLog:
+    """An autopilot worker's latest output lines for the task it runs."""
+
+    agent: str
+    run_id: str
+    lines: list[str]
+
+
+def _live_log(log: LiveLog | None) -> str:
+    if log is None:
+        return ""
+    lines = "\n".join(log.lines) or "(no output yet)"
+    return (
+        f'<section class="live-log" data-agent="{escape(log.agent)}"><h3>Live log: '
+        f'{escape(log.agent)}</h3><pre class="tail">{escape(lines)}</pre>'
+        f'<p class="note">the worker\'s latest output lines, as autopilot '
+        f"<code>{escape(log.run_id)}</code> reported them on its last round</p></section>"
+    )
+
+
+def task(view: TaskView, event_limit: int, git: bool, log: LiveLog | None = None) -> str:
+    """A task's detail: everything escaped (titles, descriptions, summaries, reasons and
+    output are written by agents and their commands)."""
     e = escape
     found, events, checkpoints, runs = view.task, view.events, view.checkpoints, view.runs
     b = found.breakdown
@@ -250,7 +284,7 @@ def task(view: TaskView, event_limit: int, git: bool) -> str:
         f"<tr><th>score</th><td>{b.score:g}</td></tr></table>"
     )
     newest = f"the {event_limit} newest" if len(events) >= event_limit else f"{len(events)}"
-    run_items = "".join(_event(r) for r in runs) or '<li class="none">none recorded</li>'
+    run_items = "".join(_run(r) for r in runs) or '<li class="none">none recorded</li>'
     cps = "".join(_checkpoint(c, git) for c in checkpoints)
     return (
         f'<article class="detail" id="detail" data-id="{e(found.id)}">'
@@ -259,7 +293,7 @@ def task(view: TaskView, event_limit: int, git: bool) -> str:
         f'<a class="page-link" href="{task_url(found.id)}">page</a>'
         '<button type="button" class="close" hidden>close</button></header>'
         f'<section class="description"><h3>Description</h3>{_text(found.description)}</section>'
-        f'<section class="facts"><dl>{dl}</dl></section>'
+        f'<section class="facts"><dl>{dl}</dl></section>{_live_log(log)}'
         f"<section><h3>WSJF</h3>{wsjf}</section>"
         f'<section class="deps"><h3>Waits on</h3>{_refs(found.dependencies)}'
         f"<h3>Unblocks</h3>{_refs(found.dependents)}</section>"
@@ -267,8 +301,7 @@ def task(view: TaskView, event_limit: int, git: bool) -> str:
         f"<ol>{cps or '<li class=none>none</li>'}</ol></section>"
         '<section class="runs"><h3>Sandbox and verification runs</h3>'
         f'<ol>{run_items}</ol><p class="note">Each run\'s summary (command, exit, time, '
-        "sandbox) as recorded; their output is not stored (the agent that ran it got the "
-        "tails).</p></section>"
+        "sandbox) and the last lines of its output.</p></section>"
         f'<section class="events"><h3>Events ({newest})</h3>'
         f"<ol>{''.join(_event(ev) for ev in events)}</ol></section></article>"
     )
@@ -283,7 +316,8 @@ def task_page(detail: str, task_id: str, who: str) -> str:
 
 
 def agents(found: list[AgentRow], stale_minutes: float) -> str:
-    """Each agent with the task it holds, its done count and the monitor's reading of it."""
+    """Each agent with its route, the task it holds, today's usage, its done count and the
+    monitor's reading of it."""
     e = escape
     if not found:
         return '<p class="none">no agents yet</p>'
@@ -298,16 +332,20 @@ def agents(found: list[AgentRow], stale_minutes: float) -> str:
         rows.append(
             f'<tr class="agent" data-id="{e(a.id)}" data-state="{e(a.state)}">'
             f'<td class="agent-id">{e(a.id)}</td><td>{e(a.provider or "")}</td>'
-            f"<td>{e(a.model or '')}</td><td><time>{e(a.last_seen_at)}</time></td>"
+            f'<td>{e(a.model or "")}</td><td class="tier">{e(a.tier or "")}</td>'
             f'<td class="state">{e(a.state)}</td><td class="task">{task}</td>'
+            f"<td><time>{e(a.beat_at or '')}</time></td><td><time>{e(a.last_seen_at)}</time></td>"
+            f'<td class="tokens">{a.tokens_today}</td><td class="cost">{a.cost_today:.4g}</td>'
             f'<td class="done">{a.done}</td></tr>'
         )
     return (
         '<table class="agents"><thead><tr><th>agent</th><th>provider</th><th>model</th>'
-        "<th>last seen</th><th>state</th><th>current task</th><th>tasks done</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
+        "<th>tier</th><th>state</th><th>current task</th><th>last heartbeat</th>"
+        "<th>last seen</th><th>tokens today</th><th>cost today</th><th>tasks done</th>"
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
         f'<p class="note">silent: not seen for {stale_minutes:g} minutes (the health '
-        "monitor's stale threshold); working: holds a live lease; idle: neither.</p>"
+        "monitor's stale threshold); working: holds a live lease; idle: neither. Tokens and "
+        "cost: today's (UTC) usage reports that name the agent.</p>"
     )
 
 
@@ -366,8 +404,30 @@ def budgets(report: ProviderStatusReport) -> str:
     return "".join(parts)
 
 
-def health(report: HealthReport) -> str:
-    """Open anomalies by severity, the monitor's latest actions, and throughput."""
+def _chart(hours: list[tuple[str, int]]) -> str:
+    """Completions per hour as bars (an SVG: no script, no inline style)."""
+    top = max((n for _, n in hours), default=0) or 1
+    bars = "".join(
+        f'<rect x="{i * 14}" y="{40 - round(40 * n / top)}" width="12" '
+        f'height="{round(40 * n / top)}"><title>{escape(hour)}:00 UTC: {n} done</title></rect>'
+        for i, (hour, n) in enumerate(hours)
+    )
+    return (
+        f'<svg class="chart" viewBox="0 0 {len(hours) * 14} 40" width="{len(hours) * 14 * 2}" '
+        f'height="80" role="img" aria-label="tasks done per hour, the last {len(hours)} '
+        f'hours (at most {top})">{bars}</svg>'
+    )
+
+
+@dataclass(frozen=True)
+class Backups:
+    count: int
+    latest: str | None  # its time; None: no backup yet
+
+
+def health(report: HealthReport, hours: list[tuple[str, int]], backups: Backups | None) -> str:
+    """Open anomalies by severity, the monitor's latest actions, throughput per hour and
+    the backups (None: the database is not a file this server backs up)."""
     e = escape
     parts = [f'<p class="message">{e(report.message)}</p>']
     if report.leader:
@@ -421,5 +481,65 @@ def health(report: HealthReport) -> str:
             f"{c.agents_silent} silent</li></ul>"
             f'<p class="note">as of the monitor\'s tick at <time>{e(report.snapshot.at)}'
             "</time></p>"
+        )
+    parts.append(f'<h4>Done per hour</h4><div class="throughput-chart">{_chart(hours)}</div>')
+    parts.append("<h3>Backups</h3>")
+    if backups is None:
+        parts.append('<p class="none">PostgreSQL: back up with pg_dump (docs/postgres.md)</p>')
+    elif backups.latest is None:
+        parts.append('<p class="none backups">no backup yet</p>')
+    else:
+        parts.append(
+            f'<p class="backups">{backups.count} kept; the latest at '
+            f"<time>{e(backups.latest)}</time></p>"
+        )
+    return "".join(parts)
+
+
+# ---- the autopilot view -------------------------------------------------------------------
+
+
+def autopilot(runs: list[dict[str, Any]], can_act: bool) -> str:
+    """Each autopilot run of the last hour: its state, who last asked something of it, its
+    workers with their tasks and latest output, its totals; pause and resume for a person."""
+    e = escape
+    if not runs:
+        return '<p class="none">no autopilot has run in the last hour</p>'
+    parts = []
+    for run in runs:
+        report = run["report"] if isinstance(run["report"], dict) else {}
+        buttons = ""
+        if can_act and run["state"] != "ended":
+            wanted = "resume" if run["state"] == "paused" else "pause"
+            buttons = (
+                f'<button type="button" class="pilot" data-pilot="{wanted}" '
+                f'data-run="{e(run["id"])}">{wanted.capitalize()}</button>'
+            )
+        asked = f" (last asked by {e(run['asked_by'])})" if run.get("asked_by") else ""
+        workers = []
+        for w in report.get("workers", []) if isinstance(report.get("workers"), list) else []:
+            if not isinstance(w, dict):
+                continue
+            tail = "\n".join(str(line) for line in w.get("tail") or [])
+            workers.append(
+                f'<li class="worker"><span class="agent">{e(str(w.get("agent", "")))}</span> '
+                f'<a class="open" href="{task_url(str(w.get("task", "")))}">'
+                f"{e(str(w.get('task', '')))}</a> since <time>{e(str(w.get('since', '')))}"
+                f'</time><details><summary>latest output</summary><pre class="tail">'
+                f"{e(tail or '(none yet)')}</pre></details></li>"
+            )
+        totals = ", ".join(
+            f"{report.get(k, 0)} {label}"
+            for k, label in (("launched", "launched"), ("done", "done"), ("released", "released"))
+        )
+        parts.append(
+            f'<section class="pilot-run" data-id="{e(run["id"])}" data-state="{e(run["state"])}">'
+            f'<h3><code>{e(run["id"])}</code> <span class="pilot-state">{e(run["state"])}</span>'
+            f"{asked} {buttons}</h3><p>since <time>{e(run['started_at'])}</time>, last round "
+            f"<time>{e(run['seen_at'])}</time>; {e(totals)}; "
+            f"{report.get('input_tokens', 0)} + {report.get('output_tokens', 0)} tokens, "
+            f"${float(report.get('cost_usd', 0) or 0):.2f}</p>"
+            f'<ul class="workers">{"".join(workers) or "<li class=none>no worker running</li>"}'
+            "</ul></section>"
         )
     return "".join(parts)

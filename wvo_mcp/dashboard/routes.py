@@ -2,18 +2,22 @@
 handlers over the orchestrator, the same tokens as the MCP endpoint.
 
 Who may do what: person and operator tokens view, only a person acts (approve, reject,
-re-queue, cancel: the same orchestrator calls as the person tools, recorded as
-`person:NAME`); an agent token gets 403 on every route. A browser signs in by pasting a
-token (POST /dashboard/login sets an HttpOnly, SameSite=Strict cookie); anything else sends
+re-queue, cancel: the same orchestrator calls as the person tools; pause and resume the
+autopilot, as the CLI does; each recorded as `person:NAME`); an agent token gets 403 on
+every route. A browser signs in by pasting a token (POST /dashboard/login sets an HttpOnly,
+SameSite=Strict cookie); anything else sends
 `Authorization: Bearer`. Actions also need the header `X-WVO-Action: 1`, which a cross-site
 form cannot send. With `--no-auth` (loopback) anyone may view and nobody acts.
 """
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from html import escape
 from importlib import resources
+from typing import Any
 
+import anyio.to_thread
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.requests import Request
@@ -26,7 +30,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from wvo_mcp import access, identity
+from wvo_mcp import access, backups, identity, timeutil
 from wvo_mcp.dashboard import render
 from wvo_mcp.dashboard.live import Hub
 from wvo_mcp.errors import NotFound, WvoError
@@ -43,6 +47,8 @@ STATIC = {"app.js": "text/javascript", "app.css": "text/css"}
 REJECT_TO = ("cancelled", "blocked", "pending", "in_progress")
 EVENTS = 200  # a task's newest events its detail shows
 RUNS = 50  # and its newest sandbox runs and verifications
+CHART_HOURS = 12  # the health view's completions per hour
+PILOT_ACTIONS = ("pause", "resume")
 # On every dashboard answer. The page loads its one script and stylesheet from here; it has
 # no inline script, handler or style, so nothing an agent writes into a task can run.
 SECURITY_HEADERS = {
@@ -94,6 +100,7 @@ class Dashboard:
             (f"{PATH}/api/tasks/{{task_id}}/checkpoints/{{seq:int}}/diff", self.diff, "GET"),
             (f"{PATH}/api/tasks/{{task_id}}/{{action}}", self.act, "POST"),
             (f"{PATH}/api/views/{{name}}", self.view, "GET"),
+            (f"{PATH}/api/autopilot/{{action}}", self.pilot, "POST"),
             (f"{PATH}/events", self.events, "GET"),
         ]
         return [Route(path, _secured(handler), methods=[method]) for path, handler, method in found]
@@ -217,8 +224,8 @@ class Dashboard:
         )  # fmt: skip
 
     async def view(self, request: Request) -> Response:
-        """The agents, budgets or health view as an HTML fragment, from the same orchestrator
-        calls as the tools (`agents` lists the agents table through one named query)."""
+        """The agents, budgets, health or autopilot view as an HTML fragment, from the same
+        orchestrator calls as the tools and the CLI."""
         caller = await self._caller(request)
         if isinstance(caller, Response):
             return caller
@@ -229,16 +236,48 @@ class Dashboard:
         elif name == "budgets":
             html = render.budgets(await db.provider_status())
         elif name == "health":
-            html = render.health(await db.health_report())
+            html = render.health(
+                await db.health_report(), await db.done_per_hour(CHART_HOURS), await self._backups()
+            )
+        elif name == "autopilot":
+            html = render.autopilot(await self._pilots(), caller.role == "person")
         else:
             return JSONResponse({"error": f"no view {name!r}"}, status_code=404)
         return JSONResponse({"html": html}, headers={"Cache-Control": "no-store"})
 
+    async def _backups(self) -> render.Backups | None:
+        """The SQLite file's backups (the health monitor takes them); None on PostgreSQL."""
+        settings = self._db().settings
+        if settings.database_url is not None:
+            return None
+        found = await anyio.to_thread.run_sync(backups.listing, settings.backups_dir)
+        latest = timeutil.to_text(found[-1][1]) if found else None
+        return render.Backups(len(found), latest)
+
+    async def _pilots(self) -> list[dict[str, Any]]:
+        """The autopilot runs of the last hour."""
+        db = self._db()
+        return await db.autopilot_runs(timeutil.to_text(db.clock() - timedelta(hours=1)))
+
     async def _task(self, task_id: str) -> str:
-        """A task's detail as HTML (NotFound when there is no such task)."""
+        """A task's detail as HTML (NotFound when there is no such task), with the live log
+        of the autopilot worker running it, if one is."""
         db = self._db()
         view = await db.task_view(task_id, EVENTS, RUNS)
-        return render.task(view, EVENTS, git=db.git is not None)
+        log = None
+        if view.task.status == Status.IN_PROGRESS:
+            log = next(
+                (
+                    render.LiveLog(str(w.get("agent", "")), run["id"], [str(x) for x in tail])
+                    for run in await self._pilots()
+                    if run["state"] != "ended"
+                    for w in run["report"].get("workers") or []
+                    if isinstance(w, dict) and w.get("task") == task_id
+                    and isinstance(tail := w.get("tail") or [], list)
+                ),
+                None,
+            )  # fmt: skip
+        return render.task(view, EVENTS, git=db.git is not None, log=log)
 
     async def task_page(self, request: Request) -> Response:
         caller = await self._caller(request)
@@ -276,19 +315,33 @@ class Dashboard:
             return JSONResponse({"error": str(exc)}, status_code=409)
         return JSONResponse({"html": render.diff(patch, cut)})
 
-    async def act(self, request: Request) -> Response:
-        caller = await self._caller(request)
-        if isinstance(caller, Response):
-            return caller
+    @staticmethod
+    def _may_act(request: Request, caller: access.Caller) -> Response | None:
+        """None when the caller is a person and the request says it is an action (a
+        cross-site form cannot set the header); else the refusal."""
         if caller.role != "person":
             return JSONResponse({"error": "only a person token may act"}, status_code=403)
         if request.headers.get("x-wvo-action") != "1":
             return JSONResponse({"error": "actions need the header X-WVO-Action: 1"}, 403)
+        return None
+
+    @staticmethod
+    async def _body(request: Request) -> dict[str, Any]:
+        """The JSON object sent, or {} for anything else."""
         try:
             body = await request.json()
         except ValueError:
-            body = {}
-        body = body if isinstance(body, dict) else {}
+            return {}
+        return body if isinstance(body, dict) else {}
+
+    async def act(self, request: Request) -> Response:
+        caller = await self._caller(request)
+        if isinstance(caller, Response):
+            return caller
+        refused = self._may_act(request, caller)
+        if refused is not None:
+            return refused
+        body = await self._body(request)
         note = str(body["note"])[:4000] if body.get("note") else None
         task_id, action = request.path_params["task_id"], request.path_params["action"]
         by = identity.person(caller.name)
@@ -316,9 +369,33 @@ class Dashboard:
             return JSONResponse({"error": f"{type(exc).__name__}: {exc}"}, 409)
         return JSONResponse(done.model_dump(mode="json", exclude_none=True))
 
+    async def pilot(self, request: Request) -> Response:
+        """Ask running autopilots (all, or the body's `run`) to pause or resume, as the CLI
+        does, recorded as `person:NAME`."""
+        caller = await self._caller(request)
+        if isinstance(caller, Response):
+            return caller
+        refused = self._may_act(request, caller)
+        if refused is not None:
+            return refused
+        action = request.path_params["action"]
+        if action not in PILOT_ACTIONS:
+            return JSONResponse({"error": f"no autopilot action {action!r}; pause or resume"}, 404)
+        body = await self._body(request)
+        run_id = str(body["run"])[:200] if body.get("run") else None
+        heard = await self._db().autopilot_want(action, identity.person(caller.name), run_id)
+        if not heard:
+            return JSONResponse(
+                {"error": "no running autopilot heard it (ended, or no such run); the "
+                          "Autopilot tab lists the runs"},
+                status_code=409,
+            )  # fmt: skip
+        return JSONResponse({"heard": heard, "action": action})
+
     async def events(self, request: Request) -> Response:
         """Server-sent events: `tasks` (these ids changed; the counts) with `id:` the last
-        event seen, so a reconnecting EventSource resumes from Last-Event-ID."""
+        event seen, so a reconnecting EventSource resumes from Last-Event-ID; `views` (these
+        views changed: budgets, health, autopilot)."""
         caller = await self._caller(request)
         if isinstance(caller, Response):
             return caller
@@ -341,6 +418,9 @@ class Dashboard:
                 if change is None:
                     yield ": keepalive\n\n"
                     continue
-                kind = "reset" if change.reset else "tasks"
-                data = json.dumps({"ids": change.task_ids, "counts": change.counts})
-                yield f"id: {change.cursor}\nevent: {kind}\ndata: {data}\n\n"
+                if change.views:
+                    yield f"event: views\ndata: {json.dumps({'views': change.views})}\n\n"
+                if change.reset or change.task_ids:
+                    kind = "reset" if change.reset else "tasks"
+                    data = json.dumps({"ids": change.task_ids, "counts": change.counts})
+                    yield f"id: {change.cursor}\nevent: {kind}\ndata: {data}\n\n"

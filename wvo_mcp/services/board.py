@@ -3,7 +3,9 @@ a count of rows), a keyset-paged column, cards by id, and the change cursor the 
 follows (the event log, plus lease renewals, which write no event)."""
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from wvo_mcp.errors import ValidationFailed
@@ -119,28 +121,47 @@ def cards(tx: Tx, ids: list[str], filters: Filters) -> list[Card]:
 @dataclass(frozen=True)
 class Changes:
     """What changed past a cursor: the tasks of new events (up to a limit), the new cursor,
-    the held tasks' last renewals, and the counts afterwards."""
+    the held tasks' last renewals, the counts afterwards, and a mark per view that changes
+    when what it shows does."""
 
     task_ids: list[str]
     cursor: int
     full: bool  # the limit was reached: more follow at once
     beats: dict[str, str | None]
     counts: dict[str, int]
+    marks: dict[str, str] = field(default_factory=dict)
 
 
-def changes(tx: Tx, after: int, limit: int) -> Changes:
+def changes(tx: Tx, after: int, limit: int, day: str) -> Changes:
+    """`day`: today as usage counts it (YYYY-MM-DD)."""
     rows = tx.all("events_after", (after, limit))
+    mark = tx.one("dashboard_marks", {"day": day})
+    assert mark is not None  # one row of aggregates
     return Changes(
         task_ids=list(dict.fromkeys(row["task_id"] for row in rows)),
         cursor=int(rows[-1]["id"]) if rows else after,
         full=len(rows) >= limit,
         beats={row["id"]: row["last_heartbeat_at"] for row in tx.all("lease_beats")},
         counts=counts(tx),
+        marks={
+            "agents": str(mark["usage"]),  # tokens and cost today
+            "budgets": f"{mark['usage']} {mark['breakers']}",
+            "health": str(mark["health"]),
+            "autopilot": str(mark["autopilot"]),
+        },
     )
 
 
 def last_event_id(tx: Tx) -> int:
     return int(tx.value("last_event_id"))
+
+
+def done_per_hour(tx: Tx, now: datetime, hours: int) -> list[tuple[str, int]]:
+    """Completions in each of the last `hours` hours (UTC 'YYYY-MM-DDTHH', oldest first; the
+    current hour so far last)."""
+    keys = [(now - timedelta(hours=n)).strftime("%Y-%m-%dT%H") for n in range(hours - 1, -1, -1)]
+    found = {row["hour"]: int(row["done"]) for row in tx.all("done_per_hour", {"since": keys[0]})}
+    return [(key, found.get(key, 0)) for key in keys]
 
 
 @dataclass(frozen=True)
@@ -152,17 +173,24 @@ class AgentRow:
     id: str
     provider: str | None
     model: str | None
+    tier: str | None  # the providers file's tier for its model, when it names one
     last_seen_at: str
     task_id: str | None
     task_title: str | None
+    beat_at: str | None  # the held task's last heartbeat or checkpoint
     done: int
+    tokens_today: int
+    cost_today: float
     state: str
 
 
-def agents(tx: Tx, now: str, cutoff: str, limit: int) -> list[AgentRow]:
-    """The agents (by id, at most `limit`); `cutoff` is now less the stale threshold."""
+def agents(
+    tx: Tx, now: str, cutoff: str, day: str, limit: int, tier: Callable[[Row], str | None]
+) -> list[AgentRow]:
+    """The agents (by id, at most `limit`); `cutoff` is now less the stale threshold, `day`
+    the usage day (YYYY-MM-DD) whose tokens and spend are shown."""
     found = []
-    for row in tx.all("dashboard_agents", {"now": now, "limit": limit}):
+    for row in tx.all("dashboard_agents", {"now": now, "day": day, "limit": limit}):
         state = (
             "silent" if row["last_seen_at"] < cutoff
             else "working" if row["busy"]
@@ -173,10 +201,14 @@ def agents(tx: Tx, now: str, cutoff: str, limit: int) -> list[AgentRow]:
                 id=row["id"],
                 provider=row["provider"],
                 model=row["model"],
+                tier=tier(row),
                 last_seen_at=row["last_seen_at"],
                 task_id=row["task_id"],
                 task_title=row["task_title"],
+                beat_at=row["beat_at"],
                 done=int(row["done"]),
+                tokens_today=int(row["tokens_today"]),
+                cost_today=float(row["cost_today"]),
                 state=state,
             )
         )

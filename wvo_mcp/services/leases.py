@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +15,30 @@ from wvo_mcp.services import routes, rows
 from wvo_mcp.services.tasks import record_event
 from wvo_mcp.store import Row, Tx
 from wvo_mcp.transitions import Actor, Status, check_transition
+
+
+@dataclass(frozen=True)
+class Run:
+    """A sandbox run as a task keeps it: the one-line summary agents read back, and the
+    output tails (the last OUTPUT_KEPT characters of each stream) people read."""
+
+    summary: str
+    stdout: str
+    stderr: str
+
+    def record_output(self, tx: Tx, task_id: str) -> None:
+        """The tails, beside the task's newest event (the one just recorded)."""
+        tx.run(
+            "insert_run_output",
+            {"task_id": task_id, "stdout": _kept(self.stdout), "stderr": _kept(self.stderr)},
+        )
+
+
+OUTPUT_KEPT = 4000
+
+
+def _kept(text: str) -> str:
+    return text if len(text) <= OUTPUT_KEPT else "[...]\n" + text[-OUTPUT_KEPT:]
 
 
 def _task(tx: Tx, task_id: str) -> Row:
@@ -208,11 +233,11 @@ def update_status(
     now: datetime,
     *,
     by_person: bool = False,
-    verified: str | None = None,
+    verified: Run | None = None,
     skipped_by: str | None = None,
 ) -> UpdateResult:
-    """`verified`: the summary of the passing verify_command run; `skipped_by`: the person
-    who bypassed the gate. Either is recorded as an event with the move."""
+    """`verified`: the passing verify_command run; `skipped_by`: the person who bypassed
+    the gate. Either is recorded as an event with the move."""
     row = _task(tx, task_id)
     current = Status(row["status"])
     if token is not None and token != row["lease_token"]:
@@ -261,9 +286,11 @@ def update_status(
             at=stamp,
             actor=actor if verified is not None else str(skipped_by),
             kind="verified" if verified is not None else "verification_skipped",
-            reason=verified or "verify_command bypassed by a person",
+            reason=verified.summary if verified else "verify_command bypassed by a person",
             lease_epoch=epoch,
         )
+        if verified is not None:
+            verified.record_output(tx, task_id)
     record_event(
         tx,
         task_id,
@@ -337,9 +364,7 @@ def holding(tx: Tx, task_id: str, token: str) -> None:
     _held(tx, task_id, token)
 
 
-def record_run(
-    tx: Tx, task_id: str, token: str, agent_id: str, summary: str, now: datetime
-) -> None:
+def record_run(tx: Tx, task_id: str, token: str, agent_id: str, run: Run, now: datetime) -> None:
     """A holder's sandbox run, as an event on its task (checkpoint can attach it)."""
     row = _held(tx, task_id, token)
     record_event(
@@ -348,9 +373,10 @@ def record_run(
         at=timeutil.to_text(now),
         actor=agent_id,
         kind="sandbox_run",
-        reason=summary,
+        reason=run.summary,
         lease_epoch=row["lease_epoch"],
     )
+    run.record_output(tx, task_id)
 
 
 def gated(row: Row, status: Status) -> Status:

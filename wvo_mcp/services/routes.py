@@ -230,7 +230,9 @@ def record_usage(
     output_tokens: int,
     outcome: Outcome,
     now: datetime,
+    agent_id: str | None = None,
 ) -> UsageResult:
+    """Charge a model call to its provider and tier (and, when named, its agent's day)."""
     found, tier = providers.resolve(provider, model)
     if task_id is not None and tx.one("task_by_id", (task_id,)) is None:
         raise NotFound(f"no task with id {task_id!r}; omit task_id for usage outside a task")
@@ -249,6 +251,12 @@ def record_usage(
                 "failed": int(outcome != "success"),
             },
         )
+    if agent_id is not None:
+        tx.run(
+            "add_agent_usage",
+            {"agent_id": agent_id, "day": routing.windows(now)[1], "input": input_tokens,
+             "output": output_tokens, "cost": cost},
+        )  # fmt: skip
     stored = next((r for r in tx.all("provider_breakers") if r["provider"] == provider), None)
     before = Breaker() if stored is None else _breaker(stored)
     after = routing.after_outcome(before, outcome, found.breaker, now)

@@ -267,13 +267,23 @@ def events(tx: Tx, task_id: str, limit: int) -> list[Event]:
 
 
 @dataclass(frozen=True)
+class RunView:
+    """A sandbox run or verification: its event, and its output tails when they were kept
+    (runs recorded before the dashboard kept them, and skipped gates, have none)."""
+
+    event: Event
+    stdout: str | None
+    stderr: str | None
+
+
+@dataclass(frozen=True)
 class TaskView:
     """All the dashboard shows of one task, read in one snapshot."""
 
     task: TaskDetail
     events: list[Event]  # the newest, in time order
     checkpoints: list[Checkpoint]
-    runs: list[Event]
+    runs: list[RunView]
 
 
 def view(tx: Tx, task_id: str, events_limit: int, runs_limit: int) -> TaskView:
@@ -285,10 +295,12 @@ def view(tx: Tx, task_id: str, events_limit: int, runs_limit: int) -> TaskView:
     )
 
 
-def runs(tx: Tx, task_id: str, limit: int) -> list[Event]:
-    """A task's `limit` newest sandbox runs and verifications (their summaries), in time
-    order. Their output is not stored: the caller got it when the run ended."""
-    return [rows.event(r) for r in reversed(tx.all("task_runs", (task_id, limit)))]
+def runs(tx: Tx, task_id: str, limit: int) -> list[RunView]:
+    """A task's `limit` newest sandbox runs and verifications, in time order."""
+    return [
+        RunView(rows.event(r), r["stdout"], r["stderr"])
+        for r in reversed(tx.all("task_runs", (task_id, limit)))
+    ]
 
 
 def snapshot(tx: Tx, task_id: str, seq: int) -> tuple[str | None, str]:

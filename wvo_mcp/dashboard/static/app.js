@@ -98,6 +98,16 @@ function connect() {
   });
   source.addEventListener("reset", () => window.location.reload());
   source.addEventListener("tasks", () => viewChanged());
+  // Usage, the monitor's ticks and autopilot rounds write no task event: their views are
+  // named here when what they show changed.
+  source.addEventListener("views", (event) => {
+    const names = JSON.parse(event.data).views;
+    if (names.includes(view)) viewChanged();
+    const panel = document.getElementById("panel");
+    if (names.includes("autopilot") && panel && !panel.hidden && panel.querySelector(".live-log")) {
+      openTask(panel.dataset.id);
+    }
+  });
   source.addEventListener("error", () => {
     live.dataset.state = "closed";
     live.textContent = "reconnecting";
@@ -120,6 +130,22 @@ async function more(button) {
   col.dataset.next = page.next || "";
   button.hidden = !page.next;
   tick();
+}
+
+// Pause or resume an autopilot run (the Autopilot tab), as `wvo-mcp autopilot pause` does.
+async function pilot(button) {
+  const action = button.dataset.pilot;
+  if (!window.confirm(button.textContent + " autopilot " + button.dataset.run + "?")) return;
+  const answer = await fetch("/dashboard/api/autopilot/" + action, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-WVO-Action": "1" },
+    body: JSON.stringify({ run: button.dataset.run }),
+  });
+  const result = await answer.json();
+  say(answer.ok ? "asked the autopilot to " + action + "; it acts on its next round"
+                : result.error);
+  button.disabled = true;
 }
 
 async function act(button) {
@@ -226,6 +252,7 @@ document.addEventListener("click", (event) => {
   else if (button.classList.contains("more")) more(button);
   else if (button.classList.contains("diff")) showDiff(button);
   else if (button.classList.contains("close")) panel.hidden = true;
+  else if (button.dataset.pilot) pilot(button);
   else if (button.dataset.action) act(button);
 });
 

@@ -200,10 +200,18 @@ SELECT reason FROM task_events
 WHERE task_id = %s AND kind = 'sandbox_run' AND lease_epoch = %s ORDER BY id DESC LIMIT 1;
 
 -- name: task_runs
--- A task's sandbox runs and verifications (their one-line summaries), newest first.
-SELECT * FROM task_events
-WHERE task_id = %s AND kind IN ('sandbox_run', 'verified', 'verification_skipped')
-ORDER BY id DESC LIMIT %s;
+-- A task's sandbox runs and verifications (their one-line summaries and, when kept, their
+-- output tails), newest first.
+SELECT e.*, o.stdout, o.stderr FROM task_events e
+LEFT JOIN run_outputs o ON o.event_id = e.id
+WHERE e.task_id = %s AND e.kind IN ('sandbox_run', 'verified', 'verification_skipped')
+ORDER BY e.id DESC LIMIT %s;
+
+-- name: insert_run_output
+-- The output tails of the event just recorded on a task (the writer lock is held, so it is
+-- the task's newest event).
+INSERT INTO run_outputs (event_id, stdout, stderr)
+SELECT max(id), %(stdout)s, %(stderr)s FROM task_events WHERE task_id = %(task_id)s;
 
 -- name: checkpoints_of
 SELECT * FROM checkpoints WHERE task_id = %s ORDER BY seq;
@@ -339,20 +347,26 @@ SELECT a.id, EXISTS (
 FROM agents a WHERE a.last_seen_at >= %(cutoff)s;
 
 -- name: dashboard_agents
--- The dashboard's agents: identity, last seen, the task each holds (the first by id, with
--- whether its lease is live, 0 or 1) and how many tasks it has moved to done.
+-- The dashboard's agents: identity, last seen, the task each holds (the first by id, its
+-- last renewal, whether its lease is live: 0 or 1), how many tasks it has moved to done, and
+-- its tokens and spend on `day`.
 SELECT a.id, a.provider, a.model, a.last_seen_at,
     (SELECT t.id FROM tasks t
      WHERE t.status = 'in_progress' AND t.assigned_to = a.id ORDER BY t.id LIMIT 1) AS task_id,
     (SELECT t.title FROM tasks t
      WHERE t.status = 'in_progress' AND t.assigned_to = a.id ORDER BY t.id LIMIT 1) AS task_title,
+    (SELECT t.last_heartbeat_at FROM tasks t
+     WHERE t.status = 'in_progress' AND t.assigned_to = a.id ORDER BY t.id LIMIT 1) AS beat_at,
     EXISTS (
         SELECT 1 FROM tasks t
         WHERE t.status = 'in_progress' AND t.assigned_to = a.id AND t.lease_expires_at >= %(now)s
     )::int AS busy,
     (SELECT count(*) FROM task_events e
-     WHERE e.to_status = 'done' AND e.actor = a.id) AS done
-FROM agents a ORDER BY a.id LIMIT %(limit)s;
+     WHERE e.to_status = 'done' AND e.actor = a.id) AS done,
+    coalesce(u.input_tokens + u.output_tokens, 0) AS tokens_today,
+    coalesce(u.cost, 0) AS cost_today
+FROM agents a LEFT JOIN agent_usage u ON u.agent_id = a.id AND u.day = %(day)s
+ORDER BY a.id LIMIT %(limit)s;
 
 -- name: silent_agent_count
 SELECT count(*) FROM agents WHERE last_seen_at < %s;
@@ -492,6 +506,14 @@ SELECT b.*,
     coalesce((t.status = 'in_progress' AND t.routed_provider = b.provider)::int, 0) AS probe_out
 FROM provider_breakers b LEFT JOIN tasks t ON t.id = b.probe_task;
 
+-- name: add_agent_usage
+INSERT INTO agent_usage (agent_id, day, input_tokens, output_tokens, cost)
+VALUES (%(agent_id)s, %(day)s, %(input)s, %(output)s, %(cost)s)
+ON CONFLICT (agent_id, day) DO UPDATE SET
+    input_tokens = agent_usage.input_tokens + excluded.input_tokens,
+    output_tokens = agent_usage.output_tokens + excluded.output_tokens,
+    cost = agent_usage.cost + excluded.cost;
+
 -- name: add_usage
 INSERT INTO provider_usage (provider, period, tier, input_tokens, output_tokens, cost, calls,
     failures)
@@ -559,14 +581,14 @@ VALUES (%(id)s, %(now)s, %(now)s, 'running');
 -- An autopilot's round: what it is doing now; answers what a person wants of it.
 UPDATE autopilot_runs SET seen_at = %(now)s, state = %(state)s, report = %(report)s
 WHERE id = %(id)s
-RETURNING wanted;
+RETURNING wanted, asked_by;
 
 -- name: autopilot_heard
 -- The request is acted on: forget it (unless another came meanwhile).
 UPDATE autopilot_runs SET wanted = NULL WHERE id = %(id)s AND wanted = %(wanted)s;
 
 -- name: autopilot_want
-UPDATE autopilot_runs SET wanted = %(wanted)s
+UPDATE autopilot_runs SET wanted = %(wanted)s, asked_by = %(by)s
 WHERE state <> 'ended' AND (%(id)s::text IS NULL OR id = %(id)s);
 
 -- name: autopilot_runs
@@ -599,6 +621,23 @@ SELECT id, task_id FROM task_events WHERE id > %s ORDER BY id LIMIT %s;
 
 -- name: last_event_id
 SELECT coalesce(max(id), 0)::bigint FROM task_events;
+
+-- name: dashboard_marks
+-- What the views other than the board show changes when these do (task moves are the
+-- event log's): usage reports and breakers, the monitor's ticks, autopilot rounds. Each
+-- reads a small table or the end of a primary key.
+SELECT
+    (SELECT coalesce(sum(calls), 0)::bigint FROM provider_usage
+     WHERE period >= %(day)s) AS usage,
+    (SELECT coalesce(max(updated_at), '') FROM provider_breakers) AS breakers,
+    (SELECT coalesce(max(id), 0) FROM health_snapshots) AS health,
+    (SELECT coalesce(max(seen_at), '') FROM autopilot_runs) AS autopilot;
+
+-- name: done_per_hour
+-- Completions per hour ('YYYY-MM-DDTHH') since a time, for the health view's chart.
+SELECT substr(at, 1, 13) AS hour, count(*) AS done FROM task_events
+WHERE to_status = 'done' AND at >= %(since)s
+GROUP BY substr(at, 1, 13) ORDER BY hour;
 
 -- name: lease_beats
 -- Held tasks and their last heartbeat or checkpoint (which write no event): WIP-limited.

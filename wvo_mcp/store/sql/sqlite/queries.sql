@@ -166,10 +166,18 @@ SELECT reason FROM task_events INDEXED BY task_events_by_task
 WHERE task_id = ? AND kind = 'sandbox_run' AND lease_epoch = ? ORDER BY id DESC LIMIT 1;
 
 -- name: task_runs
--- A task's sandbox runs and verifications (their one-line summaries), newest first.
-SELECT * FROM task_events INDEXED BY task_events_by_task
-WHERE task_id = ? AND kind IN ('sandbox_run', 'verified', 'verification_skipped')
-ORDER BY id DESC LIMIT ?;
+-- A task's sandbox runs and verifications (their one-line summaries and, when kept, their
+-- output tails), newest first.
+SELECT e.*, o.stdout, o.stderr FROM task_events e INDEXED BY task_events_by_task
+LEFT JOIN run_outputs o ON o.event_id = e.id
+WHERE e.task_id = ? AND e.kind IN ('sandbox_run', 'verified', 'verification_skipped')
+ORDER BY e.id DESC LIMIT ?;
+
+-- name: insert_run_output
+-- The output tails of the event just recorded on a task (the writer lock is held, so it is
+-- the task's newest event).
+INSERT INTO run_outputs (event_id, stdout, stderr)
+SELECT max(id), :stdout, :stderr FROM task_events WHERE task_id = :task_id;
 
 -- name: checkpoints_of
 SELECT * FROM checkpoints WHERE task_id = ? ORDER BY seq;
@@ -292,20 +300,26 @@ SELECT a.id, EXISTS (
 FROM agents a WHERE a.last_seen_at >= :cutoff;
 
 -- name: dashboard_agents
--- The dashboard's agents: identity, last seen, the task each holds (the first by id, with
--- whether its lease is live) and how many tasks it has moved to done.
+-- The dashboard's agents: identity, last seen, the task each holds (the first by id, its
+-- last renewal, whether its lease is live: 0 or 1), how many tasks it has moved to done, and
+-- its tokens and spend on `day`.
 SELECT a.id, a.provider, a.model, a.last_seen_at,
     (SELECT t.id FROM tasks t INDEXED BY tasks_holders
      WHERE t.status = 'in_progress' AND t.assigned_to = a.id ORDER BY t.id LIMIT 1) AS task_id,
     (SELECT t.title FROM tasks t INDEXED BY tasks_holders
      WHERE t.status = 'in_progress' AND t.assigned_to = a.id ORDER BY t.id LIMIT 1) AS task_title,
+    (SELECT t.last_heartbeat_at FROM tasks t INDEXED BY tasks_holders
+     WHERE t.status = 'in_progress' AND t.assigned_to = a.id ORDER BY t.id LIMIT 1) AS beat_at,
     EXISTS (
         SELECT 1 FROM tasks t INDEXED BY tasks_holders
         WHERE t.status = 'in_progress' AND t.assigned_to = a.id AND t.lease_expires_at >= :now
     ) AS busy,
     (SELECT count(*) FROM task_events e INDEXED BY task_events_done
-     WHERE e.to_status = 'done' AND e.actor = a.id) AS done
-FROM agents a ORDER BY a.id LIMIT :limit;
+     WHERE e.to_status = 'done' AND e.actor = a.id) AS done,
+    coalesce(u.input_tokens + u.output_tokens, 0) AS tokens_today,
+    coalesce(u.cost, 0) AS cost_today
+FROM agents a LEFT JOIN agent_usage u ON u.agent_id = a.id AND u.day = :day
+ORDER BY a.id LIMIT :limit;
 
 -- name: silent_agent_count
 SELECT count(*) FROM agents WHERE last_seen_at < ?;
@@ -439,6 +453,14 @@ GROUP BY routed_provider;
 SELECT b.*, coalesce(t.status = 'in_progress' AND t.routed_provider = b.provider, 0) AS probe_out
 FROM provider_breakers b LEFT JOIN tasks t ON t.id = b.probe_task;
 
+-- name: add_agent_usage
+INSERT INTO agent_usage (agent_id, day, input_tokens, output_tokens, cost)
+VALUES (:agent_id, :day, :input, :output, :cost)
+ON CONFLICT (agent_id, day) DO UPDATE SET
+    input_tokens = input_tokens + excluded.input_tokens,
+    output_tokens = output_tokens + excluded.output_tokens,
+    cost = cost + excluded.cost;
+
 -- name: add_usage
 INSERT INTO provider_usage (provider, period, tier, input_tokens, output_tokens, cost, calls,
     failures)
@@ -500,14 +522,14 @@ INSERT INTO autopilot_runs (id, started_at, seen_at, state) VALUES (:id, :now, :
 -- name: autopilot_beat
 -- An autopilot's round: what it is doing now; answers what a person wants of it.
 UPDATE autopilot_runs SET seen_at = :now, state = :state, report = :report WHERE id = :id
-RETURNING wanted;
+RETURNING wanted, asked_by;
 
 -- name: autopilot_heard
 -- The request is acted on: forget it (unless another came meanwhile).
 UPDATE autopilot_runs SET wanted = NULL WHERE id = :id AND wanted = :wanted;
 
 -- name: autopilot_want
-UPDATE autopilot_runs SET wanted = :wanted
+UPDATE autopilot_runs SET wanted = :wanted, asked_by = :by
 WHERE state != 'ended' AND (:id IS NULL OR id = :id);
 
 -- name: autopilot_runs
@@ -539,6 +561,23 @@ SELECT id, task_id FROM task_events WHERE id > ? ORDER BY id LIMIT ?;
 
 -- name: last_event_id
 SELECT coalesce(max(id), 0) FROM task_events;
+
+-- name: dashboard_marks
+-- What the views other than the board show changes when these do (task moves are the
+-- event log's): usage reports and breakers, the monitor's ticks, autopilot rounds. Each
+-- reads a small table or the end of a primary key.
+SELECT
+    (SELECT coalesce(sum(calls), 0) FROM provider_usage
+     WHERE period >= :day) AS usage,
+    (SELECT coalesce(max(updated_at), '') FROM provider_breakers) AS breakers,
+    (SELECT coalesce(max(id), 0) FROM health_snapshots) AS health,
+    (SELECT coalesce(max(seen_at), '') FROM autopilot_runs) AS autopilot;
+
+-- name: done_per_hour
+-- Completions per hour ('YYYY-MM-DDTHH') since a time, for the health view's chart.
+SELECT substr(at, 1, 13) AS hour, count(*) AS done FROM task_events INDEXED BY task_events_done
+WHERE to_status = 'done' AND at >= :since
+GROUP BY substr(at, 1, 13) ORDER BY hour;
 
 -- name: lease_beats
 -- Held tasks and their last heartbeat or checkpoint (which write no event): WIP-limited.

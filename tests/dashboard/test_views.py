@@ -1,0 +1,238 @@
+"""What the dashboard shows beyond the board: usage by agent and provider refreshed live
+(usage reports write no task event), the health view's chart and backups, sandbox and
+verification output tails, and the autopilot's live log, pause and resume."""
+
+import json
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import anyio.to_thread
+import pytest
+
+from tests.autopilot.conftest import backlog, env, make_project
+from tests.conftest import POLL_DEADLINE_SECONDS, ROOT, Store, open_db, wvo
+from tests.dashboard.test_dashboard import TIMEOUT_MS, browser_page, sign_in, store_token
+from tests.http.conftest import connect, http_server, spec, token
+from tests.integration.test_git_checkpoints import make_repo
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_usage_the_chart_and_backups_follow_live(state_root: Path):
+    """An agent's usage report (no task event) refreshes the open agents and budgets views;
+    the health view charts completions per hour and lists the backups."""
+    from playwright.async_api import expect
+
+    person = token(state_root, "person", "ada")
+    agent_secret = token(state_root, "agent", "codex-1")
+    made = wvo(state_root, "backup")
+    assert made.returncode == 0, made.stderr
+    with http_server(state_root, "--dashboard") as server:
+        async with connect(server, agent_secret) as agent, browser_page(server) as page:
+            await agent.call("agent_register", provider="codex", model="gpt-5-codex")
+            await agent.call("task_create", tasks=[spec("T1"), spec("T2")])
+            lease = (await agent.call("claim_task", task_id="T1"))["lease_token"]
+            await sign_in(page, person)
+
+            await page.locator("#tabs .tab[data-view=agents]").click()
+            row = page.locator("#view-agents .agent[data-id=codex-1]")
+            await expect(row.locator(".tier")).to_have_text("medium")
+            await expect(row.locator(".tokens")).to_have_text("0")
+            usage = {"provider": "codex", "model": "gpt-5-codex", "outcome": "success"}
+            await agent.call("record_usage", input_tokens=1000, output_tokens=200,
+                             task_id="T1", lease_token=lease, **usage)  # fmt: skip
+            await expect(row.locator(".tokens")).to_have_text("1200", timeout=TIMEOUT_MS)
+            cost = float(await row.locator(".cost").text_content() or "0")
+            assert cost > 0
+
+            await page.locator("#tabs .tab[data-view=budgets]").click()
+            codex = page.locator("#view-budgets .provider[data-name=codex]")
+            medium = codex.locator(".tiers tbody tr", has_text="medium")
+            await expect(medium).to_contain_text("1200")
+            await agent.call("record_usage", input_tokens=300, output_tokens=0, **usage)
+            await expect(medium).to_contain_text("1500", timeout=TIMEOUT_MS)
+
+            await agent.call("plan_update", task_id="T1", status="done", lease_token=lease)
+            await page.locator("#tabs .tab[data-view=health]").click()
+            health = page.locator("#view-health")
+            bars = health.locator("svg.chart rect")
+            await expect(bars).to_have_count(12)
+            await expect(bars.last.locator("title")).to_contain_text("1 done")
+            await expect(health.locator(".backups")).to_contain_text("1 kept")
+
+
+async def test_the_stream_names_changed_views_on_both_stores(store: Store):
+    """Usage reports and autopilot rounds write no task event: the stream names the views
+    they change."""
+    agent_secret = store_token(store, "agent", "a1")
+    viewer = store_token(store, "operator", "ops")
+    with http_server(store.state_root, "--dashboard", **store.env) as server:
+        async with (
+            connect(server, agent_secret) as agent,
+            server.http(viewer) as http,
+            http.stream("GET", f"{server.base}/dashboard/events") as stream,
+        ):
+            assert stream.status_code == 200
+            lines = stream.aiter_lines()
+            async for line in lines:
+                if line.startswith("event: hello"):
+                    break
+            await agent.call("record_usage", provider="claude", model="claude-sonnet-4-5",
+                             input_tokens=10, output_tokens=5, outcome="success")  # fmt: skip
+            views: set[str] = set()
+            async for line in lines:
+                if line.startswith("data: ") and "views" in line:
+                    views.update(json.loads(line[6:])["views"])
+                    if {"agents", "budgets"} <= views:
+                        break
+            assert "autopilot" not in views and "health" not in views, views
+
+
+async def test_sandbox_and_verification_output_tails_are_kept_for_people(
+    state_root: Path, tmp_path: Path
+):
+    """A sandbox run recorded on a task and the passing verification keep their output
+    tails, shown (escaped) in the task's detail; the agent's own task_get stays lean."""
+    repo = make_repo(tmp_path / "repo")
+    person = token(state_root, "person", "ada")
+    agent_secret = token(state_root, "agent", "claude-1")
+    verify = ["sh", "-c", "echo verified-$((2*3)); echo '<b>err</b>' >&2"]
+    with http_server(state_root, "--dashboard", WVO_WORKSPACE_ROOT=repo) as server:
+        async with connect(server, agent_secret) as agent, server.http(person) as http:
+            await agent.call("task_create", tasks=[spec("T1", verify_command=verify)])
+            lease = (await agent.call("claim_task", task_id="T1"))["lease_token"]
+            command = ["sh", "-c", "echo from-sandbox-$((6*7))"]
+            ran = await agent.call("sandbox_run", command=command, task_id="T1", lease_token=lease)
+            assert ran["exit_code"] == 0 and "from-sandbox-42" in ran["stdout_tail"], ran
+            await agent.call("plan_update", task_id="T1", status="done", lease_token=lease)
+            seen = await agent.call("task_get", task_id="T1")
+            detail = await http.get(f"{server.base}/dashboard/api/tasks/T1")
+    assert detail.status_code == 200, detail.text
+    html = detail.json()["html"]
+    runs = html[html.index('<section class="runs">') :]
+    runs = runs[: runs.index("</section>")]
+    assert 'data-kind="sandbox_run"' in runs and 'data-kind="verified"' in runs
+    assert "from-sandbox-42" in runs and "verified-6" in runs
+    assert "&lt;b&gt;err&lt;/b&gt;" in runs and "<b>err</b>" not in runs
+    assert "from-sandbox-42" not in json.dumps(seen) and "verified-6" not in json.dumps(seen)
+    with open_db(state_root) as db:
+        kept = db.execute(
+            "SELECT e.kind, o.stdout FROM run_outputs o JOIN task_events e ON e.id = o.event_id "
+            "ORDER BY e.id"
+        ).fetchall()
+    assert [(k, out.strip()) for k, out in kept] == [
+        ("sandbox_run", "from-sandbox-42"),
+        ("verified", "verified-6"),
+    ]
+
+
+async def test_a_person_watches_an_autopilot_worker_and_pauses_and_resumes_it(tmp_path: Path):
+    """A real autopilot with a fake Claude Code worker that stays on its task: the task's
+    detail shows the worker's live log; the Autopilot tab pauses and resumes the run, as
+    `wvo-mcp autopilot pause` does, recorded with the person's name."""
+    project = make_project(tmp_path)
+    providers = project["providers"]
+    providers.write_text(providers.read_text().replace("hang_seconds: 4", "hang_seconds: 600"))
+    await backlog(project, [{"id": "H1", "title": "stays", "metadata": {"fake": "hang"}}])
+    state = project["state"]
+    person = token(state, "person", "ann")
+    errors = tmp_path / "pilot.stderr"
+    with (
+        errors.open("w") as stderr,
+        subprocess.Popen(  # noqa: ASYNC220 - its lines are read by a thread, below
+            [sys.executable, "-P", "-m", "wvo_mcp", "autopilot", "--workers", "alpha:1",
+             "--grace", "1"],
+            cwd=ROOT, env=env(project), stdout=subprocess.PIPE, stderr=stderr, text=True,
+        ) as pilot,
+    ):  # fmt: skip
+        said: queue.Queue[str] = queue.Queue()
+        lines = pilot.stdout
+        assert lines is not None
+        threading.Thread(target=lambda: [said.put(line) for line in lines], daemon=True).start()
+
+        async def until(text: str) -> None:
+            """Wait (off the event loop, with a deadline) for the autopilot to say `text`."""
+
+            def wait() -> None:
+                while text not in said.get(timeout=POLL_DEADLINE_SECONDS):
+                    pass
+
+            await anyio.to_thread.run_sync(wait)
+
+        try:
+            await until(" starts H1")
+            await watch_pause_and_resume(project, person, until)
+            pilot.send_signal(signal.SIGINT)
+            pilot.wait(timeout=60)
+        finally:
+            if pilot.poll() is None:
+                pilot.kill()
+                pilot.wait()
+    assert pilot.returncode == 0, errors.read_text()[-3000:]
+    with open_db(state) as db:
+        asked = db.execute("SELECT asked_by FROM autopilot_runs").fetchall()
+    assert [tuple(r) for r in asked] == [("person:ann",)]
+
+
+async def watch_pause_and_resume(
+    project: dict[str, Path], person: str, until: Callable[[str], Awaitable[None]]
+) -> None:
+    """The browser's part: the live log, then pause and resume from the Autopilot tab."""
+    from playwright.async_api import expect
+
+    server_env = {k: v for k, v in env(project).items() if k not in ("PATH", "HOME")}
+    with http_server(project["state"], "--dashboard", **server_env) as server:
+        async with browser_page(server) as page:
+            await sign_in(page, person)
+            await expect(page.locator("#col-in_progress #card-H1")).to_be_visible()
+            await page.locator("#card-H1 .title a").click()
+            log = page.locator("#panel .live-log")
+            await expect(log).to_have_attribute("data-agent", "alpha-1", timeout=TIMEOUT_MS)
+            await expect(log.locator("pre")).to_contain_text("[system]")
+
+            page.on("dialog", lambda dialog: dialog.accept())
+            await page.locator("#panel button.close").click()
+            await page.locator("#tabs .tab[data-view=autopilot]").click()
+            run = page.locator("#view-autopilot .pilot-run")
+            await expect(run).to_have_attribute("data-state", "running")
+            await expect(run.locator(".worker")).to_contain_text("H1")
+            await run.locator("button[data-pilot=pause]").click()
+            await until("paused by person:ann")
+            await expect(run).to_have_attribute("data-state", "paused", timeout=TIMEOUT_MS)
+            await expect(run).to_contain_text("last asked by person:ann")
+            await run.locator("button[data-pilot=resume]").click()
+            await until("resumed by person:ann")
+            await expect(run).to_have_attribute("data-state", "running", timeout=TIMEOUT_MS)
+
+
+async def test_autopilot_actions_refuse_what_they_cannot_do(state_root: Path):
+    """No running autopilot to hear it: 409; an unknown action: 404; an operator or an
+    agent: 403; in each case nothing is asked of any run."""
+    person = token(state_root, "person", "ann")
+    with open_db(state_root, writable=True) as db:
+        db.execute(
+            "INSERT INTO autopilot_runs (id, started_at, seen_at, state) "
+            "VALUES ('h:1:ab', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', 'ended')"
+        )
+    operator = token(state_root, "operator", "ops")
+    agent_secret = token(state_root, "agent", "a1")
+    headers = {"X-WVO-Action": "1"}
+    with http_server(state_root, "--dashboard") as server:
+        base = f"{server.base}/dashboard/api/autopilot"
+        async with server.http(person) as http:
+            none = await http.post(f"{base}/pause", json={"run": "h:1:ab"}, headers=headers)
+            assert none.status_code == 409 and "Autopilot tab" in none.json()["error"]
+            bad = await http.post(f"{base}/stop-everything", json={}, headers=headers)
+            assert bad.status_code == 404 and "pause or resume" in bad.json()["error"]
+        for secret in (operator, agent_secret):
+            async with server.http(secret) as http:
+                refused = await http.post(f"{base}/pause", json={}, headers=headers)
+                assert refused.status_code == 403, refused.text
+    with open_db(state_root) as db:
+        runs = db.execute("SELECT id, state, wanted, asked_by FROM autopilot_runs").fetchall()
+    assert [tuple(r) for r in runs] == [("h:1:ab", "ended", None, None)]
