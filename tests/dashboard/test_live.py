@@ -1,0 +1,73 @@
+"""The live board under a fleet: 16 agents (real MCP clients) on two `serve --http`
+processes, the board served by a third, watched in a real browser. Every claim must show as
+its card in the in-progress column before the agent finishes the task, so no move can hide
+inside another; the benchmark (scripts/bench_dashboard.py) times the same path."""
+
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tests.conftest import Agent
+from tests.dashboard.test_dashboard import TIMEOUT_MS, browser_page, sign_in
+from tests.http.conftest import connect, http_server, spec, token
+
+pytestmark = pytest.mark.anyio
+AGENTS = 16
+TASKS = 48
+SERVERS = 2  # the agents' servers; the board's is another process
+FLEET = {"WVO_AUTOPILOT_WIP_LIMIT": str(AGENTS)}
+
+
+async def test_sixteen_agents_on_other_processes_move_every_card_live(state_root: Path):
+    from playwright.async_api import expect
+
+    person = token(state_root, "person", "ada")
+    secrets = [token(state_root, "agent", f"agent-{n:02d}") for n in range(AGENTS)]
+    with (
+        http_server(state_root, "--dashboard", **FLEET) as board,
+        http_server(state_root, **FLEET) as first,
+        http_server(state_root, **FLEET) as second,
+    ):
+        servers = [first, second]
+        async with browser_page(board) as page:
+            async with connect(first, secrets[0]) as planner:
+                await planner.call("task_create", tasks=[spec(f"T{n:02d}") for n in range(TASKS)])
+            await sign_in(page, person)
+            await expect(page.locator("#col-pending .card")).to_have_count(TASKS)
+            finished: dict[str, list[str]] = {}
+
+            async def work(agent: Agent, name: str) -> None:
+                done = finished.setdefault(name, [])
+                while True:
+                    claim = await agent.call("claim_task")
+                    if not claim["claimed"]:
+                        return
+                    task_id = claim["task"]["id"]
+                    # The card must reach the in-progress column while the agent holds it.
+                    await expect(page.locator(f"#col-in_progress #card-{task_id}")).to_be_visible(
+                        timeout=TIMEOUT_MS
+                    )
+                    await agent.call(
+                        "plan_update", task_id=task_id, status="done",
+                        lease_token=claim["lease_token"],
+                    )  # fmt: skip
+                    done.append(task_id)
+
+            async def one(n: int) -> None:
+                async with connect(servers[n % SERVERS], secrets[n]) as agent:
+                    await work(agent, f"agent-{n:02d}")
+
+            async with anyio.create_task_group() as fleet:
+                for n in range(AGENTS):
+                    fleet.start_soon(one, n)
+
+            await expect(page.locator("#col-done .card")).to_have_count(TASKS, timeout=TIMEOUT_MS)
+            await expect(page.locator("#col-done .count")).to_have_text(str(TASKS))
+            await expect(page.locator("#col-in_progress .card")).to_have_count(0)
+            await expect(page.locator("#col-pending .count")).to_have_text("0")
+            shown = await page.eval_on_selector_all(".card", "cards => cards.map(c => c.id)")
+    done = sorted(t for tasks in finished.values() for t in tasks)
+    assert done == [f"T{n:02d}" for n in range(TASKS)]  # each task done once
+    assert sorted(shown) == [f"card-T{n:02d}" for n in range(TASKS)]  # each card once
+    assert sum(1 for tasks in finished.values() if tasks) > 1  # the fleet shared the work
