@@ -264,20 +264,20 @@ class Dashboard:
         of the autopilot worker running it, if one is."""
         db = self._db()
         view = await db.task_view(task_id, EVENTS, RUNS)
-        log = None
-        if view.task.status == Status.IN_PROGRESS:
-            log = next(
-                (
-                    render.LiveLog(str(w.get("agent", "")), run["id"], [str(x) for x in tail])
-                    for run in await self._pilots()
-                    if run["state"] != "ended"
-                    for w in run["report"].get("workers") or []
-                    if isinstance(w, dict) and w.get("task") == task_id
-                    and isinstance(tail := w.get("tail") or [], list)
-                ),
-                None,
-            )  # fmt: skip
+        log = await self._live_log(task_id) if view.task.status == Status.IN_PROGRESS else None
         return render.task(view, EVENTS, git=db.git is not None, log=log)
+
+    async def _live_log(self, task_id: str) -> render.LiveLog | None:
+        """The latest output of the autopilot worker running the task, as its autopilot
+        reported it on its last round (reports are JSON the autopilot wrote: read warily)."""
+        for run in await self._pilots():
+            workers = run["report"].get("workers") if run["state"] != "ended" else None
+            for worker in workers if isinstance(workers, list) else []:
+                if isinstance(worker, dict) and worker.get("task") == task_id:
+                    tail = worker.get("tail")
+                    lines = [str(line) for line in tail] if isinstance(tail, list) else []
+                    return render.LiveLog(str(worker.get("agent", "")), run["id"], lines)
+        return None
 
     async def task_page(self, request: Request) -> Response:
         caller = await self._caller(request)
