@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import Agent
 from tests.dashboard.test_dashboard import TIMEOUT_MS, browser_page, sign_in
-from tests.http.conftest import connect, http_server, spec, token
+from tests.http.conftest import connect, free_port, http_server, spec, token
 
 pytestmark = pytest.mark.anyio
 AGENTS = 16
@@ -71,3 +71,36 @@ async def test_sixteen_agents_on_other_processes_move_every_card_live(state_root
     assert done == [f"T{n:02d}" for n in range(TASKS)]  # each task done once
     assert sorted(shown) == [f"card-T{n:02d}" for n in range(TASKS)]  # each card once
     assert sum(1 for tasks in finished.values() if tasks) > 1  # the fleet shared the work
+
+
+async def test_the_page_reconnects_by_itself_and_catches_up(state_root: Path):
+    """The board's server goes away and comes back on its port: the page says so, then
+    shows what another process changed meanwhile, without a reload."""
+    from playwright.async_api import expect
+
+    person = token(state_root, "person", "ada")
+    agent_secret = token(state_root, "agent", "a1")
+    port = free_port()
+    with http_server(state_root) as other:
+        async with connect(other, agent_secret) as agent:
+            await agent.call("task_create", tasks=[spec("T1")])
+            with http_server(state_root, "--dashboard", port=port) as board:
+                async with browser_page(board) as page:
+                    await sign_in(page, person)
+                    await expect(page.locator("#col-pending #card-T1")).to_be_visible()
+                    marker = await page.evaluate("window.wvoPage = 1")
+                    board.process.terminate()
+                    board.process.wait(timeout=30)
+                    live = page.locator("#live")
+                    await expect(live).to_have_attribute("data-state", "closed")
+                    await agent.call("task_create", tasks=[spec("T2")])
+                    await agent.call("claim_task", task_id="T1")
+                    with http_server(state_root, "--dashboard", port=port):
+                        await expect(live).to_have_attribute(
+                            "data-state", "open", timeout=TIMEOUT_MS
+                        )
+                        await expect(page.locator("#col-pending #card-T2")).to_be_visible(
+                            timeout=TIMEOUT_MS
+                        )
+                        await expect(page.locator("#col-in_progress #card-T1")).to_be_visible()
+                        assert await page.evaluate("window.wvoPage") == marker  # no reload

@@ -70,11 +70,15 @@ def server_env(**env: object) -> dict[str, str]:
 
 @contextmanager
 def http_server(
-    state_root: Path, *flags: str, cafile: Path | None = None, **env: object
+    state_root: Path,
+    *flags: str,
+    cafile: Path | None = None,
+    port: int | None = None,
+    **env: object,
 ) -> Iterator[HttpServer]:
-    """`wvo-mcp serve --http` on a free loopback port, ready (its port answers) when this
-    yields; killed afterwards whatever happened."""
-    port = free_port()
+    """`wvo-mcp serve --http` on a loopback port (a free one unless given), ready (its port
+    answers) when this yields; killed afterwards whatever happened."""
+    port = port or free_port()
     state_root.mkdir(parents=True, exist_ok=True)
     stderr = state_root.parent / f"http-{port}.stderr"
     command = [sys.executable, "-P", "-m", "wvo_mcp", "--state-root", str(state_root), "serve",
