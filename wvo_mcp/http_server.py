@@ -16,11 +16,12 @@ from urllib.parse import urlsplit
 
 from mcp.server.auth.routes import build_resource_metadata_url
 from mcp.server.auth.settings import AuthSettings
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from wvo_mcp import access
 from wvo_mcp.config import Settings
@@ -180,17 +181,53 @@ def app(settings: Settings, options: Options) -> Starlette:
         host=options.host,
     )
     built.add_exception_handler(Exception, unavailable)
+    built.add_middleware(HostGuard, settings=options.transport_security())
     if options.dashboard:
-        from wvo_mcp.dashboard.routes import Dashboard
+        from wvo_mcp.dashboard.routes import Dashboard, SecurityHeaders
 
         def current() -> Orchestrator | None:
             return opened[-1] if opened else None
 
         verifier = None if http.auth is None else access.verifier(http, current)
-        built.router.routes.extend(
-            Dashboard(current, verifier, options.transport_security()).routes()
-        )
+        built.router.routes.extend(Dashboard(current, verifier).routes())
+        built.add_middleware(SecurityHeaders)  # outermost: on the guard's refusals too
     return built
+
+
+class HostGuard:
+    """DNS-rebinding protection on every route (MCP, its metadata, the dashboard): a Host
+    header naming no server here gets 421 and a browser page of another origin 403, each
+    saying what would be accepted. The SDK's own check on /mcp then always passes."""
+
+    def __init__(self, app: ASGIApp, settings: TransportSecuritySettings) -> None:
+        self.app = app
+        self.settings = settings
+        self.check = TransportSecurityMiddleware(settings)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            request = Request(scope)
+            refused = await self.check.validate_request(request, is_post=False)
+            if refused is not None:
+                await self._refusal(request, refused.status_code)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, request: Request, status: int) -> Response:
+        hosts = ", ".join(h.replace(":*", ":PORT") for h in self.settings.allowed_hosts)
+        if status == 421:
+            said = (
+                f"Invalid Host header {request.headers.get('host')!r}: this server answers "
+                f"to {hosts}; start it with --allowed-host NAME to add the name a reverse "
+                "proxy or DNS gives it"
+            )
+        else:
+            said = (
+                f"Invalid Origin header {request.headers.get('origin')!r}: a browser may "
+                f"call this server only from its own pages (hosts {hosts}); other clients "
+                "send no Origin"
+            )
+        return PlainTextResponse(said, status_code=status)
 
 
 async def unavailable(request: Request, exc: Exception) -> Response:

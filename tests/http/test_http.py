@@ -1,9 +1,7 @@
 """`wvo-mcp serve --http`: a real server process, the SDK's streamable HTTP client in both
 protocol modes, bearer tokens from `wvo-mcp tokens add`."""
 
-import json
 import re
-import time
 from pathlib import Path
 
 import anyio
@@ -20,7 +18,6 @@ from tests.http.conftest import (
     task_row,
     token,
 )
-from wvo_mcp.access import TOKEN_CACHE_SECONDS
 
 pytestmark = pytest.mark.anyio
 PERSON_TOOLS = {"task_approve", "task_reject", "task_requeue", "task_cancel", "task_done"}
@@ -50,48 +47,6 @@ async def test_the_work_loop_runs_as_the_agent_the_token_names(state_root: Path,
     assert actors == {"claude-7"}, actors
 
 
-async def test_no_token_gets_401_pointing_at_the_resource_metadata(state_root: Path):
-    with http_server(state_root) as server:
-        async with server.http() as http:
-            refused = await http.post(server.url, content=initialize_body(), headers=MCP_HEADERS)
-            assert refused.status_code == 401
-            challenge = refused.headers["www-authenticate"]
-            metadata_url = f"{server.base}/.well-known/oauth-protected-resource/mcp"
-            assert challenge.startswith("Bearer ")
-            assert f'resource_metadata="{metadata_url}"' in challenge
-            metadata = await http.get(metadata_url)
-            assert metadata.status_code == 200
-            document = metadata.json()
-            assert document["resource"] == server.url
-            assert document["bearer_methods_supported"] == ["header"]
-            assert document["authorization_servers"]
-
-
-async def test_wrong_and_revoked_tokens_get_401(state_root: Path):
-    secret = token(state_root, "agent", "a1")
-    listed = wvo(state_root, "tokens", "list", "--json")
-    (made,) = json.loads(listed.stdout)
-    with http_server(state_root) as server:
-
-        async def status(bearer: str) -> int:
-            async with server.http(bearer) as http:
-                answer = await http.post(server.url, content=initialize_body(), headers=MCP_HEADERS)
-                return answer.status_code
-
-        assert await status(secret) == 200
-        assert await status(secret + "x") == 401
-        assert await status("wvo_" + "A" * 43) == 401
-        revoked = wvo(state_root, "tokens", "revoke", made["id"])
-        assert revoked.returncode == 0, revoked.stderr
-        # Each server trusts a live token for up to a second between lookups.
-        deadline = time.monotonic() + 10 * TOKEN_CACHE_SECONDS
-        while (answered := await status(secret)) != 401 and time.monotonic() < deadline:  # noqa: ASYNC110 - a poll of the server, not a wait on our own state
-            await anyio.sleep(0.05)  # polling until the server's cache lets go of it
-        assert answered == 401, "a revoked token must be refused within a second or so"
-    again = wvo(state_root, "tokens", "revoke", made["id"])
-    assert again.returncode == 2 and "already revoked" in again.stderr
-
-
 async def _awaiting_approval(agent, task_id: str = "T1") -> str:
     """A task claimed by `agent` and handed to a person: awaiting_approval."""
     await agent.call("task_create", tasks=[spec(task_id)])
@@ -103,26 +58,6 @@ async def _awaiting_approval(agent, task_id: str = "T1") -> str:
     )  # fmt: skip
     assert moved["status"] == "awaiting_approval"
     return claim["lease_token"]
-
-
-@pytest.mark.parametrize("mode", PROTOCOL_MODES)
-async def test_an_agent_token_cannot_make_a_persons_move(state_root: Path, mode: str):
-    secret = token(state_root, "agent", "a1")
-    with http_server(state_root) as server:
-        async with connect(server, secret, mode) as agent:
-            await _awaiting_approval(agent)
-            before = (task_row(state_root, "T1"), events(state_root, "T1"))
-            for tool, args in [
-                ("task_approve", {"task_id": "T1"}),
-                ("task_reject", {"task_id": "T1", "note": "no", "to": "pending"}),
-                ("task_done", {"task_id": "T1", "skip_verify": True}),
-                ("task_cancel", {"task_id": "T1"}),
-                ("task_requeue", {"task_id": "T1"}),
-            ]:
-                text = await agent.error(tool, **args)
-                assert "needs a person token" in text, text
-            assert (task_row(state_root, "T1"), events(state_root, "T1")) == before
-    assert task_row(state_root, "T1")["status"] == "awaiting_approval"
 
 
 @pytest.mark.parametrize("mode", PROTOCOL_MODES)
@@ -160,21 +95,6 @@ async def test_a_person_token_skips_verification_on_record(state_root: Path):
     assert [e["actor"] for e in moves] == ["person:bob"]
 
 
-@pytest.mark.parametrize("mode", PROTOCOL_MODES)
-async def test_an_agent_token_cannot_act_as_another_agent(state_root: Path, mode: str):
-    secret = token(state_root, "agent", "a1")
-    with http_server(state_root) as server:
-        async with connect(server, secret, mode) as agent:
-            await agent.call("task_create", tasks=[spec("T1")])
-            text = await agent.error("claim_task", agent_id="b2")
-            assert "acts as agent 'a1'" in text and "'b2'" in text
-            text = await agent.error("plan_next", agent_id="b2")
-            assert "acts as agent 'a1'" in text
-            assert (await agent.call("plan_next", agent_id="a1"))["agent_id"] == "a1"
-    row = task_row(state_root, "T1")
-    assert row["status"] == "pending" and row["assigned_to"] is None
-
-
 async def test_operator_sees_the_tokens_but_never_a_secret(state_root: Path):
     agent_secret = token(state_root, "agent", "a1")
     operator_secret = token(state_root, "operator", "ops-1")
@@ -194,25 +114,6 @@ async def test_operator_sees_the_tokens_but_never_a_secret(state_root: Path):
             assert agent_secret not in text and operator_secret not in text
             plan = await operator.call("plan_next")
             assert plan["agent_id"] == "ops-1"
-
-
-async def test_a_foreign_host_header_is_refused(state_root: Path):
-    secret = token(state_root, "agent", "a1")
-    with http_server(state_root) as server:
-        port = server.url.split(":")[2].split("/")[0]
-        async with server.http(secret) as http:
-            ok = await http.post(server.url, content=initialize_body(), headers=MCP_HEADERS)
-            assert ok.status_code == 200
-            for host in (f"evil.example:{port}", "evil.example"):
-                rebound = await http.post(
-                    server.url, content=initialize_body(), headers={**MCP_HEADERS, "Host": host}
-                )
-                assert rebound.status_code == 421, host
-            foreign = await http.post(
-                server.url, content=initialize_body(),
-                headers={**MCP_HEADERS, "Origin": "http://evil.example"},
-            )  # fmt: skip
-            assert foreign.status_code == 403
 
 
 async def test_allowed_host_lets_a_proxy_name_through(state_root: Path):

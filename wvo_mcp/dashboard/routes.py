@@ -11,15 +11,15 @@ form cannot send. With `--no-auth` (loopback) anyone may view and nobody acts.
 """
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from html import escape
 from importlib import resources
 from typing import Any
+from urllib.parse import parse_qs
 
 import anyio.to_thread
 from mcp.server.auth.provider import TokenVerifier
-from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.requests import Request
 from starlette.responses import (
     HTMLResponse,
@@ -29,6 +29,7 @@ from starlette.responses import (
     StreamingResponse,
 )
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wvo_mcp import access, backups, identity, timeutil
 from wvo_mcp.dashboard import render
@@ -48,7 +49,9 @@ REJECT_TO = ("cancelled", "blocked", "pending", "in_progress")
 EVENTS = 200  # a task's newest events its detail shows
 RUNS = 50  # and its newest sandbox runs and verifications
 CHART_HOURS = 12  # the health view's completions per hour
+TASK_ACTIONS = ("approve", "reject", "requeue", "cancel")
 PILOT_ACTIONS = ("pause", "resume")
+NOTE_CHARS = 4000
 # On every dashboard answer. The page loads its one script and stylesheet from here; it has
 # no inline script, handler or style, so nothing an agent writes into a task can run.
 SECURITY_HEADERS = {
@@ -59,16 +62,93 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",  # no-referrer would make POSTs carry `Origin: null`
 }
 
-Handler = Callable[[Request], Awaitable[Response]]
+BODY_BYTES = 64 * 1024  # an action's or a sign-in's body; a larger one is refused (413)
+# What each action's JSON body may hold; another key is refused, never ignored.
+FIELDS = {
+    "approve": ("note",),
+    "reject": ("note", "to"),
+    "requeue": ("note",),
+    "cancel": ("note",),
+    "pause": ("run",),
+    "resume": ("run",),
+}
 
 
-def _secured(handler: Handler) -> Handler:
-    async def answer(request: Request) -> Response:
-        found = await handler(request)
-        found.headers.update(SECURITY_HEADERS)
-        return found
+class SecurityHeaders:
+    """SECURITY_HEADERS on every answer under /dashboard: pages, fragments, the stream,
+    refusals, and paths no route matches."""
 
-    return answer
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not str(scope.get("path", "")).startswith(PATH):
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *self.headers]}
+            await send(message)
+
+        await self.app(scope, receive, sending)
+
+
+class Refused(Exception):
+    """A request the dashboard refuses: its status and what was wrong."""
+
+    def __init__(self, status: int, error: str) -> None:
+        super().__init__(error)
+        self.status = status
+
+    def answer(self) -> JSONResponse:
+        return JSONResponse({"error": str(self)}, status_code=self.status)
+
+
+async def _read(request: Request) -> bytes:
+    """The body, refused (413) past BODY_BYTES without reading the rest."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > BODY_BYTES:
+        raise Refused(413, f"the body is over {BODY_BYTES} bytes; send a shorter note")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > BODY_BYTES:
+            raise Refused(413, f"the body is over {BODY_BYTES} bytes; send a shorter note")
+    return body
+
+
+def _note(body: dict[str, Any], required: bool) -> str | None:
+    note = body.get("note") or None
+    if note is None and required:
+        raise Refused(400, "a rejection needs a note")
+    if note is not None and len(note) > NOTE_CHARS:
+        raise Refused(400, f"the note is over {NOTE_CHARS} characters; shorten it")
+    return note
+
+
+async def _fields(request: Request, action: str) -> dict[str, Any]:
+    """An action's JSON object body, holding only the fields the action takes."""
+    raw = await _read(request)
+    accepted = FIELDS[action]
+    try:
+        body = json.loads(raw) if raw.strip() else None
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise Refused(
+            400, f"send a JSON object: {{}} or with {' and '.join(accepted)}; nothing was done"
+        )
+    unknown = sorted(set(body) - set(accepted))
+    if unknown:
+        raise Refused(
+            400, f"{action} takes {', '.join(accepted)}, not {', '.join(unknown)}; nothing was done"
+        )
+    for name in ("note", "run"):  # `to` is checked against its choices
+        if body.get(name) is not None and not isinstance(body[name], str):
+            raise Refused(400, f"{name} must be a string; nothing was done")
+    return body
 
 
 def _static(name: str) -> str:
@@ -77,14 +157,10 @@ def _static(name: str) -> str:
 
 class Dashboard:
     def __init__(
-        self,
-        orchestrator: Callable[[], Orchestrator | None],
-        verifier: TokenVerifier | None,
-        security: TransportSecuritySettings,
+        self, orchestrator: Callable[[], Orchestrator | None], verifier: TokenVerifier | None
     ) -> None:
         self.orchestrator = orchestrator
         self.verifier = verifier  # None: --no-auth
-        self.security = TransportSecurityMiddleware(security)
         self.hub = Hub(orchestrator)
 
     def routes(self) -> list[Route]:
@@ -103,7 +179,7 @@ class Dashboard:
             (f"{PATH}/api/autopilot/{{action}}", self.pilot, "POST"),
             (f"{PATH}/events", self.events, "GET"),
         ]
-        return [Route(path, _secured(handler), methods=[method]) for path, handler, method in found]
+        return [Route(path, handler, methods=[method]) for path, handler, method in found]
 
     def _db(self) -> Orchestrator:
         found = self.orchestrator()
@@ -112,11 +188,8 @@ class Dashboard:
         return found
 
     async def _caller(self, request: Request) -> access.Caller | Response:
-        """The viewer, or the answer refusing the request (421/403 from the Host and Origin
-        checks, 401 without a valid token, 403 for an agent's)."""
-        refused = await self.security.validate_request(request, is_post=False)
-        if refused is not None:
-            return refused
+        """The viewer, or the answer refusing the request (401 without a valid token, 403 for
+        an agent's). Host and Origin were checked for every route (http_server.HostGuard)."""
         if self.verifier is None:
             return access.Caller(role="anonymous", name="anonymous")
         header = request.headers.get("authorization", "")
@@ -163,11 +236,11 @@ class Dashboard:
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
     async def login(self, request: Request) -> Response:
-        refused = await self.security.validate_request(request, is_post=False)
-        if refused is not None:
-            return refused
-        form = await request.form()
-        secret = str(form.get("token") or "").strip()
+        try:
+            form = parse_qs((await _read(request)).decode("utf-8", "replace"))
+        except Refused as exc:
+            return exc.answer()
+        secret = (form.get("token") or [""])[0].strip()
         if self.verifier is None:
             return RedirectResponse(PATH, status_code=303)
         found = None if not secret else await self.verifier.verify_token(secret)
@@ -325,15 +398,6 @@ class Dashboard:
             return JSONResponse({"error": "actions need the header X-WVO-Action: 1"}, 403)
         return None
 
-    @staticmethod
-    async def _body(request: Request) -> dict[str, Any]:
-        """The JSON object sent, or {} for anything else."""
-        try:
-            body = await request.json()
-        except ValueError:
-            return {}
-        return body if isinstance(body, dict) else {}
-
     async def act(self, request: Request) -> Response:
         caller = await self._caller(request)
         if isinstance(caller, Response):
@@ -341,30 +405,32 @@ class Dashboard:
         refused = self._may_act(request, caller)
         if refused is not None:
             return refused
-        body = await self._body(request)
-        note = str(body["note"])[:4000] if body.get("note") else None
         task_id, action = request.path_params["task_id"], request.path_params["action"]
+        if action not in TASK_ACTIONS:
+            return JSONResponse({"error": f"no action {action!r}"}, 404)
+        try:
+            body = await _fields(request, action)
+            note = _note(body, required=action == "reject")
+            to = body.get("to", "cancelled")  # given, it must be one of them: no fallback
+            if to not in REJECT_TO:
+                raise Refused(400, f"to: one of {', '.join(REJECT_TO)}")
+        except Refused as exc:
+            return exc.answer()
         by = identity.person(caller.name)
         db = self._db()
         try:
             if action == "approve":
                 done = await db.approve(task_id, by, note)
             elif action == "reject":
-                if note is None:
-                    return JSONResponse({"error": "a rejection needs a note"}, 400)
-                to = str(body.get("to") or "cancelled")
-                if to not in REJECT_TO:
-                    return JSONResponse({"error": f"to: one of {', '.join(REJECT_TO)}"}, 400)
+                assert note is not None
                 done = await db.reject(task_id, by, note, Status(to))
             elif action == "requeue":
                 done = await db.requeue(task_id, by, note)
-            elif action == "cancel":
+            else:
                 done = await db.update_status(
                     task_id, Status.CANCELLED, by,
                     reason=note or "cancelled by a person", by_person=True,
                 )  # fmt: skip
-            else:
-                return JSONResponse({"error": f"no action {action!r}"}, 404)
         except WvoError as exc:
             return JSONResponse({"error": f"{type(exc).__name__}: {exc}"}, 409)
         return JSONResponse(done.model_dump(mode="json", exclude_none=True))
@@ -381,8 +447,11 @@ class Dashboard:
         action = request.path_params["action"]
         if action not in PILOT_ACTIONS:
             return JSONResponse({"error": f"no autopilot action {action!r}; pause or resume"}, 404)
-        body = await self._body(request)
-        run_id = str(body["run"])[:200] if body.get("run") else None
+        try:
+            body = await _fields(request, action)
+        except Refused as exc:
+            return exc.answer()
+        run_id = body.get("run") or None
         heard = await self._db().autopilot_want(action, identity.person(caller.name), run_id)
         if not heard:
             return JSONResponse(
