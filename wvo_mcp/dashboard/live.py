@@ -1,9 +1,11 @@
 """The dashboard's live view: ONE change-cursor poller per process, whatever the number of
 viewers. Started with the first subscriber and stopped with the last, it reads every
 POLL_SECONDS, in one read transaction, the events past its cursor (and the held tasks'
-renewals, which write no event, and a mark per view: usage reports, health ticks, autopilot rounds)
-and hands the changed task ids and views to every subscriber's bounded buffer. Any process
-on any host that writes the database is seen, since the event log is in the database."""
+renewals, which write no event, and a mark per view: usage reports, health ticks, autopilot
+rounds); then the changed tasks' cards, once per distinct set of filters among the viewers
+(so fifty viewers of the whole board cost one read, not fifty); and hands each subscriber's
+bounded buffer its cards and the changed views. Any process on any host that writes the
+database is seen, since the event log is in the database."""
 
 import asyncio
 import logging
@@ -12,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.services.board import Card, Filters
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +25,13 @@ BUFFER = 1000  # task ids a subscriber may have waiting; past it, it is told to 
 
 @dataclass
 class Change:
-    """What a subscriber is told: these tasks changed (or, `reset`, too many to say: reload
-    the board), up to event `cursor`; the counts as they are now; which of the other views
-    (budgets, health, autopilot) changed."""
+    """What a subscriber is told: these tasks changed, and the cards of those that pass its
+    filters (the others leave its board), up to event `cursor`; or, `reset`, too many to
+    say: reload the board. The counts as they are now; which of the other views changed."""
 
     cursor: int
     task_ids: list[str]
+    cards: list[Card]
     counts: dict[str, int]
     reset: bool = False
     views: list[str] = field(default_factory=list)
@@ -36,22 +40,31 @@ class Change:
 @dataclass(eq=False)
 class Subscriber:
     cursor: int
-    ids: dict[str, None] = field(default_factory=dict)  # an ordered set
+    filters: Filters
+    cards: dict[str, Card | None] = field(default_factory=dict)  # by id; None: filtered out
     counts: dict[str, int] = field(default_factory=dict)
     reset: bool = False
     views: set[str] = field(default_factory=set)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     def offer(
-        self, cursor: int, task_ids: list[str], counts: dict[str, int], views: Iterable[str] = ()
+        self,
+        cursor: int,
+        task_ids: list[str],
+        cards: list[Card],
+        counts: dict[str, int],
+        views: Iterable[str] = (),
     ) -> None:
         self.cursor = max(self.cursor, cursor)
         self.counts = counts
         self.views.update(views)
         if not self.reset:
-            self.ids.update(dict.fromkeys(task_ids))
-            if len(self.ids) > BUFFER:
-                self.reset, self.ids = True, {}
+            found = {card.id: card for card in cards}
+            for task_id in task_ids:
+                self.cards.pop(task_id, None)  # keep the order of the latest change
+                self.cards[task_id] = found.get(task_id)
+            if len(self.cards) > BUFFER:
+                self.reset, self.cards = True, {}
         self.ready.set()
 
     async def next(self, wait_seconds: float) -> Change | None:
@@ -61,8 +74,11 @@ class Subscriber:
         except TimeoutError:
             return None
         self.ready.clear()
-        change = Change(self.cursor, list(self.ids), self.counts, self.reset, sorted(self.views))
-        self.ids, self.reset, self.views = {}, False, set()
+        cards = [card for card in self.cards.values() if card is not None]
+        change = Change(
+            self.cursor, list(self.cards), cards, self.counts, self.reset, sorted(self.views)
+        )
+        self.cards, self.reset, self.views = {}, False, set()
         return change
 
 
@@ -85,15 +101,16 @@ class Hub:
         return found
 
     @asynccontextmanager
-    async def subscribe(self, after: int | None) -> AsyncIterator[Subscriber]:
-        """Changes past event `after` (None: from now on) until the block ends."""
+    async def subscribe(self, after: int | None, filters: Filters) -> AsyncIterator[Subscriber]:
+        """Changes past event `after` (None: from now on), with the cards that pass
+        `filters`, until the block ends."""
         async with self.lock:
             if self.poller is None:
                 first = await self._open().board_changes(2**62, 1)
                 self.cursor = await self._open().last_event_id()
                 self.beats, self.marks = first.beats, first.marks
                 self.poller = asyncio.create_task(self._poll(), name="wvo-dashboard-poller")
-            subscriber = Subscriber(self.cursor)
+            subscriber = Subscriber(self.cursor, filters)
             self.subscribers.add(subscriber)
             cursor = self.cursor
         try:
@@ -109,33 +126,44 @@ class Hub:
 
     async def _catch_up(self, subscriber: Subscriber, after: int, upto: int) -> None:
         """A reconnecting viewer (Last-Event-ID) gets what it missed; too much: reload."""
-        changes = await self._open().board_changes(after, BUFFER)
-        ids = changes.task_ids
+        db = self._open()
+        changes = await db.board_changes(after, BUFFER)
         if changes.full and changes.cursor < upto:
             subscriber.reset = True
-        subscriber.offer(changes.cursor, ids, changes.counts)
+        cards = await db.board_cards(changes.task_ids, subscriber.filters)
+        subscriber.offer(changes.cursor, changes.task_ids, cards, changes.counts)
 
     async def _poll(self) -> None:
         while True:
             try:
-                changes = await self._open().board_changes(self.cursor, BATCH)
+                async with self.lock:  # no viewer joins or leaves halfway through a round
+                    full = await self._round()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a busy or lost database: try again next round
                 log.warning("dashboard: reading changes failed (%s); retrying", exc)
                 await asyncio.sleep(POLL_SECONDS * 4)
                 continue
-            renewed = [
-                task_id
-                for task_id, beat in changes.beats.items()
-                if self.beats.get(task_id) != beat
-            ]
-            views = [view for view, mark in changes.marks.items() if self.marks.get(view) != mark]
-            self.beats, self.marks = changes.beats, changes.marks
-            ids = list(dict.fromkeys([*changes.task_ids, *renewed]))
-            self.cursor = changes.cursor
-            if ids or views:
-                for subscriber in list(self.subscribers):
-                    subscriber.offer(self.cursor, ids, changes.counts, views)
-            if not changes.full:
+            if not full:
                 await asyncio.sleep(POLL_SECONDS)
+
+    async def _round(self) -> bool:
+        """Read what changed past the cursor and tell every viewer; True when the batch was
+        full (more follow at once). Nothing moves on when a read fails."""
+        db = self._open()
+        changes = await db.board_changes(self.cursor, BATCH)
+        renewed = [
+            task_id for task_id, beat in changes.beats.items() if self.beats.get(task_id) != beat
+        ]
+        ids = list(dict.fromkeys([*changes.task_ids, *renewed]))
+        cards = {
+            filters: await db.board_cards(ids, filters) if ids else []
+            for filters in {s.filters for s in self.subscribers}
+        }
+        views = [view for view, mark in changes.marks.items() if self.marks.get(view) != mark]
+        self.beats, self.marks, self.cursor = changes.beats, changes.marks, changes.cursor
+        if ids or views:
+            for subscriber in self.subscribers:
+                found = cards[subscriber.filters]
+                subscriber.offer(self.cursor, ids, found, changes.counts, views)
+        return changes.full

@@ -1,6 +1,7 @@
 """The board as HTML, rendered on the server (the page and the fragments the live view
 fetches share these functions, so a card looks the same however it arrived)."""
 
+import functools
 import re
 from dataclasses import dataclass
 from html import escape
@@ -46,6 +47,7 @@ def _actions(card: Card) -> list[tuple[str, str]]:
     return found
 
 
+@functools.lru_cache(maxsize=4096)  # a changed card goes to every viewer: rendered once
 def card(card: Card, can_act: bool) -> str:
     e = escape
     parts = [

@@ -462,22 +462,26 @@ class Dashboard:
         return JSONResponse({"heard": heard, "action": action})
 
     async def events(self, request: Request) -> Response:
-        """Server-sent events: `tasks` (these ids changed; the counts) with `id:` the last
-        event seen, so a reconnecting EventSource resumes from Last-Event-ID; `views` (these
-        views changed: budgets, health, autopilot)."""
+        """Server-sent events: `tasks` (these ids changed; the cards of those that pass the
+        query's filters, rendered; the counts) with `id:` the last event seen, so a
+        reconnecting EventSource resumes from Last-Event-ID; `views` (these views changed:
+        agents, budgets, health, autopilot)."""
         caller = await self._caller(request)
         if isinstance(caller, Response):
             return caller
         given = request.headers.get("last-event-id") or request.query_params.get("after")
         after = int(given) if given and given.isdigit() else None
+        filters = self._filters(request)
         return StreamingResponse(
-            self._stream(after),
+            self._stream(after, filters, caller.role == "person"),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
-    async def _stream(self, after: int | None) -> AsyncIterator[str]:
-        async with self.hub.subscribe(after) as subscriber:
+    async def _stream(
+        self, after: int | None, filters: Filters, can_act: bool
+    ) -> AsyncIterator[str]:
+        async with self.hub.subscribe(after, filters) as subscriber:
             # A fresh viewer starts from now; a resuming one keeps its Last-Event-ID until
             # what it missed has been sent.
             start = f"id: {subscriber.cursor}\n" if after is None else ""
@@ -491,5 +495,11 @@ class Dashboard:
                     yield f"event: views\ndata: {json.dumps({'views': change.views})}\n\n"
                 if change.reset or change.task_ids:
                     kind = "reset" if change.reset else "tasks"
-                    data = json.dumps({"ids": change.task_ids, "counts": change.counts})
+                    cards = [
+                        {"id": c.id, "status": c.status, "html": render.card(c, can_act)}
+                        for c in change.cards
+                    ]
+                    data = json.dumps(
+                        {"ids": change.task_ids, "cards": cards, "counts": change.counts}
+                    )
                     yield f"id: {change.cursor}\nevent: {kind}\ndata: {data}\n\n"

@@ -48,20 +48,45 @@ function setCounts(counts) {
   if (ready && counts.ready !== undefined) ready.textContent = "(" + counts.ready + " ready)";
 }
 
+// The changed cards, rendered by the server: each old card goes, each new one is placed in
+// its column (a task that no longer passes the filters just goes).
+function show(ids, cards) {
+  for (const id of ids) {
+    const old = document.getElementById("card-" + id);
+    if (old) old.remove();
+  }
+  for (const item of cards) {
+    for (const card of fromHtml(item.html)) place(card, item.status);
+  }
+  tidy();
+  tick();
+}
+
+// A paged column that its moves have thinned loads its next page; a column shown whole that
+// keeps growing (done, on a board left open all day) keeps its first KEEP cards and pages
+// the rest.
+const PAGE = 50;
+const KEEP = 200;
+function tidy() {
+  for (const col of document.querySelectorAll(".column")) {
+    const list = col.querySelector(".cards");
+    const button = col.querySelector("button.more");
+    if (!col.dataset.next && list.children.length > KEEP) {
+      while (list.children.length > KEEP) list.lastElementChild.remove();
+      col.dataset.next = list.lastElementChild.dataset.id;
+      button.hidden = false;
+    } else if (col.dataset.next && list.children.length < PAGE / 2 && !col.dataset.loading) {
+      more(button);
+    }
+  }
+}
+
 async function refresh(ids) {
   if (!ids.length) return;
   const answer = await fetch("/dashboard/api/cards?" + query({ ids: ids.join(",") }),
                              { credentials: "same-origin" });
   if (!answer.ok) return;
-  const found = await answer.json();
-  for (const id of ids) {
-    const old = document.getElementById("card-" + id);
-    if (old) old.remove();
-  }
-  for (const item of found.cards) {
-    for (const card of fromHtml(item.html)) place(card, item.status);
-  }
-  tick();
+  show(ids, (await answer.json()).cards);
 }
 
 function tick() {
@@ -83,7 +108,7 @@ function tick() {
 let source = null;
 function connect() {
   const live = document.getElementById("live");
-  source = new EventSource("/dashboard/events?after=" + document.body.dataset.cursor);
+  source = new EventSource("/dashboard/events?" + query({ after: document.body.dataset.cursor }));
   source.addEventListener("open", () => {
     live.dataset.state = "open";
     live.textContent = "live";
@@ -92,7 +117,7 @@ function connect() {
     const data = JSON.parse(event.data);
     if (event.lastEventId) document.body.dataset.cursor = event.lastEventId;
     setCounts(data.counts);
-    refresh(data.ids);
+    show(data.ids, data.cards);
     const panel = document.getElementById("panel");
     if (panel && !panel.hidden && data.ids.includes(panel.dataset.id)) openTask(panel.dataset.id);
   });
@@ -118,18 +143,23 @@ function connect() {
 
 async function more(button) {
   const col = button.closest(".column");
-  const answer = await fetch("/dashboard/api/column?" +
-                             query({ status: col.dataset.status, after: col.dataset.next }),
-                             { credentials: "same-origin" });
-  if (!answer.ok) return;
-  const page = await answer.json();
-  const list = col.querySelector(".cards");
-  for (const card of fromHtml(page.html)) {
-    if (!document.getElementById(card.id)) list.appendChild(card);
+  col.dataset.loading = "1";
+  try {
+    const answer = await fetch("/dashboard/api/column?" +
+                               query({ status: col.dataset.status, after: col.dataset.next }),
+                               { credentials: "same-origin" });
+    if (!answer.ok) return;
+    const page = await answer.json();
+    const list = col.querySelector(".cards");
+    for (const card of fromHtml(page.html)) {
+      if (!document.getElementById(card.id)) list.appendChild(card);
+    }
+    col.dataset.next = page.next || "";
+    button.hidden = !page.next;
+    tick();
+  } finally {
+    delete col.dataset.loading;
   }
-  col.dataset.next = page.next || "";
-  button.hidden = !page.next;
-  tick();
 }
 
 // Pause or resume an autopilot run (the Autopilot tab), as `wvo-mcp autopilot pause` does.
