@@ -62,17 +62,18 @@ function show(ids, cards) {
   tick();
 }
 
-// A paged column that its moves have thinned loads its next page; a column shown whole that
-// keeps growing (done, on a board left open all day) keeps its first KEEP cards and pages
-// the rest.
+// A paged column that its moves have thinned loads its next page; a column that keeps
+// growing (done, on a board left open all day) keeps its first KEEP cards (or as many as
+// "more" loaded) and pages the rest.
 const PAGE = 50;
 const KEEP = 200;
 function tidy() {
   for (const col of document.querySelectorAll(".column")) {
     const list = col.querySelector(".cards");
     const button = col.querySelector("button.more");
-    if (!col.dataset.next && list.children.length > KEEP) {
-      while (list.children.length > KEEP) list.lastElementChild.remove();
+    const keep = Number(col.dataset.keep || KEEP);
+    if (list.children.length > keep) {
+      while (list.children.length > keep) list.lastElementChild.remove();
       col.dataset.next = list.lastElementChild.dataset.id;
       button.hidden = false;
     } else if (col.dataset.next && list.children.length < PAGE / 2 && !col.dataset.loading) {
@@ -155,6 +156,7 @@ async function more(button) {
       if (!document.getElementById(card.id)) list.appendChild(card);
     }
     col.dataset.next = page.next || "";
+    col.dataset.keep = Math.max(KEEP, list.children.length);
     button.hidden = !page.next;
     tick();
   } finally {
