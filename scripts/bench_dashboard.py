@@ -561,8 +561,9 @@ class Bench(benchlib.Bench):
             runs.append(run)
             self.load(f"cpu_{n}")
             log(f"  server {run['server_cpu_percent']:.1f}% of a core; agents "
-                f"{run['agents_tasks_per_s']:.1f} tasks/s; {run['cards_per_s_per_viewer']:.1f} "
-                f"cards/s per dashboard; machine {run['machine_busy_percent']:.0f}% busy")  # fmt: skip
+                f"{run['agents_tasks_per_s']:.1f} tasks/s; "
+                f"{run['cards_per_s_per_viewer']:.1f} cards/s per dashboard; "
+                f"machine {run['machine_busy_percent']:.0f}% busy")  # fmt: skip
         self.report.details["cpu"] = runs
         self.cpu_rows(runs)
 

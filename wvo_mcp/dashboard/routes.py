@@ -108,14 +108,18 @@ class Refused(Exception):
 
 async def _read(request: Request) -> bytes:
     """The body, refused (413) past BODY_BYTES without reading the rest."""
+    too_big = Refused(
+        413, f"the body is over {BODY_BYTES} bytes (a note: {NOTE_CHARS} characters at most); "
+        "nothing was done",
+    )  # fmt: skip
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > BODY_BYTES:
-        raise Refused(413, f"the body is over {BODY_BYTES} bytes; send a shorter note")
+        raise too_big
     body = b""
     async for chunk in request.stream():
         body += chunk
         if len(body) > BODY_BYTES:
-            raise Refused(413, f"the body is over {BODY_BYTES} bytes; send a shorter note")
+            raise too_big
     return body
 
 
@@ -388,23 +392,22 @@ class Dashboard:
             return JSONResponse({"error": str(exc)}, status_code=409)
         return JSONResponse({"html": render.diff(patch, cut)})
 
-    @staticmethod
-    def _may_act(request: Request, caller: access.Caller) -> Response | None:
-        """None when the caller is a person and the request says it is an action (a
-        cross-site form cannot set the header); else the refusal."""
+    async def _actor(self, request: Request) -> access.Caller | Response:
+        """The person acting, or the refusal: as _caller, then 403 unless a person sent the
+        header that says it is an action (a cross-site form cannot set it)."""
+        caller = await self._caller(request)
+        if isinstance(caller, Response):
+            return caller
         if caller.role != "person":
             return JSONResponse({"error": "only a person token may act"}, status_code=403)
         if request.headers.get("x-wvo-action") != "1":
             return JSONResponse({"error": "actions need the header X-WVO-Action: 1"}, 403)
-        return None
+        return caller
 
     async def act(self, request: Request) -> Response:
-        caller = await self._caller(request)
+        caller = await self._actor(request)
         if isinstance(caller, Response):
             return caller
-        refused = self._may_act(request, caller)
-        if refused is not None:
-            return refused
         task_id, action = request.path_params["task_id"], request.path_params["action"]
         if action not in TASK_ACTIONS:
             return JSONResponse({"error": f"no action {action!r}"}, 404)
@@ -438,12 +441,9 @@ class Dashboard:
     async def pilot(self, request: Request) -> Response:
         """Ask running autopilots (all, or the body's `run`) to pause or resume, as the CLI
         does, recorded as `person:NAME`."""
-        caller = await self._caller(request)
+        caller = await self._actor(request)
         if isinstance(caller, Response):
             return caller
-        refused = self._may_act(request, caller)
-        if refused is not None:
-            return refused
         action = request.path_params["action"]
         if action not in PILOT_ACTIONS:
             return JSONResponse({"error": f"no autopilot action {action!r}; pause or resume"}, 404)
