@@ -30,7 +30,6 @@ ROUTES = ["/dashboard", "/dashboard/static/app.js", "/dashboard/api/cards?ids=T1
           "/dashboard/api/views/health"]  # fmt: skip
 CSP = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 HOSTILE = '<script>window.pwned = 1</script><img id="evil" src="x">'
-ACTIONS = ["approve", "reject", "requeue", "cancel"]
 # A folder to save the docs' screenshots in (docs/dashboard.md says how); unset, none are taken.
 SCREENSHOTS = os.environ.get("WVO_SCREENSHOTS")
 
