@@ -6,7 +6,11 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import anyio
+import anyio.abc
 import pytest
 import yaml
 
@@ -154,3 +158,78 @@ async def test_an_http_server_answers_503_not_401_while_the_database_is_away(
                 pg.start_server()
                 back = await http.post(served.url, content=initialize_body(), headers=headers["a2"])
                 assert back.status_code == 200, back.text
+
+
+class CutAtCommit:
+    """A TCP relay to PostgreSQL on 127.0.0.1 that, once armed, passes the next COMMIT on
+    to the server and then hangs up on the client before the answer comes back: the one
+    fault after which nobody can tell whether the change was kept."""
+
+    COMMIT = b"Q\x00\x00\x00\x0bCOMMIT\x00"  # the simple-query message psycopg sends
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.armed = False
+        self.cut = anyio.Event()
+
+    async def serve(self, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+            task_status.started(listener.extra(anyio.abc.SocketAttribute.local_port))
+            await listener.serve(self._relay)
+
+    async def _relay(self, client: anyio.abc.SocketStream) -> None:
+        hung_up = False  # set before the COMMIT goes on, so no answer can slip back
+        async with (
+            client,
+            await anyio.connect_tcp("127.0.0.1", self.port) as server,
+            anyio.create_task_group() as pipes,
+        ):
+
+            async def up() -> None:
+                nonlocal hung_up
+                async for chunk in client:
+                    if self.armed and self.COMMIT in chunk:
+                        self.armed, hung_up = False, True
+                        await server.send(chunk)
+                        self.cut.set()
+                        pipes.cancel_scope.cancel()
+                        return
+                    await server.send(chunk)
+
+            async def down() -> None:
+                async for chunk in server:
+                    if hung_up:
+                        return
+                    await client.send(chunk)
+
+            pipes.start_soon(up)
+            pipes.start_soon(down)
+
+
+async def test_a_connection_lost_during_commit_is_reported_as_unknown_and_not_retried(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Retrying a COMMIT whose answer was lost could apply a change twice; so the caller is
+    told the outcome is unknown, and the store does not run the change again."""
+    parts = urlsplit(database_url)
+    relay = CutAtCommit(parts.port or 5432)
+    async with anyio.create_task_group() as group:
+        port = await group.start(relay.serve)
+        through = urlunsplit(parts._replace(netloc=f"{parts.netloc.rsplit(':', 1)[0]}:{port}"))
+        settings = Settings(state_root=tmp_path / "state", database_url=through, otel_enabled=False)
+        orchestrator = await Orchestrator.open(settings)
+        try:
+            relay.armed = True
+            with pytest.raises(StoreUnavailable, match="whether this change was kept is unknown"):
+                await orchestrator.create_tasks([TaskSpec(id="T1", title="one")], actor="p")
+            assert relay.cut.is_set()
+        finally:
+            await orchestrator.close()
+            group.cancel_scope.cancel()
+    direct = Settings(state_root=tmp_path / "state", database_url=database_url, otel_enabled=False)
+    orchestrator = await Orchestrator.open(direct)
+    try:
+        detail = await orchestrator.get_task("T1")  # the server had the COMMIT: it was kept
+        assert [e.kind for e in detail.recent_events] == ["created"]  # once, not retried
+    finally:
+        await orchestrator.close()
