@@ -625,10 +625,10 @@ SELECT coalesce(max(id), 0)::bigint FROM task_events;
 -- name: dashboard_marks
 -- What the views other than the board show changes when these do (task moves are the
 -- event log's): usage reports and breakers, the monitor's ticks, autopilot rounds. Each
--- reads a small table or the end of a primary key.
+-- reads a small table, one index range or the end of a primary key.
 SELECT
     (SELECT coalesce(sum(calls), 0)::bigint FROM provider_usage
-     WHERE period >= %(day)s) AS usage,
+     WHERE period = %(day)s) AS usage,
     (SELECT coalesce(max(updated_at), '') FROM provider_breakers) AS breakers,
     (SELECT coalesce(max(id), 0) FROM health_snapshots) AS health,
     (SELECT coalesce(max(seen_at), '') FROM autopilot_runs) AS autopilot;

@@ -314,7 +314,7 @@ SELECT a.id, a.provider, a.model, a.last_seen_at,
         SELECT 1 FROM tasks t INDEXED BY tasks_holders
         WHERE t.status = 'in_progress' AND t.assigned_to = a.id AND t.lease_expires_at >= :now
     ) AS busy,
-    (SELECT count(*) FROM task_events e INDEXED BY task_events_done
+    (SELECT count(*) FROM task_events e INDEXED BY task_events_done_by_actor
      WHERE e.to_status = 'done' AND e.actor = a.id) AS done,
     coalesce(u.input_tokens + u.output_tokens, 0) AS tokens_today,
     coalesce(u.cost, 0) AS cost_today
@@ -565,10 +565,10 @@ SELECT coalesce(max(id), 0) FROM task_events;
 -- name: dashboard_marks
 -- What the views other than the board show changes when these do (task moves are the
 -- event log's): usage reports and breakers, the monitor's ticks, autopilot rounds. Each
--- reads a small table or the end of a primary key.
+-- reads a small table, one index range or the end of a primary key.
 SELECT
     (SELECT coalesce(sum(calls), 0) FROM provider_usage
-     WHERE period >= :day) AS usage,
+     WHERE period = :day) AS usage,
     (SELECT coalesce(max(updated_at), '') FROM provider_breakers) AS breakers,
     (SELECT coalesce(max(id), 0) FROM health_snapshots) AS health,
     (SELECT coalesce(max(seen_at), '') FROM autopilot_runs) AS autopilot;

@@ -19,3 +19,9 @@ CREATE TABLE agent_usage (
     cost            REAL NOT NULL DEFAULT 0,
     PRIMARY KEY (agent_id, day)
 ) WITHOUT ROWID;
+-- The agents view counts each agent's completions: an index range per agent, not a walk of
+-- every completion for each agent.
+CREATE INDEX task_events_done_by_actor ON task_events (actor) WHERE to_status = 'done';
+-- Usage by period (the dashboard's mark every poll, routing's windows on every claim) reads
+-- the period's rows, not a year of hours.
+CREATE INDEX provider_usage_by_period ON provider_usage (period);
