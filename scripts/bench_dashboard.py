@@ -66,9 +66,11 @@ from benchlib import (
     call,
     chain_db,
     copy_state,
+    free_port,
     independent_task,
     lease_update,
     log,
+    machine_busy,
     size_label,
     summary,
 )
@@ -136,19 +138,6 @@ COLUMNS_SHOWN = """() => Object.fromEntries(Array.from(document.querySelectorAll
 
 
 # --------------------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def machine_busy() -> float:
-    """CPU seconds the whole machine has spent busy (every process, ours or not)."""
-    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def cli_token(state_root: Path, role: str, name: str) -> str:

@@ -57,9 +57,11 @@ from benchlib import (
     BenchError,
     Report,
     copy_state,
+    free_port,
     independent_task,
     lease_update,
     log,
+    machine_busy,
     size_label,
     summary,
 )
@@ -227,12 +229,6 @@ def postgres_cpu(cluster: Cluster) -> dict[int, float]:
     return cpu
 
 
-def machine_busy() -> float:
-    """CPU seconds the whole machine has spent busy (every process, ours or not)."""
-    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
-
-
 def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
     """CPU used between two snapshots (a process gone by the second is not counted)."""
     return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
@@ -289,13 +285,6 @@ def http_servers(count: int, url: str, work: Path, errlog: Any) -> Iterator[list
             except subprocess.TimeoutExpired:
                 server.process.kill()
                 server.process.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 # --------------------------------------------------------------------------- databases

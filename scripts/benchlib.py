@@ -27,6 +27,7 @@ import os
 import platform
 import random
 import shutil
+import socket
 import sqlite3
 import statistics
 import subprocess
@@ -806,6 +807,20 @@ def workspace(args: argparse.Namespace, prefix: str) -> tuple[Path, Path]:
     cache = work / "cache" if args.no_cache else args.cache_dir
     cache.mkdir(parents=True, exist_ok=True)
     return work, cache
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has spent busy (every process, ours or not)."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def machine() -> dict[str, Any]:
