@@ -22,8 +22,8 @@ from tests.autopilot.test_codex_worker import (
     _message,
     serve_model,
 )
-from tests.conftest import open_db, wvo
-from tests.http.conftest import http_server, task_row, token
+from tests.conftest import wvo
+from tests.http.conftest import events, http_server, task_row, token
 
 pytestmark = pytest.mark.skipif(
     not CODEX.exists() or shutil.which("node") is None,
@@ -31,6 +31,7 @@ pytestmark = pytest.mark.skipif(
 )
 AGENT = "codex-http"
 TASK = "H1"
+MOVES = ("claimed", "status")  # the task events that move it
 CODEX_TIMEOUT_SECONDS = 120
 
 
@@ -169,13 +170,8 @@ def test_codex_claims_and_finishes_a_task_over_http_as_its_token(
         ("wvo", "plan_update", "completed"),
     ], ran.stdout[-3000:]
     assert task_row(state, TASK)["status"] == "done"
-    with open_db(state) as db:
-        moves = db.execute(
-            "SELECT actor, kind, to_status FROM task_events WHERE task_id = ? "
-            "AND kind IN ('claimed', 'status') ORDER BY id",
-            (TASK,),
-        ).fetchall()
-    assert [tuple(m) for m in moves] == [
+    moves = [e for e in events(state, TASK) if e["kind"] in MOVES]
+    assert [(m["actor"], m["kind"], m["to_status"]) for m in moves] == [
         (AGENT, "claimed", "in_progress"),
         (AGENT, "status", "done"),
     ]
@@ -211,9 +207,4 @@ def test_codex_without_a_valid_token_claims_nothing(
         assert '"POST /mcp HTTP/1.1" 200' not in served_log, served_log
     assert model.claims == [] and model.requests == [], model.requests
     assert task_row(state, TASK)["status"] == "pending"
-    with open_db(state) as db:
-        moved = db.execute(
-            "SELECT count(*) FROM task_events WHERE task_id = ? AND kind IN ('claimed', 'status')",
-            (TASK,),
-        ).fetchone()[0]
-    assert moved == 0
+    assert [e for e in events(state, TASK) if e["kind"] in MOVES] == []
