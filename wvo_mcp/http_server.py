@@ -176,7 +176,9 @@ def app(settings: Settings, options: Options) -> Starlette:
     built = server.streamable_http_app(
         streamable_http_path=PATH,
         stateless_http=True,  # no session lives in a process: any request, any process
-        transport_security=options.transport_security(),
+        # HostGuard (below) checks Host and Origin on every route first; the SDK's own
+        # check would repeat it on /mcp. Its Content-Type check on POSTs stays.
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         max_request_body_size=MAX_LINE_BYTES,
         host=options.host,
     )
@@ -197,7 +199,7 @@ def app(settings: Settings, options: Options) -> Starlette:
 class HostGuard:
     """DNS-rebinding protection on every route (MCP, its metadata, the dashboard): a Host
     header naming no server here gets 421 and a browser page of another origin 403, each
-    saying what would be accepted. The SDK's own check on /mcp then always passes."""
+    saying what would be accepted. It is the only such check: the SDK's is off."""
 
     def __init__(self, app: ASGIApp, settings: TransportSecuritySettings) -> None:
         self.app = app
