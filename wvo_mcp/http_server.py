@@ -5,11 +5,13 @@ every piece of state is in the database).
 Bearer tokens are required (access.py: the SDK's token-verifier hook, so a request without
 a valid one gets 401 with `WWW-Authenticate: Bearer … resource_metadata=…`, and the OAuth
 protected-resource metadata is served); `--no-auth` is for loopback only. DNS-rebinding
-protection checks every request's Host (and Origin) header.
+protection checks every request's Host (and Origin) header; a dashboard POST's Origin must be
+exactly this server's own.
 """
 
 import ipaddress
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -33,6 +35,9 @@ log = logging.getLogger(__name__)
 PATH = "/mcp"
 DEFAULT_PORT = 8765
 WILDCARD = ("0.0.0.0", "::", "")
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+DEFAULT_PORTS = {"http": 80, "https": 443}
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 GRACE_SECONDS = 5  # open response streams get this long on shutdown
 
 
@@ -48,6 +53,39 @@ def is_loopback(host: str) -> bool:
 def _netloc(host: str, port: int | None) -> str:
     shown = f"[{host}]" if ":" in host else host
     return shown if port is None else f"{shown}:{port}"
+
+
+def origin(scheme: str, host: str, port: int | None) -> str:
+    """An origin as a browser writes it: lower case, IPv6 in brackets, no default port."""
+    scheme = scheme.lower()
+    return f"{scheme}://{_netloc(host.lower(), None if port == DEFAULT_PORTS[scheme] else port)}"
+
+
+def origin_of(url: str) -> str | None:
+    """The origin of an absolute http(s) URL; None for anything else."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # a port that is no number, or out of range
+        return None
+    if parts.scheme.lower() not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    return origin(parts.scheme, parts.hostname, port)
+
+
+def foreign_origin(given: str | None, referer: str | None, own: Sequence[str]) -> str | None:
+    """What shows that a request comes from a page of another origin than `own`, or None.
+
+    A browser sends Origin with every POST (an empty or `null` one is no origin of ours); an
+    old one may send only a Referer, which must then be ours. A client sending neither is no
+    browser page, and a page cannot make a browser send neither."""
+    if given is not None:
+        return None if given.lower() in own else f"Invalid Origin header {given!r}"
+    found = origin_of(referer) if referer else None
+    if referer and found not in own:
+        shown = repr(found) if found else "(none: not an http(s) URL)"
+        return f"No Origin header, and the Referer's origin {shown} is not this server's"
+    return None
 
 
 @dataclass(frozen=True)
@@ -72,6 +110,23 @@ class Options:
     @property
     def tls(self) -> bool:
         return self.certfile is not None
+
+    @property
+    def https(self) -> bool:
+        """People reach this server over TLS: its own, or a proxy's named by --public-url
+        (no X-Forwarded-Proto is trusted, so the flag is what says it)."""
+        return self.tls or (self.public_url or "").lower().startswith("https://")
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        """The exact origins of this server's own pages: the public URL's, and the bound
+        address's (each loopback name, when bound to loopback)."""
+        found = [origin_of(self.public_url)] if self.public_url is not None else []
+        if self.host not in WILDCARD:
+            names = (*LOOPBACK_NAMES, self.host) if is_loopback(self.host) else (self.host,)
+            scheme = "https" if self.tls else "http"
+            found += [origin(scheme, name, self.port) for name in names]
+        return tuple(dict.fromkeys(o for o in found if o is not None))
 
     def check(self) -> None:
         """Refuse what cannot be served safely, saying what would be accepted."""
@@ -101,13 +156,11 @@ class Options:
                 "server in its OAuth metadata, and its host name is what DNS-rebinding "
                 "protection lets through"
             )
-        if self.public_url is not None:
-            parts = urlsplit(self.public_url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValidationFailed(
-                    f"--public-url {self.public_url!r} must be an http:// or https:// URL with "
-                    f"a host, e.g. https://mcp.example.com{PATH}"
-                )
+        if self.public_url is not None and origin_of(self.public_url) is None:
+            raise ValidationFailed(
+                f"--public-url {self.public_url!r} must be an http:// or https:// URL with a "
+                f"host (and a port number, if any), e.g. https://mcp.example.com{PATH}"
+            )
         if self.jwt is not None and not self.jwt.jwks_url.startswith(("https://", "http://")):
             raise ValidationFailed(
                 f"--jwks-url {self.jwt.jwks_url!r} must be an https:// (or http://) URL"
@@ -183,37 +236,81 @@ def app(settings: Settings, options: Options) -> Starlette:
         host=options.host,
     )
     built.add_exception_handler(Exception, unavailable)
-    built.add_middleware(HostGuard, settings=options.transport_security())
-    if options.dashboard:
-        from wvo_mcp.dashboard.routes import Dashboard, SecurityHeaders
+    if not options.dashboard:
+        built.add_middleware(HostGuard, settings=options.transport_security())
+        return built
+    from wvo_mcp.dashboard import routes
 
-        def current() -> Orchestrator | None:
-            return opened[-1] if opened else None
+    def current() -> Orchestrator | None:
+        return opened[-1] if opened else None
 
-        verifier = None if http.auth is None else access.verifier(http, current)
-        built.router.routes.extend(Dashboard(current, verifier).routes())
-        built.add_middleware(SecurityHeaders)  # outermost: on the guard's refusals too
+    verifier = None if http.auth is None else access.verifier(http, current)
+    dashboard = routes.Dashboard(current, verifier, secure=options.https)
+    built.router.routes.extend(dashboard.routes())
+    built.add_middleware(
+        HostGuard, settings=options.transport_security(), origins=options.origins,
+        exact=(routes.PATH,),
+    )  # fmt: skip
+    built.add_middleware(routes.SecurityHeaders)  # outermost: on the guard's refusals too
     return built
 
 
 class HostGuard:
     """DNS-rebinding protection on every route (MCP, its metadata, the dashboard): a Host
     header naming no server here gets 421 and a browser page of another origin 403, each
-    saying what would be accepted. It is the only such check: the SDK's is off."""
+    saying what would be accepted. It is the only such check: the SDK's is off.
 
-    def __init__(self, app: ASGIApp, settings: TransportSecuritySettings) -> None:
+    Under the `exact` paths (the dashboard) a request that changes something (any method but
+    GET, HEAD, OPTIONS) must come from one of `origins` exactly: scheme, host and port. A
+    page on another port of the same host is the same site, so a SameSite cookie rides
+    along with its form; only its Origin tells it apart (login CSRF)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: TransportSecuritySettings,
+        origins: tuple[str, ...] = (),
+        exact: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.settings = settings
         self.check = TransportSecurityMiddleware(settings)
+        self.origins = origins
+        self.exact = exact
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             request = Request(scope)
             refused = await self.check.validate_request(request, is_post=False)
+            # A foreign Host first; then a dashboard POST's Origin, said as the exact check
+            # says it (it refuses every Origin the loose one does, and more).
+            wrong = None if refused and refused.status_code == 421 else self._foreign(request)
+            if wrong is not None:
+                await self._exact_refusal(wrong)(scope, receive, send)
+                return
             if refused is not None:
                 await self._refusal(request, refused.status_code)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+    def _foreign(self, request: Request) -> str | None:
+        """Why a request that changes something under an `exact` path is not from one of
+        our own pages, or None."""
+        path = request.url.path
+        if request.method in SAFE_METHODS or not any(
+            path == p or path.startswith(f"{p}/") for p in self.exact
+        ):
+            return None
+        headers = request.headers
+        return foreign_origin(headers.get("origin"), headers.get("referer"), self.origins)
+
+    def _exact_refusal(self, wrong: str) -> Response:
+        said = (
+            f"{wrong}: the dashboard takes a sign-in, a sign-out or an action only from its "
+            f"own pages, at {' or '.join(self.origins)} exactly (scheme, host and port; open "
+            "the dashboard there); other clients send no Origin. Nothing was done"
+        )
+        return PlainTextResponse(said, status_code=403)
 
     def _refusal(self, request: Request, status: int) -> Response:
         hosts = ", ".join(h.replace(":*", ":PORT") for h in self.settings.allowed_hosts)

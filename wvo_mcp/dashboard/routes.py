@@ -5,9 +5,10 @@ Who may do what: person and operator tokens view, only a person acts (approve, r
 re-queue, cancel: the same orchestrator calls as the person tools; pause and resume the
 autopilot, as the CLI does; each recorded as `person:NAME`); an agent token gets 403 on
 every route. A browser signs in by pasting a token (POST /dashboard/login sets an HttpOnly,
-SameSite=Strict cookie); anything else sends
-`Authorization: Bearer`. Actions also need the header `X-WVO-Action: 1`, which a cross-site
-form cannot send. With `--no-auth` (loopback) anyone may view and nobody acts.
+SameSite=Strict cookie, Secure when people reach the server over https); anything else sends
+`Authorization: Bearer`. Every POST (sign-in, sign-out, actions) must come from this server's
+own origin exactly (http_server.HostGuard); actions also need the header `X-WVO-Action: 1`,
+which a form cannot send. With `--no-auth` (loopback) anyone may view and nobody acts.
 """
 
 import json
@@ -53,8 +54,11 @@ TASK_ACTIONS = ("approve", "reject", "requeue", "cancel")
 PILOT_ACTIONS = ("pause", "resume")
 NOTE_CHARS = 4000
 # On every dashboard answer. The page loads its one script and stylesheet from here; it has
-# no inline script, handler or style, so nothing an agent writes into a task can run.
+# no inline script, handler or style, so nothing an agent writes into a task can run. Nothing
+# is kept by a browser's or a proxy's cache: the answers carry task data, and the sign-in's
+# carries the cookie.
 SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
     "Content-Security-Policy": (
         "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     ),
@@ -75,12 +79,14 @@ FIELDS = {
 
 
 class SecurityHeaders:
-    """SECURITY_HEADERS on every answer under /dashboard: pages, fragments, the stream,
-    refusals, and paths no route matches."""
+    """SECURITY_HEADERS on every answer under /dashboard: pages, fragments, JSON, the stream,
+    static files, sign-in and sign-out, refusals, and paths no route matches (in place of any
+    the handler set)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.headers = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+        self.names = {name for name, _ in self.headers}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not str(scope.get("path", "")).startswith(PATH):
@@ -89,7 +95,8 @@ class SecurityHeaders:
 
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *self.headers]}
+                kept = [h for h in message.get("headers", []) if h[0].lower() not in self.names]
+                message = {**message, "headers": [*kept, *self.headers]}
             await send(message)
 
         await self.app(scope, receive, sending)
@@ -161,10 +168,14 @@ def _static(name: str) -> str:
 
 class Dashboard:
     def __init__(
-        self, orchestrator: Callable[[], Orchestrator | None], verifier: TokenVerifier | None
+        self,
+        orchestrator: Callable[[], Orchestrator | None],
+        verifier: TokenVerifier | None,
+        secure: bool = False,
     ) -> None:
         self.orchestrator = orchestrator
         self.verifier = verifier  # None: --no-auth
+        self.secure = secure  # people reach the server over https: the cookie says Secure
         self.hub = Hub(orchestrator)
 
     def routes(self) -> list[Route]:
@@ -193,7 +204,8 @@ class Dashboard:
 
     async def _caller(self, request: Request) -> access.Caller | Response:
         """The viewer, or the answer refusing the request (401 without a valid token, 403 for
-        an agent's). Host and Origin were checked for every route (http_server.HostGuard)."""
+        an agent's). Host and Origin were checked for every route, a POST's Origin exactly
+        (http_server.HostGuard)."""
         if self.verifier is None:
             return access.Caller(role="anonymous", name="anonymous")
         header = request.headers.get("authorization", "")
@@ -237,9 +249,11 @@ class Dashboard:
         html = render.page(
             _static("index.html"), found, filters, caller.name, caller.role == "person"
         )
-        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+        return HTMLResponse(html)
 
     async def login(self, request: Request) -> Response:
+        """Keep a valid token in the cookie. Its Origin was checked exactly first: a page on
+        another port of this host could otherwise sign a browser in as someone else."""
         try:
             form = parse_qs((await _read(request)).decode("utf-8", "replace"))
         except Refused as exc:
@@ -252,14 +266,15 @@ class Dashboard:
             return HTMLResponse(render.LOGIN, status_code=401)
         answer = RedirectResponse(PATH, status_code=303)
         answer.set_cookie(
-            COOKIE, secret, path=PATH, httponly=True, samesite="strict",
-            secure=request.url.scheme == "https",
-        )  # fmt: skip
+            COOKIE, secret, path=PATH, httponly=True, samesite="strict", secure=self.secure
+        )
         return answer
 
     async def logout(self, request: Request) -> Response:
         answer = RedirectResponse(PATH, status_code=303)
-        answer.delete_cookie(COOKIE, path=PATH)
+        answer.delete_cookie(
+            COOKIE, path=PATH, httponly=True, samesite="strict", secure=self.secure
+        )
         return answer
 
     async def static(self, request: Request) -> Response:
@@ -320,7 +335,7 @@ class Dashboard:
             html = render.autopilot(await self._pilots(), caller.role == "person")
         else:
             return JSONResponse({"error": f"no view {name!r}"}, status_code=404)
-        return JSONResponse({"html": html}, headers={"Cache-Control": "no-store"})
+        return JSONResponse({"html": html})
 
     async def _backups(self) -> render.Backups | None:
         """The SQLite file's backups (the health monitor takes them); None on PostgreSQL."""
@@ -365,8 +380,7 @@ class Dashboard:
             detail = await self._task(task_id)
         except NotFound as exc:
             return HTMLResponse(f"<!doctype html><p>{escape(str(exc))}</p>", status_code=404)
-        html = render.task_page(detail, task_id, caller.name)
-        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+        return HTMLResponse(render.task_page(detail, task_id, caller.name))
 
     async def task(self, request: Request) -> Response:
         caller = await self._caller(request)
@@ -376,7 +390,7 @@ class Dashboard:
             detail = await self._task(request.path_params["task_id"])
         except NotFound as exc:
             return JSONResponse({"error": str(exc)}, status_code=404)
-        return JSONResponse({"html": detail}, headers={"Cache-Control": "no-store"})
+        return JSONResponse({"html": detail})
 
     async def diff(self, request: Request) -> Response:
         """A checkpoint's git snapshot against the HEAD it was taken on, as HTML."""
@@ -475,7 +489,7 @@ class Dashboard:
         return StreamingResponse(
             self._stream(after, filters, caller.role == "person"),
             media_type="text/event-stream",
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+            headers={"X-Accel-Buffering": "no"},
         )
 
     async def _stream(
