@@ -1,30 +1,55 @@
-"""Git snapshots of a workspace for checkpoints: the working tree (tracked and untracked,
-non-ignored files) as a commit under refs/wvo/checkpoints/, without touching the working
-tree, the index or any branch.
+"""Trusted git calls: snapshots of a workspace for checkpoints (the working tree, tracked and
+untracked non-ignored files, as a commit under refs/wvo/checkpoints/, without touching the
+working tree, the index or any branch), and taking an autopilot worker's commits as data.
 
 The workspace is written by sandboxed commands, so every git call here runs no program the
 repository could name (hooks, fsmonitor, filters, textconv, external diff, pager, ...),
 reads no system or user configuration, gets no stdin (it is the MCP pipe) and a minimal
 environment, and uses the git directory found when the server started, never one that
 appears later. Snapshots and restores leave the state folder out.
+
+A worker's own repository (clone_for_worker) is never handed to git: its HEAD and refs are
+read as files (read_head), its objects copied as plain files and validated by index-pack
+(Git.take_commits), and a commit is written out as raw blobs (Git.materialize). Paths a
+worker can write are opened one component at a time, following no symbolic link.
 """
 
+import hashlib
 import os
 import re
+import shutil
+import signal
+import stat
 import subprocess
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import IO
 
 from wvo_mcp.errors import ValidationFailed
 
 GIT_TIMEOUT_S = 120
+BULK_TIMEOUT_S = 900  # one pack or one tree of up to a few GiB
 REF_ROOT = "refs/wvo/checkpoints"
 _REF_SAFE = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
 _GITFILE_BYTES = 4096
 _OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")  # SHA-1 or SHA-256
+_HEX_ID = re.compile(r"[0-9a-fA-F]{40}(?:[0-9a-fA-F]{24})?")
+_HEAD_BYTES = 4096
+_PACKED_REFS_BYTES = 32 * 1024 * 1024
+_SYMLINK_BYTES = 4095  # PATH_MAX less the NUL
+_CHUNK = 1024 * 1024
+# A worker's object files: loose objects and packs, nothing else (no info/alternates).
+_FANOUT = re.compile(r"[0-9a-f]{2}")
+_LOOSE = re.compile(r"[0-9a-f]{38}(?:[0-9a-f]{24})?")
+_PACK = re.compile(r"pack-[0-9a-f]{40}(?:[0-9a-f]{24})?\.(?:pack|idx)")
+_INTAKE_FILES = 1_000_000
+_INCLUDE_DEPTH = 10  # git's own limit: deeper includes make every git call fail
+_INCLUDE_FILES = 100
 
 ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -41,25 +66,41 @@ ENV = {
     "GIT_COMMITTER_NAME": "wvo-mcp",
     "GIT_COMMITTER_EMAIL": "wvo-mcp@localhost",
 }
-# Every setting through which configuration makes git run a program, switched off.
-NO_PROGRAMS = (
-    "core.fsmonitor=false",
-    f"core.hooksPath={os.devnull}",
-    "core.pager=cat",
-    "core.editor=:",
-    "core.sshCommand=",
-    "core.askPass=",
-    f"core.attributesFile={os.devnull}",
-    "credential.helper=",
-    "diff.external=",
-    "gpg.program=",
-    "commit.gpgSign=false",
-    "protocol.allow=never",
-    "submodule.recurse=false",
-    "status.submoduleSummary=false",
+# Every setting through which configuration makes git run a program, switched off. Given as
+# GIT_CONFIG_KEY_n / GIT_CONFIG_VALUE_n pairs (config_env), never as `-c name=value`: git
+# splits a -c argument at its first '=', and a driver's name may contain one.
+NO_PROGRAMS: tuple[tuple[str, str], ...] = (
+    ("core.fsmonitor", "false"),
+    ("core.hooksPath", os.devnull),
+    ("core.pager", "cat"),
+    ("core.editor", ":"),
+    ("core.sshCommand", ""),
+    ("core.askPass", ""),
+    ("core.attributesFile", os.devnull),
+    ("credential.helper", ""),
+    ("diff.external", ""),
+    ("gpg.program", ""),
+    ("commit.gpgSign", "false"),
+    ("protocol.allow", "never"),
+    ("submodule.recurse", "false"),
+    ("status.submoduleSummary", "false"),
 )
 # Drivers that attributes (which the workspace writes) can select by name.
 DRIVERS = r"^(filter|diff|merge)\..+\.(clean|smudge|process|textconv|command|driver|required)$"
+_DRIVER_NAME = re.compile(DRIVERS, re.DOTALL)
+
+
+def config_env(off: Sequence[str] = (), extra: Sequence[tuple[str, str]] = ()) -> dict[str, str]:
+    """NO_PROGRAMS, an empty value for each configuration name in `off`, then `extra`, as
+    the environment variables git reads command-line configuration from: a name travels
+    whole, whatever bytes it holds (names are str with surrogate escapes, as os.fsdecode
+    gives them)."""
+    pairs = [*NO_PROGRAMS, *((name, "") for name in off), *extra]
+    env = {"GIT_CONFIG_COUNT": str(len(pairs))}
+    for n, (key, value) in enumerate(pairs):
+        env[f"GIT_CONFIG_KEY_{n}"] = key
+        env[f"GIT_CONFIG_VALUE_{n}"] = value
+    return env
 
 
 @dataclass(frozen=True)
@@ -105,29 +146,93 @@ class Git:
             if repo.top in path.resolve().parents
         ]
 
+    @cached_property
+    def common_dir(self) -> Path:
+        """The git directory shared by all worktrees (objects, refs, config)."""
+        found = self._git([], "rev-parse", "--path-format=absolute", "--git-common-dir")
+        return Path(found)
+
     def _no_drivers(self) -> list[str]:
-        """Every filter, diff and merge driver the configuration names, switched off. Read
-        afresh for each operation, so a driver configured later is switched off too: any
+        """Every filter, diff and merge driver the configuration names, to be switched off.
+        Read afresh for each operation, so a driver configured later is switched off too: any
         command that touches the index or the working tree may run one (even write-tree
         re-hashes racily clean files through their filters)."""
-        found = self._run([], "config", "--null", "--name-only", "--get-regexp", DRIVERS)
-        names = [n for n in found.stdout.split("\0") if n] if found.returncode == 0 else []
-        return [part for name in names for part in ("-c", f"{name}=")]
+        found = self._raw("config", "--null", "--name-only", "--get-regexp", DRIVERS)
+        names = {os.fsdecode(n) for n in found.stdout.split(b"\0") if n}
+        return sorted(names | self._drivers_behind_includes())
+
+    def _drivers_behind_includes(self) -> set[str]:
+        """Drivers named in the repository's configuration files and every file they include,
+        whatever the include's condition: a condition false here (`onbranch:`, `gitdir:`)
+        may be true in the git a command starts for another worktree or branch."""
+        todo = [(self.common_dir / "config", 0), (self.repo.git_dir / "config.worktree", 0)]
+        todo.append((self.common_dir / "config.worktree", 0))
+        seen: set[Path] = set()
+        names: set[str] = set()
+        while todo:
+            path, depth = todo.pop()
+            if path in seen or depth > _INCLUDE_DEPTH or not path.is_file():
+                continue  # git skips a missing include too
+            seen.add(path)
+            if len(seen) > _INCLUDE_FILES:
+                raise ValidationFailed(
+                    f"the git configuration of {self.repo.top} includes more than "
+                    f"{_INCLUDE_FILES} files; include fewer"
+                )
+            listed = self._raw("config", "--file", str(path), "--no-includes", "--null", "--list")
+            if listed.returncode != 0:
+                continue  # gone meanwhile, or unreadable: git fails on it, then, not us
+            for entry in listed.stdout.split(b"\0"):
+                key, _, value = os.fsdecode(entry).partition("\n")
+                if _DRIVER_NAME.fullmatch(key):
+                    names.add(key)
+                elif key == "include.path" or (
+                    key.startswith("includeif.") and key.endswith(".path")
+                ):
+                    target = _include_target(path, value)
+                    if target is not None:
+                        todo.append((target, depth + 1))
+        return names
 
     def _run(
-        self, options: list[str], *args: str, index: Path | None = None
+        self,
+        off: Sequence[str],
+        *args: str,
+        index: Path | None = None,
+        config: Sequence[tuple[str, str]] = (),
+        alternate: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        env = self.env if index is None else {**self.env, "GIT_INDEX_FILE": str(index)}
-        fixed = [part for s in NO_PROGRAMS for part in ("-c", s)]
+        """git `args` with NO_PROGRAMS, the drivers `off` and `config` set through the
+        environment, and `alternate` as an extra object store; its output as text,
+        undecodable bytes replaced."""
         return subprocess.run(
-            ["git", *fixed, *options, *args],
-            cwd=self.cwd,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=GIT_TIMEOUT_S,
-            env=env,
-        )
+            ["git", *args], cwd=self.cwd, stdin=subprocess.DEVNULL, capture_output=True,
+            text=True, errors="replace", timeout=GIT_TIMEOUT_S,
+            env=self._env(off, index, config, alternate),
+        )  # fmt: skip
+
+    def _raw(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+        """git `args` as _run runs them (no drivers named), its output as bytes."""
+        return subprocess.run(
+            ["git", *args], cwd=self.cwd, stdin=subprocess.DEVNULL, capture_output=True,
+            timeout=GIT_TIMEOUT_S, env=self._env(),
+        )  # fmt: skip
+
+    def _env(
+        self,
+        off: Sequence[str] = (),
+        index: Path | None = None,
+        config: Sequence[tuple[str, str]] = (),
+        alternate: Path | None = None,
+    ) -> dict[str, str]:
+        env = {**self.env, **config_env(off, config)}
+        if index is not None:
+            env["GIT_INDEX_FILE"] = str(index)
+        if alternate is not None:
+            if ":" in str(alternate) or '"' in str(alternate):  # the list's separator, quote
+                raise ValidationFailed(f"unusable scratch folder {alternate}; set TMPDIR")
+            env["GIT_ALTERNATE_OBJECT_DIRECTORIES"] = str(alternate)
+        return env
 
     def _git(
         self, off: list[str], *args: str, index: Path | None = None, check: bool = True
@@ -178,14 +283,52 @@ class Git:
         return found.returncode == 0
 
     def add_worktree(self, path: Path, branch: str, base: str) -> None:
-        """A worktree at `path` on `branch`, made from `base` unless the branch exists (a
-        retry continues on the branch the last attempt committed to)."""
+        """A worktree at `path` on `branch`, made from `base` unless the branch exists."""
         exists = self.has_branch(branch)
         where = [str(path), branch] if exists else ["-b", branch, str(path), base]
         self._git(self._no_drivers(), "worktree", "add", "--quiet", *where)
 
-    def remove_worktree(self, path: Path) -> None:
-        self._git(self._no_drivers(), "worktree", "remove", str(path))
+    def add_detached_worktree(self, path: Path, commit: str) -> None:
+        """A scratch worktree at `path` on `commit`, on no branch (the autopilot's own, for a
+        rebase: never a worker's repository)."""
+        self._commit(commit, "commit")
+        self._git(self._no_drivers(), "worktree", "add", "--quiet", "--detach", str(path), commit)
+
+    def remove_worktree(self, path: Path, force: bool = False) -> None:
+        extra = ["--force"] if force else []
+        self._git(self._no_drivers(), "worktree", "remove", *extra, str(path))
+
+    def differs(self, commit: str, folder: Path, most: int = 1000) -> list[str]:
+        """The paths in `folder` (a worker's repository, read as data: git is never run
+        there) whose files differ from `commit`'s tree: changed, added or removed, its .git
+        left out. Blob ids are computed here, so no attribute, filter or config applies."""
+        self._commit(commit, "commit")
+        listed = self._raw("ls-tree", "-r", "-z", "--full-tree", commit)
+        if listed.returncode != 0:
+            raise ValidationFailed(f"git ls-tree failed in {self.repo.top}")
+        tree: dict[str, tuple[str, str]] = {}
+        for record in listed.stdout.split(b"\0"):
+            if record:
+                meta, _, name = record.partition(b"\t")
+                mode, _kind, oid = meta.decode().split()
+                tree[os.fsdecode(name)] = (mode, oid)
+        algorithm = "sha256" if self.object_format == "sha256" else "sha1"
+        found: list[str] = []
+        seen: set[str] = set()
+        for top, dirs, files in os.walk(str(folder), followlinks=False):
+            relative = os.path.relpath(top, folder)
+            if relative == ".":
+                dirs[:] = [d for d in dirs if d != ".git"]
+            links = [d for d in dirs if os.path.islink(os.path.join(top, d))]
+            for entry in [*(f for f in files if relative != "." or f != ".git"), *links]:
+                path = os.path.normpath(os.path.join(relative, entry))
+                seen.add(path)
+                if tree.get(path) != _blob_of(os.path.join(top, entry), algorithm):
+                    found.append(path)
+            if len(found) >= most:
+                return found[:most]
+        found += sorted(p for p, (mode, _) in tree.items() if p not in seen and mode != "160000")
+        return found[:most]
 
     def tip(self, branch: str) -> str:
         return self._git([], "rev-parse", "--verify", f"refs/heads/{branch}")
@@ -256,9 +399,8 @@ class Git:
             if head is None
             else ["diff", *plain, head, commit]
         )
-        fixed = [part for s in NO_PROGRAMS for part in ("-c", s)]
         with subprocess.Popen(
-            ["git", *fixed, *off, *args], cwd=self.cwd, env=self.env,
+            ["git", *args], cwd=self.cwd, env=self._env(off),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         ) as process:  # fmt: skip
             timer = threading.Timer(GIT_TIMEOUT_S, process.kill)
@@ -282,6 +424,733 @@ class Git:
             self._no_drivers(),
             "restore", f"--source={commit}", "--worktree", "--", ".", *self.keep_out,
         )  # fmt: skip
+
+    def read_tree_files(
+        self, commit: str, folder: str, names: re.Pattern[str], max_bytes: int
+    ) -> dict[str, bytes | None]:
+        """The files directly in `folder` as committed at `commit` whose names `names`
+        matches, read as objects (never a checkout, the working tree, the index or a
+        filter). An entry that is not a regular file (a link, a folder, a submodule) or is
+        over `max_bytes` is not read: None. {} when `commit` has no such folder or is none."""
+        if commit.startswith("-") or ":" in commit:
+            raise ValidationFailed(f"not a commit: {commit!r}")
+        # Quoted paths keep the listing ASCII; a name git had to quote matches no `names`.
+        listed = self._run(
+            [], "ls-tree", "-l", f"{commit}:{folder}", config=[("core.quotePath", "true")]
+        )
+        if listed.returncode != 0:
+            return {}
+        found: dict[str, bytes | None] = {}
+        ids: dict[str, str] = {}  # name -> object id, of the files to read
+        for line in listed.stdout.splitlines():
+            meta, _, name = line.partition("\t")
+            mode, kind, oid, size = meta.split()
+            if names.fullmatch(name):
+                found[name] = None
+                if mode in ("100644", "100755") and kind == "blob" and int(size) <= max_bytes:
+                    ids[name] = oid
+        if not ids:
+            return found
+        batch = subprocess.run(
+            ["git", "cat-file", "--batch"], cwd=self.cwd, env=self._env(),
+            input="".join(f"{oid}\n" for oid in ids.values()).encode(),
+            capture_output=True, timeout=GIT_TIMEOUT_S,
+        )  # fmt: skip
+        out, at = batch.stdout, 0
+        for name, oid in ids.items():
+            # Each object comes back as "<id> blob <size>\n<content>\n".
+            end = out.find(b"\n", at)
+            header = out[at:end].split()
+            if batch.returncode != 0 or end < 0 or header[:2] != [oid.encode(), b"blob"]:
+                raise ValidationFailed(f"git cat-file could not read {oid} in {self.repo.top}")
+            length = int(header[2])
+            found[name] = out[end + 1 : end + 1 + length]
+            at = end + 2 + length
+        return found
+
+    # -- a worker's commits, taken as data ------------------------------------------------
+
+    @cached_property
+    def object_format(self) -> str:
+        """'sha1' or 'sha256'."""
+        return self._git([], "rev-parse", "--show-object-format")
+
+    def _object_id(self, given: str, what: str) -> str:
+        """`given` checked to be a lower-case hex object id of this repository's format."""
+        width = 64 if self.object_format == "sha256" else 40
+        if not (_OBJECT_ID.fullmatch(given) and len(given) == width):
+            raise ValidationFailed(
+                f"{what} must be a {width}-digit lower-case hex object id, got {given[:80]!r}"
+            )
+        return given
+
+    def _commit(self, given: str, what: str) -> str:
+        """`given` checked to be an object id of this repository's format naming a commit."""
+        self._object_id(given, what)
+        kind = self._run([], "cat-file", "-t", given)
+        if kind.returncode != 0 or kind.stdout.strip() != "commit":
+            raise ValidationFailed(f"{what} {given} is not a commit in {self.repo.top}")
+        return given
+
+    def materialize(
+        self,
+        commit: str,
+        dest: Path,
+        max_bytes: int = 2 * 1024**3,
+        max_files: int = 500_000,
+    ) -> None:
+        """The tree of `commit` written into the empty folder `dest` as raw blobs: no
+        checkout, so no attributes, filters, eol conversion or hooks. Regular files get
+        mode 0644 or 0755, links are created (never followed), submodules are skipped. A path
+        that could leave `dest` or reach a .git, a path through a link or file written
+        earlier, more than `max_files` entries or `max_bytes` bytes: ValidationFailed, and
+        `dest` is left empty."""
+        self._commit(commit, "commit")
+        root = _open_dir(dest, "dest")
+        try:
+            if os.listdir(root):
+                raise ValidationFailed(f"{dest} is not empty: materialize writes a fresh folder")
+            try:
+                self._write_tree(commit, root, max_bytes, max_files)
+            except BaseException:
+                _empty_dir(root)
+                raise
+        finally:
+            os.close(root)
+
+    def _write_tree(self, commit: str, root: int, max_bytes: int, max_files: int) -> None:
+        folders = _Folders(root)
+        with (
+            self._spawn("ls-tree", "-r", "-z", "--full-tree", commit) as lister,
+            self._spawn("cat-file", "--batch", stdin=True) as reader,
+        ):
+            assert lister.stdout is not None and reader.stdin and reader.stdout
+            written = files = 0
+            try:
+                for record in _records(lister.stdout, b"\0", limit=_CHUNK):
+                    files += 1
+                    if files > max_files:
+                        raise ValidationFailed(f"the tree of {commit} has over {max_files} files")
+                    meta, tab, path = record.partition(b"\t")
+                    fields = meta.split(b" ")
+                    if not tab or len(fields) != 3:
+                        raise ValidationFailed(f"git ls-tree gave an unreadable line: {record!r}")
+                    mode, kind, oid = (f.decode("ascii", "replace") for f in fields)
+                    shown = os.fsdecode(path)
+                    parts = _tree_path(path)
+                    if mode == "160000":
+                        continue  # a submodule: its commit is not in this repository
+                    if mode not in _FILE_MODES or kind != "blob":
+                        raise ValidationFailed(f"{shown!r}: unsupported tree entry mode {mode}")
+                    reader.stdin.write(oid.encode() + b"\n")
+                    reader.stdin.flush()
+                    header = reader.stdout.readline(200).split()
+                    if len(header) != 3 or header[1] != b"blob" or not header[2].isdigit():
+                        raise ValidationFailed(f"{shown!r}: object {oid} is not a readable blob")
+                    size = int(header[2])
+                    written += size
+                    if written > max_bytes:
+                        raise ValidationFailed(
+                            f"the tree of {commit} holds over {max_bytes} bytes (at {shown!r})"
+                        )
+                    where = folders.enter(parts[:-1], shown)
+                    if mode == "120000":
+                        _write_link(where, parts[-1], reader.stdout, size, shown)
+                    else:
+                        mode_bits = _FILE_MODES[mode]
+                        _write_file(where, parts[-1], reader.stdout, size, mode_bits, shown)
+                    if reader.stdout.read(1) != b"\n":
+                        raise ValidationFailed(f"git cat-file stopped inside {oid}")
+            finally:
+                folders.close()
+            if lister.wait() != 0:
+                raise ValidationFailed(f"git ls-tree could not list {commit} in {self.repo.top}")
+
+    @contextmanager
+    def _spawn(self, *args: str, stdin: bool = False) -> Iterator[subprocess.Popen[bytes]]:
+        """git `args` running with stdout a pipe; killed when the block ends or after
+        BULK_TIMEOUT_S, whichever is first."""
+        process = subprocess.Popen(
+            ["git", *args], cwd=self.cwd, env=self._env(),
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        timer = threading.Timer(BULK_TIMEOUT_S, process.kill)
+        timer.start()
+        try:
+            yield process
+        finally:
+            timer.cancel()
+            if process.poll() is None:
+                process.kill()
+            _close_and_wait(process)
+
+    def take_commits(
+        self,
+        objects_dir: Path,
+        tip: str,
+        ref: str,
+        expected_old: str | None,
+        max_bytes: int = 1024**3,
+    ) -> list[str]:
+        """Bring the commits reachable from `tip` (a worker's commit, as read_head gives it)
+        from the worker's `objects_dir` into this repository as data, and point `ref` at
+        `tip` if it is still at `expected_old` (None: `ref` must not exist yet). Returns the
+        commits that are new here, oldest first.
+
+        Only the worker's loose objects and packs are copied, as plain files (never its
+        alternates: objects it can only name, not hold, are refused), then packed here and
+        checked object by object by `index-pack --strict` (fsck: no `.git` or `..` entries,
+        nothing missing) before any of them reaches this repository. The worker's repository
+        is never handed to git. A refusal changes nothing here, except that a ref moving in
+        the last instant (the compare-and-swap fails) leaves the new objects, unreferenced,
+        for git's garbage collection."""
+        self._object_id(tip, "tip")
+        if expected_old is not None:
+            self._object_id(expected_old, "expected_old")
+        if not (ref.startswith("refs/") and _valid_ref(ref)):
+            raise ValidationFailed(f"not a full ref name (refs/...): {ref!r}")
+        self._ref_at(ref, expected_old)
+        with tempfile.TemporaryDirectory(prefix="wvo-intake-") as scratch:
+            copied, checked = Path(scratch) / "worker", Path(scratch) / "checked"
+            _copy_objects(objects_dir, copied, max_bytes)
+            (checked / "pack").mkdir(parents=True)
+            incoming = checked / "pack" / "incoming"
+            name = self._pack_in(tip, self._tips(), copied, incoming)
+            # The checked pack (index-pack --strict passed each object in it) stands in for
+            # the worker's objects from here; nothing has reached this repository yet.
+            kind = self._run([], "cat-file", "-t", tip, alternate=checked).stdout.strip()
+            if kind != "commit":
+                raise ValidationFailed(f"{tip} is a {kind or 'missing object'}, not a commit")
+            # Every object `tip` reaches is there (what receive-pack checks), and which
+            # commits are new: neither walk goes past what a ref or HEAD already holds.
+            walk = self._run(
+                [], "rev-list", "--objects", "--quiet", tip, "--not", "--all", alternate=checked
+            )
+            if walk.returncode != 0:
+                raise ValidationFailed(f"the history of {tip} is incomplete: {_tail(walk.stderr)}")
+            listed = self._run(
+                [], "rev-list", "--reverse", tip, "--not", "--all", alternate=checked
+            )
+            new = listed.stdout.split()
+            self._install_pack(incoming, name)
+        zero = "0" * len(tip)
+        moved = self._run(
+            [], "update-ref", "-m", "wvo-mcp: a worker's commits", ref, tip, expected_old or zero
+        )
+        if moved.returncode != 0:
+            now = self._run([], "rev-parse", "--verify", "--quiet", ref).stdout.strip()
+            raise ValidationFailed(
+                f"{ref} moved: expected {expected_old or 'no ref'}, it is at {now or 'no ref'} "
+                f"({_tail(moved.stderr)}); read it again and retry"
+            )
+        return new
+
+    def _ref_at(self, ref: str, expected: str | None) -> None:
+        now = self._run([], "rev-parse", "--verify", "--quiet", ref).stdout.strip() or None
+        if now != expected:
+            raise ValidationFailed(
+                f"{ref} moved: expected {expected or 'no ref'}, it is at {now or 'no ref'}; "
+                "nothing was taken"
+            )
+
+    def _tips(self) -> list[str]:
+        """Every object a ref or HEAD of this repository points at."""
+        listed = self._git([], "for-each-ref", "--format=%(objectname)")
+        head = self._run([], "rev-parse", "--verify", "--quiet", "HEAD").stdout.strip()
+        return sorted({*listed.split(), *([head] if head else [])})
+
+    def _pack_in(self, tip: str, ours: list[str], copied: Path, incoming: Path) -> str:
+        """The objects `tip` needs that this repository lacks, packed from here with the
+        `copied` worker objects as an extra object store, then indexed and checked one by
+        one by a git that sees this repository alone, into incoming.pack and incoming.idx
+        (a refused pack leaves nothing here). Returns the pack's name."""
+        with (
+            tempfile.TemporaryFile() as packer_err,
+            tempfile.TemporaryFile() as index_out,
+            tempfile.TemporaryFile() as index_err,
+        ):
+            packer = subprocess.Popen(
+                ["git", "pack-objects", "--revs", "--stdout", "-q"], cwd=self.cwd,
+                env=self._env(alternate=copied), stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=packer_err,
+            )  # fmt: skip
+            assert packer.stdin is not None and packer.stdout is not None
+            try:
+                indexer = subprocess.Popen(
+                    ["git", "index-pack", "--stdin", "--fix-thin", "--strict",
+                     "-o", f"{incoming}.idx", f"{incoming}.pack"],
+                    cwd=self.cwd, env=self._env(), stdin=packer.stdout, stdout=index_out,
+                    stderr=index_err,
+                )  # fmt: skip
+            except BaseException:
+                packer.kill()
+                _close_and_wait(packer)
+                raise
+            packer.stdout.close()  # index-pack holds the read end now
+
+            def stop() -> None:
+                packer.kill()
+                indexer.kill()
+
+            timer = threading.Timer(BULK_TIMEOUT_S, stop)
+            timer.start()
+            try:
+                # A broken pipe: pack-objects stopped early, and its exit status says why.
+                with suppress(BrokenPipeError):
+                    packer.stdin.write("".join([f"{tip}\n", *(f"^{o}\n" for o in ours)]).encode())
+            finally:
+                _close_and_wait(packer)
+                _close_and_wait(indexer)
+                timer.cancel()
+            # index-pack stopping first (a refused object) ends pack-objects by a broken pipe.
+            broken_pipe = packer.returncode in (-signal.SIGPIPE, 128 + signal.SIGPIPE)
+            if packer.returncode != 0 and not (indexer.returncode != 0 and broken_pipe):
+                raise ValidationFailed(
+                    f"git pack-objects could not pack {tip} from the worker's own objects (one "
+                    "is missing or unreadable; objects only its alternates hold are never "
+                    f"taken): {_tail(_read(packer_err))}"
+                )
+            if indexer.returncode != 0:
+                raise ValidationFailed(
+                    f"git index-pack --strict refused the worker's objects for {tip}: "
+                    f"{_tail(_read(index_err))}"
+                )
+            kind, _, name = _read(index_out).strip().partition("\t")
+        if kind != "pack" or not _OBJECT_ID.fullmatch(name):
+            raise ValidationFailed(f"git index-pack gave no pack name for {tip}")
+        return name
+
+    @cached_property
+    def objects(self) -> Path:
+        """This repository's object folder, absolute."""
+        found = self._git([], "rev-parse", "--path-format=absolute", "--git-path", "objects")
+        return Path(found)
+
+    def _install_pack(self, incoming: Path, name: str) -> None:
+        """The checked incoming pack put in this repository's object folder as git puts a
+        pack there: the .pack, then the .idx that makes it visible, each renamed into place
+        (a stale tmp_ file is what git's prune removes). A pack of no objects is dropped."""
+        with open(f"{incoming}.pack", "rb") as pack:
+            header = pack.read(12)
+        if len(header) == 12 and int.from_bytes(header[8:12], "big") == 0:
+            return
+        folder = self.objects / "pack"
+        for suffix in (".pack", ".idx"):
+            final = folder / f"pack-{name}{suffix}"
+            if final.exists():
+                continue  # the same pack, named by its content, is there already
+            temporary = folder / f"tmp_wvo_{name}{suffix}"
+            shutil.copyfile(f"{incoming}{suffix}", temporary)
+            temporary.chmod(0o444)
+            temporary.replace(final)
+
+    def clone_for_worker(
+        self,
+        dest: Path,
+        base: str,
+        branch: str,
+        name: str = "wvo-mcp worker",
+        email: str = "wvo-mcp-worker@localhost",
+    ) -> None:
+        """A new repository at `dest` (which must not exist) for one worker attempt: its
+        objects borrowed from this repository through objects/info/alternates, `branch` at
+        `base` checked out, `name` and `email` set to commit with. Nothing of this
+        repository's configuration, hooks or templates goes with it. On failure `dest` is
+        removed."""
+        if not _valid_ref(f"refs/heads/{branch}"):
+            raise ValidationFailed(f"not a valid branch name: {branch!r}")
+        commit = self._commit(base, "base")
+        objects = self.objects
+        if "\n" in str(objects) or not objects.is_absolute():
+            raise ValidationFailed(f"{objects} cannot be written in an alternates file")
+        fmt = self.object_format
+        dest = Path(os.path.abspath(dest))
+        try:
+            dest.mkdir(mode=0o755)  # never into a folder a worker may have had
+        except OSError as exc:
+            raise ValidationFailed(
+                f"cannot make {dest} ({exc.strerror}): a new path in an existing folder is needed"
+            ) from None
+        try:
+            git_dir = dest / ".git"
+            # Brand new and ours until this returns, so git may run here.
+            env = {**ENV, **config_env(), "GIT_CEILING_DIRECTORIES": str(dest.parent)}
+            with tempfile.TemporaryDirectory(prefix="wvo-template-") as template:
+                _check_run(
+                    ["git", "init", "--quiet", f"--template={template}",
+                     f"--object-format={fmt}", f"--initial-branch={branch}", str(dest)],
+                    dest, env,
+                )  # fmt: skip
+            alternates = os.open(
+                git_dir / "objects" / "info" / "alternates",
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o644,
+            )
+            with os.fdopen(alternates, "w") as handle:
+                handle.write(f"{objects}\n")
+            env = {**env, "GIT_DIR": str(git_dir), "GIT_WORK_TREE": str(dest)}
+            for step in (
+                ["config", "user.name", name],
+                ["config", "user.email", email],
+                ["update-ref", f"refs/heads/{branch}", commit, "0" * len(commit)],
+                ["read-tree", "--reset", "-u", "HEAD"],
+            ):
+                _check_run(["git", *step], dest, env)
+        except BaseException:
+            shutil.rmtree(dest, ignore_errors=True)
+            raise
+
+
+# -- reading a worker's repository as data -------------------------------------------------
+
+_O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: a FIFO planted where a file is expected must not hang the reader.
+_O_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_O_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_MODES = {"100644": 0o644, "100755": 0o755, "120000": 0o777}
+
+
+def _blob_of(path: str, algorithm: str) -> tuple[str, str] | None:
+    """(mode, blob id) of a file or link as git would store it, read without following
+    links; None for anything else (a FIFO, a device)."""
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode):
+        data, mode = os.fsencode(os.readlink(path)), "120000"
+    elif stat.S_ISREG(info.st_mode):
+        with open(path, "rb", opener=lambda p, f: os.open(p, f | os.O_NOFOLLOW)) as handle:
+            data = handle.read()
+        mode = "100755" if info.st_mode & 0o100 else "100644"
+    else:
+        return None
+    digest = hashlib.new(algorithm, b"blob %d\0" % len(data) + data).hexdigest()
+    return mode, digest
+
+
+def read_head(git_dir: Path) -> str | None:
+    """The commit id a worker's HEAD names, read from its files without running git: HEAD
+    holding an id, or `ref: refs/heads/<name>` resolved once through the loose ref file or
+    packed-refs. None for anything else (a link anywhere on the way, an unborn or invalid
+    branch, a `gitdir:` file, oversized files). `git_dir` is absolute, without links."""
+    try:
+        top = _open_dir(git_dir, "git_dir")
+    except ValidationFailed:
+        return None
+    try:
+        head = _read_small(top, "HEAD", _HEAD_BYTES)
+        text = _ascii_line(head)
+        if text is None:
+            return None
+        if _HEX_ID.fullmatch(text):
+            return text.lower()
+        name = text.removeprefix("ref: ")
+        if name == text or not name.startswith("refs/heads/") or not _valid_ref(name):
+            return None
+        found, commit = _loose_ref(top, name)
+        return commit if found else _packed_ref(top, name)
+    finally:
+        os.close(top)
+
+
+def _ascii_line(data: bytes | None) -> str | None:
+    if data is None:
+        return None
+    line = data.removesuffix(b"\n")
+    if b"\n" in line or not line.isascii():
+        return None
+    return line.decode("ascii")
+
+
+def _loose_ref(top: int, name: str) -> tuple[bool, str | None]:
+    """Whether a loose file for ref `name` is there (git then ignores packed-refs for it),
+    and the id it holds: None if it is not a plain id in a regular file reached without
+    links (another `ref:` would be a second hop)."""
+    *folders, leaf = name.split("/")
+    fd = os.dup(top)
+    try:
+        for folder in folders:
+            try:
+                inner = os.open(folder, _O_DIR, dir_fd=fd)
+            except (FileNotFoundError, NotADirectoryError):
+                return False, None
+            except OSError:
+                return True, None  # a link where a folder should be
+            os.close(fd)
+            fd = inner
+        try:
+            os.stat(leaf, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False, None
+        text = _ascii_line(_read_small(fd, leaf, _HEAD_BYTES))
+    finally:
+        os.close(fd)
+    return True, text.lower() if text is not None and _HEX_ID.fullmatch(text) else None
+
+
+def _packed_ref(top: int, name: str) -> str | None:
+    data = _read_small(top, "packed-refs", _PACKED_REFS_BYTES)
+    if data is None:
+        return None
+    wanted = name.encode()
+    for line in data.split(b"\n"):
+        oid, _, ref = line.partition(b" ")
+        if ref == wanted:
+            text = oid.decode("ascii", "replace")
+            return text.lower() if _HEX_ID.fullmatch(text) else None
+    return None
+
+
+def _read_small(folder: int, name: str, limit: int) -> bytes | None:
+    """The regular file `name` in `folder`, if it is one (not a link, FIFO or device) and
+    holds at most `limit` bytes."""
+    try:
+        fd = os.open(name, _O_READ, dir_fd=folder)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read(limit + 1)
+        return data if len(data) <= limit else None
+    finally:
+        os.close(fd)
+
+
+def _open_dir(path: Path, what: str) -> int:
+    """The folder `path` (absolute) opened one component at a time, following no link on
+    the way: a folder a worker can write cannot be swapped for a link to elsewhere."""
+    if not path.is_absolute():
+        raise ValidationFailed(f"{what} must be an absolute path, got {str(path)!r}")
+    fd = os.open("/", _O_DIR)
+    try:
+        for part in path.parts[1:]:
+            inner = os.open(part, _O_DIR, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    except OSError as exc:
+        os.close(fd)
+        raise ValidationFailed(
+            f"{what} {path}: {exc.strerror} at {part!r} (a folder reached without "
+            "symbolic links is needed)"
+        ) from None
+    return fd
+
+
+def _valid_ref(name: str) -> bool:
+    """git's rules for a ref name (check-ref-format), all of them."""
+    if not name or name.endswith(("/", ".")) or name == "@" or "@{" in name or ".." in name:
+        return False
+    if any(ord(c) < 0x20 or ord(c) == 0x7F or c in " ~^:?*[\\" for c in name):
+        return False
+    return all(
+        part and not part.startswith(".") and not part.endswith(".lock") for part in name.split("/")
+    )
+
+
+# -- writing a tree as files ---------------------------------------------------------------
+
+
+def _tree_path(path: bytes) -> list[bytes]:
+    """The components of a tree path, or ValidationFailed for one that could climb out of
+    the destination or write into a git directory."""
+    parts = path.split(b"/")
+    for part in parts:
+        if part in (b"", b".", b"..") or b"\0" in part:
+            raise ValidationFailed(f"unsafe path in the tree: {os.fsdecode(path)!r}")
+        # .git, and the spellings some file systems fold into it (".GIT", ".git. ").
+        if part.rstrip(b". ").lower() == b".git":
+            raise ValidationFailed(f"a .git entry in the tree: {os.fsdecode(path)!r}")
+    return parts
+
+
+class _Folders:
+    """Open folders along the current path under the destination, each made and opened
+    relative to its parent without following links: a link written earlier in the tree
+    cannot redirect a later write."""
+
+    def __init__(self, root: int) -> None:
+        self.root = root
+        self.stack: list[tuple[bytes, int]] = []
+
+    def enter(self, parts: list[bytes], shown: str) -> int:
+        keep = 0
+        while keep < min(len(parts), len(self.stack)) and self.stack[keep][0] == parts[keep]:
+            keep += 1
+        while len(self.stack) > keep:
+            os.close(self.stack.pop()[1])
+        for part in parts[keep:]:
+            parent = self.stack[-1][1] if self.stack else self.root
+            with suppress(FileExistsError):
+                os.mkdir(part, 0o755, dir_fd=parent)
+            try:
+                fd = os.open(part, _O_DIR, dir_fd=parent)
+            except OSError:
+                raise ValidationFailed(
+                    f"{shown!r}: {os.fsdecode(part)!r} is a link or a file earlier in the tree"
+                ) from None
+            os.fchmod(fd, 0o755)
+            self.stack.append((part, fd))
+        return self.stack[-1][1] if self.stack else self.root
+
+    def close(self) -> None:
+        while self.stack:
+            os.close(self.stack.pop()[1])
+
+
+def _write_file(
+    folder: int, name: bytes, source: IO[bytes], size: int, mode: int, shown: str
+) -> None:
+    try:
+        fd = os.open(name, _O_NEW, 0o600, dir_fd=folder)
+    except OSError as exc:
+        raise ValidationFailed(f"{shown!r}: cannot be written ({exc.strerror})") from None
+    with os.fdopen(fd, "wb") as handle:
+        left = size
+        while left:
+            chunk = source.read(min(left, _CHUNK))
+            if not chunk:
+                raise ValidationFailed(f"{shown!r}: git cat-file stopped early")
+            handle.write(chunk)
+            left -= len(chunk)
+        os.fchmod(handle.fileno(), mode)
+
+
+def _write_link(folder: int, name: bytes, source: IO[bytes], size: int, shown: str) -> None:
+    if size > _SYMLINK_BYTES:
+        raise ValidationFailed(f"{shown!r}: a link target over {_SYMLINK_BYTES} bytes")
+    target = source.read(size)
+    if len(target) != size or not target or b"\0" in target:
+        raise ValidationFailed(f"{shown!r}: not a usable link target")
+    try:
+        os.symlink(target, name, dir_fd=folder)
+    except OSError as exc:
+        raise ValidationFailed(f"{shown!r}: cannot be written ({exc.strerror})") from None
+
+
+def _empty_dir(folder: int) -> None:
+    """Remove everything in `folder` (opened without links), following no link."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.name, dir_fd=folder)
+            else:
+                os.unlink(entry.name, dir_fd=folder)
+
+
+def _records(stream: IO[bytes], sep: bytes, limit: int) -> Iterator[bytes]:
+    """`stream` split at `sep`, read a chunk at a time; a record over `limit` bytes is
+    refused."""
+    pending = b""
+    while chunk := stream.read(65536):
+        pending += chunk
+        *done, pending = pending.split(sep)
+        yield from done
+        if len(pending) > limit:
+            raise ValidationFailed(f"a git record over {limit} bytes")
+    if pending:
+        yield pending
+
+
+# -- copying a worker's objects ------------------------------------------------------------
+
+
+def _copy_objects(source: Path, dest: Path, max_bytes: int) -> None:
+    """The loose objects and packs of the object folder `source` copied into the new
+    folder `dest` as plain files: regular files with object-file names only, never a link,
+    never info/ (alternates), at most `max_bytes` bytes in all."""
+    top = _open_dir(source, "objects_dir")
+    budget = [max_bytes, _INTAKE_FILES]
+    try:
+        (dest / "pack").mkdir(parents=True)
+        with os.scandir(top) as entries:
+            names = [entry.name for entry in entries]
+        for name in names:
+            if _FANOUT.fullmatch(name):
+                wanted, into = _LOOSE, dest / name
+            elif name == "pack":
+                wanted, into = _PACK, dest / "pack"
+            else:
+                continue
+            try:
+                folder = os.open(name, _O_DIR, dir_fd=top)
+            except OSError:
+                continue  # a link or a file: not an object folder
+            try:
+                with os.scandir(folder) as items:
+                    found = [item.name for item in items if wanted.fullmatch(item.name)]
+                for item in found:
+                    into.mkdir(exist_ok=True)
+                    _copy_file(folder, item, into / item, budget)
+            finally:
+                os.close(folder)
+    finally:
+        os.close(top)
+
+
+def _copy_file(folder: int, name: str, dest: Path, budget: list[int]) -> None:
+    try:
+        fd = os.open(name, _O_READ, dir_fd=folder)
+    except OSError:
+        return  # a link, or gone
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return
+        budget[1] -= 1
+        if budget[1] < 0:
+            raise ValidationFailed(f"the worker's repository holds over {_INTAKE_FILES} files")
+        with os.fdopen(os.dup(fd), "rb") as source, dest.open("xb") as copy:
+            while chunk := source.read(_CHUNK):
+                budget[0] -= len(chunk)
+                if budget[0] < 0:
+                    raise ValidationFailed(
+                        "the worker's objects exceed the intake limit; nothing was taken"
+                    )
+                copy.write(chunk)
+    finally:
+        os.close(fd)
+
+
+# -- small helpers -------------------------------------------------------------------------
+
+
+def _include_target(config: Path, value: str) -> Path | None:
+    """The file an include.path in `config` names, as git resolves it; None where git
+    reads nothing a worker could write (~/ is under HOME=/nonexistent, %(prefix)/ is
+    git's install folder)."""
+    if not value or value.startswith(("~/", "%(prefix)/")) or value == "~":
+        return None
+    if value.startswith("~"):
+        expanded = os.path.expanduser(value)
+        return None if expanded.startswith("~") else Path(expanded)
+    return config.parent / value
+
+
+def _check_run(argv: list[str], cwd: Path, env: Mapping[str, str]) -> None:
+    done = subprocess.run(
+        argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        errors="replace", timeout=GIT_TIMEOUT_S,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise ValidationFailed(f"{' '.join(argv[:2])} failed in {cwd}: {_tail(done.stderr)}")
+
+
+def _close_and_wait(process: subprocess.Popen[bytes]) -> None:
+    for pipe in (process.stdin, process.stdout):
+        if pipe is not None:
+            with suppress(BrokenPipeError):
+                pipe.close()
+    process.wait()
+
+
+def _read(handle: IO[bytes]) -> str:
+    handle.seek(0)
+    return handle.read(64 * 1024).decode(errors="replace")
+
+
+def _tail(text: str, limit: int = 600) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else "..." + text[-limit:]
 
 
 def _ref_part(task_id: str) -> str:
