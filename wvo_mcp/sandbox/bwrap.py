@@ -84,8 +84,24 @@ def arguments(
     layout: Layout,
 ) -> list[str]:
     """The bwrap command line (pure: the host's facts come in as arguments)."""
+    args = system(network=request.network, userns=userns, host_links=host_links)
+    root = layout.root
+    for path in python:
+        if path != root and root not in path.parents:
+            args += ["--ro-bind", str(path), str(path)]
+    # Only the checked root is mounted; the command's folder is entered inside the sandbox.
+    args += ["--bind", str(root), str(root)]
+    for path, writable in layout.mounts():
+        args += ["--bind" if writable else "--ro-bind", str(path), str(path)]
+    return [*args, *entry(root / request.cwd, env), *argv(request)]
+
+
+def system(*, network: bool, userns: bool, host_links: dict[str, str]) -> list[str]:
+    """What every sandbox has (pure): its own namespaces (the host's network only when
+    asked), read-only system directories and the few /etc files programs need, a fresh /tmp,
+    its own /proc and a minimal /dev. Commands and workers add their own folders after it."""
     args = ["--unshare-all", "--die-with-parent", "--new-session"]
-    if request.network:
+    if network:
         args.append("--share-net")
     if userns:
         args += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
@@ -99,21 +115,20 @@ def arguments(
             args += ["--ro-bind-try", top, top]
     for name in ETC_FILES:
         args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-    args += ["--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
-    root = layout.root
-    for path in python:
-        if path != root and root not in path.parents:
-            args += ["--ro-bind", str(path), str(path)]
-    # Only the checked root is mounted; the command's folder is entered inside the sandbox.
-    args += ["--bind", str(root), str(root)]
-    for path, writable in layout.mounts():
-        args += ["--bind" if writable else "--ro-bind", str(path), str(path)]
-    args += ["--chdir", str(root / request.cwd)]
-    # The sandbox's own root stays read-only: writes go to the workspace or /tmp only.
-    args += ["--remount-ro", "/", "--clearenv"]
-    for name, value in sorted(env.items()):
-        args += ["--setenv", name, value]
-    return [*args, "--", *argv(request)]
+    return [*args, "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
+
+
+def entry(cwd: Path, env: dict[str, str] | None) -> list[str]:
+    """The end of a command line (pure): where the process starts, its whole environment,
+    and the root made read-only (writes go only to what was bound writable, or /tmp).
+    `env` None: the process keeps bwrap's own environment, which the caller chose; values
+    then stay out of the command line, which every local user can read."""
+    args = ["--chdir", str(cwd), "--remount-ro", "/"]
+    if env is not None:
+        args.append("--clearenv")
+        for name, value in sorted(env.items()):
+            args += ["--setenv", name, value]
+    return [*args, "--"]
 
 
 def host_links() -> dict[str, str]:
