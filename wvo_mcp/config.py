@@ -151,6 +151,15 @@ class Settings:
     tools: str = "all"  # WVO_TOOLS: profiles and tool names (toolset.py)
     database_url: str | None = None  # WVO_DATABASE_URL: PostgreSQL; None: the SQLite file
 
+    def __post_init__(self) -> None:
+        # Absolute once, against the directory the process started in: these paths reach
+        # child processes that start elsewhere (a worker in its worktree), where a relative
+        # one would name something else. Lexical (abspath), so a link is not resolved away.
+        for field in ("state_root", "workspace_root", "providers_file"):
+            path = getattr(self, field)
+            if path is not None and not path.is_absolute():
+                object.__setattr__(self, field, Path(os.path.abspath(path)))
+
     @property
     def db_path(self) -> Path:
         return self.state_root / "orchestrator.db"

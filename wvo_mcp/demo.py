@@ -189,9 +189,9 @@ async def run_demo(roadmap_file: Path, state_root: Path, agents: int) -> bool:
 
 async def run_autopilot_demo(roadmap_file: Path, demo_root: Path, workers: int) -> bool:
     """The same roadmap worked by `wvo-mcp autopilot`: fake Claude Code workers (no model
-    needed: wvo_mcp/autopilot/fake.py) of two providers, each task in its own git worktree
-    of a scratch repository. One task crashes on its first attempt, one is rate limited on
-    the first provider, to show recovery and failover."""
+    needed: wvo_mcp/autopilot/fake.py) of two providers, each task in its own sandbox and
+    its own repository made from a scratch one. One task crashes on its first attempt, one
+    is rate limited on the first provider, to show recovery and failover."""
     from wvo_mcp.autopilot import supervisor
 
     root = demo_root / "autopilot"
@@ -251,7 +251,9 @@ def _scratch_project(root: Path, workers: int) -> tuple[Path, Path, Path]:
             ["git", "-c", "user.name=demo", "-c", "user.email=demo@localhost", *args],
             cwd=repo, check=True, capture_output=True,
         )  # fmt: skip
-    wrapper = root / "fake-claude"
+    # In a folder of its own: a worker sees its CLI's folder (read-only), never the state's.
+    wrapper = root / "bin" / "fake-claude"
+    wrapper.parent.mkdir()
     wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -P "{fake.__file__}" "$@"\n')
     wrapper.chmod(0o755)
     providers = root / "providers.yaml"

@@ -1,5 +1,6 @@
 """The README's main job: `wvo-mcp demo` finishes the example roadmap with no task done twice."""
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -58,17 +59,30 @@ def test_demo_completes_the_example_roadmap_once_each(tmp_path: Path) -> None:
     assert list((state / "backups" / "db").glob("orchestrator-*.db"))
 
 
-def test_demo_with_the_autopilot_runs_fake_workers_in_worktrees(tmp_path: Path) -> None:
+def test_demo_with_the_autopilot_from_a_fresh_clone(tmp_path: Path) -> None:
+    """The README's way: `./scripts/demo --autopilot` in a fresh clone, with the default,
+    relative state root (state/demo), which every worker, started in its own worktree, must
+    still find. The clone's set-up step is swapped for a link to this test's environment
+    (scripts/setup would install a new one from the network); that environment runs this
+    tree's wvo_mcp."""
+    clone = tmp_path / "wvo-mcp"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, capture_output=True)
+    (clone / ".venv").symlink_to(sys.prefix, target_is_directory=True)
+    (clone / "scripts" / "setup").write_text("#!/bin/sh\n# .venv is linked to the test's.\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WVO_")}
     run = subprocess.run(
-        [sys.executable, "-P", "-m", "wvo_mcp", "--state-root", str(tmp_path), "demo",
-         "--autopilot", "--agents", "4"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        ["./scripts/demo", "--autopilot"],
+        cwd=clone, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert "summary: 29/29 tasks done" in run.stdout and "done more than once: 0" in run.stdout
     # The first task crashed once, whoever took it.
     assert "no result line" in run.stdout
-    state = tmp_path / "autopilot" / "state"
+    demo = clone / "state" / "demo" / "autopilot"
+    # Every path handed to a worker was absolute: its runs are in the clone's state folder.
+    assert f"{demo / 'project'}.wvo-worktrees" in run.stdout
+    state = demo / "state"
+    assert any((state / "runs").iterdir())
     with sqlite3.connect(state / "orchestrator.db") as db:
         workers = {r[0] for r in db.execute("select actor from task_events where kind='claimed'")}
         noted = db.execute("select count(*) from task_events where kind = 'commits'").fetchone()

@@ -1,5 +1,6 @@
 """Settings.from_env: defaults, overrides, and refusals that name the variable."""
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -30,8 +31,8 @@ SWITCHES = {
 def test_defaults() -> None:
     settings = Settings.from_env({})
     assert settings == Settings()
-    assert settings.state_root == Path("state")
-    assert settings.db_path == Path("state") / "orchestrator.db"
+    assert settings.state_root == Path.cwd() / "state"
+    assert settings.db_path == Path.cwd() / "state" / "orchestrator.db"
     assert settings.wip_global == 3
     assert settings.wip_per_agent == 1
     assert settings.wip_per_epic is None
@@ -73,7 +74,28 @@ def test_overrides() -> None:
 def test_state_root_argument_beats_the_environment(tmp_path: Path) -> None:
     settings = Settings.from_env({"WVO_STATE_ROOT": "/from/env"}, state_root=tmp_path)
     assert settings.state_root == tmp_path
-    assert Settings.from_env({}, state_root="rel").state_root == Path("rel")
+    assert Settings.from_env({}, state_root="rel").state_root == Path.cwd() / "rel"
+
+
+def test_paths_are_absolute_from_the_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Relative paths are made absolute once, against the directory the process started in:
+    a child process started elsewhere (a worker in its worktree) gets the same places."""
+    monkeypatch.chdir(tmp_path)
+    env = {
+        "WVO_STATE_ROOT": "state/demo",
+        "WVO_WORKSPACE_ROOT": ".",
+        "WVO_PROVIDERS_FILE": "conf/../providers.yaml",
+    }
+    settings = Settings.from_env(env)
+    monkeypatch.chdir("/")
+    assert settings.state_root == tmp_path / "state" / "demo"
+    assert settings.workspace_root == tmp_path
+    assert settings.providers_file == tmp_path / "providers.yaml"
+    # Links are not resolved away, and replace() keeps the paths absolute too.
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    assert Settings(state_root=tmp_path / "link").state_root == tmp_path / "link"
+    assert dataclasses.replace(settings, workspace_root=Path("x")).workspace_root == Path("/x")
 
 
 def test_zero_retry_base_is_allowed() -> None:
@@ -152,8 +174,8 @@ def test_monitor_backup_and_telemetry_settings() -> None:
     assert defaults.auto_remediate is True
     assert defaults.backup_interval_minutes == 60.0
     assert defaults.otel_enabled is True
-    assert defaults.backups_dir == Path("state/backups/db")
-    assert defaults.telemetry_dir == Path("state/telemetry")
+    assert defaults.backups_dir == Path.cwd() / "state/backups/db"
+    assert defaults.telemetry_dir == Path.cwd() / "state/telemetry"
     settings = Settings.from_env(
         {
             "WVO_AUTOPILOT_HEALTH_INTERVAL_MS": "250",
