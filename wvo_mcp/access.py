@@ -16,10 +16,11 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-from mcp.types import CallToolResult, TextContent
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS, CallToolResult, TextContent
 from pydantic import BaseModel
 
-from wvo_mcp import identity, toolset
+from wvo_mcp import identity, timeutil, toolset
 from wvo_mcp.errors import ValidationFailed, WvoError
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.services import tokens
@@ -32,11 +33,13 @@ NAME_CLAIM = "wvo_name"  # ... and the name here (else `sub`)
 
 @dataclass(frozen=True)
 class Caller:
-    """An authenticated caller: its role and the name it acts under (`person:…` for people)."""
+    """An authenticated caller: its role and the name it acts under (`person:…` for people);
+    a run token's caller (an autopilot worker or reviewer) also has its scope."""
 
     role: str
     name: str
     token_id: str | None = None
+    scope: tokens.Scope | None = None
 
 
 @dataclass(frozen=True)
@@ -60,13 +63,19 @@ class HttpAccess:
 def _access_token(
     caller: Caller, secret: str, expires_at: int | None = None, **extra: Any
 ) -> AccessToken:
+    scope = None if caller.scope is None else caller.scope.to_json()
     return AccessToken(
         token=secret,
         client_id=caller.name,
         subject=caller.name,
         scopes=[caller.role],
         expires_at=expires_at,
-        claims={"wvo_role": caller.role, "wvo_token_id": caller.token_id, **extra},
+        claims={
+            "wvo_role": caller.role,
+            "wvo_token_id": caller.token_id,
+            "wvo_scope": scope,
+            **extra,
+        },
     )
 
 
@@ -77,7 +86,8 @@ def current() -> Caller | None:
         return None
     claims = token.claims or {}
     return Caller(role=str(claims.get("wvo_role", "")), name=token.subject or token.client_id,
-                  token_id=claims.get("wvo_token_id"))  # fmt: skip
+                  token_id=claims.get("wvo_token_id"),
+                  scope=tokens.Scope.from_json(claims.get("wvo_scope")))  # fmt: skip
 
 
 # A token found live is trusted this long without asking the database again: an agent's
@@ -117,7 +127,12 @@ class StoreVerifier(TokenVerifier):
         found = await orchestrator.token_find(token)
         if found is None:
             return None
-        return _access_token(Caller(found.role, found.name, found.id), token)
+        expires = (
+            None
+            if found.expires_at is None
+            else int(timeutil.from_text(found.expires_at).timestamp())
+        )
+        return _access_token(Caller(found.role, found.name, found.id, found.scope), token, expires)
 
 
 class JwtVerifier(TokenVerifier):
@@ -202,24 +217,67 @@ class RoleGate:
             return caller.role
         return self.anonymous or ""
 
+    def refusal(self, name: str, arguments: object) -> str | None:
+        """Why this caller may not make this call, or None: its role's tools (toolset), and
+        for a run token its scope's tools, on its own task only."""
+        caller = current()
+        scope = None if caller is None else caller.scope
+        if scope is None:
+            role = self.role()
+            return None if toolset.role_allows(role, name) else toolset.role_refusal(role, name)
+        if not toolset.scope_allows(scope.purpose, name):
+            return toolset.scope_refusal(scope.purpose, scope.task, name)
+        task = arguments.get("task_id") if isinstance(arguments, dict) else None
+        if scope.task and task is not None and task != scope.task:
+            return (
+                f"this token works on task {scope.task!r} only, not {task!r}; pass "
+                f"task_id {scope.task!r}. Nothing was changed"
+            )
+        return None
+
+    def unreadable(self, uri: str) -> str | None:
+        """Why a run token may not read this resource, or None: it reads its own task and
+        the directives, not the queue, the context or other tasks."""
+        caller = current()
+        scope = None if caller is None else caller.scope
+        if scope is None or uri.startswith("wvo://directives/"):
+            return None
+        if scope.task and uri == f"wvo://tasks/{scope.task}":
+            return None
+        return (
+            f"this token is an autopilot {scope.purpose}'s, for task {scope.task!r}: it may "
+            f"read wvo://tasks/{scope.task} and wvo://directives/NAME, not {uri[:200]!r}"
+        )
+
+    def shows(self, name: str) -> bool:
+        caller = current()
+        if caller is not None and caller.scope is not None:
+            return toolset.scope_allows(caller.scope.purpose, name)
+        return toolset.role_allows(self.role(), name)
+
     async def __call__(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
     ) -> HandlerResult:
         if ctx.method == "tools/call":
-            name = (ctx.params or {}).get("name")
-            role = self.role()
-            if isinstance(name, str) and not toolset.role_allows(role, name):
-                text = f"Error executing tool {name}: {toolset.role_refusal(role, name)}"
+            params = ctx.params or {}
+            name = params.get("name")
+            refused = self.refusal(name, params.get("arguments")) if isinstance(name, str) else None
+            if refused is not None:
+                text = f"Error executing tool {name}: {refused}"
                 return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+            return await call_next(ctx)
+        if ctx.method == "resources/read":
+            refused = self.unreadable(str((ctx.params or {}).get("uri", "")))
+            if refused is not None:
+                raise MCPError(INVALID_PARAMS, refused)
             return await call_next(ctx)
         if ctx.method != "tools/list":
             return await call_next(ctx)
         result = await call_next(ctx)
-        role = self.role()
         if isinstance(result, BaseModel) and isinstance(getattr(result, "tools", None), list):
-            shown = [t for t in cast(Any, result).tools if toolset.role_allows(role, t.name)]
+            shown = [t for t in cast(Any, result).tools if self.shows(t.name)]
             return result.model_copy(update={"tools": shown})
         if isinstance(result, dict) and isinstance(result.get("tools"), list):
-            shown = [t for t in result["tools"] if toolset.role_allows(role, str(t.get("name")))]
+            shown = [t for t in result["tools"] if self.shows(str(t.get("name")))]
             return {**result, "tools": shown}
         return result

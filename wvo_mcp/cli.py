@@ -171,7 +171,7 @@ def cmd_tokens(settings: Settings, args: argparse.Namespace) -> None:
         return
     found = anyio.run(lambda: _with(settings, lambda o: o.token_list()))
     if args.json:
-        _print_json([vars(t) for t in found])
+        _print_json([t.shown() for t in found])
         return
     _table(
         ["id", "role", "name", "created", "by", "last used", "revoked"],
@@ -445,7 +445,15 @@ def cmd_autopilot(settings: Settings, args: argparse.Namespace) -> None:
         onto=args.onto,
         review_epics=frozenset(filter(None, (args.review or "").split(","))),
         goal=args.goal,
+        unsandboxed=args.unsandboxed_workers,
     )
+    if args.dry_run:
+        lines = anyio.run(
+            _with, settings, lambda o: supervisor.Autopilot(o, settings, options, _say).describe()
+        )
+        for line in lines:
+            _say(line)
+        return
 
     from wvo_mcp.autopilot import view
 
@@ -525,6 +533,8 @@ def _autopilot_control(settings: Settings, action: str, run_id: str | None) -> N
         report = run["report"]
         silent = (now - timeutil.from_text(run["seen_at"])).total_seconds()
         state = run["state"] + (f" (silent {silent:.0f} s)" if silent > 30 else "")
+        if report.get("unsandboxed"):
+            state += ", workers UNSANDBOXED"
         _say(
             f"{run['id']}: {state}, since {run['started_at']}; {report.get('launched', 0)} "
             f"launched, {report.get('done', 0)} done, {report.get('released', 0)} released; "
@@ -813,7 +823,9 @@ def parser() -> argparse.ArgumentParser:
     )
     autopilot.add_argument("--max-cost", type=float, help="drain once workers report this USD")
     autopilot.add_argument(
-        "--worktrees", type=Path, help="where worktrees go (default: WORKSPACE.wvo-worktrees)"
+        "--worktrees",
+        type=Path,
+        help="where workers' repositories go (default: WORKSPACE.wvo-worktrees)",
     )
     autopilot.add_argument(
         "--grace", type=float, default=30.0, help="seconds running workers get on Ctrl-C"
@@ -831,6 +843,17 @@ def parser() -> argparse.ArgumentParser:
         "--review",
         help="epics whose tasks another worker reviews (comma-separated); tasks with "
         "metadata.review true always are",
+    )
+    autopilot.add_argument(
+        "--unsandboxed-workers",
+        action="store_true",
+        help="run the worker CLIs as you, without wvo-mcp's sandbox (a setting you trust; "
+        "said in the output and on the dashboard)",
+    )
+    autopilot.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what each provider's workers would see and reach, and start nothing",
     )
     cancel = add("cancel", cmd_cancel)
     cancel.add_argument("task_id")

@@ -209,6 +209,11 @@ class TaskDetail(TaskSummary):
     lease_epoch: int
     metadata: dict[str, Any]
     verify_command: str | list[str] | None = None
+    # "land": the autopilot lands it (its holder finishes with needs_review); "review": so,
+    # once an agent other than its author approved the submitted commit.
+    gate: Literal["land", "review"] | None = None
+    submitted_commit: str | None = None
+    submitted_by: str | None = None
     created_at: str
     updated_at: str
     completed_at: str | None = None
@@ -619,6 +624,8 @@ class TokenInfo(BaseModel):
     created_by: str
     last_used_at: str | None = None
     revoked_at: str | None = None
+    expires_at: str | None = None  # a run token's: the autopilot renews it while its run lives
+    task: str | None = None  # a run token's one task
 
 
 class TokenList(BaseModel):

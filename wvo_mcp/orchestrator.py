@@ -49,7 +49,7 @@ from wvo_mcp.services import (
     tokens,
 )
 from wvo_mcp.store import Database, Row, Tx
-from wvo_mcp.transitions import Status
+from wvo_mcp.transitions import Gate, Status
 
 
 def sandbox_summary(command: str | list[str], result: SandboxResult) -> str:
@@ -160,20 +160,29 @@ class Orchestrator:
         lease_seconds: int | None = None,
         provider: str | None = None,
         model: str | None = None,
+        gate: Gate = Gate.NONE,
     ) -> ClaimResult:
-        return await self.db.write(
-            partial(
-                scheduler.claim,
-                settings=self.settings,
-                agent_id=agent_id,
-                task_id=task_id,
-                lease_seconds=lease_seconds or self.settings.default_lease_seconds,
-                now=self.clock(),
-                providers=self.providers,
-                provider=provider,
-                model=model,
-            )
+        """`gate`: raised on the task as it is granted (the autopilot's claims: its holder
+        may then finish only as far as needs_review)."""
+        claim = partial(
+            scheduler.claim,
+            settings=self.settings,
+            agent_id=agent_id,
+            task_id=task_id,
+            lease_seconds=lease_seconds or self.settings.default_lease_seconds,
+            now=self.clock(),
+            providers=self.providers,
+            provider=provider,
+            model=model,
         )
+
+        def claim_gated(tx: Tx) -> ClaimResult:
+            result = claim(tx)
+            if gate is not Gate.NONE and result.claimed and result.task is not None:
+                tx.run("raise_gate", {"id": result.task.id, "gate": gate.value})
+            return result
+
+        return await self.db.write(claim_gated)
 
     async def register_agent(self, agent_id: str, provider: str, model: str) -> AgentIdentity:
         return await self.db.write(
@@ -343,14 +352,22 @@ class Orchestrator:
         *,
         by_person: bool = False,
         skip_verify: bool = False,
+        landing: str | None = None,
+        verified: leases.Run | None = None,
     ) -> UpdateResult:
         """Move a task; `done` first runs the task's verify_command in the sandbox (outside
-        any transaction: it can take minutes) unless a person skips it."""
-        verified = skipped_by = None
-        if status is Status.DONE:
+        any transaction: it can take minutes) unless a person skips it. `landing`: the
+        autopilot lands this commit (it moves as the lander), `verified`: having run the
+        verification on a clean checkout of exactly what lands (`verify`)."""
+        skipped_by = None
+        if status is Status.DONE and verified is None:
             command = await self.db.read(
                 partial(
-                    leases.verification_needed, task_id=task_id, token=token, by_person=by_person
+                    leases.verification_needed,
+                    task_id=task_id,
+                    token=token,
+                    by_person=by_person,
+                    landing=landing,
                 )
             )
             if command is not None and skip_verify:
@@ -370,8 +387,45 @@ class Orchestrator:
                 reason=reason,
                 now=self.clock(),
                 by_person=by_person,
+                landing=landing,
                 verified=verified,
                 skipped_by=skipped_by,
+            )
+        )
+
+    async def verify(self, task_id: str, workspace: Path) -> leases.Run | None:
+        """The task's verify_command run in `workspace` (a clean checkout of what will land):
+        the passing run, None when the task has none; VerificationFailed with the tails."""
+        detail = await self.get_task(task_id)
+        if detail.verify_command is None:
+            return None
+        return await self._verify(task_id, detail.verify_command, workspace, landing=True)
+
+    async def latest_review(self, task_id: str, commit: str) -> leases.Review | None:
+        """The newest review of exactly `commit` of the task."""
+        return await self.db.read(partial(leases.latest_review, task_id=task_id, commit=commit))
+
+    async def submit_commit(self, task_id: str, commit: str, actor: str) -> None:
+        """The autopilot took a holder's submitted commit from its own repository."""
+        await self.db.write(
+            partial(
+                leases.submit_commit, task_id=task_id, commit=commit, actor=actor, now=self.clock()
+            )
+        )
+
+    async def review(
+        self, task_id: str, commit: str, reviewer: str, verdict: str, notes: str
+    ) -> UpdateResult:
+        """A reviewer's verdict on exactly the submitted commit (review_submit)."""
+        return await self.db.write(
+            partial(
+                leases.review,
+                task_id=task_id,
+                commit=commit,
+                reviewer=reviewer,
+                verdict=verdict,
+                notes=notes,
+                now=self.clock(),
             )
         )
 
@@ -402,22 +456,34 @@ class Orchestrator:
             left = (timeutil.from_text(renewed.lease_expires_at) - self.clock()).total_seconds()
             await anyio.sleep(max(0.2, left / 3))
 
-    async def _verify(self, task_id: str, command: str | list[str]) -> leases.Run:
-        """Run the gate; the passing run, else VerificationFailed with the tails."""
+    async def _verify(
+        self,
+        task_id: str,
+        command: str | list[str],
+        workspace: Path | None = None,
+        landing: bool = False,
+    ) -> leases.Run:
+        """Run the gate (in `workspace`, else the workspace root); the passing run, else
+        VerificationFailed with the tails (`landing`: said of a submission, not to a holder)."""
         result = await self._sandbox(
             sandbox.Request(
                 command=command,
-                workspace=self.settings.workspace_root,
+                workspace=workspace or self.settings.workspace_root,
                 timeout_s=self.settings.verify_timeout_seconds,
                 memory_mb=self.settings.verify_memory_mb,
             )
         )
         summary = sandbox_summary(command, result)
         if result.exit_code != 0:
+            advice = (
+                "on a clean checkout of the submitted commit: it does not land"
+                if landing
+                else "It stays in_progress with you: fix the work, then call "
+                "plan_update(status='done') again."
+            )
             raise VerificationFailed(
-                f"task {task_id!r} is not done: its verify_command failed ({summary}). It "
-                "stays in_progress with you: fix the work, then call plan_update(status="
-                f"'done') again.\n--- stdout (tail) ---\n{result.stdout_tail}"
+                f"task {task_id!r} is not done: its verify_command failed ({summary}) "
+                f"{advice}\n--- stdout (tail) ---\n{result.stdout_tail}"
                 f"\n--- stderr (tail) ---\n{result.stderr_tail}"
             )
         return sandbox_record(command, result)
@@ -649,17 +715,36 @@ class Orchestrator:
             await anyio.to_thread.run_sync(git.restore, commit)
         return changes
 
-    async def token_add(self, role: str, name: str, by: str) -> tokens.Issued:
-        """A new bearer token for the HTTP transport; its secret is in the answer only."""
+    async def token_add(
+        self,
+        role: str,
+        name: str,
+        by: str,
+        expires_at: datetime | None = None,
+        scope: tokens.Scope | None = None,
+    ) -> tokens.Issued:
+        """A new bearer token for the HTTP transport; its secret is in the answer only.
+        `expires_at` and `scope`: a run token (the autopilot's, for one worker run)."""
         return await self.db.write(
-            partial(tokens.add, role=role, name=name, by=by, now=self.clock())
+            partial(
+                tokens.add,
+                role=role,
+                name=name,
+                by=by,
+                now=self.clock(),
+                expires_at=expires_at,
+                scope=scope,
+            )
         )
+
+    async def token_extend(self, token_id: str, expires_at: datetime) -> None:
+        await self.db.write(partial(tokens.extend, token_id=token_id, expires_at=expires_at))
 
     async def token_find(self, secret: str) -> tokens.Token | None:
         """The live token a bearer secret belongs to (its last use recorded, once a
         minute at most), or None."""
-        found = await self.db.read(partial(tokens.find, secret=secret))
         now = self.clock()
+        found = await self.db.read(partial(tokens.find, secret=secret, now=now))
         if found is not None and tokens.stale(found, now):
             await self.db.write(partial(tokens.used, token_id=found.id, now=now))
         return found

@@ -15,6 +15,7 @@ from wvo_mcp import routing
 from wvo_mcp.autopilot import commands
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.sandbox import egress
 
 PACKAGED = "packaged default"
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
@@ -42,6 +43,8 @@ class BreakerSpec(_Spec):
 
 
 Arg = Annotated[str, Field(max_length=4096)]
+# A variable a worker may be given: a plain name (never one of wvo-mcp's own: see _problems).
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
 
 
 class WorkerSpec(_Spec):
@@ -54,6 +57,12 @@ class WorkerSpec(_Spec):
     command: Annotated[list[Arg], Field(max_length=64)] | None = None
     allowed_tools: Annotated[list[Name], Field(max_length=64)] | None = None
     hang_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 600.0
+    # What the worker's sandbox lets through besides its kind's own (docs/autopilot.md):
+    # variables passed from the autopilot's environment, URLs (or host:port) it may reach,
+    # host folders it sees read-only.
+    env: Annotated[list[EnvName], Field(max_length=64)] = Field(default_factory=list)
+    egress: Annotated[list[Arg], Field(max_length=64)] = Field(default_factory=list)
+    mounts: Annotated[list[Arg], Field(max_length=64)] = Field(default_factory=list)
 
 
 class ProviderSpec(_Spec):
@@ -285,6 +294,24 @@ def _worker_problems(
         )
     if spec.allowed_tools is not None and spec.kind != "claude":
         problems.append(((*where, "allowed_tools"), "only kind claude takes `allowed_tools`"))
+    for i, given in enumerate(spec.egress):
+        try:
+            egress.endpoint_of(given if "://" in given else f"https://{given}")
+        except ValidationFailed as exc:
+            problems.append(((*where, "egress", i), f"{exc} (a URL, or host:port)"))
+    problems += [
+        (
+            (*where, "env", i),
+            f"{name} is wvo-mcp's own: a worker reaches wvo-mcp with its run token",
+        )
+        for i, name in enumerate(spec.env)
+        if name.upper().startswith("WVO_")
+    ]
+    problems += [
+        ((*where, "mounts", i), f"{given!r} is not an absolute path")
+        for i, given in enumerate(spec.mounts)
+        if not given.startswith("/")
+    ]
     return problems
 
 
@@ -301,4 +328,7 @@ def _worker(spec: WorkerSpec) -> commands.WorkerKind:
             else commands.CLAUDE_ALLOWED_TOOLS
         ),
         hang_seconds=spec.hang_seconds,
+        env=tuple(spec.env),
+        egress=tuple(g if "://" in g else f"https://{g}" for g in spec.egress),
+        mounts=tuple(spec.mounts),
     )

@@ -479,8 +479,9 @@ def build_server(
     if http is not None:
         _register_http_tools(server, tool_call(telemetry, seen_as), orchestrator)
         server.middleware.append(access.RoleGate(None if auth is not None else "agent"))
-    _register_resources(server, settings, opened)
-    _register_prompts(server, settings)
+    directives = guidance.sources(settings)
+    _register_resources(server, opened, directives)
+    _register_prompts(server, directives)
     _refuse_unknown_arguments(server)
     _shape_tools(server, settings.tools)
     return server
@@ -496,7 +497,8 @@ def _register_http_tools(
     orchestrator: Callable[[Context], Orchestrator],
 ) -> None:
     """The person-only moves (the CLI's approve, reject, requeue, cancel, done), for person
-    tokens, and the operator's view of the tokens; only over HTTP (toolset.role_allows)."""
+    tokens, a reviewer's verdict, for the run token of one review, and the operator's view of
+    the tokens; only over HTTP (toolset.role_allows, scope_allows)."""
     Note = Annotated[str, StringConstraints(max_length=4000)]
 
     @server.tool(annotations=WRITES)
@@ -549,17 +551,40 @@ def _register_http_tools(
             reason=reason or "marked done by a person", by_person=True, skip_verify=skip_verify,
         )  # fmt: skip
 
+    @server.tool(annotations=WRITES)
+    @traced
+    async def review_submit(
+        task_id: TaskId,
+        verdict: Literal["approve", "request_changes"],
+        notes: Annotated[str, StringConstraints(min_length=1, max_length=4000)],
+        ctx: Context,
+    ) -> UpdateResult:
+        """Reviewer only: your verdict on the submitted commit you were given: approve, or
+        request_changes with notes saying what is wrong and what to do (the next attempt is
+        given them)."""
+        caller = access.current()
+        scope = None if caller is None else caller.scope
+        if caller is None or scope is None or scope.purpose != "reviewer" or not scope.commit:
+            raise ToolError(
+                "review_submit needs the run token an autopilot made for this review; "
+                "nothing was recorded"
+            )
+        return await orchestrator(ctx).review(
+            task_id, scope.commit, caller.name,
+            "approve" if verdict == "approve" else "changes", notes,
+        )  # fmt: skip
+
     @server.tool(annotations=READ_ONLY)
     @traced
     async def token_list(ctx: Context) -> TokenList:
         """Operator only: who may call this server (token id, name, role, created, last
         used, revoked); never a secret."""
         found = await orchestrator(ctx).token_list()
-        return TokenList(tokens=[TokenInfo(**vars(t)) for t in found])
+        return TokenList(tokens=[TokenInfo(**t.shown()) for t in found])
 
 
 def _register_resources(
-    server: MCPServer[Orchestrator], settings: Settings, opened: list[Orchestrator]
+    server: MCPServer[Orchestrator], opened: list[Orchestrator], directives: guidance.Sources
 ) -> None:
     def current() -> Orchestrator:
         if not opened:
@@ -594,18 +619,18 @@ def _register_resources(
     async def directive(name: str) -> str:
         """Guidance for agents: work_loop, error_recovery, approvals, writing_context, …"""
         try:
-            return await anyio.to_thread.run_sync(guidance.text, settings.workspace_root, name)
+            return await anyio.to_thread.run_sync(guidance.text, directives, name)
         except WvoError as exc:
             raise ResourceNotFoundError(str(exc)) from exc
 
 
-def _register_prompts(server: MCPServer[Orchestrator], settings: Settings) -> None:
+def _register_prompts(server: MCPServer[Orchestrator], directives: guidance.Sources) -> None:
     """One prompt per directive found at start-up; its text is read at each use."""
 
     def prompt_for(name: str) -> Callable[[str | None], Awaitable[list[Message]]]:
         async def prompt(task_id: str | None = None) -> list[Message]:
             try:
-                text = await anyio.to_thread.run_sync(guidance.text, settings.workspace_root, name)
+                text = await anyio.to_thread.run_sync(guidance.text, directives, name)
             except WvoError as exc:
                 # Anything but MCPError reaches the client as a logged crash.
                 raise MCPError(INVALID_PARAMS, str(exc)) from exc
@@ -618,7 +643,7 @@ def _register_prompts(server: MCPServer[Orchestrator], settings: Settings) -> No
 
         return prompt
 
-    for found in guidance.available(settings.workspace_root).values():
+    for found in guidance.available(directives).values():
         server.prompt(
             name=found.name,
             title=found.title,

@@ -48,7 +48,32 @@ PROFILES: dict[str, tuple[str, ...]] = {
 PERSON_TOOLS = ("task_approve", "task_reject", "task_requeue", "task_cancel", "task_done")
 # Read-only views for operator tokens (who has access; never a secret).
 OPERATOR_VIEWS = ("token_list",)
-HTTP_ONLY = (*PERSON_TOOLS, *OPERATOR_VIEWS)
+# A reviewer's verdict: only the run token the autopilot makes for one review may give it.
+REVIEW_TOOLS = ("review_submit",)
+HTTP_ONLY = (*PERSON_TOOLS, *OPERATOR_VIEWS, *REVIEW_TOOLS)
+# Run tokens (the autopilot's, for one worker or reviewer run) reach only these, and only
+# about their own task: a worker's task is claimed for it, and its work ends at needs_review.
+SCOPED: dict[str, tuple[str, ...]] = {
+    "worker": (
+        "heartbeat",
+        "checkpoint",
+        "plan_update",
+        "record_usage",
+        "task_get",
+        "context_read",
+        "context_write",
+    ),
+    "reviewer": ("task_get", "context_read", *REVIEW_TOOLS),
+    # A planner turns a goal into tasks; it holds none.
+    "planner": (
+        "task_create",
+        "task_list",
+        "task_get",
+        "route_task",
+        "context_read",
+        "context_write",
+    ),
+}
 # What a person may read besides its own tools; a person never works tasks as an agent.
 PERSON_READS = (
     "task_get",
@@ -62,11 +87,14 @@ PERSON_READS = (
 
 def role_allows(role: str, tool: str) -> bool:
     """agent: every agent tool, as itself. operator: the same, plus the operator views.
-    person: the person tools and read-only views. Nobody else: nothing."""
+    person: the person tools and read-only views. Nobody else: nothing. (A run token's
+    scope narrows an agent further: scope_allows.)"""
     if tool in PERSON_TOOLS:
         return role == "person"
     if tool in OPERATOR_VIEWS:
         return role == "operator"
+    if tool in REVIEW_TOOLS:
+        return False  # only a reviewer's run token (scope_allows)
     if role == "person":
         return tool in PERSON_READS
     return role in ("agent", "operator")
@@ -82,6 +110,11 @@ def role_refusal(role: str, tool: str) -> str:
         )
     if tool in OPERATOR_VIEWS:
         return f"{tool} needs an operator token; this is a {role} token. Nothing was changed"
+    if tool in REVIEW_TOOLS:
+        return (
+            f"{tool} is for the reviewer an autopilot starts, with the run token it makes "
+            "for that one review. Nothing was changed"
+        )
     if role == "person":
         return (
             f"a person token does not work tasks as an agent; it may call "
@@ -89,6 +122,19 @@ def role_refusal(role: str, tool: str) -> str:
             "Nothing was changed"
         )
     return f"a {role!r} token may call no tools. Nothing was changed"
+
+
+def scope_allows(purpose: str, tool: str) -> bool:
+    """A run token's tools; an agent token without a scope never gives a review."""
+    return tool in SCOPED.get(purpose, ())
+
+
+def scope_refusal(purpose: str, task: str, tool: str) -> str:
+    allowed = ", ".join(SCOPED.get(purpose, ()))
+    return (
+        f"this token is an autopilot {purpose}'s, for task {task!r}: it may call {allowed}, "
+        f"not {tool}. Nothing was changed"
+    )
 
 
 def chosen(spec: str, known: Iterable[str]) -> frozenset[str]:

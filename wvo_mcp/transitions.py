@@ -21,15 +21,25 @@ class Actor(StrEnum):
     AGENT = "agent"  # any agent, holding nothing
     SCHEDULER = "scheduler"  # claims, and the approval gate of a task becoming ready
     MONITOR = "monitor"  # the health monitor, taking a task back from a silent holder
+    LANDER = "lander"  # the autopilot, landing a holder's submitted commit once verified
     PERSON = "person"  # at the host, through the CLI
 
 
+class Gate(StrEnum):
+    """What stands between a task's holder and `done` (tasks.gate; NULL is NONE)."""
+
+    NONE = ""  # the holder finishes it (its verify_command must pass)
+    LAND = "land"  # the holder submits (needs_review); the autopilot verifies and lands it
+    REVIEW = "review"  # as LAND, once an agent other than the author approved the commit
+
+
 S, A = Status, Actor
-HOLDER, AGENT, SCHEDULER, MONITOR, PERSON = (
+HOLDER, AGENT, SCHEDULER, MONITOR, LANDER, PERSON = (
     A.HOLDER,
     A.AGENT,
     A.SCHEDULER,
     A.MONITOR,
+    A.LANDER,
     A.PERSON,
 )
 
@@ -58,7 +68,7 @@ MOVES: dict[Status, dict[Status, frozenset[Actor]]] = {
         S.BLOCKED: frozenset({PERSON}),
         S.CANCELLED: frozenset({PERSON}),
     },
-    # Review is an agent's job; `done` still passes the verification gate.
+    # Ungated, review is any agent's job; `done` still passes the verification gate.
     S.NEEDS_REVIEW: {
         S.DONE: frozenset({AGENT, PERSON}),
         S.PENDING: frozenset({AGENT, PERSON}),
@@ -70,6 +80,30 @@ MOVES: dict[Status, dict[Status, frozenset[Actor]]] = {
     S.CANCELLED: {S.PENDING: frozenset({PERSON})},
 }
 
+# A gated task (an autopilot's, or one whose review is required) is finished by its holder
+# only as far as needs_review: the lander takes it from there, and a review gate also needs
+# an approval (APPROVAL below). A failed landing (verification, conflict) is a failed attempt.
+GATED: dict[Status, dict[Status, frozenset[Actor]]] = {
+    **MOVES,
+    S.IN_PROGRESS: {**MOVES[S.IN_PROGRESS], S.DONE: frozenset({PERSON})},
+    S.NEEDS_REVIEW: {
+        S.DONE: frozenset({LANDER, PERSON}),
+        S.PENDING: frozenset({LANDER, PERSON}),
+        S.FAILED: frozenset({LANDER}),
+        S.CANCELLED: frozenset({PERSON}),
+    },
+}
+TABLES: dict[Gate, dict[Status, dict[Status, frozenset[Actor]]]] = {
+    Gate.NONE: MOVES,
+    Gate.LAND: GATED,
+    Gate.REVIEW: GATED,
+}
+# Moves that need more than the right actor: under a review gate the lander finishes only
+# work that an agent other than its author approved, exactly as submitted.
+APPROVAL: frozenset[tuple[Gate, Status, Status, Actor]] = frozenset(
+    {(Gate.REVIEW, S.NEEDS_REVIEW, S.DONE, LANDER)}
+)
+
 TRANSITIONS: dict[Status, frozenset[Status]] = {s: frozenset(m) for s, m in MOVES.items()}
 TERMINAL: frozenset[Status] = frozenset(s for s, moves in TRANSITIONS.items() if not moves)
 
@@ -79,6 +113,7 @@ AS: dict[Actor, str] = {
     AGENT: "an agent that does not hold the task",
     SCHEDULER: "the scheduler",
     MONITOR: "the health monitor",
+    LANDER: "the autopilot landing submitted work",
     PERSON: "a person",
 }
 HOW: dict[Actor, str] = {
@@ -86,45 +121,61 @@ HOW: dict[Actor, str] = {
     AGENT: "any agent",
     SCHEDULER: "claim_task",
     MONITOR: "the health monitor (a silent holder's task)",
+    LANDER: "the autopilot, once the submitted commit is verified (and approved, under review)",
     PERSON: "a person at the host (`wvo-mcp approve`, `reject`, `requeue`, `cancel`, `done`)",
 }
 
 
-def legal_moves(current: Status, actor: Actor | None = None) -> list[str]:
+def legal_moves(current: Status, actor: Actor | None = None, gate: Gate = Gate.NONE) -> list[str]:
     """The statuses `actor` (anyone, when None) may move a task in `current` to."""
-    return sorted(t for t, who in MOVES[current].items() if actor is None or actor in who)
+    table = TABLES[gate][current]
+    return sorted(t for t, who in table.items() if actor is None or actor in who)
 
 
-def may(current: Status, target: Status, actor: Actor) -> bool:
-    return actor in MOVES[current].get(target, frozenset())
+def may(current: Status, target: Status, actor: Actor, gate: Gate = Gate.NONE) -> bool:
+    return actor in TABLES[gate][current].get(target, frozenset())
 
 
-def check_transition(current: Status, target: Status, actor: Actor | None = None) -> None:
-    """Raise IllegalTransition unless the move is legal (for `actor`, when given), naming
-    the moves that would be accepted and who else may make this one."""
-    if target not in TRANSITIONS[current]:
-        moves = ", ".join(legal_moves(current)) or "none (it is final)"
+def needs_approval(current: Status, target: Status, actor: Actor, gate: Gate) -> bool:
+    """Whether this move also needs an approving review of the submitted commit."""
+    return (gate, current, target, actor) in APPROVAL
+
+
+def check_transition(
+    current: Status, target: Status, actor: Actor | None = None, gate: Gate = Gate.NONE
+) -> None:
+    """Raise IllegalTransition unless the move is legal (for `actor` on a task behind
+    `gate`, when given), naming the moves that would be accepted and who else may make it."""
+    table = TABLES[gate]
+    if target not in table[current]:
+        moves = ", ".join(legal_moves(current, gate=gate)) or "none (it is final)"
         message = (
             f"cannot move a task from {current.value!r} to {target.value!r}; "
             f"legal next statuses from {current.value!r}: {moves}"
         )
         raise IllegalTransition(
-            message if actor is None else f"{message}; {_yours(current, actor)}"
+            message if actor is None else f"{message}; {_yours(current, actor, gate)}"
         )
-    if actor is None or may(current, target, actor):
+    if actor is None or may(current, target, actor, gate):
         return
-    who = "; or ".join(HOW[a] for a in sorted(MOVES[current][target]))
+    who = "; or ".join(HOW[a] for a in sorted(table[current][target]))
+    behind = {
+        Gate.NONE: "",
+        Gate.LAND: " (the autopilot lands this task: submit it with needs_review)",
+        Gate.REVIEW: " (this task is reviewed: submit it with needs_review; an agent other "
+        "than its author approves it)",
+    }[gate]
     raise IllegalTransition(
         f"moving a task from {current.value!r} to {target.value!r} is not yours to make "
-        f"as {AS[actor]}: only {who} may; {_yours(current, actor)}"
+        f"as {AS[actor]}{behind}: only {who} may; {_yours(current, actor, gate)}"
     )
 
 
-def _yours(current: Status, actor: Actor) -> str:
-    yours = legal_moves(current, actor)
+def _yours(current: Status, actor: Actor, gate: Gate = Gate.NONE) -> str:
+    yours = legal_moves(current, actor, gate)
     if yours:
         return f"from {current.value!r} you may move it to: {', '.join(yours)}"
-    others = sorted({a for who in MOVES[current].values() for a in who})
+    others = sorted({a for who in TABLES[gate][current].values() for a in who})
     return (
         f"you may not move a task from {current.value!r} at all: only "
         + ("; or ".join(HOW[a] for a in others) or "nobody (it is final)")

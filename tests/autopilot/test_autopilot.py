@@ -55,6 +55,15 @@ async def test_a_backlog_is_worked_once_each_on_its_own_branch(project: dict[str
     assert git(repo, "status", "--porcelain") == ""
 
 
+def moves_of(project: dict[str, Path]) -> list[tuple[str, str, str]]:
+    """(task, actor, to status) of every status move, in order."""
+    with open_db(project["state"]) as db:
+        rows = db.execute(
+            "SELECT task_id, actor, to_status FROM task_events WHERE kind = 'status' ORDER BY id"
+        ).fetchall()
+    return [tuple(row) for row in rows]
+
+
 def processes_under(folder: Path) -> list[str]:
     """Command lines of live processes that mention `folder` (the fakes' config paths)."""
     found = []
@@ -93,8 +102,10 @@ async def test_a_rate_limit_opens_the_breaker_and_the_task_fails_over(
     await backlog(project, [{"id": "R", "title": "rate limited on alpha", "metadata": fake}])
     ran = autopilot(project)
     assert ran.returncode == 0, ran.stderr[-3000:]
-    done = [actor for t, actor, _ in events(project, "status") if t == "R"]
-    assert done[-1].startswith("beta-"), done
+    moves = [(actor, to) for t, actor, to in moves_of(project) if t == "R"]
+    # beta's worker submitted it; the autopilot landed it.
+    assert moves[-2:] == [(moves[-2][0], "needs_review"), ("autopilot", "done")], moves
+    assert moves[-2][0].startswith("beta-"), moves
     with open_db(project["state"]) as db:
         state = db.execute(
             "SELECT state FROM provider_breakers WHERE provider = 'alpha'"
@@ -103,7 +114,7 @@ async def test_a_rate_limit_opens_the_breaker_and_the_task_fails_over(
 
 
 @pytest.mark.anyio
-async def test_an_auth_error_stops_the_provider_without_retrying_it(
+async def test_an_auth_error_fails_over_to_another_provider_and_is_said_once(
     project: dict[str, Path],
 ) -> None:
     fake = {"fake": "auth", "fake_provider": "alpha"}
@@ -111,7 +122,13 @@ async def test_an_auth_error_stops_the_provider_without_retrying_it(
     ran = autopilot(project)
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert ran.stdout.count("alpha: authentication failed") == 1, ran.stdout
-    assert "3 done" in ran.stdout
+    assert "fail over to other providers" in ran.stdout, ran.stdout
+    # Every task is done by beta, none left waiting for alpha (the run did not stop early).
+    assert "3 done" in ran.stdout, ran.stdout
+    submitted = {t: actor for t, actor, to in moves_of(project) if to == "needs_review"}
+    assert sorted(submitted) == ["A0", "A1", "A2"]
+    assert all(actor.startswith("beta-") for actor in submitted.values()), submitted
+    # alpha's breaker is open: while it is, no alpha worker is launched again.
     starts = [line for line in ran.stdout.splitlines() if " starts " in line]
     assert sum(line.split()[1].startswith("alpha-") for line in starts) <= 2  # once per slot
 
@@ -150,14 +167,16 @@ async def test_a_context_limit_sends_the_next_attempt_a_tier_up(project: dict[st
 
 
 @pytest.mark.anyio
-async def test_a_worktree_with_uncommitted_work_is_kept(project: dict[str, Path]) -> None:
+async def test_a_repository_with_uncommitted_work_is_kept(project: dict[str, Path]) -> None:
     await backlog(project, [{"id": "D", "title": "leaves notes", "metadata": {"fake": "dirty"}}])
     ran = autopilot(project)
     assert ran.returncode == 0, ran.stderr[-3000:]
-    worktree = project["repo"].parent / "repo.wvo-worktrees" / "D"
-    assert "uncommitted changes" in ran.stdout
-    assert (worktree / "notes.txt").read_text() == "not committed\n"
+    # The worker's own repository of its first run: what it committed landed, the rest stays.
+    repository = project["repo"].parent / "repo.wvo-worktrees" / "D" / "1"
+    assert "it has files nobody committed: notes.txt" in ran.stdout, ran.stdout
+    assert (repository / "notes.txt").read_text() == "not committed\n"
     assert git(project["repo"], "show", "wvo/D:D.txt").startswith("D")
+    assert "notes.txt" not in git(project["repo"], "ls-tree", "--name-only", "wvo/D")
 
 
 def test_ctrl_c_drains_and_hands_the_work_back(project: dict[str, Path]) -> None:
@@ -393,19 +412,21 @@ def test_two_autopilots_on_one_database_never_run_a_task_twice(project: dict[str
 
 
 @pytest.mark.anyio
-async def test_a_permission_refusal_stops_that_provider_and_the_task_fails_over(
+async def test_a_permission_refusal_is_said_once_and_the_task_fails_over(
     project: dict[str, Path],
 ) -> None:
     fake = {"fake": "denied", "fake_provider": "alpha"}
     await backlog(project, [{"id": "N", "title": "needs Bash", "metadata": fake}])
     ran = autopilot(project)
     assert ran.returncode == 0, ran.stderr[-3000:]
-    assert "alpha: its CLI was refused Bash and left N unfinished" in ran.stdout, ran.stdout
+    assert ran.stdout.count("alpha: its CLI was refused Bash") == 1, ran.stdout
     with open_db(project["state"]) as db:
         row = db.execute("SELECT status, attempts, assigned_to FROM tasks").fetchone()
-    # Handed back untouched (not the task's fault), then done by beta.
+    # Handed back untouched (not the task's fault), then submitted by beta and landed.
     assert row[0] == "done" and row[1] == 0, tuple(row)
-    assert [a for t, a, _ in events(project, "status") if t == "N"][-1].startswith("beta-")
+    moves = [(a, to) for t, a, to in moves_of(project) if t == "N"]
+    assert moves[-2][0].startswith("beta-") and moves[-2][1] == "needs_review", moves
+    assert moves[-1] == ("autopilot", "done"), moves
 
 
 @pytest.mark.anyio
@@ -453,4 +474,38 @@ async def test_work_that_fails_its_verification_is_retried_then_dead_lettered(
     with open_db(project["state"]) as db:
         row = db.execute("SELECT status, attempts FROM tasks WHERE id = 'V'").fetchone()
     assert tuple(row) == ("failed", 2), ran.stdout  # a dead letter, for a person
-    assert "could not finish V" in ran.stdout and "2 launched, 0 done" in ran.stdout
+    assert ran.stdout.count("V returned: task 'V' is not done") == 2, ran.stdout
+    assert "2 launched, 0 done" in ran.stdout
+    returned = [r for t, _, r in events(project, "returned") if t == "V"]
+    assert len(returned) == 2 and all("exit 3" in r for r in returned), returned
+
+
+def test_a_dry_run_says_what_each_worker_sees_and_reaches_and_starts_nothing(
+    project: dict[str, Path],
+) -> None:
+    ran = autopilot(project, "--dry-run", ANTHROPIC_BASE_URL="http://127.0.0.1:9")
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    out = ran.stdout
+    assert "alpha: 2 claude worker(s)" in out and "beta: 2 claude worker(s)" in out, out
+    assert "its own bwrap sandbox" in out
+    assert "127.0.0.1:9" in out and "this autopilot's wvo-mcp port" in out
+    objects = str((project["repo"] / ".git" / "objects").resolve())
+    assert objects in out  # borrowed read-only
+    assert str(project["state"]) not in out  # never shown to a worker
+    assert "ANTHROPIC_BASE_URL" in out and "WVO_STATE_ROOT" not in out
+    assert not (project["state"] / "runs").exists()
+
+
+@pytest.mark.anyio
+async def test_unsandboxed_workers_are_said_and_still_work_through_their_run_tokens(
+    project: dict[str, Path],
+) -> None:
+    await backlog(project, [{"id": "U", "title": "unsandboxed"}])
+    ran = autopilot(project, "--unsandboxed-workers")
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "workers run UNSANDBOXED" in ran.stdout and "1 done" in ran.stdout, ran.stdout
+    with open_db(project["state"]) as db:
+        report = db.execute("SELECT report FROM autopilot_runs").fetchone()[0]
+        tokens = db.execute("SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL").fetchone()
+    assert '"unsandboxed": true' in report
+    assert tokens[0] == 0  # every run token was revoked when its run ended

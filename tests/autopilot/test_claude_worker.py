@@ -44,7 +44,7 @@ class WorkerModel:
             )
             return [_use("Bash", {"command": commit, "description": "commit the work"})]
         if step == 2:
-            return [_use("mcp__wvo__plan_update", {**held, "status": "done"})]
+            return [_use("mcp__wvo__plan_update", {**held, "status": "needs_review"})]
         return [{"type": "text", "text": f"{task_id} is done."}]
 
 
@@ -103,7 +103,8 @@ providers:
         ).fetchall()
     assert [tuple(m) for m in moves] == [
         ("claude-1", "claimed", "in_progress"),
-        ("claude-1", "status", "done"),
+        ("claude-1", "status", "needs_review"),
+        ("autopilot", "status", "done"),
     ]
     assert [tuple(c) for c in checkpoints] == [("claude-1", "started")]
     assert git(project["repo"], "show", "wvo/CC1:CC1.txt").strip() == "CC1"

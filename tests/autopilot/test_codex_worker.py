@@ -3,7 +3,6 @@ scripted Responses API on 127.0.0.1: the model checkpoints through wvo-mcp, comm
 Codex's shell tool in the worktree, and finishes with plan_update(done)."""
 
 import json
-import os
 import re
 import shutil
 import threading
@@ -59,7 +58,7 @@ class WorkerModel:
             )
             return _call("exec_command", {"cmd": commit})
         if step == 2:
-            return _call("plan_update", {**held, "status": "done"}, "mcp__wvo")
+            return _call("plan_update", {**held, "status": "needs_review"}, "mcp__wvo")
         return _message(f"{task_id} is done.")
 
 
@@ -118,8 +117,6 @@ async def test_the_autopilot_runs_codex_through_claim_checkpoint_and_done(
     model = WorkerModel()
     api = serve_model(model)
     stub = "model_providers.stub"
-    # The git directories its sandbox must let it write (a worktree's lives in the
-    # repository) come from the autopilot's own command line: not given here.
     extra_args = [
         "-c", 'model_provider="stub"',
         "-c", f'{stub}.name="stub"',
@@ -145,23 +142,14 @@ providers:
       max_workers: 1
       hang_seconds: 120
       extra_args: {json.dumps(extra_args)}
+      env: [STUB_API_KEY]
+      egress: ["http://127.0.0.1:{api.server_address[1]}"]
 """)
     await backlog(project, [{"id": "CX1", "title": "a task for Codex"}])
     home = project["state"].parent / "home"
     (home / ".codex").mkdir(parents=True)
-    # Codex runs shell commands through bwrap, which executes `codex-linux-sandbox` from PATH:
-    # an alias of its own binary that it makes under CODEX_HOME, but not under /tmp.
-    helpers = project["state"].parent / "codex-helpers"
-    helpers.mkdir()
-    (helpers / "codex-linux-sandbox").symlink_to(_native_codex())
     try:
-        ran = autopilot(
-            project,
-            HOME=str(home),
-            CODEX_HOME=str(home / ".codex"),
-            PATH=f"{helpers}{os.pathsep}{os.environ['PATH']}",
-            STUB_API_KEY="scripted",
-        )
+        ran = autopilot(project, HOME=str(home), STUB_API_KEY="scripted")
     finally:
         api.shutdown()
         api.server_close()
@@ -198,7 +186,8 @@ providers:
         ).fetchone()[0]
     assert [tuple(m) for m in moves] == [
         ("codex-1", "claimed", "in_progress"),
-        ("codex-1", "status", "done"),
+        ("codex-1", "status", "needs_review"),
+        ("autopilot", "status", "done"),
     ]
     assert [tuple(c) for c in checkpoints] == [("codex-1", "started")]
     assert git(project["repo"], "show", "wvo/CX1:CX1.txt").strip() == "CX1"

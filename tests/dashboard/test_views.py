@@ -236,3 +236,12 @@ async def test_autopilot_actions_refuse_what_they_cannot_do(state_root: Path):
     with open_db(state_root) as db:
         runs = db.execute("SELECT id, state, wanted, asked_by FROM autopilot_runs").fetchall()
     assert [tuple(r) for r in runs] == [("h:1:ab", "ended", None, None)]
+
+
+def test_an_unsandboxed_run_is_said_on_the_autopilot_tab() -> None:
+    from wvo_mcp.dashboard import render
+
+    run = {"id": "h:1:a", "state": "running", "started_at": "t0", "seen_at": "t1"}
+    shown = render.autopilot([{**run, "report": {"unsandboxed": True}}], can_act=False)
+    assert "UNSANDBOXED" in shown and 'class="warning"' in shown
+    assert "UNSANDBOXED" not in render.autopilot([{**run, "report": {}}], can_act=False)

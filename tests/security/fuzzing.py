@@ -89,6 +89,7 @@ EXPECTED_TABLES = frozenset(
         "api_tokens",
         "run_outputs",
         "agent_usage",
+        "reviews",
     }
 )
 OUTCOMES = ("ok", "tool_error", "protocol_error", "dropped")

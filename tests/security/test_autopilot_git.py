@@ -1,8 +1,8 @@
-"""A worker is an agent with write access to its worktree and to the repository's git
-directory (it must commit). Whatever it leaves there (hooks, filter, diff and fsmonitor
-commands, attributes selecting them), the autopilot's own git calls run none of it: not when
-it rebases and merges the work, tidies the worktree, or checks out the next task's
-worktree from the branch that now carries those attributes."""
+"""A worker commits in a repository of its own; the person's git directory is not even
+visible to it. Whatever it leaves in its own (hooks, filter, diff and fsmonitor commands,
+attributes selecting them), the autopilot takes its commits as data and its own git calls
+run none of it: not when it takes, rebases, verifies and merges the work, tidies up, or
+makes the next task's repository from the branch that now carries those attributes."""
 
 from pathlib import Path
 
@@ -38,14 +38,15 @@ async def test_what_a_worker_plants_in_git_never_runs_in_the_autopilot(
     )  # fmt: skip
     ran = autopilot(project, "--merge", "rebase", "--onto", "integration")
     assert ran.returncode == 0, ran.stderr[-3000:]
-    # The plant is there, and armed: .gitattributes routes every file through it.
+    # The plant never reached the person's git directory; the attributes that would arm
+    # it landed as data: .gitattributes routes every file through the planted filter.
     common = repo / ".git"
-    assert (common / "hooks" / "post-checkout").exists()
-    assert "filter.evil.smudge" in git(repo, "config", "-f", str(common / "config"), "--list")
+    assert not (common / "hooks" / "post-checkout").exists()
+    assert "evil" not in git(repo, "config", "-f", str(common / "config"), "--list")
     assert git(repo, "show", "integration:.gitattributes").startswith("* filter=evil")
     with open_db(project["state"]) as db:
         status = dict(db.execute("SELECT id, status FROM tasks").fetchall())
-    # P1 was rebased, verified and merged; P2's worktree was made; nothing planted ran.
+    # P1 was rebased, verified and merged; P2's repository was made; nothing planted ran.
     assert status == {"P1": "done", "P2": "failed"}, ran.stdout
     assert "P2 (attempt 1" in ran.stdout
     assert not marker.exists(), "the autopilot's git ran something a worker planted"

@@ -1,88 +1,156 @@
-"""Worker command lines: each CLI's documented flags, the MCP config it is given, and a
-`command` template filled in without a shell."""
+"""Worker command lines and configuration: each CLI's documented flags, the settings and MCP
+config the autopilot writes for it, its environment, and a `command` template filled in
+without a shell. No secret (the run token, the lease token in the prompt) is ever in argv."""
 
 import json
 import tomllib
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from wvo_mcp.autopilot.commands import (
+    TOKEN_ENV,
     Launch,
-    Server,
     WorkerKind,
     argv,
+    claude_settings_json,
+    codex_config_toml,
+    environment,
+    files,
     mcp_config_json,
+    model_apis,
     template_problems,
 )
 
+TOKEN = "wvo_run-token-secret"
+PROMPT = "Work on E1.T3; it's yours: lease token abc"
 LAUNCH = Launch(
     agent_id="claude-w1",
     task_id="E1.T3",
     model="claude-sonnet-4-5",
-    prompt="Work on E1.T3; it's yours: lease token abc",
-    workdir=Path("/work/project/state/worktrees/E1.T3"),
-    mcp_config=Path("/work/project/state/runs/E1.T3/1.mcp.json"),
-    server=Server(
-        command="/opt/wvo/bin/wvo-mcp",
-        args=("serve",),
-        env={"WVO_AGENT_ID": "claude-w1", "WVO_TOOLS": "worker"},
-    ),
+    workdir=Path("/work/project.wvo-worktrees/E1.T3/1"),
+    home=Path("/home/worker"),
+    mcp_url="http://127.0.0.1:40123/mcp",
 )
+OUTSIDE = {
+    "PATH": "/usr/bin",
+    "HOME": "/root",
+    "ANTHROPIC_API_KEY": "sk-ant-person",
+    "ANTHROPIC_BASE_URL": "http://127.0.0.1:9999",
+    "OPENAI_API_KEY": "sk-openai-person",
+    "AWS_SECRET_ACCESS_KEY": "aws",
+    "WVO_DATABASE_URL": "postgresql://wvo:secret@db/wvo",
+    "WVO_STATE_ROOT": "/srv/state",
+    "STUB_KEY": "stub",
+}
 
 
-def test_claude_runs_headless_with_its_own_mcp_config_and_an_allow_list() -> None:
-    line = argv(WorkerKind(kind="claude", extra_args=("--max-turns", "40")), LAUNCH)
-    assert line[:3] == ["claude", "-p", LAUNCH.prompt]
+def test_claude_runs_headless_configured_by_the_autopilot_alone() -> None:
+    line = argv(WorkerKind(kind="claude", extra_args=("--max-turns", "40")), LAUNCH, "/opt/claude")
+    assert line[:2] == ["/opt/claude", "-p"]  # the prompt comes on stdin
     assert line[line.index("--output-format") + 1] == "stream-json" and "--verbose" in line
     assert line[line.index("--model") + 1] == "claude-sonnet-4-5"
-    assert line[line.index("--mcp-config") + 1] == str(LAUNCH.mcp_config)
+    # Only the user settings of the run's private home, and the autopilot's own file.
+    assert line[line.index("--setting-sources") + 1] == "user"
+    assert line[line.index("--settings") + 1] == "/home/worker/.wvo/settings.json"
+    assert line[line.index("--mcp-config") + 1] == "/home/worker/.wvo/mcp.json"
     assert "--strict-mcp-config" in line
     assert line[line.index("--permission-mode") + 1] == "acceptEdits"
     assert "mcp__wvo" in line[line.index("--allowedTools") + 1].split(",")
     assert line[-2:] == ["--max-turns", "40"]  # extra flags come last
+    assert not any(PROMPT in part or TOKEN in part for part in line)
 
 
-def test_the_mcp_config_names_the_server_with_the_workers_identity() -> None:
-    config = json.loads(mcp_config_json(LAUNCH))
-    server = config["mcpServers"]["wvo"]
-    assert server["command"] == "/opt/wvo/bin/wvo-mcp" and server["args"] == ["serve"]
-    assert server["env"] == {"WVO_AGENT_ID": "claude-w1", "WVO_TOOLS": "worker"}
+def test_the_settings_switch_off_hooks_and_project_servers() -> None:
+    settings = json.loads(claude_settings_json())
+    assert settings["disableAllHooks"] is True
+    assert settings["enableAllProjectMcpServers"] is False
 
 
-def test_codex_gets_the_server_as_toml_overrides_and_the_prompt_last() -> None:
-    line = argv(WorkerKind(kind="codex", executable="/usr/local/bin/codex"), LAUNCH)
+def test_the_mcp_config_is_wvo_over_http_with_the_run_token() -> None:
+    server = json.loads(mcp_config_json(LAUNCH, TOKEN))["mcpServers"]["wvo"]
+    assert server == {
+        "type": "http",
+        "url": "http://127.0.0.1:40123/mcp",
+        "headers": {"Authorization": f"Bearer {TOKEN}"},
+    }
+
+
+def test_codex_reads_its_config_from_the_run_home_and_the_prompt_from_stdin() -> None:
+    line = argv(WorkerKind(kind="codex"), LAUNCH, "/usr/local/bin/codex")
     assert line[:3] == ["/usr/local/bin/codex", "exec", "--json"]
     assert line[line.index("--cd") + 1] == str(LAUNCH.workdir)
-    assert line[-1] == LAUNCH.prompt
+    assert line[-1] == "-"
+    # In wvo-mcp's sandbox, Codex needs none of its own (bwrap does not nest).
+    assert line[line.index("--sandbox") + 1] == "danger-full-access"
     overrides = [line[i + 1] for i, part in enumerate(line) if part == "-c"]
-    parsed = tomllib.loads("\n".join(overrides))
-    assert parsed["approval_policy"] == "never"
-    assert parsed["mcp_servers"]["wvo"] == {
-        "command": "/opt/wvo/bin/wvo-mcp",
-        "args": ["serve"],
-        "env": {"WVO_AGENT_ID": "claude-w1", "WVO_TOOLS": "worker"},
+    assert tomllib.loads("\n".join(overrides)) == {"approval_policy": "never"}
+    config = tomllib.loads(codex_config_toml(LAUNCH))
+    assert config["project_doc_max_bytes"] == 0
+    assert config["skills"] == {"include_instructions": False}  # a repository's skills too
+    assert config["projects"][str(LAUNCH.workdir)] == {"trust_level": "untrusted"}
+    assert config["mcp_servers"]["wvo"] == {
+        "url": "http://127.0.0.1:40123/mcp",
+        "bearer_token_env_var": TOKEN_ENV,
         "required": True,
         "startup_timeout_sec": 30,
     }
+
+
+def test_unsandboxed_codex_keeps_its_own_sandbox_with_git_writable() -> None:
+    unsandboxed = Launch(**{**LAUNCH.__dict__, "sandboxed": False})
+    line = argv(WorkerKind(kind="codex"), unsandboxed, "codex")
     assert line[line.index("--sandbox") + 1] == "workspace-write"
-    # Given the git directories, its sandbox lets it commit in a worktree.
-    dirs = (Path("/repo/.git"), Path("/repo/.git/worktrees/E1.T3"))
-    kind = WorkerKind(kind="codex")
-    with_dirs = argv(kind, Launch(**{**LAUNCH.__dict__, "git_dirs": dirs}))
-    roots = [with_dirs[i + 1] for i, part in enumerate(with_dirs) if part == "-c"]
-    parsed_roots = tomllib.loads("\n".join(roots))["sandbox_workspace_write"]["writable_roots"]
-    assert parsed_roots == ["/repo/.git", "/repo/.git/worktrees/E1.T3"]
+    overrides = tomllib.loads("\n".join(line[i + 1] for i, p in enumerate(line) if p == "-c"))
+    roots = overrides["sandbox_workspace_write"]["writable_roots"]
+    assert roots == [str(LAUNCH.workdir / ".git")]
+
+
+def test_each_kind_gets_its_own_providers_variables_and_nothing_of_wvo_mcp() -> None:
+    claude = environment(WorkerKind(kind="claude"), LAUNCH, TOKEN, OUTSIDE)
+    assert claude["ANTHROPIC_API_KEY"] == "sk-ant-person"
+    assert claude["HOME"] == "/home/worker" and claude[TOKEN_ENV] == TOKEN
+    assert claude["CLAUDE_CODE_DISABLE_CLAUDE_MDS"] == "1"
+    assert not {"OPENAI_API_KEY", "AWS_SECRET_ACCESS_KEY", "PATH"} & set(claude)
+    assert not any(name.startswith("WVO_") for name in claude if name != TOKEN_ENV)
+    codex = environment(WorkerKind(kind="codex", env=("STUB_KEY",)), LAUNCH, TOKEN, OUTSIDE)
+    assert codex["OPENAI_API_KEY"] == "sk-openai-person" and codex["STUB_KEY"] == "stub"
+    assert codex["CODEX_HOME"] == "/home/worker/.codex"
+    assert not any(name.startswith("ANTHROPIC_") for name in codex)
+    command = environment(WorkerKind(kind="command", template=("a",)), LAUNCH, TOKEN, OUTSIDE)
+    assert set(command) == {"HOME", "LANG", "TERM", TOKEN_ENV}
+
+
+def test_the_model_api_is_the_base_url_when_set_and_what_the_file_adds() -> None:
+    assert model_apis(WorkerKind(kind="claude"), OUTSIDE) == ["http://127.0.0.1:9999"]
+    assert model_apis(WorkerKind(kind="claude"), {}) == ["https://api.anthropic.com"]
+    kind = WorkerKind(kind="codex", egress=("http://127.0.0.1:7000",))
+    assert model_apis(kind, {}) == [
+        "https://api.openai.com",
+        "https://chatgpt.com",
+        "http://127.0.0.1:7000",
+    ]
+
+
+def test_the_home_files_hold_the_prompt_the_token_and_the_kinds_config() -> None:
+    written = files(WorkerKind(kind="claude"), LAUNCH, TOKEN, PROMPT)
+    assert written[PurePosixPath(".wvo/prompt.md")] == PROMPT
+    assert TOKEN in written[PurePosixPath(".wvo/mcp.json")]
+    assert PurePosixPath(".claude/settings.json") in written
+    codex = files(WorkerKind(kind="codex"), LAUNCH, TOKEN, PROMPT)
+    assert PurePosixPath(".codex/config.toml") in codex
+    assert TOKEN not in codex[PurePosixPath(".codex/config.toml")]  # from its environment
 
 
 def test_a_command_template_is_filled_in_argument_by_argument() -> None:
-    kind = WorkerKind(kind="command", template=("agent", "--model={model}", "{prompt}"))
-    line = argv(kind, LAUNCH)
-    # The prompt stays one argument whatever it holds: there is no shell.
-    assert line == ["agent", "--model=claude-sonnet-4-5", LAUNCH.prompt]
+    kind = WorkerKind(kind="command", template=("agent", "--model={model}", "{prompt_file}"))
+    line = argv(kind, LAUNCH, "/usr/bin/agent")
+    assert line == ["/usr/bin/agent", "--model=claude-sonnet-4-5", "/home/worker/.wvo/prompt.md"]
 
 
-def test_template_problems_name_unknown_and_malformed_placeholders() -> None:
-    assert template_problems(["a", "{prompt}", "{model}-{task_id}"]) == []
+def test_template_problems_name_unknown_placeholders_and_refuse_the_prompt_itself() -> None:
+    assert template_problems(["a", "{prompt_file}", "{model}-{task_id}", "{mcp_url}"]) == []
     [unknown] = template_problems(["{home}"])
-    assert "{home}" in unknown and "{prompt}" in unknown
+    assert "{home}" in unknown and "{prompt_file}" in unknown
     [broken] = template_problems(["{prompt"])
     assert "{prompt" in broken
+    [secret] = template_problems(["--prompt={prompt}"])
+    assert "lease token" in secret and "{prompt_file}" in secret

@@ -145,7 +145,7 @@ WORKER = (
     worker:
       kind: command
       max_workers: 2
-      command: ["my-agent", "--model", "{model}", "--cwd", "{workdir}", "{prompt}"]
+      command: ["my-agent", "--model", "{model}", "--cwd", "{workdir}", "{prompt_file}"]
 """
 )
 
@@ -158,10 +158,36 @@ def test_a_worker_block_names_the_cli_for_the_providers_tasks() -> None:
     assert providers.parse(SMALL, "s.yaml").workers == {}
 
 
+def test_a_worker_block_may_widen_its_sandbox_a_little_and_never_to_wvo_mcp() -> None:
+    extra = (
+        '      env: [STUB_KEY]\n      egress: ["127.0.0.1:7000"]\n      mounts: ["/opt/tools"]\n'
+    )
+    kind = providers.parse(WORKER + extra, "w.yaml").workers["solo"]
+    assert (kind.env, kind.egress, kind.mounts) == (
+        ("STUB_KEY",),
+        ("https://127.0.0.1:7000",),
+        ("/opt/tools",),
+    )
+    for bad, says in (
+        ("      env: [WVO_DATABASE_URL]\n", "wvo-mcp's own"),
+        ('      egress: ["ftp://x"]\n', "host:port"),
+        ('      mounts: ["relative"]\n', "absolute"),
+    ):
+        with pytest.raises(ValidationFailed) as info:
+            providers.parse(WORKER + bad, "w.yaml")
+        assert says in str(info.value), info.value
+
+
 @pytest.mark.parametrize(
     ("change", "line", "field", "says"),
     [
-        (('"{prompt}"]', '"{prompt}", "{secret}"]'), 15, "providers[0].worker.command", "{secret}"),
+        (
+            ('"{prompt_file}"]', '"{prompt_file}", "{secret}"]'),
+            15,
+            "providers[0].worker.command",
+            "{secret}",
+        ),
+        (('"{prompt_file}"]', '"{prompt}"]'), 15, "providers[0].worker.command", "lease token"),
         (("      command: [", "      commands: ["), 15, "providers[0].worker.commands", "Extra"),
         (("kind: command", "kind: claude"), 15, "providers[0].worker.command", "only kind command"),
         (("kind: command", "kind: aider"), 13, "providers[0].worker.kind", "'claude'"),

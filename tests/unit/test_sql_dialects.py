@@ -175,6 +175,8 @@ def test_text_keys_and_timestamps_compare_as_bytes(
         "report",
         "stdout",
         "stderr",
+        "scope",
+        "notes",
     }
     for r in conn.execute(
         "SELECT table_name, column_name, collation_name FROM information_schema.columns "

@@ -1,29 +1,61 @@
 """A stand-in for `claude -p … --output-format stream-json --verbose` (and, called as
 `… exec`, for `codex exec --json`), for the demo, the tests and the benchmark (no model
-needed), as far as the autopilot can tell: it reads the
-MCP config it was given, works its task through that wvo-mcp server (checkpoint, a commit
-in its worktree, plan_update done), and prints Claude Code's stream-json lines with usage.
+needed), as far as the autopilot can tell: it reads its prompt from stdin and the MCP config
+it was given (Claude Code's --mcp-config file, or Codex's $CODEX_HOME/config.toml with the
+token in its environment), works its task through that wvo-mcp endpoint over HTTP
+(checkpoint, a commit in its repository, plan_update needs_review), and prints Claude Code's
+stream-json lines with usage.
 The task's metadata.fake picks a misbehaviour: crash, hang, rate_limit, context_limit,
-auth, denied (its CLI refused a tool), dirty (done, leaving a file uncommitted), shared
+auth, denied (its CLI refused a tool), dirty (submitted, leaving a file uncommitted), shared
 (writing shared.txt, which conflicts with every other such task) or plant (hooks and
-drivers left in the repository, see plant()); with `_once`, only on the
+drivers left in its repository, see plant()); with `_once`, only on the
 first attempt; with metadata.fake_provider or fake_model, only on that provider or model.
-It also answers review prompts (metadata.fake_review) and planning prompts (a goal).
+It also reviews (metadata.fake_review) and plans (a goal).
+
+A hostile worker, for tests/security/test_worker_tenancy.py (a worker is a tenant):
+- probe: from inside its sandbox, tries to reach what it must not (metadata.fake_probe: files
+  to read, write and remove, folders to create a file in, a database to open with sqlite3,
+  secrets to look for, loopback services to connect to directly or through its HTTPS_PROXY,
+  abstract Unix sockets, wvo-mcp resources to read), then (given other_task and gated_task)
+  every wvo-mcp tool outside its token's scope, and its own tools about other tasks; each
+  outcome goes into a checkpoint's summary (`probe [...]`, JSON); then it works its task;
+- moves: every status move a holder of a gated task may not make, before and after it
+  submits; the outcomes are one output line (`{"type": "wvo_fake_report", ...}`);
+- unverified: commits result.txt "bad" and keeps "good" everywhere but that commit (staged,
+  in the working tree, on another branch, in a stash);
+- forge: commits, then forges what the autopilot reads of its repository
+  (metadata.fake_forge: gitdir, gitlink, alternates, object_link, objects_link, head_link
+  or ref_link, pointing at metadata.fake_target; metadata.fake_secret names a blob it does
+  not hold).
+Any mode waits first when metadata.fake_wait names a file: it says so with `<name>.waiting`
+in its repository and waits (heartbeating) until the file appears there.
+metadata.fake_files ({path: text}) are written before an ordinary commit.
 """
 
 import argparse
+import functools
 import json
 import os
 import re
+import shutil
+import socket
+import sqlite3
 import subprocess
 import sys
+import time
 import tomllib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.to_thread
-from mcp import Client, StdioServerParameters
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.types import CallToolResult
 
 USAGE = {"input_tokens": 1000, "cache_read_input_tokens": 500, "output_tokens": 100}
 ERRORS = {
@@ -73,9 +105,23 @@ def result(
     })  # fmt: skip
 
 
-def _server(config: dict[str, Any]) -> StdioServerParameters:
-    """The wvo-mcp server the config it was given names."""
-    return StdioServerParameters(command=config["command"], args=config["args"], env=config["env"])
+@dataclass(frozen=True)
+class Server:
+    """The wvo-mcp endpoint the config it was given names, and the run's token."""
+
+    url: str
+    token: str
+
+
+@asynccontextmanager
+async def connect(server: Server) -> AsyncIterator[Client]:
+    headers = {"Authorization": f"Bearer {server.token}"}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=120)) as http,
+        Client(streamable_http_client(server.url, http_client=http), read_timeout_seconds=60)
+        as client,
+    ):  # fmt: skip
+        yield client
 
 
 def plant(marker: str) -> None:
@@ -112,50 +158,407 @@ def commit(task_id: str, note: str, shared: bool) -> None:
     subprocess.run([*git, "commit", "-qm", f"{task_id}"], check=True)
 
 
-async def review(args: argparse.Namespace, config: dict[str, Any]) -> int:
-    """A reviewer's run: approve, or (metadata.fake_review = changes_once) ask for changes
-    the first time."""
-    task_id = re.search(r"You review task '([^']+)'", args.prompt)
-    assert task_id is not None
-    params = _server(config)
-    async with Client(params) as client:
-        task = await client.call_tool("task_get", {"task_id": task_id.group(1)})
-        detail = task.structured_content or {}
-    asked = any(e.get("kind") == "review" for e in detail.get("recent_events", []))
-    if detail.get("metadata", {}).get("fake_review") == "changes_once" and not asked:
-        result(False, "REQUEST CHANGES\nAdd a test for the empty case.")
+# -- a hostile worker (tests/security/test_worker_tenancy.py) ----------------------------------
+
+WAIT_SECONDS = 120.0  # fake_wait: how long it waits for the test's file before it gives up
+PROBE_TIMEOUT_S = 3.0
+SAID_CHARS = 400
+PLANTED = "planted-by-a-worker"
+SUMMARY_CHARS = 3800  # a checkpoint's summary holds 4000
+GIT = ["git", "-c", "user.name=fake", "-c", "user.email=fake@localhost"]
+Call = Callable[..., Awaitable[dict[str, Any]]]
+
+
+def alive(doing: str) -> None:
+    """A line of output per attempt: a long run of them is not a hung worker."""
+    emit({"type": "system", "subtype": "attempt", "target": doing})
+
+
+def tried(action: Callable[[], object]) -> dict[str, Any]:
+    """One probe's outcome: ok (it worked: the sandbox let it through) and what it got, or
+    why it did not."""
+    try:
+        got = action()
+    except Exception as exc:  # every failure is an outcome to report
+        return {"ok": False, "said": f"{type(exc).__name__}: {exc}"[:SAID_CHARS]}
+    return {"ok": True, "said": str(got)[:SAID_CHARS]}
+
+
+def read(path: str) -> str:
+    target = Path(path)
+    if target.is_dir():
+        return f"listed {len(os.listdir(target))} entries"
+    with target.open("rb") as given:
+        return f"read {len(given.read(4096))} bytes"
+
+
+def write(path: str) -> str:
+    """Append to a file that is there (never creating one: a file made inside the sandbox's
+    own folders reaches nobody)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
+    with os.fdopen(fd, "wb") as out:
+        out.write(b"planted\n")
+    return "appended"
+
+
+def create(path: str) -> str:
+    """A new file in a folder: whether it reached the host, only the host can tell (the
+    sandbox's own /tmp holds the folders leading to what it sees)."""
+    (Path(path) / PLANTED).write_bytes(b"planted\n")
+    return f"created {PLANTED} in it"
+
+
+def remove(path: str) -> str:
+    os.rename(path, f"{path}.gone")
+    return "moved away"
+
+
+def tamper(database: str, task_id: str) -> str:
+    """Open the database as a file (never creating one) and let a gated task out."""
+    with sqlite3.connect(f"{Path(database).as_uri()}?mode=rw", uri=True, timeout=2) as db:
+        changed = db.execute(
+            "UPDATE tasks SET status = 'pending' WHERE id = ? AND status = 'awaiting_approval'",
+            (task_id,),
+        ).rowcount
+    if changed != 1:
+        raise RuntimeError(f"{changed} rows changed")
+    return "moved it to pending"
+
+
+def look_for(secret: str) -> str:
+    """The secret anywhere this run can read: its environment, its processes' environments
+    and command lines, its home."""
+    if any(secret in value for value in os.environ.values()):
+        return "in os.environ"
+    for entry in Path("/proc").iterdir():
+        for name in ("environ", "cmdline"):
+            try:
+                if secret.encode() in (entry / name).read_bytes():
+                    return f"in {entry / name}"
+            except OSError:
+                continue
+    home = Path(os.environ.get("HOME", "/nonexistent"))
+    for path in home.rglob("*") if home.is_dir() else ():
+        try:
+            if path.is_file() and secret.encode() in path.read_bytes()[:1_000_000]:
+                return f"in {path}"
+        except OSError:
+            continue
+    raise LookupError("not found")
+
+
+def host_port(target: str) -> tuple[str, int]:
+    host, _, port = target.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def dial(target: str) -> str:
+    with socket.create_connection(host_port(target), timeout=PROBE_TIMEOUT_S) as conn:
+        conn.sendall(b"hello\n")
+    return "connected"
+
+
+def tunnel(target: str) -> str:
+    """CONNECT through the proxy its environment names: a 200 is a tunnel."""
+    proxy = os.environ.get("HTTPS_PROXY") or os.environ["https_proxy"]
+    host, port = host_port(proxy.split("://", 1)[-1].rstrip("/"))
+    with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S) as conn:
+        conn.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+        head = b""
+        while b"\r\n" not in head:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+    status = head.split(b"\r\n", 1)[0].decode(errors="replace")
+    if status.split(" ")[1:2] != ["200"]:
+        raise ConnectionRefusedError(status or "closed without an answer")
+    return status
+
+
+def dial_unix(name: str) -> str:
+    """`@name` is an abstract socket (they belong to a network namespace)."""
+    address = "\0" + name[1:] if name.startswith("@") else name
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(PROBE_TIMEOUT_S)
+        conn.connect(address)
+    return "connected"
+
+
+def reach(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every probe of the host that fake_probe asks for, from inside the sandbox."""
+    found = []
+    probes: list[tuple[str, Callable[[str], str], list[str]]] = [
+        ("read", read, spec.get("read", [])),
+        ("write", write, spec.get("write", [])),
+        ("create", create, spec.get("create", [])),
+        ("remove", remove, spec.get("remove", [])),
+        ("secret", look_for, spec.get("secrets", [])),
+        ("tcp", dial, spec.get("tcp", [])),
+        ("connect", tunnel, spec.get("connect", [])),
+        ("unix", dial_unix, spec.get("unix", [])),
+    ]
+    for kind, action, targets in probes:
+        for target in targets:
+            outcome = tried(functools.partial(action, target))
+            found.append({"probe": kind, "target": target, **outcome})
+            alive(kind)
+    if "sqlite" in spec:
+        database, task_id = spec["sqlite"]["path"], spec["sqlite"]["task"]
+        found.append({"probe": "sqlite", "target": database,
+                      **tried(lambda: tamper(database, task_id))})  # fmt: skip
+    return found
+
+
+def hostile_calls(
+    me: str, own: str, other: str, gated: str, token: str
+) -> list[tuple[str, dict[str, Any]]]:
+    """Every tool outside a worker token's scope (with arguments that would work for an agent
+    allowed to call it), then its own tools about other tasks or under another name."""
+    someone_else = "beta-1" if me == "alpha-1" else "alpha-1"
+    usage = {"provider": "alpha", "model": "alpha-model", "input_tokens": 1,
+             "output_tokens": 1, "outcome": "success"}  # fmt: skip
+    return [
+        ("claim_task", {"task_id": other}),
+        ("plan_next", {}),
+        ("task_create", {"tasks": [{"id": "PLANTED", "title": "made by a worker"}]}),
+        ("task_list", {}),
+        ("sandbox_run", {"command": "echo ran > ran-by-a-worker"}),
+        ("agent_register", {"provider": "alpha", "model": "alpha-model"}),
+        ("route_task", {"task_id": own}),
+        ("provider_status", {}),
+        ("health_report", {}),
+        ("review_submit", {"task_id": own, "verdict": "approve", "notes": "looks right"}),
+        ("task_approve", {"task_id": gated}),
+        ("task_reject", {"task_id": gated, "note": "let it out", "to": "pending"}),
+        ("task_requeue", {"task_id": gated}),
+        ("task_cancel", {"task_id": other}),
+        ("task_done", {"task_id": own, "skip_verify": True}),
+        ("token_list", {}),
+        ("heartbeat", {"task_id": other, "lease_token": token}),
+        ("checkpoint", {"task_id": other, "lease_token": token, "summary": "hijacked"}),
+        ("plan_update", {"task_id": other, "status": "pending", "lease_token": token}),
+        ("plan_update", {"task_id": gated, "status": "pending"}),
+        ("task_get", {"task_id": other}),
+        ("record_usage", {**usage, "task_id": other, "lease_token": token}),
+        ("heartbeat", {"task_id": own, "lease_token": token, "agent_id": someone_else}),
+        ("plan_update", {"task_id": own, "status": "done", "lease_token": token}),
+    ]
+
+
+async def attempt(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """A call that may be refused: {ok, said}."""
+    alive(tool)
+    try:
+        answer: CallToolResult = await client.call_tool(tool, arguments)
+    except Exception as exc:  # a protocol error is a refusal too
+        return {"ok": False, "said": f"{type(exc).__name__}: {exc}"[:SAID_CHARS]}
+    said = answer.content[0].text if answer.content else ""  # type: ignore[union-attr]
+    return {"ok": not answer.is_error, "said": said[:SAID_CHARS]}
+
+
+async def read_resource(client: Client, uri: str) -> dict[str, Any]:
+    alive(uri)
+    try:
+        found = await client.read_resource(uri)
+    except Exception as exc:  # refused
+        return {"ok": False, "said": f"{type(exc).__name__}: {exc}"[:SAID_CHARS]}
+    text = "".join(getattr(c, "text", "") for c in found.contents)
+    return {"ok": True, "said": f"read {len(text)} characters: {text[:120]}"}
+
+
+async def probe(
+    client: Client, call: Call, spec: dict[str, Any], held: dict[str, str], me: str
+) -> None:
+    """fake_probe: what a worker with a shell and its run token tries first."""
+    own, token = held["task_id"], held["lease_token"]
+    found = await anyio.to_thread.run_sync(reach, spec)
+    if "other_task" in spec and "gated_task" in spec:
+        calls = hostile_calls(me, own, spec["other_task"], spec["gated_task"], token)
+        for tool, arguments in calls:
+            outcome = await attempt(client, tool, arguments)
+            found.append({"probe": "tool", "target": tool, **outcome})
+    for uri in spec.get("resources", []):
+        found.append({"probe": "resource", "target": uri, **await read_resource(client, uri)})
+    listed = sorted(t.name for t in (await client.list_tools()).tools)
+    await call("checkpoint", summary="listed " + json.dumps(listed), **held)
+    chunk: list[dict[str, Any]] = []
+    for outcome in found:
+        if chunk and len(json.dumps([*chunk, outcome])) > SUMMARY_CHARS - 10:
+            await call("checkpoint", summary="probe " + json.dumps(chunk), **held)
+            chunk = []
+        chunk.append(outcome)
+    if chunk:
+        await call("checkpoint", summary="probe " + json.dumps(chunk), **held)
+
+
+MOVES = ("done", "pending", "failed", "cancelled", "in_progress", "blocked",
+         "awaiting_approval", "needs_review")  # fmt: skip
+
+
+async def moves(client: Client, held: dict[str, str], note: str) -> list[dict[str, Any]]:
+    """Every move a gated task's holder may not make: done while it holds it; after it
+    submits, every status, with its lease token and without; and the person's and the
+    reviewer's tools on its own task."""
+    task_id = held["task_id"]
+    found = [{"move": "in_progress->done", "holder": True,
+              **await attempt(client, "plan_update", {"status": "done", **held})}]  # fmt: skip
+    await anyio.to_thread.run_sync(commit, task_id, note, False)
+    submitted = await attempt(client, "plan_update", {"status": "needs_review", **held})
+    found.append({"move": "in_progress->needs_review", "holder": True, **submitted})
+    if not submitted["ok"]:
+        return found
+    for status in MOVES:
+        for holder in (True, False):
+            given = {"task_id": task_id, "status": status}
+            if holder:
+                given["lease_token"] = held["lease_token"]
+            outcome = await attempt(client, "plan_update", given)
+            found.append({"move": f"needs_review->{status}", "holder": holder, **outcome})
+    for tool, arguments in (
+        ("heartbeat", held),
+        ("checkpoint", {**held, "summary": "still mine"}),
+        ("review_submit", {"task_id": task_id, "verdict": "approve", "notes": "mine is fine"}),
+        ("task_done", {"task_id": task_id}),
+        ("task_approve", {"task_id": task_id}),
+    ):
+        found.append({"move": tool, "holder": True, **await attempt(client, tool, arguments)})
+    return found
+
+
+def git_out(*args: str) -> str:
+    return subprocess.run(
+        [*GIT, *args], check=True, capture_output=True, text=True
+    ).stdout.strip()  # fmt: skip
+
+
+def unverified(task_id: str) -> None:
+    """result.txt is committed "bad"; "good", which would pass, is everywhere but that
+    commit: on another branch, in a stash, staged and in the working tree."""
+    branch = git_out("symbolic-ref", "--short", "HEAD")
+    Path("result.txt").write_text("bad\n")
+    git_out("add", "result.txt")
+    git_out("commit", "-qm", f"{task_id}: bad")
+    git_out("checkout", "-qb", f"{branch}-good")
+    Path("result.txt").write_text("good\n")
+    git_out("commit", "-qam", f"{task_id}: good, on another branch")
+    git_out("checkout", "-q", branch)
+    Path("result.txt").write_text("good\n")
+    git_out("stash", "-q")
+    Path("result.txt").write_text("good\n")
+    git_out("add", "result.txt")
+
+
+def forge(kind: str, target: str, secret: str) -> None:
+    """Forge what the autopilot reads of this repository, after a real commit."""
+    git_dir = Path(".git")
+    if kind in ("alternates", "object_link", "objects_link"):
+        # A commit whose tree names a blob this repository does not hold.
+        listing = git_out("ls-tree", "HEAD") + f"\n100644 blob {secret}\tstolen\n"
+        tree = subprocess.run(
+            ["git", "mktree", "--missing"], input=listing, check=True, capture_output=True,
+            text=True,
+        ).stdout.strip()  # fmt: skip
+        tip = git_out("commit-tree", tree, "-p", "HEAD", "-m", "stolen")
+        git_out("update-ref", "HEAD", tip)
+    if kind == "gitdir":
+        shutil.rmtree(git_dir)
+        git_dir.write_text(f"gitdir: {target}\n")
+    elif kind == "gitlink":
+        shutil.rmtree(git_dir)
+        git_dir.symlink_to(target)
+    elif kind == "alternates":
+        (git_dir / "objects" / "info" / "alternates").write_text(f"{target}\n")
+    elif kind == "object_link":
+        loose = git_dir / "objects" / secret[:2] / secret[2:]
+        loose.parent.mkdir(exist_ok=True)
+        loose.symlink_to(f"{target}/{secret[:2]}/{secret[2:]}")
+    elif kind == "objects_link":  # its whole object store
+        (git_dir / "objects").rename(git_dir / "objects.real")
+        (git_dir / "objects").symlink_to(target)
+    elif kind == "head_link":
+        (git_dir / "HEAD").unlink()
+        (git_dir / "HEAD").symlink_to(target)
+    elif kind == "ref_link":
+        ref = git_dir / (git_dir / "HEAD").read_text().removeprefix("ref: ").strip()
+        ref.unlink(missing_ok=True)
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        ref.symlink_to(target)
     else:
-        result(False, "APPROVE\nLooks right.")
+        raise ValueError(f"fake_forge {kind!r}")
+
+
+async def wait_for(name: str, call: Call, held: dict[str, str]) -> bool:
+    """Say it waits (`<name>.waiting` in its repository), then wait for `name` to appear
+    there, heartbeating so the autopilot sees it alive. False: it never came."""
+    waiting, wanted = anyio.Path(f"{name}.waiting"), anyio.Path(name)
+    await waiting.write_text("")
+    deadline = time.monotonic() + WAIT_SECONDS
+    beat = 0.0
+    while not await wanted.exists():
+        if time.monotonic() > deadline:
+            return False
+        if time.monotonic() - beat > 1:
+            await call("heartbeat", **held)
+            beat = time.monotonic()
+        await anyio.sleep(0.05)
+    await waiting.unlink()
+    await wanted.unlink()
+    return True
+
+
+async def review(text: str, server: Server) -> int:
+    """A reviewer's run: approve with review_submit, or (metadata.fake_review =
+    changes_once) ask for changes the first time; `silent` gives no verdict."""
+    found = re.search(r"You review task '([^']+)'", text)
+    assert found is not None
+    task_id = found.group(1)
+    async with connect(server) as client:
+        task = await client.call_tool("task_get", {"task_id": task_id})
+        detail = task.structured_content or {}
+        asked = any(e.get("kind") == "review" for e in detail.get("recent_events", []))
+        wanted = detail.get("metadata", {}).get("fake_review")
+        if wanted == "silent":
+            result(False, "I looked.")
+            return 0
+        changes = wanted == "changes_once" and not asked
+        verdict = "request_changes" if changes else "approve"
+        notes = "Add a test for the empty case." if changes else "Looks right."
+        answer = await client.call_tool(
+            "review_submit", {"task_id": task_id, "verdict": verdict, "notes": notes}
+        )
+    said = answer.content[0].text if answer.content else ""  # type: ignore[union-attr]
+    result(answer.is_error, f"{verdict}: {notes}" if not answer.is_error else said[:300])
     return 0
 
 
-async def plan(args: argparse.Namespace, config: dict[str, Any]) -> int:
+async def plan(text: str, server: Server) -> int:
     """A planner's run: three tasks for the goal, the last two after the first."""
-    goal = args.prompt.split("# Goal", 1)[1].strip().splitlines()[0]
+    goal = text.split("# Goal", 1)[1].strip().splitlines()[0]
     tasks = [
         {"id": "G1", "title": f"design: {goal}"[:200]},
         {"id": "G2", "title": f"build: {goal}"[:200], "depends_on": ["G1"]},
         {"id": "G3", "title": f"test: {goal}"[:200], "depends_on": ["G1"]},
     ]
-    params = _server(config)
-    async with Client(params) as client:
+    async with connect(server) as client:
         created = await client.call_tool("task_create", {"tasks": tasks})
     result(created.is_error, "planned G1, G2, G3" if not created.is_error else "refused")
     return 1 if created.is_error else 0
 
 
-async def work(args: argparse.Namespace, config: dict[str, Any]) -> int:
-    if "You review task" in args.prompt:
-        return await review(args, config)
-    if "# Goal" in args.prompt:
-        return await plan(args, config)
-    found = re.search(r"task_id '([^']+)', lease_token '([^']+)'", args.prompt)
+async def work(text: str, model: str, server: Server) -> int:
+    if "You review task" in text:
+        return await review(text, server)
+    if "# Goal" in text:
+        return await plan(text, server)
+    found = re.search(r"task_id '([^']+)', lease_token '([^']+)'", text)
     assert found is not None, "no task in the prompt"
     task_id, token = found.groups()
+    agent = re.search(r"You are (\S+)\. Task", text)
+    agent_id = agent.group(1) if agent else "fake"
     held = {"task_id": task_id, "lease_token": token}
-    emit({"type": "system", "subtype": "init", "cwd": os.getcwd(), "model": args.model})
-    params = _server(config)
-    async with Client(params) as client:
+    emit({"type": "system", "subtype": "init", "cwd": os.getcwd(), "model": model})
+    async with connect(server) as client:
 
         async def call(tool: str, **arguments: Any) -> dict[str, Any]:
             answer = await client.call_tool(tool, arguments)
@@ -165,12 +568,12 @@ async def work(args: argparse.Namespace, config: dict[str, Any]) -> int:
         task = await call("task_get", task_id=task_id)
         metadata = task.get("metadata", {})
         mode = metadata.get("fake", "ok")
-        provider = config["env"]["WVO_AGENT_PROVIDER"]
+        provider = agent_id.split("-")[0]  # slots are <provider>-<n>[-<tag>]
         if metadata.get("fake_provider", provider) != provider:
             mode = "ok"  # misbehaves on one provider only
-        if metadata.get("fake_model", args.model) != args.model:
+        if metadata.get("fake_model", model) != model:
             mode = "ok"  # or on one model only
-        resumed = "An earlier attempt got this far" in args.prompt
+        resumed = "An earlier attempt got this far" in text
         if mode.endswith("_once"):
             mode = "ok" if resumed else mode.removesuffix("_once")
         if mode == "denied":  # the CLI would not let it run what it needed
@@ -180,36 +583,57 @@ async def work(args: argparse.Namespace, config: dict[str, Any]) -> int:
             status, reason, text = ERRORS[mode]
             result(True, text, status, reason)
             return 1
+        if "fake_wait" in metadata and not await wait_for(metadata["fake_wait"], call, held):
+            result(True, f"waited {WAIT_SECONDS:.0f} s for {metadata['fake_wait']}")
+            return 1
         await call("checkpoint", summary=f"half of {task_id}", progress=50,
                    next_steps="write the file", **held)  # fmt: skip
         if mode == "hang":
             await anyio.sleep(3600)
         if mode == "crash":
             return 3  # no result line: a crash
-        attempt = re.search(r"\(attempt (\d+)\)", args.prompt)
-        note = f"{config['env']['WVO_AGENT_ID']}, attempt {attempt.group(1) if attempt else 1}"
+        number = re.search(r"\(attempt (\d+)\)", text)
+        note = f"{agent_id}, attempt {number.group(1) if number else 1}"
+        if mode == "probe":
+            await probe(client, call, metadata["fake_probe"], held, agent_id)
+        if mode == "moves":
+            tried_moves = await moves(client, held, note)
+            emit({"type": "wvo_fake_report", "task_id": task_id, "moves": tried_moves})
+            result(False, f"tried {len(tried_moves)} moves on {task_id}")
+            return 0
         if mode == "plant":
             await anyio.Path(".plant").write_text("")
-        await anyio.to_thread.run_sync(commit, task_id, note, mode == "shared")
+        for name, content in metadata.get("fake_files", {}).items():
+            await anyio.Path(name).write_text(content)
+        if mode == "unverified":
+            await anyio.to_thread.run_sync(unverified, task_id)
+        else:
+            await anyio.to_thread.run_sync(commit, task_id, note, mode == "shared")
+        if mode == "forge":
+            secret = metadata.get("fake_secret", "")
+            await anyio.to_thread.run_sync(
+                forge, metadata["fake_forge"], metadata["fake_target"], secret
+            )
         if mode == "plant":
             await anyio.to_thread.run_sync(plant, metadata["fake_marker"])
         if mode == "dirty":
             await anyio.Path("notes.txt").write_text("not committed\n")
-        finish = re.search(r"Finish with plan_update: (\w+) when", args.prompt)
+        finish = re.search(r"Finish with plan_update: (\w+) when", text)
         to = finish.group(1) if finish else "done"
         answer = await client.call_tool("plan_update", {"status": to, **held})
         if answer.is_error:  # e.g. the verification gate refused done: say so and stop
             text = answer.content[0].text if answer.content else ""  # type: ignore[union-attr]
             result(False, f"could not finish {task_id}: {text[:300]}")
             return 0
-    after = " (after review)" if "A reviewer asked for changes" in args.prompt else ""
+    after = " (after review)" if "A reviewer asked for changes" in text else ""
     result(False, f"done {task_id}" + (" (resumed)" if resumed else "") + after)
     return 0
 
 
 def main() -> int:
     global CODEX
-    if sys.argv[1:2] == ["exec"]:  # codex exec --json ... -c mcp_servers.wvo.X=... PROMPT
+    text = sys.stdin.read()  # the prompt: it carries the lease token, so never argv
+    if sys.argv[1:2] == ["exec"]:  # codex exec --json ... -
         CODEX = True
         parser = argparse.ArgumentParser()
         parser.add_argument("exec")
@@ -218,20 +642,22 @@ def main() -> int:
         parser.add_argument("--cd", "--sandbox")
         for flag in ("--json", "--ephemeral", "--skip-git-repo-check"):
             parser.add_argument(flag, action="store_true")
-        parser.add_argument("prompt")
         args, _ = parser.parse_known_args()
-        overrides = tomllib.loads("\n".join(args.c))
-        config = overrides["mcp_servers"]["wvo"]
+        home = Path(os.environ["CODEX_HOME"])
+        config = tomllib.loads((home / "config.toml").read_text())["mcp_servers"]["wvo"]
+        server = Server(config["url"], os.environ[config["bearer_token_env_var"]])
         emit({"type": "thread.started", "thread_id": "fake"})
         emit({"type": "turn.started"})
     else:
         parser = argparse.ArgumentParser()
-        parser.add_argument("-p", dest="prompt", required=True)
+        parser.add_argument("-p", action="store_true", required=True)
         parser.add_argument("--mcp-config", required=True)
         parser.add_argument("--model", required=True)
         args, _ = parser.parse_known_args()
         config = json.loads(Path(args.mcp_config).read_text())["mcpServers"]["wvo"]
-    return anyio.run(work, args, config)
+        bearer = config["headers"]["Authorization"].removeprefix("Bearer ")
+        server = Server(config["url"], bearer)
+    return anyio.run(work, text, args.model, server)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,9 @@
-"""The prompt a worker starts with (pure): the work-loop directive, then its task, already
-claimed for it, with the lease token to use and, on a retry, where the last attempt got."""
+"""The prompts a worker and a reviewer start with (pure): the work-loop directive and the
+project's instructions (both from trusted sources: the packaged copy, the state folder, the
+base commit), then the task, already claimed, with the lease token to use and, on a retry,
+where the last attempt got and why its submission came back."""
+
+import shlex
 
 from wvo_mcp.models import Checkpoint, TaskDetail
 
@@ -14,14 +18,16 @@ def worker_prompt(
     branch: str,
     checkpoint: Checkpoint | None,
     review_notes: str | None = None,
-    finish: str = "done",
+    returned: str | None = None,
+    instructions: str = "",
 ) -> str:
-    """`finish`: the status that ends the work (`needs_review` when the autopilot merges or
-    has the work reviewed before it counts as done)."""
     b = task.breakdown
     done = [d.id for d in task.dependencies if d.status == "done"]
+    verify = task.verify_command
+    shown = None if verify is None else verify if isinstance(verify, str) else shlex.join(verify)
     parts = [
         directive.strip(),
+        *([f"# The project's instructions\n\n{instructions}"] if instructions else []),
         "# Your task",
         f"You are {agent_id}. Task {task.id!r} is already claimed for you (attempt {attempt}): "
         "do not call plan_next or claim_task. Pass these with every heartbeat, checkpoint "
@@ -32,9 +38,19 @@ def worker_prompt(
         f"{b.time_criticality}, risk reduction {b.risk_reduction}, enables {b.enablement} "
         f"task(s), job size {b.job_size}.",
         *([f"Done before it: {', '.join(done)}."] if done else []),
-        f"Work in this folder, a git worktree on branch {branch!r}, and commit your changes "
-        f"there. Checkpoint as you go. Finish with plan_update: {finish} when the work is "
-        "complete and committed, failed or blocked with a reason otherwise.",
+        f"Work in this folder, a git repository of your own on branch {branch!r}, and commit "
+        "your changes there. Checkpoint as you go. Finish with plan_update: needs_review when "
+        "the work is complete and committed (what you committed is taken, verified on a clean "
+        "checkout and landed; uncommitted files are not), failed or blocked with a reason "
+        "otherwise.",
+        *(
+            [
+                f"It lands only if its check passes on your committed work: `{shown}`. Run it "
+                "yourself before you submit."
+            ]
+            if shown
+            else []
+        ),
     ]
     if checkpoint is not None:
         parts.append(
@@ -43,36 +59,28 @@ def worker_prompt(
             f"{checkpoint.summary}"
             + (f"\nNext steps it left: {checkpoint.next_steps}" if checkpoint.next_steps else "")
         )
+    if returned:
+        parts.append(f"The last submission did not land:\n{returned}")
     if review_notes:
         parts.append(f"A reviewer asked for changes:\n{review_notes}")
     return "\n\n".join(parts) + "\n"
 
 
-VERDICTS = ("APPROVE", "REQUEST CHANGES")
-
-
-def review_prompt(*, task: TaskDetail, author: str, branch: str, diff: str) -> str:
-    """What a reviewer is asked: the task, the diff, and a verdict on the first line."""
+def review_prompt(*, task: TaskDetail, author: str, branch: str, commit: str, diff: str) -> str:
+    """What a reviewer is asked: the task, the diff, and a verdict through review_submit."""
     return (
         "\n\n".join(
             [
-                f"You review task {task.id!r}, done by {author} on branch {branch!r} (this "
-                "folder is its worktree). Do not change files; do not call plan_update or "
-                "claim_task.",
+                f"You review task {task.id!r}, done by {author} on branch {branch!r}: commit "
+                f"{commit}. This folder is a read-only checkout of exactly that commit. Do not "
+                "change files.",
                 f"Title: {task.title}",
                 *([f"Description:\n{task.description}"] if task.description else []),
                 f"The change (git diff):\n{diff}",
-                "Answer with APPROVE or REQUEST CHANGES alone on the first line, then your notes: "
-                "what is wrong and what to do about it (the next attempt is given them).",
+                f"Give your verdict by calling review_submit with task_id {task.id!r}, verdict "
+                "approve or request_changes, and notes: what is wrong and what to do about it "
+                "(the next attempt is given them).",
             ]
         )
         + "\n"
     )
-
-
-def verdict(answer: str) -> tuple[str | None, str]:
-    """("approve" | "changes" | None, the notes) from a reviewer's answer."""
-    first, _, rest = answer.strip().partition("\n")
-    word = first.strip().strip("*#:. ").upper()
-    found = {"APPROVE": "approve", "REQUEST CHANGES": "changes"}.get(word)
-    return found, (rest.strip() or first.strip())

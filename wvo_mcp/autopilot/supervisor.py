@@ -1,17 +1,23 @@
 """The autopilot's loop: fill free worker slots with tasks routing sends their way, run one
-CLI per task in its own git worktree, read what it reports, and act on how it ended.
+CLI per task in a sandbox of its own on a repository of its own, read what it reports, and
+land what it submits.
 
-Claims decide who works on what, so several autopilots (or hand-started agents) on one
-database never run a task twice. The worker itself heartbeats, checkpoints and finishes
-through its own wvo-mcp server, under its own agent id, like any agent; `done` still passes
-the verification gate there."""
+A worker is a tenant (docs/security.md): it reaches wvo-mcp only over HTTP with a run token
+scoped to its task, and finishes only as far as needs_review. The autopilot then takes its
+commits as data, has them reviewed where the task asks for it, verifies exactly the commit
+that lands on a clean checkout in the sandbox, and marks the task done as the lander. Claims
+decide who works on what, so several autopilots (or hand-started agents) on one database
+never run a task twice."""
 
+import contextlib
 import dataclasses
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
-import sys
+import tempfile
 import time
 import uuid
 from collections import deque
@@ -27,13 +33,16 @@ from anyio.abc import Process, TaskGroup
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from wvo_mcp import gitsnap, guidance, routing, timeutil
-from wvo_mcp import providers as provider_config
-from wvo_mcp.autopilot import commands, events, prompt, view
+from wvo_mcp.autopilot import commands, events, isolation, prompt, view
+from wvo_mcp.autopilot.gateway import Gateway
 from wvo_mcp.config import Settings
-from wvo_mcp.errors import ValidationFailed, WvoError
+from wvo_mcp.errors import ValidationFailed, VerificationFailed, WvoError
 from wvo_mcp.models import ClaimResult, RouteDecision, TaskDetail
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.transitions import Status
+from wvo_mcp.sandbox import egress, workers
+from wvo_mcp.services import leases
+from wvo_mcp.services.tokens import Scope
+from wvo_mcp.transitions import Gate, Status
 
 T = TypeVar("T")
 
@@ -47,6 +56,8 @@ LIVE_SECONDS = 30  # an autopilot seen this recently is running
 RUN_LOG_BYTES = 8 * 1024 * 1024  # of a worker's output, per run
 RUN_LOGS_KEPT = 20  # runs kept per task: older logs are removed
 TAIL_LINES = 20  # of a running worker's output, in each round's report
+INSTRUCTIONS = re.compile(r"CLAUDE\.md|AGENTS\.md")  # the project's, from the base commit
+INSTRUCTIONS_BYTES = 64 * 1024
 DRAINED = "stopped: the autopilot drained"
 ROUTING_OUTCOME: dict[events.Outcome, routing.Outcome] = {
     "success": "success",
@@ -70,6 +81,7 @@ class Options:
     onto: str | None = None  # the integration branch ff and rebase move
     review_epics: frozenset[str] = frozenset()  # besides tasks whose metadata.review is true
     goal: str | None = None  # a planner worker turns it into tasks before the work starts
+    unsandboxed: bool = False  # --unsandboxed-workers: run the CLIs as the person, unisolated
 
 
 @dataclass
@@ -119,25 +131,77 @@ class Autopilot:
         self._drain_deadline = float("inf")
         self._waiting = self._said = ""  # why ready work does not start; what was said
         self._stuck = False
-        self._tidying: list[str] = []  # finished tasks whose worktrees may go
+        self._told: set[str] = set()  # providers whose failing login the person was told of
         self._repo_lock = anyio.Lock()
-        self._to_review: dict[str, Slot] = {}  # finished task -> the slot that did it
+        self._to_review: dict[str, Slot] = {}  # submitted task -> the slot that did it
         self._changed = anyio.Event()
         self.slots = self._slots()
+        self.sandboxed = not options.unsandboxed
+        if self.sandboxed:
+            why = workers.check()
+            if why is not None:
+                raise ValidationFailed(
+                    f"the autopilot runs every worker in a sandbox, and none works here: {why}"
+                )
         workspace = settings.workspace_root.resolve()
         repo = gitsnap.locate(workspace)
         if repo is None:
             raise ValidationFailed(
                 f"{workspace} is not in a git repository: the autopilot gives each worker a "
-                "git worktree; run `git init` there (with a first commit) or point "
-                "WVO_WORKSPACE_ROOT at a repository"
+                "repository of its own made from it; run `git init` there (with a first "
+                "commit) or point WVO_WORKSPACE_ROOT at a repository"
             )
         self.git = gitsnap.Git(repo, repo.top, exclude=[settings.state_root])
         self.worktrees = options.worktrees or repo.top.with_name(repo.top.name + ".wvo-worktrees")
         self.runs = settings.state_root / "runs"
+        self.gateway = Gateway(orchestrator, settings)
+        self._instructions = ""  # the project's CLAUDE.md / AGENTS.md at the base commit
         if options.merge != "leave":
             self._check_onto(options.onto)
         self._merging = anyio.Lock()  # one merge at a time moves the integration branch
+
+    async def describe(self) -> list[str]:
+        """What `autopilot --dry-run` prints: each provider's workers, what they would see
+        and reach (nothing is started)."""
+        lines = []
+        for provider in dict.fromkeys(s.provider for s in self.slots):
+            slot = next(s for s in self.slots if s.provider == provider)
+            kind = slot.kind
+            program, install = workers.installation(kind.program, os.environ.get("PATH"))
+            workdir = self.worktrees / "<task>" / "<run>"
+            launch = commands.Launch(
+                slot.agent_id, "<task>", "<model>", workdir, workers.HOME, "<wvo-mcp>"
+            )
+            env = commands.environment(kind, launch, "<run token>", os.environ)
+            argv = commands.argv(kind, launch, str(program))
+            count = sum(1 for s in self.slots if s.provider == provider)
+            lines.append(f"{provider}: {count} {kind.kind} worker(s), {program}")
+            if not self.sandboxed:
+                lines.append(
+                    "  UNSANDBOXED (--unsandboxed-workers): runs as you, sees your files and "
+                    f"network; env: {', '.join(sorted(env))}"
+                )
+                continue
+            apis = [*commands.model_apis(kind, os.environ)]
+            view_ = workers.View(
+                workdir=workdir,
+                home=Path("<private>"),
+                read_only=(
+                    install,
+                    *workers.package_dirs(),
+                    self._objects(),
+                    *isolation.mounts(kind),
+                ),
+                socket=Path("<private>/egress.sock"),
+                endpoints=tuple(
+                    [*(egress.endpoint_of(u) for u in apis), egress.Endpoint("127.0.0.1", 0)]
+                ),
+            )
+            lines += [
+                line.replace("127.0.0.1:0", "127.0.0.1:<this autopilot's wvo-mcp port>")
+                for line in workers.describe(view_, argv, env)
+            ]
+        return lines
 
     def _check_onto(self, onto: str | None) -> None:
         if not onto or not self.git.has_branch(onto):
@@ -153,11 +217,12 @@ class Autopilot:
                 "checked out"
             )
 
-    def _worktree(self, task_id: str) -> Path:
+    def _task_dir(self, task_id: str) -> Path:
+        """Where a task's repositories live: one per run, never reused."""
         return self.worktrees / gitsnap.branch_name(task_id).removeprefix("wvo/")
 
     def _run_dir(self, task_id: str) -> Path:
-        """Where a task's runs keep their logs and MCP configs."""
+        """Where a task's runs keep their logs."""
         run_dir = self.runs / gitsnap.branch_name(task_id).removeprefix("wvo/")
         run_dir.mkdir(parents=True, exist_ok=True)
         return run_dir
@@ -167,8 +232,7 @@ class Autopilot:
         self._changed.set()
 
     async def _in_repo(self, fn: Callable[..., T], *args: object) -> T:
-        """A git call on the repository, off the event loop and one at a time: concurrent
-        `git worktree add`s read each other's half-made administrative files."""
+        """A git call on the repository, off the event loop and one at a time."""
         async with self._repo_lock:
             return await anyio.to_thread.run_sync(fn, *args)
 
@@ -206,18 +270,35 @@ class Autopilot:
 
     async def run(self) -> Summary:
         base = await self._in_repo(self.git.head)
-        directive = await anyio.to_thread.run_sync(
-            guidance.text, self.settings.workspace_root, "work_loop"
+        sources = guidance.Sources(self.settings.state_root, self.git, base)
+        directive = await anyio.to_thread.run_sync(guidance.text, sources, "work_loop")
+        self._instructions = await self._in_repo(self._project_instructions, base)
+        if not self.sandboxed:
+            self.say(
+                "workers run UNSANDBOXED (--unsandboxed-workers): each CLI runs as you, with "
+                "your files and network; use this only where you trust every worker"
+            )
+        async with self.gateway.serving():
+            await self.orchestrator.autopilot_start(self.run_id)
+            await self._name_slots()
+            try:
+                if self.options.goal:
+                    await self._plan(self.options.goal, base)
+                return await self._rounds(base, directive)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self.orchestrator.autopilot_beat(self.run_id, "ended", self.report())
+
+    def _project_instructions(self, base: str) -> str:
+        """The project's CLAUDE.md and AGENTS.md as committed at the base commit: a worker's
+        prompt carries them, and its CLI reads none from the repository it works in (where
+        another worker may have written them)."""
+        found = self.git.read_tree_files(base, "", INSTRUCTIONS, INSTRUCTIONS_BYTES)
+        return "\n\n".join(
+            f"## {name} (at {base[:12]})\n\n{text.decode('utf-8', 'replace').strip()}"
+            for name, text in sorted(found.items())
+            if text
         )
-        await self.orchestrator.autopilot_start(self.run_id)
-        await self._name_slots()
-        try:
-            if self.options.goal:
-                await self._plan(self.options.goal, base)
-            return await self._rounds(base, directive)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self.orchestrator.autopilot_beat(self.run_id, "ended", self.report())
 
     async def _name_slots(self) -> None:
         """Slots are claude-1, claude-2, ...; with another autopilot live on the database,
@@ -236,7 +317,7 @@ class Autopilot:
                      f"are named with -{tag}")  # fmt: skip
 
     def report(self) -> dict[str, object]:
-        """What `wvo-mcp autopilot status` shows of this run."""
+        """What `wvo-mcp autopilot status` and the dashboard show of this run."""
         return {
             "workers": [
                 {"agent": s.agent_id, "task": s.task_id, "since": s.since, "tail": list(s.tail)}
@@ -244,6 +325,7 @@ class Autopilot:
                 if s.busy
             ],
             "slots": len(self.slots),
+            "unsandboxed": not self.sandboxed,
             **dataclasses.asdict(self.summary),
         }
 
@@ -280,6 +362,7 @@ class Autopilot:
         so at once, for whoever asks for the status next)."""
         before = self.state
         asked = await self.orchestrator.autopilot_beat(self.run_id, before, self.report())
+        await self.gateway.renew()
         wanted, by = asked or (None, "")
         if wanted == "stop":
             self.stop()
@@ -296,11 +379,11 @@ class Autopilot:
             )
 
     async def _rounds(self, base: str, directive: str) -> Summary:
-        async with anyio.create_task_group() as workers:
+        async with anyio.create_task_group() as running:
             while True:
                 await self._heed()
                 if not self.draining and not self.paused:
-                    await self._launch(workers, base, directive)
+                    await self._launch(running, base, directive)
                 busy = any(slot.busy for slot in self.slots)
                 if not busy and (
                     self.draining
@@ -319,12 +402,14 @@ class Autopilot:
         open_work = counts.by_status.get(Status.PENDING, 0) - counts.waiting_on_dependencies
         if counts.by_status.get(Status.IN_PROGRESS, 0) or counts.backing_off:
             return False
+        if self._to_review:
+            return False
         if open_work > 0 and self._stuck:
             self.say(f"stopping with ready work that cannot start here: {self._waiting}")
         return open_work <= 0 or self._stuck
 
-    async def _launch(self, workers: TaskGroup, base: str, directive: str) -> None:
-        free = [s for s in self.slots if not s.busy and s.provider not in self._stopped]
+    async def _launch(self, running: TaskGroup, base: str, directive: str) -> None:
+        free = [s for s in self.slots if not s.busy]
         if not free or self._over_budget():
             return
         for task_id, author in list(self._to_review.items()):
@@ -335,9 +420,8 @@ class Autopilot:
             if reviewer is not None:
                 del self._to_review[task_id]
                 free.remove(reviewer)
-                reviewer.busy, reviewer.task_id = True, task_id
-                reviewer.since = timeutil.to_text(timeutil.now())
-                workers.start_soon(self._review, reviewer, task_id, author, base)
+                self._take(reviewer, task_id)
+                running.start_soon(self._review, reviewer, task_id, author, base)
         plan = await self.orchestrator.plan_next(ACTOR, PLAN_LOOKAHEAD, self.options.epic)
         waiting = ""
         self._stuck = bool(plan.tasks)
@@ -351,35 +435,34 @@ class Autopilot:
                 waiting = waiting or f"{task.id} waits: {decision.reason}"
                 self._stuck = self._stuck and self._never(decision)
                 continue
+            # Its holder may finish it only as far as needs_review: the autopilot lands it.
+            gate = Gate.REVIEW if task.epic_id in self.options.review_epics else Gate.LAND
             claim = await self.orchestrator.claim(
-                slot.agent_id, task.id, provider=decision.provider, model=decision.model
+                slot.agent_id, task.id, provider=decision.provider, model=decision.model, gate=gate
             )
             if not claim.claimed or claim.task is None or claim.lease_token is None:
                 continue
             free.remove(slot)
-            slot.busy, slot.task_id = True, task.id
-            slot.since = timeutil.to_text(timeutil.now())
+            self._take(slot, task.id)
             self.summary.launched += 1
             waiting, self._stuck = "", False
-            workers.start_soon(self._work, slot, claim, decision.model, base, directive)
+            running.start_soon(self._work, slot, claim, decision.model, base, directive)
         self._waiting = waiting
         if waiting != self._said and not any(s.busy for s in self.slots):
             if waiting:  # said once, while nothing runs: why ready work does not start
                 self.say(waiting)
             self._said = waiting
 
+    def _take(self, slot: Slot, task_id: str) -> None:
+        slot.busy, slot.task_id = True, task_id
+        slot.since = timeutil.to_text(timeutil.now())
+
     def _never(self, decision: RouteDecision) -> bool:
         """Routing will not send this task anywhere this autopilot runs, whatever time
         brings (breakers, budgets and caps recover; tier ranges and escalation do not)."""
         if decision.routed:
-            return decision.provider in self._stopped or decision.provider not in {
-                s.provider for s in self.slots
-            }
+            return decision.provider not in {s.provider for s in self.slots}
         return all(a.why in PERMANENT for a in decision.alternatives)
-
-    @property
-    def _stopped(self) -> dict[str, str]:
-        return self.summary.stopped_providers
 
     def _over_budget(self) -> bool:
         limit = self.options.max_cost
@@ -396,8 +479,8 @@ class Autopilot:
         assert claim.task is not None and claim.lease_token is not None
         task_id, token = claim.task.id, claim.lease_token
         try:
-            finish = await self._attempt(slot, claim, model, base, directive)
-            await self._settle(slot, task_id, token, model, base, finish)
+            finish, repo, start = await self._attempt(slot, claim, model, base, directive)
+            await self._settle(slot, task_id, token, model, finish, repo, start)
         except WvoError as exc:
             self.say(f"{slot.agent_id} {task_id}: {exc}")
             await self._release(
@@ -405,24 +488,31 @@ class Autopilot:
             )
         finally:
             self._free(slot)
-        # After the slot is free: the next launch does not wait for git.
-        while self._tidying:
-            await self._in_repo(self._tidy, self._tidying.pop())
+
+    async def _start_commit(self, branch: str, base: str) -> str:
+        """Where an attempt starts: its branch's tip (the last attempt's submitted work),
+        else the integration branch's tip when merging, else the run's base."""
+        if await self._in_repo(self.git.has_branch, branch):
+            return await self._in_repo(self.git.tip, branch)
+        if self.options.onto is not None and self.options.merge != "leave":
+            return await self._in_repo(self.git.tip, self.options.onto)
+        return base
 
     async def _attempt(
         self, slot: Slot, claim: ClaimResult, model: str, base: str, directive: str
-    ) -> events.Finish:
+    ) -> tuple[events.Finish, Path, str]:
+        """One worker run on a repository of its own: (how it ended, that repository, the
+        commit it started from)."""
         assert claim.task is not None and claim.lease_token is not None
         task_id, attempt = claim.task.id, claim.attempt or 1
         detail = await self.orchestrator.get_task(task_id)
         branch = gitsnap.branch_name(task_id)
-        worktree = self._worktree(task_id)
-        if not worktree.exists():
-            # When merging, work starts from what has landed so far.
-            if self.options.onto is not None and self.options.merge != "leave":
-                base = await self._in_repo(self.git.tip, self.options.onto)
-            await self._in_repo(self.git.add_worktree, worktree, branch, base)
+        start = await self._start_commit(branch, base)
         run_dir = self._run_dir(task_id)
+        run = _next_run(run_dir)
+        repo = self._task_dir(task_id) / run
+        repo.parent.mkdir(parents=True, exist_ok=True)
+        await self._in_repo(self.git.clone_for_worker, repo, start, branch, slot.agent_id)
         text = prompt.worker_prompt(
             directive=directive,
             task=detail,
@@ -431,12 +521,26 @@ class Autopilot:
             attempt=attempt,
             branch=branch,
             checkpoint=claim.last_checkpoint,
-            finish="needs_review" if self._gated(detail) else "done",
             review_notes=_review_notes(detail),
+            returned=_returned(detail),
+            instructions=self._instructions,
         )
-        self.say(f"{slot.agent_id} starts {task_id} (attempt {attempt}, {model}) in {worktree}")
-        run = _next_run(run_dir)
-        return await self._run_cli(slot, task_id, model, text, worktree, run_dir, run)
+        self.say(f"{slot.agent_id} starts {task_id} (attempt {attempt}, {model}) in {repo}")
+        finish = await self._run_cli(
+            slot,
+            task_id,
+            model,
+            text,
+            repo,
+            run_dir / f"{run}.log",
+            Scope(task_id, "worker"),
+            borrowed=(self._objects(),),
+        )
+        return finish, repo, start
+
+    def _objects(self) -> Path:
+        """The person's object store, which every worker's repository borrows read-only."""
+        return (self.git.common_dir / "objects").resolve()
 
     async def _run_cli(
         self,
@@ -444,68 +548,55 @@ class Autopilot:
         task_id: str,
         model: str,
         text: str,
-        worktree: Path,
-        run_dir: Path,
-        name: str,
-        tools: str = "worker",
+        workdir: Path,
+        log: Path,
+        scope: Scope,
+        *,
+        writable: bool = True,
+        borrowed: tuple[Path, ...] = (),
     ) -> events.Finish:
-        """One CLI run with its MCP config and log (`<run_dir>/<name>.*`), supervised."""
-        here = gitsnap.locate(worktree)
-        launch = commands.Launch(
+        """One CLI run, isolated (isolation.py), its output in `log`, supervised."""
+        run = isolation.Run(
+            kind=slot.kind,
             agent_id=slot.agent_id,
             task_id=task_id,
             model=model,
             prompt=text,
-            workdir=worktree,
-            mcp_config=run_dir / f"{name}.mcp.json",
-            server=self._server(slot, model, worktree, tools),
-            git_dirs=(self.git.repo.git_dir, *([here.git_dir] if here is not None else [])),
+            workdir=workdir,
+            scope=scope,
+            writable=writable,
+            borrowed=borrowed,
+            hidden=(self.settings.state_root, self.git.repo.top),
         )
-        launch.mcp_config.write_text(commands.mcp_config_json(launch))
-        launch.mcp_config.chmod(0o600)
-        argv = commands.argv(slot.kind, launch)
-        with (run_dir / f"{name}.log").open("a") as run_log:
-            return await self._supervise(slot, task_id, argv, worktree, run_log)
-
-    def _server(
-        self, slot: Slot, model: str, worktree: Path, tools: str = "worker"
-    ) -> commands.Server:
-        """The worker's own wvo-mcp: this Python, the shared state, the worker's identity."""
-        # The autopilot's own configuration carries over; identity and workspace do not.
-        env = {k: v for k, v in os.environ.items() if k.startswith(("WVO_", "OTEL_"))}
-        providers_file = provider_config.path_for(self.settings)
-        if providers_file is not None:
-            env["WVO_PROVIDERS_FILE"] = str(providers_file.resolve())
-        env |= {
-            "WVO_STATE_ROOT": str(self.settings.state_root.resolve()),
-            "WVO_WORKSPACE_ROOT": str(worktree),
-            "WVO_AGENT_ID": slot.agent_id,
-            "WVO_AGENT_PROVIDER": slot.provider,
-            "WVO_AGENT_MODEL": model,
-            "WVO_TOOLS": tools,
-        }
-        return commands.Server(
-            command=sys.executable, args=("-P", "-m", "wvo_mcp", "serve"), env=env
-        )
+        with log.open("a") as run_log:
+            async with isolation.prepared(run, self.gateway, sandboxed=self.sandboxed) as ready:
+                return await self._supervise(slot, task_id, ready, run_log)
 
     async def _supervise(
-        self, slot: Slot, task_id: str, argv: list[str], worktree: Path, run_log: TextIO
+        self, slot: Slot, task_id: str, ready: isolation.Ready, run_log: TextIO
     ) -> events.Finish:
         stream = events.stream_for(slot.kind.kind)
         slot.tail.clear()
-        # The worker's CLI keeps the person's environment (its API keys), not ours.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WVO_")}
         process = await anyio.open_process(
-            argv,
-            cwd=worktree,
-            env=env,
-            stdin=subprocess.DEVNULL,
+            ready.argv,
+            cwd=ready.cwd,
+            env=ready.env,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=run_log,
             start_new_session=True,  # its own process group, killed as one
         )
         last_seen = time.monotonic()
         hung = False
+
+        async def feed() -> None:
+            assert process.stdin is not None
+            try:
+                await process.stdin.send(ready.stdin)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                pass  # it exited before reading its prompt: its exit says why
+            finally:
+                await process.stdin.aclose()
 
         async def read() -> None:
             nonlocal last_seen
@@ -551,11 +642,12 @@ class Autopilot:
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(watch, group.cancel_scope)
+                group.start_soon(feed)
                 await read()
                 code = await process.wait()
                 group.cancel_scope.cancel()
         finally:
-            # Whatever it started (its own MCP server, tools) goes with it.
+            # Whatever it started (its tools, its shells) goes with it.
             with anyio.CancelScope(shield=True):
                 await _kill(process)
             ended = timeutil.to_text(timeutil.now())
@@ -570,62 +662,40 @@ class Autopilot:
         return stream.finish(code)
 
     async def _settle(
-        self, slot: Slot, task_id: str, token: str, model: str, base: str, finish: events.Finish
+        self,
+        slot: Slot,
+        task_id: str,
+        token: str,
+        model: str,
+        finish: events.Finish,
+        repo: Path,
+        start: str,
     ) -> None:
+        """After a worker run: take what it submitted, or hand the task back."""
         usage = finish.usage
         self.summary.input_tokens += usage.input_tokens
         self.summary.output_tokens += usage.output_tokens
         self.summary.cost_usd += usage.cost_usd or 0.0
         detail = await self.orchestrator.get_task(task_id)
         holding = detail.status == Status.IN_PROGRESS and detail.assigned_to == slot.agent_id
+        submitted = detail.status == Status.NEEDS_REVIEW and detail.submitted_by == slot.agent_id
         judged = finish.message != DRAINED
-        if finish.denied and detail.status not in (Status.DONE, Status.NEEDS_REVIEW):
+        if finish.denied and not submitted:
             # Its CLI refused a tool the work needed: the provider cannot work here as it
             # is set up, like a refused key (its breaker opens, routing fails over).
             finish = dataclasses.replace(finish, outcome="auth")
         await self._record(
             slot, model, finish, task_id if holding else None, token if holding else None
         )
-        if detail.status == Status.DONE:
-            self.summary.done += 1
-            branch = gitsnap.branch_name(task_id)
-            shas = await self._in_repo(self.git.commits, base, branch)
-            span = f"{base[:12]}..{shas[-1][:12]}" if shas else "none"
-            self.say(
-                f"{slot.agent_id} finished {task_id}: {len(shas)} commit(s) on {branch} ({span})"
-            )
-            await self.orchestrator.note(
-                task_id, ACTOR, "commits", f"{branch}: {len(shas)} commit(s) {base}..{branch}"
-            )
-            self._tidying.append(task_id)
+        if submitted and detail.submitted_commit is None:
+            await self._take_submission(slot, task_id, repo, start)
             return
-        if detail.status == Status.NEEDS_REVIEW and self._reviewed(detail):
-            self._to_review[task_id] = slot
-            self.say(f"{task_id} waits for review")
-            return
-        if detail.status == Status.NEEDS_REVIEW and self.options.merge != "leave":
-            await self._merge(slot, task_id, base)
-            return
-        refused = bool(finish.denied)  # and the task is not done (returned above)
-        if finish.outcome == "auth" and not refused and slot.provider not in self._stopped:
-            self._stopped[slot.provider] = finish.message
-            self.say(
-                f"{slot.provider}: authentication failed ({finish.message}); no more "
-                f"{slot.provider} workers this run: fix its login or key"
-            )
-        if refused and slot.provider not in self._stopped:
-            # Asking again would be refused again: a person widens the worker's permissions.
-            tools = ", ".join(finish.denied)
-            self._stopped[slot.provider] = f"permission refused for {tools}"
-            self.say(
-                f"{slot.provider}: its CLI was refused {tools} and left {task_id} unfinished; "
-                f"no more {slot.provider} workers this run: add them to allowed_tools in the "
-                "providers file"
-            )
+        if finish.outcome == "auth":
+            self._tell_auth(slot, finish)
         if holding:
             # The provider's fault (or ours) costs the task nothing; anything else is a failed
             # attempt: counted, retried after a back-off, a dead letter at max_attempts.
-            blameless = finish.outcome in ("rate_limited", "auth") or not judged or refused
+            blameless = finish.outcome in ("rate_limited", "auth") or not judged
             await self._release(
                 slot,
                 task_id,
@@ -635,6 +705,90 @@ class Autopilot:
             )
         else:
             self.say(f"{slot.agent_id} left {task_id} {detail.status.value}: {finish.outcome}")
+
+    def _tell_auth(self, slot: Slot, finish: events.Finish) -> None:
+        """A refused login or key (or a CLI refused the tools it needs) opened the
+        provider's breaker: its tasks fail over to other providers meanwhile, and the person
+        is told once what to fix."""
+        if slot.provider in self._told:
+            return
+        self._told.add(slot.provider)
+        if finish.denied:
+            tools = ", ".join(finish.denied)
+            why = f"its CLI was refused {tools}: add them to allowed_tools in the providers file"
+        else:
+            why = f"authentication failed ({finish.message}): fix its login or key"
+        self.summary.stopped_providers[slot.provider] = why
+        self.say(
+            f"{slot.provider}: {why}; its tasks fail over to other providers while its "
+            "breaker is open"
+        )
+
+    async def _take_submission(self, slot: Slot, task_id: str, repo: Path, start: str) -> None:
+        """The worker submitted its task: take its commits from its own repository as data
+        onto wvo/<task>, then review or land them. A repository that cannot be taken (no
+        commit, a forged HEAD, objects it does not hold) is a failed attempt."""
+        branch = gitsnap.branch_name(task_id)
+        try:
+            tip = gitsnap.read_head(repo / ".git")
+            if tip is None:
+                raise ValidationFailed("its repository's HEAD names no commit")
+            old = await self._in_repo(self._branch_tip, branch)
+            taken = await self._in_repo(
+                self.git.take_commits, repo / ".git" / "objects", tip, f"refs/heads/{branch}", old
+            )
+            await self.orchestrator.submit_commit(task_id, tip, ACTOR)
+        except WvoError as exc:
+            await self._return(task_id, f"its submission could not be taken: {exc}")
+            return
+        span = f"{start[:12]}..{tip[:12]}"
+        self.say(f"{slot.agent_id} submitted {task_id}: {len(taken)} new commit(s) on {branch} "
+                 f"({span})")  # fmt: skip
+        await self.orchestrator.note(
+            task_id, ACTOR, "commits", f"{branch}: {len(taken)} commit(s) {start}..{tip}"
+        )
+        detail = await self.orchestrator.get_task(task_id)
+        if detail.gate == Gate.REVIEW.value:
+            self._to_review[task_id] = slot
+            self.say(f"{task_id} waits for review")
+            return
+        await self._land(slot, task_id, tip)
+
+    def _branch_tip(self, branch: str) -> str | None:
+        return self.git.tip(branch) if self.git.has_branch(branch) else None
+
+    async def _land(self, slot: Slot, task_id: str, commit: str) -> None:
+        """Verify exactly what lands, on a clean checkout in the sandbox, and mark it done:
+        the task's branch as submitted (--merge leave), or the integration branch moved to
+        it with a compare-and-swap (ff, rebase)."""
+        if self.options.merge != "leave":
+            await self._merge(slot, task_id, commit)
+            return
+        run = await self._verify(task_id, commit)
+        if isinstance(run, VerificationFailed):
+            await self._return(task_id, str(run))
+            return
+        await self.orchestrator.update_status(
+            task_id, Status.DONE, ACTOR, reason="landed on its branch", landing=commit, verified=run
+        )
+        self.summary.done += 1
+        branch = gitsnap.branch_name(task_id)
+        self.say(f"{slot.agent_id} finished {task_id}: {branch} at {commit[:12]}, verified")
+        await self._tidy(task_id, commit)
+
+    async def _return(self, task_id: str, why: str) -> None:
+        """The submission failed its landing: a failed attempt (retried with a back-off, a
+        dead letter at max_attempts); the next worker is told why."""
+        self.say(f"{task_id} returned: {why[:300]}")
+        await self.orchestrator.note(task_id, ACTOR, "returned", why[:4000])
+        detail = await self.orchestrator.get_task(task_id)
+        await self.orchestrator.update_status(
+            task_id,
+            Status.FAILED,
+            ACTOR,
+            reason=why[:500],
+            landing=detail.submitted_commit or "",
+        )
 
     async def _record(
         self,
@@ -661,146 +815,190 @@ class Autopilot:
             )
 
     async def _plan(self, goal: str, base: str) -> None:
-        """A planner worker (the first slot, its provider's strongest model, the planner
-        tool profile) turns the goal into tasks with task_create, in a worktree of its own."""
+        """A planner worker (the first slot, its provider's strongest model, a planner's
+        token) turns the goal into tasks with task_create, in a repository of its own."""
         slot = self.slots[0]
         provider = self.orchestrator.providers.get(slot.provider)
         model = provider.tiers[-1].model if provider is not None else ""
-        directive = await anyio.to_thread.run_sync(
-            guidance.text, self.settings.workspace_root, "planning"
-        )
+        sources = guidance.Sources(self.settings.state_root, self.git, base)
+        directive = await anyio.to_thread.run_sync(guidance.text, sources, "planning")
         # Names no task can have: task branches are wvo/<task>.
-        worktree = self.worktrees / "wvo-planner"
-        if not worktree.exists():
-            await self._in_repo(self.git.add_worktree, worktree, "wvo-planner", base)
         run_dir = self.runs / "wvo-planner"
         run_dir.mkdir(parents=True, exist_ok=True)
-        self.say(f"{slot.agent_id} plans: {goal}")
-        text = f"{directive.strip()}\n\n# Goal\n\n{goal}\n"
         run = _next_run(run_dir)
-        finish = await self._run_cli(slot, "", model, text, worktree, run_dir, run, "planner")
+        repo = self.worktrees / "wvo-planner" / run
+        repo.parent.mkdir(parents=True, exist_ok=True)
+        await self._in_repo(self.git.clone_for_worker, repo, base, "wvo-planner", slot.agent_id)
+        self.say(f"{slot.agent_id} plans: {goal}")
+        text = f"{directive.strip()}\n\n{self._instructions}\n\n# Goal\n\n{goal}\n"
+        finish = await self._run_cli(
+            slot,
+            "",
+            model,
+            text,
+            repo,
+            run_dir / f"{run}.log",
+            Scope("", "planner"),
+            borrowed=(self._objects(),),
+        )
         await self._record(slot, model, finish, None, None)
         self.say(f"{slot.agent_id} planned ({finish.outcome}): {finish.message[:300]}")
 
-    def _reviewed(self, task: TaskDetail) -> bool:
-        return task.metadata.get("review") is True or task.epic_id in self.options.review_epics
-
-    def _gated(self, task: TaskDetail) -> bool:
-        """The worker finishes in needs_review: a review or a merge comes before done."""
-        return self._reviewed(task) or self.options.merge != "leave"
-
     async def _review(self, slot: Slot, task_id: str, author: Slot, base: str) -> None:
-        """Another worker reads the task and its diff and answers approve or request
-        changes; approved work is merged (or marked done), the rest goes back to pending
-        with the notes for the next attempt. Reviews are task events."""
+        """Another worker, in a sandbox of its own, reads exactly the submitted commit (a
+        fresh read-only checkout, and its diff) and gives its verdict with review_submit
+        under its own run token. Approved work lands; requested changes send the task back
+        with the notes for the next attempt."""
         try:
             detail = await self.orchestrator.get_task(task_id)
+            commit = detail.submitted_commit
+            if detail.status != Status.NEEDS_REVIEW or commit is None:
+                self.say(f"{task_id} no longer waits for review ({detail.status.value})")
+                return
             branch = gitsnap.branch_name(task_id)
-            worktree = self._worktree(task_id)
-            diff = await self._in_repo(self.git.diff, base, branch)
+            diff = await self._in_repo(self.git.diff, base, commit)
             if len(diff) > REVIEW_DIFF_CHARS:
-                diff = diff[:REVIEW_DIFF_CHARS] + "\n[... cut: read the rest in the worktree]"
+                diff = diff[:REVIEW_DIFF_CHARS] + "\n[... cut: read the rest in the checkout]"
             provider = self.orchestrator.providers.get(slot.provider)
             model = provider.tiers[-1].model if provider is not None else ""
             text = prompt.review_prompt(
-                task=detail, author=author.agent_id, branch=branch, diff=diff
+                task=detail, author=author.agent_id, branch=branch, commit=commit, diff=diff
             )
             self.say(f"{slot.agent_id} reviews {task_id} ({author.agent_id}'s work)")
-            finish = await self._run_cli(
-                slot, task_id, model, text, worktree, self._run_dir(task_id), "review"
-            )
+            with tempfile.TemporaryDirectory(prefix="wvo-review-") as scratch:
+                checkout = Path(scratch) / "checkout"
+                checkout.mkdir()
+                await self._in_repo(self.git.materialize, commit, checkout)
+                finish = await self._run_cli(
+                    slot,
+                    task_id,
+                    model,
+                    text,
+                    checkout,
+                    self._run_dir(task_id) / "review.log",
+                    Scope(task_id, "reviewer", commit),
+                    writable=False,
+                )
             await self._record(slot, model, finish, None, None)
-            found, notes = prompt.verdict(finish.message)
-            if finish.outcome != "success" or found is None:
+            found = await self.orchestrator.latest_review(task_id, commit)
+            if found is None or found.reviewer != slot.agent_id:
                 self._to_review[task_id] = author  # asked again, perhaps of another worker
                 self.say(f"{slot.agent_id} gave no verdict on {task_id} ({finish.outcome})")
                 return
-            await self.orchestrator.note(
-                task_id, slot.agent_id, "review", f"{found}: {notes}"[:2000]
-            )
-            if found == "changes":
+            if found.verdict == "changes":
                 await self.orchestrator.update_status(
                     task_id,
                     Status.PENDING,
                     ACTOR,
-                    reason=f"review by {slot.agent_id}: {notes}"[:500],
+                    reason=f"review by {slot.agent_id}: {found.notes}"[:500],
+                    landing=commit,
                 )
                 self.say(f"{slot.agent_id} asked for changes to {task_id}")
-            elif self.options.merge != "leave":
-                await self._merge(slot, task_id, base)
-            else:
-                await self._done_in(task_id, worktree, f"approved by {slot.agent_id}")
-                self.summary.done += 1
-                self.say(f"{slot.agent_id} approved {task_id}")
+                return
+            self.say(f"{slot.agent_id} approved {task_id}")
+            await self._land(slot, task_id, commit)
         except WvoError as exc:
             self.say(f"{slot.agent_id} could not review {task_id}: {exc}")
         finally:
             self._free(slot)
 
-    async def _done_in(self, task_id: str, worktree: Path, reason: str) -> None:
-        """Mark a reviewed or merged task done; its verification runs in its worktree."""
-        view = Orchestrator(
-            self.orchestrator.db,
-            dataclasses.replace(self.settings, workspace_root=worktree),
-            self.orchestrator.providers,
-        )
-        await view.update_status(task_id, Status.DONE, ACTOR, reason=reason)
-
-    async def _merge(self, slot: Slot, task_id: str, base: str) -> None:
-        """Bring a finished branch onto the integration branch (--merge ff or rebase) and
-        mark the task done once its verification passes there, in its worktree. A conflict,
-        a branch that cannot fast-forward or a failed verification leaves the task in
-        needs_review, saying why, for a person."""
+    async def _merge(self, slot: Slot, task_id: str, commit: str) -> None:
+        """Bring a submitted commit onto the integration branch (--merge ff or rebase):
+        verify the tree that will land, then move the branch only if nobody moved it
+        meanwhile, then mark the task done. A conflict or a branch that cannot fast-forward
+        leaves the task in needs_review, saying why, for a person; a failed verification is a
+        failed attempt."""
         assert self.options.onto is not None
-        onto, branch = self.options.onto, gitsnap.branch_name(task_id)
-        worktree = self._worktree(task_id)
-        repo = gitsnap.locate(worktree)
-        if repo is None:
-            return await self._hold(task_id, f"its worktree {worktree} is gone")
-        here = gitsnap.Git(repo, worktree)
+        onto = self.options.onto
         async with self._merging:
             old = await self._in_repo(self.git.tip, onto)
             if self.options.merge == "rebase":
-                conflicts = await self._in_repo(here.rebase, old)
+                new, conflicts = await self._in_repo(self._rebased, commit, old)
                 if conflicts:
                     return await self._hold(
-                        task_id, f"rebasing {branch} onto {onto} conflicts in: "
+                        task_id, f"rebasing {commit[:12]} onto {onto} conflicts in: "
                         f"{', '.join(conflicts)}",
                     )  # fmt: skip
-            elif not await self._in_repo(self.git.contains, old, branch):
+            elif await self._in_repo(self.git.contains, old, commit):
+                new = commit
+            else:
                 return await self._hold(
-                    task_id, f"{branch} cannot fast-forward {onto}: {onto} moved on since"
+                    task_id, f"{commit[:12]} cannot fast-forward {onto}: {onto} moved on since"
                 )
-            new = await self._in_repo(self.git.tip, branch)
-            # Done runs the task's verification there, on the branch as it will land.
-            try:
-                await self._done_in(task_id, worktree, f"merged onto {onto}")
-            except WvoError as exc:
-                return await self._hold(task_id, f"not merged: {exc}")
+            run = await self._verify(task_id, new)
+            if isinstance(run, VerificationFailed):
+                return await self._return(task_id, str(run))
             if not await self._in_repo(self.git.move_branch, onto, new, old):
-                self.say(f"{task_id}: {onto} moved during the merge; {branch} is left for a person")
-                return
+                return await self._hold(
+                    task_id, f"{onto} moved while {commit[:12]} was verified; merge again"
+                )
+            await self.orchestrator.update_status(
+                task_id,
+                Status.DONE,
+                ACTOR,
+                reason=f"merged onto {onto}",
+                landing=commit,
+                verified=run,
+            )
         self.summary.done += 1
         self.say(f"{slot.agent_id} merged {task_id} onto {onto} ({old[:12]}..{new[:12]})")
         await self.orchestrator.note(task_id, ACTOR, "merged", f"{onto}: {old}..{new}")
-        self._tidying.append(task_id)
+        await self._tidy(task_id, commit)
+
+    async def _verify(self, task_id: str, tree: str) -> leases.Run | VerificationFailed | None:
+        """The task's verification on a fresh checkout of exactly `tree`."""
+        with tempfile.TemporaryDirectory(prefix="wvo-verify-") as scratch:
+            checkout = Path(scratch) / "tree"
+            checkout.mkdir()
+            await self._in_repo(self.git.materialize, tree, checkout)
+            try:
+                return await self.orchestrator.verify(task_id, checkout)
+            except VerificationFailed as exc:
+                return exc
+
+    def _rebased(self, commit: str, onto: str) -> tuple[str, list[str]]:
+        """`commit` rebased onto `onto` in a scratch worktree of the autopilot's own (the
+        worker's repository is never handed to git): (the new tip, [] ) or ("", conflicts)."""
+        with tempfile.TemporaryDirectory(prefix="wvo-rebase-") as scratch:
+            place = Path(scratch) / "tree"
+            self.git.add_detached_worktree(place, commit)
+            try:
+                repo = gitsnap.locate(place)
+                assert repo is not None
+                here = gitsnap.Git(repo, place)
+                conflicts = here.rebase(onto)
+                return ("", conflicts) if conflicts else (here.head(), [])
+            finally:
+                self.git.remove_worktree(place, force=True)
 
     async def _hold(self, task_id: str, why: str) -> None:
         self.say(f"{task_id} waits for a person in needs_review: {why}")
         await self.orchestrator.note(task_id, ACTOR, "merge_held", why[:1000])
 
-    def _tidy(self, task_id: str) -> None:
-        """Remove a finished task's worktree when nothing in it is uncommitted (its commits
-        stay on the branch); otherwise leave it for a person and say so."""
-        worktree = self._worktree(task_id)
-        repo = gitsnap.locate(worktree)
-        if repo is None or repo.top != worktree.resolve():
+    async def _tidy(self, task_id: str, landed: str) -> None:
+        """A landed task's repositories go, each only once nothing in it would be lost: its
+        HEAD is in the history of what landed, and its files are that HEAD's. Any other stays
+        for a person, who is told why."""
+        folder = self._task_dir(task_id)
+        if not folder.is_dir():
             return
-        left = gitsnap.Git(repo, worktree).uncommitted()
-        if left:
-            self.say(f"{task_id}: worktree {worktree} kept, it has uncommitted changes")
-            return
-        self.git.remove_worktree(worktree)
+        for repo in sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()):
+            kept = await self._in_repo(self._unlanded, repo, landed)
+            if kept:
+                self.say(f"{task_id}: {repo} kept, {kept}")
+            else:
+                await anyio.to_thread.run_sync(shutil.rmtree, repo, True)
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only once nothing is left in it
+
+    def _unlanded(self, repo: Path, landed: str) -> str:
+        """What in a worker's repository did not land (read as data), or "" if nothing."""
+        head = gitsnap.read_head(repo / ".git")
+        if head is None or not self.git.contains(head, landed):
+            return "its commits are not all in what landed"
+        differs = self.git.differs(head, repo)
+        shown = ", ".join(differs[:5]) + (" …" if len(differs) > 5 else "")
+        return f"it has files nobody committed: {shown}" if differs else ""
 
     async def _release(
         self, slot: Slot, task_id: str, token: str, reason: str, to: Status = Status.PENDING
@@ -844,6 +1042,13 @@ def _review_notes(task: TaskDetail) -> str | None:
     return latest.removeprefix("changes: ") if latest and latest.startswith("changes: ") else None
 
 
+def _returned(task: TaskDetail) -> str | None:
+    """Why the last submission did not land (a failed verification, a submission that could
+    not be taken), when that is the latest thing that happened to it."""
+    kinds = [e for e in task.recent_events if e.kind in ("returned", "submitted")]
+    return kinds[-1].reason if kinds and kinds[-1].kind == "returned" else None
+
+
 def _runs(run_dir: Path) -> list[int]:
     return sorted(int(p.stem) for p in run_dir.glob("*.log") if p.stem.isdigit())
 
@@ -854,14 +1059,16 @@ def _last_run(run_dir: Path) -> int:
 
 
 def _next_run(run_dir: Path) -> str:
-    """The next run's number (1, 2, ...; a review's "changes" is not an attempt), with room
-    made for it."""
+    """The next run's number (1, 2, ...), with room made for it: its log is created now, so
+    two runs never take one number."""
     _rotate(run_dir)
-    return str(_last_run(run_dir) + 1)
+    number = str(_last_run(run_dir) + 1)
+    (run_dir / f"{number}.log").touch()
+    return number
 
 
 def _rotate(run_dir: Path) -> None:
-    """Keep the newest RUN_LOGS_KEPT numbered runs of a task (their logs and configs)."""
+    """Keep the newest RUN_LOGS_KEPT numbered runs of a task (their logs)."""
     for number in _runs(run_dir)[: -RUN_LOGS_KEPT + 1 or None]:
         for leftover in run_dir.glob(f"{number}.*"):
             leftover.unlink(missing_ok=True)

@@ -534,13 +534,19 @@ def autopilot(runs: list[dict[str, Any]], can_act: bool) -> str:
             f"{report.get(k, 0)} {label}"
             for k, label in (("launched", "launched"), ("done", "done"), ("released", "released"))
         )
+        unsandboxed = (
+            '<p class="warning">workers run UNSANDBOXED (--unsandboxed-workers): each CLI runs as '
+            "the person who started it, with their files and network</p>"
+            if report.get("unsandboxed") is True
+            else ""
+        )
         parts.append(
             f'<section class="pilot-run" data-id="{e(run["id"])}" data-state="{e(run["state"])}">'
             f'<h3><code>{e(run["id"])}</code> <span class="pilot-state">{e(run["state"])}</span>'
             f"{asked} {buttons}</h3><p>since <time>{e(run['started_at'])}</time>, last round "
             f"<time>{e(run['seen_at'])}</time>; {e(totals)}; "
             f"{report.get('input_tokens', 0)} + {report.get('output_tokens', 0)} tokens, "
-            f"${float(report.get('cost_usd', 0) or 0):.2f}</p>"
+            f"${float(report.get('cost_usd', 0) or 0):.2f}</p>{unsandboxed}"
             f'<ul class="workers">{"".join(workers) or "<li class=none>no worker running</li>"}'
             "</ul></section>"
         )

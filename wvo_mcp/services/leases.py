@@ -14,7 +14,7 @@ from wvo_mcp.models import CheckpointResult, LeaseResult, UpdateResult, UsageRes
 from wvo_mcp.services import routes, rows
 from wvo_mcp.services.tasks import record_event
 from wvo_mcp.store import Row, Tx
-from wvo_mcp.transitions import Actor, Status, check_transition
+from wvo_mcp.transitions import Actor, Gate, Status, check_transition, needs_approval
 
 
 @dataclass(frozen=True)
@@ -214,12 +214,41 @@ def lose_lease(
     return True
 
 
-def _actor(row: Row, token: str | None, *, by_person: bool) -> Actor:
-    """Who is asking, for the transition table: a person, the holder (its token was checked
-    against the row), or an agent holding nothing."""
+def _actor(row: Row, token: str | None, *, by_person: bool, landing: str | None = None) -> Actor:
+    """Who is asking, for the transition table: a person, the autopilot landing a commit,
+    the holder (its token was checked against the row), or an agent holding nothing."""
     if by_person:
         return Actor.PERSON
+    if landing is not None:
+        return Actor.LANDER
     return Actor.HOLDER if token is not None and token == row["lease_token"] else Actor.AGENT
+
+
+def gate_of(row: Row) -> Gate:
+    return Gate(row["gate"] or "")
+
+
+def _check_approval(tx: Tx, row: Row, landing: str) -> None:
+    """A reviewed task lands only as the commit its author submitted, approved (as its newest
+    review) by an agent other than that author."""
+    submitted, author = row["submitted_commit"], row["submitted_by"]
+    if landing != submitted:
+        raise IllegalTransition(
+            f"task {row['id']!r}: the commit to land ({landing[:12]}) is not the one submitted "
+            f"for review ({(submitted or 'none yet')[:12]}); review the submitted commit"
+        )
+    review = tx.one("latest_review", {"task_id": row["id"], "commit": landing})
+    if review is None or review["verdict"] != "approve" or review["reviewer"] == author:
+        said = (
+            "no review of it yet"
+            if review is None
+            else f"its newest review, by {review['reviewer']}, "
+            + ("is its author's own" if review["reviewer"] == author else "asks for changes")
+        )
+        raise IllegalTransition(
+            f"task {row['id']!r} needs an approving review of commit {landing[:12]} by an "
+            f"agent other than its author ({author}) before it is done: {said}"
+        )
 
 
 def update_status(
@@ -233,11 +262,13 @@ def update_status(
     now: datetime,
     *,
     by_person: bool = False,
+    landing: str | None = None,
     verified: Run | None = None,
     skipped_by: str | None = None,
 ) -> UpdateResult:
     """`verified`: the passing verify_command run; `skipped_by`: the person who bypassed
-    the gate. Either is recorded as an event with the move."""
+    the gate. Either is recorded as an event with the move. `landing`: the commit the
+    autopilot lands (it moves as the lander; the autopilot alone passes it, in-process)."""
     row = _task(tx, task_id)
     current = Status(row["status"])
     if token is not None and token != row["lease_token"]:
@@ -247,15 +278,19 @@ def update_status(
             f"task {task_id!r} is in progress (held by {row['assigned_to']!r}); "
             "pass the lease_token that claim_task returned"
         )
-    check_transition(current, target, _actor(row, token, by_person=by_person))
+    gate, who = gate_of(row), _actor(row, token, by_person=by_person, landing=landing)
+    check_transition(current, target, who, gate)
+    if landing is not None and needs_approval(current, target, who, gate):
+        _check_approval(tx, row, landing)
 
     stamp = timeutil.to_text(now)
     epoch = row["lease_epoch"]
     attempts = row["attempts"]
     not_before = None
     final: Status = target
-    if target is Status.FAILED and current is Status.IN_PROGRESS:
-        routes.failed_on_tier(tx, row)
+    if target is Status.FAILED and current in (Status.IN_PROGRESS, Status.NEEDS_REVIEW):
+        if current is Status.IN_PROGRESS:
+            routes.failed_on_tier(tx, row)
         decision = retry.after_failure(
             attempts, row["max_attempts"], settings.retry_base_seconds, settings.retry_cap_seconds
         )
@@ -279,6 +314,8 @@ def update_status(
             "now": stamp,
         },
     )
+    if current is Status.IN_PROGRESS and final is Status.NEEDS_REVIEW:
+        tx.run("mark_submitted", {"id": task_id, "author": row["assigned_to"]})
     if verified is not None or skipped_by is not None:
         record_event(
             tx,
@@ -308,7 +345,7 @@ def update_status(
             f"failure {attempts} of {row['max_attempts']} recorded; task {task_id!r} is pending "
             f"again and can be claimed after {not_before}"
         )
-    elif target is Status.FAILED and current is Status.IN_PROGRESS:
+    elif target is Status.FAILED and current in (Status.IN_PROGRESS, Status.NEEDS_REVIEW):
         message = (
             f"failure {attempts} of {row['max_attempts']}: no attempts left, task {task_id!r} "
             "is dead-lettered ('failed') until a person re-queues it"
@@ -327,7 +364,7 @@ def update_status(
 
 
 def verification_needed(
-    tx: Tx, task_id: str, token: str | None, *, by_person: bool
+    tx: Tx, task_id: str, token: str | None, *, by_person: bool, landing: str | None = None
 ) -> str | list[str] | None:
     """The verify_command to run before `done`, checked before the sandbox is started: a
     stale holder is refused at once. None when there is nothing to verify, or when the
@@ -338,11 +375,78 @@ def verification_needed(
     current = Status(row["status"])
     if current is Status.IN_PROGRESS and token is None and not by_person:
         return None
+    who = _actor(row, token, by_person=by_person, landing=landing)
     try:
-        check_transition(current, Status.DONE, _actor(row, token, by_person=by_person))
+        check_transition(current, Status.DONE, who, gate_of(row))
     except IllegalTransition:
         return None
     return rows.verify_command(row)
+
+
+def submit_commit(tx: Tx, task_id: str, commit: str, actor: str, now: datetime) -> None:
+    """The lander took the submitted work from its author's repository: this commit is what
+    a review approves and what lands."""
+    row = _task(tx, task_id)
+    if tx.run("set_submitted_commit", {"id": task_id, "commit": commit}) == 0:
+        raise IllegalTransition(
+            f"task {task_id!r} is {row['status']!r}, not a submission waiting in needs_review"
+        )
+    record_event(
+        tx, task_id, at=timeutil.to_text(now), actor=actor, kind="submitted",
+        reason=f"{commit} by {row['submitted_by']}",
+    )  # fmt: skip
+
+
+VERDICTS = ("approve", "changes")
+
+
+@dataclass(frozen=True)
+class Review:
+    reviewer: str
+    verdict: str
+    notes: str
+    at: str
+
+
+def latest_review(tx: Tx, task_id: str, commit: str) -> Review | None:
+    row = tx.one("latest_review", {"task_id": task_id, "commit": commit})
+    return None if row is None else Review(row["reviewer"], row["verdict"], row["notes"], row["at"])
+
+
+def review(
+    tx: Tx, task_id: str, commit: str, reviewer: str, verdict: str, notes: str, now: datetime
+) -> UpdateResult:
+    """A reviewer's verdict on exactly the submitted commit; its author may give none."""
+    row = _task(tx, task_id)
+    if verdict not in VERDICTS:
+        raise ValidationFailed(f"verdict {verdict!r}: give one of {', '.join(VERDICTS)}")
+    if row["status"] != Status.NEEDS_REVIEW or row["submitted_commit"] != commit:
+        raise IllegalTransition(
+            f"task {task_id!r} is {row['status']!r} with submitted commit "
+            f"{(row['submitted_commit'] or 'none')[:12]}: the commit you were given to "
+            f"review ({commit[:12]}) is no longer the one waiting for review; nothing recorded"
+        )
+    if reviewer == row["submitted_by"]:
+        raise IllegalTransition(
+            f"{reviewer} wrote this submission of task {task_id!r}: an author does not "
+            "review its own work; nothing recorded"
+        )
+    stamp = timeutil.to_text(now)
+    tx.run(
+        "insert_review",
+        {"task_id": task_id, "commit": commit, "reviewer": reviewer, "verdict": verdict,
+         "notes": notes, "now": stamp},
+    )  # fmt: skip
+    record_event(
+        tx, task_id, at=stamp, actor=reviewer, kind="review", reason=f"{verdict}: {notes}"[:2000]
+    )
+    return UpdateResult(
+        task_id=task_id,
+        previous_status=Status.NEEDS_REVIEW,
+        status=Status.NEEDS_REVIEW,
+        attempts=row["attempts"],
+        message=f"review of {commit[:12]} recorded ({verdict}); the autopilot acts on it",
+    )
 
 
 def record_task_usage(tx: Tx, token: str | None, **usage: Any) -> UsageResult:

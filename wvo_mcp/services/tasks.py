@@ -150,6 +150,15 @@ def create_tasks(tx: Tx, specs: Sequence[TaskSpec], actor: str, now: datetime) -
         [(task_id, dep) for task_id, deps in edges.items() for dep in deps],
     )
     tx.many("insert_event", events)
+    # metadata.review: its holder finishes it only as far as needs_review (transitions.Gate).
+    tx.many(
+        "raise_gate",
+        [
+            {"id": task_id, "gate": "review"}
+            for task_id, spec in zip(ids, specs, strict=True)
+            if spec.metadata.get("review") is True
+        ],
+    )
     # Existing tasks that gained dependents now enable more work: re-rank them.
     for dep in outside:
         row = tx.one("task_by_id", (dep,))
@@ -199,6 +208,9 @@ def detail(tx: Tx, row: Row) -> TaskDetail:
         lease_epoch=row["lease_epoch"],
         metadata=json.loads(row["metadata"]),
         verify_command=rows.verify_command(row),
+        gate=row["gate"],
+        submitted_commit=row["submitted_commit"],
+        submitted_by=row["submitted_by"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         completed_at=row["completed_at"],

@@ -6,6 +6,7 @@ Revoking is immediate for every server process: each request looks its token up.
 """
 
 import hashlib
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +25,26 @@ MAX_NAME = 200
 
 
 @dataclass(frozen=True)
+class Scope:
+    """What a run token (the autopilot's, for one worker or reviewer run) may act on: one
+    task, as its worker or as its reviewer of exactly one commit."""
+
+    task: str  # "" for a planner: it holds no task
+    purpose: Literal["worker", "reviewer", "planner"]
+    commit: str | None = None  # a reviewer's: the submitted commit it reviews
+
+    def to_json(self) -> str:
+        return json.dumps({"task": self.task, "as": self.purpose, "commit": self.commit})
+
+    @classmethod
+    def from_json(cls, text: str | None) -> "Scope | None":
+        if not text:
+            return None
+        found = json.loads(text)
+        return cls(found["task"], found["as"], found.get("commit"))
+
+
+@dataclass(frozen=True)
 class Token:
     """A token as `tokens list` shows it (never its secret)."""
 
@@ -34,6 +55,8 @@ class Token:
     created_by: str
     last_used_at: str | None = None
     revoked_at: str | None = None
+    expires_at: str | None = None  # run tokens only: the run's end, renewed while it lives
+    scope: Scope | None = None  # run tokens only: the one task (and commit) they act on
 
     @classmethod
     def from_row(cls, row: Row) -> "Token":
@@ -45,7 +68,14 @@ class Token:
             created_by=row["created_by"],
             last_used_at=row["last_used_at"],
             revoked_at=row["revoked_at"],
+            expires_at=row["expires_at"],
+            scope=Scope.from_json(row["scope"]),
         )
+
+    def shown(self) -> dict[str, str | None]:
+        """What `tokens list` shows (never a secret): a run token's scope as its task."""
+        fields = {k: v for k, v in vars(self).items() if k != "scope"}
+        return {**fields, "task": None if self.scope is None else self.scope.task}
 
 
 @dataclass(frozen=True)
@@ -80,7 +110,15 @@ def actor_name(role: str, name: str) -> str:
         ) from None
 
 
-def add(tx: Tx, role: str, name: str, by: str, now: datetime) -> Issued:
+def add(
+    tx: Tx,
+    role: str,
+    name: str,
+    by: str,
+    now: datetime,
+    expires_at: datetime | None = None,
+    scope: Scope | None = None,
+) -> Issued:
     actor = actor_name(role, name)
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
     token = Token(
@@ -89,21 +127,29 @@ def add(tx: Tx, role: str, name: str, by: str, now: datetime) -> Issued:
         role=cast(Role, role),
         created_at=timeutil.to_text(now),
         created_by=by,
+        expires_at=None if expires_at is None else timeutil.to_text(expires_at),
+        scope=scope,
     )
     tx.run(
         "token_insert",
         {"id": token.id, "secret_sha256": digest(secret), "name": token.name,
-         "role": token.role, "now": token.created_at, "by": by},
+         "role": token.role, "now": token.created_at, "by": by,
+         "expires_at": token.expires_at, "scope": None if scope is None else scope.to_json()},
     )  # fmt: skip
     return Issued(token, secret)
 
 
-def find(tx: Tx, secret: str) -> Token | None:
-    """The live token whose secret this is, or None."""
+def find(tx: Tx, secret: str, now: datetime) -> Token | None:
+    """The live (neither revoked nor expired) token whose secret this is, or None."""
     if not secret.startswith(SECRET_PREFIX):
         return None  # not one of ours: no lookup
-    row = tx.one("token_by_secret", (digest(secret),))
+    row = tx.one("token_by_secret", {"digest": digest(secret), "now": timeutil.to_text(now)})
     return None if row is None else Token.from_row(row)
+
+
+def extend(tx: Tx, token_id: str, expires_at: datetime) -> None:
+    """A run token's run lives on: so does the token (a revoked one stays revoked)."""
+    tx.run("token_extend", {"id": token_id, "expires_at": timeutil.to_text(expires_at)})
 
 
 def stale(token: Token, now: datetime) -> bool:

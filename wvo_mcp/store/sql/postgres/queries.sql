@@ -596,12 +596,19 @@ SELECT * FROM autopilot_runs WHERE state <> 'ended' OR seen_at >= %(since)s
 ORDER BY started_at, id;
 
 -- name: token_insert
-INSERT INTO api_tokens (id, secret_sha256, name, role, created_at, created_by)
-VALUES (%(id)s, %(secret_sha256)s, %(name)s, %(role)s, %(now)s, %(by)s);
+INSERT INTO api_tokens (id, secret_sha256, name, role, created_at, created_by, expires_at, scope)
+VALUES (%(id)s, %(secret_sha256)s, %(name)s, %(role)s, %(now)s, %(by)s, %(expires_at)s,
+        %(scope)s);
 
 -- name: token_by_secret
--- A live (not revoked) token by the digest of its secret.
-SELECT * FROM api_tokens WHERE secret_sha256 = %s AND revoked_at IS NULL;
+-- A live (neither revoked nor expired) token by the digest of its secret.
+SELECT * FROM api_tokens
+WHERE secret_sha256 = %(digest)s AND revoked_at IS NULL
+  AND (expires_at IS NULL OR expires_at > %(now)s);
+
+-- name: token_extend
+-- A run token lives on while its run does: its expiry moves on (never for a revoked one).
+UPDATE api_tokens SET expires_at = %(expires_at)s WHERE id = %(id)s AND revoked_at IS NULL;
 
 -- name: token_used
 -- At most once a minute per token, so verifying a request rarely writes.
@@ -609,7 +616,8 @@ UPDATE api_tokens SET last_used_at = %(now)s
 WHERE id = %(id)s AND (last_used_at IS NULL OR last_used_at < %(stale_before)s);
 
 -- name: tokens_all
-SELECT id, name, role, created_at, created_by, last_used_at, revoked_at FROM api_tokens
+SELECT id, name, role, created_at, created_by, last_used_at, revoked_at, expires_at, scope
+FROM api_tokens
 ORDER BY created_at, id;
 
 -- name: token_revoke
@@ -677,3 +685,25 @@ WHERE t.id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb))
   AND (%(search)s::text IS NULL OR t.id ILIKE %(search)s ESCAPE '\'
        OR t.title ILIKE %(search)s ESCAPE '\')
 ORDER BY t.id;
+
+-- name: raise_gate
+-- A task's gate only rises (none -> land -> review) short of a person.
+UPDATE tasks SET gate = %(gate)s
+WHERE id = %(id)s AND (gate IS NULL OR (gate = 'land' AND %(gate)s = 'review'));
+
+-- name: mark_submitted
+-- The holder submits its work: who wrote it is kept; the commit comes when the lander takes it.
+UPDATE tasks SET submitted_by = %(author)s, submitted_commit = NULL WHERE id = %(id)s;
+
+-- name: set_submitted_commit
+UPDATE tasks SET submitted_commit = %(commit)s
+WHERE id = %(id)s AND status = 'needs_review' AND submitted_by IS NOT NULL;
+
+-- name: insert_review
+INSERT INTO reviews (task_id, commit_sha, reviewer, verdict, notes, at)
+VALUES (%(task_id)s, %(commit)s, %(reviewer)s, %(verdict)s, %(notes)s, %(now)s);
+
+-- name: latest_review
+-- The newest review of exactly this commit.
+SELECT reviewer, verdict, notes, at FROM reviews
+WHERE task_id = %(task_id)s AND commit_sha = %(commit)s ORDER BY id DESC LIMIT 1;

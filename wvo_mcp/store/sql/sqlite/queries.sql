@@ -536,12 +536,17 @@ WHERE state != 'ended' AND (:id IS NULL OR id = :id);
 SELECT * FROM autopilot_runs WHERE state != 'ended' OR seen_at >= :since ORDER BY started_at;
 
 -- name: token_insert
-INSERT INTO api_tokens (id, secret_sha256, name, role, created_at, created_by)
-VALUES (:id, :secret_sha256, :name, :role, :now, :by);
+INSERT INTO api_tokens (id, secret_sha256, name, role, created_at, created_by, expires_at, scope)
+VALUES (:id, :secret_sha256, :name, :role, :now, :by, :expires_at, :scope);
 
 -- name: token_by_secret
--- A live (not revoked) token by the digest of its secret.
-SELECT * FROM api_tokens WHERE secret_sha256 = ? AND revoked_at IS NULL;
+-- A live (neither revoked nor expired) token by the digest of its secret.
+SELECT * FROM api_tokens
+WHERE secret_sha256 = :digest AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > :now);
+
+-- name: token_extend
+-- A run token lives on while its run does: its expiry moves on (never for a revoked one).
+UPDATE api_tokens SET expires_at = :expires_at WHERE id = :id AND revoked_at IS NULL;
 
 -- name: token_used
 -- At most once a minute per token, so verifying a request rarely writes.
@@ -549,7 +554,8 @@ UPDATE api_tokens SET last_used_at = :now
 WHERE id = :id AND (last_used_at IS NULL OR last_used_at < :stale_before);
 
 -- name: tokens_all
-SELECT id, name, role, created_at, created_by, last_used_at, revoked_at FROM api_tokens
+SELECT id, name, role, created_at, created_by, last_used_at, revoked_at, expires_at, scope
+FROM api_tokens
 ORDER BY created_at, id;
 
 -- name: token_revoke
@@ -611,3 +617,25 @@ WHERE t.id IN (SELECT value FROM json_each(:ids))
   AND (:agent IS NULL OR t.assigned_to = :agent)
   AND (:search IS NULL OR t.id LIKE :search ESCAPE '\' OR t.title LIKE :search ESCAPE '\')
 ORDER BY t.id;
+
+-- name: raise_gate
+-- A task's gate only rises (none -> land -> review) short of a person.
+UPDATE tasks SET gate = :gate
+WHERE id = :id AND (gate IS NULL OR (gate = 'land' AND :gate = 'review'));
+
+-- name: mark_submitted
+-- The holder submits its work: who wrote it is kept; the commit comes when the lander takes it.
+UPDATE tasks SET submitted_by = :author, submitted_commit = NULL WHERE id = :id;
+
+-- name: set_submitted_commit
+UPDATE tasks SET submitted_commit = :commit
+WHERE id = :id AND status = 'needs_review' AND submitted_by IS NOT NULL;
+
+-- name: insert_review
+INSERT INTO reviews (task_id, commit_sha, reviewer, verdict, notes, at)
+VALUES (:task_id, :commit, :reviewer, :verdict, :notes, :now);
+
+-- name: latest_review
+-- The newest review of exactly this commit.
+SELECT reviewer, verdict, notes, at FROM reviews
+WHERE task_id = :task_id AND commit_sha = :commit ORDER BY id DESC LIMIT 1;

@@ -1,0 +1,178 @@
+"""One worker or reviewer run made ready to start: its private home filled with the files the
+autopilot chose (settings, MCP config with the run's token, its CLI's credentials, the
+prompt), its command line wrapped in the worker sandbox with an egress proxy for it, and all
+of it removed when the run ends. What the run sees is docs/security.md's "Workers"."""
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import anyio
+
+from wvo_mcp.autopilot import commands
+from wvo_mcp.autopilot.gateway import Gateway
+from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.sandbox import bwrap, egress, workers
+from wvo_mcp.sandbox.limits import DEFAULT_PATH
+from wvo_mcp.services.tokens import Scope
+
+# A CLI's own credentials, copied from the person's home into the run's (and nothing else of
+# it): (kind, the file under the home the CLI reads, the variable that moves that folder).
+CREDENTIALS: dict[commands.Kind, tuple[tuple[str, str | None], ...]] = {
+    "claude": ((".claude/.credentials.json", "CLAUDE_CONFIG_DIR"),),
+    "codex": ((".codex/auth.json", "CODEX_HOME"),),
+    "command": (),
+}
+
+
+@dataclass(frozen=True)
+class Ready:
+    """What to start: the whole command line, its environment and working folder, and what
+    goes to its stdin (the prompt: it carries the lease token, so never argv)."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    stdin: bytes
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run to prepare."""
+
+    kind: commands.WorkerKind
+    agent_id: str
+    task_id: str
+    model: str
+    prompt: str
+    workdir: Path  # its own repository (a worker's) or a fresh checkout (a reviewer's)
+    scope: Scope
+    writable: bool = True  # a reviewer's checkout is read-only
+    borrowed: tuple[Path, ...] = ()  # objects its repository borrows, seen read-only
+    hidden: tuple[Path, ...] = ()  # what no folder it sees may hold (state, the person's own)
+
+
+@contextlib.asynccontextmanager
+async def prepared(
+    run: Run, gateway: Gateway, *, sandboxed: bool, outside: Mapping[str, str] = os.environ
+) -> AsyncIterator[Ready]:
+    """Everything `run` needs, made for it alone and removed afterwards; its token is revoked
+    when the context ends, whatever happened to the process."""
+    program, install = workers.installation(run.kind.program, outside.get("PATH"))
+    private = Path(tempfile.mkdtemp(prefix="wvo-run-"))  # 0700, outside every repository
+    token = await gateway.token(run.agent_id, run.scope)
+    try:
+        home = workers.private_dir(private, "home")
+        launch = commands.Launch(
+            agent_id=run.agent_id,
+            task_id=run.task_id,
+            model=run.model,
+            workdir=run.workdir,
+            home=workers.HOME if sandboxed else home,
+            mcp_url=gateway.url,
+            sandboxed=sandboxed,
+        )
+        _write_home(home, commands.files(run.kind, launch, token, run.prompt))
+        _copy_credentials(run.kind.kind, home, outside)
+        env = commands.environment(run.kind, launch, token, outside)
+        argv = commands.argv(run.kind, launch, str(program))
+        stdin = run.prompt.encode()
+        if not sandboxed:
+            yield Ready(
+                argv, {**env, "PATH": outside.get("PATH", DEFAULT_PATH)}, run.workdir, stdin
+            )
+            return
+        socket = private / "egress.sock"
+        endpoints = tuple(
+            dict.fromkeys(
+                egress.endpoint_of(url)
+                for url in [*commands.model_apis(run.kind, outside), gateway.url]
+            )
+        )
+        read_only = (install, *workers.package_dirs(), *run.borrowed, *mounts(run.kind))
+        _check_hidden(read_only, (*run.hidden, Path(outside.get("HOME", "/nonexistent"))))
+        view = workers.View(
+            workdir=run.workdir,
+            home=home,
+            read_only=read_only,
+            socket=socket,
+            endpoints=endpoints,
+            writable=run.writable,
+        )
+        found = bwrap.probe()
+        binary = bwrap.find()
+        if not found.usable or binary is None:
+            raise ValidationFailed(f"cannot sandbox {run.agent_id}: {workers.check()}")
+        line = workers.command_line(
+            view, argv, userns=found.userns, host_links=bwrap.host_links(), bwrap_binary=binary
+        )
+        proxy = egress.EgressProxy(socket, endpoints)
+        async with anyio.create_task_group() as serving:
+            await serving.start(proxy.serve)
+            try:
+                # The CLI's environment is bwrap's own: no value of it is in a command line.
+                yield Ready(line, workers.environment(view, env), run.workdir, stdin)
+            finally:
+                serving.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await gateway.revoke(token)
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _write_home(home: Path, files: Mapping[PurePosixPath, str]) -> None:
+    for relative, text in files.items():
+        path = home / relative
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+
+
+def _copy_credentials(kind: commands.Kind, home: Path, outside: Mapping[str, str]) -> None:
+    """The CLI's own login (an OAuth credentials file), if the person has one: copied, so
+    the run cannot change the person's."""
+    person = Path(outside.get("HOME", "/nonexistent"))
+    for relative, moved_by in CREDENTIALS[kind]:
+        folder, name = Path(relative).parent, Path(relative).name
+        moved = outside.get(moved_by) if moved_by is not None else None
+        source = Path(moved) / name if moved else person / relative
+        if not source.is_file() or source.is_symlink():
+            continue
+        dest = home / folder / name
+        dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as out, source.open("rb") as given:
+            shutil.copyfileobj(given, out)
+
+
+def _check_hidden(read_only: tuple[Path, ...], hidden: tuple[Path, ...]) -> None:
+    """Refuse to show a folder that holds what a worker must never see (the state folder,
+    the person's repository or home): a CLI installed there would bring it along."""
+    for shown in read_only:
+        for secret in hidden:
+            real = secret.resolve()
+            if shown == real or shown in real.parents:
+                raise ValidationFailed(
+                    f"a worker would see {shown} read-only (its CLI's folder, or a mount), and "
+                    f"it holds {secret}: install the CLI in a folder of its own, or point "
+                    "`executable` or `mounts` in the providers file at one"
+                )
+
+
+def mounts(kind: commands.WorkerKind) -> list[Path]:
+    """The providers file's `worker.mounts`: host folders the CLI needs, read-only."""
+    found = []
+    for given in kind.mounts:
+        path = Path(given)
+        if not path.is_absolute() or not path.exists():
+            raise ValidationFailed(
+                f"worker mount {given!r} is not an existing absolute path; fix `mounts` in "
+                "the providers file"
+            )
+        found.append(path.resolve())
+    return found
