@@ -24,6 +24,7 @@ from wvo_mcp import identity, timeutil, toolset
 from wvo_mcp.errors import ValidationFailed, WvoError
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.services import tokens
+from wvo_mcp.toolset import WORKER_MOVES
 
 log = logging.getLogger(__name__)
 
@@ -227,11 +228,18 @@ class RoleGate:
             return None if toolset.role_allows(role, name) else toolset.role_refusal(role, name)
         if not toolset.scope_allows(scope.purpose, name):
             return toolset.scope_refusal(scope.purpose, scope.task, name)
-        task = arguments.get("task_id") if isinstance(arguments, dict) else None
+        given = arguments if isinstance(arguments, dict) else {}
+        task = given.get("task_id")
         if scope.task and task is not None and task != scope.task:
             return (
                 f"this token works on task {scope.task!r} only, not {task!r}; pass "
                 f"task_id {scope.task!r}. Nothing was changed"
+            )
+        status = given.get("status")
+        if name == "plan_update" and scope.purpose == "worker" and status not in WORKER_MOVES:
+            return (
+                f"an autopilot worker moves its task to {', '.join(WORKER_MOVES)} only (submit "
+                f"with needs_review), not {str(status)[:40]!r}. Nothing was changed"
             )
         return None
 

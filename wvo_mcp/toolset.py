@@ -124,6 +124,11 @@ def role_refusal(role: str, tool: str) -> str:
     return f"a {role!r} token may call no tools. Nothing was changed"
 
 
+# Where an autopilot worker may move its task: it submits, or says it failed or is blocked.
+# Giving it back to pending would relaunch it at once without counting an attempt.
+WORKER_MOVES = ("needs_review", "failed", "blocked")
+
+
 def scope_allows(purpose: str, tool: str) -> bool:
     """A run token's tools; an agent token without a scope never gives a review."""
     return tool in SCOPED.get(purpose, ())

@@ -73,8 +73,10 @@ async def test_a_run_token_reaches_only_its_own_task(tmp_path: Path) -> None:
                 assert "Nothing was changed" in text or "nothing was" in text.lower(), text
             # Its own task: readable, and the gate holds it short of done.
             assert not (await agent.client.call_tool("task_get", {"task_id": "MINE"})).is_error
-            done = await agent.client.call_tool("plan_update", {**held, "status": "done"})
-            assert done.is_error and "submit it with needs_review" in done.content[0].text  # type: ignore[union-attr]
+            for status in ("done", "pending", "cancelled", "awaiting_approval"):
+                move = await agent.client.call_tool("plan_update", {**held, "status": status})
+                text = move.content[0].text  # type: ignore[union-attr]
+                assert move.is_error and "needs_review, failed, blocked only" in text, text
             for uri in ("wvo://tasks/OTHER", "wvo://status", "wvo://context", "wvo://health"):
                 with pytest.raises(Exception, match="may read wvo://tasks/MINE"):
                     await agent.client.read_resource(uri)
