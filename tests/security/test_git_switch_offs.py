@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.gitwork import git_env
 from wvo_mcp import gitsnap
 
 # Bytes that end an attribute value in .gitattributes (attr.c): names holding them are
@@ -21,23 +22,10 @@ SUBSECTION_BYTES = [b for b in range(1, 256) if b != ord("\n")]
 EXTRA_NAMES = [b"x=y", b"x.clean=y", b"a=b.clean", b"==", b'q"q', b"s\\s", b"-c", b"x" * 300]
 
 
-def setup_env(home: Path) -> dict[str, str]:
-    return {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(home),
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@localhost",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@localhost",
-    }
-
-
 def git(cwd: Path, *args: str | bytes, check: bool = True) -> str:
     """Plain git for setting up and for the control: nothing switched off."""
     done = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, env=setup_env(cwd), check=False
+        ["git", *args], cwd=cwd, capture_output=True, env=git_env(cwd), check=False
     )
     if check and done.returncode != 0:
         raise AssertionError(f"git {args!r}: {done.stderr.decode(errors='replace')}")
@@ -88,12 +76,12 @@ def armed_repo(root: Path, marks: Path) -> Path:
     (repo / ".gitattributes").write_bytes(b"".join(attributes))
     # git reads back every name exactly as meant.
     listed = subprocess.run(
-        ["git", "config", "--null", "--name-only", "--list"], cwd=repo, env=setup_env(repo),
+        ["git", "config", "--null", "--name-only", "--list"], cwd=repo, env=git_env(repo),
         capture_output=True, check=True,
     ).stdout.split(b"\0")  # fmt: skip
     assert set(keys) <= set(listed)
     # The base commit is made with the drivers off, so the control starts from no marks.
-    quiet = {**setup_env(repo), **gitsnap.config_env([os.fsdecode(k) for k in keys])}
+    quiet = {**git_env(repo), **gitsnap.config_env([os.fsdecode(k) for k in keys])}
     for step in (
         ["add", "-A"],
         ["commit", "-qm", "base"],

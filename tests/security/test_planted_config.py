@@ -40,10 +40,10 @@ from tests.autopilot.test_codex_worker import CODEX, MODEL
 from tests.autopilot.test_codex_worker import _call as codex_call
 from tests.autopilot.test_codex_worker import _events as codex_events
 from tests.autopilot.test_codex_worker import _message as codex_message
-from tests.conftest import open_db
 from tests.integration.test_claude_code import CLAUDE
 from tests.integration.test_claude_code import _events as claude_events
 from tests.integration.test_claude_code import _use as claude_use
+from tests.security import tenancy
 from wvo_mcp.sandbox import bwrap
 
 pytestmark = [
@@ -317,12 +317,7 @@ def assert_landed_after_review(project: dict[str, Path], ran: Any, task_id: str)
     runs = project["state"] / "runs" / task_id
     log = "".join(p.read_text() for p in runs.glob("*.log")) if runs.is_dir() else ""
     assert ran.returncode == 0, ran.stderr[-3000:]
-    with open_db(project["state"]) as db:
-        trail = db.execute(
-            "SELECT actor, kind, coalesce(to_status, ''), coalesce(reason, '') FROM task_events "
-            "WHERE task_id = ? AND kind IN ('claimed', 'status', 'review') ORDER BY id",
-            (task_id,),
-        ).fetchall()
+    trail = [e for e in tenancy.trail(project, task_id) if e[1] in ("claimed", "status", "review")]
     assert [(a.split("-")[0], k, s) for a, k, s, _ in trail] == [
         ("alpha", "claimed", "in_progress"),
         ("alpha", "status", "needs_review"),
