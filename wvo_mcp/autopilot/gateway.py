@@ -52,7 +52,10 @@ class Gateway:
 
         from wvo_mcp import http_server
 
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP named: asyncio sets TCP_NODELAY on the connections it accepts only from
+        # a listener whose protocol says TCP, and without it every call waits ~40 ms on Nagle
+        # and delayed ACKs (BENCHMARKS.md, "Worker sandbox").
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", 0))
         self.port = listener.getsockname()[1]
