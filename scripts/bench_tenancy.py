@@ -3,7 +3,7 @@
 and the CPU of a real autopilot's fake workers, sandboxed against `--unsandboxed-workers`.
 
     python scripts/bench_tenancy.py --quick            # smoke run, under 2 minutes
-    python scripts/bench_tenancy.py --json out.json    # full run, ~6 minutes on a quiet machine
+    python scripts/bench_tenancy.py --json out.json    # full run, ~8 minutes on a quiet machine
     python scripts/bench_tenancy.py --only launch,calls
 
 Sections 1-3 run the autopilot's own machinery in this process: wvo_mcp.autopilot.gateway's
@@ -14,11 +14,13 @@ cwd, the prompt on stdin, a new session), sandboxed and direct in alternation:
 - `launch`: prepared() entered -> the worker's first stdout line, for a `command`-kind
   worker that prints one JSON line and exits (a shell script), split into preparing (home
   files, token, egress proxy), spawn -> first line, exit, and leaving prepared() (proxy
-  stopped, token revoked, home removed). Spawn -> first line is taken three ways: the
-  program alone (direct), bwrap without the relay (the sandboxed command line with the relay
-  cut out), and the whole sandboxed line (bwrap, relay, program); the differences are
-  bwrap's and the relay's. Then the fake Claude Code worker (Python and its imports) to its
-  first line, both ways. The token and the egress proxy are also timed alone, in-process.
+  stopped, token revoked, home removed), and the CPU of the processes started. Spawn ->
+  first line is taken four ways: the program alone (direct), bwrap without the relay (the
+  sandboxed command line with the relay cut out), the whole sandboxed line (bwrap, relay,
+  program), and that line with the relay's Python given -S; the differences are bwrap's,
+  the relay's and its `site`'s. Then the fake Claude Code worker (Python and its imports)
+  to its first line, both ways. The token, the egress proxy and the relay's Python outside
+  any sandbox are also timed alone.
 - `calls`: scripts/bench_tenancy_client.py as a worker, one process sandboxed and one
   direct, each holding one MCP session: task_get and heartbeat on its own task (a run token
   scoped to it; the task claimed for it), through the relay and the egress proxy against
@@ -32,7 +34,9 @@ cwd, the prompt on stdin, a new session), sandboxed and direct in alternation:
 - `autopilot`: a real `wvo-mcp autopilot --until-empty --workers alpha:N` with the fake
   Claude Code worker (tests/autopilot/conftest.py's setup) on a fresh repository, sandboxed
   and with `--unsandboxed-workers`, in ABBA order: wall time, the autopilot's own CPU
-  (/proc, sampled) and its and its children's (getrusage RUSAGE_CHILDREN), per task.
+  (/proc, sampled) and its and its children's (getrusage RUSAGE_CHILDREN), per task. This
+  script is a child subreaper, so the sandboxes' inits (which bwrap leaves unwaited) are
+  adopted and their CPU counted.
 
 Other work on the machine skews all of it: before each section the script waits (up to
 --wait-quiet seconds) for a 3 s window in which the machine is under 10 % busy, and each
@@ -51,7 +55,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -59,7 +62,6 @@ import sys
 import tempfile
 import threading
 import time
-import types
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -116,27 +118,13 @@ class Config:
     workers: int  # its fake workers
     runs: int  # autopilot runs each way (ABBA order when 2)
     wait_quiet: float  # seconds to wait for a quiet machine before each section
-    gateway_nodelay: bool  # --gateway-nodelay: see patch_gateway_listener
 
 
 def make_config(args: argparse.Namespace) -> Config:
-    wait, nodelay = args.wait_quiet, args.gateway_nodelay
+    wait = args.wait_quiet
     if args.quick:
-        return Config(True, 12, 3, 100, 100, 10, 16, 4, 1, wait or 0.0, nodelay)
-    return Config(False, 200, 30, 400, 400, 30, 64, 8, 2, 600.0 if wait is None else wait, nodelay)
-
-
-def patch_gateway_listener() -> None:
-    """--gateway-nodelay: the gateway's listener made a TCP socket (IPPROTO_TCP, not 0), so
-    asyncio sets TCP_NODELAY on every connection uvicorn accepts from it, as it does for a
-    listener it makes itself. The fix BENCHMARKS.md proposes for gateway.py, applied here to
-    this process's gateway only (sections launch, calls and model; the autopilot section's
-    subprocess runs wvo-mcp as it is)."""
-    from wvo_mcp.autopilot import gateway
-
-    shim = types.SimpleNamespace(**{k: v for k, v in vars(socket).items() if k.isupper()})
-    shim.socket = lambda family, kind: socket.socket(family, kind, socket.IPPROTO_TCP)
-    gateway.socket = shim  # type: ignore[assignment]
+        return Config(True, 12, 3, 100, 100, 10, 16, 4, 1, wait or 0.0)
+    return Config(False, 200, 30, 400, 400, 30, 64, 8, 2, 600.0 if wait is None else wait)
 
 
 # --------------------------------------------------------------------------- the machine
@@ -991,19 +979,11 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         help="seconds to wait for a quiet machine before each section (default 600; quick 0)",
     )
-    parser.add_argument(
-        "--gateway-nodelay",
-        action="store_true",
-        help="measure this process's gateway with TCP_NODELAY on its connections (the fix "
-        "proposed in BENCHMARKS.md; not the autopilot section's)",
-    )
     benchlib.only_option(parser, SECTIONS)
     benchlib.common_options(parser)
     args = parser.parse_args(argv)
     chosen = benchlib.chosen_sections(parser, args, SECTIONS)
     config = make_config(args)
-    if config.gateway_nodelay:
-        patch_gateway_listener()
     probe = bwrap.probe()
     if not probe.usable:
         parser.error(f"bwrap does not work here: {probe.detail}")
