@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
-from wvo_mcp import __version__, backups, identity
+from wvo_mcp import __version__, backups, identity, queue_figures
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed, WvoError
+from wvo_mcp.models import LandingQueue
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.transitions import Status
 
@@ -431,6 +432,9 @@ def cmd_autopilot(settings: Settings, args: argparse.Namespace) -> None:
 
     from wvo_mcp.autopilot import supervisor
 
+    if args.action == "gc":
+        _autopilot_gc(settings, args)
+        return
     if args.action != "run":
         _autopilot_control(settings, args.action, args.id)
         return
@@ -443,6 +447,11 @@ def cmd_autopilot(settings: Settings, args: argparse.Namespace) -> None:
         drain_seconds=args.grace,
         merge=args.merge,
         onto=args.onto,
+        check=args.check,
+        batch=args.batch,
+        test_slots=args.test_slots,
+        max_returns=args.max_returns,
+        avoid_conflicts=not args.no_conflict_avoidance,
         review_epics=frozenset(filter(None, (args.review or "").split(","))),
         goal=args.goal,
         unsandboxed=args.unsandboxed_workers,
@@ -500,15 +509,36 @@ def cmd_autopilot(settings: Settings, args: argparse.Namespace) -> None:
             tasks.cancel_scope.cancel()
         return summary
 
+    started = time.monotonic()
     done = anyio.run(_with, settings, fly)
     _say(
         f"autopilot: {done.launched} launched, {done.done} done, {done.released} released; "
         f"{done.input_tokens} input + {done.output_tokens} output tokens, ${done.cost_usd:.2f}"
     )
+    # The queue it leaves, and its figures over the run (what a person wakes up to).
+    hours = (time.monotonic() - started) / 3600
+    _say_landing(anyio.run(_with, settings, lambda o: o.landing_view(hours)))
 
 
 def _say(message: str) -> None:
     print(message, flush=True)
+
+
+def _autopilot_gc(settings: Settings, args: argparse.Namespace) -> None:
+    """`autopilot gc`: remove what finished work left behind (workers' repositories, task
+    branches, run logs, scratch folders), each only once nothing in it would be lost; one
+    line per thing found says which and why."""
+    from wvo_mcp.autopilot import gc
+
+    where = gc.Where(worktrees=args.worktrees, onto=args.onto)
+    found = anyio.run(
+        _with, settings, lambda o: gc.collect(o, settings, where, dry_run=args.dry_run)
+    )
+    for item in found:
+        _say(f"{item.verdict} {item.what}: {item.reason}")
+    removed = sum(item.verdict == "remove" for item in found)
+    done = "would remove" if args.dry_run else "removed"
+    _say(f"gc: {done} {removed}, kept {len(found) - removed}")
 
 
 def _autopilot_control(settings: Settings, action: str, run_id: str | None) -> None:
@@ -526,7 +556,11 @@ def _autopilot_control(settings: Settings, action: str, run_id: str | None) -> N
         return
     now = timeutil.now()
     since = timeutil.to_text(now - timedelta(hours=1))
-    runs = anyio.run(_with, settings, lambda o: o.autopilot_runs(since))
+
+    async def read(o: Orchestrator) -> tuple[list[dict[str, Any]], LandingQueue]:
+        return await o.autopilot_runs(since), await o.landing_view()
+
+    runs, queue = anyio.run(_with, settings, read)
     if not runs:
         _say("no autopilot has run in the last hour")
     for run in runs:
@@ -543,6 +577,16 @@ def _autopilot_control(settings: Settings, action: str, run_id: str | None) -> N
         )
         for worker in report.get("workers", []):
             _say(f"  {worker['agent']}: {worker['task']} since {worker['since']}")
+    _say_landing(queue)
+
+
+def _say_landing(found: LandingQueue) -> None:
+    """The merge queue, one line per open entry, and its figures."""
+    n = len(found.entries)
+    _say(f"merge queue: {n or 'no'} open entr{'y' if n == 1 else 'ies'}")
+    for line in queue_figures.entry_lines(found):
+        _say(f"  {line}")
+    _say(f"  {queue_figures.summary(found.figures)}")
 
 
 def _worker_counts(text: str | None) -> dict[str, int] | None:
@@ -812,8 +856,9 @@ def parser() -> argparse.ArgumentParser:
         "action",
         nargs="?",
         default="run",
-        choices=["run", "status", "pause", "resume", "stop"],
-        help="run (default); or, from another terminal: status, pause, resume, stop",
+        choices=["run", "status", "pause", "resume", "stop", "gc"],
+        help="run (default); or, from another terminal: status, pause, resume, stop; gc "
+        "removes what finished work left behind (with --dry-run: lists it)",
     )
     autopilot.add_argument("--id", help="pause, resume or stop only this run (see status)")
     autopilot.add_argument("--workers", help="slots per provider, e.g. claude:2,codex:1")
@@ -832,12 +877,36 @@ def parser() -> argparse.ArgumentParser:
     )
     autopilot.add_argument(
         "--merge",
-        choices=["leave", "ff", "rebase"],
+        choices=["leave", "merge", "rebase"],
         default="leave",
-        help="finished branches: leave for a person (default), or fast-forward / rebase "
-        "them onto --onto when their verification passes there",
+        help="how finished work lands: leave each task's branch for a person (default), or "
+        "land it on --onto through the merge queue, by a merge commit or a rebase",
     )
-    autopilot.add_argument("--onto", help="the integration branch for --merge ff|rebase")
+    autopilot.add_argument(
+        "--onto",
+        help="the target branch for --merge merge|rebase; for gc: work reachable from it landed",
+    )
+    autopilot.add_argument(
+        "--check", help='a project-wide check every landing tree passes, e.g. "make test"'
+    )
+    autopilot.add_argument(
+        "--batch", type=int, default=4, help="queue entries tested as one batch (default 4)"
+    )
+    autopilot.add_argument(
+        "--test-slots", type=int, default=2, help="landing checks run at once (default 2)"
+    )
+    autopilot.add_argument(
+        "--max-returns",
+        type=int,
+        default=3,
+        help="a submission the queue sent back this often goes to a person (default 3)",
+    )
+    autopilot.add_argument(
+        "--no-conflict-avoidance",
+        action="store_true",
+        help="launch ready work in rank order even when it touches what runs or waits to "
+        "land (tasks declare what they touch in metadata.files)",
+    )
     autopilot.add_argument("--goal", help="a planner worker turns this into tasks first")
     autopilot.add_argument(
         "--review",
@@ -853,7 +922,8 @@ def parser() -> argparse.ArgumentParser:
     autopilot.add_argument(
         "--dry-run",
         action="store_true",
-        help="print what each provider's workers would see and reach, and start nothing",
+        help="print what each provider's workers would see and reach, and start nothing; "
+        "with gc: list what it would remove and why, and remove nothing",
     )
     cancel = add("cancel", cmd_cancel)
     cancel.add_argument("task_id")

@@ -41,6 +41,8 @@ _OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")  # SHA-1 or SHA-256
 _HEX_ID = re.compile(r"[0-9a-fA-F]{40}(?:[0-9a-fA-F]{24})?")
 _HEAD_BYTES = 4096
 _PACKED_REFS_BYTES = 32 * 1024 * 1024
+_REFS_MOST = 10_000  # refs read from one worker's repository
+_REF_DEPTH = 16  # folders under refs/
 _SYMLINK_BYTES = 4095  # PATH_MAX less the NUL
 _CHUNK = 1024 * 1024
 # A worker's object files: loose objects and packs, nothing else (no info/alternates).
@@ -114,6 +116,37 @@ class Repo:
 class Snapshot:
     head: str | None  # None in a repository without commits
     commit: str
+
+
+HUNK_FILES = 20  # conflicted files shown with their hunks
+HUNK_FILE_BYTES = 1024 * 1024
+HUNK_CHARS = 12_000
+HUNK_CONTEXT = 3  # lines shown around each conflict
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """What stops a merge or a rebase: the files in conflict and their hunks (as text)."""
+
+    files: list[str]
+    hunks: str
+
+
+def conflict_regions(text: str, context: int = HUNK_CONTEXT) -> str:
+    """Each `<<<<<<<` .. `>>>>>>>` region of `text`, with `context` lines around it and
+    line numbers."""
+    lines = text.splitlines()
+    shown: list[str] = []
+    start = None
+    for number, line in enumerate(lines):
+        if line.startswith("<<<<<<<") and start is None:
+            start = number
+        elif line.startswith(">>>>>>>") and start is not None:
+            first, last = max(0, start - context), min(len(lines), number + 1 + context)
+            shown.append(f"@@ line {first + 1}")
+            shown += lines[first:last]
+            start = None
+    return "\n".join(shown)
 
 
 def locate(workspace: Path) -> Repo | None:
@@ -211,11 +244,12 @@ class Git:
             env=self._env(off, index, config, alternate),
         )  # fmt: skip
 
-    def _raw(self, *args: str) -> subprocess.CompletedProcess[bytes]:
-        """git `args` as _run runs them (no drivers named), its output as bytes."""
+    def _raw(self, *args: str, off: Sequence[str] = ()) -> subprocess.CompletedProcess[bytes]:
+        """git `args` as _run runs them, its output as bytes (names exactly as git gives
+        them: no decoding, no newline translation)."""
         return subprocess.run(
             ["git", *args], cwd=self.cwd, stdin=subprocess.DEVNULL, capture_output=True,
-            timeout=GIT_TIMEOUT_S, env=self._env(),
+            timeout=GIT_TIMEOUT_S, env=self._env(off),
         )  # fmt: skip
 
     def _env(
@@ -354,13 +388,32 @@ class Git:
         off = self._no_drivers()
         if self._run(off, "rebase", "--quiet", onto).returncode == 0:
             return []
-        conflicted = self._git(off, "diff", "--name-only", "--diff-filter=U", check=False)
+        # NUL-separated: a name may hold spaces, newlines or bytes git would quote.
+        listed = self._raw("diff", "--name-only", "-z", "--diff-filter=U", off=off).stdout
+        conflicted = [name.decode(errors="replace") for name in listed.split(b"\0") if name]
         self._run(off, "rebase", "--abort")
-        return conflicted.split() or ["(the rebase failed; see `git rebase` in the worktree)"]
+        return conflicted or ["(the rebase failed; see `git rebase` in the worktree)"]
 
     def move_branch(self, branch: str, new: str, old: str) -> bool:
         """Point `branch` at `new` only if it still points at `old`."""
         return self._run([], "update-ref", f"refs/heads/{branch}", new, old).returncode == 0
+
+    def delete_branch(self, branch: str, old: str) -> bool:
+        """Delete `branch` only if it still points at `old` (a compare-and-swap)."""
+        return self._run([], "update-ref", "-d", f"refs/heads/{branch}", old).returncode == 0
+
+    def branches(self, folder: str) -> dict[str, str]:
+        """The branches named `folder`/..., each with the commit it points at."""
+        listed = self._git(
+            [], "for-each-ref", "--format=%(objectname) %(refname)", f"refs/heads/{folder}"
+        )
+        found = {}
+        for line in listed.splitlines():
+            oid, _, ref = line.partition(" ")
+            name = ref.removeprefix("refs/heads/")
+            if name.startswith(f"{folder}/"):
+                found[name] = oid
+        return found
 
     def diff(self, base: str, tip: str) -> str:
         """What `tip` changed since it left `base` (drivers and converters off)."""
@@ -467,6 +520,112 @@ class Git:
             found[name] = out[end + 1 : end + 1 + length]
             at = end + 2 + length
         return found
+
+    # -- the merge queue: stacking taken commits onto a target --------------------------
+
+    def merge_onto(self, onto: str, commit: str, message: str) -> "str | Conflict":
+        """A merge commit of `commit` onto `onto` (its first parent), made by git's own merge
+        (ort, which resolves what it can) as objects only: no worktree, no index. Its id, or
+        the Conflict."""
+        off = self._no_drivers()
+        tree = self._merged_tree(off, self._commit(onto, "target"), self._commit(commit, "tip"))
+        if isinstance(tree, Conflict):
+            return tree
+        return self._git(off, "commit-tree", tree, "-p", onto, "-p", commit, "-m", message)
+
+    def _merged_tree(self, off: list[str], onto: str, commit: str) -> "str | Conflict":
+        found = self._raw("merge-tree", "--write-tree", "-z", "--name-only", onto, commit, off=off)
+        if found.returncode not in (0, 1):
+            stderr = _tail(found.stderr.decode(errors="replace"))
+            raise ValidationFailed(f"git merge-tree failed in {self.repo.top}: {stderr}")
+        # "<tree>\0" then, on a conflict, "<path>\0" per conflicted stage, "\0", messages.
+        # Paths stay bytes until shown: as text (undecodable bytes replaced) they could name
+        # no file of the tree.
+        tree, *rest = found.stdout.split(b"\0")
+        if found.returncode == 0:
+            return tree.decode()
+        paths = list(dict.fromkeys(rest[: rest.index(b"")] if b"" in rest else rest))
+        files = [path.decode(errors="replace") for path in paths]
+        return Conflict(files, self._hunks(tree.decode(), paths))
+
+    def _hunks(self, tree: str, paths: Sequence[bytes]) -> str:
+        """The conflicting regions, with their markers, as merge-tree wrote them into its
+        tree (read as objects: a link's target is never followed), cut to HUNK_CHARS."""
+        parts: list[str] = []
+        for path in paths[:HUNK_FILES]:
+            name = path.decode(errors="replace")
+            where = os.fsdecode(tree.encode() + b":" + path)  # the exact bytes, as argv
+            # The size first: a blob over the limit is never read into memory.
+            size = self._run([], "cat-file", "-s", where).stdout.strip()
+            shown = (
+                self._run([], "cat-file", "blob", where)
+                if size.isdigit() and int(size) <= HUNK_FILE_BYTES
+                else None
+            )
+            if shown is not None and shown.returncode == 0:
+                regions = conflict_regions(shown.stdout)
+                parts.append(f"--- {name}\n{regions or '(no text conflict: a file-level one)'}")
+            else:
+                parts.append(f"--- {name}\n(not shown: binary, too big, or a file-level conflict)")
+        text = "\n".join(parts)
+        return text if len(text) <= HUNK_CHARS else text[:HUNK_CHARS] + "\n[... cut]"
+
+    def rebase_onto(self, onto: str, commit: str, message: str) -> "str | Conflict":
+        """`commit`'s history since it left `onto`, replayed onto `onto` by git rebase in a
+        scratch worktree of our own (never a worker's repository): the new tip. A history
+        that already merged `onto` in (a resolved conflict) replays into the conflicts it
+        resolved: when the two merge cleanly as a whole, it lands as one commit with
+        `message` on top of `onto` instead. Else the Conflict."""
+        self._commit(onto, "target")
+        with tempfile.TemporaryDirectory(prefix="wvo-rebase-") as scratch:
+            place = Path(scratch) / "tree"
+            self.add_detached_worktree(place, commit)
+            try:
+                repo = locate(place)
+                assert repo is not None
+                here = Git(repo, place)
+                conflicts = here.rebase(onto)
+                tip = "" if conflicts else here.head()
+            finally:
+                self.remove_worktree(place, force=True)
+        if tip:
+            return tip
+        off = self._no_drivers()
+        merged = self._merged_tree(off, onto, commit)
+        if isinstance(merged, Conflict):
+            return Conflict(conflicts, merged.hunks)
+        return self._git(off, "commit-tree", merged, "-p", onto, "-m", message)
+
+    def tree_of(self, commit: str) -> str:
+        return self._git([], "rev-parse", "--verify", f"{self._commit(commit, 'commit')}^{{tree}}")
+
+    def merge_base(self, one: str, other: str) -> str | None:
+        found = self._run([], "merge-base", one, other)
+        return found.stdout.strip() if found.returncode == 0 else None
+
+    def touching(self, base: str, tip: str, files: Sequence[str]) -> list[str]:
+        """Commits in base..tip that change any of `files` (literal paths)."""
+        if not files:
+            return []  # no pathspec would be every commit
+        listed = self._git(
+            [], "log", "--format=%H", f"{base}..{tip}", "--",
+            *(f":(literal,top){f}" for f in files),
+        )  # fmt: skip
+        return listed.split()
+
+    def changed(self, tip: str, against: str) -> list[str]:
+        """The files `tip` changed since it left `against` (their merge base)."""
+        base = self.merge_base(against, tip)
+        if base is None:
+            return []
+        listed = self._raw("diff", "--name-only", "-z", "--no-renames", base, tip)
+        return [os.fsdecode(p) for p in listed.stdout.split(b"\0") if p]
+
+    def conflicts(self, one: str, other: str) -> list[str]:
+        """The files git's merge of two commits would leave in conflict ([] : it is clean).
+        Objects only: merge-tree writes a tree nobody refers to, no ref moves."""
+        found = self._merged_tree(self._no_drivers(), one, other)
+        return found.files if isinstance(found, Conflict) else []
 
     # -- a worker's commits, taken as data ------------------------------------------------
 
@@ -752,12 +911,14 @@ class Git:
         branch: str,
         name: str = "wvo-mcp worker",
         email: str = "wvo-mcp-worker@localhost",
+        also: Mapping[str, str] | None = None,
     ) -> None:
         """A new repository at `dest` (which must not exist) for one worker attempt: its
         objects borrowed from this repository through objects/info/alternates, `branch` at
-        `base` checked out, `name` and `email` set to commit with. Nothing of this
-        repository's configuration, hooks or templates goes with it. On failure `dest` is
-        removed."""
+        `base` checked out, `name` and `email` set to commit with, and the branches in
+        `also` at their commits (the target a returned conflict is resolved against).
+        Nothing of this repository's configuration, hooks or templates goes with it. On
+        failure `dest` is removed."""
         if not _valid_ref(f"refs/heads/{branch}"):
             raise ValidationFailed(f"not a valid branch name: {branch!r}")
         commit = self._commit(base, "base")
@@ -794,6 +955,11 @@ class Git:
                 ["config", "user.name", name],
                 ["config", "user.email", email],
                 ["update-ref", f"refs/heads/{branch}", commit, "0" * len(commit)],
+                *(
+                    ["update-ref", f"refs/heads/{name}", self._commit(tip, name)]
+                    for name, tip in (also or {}).items()
+                    if name != branch and _valid_ref(f"refs/heads/{name}")
+                ),
                 ["read-tree", "--reset", "-u", "HEAD"],
             ):
                 _check_run(["git", *step], dest, env)
@@ -850,6 +1016,90 @@ def read_head(git_dir: Path) -> str | None:
         return commit if found else _packed_ref(top, name)
     finally:
         os.close(top)
+
+
+def read_refs(git_dir: Path) -> dict[str, str] | None:
+    """Every ref of a worker's repository with the commit id it names, HEAD included, read
+    from its files as read_head reads HEAD (a loose ref overrides a packed one; symbolic
+    refs are left out, what they name is listed). None for anything read_head refuses, a
+    link or an odd file anywhere under refs/, an invalid line, or more than _REFS_MOST refs."""
+    head = read_head(git_dir)
+    if head is None:
+        return None
+    try:
+        top = _open_dir(git_dir, "git_dir")
+    except ValidationFailed:
+        return None
+    try:
+        found = _packed_refs(top)
+        if found is None or not _loose_refs(top, found):
+            return None
+    finally:
+        os.close(top)
+    return {"HEAD": head, **found} if len(found) <= _REFS_MOST else None
+
+
+def _packed_refs(top: int) -> dict[str, str] | None:
+    try:
+        os.stat("packed-refs", dir_fd=top, follow_symlinks=False)
+    except FileNotFoundError:
+        return {}
+    data = _read_small(top, "packed-refs", _PACKED_REFS_BYTES)
+    if data is None:
+        return None
+    found = {}
+    for line in data.split(b"\n"):
+        if not line or line.startswith((b"#", b"^")):  # the header; a tag's peeled id
+            continue
+        oid, _, ref = (part.decode("ascii", "replace") for part in line.partition(b" "))
+        if not _HEX_ID.fullmatch(oid) or not ref.startswith("refs/") or not _valid_ref(ref):
+            return None
+        found[ref] = oid.lower()
+    return found
+
+
+def _loose_refs(top: int, found: dict[str, str]) -> bool:
+    """The loose refs under refs/ into `found`; False at a link or anything odd."""
+    try:
+        folder = os.open("refs", _O_DIR, dir_fd=top)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False  # a link where refs/ should be
+    try:
+        return _loose_under(folder, "refs", 0, found)
+    finally:
+        os.close(folder)
+
+
+def _loose_under(folder: int, prefix: str, depth: int, found: dict[str, str]) -> bool:
+    if depth > _REF_DEPTH:
+        return False
+    for name in os.listdir(folder):
+        ref = f"{prefix}/{name}"
+        info = os.stat(name, dir_fd=folder, follow_symlinks=False)
+        if stat.S_ISDIR(info.st_mode):
+            try:
+                inner = os.open(name, _O_DIR, dir_fd=folder)
+            except OSError:
+                return False  # swapped for a link meanwhile
+            try:
+                if not _loose_under(inner, ref, depth + 1, found):
+                    return False
+            finally:
+                os.close(inner)
+        elif not stat.S_ISREG(info.st_mode):
+            return False
+        elif not name.endswith(".lock"):  # a git killed mid-update leaves these; git skips them
+            text = _ascii_line(_read_small(folder, name, _HEAD_BYTES))
+            if text is not None and text.startswith("ref: ") and _valid_ref(text[5:]):
+                continue
+            if text is None or not _HEX_ID.fullmatch(text) or not _valid_ref(ref):
+                return False
+            found[ref] = text.lower()
+            if len(found) > _REFS_MOST:
+                return False
+    return True
 
 
 def _ascii_line(data: bytes | None) -> str | None:

@@ -579,6 +579,48 @@ class UsageResult(BaseModel):
     message: str
 
 
+OpenState = Literal["review", "queued", "testing", "landing", "held"]
+
+
+class QueueEntry(BaseModel):
+    target: str = Field(description="The branch it lands on ('': verified on its own branch)")
+    position: int | None = Field(None, description="1 lands next; none in review or held")
+    task_id: str
+    title: str
+    state: OpenState
+    waiting_since: str = Field(description="In review since, in the queue since, held since")
+    waited_s: float
+    returns: int = Field(description="Times the queue returned the task's work to a worker")
+    reason: str | None = Field(None, description="Why it is held for a person")
+
+
+class LandedSpend(BaseModel):
+    provider: str
+    tier: str
+    changes: int = Field(description="Landed changes that used this tier")
+    tokens_per_change: float = Field(description="Its tokens over every landed change")
+    cost_per_change: float
+
+
+class LandingFigures(BaseModel):
+    since: str
+    hours: float
+    landed: int
+    landed_per_hour: float
+    wait_p50_s: float | None = Field(description="Queue wait: queued to landed")
+    wait_p95_s: float | None
+    returned: int = Field(description="Submissions returned to a worker (conflict, check)")
+    returns_per_landed: float | None
+    spend: list[LandedSpend] = Field(
+        default_factory=list, description="Per provider and tier, every attempt counted"
+    )
+
+
+class LandingQueue(BaseModel):
+    entries: list[QueueEntry] = Field(description="Open entries, per target in landing order")
+    figures: LandingFigures
+
+
 class SandboxResult(BaseModel):
     """One command run in the sandbox; the same shape whatever the backend."""
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import anyio
 
-from wvo_mcp import gitsnap, routing, sandbox, store, timeutil
+from wvo_mcp import gitsnap, queue_figures, routing, sandbox, store, timeutil
 from wvo_mcp import providers as provider_config
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import NotFound, ValidationFailed, VerificationFailed, WvoError
@@ -24,6 +24,7 @@ from wvo_mcp.models import (
     ContextWriteResult,
     CreateResult,
     HealthReport,
+    LandingQueue,
     LeaseResult,
     PlanNextResult,
     ProviderStatusReport,
@@ -41,6 +42,8 @@ from wvo_mcp.services import (
     board,
     context,
     health,
+    landing,
+    landing_figures,
     leases,
     reports,
     routes,
@@ -400,6 +403,106 @@ class Orchestrator:
         if detail.verify_command is None:
             return None
         return await self._verify(task_id, detail.verify_command, workspace, landing=True)
+
+    async def check(self, command: str | list[str], workspace: Path) -> SandboxResult:
+        """A landing check (a task's verify_command, or the project's) in the sandbox on
+        `workspace`, a clean checkout of the tree that would land; VerificationFailed with
+        the output tails unless it passes."""
+        result = await self._sandbox(
+            sandbox.Request(
+                command=command,
+                workspace=workspace,
+                timeout_s=self.settings.verify_timeout_seconds,
+                memory_mb=self.settings.verify_memory_mb,
+            )
+        )
+        if result.exit_code != 0:
+            raise VerificationFailed(
+                f"{sandbox_summary(command, result)}\n--- stdout (tail) ---\n"
+                f"{result.stdout_tail}\n--- stderr (tail) ---\n{result.stderr_tail}"
+            )
+        return result
+
+    async def take_submission(
+        self, task_id: str, commit: str, base: str, target: str
+    ) -> landing.Entry:
+        """The autopilot took a holder's submitted commit: recorded, and in the merge queue
+        for `target` ('' : verified and done on its own branch), behind its review if any."""
+        return await self.db.write(
+            partial(landing.take, task_id=task_id, commit=commit, base=base, target=target,
+                    now=self.clock())
+        )  # fmt: skip
+
+    async def reviews_waiting(self) -> list[landing.Entry]:
+        return await self.db.read(partial(landing.reviews_waiting, now=self.clock()))
+
+    async def claim_review(self, entry_id: int, run: str, seconds: float) -> bool:
+        now = self.clock()
+        until = now + timedelta(seconds=seconds)
+        return await self.db.write(
+            partial(landing.claim_review, entry_id=entry_id, run=run, until=until, now=now)
+        )
+
+    async def reviewed(self, entry_id: int) -> str:
+        """After a reviewer's run: 'queued' (approved), 'changes', 'review' (no verdict)."""
+        return await self.db.write(
+            partial(landing.reviewed, settings=self.settings, entry_id=entry_id, now=self.clock())
+        )
+
+    async def landing_claims(self, run: str, seconds: float | None) -> None:
+        """Renew what an autopilot reviews and lands (None: it ended; drop them)."""
+        if seconds is None:
+            await self.db.write(partial(landing.drop_claims, run=run))
+        else:
+            until = self.clock() + timedelta(seconds=seconds)
+            await self.db.write(partial(landing.renew_claims, run=run, until=until))
+
+    async def release_orphans(self, agents: Sequence[str], reason: str) -> list[str]:
+        """Tasks held by the workers of an autopilot that died go back to pending with
+        their checkpoints, no attempt counted (each holder's own move, made for it)."""
+
+        def release(tx: Tx) -> list[str]:
+            held = tx.all("held_by_agents", {"agents": json.dumps([a for a in agents if a])})
+            for row in held:
+                leases.update_status(
+                    tx, self.settings, row["id"], Status.PENDING, row["assigned_to"],
+                    row["lease_token"], reason, self.clock(),
+                )  # fmt: skip
+            return [row["id"] for row in held]
+
+        return await self.db.write(release)
+
+    async def untaken_submissions(self) -> list[tuple[str, str]]:
+        """(task, author) of submissions to the autopilot that no autopilot took yet."""
+        rows = await self.db.read(lambda tx: tx.all("untaken_submissions"))
+        return [(row["id"], row["submitted_by"]) for row in rows]
+
+    async def landing_queue(self) -> list[tuple[landing.Entry, str]]:
+        return await self.db.read(landing.queue)
+
+    async def landing_view(self, hours: float = landing_figures.WINDOW_HOURS) -> LandingQueue:
+        """The merge queue's open entries with their place and wait, and the figures of the
+        last `hours` (the landing_queue tool, `autopilot status`, the dashboard)."""
+        return await self.db.read(partial(landing_figures.view, now=self.clock(), hours=hours))
+
+    async def landed(self, landing_id: int) -> queue_figures.Landed:
+        """What a completed landing brought: its entries' waits and its tasks' spend (for
+        telemetry, once the landing completed)."""
+        return await self.db.read(partial(landing_figures.of_landing, landing_id=landing_id))
+
+    async def charge_task(
+        self, task_id: str, provider: str, model: str, input_tokens: int, output_tokens: int
+    ) -> None:
+        """A run the autopilot made for a task that no longer holds it (it submitted): its
+        usage counts towards what the task cost (record_usage without the task charges the
+        provider's budgets)."""
+        await self.db.write(
+            partial(
+                routes.charge_task, providers=self.providers, task_id=task_id,
+                provider=provider, model=model, input_tokens=input_tokens,
+                output_tokens=output_tokens,
+            )
+        )  # fmt: skip
 
     async def latest_review(self, task_id: str, commit: str) -> leases.Review | None:
         """The newest review of exactly `commit` of the task."""

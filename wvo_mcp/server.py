@@ -33,6 +33,7 @@ from wvo_mcp.models import (
     ContextWriteResult,
     CreateResult,
     HealthReport,
+    LandingQueue,
     LeaseResult,
     PlanNextResult,
     ProviderStatusReport,
@@ -475,6 +476,15 @@ def build_server(
         """The health monitor's latest observation, open anomalies and recent actions;
         full=true adds the task lists behind the counts."""
         return await orchestrator(ctx).health_report(limit, full)
+
+    @server.tool(annotations=READ_ONLY)
+    @traced
+    async def landing_queue(
+        ctx: Context, hours: Annotated[int, Field(ge=1, le=720)] = 24
+    ) -> LandingQueue:
+        """The merge queue per target branch (place, state, wait, returns, why held) and the
+        last `hours`' figures: landing rate, wait p50/p95, returns and cost per landed change."""
+        return await orchestrator(ctx).landing_view(hours)
 
     if http is not None:
         _register_http_tools(server, tool_call(telemetry, seen_as), orchestrator)

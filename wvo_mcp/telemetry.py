@@ -42,6 +42,7 @@ from opentelemetry.util.types import AttributeValue
 import wvo_mcp
 from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
+from wvo_mcp.queue_figures import Landed
 
 log = logging.getLogger(__name__)
 
@@ -435,6 +436,27 @@ class Telemetry:
         self._throughput = meter.create_gauge(
             "wvo.throughput.done", unit="{task}", description="Tasks done in the trailing window"
         )
+        # The merge queue's figures as a backend derives them: landed per hour and returns
+        # per landed change from the entries counter, wait p50/p95 from the histogram, tokens
+        # and cost per landed change from their counters over the landed entries.
+        self._landing_entries = meter.create_counter(
+            "wvo.landing.entries",
+            unit="{entry}",
+            description="Merge queue entries that ended: landed, returned to a worker, or held",
+        )
+        self._queue_wait = meter.create_histogram(
+            "wvo.landing.queue_wait", unit="s", description="Queue wait of landed entries"
+        )
+        self._landed_tokens = meter.create_counter(
+            "wvo.landing.tokens",
+            unit="{token}",
+            description="Tokens the landed changes' tasks used, over all their attempts",
+        )
+        self._landed_cost = meter.create_counter(
+            "wvo.landing.cost",
+            unit="USD",
+            description="What the landed changes' tasks cost, over all their attempts",
+        )
         self._shutdown_lock = threading.Lock()
         self._shut_down = not self.enabled
 
@@ -543,3 +565,19 @@ class Telemetry:
             self._queue_depth.set(depth, {"bucket": bucket})
         self._throughput.set(done_last_hour, {"window": "1h"})
         self._throughput.set(done_last_5m, {"window": "5m"})
+
+    def landed(self, target: str, brought: Landed) -> None:
+        """A landing completed onto `target`: its entries, each one's queue wait, and what
+        its tasks cost per provider and tier."""
+        if brought.waits:
+            self._landing_entries.add(len(brought.waits), {"target": target, "outcome": "landed"})
+        for seconds in brought.waits:
+            self._queue_wait.record(seconds, {"target": target})
+        for spend in brought.spend:
+            where = {"provider": spend.provider, "tier": spend.tier}
+            self._landed_tokens.add(spend.tokens, where)
+            self._landed_cost.add(spend.cost, where)
+
+    def sent_back(self, target: str, outcome: str) -> None:
+        """An entry that did not land: `returned` to a worker, or `held` for a person."""
+        self._landing_entries.add(1, {"target": target, "outcome": outcome})

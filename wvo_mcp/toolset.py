@@ -28,9 +28,10 @@ LOOP = (
 ALWAYS_LOAD = ("plan_next", "claim_task", "heartbeat", "checkpoint", "plan_update")
 PROFILES: dict[str, tuple[str, ...]] = {
     "worker": LOOP,
-    "planner": (*LOOP, "task_create", "task_list", "route_task"),
+    "planner": (*LOOP, "task_create", "task_list", "route_task", "landing_queue"),
     "operator": (
         "health_report",
+        "landing_queue",
         "provider_status",
         "route_task",
         "record_usage",
@@ -64,7 +65,9 @@ SCOPED: dict[str, tuple[str, ...]] = {
         "context_write",
     ),
     "reviewer": ("task_get", "context_read", *REVIEW_TOOLS),
-    # A planner turns a goal into tasks; it holds none.
+    # A planner turns a goal into tasks; it holds none. It may see what the merge queue
+    # holds (work in flight it should not plan again); a worker or reviewer, about one task,
+    # has no need of the others'.
     "planner": (
         "task_create",
         "task_list",
@@ -72,6 +75,7 @@ SCOPED: dict[str, tuple[str, ...]] = {
         "route_task",
         "context_read",
         "context_write",
+        "landing_queue",
     ),
 }
 # What a person may read besides its own tools; a person never works tasks as an agent.
@@ -82,6 +86,7 @@ PERSON_READS = (
     "context_read",
     "health_report",
     "provider_status",
+    "landing_queue",
 )
 
 

@@ -4,11 +4,14 @@ verification output tails, and the autopilot's live log, pause and resume."""
 
 import json
 import queue
+import re
 import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import anyio.to_thread
@@ -16,9 +19,20 @@ import pytest
 
 from tests.autopilot.conftest import backlog, env, make_project
 from tests.conftest import POLL_DEADLINE_SECONDS, ROOT, Store, open_db, wvo
-from tests.dashboard.test_dashboard import TIMEOUT_MS, browser_page, sign_in, store_token
+from tests.dashboard.test_dashboard import (
+    HOSTILE,
+    TIMEOUT_MS,
+    browser_page,
+    sign_in,
+    store_token,
+)
 from tests.http.conftest import connect, http_server, spec, token
 from tests.integration.test_git_checkpoints import make_repo
+from tests.landing_state import RUN, TARGET, fill_state, sha
+from wvo_mcp import timeutil
+from wvo_mcp.config import Settings
+from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.services import landing
 
 pytestmark = pytest.mark.anyio
 
@@ -245,3 +259,98 @@ def test_an_unsandboxed_run_is_said_on_the_autopilot_tab() -> None:
     shown = render.autopilot([{**run, "report": {"unsandboxed": True}}], can_act=False)
     assert "UNSANDBOXED" in shown and 'class="warning"' in shown
     assert "UNSANDBOXED" not in render.autopilot([{**run, "report": {}}], can_act=False)
+
+
+async def test_the_autopilot_tab_shows_the_merge_queue_and_follows_it_live(state_root: Path):
+    """The Landing section: the queue (place, task, state, wait) and the figures, every
+    agent-written title escaped; an entry taken into a batch (no task event) and its landing
+    show without a reload."""
+    from playwright.async_api import expect
+
+    await fill_state(state_root, title=HOSTILE, ago=3600)
+    person = token(state_root, "person", "ada")
+    settings = Settings.from_env({"WVO_STATE_ROOT": str(state_root), "WVO_OTEL_ENABLED": "0"})
+    with http_server(state_root, "--dashboard") as server:
+        async with browser_page(server) as page:
+            await sign_in(page, person)
+            await page.locator("#tabs .tab[data-view=autopilot]").click()
+            section = page.locator("#view-autopilot .landing")
+            rows = section.locator("table.queue .entry")
+            await expect(rows).to_have_count(4)
+            assert await rows.evaluate_all("rs => rs.map(r => r.dataset.id)") == [
+                "B", "Q", "H", "R"
+            ]  # fmt: skip
+            first = rows.nth(0)
+            await expect(first.locator(".position")).to_have_text("1")
+            await expect(first.locator(".state")).to_have_text("queued")
+            await expect(first.locator(".returns")).to_have_text("1")
+            # Queued 660 s after the queue began, an hour ago: some 49 minutes, ticking.
+            await expect(first.locator(".waited")).to_have_text(re.compile(r"^\d+m\d\ds$"))
+            hostile = section.locator(".entry[data-id=Q] .title")
+            await expect(hostile).to_have_text(HOSTILE)
+            assert await page.locator("#evil").count() == 0
+            assert await page.evaluate("window.pwned") is None
+            held = section.locator(".entry[data-id=H]")
+            await expect(held.locator(".position")).to_have_text("\u2013")
+            await expect(held.locator(".reason")).to_contain_text("a person's commit")
+            figures = section.locator("dl.figures")
+            await expect(figures.locator("[data-figure=landed]")).to_have_text("1")
+            await expect(figures.locator("[data-figure='queue wait p95']")).to_have_text("10m00s")
+            await expect(figures.locator("[data-figure='returns per landed change']")).to_have_text(
+                "1"
+            )
+            spend = section.locator("table.spend .spend[data-provider=codex]")
+            await expect(spend.locator(".tokens")).to_have_text("1200")
+
+            # Another process takes B into a batch: no task event, yet the tab follows.
+            orch = await Orchestrator.open(settings)
+            try:
+                now = timeutil.now()
+                fence = await orch.db.write(
+                    partial(landing.hold_target, target=TARGET, run=RUN,
+                            until=now + timedelta(hours=1), now=now)
+                )  # fmt: skip
+                assert fence is not None
+                b = (await orch.landing_queue())[0][0]
+                assert b.task_id == "B"
+                await orch.db.write(
+                    partial(landing.start, target=TARGET, run=RUN, fence=fence, ids=[b.id])
+                )
+                await expect(first.locator(".state")).to_have_text("testing", timeout=TIMEOUT_MS)
+                landing_id = await orch.db.write(
+                    partial(
+                        landing.intend, target=TARGET, run=RUN, fence=fence, old=sha(101),
+                        new=sha(103), tree=sha(104), checks="make test: exit 0", ids=[b.id],
+                        now=timeutil.now(),
+                    )
+                )  # fmt: skip
+                done = await orch.db.write(
+                    partial(landing.complete, settings=orch.settings, landing_id=landing_id,
+                            now=timeutil.now())
+                )  # fmt: skip
+                assert done == ["B"]
+            finally:
+                await orch.close()
+            await expect(rows).to_have_count(3, timeout=TIMEOUT_MS)
+            await expect(rows.nth(0)).to_have_attribute("data-id", "Q")
+            await expect(figures.locator("[data-figure=landed]")).to_have_text("2")
+
+
+def test_the_landing_section_escapes_what_agents_wrote() -> None:
+    from wvo_mcp.dashboard import render
+    from wvo_mcp.models import LandingFigures, LandingQueue, QueueEntry
+
+    figures = LandingFigures(
+        since="s", hours=24, landed=0, landed_per_hour=0.0, wait_p50_s=None, wait_p95_s=None,
+        returned=0, returns_per_landed=None,
+    )  # fmt: skip
+    entry = QueueEntry(
+        target='<b>"main"</b>', position=None, task_id="T1", title=HOSTILE, state="held",
+        waiting_since='"><script>', waited_s=5, returns=0, reason=HOSTILE,
+    )  # fmt: skip
+    shown = render.autopilot([], False, LandingQueue(entries=[entry], figures=figures))
+    assert "no autopilot has run in the last hour" in shown
+    assert "<script>" not in shown and "<img" not in shown and "<b>" not in shown
+    assert shown.count("&lt;script&gt;window.pwned") == 2  # the title and the reason
+    empty = render.landing(LandingQueue(entries=[], figures=figures))
+    assert "nothing in the merge queue" in empty and 'table class="spend"' not in empty

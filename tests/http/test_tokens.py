@@ -63,6 +63,7 @@ ROLE_TABLE = {
     "task_create": (True, True, False),
     "task_get": (True, True, True),
     "health_report": (True, True, True),
+    "landing_queue": (True, True, True),
     "token_list": (False, True, False),
     **{tool: (False, False, True) for tool in toolset.PERSON_TOOLS},
 }

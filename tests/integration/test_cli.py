@@ -1,15 +1,19 @@
 """The `wvo-mcp` command line as a subprocess: import/export, status, show, and refusals."""
 
 import json
+import re
 import sqlite3
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import yaml
 
 from tests.conftest import wvo
+from tests.landing_state import fill_state
 
 ROOT = Path(__file__).resolve().parents[2]
 ROADMAP = ROOT / "state" / "roadmap.yaml"
@@ -104,6 +108,34 @@ def test_status_json(imported: Path) -> None:
     assert len(top) == 3
     scores = [t["score"] for t in top]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_autopilot_status_prints_the_merge_queue_and_its_figures(state_root: Path) -> None:
+    """One line per open entry (target, place, task, state, wait, returns, title, why held)
+    and the figures; a title's control characters never reach the terminal."""
+    anyio.run(partial(fill_state, state_root, title="\x1b[2Jwipes\x07 the screen", ago=7200))
+    lines = ok(state_root, "autopilot", "status").splitlines()
+    assert lines[0] == "no autopilot has run in the last hour"
+    assert lines[1] == "merge queue: 4 open entries"
+    queue = lines[2:6]
+    assert [line.split(" for ")[0] for line in queue] == [
+        "  main #1 B queued",
+        "  main #2 Q queued",
+        "  main - H held",
+        "  main - R review",
+    ]
+    # B queued 660 s after the queue began, two hours ago: waiting 1h49m (or a bit more).
+    assert re.fullmatch(r"  main #1 B queued for 1h\d\dm, returned 1x: comes back once", queue[0])
+    assert queue[1].endswith(": ?[2Jwipes? the screen".replace("?", " ")), queue[1]
+    assert re.search(r"held for 1h\d\dm: held for a person \[its conflict is with a", queue[2])
+    assert "\x1b" not in "\n".join(lines) and "\x07" not in "\n".join(lines)
+    figures = lines[6]
+    assert figures.startswith(
+        "  last 24 h: 1 landed (0.04/h), queue wait p50 10m00s p95 10m00s, 1 returned (1 per "
+        "landed); per landed change: claude/sonnet 550 tokens $"
+    ), figures
+    assert "; codex/medium 1200 tokens $" in figures
+    assert len(lines) == 7
 
 
 def test_show_prints_one_task_as_json(imported: Path) -> None:

@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import PROTOCOL_MODES, Agent, connect, table_rows, wvo
+from tests.landing_state import HELD_WHY, TARGET, fill_state
+from wvo_mcp import timeutil
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("mode", PROTOCOL_MODES)]
 
@@ -27,6 +29,7 @@ TOOLS = {
     "record_usage",
     "provider_status",
     "sandbox_run",
+    "landing_queue",
 }
 READ_ONLY_TOOLS = {
     "task_get",
@@ -36,6 +39,7 @@ READ_ONLY_TOOLS = {
     "health_report",
     "route_task",
     "provider_status",
+    "landing_queue",
 }
 
 
@@ -410,3 +414,39 @@ async def test_agent_id_without_env_is_stable(state_root: Path, mode: str) -> No
         assert claim["task"]["id"] == "solo"
         holder = (await a.call("task_get", task_id="solo"))["assigned_to"]
         assert claim["agent_id"] == first == holder
+
+
+async def test_landing_queue_lists_the_queue_and_its_figures(state_root: Path, mode: str) -> None:
+    """The merge queue of tests/landing_state.py, begun three hours ago, read over stdio."""
+    filled = await fill_state(state_root, ago=3 * 3600)
+    async with connect(state_root, mode) as a:
+        found = await a.call("landing_queue")
+        short = await a.call("landing_queue", hours=1)
+        refused = await a.error("landing_queue", hours=0)
+    listed = [(e["target"], e.get("position"), e["task_id"], e["state"], e["returns"])
+              for e in found["entries"]]  # fmt: skip
+    assert listed == [
+        (TARGET, 1, "B", "queued", 1),
+        (TARGET, 2, "Q", "queued", 0),
+        (TARGET, None, "H", "held", 0),
+        (TARGET, None, "R", "review", 0),
+    ]
+    by_task = {e["task_id"]: e for e in found["entries"]}
+    assert by_task["Q"]["title"] == "queued next"
+    assert by_task["H"]["reason"].startswith(HELD_WHY)
+    assert "reason" not in by_task["B"]  # lean: only a held entry says why
+    # Waits are measured against now, three hours after the queue began: Q queued at 720 s.
+    assert at(by_task["Q"]["waiting_since"]) == at(timeutil.after(filled.start, 720))
+    assert by_task["Q"]["waited_s"] >= 3 * 3600 - 720
+    figures = found["figures"]
+    assert (figures["hours"], figures["landed"], figures["returned"]) == (24, 1, 1)
+    assert figures["wait_p50_s"] == figures["wait_p95_s"] == 600.0
+    assert figures["returns_per_landed"] == 1.0
+    assert [(s["provider"], s["tier"], s["tokens_per_change"]) for s in figures["spend"]] == [
+        ("claude", "sonnet", 550.0),
+        ("codex", "medium", 1200.0),
+    ]
+    # The last hour began long after the landing: nothing landed in it; the same queue.
+    assert (short["figures"]["landed"], short["figures"]["wait_p50_s"]) == (0, None)
+    assert "spend" not in short["figures"] and len(short["entries"]) == 4
+    assert "hours" in refused and "greater than or equal to 1" in refused

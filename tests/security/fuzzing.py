@@ -90,6 +90,7 @@ EXPECTED_TABLES = frozenset(
         "run_outputs",
         "agent_usage",
         "reviews",
+        "task_usage",
     }
 )
 OUTCOMES = ("ok", "tool_error", "protocol_error", "dropped")

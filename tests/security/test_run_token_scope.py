@@ -65,6 +65,7 @@ async def test_a_run_token_reaches_only_its_own_task(tmp_path: Path) -> None:
                 "task_approve": {"task_id": "OTHER"},
                 "heartbeat": {"task_id": "OTHER", "lease_token": other.lease_token},
                 "task_get": {"task_id": "OTHER"},
+                "landing_queue": {},  # the others' work in the queue is not its business
             }
             for tool, arguments in refused.items():
                 answer = await agent.client.call_tool(tool, arguments)
@@ -110,3 +111,21 @@ async def test_a_run_token_reaches_only_its_own_task(tmp_path: Path) -> None:
         status = db.execute("SELECT status FROM tasks WHERE id = 'MINE'").fetchone()[0]
     assert [tuple(r) for r in review] == [(COMMIT, "w2", "approve")]
     assert status == Status.NEEDS_REVIEW  # only the lander (or a person) lands it
+
+
+async def test_a_planners_run_token_reads_the_merge_queue(tmp_path: Path) -> None:
+    """A planner holds no task: it may see what the queue holds before planning more."""
+    state = tmp_path / "state"
+    settings = Settings(state_root=state, workspace_root=tmp_path, health_interval_seconds=0)
+    orch = await Orchestrator.open(settings)
+    try:
+        expires = timeutil.now() + timedelta(minutes=5)
+        planner = await orch.token_add("agent", "p1", "autopilot", expires, Scope("", "planner"))
+    finally:
+        await orch.close()
+    with http_server(state, WVO_OTEL_ENABLED=0, WVO_AUTOPILOT_HEALTH_INTERVAL_MS=0) as server:
+        async with connect(server, planner.secret) as agent:
+            listed = {t.name for t in (await agent.client.list_tools()).tools}
+            assert "landing_queue" in listed and "claim_task" not in listed
+            found = await agent.call("landing_queue")
+    assert found["entries"] == [] and found["figures"]["landed"] == 0

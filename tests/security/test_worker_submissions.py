@@ -111,7 +111,9 @@ def test_only_the_committed_work_is_verified_and_it_never_lands_failing(tmp_path
     assert ran.returncode == 0, ran.stderr[-3000:]
     with open_db(project["state"]) as db:
         rows = {r[0]: tuple(r[1:]) for r in db.execute("SELECT id, status, attempts FROM tasks")}
-    assert rows == {"U1": ("failed", 1), "U2": ("done", 1)}, ran.stdout
+    # A return is a new attempt, none spent; U1's second run finds its bad commit already
+    # made (nothing to commit), fails, and that failure is its one attempt.
+    assert rows == {"U1": ("failed", 1), "U2": ("done", 0)}, ran.stdout
     # U1: submitted once, returned naming the failed check, never verified nor done.
     u1 = trail(project, "U1")
     submitted = [reason.split()[0] for _, kind, _, reason in u1 if kind == "submitted"]

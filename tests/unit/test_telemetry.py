@@ -20,6 +20,7 @@ from opentelemetry.trace import SpanKind
 
 from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
+from wvo_mcp.queue_figures import Landed, Spend
 from wvo_mcp.telemetry import (
     METRICS_FILE,
     ROTATED,
@@ -115,6 +116,38 @@ def test_metrics_are_written_one_line_per_point(settings: Settings, telemetry: T
     assert [(m["name"], m["count"], m["sum"]) for m in second] == [("wvo.tool.duration", 1, 1.0)]
 
 
+def test_the_merge_queue_figures_are_counters_and_a_histogram(
+    settings: Settings, telemetry: Telemetry
+) -> None:
+    """Landed per hour, wait p50/p95, returns and spend per landed change, as a backend
+    derives them from what each landing and each entry sent back adds."""
+    spend = (Spend("codex", "medium", 2, 1000, 200, 0.5), Spend("claude", "sonnet", 1, 50, 5, 0.1))
+    telemetry.landed("main", Landed((600.0, 60.0), spend))
+    telemetry.landed("main", Landed((), ()))  # a landing that brought nothing counts nothing
+    telemetry.sent_back("main", "returned")
+    telemetry.sent_back("main", "returned")
+    telemetry.sent_back("main", "held")
+    telemetry.flush()
+
+    found = lines(settings.telemetry_dir / METRICS_FILE)
+    by_key = {(m["name"], json.dumps(m["attributes"], sort_keys=True)): m for m in found}
+    entries = {
+        m["attributes"]["outcome"]: (m["kind"], m["value"])
+        for m in found
+        if m["name"] == "wvo.landing.entries"
+    }
+    assert entries == {"landed": ("counter", 2), "returned": ("counter", 2), "held": ("counter", 1)}
+    assert all(m["attributes"]["target"] == "main" for m in found if "target" in m["attributes"])
+    wait = by_key["wvo.landing.queue_wait", '{"target": "main"}']
+    assert (wait["kind"], wait["unit"]) == ("histogram", "s")
+    assert (wait["count"], wait["sum"], wait["min"], wait["max"]) == (2, 660.0, 60.0, 600.0)
+    codex = '{"provider": "codex", "tier": "medium"}'
+    assert by_key["wvo.landing.tokens", codex]["value"] == 1200
+    assert by_key["wvo.landing.cost", codex]["value"] == 0.5
+    assert by_key["wvo.landing.cost", codex]["unit"] == "USD"
+    assert by_key["wvo.landing.tokens", '{"provider": "claude", "tier": "sonnet"}']["value"] == 55
+
+
 def test_disabled_telemetry_creates_nothing_and_does_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -134,6 +167,8 @@ def test_disabled_telemetry_creates_nothing_and_does_nothing(
     telemetry.lease_expiries(1)
     telemetry.remediations("requeue", 1)
     telemetry.observed({"pending": 1}, 1, 1)
+    telemetry.landed("main", Landed((1.0,), (Spend("codex", "medium", 1, 1, 1, 0.1),)))
+    telemetry.sent_back("main", "held")
     telemetry.flush()
     telemetry.shutdown()
     telemetry.shutdown()

@@ -3,7 +3,7 @@
 import pytest
 
 from wvo_mcp.errors import ValidationFailed
-from wvo_mcp.toolset import chosen, flat, lean
+from wvo_mcp.toolset import PROFILES, chosen, flat, lean, scope_allows
 
 
 def test_lean_drops_titles_and_null_options_but_keeps_constraints() -> None:
@@ -46,3 +46,11 @@ def test_chosen_reads_profiles_tools_and_all() -> None:
 
 def test_flat_keeps_paragraphs_and_drops_indentation() -> None:
     assert flat("One line\n        goes on.\n\n        Second.") == "One line goes on.\nSecond."
+
+
+def test_the_merge_queue_is_read_by_agents_and_planners_not_by_a_run_about_one_task() -> None:
+    assert "landing_queue" in PROFILES["planner"] and "landing_queue" in PROFILES["operator"]
+    assert "landing_queue" not in PROFILES["worker"]
+    assert scope_allows("planner", "landing_queue")
+    assert not scope_allows("worker", "landing_queue")
+    assert not scope_allows("reviewer", "landing_queue")

@@ -8,9 +8,12 @@ stream-json lines with usage.
 The task's metadata.fake picks a misbehaviour: crash, hang, rate_limit, context_limit,
 auth, denied (its CLI refused a tool), dirty (submitted, leaving a file uncommitted), shared
 (writing shared.txt, which conflicts with every other such task) or plant (hooks and
-drivers left in its repository, see plant()); with `_once`, only on the
+drivers left in its repository, see plant()); metadata.fake_shared names another file
+tasks append to (conflicting with those that do too); with `_once`, only on the
 first attempt; with metadata.fake_provider or fake_model, only on that provider or model.
-It also reviews (metadata.fake_review) and plans (a goal).
+It also reviews (metadata.fake_review) and plans (a goal). Sent back by the merge queue, it
+brings the target in as told (keeping both sides of each conflict), and after a failed
+check writes metadata.fake_fix's files (as a model fixing its code would).
 
 A hostile worker, for tests/security/test_worker_tenancy.py (a worker is a tenant):
 - probe: from inside its sandbox, tries to reach what it must not (metadata.fake_probe: files
@@ -147,15 +150,32 @@ def plant(marker: str) -> None:
         subprocess.run(["git", "config", "-f", f"{common}/config", key, value], check=True)
 
 
-def commit(task_id: str, note: str, shared: bool) -> None:
-    # `shared`: every such task writes the same file, so their branches conflict.
+def commit(task_id: str, note: str, shared: str | None) -> None:
+    # `shared`: every task naming that file writes it, so their branches conflict.
     if Path(".plant").exists():  # see plant(): every file through the hostile drivers
         Path(".gitattributes").write_text("* filter=evil diff=evil\n")
-    with Path("shared.txt" if shared else f"{task_id}.txt").open("a") as out:
+    with Path(shared or f"{task_id}.txt").open("a") as out:
         out.write(f"{task_id} by {note}\n")  # every run changes something
     git = ["git", "-c", "user.name=fake", "-c", "user.email=fake@localhost"]
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-qm", f"{task_id}"], check=True)
+
+
+def resolve(target: str) -> None:
+    """Merge `target` in; each conflicted file keeps both sides (its markers dropped), as a
+    model resolving two appends to one file would."""
+    merged = subprocess.run([*GIT, "merge", "-q", "--no-edit", target], capture_output=True)
+    if merged.returncode == 0:
+        return
+    listed = subprocess.run(
+        ["git", "diff", "--name-only", "--diff-filter=U"], capture_output=True, text=True
+    )
+    for name in listed.stdout.split():
+        lines = Path(name).read_text().splitlines(keepends=True)
+        markers = ("<<<<<<<", "=======", ">>>>>>>", "|||||||")
+        Path(name).write_text("".join(x for x in lines if not x.startswith(markers)))
+    subprocess.run([*GIT, "add", "-A"], check=True)
+    subprocess.run([*GIT, "commit", "-qm", f"merge {target}"], check=True)
 
 
 # -- a hostile worker (tests/security/test_worker_tenancy.py) ----------------------------------
@@ -403,7 +423,7 @@ async def moves(client: Client, held: dict[str, str], note: str) -> list[dict[st
     task_id = held["task_id"]
     found = [{"move": "in_progress->done", "holder": True,
               **await attempt(client, "plan_update", {"status": "done", **held})}]  # fmt: skip
-    await anyio.to_thread.run_sync(commit, task_id, note, False)
+    await anyio.to_thread.run_sync(commit, task_id, note, None)
     submitted = await attempt(client, "plan_update", {"status": "needs_review", **held})
     found.append({"move": "in_progress->needs_review", "holder": True, **submitted})
     if not submitted["ok"]:
@@ -603,12 +623,20 @@ async def work(text: str, model: str, server: Server) -> int:
             return 0
         if mode == "plant":
             await anyio.Path(".plant").write_text("")
-        for name, content in metadata.get("fake_files", {}).items():
+        files = dict(metadata.get("fake_files", {}))
+        if "returned: a check failed" in text:
+            files.update(metadata.get("fake_fix", {}))
+        for name, content in files.items():
+            await anyio.Path(name).parent.mkdir(parents=True, exist_ok=True)
             await anyio.Path(name).write_text(content)
+        onto = re.search(r"in your repository as branch '([^']+)'", text)
+        if onto:  # a returned conflict: bring the target in, keeping both sides
+            await anyio.to_thread.run_sync(resolve, onto.group(1))
         if mode == "unverified":
             await anyio.to_thread.run_sync(unverified, task_id)
         else:
-            await anyio.to_thread.run_sync(commit, task_id, note, mode == "shared")
+            shared = metadata.get("fake_shared") or ("shared.txt" if mode == "shared" else None)
+            await anyio.to_thread.run_sync(commit, task_id, note, shared)
         if mode == "forge":
             secret = metadata.get("fake_secret", "")
             await anyio.to_thread.run_sync(

@@ -25,23 +25,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal, TextIO, TypeVar
+from typing import TextIO, TypeVar
 
 import anyio
 import anyio.to_thread
 from anyio.abc import Process, TaskGroup
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from wvo_mcp import gitsnap, guidance, routing, timeutil
-from wvo_mcp.autopilot import commands, events, isolation, prompt, view
+from wvo_mcp import gitsnap, guidance, queueing, routing, timeutil
+from wvo_mcp.autopilot import commands, events, isolation, lander, orphans, prompt, view
 from wvo_mcp.autopilot.gateway import Gateway
 from wvo_mcp.config import Settings
-from wvo_mcp.errors import ValidationFailed, VerificationFailed, WvoError
-from wvo_mcp.models import ClaimResult, RouteDecision, TaskDetail
+from wvo_mcp.errors import ValidationFailed, WvoError
+from wvo_mcp.models import ClaimResult, RankedTask, RouteDecision, TaskDetail
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.sandbox import egress, workers
-from wvo_mcp.services import leases
+from wvo_mcp.services import landing
 from wvo_mcp.services.tokens import Scope
+from wvo_mcp.telemetry import Telemetry
 from wvo_mcp.transitions import Gate, Status
 
 T = TypeVar("T")
@@ -53,6 +54,8 @@ KILL_GRACE_S = 5.0
 PERMANENT = ("tier_range", "not_above_failed_tier")
 REVIEW_DIFF_CHARS = 40_000
 LIVE_SECONDS = 30  # an autopilot seen this recently is running
+RECOVER_SECONDS = 5.0  # how often an autopilot looks for what a dead one left
+CLAIM_SECONDS = 2 * LIVE_SECONDS  # what an autopilot reviews stays its own this long, renewed
 RUN_LOG_BYTES = 8 * 1024 * 1024  # of a worker's output, per run
 RUN_LOGS_KEPT = 20  # runs kept per task: older logs are removed
 TAIL_LINES = 20  # of a running worker's output, in each round's report
@@ -77,8 +80,13 @@ class Options:
     worktrees: Path | None = None  # None: <workspace>.wvo-worktrees beside the workspace
     poll_seconds: float = 1.0
     drain_seconds: float = 30.0
-    merge: Literal["leave", "ff", "rebase"] = "leave"  # what happens to a finished branch
-    onto: str | None = None  # the integration branch ff and rebase move
+    merge: lander.Strategy = "leave"  # how finished work lands: see lander.py
+    onto: str | None = None  # the target branch merge and rebase land on
+    check: str | None = None  # a project-wide check every landing tree passes
+    batch: int = 4  # queue entries tested as one
+    test_slots: int = 2  # landing checks run at once
+    max_returns: int = 3  # a submission returned this often goes to a person
+    avoid_conflicts: bool = True  # launch work apart from what runs or waits to land first
     review_epics: frozenset[str] = frozenset()  # besides tasks whose metadata.review is true
     goal: str | None = None  # a planner worker turns it into tasks before the work starts
     unsandboxed: bool = False  # --unsandboxed-workers: run the CLIs as the person, unisolated
@@ -93,6 +101,8 @@ class Slot:
     task_id: str = ""  # while busy
     since: str = ""
     suffix: str = ""  # set when another autopilot runs on the database: ids stay apart
+    pgid: int = 0  # the running CLI's process group, and when its leader started: a later
+    started: int | None = None  # autopilot ends them if this one dies (orphans.py)
     # The running CLI's last output lines, shortened: the dashboard's live log of the task.
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
 
@@ -133,7 +143,11 @@ class Autopilot:
         self._stuck = False
         self._told: set[str] = set()  # providers whose failing login the person was told of
         self._repo_lock = anyio.Lock()
-        self._to_review: dict[str, Slot] = {}  # submitted task -> the slot that did it
+        self._landing = False  # a landing pass runs
+        self._declared: dict[str, list[str]] = {}  # task -> the files it declares
+        self._answers: dict[tuple[str, ...], list[str]] = {}  # git's, about commits
+        self._process = orphans.me()
+        self._recovered_at = 0.0
         self._changed = anyio.Event()
         self.slots = self._slots()
         self.sandboxed = not options.unsandboxed
@@ -158,7 +172,24 @@ class Autopilot:
         self._instructions = ""  # the project's CLAUDE.md / AGENTS.md at the base commit
         if options.merge != "leave":
             self._check_onto(options.onto)
-        self._merging = anyio.Lock()  # one merge at a time moves the integration branch
+        self.telemetry = Telemetry.start(settings, self.run_id)
+        self.lander = lander.Lander(
+            orchestrator,
+            self.telemetry,
+            self.git,
+            self._in_repo,
+            lander.Options(
+                strategy=options.merge,
+                onto=options.onto,
+                check=options.check,
+                batch=options.batch,
+                slots=options.test_slots,
+                max_returns=options.max_returns,
+            ),
+            self.run_id,
+            say,
+            self._tidy_landed,
+        )
 
     async def describe(self) -> list[str]:
         """What `autopilot --dry-run` prints: each provider's workers, what they would see
@@ -281,13 +312,17 @@ class Autopilot:
         async with self.gateway.serving():
             await self.orchestrator.autopilot_start(self.run_id)
             await self._name_slots()
+            # At once: who this process is and its agents, should it die before its round.
+            await self.orchestrator.autopilot_beat(self.run_id, self.state, self.report())
             try:
                 if self.options.goal:
                     await self._plan(self.options.goal, base)
                 return await self._rounds(base, directive)
             finally:
                 with anyio.CancelScope(shield=True):
+                    await self.orchestrator.landing_claims(self.run_id, None)
                     await self.orchestrator.autopilot_beat(self.run_id, "ended", self.report())
+                self.telemetry.shutdown()
 
     def _project_instructions(self, base: str) -> str:
         """The project's CLAUDE.md and AGENTS.md as committed at the base commit: a worker's
@@ -320,10 +355,19 @@ class Autopilot:
         """What `wvo-mcp autopilot status` and the dashboard show of this run."""
         return {
             "workers": [
-                {"agent": s.agent_id, "task": s.task_id, "since": s.since, "tail": list(s.tail)}
+                {
+                    "agent": s.agent_id,
+                    "task": s.task_id,
+                    "since": s.since,
+                    "tail": list(s.tail),
+                    "pgid": s.pgid,
+                    "started": s.started,
+                }
                 for s in self.slots
                 if s.busy
             ],
+            "agents": [s.agent_id for s in self.slots],
+            "process": self._process,
             "slots": len(self.slots),
             "unsandboxed": not self.sandboxed,
             **dataclasses.asdict(self.summary),
@@ -363,6 +407,7 @@ class Autopilot:
         before = self.state
         asked = await self.orchestrator.autopilot_beat(self.run_id, before, self.report())
         await self.gateway.renew()
+        await self.orchestrator.landing_claims(self.run_id, CLAIM_SECONDS)
         wanted, by = asked or (None, "")
         if wanted == "stop":
             self.stop()
@@ -382,9 +427,15 @@ class Autopilot:
         async with anyio.create_task_group() as running:
             while True:
                 await self._heed()
+                if time.monotonic() - self._recovered_at > RECOVER_SECONDS:
+                    self._recovered_at = time.monotonic()
+                    await self._recover(base)
                 if not self.draining and not self.paused:
                     await self._launch(running, base, directive)
-                busy = any(slot.busy for slot in self.slots)
+                if not self._landing and not self.draining and await self.lander.pending():
+                    self._landing = True
+                    running.start_soon(self._land)
+                busy = self._landing or any(slot.busy for slot in self.slots)
                 if not busy and (
                     self.draining
                     or (self.options.until_empty and not self.paused and await self._idle())
@@ -395,6 +446,53 @@ class Autopilot:
                 self._changed = anyio.Event()
         return self.summary
 
+    async def _recover(self, base: str) -> None:
+        """What autopilots that died on this database left: what they reviewed and landed
+        freed at once, their workers' processes ended (on this host), the tasks those
+        workers held handed back with their checkpoints (it was not the work's fault), and
+        submissions nobody took taken here. Landings they intended are completed or
+        abandoned by the lander, before it lands anything."""
+        stale = timeutil.to_text(timeutil.now() - timedelta(seconds=2 * LIVE_SECONDS))
+        live_agents: set[str] = {s.agent_id for s in self.slots if s.busy}
+        for run in await self.orchestrator.autopilot_runs(stale):
+            if run["id"] == self.run_id:
+                continue
+            if not orphans.gone(run, stale):
+                if run["state"] != "ended":
+                    live_agents.update(run["report"].get("agents", []))
+                continue
+            workers = run["report"].get("workers", [])
+            ended = sum(orphans.end_group(w.get("pgid"), w.get("started")) for w in workers)
+            await self.orchestrator.landing_claims(run["id"], None)
+            released = await self.orchestrator.release_orphans(
+                run["report"].get("agents", []),
+                f"its autopilot ({run['id']}) died; handed back as it was",
+            )
+            await self.orchestrator.autopilot_beat(run["id"], "ended", run["report"])
+            self.say(f"autopilot {run['id']} is gone: {ended} worker process group(s) ended, "
+                     f"{len(released)} task(s) handed back")  # fmt: skip
+        for task_id, author in await self.orchestrator.untaken_submissions():
+            if author in live_agents:
+                continue  # its own autopilot takes it
+            repo = _newest_repo(self._task_dir(task_id))
+            if repo is None:
+                continue
+            start = await self._start_commit(gitsnap.branch_name(task_id), base)
+            self.say(f"{task_id}: taking {author}'s submission its autopilot left untaken")
+            await self._take_submission(author, task_id, repo, start)
+
+    async def _land(self) -> None:
+        """Landing passes until the queue has nothing this autopilot can land now."""
+        landed = False
+        try:
+            while await self.lander.land():
+                landed = True
+                self._changed.set()
+        finally:
+            self._landing = False
+            if landed:
+                self._changed.set()
+
     async def _idle(self) -> bool:
         """Nothing left that a worker here could take: no ready, backing-off or running
         work, or only ready work that can never start here (see _launch)."""
@@ -402,8 +500,8 @@ class Autopilot:
         open_work = counts.by_status.get(Status.PENDING, 0) - counts.waiting_on_dependencies
         if counts.by_status.get(Status.IN_PROGRESS, 0) or counts.backing_off:
             return False
-        if self._to_review:
-            return False
+        if any(e.state != "held" for e, _ in await self.orchestrator.landing_queue()):
+            return False  # submissions wait for a review or to land
         if open_work > 0 and self._stuck:
             self.say(f"stopping with ready work that cannot start here: {self._waiting}")
         return open_work <= 0 or self._stuck
@@ -412,20 +510,22 @@ class Autopilot:
         free = [s for s in self.slots if not s.busy]
         if not free or self._over_budget():
             return
-        for task_id, author in list(self._to_review.items()):
-            # Another provider's worker, else at least another agent.
-            reviewer = next((s for s in free if s.provider != author.provider), None) or next(
-                (s for s in free if s.agent_id != author.agent_id), None
+        for item in await self.orchestrator.reviews_waiting():
+            # Another provider's worker, else at least another agent than its author.
+            provider = next((s.provider for s in self.slots if s.agent_id == item.author), "")
+            reviewer = next((s for s in free if s.provider != provider), None) or next(
+                (s for s in free if s.agent_id != item.author), None
             )
-            if reviewer is not None:
-                del self._to_review[task_id]
+            if reviewer is not None and await self.orchestrator.claim_review(
+                item.id, self.run_id, CLAIM_SECONDS
+            ):
                 free.remove(reviewer)
-                self._take(reviewer, task_id)
-                running.start_soon(self._review, reviewer, task_id, author, base)
+                self._take(reviewer, item.task_id)
+                running.start_soon(self._review, reviewer, item, base)
         plan = await self.orchestrator.plan_next(ACTOR, PLAN_LOOKAHEAD, self.options.epic)
         waiting = ""
         self._stuck = bool(plan.tasks)
-        for task in plan.tasks:
+        for task in await self._prefer_apart(plan.tasks):
             if not free:
                 self._stuck = False
                 return
@@ -452,6 +552,61 @@ class Autopilot:
             if waiting:  # said once, while nothing runs: why ready work does not start
                 self.say(waiting)
             self._said = waiting
+
+    async def _prefer_apart(self, ranked: list[RankedTask]) -> list[RankedTask]:
+        """Ready work that touches nothing a running or queued task touches goes first, so
+        fewer submissions come back with a conflict: a preference, never a lock. A task's
+        touch is what it declares (metadata.files), and what its branch already changed; a
+        task with a branch is also merged (git merge-tree) with each queued submission."""
+        target = self.lander.target
+        if not self.options.avoid_conflicts or not target:
+            return ranked
+        busy: list[str] = []
+        for slot in self.slots:
+            if slot.busy and slot.task_id:
+                busy += await self._touches(slot.task_id)
+        queued = [e.commit for e, _ in await self.orchestrator.landing_queue() if e.state != "held"]
+        for commit in queued:
+            busy += await self._cached(("changed", commit), self.git.changed, commit, target)
+        if not busy:
+            return ranked
+        apart: list[RankedTask] = []
+        near: list[RankedTask] = []
+        for task in ranked:
+            mine = await self._touches(task.id)
+            clash = queueing.overlaps(mine, busy)
+            branch = gitsnap.branch_name(task.id)
+            if not clash and await self._in_repo(self.git.has_branch, branch):
+                tip = await self._in_repo(self.git.tip, branch)
+                for commit in queued:
+                    if await self._cached(("conflicts", tip, commit), self.git.conflicts, tip,
+                                          commit):  # fmt: skip
+                        clash = True
+                        break
+            (near if clash else apart).append(task)
+        return apart + near
+
+    async def _touches(self, task_id: str) -> list[str]:
+        """What a task declares it touches, and what its branch changed, if it has one."""
+        found = self._declared.get(task_id)
+        if found is None:
+            detail = await self.orchestrator.get_task(task_id)
+            found = self._declared[task_id] = queueing.declared(detail.metadata)
+        branch = gitsnap.branch_name(task_id)
+        if await self._in_repo(self.git.has_branch, branch):
+            tip = await self._in_repo(self.git.tip, branch)
+            found = found + await self._cached(
+                ("changed", tip), self.git.changed, tip, self.lander.target
+            )
+        return found
+
+    async def _cached(
+        self, key: tuple[str, ...], fn: Callable[..., list[str]], *args: str
+    ) -> list[str]:
+        """Git's answers about commits never change: asked once per run."""
+        if key not in self._answers:
+            self._answers[key] = await self._in_repo(fn, *args)
+        return self._answers[key]
 
     def _take(self, slot: Slot, task_id: str) -> None:
         slot.busy, slot.task_id = True, task_id
@@ -512,7 +667,12 @@ class Autopilot:
         run = _next_run(run_dir)
         repo = self._task_dir(task_id) / run
         repo.parent.mkdir(parents=True, exist_ok=True)
-        await self._in_repo(self.git.clone_for_worker, repo, start, branch, slot.agent_id)
+        onto = self.lander.target
+        also = {onto: await self._in_repo(self.git.tip, onto)} if onto else {}
+        await self._in_repo(
+            self.git.clone_for_worker, repo, start, branch, slot.agent_id,
+            "wvo-mcp-worker@localhost", also,
+        )  # fmt: skip
         text = prompt.worker_prompt(
             directive=directive,
             task=detail,
@@ -520,7 +680,10 @@ class Autopilot:
             lease_token=claim.lease_token,
             attempt=attempt,
             branch=branch,
-            checkpoint=claim.last_checkpoint,
+            # The merge queue's return says what to resolve: given whole, not cut for a claim.
+            checkpoint=detail.latest_checkpoint
+            if detail.latest_checkpoint and detail.latest_checkpoint.agent_id == ACTOR
+            else claim.last_checkpoint,
             review_notes=_review_notes(detail),
             returned=_returned(detail),
             instructions=self._instructions,
@@ -586,6 +749,7 @@ class Autopilot:
             stderr=run_log,
             start_new_session=True,  # its own process group, killed as one
         )
+        slot.pgid, slot.started = process.pid, orphans.start_ticks(process.pid)
         last_seen = time.monotonic()
         hung = False
 
@@ -687,8 +851,12 @@ class Autopilot:
         await self._record(
             slot, model, finish, task_id if holding else None, token if holding else None
         )
+        if submitted:  # what this run cost counts towards what its landed change cost
+            await self.orchestrator.charge_task(
+                task_id, slot.provider, model, usage.input_tokens, usage.output_tokens
+            )
         if submitted and detail.submitted_commit is None:
-            await self._take_submission(slot, task_id, repo, start)
+            await self._take_submission(slot.agent_id, task_id, repo, start)
             return
         if finish.outcome == "auth":
             self._tell_auth(slot, finish)
@@ -724,71 +892,50 @@ class Autopilot:
             "breaker is open"
         )
 
-    async def _take_submission(self, slot: Slot, task_id: str, repo: Path, start: str) -> None:
+    async def _take_submission(self, author: str, task_id: str, repo: Path, start: str) -> None:
         """The worker submitted its task: take its commits from its own repository as data
-        onto wvo/<task>, then review or land them. A repository that cannot be taken (no
-        commit, a forged HEAD, objects it does not hold) is a failed attempt."""
+        onto wvo/<task>, and into the merge queue (behind a review where the task has one).
+        A repository that cannot be taken (no commit, a forged HEAD, objects it does not
+        hold) is a failed attempt."""
         branch = gitsnap.branch_name(task_id)
         try:
             tip = gitsnap.read_head(repo / ".git")
             if tip is None:
                 raise ValidationFailed("its repository's HEAD names no commit")
             old = await self._in_repo(self._branch_tip, branch)
-            taken = await self._in_repo(
-                self.git.take_commits, repo / ".git" / "objects", tip, f"refs/heads/{branch}", old
-            )
-            await self.orchestrator.submit_commit(task_id, tip, ACTOR)
+            taken = []
+            try:
+                if old != tip:
+                    taken = await self._in_repo(
+                        self.git.take_commits, repo / ".git" / "objects", tip,
+                        f"refs/heads/{branch}", old,
+                    )  # fmt: skip
+            except ValidationFailed:
+                # Another autopilot took this very submission meanwhile (a dead one's, both
+                # recovering it): the branch is at its tip, and the entry is one.
+                if await self._in_repo(self._branch_tip, branch) != tip:
+                    raise
+            item = await self.orchestrator.take_submission(task_id, tip, start, self.lander.target)
         except WvoError as exc:
-            await self._return(task_id, f"its submission could not be taken: {exc}")
+            why = f"its submission could not be taken: {exc}"
+            self.say(f"{task_id} returned: {why[:300]}")
+            await self.orchestrator.note(task_id, ACTOR, "returned", why[:4000])
+            await self.orchestrator.update_status(
+                task_id, Status.FAILED, ACTOR, reason=why[:500], landing=""
+            )
             return
         span = f"{start[:12]}..{tip[:12]}"
-        self.say(f"{slot.agent_id} submitted {task_id}: {len(taken)} new commit(s) on {branch} "
+        self.say(f"{author} submitted {task_id}: {len(taken)} new commit(s) on {branch} "
                  f"({span})")  # fmt: skip
         await self.orchestrator.note(
             task_id, ACTOR, "commits", f"{branch}: {len(taken)} commit(s) {start}..{tip}"
         )
-        detail = await self.orchestrator.get_task(task_id)
-        if detail.gate == Gate.REVIEW.value:
-            self._to_review[task_id] = slot
-            self.say(f"{task_id} waits for review")
-            return
-        await self._land(slot, task_id, tip)
+        queue = f"the queue onto {self.lander.target}" if self.lander.target else "verification"
+        self.say(f"{task_id} waits for {'review' if item.state == 'review' else queue}")
+        self._changed.set()
 
     def _branch_tip(self, branch: str) -> str | None:
         return self.git.tip(branch) if self.git.has_branch(branch) else None
-
-    async def _land(self, slot: Slot, task_id: str, commit: str) -> None:
-        """Verify exactly what lands, on a clean checkout in the sandbox, and mark it done:
-        the task's branch as submitted (--merge leave), or the integration branch moved to
-        it with a compare-and-swap (ff, rebase)."""
-        if self.options.merge != "leave":
-            await self._merge(slot, task_id, commit)
-            return
-        run = await self._verify(task_id, commit)
-        if isinstance(run, VerificationFailed):
-            await self._return(task_id, str(run))
-            return
-        await self.orchestrator.update_status(
-            task_id, Status.DONE, ACTOR, reason="landed on its branch", landing=commit, verified=run
-        )
-        self.summary.done += 1
-        branch = gitsnap.branch_name(task_id)
-        self.say(f"{slot.agent_id} finished {task_id}: {branch} at {commit[:12]}, verified")
-        await self._tidy(task_id, commit)
-
-    async def _return(self, task_id: str, why: str) -> None:
-        """The submission failed its landing: a failed attempt (retried with a back-off, a
-        dead letter at max_attempts); the next worker is told why."""
-        self.say(f"{task_id} returned: {why[:300]}")
-        await self.orchestrator.note(task_id, ACTOR, "returned", why[:4000])
-        detail = await self.orchestrator.get_task(task_id)
-        await self.orchestrator.update_status(
-            task_id,
-            Status.FAILED,
-            ACTOR,
-            reason=why[:500],
-            landing=detail.submitted_commit or "",
-        )
 
     async def _record(
         self,
@@ -844,17 +991,14 @@ class Autopilot:
         await self._record(slot, model, finish, None, None)
         self.say(f"{slot.agent_id} planned ({finish.outcome}): {finish.message[:300]}")
 
-    async def _review(self, slot: Slot, task_id: str, author: Slot, base: str) -> None:
+    async def _review(self, slot: Slot, item: landing.Entry, base: str) -> None:
         """Another worker, in a sandbox of its own, reads exactly the submitted commit (a
         fresh read-only checkout, and its diff) and gives its verdict with review_submit
-        under its own run token. Approved work lands; requested changes send the task back
-        with the notes for the next attempt."""
+        under its own run token. Approved work joins the queue; requested changes send the
+        task back with the notes for the next attempt."""
+        task_id, commit = item.task_id, item.commit
         try:
             detail = await self.orchestrator.get_task(task_id)
-            commit = detail.submitted_commit
-            if detail.status != Status.NEEDS_REVIEW or commit is None:
-                self.say(f"{task_id} no longer waits for review ({detail.status.value})")
-                return
             branch = gitsnap.branch_name(task_id)
             diff = await self._in_repo(self.git.diff, base, commit)
             if len(diff) > REVIEW_DIFF_CHARS:
@@ -862,9 +1006,9 @@ class Autopilot:
             provider = self.orchestrator.providers.get(slot.provider)
             model = provider.tiers[-1].model if provider is not None else ""
             text = prompt.review_prompt(
-                task=detail, author=author.agent_id, branch=branch, commit=commit, diff=diff
+                task=detail, author=item.author, branch=branch, commit=commit, diff=diff
             )
-            self.say(f"{slot.agent_id} reviews {task_id} ({author.agent_id}'s work)")
+            self.say(f"{slot.agent_id} reviews {task_id} ({item.author}'s work)")
             with tempfile.TemporaryDirectory(prefix="wvo-review-") as scratch:
                 checkout = Path(scratch) / "checkout"
                 checkout.mkdir()
@@ -880,100 +1024,29 @@ class Autopilot:
                     writable=False,
                 )
             await self._record(slot, model, finish, None, None)
-            found = await self.orchestrator.latest_review(task_id, commit)
-            if found is None or found.reviewer != slot.agent_id:
-                self._to_review[task_id] = author  # asked again, perhaps of another worker
-                self.say(f"{slot.agent_id} gave no verdict on {task_id} ({finish.outcome})")
-                return
-            if found.verdict == "changes":
-                await self.orchestrator.update_status(
-                    task_id,
-                    Status.PENDING,
-                    ACTOR,
-                    reason=f"review by {slot.agent_id}: {found.notes}"[:500],
-                    landing=commit,
-                )
-                self.say(f"{slot.agent_id} asked for changes to {task_id}")
-                return
-            self.say(f"{slot.agent_id} approved {task_id}")
-            await self._land(slot, task_id, commit)
+            usage = finish.usage
+            await self.orchestrator.charge_task(
+                task_id, slot.provider, model, usage.input_tokens, usage.output_tokens
+            )
+            verdict = await self.orchestrator.reviewed(item.id)
+            self.say(
+                {
+                    "queued": f"{slot.agent_id} approved {task_id}: it joins the queue",
+                    "changes": f"{slot.agent_id} asked for changes to {task_id}",
+                    "review": f"{slot.agent_id} gave no verdict on {task_id} ({finish.outcome})",
+                }.get(verdict, f"{task_id} no longer waits for review")
+            )
         except WvoError as exc:
             self.say(f"{slot.agent_id} could not review {task_id}: {exc}")
         finally:
             self._free(slot)
 
-    async def _merge(self, slot: Slot, task_id: str, commit: str) -> None:
-        """Bring a submitted commit onto the integration branch (--merge ff or rebase):
-        verify the tree that will land, then move the branch only if nobody moved it
-        meanwhile, then mark the task done. A conflict or a branch that cannot fast-forward
-        leaves the task in needs_review, saying why, for a person; a failed verification is a
-        failed attempt."""
-        assert self.options.onto is not None
-        onto = self.options.onto
-        async with self._merging:
-            old = await self._in_repo(self.git.tip, onto)
-            if self.options.merge == "rebase":
-                new, conflicts = await self._in_repo(self._rebased, commit, old)
-                if conflicts:
-                    return await self._hold(
-                        task_id, f"rebasing {commit[:12]} onto {onto} conflicts in: "
-                        f"{', '.join(conflicts)}",
-                    )  # fmt: skip
-            elif await self._in_repo(self.git.contains, old, commit):
-                new = commit
-            else:
-                return await self._hold(
-                    task_id, f"{commit[:12]} cannot fast-forward {onto}: {onto} moved on since"
-                )
-            run = await self._verify(task_id, new)
-            if isinstance(run, VerificationFailed):
-                return await self._return(task_id, str(run))
-            if not await self._in_repo(self.git.move_branch, onto, new, old):
-                return await self._hold(
-                    task_id, f"{onto} moved while {commit[:12]} was verified; merge again"
-                )
-            await self.orchestrator.update_status(
-                task_id,
-                Status.DONE,
-                ACTOR,
-                reason=f"merged onto {onto}",
-                landing=commit,
-                verified=run,
-            )
-        self.summary.done += 1
-        self.say(f"{slot.agent_id} merged {task_id} onto {onto} ({old[:12]}..{new[:12]})")
-        await self.orchestrator.note(task_id, ACTOR, "merged", f"{onto}: {old}..{new}")
-        await self._tidy(task_id, commit)
-
-    async def _verify(self, task_id: str, tree: str) -> leases.Run | VerificationFailed | None:
-        """The task's verification on a fresh checkout of exactly `tree`."""
-        with tempfile.TemporaryDirectory(prefix="wvo-verify-") as scratch:
-            checkout = Path(scratch) / "tree"
-            checkout.mkdir()
-            await self._in_repo(self.git.materialize, tree, checkout)
-            try:
-                return await self.orchestrator.verify(task_id, checkout)
-            except VerificationFailed as exc:
-                return exc
-
-    def _rebased(self, commit: str, onto: str) -> tuple[str, list[str]]:
-        """`commit` rebased onto `onto` in a scratch worktree of the autopilot's own (the
-        worker's repository is never handed to git): (the new tip, [] ) or ("", conflicts)."""
-        with tempfile.TemporaryDirectory(prefix="wvo-rebase-") as scratch:
-            place = Path(scratch) / "tree"
-            self.git.add_detached_worktree(place, commit)
-            try:
-                repo = gitsnap.locate(place)
-                assert repo is not None
-                here = gitsnap.Git(repo, place)
-                conflicts = here.rebase(onto)
-                return ("", conflicts) if conflicts else (here.head(), [])
-            finally:
-                self.git.remove_worktree(place, force=True)
-
-    async def _hold(self, task_id: str, why: str) -> None:
-        self.say(f"{task_id} waits for a person in needs_review: {why}")
-        await self.orchestrator.note(task_id, ACTOR, "merge_held", why[:1000])
+    async def _tidy_landed(self, task_ids: list[str]) -> None:
+        for task_id in task_ids:
+            self.summary.done += 1
+            detail = await self.orchestrator.get_task(task_id)
+            if detail.submitted_commit:
+                await self._tidy(task_id, detail.submitted_commit)
 
     async def _tidy(self, task_id: str, landed: str) -> None:
         """A landed task's repositories go, each only once nothing in it would be lost: its
@@ -1047,6 +1120,14 @@ def _returned(task: TaskDetail) -> str | None:
     not be taken), when that is the latest thing that happened to it."""
     kinds = [e for e in task.recent_events if e.kind in ("returned", "submitted")]
     return kinds[-1].reason if kinds and kinds[-1].kind == "returned" else None
+
+
+def _newest_repo(folder: Path) -> Path | None:
+    """The repository of a task's latest run (runs are numbered 1, 2, ...)."""
+    if not folder.is_dir() or folder.is_symlink():
+        return None
+    runs = [p for p in folder.iterdir() if p.name.isdigit() and p.is_dir() and not p.is_symlink()]
+    return max(runs, key=lambda p: int(p.name), default=None)
 
 
 def _runs(run_dir: Path) -> list[int]:

@@ -8,12 +8,14 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
+from wvo_mcp import queue_figures
 from wvo_mcp.models import (
     Budget,
     Checkpoint,
     DependencyRef,
     Event,
     HealthReport,
+    LandingQueue,
     ProviderStatusReport,
 )
 from wvo_mcp.services.board import AgentRow, Board, Card, Column, Filters
@@ -501,12 +503,82 @@ def health(report: HealthReport, hours: list[tuple[str, int]], backups: Backups 
 # ---- the autopilot view -------------------------------------------------------------------
 
 
-def autopilot(runs: list[dict[str, Any]], can_act: bool) -> str:
+def autopilot(runs: list[dict[str, Any]], can_act: bool, queue: LandingQueue | None = None) -> str:
     """Each autopilot run of the last hour: its state, who last asked something of it, its
-    workers with their tasks and latest output, its totals; pause and resume for a person."""
-    e = escape
+    workers with their tasks and latest output, its totals; pause and resume for a person.
+    Then the merge queue and its figures."""
+    after = "" if queue is None else landing(queue)
     if not runs:
-        return '<p class="none">no autopilot has run in the last hour</p>'
+        return '<p class="none">no autopilot has run in the last hour</p>' + after
+    return _runs(runs, can_act) + after
+
+
+def landing(found: LandingQueue) -> str:
+    """The merge queue per target, in landing order (place, task, state, wait, returns, why
+    held), and the figures of its window. Titles and reasons are agent-written: escaped."""
+    e = escape
+    rows = []
+    for q in found.entries:
+        place = "&ndash;" if q.position is None else str(q.position)
+        held = f'<div class="reason">{e(q.reason)}</div>' if q.reason else ""
+        rows.append(
+            f'<tr class="entry" data-id="{e(q.task_id)}" data-state="{e(q.state)}">'
+            f'<td class="target">{e(q.target) or "<i>own branch</i>"}</td>'
+            f'<td class="position">{place}</td>'
+            f'<td class="task"><a class="open" href="{task_url(q.task_id)}">{e(q.task_id)}</a> '
+            f'<span class="title">{e(q.title)}</span>{held}</td>'
+            f'<td class="state">{e(q.state)}</td>'
+            f'<td class="wait"><span class="waited" data-since="{e(q.waiting_since)}">'
+            f"{e(queue_figures.duration(q.waited_s))}</span></td>"
+            f'<td class="returns">{q.returns}</td></tr>'
+        )
+    table = (
+        '<table class="queue"><thead><tr><th>target</th><th>place</th><th>task</th>'
+        "<th>state</th><th>waiting</th><th>returns</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+        if rows
+        else '<p class="none no-entries">nothing in the merge queue</p>'
+    )
+    f = found.figures
+    per = "&ndash;" if f.returns_per_landed is None else f"{f.returns_per_landed:g}"
+    facts = [
+        ("landed", str(f.landed)),
+        ("landed per hour", f"{f.landed_per_hour:.2f}"),
+        ("queue wait p50", queue_figures.duration(f.wait_p50_s)),
+        ("queue wait p95", queue_figures.duration(f.wait_p95_s)),
+        ("returned to a worker", str(f.returned)),
+        ("returns per landed change", per),
+    ]
+    dl = "".join(f'<dt>{k}</dt><dd data-figure="{k}">{v}</dd>' for k, v in facts)
+    spend = "".join(
+        f'<tr class="spend" data-provider="{e(s.provider)}" data-tier="{e(s.tier)}">'
+        f"<td>{e(s.provider)}</td><td>{e(s.tier)}</td><td>{s.changes}</td>"
+        f'<td class="tokens">{s.tokens_per_change:g}</td>'
+        f'<td class="cost">{s.cost_per_change:.4f}</td></tr>'
+        for s in f.spend
+    )
+    spent = (
+        '<table class="spend"><thead><tr><th>provider</th><th>tier</th><th>changes</th>'
+        "<th>tokens per landed change</th><th>cost per landed change</th></tr></thead>"
+        f"<tbody>{spend}</tbody></table>"
+        if spend
+        else ""
+    )
+    return (
+        f'<section class="landing"><h3>Landing</h3>{table}'
+        f'<h4>The last {e(_hours(f.hours))}</h4><dl class="figures">{dl}</dl>{spent}'
+        '<p class="note">Queue wait: from joining the queue (after its review) to landing. '
+        "Tokens and cost: every attempt of the tasks that landed, per provider and tier, over "
+        "every landed change.</p></section>"
+    )
+
+
+def _hours(hours: float) -> str:
+    return f"{hours:g} hours" if hours != 1 else "hour"
+
+
+def _runs(runs: list[dict[str, Any]], can_act: bool) -> str:
+    e = escape
     parts = []
     for run in runs:
         report = run["report"] if isinstance(run["report"], dict) else {}

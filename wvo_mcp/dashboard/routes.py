@@ -332,7 +332,9 @@ class Dashboard:
                 await db.health_report(), await db.done_per_hour(CHART_HOURS), await self._backups()
             )
         elif name == "autopilot":
-            html = render.autopilot(await self._pilots(), caller.role == "person")
+            html = render.autopilot(
+                await self._pilots(), caller.role == "person", await db.landing_view()
+            )
         else:
             return JSONResponse({"error": f"no view {name!r}"}, status_code=404)
         return JSONResponse({"html": html})

@@ -147,7 +147,7 @@ def changes(tx: Tx, after: int, limit: int, day: str) -> Changes:
             "agents": str(mark["usage"]),  # tokens and cost today
             "budgets": f"{mark['usage']} {mark['breakers']}",
             "health": str(mark["health"]),
-            "autopilot": str(mark["autopilot"]),
+            "autopilot": f"{mark['autopilot']} {mark['queue']}",  # rounds, the merge queue
         },
     )
 

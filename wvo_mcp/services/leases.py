@@ -41,7 +41,8 @@ def _kept(text: str) -> str:
     return text if len(text) <= OUTPUT_KEPT else "[...]\n" + text[-OUTPUT_KEPT:]
 
 
-def _task(tx: Tx, task_id: str) -> Row:
+def task_row(tx: Tx, task_id: str) -> Row:
+    """A task's row, or NotFound naming what to do."""
     row = tx.one("task_by_id", (task_id,))
     if row is None:
         raise NotFound(f"no task with id {task_id!r}; task_list shows existing ids")
@@ -51,7 +52,7 @@ def _task(tx: Tx, task_id: str) -> Row:
 def _held(tx: Tx, task_id: str, token: str, *, waiting_ok: bool = False) -> Row:
     """The task row if `token` is the current lease, else LeaseLost naming the holder.
     A holder waiting for approval keeps its token, but its lease is suspended."""
-    row = _task(tx, task_id)
+    row = task_row(tx, task_id)
     if row["lease_token"] == token:
         if row["status"] == Status.IN_PROGRESS:
             return row
@@ -269,7 +270,7 @@ def update_status(
     """`verified`: the passing verify_command run; `skipped_by`: the person who bypassed
     the gate. Either is recorded as an event with the move. `landing`: the commit the
     autopilot lands (it moves as the lander; the autopilot alone passes it, in-process)."""
-    row = _task(tx, task_id)
+    row = task_row(tx, task_id)
     current = Status(row["status"])
     if token is not None and token != row["lease_token"]:
         raise lease_lost(row)  # whatever the status: the caller believes it holds the task
@@ -316,6 +317,10 @@ def update_status(
     )
     if current is Status.IN_PROGRESS and final is Status.NEEDS_REVIEW:
         tx.run("mark_submitted", {"id": task_id, "author": row["assigned_to"]})
+    if current is Status.NEEDS_REVIEW and final is not Status.NEEDS_REVIEW:
+        # Its submission leaves the merge queue (the lander ended its own entry already).
+        why = f"{actor} moved the task to {final.value}" + (f": {reason}" if reason else "")
+        tx.run("close_open_entries", {"task_id": task_id, "reason": why[:2000], "now": stamp})
     if verified is not None or skipped_by is not None:
         record_event(
             tx,
@@ -369,7 +374,7 @@ def verification_needed(
     """The verify_command to run before `done`, checked before the sandbox is started: a
     stale holder is refused at once. None when there is nothing to verify, or when the
     move itself will be refused (update_status then says why)."""
-    row = _task(tx, task_id)
+    row = task_row(tx, task_id)
     if token is not None and token != row["lease_token"]:
         raise lease_lost(row)
     current = Status(row["status"])
@@ -386,7 +391,7 @@ def verification_needed(
 def submit_commit(tx: Tx, task_id: str, commit: str, actor: str, now: datetime) -> None:
     """The lander took the submitted work from its author's repository: this commit is what
     a review approves and what lands."""
-    row = _task(tx, task_id)
+    row = task_row(tx, task_id)
     if tx.run("set_submitted_commit", {"id": task_id, "commit": commit}) == 0:
         raise IllegalTransition(
             f"task {task_id!r} is {row['status']!r}, not a submission waiting in needs_review"
@@ -417,7 +422,7 @@ def review(
     tx: Tx, task_id: str, commit: str, reviewer: str, verdict: str, notes: str, now: datetime
 ) -> UpdateResult:
     """A reviewer's verdict on exactly the submitted commit; its author may give none."""
-    row = _task(tx, task_id)
+    row = task_row(tx, task_id)
     if verdict not in VERDICTS:
         raise ValidationFailed(f"verdict {verdict!r}: give one of {', '.join(VERDICTS)}")
     if row["status"] != Status.NEEDS_REVIEW or row["submitted_commit"] != commit:
@@ -515,7 +520,7 @@ def _release_dependents(tx: Tx, task_id: str, stamp: str) -> list[str]:
 
 
 def _awaiting(tx: Tx, task_id: str, verb: str) -> Row:
-    row = _task(tx, task_id)
+    row = task_row(tx, task_id)
     if row["status"] != Status.AWAITING_APPROVAL:
         raise IllegalTransition(
             f"task {task_id!r} is {row['status']!r}; only tasks in 'awaiting_approval' "

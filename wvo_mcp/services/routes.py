@@ -220,6 +220,43 @@ def route_task(tx: Tx, providers: Providers, task_id: str, now: datetime) -> Rou
     )
 
 
+def _charge(
+    tx: Tx,
+    task_id: str,
+    provider: str,
+    tier: str,
+    input_tokens: int,
+    output_tokens: int,
+    cost: float,
+) -> None:
+    """What the task costs, per provider and tier over all its attempts: the merge queue's
+    cost per landed change adds it up (services/landing_figures.py)."""
+    tx.run(
+        "add_task_spend",
+        {"task_id": task_id, "provider": provider, "tier": tier, "input": input_tokens,
+         "output": output_tokens, "cost": cost},
+    )  # fmt: skip
+
+
+def charge_task(
+    tx: Tx,
+    providers: Providers,
+    task_id: str,
+    provider: str,
+    model: str,
+    input_tokens: int,
+    output_tokens: int,
+) -> None:
+    """A run made for a task that no longer holds it (its worker submitted): its usage is
+    the task's all the same. Only the task's tally: record_usage without a task charges the
+    provider."""
+    _, tier = providers.resolve(provider, model)
+    if tx.one("task_by_id", (task_id,)) is None:
+        raise NotFound(f"no task with id {task_id!r}")
+    cost = routing.Estimate(input_tokens, output_tokens).cost(tier)
+    _charge(tx, task_id, provider, tier.name, input_tokens, output_tokens, cost)
+
+
 def record_usage(
     tx: Tx,
     providers: Providers,
@@ -279,6 +316,7 @@ def record_usage(
         )
     if task_id is not None:
         tx.run("add_task_usage", (input_tokens + output_tokens, task_id, provider))
+        _charge(tx, task_id, provider, tier.name, input_tokens, output_tokens, cost)
         if outcome == "context_limit":
             tx.run("set_failed_tier", (provider, tier.name, task_id))
     status = provider_status(tx, providers, now, only=provider).providers[0]

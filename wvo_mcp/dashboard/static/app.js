@@ -90,8 +90,23 @@ async function refresh(ids) {
   show(ids, (await answer.json()).cards);
 }
 
+// A wait as people read it (the server's queue_figures.duration): 42s, 7m05s, 3h02m, 2d04h.
+function duration(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  const two = (n) => String(n).padStart(2, "0");
+  if (s < 60) return s + "s";
+  if (s < 3600) return Math.floor(s / 60) + "m" + two(s % 60) + "s";
+  if (s < 86400) return Math.floor(s / 3600) + "h" + two(Math.floor((s % 3600) / 60)) + "m";
+  return Math.floor(s / 86400) + "d" + two(Math.floor((s % 86400) / 3600)) + "h";
+}
+
 function tick() {
   const now = Date.now();
+  // The merge queue's waits go on between its changes.
+  for (const waited of document.querySelectorAll(".waited[data-since]")) {
+    const since = Date.parse(waited.dataset.since);
+    if (!Number.isNaN(since)) waited.textContent = duration((now - since) / 1000);
+  }
   for (const lease of document.querySelectorAll(".lease[data-expires]")) {
     const left = Math.round((Date.parse(lease.dataset.expires) - now) / 1000);
     if (left <= 0) {

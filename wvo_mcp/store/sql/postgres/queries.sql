@@ -633,13 +633,18 @@ SELECT coalesce(max(id), 0)::bigint FROM task_events;
 -- name: dashboard_marks
 -- What the views other than the board show changes when these do (task moves are the
 -- event log's): usage reports and breakers, the monitor's ticks, autopilot rounds. Each
--- reads a small table, one index range or the end of a primary key.
+-- reads a small table, one index range or the end of a primary key. The merge queue's
+-- open entries, each with its state and place (a handful of rows), make the Autopilot
+-- view's mark too: its Landing section shows them and the figures.
 SELECT
     (SELECT coalesce(sum(calls), 0)::bigint FROM provider_usage
      WHERE period = %(day)s) AS usage,
     (SELECT coalesce(max(updated_at), '') FROM provider_breakers) AS breakers,
     (SELECT coalesce(max(id), 0) FROM health_snapshots) AS health,
-    (SELECT coalesce(max(seen_at), '') FROM autopilot_runs) AS autopilot;
+    (SELECT coalesce(max(seen_at), '') FROM autopilot_runs) AS autopilot,
+    (SELECT coalesce(string_agg(id::text || state || position::text, ',' ORDER BY id), '')
+     FROM landing_entries
+     WHERE state IN ('review', 'queued', 'testing', 'landing', 'held')) AS queue;
 
 -- name: done_per_hour
 -- Completions per hour ('YYYY-MM-DDTHH') since a time, for the health view's chart.
@@ -707,3 +712,181 @@ VALUES (%(task_id)s, %(commit)s, %(reviewer)s, %(verdict)s, %(notes)s, %(now)s);
 -- The newest review of exactly this commit.
 SELECT reviewer, verdict, notes, at FROM reviews
 WHERE task_id = %(task_id)s AND commit_sha = %(commit)s ORDER BY id DESC LIMIT 1;
+
+-- The merge queue (services/landing.py).
+
+-- name: latest_entry
+SELECT * FROM landing_entries WHERE task_id = %(task_id)s ORDER BY id DESC LIMIT 1;
+
+-- name: insert_entry
+-- Queue order is one sequence over every target: a later entry lands later.
+INSERT INTO landing_entries (task_id, target, base, commit_sha, author, state, position,
+    returns, entered_at, queued_at)
+VALUES (%(task_id)s, %(target)s, %(base)s, %(commit)s, %(author)s, %(state)s,
+    (SELECT coalesce(max(position), 0) + 1 FROM landing_entries), %(returns)s, %(now)s, %(queued_at)s);
+
+
+-- name: held_by_agents
+-- Tasks in progress held by any of a JSON array of agents (a dead autopilot's workers).
+SELECT id, assigned_to, lease_token FROM tasks
+WHERE status = 'in_progress' AND assigned_to IN (SELECT jsonb_array_elements_text(%(agents)s::jsonb));
+
+-- name: untaken_submissions
+-- Gated tasks submitted to an autopilot whose commits nobody took yet.
+SELECT id, submitted_by FROM tasks
+WHERE status = 'needs_review' AND gate IS NOT NULL AND submitted_by IS NOT NULL
+  AND submitted_commit IS NULL
+ORDER BY updated_at;
+
+-- name: entry_by_id
+SELECT * FROM landing_entries WHERE id = %(id)s;
+
+-- name: reviews_waiting
+-- Submissions waiting for a reviewer nobody (alive) has been given yet.
+SELECT * FROM landing_entries
+WHERE state = 'review' AND (claimed_by IS NULL OR claim_until < %(now)s)
+ORDER BY position LIMIT %(limit)s;
+
+-- name: claim_review
+UPDATE landing_entries SET claimed_by = %(run)s, claim_until = %(until)s
+WHERE id = %(id)s AND state = 'review' AND (claimed_by IS NULL OR claim_until < %(now)s);
+
+-- name: unclaim_review
+-- Its reviewer gave no verdict: another is asked.
+UPDATE landing_entries SET claimed_by = NULL, claim_until = NULL
+WHERE id = %(id)s AND state = 'review';
+
+-- name: renew_reviews
+UPDATE landing_entries SET claim_until = %(until)s WHERE claimed_by = %(run)s AND state = 'review';
+
+-- name: drop_reviews
+UPDATE landing_entries SET claimed_by = NULL, claim_until = NULL
+WHERE claimed_by = %(run)s AND state = 'review';
+
+-- name: entry_approved
+-- Approved: it joins the back of its queue.
+UPDATE landing_entries SET state = 'queued', queued_at = %(now)s, claimed_by = NULL,
+    claim_until = NULL, position = (SELECT coalesce(max(position), 0) + 1 FROM landing_entries)
+WHERE id = %(id)s AND state = 'review';
+
+-- name: entry_ends
+UPDATE landing_entries SET state = %(state)s, reason = %(reason)s, finished_at = %(now)s,
+    claimed_by = NULL, claim_until = NULL, landing_id = NULL
+WHERE id = %(id)s AND state = %(from)s;
+
+-- name: close_open_entries
+-- A person moved the task out of needs_review: its submission leaves the queue (one whose
+-- landing is under way is finished or abandoned by whoever completes that landing).
+UPDATE landing_entries SET state = 'closed', reason = %(reason)s, finished_at = %(now)s,
+    claimed_by = NULL, claim_until = NULL
+WHERE task_id = %(task_id)s AND state IN ('review', 'queued', 'testing', 'held');
+
+-- name: target_row
+SELECT * FROM landing_targets WHERE target = %(target)s;
+
+-- name: insert_target
+INSERT INTO landing_targets (target, holder, fence, until) VALUES (%(target)s, NULL, 0, NULL)
+ON CONFLICT (target) DO NOTHING;
+
+-- name: take_target
+-- A new holder: the fence rises, so anything the last one still writes is refused.
+UPDATE landing_targets SET holder = %(run)s, fence = fence + 1, until = %(until)s
+WHERE target = %(target)s AND fence = %(fence)s;
+
+-- name: renew_target
+UPDATE landing_targets SET until = %(until)s
+WHERE target = %(target)s AND holder = %(run)s AND fence = %(fence)s;
+
+-- name: release_targets
+UPDATE landing_targets SET holder = NULL, until = NULL WHERE holder = %(run)s;
+
+-- name: queue_head
+SELECT * FROM landing_entries WHERE target = %(target)s AND state = 'queued'
+ORDER BY position, id LIMIT %(limit)s;
+
+-- name: queued_targets
+SELECT DISTINCT target FROM landing_entries WHERE state IN ('queued', 'testing', 'landing');
+
+-- name: entries_move
+UPDATE landing_entries SET state = %(to)s
+WHERE id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb)::bigint) AND state = %(from)s;
+
+-- name: entries_unstart
+-- Entries a holder took into a batch and did not finish: back in the queue, where they were.
+UPDATE landing_entries SET state = 'queued' WHERE target = %(target)s AND state = 'testing';
+
+-- name: insert_landing
+INSERT INTO landings (target, old, new, tree, checks, state, run, at)
+VALUES (%(target)s, %(old)s, %(new)s, %(tree)s, %(checks)s, 'intent', %(run)s, %(now)s)
+RETURNING id;
+
+-- name: entries_landing
+UPDATE landing_entries SET state = 'landing', landing_id = %(landing)s
+WHERE id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb)::bigint) AND state = 'testing';
+
+-- name: landing_by_id
+SELECT * FROM landings WHERE id = %(id)s;
+
+-- name: landing_intents
+SELECT * FROM landings WHERE target = %(target)s AND state = 'intent' ORDER BY id;
+
+-- name: landing_ends
+UPDATE landings SET state = %(state)s, landed_at = %(now)s WHERE id = %(id)s AND state = 'intent';
+
+-- name: entries_of_landing
+SELECT * FROM landing_entries WHERE landing_id = %(id)s AND state = 'landing' ORDER BY position;
+
+-- name: entries_landed
+UPDATE landing_entries SET state = 'landed', finished_at = %(now)s
+WHERE landing_id = %(id)s AND state = 'landing';
+
+-- name: entries_unland
+UPDATE landing_entries SET state = 'queued', landing_id = NULL
+WHERE landing_id = %(id)s AND state = 'landing';
+
+-- name: landings_since
+-- A target's landings after one (by id), newest first.
+SELECT * FROM landings WHERE target = %(target)s AND state = 'landed' AND id > %(after)s
+ORDER BY id DESC;
+
+-- name: queue_open
+-- Every open entry, in queue order, with its task's title.
+SELECT e.*, t.title FROM landing_entries e JOIN tasks t ON t.id = e.task_id
+WHERE e.state IN ('review', 'queued', 'testing', 'landing', 'held')
+ORDER BY e.target, e.position;
+
+-- name: add_task_spend
+-- A model call charged to a task, per provider and tier, over every attempt of the task.
+INSERT INTO task_usage (task_id, provider, tier, input_tokens, output_tokens, cost, calls)
+VALUES (%(task_id)s, %(provider)s, %(tier)s, %(input)s, %(output)s, %(cost)s, 1)
+ON CONFLICT (task_id, provider, tier) DO UPDATE SET
+    input_tokens = task_usage.input_tokens + excluded.input_tokens,
+    output_tokens = task_usage.output_tokens + excluded.output_tokens,
+    cost = task_usage.cost + excluded.cost,
+    calls = task_usage.calls + 1;
+
+-- name: ended_since
+-- Entries landed or returned to a worker since a time (off landing_entries_ended).
+SELECT state, queued_at, finished_at FROM landing_entries
+WHERE state IN ('landed', 'returned') AND finished_at >= %(since)s;
+
+-- name: landed_spend_since
+-- What the tasks landed since a time cost, per provider and tier, over all their attempts.
+SELECT provider, tier, count(*) AS changes, sum(input_tokens)::bigint AS input_tokens,
+    sum(output_tokens)::bigint AS output_tokens, sum(cost) AS cost
+FROM task_usage
+WHERE task_id IN (SELECT task_id FROM landing_entries
+                  WHERE state = 'landed' AND finished_at >= %(since)s)
+GROUP BY provider, tier ORDER BY provider, tier;
+
+-- name: landing_waits
+-- One landing's entries: when each was queued and when it landed.
+SELECT queued_at, finished_at FROM landing_entries WHERE landing_id = %(id)s AND state = 'landed';
+
+-- name: landing_spend
+-- What one landing's tasks cost, per provider and tier, over all their attempts.
+SELECT provider, tier, count(*) AS changes, sum(input_tokens)::bigint AS input_tokens,
+    sum(output_tokens)::bigint AS output_tokens, sum(cost) AS cost
+FROM task_usage
+WHERE task_id IN (SELECT task_id FROM landing_entries WHERE landing_id = %(id)s AND state = 'landed')
+GROUP BY provider, tier ORDER BY provider, tier;

@@ -571,13 +571,18 @@ SELECT coalesce(max(id), 0) FROM task_events;
 -- name: dashboard_marks
 -- What the views other than the board show changes when these do (task moves are the
 -- event log's): usage reports and breakers, the monitor's ticks, autopilot rounds. Each
--- reads a small table, one index range or the end of a primary key.
+-- reads a small table, one index range or the end of a primary key. The merge queue's
+-- open entries, each with its state and place (a handful of rows), make the Autopilot
+-- view's mark too: its Landing section shows them and the figures.
 SELECT
     (SELECT coalesce(sum(calls), 0) FROM provider_usage
      WHERE period = :day) AS usage,
     (SELECT coalesce(max(updated_at), '') FROM provider_breakers) AS breakers,
     (SELECT coalesce(max(id), 0) FROM health_snapshots) AS health,
-    (SELECT coalesce(max(seen_at), '') FROM autopilot_runs) AS autopilot;
+    (SELECT coalesce(max(seen_at), '') FROM autopilot_runs) AS autopilot,
+    (SELECT coalesce(group_concat(e, ','), '') FROM (
+        SELECT id || state || position AS e FROM landing_entries INDEXED BY landing_entry_open
+        WHERE state IN ('review', 'queued', 'testing', 'landing', 'held') ORDER BY id)) AS queue;
 
 -- name: done_per_hour
 -- Completions per hour ('YYYY-MM-DDTHH') since a time, for the health view's chart.
@@ -639,3 +644,181 @@ VALUES (:task_id, :commit, :reviewer, :verdict, :notes, :now);
 -- The newest review of exactly this commit.
 SELECT reviewer, verdict, notes, at FROM reviews
 WHERE task_id = :task_id AND commit_sha = :commit ORDER BY id DESC LIMIT 1;
+
+-- The merge queue (services/landing.py).
+
+-- name: latest_entry
+SELECT * FROM landing_entries WHERE task_id = :task_id ORDER BY id DESC LIMIT 1;
+
+-- name: insert_entry
+-- Queue order is one sequence over every target: a later entry lands later.
+INSERT INTO landing_entries (task_id, target, base, commit_sha, author, state, position,
+    returns, entered_at, queued_at)
+VALUES (:task_id, :target, :base, :commit, :author, :state,
+    (SELECT coalesce(max(position), 0) + 1 FROM landing_entries), :returns, :now, :queued_at);
+
+
+-- name: held_by_agents
+-- Tasks in progress held by any of a JSON array of agents (a dead autopilot's workers).
+SELECT id, assigned_to, lease_token FROM tasks
+WHERE status = 'in_progress' AND assigned_to IN (SELECT value FROM json_each(:agents));
+
+-- name: untaken_submissions
+-- Gated tasks submitted to an autopilot whose commits nobody took yet.
+SELECT id, submitted_by FROM tasks
+WHERE status = 'needs_review' AND gate IS NOT NULL AND submitted_by IS NOT NULL
+  AND submitted_commit IS NULL
+ORDER BY updated_at;
+
+-- name: entry_by_id
+SELECT * FROM landing_entries WHERE id = :id;
+
+-- name: reviews_waiting
+-- Submissions waiting for a reviewer nobody (alive) has been given yet.
+SELECT * FROM landing_entries
+WHERE state = 'review' AND (claimed_by IS NULL OR claim_until < :now)
+ORDER BY position LIMIT :limit;
+
+-- name: claim_review
+UPDATE landing_entries SET claimed_by = :run, claim_until = :until
+WHERE id = :id AND state = 'review' AND (claimed_by IS NULL OR claim_until < :now);
+
+-- name: unclaim_review
+-- Its reviewer gave no verdict: another is asked.
+UPDATE landing_entries SET claimed_by = NULL, claim_until = NULL
+WHERE id = :id AND state = 'review';
+
+-- name: renew_reviews
+UPDATE landing_entries SET claim_until = :until WHERE claimed_by = :run AND state = 'review';
+
+-- name: drop_reviews
+UPDATE landing_entries SET claimed_by = NULL, claim_until = NULL
+WHERE claimed_by = :run AND state = 'review';
+
+-- name: entry_approved
+-- Approved: it joins the back of its queue.
+UPDATE landing_entries SET state = 'queued', queued_at = :now, claimed_by = NULL,
+    claim_until = NULL, position = (SELECT coalesce(max(position), 0) + 1 FROM landing_entries)
+WHERE id = :id AND state = 'review';
+
+-- name: entry_ends
+UPDATE landing_entries SET state = :state, reason = :reason, finished_at = :now,
+    claimed_by = NULL, claim_until = NULL, landing_id = NULL
+WHERE id = :id AND state = :from;
+
+-- name: close_open_entries
+-- A person moved the task out of needs_review: its submission leaves the queue (one whose
+-- landing is under way is finished or abandoned by whoever completes that landing).
+UPDATE landing_entries SET state = 'closed', reason = :reason, finished_at = :now,
+    claimed_by = NULL, claim_until = NULL
+WHERE task_id = :task_id AND state IN ('review', 'queued', 'testing', 'held');
+
+-- name: target_row
+SELECT * FROM landing_targets WHERE target = :target;
+
+-- name: insert_target
+INSERT INTO landing_targets (target, holder, fence, until) VALUES (:target, NULL, 0, NULL)
+ON CONFLICT (target) DO NOTHING;
+
+-- name: take_target
+-- A new holder: the fence rises, so anything the last one still writes is refused.
+UPDATE landing_targets SET holder = :run, fence = fence + 1, until = :until
+WHERE target = :target AND fence = :fence;
+
+-- name: renew_target
+UPDATE landing_targets SET until = :until
+WHERE target = :target AND holder = :run AND fence = :fence;
+
+-- name: release_targets
+UPDATE landing_targets SET holder = NULL, until = NULL WHERE holder = :run;
+
+-- name: queue_head
+SELECT * FROM landing_entries WHERE target = :target AND state = 'queued'
+ORDER BY position, id LIMIT :limit;
+
+-- name: queued_targets
+SELECT DISTINCT target FROM landing_entries WHERE state IN ('queued', 'testing', 'landing');
+
+-- name: entries_move
+UPDATE landing_entries SET state = :to
+WHERE id IN (SELECT value FROM json_each(:ids)) AND state = :from;
+
+-- name: entries_unstart
+-- Entries a holder took into a batch and did not finish: back in the queue, where they were.
+UPDATE landing_entries SET state = 'queued' WHERE target = :target AND state = 'testing';
+
+-- name: insert_landing
+INSERT INTO landings (target, old, new, tree, checks, state, run, at)
+VALUES (:target, :old, :new, :tree, :checks, 'intent', :run, :now)
+RETURNING id;
+
+-- name: entries_landing
+UPDATE landing_entries SET state = 'landing', landing_id = :landing
+WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'testing';
+
+-- name: landing_by_id
+SELECT * FROM landings WHERE id = :id;
+
+-- name: landing_intents
+SELECT * FROM landings WHERE target = :target AND state = 'intent' ORDER BY id;
+
+-- name: landing_ends
+UPDATE landings SET state = :state, landed_at = :now WHERE id = :id AND state = 'intent';
+
+-- name: entries_of_landing
+SELECT * FROM landing_entries WHERE landing_id = :id AND state = 'landing' ORDER BY position;
+
+-- name: entries_landed
+UPDATE landing_entries SET state = 'landed', finished_at = :now
+WHERE landing_id = :id AND state = 'landing';
+
+-- name: entries_unland
+UPDATE landing_entries SET state = 'queued', landing_id = NULL
+WHERE landing_id = :id AND state = 'landing';
+
+-- name: landings_since
+-- A target's landings after one (by id), newest first.
+SELECT * FROM landings WHERE target = :target AND state = 'landed' AND id > :after
+ORDER BY id DESC;
+
+-- name: queue_open
+-- Every open entry, in queue order, with its task's title.
+SELECT e.*, t.title FROM landing_entries e JOIN tasks t ON t.id = e.task_id
+WHERE e.state IN ('review', 'queued', 'testing', 'landing', 'held')
+ORDER BY e.target, e.position;
+
+-- name: add_task_spend
+-- A model call charged to a task, per provider and tier, over every attempt of the task.
+INSERT INTO task_usage (task_id, provider, tier, input_tokens, output_tokens, cost, calls)
+VALUES (:task_id, :provider, :tier, :input, :output, :cost, 1)
+ON CONFLICT (task_id, provider, tier) DO UPDATE SET
+    input_tokens = input_tokens + excluded.input_tokens,
+    output_tokens = output_tokens + excluded.output_tokens,
+    cost = cost + excluded.cost,
+    calls = calls + 1;
+
+-- name: ended_since
+-- Entries landed or returned to a worker since a time (off landing_entries_ended).
+SELECT state, queued_at, finished_at FROM landing_entries
+WHERE state IN ('landed', 'returned') AND finished_at >= :since;
+
+-- name: landed_spend_since
+-- What the tasks landed since a time cost, per provider and tier, over all their attempts.
+SELECT provider, tier, count(*) AS changes, sum(input_tokens) AS input_tokens,
+    sum(output_tokens) AS output_tokens, sum(cost) AS cost
+FROM task_usage
+WHERE task_id IN (SELECT task_id FROM landing_entries
+                  WHERE state = 'landed' AND finished_at >= :since)
+GROUP BY provider, tier ORDER BY provider, tier;
+
+-- name: landing_waits
+-- One landing's entries: when each was queued and when it landed.
+SELECT queued_at, finished_at FROM landing_entries WHERE landing_id = :id AND state = 'landed';
+
+-- name: landing_spend
+-- What one landing's tasks cost, per provider and tier, over all their attempts.
+SELECT provider, tier, count(*) AS changes, sum(input_tokens) AS input_tokens,
+    sum(output_tokens) AS output_tokens, sum(cost) AS cost
+FROM task_usage
+WHERE task_id IN (SELECT task_id FROM landing_entries WHERE landing_id = :id AND state = 'landed')
+GROUP BY provider, tier ORDER BY provider, tier;

@@ -1,0 +1,371 @@
+"""The merge queue's git (wvo_mcp/gitsnap.py): a taken commit stacked onto a target by a merge
+commit or a rebase, the conflicts that stop it, the commits that touch conflicted files, and
+the target branch put into a worker's new repository; on real repositories, including
+conflicts a worker shaped to make us read or write outside the repository."""
+
+import os
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from tests.gitwork import git, git_env, host_state, person
+from wvo_mcp import gitsnap
+from wvo_mcp.errors import ValidationFailed
+
+LINES = "".join(f"line{n}\n" for n in range(1, 11))
+
+
+class Link(bytes):
+    """A symbolic link's target, as a file's content in commit()."""
+
+
+def commit(host: gitsnap.Git, start: str, subject: str, files: Mapping[bytes, bytes | None]) -> str:
+    """A commit on `start` with `files` written (None: removed), made with plain git on a
+    detached HEAD; the person's main is checked out again after."""
+    top = host.repo.top
+    git(top, "checkout", "-q", "--detach", start)
+    for name, content in files.items():
+        path = os.path.join(os.fsencode(top), name)
+        if content is None:
+            git(top, "rm", "-q", "--", os.fsdecode(name))
+            continue
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if os.path.lexists(path):
+            os.unlink(path)
+        if isinstance(content, Link):
+            os.symlink(content, path)
+        else:
+            with open(path, "wb") as handle:
+                handle.write(content)
+        git(top, "add", "--", os.fsdecode(name))
+    git(top, "commit", "-qm", subject)
+    made = git(top, "rev-parse", "HEAD")
+    git(top, "checkout", "-q", "main")
+    return made
+
+
+def edited(line: int, text: str) -> bytes:
+    """LINES with line `line` (1-based) replaced by `text`."""
+    lines = LINES.splitlines()
+    lines[line - 1] = text
+    return ("\n".join(lines) + "\n").encode()
+
+
+def parents(host: gitsnap.Git, made: str) -> list[str]:
+    return git(host.repo.top, "rev-list", "--parents", "-n1", made).split()[1:]
+
+
+def show(host: gitsnap.Git, made: str, path: str) -> str:
+    return git(host.repo.top, "show", f"{made}:{path}")
+
+
+def worktrees(host: gitsnap.Git) -> list[str]:
+    listed = git(host.repo.top, "worktree", "list", "--porcelain")
+    return [line for line in listed.splitlines() if line.startswith("worktree ")]
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> gitsnap.Git:
+    return person(tmp_path / "person")
+
+
+@pytest.fixture
+def base(host: gitsnap.Git) -> str:
+    """main with a.txt, the fork point of every branch below."""
+    made = commit(host, host.head(), "lines", {b"a.txt": LINES.encode()})
+    git(host.repo.top, "update-ref", "refs/heads/main", made)
+    git(host.repo.top, "reset", "-q", "--hard", "main")
+    return made
+
+
+# -- merge_onto ----------------------------------------------------------------------------
+
+
+def test_merge_onto_makes_a_merge_commit_of_both_changes(host: gitsnap.Git, base: str) -> None:
+    onto = commit(host, base, "main edits line 2", {b"a.txt": edited(2, "main")})
+    tip = commit(host, base, "worker adds b", {b"b.txt": b"worker\n"})
+    before = host_state(host)[0], git(host.repo.top, "status", "--porcelain")
+    made = host.merge_onto(onto, tip, "Land T1\n\nwvo-mcp merge queue")
+    assert isinstance(made, str)
+    assert parents(host, made) == [onto, tip]
+    assert show(host, made, "a.txt") == edited(2, "main").decode().strip()
+    assert show(host, made, "b.txt") == "worker"
+    assert git(host.repo.top, "log", "-1", "--format=%B", made) == "Land T1\n\nwvo-mcp merge queue"
+    assert host.tree_of(made) == git(host.repo.top, "rev-parse", f"{made}^{{tree}}")
+    # Objects only: no ref moved, the person's work tree and index as they were.
+    assert (host_state(host)[0], git(host.repo.top, "status", "--porcelain")) == before
+
+
+def test_merge_onto_a_conflict_gives_files_and_hunks_with_line_numbers(
+    host: gitsnap.Git, base: str
+) -> None:
+    onto = commit(host, base, "main", {b"a.txt": edited(5, "main five")})
+    tip = commit(host, base, "worker", {b"a.txt": edited(5, "worker five"), b"c.txt": b"c\n"})
+    refs = host_state(host)[0]
+    found = host.merge_onto(onto, tip, "m")
+    assert isinstance(found, gitsnap.Conflict)
+    assert found.files == ["a.txt"]
+    lines = found.hunks.splitlines()
+    assert lines[0] == "--- a.txt"
+    # Three lines of context before the region, which starts on line 5.
+    assert lines[1] == "@@ line 2"
+    assert lines[2:5] == ["line2", "line3", "line4"]
+    assert lines[5].startswith("<<<<<<< ")
+    assert lines[6:9] == ["main five", "=======", "worker five"]
+    assert lines[9].startswith(">>>>>>> ")
+    assert lines[10:] == ["line6", "line7", "line8"]
+    assert host_state(host)[0] == refs
+
+
+def test_merge_onto_a_branch_that_already_merged_the_target(host: gitsnap.Git, base: str) -> None:
+    onto = commit(host, base, "main", {b"a.txt": edited(5, "main five")})
+    mine = commit(host, base, "worker", {b"a.txt": edited(5, "worker five")})
+    assert isinstance(host.merge_onto(onto, mine, "m"), gitsnap.Conflict)
+    # The worker brings the target in and resolves the conflict, as a returned entry is told.
+    top = host.repo.top
+    git(top, "checkout", "-q", "--detach", mine)
+    merging = subprocess.run(
+        ["git", "merge", "-q", onto], cwd=top, capture_output=True, env=git_env(top), check=False
+    )
+    assert merging.returncode == 1  # the conflict, left for the worker to resolve
+    (top / "a.txt").write_bytes(edited(5, "both five"))
+    git(top, "add", "a.txt")
+    git(top, "-c", "core.editor=true", "commit", "-q", "--no-edit")
+    resolved = git(top, "rev-parse", "HEAD")
+    git(top, "checkout", "-q", "main")
+    assert isinstance(host.merge_onto(onto, resolved, "m"), str)
+    # The target moved on meanwhile: still clean, and both changes are there.
+    later = commit(host, onto, "main again", {b"d.txt": b"d\n"})
+    made = host.merge_onto(later, resolved, "m")
+    assert isinstance(made, str)
+    assert parents(host, made) == [later, resolved]
+    assert show(host, made, "a.txt") == edited(5, "both five").decode().strip()
+    assert show(host, made, "d.txt") == "d"
+    # Rebased, its history would replay into the conflict it resolved: it lands as one
+    # commit on top of the target, with the worker's resolution.
+    squashed = host.rebase_onto(later, resolved, "Land T1")
+    assert isinstance(squashed, str)
+    assert parents(host, squashed) == [later]
+    assert show(host, squashed, "a.txt") == edited(5, "both five").decode().strip()
+    assert git(top, "log", "-1", "--format=%s", squashed) == "Land T1"
+
+
+def test_merge_onto_refuses_what_is_not_a_commit_id(host: gitsnap.Git, base: str) -> None:
+    with pytest.raises(ValidationFailed, match="hex object id"):
+        host.merge_onto("main", base, "m")
+    with pytest.raises(ValidationFailed, match="not a commit"):
+        host.merge_onto(base, host.tree_of(base), "m")
+
+
+def test_hunks_are_bounded_in_files_and_characters(host: gitsnap.Git, base: str) -> None:
+    def conflict(many: int, pad: str) -> gitsnap.Conflict:
+        names = [f"f{n:02}.txt".encode() for n in range(many)]
+        onto = commit(host, base, "main", {name: f"{pad}main\n".encode() for name in names})
+        tip = commit(host, base, "worker", {name: f"{pad}worker\n".encode() for name in names})
+        found = host.merge_onto(onto, tip, "m")
+        assert isinstance(found, gitsnap.Conflict)
+        assert found.files == [name.decode() for name in names]
+        return found
+
+    few = conflict(gitsnap.HUNK_FILES + 5, "")
+    assert not few.hunks.endswith("[... cut]")
+    assert f"--- f{gitsnap.HUNK_FILES - 1:02}.txt\n@@ line 1\n" in few.hunks
+    assert f"--- f{gitsnap.HUNK_FILES:02}.txt" not in few.hunks
+    assert few.hunks.count("<<<<<<<") == gitsnap.HUNK_FILES
+    big = conflict(5, "x" * (gitsnap.HUNK_CHARS // 4) + "\n")
+    assert big.hunks.endswith("\n[... cut]")
+    assert len(big.hunks) == gitsnap.HUNK_CHARS + len("\n[... cut]")
+    assert "--- f00.txt" in big.hunks
+
+
+# -- rebase_onto ---------------------------------------------------------------------------
+
+
+def test_rebase_onto_replays_the_commits_linearly(host: gitsnap.Git, base: str) -> None:
+    onto = commit(host, base, "main edits line 2", {b"a.txt": edited(2, "main")})
+    one = commit(host, base, "worker one", {b"b.txt": b"one\n"})
+    two = commit(host, one, "worker two", {b"a.txt": edited(9, "worker")})
+    refs = host_state(host)[0]
+    made = host.rebase_onto(onto, two, "m")
+    assert isinstance(made, str)
+    top = host.repo.top
+    assert git(top, "log", "--format=%s", f"{onto}..{made}").splitlines() == [
+        "worker two",
+        "worker one",
+    ]
+    assert git(top, "rev-list", "--min-parents=2", f"{onto}..{made}") == ""
+    assert parents(host, parents(host, made)[0]) == [onto]
+    assert show(host, made, "a.txt") == (
+        edited(2, "main").decode().replace("line9", "worker").strip()
+    )
+    assert show(host, made, "b.txt") == "one"
+    # The scratch worktree is gone; no branch or ref of the person's moved.
+    assert len(worktrees(host)) == 1
+    assert host_state(host)[0] == refs
+    assert git(top, "status", "--porcelain") == ""
+
+
+def test_rebase_onto_a_conflict_gives_files_and_hunks(host: gitsnap.Git, base: str) -> None:
+    onto = commit(host, base, "main", {b"a.txt": edited(5, "main five"),
+                                       b"my notes.txt": b"main\n"})  # fmt: skip
+    tip = commit(host, base, "worker", {b"a.txt": edited(5, "worker five"),
+                                        b"my notes.txt": b"worker\n"})  # fmt: skip
+    refs = host_state(host)[0]
+    found = host.rebase_onto(onto, tip, "m")
+    assert isinstance(found, gitsnap.Conflict)
+    assert sorted(found.files) == ["a.txt", "my notes.txt"]
+    assert "--- a.txt\n@@ line 2\n" in found.hunks
+    assert "main five\n=======\nworker five\n>>>>>>> " in found.hunks
+    assert len(worktrees(host)) == 1
+    assert host_state(host)[0] == refs
+    assert git(host.repo.top, "status", "--porcelain") == ""
+
+
+# -- touching, merge_base ------------------------------------------------------------------
+
+
+def test_touching_lists_only_the_commits_that_change_the_files(
+    host: gitsnap.Git, base: str
+) -> None:
+    before = commit(host, base, "before", {b"a.txt": edited(1, "before")})
+    c1 = commit(host, before, "c1", {b"a.txt": edited(1, "c1")})
+    c2 = commit(host, c1, "c2", {b"b.txt": b"b\n"})
+    c3 = commit(host, c2, "c3", {b"a.txt": edited(1, "c3"), b"sp ace.txt": b"s\n"})
+    c4 = commit(host, c3, "c4", {b"*.txt": b"star\n"})
+    c5 = commit(host, c4, "c5", {b"b.txt": None})
+    assert host.touching(before, c5, ["a.txt"]) == [c3, c1]
+    assert host.touching(before, c5, ["b.txt"]) == [c5, c2]
+    assert host.touching(before, c5, ["sp ace.txt", "b.txt"]) == [c5, c3, c2]
+    # Literal paths: a name with glob characters is that name, not a pattern.
+    assert host.touching(before, c5, ["*.txt"]) == [c4]
+    assert host.touching(before, c5, ["nothing.txt"]) == []
+    assert host.touching(before, c5, []) == []
+    assert host.touching(c5, c5, ["a.txt"]) == []
+    assert host.merge_base(c5, base) == base
+    side = commit(host, before, "side", {b"e.txt": b"e\n"})
+    assert host.merge_base(side, c5) == before
+
+
+def test_conflict_regions_with_context_and_line_numbers() -> None:
+    text = "\n".join(
+        ["a", "<<<<<<< ours", "x", "=======", "y", ">>>>>>> theirs"]
+        + [f"m{n}" for n in range(1, 9)]
+        + ["<<<<<<< ours", "p", "=======", "q", ">>>>>>> theirs", "z1", "z2", "z3"]
+        + ["<<<<<<< never closed", "r"]
+    )
+    assert gitsnap.conflict_regions(text, context=2).splitlines() == [
+        "@@ line 1",  # the context is cut at the top of the file
+        "a", "<<<<<<< ours", "x", "=======", "y", ">>>>>>> theirs", "m1", "m2",
+        "@@ line 13",
+        "m7", "m8", "<<<<<<< ours", "p", "=======", "q", ">>>>>>> theirs", "z1", "z2",
+    ]  # fmt: skip
+    assert gitsnap.conflict_regions("no conflict\n") == ""
+    assert gitsnap.conflict_regions(">>>>>>> stray\n=======\n") == ""
+
+
+# -- hostile conflicts ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("link_on", ["onto", "tip"])
+def test_a_conflicted_link_to_a_host_file_is_never_followed(
+    host: gitsnap.Git, base: str, tmp_path: Path, link_on: str
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "secret.txt"
+    secret.write_text("TOP-SECRET-8f1d\n<<<<<<< a\nTOP-SECRET-8f1d\n>>>>>>> b\n")
+    linked = commit(host, base, "a link", {b"item": Link(os.fsencode(secret)),
+                                           b"dir": Link(os.fsencode(outside))})  # fmt: skip
+    plain = commit(host, base, "a file", {b"item": b"regular\n", b"dir/new.txt": b"planted\n"})
+    onto, tip = (linked, plain) if link_on == "onto" else (plain, linked)
+    for found in (host.merge_onto(onto, tip, "m"), host.rebase_onto(onto, tip, "m")):
+        assert isinstance(found, gitsnap.Conflict)
+        assert "item" in found.files
+        assert "TOP-SECRET" not in found.hunks
+        assert not any("TOP-SECRET" in name for name in found.files)
+    # Nothing was written through either link, and the scratch worktree is gone.
+    assert sorted(os.listdir(outside)) == ["secret.txt"]
+    assert secret.read_text().startswith("TOP-SECRET-8f1d\n")
+    assert len(worktrees(host)) == 1
+
+
+def test_conflicted_names_with_a_newline_and_undecodable_bytes(
+    host: gitsnap.Git, base: str
+) -> None:
+    names = [b"new\nline.txt", b"bad\xff.txt", b"cr\rname.txt"]
+    onto = commit(host, base, "main", {n: edited(5, "main five") for n in names})
+    tip = commit(host, base, "worker", {n: edited(5, "worker five") for n in names})
+    found = host.merge_onto(onto, tip, "m")
+    assert isinstance(found, gitsnap.Conflict)
+    # Names are text as the person reads it: undecodable bytes shown replaced.
+    shown = [n.decode(errors="replace") for n in names]
+    assert sorted(found.files) == sorted(shown)
+    for name in shown:
+        assert f"--- {name}\n@@ line 2\n" in found.hunks
+    assert found.hunks.count("worker five") == len(names)
+    rebased = host.rebase_onto(onto, tip, "m")
+    assert isinstance(rebased, gitsnap.Conflict)
+    assert sorted(rebased.files) == sorted(shown)
+    # The conflicted names lead to the commits that touch them, whatever their bytes.
+    assert host.touching(base, onto, ["new\nline.txt"]) == [onto]
+
+
+def test_a_conflicted_file_over_the_hunk_limit_is_not_shown(host: gitsnap.Git, base: str) -> None:
+    big = ("filler line\n" * (gitsnap.HUNK_FILE_BYTES // 12 + 100)).encode()
+    onto = commit(host, base, "main", {b"big.txt": b"main\n" + big, b"a.txt": edited(5, "m")})
+    tip = commit(host, base, "worker", {b"big.txt": b"worker\n" + big, b"a.txt": edited(5, "w")})
+    for found in (host.merge_onto(onto, tip, "m"), host.rebase_onto(onto, tip, "m")):
+        assert isinstance(found, gitsnap.Conflict)
+        assert sorted(found.files) == ["a.txt", "big.txt"]
+        assert "--- big.txt\n(not shown: binary, too big, or a file-level conflict)" in found.hunks
+        assert "filler line" not in found.hunks
+        assert "--- a.txt\n@@ line 2\n" in found.hunks
+
+
+# -- clone_for_worker(also=...) ------------------------------------------------------------
+
+
+def test_clone_for_worker_adds_the_target_branch(
+    host: gitsnap.Git, base: str, tmp_path: Path
+) -> None:
+    target = commit(host, base, "main moved", {b"b.txt": b"b\n"})
+    dest = tmp_path / "w"
+    host.clone_for_worker(dest, base, "wvo/T1", also={"main": target})
+    assert git(dest, "symbolic-ref", "HEAD") == "refs/heads/wvo/T1"
+    assert git(dest, "rev-parse", "HEAD") == base
+    assert git(dest, "rev-parse", "refs/heads/main") == target
+    assert git(dest, "status", "--porcelain") == ""
+    assert not (dest / "b.txt").exists()  # only HEAD is checked out
+    # The worker can bring the target in, as a returned conflict asks it to.
+    git(dest, "merge", "-q", "--no-edit", "main")
+    assert (dest / "b.txt").read_text() == "b\n"
+
+
+def test_clone_for_worker_skips_an_invalid_or_clashing_name_in_also(
+    host: gitsnap.Git, base: str, tmp_path: Path
+) -> None:
+    target = commit(host, base, "main moved", {b"b.txt": b"b\n"})
+    dest = tmp_path / "w"
+    also = {"a..b": target, "bad name": target, "x.lock": target, "wvo/T1": target, "main": target}
+    host.clone_for_worker(dest, base, "wvo/T1", also=also)
+    refs = git(dest, "for-each-ref", "--format=%(refname) %(objectname)").splitlines()
+    # The worker's own branch is never moved by `also`; invalid names are left out.
+    assert sorted(refs) == [f"refs/heads/main {target}", f"refs/heads/wvo/T1 {base}"]
+    assert git(dest, "rev-parse", "HEAD") == base
+
+
+def test_clone_for_worker_refuses_a_target_that_is_not_a_commit(
+    host: gitsnap.Git, base: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ValidationFailed, match="hex object id"):
+        host.clone_for_worker(tmp_path / "w", base, "wvo/T1", also={"main": "main"})
+    assert not (tmp_path / "w").exists()
+    with pytest.raises(ValidationFailed, match="not a commit"):
+        host.clone_for_worker(tmp_path / "w", base, "wvo/T1", also={"main": host.tree_of(base)})
+    assert not (tmp_path / "w").exists()
+    # A name git cannot have next to the worker's branch (refs/heads/wvo is its folder).
+    with pytest.raises(ValidationFailed, match="update-ref"):
+        host.clone_for_worker(tmp_path / "w", base, "wvo/T1", also={"wvo": base})
+    assert not (tmp_path / "w").exists()

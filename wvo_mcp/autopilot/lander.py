@@ -1,0 +1,358 @@
+"""The merge queue's landing step: take the head of a target's queue, stack it onto the
+target (git's own merge or rebase, in our repository), verify the stacked tip on a clean
+checkout in the sandbox, and move the target to it with a compare-and-swap. A failing batch
+is bisected so the others land; a conflict or a failure goes back to a worker with what
+went wrong, or to a person when it must.
+
+The queue is rows (services/landing.py): a lease with a fence says who lands a target, and
+each landing is written as an intent before the ref moves, so an autopilot killed at any
+moment loses nothing and the next one completes or abandons what it finds, never twice."""
+
+import contextlib
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import anyio
+
+from wvo_mcp import gitsnap, queueing
+from wvo_mcp.errors import LeaseLost, VerificationFailed, WvoError
+from wvo_mcp.orchestrator import Orchestrator, sandbox_summary
+from wvo_mcp.services import landing
+from wvo_mcp.services.landing import Entry, Return
+from wvo_mcp.telemetry import Telemetry
+
+T = TypeVar("T")
+Strategy = Literal["leave", "merge", "rebase"]
+TARGET_SECONDS = 60  # a target's lease: renewed while its holder lives
+OUTPUT_TAIL = 4000  # of a failing check, in the checkpoint the next worker starts from
+
+
+@dataclass(frozen=True)
+class Options:
+    strategy: Strategy = "leave"
+    onto: str | None = None  # the target branch (merge, rebase)
+    check: str | None = None  # a project-wide check every landing tree must pass
+    batch: int = 4  # entries tested as one
+    slots: int = 2  # checks run at once
+    max_returns: int = 3  # returns to a worker before a person is asked
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    checks: str  # one line per check that ran
+    output: str = ""  # the failing check's summary and output tail
+
+
+class Lander:
+    def __init__(
+        self,
+        orchestrator: Orchestrator,
+        telemetry: Telemetry,
+        git: gitsnap.Git,
+        in_repo: Callable[..., Awaitable[object]],
+        options: Options,
+        run_id: str,
+        say: Callable[[str], None],
+        landed: Callable[[list[str]], Awaitable[None]],
+    ) -> None:
+        self.orchestrator = orchestrator
+        self.telemetry = telemetry
+        self.db = orchestrator.db
+        self.git = git
+        self._in_repo = in_repo
+        self.options = options
+        self.run_id = run_id
+        self.say = say
+        self._landed = landed  # told the tasks each landing finished (their repos go)
+        self._slots = anyio.CapacityLimiter(max(1, options.slots))
+        self.target = (options.onto or "") if options.strategy != "leave" else ""
+
+    async def _git(self, fn: Callable[..., T], *args: object) -> T:
+        return await self._in_repo(fn, *args)  # type: ignore[return-value]
+
+    def _now(self) -> datetime:
+        return self.orchestrator.clock()
+
+    # -- one pass ----------------------------------------------------------------------
+
+    async def pending(self) -> bool:
+        """Whether the target has entries queued, being tested or landing."""
+        return self.target in await self.db.read(landing.queued_targets)
+
+    async def land(self) -> bool:
+        """Land what heads the queue, one batch; True if there may be more to do now."""
+        if not await self.pending():
+            return False  # nothing to hold the target for
+        now = self._now()
+        until = now + timedelta(seconds=TARGET_SECONDS)
+        fence = await self.db.write(
+            partial(landing.hold_target, target=self.target, run=self.run_id, until=until, now=now)
+        )
+        if fence is None:
+            return False  # another autopilot lands this target now
+        try:
+            async with self._holding(fence):
+                await self._recover(fence)
+                entries = await self.db.read(
+                    partial(landing.head, target=self.target, limit=max(1, self.options.batch))
+                )
+                if not entries:
+                    return False
+                ids = [e.id for e in entries]
+                await self.db.write(partial(landing.start, target=self.target, run=self.run_id,
+                                            fence=fence, ids=ids))  # fmt: skip
+                try:
+                    if self.target:
+                        await self._batch(fence, entries)
+                    else:
+                        await self._each(fence, entries)
+                except WvoError as exc:  # git or the sandbox failed us: the batch waits
+                    self.say(f"landing onto {self.target or 'their branches'} failed: {exc}")
+                    await self.db.write(partial(landing.unstart_all, target=self.target,
+                                                run=self.run_id, fence=fence))  # fmt: skip
+                    return False
+                return True
+        except LeaseLost as exc:
+            self.say(f"landing paused: {exc}")
+            return False
+
+    @contextlib.asynccontextmanager
+    async def _holding(self, fence: int) -> AsyncIterator[None]:
+        """The target's lease renewed while checks run for minutes."""
+
+        async def renew() -> None:
+            while True:
+                await anyio.sleep(TARGET_SECONDS / 3)
+                now = self._now()
+                until = now + timedelta(seconds=TARGET_SECONDS)
+                await self.db.write(partial(landing.hold_target, target=self.target,
+                                            run=self.run_id, until=until, now=now))  # fmt: skip
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(renew)
+            try:
+                yield
+            finally:
+                group.cancel_scope.cancel()
+
+    async def _recover(self, fence: int) -> None:
+        """Landings a killed autopilot intended: completed if the target got there (or still
+        can), else abandoned and their entries queued again. Never landed twice: the ref
+        moves only from the intent's `old`."""
+        for found in await self.db.read(partial(landing.intents, target=self.target)):
+            if found.old:
+                tip = await self._git(self.git.tip, self.target)
+                there = tip == found.new or await self._git(self.git.contains, found.new, tip)
+                if not there and tip == found.old:
+                    there = await self._git(self.git.move_branch, self.target, found.new, tip)
+                if not there:
+                    await self.db.write(partial(landing.abandon, landing_id=found.id,
+                                                now=self._now()))  # fmt: skip
+                    continue
+            await self._complete(found.id, found.new)
+
+    async def _complete(self, landing_id: int, new: str) -> None:
+        done = await self.db.write(
+            partial(landing.complete, settings=self.orchestrator.settings,
+                    landing_id=landing_id, now=self._now())
+        )  # fmt: skip
+        if done:  # the first completion only: a recovered landing is counted once
+            self.telemetry.landed(self.target, await self.orchestrator.landed(landing_id))
+            where = f"{self.target} at {new[:12]}" if self.target else "their branches"
+            self.say(f"landed {', '.join(done)} onto {where}")
+            await self._landed(done)
+
+    # -- --merge leave: each entry verified on its own commit ------------------------------
+
+    async def _each(self, fence: int, entries: Sequence[Entry]) -> None:
+        async def one(item: Entry) -> None:
+            verdict = await self._verify(item.commit, [item])
+            if not verdict.passed:
+                await self._send_back(fence, item, _failed(verdict, None), [])
+                return
+            tree = await self._git(self.git.tree_of, item.commit)
+            landing_id = await self._intend(fence, "", item.commit, tree, verdict, [item])
+            await self._complete(landing_id, item.commit)
+
+        async with anyio.create_task_group() as group:
+            for item in entries:
+                group.start_soon(one, item)
+
+    # -- a target branch: stack, verify, bisect, move -------------------------------------
+
+    async def _batch(self, fence: int, entries: Sequence[Entry]) -> None:
+        old = await self._git(self.git.tip, self.target)
+        stacked: list[tuple[Entry, str]] = []
+        tip = old
+        for item in entries:
+            found = await self._git(self._stack, tip, item)
+            if isinstance(found, gitsnap.Conflict):
+                await self._conflict(fence, item, found, old)
+            else:
+                tip = found
+                stacked.append((item, tip))
+        if not stacked:
+            return
+        verdicts: dict[int, Verdict] = {len(stacked): await self._prefix(stacked, len(stacked))}
+        good, bad = (len(stacked), len(stacked) + 1) if verdicts[len(stacked)].passed else (
+            0, len(stacked))  # fmt: skip
+        while bad - good > 1:
+            points = queueing.probes(good, bad, self.options.slots)
+            async with anyio.create_task_group() as group:
+                for n in points:
+                    group.start_soon(self._probe, stacked, n, verdicts)
+            good, bad = queueing.narrow(good, bad, {n: verdicts[n].passed for n in points})
+        rest = [item for item, _ in stacked[bad:]]  # after the culprit: tested again later
+        if good:
+            items = [item for item, _ in stacked[:good]]
+            new = stacked[good - 1][1]
+            tree = await self._git(self.git.tree_of, new)
+            landing_id = await self._intend(fence, old, new, tree, verdicts[good], items)
+            if await self._git(self.git.move_branch, self.target, new, old):
+                await self._complete(landing_id, new)
+            else:  # a person moved the target meanwhile: everything is stacked again
+                await self.db.write(partial(landing.abandon, landing_id=landing_id,
+                                            now=self._now()))  # fmt: skip
+                self.say(f"{self.target} moved while its batch was verified: stacking again")
+                rest = [item for item, _ in stacked[good:]]
+                bad = len(stacked) + 1
+        if bad <= len(stacked):
+            culprit, _ = stacked[bad - 1]
+            await self._send_back(fence, culprit, _failed(verdicts[bad], old), [])
+        if rest:
+            await self.db.write(partial(landing.unstart, target=self.target, run=self.run_id,
+                                        fence=fence, ids=[i.id for i in rest]))  # fmt: skip
+
+    def _stack(self, onto: str, item: Entry) -> str | gitsnap.Conflict:
+        message = (
+            f"Land {item.task_id} ({item.author}) onto {self.target}\n\n"
+            f"wvo-mcp merge queue: {item.commit}"
+        )
+        if self.options.strategy == "rebase":
+            return self.git.rebase_onto(onto, item.commit, message)
+        return self.git.merge_onto(onto, item.commit, message)
+
+    async def _probe(
+        self, stacked: list[tuple[Entry, str]], n: int, into: dict[int, Verdict]
+    ) -> None:
+        into[n] = await self._prefix(stacked, n)
+
+    async def _prefix(self, stacked: list[tuple[Entry, str]], n: int) -> Verdict:
+        return await self._verify(stacked[n - 1][1], [item for item, _ in stacked[:n]])
+
+    async def _verify(self, tip: str, entries: Sequence[Entry]) -> Verdict:
+        """Every check `tip` must pass, each on a fresh checkout of exactly it, in the sandbox,
+        as many at once as there are slots."""
+        tasks = [await self.orchestrator.get_task(item.task_id) for item in entries]
+        commands = queueing.checks(self.options.check, [t.verify_command for t in tasks])
+        results: dict[int, str | VerificationFailed] = {}
+
+        async def run(index: int, command: str | list[str]) -> None:
+            async with self._slots:
+                with tempfile.TemporaryDirectory(prefix="wvo-verify-") as scratch:
+                    checkout = Path(scratch) / "tree"
+                    checkout.mkdir()
+                    await self._git(self.git.materialize, tip, checkout)
+                    try:
+                        result = await self.orchestrator.check(command, checkout)
+                        results[index] = sandbox_summary(command, result)
+                    except VerificationFailed as exc:
+                        results[index] = exc
+
+        async with anyio.create_task_group() as group:
+            for index, command in enumerate(commands):
+                group.start_soon(run, index, command)
+        failed = [r for r in results.values() if isinstance(r, VerificationFailed)]
+        lines = "; ".join(r for r in results.values() if isinstance(r, str)) or "no checks"
+        if failed:
+            return Verdict(False, lines, str(failed[0])[-OUTPUT_TAIL:])
+        return Verdict(True, lines)
+
+    async def _intend(
+        self, fence: int, old: str, new: str, tree: str, verdict: Verdict, items: Sequence[Entry]
+    ) -> int:
+        return await self.db.write(
+            partial(
+                landing.intend, target=self.target, run=self.run_id, fence=fence, old=old,
+                new=new, tree=tree, checks=verdict.checks, ids=[i.id for i in items],
+                now=self._now(),
+            )
+        )  # fmt: skip
+
+    # -- what does not land ------------------------------------------------------------
+
+    async def _conflict(self, fence: int, item: Entry, found: gitsnap.Conflict, old: str) -> None:
+        persons = await self._persons(item, found.files, old)
+        files = ", ".join(found.files[:10]) + (" …" if len(found.files) > 10 else "")
+        back = Return(
+            summary=f"returned: {self.options.strategy} of {item.commit[:12]} onto "
+            f"{self.target} conflicts in {files}",
+            details=(
+                f"Your last submission ({item.commit}) conflicts with {self.target} (at "
+                f"{old}, in your repository as branch {self.target!r}). Bring {self.target} "
+                f"into your work (git {self.options.strategy} {self.target}), resolve these "
+                f"conflicts, commit, run the checks, and submit again.\n\n{found.hunks}"
+            ),
+            files=found.files,
+            target_tip=old,
+        )
+        await self._send_back(fence, item, back, persons)
+
+    async def _persons(self, item: Entry, files: Sequence[str], old: str) -> list[str]:
+        """Commits a person made on the target since `item` left it that touch `files`: any
+        commit there that no landing of the queue brought."""
+        fork = await self._git(self.git.merge_base, old, item.commit)
+        if fork is None or not files:
+            return []
+        touching = await self._git(self.git.touching, fork, old, list(files))
+        if not touching:
+            return []
+        ours: set[str] = set()
+        for done in await self.db.read(partial(landing.landings_after, target=self.target)):
+            if await self._git(self.git.contains, done.new, fork):
+                break  # landed before this work began: older ones too
+            ours.update(await self._git(self.git.commits, done.old, done.new))
+        return [c for c in touching if c not in ours]
+
+    async def _send_back(
+        self, fence: int, item: Entry, back: Return, persons: Sequence[str]
+    ) -> None:
+        hold = queueing.hold_for_person(item.returns, self.options.max_returns, persons)
+        try:
+            outcome = await self.db.write(
+                partial(
+                    landing.send_back, settings=self.orchestrator.settings, target=self.target,
+                    run=self.run_id, fence=fence, entry_id=item.id, back=back, hold=hold,
+                    now=self._now(),
+                )
+            )  # fmt: skip
+        except LeaseLost:
+            raise
+        except WvoError as exc:  # a person moved the task meanwhile
+            self.say(f"{item.task_id}: {exc}")
+            return
+        self.telemetry.sent_back(self.target, outcome)
+        if outcome == "held":
+            self.say(f"{item.task_id} waits for a person in needs_review: {hold}")
+        else:
+            self.say(f"{item.task_id} {back.summary}")
+
+
+def _failed(verdict: Verdict, old: str | None) -> Return:
+    where = "on its own commit" if old is None else "stacked onto the target"
+    first = verdict.output.strip().splitlines()[0] if verdict.output.strip() else ""
+    return Return(
+        summary=f"returned: a check failed {where}: {first}"[:500],
+        details=(
+            "Your submission failed a check on a clean checkout of the tree that would land "
+            f"(what it passed: {verdict.checks}). Make it pass, commit, and submit again.\n\n"
+            f"{verdict.output}"
+        ),
+        target_tip=old,
+    )

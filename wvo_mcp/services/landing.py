@@ -1,0 +1,409 @@
+"""The merge queue as the database keeps it: one queue of entries per target branch, who
+lands each target now (a lease with a fencing token), and each landing written as an intent
+before its ref moves, so that an autopilot killed at any moment loses no entry and a later
+one never lands an entry twice."""
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from wvo_mcp import timeutil
+from wvo_mcp.config import Settings
+from wvo_mcp.errors import IllegalTransition, LeaseLost
+from wvo_mcp.services import leases
+from wvo_mcp.services.tasks import record_event
+from wvo_mcp.store import Row, Tx
+from wvo_mcp.transitions import Gate, Status
+
+LANDER = "autopilot"
+OPEN = ("review", "queued", "testing", "landing", "held")
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: int
+    task_id: str
+    target: str  # '' for --merge leave: verified and done on the task's own branch
+    base: str
+    commit: str
+    author: str
+    state: str
+    position: int
+    returns: int
+    entered_at: str
+    queued_at: str | None
+    finished_at: str | None
+    reason: str | None
+    landing_id: int | None
+
+
+@dataclass(frozen=True)
+class Landing:
+    id: int
+    target: str
+    old: str
+    new: str
+    tree: str
+    checks: str
+    state: str
+    run: str
+
+
+@dataclass(frozen=True)
+class Return:
+    """What the next worker starts from when a submission comes back: a checkpoint."""
+
+    summary: str
+    details: str  # the conflicting hunks, or the failing check's output tail
+    files: Sequence[str] = ()
+    target_tip: str | None = None  # the target it must be brought onto
+
+
+def entry(row: Row) -> Entry:
+    return Entry(
+        id=row["id"],
+        task_id=row["task_id"],
+        target=row["target"],
+        base=row["base"],
+        commit=row["commit_sha"],
+        author=row["author"],
+        state=row["state"],
+        position=row["position"],
+        returns=row["returns"],
+        entered_at=row["entered_at"],
+        queued_at=row["queued_at"],
+        finished_at=row["finished_at"],
+        reason=row["reason"],
+        landing_id=row["landing_id"],
+    )
+
+
+def _landing(row: Row) -> Landing:
+    return Landing(
+        row["id"], row["target"], row["old"], row["new"], row["tree"], row["checks"],
+        row["state"], row["run"],
+    )  # fmt: skip
+
+
+def take(
+    tx: Tx,
+    *,
+    task_id: str,
+    commit: str,
+    base: str,
+    target: str,
+    now: datetime,
+) -> Entry:
+    """The lander took a holder's submitted commit: it is recorded as the task's submission
+    and enters the queue (behind a review, when the task's gate asks for one), in one
+    transaction, so a crash between the two cannot happen."""
+    previous = tx.one("latest_entry", {"task_id": task_id})
+    if previous is not None and previous["state"] in OPEN and previous["commit_sha"] == commit:
+        return entry(previous)  # taken already (by another autopilot, or before a crash)
+    if previous is not None and previous["state"] in OPEN:
+        raise IllegalTransition(
+            f"task {task_id!r}: its earlier submission ({previous['commit_sha'][:12]}) is still "
+            f"{previous['state']} in the merge queue; take this one once that one has ended"
+        )
+    leases.submit_commit(tx, task_id, commit, LANDER, now)
+    row = leases.task_row(tx, task_id)
+    returns = 0
+    if previous is not None and previous["state"] != "closed":
+        returns = previous["returns"] + (previous["state"] == "returned")
+    stamp = timeutil.to_text(now)
+    review = row["gate"] == Gate.REVIEW
+    tx.run(
+        "insert_entry",
+        {
+            "task_id": task_id,
+            "target": target,
+            "base": base,
+            "commit": commit,
+            "author": row["submitted_by"],
+            "state": "review" if review else "queued",
+            "returns": returns,
+            "now": stamp,
+            "queued_at": None if review else stamp,
+        },
+    )
+    found = tx.one("latest_entry", {"task_id": task_id})
+    assert found is not None
+    return entry(found)
+
+
+def open_entry(tx: Tx, task_id: str) -> Entry | None:
+    row = tx.one("latest_entry", {"task_id": task_id})
+    return None if row is None or row["state"] not in OPEN else entry(row)
+
+
+# -- reviews --------------------------------------------------------------------------------
+
+
+def reviews_waiting(tx: Tx, now: datetime, limit: int = 50) -> list[Entry]:
+    rows = tx.all("reviews_waiting", {"now": timeutil.to_text(now), "limit": limit})
+    return [entry(r) for r in rows]
+
+
+def claim_review(tx: Tx, entry_id: int, run: str, until: datetime, now: datetime) -> bool:
+    """This autopilot gives the entry to a reviewer of its own, unless another one did."""
+    params = {"id": entry_id, "run": run, "until": timeutil.to_text(until)}
+    return tx.run("claim_review", {**params, "now": timeutil.to_text(now)}) == 1
+
+
+def reviewed(tx: Tx, settings: Settings, entry_id: int, now: datetime) -> str:
+    """After a reviewer's run: an approval sends the entry to the back of its queue; a
+    request for changes ends it and gives the task back (its notes reach the next attempt).
+    Answers the entry's state: 'queued', 'changes', or 'review' (no verdict: asked again)."""
+    row = tx.one("entry_by_id", {"id": entry_id})
+    if row is None or row["state"] != "review":
+        return "gone"
+    found = leases.latest_review(tx, row["task_id"], row["commit_sha"])
+    stamp = timeutil.to_text(now)
+    if found is None:
+        tx.run("unclaim_review", {"id": entry_id})
+        return "review"
+    if found.verdict == "approve":
+        tx.run("entry_approved", {"id": entry_id, "now": stamp})
+        return "queued"
+    why = f"review by {found.reviewer}: {found.notes}"[:500]
+    _end(tx, entry_id, "review", "changes", why, stamp)
+    leases.update_status(
+        tx, settings, row["task_id"], Status.PENDING, LANDER, None, why, now,
+        landing=row["commit_sha"],
+    )  # fmt: skip
+    return "changes"
+
+
+def renew_claims(tx: Tx, run: str, until: datetime) -> None:
+    """This autopilot lives on: its reviews and the targets it lands stay its own."""
+    stamp = timeutil.to_text(until)
+    tx.run("renew_reviews", {"run": run, "until": stamp})
+    for target in tx.all("queued_targets"):
+        row = tx.one("target_row", {"target": target["target"]})
+        if row is not None and row["holder"] == run:
+            tx.run("renew_target", {"target": row["target"], "run": run, "fence": row["fence"],
+                                    "until": stamp})  # fmt: skip
+
+
+def drop_claims(tx: Tx, run: str) -> None:
+    """An autopilot ended, or was found dead: what it reviewed or landed is free at once."""
+    tx.run("drop_reviews", {"run": run})
+    tx.run("release_targets", {"run": run})
+
+
+# -- landing a target's queue ---------------------------------------------------------------
+
+
+def hold_target(tx: Tx, target: str, run: str, until: datetime, now: datetime) -> int | None:
+    """The fence under which `run` lands `target` (renewed if it already does), or None while
+    another live autopilot does."""
+    tx.run("insert_target", {"target": target})
+    row = tx.one("target_row", {"target": target})
+    assert row is not None
+    stamp = timeutil.to_text(until)
+    if row["holder"] == run:
+        tx.run("renew_target", {"target": target, "run": run, "fence": row["fence"],
+                                "until": stamp})  # fmt: skip
+        return int(row["fence"])
+    if row["holder"] is not None and (row["until"] or "") >= timeutil.to_text(now):
+        return None
+    tx.run("take_target", {"target": target, "run": run, "until": stamp, "fence": row["fence"]})
+    # Batches the last holder started and did not finish go back where they were.
+    tx.run("entries_unstart", {"target": target})
+    return int(row["fence"]) + 1
+
+
+def _fenced(tx: Tx, target: str, run: str, fence: int) -> None:
+    row = tx.one("target_row", {"target": target})
+    if row is None or row["holder"] != run or row["fence"] != fence:
+        raise LeaseLost(
+            f"another autopilot lands {target or 'its own branches'} now (fence "
+            f"{None if row is None else row['fence']}, this one held {fence}): stop landing"
+        )
+
+
+def queued_targets(tx: Tx) -> list[str]:
+    return [row["target"] for row in tx.all("queued_targets")]
+
+
+def head(tx: Tx, target: str, limit: int) -> list[Entry]:
+    return [entry(r) for r in tx.all("queue_head", {"target": target, "limit": limit})]
+
+
+def start(tx: Tx, target: str, run: str, fence: int, ids: Sequence[int]) -> None:
+    """Entries taken into a batch: being tested (the holder's until it lands or returns them)."""
+    _fenced(tx, target, run, fence)
+    tx.run("entries_move", {"ids": json.dumps(list(ids)), "from": "queued", "to": "testing"})
+
+
+def unstart(tx: Tx, target: str, run: str, fence: int, ids: Sequence[int]) -> None:
+    """Entries of a batch that did not land and were not at fault: back in the queue."""
+    _fenced(tx, target, run, fence)
+    tx.run("entries_move", {"ids": json.dumps(list(ids)), "from": "testing", "to": "queued"})
+
+
+def unstart_all(tx: Tx, target: str, run: str, fence: int) -> None:
+    """The holder could not finish its batch: all of it back in the queue."""
+    _fenced(tx, target, run, fence)
+    tx.run("entries_unstart", {"target": target})
+
+
+def intend(
+    tx: Tx,
+    *,
+    target: str,
+    run: str,
+    fence: int,
+    old: str,
+    new: str,
+    tree: str,
+    checks: str,
+    ids: Sequence[int],
+    now: datetime,
+) -> int:
+    """Before the target moves: the landing as an intent, its entries in it. Refused unless
+    every one of them is still in this holder's batch (a person may have moved a task)."""
+    _fenced(tx, target, run, fence)
+    landing = tx.value(
+        "insert_landing",
+        {"target": target, "old": old, "new": new, "tree": tree, "checks": checks, "run": run,
+         "now": timeutil.to_text(now)},
+    )  # fmt: skip
+    moved = tx.run("entries_landing", {"landing": landing, "ids": json.dumps(list(ids))})
+    if moved != len(ids):
+        raise LeaseLost(
+            f"{len(ids) - moved} entr(ies) of the batch onto {target or 'their branches'} "
+            "left it meanwhile (a person moved the task): test the batch again"
+        )
+    return int(landing)
+
+
+def intents(tx: Tx, target: str) -> list[Landing]:
+    return [_landing(r) for r in tx.all("landing_intents", {"target": target})]
+
+
+def landing(tx: Tx, landing_id: int) -> Landing | None:
+    row = tx.one("landing_by_id", {"id": landing_id})
+    return None if row is None else _landing(row)
+
+
+def complete(tx: Tx, settings: Settings, landing_id: int, now: datetime) -> list[str]:
+    """The target moved (or nothing had to): the landing's entries are landed and their
+    tasks done, as the lander, with the checks that passed on the tree. Idempotent: a
+    second call finds nothing left to do. Answers the tasks it finished."""
+    found = landing(tx, landing_id)
+    if found is None or found.state != "intent":
+        return []
+    stamp = timeutil.to_text(now)
+    landed = []
+    for item in (entry(r) for r in tx.all("entries_of_landing", {"id": landing_id})):
+        if _still_submitted(tx, item):
+            landed.append(item)
+        else:  # a person moved it while it landed: its commits are on the target regardless
+            why = f"landed as {found.new[:12]} after a person moved its task"
+            _end(tx, item.id, "landing", "closed", why, stamp)
+    tx.run("entries_landed", {"id": landing_id, "now": stamp})
+    tx.run("landing_ends", {"id": landing_id, "state": "landed", "now": stamp})
+    where = f"onto {found.target} as {found.new[:12]}" if found.old else "on its branch"
+    checks = leases.Run(f"on tree {found.tree[:12]}: {found.checks}", "", "")
+    for item in landed:
+        leases.update_status(
+            tx, settings, item.task_id, Status.DONE, LANDER, None,
+            f"landed {where}", now, landing=item.commit, verified=checks,
+        )  # fmt: skip
+    return [item.task_id for item in landed]
+
+
+def abandon(tx: Tx, landing_id: int, now: datetime) -> None:
+    """The target moved elsewhere before this landing did: its entries queue again, but for
+    those whose task a person moved meanwhile (close_open left them to this landing)."""
+    stamp = timeutil.to_text(now)
+    for item in (entry(r) for r in tx.all("entries_of_landing", {"id": landing_id})):
+        if not _still_submitted(tx, item):
+            _end(tx, item.id, "landing", "closed", "not landed: a person moved its task", stamp)
+    tx.run("entries_unland", {"id": landing_id})
+    tx.run("landing_ends", {"id": landing_id, "state": "abandoned", "now": stamp})
+
+
+def _still_submitted(tx: Tx, item: Entry) -> bool:
+    """The entry's task still waits for exactly this submission: no person moved it since
+    (a task sent back and submitted again has a new submission, not yet taken)."""
+    row = leases.task_row(tx, item.task_id)
+    return bool(row["status"] == Status.NEEDS_REVIEW and row["submitted_commit"] == item.commit)
+
+
+def send_back(
+    tx: Tx,
+    settings: Settings,
+    *,
+    target: str,
+    run: str,
+    fence: int,
+    entry_id: int,
+    back: Return,
+    hold: str | None,
+    now: datetime,
+) -> Literal["returned", "held"]:
+    """A submission that does not land: back to a worker as a new attempt, starting from a
+    checkpoint with `back`; or, when `hold` says why a person must look (too many returns,
+    a conflict with a person's work), held in needs_review for a person."""
+    _fenced(tx, target, run, fence)
+    row = tx.one("entry_by_id", {"id": entry_id})
+    assert row is not None
+    if row["state"] != "testing":  # a person moved its task: its next submission is not this
+        raise IllegalTransition(
+            f"entry {entry_id} of task {row['task_id']!r} is {row['state']!r}, no longer in "
+            "the batch being tested (a person moved its task): nothing recorded"
+        )
+    stamp = timeutil.to_text(now)
+    task = leases.task_row(tx, row["task_id"])
+    if hold is not None:
+        _end(tx, entry_id, "testing", "held", f"{hold}: {back.summary}", stamp)
+        record_event(
+            tx, row["task_id"], at=stamp, actor=LANDER, kind="held",
+            reason=f"{hold}: {back.summary}"[:4000], lease_epoch=task["lease_epoch"],
+        )  # fmt: skip
+        return "held"
+    _end(tx, entry_id, "testing", "returned", back.summary, stamp)
+    seq = tx.value("next_checkpoint_seq", (row["task_id"],))
+    tx.run(
+        "insert_checkpoint",
+        (
+            row["task_id"], seq, LANDER, task["lease_epoch"], back.summary[:2000],
+            back.details, None, json.dumps(list(back.files)), stamp, back.target_tip,
+            row["commit_sha"], None, None,
+        ),
+    )  # fmt: skip
+    record_event(
+        tx, row["task_id"], at=stamp, actor=LANDER, kind="returned",
+        reason=back.summary[:4000], lease_epoch=task["lease_epoch"],
+    )  # fmt: skip
+    leases.update_status(
+        tx, settings, row["task_id"], Status.PENDING, LANDER, None,
+        f"returned to a worker: {back.summary}"[:500], now, landing=row["commit_sha"],
+    )  # fmt: skip
+    return "returned"
+
+
+def _end(tx: Tx, entry_id: int, was: str, state: str, why: str, stamp: str) -> None:
+    tx.run(
+        "entry_ends",
+        {"id": entry_id, "from": was, "state": state, "reason": why[:2000], "now": stamp},
+    )
+
+
+def close_open(tx: Tx, task_id: str, why: str, now: datetime) -> None:
+    """A person moved the task out of needs_review: its submission leaves the queue."""
+    tx.run("close_open_entries", {"task_id": task_id, "reason": why[:2000],
+                                  "now": timeutil.to_text(now)})  # fmt: skip
+
+
+def landings_after(tx: Tx, target: str, after: int = 0) -> list[Landing]:
+    return [_landing(r) for r in tx.all("landings_since", {"target": target, "after": after})]
+
+
+def queue(tx: Tx) -> list[tuple[Entry, str]]:
+    """Every open entry in queue order, with its task's title."""
+    return [(entry(r), r["title"]) for r in tx.all("queue_open")]
