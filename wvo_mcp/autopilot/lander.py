@@ -120,6 +120,10 @@ class Lander:
                 return True
         except LeaseLost as exc:
             self.say(f"landing paused: {exc}")
+            # A batch a person broke up (or one this lander no longer holds) queues again.
+            with contextlib.suppress(LeaseLost):
+                await self.db.write(partial(landing.unstart_all, target=self.target,
+                                            run=self.run_id, fence=fence))  # fmt: skip
             return False
 
     @contextlib.asynccontextmanager
@@ -129,10 +133,9 @@ class Lander:
         async def renew() -> None:
             while True:
                 await anyio.sleep(TARGET_SECONDS / 3)
-                now = self._now()
-                until = now + timedelta(seconds=TARGET_SECONDS)
-                await self.db.write(partial(landing.hold_target, target=self.target,
-                                            run=self.run_id, until=until, now=now))  # fmt: skip
+                until = self._now() + timedelta(seconds=TARGET_SECONDS)
+                await self.db.write(partial(landing.renew_target, target=self.target,
+                                            run=self.run_id, fence=fence, until=until))  # fmt: skip
 
         async with anyio.create_task_group() as group:
             group.start_soon(renew)

@@ -1066,10 +1066,14 @@ class Autopilot:
 
     def _unlanded(self, repo: Path, landed: str) -> str:
         """What in a worker's repository did not land (read as data), or "" if nothing."""
-        head = gitsnap.read_head(repo / ".git")
-        if head is None or not self.git.contains(head, landed):
-            return "its commits are not all in what landed"
-        differs = self.git.differs(head, repo)
+        refs = gitsnap.read_refs(repo / ".git")
+        if refs is None:
+            return "its refs could not be read as data"
+        # Every ref (a side branch, a stash), not only HEAD: work anywhere in it keeps it.
+        unlanded = [name for name, sha in refs.items() if not self.git.contains(sha, landed)]
+        if unlanded:
+            return f"its commits are not all in what landed ({', '.join(unlanded[:5])})"
+        differs = self.git.differs(refs["HEAD"], repo)
         shown = ", ".join(differs[:5]) + (" …" if len(differs) > 5 else "")
         return f"it has files nobody committed: {shown}" if differs else ""
 

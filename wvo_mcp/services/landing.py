@@ -215,6 +215,12 @@ def hold_target(tx: Tx, target: str, run: str, until: datetime, now: datetime) -
     return int(row["fence"]) + 1
 
 
+def renew_target(tx: Tx, target: str, run: str, fence: int, until: datetime) -> bool:
+    """The holder lands on: its lease moves on, unless another took the target since."""
+    params = {"target": target, "run": run, "fence": fence, "until": timeutil.to_text(until)}
+    return tx.run("renew_target", params) == 1
+
+
 def _fenced(tx: Tx, target: str, run: str, fence: int) -> None:
     row = tx.one("target_row", {"target": target})
     if row is None or row["holder"] != run or row["fence"] != fence:
