@@ -53,7 +53,7 @@ def make_project(tmp_path: Path) -> dict[str, Path]:
       kind: claude
       executable: {wrapper}
       max_workers: 2
-      hang_seconds: 4
+      hang_seconds: 15  # a fake starting beside three others on 2 busy cores is silent a while
 """
             for preference, name in enumerate(("alpha", "beta"), start=1)
         )

@@ -57,10 +57,10 @@ def fleet(size: int) -> list[dict[str, Any]]:
 
 
 def with_check(project: dict[str, Path]) -> None:
-    # A fleet's checks load the machine: a worker is silent for longer than the 4 s the
+    # A fleet's checks load the machine: a worker is silent for longer than the 15 s the
     # other autopilot tests allow, without hanging.
     providers = project["providers"]
-    providers.write_text(providers.read_text().replace("hang_seconds: 4", "hang_seconds: 60"))
+    providers.write_text(providers.read_text().replace("hang_seconds: 15", "hang_seconds: 60"))
     repo = project["repo"]
     (repo / "check.sh").write_text(CHECK_SH)
     git(repo, "add", "check.sh")

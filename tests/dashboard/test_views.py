@@ -151,7 +151,7 @@ async def test_a_person_watches_an_autopilot_worker_and_pauses_and_resumes_it(tm
     `wvo-mcp autopilot pause` does, recorded with the person's name."""
     project = make_project(tmp_path)
     providers = project["providers"]
-    providers.write_text(providers.read_text().replace("hang_seconds: 4", "hang_seconds: 600"))
+    providers.write_text(providers.read_text().replace("hang_seconds: 15", "hang_seconds: 600"))
     await backlog(project, [{"id": "H1", "title": "stays", "metadata": {"fake": "hang"}}])
     state = project["state"]
     person = token(state, "person", "ann")

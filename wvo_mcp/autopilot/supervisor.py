@@ -525,10 +525,19 @@ class Autopilot:
         plan = await self.orchestrator.plan_next(ACTOR, PLAN_LOOKAHEAD, self.options.epic)
         waiting = ""
         self._stuck = bool(plan.tasks)
-        for task in await self._prefer_apart(plan.tasks):
+        ready = deque(await self._prefer_apart(plan.tasks))
+        launched: list[str] = []  # what the work launched in this pass touches
+        deferred: set[str] = set()
+        while ready:
+            task = ready.popleft()
             if not free:
                 self._stuck = False
                 return
+            near = launched and task.id not in deferred and self._avoiding
+            if near and queueing.overlaps(await self._touches(task.id), launched):
+                deferred.add(task.id)  # after the rest of this pass's ready work
+                ready.append(task)
+                continue
             decision = await self.orchestrator.route_task(task.id)
             slot = next((s for s in free if s.provider == decision.provider), None)
             if not decision.routed or slot is None or decision.model is None:
@@ -547,6 +556,8 @@ class Autopilot:
             self.summary.launched += 1
             waiting, self._stuck = "", False
             running.start_soon(self._work, slot, claim, decision.model, base, directive)
+            if self._avoiding:
+                launched += await self._touches(task.id)
         self._waiting = waiting
         if waiting != self._said and not any(s.busy for s in self.slots):
             if waiting:  # said once, while nothing runs: why ready work does not start
@@ -559,7 +570,7 @@ class Autopilot:
         touch is what it declares (metadata.files), and what its branch already changed; a
         task with a branch is also merged (git merge-tree) with each queued submission."""
         target = self.lander.target
-        if not self.options.avoid_conflicts or not target:
+        if not self._avoiding:
             return ranked
         busy: list[str] = []
         for slot in self.slots:
@@ -585,6 +596,10 @@ class Autopilot:
                         break
             (near if clash else apart).append(task)
         return apart + near
+
+    @property
+    def _avoiding(self) -> bool:
+        return self.options.avoid_conflicts and bool(self.lander.target)
 
     async def _touches(self, task_id: str) -> list[str]:
         """What a task declares it touches, and what its branch changed, if it has one."""
