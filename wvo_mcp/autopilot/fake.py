@@ -348,6 +348,7 @@ def hostile_calls(
         ("route_task", {"task_id": own}),
         ("provider_status", {}),
         ("health_report", {}),
+        ("landing_queue", {}),
         ("review_submit", {"task_id": own, "verdict": "approve", "notes": "looks right"}),
         ("task_approve", {"task_id": gated}),
         ("task_reject", {"task_id": gated, "note": "let it out", "to": "pending"}),
