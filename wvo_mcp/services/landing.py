@@ -180,11 +180,7 @@ def renew_claims(tx: Tx, run: str, until: datetime) -> None:
     """This autopilot lives on: its reviews and the targets it lands stay its own."""
     stamp = timeutil.to_text(until)
     tx.run("renew_reviews", {"run": run, "until": stamp})
-    for target in tx.all("queued_targets"):
-        row = tx.one("target_row", {"target": target["target"]})
-        if row is not None and row["holder"] == run:
-            tx.run("renew_target", {"target": row["target"], "run": run, "fence": row["fence"],
-                                    "until": stamp})  # fmt: skip
+    tx.run("renew_targets", {"run": run, "until": stamp})
 
 
 def drop_claims(tx: Tx, run: str) -> None:

@@ -797,6 +797,10 @@ WHERE target = %(target)s AND fence = %(fence)s;
 UPDATE landing_targets SET until = %(until)s
 WHERE target = %(target)s AND holder = %(run)s AND fence = %(fence)s;
 
+-- name: renew_targets
+-- A live holder's leases move on, each under the fence it holds.
+UPDATE landing_targets SET until = %(until)s WHERE holder = %(run)s;
+
 -- name: release_targets
 UPDATE landing_targets SET holder = NULL, until = NULL WHERE holder = %(run)s;
 

@@ -729,6 +729,10 @@ WHERE target = :target AND fence = :fence;
 UPDATE landing_targets SET until = :until
 WHERE target = :target AND holder = :run AND fence = :fence;
 
+-- name: renew_targets
+-- A live holder's leases move on, each under the fence it holds.
+UPDATE landing_targets SET until = :until WHERE holder = :run;
+
 -- name: release_targets
 UPDATE landing_targets SET holder = NULL, until = NULL WHERE holder = :run;
 
