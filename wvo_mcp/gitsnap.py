@@ -30,6 +30,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import IO
 
+from wvo_mcp import state_folder
 from wvo_mcp.errors import ValidationFailed
 
 GIT_TIMEOUT_S = 120
@@ -52,6 +53,7 @@ _PACK = re.compile(r"pack-[0-9a-f]{40}(?:[0-9a-f]{24})?\.(?:pack|idx)")
 _INTAKE_FILES = 1_000_000
 _INCLUDE_DEPTH = 10  # git's own limit: deeper includes make every git call fail
 _INCLUDE_FILES = 100
+_PATH_BYTES = 1024 * 1024  # one path in a listing of a worker's commits
 
 ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -110,6 +112,18 @@ class Repo:
     top: Path  # the top of the work tree
     entry: Path  # top/.git: the git directory, or a file naming it
     git_dir: Path
+
+
+class Protected(ValidationFailed):
+    """A worker's commits change the state folder (state_folder.py): nothing was taken."""
+
+    def __init__(self, paths: Sequence[str], folders: Sequence[str], tip: str) -> None:
+        self.paths, self.folders, self.tip = list(paths), list(folders), tip
+        where = " or ".join(f"{folder or '.'}/" for folder in folders)
+        super().__init__(
+            f"its commits change the state folder {where} ({', '.join(self.paths[:5])}"
+            f"{' …' if len(self.paths) > 5 else ''}); nothing was taken"
+        )
 
 
 @dataclass(frozen=True)
@@ -178,6 +192,14 @@ class Git:
             for path in exclude
             if repo.top in path.resolve().parents
         ]
+        # The folders among them that no taken commit may change: as named (the last
+        # component may be a link to elsewhere, which a commit could replace just the same)
+        # and with their links resolved.
+        named = [Path(os.path.abspath(path)) for path in exclude]
+        self.protected = state_folder.inside(
+            repo.top, [p for path in named for p in (path.parent.resolve() / path.name,
+                                                    path.resolve())]
+        )  # fmt: skip
 
     @cached_property
     def common_dir(self) -> Path:
@@ -760,10 +782,11 @@ class Git:
         Only the worker's loose objects and packs are copied, as plain files (never its
         alternates: objects it can only name, not hold, are refused), then packed here and
         checked object by object by `index-pack --strict` (fsck: no `.git` or `..` entries,
-        nothing missing) before any of them reaches this repository. The worker's repository
-        is never handed to git. A refusal changes nothing here, except that a ref moving in
-        the last instant (the compare-and-swap fails) leaves the new objects, unreferenced,
-        for git's garbage collection."""
+        nothing missing) before any of them reaches this repository. Commits that change a
+        protected folder (the state folder, inside the repository) are refused, as Protected,
+        before then too. The worker's repository is never handed to git. A refusal changes
+        nothing here, except that a ref moving in the last instant (the compare-and-swap
+        fails) leaves the new objects, unreferenced, for git's garbage collection."""
         self._object_id(tip, "tip")
         if expected_old is not None:
             self._object_id(expected_old, "expected_old")
@@ -792,6 +815,9 @@ class Git:
                 [], "rev-list", "--reverse", tip, "--not", "--all", alternate=checked
             )
             new = listed.stdout.split()
+            touched = self._protected_paths(new, checked)
+            if touched:
+                raise Protected(touched, self.protected, tip)
             self._install_pack(incoming, name)
         zero = "0" * len(tip)
         moved = self._run(
@@ -804,6 +830,48 @@ class Git:
                 f"({_tail(moved.stderr)}); read it again and retry"
             )
         return new
+
+    def _protected_paths(self, commits: Sequence[str], checked: Path) -> list[str]:
+        """The paths in the protected folders (or in their place) that any of `commits`
+        changes, each against each of its parents (a root against the empty tree, a rename
+        as a deletion and an addition), read with the `checked` objects as an extra store.
+        Every commit counts, not only the tip's tree: a later commit that removes a path
+        still leaves a commit a person could check out or replay."""
+        if not self.protected or not commits:
+            return []
+        ignorecase = self._run([], "config", "--bool", "core.ignorecase").stdout.strip()
+        fold = ignorecase == "true"
+        found: list[str] = []
+        with tempfile.TemporaryFile() as listed:
+            listed.write("".join(f"{c}\n" for c in commits).encode())
+            listed.seek(0)
+            process = subprocess.Popen(
+                ["git", "diff-tree", "--stdin", "-r", "-m", "--root", "--no-renames",
+                 "--no-commit-id", "--name-only", "-z"],
+                cwd=self.cwd, env=self._env(alternate=checked), stdin=listed,
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            timer = threading.Timer(BULK_TIMEOUT_S, process.kill)
+            timer.start()
+            try:
+                assert process.stdout is not None
+                for record in _records(process.stdout, b"\0", _PATH_BYTES):
+                    path = os.fsdecode(record)
+                    if state_folder.touched([path], self.protected, fold) and path not in found:
+                        found.append(path)
+                        if len(found) > state_folder.SHOWN:
+                            break  # enough to refuse it and say why
+            finally:
+                timer.cancel()
+                if process.poll() is None and found:
+                    process.kill()
+                _close_and_wait(process)
+        if not found and process.returncode != 0:
+            raise ValidationFailed(
+                f"git diff-tree could not list what {len(commits)} commit(s) change in "
+                f"{self.repo.top}; nothing was taken"
+            )
+        return found
 
     def _ref_at(self, ref: str, expected: str | None) -> None:
         now = self._run([], "rev-parse", "--verify", "--quiet", ref).stdout.strip() or None

@@ -30,6 +30,10 @@ A hostile worker, for tests/security/test_worker_tenancy.py (a worker is a tenan
   (metadata.fake_forge: gitdir, gitlink, alternates, object_link, objects_link, head_link
   or ref_link, pointing at metadata.fake_target; metadata.fake_secret names a blob it does
   not hold).
+- state: commits, past .gitignore (`git add -f`), metadata.fake_state's files ({path:
+  text}) and metadata.fake_state_links' links ({path: target}) with its work: where the
+  state folder lies in the person's repository, or in place of it
+  (tests/security/test_state_folder_commits.py).
 Any mode waits first when metadata.fake_wait names a file: it says so with `<name>.waiting`
 in its repository and waits (heartbeating) until the file appears there.
 metadata.fake_files ({path: text}) are written before an ordinary commit.
@@ -470,6 +474,17 @@ def unverified(task_id: str) -> None:
     git_out("add", "result.txt")
 
 
+def force(files: dict[str, str], links: dict[str, str]) -> None:
+    """Files and links written and staged past .gitignore, to go with the next commit."""
+    for name, text in files.items():
+        Path(name).parent.mkdir(parents=True, exist_ok=True)
+        Path(name).write_text(text)
+    for name, target in links.items():
+        Path(name).parent.mkdir(parents=True, exist_ok=True)
+        Path(name).symlink_to(target)
+    git_out("add", "-f", "--", *files, *links)
+
+
 def forge(kind: str, target: str, secret: str) -> None:
     """Forge what the autopilot reads of this repository, after a real commit."""
     git_dir = Path(".git")
@@ -633,6 +648,10 @@ async def work(text: str, model: str, server: Server) -> int:
         onto = re.search(r"in your repository as branch '([^']+)'", text)
         if onto:  # a returned conflict: bring the target in, keeping both sides
             await anyio.to_thread.run_sync(resolve, onto.group(1))
+        if mode == "state":
+            state = dict(metadata.get("fake_state", {}))
+            links = dict(metadata.get("fake_state_links", {}))
+            await anyio.to_thread.run_sync(force, state, links)
         if mode == "unverified":
             await anyio.to_thread.run_sync(unverified, task_id)
         else:
@@ -659,8 +678,15 @@ async def work(text: str, model: str, server: Server) -> int:
     return 0
 
 
+# Newer than any release init requires of claude or codex.
+FAKE_VERSION = "99.0.0"
+
+
 def main() -> int:
     global CODEX
+    if sys.argv[1:] == ["--version"]:  # as `wvo-mcp init` asks a CLI on PATH
+        print(f"{FAKE_VERSION} (wvo-mcp fake worker)")
+        return 0
     text = sys.stdin.read()  # the prompt: it carries the lease token, so never argv
     if sys.argv[1:2] == ["exec"]:  # codex exec --json ... -
         CODEX = True

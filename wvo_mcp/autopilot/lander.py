@@ -323,6 +323,19 @@ class Lander:
             ours.update(await self._git(self.git.commits, done.old, done.new))
         return [c for c in touching if c not in ours]
 
+    async def refuse(self, task_id: str, back: Return) -> None:
+        """A submission refused before it was taken (its commits change the state folder):
+        a failed attempt, the next one starting from `back`; it never joins the queue."""
+        try:
+            await self.db.write(
+                partial(landing.refuse, settings=self.orchestrator.settings, task_id=task_id,
+                        back=back, now=self._now())
+            )  # fmt: skip
+        except WvoError as exc:  # a person moved the task meanwhile
+            self.say(f"{task_id}: {exc}")
+            return
+        self.say(f"{task_id} {back.summary}")
+
     async def _send_back(
         self, fence: int, item: Entry, back: Return, persons: Sequence[str]
     ) -> None:

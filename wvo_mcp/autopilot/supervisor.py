@@ -32,7 +32,7 @@ import anyio.to_thread
 from anyio.abc import Process, TaskGroup
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from wvo_mcp import gitsnap, guidance, queueing, routing, timeutil
+from wvo_mcp import gitsnap, guidance, queueing, routing, state_folder, timeutil
 from wvo_mcp.autopilot import commands, events, isolation, lander, orphans, prompt, view
 from wvo_mcp.autopilot.gateway import Gateway
 from wvo_mcp.config import Settings
@@ -89,6 +89,7 @@ class Options:
     avoid_conflicts: bool = True  # launch work apart from what runs or waits to land first
     review_epics: frozenset[str] = frozenset()  # besides tasks whose metadata.review is true
     goal: str | None = None  # a planner worker turns it into tasks before the work starts
+    plan_only: bool = False  # stop once the planner is done (wvo-mcp init --goal)
     unsandboxed: bool = False  # --unsandboxed-workers: run the CLIs as the person, unisolated
 
 
@@ -317,6 +318,8 @@ class Autopilot:
             try:
                 if self.options.goal:
                     await self._plan(self.options.goal, base)
+                if self.options.plan_only:
+                    return self.summary
                 return await self._rounds(base, directive)
             finally:
                 with anyio.CancelScope(shield=True):
@@ -911,7 +914,9 @@ class Autopilot:
         """The worker submitted its task: take its commits from its own repository as data
         onto wvo/<task>, and into the merge queue (behind a review where the task has one).
         A repository that cannot be taken (no commit, a forged HEAD, objects it does not
-        hold) is a failed attempt."""
+        hold) is a failed attempt; so are commits that change the state folder (inside the
+        repository), which never reach it: for `--merge leave` and the queue alike, the
+        next attempt starts from a checkpoint naming the paths."""
         branch = gitsnap.branch_name(task_id)
         try:
             tip = gitsnap.read_head(repo / ".git")
@@ -931,6 +936,10 @@ class Autopilot:
                 if await self._in_repo(self._branch_tip, branch) != tip:
                     raise
             item = await self.orchestrator.take_submission(task_id, tip, start, self.lander.target)
+        except gitsnap.Protected as exc:
+            summary, details = state_folder.refusal(exc.paths, exc.folders, exc.tip)
+            await self.lander.refuse(task_id, landing.Return(summary, details, exc.paths))
+            return
         except WvoError as exc:
             why = f"its submission could not be taken: {exc}"
             self.say(f"{task_id} returned: {why[:300]}")

@@ -389,6 +389,35 @@ def send_back(
     return "returned"
 
 
+def refuse(tx: Tx, settings: Settings, *, task_id: str, back: Return, now: datetime) -> None:
+    """A submission refused before it was taken (it never entered the queue, and its commits
+    never reached the person's repository): a failed attempt of its task, and the next one
+    starts from a checkpoint with `back` (no commit in it: there is none to restore)."""
+    stamp = timeutil.to_text(now)
+    task = leases.task_row(tx, task_id)
+    if task["status"] != Status.NEEDS_REVIEW:  # a person moved it: not this submission's now
+        raise IllegalTransition(
+            f"task {task_id!r} is {task['status']!r}, no longer waiting for its submission "
+            "to be taken: nothing recorded"
+        )
+    seq = tx.value("next_checkpoint_seq", (task_id,))
+    tx.run(
+        "insert_checkpoint",
+        (
+            task_id, seq, LANDER, task["lease_epoch"], back.summary[:2000], back.details,
+            None, json.dumps(list(back.files)), stamp, back.target_tip, None, None, None,
+        ),
+    )  # fmt: skip
+    record_event(
+        tx, task_id, at=stamp, actor=LANDER, kind="returned", reason=back.summary[:4000],
+        lease_epoch=task["lease_epoch"],
+    )  # fmt: skip
+    leases.update_status(
+        tx, settings, task_id, Status.FAILED, LANDER, None, back.summary[:500], now,
+        landing="",
+    )  # fmt: skip
+
+
 def _end(tx: Tx, entry_id: int, was: str, state: str, why: str, stamp: str) -> None:
     tx.run(
         "entry_ends",
