@@ -647,7 +647,15 @@ class Orchestrator:
         if given is None:
             return "."
         path = Path(given)
-        chosen = (path if path.is_absolute() else root / path).resolve()
+        try:
+            chosen = (path if path.is_absolute() else root / path).resolve()
+        except (ValueError, RuntimeError, OSError) as exc:
+            # A NUL (ValueError), a link loop that a sandboxed command left in the workspace
+            # (RuntimeError), an unreadable folder: refused, not an unexpected tool error.
+            raise ValidationFailed(
+                f"workspace {given!r} cannot be resolved ({exc}); pass an existing folder "
+                "inside the workspace root, or omit workspace"
+            ) from None
         if chosen != root and root not in chosen.parents:
             raise ValidationFailed(
                 f"workspace {given!r} is outside the workspace root {root} "

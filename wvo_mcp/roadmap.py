@@ -9,7 +9,7 @@ import yaml
 from pydantic import ValidationError
 
 from wvo_mcp.errors import ValidationFailed
-from wvo_mcp.models import TaskSpec
+from wvo_mcp.models import MAX_METADATA_DEPTH, TaskSpec
 
 FORMAT_VERSION = 1
 
@@ -24,6 +24,12 @@ def parse(text: str, source: str = "roadmap", *, as_json: bool = False) -> list[
     except (yaml.YAMLError, ValueError) as exc:
         kind = "JSON" if as_json else "YAML"
         raise ValidationFailed(f"{source} is not valid {kind}: {exc}") from None
+    except RecursionError:
+        # The parsers recurse per level: thousands of nested brackets exhaust the stack.
+        raise ValidationFailed(
+            f"{source} is nested too deeply to read; a task's metadata may nest at most "
+            f"{MAX_METADATA_DEPTH} levels"
+        ) from None
     if not isinstance(document, dict) or not isinstance(document.get("tasks"), list):
         raise ValidationFailed(f"{source}: expected a mapping with a `tasks:` list")
     version = document.get("version", FORMAT_VERSION)
@@ -38,7 +44,8 @@ def parse(text: str, source: str = "roadmap", *, as_json: bool = False) -> list[
             specs.append(TaskSpec.model_validate(entry))
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'entry'}: {err['msg']}"
+                f"{'.'.join(str(p) for p in err['loc']) or 'entry'}: "
+                f"{err['msg'].removeprefix('Value error, ')}"
                 for err in exc.errors()
             )
             raise ValidationFailed(f"{label}: {problems}") from None

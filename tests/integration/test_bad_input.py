@@ -2,12 +2,14 @@
 nothing is written."""
 
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import Agent, connect, table_rows
+from tests.pgcluster import Cluster
 
 pytestmark = pytest.mark.anyio
 
@@ -213,3 +215,99 @@ async def test_claim_and_read_tools_refuse_bad_arguments(
                 assert await snapshot(a) == before
         counts = (await a.call("plan_next"))["counts"]
         assert counts["wip_global_used"] == 0 and counts["ready"] == 1
+
+
+UTC_RANGE = "0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z"
+
+
+async def test_issue_23_inputs_are_refused_saying_what_is_accepted(
+    state_root: Path, tmp_path: Path, subtests: pytest.Subtests
+) -> None:
+    """Inputs that answered only "Error executing tool" (an exception escaped): a path with a
+    NUL, or one that loops (a link a sandboxed command can leave in the workspace), and a
+    due_at that UTC cannot hold. NaN and Infinity in metadata cannot be sent by this client
+    (it writes null): tests/security/test_fuzz.py sends them as raw frames."""
+    workspace = tmp_path / "workspace"
+    (workspace / "sub").mkdir(parents=True)
+    (workspace / "loop").symlink_to("loop")
+    env = {
+        "WVO_AGENT_ID": "holder",
+        "WVO_WORKSPACE_ROOT": workspace,
+        "WVO_AUTOPILOT_HEALTH_INTERVAL_MS": 0,
+        "WVO_SANDBOX_BACKEND": "none",  # refuses to run: nothing here may get that far
+    }
+    async with connect(state_root, **env) as a:
+        await a.call("task_create", tasks=[{"id": "held", "title": "h"}])
+        token = (await a.call("claim_task", task_id="held"))["lease_token"]
+        on_task = {"task_id": "held", "lease_token": token}
+        paths = ("inside the workspace root", "or omit")
+        due = ("tasks.0.due_at", UTC_RANGE)
+        cases: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
+            ("workspace NUL", "sandbox_run", {"workspace": "\x00"}, ("workspace", "NUL", *paths)),
+            (
+                "workspace NUL, recorded on the task",
+                "sandbox_run",
+                {"workspace": "sub/\x00", **on_task},
+                ("workspace", "NUL", *paths),
+            ),
+            (
+                "workspace a link loop",
+                "sandbox_run",
+                {"workspace": "loop/inner", **on_task},
+                ("workspace 'loop/inner' cannot be resolved", "Symlink loop", *paths),
+            ),
+            *(
+                (
+                    f"due_at {at}",
+                    "task_create",
+                    {"tasks": [{"id": "n", "title": "n", "due_at": at}]},
+                    due,
+                )
+                for at in ("9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00")
+            ),
+        ]
+        before = await snapshot(a)
+        for case, tool, arguments, says in cases:
+            with subtests.test(msg=case):
+                if tool == "sandbox_run":
+                    arguments = {"command": ["true"], **arguments}
+                text = await a.error(tool, **arguments)
+                assert not re.fullmatch(r"Error executing tool \w+", text), text
+                for words in says:
+                    assert words in text, (words, text)
+                assert await snapshot(a) == before
+        # The edges themselves are accepted, each stored as its UTC time.
+        await a.call(
+            "task_create",
+            tasks=[
+                {"id": "last", "title": "l", "due_at": "9999-12-31T23:59:59.999+00:00"},
+                {"id": "first", "title": "f", "due_at": "0001-01-01T14:00:00+14:00"},
+            ],
+        )
+        assert (await a.call("task_get", task_id="last"))["due_at"] == "9999-12-31T23:59:59.999Z"
+        assert (await a.call("task_get", task_id="first"))["due_at"] == "0001-01-01T00:00:00.000Z"
+
+
+async def test_text_with_a_nul_is_refused_on_postgresql(
+    state_root: Path, pg_cluster: Cluster, subtests: pytest.Subtests
+) -> None:
+    """PostgreSQL text holds no NUL and psycopg raises rather than send one (SQLite keeps
+    it): a refusal that says so, with nothing of the call kept, not "Error executing tool"."""
+    url = pg_cluster.create_database(f"t_{uuid.uuid4().hex[:16]}")
+    async with connect(state_root, WVO_DATABASE_URL=url, WVO_AUTOPILOT_HEALTH_INTERVAL_MS=0) as a:
+        await a.call("task_create", tasks=[{"id": "kept", "title": "k"}])
+        await a.call("context_write", section="notes", content="before")
+        cases: list[tuple[str, str, dict[str, Any]]] = [
+            ("a title", "task_create", {"tasks": [VALID, {"title": "a\x00b"}]}),
+            ("an epic id", "task_create", {"tasks": [{"title": "t", "epic_id": "E\x00"}]}),
+            ("a context section", "context_write", {"section": "notes", "content": "a\x00b"}),
+        ]
+        before = await snapshot(a), await a.call("context_read")
+        for case, tool, arguments in cases:
+            with subtests.test(msg=case):
+                text = await a.error(tool, **arguments)
+                assert "NUL character" in text and "send the text without it" in text, text
+                assert (await snapshot(a), await a.call("context_read")) == before
+        # NUL inside metadata is JSON (written as \u0000), so it is kept.
+        await a.call("task_create", tasks=[{"id": "json", "title": "j", "metadata": {"k": "\x00"}}])
+        assert (await a.call("task_get", task_id="json"))["metadata"] == {"k": "\x00"}

@@ -420,3 +420,55 @@ async def test_old_events_of_finished_tasks_are_pruned_and_unfinished_ones_kept(
     kept = {r["task_id"]: r["n"] for r in after}
     was = {r["task_id"]: r["n"] for r in before}
     assert kept == {"open": was["open"], "recent": was["recent"]}
+
+
+async def test_health_cli_prints_the_counts_per_status(state_root: Path) -> None:
+    """The plain output shows the observation's counts, as `--json` has them: per status,
+    and ready, waiting and backing off."""
+    expected = {"pending": 2, "in_progress": 1, "done": 1}
+    async with connect(state_root, WVO_AGENT_ID="worker", **FAST) as agent:
+        await agent.call(
+            "task_create",
+            tasks=[
+                {"id": "A", "title": "a"},
+                {"id": "B", "title": "b", "depends_on": ["A"]},
+                {"id": "C", "title": "c"},
+                {"id": "D", "title": "d"},
+            ],
+        )
+        claim = await agent.call("claim_task", task_id="C")
+        await agent.call(
+            "plan_update", task_id="C", status="done", lease_token=claim["lease_token"]
+        )
+        await agent.call("claim_task", task_id="A")
+
+        async def observed() -> bool:
+            snapshot = (await agent.call("health_report")).get("snapshot")
+            if snapshot is None:
+                return False
+            return {s: n for s, n in snapshot["counts"]["by_status"].items() if n} == expected
+
+        await until(observed, "a tick that saw every task where it is")
+
+    shown = wvo(state_root, "health", "--json")
+    assert shown.returncode == 0, shown.stderr
+    counts = json.loads(shown.stdout)["snapshot"]["counts"]
+    assert counts["by_status"] == {**dict.fromkeys(counts["by_status"], 0), **expected}
+    text = wvo(state_root, "health")
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    # Every status that has tasks, in the order --json gives them; the empty ones left out.
+    per_status = "tasks: " + "  ".join(f"{s} {n}" for s, n in counts["by_status"].items() if n)
+    assert per_status in lines, text.stdout
+    assert sorted(per_status.removeprefix("tasks: ").split("  ")) == sorted(
+        f"{status} {n}" for status, n in expected.items()
+    )
+    assert any(
+        line.startswith(f"ready {counts['ready']} (")
+        and f"waiting on dependencies {counts['waiting_on_dependencies']} (" in line
+        and f"backing off {counts['backing_off']}" in line
+        for line in lines
+    ), text.stdout
+    assert counts["ready"] == 1 and counts["waiting_on_dependencies"] == 1
+    # The server (and its monitor) left: nobody leads, said as such.
+    assert any(line.startswith("no leader now; latest tick ") for line in lines), text.stdout

@@ -735,6 +735,79 @@ def tool_calls(draw: st.DrawFn, tools: Sequence[Tool], known: Known) -> Call:
     return Call(tool.name, args, _mutate(draw, args, tool), ascii_only)
 
 
+@dataclass(frozen=True)
+class FixedCase:
+    """An input that once broke the server's promise (issue 23): it answered only "Error
+    executing tool", or stored what no JSON reader accepts. `says`: words its refusal must
+    hold, naming what was wrong and what would be accepted."""
+
+    name: str
+    tool: str
+    arguments: dict[str, Any]
+    says: tuple[str, ...]
+
+
+UTC_RANGE = "0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z"
+FINITE = "JSON numbers must be finite"
+
+
+def issue_23_cases(token: str) -> list[FixedCase]:
+    """Issue 23's hostile tool inputs (its items 1-3) and their neighbours. `token`: the
+    lease on T1, so a refused sandbox_run that would record on T1 is tried too. Item 4 (ids
+    such as 1.5 or null) is a frame, not a tool input: test_fuzz.py has it on its own."""
+
+    def task(**fields: object) -> dict[str, Any]:
+        return {"tasks": [{"id": "N23", "title": "issue 23", **fields}]}
+
+    at_due = ("tasks.0.due_at", UTC_RANGE)
+    return [
+        FixedCase(
+            "workspace NUL",
+            "sandbox_run",
+            {"command": ["true"], "workspace": "\x00"},
+            ("workspace", "NUL", "inside the workspace root"),
+        ),
+        FixedCase(
+            "workspace NUL, recorded on T1",
+            "sandbox_run",
+            {"command": ["true"], "workspace": "sub\x00/..", "task_id": "T1", "lease_token": token},
+            ("workspace", "NUL", "inside the workspace root"),
+        ),
+        *(
+            FixedCase(f"due_at {due}", "task_create", task(due_at=due), at_due)
+            for due in (
+                "9999-12-31T23:59:59-14:00",
+                "0001-01-01T00:00:00+14:00",
+                "9999-12-31T23:59:00-00:01",
+            )
+        ),
+        FixedCase(
+            "metadata NaN",
+            "task_create",
+            task(metadata={"k": math.nan}),
+            ("tasks.0.metadata", "metadata.k is NaN", FINITE),
+        ),
+        FixedCase(
+            "metadata Infinity",
+            "task_create",
+            task(metadata={"k": math.inf}),
+            ("tasks.0.metadata", "metadata.k is Infinity", FINITE),
+        ),
+        FixedCase(
+            "metadata -Infinity, nested",
+            "task_create",
+            task(metadata={"k": {"a": [1, -math.inf]}}),
+            ("tasks.0.metadata", "metadata.k.a.1 is -Infinity", FINITE),
+        ),
+        FixedCase(
+            "metadata 1e999 (read as Infinity)",
+            "task_create",
+            task(metadata={"k": Raw("1e999")}),
+            ("tasks.0.metadata", "metadata.k is Infinity", FINITE),
+        ),
+    ]
+
+
 def explicit_calls(known: Known) -> list[Call]:
     """Every kind of hostile input named in the brief, made once whatever is drawn."""
     token = known.lease_tokens[0] if known.lease_tokens else "t"
@@ -824,6 +897,7 @@ def explicit_calls(known: Known) -> list[Call]:
         call("context_read", {"section": ".."}, "replace section .."),
         call("sandbox_run", {"command": ["true"], "workspace": "../.."}, "replace workspace ../.."),
         call("sandbox_run", {"command": ["true"], "workspace": "/"}, "replace workspace /"),
+        *(call(c.tool, c.arguments, f"replace {c.name}") for c in issue_23_cases(token)),
         call("heartbeat", {**held, "lease_second": 5}, "unknown lease_second"),
         call("task_get", {"task_id": "T1", "__proto__": {"x": 1}}, "unknown __proto__"),
         call("checkpoint", held, "missing summary"),

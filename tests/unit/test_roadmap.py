@@ -211,3 +211,51 @@ def test_dump_writes_version_1() -> None:
     text = roadmap.dump([])
     assert "version: 1" in text
     assert roadmap.parse(text) == []
+
+
+DEEP = 3_000  # past what the parsers' recursion, and json.dumps', can take
+
+
+@pytest.mark.parametrize(
+    ("field", "says"),
+    [
+        ("metadata: {k: .nan}", ["metadata.k is NaN", "JSON numbers must be finite"]),
+        ("metadata: {k: [1, .inf]}", ["metadata.k.1 is Infinity", "must be finite"]),
+        ("metadata: {k: {a: -.inf}}", ["metadata.k.a is -Infinity", "must be finite"]),
+        ("metadata: {when: 2030-01-31}", ["metadata.when holds a date", "quote a date"]),
+        ("metadata: {k: !!binary aGk=}", ["metadata.k holds a bytes", "finite number"]),
+        ("metadata: {k: {2030-01-31: x}}", ["metadata.k has the key", "strings"]),
+        ("metadata: {k: " + "[" * 201 + "]" * 201 + "}", ["more than 200 levels", "at most 200"]),
+        ("metadata: {k: " + "[" * DEEP + "]" * DEEP + "}", ["more than 200 levels"]),
+        ("due_at: 9999-12-31T23:59:59-14:00", ["due_at", "0001-01-01T00:00:00Z to 9999-12-31"]),
+        ("due_at: '0001-01-01T00:00:00+14:00'", ["due_at", "once converted to UTC"]),
+    ],
+    ids=lambda v: v[:40] if isinstance(v, str) else None,
+)
+def test_what_json_or_utc_cannot_hold_is_refused(field: str, says: list[str]) -> None:
+    """YAML has NaN, infinities, dates, bytes and non-string keys; none is JSON, and a
+    stored task's metadata must be (SQLite's json_valid, every reader). A due date must be
+    a time UTC can hold, as the store writes it."""
+    with pytest.raises(ValidationFailed) as info:
+        roadmap.parse(f"tasks:\n  - id: T.1\n    title: x\n    {field}\n", "plan.yaml")
+    message = str(info.value)
+    assert message.startswith("plan.yaml: task #1 (T.1): "), message
+    for words in says:
+        assert words in message, message
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    ['{"k": NaN}', '{"k": -Infinity}', '{"k": 1e999}', '{"k": ' + "[" * DEEP + "]" * DEEP + "}"],
+)
+def test_a_json_roadmap_holds_only_json(metadata: str) -> None:
+    """Python's json module reads NaN and Infinity, and recurses per level."""
+    text = f'{{"tasks": [{{"id": "T.1", "title": "x", "metadata": {metadata}}}]}}'
+    with pytest.raises(ValidationFailed, match=r"finite|nested"):
+        roadmap.parse(text, "plan.json", as_json=True)
+
+
+def test_metadata_as_deep_as_a_frame_can_carry_is_kept() -> None:
+    nested = "[" * 199 + "]" * 199
+    (spec,) = roadmap.parse(f"tasks:\n  - title: x\n    metadata: {{k: {nested}, n: 1.5}}\n")
+    assert spec.metadata["n"] == 1.5 and isinstance(spec.metadata["k"], list)

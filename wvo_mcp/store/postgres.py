@@ -33,7 +33,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from wvo_mcp.config import Settings
-from wvo_mcp.errors import Busy, SchemaTooNew, StoreUnavailable
+from wvo_mcp.errors import Busy, SchemaTooNew, StoreUnavailable, ValidationFailed
 from wvo_mcp.store.base import Params, Row, Tx
 from wvo_mcp.store.sql import migrations, queries
 
@@ -219,6 +219,14 @@ class PostgresDatabase:
                 raise Busy(
                     f"the database stayed locked by other writers for {LOCK_TIMEOUT_MS // 1000} "
                     "s; retry"
+                ) from None
+            except psycopg.DataError as exc:
+                # psycopg refuses to send it, before the statement runs. SQLite keeps a NUL.
+                if "NUL" not in str(exc):
+                    raise
+                raise ValidationFailed(
+                    "text with a NUL character (\\0) cannot be stored: PostgreSQL text holds "
+                    "none; send the text without it (nothing of this call was kept)"
                 ) from None
             except psycopg.errors.QueryCanceled:
                 raise Busy(
