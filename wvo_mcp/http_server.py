@@ -16,16 +16,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import mcp_types
+import pydantic_core
 from mcp.server.auth.routes import build_resource_metadata_url
 from mcp.server.auth.settings import AuthSettings
-from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
-from pydantic import AnyHttpUrl
+from mcp.server.streamable_http import check_accept_headers
+from mcp.server.transport_security import (
+    RequestBodyLimitMiddleware,
+    TransportSecurityMiddleware,
+    TransportSecuritySettings,
+)
+from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER, find_duplicated_routing_header
+from mcp.types import JSONRPCError
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
+from pydantic import AnyHttpUrl, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from wvo_mcp import access
+from wvo_mcp import access, protocol
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import Busy, StoreUnavailable, ValidationFailed
 from wvo_mcp.stdio import MAX_LINE_BYTES
@@ -236,6 +246,10 @@ def app(settings: Settings, options: Options) -> Starlette:
         host=options.host,
     )
     built.add_exception_handler(Exception, unavailable)
+    # Inside the SDK's auth check (a caller without a token never gets its body read) and
+    # under the body size limit (the SDK's own, which only returns the body it bounded).
+    manager = server.session_manager
+    manager.asgi_app = RequestBodyLimitMiddleware(BodyCheck(manager.asgi_app), MAX_LINE_BYTES)
     if not options.dashboard:
         built.add_middleware(HostGuard, settings=options.transport_security())
         return built
@@ -253,6 +267,80 @@ def app(settings: Settings, options: Options) -> Starlette:
     )  # fmt: skip
     built.add_middleware(routes.SecurityHeaders)  # outermost: on the guard's refusals too
     return built
+
+
+class BodyCheck:
+    """A POST to the MCP endpoint passes protocol.py's checks before the SDK reads it: a
+    batch, a body without `jsonrpc` or `method`, or an `id` that is no string or integer is
+    an Invalid Request (-32600, status 400 as the SDK answers a bad body); a request in a
+    protocol version not spoken gets -32022 listing both revisions. Anything else, and any
+    body the SDK must refuse first (not JSON, a media type it does not take), goes on."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        received: list[Message] = []
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            received.append(message)
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            return received.pop(0) if received else await receive()
+
+        refused = _refusal(Request(scope), b"".join(chunks))
+        if refused is None:
+            await self.app(scope, replay, send)
+            return
+        await Response(
+            refused.model_dump_json(by_alias=True, exclude_unset=True),
+            status_code=400,
+            media_type="application/json",
+        )(scope, replay, send)
+
+
+def _refusal(request: Request, body: bytes) -> JSONRPCError | None:
+    """The answer protocol.py gives a POST body in place of the SDK's, or None."""
+    has_json, has_sse = check_accept_headers(request)
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not (has_json and has_sse) or media != "application/json":
+        return None  # the SDK's 406 or 415 comes first
+    try:
+        found = pydantic_core.from_json(body)
+    except ValueError:
+        return None  # the SDK's Parse error
+    reason = protocol.invalid_request(found)
+    if reason is None:
+        try:
+            mcp_types.jsonrpc_message_adapter.validate_python(found, by_name=False)
+        except ValidationError as exc:
+            reason = protocol.validation_reason(exc, found)
+    if reason is not None or not isinstance(found, dict):
+        given = found.get("id") if isinstance(found, dict) else None
+        return protocol.invalid(reason or "no object", protocol.reply_id(given))
+    version = request.headers.get(MCP_PROTOCOL_VERSION_HEADER)
+    # The SDK serves a handshake version (or none) as the handshake era, any other per
+    # request; those it then refuses, it names only the per-request revisions.
+    if version is None or version in HANDSHAKE_PROTOCOL_VERSIONS or "method" not in found:
+        return None
+    if "id" not in found:  # a notification: only the header says its version
+        return (
+            None
+            if version in MODERN_PROTOCOL_VERSIONS
+            else protocol.unsupported_version(version, None)
+        )
+    if find_duplicated_routing_header(request.headers.items()) is not None:
+        return None
+    return protocol.version_refusal(found, dict(request.headers))
 
 
 class HostGuard:

@@ -9,19 +9,20 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Annotated, Literal, ParamSpec, Protocol, TypeVar, cast
+from typing import Annotated, Any, Literal, ParamSpec, Protocol, TypeVar, cast
 
 import anyio
 from mcp.server import MCPServer
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, Message, UserMessage
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, StringConstraints
 
-from wvo_mcp import __version__, access, guidance, identity, toolset
+from wvo_mcp import __version__, access, guidance, identity, protocol, toolset
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import WvoError
 from wvo_mcp.models import (
@@ -32,6 +33,7 @@ from wvo_mcp.models import (
     ContextReadResult,
     ContextWriteResult,
     CreateResult,
+    FolderPath,
     HealthReport,
     LandingQueue,
     LeaseResult,
@@ -207,6 +209,10 @@ def build_server(
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         auth=auth,
+        # Nothing here publishes list or resource changes: without this the SDK serves
+        # subscriptions/listen and declares listChanged and subscribe under 2026-07-28,
+        # while the handshake declares neither.
+        subscriptions=False,
         token_verifier=None
         if http is None or auth is None
         else access.verifier(http, lambda: opened[-1] if opened else None),
@@ -238,20 +244,20 @@ def build_server(
 
     traced = tool_call(telemetry, seen_as)
 
-    @server.tool(annotations=WRITES)
+    @server.tool(title="Create tasks", annotations=WRITES)
     @traced
     async def task_create(tasks: TaskBatch, ctx: Context) -> CreateResult:
         """Create tasks (with depends_on) all or nothing, at most 5000 or 4 MiB a call;
         duplicate or unknown ids and cycles are refused."""
         return await orchestrator(ctx).create_tasks(tasks, actor=agent(ctx, None))
 
-    @server.tool(annotations=READ_ONLY)
+    @server.tool(title="Show a task", annotations=READ_ONLY)
     @traced
     async def task_get(task_id: TaskId, ctx: Context) -> TaskDetail:
         """One task in full: description, WSJF breakdown, dependencies, events, checkpoint."""
         return await orchestrator(ctx).get_task(task_id)
 
-    @server.tool(annotations=READ_ONLY)
+    @server.tool(title="List tasks", annotations=READ_ONLY)
     @traced
     async def task_list(
         ctx: Context,
@@ -273,7 +279,7 @@ def build_server(
         )
         return TaskTable.of(page)
 
-    @server.tool(annotations=READ_ONLY)
+    @server.tool(title="See the next tasks", annotations=READ_ONLY)
     @traced
     async def plan_next(
         ctx: Context,
@@ -289,7 +295,7 @@ def build_server(
             agent(ctx, agent_id), limit, epic_id, provider, model
         )
 
-    @server.tool(annotations=WRITES)
+    @server.tool(title="Claim a task", annotations=WRITES)
     @traced
     async def claim_task(
         ctx: Context,
@@ -306,7 +312,7 @@ def build_server(
             agent(ctx, agent_id, claims=True), task_id, lease_seconds, provider, model
         )
 
-    @server.tool(annotations=WRITES)
+    @server.tool(title="Register this agent", annotations=WRITES)
     @traced
     async def agent_register(
         provider: ProviderName,
@@ -317,13 +323,13 @@ def build_server(
         """Declare your provider and model once: claims then hand you only your tier's work."""
         return await orchestrator(ctx).register_agent(agent(ctx, agent_id), provider, model)
 
-    @server.tool(annotations=READ_ONLY)
+    @server.tool(title="Route a task", annotations=READ_ONLY)
     @traced
     async def route_task(task_id: TaskId, ctx: Context) -> RouteDecision:
         """Where a task would be routed now (provider, tier, model, cost) and why."""
         return await orchestrator(ctx).route_task(task_id)
 
-    @server.tool(annotations=WRITES)
+    @server.tool(title="Record model usage", annotations=WRITES)
     @traced
     async def record_usage(
         provider: ProviderName,
@@ -342,13 +348,13 @@ def build_server(
             agent(ctx, None),
         )  # fmt: skip
 
-    @server.tool(annotations=READ_ONLY)
+    @server.tool(title="Provider status", annotations=READ_ONLY)
     @traced
     async def provider_status(ctx: Context) -> ProviderStatusReport:
         """Per provider and tier: usage against budgets, tasks in flight, breaker state."""
         return await orchestrator(ctx).provider_status()
 
-    @server.tool(annotations=WRITES)
+    @server.tool(title="Renew a lease", annotations=WRITES)
     @traced
     async def heartbeat(
         task_id: TaskId,
@@ -362,7 +368,7 @@ def build_server(
             task_id, lease_token, agent(ctx, agent_id), lease_seconds
         )
 
-    @server.tool(annotations=WRITES)
+    @server.tool(title="Record progress", annotations=WRITES)
     @traced
     async def checkpoint(
         task_id: TaskId,
@@ -392,7 +398,7 @@ def build_server(
             attach_sandbox_run,
         )
 
-    @server.tool(annotations=WRITES)
+    @server.tool(title="Move a task", annotations=WRITES)
     @traced
     async def plan_update(
         task_id: TaskId,
@@ -409,7 +415,7 @@ def build_server(
             task_id, Status(status), agent(ctx, agent_id), lease_token, reason
         )
 
-    @server.tool(annotations=WRITES)
+    @server.tool(title="Write shared context", annotations=WRITES)
     @traced
     async def context_write(
         section: SectionName,
@@ -425,7 +431,7 @@ def build_server(
             section, content, agent(ctx, agent_id), mode, expected_version
         )
 
-    @server.tool(annotations=READ_ONLY)
+    @server.tool(title="Read shared context", annotations=READ_ONLY)
     @traced
     async def context_read(
         ctx: Context,
@@ -435,12 +441,12 @@ def build_server(
         """Read the shared context: all sections, one, or an earlier version of one."""
         return await orchestrator(ctx).context_read(section, version)
 
-    @server.tool(annotations=WRITES)
+    @server.tool(title="Run in the sandbox", annotations=WRITES)
     @traced
     async def sandbox_run(
         command: Annotated[VerifyCommand, Field(description="argv list, or a /bin/sh -c string")],
         ctx: Context,
-        workspace: Annotated[str, StringConstraints(min_length=1, max_length=1000)] | None = None,
+        workspace: FolderPath | None = None,
         timeout_s: Annotated[float, Field(ge=0.1, le=3600)] = 30.0,
         memory_mb: Annotated[int, Field(ge=16, le=65_536)] = 512,
         cpus: Annotated[float, Field(ge=0.1, le=64)] = 1.0,
@@ -466,7 +472,7 @@ def build_server(
             lease_token=lease_token,
         )
 
-    @server.tool(annotations=READ_ONLY)
+    @server.tool(title="Health report", annotations=READ_ONLY)
     @traced
     async def health_report(
         ctx: Context,
@@ -477,7 +483,7 @@ def build_server(
         full=true adds the task lists behind the counts."""
         return await orchestrator(ctx).health_report(limit, full)
 
-    @server.tool(annotations=READ_ONLY)
+    @server.tool(title="Merge queue", annotations=READ_ONLY)
     @traced
     async def landing_queue(
         ctx: Context, hours: Annotated[int, Field(ge=1, le=720)] = 24
@@ -492,6 +498,7 @@ def build_server(
     directives = guidance.sources(settings)
     _register_resources(server, opened, directives)
     _register_prompts(server, directives)
+    server.middleware.append(ProtocolEdge(server))
     _refuse_unknown_arguments(server)
     _shape_tools(server, settings.tools)
     return server
@@ -511,13 +518,13 @@ def _register_http_tools(
     the tokens; only over HTTP (toolset.role_allows, scope_allows)."""
     Note = Annotated[str, StringConstraints(max_length=4000)]
 
-    @server.tool(annotations=WRITES)
+    @server.tool(title="Approve a task", annotations=WRITES)
     @traced
     async def task_approve(task_id: TaskId, ctx: Context, note: Note | None = None) -> UpdateResult:
         """Person only: approve a task waiting in awaiting_approval."""
         return await orchestrator(ctx).approve(task_id, access.person(), note)
 
-    @server.tool(annotations=WRITES)
+    @server.tool(title="Reject a task", annotations=WRITES)
     @traced
     async def task_reject(
         task_id: TaskId,
@@ -529,7 +536,7 @@ def _register_http_tools(
         it, block it, re-queue it, or hand it back to its holder (in_progress)."""
         return await orchestrator(ctx).reject(task_id, access.person(), note, Status(to))
 
-    @server.tool(annotations=WRITES)
+    @server.tool(title="Requeue a task", annotations=WRITES)
     @traced
     async def task_requeue(
         task_id: TaskId, ctx: Context, reason: Note | None = None
@@ -538,7 +545,7 @@ def _register_http_tools(
         task, or a stuck in-progress one, whose holder then gets "lease lost")."""
         return await orchestrator(ctx).requeue(task_id, access.person(), reason)
 
-    @server.tool(annotations=WRITES)
+    @server.tool(title="Cancel a task", annotations=WRITES)
     @traced
     async def task_cancel(
         task_id: TaskId, ctx: Context, reason: Note | None = None
@@ -549,7 +556,7 @@ def _register_http_tools(
             reason=reason or "cancelled by a person", by_person=True,
         )  # fmt: skip
 
-    @server.tool(annotations=WRITES)
+    @server.tool(title="Mark a task done", annotations=WRITES)
     @traced
     async def task_done(
         task_id: TaskId, ctx: Context, reason: Note | None = None, skip_verify: bool = False
@@ -561,7 +568,7 @@ def _register_http_tools(
             reason=reason or "marked done by a person", by_person=True, skip_verify=skip_verify,
         )  # fmt: skip
 
-    @server.tool(annotations=WRITES)
+    @server.tool(title="Submit a review", annotations=WRITES)
     @traced
     async def review_submit(
         task_id: TaskId,
@@ -584,7 +591,7 @@ def _register_http_tools(
             "approve" if verdict == "approve" else "changes", notes,
         )  # fmt: skip
 
-    @server.tool(annotations=READ_ONLY)
+    @server.tool(title="List tokens", annotations=READ_ONLY)
     @traced
     async def token_list(ctx: Context) -> TokenList:
         """Operator only: who may call this server (token id, name, role, created, last
@@ -661,6 +668,38 @@ def _register_prompts(server: MCPServer[Orchestrator], directives: guidance.Sour
         )(prompt_for(found.name))
 
 
+class ProtocolEdge:
+    """Server middleware where the SDK's answers fall short of the protocol:
+    - `prompts/get` of an unknown prompt, or with an argument the prompt does not take, is
+      refused as Invalid params (-32602) saying what is accepted, before the SDK's handler
+      raises a bare ValueError (code 0, or -32603, and a logged traceback);
+    - `server/discover` over HTTP lists every revision the server speaks, as the
+      unsupported-version error does (the SDK lists the per-request ones only)."""
+
+    def __init__(self, server: MCPServer[Orchestrator]) -> None:
+        self.server = server
+
+    async def __call__(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        if ctx.method == "prompts/get" and isinstance(ctx.params, Mapping):
+            prompts = {
+                p.name: [a.name for a in p.arguments or []]
+                for p in await self.server.list_prompts()
+            }
+            name, arguments = ctx.params.get("name"), ctx.params.get("arguments")
+            refused = protocol.prompt_refusal(name, arguments, prompts)
+            if refused is not None:
+                raise MCPError(INVALID_PARAMS, refused)
+        result = await call_next(ctx)
+        # Over HTTP (ctx.request set) every request may take either revision; a stdio
+        # connection that served a per-request call takes no handshake any more, so the
+        # SDK's answer (the per-request revisions) is the true one there.
+        if ctx.method == "server/discover" and ctx.request is not None and isinstance(result, dict):
+            return {**result, "supportedVersions": list(protocol.REVISIONS)}  # the wire form
+        return result
+
+
 def _shape_tools(server: MCPServer[Orchestrator], spec: str) -> None:
     """Only the tools WVO_TOOLS asks for, with lean input schemas (toolset.py)."""
     tools = server._tool_manager.list_tools()
@@ -672,6 +711,9 @@ def _shape_tools(server: MCPServer[Orchestrator], spec: str) -> None:
             continue
         tool.parameters = toolset.lean(tool.parameters)
         tool.description = toolset.flat(tool.description)
+        if tool.annotations is not None:
+            # Claude Code shows annotations.title, not the tool's own title (2.1.197).
+            tool.annotations = tool.annotations.model_copy(update={"title": tool.title})
         if tool.name in toolset.ALWAYS_LOAD:
             tool.meta = {**(tool.meta or {}), "anthropic/alwaysLoad": True}
 

@@ -2,14 +2,16 @@
 
 When both are pipes or sockets (how MCP clients start servers), the event loop reads and
 writes them directly: no thread hand-off per line, which is most of a fast call's cost
-with the SDK's transport. Otherwise (a terminal, a file) the SDK's transport serves.
+with the SDK's transport. Otherwise (a terminal, a file) worker threads read and write them.
 Either way the descriptors are moved off 0 and 1 while serving, so a stray print or a
 child process never reaches the wire.
 
-Every line that does not parse gets a JSON-RPC error (the SDK would drop it and the client
-would wait for its own timeout), with the request's id when a lenient parse of the line
-finds one, else a null id (JSON-RPC 2.0). So does a line longer than MAX_LINE_BYTES, which
-is skipped unread.
+Every line passes `Edge` before the SDK sees it (protocol.py says why): a line that does not
+parse, or is no JSON-RPC 2.0 message (a batch, no `jsonrpc` or `method`, an `id` that is
+no string or integer) gets a JSON-RPC error (the SDK would drop it, or take it for a
+notification, and the client would wait for its own timeout), with the request's id when
+one can be read and is valid, else a null id (JSON-RPC 2.0). So does a line longer than
+MAX_LINE_BYTES, which is skipped unread.
 """
 
 import asyncio
@@ -22,22 +24,32 @@ import re
 import signal
 import stat
 import sys
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from typing import IO, Any
 
 import anyio
 import mcp_types
+import pydantic_core
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from mcp.server import MCPServer
-from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
-from mcp.types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError
+from mcp.types import (
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    PROTOCOL_VERSION_META_KEY,
+    ErrorData,
+    JSONRPCError,
+    JSONRPCMessage,
+    JSONRPCNotification,
+    JSONRPCRequest,
+)
 from pydantic import ValidationError
+
+from wvo_mcp import protocol
 
 MAX_LINE_BYTES = 16 * 1024 * 1024  # four times the largest task_create batch, escapes and all
 
-MESSAGE_CHARS = 300
-ID_CHARS = 200
+DETAIL_CHARS = 120
 LENIENT_CHARS = 1_000_000
 LENIENT_DEPTH = 64
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
@@ -54,12 +66,7 @@ def line_id(line: str) -> int | str | None:
         found = json.loads(line)
     except ValueError:
         return None
-    value = found.get("id") if isinstance(found, dict) else None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and len(value) <= ID_CHARS and value.isprintable():
-        return value
-    return None
+    return protocol.reply_id(found.get("id")) if isinstance(found, dict) else None
 
 
 def _depth(line: str) -> int:
@@ -70,36 +77,39 @@ def _depth(line: str) -> int:
     return deepest
 
 
-def request_id(exc: Exception) -> int | str | None:
-    """The refused request's id, from the line the SDK's error carries."""
-    if isinstance(exc, ValidationError):
-        for error in exc.errors():
-            if isinstance(error.get("input"), str):
-                return line_id(error["input"])
-    return None
-
-
-def refusal(exc: Exception) -> JSONRPCError:
-    """What was wrong with a line, and what would be accepted, without echoing the line."""
-    parse = not isinstance(exc, ValidationError) or any(
+def refusal(exc: Exception, line: str) -> JSONRPCError:
+    """What was wrong with a line the SDK's parser refused, and what would be accepted,
+    without echoing the line."""
+    if isinstance(exc, ValidationError) and not any(
         e["type"].startswith("json_") for e in exc.errors(include_input=False)
-    )
+    ):
+        # Valid JSON, so the same parser reads it: say which rule it breaks.
+        found = _decoded(line)
+        reason = protocol.invalid_request(found) or protocol.validation_reason(exc, found)
+        given = found.get("id") if isinstance(found, dict) else None
+        return protocol.invalid(reason, protocol.reply_id(given))
     if isinstance(exc, ValidationError):
         detail = "; ".join(e["msg"] for e in exc.errors(include_input=False)[:3])
     else:
         detail = str(exc)
     return JSONRPCError(
         jsonrpc="2.0",
-        id=request_id(exc),
+        id=line_id(line),
         error=ErrorData(
-            code=PARSE_ERROR if parse else INVALID_REQUEST,
+            code=PARSE_ERROR,
             message=(
-                f"{'Parse error' if parse else 'Invalid request'}: {detail[:MESSAGE_CHARS]}. "
-                "Send one JSON-RPC 2.0 message per line (UTF-8 JSON, no NaN or lone "
-                "surrogates)"
+                f"Parse error: {detail[:DETAIL_CHARS]}. Send one JSON-RPC 2.0 message per "
+                "line (UTF-8 JSON, no NaN or lone surrogates)"
             ),
         ),
     )
+
+
+def _decoded(line: str) -> object:
+    try:
+        return pydantic_core.from_json(line)
+    except ValueError:
+        return None
 
 
 def oversized() -> JSONRPCError:
@@ -108,10 +118,53 @@ def oversized() -> JSONRPCError:
         id=None,
         error=ErrorData(
             code=INVALID_REQUEST,
-            message=f"Invalid request: a line longer than {MAX_LINE_BYTES} bytes was skipped. "
+            message=f"Invalid Request: a line longer than {MAX_LINE_BYTES} bytes was skipped. "
             "Send smaller messages (split a large task_create into several calls)",
         ),
     )
+
+
+class Edge:
+    """What each line becomes before the SDK sees it: the message to serve, or the error
+    to answer it with.
+
+    The SDK ties a connection to a protocol era with its first request, even one in a
+    version it then refuses; a client told to fall back to the initialize handshake could
+    not. So until a request is served, one in a version this server does not speak is
+    refused here, listing every revision (protocol.REVISIONS). Afterwards the SDK answers
+    it, with the versions the connection's era still takes."""
+
+    def __init__(self) -> None:
+        self.era_open = True
+
+    def take(self, line: bytes) -> JSONRPCMessage | JSONRPCError:
+        text = line.decode("utf-8", errors="replace")
+        try:
+            message = mcp_types.jsonrpc_message_adapter.validate_json(text, by_name=False)
+        except Exception as exc:
+            return refusal(exc, text)
+        if isinstance(message, JSONRPCNotification):
+            # The SDK reads a request whose id is invalid (1.5, null, true) as a
+            # notification; only a message without "id" is one.
+            found = _decoded(text)
+            if isinstance(found, dict) and "id" in found:
+                return protocol.invalid(protocol.invalid_request(found) or '"id" is invalid', None)
+        if self.era_open and isinstance(message, JSONRPCRequest):
+            refused = unsupported(message)
+            if refused is not None:
+                return refused
+            self.era_open = False
+        return message
+
+
+def unsupported(request: JSONRPCRequest) -> JSONRPCError | None:
+    """The -32022 answer to a per-request message in a version not spoken, or None."""
+    meta = (request.params or {}).get("_meta")
+    if request.method == "initialize" or not isinstance(meta, dict):
+        return None
+    if PROTOCOL_VERSION_META_KEY not in meta:
+        return None  # no envelope: the handshake era's
+    return protocol.version_refusal(request.model_dump(by_alias=True, exclude_none=True))
 
 
 Streams = tuple[ObjectReceiveStream[SessionMessage | Exception], ObjectSendStream[SessionMessage]]
@@ -154,90 +207,121 @@ async def pipe_streams() -> AsyncIterator[Streams]:
             lambda: asyncio.StreamReaderProtocol(reader, loop=loop),
             os.fdopen(wire_in, "rb", buffering=0, closefd=False),
         )
-        write_transport, protocol = await loop.connect_write_pipe(
+        write_transport, protocol_ = await loop.connect_write_pipe(
             lambda: asyncio.streams.FlowControlMixin(loop=loop),
             os.fdopen(wire_out, "wb", buffering=0, closefd=False),
         )
-        writer = asyncio.StreamWriter(write_transport, protocol, None, loop)
-        incoming_send, incoming = anyio.create_memory_object_stream[SessionMessage | Exception]()
-        outgoing, outgoing_recv = anyio.create_memory_object_stream[SessionMessage]()
+        writer = asyncio.StreamWriter(write_transport, protocol_, None, loop)
 
-        async def read_lines() -> None:
-            async with incoming_send:
-                skipping = False
-                while True:
-                    try:
-                        line = await reader.readuntil(b"\n")
-                    except asyncio.IncompleteReadError as end:
-                        if end.partial.strip() and not skipping:
-                            await _parsed(end.partial, incoming_send, outgoing)
-                        return
-                    except asyncio.LimitOverrunError as over:
-                        # Drop what is buffered of the long line; its end is dropped too.
-                        await reader.readexactly(over.consumed)
-                        if not skipping:
-                            await outgoing.send(SessionMessage(oversized()))
-                        skipping = True
-                        continue
-                    if skipping:
-                        skipping = False
-                    elif line.strip():
-                        await _parsed(line, incoming_send, outgoing)
-
-        async def write_messages() -> None:
-            async with outgoing_recv:
-                async for item in outgoing_recv:
-                    text = item.message.model_dump_json(by_alias=True, exclude_unset=True)
-                    writer.write(text.encode() + b"\n")
-                    await writer.drain()
+        async def write(data: bytes) -> None:
+            writer.write(data)
+            await writer.drain()
 
         try:
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(write_messages)
-                async with anyio.create_task_group() as reading:
-                    reading.start_soon(read_lines)
-                    try:
-                        yield incoming, outgoing
-                    finally:
-                        reading.cancel_scope.cancel()
-                        await outgoing.aclose()  # the writer sends what is left, then ends
+            async with _session(_pipe_lines(reader), write) as streams:
+                yield streams
         finally:
             read_transport.close()
             write_transport.close()
 
 
-async def _parsed(
-    line: bytes,
-    incoming: ObjectSendStream[SessionMessage | Exception],
-    outgoing: ObjectSendStream[SessionMessage],
-) -> None:
-    try:
-        text = line.decode("utf-8", errors="replace")
-        message = mcp_types.jsonrpc_message_adapter.validate_json(text, by_name=False)
-    except Exception as exc:
-        await outgoing.send(SessionMessage(refusal(exc)))
-        return
-    await incoming.send(SessionMessage(message))
+async def _pipe_lines(reader: asyncio.StreamReader) -> AsyncGenerator[bytes | None, None]:
+    """Each non-blank line; None for one longer than MAX_LINE_BYTES, skipped unread."""
+    skipping = False
+    while True:
+        try:
+            line = await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as end:
+            if end.partial.strip() and not skipping:
+                yield end.partial
+            return
+        except asyncio.LimitOverrunError as over:
+            # Drop what is buffered of the long line; its end is dropped too.
+            await reader.readexactly(over.consumed)
+            if not skipping:
+                yield None
+            skipping = True
+            continue
+        if skipping:
+            skipping = False
+        elif line.strip():
+            yield line
 
 
 @contextlib.asynccontextmanager
-async def sdk_streams() -> AsyncIterator[Streams]:
-    """The SDK's stdio transport, with the lines it cannot parse answered."""
-    async with stdio_server() as (read, write):
-        relay_send, relay_recv = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+async def file_streams() -> AsyncIterator[Streams]:
+    """The session's streams over a stdin and stdout that are no pipes (a terminal, a file),
+    read and written in worker threads."""
+    with _wire() as (wire_in, wire_out):
+        reader = os.fdopen(wire_in, "rb", closefd=False)
+        writer = os.fdopen(wire_out, "wb", closefd=False)
 
-        async def relay() -> None:
-            async with relay_send:
-                async for item in read:
-                    if isinstance(item, Exception):
-                        await write.send(SessionMessage(refusal(item)))
-                    else:
-                        await relay_send.send(item)
+        async def write(data: bytes) -> None:
+            await anyio.to_thread.run_sync(_write_all, writer, data)
 
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(relay)
-            yield relay_recv, write
-            tasks.cancel_scope.cancel()
+        async with _session(_file_lines(reader), write) as streams:
+            yield streams
+
+
+async def _file_lines(reader: IO[bytes]) -> AsyncGenerator[bytes | None, None]:
+    """As _pipe_lines, from a blocking file."""
+    skipping = False
+    while True:
+        # Abandoned on cancel: a terminal's read ends only with a line.
+        line = await anyio.to_thread.run_sync(
+            reader.readline, MAX_LINE_BYTES + 1, abandon_on_cancel=True
+        )
+        if not line:
+            return
+        whole = line.endswith(b"\n")
+        if skipping:
+            skipping = not whole
+        elif not whole and len(line) > MAX_LINE_BYTES:
+            skipping = True
+            yield None
+        elif line.strip():
+            yield line
+
+
+def _write_all(writer: IO[bytes], data: bytes) -> None:
+    writer.write(data)
+    writer.flush()
+
+
+@contextlib.asynccontextmanager
+async def _session(
+    lines: AsyncGenerator[bytes | None, None], write: Callable[[bytes], Awaitable[None]]
+) -> AsyncIterator[Streams]:
+    """The SDK's streams over `lines` (None: a line too long) and `write`: what passes the
+    Edge goes to the server, the rest is answered here."""
+    incoming_send, incoming = anyio.create_memory_object_stream[SessionMessage | Exception]()
+    outgoing, outgoing_recv = anyio.create_memory_object_stream[SessionMessage]()
+    edge = Edge()
+
+    async def read_lines() -> None:
+        async with incoming_send, contextlib.aclosing(lines):
+            async for line in lines:
+                taken = oversized() if line is None else edge.take(line)
+                if isinstance(taken, JSONRPCError):
+                    await outgoing.send(SessionMessage(taken))
+                else:
+                    await incoming_send.send(SessionMessage(taken))
+
+    async def write_messages() -> None:
+        async with outgoing_recv:
+            async for item in outgoing_recv:
+                text = item.message.model_dump_json(by_alias=True, exclude_unset=True)
+                await write(text.encode() + b"\n")
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(write_messages)
+        async with anyio.create_task_group() as reading:
+            reading.start_soon(read_lines)
+            try:
+                yield incoming, outgoing
+            finally:
+                reading.cancel_scope.cancel()
+                await outgoing.aclose()  # the writer sends what is left, then ends
 
 
 async def serve(server: MCPServer[Any]) -> None:
@@ -246,7 +330,7 @@ async def serve(server: MCPServer[Any]) -> None:
     # The private attribute is what MCPServer.run_stdio_async itself serves.
     lowlevel = server._lowlevel_server
     signalled = False
-    streams = pipe_streams() if _is_pipe(0) and _is_pipe(1) else sdk_streams()
+    streams = pipe_streams() if _is_pipe(0) and _is_pipe(1) else file_streams()
     async with streams as (read, write):
 
         async def stop_on_signal(scope: anyio.CancelScope) -> None:
@@ -262,8 +346,8 @@ async def serve(server: MCPServer[Any]) -> None:
             await lowlevel.run(read, write, lowlevel.create_initialization_options())
             tasks.cancel_scope.cancel()
     if signalled:
-        # Cleanup has run. The SDK's transport reads stdin in a worker thread that only a
-        # line or EOF would free, and the client keeps stdin open: leave without waiting.
+        # Cleanup has run. A worker thread reading a terminal (file_streams) is freed only
+        # by a line or EOF, and a client keeps stdin open: leave without waiting.
         logging.shutdown()
         sys.stderr.flush()
         os._exit(0)

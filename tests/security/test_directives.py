@@ -72,16 +72,15 @@ async def _resource_text(a: Agent, name: str) -> str:
 async def _refused(a: Agent, name: str, *, offered: bool = False) -> list[str]:
     """Reading `name` as a resource, and as a prompt, is an error; returns both messages. Our
     errors are clean invalid-params ones (a crash comes back as code 0). A prompt that was not
-    `offered` at start-up is refused by the SDK itself, as an unknown prompt."""
+    `offered` at start-up is refused as an unknown prompt (wvo_mcp/protocol.py)."""
     with pytest.raises(MCPError) as resource:
         await a.client.read_resource(f"wvo://directives/{name}")
     assert resource.value.code == INVALID_PARAMS, resource.value
     with pytest.raises(MCPError) as prompt:
         await a.client.get_prompt(name, {})
-    if offered:
-        assert prompt.value.code == INVALID_PARAMS, prompt.value
-    else:
-        assert prompt.value.message == f"Unknown prompt: {name}"
+    assert prompt.value.code == INVALID_PARAMS, prompt.value
+    if not offered:
+        assert prompt.value.message.startswith(f"Unknown prompt {name!r}"), prompt.value
     return [resource.value.message, prompt.value.message]
 
 

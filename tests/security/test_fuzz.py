@@ -27,6 +27,7 @@ from tests.security.fuzzing import (
     Target,
     explicit_calls,
     fuzz_env,
+    issue_23_cases,
     log_tracebacks,
     request_line,
 )
@@ -77,7 +78,6 @@ def _frame(**fields: object) -> bytes:
     return json.dumps(fields).encode()
 
 
-SDK_PROMPT_ERROR = "ERROR handler for 'prompts/get' raised"
 TOOLS_LIST = {"jsonrpc": "2.0", "method": "tools/list", "params": {}}
 
 
@@ -235,14 +235,9 @@ def test_malformed_frames_over_a_raw_pipe(tmp_path: Path, subtests: pytest.Subte
         finally:
             code = server.close()
     assert code == 0, (tmp_path / "server.stderr").read_text()[-3000:]
-    # The SDK's prompts/get raises ValueError for an unknown prompt name or argument: the
-    # client gets a JSON-RPC error (code 0) and the log an ERROR with a traceback. That is
-    # the SDK's own handler, not ours; any other traceback is an exception we missed.
-    unexpected = [
-        record
-        for record in log_tracebacks(tmp_path / "server.stderr")
-        if not record.startswith(SDK_PROMPT_ERROR)
-    ]
+    # Any traceback is an exception we missed (an unknown prompt too: server.ProtocolEdge
+    # refuses it before the SDK's handler would log one).
+    unexpected = log_tracebacks(tmp_path / "server.stderr")
     assert not unexpected, unexpected[0]
 
 
@@ -302,3 +297,68 @@ def test_a_line_too_long_is_skipped_with_an_answer(tmp_path: Path) -> None:
         finally:
             code = server.close()
     assert code == 0
+
+
+def test_issue_23_inputs_are_refused_saying_what_is_accepted(
+    tmp_path: Path, subtests: pytest.Subtests
+) -> None:
+    """Each input of issue 23 (items 1-3), sent as it was found: over a raw pipe, since the
+    SDK's client would turn NaN into null. A tool error that names the field and what would
+    be accepted (not the SDK's bare "Error executing tool"), and no row of any table
+    changed: not the task count, not T1 (claimed, the lease a refused run would record on)."""
+    with Target.start(tmp_path) as target:
+        server = target.server
+        token = target.known.lease_tokens[0]
+
+        def task_get(task_id: str) -> dict[str, object]:
+            reply = server.request(
+                "tools/call", {"name": "task_get", "arguments": {"task_id": task_id}}
+            )
+            return reply["result"]
+
+        for case in issue_23_cases(token):
+            with subtests.test(msg=case.name):
+                before = target.digest()
+                held = task_get("T1")
+                reply = server.request(
+                    "tools/call", {"name": case.tool, "arguments": case.arguments}
+                )
+                result = reply["result"]
+                text = result["content"][0]["text"]
+                assert result["isError"], (case, reply)
+                assert "validation error" in text, text  # refused as an input, not a crash
+                for words in case.says:
+                    assert words in text, (words, text)
+                assert target.digest() == before
+                assert task_get("T1") == held
+                assert task_get("N23")["isError"]
+        tasks = server.call_tool("task_list", {"limit": 500})
+        assert [row[0] for row in tasks["rows"]] == ["T1", "T2", "T3", "T4", "T5"]
+    assert not log_tracebacks(tmp_path / "server.stderr")
+
+
+# Issue 23 item 4: a request whose id is not a string or an integer is read by the SDK as a
+# notification and gets no reply at all. The fix belongs to wvo_mcp/stdio.py, made apart from
+# the tool inputs above; this test is its proof, to enable when that change lands.
+INVALID_IDS = ["1.5", "null", '{"a":1}', "Infinity", "true", "[1]"]
+
+
+@pytest.mark.parametrize("request_id", INVALID_IDS)
+def test_a_request_with_an_invalid_id_gets_invalid_request(tmp_path: Path, request_id: str) -> None:
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    params = server_params(tmp_path / "state", **fuzz_env(workspace))
+    with open(tmp_path / "server.stderr", "wb") as stderr:
+        server = RawServer(params, stderr)
+        try:
+            server.initialize()
+            server.send(f'{{"jsonrpc":"2.0","id":{request_id},"method":"ping"}}'.encode())
+            # JSON-RPC 2.0: an id that cannot be used is answered with a null id.
+            refused = server.wait_for(None)
+            assert refused["error"]["code"] == -32600, refused
+            assert "id" in refused["error"]["message"], refused
+            assert len(refused["error"]["message"]) < 300, refused
+            assert "result" in server.request("ping", {})
+        finally:
+            code = server.close()
+    assert code == 0, (tmp_path / "server.stderr").read_text()[-3000:]
