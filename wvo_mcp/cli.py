@@ -5,10 +5,12 @@ import dataclasses
 import gc
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -285,12 +287,25 @@ def cmd_health(settings: Settings, args: argparse.Namespace) -> None:
     if snap is not None:
         c = snap.counts
         baseline = "-" if c.baseline_done_per_hour is None else f"{c.baseline_done_per_hour:g}"
-        print(
-            f"leader {report.leader} (lease until {report.leader_expires_at}); latest tick "
-            f"{snap.at}; remediation {'on' if snap.remediate else 'off (report only)'}"
+        leader = (
+            "no leader now"
+            if report.leader is None
+            else f"leader {report.leader} (lease until {report.leader_expires_at})"
         )
         print(
-            f"ready {c.ready} | WIP {c.wip_used}/{c.wip_limit} | done last hour "
+            f"{leader}; latest tick {snap.at}; remediation "
+            f"{'on' if snap.remediate else 'off (report only)'}"
+        )
+        # As `status` shows them: statuses with no task left out (--json has every one).
+        held = "  ".join(f"{name} {n}" for name, n in c.by_status.items() if n)
+        print(f"tasks: {held or 'none'}")
+        print(
+            f"ready {c.ready} ({c.unroutable_ready} no provider can take now) | waiting on "
+            f"dependencies {c.waiting_on_dependencies} ({c.blocked_by_abandoned} on cancelled "
+            f"or dead-lettered work) | backing off {c.backing_off}"
+        )
+        print(
+            f"WIP {c.wip_used}/{c.wip_limit} | done last hour "
             f"{c.done_last_hour} (last 5 min {c.done_last_5m}, baseline {baseline}/h) | "
             f"expired leases {c.expired_leases} | stale {c.stale_tasks}"
         )
@@ -723,8 +738,65 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
     from wvo_mcp.demo import run_autopilot_demo, run_demo
 
     run = run_autopilot_demo if args.autopilot else run_demo
-    ok = anyio.run(lambda: run(Path(args.roadmap), settings.state_root, args.agents))
+    with resources.as_file(resources.files("wvo_mcp") / "data" / "example-roadmap.yaml") as ex:
+        backlog = Path(args.roadmap) if args.roadmap else ex
+        ok = anyio.run(lambda: run(backlog, settings.state_root, args.agents))
     sys.exit(0 if ok else 1)
+
+
+def cmd_init(settings: Settings, args: argparse.Namespace) -> None:
+    """Wire wvo-mcp into the git repository you are in: a state folder kept out of git, a
+    providers file for the coding CLIs on PATH, the wvo server in .mcp.json (Claude Code)
+    and .codex/config.toml (Codex), the work loop in AGENTS.md and CLAUDE.md, and a starter
+    roadmap (or --goal: a planner writes one). Run twice, it changes nothing."""
+    from wvo_mcp.wiring import clis, init
+
+    options = init.Options(
+        cwd=Path.cwd(),
+        state_root=Path(args.state_root) if args.state_root else None,
+        force=args.force,
+        dry_run=args.dry_run,
+        goal=args.goal,
+    )
+    wiring = init.plan(options, clis.find())
+    for line in init.describe(wiring, args.dry_run):
+        _say(line)
+    roadmap = wiring.state_root / "roadmap.yaml"
+    if args.dry_run:
+        if args.goal:
+            _say(f"  would run a planner worker for the goal: {args.goal}")
+        elif not (wiring.state_root / "orchestrator.db").exists():
+            _say(f"  would import the tasks of {roadmap} into a new database")
+        _say("dry run: nothing written")
+        return
+    init.apply(wiring)
+    here = dataclasses.replace(settings, state_root=wiring.state_root, workspace_root=wiring.top)
+    if args.goal:
+        _say(f"a planner worker turns the goal into tasks: {args.goal}")
+        anyio.run(init.plan_goal, here, args.goal, _say)
+    else:
+        imported = anyio.run(init.seed, here, roadmap, _person(args))
+        if imported:
+            _say(f"  {here.database_label}: imported {imported} starter tasks from {roadmap}")
+    _say(
+        "\nnext: run `claude` or `codex` here as usual (approve the project's wvo server when "
+        "asked), or `wvo-mcp autopilot` to launch workers yourself; `wvo-mcp dashboard --no-auth` "
+        "shows the board; `wvo-mcp doctor` checks all of this"
+    )
+
+
+def cmd_doctor(settings: Settings, args: argparse.Namespace) -> None:
+    """Check the wiring of the repository you are in: the state folder and its database,
+    the server started from each client's configuration, the sandbox, the coding CLIs."""
+    from wvo_mcp.wiring import doctor
+
+    checks = anyio.run(doctor.run, settings, Path.cwd())
+    if args.json:
+        _print_json([dataclasses.asdict(c) for c in checks])
+    else:
+        for check in checks:
+            print(f"{'ok' if check.ok else 'FAIL':<6}{check.name}: {check.detail}")
+    sys.exit(0 if all(c.ok for c in checks) else 1)
 
 
 def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> None:
@@ -971,8 +1043,14 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--autopilot", action="store_true", help="the autopilot runs fake Claude Code workers"
     )
-    demo.add_argument(
-        "--roadmap", default="state/roadmap.yaml", help="backlog to import (default %(default)s)"
+    demo.add_argument("--roadmap", help="backlog to import (default: the example checkout roadmap)")
+    init = add("init", cmd_init)
+    init.add_argument("--dry-run", action="store_true", help="print what it would write")
+    init.add_argument("--force", action="store_true", help="replace entries of ours you changed")
+    init.add_argument("--goal", help="a planner worker writes the backlog for this goal")
+    init.add_argument("--by", help="who imports the starter tasks (default: your user name)")
+    add("doctor", cmd_doctor).add_argument(
+        "--json", action="store_true", help="machine-readable output"
     )
     sandbox = add("sandbox", cmd_sandbox)
     sandbox.add_argument("action", choices=["run", "doctor"])
@@ -1008,11 +1086,16 @@ def main(argv: list[str] | None = None) -> None:
     state_root = args.state_root
     if handler is cmd_demo and state_root is None:
         state_root = "state/demo"
+    elif state_root is None and not os.environ.get("WVO_STATE_ROOT"):
+        from wvo_mcp.wiring import place
+
+        state_root = place.recorded(Path.cwd())  # a repository `wvo-mcp init` wired
     try:
         settings = Settings.from_env(state_root=state_root)
         # A client shows every stderr line of a server as an error: serve says only what is
         # wrong unless asked; a person at the CLI sees what happens (migrations, backups).
-        level = settings.log_level or ("warning" if handler is cmd_serve else "info")
+        quiet = handler in (cmd_serve, cmd_init, cmd_doctor)  # init: its lines say it all
+        level = settings.log_level or ("warning" if quiet else "info")
         logging.basicConfig(
             level=level.upper(), stream=sys.stderr, format="%(levelname)s %(message)s"
         )

@@ -16,7 +16,7 @@ from wvo_mcp.sandbox.outcome import Backend, BackendCheck, cli_exit_code, result
 __all__ = ["BackendCheck", "Request", "SandboxResult", "cli_exit_code", "doctor", "run"]
 
 NOT_ISOLATED_HINT = (
-    "install bubblewrap (scripts/setup), or start Docker with the image present, "
+    "install bubblewrap (`apt-get install bubblewrap`), or start Docker with the image present, "
     "or set WVO_SANDBOX_ALLOW_UNISOLATED=1 to run without isolation"
 )
 

@@ -1,0 +1,284 @@
+"""`wvo-mcp init` and `wvo-mcp doctor`, run as a person runs them, in a scratch repository
+that already has its own .mcp.json, .codex/config.toml, AGENTS.md and .gitignore: what the
+person wrote is kept, a second run is a no-op, --dry-run writes nothing, and a file init
+cannot merge into is refused with nothing written."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CLI_TIMEOUT_SECONDS, open_db
+from tests.gitwork import git
+from wvo_mcp.wiring import edits
+
+WVO = Path(sys.executable).with_name("wvo-mcp")
+CLIS = Path(__file__).resolve().parents[1] / "claude_code" / "node_modules" / ".bin"
+
+THEIR_MCP = {"mcpServers": {"docs": {"command": "docs-server", "args": ["--port", "1"]}}}
+THEIR_TOML = '# my Codex settings\nmodel = "o3"  # the one I like\n\n[mcp_servers.docs]\n'
+THEIR_TOML += 'command = "docs-server"\n'
+THEIR_AGENTS = "# Rules\n\nUse tabs.\n"
+THEIR_IGNORE = "node_modules/\n*.log"  # no newline at the end
+
+
+def init(repo: Path, *args: str, path: str = "/usr/bin:/bin") -> subprocess.CompletedProcess[str]:
+    """`wvo-mcp ARGS` in `repo` (init unless ARGS says otherwise), with only `path` for
+    PATH: by default no coding CLI is found."""
+    command = [str(WVO), *(args if args and args[0] == "doctor" else ("init", *args))]
+    return subprocess.run(
+        command,
+        cwd=repo,
+        env={"PATH": path, "HOME": str(repo.parent / "home"), "WVO_OTEL_ENABLED": "0"},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_SECONDS * 2,
+    )
+
+
+def tree(repo: Path) -> dict[str, bytes]:
+    """Every file under the repository but git's own, with its bytes."""
+    return {
+        str(p.relative_to(repo)): p.read_bytes()
+        for p in sorted(repo.rglob("*"))
+        if p.is_file() and ".git" not in p.relative_to(repo).parts[:1]
+    }
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A person's repository with files of their own that init must merge into."""
+    path = tmp_path / "project"
+    (tmp_path / "home").mkdir()
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    (path / ".mcp.json").write_text(json.dumps(THEIR_MCP))
+    (path / ".codex").mkdir()
+    (path / ".codex" / "config.toml").write_text(THEIR_TOML)
+    (path / "AGENTS.md").write_text(THEIR_AGENTS)
+    (path / ".gitignore").write_text(THEIR_IGNORE)
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "theirs")
+    return path
+
+
+def test_init_keeps_what_the_person_wrote_and_adds_the_wiring(repo: Path) -> None:
+    done = init(repo)
+    assert done.returncode == 0, done.stderr
+    state = repo / ".wvo"
+
+    servers = json.loads((repo / ".mcp.json").read_text())["mcpServers"]
+    assert servers["docs"] == THEIR_MCP["mcpServers"]["docs"]
+    ours = servers["wvo"]
+    assert ours["command"] == str(WVO) and ours["args"] == ["serve"]
+    assert ours["env"] == {
+        "WVO_STATE_ROOT": str(state),
+        "WVO_WORKSPACE_ROOT": str(repo),
+        "WVO_TOOLS": "worker",
+    }
+
+    toml_text = (repo / ".codex" / "config.toml").read_text()
+    assert toml_text.startswith(THEIR_TOML)  # comments and all, byte for byte
+    codex = tomllib.loads(toml_text)["mcp_servers"]
+    assert codex["docs"] == {"command": "docs-server"}
+    assert codex["wvo"] == {**ours, "required": True}
+
+    agents = (repo / "AGENTS.md").read_text()
+    assert agents.startswith(THEIR_AGENTS + "\n<!-- wvo-mcp:begin")
+    assert agents.count("<!-- wvo-mcp:begin") == 1 and "claim_task" in agents
+    assert (repo / "CLAUDE.md").read_text() == agents[len(THEIR_AGENTS) + 1 :]
+
+    ignore = (repo / ".gitignore").read_text()
+    assert ignore.startswith(THEIR_IGNORE + "\n") and "/.wvo/\n" in ignore
+    assert git(repo, "check-ignore", ".wvo/orchestrator.db") == ".wvo/orchestrator.db"
+    # Nothing of the state folder shows up for git to commit.
+    assert all(".wvo" not in line for line in git(repo, "status", "--porcelain").splitlines())
+
+    # No CLI on PATH: no providers file (the packaged default applies), said so.
+    assert not (state / "providers.yaml").exists()
+    assert "no coding CLI" in done.stdout
+    with open_db(state) as db:
+        ids = [r[0] for r in db.execute("SELECT id FROM tasks ORDER BY id")]
+    assert ids == ["wvo-start-build", "wvo-start-map"]
+    assert git(repo, "config", "--get", "wvo.stateRoot") == str(state)
+
+
+def test_a_second_run_changes_nothing(repo: Path) -> None:
+    assert init(repo).returncode == 0
+    before = tree(repo)
+    with open_db(repo / ".wvo") as db:
+        events = db.execute("SELECT count(*) FROM task_events").fetchone()[0]
+    again = init(repo)
+    assert again.returncode == 0, again.stderr
+    assert tree(repo) == before
+    with open_db(repo / ".wvo") as db:
+        assert db.execute("SELECT count(*) FROM task_events").fetchone()[0] == events
+    assert "imported" not in again.stdout and "already has the wvo server" in again.stdout
+
+
+def test_dry_run_writes_nothing_and_shows_what_it_would(repo: Path) -> None:
+    before = tree(repo)
+    shown = init(repo, "--dry-run")
+    assert shown.returncode == 0, shown.stderr
+    assert tree(repo) == before
+    assert not (repo / ".wvo").exists()
+    assert git(repo, "config", "--list").count("wvo.") == 0
+    # What it would write: the added lines of each merge, and whole new files.
+    assert '+    "wvo": {' in shown.stdout and "+[mcp_servers.wvo]" in shown.stdout
+    assert "CLAUDE.md: created" in shown.stdout and "dry run: nothing written" in shown.stdout
+
+
+def test_an_entry_the_person_changed_is_kept_unless_forced(repo: Path) -> None:
+    assert init(repo).returncode == 0
+    mine = json.loads((repo / ".mcp.json").read_text())
+    mine["mcpServers"]["wvo"]["env"]["WVO_AGENT_ID"] = "me"
+    (repo / ".mcp.json").write_text(json.dumps(mine))
+    agents = (repo / "AGENTS.md").read_text().replace("Keep the `lease_token`", "KEEP IT")
+    (repo / "AGENTS.md").write_text(agents)
+    before = tree(repo)
+
+    kept = init(repo)
+    assert kept.returncode == 0 and tree(repo) == before
+    assert "of its own: kept (--force replaces it)" in kept.stdout
+
+    forced = init(repo, "--force")
+    assert forced.returncode == 0, forced.stderr
+    servers = json.loads((repo / ".mcp.json").read_text())["mcpServers"]
+    assert "WVO_AGENT_ID" not in servers["wvo"]["env"] and "docs" in servers
+    replaced = (repo / "AGENTS.md").read_text()
+    assert replaced.startswith(THEIR_AGENTS) and "KEEP IT" not in replaced
+    assert replaced.count("<!-- wvo-mcp:begin") == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "said"),
+    [
+        (".mcp.json", "{not json", ".mcp.json is not valid JSON"),
+        (".mcp.json", '{"mcpServers": []}', ".mcp.json is not an MCP configuration"),
+        (".codex/config.toml", "[mcp_servers\n", ".codex/config.toml is not valid TOML"),
+        (".codex/config.toml", "mcp_servers = 3\n", "other than a table"),
+        ("AGENTS.md", f"x\n{edits.END}\n{edits.BEGIN}\nmine\n", "without"),
+    ],
+)
+def test_a_file_init_cannot_merge_into_is_refused_and_nothing_is_written(
+    repo: Path, name: str, text: str, said: str
+) -> None:
+    (repo / name).write_text(text)
+    before = tree(repo)
+    refused = init(repo)
+    assert refused.returncode == 2
+    assert said in refused.stderr and "run init again" in refused.stderr
+    assert tree(repo) == before and not (repo / ".wvo").exists()
+
+
+def test_a_link_out_of_the_repository_is_refused(repo: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere.md"
+    outside.write_text("theirs\n")
+    (repo / "CLAUDE.md").symlink_to(outside)
+    refused = init(repo)
+    assert refused.returncode == 2 and "outside the repository" in refused.stderr
+    assert outside.read_text() == "theirs\n" and not (repo / ".wvo").exists()
+
+
+def test_claude_md_linked_to_agents_md_gets_one_section(repo: Path) -> None:
+    (repo / "CLAUDE.md").symlink_to("AGENTS.md")
+    assert init(repo).returncode == 0
+    assert (repo / "CLAUDE.md").is_symlink()
+    assert (repo / "AGENTS.md").read_text().count("<!-- wvo-mcp:begin") == 1
+
+
+def test_init_outside_a_repository_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "home").mkdir()
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    refused = init(loose)
+    assert refused.returncode == 2 and "git init" in refused.stderr
+    assert list(loose.iterdir()) == []
+
+
+@pytest.mark.skipif(
+    not (CLIS / "claude").exists() or shutil.which("node") is None,
+    reason="the Claude Code and Codex CLIs are not installed (scripts/setup)",
+)
+def test_the_cli_on_path_get_a_providers_file_and_doctor_checks_the_wiring(
+    repo: Path,
+) -> None:
+    path = f"{CLIS}:{os.path.dirname(shutil.which('node') or '/usr/bin/node')}:/usr/bin:/bin"
+    done = init(repo, path=path)
+    assert done.returncode == 0, done.stderr
+    providers = (repo / ".wvo" / "providers.yaml").read_text()
+    assert f"executable: {CLIS / 'claude'}" in providers
+    assert f"executable: {CLIS / 'codex'}" in providers
+    shown = subprocess.run(
+        [str(WVO), "providers"], cwd=repo / ".codex", capture_output=True, text=True,
+        env={"PATH": path, "HOME": str(repo.parent / "home")}, timeout=CLI_TIMEOUT_SECONDS,
+    )  # fmt: skip
+    assert shown.returncode == 0 and "claude" in shown.stdout  # found from a subfolder
+
+    checked = init(repo, "doctor", "--json", path=path)
+    found = {c["name"]: c for c in json.loads(checked.stdout)}
+    for name in ("state folder", "ignored by git", "database", "sandbox"):
+        assert found[name]["ok"], found[name]
+    for name in ("server from .mcp.json", "server from .codex/config.toml"):
+        assert found[name] == {"name": name, "ok": True, "detail": "starts and offers 8 tools"}
+    # No credentials in this scratch home: said, with how to sign in; doctor fails.
+    assert not found["claude"]["ok"] and "ANTHROPIC_API_KEY" in found["claude"]["detail"]
+    assert not found["codex"]["ok"] and "codex login" in found["codex"]["detail"]
+    assert checked.returncode == 1
+
+    # A person who removes the server from a client's file is told how to bring it back.
+    (repo / ".mcp.json").write_text(json.dumps(THEIR_MCP))
+    again = {c["name"]: c for c in json.loads(init(repo, "doctor", "--json", path=path).stdout)}
+    assert again["server from .mcp.json"]["detail"] == (
+        '.mcp.json has no "wvo" server: run `wvo-mcp init`'
+    )
+
+
+def test_an_old_cli_is_left_out_with_what_to_do(repo: Path, tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    old = bin_dir / "claude"
+    old.write_text("#!/bin/sh\necho '1.0.3 (Claude Code)'\n")
+    old.chmod(0o755)
+    done = init(repo, path=f"{bin_dir}:/usr/bin:/bin")
+    assert done.returncode == 0, done.stderr
+    assert "skipped: claude 1.0.3 is older than 2.1" in done.stdout
+    assert "npm install -g @anthropic-ai/claude-code" in done.stdout
+    assert not (repo / ".wvo" / "providers.yaml").exists()
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="the planner runs in bubblewrap")
+def test_a_goal_is_planned_into_tasks_instead_of_the_starter_roadmap(
+    repo: Path, tmp_path: Path
+) -> None:
+    """--goal: a planner worker (the fake Claude Code, wvo_mcp/autopilot/fake.py, standing
+    for the claude init finds on PATH) writes the backlog, in its sandbox."""
+    from wvo_mcp.autopilot import fake
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    claude = bin_dir / "claude"
+    claude.write_text(f'#!/bin/sh\nexec "{sys.executable}" -P "{fake.__file__}" "$@"\n')
+    claude.chmod(0o755)
+    done = init(repo, "--goal", "a config file parser", path=f"{bin_dir}:/usr/bin:/bin")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "planned (success)" in done.stdout
+    assert not (repo / ".wvo" / "roadmap.yaml").exists()
+    with open_db(repo / ".wvo") as db:
+        titles = [r[0] for r in db.execute("SELECT title FROM tasks")]
+        workers = {r[0] for r in db.execute("SELECT actor FROM task_events WHERE kind='claimed'")}
+    assert len(titles) == 3 and all("config file parser" in t for t in titles), titles
+    assert workers == set()  # planned only: nothing was worked
+
+
+def test_a_goal_without_a_coding_cli_is_refused(repo: Path) -> None:
+    before = tree(repo)
+    refused = init(repo, "--goal", "anything")
+    assert refused.returncode == 2 and "--goal needs a coding CLI" in refused.stderr
+    assert tree(repo) == before

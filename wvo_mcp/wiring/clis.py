@@ -1,0 +1,110 @@
+"""The coding CLIs on PATH that agents and the autopilot run: found, their versions read and
+checked, and whether they are signed in, asked without spending a token."""
+
+import json
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+KINDS = ("claude", "codex")
+# The oldest releases the autopilot was tested with (tests/claude_code/package.json pins the
+# newest): older ones lack flags it passes (--strict-mcp-config, --setting-sources,
+# `exec --json --ephemeral`).
+OLDEST: dict[str, tuple[int, ...]] = {"claude": (2, 1), "codex": (0, 169)}
+UPGRADE = {
+    "claude": "npm install -g @anthropic-ai/claude-code",
+    "codex": "npm install -g @openai/codex",
+}
+PROBE_TIMEOUT_S = 30
+_VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+@dataclass(frozen=True)
+class Cli:
+    kind: str
+    path: Path
+    version: str  # as it printed it; "" when it printed none
+    usable: bool
+    note: str  # why not, or what was found
+
+
+def version_of(text: str) -> tuple[int, ...] | None:
+    found = _VERSION.search(text)
+    if found is None:
+        return None
+    return tuple(int(part) for part in found.groups() if part is not None)
+
+
+def judge(kind: str, path: Path, printed: str) -> Cli:
+    """Whether the CLI that printed `printed` for --version is one the autopilot can run."""
+    version = version_of(printed)
+    shown = ".".join(map(str, version)) if version else ""
+    oldest = ".".join(map(str, OLDEST[kind]))
+    if version is None:
+        return Cli(kind, path, "", False, f"`{path} --version` printed no version")
+    if version < OLDEST[kind]:
+        return Cli(
+            kind,
+            path,
+            shown,
+            False,
+            f"{kind} {shown} is older than {oldest}, the oldest wvo-mcp works with; "
+            f"upgrade it ({UPGRADE[kind]}) and run init again",
+        )
+    return Cli(kind, path, shown, True, f"{kind} {shown} at {path}")
+
+
+def find() -> list[Cli]:
+    """Each known CLI on PATH, judged by what its --version prints."""
+    found = []
+    for kind in KINDS:
+        where = shutil.which(kind)
+        if where is None:
+            continue
+        path = Path(where)
+        try:
+            run = subprocess.run(
+                [where, "--version"],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=PROBE_TIMEOUT_S,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            found.append(Cli(kind, path, "", False, f"`{where} --version` failed: {exc}"))
+            continue
+        found.append(judge(kind, path, run.stdout + run.stderr))
+    return found
+
+
+def signed_in(cli: Cli) -> tuple[bool, str]:
+    """Whether the CLI has credentials, as it reports them itself (no model request: that
+    would spend tokens, so a key that is present but revoked still shows as signed in)."""
+    argv = (
+        [str(cli.path), "auth", "status", "--json"]
+        if cli.kind == "claude"
+        else [str(cli.path), "login", "status"]
+    )
+    try:
+        run = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=PROBE_TIMEOUT_S,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"`{' '.join(argv)}` failed: {exc}"
+    if cli.kind == "claude":
+        try:
+            said = json.loads(run.stdout)
+        except ValueError:
+            said = {}
+        if run.returncode == 0 and isinstance(said, dict) and said.get("loggedIn"):
+            return True, f"signed in ({said.get('authMethod', 'unknown method')})"
+        return False, "not signed in: run `claude` once and log in, or set ANTHROPIC_API_KEY"
+    if run.returncode == 0:
+        return True, "signed in"
+    return False, "not signed in: run `codex login` (or `codex login --with-api-key`)"

@@ -1,0 +1,137 @@
+"""`wvo-mcp doctor`: check a repository `wvo-mcp init` wired, each check saying what to do
+when it fails. Starts the server exactly as each client's configuration says, runs the
+sandbox, and asks each CLI whether it is signed in (which spends no tokens)."""
+
+import dataclasses
+import json
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from wvo_mcp import gitsnap, sandbox
+from wvo_mcp.config import Settings
+from wvo_mcp.errors import WvoError
+from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.wiring import clis, edits, place
+from wvo_mcp.wiring.init import ignored
+
+SERVER_START_S = 60
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+async def run(settings: Settings, cwd: Path) -> list[Check]:
+    repo = gitsnap.locate(cwd)
+    if repo is None:
+        return [Check("repository", False, f"{cwd} is not in a git repository")]
+    top = repo.top
+    recorded = place.recorded(top)
+    state = recorded or settings.state_root
+    checks = [
+        Check("state folder", True, f"{state}")
+        if recorded is not None
+        else Check("state folder", False, f"none recorded for {top}: run `wvo-mcp init`")
+    ]
+    if top in state.parents:
+        checks.append(
+            Check("ignored by git", True, f"{state.relative_to(top)}/ is ignored")
+            if ignored(top, state)
+            else Check(
+                "ignored by git",
+                False,
+                f"{state.relative_to(top)}/ is not ignored: add it to .gitignore "
+                "(`wvo-mcp init` does)",
+            )
+        )
+    checks.append(await _database(settings, state))
+    for name, entry in _client_entries(top):
+        checks.append(await _server(name, entry, top, state))
+    checks.append(await anyio.to_thread.run_sync(_sandbox, settings))
+    for cli in await anyio.to_thread.run_sync(clis.find):
+        checks.append(await anyio.to_thread.run_sync(_cli, cli))
+    return checks
+
+
+async def _database(settings: Settings, state: Path) -> Check:
+    try:
+        orchestrator = await Orchestrator.open(dataclasses.replace(settings, state_root=state))
+    except WvoError as exc:
+        return Check("database", False, str(exc))
+    try:
+        counts = (await orchestrator.status_report("cli", top=0)).counts
+    finally:
+        await orchestrator.close()
+    shown = ", ".join(f"{n} {s}" for s, n in counts.by_status.items() if n) or "no tasks yet"
+    return Check("database", True, f"{orchestrator.settings.database_label}: {shown}")
+
+
+def _client_entries(top: Path) -> list[tuple[str, dict[str, Any] | None]]:
+    """Our server's entry in each client's project configuration (None: it has none)."""
+    found: list[tuple[str, dict[str, Any] | None]] = []
+    claude = top / ".mcp.json"
+    try:
+        servers = json.loads(claude.read_text()).get("mcpServers", {})
+        found.append((".mcp.json", servers.get(edits.SERVER)))
+    except (OSError, ValueError, AttributeError):
+        found.append((".mcp.json", None))
+    codex = top / ".codex" / "config.toml"
+    try:
+        servers = tomllib.loads(codex.read_text()).get("mcp_servers", {})
+        found.append((".codex/config.toml", servers.get(edits.SERVER)))
+    except (OSError, ValueError, AttributeError):
+        found.append((".codex/config.toml", None))
+    return found
+
+
+async def _server(name: str, entry: dict[str, Any] | None, top: Path, state: Path) -> Check:
+    """Start the server as the client would, and list its tools over MCP."""
+    label = f"server from {name}"
+    if not isinstance(entry, dict) or not isinstance(entry.get("command"), str):
+        return Check(label, False, f'{name} has no "wvo" server: run `wvo-mcp init`')
+    env = {k: str(v) for k, v in (entry.get("env") or {}).items()}
+    if env.get("WVO_STATE_ROOT") != str(state):
+        return Check(
+            label,
+            False,
+            f"WVO_STATE_ROOT is {env.get('WVO_STATE_ROOT')!r}, not the state folder {state}: "
+            "run `wvo-mcp init --force` to rewrite the entry",
+        )
+    params = StdioServerParameters(
+        command=entry["command"],
+        args=[str(a) for a in entry.get("args") or []],
+        env={**os.environ, **env},
+        cwd=top,
+    )
+    try:
+        with anyio.fail_after(SERVER_START_S):
+            async with Client(params, read_timeout_seconds=30) as client:
+                tools = (await client.list_tools()).tools
+    except Exception as exc:  # any way the start can fail is this check's finding
+        return Check(label, False, f"`{entry['command']}` did not serve MCP: {exc!r:.300}")
+    return Check(label, True, f"starts and offers {len(tools)} tools")
+
+
+def _sandbox(settings: Settings) -> Check:
+    found = [c for c in sandbox.doctor(settings) if c.name != "none"]
+    usable = [c.name for c in found if c.usable]
+    if usable:
+        return Check("sandbox", True, f"{', '.join(usable)} works")
+    return Check("sandbox", False, sandbox.NOT_ISOLATED_HINT)
+
+
+def _cli(cli: clis.Cli) -> Check:
+    if not cli.usable:
+        return Check(cli.kind, False, cli.note)
+    signed, said = clis.signed_in(cli)
+    return Check(cli.kind, signed, f"{cli.version}, {said}")

@@ -1,0 +1,47 @@
+"""Where an initialised repository keeps wvo-mcp's state, and how commands run inside it find
+that place: `wvo-mcp init` records it in the repository's own git configuration
+(`wvo.stateRoot` in .git/config).
+
+Never found by looking for a folder in the working tree: sandboxed commands write there, and
+a folder one of them made must never become the state wvo-mcp trusts (its providers file,
+its tokens). The git directory is bound read-only in the sandbox, and the record is read
+from .git/config alone, no included file.
+"""
+
+import os
+import subprocess
+from pathlib import Path
+
+from wvo_mcp import gitsnap
+
+STATE_DIR = ".wvo"
+KEY = "wvo.stateRoot"
+GIT_TIMEOUT_S = 30
+
+
+def git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """git in the person's repository, with no configuration of theirs that runs programs."""
+    return subprocess.run(
+        ["git", "-C", str(cwd), *args],
+        env={**gitsnap.ENV, **gitsnap.config_env()},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=GIT_TIMEOUT_S,
+    )
+
+
+def recorded(cwd: Path) -> Path | None:
+    """The state folder `wvo-mcp init` recorded for the repository `cwd` is in, if any."""
+    try:
+        found = git(cwd, "config", "--local", "--no-includes", "--get", KEY)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    path = found.stdout.strip()
+    return Path(path) if found.returncode == 0 and os.path.isabs(path) else None
+
+
+def record(top: Path, state_root: Path) -> None:
+    done = git(top, "config", "--local", KEY, str(state_root))
+    if done.returncode != 0:
+        raise OSError(f"git config {KEY} failed: {done.stderr.strip()}")
