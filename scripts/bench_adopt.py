@@ -29,7 +29,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.integration.test_claude_code import CLAUDE, ScriptedModel, serve_model  # noqa: E402
+from tests.integration.test_claude_code import (  # noqa: E402
+    CLAUDE,
+    ScriptedModel,
+    claude_env,
+    serve_model,
+)
 
 BIN = Path(sys.executable).parent
 TIMEOUT_S = 900
@@ -88,10 +93,7 @@ def one_round(wheel: Path, root: Path, cold: bool) -> dict[str, float]:
             [str(CLAUDE), "-p", "Take one task from wvo and finish it.",
              "--allowedTools", "mcp__wvo__*", "--output-format", "stream-json", "--verbose"],
             repo,
-            {**person, "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{api.server_address[1]}",
-             "ANTHROPIC_API_KEY": "scripted", "DISABLE_TELEMETRY": "1",
-             "DISABLE_AUTOUPDATER": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-             "MCP_CONNECTION_NONBLOCKING": "0"},
+            claude_env(api, home, person["PATH"]),
         )  # fmt: skip
     finally:
         api.shutdown()

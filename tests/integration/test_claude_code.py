@@ -136,6 +136,23 @@ def serve_model(model: ScriptedModel) -> ThreadingHTTPServer:
     return server
 
 
+def claude_env(api: ThreadingHTTPServer, home: Path, path: str, **env: str) -> dict[str, str]:
+    """Claude Code's environment for a run against the scripted model `api`: nothing of
+    this machine's but PATH, no traffic but to the model, MCP servers up before the first
+    request."""
+    return {
+        "PATH": path,
+        "HOME": str(home),
+        "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{api.server_address[1]}",
+        "ANTHROPIC_API_KEY": "scripted",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "MCP_CONNECTION_NONBLOCKING": "0",
+        **env,
+    }
+
+
 def run_claude(
     config: dict[str, Any], tmp_path: Path, **env: str
 ) -> tuple[ScriptedModel, dict[str, Any]]:
@@ -153,17 +170,7 @@ def run_claude(
              "--mcp-config", str(path), "--strict-mcp-config",
              "--allowedTools", "mcp__wvo__*", "--output-format", "stream-json", "--verbose"],
             cwd=ROOT,
-            env={
-                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-                "HOME": str(home),
-                "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{api.server_address[1]}",
-                "ANTHROPIC_API_KEY": "scripted",
-                "DISABLE_TELEMETRY": "1",
-                "DISABLE_AUTOUPDATER": "1",
-                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-                "MCP_CONNECTION_NONBLOCKING": "0",
-                **env,
-            },
+            env=claude_env(api, home, os.environ.get("PATH", "/usr/bin:/bin"), **env),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,

@@ -15,7 +15,7 @@ from tests.autopilot.test_codex_worker import CODEX, MODEL
 from tests.autopilot.test_codex_worker import serve_model as serve_responses
 from tests.conftest import open_db
 from tests.gitwork import git
-from tests.integration.test_claude_code import CLAUDE, ScriptedModel, serve_model
+from tests.integration.test_claude_code import CLAUDE, ScriptedModel, claude_env, serve_model
 from tests.integration.test_codex_http import ClaimingModel
 from tests.integration.test_init import init
 
@@ -59,16 +59,7 @@ def test_claude_code_works_a_task_from_the_files_init_wrote(wired: tuple[Path, s
             [str(CLAUDE), "-p", "Work the wvo-mcp loop: take one task and finish it.",
              "--allowedTools", "mcp__wvo__*", "--output-format", "stream-json", "--verbose"],
             cwd=repo,
-            env={
-                "PATH": path,
-                "HOME": str(repo.parent / "home"),
-                "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{api.server_address[1]}",
-                "ANTHROPIC_API_KEY": "scripted",
-                "DISABLE_TELEMETRY": "1",
-                "DISABLE_AUTOUPDATER": "1",
-                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-                "MCP_CONNECTION_NONBLOCKING": "0",
-            },
+            env=claude_env(api, repo.parent / "home", path),
             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
         )  # fmt: skip
     finally:

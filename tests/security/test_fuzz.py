@@ -11,8 +11,10 @@ select deadlines) and the server's state carries from call to call, as an agent'
 """
 
 import collections
+import contextlib
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,6 +36,22 @@ from tests.security.fuzzing import (
 from wvo_mcp.stdio import MAX_LINE_BYTES
 
 MAX_EXAMPLES = 150  # plus the explicit examples; keeps this file under a minute in CI
+
+
+@contextlib.contextmanager
+def raw_server(tmp_path: Path) -> Iterator[RawServer]:
+    """A real stdio server spoken to in raw lines (not yet initialized), which must then
+    exit 0 when its client closes the pipe; its stderr is tmp_path/server.stderr."""
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    params = server_params(tmp_path / "state", **fuzz_env(workspace))
+    with open(tmp_path / "server.stderr", "wb") as stderr:
+        server = RawServer(params, stderr)
+        try:
+            yield server
+        finally:
+            code = server.close()
+    assert code == 0, (tmp_path / "server.stderr").read_text()[-3000:]
 
 
 def test_hostile_tool_calls_never_hurt_the_server(tmp_path: Path) -> None:
@@ -210,31 +228,23 @@ def _no_traceback(reply: dict[str, object]) -> None:
 
 
 def test_malformed_frames_over_a_raw_pipe(tmp_path: Path, subtests: pytest.Subtests) -> None:
-    workspace = tmp_path / "workspace"
-    workspace.mkdir()
-    params = server_params(tmp_path / "state", **fuzz_env(workspace))
-    with open(tmp_path / "server.stderr", "wb") as stderr:
-        server = RawServer(params, stderr)
-        try:
-            with subtests.test(msg="a request before initialize"):
-                early = server.request("tools/list", {})
-                _no_traceback(early)
-            server.initialize()
-            tools = server.request("tools/list")
-            assert len(tools["result"]["tools"]) >= 10, tools
-            for case, frame in MALFORMED_FRAMES:
-                with subtests.test(msg=case):
-                    server.send(frame)
-                    # Whatever came of it, a valid request is still answered (and every
-                    # stdout line read on the way was JSON-RPC: read_message checks).
-                    after = server.request("tools/list", {})
-                    assert "result" in after and after["result"]["tools"], after
-                    for reply in server.replies.values():
-                        _no_traceback(reply)
-                    server.replies.clear()
-        finally:
-            code = server.close()
-    assert code == 0, (tmp_path / "server.stderr").read_text()[-3000:]
+    with raw_server(tmp_path) as server:
+        with subtests.test(msg="a request before initialize"):
+            early = server.request("tools/list", {})
+            _no_traceback(early)
+        server.initialize()
+        tools = server.request("tools/list")
+        assert len(tools["result"]["tools"]) >= 10, tools
+        for case, frame in MALFORMED_FRAMES:
+            with subtests.test(msg=case):
+                server.send(frame)
+                # Whatever came of it, a valid request is still answered (and every
+                # stdout line read on the way was JSON-RPC: read_message checks).
+                after = server.request("tools/list", {})
+                assert "result" in after and after["result"]["tools"], after
+                for reply in server.replies.values():
+                    _no_traceback(reply)
+                server.replies.clear()
     # Any traceback is an exception we missed (an unknown prompt too: server.ProtocolEdge
     # refuses it before the SDK's handler would log one).
     unexpected = log_tracebacks(tmp_path / "server.stderr")
@@ -249,24 +259,17 @@ def test_malformed_frames_over_a_raw_pipe(tmp_path: Path, subtests: pytest.Subte
 def test_a_request_the_sdk_cannot_parse_still_gets_an_answer(
     tmp_path: Path, arguments: str
 ) -> None:
-    workspace = tmp_path / "workspace"
-    workspace.mkdir()
-    params = server_params(tmp_path / "state", **fuzz_env(workspace))
-    with open(tmp_path / "server.stderr", "wb") as stderr:
-        server = RawServer(params, stderr)
-        try:
-            server.initialize()
-            server.send(_call(1_000, arguments))
-            # Answered with its own id where Python's lenient parser reads the line (a lone
-            # surrogate), else with a null id (JSON-RPC 2.0); before a request sent after it.
-            expected = 1_000 if "ud800" in arguments else None
-            refused = server.wait_for(expected)
-            assert refused["error"]["code"] in (-32700, -32600), refused
-            assert "one JSON-RPC 2.0 message per line" in refused["error"]["message"]
-            assert "Traceback" not in refused["error"]["message"]
-            assert "result" in server.request("ping", {})
-        finally:
-            server.close()
+    with raw_server(tmp_path) as server:
+        server.initialize()
+        server.send(_call(1_000, arguments))
+        # Answered with its own id where Python's lenient parser reads the line (a lone
+        # surrogate), else with a null id (JSON-RPC 2.0); before a request sent after it.
+        expected = 1_000 if "ud800" in arguments else None
+        refused = server.wait_for(expected)
+        assert refused["error"]["code"] in (-32700, -32600), refused
+        assert "one JSON-RPC 2.0 message per line" in refused["error"]["message"]
+        assert "Traceback" not in refused["error"]["message"]
+        assert "result" in server.request("ping", {})
 
 
 def test_frames_are_written_by_hand() -> None:
@@ -278,25 +281,17 @@ def test_frames_are_written_by_hand() -> None:
 
 
 def test_a_line_too_long_is_skipped_with_an_answer(tmp_path: Path) -> None:
-    workspace = tmp_path / "workspace"
-    workspace.mkdir()
-    params = server_params(tmp_path / "state", **fuzz_env(workspace))
-    with open(tmp_path / "server.stderr", "wb") as stderr:
-        server = RawServer(params, stderr)
-        try:
-            server.initialize()
-            # A request whose line is 1 byte over the limit, ending mid-way through a chunk.
-            padding = "x" * (MAX_LINE_BYTES + 1)
-            server.send(_call(7, json.dumps({"task_id": padding})))
-            refused = server.wait_for(None)
-            assert refused["error"]["code"] == -32600, refused
-            assert f"longer than {MAX_LINE_BYTES} bytes" in refused["error"]["message"]
-            # Nothing of the long line is read as a request; the next one is answered.
-            assert "result" in server.request("ping", {})
-            assert 7 not in server.replies
-        finally:
-            code = server.close()
-    assert code == 0
+    with raw_server(tmp_path) as server:
+        server.initialize()
+        # A request whose line is 1 byte over the limit, ending mid-way through a chunk.
+        padding = "x" * (MAX_LINE_BYTES + 1)
+        server.send(_call(7, json.dumps({"task_id": padding})))
+        refused = server.wait_for(None)
+        assert refused["error"]["code"] == -32600, refused
+        assert f"longer than {MAX_LINE_BYTES} bytes" in refused["error"]["message"]
+        # Nothing of the long line is read as a request; the next one is answered.
+        assert "result" in server.request("ping", {})
+        assert 7 not in server.replies
 
 
 def test_issue_23_inputs_are_refused_saying_what_is_accepted(
@@ -337,28 +332,19 @@ def test_issue_23_inputs_are_refused_saying_what_is_accepted(
     assert not log_tracebacks(tmp_path / "server.stderr")
 
 
-# Issue 23 item 4: a request whose id is not a string or an integer is read by the SDK as a
-# notification and gets no reply at all. The fix belongs to wvo_mcp/stdio.py, made apart from
-# the tool inputs above; this test is its proof, to enable when that change lands.
+# Issue 23 item 4: a request whose id is not a string or an integer, which the SDK's parser
+# reads as a notification and leaves unanswered (wvo_mcp/protocol.py answers it).
 INVALID_IDS = ["1.5", "null", '{"a":1}', "Infinity", "true", "[1]"]
 
 
 @pytest.mark.parametrize("request_id", INVALID_IDS)
 def test_a_request_with_an_invalid_id_gets_invalid_request(tmp_path: Path, request_id: str) -> None:
-    workspace = tmp_path / "workspace"
-    workspace.mkdir()
-    params = server_params(tmp_path / "state", **fuzz_env(workspace))
-    with open(tmp_path / "server.stderr", "wb") as stderr:
-        server = RawServer(params, stderr)
-        try:
-            server.initialize()
-            server.send(f'{{"jsonrpc":"2.0","id":{request_id},"method":"ping"}}'.encode())
-            # JSON-RPC 2.0: an id that cannot be used is answered with a null id.
-            refused = server.wait_for(None)
-            assert refused["error"]["code"] == -32600, refused
-            assert "id" in refused["error"]["message"], refused
-            assert len(refused["error"]["message"]) < 300, refused
-            assert "result" in server.request("ping", {})
-        finally:
-            code = server.close()
-    assert code == 0, (tmp_path / "server.stderr").read_text()[-3000:]
+    with raw_server(tmp_path) as server:
+        server.initialize()
+        server.send(f'{{"jsonrpc":"2.0","id":{request_id},"method":"ping"}}'.encode())
+        # JSON-RPC 2.0: an id that cannot be used is answered with a null id.
+        refused = server.wait_for(None)
+        assert refused["error"]["code"] == -32600, refused
+        assert "id" in refused["error"]["message"], refused
+        assert len(refused["error"]["message"]) < 300, refused
+        assert "result" in server.request("ping", {})
