@@ -28,10 +28,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import random
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -87,6 +89,12 @@ SERVER_ENV = {
     "WVO_AUTOPILOT_WIP_LIMIT": "1000",  # never the reason a claim is refused
     "WVO_WIP_PER_AGENT": "1",
 }
+# The advisory locks held and waited for, from one pg_locks sample (wvo-mcp takes one: its write
+# lock); bench_fleet.py samples it too.
+LOCK_COUNTS = (
+    "count(*) FILTER (WHERE granted), count(*) FILTER (WHERE NOT granted) "
+    "FROM pg_locks WHERE locktype = 'advisory'"
+)
 
 
 # --------------------------------------------------------------------------- HTTP agents
@@ -102,6 +110,7 @@ class HttpAgent:
             headers={**HEADERS, "Authorization": f"Bearer {secret}"},
             timeout=httpx2.Timeout(30, read=60),
             limits=httpx2.Limits(max_connections=1, max_keepalive_connections=1),
+            verify=tls_context(),
         )
         self.last_id = 0
 
@@ -132,6 +141,13 @@ class HttpAgent:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """One TLS context for every agent's client (never used on plain HTTP): httpx makes one
+    per client otherwise, some 30 ms each, which thousands of agents cannot afford."""
+    return ssl.create_default_context()
 
 
 def parse_answer(content_type: str, text: str) -> list[dict[str, Any]]:
@@ -245,10 +261,18 @@ class HttpServer:
 
 
 @contextlib.contextmanager
-def http_servers(count: int, url: str, work: Path, errlog: Any) -> Iterator[list[HttpServer]]:
+def http_servers(
+    count: int, url: str, work: Path, errlog: Any, extra_env: dict[str, str] | None = None
+) -> Iterator[list[HttpServer]]:
     """`count` `serve --http` processes on free ports, each with its own state folder (as on
-    separate hosts), sharing the database at `url`; listening when this yields."""
-    env = {**get_default_environment(), "WVO_DATABASE_URL": url, **SERVER_ENV}
+    separate hosts), sharing the database at `url` (`extra_env` over SERVER_ENV); listening
+    when this yields."""
+    env = {
+        **get_default_environment(),
+        "WVO_DATABASE_URL": url,
+        **SERVER_ENV,
+        **(extra_env or {}),
+    }
     servers: list[HttpServer] = []
     try:
         for i in range(count):
@@ -630,11 +654,7 @@ class Bench(benchlib.Bench):
         PostgreSQL figures (`monitor_cpu` is this process)."""
         assert self.cluster is not None
         stat = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
-        sample = (
-            "SELECT (SELECT tasks FROM queue_counts WHERE bucket = 'done'), "
-            "count(*) FILTER (WHERE granted), count(*) FILTER (WHERE NOT granted) "
-            "FROM pg_locks WHERE locktype = 'advisory'"
-        )
+        sample = "SELECT (SELECT tasks FROM queue_counts WHERE bucket = 'done'), " + LOCK_COUNTS
         probe.execute("SELECT pg_stat_statements_reset()")
         commits = probe.execute(stat).fetchone()[0]  # type: ignore[index]
         servers = sum(proc_cpu_seconds(pid) for pid in pids)

@@ -1,0 +1,577 @@
+#!/usr/bin/env python
+"""Fleet simulation: hundreds to thousands of agents over HTTP on PostgreSQL, each living the
+real loop, and the largest fleet that keeps its latencies.
+
+    python scripts/bench_fleet.py --quick                 # smoke run, under 2 minutes
+    python scripts/bench_fleet.py --json out.json         # 500, 1000, 2000, 5000 agents
+    python scripts/bench_fleet.py --sizes 500,1000 --servers 2
+
+Each agent is an asyncio task with its own bearer token and its own keep-alive connection,
+posting raw JSON-RPC (scripts/bench_scale.py's HttpAgent) to one of `--servers`
+`serve --http` processes (round-robin) sharing one throwaway, durable PostgreSQL. Its loop:
+claim_task; while it holds the task, heartbeat every H s and checkpoint every C s; after T s,
+plan_update(done); claim again. Agents start at random moments of a ramp (H s) and their
+first task, heartbeat and checkpoint fall at random phases, so the fleet is in its steady
+state when the measured window (`--duration` s) opens. Agents run in `--drivers` processes.
+
+Per fleet size: p50/p99 of heartbeat, claim, checkpoint and done (client side, calls started
+inside the window), the writes per second (every claim_task, heartbeat, checkpoint and
+plan_update answered), the share of the window PostgreSQL's one write lock (advisory lock
+0x77766F77) was held (pg_locks sampled every 20 ms), and the CPU of the servers and of
+PostgreSQL per write. The largest fleet keeping claim p99 <= 100 ms and heartbeat p99 <= 50 ms
+is the headline. Sizes stop early once one misses those targets, or once the drivers cannot
+keep their own schedule (then the machine, not the server, is measured: the table says so).
+
+Tasks: a fresh database per size holds enough independent tasks that claims never run dry;
+the WIP limits are set above the fleet so they are never what is measured. Tokens are minted
+in one process, a batch per transaction (tokens.add, as `wvo-mcp tokens add` does one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import random
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import httpx2
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.pgcluster
+import bench_scale
+import benchlib
+from bench_core import proc_cpu_seconds
+from bench_scale import (
+    SAMPLE_EVERY_S,
+    STATEMENTS,
+    HttpAgent,
+    cpu_delta,
+    enable_statements,
+    http_servers,
+    postgres_cpu,
+    take_slot,
+)
+from benchlib import BenchError, Report, log, machine_busy, summary
+
+from tests.pgcluster import Cluster
+from wvo_mcp.config import Settings
+from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.services import tokens
+from wvo_mcp.store import Tx
+
+CLAIM_P99_MS = 100.0
+HEARTBEAT_P99_MS = 50.0
+WRITES = ("claim_task", "heartbeat", "checkpoint", "plan_update")
+MINT_BATCH = 500  # tokens per transaction
+WARMUP_CONCURRENCY = 32  # agents saying `initialize` at once before the run
+OVERRUN_S = 60.0  # how long a driver waits past the window for its agents' last calls
+LATE_LIMIT_MS = 100.0  # a driver waking this late (p99) cannot keep its agents' schedule
+DRIVER_BUSY_LIMIT = 0.9  # nor can one using this share of a core
+MAX_CONNECTIONS = 1000  # PostgreSQL's: 1-4 servers x their pool, the probe, some margin
+
+
+@dataclass
+class Config:
+    quick: bool
+    sizes: list[int]
+    servers: int
+    drivers: int
+    heartbeat: float
+    checkpoint: float
+    task: float
+    ramp: float
+    duration: float
+
+
+# --------------------------------------------------------------------------- driver side
+
+
+class Record:
+    """One driver's samples: per tool, (start, seconds) of every answered call; the calls
+    that failed, by tool and the start of their message; refusals by reason; how late the
+    event loop woke for scheduled calls."""
+
+    def __init__(self) -> None:
+        self.samples: dict[str, list[tuple[float, float]]] = {tool: [] for tool in WRITES}
+        self.errors: Counter[str] = Counter()
+        self.refusals: Counter[str] = Counter()
+        self.late: list[float] = []
+
+    async def call(
+        self, agent: HttpAgent, tool: str, arguments: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        started = time.monotonic()
+        try:
+            result = await agent.call(tool, arguments)
+        except (BenchError, httpx2.HTTPError, ValueError, KeyError) as exc:
+            self.errors[f"{tool}: {str(exc)[:80] or type(exc).__name__}"] += 1
+            return None
+        self.samples[tool].append((started, time.monotonic() - started))
+        return result
+
+    async def sleep_until(self, moment: float) -> None:
+        delay = moment - time.monotonic()
+        if delay > 0:
+            await anyio.sleep(delay)
+            self.late.append(time.monotonic() - moment)
+
+
+async def live(
+    agent: HttpAgent, record: Record, rng: random.Random, plan: dict[str, float], go: float
+) -> None:
+    """One agent's life from `go` to the end of the window: claim, heartbeat every H,
+    checkpoint every C, done after T; claim again. A refused or failed call drops the task
+    (as a real agent would) and the agent claims again after a short pause."""
+    beat, step, hold = plan["heartbeat"], plan["checkpoint"], plan["task"]
+    end = go + plan["ramp"] + plan["duration"]
+    pause = min(1.0, beat / 10)
+    await record.sleep_until(go + rng.uniform(0, plan["ramp"]))
+    first = True
+    while time.monotonic() < end:
+        granted = await record.call(agent, "claim_task", {})
+        if granted is None or not granted.get("claimed"):
+            if granted is not None:
+                record.refusals[granted.get("reason", "?")] += 1
+            await record.sleep_until(min(end, time.monotonic() + pause))
+            continue
+        claimed = time.monotonic()
+        lease = {"task_id": granted["task"]["id"], "lease_token": granted["lease_token"]}
+        # The first task is already under way when the window opens: random phases.
+        finish = claimed + (rng.uniform(0, hold) if first else hold)
+        next_beat = claimed + (rng.uniform(0, beat) if first else beat)
+        next_step = claimed + (rng.uniform(0, step) if first else step)
+        first = False
+        steps = 0
+        while True:
+            moment = min(finish, next_beat, next_step)
+            if moment >= end:
+                await record.sleep_until(end)
+                return
+            await record.sleep_until(moment)
+            if moment == finish:
+                await record.call(agent, "plan_update", {**lease, "status": "done"})
+                break
+            if moment == next_beat:
+                answer = await record.call(agent, "heartbeat", lease)
+                next_beat = max(next_beat + beat, time.monotonic())  # missed beats are skipped
+            else:
+                steps += 1
+                answer = await record.call(
+                    agent,
+                    "checkpoint",
+                    {**lease, "summary": f"step {steps}", "progress": min(99, 10 * steps)},
+                )
+                next_step = max(next_step + step, time.monotonic())
+            if answer is None:
+                break
+
+
+async def driver_main(config: dict[str, Any]) -> None:
+    """One driver process: its share of the agents as asyncio tasks. Protocol with the
+    parent (benchlib.Bench.run_workers): `ready` once every agent has said `initialize`,
+    `go`, live until the window ends, then wait for `stop` and print one JSON line."""
+    index = take_slot(Path(config["slots"]))
+    mine = config["agents"][index :: config["drivers"]]
+    plan: dict[str, float] = config["plan"]
+    agents = [HttpAgent(url, secret) for url, secret in mine]
+    record = Record()
+    window: dict[str, float] = {}
+    try:
+        limit = anyio.Semaphore(WARMUP_CONCURRENCY)
+
+        async def warm(agent: HttpAgent) -> None:  # the connection, the token's first use
+            async with limit:
+                await agent.initialize()
+
+        async with anyio.create_task_group() as group:
+            for agent in agents:
+                group.start_soon(warm, agent)
+        await benchlib.wait_for_go()
+        go = time.monotonic()
+
+        async def meter() -> None:  # this driver's CPU inside the window
+            await anyio.sleep(max(0.0, go + plan["ramp"] - time.monotonic()))
+            window["cpu"] = -time.process_time()
+            await anyio.sleep(max(0.0, go + plan["ramp"] + plan["duration"] - time.monotonic()))
+            window["cpu"] += time.process_time()
+
+        with anyio.move_on_after(plan["ramp"] + plan["duration"] + OVERRUN_S) as scope:
+            async with anyio.create_task_group() as group:
+                group.start_soon(meter)
+                for i, agent in enumerate(agents):
+                    rng = random.Random(index * 1_000_003 + i)
+                    group.start_soon(live, agent, record, rng, plan, go)
+    finally:
+        for agent in agents:
+            with contextlib.suppress(Exception):
+                await agent.aclose()
+    await anyio.to_thread.run_sync(sys.stdin.readline)  # `stop`
+    result = {
+        "samples": record.samples,
+        "errors": record.errors,
+        "refusals": record.refusals,
+        "late": summary(record.late) if record.late else None,
+        "cpu": window.get("cpu"),
+        "overrun": scope.cancelled_caught,
+        "agents": len(agents),
+    }
+    print(json.dumps(result), flush=True)
+
+
+# --------------------------------------------------------------------------- setup
+
+
+async def prepare(url: str, work: Path, agents: int, tasks: int) -> list[str]:
+    """`tasks` independent tasks (bench_scale.prepare) and `agents` agent tokens, minted a
+    batch per transaction; the secrets."""
+    await bench_scale.prepare(url, work, 0, tasks)
+    settings = Settings(state_root=work, database_url=url, otel_enabled=False)
+    orchestrator = await Orchestrator.open(settings)
+    try:
+        secrets: list[str] = []
+        for start in range(0, agents, MINT_BATCH):
+            names = [f"fleet-{i:05d}" for i in range(start, min(agents, start + MINT_BATCH))]
+            now = orchestrator.clock()
+
+            def mint(tx: Tx, names: list[str] = names, now: Any = now) -> list[str]:
+                return [tokens.add(tx, "agent", n, "person:bench", now).secret for n in names]
+
+            secrets += await orchestrator.db.write(mint)
+        return secrets
+    finally:
+        await orchestrator.close()
+
+
+def tasks_needed(agents: int, cfg: Config) -> int:
+    """Enough tasks that no claim finds the queue empty: one each, and half as many again as
+    the fleet can finish in the run."""
+    finished = agents * (cfg.ramp + cfg.duration + OVERRUN_S) / cfg.task
+    return agents + math.ceil(1.5 * finished) + 100
+
+
+def scheduled_writes(agents: int, cfg: Config) -> float:
+    """Writes per second the fleet's schedule asks for in the steady state: per task a claim,
+    a done, and the heartbeats and checkpoints that fall before its end."""
+    per_task = (
+        2 + math.ceil(cfg.task / cfg.heartbeat) - 1 + math.ceil(cfg.task / cfg.checkpoint) - 1
+    )
+    return agents * per_task / cfg.task
+
+
+# --------------------------------------------------------------------------- the bench
+
+
+class Bench(benchlib.Bench):
+    config: Config
+    script = Path(__file__).resolve()
+
+    def __init__(self, config: Config, work: Path, cache: Path, report: Report) -> None:
+        super().__init__(config, work, cache, report)
+        self.cluster: Cluster | None = None
+        self.runs: dict[int, dict[str, Any]] = {}
+
+    def fleet(self) -> None:
+        cfg = self.config
+        for agents in cfg.sizes:
+            self.load(f"fleet_{agents}")
+            run = self.fleet_run(agents)
+            self.runs[agents] = run
+            log(
+                f"  {agents} agents: claim p99 {run['claim_task']['p99']:.1f} ms, heartbeat p99 "
+                f"{run['heartbeat']['p99']:.1f} ms, {run['writes_per_s']:.0f} writes/s, lock "
+                f"held {100 * run['lock_held']:.0f}%, {run['server_cpu_ms_per_write']:.2f} ms "
+                f"CPU/write; driver busy {100 * run['driver_busy']:.0f}%, late p99 "
+                f"{run['driver_late_p99_ms']:.0f} ms"
+            )
+            if not run["passed"]:
+                log(f"  {agents} agents miss the targets: larger fleets are not run")
+                break
+            if run["driver_bound"]:
+                log(f"  the drivers could not keep {agents} agents' schedule: stopping here")
+                break
+        self.report.details["fleet"] = {str(k): v for k, v in self.runs.items()}
+        self.rows()
+
+    def fleet_run(self, agents: int) -> dict[str, Any]:
+        cfg = self.config
+        assert self.cluster is not None
+        url = self.cluster.create_database(f"fleet_{agents}")
+        total = tasks_needed(agents, cfg)
+        log(f"fleet {agents}: {total:,} tasks and {agents} tokens")
+        secrets = anyio.run(prepare, url, self.fresh(f"cli-{agents}"), agents, total)
+        drivers = min(cfg.drivers, agents)
+        log(f"fleet {agents}: {cfg.servers} server(s), {drivers} driver(s)")
+        wip = {"WVO_AUTOPILOT_WIP_LIMIT": str(agents + 100), "WVO_WIP_PER_AGENT": "1"}
+        with http_servers(cfg.servers, url, self.work, self.errlog, wip) as servers:
+            config = {
+                "agents": [(servers[i % cfg.servers].url, s) for i, s in enumerate(secrets)],
+                "drivers": drivers,
+                "slots": str(self.fresh(f"slots-{agents}")),
+                "plan": {
+                    "heartbeat": cfg.heartbeat,
+                    "checkpoint": cfg.checkpoint,
+                    "task": cfg.task,
+                    "ramp": cfg.ramp,
+                    "duration": cfg.duration,
+                },
+            }
+            pids = [server.process.pid for server in servers]
+            window: dict[str, Any] = {}
+            with psycopg.connect(url, autocommit=True) as probe:
+
+                def while_running() -> None:
+                    window.update(self.watch(probe, pids, time.monotonic()))
+
+                deadline = cfg.ramp + cfg.duration + 2 * OVERRUN_S
+                results = self.run_workers(config, drivers, deadline, while_running)
+            alive = [s.process.poll() is None for s in servers]
+            self.errlog.flush()
+        if not all(alive):
+            raise BenchError(f"a server exited during the {agents}-agent run; see servers.log")
+        return self.figures(agents, drivers, window, results)
+
+    def watch(self, probe: psycopg.Connection[Any], pids: list[int], go: float) -> dict[str, Any]:
+        """From the end of the ramp to the end of the window: CPU snapshots of the servers and
+        PostgreSQL, and pg_locks sampled every SAMPLE_EVERY_S (is the write lock held; how
+        many wait for it). This probe's own CPU is `monitor_cpu`."""
+        assert self.cluster is not None
+        start, end = go + self.config.ramp, go + self.config.ramp + self.config.duration
+        time.sleep(max(0.0, start - time.monotonic()))  # the ramp: nothing is measured
+        probe.execute("SELECT pg_stat_statements_reset()")
+        servers = sum(proc_cpu_seconds(pid) for pid in pids)
+        postgres = postgres_cpu(self.cluster)
+        mine = time.process_time()
+        machine = machine_busy()
+        began = time.monotonic()
+        held = waiters = samples = 0
+        while time.monotonic() < end:
+            granted, waiting = probe.execute(f"SELECT {bench_scale.LOCK_COUNTS}").fetchone()  # type: ignore[misc]
+            samples += 1
+            held += granted > 0
+            waiters += waiting
+            time.sleep(SAMPLE_EVERY_S)
+        return {
+            "start": start,
+            "end": end,
+            "seconds": time.monotonic() - began,
+            "server_cpu": sum(proc_cpu_seconds(pid) for pid in pids) - servers,
+            "postgres_cpu": cpu_delta(postgres, postgres_cpu(self.cluster)),
+            "monitor_cpu": time.process_time() - mine,
+            "machine_cpu": machine_busy() - machine,
+            "lock_held": held / max(1, samples),
+            "lock_waiters_mean": waiters / max(1, samples),
+            "samples": samples,
+            "statements": probe.execute(STATEMENTS).fetchall(),
+        }
+
+    def figures(
+        self, agents: int, drivers: int, window: dict[str, Any], results: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The figures of one fleet size from the window and the drivers' records."""
+        cfg = self.config
+        start, end, seconds = window["start"], window["end"], window["seconds"]
+        inside: dict[str, list[float]] = {tool: [] for tool in WRITES}
+        for result in results:
+            for tool, pairs in result["samples"].items():
+                inside[tool] += [took for began, took in pairs if start <= began < end]
+        for tool in ("claim_task", "heartbeat"):
+            if not inside[tool]:
+                raise BenchError(f"no {tool} answered inside the {agents}-agent window")
+        writes = sum(len(v) for v in inside.values())
+        server_cpu = window["server_cpu"] + window["postgres_cpu"]
+        driver_cpu = sum(r["cpu"] or 0.0 for r in results)
+        cores = os.cpu_count() or 1
+        late = [r["late"]["p99"] for r in results if r["late"]]
+        driver_busy = max((r["cpu"] or 0.0) / seconds for r in results)
+        stats = {tool: summary(v) if v else None for tool, v in inside.items()}
+        claim, beat = stats["claim_task"], stats["heartbeat"]
+        assert claim is not None and beat is not None
+        errors = sum((Counter(r["errors"]) for r in results), Counter())
+        return {
+            "agents": agents,
+            "servers": cfg.servers,
+            "drivers": drivers,
+            "seconds": seconds,
+            **stats,
+            "writes": writes,
+            "writes_per_s": writes / seconds,
+            "scheduled_writes_per_s": scheduled_writes(agents, cfg),
+            "lock_held": window["lock_held"],
+            "lock_waiters_mean": window["lock_waiters_mean"],
+            "lock_samples": window["samples"],
+            "server_cpu_ms_per_write": 1000 * window["server_cpu"] / max(1, writes),
+            "postgres_cpu_ms_per_write": 1000 * window["postgres_cpu"] / max(1, writes),
+            "cpu_ms_per_write": 1000 * server_cpu / max(1, writes),
+            "driver_cpu_ms_per_write": 1000 * driver_cpu / max(1, writes),
+            "monitor_cpu_ms_per_write": 1000 * window["monitor_cpu"] / max(1, writes),
+            "machine_busy": window["machine_cpu"] / seconds / cores,
+            "driver_busy": driver_busy,
+            "driver_late_p99_ms": max(late, default=0.0),
+            "driver_bound": driver_busy > DRIVER_BUSY_LIMIT or max(late, default=0) > LATE_LIMIT_MS,
+            "overrun": any(r["overrun"] for r in results),
+            "errors": dict(errors),
+            "refusals": dict(sum((Counter(r["refusals"]) for r in results), Counter())),
+            # bench_scale's figures per task, here per write (the statements of the window)
+            "statements": bench_scale.statement_figures(window["statements"], max(1, writes)),
+            "passed": claim["p99"] <= CLAIM_P99_MS and beat["p99"] <= HEARTBEAT_P99_MS,
+        }
+
+    def rows(self) -> None:
+        cfg = self.config
+        for agents, run in self.runs.items():
+            claim, beat, step = run["claim_task"], run["heartbeat"], run["checkpoint"]
+            label = f"{agents} agents, {cfg.servers} server(s)"
+            self.report.absolute(
+                f"{label}: claim p99",
+                claim["p99"],
+                "ms",
+                claim["p99"] <= CLAIM_P99_MS,
+                f"<= {CLAIM_P99_MS:.0f} ms",
+                note=f"p50 {claim['p50']:.1f} ms over {claim['n']} claims",
+            )
+            self.report.absolute(
+                "  heartbeat p99",
+                beat["p99"],
+                "ms",
+                beat["p99"] <= HEARTBEAT_P99_MS,
+                f"<= {HEARTBEAT_P99_MS:.0f} ms",
+                note=f"p50 {beat['p50']:.1f} ms over {beat['n']} heartbeats",
+            )
+            if step is not None:
+                self.report.info(
+                    "  checkpoint p99",
+                    step["p99"],
+                    "ms",
+                    note=f"p50 {step['p50']:.1f} ms over {step['n']} checkpoints",
+                )
+            self.report.info(
+                "  writes",
+                run["writes_per_s"],
+                "/s",
+                note=f"{run['scheduled_writes_per_s']:.0f}/s scheduled; errors "
+                f"{sum(run['errors'].values())}, refusals {sum(run['refusals'].values())}",
+            )
+            self.report.info(
+                "  write lock held",
+                100 * run["lock_held"],
+                "% of time",
+                note=f"{run['lock_waiters_mean']:.1f} waiting on average "
+                f"({run['lock_samples']} samples)",
+            )
+            self.report.info(
+                "  server CPU per write",
+                run["cpu_ms_per_write"],
+                "ms",
+                note=f"servers {run['server_cpu_ms_per_write']:.2f} + PostgreSQL "
+                f"{run['postgres_cpu_ms_per_write']:.2f} ms; drivers "
+                f"{run['driver_cpu_ms_per_write']:.2f} ms/write, busiest driver "
+                f"{100 * run['driver_busy']:.0f}% of a core, woke late p99 "
+                f"{run['driver_late_p99_ms']:.0f} ms; machine {100 * run['machine_busy']:.0f}% "
+                f"busy" + ("; DRIVER-BOUND" if run["driver_bound"] else ""),
+            )
+        passing = [n for n, run in self.runs.items() if run["passed"]]
+        largest = max(passing, default=0)
+        last = max(self.runs)
+        why = (
+            "every size passed: larger fleets untried"
+            if largest == last and last == max(cfg.sizes)
+            else "the drivers could not drive more"
+            if self.runs[last]["driver_bound"] and self.runs[last]["passed"]
+            else f"{min(n for n in self.runs if n > largest)} agents missed"
+            if largest < last
+            else ""
+        )
+        self.report.info(
+            "largest fleet with claim p99 <= 100 ms and heartbeat p99 <= 50 ms",
+            largest,
+            "agents",
+            note=f"sizes run: {', '.join(map(str, self.runs))}; {why}".rstrip("; "),
+        )
+        self.report.details["largest_fleet"] = largest
+
+
+# --------------------------------------------------------------------------- main
+
+
+def make_config(args: argparse.Namespace) -> Config:
+    if args.quick:
+        beat, step, task = args.heartbeat or 4.0, args.checkpoint or 8.0, args.task or 12.0
+        sizes, duration = args.sizes or [50, 100], args.duration or 12.0
+    else:
+        beat, step, task = args.heartbeat or 30.0, args.checkpoint or 60.0, args.task or 120.0
+        sizes, duration = args.sizes or [500, 1000, 2000, 5000], args.duration or 60.0
+    return Config(
+        quick=args.quick,
+        sizes=sorted(sizes),
+        servers=args.servers,
+        drivers=args.drivers,
+        heartbeat=beat,
+        checkpoint=step,
+        task=task,
+        ramp=beat,
+        duration=duration,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = benchlib.arguments(__doc__)
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: [int(part) for part in text.split(",") if part.strip()],
+        help="fleet sizes (default 500,1000,2000,5000; quick 50,100)",
+    )
+    parser.add_argument("--servers", type=int, default=2, help="HTTP servers, 1-4 (default 2)")
+    parser.add_argument(
+        "--drivers", type=int, default=2, help="processes running the agents (default 2)"
+    )
+    parser.add_argument("--heartbeat", type=float, help="H: seconds between heartbeats (30)")
+    parser.add_argument("--checkpoint", type=float, help="C: seconds between checkpoints (60)")
+    parser.add_argument("--task", type=float, help="T: seconds an agent works a task (120)")
+    parser.add_argument("--duration", type=float, help="measured seconds per size (60)")
+    benchlib.common_options(parser)
+    args = parser.parse_args(argv)
+    if args.worker:
+        anyio.run(driver_main, json.loads(args.worker))
+        return 0
+    if not 1 <= args.servers <= 4:
+        parser.error("--servers must be 1-4")
+    config = make_config(args)
+    if min(config.sizes) < 1 or min(config.heartbeat, config.checkpoint, config.task) <= 0:
+        parser.error("sizes and periods must be positive")
+
+    work, cache = benchlib.workspace(args, "wvo-bench-fleet-")
+    report = Report()
+    bench = Bench(config, work, cache, report)
+    log(f"wvo-mcp fleet simulation ({'quick' if config.quick else 'full'}); work {work}")
+    started = time.monotonic()
+
+    def body() -> None:
+        log("starting a throwaway PostgreSQL cluster (fsync on)")
+        with Cluster.start(durable=True, max_connections=MAX_CONNECTIONS) as cluster:
+            bench.cluster = cluster
+            enable_statements(cluster)
+            bench.fleet()
+
+    if not bench.execute(body, args.keep):
+        return 1
+    seconds = time.monotonic() - started
+    log(f"done in {seconds:.0f} s")
+    print(report.table())
+    if args.json:
+        benchlib.write_json(args.json, config, report, lambda: {"seconds": seconds})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
