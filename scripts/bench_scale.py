@@ -399,10 +399,11 @@ WHERE n %% %(chain)s > 0
 """
 # The counts the per-row triggers would have left (they are off during the bulk insert).
 RECOUNT = """
-UPDATE queue_counts SET tasks = CASE
+DELETE FROM queue_count_deltas;
+UPDATE queue_count_base SET tasks = CASE
     WHEN bucket = 'ready' THEN (SELECT count(*) FROM tasks
                                 WHERE status = 'pending' AND unmet_dependencies = 0)
-    ELSE (SELECT count(*) FROM tasks WHERE status = queue_counts.bucket) END
+    ELSE (SELECT count(*) FROM tasks WHERE status = queue_count_base.bucket) END
 """
 
 

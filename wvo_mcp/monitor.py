@@ -134,7 +134,8 @@ class HealthMonitor:
                         anomalies=anomalies,
                         actions=actions,
                         now=self.clock(),
-                    )
+                    ),
+                    checks.tick_lock(actions),
                 )
             except checks.NotLeader:
                 log.info("health monitor: %s lost leadership during a tick", self.me)

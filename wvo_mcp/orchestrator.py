@@ -51,7 +51,7 @@ from wvo_mcp.services import (
     tasks,
     tokens,
 )
-from wvo_mcp.store import Database, Row, Tx
+from wvo_mcp.store import Database, Lock, Row, Tx
 from wvo_mcp.transitions import Gate, Status
 
 
@@ -185,7 +185,7 @@ class Orchestrator:
                 tx.run("raise_gate", {"id": result.task.id, "gate": gate.value})
             return result
 
-        return await self.db.write(claim_gated)
+        return await self.db.write(claim_gated, Lock.CLAIM)
 
     async def register_agent(self, agent_id: str, provider: str, model: str) -> AgentIdentity:
         return await self.db.write(
@@ -299,7 +299,8 @@ class Orchestrator:
                 agent_id=agent_id,
                 lease_seconds=lease_seconds,
                 now=self.clock(),
-            )
+            ),
+            Lock.TASK,
         )
 
     async def checkpoint(
@@ -334,7 +335,8 @@ class Orchestrator:
                 now=self.clock(),
                 snapshot=snap,
                 attach_sandbox_run=attach_sandbox_run,
-            )
+            ),
+            Lock.TASK,
         )
         if self.git is not None and snap is not None and result.git_ref is not None:
             await anyio.to_thread.run_sync(self.git.set_ref, result.git_ref, snap.commit)
@@ -393,7 +395,10 @@ class Orchestrator:
                 landing=landing,
                 verified=verified,
                 skipped_by=skipped_by,
-            )
+            ),
+            # A holder's own move changes its task and what depends on it, rows it locks;
+            # a person's or the lander's may read and move anything (approvals, reviews).
+            Lock.TASK if token is not None and not by_person and landing is None else Lock.WORLD,
         )
 
     async def verify(self, task_id: str, workspace: Path) -> leases.Run | None:
@@ -635,7 +640,8 @@ class Orchestrator:
                     agent_id=agent_id,
                     run=sandbox_record(command, result),
                     now=self.clock(),
-                )
+                ),
+                Lock.TASK,
             )
         return result
 

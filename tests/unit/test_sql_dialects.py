@@ -114,8 +114,11 @@ def test_opening_migrates_once(pg_url: str, conn: psycopg.Connection[dict[str, A
     again = [r["version"] for r in conn.execute("SELECT version FROM wvo_schema_version")]
     assert again == versions
     tables = {
-        r["tablename"]
-        for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        r["name"]
+        for r in conn.execute(
+            "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' "
+            "UNION SELECT viewname FROM pg_views WHERE schemaname = 'public'"  # queue_counts
+        )
     }
     assert tables >= TABLES
     buckets = {r["bucket"]: r["tasks"] for r in conn.execute("SELECT * FROM queue_counts")}
@@ -316,6 +319,7 @@ STEPS: list[Step] = [
             "lease_seconds": 60,
             "expires": STAMP,
             "now": STAMP,
+            "epoch": 0,
         },
     ),
     lambda tx: tx.run("set_unmet_dependencies", (5, STAMP, "c")),

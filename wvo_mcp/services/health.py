@@ -26,7 +26,7 @@ from wvo_mcp.services import routes, rows
 from wvo_mcp.services.leases import gated, lose_lease
 from wvo_mcp.services.scheduler import claimable, queue_counts
 from wvo_mcp.services.tasks import record_event
-from wvo_mcp.store import Tx
+from wvo_mcp.store import Lock, Tx
 from wvo_mcp.transitions import Status
 
 ROLE = "health-monitor"
@@ -183,6 +183,13 @@ def _drift(tx: Tx, after: str) -> tuple[list[Drift], str]:
     return drift[:LIST_CAP], end or ""
 
 
+def tick_lock(actions: list[Action]) -> Lock:
+    """Re-queues lock the rows they change, and leadership changes only under WORLD, so a
+    tick of re-queues alone runs beside the fleet's writes; a dependency repair recounts
+    what a holder's `done` changes, so it runs alone."""
+    return Lock.TASK if all(a.kind == "requeue" for a in actions) else Lock.WORLD
+
+
 def record_tick(
     tx: Tx,
     settings: Settings,
@@ -244,7 +251,7 @@ def record_tick(
 def _act(tx: Tx, settings: Settings, action: Action, now: datetime) -> str | None:
     """Carry out one action if its reason still holds; the task's new status, or None."""
     stamp = timeutil.to_text(now)
-    row = tx.one("task_by_id", (action.task_id,))
+    row = tx.one("task_for_update", (action.task_id,))
     if row is None:
         return None
     if action.kind == "requeue":

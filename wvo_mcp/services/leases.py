@@ -41,18 +41,20 @@ def _kept(text: str) -> str:
     return text if len(text) <= OUTPUT_KEPT else "[...]\n" + text[-OUTPUT_KEPT:]
 
 
-def task_row(tx: Tx, task_id: str) -> Row:
-    """A task's row, or NotFound naming what to do."""
-    row = tx.one("task_by_id", (task_id,))
+def task_row(tx: Tx, task_id: str, *, lock: bool = False) -> Row:
+    """A task's row, or NotFound naming what to do. `lock`: held until the transaction
+    ends, so a TASK write decides on the row as it stays (store.Lock)."""
+    row = tx.one("task_for_update" if lock else "task_by_id", (task_id,))
     if row is None:
         raise NotFound(f"no task with id {task_id!r}; task_list shows existing ids")
     return row
 
 
-def _held(tx: Tx, task_id: str, token: str, *, waiting_ok: bool = False) -> Row:
-    """The task row if `token` is the current lease, else LeaseLost naming the holder.
-    A holder waiting for approval keeps its token, but its lease is suspended."""
-    row = task_row(tx, task_id)
+def _held(tx: Tx, task_id: str, token: str, *, waiting_ok: bool = False, lock: bool = True) -> Row:
+    """The task row (locked, in a write) if `token` is the current lease, else LeaseLost
+    naming the holder. A holder waiting for approval keeps its token, but its lease is
+    suspended."""
+    row = task_row(tx, task_id, lock=lock)
     if row["lease_token"] == token:
         if row["status"] == Status.IN_PROGRESS:
             return row
@@ -270,7 +272,7 @@ def update_status(
     """`verified`: the passing verify_command run; `skipped_by`: the person who bypassed
     the gate. Either is recorded as an event with the move. `landing`: the commit the
     autopilot lands (it moves as the lander; the autopilot alone passes it, in-process)."""
-    row = task_row(tx, task_id)
+    row = task_row(tx, task_id, lock=True)
     current = Status(row["status"])
     if token is not None and token != row["lease_token"]:
         raise lease_lost(row)  # whatever the status: the caller believes it holds the task
@@ -469,8 +471,8 @@ def record_task_usage(tx: Tx, token: str | None, **usage: Any) -> UsageResult:
 
 
 def holding(tx: Tx, task_id: str, token: str) -> None:
-    """Refuse (LeaseLost) unless `token` is the task's current lease."""
-    _held(tx, task_id, token)
+    """Refuse (LeaseLost) unless `token` is the task's current lease (a read)."""
+    _held(tx, task_id, token, lock=False)
 
 
 def record_run(tx: Tx, task_id: str, token: str, agent_id: str, run: Run, now: datetime) -> None:

@@ -1,7 +1,10 @@
 """The scheduler: ranking ready work (plan_next) and granting leases (claim_task).
 
-A claim is one write transaction: WIP limits are counted, the best claimable task is
-picked and leased, and the event is recorded before anyone else can write.
+A claim is one write transaction (store.Lock.CLAIM): WIP limits are counted, the best
+claimable task is picked and leased, and the event is recorded before another claim can
+count. Other tasks' heartbeats and moves run beside it, so a candidate is taken only as the
+claim read it: an expired lease is locked and re-checked first (one another write holds is
+skipped), and the grant is conditional on the epoch read.
 """
 
 import heapq
@@ -226,9 +229,14 @@ def claim(
             f"(WVO_AUTOPILOT_WIP_LIMIT={settings.wip_global}); try again later",
         )
 
+    lost: set[str] = set()  # candidates another write changed first: never tried twice
+
     def epic_full(row: Row) -> bool:
         limit = settings.wip_per_epic
         return limit is not None and wip.by_epic.get(row["epic_id"], 0) >= limit
+
+    def open_to_us(row: Row) -> bool:
+        return row["id"] not in lost and not epic_full(row)
 
     while True:
         if task_id is not None:
@@ -251,7 +259,7 @@ def claim(
             chosen = row
         else:
             if ident is not None and router is not None:
-                mine = (r for r in _routed_to(tx, router, ident, stamp) if not epic_full(r))
+                mine = (r for r in _routed_to(tx, router, ident, stamp) if open_to_us(r))
                 best = next(mine, None)
                 if best is None and (top := next(claimable(tx, stamp), None)) is not None:
                     return refused(
@@ -260,7 +268,7 @@ def claim(
                         + _routed_elsewhere(top["id"], router.decide(top), ident),
                     )
             else:
-                best = next((r for r in claimable(tx, stamp) if not epic_full(r)), None)
+                best = next((r for r in claimable(tx, stamp) if open_to_us(r)), None)
             if best is None:
                 if any(epic_full(r) for r in claimable(tx, stamp)):
                     return refused(
@@ -271,17 +279,33 @@ def claim(
                 counts = queue_counts(tx, settings, agent_id, now)
                 return refused("no_ready_task", "no task is ready: " + _idle_summary(counts))
             chosen = best
-        if chosen["status"] == Status.IN_PROGRESS and not lose_lease(
-            tx, settings, chosen, now, actor="scheduler", requeue=False
-        ):
+        taking_over = chosen["status"] == Status.IN_PROGRESS
+        candidate: Row | None = chosen
+        if taking_over:
+            candidate = tx.one(
+                "lock_expired_lease",
+                {"id": chosen["id"], "epoch": chosen["lease_epoch"], "now": stamp},
+            )
+            if candidate is not None and not lose_lease(
+                tx, settings, candidate, now, actor="scheduler", requeue=False
+            ):
+                if task_id is not None:
+                    return refused(
+                        "task_not_ready",
+                        f"task {task_id!r} lost its lease too often and was dead-lettered",
+                    )
+                continue  # dead-lettered; look again
+        granted = None if candidate is None else _grant(tx, candidate, agent_id, lease_seconds, now)
+        if granted is None:
             if task_id is not None:
                 return refused(
                     "task_not_ready",
-                    f"task {task_id!r} lost its lease too often and was dead-lettered",
+                    f"task {task_id!r} was renewed, claimed or moved by another write while "
+                    "you claimed it; call plan_next for claimable work",
                 )
-            continue  # dead-lettered; look again
-        granted = _grant(tx, chosen, agent_id, lease_seconds, now)
-        granted._took_over_expired = chosen["status"] == Status.IN_PROGRESS
+            lost.add(chosen["id"])
+            continue  # changed meanwhile: look again
+        granted._took_over_expired = taking_over
         routed: Decision | None = None
         if ident is not None and router is not None:
             routed = router.decide(chosen)
@@ -290,7 +314,10 @@ def claim(
         return granted
 
 
-def _grant(tx: Tx, row: Row, agent_id: str, lease_seconds: int, now: datetime) -> ClaimResult:
+def _grant(
+    tx: Tx, row: Row, agent_id: str, lease_seconds: int, now: datetime
+) -> ClaimResult | None:
+    """The lease, or None when another write changed the task since `row` was read."""
     stamp = timeutil.to_text(now)
     token = uuid.uuid4().hex
     expires = timeutil.after(now, lease_seconds)
@@ -303,9 +330,11 @@ def _grant(tx: Tx, row: Row, agent_id: str, lease_seconds: int, now: datetime) -
             "lease_seconds": lease_seconds,
             "expires": expires,
             "now": stamp,
+            "epoch": row["lease_epoch"],
         },
     )
-    assert granted is not None
+    if granted is None:
+        return None
     record_event(
         tx,
         row["id"],

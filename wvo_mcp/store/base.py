@@ -3,15 +3,29 @@ whichever engine holds it.
 
 A transaction is a synchronous function of a `Tx`, which knows only named queries (the
 same names in every dialect) and answers rows that read by column name. Each backend runs
-the function whole: reads in one consistent snapshot, writes one at a time as SQLite's
-single writer does, re-running the function when the engine asks for a retry.
+the function whole: reads in one consistent snapshot, writes as their `Lock` says,
+re-running the function when the engine asks for a retry.
 """
 
+import enum
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 Params = Mapping[str, Any] | Sequence[Any]
+
+
+class Lock(enum.Enum):
+    """What a write keeps out while it runs. SQLite has one writer, so all three are the
+    same there; PostgreSQL takes them as advisory locks (docs/postgres.md, "Locks")."""
+
+    # Nothing else writes meanwhile: every rule holds as on SQLite's single writer.
+    WORLD = "world"
+    # Writes only rows it locks (or conditions on) first: one task, its dependents, its
+    # agent. Runs beside every other TASK and CLAIM write; a WORLD write waits for it.
+    TASK = "task"
+    # A claim: a TASK write that also reads the WIP counts, so claims run one at a time.
+    CLAIM = "claim"
 
 
 class Row(Protocol):
@@ -60,7 +74,7 @@ class Database(Protocol):
         """Run `fn` in one read-only transaction (a consistent snapshot)."""
         ...
 
-    async def write(self, fn: Callable[[Tx], T]) -> T:
-        """Run `fn` in one write transaction; `fn` may be re-run, so it must not act
-        outside the transaction."""
+    async def write(self, fn: Callable[[Tx], T], lock: Lock = Lock.WORLD) -> T:
+        """Run `fn` in one write transaction, keeping out what `lock` says; `fn` may be
+        re-run, so it must not act outside the transaction."""
         ...

@@ -4,13 +4,15 @@ psycopg, not asyncpg: a transaction here is a synchronous function of a `Tx` (th
 SQLite runs), and psycopg has a synchronous API with a thread-safe pool and automatic
 prepared statements. asyncpg is async only.
 
-Rules the SQLite store gets from its single writer hold here the same way: every write
-transaction first takes one transaction-scoped advisory lock, so writes run one at a time
-across every server and host, and each statement (READ COMMITTED) sees every earlier
-commit. A claim's WIP counts, budgets and breakers, leadership, context versions and lease
-checks are all read-then-write decisions over many rows; `FOR UPDATE SKIP LOCKED` would
-only keep claimers off one row, not off those counts. Reads take a REPEATABLE READ
-snapshot and never wait. docs/postgres.md says more.
+Rules the SQLite store gets from its single writer hold here through three locks
+(store.base.Lock). A WORLD write takes one transaction-scoped advisory lock exclusively and
+runs alone, as on SQLite. A TASK write (heartbeat, checkpoint, a holder's move, the
+monitor's re-queue) takes it shared, so TASK writes run side by side and only keep WORLD
+writes out; each locks the rows it changes (`FOR UPDATE`) before deciding on them. A CLAIM
+also takes the claim lock exclusively, because every claim reads the WIP counts; its
+candidates held by a TASK write are skipped (`SKIP LOCKED`). Each statement (READ COMMITTED)
+sees every commit before it. Reads take a REPEATABLE READ snapshot and never wait.
+docs/postgres.md says more.
 
 A transaction runs in a worker thread with a pooled connection. A lost connection (a
 restart, a network cut) before COMMIT is retried on a fresh connection until a deadline;
@@ -18,6 +20,7 @@ one lost during COMMIT cannot be retried safely, so it is reported as unknown, n
 done.
 """
 
+import itertools
 import logging
 import random
 import threading
@@ -34,7 +37,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import Busy, SchemaTooNew, StoreUnavailable, ValidationFailed
-from wvo_mcp.store.base import Params, Row, Tx
+from wvo_mcp.store.base import Lock, Params, Row, Tx
 from wvo_mcp.store.sql import migrations, queries
 
 log = logging.getLogger(__name__)
@@ -42,8 +45,18 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Connection = psycopg.Connection[dict[str, Any]]
 
-# One key for wvo-mcp's write lock (advisory locks are per database): "wvo" + "w".
+# wvo-mcp's advisory locks (per database): the world ("wvo" + "w") and the claims ("wvoc").
 WRITE_LOCK_KEY = 0x77766F77
+CLAIM_LOCK_KEY = 0x77766F63
+_BEGIN = {
+    Lock.WORLD: f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})",
+    Lock.TASK: f"BEGIN; SELECT pg_advisory_xact_lock_shared({WRITE_LOCK_KEY})",
+    Lock.CLAIM: (
+        f"BEGIN; SELECT pg_advisory_xact_lock_shared({WRITE_LOCK_KEY}), "
+        f"pg_advisory_xact_lock({CLAIM_LOCK_KEY})"
+    ),
+}
+_BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 POOL_SIZE = 8  # connections per server process; a write holds one only while it runs
 LOCK_TIMEOUT_MS = 15_000  # waiting for the write lock, as long as SQLite's busy deadline
 STATEMENT_TIMEOUT_MS = 60_000
@@ -51,6 +64,9 @@ RECONNECT_DEADLINE_S = 15.0  # how long a transaction retries through a lost con
 CONNECT_TIMEOUT_S = 5
 ITER_FIRST_PAGE = 16  # rows a ranked scan reads first (a claim usually takes the first)
 ITER_LAST_PAGE = 1024
+# Writes of a process between two folds of the queue counts' deltas (migration 0006): a
+# fold costs about what one write does, and a read sums at most a few thousand deltas.
+FOLD_EVERY = 500
 # Retried: the engine aborted the transaction before anything of it was committed.
 _RETRY_STATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
 
@@ -80,8 +96,10 @@ class PostgresTx:
     def iter(self, name: str, params: Params = ()) -> Iterator[Row]:
         """Rows a page at a time (LIMIT/OFFSET, pages growing fourfold): a ranked scan that
         stops at the first row that fits costs one round trip and reads one small page.
-        The pages agree with each other: a write transaction holds the write lock, a read
-        runs in one snapshot. (A server-side cursor would cost three round trips.)"""
+        A read's pages agree with each other (one snapshot); in a write, another task's
+        write between two pages can shift a row across their edge, which a claim, the one
+        write that scans, only sees as a candidate skipped or offered twice. (A server-side
+        cursor would cost three round trips.)"""
         sql = self._sql[name].rstrip().rstrip(";")
         if isinstance(params, Mapping):
             paged = sql + " LIMIT %(_limit)s OFFSET %(_offset)s"
@@ -117,6 +135,7 @@ class PostgresDatabase:
         self.pool_size = pool_size or POOL_SIZE
         self._pool: ConnectionPool[Connection] | None = None
         self._closing = threading.Event()
+        self._writes = itertools.count(1)
 
     def describe(self) -> str:
         return self._label
@@ -161,7 +180,7 @@ class PostgresDatabase:
                 f"cannot connect to {self.describe()}: is PostgreSQL running there, and may "
                 "this user connect? (WVO_DATABASE_URL names it)"
             ) from None
-        self._transaction(self._migrate, write=True)
+        self._transaction(self._migrate, _BEGIN[Lock.WORLD])
 
     async def close(self) -> None:
         self._closing.set()
@@ -176,12 +195,25 @@ class PostgresDatabase:
         await self.close()
 
     async def read(self, fn: Callable[[Tx], T]) -> T:
-        return await anyio.to_thread.run_sync(self._transaction, fn, False)
+        return await anyio.to_thread.run_sync(self._transaction, fn, _BEGIN_READ)
 
-    async def write(self, fn: Callable[[Tx], T]) -> T:
-        return await anyio.to_thread.run_sync(self._transaction, fn, True)
+    async def write(self, fn: Callable[[Tx], T], lock: Lock = Lock.WORLD) -> T:
+        result = await anyio.to_thread.run_sync(self._transaction, fn, _BEGIN[lock])
+        if next(self._writes) % FOLD_EVERY == 0:
+            await anyio.to_thread.run_sync(self._fold)
+        return result
 
-    def _transaction(self, fn: Callable[[PostgresTx], T], write: bool) -> T:
+    def _fold(self) -> None:
+        """The queue counts' deltas into their base: one statement, its own transaction,
+        invisible to every reader (each sees the same counts before and after)."""
+        assert self._pool is not None
+        try:
+            with self._pool.connection(timeout=LOCK_TIMEOUT_MS / 1000) as conn:
+                conn.execute("SELECT fold_queue_counts()")
+        except (psycopg.Error, PoolTimeout) as exc:
+            log.info("queue counts not folded this time (%s); the next fold takes them", exc)
+
+    def _transaction(self, fn: Callable[[PostgresTx], T], begin: str) -> T:
         pool = self._pool
         if pool is None:
             raise RuntimeError("database is not open")
@@ -193,10 +225,7 @@ class PostgresDatabase:
                 wait = max(0.1, min(LOCK_TIMEOUT_MS / 1000, deadline - time.monotonic()))
                 with pool.connection(timeout=wait) as conn:
                     try:
-                        if write:
-                            conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
-                        else:
-                            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                        conn.execute(begin)
                         result = fn(PostgresTx(conn))
                         committing = True
                         conn.execute("COMMIT")

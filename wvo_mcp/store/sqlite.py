@@ -20,7 +20,7 @@ import anyio
 import anyio.to_thread
 
 from wvo_mcp.errors import Busy, SchemaTooNew, ValidationFailed
-from wvo_mcp.store.base import Params, Row, Tx
+from wvo_mcp.store.base import Lock, Params, Row, Tx
 from wvo_mcp.store.sql import migrations, queries
 
 log = logging.getLogger(__name__)
@@ -124,8 +124,9 @@ class SqliteDatabase:
         """Run `fn` in one read transaction (a consistent snapshot)."""
         return await self._run(fn, "DEFERRED")
 
-    async def write(self, fn: Callable[[Tx], T]) -> T:
-        """Run `fn` in one write transaction; `fn` may be re-run if the database is busy."""
+    async def write(self, fn: Callable[[Tx], T], lock: Lock = Lock.WORLD) -> T:
+        """Run `fn` in one write transaction; `fn` may be re-run if the database is busy.
+        Every `lock` is the same here: SQLite has one writer."""
         return await self._run(fn, "IMMEDIATE")
 
     async def _run(self, fn: Callable[[Tx], T], mode: str) -> T:

@@ -18,6 +18,18 @@
 -- One task, every column.
 SELECT * FROM tasks WHERE id = %s;
 
+-- name: task_for_update
+-- One task, every column, locked until the transaction ends (a TASK write decides on it).
+SELECT * FROM tasks WHERE id = %s FOR UPDATE;
+
+-- name: lock_expired_lease
+-- A claim's expired candidate, locked for the take-over if it is still as the claim saw it;
+-- a candidate another write holds (its holder's heartbeat, the monitor) is skipped.
+SELECT * FROM tasks
+WHERE id = %(id)s AND status = 'in_progress' AND lease_epoch = %(epoch)s
+    AND lease_expires_at < %(now)s
+FOR UPDATE SKIP LOCKED;
+
 -- name: task_statuses
 -- id and status of those of a JSON array of ids that exist.
 SELECT id, status FROM tasks WHERE id IN (SELECT jsonb_array_elements_text(%s::jsonb));
@@ -145,7 +157,8 @@ ON CONFLICT (id) DO UPDATE SET client_name = excluded.client_name,
     last_seen_at = excluded.last_seen_at;
 
 -- name: grant_lease
--- A new grant: fresh token, next epoch; the previous holder's token stops working.
+-- A new grant: fresh token, next epoch; the previous holder's token stops working. Only
+-- on the epoch the claim read: no row means another write changed the task first.
 UPDATE tasks SET
     status = 'in_progress',
     assigned_to = %(agent)s,
@@ -157,7 +170,7 @@ UPDATE tasks SET
     last_heartbeat_at = %(now)s,
     not_before = NULL,
     updated_at = %(now)s
-WHERE id = %(id)s
+WHERE id = %(id)s AND lease_epoch = %(epoch)s
 RETURNING *;
 
 -- name: count_lost_attempt
