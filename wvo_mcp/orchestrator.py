@@ -863,7 +863,8 @@ class Orchestrator:
         now = self.clock()
         found = await self.db.read(partial(tokens.find, secret=secret, now=now))
         if found is not None and tokens.stale(found, now):
-            await self.db.write(partial(tokens.used, token_id=found.id, now=now))
+            # One conditional row update, however many agents present tokens at once.
+            await self.db.write(partial(tokens.used, token_id=found.id, now=now), Lock.TASK)
         return found
 
     async def token_list(self) -> list[tokens.Token]:
