@@ -5,6 +5,7 @@ real loop, and the largest fleet that keeps its latencies.
     python scripts/bench_fleet.py --quick                 # smoke run, under 2 minutes
     python scripts/bench_fleet.py --json out.json         # 500, 1000, 2000, 5000 agents
     python scripts/bench_fleet.py --sizes 500,1000 --servers 2
+    python scripts/bench_fleet.py --baseline 1f0e781 --json out.json   # against issue 24's start
 
 Each agent is an asyncio task with its own bearer token and its own keep-alive connection,
 posting raw JSON-RPC (scripts/bench_scale.py's HttpAgent) to one of `--servers`
@@ -16,9 +17,10 @@ state when the measured window (`--duration` s) opens. Agents run in `--drivers`
 
 Per fleet size: p50/p99 of heartbeat, claim, checkpoint and done (client side, calls started
 inside the window), the writes per second (every claim_task, heartbeat, checkpoint and
-plan_update answered), the share of the window PostgreSQL's one write lock (advisory lock
-0x77766F77) was held (pg_locks sampled every 20 ms), and the CPU of the servers and of
-PostgreSQL per write. The largest fleet keeping claim p99 <= 100 ms and heartbeat p99 <= 50 ms
+plan_update answered), the share of the window wvo-mcp's world lock was held exclusively and
+its claim lock was held (advisory locks; pg_locks sampled every 20 ms), and the CPU of the
+servers and of PostgreSQL per write. `--baseline REV` runs each size on a git revision's
+servers too, in the same run, so the two are compared on the same machine at the same hour. The largest fleet keeping claim p99 <= 100 ms and heartbeat p99 <= 50 ms
 is the headline. Sizes stop early once one misses those targets, or once the drivers cannot
 keep their own schedule (then the machine, not the server, is measured: the table says so).
 
@@ -35,6 +37,7 @@ import json
 import math
 import os
 import random
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -53,6 +56,7 @@ import bench_scale
 import benchlib
 from bench_core import proc_cpu_seconds
 from bench_scale import (
+    ROOT,
     SAMPLE_EVERY_S,
     STATEMENTS,
     HttpAgent,
@@ -72,6 +76,7 @@ from wvo_mcp.store import Tx
 
 CLAIM_P99_MS = 100.0
 HEARTBEAT_P99_MS = 50.0
+LOCK_HELD_LIMIT = 0.20  # issue 24: no global lock held more of the time at the largest fleet
 WRITES = ("claim_task", "heartbeat", "checkpoint", "plan_update")
 MINT_BATCH = 500  # tokens per transaction
 WARMUP_CONCURRENCY = 32  # agents saying `initialize` at once before the run
@@ -92,6 +97,7 @@ class Config:
     task: float
     ramp: float
     duration: float
+    baseline: str | None  # a git revision run beside this checkout, size by size
 
 
 # --------------------------------------------------------------------------- driver side
@@ -253,6 +259,53 @@ async def prepare(url: str, work: Path, agents: int, tasks: int) -> list[str]:
         await orchestrator.close()
 
 
+@dataclass(frozen=True)
+class Code:
+    """The wvo-mcp a run's servers (and its database's preparation) use."""
+
+    label: str
+    source: Path  # a tree with wvo_mcp/ and scripts/
+
+
+def code_at(revision: str, into: Path) -> Code:
+    """A git revision's tree, unpacked from this repository (`git archive`)."""
+    tree = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", revision], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=tree, check=True)
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", f"{revision}^{{commit}}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    return Code(f"baseline {commit}", into)
+
+
+# Prepares a database with the `prepare` of a code's own bench_fleet.py, so its own wvo_mcp
+# creates the schema it knows (argv: the code's tree, then the arguments as JSON).
+PREPARE = """
+import json, sys
+from pathlib import Path
+import anyio
+sys.path[:0] = [sys.argv[1] + "/scripts", sys.argv[1]]
+import bench_fleet
+a = json.loads(sys.argv[2])
+secrets = anyio.run(bench_fleet.prepare, a["url"], Path(a["work"]), a["agents"], a["tasks"])
+print(json.dumps(secrets))
+"""
+
+
+def prepare_with(code: Code, url: str, work: Path, agents: int, tasks: int) -> list[str]:
+    arguments = json.dumps({"url": url, "work": str(work), "agents": agents, "tasks": tasks})
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", PREPARE, str(code.source), arguments],
+        cwd=code.source, capture_output=True, text=True,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise BenchError(f"preparing the database on {code.label} failed:\n{done.stderr[-2000:]}")
+    secrets: list[str] = json.loads(done.stdout.splitlines()[-1])
+    return secrets
+
+
 def tasks_needed(agents: int, cfg: Config) -> int:
     """Enough tasks that no claim finds the queue empty: one each, and half as many again as
     the fleet can finish in the run."""
@@ -279,41 +332,57 @@ class Bench(benchlib.Bench):
     def __init__(self, config: Config, work: Path, cache: Path, report: Report) -> None:
         super().__init__(config, work, cache, report)
         self.cluster: Cluster | None = None
-        self.runs: dict[int, dict[str, Any]] = {}
+        self.codes = [Code("this checkout", ROOT)]
+        if config.baseline is not None:
+            self.codes.append(code_at(config.baseline, self.fresh("baseline")))
+        self.runs: dict[str, dict[int, dict[str, Any]]] = {c.label: {} for c in self.codes}
 
     def fleet(self) -> None:
+        """Each size on each code in turn (same run, minutes apart), until a code misses the
+        targets or its drivers cannot keep the schedule."""
         cfg = self.config
+        going = list(self.codes)
         for agents in cfg.sizes:
-            self.load(f"fleet_{agents}")
-            run = self.fleet_run(agents)
-            self.runs[agents] = run
-            log(
-                f"  {agents} agents: claim p99 {run['claim_task']['p99']:.1f} ms, heartbeat p99 "
-                f"{run['heartbeat']['p99']:.1f} ms, {run['writes_per_s']:.0f} writes/s, lock "
-                f"held {100 * run['lock_held']:.0f}%, {run['server_cpu_ms_per_write']:.2f} ms "
-                f"CPU/write; driver busy {100 * run['driver_busy']:.0f}%, late p99 "
-                f"{run['driver_late_p99_ms']:.0f} ms"
-            )
-            if not run["passed"]:
-                log(f"  {agents} agents miss the targets: larger fleets are not run")
+            for code in list(going):
+                self.load(f"fleet_{agents}_{code.label}")
+                run = self.fleet_run(agents, code)
+                self.runs[code.label][agents] = run
+                log(
+                    f"  {code.label}, {agents} agents: claim p99 {run['claim_task']['p99']:.1f} "
+                    f"ms, heartbeat p99 {run['heartbeat']['p99']:.1f} ms, "
+                    f"{run['writes_per_s']:.0f} writes/s, world lock held "
+                    f"{100 * run['lock_held']:.0f}%, claim lock "
+                    f"{100 * run['claim_lock_held']:.0f}%, {run['server_cpu_ms_per_write']:.2f} "
+                    f"ms CPU/write; driver busy {100 * run['driver_busy']:.0f}%, late p99 "
+                    f"{run['driver_late_p99_ms']:.0f} ms"
+                )
+                if not run["passed"]:
+                    log(f"  {code.label}: {agents} agents miss the targets; no larger fleet")
+                    going.remove(code)
+                elif run["driver_bound"]:
+                    log(f"  {code.label}: the drivers could not keep {agents} agents' schedule")
+                    going.remove(code)
+            if not going:
                 break
-            if run["driver_bound"]:
-                log(f"  the drivers could not keep {agents} agents' schedule: stopping here")
-                break
-        self.report.details["fleet"] = {str(k): v for k, v in self.runs.items()}
+        self.report.details["fleet"] = {
+            label: {str(k): v for k, v in runs.items()} for label, runs in self.runs.items()
+        }
         self.rows()
 
-    def fleet_run(self, agents: int) -> dict[str, Any]:
+    def fleet_run(self, agents: int, code: Code) -> dict[str, Any]:
         cfg = self.config
         assert self.cluster is not None
-        url = self.cluster.create_database(f"fleet_{agents}")
+        name = f"fleet_{agents}_{len(self.runs[code.label])}_{self.codes.index(code)}"
+        url = self.cluster.create_database(name)
         total = tasks_needed(agents, cfg)
-        log(f"fleet {agents}: {total:,} tasks and {agents} tokens")
-        secrets = anyio.run(prepare, url, self.fresh(f"cli-{agents}"), agents, total)
+        log(f"fleet {agents} on {code.label}: {total:,} tasks and {agents} tokens")
+        secrets = prepare_with(code, url, self.fresh(f"cli-{name}"), agents, total)
         drivers = min(cfg.drivers, agents)
         log(f"fleet {agents}: {cfg.servers} server(s), {drivers} driver(s)")
-        wip = {"WVO_AUTOPILOT_WIP_LIMIT": str(agents + 100), "WVO_WIP_PER_AGENT": "1"}
-        with http_servers(cfg.servers, url, self.work, self.errlog, wip) as servers:
+        env = {"WVO_AUTOPILOT_WIP_LIMIT": str(agents + 100), "WVO_WIP_PER_AGENT": "1"}
+        if code.source != ROOT:
+            env["PYTHONPATH"] = str(code.source)  # the servers import that code's wvo_mcp
+        with http_servers(cfg.servers, url, self.work, self.errlog, env) as servers:
             config = {
                 "agents": [(servers[i % cfg.servers].url, s) for i, s in enumerate(secrets)],
                 "drivers": drivers,
@@ -354,11 +423,12 @@ class Bench(benchlib.Bench):
         mine = time.process_time()
         machine = machine_busy()
         began = time.monotonic()
-        held = waiters = samples = 0
+        held = claim_held = waiters = samples = 0
         while time.monotonic() < end:
-            granted, waiting = probe.execute(f"SELECT {bench_scale.LOCK_COUNTS}").fetchone()  # type: ignore[misc]
+            world, claiming, waiting = probe.execute(f"SELECT {bench_scale.LOCK_COUNTS}").fetchone()  # type: ignore[misc]
             samples += 1
-            held += granted > 0
+            held += world > 0
+            claim_held += claiming > 0
             waiters += waiting
             time.sleep(SAMPLE_EVERY_S)
         return {
@@ -370,6 +440,7 @@ class Bench(benchlib.Bench):
             "monitor_cpu": time.process_time() - mine,
             "machine_cpu": machine_busy() - machine,
             "lock_held": held / max(1, samples),
+            "claim_lock_held": claim_held / max(1, samples),
             "lock_waiters_mean": waiters / max(1, samples),
             "samples": samples,
             "statements": probe.execute(STATEMENTS).fetchall(),
@@ -408,6 +479,7 @@ class Bench(benchlib.Bench):
             "writes_per_s": writes / seconds,
             "scheduled_writes_per_s": scheduled_writes(agents, cfg),
             "lock_held": window["lock_held"],
+            "claim_lock_held": window["claim_lock_held"],
             "lock_waiters_mean": window["lock_waiters_mean"],
             "lock_samples": window["samples"],
             "server_cpu_ms_per_write": 1000 * window["server_cpu"] / max(1, writes),
@@ -428,10 +500,24 @@ class Bench(benchlib.Bench):
         }
 
     def rows(self) -> None:
+        largest = {label: self.code_rows(label, runs) for label, runs in self.runs.items()}
+        self.report.details["largest_fleet"] = largest
+        ours, *baseline = largest.values()
+        if baseline and baseline[0]:
+            self.report.info(
+                "largest fleet, this checkout / baseline",
+                ours / baseline[0],
+                "x",
+                note=f"{ours} vs {baseline[0]} agents, same run",
+            )
+
+    def code_rows(self, code: str, runs: dict[int, dict[str, Any]]) -> int:
+        """The rows of one code's sizes; its largest fleet within the targets."""
         cfg = self.config
-        for agents, run in self.runs.items():
+        shown = "" if len(self.runs) == 1 else f"{code}: "
+        for agents, run in runs.items():
             claim, beat, step = run["claim_task"], run["heartbeat"], run["checkpoint"]
-            label = f"{agents} agents, {cfg.servers} server(s)"
+            label = f"{shown}{agents} agents, {cfg.servers} server(s)"
             self.report.absolute(
                 f"{label}: claim p99",
                 claim["p99"],
@@ -462,12 +548,15 @@ class Bench(benchlib.Bench):
                 note=f"{run['scheduled_writes_per_s']:.0f}/s scheduled; errors "
                 f"{sum(run['errors'].values())}, refusals {sum(run['refusals'].values())}",
             )
-            self.report.info(
-                "  write lock held",
+            self.report.absolute(
+                "  world lock held (exclusive)",
                 100 * run["lock_held"],
                 "% of time",
-                note=f"{run['lock_waiters_mean']:.1f} waiting on average "
-                f"({run['lock_samples']} samples)",
+                run["lock_held"] <= LOCK_HELD_LIMIT,
+                f"<= {100 * LOCK_HELD_LIMIT:.0f} %",
+                note=f"claim lock held {100 * run['claim_lock_held']:.0f}% of the time; "
+                f"{run['lock_waiters_mean']:.1f} waiting on average ({run['lock_samples']} "
+                "samples)",
             )
             self.report.info(
                 "  server CPU per write",
@@ -480,25 +569,25 @@ class Bench(benchlib.Bench):
                 f"{run['driver_late_p99_ms']:.0f} ms; machine {100 * run['machine_busy']:.0f}% "
                 f"busy" + ("; DRIVER-BOUND" if run["driver_bound"] else ""),
             )
-        passing = [n for n, run in self.runs.items() if run["passed"]]
+        passing = [n for n, run in runs.items() if run["passed"]]
         largest = max(passing, default=0)
-        last = max(self.runs)
+        last = max(runs)
         why = (
             "every size passed: larger fleets untried"
             if largest == last and last == max(cfg.sizes)
             else "the drivers could not drive more"
-            if self.runs[last]["driver_bound"] and self.runs[last]["passed"]
-            else f"{min(n for n in self.runs if n > largest)} agents missed"
+            if runs[last]["driver_bound"] and runs[last]["passed"]
+            else f"{min(n for n in runs if n > largest)} agents missed"
             if largest < last
             else ""
         )
         self.report.info(
-            "largest fleet with claim p99 <= 100 ms and heartbeat p99 <= 50 ms",
+            f"{shown}largest fleet with claim p99 <= 100 ms and heartbeat p99 <= 50 ms",
             largest,
             "agents",
-            note=f"sizes run: {', '.join(map(str, self.runs))}; {why}".rstrip("; "),
+            note=f"sizes run: {', '.join(map(str, runs))}; {why}".rstrip("; "),
         )
-        self.report.details["largest_fleet"] = largest
+        return largest
 
 
 # --------------------------------------------------------------------------- main
@@ -521,6 +610,7 @@ def make_config(args: argparse.Namespace) -> Config:
         task=task,
         ramp=beat,
         duration=duration,
+        baseline=args.baseline,
     )
 
 
@@ -539,6 +629,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", type=float, help="C: seconds between checkpoints (60)")
     parser.add_argument("--task", type=float, help="T: seconds an agent works a task (120)")
     parser.add_argument("--duration", type=float, help="measured seconds per size (60)")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run every size on the servers of git revision REV, in this run (e.g. "
+        "1f0e781, before issue 24): a same-run comparison on a machine whose speed moves",
+    )
     benchlib.common_options(parser)
     args = parser.parse_args(argv)
     if args.worker:

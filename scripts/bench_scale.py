@@ -73,6 +73,7 @@ from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.models import TaskSpec
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.store.postgres import CLAIM_LOCK_KEY, WRITE_LOCK_KEY
 from wvo_mcp.transitions import Status
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,11 +90,14 @@ SERVER_ENV = {
     "WVO_AUTOPILOT_WIP_LIMIT": "1000",  # never the reason a claim is refused
     "WVO_WIP_PER_AGENT": "1",
 }
-# The advisory locks held and waited for, from one pg_locks sample (wvo-mcp takes one: its write
-# lock); bench_fleet.py samples it too.
+# wvo-mcp's advisory locks in one pg_locks sample (bench_fleet.py samples them too): the world
+# lock held exclusively (a WORLD write, or any write before issue 24), the claim lock held,
+# and the requests waiting for either. Shared holds of the world lock (TASK and CLAIM writes)
+# keep out WORLD writes only, so they are not counted as held.
 LOCK_COUNTS = (
-    "count(*) FILTER (WHERE granted), count(*) FILTER (WHERE NOT granted) "
-    "FROM pg_locks WHERE locktype = 'advisory'"
+    f"count(*) FILTER (WHERE granted AND objid = {WRITE_LOCK_KEY} AND mode = 'ExclusiveLock'), "
+    f"count(*) FILTER (WHERE granted AND objid = {CLAIM_LOCK_KEY}), "
+    "count(*) FILTER (WHERE NOT granted) FROM pg_locks WHERE locktype = 'advisory'"
 )
 
 
@@ -539,7 +543,8 @@ class Bench(benchlib.Bench):
                 f"p99 {run['claim']['p99']:.1f} ms; CPU ms/task server "
                 f"{run['server_cpu_ms_per_task']:.2f}, postgres "
                 f"{run['postgres_cpu_ms_per_task']:.2f}, drivers "
-                f"{run['driver_cpu_ms_per_task']:.2f}; lock held {100 * run['lock_held']:.0f}% "
+                f"{run['driver_cpu_ms_per_task']:.2f}; world lock held "
+                f"{100 * run['lock_held']:.0f}%, claim lock {100 * run['claim_lock_held']:.0f}% "
                 f"({run['lock_held_ms_per_task']:.2f} ms/task); {run['statements_per_task']:.1f} "
                 f"statements/task, {run['exec_ms_per_task']:.2f} ms executing, lock wait "
                 f"{run['lock_wait_ms_per_task']:.2f} ms/task"
@@ -637,6 +642,7 @@ class Bench(benchlib.Bench):
             / window["seconds"]
             / (os.cpu_count() or 1),
             "lock_held": window["lock_held"],
+            "claim_lock_held": window["claim_lock_held"],
             "lock_waiters_mean": window["lock_waiters_mean"],
             "lock_held_ms_per_task": window["lock_held"] * window["seconds"] * ms,
             "commits_per_task": window["commits"] / done,
@@ -663,11 +669,12 @@ class Bench(benchlib.Bench):
         mine = time.process_time()
         machine = machine_busy()
         started = time.monotonic()
-        held = waiters = samples = 0
+        held = claim_held = waiters = samples = 0
         while True:
-            done, granted, waiting = probe.execute(sample).fetchone()  # type: ignore[misc]
+            done, world, claiming, waiting = probe.execute(sample).fetchone()  # type: ignore[misc]
             samples += 1
-            held += granted > 0
+            held += world > 0
+            claim_held += claiming > 0
             waiters += waiting
             if done >= total:
                 break
@@ -684,6 +691,7 @@ class Bench(benchlib.Bench):
             # this probe's own queries are transactions too: one per sample, plus one
             "commits": probe.execute(stat).fetchone()[0] - commits - samples - 1,  # type: ignore[index]
             "lock_held": held / samples,
+            "claim_lock_held": claim_held / samples,
             "lock_waiters_mean": waiters / samples,
             "samples": samples,
             "statements": probe.execute(STATEMENTS).fetchall(),
@@ -738,13 +746,14 @@ class Bench(benchlib.Bench):
             f"CPU ms/task: servers {run['server_cpu_ms_per_task']:.2f}, PostgreSQL "
             f"{run['postgres_cpu_ms_per_task']:.2f}, drivers {run['driver_cpu_ms_per_task']:.2f} "
             f"({100 * run['cpu_busy']:.0f}% of {os.cpu_count()} cores; the machine "
-            f"{100 * run['machine_busy']:.0f}% busy); write lock held "
+            f"{100 * run['machine_busy']:.0f}% busy); world lock held "
             f"{100 * run['lock_held']:.0f}% of the time ({run['lock_held_ms_per_task']:.2f} "
-            f"ms/task), {run['lock_waiters_mean']:.1f} waiting on average",
+            f"ms/task), claim lock {100 * run['claim_lock_held']:.0f}%, "
+            f"{run['lock_waiters_mean']:.1f} waiting on average",
         )
         self.report.info("  claim p99", run["claim"]["p99"], "ms", note="client side")
         self.report.info(
-            "  write lock held per task",
+            "  world lock held per task",
             run["lock_held_ms_per_task"],
             "ms",
             note=f"{100 * run['lock_held']:.0f}% of the time; PostgreSQL executing "
