@@ -20,9 +20,10 @@ inside the window), the writes per second (every claim_task, heartbeat, checkpoi
 plan_update answered), the share of the window wvo-mcp's world lock was held exclusively and
 its claim lock was held (advisory locks; pg_locks sampled every 20 ms), and the CPU of the
 servers and of PostgreSQL per write. `--baseline REV` runs each size on a git revision's
-servers too, in the same run, so the two are compared on the same machine at the same hour. The largest fleet keeping claim p99 <= 100 ms and heartbeat p99 <= 50 ms
-is the headline. Sizes stop early once one misses those targets, or once the drivers cannot
-keep their own schedule (then the machine, not the server, is measured: the table says so).
+servers too, in the same run, so the two are compared on the same machine at the same hour.
+The largest fleet keeping claim p99 <= 100 ms and heartbeat p99 <= 50 ms is the headline.
+Sizes stop early once one misses those targets, or once the drivers cannot keep their own
+schedule (then the machine, not the server, is measured: the table says so).
 
 Tasks: a fresh database per size holds enough independent tasks that claims never run dry;
 the WIP limits are set above the fleet so they are never what is measured. Tokens are minted
