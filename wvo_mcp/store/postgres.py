@@ -20,7 +20,6 @@ one lost during COMMIT cannot be retried safely, so it is reported as unknown, n
 done.
 """
 
-import itertools
 import logging
 import random
 import threading
@@ -64,8 +63,9 @@ RECONNECT_DEADLINE_S = 15.0  # how long a transaction retries through a lost con
 CONNECT_TIMEOUT_S = 5
 ITER_FIRST_PAGE = 16  # rows a ranked scan reads first (a claim usually takes the first)
 ITER_LAST_PAGE = 1024
-# Writes of a process between two folds of the queue counts' deltas (migration 0006): a
-# fold costs about what one write does, and a read sums at most a few thousand deltas.
+# One write in this many folds the queue counts' deltas (migration 0006), at random so that
+# servers too short-lived to reach a count fold too: a fold costs about what one write does,
+# and a read then sums a few hundred deltas.
 FOLD_EVERY = 500
 # Retried: the engine aborted the transaction before anything of it was committed.
 _RETRY_STATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
@@ -135,7 +135,6 @@ class PostgresDatabase:
         self.pool_size = pool_size or POOL_SIZE
         self._pool: ConnectionPool[Connection] | None = None
         self._closing = threading.Event()
-        self._writes = itertools.count(1)
 
     def describe(self) -> str:
         return self._label
@@ -199,7 +198,7 @@ class PostgresDatabase:
 
     async def write(self, fn: Callable[[Tx], T], lock: Lock = Lock.WORLD) -> T:
         result = await anyio.to_thread.run_sync(self._transaction, fn, _BEGIN[lock])
-        if next(self._writes) % FOLD_EVERY == 0:
+        if random.random() < 1 / FOLD_EVERY:
             await anyio.to_thread.run_sync(self._fold)
         return result
 
