@@ -5,6 +5,7 @@ import dataclasses
 import gc
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -55,6 +56,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     options = _http_options(args)
     if options is not None:
         options.check()  # bad flags are refused before anything opens
+        settings = _admission_flags(settings, args)
     # Held for the process's whole life, so `restore` knows servers are running.
     with _servers_lock(settings):
         # Open (and migrate) the database before speaking MCP: a refused database then ends
@@ -102,6 +104,9 @@ HTTP_FLAGS = {
     "jwks_url": "--jwks-url",
     "jwt_audience": "--jwt-audience",
     "dashboard": "--dashboard",
+    "max_inflight": "--max-inflight",
+    "rate_per_token": "--rate-per-token",
+    "burst_per_token": "--burst-per-token",
 }
 
 
@@ -143,6 +148,23 @@ def _http_options(args: argparse.Namespace) -> "http_server.Options | None":
             ),
         )
     return options
+
+
+def _admission_flags(settings: Settings, args: argparse.Namespace) -> Settings:
+    """The admission limits the flags give, over the environment's (docs/http.md)."""
+    given = {
+        "http_max_inflight": ("--max-inflight", args.max_inflight, 0),
+        "http_rate_per_token": ("--rate-per-token", args.rate_per_token, 0),
+        "http_burst_per_token": ("--burst-per-token", args.burst_per_token, 1),
+    }
+    changes: dict[str, Any] = {}
+    for field, (flag, value, least) in given.items():
+        if value is None:
+            continue
+        if not (value >= least and math.isfinite(value)):
+            raise ValidationFailed(f"{flag} {value:g} must be a number of at least {least}")
+        changes[field] = value
+    return dataclasses.replace(settings, **changes)
 
 
 def cmd_tokens(settings: Settings, args: argparse.Namespace) -> None:
@@ -875,6 +897,26 @@ def _http_arguments(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--jwt-issuer", help="--http: accept JWTs of this OAuth issuer instead")
     cmd.add_argument("--jwks-url", help="--http: the issuer's JWKS URL (signing keys)")
     cmd.add_argument("--jwt-audience", help="--http: the JWTs' audience (default: resource)")
+    cmd.add_argument(
+        "--max-inflight",
+        type=int,
+        metavar="N",
+        help="--http: requests at once in this process, beyond which 503 (default "
+        "$WVO_HTTP_MAX_INFLIGHT or 256; 0: no cap)",
+    )
+    cmd.add_argument(
+        "--rate-per-token",
+        type=float,
+        metavar="R",
+        help="--http: requests a second per token on average, beyond which 429 (default "
+        "$WVO_HTTP_RATE_PER_TOKEN or 50; 0: no limit)",
+    )
+    cmd.add_argument(
+        "--burst-per-token",
+        type=int,
+        metavar="N",
+        help="--http: requests per token at once (default $WVO_HTTP_BURST_PER_TOKEN or 500)",
+    )
 
 
 def parser() -> argparse.ArgumentParser:

@@ -44,6 +44,12 @@ def _int(
     return value
 
 
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    """An integer not below 0 (0: off)."""
+    value = _int(env, name, default, minimum=0)
+    return default if value is None else value
+
+
 def _float(
     env: Mapping[str, str],
     name: str,
@@ -150,6 +156,10 @@ class Settings:
     log_level: str = ""  # debug | info | warning | error; "": warning for serve, else info
     tools: str = "all"  # WVO_TOOLS: profiles and tool names (toolset.py)
     database_url: str | None = None  # WVO_DATABASE_URL: PostgreSQL; None: the SQLite file
+    # serve --http's admission control (admission.py, docs/http.md); 0 switches one off.
+    http_max_inflight: int = 256  # requests at once per process
+    http_rate_per_token: float = 50.0  # requests a second per token, on average
+    http_burst_per_token: int = 500  # requests per token at once
 
     def __post_init__(self) -> None:
         # Absolute once, against the directory the process started in: these paths reach
@@ -229,6 +239,9 @@ class Settings:
             sandbox_allow_unisolated=_bool(env, "WVO_SANDBOX_ALLOW_UNISOLATED", False),
             tools=env.get("WVO_TOOLS", "").strip() or "all",
             database_url=_database_url(env),
+            http_max_inflight=_count(env, "WVO_HTTP_MAX_INFLIGHT", 256),
+            http_rate_per_token=_float(env, "WVO_HTTP_RATE_PER_TOKEN", 50.0),
+            http_burst_per_token=_int(env, "WVO_HTTP_BURST_PER_TOKEN", 500) or 500,
             log_level=_choice(env, "WVO_LOG_LEVEL", "", ("debug", "info", "warning", "error")),
             sandbox_image=env.get("WVO_SANDBOX_IMAGE", "").strip() or "python:3.11-slim",
             sandbox_output_bytes=_int(

@@ -6,28 +6,46 @@ Bearer tokens are required (access.py: the SDK's token-verifier hook, so a reque
 a valid one gets 401 with `WWW-Authenticate: Bearer … resource_metadata=…`, and the OAuth
 protected-resource metadata is served); `--no-auth` is for loopback only. DNS-rebinding
 protection checks every request's Host (and Origin) header; a dashboard POST's Origin must be
-exactly this server's own.
+exactly this server's own. Admission control (admission.py) caps the requests in flight and
+each token's rate.
+
+Answers are JSON, never a stream: no tool here sends anything before its result. A JSON-RPC
+request of the handshake era is answered in the request's own task (Endpoint), without the
+session, streams and task group the SDK builds per stateless request.
 """
 
+import asyncio
 import ipaddress
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 from urllib.parse import urlsplit
 
+import anyio
 import mcp_types
 import pydantic_core
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.routes import build_resource_metadata_url
 from mcp.server.auth.settings import AuthSettings
+from mcp.server.connection import Connection
+from mcp.server.lowlevel.server import Server
+from mcp.server.runner import modern_error_data, serve_one
 from mcp.server.streamable_http import check_accept_headers
 from mcp.server.transport_security import (
     RequestBodyLimitMiddleware,
     TransportSecurityMiddleware,
     TransportSecuritySettings,
 )
+from mcp.shared.dispatcher import CallOptions
+from mcp.shared.exceptions import NoBackChannelError
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER, find_duplicated_routing_header
-from mcp.types import JSONRPCError
+from mcp.shared.message import MessageMetadata, ServerMessageMetadata
+from mcp.shared.transport_context import TransportContext
+from mcp.types import ErrorData, JSONRPCError, JSONRPCRequest, JSONRPCResponse, RequestId
+from mcp_types import DEFAULT_NEGOTIATED_VERSION
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from pydantic import AnyHttpUrl, ValidationError
 from starlette.applications import Starlette
@@ -36,6 +54,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wvo_mcp import access, protocol
+from wvo_mcp.admission import Admission, Limits, Refusal
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import Busy, StoreUnavailable, ValidationFailed
 from wvo_mcp.stdio import MAX_LINE_BYTES
@@ -235,10 +254,15 @@ def app(settings: Settings, options: Options) -> Starlette:
     options.check()
     http = options.http_access()
     opened: list[Orchestrator] = []
-    server = build_server(settings, http=http, opened=opened)
+    admission = Admission(
+        Limits(settings.http_max_inflight, settings.http_rate_per_token,
+               settings.http_burst_per_token)
+    )  # fmt: skip
+    server = build_server(settings, http=http, opened=opened, admission=health_line(admission))
     built = server.streamable_http_app(
         streamable_http_path=PATH,
         stateless_http=True,  # no session lives in a process: any request, any process
+        json_response=True,  # nothing streams (module docstring): one write, no SSE framing
         # HostGuard (below) checks Host and Origin on every route first; the SDK's own
         # check would repeat it on /mcp. Its Content-Type check on POSTs stays.
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
@@ -246,10 +270,16 @@ def app(settings: Settings, options: Options) -> Starlette:
         host=options.host,
     )
     built.add_exception_handler(Exception, unavailable)
-    # Inside the SDK's auth check (a caller without a token never gets its body read) and
-    # under the body size limit (the SDK's own, which only returns the body it bounded).
+    # Inside the SDK's auth check (a caller without a token never gets its body read, and
+    # its rate is counted against its token) and under the body size limit (the SDK's own,
+    # which only returns the body it bounded).
     manager = server.session_manager
-    manager.asgi_app = RequestBodyLimitMiddleware(BodyCheck(manager.asgi_app), MAX_LINE_BYTES)
+    endpoint = Endpoint(
+        manager.asgi_app, manager.app, lambda: opened[-1] if opened else None, admission
+    )
+    manager.asgi_app = RequestBodyLimitMiddleware(endpoint, MAX_LINE_BYTES)
+    # Outside authentication: a flood is refused before any token is looked up.
+    built.add_middleware(InFlightCap, admission=admission)
     if not options.dashboard:
         built.add_middleware(HostGuard, settings=options.transport_security())
         return built
@@ -269,19 +299,124 @@ def app(settings: Settings, options: Options) -> Starlette:
     return built
 
 
-class BodyCheck:
-    """A POST to the MCP endpoint passes protocol.py's checks before the SDK reads it: a
-    batch, a body without `jsonrpc` or `method`, or an `id` that is no string or integer is
-    an Invalid Request (-32600, status 400 as the SDK answers a bad body); a request in a
-    protocol version not spoken gets -32022 listing both revisions. Anything else, and any
-    body the SDK must refuse first (not JSON, a media type it does not take), goes on."""
+def health_line(admission: Admission) -> Callable[[], str]:
+    """The health report's admission line for the caller: other tokens by name only for
+    operators and people (who may list tokens or see who holds what), an agent its own."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def line() -> str:
+        caller = access.current()
+        if caller is None:  # --no-auth: loopback, as trusting as stdio
+            return admission.line(time.monotonic())
+        names = caller.role in ("operator", "person")
+        return admission.line(time.monotonic(), own=caller.name, names=names)
+
+    return line
+
+
+def refusal_response(refused: Refusal) -> Response:
+    """A refusal as a JSON-RPC error (id null: the body is never read), with Retry-After."""
+    error = ErrorData(code=refused.code, message=refused.message, data=refused.data)
+    body = JSONRPCError(jsonrpc="2.0", id=None, error=error)
+    return Response(
+        body.model_dump_json(by_alias=True),
+        status_code=refused.status,
+        media_type="application/json",
+        headers={"Retry-After": str(refused.retry_after)},
+    )
+
+
+class InFlightCap:
+    """Requests to the MCP endpoint count as in flight from their arrival until answered;
+    one over the cap is refused (503) before anything is done with it, its token unchecked."""
+
+    def __init__(self, app: ASGIApp, admission: Admission) -> None:
         self.app = app
+        self.admission = admission
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
+        if scope["type"] != "http" or scope["path"] != PATH:
             await self.app(scope, receive, send)
+            return
+        refused = self.admission.enter()
+        if refused is not None:
+            log.info("refused a request: %s", refused.message)
+            await refusal_response(refused)(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.admission.leave()
+
+
+@dataclass
+class _OneAnswer:
+    """The dispatch context of a request whose only answer is its JSON result: nothing goes
+    to the client meanwhile (no request, no notification), as in the SDK's JSON mode."""
+
+    transport: TransportContext
+    request_id: RequestId
+    message_metadata: MessageMetadata
+    cancel_requested: anyio.Event = field(default_factory=anyio.Event)
+    can_send_request: bool = False
+
+    async def send_raw_request(
+        self, method: str, params: Mapping[str, Any] | None, opts: CallOptions | None = None
+    ) -> dict[str, Any]:
+        raise NoBackChannelError(method)
+
+    async def notify(
+        self, method: str, params: Mapping[str, Any] | None, opts: CallOptions | None = None
+    ) -> None:
+        return None
+
+    async def progress(
+        self, progress: float, total: float | None = None, message: str | None = None
+    ) -> None:
+        return None
+
+
+ONE_ANSWER = TransportContext(kind="streamable-http", can_send_request=False)
+
+
+class Endpoint:
+    """The MCP endpoint behind authentication. A caller over its token's rate is refused
+    (429) first. A POST then passes protocol.py's checks before the SDK reads it: a batch, a
+    body without `jsonrpc` or `method`, or an `id` that is no string or integer is an Invalid
+    Request (-32600, status 400 as the SDK answers a bad body); a request in a protocol
+    version not spoken gets -32022 listing both revisions. A JSON-RPC request of the
+    handshake era is answered here, in this task: the SDK's stateless path would build a
+    transport, two stream pairs, a dispatcher and a task for it, to carry one message each
+    way. Anything else (a notification, the 2026-07-28 revision, a body the SDK must refuse
+    first: not JSON, a media type it does not take) goes to the SDK."""
+
+    def __init__(
+        self,
+        sdk: ASGIApp,
+        server: Server[Any],
+        state: Callable[[], object | None],
+        admission: Admission,
+    ) -> None:
+        self.sdk = sdk
+        self.server = server
+        self.state = state
+        self.admission = admission
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.sdk(scope, receive, send)
+            return
+        user = scope.get("user")
+        if isinstance(user, AuthenticatedUser):
+            token = user.access_token
+            name = token.subject or token.client_id
+            key = str((token.claims or {}).get("wvo_token_id") or name)
+            refused = self.admission.take(key, name, time.monotonic())
+            if refused is not None:
+                log.info("refused a request: %s", refused.message)
+                await refusal_response(refused)(scope, receive, send)
+                return
+        if scope["method"] != "POST":
+            await self.sdk(scope, receive, send)
             return
         received: list[Message] = []
         chunks: list[bytes] = []
@@ -297,31 +432,58 @@ class BodyCheck:
         async def replay() -> Message:
             return received.pop(0) if received else await receive()
 
-        refused = _refusal(Request(scope), b"".join(chunks))
-        if refused is None:
-            await self.app(scope, replay, send)
-            return
-        await Response(
-            refused.model_dump_json(by_alias=True, exclude_unset=True),
-            status_code=400,
+        request = Request(scope, replay)
+        verdict = _verdict(request, b"".join(chunks))
+        state = self.state()
+        if isinstance(verdict, JSONRPCRequest) and state is not None:
+            await (await self._answer(request, verdict, state))(scope, replay, send)
+        elif isinstance(verdict, JSONRPCError):
+            await Response(
+                verdict.model_dump_json(by_alias=True, exclude_unset=True),
+                status_code=400,
+                media_type="application/json",
+            )(scope, replay, send)
+        else:
+            await self.sdk(scope, replay, send)
+
+    async def _answer(self, request: Request, message: JSONRPCRequest, state: object) -> Response:
+        """The SDK's stateless answer to a handshake-era request, without its machinery: a
+        born-ready connection at the header's version, one dispatch, one JSON body."""
+        version = request.headers.get(MCP_PROTOCOL_VERSION_HEADER) or DEFAULT_NEGOTIATED_VERSION
+        connection = Connection.from_envelope(version, None, None)
+        metadata = ServerMessageMetadata(request_context=request, can_send_request=False)
+        context = _OneAnswer(ONE_ANSWER, message.id, metadata)
+        reply: JSONRPCResponse | JSONRPCError
+        try:
+            result = await serve_one(
+                self.server, context, message.method, message.params, connection=connection,
+                lifespan_state=state,
+            )  # fmt: skip
+            reply = JSONRPCResponse(jsonrpc="2.0", id=message.id, result=result)
+        except Exception as exc:  # the SDK's mapping; anything unmapped is logged, not shown
+            reply = JSONRPCError(jsonrpc="2.0", id=message.id, error=modern_error_data(exc))
+        return Response(
+            reply.model_dump_json(by_alias=True, exclude_unset=True),
             media_type="application/json",
-        )(scope, replay, send)
+        )
 
 
-def _refusal(request: Request, body: bytes) -> JSONRPCError | None:
-    """The answer protocol.py gives a POST body in place of the SDK's, or None."""
-    has_json, has_sse = check_accept_headers(request)
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if not (has_json and has_sse) or media != "application/json":
+def _verdict(request: Request, body: bytes) -> JSONRPCError | JSONRPCRequest | None:
+    """The answer protocol.py gives a POST body in place of the SDK's, the request to answer
+    without the SDK's transport (Endpoint), or None for the SDK to handle."""
+    has_json, _ = check_accept_headers(request)
+    raw_media = request.headers.get("content-type", "").split(";")[0].strip()
+    if not has_json or raw_media.lower() != "application/json":
         return None  # the SDK's 406 or 415 comes first
     try:
         found = pydantic_core.from_json(body)
     except ValueError:
         return None  # the SDK's Parse error
     reason = protocol.invalid_request(found)
+    message = None
     if reason is None:
         try:
-            mcp_types.jsonrpc_message_adapter.validate_python(found, by_name=False)
+            message = mcp_types.jsonrpc_message_adapter.validate_python(found, by_name=False)
         except ValidationError as exc:
             reason = protocol.validation_reason(exc, found)
     if reason is not None or not isinstance(found, dict):
@@ -330,7 +492,12 @@ def _refusal(request: Request, body: bytes) -> JSONRPCError | None:
     version = request.headers.get(MCP_PROTOCOL_VERSION_HEADER)
     # The SDK serves a handshake version (or none) as the handshake era, any other per
     # request; those it then refuses, it names only the per-request revisions.
-    if version is None or version in HANDSHAKE_PROTOCOL_VERSIONS or "method" not in found:
+    if version is None or version in HANDSHAKE_PROTOCOL_VERSIONS:
+        # The exact media type the SDK's transport takes (case and all): else its 415.
+        if isinstance(message, JSONRPCRequest) and raw_media == "application/json":
+            return message
+        return None
+    if "method" not in found:
         return None
     if "id" not in found:  # a notification: only the header says its version
         return (
@@ -430,6 +597,48 @@ async def unavailable(request: Request, exc: Exception) -> Response:
     return PlainTextResponse("Internal Server Error", status_code=500)
 
 
+class OneSendPerTurn:
+    """An asyncio transport whose writes in one turn of the event loop leave in one send.
+    uvicorn writes a response's head and its body apart; on a busy host each send, with the
+    wake-up it causes at the other end, cost more than anything else in a `ping`
+    (BENCHMARKS.md). The rest is the transport's own."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.pending: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not data:
+            return
+        if not self.pending:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self.pending.append(bytes(data))
+
+    def flush(self) -> None:
+        if self.pending and not self.transport.is_closing():
+            self.transport.write(b"".join(self.pending))
+        self.pending.clear()
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+
+def one_send_protocol() -> type[asyncio.Protocol]:
+    """uvicorn's HTTP/1.1 protocol (h11) over a OneSendPerTurn transport."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class Protocol(H11Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            assert isinstance(transport, asyncio.Transport)
+            super().connection_made(cast(asyncio.Transport, OneSendPerTurn(transport)))
+
+    return Protocol
+
+
 def serve(settings: Settings, options: Options) -> None:
     """Serve until SIGINT or SIGTERM (uvicorn's own handling: open requests get
     GRACE_SECONDS, then the server's cleanup runs)."""
@@ -454,6 +663,7 @@ def serve(settings: Settings, options: Options) -> None:
         timeout_graceful_shutdown=GRACE_SECONDS,
         server_header=False,
         log_config=None,  # ours: stderr, as set up by the CLI
+        http=one_send_protocol(),
     )
     log.info(
         "wvo-mcp serving MCP at %s (auth: %s)",

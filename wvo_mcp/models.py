@@ -579,6 +579,11 @@ class HealthReport(BaseModel):
     actions: list[MonitorAction] = Field(description="The monitor's latest actions, newest first")
     observation: Observation | None = Field(None, description="Only with full=true")
     message: str
+    admission: str | None = Field(
+        None,
+        description="Over HTTP: this server process's requests in flight against its cap, "
+        "and the tokens nearest their rate limit",
+    )
 
 
 class RouteAlternative(BaseModel):

@@ -163,11 +163,13 @@ def build_server(
     *,
     http: access.HttpAccess | None = None,
     opened: list[Orchestrator] | None = None,
+    admission: Callable[[], str] | None = None,
 ) -> MCPServer[Orchestrator]:
     """Every tool, resource and prompt over one orchestrator. `http`: served over HTTP to
     many callers (http.py): identities come from bearer tokens, roles gate the tools, and
     the person-only tools exist. `opened`: the list the open orchestrator is kept in, for
-    routes beside the MCP endpoint (the dashboard) to read through."""
+    routes beside the MCP endpoint (the dashboard) to read through. `admission`: the HTTP
+    server's admission line for the health report."""
     settings = settings or Settings.from_env()
     me = instance_id()
     telemetry = Telemetry.start(settings, me)
@@ -481,7 +483,10 @@ def build_server(
     ) -> HealthReport:
         """The health monitor's latest observation, open anomalies and recent actions;
         full=true adds the task lists behind the counts."""
-        return await orchestrator(ctx).health_report(limit, full)
+        report = await orchestrator(ctx).health_report(limit, full)
+        if admission is not None:  # this process's, unlike the rest of the report
+            report.admission = admission()
+        return report
 
     @server.tool(title="Merge queue", annotations=READ_ONLY)
     @traced

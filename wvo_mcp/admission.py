@@ -1,0 +1,165 @@
+"""Admission control for `serve --http`: a cap on the requests one process has in flight and
+a token bucket per caller, decided here without I/O (the clock is an argument), so a flood is
+refused before it costs anything and never queues without bound (docs/http.md).
+
+A refusal says what was wrong and what would be accepted, in words an agent can act on."""
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+# JSON-RPC error codes of our own, in the range JSON-RPC leaves to implementations (-32000 to
+# -32099) and clear of those MCP names (-32000, -32001, -32020 to -32022, -32042).
+OVERLOADED = -32050
+RATE_LIMITED = -32051
+
+NEAR = 0.8  # a limit this full is "near" in the health line
+SHOWN = 3  # tokens named in the health line
+# Buckets are dropped once there are this many: a full bucket and a missing one are the same,
+# so only tokens that called in the last burst ÷ rate seconds lose anything (their debt).
+MAX_BUCKETS = 10_000
+
+
+@dataclass(frozen=True)
+class Limits:
+    """`max_inflight` requests at once per process (0: no cap); per token, `rate` requests a
+    second on average (0: no limit) with bursts of up to `burst`."""
+
+    max_inflight: int = 256
+    rate: float = 50.0
+    burst: int = 500
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A request turned away: its HTTP status, Retry-After (whole seconds) and JSON-RPC error."""
+
+    status: int
+    code: int
+    retry_after: int
+    message: str
+    data: dict[str, Any]
+
+
+@dataclass
+class _Bucket:
+    name: str
+    level: float  # requests that may still be made at once
+    at: float  # when `level` was last brought up to date
+
+
+@dataclass
+class Admission:
+    """The state of one process's limits."""
+
+    limits: Limits
+    in_flight: int = 0
+    refused_inflight: int = 0
+    refused_rate: int = 0
+    buckets: dict[str, _Bucket] = field(default_factory=dict)
+
+    def enter(self) -> Refusal | None:
+        """Admit one more request in flight (then call `leave` when it is answered), or refuse."""
+        cap = self.limits.max_inflight
+        if cap and self.in_flight >= cap:
+            self.refused_inflight += 1
+            return Refusal(
+                status=503,
+                code=OVERLOADED,
+                retry_after=1,
+                message=(
+                    f"this server has {self.in_flight} requests in flight, its cap "
+                    f"(WVO_HTTP_MAX_INFLIGHT={cap}); nothing was done. Retry after 1 s, "
+                    "or through another server of the same deployment"
+                ),
+                data={"limit": "WVO_HTTP_MAX_INFLIGHT", "cap": cap, "inFlight": self.in_flight,
+                      "retryAfterSeconds": 1},
+            )  # fmt: skip
+        self.in_flight += 1
+        return None
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+
+    def take(self, key: str, name: str, now: float) -> Refusal | None:
+        """Spend one request of the token `key` (shown as `name`) at time `now`, or refuse."""
+        rate, burst = self.limits.rate, self.limits.burst
+        if not rate:
+            return None
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            if len(self.buckets) >= MAX_BUCKETS:
+                self._forget_full(now)
+            bucket = self.buckets[key] = _Bucket(name, float(burst), now)
+        else:
+            bucket.level = min(float(burst), bucket.level + (now - bucket.at) * rate)
+            bucket.at = now
+        if bucket.level >= 1:
+            bucket.level -= 1
+            return None
+        self.refused_rate += 1
+        wait = max(1, math.ceil((1 - bucket.level) / rate))
+        return Refusal(
+            status=429,
+            code=RATE_LIMITED,
+            retry_after=wait,
+            message=(
+                f"token {name} is over its rate limit: {_rate(rate)} requests a second, bursts "
+                f"of {burst} (WVO_HTTP_RATE_PER_TOKEN, WVO_HTTP_BURST_PER_TOKEN); nothing was "
+                f"done. Retry after {wait} s, and spread calls out to stay under {_rate(rate)}/s"
+            ),
+            data={"limit": "WVO_HTTP_RATE_PER_TOKEN", "ratePerSecond": rate, "burst": burst,
+                  "retryAfterSeconds": wait},
+        )  # fmt: skip
+
+    def used(self, now: float) -> list[tuple[str, float]]:
+        """Each token's share of its burst spent at `now`, fullest first (0 for none)."""
+        rate, burst = self.limits.rate, self.limits.burst
+        shares = [
+            (b.name, 1 - min(float(burst), b.level + (now - b.at) * rate) / burst)
+            for b in self.buckets.values()
+        ]
+        return sorted((s for s in shares if s[1] > 0), key=lambda s: -s[1])
+
+    def line(self, now: float, own: str | None = None, names: bool = True) -> str:
+        """The health line: in flight against the cap, the tokens nearest their rate limit
+        (by name only with `names`; `own` is always shown), which limit is near, refusals."""
+        cap = self.limits.max_inflight
+        parts = [
+            f"{self.in_flight} of {cap} requests in flight (WVO_HTTP_MAX_INFLIGHT)"
+            if cap
+            else f"{self.in_flight} requests in flight (no cap)"
+        ]
+        near = ["the in-flight cap"] if cap and self.in_flight >= NEAR * cap else []
+        if self.limits.rate:
+            used = self.used(now)
+            shown = [(n, s) for n, s in used if names or n == own][:SHOWN]
+            hidden = len(used) - len(shown)
+            listed = ", ".join(f"{n} at {round(100 * s)} %" for n, s in shown) or "none"
+            if hidden:
+                listed += f" (and {hidden} other token{'s' if hidden > 1 else ''})"
+            parts.append(
+                f"per token {_rate(self.limits.rate)}/s, bursts of {self.limits.burst}; nearest "
+                f"their rate limit: {listed}"
+            )
+            near += [f"token {n}'s rate" for n, s in shown if s >= NEAR]
+        else:
+            parts.append("no rate limit per token")
+        parts.append(f"near a limit: {', '.join(near) or 'none'}")
+        parts.append(
+            f"refused since start: {self.refused_inflight} at the cap, {self.refused_rate} "
+            "over a rate"
+        )
+        return "admission: " + "; ".join(parts)
+
+    def _forget_full(self, now: float) -> None:
+        rate, burst = self.limits.rate, float(self.limits.burst)
+        full = [k for k, b in self.buckets.items() if b.level + (now - b.at) * rate >= burst]
+        for key in full:
+            del self.buckets[key]
+        if len(self.buckets) >= MAX_BUCKETS:  # all busy: a table this size is a flood of
+            self.buckets.clear()  # tokens, and forgetting debts beats growing without bound
+
+
+def _rate(rate: float) -> str:
+    return f"{rate:g}"
