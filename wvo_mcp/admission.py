@@ -68,7 +68,7 @@ class Admission:
                 code=OVERLOADED,
                 retry_after=1,
                 message=(
-                    f"this server has {self.in_flight} requests in flight, its cap "
+                    f"this server has {_requests(self.in_flight)} in flight, its cap "
                     f"(WVO_HTTP_MAX_INFLIGHT={cap}); nothing was done. Retry after 1 s, "
                     "or through another server of the same deployment"
                 ),
@@ -126,9 +126,9 @@ class Admission:
         (by name only with `names`; `own` is always shown), which limit is near, refusals."""
         cap = self.limits.max_inflight
         parts = [
-            f"{self.in_flight} of {cap} requests in flight (WVO_HTTP_MAX_INFLIGHT)"
+            f"{self.in_flight} of {_requests(cap)} in flight (WVO_HTTP_MAX_INFLIGHT)"
             if cap
-            else f"{self.in_flight} requests in flight (no cap)"
+            else f"{_requests(self.in_flight)} in flight (no cap)"
         ]
         near = ["the in-flight cap"] if cap and self.in_flight >= NEAR * cap else []
         if self.limits.rate:
@@ -159,6 +159,10 @@ class Admission:
             del self.buckets[key]
         if len(self.buckets) >= MAX_BUCKETS:  # all busy: a table this size is a flood of
             self.buckets.clear()  # tokens, and forgetting debts beats growing without bound
+
+
+def _requests(n: int) -> str:
+    return f"{n} request{'' if n == 1 else 's'}"
 
 
 def _rate(rate: float) -> str:
