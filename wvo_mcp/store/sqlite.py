@@ -3,12 +3,20 @@ synchronous function (services write them against `Tx`, which only knows named q
 
 A transaction first runs right on the event loop: a claim takes a fraction of a
 millisecond, less than handing it to a thread and back. Only when another process holds
-the write lock does it move to a worker thread, which waits and retries there while the
-loop serves on. A Database whose transactions may be long (the health monitor's) runs
-them all in the thread (`inline=False`).
+the write lock does it move to a worker thread, which waits there while the loop serves
+on. A Database whose transactions may be long (the health monitor's) runs them all in
+the thread (`inline=False`).
+
+Writers of every process queue for their turn on a lock file beside the database
+(`<db>.writers.lock`, flock) before BEGIN IMMEDIATE, so a waiting writer sleeps in the
+kernel until the writer before it is done, instead of polling SQLite's lock. SQLite's
+lock still decides: the queue only orders who asks, and a writer outside it (a restore,
+another tool) is waited for with back-off as before.
 """
 
+import fcntl
 import logging
+import os
 import random
 import sqlite3
 import time
@@ -36,11 +44,21 @@ RETRY_SLEEP_CAP_S = 0.004
 BUSY_DEADLINE_S = 15.0
 WAL_AUTOCHECKPOINT_PAGES = 10_000  # 40 MiB of 4 KiB pages (SQLite's default is 1,000)
 WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024  # what a checkpointed WAL is truncated back to
+WRITERS_LOCK_SUFFIX = ".writers.lock"
 
 
 def _is_busy(exc: sqlite3.Error) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(exc)
+
+
+def _turn(queue: int, operation: int) -> bool:
+    """Take the writers' lock; False when LOCK_NB finds another writer's turn."""
+    try:
+        fcntl.flock(queue, operation)
+    except BlockingIOError:
+        return False
+    return True
 
 
 class SqliteTx:
@@ -84,6 +102,7 @@ class SqliteDatabase:
         self.cache_kib = cache_kib  # None: SQLite's default page cache (2 MiB)
         self.inline = inline
         self._conn: sqlite3.Connection | None = None
+        self._writers: int | None = None  # the writers' lock file, None if it cannot be made
         # One transaction at a time on the connection, wherever it runs.
         self._lock = anyio.Lock(fast_acquire=True)
 
@@ -102,6 +121,15 @@ class SqliteDatabase:
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._conn.row_factory = sqlite3.Row
         try:
+            # Its own open file, so this Database queues even against another in this process.
+            self._writers = os.open(
+                self.path.with_name(self.path.name + WRITERS_LOCK_SUFFIX),
+                os.O_RDWR | os.O_CREAT,
+                0o644,
+            )
+        except OSError as exc:
+            log.warning("%s: no writers' queue (%s); writers poll the lock", self.path, exc)
+        try:
             await anyio.to_thread.run_sync(self._prepare)
         except BaseException:
             await self.close()
@@ -113,6 +141,9 @@ class SqliteDatabase:
             async with self._lock:
                 self._conn.close()
                 self._conn = None
+                if self._writers is not None:
+                    os.close(self._writers)
+                    self._writers = None
 
     async def __aenter__(self) -> "SqliteDatabase":
         return await self.open()
@@ -132,12 +163,21 @@ class SqliteDatabase:
     async def _run(self, fn: Callable[[Tx], T], mode: str) -> T:
         async with self._lock:
             if self.inline:
-                try:
-                    return self._once(fn, mode)
-                except sqlite3.OperationalError as exc:
-                    if not _is_busy(exc):
-                        raise
+                queue = self._queue(mode)
+                if queue is None or _turn(queue, fcntl.LOCK_EX | fcntl.LOCK_NB):
+                    try:
+                        return self._once(fn, mode)
+                    except sqlite3.OperationalError as exc:
+                        if not _is_busy(exc):
+                            raise
+                    finally:
+                        if queue is not None:
+                            fcntl.flock(queue, fcntl.LOCK_UN)
             return await anyio.to_thread.run_sync(self._transaction, fn, mode)
+
+    def _queue(self, mode: str) -> int | None:
+        """The writers' lock file, when this transaction writes."""
+        return self._writers if mode == "IMMEDIATE" else None
 
     @property
     def _raw(self) -> sqlite3.Connection:
@@ -158,6 +198,16 @@ class SqliteDatabase:
             raise
 
     def _transaction(self, fn: Callable[[Tx], T], mode: str) -> T:
+        queue = self._queue(mode)
+        if queue is not None:
+            _turn(queue, fcntl.LOCK_EX)
+        try:
+            return self._retried(fn, mode)
+        finally:
+            if queue is not None:
+                fcntl.flock(queue, fcntl.LOCK_UN)
+
+    def _retried(self, fn: Callable[[Tx], T], mode: str) -> T:
         deadline = time.monotonic() + BUSY_DEADLINE_S
         attempt = 0
         while True:
