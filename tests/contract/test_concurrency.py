@@ -19,8 +19,10 @@ pytestmark = pytest.mark.anyio
 
 SERVERS = 16
 TASKS = 200
-WIP_GLOBAL = 8
-WIP_EPIC = 3
+# Low enough to be reached on both backends: on PostgreSQL a holder's moves do not wait
+# behind the claims queued on the claim lock, so 16 agents seldom hold 8 tasks at once.
+WIP_GLOBAL = 4
+WIP_EPIC = 2
 EPICS = 4
 DEADLINE_S = 90
 
