@@ -179,7 +179,7 @@ def forgery(git_dir: Path, kind: str, task_id: str, secret: str) -> str:
 
 
 STATE_FILES = {"orchestrator.db", "orchestrator.db-wal", "orchestrator.db-shm",
-               "orchestrator.db.servers.lock", "runs"}  # fmt: skip
+               "orchestrator.db.writers.lock", "orchestrator.db.servers.lock", "runs"}  # fmt: skip
 
 
 def test_a_forged_repository_is_refused_and_the_next_attempt_starts_afresh(

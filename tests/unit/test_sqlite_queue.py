@@ -8,6 +8,8 @@ from pathlib import Path
 import anyio
 import pytest
 
+from wvo_mcp.errors import Busy
+from wvo_mcp.store import sqlite as sqlite_store
 from wvo_mcp.store.sqlite import WRITERS_LOCK_SUFFIX, SqliteDatabase
 
 pytestmark = pytest.mark.anyio
@@ -62,3 +64,17 @@ async def test_a_write_ends_its_turn_even_when_it_fails(db_path: Path, queue: in
             await db.write(broken)
         fcntl.flock(queue, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises if the turn was kept
         fcntl.flock(queue, fcntl.LOCK_UN)
+
+
+async def test_a_turn_that_never_comes_is_busy_not_a_hang(
+    db_path: Path, queue: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whoever can read the state folder can flock the file (a sandboxed command can)."""
+    monkeypatch.setattr(sqlite_store, "BUSY_DEADLINE_S", 0.2)
+    async with SqliteDatabase(db_path, inline=False) as db:
+        fcntl.flock(queue, fcntl.LOCK_EX)
+        with pytest.raises(Busy, match="writers' lock"):
+            await db.write(lambda tx: tx.run("meta_set", ("k", "v")))
+        fcntl.flock(queue, fcntl.LOCK_UN)
+        assert await db.read(lambda tx: tx.value("meta_get", ("k",))) is None  # nothing kept
+        await db.write(lambda tx: tx.run("meta_set", ("k", "v")))

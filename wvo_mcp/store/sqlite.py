@@ -7,11 +7,12 @@ the write lock does it move to a worker thread, which waits there while the loop
 on. A Database whose transactions may be long (the health monitor's) runs them all in
 the thread (`inline=False`).
 
-Writers of every process queue for their turn on a lock file beside the database
-(`<db>.writers.lock`, flock) before BEGIN IMMEDIATE, so a waiting writer sleeps in the
-kernel until the writer before it is done, instead of polling SQLite's lock. SQLite's
-lock still decides: the queue only orders who asks, and a writer outside it (a restore,
-another tool) is waited for with back-off as before.
+Writers of every process take turns on a lock file beside the database (`<db>.writers.lock`,
+flock) before BEGIN IMMEDIATE, instead of re-running BEGIN against SQLite's lock: a waiting
+writer polls the file with short sleeps, up to the busy deadline (a holder that never lets
+go makes writes Busy, never stuck). SQLite's lock still decides: the turn only orders who
+asks, and a writer outside it (a restore, another tool) is waited for with back-off as
+before.
 """
 
 import fcntl
@@ -59,6 +60,22 @@ def _turn(queue: int, operation: int) -> bool:
     except BlockingIOError:
         return False
     return True
+
+
+def _wait_turn(queue: int) -> None:
+    """The writers' lock within BUSY_DEADLINE_S, else Busy. Never a blocking flock: whoever
+    can read the state folder can flock this file (a sandboxed command sees it read-only),
+    and a holder that never lets go must make writes fail, not hang for ever."""
+    deadline = time.monotonic() + BUSY_DEADLINE_S
+    pause = 0.0002
+    while not _turn(queue, fcntl.LOCK_EX | fcntl.LOCK_NB):
+        if time.monotonic() > deadline:
+            raise Busy(
+                f"no turn to write came in {BUSY_DEADLINE_S:.0f} s (another process holds the "
+                "writers' lock beside the database); nothing of this call was kept; retry"
+            )
+        time.sleep(pause)
+        pause = min(2 * pause, RETRY_SLEEP_CAP_S / 2)
 
 
 class SqliteTx:
@@ -200,7 +217,7 @@ class SqliteDatabase:
     def _transaction(self, fn: Callable[[Tx], T], mode: str) -> T:
         queue = self._queue(mode)
         if queue is not None:
-            _turn(queue, fcntl.LOCK_EX)
+            _wait_turn(queue)
         try:
             return self._retried(fn, mode)
         finally:
