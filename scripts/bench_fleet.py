@@ -189,7 +189,8 @@ async def driver_main(config: dict[str, Any]) -> None:
     parent (benchlib.Bench.run_workers): `ready` once every agent has said `initialize`,
     `go`, live until the window ends, then wait for `stop` and print one JSON line."""
     index = take_slot(Path(config["slots"]))
-    mine = config["agents"][index :: config["drivers"]]
+    everyone = json.loads(Path(config["agents"]).read_text())
+    mine = everyone[index :: config["drivers"]]
     plan: dict[str, float] = config["plan"]
     agents = [HttpAgent(url, secret) for url, secret in mine]
     record = Record()
@@ -384,8 +385,13 @@ class Bench(benchlib.Bench):
         if code.source != ROOT:
             env["PYTHONPATH"] = str(code.source)  # the servers import that code's wvo_mcp
         with http_servers(cfg.servers, url, self.work, self.errlog, env) as servers:
+            # A file, not the drivers' argv: 2,000 secrets pass the kernel's limit on one argument.
+            agents_file = self.work / f"agents-{name}.json"
+            agents_file.write_text(
+                json.dumps([(servers[i % cfg.servers].url, s) for i, s in enumerate(secrets)])
+            )
             config = {
-                "agents": [(servers[i % cfg.servers].url, s) for i, s in enumerate(secrets)],
+                "agents": str(agents_file),
                 "drivers": drivers,
                 "slots": str(self.fresh(f"slots-{agents}")),
                 "plan": {
