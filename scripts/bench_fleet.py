@@ -189,8 +189,7 @@ async def driver_main(config: dict[str, Any]) -> None:
     parent (benchlib.Bench.run_workers): `ready` once every agent has said `initialize`,
     `go`, live until the window ends, then wait for `stop` and print one JSON line."""
     index = take_slot(Path(config["slots"]))
-    everyone = json.loads(Path(config["agents"]).read_text())
-    mine = everyone[index :: config["drivers"]]
+    mine = config["agents"][index :: config["drivers"]]
     plan: dict[str, float] = config["plan"]
     agents = [HttpAgent(url, secret) for url, secret in mine]
     record = Record()
@@ -645,7 +644,9 @@ def main(argv: list[str] | None = None) -> int:
     benchlib.common_options(parser)
     args = parser.parse_args(argv)
     if args.worker:
-        anyio.run(driver_main, json.loads(args.worker))
+        config = json.loads(args.worker)
+        config["agents"] = json.loads(Path(config["agents"]).read_text())
+        anyio.run(driver_main, config)
         return 0
     if not 1 <= args.servers <= 4:
         parser.error("--servers must be 1-4")
