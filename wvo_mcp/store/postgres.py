@@ -50,9 +50,11 @@ CLAIM_LOCK_KEY = 0x77766F63
 _BEGIN = {
     Lock.WORLD: f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})",
     Lock.TASK: f"BEGIN; SELECT pg_advisory_xact_lock_shared({WRITE_LOCK_KEY})",
+    # The claim lock first: claims queued for it then hold nothing a WORLD write waits for,
+    # else one WORLD write would wait out the whole claim queue with every write behind it.
     Lock.CLAIM: (
-        f"BEGIN; SELECT pg_advisory_xact_lock_shared({WRITE_LOCK_KEY}), "
-        f"pg_advisory_xact_lock({CLAIM_LOCK_KEY})"
+        f"BEGIN; SELECT pg_advisory_xact_lock({CLAIM_LOCK_KEY}), "
+        f"pg_advisory_xact_lock_shared({WRITE_LOCK_KEY})"
     ),
 }
 _BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
