@@ -77,6 +77,10 @@ from wvo_mcp.store import Tx
 
 CLAIM_P99_MS = 100.0
 HEARTBEAT_P99_MS = 50.0
+INCIDENTS = (
+    "SELECT (SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()), "
+    "(SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter)"
+)
 LOCK_HELD_LIMIT = 0.20  # issue 24: no global lock held more of the time at the largest fleet
 WRITES = ("claim_task", "heartbeat", "checkpoint", "plan_update")
 MINT_BATCH = 500  # tokens per transaction
@@ -424,6 +428,7 @@ class Bench(benchlib.Bench):
         start, end = go + self.config.ramp, go + self.config.ramp + self.config.duration
         time.sleep(max(0.0, start - time.monotonic()))  # the ramp: nothing is measured
         probe.execute("SELECT pg_stat_statements_reset()")
+        incidents = probe.execute(INCIDENTS).fetchone()
         servers = sum(proc_cpu_seconds(pid) for pid in pids)
         postgres = postgres_cpu(self.cluster)
         mine = time.process_time()
@@ -450,6 +455,13 @@ class Bench(benchlib.Bench):
             "lock_waiters_mean": waiters / max(1, samples),
             "samples": samples,
             "statements": probe.execute(STATEMENTS).fetchall(),
+            # deadlocks (each a 1 s wait, then a retry) and checkpoints inside the window
+            "incidents": [
+                b - a
+                for a, b in zip(
+                    incidents or (), probe.execute(INCIDENTS).fetchone() or (), strict=True
+                )
+            ],
         }
 
     def figures(
@@ -488,6 +500,8 @@ class Bench(benchlib.Bench):
             "claim_lock_held": window["claim_lock_held"],
             "lock_waiters_mean": window["lock_waiters_mean"],
             "lock_samples": window["samples"],
+            "deadlocks": window["incidents"][0],
+            "checkpoints": window["incidents"][1],
             "server_cpu_ms_per_write": 1000 * window["server_cpu"] / max(1, writes),
             "postgres_cpu_ms_per_write": 1000 * window["postgres_cpu"] / max(1, writes),
             "cpu_ms_per_write": 1000 * server_cpu / max(1, writes),
@@ -562,7 +576,7 @@ class Bench(benchlib.Bench):
                 f"<= {100 * LOCK_HELD_LIMIT:.0f} %",
                 note=f"claim lock held {100 * run['claim_lock_held']:.0f}% of the time; "
                 f"{run['lock_waiters_mean']:.1f} waiting on average ({run['lock_samples']} "
-                "samples)",
+                f"samples); {run['deadlocks']} deadlock(s), {run['checkpoints']} checkpoint(s)",
             )
             self.report.info(
                 "  server CPU per write",
