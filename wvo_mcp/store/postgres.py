@@ -137,6 +137,7 @@ class PostgresDatabase:
         self.pool_size = pool_size or POOL_SIZE
         self._pool: ConnectionPool[Connection] | None = None
         self._closing = threading.Event()
+        self._claim_turn = anyio.Lock()
 
     def describe(self) -> str:
         return self._label
@@ -199,7 +200,14 @@ class PostgresDatabase:
         return await anyio.to_thread.run_sync(self._transaction, fn, _BEGIN_READ)
 
     async def write(self, fn: Callable[[Tx], T], lock: Lock = Lock.WORLD) -> T:
-        result = await anyio.to_thread.run_sync(self._transaction, fn, _BEGIN[lock])
+        if lock is Lock.CLAIM:
+            # Claims take turns across the deployment anyway: one at a time per process
+            # waits for its turn here, holding no connection, so the other claims queued in
+            # this process cannot take every pooled connection from heartbeats meanwhile.
+            async with self._claim_turn:
+                result = await anyio.to_thread.run_sync(self._transaction, fn, _BEGIN[lock])
+        else:
+            result = await anyio.to_thread.run_sync(self._transaction, fn, _BEGIN[lock])
         if random.random() < 1 / FOLD_EVERY:
             await anyio.to_thread.run_sync(self._fold)
         return result
