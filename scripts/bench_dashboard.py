@@ -38,7 +38,6 @@ import json
 import os
 import random
 import re
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -73,6 +72,7 @@ from benchlib import (
     machine_busy,
     size_label,
     summary,
+    wait_listening,
 )
 
 from wvo_mcp.config import Settings
@@ -84,7 +84,6 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]  # fmt: skip
-START_DEADLINE_S = 30.0
 AGENTS_DEADLINE_S = 300.0  # agents to connect, or to finish their held tasks after `stop`
 CPUS = os.cpu_count() or 1
 VIEWERS_DEADLINE_S = 60.0  # every SSE viewer to get its `hello`
@@ -179,17 +178,7 @@ def dashboard_server(state_root: Path, errlog: TextIO) -> Iterator[Dashboard]:
         stdout=subprocess.DEVNULL, stderr=errlog,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + START_DEADLINE_S
-        while True:
-            if process.poll() is not None:
-                raise BenchError(f"the dashboard server exited ({process.returncode})")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise BenchError("the dashboard server never listened") from None
-                time.sleep(0.05)  # polling the port
+        wait_listening(process, port, "the dashboard server")
         log(f"  dashboard server pid {process.pid} on port {port}")
         yield Dashboard(port, process)
     finally:

@@ -33,7 +33,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -49,7 +48,7 @@ import httpx2
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib
 from bench_core import proc_cpu_seconds
-from benchlib import BenchError, Report, log
+from benchlib import BenchError, Report, log, wait_listening
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADERS = {
@@ -57,7 +56,6 @@ HEADERS = {
     "Content-Type": "application/json",
     "MCP-Protocol-Version": "2025-11-25",
 }
-START_DEADLINE_S = 30.0
 TASK = "BENCH-1"
 # Profile layers, tried from a sample's innermost frame outwards: the first frame whose file
 # matches a pattern names the layer (pydantic, anyio and the like match none, so their time
@@ -120,17 +118,7 @@ def http_server(
             stdout=subprocess.DEVNULL, stderr=errlog,
         )  # fmt: skip
         try:
-            deadline = time.monotonic() + START_DEADLINE_S
-            while True:
-                if process.poll() is not None:
-                    raise BenchError(f"{label} exited; see servers.log (--keep)")
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise BenchError(f"{label} never listened") from None
-                    time.sleep(0.05)  # polling the port
+            wait_listening(process, port, label)
             yield Server(label, process, f"http://127.0.0.1:{port}/mcp")
         finally:
             process.terminate()

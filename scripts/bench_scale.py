@@ -32,7 +32,6 @@ import functools
 import json
 import os
 import random
-import socket
 import ssl
 import subprocess
 import sys
@@ -66,6 +65,7 @@ from benchlib import (
     machine_busy,
     size_label,
     summary,
+    wait_listening,
 )
 
 from tests.pgcluster import Cluster
@@ -83,7 +83,6 @@ HEADERS = {
     "Content-Type": "application/json",
     "MCP-Protocol-Version": PROTOCOL,
 }
-START_DEADLINE_S = 30.0
 DRAIN_DEADLINE_S = 600.0
 SAMPLE_EVERY_S = 0.02  # pg_locks sampling period while agents work
 SERVER_ENV = {
@@ -293,17 +292,7 @@ def http_servers(
             servers.append(HttpServer(port, process))
             log(f"  server {i + 1}/{count}: pid {process.pid}, port {port}")
         for server in servers:
-            deadline = time.monotonic() + START_DEADLINE_S
-            while True:
-                if server.process.poll() is not None:
-                    raise BenchError(f"server on {server.port} exited; see servers.log (--keep)")
-                try:
-                    socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise BenchError(f"server on {server.port} never listened") from None
-                    time.sleep(0.05)  # polling the port
+            wait_listening(server.process, server.port, f"server on {server.port}")
         yield servers
     finally:
         for server in servers:

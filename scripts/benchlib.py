@@ -809,6 +809,25 @@ def workspace(args: argparse.Namespace, prefix: str) -> tuple[Path, Path]:
     return work, cache
 
 
+SERVER_START_DEADLINE_S = 30.0
+
+
+def wait_listening(process: subprocess.Popen[Any], port: int, label: str) -> None:
+    """Poll until `process` accepts on 127.0.0.1:`port`; BenchError if it exits or never
+    listens within SERVER_START_DEADLINE_S."""
+    deadline = time.monotonic() + SERVER_START_DEADLINE_S
+    while True:
+        if process.poll() is not None:
+            raise BenchError(f"{label} exited ({process.returncode}); see servers.log (--keep)")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise BenchError(f"{label} never listened") from None
+            time.sleep(0.05)  # polling the port
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     with socket.socket() as s:
