@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from tests.conftest import ROOT, claim_when_possible, connect, open_db, serve_once
@@ -51,6 +52,7 @@ async def sandboxed(agent: Any, script: str, **args: Any) -> dict[str, Any]:
 
 
 async def test_the_state_folder_inside_the_workspace_is_out_of_reach(tmp_path: Path) -> None:
+    """The command sees an empty read-only folder there, which stays a mount point."""
     workspace = tmp_path / "ws"
     state = workspace / "nested" / "state"  # so the folders leading there are attacked too
     state.mkdir(parents=True)
@@ -64,13 +66,18 @@ async def test_the_state_folder_inside_the_workspace_is_out_of_reach(tmp_path: P
         result = await sandboxed(
             agent,
             """
+            echo "LISTED[$(ls -A nested/state)]"
             for f in nested/state/orchestrator.db nested/state/orchestrator.db-wal \
                      nested/state/providers.yaml nested/state/context.md; do
+                head -c 1 "$f" >/dev/null 2>&1 && echo "READ $f"
                 echo pwned >> "$f" 2>/dev/null && echo "WROTE $f"
-                rm -f "$f" 2>/dev/null; [ -e "$f" ] || echo "REMOVED $f"
+                rm "$f" 2>/dev/null && echo "REMOVED $f"
             done
             mkdir -p nested/state/backups/db 2>/dev/null && echo MKDIR
             echo x > nested/state/planted.db 2>/dev/null && echo "WROTE planted"
+            # From a user namespace of its own (where one may be made): the mount is locked.
+            unshare -Urm sh -c 'umount nested/state && echo UNMOUNTED;
+                mount -o remount,rw nested/state && echo REMOUNTED' 2>/dev/null
             mv nested/state nested/gone 2>/dev/null && echo "MOVED state"
             mv nested nested.gone 2>/dev/null && echo "MOVED nested"
             mkdir -p nested/state 2>/dev/null
@@ -78,9 +85,13 @@ async def test_the_state_folder_inside_the_workspace_is_out_of_reach(tmp_path: P
             echo finished
             """,
         )
-        assert result["exit_code"] == 0 and "finished" in result["stdout_tail"]
-        assert "WROTE" not in result["stdout_tail"] and "MOVED" not in result["stdout_tail"]
-        assert "REMOVED" not in result["stdout_tail"]
+        out = result["stdout_tail"]
+        assert result["exit_code"] == 0 and "finished" in out, result
+        # It sees an empty folder: nothing of the database to read (or lock).
+        assert "LISTED[]" in out and "READ" not in out
+        assert "WROTE" not in out and "MOVED" not in out and "MKDIR" not in out
+        assert "MOUNTED" not in out
+        assert "REMOVED" not in out
         # The host: the same files with the same bytes, at the same place, nothing planted.
         assert sorted(p.name for p in workspace.iterdir()) == ["nested"]
         assert sorted(p.name for p in (workspace / "nested").iterdir()) == ["state"]
@@ -90,6 +101,115 @@ async def test_the_state_folder_inside_the_workspace_is_out_of_reach(tmp_path: P
     with open_db(state) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert [r["id"] for r in db.execute("SELECT id FROM tasks")] == ["T1"]
+
+
+# Run inside the sandbox as `python attack.py STATE ROLE`: every way the command could hold
+# the server's writes up, each reported HELD or refused; then it holds on until `release`.
+ATTACK = """
+import fcntl, os, sqlite3, sys, time
+
+state, role = sys.argv[1], sys.argv[2]
+held = []
+
+
+def attempt(name, take):
+    try:
+        held.append(take())
+        print(role, name, "HELD", flush=True)
+    except Exception as exc:
+        print(role, name, "refused:", type(exc).__name__, flush=True)
+
+
+def flock_writers():
+    fd = os.open(state + "/orchestrator.db.writers.lock", os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def read_transaction():
+    db = sqlite3.connect("file:" + state + "/orchestrator.db?mode=ro", uri=True)
+    db.isolation_level = None
+    db.execute("BEGIN")
+    db.execute("SELECT count(*) FROM tasks").fetchone()
+    return db
+
+
+def lock(name, start, length):
+    def take():
+        fd = os.open(state + "/" + name, os.O_RDONLY)
+        fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, length, start)
+        return fd
+    return take
+
+
+print(role, "sees", sorted(os.listdir(state)), flush=True)
+attempt("writers.lock", flock_writers)
+attempt("read transaction", read_transaction)
+attempt("shm locks", lock("orchestrator.db-shm", 120, 8))  # WAL write, checkpoint, readers
+attempt("db locks", lock("orchestrator.db", 0, 0))  # the whole file
+open(role + ".ready", "w").close()
+deadline = time.monotonic() + 40
+while not os.path.exists("release") and time.monotonic() < deadline:
+    time.sleep(0.05)
+print(role, "released" if os.path.exists("release") else "gave up", flush=True)
+"""
+
+
+async def test_a_command_cannot_hold_up_the_servers_writes(tmp_path: Path) -> None:
+    """The state folder in the workspace, where `wvo-mcp init` puts it: a command, in the
+    background and in the foreground, tries to lock the writers' turn and SQLite's files and
+    to hold a read transaction; it finds nothing to open, and writes go on meanwhile."""
+    workspace = tmp_path / "ws"
+    state = workspace / ".wvo"
+    state.mkdir(parents=True)
+    (workspace / "attack.py").write_text(ATTACK)
+    env = {"WVO_WORKSPACE_ROOT": workspace, **QUIET}
+    async with connect(state, **env) as agent, connect(state, **env) as other:
+        await agent.call("task_create", tasks=[{"id": "T1", "title": "before"}])
+        await other.call("context_write", section="notes", content="before")
+        assert {"orchestrator.db-shm", "orchestrator.db.writers.lock"} <= set(os.listdir(state))
+        python = sys.executable
+        script = (
+            f"{python} attack.py .wvo bg & {python} attack.py .wvo fg; wait; echo ended; ls -A .wvo"
+        )
+        done: dict[str, Any] = {}
+
+        async def attack() -> None:
+            done.update(await sandboxed(agent, script, timeout_s=60))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(attack)
+            ready = [workspace / f"{role}.ready" for role in ("bg", "fg")]
+            for _ in range(400):  # 20 s
+                if done or all(p.exists() for p in ready):
+                    break
+                await anyio.sleep(0.05)
+            assert all(p.exists() for p in ready) and not done, f"not holding: {done}"
+            # While both hold whatever they could: every write, by its own server and another,
+            # well within the writers' busy deadline (15 s).
+            with anyio.fail_after(8):
+                await agent.call("task_create", tasks=[{"id": "T2", "title": "during"}])
+                await agent.call("context_write", section="notes", content="during")
+                await other.call("task_create", tasks=[{"id": "T3", "title": "during"}])
+            assert not done, "the command ended before the writes: they proved nothing"
+            (workspace / "release").touch()
+        out = done["stdout_tail"]
+        assert done["exit_code"] == 0 and "ended" in out, done
+        for role in ("bg", "fg"):
+            assert f"{role} sees []" in out and f"{role} released" in out, out
+        assert "HELD" not in out and out.count("refused") == 8, out
+        assert out.rstrip().endswith("ended"), out  # the folder still empty, to it
+    with open_db(state) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        ids = [r["id"] for r in db.execute("SELECT id FROM tasks ORDER BY id")]
+    assert ids == ["T1", "T2", "T3"]
+    assert sorted(p.name for p in workspace.iterdir()) == [
+        ".wvo",
+        "attack.py",
+        "bg.ready",
+        "fg.ready",
+        "release",
+    ]
 
 
 async def test_the_servers_python_package_and_repository_are_read_only(

@@ -1,8 +1,9 @@
-"""Reading the cgroup layout (v1, v2, hybrid) and bwrap's command line, from given text."""
+"""Reading the cgroup layout (v1, v2, hybrid) from given text; bwrap's command line and
+Docker's container settings from a given layout."""
 
 from pathlib import Path
 
-from wvo_mcp.sandbox import bwrap
+from wvo_mcp.sandbox import bwrap, docker_backend
 from wvo_mcp.sandbox.cgroups import _counter, parse_mountinfo, parse_proc_cgroup
 from wvo_mcp.sandbox.limits import Request
 from wvo_mcp.sandbox.protect import Layout
@@ -48,6 +49,11 @@ def test_event_counters() -> None:
     assert _counter("max 7\n", "max") == 7 and _counter(None, "max") == 0
 
 
+LAYOUT = Layout(
+    Path("/work/p"), (Path("/work/p/.venv"),), (Path("/work/p/a"),), (Path("/work/p/a/state"),)
+)
+
+
 def _line(**change: object) -> list[str]:
     fields: dict[str, object] = {"command": ["make"], "workspace": Path("/work/p"), **change}
     request = Request(**fields)  # type: ignore[arg-type]
@@ -57,9 +63,7 @@ def _line(**change: object) -> list[str]:
         userns=True,
         python=[Path("/opt/py"), Path("/work/p/.venv")],
         host_links={"/bin": "usr/bin"},
-        layout=Layout(
-            Path("/work/p"), (Path("/work/p/.venv"), Path("/work/p/a/state")), (Path("/work/p/a"),)
-        ),
+        layout=LAYOUT,
     )
 
 
@@ -76,16 +80,22 @@ def test_bwrap_line_isolates_by_default() -> None:
     assert ["/usr", "/usr"] in ro and ["/opt/py", "/opt/py"] in ro
     assert ["usr/bin", "/bin"] in _options(line, "--symlink", 2)
     assert all(not arg.startswith(("/root", "/home", "/etc/shadow")) for arg in line)
-    assert _options(line, "--tmpfs", 1) == [["/tmp"]]
     # The workspace is the one read-write host directory and the working directory; what
-    # the server trusts inside it is bound read-only over it, after it, and the folders
-    # leading there are bound onto themselves (a mount point cannot be renamed away).
+    # the server trusts inside it is mounted over it, after it: the state folder as an empty
+    # read-only tmpfs, the rest bound read-only; the folders leading there are bound onto
+    # themselves (a mount point cannot be renamed away).
     assert _options(line, "--bind", 2) == [["/work/p", "/work/p"], ["/work/p/a", "/work/p/a"]]
+    assert ["/work/p/.venv", "/work/p/.venv"] in ro
+    assert _options(line, "--tmpfs", 1) == [["/tmp"], ["/work/p/a/state"]]
+    assert _options(line, "--remount-ro", 1) == [["/work/p/a/state"], ["/"]]
+    assert all("/work/p/a/state" not in pair for pair in ro)
     assert _options(line, "--chdir", 1) == [["/work/p"]]
-    binds = [i for i, arg in enumerate(line) if arg in ("--bind", "--ro-bind")]
-    order = [line[i + 1] for i in binds]
+    mounts = [i for i, arg in enumerate(line) if arg in ("--bind", "--ro-bind", "--tmpfs")]
+    order = [line[i + 1] for i in mounts]
     assert order.index("/work/p") < order.index("/work/p/a") < order.index("/work/p/a/state")
     assert order.index("/work/p") < order.index("/work/p/.venv")
+    at = line.index("/work/p/a/state")  # made read-only right after it is mounted
+    assert line[at - 1 : at + 3] == ["--tmpfs", line[at], "--remount-ro", line[at]]
     # The command's environment is set inside, after a clear; the command comes last.
     assert line.index("--clearenv") < line.index("--setenv")
     assert ["SECRET_FREE", "1"] in _options(line, "--setenv", 2)
@@ -94,3 +104,17 @@ def test_bwrap_line_isolates_by_default() -> None:
 
 def test_bwrap_shares_the_network_only_when_asked() -> None:
     assert "--share-net" in _line(network=True)
+
+
+def test_docker_mounts_the_same_layout() -> None:
+    settings = docker_backend.options(
+        Request(command=["make"], workspace=Path("/work/p")), "img", LAYOUT
+    )
+    assert settings["volumes"] == {
+        "/work/p": {"bind": "/work/p", "mode": "rw"},
+        "/work/p/a": {"bind": "/work/p/a", "mode": "rw"},
+        "/work/p/.venv": {"bind": "/work/p/.venv", "mode": "ro"},
+    }
+    # The state folder: an empty read-only tmpfs, nothing of the host's.
+    assert settings["tmpfs"]["/work/p/a/state"].split(",")[0] == "ro"
+    assert set(settings["tmpfs"]) == {"/tmp", "/work/p/a/state"}

@@ -69,7 +69,8 @@ async def test_a_write_ends_its_turn_even_when_it_fails(db_path: Path, queue: in
 async def test_a_turn_that_never_comes_is_busy_not_a_hang(
     db_path: Path, queue: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Whoever can read the state folder can flock the file (a sandboxed command can)."""
+    """Whoever can read the state folder can flock the file (a sandboxed command sees it
+    empty, but any process of the server's user can)."""
     monkeypatch.setattr(sqlite_store, "BUSY_DEADLINE_S", 0.2)
     async with SqliteDatabase(db_path, inline=False) as db:
         fcntl.flock(queue, fcntl.LOCK_EX)

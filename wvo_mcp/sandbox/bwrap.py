@@ -3,7 +3,7 @@
 The command sees read-only system directories (/usr, the library and binary directories,
 the few /etc files programs need), the Python installation, a fresh /tmp, its own /proc and
 a minimal /dev, and the workspace read-write but for what the server trusts inside it
-(protect.py); nothing of /root, /home or the host's /tmp.
+(protect.py: read-only, the state folder empty); nothing of /root, /home or the host's /tmp.
 It runs as uid 65534 in a user namespace, with no network but loopback unless asked.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 from wvo_mcp.sandbox import cgroups, runner
 from wvo_mcp.sandbox.limits import DEFAULT_PATH, Request, argv, command_env
 from wvo_mcp.sandbox.outcome import BackendCheck, Outcome
-from wvo_mcp.sandbox.protect import Layout
+from wvo_mcp.sandbox.protect import Layout, Mount
 
 SANDBOX_UID = 65534
 PROBE_TIMEOUT_S = 10.0
@@ -91,9 +91,18 @@ def arguments(
             args += ["--ro-bind", str(path), str(path)]
     # Only the checked root is mounted; the command's folder is entered inside the sandbox.
     args += ["--bind", str(root), str(root)]
-    for path, writable in layout.mounts():
-        args += ["--bind" if writable else "--ro-bind", str(path), str(path)]
+    for path, how in layout.mounts():
+        args += mount(path, how)
     return [*args, *entry(root / request.cwd, env), *argv(request)]
+
+
+def mount(path: Path, how: Mount) -> list[str]:
+    """The options that mount `path` at itself as the layout says (pure)."""
+    if how == "hidden":
+        # A fresh tmpfs, read-only: nothing of the folder to read or lock, nothing to write
+        # (`--remount-ro /` at the end does not reach into other mounts).
+        return ["--tmpfs", str(path), "--remount-ro", str(path)]
+    return ["--bind" if how == "pinned" else "--ro-bind", str(path), str(path)]
 
 
 def system(*, network: bool, userns: bool, host_links: dict[str, str]) -> list[str]:

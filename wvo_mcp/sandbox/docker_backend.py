@@ -91,11 +91,18 @@ def check(image: str) -> BackendCheck:
 
 def options(request: Request, image: str, layout: Layout) -> dict[str, Any]:
     """The container's settings for this request (pure): the workspace root and, over it,
-    what the server trusts read-only (protect.py); the command's folder is entered inside."""
+    what the server trusts read-only or hidden (protect.py); the command's folder is entered
+    inside."""
     root = str(layout.root)
     volumes = {root: {"bind": root, "mode": "rw"}}
-    for path, writable in layout.mounts():
-        volumes[str(path)] = {"bind": str(path), "mode": "rw" if writable else "ro"}
+    tmpfs = {"/tmp": f"rw,nosuid,nodev,size={TMP_SIZE}"}
+    for path, how in layout.mounts():
+        if how == "hidden":
+            # An empty read-only tmpfs: nothing of the folder to read, lock or write. The
+            # engine mounts binds and tmpfs together, parents first.
+            tmpfs[str(path)] = "ro,nosuid,nodev,noexec"
+        else:
+            volumes[str(path)] = {"bind": str(path), "mode": "rw" if how == "pinned" else "ro"}
     memory = f"{request.memory_mb}m"
     return {
         "image": image,
@@ -105,7 +112,7 @@ def options(request: Request, image: str, layout: Layout) -> dict[str, Any]:
         "volumes": volumes,
         "network_mode": "bridge" if request.network else "none",
         "read_only": True,
-        "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={TMP_SIZE}"},
+        "tmpfs": tmpfs,
         "mem_limit": memory,
         "memswap_limit": memory,  # equal to the memory limit: no swap
         "nano_cpus": int(request.cpus * 1e9),

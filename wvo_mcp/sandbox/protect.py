@@ -2,10 +2,13 @@
 
 The server later trusts its state folder (database, backups, telemetry, providers file), its
 own Python installation and package, the sys.path it imports from, and the git directory
-its own git commands read. Inside the workspace each of those is bound read-only over the
-writable workspace; every directory between the workspace root and one of them is bound
-onto itself, so that as a mount point it cannot be renamed away and replaced by a planted
-copy. A layout that cannot be protected so is refused, saying how to fix it.
+its own git commands read. Inside the workspace the state folder is hidden: the command sees
+an empty read-only folder there, because reading the database would show every tenant's
+work and locking its files (the writers' lock, SQLite's) would stall every server's writes.
+The rest, which commands need to run Python and git, is bound read-only over the writable
+workspace. Every directory between the workspace root and one of those is bound onto itself,
+so that as a mount point it cannot be renamed away and replaced by a planted copy. A layout
+that cannot be protected so is refused, saying how to fix it.
 """
 
 import os
@@ -13,11 +16,22 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, NamedTuple
 
 import wvo_mcp
 from wvo_mcp import gitsnap
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
+
+# How a backend mounts a path at itself: "pinned" bound onto itself (writable, but a mount
+# point), "read-only" bound read-only, "hidden" an empty read-only folder over it.
+Mount = Literal["pinned", "read-only", "hidden"]
+
+
+class Trusted(NamedTuple):
+    what: str  # named for messages
+    path: Path
+    hidden: bool = False  # nothing of it is for a command to read
 
 
 @dataclass(frozen=True)
@@ -25,10 +39,13 @@ class Layout:
     root: Path  # the workspace root: the only writable host directory, mounted as it is
     read_only: tuple[Path, ...]  # trusted paths inside it, bound read-only
     pinned: tuple[Path, ...]  # directories between the root and those, bound onto themselves
+    hidden: tuple[Path, ...] = ()  # trusted folders inside it, seen empty and read-only
 
-    def mounts(self) -> list[tuple[Path, bool]]:
-        """(path, writable) in mount order: parents before what is inside them."""
-        found = [(p, True) for p in self.pinned] + [(p, False) for p in self.read_only]
+    def mounts(self) -> list[tuple[Path, Mount]]:
+        """(path, how) in mount order: parents before what is inside them."""
+        found: list[tuple[Path, Mount]] = [(p, "pinned") for p in self.pinned]
+        found += [(p, "read-only") for p in self.read_only]
+        found += [(p, "hidden") for p in self.hidden]
         return sorted(found, key=lambda item: len(item[0].parts))
 
 
@@ -36,28 +53,27 @@ def _within(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def trusted(settings: Settings, workspace: Path) -> list[tuple[str, Path]]:
-    """What the server trusts, named for messages."""
-    found = [("the state folder", settings.state_root)]
+def trusted(settings: Settings, workspace: Path) -> list[Trusted]:
+    """What the server trusts; the state folder hidden."""
+    found = [Trusted("the state folder", settings.state_root, hidden=True)]
     if settings.providers_file is not None:
-        found.append(("the providers file", settings.providers_file))
+        found.append(Trusted("the providers file", settings.providers_file))
     for prefix in dict.fromkeys([sys.prefix, sys.exec_prefix, sys.base_prefix]):
-        found.append(("the server's Python installation", Path(prefix)))
-    found.append(("the wvo_mcp package", Path(wvo_mcp.__file__).parent))
+        found.append(Trusted("the server's Python installation", Path(prefix)))
+    found.append(Trusted("the wvo_mcp package", Path(wvo_mcp.__file__).parent))
     repo = gitsnap.locate(workspace)
     if repo is not None:
-        found += [("the git repository", repo.entry), ("the git repository", repo.git_dir)]
+        found += [Trusted("the git repository", p) for p in (repo.entry, repo.git_dir)]
     return found
 
 
-def plan(
-    workspace: Path, trusted: Iterable[tuple[str, Path]], import_path: Iterable[str]
-) -> Layout:
+def plan(workspace: Path, trusted: Iterable[Trusted], import_path: Iterable[str]) -> Layout:
     """How to mount `workspace`; ValidationFailed when something the server trusts cannot
     be kept out of a command's reach."""
     root = workspace.resolve()
     read_only: set[Path] = set()
-    for what, path in trusted:
+    hidden: set[Path] = set()
+    for what, path, hide in trusted:
         real = path.resolve()
         if _within(root, real):
             raise ValidationFailed(
@@ -73,22 +89,35 @@ def plan(
                 f"path, {real}"
             )
         if real != root and _within(real, root) and real.exists():
-            read_only.add(real)
+            (hidden if hide else read_only).add(real)
     for entry in import_path:
         folder = Path(entry or os.getcwd()).resolve()
         if entry and not os.path.isabs(entry) and not folder.exists():
             continue  # a path hook's key, such as an editable install's finder
-        if _within(folder, root) and not any(_within(folder, p) for p in read_only):
+        if _within(folder, root) and not any(_within(folder, p) for p in read_only | hidden):
             raise ValidationFailed(
                 f"Python imports modules from {folder}, which is in the workspace {root}: a "
                 "sandboxed command could plant code that a server would later run. Start the "
                 "server with the `wvo-mcp` command or `python -P -m wvo_mcp` (no current "
                 "directory on the import path), and keep PYTHONPATH out of the workspace"
             )
-    # Inside a read-only path, nothing more needs protecting.
-    outer = {p for p in read_only if not any(q != p and _within(p, q) for q in read_only)}
-    pinned = {a for p in outer for a in p.parents if a != root and _within(a, root)}
-    return Layout(root, tuple(sorted(outer)), tuple(sorted(pinned)))
+    # Inside a hidden folder nothing is seen; inside a read-only path nothing more needs
+    # protecting, but a hidden folder there must still be hidden (it is mounted after).
+    hidden = {p for p in hidden if not any(q != p and _within(p, q) for q in hidden)}
+    read_only = {
+        p
+        for p in read_only
+        if not any(_within(p, q) for q in hidden)
+        and not any(q != p and _within(p, q) for q in read_only)
+    }
+    # Never a folder inside a read-only path: bound onto itself it would be writable again.
+    pinned = {
+        a
+        for p in read_only | hidden
+        for a in p.parents
+        if a != root and _within(a, root) and not any(_within(a, q) for q in read_only)
+    }
+    return Layout(root, tuple(sorted(read_only)), tuple(sorted(pinned)), tuple(sorted(hidden)))
 
 
 def layout(settings: Settings, workspace: Path) -> Layout:

@@ -64,8 +64,9 @@ def _turn(queue: int, operation: int) -> bool:
 
 def _wait_turn(queue: int) -> None:
     """The writers' lock within BUSY_DEADLINE_S, else Busy. Never a blocking flock: whoever
-    can read the state folder can flock this file (a sandboxed command sees it read-only),
-    and a holder that never lets go must make writes fail, not hang for ever."""
+    can read the state folder can flock this file (any process of the server's user; a
+    sandboxed command sees the folder empty), and a holder that never lets go must make
+    writes fail, not hang for ever."""
     deadline = time.monotonic() + BUSY_DEADLINE_S
     pause = 0.0002
     while not _turn(queue, fcntl.LOCK_EX | fcntl.LOCK_NB):
