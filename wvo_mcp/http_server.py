@@ -68,6 +68,10 @@ LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 GRACE_SECONDS = 5  # open response streams get this long on shutdown
+# An agent's connection outlives the pause between its calls (heartbeats come every 30-60 s),
+# so a call does not pay a new TCP (and TLS) handshake; an idle connection costs a file and a
+# few kilobytes.
+KEEP_ALIVE_S = 120
 
 
 def is_loopback(host: str) -> bool:
@@ -661,6 +665,7 @@ def serve(settings: Settings, options: Options) -> None:
         log_level=level,
         access_log=level in ("debug", "info"),
         timeout_graceful_shutdown=GRACE_SECONDS,
+        timeout_keep_alive=KEEP_ALIVE_S,
         server_header=False,
         log_config=None,  # ours: stderr, as set up by the CLI
         http=one_send_protocol(),
