@@ -861,7 +861,7 @@ class Orchestrator:
         """The live token a bearer secret belongs to (its last use recorded, once a
         minute at most), or None."""
         now = self.clock()
-        found = await self.db.read(partial(tokens.find, secret=secret, now=now))
+        found = await self.db.read(partial(tokens.find, secret=secret, now=now), snapshot=False)
         if found is not None and tokens.stale(found, now):
             # One conditional row update, however many agents present tokens at once.
             await self.db.write(partial(tokens.used, token_id=found.id, now=now), Lock.TASK)

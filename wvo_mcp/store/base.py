@@ -70,8 +70,9 @@ class Database(Protocol):
 
     async def close(self) -> None: ...
 
-    async def read(self, fn: Callable[[Tx], T]) -> T:
-        """Run `fn` in one read-only transaction (a consistent snapshot)."""
+    async def read(self, fn: Callable[[Tx], T], snapshot: bool = True) -> T:
+        """Run `fn` in one read-only transaction (a consistent snapshot). `snapshot=False`
+        for a function of one statement, which needs none: it then costs one round trip."""
         ...
 
     async def write(self, fn: Callable[[Tx], T], lock: Lock = Lock.WORLD) -> T:

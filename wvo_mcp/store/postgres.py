@@ -196,8 +196,9 @@ class PostgresDatabase:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def read(self, fn: Callable[[Tx], T]) -> T:
-        return await anyio.to_thread.run_sync(self._transaction, fn, _BEGIN_READ)
+    async def read(self, fn: Callable[[Tx], T], snapshot: bool = True) -> T:
+        begin = _BEGIN_READ if snapshot else None  # None: one statement, its own snapshot
+        return await anyio.to_thread.run_sync(self._transaction, fn, begin)
 
     async def write(self, fn: Callable[[Tx], T], lock: Lock = Lock.WORLD) -> T:
         if lock is Lock.CLAIM:
@@ -222,7 +223,7 @@ class PostgresDatabase:
         except (psycopg.Error, PoolTimeout) as exc:
             log.info("queue counts not folded this time (%s); the next fold takes them", exc)
 
-    def _transaction(self, fn: Callable[[PostgresTx], T], begin: str) -> T:
+    def _transaction(self, fn: Callable[[PostgresTx], T], begin: str | None) -> T:
         pool = self._pool
         if pool is None:
             raise RuntimeError("database is not open")
@@ -234,6 +235,8 @@ class PostgresDatabase:
                 wait = max(0.1, min(LOCK_TIMEOUT_MS / 1000, deadline - time.monotonic()))
                 with pool.connection(timeout=wait) as conn:
                     try:
+                        if begin is None:
+                            return fn(PostgresTx(conn))
                         conn.execute(begin)
                         result = fn(PostgresTx(conn))
                         committing = True

@@ -169,8 +169,9 @@ class SqliteDatabase:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def read(self, fn: Callable[[Tx], T]) -> T:
-        """Run `fn` in one read transaction (a consistent snapshot)."""
+    async def read(self, fn: Callable[[Tx], T], snapshot: bool = True) -> T:
+        """Run `fn` in one read transaction (a consistent snapshot, whatever `snapshot`
+        says: a local one costs no round trip)."""
         return await self._run(fn, "DEFERRED")
 
     async def write(self, fn: Callable[[Tx], T], lock: Lock = Lock.WORLD) -> T:
