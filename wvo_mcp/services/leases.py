@@ -91,11 +91,11 @@ def heartbeat(
 ) -> LeaseResult:
     row = _held(tx, task_id, token)
     expires = timeutil.after(now, lease_seconds or row["lease_seconds"])
-    tx.run(
+    tx.send(
         "renew_lease",
         (expires, lease_seconds or row["lease_seconds"], timeutil.to_text(now), task_id),
     )
-    tx.run("touch_agent", (agent_id, timeutil.to_text(now)))
+    tx.send("touch_agent", (agent_id, timeutil.to_text(now)))
     return LeaseResult(task_id=task_id, lease_expires_at=expires)
 
 
@@ -131,7 +131,7 @@ def checkpoint(
     expires = None if waiting else timeutil.after(now, row["lease_seconds"])
     seq = tx.value("next_checkpoint_seq", (task_id,))
     ref = None if snapshot is None else gitsnap.ref_name(task_id, seq)
-    tx.run(
+    tx.send(
         "insert_checkpoint",
         (
             task_id,
@@ -149,10 +149,10 @@ def checkpoint(
             run,
         ),
     )
-    tx.run("prune_checkpoints", (task_id, CHECKPOINTS_KEPT))
+    tx.send("prune_checkpoints", (task_id, CHECKPOINTS_KEPT))
     if not waiting:
-        tx.run("renew_lease", (expires, row["lease_seconds"], stamp, task_id))
-    tx.run("touch_agent", (agent_id, stamp))
+        tx.send("renew_lease", (expires, row["lease_seconds"], stamp, task_id))
+    tx.send("touch_agent", (agent_id, stamp))
     return CheckpointResult(
         task_id=task_id,
         seq=seq,
@@ -305,7 +305,7 @@ def update_status(
     final = gated(row, final)
 
     keep_holder = final is Status.AWAITING_APPROVAL and current is Status.IN_PROGRESS
-    tx.run(
+    tx.send(
         "set_status",
         {
             "id": task_id,
@@ -318,11 +318,11 @@ def update_status(
         },
     )
     if current is Status.IN_PROGRESS and final is Status.NEEDS_REVIEW:
-        tx.run("mark_submitted", {"id": task_id, "author": row["assigned_to"]})
+        tx.send("mark_submitted", {"id": task_id, "author": row["assigned_to"]})
     if current is Status.NEEDS_REVIEW and final is not Status.NEEDS_REVIEW:
         # Its submission leaves the merge queue (the lander ended its own entry already).
         why = f"{actor} moved the task to {final.value}" + (f": {reason}" if reason else "")
-        tx.run("close_open_entries", {"task_id": task_id, "reason": why[:2000], "now": stamp})
+        tx.send("close_open_entries", {"task_id": task_id, "reason": why[:2000], "now": stamp})
     if verified is not None or skipped_by is not None:
         record_event(
             tx,

@@ -128,11 +128,11 @@ def reserve(tx: Tx, row: Row, decision: routing.Decision | None, now: datetime) 
     """Record where a grant was routed and reserve its estimated tokens (None: unrouted)."""
     if decision is None or not decision.routed:
         if row["routed_provider"] is not None:  # an earlier grant's route no longer holds
-            tx.run("set_route", (None, None, 0, row["id"]))
+            tx.send("set_route", (None, None, 0, row["id"]))
         return
-    tx.run("set_route", (decision.provider, decision.tier, decision.estimate.total, row["id"]))
+    tx.send("set_route", (decision.provider, decision.tier, decision.estimate.total, row["id"]))
     if decision.half_open_probe:
-        tx.run("set_probe", (row["id"], timeutil.to_text(now), decision.provider))
+        tx.send("set_probe", (row["id"], timeutil.to_text(now), decision.provider))
 
 
 def claim_route(decision: routing.Decision) -> ClaimRoute:

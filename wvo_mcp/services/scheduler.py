@@ -37,9 +37,11 @@ class Wip:
 
 
 def _wip(tx: Tx, agent_id: str, stamp: str, per_epic: bool) -> Wip:
+    live = tx.one("live_lease_counts", {"now": stamp, "agent": agent_id})
+    assert live is not None  # one row of counts, always
     return Wip(
-        global_used=tx.value("live_lease_count", (stamp,)),
-        agent_used=tx.value("agent_live_lease_count", (agent_id, stamp)),
+        global_used=live["global_used"],
+        agent_used=live["agent_used"],
         by_epic=(
             {r["epic_id"]: r["n"] for r in tx.all("live_leases_by_epic", (stamp,))}
             if per_epic
@@ -205,7 +207,7 @@ def claim(
     model: str | None = None,
 ) -> ClaimResult:
     stamp = timeutil.to_text(now)
-    tx.run("touch_agent", (agent_id, stamp))
+    tx.send("touch_agent", (agent_id, stamp))
     ident = None
     if providers is not None:
         ident = routes.identity(tx, settings, providers, agent_id, provider, model, now)

@@ -37,7 +37,7 @@ def record_event(
     reason: str | None = None,
     lease_epoch: int | None = None,
 ) -> None:
-    tx.run(
+    tx.send(
         "insert_event",
         (task_id, at, actor, kind, from_status, to_status, reason, lease_epoch),
     )

@@ -20,6 +20,7 @@ one lost during COMMIT cannot be retried safely, so it is reported as unknown, n
 done.
 """
 
+import contextlib
 import logging
 import random
 import threading
@@ -47,17 +48,19 @@ Connection = psycopg.Connection[dict[str, Any]]
 # wvo-mcp's advisory locks (per database): the world ("wvo" + "w") and the claims ("wvoc").
 WRITE_LOCK_KEY = 0x77766F77
 CLAIM_LOCK_KEY = 0x77766F63
+# A write's first statements: they go out with its first awaited statement (a pipeline).
 _BEGIN = {
-    Lock.WORLD: f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})",
-    Lock.TASK: f"BEGIN; SELECT pg_advisory_xact_lock_shared({WRITE_LOCK_KEY})",
+    Lock.WORLD: ("BEGIN", f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"),
+    Lock.TASK: ("BEGIN", f"SELECT pg_advisory_xact_lock_shared({WRITE_LOCK_KEY})"),
     # The claim lock first: claims queued for it then hold nothing a WORLD write waits for,
     # else one WORLD write would wait out the whole claim queue with every write behind it.
     Lock.CLAIM: (
-        f"BEGIN; SELECT pg_advisory_xact_lock({CLAIM_LOCK_KEY}), "
-        f"pg_advisory_xact_lock_shared({WRITE_LOCK_KEY})"
+        "BEGIN",
+        f"SELECT pg_advisory_xact_lock({CLAIM_LOCK_KEY}), "
+        f"pg_advisory_xact_lock_shared({WRITE_LOCK_KEY})",
     ),
 }
-_BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+_BEGIN_READ = ("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",)
 POOL_SIZE = 8  # connections per server process; a write holds one only while it runs
 LOCK_TIMEOUT_MS = 15_000  # waiting for the write lock, as long as SQLite's busy deadline
 STATEMENT_TIMEOUT_MS = 60_000
@@ -74,18 +77,31 @@ _RETRY_STATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
 
 
 class PostgresTx:
-    """One transaction, used synchronously (store.base.Tx)."""
+    """One transaction, used synchronously (store.base.Tx). In a write, statements are
+    pipelined: each is sent at once, and the connection waits only where an answer is read
+    (rows, a row count, the COMMIT), so what `send` queues costs no round trip of its own."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, pipeline: psycopg.Pipeline | None = None) -> None:
         self.conn = conn
+        self._pipeline = pipeline
         self._sql = queries("postgres")
 
+    def _answered(self) -> None:
+        if self._pipeline is not None:
+            self._pipeline.sync()
+
     def run(self, name: str, params: Params = ()) -> int:
-        return self.conn.execute(self._sql[name], params).rowcount
+        cur = self.conn.execute(self._sql[name], params)
+        self._answered()
+        return cur.rowcount
+
+    def send(self, name: str, params: Params = ()) -> None:
+        self.conn.execute(self._sql[name], params)
 
     def many(self, name: str, rows: Sequence[Params]) -> int:
         with self.conn.cursor() as cur:
             cur.executemany(self._sql[name], rows)
+            self._answered()
             return cur.rowcount
 
     def one(self, name: str, params: Params = ()) -> Row | None:
@@ -182,7 +198,7 @@ class PostgresDatabase:
                 f"cannot connect to {self.describe()}: is PostgreSQL running there, and may "
                 "this user connect? (WVO_DATABASE_URL names it)"
             ) from None
-        self._transaction(self._migrate, _BEGIN[Lock.WORLD])
+        self._transaction(self._migrate, _BEGIN[Lock.WORLD], pipelined=False)
 
     async def close(self) -> None:
         self._closing.set()
@@ -197,8 +213,8 @@ class PostgresDatabase:
         await self.close()
 
     async def read(self, fn: Callable[[Tx], T], snapshot: bool = True) -> T:
-        begin = _BEGIN_READ if snapshot else None  # None: one statement, its own snapshot
-        return await anyio.to_thread.run_sync(self._transaction, fn, begin)
+        begin = _BEGIN_READ if snapshot else ()  # (): one statement, its own snapshot
+        return await anyio.to_thread.run_sync(self._transaction, fn, begin, False)
 
     async def write(self, fn: Callable[[Tx], T], lock: Lock = Lock.WORLD) -> T:
         if lock is Lock.CLAIM:
@@ -206,9 +222,9 @@ class PostgresDatabase:
             # waits for its turn here, holding no connection, so the other claims queued in
             # this process cannot take every pooled connection from heartbeats meanwhile.
             async with self._claim_turn:
-                result = await anyio.to_thread.run_sync(self._transaction, fn, _BEGIN[lock])
+                result = await anyio.to_thread.run_sync(self._transaction, fn, _BEGIN[lock], True)
         else:
-            result = await anyio.to_thread.run_sync(self._transaction, fn, _BEGIN[lock])
+            result = await anyio.to_thread.run_sync(self._transaction, fn, _BEGIN[lock], True)
         if random.random() < 1 / FOLD_EVERY:
             await anyio.to_thread.run_sync(self._fold)
         return result
@@ -223,7 +239,9 @@ class PostgresDatabase:
         except (psycopg.Error, PoolTimeout) as exc:
             log.info("queue counts not folded this time (%s); the next fold takes them", exc)
 
-    def _transaction(self, fn: Callable[[PostgresTx], T], begin: str | None) -> T:
+    def _transaction(
+        self, fn: Callable[[PostgresTx], T], begin: tuple[str, ...], pipelined: bool
+    ) -> T:
         pool = self._pool
         if pool is None:
             raise RuntimeError("database is not open")
@@ -235,15 +253,18 @@ class PostgresDatabase:
                 wait = max(0.1, min(LOCK_TIMEOUT_MS / 1000, deadline - time.monotonic()))
                 with pool.connection(timeout=wait) as conn:
                     try:
-                        if begin is None:
-                            return fn(PostgresTx(conn))
-                        conn.execute(begin)
-                        result = fn(PostgresTx(conn))
-                        committing = True
-                        conn.execute("COMMIT")
+                        with conn.pipeline() if pipelined else contextlib.nullcontext() as pipe:
+                            for statement in begin:
+                                conn.execute(statement)
+                            result = fn(PostgresTx(conn, pipe))
+                            if begin:
+                                committing = True  # with what is still queued, in a pipeline
+                                conn.execute("COMMIT")
                         return result
                     except BaseException:
-                        if not committing and not conn.broken and conn.info.transaction_status:
+                        # Also after a failed COMMIT: a pipelined statement failing there
+                        # leaves the transaction open, aborted.
+                        if not conn.broken and conn.info.transaction_status:
                             conn.execute("ROLLBACK")
                         raise
             except PoolTimeout:

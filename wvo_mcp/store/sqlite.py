@@ -89,6 +89,9 @@ class SqliteTx:
     def run(self, name: str, params: Params = ()) -> int:
         return self._conn.execute(self._sql[name], params).rowcount
 
+    def send(self, name: str, params: Params = ()) -> None:
+        self._conn.execute(self._sql[name], params)
+
     def many(self, name: str, rows: Sequence[Params]) -> int:
         return self._conn.executemany(self._sql[name], rows).rowcount
 

@@ -111,13 +111,14 @@ SELECT bucket, tasks FROM queue_counts ORDER BY bucket;
 SELECT count(*) FROM tasks
 WHERE not_before > %s AND status = 'pending' AND unmet_dependencies = 0;
 
--- name: live_lease_count
-SELECT count(*) FROM tasks
-WHERE status = 'in_progress' AND lease_expires_at >= %s;
-
--- name: agent_live_lease_count
-SELECT count(*) FROM tasks
-WHERE status = 'in_progress' AND assigned_to = %s AND lease_expires_at >= %s;
+-- name: live_lease_counts
+-- The leases live at %(now)s: all of them, and the agent's.
+SELECT
+    (SELECT count(*) FROM tasks
+     WHERE status = 'in_progress' AND lease_expires_at >= %(now)s) AS global_used,
+    (SELECT count(*) FROM tasks
+     WHERE status = 'in_progress' AND assigned_to = %(agent)s
+       AND lease_expires_at >= %(now)s) AS agent_used;
 
 -- name: live_leases_by_epic
 SELECT epic_id, count(*) AS n FROM tasks

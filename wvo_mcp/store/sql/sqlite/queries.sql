@@ -92,13 +92,14 @@ SELECT bucket, tasks FROM queue_counts;
 SELECT count(*) FROM tasks INDEXED BY tasks_backing_off
 WHERE not_before > ? AND status = 'pending' AND unmet_dependencies = 0;
 
--- name: live_lease_count
-SELECT count(*) FROM tasks INDEXED BY tasks_leases
-WHERE status = 'in_progress' AND lease_expires_at >= ?;
-
--- name: agent_live_lease_count
-SELECT count(*) FROM tasks INDEXED BY tasks_holders
-WHERE status = 'in_progress' AND assigned_to = ? AND lease_expires_at >= ?;
+-- name: live_lease_counts
+-- The leases live at :now: all of them, and the agent's.
+SELECT
+    (SELECT count(*) FROM tasks INDEXED BY tasks_leases
+     WHERE status = 'in_progress' AND lease_expires_at >= :now) AS global_used,
+    (SELECT count(*) FROM tasks INDEXED BY tasks_holders
+     WHERE status = 'in_progress' AND assigned_to = :agent
+       AND lease_expires_at >= :now) AS agent_used;
 
 -- name: live_leases_by_epic
 SELECT epic_id, count(*) AS n FROM tasks INDEXED BY tasks_leases
