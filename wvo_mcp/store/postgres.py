@@ -114,28 +114,33 @@ class PostgresTx:
     def iter(self, name: str, params: Params = ()) -> Iterator[Row]:
         """Rows a page at a time (LIMIT/OFFSET, pages growing fourfold): a ranked scan that
         stops at the first row that fits costs one round trip and reads one small page.
+        The first page is asked for at once, so in a write's pipeline two scans begun
+        together (a claim's expired leases and ready tasks) share one round trip.
         A read's pages agree with each other (one snapshot); in a write, another task's
         write between two pages can shift a row across their edge, which a claim, the one
         write that scans, only sees as a candidate skipped or offered twice. (A server-side
         cursor would cost three round trips.)"""
         sql = self._sql[name].rstrip().rstrip(";")
-        if isinstance(params, Mapping):
-            paged = sql + " LIMIT %(_limit)s OFFSET %(_offset)s"
-        else:
-            paged = sql + " LIMIT %s OFFSET %s"
-        offset, size = 0, ITER_FIRST_PAGE
-        while True:
-            page: Params
+        named = isinstance(params, Mapping)
+        paged = sql + (" LIMIT %(_limit)s OFFSET %(_offset)s" if named else " LIMIT %s OFFSET %s")
+
+        def page(offset: int, size: int) -> psycopg.Cursor[Row]:
             if isinstance(params, Mapping):
-                page = {**params, "_limit": size, "_offset": offset}
-            else:
-                page = (*params, size, offset)
-            rows = self.conn.execute(paged, page).fetchall()
-            yield from rows
-            if len(rows) < size:
-                return
-            offset += size
-            size = min(size * 4, ITER_LAST_PAGE)
+                return self.conn.execute(paged, {**params, "_limit": size, "_offset": offset})
+            return self.conn.execute(paged, (*params, size, offset))
+
+        def pages(first: psycopg.Cursor[Row]) -> Iterator[Row]:
+            offset, size, cursor = 0, ITER_FIRST_PAGE, first
+            while True:
+                rows = cursor.fetchall()
+                yield from rows
+                if len(rows) < size:
+                    return
+                offset += size
+                size = min(size * 4, ITER_LAST_PAGE)
+                cursor = page(offset, size)
+
+        return pages(page(0, ITER_FIRST_PAGE))
 
     def value(self, name: str, params: Params = ()) -> Any:
         row = self.conn.execute(self._sql[name], params).fetchone()
