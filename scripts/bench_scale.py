@@ -564,8 +564,11 @@ class Bench(benchlib.Bench):
         template = self.fresh("stdio-template")
         log(f"stdio: building {total:,} independent tasks (SQLite)")
         anyio.run(benchlib.build_db, template, total, independent_task)
-        core_config = bench_core.make_config(argparse.Namespace(quick=cfg.quick, sizes=None))
-        core_config.concurrency_procs = many  # its WIP limit
+        core_config = bench_core.make_config(
+            argparse.Namespace(
+                quick=cfg.quick, sizes=None, processes=many, clients=["raw"], rounds=1
+            )
+        )  # `many` is also its WIP limit
         core = bench_core.Bench(core_config, self.work, self.cache, Report())
         try:
             for n in (1, many):
