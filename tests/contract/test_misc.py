@@ -1,5 +1,8 @@
 """Smaller behaviours the tools and the autopilot rely on: notes on the audit trail, the
-autopilot's run records, and read-modify-write context appends from several servers."""
+autopilot's run records, read-modify-write context appends from several servers, and a
+write whose queued change fails."""
+
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -8,6 +11,7 @@ import pytest
 from tests.contract.conftest import World, create, events_of
 from wvo_mcp.errors import Conflict, NotFound
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.store import Lock, Tx
 
 pytestmark = pytest.mark.anyio
 
@@ -88,3 +92,26 @@ async def test_concurrent_appends_lose_no_update(world: World) -> None:
     assert set(body[1:]) == {f"w{n} line {line}" for n in range(writers) for line in range(lines)}
     assert final.version == 1 + writers * lines
     assert conflicts > 0  # the writers did collide, and every collision was refused
+
+
+async def test_a_sent_change_that_fails_fails_its_whole_write(orch: Orchestrator) -> None:
+    """Tx.send does not wait for its answer (PostgreSQL pipelines it), but an error in it
+    still fails the write, and nothing of the write is kept."""
+    await create(orch, {"id": "T", "title": "t"})
+
+    def write(tx: Tx) -> str:
+        tx.send("touch_agent", ("sender", "2026-01-01T00:00:00Z"))
+        tx.send("insert_event", ("no-such-task", "2026-01-01T00:00:00Z", "sender", "note",
+                                 None, None, None, None))  # fmt: skip
+        tx.send("touch_agent", ("after", "2026-01-01T00:00:00Z"))
+        return "kept?"
+
+    with pytest.raises(Exception, match=r"(?i)foreign key"):
+        await orch.db.write(write, Lock.TASK)
+
+    def agents(tx: Tx) -> list[Any]:
+        return [tx.one("agent_identity", (name,)) for name in ("sender", "after")]
+
+    assert await orch.db.read(agents) == [None, None]
+    await orch.db.write(lambda tx: tx.send("touch_agent", ("sender", "2026-01-01T00:00:00Z")))
+    assert (await orch.db.read(agents))[0] is not None  # the same change, alone, is kept
