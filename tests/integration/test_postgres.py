@@ -165,7 +165,9 @@ class CutAtCommit:
     to the server and then hangs up on the client before the answer comes back: the one
     fault after which nobody can tell whether the change was kept."""
 
-    COMMIT = b"Q\x00\x00\x00\x0bCOMMIT\x00"  # the simple-query message psycopg sends
+    # The COMMIT's text in psycopg's message: a simple query, or in a write's pipeline the
+    # Parse of an unnamed statement (the store never prepares it).
+    COMMIT = b"COMMIT\x00"
 
     def __init__(self, port: int) -> None:
         self.port = port

@@ -264,7 +264,9 @@ class PostgresDatabase:
                             result = fn(PostgresTx(conn, pipe))
                             if begin:
                                 committing = True  # with what is still queued, in a pipeline
-                                conn.execute("COMMIT")
+                                # As its text, never a prepared statement's name: a COMMIT
+                                # stays recognisable on the wire (the cut-at-commit test).
+                                conn.execute("COMMIT", prepare=False)
                         return result
                     except BaseException:
                         # Also after a failed COMMIT: a pipelined statement failing there
