@@ -222,13 +222,11 @@ class PostgresDatabase:
         return await anyio.to_thread.run_sync(self._transaction, fn, begin, False)
 
     async def write(self, fn: Callable[[Tx], T], lock: Lock = Lock.WORLD) -> T:
-        if lock is Lock.CLAIM:
-            # Claims take turns across the deployment anyway: one at a time per process
-            # waits for its turn here, holding no connection, so the other claims queued in
-            # this process cannot take every pooled connection from heartbeats meanwhile.
-            async with self._claim_turn:
-                result = await anyio.to_thread.run_sync(self._transaction, fn, _BEGIN[lock], True)
-        else:
+        # Claims take turns across the deployment anyway: one at a time per process waits
+        # for its turn here, holding no connection, so the other claims queued in this
+        # process cannot take every pooled connection from heartbeats meanwhile.
+        turn = self._claim_turn if lock is Lock.CLAIM else contextlib.nullcontext()
+        async with turn:
             result = await anyio.to_thread.run_sync(self._transaction, fn, _BEGIN[lock], True)
         if random.random() < 1 / FOLD_EVERY:
             await anyio.to_thread.run_sync(self._fold)
