@@ -144,9 +144,26 @@ async def test_a_heartbeat_racing_the_monitors_requeue(world: World) -> None:
     assert set(outcomes) == {"requeued", "renewed"}, outcomes
 
 
-async def test_a_done_racing_a_take_over(world: World) -> None:
+async def test_a_done_racing_a_take_over(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     rounds = ROUNDS[world.backend.name]
     a, b = await servers(world, wip_per_agent=1)
+    # A done reads whether the task has a verify_command before it writes, so a claim started
+    # with it nearly always writes first on SQLite's one writer. In half the rounds the claim
+    # starts as that read ends, so that the writes race in both orders.
+    read_over = anyio.Event()
+    read = a.db.read
+
+    async def read_then_say(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await read(*args, **kwargs)
+        finally:
+            read_over.set()
+
+    async def claim_after_the_read() -> ClaimResult:
+        await read_over.wait()
+        return await b.claim("y")
+
+    monkeypatch.setattr(a.db, "read", read_then_say)
     outcomes: Counter[str] = Counter()
     for i in range(rounds):
         # One task at a time: the expired lease is the only work a claim can take.
@@ -155,9 +172,10 @@ async def test_a_done_racing_a_take_over(world: World) -> None:
         assert held.task is not None and held.lease_token is not None
         task_id, token = held.task.id, held.lease_token
         world.clock.advance(LEASE_S + 1)
+        read_over = anyio.Event()
         done, taken = await together(
             partial(a.update_status, task_id, Status.DONE, "x", token),
-            partial(b.claim, "y"),
+            random.choice([partial(b.claim, "y"), claim_after_the_read]),
         )
         after = await a.get_task(task_id)
         trail = [e.kind for e in await events_of(a, task_id)]

@@ -160,27 +160,27 @@ async def test_an_http_server_answers_503_not_401_while_the_database_is_away(
                 assert back.status_code == 200, back.text
 
 
-class CutAtCommit:
-    """A TCP relay to PostgreSQL on 127.0.0.1 that, once armed, passes the next COMMIT on
-    to the server and then hangs up on the client before the answer comes back: the one
-    fault after which nobody can tell whether the change was kept."""
-
-    # The COMMIT's text in psycopg's message: a simple query, or in a write's pipeline the
-    # Parse of an unnamed statement (the store never prepares it).
-    COMMIT = b"COMMIT\x00"
+class Relay:
+    """A TCP relay to PostgreSQL on 127.0.0.1 that sees every chunk each way."""
 
     def __init__(self, port: int) -> None:
         self.port = port
-        self.armed = False
-        self.cut = anyio.Event()
 
     async def serve(self, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
         async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
             task_status.started(listener.extra(anyio.abc.SocketAttribute.local_port))
             await listener.serve(self._relay)
 
+    def sending(self, line: object, chunk: bytes) -> bool:
+        """A chunk on its way to the server on connection `line`; False: hang up on the
+        client once it is passed on."""
+        return True
+
+    def answering(self, line: object, chunk: bytes) -> None:
+        """A chunk on its way back to the client."""
+
     async def _relay(self, client: anyio.abc.SocketStream) -> None:
-        hung_up = False  # set before the COMMIT goes on, so no answer can slip back
+        hung_up = False  # set before the chunk goes on, so no answer can slip back
         async with (
             client,
             await anyio.connect_tcp("127.0.0.1", self.port) as server,
@@ -190,10 +190,9 @@ class CutAtCommit:
             async def up() -> None:
                 nonlocal hung_up
                 async for chunk in client:
-                    if self.armed and self.COMMIT in chunk:
-                        self.armed, hung_up = False, True
+                    if not self.sending(client, chunk):
+                        hung_up = True
                         await server.send(chunk)
-                        self.cut.set()
                         pipes.cancel_scope.cancel()
                         return
                     await server.send(chunk)
@@ -202,10 +201,56 @@ class CutAtCommit:
                 async for chunk in server:
                     if hung_up:
                         return
+                    self.answering(client, chunk)
                     await client.send(chunk)
 
             pipes.start_soon(up)
             pipes.start_soon(down)
+
+
+class CutAtCommit(Relay):
+    """Once armed, passes the next COMMIT on to the server and then hangs up on the client
+    before the answer comes back: the one fault after which nobody can tell whether the
+    change was kept."""
+
+    # The COMMIT's text in psycopg's message: a simple query, or in a write's pipeline the
+    # Parse of an unnamed statement (the store never prepares it).
+    COMMIT = b"COMMIT\x00"
+
+    def __init__(self, port: int) -> None:
+        super().__init__(port)
+        self.armed = False
+        self.cut = anyio.Event()
+
+    def sending(self, line: object, chunk: bytes) -> bool:
+        if self.armed and self.COMMIT in chunk:
+            self.armed = False
+            self.cut.set()
+            return False
+        return True
+
+
+class RoundTrips(Relay):
+    """Counts round trips: each time a connection sends after an answer (or first)."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(port)
+        self.count = 0
+        self._waiting: set[object] = set()  # connections that sent and have had no answer
+
+    def sending(self, line: object, chunk: bytes) -> bool:
+        if line not in self._waiting:
+            self._waiting.add(line)
+            self.count += 1
+        return True
+
+    def answering(self, line: object, chunk: bytes) -> None:
+        self._waiting.discard(line)
+
+
+def through(database_url: str, port: int) -> str:
+    parts = urlsplit(database_url)
+    return urlunsplit(parts._replace(netloc=f"{parts.netloc.rsplit(':', 1)[0]}:{port}"))
 
 
 async def test_a_connection_lost_during_commit_is_reported_as_unknown_and_not_retried(
@@ -213,12 +258,11 @@ async def test_a_connection_lost_during_commit_is_reported_as_unknown_and_not_re
 ) -> None:
     """Retrying a COMMIT whose answer was lost could apply a change twice; so the caller is
     told the outcome is unknown, and the store does not run the change again."""
-    parts = urlsplit(database_url)
-    relay = CutAtCommit(parts.port or 5432)
+    relay = CutAtCommit(urlsplit(database_url).port or 5432)
     async with anyio.create_task_group() as group:
         port = await group.start(relay.serve)
-        through = urlunsplit(parts._replace(netloc=f"{parts.netloc.rsplit(':', 1)[0]}:{port}"))
-        settings = Settings(state_root=tmp_path / "state", database_url=through, otel_enabled=False)
+        relayed = through(database_url, port)
+        settings = Settings(state_root=tmp_path / "state", database_url=relayed, otel_enabled=False)
         orchestrator = await Orchestrator.open(settings)
         try:
             relay.armed = True
@@ -235,3 +279,32 @@ async def test_a_connection_lost_during_commit_is_reported_as_unknown_and_not_re
         assert [e.kind for e in detail.recent_events] == ["created"]  # once, not retried
     finally:
         await orchestrator.close()
+
+
+async def test_a_claim_and_a_heartbeat_each_cost_a_few_round_trips(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write's statements that wait on no answer go out together (a pipeline), and so do
+    the reads a claim makes before it picks: a claim costs three round trips (its reads, its
+    grant, the COMMIT), a heartbeat two (its renewal, the COMMIT)."""
+    monkeypatch.setattr(postgres, "FOLD_EVERY", float("inf"))  # no fold after a write
+    relay = RoundTrips(urlsplit(database_url).port or 5432)
+    async with anyio.create_task_group() as group:
+        port = await group.start(relay.serve)
+        relayed = through(database_url, port)
+        settings = Settings(state_root=tmp_path / "state", database_url=relayed, otel_enabled=False)
+        orchestrator = await Orchestrator.open(settings)
+        try:
+            specs = [TaskSpec(id=f"T{i}", title="work") for i in range(3)]
+            await orchestrator.create_tasks(specs, actor="p")
+            assert (await orchestrator.claim("a")).claimed  # re-ranks dated tasks first
+            relay.count = 0
+            held = await orchestrator.claim("b")
+            assert held.claimed and held.task is not None and held.lease_token is not None
+            assert relay.count == 3
+            relay.count = 0
+            await orchestrator.heartbeat(held.task.id, held.lease_token, "b")
+            assert relay.count == 2
+        finally:
+            await orchestrator.close()
+            group.cancel_scope.cancel()

@@ -22,7 +22,7 @@ from wvo_mcp.models import (
 )
 from wvo_mcp.providers import Providers
 from wvo_mcp.routing import Breaker, Outcome
-from wvo_mcp.store import Row, Tx
+from wvo_mcp.store import Answer, Row, Tx
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,16 +157,19 @@ def identity(
     now: datetime,
     *,
     remember: bool = True,
+    registered: Answer | None = None,
 ) -> Identity | None:
     """Who the agent says it is: this call's provider and model (remembered for its next
-    calls unless `remember` is off), else what it registered, else WVO_AGENT_PROVIDER /
-    WVO_AGENT_MODEL."""
+    calls unless `remember` is off), else what it registered (`registered`: its
+    agent_identity row, if already asked for), else WVO_AGENT_PROVIDER / WVO_AGENT_MODEL."""
     if (provider is None) != (model is None):
         raise ValidationFailed(
             "pass both provider and model (e.g. provider='codex', model='gpt-5-codex'), or "
             "neither; `provider_status` lists them"
         )
-    row = tx.one("agent_identity", (agent_id,))
+    if registered is None:
+        registered = tx.ask("agent_identity", (agent_id,))
+    row = registered.one()
     if provider is not None and model is not None:
         found = Identity(*providers.resolve(provider, model))
         known = row is not None and (row["provider"], row["model"]) == (provider, model)

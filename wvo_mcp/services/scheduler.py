@@ -9,7 +9,7 @@ skipped), and the grant is conditional on the epoch read.
 
 import heapq
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
@@ -36,26 +36,32 @@ class Wip:
     by_epic: dict[str, int]
 
 
-def _wip(tx: Tx, agent_id: str, stamp: str, per_epic: bool) -> Wip:
-    live = tx.one("live_lease_counts", {"now": stamp, "agent": agent_id})
-    assert live is not None  # one row of counts, always
-    return Wip(
-        global_used=live["global_used"],
-        agent_used=live["agent_used"],
-        by_epic=(
-            {r["epic_id"]: r["n"] for r in tx.all("live_leases_by_epic", (stamp,))}
-            if per_epic
-            else {}
-        ),
-    )
+def _ask_wip(tx: Tx, agent_id: str, stamp: str, per_epic: bool) -> Callable[[], Wip]:
+    """Asks for the WIP counts now, so they share a round trip with what is asked beside
+    them; the function returned reads them."""
+    live = tx.ask("live_lease_counts", {"now": stamp, "agent": agent_id})
+    epics = tx.ask("live_leases_by_epic", (stamp,)) if per_epic else None
+
+    def read() -> Wip:
+        counts = live.one()
+        assert counts is not None  # one row of counts, always
+        return Wip(
+            global_used=counts["global_used"],
+            agent_used=counts["agent_used"],
+            by_epic={} if epics is None else {r["epic_id"]: r["n"] for r in epics.all()},
+        )
+
+    return read
 
 
 def queue_counts(tx: Tx, settings: Settings, agent_id: str, now: datetime) -> QueueCounts:
     stamp = timeutil.to_text(now)
-    by_status = {r["bucket"]: r["tasks"] for r in tx.all("queue_counts")}
+    buckets = tx.ask("queue_counts")
+    backing = tx.ask("backing_off_count", (stamp,))
+    wip = _ask_wip(tx, agent_id, stamp, per_epic=False)()
+    by_status = {r["bucket"]: r["tasks"] for r in buckets.all()}
     ready_bucket = by_status.pop("ready")
-    backing_off = tx.value("backing_off_count", (stamp,))
-    wip = _wip(tx, agent_id, stamp, per_epic=False)
+    backing_off = backing.value()
     expired = by_status[Status.IN_PROGRESS] - wip.global_used
     remaining = max(
         0,
@@ -158,18 +164,18 @@ def _routed_to(tx: Tx, router: routes.Router, ident: routes.Identity, stamp: str
             yield row
 
 
-def _refresh_due_scores(tx: Tx, now: datetime) -> None:
-    """time_criticality rises as due dates near; re-rank dated tasks at most once a minute."""
-    stamp = timeutil.to_text(now)
-    last = tx.value("meta_get", ("scores_refreshed_at",))
+def _refresh_due_scores(tx: Tx, now: datetime, last: str | None) -> bool:
+    """time_criticality rises as due dates near; re-rank dated tasks at most once a minute
+    (`last`: when they were last re-ranked). Whether it re-ranked them now."""
     if (
         last is not None
         and (now - timeutil.from_text(last)).total_seconds() < SCORE_REFRESH_SECONDS
     ):
-        return
+        return False
     for row in tx.all("pending_with_due_date"):
         rescore(tx, row, now)
-    tx.run("meta_set", ("scores_refreshed_at", stamp))
+    tx.run("meta_set", ("scores_refreshed_at", timeutil.to_text(now)))
+    return True
 
 
 def _not_ready_reason(tx: Tx, row: Row, stamp: str) -> str | None:
@@ -208,12 +214,23 @@ def claim(
 ) -> ClaimResult:
     stamp = timeutil.to_text(now)
     tx.send("touch_agent", (agent_id, stamp))
+    # What a claim reads before it picks is asked for at once, one round trip on PostgreSQL,
+    # with the first page of unrouted candidates, which an agent with no tier takes from.
+    registered = tx.ask("agent_identity", (agent_id,))
+    refreshed = tx.ask("meta_get", ("scores_refreshed_at",))
+    read_wip = _ask_wip(tx, agent_id, stamp, per_epic=settings.wip_per_epic is not None)
+    early: Iterator[Row] | None = None
+    if task_id is None and provider is None and settings.agent_provider is None:
+        early = claimable(tx, stamp)
     ident = None
     if providers is not None:
-        ident = routes.identity(tx, settings, providers, agent_id, provider, model, now)
+        ident = routes.identity(
+            tx, settings, providers, agent_id, provider, model, now, registered=registered
+        )
     router = None if providers is None else routes.Router(tx, providers, now)
-    _refresh_due_scores(tx, now)
-    wip = _wip(tx, agent_id, stamp, per_epic=settings.wip_per_epic is not None)
+    if _refresh_due_scores(tx, now, refreshed.value()):
+        early = None  # asked before the re-ranking
+    wip = read_wip()
 
     def refused(reason: ClaimRefusal, message: str) -> ClaimResult:
         return ClaimResult(claimed=False, reason=reason, message=message, agent_id=agent_id)
@@ -270,7 +287,9 @@ def claim(
                         + _routed_elsewhere(top["id"], router.decide(top), ident),
                     )
             else:
-                best = next((r for r in claimable(tx, stamp) if open_to_us(r)), None)
+                found = claimable(tx, stamp) if early is None else early
+                early = None  # read once: a second look scans again
+                best = next((r for r in found if open_to_us(r)), None)
             if best is None:
                 if any(epic_full(r) for r in claimable(tx, stamp)):
                     return refused(
@@ -323,7 +342,7 @@ def _grant(
     stamp = timeutil.to_text(now)
     token = uuid.uuid4().hex
     expires = timeutil.after(now, lease_seconds)
-    granted = tx.one(
+    grant = tx.ask(
         "grant_lease",
         {
             "id": row["id"],
@@ -335,6 +354,8 @@ def _grant(
             "epoch": row["lease_epoch"],
         },
     )
+    latest = tx.ask("latest_checkpoint", (row["id"],))  # with the grant: one round trip
+    granted = grant.one()
     if granted is None:
         return None
     record_event(
@@ -356,9 +377,7 @@ def _grant(
         lease_expires_at=expires,
         lease_seconds=lease_seconds,
         attempt=granted["attempts"] + 1,
-        last_checkpoint=rows.brief(
-            rows.checkpoint(tx.one("latest_checkpoint", (row["id"],))), row["id"]
-        ),
+        last_checkpoint=rows.brief(rows.checkpoint(latest.one()), row["id"]),
     )
 
 

@@ -2,7 +2,7 @@
 folder, is the embedded default; PostgreSQL (WVO_DATABASE_URL) serves many hosts."""
 
 from wvo_mcp.config import Settings
-from wvo_mcp.store.base import Database, Lock, Params, Row, Tx
+from wvo_mcp.store.base import Answer, Database, Lock, Params, Row, Tx
 from wvo_mcp.store.sqlite import SqliteDatabase
 
 # The monitor's SQLite connection: every transaction off the event loop (its scans may be
@@ -10,7 +10,7 @@ from wvo_mcp.store.sqlite import SqliteDatabase
 # only add to every server's memory.
 MONITOR_CACHE_KIB = 256
 
-__all__ = ["Database", "Lock", "Params", "Row", "Tx", "database"]
+__all__ = ["Answer", "Database", "Lock", "Params", "Row", "Tx", "database"]
 
 
 def database(settings: Settings, *, monitor: bool = False) -> Database:

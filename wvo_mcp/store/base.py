@@ -36,6 +36,18 @@ class Row(Protocol):
     def keys(self) -> Iterable[str]: ...
 
 
+class Answer(Protocol):
+    """A read asked for before its rows are read (`Tx.ask`); read it once."""
+
+    def one(self) -> Row | None: ...
+
+    def all(self) -> list[Row]: ...
+
+    def value(self) -> Any:
+        """The first column of the first row, or None."""
+        ...
+
+
 class Tx(Protocol):
     """One transaction, used synchronously."""
 
@@ -50,6 +62,12 @@ class Tx(Protocol):
         ...
 
     def many(self, name: str, rows: Sequence[Params]) -> int: ...
+
+    def ask(self, name: str, params: Params = ()) -> Answer:
+        """Send a read now and read its rows later: on PostgreSQL, reads asked together
+        (and the first pages of scans begun with them) share one round trip. It answers as
+        of when it was asked, whatever the transaction changes before it is read."""
+        ...
 
     def one(self, name: str, params: Params = ()) -> Row | None: ...
 

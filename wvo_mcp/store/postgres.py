@@ -76,6 +76,24 @@ FOLD_EVERY = 500
 _RETRY_STATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
 
 
+class _Pending:
+    """A read sent and not yet read (store.base.Answer): its rows arrive with those of
+    whatever was sent beside it, when the first of them is read."""
+
+    def __init__(self, cursor: psycopg.Cursor[dict[str, Any]]) -> None:
+        self._cursor = cursor
+
+    def one(self) -> Row | None:
+        return self._cursor.fetchone()
+
+    def all(self) -> list[Row]:
+        return list(self._cursor.fetchall())
+
+    def value(self) -> Any:
+        row = self._cursor.fetchone()
+        return None if row is None else next(iter(row.values()))
+
+
 class PostgresTx:
     """One transaction, used synchronously (store.base.Tx). In a write, statements are
     pipelined: each is sent at once, and the connection waits only where an answer is read
@@ -104,12 +122,14 @@ class PostgresTx:
             self._answered()
             return cur.rowcount
 
+    def ask(self, name: str, params: Params = ()) -> _Pending:
+        return _Pending(self.conn.execute(self._sql[name], params))
+
     def one(self, name: str, params: Params = ()) -> Row | None:
-        row: Row | None = self.conn.execute(self._sql[name], params).fetchone()
-        return row
+        return self.ask(name, params).one()
 
     def all(self, name: str, params: Params = ()) -> list[Row]:
-        return list(self.conn.execute(self._sql[name], params).fetchall())
+        return self.ask(name, params).all()
 
     def iter(self, name: str, params: Params = ()) -> Iterator[Row]:
         """Rows a page at a time (LIMIT/OFFSET, pages growing fourfold): a ranked scan that
@@ -143,8 +163,7 @@ class PostgresTx:
         return pages(page(0, ITER_FIRST_PAGE))
 
     def value(self, name: str, params: Params = ()) -> Any:
-        row = self.conn.execute(self._sql[name], params).fetchone()
-        return None if row is None else next(iter(row.values()))
+        return self.ask(name, params).value()
 
 
 class PostgresDatabase:

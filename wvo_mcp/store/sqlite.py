@@ -79,6 +79,23 @@ def _wait_turn(queue: int) -> None:
         pause = min(2 * pause, RETRY_SLEEP_CAP_S / 2)
 
 
+class _Answered:
+    """A read's rows, read when it was asked (store.base.Answer): in process, a round trip
+    costs nothing, and later changes in the transaction stay out of them."""
+
+    def __init__(self, rows: list[sqlite3.Row]) -> None:
+        self._rows = rows
+
+    def one(self) -> Row | None:
+        return self._rows[0] if self._rows else None
+
+    def all(self) -> list[Row]:
+        return list(self._rows)
+
+    def value(self) -> Any:
+        return self._rows[0][0] if self._rows else None
+
+
 class SqliteTx:
     """One transaction, used synchronously (store.base.Tx)."""
 
@@ -94,6 +111,9 @@ class SqliteTx:
 
     def many(self, name: str, rows: Sequence[Params]) -> int:
         return self._conn.executemany(self._sql[name], rows).rowcount
+
+    def ask(self, name: str, params: Params = ()) -> _Answered:
+        return _Answered(self._conn.execute(self._sql[name], params).fetchall())
 
     def one(self, name: str, params: Params = ()) -> Row | None:
         row: Row | None = self._conn.execute(self._sql[name], params).fetchone()
