@@ -373,7 +373,8 @@ class Orchestrator:
                     token=token,
                     by_person=by_person,
                     landing=landing,
-                )
+                ),
+                snapshot=False,  # one statement: one round trip
             )
             if command is not None and skip_verify:
                 skipped_by = actor

@@ -21,6 +21,7 @@ from wvo_mcp.errors import StoreUnavailable
 from wvo_mcp.models import TaskSpec
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.store import postgres
+from wvo_mcp.transitions import Status
 
 pytestmark = pytest.mark.anyio
 ROADMAP = ROOT / "state" / "roadmap.yaml"
@@ -281,12 +282,13 @@ async def test_a_connection_lost_during_commit_is_reported_as_unknown_and_not_re
         await orchestrator.close()
 
 
-async def test_a_claim_and_a_heartbeat_each_cost_a_few_round_trips(
+async def test_a_claim_a_heartbeat_and_a_done_each_cost_a_few_round_trips(
     tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A write's statements that wait on no answer go out together (a pipeline), and so do
     the reads a claim makes before it picks: a claim costs three round trips (its reads, its
-    grant, the COMMIT), a heartbeat two (its renewal, the COMMIT)."""
+    grant, the COMMIT), a heartbeat two (its renewal, the COMMIT), a holder's done four (the
+    check for a verify_command, its locked row, its dependents, the COMMIT)."""
     monkeypatch.setattr(postgres, "FOLD_EVERY", float("inf"))  # no fold after a write
     relay = RoundTrips(urlsplit(database_url).port or 5432)
     async with anyio.create_task_group() as group:
@@ -305,6 +307,9 @@ async def test_a_claim_and_a_heartbeat_each_cost_a_few_round_trips(
             relay.count = 0
             await orchestrator.heartbeat(held.task.id, held.lease_token, "b")
             assert relay.count == 2
+            relay.count = 0
+            await orchestrator.update_status(held.task.id, Status.DONE, "b", held.lease_token)
+            assert relay.count == 4
         finally:
             await orchestrator.close()
             group.cancel_scope.cancel()
