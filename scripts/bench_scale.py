@@ -33,6 +33,7 @@ import functools
 import json
 import os
 import random
+import signal
 import ssl
 import subprocess
 import sys
@@ -54,6 +55,7 @@ from mcp.client.stdio import get_default_environment
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.pgcluster
 import bench_core
+import bench_http
 import benchlib
 from bench_core import proc_cpu_seconds
 from benchlib import (
@@ -538,6 +540,7 @@ class Config:
     plan_sizes: list[int]
     plan_calls: int
     warmup: int
+    py_spy: Path | None = None  # profile one server in the run of 16 agents on `servers`
 
 
 class Bench(benchlib.Bench):
@@ -611,6 +614,9 @@ class Bench(benchlib.Bench):
                 f"statements/task, {run['exec_ms_per_task']:.2f} ms executing, lock wait "
                 f"{run['lock_wait_ms_per_task']:.2f} ms/task"
             )
+            if run["server_cpu_layers"]:
+                shown = ", ".join(f"{k} {v:.2f}" for k, v in run["server_cpu_layers"].items())
+                log(f"  servers' CPU ms/task by layer (py-spy, one server): {shown}")
         self.report.details["http"] = self.http_runs
         self.http_rows()
         self.direct()
@@ -655,12 +661,23 @@ class Bench(benchlib.Bench):
             }
             pids = [server.process.pid for server in fleet]
             window: dict[str, Any] = {}
+            profiled = self.work / f"py-spy-{agents}x{servers}.txt"
+            spy = None
+            if cfg.py_spy is not None and (agents, servers) == (16, cfg.servers):
+                spy = subprocess.Popen(
+                    [str(cfg.py_spy), "record", "--pid", str(pids[0]), "--rate", "1000",
+                     "--format", "raw", "--output", str(profiled)],
+                    stdout=subprocess.DEVNULL, stderr=self.errlog,
+                )  # fmt: skip
             with psycopg.connect(url, autocommit=True) as probe:
 
                 def while_running() -> None:
                     window.update(self.watch(probe, pids, total))
 
                 results = self.run_workers(config, drivers, DRAIN_DEADLINE_S, while_running)
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)  # py-spy writes its samples and exits
+                spy.wait(timeout=60)
             self.errlog.flush()
         runs = [run for result in results for run in result["runs"]]
         done = sum(run["done"] for run in runs)
@@ -714,6 +731,10 @@ class Bench(benchlib.Bench):
             "refusals": dict(sum((Counter(run["refusals"]) for run in runs), Counter())),
             "duplicates": sum(1 for n in done_events.values() if n > 1),
             "done_events": sum(done_events.values()),
+            # One server's samples, split by layer, scaled to all servers' CPU per task.
+            "server_cpu_layers": (
+                bench_http.charge(profiled, window["server_cpu"] * ms) if spy is not None else {}
+            ),
         }
 
     def watch(self, probe: psycopg.Connection[Any], pids: list[int], total: int) -> dict[str, Any]:
@@ -933,6 +954,7 @@ def make_config(args: argparse.Namespace) -> Config:
             plan_sizes=[1_000, 10_000],
             plan_calls=100,
             warmup=10,
+            py_spy=args.py_spy,
         )
     return Config(
         quick=False,
@@ -946,6 +968,7 @@ def make_config(args: argparse.Namespace) -> Config:
         plan_sizes=[1_000, args.plan_size],
         plan_calls=500,
         warmup=30,
+        py_spy=args.py_spy,
     )
 
 
@@ -968,6 +991,12 @@ def main(argv: list[str] | None = None) -> int:
         type=bench_core.parse_size,
         default=1_000_000,
         help="the large plan_next database (default 1M)",
+    )
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        help="py-spy's executable: profile one server while 16 agents drain on --servers, "
+        "and split the servers' CPU per task by layer",
     )
     benchlib.only_option(parser, SECTIONS)
     benchlib.common_options(parser)
