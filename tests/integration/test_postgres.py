@@ -2,9 +2,11 @@
 database goes away: a clean error that says nothing was kept, never a hang, and service
 again once it is back."""
 
+import contextlib
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -249,9 +251,21 @@ class RoundTrips(Relay):
         self._waiting.discard(line)
 
 
-def through(database_url: str, port: int) -> str:
+@contextlib.asynccontextmanager
+async def relayed(relay: Relay, database_url: str, state_root: Path) -> AsyncIterator[Orchestrator]:
+    """An Orchestrator whose connections to `database_url` go through `relay`."""
     parts = urlsplit(database_url)
-    return urlunsplit(parts._replace(netloc=f"{parts.netloc.rsplit(':', 1)[0]}:{port}"))
+    async with anyio.create_task_group() as group:
+        port = await group.start(relay.serve)
+        host = parts.netloc.rsplit(":", 1)[0]
+        url = urlunsplit(parts._replace(netloc=f"{host}:{port}"))
+        settings = Settings(state_root=state_root, database_url=url, otel_enabled=False)
+        orchestrator = await Orchestrator.open(settings)
+        try:
+            yield orchestrator
+        finally:
+            await orchestrator.close()
+            group.cancel_scope.cancel()
 
 
 async def test_a_connection_lost_during_commit_is_reported_as_unknown_and_not_retried(
@@ -260,19 +274,11 @@ async def test_a_connection_lost_during_commit_is_reported_as_unknown_and_not_re
     """Retrying a COMMIT whose answer was lost could apply a change twice; so the caller is
     told the outcome is unknown, and the store does not run the change again."""
     relay = CutAtCommit(urlsplit(database_url).port or 5432)
-    async with anyio.create_task_group() as group:
-        port = await group.start(relay.serve)
-        relayed = through(database_url, port)
-        settings = Settings(state_root=tmp_path / "state", database_url=relayed, otel_enabled=False)
-        orchestrator = await Orchestrator.open(settings)
-        try:
-            relay.armed = True
-            with pytest.raises(StoreUnavailable, match="whether this change was kept is unknown"):
-                await orchestrator.create_tasks([TaskSpec(id="T1", title="one")], actor="p")
-            assert relay.cut.is_set()
-        finally:
-            await orchestrator.close()
-            group.cancel_scope.cancel()
+    async with relayed(relay, database_url, tmp_path / "state") as orchestrator:
+        relay.armed = True
+        with pytest.raises(StoreUnavailable, match="whether this change was kept is unknown"):
+            await orchestrator.create_tasks([TaskSpec(id="T1", title="one")], actor="p")
+        assert relay.cut.is_set()
     direct = Settings(state_root=tmp_path / "state", database_url=database_url, otel_enabled=False)
     orchestrator = await Orchestrator.open(direct)
     try:
@@ -291,25 +297,17 @@ async def test_a_claim_a_heartbeat_and_a_done_each_cost_a_few_round_trips(
     check for a verify_command, its locked row, its dependents, the COMMIT)."""
     monkeypatch.setattr(postgres, "FOLD_EVERY", float("inf"))  # no fold after a write
     relay = RoundTrips(urlsplit(database_url).port or 5432)
-    async with anyio.create_task_group() as group:
-        port = await group.start(relay.serve)
-        relayed = through(database_url, port)
-        settings = Settings(state_root=tmp_path / "state", database_url=relayed, otel_enabled=False)
-        orchestrator = await Orchestrator.open(settings)
-        try:
-            specs = [TaskSpec(id=f"T{i}", title="work") for i in range(3)]
-            await orchestrator.create_tasks(specs, actor="p")
-            assert (await orchestrator.claim("a")).claimed  # re-ranks dated tasks first
-            relay.count = 0
-            held = await orchestrator.claim("b")
-            assert held.claimed and held.task is not None and held.lease_token is not None
-            assert relay.count == 3
-            relay.count = 0
-            await orchestrator.heartbeat(held.task.id, held.lease_token, "b")
-            assert relay.count == 2
-            relay.count = 0
-            await orchestrator.update_status(held.task.id, Status.DONE, "b", held.lease_token)
-            assert relay.count == 4
-        finally:
-            await orchestrator.close()
-            group.cancel_scope.cancel()
+    async with relayed(relay, database_url, tmp_path / "state") as orchestrator:
+        specs = [TaskSpec(id=f"T{i}", title="work") for i in range(3)]
+        await orchestrator.create_tasks(specs, actor="p")
+        assert (await orchestrator.claim("a")).claimed  # re-ranks dated tasks first
+        relay.count = 0
+        held = await orchestrator.claim("b")
+        assert held.claimed and held.task is not None and held.lease_token is not None
+        assert relay.count == 3
+        relay.count = 0
+        await orchestrator.heartbeat(held.task.id, held.lease_token, "b")
+        assert relay.count == 2
+        relay.count = 0
+        await orchestrator.update_status(held.task.id, Status.DONE, "b", held.lease_token)
+        assert relay.count == 4
