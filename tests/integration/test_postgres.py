@@ -288,13 +288,14 @@ async def test_a_connection_lost_during_commit_is_reported_as_unknown_and_not_re
         await orchestrator.close()
 
 
-async def test_a_claim_a_heartbeat_and_a_done_each_cost_a_few_round_trips(
+async def test_the_loops_calls_each_cost_a_few_round_trips(
     tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A write's statements that wait on no answer go out together (a pipeline), and so do
     the reads a claim makes before it picks: a claim costs three round trips (its reads, its
     grant, the COMMIT), a heartbeat two (its renewal, the COMMIT), a holder's done four (the
-    check for a verify_command, its locked row, its dependents, the COMMIT)."""
+    check for a verify_command, its locked row, its dependents, the COMMIT), and a read's
+    snapshot is pipelined too: plan_next is four (8 unpipelined)."""
     monkeypatch.setattr(postgres, "FOLD_EVERY", float("inf"))  # no fold after a write
     relay = RoundTrips(urlsplit(database_url).port or 5432)
     async with relayed(relay, database_url, tmp_path / "state") as orchestrator:
@@ -310,4 +311,7 @@ async def test_a_claim_a_heartbeat_and_a_done_each_cost_a_few_round_trips(
         assert relay.count == 2
         relay.count = 0
         await orchestrator.update_status(held.task.id, Status.DONE, "b", held.lease_token)
+        assert relay.count == 4
+        relay.count = 0
+        await orchestrator.plan_next("c")
         assert relay.count == 4

@@ -95,9 +95,9 @@ class _Pending:
 
 
 class PostgresTx:
-    """One transaction, used synchronously (store.base.Tx). In a write, statements are
-    pipelined: each is sent at once, and the connection waits only where an answer is read
-    (rows, a row count, the COMMIT), so what `send` queues costs no round trip of its own."""
+    """One transaction, used synchronously (store.base.Tx). Statements are pipelined: each
+    is sent at once, and the connection waits only where an answer is read (rows, a row
+    count, the COMMIT), so what `send` queues costs no round trip of its own."""
 
     def __init__(self, conn: Connection, pipeline: psycopg.Pipeline | None = None) -> None:
         self.conn = conn
@@ -237,8 +237,10 @@ class PostgresDatabase:
         await self.close()
 
     async def read(self, fn: Callable[[Tx], T], snapshot: bool = True) -> T:
-        begin = _BEGIN_READ if snapshot else ()  # (): one statement, its own snapshot
-        return await anyio.to_thread.run_sync(self._transaction, fn, begin, False)
+        # A snapshot is pipelined like a write (its BEGIN goes out with its first read);
+        # one statement in its own snapshot has nothing to send beside it.
+        begin = _BEGIN_READ if snapshot else ()
+        return await anyio.to_thread.run_sync(self._transaction, fn, begin, snapshot)
 
     async def write(self, fn: Callable[[Tx], T], lock: Lock = Lock.WORLD) -> T:
         # Claims take turns across the deployment anyway: one at a time per process waits
