@@ -334,6 +334,14 @@ class Git:
     def head(self) -> str:
         return self._git(self._no_drivers(), "rev-parse", "--verify", "HEAD")
 
+    def ignored(self, paths: Sequence[str]) -> list[str]:
+        """Those of `paths` (relative to the top) that git ignores here."""
+        asked = {str(self.repo.top / p): p for p in paths}
+        found = self._run(self._no_drivers(), "check-ignore", "--", *asked)
+        if found.returncode not in (0, 1):  # 1: none is ignored
+            raise ValidationFailed(f"git check-ignore failed in {self.repo.top}: {found.stderr}")
+        return [asked[line] for line in found.stdout.splitlines() if line in asked]
+
     def has_branch(self, branch: str) -> bool:
         found = self._run([], "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}")
         return found.returncode == 0

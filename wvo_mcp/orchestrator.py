@@ -1,5 +1,6 @@
 """The orchestrator: every behaviour the MCP tools and the CLI offer, one await each."""
 
+import dataclasses
 import json
 import shlex
 from collections.abc import Callable, Sequence
@@ -38,6 +39,7 @@ from wvo_mcp.models import (
     UsageResult,
 )
 from wvo_mcp.providers import Providers
+from wvo_mcp.sandbox import toolchain
 from wvo_mcp.services import (
     board,
     context,
@@ -46,6 +48,7 @@ from wvo_mcp.services import (
     landing_figures,
     leases,
     reports,
+    roadmap_update,
     routes,
     scheduler,
     tasks,
@@ -107,6 +110,16 @@ class Orchestrator:
     async def create_tasks(self, specs: Sequence[TaskSpec], actor: str) -> CreateResult:
         return await self.db.write(
             partial(tasks.create_tasks, specs=specs, actor=actor, now=self.clock())
+        )
+
+    async def update_roadmap(
+        self, specs: Sequence[TaskSpec], actor: str, dry_run: bool = False
+    ) -> roadmap_update.RoadmapUpdate:
+        """An edited roadmap applied (`import --update`), or with `dry_run` what it would do."""
+        if dry_run:
+            return await self.db.read(partial(roadmap_update.plan, specs=specs))
+        return await self.db.write(
+            partial(roadmap_update.apply, specs=specs, actor=actor, now=self.clock())
         )
 
     async def get_task(self, task_id: str) -> TaskDetail:
@@ -598,7 +611,20 @@ class Orchestrator:
         return sandbox_record(command, result)
 
     async def _sandbox(self, request: "sandbox.Request") -> SandboxResult:
-        return await anyio.to_thread.run_sync(sandbox.run, request, self.settings)
+        return await anyio.to_thread.run_sync(self._sandboxed, request)
+
+    def _sandboxed(self, request: "sandbox.Request") -> SandboxResult:
+        """`request` run with the project's toolchain (found afresh: a person may have made
+        the .venv since)."""
+        return sandbox.run(dataclasses.replace(request, toolchain=self.toolchain()), self.settings)
+
+    def toolchain(self) -> toolchain.Toolchain:
+        """The project's toolchain folders (sandbox/toolchain.py) in the person's checkout."""
+        if self.git is None:
+            return toolchain.Toolchain()
+        found = self.git.ignored(toolchain.FOUND)
+        keep_out = [self.settings.state_root]
+        return toolchain.find(self.git.repo.top, self.providers.toolchain, found, keep_out)
 
     async def sandbox_run(
         self,

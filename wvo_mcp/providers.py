@@ -16,6 +16,8 @@ from wvo_mcp.autopilot import commands
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.sandbox import egress
+from wvo_mcp.sandbox.toolchain import Spec as ToolchainRules
+from wvo_mcp.sandbox.toolchain import relative as toolchain_folder
 
 PACKAGED = "packaged default"
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
@@ -81,10 +83,19 @@ class EstimateSpec(_Spec):
     output_share: Annotated[float, Field(ge=0, le=1)] = 0.2
 
 
+class ToolchainSpec(_Spec):
+    """The project's toolchain folders: besides those found (toolchain.FOUND), and found
+    ones left out; relative to the repository's top."""
+
+    folders: Annotated[list[Arg], Field(max_length=32)] = Field(default_factory=list)
+    exclude: Annotated[list[Arg], Field(max_length=32)] = Field(default_factory=list)
+
+
 class ProvidersFile(_Spec):
     version: Literal[1]
     estimate: EstimateSpec = EstimateSpec()
     providers: Annotated[list[ProviderSpec], Field(min_length=1)]
+    toolchain: ToolchainSpec = ToolchainSpec()
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,7 @@ class Providers:
     tokens_per_complexity: int
     output_share: float
     workers: Mapping[str, commands.WorkerKind] = field(default_factory=dict)  # by provider
+    toolchain: ToolchainRules = field(default_factory=ToolchainRules)
 
     def get(self, name: str) -> routing.Provider | None:
         return next((p for p in self.providers if p.name == name), None)
@@ -168,6 +180,7 @@ def parse(text: str, source: str) -> Providers:
         tokens_per_complexity=spec.estimate.tokens_per_complexity,
         output_share=spec.estimate.output_share,
         workers={p.name: _worker(p.worker) for p in ordered if p.worker is not None},
+        toolchain=ToolchainRules(tuple(spec.toolchain.folders), tuple(spec.toolchain.exclude)),
     )
 
 
@@ -204,6 +217,12 @@ def _inconsistencies(spec: ProvidersFile) -> list[tuple[tuple[Any, ...], str]]:
             names.add(tier.name)
             models.add(tier.model)
         problems += _worker_problems(provider.worker, (*where, "worker"))
+    for key in ("folders", "exclude"):
+        for i, given in enumerate(getattr(spec.toolchain, key)):
+            try:
+                toolchain_folder(given)
+            except ValidationFailed as exc:
+                problems.append((("toolchain", key, i), str(exc)))
         hourly, daily = provider.hourly_tokens, provider.daily_tokens
         if hourly is not None and daily is not None and hourly > daily:
             problems.append(((*where, "hourly_tokens"), f"{hourly} is above daily_tokens {daily}"))

@@ -61,7 +61,9 @@ def test_a_string_runs_through_the_shell() -> None:
 
 
 def test_the_environment_is_the_allow_list_plus_the_request() -> None:
-    env = command_env({"CI": "1", "HOME": "/work"})
+    env = command_env(
+        Request(command="true", workspace=Path("."), env={"CI": "1", "HOME": "/work"})
+    )
     assert env == {**BASE_ENV, "CI": "1", "HOME": "/work"}
     assert env["PATH"].startswith("/usr/local/sbin") and env["LANG"] == "C.UTF-8"
 

@@ -4,6 +4,7 @@ Backends: Docker (an engine answers and the image is present), bubblewrap with c
 or none (only with WVO_SANDBOX_ALLOW_UNISOLATED=1). See README "Sandboxed execution".
 """
 
+import dataclasses
 from types import ModuleType
 
 from wvo_mcp.config import Settings
@@ -12,6 +13,7 @@ from wvo_mcp.models import SandboxResult
 from wvo_mcp.sandbox import bwrap, none, protect
 from wvo_mcp.sandbox.limits import Request, validate
 from wvo_mcp.sandbox.outcome import Backend, BackendCheck, cli_exit_code, result
+from wvo_mcp.sandbox.toolchain import Toolchain
 
 __all__ = ["BackendCheck", "Request", "SandboxResult", "cli_exit_code", "doctor", "run"]
 
@@ -71,6 +73,8 @@ def run(request: Request, settings: Settings) -> SandboxResult:
     backend = choose(settings)
     size = settings.sandbox_output_bytes
     if backend == "docker":
+        # Its image brings its own toolchain: a host's .venv would not run on its libraries.
+        request = dataclasses.replace(request, toolchain=Toolchain())
         outcome = _docker().run(request, settings.sandbox_image, size, layout)
     elif backend == "bwrap":
         outcome = bwrap.run(request, size, layout)

@@ -12,10 +12,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from wvo_mcp.sandbox import cgroups, runner
+from wvo_mcp.sandbox import cgroups, runner, toolchain
 from wvo_mcp.sandbox.limits import DEFAULT_PATH, Request, argv, command_env
 from wvo_mcp.sandbox.outcome import BackendCheck, Outcome
 from wvo_mcp.sandbox.protect import Layout, Mount
@@ -82,6 +83,7 @@ def arguments(
     python: list[Path],
     host_links: dict[str, str],
     layout: Layout,
+    tools: Sequence[toolchain.Bind] = (),
 ) -> list[str]:
     """The bwrap command line (pure: the host's facts come in as arguments)."""
     args = system(network=request.network, userns=userns, host_links=host_links)
@@ -93,7 +95,13 @@ def arguments(
     args += ["--bind", str(root), str(root)]
     for path, how in layout.mounts():
         args += mount(path, how)
+    args += tool_mounts(tools)
     return [*args, *entry(root / request.cwd, env), *argv(request)]
+
+
+def tool_mounts(tools: Sequence[toolchain.Bind]) -> list[str]:
+    """The project's toolchain, read-only, from its open folders (pure)."""
+    return [arg for bind in tools for arg in ("--ro-bind-fd", str(bind.fd), str(bind.dest))]
 
 
 def mount(path: Path, how: Mount) -> list[str]:
@@ -149,10 +157,12 @@ def host_links() -> dict[str, str]:
     return links
 
 
-def command_line(request: Request, userns: bool, layout: Layout) -> list[str]:
+def command_line(
+    request: Request, userns: bool, layout: Layout, tools: Sequence[toolchain.Bind] = ()
+) -> list[str]:
     binary = find()
     assert binary is not None
-    env = command_env(request.env)
+    env = command_env(request)
     return [
         binary,
         *arguments(
@@ -162,6 +172,7 @@ def command_line(request: Request, userns: bool, layout: Layout) -> list[str]:
             python=python_dirs(),
             host_links=host_links(),
             layout=layout,
+            tools=tools,
         ),
     ]
 
@@ -232,16 +243,18 @@ def run(request: Request, output_bytes: int, layout: Layout) -> Outcome:
     found = probe()
     group = cgroups.open_group(request.memory_mb, request.cpus, request.pids_limit)
     try:
-        return runner.execute(
-            command_line(request, found.userns, layout),
-            # bwrap itself starts with a fixed environment; the command's is set inside.
-            env={"PATH": DEFAULT_PATH},
-            cwd=request.workspace,
-            timeout_s=request.timeout_s,
-            output_bytes=output_bytes,
-            group=group,
-            signal_as_status=True,
-        )
+        with toolchain.opened(request.toolchain, request.workspace) as tools:
+            return runner.execute(
+                command_line(request, found.userns, layout, tools),
+                # bwrap itself starts with a fixed environment; the command's is set inside.
+                env={"PATH": DEFAULT_PATH},
+                cwd=request.workspace,
+                timeout_s=request.timeout_s,
+                output_bytes=output_bytes,
+                group=group,
+                signal_as_status=True,
+                pass_fds=[t.fd for t in tools],
+            )
     finally:
         if group is not None:
             group.remove()

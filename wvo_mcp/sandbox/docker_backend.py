@@ -107,7 +107,7 @@ def options(request: Request, image: str, layout: Layout) -> dict[str, Any]:
     return {
         "image": image,
         "command": argv(request),
-        "environment": command_env(request.env),
+        "environment": command_env(request),
         "working_dir": str(layout.root / request.cwd),
         "volumes": volumes,
         "network_mode": "bridge" if request.network else "none",

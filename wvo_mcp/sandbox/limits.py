@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.sandbox.toolchain import Toolchain
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # The whole environment a command starts from; the parent's is never passed on, so
@@ -74,6 +75,8 @@ class Request:
     # Where the command starts, relative to the workspace. It is entered inside the
     # sandbox, after the mount: a link swapped in after the check cannot lead outside.
     cwd: str = "."
+    # The project's toolchain, shown read-only at its place in the workspace (toolchain.py).
+    toolchain: Toolchain = field(default_factory=Toolchain)
 
 
 def _plain(number: float) -> str:
@@ -167,6 +170,7 @@ def validate(request: Request) -> Request:
         network=bool(request.network),
         env=dict(request.env),
         pids_limit=int(request.pids_limit),
+        toolchain=request.toolchain,
     )
 
 
@@ -197,8 +201,10 @@ def check_env(env: Mapping[str, str]) -> None:
             raise ValidationFailed(f"env {name} is longer than {MAX_ENV_VALUE_BYTES} bytes")
 
 
-def command_env(extra: Mapping[str, str]) -> dict[str, str]:
-    """The allow-list with the request's variables on top. A request may replace PATH, HOME
-    and the rest: they only shape the command's own view, inside the sandbox (the sandbox
-    tools themselves are started with a fixed environment)."""
-    return {**BASE_ENV, **extra}
+def command_env(request: Request) -> dict[str, str]:
+    """The allow-list, the toolchain's PATH and VIRTUAL_ENV, and the request's variables on
+    top. A request may replace PATH, HOME and the rest: they only shape the command's own
+    view, inside the sandbox (the sandbox tools themselves are started with a fixed
+    environment)."""
+    tools = request.toolchain.env(request.workspace, DEFAULT_PATH)
+    return {**BASE_ENV, **tools, **request.env}

@@ -1,7 +1,7 @@
 """No isolation, only by explicit opt-in: the timeout, limits and tree kill still apply
 (through cgroups when writable here, else the process group)."""
 
-from wvo_mcp.sandbox import cgroups, runner
+from wvo_mcp.sandbox import cgroups, runner, toolchain
 from wvo_mcp.sandbox.limits import Request, argv, command_env
 from wvo_mcp.sandbox.outcome import BackendCheck, Outcome
 
@@ -20,11 +20,12 @@ def check(allowed: bool) -> BackendCheck:
 
 
 def run(request: Request, output_bytes: int) -> Outcome:
+    toolchain.link(request.toolchain, request.workspace)
     group = cgroups.open_group(request.memory_mb, request.cpus, request.pids_limit)
     try:
         return runner.execute(
             argv(request),
-            env=command_env(request.env),
+            env=command_env(request),
             cwd=request.workspace / request.cwd,
             timeout_s=request.timeout_s,
             output_bytes=output_bytes,

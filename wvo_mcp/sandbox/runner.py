@@ -8,7 +8,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -53,6 +53,7 @@ def execute(
     output_bytes: int,
     group: RunGroup | None,
     signal_as_status: bool,
+    pass_fds: Sequence[int] = (),
 ) -> Outcome:
     """Run argv (inside `group` when given) and kill its whole tree when it ends or times out."""
     full = group.launcher(argv) if group is not None else argv
@@ -66,6 +67,7 @@ def execute(
         env=dict(env),
         cwd=cwd,
         close_fds=True,
+        pass_fds=tuple(pass_fds),  # the toolchain's folders, which bwrap mounts
         # Its own session and process group: a kill of the group misses nothing of the
         # launcher's, and the terminal's signals do not reach it.
         start_new_session=True,
