@@ -26,6 +26,7 @@ from wvo_mcp.transitions import Status
 
 if TYPE_CHECKING:
     from wvo_mcp import http_server
+    from wvo_mcp.services.roadmap_update import RoadmapUpdate
 
 T = TypeVar("T")
 
@@ -209,21 +210,62 @@ def cmd_tokens(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_import(settings: Settings, args: argparse.Namespace) -> None:
-    """Import a roadmap (YAML, or JSON for FILE.json) as one all-or-nothing batch."""
+    """Import a roadmap (YAML, or JSON for FILE.json) as one all-or-nothing batch of new
+    tasks; with --update, apply an edited one to the tasks it names (docs/operations.md)."""
     from wvo_mcp import roadmap
 
+    if args.dry_run and not args.update:
+        raise ValidationFailed(
+            "--dry-run goes with --update: `wvo-mcp import --update --dry-run FILE`"
+        )
     # Parsing builds millions of small objects that the cyclic GC would rescan over and
     # over (most of the time of a 100k-task import); none of them form cycles.
     gc.disable()
     try:
         specs = roadmap.load(Path(args.file))
-        result = anyio.run(lambda: _with(settings, lambda o: o.create_tasks(specs, _person(args))))
+        if args.update:
+            update = anyio.run(
+                lambda: _with(
+                    settings, lambda o: o.update_roadmap(specs, _person(args), args.dry_run)
+                )
+            )
+        else:
+            result = anyio.run(
+                lambda: _with(settings, lambda o: o.create_tasks(specs, _person(args)))
+            )
     finally:
         gc.enable()
+    if args.update:
+        _print_update(update, args.file, settings.database_label, args.dry_run)
+        return
     print(
         f"imported {len(result.created)} tasks into {settings.database_label}; "
         f"{len(result.ready)} ready"
     )
+
+
+def _print_update(found: "RoadmapUpdate", source: str, label: str, dry_run: bool) -> None:
+    would = "would " if dry_run else ""
+    print(
+        f"{source}: {would}update {len(found.changed)}, {would}add {len(found.added)}, "
+        f"{found.unchanged} unchanged, {len(found.skipped)} skipped, "
+        f"{len(found.missing)} not in the file ({label})"
+    )
+    for entry in found.changed:
+        print(f"  {would}update {entry.id}: {', '.join(entry.fields)}")
+    for task_id in found.added:
+        print(f"  {would}add {task_id}")
+    for entry in found.skipped:
+        print(
+            f"  skipped {entry.id} ({entry.status}; the file changes {', '.join(entry.fields)}): "
+            f"{entry.why}"
+        )
+    if found.missing:
+        print("not in the file, kept as they are (an update never deletes or cancels a task):")
+        for gone in found.missing:
+            print(f"  {gone.id} ({gone.status}) {gone.title}")
+    if dry_run:
+        print("nothing changed (--dry-run)")
 
 
 def cmd_export(settings: Settings, args: argparse.Namespace) -> None:
@@ -923,7 +965,10 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wvo-mcp", description=__doc__)
     p.add_argument("--version", action="version", version=f"wvo-mcp {__version__}")
     p.add_argument(
-        "--state-root", help="state folder (default: $WVO_STATE_ROOT or ./state)", default=None
+        "--state-root",
+        help="The state folder (default: $WVO_STATE_ROOT, else the one `wvo-mcp init` recorded "
+        "for this repository, else ./state if it holds a database).",
+        default=None,
     )
     sub = p.add_subparsers(dest="command")
 
@@ -949,7 +994,19 @@ def parser() -> argparse.ArgumentParser:
     tokens.add_argument("--name", help="for add: the agent id, or the person's name")
     tokens.add_argument("--by", help="who adds it (default: your user name)")
     tokens.add_argument("--json", action="store_true", help="machine-readable output")
-    add("import", cmd_import).add_argument("file", help="roadmap YAML")
+    imports = add("import", cmd_import)
+    imports.add_argument("file", help="roadmap YAML")
+    imports.add_argument(
+        "--update",
+        action="store_true",
+        help="Apply an edited roadmap: change the tasks it names and add its new ones. Claimed, "
+        "held and done work stays as it is; tasks it leaves out are listed, not deleted.",
+    )
+    imports.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="With --update: say what would change, and change nothing.",
+    )
     add("export", cmd_export).add_argument("file", nargs="?", help="output file (default stdout)")
     status = add("status", cmd_status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -1122,6 +1179,12 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return parser().parse_args(argv)
 
 
+# Commands that run without a state folder found for them: a client starts `serve` with
+# WVO_STATE_ROOT (without one, ./state as ever), init makes one, demo has its own, doctor and
+# sandbox only look. Every other command refuses rather than make ./state where it stands.
+STATELESS = (cmd_serve, cmd_init, cmd_demo, cmd_doctor, cmd_sandbox)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parse(sys.argv[1:] if argv is None else argv)
     handler = getattr(args, "handler", cmd_serve)
@@ -1131,7 +1194,10 @@ def main(argv: list[str] | None = None) -> None:
     elif state_root is None and not os.environ.get("WVO_STATE_ROOT"):
         from wvo_mcp.wiring import place
 
-        state_root = place.recorded(Path.cwd())  # a repository `wvo-mcp init` wired
+        state_root = place.found(Path.cwd())
+        if state_root is None and handler not in STATELESS:
+            print(f"wvo-mcp: {place.NOT_INITIALISED}", file=sys.stderr)
+            sys.exit(2)
     try:
         settings = Settings.from_env(state_root=state_root)
         # A client shows every stderr line of a server as an error: serve says only what is

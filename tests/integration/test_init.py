@@ -193,6 +193,69 @@ def test_claude_md_linked_to_agents_md_gets_one_section(repo: Path) -> None:
     assert (repo / "AGENTS.md").read_text().count("<!-- wvo-mcp:begin") == 1
 
 
+def run(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`wvo-mcp ARGS` in `cwd` with no state folder named (none in the environment)."""
+    return subprocess.run(
+        [str(WVO), *args],
+        cwd=cwd,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd.parent / "home"), "WVO_OTEL_ENABLED": "0"}
+        | env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_SECONDS,
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("status",), ("import", "roadmap.yaml"), ("export",), ("tokens", "list"), ("show", "T1"),
+     ("autopilot", "status"), ("backup",), ("dashboard", "--no-auth")],
+    ids=lambda args: args[0],
+)  # fmt: skip
+def test_a_command_outside_an_initialised_repository_says_to_run_init(
+    repo: Path, args: tuple[str, ...]
+) -> None:
+    """Not silently a new ./state wherever the command stands: a person who has not run init
+    here (or is in the wrong folder) is told so, with the other way to name a state folder."""
+    (repo / "roadmap.yaml").write_text("version: 1\ntasks: [{id: T1, title: one}]\n")
+    before = tree(repo)
+    refused = run(repo, *args)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.stderr.splitlines() == [
+        "wvo-mcp: no state folder here: run `wvo-mcp init` here first (it makes one and "
+        "records it for this repository), or name one with --state-root DIR or WVO_STATE_ROOT"
+    ]
+    assert refused.stdout == ""
+    assert tree(repo) == before and not (repo / "state").exists()
+
+
+def test_a_named_state_folder_or_an_existing_state_database_is_used(
+    repo: Path, tmp_path: Path
+) -> None:
+    (repo / "roadmap.yaml").write_text("version: 1\ntasks: [{id: T1, title: one}]\n")
+    named = tmp_path / "named"
+    done = run(repo, "--state-root", str(named), "import", "roadmap.yaml")
+    assert done.returncode == 0 and f"into {named / 'orchestrator.db'}" in done.stdout
+    done = run(repo, "status", WVO_STATE_ROOT=str(named))
+    assert done.returncode == 0 and "pending 1" in done.stdout
+    # ./state holding a database (a clone of wvo-mcp after its first import) is found.
+    assert run(repo, "--state-root", "state", "import", "roadmap.yaml").returncode == 0
+    done = run(repo, "status")
+    assert done.returncode == 0, done.stderr
+    assert f"state: {repo / 'state' / 'orchestrator.db'}" in done.stdout
+
+
+def test_doctor_in_a_repository_without_init_makes_no_state_folder(repo: Path) -> None:
+    before = tree(repo)
+    checked = run(repo, "doctor", "--json")
+    assert checked.returncode == 1
+    found = {c["name"]: (c["ok"], c["detail"]) for c in json.loads(checked.stdout)}
+    assert found["state folder"] == (False, f"none recorded for {repo}: run `wvo-mcp init`")
+    assert found["database"] == (False, f"none in {repo / 'state'}: `wvo-mcp init` makes it")
+    assert tree(repo) == before and not (repo / "state").exists()
+
+
 def test_init_outside_a_repository_is_refused(tmp_path: Path) -> None:
     (tmp_path / "home").mkdir()
     loose = tmp_path / "loose"

@@ -45,7 +45,7 @@ def test_a_state_folder_planted_in_the_working_tree_is_not_used(repo: Path) -> N
     (repo / ".wvo").mkdir()
     (repo / ".wvo" / "providers.yaml").write_text(PLANTED)
     shown = wvo(repo, "providers")
-    assert shown.returncode == 0, shown.stderr
+    assert shown.returncode == 2 and "run `wvo-mcp init` here first" in shown.stderr
     assert "planted" not in shown.stdout
     assert not (repo / ".wvo" / "orchestrator.db").exists()
 
@@ -59,7 +59,8 @@ def test_a_record_in_an_included_config_file_is_not_read(repo: Path, tmp_path: P
     git(repo, "config", "include.path", "../wvo.cfg")
     assert git(repo, "config", "--get", "wvo.stateRoot") == str(planted)  # git would use it
     shown = wvo(repo, "providers")
-    assert shown.returncode == 0 and "planted" not in shown.stdout
+    assert shown.returncode == 2 and "run `wvo-mcp init` here first" in shown.stderr
+    assert "planted" not in shown.stdout and not (planted / "orchestrator.db").exists()
 
 
 @pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")

@@ -64,6 +64,9 @@ async def run(settings: Settings, cwd: Path) -> list[Check]:
 
 
 async def _database(settings: Settings, state: Path) -> Check:
+    if settings.database_url is None and not (state / "orchestrator.db").is_file():
+        # Opening would make one: doctor looks, and a folder nobody asked for stays unmade.
+        return Check("database", False, f"none in {state}: `wvo-mcp init` makes it")
     try:
         orchestrator = await Orchestrator.open(dataclasses.replace(settings, state_root=state))
     except WvoError as exc:

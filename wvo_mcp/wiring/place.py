@@ -17,6 +17,11 @@ from wvo_mcp import gitsnap
 STATE_DIR = ".wvo"
 KEY = "wvo.stateRoot"
 GIT_TIMEOUT_S = 30
+LEGACY = Path("state")  # the default before `wvo-mcp init`; a clone of wvo-mcp ships it
+NOT_INITIALISED = (
+    "no state folder here: run `wvo-mcp init` here first (it makes one and records it for "
+    "this repository), or name one with --state-root DIR or WVO_STATE_ROOT"
+)
 
 
 def git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -39,6 +44,16 @@ def recorded(cwd: Path) -> Path | None:
         return None
     path = found.stdout.strip()
     return Path(path) if found.returncode == 0 and os.path.isabs(path) else None
+
+
+def found(cwd: Path) -> Path | None:
+    """The state folder for a command run in `cwd` that names none: the one `wvo-mcp init`
+    recorded, else ./state when it already holds a database (made before init existed, or
+    with --state-root state); None when neither, so a command never makes ./state unasked."""
+    chosen = recorded(cwd)
+    if chosen is None and (cwd / LEGACY / "orchestrator.db").is_file():
+        return cwd / LEGACY
+    return chosen
 
 
 def record(top: Path, state_root: Path) -> None:
