@@ -842,6 +842,10 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> None:
         imported = anyio.run(init.seed, here, roadmap, _person(args))
         if imported:
             _say(f"  {here.database_label}: imported {imported} starter tasks from {roadmap}")
+    shared = init.uncommitted(wiring.top)
+    if shared:
+        _say(f"\n{init.WHY_COMMIT}:")
+        _say(f"  git add {' '.join(shared)} && git commit -m 'Wire wvo-mcp'")
     _say(
         "\nnext: run `claude` or `codex` here as usual (approve the project's wvo server when "
         "asked), or `wvo-mcp autopilot` to launch workers yourself; `wvo-mcp dashboard --no-auth` "

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CLI_TIMEOUT_SECONDS, open_db
-from tests.gitwork import git
+from tests.gitwork import git, git_env
 from wvo_mcp.wiring import edits
 
 WVO = Path(sys.executable).with_name("wvo-mcp")
@@ -107,6 +107,26 @@ def test_init_keeps_what_the_person_wrote_and_adds_the_wiring(repo: Path) -> Non
         ids = [r[0] for r in db.execute("SELECT id FROM tasks ORDER BY id")]
     assert ids == ["wvo-start-build", "wvo-start-map"]
     assert git(repo, "config", "--get", "wvo.stateRoot") == str(state)
+
+
+def test_init_ends_with_the_files_to_commit_and_why(repo: Path) -> None:
+    lines = init(repo).stdout.splitlines()
+    why = lines.index(
+        "commit these: the autopilot's workers see only committed CLAUDE.md and AGENTS.md, "
+        "and your teammates' clients read .mcp.json, .codex/config.toml and .gitignore:"
+    )
+    told = lines[why + 1].strip()
+    assert told == (
+        "git add .gitignore .mcp.json .codex/config.toml AGENTS.md CLAUDE.md "
+        "&& git commit -m 'Wire wvo-mcp'"
+    )
+    assert lines[why + 3].startswith("next: ")
+    # What it says to run commits everything init wrote for everyone, and no state.
+    subprocess.run(["/bin/sh", "-c", told], cwd=repo, env=git_env(repo), check=True)
+    assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+    assert ".wvo" not in git(repo, "ls-files")
+    again = init(repo)
+    assert again.returncode == 0 and "commit these" not in again.stdout
 
 
 def test_a_second_run_changes_nothing(repo: Path) -> None:

@@ -24,6 +24,11 @@ from wvo_mcp.wiring import clis, edits, place
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 INSTRUCTION_FILES = ("AGENTS.md", "CLAUDE.md")  # Codex reads the first, Claude Code the second
+SHARED_FILES = (".gitignore", ".mcp.json", ".codex/config.toml", *INSTRUCTION_FILES)
+WHY_COMMIT = (
+    "commit these: the autopilot's workers see only committed CLAUDE.md and AGENTS.md, and "
+    "your teammates' clients read .mcp.json, .codex/config.toml and .gitignore"
+)
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,16 @@ def describe(wiring: Wiring, dry_run: bool) -> list[str]:
         verb = "would record" if dry_run else "recorded"
         lines.append(f"  .git/config: {verb} {place.KEY} (commands run here find the state)")
     return lines
+
+
+def uncommitted(top: Path) -> list[str]:
+    """The files init writes for everyone (SHARED_FILES) that git has not committed as they
+    are now: new or changed, and not ignored."""
+    found = place.git(
+        top, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", *SHARED_FILES
+    )
+    listed = {entry[3:] for entry in found.stdout.split("\0") if len(entry) > 3}
+    return [name for name in SHARED_FILES if name in listed]
 
 
 def providers_text(found: Sequence[clis.Cli]) -> str:
