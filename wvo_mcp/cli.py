@@ -247,9 +247,9 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> None:
 def _print_update(found: "RoadmapUpdate", source: str, label: str, dry_run: bool) -> None:
     would = "would " if dry_run else ""
     print(
-        f"{source}: {would}update {len(found.changed)}, {would}add {len(found.added)}, "
+        f"{label}: {would}update {len(found.changed)}, {would}add {len(found.added)}, "
         f"{found.unchanged} unchanged, {len(found.skipped)} skipped, "
-        f"{len(found.missing)} not in the file ({label})"
+        f"{len(found.missing)} not in {source}"
     )
     for entry in found.changed:
         print(f"  {would}update {entry.id}: {', '.join(entry.fields)}")

@@ -14,6 +14,8 @@ import yaml
 
 from tests.conftest import wvo
 from tests.landing_state import fill_state
+from wvo_mcp.config import Settings
+from wvo_mcp.orchestrator import Orchestrator
 
 ROOT = Path(__file__).resolve().parents[2]
 ROADMAP = ROOT / "state" / "roadmap.yaml"
@@ -220,6 +222,58 @@ def test_bad_roadmap_leaves_existing_state_untouched(imported: Path, tmp_path: P
     assert result.returncode == 2 and "E1.M1.T1" in result.stderr
     assert task_count(imported) == ROADMAP_TASKS
     assert ok(imported, "export") == before
+
+
+async def claim(state_root: Path, task_id: str) -> None:
+    """An agent claims the task, through the services a server runs."""
+    settings = Settings.from_env({"WVO_STATE_ROOT": str(state_root), "WVO_OTEL_ENABLED": "0"})
+    orch = await Orchestrator.open(settings)
+    try:
+        assert (await orch.claim("agent-1", task_id)).claimed
+    finally:
+        await orch.close()
+
+
+def test_import_update_applies_an_edited_roadmap(imported: Path, tmp_path: Path) -> None:
+    anyio.run(claim, imported, "E1.M1.T2")
+    tasks = yaml.safe_load(ok(imported, "export"))["tasks"]
+    by_id = {t["id"]: t for t in tasks}
+    by_id["E1.M1.T1"]["title"] = "Define the checkout v3 contract"
+    by_id["E1.M1.T1"]["tags"] = ["api"]
+    by_id["E1.M1.T2"]["title"] = "Renamed while claimed"
+    gone = tasks.pop()
+    tasks.append({"id": "NEW.1", "title": "a new task", "depends_on": ["E1.M1.T1"]})
+    edited = write_roadmap(tmp_path / "edited.yaml", tasks)
+
+    # Without --update an existing id is refused, as it always was.
+    refused = wvo(imported, "import", str(edited))
+    assert refused.returncode == 2 and "already exist" in refused.stderr
+    before = ok(imported, "export")
+    would = ok(imported, "import", "--update", "--dry-run", str(edited))
+    assert ok(imported, "export") == before
+    done = ok(imported, "import", "--update", str(edited))
+    for out, verb in ((would, "would "), (done, "")):
+        lines = out.splitlines()
+        assert lines[0] == (
+            f"{imported / 'orchestrator.db'}: {verb}update 1, {verb}add 1, "
+            f"{ROADMAP_TASKS - 3} unchanged, 1 skipped, 1 not in {edited}"
+        )
+        assert f"  {verb}update E1.M1.T1: title, tags" in lines
+        assert f"  {verb}add NEW.1" in lines
+        skipped = next(line for line in lines if line.startswith("  skipped E1.M1.T2"))
+        assert "(in_progress; the file changes title)" in skipped and "claimed" in skipped
+        assert f"  {gone['id']} (pending) {gone['title']}" in lines
+    assert would.splitlines()[-1] == "nothing changed (--dry-run)"
+
+    after = {t["id"]: t for t in yaml.safe_load(ok(imported, "export"))["tasks"]}
+    assert after["E1.M1.T1"]["title"] == "Define the checkout v3 contract"
+    assert after["E1.M1.T2"]["title"] != "Renamed while claimed"
+    assert gone["id"] in after and after["NEW.1"]["depends_on"] == ["E1.M1.T1"]
+    shown = json.loads(ok(imported, "show", "E1.M1.T2"))
+    assert (shown["status"], shown["assigned_to"]) == ("in_progress", "agent-1")
+
+    alone = wvo(imported, "import", "--dry-run", str(edited))
+    assert alone.returncode == 2 and "--dry-run goes with --update" in alone.stderr
 
 
 def test_unreadable_roadmaps_exit_2(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from wvo_mcp import timeutil, wsjf
 from wvo_mcp.errors import NotFound, ValidationFailed
@@ -168,6 +169,11 @@ def create_tasks(tx: Tx, specs: Sequence[TaskSpec], actor: str, now: datetime) -
 
 
 def rescore(tx: Tx, row: Row, now: datetime, extra_dependents: int = 0) -> None:
+    tx.run("set_score", score_params(row, now, extra_dependents))
+
+
+def score_params(row: Row, now: datetime, extra_dependents: int = 0) -> tuple[Any, ...]:
+    """`set_score`'s parameters for a task row that gains `extra_dependents`."""
     count = row["dependents"] + extra_dependents
     parts = rows.score(
         business_value=row["business_value"],
@@ -178,7 +184,7 @@ def rescore(tx: Tx, row: Row, now: datetime, extra_dependents: int = 0) -> None:
         due_at=row["due_at"],
         now=now,
     )
-    tx.run("set_score", (count, parts.time_criticality, parts.score, row["id"]))
+    return (count, parts.time_criticality, parts.score, row["id"])
 
 
 def get_task(tx: Tx, task_id: str) -> TaskDetail:

@@ -51,6 +51,25 @@ INSERT INTO tasks (
 -- name: insert_dependency
 INSERT INTO task_dependencies (task_id, depends_on_id) VALUES (%s, %s);
 
+-- name: tasks_by_ids
+-- Every column of those of a JSON array of ids that exist.
+SELECT * FROM tasks WHERE id IN (SELECT jsonb_array_elements_text(%s::jsonb));
+
+-- name: update_definition
+-- A roadmap's new definition of a task (import --update); status and progress stay.
+UPDATE tasks SET
+    title = %(title)s, description = %(description)s, epic_id = %(epic_id)s,
+    milestone_id = %(milestone_id)s, complexity = %(complexity)s,
+    business_value = %(business_value)s, time_criticality = %(time_criticality)s,
+    risk_reduction = %(risk_reduction)s, job_size = %(job_size)s, due_at = %(due_at)s,
+    tags = %(tags)s, requires_approval = %(requires_approval)s,
+    max_attempts = %(max_attempts)s, metadata = %(metadata)s,
+    verify_command = %(verify_command)s, unmet_dependencies = %(unmet)s, updated_at = %(now)s
+WHERE id = %(id)s;
+
+-- name: delete_dependency
+DELETE FROM task_dependencies WHERE task_id = %s AND depends_on_id = %s;
+
 -- name: set_score
 UPDATE tasks SET dependents = %s, effective_time_criticality = %s, wsjf_score = %s WHERE id = %s;
 

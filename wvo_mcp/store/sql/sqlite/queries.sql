@@ -35,6 +35,25 @@ INSERT INTO tasks (
 -- name: insert_dependency
 INSERT INTO task_dependencies (task_id, depends_on_id) VALUES (?, ?);
 
+-- name: tasks_by_ids
+-- Every column of those of a JSON array of ids that exist.
+SELECT * FROM tasks WHERE id IN (SELECT value FROM json_each(?));
+
+-- name: update_definition
+-- A roadmap's new definition of a task (import --update); status and progress stay.
+UPDATE tasks SET
+    title = :title, description = :description, epic_id = :epic_id,
+    milestone_id = :milestone_id, complexity = :complexity, business_value = :business_value,
+    time_criticality = :time_criticality, risk_reduction = :risk_reduction,
+    job_size = :job_size, due_at = :due_at, tags = :tags,
+    requires_approval = :requires_approval, max_attempts = :max_attempts,
+    metadata = :metadata, verify_command = :verify_command, unmet_dependencies = :unmet,
+    updated_at = :now
+WHERE id = :id;
+
+-- name: delete_dependency
+DELETE FROM task_dependencies WHERE task_id = ? AND depends_on_id = ?;
+
 -- name: set_score
 UPDATE tasks SET dependents = ?, effective_time_criticality = ?, wsjf_score = ? WHERE id = ?;
 
