@@ -193,6 +193,12 @@ GIT = ["git", "-c", "user.name=fake", "-c", "user.email=fake@localhost"]
 Call = Callable[..., Awaitable[dict[str, Any]]]
 
 
+def shell(line: str) -> str:
+    """What a worker's shell command says, and its exit status."""
+    done = subprocess.run(line, shell=True, capture_output=True, text=True, check=False)
+    return f"{done.stdout}{done.stderr}exit {done.returncode}\n"
+
+
 def alive(doing: str) -> None:
     """A line of output per attempt: a long run of them is not a hung worker."""
     emit({"type": "system", "subtype": "attempt", "target": doing})
@@ -640,6 +646,8 @@ async def work(text: str, model: str, server: Server) -> int:
         if mode == "plant":
             await anyio.Path(".plant").write_text("")
         files = dict(metadata.get("fake_files", {}))
+        for n, line in enumerate(metadata.get("fake_run", [])):  # its output is committed
+            files[f"ran-{n}.txt"] = await anyio.to_thread.run_sync(shell, line)
         if "returned: a check failed" in text:
             files.update(metadata.get("fake_fix", {}))
         for name, content in files.items():

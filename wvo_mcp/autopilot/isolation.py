@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import anyio
@@ -16,8 +16,9 @@ import anyio
 from wvo_mcp.autopilot import commands
 from wvo_mcp.autopilot.gateway import Gateway
 from wvo_mcp.errors import ValidationFailed
-from wvo_mcp.sandbox import bwrap, egress, workers
+from wvo_mcp.sandbox import bwrap, egress, toolchain, workers
 from wvo_mcp.sandbox.limits import DEFAULT_PATH
+from wvo_mcp.sandbox.toolchain import Toolchain
 from wvo_mcp.services.tokens import Scope
 
 # A CLI's own credentials, copied from the person's home into the run's (and nothing else of
@@ -38,6 +39,7 @@ class Ready:
     env: dict[str, str]
     cwd: Path
     stdin: bytes
+    pass_fds: tuple[int, ...] = ()  # the toolchain's folders, which bwrap mounts
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class Run:
     writable: bool = True  # a reviewer's checkout is read-only
     borrowed: tuple[Path, ...] = ()  # objects its repository borrows, seen read-only
     hidden: tuple[Path, ...] = ()  # what no folder it sees may hold (state, the person's own)
+    toolchain: Toolchain = field(default_factory=Toolchain)  # the project's, read-only
 
 
 @contextlib.asynccontextmanager
@@ -65,6 +68,7 @@ async def prepared(
     program, install = workers.installation(run.kind.program, outside.get("PATH"))
     private = Path(tempfile.mkdtemp(prefix="wvo-run-"))  # 0700, outside every repository
     token = await gateway.token(run.agent_id, run.scope)
+    stack = contextlib.ExitStack()  # the toolchain's open folders
     try:
         home = workers.private_dir(private, "home")
         launch = commands.Launch(
@@ -82,9 +86,10 @@ async def prepared(
         argv = commands.argv(run.kind, launch, str(program))
         stdin = run.prompt.encode()
         if not sandboxed:
-            yield Ready(
-                argv, {**env, "PATH": outside.get("PATH", DEFAULT_PATH)}, run.workdir, stdin
-            )
+            toolchain.link(run.toolchain, run.workdir)
+            path = outside.get("PATH", DEFAULT_PATH)
+            tools = run.toolchain.env(run.workdir, path)
+            yield Ready(argv, {**env, "PATH": path, **tools}, run.workdir, stdin)
             return
         socket = private / "egress.sock"
         endpoints = tuple(
@@ -95,6 +100,7 @@ async def prepared(
         )
         read_only = (install, *workers.package_dirs(), *run.borrowed, *mounts(run.kind))
         _check_hidden(read_only, (*run.hidden, Path(outside.get("HOME", "/nonexistent"))))
+        opened = toolchain.opened(run.toolchain, run.workdir)
         view = workers.View(
             workdir=run.workdir,
             home=home,
@@ -102,6 +108,8 @@ async def prepared(
             socket=socket,
             endpoints=endpoints,
             writable=run.writable,
+            toolchain=run.toolchain,
+            tools=tuple(stack.enter_context(opened)),
         )
         found = bwrap.probe()
         binary = bwrap.find()
@@ -115,10 +123,17 @@ async def prepared(
             await serving.start(proxy.serve)
             try:
                 # The CLI's environment is bwrap's own: no value of it is in a command line.
-                yield Ready(line, workers.environment(view, env), run.workdir, stdin)
+                yield Ready(
+                    line,
+                    workers.environment(view, env),
+                    run.workdir,
+                    stdin,
+                    tuple(t.fd for t in view.tools),
+                )
             finally:
                 serving.cancel_scope.cancel()
     finally:
+        stack.close()
         with anyio.CancelScope(shield=True):
             await gateway.revoke(token)
         shutil.rmtree(private, ignore_errors=True)

@@ -47,6 +47,16 @@ class Verdict:
     passed: bool
     checks: str  # one line per check that ran
     output: str = ""  # the failing check's summary and output tail
+    project_failed: bool = False  # the project-wide check was among the failures
+
+
+@dataclass(frozen=True)
+class Red:
+    """The target fails the project's check by itself: the queue holds, no worker is charged."""
+
+    target: str
+    commit: str
+    output: str
 
 
 class Lander:
@@ -72,6 +82,9 @@ class Lander:
         self._landed = landed  # told the tasks each landing finished (their repos go)
         self._slots = anyio.CapacityLimiter(max(1, options.slots))
         self.target = (options.onto or "") if options.strategy != "leave" else ""
+        self._bases: dict[str, Verdict] = {}  # the project's check on a commit, once known
+        self.red: Red | None = None  # the latest base found failing the project's check
+        self._held = ""  # why the target's checked-out working tree holds its landing
 
     async def _git(self, fn: Callable[..., T], *args: object) -> T:
         return await self._in_repo(fn, *args)  # type: ignore[return-value]
@@ -85,10 +98,23 @@ class Lander:
         """Whether the target has entries queued, being tested or landing."""
         return self.target in await self.db.read(landing.queued_targets)
 
+    async def base(self, commit: str) -> Verdict:
+        """The project's check alone on `commit` (a target's tip, a submission's base), run
+        once per commit: what tells a red target from a change that broke it."""
+        found = self._bases.get(commit)
+        if found is None:
+            found = self._bases[commit] = await self._verify(commit, [])
+        return found
+
     async def land(self) -> bool:
         """Land what heads the queue, one batch; True if there may be more to do now."""
         if not await self.pending():
             return False  # nothing to hold the target for
+        if self.red is not None and self.target:
+            if await self._git(self.git.tip, self.target) == self.red.commit:
+                return False  # still red: the queue holds until a person fixes the target
+            self.red = None
+            self.say(f"{self.target} moved: landing again")
         now = self._now()
         until = now + timedelta(seconds=TARGET_SECONDS)
         fence = await self.db.write(
@@ -98,7 +124,8 @@ class Lander:
             return False  # another autopilot lands this target now
         try:
             async with self._holding(fence):
-                await self._recover(fence)
+                if not await self._recover(fence):
+                    return False  # a landing waits for the target's working tree
                 entries = await self.db.read(
                     partial(landing.head, target=self.target, limit=max(1, self.options.batch))
                 )
@@ -109,15 +136,13 @@ class Lander:
                                             fence=fence, ids=ids))  # fmt: skip
                 try:
                     if self.target:
-                        await self._batch(fence, entries)
-                    else:
-                        await self._each(fence, entries)
+                        return await self._batch(fence, entries)
+                    return await self._each(fence, entries)
                 except WvoError as exc:  # git or the sandbox failed us: the batch waits
                     self.say(f"landing onto {self.target or 'their branches'} failed: {exc}")
                     await self.db.write(partial(landing.unstart_all, target=self.target,
                                                 run=self.run_id, fence=fence))  # fmt: skip
                     return False
-                return True
         except LeaseLost as exc:
             self.say(f"landing paused: {exc}")
             # A batch a person broke up (or one this lander no longer holds) queues again.
@@ -144,21 +169,42 @@ class Lander:
             finally:
                 group.cancel_scope.cancel()
 
-    async def _recover(self, fence: int) -> None:
-        """Landings a killed autopilot intended: completed if the target got there (or still
-        can), else abandoned and their entries queued again. Never landed twice: the ref
-        moves only from the intent's `old`."""
+    async def _recover(self, fence: int) -> bool:
+        """Landings a killed autopilot intended (or one held by the target's working tree):
+        completed if the target got there (or still can), else abandoned and their entries
+        queued again. Never landed twice: the ref moves only from the intent's `old`. False
+        while one is held."""
         for found in await self.db.read(partial(landing.intents, target=self.target)):
             if found.old:
                 tip = await self._git(self.git.tip, self.target)
                 there = tip == found.new or await self._git(self.git.contains, found.new, tip)
                 if not there and tip == found.old:
-                    there = await self._git(self.git.move_branch, self.target, found.new, tip)
+                    moved = await self._move(found.new, tip)
+                    if moved is None:
+                        return False
+                    there = moved
                 if not there:
                     await self.db.write(partial(landing.abandon, landing_id=found.id,
                                                 now=self._now()))  # fmt: skip
                     continue
             await self._complete(found.id, found.new)
+        return True
+
+    async def _move(self, new: str, old: str) -> bool | None:
+        """The target moved from `old` to `new` (True), or found moved elsewhere (False);
+        None: held, its checked-out working tree would lose something (said once). The
+        landing's intent stays, and a later pass completes it (_recover)."""
+        try:
+            moved = await self._git(self.git.move_branch, self.target, new, old)
+        except gitsnap.Blocked as exc:
+            if str(exc) != self._held:
+                self.say(f"landing onto {self.target} waits: {exc}")
+            self._held = str(exc)
+            return None
+        if moved and self._held:
+            self.say(f"{self.target}'s working tree is clean again: landing")
+            self._held = ""
+        return moved
 
     async def _complete(self, landing_id: int, new: str) -> None:
         done = await self.db.write(
@@ -173,9 +219,19 @@ class Lander:
 
     # -- --merge leave: each entry verified on its own commit ------------------------------
 
-    async def _each(self, fence: int, entries: Sequence[Entry]) -> None:
+    async def _each(self, fence: int, entries: Sequence[Entry]) -> bool:
         async def one(item: Entry) -> None:
+            known = self._bases.get(item.base)
+            if known is not None and not known.passed:
+                held.append(item.id)  # its base is red: nothing to learn from running it
+                return
             verdict = await self._verify(item.commit, [item])
+            if not verdict.passed and verdict.project_failed:
+                base = await self.base(item.base)
+                if not base.passed:
+                    held.append(item.id)
+                    self._turned_red(item.base, base)
+                    return
             if not verdict.passed:
                 await self._send_back(fence, item, _failed(verdict, None), [])
                 return
@@ -183,13 +239,18 @@ class Lander:
             landing_id = await self._intend(fence, "", item.commit, tree, verdict, [item])
             await self._complete(landing_id, item.commit)
 
+        held: list[int] = []
         async with anyio.create_task_group() as group:
             for item in entries:
                 group.start_soon(one, item)
+        if held:
+            await self.db.write(partial(landing.unstart, target=self.target, run=self.run_id,
+                                        fence=fence, ids=held))  # fmt: skip
+        return len(held) < len(entries)
 
     # -- a target branch: stack, verify, bisect, move -------------------------------------
 
-    async def _batch(self, fence: int, entries: Sequence[Entry]) -> None:
+    async def _batch(self, fence: int, entries: Sequence[Entry]) -> bool:
         old = await self._git(self.git.tip, self.target)
         stacked: list[tuple[Entry, str]] = []
         tip = old
@@ -201,8 +262,17 @@ class Lander:
                 tip = found
                 stacked.append((item, tip))
         if not stacked:
-            return
+            return True
         verdicts: dict[int, Verdict] = {len(stacked): await self._prefix(stacked, len(stacked))}
+        whole = verdicts[len(stacked)]
+        if not whole.passed and whole.project_failed:
+            base = await self.base(old)
+            if not base.passed:  # red before any of it: it waits, no worker is charged
+                self._turned_red(old, base)
+                ids = [i.id for i, _ in stacked]
+                await self.db.write(partial(landing.unstart, target=self.target, run=self.run_id,
+                                            fence=fence, ids=ids))  # fmt: skip
+                return False
         good, bad = (len(stacked), len(stacked) + 1) if verdicts[len(stacked)].passed else (
             0, len(stacked))  # fmt: skip
         while bad - good > 1:
@@ -217,9 +287,10 @@ class Lander:
             new = stacked[good - 1][1]
             tree = await self._git(self.git.tree_of, new)
             landing_id = await self._intend(fence, old, new, tree, verdicts[good], items)
-            if await self._git(self.git.move_branch, self.target, new, old):
+            moved = await self._move(new, old)
+            if moved:
                 await self._complete(landing_id, new)
-            else:  # a person moved the target meanwhile: everything is stacked again
+            elif moved is False:  # a person moved the target: everything is stacked again
                 await self.db.write(partial(landing.abandon, landing_id=landing_id,
                                             now=self._now()))  # fmt: skip
                 self.say(f"{self.target} moved while its batch was verified: stacking again")
@@ -231,6 +302,17 @@ class Lander:
         if rest:
             await self.db.write(partial(landing.unstart, target=self.target, run=self.run_id,
                                         fence=fence, ids=[i.id for i in rest]))  # fmt: skip
+        return True
+
+    def _turned_red(self, commit: str, verdict: Verdict) -> None:
+        where = f"{self.target} at {commit[:12]}" if self.target else f"base {commit[:12]}"
+        if self.red is None or self.red.commit != commit:
+            self.say(
+                f"the target is red: {where} fails the project's check by itself, so no "
+                "submission can land on it; the queue holds (no worker is charged) until it is "
+                f"fixed.\n{verdict.output[-OUTPUT_TAIL:]}"
+            )
+        self.red = Red(self.target, commit, verdict.output[-OUTPUT_TAIL:])
 
     def _stack(self, onto: str, item: Entry) -> str | gitsnap.Conflict:
         message = (
@@ -258,15 +340,9 @@ class Lander:
 
         async def run(index: int, command: str | list[str]) -> None:
             async with self._slots:
-                with tempfile.TemporaryDirectory(prefix="wvo-verify-") as scratch:
-                    checkout = Path(scratch) / "tree"
-                    checkout.mkdir()
-                    await self._git(self.git.materialize, tip, checkout)
-                    try:
-                        result = await self.orchestrator.check(command, checkout)
-                        results[index] = sandbox_summary(command, result)
-                    except VerificationFailed as exc:
-                        results[index] = exc
+                results[index] = await checked(
+                    self.orchestrator, partial(self._git, self.git.materialize), tip, command
+                )
 
         async with anyio.create_task_group() as group:
             for index, command in enumerate(commands):
@@ -274,7 +350,8 @@ class Lander:
         failed = [r for r in results.values() if isinstance(r, VerificationFailed)]
         lines = "; ".join(r for r in results.values() if isinstance(r, str)) or "no checks"
         if failed:
-            return Verdict(False, lines, str(failed[0])[-OUTPUT_TAIL:])
+            project = self.options.check is not None and isinstance(results[0], VerificationFailed)
+            return Verdict(False, lines, str(failed[0])[-OUTPUT_TAIL:], project)
         return Verdict(True, lines)
 
     async def _intend(
@@ -358,6 +435,39 @@ class Lander:
             self.say(f"{item.task_id} waits for a person in needs_review: {hold}")
         else:
             self.say(f"{item.task_id} {back.summary}")
+
+
+async def checked(
+    orchestrator: Orchestrator,
+    materialize: Callable[[str, Path], Awaitable[object]],
+    commit: str,
+    command: str | list[str],
+) -> str | VerificationFailed:
+    """`command` run in the sandbox on a fresh checkout of exactly `commit`: its summary line,
+    or the failure with its output tails."""
+    with tempfile.TemporaryDirectory(prefix="wvo-verify-") as scratch:
+        checkout = Path(scratch) / "tree"
+        checkout.mkdir()
+        await materialize(commit, checkout)
+        try:
+            return sandbox_summary(command, await orchestrator.check(command, checkout))
+        except VerificationFailed as exc:
+            return exc
+
+
+def preflight_failure(command: str, where: str, output: str, toolchain: str) -> str:
+    """Why the autopilot will not start on a red target, and what to do (pure)."""
+    lines = output.strip().splitlines()
+    shown = "\n".join(lines[:1] + ["  ..."] * (len(lines) > 21) + lines[max(1, len(lines) - 20) :])
+    return (
+        f"the check `{command}` fails on {where} before any worker has changed anything, so "
+        "every worker's submission would fail it too; nothing was started.\n"
+        f"{shown}\n"
+        f"Fix: make it pass on {where} (it runs in the sandbox on a clean checkout, with the "
+        f"project's toolchain read-only: {toolchain}); a folder the check needs that git "
+        "ignores goes in the providers file's `toolchain: folders` (docs/autopilot.md, \"Your "
+        'test environment"). --skip-preflight starts anyway.'
+    )
 
 
 def _failed(verdict: Verdict, old: str | None) -> Return:

@@ -91,6 +91,7 @@ class Options:
     goal: str | None = None  # a planner worker turns it into tasks before the work starts
     plan_only: bool = False  # stop once the planner is done (wvo-mcp init --goal)
     unsandboxed: bool = False  # --unsandboxed-workers: run the CLIs as the person, unisolated
+    preflight: bool = True  # the check runs once on the target before anything launches
 
 
 @dataclass
@@ -170,6 +171,8 @@ class Autopilot:
         self.worktrees = options.worktrees or repo.top.with_name(repo.top.name + ".wvo-worktrees")
         self.runs = settings.state_root / "runs"
         self.gateway = Gateway(orchestrator, settings)
+        # Found at start: a declared folder that is missing is refused now, not as exit 127.
+        self.toolchain = orchestrator.toolchain()
         self._instructions = ""  # the project's CLAUDE.md / AGENTS.md at the base commit
         if options.merge != "leave":
             self._check_onto(options.onto)
@@ -228,6 +231,7 @@ class Autopilot:
                 endpoints=tuple(
                     [*(egress.endpoint_of(u) for u in apis), egress.Endpoint("127.0.0.1", 0)]
                 ),
+                toolchain=self.toolchain,
             )
             lines += [
                 line.replace("127.0.0.1:0", "127.0.0.1:<this autopilot's wvo-mcp port>")
@@ -242,12 +246,18 @@ class Autopilot:
                 f"{self.git.repo.top} to merge finished work onto (got {onto!r})"
             )
         holder = self.git.checked_out(onto)
-        if holder is not None:
+        if holder is None:
+            return
+        changed = self.git.worktree_changes(holder)
+        if changed:
+            shown = ", ".join(changed[:5]) + (" …" if len(changed) > 5 else "")
             raise ValidationFailed(
-                f"{onto!r} is checked out in {holder}: moving it would leave those files "
-                "behind; check out another branch there, or merge onto a branch nobody has "
-                "checked out"
+                f"{onto!r} is checked out in {holder}, which has changes nobody committed "
+                f"({shown}): its files follow {onto} as work lands (as `git push` into it "
+                "does with updateInstead) only while it is clean; commit or stash them, or "
+                "merge onto a branch nobody has checked out"
             )
+        self.say(f"{onto} is checked out in {holder}: its files follow {onto} as work lands")
 
     def _task_dir(self, task_id: str) -> Path:
         """Where a task's repositories live: one per run, never reused."""
@@ -310,6 +320,8 @@ class Autopilot:
                 "workers run UNSANDBOXED (--unsandboxed-workers): each CLI runs as you, with "
                 "your files and network; use this only where you trust every worker"
             )
+        if self.options.check and self.options.preflight:
+            await self._preflight(self.options.check, base)
         async with self.gateway.serving():
             await self.orchestrator.autopilot_start(self.run_id)
             await self._name_slots()
@@ -326,6 +338,19 @@ class Autopilot:
                     await self.orchestrator.landing_claims(self.run_id, None)
                     await self.orchestrator.autopilot_beat(self.run_id, "ended", self.report())
                 self.telemetry.shutdown()
+
+    async def _preflight(self, check: str, base: str) -> None:
+        """The check once on what workers start from, before any of them: a red target is
+        refused here, not blamed on every worker's submission."""
+        onto = self.lander.target
+        tip = await self._in_repo(self.git.tip, onto) if onto else base
+        where = f"{onto or 'HEAD'} at {tip[:12]}"
+        verdict = await self.lander.base(tip)
+        if not verdict.passed:
+            raise ValidationFailed(
+                lander.preflight_failure(check, where, verdict.output, self.toolchain.describe())
+            )
+        self.say(f"pre-flight: `{check}` passes on {where}")
 
     def _project_instructions(self, base: str) -> str:
         """The project's CLAUDE.md and AGENTS.md as committed at the base commit: a worker's
@@ -373,6 +398,7 @@ class Autopilot:
             "process": self._process,
             "slots": len(self.slots),
             "unsandboxed": not self.sandboxed,
+            "red": dataclasses.asdict(self.lander.red) if self.lander.red else None,
             **dataclasses.asdict(self.summary),
         }
 
@@ -748,6 +774,7 @@ class Autopilot:
             writable=writable,
             borrowed=borrowed,
             hidden=(self.settings.state_root, self.git.repo.top),
+            toolchain=self.toolchain,
         )
         with log.open("a") as run_log:
             async with isolation.prepared(run, self.gateway, sandboxed=self.sandboxed) as ready:
@@ -766,6 +793,7 @@ class Autopilot:
             stdout=subprocess.PIPE,
             stderr=run_log,
             start_new_session=True,  # its own process group, killed as one
+            pass_fds=ready.pass_fds,
         )
         slot.pgid, slot.started = process.pid, orphans.start_ticks(process.pid)
         last_seen = time.monotonic()

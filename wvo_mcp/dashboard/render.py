@@ -612,6 +612,14 @@ def _runs(runs: list[dict[str, Any]], can_act: bool) -> str:
             if report.get("unsandboxed") is True
             else ""
         )
+        red = report.get("red")
+        if isinstance(red, dict):
+            unsandboxed += (
+                f'<p class="warning">the target is red: {e(str(red.get("target") or "a base"))} '
+                f"at <code>{e(str(red.get('commit', ''))[:12])}</code> fails the project's "
+                "check by itself; the queue holds and no worker is charged until it is fixed"
+                f'<pre class="tail">{e(str(red.get("output", "")))}</pre></p>'
+            )
         parts.append(
             f'<section class="pilot-run" data-id="{e(run["id"])}" data-state="{e(run["state"])}">'
             f'<h3><code>{e(run["id"])}</code> <span class="pilot-state">{e(run["state"])}</span>'

@@ -14,7 +14,7 @@ import os
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import wvo_mcp
@@ -22,6 +22,7 @@ from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.sandbox import bwrap, relay
 from wvo_mcp.sandbox.egress import Endpoint
 from wvo_mcp.sandbox.limits import DEFAULT_PATH, ENV_NAME
+from wvo_mcp.sandbox.toolchain import Bind, Toolchain
 
 HOME = Path("/home/worker")  # the private home, as the worker sees it
 SOCKET = Path("/run/wvo/egress.sock")  # the egress proxy's socket, as the worker sees it
@@ -44,6 +45,9 @@ class View:
     socket: Path  # the egress proxy's socket
     endpoints: tuple[Endpoint, ...]  # what the proxy lets through
     writable: bool = True  # False: a reviewer's checkout, seen read-only
+    # The project's toolchain, read-only (toolchain.py): what it is, and its open folders.
+    toolchain: Toolchain = field(default_factory=Toolchain)
+    tools: tuple[Bind, ...] = ()
 
     @property
     def forwards(self) -> list[Endpoint]:
@@ -98,6 +102,7 @@ def environment(view: View, env: Mapping[str, str]) -> dict[str, str]:
         **{k: v for k, v in env.items() if ENV_NAME.match(k) and not k.startswith("LD_")},
         "HOME": str(HOME),
         "PATH": DEFAULT_PATH,
+        **view.toolchain.env(view.workdir, DEFAULT_PATH),
         "TMPDIR": "/tmp",
         "HTTPS_PROXY": proxy,
         "HTTP_PROXY": proxy,
@@ -124,6 +129,7 @@ def command_line(
     args += ["--bind" if view.writable else "--ro-bind", str(view.workdir), str(view.workdir)]
     args += ["--bind", str(view.home), str(HOME)]
     args += ["--ro-bind", str(view.socket), str(SOCKET)]
+    args += bwrap.tool_mounts(view.tools)
     # The relay's source goes inline: it starts in milliseconds, importing nothing of ours.
     carried = relay.command(
         sys.executable,
@@ -143,6 +149,7 @@ def describe(view: View, argv: Sequence[str], env: Mapping[str, str]) -> list[st
         f"  read-write: {view.workdir} (its own repository), {HOME} (private, emptied each run)",
         "  read-only:  /usr, /bin, /lib*, a few /etc files, "
         + ", ".join(str(p) for p in sorted(set(view.read_only))),
+        f"  toolchain:  {view.toolchain.describe()}, read-only at the same place in its repository",
         "  reaches:    " + ", ".join(str(e) for e in view.endpoints) + " (nothing else)",
         "  env:        " + ", ".join(sorted(environment(view, env))),
     ]

@@ -7,6 +7,7 @@ import json
 import os
 import tomllib
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from wvo_mcp import gitsnap, sandbox
+from wvo_mcp.autopilot import lander
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import WvoError
 from wvo_mcp.orchestrator import Orchestrator
@@ -31,7 +33,9 @@ class Check:
     detail: str
 
 
-async def run(settings: Settings, cwd: Path) -> list[Check]:
+async def run(
+    settings: Settings, cwd: Path, check: str | None = None, onto: str | None = None
+) -> list[Check]:
     repo = gitsnap.locate(cwd)
     if repo is None:
         return [Check("repository", False, f"{cwd} is not in a git repository")]
@@ -58,6 +62,7 @@ async def run(settings: Settings, cwd: Path) -> list[Check]:
     for name, entry in _client_entries(top):
         checks.append(await _server(name, entry, top, state))
     checks.append(await anyio.to_thread.run_sync(_sandbox, settings))
+    checks += await _project(dataclasses.replace(settings, state_root=state), check, onto)
     for cli in await anyio.to_thread.run_sync(clis.find):
         checks.append(await anyio.to_thread.run_sync(_cli, cli))
     return checks
@@ -123,6 +128,39 @@ async def _server(name: str, entry: dict[str, Any] | None, top: Path, state: Pat
     except Exception as exc:  # any way the start can fail is this check's finding
         return Check(label, False, f"`{entry['command']}` did not serve MCP: {exc!r:.300}")
     return Check(label, True, f"starts and offers {len(tools)} tools")
+
+
+async def _project(settings: Settings, check: str | None, onto: str | None) -> list[Check]:
+    """The toolchain checks and workers see, and with `check` the autopilot's pre-flight."""
+    try:
+        orchestrator = await Orchestrator.open(settings)
+    except WvoError as exc:
+        return [Check("toolchain", False, str(exc))]
+    try:
+        try:
+            tools = await anyio.to_thread.run_sync(orchestrator.toolchain)
+        except WvoError as exc:
+            return [Check("toolchain", False, str(exc))]
+        found = [Check("toolchain", True, f"read-only to checks and workers: {tools.describe()}")]
+        git = orchestrator.git
+        if check is None or git is None:
+            return found
+        try:
+            tip = await anyio.to_thread.run_sync(git.tip, onto) if onto else git.head()
+            result = await lander.checked(orchestrator, partial(_materialize, git), tip, check)
+        except WvoError as exc:
+            return [*found, Check("pre-flight", False, str(exc))]
+        where = f"{onto or 'HEAD'} at {tip[:12]}"
+        if isinstance(result, str):
+            return [*found, Check("pre-flight", True, f"passes on {where}: {result}")]
+        detail = lander.preflight_failure(check, where, str(result), tools.describe())
+        return [*found, Check("pre-flight", False, detail)]
+    finally:
+        await orchestrator.close()
+
+
+async def _materialize(git: gitsnap.Git, commit: str, dest: Path) -> None:
+    await anyio.to_thread.run_sync(git.materialize, commit, dest)
 
 
 def _sandbox(settings: Settings) -> Check:
