@@ -68,9 +68,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         if options is not None:
             from wvo_mcp import http_server
 
-            if options.dashboard:
-                print(f"dashboard: {options.dashboard_url}", flush=True)
-            http_server.serve(settings, options)
+            def ready() -> None:  # the port listens: the URL printed answers
+                if options.dashboard:
+                    print(f"dashboard: {options.dashboard_url}", flush=True)
+
+            http_server.serve(settings, options, ready)
             return
         anyio.run(stdio.serve, build_server(settings))
 
@@ -534,6 +536,7 @@ def cmd_autopilot(settings: Settings, args: argparse.Namespace) -> None:
         review_epics=frozenset(filter(None, (args.review or "").split(","))),
         goal=args.goal,
         unsandboxed=args.unsandboxed_workers,
+        preflight=not args.skip_preflight,
     )
     if args.dry_run:
         lines = anyio.run(
@@ -648,6 +651,9 @@ def _autopilot_control(settings: Settings, action: str, run_id: str | None) -> N
         state = run["state"] + (f" (silent {silent:.0f} s)" if silent > 30 else "")
         if report.get("unsandboxed"):
             state += ", workers UNSANDBOXED"
+        if report.get("red"):
+            red = report["red"]
+            state += f", the target is red ({red['target'] or 'a base'} at {red['commit'][:12]})"
         _say(
             f"{run['id']}: {state}, since {run['started_at']}; {report.get('launched', 0)} "
             f"launched, {report.get('done', 0)} done, {report.get('released', 0)} released; "
@@ -858,7 +864,7 @@ def cmd_doctor(settings: Settings, args: argparse.Namespace) -> None:
     the server started from each client's configuration, the sandbox, the coding CLIs."""
     from wvo_mcp.wiring import doctor
 
-    checks = anyio.run(doctor.run, settings, Path.cwd())
+    checks = anyio.run(doctor.run, settings, Path.cwd(), args.check, args.onto)
     if args.json:
         _print_json([dataclasses.asdict(c) for c in checks])
     else:
@@ -1089,6 +1095,12 @@ def parser() -> argparse.ArgumentParser:
         "metadata.review true always are",
     )
     autopilot.add_argument(
+        "--skip-preflight",
+        action="store_true",
+        help="Start without first running --check on the target (by default a red target is "
+        "refused before anything launches).",
+    )
+    autopilot.add_argument(
         "--unsandboxed-workers",
         action="store_true",
         help="run the worker CLIs as you, without wvo-mcp's sandbox (a setting you trust; "
@@ -1152,8 +1164,15 @@ def parser() -> argparse.ArgumentParser:
     init.add_argument("--force", action="store_true", help="replace entries of ours you changed")
     init.add_argument("--goal", help="a planner worker writes the backlog for this goal")
     init.add_argument("--by", help="who imports the starter tasks (default: your user name)")
-    add("doctor", cmd_doctor).add_argument(
-        "--json", action="store_true", help="machine-readable output"
+    doctor = add("doctor", cmd_doctor)
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    doctor.add_argument(
+        "--check",
+        help="Also run this check once on the target, in the sandbox, as the autopilot's "
+        "pre-flight does.",
+    )
+    doctor.add_argument(
+        "--onto", help="The branch the pre-flight checks (default: the current HEAD)."
     )
     sandbox = add("sandbox", cmd_sandbox)
     sandbox.add_argument("action", choices=["run", "doctor"])
