@@ -114,6 +114,12 @@ class Repo:
     git_dir: Path
 
 
+class Blocked(ValidationFailed):
+    """A branch left where it was: the working tree that has it checked out would lose
+    something if its files followed (changes nobody committed, or untracked files the new
+    commit would overwrite)."""
+
+
 class Protected(ValidationFailed):
     """A worker's commits change the state folder (state_folder.py): nothing was taken."""
 
@@ -424,9 +430,61 @@ class Git:
         self._run(off, "rebase", "--abort")
         return conflicted or ["(the rebase failed; see `git rebase` in the worktree)"]
 
+    def worktree_changes(self, top: Path) -> list[str]:
+        """The tracked files with staged or unstaged changes in `top`, one of this
+        repository's working trees (untracked files are not looked at)."""
+        there = self._at(top)
+        listed = there._raw(
+            "status", "--porcelain=v1", "-z", "--untracked-files=no", "--no-renames",
+            "--ignore-submodules=all", off=there._no_drivers(),
+        )  # fmt: skip
+        if listed.returncode != 0:
+            raise ValidationFailed(
+                f"git status failed in {top}: {_tail(os.fsdecode(listed.stderr))}"
+            )
+        return [os.fsdecode(record[3:]) for record in listed.stdout.split(b"\0") if record]
+
+    def _at(self, top: Path) -> "Git":
+        """This repository's working tree at `top` (as git worktree list names it)."""
+        if top.resolve() == self.repo.top.resolve():
+            return self
+        repo = locate(top)
+        if repo is None or repo.top != top.resolve():
+            raise ValidationFailed(f"{top} is not a working tree of {self.repo.top}")
+        return Git(repo, repo.top)
+
     def move_branch(self, branch: str, new: str, old: str) -> bool:
-        """Point `branch` at `new` only if it still points at `old`."""
-        return self._run([], "update-ref", f"refs/heads/{branch}", new, old).returncode == 0
+        """Point `branch` at `new` only if it still points at `old` (a compare-and-swap).
+        A working tree that has `branch` checked out follows it, as with `git push` into it
+        and receive.denyCurrentBranch=updateInstead: only while nothing in it differs from
+        `old` (else Blocked, and nothing moves), its index and files brought to `new` by
+        git's two-tree read-tree, which refuses to overwrite an untracked file."""
+        ref = f"refs/heads/{branch}"
+        holder = self.checked_out(branch) if new != old else None
+        if holder is None:
+            return self._run([], "update-ref", ref, new, old).returncode == 0
+        if self._run([], "rev-parse", "--verify", "--quiet", ref).stdout.strip() != old:
+            return False
+        there = self._at(holder)
+        changed = self.worktree_changes(holder)
+        if changed:
+            shown = ", ".join(changed[:5]) + (" …" if len(changed) > 5 else "")
+            raise Blocked(
+                f"{branch} is checked out in {holder}, which has changes nobody committed "
+                f"({shown}): its files follow {branch} only while it is clean; commit or "
+                "stash them"
+            )
+        off = there._no_drivers()
+        updated = there._run(off, "read-tree", "-m", "-u", old, new)
+        if updated.returncode != 0:
+            raise Blocked(
+                f"{branch} is checked out in {holder}, and git would not bring its files to "
+                f"{new[:12]}: {_tail(updated.stderr)}"
+            )
+        if self._run([], "update-ref", ref, new, old).returncode == 0:
+            return True
+        there._run(off, "read-tree", "-m", "-u", new, old)  # moved meanwhile: files back
+        return False
 
     def delete_branch(self, branch: str, old: str) -> bool:
         """Delete `branch` only if it still points at `old` (a compare-and-swap)."""

@@ -1,0 +1,113 @@
+"""The merge queue's rough edges, end to end with fake workers: a target the person has
+checked out (its working tree follows it while clean), what a landed worker's repository may
+leave behind and still go, and a submission that changes nothing."""
+
+import selectors
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tests.autopilot.conftest import RUN_TIMEOUT_S, autopilot, backlog, env, git
+from tests.conftest import ROOT, open_db
+
+
+def statuses(project: dict[str, Path]) -> dict[str, str]:
+    with open_db(project["state"]) as db:
+        return dict(db.execute("SELECT id, status FROM tasks").fetchall())
+
+
+# -- a target checked out in the person's own working tree --------------------------------
+
+
+@pytest.mark.anyio
+async def test_landing_onto_the_checked_out_branch_brings_its_clean_tree_along(
+    project: dict[str, Path],
+) -> None:
+    repo = project["repo"]
+    (repo / "scratch.txt").write_text("the person's untracked file\n")
+    await backlog(project, [{"id": "C1", "title": "own file"}, {"id": "C2", "title": "own too"}])
+    ran = autopilot(project, "--merge", "merge", "--onto", "main")
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    assert f"main is checked out in {repo}: its files follow main as work lands" in ran.stdout
+    assert statuses(project) == {"C1": "done", "C2": "done"}, ran.stdout
+    # The person's checkout shows what landed, at main's tip, with nothing to commit.
+    assert git(repo, "rev-parse", "HEAD") == git(repo, "rev-parse", "main")
+    for task_id in ("C1", "C2"):
+        assert (repo / f"{task_id}.txt").read_text().startswith(f"{task_id} by ")
+    assert git(repo, "status", "--porcelain") == "?? scratch.txt\n"
+    subjects = git(repo, "log", "--first-parent", "--format=%s", "main").splitlines()
+    assert sum(s.startswith("Land C") for s in subjects) == 2, subjects
+
+
+def test_a_branch_checked_out_in_a_dirty_tree_is_refused_at_start(
+    project: dict[str, Path],
+) -> None:
+    repo = project["repo"]
+    (repo / "README.md").write_text("a draft\n")
+    ran = autopilot(project, "--merge", "merge", "--onto", "main")
+    assert ran.returncode != 0
+    said = ran.stderr + ran.stdout
+    assert f"'main' is checked out in {repo}, which has changes nobody committed (README.md)" in (
+        said
+    )
+    assert "commit or stash them" in said
+    assert (repo / "README.md").read_text() == "a draft\n"
+
+
+def _until(process: "subprocess.Popen[str]", text: str, seen: list[str]) -> None:
+    """Read the autopilot's output into `seen` until a line holds `text`."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            if not selector.select(timeout=deadline - time.monotonic()):
+                break
+            line = process.stdout.readline()
+            assert line, "".join(seen[-30:])
+            seen.append(line)
+            if text in line:
+                return
+    pytest.fail(f"never said {text!r}: {''.join(seen[-30:])}")
+
+
+def test_a_tree_made_dirty_mid_run_holds_the_landing_until_it_is_clean(
+    project: dict[str, Path],
+) -> None:
+    repo = project["repo"]
+    anyio.run(backlog, project, [{"id": "H1", "title": "waits", "metadata": {"fake_wait": "go"}}])
+    pilot = subprocess.Popen(
+        [sys.executable, "-P", "-m", "wvo_mcp", "autopilot", "--until-empty",
+         "--merge", "merge", "--onto", "main"],
+        cwd=ROOT, env=env(project), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    seen: list[str] = []
+    try:
+        waiting = repo.with_name("repo.wvo-worktrees") / "H1" / "1" / "go.waiting"
+        _until(pilot, " starts H1", seen)
+        deadline = time.monotonic() + 120
+        while not waiting.exists():  # the fake says it waits with a file: poll for it
+            assert time.monotonic() < deadline, "".join(seen)
+            time.sleep(0.05)
+        (repo / "README.md").write_text("a draft\n")  # the person starts editing
+        waiting.with_name("go").write_text("")
+        _until(pilot, "landing onto main waits: main is checked out in", seen)
+        assert "changes nobody committed (README.md)" in seen[-1]
+        assert statuses(project)["H1"] == "needs_review"
+        assert not (repo / "H1.txt").exists() and git(repo, "log", "--format=%s") == "start\n"
+        git(repo, "checkout", "README.md")  # the person is done: the tree is clean again
+        _until(pilot, "main's working tree is clean again: landing", seen)
+        out, _ = pilot.communicate(timeout=RUN_TIMEOUT_S)
+    finally:
+        if pilot.poll() is None:
+            pilot.kill()
+            pilot.communicate()
+    assert pilot.returncode == 0, "".join(seen) + out
+    assert statuses(project) == {"H1": "done"}
+    assert (repo / "H1.txt").read_text().startswith("H1 by ")
+    assert git(repo, "status", "--porcelain") == ""
+    assert (repo / "README.md").read_text() == "a project\n"
