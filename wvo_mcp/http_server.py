@@ -15,8 +15,10 @@ session, streams and task group the SDK builds per stateless request.
 """
 
 import asyncio
+import errno
 import ipaddress
 import logging
+import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -643,12 +645,42 @@ def one_send_protocol() -> type[asyncio.Protocol]:
     return Protocol
 
 
-def serve(settings: Settings, options: Options) -> None:
+def listen(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets on every address `host` names, as uvicorn would bind them, so what
+    the server prints is reachable when it is printed; a port another process holds is one
+    line saying what to do (uvicorn's own bind logs it after the start-up lines, exit 3)."""
+    bound: list[socket.socket] = []
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, proto, _, address in dict.fromkeys(found):
+            sock = socket.socket(family, kind, proto)
+            bound.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(socket.SOMAXCONN)
+    except OSError as exc:
+        for sock in bound:
+            sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ValidationFailed(
+                f"port {port} on {host} is in use: pass --port N for a free one, or stop what "
+                "listens there"
+            ) from None
+        why = exc.strerror or str(exc)
+        raise ValidationFailed(f"cannot listen on {host} port {port}: {why}") from None
+    return bound
+
+
+def serve(settings: Settings, options: Options, ready: Callable[[], None] = lambda: None) -> None:
     """Serve until SIGINT or SIGTERM (uvicorn's own handling: open requests get
-    GRACE_SECONDS, then the server's cleanup runs)."""
+    GRACE_SECONDS, then the server's cleanup runs); `ready` runs once the port listens."""
     import uvicorn
 
     starlette_app = app(settings, options)
+    host = options.host or "0.0.0.0"
+    sockets = listen(host, options.port)
     if not is_loopback(options.host) and not options.tls:
         log.warning(
             "serving plain HTTP on %s: bearer tokens cross the network readable unless a "
@@ -658,7 +690,7 @@ def serve(settings: Settings, options: Options) -> None:
     level = settings.log_level or "warning"
     config = uvicorn.Config(
         starlette_app,
-        host=options.host or "0.0.0.0",
+        host=host,
         port=options.port,
         ssl_certfile=str(options.certfile) if options.certfile else None,
         ssl_keyfile=str(options.keyfile) if options.keyfile else None,
@@ -675,4 +707,5 @@ def serve(settings: Settings, options: Options) -> None:
         options.resource_url,
         "off (loopback)" if options.no_auth else "jwt" if options.jwt else "bearer tokens",
     )
-    uvicorn.Server(config).run()
+    ready()
+    uvicorn.Server(config).run(sockets=sockets)

@@ -180,6 +180,7 @@ class Dashboard:
 
     def routes(self) -> list[Route]:
         found = [
+            ("/", self.home, "GET"),
             (PATH, self.page, "GET"),
             (f"{PATH}/login", self.login, "POST"),
             (f"{PATH}/logout", self.logout, "POST"),
@@ -239,6 +240,10 @@ class Dashboard:
             return value[:200] or None
 
         return Filters(given("epic"), given("tag"), given("agent"), given("q"))
+
+    async def home(self, request: Request) -> Response:
+        """The server's root, where a person types the host and port alone."""
+        return RedirectResponse(PATH, status_code=307)
 
     async def page(self, request: Request) -> Response:
         caller = await self._caller(request)
