@@ -1,0 +1,117 @@
+"""The project's toolchain, shown read-only to checks and sandboxed commands: a command can
+neither write into it nor use a link in it, or a link swapped in for it, to read the host."""
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.autopilot.conftest import git
+from wvo_mcp.config import Settings
+from wvo_mcp.errors import VerificationFailed
+from wvo_mcp.orchestrator import Orchestrator
+
+pytestmark = pytest.mark.anyio
+SECRET = "host-secret-7d1e"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def make_repo(tmp_path: Path) -> Path:
+    """A repository with an ignored .venv holding a link to a host file outside it."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / ".gitignore").write_text(".venv/\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "start")
+    base = Path(sys.base_prefix) / "bin" / "python3"
+    subprocess.run([str(base), "-m", "venv", "--without-pip", str(repo / ".venv")], check=True)
+    secret = tmp_path / "outside" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text(SECRET)
+    (repo / ".venv" / "leak").symlink_to(secret)
+    return repo
+
+
+@pytest.fixture
+async def project(tmp_path: Path) -> AsyncIterator[tuple[Orchestrator, Path, Path]]:
+    repo = make_repo(tmp_path)
+    settings = Settings.from_env(
+        {"WVO_STATE_ROOT": str(tmp_path / "state"), "WVO_WORKSPACE_ROOT": str(repo),
+         "WVO_OTEL_ENABLED": "0"}
+    )  # fmt: skip
+    orchestrator = await Orchestrator.open(settings)
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    assert orchestrator.git is not None
+    orchestrator.git.materialize(orchestrator.git.head(), checkout)
+    try:
+        yield orchestrator, repo, checkout
+    finally:
+        await orchestrator.close()
+
+
+def listing(folder: Path) -> dict[str, bytes | str]:
+    found: dict[str, bytes | str] = {}
+    for path in sorted(folder.rglob("*")):
+        key = str(path.relative_to(folder))
+        if path.is_symlink():
+            found[key] = "-> " + os.readlink(path)
+        elif path.is_file():
+            found[key] = path.read_bytes()
+    return found
+
+
+async def test_a_check_cannot_write_into_the_toolchain(
+    project: tuple[Orchestrator, Path, Path],
+) -> None:
+    orchestrator, repo, checkout = project
+    before = listing(repo / ".venv")
+    for attack in [
+        "touch .venv/planted",
+        "echo 'import os' > .venv/bin/activate",
+        f"rm -f {repo}/.venv/pyvenv.cfg",
+        "ln -s /tmp .venv/bin/link",
+        f"touch {repo}/.venv/lib/planted",
+    ]:
+        with pytest.raises(VerificationFailed, match="Read-only file system"):
+            await orchestrator.check(attack, checkout)
+    # It is there to run, at its place in the checkout and at its own path.
+    ran = await orchestrator.check(".venv/bin/python -c 'print(1)'", checkout)
+    assert ran.stdout_tail.strip() == "1"
+    ran = await orchestrator.check(f"{repo}/.venv/bin/python -c 'print(2)'", checkout)
+    assert ran.stdout_tail.strip() == "2"
+    assert listing(repo / ".venv") == before
+
+
+async def test_a_link_in_the_toolchain_resolves_inside_the_sandbox(
+    project: tuple[Orchestrator, Path, Path],
+) -> None:
+    orchestrator, repo, checkout = project
+    for path in (".venv/leak", f"{repo}/.venv/leak"):
+        with pytest.raises(VerificationFailed) as refused:
+            await orchestrator.check(f"cat {path}", checkout)
+        assert "No such file" in str(refused.value) and SECRET not in str(refused.value)
+
+
+async def test_a_toolchain_swapped_for_a_link_is_not_shown(
+    project: tuple[Orchestrator, Path, Path],
+) -> None:
+    # A sandboxed command in the person's workspace replaces .venv with a link to a host
+    # folder: that folder is never mounted for the next check.
+    orchestrator, repo, checkout = project
+    secret_dir = repo.parent / "outside"
+    shutil.rmtree(repo / ".venv")
+    (repo / ".venv").symlink_to(secret_dir, target_is_directory=True)
+    assert orchestrator.toolchain().folders == ()
+    with pytest.raises(VerificationFailed) as refused:
+        await orchestrator.check(f"cat .venv/secret.txt {repo}/.venv/secret.txt", checkout)
+    assert SECRET not in str(refused.value)
