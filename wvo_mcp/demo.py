@@ -190,8 +190,11 @@ async def run_demo(roadmap_file: Path, state_root: Path, agents: int) -> bool:
 async def run_autopilot_demo(roadmap_file: Path, demo_root: Path, workers: int) -> bool:
     """The same roadmap worked by `wvo-mcp autopilot`: fake Claude Code workers (no model
     needed: wvo_mcp/autopilot/fake.py) of two providers, each task in its own sandbox and
-    its own repository made from a scratch one. One task crashes on its first attempt, one
-    is rate limited on the first provider, to show recovery and failover."""
+    its own repository made from a scratch one, their work landed on `main` through the
+    merge queue with the project's check. One task crashes on its first attempt, one is rate
+    limited on the first provider, one fails the check once, to show recovery, failover and
+    a return."""
+    from wvo_mcp import queue_figures
     from wvo_mcp.autopilot import supervisor
 
     root = demo_root / "autopilot"
@@ -201,6 +204,10 @@ async def run_autopilot_demo(roadmap_file: Path, demo_root: Path, workers: int) 
     specs[1] = specs[1].model_copy(
         update={"metadata": {"fake": "rate_limit", "fake_provider": "claude"}}
     )
+    specs[2] = specs[2].model_copy(
+        update={"metadata": {"fake_files": {"notes.txt": "<<<<<<< half a merge\n"},
+                             "fake_fix": {"notes.txt": "resolved\n"}}}
+    )  # fmt: skip
     settings = dataclasses.replace(
         Settings.from_env(state_root=state),
         workspace_root=repo, providers_file=providers, wip_global=workers,
@@ -210,10 +217,10 @@ async def run_autopilot_demo(roadmap_file: Path, demo_root: Path, workers: int) 
     try:
         created = await orchestrator.create_tasks(specs, actor="person:demo")
         _say("demo", f"imported {len(created.created)} tasks; autopilot with {workers} workers")
+        options = supervisor.Options(until_empty=True, merge="merge", onto="main", check=CHECK)
         pilot = supervisor.Autopilot(
-            orchestrator, settings, supervisor.Options(until_empty=True),
-            say=lambda text: _say("autopilot", text),
-        )  # fmt: skip
+            orchestrator, settings, options, say=lambda text: _say("autopilot", text)
+        )
         started = time.monotonic()
         stop = anyio.Event()
         async with anyio.create_task_group() as group:
@@ -223,19 +230,36 @@ async def run_autopilot_demo(roadmap_file: Path, demo_root: Path, workers: int) 
         elapsed = time.monotonic() - started
         completions = await orchestrator.completions()
         page = await orchestrator.list_tasks(limit=500)
+        queue = await orchestrator.landing_view()
     finally:
         await orchestrator.close()
     twice = {tid: who for tid, who in completions.items() if len(who) > 1}
-    listed = await anyio.run_process(["git", "branch", "--list", "wvo/*"], cwd=repo)
-    branches = listed.stdout.decode().split()
+    listed = await anyio.run_process(["git", "log", "--first-parent", "--format=%s", "main"],
+                                     cwd=repo)  # fmt: skip
+    landings = [s for s in listed.stdout.decode().splitlines() if s.startswith("Land ")]
+    found = queue.figures
+    per_change = sum(s.cost_per_change for s in found.spend)
     print()
     print(f"summary: {len(completions)}/{len(page.tasks)} tasks done in {elapsed:.1f} s")
     print(f"  {summary.launched} workers launched, {summary.released} attempts handed back")
     print(f"  tasks done more than once: {len(twice)}")
-    print(f"  {len(branches)} branches wvo/<task> in {repo}, one per task, with its commit")
+    print(
+        f"  merge queue onto main, checked with `{CHECK}`: {found.landed} landed "
+        f"({len(landings)} landing commits on main), {found.returned} returned to a worker"
+    )
+    print(f"  cost per landed change: ${per_change:.4f} "
+          f"({queue_figures.summary(found)})")  # fmt: skip
     print(f"  tokens reported: {summary.input_tokens} in, {summary.output_tokens} out")
-    print(f"inspect: git -C {repo} log --oneline --all | head; ls {state / 'runs'}")
-    return not twice and len(completions) == len(page.tasks)
+    print(f"inspect: git -C {repo} log --oneline --graph main | head; ls {state / 'runs'}")
+    return not twice and len(completions) == len(page.tasks) == found.landed
+
+
+# The demo project's check: no half-merged file lands.
+CHECK = "sh check.sh"
+CHECK_SH = """#!/bin/sh
+if grep -rl '^<<<<<<<' --include='*.txt' .; then echo "half-merged files above"; exit 1; fi
+echo "no half-merged files"
+"""
 
 
 def _scratch_project(root: Path, workers: int) -> tuple[Path, Path, Path]:
@@ -246,6 +270,7 @@ def _scratch_project(root: Path, workers: int) -> tuple[Path, Path, Path]:
     state, repo = root / "state", root / "project"
     repo.mkdir(parents=True)
     (repo / "README.md").write_text("The demo's project.\n")
+    (repo / "check.sh").write_text(CHECK_SH)
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "start"]):
         subprocess.run(
             ["git", "-c", "user.name=demo", "-c", "user.email=demo@localhost", *args],
