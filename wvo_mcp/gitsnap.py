@@ -30,7 +30,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import IO
 
-from wvo_mcp import state_folder
+from wvo_mcp import scratch_dirs, state_folder
 from wvo_mcp.errors import ValidationFailed
 
 GIT_TIMEOUT_S = 120
@@ -658,14 +658,17 @@ class Git:
         text = "\n".join(parts)
         return text if len(text) <= HUNK_CHARS else text[:HUNK_CHARS] + "\n[... cut]"
 
-    def rebase_onto(self, onto: str, commit: str, message: str) -> "str | Conflict":
+    def rebase_onto(
+        self, onto: str, commit: str, message: str, owner: Path | None = None
+    ) -> "str | Conflict":
         """`commit`'s history since it left `onto`, replayed onto `onto` by git rebase in a
-        scratch worktree of our own (never a worker's repository): the new tip. A history
-        that already merged `onto` in (a resolved conflict) replays into the conflicts it
-        resolved: when the two merge cleanly as a whole, it lands as one commit with
-        `message` on top of `onto` instead. Else the Conflict."""
+        scratch worktree of our own (never a worker's repository; in a scratch folder of the
+        state folder `owner`): the new tip. A history that already merged `onto` in (a
+        resolved conflict) replays into the conflicts it resolved: when the two merge
+        cleanly as a whole, it lands as one commit with `message` on top of `onto` instead.
+        Else the Conflict."""
         self._commit(onto, "target")
-        with tempfile.TemporaryDirectory(prefix="wvo-rebase-") as scratch:
+        with scratch_dirs.temporary("rebase", owner) as scratch:
             place = Path(scratch) / "tree"
             self.add_detached_worktree(place, commit)
             try:

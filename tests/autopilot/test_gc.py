@@ -18,7 +18,7 @@ import pytest
 from tests.autopilot.conftest import env, make_project
 from tests.conftest import ROOT
 from tests.gitwork import commit_file, git
-from wvo_mcp import gitsnap
+from wvo_mcp import gitsnap, scratch_dirs
 from wvo_mcp.autopilot import gc
 from wvo_mcp.config import Settings
 from wvo_mcp.models import TaskSpec
@@ -135,6 +135,10 @@ class World:
             )
         )  # fmt: skip
         assert sent == "returned"
+
+    def scratch_dir(self, kind: scratch_dirs.Kind, name: str) -> Path:
+        """Where a run of this state folder makes a scratch folder of `kind` (not made)."""
+        return self.scratch / f"{scratch_dirs.prefix(kind, self.settings.state_root)}{name}"
 
     def exists(self, what: str) -> bool:
         """A path, or a branch."""
@@ -327,7 +331,7 @@ async def test_a_dry_run_lists_exactly_what_the_real_run_removes(world: World) -
     await world.land(await world.submit("C", dirty))
     (dirty / "x").write_text("x\n")
     world.worker("D")
-    left = world.scratch / "wvo-run-left"
+    left = world.scratch_dir("run", "left")
     (left / "home").mkdir(parents=True)
     make_old(left)
     listed = sorted(os.listdir(world.worktrees))
@@ -349,10 +353,10 @@ async def test_links_planted_in_the_worktrees_are_never_followed(world: World) -
     (world.worktrees / "A" / "2").symlink_to(world.outside)
     (world.worktrees / "G").symlink_to(world.outside)
     (world.runs / "G").symlink_to(world.outside)
-    (world.scratch / "wvo-run-link").symlink_to(world.outside)
+    world.scratch_dir("run", "link").symlink_to(world.outside)
     found = await world.gc(dry_run=False)
     for link in (world.worktrees / "A" / "2", world.worktrees / "G", world.runs / "G",
-                 world.scratch / "wvo-run-link"):  # fmt: skip
+                 world.scratch_dir("run", "link")):  # fmt: skip
         assert "symbolic link" in kept(found, link) and link.is_symlink()
     assert str(repo) in removed(found)
     assert (world.outside / "precious.txt").read_text() == "a person's file\n"
@@ -374,8 +378,8 @@ async def test_a_link_inside_a_workers_repository_is_removed_not_followed(world:
 
 
 async def test_scratch_folders_go_once_no_live_process_uses_them(world: World) -> None:
-    names = ("verify-old", "review-new", "run-busy")
-    old, young, busy = (world.scratch / f"wvo-{name}" for name in names)
+    old, young, busy = (world.scratch_dir("verify", "old"), world.scratch_dir("review", "new"),
+                        world.scratch_dir("run", "busy"))  # fmt: skip
     for path in (old, young, busy, world.scratch / "other-old"):
         path.mkdir()
     for path in (old, busy, world.scratch / "other-old"):
@@ -394,6 +398,38 @@ async def test_scratch_folders_go_once_no_live_process_uses_them(world: World) -
     assert str(busy) in removed(found) and not busy.exists()
 
 
+async def test_gc_leaves_another_state_folders_scratch_folders_alone(
+    world: World, tmp_path: Path
+) -> None:
+    """Two projects (two state folders) share the temporary folder: each gc removes its own
+    runs' leftovers only, and never one no state folder owns (an older wvo-mcp's)."""
+    (tmp_path / "second").mkdir()
+    second = Settings.from_env(env(make_project(tmp_path / "second")))
+    mine = [world.scratch_dir(kind, "left") for kind in scratch_dirs.KINDS]
+    theirs = [world.scratch / f"{scratch_dirs.prefix(kind, second.state_root)}left"
+              for kind in scratch_dirs.KINDS]  # fmt: skip
+    nobodys = world.scratch / "wvo-run-k2j3h4l5"
+    for path in (*mine, *theirs, nobodys):
+        path.mkdir()
+        make_old(path)
+    found = await world.gc(dry_run=False)
+    assert {str(p) for p in mine} <= removed(found) and not any(p.exists() for p in mine)
+    assert not {str(p) for p in (*theirs, nobodys)} & set(found)
+    assert all(p.exists() for p in (*theirs, nobodys))
+    again = world.scratch_dir("verify", "again")
+    again.mkdir()
+    make_old(again)
+    other = await Orchestrator.open(second)
+    try:
+        where = gc.Where(onto=None, scratch=world.scratch)
+        theirs_gone = await gc.collect(other, second, where, dry_run=False)
+    finally:
+        await other.close()
+    assert {o.what for o in theirs_gone if o.verdict == "remove"} == {str(p) for p in theirs}
+    assert not any(p.exists() for p in theirs)
+    assert again.exists() and nobodys.exists()
+
+
 async def test_a_folder_mounted_in_a_sandbox_is_in_use(world: World) -> None:
     """The sandbox's own processes see it elsewhere, and bwrap's arguments came from a
     pipe: only the sandbox's mounts say it is used."""
@@ -401,7 +437,7 @@ async def test_a_folder_mounted_in_a_sandbox_is_in_use(world: World) -> None:
     binary = bwrap.find()
     if why is not None or binary is None:
         pytest.skip(f"no bwrap sandbox here: {why}")
-    home = world.scratch / "wvo-run-mounted"
+    home = world.scratch_dir("run", "mounted")
     home.mkdir()
     make_old(home)
     args = ["--ro-bind", "/", "/", "--tmpfs", "/tmp", "--bind", str(home), "/tmp/home",
@@ -409,7 +445,7 @@ async def test_a_folder_mounted_in_a_sandbox_is_in_use(world: World) -> None:
     sandbox = _sandboxed(binary, args)
     try:
         with anyio.fail_after(10):  # the sandbox starts; no event says when: poll
-            while "wvo-run-mounted" not in _mounts_of_children(sandbox.pid):  # noqa: ASYNC110
+            while home.name not in _mounts_of_children(sandbox.pid):  # noqa: ASYNC110
                 await anyio.sleep(0.05)
         found = await world.gc(dry_run=False)
         assert "in use by a live process" in kept(found, home) and home.exists()

@@ -1,7 +1,8 @@
 """`wvo-mcp autopilot gc`: find what the autopilot leaves behind (workers' repositories under
-<repo>.wvo-worktrees, task branches wvo/<task>, run logs under <state>/runs, runs' scratch
-folders in the temporary folder), gather the facts tidying.judge needs, and remove what it
-allows. A dry run removes nothing and lists the same verdicts.
+<repo>.wvo-worktrees, task branches wvo/<task>, run logs under <state>/runs, the scratch
+folders this state folder's runs made in the temporary folder: scratch_dirs.py), gather the
+facts tidying.judge needs, and remove what it allows. A dry run removes nothing and lists the
+same verdicts.
 
 A worker's repository is hostile data (docs/security.md): git never runs in it. Its refs
 are read as files (gitsnap.read_refs) and its files are compared with its HEAD's tree from
@@ -23,7 +24,7 @@ from typing import Literal
 
 import anyio.to_thread
 
-from wvo_mcp import gitsnap, timeutil
+from wvo_mcp import gitsnap, scratch_dirs, timeutil
 from wvo_mcp.autopilot import inuse
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed, WvoError
@@ -34,7 +35,6 @@ from wvo_mcp.tidying import Candidate, Task, Verdict, judge
 from wvo_mcp.transitions import Status
 
 PLANNER = "wvo-planner"  # the planner's folder (worktrees and runs): no task's
-SCRATCH = ("wvo-run-", "wvo-verify-", "wvo-review-", "wvo-rebase-")
 EVENTS_READ = 200  # of a cancelled task, newest first, looking for who cancelled it
 SHORT = 12
 MAX_DEPTH = 256  # folders deep, made enterable before a removal
@@ -145,7 +145,8 @@ def _places(settings: Settings, where: Where) -> "_Places":
     worktrees = where.worktrees or top.with_name(top.name + ".wvo-worktrees")
     scratch = where.scratch or Path(tempfile.gettempdir())
     runs = settings.state_root / "runs"
-    return _Places(git, worktrees.resolve(), runs.resolve(), scratch.resolve(), where.onto)
+    found = (worktrees.resolve(), runs.resolve(), scratch.resolve())
+    return _Places(git, *found, where.onto, settings.state_root)
 
 
 def _outcome(c: Candidate, remove: bool, reason: str) -> Outcome:
@@ -222,12 +223,19 @@ def _landed(tx: Tx, task_id: str) -> _Landed | None:
 
 class _Places:
     def __init__(
-        self, git: gitsnap.Git, worktrees: Path, runs: Path, scratch: Path, onto: str | None
+        self,
+        git: gitsnap.Git,
+        worktrees: Path,
+        runs: Path,
+        scratch: Path,
+        onto: str | None,
+        state_root: Path,
     ) -> None:
         self.git = git
         self.worktrees = worktrees
         self.runs = runs
         self.scratch = scratch
+        self.state_root = state_root  # only its runs' scratch folders are looked at
         self.onto = onto
         self.onto_tip = git.tip(onto) if onto else None
         self._contains: dict[tuple[str, str], bool] = {}
@@ -366,8 +374,8 @@ class _Places:
     def _scratch(self) -> Iterator[_Found]:
         me = os.getuid()
         for entry in _entries(self.scratch):
-            if not entry.name.startswith(SCRATCH):
-                continue
+            if not scratch_dirs.owned(entry.name, self.state_root):
+                continue  # another state folder's (another project's), or no run's
             try:
                 if entry.stat(follow_symlinks=False).st_uid != me:
                     continue  # another user's: not ours to judge

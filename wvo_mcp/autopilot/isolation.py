@@ -6,13 +6,13 @@ of it removed when the run ends. What the run sees is docs/security.md's "Worker
 import contextlib
 import os
 import shutil
-import tempfile
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import anyio
 
+from wvo_mcp import scratch_dirs
 from wvo_mcp.autopilot import commands
 from wvo_mcp.autopilot.gateway import Gateway
 from wvo_mcp.errors import ValidationFailed
@@ -66,7 +66,8 @@ async def prepared(
     """Everything `run` needs, made for it alone and removed afterwards; its token is revoked
     when the context ends, whatever happened to the process."""
     program, install = workers.installation(run.kind.program, outside.get("PATH"))
-    private = Path(tempfile.mkdtemp(prefix="wvo-run-"))  # 0700, outside every repository
+    # 0700, outside every repository, named for the state folder (autopilot gc)
+    private = scratch_dirs.make("run", gateway.settings.state_root)
     token = await gateway.token(run.agent_id, run.scope)
     stack = contextlib.ExitStack()  # the toolchain's open folders
     try:

@@ -9,7 +9,6 @@ each landing is written as an intent before the ref moves, so an autopilot kille
 moment loses nothing and the next one completes or abandons what it finds, never twice."""
 
 import contextlib
-import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,7 +18,7 @@ from typing import Literal, TypeVar
 
 import anyio
 
-from wvo_mcp import gitsnap, queueing
+from wvo_mcp import gitsnap, queueing, scratch_dirs
 from wvo_mcp.errors import LeaseLost, VerificationFailed, WvoError
 from wvo_mcp.orchestrator import Orchestrator, sandbox_summary
 from wvo_mcp.services import landing
@@ -320,7 +319,8 @@ class Lander:
             f"wvo-mcp merge queue: {item.commit}"
         )
         if self.options.strategy == "rebase":
-            return self.git.rebase_onto(onto, item.commit, message)
+            state = self.orchestrator.settings.state_root  # its scratch worktree's owner
+            return self.git.rebase_onto(onto, item.commit, message, state)
         return self.git.merge_onto(onto, item.commit, message)
 
     async def _probe(
@@ -445,7 +445,7 @@ async def checked(
 ) -> str | VerificationFailed:
     """`command` run in the sandbox on a fresh checkout of exactly `commit`: its summary line,
     or the failure with its output tails."""
-    with tempfile.TemporaryDirectory(prefix="wvo-verify-") as scratch:
+    with scratch_dirs.temporary("verify", orchestrator.settings.state_root) as scratch:
         checkout = Path(scratch) / "tree"
         checkout.mkdir()
         await materialize(commit, checkout)

@@ -17,7 +17,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 import uuid
 from collections import deque
@@ -32,7 +31,7 @@ import anyio.to_thread
 from anyio.abc import Process, TaskGroup
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from wvo_mcp import gitsnap, guidance, queueing, routing, state_folder, timeutil
+from wvo_mcp import gitsnap, guidance, queueing, routing, scratch_dirs, state_folder, timeutil
 from wvo_mcp.autopilot import commands, events, isolation, lander, orphans, prompt, view
 from wvo_mcp.autopilot.gateway import Gateway
 from wvo_mcp.config import Settings
@@ -1061,7 +1060,7 @@ class Autopilot:
                 task=detail, author=item.author, branch=branch, commit=commit, diff=diff
             )
             self.say(f"{slot.agent_id} reviews {task_id} ({item.author}'s work)")
-            with tempfile.TemporaryDirectory(prefix="wvo-review-") as scratch:
+            with scratch_dirs.temporary("review", self.settings.state_root) as scratch:
                 checkout = Path(scratch) / "checkout"
                 checkout.mkdir()
                 await self._in_repo(self.git.materialize, commit, checkout)

@@ -1,0 +1,43 @@
+"""The scratch folders the autopilot's runs make in the temporary folder (a worker's private
+home, a verification's or a review's checkout, a rebase's worktree), each named for the state
+folder whose run made it: `wvo-<kind>-<owner>-<random>`, <owner> a short hash of the state
+folder's resolved path. `autopilot gc` removes only the folders its own state folder owns, so
+two projects (or two state folders) sharing a temporary folder never touch each other's."""
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+Kind = Literal["run", "verify", "review", "rebase"]
+KINDS: tuple[Kind, ...] = ("run", "verify", "review", "rebase")
+OWNER_CHARS = 12
+
+
+def owner(state_root: Path) -> str:
+    """The mark of `state_root` in its scratch folders' names."""
+    resolved = os.fsencode(state_root.resolve())
+    return hashlib.sha256(resolved).hexdigest()[:OWNER_CHARS]
+
+
+def prefix(kind: Kind, state_root: Path | None) -> str:
+    """The name a scratch folder of `kind` starts with; None: no state folder owns it (a
+    tool's or a test's), and no gc removes it."""
+    return f"wvo-{kind}-{owner(state_root)}-" if state_root is not None else f"wvo-{kind}-"
+
+
+def make(kind: Kind, state_root: Path | None) -> Path:
+    """A new scratch folder (mode 0700, a name nobody had), removed by its maker."""
+    return Path(tempfile.mkdtemp(prefix=prefix(kind, state_root)))
+
+
+def temporary(kind: Kind, state_root: Path | None) -> tempfile.TemporaryDirectory[str]:
+    """As make(), removed when the `with` block ends."""
+    return tempfile.TemporaryDirectory(prefix=prefix(kind, state_root))
+
+
+def owned(name: str, state_root: Path) -> bool:
+    """Whether the folder called `name` is one of `state_root`'s scratch folders."""
+    mark = owner(state_root)
+    return any(name.startswith(f"wvo-{kind}-{mark}-") for kind in KINDS)
