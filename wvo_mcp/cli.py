@@ -831,6 +831,8 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> None:
     wiring = init.plan(options, clis.find())
     for line in init.describe(wiring, args.dry_run):
         _say(line)
+    tools = init.toolchain_found(wiring.top, wiring.state_root)
+    _say(f"  toolchain the autopilot's checks and workers see, read-only: {tools}")
     roadmap = wiring.state_root / "roadmap.yaml"
     if args.dry_run:
         if args.goal:

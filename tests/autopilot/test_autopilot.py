@@ -495,6 +495,7 @@ def test_a_dry_run_says_what_each_worker_sees_and_reaches_and_starts_nothing(
     assert objects in out  # borrowed read-only
     assert str(project["state"]) not in out  # never shown to a worker
     assert "ANTHROPIC_BASE_URL" in out and "WVO_STATE_ROOT" not in out
+    assert "toolchain:  none (no .venv, venv or node_modules that git ignores" in out
     assert not (project["state"] / "runs").exists()
 
 

@@ -365,3 +365,27 @@ def test_a_goal_without_a_coding_cli_is_refused(repo: Path) -> None:
     refused = init(repo, "--goal", "anything")
     assert refused.returncode == 2 and "--goal needs a coding CLI" in refused.stderr
     assert tree(repo) == before
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="the pre-flight runs in bubblewrap")
+def test_init_and_doctor_name_the_toolchain_and_doctor_runs_the_pre_flight(repo: Path) -> None:
+    # The person's node_modules, ignored by their .gitignore: found with no configuration.
+    (repo / "node_modules" / ".bin").mkdir(parents=True)
+    runner = repo / "node_modules" / ".bin" / "runner"
+    runner.write_text('#!/bin/sh\necho "runner ran in $PWD"\n')
+    runner.chmod(0o755)
+    done = init(repo)
+    assert done.returncode == 0, done.stderr
+    assert "checks and workers see, read-only: node_modules (found)" in done.stdout, done.stdout
+
+    checked = init(repo, "doctor", "--json", "--check", "runner")
+    found = {c["name"]: c for c in json.loads(checked.stdout)}
+    assert found["toolchain"]["ok"] and "node_modules (found)" in found["toolchain"]["detail"]
+    assert found["pre-flight"]["ok"], found["pre-flight"]  # on PATH from node_modules/.bin
+    assert "passes on HEAD at" in found["pre-flight"]["detail"]
+
+    red = init(repo, "doctor", "--json", "--check", "echo broken; exit 3")
+    said = {c["name"]: c for c in json.loads(red.stdout)}["pre-flight"]
+    assert not said["ok"] and red.returncode == 1
+    assert "exit 3" in said["detail"] and "broken" in said["detail"]
+    assert "--skip-preflight" in said["detail"]

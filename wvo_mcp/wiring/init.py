@@ -20,6 +20,7 @@ from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.files import write_atomically
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.sandbox import toolchain
 from wvo_mcp.wiring import clis, edits, place
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -145,6 +146,16 @@ def describe(wiring: Wiring, dry_run: bool) -> list[str]:
         verb = "would record" if dry_run else "recorded"
         lines.append(f"  .git/config: {verb} {place.KEY} (commands run here find the state)")
     return lines
+
+
+def toolchain_found(top: Path, state_root: Path) -> str:
+    """The toolchain folders checks and workers will see, found with no configuration."""
+    repo = gitsnap.locate(top)
+    if repo is None:
+        return toolchain.Toolchain().describe()
+    git = gitsnap.Git(repo, repo.top)
+    found = toolchain.find(repo.top, toolchain.Spec(), git.ignored(toolchain.FOUND), [state_root])
+    return found.describe()
 
 
 def uncommitted(top: Path) -> list[str]:
