@@ -9,6 +9,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from tests.conftest import ROOT
+from wvo_mcp.autopilot import commands
 from wvo_mcp.cli import parser
 
 pytestmark = pytest.mark.anyio
@@ -54,3 +55,11 @@ def test_links_between_the_docs_lead_somewhere():
     for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
             assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
+
+
+def test_each_worker_kinds_model_endpoint_variable_is_explained_with_the_egress_proxy():
+    autopilot = (ROOT / "docs" / "autopilot.md").read_text()
+    reach = autopilot[autopilot.index("- **reaches**") : autopilot.index("- **acts**")]
+    for name in commands.BASE_URL_ENV.values():
+        assert f"`{name}`" in reach, f"docs/autopilot.md does not say what {name} opens"
+    assert "egress proxy" in reach
