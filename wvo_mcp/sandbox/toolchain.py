@@ -10,7 +10,7 @@ widen what is shown; links inside it resolve inside the sandbox, never on the ho
 
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -80,12 +80,10 @@ def relative(given: str) -> str:
     outside .git (pure)."""
     parts = Path(given).parts
     if (
-        not given
-        or "\0" in given
+        "\0" in given
         or os.path.isabs(given)
         or not parts
-        or any(p in ("..", ".") for p in Path(given).parts)
-        or any(p.lower() == ".git" for p in parts)
+        or any(p in ("..", ".") or p.lower() == ".git" for p in parts)
     ):
         raise ValidationFailed(
             f"toolchain folder {given!r} is not a folder inside the repository; name one "
@@ -132,7 +130,7 @@ def find(
     for name, declared in sorted(chosen.items()):
         kind = _kind(top / name)
         python = _interpreter(top / name) if kind == "venv" else None
-        if python is not None and any(_holds(python, k) for k in (*keep_out, top)):
+        if python is not None and any(_holds(python, k) for k in (*keep_out, top, Path.home())):
             python = None
         folders.append(Folder(top, name, kind, declared, python))
     return Toolchain(tuple(folders))
@@ -163,9 +161,10 @@ def _interpreter(venv: Path) -> Path | None:
     return None
 
 
-def _is_folder(top: Path, name: str) -> bool:
+def _is_folder(top: Path, name: str, make: bool = False) -> bool:
+    """Whether `top/name` is a folder reached following no link (`make`: made if missing)."""
     try:
-        os.close(_open(top, name))
+        os.close(_open(top, name, make))
     except ValidationFailed:
         return False
     return True
@@ -179,14 +178,18 @@ def _kind(path: Path) -> Kind:
     return "plain"
 
 
-def _open(top: Path, name: str) -> int:
-    """The folder `top/name` opened following no link on the way: a descriptor."""
+def _open(top: Path, name: str, make: bool = False) -> int:
+    """The folder `top/name` opened following no link on the way (`make`: each missing
+    folder made): a descriptor."""
     try:
         fd = os.open(top, _O_DIR)
     except OSError as exc:
         raise ValidationFailed(f"{top} cannot be opened ({exc.strerror})") from None
     for part in name.split("/"):
         try:
+            if make:
+                with suppress(FileExistsError):
+                    os.mkdir(part, 0o755, dir_fd=fd)
             inner = os.open(part, _O_DIR, dir_fd=fd)
         except OSError:
             os.close(fd)
@@ -196,32 +199,6 @@ def _open(top: Path, name: str) -> int:
         os.close(fd)
         fd = inner
     return fd
-
-
-def _mount_point(root: Path, name: str) -> bool:
-    """`root/name` made a folder if missing, following no link; False where a link or file
-    stands in the way (the checkout then lacks the folder at that path)."""
-    try:
-        fd = os.open(root, _O_DIR)
-    except OSError:
-        return False
-    try:
-        for part in name.split("/"):
-            try:
-                os.mkdir(part, 0o755, dir_fd=fd)
-            except FileExistsError:
-                pass
-            except OSError:
-                return False
-            try:
-                inner = os.open(part, _O_DIR, dir_fd=fd)
-            except OSError:
-                return False
-            os.close(fd)
-            fd = inner
-        return True
-    finally:
-        os.close(fd)
 
 
 def link(toolchain: Toolchain, checkout: Path) -> None:
@@ -241,10 +218,10 @@ class Bind:
 
 
 @contextmanager
-def opened(toolchain: Toolchain, checkout: Path, writable: bool = True) -> Iterator[list[Bind]]:
-    """Each folder opened, with the places to show it for a command in `checkout`; the
-    descriptors are closed afterwards. `writable`: mount points missing in the checkout may
-    be made there (a read-only checkout must have them already)."""
+def opened(toolchain: Toolchain, checkout: Path) -> Iterator[list[Bind]]:
+    """Each folder opened, with the places to show it for a command in `checkout` (a mount
+    point missing there is made, unless a link or file stands in its way); the descriptors
+    are closed afterwards."""
     binds: list[Bind] = []
     with ExitStack() as closing:
         for folder in toolchain.folders:
@@ -252,9 +229,7 @@ def opened(toolchain: Toolchain, checkout: Path, writable: bool = True) -> Itera
             closing.callback(os.close, fd)
             inside = folder.seen_in(checkout)
             places = [folder.path]
-            if inside != folder.path and (
-                _mount_point(checkout, folder.relative) if writable else inside.is_dir()
-            ):
+            if inside != folder.path and _is_folder(checkout, folder.relative, make=True):
                 places.insert(0, inside)
             binds.append(Bind(fd, places[0]))
             for place in places[1:]:  # bwrap closes a descriptor once it has mounted it
