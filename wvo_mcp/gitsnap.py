@@ -54,6 +54,10 @@ _INTAKE_FILES = 1_000_000
 _INCLUDE_DEPTH = 10  # git's own limit: deeper includes make every git call fail
 _INCLUDE_FILES = 100
 _PATH_BYTES = 1024 * 1024  # one path in a listing of a worker's commits
+_ADDED_MOST = 200_000  # files a worker added, asked about as ignored or not; more all count
+_IGNORE_ROUNDS = 32  # folders deep that ignored added folders are looked for, then walked
+_IGNORE_FILES = 10_000  # committed .gitignore files read, and their bytes (more: not read,
+_IGNORE_BYTES = 16 * 1024 * 1024  # so fewer files are ignored and more keep a repository)
 
 ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -371,7 +375,89 @@ class Git:
     def differs(self, commit: str, folder: Path, most: int = 1000) -> list[str]:
         """The paths in `folder` (a worker's repository, read as data: git is never run
         there) whose files differ from `commit`'s tree: changed, added or removed, its .git
-        left out. Blob ids are computed here, so no attribute, filter or config applies."""
+        left out. Blob ids are computed here, so no attribute, filter or config applies.
+
+        An added file that the .gitignore files committed in `commit` ignore does not count
+        (a cache: __pycache__, .pytest_cache), nor is an added folder they ignore walked.
+        Only those rules, read as objects: never a .gitignore the worker left uncommitted,
+        its .git/info/exclude or any configuration, which would let it pass off work as a
+        cache."""
+        tree = self._tree_entries(commit)
+        tracked_dirs: set[str] = set()  # the folders `commit` has something in
+        for path in tree:
+            parent = os.path.dirname(path)
+            while parent and parent not in tracked_dirs:
+                tracked_dirs.add(parent)
+                parent = os.path.dirname(parent)
+        algorithm = "sha256" if self.object_format == "sha256" else "sha1"
+        found: list[str] = []
+        added: list[str] = []  # files and links `commit` does not have
+        seen: set[str] = set()
+        with _Ignores(self, commit, tree) as ignores:
+            todo: list[str] = [""]
+            for depth in range(_IGNORE_ROUNDS + 1):
+                # Folders `commit` has nothing in wait, to be walked only if not ignored; past
+                # _IGNORE_ROUNDS of them, everything is walked (and each file asked about).
+                deferred: list[str] | None = [] if depth < _IGNORE_ROUNDS else None
+                for start in todo:
+                    for path, full in _files_under(folder, start, tracked_dirs, deferred):
+                        seen.add(path)
+                        if path not in tree:
+                            if _blob_of(full, algorithm, read=False) is not None:
+                                added.append(path)
+                        elif tree[path] != _blob_of(full, algorithm):
+                            found.append(path)
+                            if len(found) >= most:
+                                return found
+                        if len(added) > _ADDED_MOST:
+                            return [*found, *added][:most]  # too many to ask about: all count
+                if not deferred:
+                    break
+                if len(deferred) > _ADDED_MOST:
+                    return [*found, *added, *deferred][:most]  # too many to ask about
+                ignored = ignores.of(deferred, folders=True)
+                todo = [d for d in deferred if d not in ignored]
+            ignored = ignores.of(added) if added else set()
+        found += [p for p in added if p not in ignored]
+        found += sorted(p for p, (mode, _) in tree.items() if p not in seen and mode != "160000")
+        return found[:most]
+
+    def blobs(self, oids: Sequence[str], max_bytes: int) -> dict[str, bytes]:
+        """The contents of the blobs `oids`, as long as they add up to at most `max_bytes`
+        (sizes asked first: a blob past that is never read)."""
+        if not oids:
+            return {}
+        sizes = subprocess.run(
+            ["git", "cat-file", "--batch-check"], cwd=self.cwd, env=self._env(),
+            input="".join(f"{oid}\n" for oid in oids).encode(), capture_output=True,
+            timeout=GIT_TIMEOUT_S,
+        )  # fmt: skip
+        wanted, budget = [], max_bytes
+        for line in sizes.stdout.decode(errors="replace").splitlines():
+            oid, kind, size = [*line.split(), "", "", ""][:3]
+            if kind == "blob" and size.isdigit() and int(size) <= budget:
+                budget -= int(size)
+                wanted.append(oid)
+        batch = subprocess.run(
+            ["git", "cat-file", "--batch"], cwd=self.cwd, env=self._env(),
+            input="".join(f"{oid}\n" for oid in wanted).encode(), capture_output=True,
+            timeout=GIT_TIMEOUT_S,
+        )  # fmt: skip
+        found: dict[str, bytes] = {}
+        out, at = batch.stdout, 0
+        for oid in wanted:
+            # Each object comes back as "<id> blob <size>\n<content>\n".
+            end = out.find(b"\n", at)
+            header = out[at:end].split()
+            if batch.returncode != 0 or end < 0 or header[:2] != [oid.encode(), b"blob"]:
+                raise ValidationFailed(f"git cat-file could not read {oid} in {self.repo.top}")
+            length = int(header[2])
+            found[oid] = out[end + 1 : end + 1 + length]
+            at = end + 2 + length
+        return found
+
+    def _tree_entries(self, commit: str) -> dict[str, tuple[str, str]]:
+        """Every path of `commit`'s tree with its (mode, object id)."""
         self._commit(commit, "commit")
         listed = self._raw("ls-tree", "-r", "-z", "--full-tree", commit)
         if listed.returncode != 0:
@@ -382,23 +468,7 @@ class Git:
                 meta, _, name = record.partition(b"\t")
                 mode, _kind, oid = meta.decode().split()
                 tree[os.fsdecode(name)] = (mode, oid)
-        algorithm = "sha256" if self.object_format == "sha256" else "sha1"
-        found: list[str] = []
-        seen: set[str] = set()
-        for top, dirs, files in os.walk(str(folder), followlinks=False):
-            relative = os.path.relpath(top, folder)
-            if relative == ".":
-                dirs[:] = [d for d in dirs if d != ".git"]
-            links = [d for d in dirs if os.path.islink(os.path.join(top, d))]
-            for entry in [*(f for f in files if relative != "." or f != ".git"), *links]:
-                path = os.path.normpath(os.path.join(relative, entry))
-                seen.add(path)
-                if tree.get(path) != _blob_of(os.path.join(top, entry), algorithm):
-                    found.append(path)
-            if len(found) >= most:
-                return found[:most]
-        found += sorted(p for p, (mode, _) in tree.items() if p not in seen and mode != "160000")
-        return found[:most]
+        return tree
 
     def tip(self, branch: str) -> str:
         return self._git([], "rev-parse", "--verify", f"refs/heads/{branch}")
@@ -1105,6 +1175,67 @@ class Git:
             raise
 
 
+class _Ignores:
+    """Which of a worker's added paths the .gitignore files committed in one commit ignore,
+    asked of git's own check-ignore in a scratch repository of ours that holds only those
+    files: no rule the worker left uncommitted, no info/exclude, no configured
+    excludesFile applies."""
+
+    def __init__(self, git: Git, commit: str, tree: Mapping[str, tuple[str, str]]) -> None:
+        self.git, self.commit, self.tree = git, commit, tree
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+
+    def __enter__(self) -> "_Ignores":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._scratch is not None:
+            self._scratch.cleanup()
+
+    def _mirror(self) -> Path:
+        """The scratch repository, made on first use: each committed .gitignore at its path."""
+        if self._scratch is not None:
+            return Path(self._scratch.name) / "tree"
+        self._scratch = tempfile.TemporaryDirectory(prefix="wvo-ignores-")
+        top = Path(self._scratch.name) / "tree"
+        top.mkdir()
+        rules = sorted(
+            (path, oid) for path, (mode, oid) in self.tree.items()
+            if os.path.basename(path) == ".gitignore" and mode in ("100644", "100755")
+        )[:_IGNORE_FILES]  # fmt: skip
+        texts = self.git.blobs([oid for _, oid in rules], _IGNORE_BYTES)
+        for path, oid in rules:
+            if oid in texts:
+                parts = [os.fsdecode(p) for p in _tree_path(os.fsencode(path))]
+                top.joinpath(*parts[:-1]).mkdir(parents=True, exist_ok=True)
+                top.joinpath(*parts).write_bytes(texts[oid])
+        env = {**ENV, **config_env(), "GIT_CEILING_DIRECTORIES": str(top.parent)}
+        with tempfile.TemporaryDirectory(prefix="wvo-template-") as template:
+            _check_run(["git", "init", "--quiet", f"--template={template}", str(top)], top, env)
+        return top
+
+    def of(self, paths: Sequence[str], folders: bool = False) -> set[str]:
+        """Those of `paths` (relative, as found in the worker's repository) that are
+        ignored; `folders`: they are folders there (a pattern ending in / matches them)."""
+        top = self._mirror()
+        if folders:  # git asks the working tree whether a path is a folder
+            for path in paths:
+                with suppress(OSError):
+                    top.joinpath(path).mkdir(parents=True, exist_ok=True)
+        env = {
+            **ENV, **config_env(extra=[("core.excludesFile", os.devnull)]),
+            "GIT_DIR": str(top / ".git"), "GIT_WORK_TREE": str(top),
+        }  # fmt: skip
+        asked = subprocess.run(
+            ["git", "check-ignore", "--no-index", "--stdin", "-z"], cwd=top, env=env,
+            input=b"".join(os.fsencode(p) + b"\0" for p in paths), capture_output=True,
+            timeout=BULK_TIMEOUT_S,
+        )  # fmt: skip
+        if asked.returncode not in (0, 1):  # 1: none of them is ignored
+            raise ValidationFailed(f"git check-ignore failed: {_tail(os.fsdecode(asked.stderr))}")
+        return {os.fsdecode(p) for p in asked.stdout.split(b"\0") if p}
+
+
 # -- reading a worker's repository as data -------------------------------------------------
 
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -1114,10 +1245,33 @@ _O_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_MODES = {"100644": 0o644, "100755": 0o755, "120000": 0o777}
 
 
-def _blob_of(path: str, algorithm: str) -> tuple[str, str] | None:
+def _files_under(
+    folder: Path, start: str, tracked: set[str], deferred: list[str] | None
+) -> Iterator[tuple[str, str]]:
+    """(path relative to `folder`, full path) of each file and link under its folder
+    `start`, its top .git left out, following no link. With `deferred`, a folder that is not
+    in `tracked` is not entered but added to it."""
+    for top, dirs, files in os.walk(os.path.join(folder, start), followlinks=False):
+        relative = os.path.relpath(top, folder)
+        if relative == ".":
+            dirs[:] = [d for d in dirs if d != ".git"]
+            files = [f for f in files if f != ".git"]
+        links = [d for d in dirs if os.path.islink(os.path.join(top, d))]
+        if deferred is not None:
+            inner = [(d, os.path.normpath(os.path.join(relative, d))) for d in dirs]
+            deferred += [p for d, p in inner if d not in links and p not in tracked]
+            dirs[:] = [d for d, p in inner if d not in links and p in tracked]
+        for entry in [*files, *links]:
+            yield os.path.normpath(os.path.join(relative, entry)), os.path.join(top, entry)
+
+
+def _blob_of(path: str, algorithm: str, read: bool = True) -> tuple[str, str] | None:
     """(mode, blob id) of a file or link as git would store it, read without following
-    links; None for anything else (a FIFO, a device)."""
+    links (without `read`, the id is ''); None for anything else (a FIFO, a device)."""
     info = os.lstat(path)
+    if not read:
+        kind = stat.S_ISLNK(info.st_mode) or stat.S_ISREG(info.st_mode)
+        return ("", "") if kind else None
     if stat.S_ISLNK(info.st_mode):
         data, mode = os.fsencode(os.readlink(path)), "120000"
     elif stat.S_ISREG(info.st_mode):

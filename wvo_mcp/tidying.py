@@ -4,7 +4,8 @@ repository, a task's branch, a task's run logs, or a run's leftover scratch fold
 Nothing is lost (issue 22): work goes only once its commits are reachable from the target,
 or from what a landed queue entry brought in, or once a person cancelled its task. A live
 lease or an open queue entry protects everything of its task; files nobody committed keep a
-repository; a live process keeps what it uses. Every verdict carries a reason a person can
+repository (but for those its HEAD's committed .gitignore ignores: Git.differs leaves them
+out of `stray`); a live process keeps what it uses. Every verdict carries a reason a person can
 check."""
 
 from collections.abc import Mapping

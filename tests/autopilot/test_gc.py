@@ -279,6 +279,59 @@ async def test_files_nobody_committed_keep_a_repository(world: World) -> None:
     assert "wvo/C" in removed(found)  # its commits are on main all the same
 
 
+def _ignore_caches(world: World) -> None:
+    """The project's committed .gitignore names its caches."""
+    (world.repo / ".gitignore").write_text("__pycache__/\n.pytest_cache/\n*.log\n")
+    git(world.repo, "add", ".gitignore")
+    git(world.repo, "commit", "-qm", "ignore caches")
+
+
+async def test_files_the_committed_gitignore_ignores_do_not_keep_a_repository(
+    world: World,
+) -> None:
+    _ignore_caches(world)
+    await world.task("I")
+    repo = world.worker("I")
+    await world.land(await world.submit("I", repo))
+    # What running the tests leaves, at the top and deep in a folder the commit has.
+    for cache in (repo / "__pycache__", repo / "src" / "pkg" / "__pycache__"):
+        cache.mkdir(parents=True)
+        (cache / "mod.cpython-311.pyc").write_bytes(b"\x00compiled")
+    (repo / ".pytest_cache" / "v" / "cache").mkdir(parents=True)
+    (repo / ".pytest_cache" / "v" / "cache" / "nodeids").write_text("[]\n")
+    (repo / ".pytest_cache" / ".gitignore").write_text("*\n")
+    (repo / "src" / "run.log").write_text("ran\n")
+    found = await world.gc(dry_run=False)
+    assert str(repo) in removed(found) and not repo.exists()
+
+
+async def test_only_ignore_rules_the_project_committed_count(world: World) -> None:
+    """A worker cannot pass its work off as ignored: rules it slips in beside its work (its
+    info/exclude, a .gitignore it did not commit, an edit of the committed one) are not
+    read, so its files keep the repository."""
+    _ignore_caches(world)
+    await world.task("J")
+    repo = world.worker("J")
+    await world.land(await world.submit("J", repo))
+    (repo / "notes.txt").write_text("work\n")
+    (repo / ".git" / "info").mkdir(exist_ok=True)
+    (repo / ".git" / "info" / "exclude").write_text("notes.txt\nsecret.txt\n")
+    (repo / "drafts").mkdir()
+    (repo / "drafts" / ".gitignore").write_text("*\n")
+    (repo / "drafts" / "plan.md").write_text("work\n")
+    with (repo / ".gitignore").open("a") as rules:
+        rules.write("secret.txt\n")
+    (repo / "secret.txt").write_text("work\n")
+    (repo / "__pycache__").mkdir()
+    (repo / "__pycache__" / "x.pyc").write_bytes(b"\x00")
+    found = await world.gc(dry_run=False)
+    reason = kept(found, repo)
+    assert reason.startswith("it has files nobody committed: ")
+    for name in (".gitignore", "notes.txt", "drafts/.gitignore", "drafts/plan.md", "secret.txt"):
+        assert name in reason, reason
+    assert "__pycache__" not in reason and repo.exists()
+
+
 # -- what protects ---------------------------------------------------------------------
 
 

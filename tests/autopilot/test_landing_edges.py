@@ -111,3 +111,30 @@ def test_a_tree_made_dirty_mid_run_holds_the_landing_until_it_is_clean(
     assert (repo / "H1.txt").read_text().startswith("H1 by ")
     assert git(repo, "status", "--porcelain") == ""
     assert (repo / "README.md").read_text() == "a project\n"
+
+
+# -- what a landed worker's repository may leave behind ----------------------------------
+
+
+@pytest.mark.anyio
+async def test_caches_the_project_ignores_do_not_keep_a_landed_repository(
+    project: dict[str, Path],
+) -> None:
+    repo = project["repo"]
+    (repo / ".gitignore").write_text("__pycache__/\n.pytest_cache/\n")
+    git(repo, "add", ".gitignore")
+    git(repo, "commit", "-qm", "ignore caches")
+    caches = {"__pycache__/x.cpython-311.pyc": "compiled", ".pytest_cache/v/cache/nodeids": "[]",
+              ".pytest_cache/.gitignore": "*"}  # fmt: skip
+    await backlog(project, [
+        {"id": "L1", "title": "runs the tests", "metadata": {"fake_leave": caches}},
+        {"id": "L2", "title": "leaves notes", "metadata": {"fake_leave": {"notes.txt": "n"}}},
+    ])  # fmt: skip
+    ran = autopilot(project)
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    assert statuses(project) == {"L1": "done", "L2": "done"}, ran.stdout
+    worktrees = repo.with_name("repo.wvo-worktrees")
+    assert not (worktrees / "L1").exists(), ran.stdout
+    kept = worktrees / "L2" / "1"
+    assert f"L2: {kept} kept, it has files nobody committed: notes.txt" in ran.stdout
+    assert (kept / "notes.txt").read_text() == "n"

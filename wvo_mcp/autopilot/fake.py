@@ -36,7 +36,8 @@ A hostile worker, for tests/security/test_worker_tenancy.py (a worker is a tenan
   (tests/security/test_state_folder_commits.py).
 Any mode waits first when metadata.fake_wait names a file: it says so with `<name>.waiting`
 in its repository and waits (heartbeating) until the file appears there.
-metadata.fake_files ({path: text}) are written before an ordinary commit.
+metadata.fake_files ({path: text}) are written before an ordinary commit;
+metadata.fake_leave's are written after it, and left uncommitted.
 """
 
 import argparse
@@ -674,6 +675,9 @@ async def work(text: str, model: str, server: Server) -> int:
             await anyio.to_thread.run_sync(plant, metadata["fake_marker"])
         if mode == "dirty":
             await anyio.Path("notes.txt").write_text("not committed\n")
+        for name, content in metadata.get("fake_leave", {}).items():
+            await anyio.Path(name).parent.mkdir(parents=True, exist_ok=True)
+            await anyio.Path(name).write_text(content)
         finish = re.search(r"Finish with plan_update: (\w+) when", text)
         to = finish.group(1) if finish else "done"
         answer = await client.call_tool("plan_update", {"status": to, **held})
