@@ -492,7 +492,8 @@ class Git:
         """Rebase the checked-out branch onto `onto`: [] when done, else the files in
         conflict (the rebase is then aborted, the branch left as it was)."""
         off = self._no_drivers()
-        if self._run(off, "rebase", "--quiet", onto).returncode == 0:
+        # Commits that start or end up empty are dropped: none lands as an empty commit.
+        if self._run(off, "rebase", "--quiet", "--no-keep-empty", onto).returncode == 0:
             return []
         # NUL-separated: a name may hold spaces, newlines or bytes git would quote.
         listed = self._raw("diff", "--name-only", "-z", "--diff-filter=U", off=off).stdout
@@ -684,11 +685,13 @@ class Git:
     def merge_onto(self, onto: str, commit: str, message: str) -> "str | Conflict":
         """A merge commit of `commit` onto `onto` (its first parent), made by git's own merge
         (ort, which resolves what it can) as objects only: no worktree, no index. Its id, or
-        the Conflict."""
+        the Conflict; `onto` itself when the merge changes nothing there (no empty commit)."""
         off = self._no_drivers()
         tree = self._merged_tree(off, self._commit(onto, "target"), self._commit(commit, "tip"))
         if isinstance(tree, Conflict):
             return tree
+        if tree == self.tree_of(onto):
+            return onto
         return self._git(off, "commit-tree", tree, "-p", onto, "-p", commit, "-m", message)
 
     def _merged_tree(self, off: list[str], onto: str, commit: str) -> "str | Conflict":
@@ -736,7 +739,8 @@ class Git:
         state folder `owner`): the new tip. A history that already merged `onto` in (a
         resolved conflict) replays into the conflicts it resolved: when the two merge
         cleanly as a whole, it lands as one commit with `message` on top of `onto` instead.
-        Else the Conflict."""
+        Else the Conflict. `onto` itself when what lands changes nothing there (no empty
+        commit)."""
         self._commit(onto, "target")
         with scratch_dirs.temporary("rebase", owner) as scratch:
             place = Path(scratch) / "tree"
@@ -750,11 +754,13 @@ class Git:
             finally:
                 self.remove_worktree(place, force=True)
         if tip:
-            return tip
+            return onto if self.tree_of(tip) == self.tree_of(onto) else tip
         off = self._no_drivers()
         merged = self._merged_tree(off, onto, commit)
         if isinstance(merged, Conflict):
             return Conflict(conflicts, merged.hunks)
+        if merged == self.tree_of(onto):
+            return onto
         return self._git(off, "commit-tree", merged, "-p", onto, "-m", message)
 
     def tree_of(self, commit: str) -> str:

@@ -138,3 +138,39 @@ async def test_caches_the_project_ignores_do_not_keep_a_landed_repository(
     kept = worktrees / "L2" / "1"
     assert f"L2: {kept} kept, it has files nobody committed: notes.txt" in ran.stdout
     assert (kept / "notes.txt").read_text() == "n"
+
+
+# -- a submission that changes nothing ----------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("strategy", ["merge", "rebase"])
+async def test_a_task_with_no_change_lands_no_empty_commit(
+    project: dict[str, Path], strategy: str
+) -> None:
+    repo = project["repo"]
+    git(repo, "branch", "integration")
+    await backlog(project, [
+        {"id": "E1", "title": "commits nothing", "metadata": {"fake": "nochange"}},
+        {"id": "E2", "title": "undoes its change", "metadata": {"fake": "undo"}},
+        {"id": "E3", "title": "own file"},
+    ])  # fmt: skip
+    ran = autopilot(project, "--merge", strategy, "--onto", "integration")
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    assert statuses(project) == {"E1": "done", "E2": "done", "E3": "done"}, ran.stdout
+    for task_id in ("E1", "E2"):
+        assert (
+            f"{task_id} has nothing to land: its submission changes nothing on integration"
+            in ran.stdout
+        ), ran.stdout
+    assert "E3 has nothing to land" not in ran.stdout
+    # Every commit the queue put on the target changes its tree; only E3's work is there.
+    listed = git(repo, "log", "--first-parent", "--format=%H %T %P", "main..integration")
+    assert listed, ran.stdout
+    for line in listed.splitlines():
+        _, tree, first, *_ = line.split()
+        assert tree != git(repo, "rev-parse", f"{first}^{{tree}}").strip(), line
+    changed = git(repo, "diff", "--name-only", "main", "integration").split()
+    assert changed == ["E3.txt"], changed
+    subjects = git(repo, "log", "--format=%s", "main..integration").splitlines()
+    assert not any(s.startswith(("Land E1 ", "Land E2 ")) for s in subjects), subjects

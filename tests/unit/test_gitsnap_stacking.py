@@ -223,6 +223,42 @@ def test_rebase_onto_a_conflict_gives_files_and_hunks(host: gitsnap.Git, base: s
     assert git(host.repo.top, "status", "--porcelain") == ""
 
 
+# -- what changes nothing lands no commit --------------------------------------------------
+
+
+def empty_commit(host: gitsnap.Git, start: str, subject: str) -> str:
+    top = host.repo.top
+    git(top, "checkout", "-q", "--detach", start)
+    git(top, "commit", "-q", "--allow-empty", "-m", subject)
+    made = git(top, "rev-parse", "HEAD")
+    git(top, "checkout", "-q", "main")
+    return made
+
+
+def test_a_submission_that_changes_nothing_makes_no_commit(host: gitsnap.Git, base: str) -> None:
+    onto = commit(host, base, "main edits line 2", {b"a.txt": edited(2, "main")})
+    # No commit at all (the worker's start); the same change as the target's; a change and
+    # its revert; an empty commit.
+    same = commit(host, base, "worker makes main's change", {b"a.txt": edited(2, "main")})
+    change = commit(host, base, "worker adds b", {b"b.txt": b"b\n"})
+    undone = commit(host, change, "worker removes b", {b"b.txt": None})
+    empty = empty_commit(host, base, "nothing")
+    refs = host_state(host)[0]
+    for tip in (base, same, undone, empty):
+        assert host.merge_onto(onto, tip, "m") == onto, tip
+        assert host.rebase_onto(onto, tip, "m") == onto, tip
+    assert host_state(host)[0] == refs and len(worktrees(host)) == 1
+
+
+def test_a_rebase_drops_an_empty_commit_among_real_ones(host: gitsnap.Git, base: str) -> None:
+    onto = commit(host, base, "main edits line 2", {b"a.txt": edited(2, "main")})
+    empty = empty_commit(host, base, "nothing")
+    tip = commit(host, empty, "worker adds b", {b"b.txt": b"b\n"})
+    made = host.rebase_onto(onto, tip, "m")
+    assert isinstance(made, str)
+    assert git(host.repo.top, "log", "--format=%s", f"{onto}..{made}") == "worker adds b"
+
+
 # -- touching, merge_base ------------------------------------------------------------------
 
 

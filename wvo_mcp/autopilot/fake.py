@@ -7,8 +7,9 @@ token in its environment), works its task through that wvo-mcp endpoint over HTT
 stream-json lines with usage.
 The task's metadata.fake picks a misbehaviour: crash, hang, rate_limit, context_limit,
 auth, denied (its CLI refused a tool), dirty (submitted, leaving a file uncommitted), shared
-(writing shared.txt, which conflicts with every other such task) or plant (hooks and
-drivers left in its repository, see plant()); metadata.fake_shared names another file
+(writing shared.txt, which conflicts with every other such task), plant (hooks and
+drivers left in its repository, see plant()), nochange (submits without committing) or
+undo (commits its change, then a revert of it); metadata.fake_shared names another file
 tasks append to (conflicting with those that do too); with `_once`, only on the
 first attempt; with metadata.fake_provider or fake_model, only on that provider or model.
 It also reviews (metadata.fake_review) and plans (a goal). Sent back by the merge queue, it
@@ -663,9 +664,11 @@ async def work(text: str, model: str, server: Server) -> int:
             await anyio.to_thread.run_sync(force, state, links)
         if mode == "unverified":
             await anyio.to_thread.run_sync(unverified, task_id)
-        else:
+        elif mode != "nochange":
             shared = metadata.get("fake_shared") or ("shared.txt" if mode == "shared" else None)
             await anyio.to_thread.run_sync(commit, task_id, note, shared)
+        if mode == "undo":  # its commits change nothing in the end
+            await anyio.to_thread.run_sync(git_out, "revert", "--no-edit", "HEAD")
         if mode == "forge":
             secret = metadata.get("fake_secret", "")
             await anyio.to_thread.run_sync(

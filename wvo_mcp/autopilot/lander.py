@@ -258,6 +258,11 @@ class Lander:
             if isinstance(found, gitsnap.Conflict):
                 await self._conflict(fence, item, found, old)
             else:
+                if found == tip:  # no empty commit is made: the target moves not for it
+                    self.say(
+                        f"{item.task_id} has nothing to land: its submission changes nothing "
+                        f"on {self.target}; it is done when its batch lands"
+                    )
                 tip = found
                 stacked.append((item, tip))
         if not stacked:
