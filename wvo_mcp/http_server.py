@@ -9,7 +9,8 @@ protection checks every request's Host (and Origin) header; a dashboard POST's O
 exactly this server's own. Admission control (admission.py) caps the requests in flight and
 each token's rate.
 
-Answers are JSON, never a stream: no tool here sends anything before its result. A JSON-RPC
+Answers are JSON, never a stream: no tool here sends anything before its result, and no
+method but POST is taken on /mcp (PostOnly: 405, so no GET stream is ever held). A JSON-RPC
 request of the handshake era is answered in the request's own task (Endpoint), without the
 session, streams and task group the SDK builds per stateless request.
 """
@@ -70,6 +71,7 @@ LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 GRACE_SECONDS = 5  # open response streams get this long on shutdown
+SDK_TRANSPORT_LOGGERS = ("mcp.server.streamable_http", "mcp.server.streamable_http_manager")
 # An agent's connection outlives the pause between its calls (heartbeats come every 30-60 s),
 # so a call does not pay a new TCP (and TLS) handshake; an idle connection costs a file and a
 # few kilobytes.
@@ -252,12 +254,22 @@ class Options:
         return str(build_resource_metadata_url(AnyHttpUrl(self.resource_url)))
 
 
+def quiet_sdk_transport(settings: Settings) -> None:
+    """The SDK's transport logs at INFO its manager's start and stop and the end of every
+    request it serves statelessly (`Terminating session: None`): noise in a person's terminal
+    (`dashboard` and `autopilot` log at INFO), shown only when WVO_LOG_LEVEL asks for it."""
+    level = logging.NOTSET if settings.log_level in ("debug", "info") else logging.WARNING
+    for name in SDK_TRANSPORT_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+
+
 def app(settings: Settings, options: Options) -> Starlette:
     """The ASGI app: the SDK's streamable HTTP transport, stateless, over build_server."""
     from wvo_mcp.orchestrator import Orchestrator
     from wvo_mcp.server import build_server
 
     options.check()
+    quiet_sdk_transport(settings)
     http = options.http_access()
     opened: list[Orchestrator] = []
     admission = Admission(
@@ -286,6 +298,7 @@ def app(settings: Settings, options: Options) -> Starlette:
     manager.asgi_app = RequestBodyLimitMiddleware(endpoint, MAX_LINE_BYTES)
     # Outside authentication: a flood is refused before any token is looked up.
     built.add_middleware(InFlightCap, admission=admission)
+    built.add_middleware(PostOnly)  # outside the cap: a GET never takes a place under it
     if not options.dashboard:
         built.add_middleware(HostGuard, settings=options.transport_security())
         return built
@@ -329,6 +342,43 @@ def refusal_response(refused: Refusal) -> Response:
         media_type="application/json",
         headers={"Retry-After": str(refused.retry_after)},
     )
+
+
+METHOD_NOT_ALLOWED = Response(
+    JSONRPCError(
+        jsonrpc="2.0",
+        id=None,
+        error=ErrorData(
+            code=mcp_types.INVALID_REQUEST,
+            message=(
+                "Method Not Allowed: this server sends no server-initiated messages, so it "
+                "opens no event stream (GET) and keeps no session to end (DELETE); send each "
+                f"JSON-RPC message as a POST to {PATH}"
+            ),
+        ),
+    ).model_dump_json(by_alias=True, exclude_unset=True),
+    status_code=405,
+    media_type="application/json",
+    headers={"Allow": "POST"},
+)
+
+
+class PostOnly:
+    """The MCP endpoint takes POST only. This server never sends a message the client did not
+    ask for, so it opens no event stream for a GET, and a stateless transport has no session
+    for a DELETE to end: any other method gets 405 with `Allow: POST`, as the spec has such a
+    server answer, before admission control counts it or its token is looked up (the answer
+    is the same for everyone and tells nothing). An idle GET held open (Claude Code opens one
+    after `initialize`) would otherwise keep a place under the in-flight cap for good."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == PATH and scope["method"] != "POST":
+            await METHOD_NOT_ALLOWED(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 class InFlightCap:

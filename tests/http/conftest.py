@@ -74,15 +74,16 @@ def http_server(
     *flags: str,
     cafile: Path | None = None,
     port: int | None = None,
+    subcommand: tuple[str, ...] = ("serve", "--http"),
     **env: object,
 ) -> Iterator[HttpServer]:
-    """`wvo-mcp serve --http` on a loopback port (a free one unless given), ready (its port
-    answers) when this yields; killed afterwards whatever happened."""
+    """`wvo-mcp serve --http` (or `subcommand`) on a loopback port (a free one unless given),
+    ready (its port answers) when this yields; killed afterwards whatever happened."""
     port = port or free_port()
     state_root.mkdir(parents=True, exist_ok=True)
     stderr = state_root.parent / f"http-{port}.stderr"
-    command = [sys.executable, "-P", "-m", "wvo_mcp", "--state-root", str(state_root), "serve",
-               "--http", "--port", str(port), *flags]  # fmt: skip
+    command = [sys.executable, "-P", "-m", "wvo_mcp", "--state-root", str(state_root),
+               *subcommand, "--port", str(port), *flags]  # fmt: skip
     with stderr.open("wb") as err:
         process = subprocess.Popen(
             command, cwd=ROOT, env=server_env(**env), stdin=subprocess.DEVNULL,
