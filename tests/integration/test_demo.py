@@ -114,3 +114,5 @@ def test_demo_with_the_autopilot_from_a_fresh_clone(tmp_path: Path) -> None:
     )  # fmt: skip
     assert sum(s.startswith("Land ") for s in log.stdout.splitlines()) == 29
     assert "<<<<<<<" not in (demo / "project" / "notes.txt").read_text()
+    # Every worker's repository went as its work landed: nothing in any was left unlanded.
+    assert "kept," not in run.stdout, run.stdout[-3000:]

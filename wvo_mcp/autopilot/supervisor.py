@@ -20,7 +20,7 @@ import subprocess
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -1093,13 +1093,17 @@ class Autopilot:
             self._free(slot)
 
     async def _tidy_landed(self, task_ids: list[str]) -> None:
+        # The target's tip too: a worker's copy of it may be newer than what it submitted
+        # (the target moved between its start and its launch), and all of it has landed.
+        onto = self.lander.target
+        tips = [await self._in_repo(self.git.tip, onto)] if onto else []
         for task_id in task_ids:
             self.summary.done += 1
             detail = await self.orchestrator.get_task(task_id)
             if detail.submitted_commit:
-                await self._tidy(task_id, detail.submitted_commit)
+                await self._tidy(task_id, [detail.submitted_commit, *tips])
 
-    async def _tidy(self, task_id: str, landed: str) -> None:
+    async def _tidy(self, task_id: str, landed: Sequence[str]) -> None:
         """A landed task's repositories go, each only once nothing in it would be lost: its
         HEAD is in the history of what landed, and its files are that HEAD's. Any other stays
         for a person, who is told why."""
@@ -1115,13 +1119,17 @@ class Autopilot:
         with contextlib.suppress(OSError):
             folder.rmdir()  # only once nothing is left in it
 
-    def _unlanded(self, repo: Path, landed: str) -> str:
+    def _unlanded(self, repo: Path, landed: Sequence[str]) -> str:
         """What in a worker's repository did not land (read as data), or "" if nothing."""
         refs = gitsnap.read_refs(repo / ".git")
         if refs is None:
             return "its refs could not be read as data"
         # Every ref (a side branch, a stash), not only HEAD: work anywhere in it keeps it.
-        unlanded = [name for name, sha in refs.items() if not self.git.contains(sha, landed)]
+        unlanded = [
+            name
+            for name, sha in refs.items()
+            if not any(self.git.contains(sha, tip) for tip in landed)
+        ]
         if unlanded:
             return f"its commits are not all in what landed ({', '.join(unlanded[:5])})"
         differs = self.git.differs(refs["HEAD"], repo)
