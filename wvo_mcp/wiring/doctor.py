@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import tomllib
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -59,13 +60,41 @@ async def run(
             )
         )
     checks.append(await _database(settings, state))
-    for name, entry in _client_entries(top):
-        checks.append(await _server(name, entry, top, state))
-    checks.append(await anyio.to_thread.run_sync(_sandbox, settings))
-    checks += await _project(dataclasses.replace(settings, state_root=state), check, onto)
-    for cli in await anyio.to_thread.run_sync(clis.find):
-        checks.append(await anyio.to_thread.run_sync(_cli, cli))
-    return checks
+    # The rest wait on processes they start (servers, the sandbox, Node CLIs): side by side,
+    # reported in this order. One after the other they took about 3 s.
+    steps: list[Awaitable[list[Check]]] = [
+        *(_one(_server(name, entry, top, state)) for name, entry in _client_entries(top)),
+        _one(anyio.to_thread.run_sync(_sandbox, settings)),
+        _project(dataclasses.replace(settings, state_root=state), check, onto),
+        _clis(),
+    ]
+    found: list[list[Check]] = [[] for _ in steps]
+
+    async def one(slot: int, step: Awaitable[list[Check]]) -> None:
+        found[slot] = await step
+
+    async with anyio.create_task_group() as group:
+        for slot, step in enumerate(steps):
+            group.start_soon(one, slot, step)
+    return checks + [c for step_checks in found for c in step_checks]
+
+
+async def _one(check: Awaitable[Check]) -> list[Check]:
+    return [await check]
+
+
+async def _clis() -> list[Check]:
+    """Each CLI's version and sign-in, the CLIs asked side by side."""
+    found = await anyio.to_thread.run_sync(clis.find)
+    checks: list[Check | None] = [None] * len(found)
+
+    async def one(slot: int, cli: clis.Cli) -> None:
+        checks[slot] = await anyio.to_thread.run_sync(_cli, cli)
+
+    async with anyio.create_task_group() as group:
+        for slot, cli in enumerate(found):
+            group.start_soon(one, slot, cli)
+    return [c for c in checks if c is not None]
 
 
 async def _database(settings: Settings, state: Path) -> Check:
