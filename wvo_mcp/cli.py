@@ -7,8 +7,10 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 import time
+from argparse import SUPPRESS
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
 from importlib import resources
@@ -930,84 +932,123 @@ def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> None:
     sys.exit(sandbox.cli_exit_code(result))
 
 
-def _http_arguments(cmd: argparse.ArgumentParser) -> None:
-    """The flags of `serve --http`, shared by `dashboard`."""
-    cmd.add_argument("--host", help="--http: address to bind (default 127.0.0.1)")
-    cmd.add_argument("--port", type=int, help="--http: port (default 8765)")
-    cmd.add_argument("--certfile", help="--http: TLS certificate (PEM)")
-    cmd.add_argument("--keyfile", help="--http: TLS private key (PEM)")
+def _http_arguments(cmd: argparse.ArgumentParser, flag: bool = True) -> None:
+    """The flags of `serve --http` (said as such when `flag`), shared by `dashboard`."""
+
+    def said(text: str) -> str:
+        return f"With --http: {text}" if flag else text[0].upper() + text[1:]
+
+    cmd.add_argument("--host", help=said("the address to bind (default 127.0.0.1)."))
+    cmd.add_argument("--port", type=int, help=said("the port (default 8765)."))
+    cmd.add_argument("--certfile", help=said("the TLS certificate (PEM)."))
+    cmd.add_argument("--keyfile", help=said("the TLS private key (PEM)."))
     cmd.add_argument(
         "--allowed-host",
         action="append",
         metavar="HOST[:PORT]",
-        help="--http: a Host header to accept besides the bound address (repeatable)",
+        help=said("a Host header to accept besides the bound address (repeatable)."),
     )
     cmd.add_argument(
-        "--public-url", help="--http: the URL clients use, e.g. https://mcp.example.com/mcp"
+        "--public-url", help=said("the URL clients use, e.g. https://mcp.example.com/mcp.")
     )
     cmd.add_argument(
-        "--no-auth", action="store_true", help="--http on loopback only: no bearer tokens"
+        "--no-auth", action="store_true", help=said("no bearer tokens (on loopback only).")
     )
-    cmd.add_argument("--jwt-issuer", help="--http: accept JWTs of this OAuth issuer instead")
-    cmd.add_argument("--jwks-url", help="--http: the issuer's JWKS URL (signing keys)")
-    cmd.add_argument("--jwt-audience", help="--http: the JWTs' audience (default: resource)")
+    cmd.add_argument(
+        "--jwt-issuer", help=said("accept the JWTs of this OAuth issuer instead of tokens.")
+    )
+    cmd.add_argument("--jwks-url", help=said("the issuer's JWKS URL (its signing keys)."))
+    cmd.add_argument("--jwt-audience", help=said("the JWTs' audience (default: the resource URL)."))
     cmd.add_argument(
         "--max-inflight",
         type=int,
         metavar="N",
-        help="--http: requests at once in this process, beyond which 503 (default "
-        "$WVO_HTTP_MAX_INFLIGHT or 256; 0: no cap)",
+        help=said(
+            "requests at once in this process, beyond which 503 (default "
+            "$WVO_HTTP_MAX_INFLIGHT or 256; 0: no cap)."
+        ),
     )
     cmd.add_argument(
         "--rate-per-token",
         type=float,
         metavar="R",
-        help="--http: requests a second per token on average, beyond which 429 (default "
-        "$WVO_HTTP_RATE_PER_TOKEN or 50; 0: no limit)",
+        help=said(
+            "requests a second per token on average, beyond which 429 (default "
+            "$WVO_HTTP_RATE_PER_TOKEN or 50; 0: no limit)."
+        ),
     )
     cmd.add_argument(
         "--burst-per-token",
         type=int,
         metavar="N",
-        help="--http: requests per token at once (default $WVO_HTTP_BURST_PER_TOKEN or 500)",
+        help=said("requests per token at once (default $WVO_HTTP_BURST_PER_TOKEN or 500)."),
     )
 
 
+def _summary(doc: str) -> str:
+    """A docstring's first sentence: a command's line in `wvo-mcp --help`."""
+    text = " ".join(doc.split())
+    found = re.match(r"(.+?\.)(?=\s+[A-Z`]|$)", text)
+    return found.group(1) if found else text
+
+
+HELP = "Show this help and exit."
+VERBOSE = "Log what happens (migrations, requests) on stderr; WVO_LOG_LEVEL, when set, wins."
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="wvo-mcp", description=__doc__)
-    p.add_argument("--version", action="version", version=f"wvo-mcp {__version__}")
+    p = argparse.ArgumentParser(prog="wvo-mcp", description=__doc__, add_help=False)
+    p.add_argument("-h", "--help", action="help", help=HELP)
+    p.add_argument(
+        "--version",
+        action="version",
+        version=f"wvo-mcp {__version__}",
+        help="Print the version and exit.",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help=VERBOSE)
     p.add_argument(
         "--state-root",
         help="The state folder (default: $WVO_STATE_ROOT, else the one `wvo-mcp init` recorded "
         "for this repository, else ./state if it holds a database).",
         default=None,
     )
-    sub = p.add_subparsers(dest="command")
+    sub = p.add_subparsers(
+        dest="command", metavar="COMMAND", help="What to do (default: serve over stdio)."
+    )
 
     def add(
         name: str, fn: Callable[[Settings, argparse.Namespace], None]
     ) -> argparse.ArgumentParser:
         doc = (fn.__doc__ or "").strip()
-        cmd = sub.add_parser(name, help=doc.splitlines()[0], description=doc)
+        cmd = sub.add_parser(name, help=_summary(doc), description=doc, add_help=False)
+        cmd.add_argument("-h", "--help", action="help", help=HELP)
+        # Also after the command (`wvo-mcp status -v`); unset, the one before it stands.
+        cmd.add_argument("-v", "--verbose", action="store_true", default=SUPPRESS, help=VERBOSE)
         cmd.set_defaults(handler=fn)
         return cmd
 
     serve = add("serve", cmd_serve)
-    serve.add_argument("--http", action="store_true", help="streamable HTTP instead of stdio")
     serve.add_argument(
-        "--dashboard", action="store_true", help="--http: also serve the live dashboard"
+        "--http", action="store_true", help="Serve streamable HTTP instead of stdio."
+    )
+    serve.add_argument(
+        "--dashboard", action="store_true", help="With --http: also serve the live dashboard."
     )
     _http_arguments(serve)
-    _http_arguments(add("dashboard", cmd_dashboard))
+    _http_arguments(add("dashboard", cmd_dashboard), flag=False)
     tokens = add("tokens", cmd_tokens)
-    tokens.add_argument("action", choices=["add", "list", "revoke"])
-    tokens.add_argument("id", nargs="?", help="for revoke: the token's id")
-    tokens.add_argument("--role", choices=["agent", "person", "operator"])
-    tokens.add_argument("--name", help="for add: the agent id, or the person's name")
-    tokens.add_argument("--by", help="who adds it (default: your user name)")
-    tokens.add_argument("--json", action="store_true", help="machine-readable output")
+    tokens.add_argument(
+        "action", choices=["add", "list", "revoke"], help="Add a token, list them, or revoke one."
+    )
+    tokens.add_argument("id", nargs="?", help="For revoke: the token's id.")
+    tokens.add_argument(
+        "--role", choices=["agent", "person", "operator"], help="For add: what it may do."
+    )
+    tokens.add_argument("--name", help="For add: the agent id, or the person's name.")
+    tokens.add_argument("--by", help="Who adds it (default: your user name).")
+    tokens.add_argument("--json", action="store_true", help="Machine-readable output.")
     imports = add("import", cmd_import)
-    imports.add_argument("file", help="roadmap YAML")
+    imports.add_argument("file", help="The roadmap: YAML, or JSON for FILE.json.")
     imports.add_argument(
         "--update",
         action="store_true",
@@ -1019,82 +1060,90 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="With --update: say what would change, and change nothing.",
     )
-    add("export", cmd_export).add_argument("file", nargs="?", help="output file (default stdout)")
+    add("export", cmd_export).add_argument(
+        "file", nargs="?", help="The file to write (default: YAML to stdout)."
+    )
     status = add("status", cmd_status)
-    status.add_argument("--json", action="store_true", help="machine-readable output")
-    status.add_argument("--top", type=int, default=5, help="how many ready tasks to show")
+    status.add_argument("--json", action="store_true", help="Machine-readable output.")
+    status.add_argument(
+        "--top", type=int, default=5, help="How many ready tasks to show (default 5)."
+    )
     health = add("health", cmd_health)
-    health.add_argument("--json", action="store_true", help="machine-readable output")
-    health.add_argument("--limit", type=int, default=10, help="anomalies and actions to show")
-    health.add_argument("--full", action="store_true", help="also the task lists behind counts")
+    health.add_argument("--json", action="store_true", help="Machine-readable output.")
+    health.add_argument(
+        "--limit", type=int, default=10, help="Anomalies and actions to show (default 10)."
+    )
+    health.add_argument(
+        "--full", action="store_true", help="Also the task lists behind the counts."
+    )
     providers = add("providers", cmd_providers)
-    providers.add_argument("--json", action="store_true", help="machine-readable output")
-    add("show", cmd_show).add_argument("task_id")
+    providers.add_argument("--json", action="store_true", help="Machine-readable output.")
+    add("show", cmd_show).add_argument("task_id", help="The task's id.")
     requeue = add("requeue", cmd_requeue)
-    requeue.add_argument("task_id")
-    requeue.add_argument("--by", help="who re-queues (default: your user name)")
-    requeue.add_argument("--reason")
+    requeue.add_argument("task_id", help="The task's id.")
+    requeue.add_argument("--by", help="Who re-queues (default: your user name).")
+    requeue.add_argument("--reason", help="Why, kept in the task's events.")
     autopilot = add("autopilot", cmd_autopilot)
     autopilot.add_argument(
         "action",
         nargs="?",
         default="run",
         choices=["run", "status", "pause", "resume", "stop", "gc"],
-        help="run (default); or, from another terminal: status, pause, resume, stop; gc "
-        "removes what finished work left behind (with --dry-run: lists it)",
+        help="Run (the default); or, from another terminal: status, pause, resume, stop; gc "
+        "removes what finished work left behind (with --dry-run: lists it).",
     )
-    autopilot.add_argument("--id", help="pause, resume or stop only this run (see status)")
-    autopilot.add_argument("--workers", help="slots per provider, e.g. claude:2,codex:1")
-    autopilot.add_argument("--epic", help="only this epic's tasks")
+    autopilot.add_argument("--id", help="Pause, resume or stop only this run (see status).")
+    autopilot.add_argument("--workers", help="Slots per provider, e.g. claude:2,codex:1.")
+    autopilot.add_argument("--epic", help="Only this epic's tasks.")
     autopilot.add_argument(
-        "--until-empty", action="store_true", help="stop when nothing is left to run"
+        "--until-empty", action="store_true", help="Stop when nothing is left to run."
     )
-    autopilot.add_argument("--max-cost", type=float, help="drain once workers report this USD")
+    autopilot.add_argument("--max-cost", type=float, help="Drain once workers report this USD.")
     autopilot.add_argument(
         "--worktrees",
         type=Path,
-        help="where workers' repositories go (default: WORKSPACE.wvo-worktrees)",
+        help="Where workers' repositories go (default: WORKSPACE.wvo-worktrees).",
     )
     autopilot.add_argument(
-        "--grace", type=float, default=30.0, help="seconds running workers get on Ctrl-C"
+        "--grace", type=float, default=30.0, help="Seconds running workers get on Ctrl-C."
     )
     autopilot.add_argument(
         "--merge",
         choices=["leave", "merge", "rebase"],
         default="leave",
-        help="how finished work lands: leave each task's branch for a person (default), or "
-        "land it on --onto through the merge queue, by a merge commit or a rebase",
+        help="How finished work lands: leave each task's branch for a person (default), or "
+        "land it on --onto through the merge queue, by a merge commit or a rebase.",
     )
     autopilot.add_argument(
         "--onto",
-        help="the target branch for --merge merge|rebase; for gc: work reachable from it landed",
+        help="The target branch for --merge merge|rebase; for gc: work reachable from it landed.",
     )
     autopilot.add_argument(
-        "--check", help='a project-wide check every landing tree passes, e.g. "make test"'
+        "--check", help='A project-wide check every landing tree passes, e.g. "make test".'
     )
     autopilot.add_argument(
-        "--batch", type=int, default=4, help="queue entries tested as one batch (default 4)"
+        "--batch", type=int, default=4, help="Queue entries tested as one batch (default 4)."
     )
     autopilot.add_argument(
-        "--test-slots", type=int, default=2, help="landing checks run at once (default 2)"
+        "--test-slots", type=int, default=2, help="Landing checks run at once (default 2)."
     )
     autopilot.add_argument(
         "--max-returns",
         type=int,
         default=3,
-        help="a submission the queue sent back this often goes to a person (default 3)",
+        help="A submission the queue sent back this often goes to a person (default 3).",
     )
     autopilot.add_argument(
         "--no-conflict-avoidance",
         action="store_true",
-        help="launch ready work in rank order even when it touches what runs or waits to "
-        "land (tasks declare what they touch in metadata.files)",
+        help="Launch ready work in rank order even when it touches what runs or waits to "
+        "land (tasks declare what they touch in metadata.files).",
     )
-    autopilot.add_argument("--goal", help="a planner worker turns this into tasks first")
+    autopilot.add_argument("--goal", help="A planner worker turns this into tasks first.")
     autopilot.add_argument(
         "--review",
-        help="epics whose tasks another worker reviews (comma-separated); tasks with "
-        "metadata.review true always are",
+        help="Epics whose tasks another worker reviews (comma-separated); tasks with "
+        "metadata.review true always are.",
     )
     autopilot.add_argument(
         "--skip-preflight",
@@ -1105,69 +1154,79 @@ def parser() -> argparse.ArgumentParser:
     autopilot.add_argument(
         "--unsandboxed-workers",
         action="store_true",
-        help="run the worker CLIs as you, without wvo-mcp's sandbox (a setting you trust; "
-        "said in the output and on the dashboard)",
+        help="Run the worker CLIs as you, without wvo-mcp's sandbox (a setting you trust; "
+        "said in the output and on the dashboard).",
     )
     autopilot.add_argument(
         "--dry-run",
         action="store_true",
-        help="print what each provider's workers would see and reach, and start nothing; "
-        "with gc: list what it would remove and why, and remove nothing",
+        help="Print what each provider's workers would see and reach, and start nothing; "
+        "with gc: list what it would remove and why, and remove nothing.",
     )
     cancel = add("cancel", cmd_cancel)
-    cancel.add_argument("task_id")
-    cancel.add_argument("--by", help="who cancels (default: your user name)")
-    cancel.add_argument("--reason")
+    cancel.add_argument("task_id", help="The task's id.")
+    cancel.add_argument("--by", help="Who cancels (default: your user name).")
+    cancel.add_argument("--reason", help="Why, kept in the task's events.")
     done = add("done", cmd_done)
-    done.add_argument("task_id")
-    done.add_argument("--by", help="who (default: your user name)")
-    done.add_argument("--reason")
+    done.add_argument("task_id", help="The task's id.")
+    done.add_argument("--by", help="Who marks it done (default: your user name).")
+    done.add_argument("--reason", help="Why, kept in the task's events.")
     done.add_argument(
-        "--skip-verify", action="store_true", help="bypass the task's verify_command (recorded)"
+        "--skip-verify",
+        action="store_true",
+        help="Skip the task's verify_command (recorded with your name).",
     )
     approve = add("approve", cmd_approve)
-    approve.add_argument("task_id")
-    approve.add_argument("--by", help="who approves (default: your user name)")
-    approve.add_argument("--note")
+    approve.add_argument("task_id", help="The task's id.")
+    approve.add_argument("--by", help="Who approves (default: your user name).")
+    approve.add_argument("--note", help="A note, kept in the task's events.")
     context = add("context", cmd_context)
-    context.add_argument("action", choices=["show", "history"])
-    context.add_argument("section", nargs="?", help="a section name (history needs one)")
-    context.add_argument("--version", type=int, help="an earlier version of the section")
-    add("checkpoints", cmd_checkpoints).add_argument("task_id")
+    context.add_argument(
+        "action", choices=["show", "history"], help="Show sections, or list a section's versions."
+    )
+    context.add_argument("section", nargs="?", help="A section's name (history needs one).")
+    context.add_argument("--version", type=int, help="An earlier version of the section.")
+    add("checkpoints", cmd_checkpoints).add_argument("task_id", help="The task's id.")
     rollback = add("rollback", cmd_rollback)
-    rollback.add_argument("task_id")
-    rollback.add_argument("--to", type=int, required=True, help="checkpoint sequence number")
-    rollback.add_argument("--force", action="store_true", help="overwrite uncommitted work")
-    rollback.add_argument("--dry-run", action="store_true", help="only show what would change")
+    rollback.add_argument("task_id", help="The task's id.")
+    rollback.add_argument("--to", type=int, required=True, help="The checkpoint's sequence number.")
+    rollback.add_argument("--force", action="store_true", help="Overwrite uncommitted work.")
+    rollback.add_argument("--dry-run", action="store_true", help="Only show what would change.")
     reject = add("reject", cmd_reject)
-    reject.add_argument("task_id")
-    reject.add_argument("--note", required=True, help="why; the holder and the log see it")
-    reject.add_argument("--by", help="who rejects (default: your user name)")
+    reject.add_argument("task_id", help="The task's id.")
+    reject.add_argument(
+        "--note", required=True, help="Why; the holder and the task's events see it."
+    )
+    reject.add_argument("--by", help="Who rejects (default: your user name).")
     reject.add_argument(
         "--to",
         default="cancelled",
         choices=["cancelled", "blocked", "pending", "in_progress"],
-        help="where the task goes (default %(default)s)",
+        help="Where the task goes (default %(default)s).",
     )
     add("backup", cmd_backup)
     restore = add("restore", cmd_restore)
-    restore.add_argument("file", help="a backup (e.g. from state/backups/db/)")
+    restore.add_argument("file", help="A backup (e.g. from state/backups/db/).")
     restore.add_argument(
-        "--force", action="store_true", help="restore even while servers are running"
+        "--force", action="store_true", help="Restore even while servers are running."
     )
     demo = add("demo", cmd_demo)
-    demo.add_argument("--agents", type=int, default=4, help="simulated agents (default 4)")
+    demo.add_argument("--agents", type=int, default=4, help="Simulated agents (default 4).")
     demo.add_argument(
-        "--autopilot", action="store_true", help="the autopilot runs fake Claude Code workers"
+        "--autopilot", action="store_true", help="The autopilot runs fake Claude Code workers."
     )
-    demo.add_argument("--roadmap", help="backlog to import (default: the example checkout roadmap)")
+    demo.add_argument("--roadmap", help="The backlog to import (default: the example roadmap).")
     init = add("init", cmd_init)
-    init.add_argument("--dry-run", action="store_true", help="print what it would write")
-    init.add_argument("--force", action="store_true", help="replace entries of ours you changed")
-    init.add_argument("--goal", help="a planner worker writes the backlog for this goal")
-    init.add_argument("--by", help="who imports the starter tasks (default: your user name)")
+    init.add_argument(
+        "--dry-run", action="store_true", help="Print what it would write, and write nothing."
+    )
+    init.add_argument(
+        "--force", action="store_true", help="Replace entries of ours that you changed."
+    )
+    init.add_argument("--goal", help="A planner worker writes the backlog for this goal.")
+    init.add_argument("--by", help="Who imports the starter tasks (default: your user name).")
     doctor = add("doctor", cmd_doctor)
-    doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    doctor.add_argument("--json", action="store_true", help="Machine-readable output.")
     doctor.add_argument(
         "--check",
         help="Also run this check once on the target, in the sandbox, as the autopilot's "
@@ -1177,18 +1236,23 @@ def parser() -> argparse.ArgumentParser:
         "--onto", help="The branch the pre-flight checks (default: the current HEAD)."
     )
     sandbox = add("sandbox", cmd_sandbox)
-    sandbox.add_argument("action", choices=["run", "doctor"])
-    sandbox.add_argument("command", nargs="*", help="for run: the command, after --")
-    sandbox.add_argument("--json", action="store_true", help="machine-readable output")
-    sandbox.add_argument("--timeout", type=float, default=30, help="seconds (default 30)")
-    sandbox.add_argument("--memory-mb", type=int, default=512, help="MB (default 512)")
-    sandbox.add_argument("--cpus", type=float, default=1, help="CPUs (default 1)")
-    sandbox.add_argument("--network", action="store_true", help="allow network access")
     sandbox.add_argument(
-        "--workspace", help="the writable directory (default: $WVO_WORKSPACE_ROOT or .)"
+        "action", choices=["run", "doctor"], help="Run a command, or see which backends work."
+    )
+    sandbox.add_argument("command", nargs="*", help="For run: the command, after --.")
+    sandbox.add_argument("--json", action="store_true", help="Machine-readable output.")
+    sandbox.add_argument("--timeout", type=float, default=30, help="Seconds (default 30).")
+    sandbox.add_argument("--memory-mb", type=int, default=512, help="Memory in MB (default 512).")
+    sandbox.add_argument("--cpus", type=float, default=1, help="CPUs (default 1).")
+    sandbox.add_argument("--network", action="store_true", help="Allow network access.")
+    sandbox.add_argument(
+        "--workspace", help="The writable directory (default: $WVO_WORKSPACE_ROOT or .)."
     )
     sandbox.add_argument(
-        "--env", action="append", metavar="NAME=VALUE", help="a variable for the command"
+        "--env",
+        action="append",
+        metavar="NAME=VALUE",
+        help="A variable for the command (repeatable).",
     )
     return p
 
@@ -1225,12 +1289,14 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(2)
     try:
         settings = Settings.from_env(state_root=state_root)
-        # A client shows every stderr line of a server as an error: serve says only what is
-        # wrong unless asked; a person at the CLI sees what happens (migrations, backups).
-        quiet = handler in (cmd_serve, cmd_init, cmd_doctor)  # init: its lines say it all
-        level = settings.log_level or ("warning" if quiet else "info")
+        # Quiet unless asked: a client shows every stderr line of a server as an error, and a
+        # person's command answers on stdout; -v (or WVO_LOG_LEVEL) shows migrations and more.
+        if not settings.log_level:
+            settings = dataclasses.replace(
+                settings, log_level="info" if args.verbose else "warning"
+            )
         logging.basicConfig(
-            level=level.upper(), stream=sys.stderr, format="%(levelname)s %(message)s"
+            level=settings.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(message)s"
         )
         handler(settings, args)
     except WvoError as exc:

@@ -153,7 +153,7 @@ class Settings:
     sandbox_output_bytes: int = 16_384  # per stream; the tail is kept
     verify_timeout_seconds: float = 300.0
     verify_memory_mb: int = 2048
-    log_level: str = ""  # debug | info | warning | error; "": warning for serve, else info
+    log_level: str = ""  # debug | info | warning | error; "": warning, or info with the CLI's -v
     tools: str = "all"  # WVO_TOOLS: profiles and tool names (toolset.py)
     database_url: str | None = None  # WVO_DATABASE_URL: PostgreSQL; None: the SQLite file
     # serve --http's admission control (admission.py, docs/http.md); 0 switches one off.

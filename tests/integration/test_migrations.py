@@ -235,8 +235,26 @@ def test_opening_a_database_locked_by_another_connection_waits(state_root: Path)
     assert_single_consistent_schema(state_root)
 
 
+def test_a_fresh_database_migrates_quietly_unless_asked(tmp_path: Path) -> None:
+    """A person's command answers on stdout and says nothing on stderr; -v (before or after
+    the command) logs each migration; WVO_LOG_LEVEL, when set, wins over -v."""
+    code, out, err = run_cli(tmp_path / "quiet", "status")
+    assert (code, err) == (0, "") and out.startswith("state: ")
+    for name, args in [("before", ("-v", "status")), ("after", ("status", "-v"))]:
+        code, out, err = run_cli(tmp_path / name, *args)
+        assert code == 0 and out.startswith("state: ") and "migrating" not in out
+        assert f"INFO migrating {db_file(tmp_path / name)} to schema 1 " in err, err
+    done = subprocess.run(
+        [sys.executable, "-P", "-m", "wvo_mcp", "--state-root", str(tmp_path / "env"), "-v",
+         "status"],
+        cwd=ROOT, env=cli_env() | {"WVO_LOG_LEVEL": "warning"}, capture_output=True, text=True,
+        timeout=CLI_TIMEOUT_S,
+    )  # fmt: skip
+    assert (done.returncode, done.stderr) == (0, "")
+
+
 async def test_restart_keeps_data_and_does_not_migrate_again(state_root: Path) -> None:
-    code, _, err = run_cli(state_root, "status")
+    code, _, err = run_cli(state_root, "-v", "status")
     assert code == 0
     assert "migrating" in err  # the first open logs each migration it applies
 
@@ -262,7 +280,7 @@ async def test_restart_keeps_data_and_does_not_migrate_again(state_root: Path) -
     with closing(sqlite3.connect(db_file(state_root))) as conn, conn:
         conn.execute("INSERT INTO settings_meta (key, value) VALUES ('test-sentinel', 'kept')")
 
-    code, out, err = run_cli(state_root, "status", "--json")
+    code, out, err = run_cli(state_root, "-v", "status", "--json")
     assert code == 0, err
     assert "migrating" not in err
     by_status = json.loads(out)["counts"]["by_status"]
