@@ -97,10 +97,17 @@ async def _clis() -> list[Check]:
     return [c for c in checks if c is not None]
 
 
-async def _database(settings: Settings, state: Path) -> Check:
+def _missing(settings: Settings, state: Path) -> str | None:
+    """Why there is no database to open: opening would make one, and doctor only looks (a
+    state folder nobody asked for stays unmade)."""
     if settings.database_url is None and not (state / "orchestrator.db").is_file():
-        # Opening would make one: doctor looks, and a folder nobody asked for stays unmade.
-        return Check("database", False, f"none in {state}: `wvo-mcp init` makes it")
+        return f"none in {state}: `wvo-mcp init` makes it"
+    return None
+
+
+async def _database(settings: Settings, state: Path) -> Check:
+    if (missing := _missing(settings, state)) is not None:
+        return Check("database", False, missing)
     try:
         orchestrator = await Orchestrator.open(dataclasses.replace(settings, state_root=state))
     except WvoError as exc:
@@ -161,6 +168,8 @@ async def _server(name: str, entry: dict[str, Any] | None, top: Path, state: Pat
 
 async def _project(settings: Settings, check: str | None, onto: str | None) -> list[Check]:
     """The toolchain checks and workers see, and with `check` the autopilot's pre-flight."""
+    if (missing := _missing(settings, settings.state_root)) is not None:
+        return [Check("toolchain", False, f"not checked: no database ({missing})")]
     try:
         orchestrator = await Orchestrator.open(settings)
     except WvoError as exc:
