@@ -51,13 +51,14 @@ class Stopwatch(ScriptedModel):
         return super().reply(body)
 
 
-def run(argv: list[str], cwd: Path, env: dict[str, str]) -> None:
+def run(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
         timeout=TIMEOUT_S,
     )  # fmt: skip
     if done.returncode != 0:
         raise SystemExit(f"{argv[:3]} failed: {done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return done
 
 
 def build_wheel(out: Path) -> Path:

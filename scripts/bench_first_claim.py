@@ -37,32 +37,16 @@ import anyio
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_adopt import BIN, ROOT, TIMEOUT_S, build_wheel, run
+
 PINNED = ROOT / "tests" / "claude_code" / "node_modules" / ".bin"
-TIMEOUT_S = 900
 CLIENT_TIMEOUT_S = 120
 STEPS = ("install", "init", "serve_to_tools", "claim", "total", "doctor")
 
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def run(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-        timeout=TIMEOUT_S,
-    )  # fmt: skip
-    if done.returncode != 0:
-        raise SystemExit(f"{argv[:3]} failed: {done.stdout[-2000:]}{done.stderr[-2000:]}")
-    return done
-
-
-def build_wheel(out: Path) -> Path:
-    run([str(BIN / "uv"), "build", "-q", "--wheel", "-o", str(out), str(ROOT)], ROOT,
-        {**os.environ, "UV_PYTHON": sys.executable, "UV_PYTHON_DOWNLOADS": "never"})  # fmt: skip
-    return next(out.glob("wvo_mcp-*.whl"))
 
 
 def installer(kind: str, wheel: Path, root: Path, cold: bool) -> tuple[list[str], dict[str, str]]:

@@ -1,6 +1,37 @@
 """Dependency-graph checks, without I/O."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+
+from wvo_mcp.errors import ValidationFailed
+
+
+def check(
+    edges: Mapping[str, Sequence[str]],
+    checked: Collection[str],
+    known: Collection[str],
+    where: str,
+    cycle_hint: str = "",
+) -> None:
+    """Refuse a graph in which a task of `checked` depends on itself or on an id that is not
+    `known`, or that has a cycle; `where` says which ids may be depended on."""
+    for task_id in checked:
+        if task_id in edges[task_id]:
+            raise ValidationFailed(f"task {task_id!r} depends on itself")
+    unknown = [
+        f"{task_id!r} depends on unknown {dep!r}"
+        for task_id in checked
+        for dep in edges[task_id]
+        if dep not in known
+    ]
+    if unknown:
+        raise ValidationFailed(
+            f"unknown dependency ids: {'; '.join(unknown[:10])}; depend only on {where}"
+        )
+    cycle = find_cycle(edges)
+    if cycle:
+        raise ValidationFailed(
+            f"dependency cycle: {' -> '.join(cycle)}; remove one of these edges{cycle_hint}"
+        )
 
 
 def find_cycle(edges: Mapping[str, Sequence[str]]) -> list[str] | None:

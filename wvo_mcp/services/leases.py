@@ -498,6 +498,21 @@ def gated(row: Row, status: Status) -> Status:
     return status
 
 
+def await_approval(tx: Tx, task_id: str, stamp: str, why: str) -> None:
+    """A ready task that needs a person's approval waits for it, said by the scheduler."""
+    tx.run("set_status_plain", (Status.AWAITING_APPROVAL.value, stamp, task_id))
+    record_event(
+        tx,
+        task_id,
+        at=stamp,
+        actor="scheduler",
+        kind="status",
+        from_status=Status.PENDING,
+        to_status=Status.AWAITING_APPROVAL,
+        reason=why,
+    )
+
+
 def _release_dependents(tx: Tx, task_id: str, stamp: str) -> list[str]:
     """A finished task lowers its dependents' unmet count; returns those now ready."""
     ready = []
@@ -505,16 +520,8 @@ def _release_dependents(tx: Tx, task_id: str, stamp: str) -> list[str]:
         if row["unmet_dependencies"] != 0 or row["status"] != Status.PENDING:
             continue
         if gated(row, Status.PENDING) is Status.AWAITING_APPROVAL:
-            tx.run("set_status_plain", (Status.AWAITING_APPROVAL.value, stamp, row["id"]))
-            record_event(
-                tx,
-                row["id"],
-                at=stamp,
-                actor="scheduler",
-                kind="status",
-                from_status=Status.PENDING,
-                to_status=Status.AWAITING_APPROVAL,
-                reason="dependencies done; approval required before work starts",
+            await_approval(
+                tx, row["id"], stamp, "dependencies done; approval required before work starts"
             )
         else:
             ready.append(row["id"])

@@ -16,10 +16,10 @@ from typing import Any
 
 from wvo_mcp import timeutil, wsjf
 from wvo_mcp.errors import ValidationFailed
-from wvo_mcp.graph import find_cycle
+from wvo_mcp.graph import check as graph_check
 from wvo_mcp.models import TaskSpec
-from wvo_mcp.services.leases import gated
-from wvo_mcp.services.tasks import create_tasks, record_event, score_params
+from wvo_mcp.services.leases import await_approval, gated
+from wvo_mcp.services.tasks import create_tasks, score_params
 from wvo_mcp.store import Row, Tx
 from wvo_mcp.transitions import Status
 
@@ -184,28 +184,11 @@ def plan(tx: Tx, specs: Sequence[TaskSpec]) -> RoadmapUpdate:
         if task_id not in seen
     ]
 
-    adds = set(result.added)
-    applied = [*result.depends_on, *result.added]
-    for task_id in applied:
-        if task_id in graph[task_id]:
-            raise ValidationFailed(f"task {task_id!r} depends on itself")
-    unknown = [
-        f"{task_id!r} depends on unknown {dep!r}"
-        for task_id in applied
-        for dep in graph[task_id]
-        if dep not in existing and dep not in adds
-    ]
-    if unknown:
-        raise ValidationFailed(
-            f"unknown dependency ids: {'; '.join(unknown[:10])}; depend only on tasks that "
-            "exist or that this roadmap adds"
-        )
-    cycle = find_cycle(graph)
-    if cycle:
-        raise ValidationFailed(
-            f"dependency cycle: {' -> '.join(cycle)}; remove one of these edges (in the file, "
-            "or from a task the file does not change)"
-        )
+    graph_check(
+        graph, [*result.depends_on, *result.added], {*existing, *result.added},
+        "tasks that exist or that this roadmap adds",
+        " (in the file, or from a task the file does not change)",
+    )  # fmt: skip
     return result
 
 
@@ -270,16 +253,8 @@ def apply(tx: Tx, specs: Sequence[TaskSpec], actor: str, now: datetime) -> Roadm
             and row["status"] == Status.PENDING
             and gated(row, Status.PENDING) is Status.AWAITING_APPROVAL
         ):
-            tx.run("set_status_plain", (Status.AWAITING_APPROVAL.value, stamp, row["id"]))
-            record_event(
-                tx,
-                row["id"],
-                at=stamp,
-                actor="scheduler",
-                kind="status",
-                from_status=Status.PENDING,
-                to_status=Status.AWAITING_APPROVAL,
-                reason="its roadmap entry now requires approval before work starts",
+            await_approval(
+                tx, row["id"], stamp, "its roadmap entry now requires approval before work starts"
             )
     return result
 

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from wvo_mcp import timeutil, wsjf
+from wvo_mcp import graph, timeutil, wsjf
 from wvo_mcp.errors import NotFound, ValidationFailed
-from wvo_mcp.graph import find_cycle
 from wvo_mcp.models import (
     Checkpoint,
     CreateResult,
@@ -72,25 +71,11 @@ def create_tasks(tx: Tx, specs: Sequence[TaskSpec], actor: str, now: datetime) -
         task_id: list(dict.fromkeys(spec.depends_on))
         for task_id, spec in zip(ids, specs, strict=True)
     }
-    for task_id, deps in edges.items():
-        if task_id in deps:
-            raise ValidationFailed(f"task {task_id!r} depends on itself")
     outside = sorted({dep for deps in edges.values() for dep in deps} - seen)
-    known = _existing(tx, outside)
-    unknown = [
-        f"{task_id!r} depends on unknown {dep!r}"
-        for task_id, deps in edges.items()
-        for dep in deps
-        if dep not in seen and dep not in known
-    ]
-    if unknown:
-        raise ValidationFailed(
-            f"unknown dependency ids: {'; '.join(unknown[:10])}; "
-            "depend only on existing task ids or on ids created in the same batch"
-        )
-    cycle = find_cycle(edges)
-    if cycle:
-        raise ValidationFailed(f"dependency cycle: {' -> '.join(cycle)}; remove one of these edges")
+    known = _existing(tx, outside)  # id -> status
+    graph.check(
+        edges, edges, {*seen, *known}, "existing task ids or on ids created in the same batch"
+    )
 
     dependents: dict[str, int] = {}
     for deps in edges.values():
