@@ -501,6 +501,14 @@ class Git:
         self._run(off, "rebase", "--abort")
         return conflicted or ["(the rebase failed; see `git rebase` in the worktree)"]
 
+    def dirty(self, branch: str, holder: Path) -> str | None:
+        """Why `holder`, the working tree `branch` is checked out in, cannot follow it now."""
+        changed = self.worktree_changes(holder)
+        if not changed:
+            return None
+        shown = ", ".join(changed[:5]) + (" …" if len(changed) > 5 else "")
+        return f"{branch} is checked out in {holder}, which has changes nobody committed ({shown})"
+
     def worktree_changes(self, top: Path) -> list[str]:
         """The tracked files with staged or unstaged changes in `top`, one of this
         repository's working trees (untracked files are not looked at)."""
@@ -537,13 +545,10 @@ class Git:
         if self._run([], "rev-parse", "--verify", "--quiet", ref).stdout.strip() != old:
             return False
         there = self._at(holder)
-        changed = self.worktree_changes(holder)
-        if changed:
-            shown = ", ".join(changed[:5]) + (" …" if len(changed) > 5 else "")
+        dirty = self.dirty(branch, holder)
+        if dirty:
             raise Blocked(
-                f"{branch} is checked out in {holder}, which has changes nobody committed "
-                f"({shown}): its files follow {branch} only while it is clean; commit or "
-                "stash them"
+                f"{dirty}: its files follow {branch} only while it is clean; commit or stash them"
             )
         off = there._no_drivers()
         updated = there._run(off, "read-tree", "-m", "-u", old, new)

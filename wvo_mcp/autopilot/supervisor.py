@@ -247,14 +247,12 @@ class Autopilot:
         holder = self.git.checked_out(onto)
         if holder is None:
             return
-        changed = self.git.worktree_changes(holder)
-        if changed:
-            shown = ", ".join(changed[:5]) + (" …" if len(changed) > 5 else "")
+        dirty = self.git.dirty(repr(onto), holder)
+        if dirty:
             raise ValidationFailed(
-                f"{onto!r} is checked out in {holder}, which has changes nobody committed "
-                f"({shown}): its files follow {onto} as work lands (as `git push` into it "
-                "does with updateInstead) only while it is clean; commit or stash them, or "
-                "merge onto a branch nobody has checked out"
+                f"{dirty}: its files follow {onto} as work lands (as `git push` into it does "
+                "with updateInstead) only while it is clean; commit or stash them, or merge "
+                "onto a branch nobody has checked out"
             )
         self.say(f"{onto} is checked out in {holder}: its files follow {onto} as work lands")
 
