@@ -257,7 +257,8 @@ class Options:
 def quiet_sdk_transport(settings: Settings) -> None:
     """The SDK's transport logs at INFO its manager's start and stop and the end of every
     request it serves statelessly (`Terminating session: None`): noise in a person's terminal
-    (`dashboard` and `autopilot` log at INFO), shown only when WVO_LOG_LEVEL asks for it."""
+    wherever the root logger is at INFO (the SDK's server sets it so where nothing was
+    configured: the demo, the autopilot's gateway), shown only when WVO_LOG_LEVEL or -v asks."""
     level = logging.NOTSET if settings.log_level in ("debug", "info") else logging.WARNING
     for name in SDK_TRANSPORT_LOGGERS:
         logging.getLogger(name).setLevel(level)
