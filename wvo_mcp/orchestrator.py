@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import shlex
+import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
@@ -53,6 +54,7 @@ from wvo_mcp.services import (
     scheduler,
     tasks,
     tokens,
+    usage,
 )
 from wvo_mcp.store import Database, Lock, Row, Tx
 from wvo_mcp.transitions import Gate, Status
@@ -227,8 +229,42 @@ class Orchestrator:
         task_id: str | None = None,
         token: str | None = None,
         agent_id: str | None = None,
+        reporter: usage.Reporter = usage.ANYONE,
     ) -> UsageResult:
-        # Usage charged to a task goes through its holder's lease.
+        """One model call as an MCP caller reports it: bounded, and charged only where
+        `reporter` may charge (services/usage.py)."""
+        return await self.db.write(
+            partial(
+                usage.record,
+                settings=self.settings,
+                providers=self.providers,
+                reporter=reporter,
+                task_id=task_id,
+                token=token,
+                provider=provider,
+                model=model,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                outcome=outcome,
+                now=self.clock(),
+                agent_id=agent_id,
+            )
+        )
+
+    async def record_run(
+        self,
+        provider: str,
+        model: str,
+        input_tokens: int,
+        output_tokens: int,
+        outcome: routing.Outcome,
+        task_id: str | None = None,
+        token: str | None = None,
+        agent_id: str | None = None,
+    ) -> UsageResult:
+        """What the autopilot saw a worker run use and how it ended (its CLI's own report,
+        many calls): what budgets and breakers follow. Charged to its task while it holds it
+        (through its lease)."""
         record = (
             routes.record_usage
             if task_id is None
@@ -426,15 +462,21 @@ class Orchestrator:
     async def check(self, command: str | list[str], workspace: Path) -> SandboxResult:
         """A landing check (a task's verify_command, or the project's) in the sandbox on
         `workspace`, a clean checkout of the tree that would land; VerificationFailed with
-        the output tails unless it passes."""
-        result = await self._sandbox(
-            sandbox.Request(
-                command=command,
-                workspace=workspace,
-                timeout_s=self.settings.verify_timeout_seconds,
-                memory_mb=self.settings.verify_memory_mb,
-            )
+        the output tails unless it passes. Cancelled, it is ended at once (a drain's grace
+        is over: its landing waits for the next start)."""
+        request = sandbox.Request(
+            command=command,
+            workspace=workspace,
+            timeout_s=self.settings.verify_timeout_seconds,
+            memory_mb=self.settings.verify_memory_mb,
         )
+        stop = threading.Event()
+        try:
+            result = await anyio.to_thread.run_sync(
+                self._sandboxed, request, stop, abandon_on_cancel=True
+            )
+        finally:
+            stop.set()  # a no-op once it ended; else it ends now, its tree killed
         if result.exit_code != 0:
             raise VerificationFailed(
                 f"{sandbox_summary(command, result)}\n--- stdout (tail) ---\n"
@@ -613,10 +655,13 @@ class Orchestrator:
     async def _sandbox(self, request: "sandbox.Request") -> SandboxResult:
         return await anyio.to_thread.run_sync(self._sandboxed, request)
 
-    def _sandboxed(self, request: "sandbox.Request") -> SandboxResult:
+    def _sandboxed(
+        self, request: "sandbox.Request", stop: threading.Event | None = None
+    ) -> SandboxResult:
         """`request` run with the project's toolchain (found afresh: a person may have made
         the .venv since)."""
-        return sandbox.run(dataclasses.replace(request, toolchain=self.toolchain()), self.settings)
+        with_tools = dataclasses.replace(request, toolchain=self.toolchain())
+        return sandbox.run(with_tools, self.settings, stop)
 
     def toolchain(self) -> toolchain.Toolchain:
         """The project's toolchain folders (sandbox/toolchain.py) in the person's checkout."""

@@ -21,8 +21,9 @@ A hostile worker, for tests/security/test_worker_tenancy.py (a worker is a tenan
   to read, write and remove, folders to create a file in, a database to open with sqlite3,
   secrets to look for, loopback services to connect to directly or through its HTTPS_PROXY,
   abstract Unix sockets, wvo-mcp resources to read), then (given other_task and gated_task)
-  every wvo-mcp tool outside its token's scope, and its own tools about other tasks; each
-  outcome goes into a checkpoint's summary (`probe [...]`, JSON); then it works its task;
+  every wvo-mcp tool outside its token's scope, and its own tools about other tasks, and the
+  record_usage calls fake_probe's `usage` lists (usage_calls); each outcome goes into a
+  checkpoint's summary (`probe [...]`, JSON); then it works its task;
 - moves: every status move a holder of a gated task may not make, before and after it
   submits; the outcomes are one output line (`{"type": "wvo_fake_report", ...}`);
 - unverified: commits result.txt "bad" and keeps "good" everywhere but that commit (staged,
@@ -193,6 +194,14 @@ PLANTED = "planted-by-a-worker"
 SUMMARY_CHARS = 3800  # a checkpoint's summary holds 4000
 GIT = ["git", "-c", "user.name=fake", "-c", "user.email=fake@localhost"]
 Call = Callable[..., Awaitable[dict[str, Any]]]
+
+
+def wait_file(name: str) -> None:
+    """Until `name` appears here (then removed, so it is not committed), at most a minute."""
+    deadline = time.monotonic() + 60
+    while not Path(name).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    Path(name).unlink(missing_ok=True)
 
 
 def shell(line: str) -> str:
@@ -400,8 +409,21 @@ async def read_resource(client: Client, uri: str) -> dict[str, Any]:
     return {"ok": True, "said": f"read {len(text)} characters: {text[:120]}"}
 
 
+def usage_calls(
+    spec: dict[str, Any], held: dict[str, str], provider: str, model: str
+) -> list[dict[str, Any]]:
+    """fake_probe's `usage`: record_usage calls to try, "$provider" and "$model" standing for
+    what it was launched on; each about its own task with its lease, unless set to None."""
+    mine = {"$provider": provider, "$model": model}
+    calls = []
+    for given in spec.get("usage", []):
+        named = {k: mine.get(v, v) if isinstance(v, str) else v for k, v in given.items()}
+        calls.append({k: v for k, v in {**held, **named}.items() if v is not None})
+    return calls
+
+
 async def probe(
-    client: Client, call: Call, spec: dict[str, Any], held: dict[str, str], me: str
+    client: Client, call: Call, spec: dict[str, Any], held: dict[str, str], me: str, model: str
 ) -> None:
     """fake_probe: what a worker with a shell and its run token tries first."""
     own, token = held["task_id"], held["lease_token"]
@@ -411,6 +433,10 @@ async def probe(
         for tool, arguments in calls:
             outcome = await attempt(client, tool, arguments)
             found.append({"probe": "tool", "target": tool, **outcome})
+    for arguments in usage_calls(spec, held, me.split("-")[0], model):
+        outcome = await attempt(client, "record_usage", arguments)
+        shown = {k: v for k, v in arguments.items() if k != "lease_token"}
+        found.append({"probe": "usage", "target": json.dumps(shown), **outcome})
     for uri in spec.get("resources", []):
         found.append({"probe": "resource", "target": uri, **await read_resource(client, uri)})
     listed = sorted(t.name for t in (await client.list_tools()).tools)
@@ -639,7 +665,7 @@ async def work(text: str, model: str, server: Server) -> int:
         number = re.search(r"\(attempt (\d+)\)", text)
         note = f"{agent_id}, attempt {number.group(1) if number else 1}"
         if mode == "probe":
-            await probe(client, call, metadata["fake_probe"], held, agent_id)
+            await probe(client, call, metadata["fake_probe"], held, agent_id, model)
         if mode == "moves":
             tried_moves = await moves(client, held, note)
             emit({"type": "wvo_fake_report", "task_id": task_id, "moves": tried_moves})
@@ -647,6 +673,8 @@ async def work(text: str, model: str, server: Server) -> int:
             return 0
         if mode == "plant":
             await anyio.Path(".plant").write_text("")
+        if "fake_wait_file" in metadata:  # written into its repository by the test
+            await anyio.to_thread.run_sync(wait_file, metadata["fake_wait_file"])
         files = dict(metadata.get("fake_files", {}))
         for n, line in enumerate(metadata.get("fake_run", [])):  # its output is committed
             files[f"ran-{n}.txt"] = await anyio.to_thread.run_sync(shell, line)

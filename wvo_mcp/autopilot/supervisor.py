@@ -145,6 +145,7 @@ class Autopilot:
         self._told: set[str] = set()  # providers whose failing login the person was told of
         self._repo_lock = anyio.Lock()
         self._landing = False  # a landing pass runs
+        self._landing_scope = anyio.CancelScope()  # the pass, cancelled when a drain's grace ends
         self._declared: dict[str, list[str]] = {}  # task -> the files it declares
         self._answers: dict[tuple[str, ...], list[str]] = {}  # git's, about commits
         self._process = orphans.me()
@@ -458,10 +459,16 @@ class Autopilot:
                     await self._recover(base)
                 if not self.draining and not self.paused:
                     await self._launch(running, base, directive)
-                if not self._landing and not self.draining and await self.lander.pending():
+                # A drain lands what was submitted before its grace ends, then stops landing.
+                graced = time.monotonic() < self._drain_deadline
+                if self.draining and not graced and self._landing:
+                    self._landing_scope.cancel()  # its intent and batch wait for the next start
+                queued = graced and await self.lander.pending()
+                if not self._landing and queued:
                     self._landing = True
                     running.start_soon(self._land)
                 busy = self._landing or any(slot.busy for slot in self.slots)
+                busy = busy or (self.draining and queued)
                 if not busy and (
                     self.draining
                     or (self.options.until_empty and not self.paused and await self._idle())
@@ -470,6 +477,12 @@ class Autopilot:
                 with anyio.move_on_after(self.options.poll_seconds):
                     await self._changed.wait()
                 self._changed = anyio.Event()
+        if self.draining and await self.lander.pending():
+            where = self.lander.target or "their branches"
+            self.say(
+                f"the grace ended with submissions queued onto {where}: they stay queued, and "
+                "the next autopilot lands or returns them"
+            )
         return self.summary
 
     async def _recover(self, base: str) -> None:
@@ -508,12 +521,15 @@ class Autopilot:
             await self._take_submission(author, task_id, repo, start)
 
     async def _land(self) -> None:
-        """Landing passes until the queue has nothing this autopilot can land now."""
+        """Landing passes until the queue has nothing this autopilot can land now (or a
+        drain's grace ends: a landing is written as an intent before the target moves, and
+        the next start completes or abandons it, and queues its batch again)."""
         landed = False
         try:
-            while await self.lander.land():
-                landed = True
-                self._changed.set()
+            with anyio.CancelScope() as self._landing_scope:
+                while await self.lander.land():
+                    landed = True
+                    self._changed.set()
         finally:
             self._landing = False
             if landed:
@@ -737,7 +753,7 @@ class Autopilot:
             text,
             repo,
             run_dir / f"{run}.log",
-            Scope(task_id, "worker"),
+            Scope(task_id, "worker", provider=slot.provider, model=model),
             borrowed=(self._objects(),),
         )
         return finish, repo, start
@@ -999,7 +1015,7 @@ class Autopilot:
         # A worker the autopilot stopped itself says nothing about the provider.
         judged = finish.message != DRAINED
         if usage.input_tokens or usage.output_tokens or (judged and finish.outcome != "success"):
-            await self.orchestrator.record_usage(
+            await self.orchestrator.record_run(
                 slot.provider,
                 model,
                 usage.input_tokens,

@@ -5,6 +5,7 @@ or none (only with WVO_SANDBOX_ALLOW_UNISOLATED=1). See README "Sandboxed execut
 """
 
 import dataclasses
+import threading
 from types import ModuleType
 
 from wvo_mcp.config import Settings
@@ -65,9 +66,10 @@ def choose(settings: Settings) -> Backend:
     )
 
 
-def run(request: Request, settings: Settings) -> SandboxResult:
+def run(request: Request, settings: Settings, stop: threading.Event | None = None) -> SandboxResult:
     """Run one command to its end, its timeout or its limits (blocking: call it from a
-    worker thread in async code)."""
+    worker thread in async code); `stop`, set from another thread, ends it as a timeout
+    (bwrap and none; Docker runs on to its timeout)."""
     request = validate(request)
     layout = protect.layout(settings, request.workspace)
     backend = choose(settings)
@@ -77,9 +79,9 @@ def run(request: Request, settings: Settings) -> SandboxResult:
         request = dataclasses.replace(request, toolchain=Toolchain())
         outcome = _docker().run(request, settings.sandbox_image, size, layout)
     elif backend == "bwrap":
-        outcome = bwrap.run(request, size, layout)
+        outcome = bwrap.run(request, size, layout, stop)
     else:
-        outcome = none.run(request, size)
+        outcome = none.run(request, size, stop)
     return result(backend, outcome, memory_mb=request.memory_mb, pids_limit=request.pids_limit)
 
 

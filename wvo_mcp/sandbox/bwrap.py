@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from wvo_mcp.sandbox.outcome import BackendCheck, Outcome
 from wvo_mcp.sandbox.protect import Layout, Mount
 
 SANDBOX_UID = 65534
+MIB = 1024 * 1024
 PROBE_TIMEOUT_S = 10.0
 TOP_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # What of /etc programs need: the loader's cache, names of users and groups, name
@@ -84,9 +86,12 @@ def arguments(
     host_links: dict[str, str],
     layout: Layout,
     tools: Sequence[toolchain.Bind] = (),
+    sized: bool = True,
 ) -> list[str]:
-    """The bwrap command line (pure: the host's facts come in as arguments)."""
-    args = system(network=request.network, userns=userns, host_links=host_links)
+    """The bwrap command line (pure: the host's facts come in as arguments). `sized`: this
+    bwrap can cap a tmpfs's size (`--size`, bwrap 0.5 and later)."""
+    tmp = request.tmp_mb * MIB if sized else None
+    args = system(network=request.network, userns=userns, host_links=host_links, tmp_bytes=tmp)
     root = layout.root
     for path in python:
         if path != root and root not in path.parents:
@@ -113,10 +118,13 @@ def mount(path: Path, how: Mount) -> list[str]:
     return ["--bind" if how == "pinned" else "--ro-bind", str(path), str(path)]
 
 
-def system(*, network: bool, userns: bool, host_links: dict[str, str]) -> list[str]:
+def system(
+    *, network: bool, userns: bool, host_links: dict[str, str], tmp_bytes: int | None
+) -> list[str]:
     """What every sandbox has (pure): its own namespaces (the host's network only when
-    asked), read-only system directories and the few /etc files programs need, a fresh /tmp,
-    its own /proc and a minimal /dev. Commands and workers add their own folders after it."""
+    asked), read-only system directories and the few /etc files programs need, a fresh /tmp
+    (a tmpfs, which is RAM: of `tmp_bytes` at most when given), its own /proc and a minimal
+    /dev. Commands and workers add their own folders after it."""
     args = ["--unshare-all", "--die-with-parent", "--new-session"]
     if network:
         args.append("--share-net")
@@ -132,7 +140,39 @@ def system(*, network: bool, userns: bool, host_links: dict[str, str]) -> list[s
             args += ["--ro-bind-try", top, top]
     for name in ETC_FILES:
         args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-    return [*args, "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
+    return [*args, *sized_tmpfs(tmp_bytes), "/tmp", "--proc", "/proc", "--dev", "/dev"]
+
+
+def sized_tmpfs(size: int | None, perms: str | None = None) -> list[str]:
+    """The options before a --tmpfs's destination (pure): its size cap and mode, if given."""
+    args = ["--size", str(size)] if size is not None else []
+    return [*args, *(["--perms", perms] if perms else []), "--tmpfs"]
+
+
+def sizes() -> bool:
+    """Whether this bwrap caps a tmpfs's size (`--size`, with `--perms`: bwrap 0.5 and
+    later). Asked once."""
+    global _sizes
+    if _sizes is None:
+        binary = find()
+        try:
+            done = subprocess.run(
+                [binary or "bwrap", "--help"],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                env={"PATH": DEFAULT_PATH},
+                timeout=PROBE_TIMEOUT_S,
+                check=False,
+            )
+            said = done.stdout + done.stderr
+        except (OSError, subprocess.TimeoutExpired):
+            said = ""
+        _sizes = "--size" in said and "--perms" in said
+    return _sizes
+
+
+_sizes: bool | None = None
 
 
 def entry(cwd: Path, env: dict[str, str] | None) -> list[str]:
@@ -173,6 +213,7 @@ def command_line(
             host_links=host_links(),
             layout=layout,
             tools=tools,
+            sized=sizes(),
         ),
     ]
 
@@ -238,7 +279,9 @@ def check() -> BackendCheck:
     return BackendCheck("bwrap", True, f"{found.detail}; {cgroups.capabilities()}")
 
 
-def run(request: Request, output_bytes: int, layout: Layout) -> Outcome:
+def run(
+    request: Request, output_bytes: int, layout: Layout, stop: threading.Event | None = None
+) -> Outcome:
     """Run the (validated) request under bwrap, inside a fresh limited cgroup."""
     found = probe()
     group = cgroups.open_group(request.memory_mb, request.cpus, request.pids_limit)
@@ -254,6 +297,7 @@ def run(request: Request, output_bytes: int, layout: Layout) -> Outcome:
                 group=group,
                 signal_as_status=True,
                 pass_fds=[t.fd for t in tools],
+                stop=stop,
             )
     finally:
         if group is not None:

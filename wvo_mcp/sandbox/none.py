@@ -1,6 +1,8 @@
 """No isolation, only by explicit opt-in: the timeout, limits and tree kill still apply
 (through cgroups when writable here, else the process group)."""
 
+import threading
+
 from wvo_mcp.sandbox import cgroups, runner, toolchain
 from wvo_mcp.sandbox.limits import Request, argv, command_env
 from wvo_mcp.sandbox.outcome import BackendCheck, Outcome
@@ -19,7 +21,7 @@ def check(allowed: bool) -> BackendCheck:
     )
 
 
-def run(request: Request, output_bytes: int) -> Outcome:
+def run(request: Request, output_bytes: int, stop: threading.Event | None = None) -> Outcome:
     toolchain.link(request.toolchain, request.workspace)
     group = cgroups.open_group(request.memory_mb, request.cpus, request.pids_limit)
     try:
@@ -31,6 +33,7 @@ def run(request: Request, output_bytes: int) -> Outcome:
             output_bytes=output_bytes,
             group=group,
             signal_as_status=False,
+            stop=stop,
         )
     finally:
         if group is not None:

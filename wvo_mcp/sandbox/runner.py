@@ -18,6 +18,7 @@ from wvo_mcp.sandbox.output import Tail
 
 CHUNK = 65_536
 DRAIN_DEADLINE_S = 10.0
+STOP_POLL_S = 0.1  # how often a stoppable run looks whether it was asked to stop
 
 
 def _drain(stream: IO[bytes], tail: Tail) -> None:
@@ -26,9 +27,10 @@ def _drain(stream: IO[bytes], tail: Tail) -> None:
             tail.write(chunk)
 
 
-def _exited_within(pid: int, timeout_s: float) -> bool:
+def _exited_within(pid: int, timeout_s: float, stop: threading.Event | None = None) -> bool:
     """Wait for the process to exit without reaping it: while it is an unreaped zombie its
-    pid (and process group id) cannot be reused, so the group kill below hits only ours."""
+    pid (and process group id) cannot be reused, so the group kill below hits only ours.
+    `stop`, set by another thread, ends the wait as a timeout does."""
     fd = os.pidfd_open(pid)
     try:
         poller = select.poll()
@@ -36,9 +38,10 @@ def _exited_within(pid: int, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
         while True:
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 or (stop is not None and stop.is_set()):
                 return False
-            if poller.poll(max(1, int(left * 1000))):
+            slice_s = left if stop is None else min(left, STOP_POLL_S)
+            if poller.poll(max(1, int(slice_s * 1000))):
                 return True
     finally:
         os.close(fd)
@@ -54,6 +57,7 @@ def execute(
     group: RunGroup | None,
     signal_as_status: bool,
     pass_fds: Sequence[int] = (),
+    stop: threading.Event | None = None,
 ) -> Outcome:
     """Run argv (inside `group` when given) and kill its whole tree when it ends or times out."""
     full = group.launcher(argv) if group is not None else argv
@@ -80,7 +84,7 @@ def execute(
     for reader in readers:
         reader.start()
     try:
-        timed_out = not _exited_within(proc.pid, timeout_s)
+        timed_out = not _exited_within(proc.pid, timeout_s, stop)
         duration = time.monotonic() - started
     finally:
         # Also after a normal exit: background children the command left must not survive.
