@@ -8,9 +8,11 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import pytest
 
-from tests.autopilot.conftest import git
+from tests.autopilot.conftest import autopilot, backlog, git
+from tests.autopilot.test_toolchain import venv_project
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import VerificationFailed
 from wvo_mcp.orchestrator import Orchestrator
@@ -115,3 +117,32 @@ async def test_a_toolchain_swapped_for_a_link_is_not_shown(
     with pytest.raises(VerificationFailed) as refused:
         await orchestrator.check(f"cat .venv/secret.txt {repo}/.venv/secret.txt", checkout)
     assert SECRET not in str(refused.value)
+
+
+def test_a_worker_can_neither_write_into_the_toolchain_nor_read_through_it(
+    tmp_path: Path,
+) -> None:
+    project = venv_project(tmp_path)
+    repo = project["repo"]
+    secret = tmp_path / "outside" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text(SECRET)
+    (repo / ".venv" / "leak").symlink_to(secret)
+    before = listing(repo / ".venv")
+    attacks = [
+        "touch .venv/planted",
+        f"echo evil > {repo}/.venv/bin/python3",
+        "rm -rf .venv/lib",
+        "cat .venv/leak",
+        f"cat {repo}/.venv/leak",
+    ]
+    anyio.run(backlog, project, [{"id": "A", "title": "attack",
+                                   "metadata": {"fake_run": attacks}}])  # fmt: skip
+    done = autopilot(project, "--merge", "merge", "--onto", "integration", "--check", "true")
+    assert done.returncode == 0, done.stdout + done.stderr
+    ran = [git(repo, "show", f"integration:ran-{n}.txt") for n in range(len(attacks))]
+    for said in ran[:3]:
+        assert "Read-only file system" in said and not said.endswith("exit 0\n"), said
+    for said in ran[3:]:
+        assert "No such file" in said and SECRET not in said, said
+    assert listing(repo / ".venv") == before and secret.read_text() == SECRET
