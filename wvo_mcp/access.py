@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from wvo_mcp import identity, timeutil, toolset
 from wvo_mcp.errors import ValidationFailed, WvoError
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.services import tokens
+from wvo_mcp.services import tokens, usage
 from wvo_mcp.toolset import WORKER_MOVES
 
 log = logging.getLogger(__name__)
@@ -193,6 +193,18 @@ def acting_agent(given: str | None, default: Callable[[], str]) -> str:
             f"{caller.name!r}; another agent needs its own token"
         )
     return caller.name
+
+
+def reporter() -> usage.Reporter:
+    """What this caller's usage reports may charge (docs/security.md, usage-trust rule): a
+    run token's are only noted on its own task; an agent token charges only its own
+    provider; stdio's one agent, `--no-auth` and an operator token, any provider."""
+    caller = current()
+    if caller is None:
+        return usage.ANYONE
+    if caller.scope is not None:
+        return usage.Reporter(run=caller.scope)
+    return usage.Reporter(own_provider=caller.role == "agent")
 
 
 def person() -> str:

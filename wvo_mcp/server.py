@@ -57,6 +57,7 @@ from wvo_mcp.models import (
 from wvo_mcp.monitor import HealthMonitor
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.routing import Outcome
+from wvo_mcp.services import usage
 from wvo_mcp.telemetry import Telemetry, annotate
 from wvo_mcp.transitions import Status
 
@@ -336,8 +337,8 @@ def build_server(
     async def record_usage(
         provider: ProviderName,
         model: ModelName,
-        input_tokens: Annotated[int, Field(ge=0, le=100_000_000)],
-        output_tokens: Annotated[int, Field(ge=0, le=100_000_000)],
+        input_tokens: Annotated[int, Field(ge=0, le=usage.MAX_CALL_TOKENS)],
+        output_tokens: Annotated[int, Field(ge=0, le=usage.MAX_CALL_TOKENS)],
         outcome: Outcome,
         ctx: Context,
         task_id: TaskId | None = None,
@@ -347,7 +348,7 @@ def build_server(
         context_limit on a task (with its lease_token) escalates its next attempt."""
         return await orchestrator(ctx).record_usage(
             provider, model, input_tokens, output_tokens, outcome, task_id, lease_token,
-            agent(ctx, None),
+            agent(ctx, None), access.reporter(),
         )  # fmt: skip
 
     @server.tool(title="Provider status", annotations=READ_ONLY)

@@ -27,21 +27,28 @@ MAX_NAME = 200
 @dataclass(frozen=True)
 class Scope:
     """What a run token (the autopilot's, for one worker or reviewer run) may act on: one
-    task, as its worker or as its reviewer of exactly one commit."""
+    task, as its worker or as its reviewer of exactly one commit; a worker's usage reports
+    only about the provider and model it was launched on (services/usage.py)."""
 
     task: str  # "" for a planner: it holds no task
     purpose: Literal["worker", "reviewer", "planner"]
     commit: str | None = None  # a reviewer's: the submitted commit it reviews
+    provider: str | None = None  # a worker's: what the autopilot launched it on
+    model: str | None = None
 
     def to_json(self) -> str:
-        return json.dumps({"task": self.task, "as": self.purpose, "commit": self.commit})
+        return json.dumps({"task": self.task, "as": self.purpose, "commit": self.commit,
+                           "provider": self.provider, "model": self.model})  # fmt: skip
 
     @classmethod
     def from_json(cls, text: str | None) -> "Scope | None":
         if not text:
             return None
         found = json.loads(text)
-        return cls(found["task"], found["as"], found.get("commit"))
+        return cls(
+            found["task"], found["as"], found.get("commit"), found.get("provider"),
+            found.get("model"),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
