@@ -16,6 +16,13 @@ from wvo_mcp.autopilot import commands
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.sandbox import egress
+from wvo_mcp.sandbox.limits import (
+    CPU_WEIGHT_RANGE,
+    MEMORY_RANGE,
+    PIDS_RANGE,
+    TMP_RANGE,
+    WorkerLimits,
+)
 from wvo_mcp.sandbox.toolchain import Spec as ToolchainRules
 from wvo_mcp.sandbox.toolchain import relative as toolchain_folder
 
@@ -49,6 +56,23 @@ Arg = Annotated[str, Field(max_length=4096)]
 EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
 
 
+def _within(bounds: tuple[int, int]) -> Any:
+    return Field(ge=bounds[0], le=bounds[1])
+
+
+_DEFAULT = WorkerLimits()
+
+
+class LimitsSpec(_Spec):
+    """What each run of a provider's worker may use (docs/security.md, "Resource limits")."""
+
+    memory_mb: Annotated[int, _within(MEMORY_RANGE)] = _DEFAULT.memory_mb
+    pids: Annotated[int, _within(PIDS_RANGE)] = _DEFAULT.pids
+    tmp_mb: Annotated[int, _within(TMP_RANGE)] = _DEFAULT.tmp_mb
+    home_mb: Annotated[int, _within(TMP_RANGE)] = _DEFAULT.home_mb
+    cpu_weight: Annotated[int, _within(CPU_WEIGHT_RANGE)] = _DEFAULT.cpu_weight
+
+
 class WorkerSpec(_Spec):
     """The CLI the autopilot launches for this provider's tasks."""
 
@@ -65,6 +89,7 @@ class WorkerSpec(_Spec):
     env: Annotated[list[EnvName], Field(max_length=64)] = Field(default_factory=list)
     egress: Annotated[list[Arg], Field(max_length=64)] = Field(default_factory=list)
     mounts: Annotated[list[Arg], Field(max_length=64)] = Field(default_factory=list)
+    limits: LimitsSpec = LimitsSpec()
 
 
 class ProviderSpec(_Spec):
@@ -350,4 +375,5 @@ def _worker(spec: WorkerSpec) -> commands.WorkerKind:
         env=tuple(spec.env),
         egress=tuple(g if "://" in g else f"https://{g}" for g in spec.egress),
         mounts=tuple(spec.mounts),
+        limits=WorkerLimits(**spec.limits.model_dump()),
     )

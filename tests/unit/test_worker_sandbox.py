@@ -1,10 +1,11 @@
 """A worker's sandbox command line (pure): what it binds, what it leaves out, how its
 connections leave (the relay to the egress proxy's socket), and its environment."""
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from wvo_mcp.sandbox import workers
+from wvo_mcp.sandbox import fence, workers
 from wvo_mcp.sandbox.egress import Endpoint
+from wvo_mcp.sandbox.limits import WorkerLimits
 
 VIEW = workers.View(
     workdir=Path("/srv/repo.wvo-worktrees/T1/1"),
@@ -16,15 +17,22 @@ VIEW = workers.View(
         Endpoint("127.0.0.1", 3128),  # a loopback model API on the proxy's usual port
         Endpoint("127.0.0.1", 40123),  # wvo-mcp
     ),
+    limits=WorkerLimits(memory_mb=2048, pids=300, tmp_mb=64, home_mb=32, cpu_weight=100),
+    home_files=(
+        (7, PurePosixPath(".wvo/mcp.json")),
+        (8, PurePosixPath(".claude/.credentials.json")),
+    ),
 )
+# Every limit by a cgroup, /tmp and the home sized: what this machine has.
+CGROUPS = fence.Plan("cgroup v1", "cgroup v1", "cgroup v1", sized=True)
 ARGV = ["/opt/claude/bin/claude", "-p"]
 
 
 ENV = {"ANTHROPIC_API_KEY": "sk-secret", "HOME": "/home/worker", "LD_PRELOAD": "/x.so"}
 
 
-def line(view: workers.View = VIEW) -> list[str]:
-    return workers.command_line(view, ARGV, userns=True, host_links={})
+def line(view: workers.View = VIEW, plan: fence.Plan = CGROUPS) -> list[str]:
+    return workers.command_line(view, ARGV, userns=True, host_links={}, plan=plan)
 
 
 def pairs(args: list[str], flag: str) -> list[tuple[str, str]]:
@@ -35,10 +43,8 @@ def test_it_binds_its_repository_its_home_and_the_socket_and_nothing_else_writab
     args = line()
     head = args[: args.index("--")]
     assert args[0] == "bwrap" and "--unshare-all" in head and "--share-net" not in head
-    assert pairs(head, "--bind") == [
-        (str(VIEW.workdir), str(VIEW.workdir)),
-        (str(VIEW.home), "/home/worker"),
-    ]
+    # Its home is a tmpfs of its own (below), not the host folder the autopilot filled.
+    assert pairs(head, "--bind") == [(str(VIEW.workdir), str(VIEW.workdir))]
     read_only = pairs(head, "--ro-bind")
     assert ("/opt/claude", "/opt/claude") in read_only
     assert ("/srv/repo/.git/objects", "/srv/repo/.git/objects") in read_only
@@ -97,3 +103,43 @@ def test_a_cli_inside_node_modules_brings_the_whole_tree(tmp_path: Path) -> None
     lone.write_text("#!/bin/sh\n")
     lone.chmod(0o755)
     assert workers.installation(str(lone)) == (lone.resolve(), lone.parent.resolve())
+
+
+def _sized(head: list[str], dest: str) -> tuple[int, str]:
+    """(the size, the mode) given just before `--tmpfs dest`."""
+    at = next(i for i, a in enumerate(head) if a == "--tmpfs" and head[i + 1] == dest)
+    options = head[max(0, at - 4) : at]
+    size = int(options[options.index("--size") + 1])
+    mode = options[options.index("--perms") + 1] if "--perms" in options else ""
+    return size, mode
+
+
+def test_tmp_and_home_are_sized_tmpfs_and_the_home_files_are_copied_in() -> None:
+    head = line()[: line().index("--")]
+    assert _sized(head, "/tmp") == (64 * 1024 * 1024, "")
+    assert _sized(head, "/home/worker") == (32 * 1024 * 1024, "0700")
+    # Each file from its open descriptor, into a folder made for it, private to the run.
+    assert pairs(head, "--file") == [
+        ("8", "/home/worker/.claude/.credentials.json"),
+        ("7", "/home/worker/.wvo/mcp.json"),
+    ]
+    dirs = [head[i + 1] for i, a in enumerate(head) if a == "--dir"]
+    assert dirs == ["/home/worker/.claude", "/home/worker/.wvo"]
+    assert head.index("/home/worker") < head.index("--file")  # the tmpfs first
+    relay = line()[line().index("--") + 1 :]
+    assert "--nproc" not in relay and "--nice" not in relay  # the cgroup holds them
+
+
+def test_without_cgroups_the_relay_sets_the_fallback_limits() -> None:
+    fallback = fence.Plan("", "rlimit", "nice", sized=True)
+    relay = line(plan=fallback)[line(plan=fallback).index("--") + 1 :]
+    assert relay[relay.index("--nproc") + 1] == "300"
+    assert relay[relay.index("--nice") + 1] == str(fence.FALLBACK_NICE)
+    assert relay[-len(ARGV) :] == ARGV
+
+
+def test_a_bwrap_without_size_binds_the_host_home_as_before() -> None:
+    unsized = fence.Plan("cgroup v2", "cgroup v2", "cgroup v2", sized=False)
+    head = line(plan=unsized)[: line(plan=unsized).index("--")]
+    assert (str(VIEW.home), "/home/worker") in pairs(head, "--bind")
+    assert "--size" not in head and "--file" not in head

@@ -12,9 +12,11 @@ import json
 import re
 import string
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
+
+from wvo_mcp.sandbox.limits import WorkerLimits
 
 Kind = Literal["claude", "codex", "command"]
 MCP_NAME = "wvo"  # the server's name in the worker's MCP config: tools are mcp__wvo__*
@@ -66,6 +68,7 @@ class WorkerKind:
     env: tuple[str, ...] = ()  # more variable names passed from the autopilot's environment
     egress: tuple[str, ...] = ()  # more URLs (or host:port) the worker may reach
     mounts: tuple[str, ...] = ()  # more host folders it sees, read-only
+    limits: WorkerLimits = field(default_factory=WorkerLimits)  # what each of its runs may use
 
     @property
     def program(self) -> str:

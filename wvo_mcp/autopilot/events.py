@@ -58,6 +58,7 @@ class Finish:
     usage: Usage
     message: str = ""
     denied: tuple[str, ...] = ()  # tools the CLI's permissions refused (Claude Code)
+    limit: str = ""  # the resource limit that stopped it (fence.py), e.g. "memory limit … reached"
 
 
 def classify(message: str) -> Outcome | None:

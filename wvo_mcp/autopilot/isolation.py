@@ -4,6 +4,7 @@ prompt), its command line wrapped in the worker sandbox with an egress proxy for
 of it removed when the run ends. What the run sees is docs/security.md's "Workers"."""
 
 import contextlib
+import dataclasses
 import os
 import shutil
 from collections.abc import AsyncIterator, Mapping
@@ -13,10 +14,11 @@ from pathlib import Path, PurePosixPath
 import anyio
 
 from wvo_mcp import scratch_dirs
-from wvo_mcp.autopilot import commands
+from wvo_mcp.autopilot import commands, events
 from wvo_mcp.autopilot.gateway import Gateway
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.sandbox import bwrap, egress, toolchain, workers
+from wvo_mcp.sandbox.fence import Fence, open_fence
 from wvo_mcp.sandbox.limits import DEFAULT_PATH
 from wvo_mcp.sandbox.toolchain import Toolchain
 from wvo_mcp.services.tokens import Scope
@@ -39,7 +41,8 @@ class Ready:
     env: dict[str, str]
     cwd: Path
     stdin: bytes
-    pass_fds: tuple[int, ...] = ()  # the toolchain's folders, which bwrap mounts
+    pass_fds: tuple[int, ...] = ()  # the toolchain's folders and the home's files, for bwrap
+    fence: Fence | None = None  # its resource limits (none when unsandboxed)
 
 
 @dataclass(frozen=True)
@@ -111,13 +114,22 @@ async def prepared(
             writable=run.writable,
             toolchain=run.toolchain,
             tools=tuple(stack.enter_context(opened)),
+            limits=run.kind.limits,
+            home_files=_open_home(home, stack),
         )
         found = bwrap.probe()
         binary = bwrap.find()
         if not found.usable or binary is None:
             raise ValidationFailed(f"cannot sandbox {run.agent_id}: {workers.check()}")
+        limits = await anyio.to_thread.run_sync(open_fence, run.kind.limits)
+        stack.callback(limits.close)  # whatever of the run is left, killed; its cgroup gone
         line = workers.command_line(
-            view, argv, userns=found.userns, host_links=bwrap.host_links(), bwrap_binary=binary
+            view,
+            argv,
+            userns=found.userns,
+            host_links=bwrap.host_links(),
+            bwrap_binary=binary,
+            plan=limits.plan,
         )
         proxy = egress.EgressProxy(socket, endpoints)
         async with anyio.create_task_group() as serving:
@@ -125,19 +137,45 @@ async def prepared(
             try:
                 # The CLI's environment is bwrap's own: no value of it is in a command line.
                 yield Ready(
-                    line,
+                    limits.launcher(line),
                     workers.environment(view, env),
                     run.workdir,
                     stdin,
-                    tuple(t.fd for t in view.tools),
+                    (*(t.fd for t in view.tools), *(fd for fd, _ in view.home_files)),
+                    limits,
                 )
             finally:
                 serving.cancel_scope.cancel()
     finally:
-        stack.close()
         with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(stack.close)
             await gateway.revoke(token)
         shutil.rmtree(private, ignore_errors=True)
+
+
+def limited(ready: Ready, finish: events.Finish) -> events.Finish:
+    """A run that failed having reached a resource limit was stopped by that limit: said so,
+    never passed off as its CLI's crash. What its CLI reported (a success, a rate limit, a
+    refused login) stands."""
+    if ready.fence is None or finish.outcome != "failure":
+        return finish
+    reached = ready.fence.reached()
+    if not reached:
+        return finish
+    return dataclasses.replace(finish, message=f"{reached}: {finish.message}", limit=reached)
+
+
+def _open_home(home: Path, stack: contextlib.ExitStack) -> tuple[tuple[int, PurePosixPath], ...]:
+    """Every file the autopilot put in the home, open for bwrap to copy into the run's own
+    (closed with `stack`)."""
+    found = []
+    for folder, _, names in os.walk(home):
+        for name in names:
+            path = Path(folder) / name
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            stack.callback(os.close, fd)
+            found.append((fd, PurePosixPath(path.relative_to(home).as_posix())))
+    return tuple(found)
 
 
 def _write_home(home: Path, files: Mapping[PurePosixPath, str]) -> None:

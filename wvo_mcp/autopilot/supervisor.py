@@ -214,7 +214,7 @@ class Autopilot:
             if not self.sandboxed:
                 lines.append(
                     "  UNSANDBOXED (--unsandboxed-workers): runs as you, sees your files and "
-                    f"network; env: {', '.join(sorted(env))}"
+                    f"network, has no resource limits; env: {', '.join(sorted(env))}"
                 )
                 continue
             apis = [*commands.model_apis(kind, os.environ)]
@@ -232,6 +232,7 @@ class Autopilot:
                     [*(egress.endpoint_of(u) for u in apis), egress.Endpoint("127.0.0.1", 0)]
                 ),
                 toolchain=self.toolchain,
+                limits=kind.limits,
             )
             lines += [
                 line.replace("127.0.0.1:0", "127.0.0.1:<this autopilot's wvo-mcp port>")
@@ -811,6 +812,7 @@ class Autopilot:
         slot.pgid, slot.started = process.pid, orphans.start_ticks(process.pid)
         last_seen = time.monotonic()
         hung = False
+        limit = ""  # the resource limit it reached while it ran (fence.py)
 
         async def feed() -> None:
             assert process.stdin is not None
@@ -844,7 +846,7 @@ class Autopilot:
                 slot.tail.append(events.glimpse(text))
 
         async def watch(scope: anyio.CancelScope) -> None:
-            nonlocal last_seen, hung
+            nonlocal last_seen, hung, limit
             lease = None
             while True:
                 await anyio.sleep(self.options.poll_seconds)
@@ -854,9 +856,10 @@ class Autopilot:
                         lease = detail.lease_expires_at
                         last_seen = max(last_seen, time.monotonic())
                 now = time.monotonic()
-                if now - last_seen > slot.kind.hang_seconds or now > self._drain_deadline:
+                limit = ready.fence.breached() if ready.fence is not None else ""
+                if limit or now - last_seen > slot.kind.hang_seconds or now > self._drain_deadline:
                     hung = True
-                    why = "drained" if now > self._drain_deadline else "silent"
+                    why = limit or ("drained" if now > self._drain_deadline else "silent")
                     self.say(f"{slot.agent_id} {task_id}: {why}; stopped")
                     await _kill(process)
                     scope.cancel()
@@ -875,14 +878,12 @@ class Autopilot:
                 await _kill(process)
             ended = timeutil.to_text(timeutil.now())
             run_log.write(f"# wvo-mcp autopilot: exited with {process.returncode} at {ended}\n")
+        if hung and time.monotonic() > self._drain_deadline:
+            return events.Finish("failure", events.Usage(), DRAINED)
         if hung:
-            why = (
-                DRAINED
-                if time.monotonic() > self._drain_deadline
-                else f"hung: silent for {slot.kind.hang_seconds:.0f} s"
-            )
-            return events.Finish("failure", events.Usage(), why)
-        return stream.finish(code)
+            why = "stopped" if limit else f"hung: silent for {slot.kind.hang_seconds:.0f} s"
+            return isolation.limited(ready, events.Finish("failure", events.Usage(), why))
+        return isolation.limited(ready, stream.finish(code))
 
     async def _settle(
         self,
@@ -1012,8 +1013,9 @@ class Autopilot:
     ) -> None:
         """The run's usage and outcome against its provider (and its task, while held)."""
         usage = finish.usage
-        # A worker the autopilot stopped itself says nothing about the provider.
-        judged = finish.message != DRAINED
+        # A worker the autopilot stopped itself, or its own limits did, says nothing about
+        # the provider.
+        judged = finish.message != DRAINED and not finish.limit
         if usage.input_tokens or usage.output_tokens or (judged and finish.outcome != "success"):
             await self.orchestrator.record_run(
                 slot.provider,
@@ -1098,7 +1100,8 @@ class Autopilot:
                 {
                     "queued": f"{slot.agent_id} approved {task_id}: it joins the queue",
                     "changes": f"{slot.agent_id} asked for changes to {task_id}",
-                    "review": f"{slot.agent_id} gave no verdict on {task_id} ({finish.outcome})",
+                    "review": f"{slot.agent_id} gave no verdict on {task_id} "
+                    f"({finish.limit or finish.outcome})",
                 }.get(verdict, f"{task_id} no longer waits for review")
             )
         except WvoError as exc:

@@ -171,8 +171,12 @@ class RunGroup:
         files = [str(p) for p in self.procs_files]
         return ["/bin/sh", "-c", LAUNCHER, "wvo-sandbox", str(len(files)), *files, *argv]
 
-    def limit(self, memory_mb: int, cpus: float, pids: int) -> None:
-        """Apply the limits with whatever this machine offers; `applied` says which and how."""
+    def limit(
+        self, memory_mb: int, cpus: float | None, pids: int, weight: int | None = None
+    ) -> None:
+        """Apply the limits with whatever this machine offers; `applied` says which and how.
+        `cpus` caps the CPU time (a quota); `weight` instead gives a share of it when the
+        machine is busy (cpu.weight, or v1's cpu.shares), all of it when it is idle."""
         memory_bytes = str(memory_mb * 1024 * 1024)
         if self.v2 is not None and _write(self.v2 / "memory.max", memory_bytes):
             self.applied["memory"] = "v2"
@@ -183,6 +187,16 @@ class RunGroup:
             self.applied["memory"] = "v1"
             # Without swap accounting this file is absent; with it, no escape into swap.
             _write(self.v1["memory"] / "memory.memsw.limit_in_bytes", memory_bytes)
+        if cpus is not None:
+            self._quota(cpus)
+        if weight is not None:
+            self._weigh(weight)
+        if self.v2 is not None and _write(self.v2 / "pids.max", str(pids)):
+            self.applied["pids"] = "v2"
+        elif "pids" in self.v1 and _write(self.v1["pids"] / "pids.max", str(pids)):
+            self.applied["pids"] = "v1"
+
+    def _quota(self, cpus: float) -> None:
         quota = max(1000, round(cpus * CPU_PERIOD_US))
         if self.v2 is not None and _write(self.v2 / "cpu.max", f"{quota} {CPU_PERIOD_US}"):
             self.applied["cpu"] = "v2"
@@ -192,10 +206,12 @@ class RunGroup:
             and _write(self.v1["cpu"] / "cpu.cfs_quota_us", str(quota))
         ):
             self.applied["cpu"] = "v1"
-        if self.v2 is not None and _write(self.v2 / "pids.max", str(pids)):
-            self.applied["pids"] = "v2"
-        elif "pids" in self.v1 and _write(self.v1["pids"] / "pids.max", str(pids)):
-            self.applied["pids"] = "v1"
+
+    def _weigh(self, weight: int) -> None:
+        if self.v2 is not None and _write(self.v2 / "cpu.weight", str(weight)):
+            self.applied["cpu"] = "v2"
+        elif "cpu" in self.v1 and _write(self.v1["cpu"] / "cpu.shares", str(shares(weight))):
+            self.applied["cpu"] = "v1"
 
     @property
     def kills_with_cgroup_kill(self) -> bool:
@@ -268,12 +284,19 @@ class RunGroup:
                     time.sleep(0.01)
 
 
-def open_group(memory_mb: int, cpus: float, pids: int) -> RunGroup | None:
+def shares(weight: int) -> int:
+    """v2's cpu.weight (1..10000, 100 by default) as v1's cpu.shares (2.., 1024 by default)."""
+    return max(2, weight * 1024 // 100)
+
+
+def open_group(
+    memory_mb: int, cpus: float | None, pids: int, weight: int | None = None
+) -> RunGroup | None:
     """A limited cgroup for one run, or None when no hierarchy can be written here."""
     group = RunGroup(detect())
     if not group.dirs:
         return None
-    group.limit(memory_mb, cpus, pids)
+    group.limit(memory_mb, cpus, pids, weight)
     return group
 
 

@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 
 API_TIMEOUT_S = 5  # any engine call but the wait: a missing or stuck engine is an error soon
 SANDBOX_USER = "65534:65534"
-TMP_SIZE = "256m"
 
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
@@ -95,7 +94,7 @@ def options(request: Request, image: str, layout: Layout) -> dict[str, Any]:
     inside."""
     root = str(layout.root)
     volumes = {root: {"bind": root, "mode": "rw"}}
-    tmpfs = {"/tmp": f"rw,nosuid,nodev,size={TMP_SIZE}"}
+    tmpfs = {"/tmp": f"rw,nosuid,nodev,size={request.tmp_mb}m"}
     for path, how in layout.mounts():
         if how == "hidden":
             # An empty read-only tmpfs: nothing of the folder to read, lock or write. The

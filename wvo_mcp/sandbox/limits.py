@@ -31,6 +31,9 @@ TIMEOUT_RANGE = (0.1, 3600.0)  # seconds
 MEMORY_RANGE = (16, 65536)  # MB
 CPUS_RANGE = (0.1, 64.0)
 PIDS_RANGE = (8, 32768)
+TMP_RANGE = (1, 65536)  # MB of a RAM-backed folder: a sandbox's /tmp, a worker's home
+CPU_WEIGHT_RANGE = (1, 10000)  # cgroup v2's cpu.weight, where 100 is every group's own
+DEFAULT_TMP_MB = 1024
 OUTPUT_BYTES_RANGE = (256, 1_048_576)  # bytes kept of each of stdout and stderr
 # System directories a workspace may not be: binding one read-write would undo the sandbox.
 SYSTEM_DIRS = frozenset(
@@ -72,11 +75,24 @@ class Request:
     network: bool = False
     env: Mapping[str, str] = field(default_factory=dict)
     pids_limit: int = 256
+    tmp_mb: int = DEFAULT_TMP_MB  # its /tmp, a tmpfs: RAM, so capped
     # Where the command starts, relative to the workspace. It is entered inside the
     # sandbox, after the mount: a link swapped in after the check cannot lead outside.
     cwd: str = "."
     # The project's toolchain, shown read-only at its place in the workspace (toolchain.py).
     toolchain: Toolchain = field(default_factory=Toolchain)
+
+
+@dataclass(frozen=True)
+class WorkerLimits:
+    """What one autopilot worker, reviewer or planner run may use (the providers file's
+    `worker.limits`; docs/security.md says why these defaults)."""
+
+    memory_mb: int = 4096  # everything it runs, its RAM-backed /tmp and home included
+    pids: int = 1024  # processes and threads, together
+    tmp_mb: int = DEFAULT_TMP_MB
+    home_mb: int = 512
+    cpu_weight: int = 100  # its share of the CPU against other groups when it is busy
 
 
 def _plain(number: float) -> str:
@@ -146,6 +162,7 @@ def validate(request: Request) -> Request:
     check_range("memory_mb", request.memory_mb, MEMORY_RANGE, "MB")
     check_range("cpus", request.cpus, CPUS_RANGE, "CPUs")
     check_range("pids_limit", request.pids_limit, PIDS_RANGE, "processes")
+    check_range("tmp_mb", request.tmp_mb, TMP_RANGE, "MB")
     check_env(request.env)
     workspace = Path(request.workspace).expanduser()
     if not workspace.is_dir():
@@ -170,6 +187,7 @@ def validate(request: Request) -> Request:
         network=bool(request.network),
         env=dict(request.env),
         pids_limit=int(request.pids_limit),
+        tmp_mb=int(request.tmp_mb),
         toolchain=request.toolchain,
     )
 

@@ -2,12 +2,15 @@
 proxy's Unix socket, then the sandbox's real command as its child.
 
     python -I -m wvo_mcp.sandbox.relay --socket PATH [--forward HOST:PORT ...]
-        [--proxy-port N] -- ARGV...
+        [--proxy-port N] [--nproc N] [--nice N] -- ARGV...
 
 `--forward host:port` listens on 127.0.0.1:port (and [::1]:port when host is ::1) and asks
 the proxy for a tunnel to host:port for each connection, so a URL such as
 http://127.0.0.1:8765/mcp works unchanged inside. `--proxy-port N` listens on 127.0.0.1:N and
 carries each connection as it is: the client speaks CONNECT itself (HTTPS_PROXY points here).
+`--nproc N` and `--nice N` are the resource limits' fallback where no cgroup is at hand
+(fence.py): RLIMIT_NPROC, set here inside the sandbox's user namespace, where it counts that
+sandbox's processes; and a lower priority. Everything the command starts inherits both.
 The relay decides nothing: the proxy outside holds the policy, and a command that bypasses
 the relay reaches only that proxy. Standard library only, so it starts fast and runs where
 the wvo_mcp package is not mounted (`command` puts its source on the command line).
@@ -15,6 +18,7 @@ the wvo_mcp package is not mounted (`command` puts its source on the command lin
 
 import contextlib
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -23,7 +27,7 @@ import threading
 
 USAGE = (
     "usage: python -I -m wvo_mcp.sandbox.relay --socket PATH [--forward HOST:PORT ...] "
-    "[--proxy-port N] -- ARGV..."
+    "[--proxy-port N] [--nproc N] [--nice N] -- ARGV..."
 )
 CHUNK = 65_536
 MAX_REPLY_HEAD = 8192
@@ -44,16 +48,26 @@ class Config:
         forwards: list[tuple[str, int]],
         proxy_port: int | None,
         argv: list[str],
+        nproc: int | None = None,
+        nice: int | None = None,
     ) -> None:
         self.socket_path = socket_path
         self.forwards = forwards  # (host without brackets, port)
         self.proxy_port = proxy_port
         self.argv = argv
+        self.nproc = nproc  # RLIMIT_NPROC for everything inside
+        self.nice = nice  # added to everything's niceness inside
 
 
 def port_of(text: str, what: str) -> int:
     if not (text.isascii() and text.isdigit() and len(text) <= 5 and 1 <= int(text) <= 65535):
         raise Usage(f"{what} {text!r} is not a port; use 1 to 65535")
+    return int(text)
+
+
+def count_of(text: str, what: str, low: int, high: int) -> int:
+    if not (text.isascii() and text.isdigit() and len(text) <= 6 and low <= int(text) <= high):
+        raise Usage(f"{what} {text!r} is not a number from {low} to {high}")
     return int(text)
 
 
@@ -83,6 +97,8 @@ def parse(args: list[str]) -> Config:
     socket_path: str | None = None
     forwards: list[tuple[str, int]] = []
     proxy_port: int | None = None
+    nproc: int | None = None
+    nice: int | None = None
     index = 0
     while index < len(options):
         option, equals, value = options[index].partition("=")
@@ -97,6 +113,10 @@ def parse(args: list[str]) -> Config:
             forwards.append(forward_of(value))
         elif option == "--proxy-port":
             proxy_port = port_of(value, "--proxy-port")
+        elif option == "--nproc":
+            nproc = count_of(value, "--nproc", 1, 1_000_000)
+        elif option == "--nice":
+            nice = count_of(value, "--nice", 0, 19)
         else:
             raise Usage(f"unknown option {option!r}")
         index += 1
@@ -105,7 +125,18 @@ def parse(args: list[str]) -> Config:
     ports = [port for _, port in forwards] + ([proxy_port] if proxy_port is not None else [])
     if len(set(ports)) != len(ports):
         raise Usage(f"a port is given twice in {sorted(ports)}; each listener needs its own")
-    return Config(socket_path, forwards, proxy_port, argv)
+    return Config(socket_path, forwards, proxy_port, argv, nproc, nice)
+
+
+def restrain(config: Config) -> None:
+    """Apply the fallback limits to this process, before any thread or child exists: all
+    of them inherit them."""
+    if config.nproc is not None:
+        _, hard = resource.getrlimit(resource.RLIMIT_NPROC)
+        limit = config.nproc if hard == resource.RLIM_INFINITY else min(config.nproc, hard)
+        resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
+    if config.nice:
+        os.nice(config.nice)
 
 
 def say(message: str) -> None:
@@ -270,6 +301,7 @@ def run_child(argv: list[str]) -> int:
 def main(args: list[str]) -> int:
     try:
         config = parse(args)
+        restrain(config)
         listeners = open_listeners(config)
     except Usage as exc:
         say(f"{exc}\n{USAGE}")
@@ -287,6 +319,8 @@ def command(
     *,
     forwards: list[str] | None = None,
     proxy_port: int | None = None,
+    nproc: int | None = None,
+    nice: int | None = None,
 ) -> list[str]:
     """The relay's command line for a sandbox, its source inline (`python -I -c SOURCE`):
     the sandbox need not mount the wvo_mcp package, and nothing else is imported."""
@@ -296,6 +330,10 @@ def command(
         line += ["--forward", forward]
     if proxy_port is not None:
         line += ["--proxy-port", str(proxy_port)]
+    if nproc is not None:
+        line += ["--nproc", str(nproc)]
+    if nice:
+        line += ["--nice", str(nice)]
     return [*line, "--", *argv]
 
 

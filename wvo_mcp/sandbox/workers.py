@@ -15,13 +15,13 @@ import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import wvo_mcp
 from wvo_mcp.errors import ValidationFailed
-from wvo_mcp.sandbox import bwrap, relay
+from wvo_mcp.sandbox import bwrap, fence, relay
 from wvo_mcp.sandbox.egress import Endpoint
-from wvo_mcp.sandbox.limits import DEFAULT_PATH, ENV_NAME
+from wvo_mcp.sandbox.limits import DEFAULT_PATH, ENV_NAME, WorkerLimits
 from wvo_mcp.sandbox.toolchain import Bind, Toolchain
 
 HOME = Path("/home/worker")  # the private home, as the worker sees it
@@ -48,6 +48,9 @@ class View:
     # The project's toolchain, read-only (toolchain.py): what it is, and its open folders.
     toolchain: Toolchain = field(default_factory=Toolchain)
     tools: tuple[Bind, ...] = ()
+    limits: WorkerLimits = field(default_factory=WorkerLimits)
+    # The home's files, open, each with its place under HOME: copied into a sized tmpfs.
+    home_files: tuple[tuple[int, PurePosixPath], ...] = ()
 
     @property
     def forwards(self) -> list[Endpoint]:
@@ -119,15 +122,19 @@ def command_line(
     *,
     userns: bool,
     host_links: dict[str, str],
+    plan: fence.Plan,
     bwrap_binary: str = "bwrap",
 ) -> list[str]:
     """bwrap, then the relay, then the CLI (pure: host facts come in as arguments). It
-    starts with `environment(view, env)` as its environment, which the CLI keeps."""
-    args = bwrap.system(network=False, userns=userns, host_links=host_links)
+    starts with `environment(view, env)` as its environment, which the CLI keeps. `plan`
+    says how its limits are enforced (fence.py): a sized /tmp and home, the relay's
+    fallback limits."""
+    tmp = view.limits.tmp_mb * bwrap.MIB if plan.sized else None
+    args = bwrap.system(network=False, userns=userns, host_links=host_links, tmp_bytes=tmp)
     for path in sorted(set(view.read_only)):
         args += ["--ro-bind", str(path), str(path)]
     args += ["--bind" if view.writable else "--ro-bind", str(view.workdir), str(view.workdir)]
-    args += ["--bind", str(view.home), str(HOME)]
+    args += home_mounts(view) if plan.sized else ["--bind", str(view.home), str(HOME)]
     args += ["--ro-bind", str(view.socket), str(SOCKET)]
     args += bwrap.tool_mounts(view.tools)
     # The relay's source goes inline: it starts in milliseconds, importing nothing of ours.
@@ -137,8 +144,24 @@ def command_line(
         list(argv),
         forwards=[str(e) for e in view.forwards],
         proxy_port=view.proxy_port,
+        nproc=view.limits.pids if plan.pids == "rlimit" else None,
+        nice=fence.FALLBACK_NICE if plan.cpu == "nice" else None,
     )
     return [bwrap_binary, *args, *bwrap.entry(view.workdir, None), *carried]
+
+
+def home_mounts(view: View) -> list[str]:
+    """The home as a tmpfs of home_mb, private to the run, its files copied in from their
+    open descriptors (pure): what the CLI writes there is RAM, and bounded."""
+    args = [*bwrap.sized_tmpfs(view.limits.home_mb * bwrap.MIB, "0700"), str(HOME)]
+    made: set[PurePosixPath] = set()
+    for fd, relative in sorted(view.home_files, key=lambda f: f[1]):
+        for parent in reversed(relative.parents[:-1]):  # each folder on its way, once
+            if parent not in made:
+                made.add(parent)
+                args += ["--perms", "0700", "--dir", str(HOME / parent)]
+        args += ["--perms", "0600", "--file", str(fd), str(HOME / relative)]
+    return args
 
 
 def describe(view: View, argv: Sequence[str], env: Mapping[str, str]) -> list[str]:
@@ -152,6 +175,7 @@ def describe(view: View, argv: Sequence[str], env: Mapping[str, str]) -> list[st
         f"  toolchain:  {view.toolchain.describe()}, read-only at the same place in its repository",
         "  reaches:    " + ", ".join(str(e) for e in view.endpoints) + " (nothing else)",
         "  env:        " + ", ".join(sorted(environment(view, env))),
+        f"  limits:     {fence.describe(fence.probe(view.limits), view.limits)}",
     ]
     return lines
 
