@@ -86,6 +86,8 @@ async def test_the_stream_names_changed_views_on_both_stores(store: Store):
     agent_secret = store_token(store, "agent", "a1")
     viewer = store_token(store, "operator", "ops")
     with http_server(store.state_root, "--dashboard", **store.env) as server:
+        async with connect(server, agent_secret) as agent:  # an agent token charges its own
+            await agent.call("agent_register", provider="claude", model="claude-sonnet-4-5")
         async with (
             connect(server, agent_secret) as agent,
             server.http(viewer) as http,
