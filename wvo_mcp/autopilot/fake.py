@@ -6,7 +6,8 @@ token in its environment), works its task through that wvo-mcp endpoint over HTT
 (checkpoint, a commit in its repository, plan_update needs_review), and prints Claude Code's
 stream-json lines with usage.
 The task's metadata.fake picks a misbehaviour: crash, hang, rate_limit, context_limit,
-auth, denied (its CLI refused a tool), dirty (submitted, leaving a file uncommitted), shared
+auth, denied (its CLI refused a tool), hog (holds ever more memory in its own process, until
+the kernel kills it), dirty (submitted, leaving a file uncommitted), shared
 (writing shared.txt, which conflicts with every other such task), plant (hooks and
 drivers left in its repository, see plant()), nochange (submits without committing) or
 undo (commits its change, then a revert of it); metadata.fake_shared names another file
@@ -202,6 +203,17 @@ def wait_file(name: str) -> None:
     while not Path(name).exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     Path(name).unlink(missing_ok=True)
+
+
+HOG_CHUNK_MB = 32
+HOG_CHUNKS = 64  # at most 2 GiB: a memory limit far below it stops the hog first
+
+
+def hog() -> None:
+    """Memory written (so resident, not merely reserved), chunk after chunk, kept."""
+    held = []
+    for _ in range(HOG_CHUNKS):
+        held.append(b"\x01" * (HOG_CHUNK_MB << 20))
 
 
 def shell(line: str) -> str:
@@ -662,6 +674,10 @@ async def work(text: str, model: str, server: Server) -> int:
             await anyio.sleep(3600)
         if mode == "crash":
             return 3  # no result line: a crash
+        if mode == "hog":  # allocates in its own process until the kernel stops it
+            await anyio.to_thread.run_sync(hog)
+            result(True, f"held {HOG_CHUNKS * HOG_CHUNK_MB} MB and was never stopped")
+            return 1
         number = re.search(r"\(attempt (\d+)\)", text)
         note = f"{agent_id}, attempt {number.group(1) if number else 1}"
         if mode == "probe":

@@ -12,6 +12,7 @@ GB of address space it never uses). /tmp and the home are sized tmpfs mounts eit
 
 import contextlib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -45,11 +46,8 @@ class Plan:
 
 def kernel(release: str) -> tuple[int, int]:
     """'6.8.0-45-generic' -> (6, 8); (0, 0) when it cannot be read."""
-    parts = release.split(".")
-    try:
-        return int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) or 0)
-    except (IndexError, ValueError):
-        return (0, 0)
+    found = re.match(r"(\d+)\.(\d+)", release)
+    return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
 
 
 def plan_for(
@@ -124,8 +122,9 @@ class Fence:
         return FALLBACK_NICE if self.plan.cpu == "nice" else None
 
     def breached(self) -> str:
-        """The limit that stops the run at once, while it runs: a refused fork. A CLI that
-        can start nothing cannot work, and a fork bomb would hold it there."""
+        """The limit that stops the run while it runs (the supervisor looks at each poll):
+        a refused fork. A CLI that can start nothing cannot work, and a fork bomb would
+        hold it there."""
         if self.group is not None and self.plan.pids.startswith("cgroup") and self.group.pids_hit():
             return f"process limit {self.limits.pids} reached"
         return ""

@@ -21,6 +21,8 @@ from wvo_mcp.autopilot import lander
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import WvoError
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.sandbox import fence
+from wvo_mcp.sandbox.limits import WorkerLimits
 from wvo_mcp.wiring import clis, edits, place
 from wvo_mcp.wiring.init import ignored
 
@@ -65,6 +67,7 @@ async def run(
     steps: list[Awaitable[list[Check]]] = [
         *(_one(_server(name, entry, top, state)) for name, entry in _client_entries(top)),
         _one(anyio.to_thread.run_sync(_sandbox, settings)),
+        _one(anyio.to_thread.run_sync(_worker_limits)),
         _project(dataclasses.replace(settings, state_root=state), check, onto),
         _clis(),
     ]
@@ -207,6 +210,13 @@ def _sandbox(settings: Settings) -> Check:
     if usable:
         return Check("sandbox", True, f"{', '.join(usable)} works")
     return Check("sandbox", False, sandbox.NOT_ISOLATED_HINT)
+
+
+def _worker_limits() -> Check:
+    """How each autopilot worker's resources are bounded here (the defaults; the providers
+    file may change the figures, not the means)."""
+    plan = fence.probe()
+    return Check("worker limits", plan.complete, fence.describe(plan, WorkerLimits()))
 
 
 def _cli(cli: clis.Cli) -> Check:
