@@ -56,6 +56,13 @@ _INCLUDE_FILES = 100
 _PATH_BYTES = 1024 * 1024  # one path in a listing of a worker's commits
 _ADDED_MOST = 200_000  # files a worker added, asked about as ignored or not; more all count
 _IGNORE_ROUNDS = 32  # folders deep that ignored added folders are looked for, then walked
+# Judging a worker's repository (Git.differs) is bounded in memory and time: past these it
+# is not judged (Unjudged), and a file over _COMPARE_FILE_BYTES is never read.
+_WALK_ENTRIES = 500_000  # paths its HEAD's tree has, and files and folders listed
+_WALK_DEPTH = 128  # folders nested
+_COMPARE_FILE_BYTES = 256 * 1024 * 1024  # one file read to compare; larger ones differ unread
+_COMPARE_BYTES = 4 * 1024**3  # all files read to compare
+_SNAPSHOT_FILE_BYTES = 256 * 1024 * 1024  # a checkpoint's snapshot stores no larger file
 _IGNORE_FILES = 10_000  # committed .gitignore files read, and their bytes (more: not read,
 _IGNORE_BYTES = 16 * 1024 * 1024  # so fewer files are ignored and more keep a repository)
 
@@ -189,6 +196,11 @@ def locate(workspace: Path) -> Repo | None:
     return None
 
 
+class Unjudged(Exception):
+    """A worker's repository Git.differs cannot judge (why, as a person reads it): what is in
+    it cannot be read, or there is more of it than a judgement may take."""
+
+
 class Git:
     """git commands on one repository, run as the module docstring says."""
 
@@ -311,18 +323,50 @@ class Git:
         return result.stdout.strip()
 
     def snapshot(self, message: str) -> Snapshot:
-        """The working tree as a commit object."""
+        """The working tree as a commit object. Refused (ValidationFailed, nothing stored)
+        when it holds a file over _SNAPSHOT_FILE_BYTES, or when git takes over
+        GIT_TIMEOUT_S: git reads every file it stores whole (a sparse 1 TiB file takes it
+        hours, in a few MiB of memory)."""
         off = self._no_drivers()
         # Empty (and a non-zero exit) in a repository without commits.
         head = self._git(off, "rev-parse", "--verify", "--quiet", "HEAD", check=False) or None
         with tempfile.TemporaryDirectory(prefix="wvo-index-") as scratch:
             # A private index: `add -A` there stages everything without touching the real one.
             index = Path(scratch) / "index"
-            self._git(off, "add", "-A", "--", ":/", *self.keep_out, index=index)
+            large = self._larger(off, index, _SNAPSHOT_FILE_BYTES)
+            if large:
+                shown = ", ".join(f"{_clip(p)} ({_size(n)})" for p, n in large[:5])
+                raise ValidationFailed(
+                    f"no snapshot taken: the working tree holds files over "
+                    f"{_size(_SNAPSHOT_FILE_BYTES)}: {shown}; remove them, have .gitignore "
+                    "ignore them, or checkpoint without git_snapshot"
+                )
+            try:
+                self._git(off, "add", "-A", "--", ":/", *self.keep_out, index=index)
+            except subprocess.TimeoutExpired:
+                raise ValidationFailed(
+                    f"no snapshot taken: git took over {GIT_TIMEOUT_S} s to read the working "
+                    "tree; checkpoint without git_snapshot"
+                ) from None
             tree = self._git(off, "write-tree", index=index)
         parents = ["-p", head] if head else []
         commit = self._git(off, "commit-tree", tree, *parents, "-m", message)
         return Snapshot(head=head, commit=commit)
+
+    def _larger(self, off: Sequence[str], index: Path, most: int) -> list[tuple[str, int]]:
+        """The files `add -A` into the empty `index` would store that hold over `most`
+        bytes, with their sizes (listed by git, which reads no file to list them)."""
+        found = []
+        args = ("ls-files", "-z", "--others", "--exclude-standard", "--full-name")
+        with self._spawn(*args, "--", ":/", *self.keep_out, off=off, index=index) as lister:
+            assert lister.stdout is not None
+            for record in _records(lister.stdout, b"\0", limit=_PATH_BYTES):
+                path = os.fsdecode(record)
+                with suppress(OSError):  # gone meanwhile: git will not store it either
+                    info = os.lstat(self.repo.top / path)
+                    if stat.S_ISREG(info.st_mode) and info.st_size > most:
+                        found.append((path, info.st_size))
+        return found
 
     def set_ref(self, ref: str, commit: str) -> None:
         self._git(self._no_drivers(), "update-ref", ref, commit)
@@ -381,7 +425,13 @@ class Git:
         (a cache: __pycache__, .pytest_cache), nor is an added folder they ignore walked.
         Only those rules, read as objects: never a .gitignore the worker left uncommitted,
         its .git/info/exclude or any configuration, which would let it pass off work as a
-        cache."""
+        cache.
+
+        Whatever the worker left, memory and time stay bounded: a file is read a chunk at a
+        time, and only when its size is the one `commit` records and at most
+        _COMPARE_FILE_BYTES (a larger one counts as differing, said beside its path); a
+        FIFO, socket or device is never opened. Unjudged when something cannot be read, or
+        past _WALK_ENTRIES entries, _WALK_DEPTH folders deep or _COMPARE_BYTES read."""
         tree = self._tree_entries(commit)
         tracked_dirs: set[str] = set()  # the folders `commit` has something in
         for path in tree:
@@ -393,22 +443,27 @@ class Git:
         found: list[str] = []
         added: list[str] = []  # files and links `commit` does not have
         seen: set[str] = set()
-        with _Ignores(self, commit, tree) as ignores:
+        with (
+            _Walk(folder, entries=_WALK_ENTRIES - len(tree)) as walk,
+            _Ignores(self, commit, tree) as ignores,
+        ):
             todo: list[str] = [""]
             for depth in range(_IGNORE_ROUNDS + 1):
                 # Folders `commit` has nothing in wait, to be walked only if not ignored; past
                 # _IGNORE_ROUNDS of them, everything is walked (and each file asked about).
                 deferred: list[str] | None = [] if depth < _IGNORE_ROUNDS else None
                 for start in todo:
-                    for path, full in _files_under(folder, start, tracked_dirs, deferred):
+                    for path, where, entry in walk.entries(start, tracked_dirs, deferred):
                         seen.add(path)
                         if path not in tree:
-                            if _blob_of(full, algorithm, read=False) is not None:
-                                added.append(path)
-                        elif tree[path] != _blob_of(full, algorithm):
-                            found.append(path)
-                            if len(found) >= most:
-                                return found
+                            if entry.is_symlink() or entry.is_file(follow_symlinks=False):
+                                added.append(path)  # a FIFO, socket or device holds no work
+                        else:
+                            differing = walk.compare(where, entry, path, tree[path], algorithm)
+                            if differing is not None:
+                                found.append(differing)
+                                if len(found) >= most:
+                                    return found
                         if len(added) > _ADDED_MOST:
                             return [*found, *added][:most]  # too many to ask about: all count
                 if not deferred:
@@ -419,7 +474,7 @@ class Git:
                 todo = [d for d in deferred if d not in ignored]
             ignored = ignores.of(added) if added else set()
         found += [p for p in added if p not in ignored]
-        found += sorted(p for p, (mode, _) in tree.items() if p not in seen and mode != "160000")
+        found += sorted(p for p, (mode, *_) in tree.items() if p not in seen and mode != "160000")
         return found[:most]
 
     def blobs(self, oids: Sequence[str], max_bytes: int) -> dict[str, bytes]:
@@ -456,18 +511,21 @@ class Git:
             at = end + 2 + length
         return found
 
-    def _tree_entries(self, commit: str) -> dict[str, tuple[str, str]]:
-        """Every path of `commit`'s tree with its (mode, object id)."""
+    def _tree_entries(self, commit: str) -> dict[str, tuple[str, str, int]]:
+        """Every path of `commit`'s tree with its (mode, object id, size: -1 for a
+        submodule); Unjudged past _WALK_ENTRIES of them."""
         self._commit(commit, "commit")
-        listed = self._raw("ls-tree", "-r", "-z", "--full-tree", commit)
-        if listed.returncode != 0:
-            raise ValidationFailed(f"git ls-tree failed in {self.repo.top}")
-        tree: dict[str, tuple[str, str]] = {}
-        for record in listed.stdout.split(b"\0"):
-            if record:
+        tree: dict[str, tuple[str, str, int]] = {}
+        with self._spawn("ls-tree", "-r", "-z", "--long", "--full-tree", commit) as lister:
+            assert lister.stdout is not None
+            for record in _records(lister.stdout, b"\0", limit=_PATH_BYTES):
                 meta, _, name = record.partition(b"\t")
-                mode, _kind, oid = meta.decode().split()
-                tree[os.fsdecode(name)] = (mode, oid)
+                mode, _kind, oid, size = meta.decode().split()
+                tree[os.fsdecode(name)] = (mode, oid, int(size) if size.isdigit() else -1)
+                if len(tree) > _WALK_ENTRIES:
+                    raise Unjudged(f"the tree of {commit[:12]} has over {_WALK_ENTRIES} paths")
+            if lister.wait() != 0:
+                raise ValidationFailed(f"git ls-tree failed in {self.repo.top}")
         return tree
 
     def tip(self, branch: str) -> str:
@@ -898,11 +956,17 @@ class Git:
                 raise ValidationFailed(f"git ls-tree could not list {commit} in {self.repo.top}")
 
     @contextmanager
-    def _spawn(self, *args: str, stdin: bool = False) -> Iterator[subprocess.Popen[bytes]]:
-        """git `args` running with stdout a pipe; killed when the block ends or after
-        BULK_TIMEOUT_S, whichever is first."""
+    def _spawn(
+        self,
+        *args: str,
+        stdin: bool = False,
+        off: Sequence[str] = (),
+        index: Path | None = None,
+    ) -> Iterator[subprocess.Popen[bytes]]:
+        """git `args` running with stdout a pipe (the drivers `off`, `index` as its index);
+        killed when the block ends or after BULK_TIMEOUT_S, whichever is first."""
         process = subprocess.Popen(
-            ["git", *args], cwd=self.cwd, env=self._env(),
+            ["git", *args], cwd=self.cwd, env=self._env(off, index),
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -1192,7 +1256,7 @@ class _Ignores:
     files: no rule the worker left uncommitted, no info/exclude, no configured
     excludesFile applies."""
 
-    def __init__(self, git: Git, commit: str, tree: Mapping[str, tuple[str, str]]) -> None:
+    def __init__(self, git: Git, commit: str, tree: Mapping[str, tuple[str, str, int]]) -> None:
         self.git, self.commit, self.tree = git, commit, tree
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
 
@@ -1211,7 +1275,7 @@ class _Ignores:
         top = Path(self._scratch.name) / "tree"
         top.mkdir()
         rules = sorted(
-            (path, oid) for path, (mode, oid) in self.tree.items()
+            (path, oid) for path, (mode, oid, _) in self.tree.items()
             if os.path.basename(path) == ".gitignore" and mode in ("100644", "100755")
         )[:_IGNORE_FILES]  # fmt: skip
         texts = self.git.blobs([oid for _, oid in rules], _IGNORE_BYTES)
@@ -1256,43 +1320,171 @@ _O_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_MODES = {"100644": 0o644, "100755": 0o755, "120000": 0o777}
 
 
-def _files_under(
-    folder: Path, start: str, tracked: set[str], deferred: list[str] | None
-) -> Iterator[tuple[str, str]]:
-    """(path relative to `folder`, full path) of each file and link under its folder
-    `start`, its top .git left out, following no link. With `deferred`, a folder that is not
-    in `tracked` is not entered but added to it."""
-    for top, dirs, files in os.walk(os.path.join(folder, start), followlinks=False):
-        relative = os.path.relpath(top, folder)
-        if relative == ".":
-            dirs[:] = [d for d in dirs if d != ".git"]
-            files = [f for f in files if f != ".git"]
-        links = [d for d in dirs if os.path.islink(os.path.join(top, d))]
-        if deferred is not None:
-            inner = [(d, os.path.normpath(os.path.join(relative, d))) for d in dirs]
-            deferred += [p for d, p in inner if d not in links and p not in tracked]
-            dirs[:] = [d for d, p in inner if d not in links and p in tracked]
-        for entry in [*files, *links]:
-            yield os.path.normpath(os.path.join(relative, entry)), os.path.join(top, entry)
+class _Walk:
+    """A worker's repository walked as data, iteratively (however deep it goes, no
+    recursion), each folder opened relative to its parent without following links (however
+    long its paths grow), within budgets: Unjudged past them, or at anything unreadable."""
+
+    def __init__(self, top: Path, entries: int) -> None:
+        try:
+            self.root = _open_dir(top, "the repository")
+        except ValidationFailed as exc:
+            raise Unjudged(str(exc)) from None
+        self.entries_left = entries
+        self.bytes_left = _COMPARE_BYTES
+
+    def __enter__(self) -> "_Walk":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.root)
+
+    def entries(
+        self, start: str, tracked: set[str], deferred: list[str] | None
+    ) -> Iterator[tuple[str, int, os.DirEntry[str]]]:
+        """(path relative to the top, its open folder, its entry) of each file, link or
+        other non-folder under the folder `start`, the top's .git left out. With `deferred`,
+        a folder that is not in `tracked` is not entered but added to it. The open folder
+        is valid until the next entry is asked for."""
+        parts = start.split("/") if start else []
+        if len(parts) > _WALK_DEPTH:
+            raise Unjudged(f"{_clip(start)}: folders nested over {_WALK_DEPTH} deep")
+        levels: list[tuple[int, str, list[str]]] = []  # (folder, its path, folders to enter)
+        try:
+            fd = os.dup(self.root)
+            levels.append((fd, start, []))
+            for n, part in enumerate(parts):  # down to `start`, one folder at a time
+                child = self._open(fd, part, "/".join(parts[: n + 1]))
+                os.close(fd)
+                fd = child
+                levels[0] = (fd, start, [])
+            yield from self._listed(fd, start, levels[0][2], tracked, deferred)
+            while levels:
+                fd, here, inner = levels[-1]
+                if not inner:
+                    levels.pop()
+                    os.close(fd)
+                    continue
+                name = inner.pop()
+                path = f"{here}/{name}" if here else name
+                if len(parts) + len(levels) > _WALK_DEPTH:
+                    raise Unjudged(f"{_clip(path)}: folders nested over {_WALK_DEPTH} deep")
+                levels.append((self._open(fd, name, path), path, []))
+                yield from self._listed(levels[-1][0], path, levels[-1][2], tracked, deferred)
+        finally:
+            for level in levels:
+                os.close(level[0])
+
+    def _listed(
+        self, fd: int, here: str, inner: list[str], tracked: set[str], deferred: list[str] | None
+    ) -> Iterator[tuple[str, int, os.DirEntry[str]]]:
+        """The non-folders in the open folder `fd` (at `here`); its folders to walk go into
+        `inner` (or `deferred`)."""
+        try:
+            with os.scandir(fd) as listing:
+                for entry in listing:
+                    self.entries_left -= 1
+                    if self.entries_left < 0:
+                        raise Unjudged(f"over {_WALK_ENTRIES} files and folders: more than a "
+                                       "judgement may read")  # fmt: skip
+                    if not here and entry.name == ".git":
+                        continue
+                    path = f"{here}/{entry.name}" if here else entry.name
+                    if not entry.is_dir(follow_symlinks=False):
+                        yield path, fd, entry
+                    elif deferred is not None and path not in tracked:
+                        deferred.append(path)
+                    else:
+                        inner.append(entry.name)
+        except OSError as exc:
+            where = _clip(here) if here else "its top folder"
+            raise Unjudged(f"{where}: cannot be listed ({exc.strerror})") from None
+
+    @staticmethod
+    def _open(parent: int, name: str, path: str) -> int:
+        try:
+            return os.open(name, _O_DIR, dir_fd=parent)
+        except OSError as exc:
+            reason = f"cannot be opened as a folder ({exc.strerror})"
+            raise Unjudged(f"{_clip(path)}: {reason}") from None
+
+    def compare(
+        self,
+        folder: int,
+        entry: os.DirEntry[str],
+        path: str,
+        recorded: tuple[str, str, int],
+        algorithm: str,
+    ) -> str | None:
+        """None when `entry` (in the open `folder`) is what the tree records for `path`;
+        otherwise `path`, with why beside it when it differs unread for its size."""
+        mode, oid, size = recorded
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if stat.S_ISLNK(info.st_mode):
+                if mode != "120000" or info.st_size != size:
+                    return path
+                target = os.readlink(os.fsencode(entry.name), dir_fd=folder)
+                return path if _blob_id(target, algorithm) != oid else None
+        except OSError as exc:
+            raise Unjudged(f"{_clip(path)}: cannot be read ({exc.strerror})") from None
+        if not stat.S_ISREG(info.st_mode):
+            return path  # a FIFO, socket or device where `commit` has a file: never opened
+        if mode != ("100755" if info.st_mode & 0o100 else "100644") or info.st_size != size:
+            return path  # its size alone says it changed: not read
+        if size > _COMPARE_FILE_BYTES:
+            return f"{path} (over {_size(_COMPARE_FILE_BYTES)}: not compared)"
+        self.bytes_left -= size
+        if self.bytes_left < 0:
+            raise Unjudged(f"over {_size(_COMPARE_BYTES)} of files to compare: more than a "
+                           "judgement may read")  # fmt: skip
+        try:
+            fd = os.open(entry.name, _O_READ, dir_fd=folder)
+            try:
+                now = os.fstat(fd)
+                if not stat.S_ISREG(now.st_mode) or now.st_size != size:
+                    return path  # changed since it was listed
+                found = stream_blob_id(fd, size, algorithm)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise Unjudged(f"{_clip(path)}: cannot be read ({exc.strerror})") from None
+        return path if found != oid else None
 
 
-def _blob_of(path: str, algorithm: str, read: bool = True) -> tuple[str, str] | None:
-    """(mode, blob id) of a file or link as git would store it, read without following
-    links (without `read`, the id is ''); None for anything else (a FIFO, a device)."""
-    info = os.lstat(path)
-    if not read:
-        kind = stat.S_ISLNK(info.st_mode) or stat.S_ISREG(info.st_mode)
-        return ("", "") if kind else None
-    if stat.S_ISLNK(info.st_mode):
-        data, mode = os.fsencode(os.readlink(path)), "120000"
-    elif stat.S_ISREG(info.st_mode):
-        with open(path, "rb", opener=lambda p, f: os.open(p, f | os.O_NOFOLLOW)) as handle:
-            data = handle.read()
-        mode = "100755" if info.st_mode & 0o100 else "100644"
-    else:
+def stream_blob_id(fd: int, size: int, algorithm: str) -> str | None:
+    """git's blob id (`blob <size>`, a NUL byte and the content, hashed with `algorithm`) of the
+    `size` bytes the open file `fd` holds from where it stands, read a chunk at a time; None
+    when it does not hold exactly that many (it changed meanwhile)."""
+    digest = hashlib.new(algorithm, b"blob %d\0" % size)
+    buffer = bytearray(min(size, _CHUNK) or 1)
+    view = memoryview(buffer)
+    left = size
+    while left:
+        got = os.readv(fd, [view[: min(left, len(buffer))]])
+        if not got:
+            return None
+        digest.update(view[:got])
+        left -= got
+    if os.read(fd, 1):
         return None
-    digest = hashlib.new(algorithm, b"blob %d\0" % len(data) + data).hexdigest()
-    return mode, digest
+    return digest.hexdigest()
+
+
+def _blob_id(data: bytes, algorithm: str) -> str:
+    return hashlib.new(algorithm, b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= scale:
+            return f"{n / scale:.4g} {unit}"
+    return f"{n} bytes"
+
+
+def _clip(path: str, most: int = 160) -> str:
+    """A path for a message: its start and end when it is long."""
+    return path if len(path) <= most else f"{path[: most // 2]}…{path[-most // 2 :]}"
 
 
 def read_head(git_dir: Path) -> str | None:
@@ -1316,6 +1508,8 @@ def read_head(git_dir: Path) -> str | None:
             return None
         found, commit = _loose_ref(top, name)
         return commit if found else _packed_ref(top, name)
+    except OSError:
+        return None  # a folder on the way that cannot be read
     finally:
         os.close(top)
 
@@ -1336,6 +1530,8 @@ def read_refs(git_dir: Path) -> dict[str, str] | None:
         found = _packed_refs(top)
         if found is None or not _loose_refs(top, found):
             return None
+    except OSError:
+        return None  # a folder under refs/ that cannot be read
     finally:
         os.close(top)
     return {"HEAD": head, **found} if len(found) <= _REFS_MOST else None

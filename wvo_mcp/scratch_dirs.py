@@ -7,8 +7,12 @@ two projects (or two state folders) sharing a temporary folder never touch each 
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Literal
+
+from wvo_mcp import removal
 
 Kind = Literal["run", "verify", "review", "rebase"]
 KINDS: tuple[Kind, ...] = ("run", "verify", "review", "rebase")
@@ -32,9 +36,16 @@ def make(kind: Kind, state_root: Path | None) -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix(kind, state_root)))
 
 
-def temporary(kind: Kind, state_root: Path | None) -> tempfile.TemporaryDirectory[str]:
-    """As make(), removed when the `with` block ends."""
-    return tempfile.TemporaryDirectory(prefix=prefix(kind, state_root))
+@contextmanager
+def temporary(kind: Kind, state_root: Path | None) -> Iterator[str]:
+    """As make(), removed when the `with` block ends, however deep what a run wrote in it
+    goes (removal.remove); what cannot be removed is left for `autopilot gc`."""
+    path = make(kind, state_root)
+    try:
+        yield str(path)
+    finally:
+        with suppress(OSError):
+            removal.remove(path)
 
 
 def owned(name: str, state_root: Path) -> bool:

@@ -5,8 +5,9 @@ Nothing is lost (issue 22): work goes only once its commits are reachable from t
 or from what a landed queue entry brought in, or once a person cancelled its task. A live
 lease or an open queue entry protects everything of its task; files nobody committed keep a
 repository (but for those its HEAD's committed .gitignore ignores: Git.differs leaves them
-out of `stray`); a live process keeps what it uses. Every verdict carries a reason a person can
-check."""
+out of `stray`), and so do files that cannot be judged (unreadable, or more than a judgement
+may read: gitsnap.Unjudged, said in `unreadable`); a live process keeps what it uses. Every
+verdict carries a reason a person can check."""
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field

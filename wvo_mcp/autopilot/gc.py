@@ -11,8 +11,6 @@ only. Nothing found is followed through a symbolic link."""
 
 import dataclasses
 import os
-import shutil
-import stat
 import tempfile
 import time
 import urllib.parse
@@ -24,7 +22,7 @@ from typing import Literal
 
 import anyio.to_thread
 
-from wvo_mcp import gitsnap, scratch_dirs, timeutil
+from wvo_mcp import gitsnap, removal, scratch_dirs, timeutil
 from wvo_mcp.autopilot import inuse
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed, WvoError
@@ -37,7 +35,6 @@ from wvo_mcp.transitions import Status
 PLANNER = "wvo-planner"  # the planner's folder (worktrees and runs): no task's
 EVENTS_READ = 200  # of a cancelled task, newest first, looking for who cancelled it
 SHORT = 12
-MAX_DEPTH = 256  # folders deep, made enterable before a removal
 
 
 @dataclass(frozen=True)
@@ -318,6 +315,12 @@ class _Places:
         except ValidationFailed:
             why = f"its HEAD {head[:SHORT]} is in no repository but its own: work never taken"
             return _Found(dataclasses.replace(base, unreadable=why), remove, task_id)
+        except gitsnap.Unjudged as exc:
+            why = f"its files cannot be judged: {exc}"
+            return _Found(dataclasses.replace(base, unreadable=why), remove, task_id)
+        except Exception as exc:  # whatever a worker left there, gc goes on to the next
+            why = f"its files cannot be judged: {type(exc).__name__}: {exc}"
+            return _Found(dataclasses.replace(base, unreadable=why), remove, task_id)
         sources = self._sources(landed, name, repository=True)
         tips = {_shown(ref, sha): self._reach(sha, sources) for ref, sha in refs.items()}
         age = None if not planner else _age(path)
@@ -458,34 +461,14 @@ def _shown(ref: str, sha: str) -> str:
 
 
 def _remove_tree(path: Path) -> None:
-    """`path` and everything in it; a link found on the way is removed, never followed."""
-    if not shutil.rmtree.avoids_symlink_attacks:
-        raise ValidationFailed("this platform cannot remove a folder without following links")
+    """`path` and everything in it, however deep; a link found on the way is removed, never
+    followed; a folder a worker left unreadable is made readable first."""
     folder = os.open(path, _O_DIR)  # fails on a link: the folder was swapped meanwhile
-    try:
-        _enterable(folder)
-    finally:
-        os.close(folder)
-    shutil.rmtree(path)
+    os.close(folder)
+    removal.remove(path)
 
 
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-def _enterable(folder: int, depth: int = 0) -> None:
-    """Every folder under `folder` (an open one) made listable and writable by its owner: a
-    worker may have left one read-only, which would stop the removal half-way."""
-    if stat.S_IMODE(os.fstat(folder).st_mode) & 0o700 != 0o700:
-        os.fchmod(folder, stat.S_IMODE(os.fstat(folder).st_mode) | 0o700)
-    if depth > MAX_DEPTH:
-        return  # rmtree then says what it could not remove
-    for entry in os.scandir(folder):
-        if entry.is_dir(follow_symlinks=False):
-            inner = os.open(entry.name, _O_DIR, dir_fd=folder)
-            try:
-                _enterable(inner, depth + 1)
-            finally:
-                os.close(inner)
 
 
 def _never() -> None:

@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -31,7 +30,16 @@ import anyio.to_thread
 from anyio.abc import Process, TaskGroup
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from wvo_mcp import gitsnap, guidance, queueing, routing, scratch_dirs, state_folder, timeutil
+from wvo_mcp import (
+    gitsnap,
+    guidance,
+    queueing,
+    removal,
+    routing,
+    scratch_dirs,
+    state_folder,
+    timeutil,
+)
 from wvo_mcp.autopilot import commands, events, isolation, lander, orphans, prompt, view
 from wvo_mcp.autopilot.gateway import Gateway
 from wvo_mcp.config import Settings
@@ -1128,11 +1136,17 @@ class Autopilot:
         if not folder.is_dir():
             return
         for repo in sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()):
-            kept = await self._in_repo(self._unlanded, repo, landed)
+            try:
+                kept = await self._in_repo(self._unlanded, repo, landed)
+            except Exception as exc:  # whatever a worker left there, the autopilot goes on
+                kept = f"its files could not be judged: {type(exc).__name__}: {exc}"
             if kept:
                 self.say(f"{task_id}: {repo} kept, {kept}")
-            else:
-                await anyio.to_thread.run_sync(shutil.rmtree, repo, True)
+                continue
+            try:
+                await anyio.to_thread.run_sync(removal.remove, repo)
+            except OSError as exc:  # left for autopilot gc
+                self.say(f"{task_id}: {exc}")
         with contextlib.suppress(OSError):
             folder.rmdir()  # only once nothing is left in it
 
@@ -1149,7 +1163,10 @@ class Autopilot:
         ]
         if unlanded:
             return f"its commits are not all in what landed ({', '.join(unlanded[:5])})"
-        differs = self.git.differs(refs["HEAD"], repo)
+        try:
+            differs = self.git.differs(refs["HEAD"], repo)
+        except gitsnap.Unjudged as exc:
+            return f"its files could not be judged: {exc}"
         shown = ", ".join(differs[:5]) + (" …" if len(differs) > 5 else "")
         return f"it has files nobody committed: {shown}" if differs else ""
 
