@@ -4,7 +4,9 @@ A claim is one write transaction (store.Lock.CLAIM): WIP limits are counted, the
 claimable task is picked and leased, and the event is recorded before another claim can
 count. Other tasks' heartbeats and moves run beside it, so a candidate is taken only as the
 claim read it: an expired lease is locked and re-checked first (one another write holds is
-skipped), and the grant is conditional on the epoch read.
+skipped), and the grant is conditional on the epoch read. On PostgreSQL a claim never waits
+on a task's row: claims take turns, so one waiting would stall them all. A candidate whose
+row another session holds is skipped for the next one (docs/postgres.md, "Row locks").
 """
 
 import heapq
@@ -248,7 +250,10 @@ def claim(
             f"(WVO_AUTOPILOT_WIP_LIMIT={settings.wip_global}); try again later",
         )
 
-    lost: set[str] = set()  # candidates another write changed first: never tried twice
+    # Candidates another write changed first, or whose row another session holds: never
+    # tried twice in one claim.
+    lost: set[str] = set()
+    scan: Iterator[Row] | None = None  # the candidates, read on past a lost one
 
     def epic_full(row: Row) -> bool:
         limit = settings.wip_per_epic
@@ -278,24 +283,35 @@ def claim(
             chosen = row
         else:
             if ident is not None and router is not None:
-                mine = (r for r in _routed_to(tx, router, ident, stamp) if open_to_us(r))
-                best = next(mine, None)
-                if best is None and (top := next(claimable(tx, stamp), None)) is not None:
+                scan = _routed_to(tx, router, ident, stamp) if scan is None else scan
+                best = next((r for r in scan if open_to_us(r)), None)
+                if (
+                    best is None
+                    and not lost
+                    and (top := next(claimable(tx, stamp), None)) is not None
+                ):
                     return refused(
                         "no_task_for_tier",
                         f"no claimable task routes to {ident.label} now; the best one, "
                         + _routed_elsewhere(top["id"], router.decide(top), ident),
                     )
             else:
-                found = claimable(tx, stamp) if early is None else early
-                early = None  # read once: a second look scans again
-                best = next((r for r in found if open_to_us(r)), None)
+                if scan is None:
+                    scan = claimable(tx, stamp) if early is None else early
+                best = next((r for r in scan if open_to_us(r)), None)
             if best is None:
                 if any(epic_full(r) for r in claimable(tx, stamp)):
                     return refused(
                         "epic_wip_limit",
                         "every ready task belongs to an epic at its WIP limit "
                         f"(WVO_WIP_PER_EPIC={settings.wip_per_epic})",
+                    )
+                if lost:
+                    return refused(
+                        "no_ready_task",
+                        f"no task could be claimed now: {len(lost)} claimable task(s) were "
+                        "changed by another write as you claimed, or their rows are locked by "
+                        "another database session (a long transaction); try again shortly",
                     )
                 counts = queue_counts(tx, settings, agent_id, now)
                 return refused("no_ready_task", "no task is ready: " + _idle_summary(counts))
@@ -319,11 +335,7 @@ def claim(
         granted = None if candidate is None else _grant(tx, candidate, agent_id, lease_seconds, now)
         if granted is None:
             if task_id is not None:
-                return refused(
-                    "task_not_ready",
-                    f"task {task_id!r} was renewed, claimed or moved by another write while "
-                    "you claimed it; call plan_next for claimable work",
-                )
+                return refused("task_not_ready", _not_granted(tx, chosen))
             lost.add(chosen["id"])
             continue  # changed meanwhile: look again
         granted._took_over_expired = taking_over
@@ -378,6 +390,23 @@ def _grant(
         lease_seconds=lease_seconds,
         attempt=granted["attempts"] + 1,
         last_checkpoint=rows.brief(rows.checkpoint(latest.one()), row["id"]),
+    )
+
+
+def _not_granted(tx: Tx, row: Row) -> str:
+    """Why a named claim's grant found no row: another write changed the task, or (when it
+    is still as the claim read it) another database session holds its row. Refused at once
+    rather than waited for: the session may hold it for hours, and claims take turns."""
+    if tx.one("task_by_id", (row["id"],)) == row:  # no write changed it: its row is held
+        return (
+            f"task {row['id']!r} is locked by another database session (a transaction holding "
+            "its row: one in flight, or a long one such as a psql session or a migration); "
+            "the task is unchanged: claim it again when that transaction ends, or claim without "
+            "task_id for the next task"
+        )
+    return (
+        f"task {row['id']!r} was renewed, claimed or moved by another write while you claimed "
+        "it; call plan_next for claimable work"
     )
 
 

@@ -12,6 +12,9 @@ writes out; each locks the rows it changes (`FOR UPDATE`) before deciding on the
 also takes the claim lock exclusively, because every claim reads the WIP counts; its
 candidates held by a TASK write are skipped (`SKIP LOCKED`). Each statement (READ COMMITTED)
 sees every commit before it. Reads take a REPEATABLE READ snapshot and never wait.
+A write that must wait on a row (another session's long transaction holding it) waits a
+short while only, then rolls back, freeing its advisory locks for the writes queued behind
+it, and runs again until the lock deadline.
 docs/postgres.md says more.
 
 A transaction runs in a worker thread with a pooled connection. A lost connection (a
@@ -48,16 +51,24 @@ Connection = psycopg.Connection[dict[str, Any]]
 # wvo-mcp's advisory locks (per database): the world ("wvo" + "w") and the claims ("wvoc").
 WRITE_LOCK_KEY = 0x77766F77
 CLAIM_LOCK_KEY = 0x77766F63
+# Once a write holds its advisory locks, how long it waits for a row (or a table) another
+# transaction holds before it rolls back and runs again. wvo-mcp's own writes hold a row for
+# milliseconds; a longer wait is mostly a session that is not ours (a person's psql, a
+# migration), and every write queued behind the advisory lock this one holds waits with it.
+ROW_WAIT_MS = 500
+_ROW_WAIT = f"SELECT set_config('lock_timeout', '{ROW_WAIT_MS}', true)"
 # A write's first statements: they go out with its first awaited statement (a pipeline).
+_BEGIN_MIGRATION = ("BEGIN", f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
 _BEGIN = {
-    Lock.WORLD: ("BEGIN", f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"),
-    Lock.TASK: ("BEGIN", f"SELECT pg_advisory_xact_lock_shared({WRITE_LOCK_KEY})"),
+    Lock.WORLD: (*_BEGIN_MIGRATION, _ROW_WAIT),
+    Lock.TASK: ("BEGIN", f"SELECT pg_advisory_xact_lock_shared({WRITE_LOCK_KEY})", _ROW_WAIT),
     # The claim lock first: claims queued for it then hold nothing a WORLD write waits for,
     # else one WORLD write would wait out the whole claim queue with every write behind it.
     Lock.CLAIM: (
         "BEGIN",
         f"SELECT pg_advisory_xact_lock({CLAIM_LOCK_KEY}), "
         f"pg_advisory_xact_lock_shared({WRITE_LOCK_KEY})",
+        _ROW_WAIT,
     ),
 }
 _BEGIN_READ = ("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",)
@@ -74,6 +85,16 @@ ITER_LAST_PAGE = 1024
 FOLD_EVERY = 500
 # Retried: the engine aborted the transaction before anything of it was committed.
 _RETRY_STATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+
+
+def _held_row(exc: psycopg.errors.LockNotAvailable) -> str | None:
+    """The row a write waited for, as PostgreSQL's context names it ('a row of tasks'), or
+    None for another lock (an advisory lock, a table)."""
+    context = exc.diag.context or ""
+    if " tuple " not in context:
+        return None
+    table = context.split(" in relation ", 1)[-1].split("\n", 1)[0].strip('"')
+    return f"a row of {table}"
 
 
 class _Pending:
@@ -222,7 +243,8 @@ class PostgresDatabase:
                 f"cannot connect to {self.describe()}: is PostgreSQL running there, and may "
                 "this user connect? (WVO_DATABASE_URL names it)"
             ) from None
-        self._transaction(self._migrate, _BEGIN[Lock.WORLD], pipelined=False)
+        # A migration may wait on readers' table locks as long as the lock timeout allows.
+        self._transaction(self._migrate, _BEGIN_MIGRATION, pipelined=False)
 
     async def close(self) -> None:
         self._closing.set()
@@ -303,11 +325,23 @@ class PostgresDatabase:
                     f"all {self.pool_size} database connections of this server stayed busy "
                     f"for {wait:.0f} s; retry"
                 ) from None
-            except psycopg.errors.LockNotAvailable:
-                raise Busy(
-                    f"the database stayed locked by other writers for {LOCK_TIMEOUT_MS // 1000} "
-                    "s; retry"
-                ) from None
+            except psycopg.errors.LockNotAvailable as exc:
+                # An advisory lock's wait is the whole lock timeout, past the deadline; a
+                # row's or a table's is ROW_WAIT_MS, then the write runs again.
+                held = _held_row(exc)
+                if time.monotonic() > deadline:
+                    raise Busy(
+                        f"the database stayed locked by other writers for "
+                        f"{LOCK_TIMEOUT_MS // 1000} s; retry"
+                        if held is None
+                        else f"{held} stayed locked by another database session for "
+                        f"{RECONNECT_DEADLINE_S:.0f} s (a long transaction: pg_stat_activity "
+                        "shows it); nothing of this call was kept; retry when it ends"
+                    ) from None
+                # Rolled back whole: its advisory locks are free for the writes behind it.
+                attempt += 1
+                log.debug("%s is locked; retrying (attempt %d)", held or "a table", attempt)
+                time.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))
             except psycopg.DataError as exc:
                 # psycopg refuses to send it, before the statement runs. SQLite keeps a NUL.
                 if "NUL" not in str(exc):

@@ -13,6 +13,9 @@
 -- * JSON in text columns is read with the jsonb functions on `col::jsonb`.
 -- * Orders that SQLite settles by its scan (ties, NULLs) are spelled out: NULLS FIRST /
 --   LAST where a NULL could be seen, and `id` last where rows could tie.
+-- * A claim's writes to tasks skip a row another session holds (SKIP LOCKED) rather than
+--   wait on it: claims take turns, so one wait would stall them all (docs/postgres.md,
+--   "Row locks"). SQLite has no row locks.
 
 -- name: task_by_id
 -- One task, every column.
@@ -153,7 +156,10 @@ ORDER BY lease_expires_at NULLS FIRST, created_at,
     (SELECT min(e.id) FROM task_events e WHERE e.task_id = tasks.id) NULLS LAST, id;
 
 -- name: pending_with_due_date
-SELECT * FROM tasks WHERE due_at IS NOT NULL AND status = 'pending';
+-- The claim's re-ranking: each row is locked for its new score, and one another session
+-- holds is skipped (it is re-ranked at the next refresh).
+SELECT * FROM tasks WHERE due_at IS NOT NULL AND status = 'pending'
+FOR NO KEY UPDATE SKIP LOCKED;
 
 -- name: meta_get
 SELECT value FROM settings_meta WHERE key = %s;
@@ -178,7 +184,9 @@ ON CONFLICT (id) DO UPDATE SET client_name = excluded.client_name,
 
 -- name: grant_lease
 -- A new grant: fresh token, next epoch; the previous holder's token stops working. Only
--- on the epoch the claim read: no row means another write changed the task first.
+-- on the epoch the claim read, and only if no other session holds the row (the lock the
+-- UPDATE takes, taken first with SKIP LOCKED): no row means another write changed the task
+-- first or another session holds it, and the claim takes its next candidate at once.
 UPDATE tasks SET
     status = 'in_progress',
     assigned_to = %(agent)s,
@@ -190,7 +198,8 @@ UPDATE tasks SET
     last_heartbeat_at = %(now)s,
     not_before = NULL,
     updated_at = %(now)s
-WHERE id = %(id)s AND lease_epoch = %(epoch)s
+WHERE id = (SELECT id FROM tasks WHERE id = %(id)s FOR NO KEY UPDATE SKIP LOCKED)
+    AND lease_epoch = %(epoch)s
 RETURNING *;
 
 -- name: count_lost_attempt
