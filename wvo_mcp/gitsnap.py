@@ -431,7 +431,11 @@ class Git:
         time, and only when its size is the one `commit` records and at most
         _COMPARE_FILE_BYTES (a larger one counts as differing, said beside its path); a
         FIFO, socket or device is never opened. Unjudged when something cannot be read, or
-        past _WALK_ENTRIES entries, _WALK_DEPTH folders deep or _COMPARE_BYTES read."""
+        past _WALK_ENTRIES entries, _WALK_DEPTH folders deep or _COMPARE_BYTES read. A path
+        too long to show whole is shown by its start and end."""
+        return [_clip(path) for path in self._differs(commit, folder, most)]
+
+    def _differs(self, commit: str, folder: Path, most: int) -> list[str]:
         tree = self._tree_entries(commit)
         tracked_dirs: set[str] = set()  # the folders `commit` has something in
         for path in tree:

@@ -40,7 +40,8 @@ A hostile worker, for tests/security/test_worker_tenancy.py (a worker is a tenan
 Any mode waits first when metadata.fake_wait names a file: it says so with `<name>.waiting`
 in its repository and waits (heartbeating) until the file appears there.
 metadata.fake_files ({path: text}) are written before an ordinary commit;
-metadata.fake_leave's are written after it, and left uncommitted.
+metadata.fake_leave's are written after it, and left uncommitted; metadata.fake_hostile's
+kinds too (see hostile(): what tidy and gc must survive).
 """
 
 import argparse
@@ -570,6 +571,61 @@ def forge(kind: str, target: str, secret: str) -> None:
         raise ValueError(f"fake_forge {kind!r}")
 
 
+HUGE = 1 << 40  # a sparse file's size: 1 TiB, holding nothing
+DEEP = 1200  # folders nested: past Python's recursion limit
+LONG = (30, 200)  # folders nested, and their names' length: paths past PATH_MAX
+
+
+def hostile(kinds: list[str]) -> None:
+    """Leftovers in a worker's repository after its commit, for the autopilot's tidy and gc
+    to survive (tests/security/test_hostile_leftovers.py): `sparse` grows the tracked
+    README.md to 1 TiB and `huge` adds such a file; `fifo` and `socket` put one where
+    README.md was and one beside; `unreadable` makes README.md and a folder mode 000; `deep`
+    and `long` add a folder chain (DEEP levels; LONG's, with long names), a file at the
+    bottom."""
+    for kind in kinds:
+        if kind == "sparse":
+            os.truncate("README.md", HUGE)
+        elif kind == "huge":
+            with open("huge.bin", "wb") as out:
+                out.truncate(HUGE)
+        elif kind == "fifo":
+            os.unlink("README.md")
+            os.mkfifo("README.md")
+            os.mkfifo("pipe")
+        elif kind == "socket":
+            os.unlink("README.md")
+            for name in ("README.md", "sock"):
+                with socket.socket(socket.AF_UNIX) as listening:
+                    listening.bind(name)
+        elif kind == "unreadable":
+            Path("locked").mkdir()
+            Path("locked/notes.txt").write_text("work\n")
+            for name in ("README.md", "locked"):
+                os.chmod(name, 0)
+        elif kind in ("deep", "long"):
+            levels, name = (DEEP, "d") if kind == "deep" else (LONG[0], "n" * LONG[1])
+            chain(Path(kind), levels, name)
+        else:
+            raise ValueError(f"no hostile kind {kind!r}")
+
+
+def chain(top: Path, levels: int, name: str) -> None:
+    """`levels` folders called `name` in the new folder `top`, notes.txt at the bottom: made
+    one folder at a time, as no path reaches that deep."""
+    top.mkdir()
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(levels):
+        os.mkdir(name, dir_fd=fd)
+        inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+    notes = os.open("notes.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+    os.write(notes, b"work at the bottom\n")
+    os.close(notes)
+    os.close(fd)
+
+
 async def wait_for(name: str, call: Call, held: dict[str, str]) -> bool:
     """Say it waits (`<name>.waiting` in its repository), then wait for `name` to appear
     there, heartbeating so the autopilot sees it alive. False: it never came."""
@@ -725,6 +781,7 @@ async def work(text: str, model: str, server: Server) -> int:
         for name, content in metadata.get("fake_leave", {}).items():
             await anyio.Path(name).parent.mkdir(parents=True, exist_ok=True)
             await anyio.Path(name).write_text(content)
+        await anyio.to_thread.run_sync(hostile, metadata.get("fake_hostile", []))
         finish = re.search(r"Finish with plan_update: (\w+) when", text)
         to = finish.group(1) if finish else "done"
         answer = await client.call_tool("plan_update", {"status": to, **held})
