@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 
 import anyio
 
-from wvo_mcp import scratch_dirs
+from wvo_mcp import removal, scratch_dirs
 from wvo_mcp.autopilot import commands, events
 from wvo_mcp.autopilot.gateway import Gateway
 from wvo_mcp.errors import ValidationFailed
@@ -150,7 +150,9 @@ async def prepared(
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(stack.close)
             await gateway.revoke(token)
-        shutil.rmtree(private, ignore_errors=True)
+        # An unsandboxed run's home is in it, written as deep as the CLI went.
+        with contextlib.suppress(OSError):  # what stays is left for autopilot gc
+            removal.remove(private)
 
 
 def limited(ready: Ready, finish: events.Finish) -> events.Finish:
