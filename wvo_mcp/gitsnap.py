@@ -30,7 +30,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import IO
 
-from wvo_mcp import scratch_dirs, state_folder
+from wvo_mcp import removal, scratch_dirs, state_folder
 from wvo_mcp.errors import ValidationFailed
 
 GIT_TIMEOUT_S = 120
@@ -1781,13 +1781,10 @@ def _write_link(folder: int, name: bytes, source: IO[bytes], size: int, shown: s
 
 
 def _empty_dir(folder: int) -> None:
-    """Remove everything in `folder` (opened without links), following no link."""
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.name, dir_fd=folder)
-            else:
-                os.unlink(entry.name, dir_fd=folder)
+    """Remove everything in `folder` (opened without links), following no link, however deep
+    it goes."""
+    for name in os.listdir(folder):
+        removal.remove_in(folder, name)
 
 
 def _records(stream: IO[bytes], sep: bytes, limit: int) -> Iterator[bytes]:

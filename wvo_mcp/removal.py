@@ -33,19 +33,25 @@ def remove(path: Path) -> None:
     OSError, raised once everything else is gone."""
     parent = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        try:
-            info = os.stat(path.name, dir_fd=parent, follow_symlinks=False)
-        except FileNotFoundError:
-            return
-        if not stat.S_ISDIR(info.st_mode):
-            os.unlink(path.name, dir_fd=parent)
-            return
-        failed = _remove_folder(os.dup(parent), path.name, info.st_dev)
+        remove_in(parent, path.name, str(path))
     finally:
         os.close(parent)
+
+
+def remove_in(folder: int, name: str, shown: str | None = None) -> None:
+    """As remove(), the entry `name` of the open folder `folder` (`shown`: its path, for
+    the error)."""
+    try:
+        info = os.stat(name, dir_fd=folder, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(info.st_mode):
+        os.unlink(name, dir_fd=folder)
+        return
+    failed = _remove_folder(os.dup(folder), name, info.st_dev)
     if failed:
         more = f" and {len(failed) - _SHOWN} more" if len(failed) > _SHOWN else ""
-        raise OSError(f"{path}: could not remove {'; '.join(failed[:_SHOWN])}{more}")
+        raise OSError(f"{shown or name}: could not remove {'; '.join(failed[:_SHOWN])}{more}")
 
 
 def _remove_folder(fd: int, name: str, device: int) -> list[str]:

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.gitwork import git, person
 from wvo_mcp import removal, scratch_dirs
+from wvo_mcp.errors import ValidationFailed
 
 
 @pytest.fixture(autouse=True)
@@ -108,3 +110,19 @@ def test_a_scratch_folder_goes_however_deep_a_run_wrote_in_it(
         assert Path(scratch).parent == tmp_path
         chain(Path(scratch), 3000, "d")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_tree_written_half_way_is_removed_however_deep(tmp_path: Path) -> None:
+    """materialize empties its destination when a tree is refused part-way: a worker's
+    commit may hold a chain of folders deeper than shutil.rmtree could remove."""
+    host = person(tmp_path / "person")
+    top = host.repo.top
+    chain(top, 1200, "d")  # 2400 characters of path: git takes it
+    (top / "z.bin").write_bytes(b"x" * 4096)  # listed after the chain, past the cap
+    git(top, "add", "-A")
+    git(top, "commit", "-qm", "deep")
+    dest = tmp_path / "checkout"
+    dest.mkdir()
+    with pytest.raises(ValidationFailed, match=r"holds over 1024 bytes \(at 'z.bin'\)"):
+        host.materialize(host.head(), dest, max_bytes=1024)
+    assert list(dest.iterdir()) == []
