@@ -288,3 +288,18 @@ def test_a_snapshot_refuses_a_file_over_the_cap_and_stores_nothing(host: gitsnap
     snap = host.snapshot("checkpoint")
     listed = git(top, "ls-tree", "-r", "--name-only", snap.commit).split()
     assert listed == ["app.py", "tool.sh"]
+
+
+@pytest.mark.parametrize("where", ["HEAD", "refs/heads/main", "packed-refs"])
+def test_a_fifo_among_the_refs_is_never_opened_to_wait(tmp_path: Path, where: str) -> None:
+    host = person(tmp_path / "person")
+    planted = host.repo.git_dir / where
+    planted.unlink(missing_ok=True)
+    os.mkfifo(planted)
+    found: list[object] = []
+    thread = threading.Thread(
+        target=lambda: found.append(gitsnap.read_refs(host.repo.git_dir)), daemon=True
+    )
+    thread.start()
+    thread.join(WAIT_S)
+    assert found == [None]
