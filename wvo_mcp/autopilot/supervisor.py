@@ -153,7 +153,9 @@ class Autopilot:
         self._told: set[str] = set()  # providers whose failing login the person was told of
         self._repo_lock = anyio.Lock()
         self._landing = False  # a landing pass runs
-        self._landing_scope = anyio.CancelScope()  # the pass, cancelled when a drain's grace ends
+        # The landing pass, cancelled when a drain's grace ends (made where it runs: a cancel
+        # scope belongs to an event loop, and this object is made before one may run).
+        self._landing_scope: anyio.CancelScope | None = None
         self._declared: dict[str, list[str]] = {}  # task -> the files it declares
         self._answers: dict[tuple[str, ...], list[str]] = {}  # git's, about commits
         self._process = orphans.me()
@@ -470,7 +472,7 @@ class Autopilot:
                     await self._launch(running, base, directive)
                 # A drain lands what was submitted before its grace ends, then stops landing.
                 graced = time.monotonic() < self._drain_deadline
-                if self.draining and not graced and self._landing:
+                if self.draining and not graced and self._landing_scope is not None:
                     self._landing_scope.cancel()  # its intent and batch wait for the next start
                 queued = graced and await self.lander.pending()
                 if not self._landing and queued:
@@ -540,7 +542,7 @@ class Autopilot:
                     landed = True
                     self._changed.set()
         finally:
-            self._landing = False
+            self._landing, self._landing_scope = False, None
             if landed:
                 self._changed.set()
 
