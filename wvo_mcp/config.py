@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from wvo_mcp.bounds import MEMORY_RANGE, OUTPUT_BYTES_RANGE, TIMEOUT_RANGE, check_range
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.identity import check_agent_id
 
@@ -14,9 +15,6 @@ MIB = 1024 * 1024
 
 
 def _within(name: str, value: float, bounds: tuple[float, float], unit: str) -> None:
-    # Imported here, not above: the sandbox package imports this module (Settings).
-    from wvo_mcp.sandbox.limits import check_range
-
     check_range(name, value, bounds, unit)
 
 
@@ -200,10 +198,8 @@ class Settings:
     def from_env(
         cls, env: Mapping[str, str] | None = None, state_root: str | Path | None = None
     ) -> "Settings":
-        # The sandbox's own limits, so the verification gate never starts with a value the
-        # sandbox would refuse at the first `done` (imported here: the package imports us).
-        from wvo_mcp.sandbox.limits import MEMORY_RANGE, OUTPUT_BYTES_RANGE, TIMEOUT_RANGE
-
+        # The sandbox's own limits (bounds.py), so the verification gate never starts with
+        # a value the sandbox would refuse at the first `done`.
         env = os.environ if env is None else env
         root = state_root or env.get("WVO_STATE_ROOT") or "state"
         return cls(

@@ -16,7 +16,7 @@ import anyio
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
-from wvo_mcp import roadmap
+from wvo_mcp import queue_figures, roadmap
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.orchestrator import Orchestrator
@@ -194,7 +194,6 @@ async def run_autopilot_demo(roadmap_file: Path, demo_root: Path, workers: int) 
     merge queue with the project's check. One task crashes on its first attempt, one is rate
     limited on the first provider, one fails the check once, to show recovery, failover and
     a return."""
-    from wvo_mcp import queue_figures
     from wvo_mcp.autopilot import supervisor
 
     root = demo_root / "autopilot"

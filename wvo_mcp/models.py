@@ -17,6 +17,7 @@ from pydantic import (
 )
 from pydantic_core import to_jsonable_python
 
+from wvo_mcp.bounds import check_command
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.routing import BreakerState, PassedOverReason
 from wvo_mcp.transitions import Status
@@ -180,9 +181,6 @@ class TaskSpec(BaseModel):
         first `done`."""
         if value is None:
             return value
-        # Imported here, not above: the sandbox package imports this module.
-        from wvo_mcp.sandbox.limits import check_command
-
         try:
             check_command(value, "verify_command")
         except ValidationFailed as exc:
