@@ -78,7 +78,8 @@ import benchlib
 from bench_core import proc_cpu_seconds
 from benchlib import BenchError, Report, log, machine_busy, summary
 
-from wvo_mcp.autopilot import commands, isolation
+from wvo_mcp import providers
+from wvo_mcp.autopilot import isolation
 from wvo_mcp.autopilot.gateway import Gateway
 from wvo_mcp.config import Settings
 from wvo_mcp.models import TaskSpec
@@ -372,7 +373,7 @@ class Bench(benchlib.Bench):
         finally:
             await orchestrator.close()
 
-    def run(self, kind: commands.WorkerKind, task: str, agent: str, prompt: str) -> isolation.Run:
+    def run(self, kind: providers.WorkerKind, task: str, agent: str, prompt: str) -> isolation.Run:
         workdir = self.work / "repos" / agent
         workdir.mkdir(parents=True, exist_ok=True)
         return isolation.Run(
@@ -391,8 +392,8 @@ class Bench(benchlib.Bench):
         cfg = self.config
         with watched("launch", self.report, cfg.wait_quiet) as seen:
             async with self.gateway(["L1"]) as (_, gateway):
-                hello = commands.WorkerKind(kind="command", template=(str(self.hello),))
-                fake = commands.WorkerKind(kind="claude", executable=str(self.fake))
+                hello = providers.WorkerKind(kind="command", template=(str(self.hello),))
+                fake = providers.WorkerKind(kind="claude", executable=str(self.fake))
                 trivial = self.run(hello, "L1", "alpha-1", "the prompt\n")
                 prompt = "You are alpha-1. Task: task_id 'L1', lease_token 'none'.\n"
                 python = self.run(fake, "L1", "alpha-1", prompt)
@@ -602,7 +603,7 @@ class Bench(benchlib.Bench):
             async with self.gateway(["C-sandboxed", "C-direct"]) as (orchestrator, gateway):
                 gateway_thread = next(t for t in threading.enumerate() if t.name == "gateway")
                 assert gateway_thread.native_id is not None
-                kind = commands.WorkerKind(
+                kind = providers.WorkerKind(
                     kind="command", template=(str(self.client), "{mcp_url}"), egress=(api,)
                 )
                 async with contextlib.AsyncExitStack() as stack:

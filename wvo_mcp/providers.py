@@ -1,8 +1,10 @@
 """The providers file: which providers and model tiers exist, with their budgets, caps and
-breakers. The packaged default is overridden by $WVO_STATE_ROOT/providers.yaml or by
-WVO_PROVIDERS_FILE; a file that does not validate is refused with the line at fault."""
+breakers, and the CLI (worker kind) the autopilot runs for each. The packaged default is
+overridden by $WVO_STATE_ROOT/providers.yaml or by WVO_PROVIDERS_FILE; a file that does not
+validate is refused with the line at fault."""
 
-from collections.abc import Mapping
+import string
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -12,7 +14,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from wvo_mcp import routing
-from wvo_mcp.autopilot import commands
 from wvo_mcp.bounds import CPU_WEIGHT_RANGE, MEMORY_RANGE, PIDS_RANGE, TMP_RANGE
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
@@ -26,6 +27,65 @@ Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][
 Tokens = Annotated[int, Field(ge=1)]
 Cost = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Complexity = Annotated[int, Field(ge=1, le=10)]
+
+
+# -- the autopilot's worker kinds, as the providers file declares them -----------------
+
+Kind = Literal["claude", "codex", "command"]
+# What a `command` template may use; anything else in braces is refused when the file loads.
+# The prompt carries the lease token: it goes to stdin and to {prompt_file}, never argv.
+PLACEHOLDERS = ("prompt_file", "model", "workdir", "mcp_config", "mcp_url", "agent_id", "task_id")
+# Claude Code edits files without asking (acceptEdits) and may use only these tools; it
+# refuses bypassPermissions when run as root, and a prompt would hang a headless run.
+CLAUDE_ALLOWED_TOOLS = ("mcp__wvo", "Read", "Edit", "Write", "Glob", "Grep", "Bash")
+
+
+@dataclass(frozen=True)
+class WorkerKind:
+    """How one provider's tasks are worked: which CLI, how many at once, what to add."""
+
+    kind: Kind
+    max_workers: int = 1
+    executable: str = ""  # "" : the kind's own name on PATH
+    extra_args: tuple[str, ...] = ()
+    template: tuple[str, ...] = ()  # kind "command" only
+    allowed_tools: tuple[str, ...] = CLAUDE_ALLOWED_TOOLS  # kind "claude" only
+    hang_seconds: float = 600.0  # no output and no heartbeat for this long: killed
+    env: tuple[str, ...] = ()  # more variable names passed from the autopilot's environment
+    egress: tuple[str, ...] = ()  # more URLs (or host:port) the worker may reach
+    mounts: tuple[str, ...] = ()  # more host folders it sees, read-only
+    limits: WorkerLimits = field(default_factory=WorkerLimits)  # what each of its runs may use
+
+    @property
+    def program(self) -> str:
+        """The CLI to run, as the providers file names it (a path, or a name on PATH)."""
+        if self.executable:
+            return self.executable
+        return self.template[0] if self.kind == "command" and self.template else self.kind
+
+
+def template_problems(template: Sequence[str]) -> list[str]:
+    """What is wrong with a `command` template: unknown or malformed placeholders."""
+    problems = []
+    for part in template:
+        try:
+            names = [name for _, name, _, _ in string.Formatter().parse(part) if name is not None]
+        except ValueError as exc:
+            problems.append(f"{part!r}: {exc}")
+            continue
+        if "prompt" in names:
+            problems.append(
+                f"{part!r} uses {{prompt}}: the prompt carries the task's lease token, and a "
+                "command line is readable by every local user; use {prompt_file} (or read "
+                "the prompt from stdin)"
+            )
+        unknown = [name for name in names if name not in (*PLACEHOLDERS, "prompt")]
+        if unknown:
+            problems.append(
+                f"{part!r} uses {', '.join('{' + n + '}' for n in unknown)}; "
+                f"known: {', '.join('{' + n + '}' for n in PLACEHOLDERS)}"
+            )
+    return problems
 
 
 class _Spec(BaseModel):
@@ -126,7 +186,7 @@ class Providers:
     providers: tuple[routing.Provider, ...]
     tokens_per_complexity: int
     output_share: float
-    workers: Mapping[str, commands.WorkerKind] = field(default_factory=dict)  # by provider
+    workers: Mapping[str, WorkerKind] = field(default_factory=dict)  # by provider
     toolchain: ToolchainRules = field(default_factory=ToolchainRules)
 
     def get(self, name: str) -> routing.Provider | None:
@@ -326,7 +386,7 @@ def _worker_problems(
                 )
             )
         else:
-            problems += [((*where, "command"), p) for p in commands.template_problems(spec.command)]
+            problems += [((*where, "command"), p) for p in template_problems(spec.command)]
     elif spec.command is not None:
         problems.append(
             ((*where, "command"), f"only kind command takes `command`, not {spec.kind}")
@@ -354,17 +414,15 @@ def _worker_problems(
     return problems
 
 
-def _worker(spec: WorkerSpec) -> commands.WorkerKind:
-    return commands.WorkerKind(
+def _worker(spec: WorkerSpec) -> WorkerKind:
+    return WorkerKind(
         kind=spec.kind,
         max_workers=spec.max_workers,
         executable=spec.executable,
         extra_args=tuple(spec.extra_args),
         template=tuple(spec.command or ()),
         allowed_tools=(
-            tuple(spec.allowed_tools)
-            if spec.allowed_tools is not None
-            else commands.CLAUDE_ALLOWED_TOOLS
+            tuple(spec.allowed_tools) if spec.allowed_tools is not None else CLAUDE_ALLOWED_TOOLS
         ),
         hang_seconds=spec.hang_seconds,
         env=tuple(spec.env),

@@ -9,7 +9,6 @@ from pathlib import Path, PurePosixPath
 from wvo_mcp.autopilot.commands import (
     TOKEN_ENV,
     Launch,
-    WorkerKind,
     argv,
     claude_settings_json,
     codex_config_toml,
@@ -17,8 +16,8 @@ from wvo_mcp.autopilot.commands import (
     files,
     mcp_config_json,
     model_apis,
-    template_problems,
 )
+from wvo_mcp.providers import WorkerKind, template_problems
 
 TOKEN = "wvo_run-token-secret"
 PROMPT = "Work on E1.T3; it's yours: lease token abc"

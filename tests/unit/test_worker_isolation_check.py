@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from wvo_mcp import providers
 from wvo_mcp.autopilot import supervisor
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.sandbox import bwrap, workers
@@ -25,7 +26,7 @@ def test_the_autopilot_refuses_to_start_unisolated(
 
     class Providers:
         def __init__(self) -> None:
-            self.workers = {"p": supervisor.commands.WorkerKind(kind="claude")}
+            self.workers = {"p": providers.WorkerKind(kind="claude")}
             self.source = "test"
 
     class Orchestrator:

@@ -1,6 +1,7 @@
-"""Worker kinds, their command lines and the configuration the autopilot gives them (pure).
+"""Worker command lines and the configuration the autopilot gives them (pure).
 
-A provider in the providers file may name the CLI that works its tasks (`worker:`):
+A provider in the providers file may name the CLI that works its tasks (`worker:`, a
+WorkerKind: providers.py, which reads the file, owns the kinds):
 `claude` (Claude Code headless), `codex` (`codex exec`) or `command` (any CLI, from an argv
 template). Every run is configured by the autopilot alone: the CLI reads its settings, its
 MCP server (wvo-mcp over HTTP with the run's own token) and its instructions from files the
@@ -10,23 +11,14 @@ those files, never its argv (which any local user can read in /proc)."""
 
 import json
 import re
-import string
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Literal
 
-from wvo_mcp.sandbox.limits import WorkerLimits
+from wvo_mcp.providers import Kind, WorkerKind
 
-Kind = Literal["claude", "codex", "command"]
 MCP_NAME = "wvo"  # the server's name in the worker's MCP config: tools are mcp__wvo__*
 TOKEN_ENV = "WVO_MCP_TOKEN"  # the run token, for CLIs that read it from the environment
-# What a `command` template may use; anything else in braces is refused when the file loads.
-# The prompt carries the lease token: it goes to stdin and to {prompt_file}, never argv.
-PLACEHOLDERS = ("prompt_file", "model", "workdir", "mcp_config", "mcp_url", "agent_id", "task_id")
-# Claude Code edits files without asking (acceptEdits) and may use only these tools; it
-# refuses bypassPermissions when run as root, and a prompt would hang a headless run.
-CLAUDE_ALLOWED_TOOLS = ("mcp__wvo", "Read", "Edit", "Write", "Glob", "Grep", "Bash")
 # Where the autopilot's files for a run live under the run's home.
 FILES = PurePosixPath(".wvo")
 # What each kind's CLI may read of the autopilot's environment besides what the providers
@@ -52,30 +44,6 @@ DEFAULT_API: dict[Kind, tuple[str, ...]] = {
     "command": (),
 }
 BASE_URL_ENV: dict[Kind, str] = {"claude": "ANTHROPIC_BASE_URL", "codex": "OPENAI_BASE_URL"}
-
-
-@dataclass(frozen=True)
-class WorkerKind:
-    """How one provider's tasks are worked: which CLI, how many at once, what to add."""
-
-    kind: Kind
-    max_workers: int = 1
-    executable: str = ""  # "" : the kind's own name on PATH
-    extra_args: tuple[str, ...] = ()
-    template: tuple[str, ...] = ()  # kind "command" only
-    allowed_tools: tuple[str, ...] = CLAUDE_ALLOWED_TOOLS  # kind "claude" only
-    hang_seconds: float = 600.0  # no output and no heartbeat for this long: killed
-    env: tuple[str, ...] = ()  # more variable names passed from the autopilot's environment
-    egress: tuple[str, ...] = ()  # more URLs (or host:port) the worker may reach
-    mounts: tuple[str, ...] = ()  # more host folders it sees, read-only
-    limits: WorkerLimits = field(default_factory=WorkerLimits)  # what each of its runs may use
-
-    @property
-    def program(self) -> str:
-        """The CLI to run, as the providers file names it (a path, or a name on PATH)."""
-        if self.executable:
-            return self.executable
-        return self.template[0] if self.kind == "command" and self.template else self.kind
 
 
 @dataclass(frozen=True)
@@ -105,30 +73,6 @@ class Launch:
     @property
     def prompt_file(self) -> Path:
         return self.files / "prompt.md"
-
-
-def template_problems(template: Sequence[str]) -> list[str]:
-    """What is wrong with a `command` template: unknown or malformed placeholders."""
-    problems = []
-    for part in template:
-        try:
-            names = [name for _, name, _, _ in string.Formatter().parse(part) if name is not None]
-        except ValueError as exc:
-            problems.append(f"{part!r}: {exc}")
-            continue
-        if "prompt" in names:
-            problems.append(
-                f"{part!r} uses {{prompt}}: the prompt carries the task's lease token, and a "
-                "command line is readable by every local user; use {prompt_file} (or read "
-                "the prompt from stdin)"
-            )
-        unknown = [name for name in names if name not in (*PLACEHOLDERS, "prompt")]
-        if unknown:
-            problems.append(
-                f"{part!r} uses {', '.join('{' + n + '}' for n in unknown)}; "
-                f"known: {', '.join('{' + n + '}' for n in PLACEHOLDERS)}"
-            )
-    return problems
 
 
 def mcp_config_json(launch: Launch, token: str) -> str:

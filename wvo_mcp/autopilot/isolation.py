@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 
 import anyio
 
-from wvo_mcp import removal, scratch_dirs
+from wvo_mcp import providers, removal, scratch_dirs
 from wvo_mcp.autopilot import commands, events
 from wvo_mcp.autopilot.gateway import Gateway
 from wvo_mcp.errors import ValidationFailed
@@ -25,7 +25,7 @@ from wvo_mcp.services.tokens import Scope
 
 # A CLI's own credentials, copied from the person's home into the run's (and nothing else of
 # it): (kind, the file under the home the CLI reads, the variable that moves that folder).
-CREDENTIALS: dict[commands.Kind, tuple[tuple[str, str | None], ...]] = {
+CREDENTIALS: dict[providers.Kind, tuple[tuple[str, str | None], ...]] = {
     "claude": ((".claude/.credentials.json", "CLAUDE_CONFIG_DIR"),),
     "codex": ((".codex/auth.json", "CODEX_HOME"),),
     "command": (),
@@ -49,7 +49,7 @@ class Ready:
 class Run:
     """One run to prepare."""
 
-    kind: commands.WorkerKind
+    kind: providers.WorkerKind
     agent_id: str
     task_id: str
     model: str
@@ -189,7 +189,7 @@ def _write_home(home: Path, files: Mapping[PurePosixPath, str]) -> None:
             out.write(text)
 
 
-def _copy_credentials(kind: commands.Kind, home: Path, outside: Mapping[str, str]) -> None:
+def _copy_credentials(kind: providers.Kind, home: Path, outside: Mapping[str, str]) -> None:
     """The CLI's own login (an OAuth credentials file), if the person has one: copied, so
     the run cannot change the person's."""
     person = Path(outside.get("HOME", "/nonexistent"))
@@ -220,7 +220,7 @@ def _check_hidden(read_only: tuple[Path, ...], hidden: tuple[Path, ...]) -> None
                 )
 
 
-def mounts(kind: commands.WorkerKind) -> list[Path]:
+def mounts(kind: providers.WorkerKind) -> list[Path]:
     """The providers file's `worker.mounts`: host folders the CLI needs, read-only."""
     found = []
     for given in kind.mounts:

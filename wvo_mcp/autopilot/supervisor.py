@@ -33,6 +33,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from wvo_mcp import (
     gitsnap,
     guidance,
+    providers,
     queueing,
     removal,
     routing,
@@ -105,7 +106,7 @@ class Options:
 class Slot:
     provider: str
     index: int
-    kind: commands.WorkerKind
+    kind: providers.WorkerKind
     busy: bool = False
     task_id: str = ""  # while busy
     since: str = ""
