@@ -140,7 +140,9 @@ async def test_the_health_monitor_runs_in_the_http_server(state_root: Path):
             while "snapshot" not in (report := await agent.call("health_report")):
                 assert anyio.current_time() < deadline, report
                 await anyio.sleep(0.05)
-            assert report["leader"]
+            # The tick's own record of who led it: the leader lease (two 100 ms intervals)
+            # may have lapsed by the time this reads it, on a busy machine.
+            assert report["snapshot"]["leader"], report
 
 
 def _refused_at_start(state_root: Path, *flags: str) -> str:
