@@ -19,17 +19,20 @@ _YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def parse(text: str, source: str = "roadmap", *, as_json: bool = False) -> list[TaskSpec]:
+    too_deep = ValidationFailed(
+        f"{source} is nested too deeply to read; a task's metadata may nest at most "
+        f"{MAX_METADATA_DEPTH} levels"
+    )
     try:
         document = json.loads(text) if as_json else yaml.load(text, Loader=_YamlLoader)
     except (yaml.YAMLError, ValueError) as exc:
+        if "maximum nesting depth" in str(exc):  # PyYAML from 6.0.4 stops at 1000 levels
+            raise too_deep from None
         kind = "JSON" if as_json else "YAML"
         raise ValidationFailed(f"{source} is not valid {kind}: {exc}") from None
     except RecursionError:
         # The parsers recurse per level: thousands of nested brackets exhaust the stack.
-        raise ValidationFailed(
-            f"{source} is nested too deeply to read; a task's metadata may nest at most "
-            f"{MAX_METADATA_DEPTH} levels"
-        ) from None
+        raise too_deep from None
     if not isinstance(document, dict) or not isinstance(document.get("tasks"), list):
         raise ValidationFailed(f"{source}: expected a mapping with a `tasks:` list")
     version = document.get("version", FORMAT_VERSION)

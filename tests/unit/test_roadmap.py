@@ -226,7 +226,6 @@ DEEP = 3_000  # past what the parsers' recursion, and json.dumps', can take
         ("metadata: {k: !!binary aGk=}", ["metadata.k holds a bytes", "finite number"]),
         ("metadata: {k: {2030-01-31: x}}", ["metadata.k has the key", "strings"]),
         ("metadata: {k: " + "[" * 201 + "]" * 201 + "}", ["more than 200 levels", "at most 200"]),
-        ("metadata: {k: " + "[" * DEEP + "]" * DEEP + "}", ["more than 200 levels"]),
         ("due_at: 9999-12-31T23:59:59-14:00", ["due_at", "0001-01-01T00:00:00Z to 9999-12-31"]),
         ("due_at: '0001-01-01T00:00:00+14:00'", ["due_at", "once converted to UTC"]),
     ],
@@ -242,6 +241,18 @@ def test_what_json_or_utc_cannot_hold_is_refused(field: str, says: list[str]) ->
     assert message.startswith("plan.yaml: task #1 (T.1): "), message
     for words in says:
         assert words in message, message
+
+
+def test_metadata_nested_past_what_a_parser_takes_is_refused() -> None:
+    # Refused by the depth check once read, or (PyYAML 6.0.4 and later stop at 1000 levels)
+    # while reading: either way, saying how deep metadata may nest.
+    deep = "[" * DEEP + "]" * DEEP
+    with pytest.raises(ValidationFailed) as info:
+        roadmap.parse(
+            f"tasks:\n  - id: T.1\n    title: x\n    metadata: {{k: {deep}}}\n", "plan.yaml"
+        )
+    message = str(info.value)
+    assert message.startswith("plan.yaml") and "at most 200" in message, message
 
 
 @pytest.mark.parametrize(
