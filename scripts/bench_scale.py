@@ -78,8 +78,8 @@ from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.models import TaskSpec
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.rules.transitions import Status
 from wvo_mcp.store.postgres import CLAIM_LOCK_KEY, WRITE_LOCK_KEY
-from wvo_mcp.transitions import Status
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOCOL = "2025-11-25"

@@ -50,8 +50,8 @@ from mcp.client.stdio import StdioServerParameters, get_default_environment, std
 from wvo_mcp.config import Settings
 from wvo_mcp.models import TaskSpec
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.rules.transitions import Status
 from wvo_mcp.store.sql import migrations
-from wvo_mcp.transitions import Status
 
 GENERATOR_VERSION = 1  # bump when the generated task graphs change, to invalidate the cache
 CHAIN_LENGTH = 100  # tasks per dependency chain: only chain heads are ready (1% of the total)

@@ -19,15 +19,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
-from wvo_mcp import __version__, backups, identity, queue_figures
+from wvo_mcp import __version__, backups, queue_figures
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed, WvoError
 from wvo_mcp.models import LandingQueue
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.transitions import Status
+from wvo_mcp.rules import identity
+from wvo_mcp.rules.transitions import Status
 
 if TYPE_CHECKING:
-    from wvo_mcp import http_server
+    from wvo_mcp.edge import http_server
     from wvo_mcp.services.roadmap_update import RoadmapUpdate
 
 T = TypeVar("T")
@@ -52,9 +53,9 @@ def _print_json(value: Any) -> None:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     """Serve MCP over stdio (what an agent's client starts), or over streamable HTTP with
     --http (many agents and people, bearer tokens: docs/http.md)."""
-    from wvo_mcp import stdio
+    from wvo_mcp.edge import stdio
+    from wvo_mcp.edge.server import build_server
     from wvo_mcp.sandbox import protect
-    from wvo_mcp.server import build_server
 
     options = _http_options(args)
     if options is not None:
@@ -68,7 +69,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         # Likewise a layout whose trusted files sandboxed commands could reach.
         protect.layout(settings, settings.workspace_root)
         if options is not None:
-            from wvo_mcp import http_server
+            from wvo_mcp.edge import http_server
 
             def ready() -> None:  # the port listens: the URL printed answers
                 if options.dashboard:
@@ -117,7 +118,7 @@ HTTP_FLAGS = {
 
 def _http_options(args: argparse.Namespace) -> "http_server.Options | None":
     """`serve --http`'s options; None for stdio (HTTP flags without --http are refused)."""
-    from wvo_mcp import access, http_server
+    from wvo_mcp.edge import access, http_server
 
     if not getattr(args, "http", False):
         given = [flag for name, flag in HTTP_FLAGS.items() if getattr(args, name, None)]

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from wvo_mcp.bounds import MEMORY_RANGE, OUTPUT_BYTES_RANGE, TIMEOUT_RANGE, check_range
 from wvo_mcp.errors import ValidationFailed
-from wvo_mcp.identity import check_agent_id
+from wvo_mcp.rules.bounds import MEMORY_RANGE, OUTPUT_BYTES_RANGE, TIMEOUT_RANGE, check_range
+from wvo_mcp.rules.identity import check_agent_id
 
 MIB = 1024 * 1024
 
@@ -154,7 +154,7 @@ class Settings:
     log_level: str = ""  # debug | info | warning | error; "": warning, or info with the CLI's -v
     tools: str = "all"  # WVO_TOOLS: profiles and tool names (toolset.py)
     database_url: str | None = None  # WVO_DATABASE_URL: PostgreSQL; None: the SQLite file
-    # serve --http's admission control (admission.py, docs/http.md); 0 switches one off.
+    # serve --http's admission control (edge/http_limits.py, docs/http.md); 0 switches one off.
     http_max_inflight: int = 256  # requests at once per process
     http_rate_per_token: float = 50.0  # requests a second per token, on average
     http_burst_per_token: int = 500  # requests per token at once

@@ -20,7 +20,7 @@ from wvo_mcp import queue_figures, roadmap
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.transitions import Status
+from wvo_mcp.rules.transitions import Status
 
 LEASE_SECONDS = 30
 # Complexity at or above this fails its first attempt, to show retries with back-off.

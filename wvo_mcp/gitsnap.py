@@ -30,8 +30,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import IO
 
-from wvo_mcp import removal, scratch_dirs, state_folder
+from wvo_mcp import removal, scratch_dirs
 from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.rules import state_folder
 
 GIT_TIMEOUT_S = 120
 BULK_TIMEOUT_S = 900  # one pack or one tree of up to a few GiB

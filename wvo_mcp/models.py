@@ -17,11 +17,11 @@ from pydantic import (
 )
 from pydantic_core import to_jsonable_python
 
-from wvo_mcp.bounds import check_command
 from wvo_mcp.errors import ValidationFailed
-from wvo_mcp.routing import BreakerState, PassedOverReason
-from wvo_mcp.transitions import Status
-from wvo_mcp.wsjf import Breakdown
+from wvo_mcp.rules.bounds import check_command
+from wvo_mcp.rules.routing import BreakerState, PassedOverReason
+from wvo_mcp.rules.transitions import Status
+from wvo_mcp.rules.wsjf import Breakdown
 
 TaskId = Annotated[
     str,

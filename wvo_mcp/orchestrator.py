@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import anyio
 
-from wvo_mcp import gitsnap, queue_figures, routing, sandbox, store, timeutil
+from wvo_mcp import gitsnap, queue_figures, sandbox, store, timeutil
 from wvo_mcp import providers as provider_config
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import NotFound, ValidationFailed, VerificationFailed, WvoError
@@ -40,6 +40,8 @@ from wvo_mcp.models import (
     UsageResult,
 )
 from wvo_mcp.providers import Providers
+from wvo_mcp.rules import routing
+from wvo_mcp.rules.transitions import Gate, Status
 from wvo_mcp.sandbox import toolchain
 from wvo_mcp.services import (
     board,
@@ -57,7 +59,6 @@ from wvo_mcp.services import (
     usage,
 )
 from wvo_mcp.store import Database, Lock, Row, Tx
-from wvo_mcp.transitions import Gate, Status
 
 
 def sandbox_summary(command: str | list[str], result: SandboxResult) -> str:

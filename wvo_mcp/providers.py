@@ -13,10 +13,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from wvo_mcp import routing
-from wvo_mcp.bounds import CPU_WEIGHT_RANGE, MEMORY_RANGE, PIDS_RANGE, TMP_RANGE
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.rules import routing
+from wvo_mcp.rules.bounds import CPU_WEIGHT_RANGE, MEMORY_RANGE, PIDS_RANGE, TMP_RANGE
 from wvo_mcp.sandbox import egress
 from wvo_mcp.sandbox.limits import WorkerLimits
 from wvo_mcp.sandbox.toolchain import Spec as ToolchainRules

@@ -23,9 +23,9 @@ from wvo_mcp.autopilot import gc
 from wvo_mcp.config import Settings
 from wvo_mcp.models import TaskSpec
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.rules.transitions import Gate, Status
 from wvo_mcp.sandbox import bwrap, workers
 from wvo_mcp.services import landing
-from wvo_mcp.transitions import Gate, Status
 
 pytestmark = pytest.mark.anyio
 RUN = "autopilot-test"

@@ -13,7 +13,7 @@ import pytest
 from tests.contract.conftest import World, all_events, create
 from wvo_mcp.errors import LeaseLost
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.transitions import Status
+from wvo_mcp.rules.transitions import Status
 
 pytestmark = pytest.mark.anyio
 

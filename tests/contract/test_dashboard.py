@@ -5,7 +5,7 @@ import pytest
 
 from tests.contract.conftest import World, create
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.transitions import Status
+from wvo_mcp.rules.transitions import Status
 
 pytestmark = pytest.mark.anyio
 

@@ -11,8 +11,8 @@ from tests.contract.conftest import World, create, events_of
 from wvo_mcp import timeutil
 from wvo_mcp.errors import IllegalTransition, ValidationFailed
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.rules.transitions import Gate, Status
 from wvo_mcp.services.tokens import Scope
-from wvo_mcp.transitions import Gate, Status
 
 pytestmark = pytest.mark.anyio
 COMMIT = "a" * 40

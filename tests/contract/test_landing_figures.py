@@ -9,9 +9,9 @@ import pytest
 
 from tests.contract.conftest import START, World, create
 from tests.landing_state import CLAUDE, CODEX, HELD_WHY, RUN, TARGET, fill
-from wvo_mcp import routing
 from wvo_mcp.errors import NotFound, ValidationFailed
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.rules import routing
 from wvo_mcp.services import landing
 
 pytestmark = pytest.mark.anyio

@@ -13,10 +13,10 @@ from tests.contract.conftest import START, World, create, events_of
 from wvo_mcp.errors import IllegalTransition, LeaseLost
 from wvo_mcp.models import Event, UpdateResult
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.rules.transitions import Gate, Status
 from wvo_mcp.services import landing, leases
 from wvo_mcp.services.landing import Entry, Return
 from wvo_mcp.store import Row, Tx
-from wvo_mcp.transitions import Gate, Status
 
 pytestmark = pytest.mark.anyio
 TARGET = "main"

@@ -12,10 +12,10 @@ from wvo_mcp import health, monitor, timeutil
 from wvo_mcp.errors import LeaseLost
 from wvo_mcp.monitor import HealthMonitor
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services import health as checks
 from wvo_mcp.store import Tx
 from wvo_mcp.telemetry import Telemetry
-from wvo_mcp.transitions import Status
 
 pytestmark = pytest.mark.anyio
 

@@ -20,8 +20,8 @@ from wvo_mcp.errors import LeaseLost
 from wvo_mcp.health import Action
 from wvo_mcp.models import ClaimResult
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services import health as checks
-from wvo_mcp.transitions import Status
 
 ROUNDS = {"postgres": 2000, "sqlite": 100}
 LEASE_S = 60

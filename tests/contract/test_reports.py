@@ -9,7 +9,7 @@ from tests.contract.conftest import World, create
 from wvo_mcp.errors import NotFound
 from wvo_mcp.models import TaskSpec
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.transitions import Status
+from wvo_mcp.rules.transitions import Status
 
 pytestmark = pytest.mark.anyio
 

@@ -13,8 +13,8 @@ from tests.contract.conftest import World, create, events_of, specs
 from tests.contract.test_races import servers, together
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services.roadmap_update import FIELDS, RoadmapUpdate
-from wvo_mcp.transitions import Status
 
 pytestmark = pytest.mark.anyio
 

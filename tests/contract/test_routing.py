@@ -10,7 +10,7 @@ from tests.contract.conftest import World, create
 from tests.integration.test_routing import PROVIDERS as STDIO_PROVIDERS
 from wvo_mcp.errors import LeaseLost, ValidationFailed
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.transitions import Status
+from wvo_mcp.rules.transitions import Status
 
 pytestmark = pytest.mark.anyio
 assert "cooldown_seconds: 0.5" in STDIO_PROVIDERS

@@ -18,8 +18,8 @@ from tests.contract.conftest import World, create
 from wvo_mcp.errors import Busy, NotFound
 from wvo_mcp.models import ClaimResult
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.rules.transitions import Status
 from wvo_mcp.store import postgres
-from wvo_mcp.transitions import Status
 
 pytestmark = pytest.mark.anyio
 

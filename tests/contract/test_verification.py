@@ -8,7 +8,7 @@ import pytest
 from tests.contract.conftest import World, create, events_of
 from wvo_mcp.errors import LeaseLost, VerificationFailed
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.transitions import Status
+from wvo_mcp.rules.transitions import Status
 
 pytestmark = pytest.mark.anyio
 

@@ -255,7 +255,7 @@ async def test_autopilot_actions_refuse_what_they_cannot_do(state_root: Path):
 
 
 def test_an_unsandboxed_run_is_said_on_the_autopilot_tab() -> None:
-    from wvo_mcp.dashboard import render
+    from wvo_mcp.edge.dashboard import render
 
     run = {"id": "h:1:a", "state": "running", "started_at": "t0", "seen_at": "t1"}
     shown = render.autopilot([{**run, "report": {"unsandboxed": True}}], can_act=False)
@@ -339,7 +339,7 @@ async def test_the_autopilot_tab_shows_the_merge_queue_and_follows_it_live(state
 
 
 def test_the_landing_section_escapes_what_agents_wrote() -> None:
-    from wvo_mcp.dashboard import render
+    from wvo_mcp.edge.dashboard import render
     from wvo_mcp.models import LandingFigures, LandingQueue, QueueEntry
 
     figures = LandingFigures(

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import open_db, wvo
 from tests.http.conftest import token
-from wvo_mcp import toolset
+from wvo_mcp.edge import toolset
 
 
 def test_a_secret_is_shown_once_and_stored_only_as_its_digest(state_root: Path):

@@ -22,8 +22,8 @@ from wvo_mcp.config import Settings
 from wvo_mcp.errors import StoreUnavailable
 from wvo_mcp.models import TaskSpec
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.rules.transitions import Status
 from wvo_mcp.store import postgres
-from wvo_mcp.transitions import Status
 
 pytestmark = pytest.mark.anyio
 ROADMAP = ROOT / "state" / "roadmap.yaml"

@@ -27,8 +27,8 @@ from wvo_mcp.config import Settings
 from wvo_mcp.errors import LeaseLost, WvoError
 from wvo_mcp.models import ClaimResult, TaskSpec
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.rules.transitions import Status
 from wvo_mcp.store import Database, Tx
-from wvo_mcp.transitions import Status
 
 AGENTS = ("x", "y")
 OPS = ("claim", "heartbeat", "checkpoint", "done", "failed", "pending", "monitor", "create")

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import connect, serve_once
-from wvo_mcp.toolset import LOOP, PROFILES
+from wvo_mcp.edge.toolset import LOOP, PROFILES
 
 pytestmark = pytest.mark.anyio
 QUIET = {"WVO_AUTOPILOT_HEALTH_INTERVAL_MS": 0, "WVO_OTEL_ENABLED": 0}

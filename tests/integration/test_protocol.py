@@ -1,4 +1,4 @@
-"""MCP protocol faults met at wvo-mcp's edge (wvo_mcp/protocol.py), on real server processes:
+"""MCP protocol faults met at wvo-mcp's edge (wvo_mcp/edge/protocol.py), on real server processes:
 stdio spoken to with raw JSON lines, and `serve --http` with httpx, in both protocol
 revisions. Each refusal has its exact JSON-RPC code and a short message saying what would
 be accepted; a refused write changes nothing; the server logs no traceback."""
@@ -27,10 +27,10 @@ from mcp.types import (
 from tests.conftest import PROTOCOL_MODES, ROOT, open_db, server_params
 from tests.http.conftest import MCP_HEADERS, HttpServer, http_server, token
 from tests.security.fuzzing import RawServer, db_digest, log_tracebacks
-from wvo_mcp import access
 from wvo_mcp.config import Settings
-from wvo_mcp.server import build_server
-from wvo_mcp.stdio import MAX_LINE_BYTES
+from wvo_mcp.edge import access
+from wvo_mcp.edge.server import build_server
+from wvo_mcp.edge.stdio import MAX_LINE_BYTES
 
 QUIET = {"WVO_AUTOPILOT_HEALTH_INTERVAL_MS": 0, "WVO_OTEL_ENABLED": 0}
 MODERN = "2026-07-28"

@@ -56,7 +56,7 @@ from jsonschema import Draft202012Validator
 from mcp.client.stdio import StdioServerParameters, get_default_environment
 
 from tests.conftest import open_db, server_params
-from wvo_mcp import stdio
+from wvo_mcp.edge import stdio
 
 PROTOCOL_VERSION = "2025-11-25"
 REPLY_TIMEOUT_S = 30.0  # a reply later than this is a hang
@@ -148,7 +148,7 @@ def request_line(request_id: int, method: str, params: object, ascii_only: bool 
 
 
 def refused_id(line: bytes) -> object:
-    """The id the server answers a frame the SDK cannot parse with (wvo_mcp/stdio.py)."""
+    """The id the server answers a frame the SDK cannot parse with (wvo_mcp/edge/stdio.py)."""
     return stdio.line_id(line.decode("utf-8", "replace"))
 
 
@@ -1043,7 +1043,7 @@ class Target:
                 reply: dict[str, Any] | None = self.server.wait_for(request_id)
             else:
                 # A frame the SDK cannot parse is answered with a parse or invalid-request
-                # error: its own id when a lenient parse finds it, else null (wvo_mcp/stdio.py).
+                # error: its own id when a lenient parse finds it, else null (edge/stdio.py).
                 reply = self.server.wait_for(refused_id(line))
         except ServerBroke as exc:
             raise Violation("crash", f"{exc}; call {call!r}") from exc

@@ -32,7 +32,7 @@ from tests.security.test_http_surfaces import (
     sqlite,
     unchanged,
 )
-from wvo_mcp.http_server import Options, foreign_origin
+from wvo_mcp.edge.http_server import Options, foreign_origin
 
 pytestmark = pytest.mark.anyio
 

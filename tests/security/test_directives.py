@@ -72,7 +72,7 @@ async def _resource_text(a: Agent, name: str) -> str:
 async def _refused(a: Agent, name: str, *, offered: bool = False) -> list[str]:
     """Reading `name` as a resource, and as a prompt, is an error; returns both messages. Our
     errors are clean invalid-params ones (a crash comes back as code 0). A prompt that was not
-    `offered` at start-up is refused as an unknown prompt (wvo_mcp/protocol.py)."""
+    `offered` at start-up is refused as an unknown prompt (wvo_mcp/edge/protocol.py)."""
     with pytest.raises(MCPError) as resource:
         await a.client.read_resource(f"wvo://directives/{name}")
     assert resource.value.code == INVALID_PARAMS, resource.value

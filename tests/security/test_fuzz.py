@@ -33,7 +33,7 @@ from tests.security.fuzzing import (
     log_tracebacks,
     request_line,
 )
-from wvo_mcp.stdio import MAX_LINE_BYTES
+from wvo_mcp.edge.stdio import MAX_LINE_BYTES
 
 MAX_EXAMPLES = 150  # plus the explicit examples; keeps this file under a minute in CI
 
@@ -333,7 +333,7 @@ def test_issue_23_inputs_are_refused_saying_what_is_accepted(
 
 
 # Issue 23 item 4: a request whose id is not a string or an integer, which the SDK's parser
-# reads as a notification and leaves unanswered (wvo_mcp/protocol.py answers it).
+# reads as a notification and leaves unanswered (wvo_mcp/edge/protocol.py answers it).
 INVALID_IDS = ["1.5", "null", '{"a":1}', "Infinity", "true", "[1]"]
 
 

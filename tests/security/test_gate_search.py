@@ -29,10 +29,10 @@ from wvo_mcp import providers as provider_config
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import WvoError
 from wvo_mcp.models import TaskSpec
+from wvo_mcp.rules.transitions import MOVES, Actor, Status
 from wvo_mcp.services import leases, scheduler, tasks
 from wvo_mcp.store import Tx
 from wvo_mcp.store.sqlite import SqliteDatabase, SqliteTx
-from wvo_mcp.transitions import MOVES, Actor, Status
 
 T = TypeVar("T")
 GATES = (Status.AWAITING_APPROVAL, Status.FAILED, Status.BLOCKED, Status.CANCELLED)

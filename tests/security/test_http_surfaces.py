@@ -29,7 +29,7 @@ from tests.http.conftest import (
     spec,
     token,
 )
-from wvo_mcp.stdio import MAX_LINE_BYTES
+from wvo_mcp.edge.stdio import MAX_LINE_BYTES
 
 pytestmark = pytest.mark.anyio
 
@@ -313,7 +313,7 @@ async def test_a_revoked_token_is_401(shared: Board):
 
 
 async def test_a_token_revoked_while_serving_is_refused_within_a_second(state_root):
-    from wvo_mcp.access import TOKEN_CACHE_SECONDS
+    from wvo_mcp.edge.access import TOKEN_CACHE_SECONDS
 
     bearer = {"Authorization": f"Bearer {token(state_root, 'agent', 'a1')}"}
     with http_server(state_root, **QUIET) as server:

@@ -19,16 +19,16 @@ from pydantic import TypeAdapter, ValidationError
 
 from tests.conftest import claim_when_possible, connect, open_db, wvo
 from wvo_mcp import roadmap
-from wvo_mcp.bounds import (
+from wvo_mcp.config import Settings
+from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.models import MAX_BATCH_BYTES, TaskBatch, TaskSpec
+from wvo_mcp.rules.bounds import (
     MAX_COMMAND_BYTES,
     MEMORY_RANGE,
     OUTPUT_BYTES_RANGE,
     TIMEOUT_RANGE,
     check_command,
 )
-from wvo_mcp.config import Settings
-from wvo_mcp.errors import ValidationFailed
-from wvo_mcp.models import MAX_BATCH_BYTES, TaskBatch, TaskSpec
 from wvo_mcp.sandbox import docker_backend
 from wvo_mcp.sandbox.limits import Request, validate
 from wvo_mcp.sandbox.outcome import result

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import open_db
 from tests.http.conftest import connect, http_server, spec, token
 from tests.integration.test_git_checkpoints import make_repo
-from wvo_mcp.dashboard import render
+from wvo_mcp.edge.dashboard import render
 from wvo_mcp.services.leases import OUTPUT_KEPT
 
 pytestmark = pytest.mark.anyio

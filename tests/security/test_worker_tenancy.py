@@ -35,10 +35,10 @@ from tests.security.tenancy import (
     until,
     worktree,
 )
-from wvo_mcp import access, toolset
 from wvo_mcp.config import Settings
+from wvo_mcp.edge import access, toolset
+from wvo_mcp.edge.server import build_server
 from wvo_mcp.sandbox import bwrap
-from wvo_mcp.server import build_server
 
 pytestmark = pytest.mark.skipif(
     not bwrap.probe().usable, reason=f"no bwrap: {bwrap.probe().detail}"

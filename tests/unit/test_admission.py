@@ -3,8 +3,8 @@ given (no sleeps); and the settings that set them."""
 
 import pytest
 
-from wvo_mcp.admission import MAX_BUCKETS, OVERLOADED, RATE_LIMITED, Admission, Limits
 from wvo_mcp.config import Settings
+from wvo_mcp.edge.http_limits import MAX_BUCKETS, OVERLOADED, RATE_LIMITED, Admission, Limits
 from wvo_mcp.errors import ValidationFailed
 
 

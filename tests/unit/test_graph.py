@@ -5,7 +5,7 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from wvo_mcp.graph import find_cycle
+from wvo_mcp.rules.graph import find_cycle
 
 
 def assert_closed_cycle(path: list[str] | None, edges: Mapping[str, Sequence[str]]) -> None:

@@ -3,7 +3,7 @@
 import pytest
 
 from wvo_mcp.errors import ValidationFailed
-from wvo_mcp.identity import OneAgent, check_agent_id, default_name, person
+from wvo_mcp.rules.identity import OneAgent, check_agent_id, default_name, person
 
 
 @pytest.mark.parametrize(

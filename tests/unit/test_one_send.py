@@ -3,7 +3,7 @@ head, then its body) leaves in one send, in order; closing sends what is pending
 
 import asyncio
 
-from wvo_mcp.http_server import OneSendPerTurn
+from wvo_mcp.edge.http_server import OneSendPerTurn
 
 
 class Recording(asyncio.Transport):

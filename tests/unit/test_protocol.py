@@ -8,7 +8,7 @@ import pytest
 from mcp.types import INVALID_REQUEST, UNSUPPORTED_PROTOCOL_VERSION
 from pydantic import ValidationError
 
-from wvo_mcp import protocol
+from wvo_mcp.edge import protocol
 
 SHORT = 300
 BOTH = ["2025-11-25", "2026-07-28"]

@@ -4,8 +4,8 @@ import itertools
 
 import pytest
 
-from wvo_mcp.retry import RetryDecision, after_failure
-from wvo_mcp.transitions import Status
+from wvo_mcp.rules.retry import RetryDecision, after_failure
+from wvo_mcp.rules.transitions import Status
 
 P, F = Status.PENDING, Status.FAILED
 

@@ -7,8 +7,8 @@ import pytest
 
 from wvo_mcp import roadmap
 from wvo_mcp.errors import ValidationFailed
-from wvo_mcp.graph import find_cycle
 from wvo_mcp.models import TaskSpec
+from wvo_mcp.rules.graph import find_cycle
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "state" / "roadmap.yaml"

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from wvo_mcp.routing import (
+from wvo_mcp.rules.routing import (
     Breaker,
     BreakerPolicy,
     Escalation,

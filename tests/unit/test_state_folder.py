@@ -1,4 +1,4 @@
-"""Which paths a task's commits may not change (wvo_mcp/state_folder.py), and take_commits
+"""Which paths a task's commits may not change (wvo_mcp/rules/state_folder.py), and take_commits
 refusing, on real repositories, a worker's commits that change them: nothing reaches the
 person's repository."""
 
@@ -8,8 +8,9 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from tests.gitwork import commit_file, git, has_object, host_state, person, worker
-from wvo_mcp import gitsnap, state_folder
+from wvo_mcp import gitsnap
 from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.rules import state_folder
 
 TOP = PurePosixPath("/home/p/repo")
 

@@ -1,6 +1,6 @@
 """tidying.judge: which fact wins when several apply, and what each verdict says."""
 
-from wvo_mcp.tidying import SCRATCH_GRACE_S, Candidate, Task, judge
+from wvo_mcp.rules.tidying import SCRATCH_GRACE_S, Candidate, Task, judge
 
 LANDED = {"HEAD 0123456789ab": "main"}
 NOWHERE = {"HEAD 0123456789ab": None}

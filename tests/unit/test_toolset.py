@@ -2,8 +2,8 @@
 
 import pytest
 
+from wvo_mcp.edge.toolset import PROFILES, chosen, flat, lean, scope_allows
 from wvo_mcp.errors import ValidationFailed
-from wvo_mcp.toolset import PROFILES, chosen, flat, lean, scope_allows
 
 
 def test_lean_drops_titles_and_null_options_but_keeps_constraints() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from wvo_mcp.errors import IllegalTransition, WvoError
 from wvo_mcp.models import StatusName
-from wvo_mcp.transitions import TERMINAL, TRANSITIONS, Status, check_transition, legal_moves
+from wvo_mcp.rules.transitions import TERMINAL, TRANSITIONS, Status, check_transition, legal_moves
 
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATION = ROOT / "wvo_mcp" / "store" / "sql" / "sqlite" / "migrations" / "0001_core.sql"

@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from wvo_mcp import wsjf
+from wvo_mcp.rules import wsjf
 
 HORIZON = wsjf.DUE_HORIZON_SECONDS
 DAY = 24 * 3600

@@ -50,7 +50,7 @@ class Gateway:
     async def serving(self) -> AsyncIterator["Gateway"]:
         import uvicorn
 
-        from wvo_mcp import http_server
+        from wvo_mcp.edge import http_server
 
         # IPPROTO_TCP named: asyncio sets TCP_NODELAY on the connections it accepts only from
         # a listener whose protocol says TCP, and without it every call waits ~40 ms on Nagle

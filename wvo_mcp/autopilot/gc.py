@@ -27,10 +27,10 @@ from wvo_mcp.autopilot import inuse
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed, WvoError
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.rules.tidying import Candidate, Task, Verdict, judge
+from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services import landing
 from wvo_mcp.store import Tx
-from wvo_mcp.tidying import Candidate, Task, Verdict, judge
-from wvo_mcp.transitions import Status
 
 PLANNER = "wvo-planner"  # the planner's folder (worktrees and runs): no task's
 EVENTS_READ = 200  # of a cancelled task, newest first, looking for who cancelled it

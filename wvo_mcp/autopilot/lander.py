@@ -18,9 +18,10 @@ from typing import Literal, TypeVar
 
 import anyio
 
-from wvo_mcp import gitsnap, queueing, scratch_dirs
+from wvo_mcp import gitsnap, scratch_dirs
 from wvo_mcp.errors import LeaseLost, VerificationFailed, WvoError
 from wvo_mcp.orchestrator import Orchestrator, sandbox_summary
+from wvo_mcp.rules import merge_queue
 from wvo_mcp.services import landing
 from wvo_mcp.services.landing import Entry, Return
 from wvo_mcp.telemetry import Telemetry
@@ -280,11 +281,11 @@ class Lander:
         good, bad = (len(stacked), len(stacked) + 1) if verdicts[len(stacked)].passed else (
             0, len(stacked))  # fmt: skip
         while bad - good > 1:
-            points = queueing.probes(good, bad, self.options.slots)
+            points = merge_queue.probes(good, bad, self.options.slots)
             async with anyio.create_task_group() as group:
                 for n in points:
                     group.start_soon(self._probe, stacked, n, verdicts)
-            good, bad = queueing.narrow(good, bad, {n: verdicts[n].passed for n in points})
+            good, bad = merge_queue.narrow(good, bad, {n: verdicts[n].passed for n in points})
         rest = [item for item, _ in stacked[bad:]]  # after the culprit: tested again later
         if good:
             items = [item for item, _ in stacked[:good]]
@@ -340,7 +341,7 @@ class Lander:
         """Every check `tip` must pass, each on a fresh checkout of exactly it, in the sandbox,
         as many at once as there are slots."""
         tasks = [await self.orchestrator.get_task(item.task_id) for item in entries]
-        commands = queueing.checks(self.options.check, [t.verify_command for t in tasks])
+        commands = merge_queue.checks(self.options.check, [t.verify_command for t in tasks])
         results: dict[int, str | VerificationFailed] = {}
 
         async def run(index: int, command: str | list[str]) -> None:
@@ -421,7 +422,7 @@ class Lander:
     async def _send_back(
         self, fence: int, item: Entry, back: Return, persons: Sequence[str]
     ) -> None:
-        hold = queueing.hold_for_person(item.returns, self.options.max_returns, persons)
+        hold = merge_queue.hold_for_person(item.returns, self.options.max_returns, persons)
         try:
             outcome = await self.db.write(
                 partial(

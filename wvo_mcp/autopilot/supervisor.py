@@ -30,28 +30,19 @@ import anyio.to_thread
 from anyio.abc import Process, TaskGroup
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from wvo_mcp import (
-    gitsnap,
-    guidance,
-    providers,
-    queueing,
-    removal,
-    routing,
-    scratch_dirs,
-    state_folder,
-    timeutil,
-)
+from wvo_mcp import gitsnap, guidance, providers, removal, scratch_dirs, timeutil
 from wvo_mcp.autopilot import commands, events, isolation, lander, orphans, prompt, view
 from wvo_mcp.autopilot.gateway import Gateway
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed, WvoError
 from wvo_mcp.models import ClaimResult, RankedTask, RouteDecision, TaskDetail
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.rules import merge_queue, routing, state_folder
+from wvo_mcp.rules.transitions import Gate, Status
 from wvo_mcp.sandbox import egress, workers
 from wvo_mcp.services import landing
 from wvo_mcp.services.tokens import Scope
 from wvo_mcp.telemetry import Telemetry
-from wvo_mcp.transitions import Gate, Status
 
 T = TypeVar("T")
 
@@ -588,7 +579,7 @@ class Autopilot:
                 self._stuck = False
                 return
             near = launched and task.id not in deferred and self._avoiding
-            if near and queueing.overlaps(await self._touches(task.id), launched):
+            if near and merge_queue.overlaps(await self._touches(task.id), launched):
                 deferred.add(task.id)  # after the rest of this pass's ready work
                 ready.append(task)
                 continue
@@ -639,7 +630,7 @@ class Autopilot:
         near: list[RankedTask] = []
         for task in ranked:
             mine = await self._touches(task.id)
-            clash = queueing.overlaps(mine, busy)
+            clash = merge_queue.overlaps(mine, busy)
             branch = gitsnap.branch_name(task.id)
             if not clash and await self._in_repo(self.git.has_branch, branch):
                 tip = await self._in_repo(self.git.tip, branch)
@@ -660,7 +651,7 @@ class Autopilot:
         found = self._declared.get(task_id)
         if found is None:
             detail = await self.orchestrator.get_task(task_id)
-            found = self._declared[task_id] = queueing.declared(detail.metadata)
+            found = self._declared[task_id] = merge_queue.declared(detail.metadata)
         branch = gitsnap.branch_name(task_id)
         if await self._in_repo(self.git.has_branch, branch):
             tip = await self._in_repo(self.git.tip, branch)

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wvo_mcp.bounds import (
+from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.rules.bounds import (
     CPUS_RANGE,
     DEFAULT_TMP_MB,
     MEMORY_RANGE,
@@ -16,7 +17,6 @@ from wvo_mcp.bounds import (
     check_command,
     check_range,
 )
-from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.sandbox.toolchain import Toolchain
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.rules.transitions import Status
 from wvo_mcp.store import Row, Tx
-from wvo_mcp.transitions import Status
 
 # The board's columns, left to right.
 COLUMNS: tuple[str, ...] = (

@@ -12,10 +12,10 @@ from typing import Literal
 from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import IllegalTransition, LeaseLost
+from wvo_mcp.rules.transitions import Gate, Status
 from wvo_mcp.services import leases
 from wvo_mcp.services.tasks import record_event
 from wvo_mcp.store import Row, Tx
-from wvo_mcp.transitions import Gate, Status
 
 LANDER = "autopilot"
 OPEN = ("review", "queued", "testing", "landing", "held")

@@ -6,15 +6,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from wvo_mcp import gitsnap, retry, timeutil
+from wvo_mcp import gitsnap, timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import IllegalTransition, LeaseLost, NotFound, ValidationFailed
 from wvo_mcp.gitsnap import Snapshot
 from wvo_mcp.models import CheckpointResult, LeaseResult, UpdateResult, UsageResult
+from wvo_mcp.rules import retry
+from wvo_mcp.rules.transitions import Actor, Gate, Status, check_transition, needs_approval
 from wvo_mcp.services import routes, rows
 from wvo_mcp.services.tasks import record_event
 from wvo_mcp.store import Row, Tx
-from wvo_mcp.transitions import Actor, Gate, Status, check_transition, needs_approval
 
 
 @dataclass(frozen=True)

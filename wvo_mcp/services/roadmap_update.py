@@ -14,14 +14,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from wvo_mcp import timeutil, wsjf
+from wvo_mcp import timeutil
 from wvo_mcp.errors import ValidationFailed
-from wvo_mcp.graph import check as graph_check
 from wvo_mcp.models import TaskSpec
+from wvo_mcp.rules import wsjf
+from wvo_mcp.rules.graph import check as graph_check
+from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services.leases import await_approval, gated
 from wvo_mcp.services.tasks import create_tasks, score_params
 from wvo_mcp.store import Row, Tx
-from wvo_mcp.transitions import Status
 
 # Why an entry for a task in each of these states is not applied.
 LEFT_AS_IT_IS = {

@@ -5,7 +5,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from wvo_mcp import routing, timeutil
+from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import NotFound, ValidationFailed
 from wvo_mcp.models import (
@@ -21,7 +21,8 @@ from wvo_mcp.models import (
     UsageResult,
 )
 from wvo_mcp.providers import Providers
-from wvo_mcp.routing import Breaker, Outcome
+from wvo_mcp.rules import routing
+from wvo_mcp.rules.routing import Breaker, Outcome
 from wvo_mcp.store import Answer, Row, Tx
 
 

@@ -6,10 +6,11 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from wvo_mcp import timeutil, wsjf
+from wvo_mcp import timeutil
 from wvo_mcp.models import Checkpoint, ClaimedTask, Event, RankedTask, TaskSummary
+from wvo_mcp.rules import wsjf
+from wvo_mcp.rules.transitions import Status
 from wvo_mcp.store import Row
-from wvo_mcp.transitions import Status
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -21,12 +21,12 @@ from wvo_mcp.config import Settings
 from wvo_mcp.errors import NotFound
 from wvo_mcp.models import ClaimRefusal, ClaimResult, PlanNextResult, QueueCounts
 from wvo_mcp.providers import Providers
-from wvo_mcp.routing import Decision
+from wvo_mcp.rules.routing import Decision
+from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services import routes, rows
 from wvo_mcp.services.leases import lose_lease
 from wvo_mcp.services.tasks import record_event, rescore
 from wvo_mcp.store import Row, Tx
-from wvo_mcp.transitions import Status
 
 SCORE_REFRESH_SECONDS = 60.0
 

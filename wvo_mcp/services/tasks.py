@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from wvo_mcp import graph, timeutil, wsjf
+from wvo_mcp import timeutil
 from wvo_mcp.errors import NotFound, ValidationFailed
 from wvo_mcp.models import (
     Checkpoint,
@@ -18,9 +18,10 @@ from wvo_mcp.models import (
     TaskPage,
     TaskSpec,
 )
+from wvo_mcp.rules import graph, wsjf
+from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services import rows
 from wvo_mcp.store import Row, Tx
-from wvo_mcp.transitions import Status
 
 RECENT_EVENTS = 10
 

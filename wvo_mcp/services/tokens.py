@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, cast, get_args
 
-from wvo_mcp import identity, timeutil
+from wvo_mcp import timeutil
 from wvo_mcp.errors import NotFound, ValidationFailed
+from wvo_mcp.rules import identity
 from wvo_mcp.store import Row, Tx
 
 Role = Literal["agent", "person", "operator"]

@@ -7,11 +7,12 @@ agent runs on."""
 from dataclasses import dataclass
 from datetime import datetime
 
-from wvo_mcp import routing, timeutil
+from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.models import UsageResult
 from wvo_mcp.providers import Providers
+from wvo_mcp.rules import routing
 from wvo_mcp.services import leases, routes
 from wvo_mcp.services.tasks import record_event
 from wvo_mcp.services.tokens import Scope

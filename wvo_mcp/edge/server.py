@@ -22,8 +22,9 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, StringConstraints
 
-from wvo_mcp import __version__, access, guidance, identity, protocol, toolset
+from wvo_mcp import __version__, guidance
 from wvo_mcp.config import Settings
+from wvo_mcp.edge import access, protocol, toolset
 from wvo_mcp.errors import WvoError
 from wvo_mcp.models import (
     AgentId,
@@ -56,10 +57,11 @@ from wvo_mcp.models import (
 )
 from wvo_mcp.monitor import HealthMonitor
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.routing import Outcome
+from wvo_mcp.rules import identity
+from wvo_mcp.rules.routing import Outcome
+from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services import usage
 from wvo_mcp.telemetry import Telemetry, annotate
-from wvo_mcp.transitions import Status
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ Bearer tokens are required (access.py: the SDK's token-verifier hook, so a reque
 a valid one gets 401 with `WWW-Authenticate: Bearer … resource_metadata=…`, and the OAuth
 protected-resource metadata is served); `--no-auth` is for loopback only. DNS-rebinding
 protection checks every request's Host (and Origin) header; a dashboard POST's Origin must be
-exactly this server's own. Admission control (admission.py) caps the requests in flight and
+exactly this server's own. Admission control (http_limits.py) caps the requests in flight and
 each token's rate.
 
 Answers are JSON, never a stream: no tool here sends anything before its result, and no
@@ -56,11 +56,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from wvo_mcp import access, protocol
-from wvo_mcp.admission import Admission, Limits, Refusal
 from wvo_mcp.config import Settings
+from wvo_mcp.edge import access, protocol
+from wvo_mcp.edge.http_limits import Admission, Limits, Refusal
+from wvo_mcp.edge.stdio import MAX_LINE_BYTES
 from wvo_mcp.errors import Busy, StoreUnavailable, ValidationFailed
-from wvo_mcp.stdio import MAX_LINE_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -266,8 +266,8 @@ def quiet_sdk_transport(settings: Settings) -> None:
 
 def app(settings: Settings, options: Options) -> Starlette:
     """The ASGI app: the SDK's streamable HTTP transport, stateless, over build_server."""
+    from wvo_mcp.edge.server import build_server
     from wvo_mcp.orchestrator import Orchestrator
-    from wvo_mcp.server import build_server
 
     options.check()
     quiet_sdk_transport(settings)
@@ -303,7 +303,7 @@ def app(settings: Settings, options: Options) -> Starlette:
     if not options.dashboard:
         built.add_middleware(HostGuard, settings=options.transport_security())
         return built
-    from wvo_mcp.dashboard import routes
+    from wvo_mcp.edge.dashboard import routes
 
     def current() -> Orchestrator | None:
         return opened[-1] if opened else None

@@ -1,4 +1,4 @@
-"""The merge queue's pure decisions (wvo_mcp/queueing.py): the bisection that finds the first
+"""The merge queue's pure decisions (wvo_mcp/rules/merge_queue.py): the bisection that finds the first
 failing prefix of a batch, who gets a submission that does not land, and what a tree must
 pass."""
 
@@ -7,7 +7,7 @@ from collections.abc import Callable
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wvo_mcp import queueing
+from wvo_mcp.rules import merge_queue
 
 SEARCH = settings(max_examples=500, deadline=None, derandomize=True, database=None)
 
@@ -26,7 +26,7 @@ def bisect(n: int, slots: int, fails: Callable[[int], bool]) -> tuple[int, int, 
     batch (bad=n): (good, bad, rounds), each round's probes checked on the way."""
     good, bad, rounds = 0, n, 0
     while True:
-        points = queueing.probes(good, bad, slots)
+        points = merge_queue.probes(good, bad, slots)
         if not points:
             return good, bad, rounds
         rounds += 1
@@ -34,7 +34,7 @@ def bisect(n: int, slots: int, fails: Callable[[int], bool]) -> tuple[int, int, 
         assert len(points) == len(set(points)), points
         assert len(points) <= slots, points
         assert all(good < p < bad for p in points), (good, bad, points)
-        good, bad = queueing.narrow(good, bad, {p: not fails(p) for p in points})
+        good, bad = merge_queue.narrow(good, bad, {p: not fails(p) for p in points})
 
 
 @settings(SEARCH)
@@ -72,25 +72,25 @@ def test_bisection_finds_every_first_failing_prefix_exhaustively() -> None:
 
 
 def test_probes_spread_evenly_and_stop_when_the_culprit_is_found() -> None:
-    assert queueing.probes(0, 8, 1) == [4]
-    assert queueing.probes(0, 9, 2) == [3, 6]
-    assert queueing.probes(0, 3, 8) == [1, 2]  # no more probes than prefixes between
-    assert queueing.probes(4, 5, 3) == []
-    assert queueing.probes(5, 5, 3) == []
-    assert queueing.probes(0, 4, 0) == [2]  # no slot configured still makes progress
+    assert merge_queue.probes(0, 8, 1) == [4]
+    assert merge_queue.probes(0, 9, 2) == [3, 6]
+    assert merge_queue.probes(0, 3, 8) == [1, 2]  # no more probes than prefixes between
+    assert merge_queue.probes(4, 5, 3) == []
+    assert merge_queue.probes(5, 5, 3) == []
+    assert merge_queue.probes(0, 4, 0) == [2]  # no slot configured still makes progress
 
 
 def test_narrow_takes_the_shortest_failure_and_the_longest_pass_below_it() -> None:
-    assert queueing.narrow(0, 10, {3: True, 6: False, 8: False}) == (3, 6)
+    assert merge_queue.narrow(0, 10, {3: True, 6: False, 8: False}) == (3, 6)
     # A pass above a failure does not count: the failure bounds the search.
-    assert queueing.narrow(0, 10, {3: False, 6: True}) == (0, 3)
+    assert merge_queue.narrow(0, 10, {3: False, 6: True}) == (0, 3)
     # Outcomes outside (good, bad) are stale and ignored.
-    assert queueing.narrow(4, 8, {2: False, 9: True, 6: True}) == (6, 8)
+    assert merge_queue.narrow(4, 8, {2: False, 9: True, 6: True}) == (6, 8)
 
 
 def test_hold_for_person_names_the_persons_commits() -> None:
     commits = [f"{n:x}" * 40 for n in range(1, 8)]
-    reason = queueing.hold_for_person(0, 3, commits)
+    reason = merge_queue.hold_for_person(0, 3, commits)
     assert reason is not None
     assert "person" in reason
     for shown in commits[:5]:
@@ -100,23 +100,23 @@ def test_hold_for_person_names_the_persons_commits() -> None:
 
 
 def test_hold_for_person_after_too_many_returns() -> None:
-    assert queueing.hold_for_person(2, 3, []) is None
-    reason = queueing.hold_for_person(3, 3, [])
+    assert merge_queue.hold_for_person(2, 3, []) is None
+    reason = merge_queue.hold_for_person(3, 3, [])
     assert reason is not None and "3" in reason and "--max-returns" in reason
-    assert queueing.hold_for_person(5, 3, []) is not None
+    assert merge_queue.hold_for_person(5, 3, []) is not None
     # A person's conflicting commit wins over the count, whatever it is.
-    both = queueing.hold_for_person(9, 3, ["a" * 40])
+    both = merge_queue.hold_for_person(9, 3, ["a" * 40])
     assert both is not None and "a" * 12 in both
 
 
 def test_checks_project_first_each_once_none_skipped() -> None:
-    assert queueing.checks(
+    assert merge_queue.checks(
         "make check", ["pytest", None, "make check", "pytest", ["ruff", "."]]
     ) == [
         "make check",
         "pytest",
         ["ruff", "."],
     ]
-    assert queueing.checks(None, [None, ["a", "b"], ["a", "b"], "a b"]) == [["a", "b"], "a b"]
-    assert queueing.checks(None, []) == []
-    assert queueing.checks("only", [None]) == ["only"]
+    assert merge_queue.checks(None, [None, ["a", "b"], ["a", "b"], "a b"]) == [["a", "b"], "a b"]
+    assert merge_queue.checks(None, []) == []
+    assert merge_queue.checks("only", [None]) == ["only"]

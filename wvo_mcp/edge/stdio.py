@@ -45,7 +45,7 @@ from mcp.types import (
 )
 from pydantic import ValidationError
 
-from wvo_mcp import protocol
+from wvo_mcp.edge import protocol
 
 MAX_LINE_BYTES = 16 * 1024 * 1024  # four times the largest task_create batch, escapes and all
 

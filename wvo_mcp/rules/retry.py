@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from wvo_mcp.transitions import Status
+from wvo_mcp.rules.transitions import Status
 
 
 @dataclass(frozen=True, slots=True)

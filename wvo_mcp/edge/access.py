@@ -20,11 +20,13 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, CallToolResult, TextContent
 from pydantic import BaseModel
 
-from wvo_mcp import identity, timeutil, toolset
+from wvo_mcp import timeutil
+from wvo_mcp.edge import toolset
+from wvo_mcp.edge.toolset import WORKER_MOVES
 from wvo_mcp.errors import ValidationFailed, WvoError
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.rules import identity
 from wvo_mcp.services import tokens, usage
-from wvo_mcp.toolset import WORKER_MOVES
 
 log = logging.getLogger(__name__)
 

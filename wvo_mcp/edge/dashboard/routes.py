@@ -32,13 +32,15 @@ from starlette.responses import (
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from wvo_mcp import access, backups, identity, timeutil
-from wvo_mcp.dashboard import render
-from wvo_mcp.dashboard.live import Hub
+from wvo_mcp import backups, timeutil
+from wvo_mcp.edge import access
+from wvo_mcp.edge.dashboard import render
+from wvo_mcp.edge.dashboard.live import Hub
 from wvo_mcp.errors import NotFound, WvoError
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.rules import identity
+from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services.board import Filters
-from wvo_mcp.transitions import Status
 
 PATH = "/dashboard"
 COOKIE = "wvo_dashboard"
@@ -163,7 +165,7 @@ async def _fields(request: Request, action: str) -> dict[str, Any]:
 
 
 def _static(name: str) -> str:
-    return resources.files("wvo_mcp.dashboard").joinpath("static", name).read_text("utf-8")
+    return resources.files("wvo_mcp.edge.dashboard").joinpath("static", name).read_text("utf-8")
 
 
 class Dashboard:

@@ -1,0 +1,4 @@
+"""The pure rules: decisions with no I/O, which import nothing above `errors` and `timeutil`.
+
+Transitions, WSJF, retries, the task graph, routing, identities, the bounds of a command, what
+the merge queue probes next, what tidying may remove and which paths the state folder owns."""
