@@ -1,6 +1,6 @@
-"""The merge queue's pure decisions (wvo_mcp/rules/merge_queue.py): the bisection that finds the first
-failing prefix of a batch, who gets a submission that does not land, and what a tree must
-pass."""
+"""The merge queue's pure decisions (wvo_mcp/rules/merge_queue.py): the bisection that finds
+the first failing prefix of a batch, who gets a submission that does not land, and what a tree
+must pass."""
 
 from collections.abc import Callable
 
