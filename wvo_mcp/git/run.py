@@ -115,7 +115,7 @@ def locate(workspace: Path) -> Repo | None:
 
 
 class Git:
-    """git commands on one repository, run as wvo_mcp.git says."""
+    """git commands on one repository, run as the module docstring says."""
 
     def __init__(self, repo: Repo, cwd: Path, exclude: Sequence[Path] = ()) -> None:
         self.repo = repo
