@@ -1,4 +1,4 @@
-"""Real repositories for the gitsnap tests: a person's repository, a worker's clone of it
+"""Real repositories for the wvo_mcp.git tests: a person's repository, a worker's clone of it
 (built by the code under test), raw trees no porcelain would write, and the host state a
 refused call must leave as it was."""
 
@@ -6,7 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from wvo_mcp import gitsnap
+from wvo_mcp.git import Git, locate, trees
 
 
 def git_env(home: Path) -> dict[str, str]:
@@ -32,7 +32,7 @@ def git(cwd: Path, *args: str | bytes, data: bytes | None = None) -> str:
     return done.stdout.decode(errors="replace").strip()
 
 
-def person(path: Path, object_format: str = "sha1") -> gitsnap.Git:
+def person(path: Path, object_format: str = "sha1") -> Git:
     """The person's repository with one commit on main, and the trusted Git on it."""
     path.mkdir(parents=True)
     git(path, "init", "-q", "-b", "main", f"--object-format={object_format}")
@@ -41,14 +41,14 @@ def person(path: Path, object_format: str = "sha1") -> gitsnap.Git:
     (path / "tool.sh").chmod(0o755)
     git(path, "add", ".")
     git(path, "commit", "-qm", "first")
-    repo = gitsnap.locate(path)
+    repo = locate(path)
     assert repo is not None
-    return gitsnap.Git(repo, path)
+    return Git(repo, path)
 
 
-def worker(host: gitsnap.Git, path: Path, branch: str = "wvo/T1") -> Path:
+def worker(host: Git, path: Path, branch: str = "wvo/T1") -> Path:
     """A worker's repository cloned from the person's HEAD, as the autopilot makes it."""
-    host.clone_for_worker(path, host.head(), branch)
+    trees.clone_for_worker(host, path, host.head(), branch)
     return path
 
 
@@ -78,7 +78,7 @@ def commit_tree(repo: Path, tree: str, *parents: str) -> str:
     return git(repo, "commit-tree", tree, *args, "-m", "raw")
 
 
-def host_state(host: gitsnap.Git) -> tuple[str, list[str]]:
+def host_state(host: Git) -> tuple[str, list[str]]:
     """Every ref of the person's repository and every file in its object store."""
     refs = git(host.repo.top, "for-each-ref", "--format=%(refname) %(objectname)")
     objects = host.common_dir / "objects"

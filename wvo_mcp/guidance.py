@@ -32,9 +32,9 @@ from functools import partial
 from importlib import resources
 from pathlib import Path
 
-from wvo_mcp import gitsnap
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import NotFound, WvoError
+from wvo_mcp.git import Git, locate, trees
 
 # Resolved once: the packaged folder is trusted, and a symlink in a source checkout.
 PACKAGED = (Path(str(resources.files("wvo_mcp"))) / "data" / "directives").resolve()
@@ -61,15 +61,15 @@ class Sources:
     """Where directives are read from (the module docstring says in which order)."""
 
     state_root: Path  # the person's copies are in state_root/directives
-    git: gitsnap.Git | None = None  # the project's repository; None: no committed copies
+    git: Git | None = None  # the project's repository; None: no committed copies
     commit: str = "HEAD"  # the project's copies are those committed here
 
 
 def sources(settings: Settings) -> Sources:
     """The state folder, and the workspace's repository found now: one that appears later
     (a sandboxed command could plant it) is never read."""
-    repo = gitsnap.locate(settings.workspace_root)
-    return Sources(settings.state_root, None if repo is None else gitsnap.Git(repo, repo.top))
+    repo = locate(settings.workspace_root)
+    return Sources(settings.state_root, None if repo is None else Git(repo, repo.top))
 
 
 def _is_directive(filename: str) -> bool:
@@ -144,7 +144,7 @@ def _read_committed(where: Sources, only: str | None = None) -> dict[str, Direct
     if where.git is None:
         return {}
     try:
-        files = where.git.read_tree_files(where.commit, FOLDER, FILE_NAME, MAX_BYTES)
+        files = trees.read_tree_files(where.git, where.commit, FOLDER, FILE_NAME, MAX_BYTES)
     except (OSError, subprocess.SubprocessError, WvoError) as exc:
         # Unreadable history must not stop the server: the weaker copies show through.
         log.warning("directives committed at %s not read: %s", where.commit, exc)

@@ -12,10 +12,11 @@ from typing import Any, Literal
 
 import anyio
 
-from wvo_mcp import gitsnap, queue_figures, sandbox, store, timeutil
 from wvo_mcp import providers as provider_config
+from wvo_mcp import queue_figures, sandbox, store, timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import NotFound, ValidationFailed, VerificationFailed, WvoError
+from wvo_mcp.git import Git, locate, snapshots
 from wvo_mcp.models import (
     AgentIdentity,
     Checkpoint,
@@ -92,11 +93,11 @@ class Orchestrator:
         self.providers = providers
         self.clock = clock  # injected by tests for exact lease and back-off times
         # Found once: a repository a sandboxed command plants later is never used.
-        repo = gitsnap.locate(settings.workspace_root)
+        repo = locate(settings.workspace_root)
         self.git = (
             None
             if repo is None
-            else gitsnap.Git(repo, settings.workspace_root.resolve(), [settings.state_root])
+            else Git(repo, settings.workspace_root.resolve(), [settings.state_root])
         )
 
     @classmethod
@@ -370,7 +371,7 @@ class Orchestrator:
         snap = None
         if git_snapshot and self.git is not None:
             snap = await anyio.to_thread.run_sync(
-                self.git.snapshot, f"wvo-mcp checkpoint of {task_id}: {summary[:200]}"
+                snapshots.snapshot, self.git, f"wvo-mcp checkpoint of {task_id}: {summary[:200]}"
             )
         result = await self.db.write(
             partial(
@@ -884,7 +885,7 @@ class Orchestrator:
             raise ValidationFailed(
                 f"{self.settings.workspace_root.resolve()} is not in a git repository"
             )
-        return await anyio.to_thread.run_sync(git.snapshot_diff, head, commit, max_bytes)
+        return await anyio.to_thread.run_sync(snapshots.snapshot_diff, git, head, commit, max_bytes)
 
     async def rollback(self, task_id: str, seq: int, *, force: bool, apply: bool) -> str:
         """Restore the workspace's files from a checkpoint's snapshot; returns what changes."""
@@ -894,15 +895,15 @@ class Orchestrator:
             raise ValidationFailed(
                 f"{self.settings.workspace_root.resolve()} is not in a git repository"
             )
-        changes = await anyio.to_thread.run_sync(git.diff_stat, commit)
+        changes = await anyio.to_thread.run_sync(snapshots.diff_stat, git, commit)
         if apply:
-            dirty = await anyio.to_thread.run_sync(git.uncommitted)
+            dirty = await anyio.to_thread.run_sync(snapshots.uncommitted, git)
             if dirty and not force:
                 raise ValidationFailed(
                     "the workspace has uncommitted work that the rollback would overwrite:\n"
                     f"{dirty}\ncommit or stash it, or pass --force"
                 )
-            await anyio.to_thread.run_sync(git.restore, commit)
+            await anyio.to_thread.run_sync(snapshots.restore, git, commit)
         return changes
 
     async def token_add(

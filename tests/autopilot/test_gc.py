@@ -1,5 +1,5 @@
 """`wvo-mcp autopilot gc`: what it removes and what it keeps, on real repositories (workers'
-repositories made by gitsnap.Git.clone_for_worker, commits taken and landed as the lander
+repositories made by trees.clone_for_worker, commits taken and landed as the lander
 does) and a real SQLite database written through the services."""
 
 import os
@@ -18,9 +18,10 @@ import pytest
 from tests.autopilot.conftest import env, make_project
 from tests.conftest import ROOT
 from tests.gitwork import commit_file, git
-from wvo_mcp import gitsnap, scratch_dirs
+from wvo_mcp import scratch_dirs
 from wvo_mcp.autopilot import gc
 from wvo_mcp.config import Settings
+from wvo_mcp.git import Git, branch_name, intake, locate, read_head, stacking, trees
 from wvo_mcp.models import TaskSpec
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.transitions import Gate, Status
@@ -36,7 +37,7 @@ OLD = 3600.0  # seconds: older than any grace
 class World:
     orch: Orchestrator
     settings: Settings
-    git: gitsnap.Git
+    git: Git
     repo: Path
     worktrees: Path
     runs: Path
@@ -50,11 +51,11 @@ class World:
     def worker(self, task_id: str, run: int = 1, *, commit: bool = True) -> Path:
         """A worker's repository for a run of the task, as the autopilot makes it (on
         wvo/<task> at main's tip, with main beside), with one commit of the worker's."""
-        path = self.worktrees / gitsnap.branch_name(task_id).removeprefix("wvo/") / str(run)
+        path = self.worktrees / branch_name(task_id).removeprefix("wvo/") / str(run)
         path.parent.mkdir(parents=True, exist_ok=True)
         tip = self.git.tip("main")
-        branch = gitsnap.branch_name(task_id)
-        self.git.clone_for_worker(path, tip, branch, "w", "w@localhost", {"main": tip})
+        branch = branch_name(task_id)
+        trees.clone_for_worker(self.git, path, tip, branch, "w", "w@localhost", {"main": tip})
         if commit:
             commit_file(path, f"{task_id}.txt", f"work of {task_id}\n")
         logs = self.runs / branch.removeprefix("wvo/")
@@ -68,12 +69,13 @@ class World:
         claim = await self.orch.claim("w", task_id, gate=Gate.LAND)
         assert claim.claimed and claim.lease_token is not None, claim
         await self.orch.update_status(task_id, Status.NEEDS_REVIEW, "w", claim.lease_token)
-        tip = gitsnap.read_head(path / ".git")
+        tip = read_head(path / ".git")
         assert tip is not None
-        branch = gitsnap.branch_name(task_id)
+        branch = branch_name(task_id)
         old = self.git.tip(branch) if self.git.has_branch(branch) else None
         if old != tip:
-            self.git.take_commits(path / ".git" / "objects", tip, f"refs/heads/{branch}", old)
+            objects = path / ".git" / "objects"
+            intake.take_commits(self.git, objects, tip, f"refs/heads/{branch}", old)
         return await self.orch.take_submission(task_id, tip, self.git.tip("main"), target)
 
     async def land(self, item: landing.Entry, strategy: str = "rebase") -> str:
@@ -86,8 +88,8 @@ class World:
         assert fence is not None
         await write(partial(landing.start, target="main", run=RUN, fence=fence, ids=[item.id]))
         old = self.git.tip("main")
-        new = (self.git.rebase_onto(old, item.commit, "land") if strategy == "rebase"
-               else self.git.merge_onto(old, item.commit, "land"))  # fmt: skip
+        new = (stacking.rebase_onto(self.git, old, item.commit, "land") if strategy == "rebase"
+               else stacking.merge_onto(self.git, old, item.commit, "land"))  # fmt: skip
         assert isinstance(new, str), new
         landing_id = await write(
             partial(
@@ -156,7 +158,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     project = make_project(tmp_path)
     settings = Settings.from_env(env(project))
     orch = await Orchestrator.open(settings)
-    repo = gitsnap.locate(project["repo"])
+    repo = locate(project["repo"])
     assert repo is not None
     scratch = tmp_path / "tmp"
     scratch.mkdir()
@@ -167,7 +169,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         yield World(
             orch,
             settings,
-            gitsnap.Git(repo, repo.top, exclude=[settings.state_root]),
+            Git(repo, repo.top, exclude=[settings.state_root]),
             project["repo"],
             tmp_path / "repo.wvo-worktrees",
             settings.state_root / "runs",

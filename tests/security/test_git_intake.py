@@ -23,33 +23,33 @@ from tests.gitwork import (
     raw_tree,
     worker,
 )
-from wvo_mcp import gitsnap
 from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.git import Git, intake, read_head, snapshots, trees
 
 REF = "refs/heads/wvo/T1"
 
 
 @pytest.fixture
-def host(tmp_path: Path) -> gitsnap.Git:
+def host(tmp_path: Path) -> Git:
     return person(tmp_path / "person")
 
 
 # -- read_head ------------------------------------------------------------------------------
 
 
-def test_head_a_link_to_a_file_outside_is_not_read(host: gitsnap.Git, tmp_path: Path) -> None:
+def test_head_a_link_to_a_file_outside_is_not_read(host: Git, tmp_path: Path) -> None:
     w = worker(host, tmp_path / "w")
     tip = commit_file(w, "a", "a\n")
     head = w / ".git" / "HEAD"
     head.unlink()
     head.symlink_to("/etc/passwd")
-    assert gitsnap.read_head(w / ".git") is None
+    assert read_head(w / ".git") is None
     # Even a link to a file holding a perfectly good id.
     elsewhere = tmp_path / "elsewhere"
     elsewhere.write_text(tip + "\n")
     head.unlink()
     head.symlink_to(elsewhere)
-    assert gitsnap.read_head(w / ".git") is None
+    assert read_head(w / ".git") is None
 
 
 @pytest.mark.parametrize(
@@ -69,62 +69,62 @@ def test_head_a_link_to_a_file_outside_is_not_read(host: gitsnap.Git, tmp_path: 
     ],
 )
 def test_head_naming_anything_but_a_plain_branch_or_id_is_refused(
-    host: gitsnap.Git, tmp_path: Path, content: str
+    host: Git, tmp_path: Path, content: str
 ) -> None:
     w = worker(host, tmp_path / "w")
     commit_file(w, "a", "a\n")
     (w / ".git" / "HEAD").write_text(content)
-    assert gitsnap.read_head(w / ".git") is None
+    assert read_head(w / ".git") is None
 
 
-def test_refs_are_resolved_once_and_never_through_links(host: gitsnap.Git, tmp_path: Path) -> None:
+def test_refs_are_resolved_once_and_never_through_links(host: Git, tmp_path: Path) -> None:
     w = worker(host, tmp_path / "w")
     tip = commit_file(w, "a", "a\n")
     loose = w / ".git" / "refs" / "heads" / "wvo" / "T1"
     # A second hop: the branch file is itself a symbolic ref.
     loose.write_text("ref: refs/heads/main\n")
     git(w, "update-ref", "refs/heads/main", tip)
-    assert gitsnap.read_head(w / ".git") is None
+    assert read_head(w / ".git") is None
     # A link to a file outside that holds an id.
     (tmp_path / "planted").write_text(tip + "\n")
     loose.unlink()
     loose.symlink_to(tmp_path / "planted")
-    assert gitsnap.read_head(w / ".git") is None
+    assert read_head(w / ".git") is None
     # A folder on the way swapped for a link to another repository's refs.
     loose.unlink()
     (w / ".git" / "refs" / "heads" / "wvo").rmdir()
     (w / ".git" / "refs" / "heads" / "wvo").symlink_to(tmp_path / "person" / ".git" / "refs")
-    assert gitsnap.read_head(w / ".git") is None
+    assert read_head(w / ".git") is None
     # A FIFO where HEAD should be: refused at once, never waited on.
     (w / ".git" / "HEAD").unlink()
     os.mkfifo(w / ".git" / "HEAD")
-    assert gitsnap.read_head(w / ".git") is None
+    assert read_head(w / ".git") is None
 
 
 def test_a_git_folder_that_is_a_link_or_a_gitdir_file_is_not_followed(
-    host: gitsnap.Git, tmp_path: Path
+    host: Git, tmp_path: Path
 ) -> None:
     w = worker(host, tmp_path / "w")
     commit_file(w, "a", "a\n")
     (w / ".git").rename(tmp_path / "moved")
     (w / ".git").symlink_to(host.repo.git_dir)
-    assert gitsnap.read_head(w / ".git") is None
+    assert read_head(w / ".git") is None
     (w / ".git").unlink()
     (w / ".git").write_text(f"gitdir: {tmp_path / 'moved'}\n")
-    assert gitsnap.read_head(w / ".git") is None
+    assert read_head(w / ".git") is None
 
 
-def test_oversized_head_and_packed_refs_are_not_read(host: gitsnap.Git, tmp_path: Path) -> None:
+def test_oversized_head_and_packed_refs_are_not_read(host: Git, tmp_path: Path) -> None:
     w = worker(host, tmp_path / "w")
     tip = commit_file(w, "a", "a\n")
     git(w, "pack-refs", "--all")
-    assert gitsnap.read_head(w / ".git") == tip
+    assert read_head(w / ".git") == tip
     packed = w / ".git" / "packed-refs"
     with packed.open("a") as out:
         out.write("# padding\n" * (4 * 1024 * 1024))
-    assert gitsnap.read_head(w / ".git") is None
+    assert read_head(w / ".git") is None
     (w / ".git" / "HEAD").write_text("ref: refs/heads/wvo/T1" + " " * 5000 + "\n")
-    assert gitsnap.read_head(w / ".git") is None
+    assert read_head(w / ".git") is None
 
 
 # -- take_commits ---------------------------------------------------------------------------
@@ -139,7 +139,7 @@ def secret_repo(tmp_path: Path) -> tuple[Path, str]:
 
 
 def test_objects_named_through_the_worker_alternates_are_not_taken(
-    host: gitsnap.Git, tmp_path: Path
+    host: Git, tmp_path: Path
 ) -> None:
     private, secret = secret_repo(tmp_path)
     w = worker(host, tmp_path / "w")
@@ -150,16 +150,16 @@ def test_objects_named_through_the_worker_alternates_are_not_taken(
     tree = raw_tree(w, [("100644", b"stolen", secret)])
     tip = commit_tree(w, tree, git(w, "rev-parse", "HEAD"))
     git(w, "update-ref", "HEAD", tip)
-    assert gitsnap.read_head(w / ".git") == tip
+    assert read_head(w / ".git") == tip
     before = host_state(host)
     with pytest.raises(ValidationFailed, match="could not pack"):
-        host.take_commits(w / ".git" / "objects", tip, REF, None)
+        intake.take_commits(host, w / ".git" / "objects", tip, REF, None)
     assert not has_object(host.repo.top, secret)
     assert not has_object(host.repo.top, tip)
     assert host_state(host) == before
 
 
-def test_object_files_that_are_links_are_not_copied(host: gitsnap.Git, tmp_path: Path) -> None:
+def test_object_files_that_are_links_are_not_copied(host: Git, tmp_path: Path) -> None:
     private, secret = secret_repo(tmp_path)
     w = worker(host, tmp_path / "w")
     tree = raw_tree(w, [("100644", b"stolen", secret)])
@@ -170,7 +170,7 @@ def test_object_files_that_are_links_are_not_copied(host: gitsnap.Git, tmp_path:
     (w / ".git" / "objects" / secret[:2] / secret[2:]).symlink_to(source)
     before = host_state(host)
     with pytest.raises(ValidationFailed, match="could not pack"):
-        host.take_commits(w / ".git" / "objects", tip, REF, None)
+        intake.take_commits(host, w / ".git" / "objects", tip, REF, None)
     assert not has_object(host.repo.top, secret)
     assert host_state(host) == before
     # The whole object folder swapped for a link to the private one.
@@ -178,14 +178,12 @@ def test_object_files_that_are_links_are_not_copied(host: gitsnap.Git, tmp_path:
     objects.rename(w / ".git" / "objects.real")
     objects.symlink_to(private / ".git" / "objects")
     with pytest.raises(ValidationFailed, match="symbolic links"):
-        host.take_commits(objects, tip, REF, None)
+        intake.take_commits(host, objects, tip, REF, None)
     assert not has_object(host.repo.top, secret)
     assert host_state(host) == before
 
 
-def test_what_the_worker_plants_in_its_repository_never_runs(
-    host: gitsnap.Git, tmp_path: Path
-) -> None:
+def test_what_the_worker_plants_in_its_repository_never_runs(host: Git, tmp_path: Path) -> None:
     marker = tmp_path / "RAN"
     w = worker(host, tmp_path / "w")
     run = f"touch {marker}; cat"
@@ -216,22 +214,22 @@ def test_what_the_worker_plants_in_its_repository_never_runs(
         subprocess.run(["git", *step], cwd=w, env=env, check=True, capture_output=True)
     assert marker.exists(), "control: the plant is armed"
     marker.unlink()
-    tip = gitsnap.read_head(w / ".git")
+    tip = read_head(w / ".git")
     assert tip is not None
     base = host.head()
-    assert host.take_commits(w / ".git" / "objects", tip, REF, None)
+    assert intake.take_commits(host, w / ".git" / "objects", tip, REF, None)
     out = tmp_path / "out"
     out.mkdir()
-    host.materialize(tip, out)
+    trees.materialize(host, tip, out)
     assert host.diff(base, "wvo/T1")
-    assert host.snapshot_diff(base, tip, 10**6)[0]
-    host.clone_for_worker(tmp_path / "w2", tip, "wvo/T1")
+    assert snapshots.snapshot_diff(host, base, tip, 10**6)[0]
+    trees.clone_for_worker(host, tmp_path / "w2", tip, "wvo/T1")
     assert (tmp_path / "w2" / "a").read_text() == "a\n"
     assert not marker.exists()
 
 
 def test_trees_with_git_or_dot_dot_entries_are_refused_by_index_pack(
-    host: gitsnap.Git, tmp_path: Path
+    host: Git, tmp_path: Path
 ) -> None:
     w = worker(host, tmp_path / "w")
     payload = blob(w, b"[core]\n\tfsmonitor = touch /tmp/owned\n")
@@ -243,47 +241,47 @@ def test_trees_with_git_or_dot_dot_entries_are_refused_by_index_pack(
         # An empty name does not even parse, so pack-objects stops first.
         refused = "could not pack" if name == b"" else "index-pack --strict refused"
         with pytest.raises(ValidationFailed, match=refused):
-            host.take_commits(w / ".git" / "objects", tip, REF, None)
+            intake.take_commits(host, w / ".git" / "objects", tip, REF, None)
         assert not has_object(host.repo.top, tip), name
         assert host_state(host) == before
 
 
-def test_a_ref_that_moved_is_not_overwritten(host: gitsnap.Git, tmp_path: Path) -> None:
+def test_a_ref_that_moved_is_not_overwritten(host: Git, tmp_path: Path) -> None:
     w = worker(host, tmp_path / "w")
     first = commit_file(w, "a", "1\n")
-    host.take_commits(w / ".git" / "objects", first, REF, None)
+    intake.take_commits(host, w / ".git" / "objects", first, REF, None)
     second = commit_file(w, "a", "2\n")
     # Someone else moved the branch meanwhile.
     other = git(host.repo.top, "commit-tree", f"{first}^{{tree}}", "-p", first, "-m", "other")
     git(host.repo.top, "update-ref", REF, other)
     before = host_state(host)
     with pytest.raises(ValidationFailed, match="moved"):
-        host.take_commits(w / ".git" / "objects", second, REF, first)
+        intake.take_commits(host, w / ".git" / "objects", second, REF, first)
     with pytest.raises(ValidationFailed, match="moved"):
-        host.take_commits(w / ".git" / "objects", second, REF, None)
+        intake.take_commits(host, w / ".git" / "objects", second, REF, None)
     assert host_state(host) == before
 
 
 def test_a_ref_moved_while_the_objects_were_taken_is_not_overwritten(
-    host: gitsnap.Git, tmp_path: Path
+    host: Git, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The compare-and-swap itself: the ref moves after the first check."""
     w = worker(host, tmp_path / "w")
     tip = commit_file(w, "a", "1\n")
     base = host.head()
+    install = intake._install_pack
 
-    class Racing(gitsnap.Git):
-        def _install_pack(self, incoming: Path, name: str) -> None:
-            super()._install_pack(incoming, name)
-            git(self.repo.top, "update-ref", REF, base)
+    def racing(into: Git, incoming: Path, name: str) -> None:
+        install(into, incoming, name)
+        git(into.repo.top, "update-ref", REF, base)
 
-    racing = Racing(host.repo, host.repo.top)
+    monkeypatch.setattr(intake, "_install_pack", racing)
     with pytest.raises(ValidationFailed, match="moved"):
-        racing.take_commits(w / ".git" / "objects", tip, REF, None)
+        intake.take_commits(host, w / ".git" / "objects", tip, REF, None)
     assert host.tip("wvo/T1") == base
 
 
-def test_intake_limits_and_bad_arguments(host: gitsnap.Git, tmp_path: Path) -> None:
+def test_intake_limits_and_bad_arguments(host: Git, tmp_path: Path) -> None:
     w = worker(host, tmp_path / "w")
     (w / "big").write_bytes(os.urandom(200_000))
     git(w, "add", "big")
@@ -292,26 +290,24 @@ def test_intake_limits_and_bad_arguments(host: gitsnap.Git, tmp_path: Path) -> N
     objects = w / ".git" / "objects"
     before = host_state(host)
     with pytest.raises(ValidationFailed, match="intake limit"):
-        host.take_commits(objects, tip, REF, None, max_bytes=100_000)
+        intake.take_commits(host, objects, tip, REF, None, max_bytes=100_000)
     for bad_tip, ref in ((tip[:39], REF), (tip.upper(), REF), ("HEAD", REF),
                          (tip, "wvo/T1"), (tip, "refs/heads/a..b")):  # fmt: skip
         with pytest.raises(ValidationFailed):
-            host.take_commits(objects, bad_tip, ref, None)
+            intake.take_commits(host, objects, bad_tip, ref, None)
     with pytest.raises(ValidationFailed, match="absolute"):
-        host.take_commits(Path("w/.git/objects"), tip, REF, None)
+        intake.take_commits(host, Path("w/.git/objects"), tip, REF, None)
     # A tip that is a tree, not a commit.
     tree = git(w, "rev-parse", "HEAD^{tree}")
     with pytest.raises(ValidationFailed, match="not a commit"):
-        host.take_commits(objects, tree, REF, None)
+        intake.take_commits(host, objects, tree, REF, None)
     assert host_state(host) == before
 
 
 # -- materialize ----------------------------------------------------------------------------
 
 
-def test_a_link_written_earlier_cannot_redirect_a_later_write(
-    host: gitsnap.Git, tmp_path: Path
-) -> None:
+def test_a_link_written_earlier_cannot_redirect_a_later_write(host: Git, tmp_path: Path) -> None:
     top = host.repo.top
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -322,7 +318,7 @@ def test_a_link_written_earlier_cannot_redirect_a_later_write(
         dest = tmp_path / "dest"
         dest.mkdir()
         with pytest.raises(ValidationFailed, match=r"'a/x'.*link or a file earlier"):
-            host.materialize(commit_tree(top, tree), dest)
+            trees.materialize(host, commit_tree(top, tree), dest)
         assert list(dest.iterdir()) == []
         assert list(outside.iterdir()) == []
         dest.rmdir()
@@ -334,7 +330,7 @@ def test_a_link_written_earlier_cannot_redirect_a_later_write(
         [("100644", b"a", blob(top, b"1\n")), ("100644", b"a", blob(top, b"2\n"))],
     ):
         with pytest.raises(ValidationFailed, match="'a"):
-            host.materialize(commit_tree(top, raw_tree(top, entries)), dest)
+            trees.materialize(host, commit_tree(top, raw_tree(top, entries)), dest)
         assert list(dest.iterdir()) == []
 
 
@@ -344,7 +340,7 @@ def test_a_link_written_earlier_cannot_redirect_a_later_write(
      [b"a/../../x"], [b"/etc/x"], [b"ok", b".git"], [b".git. "]],
 )  # fmt: skip
 def test_paths_that_could_escape_or_reach_a_git_folder_are_refused(
-    host: gitsnap.Git, tmp_path: Path, path: list[bytes]
+    host: Git, tmp_path: Path, path: list[bytes]
 ) -> None:
     top = host.repo.top
     entry = raw_tree(top, [("100644", path[-1], blob(top, b"payload\n"))])
@@ -354,28 +350,28 @@ def test_paths_that_could_escape_or_reach_a_git_folder_are_refused(
     dest = tmp_path / "sub" / "dest"
     dest.mkdir(parents=True)
     with pytest.raises(ValidationFailed, match=r"unsafe path|\.git entry"):
-        host.materialize(commit, dest)
+        trees.materialize(host, commit, dest)
     assert list(dest.iterdir()) == []
     assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["dest"]
 
 
-def test_materialize_limits(host: gitsnap.Git, tmp_path: Path) -> None:
+def test_materialize_limits(host: Git, tmp_path: Path) -> None:
     top = host.repo.top
     tree = raw_tree(top, [("100644", f"f{n}".encode(), blob(top, b"x" * 1000)) for n in range(5)])
     commit = commit_tree(top, tree)
     dest = tmp_path / "dest"
     dest.mkdir()
     with pytest.raises(ValidationFailed, match="over 4 files"):
-        host.materialize(commit, dest, max_files=4)
+        trees.materialize(host, commit, dest, max_files=4)
     assert list(dest.iterdir()) == []
     with pytest.raises(ValidationFailed, match="over 3500 bytes"):
-        host.materialize(commit, dest, max_bytes=3500)
+        trees.materialize(host, commit, dest, max_bytes=3500)
     assert list(dest.iterdir()) == []
     with pytest.raises(ValidationFailed, match="not a commit"):
-        host.materialize(tree, dest)
+        trees.materialize(host, tree, dest)
     link = tmp_path / "link"
     link.symlink_to(dest)
     with pytest.raises(ValidationFailed, match="symbolic links"):
-        host.materialize(commit, link)
-    host.materialize(commit, dest)
+        trees.materialize(host, commit, link)
+    trees.materialize(host, commit, dest)
     assert len(list(dest.iterdir())) == 5

@@ -1,4 +1,4 @@
-"""The trusted git calls (wvo_mcp/gitsnap.py) run no driver the repository's configuration
+"""The trusted git calls (wvo_mcp/git/) run no driver the repository's configuration
 names, whatever the name: a driver name may hold any byte git allows in a subsection (all but
 NUL and newline), '=' included, which a `-c name=` switch-off would have split. Every
 filter (clean, smudge, process), diff (textconv, command) and merge driver here would leave a
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.gitwork import git_env
-from wvo_mcp import gitsnap
+from wvo_mcp.git import Git, config_env, locate, snapshots
 
 # Bytes that end an attribute value in .gitattributes (attr.c): names holding them are
 # configured (git must still parse the switch-offs) but cannot be selected.
@@ -81,7 +81,7 @@ def armed_repo(root: Path, marks: Path) -> Path:
     ).stdout.split(b"\0")  # fmt: skip
     assert set(keys) <= set(listed)
     # The base commit is made with the drivers off, so the control starts from no marks.
-    quiet = {**git_env(repo), **gitsnap.config_env([os.fsdecode(k) for k in keys])}
+    quiet = {**git_env(repo), **config_env([os.fsdecode(k) for k in keys])}
     for step in (
         ["add", "-A"],
         ["commit", "-qm", "base"],
@@ -118,25 +118,25 @@ def test_git_accepts_every_byte_but_newline_in_a_subsection(tmp_path: Path) -> N
 
 def run_every_method(repo: Path, worktree: Path) -> None:
     """Each Git method that touches the index or the working tree, on the armed repo."""
-    g = gitsnap.Git(gitsnap.locate(repo) or pytest.fail("no repo"), repo)
-    base = g._git([], "rev-parse", "main~1")
+    g = Git(locate(repo) or pytest.fail("no repo"), repo)
+    base = g.output([], "rev-parse", "main~1")
     for n in range(len(names())):
         (repo / f"f{n}").write_text("dirty\n")
         (repo / f"p{n}").write_text("dirty\n")
-    snap = g.snapshot("s")
-    assert g.uncommitted()
-    assert "f0" in g.diff_stat(base)
+    snap = snapshots.snapshot(g, "s")
+    assert snapshots.uncommitted(g)
+    assert "f0" in snapshots.diff_stat(g, base)
     assert "f0" in g.diff(base, "work")
-    assert g.snapshot_diff(snap.head, snap.commit, 10**7)[0]
+    assert snapshots.snapshot_diff(g, snap.head, snap.commit, 10**7)[0]
     for n in range(len(names())):
         (repo / f"f{n}").write_text("changed again\n")
-    g.restore(snap.commit)
+    snapshots.restore(g, snap.commit)
     assert (repo / "f0").read_text() == "dirty\n"
     g.add_worktree(worktree, "work", base)
-    here = gitsnap.Git(gitsnap.locate(worktree) or pytest.fail("no worktree"), worktree)
+    here = Git(locate(worktree) or pytest.fail("no worktree"), worktree)
     # Every f* conflicts; the merge driver, switched off, cannot resolve any of them.
     assert here.rebase("main")
-    assert here.uncommitted() == ""
+    assert snapshots.uncommitted(here) == ""
     g.remove_worktree(worktree)
     assert not worktree.exists()
 
@@ -191,8 +191,8 @@ def test_a_driver_behind_a_conditional_include_does_not_run(tmp_path: Path) -> N
     deeper.write_text("[include]\n\tpath = hidden.cfg\n")
     git(repo, "config", "includeIf.onbranch:wvo/**.path", str(hidden))
     git(repo, "config", "includeIf.gitdir:**/worktrees/**.path", "../../deeper.cfg")
-    g = gitsnap.Git(gitsnap.locate(repo) or pytest.fail("no repo"), repo)
-    assert "filter.hid.smudge" in g._no_drivers()
+    g = Git(locate(repo) or pytest.fail("no repo"), repo)
+    assert "filter.hid.smudge" in g.no_drivers()
     g.add_worktree(tmp_path / "wt", "wvo/x", g.head())
     assert (tmp_path / "wt" / "f").read_text() == "base\n"
     assert list(marks.iterdir()) == []

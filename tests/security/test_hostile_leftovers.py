@@ -22,9 +22,10 @@ import pytest
 from tests.autopilot.conftest import RUN_TIMEOUT_S, autopilot, backlog, env, make_project
 from tests.conftest import ROOT
 from tests.security.tenancy import statuses, worktree
-from wvo_mcp import gitsnap, removal
+from wvo_mcp import removal
 from wvo_mcp.autopilot import gc
 from wvo_mcp.config import Settings
+from wvo_mcp.git import judging
 from wvo_mcp.orchestrator import Orchestrator
 
 pytestmark = pytest.mark.anyio
@@ -118,7 +119,7 @@ async def test_tidy_and_gc_keep_a_repository_whatever_its_worker_left(
 
 def without_file_permissions_override() -> list[str]:
     """A command prefix under which permission bits stop this user (see
-    tests/unit/test_gitsnap_judging.py)."""
+    tests/unit/test_git_judging.py)."""
     if os.geteuid() != 0:
         return []
     if shutil.which("setpriv") is None:
@@ -159,7 +160,7 @@ async def test_files_the_autopilot_cannot_read_keep_the_repository(
 async def test_gc_keeps_a_repository_with_more_files_than_it_may_read(
     project: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Past gitsnap._WALK_ENTRIES (500,000: a million files would take minutes to read) it
+    """Past judging._WALK_ENTRIES (500,000: a million files would take minutes to read) it
     does not judge; the cap is lowered here, in gc run in-process, to keep the test short."""
     left = {f"many/{n}.txt": "x\n" for n in range(600)}
     await backlog(project, [{"id": "many", "title": "leaves many files",
@@ -167,7 +168,7 @@ async def test_gc_keeps_a_repository_with_more_files_than_it_may_read(
     ran = autopilot(project)
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert kept_by_tidy(ran.stdout, project, "many").startswith("it has files nobody committed")
-    monkeypatch.setattr(gitsnap, "_WALK_ENTRIES", 500)
+    monkeypatch.setattr(judging, "_WALK_ENTRIES", 500)
     settings = Settings.from_env(env(project))
     orchestrator = await Orchestrator.open(settings)
     try:

@@ -15,6 +15,7 @@ from tests.autopilot.conftest import autopilot, backlog, git
 from tests.autopilot.test_toolchain import venv_project
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import VerificationFailed
+from wvo_mcp.git import trees
 from wvo_mcp.orchestrator import Orchestrator
 
 pytestmark = pytest.mark.anyio
@@ -54,7 +55,7 @@ async def project(tmp_path: Path) -> AsyncIterator[tuple[Orchestrator, Path, Pat
     checkout = tmp_path / "checkout"
     checkout.mkdir()
     assert orchestrator.git is not None
-    orchestrator.git.materialize(orchestrator.git.head(), checkout)
+    trees.materialize(orchestrator.git, orchestrator.git.head(), checkout)
     try:
         yield orchestrator, repo, checkout
     finally:

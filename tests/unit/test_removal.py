@@ -17,6 +17,7 @@ from tests.conftest import ROOT
 from tests.gitwork import git, person
 from wvo_mcp import removal, scratch_dirs
 from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.git import trees
 
 
 @pytest.fixture(autouse=True)
@@ -124,5 +125,5 @@ def test_a_tree_written_half_way_is_removed_however_deep(tmp_path: Path) -> None
     dest = tmp_path / "checkout"
     dest.mkdir()
     with pytest.raises(ValidationFailed, match=r"holds over 1024 bytes \(at 'z.bin'\)"):
-        host.materialize(host.head(), dest, max_bytes=1024)
+        trees.materialize(host, host.head(), dest, max_bytes=1024)
     assert list(dest.iterdir()) == []

@@ -8,8 +8,8 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from tests.gitwork import commit_file, git, has_object, host_state, person, worker
-from wvo_mcp import gitsnap
 from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.git import Git, Protected, intake
 from wvo_mcp.rules import state_folder
 
 TOP = PurePosixPath("/home/p/repo")
@@ -88,7 +88,7 @@ def test_refusal_names_the_paths_the_folder_and_what_to_do() -> None:
 # -- take_commits, on real repositories -----------------------------------------------------
 
 
-def guarded(tmp_path: Path, state: str = ".wvo") -> gitsnap.Git:
+def guarded(tmp_path: Path, state: str = ".wvo") -> Git:
     """The person's repository with its state folder inside it, ignored by git, and the
     Git the autopilot makes on it (the state folder excluded)."""
     host = person(tmp_path / "person")
@@ -98,7 +98,7 @@ def guarded(tmp_path: Path, state: str = ".wvo") -> gitsnap.Git:
     git(top, "commit", "-qm", "ignore the state folder")
     (top / state).mkdir(parents=True)
     (top / state / "providers.yaml").write_text("version: 1\n")
-    return gitsnap.Git(host.repo, top, exclude=[top / state])
+    return Git(host.repo, top, exclude=[top / state])
 
 
 def force_commit(w: Path, name: str, link: str | None = None) -> str:
@@ -113,11 +113,11 @@ def force_commit(w: Path, name: str, link: str | None = None) -> str:
     return git(w, "rev-parse", "HEAD")
 
 
-def refused(host: gitsnap.Git, w: Path, tip: str, old: str | None = None) -> gitsnap.Protected:
+def refused(host: Git, w: Path, tip: str, old: str | None = None) -> Protected:
     """take_commits refuses `tip` and leaves the person's repository as it was."""
     before = host_state(host)
-    with pytest.raises(gitsnap.Protected) as caught:
-        host.take_commits(w / ".git" / "objects", tip, "refs/heads/wvo/T1", old)
+    with pytest.raises(Protected) as caught:
+        intake.take_commits(host, w / ".git" / "objects", tip, "refs/heads/wvo/T1", old)
     assert host_state(host) == before
     assert not has_object(host.repo.top, tip)
     assert isinstance(caught.value, ValidationFailed)  # a refusal like any other intake's
@@ -133,9 +133,9 @@ def test_the_state_folder_is_protected_as_named_and_as_resolved(tmp_path: Path) 
     elsewhere.mkdir()
     (top / "linked").symlink_to(elsewhere)
     outside = tmp_path / "outside"
-    linked = gitsnap.Git(host.repo, top, exclude=[top / "linked", top / "in" / "..", outside])
+    linked = Git(host.repo, top, exclude=[top / "linked", top / "in" / "..", outside])
     assert linked.protected == ["linked", ""]  # the link itself; `in/..` is the top
-    assert gitsnap.Git(host.repo, top, exclude=[outside]).protected == []
+    assert Git(host.repo, top, exclude=[outside]).protected == []
 
 
 def test_a_file_in_the_state_folder_is_refused_and_nothing_taken(tmp_path: Path) -> None:
@@ -165,7 +165,7 @@ def test_a_link_in_place_of_a_folder_leading_to_it_is_refused(tmp_path: Path) ->
     assert host.protected == ["var/wvo"]
     w = worker(host, tmp_path / "w")
     commit_file(w, "var/other.txt", "fine\n")  # beside the state folder: allowed
-    ok = host.take_commits(w / ".git" / "objects", git(w, "rev-parse", "HEAD"),
+    ok = intake.take_commits(host, w / ".git" / "objects", git(w, "rev-parse", "HEAD"),
                            "refs/heads/wvo/T1", None)  # fmt: skip
     assert len(ok) == 1
     git(w, "rm", "-rq", "var")
@@ -209,15 +209,19 @@ def test_ordinary_commits_and_a_repository_without_the_folder_inside_are_taken(
     w = worker(host, tmp_path / "w")
     commit_file(w, ".wvo2/x", "a neighbour\n")
     tip = commit_file(w, "src/.wvo/x", "deeper, elsewhere\n")
-    assert len(host.take_commits(w / ".git" / "objects", tip, "refs/heads/wvo/T1", None)) == 2
+    assert (
+        len(intake.take_commits(host, w / ".git" / "objects", tip, "refs/heads/wvo/T1", None)) == 2
+    )
     assert git(host.repo.top, "rev-parse", "wvo/T1") == tip
     # The same commits into a repository whose state folder lies elsewhere: nothing to guard.
     other = person(tmp_path / "other")
-    plain = gitsnap.Git(other.repo, other.repo.top, exclude=[tmp_path / "state"])
+    plain = Git(other.repo, other.repo.top, exclude=[tmp_path / "state"])
     assert plain.protected == []
     w2 = worker(plain, tmp_path / "w2")
     tip = force_commit(w2, ".wvo/providers.yaml")
-    assert plain.take_commits(w2 / ".git" / "objects", tip, "refs/heads/wvo/T1", None) == [tip]
+    assert intake.take_commits(plain, w2 / ".git" / "objects", tip, "refs/heads/wvo/T1", None) == [
+        tip
+    ]
 
 
 def test_a_repository_that_ignores_case_folds_it(tmp_path: Path) -> None:

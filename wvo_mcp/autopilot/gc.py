@@ -5,8 +5,8 @@ facts tidying.judge needs, and remove what it allows. A dry run removes nothing 
 same verdicts.
 
 A worker's repository is hostile data (docs/security.md): git never runs in it. Its refs
-are read as files (gitsnap.read_refs) and its files are compared with its HEAD's tree from
-the person's repository (Git.differs); reachability is asked of the person's repository
+are read as files (git.refs.read_refs) and its files are compared with its HEAD's tree from
+the person's repository (git.judging.differs); reachability is asked of the person's repository
 only. Nothing found is followed through a symbolic link."""
 
 import dataclasses
@@ -22,10 +22,11 @@ from typing import Literal
 
 import anyio.to_thread
 
-from wvo_mcp import gitsnap, removal, scratch_dirs, timeutil
+from wvo_mcp import removal, scratch_dirs, timeutil
 from wvo_mcp.autopilot import inuse
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed, WvoError
+from wvo_mcp.git import Git, Unjudged, branch_name, judging, locate, read_refs
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.tidying import Candidate, Task, Verdict, judge
 from wvo_mcp.rules.transitions import Status
@@ -150,15 +151,15 @@ def _outcome(c: Candidate, remove: bool, reason: str) -> Outcome:
     return Outcome(c.what, "remove" if remove else "keep", reason)
 
 
-def _person_repo(settings: Settings) -> gitsnap.Git:
+def _person_repo(settings: Settings) -> Git:
     workspace = settings.workspace_root.resolve()
-    repo = gitsnap.locate(workspace)
+    repo = locate(workspace)
     if repo is None:
         raise ValidationFailed(
             f"{workspace} is not in a git repository: run gc where the autopilot ran, or point "
             "WVO_WORKSPACE_ROOT at its repository"
         )
-    return gitsnap.Git(repo, repo.top, exclude=[settings.state_root])
+    return Git(repo, repo.top, exclude=[settings.state_root])
 
 
 def task_of(name: str) -> str | None:
@@ -167,7 +168,7 @@ def task_of(name: str) -> str | None:
     if name == PLANNER:
         return None
     task_id = urllib.parse.unquote(name)
-    return task_id if task_id and gitsnap.branch_name(task_id) == f"wvo/{name}" else None
+    return task_id if task_id and branch_name(task_id) == f"wvo/{name}" else None
 
 
 # -- the database's facts ----------------------------------------------------------------
@@ -221,7 +222,7 @@ def _landed(tx: Tx, task_id: str) -> _Landed | None:
 class _Places:
     def __init__(
         self,
-        git: gitsnap.Git,
+        git: Git,
         worktrees: Path,
         runs: Path,
         scratch: Path,
@@ -305,17 +306,17 @@ class _Places:
         if odd is not None:
             return _Found(dataclasses.replace(base, odd=odd), _never)
         remove = partial(_remove_tree, path)
-        refs = gitsnap.read_refs(path / ".git")
+        refs = read_refs(path / ".git")
         if refs is None:
             why = "its refs cannot be read as data (a link, an odd file or no commit in its .git)"
             return _Found(dataclasses.replace(base, unreadable=why), remove, task_id)
         head = refs["HEAD"]
         try:
-            stray = tuple(self.git.differs(head, path, most=20))
+            stray = tuple(judging.differs(self.git, head, path, most=20))
         except ValidationFailed:
             why = f"its HEAD {head[:SHORT]} is in no repository but its own: work never taken"
             return _Found(dataclasses.replace(base, unreadable=why), remove, task_id)
-        except gitsnap.Unjudged as exc:
+        except Unjudged as exc:
             why = f"its files cannot be judged: {exc}"
             return _Found(dataclasses.replace(base, unreadable=why), remove, task_id)
         except Exception as exc:  # whatever a worker left there, gc goes on to the next

@@ -18,8 +18,9 @@ from typing import Literal, TypeVar
 
 import anyio
 
-from wvo_mcp import gitsnap, scratch_dirs
+from wvo_mcp import scratch_dirs
 from wvo_mcp.errors import LeaseLost, VerificationFailed, WvoError
+from wvo_mcp.git import Blocked, Conflict, Git, stacking, trees
 from wvo_mcp.orchestrator import Orchestrator, sandbox_summary
 from wvo_mcp.rules import merge_queue
 from wvo_mcp.services import landing
@@ -64,7 +65,7 @@ class Lander:
         self,
         orchestrator: Orchestrator,
         telemetry: Telemetry,
-        git: gitsnap.Git,
+        git: Git,
         in_repo: Callable[..., Awaitable[object]],
         options: Options,
         run_id: str,
@@ -196,7 +197,7 @@ class Lander:
         landing's intent stays, and a later pass completes it (_recover)."""
         try:
             moved = await self._git(self.git.move_branch, self.target, new, old)
-        except gitsnap.Blocked as exc:
+        except Blocked as exc:
             if str(exc) != self._held:
                 self.say(f"landing onto {self.target} waits: {exc}")
             self._held = str(exc)
@@ -256,7 +257,7 @@ class Lander:
         tip = old
         for item in entries:
             found = await self._git(self._stack, tip, item)
-            if isinstance(found, gitsnap.Conflict):
+            if isinstance(found, Conflict):
                 await self._conflict(fence, item, found, old)
             else:
                 if found == tip:  # no empty commit is made: the target moves not for it
@@ -319,15 +320,15 @@ class Lander:
             )
         self.red = Red(self.target, commit, verdict.output[-OUTPUT_TAIL:])
 
-    def _stack(self, onto: str, item: Entry) -> str | gitsnap.Conflict:
+    def _stack(self, onto: str, item: Entry) -> str | Conflict:
         message = (
             f"Land {item.task_id} ({item.author}) onto {self.target}\n\n"
             f"wvo-mcp merge queue: {item.commit}"
         )
         if self.options.strategy == "rebase":
             state = self.orchestrator.settings.state_root  # its scratch worktree's owner
-            return self.git.rebase_onto(onto, item.commit, message, state)
-        return self.git.merge_onto(onto, item.commit, message)
+            return stacking.rebase_onto(self.git, onto, item.commit, message, state)
+        return stacking.merge_onto(self.git, onto, item.commit, message)
 
     async def _probe(
         self, stacked: list[tuple[Entry, str]], n: int, into: dict[int, Verdict]
@@ -347,7 +348,7 @@ class Lander:
         async def run(index: int, command: str | list[str]) -> None:
             async with self._slots:
                 results[index] = await checked(
-                    self.orchestrator, partial(self._git, self.git.materialize), tip, command
+                    self.orchestrator, partial(self._git, trees.materialize, self.git), tip, command
                 )
 
         async with anyio.create_task_group() as group:
@@ -373,7 +374,7 @@ class Lander:
 
     # -- what does not land ------------------------------------------------------------
 
-    async def _conflict(self, fence: int, item: Entry, found: gitsnap.Conflict, old: str) -> None:
+    async def _conflict(self, fence: int, item: Entry, found: Conflict, old: str) -> None:
         persons = await self._persons(item, found.files, old)
         files = ", ".join(found.files[:10]) + (" …" if len(found.files) > 10 else "")
         back = Return(

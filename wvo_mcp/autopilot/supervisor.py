@@ -30,11 +30,24 @@ import anyio.to_thread
 from anyio.abc import Process, TaskGroup
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from wvo_mcp import gitsnap, guidance, providers, removal, scratch_dirs, timeutil
+from wvo_mcp import guidance, providers, removal, scratch_dirs, timeutil
 from wvo_mcp.autopilot import commands, events, isolation, lander, orphans, prompt, view
 from wvo_mcp.autopilot.gateway import Gateway
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed, WvoError
+from wvo_mcp.git import (
+    Git,
+    Protected,
+    Unjudged,
+    branch_name,
+    intake,
+    judging,
+    locate,
+    read_head,
+    read_refs,
+    stacking,
+    trees,
+)
 from wvo_mcp.models import ClaimResult, RankedTask, RouteDecision, TaskDetail
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import merge_queue, routing, state_folder
@@ -162,14 +175,14 @@ class Autopilot:
                     f"the autopilot runs every worker in a sandbox, and none works here: {why}"
                 )
         workspace = settings.workspace_root.resolve()
-        repo = gitsnap.locate(workspace)
+        repo = locate(workspace)
         if repo is None:
             raise ValidationFailed(
                 f"{workspace} is not in a git repository: the autopilot gives each worker a "
                 "repository of its own made from it; run `git init` there (with a first "
                 "commit) or point WVO_WORKSPACE_ROOT at a repository"
             )
-        self.git = gitsnap.Git(repo, repo.top, exclude=[settings.state_root])
+        self.git = Git(repo, repo.top, exclude=[settings.state_root])
         self.worktrees = options.worktrees or repo.top.with_name(repo.top.name + ".wvo-worktrees")
         self.runs = settings.state_root / "runs"
         self.gateway = Gateway(orchestrator, settings)
@@ -262,11 +275,11 @@ class Autopilot:
 
     def _task_dir(self, task_id: str) -> Path:
         """Where a task's repositories live: one per run, never reused."""
-        return self.worktrees / gitsnap.branch_name(task_id).removeprefix("wvo/")
+        return self.worktrees / branch_name(task_id).removeprefix("wvo/")
 
     def _run_dir(self, task_id: str) -> Path:
         """Where a task's runs keep their logs."""
-        run_dir = self.runs / gitsnap.branch_name(task_id).removeprefix("wvo/")
+        run_dir = self.runs / branch_name(task_id).removeprefix("wvo/")
         run_dir.mkdir(parents=True, exist_ok=True)
         return run_dir
 
@@ -357,7 +370,7 @@ class Autopilot:
         """The project's CLAUDE.md and AGENTS.md as committed at the base commit: a worker's
         prompt carries them, and its CLI reads none from the repository it works in (where
         another worker may have written them)."""
-        found = self.git.read_tree_files(base, "", INSTRUCTIONS, INSTRUCTIONS_BYTES)
+        found = trees.read_tree_files(self.git, base, "", INSTRUCTIONS, INSTRUCTIONS_BYTES)
         return "\n\n".join(
             f"## {name} (at {base[:12]})\n\n{text.decode('utf-8', 'replace').strip()}"
             for name, text in sorted(found.items())
@@ -519,7 +532,7 @@ class Autopilot:
             repo = _newest_repo(self._task_dir(task_id))
             if repo is None:
                 continue
-            start = await self._start_commit(gitsnap.branch_name(task_id), base)
+            start = await self._start_commit(branch_name(task_id), base)
             self.say(f"{task_id}: taking {author}'s submission its autopilot left untaken")
             await self._take_submission(author, task_id, repo, start)
 
@@ -631,12 +644,12 @@ class Autopilot:
         for task in ranked:
             mine = await self._touches(task.id)
             clash = merge_queue.overlaps(mine, busy)
-            branch = gitsnap.branch_name(task.id)
+            branch = branch_name(task.id)
             if not clash and await self._in_repo(self.git.has_branch, branch):
                 tip = await self._in_repo(self.git.tip, branch)
                 for commit in queued:
-                    if await self._cached(("conflicts", tip, commit), self.git.conflicts, tip,
-                                          commit):  # fmt: skip
+                    if await self._cached(("conflicts", tip, commit), stacking.conflicts,
+                                          self.git, tip, commit):  # fmt: skip
                         clash = True
                         break
             (near if clash else apart).append(task)
@@ -652,7 +665,7 @@ class Autopilot:
         if found is None:
             detail = await self.orchestrator.get_task(task_id)
             found = self._declared[task_id] = merge_queue.declared(detail.metadata)
-        branch = gitsnap.branch_name(task_id)
+        branch = branch_name(task_id)
         if await self._in_repo(self.git.has_branch, branch):
             tip = await self._in_repo(self.git.tip, branch)
             found = found + await self._cached(
@@ -661,7 +674,7 @@ class Autopilot:
         return found
 
     async def _cached(
-        self, key: tuple[str, ...], fn: Callable[..., list[str]], *args: str
+        self, key: tuple[str, ...], fn: Callable[..., list[str]], *args: object
     ) -> list[str]:
         """Git's answers about commits never change: asked once per run."""
         if key not in self._answers:
@@ -721,7 +734,7 @@ class Autopilot:
         assert claim.task is not None and claim.lease_token is not None
         task_id, attempt = claim.task.id, claim.attempt or 1
         detail = await self.orchestrator.get_task(task_id)
-        branch = gitsnap.branch_name(task_id)
+        branch = branch_name(task_id)
         start = await self._start_commit(branch, base)
         run_dir = self._run_dir(task_id)
         run = _next_run(run_dir)
@@ -730,7 +743,7 @@ class Autopilot:
         onto = self.lander.target
         also = {onto: await self._in_repo(self.git.tip, onto)} if onto else {}
         await self._in_repo(
-            self.git.clone_for_worker, repo, start, branch, slot.agent_id,
+            trees.clone_for_worker, self.git, repo, start, branch, slot.agent_id,
             "wvo-mcp-worker@localhost", also,
         )  # fmt: skip
         text = prompt.worker_prompt(
@@ -961,9 +974,9 @@ class Autopilot:
         hold) is a failed attempt; so are commits that change the state folder (inside the
         repository), which never reach it: for `--merge leave` and the queue alike, the
         next attempt starts from a checkpoint naming the paths."""
-        branch = gitsnap.branch_name(task_id)
+        branch = branch_name(task_id)
         try:
-            tip = gitsnap.read_head(repo / ".git")
+            tip = read_head(repo / ".git")
             if tip is None:
                 raise ValidationFailed("its repository's HEAD names no commit")
             old = await self._in_repo(self._branch_tip, branch)
@@ -971,7 +984,7 @@ class Autopilot:
             try:
                 if old != tip:
                     taken = await self._in_repo(
-                        self.git.take_commits, repo / ".git" / "objects", tip,
+                        intake.take_commits, self.git, repo / ".git" / "objects", tip,
                         f"refs/heads/{branch}", old,
                     )  # fmt: skip
             except ValidationFailed:
@@ -980,7 +993,7 @@ class Autopilot:
                 if await self._in_repo(self._branch_tip, branch) != tip:
                     raise
             item = await self.orchestrator.take_submission(task_id, tip, start, self.lander.target)
-        except gitsnap.Protected as exc:
+        except Protected as exc:
             summary, details = state_folder.refusal(exc.paths, exc.folders, exc.tip)
             await self.lander.refuse(task_id, landing.Return(summary, details, exc.paths))
             return
@@ -1044,7 +1057,9 @@ class Autopilot:
         run = _next_run(run_dir)
         repo = self.worktrees / "wvo-planner" / run
         repo.parent.mkdir(parents=True, exist_ok=True)
-        await self._in_repo(self.git.clone_for_worker, repo, base, "wvo-planner", slot.agent_id)
+        await self._in_repo(
+            trees.clone_for_worker, self.git, repo, base, "wvo-planner", slot.agent_id
+        )
         self.say(f"{slot.agent_id} plans: {goal}")
         text = f"{directive.strip()}\n\n{self._instructions}\n\n# Goal\n\n{goal}\n"
         finish = await self._run_cli(
@@ -1068,7 +1083,7 @@ class Autopilot:
         task_id, commit = item.task_id, item.commit
         try:
             detail = await self.orchestrator.get_task(task_id)
-            branch = gitsnap.branch_name(task_id)
+            branch = branch_name(task_id)
             diff = await self._in_repo(self.git.diff, base, commit)
             if len(diff) > REVIEW_DIFF_CHARS:
                 diff = diff[:REVIEW_DIFF_CHARS] + "\n[... cut: read the rest in the checkout]"
@@ -1081,7 +1096,7 @@ class Autopilot:
             with scratch_dirs.temporary("review", self.settings.state_root) as scratch:
                 checkout = Path(scratch) / "checkout"
                 checkout.mkdir()
-                await self._in_repo(self.git.materialize, commit, checkout)
+                await self._in_repo(trees.materialize, self.git, commit, checkout)
                 finish = await self._run_cli(
                     slot,
                     task_id,
@@ -1146,7 +1161,7 @@ class Autopilot:
 
     def _unlanded(self, repo: Path, landed: Sequence[str]) -> str:
         """What in a worker's repository did not land (read as data), or "" if nothing."""
-        refs = gitsnap.read_refs(repo / ".git")
+        refs = read_refs(repo / ".git")
         if refs is None:
             return "its refs could not be read as data"
         # Every ref (a side branch, a stash), not only HEAD: work anywhere in it keeps it.
@@ -1158,8 +1173,8 @@ class Autopilot:
         if unlanded:
             return f"its commits are not all in what landed ({', '.join(unlanded[:5])})"
         try:
-            differs = self.git.differs(refs["HEAD"], repo)
-        except gitsnap.Unjudged as exc:
+            differs = judging.differs(self.git, refs["HEAD"], repo)
+        except Unjudged as exc:
             return f"its files could not be judged: {exc}"
         shown = ", ".join(differs[:5]) + (" …" if len(differs) > 5 else "")
         return f"it has files nobody committed: {shown}" if differs else ""

@@ -4,9 +4,9 @@ repository, a task's branch, a task's run logs, or a run's leftover scratch fold
 Nothing is lost (issue 22): work goes only once its commits are reachable from the target,
 or from what a landed queue entry brought in, or once a person cancelled its task. A live
 lease or an open queue entry protects everything of its task; files nobody committed keep a
-repository (but for those its HEAD's committed .gitignore ignores: Git.differs leaves them
+repository (but for those its HEAD's committed .gitignore ignores: git.judging.differs leaves them
 out of `stray`), and so do files that cannot be judged (unreadable, or more than a judgement
-may read: gitsnap.Unjudged, said in `unreadable`); a live process keeps what it uses. Every
+may read: git.judging.Unjudged, said in `unreadable`); a live process keeps what it uses. Every
 verdict carries a reason a person can check."""
 
 from collections.abc import Mapping

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Literal, NamedTuple
 
 import wvo_mcp
-from wvo_mcp import gitsnap
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.git import locate
 
 # How a backend mounts a path at itself: "pinned" bound onto itself (writable, but a mount
 # point), "read-only" bound read-only, "hidden" an empty read-only folder over it.
@@ -61,7 +61,7 @@ def trusted(settings: Settings, workspace: Path) -> list[Trusted]:
     for prefix in dict.fromkeys([sys.prefix, sys.exec_prefix, sys.base_prefix]):
         found.append(Trusted("the server's Python installation", Path(prefix)))
     found.append(Trusted("the wvo_mcp package", Path(wvo_mcp.__file__).parent))
-    repo = gitsnap.locate(workspace)
+    repo = locate(workspace)
     if repo is not None:
         found += [Trusted("the git repository", p) for p in (repo.entry, repo.git_dir)]
     return found

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from wvo_mcp import gitsnap, timeutil
+from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import IllegalTransition, LeaseLost, NotFound, ValidationFailed
-from wvo_mcp.gitsnap import Snapshot
+from wvo_mcp.git import Snapshot, ref_name
 from wvo_mcp.models import CheckpointResult, LeaseResult, UpdateResult, UsageResult
 from wvo_mcp.rules import retry
 from wvo_mcp.rules.transitions import Actor, Gate, Status, check_transition, needs_approval
@@ -131,7 +131,7 @@ def checkpoint(
     waiting = row["status"] == Status.AWAITING_APPROVAL
     expires = None if waiting else timeutil.after(now, row["lease_seconds"])
     seq = tx.value("next_checkpoint_seq", (task_id,))
-    ref = None if snapshot is None else gitsnap.ref_name(task_id, seq)
+    ref = None if snapshot is None else ref_name(task_id, seq)
     tx.send(
         "insert_checkpoint",
         (

@@ -16,10 +16,11 @@ import anyio
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
-from wvo_mcp import gitsnap, sandbox
+from wvo_mcp import sandbox
 from wvo_mcp.autopilot import lander
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import WvoError
+from wvo_mcp.git import Git, locate, trees
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.sandbox import fence
 from wvo_mcp.sandbox.limits import WorkerLimits
@@ -39,7 +40,7 @@ class Check:
 async def run(
     settings: Settings, cwd: Path, check: str | None = None, onto: str | None = None
 ) -> list[Check]:
-    repo = gitsnap.locate(cwd)
+    repo = locate(cwd)
     if repo is None:
         return [Check("repository", False, f"{cwd} is not in a git repository")]
     top = repo.top
@@ -200,8 +201,8 @@ async def _project(settings: Settings, check: str | None, onto: str | None) -> l
         await orchestrator.close()
 
 
-async def _materialize(git: gitsnap.Git, commit: str, dest: Path) -> None:
-    await anyio.to_thread.run_sync(git.materialize, commit, dest)
+async def _materialize(git: Git, commit: str, dest: Path) -> None:
+    await anyio.to_thread.run_sync(trees.materialize, git, commit, dest)
 
 
 def _sandbox(settings: Settings) -> Check:

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import yaml
 
-from wvo_mcp import gitsnap, providers
+from wvo_mcp import providers
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.files import write_atomically
+from wvo_mcp.git import Git, locate
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.sandbox import toolchain
 from wvo_mcp.wiring import clis, edits, place
@@ -60,7 +61,7 @@ class Wiring:
 
 def plan(options: Options, found: Sequence[clis.Cli]) -> Wiring:
     """What init would write, refused as a whole when any file cannot be merged into."""
-    repo = gitsnap.locate(options.cwd)
+    repo = locate(options.cwd)
     if repo is None:
         raise ValidationFailed(
             f"{options.cwd} is not in a git repository: run `wvo-mcp init` inside your "
@@ -150,10 +151,10 @@ def describe(wiring: Wiring, dry_run: bool) -> list[str]:
 
 def toolchain_found(top: Path, state_root: Path) -> str:
     """The toolchain folders checks and workers will see, found with no configuration."""
-    repo = gitsnap.locate(top)
+    repo = locate(top)
     if repo is None:
         return toolchain.Toolchain().describe()
-    git = gitsnap.Git(repo, repo.top)
+    git = Git(repo, repo.top)
     found = toolchain.find(repo.top, toolchain.Spec(), git.ignored(toolchain.FOUND), [state_root])
     return found.describe()
 

@@ -12,7 +12,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from wvo_mcp import gitsnap
+from wvo_mcp.git import ENV, config_env
 
 STATE_DIR = ".wvo"
 KEY = "wvo.stateRoot"
@@ -28,7 +28,7 @@ def git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """git in the person's repository, with no configuration of theirs that runs programs."""
     return subprocess.run(
         ["git", "-C", str(cwd), *args],
-        env={**gitsnap.ENV, **gitsnap.config_env()},
+        env={**ENV, **config_env()},
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

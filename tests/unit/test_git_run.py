@@ -1,6 +1,6 @@
-"""gitsnap.Git.move_branch onto a branch that a working tree has checked out: the tree follows
-the branch as `git push` with receive.denyCurrentBranch=updateInstead would bring it, only
-while nothing in it would be lost; on real repositories."""
+"""Git.move_branch (wvo_mcp/git/run.py) onto a branch that a working tree has checked out: the
+tree follows the branch as `git push` with receive.denyCurrentBranch=updateInstead would bring
+it, only while nothing in it would be lost; on real repositories."""
 
 import os
 from pathlib import Path
@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 
 from tests.gitwork import git, person
-from wvo_mcp import gitsnap
+from wvo_mcp.git import Blocked, Git
 
 
 @pytest.fixture
-def host(tmp_path: Path) -> gitsnap.Git:
+def host(tmp_path: Path) -> Git:
     return person(tmp_path / "person")
 
 
-def landed(host: gitsnap.Git, files: dict[str, str]) -> tuple[str, str]:
+def landed(host: Git, files: dict[str, str]) -> tuple[str, str]:
     """(old, new): main's tip, and a commit on it adding `files`, made as the lander makes
     one (objects only: the working tree and index do not see it)."""
     top = host.repo.top
@@ -33,7 +33,7 @@ def landed(host: gitsnap.Git, files: dict[str, str]) -> tuple[str, str]:
     return old, new
 
 
-def test_a_clean_checked_out_branch_moves_with_its_files(host: gitsnap.Git) -> None:
+def test_a_clean_checked_out_branch_moves_with_its_files(host: Git) -> None:
     top = host.repo.top
     (top / "mine.txt").write_text("untracked, not in the landing\n")
     old, new = landed(host, {"src/new.py": "print('landed')\n", "app.py": "print('v2')\n"})
@@ -45,14 +45,14 @@ def test_a_clean_checked_out_branch_moves_with_its_files(host: gitsnap.Git) -> N
 
 
 @pytest.mark.parametrize("staged", [False, True])
-def test_changes_nobody_committed_hold_the_branch_and_stay(host: gitsnap.Git, staged: bool) -> None:
+def test_changes_nobody_committed_hold_the_branch_and_stay(host: Git, staged: bool) -> None:
     top = host.repo.top
     old, new = landed(host, {"src/new.py": "x\n"})
     (top / "tool.sh").write_text("#!/bin/sh\necho draft\n")
     if staged:
         git(top, "add", "tool.sh")
     before = git(top, "status", "--porcelain")
-    with pytest.raises(gitsnap.Blocked, match=r"changes nobody committed \(tool.sh\)"):
+    with pytest.raises(Blocked, match=r"changes nobody committed \(tool.sh\)"):
         host.move_branch("main", new, old)
     assert host.tip("main") == old
     assert git(top, "status", "--porcelain") == before
@@ -61,19 +61,19 @@ def test_changes_nobody_committed_hold_the_branch_and_stay(host: gitsnap.Git, st
 
 
 def test_an_untracked_file_the_landing_would_overwrite_holds_the_branch(
-    host: gitsnap.Git,
+    host: Git,
 ) -> None:
     top = host.repo.top
     old, new = landed(host, {"notes.txt": "landed notes\n"})
     (top / "notes.txt").write_text("the person's own notes\n")
-    with pytest.raises(gitsnap.Blocked, match=r"notes\.txt"):
+    with pytest.raises(Blocked, match=r"notes\.txt"):
         host.move_branch("main", new, old)
     assert host.tip("main") == old
     assert (top / "notes.txt").read_text() == "the person's own notes\n"
     assert git(top, "status", "--porcelain") == "?? notes.txt"
 
 
-def test_a_branch_moved_meanwhile_is_not_moved_and_its_files_stay(host: gitsnap.Git) -> None:
+def test_a_branch_moved_meanwhile_is_not_moved_and_its_files_stay(host: Git) -> None:
     top = host.repo.top
     old, new = landed(host, {"src/new.py": "x\n"})
     (top / "app.py").write_text("print('person')\n")
@@ -84,7 +84,7 @@ def test_a_branch_moved_meanwhile_is_not_moved_and_its_files_stay(host: gitsnap.
     assert git(top, "status", "--porcelain") == ""
 
 
-def test_a_linked_worktree_that_has_the_branch_follows_it(host: gitsnap.Git) -> None:
+def test_a_linked_worktree_that_has_the_branch_follows_it(host: Git) -> None:
     top = host.repo.top
     git(top, "branch", "integration")
     linked = top.parent / "linked"
@@ -97,7 +97,7 @@ def test_a_linked_worktree_that_has_the_branch_follows_it(host: gitsnap.Git) -> 
     assert host.tip("main") == old  # the person's own checkout is left alone
 
 
-def test_the_persons_filters_and_hooks_do_not_run(host: gitsnap.Git) -> None:
+def test_the_persons_filters_and_hooks_do_not_run(host: Git) -> None:
     """The landing's files come in as blobs, as everywhere the autopilot runs git on the
     person's repository: no smudge filter, no checkout hook."""
     top = host.repo.top

@@ -1,4 +1,4 @@
-"""gitsnap.Git.differs judges a worker's repository with bounded memory and time, whatever the
+"""judging.differs judges a worker's repository with bounded memory and time, whatever the
 worker left in it (issue 34): files are hashed a chunk at a time as git hashes a blob, a file
 whose size says it changed (or over a cap) is never read, a FIFO or socket is never opened,
 and what cannot be judged is said (Unjudged). On real repositories of both object formats."""
@@ -17,22 +17,23 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.gitwork import git, person
-from wvo_mcp import gitsnap, removal
+from wvo_mcp import removal
 from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.git import Git, Unjudged, judging, read_refs, snapshots
+from wvo_mcp.git.nofollow import CHUNK
 
-CHUNK = gitsnap._CHUNK
 TIB = 1 << 40
 WAIT_S = 60.0  # for a judgement that takes well under a second; a hang fails instead
 
 
-def judged(host: gitsnap.Git, folder: Path | None = None) -> list[str]:
+def judged(host: Git, folder: Path | None = None) -> list[str]:
     """differs of the working tree (or `folder`) against HEAD, failing the test rather than
     hanging it (a FIFO opened for reading blocks until a writer comes)."""
     found: list[list[str] | BaseException] = []
 
     def run() -> None:
         try:
-            found.append(host.differs(host.head(), folder or host.repo.top))
+            found.append(judging.differs(host, host.head(), folder or host.repo.top))
         except BaseException as exc:
             found.append(exc)
 
@@ -62,7 +63,7 @@ def commit(top: Path, message: str = "more") -> None:
 
 
 @pytest.fixture
-def host(tmp_path: Path) -> Iterator[gitsnap.Git]:
+def host(tmp_path: Path) -> Iterator[Git]:
     yield person(tmp_path / "person")
     removal.remove(tmp_path / "person")  # a chain pytest's shutil.rmtree cannot remove
 
@@ -81,7 +82,7 @@ def test_the_streaming_blob_id_is_the_one_git_computes(tmp_path: Path, object_fo
         expected = git(repo, "hash-object", "--", path.name)
         fd = os.open(path, os.O_RDONLY)
         try:
-            assert gitsnap.stream_blob_id(fd, size, object_format) == expected, size
+            assert judging.stream_blob_id(fd, size, object_format) == expected, size
         finally:
             os.close(fd)
 
@@ -92,7 +93,7 @@ def test_a_file_of_another_size_than_expected_has_no_blob_id(tmp_path: Path) -> 
     for size in (4, 6):  # longer, shorter than it claims
         fd = os.open(path, os.O_RDONLY)
         try:
-            assert gitsnap.stream_blob_id(fd, size, "sha1") is None
+            assert judging.stream_blob_id(fd, size, "sha1") is None
         finally:
             os.close(fd)
 
@@ -100,7 +101,7 @@ def test_a_file_of_another_size_than_expected_has_no_blob_id(tmp_path: Path) -> 
 # -- bounded memory ------------------------------------------------------------------------
 
 
-def test_a_large_unchanged_file_is_compared_a_chunk_at_a_time(host: gitsnap.Git) -> None:
+def test_a_large_unchanged_file_is_compared_a_chunk_at_a_time(host: Git) -> None:
     top = host.repo.top
     with (top / "data.bin").open("wb") as out:
         for _ in range(48):
@@ -112,7 +113,7 @@ def test_a_large_unchanged_file_is_compared_a_chunk_at_a_time(host: gitsnap.Git)
     assert peak < 8 * CHUNK, peak  # the file holds 48 chunks; a whole read would allocate them
 
 
-def test_a_sparse_terabyte_where_a_small_file_was_differs_unread(host: gitsnap.Git) -> None:
+def test_a_sparse_terabyte_where_a_small_file_was_differs_unread(host: Git) -> None:
     """Its size alone says it changed: it is not read (it would take hours, or all memory)."""
     top = host.repo.top
     os.truncate(top / "app.py", TIB)
@@ -125,31 +126,31 @@ def test_a_sparse_terabyte_where_a_small_file_was_differs_unread(host: gitsnap.G
 
 
 def test_a_file_over_the_cap_differs_unread_and_says_so(
-    host: gitsnap.Git, monkeypatch: pytest.MonkeyPatch
+    host: Git, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     top = host.repo.top
     (top / "big.bin").write_bytes(b"x" * (2 * CHUNK))
     commit(top)
-    monkeypatch.setattr(gitsnap, "_COMPARE_FILE_BYTES", CHUNK)
+    monkeypatch.setattr(judging, "_COMPARE_FILE_BYTES", CHUNK)
     assert judged(host) == ["big.bin (over 1 MiB: not compared)"]
 
 
 def test_past_the_bytes_a_judgement_may_read_it_is_not_judged(
-    host: gitsnap.Git, monkeypatch: pytest.MonkeyPatch
+    host: Git, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     top = host.repo.top
     for n in range(3):
         (top / f"part{n}.bin").write_bytes(b"x" * CHUNK)
     commit(top)
-    monkeypatch.setattr(gitsnap, "_COMPARE_BYTES", 2 * CHUNK)
-    with pytest.raises(gitsnap.Unjudged, match=r"over 2 MiB of files to compare"):
+    monkeypatch.setattr(judging, "_COMPARE_BYTES", 2 * CHUNK)
+    with pytest.raises(Unjudged, match=r"over 2 MiB of files to compare"):
         judged(host)
 
 
 # -- what is not a file --------------------------------------------------------------------
 
 
-def test_fifos_are_never_opened(host: gitsnap.Git) -> None:
+def test_fifos_are_never_opened(host: Git) -> None:
     """One where a tracked file was differs; one beside holds no work and does not count."""
     top = host.repo.top
     (top / "app.py").unlink()
@@ -158,7 +159,7 @@ def test_fifos_are_never_opened(host: gitsnap.Git) -> None:
     assert judged(host) == ["app.py"]
 
 
-def test_sockets_are_never_opened(host: gitsnap.Git) -> None:
+def test_sockets_are_never_opened(host: Git) -> None:
     top = host.repo.top
     (top / "app.py").unlink()
     for name in ("app.py", "sock"):
@@ -186,13 +187,13 @@ def chain(top: Path, levels: int, name: str) -> str:
     return "/".join(["chain", *[name] * levels, "notes.txt"])
 
 
-def test_a_chain_deeper_than_the_cap_is_not_judged(host: gitsnap.Git) -> None:
+def test_a_chain_deeper_than_the_cap_is_not_judged(host: Git) -> None:
     chain(host.repo.top, 1200, "d")  # past Python's recursion limit, which os.walk hit
-    with pytest.raises(gitsnap.Unjudged, match=r"^chain/d/d/.*: folders nested over 128 deep"):
+    with pytest.raises(Unjudged, match=r"^chain/d/d/.*: folders nested over 128 deep"):
         judged(host)
 
 
-def test_a_file_past_path_max_is_found(host: gitsnap.Git) -> None:
+def test_a_file_past_path_max_is_found(host: Git) -> None:
     """os.walk skipped what it could not reach by path, silently: the file did not count."""
     path = chain(host.repo.top, 30, "n" * 200)
     assert len(path) > os.pathconf("/", "PC_PATH_MAX")
@@ -200,14 +201,14 @@ def test_a_file_past_path_max_is_found(host: gitsnap.Git) -> None:
 
 
 def test_past_the_entries_a_judgement_may_list_it_is_not_judged(
-    host: gitsnap.Git, monkeypatch: pytest.MonkeyPatch
+    host: Git, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     top = host.repo.top
     (top / "many").mkdir()
     for n in range(600):
         (top / "many" / f"{n}.txt").touch()
-    monkeypatch.setattr(gitsnap, "_WALK_ENTRIES", 500)
-    with pytest.raises(gitsnap.Unjudged, match=r"over 500 files and folders"):
+    monkeypatch.setattr(judging, "_WALK_ENTRIES", 500)
+    with pytest.raises(Unjudged, match=r"over 500 files and folders"):
         judged(host)
 
 
@@ -227,18 +228,19 @@ def without_file_permissions_override() -> list[str]:
 JUDGE = """
 import sys
 from pathlib import Path
-from wvo_mcp import gitsnap, removal
-repo = gitsnap.locate(Path(sys.argv[1]))
-host = gitsnap.Git(repo, repo.top)
+from wvo_mcp import removal
+from wvo_mcp.git import Git, Unjudged, judging, locate
+repo = locate(Path(sys.argv[1]))
+host = Git(repo, repo.top)
 try:
-    print(host.differs(host.head(), repo.top))
-except gitsnap.Unjudged as exc:
+    print(judging.differs(host, host.head(), repo.top))
+except Unjudged as exc:
     print(f"Unjudged: {exc}")
 """
 
 
 @pytest.mark.parametrize("what", ["file", "folder"])
-def test_what_cannot_be_read_is_not_judged(host: gitsnap.Git, what: str) -> None:
+def test_what_cannot_be_read_is_not_judged(host: Git, what: str) -> None:
     top = host.repo.top
     if what == "file":
         (top / "app.py").chmod(0)
@@ -260,8 +262,8 @@ def test_the_refs_of_a_repository_that_cannot_be_read_are_not_read(tmp_path: Pat
     host = person(tmp_path / "person")
     (host.repo.git_dir / "refs" / "heads").chmod(0)
     code = (
-        "import sys; from pathlib import Path; from wvo_mcp import gitsnap; "
-        "print(gitsnap.read_refs(Path(sys.argv[1])))"
+        "import sys; from pathlib import Path; from wvo_mcp.git import read_refs; "
+        "print(read_refs(Path(sys.argv[1])))"
     )
     done = subprocess.run(
         [*without_file_permissions_override(), sys.executable, "-P", "-c", code,
@@ -274,18 +276,18 @@ def test_the_refs_of_a_repository_that_cannot_be_read_are_not_read(tmp_path: Pat
 # -- snapshots -------------------------------------------------------------------------------
 
 
-def test_a_snapshot_refuses_a_file_over_the_cap_and_stores_nothing(host: gitsnap.Git) -> None:
+def test_a_snapshot_refuses_a_file_over_the_cap_and_stores_nothing(host: Git) -> None:
     """git add would read a sparse terabyte whole (for hours, in a few MiB)."""
     top = host.repo.top
     (top / "huge.bin").touch()
     os.truncate(top / "huge.bin", TIB)
     objects = sorted(p.name for p in (host.repo.git_dir / "objects").rglob("*"))
     with pytest.raises(ValidationFailed, match=r"files over 256 MiB: huge.bin \(1 TiB\)"):
-        host.snapshot("checkpoint")
+        snapshots.snapshot(host, "checkpoint")
     assert sorted(p.name for p in (host.repo.git_dir / "objects").rglob("*")) == objects
     (top / "huge.bin").unlink()
     os.mkfifo(top / "pipe")  # git add skips it: no hang
-    snap = host.snapshot("checkpoint")
+    snap = snapshots.snapshot(host, "checkpoint")
     listed = git(top, "ls-tree", "-r", "--name-only", snap.commit).split()
     assert listed == ["app.py", "tool.sh"]
 
@@ -298,7 +300,7 @@ def test_a_fifo_among_the_refs_is_never_opened_to_wait(tmp_path: Path, where: st
     os.mkfifo(planted)
     found: list[object] = []
     thread = threading.Thread(
-        target=lambda: found.append(gitsnap.read_refs(host.repo.git_dir)), daemon=True
+        target=lambda: found.append(read_refs(host.repo.git_dir)), daemon=True
     )
     thread.start()
     thread.join(WAIT_S)

@@ -1,4 +1,4 @@
-"""The merge queue's git (wvo_mcp/gitsnap.py): a taken commit stacked onto a target by a merge
+"""The merge queue's git (wvo_mcp/git/stacking.py): a taken commit stacked onto a target by a merge
 commit or a rebase, the conflicts that stop it, the commits that touch conflicted files, and
 the target branch put into a worker's new repository; on real repositories, including
 conflicts a worker shaped to make us read or write outside the repository."""
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.gitwork import git, git_env, host_state, person
-from wvo_mcp import gitsnap
 from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.git import Conflict, Git, stacking, trees
 
 LINES = "".join(f"line{n}\n" for n in range(1, 11))
 
@@ -21,7 +21,7 @@ class Link(bytes):
     """A symbolic link's target, as a file's content in commit()."""
 
 
-def commit(host: gitsnap.Git, start: str, subject: str, files: Mapping[bytes, bytes | None]) -> str:
+def commit(host: Git, start: str, subject: str, files: Mapping[bytes, bytes | None]) -> str:
     """A commit on `start` with `files` written (None: removed), made with plain git on a
     detached HEAD; the person's main is checked out again after."""
     top = host.repo.top
@@ -53,26 +53,26 @@ def edited(line: int, text: str) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def parents(host: gitsnap.Git, made: str) -> list[str]:
+def parents(host: Git, made: str) -> list[str]:
     return git(host.repo.top, "rev-list", "--parents", "-n1", made).split()[1:]
 
 
-def show(host: gitsnap.Git, made: str, path: str) -> str:
+def show(host: Git, made: str, path: str) -> str:
     return git(host.repo.top, "show", f"{made}:{path}")
 
 
-def worktrees(host: gitsnap.Git) -> list[str]:
+def worktrees(host: Git) -> list[str]:
     listed = git(host.repo.top, "worktree", "list", "--porcelain")
     return [line for line in listed.splitlines() if line.startswith("worktree ")]
 
 
 @pytest.fixture
-def host(tmp_path: Path) -> gitsnap.Git:
+def host(tmp_path: Path) -> Git:
     return person(tmp_path / "person")
 
 
 @pytest.fixture
-def base(host: gitsnap.Git) -> str:
+def base(host: Git) -> str:
     """main with a.txt, the fork point of every branch below."""
     made = commit(host, host.head(), "lines", {b"a.txt": LINES.encode()})
     git(host.repo.top, "update-ref", "refs/heads/main", made)
@@ -83,11 +83,11 @@ def base(host: gitsnap.Git) -> str:
 # -- merge_onto ----------------------------------------------------------------------------
 
 
-def test_merge_onto_makes_a_merge_commit_of_both_changes(host: gitsnap.Git, base: str) -> None:
+def test_merge_onto_makes_a_merge_commit_of_both_changes(host: Git, base: str) -> None:
     onto = commit(host, base, "main edits line 2", {b"a.txt": edited(2, "main")})
     tip = commit(host, base, "worker adds b", {b"b.txt": b"worker\n"})
     before = host_state(host)[0], git(host.repo.top, "status", "--porcelain")
-    made = host.merge_onto(onto, tip, "Land T1\n\nwvo-mcp merge queue")
+    made = stacking.merge_onto(host, onto, tip, "Land T1\n\nwvo-mcp merge queue")
     assert isinstance(made, str)
     assert parents(host, made) == [onto, tip]
     assert show(host, made, "a.txt") == edited(2, "main").decode().strip()
@@ -99,13 +99,13 @@ def test_merge_onto_makes_a_merge_commit_of_both_changes(host: gitsnap.Git, base
 
 
 def test_merge_onto_a_conflict_gives_files_and_hunks_with_line_numbers(
-    host: gitsnap.Git, base: str
+    host: Git, base: str
 ) -> None:
     onto = commit(host, base, "main", {b"a.txt": edited(5, "main five")})
     tip = commit(host, base, "worker", {b"a.txt": edited(5, "worker five"), b"c.txt": b"c\n"})
     refs = host_state(host)[0]
-    found = host.merge_onto(onto, tip, "m")
-    assert isinstance(found, gitsnap.Conflict)
+    found = stacking.merge_onto(host, onto, tip, "m")
+    assert isinstance(found, Conflict)
     assert found.files == ["a.txt"]
     lines = found.hunks.splitlines()
     assert lines[0] == "--- a.txt"
@@ -119,10 +119,10 @@ def test_merge_onto_a_conflict_gives_files_and_hunks_with_line_numbers(
     assert host_state(host)[0] == refs
 
 
-def test_merge_onto_a_branch_that_already_merged_the_target(host: gitsnap.Git, base: str) -> None:
+def test_merge_onto_a_branch_that_already_merged_the_target(host: Git, base: str) -> None:
     onto = commit(host, base, "main", {b"a.txt": edited(5, "main five")})
     mine = commit(host, base, "worker", {b"a.txt": edited(5, "worker five")})
-    assert isinstance(host.merge_onto(onto, mine, "m"), gitsnap.Conflict)
+    assert isinstance(stacking.merge_onto(host, onto, mine, "m"), Conflict)
     # The worker brings the target in and resolves the conflict, as a returned entry is told.
     top = host.repo.top
     git(top, "checkout", "-q", "--detach", mine)
@@ -135,60 +135,60 @@ def test_merge_onto_a_branch_that_already_merged_the_target(host: gitsnap.Git, b
     git(top, "-c", "core.editor=true", "commit", "-q", "--no-edit")
     resolved = git(top, "rev-parse", "HEAD")
     git(top, "checkout", "-q", "main")
-    assert isinstance(host.merge_onto(onto, resolved, "m"), str)
+    assert isinstance(stacking.merge_onto(host, onto, resolved, "m"), str)
     # The target moved on meanwhile: still clean, and both changes are there.
     later = commit(host, onto, "main again", {b"d.txt": b"d\n"})
-    made = host.merge_onto(later, resolved, "m")
+    made = stacking.merge_onto(host, later, resolved, "m")
     assert isinstance(made, str)
     assert parents(host, made) == [later, resolved]
     assert show(host, made, "a.txt") == edited(5, "both five").decode().strip()
     assert show(host, made, "d.txt") == "d"
     # Rebased, its history would replay into the conflict it resolved: it lands as one
     # commit on top of the target, with the worker's resolution.
-    squashed = host.rebase_onto(later, resolved, "Land T1")
+    squashed = stacking.rebase_onto(host, later, resolved, "Land T1")
     assert isinstance(squashed, str)
     assert parents(host, squashed) == [later]
     assert show(host, squashed, "a.txt") == edited(5, "both five").decode().strip()
     assert git(top, "log", "-1", "--format=%s", squashed) == "Land T1"
 
 
-def test_merge_onto_refuses_what_is_not_a_commit_id(host: gitsnap.Git, base: str) -> None:
+def test_merge_onto_refuses_what_is_not_a_commit_id(host: Git, base: str) -> None:
     with pytest.raises(ValidationFailed, match="hex object id"):
-        host.merge_onto("main", base, "m")
+        stacking.merge_onto(host, "main", base, "m")
     with pytest.raises(ValidationFailed, match="not a commit"):
-        host.merge_onto(base, host.tree_of(base), "m")
+        stacking.merge_onto(host, base, host.tree_of(base), "m")
 
 
-def test_hunks_are_bounded_in_files_and_characters(host: gitsnap.Git, base: str) -> None:
-    def conflict(many: int, pad: str) -> gitsnap.Conflict:
+def test_hunks_are_bounded_in_files_and_characters(host: Git, base: str) -> None:
+    def conflict(many: int, pad: str) -> Conflict:
         names = [f"f{n:02}.txt".encode() for n in range(many)]
         onto = commit(host, base, "main", {name: f"{pad}main\n".encode() for name in names})
         tip = commit(host, base, "worker", {name: f"{pad}worker\n".encode() for name in names})
-        found = host.merge_onto(onto, tip, "m")
-        assert isinstance(found, gitsnap.Conflict)
+        found = stacking.merge_onto(host, onto, tip, "m")
+        assert isinstance(found, Conflict)
         assert found.files == [name.decode() for name in names]
         return found
 
-    few = conflict(gitsnap.HUNK_FILES + 5, "")
+    few = conflict(stacking.HUNK_FILES + 5, "")
     assert not few.hunks.endswith("[... cut]")
-    assert f"--- f{gitsnap.HUNK_FILES - 1:02}.txt\n@@ line 1\n" in few.hunks
-    assert f"--- f{gitsnap.HUNK_FILES:02}.txt" not in few.hunks
-    assert few.hunks.count("<<<<<<<") == gitsnap.HUNK_FILES
-    big = conflict(5, "x" * (gitsnap.HUNK_CHARS // 4) + "\n")
+    assert f"--- f{stacking.HUNK_FILES - 1:02}.txt\n@@ line 1\n" in few.hunks
+    assert f"--- f{stacking.HUNK_FILES:02}.txt" not in few.hunks
+    assert few.hunks.count("<<<<<<<") == stacking.HUNK_FILES
+    big = conflict(5, "x" * (stacking.HUNK_CHARS // 4) + "\n")
     assert big.hunks.endswith("\n[... cut]")
-    assert len(big.hunks) == gitsnap.HUNK_CHARS + len("\n[... cut]")
+    assert len(big.hunks) == stacking.HUNK_CHARS + len("\n[... cut]")
     assert "--- f00.txt" in big.hunks
 
 
 # -- rebase_onto ---------------------------------------------------------------------------
 
 
-def test_rebase_onto_replays_the_commits_linearly(host: gitsnap.Git, base: str) -> None:
+def test_rebase_onto_replays_the_commits_linearly(host: Git, base: str) -> None:
     onto = commit(host, base, "main edits line 2", {b"a.txt": edited(2, "main")})
     one = commit(host, base, "worker one", {b"b.txt": b"one\n"})
     two = commit(host, one, "worker two", {b"a.txt": edited(9, "worker")})
     refs = host_state(host)[0]
-    made = host.rebase_onto(onto, two, "m")
+    made = stacking.rebase_onto(host, onto, two, "m")
     assert isinstance(made, str)
     top = host.repo.top
     assert git(top, "log", "--format=%s", f"{onto}..{made}").splitlines() == [
@@ -207,14 +207,14 @@ def test_rebase_onto_replays_the_commits_linearly(host: gitsnap.Git, base: str) 
     assert git(top, "status", "--porcelain") == ""
 
 
-def test_rebase_onto_a_conflict_gives_files_and_hunks(host: gitsnap.Git, base: str) -> None:
+def test_rebase_onto_a_conflict_gives_files_and_hunks(host: Git, base: str) -> None:
     onto = commit(host, base, "main", {b"a.txt": edited(5, "main five"),
                                        b"my notes.txt": b"main\n"})  # fmt: skip
     tip = commit(host, base, "worker", {b"a.txt": edited(5, "worker five"),
                                         b"my notes.txt": b"worker\n"})  # fmt: skip
     refs = host_state(host)[0]
-    found = host.rebase_onto(onto, tip, "m")
-    assert isinstance(found, gitsnap.Conflict)
+    found = stacking.rebase_onto(host, onto, tip, "m")
+    assert isinstance(found, Conflict)
     assert sorted(found.files) == ["a.txt", "my notes.txt"]
     assert "--- a.txt\n@@ line 2\n" in found.hunks
     assert "main five\n=======\nworker five\n>>>>>>> " in found.hunks
@@ -226,7 +226,7 @@ def test_rebase_onto_a_conflict_gives_files_and_hunks(host: gitsnap.Git, base: s
 # -- what changes nothing lands no commit --------------------------------------------------
 
 
-def empty_commit(host: gitsnap.Git, start: str, subject: str) -> str:
+def empty_commit(host: Git, start: str, subject: str) -> str:
     top = host.repo.top
     git(top, "checkout", "-q", "--detach", start)
     git(top, "commit", "-q", "--allow-empty", "-m", subject)
@@ -235,7 +235,7 @@ def empty_commit(host: gitsnap.Git, start: str, subject: str) -> str:
     return made
 
 
-def test_a_submission_that_changes_nothing_makes_no_commit(host: gitsnap.Git, base: str) -> None:
+def test_a_submission_that_changes_nothing_makes_no_commit(host: Git, base: str) -> None:
     onto = commit(host, base, "main edits line 2", {b"a.txt": edited(2, "main")})
     # No commit at all (the worker's start); the same change as the target's; a change and
     # its revert; an empty commit.
@@ -245,16 +245,16 @@ def test_a_submission_that_changes_nothing_makes_no_commit(host: gitsnap.Git, ba
     empty = empty_commit(host, base, "nothing")
     refs = host_state(host)[0]
     for tip in (base, same, undone, empty):
-        assert host.merge_onto(onto, tip, "m") == onto, tip
-        assert host.rebase_onto(onto, tip, "m") == onto, tip
+        assert stacking.merge_onto(host, onto, tip, "m") == onto, tip
+        assert stacking.rebase_onto(host, onto, tip, "m") == onto, tip
     assert host_state(host)[0] == refs and len(worktrees(host)) == 1
 
 
-def test_a_rebase_drops_an_empty_commit_among_real_ones(host: gitsnap.Git, base: str) -> None:
+def test_a_rebase_drops_an_empty_commit_among_real_ones(host: Git, base: str) -> None:
     onto = commit(host, base, "main edits line 2", {b"a.txt": edited(2, "main")})
     empty = empty_commit(host, base, "nothing")
     tip = commit(host, empty, "worker adds b", {b"b.txt": b"b\n"})
-    made = host.rebase_onto(onto, tip, "m")
+    made = stacking.rebase_onto(host, onto, tip, "m")
     assert isinstance(made, str)
     assert git(host.repo.top, "log", "--format=%s", f"{onto}..{made}") == "worker adds b"
 
@@ -262,9 +262,7 @@ def test_a_rebase_drops_an_empty_commit_among_real_ones(host: gitsnap.Git, base:
 # -- touching, merge_base ------------------------------------------------------------------
 
 
-def test_touching_lists_only_the_commits_that_change_the_files(
-    host: gitsnap.Git, base: str
-) -> None:
+def test_touching_lists_only_the_commits_that_change_the_files(host: Git, base: str) -> None:
     before = commit(host, base, "before", {b"a.txt": edited(1, "before")})
     c1 = commit(host, before, "c1", {b"a.txt": edited(1, "c1")})
     c2 = commit(host, c1, "c2", {b"b.txt": b"b\n"})
@@ -291,25 +289,23 @@ def test_conflict_regions_with_context_and_line_numbers() -> None:
         + ["<<<<<<< ours", "p", "=======", "q", ">>>>>>> theirs", "z1", "z2", "z3"]
         + ["<<<<<<< never closed", "r"]
     )
-    assert gitsnap.conflict_regions(text, context=2).splitlines() == [
+    assert stacking.conflict_regions(text, context=2).splitlines() == [
         "@@ line 1",  # the context is cut at the top of the file
         "a", "<<<<<<< ours", "x", "=======", "y", ">>>>>>> theirs", "m1", "m2",
         "@@ line 13",
         "m7", "m8", "<<<<<<< ours", "p", "=======", "q", ">>>>>>> theirs", "z1", "z2",
     ]  # fmt: skip
-    assert gitsnap.conflict_regions("no conflict\n") == ""
-    assert gitsnap.conflict_regions(">>>>>>> stray\n=======\n") == ""
+    assert stacking.conflict_regions("no conflict\n") == ""
+    assert stacking.conflict_regions(">>>>>>> stray\n=======\n") == ""
 
 
 # -- clone_for_worker(also=...) ------------------------------------------------------------
 
 
-def test_clone_for_worker_adds_the_target_branch(
-    host: gitsnap.Git, base: str, tmp_path: Path
-) -> None:
+def test_clone_for_worker_adds_the_target_branch(host: Git, base: str, tmp_path: Path) -> None:
     target = commit(host, base, "main moved", {b"b.txt": b"b\n"})
     dest = tmp_path / "w"
-    host.clone_for_worker(dest, base, "wvo/T1", also={"main": target})
+    trees.clone_for_worker(host, dest, base, "wvo/T1", also={"main": target})
     assert git(dest, "symbolic-ref", "HEAD") == "refs/heads/wvo/T1"
     assert git(dest, "rev-parse", "HEAD") == base
     assert git(dest, "rev-parse", "refs/heads/main") == target
@@ -321,12 +317,12 @@ def test_clone_for_worker_adds_the_target_branch(
 
 
 def test_clone_for_worker_skips_an_invalid_or_clashing_name_in_also(
-    host: gitsnap.Git, base: str, tmp_path: Path
+    host: Git, base: str, tmp_path: Path
 ) -> None:
     target = commit(host, base, "main moved", {b"b.txt": b"b\n"})
     dest = tmp_path / "w"
     also = {"a..b": target, "bad name": target, "x.lock": target, "wvo/T1": target, "main": target}
-    host.clone_for_worker(dest, base, "wvo/T1", also=also)
+    trees.clone_for_worker(host, dest, base, "wvo/T1", also=also)
     refs = git(dest, "for-each-ref", "--format=%(refname) %(objectname)").splitlines()
     # The worker's own branch is never moved by `also`; invalid names are left out.
     assert sorted(refs) == [f"refs/heads/main {target}", f"refs/heads/wvo/T1 {base}"]
@@ -334,15 +330,17 @@ def test_clone_for_worker_skips_an_invalid_or_clashing_name_in_also(
 
 
 def test_clone_for_worker_refuses_a_target_that_is_not_a_commit(
-    host: gitsnap.Git, base: str, tmp_path: Path
+    host: Git, base: str, tmp_path: Path
 ) -> None:
     with pytest.raises(ValidationFailed, match="hex object id"):
-        host.clone_for_worker(tmp_path / "w", base, "wvo/T1", also={"main": "main"})
+        trees.clone_for_worker(host, tmp_path / "w", base, "wvo/T1", also={"main": "main"})
     assert not (tmp_path / "w").exists()
     with pytest.raises(ValidationFailed, match="not a commit"):
-        host.clone_for_worker(tmp_path / "w", base, "wvo/T1", also={"main": host.tree_of(base)})
+        trees.clone_for_worker(
+            host, tmp_path / "w", base, "wvo/T1", also={"main": host.tree_of(base)}
+        )
     assert not (tmp_path / "w").exists()
     # A name git cannot have next to the worker's branch (refs/heads/wvo is its folder).
     with pytest.raises(ValidationFailed, match="update-ref"):
-        host.clone_for_worker(tmp_path / "w", base, "wvo/T1", also={"wvo": base})
+        trees.clone_for_worker(host, tmp_path / "w", base, "wvo/T1", also={"wvo": base})
     assert not (tmp_path / "w").exists()

@@ -1,5 +1,6 @@
 """A worker's repository made, its HEAD read, its commits taken and a commit written out as
-files (wvo_mcp/gitsnap.py), on real repositories: the paths a worker takes when it behaves."""
+files (wvo_mcp/git/: trees, refs, intake), on real repositories: the paths a worker takes
+when it behaves."""
 
 import os
 import stat
@@ -18,16 +19,17 @@ from tests.gitwork import (
     raw_tree,
     worker,
 )
-from wvo_mcp import gitsnap
 from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.git import config_env, intake, read_head, trees
+from wvo_mcp.git.run import NO_PROGRAMS
 
 
 def test_config_env_carries_names_whole() -> None:
-    env = gitsnap.config_env(["filter.a=b.clean"], [("core.quotePath", "true")])
+    env = config_env(["filter.a=b.clean"], [("core.quotePath", "true")])
     count = int(env["GIT_CONFIG_COUNT"])
     pairs = [(env[f"GIT_CONFIG_KEY_{n}"], env[f"GIT_CONFIG_VALUE_{n}"]) for n in range(count)]
-    assert pairs[: len(gitsnap.NO_PROGRAMS)] == list(gitsnap.NO_PROGRAMS)
-    assert pairs[len(gitsnap.NO_PROGRAMS) :] == [
+    assert pairs[: len(NO_PROGRAMS)] == list(NO_PROGRAMS)
+    assert pairs[len(NO_PROGRAMS) :] == [
         ("filter.a=b.clean", ""),
         ("core.quotePath", "true"),
     ]
@@ -64,11 +66,11 @@ def test_clone_for_worker_refuses_an_existing_folder_and_a_bad_branch(tmp_path: 
     host = person(tmp_path / "person")
     (tmp_path / "there").mkdir()
     with pytest.raises(ValidationFailed, match="new path"):
-        host.clone_for_worker(tmp_path / "there", host.head(), "wvo/T1")
+        trees.clone_for_worker(host, tmp_path / "there", host.head(), "wvo/T1")
     with pytest.raises(ValidationFailed, match="branch name"):
-        host.clone_for_worker(tmp_path / "w", host.head(), "a..b")
+        trees.clone_for_worker(host, tmp_path / "w", host.head(), "a..b")
     with pytest.raises(ValidationFailed, match="hex object id"):
-        host.clone_for_worker(tmp_path / "w", "main", "wvo/T1")
+        trees.clone_for_worker(host, tmp_path / "w", "main", "wvo/T1")
     assert not (tmp_path / "w").exists()
 
 
@@ -76,16 +78,16 @@ def test_read_head_on_a_branch_detached_packed_and_unborn(tmp_path: Path) -> Non
     host = person(tmp_path / "person")
     w = worker(host, tmp_path / "w")
     tip = commit_file(w, "a.txt", "one\n")
-    assert gitsnap.read_head(w / ".git") == tip
+    assert read_head(w / ".git") == tip
     git(w, "pack-refs", "--all")
     assert not (w / ".git" / "refs" / "heads" / "wvo" / "T1").exists()
-    assert gitsnap.read_head(w / ".git") == tip
+    assert read_head(w / ".git") == tip
     git(w, "checkout", "-q", "--detach")
-    assert gitsnap.read_head(w / ".git") == tip
+    assert read_head(w / ".git") == tip
     (w / ".git" / "HEAD").write_text(tip.upper() + "\n")
-    assert gitsnap.read_head(w / ".git") == tip
+    assert read_head(w / ".git") == tip
     git(w, "checkout", "-q", "--orphan", "fresh")
-    assert gitsnap.read_head(w / ".git") is None
+    assert read_head(w / ".git") is None
 
 
 def test_take_commits_brings_the_worker_commits_and_sets_the_ref(tmp_path: Path) -> None:
@@ -94,9 +96,9 @@ def test_take_commits_brings_the_worker_commits_and_sets_the_ref(tmp_path: Path)
     w = worker(host, tmp_path / "w")
     first = commit_file(w, "a.txt", "one\n")
     second = commit_file(w, "sub/b.txt", "two\n")
-    tip = gitsnap.read_head(w / ".git")
+    tip = read_head(w / ".git")
     assert tip == second
-    new = host.take_commits(w / ".git" / "objects", tip, "refs/heads/wvo/T1", None)
+    new = intake.take_commits(host, w / ".git" / "objects", tip, "refs/heads/wvo/T1", None)
     assert new == [first, second]
     assert host.tip("wvo/T1") == second
     assert host.commits(base, "wvo/T1") == [first, second]
@@ -104,11 +106,11 @@ def test_take_commits_brings_the_worker_commits_and_sets_the_ref(tmp_path: Path)
     third = commit_file(w, "a.txt", "three\n")
     git(w, "gc", "-q")
     assert not any(p.name != "info" for p in (w / ".git" / "objects").iterdir() if p.name != "pack")
-    new = host.take_commits(w / ".git" / "objects", third, "refs/heads/wvo/T1", second)
+    new = intake.take_commits(host, w / ".git" / "objects", third, "refs/heads/wvo/T1", second)
     assert new == [third]
     assert git(host.repo.top, "show", f"{third}:a.txt") == "three"
     # A worker that made no commit: nothing new, the ref is set all the same.
-    again = host.take_commits(w / ".git" / "objects", base, "refs/heads/wvo/T2", None)
+    again = intake.take_commits(host, w / ".git" / "objects", base, "refs/heads/wvo/T2", None)
     assert again == []
     assert host.tip("wvo/T2") == base
 
@@ -118,14 +120,16 @@ def test_the_whole_round_in_a_sha256_repository(tmp_path: Path) -> None:
     w = worker(host, tmp_path / "w")
     tip = commit_file(w, "a.txt", "one\n")
     assert len(tip) == 64
-    assert gitsnap.read_head(w / ".git") == tip
-    assert host.take_commits(w / ".git" / "objects", tip, "refs/heads/wvo/T1", None) == [tip]
+    assert read_head(w / ".git") == tip
+    assert intake.take_commits(host, w / ".git" / "objects", tip, "refs/heads/wvo/T1", None) == [
+        tip
+    ]
     dest = tmp_path / "dest"
     dest.mkdir()
-    host.materialize(tip, dest)
+    trees.materialize(host, tip, dest)
     assert (dest / "a.txt").read_text() == "one\n"
     with pytest.raises(ValidationFailed, match="64-digit"):
-        host.take_commits(w / ".git" / "objects", tip[:40], "refs/heads/wvo/T2", None)
+        intake.take_commits(host, w / ".git" / "objects", tip[:40], "refs/heads/wvo/T2", None)
 
 
 def test_materialize_writes_the_tree_as_files(tmp_path: Path) -> None:
@@ -150,7 +154,7 @@ def test_materialize_writes_the_tree_as_files(tmp_path: Path) -> None:
     commit = commit_tree(top, tree)
     dest = tmp_path / "dest"
     dest.mkdir()
-    host.materialize(commit, dest)
+    trees.materialize(host, commit, dest)
     assert sorted(p.name for p in dest.iterdir()) == ["big.bin", "empty", "link", "run.sh", "sub"]
     assert (dest / "big.bin").read_bytes() == big
     assert (dest / "empty").read_bytes() == b""
@@ -167,5 +171,5 @@ def test_materialize_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
     dest.mkdir()
     (dest / "keep").write_text("mine\n")
     with pytest.raises(ValidationFailed, match="not empty"):
-        host.materialize(host.head(), dest)
+        trees.materialize(host, host.head(), dest)
     assert [p.name for p in dest.iterdir()] == ["keep"]
