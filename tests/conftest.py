@@ -26,7 +26,22 @@ POLL_DEADLINE_SECONDS = 10.0
 
 
 def wvo(state_root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run `python -m wvo_mcp --state-root STATE ARGS...`; a hang fails the test."""
+    """`wvo-mcp --state-root STATE ARGS...` run in this process, seen as its process would be
+    (tests/cli_in_process.py); a hang fails the test. wvo_process runs the real process."""
+    # Imported on first use: a session that never runs the CLI skips its imports.
+    from tests import cli_in_process
+
+    argv = ["--state-root", str(state_root), *args]
+    try:
+        return cli_in_process.run(argv, cwd=ROOT, timeout=CLI_TIMEOUT_SECONDS)
+    except cli_in_process.Timeout as exc:
+        pytest.fail(f"`wvo-mcp {' '.join(args)}` did not return; stderr: {exc.stderr!r}")
+
+
+def wvo_process(state_root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `python -m wvo_mcp --state-root STATE ARGS...`, for tests where the process is
+    the point (what `serve` leaves on stdout, exit codes of the real process); a hang fails
+    the test."""
     command = [sys.executable, "-P", "-m", "wvo_mcp", "--state-root", str(state_root), *args]
     try:
         return subprocess.run(

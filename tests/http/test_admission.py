@@ -14,7 +14,7 @@ import httpx2
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from tests.conftest import wvo
+from tests.conftest import wvo_process
 from tests.http.conftest import (
     MCP_HEADERS,
     START_DEADLINE_SECONDS,
@@ -192,11 +192,11 @@ async def test_answers_are_one_json_body(state_root: Path):
 
 
 def test_admission_flags_are_checked_at_start(state_root: Path):
-    result = wvo(state_root, "serve", "--http", "--max-inflight", "-1")
+    result = wvo_process(state_root, "serve", "--http", "--max-inflight", "-1")
     assert (
         result.returncode == 2
         and "--max-inflight -1 must be a number of at least 0" in result.stderr
     )
-    result = wvo(state_root, "serve", "--rate-per-token", "5")
+    result = wvo_process(state_root, "serve", "--rate-per-token", "5")
     assert result.returncode == 2
     assert "--rate-per-token: only for `wvo-mcp serve --http`" in result.stderr

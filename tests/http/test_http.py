@@ -7,7 +7,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.conftest import POLL_DEADLINE_SECONDS, PROTOCOL_MODES, wvo
+from tests.conftest import POLL_DEADLINE_SECONDS, PROTOCOL_MODES, wvo_process
 from tests.http.conftest import (
     MCP_HEADERS,
     connect,
@@ -147,7 +147,7 @@ async def test_the_health_monitor_runs_in_the_http_server(state_root: Path):
 
 def _refused_at_start(state_root: Path, *flags: str) -> str:
     """`serve --http FLAGS` must exit 2 before serving; its message."""
-    result = wvo(state_root, "serve", "--http", *flags)
+    result = wvo_process(state_root, "serve", "--http", *flags)
     assert result.returncode == 2, (result.returncode, result.stderr)
     assert result.stdout == ""
     return result.stderr
@@ -177,7 +177,7 @@ def test_bad_http_flags_say_what_is_accepted(state_root: Path, flags: tuple[str,
 
 
 def test_http_flags_without_http_are_refused(state_root: Path):
-    result = wvo(state_root, "serve", "--port", "8765")
+    result = wvo_process(state_root, "serve", "--port", "8765")
     assert result.returncode == 2
     assert "--port: only for `wvo-mcp serve --http`" in result.stderr
 

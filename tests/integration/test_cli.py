@@ -1,4 +1,5 @@
-"""The `wvo-mcp` command line as a subprocess: import/export, status, show, and refusals."""
+"""The `wvo-mcp` command line (run in this process by `wvo`): import/export, status, show, and
+refusals."""
 
 import json
 import re

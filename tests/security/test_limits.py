@@ -17,7 +17,7 @@ import pytest
 import requests.exceptions
 from pydantic import TypeAdapter, ValidationError
 
-from tests.conftest import claim_when_possible, connect, open_db, wvo
+from tests.conftest import claim_when_possible, connect, open_db, wvo, wvo_process
 from wvo_mcp import roadmap
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
@@ -190,7 +190,7 @@ def test_serve_with_a_bad_limit_exits_2_before_speaking_mcp(
     state_root: Path, monkeypatch: pytest.MonkeyPatch, name: str, raw: str, message: str
 ) -> None:
     monkeypatch.setenv(name, raw)
-    done = wvo(state_root, "serve")
+    done = wvo_process(state_root, "serve")
     assert done.returncode == 2, done
     assert done.stdout == ""  # not one byte of MCP
     assert f"wvo-mcp: {name}=" in done.stderr and message in done.stderr, done.stderr
@@ -207,7 +207,7 @@ def test_serve_with_a_bad_limit_leaves_an_existing_database_alone(
     before = _tree(state_root)
     assert "orchestrator.db" in before
     monkeypatch.setenv("WVO_VERIFY_MEMORY_MB", "100000")
-    done = wvo(state_root, "serve")
+    done = wvo_process(state_root, "serve")
     assert done.returncode == 2 and done.stdout == ""
     assert "WVO_VERIFY_MEMORY_MB=100000 is out of range; use 16 to 65536 MB" in done.stderr
     assert _tree(state_root) == before

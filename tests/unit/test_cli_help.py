@@ -7,6 +7,7 @@ import re
 import pytest
 
 from wvo_mcp import cli
+from wvo_mcp.cli.entry import summary
 
 SENTENCE = re.compile(r"[A-Z].*\.", re.DOTALL)
 
@@ -34,10 +35,10 @@ def test_every_summary_and_option_help_is_a_whole_sentence() -> None:
 
 
 def test_a_summary_is_the_first_sentence_of_a_long_docstring() -> None:
-    assert cli._summary("Wire it in.\n    Run twice, it changes nothing.") == "Wire it in."
-    long = cli._summary("One line, e.g. this one,\n    over two.")
+    assert summary("Wire it in.\n    Run twice, it changes nothing.") == "Wire it in."
+    long = summary("One line, e.g. this one,\n    over two.")
     assert long == "One line, e.g. this one, over two."
-    assert cli._summary("Names `a.b`. Then more.") == "Names `a.b`."
+    assert summary("Names `a.b`. Then more.") == "Names `a.b`."
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,138 @@
+"""The `wvo-mcp` command: serve over stdio (default) and the operator's commands."""
+
+import argparse
+import dataclasses
+import logging
+import os
+import re
+import sys
+from argparse import SUPPRESS
+from pathlib import Path
+
+from wvo_mcp import __version__
+from wvo_mcp.cli import autopilot, backups, project, reports, roadmap, sandbox, serve, tasks
+from wvo_mcp.cli.command import Command, Handler
+from wvo_mcp.config import Settings
+from wvo_mcp.errors import WvoError
+
+# In the order `wvo-mcp --help` lists them.
+COMMANDS: tuple[Command, ...] = (
+    serve.SERVE,
+    serve.DASHBOARD,
+    serve.TOKENS,
+    roadmap.IMPORT,
+    roadmap.EXPORT,
+    reports.STATUS,
+    reports.HEALTH,
+    reports.PROVIDERS,
+    reports.SHOW,
+    tasks.REQUEUE,
+    autopilot.AUTOPILOT,
+    tasks.CANCEL,
+    tasks.DONE,
+    tasks.APPROVE,
+    reports.CONTEXT,
+    reports.CHECKPOINTS,
+    tasks.ROLLBACK,
+    tasks.REJECT,
+    backups.BACKUP,
+    backups.RESTORE,
+    project.DEMO,
+    project.INIT,
+    project.DOCTOR,
+    sandbox.SANDBOX,
+)
+
+
+def summary(doc: str) -> str:
+    """A docstring's first sentence: a command's line in `wvo-mcp --help`."""
+    text = " ".join(doc.split())
+    found = re.match(r"(.+?\.)(?=\s+[A-Z`]|$)", text)
+    return found.group(1) if found else text
+
+
+HELP = "Show this help and exit."
+VERBOSE = "Log what happens (migrations, requests) on stderr; WVO_LOG_LEVEL, when set, wins."
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="wvo-mcp", description=__doc__, add_help=False)
+    p.add_argument("-h", "--help", action="help", help=HELP)
+    p.add_argument(
+        "--version",
+        action="version",
+        version=f"wvo-mcp {__version__}",
+        help="Print the version and exit.",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help=VERBOSE)
+    p.add_argument(
+        "--state-root",
+        help="The state folder (default: $WVO_STATE_ROOT, else the one `wvo-mcp init` recorded "
+        "for this repository, else ./state if it holds a database).",
+        default=None,
+    )
+    sub = p.add_subparsers(
+        dest="command", metavar="COMMAND", help="What to do (default: serve over stdio)."
+    )
+    for command in COMMANDS:
+        doc = (command.handler.__doc__ or "").strip()
+        cmd = sub.add_parser(command.name, help=summary(doc), description=doc, add_help=False)
+        cmd.add_argument("-h", "--help", action="help", help=HELP)
+        # Also after the command (`wvo-mcp status -v`); unset, the one before it stands.
+        cmd.add_argument("-v", "--verbose", action="store_true", default=SUPPRESS, help=VERBOSE)
+        cmd.set_defaults(handler=command.handler)
+        command.arguments(cmd)
+    return p
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    # argparse does not hand `--` on to a subcommand, so `sandbox run ... -- CMD` is cut here.
+    if "--" in argv:
+        cut = argv.index("--")
+        args = parser().parse_args(argv[:cut])
+        if getattr(args, "handler", None) is sandbox.cmd_sandbox:
+            args.command = [*args.command, *argv[cut + 1 :]]
+            return args
+    return parser().parse_args(argv)
+
+
+# Commands that run without a state folder found for them: a client starts `serve` with
+# WVO_STATE_ROOT (without one, ./state as ever), init makes one, demo has its own, doctor and
+# sandbox only look. Every other command refuses rather than make ./state where it stands.
+STATELESS: tuple[Handler, ...] = (
+    serve.cmd_serve,
+    project.cmd_init,
+    project.cmd_demo,
+    project.cmd_doctor,
+    sandbox.cmd_sandbox,
+)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    handler = getattr(args, "handler", serve.cmd_serve)
+    state_root = args.state_root
+    if handler is project.cmd_demo and state_root is None:
+        state_root = "state/demo"
+    elif state_root is None and not os.environ.get("WVO_STATE_ROOT"):
+        from wvo_mcp.wiring import place
+
+        state_root = place.found(Path.cwd())
+        if state_root is None and handler not in STATELESS:
+            print(f"wvo-mcp: {place.NOT_INITIALISED}", file=sys.stderr)
+            sys.exit(2)
+    try:
+        settings = Settings.from_env(state_root=state_root)
+        # Quiet unless asked: a client shows every stderr line of a server as an error, and a
+        # person's command answers on stdout; -v (or WVO_LOG_LEVEL) shows migrations and more.
+        if not settings.log_level:
+            settings = dataclasses.replace(
+                settings, log_level="info" if args.verbose else "warning"
+            )
+        logging.basicConfig(
+            level=settings.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(message)s"
+        )
+        handler(settings, args)
+    except WvoError as exc:
+        print(f"wvo-mcp: {exc}", file=sys.stderr)
+        sys.exit(2)
