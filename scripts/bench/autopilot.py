@@ -2,8 +2,8 @@
 """What the autopilot costs: its overhead per task, its CPU while workers run, and how soon a
 crashed worker's task runs again.
 
-    python scripts/bench_autopilot.py                 # 80 tasks, 8 workers
-    python scripts/bench_autopilot.py --tasks 20 --workers 4 --json out.json --keep
+    python -m scripts.bench.autopilot                 # 80 tasks, 8 workers
+    python -m scripts.bench.autopilot --tasks 20 --workers 4 --json out.json --keep
 
 A real `wvo-mcp autopilot --until-empty` runs on a fresh git repository with 8 slots of the
 fake Claude Code worker (wvo_mcp/autopilot/fake.py: its own wvo-mcp server, a checkpoint, a
@@ -39,11 +39,11 @@ from pathlib import Path
 
 import anyio
 
+from scripts.bench.lib import ROOT
 from wvo_mcp.config import Settings
 from wvo_mcp.models import TaskSpec
 from wvo_mcp.orchestrator import Orchestrator
 
-ROOT = Path(__file__).resolve().parent.parent
 FAKE = ROOT / "wvo_mcp" / "autopilot" / "fake.py"
 
 

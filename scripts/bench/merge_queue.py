@@ -3,9 +3,9 @@
 in it with each batch size and number of test slots, what the conflict-avoidance check
 saves, and the CPU the queue costs.
 
-    python scripts/bench_queue.py --quick            # smoke run, ~2 minutes
-    python scripts/bench_queue.py --json out.json    # full run, ~20 minutes (quiet, 2 cores)
-    python scripts/bench_queue.py --only avoidance --repeats 5
+    python -m scripts.bench.merge_queue --quick            # smoke run, ~2 minutes
+    python -m scripts.bench.merge_queue --json out.json    # full run, ~20 minutes (quiet, 2 cores)
+    python -m scripts.bench.merge_queue --only avoidance --repeats 5
 
 Every run is a real `wvo-mcp autopilot --until-empty --merge merge --onto integration
 --check "sh check.sh TOKEN"` (or `--merge leave`) on a fresh repository and database, with
@@ -62,17 +62,14 @@ from typing import Any
 
 import anyio
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib
-from benchlib import BenchError, Report, log, machine_busy
-
+from scripts.bench import lib
+from scripts.bench.lib import ROOT, BenchError, Report, log, machine_busy
 from wvo_mcp.config import Settings
 from wvo_mcp.models import TaskSpec
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.queue_figures import percentile
 from wvo_mcp.sandbox import bwrap
 
-ROOT = Path(__file__).resolve().parent.parent
 FAKE = ROOT / "wvo_mcp" / "autopilot" / "fake.py"
 CPUS = os.cpu_count() or 1
 TARGET = "integration"
@@ -208,7 +205,7 @@ providers:
 
 
 def become_subreaper() -> None:
-    """Adopt orphaned descendants (as bench_tenancy.py does): bwrap's outer process exits
+    """Adopt orphaned descendants (as tenancy.py does): bwrap's outer process exits
     without waiting for the sandbox's init, whose CPU would go to the host's init; adopted,
     it is counted when reap_adopted() waits for it."""
     libc = ctypes.CDLL(None, use_errno=True)
@@ -425,8 +422,8 @@ def busy(runs: Sequence[dict[str, Any]]) -> str:
     return spread([{"others": 100 * r["others"]} for r in runs], "others", ".0f")
 
 
-class Bench(benchlib.Bench):
-    script = Path(__file__).resolve()
+class Bench(lib.Bench):
+    module = __spec__.name
 
     def __init__(self, config: Config, work: Path, cache: Path, report: Report) -> None:
         super().__init__(config, work, cache, report)
@@ -623,14 +620,14 @@ SECTIONS = ("throughput", "avoidance", "cpu")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = benchlib.arguments(__doc__ or "")
+    parser = lib.arguments(__doc__ or "")
     parser.add_argument("--repeats", type=int, help="runs of each setting (default 3; quick 1)")
     parser.add_argument("--tasks", type=int, help="tasks in each run (default 40; quick 12)")
-    benchlib.only_option(parser, SECTIONS)
+    lib.only_option(parser, SECTIONS)
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args(argv)
-    chosen = benchlib.chosen_sections(parser, args, SECTIONS)
+    chosen = lib.chosen_sections(parser, args, SECTIONS)
     config = make_config(args)
     if config.repeats < 1 or config.tasks < 4:
         parser.error("--repeats must be at least 1 and --tasks at least 4")
@@ -661,9 +658,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(report.table())
     if args.json:
-        benchlib.write_json(
-            args.json, config, report, lambda: {"sections": chosen, "seconds": seconds}
-        )
+        lib.write_json(args.json, config, report, lambda: {"sections": chosen, "seconds": seconds})
     return 0
 
 

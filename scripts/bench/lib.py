@@ -1,4 +1,4 @@
-"""What the benchmark scripts (bench_core.py, bench_health.py, bench_routing.py) share.
+"""What the benchmarks of this package share.
 
 - stdio clients: connect to a server process, call a tool, time a call, claim cycles;
 - the floor: a tiny MCP server with one no-op tool, and the measures timed against it in
@@ -6,12 +6,12 @@
 - statistics and the report table;
 - the generated task graphs, the database cache and private copies of cached databases;
 - in-process timings of the Orchestrator (no MCP);
-- worker processes (each script re-runs itself with `--worker CONFIG`);
+- worker processes (each benchmark re-runs its own module with `--worker CONFIG`);
 - the command line, the temporary folder, the failure report and the JSON output.
 
-The scripts are run as `python scripts/NAME.py`, which puts this folder on sys.path.
+Benchmarks run from the repository root as `python -m scripts.bench.NAME`.
 Importing this module also wraps the SDK client's check of structured tool results (see
-ClientCheck), so every script's client takes the same path.
+ClientCheck), so every benchmark's client takes the same path.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.store.sql import migrations
 
+ROOT = Path(__file__).resolve().parents[2]  # the repository: workers run from here
 GENERATOR_VERSION = 1  # bump when the generated task graphs change, to invalidate the cache
 CHAIN_LENGTH = 100  # tasks per dependency chain: only chain heads are ready (1% of the total)
 BUILD_BATCH = 10_000  # tasks per create_tasks call when building databases
@@ -609,9 +610,9 @@ def direct_plan(
 
 class Bench:
     """A run's configuration, work folder, database cache, report and server log, and what
-    every section uses. Subclasses set `script` to their own file (for worker processes)."""
+    every section uses. Subclasses set `module` to their own name (for worker processes)."""
 
-    script: ClassVar[Path]
+    module: ClassVar[str]
 
     def __init__(self, config: Any, work: Path, cache: Path, report: Report) -> None:
         self.config = config
@@ -669,13 +670,13 @@ class Bench:
         timeout: float,
         while_running: Callable[[], None] | None = None,
     ) -> list[dict[str, Any]]:
-        """Start `count` copies of this script with `--worker CONFIG`, wait until each prints
+        """Start `count` copies of this module with `--worker CONFIG`, wait until each prints
         `ready`, then send `go`. With `while_running`, run it and then send `stop`. Returns
         the JSON line each worker prints last."""
-        payload = json.dumps(config)
         workers = [
             subprocess.Popen(
-                [sys.executable, str(self.script), "--worker", payload],
+                rerun(self.module, config),
+                cwd=ROOT,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=self.errlog,
@@ -743,6 +744,11 @@ class Bench:
                 anyio.run(method)
             else:
                 method()
+
+
+def rerun(module: str, config: dict[str, Any]) -> list[str]:
+    """The command that runs bench `module` again as a worker given `config` (from ROOT)."""
+    return [sys.executable, "-m", module, "--worker", json.dumps(config)]
 
 
 async def wait_for_go() -> None:
@@ -842,6 +848,16 @@ def machine_busy() -> float:
     return (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
+def proc_file(pid: int, name: str) -> str:
+    return Path(f"/proc/{pid}/{name}").read_bytes().decode(errors="replace")
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from /proc/<pid>/stat."""
+    fields = proc_file(pid, "stat").rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def machine() -> dict[str, Any]:
     import mcp
 
@@ -863,15 +879,14 @@ def machine() -> dict[str, Any]:
         info["jsonschema"] = version("jsonschema")
         info["pyyaml"] = version("PyYAML")
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        repo = Path(__file__).resolve().parent.parent
         head = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
             capture_output=True,
             text=True,
             check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(repo), "status", "--porcelain", "--", "wvo_mcp"],
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "wvo_mcp"],
             capture_output=True,
             text=True,
             check=True,
@@ -912,7 +927,7 @@ def sections_main(
     sections and the run's seconds."""
     parser = arguments(doc)
     only_option(parser, sections)
-    common_options(parser, cache_shared_with="bench_core.py")
+    common_options(parser, cache_shared_with="scripts.bench.core")
     args = parser.parse_args(argv)
 
     if args.worker:

@@ -2,9 +2,9 @@
 """What the worker sandbox costs: a worker's launch, its MCP tool calls, its model requests,
 and the CPU of a real autopilot's fake workers, sandboxed against `--unsandboxed-workers`.
 
-    python scripts/bench_tenancy.py --quick            # smoke run, under 2 minutes
-    python scripts/bench_tenancy.py --json out.json    # full run, ~8 minutes on a quiet machine
-    python scripts/bench_tenancy.py --only launch,calls
+    python -m scripts.bench.tenancy --quick            # smoke run, under 2 minutes
+    python -m scripts.bench.tenancy --json out.json    # full run, ~8 minutes on a quiet machine
+    python -m scripts.bench.tenancy --only launch,calls
 
 Sections 1-3 run the autopilot's own machinery in this process: wvo_mcp.autopilot.gateway's
 Gateway (wvo-mcp over HTTP on 127.0.0.1, its own thread) and isolation.prepared(run, gateway,
@@ -21,7 +21,7 @@ cwd, the prompt on stdin, a new session), sandboxed and direct in alternation:
   the relay's and its `site`'s. Then the fake Claude Code worker (Python and its imports)
   to its first line, both ways. The token, the egress proxy and the relay's Python outside
   any sandbox are also timed alone.
-- `calls`: scripts/bench_tenancy_client.py as a worker, one process sandboxed and one
+- `calls`: tenancy_client.py as a worker, one process sandboxed and one
   direct, each holding one MCP session: task_get and heartbeat on its own task (a run token
   scoped to it; the task claimed for it), through the relay and the egress proxy against
   straight to the gateway's URL, in rotating blocks. CPU: the egress proxy's (this
@@ -73,11 +73,8 @@ import anyio.abc
 import anyio.to_thread
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib
-from bench_core import proc_cpu_seconds
-from benchlib import BenchError, Report, log, machine_busy, summary
-
+from scripts.bench import lib
+from scripts.bench.lib import ROOT, BenchError, Report, log, machine_busy, proc_cpu_seconds, summary
 from wvo_mcp import providers
 from wvo_mcp.autopilot import isolation
 from wvo_mcp.autopilot.gateway import Gateway
@@ -88,13 +85,12 @@ from wvo_mcp.sandbox import bwrap, egress, relay
 from wvo_mcp.sandbox.limits import DEFAULT_PATH
 from wvo_mcp.services.tokens import Scope
 
-ROOT = Path(__file__).resolve().parent.parent
 RELAY_PARTS = (  # the relay's Python, outside any sandbox: see Bench.prepare_parts
     ("python", "outside: `python -I -S -c pass` (the interpreter alone)"),
     ("site", "outside: `python -I -c pass` (+ `site`)"),
     ("relay_source", "outside: `python -I -S -c RELAY` (+ compiling it, its imports; exits)"),
 )
-CLIENT = Path(__file__).resolve().parent / "bench_tenancy_client.py"
+CLIENT = Path(__file__).resolve().parent / "tenancy_client.py"
 FAKE = ROOT / "wvo_mcp" / "autopilot" / "fake.py"
 CPUS = os.cpu_count() or 1
 QUIET_SHARE = 0.10  # the machine is quiet below this share of all its cores busy
@@ -329,8 +325,8 @@ class Worker:
 # --------------------------------------------------------------------------- the bench
 
 
-class Bench(benchlib.Bench):
-    script = Path(__file__).resolve()
+class Bench(lib.Bench):
+    module = __spec__.name
 
     def __init__(self, config: Config, work: Path, cache: Path, report: Report) -> None:
         super().__init__(config, work, cache, report)
@@ -659,7 +655,7 @@ class Bench(benchlib.Bench):
             request = {k: v for k, v in ask.items() if k != "count"}
             for worker in workers.values():  # warm up: connections, first-call compiles
                 await worker.ask({**request, "n": self.config.warmup})
-            got = {
+            got: dict[str, dict[str, Any]] = {
                 mode: {"ms": [], "proxy_s": 0.0, "relay_s": 0.0, "gateway_s": 0.0,
                        "client_s": 0.0, "bytes": 0, "sent": 0}
                 for mode in workers
@@ -883,7 +879,7 @@ def client_cpu(runs: int) -> dict[str, float]:
 
 
 def start_stub(errlog: Any) -> tuple[subprocess.Popen[str], str]:
-    """The stub model API (bench_tenancy_client.py --stub) and its URL."""
+    """The stub model API (tenancy_client.py --stub) and its URL."""
     stub = subprocess.Popen(
         [sys.executable, "-P", str(CLIENT), "--stub"],
         stdin=subprocess.PIPE,
@@ -974,22 +970,22 @@ SECTIONS = ("launch", "calls", "model", "autopilot")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = benchlib.arguments(__doc__ or "")
+    parser = lib.arguments(__doc__ or "")
     parser.add_argument(
         "--wait-quiet",
         type=float,
         help="seconds to wait for a quiet machine before each section (default 600; quick 0)",
     )
-    benchlib.only_option(parser, SECTIONS)
-    benchlib.common_options(parser)
+    lib.only_option(parser, SECTIONS)
+    lib.common_options(parser)
     args = parser.parse_args(argv)
-    chosen = benchlib.chosen_sections(parser, args, SECTIONS)
+    chosen = lib.chosen_sections(parser, args, SECTIONS)
     config = make_config(args)
     probe = bwrap.probe()
     if not probe.usable:
         parser.error(f"bwrap does not work here: {probe.detail}")
     become_subreaper()
-    work, cache = benchlib.workspace(args, "wvo-bench-tenancy-")
+    work, cache = lib.workspace(args, "wvo-bench-tenancy-")
     report = Report()
     bench = Bench(config, work, cache, report)
     log(f"wvo-mcp tenancy benchmark ({'quick' if config.quick else 'full'}); work folder {work}")
@@ -1012,9 +1008,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(report.table())
     if args.json:
-        benchlib.write_json(
-            args.json, config, report, lambda: {"sections": chosen, "seconds": seconds}
-        )
+        lib.write_json(args.json, config, report, lambda: {"sections": chosen, "seconds": seconds})
     return 0
 
 
