@@ -971,9 +971,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config = make_config(args)
     work, cache = lib.workspace(args, "wvo-bench-")
-    report = Report()
-    bench = Bench(config, work, cache, report)
-    log(f"wvo-mcp benchmark ({'quick' if config.quick else 'full'}); work folder {work}")
+    bench = Bench(config, work, cache, Report())
 
     def body() -> None:
         anyio.run(run, bench, chosen)
@@ -987,13 +985,9 @@ def main(argv: list[str] | None = None) -> int:
         if "concurrency" in chosen:
             bench.concurrency()
 
-    if not bench.execute(body, args.keep):
-        return 1
-
-    print(report.table())
-    if args.json:
-        lib.write_json(args.json, config, report, lambda: {"floor_p50_ms": bench.floor_p50})
-    return 0
+    return lib.run_bench(
+        bench, "wvo-mcp benchmark", body, args, extra=lambda: {"floor_p50_ms": bench.floor_p50}
+    )
 
 
 if __name__ == "__main__":

@@ -462,7 +462,6 @@ class Bench(lib.Bench):
 
     def __init__(self, config: Config, work: Path, cache: Path, report: Report) -> None:
         super().__init__(config, work, cache, report)
-        self.tables: list[str] = []
 
     # ---- latency and CPU: one agent run
 
@@ -915,10 +914,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = lib.chosen_sections(parser, args, SECTIONS)
     config = make_config(args)
     work, cache = lib.workspace(args, "wvo-bench-dashboard-")
-    report = Report()
-    bench = Bench(config, work, cache, report)
-    log(f"wvo-mcp dashboard benchmark ({'quick' if config.quick else 'full'}); work {work}")
-    started = time.monotonic()
+    bench = Bench(config, work, cache, Report())
 
     def body() -> None:
         if "latency" in chosen or "cpu" in chosen:
@@ -926,24 +922,13 @@ def main(argv: list[str] | None = None) -> int:
         if "page" in chosen:
             anyio.run(bench.page)
 
-    if not bench.execute(body, args.keep):
-        return 1
-    seconds = time.monotonic() - started
-    log(f"done in {seconds:.0f} s")
     agents = (f"{config.agents} agents: SDK clients in one driver process, each with its own "
               "stdio `wvo-mcp serve` on the dashboard's SQLite state root")  # fmt: skip
-    print(f"## wvo-mcp dashboard benchmark\n\n{agents}\n")
-    print("\n\n".join(bench.tables))
-    print()
-    print(report.table())
-    if args.json:
-        lib.write_json(
-            args.json,
-            config,
-            report,
-            lambda: {"sections": chosen, "seconds": seconds, "agents_setup": agents},
-        )
-    return 0
+    return lib.run_bench(
+        bench, "wvo-mcp dashboard benchmark", body, args,
+        chosen, lambda: {"agents_setup": agents},
+        heading=f"## wvo-mcp dashboard benchmark\n\n{agents}\n",
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -701,10 +701,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("sizes and periods must be positive")
 
     work, cache = lib.workspace(args, "wvo-bench-fleet-")
-    report = Report()
-    bench = Bench(config, work, cache, report)
-    log(f"wvo-mcp fleet simulation ({'quick' if config.quick else 'full'}); work {work}")
-    started = time.monotonic()
+    bench = Bench(config, work, cache, Report())
 
     def body() -> None:
         log("starting a throwaway PostgreSQL cluster (fsync on)")
@@ -713,14 +710,7 @@ def main(argv: list[str] | None = None) -> int:
             enable_statements(cluster)
             bench.fleet()
 
-    if not bench.execute(body, args.keep):
-        return 1
-    seconds = time.monotonic() - started
-    log(f"done in {seconds:.0f} s")
-    print(report.table())
-    if args.json:
-        lib.write_json(args.json, config, report, lambda: {"seconds": seconds})
-    return 0
+    return lib.run_bench(bench, "wvo-mcp fleet simulation", body, args)
 
 
 if __name__ == "__main__":

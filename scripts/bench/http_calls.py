@@ -310,20 +310,11 @@ def main(argv: list[str] | None = None) -> int:
     calls = args.calls or (200 if args.quick else 2000)
     config = Config(args.quick, calls, 20 if args.quick else 200, 500 if args.quick else 3000)
     work, cache = lib.workspace(args, "wvo-bench-http-")
-    report = Report()
-    bench = Bench(config, work, cache, report, args)
-    log(f"wvo-mcp HTTP request benchmark ({'quick' if args.quick else 'full'}); work {work}")
-    started = time.monotonic()
-    if not bench.execute(bench.run, args.keep):
-        return 1
-    log(f"done in {time.monotonic() - started:.0f} s")
-    print(report.table())
-    if args.json:
-        lib.write_json(
-            args.json, config, report,
-            lambda: {"seconds": time.monotonic() - started, "baseline": str(args.baseline_tree)},
-        )  # fmt: skip
-    return 0
+    bench = Bench(config, work, cache, Report(), args)
+    return lib.run_bench(
+        bench, "wvo-mcp HTTP request benchmark", bench.run, args,
+        extra=lambda: {"baseline": str(args.baseline_tree)},
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

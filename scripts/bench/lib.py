@@ -620,6 +620,15 @@ class Bench:
         self.cache = cache
         self.report = report
         self.errlog = (work / "servers.log").open("a")
+        self.tables: list[str] = []  # Markdown tables printed above the report's
+
+    def table(self, title: str, header: list[str], rows: list[list[str]], note: str) -> None:
+        """A Markdown table for stdout (with `note` below it), and a copy in the log."""
+        lines = [f"### {title}", "", "| " + " | ".join(header) + " |",
+                 "|" + "---|" * len(header)]  # fmt: skip
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        self.tables.append("\n".join([*lines, "", note]))
+        log("\n".join(lines))
 
     def load(self, section: str) -> None:
         """Other work on the machine skews every figure: record the load with each section."""
@@ -911,6 +920,38 @@ def write_json(
     log(f"wrote {path}")
 
 
+def run_bench(
+    bench: Bench,
+    title: str,
+    body: Callable[[], None],
+    args: argparse.Namespace,
+    chosen: Sequence[str] | None = None,
+    extra: Callable[[], dict[str, Any]] = dict,
+    heading: str | bool = False,
+) -> int:
+    """Run `body` on `bench` (see Bench.execute; `args` gives --keep and --json), then print
+    the bench's tables under a heading (`## TITLE (quick)`, or the one given) when `heading`,
+    and the report. `title` names the run in the log; the JSON holds the `chosen` sections,
+    the run's seconds and the `extra` fields. The exit code."""
+    mode = "quick" if bench.config.quick else "full"
+    log(f"{title} ({mode}); work folder {bench.work}")
+    started = time.monotonic()
+    if not bench.execute(body, args.keep):
+        return 1
+    seconds = time.monotonic() - started
+    log(f"done in {seconds:.0f} s")
+    if heading:
+        print(f"## {title} ({mode})\n" if heading is True else heading)
+        print("\n\n".join(bench.tables))
+        print()
+    print(bench.report.table())
+    if args.json:
+        sections = {} if chosen is None else {"sections": list(chosen)}
+        fields = {**sections, "seconds": seconds, **extra()}
+        write_json(args.json, bench.config, bench.report, lambda: fields)
+    return 0
+
+
 def sections_main(
     argv: list[str] | None,
     doc: str,
@@ -921,7 +962,7 @@ def sections_main(
     worker_main: Callable[[dict[str, Any]], Awaitable[None]],
     json_fields: dict[str, Any] | None = None,
 ) -> int:
-    """main() of a script made of sections (--only picks them): parse the command line, run
+    """main() of a benchmark made of sections (--only picks them): parse the command line, run
     as a worker or run the sections, print the table, write the JSON. `name` names the run
     (`wvo-mcp NAME benchmark`) and its work folder; `json_fields` go into the JSON after the
     sections and the run's seconds."""
@@ -937,24 +978,12 @@ def sections_main(
     chosen = chosen_sections(parser, args, sections)
     config = make_config(args.quick)
     work, cache = workspace(args, f"wvo-bench-{name}-")
-    report = Report()
-    bench = make_bench(config, work, cache, report)
-    log(f"wvo-mcp {name} benchmark ({'quick' if config.quick else 'full'}); work folder {work}")
-    started = time.monotonic()
-    if not bench.execute(lambda: bench.run_sections(sections, chosen), args.keep):
-        return 1
-    log(f"done in {time.monotonic() - started:.0f} s")
-
-    print(report.table())
-    if args.json:
-        write_json(
-            args.json,
-            config,
-            report,
-            lambda: {
-                "sections": chosen,
-                "seconds": time.monotonic() - started,
-                **(json_fields or {}),
-            },
-        )
-    return 0
+    bench = make_bench(config, work, cache, Report())
+    return run_bench(
+        bench,
+        f"wvo-mcp {name} benchmark",
+        lambda: bench.run_sections(sections, chosen),
+        args,
+        chosen,
+        lambda: json_fields or {},
+    )

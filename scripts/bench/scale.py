@@ -1006,10 +1006,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config = make_config(args)
     work, cache = lib.workspace(args, "wvo-bench-scale-")
-    report = Report()
-    bench = Bench(config, work, cache, report)
-    log(f"wvo-mcp scale-out benchmark ({'quick' if config.quick else 'full'}); work {work}")
-    started = time.monotonic()
+    bench = Bench(config, work, cache, Report())
 
     def body() -> None:
         with contextlib.ExitStack() as stack:
@@ -1019,14 +1016,7 @@ def main(argv: list[str] | None = None) -> int:
                 enable_statements(bench.cluster)
             bench.run_sections(SECTIONS, chosen)
 
-    if not bench.execute(body, args.keep):
-        return 1
-    seconds = time.monotonic() - started
-    log(f"done in {seconds:.0f} s")
-    print(report.table())
-    if args.json:
-        lib.write_json(args.json, config, report, lambda: {"sections": chosen, "seconds": seconds})
-    return 0
+    return lib.run_bench(bench, "wvo-mcp scale-out benchmark", body, args, chosen)
 
 
 if __name__ == "__main__":

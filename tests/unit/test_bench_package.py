@@ -9,7 +9,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "scripts" / "bench"
-SHARED = {"__init__", "lib"}  # the package and its shared library: no benchmark of their own
+# The package and what its benchmarks share: no benchmark of their own.
+SHARED = {"__init__", "lib", "project", "subreaper"}
 
 PROBE = """
 import importlib, json, sys
