@@ -940,12 +940,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = lib.arguments(__doc__)
     parser.add_argument(
         "--sizes",
-        type=lambda text: [parse_size(part) for part in text.split(",") if part.strip()],
+        type=lib.comma_list(parse_size),
         help="plan_next database sizes, e.g. 1k,100k,1M (default 1k,100k,1M; quick 1k,10k)",
     )
     parser.add_argument(
         "--clients",
-        type=lambda text: [part.strip() for part in text.split(",") if part.strip()],
+        type=lib.comma_list(str),
         default=["sdk", "raw"],
         help="concurrency: the clients to run, sdk and/or raw (default both)",
     )

@@ -72,7 +72,6 @@ from scripts.bench.lib import (
     proc_cpu_seconds,
     size_label,
     summary,
-    wait_listening,
 )
 from wvo_mcp.config import Settings
 from wvo_mcp.orchestrator import Orchestrator
@@ -171,21 +170,10 @@ def dashboard_server(state_root: Path, errlog: TextIO) -> Iterator[Dashboard]:
     port = free_port()
     command = [sys.executable, "-P", "-m", "wvo_mcp", "--state-root", str(state_root),
                "serve", "--http", "--dashboard", "--port", str(port)]  # fmt: skip
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=get_default_environment(), stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=errlog,
-    )  # fmt: skip
-    try:
-        wait_listening(process, port, "the dashboard server")
+    env = get_default_environment()
+    with lib.http_server(command, port, "the dashboard server", ROOT, env, errlog) as process:
         log(f"  dashboard server pid {process.pid} on port {port}")
         yield Dashboard(port, process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 class AgentDriver:

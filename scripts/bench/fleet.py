@@ -54,15 +54,14 @@ import psycopg
 
 from scripts.bench import lib
 from scripts.bench import scale as bench_scale
-from scripts.bench.lib import ROOT, BenchError, Report, log, machine_busy, proc_cpu_seconds, summary
+from scripts.bench.lib import ROOT, BenchError, Report, log, summary
 from scripts.bench.scale import (
     SAMPLE_EVERY_S,
     STATEMENTS,
     HttpAgent,
-    cpu_delta,
+    Window,
     enable_statements,
     http_servers,
-    postgres_cpu,
     take_slot,
 )
 from tests.pgcluster import Cluster
@@ -461,31 +460,14 @@ class Bench(lib.Bench):
         time.sleep(max(0.0, start - time.monotonic()))  # the ramp: nothing is measured
         probe.execute("SELECT pg_stat_statements_reset()")
         incidents = probe.execute(INCIDENTS).fetchone()
-        servers = sum(proc_cpu_seconds(pid) for pid in pids)
-        postgres = postgres_cpu(self.cluster)
-        mine = time.process_time()
-        machine = machine_busy()
-        began = time.monotonic()
-        held = claim_held = waiters = samples = 0
+        window = Window(self.cluster, pids)
         while time.monotonic() < end:
-            world, claiming, waiting = probe.execute(f"SELECT {bench_scale.LOCK_COUNTS}").fetchone()  # type: ignore[misc]
-            samples += 1
-            held += world > 0
-            claim_held += claiming > 0
-            waiters += waiting
+            window.sample(*probe.execute(f"SELECT {bench_scale.LOCK_COUNTS}").fetchone())  # type: ignore[misc]
             time.sleep(SAMPLE_EVERY_S)
         return {
             "start": start,
             "end": end,
-            "seconds": time.monotonic() - began,
-            "server_cpu": sum(proc_cpu_seconds(pid) for pid in pids) - servers,
-            "postgres_cpu": cpu_delta(postgres, postgres_cpu(self.cluster)),
-            "monitor_cpu": time.process_time() - mine,
-            "machine_cpu": machine_busy() - machine,
-            "lock_held": held / max(1, samples),
-            "claim_lock_held": claim_held / max(1, samples),
-            "lock_waiters_mean": waiters / max(1, samples),
-            "samples": samples,
+            **window.figures(),
             "statements": probe.execute(STATEMENTS).fetchall(),
             # deadlocks (each a 1 s wait, then a retry) and checkpoints inside the window
             "incidents": [
@@ -670,7 +652,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = lib.arguments(__doc__)
     parser.add_argument(
         "--sizes",
-        type=lambda text: [int(part) for part in text.split(",") if part.strip()],
+        type=lib.comma_list(int),
         help="fleet sizes (default 500,1000,2000,5000; quick 50,100)",
     )
     parser.add_argument("--servers", type=int, default=2, help="HTTP servers, 1-4 (default 2)")

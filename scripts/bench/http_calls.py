@@ -46,7 +46,7 @@ import anyio
 import httpx2
 
 from scripts.bench import lib
-from scripts.bench.lib import ROOT, BenchError, Report, log, proc_cpu_seconds, wait_listening
+from scripts.bench.lib import ROOT, BenchError, Report, log, proc_cpu_seconds
 
 HEADERS = {
     "Accept": "application/json, text/event-stream",
@@ -110,20 +110,8 @@ def http_server(
             env["PYTHONPATH"] = str(tree)
         command = [sys.executable, "-P", "-m", "wvo_mcp", "serve", "--http", "--port", str(port)]
         # Outside both trees: a server refuses to import code from its workspace (its cwd).
-        process = subprocess.Popen(
-            command, cwd=state.parent, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=errlog,
-        )  # fmt: skip
-        try:
-            wait_listening(process, port, label)
+        with lib.http_server(command, port, label, state.parent, env, errlog) as process:
             yield Server(label, process, f"http://127.0.0.1:{port}/mcp")
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
     return run()
 

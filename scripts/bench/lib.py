@@ -39,7 +39,7 @@ import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TextIO
+from typing import Any, ClassVar, TextIO, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -99,6 +99,7 @@ INITIALIZE = (
     + "\n"
 ).encode()
 
+T = TypeVar("T")
 Measure = Callable[[], Awaitable[float]]  # one timed call (or cycle); returns seconds
 
 _T0 = time.monotonic()
@@ -780,10 +781,15 @@ def arguments(doc: str) -> argparse.ArgumentParser:
     return parser
 
 
+def comma_list(convert: Callable[[str], T]) -> Callable[[str], list[T]]:
+    """An argparse type: comma-separated values, each through `convert`; blanks are skipped."""
+    return lambda text: [convert(part.strip()) for part in text.split(",") if part.strip()]
+
+
 def only_option(parser: argparse.ArgumentParser, sections: Sequence[str]) -> None:
     parser.add_argument(
         "--only",
-        type=lambda text: [part.strip() for part in text.split(",") if part.strip()],
+        type=comma_list(str),
         help=f"run only these sections, comma-separated: {','.join(sections)}",
     )
 
@@ -841,6 +847,42 @@ def wait_listening(process: subprocess.Popen[Any], port: int, label: str) -> Non
             if time.monotonic() > deadline:
                 raise BenchError(f"{label} never listened") from None
             time.sleep(0.05)  # polling the port
+
+
+def start_server(
+    command: list[str], cwd: Path, env: dict[str, str], errlog: TextIO
+) -> subprocess.Popen[bytes]:
+    """A server process: no stdin, stdout dropped, stderr into `errlog`."""
+    return subprocess.Popen(
+        command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=errlog,
+    )  # fmt: skip
+
+
+def stop_servers(processes: Sequence[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to every server, then wait for each; one still running 15 s later is killed."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def http_server(
+    command: list[str], port: int, label: str, cwd: Path, env: dict[str, str], errlog: TextIO
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A server started from `command`, yielded once it accepts on `port` (see
+    wait_listening), stopped when the block ends."""
+    process = start_server(command, cwd, env, errlog)
+    try:
+        wait_listening(process, port, label)
+        yield process
+    finally:
+        stop_servers([process])
 
 
 def free_port() -> int:

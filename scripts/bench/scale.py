@@ -323,6 +323,44 @@ def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
+class Window:
+    """What a watch over a run sees: CPU snapshots of the servers (`pids`), PostgreSQL and the
+    whole machine at the start and at `figures()`, and pg_locks sampled in between (is the
+    world lock held, the claim lock; how many wait)."""
+
+    def __init__(self, cluster: Cluster, pids: list[int]) -> None:
+        self.cluster, self.pids = cluster, pids
+        self.servers = sum(proc_cpu_seconds(pid) for pid in pids)
+        self.postgres = postgres_cpu(cluster)
+        self.mine = time.process_time()
+        self.machine = machine_busy()
+        self.started = time.monotonic()
+        self.samples = self.held = self.claim_held = self.waiters = 0
+
+    def sample(self, world: int, claiming: int, waiting: int) -> None:
+        """One pg_locks sample (see LOCK_COUNTS)."""
+        self.samples += 1
+        self.held += world > 0
+        self.claim_held += claiming > 0
+        self.waiters += waiting
+
+    def figures(self) -> dict[str, Any]:
+        """The seconds since the start, the CPU each used (`monitor_cpu` is this process), and
+        the lock figures as shares of the samples."""
+        samples = max(1, self.samples)
+        return {
+            "seconds": time.monotonic() - self.started,
+            "server_cpu": sum(proc_cpu_seconds(pid) for pid in self.pids) - self.servers,
+            "postgres_cpu": cpu_delta(self.postgres, postgres_cpu(self.cluster)),
+            "monitor_cpu": time.process_time() - self.mine,
+            "machine_cpu": machine_busy() - self.machine,
+            "lock_held": self.held / samples,
+            "claim_lock_held": self.claim_held / samples,
+            "lock_waiters_mean": self.waiters / samples,
+            "samples": self.samples,
+        }
+
+
 @dataclass
 class HttpServer:
     port: int
@@ -354,24 +392,14 @@ def http_servers(
             root.mkdir(parents=True)
             command = [sys.executable, "-P", "-m", "wvo_mcp", "--state-root", str(root),
                        "serve", "--http", "--port", str(port)]  # fmt: skip
-            process = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=errlog,
-            )  # fmt: skip
+            process = lib.start_server(command, ROOT, env, errlog)
             servers.append(HttpServer(port, process))
             log(f"  server {i + 1}/{count}: pid {process.pid}, port {port}")
         for server in servers:
             wait_listening(server.process, server.port, f"server on {server.port}")
         yield servers
     finally:
-        for server in servers:
-            server.process.terminate()
-        for server in servers:
-            try:
-                server.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.process.kill()
-                server.process.wait()
+        lib.stop_servers([server.process for server in servers])
 
 
 # --------------------------------------------------------------------------- databases
@@ -745,36 +773,20 @@ class Bench(lib.Bench):
         sample = "SELECT (SELECT tasks FROM queue_counts WHERE bucket = 'done'), " + LOCK_COUNTS
         probe.execute("SELECT pg_stat_statements_reset()")
         commits = probe.execute(stat).fetchone()[0]  # type: ignore[index]
-        servers = sum(proc_cpu_seconds(pid) for pid in pids)
-        postgres = postgres_cpu(self.cluster)
-        mine = time.process_time()
-        machine = machine_busy()
-        started = time.monotonic()
-        held = claim_held = waiters = samples = 0
+        window = Window(self.cluster, pids)
         while True:
             done, world, claiming, waiting = probe.execute(sample).fetchone()  # type: ignore[misc]
-            samples += 1
-            held += world > 0
-            claim_held += claiming > 0
-            waiters += waiting
+            window.sample(world, claiming, waiting)
             if done >= total:
                 break
-            if time.monotonic() - started > DRAIN_DEADLINE_S:
+            if time.monotonic() - window.started > DRAIN_DEADLINE_S:
                 raise BenchError(f"only {done} of {total} tasks done in {DRAIN_DEADLINE_S} s")
             time.sleep(SAMPLE_EVERY_S)
-        seconds = time.monotonic() - started
+        figures = window.figures()
         return {
-            "seconds": seconds,
-            "server_cpu": sum(proc_cpu_seconds(pid) for pid in pids) - servers,
-            "postgres_cpu": cpu_delta(postgres, postgres_cpu(self.cluster)),
-            "monitor_cpu": time.process_time() - mine,
-            "machine_cpu": machine_busy() - machine,
+            **figures,
             # this probe's own queries are transactions too: one per sample, plus one
-            "commits": probe.execute(stat).fetchone()[0] - commits - samples - 1,  # type: ignore[index]
-            "lock_held": held / samples,
-            "claim_lock_held": claim_held / samples,
-            "lock_waiters_mean": waiters / samples,
-            "samples": samples,
+            "commits": probe.execute(stat).fetchone()[0] - commits - figures["samples"] - 1,  # type: ignore[index]
             "statements": probe.execute(STATEMENTS).fetchall(),
         }
 
@@ -981,7 +993,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--agents",
-        type=lambda text: [int(part) for part in text.split(",") if part.strip()],
+        type=lib.comma_list(int),
         help="HTTP agent counts (default 1,4,16,64; quick 1,4,16)",
     )
     parser.add_argument(
