@@ -256,6 +256,7 @@ class Worker:
             stdout=subprocess.PIPE,
             stderr=stderr,
             start_new_session=True,  # as the supervisor does: a group of its own
+            pass_fds=ready.pass_fds,  # the files bwrap copies into the sandbox's home
         )
         SPAWNED.add(process.pid)
         try:
