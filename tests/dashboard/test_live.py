@@ -1,7 +1,7 @@
 """The live board under a fleet: 16 agents (real MCP clients) on two `serve --http`
 processes, the board served by a third, watched in a real browser. Every claim must show as
 its card in the in-progress column before the agent finishes the task, so no move can hide
-inside another; the benchmark (scripts/bench_dashboard.py) times the same path."""
+inside another; the benchmark (scripts/bench/dashboard.py) times the same path."""
 
 import json
 from collections.abc import AsyncIterator

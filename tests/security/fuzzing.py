@@ -1,5 +1,5 @@
 """Hostile tool calls against a real `python -m wvo_mcp serve`, shared by
-tests/security/test_fuzz.py (a bounded, derandomised run in CI) and scripts/fuzz_tools.py
+tests/security/test_fuzz.py (a bounded, derandomised run in CI) and scripts/bench/fuzz.py
 (10,000+ calls with figures).
 
 How a call is made:

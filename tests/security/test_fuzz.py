@@ -1,7 +1,7 @@
 """Hostile input never hurts the server: property-based tool calls from every tool's real
 inputSchema, and malformed JSON-RPC frames over a raw pipe. One real stdio server process
 per test; the generator and the checks live in tests/security/fuzzing.py (shared with
-scripts/fuzz_tools.py, which runs 10,000+ calls).
+scripts/bench/fuzz.py, which runs 10,000+ calls).
 
 Why the calls are drawn inside the test body: `@given` wraps an inner function that closes
 over a server started once for the test, so there is no function-scoped fixture for

@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Cost of the health monitor, backups and telemetry, over real stdio servers.
 
-    python scripts/bench_health.py                  # full run, ~3 minutes
-    python scripts/bench_health.py --quick          # small smoke run, under a minute
-    python scripts/bench_health.py --only tick,backup --json out.json --keep
+    python -m scripts.bench.health                  # full run, ~3 minutes
+    python -m scripts.bench.health --quick          # small smoke run, under a minute
+    python -m scripts.bench.health --only tick,backup --json out.json --keep
 
 Sections (--only takes their names):
 
@@ -23,8 +23,8 @@ Sections (--only takes their names):
   done tasks, while one server process claims and completes tasks; then again with 100k old
   events of unfinished tasks (which pruning keeps) in the way.
 
-It uses scripts/benchlib.py, shared with bench_core.py (the cached chain-graph databases, the
-stdio client helpers, the report table). Built databases are cached like bench_core's;
+It uses lib.py, shared with core.py (the cached chain-graph databases, the
+stdio client helpers, the report table). Built databases are cached like core's;
 everything else lives in one temporary folder, removed at the end unless --keep. The table
 goes to stdout, progress to stderr. The exit code is 0 whatever the figures; it is non-zero
 only when the run fails.
@@ -55,9 +55,8 @@ import anyio
 import anyio.to_thread
 from mcp.client.stdio import get_default_environment
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib
-from benchlib import (
+from scripts.bench import lib
+from scripts.bench.lib import (
     CHAIN_LENGTH,
     INITIALIZE,
     SERVER_ARGS,
@@ -77,7 +76,6 @@ from benchlib import (
     summary,
     timed,
 )
-
 from wvo_mcp import backups, health, monitor, timeutil
 from wvo_mcp import providers as provider_config
 from wvo_mcp.config import Settings
@@ -175,9 +173,9 @@ def raw_db(path: Path) -> sqlite3.Connection:
     return conn
 
 
-class Bench(benchlib.Bench):
+class Bench(lib.Bench):
     config: Config
-    script = Path(__file__).resolve()
+    module = __spec__.name
 
     def __init__(self, config: Config, work: Path, cache: Path, report: Report) -> None:
         super().__init__(config, work, cache, report)
@@ -450,8 +448,8 @@ class Bench(benchlib.Bench):
                 {
                     "claim on": counted("claim on", claim_cycle(on)),
                     "claim off": claim_cycle(off),
-                    "plan on": counted("plan on", benchlib.timer(on, "plan_next", limit)),
-                    "plan off": benchlib.timer(off, "plan_next", limit),
+                    "plan on": counted("plan on", lib.timer(on, "plan_next", limit)),
+                    "plan off": lib.timer(off, "plan_next", limit),
                 },
                 cfg.telemetry_calls,
             )
@@ -660,7 +658,8 @@ class Bench(benchlib.Bench):
         results: list[dict[str, Any]], windows: list[tuple[float, float]]
     ) -> tuple[list[float], list[float]]:
         """Claim durations overlapping any window, and the others."""
-        during, between = [], []
+        during: list[float] = []
+        between: list[float] = []
         for r in results:
             for start, took in r["claims"]:
                 end = start + took
@@ -821,13 +820,13 @@ class Bench(benchlib.Bench):
         per = cfg.prune_events_per_task
         name = (
             f"events-{size_label(cfg.prune_tasks)}x{per}-v{EVENTS_GENERATOR_VERSION}-"
-            f"{benchlib.schema_fingerprint()}"
+            f"{lib.schema_fingerprint()}"
         )
         root = self.cache / name
-        if benchlib.cached(root):
+        if lib.cached(root):
             log(f"using cached pruning database {root}")
             return root
-        with benchlib.building(root) as folder:
+        with lib.building(root) as folder:
             copy_state(await chain_db(self.cache, cfg.prune_tasks), folder)
             self._add_done_events(folder / "orchestrator.db", per)
         return root
@@ -1017,7 +1016,7 @@ async def worker_main(config: dict[str, Any]) -> None:
         granted = await call(client, "claim_task", {})
         if granted["claimed"]:
             await call(client, "plan_update", lease_update(granted, "pending"))
-        await benchlib.wait_for_go()
+        await lib.wait_for_go()
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(wait_stop)
             while not stopped.is_set():
@@ -1037,9 +1036,7 @@ async def worker_main(config: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return benchlib.sections_main(
-        argv, __doc__, SECTIONS, "health", make_config, Bench, worker_main
-    )
+    return lib.sections_main(argv, __doc__, SECTIONS, "health", make_config, Bench, worker_main)
 
 
 if __name__ == "__main__":

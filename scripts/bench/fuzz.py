@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Fuzz every wvo-mcp tool over real stdio with hostile calls, and print what happened.
 
-    python scripts/fuzz_tools.py                    # 10,000 drawn calls, seed 0
-    python scripts/fuzz_tools.py --calls 50000 --seed 7 --keep
+    python -m scripts.bench.fuzz                    # 10,000 drawn calls, seed 0
+    python -m scripts.bench.fuzz --calls 50000 --seed 7 --keep
 
 The calls come from the generator of tests/security/fuzzing.py (the CI test runs a bounded,
 derandomised sample of the same): arguments drawn from each tool's real inputSchema by
@@ -35,7 +35,6 @@ from pathlib import Path
 from hypothesis import HealthCheck, Phase, given, seed, settings
 
 # The generator lives in tests/security/fuzzing.py: import it from the repository root.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.security.fuzzing import OUTCOMES, Call, Result, Target, Violation, explicit_calls
 
 PROGRESS_EVERY = 1000

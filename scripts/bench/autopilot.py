@@ -2,8 +2,8 @@
 """What the autopilot costs: its overhead per task, its CPU while workers run, and how soon a
 crashed worker's task runs again.
 
-    python scripts/bench_autopilot.py                 # 80 tasks, 8 workers
-    python scripts/bench_autopilot.py --tasks 20 --workers 4 --json out.json --keep
+    python -m scripts.bench.autopilot                 # 80 tasks, 8 workers
+    python -m scripts.bench.autopilot --tasks 20 --workers 4 --json out.json --keep
 
 A real `wvo-mcp autopilot --until-empty` runs on a fresh git repository with 8 slots of the
 fake Claude Code worker (wvo_mcp/autopilot/fake.py: its own wvo-mcp server, a checkpoint, a
@@ -37,67 +37,25 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import anyio
-
-from wvo_mcp.config import Settings
+from scripts.bench import project
+from scripts.bench.lib import ROOT, proc_cpu_seconds
 from wvo_mcp.models import TaskSpec
-from wvo_mcp.orchestrator import Orchestrator
-
-ROOT = Path(__file__).resolve().parent.parent
-FAKE = ROOT / "wvo_mcp" / "autopilot" / "fake.py"
 
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def git(repo: Path, *args: str) -> None:
-    command = ["git", "-c", "user.name=b", "-c", "user.email=b@localhost", *args]
-    subprocess.run(command, cwd=repo, check=True, capture_output=True)
-
-
 def setup(work: Path, tasks: int, workers: int) -> dict[str, str]:
-    repo, state = work / "repo", work / "state"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    (repo / "README.md").write_text("bench\n")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "start")
-    wrapper = work / "fake-claude"
-    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -P "{FAKE}" "$@"\n')
-    wrapper.chmod(0o755)
-    providers = work / "providers.yaml"
-    providers.write_text(f"""version: 1
-providers:
-  - name: fake
-    preference: 1
-    max_concurrent: {workers}
-    tiers:
-      - name: small
-        model: fake-small
-        complexity: [1, 10]
-        input_cost_per_1k: 0.001
-        output_cost_per_1k: 0.002
-      - name: big                # where a failed attempt goes next (routing escalates)
-        model: fake-big
-        complexity: [1, 10]
-        input_cost_per_1k: 0.002
-        output_cost_per_1k: 0.004
-    worker:
-      kind: claude
-      executable: {wrapper}
-      max_workers: {workers}
-""")
+    repo = project.repository(work / "repo", {"README.md": "bench\n"}, "start")
+    wrapper = project.fake_worker(work / "fake-claude")
+    # Tier big is where a failed attempt goes next (routing escalates).
+    tiers = (("small", "fake-small", 0.001, 0.002), ("big", "fake-big", 0.002, 0.004))
+    providers = project.providers_file(work / "providers.yaml", "fake", workers, wrapper, tiers)
+    state = work / "state"
     env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(work),
-        "WVO_STATE_ROOT": str(state),
-        "WVO_WORKSPACE_ROOT": str(repo),
-        "WVO_PROVIDERS_FILE": str(providers),
-        "WVO_AUTOPILOT_WIP_LIMIT": str(workers),
+        **project.autopilot_env(work, state, repo, providers, workers),
         "WVO_RETRY_BASE_SECONDS": "0",
-        "WVO_AUTOPILOT_HEALTH_INTERVAL_MS": "0",
-        "WVO_OTEL_ENABLED": "0",
     }
     specs = [
         TaskSpec(
@@ -107,21 +65,8 @@ providers:
         )
         for i in range(tasks)
     ]
-
-    async def create() -> None:
-        orchestrator = await Orchestrator.open(Settings(state_root=state))
-        try:
-            await orchestrator.create_tasks(specs, actor="bench")
-        finally:
-            await orchestrator.close()
-
-    anyio.run(create)
+    project.create_tasks(state, specs)
     return env
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_autopilot(env: dict[str, str], work: Path) -> tuple[float, float, str]:
@@ -138,7 +83,7 @@ def run_autopilot(env: dict[str, str], work: Path) -> tuple[float, float, str]:
         cpu = 0.0
         while pilot.poll() is None:  # the last reading before it ends, every 50 ms
             with contextlib.suppress(OSError):
-                cpu = cpu_seconds(pilot.pid)
+                cpu = proc_cpu_seconds(pilot.pid)
             time.sleep(0.05)
     text = output.read_text()
     if pilot.returncode != 0:

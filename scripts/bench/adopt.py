@@ -5,9 +5,9 @@ throwaway folders), `wvo-mcp init` in a fresh repository, then the real Claude C
 (pinned in tests/claude_code/) in that repository, its model a scripted Messages API on
 127.0.0.1 that works the loop (plan_next, claim_task, plan_update).
 
-    python scripts/bench_adopt.py                  # 3 rounds, pip's cache as it is
-    python scripts/bench_adopt.py --cold           # pip downloads every dependency again
-    python scripts/bench_adopt.py --rounds 5 --json out.json
+    python -m scripts.bench.adopt                  # 3 rounds, pip's cache as it is
+    python -m scripts.bench.adopt --cold           # pip downloads every dependency again
+    python -m scripts.bench.adopt --rounds 5 --json out.json
 
 Each round reports the install, init, and Claude Code's start to the model seeing the claim
 (its process start, the MCP server's start from .mcp.json, two model turns); the wheel is
@@ -26,10 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.integration.test_claude_code import (  # noqa: E402
+from scripts.bench.lib import ROOT
+from tests.integration.test_claude_code import (
     CLAUDE,
     ScriptedModel,
     claude_env,

@@ -3,9 +3,9 @@
 in it with each batch size and number of test slots, what the conflict-avoidance check
 saves, and the CPU the queue costs.
 
-    python scripts/bench_queue.py --quick            # smoke run, ~2 minutes
-    python scripts/bench_queue.py --json out.json    # full run, ~20 minutes (quiet, 2 cores)
-    python scripts/bench_queue.py --only avoidance --repeats 5
+    python -m scripts.bench.merge_queue --quick            # smoke run, ~2 minutes
+    python -m scripts.bench.merge_queue --json out.json    # full run, ~20 minutes (quiet, 2 cores)
+    python -m scripts.bench.merge_queue --only avoidance --repeats 5
 
 Every run is a real `wvo-mcp autopilot --until-empty --merge merge --onto integration
 --check "sh check.sh TOKEN"` (or `--merge leave`) on a fresh repository and database, with
@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import os
 import resource
 import shutil
@@ -60,20 +59,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import anyio
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib
-from benchlib import BenchError, Report, log, machine_busy
-
-from wvo_mcp.config import Settings
+from scripts.bench import lib, project
+from scripts.bench.lib import ROOT, BenchError, Report, log, machine_busy, proc_cpu_seconds
+from scripts.bench.subreaper import SPAWNED, become_subreaper, reap_adopted
 from wvo_mcp.models import TaskSpec
-from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.queue_figures import percentile
 from wvo_mcp.sandbox import bwrap
 
-ROOT = Path(__file__).resolve().parent.parent
-FAKE = ROOT / "wvo_mcp" / "autopilot" / "fake.py"
 CPUS = os.cpu_count() or 1
 TARGET = "integration"
 TOKEN = f"wvo-bench-{os.getpid()}"  # in every check's command line: ours are counted
@@ -90,8 +82,6 @@ echo "claims ok"
 """.replace("{work}", str(CHECK_WORK))
 POLL_S = 0.1
 RUN_DEADLINE_S = 600.0  # one autopilot run; the whole benchmark stays bounded
-PR_SET_CHILD_SUBREAPER = 36
-SPAWNED: set[int] = set()  # processes this script started (and waits for itself)
 
 
 @dataclass
@@ -142,103 +132,28 @@ def backlog(size: int, shared: bool, claims: bool) -> list[TaskSpec]:
     return tasks
 
 
-def git(repo: Path, *args: str) -> str:
-    command = ["git", "-c", "user.name=b", "-c", "user.email=b@localhost", *args]
-    return subprocess.run(command, cwd=repo, check=True, capture_output=True, text=True).stdout
-
-
-def project(work: Path, tasks: list[TaskSpec], workers: int) -> dict[str, str]:
+def project_for(work: Path, tasks: list[TaskSpec], workers: int) -> dict[str, str]:
     """tests/autopilot/conftest.py's project with test_merge_queue.py's check: a repository
     whose main has check.sh and a branch `integration`, a providers file whose provider alpha
     runs `workers` fake Claude Code workers, and the backlog. The autopilot's environment."""
-    repo, state = work / "repo", work / "state"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    (repo / "README.md").write_text("a project\n")
-    (repo / "check.sh").write_text(CHECK_SH)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "start, and the project's check")
-    git(repo, "branch", TARGET)
-    wrapper = work / "bin" / "fake-claude"
-    wrapper.parent.mkdir()
-    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -P "{FAKE}" "$@"\n')
-    wrapper.chmod(0o755)
-    providers = work / "providers.yaml"
-    providers.write_text(f"""version: 1
-providers:
-  - name: alpha
-    preference: 1
-    max_concurrent: {workers}
-    tiers:
-      - name: all
-        model: alpha-model
-        complexity: [1, 10]
-        input_cost_per_1k: 0.001
-        output_cost_per_1k: 0.002
-    worker:
-      kind: claude
-      executable: {wrapper}
-      max_workers: {workers}
-      hang_seconds: 120      # checks load the machine: a slow worker is not a hung one
-""")
-
-    async def create() -> None:
-        orchestrator = await Orchestrator.open(Settings(state_root=state))
-        try:
-            await orchestrator.create_tasks(tasks, actor="bench")
-        finally:
-            await orchestrator.close()
-
-    anyio.run(create)
+    files = {"README.md": "a project\n", "check.sh": CHECK_SH}
+    repo = project.repository(work / "repo", files, "start, and the project's check")
+    project.git(repo, "branch", TARGET)
+    wrapper = project.fake_worker(work / "bin" / "fake-claude")
+    # Checks load the machine: a slow worker is not a hung one.
+    providers = project.providers_file(
+        work / "providers.yaml", "alpha", workers, wrapper, hang_seconds=120
+    )
+    state = work / "state"
+    project.create_tasks(state, tasks)
     return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(work),
-        "WVO_STATE_ROOT": str(state),
-        "WVO_WORKSPACE_ROOT": str(repo),
-        "WVO_PROVIDERS_FILE": str(providers),
-        "WVO_AUTOPILOT_WIP_LIMIT": str(workers),
-        "WVO_AUTOPILOT_HEALTH_INTERVAL_MS": "0",
-        "WVO_OTEL_ENABLED": "0",
+        **project.autopilot_env(work, state, repo, providers, workers),
         "WVO_RETRY_BASE_SECONDS": "0.2",
         "WVO_SANDBOX_BACKEND": "bwrap",
     }
 
 
 # --------------------------------------------------------------------------- processes
-
-
-def become_subreaper() -> None:
-    """Adopt orphaned descendants (as bench_tenancy.py does): bwrap's outer process exits
-    without waiting for the sandbox's init, whose CPU would go to the host's init; adopted,
-    it is counted when reap_adopted() waits for it."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise BenchError(f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(ctypes.get_errno())}")
-
-
-def proc_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads), from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def reap_adopted(settle: float = 0.0) -> None:
-    """Wait for every adopted process that has ended (never for one this script started:
-    its owner waits for it); for up to `settle` seconds while any is still running."""
-    deadline = time.monotonic() + settle
-    while True:
-        running = 0
-        for task in Path("/proc/self/task").iterdir():
-            with contextlib.suppress(OSError):
-                for pid in map(int, (task / "children").read_text().split()):
-                    if pid in SPAWNED:
-                        continue
-                    with contextlib.suppress(ChildProcessError):
-                        if os.waitpid(pid, os.WNOHANG) == (0, 0):
-                            running += 1
-        if not running or time.monotonic() >= deadline:
-            return
-        time.sleep(0.02)
 
 
 def running_checks() -> set[tuple[int, str]]:
@@ -302,7 +217,7 @@ class Setting:
 
 def run_once(work: Path, setting: Setting, tasks: list[TaskSpec], workers: int) -> dict[str, Any]:
     """One autopilot run to an empty backlog; its figures."""
-    env = project(work, tasks, workers)
+    env = project_for(work, tasks, workers)
     args = [sys.executable, "-P", "-m", "wvo_mcp", "autopilot", "--until-empty",
             *setting.args()]  # fmt: skip
     checks: set[tuple[int, str]] = set()
@@ -425,23 +340,15 @@ def busy(runs: Sequence[dict[str, Any]]) -> str:
     return spread([{"others": 100 * r["others"]} for r in runs], "others", ".0f")
 
 
-class Bench(benchlib.Bench):
-    script = Path(__file__).resolve()
+class Bench(lib.Bench):
+    module = __spec__.name
 
     def __init__(self, config: Config, work: Path, cache: Path, report: Report) -> None:
         super().__init__(config, work, cache, report)
         self.config: Config = config
-        self.tables: list[str] = []
         self.runs = 0
         self.keep = False  # each run's folder, as well as the rest
         self.check_s = 0.0  # CPU seconds of one check alone
-
-    def table(self, title: str, header: list[str], rows: list[list[str]], note: str) -> None:
-        lines = [f"### {title}", "", "| " + " | ".join(header) + " |",
-                 "|" + "---|" * len(header)]  # fmt: skip
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
-        self.tables.append("\n".join([*lines, "", note]))
-        log("\n".join(lines))
 
     def series(
         self, section: str, settings: Sequence[Setting], tasks: list[TaskSpec]
@@ -623,14 +530,14 @@ SECTIONS = ("throughput", "avoidance", "cpu")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = benchlib.arguments(__doc__ or "")
+    parser = lib.arguments(__doc__ or "")
     parser.add_argument("--repeats", type=int, help="runs of each setting (default 3; quick 1)")
     parser.add_argument("--tasks", type=int, help="tasks in each run (default 40; quick 12)")
-    benchlib.only_option(parser, SECTIONS)
+    lib.only_option(parser, SECTIONS)
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args(argv)
-    chosen = benchlib.chosen_sections(parser, args, SECTIONS)
+    chosen = lib.chosen_sections(parser, args, SECTIONS)
     config = make_config(args)
     if config.repeats < 1 or config.tasks < 4:
         parser.error("--repeats must be at least 1 and --tasks at least 4")
@@ -639,32 +546,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"bwrap does not work here: {probe.detail}")
     become_subreaper()
     work = Path(tempfile.mkdtemp(prefix="wvo-bench-queue-"))
-    report = Report()
-    bench = Bench(config, work, work, report)
+    bench = Bench(config, work, work, Report())
     bench.keep = args.keep
-    log(f"wvo-mcp merge queue benchmark ({'quick' if config.quick else 'full'}); work folder "
-        f"{work}")  # fmt: skip
-    started = time.monotonic()
 
     def body() -> None:
         bench.check_s = check_cpu(work, 3)
-        report.details["check_cpu_s"] = bench.check_s
+        bench.report.details["check_cpu_s"] = bench.check_s
         log(f"one check: {bench.check_s:.2f} s of CPU alone")
         bench.run_sections(SECTIONS, chosen)
 
-    if not bench.execute(body, args.keep):
-        return 1
-    seconds = time.monotonic() - started
-    log(f"done in {seconds:.0f} s")
-    print(f"## wvo-mcp merge queue benchmark ({'quick' if config.quick else 'full'})\n")
-    print("\n\n".join(bench.tables))
-    print()
-    print(report.table())
-    if args.json:
-        benchlib.write_json(
-            args.json, config, report, lambda: {"sections": chosen, "seconds": seconds}
-        )
-    return 0
+    return lib.run_bench(bench, "wvo-mcp merge queue benchmark", body, args, chosen, heading=True)
 
 
 if __name__ == "__main__":

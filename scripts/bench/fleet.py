@@ -2,13 +2,13 @@
 """Fleet simulation: hundreds to thousands of agents over HTTP on PostgreSQL, each living the
 real loop, and the largest fleet that keeps its latencies.
 
-    python scripts/bench_fleet.py --quick                 # smoke run, under 2 minutes
-    python scripts/bench_fleet.py --json out.json         # 500, 1000, 2000, 5000 agents
-    python scripts/bench_fleet.py --sizes 500,1000 --servers 2
-    python scripts/bench_fleet.py --baseline 1f0e781 --json out.json   # against issue 24's start
+    python -m scripts.bench.fleet --quick                 # smoke run, under 2 minutes
+    python -m scripts.bench.fleet --json out.json         # 500, 1000, 2000, 5000 agents
+    python -m scripts.bench.fleet --sizes 500,1000 --servers 2
+    python -m scripts.bench.fleet --baseline 1f0e781 --json out.json   # against issue 24's start
 
 Each agent is an asyncio task with its own bearer token and its own keep-alive connection,
-posting raw JSON-RPC (scripts/bench_scale.py's HttpAgent) to one of `--servers`
+posting raw JSON-RPC (scale.py's HttpAgent) to one of `--servers`
 `serve --http` processes (round-robin) sharing one throwaway, durable PostgreSQL. Its loop:
 claim_task; while it holds the task, heartbeat every H s and checkpoint every C s; after T s,
 plan_update(done); claim again. Each agent claims its first task before the clock starts
@@ -52,24 +52,18 @@ import anyio
 import anyio.to_thread
 import psycopg
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.pgcluster
-import bench_scale
-import benchlib
-from bench_core import proc_cpu_seconds
-from bench_scale import (
-    ROOT,
+from scripts.bench import lib
+from scripts.bench import scale as bench_scale
+from scripts.bench.lib import ROOT, BenchError, Report, log, summary
+from scripts.bench.scale import (
     SAMPLE_EVERY_S,
     STATEMENTS,
     HttpAgent,
-    cpu_delta,
+    Window,
     enable_statements,
     http_servers,
-    postgres_cpu,
     take_slot,
 )
-from benchlib import BenchError, Report, log, machine_busy, summary
-
 from tests.pgcluster import Cluster
 from wvo_mcp.config import Settings
 from wvo_mcp.orchestrator import Orchestrator
@@ -212,7 +206,7 @@ async def live(
 
 async def driver_main(config: dict[str, Any]) -> None:
     """One driver process: its share of the agents as asyncio tasks. Protocol with the
-    parent (benchlib.Bench.run_workers): `ready` once every agent has said `initialize`,
+    parent (lib.Bench.run_workers): `ready` once every agent has said `initialize`,
     `go`, live until the window ends, then wait for `stop` and print one JSON line."""
     index = take_slot(Path(config["slots"]))
     mine = config["agents"][index :: config["drivers"]]
@@ -238,7 +232,7 @@ async def driver_main(config: dict[str, Any]) -> None:
         # the calls in flight would be measured as (the servers' latency).
         gc.collect()
         gc.freeze()
-        await benchlib.wait_for_go()
+        await lib.wait_for_go()
         go = time.monotonic()
 
         async def meter() -> None:  # this driver's CPU inside the window
@@ -315,16 +309,23 @@ def code_at(revision: str, into: Path) -> Code:
     return Code(f"baseline {commit}", into)
 
 
-# Prepares a database with the `prepare` of a code's own bench_fleet.py, so its own wvo_mcp
-# creates the schema it knows (argv: the code's tree, then the arguments as JSON).
+# Prepares a database with the `prepare` of a code's own fleet benchmark, so its own wvo_mcp
+# creates the schema it knows (argv: the code's tree, then the arguments as JSON). The tree
+# goes first on sys.path, ahead of this checkout's installed wvo_mcp; trees from before the
+# bench package hold the benchmark as scripts/bench_fleet.py.
 PREPARE = """
 import json, sys
 from pathlib import Path
 import anyio
-sys.path[:0] = [sys.argv[1] + "/scripts", sys.argv[1]]
-import bench_fleet
+tree = sys.argv[1]
+if Path(tree, "scripts", "bench", "fleet.py").exists():
+    sys.path[:0] = [tree]
+    from scripts.bench import fleet
+else:
+    sys.path[:0] = [tree + "/scripts", tree]
+    import bench_fleet as fleet
 a = json.loads(sys.argv[2])
-secrets = anyio.run(bench_fleet.prepare, a["url"], Path(a["work"]), a["agents"], a["tasks"])
+secrets = anyio.run(fleet.prepare, a["url"], Path(a["work"]), a["agents"], a["tasks"])
 print(json.dumps(secrets))
 """
 
@@ -360,9 +361,9 @@ def scheduled_writes(agents: int, cfg: Config) -> float:
 # --------------------------------------------------------------------------- the bench
 
 
-class Bench(benchlib.Bench):
+class Bench(lib.Bench):
     config: Config
-    script = Path(__file__).resolve()
+    module = __spec__.name
 
     def __init__(self, config: Config, work: Path, cache: Path, report: Report) -> None:
         super().__init__(config, work, cache, report)
@@ -459,31 +460,14 @@ class Bench(benchlib.Bench):
         time.sleep(max(0.0, start - time.monotonic()))  # the ramp: nothing is measured
         probe.execute("SELECT pg_stat_statements_reset()")
         incidents = probe.execute(INCIDENTS).fetchone()
-        servers = sum(proc_cpu_seconds(pid) for pid in pids)
-        postgres = postgres_cpu(self.cluster)
-        mine = time.process_time()
-        machine = machine_busy()
-        began = time.monotonic()
-        held = claim_held = waiters = samples = 0
+        window = Window(self.cluster, pids)
         while time.monotonic() < end:
-            world, claiming, waiting = probe.execute(f"SELECT {bench_scale.LOCK_COUNTS}").fetchone()  # type: ignore[misc]
-            samples += 1
-            held += world > 0
-            claim_held += claiming > 0
-            waiters += waiting
+            window.sample(*probe.execute(f"SELECT {bench_scale.LOCK_COUNTS}").fetchone())  # type: ignore[misc]
             time.sleep(SAMPLE_EVERY_S)
         return {
             "start": start,
             "end": end,
-            "seconds": time.monotonic() - began,
-            "server_cpu": sum(proc_cpu_seconds(pid) for pid in pids) - servers,
-            "postgres_cpu": cpu_delta(postgres, postgres_cpu(self.cluster)),
-            "monitor_cpu": time.process_time() - mine,
-            "machine_cpu": machine_busy() - machine,
-            "lock_held": held / max(1, samples),
-            "claim_lock_held": claim_held / max(1, samples),
-            "lock_waiters_mean": waiters / max(1, samples),
-            "samples": samples,
+            **window.figures(),
             "statements": probe.execute(STATEMENTS).fetchall(),
             # deadlocks (each a 1 s wait, then a retry) and checkpoints inside the window
             "incidents": [
@@ -544,7 +528,7 @@ class Bench(benchlib.Bench):
             "overrun": any(r["overrun"] for r in results),
             "errors": dict(errors),
             "refusals": dict(sum((Counter(r["refusals"]) for r in results), Counter())),
-            # bench_scale's figures per task, here per write (the statements of the window)
+            # scale's figures per task, here per write (the statements of the window)
             "statements": bench_scale.statement_figures(window["statements"], max(1, writes)),
             "passed": claim["p99"] <= CLAIM_P99_MS and beat["p99"] <= HEARTBEAT_P99_MS,
         }
@@ -665,10 +649,10 @@ def make_config(args: argparse.Namespace) -> Config:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = benchlib.arguments(__doc__)
+    parser = lib.arguments(__doc__)
     parser.add_argument(
         "--sizes",
-        type=lambda text: [int(part) for part in text.split(",") if part.strip()],
+        type=lib.comma_list(int),
         help="fleet sizes (default 500,1000,2000,5000; quick 50,100)",
     )
     parser.add_argument("--servers", type=int, default=2, help="HTTP servers, 1-4 (default 2)")
@@ -685,7 +669,7 @@ def main(argv: list[str] | None = None) -> int:
         help="also run every size on the servers of git revision REV, in this run (e.g. "
         "1f0e781, before issue 24): a same-run comparison on a machine whose speed moves",
     )
-    benchlib.common_options(parser)
+    lib.common_options(parser)
     args = parser.parse_args(argv)
     if args.worker:
         config = json.loads(args.worker)
@@ -698,11 +682,8 @@ def main(argv: list[str] | None = None) -> int:
     if min(config.sizes) < 1 or min(config.heartbeat, config.checkpoint, config.task) <= 0:
         parser.error("sizes and periods must be positive")
 
-    work, cache = benchlib.workspace(args, "wvo-bench-fleet-")
-    report = Report()
-    bench = Bench(config, work, cache, report)
-    log(f"wvo-mcp fleet simulation ({'quick' if config.quick else 'full'}); work {work}")
-    started = time.monotonic()
+    work, cache = lib.workspace(args, "wvo-bench-fleet-")
+    bench = Bench(config, work, cache, Report())
 
     def body() -> None:
         log("starting a throwaway PostgreSQL cluster (fsync on)")
@@ -711,14 +692,7 @@ def main(argv: list[str] | None = None) -> int:
             enable_statements(cluster)
             bench.fleet()
 
-    if not bench.execute(body, args.keep):
-        return 1
-    seconds = time.monotonic() - started
-    log(f"done in {seconds:.0f} s")
-    print(report.table())
-    if args.json:
-        benchlib.write_json(args.json, config, report, lambda: {"seconds": seconds})
-    return 0
+    return lib.run_bench(bench, "wvo-mcp fleet simulation", body, args)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""What the benchmark scripts (bench_core.py, bench_health.py, bench_routing.py) share.
+"""What the benchmarks of this package share.
 
 - stdio clients: connect to a server process, call a tool, time a call, claim cycles;
 - the floor: a tiny MCP server with one no-op tool, and the measures timed against it in
@@ -6,12 +6,12 @@
 - statistics and the report table;
 - the generated task graphs, the database cache and private copies of cached databases;
 - in-process timings of the Orchestrator (no MCP);
-- worker processes (each script re-runs itself with `--worker CONFIG`);
+- worker processes (each benchmark re-runs its own module with `--worker CONFIG`);
 - the command line, the temporary folder, the failure report and the JSON output.
 
-The scripts are run as `python scripts/NAME.py`, which puts this folder on sys.path.
+Benchmarks run from the repository root as `python -m scripts.bench.NAME`.
 Importing this module also wraps the SDK client's check of structured tool results (see
-ClientCheck), so every script's client takes the same path.
+ClientCheck), so every benchmark's client takes the same path.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TextIO
+from typing import Any, ClassVar, TextIO, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -53,6 +53,7 @@ from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.store.sql import migrations
 
+ROOT = Path(__file__).resolve().parents[2]  # the repository: workers run from here
 GENERATOR_VERSION = 1  # bump when the generated task graphs change, to invalidate the cache
 CHAIN_LENGTH = 100  # tasks per dependency chain: only chain heads are ready (1% of the total)
 BUILD_BATCH = 10_000  # tasks per create_tasks call when building databases
@@ -98,6 +99,7 @@ INITIALIZE = (
     + "\n"
 ).encode()
 
+T = TypeVar("T")
 Measure = Callable[[], Awaitable[float]]  # one timed call (or cycle); returns seconds
 
 _T0 = time.monotonic()
@@ -609,9 +611,9 @@ def direct_plan(
 
 class Bench:
     """A run's configuration, work folder, database cache, report and server log, and what
-    every section uses. Subclasses set `script` to their own file (for worker processes)."""
+    every section uses. Subclasses set `module` to their own name (for worker processes)."""
 
-    script: ClassVar[Path]
+    module: ClassVar[str]
 
     def __init__(self, config: Any, work: Path, cache: Path, report: Report) -> None:
         self.config = config
@@ -619,6 +621,15 @@ class Bench:
         self.cache = cache
         self.report = report
         self.errlog = (work / "servers.log").open("a")
+        self.tables: list[str] = []  # Markdown tables printed above the report's
+
+    def table(self, title: str, header: list[str], rows: list[list[str]], note: str) -> None:
+        """A Markdown table for stdout (with `note` below it), and a copy in the log."""
+        lines = [f"### {title}", "", "| " + " | ".join(header) + " |",
+                 "|" + "---|" * len(header)]  # fmt: skip
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        self.tables.append("\n".join([*lines, "", note]))
+        log("\n".join(lines))
 
     def load(self, section: str) -> None:
         """Other work on the machine skews every figure: record the load with each section."""
@@ -669,13 +680,13 @@ class Bench:
         timeout: float,
         while_running: Callable[[], None] | None = None,
     ) -> list[dict[str, Any]]:
-        """Start `count` copies of this script with `--worker CONFIG`, wait until each prints
+        """Start `count` copies of this module with `--worker CONFIG`, wait until each prints
         `ready`, then send `go`. With `while_running`, run it and then send `stop`. Returns
         the JSON line each worker prints last."""
-        payload = json.dumps(config)
         workers = [
             subprocess.Popen(
-                [sys.executable, str(self.script), "--worker", payload],
+                rerun(self.module, config),
+                cwd=ROOT,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=self.errlog,
@@ -745,6 +756,11 @@ class Bench:
                 method()
 
 
+def rerun(module: str, config: dict[str, Any]) -> list[str]:
+    """The command that runs bench `module` again as a worker given `config` (from ROOT)."""
+    return [sys.executable, "-m", module, "--worker", json.dumps(config)]
+
+
 async def wait_for_go() -> None:
     """Worker side of Bench.run_workers: say `ready`, then wait for the parent's `go`."""
     print("ready", flush=True)
@@ -765,10 +781,15 @@ def arguments(doc: str) -> argparse.ArgumentParser:
     return parser
 
 
+def comma_list(convert: Callable[[str], T]) -> Callable[[str], list[T]]:
+    """An argparse type: comma-separated values, each through `convert`; blanks are skipped."""
+    return lambda text: [convert(part.strip()) for part in text.split(",") if part.strip()]
+
+
 def only_option(parser: argparse.ArgumentParser, sections: Sequence[str]) -> None:
     parser.add_argument(
         "--only",
-        type=lambda text: [part.strip() for part in text.split(",") if part.strip()],
+        type=comma_list(str),
         help=f"run only these sections, comma-separated: {','.join(sections)}",
     )
 
@@ -828,6 +849,42 @@ def wait_listening(process: subprocess.Popen[Any], port: int, label: str) -> Non
             time.sleep(0.05)  # polling the port
 
 
+def start_server(
+    command: list[str], cwd: Path, env: dict[str, str], errlog: TextIO
+) -> subprocess.Popen[bytes]:
+    """A server process: no stdin, stdout dropped, stderr into `errlog`."""
+    return subprocess.Popen(
+        command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=errlog,
+    )  # fmt: skip
+
+
+def stop_servers(processes: Sequence[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to every server, then wait for each; one still running 15 s later is killed."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def http_server(
+    command: list[str], port: int, label: str, cwd: Path, env: dict[str, str], errlog: TextIO
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A server started from `command`, yielded once it accepts on `port` (see
+    wait_listening), stopped when the block ends."""
+    process = start_server(command, cwd, env, errlog)
+    try:
+        wait_listening(process, port, label)
+        yield process
+    finally:
+        stop_servers([process])
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     with socket.socket() as s:
@@ -840,6 +897,16 @@ def machine_busy() -> float:
     """CPU seconds the whole machine has spent busy (every process, ours or not)."""
     ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
     return (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_file(pid: int, name: str) -> str:
+    return Path(f"/proc/{pid}/{name}").read_bytes().decode(errors="replace")
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from /proc/<pid>/stat."""
+    fields = proc_file(pid, "stat").rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def machine() -> dict[str, Any]:
@@ -863,15 +930,14 @@ def machine() -> dict[str, Any]:
         info["jsonschema"] = version("jsonschema")
         info["pyyaml"] = version("PyYAML")
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        repo = Path(__file__).resolve().parent.parent
         head = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
             capture_output=True,
             text=True,
             check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(repo), "status", "--porcelain", "--", "wvo_mcp"],
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "wvo_mcp"],
             capture_output=True,
             text=True,
             check=True,
@@ -896,6 +962,38 @@ def write_json(
     log(f"wrote {path}")
 
 
+def run_bench(
+    bench: Bench,
+    title: str,
+    body: Callable[[], None],
+    args: argparse.Namespace,
+    chosen: Sequence[str] | None = None,
+    extra: Callable[[], dict[str, Any]] = dict,
+    heading: str | bool = False,
+) -> int:
+    """Run `body` on `bench` (see Bench.execute; `args` gives --keep and --json), then print
+    the bench's tables under a heading (`## TITLE (quick)`, or the one given) when `heading`,
+    and the report. `title` names the run in the log; the JSON holds the `chosen` sections,
+    the run's seconds and the `extra` fields. The exit code."""
+    mode = "quick" if bench.config.quick else "full"
+    log(f"{title} ({mode}); work folder {bench.work}")
+    started = time.monotonic()
+    if not bench.execute(body, args.keep):
+        return 1
+    seconds = time.monotonic() - started
+    log(f"done in {seconds:.0f} s")
+    if heading:
+        print(f"## {title} ({mode})\n" if heading is True else heading)
+        print("\n\n".join(bench.tables))
+        print()
+    print(bench.report.table())
+    if args.json:
+        sections = {} if chosen is None else {"sections": list(chosen)}
+        fields = {**sections, "seconds": seconds, **extra()}
+        write_json(args.json, bench.config, bench.report, lambda: fields)
+    return 0
+
+
 def sections_main(
     argv: list[str] | None,
     doc: str,
@@ -906,13 +1004,13 @@ def sections_main(
     worker_main: Callable[[dict[str, Any]], Awaitable[None]],
     json_fields: dict[str, Any] | None = None,
 ) -> int:
-    """main() of a script made of sections (--only picks them): parse the command line, run
+    """main() of a benchmark made of sections (--only picks them): parse the command line, run
     as a worker or run the sections, print the table, write the JSON. `name` names the run
     (`wvo-mcp NAME benchmark`) and its work folder; `json_fields` go into the JSON after the
     sections and the run's seconds."""
     parser = arguments(doc)
     only_option(parser, sections)
-    common_options(parser, cache_shared_with="bench_core.py")
+    common_options(parser, cache_shared_with="scripts.bench.core")
     args = parser.parse_args(argv)
 
     if args.worker:
@@ -922,24 +1020,12 @@ def sections_main(
     chosen = chosen_sections(parser, args, sections)
     config = make_config(args.quick)
     work, cache = workspace(args, f"wvo-bench-{name}-")
-    report = Report()
-    bench = make_bench(config, work, cache, report)
-    log(f"wvo-mcp {name} benchmark ({'quick' if config.quick else 'full'}); work folder {work}")
-    started = time.monotonic()
-    if not bench.execute(lambda: bench.run_sections(sections, chosen), args.keep):
-        return 1
-    log(f"done in {time.monotonic() - started:.0f} s")
-
-    print(report.table())
-    if args.json:
-        write_json(
-            args.json,
-            config,
-            report,
-            lambda: {
-                "sections": chosen,
-                "seconds": time.monotonic() - started,
-                **(json_fields or {}),
-            },
-        )
-    return 0
+    bench = make_bench(config, work, cache, Report())
+    return run_bench(
+        bench,
+        f"wvo-mcp {name} benchmark",
+        lambda: bench.run_sections(sections, chosen),
+        args,
+        chosen,
+        lambda: json_fields or {},
+    )

@@ -2,9 +2,9 @@
 """What the worker sandbox costs: a worker's launch, its MCP tool calls, its model requests,
 and the CPU of a real autopilot's fake workers, sandboxed against `--unsandboxed-workers`.
 
-    python scripts/bench_tenancy.py --quick            # smoke run, under 2 minutes
-    python scripts/bench_tenancy.py --json out.json    # full run, ~8 minutes on a quiet machine
-    python scripts/bench_tenancy.py --only launch,calls
+    python -m scripts.bench.tenancy --quick            # smoke run, under 2 minutes
+    python -m scripts.bench.tenancy --json out.json    # full run, ~8 minutes on a quiet machine
+    python -m scripts.bench.tenancy --only launch,calls
 
 Sections 1-3 run the autopilot's own machinery in this process: wvo_mcp.autopilot.gateway's
 Gateway (wvo-mcp over HTTP on 127.0.0.1, its own thread) and isolation.prepared(run, gateway,
@@ -21,7 +21,7 @@ cwd, the prompt on stdin, a new session), sandboxed and direct in alternation:
   the relay's and its `site`'s. Then the fake Claude Code worker (Python and its imports)
   to its first line, both ways. The token, the egress proxy and the relay's Python outside
   any sandbox are also timed alone.
-- `calls`: scripts/bench_tenancy_client.py as a worker, one process sandboxed and one
+- `calls`: tenancy_client.py as a worker, one process sandboxed and one
   direct, each holding one MCP session: task_get and heartbeat on its own task (a run token
   scoped to it; the task claimed for it), through the relay and the egress proxy against
   straight to the gateway's URL, in rotating blocks. CPU: the egress proxy's (this
@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import json
 import os
 import resource
@@ -73,11 +72,9 @@ import anyio.abc
 import anyio.to_thread
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib
-from bench_core import proc_cpu_seconds
-from benchlib import BenchError, Report, log, machine_busy, summary
-
+from scripts.bench import lib, project
+from scripts.bench.lib import ROOT, BenchError, Report, log, machine_busy, proc_cpu_seconds, summary
+from scripts.bench.subreaper import SPAWNED, become_subreaper, reap_adopted
 from wvo_mcp import providers
 from wvo_mcp.autopilot import isolation
 from wvo_mcp.autopilot.gateway import Gateway
@@ -88,14 +85,12 @@ from wvo_mcp.sandbox import bwrap, egress, relay
 from wvo_mcp.sandbox.limits import DEFAULT_PATH
 from wvo_mcp.services.tokens import Scope
 
-ROOT = Path(__file__).resolve().parent.parent
 RELAY_PARTS = (  # the relay's Python, outside any sandbox: see Bench.prepare_parts
     ("python", "outside: `python -I -S -c pass` (the interpreter alone)"),
     ("site", "outside: `python -I -c pass` (+ `site`)"),
     ("relay_source", "outside: `python -I -S -c RELAY` (+ compiling it, its imports; exits)"),
 )
-CLIENT = Path(__file__).resolve().parent / "bench_tenancy_client.py"
-FAKE = ROOT / "wvo_mcp" / "autopilot" / "fake.py"
+CLIENT = Path(__file__).resolve().parent / "tenancy_client.py"
 CPUS = os.cpu_count() or 1
 QUIET_SHARE = 0.10  # the machine is quiet below this share of all its cores busy
 QUIET_WINDOW_S = 3.0
@@ -103,8 +98,6 @@ LINE_BYTES = 1 << 20
 START_DEADLINE_S = 60.0
 AUTOPILOT_DEADLINE_S = 900.0
 BLOCK = 50  # calls or requests per block; blocks rotate between sandboxed and direct
-PR_SET_CHILD_SUBREAPER = 36
-SPAWNED: set[int] = set()  # processes this script started (and waits for itself)
 
 
 @dataclass
@@ -165,7 +158,7 @@ def watched(section: str, report: Report, limit: float) -> Iterator[dict[str, fl
     machine, mine, started = machine_busy(), own_cpu(), time.monotonic()
     seen: dict[str, float] = {"before": quiet}
     yield seen
-    reap_adopted(settle=5.0)
+    reap_adopted(settle=5.0, name="bwrap")
     seconds = time.monotonic() - started
     others = (machine_busy() - machine) - (own_cpu() - mine)
     seen.update(seconds=seconds, others=max(0.0, others) / seconds / CPUS)
@@ -181,35 +174,6 @@ def machine_note(seen: dict[str, float]) -> str:
 
 
 # --------------------------------------------------------------------------- processes
-
-
-def become_subreaper() -> None:
-    """Adopt orphaned descendants. With its own pid namespace, bwrap's outer process exits as
-    soon as the sandbox's init reports the command's exit status, without waiting for that
-    init: the sandbox's CPU would then go to the host's init, never to this process's
-    RUSAGE_CHILDREN. Adopted, the init is counted when reap_adopted() waits for it."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise BenchError(f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(ctypes.get_errno())}")
-
-
-def reap_adopted(settle: float = 0.0) -> None:
-    """Wait for the sandboxes' inits this process adopted once they end (never for a process
-    it started itself: their owners wait for those); for up to `settle` seconds while any is
-    still running."""
-    deadline = time.monotonic() + settle
-    while True:
-        running = 0
-        for task in Path("/proc/self/task").iterdir():
-            with contextlib.suppress(OSError):
-                for pid in map(int, (task / "children").read_text().split()):
-                    if pid in SPAWNED or Path(f"/proc/{pid}/comm").read_text() != "bwrap\n":
-                        continue
-                    if os.waitpid(pid, os.WNOHANG) == (0, 0):
-                        running += 1
-        if not running or time.monotonic() >= deadline:
-            return
-        time.sleep(0.02)
 
 
 def thread_cpu(native_id: int) -> float:
@@ -292,6 +256,7 @@ class Worker:
             stdout=subprocess.PIPE,
             stderr=stderr,
             start_new_session=True,  # as the supervisor does: a group of its own
+            pass_fds=ready.pass_fds,  # the files bwrap copies into the sandbox's home
         )
         SPAWNED.add(process.pid)
         try:
@@ -329,13 +294,12 @@ class Worker:
 # --------------------------------------------------------------------------- the bench
 
 
-class Bench(benchlib.Bench):
-    script = Path(__file__).resolve()
+class Bench(lib.Bench):
+    module = __spec__.name
 
     def __init__(self, config: Config, work: Path, cache: Path, report: Report) -> None:
         super().__init__(config, work, cache, report)
         self.config: Config = config
-        self.tables: list[str] = []
         self.bin = self.fresh("bin")
         hello = self.bin / "hello"
         hello.write_text('#!/bin/sh\necho \'{"type": "hello"}\'\n')
@@ -344,18 +308,10 @@ class Bench(benchlib.Bench):
         client.write_text(
             f'#!/bin/sh\nexec "{sys.executable}" -P "{self.bin / CLIENT.name}" "$@"\n'
         )
-        fake = self.bin / "fake-claude"
-        fake.write_text(f'#!/bin/sh\nexec "{sys.executable}" -P "{FAKE}" "$@"\n')
-        for program in (hello, client, fake):
+        for program in (hello, client):
             program.chmod(0o755)
-        self.hello, self.client, self.fake = hello, client, fake
-
-    def table(self, title: str, header: list[str], rows: list[list[str]], note: str) -> None:
-        lines = [f"### {title}", "", "| " + " | ".join(header) + " |",
-                 "|" + "---|" * len(header)]  # fmt: skip
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
-        self.tables.append("\n".join([*lines, "", note]))
-        log("\n".join(lines))
+        self.hello, self.client = hello, client
+        self.fake = project.fake_worker(self.bin / "fake-claude")
 
     # ----------------------------------------------------------------------- shared
 
@@ -413,7 +369,7 @@ class Bench(benchlib.Bench):
                         took = await self.launch_once(gateway, run, sandboxed, line)
                         if index >= cfg.warmup // 3:
                             samples[name].append(took)
-                    reap_adopted()
+                    reap_adopted(name="bwrap")
                 fakes: dict[str, list[dict[str, float]]] = {"direct": [], "sandboxed": []}
                 log(f"launch: {cfg.fake_launches} runs of the fake worker each way")
                 for index in range(1 + cfg.fake_launches):
@@ -456,7 +412,7 @@ class Bench(benchlib.Bench):
                     raise BenchError(f"the worker exited with {code}")
             ended = time.perf_counter()
         left = time.perf_counter()
-        reap_adopted(settle=2.0)  # the sandbox's init, counted once it ended
+        reap_adopted(settle=2.0, name="bwrap")  # the sandbox's init, counted once it ended
         return {
             "cpu": own_cpu() - time.process_time() - cpu,
             "prepare": prepared - started,
@@ -659,7 +615,7 @@ class Bench(benchlib.Bench):
             request = {k: v for k, v in ask.items() if k != "count"}
             for worker in workers.values():  # warm up: connections, first-call compiles
                 await worker.ask({**request, "n": self.config.warmup})
-            got = {
+            got: dict[str, dict[str, Any]] = {
                 mode: {"ms": [], "proxy_s": 0.0, "relay_s": 0.0, "gateway_s": 0.0,
                        "client_s": 0.0, "bytes": 0, "sent": 0}
                 for mode in workers
@@ -830,7 +786,7 @@ class Bench(benchlib.Bench):
             SPAWNED.add(pilot.pid)
             own = 0.0
             while pilot.poll() is None:  # the last reading before it ends, every 50 ms
-                reap_adopted()
+                reap_adopted(name="bwrap")
                 with contextlib.suppress(OSError, IndexError):
                     own = proc_cpu_seconds(pilot.pid)
                 if time.monotonic() - started > AUTOPILOT_DEADLINE_S:
@@ -839,7 +795,8 @@ class Bench(benchlib.Bench):
                 time.sleep(0.05)
         wall = time.monotonic() - started
         SPAWNED.discard(pilot.pid)
-        reap_adopted(settle=5.0)  # the last sandboxes' inits end just after the autopilot
+        # The last sandboxes' inits end just after the autopilot.
+        reap_adopted(settle=5.0, name="bwrap")
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         total = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
         busy = machine_busy() - machine
@@ -883,7 +840,7 @@ def client_cpu(runs: int) -> dict[str, float]:
 
 
 def start_stub(errlog: Any) -> tuple[subprocess.Popen[str], str]:
-    """The stub model API (bench_tenancy_client.py --stub) and its URL."""
+    """The stub model API (tenancy_client.py --stub) and its URL."""
     stub = subprocess.Popen(
         [sys.executable, "-P", str(CLIENT), "--stub"],
         stdin=subprocess.PIPE,
@@ -905,50 +862,11 @@ def stop_stub(stub: subprocess.Popen[str]) -> None:
 def autopilot_setup(work: Path, tasks: int, workers: int, fake: Path) -> dict[str, str]:
     """tests/autopilot/conftest.py's project: a repository, a providers file whose provider
     alpha runs the fake Claude Code worker, and `tasks` plain tasks."""
-    repo, state = work / "repo", work / "state"
-    repo.mkdir()
-    git = ["git", "-c", "user.name=b", "-c", "user.email=b@localhost"]
-    subprocess.run([*git, "init", "-q", "-b", "main"], cwd=repo, check=True)
-    (repo / "README.md").write_text("bench\n")
-    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
-    subprocess.run([*git, "commit", "-qm", "start"], cwd=repo, check=True)
-    providers = work / "providers.yaml"
-    providers.write_text(f"""version: 1
-providers:
-  - name: alpha
-    preference: 1
-    max_concurrent: {workers}
-    tiers:
-      - name: all
-        model: alpha-model
-        complexity: [1, 10]
-        input_cost_per_1k: 0.001
-        output_cost_per_1k: 0.002
-    worker:
-      kind: claude
-      executable: {fake}
-      max_workers: {workers}
-""")
-
-    async def create() -> None:
-        orchestrator = await Orchestrator.open(Settings(state_root=state))
-        try:
-            specs = [TaskSpec(id=f"T{i:03d}", title=f"task {i}") for i in range(tasks)]
-            await orchestrator.create_tasks(specs, actor="bench")
-        finally:
-            await orchestrator.close()
-
-    anyio.run(create)
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(work),
-        "WVO_STATE_ROOT": str(state),
-        "WVO_WORKSPACE_ROOT": str(repo),
-        "WVO_PROVIDERS_FILE": str(providers),
-        "WVO_AUTOPILOT_WIP_LIMIT": str(4 * workers),
-        "WVO_AUTOPILOT_HEALTH_INTERVAL_MS": "0",
-        "WVO_OTEL_ENABLED": "0",
-    }
+    repo = project.repository(work / "repo", {"README.md": "bench\n"}, "start")
+    providers = project.providers_file(work / "providers.yaml", "alpha", workers, fake)
+    state = work / "state"
+    project.create_tasks(state, [TaskSpec(id=f"T{i:03d}", title=f"task {i}") for i in range(tasks)])
+    return project.autopilot_env(work, state, repo, providers, 4 * workers)
 
 
 def autopilot_outcome(state: Path) -> tuple[int, list[float]]:
@@ -974,26 +892,23 @@ SECTIONS = ("launch", "calls", "model", "autopilot")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = benchlib.arguments(__doc__ or "")
+    parser = lib.arguments(__doc__ or "")
     parser.add_argument(
         "--wait-quiet",
         type=float,
         help="seconds to wait for a quiet machine before each section (default 600; quick 0)",
     )
-    benchlib.only_option(parser, SECTIONS)
-    benchlib.common_options(parser)
+    lib.only_option(parser, SECTIONS)
+    lib.common_options(parser)
     args = parser.parse_args(argv)
-    chosen = benchlib.chosen_sections(parser, args, SECTIONS)
+    chosen = lib.chosen_sections(parser, args, SECTIONS)
     config = make_config(args)
     probe = bwrap.probe()
     if not probe.usable:
         parser.error(f"bwrap does not work here: {probe.detail}")
     become_subreaper()
-    work, cache = benchlib.workspace(args, "wvo-bench-tenancy-")
-    report = Report()
-    bench = Bench(config, work, cache, report)
-    log(f"wvo-mcp tenancy benchmark ({'quick' if config.quick else 'full'}); work folder {work}")
-    started = time.monotonic()
+    work, cache = lib.workspace(args, "wvo-bench-tenancy-")
+    bench = Bench(config, work, cache, Report())
 
     def body() -> None:
         if "launch" in chosen:
@@ -1003,19 +918,7 @@ def main(argv: list[str] | None = None) -> int:
         if "autopilot" in chosen:
             bench.autopilot()
 
-    if not bench.execute(body, args.keep):
-        return 1
-    seconds = time.monotonic() - started
-    log(f"done in {seconds:.0f} s")
-    print(f"## wvo-mcp tenancy benchmark ({'quick' if config.quick else 'full'})\n")
-    print("\n\n".join(bench.tables))
-    print()
-    print(report.table())
-    if args.json:
-        benchlib.write_json(
-            args.json, config, report, lambda: {"sections": chosen, "seconds": seconds}
-        )
-    return 0
+    return lib.run_bench(bench, "wvo-mcp tenancy benchmark", body, args, chosen, heading=True)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """What provider routing costs, over real stdio servers.
 
-    python scripts/bench_routing.py                  # full run, ~3 minutes
-    python scripts/bench_routing.py --quick          # small smoke run, under a minute
-    python scripts/bench_routing.py --only claim,usage --json out.json --keep
+    python -m scripts.bench.routing                  # full run, ~3 minutes
+    python -m scripts.bench.routing --quick          # small smoke run, under a minute
+    python -m scripts.bench.routing --only claim,usage --json out.json --keep
 
 Sections (--only takes their names):
 
@@ -16,14 +16,14 @@ Sections (--only takes their names):
 - scan: the tier filter's worst cases, at 10k ready tasks: a codex/high agent whose tasks (1%,
   complexity 8-10) start at rank 991; the same agent when they rank last; a claude/opus agent
   that nothing routes to (no_task_for_tier); and a codex/medium agent on a queue whose job
-  sizes default to 2 x complexity (benchlib.independent_task).
+  sizes default to 2 x complexity (lib.independent_task).
 - tools: route_task, record_usage and provider_status against the floor.
 - usage: record_usage from 1 and then 4 server processes at once on one database: calls/s,
   latency, and whether the totals in provider_status add up to what was reported.
 
 The databases are generated roadmaps imported with `wvo-mcp import` (JSON) and cached beside
-bench_core's (keyed by schema and generator version). It uses scripts/benchlib.py, shared with
-bench_core.py (stdio client helpers, the floor server, the report table). Everything else lives
+core's (keyed by schema and generator version). It uses lib.py, shared with
+core.py (stdio client helpers, the floor server, the report table). Everything else lives
 in one temporary folder, removed at the end unless --keep. The table goes to stdout, progress
 to stderr. The exit code is 0 whatever the figures; it is non-zero only when the run fails.
 """
@@ -46,9 +46,8 @@ import anyio
 import anyio.to_thread
 from mcp import Client
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib
-from benchlib import (
+from scripts.bench import lib
+from scripts.bench.lib import (
     SERVER_ARGS,
     BenchError,
     Measure,
@@ -59,7 +58,6 @@ from benchlib import (
     summary,
     timed,
 )
-
 from wvo_mcp.services.scheduler import ROUTE_SCAN
 
 ROUTING_GENERATOR_VERSION = 1  # bump when the generated roadmaps change, to invalidate the cache
@@ -114,7 +112,9 @@ def make_config(quick: bool) -> Config:
 # --------------------------------------------------------------------------- roadmaps
 
 
-def _task(index: int, complexity: int, bv: int, tc: int, rr: int, job: int | None) -> dict:
+def _task(
+    index: int, complexity: int, bv: int, tc: int, rr: int, job: int | None
+) -> dict[str, Any]:
     task: dict[str, Any] = {
         "id": f"r{index:06d}",
         "title": f"Routing task {index}",
@@ -161,9 +161,9 @@ def scan_roadmap(rng: random.Random, deep: bool) -> list[dict[str, Any]]:
 
 
 def default_roadmap(rng: random.Random) -> list[dict[str, Any]]:
-    """bench_core's independent tasks: complexity 1..10, job size left to its default of
+    """core's independent tasks: complexity 1..10, job size left to its default of
     2 x complexity, so simple tasks outrank complex ones."""
-    return [benchlib.independent_task(i, rng) for i in range(TASKS)]
+    return [lib.independent_task(i, rng) for i in range(TASKS)]
 
 
 ROADMAPS: dict[str, Callable[[random.Random], list[dict[str, Any]]]] = {
@@ -191,28 +191,28 @@ def first_rank(ranked: list[int], low: int, high: int) -> int | None:
 # --------------------------------------------------------------------------- the bench
 
 
-class Bench(benchlib.Bench):
+class Bench(lib.Bench):
     config: Config
-    script = Path(__file__).resolve()
+    module = __spec__.name
 
     def database(self, name: str) -> Path:
         """State root of a cached database made by `wvo-mcp import` of a generated roadmap."""
-        key = f"{benchlib.schema_fingerprint()}-g{ROUTING_GENERATOR_VERSION}"
-        root = self.cache / f"routing-{name}-{benchlib.size_label(TASKS)}-{key}"
-        if benchlib.cached(root):
+        key = f"{lib.schema_fingerprint()}-g{ROUTING_GENERATOR_VERSION}"
+        root = self.cache / f"routing-{name}-{lib.size_label(TASKS)}-{key}"
+        if lib.cached(root):
             return root
-        with benchlib.building(root) as folder:
+        with lib.building(root) as folder:
             folder.mkdir(parents=True)
             roadmap = folder / "roadmap.json"
             tasks = ROADMAPS[name](random.Random(f"routing-{name}"))
             roadmap.write_text(json.dumps({"version": 1, "tasks": tasks}) + "\n")
             log(f"building the {name} database: `wvo-mcp import` of {len(tasks):,} tasks")
-            benchlib.wvo_import(folder, roadmap, f"{TASKS} ready")
+            lib.wvo_import(folder, roadmap, f"{TASKS} ready")
             roadmap.unlink()
         return root
 
     def copy(self, name: str, as_name: str) -> Path:
-        return benchlib.copy_state(self.database(name), self.fresh(as_name))
+        return lib.copy_state(self.database(name), self.fresh(as_name))
 
     def server(self, root: Path) -> contextlib.AbstractAsyncContextManager[Client]:
         return connect(SERVER_ARGS, server_env(root, **NO_MONITOR), self.errlog)
@@ -221,7 +221,7 @@ class Bench(benchlib.Bench):
     def claim_cycle(
         client: Client, arguments: dict[str, Any], seen: Counter[str] | None = None
     ) -> Measure:
-        """benchlib.claim_cycle; `seen` counts what was claimed: complexity and the tier the
+        """lib.claim_cycle; `seen` counts what was claimed: complexity and the tier the
         route names."""
 
         def count(granted: dict[str, Any]) -> None:
@@ -230,7 +230,7 @@ class Bench(benchlib.Bench):
             tier = "unrouted" if route is None else f"{route['provider']}/{route['tier']}"
             seen[f"{tier} c{granted['task']['complexity']}"] += 1
 
-        return benchlib.claim_cycle(client, arguments, None if seen is None else count)
+        return lib.claim_cycle(client, arguments, None if seen is None else count)
 
     @staticmethod
     def refused_claim(client: Client, arguments: dict[str, Any], reason: str) -> Measure:
@@ -242,10 +242,12 @@ class Bench(benchlib.Bench):
 
         return measure
 
-    async def in_process_claims(self, root: Path, arguments: dict[str, Any], count: int) -> dict:
+    async def in_process_claims(
+        self, root: Path, arguments: dict[str, Any], count: int
+    ) -> dict[str, float]:
         """Orchestrator.claim (then a release when granted) with no MCP: the database work."""
-        step = benchlib.direct_claim(arguments)
-        return await benchlib.in_process(root, count, self.config.warmup, step)
+        step = lib.direct_claim(arguments)
+        return await lib.in_process(root, count, self.config.warmup, step)
 
     # ------------------------------------------------------------------ 1. claim
 
@@ -265,7 +267,7 @@ class Bench(benchlib.Bench):
             stats = await self.alternate(
                 "claim",
                 {
-                    "floor": benchlib.timer(noop, "noop"),
+                    "floor": lib.timer(noop, "noop"),
                     "undeclared": self.claim_cycle(plain, {}, plain_seen),
                     "codex/medium": self.claim_cycle(tier, MEDIUM, tier_seen),
                 },
@@ -333,7 +335,7 @@ class Bench(benchlib.Bench):
         log(f"plan: {cfg.plan_calls} plan_next(limit=10) each: floor, undeclared, codex/medium")
         sizes: dict[str, int] = {}
 
-        def plan(client: Client, name: str, arguments: dict) -> Measure:
+        def plan(client: Client, name: str, arguments: dict[str, Any]) -> Measure:
             async def measure() -> float:
                 took, answer = await timed(client, "plan_next", {"limit": 10, **arguments})
                 if len(answer["tasks"]) != 10:
@@ -351,7 +353,7 @@ class Bench(benchlib.Bench):
             stats = await self.alternate(
                 "plan",
                 {
-                    "floor": benchlib.timer(noop, "noop"),
+                    "floor": lib.timer(noop, "noop"),
                     "undeclared": plan(plain, "undeclared", {}),
                     "codex/medium": plan(tier, "codex/medium", MEDIUM),
                 },
@@ -362,8 +364,8 @@ class Bench(benchlib.Bench):
             ("undeclared", plain_root, {}),
             ("codex/medium", tier_root, MEDIUM),
         ):
-            step = benchlib.direct_plan(arguments)
-            direct[name] = await benchlib.in_process(root, cfg.plan_calls, cfg.warmup, step)
+            step = lib.direct_plan(arguments)
+            direct[name] = await lib.in_process(root, cfg.plan_calls, cfg.warmup, step)
         floor, plain_s, tier_s = stats["floor"], stats["undeclared"], stats["codex/medium"]
         self.report.details["plan"] = {**stats, "in_process": direct, "result_bytes": sizes}
         self.report.info("floor: no-op tool call p50 (plan rotation)", floor["p50"], "ms")
@@ -388,7 +390,7 @@ class Bench(benchlib.Bench):
 
     async def scan(self) -> None:
         cfg = self.config
-        ranks = {}
+        ranks: dict[str, dict[str, Any]] = {}  # first ranks are None when none match
         for name in ("deep", "tail", "default"):
             ranked = ranked_complexities(self.database(name))
             ranks[name] = {
@@ -426,7 +428,7 @@ class Bench(benchlib.Bench):
             stats = await self.alternate(
                 "scan",
                 {
-                    "floor": benchlib.timer(noop, "noop"),
+                    "floor": lib.timer(noop, "noop"),
                     "undeclared": self.claim_cycle(plain, {}),
                     "deep": self.claim_cycle(deep, HIGH, seen),
                     "tail": self.claim_cycle(tail, HIGH, seen),
@@ -450,14 +452,14 @@ class Bench(benchlib.Bench):
             )
         }
         floor = stats["floor"]["p50"]
-        plain = stats["undeclared"]
+        undeclared = stats["undeclared"]
         self.report.details["scan"] = {**stats, "in_process": direct, "ranks": ranks}
         self.report.info(
             "floor: no-op tool call p50 (scan rotation)",
             floor,
             "ms",
             note="undeclared claim_task in the same rotation: "
-            f"p50 {plain['p50']:.2f} ms ({plain['p50'] / floor:.2f}x floor)",
+            f"p50 {undeclared['p50']:.2f} ms ({undeclared['p50'] / floor:.2f}x floor)",
         )
         high = ranks["deep"]["high"]
         rows = (
@@ -536,7 +538,7 @@ class Bench(benchlib.Bench):
             stats = await self.alternate(
                 "tools",
                 {
-                    "floor": benchlib.timer(noop, "noop"),
+                    "floor": lib.timer(noop, "noop"),
                     "route_task": route,
                     "record_usage": usage,
                     "provider_status": status,
@@ -684,7 +686,7 @@ async def worker_main(config: dict[str, Any]) -> None:
 
     async with connect(SERVER_ARGS, env, sys.stderr) as client:
         await call(client, "record_usage", arguments())
-        await benchlib.wait_for_go()
+        await lib.wait_for_go()
         start = time.monotonic()
         for _ in range(config["calls"]):
             latencies.append((await timed(client, "record_usage", arguments()))[0])
@@ -705,7 +707,7 @@ async def worker_main(config: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return benchlib.sections_main(
+    return lib.sections_main(
         argv,
         __doc__,
         SECTIONS,

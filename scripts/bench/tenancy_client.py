@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The worker that scripts/bench_tenancy.py starts through the autopilot's own machinery
+"""The worker that tenancy.py starts through the autopilot's own machinery
 (isolation.prepared, a `command`-kind WorkerKind), inside the worker sandbox or out. It holds
 one MCP session with the autopilot's gateway (the SDK's streamable HTTP client, as the fake
 worker's) and one keep-alive HTTP client for a stub model API, and times what it is asked,
@@ -12,7 +12,7 @@ one request a line:
             {"op": "model", "n": N, "fresh": false | true}  (true: a new connection each)
     stdout: {"type": "ready"}, then per request {"ms": [...], "cpu_s", "bytes", "sent"}
 
-    python bench_tenancy_client.py --stub    # the stub model API: prints its port, then
+    python tenancy_client.py --stub           # the stub model API: prints its port, then
                                              # serves on 127.0.0.1 until stdin closes
 
 Nothing here is imported by the benchmark: this file is copied next to the wrapper the

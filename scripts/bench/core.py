@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Performance benchmark of wvo-mcp's core loop, measured against a no-op MCP tool call.
 
-    python scripts/bench_core.py                 # full run (builds a 1M-task database once)
-    python scripts/bench_core.py --quick         # small smoke run, well under a minute
-    python scripts/bench_core.py --sizes 1k,100k --json results.json --keep
+    python -m scripts.bench.core                 # full run (builds a 1M-task database once)
+    python -m scripts.bench.core --quick         # small smoke run, well under a minute
+    python -m scripts.bench.core --sizes 1k,100k --json results.json --keep
 
 Every figure is taken over the real stdio transport with real server processes
 (`python -m wvo_mcp serve`), except the rows marked "in-process", which call the
@@ -43,9 +43,8 @@ import anyio
 from mcp import Client
 from mcp.client.stdio import get_default_environment
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib
-from benchlib import (
+from scripts.bench import lib
+from scripts.bench.lib import (
     CHAIN_LENGTH,
     INITIALIZE,
     SERVER_ARGS,
@@ -61,6 +60,8 @@ from benchlib import (
     independent_task,
     lease_update,
     log,
+    proc_cpu_seconds,
+    proc_file,
     server_env,
     server_pid,
     size_label,
@@ -68,7 +69,6 @@ from benchlib import (
     timed,
     unchecked,
 )
-
 from wvo_mcp.config import Settings
 from wvo_mcp.models import TaskSpec
 from wvo_mcp.orchestrator import Orchestrator
@@ -106,16 +106,6 @@ def roadmap_yaml(tasks: Sequence[dict[str, Any]]) -> str:
 # --------------------------------------------------------------------------- processes
 
 
-def proc_file(pid: int, name: str) -> str:
-    return Path(f"/proc/{pid}/{name}").read_bytes().decode(errors="replace")
-
-
-def proc_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads), from /proc/<pid>/stat."""
-    fields = proc_file(pid, "stat").rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def proc_status_kb(pid: int, key: str) -> int:
     for line in proc_file(pid, "status").splitlines():
         if line.startswith(f"{key}:"):
@@ -144,9 +134,9 @@ class Config:
     rounds: int
 
 
-class Bench(benchlib.Bench):
+class Bench(lib.Bench):
     config: Config
-    script = Path(__file__).resolve()
+    module = __spec__.name
 
     def __init__(self, config: Config, work: Path, cache: Path, report: Report) -> None:
         super().__init__(config, work, cache, report)
@@ -179,9 +169,9 @@ class Bench(benchlib.Bench):
         self, section: str, measures: dict[str, Measure], count: int
     ) -> tuple[dict[str, dict[str, float]], float]:
         """Samples of each measure and the floor p50, taken in rotating blocks of BLOCK calls
-        (floor, then each measure; see benchlib.Bench.alternate)."""
+        (floor, then each measure; see lib.Bench.alternate)."""
         assert self.noop is not None
-        floor_call = benchlib.timer(self.noop, "noop")
+        floor_call = lib.timer(self.noop, "noop")
         stats = await self.alternate(section, {"floor": floor_call, **measures}, count)
         self.report.details.setdefault("floors", {})[section] = stats["floor"]
         floor = stats.pop("floor")["p50"]
@@ -295,8 +285,8 @@ class Bench(benchlib.Bench):
         )
 
         # The same cycle without the transport: what the database work costs.
-        stats = await benchlib.in_process(
-            root, cfg.claim_cycles, cfg.warmup, benchlib.direct_claim(must_claim=True)
+        stats = await lib.in_process(
+            root, cfg.claim_cycles, cfg.warmup, lib.direct_claim(must_claim=True)
         )
         self.report.details["claim_in_process"] = stats
         self.report.info("  in-process Orchestrator.claim p50 (no MCP)", stats["p50"], "ms")
@@ -318,12 +308,12 @@ class Bench(benchlib.Bench):
         measures: dict[str, Measure] = {}
         with contextlib.ExitStack() as servers:
 
-            def server(name: str, root: Path, telemetry: str) -> benchlib.RawClient:
+            def server(name: str, root: Path, telemetry: str) -> lib.RawClient:
                 env = server_env(root, **({} if telemetry == "on" else {"WVO_OTEL_ENABLED": "0"}))
-                return servers.enter_context(benchlib.raw_client(SERVER_ARGS, env, self.errlog))
+                return servers.enter_context(lib.raw_client(SERVER_ARGS, env, self.errlog))
 
-            floor = servers.enter_context(benchlib.raw_client(self.noop_server(), {}, self.errlog))
-            measures["floor"] = benchlib.raw_timer(floor, "noop")
+            floor = servers.enter_context(lib.raw_client(self.noop_server(), {}, self.errlog))
+            measures["floor"] = lib.raw_timer(floor, "noop")
             for telemetry in ("on", "off"):
                 claims = server(
                     "claim", copy_state(template, self.fresh(f"raw-claim-{telemetry}")), telemetry
@@ -332,13 +322,9 @@ class Bench(benchlib.Bench):
                     "cycle", copy_state(template, self.fresh(f"raw-cycle-{telemetry}")), telemetry
                 )
                 plans = server("plan", self.roots[plan_size], telemetry)
-                measures[f"claim {telemetry}"] = benchlib.raw_cycle(
-                    claims, "pending", timed="claim"
-                )
-                measures[f"cycle {telemetry}"] = benchlib.raw_cycle(cycles, "done", timed="both")
-                measures[f"plan {telemetry}"] = benchlib.raw_timer(
-                    plans, "plan_next", {"limit": 10}
-                )
+                measures[f"claim {telemetry}"] = lib.raw_cycle(claims, "pending", timed="claim")
+                measures[f"cycle {telemetry}"] = lib.raw_cycle(cycles, "done", timed="both")
+                measures[f"plan {telemetry}"] = lib.raw_timer(plans, "plan_next", {"limit": 10})
             stats = await self.alternate("raw", measures, cfg.claim_cycles)
         floor_p50 = stats["floor"]["p50"]
         self.report.details["raw"] = stats
@@ -398,7 +384,7 @@ class Bench(benchlib.Bench):
                 counts = (first.structured_content or {}).get("counts", {})
                 if first.is_error or counts.get("ready") != total // CHAIN_LENGTH:
                     raise BenchError(f"unexpected plan_next answer at {label}: {first}")
-                plan = benchlib.timer(client, "plan_next", {"limit": 10})
+                plan = lib.timer(client, "plan_next", {"limit": 10})
                 measures[label], firsts[label], clients[label] = plan, first, client
                 measures[f"{label} unchecked"] = functools.partial(unchecked, plan)
             measured, floor = await self.paired("plan_next", measures, cfg.plan_calls)
@@ -433,8 +419,8 @@ class Bench(benchlib.Bench):
                 "ms",
                 ratio=skipped["p50"] / floor,
             )
-            direct = await benchlib.in_process(
-                roots[total], cfg.plan_calls, cfg.warmup, benchlib.direct_plan()
+            direct = await lib.in_process(
+                roots[total], cfg.plan_calls, cfg.warmup, lib.direct_plan()
             )
             self.report.details[f"plan_next_in_process_{label}"] = direct
             self.report.info("  in-process Orchestrator.plan_next p50", direct["p50"], "ms")
@@ -475,7 +461,7 @@ class Bench(benchlib.Bench):
         ):
             log(f"import: `wvo-mcp import` of {label} tasks as {kind} ({size / 1e6:.1f} MB)")
             root = self.fresh(f"import-cli-{kind.lower()}")
-            seconds[kind] = benchlib.wvo_import(root, source, f"imported {total} tasks")
+            seconds[kind] = lib.wvo_import(root, source, f"imported {total} tasks")
         self.report.absolute(
             f"import {label} tasks: `wvo-mcp import` of JSON (subprocess)",
             seconds["JSON"],
@@ -838,7 +824,7 @@ async def worker_client(
     """The server's pid and a call function, through the SDK's client or RawClient."""
     server = config.get("server", SERVER_ARGS)
     if config["client"] == "raw":
-        with benchlib.raw_client(server, env, sys.stderr) as raw:
+        with lib.raw_client(server, env, sys.stderr) as raw:
 
             async def raw_call(tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
                 return raw.call(tool, arguments)
@@ -861,7 +847,7 @@ async def worker_main(config: dict[str, Any]) -> None:
     done = 0
     async with worker_client(config, env) as (pid, call_tool):
         await call_tool("plan_next", {"limit": 1})
-        await benchlib.wait_for_go()
+        await lib.wait_for_go()
         start = time.monotonic()
         client_cpu, server_cpu = time.process_time(), proc_cpu_seconds(pid)
         while True:
@@ -951,15 +937,15 @@ async def run(bench: Bench, chosen: Sequence[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = benchlib.arguments(__doc__)
+    parser = lib.arguments(__doc__)
     parser.add_argument(
         "--sizes",
-        type=lambda text: [parse_size(part) for part in text.split(",") if part.strip()],
+        type=lib.comma_list(parse_size),
         help="plan_next database sizes, e.g. 1k,100k,1M (default 1k,100k,1M; quick 1k,10k)",
     )
     parser.add_argument(
         "--clients",
-        type=lambda text: [part.strip() for part in text.split(",") if part.strip()],
+        type=lib.comma_list(str),
         default=["sdk", "raw"],
         help="concurrency: the clients to run, sdk and/or raw (default both)",
     )
@@ -972,10 +958,10 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="concurrency: alternate 1 and N processes this many times (default 1)",
     )
-    benchlib.only_option(parser, SECTIONS)
-    benchlib.common_options(parser)
+    lib.only_option(parser, SECTIONS)
+    lib.common_options(parser)
     args = parser.parse_args(argv)
-    chosen = benchlib.chosen_sections(parser, args, SECTIONS)
+    chosen = lib.chosen_sections(parser, args, SECTIONS)
     if set(args.clients) - {"sdk", "raw"} or args.rounds < 1:
         parser.error("--clients takes sdk and/or raw; --rounds at least 1")
 
@@ -984,10 +970,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     config = make_config(args)
-    work, cache = benchlib.workspace(args, "wvo-bench-")
-    report = Report()
-    bench = Bench(config, work, cache, report)
-    log(f"wvo-mcp benchmark ({'quick' if config.quick else 'full'}); work folder {work}")
+    work, cache = lib.workspace(args, "wvo-bench-")
+    bench = Bench(config, work, cache, Report())
 
     def body() -> None:
         anyio.run(run, bench, chosen)
@@ -1001,13 +985,9 @@ def main(argv: list[str] | None = None) -> int:
         if "concurrency" in chosen:
             bench.concurrency()
 
-    if not bench.execute(body, args.keep):
-        return 1
-
-    print(report.table())
-    if args.json:
-        benchlib.write_json(args.json, config, report, lambda: {"floor_p50_ms": bench.floor_p50})
-    return 0
+    return lib.run_bench(
+        bench, "wvo-mcp benchmark", body, args, extra=lambda: {"floor_p50_ms": bench.floor_p50}
+    )
 
 
 if __name__ == "__main__":

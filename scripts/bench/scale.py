@@ -2,13 +2,13 @@
 """Scale-out benchmark: claim+done by many agents over HTTP on PostgreSQL, beside stdio on
 SQLite, and plan_next at 1k vs 1M tasks on PostgreSQL.
 
-    python scripts/bench_scale.py --quick          # smoke run, about a minute
-    python scripts/bench_scale.py --json out.json  # full run
-    python scripts/bench_scale.py --only http --servers 4 --agents 16
+    python -m scripts.bench.scale --quick          # smoke run, about a minute
+    python -m scripts.bench.scale --json out.json  # full run
+    python -m scripts.bench.scale --only http --servers 4 --agents 16
 
 Sections (`--only`):
 - `stdio`: 1 and 8 agents, each with its own `wvo-mcp serve` (stdio, one SQLite file),
-  draining the same task set with benchlib.RawClient: bench_core.py's concurrency run.
+  draining the same task set with lib.RawClient: core.py's concurrency run.
 - `http`: 1, 4, 16 and 64 agents over streamable HTTP, spread round-robin over `--servers`
   `serve --http` processes (4 by default) sharing one PostgreSQL (a throwaway, durable
   cluster: fsync on), then 16 agents on 1 and 2 servers. Each agent has its own token and
@@ -52,14 +52,12 @@ import httpx2
 import psycopg
 from mcp.client.stdio import get_default_environment
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.pgcluster
-import bench_core
-import bench_http
-import benchlib
-from bench_core import proc_cpu_seconds
-from benchlib import (
+from scripts.bench import core as bench_core
+from scripts.bench import http_calls as bench_http
+from scripts.bench import lib
+from scripts.bench.lib import (
     CHAIN_LENGTH,
+    ROOT,
     BenchError,
     Report,
     copy_state,
@@ -68,11 +66,11 @@ from benchlib import (
     lease_update,
     log,
     machine_busy,
+    proc_cpu_seconds,
     size_label,
     summary,
     wait_listening,
 )
-
 from tests.pgcluster import Cluster
 from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
@@ -81,7 +79,6 @@ from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.store.postgres import CLAIM_LOCK_KEY, WRITE_LOCK_KEY
 
-ROOT = Path(__file__).resolve().parent.parent
 PROTOCOL = "2025-11-25"
 HEADERS = {
     "Accept": "application/json, text/event-stream",
@@ -95,7 +92,7 @@ SERVER_ENV = {
     "WVO_WIP_PER_AGENT": "1",
     "WVO_HTTP_RATE_PER_TOKEN": "0",  # the agents call flat out: measured, never refused
 }
-# wvo-mcp's advisory locks in one pg_locks sample (bench_fleet.py samples them too): the world
+# wvo-mcp's advisory locks in one pg_locks sample (fleet.py samples them too): the world
 # lock held exclusively (a WORLD write, or any write before issue 24), the claim lock held,
 # and the requests waiting for either. Shared holds of the world lock (TASK and CLAIM writes)
 # keep out WORLD writes only, so they are not counted as held.
@@ -160,7 +157,8 @@ class HttpAgent:
             return await self._exchange(body)  # the server closed the idle connection
 
     async def _answer(self, reader: asyncio.StreamReader) -> tuple[int, str, str]:
-        status, kind, chunks = 0, "", []
+        status, kind = 0, ""
+        chunks: list[bytes] = []
         while True:
             event = self.http.next_event()
             if event is h11.NEED_DATA:
@@ -207,7 +205,7 @@ class HttpAgent:
         return structured
 
     async def initialize(self) -> None:
-        params = json.loads(benchlib.INITIALIZE)["params"]
+        params = json.loads(lib.INITIALIZE)["params"]
         await self.request("initialize", params)
 
     async def aclose(self) -> None:
@@ -233,7 +231,7 @@ def parse_answer(content_type: str, text: str) -> list[dict[str, Any]]:
 
 
 async def drain(agent: HttpAgent) -> dict[str, Any]:
-    """claim_task -> plan_update(done) until no task is pending (as bench_core's workers)."""
+    """claim_task -> plan_update(done) until no task is pending (as core's workers)."""
     claims: list[float] = []
     refusals: Counter[str] = Counter()
     done = 0
@@ -274,7 +272,7 @@ def take_slot(folder: Path) -> int:
 
 async def driver_main(config: dict[str, Any]) -> None:
     """One driver process: its share of the agents as asyncio tasks. Protocol with the
-    parent (benchlib.Bench.run_workers): `ready` once every agent has answered, `go`, drain,
+    parent (lib.Bench.run_workers): `ready` once every agent has answered, `go`, drain,
     then wait for `stop` and print one JSON line."""
     index = take_slot(Path(config["slots"]))
     mine = config["agents"][index :: config["drivers"]]
@@ -284,7 +282,7 @@ async def driver_main(config: dict[str, Any]) -> None:
             await agent.initialize()
             for _ in range(3):
                 await agent.call("plan_next", {"limit": 1})
-        await benchlib.wait_for_go()
+        await lib.wait_for_go()
         cpu = time.process_time()
         runs: list[dict[str, Any]] = [{} for _ in agents]
 
@@ -325,6 +323,44 @@ def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
+class Window:
+    """What a watch over a run sees: CPU snapshots of the servers (`pids`), PostgreSQL and the
+    whole machine at the start and at `figures()`, and pg_locks sampled in between (is the
+    world lock held, the claim lock; how many wait)."""
+
+    def __init__(self, cluster: Cluster, pids: list[int]) -> None:
+        self.cluster, self.pids = cluster, pids
+        self.servers = sum(proc_cpu_seconds(pid) for pid in pids)
+        self.postgres = postgres_cpu(cluster)
+        self.mine = time.process_time()
+        self.machine = machine_busy()
+        self.started = time.monotonic()
+        self.samples = self.held = self.claim_held = self.waiters = 0
+
+    def sample(self, world: int, claiming: int, waiting: int) -> None:
+        """One pg_locks sample (see LOCK_COUNTS)."""
+        self.samples += 1
+        self.held += world > 0
+        self.claim_held += claiming > 0
+        self.waiters += waiting
+
+    def figures(self) -> dict[str, Any]:
+        """The seconds since the start, the CPU each used (`monitor_cpu` is this process), and
+        the lock figures as shares of the samples."""
+        samples = max(1, self.samples)
+        return {
+            "seconds": time.monotonic() - self.started,
+            "server_cpu": sum(proc_cpu_seconds(pid) for pid in self.pids) - self.servers,
+            "postgres_cpu": cpu_delta(self.postgres, postgres_cpu(self.cluster)),
+            "monitor_cpu": time.process_time() - self.mine,
+            "machine_cpu": machine_busy() - self.machine,
+            "lock_held": self.held / samples,
+            "claim_lock_held": self.claim_held / samples,
+            "lock_waiters_mean": self.waiters / samples,
+            "samples": self.samples,
+        }
+
+
 @dataclass
 class HttpServer:
     port: int
@@ -356,24 +392,14 @@ def http_servers(
             root.mkdir(parents=True)
             command = [sys.executable, "-P", "-m", "wvo_mcp", "--state-root", str(root),
                        "serve", "--http", "--port", str(port)]  # fmt: skip
-            process = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=errlog,
-            )  # fmt: skip
+            process = lib.start_server(command, ROOT, env, errlog)
             servers.append(HttpServer(port, process))
             log(f"  server {i + 1}/{count}: pid {process.pid}, port {port}")
         for server in servers:
             wait_listening(server.process, server.port, f"server on {server.port}")
         yield servers
     finally:
-        for server in servers:
-            server.process.terminate()
-        for server in servers:
-            try:
-                server.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.process.kill()
-                server.process.wait()
+        lib.stop_servers([server.process for server in servers])
 
 
 # --------------------------------------------------------------------------- databases
@@ -390,8 +416,8 @@ async def prepare(url: str, work: Path, agents: int, tasks: int) -> list[str]:
             for i in range(agents)
         ]
         rng = random.Random(tasks)
-        for start in range(0, tasks, benchlib.BUILD_BATCH):
-            count = min(benchlib.BUILD_BATCH, tasks - start)
+        for start in range(0, tasks, lib.BUILD_BATCH):
+            count = min(lib.BUILD_BATCH, tasks - start)
             specs = [
                 TaskSpec.model_validate(independent_task(i, rng))
                 for i in range(start, start + count)
@@ -427,7 +453,7 @@ async def direct_cycles(url: str, work: Path, count: int, warmup: int) -> dict[s
     return {"cycle": summary(samples), "cpu_ms_per_task": 1000 * cpu / count}
 
 
-# Chains of CHAIN_LENGTH tasks as bench_core's chain_task builds them (chain heads ready, the
+# Chains of CHAIN_LENGTH tasks as core's chain_task builds them (chain heads ready, the
 # rest waiting on their predecessor), straight into the tables. Every column as insert_task
 # and set_score leave it: job_size 2 x complexity, enablement 1 for all but a chain's last
 # task (its one open dependent), wsjf_score rounded to 4 places.
@@ -543,9 +569,9 @@ class Config:
     py_spy: Path | None = None  # profile one server in the run of 16 agents on `servers`
 
 
-class Bench(benchlib.Bench):
+class Bench(lib.Bench):
     config: Config
-    script = Path(__file__).resolve()
+    module = __spec__.name
 
     def __init__(self, config: Config, work: Path, cache: Path, report: Report) -> None:
         super().__init__(config, work, cache, report)
@@ -559,14 +585,14 @@ class Bench(benchlib.Bench):
         self.databases += 1
         return self.cluster.create_database(f"{name}_{self.databases}")
 
-    # ---- stdio on SQLite: bench_core's concurrency run
+    # ---- stdio on SQLite: core's concurrency run
 
     def stdio(self) -> None:
         cfg = self.config
         total, many = cfg.stdio_tasks, cfg.stdio_agents
         template = self.fresh("stdio-template")
         log(f"stdio: building {total:,} independent tasks (SQLite)")
-        anyio.run(benchlib.build_db, template, total, independent_task)
+        anyio.run(lib.build_db, template, total, independent_task)
         core_config = bench_core.make_config(
             argparse.Namespace(
                 quick=cfg.quick, sizes=None, processes=many, clients=["raw"], rounds=1
@@ -684,7 +710,7 @@ class Bench(benchlib.Bench):
         if done != total:
             raise BenchError(f"{agents} agents completed {done} of {total} tasks")
         with psycopg.connect(url) as conn:
-            done_events = dict(
+            done_events: dict[str, int] = dict(
                 conn.execute(
                     "SELECT task_id, count(*) FROM task_events WHERE to_status = 'done' "
                     "GROUP BY task_id"
@@ -747,36 +773,20 @@ class Bench(benchlib.Bench):
         sample = "SELECT (SELECT tasks FROM queue_counts WHERE bucket = 'done'), " + LOCK_COUNTS
         probe.execute("SELECT pg_stat_statements_reset()")
         commits = probe.execute(stat).fetchone()[0]  # type: ignore[index]
-        servers = sum(proc_cpu_seconds(pid) for pid in pids)
-        postgres = postgres_cpu(self.cluster)
-        mine = time.process_time()
-        machine = machine_busy()
-        started = time.monotonic()
-        held = claim_held = waiters = samples = 0
+        window = Window(self.cluster, pids)
         while True:
             done, world, claiming, waiting = probe.execute(sample).fetchone()  # type: ignore[misc]
-            samples += 1
-            held += world > 0
-            claim_held += claiming > 0
-            waiters += waiting
+            window.sample(world, claiming, waiting)
             if done >= total:
                 break
-            if time.monotonic() - started > DRAIN_DEADLINE_S:
+            if time.monotonic() - window.started > DRAIN_DEADLINE_S:
                 raise BenchError(f"only {done} of {total} tasks done in {DRAIN_DEADLINE_S} s")
             time.sleep(SAMPLE_EVERY_S)
-        seconds = time.monotonic() - started
+        figures = window.figures()
         return {
-            "seconds": seconds,
-            "server_cpu": sum(proc_cpu_seconds(pid) for pid in pids) - servers,
-            "postgres_cpu": cpu_delta(postgres, postgres_cpu(self.cluster)),
-            "monitor_cpu": time.process_time() - mine,
-            "machine_cpu": machine_busy() - machine,
+            **figures,
             # this probe's own queries are transactions too: one per sample, plus one
-            "commits": probe.execute(stat).fetchone()[0] - commits - samples - 1,  # type: ignore[index]
-            "lock_held": held / samples,
-            "claim_lock_held": claim_held / samples,
-            "lock_waiters_mean": waiters / samples,
-            "samples": samples,
+            "commits": probe.execute(stat).fetchone()[0] - commits - figures["samples"] - 1,  # type: ignore[index]
             "statements": probe.execute(STATEMENTS).fetchall(),
         }
 
@@ -848,7 +858,7 @@ class Bench(benchlib.Bench):
 
     def plan(self) -> None:
         cfg = self.config
-        measures: dict[str, benchlib.Measure] = {}
+        measures: dict[str, lib.Measure] = {}
         firsts: dict[str, Any] = {}
         with contextlib.ExitStack() as stack:
             for total in cfg.plan_sizes:
@@ -921,7 +931,7 @@ def plan_call(client: httpx2.Client, url: str) -> dict[str, Any]:
     return structured
 
 
-def plan_timer(client: httpx2.Client, url: str, ping: bool = False) -> benchlib.Measure:
+def plan_timer(client: httpx2.Client, url: str, ping: bool = False) -> lib.Measure:
     """A measure: one blocking plan_next(10) over HTTP, or a `ping` (the token check and the
     transport, no tool), while nothing else runs."""
 
@@ -976,14 +986,14 @@ SECTIONS = ("stdio", "http", "plan")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = benchlib.arguments(__doc__)
+    parser = lib.arguments(__doc__)
     parser.add_argument("--servers", type=int, default=4, help="HTTP servers (default 4)")
     parser.add_argument(
         "--drivers", type=int, default=2, help="processes running the HTTP agents (default 2)"
     )
     parser.add_argument(
         "--agents",
-        type=lambda text: [int(part) for part in text.split(",") if part.strip()],
+        type=lib.comma_list(int),
         help="HTTP agent counts (default 1,4,16,64; quick 1,4,16)",
     )
     parser.add_argument(
@@ -998,20 +1008,17 @@ def main(argv: list[str] | None = None) -> int:
         help="py-spy's executable: profile one server while 16 agents drain on --servers, "
         "and split the servers' CPU per task by layer",
     )
-    benchlib.only_option(parser, SECTIONS)
-    benchlib.common_options(parser)
+    lib.only_option(parser, SECTIONS)
+    lib.common_options(parser)
     args = parser.parse_args(argv)
     if args.worker:
         anyio.run(driver_main, json.loads(args.worker))
         return 0
-    chosen = benchlib.chosen_sections(parser, args, SECTIONS)
+    chosen = lib.chosen_sections(parser, args, SECTIONS)
 
     config = make_config(args)
-    work, cache = benchlib.workspace(args, "wvo-bench-scale-")
-    report = Report()
-    bench = Bench(config, work, cache, report)
-    log(f"wvo-mcp scale-out benchmark ({'quick' if config.quick else 'full'}); work {work}")
-    started = time.monotonic()
+    work, cache = lib.workspace(args, "wvo-bench-scale-")
+    bench = Bench(config, work, cache, Report())
 
     def body() -> None:
         with contextlib.ExitStack() as stack:
@@ -1021,16 +1028,7 @@ def main(argv: list[str] | None = None) -> int:
                 enable_statements(bench.cluster)
             bench.run_sections(SECTIONS, chosen)
 
-    if not bench.execute(body, args.keep):
-        return 1
-    seconds = time.monotonic() - started
-    log(f"done in {seconds:.0f} s")
-    print(report.table())
-    if args.json:
-        benchlib.write_json(
-            args.json, config, report, lambda: {"sections": chosen, "seconds": seconds}
-        )
-    return 0
+    return lib.run_bench(bench, "wvo-mcp scale-out benchmark", body, args, chosen)
 
 
 if __name__ == "__main__":

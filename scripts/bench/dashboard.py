@@ -2,9 +2,9 @@
 """Live dashboard benchmark: how fast a claim shows in a real browser while 16 agents work,
 what each connected dashboard costs the server, and how the page loads at 1k vs 100k tasks.
 
-    python scripts/bench_dashboard.py --quick           # smoke run, ~75 s
-    python scripts/bench_dashboard.py --json out.json   # full run, ~4 minutes
-    python scripts/bench_dashboard.py --only page
+    python -m scripts.bench.dashboard --quick           # smoke run, ~75 s
+    python -m scripts.bench.dashboard --json out.json   # full run, ~4 minutes
+    python -m scripts.bench.dashboard --only page
 
 Sections (`--only`):
 - `latency`: one `serve --http --dashboard` process on a fresh SQLite state root; `--agents`
@@ -21,7 +21,7 @@ Sections (`--only`):
 - `cpu`: with the same agents working, the dashboard process's CPU (/proc/<pid>/stat) over a
   fixed window with 0, 1, 10 and 50 dashboards connected: SSE clients (httpx2) reading the
   stream, which carries the changed cards as app.js places them.
-- `page`: the cached chain-graph databases of bench_core.py (1k and 100k tasks, chains of
+- `page`: the cached chain-graph databases of core.py (1k and 100k tasks, chains of
   100) with 60 tasks done and 10 held; GET /dashboard, the next page of pending, cards by id,
   a task's detail and a search, timed with httpx2 in rotating blocks; then the browser's
   navigation timing of /dashboard, median of a few loads.
@@ -55,10 +55,9 @@ import httpx2
 from mcp import Client
 from mcp.client.stdio import get_default_environment
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib
-from bench_core import proc_cpu_seconds
-from benchlib import (
+from scripts.bench import lib
+from scripts.bench.lib import (
+    ROOT,
     SERVER_ARGS,
     BenchError,
     Report,
@@ -70,16 +69,14 @@ from benchlib import (
     lease_update,
     log,
     machine_busy,
+    proc_cpu_seconds,
     size_label,
     summary,
-    wait_listening,
 )
-
 from wvo_mcp.config import Settings
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.transitions import Status
 
-ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
@@ -173,21 +170,10 @@ def dashboard_server(state_root: Path, errlog: TextIO) -> Iterator[Dashboard]:
     port = free_port()
     command = [sys.executable, "-P", "-m", "wvo_mcp", "--state-root", str(state_root),
                "serve", "--http", "--dashboard", "--port", str(port)]  # fmt: skip
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=get_default_environment(), stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=errlog,
-    )  # fmt: skip
-    try:
-        wait_listening(process, port, "the dashboard server")
+    env = get_default_environment()
+    with lib.http_server(command, port, "the dashboard server", ROOT, env, errlog) as process:
         log(f"  dashboard server pid {process.pid} on port {port}")
         yield Dashboard(port, process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 class AgentDriver:
@@ -196,9 +182,9 @@ class AgentDriver:
     the task it holds and answers `paused`, `resume` resumes; `stop` lets each agent finish
     the task it holds, after which the driver prints one JSON line."""
 
-    def __init__(self, script: Path, config: dict[str, Any], errlog: TextIO) -> None:
+    def __init__(self, module: str, config: dict[str, Any], errlog: TextIO) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, str(script), "--worker", json.dumps(config)],
+            lib.rerun(module, config), cwd=ROOT,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errlog, text=True,
         )  # fmt: skip
         self.result: dict[str, Any] | None = None
@@ -272,7 +258,7 @@ async def agents_main(config: dict[str, Any]) -> None:
     async with contextlib.AsyncExitStack() as stack:
         clients: list[Client] = []
         for agent_id in config["agents"]:
-            server = benchlib.connect(SERVER_ARGS, {**env, "WVO_AGENT_ID": agent_id}, sys.stderr)
+            server = lib.connect(SERVER_ARGS, {**env, "WVO_AGENT_ID": agent_id}, sys.stderr)
             clients.append(await stack.enter_async_context(server))
         warm: list[list[Any]] = []
         for client in clients:
@@ -458,13 +444,12 @@ def fmt_ms(values: dict[str, float]) -> str:
     return f"{values['p50']:.0f} / {values['p99']:.0f} / {values['max']:.0f} ms"
 
 
-class Bench(benchlib.Bench):
+class Bench(lib.Bench):
     config: Config
-    script = Path(__file__).resolve()
+    module = __spec__.name
 
     def __init__(self, config: Config, work: Path, cache: Path, report: Report) -> None:
         super().__init__(config, work, cache, report)
-        self.tables: list[str] = []
 
     # ---- latency and CPU: one agent run
 
@@ -472,13 +457,13 @@ class Bench(benchlib.Bench):
         cfg = self.config
         root = self.fresh("live")
         log(f"live: {cfg.live_tasks:,} independent tasks in a fresh SQLite state root")
-        await benchlib.build_db(root, cfg.live_tasks, independent_task)
+        await lib.build_db(root, cfg.live_tasks, independent_task)
         person = cli_token(root, "person", "bench")
         agents = [f"agent-{i:02d}" for i in range(cfg.agents)]
         with dashboard_server(root, self.errlog) as server:
             log(f"live: starting {cfg.agents} agents (SDK client + stdio server each)")
             driver = AgentDriver(
-                self.script, {"state_root": str(root), "agents": agents, "hold": cfg.hold},
+                self.module, {"state_root": str(root), "agents": agents, "hold": cfg.hold},
                 self.errlog,
             )  # fmt: skip
             try:
@@ -738,7 +723,7 @@ class Bench(benchlib.Bench):
 
     async def page(self) -> None:
         cfg = self.config
-        measures: dict[str, benchlib.Measure] = {}
+        measures: dict[str, lib.Measure] = {}
         sites: dict[str, tuple[Dashboard, str]] = {}
         with contextlib.ExitStack() as stack:
             for total in cfg.page_sizes:
@@ -755,7 +740,7 @@ class Bench(benchlib.Bench):
                                   first.text)  # fmt: skip
                 if first.status_code != 200 or after is None:
                     raise BenchError(f"/dashboard at {label}: {first.status_code} without a next")
-                chains = total // benchlib.CHAIN_LENGTH
+                chains = total // lib.CHAIN_LENGTH
                 ids = [f"c{(i * chains) // CARD_IDS:06d}.{i % 10:03d}" for i in range(CARD_IDS)]
                 routes = {
                     "GET /dashboard": "/dashboard",
@@ -831,7 +816,7 @@ class Bench(benchlib.Bench):
         self.tables.append(f"### Page load, {small} vs {large} tasks\n\n" + "\n".join(lines))
 
 
-def get_timer(client: httpx2.Client, url: str) -> benchlib.Measure:
+def get_timer(client: httpx2.Client, url: str) -> lib.Measure:
     """A measure: one blocking GET that must answer 200."""
 
     async def measure() -> float:
@@ -906,21 +891,18 @@ SECTIONS = ("latency", "cpu", "page")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = benchlib.arguments(__doc__ or "")
+    parser = lib.arguments(__doc__ or "")
     parser.add_argument("--agents", type=int, help="agents working (default 16; quick 8)")
-    benchlib.only_option(parser, SECTIONS)
-    benchlib.common_options(parser, cache_shared_with="bench_core.py")
+    lib.only_option(parser, SECTIONS)
+    lib.common_options(parser, cache_shared_with="scripts.bench.core")
     args = parser.parse_args(argv)
     if args.worker:
         anyio.run(agents_main, json.loads(args.worker))
         return 0
-    chosen = benchlib.chosen_sections(parser, args, SECTIONS)
+    chosen = lib.chosen_sections(parser, args, SECTIONS)
     config = make_config(args)
-    work, cache = benchlib.workspace(args, "wvo-bench-dashboard-")
-    report = Report()
-    bench = Bench(config, work, cache, report)
-    log(f"wvo-mcp dashboard benchmark ({'quick' if config.quick else 'full'}); work {work}")
-    started = time.monotonic()
+    work, cache = lib.workspace(args, "wvo-bench-dashboard-")
+    bench = Bench(config, work, cache, Report())
 
     def body() -> None:
         if "latency" in chosen or "cpu" in chosen:
@@ -928,24 +910,13 @@ def main(argv: list[str] | None = None) -> int:
         if "page" in chosen:
             anyio.run(bench.page)
 
-    if not bench.execute(body, args.keep):
-        return 1
-    seconds = time.monotonic() - started
-    log(f"done in {seconds:.0f} s")
     agents = (f"{config.agents} agents: SDK clients in one driver process, each with its own "
               "stdio `wvo-mcp serve` on the dashboard's SQLite state root")  # fmt: skip
-    print(f"## wvo-mcp dashboard benchmark\n\n{agents}\n")
-    print("\n\n".join(bench.tables))
-    print()
-    print(report.table())
-    if args.json:
-        benchlib.write_json(
-            args.json,
-            config,
-            report,
-            lambda: {"sections": chosen, "seconds": seconds, "agents_setup": agents},
-        )
-    return 0
+    return lib.run_bench(
+        bench, "wvo-mcp dashboard benchmark", body, args,
+        chosen, lambda: {"agents_setup": agents},
+        heading=f"## wvo-mcp dashboard benchmark\n\n{agents}\n",
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -6,12 +6,12 @@ says (command, args, env), until its first `claim_task` is granted. Then `wvo-mc
 in the same repository, timed on its own (after the claim, so the total is one stretch of
 wall-clock time a person waits).
 
-    python scripts/bench_first_claim.py                        # 5 rounds, pipx, warm cache
-    python scripts/bench_first_claim.py --installer pipx-pip   # pipx --backend pip
-    python scripts/bench_first_claim.py --installer uv         # uv tool install
-    python scripts/bench_first_claim.py --cold                 # no package cache at all
-    python scripts/bench_first_claim.py --wheel dist/wvo_mcp-0.1.0-py3-none-any.whl
-    python scripts/bench_first_claim.py --json runs.jsonl      # appends this run as a line
+    python -m scripts.bench.first_claim                        # 5 rounds, pipx, warm cache
+    python -m scripts.bench.first_claim --installer pipx-pip   # pipx --backend pip
+    python -m scripts.bench.first_claim --installer uv         # uv tool install
+    python -m scripts.bench.first_claim --cold                 # no package cache at all
+    python -m scripts.bench.first_claim --wheel dist/wvo_mcp-0.1.0-py3-none-any.whl
+    python -m scripts.bench.first_claim --json runs.jsonl      # appends this run as a line
 
 The wheel is built once (`uv build`), before any clock. "Warm" means an untimed install
 ran first, so the installer's cache holds every dependency; "cold" turns the caches off
@@ -37,8 +37,8 @@ import anyio
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_adopt import BIN, ROOT, TIMEOUT_S, build_wheel, run
+from scripts.bench.adopt import BIN, TIMEOUT_S, build_wheel, run
+from scripts.bench.lib import ROOT
 
 PINNED = ROOT / "tests" / "claude_code" / "node_modules" / ".bin"
 CLIENT_TIMEOUT_S = 120

@@ -3,13 +3,13 @@
 tool and the same calls over stdio, timed in one rotation on one machine (issue 24's target:
 an HTTP `ping` at most 1.5x a no-op tool over stdio).
 
-    python scripts/bench_http.py --quick                         # smoke run, ~30 s
-    python scripts/bench_http.py --json out.json                 # full run, ~2 min
-    python scripts/bench_http.py --baseline-tree /tmp/base       # also an older checkout
-    python scripts/bench_http.py --py-spy $(command -v py-spy)   # where the time goes
+    python -m scripts.bench.http_calls --quick                         # smoke run, ~30 s
+    python -m scripts.bench.http_calls --json out.json                 # full run, ~2 min
+    python -m scripts.bench.http_calls --baseline-tree /tmp/base       # also an older checkout
+    python -m scripts.bench.http_calls --py-spy $(command -v py-spy)   # where the time goes
 
 Measures, each one blocking call at a time (nothing else in the client's event loop):
-- `stdio no-op`: the floor server's no-op tool (benchlib.NOOP_SERVER) through a RawClient;
+- `stdio no-op`: the floor server's no-op tool (lib.NOOP_SERVER) through a RawClient;
 - `stdio ping`, `stdio task_get`: `wvo-mcp serve` on a SQLite state folder with one task;
 - `HTTP ping`, `HTTP task_get`: `wvo-mcp serve --http` on the same folder, raw JSON-RPC POSTs
   with an agent token over one keep-alive httpx2 connection (the token is checked on every
@@ -17,7 +17,7 @@ Measures, each one blocking call at a time (nothing else in the client's event l
   as fast as it can is what it exists to stop);
 - with `--baseline-tree DIR` (a checkout, e.g. `git archive COMMIT | tar -x -C DIR`), the
   same two HTTP measures against that tree's `serve --http`, on the same folder.
-They are taken in rotating blocks (benchlib.Bench.alternate). Then each server's CPU per call:
+They are taken in rotating blocks (lib.Bench.alternate). Then each server's CPU per call:
 `--cpu-calls` calls of each measure, the server's /proc/<pid>/stat before and after. With
 `--py-spy`, py-spy samples each HTTP server (1000 Hz, idle stacks dropped) during its CPU
 pass, and each sample is charged to the layer of its innermost frame that belongs to one
@@ -45,12 +45,9 @@ from typing import Any
 import anyio
 import httpx2
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib
-from bench_core import proc_cpu_seconds
-from benchlib import BenchError, Report, log, wait_listening
+from scripts.bench import lib
+from scripts.bench.lib import ROOT, BenchError, Report, log, proc_cpu_seconds
 
-ROOT = Path(__file__).resolve().parent.parent
 HEADERS = {
     "Accept": "application/json, text/event-stream",
     "Content-Type": "application/json",
@@ -102,9 +99,9 @@ def http_server(
 
     @contextlib.contextmanager
     def run() -> Iterator[Server]:
-        port = benchlib.free_port()
+        port = lib.free_port()
         env = {
-            **benchlib.server_env(state),
+            **lib.server_env(state),
             "PATH": os.environ.get("PATH", ""),
             "HOME": os.environ.get("HOME", "/"),
             "WVO_HTTP_RATE_PER_TOKEN": "0",
@@ -113,20 +110,8 @@ def http_server(
             env["PYTHONPATH"] = str(tree)
         command = [sys.executable, "-P", "-m", "wvo_mcp", "serve", "--http", "--port", str(port)]
         # Outside both trees: a server refuses to import code from its workspace (its cwd).
-        process = subprocess.Popen(
-            command, cwd=state.parent, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=errlog,
-        )  # fmt: skip
-        try:
-            wait_listening(process, port, label)
+        with lib.http_server(command, port, label, state.parent, env, errlog) as process:
             yield Server(label, process, f"http://127.0.0.1:{port}/mcp")
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
     return run()
 
@@ -154,9 +139,9 @@ def http_measure(client: httpx2.Client, url: str, method: str, params: dict[str,
     return measure
 
 
-class Bench(benchlib.Bench):
+class Bench(lib.Bench):
     config: Config
-    script = Path(__file__).resolve()
+    module = __spec__.name
 
     def __init__(self, config: Config, work: Path, cache: Path, report: Report, args: Any):
         super().__init__(config, work, cache, report)
@@ -167,9 +152,9 @@ class Bench(benchlib.Bench):
         state = self.fresh("state")
         secret = self.prepare(state)
         with contextlib.ExitStack() as stack:
-            floor = stack.enter_context(benchlib.raw_client(self.noop_server(), {}, self.errlog))
+            floor = stack.enter_context(lib.raw_client(self.noop_server(), {}, self.errlog))
             stdio = stack.enter_context(
-                benchlib.raw_client(benchlib.SERVER_ARGS, benchlib.server_env(state), self.errlog)
+                lib.raw_client(lib.SERVER_ARGS, lib.server_env(state), self.errlog)
             )
             servers = [stack.enter_context(http_server("HTTP", state, self.errlog))]
             if self.tree is not None:
@@ -180,10 +165,10 @@ class Bench(benchlib.Bench):
                 httpx2.Client(headers={**HEADERS, "Authorization": f"Bearer {secret}"})
             )
             get = {"name": "task_get", "arguments": {"task_id": TASK}}
-            measures: dict[str, benchlib.Measure] = {
-                "stdio no-op": benchlib.raw_timer(floor, "noop"),
+            measures: dict[str, lib.Measure] = {
+                "stdio no-op": lib.raw_timer(floor, "noop"),
                 "stdio ping": raw_ping(stdio),
-                "stdio task_get": benchlib.raw_timer(stdio, "task_get", {"task_id": TASK}),
+                "stdio task_get": lib.raw_timer(stdio, "task_get", {"task_id": TASK}),
             }
             for server in servers:
                 measures[f"{server.label} ping"] = http_measure(client, server.url, "ping", {})
@@ -208,14 +193,12 @@ class Bench(benchlib.Bench):
              "--role", "agent", "--name", "bench-1"],
             cwd=ROOT, capture_output=True, text=True, check=True,
         )  # fmt: skip
-        with benchlib.raw_client(
-            benchlib.SERVER_ARGS, benchlib.server_env(state), self.errlog
-        ) as stdio:
+        with lib.raw_client(lib.SERVER_ARGS, lib.server_env(state), self.errlog) as stdio:
             stdio.call("task_create", {"tasks": [{"id": TASK, "title": "a task to read"}]})
         return made.stdout.strip()
 
     def cpu(
-        self, measures: dict[str, benchlib.Measure], pids: dict[str, int]
+        self, measures: dict[str, lib.Measure], pids: dict[str, int]
     ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
         """Each measure's server CPU per call (ms), and for HTTP ones with --py-spy, by layer."""
         calls = self.config.cpu_calls
@@ -273,12 +256,12 @@ class Bench(benchlib.Bench):
             log(f"  {name}, ms a call by layer: {shown}")
 
 
-async def repeat(measure: benchlib.Measure, count: int) -> None:
+async def repeat(measure: lib.Measure, count: int) -> None:
     for _ in range(count):
         await measure()
 
 
-def raw_ping(client: benchlib.RawClient) -> benchlib.Measure:
+def raw_ping(client: lib.RawClient) -> lib.Measure:
     async def measure() -> float:
         started = time.perf_counter()
         client.request("ping", {})
@@ -306,29 +289,20 @@ def charge(stacks: Path, cpu_ms: float) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = benchlib.arguments(__doc__)
+    parser = lib.arguments(__doc__)
     parser.add_argument("--baseline-tree", type=Path, help="a checkout to measure beside this one")
     parser.add_argument("--py-spy", type=Path, help="py-spy's executable: profile the HTTP servers")
     parser.add_argument("--calls", type=int, help="timed calls per measure (default 2000)")
-    benchlib.common_options(parser)
+    lib.common_options(parser)
     args = parser.parse_args(argv)
     calls = args.calls or (200 if args.quick else 2000)
     config = Config(args.quick, calls, 20 if args.quick else 200, 500 if args.quick else 3000)
-    work, cache = benchlib.workspace(args, "wvo-bench-http-")
-    report = Report()
-    bench = Bench(config, work, cache, report, args)
-    log(f"wvo-mcp HTTP request benchmark ({'quick' if args.quick else 'full'}); work {work}")
-    started = time.monotonic()
-    if not bench.execute(bench.run, args.keep):
-        return 1
-    log(f"done in {time.monotonic() - started:.0f} s")
-    print(report.table())
-    if args.json:
-        benchlib.write_json(
-            args.json, config, report,
-            lambda: {"seconds": time.monotonic() - started, "baseline": str(args.baseline_tree)},
-        )  # fmt: skip
-    return 0
+    work, cache = lib.workspace(args, "wvo-bench-http-")
+    bench = Bench(config, work, cache, Report(), args)
+    return lib.run_bench(
+        bench, "wvo-mcp HTTP request benchmark", bench.run, args,
+        extra=lambda: {"baseline": str(args.baseline_tree)},
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

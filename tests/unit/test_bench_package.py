@@ -1,0 +1,33 @@
+"""Every benchmark module in scripts/bench imports and has a `main`, so a broken import or a
+moved helper is caught without running a benchmark. The imports run in a child process:
+importing scripts.bench.lib wraps the SDK client's result check, which this process keeps."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "scripts" / "bench"
+# The package and what its benchmarks share: no benchmark of their own.
+SHARED = {"__init__", "lib", "project", "subreaper"}
+
+PROBE = """
+import importlib, json, sys
+found = {}
+for name in sys.argv[1:]:
+    module = importlib.import_module(f"scripts.bench.{name}")
+    found[name] = callable(getattr(module, "main", None))
+print(json.dumps(found))
+"""
+
+
+def test_every_bench_module_imports_and_has_a_main() -> None:
+    names = sorted(path.stem for path in BENCH.glob("*.py") if path.stem not in SHARED)
+    assert {"core", "fleet", "scale", "tenancy_client"} <= set(names)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *names], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert found == dict.fromkeys(names, True)
