@@ -167,6 +167,9 @@ def serving(state_root: Path, **env: object) -> Iterator[MCPServer[Any]]:
     settings it would read, its workspace "." the child's cwd (ROOT), the SQLite servers
     lock held (restore waits for it). Not here: `serve`'s start-up refusals (serve_once
     tests them), stdout and stderr, signals, and the default agent name's pid."""
+    read_elsewhere = [k for k in env if not k.startswith("WVO_")]
+    # OTEL_* is read by the OpenTelemetry SDK from its process's own environment.
+    assert not read_elsewhere, f"{read_elsewhere} would not reach a server here: process=True"
     settings = Settings.from_env(
         {"WVO_STATE_ROOT": str(state_root), **{k: str(v) for k, v in env.items()}}
     )
