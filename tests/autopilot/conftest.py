@@ -92,7 +92,9 @@ def autopilot(
 
 
 async def backlog(project: dict[str, Path], tasks: list[dict[str, object]]) -> None:
-    async with agents(project["state"], "planner", **env(project)) as team:
+    # A server in this process reads only its settings; PATH and HOME are the workers'.
+    settings = {k: v for k, v in env(project).items() if k.startswith("WVO_")}
+    async with agents(project["state"], "planner", **settings) as team:
         await team["planner"].call("task_create", tasks=tasks)
 
 

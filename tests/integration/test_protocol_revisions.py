@@ -1,5 +1,6 @@
 """What the SDK's client sees in each protocol revision, over real stdio: the tools with
-their schemas and annotations, the prompts and the resources, listed and read alike."""
+their schemas and annotations, the prompts and the resources, listed and read alike; and
+over `serve --http`, the work loop as the agent the bearer token names."""
 
 import json
 from pathlib import Path
@@ -8,6 +9,8 @@ import pytest
 from mcp.shared.exceptions import MCPError
 
 from tests.conftest import PROTOCOL_MODES, ROOT, connect
+from tests.http import conftest as http
+from tests.http.test_http import PERSON_TOOLS
 from tests.integration.test_guidance import DIRECTIVES, _text
 from tests.integration.test_tools import READ_ONLY_TOOLS, TOOLS
 
@@ -67,3 +70,27 @@ async def test_prompts_and_resources_are_listed_and_read(state_root: Path, mode:
             await a.client.read_resource("wvo://tasks/nope")
         with pytest.raises(MCPError, match="no directive 'nope'"):
             await a.client.read_resource("wvo://directives/nope")
+
+
+@pytest.mark.parametrize("mode", PROTOCOL_MODES)
+async def test_the_work_loop_runs_as_the_agent_the_token_names(state_root: Path, mode: str) -> None:
+    secret = http.token(state_root, "agent", "claude-7")
+    with http.http_server(state_root) as server:
+        async with http.connect(server, secret, mode) as agent:
+            tools = {t.name for t in (await agent.client.list_tools()).tools}
+            assert {"plan_next", "claim_task", "checkpoint", "plan_update"} <= tools
+            assert not tools & PERSON_TOOLS, "an agent token must not see person tools"
+            await agent.call("task_create", tasks=[http.spec("T1")])
+            plan = await agent.call("plan_next")
+            assert plan["agent_id"] == "claude-7"
+            assert [t["id"] for t in plan["tasks"]] == ["T1"]
+            claim = await agent.call("claim_task")
+            assert claim["claimed"] and claim["task"]["id"] == "T1"
+            lease = claim["lease_token"]
+            await agent.call("checkpoint", task_id="T1", lease_token=lease, summary="half way")
+            done = await agent.call("plan_update", task_id="T1", status="done", lease_token=lease)
+            assert done["status"] == "done"
+    row = http.task_row(state_root, "T1")
+    assert row["status"] == "done"
+    actors = {e["actor"] for e in http.events(state_root, "T1") if e["kind"] != "created"}
+    assert actors == {"claude-7"}, actors
