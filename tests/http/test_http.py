@@ -20,7 +20,7 @@ from tests.http.conftest import (
     token,
 )
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.process]
 PERSON_TOOLS = {"task_approve", "task_reject", "task_requeue", "task_cancel", "task_done"}
 
 
