@@ -1,3 +1,5 @@
+import dataclasses
+import gc
 import os
 import sqlite3
 import subprocess
@@ -5,7 +7,14 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, closing, contextmanager
+from contextlib import (
+    AsyncExitStack,
+    ExitStack,
+    asynccontextmanager,
+    closing,
+    contextmanager,
+    nullcontext,
+)
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,8 +23,12 @@ import anyio
 import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
+from mcp.server import MCPServer
 
 from tests.pgcluster import Cluster, ClusterUnavailable
+from wvo_mcp import backups, telemetry
+from wvo_mcp.config import Settings
+from wvo_mcp.edge.server import build_server
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTOCOL_MODES = ["legacy", "2026-07-28"]
@@ -138,7 +151,7 @@ def server_params(state_root: Path, **env: object) -> StdioServerParameters:
 
 
 class Agent:
-    """An MCP client over stdio with helpers that fail loudly."""
+    """An MCP client with helpers that fail loudly."""
 
     def __init__(self, client: Client) -> None:
         self.client = client
@@ -163,26 +176,74 @@ def table_rows(page: dict[str, Any]) -> list[dict[str, Any]]:
     return [dict(zip(page["columns"], row, strict=True)) for row in page["rows"]]
 
 
-@asynccontextmanager
-async def connect(state_root: Path, mode: str = "legacy", **env: object) -> AsyncIterator[Agent]:
-    params = server_params(state_root, **env)
-    async with Client(params, mode=mode, read_timeout_seconds=30) as client:
-        yield Agent(client)
+@contextmanager
+def serving(state_root: Path, **env: object) -> Iterator[MCPServer[Any]]:
+    """`build_server` as `serve` builds it in a process whose environment is `env`: the
+    settings it would read, its workspace "." the child's cwd (ROOT), the SQLite servers
+    lock held (restore waits for it). Not here: `serve`'s start-up refusals (serve_once
+    tests them), stdout and stderr, signals, and the default agent name's pid."""
+    read_elsewhere = [k for k in env if not k.startswith("WVO_")]
+    # OTEL_* is read by the OpenTelemetry SDK from its process's own environment.
+    assert not read_elsewhere, f"{read_elsewhere} would not reach a server here: process=True"
+    settings = Settings.from_env(
+        {"WVO_STATE_ROOT": str(state_root), **{k: str(v) for k, v in env.items()}}
+    )
+    settings = dataclasses.replace(
+        settings,
+        log_level=settings.log_level or "warning",
+        workspace_root=ROOT / settings.workspace_root,
+    )
+    lock = nullcontext() if settings.database_url else backups.servers_lock(settings.db_path)
+    # The global OpenTelemetry providers can be set once per process: a server in this
+    # one must not take them for the whole session (tests of the SDK's spans use processes).
+    installed, telemetry._installed = telemetry._installed, True
+    try:
+        with lock:
+            yield build_server(settings)
+    finally:
+        telemetry._installed = installed
+        # The lifespan freezes the heap it finds (a server process's own, at start); here
+        # that is the session's, whose garbage would then never be collected.
+        gc.unfreeze()
 
 
 @asynccontextmanager
-async def agents(state_root: Path, *names: str, **env: object) -> AsyncIterator[dict[str, Agent]]:
-    """One server process per agent (a server acts as one agent), started together."""
+async def connect(
+    state_root: Path, mode: str = "legacy", *, process: bool = False, **env: object
+) -> AsyncIterator[Agent]:
+    """A client of a server on `state_root` whose environment is `env`: built in this
+    process, or with `process=True` a real `python -m wvo_mcp serve` over stdio, for the
+    tests where the process is the point (they are marked `process`)."""
+    with ExitStack() as stack:
+        if process:
+            assert _marked_process, "a test that starts server processes is marked `process`"
+            server: MCPServer[Any] | StdioServerParameters = server_params(state_root, **env)
+        else:
+            server = stack.enter_context(serving(state_root, **env))
+        async with Client(server, mode=mode, read_timeout_seconds=30) as client:
+            yield Agent(client)
+
+
+_marked_process = False
+
+
+@pytest.fixture(autouse=True)
+def _process_marker(request: pytest.FixtureRequest) -> None:
+    global _marked_process
+    _marked_process = request.node.get_closest_marker("process") is not None
+
+
+@asynccontextmanager
+async def agents(
+    state_root: Path, *names: str, process: bool = False, **env: object
+) -> AsyncIterator[dict[str, Agent]]:
+    """One server per agent (a server acts as one agent), started together."""
     async with AsyncExitStack() as stack:
         found: dict[str, Agent] = {}
-
-        async def start(name: str) -> None:
-            found[name] = await stack.enter_async_context(
-                connect(state_root, WVO_AGENT_ID=name, **env)
-            )
-
         for name in names:
-            await start(name)
+            found[name] = await stack.enter_async_context(
+                connect(state_root, process=process, WVO_AGENT_ID=name, **env)
+            )
         yield found
 
 

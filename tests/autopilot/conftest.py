@@ -91,8 +91,10 @@ def autopilot(
         pytest.fail(f"the autopilot did not finish: {exc.stdout!r} {exc.stderr!r}")
 
 
-async def backlog(project: dict[str, Path], tasks: list[dict[str, object]]) -> None:
-    async with agents(project["state"], "planner", **env(project)) as team:
+async def backlog(project: dict[str, Path], tasks: list[dict[str, object]], **extra: str) -> None:
+    # A server in this process reads only its settings; PATH and HOME are the workers'.
+    settings = {k: v for k, v in (env(project) | extra).items() if k.startswith("WVO_")}
+    async with agents(project["state"], "planner", **settings) as team:
         await team["planner"].call("task_create", tasks=tasks)
 
 

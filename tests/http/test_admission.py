@@ -25,7 +25,7 @@ from tests.http.conftest import (
     token,
 )
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.process]
 
 RATE_LIMITED = -32051
 OVERLOADED = -32050

@@ -1,5 +1,6 @@
-"""`wvo-mcp serve --http`: a real server process, the SDK's streamable HTTP client in both
-protocol modes, bearer tokens from `wvo-mcp tokens add`."""
+"""`wvo-mcp serve --http`: a real server process, the SDK's streamable HTTP client (both
+protocol revisions: tests/integration/test_protocol_revisions.py), bearer tokens from
+`wvo-mcp tokens add`."""
 
 import re
 from pathlib import Path
@@ -7,7 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.conftest import POLL_DEADLINE_SECONDS, PROTOCOL_MODES, wvo_process
+from tests.conftest import POLL_DEADLINE_SECONDS, wvo_process
 from tests.http.conftest import (
     MCP_HEADERS,
     connect,
@@ -19,32 +20,8 @@ from tests.http.conftest import (
     token,
 )
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.process]
 PERSON_TOOLS = {"task_approve", "task_reject", "task_requeue", "task_cancel", "task_done"}
-
-
-@pytest.mark.parametrize("mode", PROTOCOL_MODES)
-async def test_the_work_loop_runs_as_the_agent_the_token_names(state_root: Path, mode: str):
-    secret = token(state_root, "agent", "claude-7")
-    with http_server(state_root) as server:
-        async with connect(server, secret, mode) as agent:
-            tools = {t.name for t in (await agent.client.list_tools()).tools}
-            assert {"plan_next", "claim_task", "checkpoint", "plan_update"} <= tools
-            assert not tools & PERSON_TOOLS, "an agent token must not see person tools"
-            await agent.call("task_create", tasks=[spec("T1")])
-            plan = await agent.call("plan_next")
-            assert plan["agent_id"] == "claude-7"
-            assert [t["id"] for t in plan["tasks"]] == ["T1"]
-            claim = await agent.call("claim_task")
-            assert claim["claimed"] and claim["task"]["id"] == "T1"
-            lease = claim["lease_token"]
-            await agent.call("checkpoint", task_id="T1", lease_token=lease, summary="half way")
-            done = await agent.call("plan_update", task_id="T1", status="done", lease_token=lease)
-            assert done["status"] == "done"
-    row = task_row(state_root, "T1")
-    assert row["status"] == "done"
-    actors = {e["actor"] for e in events(state_root, "T1") if e["kind"] != "created"}
-    assert actors == {"claude-7"}, actors
 
 
 async def _awaiting_approval(agent, task_id: str = "T1") -> str:
@@ -60,14 +37,13 @@ async def _awaiting_approval(agent, task_id: str = "T1") -> str:
     return claim["lease_token"]
 
 
-@pytest.mark.parametrize("mode", PROTOCOL_MODES)
-async def test_a_person_token_approves_as_that_person(state_root: Path, mode: str):
+async def test_a_person_token_approves_as_that_person(state_root: Path):
     agent_secret = token(state_root, "agent", "a1")
     person_secret = token(state_root, "person", "alice")
     with http_server(state_root) as server:
-        async with connect(server, agent_secret, mode) as agent:
+        async with connect(server, agent_secret) as agent:
             await _awaiting_approval(agent)
-        async with connect(server, person_secret, mode) as person:
+        async with connect(server, person_secret) as person:
             tools = {t.name for t in (await person.client.list_tools()).tools}
             assert tools >= PERSON_TOOLS
             assert "claim_task" not in tools and "plan_update" not in tools
@@ -182,10 +158,9 @@ def test_http_flags_without_http_are_refused(state_root: Path):
     assert "--port: only for `wvo-mcp serve --http`" in result.stderr
 
 
-@pytest.mark.parametrize("mode", PROTOCOL_MODES)
-async def test_no_auth_on_loopback_serves_agents_by_argument(state_root: Path, mode: str):
+async def test_no_auth_on_loopback_serves_agents_by_argument(state_root: Path):
     with http_server(state_root, "--no-auth") as server:
-        async with connect(server, "ignored", mode) as agent:
+        async with connect(server, "ignored") as agent:
             tools = {t.name for t in (await agent.client.list_tools()).tools}
             assert not tools & PERSON_TOOLS
             assert (await agent.call("plan_next", agent_id="local-1"))["agent_id"] == "local-1"

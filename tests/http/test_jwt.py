@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from tests.conftest import open_db
 from tests.http.conftest import MCP_HEADERS, connect, http_server, initialize_body
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.process]
 ISSUER = "https://id.example.test/realms/wvo"
 
 

@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import PROTOCOL_MODES
 from tests.http.conftest import HttpServer, connect, http_server, token
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.process]
 
 SDK_LINES = ("Terminating session", "StreamableHTTP session manager", "Created new transport")
 

@@ -15,7 +15,7 @@ import pytest
 
 from tests.http.conftest import MCP_HEADERS, HttpServer, connect, http_server, spec, token
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.process]
 
 IDLE_GETS = 300  # over the default cap, WVO_HTTP_MAX_INFLIGHT=256
 SOCKET_TIMEOUT_S = 30  # a server holding a GET open fails the test instead of hanging it

@@ -31,7 +31,7 @@ from tests.pgcluster import Cluster
 from wvo_mcp.config import Settings
 from wvo_mcp.orchestrator import Orchestrator
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.process]
 
 TASKS = 2000
 AGENTS = 16

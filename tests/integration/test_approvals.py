@@ -1,4 +1,4 @@
-"""Human approval from both sides: agents over real stdio, the person through the CLI."""
+"""Human approval from both sides: agents through the MCP client, the person through the CLI."""
 
 import json
 from datetime import UTC, datetime

@@ -1,5 +1,6 @@
 """Online backups under load, retention on disk, the servers lock, and restore (refusals
-included), with real server processes and the `wvo-mcp` command as a subprocess."""
+included), through the MCP client, with real server processes where they write under load or
+hold the lock, and the `wvo-mcp` command as a subprocess."""
 
 import json
 import os
@@ -104,6 +105,7 @@ def poll(condition: str, check: Callable[[], bool]) -> None:
 # --------------------------------------------------------------------------- backups
 
 
+@pytest.mark.process
 async def test_backup_while_four_servers_write_is_consistent(
     state_root: Path, tmp_path: Path
 ) -> None:
@@ -117,7 +119,7 @@ async def test_backup_while_four_servers_write_is_consistent(
     async def work(i: int) -> None:
         nonlocal connected
         async with connect(
-            state_root, WVO_AGENT_ID=f"agent-{i}", WVO_AUTOPILOT_WIP_LIMIT=WORKERS
+            state_root, process=True, WVO_AGENT_ID=f"agent-{i}", WVO_AUTOPILOT_WIP_LIMIT=WORKERS
         ) as agent:
             connected += 1
             while not stop.is_set():
@@ -265,6 +267,7 @@ def test_latest_and_due(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- servers lock
 
 
+@pytest.mark.process
 def test_a_serving_process_holds_the_lock_until_it_dies_even_by_sigkill(
     state_root: Path,
 ) -> None:

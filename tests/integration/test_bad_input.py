@@ -1,4 +1,4 @@
-"""Bad input over real stdio: each is a tool error naming the offending field, and
+"""Bad input through the MCP client: each is a tool error naming the offending field, and
 nothing is written."""
 
 import re

@@ -20,9 +20,9 @@ import anyio.lowlevel
 import pytest
 from mcp import MCPError
 
-from tests.conftest import PROTOCOL_MODES, Agent, Store, connect, open_db, server_pid
+from tests.conftest import Agent, Store, connect, open_db, server_pid
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.process]
 
 WIP_GLOBAL = 4
 WIP_PER_AGENT = 1
@@ -97,11 +97,11 @@ async def test_servers_drain_one_queue_without_double_grants(store: Store) -> No
     connected = 0
     go = anyio.Event()
 
-    async def work(name: str, mode: str) -> None:
+    async def work(name: str) -> None:
         nonlocal connected
         async with connect(
             state_root,
-            mode,
+            process=True,
             WVO_AGENT_ID=name,
             WVO_AUTOPILOT_WIP_LIMIT=WIP_GLOBAL,
             WVO_WIP_PER_AGENT=WIP_PER_AGENT,
@@ -161,7 +161,7 @@ async def test_servers_drain_one_queue_without_double_grants(store: Store) -> No
 
     # The backlog (and the schema) exist before the workers start; six servers opening a
     # brand-new database at once is test_migrations' business.
-    async with connect(state_root, WVO_AGENT_ID="planner", **store.env) as planner:
+    async with connect(state_root, process=True, WVO_AGENT_ID="planner", **store.env) as planner:
         created = await planner.call("task_create", tasks=specs)
         assert len(created["created"]) == TASKS
         assert len(created["ready"]) == sum(1 for t in specs if not t["depends_on"])
@@ -169,7 +169,7 @@ async def test_servers_drain_one_queue_without_double_grants(store: Store) -> No
     with anyio.fail_after(240):
         async with anyio.create_task_group() as group:
             for i in range(agents):
-                group.start_soon(work, f"agent-{i}", PROTOCOL_MODES[i % len(PROTOCOL_MODES)])
+                group.start_soon(work, f"agent-{i}")
 
     assert sum(done_by.values()) == TASKS
     assert all(len(who) == 1 for who in claimed_by.values()), {
@@ -224,7 +224,7 @@ async def test_sigkilled_lease_holder_is_recovered_with_its_checkpoint(state_roo
     writer_did: list[str] = []
 
     async with connect(
-        state_root, WVO_AGENT_ID="writer", WVO_AUTOPILOT_WIP_LIMIT=WIP_GLOBAL
+        state_root, process=True, WVO_AGENT_ID="writer", WVO_AUTOPILOT_WIP_LIMIT=WIP_GLOBAL
     ) as writer:
         await writer.call(
             "task_create",
@@ -237,7 +237,9 @@ async def test_sigkilled_lease_holder_is_recovered_with_its_checkpoint(state_roo
 
         async def doomed() -> None:
             # No WVO_AGENT_ID: the agent id carries the server's pid.
-            async with connect(state_root, WVO_AUTOPILOT_WIP_LIMIT=WIP_GLOBAL) as agent:
+            async with connect(
+                state_root, process=True, WVO_AUTOPILOT_WIP_LIMIT=WIP_GLOBAL
+            ) as agent:
                 claim = await agent.call("claim_task", task_id="victim", lease_seconds=1)
                 assert claim["claimed"], claim
                 victim.update(claim)

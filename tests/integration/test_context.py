@@ -1,18 +1,18 @@
-"""Shared context over real stdio, with several server processes on one database."""
+"""Shared context through the MCP client, with several servers on one database (concurrent
+writers as real server processes)."""
 
 from pathlib import Path
 
 import anyio
 import pytest
 
-from tests.conftest import PROTOCOL_MODES, Agent, connect, wvo
+from tests.conftest import Agent, connect, wvo
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.mark.parametrize("mode", PROTOCOL_MODES)
-async def test_write_append_read_history_and_rendering(state_root: Path, mode: str) -> None:
-    async with connect(state_root, mode, WVO_AGENT_ID="scribe") as a:
+async def test_write_append_read_history_and_rendering(state_root: Path) -> None:
+    async with connect(state_root, WVO_AGENT_ID="scribe") as a:
         first = await a.call("context_write", section="decisions", content="Use SQLite.")
         assert (first["section"], first["version"]) == ("decisions", 1)
         await a.call("context_write", section="conventions", content="Black, 100 columns.")
@@ -55,7 +55,7 @@ async def test_write_append_read_history_and_rendering(state_root: Path, mode: s
     assert "WAL mode." not in shown.stdout
 
 
-async def test_the_slower_of_two_processes_gets_the_conflict(state_root: Path) -> None:
+async def test_the_slower_of_two_servers_gets_the_conflict(state_root: Path) -> None:
     async with (
         connect(state_root, WVO_AGENT_ID="a") as a,
         connect(state_root, WVO_AGENT_ID="b") as b,
@@ -101,14 +101,15 @@ async def _append_with_retries(agent: Agent, name: str, lines: int) -> int:
     return conflicts
 
 
+@pytest.mark.process
 async def test_concurrent_writers_lose_no_update(state_root: Path) -> None:
     writers, lines = 4, 5
-    async with connect(state_root, WVO_AGENT_ID="setup") as setup:
+    async with connect(state_root, process=True, WVO_AGENT_ID="setup") as setup:
         await setup.call("context_write", section="log", content="start")
     conflicts: dict[str, int] = {}
 
     async def writer(name: str) -> None:
-        async with connect(state_root, WVO_AGENT_ID=name) as agent:
+        async with connect(state_root, process=True, WVO_AGENT_ID=name) as agent:
             conflicts[name] = await _append_with_retries(agent, name, lines)
 
     async with anyio.create_task_group() as group:

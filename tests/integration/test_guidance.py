@@ -1,13 +1,11 @@
 """Directives as prompts and resources, plus the status/context/task resources, read through
-the SDK client over real stdio."""
+the SDK client (both protocol revisions: test_protocol_revisions.py)."""
 
-import json
 from pathlib import Path
 
 import pytest
-from mcp.shared.exceptions import MCPError
 
-from tests.conftest import PROTOCOL_MODES, ROOT, connect
+from tests.conftest import ROOT, connect
 from tests.integration.test_git_checkpoints import git, make_repo
 
 pytestmark = pytest.mark.anyio
@@ -17,43 +15,6 @@ DIRECTIVES = {"work_loop", "error_recovery", "approvals", "writing_context", "pl
 
 def _text(result: object) -> str:
     return result.contents[0].text  # type: ignore[attr-defined,no-any-return]
-
-
-@pytest.mark.parametrize("mode", PROTOCOL_MODES)
-async def test_prompts_and_resources_are_listed_and_read(state_root: Path, mode: str) -> None:
-    async with connect(state_root, mode) as a:
-        prompts = {p.name: p for p in (await a.client.list_prompts()).prompts}
-        assert set(prompts) == DIRECTIVES
-        assert prompts["work_loop"].title == "The work loop"
-        assert [arg.name for arg in prompts["work_loop"].arguments or []] == ["task_id"]
-
-        plain = await a.client.get_prompt("work_loop", {})
-        loop_text = plain.messages[0].content.text  # type: ignore[union-attr]
-        assert loop_text == (ROOT / "directives" / "work-loop.md").read_text()
-        focused = await a.client.get_prompt("error_recovery", {"task_id": "E1.M1.T1"})
-        assert "task E1.M1.T1" in focused.messages[0].content.text  # type: ignore[union-attr]
-
-        templates = {
-            t.uri_template for t in (await a.client.list_resource_templates()).resource_templates
-        }
-        assert templates == {"wvo://tasks/{task_id}", "wvo://directives/{name}"}
-        static = {str(r.uri) for r in (await a.client.list_resources()).resources}
-        assert static == {"wvo://status", "wvo://context", "wvo://health"}
-
-        await a.call("task_create", tasks=[{"id": "T1", "title": "first"}])
-        await a.call("context_write", section="decisions", content="Use SQLite.")
-        status = json.loads(_text(await a.client.read_resource("wvo://status")))
-        assert status["counts"]["ready"] == 1 and status["top_ready"][0]["id"] == "T1"
-        assert "Use SQLite." in _text(await a.client.read_resource("wvo://context"))
-        task = json.loads(_text(await a.client.read_resource("wvo://tasks/T1")))
-        assert (task["id"], task["title"]) == ("T1", "first")
-        approvals = _text(await a.client.read_resource("wvo://directives/approvals"))
-        assert approvals.startswith("# When to ask for approval")
-
-        with pytest.raises(MCPError, match="no task with id 'nope'"):
-            await a.client.read_resource("wvo://tasks/nope")
-        with pytest.raises(MCPError, match="no directive 'nope'"):
-            await a.client.read_resource("wvo://directives/nope")
 
 
 async def test_committed_and_the_persons_directives_win_and_add(

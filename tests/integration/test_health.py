@@ -1,4 +1,5 @@
-"""The OODA health monitor, over real server processes sharing one database.
+"""The OODA health monitor, over servers sharing one database (real processes where one is
+killed).
 
 Monitors tick every 100 ms here and call a task stale 0.6 s after its last sign of life;
 tests wait for outcomes by polling the database or health_report, never by sleeping."""
@@ -89,13 +90,14 @@ async def abandon(state_root: Path, task_ids: list[str], lease_seconds: int = 1)
             assert claim["claimed"], claim
 
 
+@pytest.mark.process
 async def test_sigkilled_holder_is_requeued_by_the_monitor_and_handed_on_with_its_checkpoint(
     state_root: Path,
 ) -> None:
     async with connect(state_root, WVO_AGENT_ID="heir", **FAST) as heir:
         await heir.call("task_create", tasks=[{"id": "T1", "title": "survives its agent"}])
         # No WVO_AGENT_ID: the agent id names the server's pid, which the test then kills.
-        async with connect(state_root, **FAST) as doomed:
+        async with connect(state_root, process=True, **FAST) as doomed:
             claim = await doomed.call("claim_task", task_id="T1", lease_seconds=1)
             await doomed.call(
                 "checkpoint",
@@ -174,8 +176,12 @@ async def test_each_stale_task_is_requeued_exactly_once_by_several_servers(
     assert all(t["leaders"] == 1 for t in terms), terms
 
 
+@pytest.mark.process
 async def test_killing_the_leader_hands_leadership_to_another_server(state_root: Path) -> None:
-    async with connect(state_root, **FAST) as first, connect(state_root, **FAST) as second:
+    async with (
+        connect(state_root, process=True, **FAST) as first,
+        connect(state_root, process=True, **FAST) as second,
+    ):
         pids = {
             server_pid((await agent.call("plan_next"))["agent_id"]): agent
             for agent in (first, second)

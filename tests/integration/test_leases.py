@@ -1,4 +1,4 @@
-"""Leases over real stdio: expiry and hand-over between server processes, fencing of the
+"""Leases through the MCP client: expiry and hand-over between servers, fencing of the
 old holder, retries with back-off, dead letters, re-queue, release and illegal moves."""
 
 import time

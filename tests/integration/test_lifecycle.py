@@ -15,6 +15,8 @@ import pytest
 
 from tests.conftest import POLL_DEADLINE_SECONDS, ROOT, open_db, serve_once
 
+pytestmark = pytest.mark.process
+
 EXIT_DEADLINE_S = 10.0
 INITIALIZE = {
     "protocolVersion": "2025-11-25",

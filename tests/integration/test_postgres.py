@@ -90,11 +90,12 @@ def test_a_bad_database_url_is_refused_at_start(state_root: Path) -> None:
         assert says in refused.stderr and "WVO_DATABASE_URL" in refused.stderr
 
 
+@pytest.mark.process
 async def test_a_stdio_server_runs_the_loop_on_postgresql(
     database_url: str, state_root: Path
 ) -> None:
     env = {"WVO_DATABASE_URL": database_url, "WVO_OTEL_ENABLED": "0", "WVO_AGENT_ID": "pg-1"}
-    async with connect(state_root, **env) as agent:
+    async with connect(state_root, process=True, **env) as agent:
         await agent.call("task_create", tasks=[{"id": "T1", "title": "one"}])
         claim = await agent.call("claim_task")
         assert claim["claimed"] and claim["task"]["id"] == "T1"
@@ -102,7 +103,7 @@ async def test_a_stdio_server_runs_the_loop_on_postgresql(
             "plan_update", task_id="T1", lease_token=claim["lease_token"], status="done"
         )
         assert done["status"] == "done"
-    async with connect(state_root, **env) as agent:
+    async with connect(state_root, process=True, **env) as agent:
         assert (await agent.call("task_get", task_id="T1"))["status"] == "done"
 
 
@@ -131,6 +132,7 @@ async def test_a_database_that_goes_away_is_a_clean_error_then_service_resumes(
             await orchestrator.close()
 
 
+@pytest.mark.process
 async def test_an_http_server_answers_503_not_401_while_the_database_is_away(
     tmp_path: Path,
 ) -> None:

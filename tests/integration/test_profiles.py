@@ -1,4 +1,4 @@
-"""Tool profiles (WVO_TOOLS) and lean schemas, as a client lists them over stdio."""
+"""Tool profiles (WVO_TOOLS) and lean schemas, as a client lists them."""
 
 import json
 from pathlib import Path

@@ -32,6 +32,8 @@ from wvo_mcp.edge import access
 from wvo_mcp.edge.server import build_server
 from wvo_mcp.edge.stdio import MAX_LINE_BYTES
 
+pytestmark = pytest.mark.process
+
 QUIET = {"WVO_AUTOPILOT_HEALTH_INTERVAL_MS": 0, "WVO_OTEL_ENABLED": 0}
 MODERN = "2026-07-28"
 LEGACY_VERSION = "2025-11-25"

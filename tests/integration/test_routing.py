@@ -1,4 +1,4 @@
-"""Provider routing over real stdio servers: tiers decide what agents get, budgets and
+"""Provider routing through the MCP client: tiers decide what agents get, budgets and
 breakers fail work over, failures escalate, and usage from several processes adds up."""
 
 import subprocess
@@ -259,11 +259,12 @@ async def test_a_failed_attempt_is_routed_one_tier_up(routed_state: Path) -> Non
         assert (await agent.call("route_task", task_id="C2-0"))["tier"] == "big"
 
 
+@pytest.mark.process
 async def test_usage_from_several_processes_adds_up(routed_state: Path) -> None:
     servers, reports = 3, 10
 
     async def report(i: int) -> None:
-        async with connect(routed_state, **ENV) as agent:
+        async with connect(routed_state, process=True, **ENV) as agent:
             for _ in range(reports):
                 await agent.call(
                     "record_usage", input_tokens=100, output_tokens=50, outcome="success", **BETA

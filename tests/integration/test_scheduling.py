@@ -1,4 +1,4 @@
-"""Scheduling over real stdio: WSJF order, dependency gating, batch refusals, WIP limits,
+"""Scheduling through the MCP client: WSJF order, dependency gating, batch refusals, WIP limits,
 named claims and approval."""
 
 import time

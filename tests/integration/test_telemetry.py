@@ -22,6 +22,9 @@ def lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+# A process: the OpenTelemetry SDK reads OTEL_* from its process's environment, and the
+# SDK's request spans go to the global providers, which a process sets once.
+@pytest.mark.process
 async def test_tool_calls_ticks_and_metrics_are_exported(state_root: Path) -> None:
     telemetry = state_root / "telemetry"
     async with connect(state_root, **NO_MONITOR) as setup:
@@ -31,7 +34,7 @@ async def test_tool_calls_ticks_and_metrics_are_exported(state_root: Path) -> No
     await abandon(state_root, ["T2"])
 
     env = {**FAST, **EXPORT_FAST, "WVO_OTEL_ENABLED": 1, "WVO_AGENT_ID": "tracer"}
-    async with connect(state_root, **env) as agent:
+    async with connect(state_root, process=True, **env) as agent:
         claim = await agent.call("claim_task", task_id="T1")
         stale = await agent.error("heartbeat", task_id="T1", lease_token="not-the-token")
         assert "lease lost" in stale
@@ -112,8 +115,8 @@ async def test_telemetry_can_be_switched_off(state_root: Path) -> None:
 async def test_a_claim_that_takes_over_an_expired_lease_counts_as_an_expiry(
     state_root: Path,
 ) -> None:
-    env = {**NO_MONITOR, **EXPORT_FAST, "WVO_OTEL_ENABLED": 1}
-    async with connect(state_root, **env) as agent:
+    # Exported when the server stops (its shutdown flushes the counter).
+    async with connect(state_root, **{**NO_MONITOR, "WVO_OTEL_ENABLED": 1}) as agent:
         await agent.call("task_create", tasks=[{"id": "T1", "title": "dropped"}])
         await abandon(state_root, ["T1"])
 
@@ -145,6 +148,7 @@ class _Collector(BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.process
 async def test_otlp_export_when_an_endpoint_is_set(state_root: Path) -> None:
     pytest.importorskip("opentelemetry.exporter.otlp.proto.http", reason="the otlp extra")
     collector = ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
@@ -154,7 +158,7 @@ async def test_otlp_export_when_an_endpoint_is_set(state_root: Path) -> None:
     try:
         endpoint = f"http://127.0.0.1:{collector.server_address[1]}"
         env = {**NO_MONITOR, "WVO_OTEL_ENABLED": 1, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}
-        async with connect(state_root, **env) as agent:
+        async with connect(state_root, process=True, **env) as agent:
             await agent.call("task_create", tasks=[{"id": "T1", "title": "exported"}])
         # Shutting the server down flushed both signals to the collector, and to the files.
     finally:

@@ -1,4 +1,4 @@
-"""Every MCP tool over real stdio, in both protocol modes."""
+"""Every MCP tool through the MCP client (the protocol revisions: test_protocol_revisions.py)."""
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PROTOCOL_MODES, Agent, connect, table_rows, wvo
+from tests.conftest import Agent, connect, table_rows, wvo
 from tests.landing_state import HELD_WHY, TARGET, fill_state
 from wvo_mcp import timeutil
 
-pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("mode", PROTOCOL_MODES)]
+pytestmark = pytest.mark.anyio
 
 TOOLS = {
     "task_create",
@@ -64,26 +64,9 @@ async def all_ids(agent: Agent, **filters: Any) -> list[str]:
     return [t["id"] for t in table_rows(page)]
 
 
-async def test_list_tools_names_schemas_and_annotations(state_root: Path, mode: str) -> None:
-    async with connect(state_root, mode) as a:
-        tools = (await a.client.list_tools()).tools
-        assert sorted(t.name for t in tools) == sorted(TOOLS)
-        for tool in tools:
-            assert tool.output_schema is not None, f"{tool.name} has no output schema"
-            assert tool.output_schema.get("type") == "object"
-            assert tool.output_schema.get("properties"), tool.name
-            assert tool.annotations is not None, tool.name
-            expected = tool.name in READ_ONLY_TOOLS
-            assert tool.annotations.read_only_hint is expected, tool.name
-        schemas = {t.name: t.output_schema for t in tools}
-        assert "next_cursor" in schemas["task_list"]["properties"]
-        assert "lease_token" in schemas["claim_task"]["properties"]
-        assert "counts" in schemas["plan_next"]["properties"]
-
-
-async def test_task_create_and_task_get(state_root: Path, mode: str) -> None:
+async def test_task_create_and_task_get(state_root: Path) -> None:
     due = (datetime.now(UTC) + timedelta(days=60)).replace(microsecond=0)
-    async with connect(state_root, mode, WVO_AGENT_ID="planner") as a:
+    async with connect(state_root, WVO_AGENT_ID="planner") as a:
         created = await a.call(
             "task_create",
             tasks=[
@@ -154,7 +137,7 @@ async def test_task_create_and_task_get(state_root: Path, mode: str) -> None:
         assert "E9.nothing" in missing and "no task" in missing
 
 
-async def test_task_list_filters_and_pagination(state_root: Path, mode: str) -> None:
+async def test_task_list_filters_and_pagination(state_root: Path) -> None:
     specs = []
     for n in range(12):
         epic = "E1" if n % 2 == 0 else "E2"
@@ -168,7 +151,7 @@ async def test_task_list_filters_and_pagination(state_root: Path, mode: str) -> 
             }
         )
     every = sorted(s["id"] for s in specs)
-    async with connect(state_root, mode, WVO_AGENT_ID="lister") as a:
+    async with connect(state_root, WVO_AGENT_ID="lister") as a:
         await a.call("task_create", tasks=specs)
 
         # Pages of 5 cover every row exactly once, in id order.
@@ -219,8 +202,8 @@ async def test_task_list_filters_and_pagination(state_root: Path, mode: str) -> 
         assert row["assigned_to"] == "lister" and row["status"] == "in_progress"
 
 
-async def test_plan_next_breakdown_and_counts(state_root: Path, mode: str) -> None:
-    async with connect(state_root, mode, WVO_AGENT_ID="planner", WVO_AUTOPILOT_WIP_LIMIT=4) as a:
+async def test_plan_next_breakdown_and_counts(state_root: Path) -> None:
+    async with connect(state_root, WVO_AGENT_ID="planner", WVO_AUTOPILOT_WIP_LIMIT=4) as a:
         await a.call(
             "task_create",
             tasks=[
@@ -272,13 +255,13 @@ async def test_plan_next_breakdown_and_counts(state_root: Path, mode: str) -> No
         assert counts["by_status"]["pending"] == 3
         assert (counts["wip_global_used"], counts["wip_agent_used"]) == (1, 1)
         assert counts["wip_remaining"] == 0
-    async with connect(state_root, mode, WVO_AGENT_ID="someone-else") as b:
+    async with connect(state_root, WVO_AGENT_ID="someone-else") as b:
         other = (await b.call("plan_next"))["counts"]
         assert (other["wip_agent_used"], other["wip_remaining"]) == (0, 1)
 
 
-async def test_claim_heartbeat_checkpoint_and_done(state_root: Path, mode: str) -> None:
-    async with connect(state_root, mode, WVO_AGENT_ID="worker", WVO_LEASE_SECONDS=900) as a:
+async def test_claim_heartbeat_checkpoint_and_done(state_root: Path) -> None:
+    async with connect(state_root, WVO_AGENT_ID="worker", WVO_LEASE_SECONDS=900) as a:
         nothing = await a.call("claim_task")
         assert nothing["claimed"] is False and nothing["reason"] == "no_ready_task"
         assert nothing.get("lease_token") is None
@@ -363,9 +346,9 @@ async def test_claim_heartbeat_checkpoint_and_done(state_root: Path, mode: str) 
         assert "lease lost" in lost
 
 
-async def test_plan_update_without_lease(state_root: Path, mode: str) -> None:
+async def test_plan_update_without_lease(state_root: Path) -> None:
     """Work nobody holds is moved by a person, not by an agent without a lease."""
-    async with connect(state_root, mode, WVO_AGENT_ID="triage") as a:
+    async with connect(state_root, WVO_AGENT_ID="triage") as a:
         await a.call("task_create", tasks=[{"id": "t1", "title": "x"}])
         for status in ("blocked", "cancelled", "done"):
             refused = await a.error("plan_update", task_id="t1", status=status)
@@ -379,8 +362,8 @@ async def test_plan_update_without_lease(state_root: Path, mode: str) -> None:
         assert "no task" in await a.error("plan_update", task_id="ghost", status="blocked")
 
 
-async def test_agent_id_is_the_environments_and_never_switches(state_root: Path, mode: str) -> None:
-    async with connect(state_root, mode, WVO_AGENT_ID="env-agent", WVO_AUTOPILOT_WIP_LIMIT=5) as a:
+async def test_agent_id_is_the_environments_and_never_switches(state_root: Path) -> None:
+    async with connect(state_root, WVO_AGENT_ID="env-agent", WVO_AUTOPILOT_WIP_LIMIT=5) as a:
         await a.call(
             "task_create", tasks=[{"id": "one", "title": "1"}, {"id": "two", "title": "2"}]
         )
@@ -395,7 +378,7 @@ async def test_agent_id_is_the_environments_and_never_switches(state_root: Path,
         one = await a.call("task_get", task_id="one")
         assert one["assigned_to"] == one["latest_checkpoint"]["agent_id"] == "env-agent"
         assert one["recent_events"][0]["actor"] == "env-agent"  # task_create's actor
-    async with connect(state_root, mode) as b:
+    async with connect(state_root) as b:
         # Without WVO_AGENT_ID the first id given is kept.
         theirs = await b.call("claim_task", task_id="two", agent_id="explicit")
         assert theirs["claimed"] and theirs["agent_id"] == "explicit"
@@ -404,8 +387,8 @@ async def test_agent_id_is_the_environments_and_never_switches(state_root: Path,
         assert two["recent_events"][-1]["actor"] == "explicit"
 
 
-async def test_agent_id_without_env_is_stable(state_root: Path, mode: str) -> None:
-    async with connect(state_root, mode) as a:
+async def test_agent_id_without_env_is_stable(state_root: Path) -> None:
+    async with connect(state_root) as a:
         first = (await a.call("plan_next"))["agent_id"]
         second = (await a.call("plan_next"))["agent_id"]
         assert first and first == second
@@ -416,10 +399,10 @@ async def test_agent_id_without_env_is_stable(state_root: Path, mode: str) -> No
         assert claim["agent_id"] == first == holder
 
 
-async def test_landing_queue_lists_the_queue_and_its_figures(state_root: Path, mode: str) -> None:
+async def test_landing_queue_lists_the_queue_and_its_figures(state_root: Path) -> None:
     """The merge queue of tests/landing_state.py, begun three hours ago, read over stdio."""
     filled = await fill_state(state_root, ago=3 * 3600)
-    async with connect(state_root, mode) as a:
+    async with connect(state_root) as a:
         found = await a.call("landing_queue")
         short = await a.call("landing_queue", hours=1)
         refused = await a.error("landing_queue", hours=0)

@@ -1,5 +1,5 @@
 """The verification gate: a task's verify_command must pass in the sandbox before `done`.
-Also sandbox runs recorded on a task and attached to a checkpoint, over real stdio."""
+Also sandbox runs recorded on a task and attached to a checkpoint, through the MCP client."""
 
 import json
 from pathlib import Path

@@ -212,6 +212,9 @@ async def test_a_command_cannot_hold_up_the_servers_writes(tmp_path: Path) -> No
     ]
 
 
+# A process: what the sandbox keeps read-only is the serving process's Python, import path
+# included (this test process imports from the repository, which a server must not).
+@pytest.mark.process
 async def test_the_servers_python_package_and_repository_are_read_only(
     state_root: Path,
 ) -> None:
@@ -228,7 +231,7 @@ async def test_the_servers_python_package_and_repository_are_read_only(
     assert len(inside) == len(targets), "the server's venv is expected in this repository"
     config_before = (ROOT / ".git" / "config").read_bytes()
     try:
-        async with connect(state_root, WVO_WORKSPACE_ROOT=ROOT, **QUIET) as agent:
+        async with connect(state_root, process=True, WVO_WORKSPACE_ROOT=ROOT, **QUIET) as agent:
             writes = "; ".join(f"echo x > {p} 2>/dev/null && echo WROTE {p}" for p in targets)
             result = await sandboxed(
                 agent,

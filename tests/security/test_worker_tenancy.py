@@ -21,8 +21,8 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.autopilot.conftest import FAKE, autopilot, backlog, env, git, make_project
-from tests.conftest import ROOT, agents, open_db
+from tests.autopilot.conftest import FAKE, autopilot, backlog, git, make_project
+from tests.conftest import ROOT, open_db
 from tests.pgcluster import Cluster
 from tests.security.tenancy import (
     digests,
@@ -331,11 +331,7 @@ def test_no_secret_is_ever_in_a_command_line(tmp_path: Path, database: str | Non
         {"id": t, "title": "waits to be scanned", "metadata": {"fake_wait": "scanned"}} for t in ids
     ]
 
-    async def create() -> None:
-        async with agents(project["state"], "planner", **env(project), **url) as team:
-            await team["planner"].call("task_create", tasks=tasks)
-
-    anyio.run(create)
+    anyio.run(lambda: backlog(project, tasks, **url))
     key = f"sk-ant-{uuid.uuid4().hex}"
     with started(project, ANTHROPIC_API_KEY=key, **url) as pilot:
         until(pilot, "every worker waiting", lambda: all(
