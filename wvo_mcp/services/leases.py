@@ -371,6 +371,20 @@ def update_status(
     )
 
 
+def release_orphans(
+    tx: Tx, settings: Settings, agents: Sequence[str], reason: str, now: datetime
+) -> list[str]:
+    """Tasks held by the workers of an autopilot that died go back to pending with their
+    checkpoints, no attempt counted (each holder's own move, made for it)."""
+    held = tx.all("held_by_agents", {"agents": json.dumps([a for a in agents if a])})
+    for row in held:
+        update_status(
+            tx, settings, row["id"], Status.PENDING, row["assigned_to"], row["lease_token"],
+            reason, now,
+        )  # fmt: skip
+    return [row["id"] for row in held]
+
+
 def verification_needed(
     tx: Tx, task_id: str, token: str | None, *, by_person: bool, landing: str | None = None
 ) -> str | list[str] | None:
