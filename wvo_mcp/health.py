@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from wvo_mcp.models import Observation
+from wvo_mcp.models import HealthCounts, Observation
 
 Severity = Literal["info", "warning", "critical"]
 
@@ -45,7 +45,16 @@ def baseline(done_per_hour: Sequence[int]) -> float | None:
 
 
 def orient(obs: Observation) -> list[Anomaly]:
-    counts = obs.counts
+    """What is wrong now, in a fixed order: tasks, the queue, providers, throughput."""
+    return [
+        *_task_anomalies(obs),
+        *_starvation(obs.counts),
+        *_provider_anomalies(obs),
+        *_throughput_low(obs.counts),
+    ]
+
+
+def _task_anomalies(obs: Observation) -> list[Anomaly]:
     found = [
         Anomaly(
             "stale_task",
@@ -95,6 +104,11 @@ def orient(obs: Observation) -> list[Anomaly]:
         )
         for task_id in obs.blocked_by_abandoned
     ]
+    return found
+
+
+def _starvation(counts: HealthCounts) -> list[Anomaly]:
+    found: list[Anomaly] = []
     # Tasks that only back off after failures will be ready soon; waiting on dependencies
     # that nobody works on will not.
     pending = counts.by_status.get("pending", 0)
@@ -110,6 +124,11 @@ def orient(obs: Observation) -> list[Anomaly]:
                 f"{counts.backing_off} back off after failures",
             )
         )
+    return found
+
+
+def _provider_anomalies(obs: Observation) -> list[Anomaly]:
+    found: list[Anomaly] = []
     for p in obs.providers:
         share = max(p.hour_share or 0.0, p.day_share or 0.0)
         if share >= 1.0:
@@ -152,6 +171,11 @@ def orient(obs: Observation) -> list[Anomaly]:
                 "open); they stay ready: `wvo-mcp providers` shows why",
             )
         )
+    return found
+
+
+def _throughput_low(counts: HealthCounts) -> list[Anomaly]:
+    found: list[Anomaly] = []
     expected = counts.baseline_done_per_hour
     has_work = counts.ready > 0 or counts.wip_used > 0
     if (

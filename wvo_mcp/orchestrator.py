@@ -1,9 +1,6 @@
 """The orchestrator: every behaviour the MCP tools and the CLI offer, one await each."""
 
-import dataclasses
 import json
-import shlex
-import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
@@ -13,9 +10,9 @@ from typing import Any, Literal
 import anyio
 
 from wvo_mcp import providers as provider_config
-from wvo_mcp import queue_figures, sandbox, store, timeutil
+from wvo_mcp import queue_figures, store, timeutil
 from wvo_mcp.config import Settings
-from wvo_mcp.errors import NotFound, ValidationFailed, VerificationFailed, WvoError
+from wvo_mcp.errors import NotFound, ValidationFailed
 from wvo_mcp.git import Git, locate, snapshots
 from wvo_mcp.models import (
     AgentIdentity,
@@ -32,7 +29,6 @@ from wvo_mcp.models import (
     PlanNextResult,
     ProviderStatusReport,
     RouteDecision,
-    SandboxResult,
     StatusReport,
     TaskDetail,
     TaskPage,
@@ -43,7 +39,6 @@ from wvo_mcp.models import (
 from wvo_mcp.providers import Providers
 from wvo_mcp.rules import routing
 from wvo_mcp.rules.transitions import Gate, Status
-from wvo_mcp.sandbox import toolchain
 from wvo_mcp.services import (
     board,
     context,
@@ -60,24 +55,7 @@ from wvo_mcp.services import (
     usage,
 )
 from wvo_mcp.store import Database, Lock, Row, Tx
-
-
-def sandbox_summary(command: str | list[str], result: SandboxResult) -> str:
-    """One line about a sandbox run, for events and checkpoints."""
-    shown = command if isinstance(command, str) else shlex.join(command)
-    if len(shown) > 200:
-        shown = shown[:197] + "..."
-    outcome = (
-        f"exit {result.exit_code}"
-        if result.exit_code is not None
-        else f"killed: {result.killed_reason or 'unknown'}"
-    )
-    return f"`{shown}`: {outcome} in {result.duration_s:.1f} s ({result.backend} sandbox)"
-
-
-def sandbox_record(command: str | list[str], result: SandboxResult) -> leases.Run:
-    """A sandbox run as its task keeps it: the summary and the output tails."""
-    return leases.Run(sandbox_summary(command, result), result.stdout_tail, result.stderr_tail)
+from wvo_mcp.verification import Verification
 
 
 class Orchestrator:
@@ -99,6 +77,11 @@ class Orchestrator:
             if repo is None
             else Git(repo, settings.workspace_root.resolve(), [settings.state_root])
         )
+        self.verification = Verification(db, settings, providers, self.git, clock)
+        # The sandbox's runs, offered here under their own names (verification.py).
+        self.sandbox_run = self.verification.sandbox_run
+        self.check = self.verification.check
+        self.toolchain = self.verification.toolchain
 
     @classmethod
     async def open(
@@ -430,9 +413,9 @@ class Orchestrator:
             if command is not None and skip_verify:
                 skipped_by = actor
             elif command is not None and token is not None:
-                verified = await self._verify_holding(task_id, token, actor, command)
+                verified = await self.verification.verify_holding(task_id, token, actor, command)
             elif command is not None:
-                verified = await self._verify(task_id, command)
+                verified = await self.verification.verify(task_id, command)
         return await self.db.write(
             partial(
                 leases.update_status,
@@ -459,32 +442,9 @@ class Orchestrator:
         detail = await self.get_task(task_id)
         if detail.verify_command is None:
             return None
-        return await self._verify(task_id, detail.verify_command, workspace, landing=True)
-
-    async def check(self, command: str | list[str], workspace: Path) -> SandboxResult:
-        """A landing check (a task's verify_command, or the project's) in the sandbox on
-        `workspace`, a clean checkout of the tree that would land; VerificationFailed with
-        the output tails unless it passes. Cancelled, it is ended at once (a drain's grace
-        is over: its landing waits for the next start)."""
-        request = sandbox.Request(
-            command=command,
-            workspace=workspace,
-            timeout_s=self.settings.verify_timeout_seconds,
-            memory_mb=self.settings.verify_memory_mb,
+        return await self.verification.verify(
+            task_id, detail.verify_command, workspace, landing=True
         )
-        stop = threading.Event()
-        try:
-            result = await anyio.to_thread.run_sync(
-                self._sandboxed, request, stop, abandon_on_cancel=True
-            )
-        finally:
-            stop.set()  # a no-op once it ended; else it ends now, its tree killed
-        if result.exit_code != 0:
-            raise VerificationFailed(
-                f"{sandbox_summary(command, result)}\n--- stdout (tail) ---\n"
-                f"{result.stdout_tail}\n--- stderr (tail) ---\n{result.stderr_tail}"
-            )
-        return result
 
     async def take_submission(
         self, task_id: str, commit: str, base: str, target: str
@@ -523,17 +483,15 @@ class Orchestrator:
     async def release_orphans(self, agents: Sequence[str], reason: str) -> list[str]:
         """Tasks held by the workers of an autopilot that died go back to pending with
         their checkpoints, no attempt counted (each holder's own move, made for it)."""
-
-        def release(tx: Tx) -> list[str]:
-            held = tx.all("held_by_agents", {"agents": json.dumps([a for a in agents if a])})
-            for row in held:
-                leases.update_status(
-                    tx, self.settings, row["id"], Status.PENDING, row["assigned_to"],
-                    row["lease_token"], reason, self.clock(),
-                )  # fmt: skip
-            return [row["id"] for row in held]
-
-        return await self.db.write(release)
+        return await self.db.write(
+            partial(
+                leases.release_orphans,
+                settings=self.settings,
+                agents=agents,
+                reason=reason,
+                now=self.clock(),
+            )
+        )
 
     async def untaken_submissions(self) -> list[tuple[str, str]]:
         """(task, author) of submissions to the autopilot that no autopilot took yet."""
@@ -594,154 +552,6 @@ class Orchestrator:
                 now=self.clock(),
             )
         )
-
-    async def _verify_holding(
-        self, task_id: str, token: str, agent_id: str, command: str | list[str]
-    ) -> leases.Run:
-        """The gate, with the holder's lease renewed while it runs: a verification longer
-        than the lease must not hand the task to another agent meanwhile."""
-        refused: WvoError | None = None
-        async with anyio.create_task_group() as renewing:
-            renewing.start_soon(self._keep_lease, task_id, token, agent_id)
-            try:
-                run = await self._verify(task_id, command)
-            except WvoError as exc:  # raised here it would leave wrapped in a group
-                refused = exc
-            finally:
-                renewing.cancel_scope.cancel()
-        if refused is not None:
-            raise refused
-        return run
-
-    async def _keep_lease(self, task_id: str, token: str, agent_id: str) -> None:
-        while True:
-            try:
-                renewed = await self.heartbeat(task_id, token, agent_id)
-            except WvoError:
-                return  # lost or gone: the move after the run says so
-            left = (timeutil.from_text(renewed.lease_expires_at) - self.clock()).total_seconds()
-            await anyio.sleep(max(0.2, left / 3))
-
-    async def _verify(
-        self,
-        task_id: str,
-        command: str | list[str],
-        workspace: Path | None = None,
-        landing: bool = False,
-    ) -> leases.Run:
-        """Run the gate (in `workspace`, else the workspace root); the passing run, else
-        VerificationFailed with the tails (`landing`: said of a submission, not to a holder)."""
-        result = await self._sandbox(
-            sandbox.Request(
-                command=command,
-                workspace=workspace or self.settings.workspace_root,
-                timeout_s=self.settings.verify_timeout_seconds,
-                memory_mb=self.settings.verify_memory_mb,
-            )
-        )
-        summary = sandbox_summary(command, result)
-        if result.exit_code != 0:
-            advice = (
-                "on a clean checkout of the submitted commit: it does not land"
-                if landing
-                else "It stays in_progress with you: fix the work, then call "
-                "plan_update(status='done') again."
-            )
-            raise VerificationFailed(
-                f"task {task_id!r} is not done: its verify_command failed ({summary}) "
-                f"{advice}\n--- stdout (tail) ---\n{result.stdout_tail}"
-                f"\n--- stderr (tail) ---\n{result.stderr_tail}"
-            )
-        return sandbox_record(command, result)
-
-    async def _sandbox(self, request: "sandbox.Request") -> SandboxResult:
-        return await anyio.to_thread.run_sync(self._sandboxed, request)
-
-    def _sandboxed(
-        self, request: "sandbox.Request", stop: threading.Event | None = None
-    ) -> SandboxResult:
-        """`request` run with the project's toolchain (found afresh: a person may have made
-        the .venv since)."""
-        with_tools = dataclasses.replace(request, toolchain=self.toolchain())
-        return sandbox.run(with_tools, self.settings, stop)
-
-    def toolchain(self) -> toolchain.Toolchain:
-        """The project's toolchain folders (sandbox/toolchain.py) in the person's checkout."""
-        if self.git is None:
-            return toolchain.Toolchain()
-        found = self.git.ignored(toolchain.FOUND)
-        keep_out = [self.settings.state_root]
-        return toolchain.find(self.git.repo.top, self.providers.toolchain, found, keep_out)
-
-    async def sandbox_run(
-        self,
-        command: str | list[str],
-        agent_id: str,
-        *,
-        workspace: str | None = None,
-        timeout_s: float = 30.0,
-        memory_mb: int = 512,
-        cpus: float = 1.0,
-        network: bool = False,
-        env: dict[str, str] | None = None,
-        task_id: str | None = None,
-        lease_token: str | None = None,
-    ) -> SandboxResult:
-        """Run a command isolated; with a task and its lease, the run is recorded on it."""
-        if (task_id is None) != (lease_token is None):
-            raise ValidationFailed(
-                "pass task_id and lease_token together (to record the run on your task), or neither"
-            )
-        if task_id is not None and lease_token is not None:
-            await self.db.read(partial(leases.holding, task_id=task_id, token=lease_token))
-        request = sandbox.Request(
-            command=command,
-            workspace=self.settings.workspace_root,
-            cwd=self._workspace(workspace),
-            timeout_s=timeout_s,
-            memory_mb=memory_mb,
-            cpus=cpus,
-            network=network,
-            env=env or {},
-        )
-        result = await self._sandbox(request)
-        if task_id is not None and lease_token is not None:
-            await self.db.write(
-                partial(
-                    leases.record_run,
-                    task_id=task_id,
-                    token=lease_token,
-                    agent_id=agent_id,
-                    run=sandbox_record(command, result),
-                    now=self.clock(),
-                ),
-                Lock.TASK,
-            )
-        return result
-
-    def _workspace(self, given: str | None) -> str:
-        """A folder inside the workspace root, as a path relative to it. The run mounts only
-        the root and enters this folder inside the sandbox, so a link swapped in after this
-        check still cannot lead outside; the check here only makes the refusal early."""
-        root = self.settings.workspace_root.resolve()
-        if given is None:
-            return "."
-        path = Path(given)
-        try:
-            chosen = (path if path.is_absolute() else root / path).resolve()
-        except (ValueError, RuntimeError, OSError) as exc:
-            # A NUL (ValueError), a link loop that a sandboxed command left in the workspace
-            # (RuntimeError), an unreadable folder: refused, not an unexpected tool error.
-            raise ValidationFailed(
-                f"workspace {given!r} cannot be resolved ({exc}); pass an existing folder "
-                "inside the workspace root, or omit workspace"
-            ) from None
-        if chosen != root and root not in chosen.parents:
-            raise ValidationFailed(
-                f"workspace {given!r} is outside the workspace root {root} "
-                "(WVO_WORKSPACE_ROOT); pass a folder inside it, or omit workspace"
-            )
-        return str(chosen.relative_to(root))
 
     async def requeue(self, task_id: str, actor: str, reason: str | None = None) -> UpdateResult:
         """A person's re-queue: a dead letter (or cancelled/blocked task) back to pending."""

@@ -224,3 +224,34 @@ async def test_a_person_requeues_a_stuck_task_and_fences_its_holder(orch: Orches
     assert (last.actor, last.reason) == ("person:ops", "re-queued by a person")
     again = await orch.claim("stuck")
     assert again.claimed and again.lease_token != claim.lease_token
+
+
+async def test_a_dead_autopilots_tasks_go_back_to_pending_with_their_checkpoints(
+    world: World, orch: Orchestrator
+) -> None:
+    await create(
+        orch, {"id": "a", "title": "a"}, {"id": "b", "title": "b"}, {"id": "c", "title": "c"}
+    )
+    held = {agent: await orch.claim(agent) for agent in ("w1", "w2", "other")}
+    token = held["w1"].lease_token
+    assert token is not None and held["w1"].task is not None
+    mine = held["w1"].task.id
+    await orch.checkpoint(mine, token, "w1", summary="half way", progress=50)
+
+    released = await orch.release_orphans(["w1", "w2", ""], "its autopilot died")
+
+    ids = {t.task.id for a, t in held.items() if a != "other" and t.task is not None}
+    assert sorted(released) == sorted(ids)
+    for task_id in released:
+        detail = await orch.get_task(task_id)
+        assert detail.status == Status.PENDING and detail.attempts == 0  # none counted
+        last = (await events_of(orch, task_id))[-1]
+        assert (last.kind, last.to_status, last.reason) == (
+            "status",
+            Status.PENDING,
+            "its autopilot died",
+        )
+    assert held["other"].task is not None
+    assert (await orch.get_task(held["other"].task.id)).status == Status.IN_PROGRESS
+    again = await orch.claim("w3", task_id=mine)
+    assert again.last_checkpoint is not None and again.last_checkpoint.summary == "half way"

@@ -245,7 +245,7 @@ def test_malformed_frames_over_a_raw_pipe(tmp_path: Path, subtests: pytest.Subte
                 for reply in server.replies.values():
                     _no_traceback(reply)
                 server.replies.clear()
-    # Any traceback is an exception we missed (an unknown prompt too: server.ProtocolEdge
+    # Any traceback is an exception we missed (an unknown prompt too: calls.ProtocolEdge
     # refuses it before the SDK's handler would log one).
     unexpected = log_tracebacks(tmp_path / "server.stderr")
     assert not unexpected, unexpected[0]

@@ -21,11 +21,12 @@ import anyio
 from wvo_mcp import scratch_dirs
 from wvo_mcp.errors import LeaseLost, VerificationFailed, WvoError
 from wvo_mcp.git import Blocked, Conflict, Git, stacking, trees
-from wvo_mcp.orchestrator import Orchestrator, sandbox_summary
+from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import merge_queue
 from wvo_mcp.services import landing
 from wvo_mcp.services.landing import Entry, Return
 from wvo_mcp.telemetry import Telemetry
+from wvo_mcp.verification import sandbox_summary
 
 T = TypeVar("T")
 Strategy = Literal["leave", "merge", "rebase"]

@@ -132,23 +132,7 @@ def observe(
         dependency_drift=len(drift),
         blocked_by_abandoned=len(abandoned),
     )
-    watched: list[ProviderHealth] = []
-    unroutable: list[str] = []
-    if providers is not None:
-        status = routes.provider_status(tx, providers, now)
-        watched = [
-            ProviderHealth(
-                name=p.name,
-                hour_share=p.hour.share,
-                day_share=p.day.share,
-                breaker=p.breaker.state,
-                reopens_at=p.breaker.reopens_at,
-            )
-            for p in status.providers
-        ]
-        router = routes.Router(tx, providers, now)
-        top = islice(claimable(tx, stamp), ROUTE_CHECKS)
-        unroutable = [row["id"] for row in top if not router.decide(row).routed]
+    watched, unroutable = ([], []) if providers is None else _providers_seen(tx, providers, now)
     counts.unroutable_ready = len(unroutable)
     observation = Observation(
         at=stamp,
@@ -162,6 +146,28 @@ def observe(
         unroutable=unroutable,
     )
     return observation, drift_next
+
+
+def _providers_seen(
+    tx: Tx, providers: Providers, now: datetime
+) -> tuple[list[ProviderHealth], list[str]]:
+    """Each provider's budget shares and breaker; and which of the top ready tasks no
+    provider can take now."""
+    status = routes.provider_status(tx, providers, now)
+    watched = [
+        ProviderHealth(
+            name=p.name,
+            hour_share=p.hour.share,
+            day_share=p.day.share,
+            breaker=p.breaker.state,
+            reopens_at=p.breaker.reopens_at,
+        )
+        for p in status.providers
+    ]
+    router = routes.Router(tx, providers, now)
+    top = islice(claimable(tx, timeutil.to_text(now)), ROUTE_CHECKS)
+    unroutable = [row["id"] for row in top if not router.decide(row).routed]
+    return watched, unroutable
 
 
 def _drift(tx: Tx, after: str) -> tuple[list[Drift], str]:

@@ -274,36 +274,11 @@ def update_status(
     the gate. Either is recorded as an event with the move. `landing`: the commit the
     autopilot lands (it moves as the lander; the autopilot alone passes it, in-process)."""
     row = task_row(tx, task_id, lock=True)
-    current = Status(row["status"])
-    if token is not None and token != row["lease_token"]:
-        raise lease_lost(row)  # whatever the status: the caller believes it holds the task
-    if current is Status.IN_PROGRESS and token is None and not by_person:
-        raise ValidationFailed(
-            f"task {task_id!r} is in progress (held by {row['assigned_to']!r}); "
-            "pass the lease_token that claim_task returned"
-        )
-    gate, who = gate_of(row), _actor(row, token, by_person=by_person, landing=landing)
-    check_transition(current, target, who, gate)
-    if landing is not None and needs_approval(current, target, who, gate):
-        _check_approval(tx, row, landing)
+    current = _allowed_move(tx, row, task_id, target, token, by_person=by_person, landing=landing)
 
     stamp = timeutil.to_text(now)
     epoch = row["lease_epoch"]
-    attempts = row["attempts"]
-    not_before = None
-    final: Status = target
-    if target is Status.FAILED and current in (Status.IN_PROGRESS, Status.NEEDS_REVIEW):
-        if current is Status.IN_PROGRESS:
-            routes.failed_on_tier(tx, row)
-        decision = retry.after_failure(
-            attempts, row["max_attempts"], settings.retry_base_seconds, settings.retry_cap_seconds
-        )
-        final, attempts = decision.status, decision.attempts
-        if final is Status.PENDING:
-            not_before = timeutil.after(now, decision.delay_seconds)
-    if final is Status.PENDING and current is Status.FAILED:
-        attempts = 0  # a person's re-queue starts the attempt budget afresh
-    final = gated(row, final)
+    final, attempts, not_before = _final_status(tx, settings, row, current, target, now)
 
     keep_holder = final is Status.AWAITING_APPROVAL and current is Status.IN_PROGRESS
     tx.send(
@@ -325,17 +300,7 @@ def update_status(
         why = f"{actor} moved the task to {final.value}" + (f": {reason}" if reason else "")
         tx.send("close_open_entries", {"task_id": task_id, "reason": why[:2000], "now": stamp})
     if verified is not None or skipped_by is not None:
-        record_event(
-            tx,
-            task_id,
-            at=stamp,
-            actor=actor if verified is not None else str(skipped_by),
-            kind="verified" if verified is not None else "verification_skipped",
-            reason=verified.summary if verified else "verify_command bypassed by a person",
-            lease_epoch=epoch,
-        )
-        if verified is not None:
-            verified.record_output(tx, task_id)
+        _record_verification(tx, task_id, actor, verified, skipped_by, stamp, epoch)
     record_event(
         tx,
         task_id,
@@ -348,18 +313,6 @@ def update_status(
         lease_epoch=epoch,
     )
     unblocked = _release_dependents(tx, task_id, stamp) if final is Status.DONE else []
-    if target is Status.FAILED and final is Status.PENDING:
-        message = (
-            f"failure {attempts} of {row['max_attempts']} recorded; task {task_id!r} is pending "
-            f"again and can be claimed after {not_before}"
-        )
-    elif target is Status.FAILED and current in (Status.IN_PROGRESS, Status.NEEDS_REVIEW):
-        message = (
-            f"failure {attempts} of {row['max_attempts']}: no attempts left, task {task_id!r} "
-            "is dead-lettered ('failed') until a person re-queues it"
-        )
-    else:
-        message = f"task {task_id!r} is now {final.value!r}"
     return UpdateResult(
         task_id=task_id,
         previous_status=current,
@@ -367,8 +320,116 @@ def update_status(
         attempts=attempts,
         not_before=not_before,
         unblocked=unblocked,
-        message=message,
+        message=_moved(task_id, row, current, target, final, attempts, not_before),
     )
+
+
+def _allowed_move(
+    tx: Tx,
+    row: Row,
+    task_id: str,
+    target: Status,
+    token: str | None,
+    *,
+    by_person: bool,
+    landing: str | None,
+) -> Status:
+    """The task's status now, once the caller may move it to `target`; else the refusal."""
+    current = Status(row["status"])
+    if token is not None and token != row["lease_token"]:
+        raise lease_lost(row)  # whatever the status: the caller believes it holds the task
+    if current is Status.IN_PROGRESS and token is None and not by_person:
+        raise ValidationFailed(
+            f"task {task_id!r} is in progress (held by {row['assigned_to']!r}); "
+            "pass the lease_token that claim_task returned"
+        )
+    gate, who = gate_of(row), _actor(row, token, by_person=by_person, landing=landing)
+    check_transition(current, target, who, gate)
+    if landing is not None and needs_approval(current, target, who, gate):
+        _check_approval(tx, row, landing)
+    return current
+
+
+def _final_status(
+    tx: Tx, settings: Settings, row: Row, current: Status, target: Status, now: datetime
+) -> tuple[Status, int, str | None]:
+    """Where a move to `target` ends (a failure is retried later or dead-lettered, a gate
+    holds a finish), with the attempts counted and when it may be claimed again."""
+    attempts = row["attempts"]
+    not_before = None
+    final: Status = target
+    if target is Status.FAILED and current in (Status.IN_PROGRESS, Status.NEEDS_REVIEW):
+        if current is Status.IN_PROGRESS:
+            routes.failed_on_tier(tx, row)
+        decision = retry.after_failure(
+            attempts, row["max_attempts"], settings.retry_base_seconds, settings.retry_cap_seconds
+        )
+        final, attempts = decision.status, decision.attempts
+        if final is Status.PENDING:
+            not_before = timeutil.after(now, decision.delay_seconds)
+    if final is Status.PENDING and current is Status.FAILED:
+        attempts = 0  # a person's re-queue starts the attempt budget afresh
+    return gated(row, final), attempts, not_before
+
+
+def _record_verification(
+    tx: Tx,
+    task_id: str,
+    actor: str,
+    verified: Run | None,
+    skipped_by: str | None,
+    stamp: str,
+    epoch: int | None,
+) -> None:
+    """The gate's passing run (with its output tails), or the person who bypassed it."""
+    record_event(
+        tx,
+        task_id,
+        at=stamp,
+        actor=actor if verified is not None else str(skipped_by),
+        kind="verified" if verified is not None else "verification_skipped",
+        reason=verified.summary if verified else "verify_command bypassed by a person",
+        lease_epoch=epoch,
+    )
+    if verified is not None:
+        verified.record_output(tx, task_id)
+
+
+def _moved(
+    task_id: str,
+    row: Row,
+    current: Status,
+    target: Status,
+    final: Status,
+    attempts: int,
+    not_before: str | None,
+) -> str:
+    """What the mover is told."""
+    if target is Status.FAILED and final is Status.PENDING:
+        return (
+            f"failure {attempts} of {row['max_attempts']} recorded; task {task_id!r} is pending "
+            f"again and can be claimed after {not_before}"
+        )
+    if target is Status.FAILED and current in (Status.IN_PROGRESS, Status.NEEDS_REVIEW):
+        return (
+            f"failure {attempts} of {row['max_attempts']}: no attempts left, task {task_id!r} "
+            "is dead-lettered ('failed') until a person re-queues it"
+        )
+    return f"task {task_id!r} is now {final.value!r}"
+
+
+def release_orphans(
+    tx: Tx, settings: Settings, agents: Sequence[str], reason: str, now: datetime
+) -> list[str]:
+    """Tasks held by the workers of an autopilot that died go back to pending with their
+    checkpoints, no attempt counted (each holder's own move, made for it)."""
+    held = tx.all("held_by_agents", {"agents": json.dumps([a for a in agents if a])})
+    for row in held:
+        update_status(
+            tx, settings, row["id"], Status.PENDING, row["assigned_to"], row["lease_token"],
+            reason, now,
+        )  # fmt: skip
+    return [row["id"] for row in held]
 
 
 def verification_needed(

@@ -12,7 +12,7 @@ row another session holds is skipped for the next one (docs/postgres.md, "Row lo
 import heapq
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
 
@@ -214,120 +214,26 @@ def claim(
     provider: str | None = None,
     model: str | None = None,
 ) -> ClaimResult:
-    stamp = timeutil.to_text(now)
-    tx.send("touch_agent", (agent_id, stamp))
-    # What a claim reads before it picks is asked for at once, one round trip on PostgreSQL,
-    # with the first page of unrouted candidates, which an agent with no tier takes from.
-    registered = tx.ask("agent_identity", (agent_id,))
-    refreshed = tx.ask("meta_get", ("scores_refreshed_at",))
-    read_wip = _ask_wip(tx, agent_id, stamp, per_epic=settings.wip_per_epic is not None)
-    early: Iterator[Row] | None = None
-    if task_id is None and provider is None and settings.agent_provider is None:
-        early = claimable(tx, stamp)
-    ident = None
-    if providers is not None:
-        ident = routes.identity(
-            tx, settings, providers, agent_id, provider, model, now, registered=registered
-        )
-    router = None if providers is None else routes.Router(tx, providers, now)
-    if _refresh_due_scores(tx, now, refreshed.value()):
-        early = None  # asked before the re-ranking
-    wip = read_wip()
-
-    def refused(reason: ClaimRefusal, message: str) -> ClaimResult:
-        return ClaimResult(claimed=False, reason=reason, message=message, agent_id=agent_id)
-
-    if wip.agent_used >= settings.wip_per_agent:
-        return refused(
-            "agent_wip_limit",
-            f"agent {agent_id!r} already holds {wip.agent_used} task(s), the per-agent limit "
-            f"(WVO_WIP_PER_AGENT={settings.wip_per_agent}); finish or release one first",
-        )
-    if wip.global_used >= settings.wip_global:
-        return refused(
-            "global_wip_limit",
-            f"{wip.global_used} tasks are in progress, the global limit "
-            f"(WVO_AUTOPILOT_WIP_LIMIT={settings.wip_global}); try again later",
-        )
-
-    # Candidates another write changed first, or whose row another session holds: never
-    # tried twice in one claim.
-    lost: set[str] = set()
-    scan: Iterator[Row] | None = None  # the candidates, read on past a lost one
-
-    def epic_full(row: Row) -> bool:
-        limit = settings.wip_per_epic
-        return limit is not None and wip.by_epic.get(row["epic_id"], 0) >= limit
-
-    def open_to_us(row: Row) -> bool:
-        return row["id"] not in lost and not epic_full(row)
-
+    picking = _Picking.start(tx, settings, agent_id, task_id, now, providers, provider, model)
+    over_limit = picking.over_wip_limit()
+    if over_limit is not None:
+        return over_limit
     while True:
-        if task_id is not None:
-            row = tx.one("task_by_id", (task_id,))
-            if row is None:
-                raise NotFound(f"no task with id {task_id!r}; plan_next lists claimable tasks")
-            why = _not_ready_reason(tx, row, stamp)
-            if why is not None:
-                return refused("task_not_ready", why)
-            if epic_full(row):
-                return refused(
-                    "epic_wip_limit",
-                    f"epic {row['epic_id']!r} is at its WIP limit "
-                    f"(WVO_WIP_PER_EPIC={settings.wip_per_epic})",
-                )
-            if ident is not None and router is not None:
-                decision = router.decide(row)
-                if not routes.fits(decision, ident):
-                    return refused("task_not_ready", _routed_elsewhere(row["id"], decision, ident))
-            chosen = row
-        else:
-            if ident is not None and router is not None:
-                scan = _routed_to(tx, router, ident, stamp) if scan is None else scan
-                best = next((r for r in scan if open_to_us(r)), None)
-                if (
-                    best is None
-                    and not lost
-                    and (top := next(claimable(tx, stamp), None)) is not None
-                ):
-                    return refused(
-                        "no_task_for_tier",
-                        f"no claimable task routes to {ident.label} now; the best one, "
-                        + _routed_elsewhere(top["id"], router.decide(top), ident),
-                    )
-            else:
-                if scan is None:
-                    scan = claimable(tx, stamp) if early is None else early
-                best = next((r for r in scan if open_to_us(r)), None)
-            if best is None:
-                if any(epic_full(r) for r in claimable(tx, stamp)):
-                    return refused(
-                        "epic_wip_limit",
-                        "every ready task belongs to an epic at its WIP limit "
-                        f"(WVO_WIP_PER_EPIC={settings.wip_per_epic})",
-                    )
-                if lost:
-                    return refused(
-                        "no_ready_task",
-                        f"no task could be claimed now: {len(lost)} claimable task(s) were "
-                        "changed by another write as you claimed, or their rows are locked by "
-                        "another database session (a long transaction); try again shortly",
-                    )
-                counts = queue_counts(tx, settings, agent_id, now)
-                return refused("no_ready_task", "no task is ready: " + _idle_summary(counts))
-            chosen = best
+        chosen = picking.named(task_id) if task_id is not None else picking.best()
+        if isinstance(chosen, ClaimResult):
+            return chosen
         taking_over = chosen["status"] == Status.IN_PROGRESS
         candidate: Row | None = chosen
         if taking_over:
             candidate = tx.one(
                 "lock_expired_lease",
-                {"id": chosen["id"], "epoch": chosen["lease_epoch"], "now": stamp},
+                {"id": chosen["id"], "epoch": chosen["lease_epoch"], "now": picking.stamp},
             )
             if candidate is not None and not lose_lease(
                 tx, settings, candidate, now, actor="scheduler", requeue=False
             ):
                 if task_id is not None:
-                    return refused(
+                    return picking.refused(
                         "task_not_ready",
                         f"task {task_id!r} lost its lease too often and was dead-lettered",
                     )
@@ -335,16 +241,159 @@ def claim(
         granted = None if candidate is None else _grant(tx, candidate, agent_id, lease_seconds, now)
         if granted is None:
             if task_id is not None:
-                return refused("task_not_ready", _not_granted(tx, chosen))
-            lost.add(chosen["id"])
+                return picking.refused("task_not_ready", _not_granted(tx, chosen))
+            picking.lost.add(chosen["id"])
             continue  # changed meanwhile: look again
         granted._took_over_expired = taking_over
         routed: Decision | None = None
-        if ident is not None and router is not None:
-            routed = router.decide(chosen)
+        if picking.ident is not None and picking.router is not None:
+            routed = picking.router.decide(chosen)
             granted.route = routes.claim_route(routed)
         routes.reserve(tx, chosen, routed, now)
         return granted
+
+
+@dataclass
+class _Picking:
+    """One claim choosing its task: what it read before it picks, and the candidates
+    another write changed first, or whose row another session holds (`lost`: never tried
+    twice in one claim)."""
+
+    tx: Tx
+    settings: Settings
+    agent_id: str
+    now: datetime
+    stamp: str
+    wip: Wip
+    ident: routes.Identity | None
+    router: routes.Router | None
+    early: Iterator[Row] | None
+    lost: set[str] = field(default_factory=set)
+    scan: Iterator[Row] | None = None  # the candidates, read on past a lost one
+
+    @classmethod
+    def start(
+        cls,
+        tx: Tx,
+        settings: Settings,
+        agent_id: str,
+        task_id: str | None,
+        now: datetime,
+        providers: Providers | None,
+        provider: str | None,
+        model: str | None,
+    ) -> "_Picking":
+        stamp = timeutil.to_text(now)
+        tx.send("touch_agent", (agent_id, stamp))
+        # What a claim reads before it picks is asked for at once, one round trip on
+        # PostgreSQL, with the first page of unrouted candidates, which an agent with no tier
+        # takes from.
+        registered = tx.ask("agent_identity", (agent_id,))
+        refreshed = tx.ask("meta_get", ("scores_refreshed_at",))
+        read_wip = _ask_wip(tx, agent_id, stamp, per_epic=settings.wip_per_epic is not None)
+        early: Iterator[Row] | None = None
+        if task_id is None and provider is None and settings.agent_provider is None:
+            early = claimable(tx, stamp)
+        ident = None
+        if providers is not None:
+            ident = routes.identity(
+                tx, settings, providers, agent_id, provider, model, now, registered=registered
+            )
+        router = None if providers is None else routes.Router(tx, providers, now)
+        if _refresh_due_scores(tx, now, refreshed.value()):
+            early = None  # asked before the re-ranking
+        wip = read_wip()
+        return cls(tx, settings, agent_id, now, stamp, wip, ident, router, early)
+
+    def refused(self, reason: ClaimRefusal, message: str) -> ClaimResult:
+        return ClaimResult(claimed=False, reason=reason, message=message, agent_id=self.agent_id)
+
+    def over_wip_limit(self) -> ClaimResult | None:
+        settings, wip = self.settings, self.wip
+        if wip.agent_used >= settings.wip_per_agent:
+            return self.refused(
+                "agent_wip_limit",
+                f"agent {self.agent_id!r} already holds {wip.agent_used} task(s), the per-agent "
+                f"limit (WVO_WIP_PER_AGENT={settings.wip_per_agent}); finish or release one first",
+            )
+        if wip.global_used >= settings.wip_global:
+            return self.refused(
+                "global_wip_limit",
+                f"{wip.global_used} tasks are in progress, the global limit "
+                f"(WVO_AUTOPILOT_WIP_LIMIT={settings.wip_global}); try again later",
+            )
+        return None
+
+    def epic_full(self, row: Row) -> bool:
+        limit = self.settings.wip_per_epic
+        return limit is not None and self.wip.by_epic.get(row["epic_id"], 0) >= limit
+
+    def open_to_us(self, row: Row) -> bool:
+        return row["id"] not in self.lost and not self.epic_full(row)
+
+    def named(self, task_id: str) -> Row | ClaimResult:
+        """The task asked for, or why it cannot be claimed now."""
+        row = self.tx.one("task_by_id", (task_id,))
+        if row is None:
+            raise NotFound(f"no task with id {task_id!r}; plan_next lists claimable tasks")
+        why = _not_ready_reason(self.tx, row, self.stamp)
+        if why is not None:
+            return self.refused("task_not_ready", why)
+        if self.epic_full(row):
+            return self.refused(
+                "epic_wip_limit",
+                f"epic {row['epic_id']!r} is at its WIP limit "
+                f"(WVO_WIP_PER_EPIC={self.settings.wip_per_epic})",
+            )
+        if self.ident is not None and self.router is not None:
+            decision = self.router.decide(row)
+            if not routes.fits(decision, self.ident):
+                return self.refused(
+                    "task_not_ready", _routed_elsewhere(row["id"], decision, self.ident)
+                )
+        return row
+
+    def best(self) -> Row | ClaimResult:
+        """The best claimable task open to this agent, or why there is none."""
+        tx, stamp = self.tx, self.stamp
+        if self.ident is not None and self.router is not None:
+            if self.scan is None:
+                self.scan = _routed_to(tx, self.router, self.ident, stamp)
+            best = next((r for r in self.scan if self.open_to_us(r)), None)
+            if (
+                best is None
+                and not self.lost
+                and (top := next(claimable(tx, stamp), None)) is not None
+            ):
+                return self.refused(
+                    "no_task_for_tier",
+                    f"no claimable task routes to {self.ident.label} now; the best one, "
+                    + _routed_elsewhere(top["id"], self.router.decide(top), self.ident),
+                )
+        else:
+            if self.scan is None:
+                self.scan = claimable(tx, stamp) if self.early is None else self.early
+            best = next((r for r in self.scan if self.open_to_us(r)), None)
+        if best is None:
+            return self._none_open()
+        return best
+
+    def _none_open(self) -> ClaimResult:
+        if any(self.epic_full(r) for r in claimable(self.tx, self.stamp)):
+            return self.refused(
+                "epic_wip_limit",
+                "every ready task belongs to an epic at its WIP limit "
+                f"(WVO_WIP_PER_EPIC={self.settings.wip_per_epic})",
+            )
+        if self.lost:
+            return self.refused(
+                "no_ready_task",
+                f"no task could be claimed now: {len(self.lost)} claimable task(s) were "
+                "changed by another write as you claimed, or their rows are locked by "
+                "another database session (a long transaction); try again shortly",
+            )
+        counts = queue_counts(self.tx, self.settings, self.agent_id, self.now)
+        return self.refused("no_ready_task", "no task is ready: " + _idle_summary(counts))
 
 
 def _grant(

@@ -56,12 +56,8 @@ def create_tasks(tx: Tx, specs: Sequence[TaskSpec], actor: str, now: datetime) -
     """All or nothing: any refusal raises before a row is written."""
     if not specs:
         raise ValidationFailed("tasks is empty; pass at least one task")
-    ids = [spec.id or f"t-{uuid.uuid4().hex[:12]}" for spec in specs]
-    seen: set[str] = set()
-    for task_id in ids:
-        if task_id in seen:
-            raise ValidationFailed(f"task id {task_id!r} appears twice in this batch")
-        seen.add(task_id)
+    ids = _batch_ids(specs)
+    seen = set(ids)
     clash = _existing(tx, ids)
     if clash:
         raise ValidationFailed(
@@ -86,50 +82,12 @@ def create_tasks(tx: Tx, specs: Sequence[TaskSpec], actor: str, now: datetime) -
     task_rows, ready, events = [], [], []
     for task_id, spec in zip(ids, specs, strict=True):
         unmet = sum(1 for dep in edges[task_id] if known.get(dep) != Status.DONE)
-        job_size = spec.job_size or wsjf.default_job_size(spec.complexity)
-        due = None if spec.due_at is None else timeutil.to_text(spec.due_at)
-        parts = rows.score(
-            business_value=spec.business_value,
-            time_criticality=spec.time_criticality,
-            risk_reduction=spec.risk_reduction,
-            dependents=dependents.get(task_id, 0),
-            job_size=job_size,
-            due_at=due,
-            now=now,
-        )
         status = Status.PENDING
         if unmet == 0:
             status = Status.AWAITING_APPROVAL if spec.requires_approval else Status.PENDING
             if status is Status.PENDING:
                 ready.append(task_id)
-        task_rows.append(
-            {
-                "id": task_id,
-                "title": spec.title,
-                "description": spec.description,
-                "epic_id": spec.epic_id,
-                "milestone_id": spec.milestone_id,
-                "status": status.value,
-                "complexity": spec.complexity,
-                "business_value": spec.business_value,
-                "time_criticality": spec.time_criticality,
-                "risk_reduction": spec.risk_reduction,
-                "job_size": job_size,
-                "due_at": due,
-                "tags": json.dumps(spec.tags) if spec.tags else "[]",
-                "requires_approval": int(spec.requires_approval),
-                "max_attempts": spec.max_attempts,
-                "unmet_dependencies": unmet,
-                "dependents": dependents.get(task_id, 0),
-                "effective_time_criticality": parts.time_criticality,
-                "wsjf_score": parts.score,
-                "metadata": json.dumps(spec.metadata) if spec.metadata else "{}",
-                "verify_command": None
-                if spec.verify_command is None
-                else json.dumps(spec.verify_command),
-                "now": stamp,
-            }
-        )
+        task_rows.append(_task_row(task_id, spec, status, unmet, dependents.get(task_id, 0), now))
         events.append((task_id, stamp, actor, "created", None, status.value, None, None))
     tx.many("insert_task", task_rows)
     tx.many(
@@ -152,6 +110,59 @@ def create_tasks(tx: Tx, specs: Sequence[TaskSpec], actor: str, now: datetime) -
         assert row is not None
         rescore(tx, row, now, extra_dependents=dependents[dep])
     return CreateResult(created=ids, ready=ready)
+
+
+def _batch_ids(specs: Sequence[TaskSpec]) -> list[str]:
+    """Each spec's id (generated when omitted); one given twice is refused."""
+    ids = [spec.id or f"t-{uuid.uuid4().hex[:12]}" for spec in specs]
+    seen: set[str] = set()
+    for task_id in ids:
+        if task_id in seen:
+            raise ValidationFailed(f"task id {task_id!r} appears twice in this batch")
+        seen.add(task_id)
+    return ids
+
+
+def _task_row(
+    task_id: str, spec: TaskSpec, status: Status, unmet: int, dependents: int, now: datetime
+) -> dict[str, Any]:
+    """A new task's row, with its WSJF score."""
+    stamp = timeutil.to_text(now)
+    job_size = spec.job_size or wsjf.default_job_size(spec.complexity)
+    due = None if spec.due_at is None else timeutil.to_text(spec.due_at)
+    parts = rows.score(
+        business_value=spec.business_value,
+        time_criticality=spec.time_criticality,
+        risk_reduction=spec.risk_reduction,
+        dependents=dependents,
+        job_size=job_size,
+        due_at=due,
+        now=now,
+    )
+    return {
+        "id": task_id,
+        "title": spec.title,
+        "description": spec.description,
+        "epic_id": spec.epic_id,
+        "milestone_id": spec.milestone_id,
+        "status": status.value,
+        "complexity": spec.complexity,
+        "business_value": spec.business_value,
+        "time_criticality": spec.time_criticality,
+        "risk_reduction": spec.risk_reduction,
+        "job_size": job_size,
+        "due_at": due,
+        "tags": json.dumps(spec.tags) if spec.tags else "[]",
+        "requires_approval": int(spec.requires_approval),
+        "max_attempts": spec.max_attempts,
+        "unmet_dependencies": unmet,
+        "dependents": dependents,
+        "effective_time_criticality": parts.time_criticality,
+        "wsjf_score": parts.score,
+        "metadata": json.dumps(spec.metadata) if spec.metadata else "{}",
+        "verify_command": None if spec.verify_command is None else json.dumps(spec.verify_command),
+        "now": stamp,
+    }
 
 
 def rescore(tx: Tx, row: Row, now: datetime, extra_dependents: int = 0) -> None:

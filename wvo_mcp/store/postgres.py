@@ -87,6 +87,17 @@ FOLD_EVERY = 500
 _RETRY_STATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
 
 
+def _locked_too_long(held: str | None) -> Busy:
+    """`held`: the row another session holds (_held_row), None for the write lock."""
+    return Busy(
+        f"the database stayed locked by other writers for {LOCK_TIMEOUT_MS // 1000} s; retry"
+        if held is None
+        else f"{held} stayed locked by another database session for "
+        f"{RECONNECT_DEADLINE_S:.0f} s (a long transaction: pg_stat_activity "
+        "shows it); nothing of this call was kept; retry when it ends"
+    )
+
+
 def _held_row(exc: psycopg.errors.LockNotAvailable) -> str | None:
     """The row a write waited for, as PostgreSQL's context names it ('a row of tasks'), or
     None for another lock (an advisory lock, a table)."""
@@ -316,28 +327,13 @@ class PostgresDatabase:
                             conn.execute("ROLLBACK")
                         raise
             except PoolTimeout:
-                if not self._reachable():
-                    raise StoreUnavailable(
-                        f"the database at {self.describe()} cannot be reached; nothing of this "
-                        "call was kept; retry when it is back"
-                    ) from None
-                raise Busy(
-                    f"all {self.pool_size} database connections of this server stayed busy "
-                    f"for {wait:.0f} s; retry"
-                ) from None
+                raise self._no_connection(wait) from None
             except psycopg.errors.LockNotAvailable as exc:
                 # An advisory lock's wait is the whole lock timeout, past the deadline; a
                 # row's or a table's is ROW_WAIT_MS, then the write runs again.
                 held = _held_row(exc)
                 if time.monotonic() > deadline:
-                    raise Busy(
-                        f"the database stayed locked by other writers for "
-                        f"{LOCK_TIMEOUT_MS // 1000} s; retry"
-                        if held is None
-                        else f"{held} stayed locked by another database session for "
-                        f"{RECONNECT_DEADLINE_S:.0f} s (a long transaction: pg_stat_activity "
-                        "shows it); nothing of this call was kept; retry when it ends"
-                    ) from None
+                    raise _locked_too_long(held) from None
                 # Rolled back whole: its advisory locks are free for the writes behind it.
                 attempt += 1
                 log.debug("%s is locked; retrying (attempt %d)", held or "a table", attempt)
@@ -356,22 +352,40 @@ class PostgresDatabase:
                     "cancelled; nothing of it was kept; retry"
                 ) from None
             except psycopg.OperationalError as exc:
-                if exc.sqlstate in _RETRY_STATES:
-                    pass  # aborted whole by the engine: safe to run again
-                elif committing:
-                    raise StoreUnavailable(
-                        "the connection to the database was lost while committing, so whether "
-                        "this change was kept is unknown: read the current state (task_get) "
-                        "before trying again"
-                    ) from exc
-                elif self._closing.is_set() or time.monotonic() > deadline:
-                    raise StoreUnavailable(
-                        f"the database at {self.describe()} cannot be reached ({exc}); nothing "
-                        "of this call was kept; retry when it is back"
-                    ) from exc
+                if exc.sqlstate not in _RETRY_STATES:  # else aborted whole: safe to run again
+                    self._check_reconnect(exc, committing, deadline)
                 attempt += 1
                 log.info("database connection lost (%s); retrying (attempt %d)", exc, attempt)
                 time.sleep(random.uniform(0, min(1.0, 0.01 * 2**attempt)))
+
+    def _no_connection(self, waited: float) -> StoreUnavailable | Busy:
+        """Why no pooled connection came: the database is gone, or every one stayed busy."""
+        if not self._reachable():
+            return StoreUnavailable(
+                f"the database at {self.describe()} cannot be reached; nothing of this "
+                "call was kept; retry when it is back"
+            )
+        return Busy(
+            f"all {self.pool_size} database connections of this server stayed busy "
+            f"for {waited:.0f} s; retry"
+        )
+
+    def _check_reconnect(
+        self, exc: psycopg.OperationalError, committing: bool, deadline: float
+    ) -> None:
+        """A lost connection is retried, unless it was lost while committing (whether the
+        change was kept is unknown), the store is closing, or the deadline passed."""
+        if committing:
+            raise StoreUnavailable(
+                "the connection to the database was lost while committing, so whether "
+                "this change was kept is unknown: read the current state (task_get) "
+                "before trying again"
+            ) from exc
+        if self._closing.is_set() or time.monotonic() > deadline:
+            raise StoreUnavailable(
+                f"the database at {self.describe()} cannot be reached ({exc}); nothing "
+                "of this call was kept; retry when it is back"
+            ) from exc
 
     def _reachable(self) -> bool:
         """Whether a new connection can be made now (the pool waits, it does not say why)."""

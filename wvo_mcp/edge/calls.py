@@ -1,0 +1,198 @@
+"""How a tool is called: who the caller is, our errors as tool errors an agent can act on,
+the request span annotated, and the registered tools shaped (WVO_TOOLS, lean schemas)."""
+
+import functools
+import json
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, ParamSpec, Protocol, TypeAlias, TypeVar, cast
+
+from mcp.server import MCPServer
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel
+
+from wvo_mcp.config import Settings
+from wvo_mcp.edge import access, protocol, toolset
+from wvo_mcp.errors import WvoError
+from wvo_mcp.models import ClaimResult, lean
+from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.rules import identity
+from wvo_mcp.telemetry import Telemetry, annotate
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+Server: TypeAlias = MCPServer[Orchestrator]
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+WRITES = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
+
+
+def orchestrator_of(ctx: Context) -> Orchestrator:
+    """The orchestrator the lifespan opened for this connection."""
+    return cast(Orchestrator, ctx.request_context.lifespan_context)
+
+
+class Callers:
+    """Who calls a tool: over stdio the one agent the server acts as (identity.OneAgent),
+    over HTTP the bearer token's holder."""
+
+    def __init__(self, settings: Settings, *, over_http: bool) -> None:
+        self.settings = settings
+        self.over_http = over_http
+        self.one_agent = identity.OneAgent(settings.agent_id)
+
+    def agent(self, ctx: Context, agent_id: str | None, *, claims: bool = False) -> str:
+        """The caller's id (identity.OneAgent): reserved names and a switch are refused."""
+
+        def default() -> str:
+            params = getattr(ctx.session, "client_params", None)
+            client = params.client_info.name if params is not None else "agent"
+            return identity.default_name(client, os.getpid())
+
+        if self.over_http:  # many callers: the token says who
+            return access.acting_agent(agent_id, lambda: self.settings.agent_id or default())
+        return self.one_agent.resolve(agent_id, default, claims=claims)
+
+    def seen_as(self, ctx: Context, agent_id: str | None) -> str:
+        """For telemetry: who the caller is, never raising."""
+        if self.over_http:
+            caller = access.current()
+            return caller.name if caller is not None else agent_id or "unknown"
+        return self.one_agent.name or agent_id or "unknown"
+
+
+class Traced(Protocol):
+    def __call__(self, fn: Callable[P, Awaitable[R]], /) -> Callable[P, Awaitable[R]]: ...
+
+
+def _error_code(exc: WvoError) -> str:
+    """LeaseLost -> lease_lost: the outcome recorded in telemetry."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
+
+
+def tool_call(
+    telemetry: Telemetry, agent_of: Callable[[Context, str | None], str]
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """Wrap a tool: our exceptions become MCP tool errors an agent can act on (the one place
+    this happens), and the SDK's request span gets the task, the agent and the outcome."""
+
+    def decorate(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        @functools.wraps(fn)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            started = time.perf_counter()
+            outcome = "ok"
+            result: object = None
+            try:
+                result = await fn(*args, **kwargs)
+                if isinstance(result, ClaimResult):
+                    if not result.claimed:
+                        outcome = result.reason or "not_claimed"
+                    elif result._took_over_expired:
+                        telemetry.lease_expiries(1)
+                return cast(R, _answer(result))
+            except WvoError as exc:
+                outcome = _error_code(exc)
+                raise ToolError(f"{type(exc).__name__}: {exc}") from exc
+            finally:
+                ctx, agent_id = kwargs.get("ctx"), kwargs.get("agent_id")
+                task_id = kwargs.get("task_id") or _task_of(result)
+                annotate(
+                    **{
+                        "wvo.task_id": task_id if isinstance(task_id, str) else None,
+                        "wvo.agent_id": agent_of(
+                            ctx, agent_id if isinstance(agent_id, str) else None
+                        )
+                        if isinstance(ctx, Context)
+                        else None,
+                        "wvo.outcome": outcome,
+                    }
+                )
+                telemetry.tool_call(fn.__name__, outcome, (time.perf_counter() - started) * 1000)
+
+        return wrapper
+
+    return decorate
+
+
+def _answer(result: object) -> object:
+    """What the agent receives: lean structured content (models.lean) and a compact text
+    copy of it for clients that show the text instead."""
+    if not isinstance(result, BaseModel):
+        return result
+    content = lean(result)
+    text = json.dumps(content, separators=(",", ":"), ensure_ascii=False)
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=content)
+
+
+def _task_of(result: object) -> str | None:
+    if isinstance(result, ClaimResult):
+        return result.task.id if result.task is not None else None
+    task_id = getattr(result, "task_id", None)
+    return task_id if isinstance(task_id, str) else None
+
+
+class ProtocolEdge:
+    """Server middleware where the SDK's answers fall short of the protocol:
+    - `prompts/get` of an unknown prompt, or with an argument the prompt does not take, is
+      refused as Invalid params (-32602) saying what is accepted, before the SDK's handler
+      raises a bare ValueError (code 0, or -32603, and a logged traceback);
+    - `server/discover` over HTTP lists every revision the server speaks, as the
+      unsupported-version error does (the SDK lists the per-request ones only)."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    async def __call__(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        if ctx.method == "prompts/get" and isinstance(ctx.params, Mapping):
+            prompts = {
+                p.name: [a.name for a in p.arguments or []]
+                for p in await self.server.list_prompts()
+            }
+            name, arguments = ctx.params.get("name"), ctx.params.get("arguments")
+            refused = protocol.prompt_refusal(name, arguments, prompts)
+            if refused is not None:
+                raise MCPError(INVALID_PARAMS, refused)
+        result = await call_next(ctx)
+        # Over HTTP (ctx.request set) every request may take either revision; a stdio
+        # connection that served a per-request call takes no handshake any more, so the
+        # SDK's answer (the per-request revisions) is the true one there.
+        if ctx.method == "server/discover" and ctx.request is not None and isinstance(result, dict):
+            return {**result, "supportedVersions": list(protocol.REVISIONS)}  # the wire form
+        return result
+
+
+def shape_tools(server: Server, spec: str) -> None:
+    """Only the tools WVO_TOOLS asks for, with lean input schemas (toolset.py)."""
+    tools = server._tool_manager.list_tools()
+    wanted = toolset.chosen(spec, (t.name for t in tools))
+    for tool in tools:
+        # The HTTP-only tools are gated by role instead (toolset.role_allows).
+        if tool.name not in wanted and tool.name not in toolset.HTTP_ONLY:
+            server.remove_tool(tool.name)
+            continue
+        tool.parameters = toolset.lean(tool.parameters)
+        tool.description = toolset.flat(tool.description)
+        if tool.annotations is not None:
+            # Claude Code shows annotations.title, not the tool's own title (2.1.197).
+            tool.annotations = tool.annotations.model_copy(update={"title": tool.title})
+        if tool.name in toolset.ALWAYS_LOAD:
+            tool.meta = {**(tool.meta or {}), "anthropic/alwaysLoad": True}
+
+
+def refuse_unknown_arguments(server: Server) -> None:
+    """The SDK ignores unknown top-level arguments, so a misspelt `lease_second` would fall
+    back to the default in silence; make every tool refuse them (and say so in its schema)."""
+    for tool in server._tool_manager.list_tools():
+        model = tool.fn_metadata.arg_model
+        model.model_config["extra"] = "forbid"
+        model.model_rebuild(force=True)
+        tool.parameters["additionalProperties"] = False
