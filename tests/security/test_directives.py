@@ -46,13 +46,15 @@ def person(state_root: Path) -> Path:
     return folder
 
 
-def _serve(state_root: Path, **env: object) -> AbstractAsyncContextManager[Agent]:
+def _serve(
+    state_root: Path, *, process: bool = False, **env: object
+) -> AbstractAsyncContextManager[Agent]:
     """A server whose workspace is no repository (tests start servers in this one, whose
     committed directives would shadow the person's)."""
     workspace = state_root.parent / "plain-workspace"
     workspace.mkdir(exist_ok=True)
     env = {"WVO_WORKSPACE_ROOT": workspace, **QUIET, **env}
-    return connect(state_root, "legacy", **env)
+    return connect(state_root, "legacy", process=process, **env)
 
 
 async def _prompt_names(a: Agent) -> set[str]:
@@ -90,9 +92,12 @@ async def _still_serves(a: Agent) -> None:
     await a.call("task_create", tasks=[{"id": "T1", "title": "after the attack"}])
 
 
+@pytest.mark.process
 async def test_links_out_of_the_folder_are_never_followed(
     state_root: Path, person: Path, tmp_path: Path
 ) -> None:
+    """A real server process: the secret is in its environment, which a link to
+    /proc/self/environ would show (a server in the test's process has another one)."""
     marker, env_secret = f"MARKER-{uuid.uuid4()}", f"ENV-{uuid.uuid4()}"
     (tmp_path / "secret.md").write_text(f"# Secret\n\n{marker}\n")
     (person / "leak.md").symlink_to("/proc/self/environ")
@@ -101,7 +106,7 @@ async def test_links_out_of_the_folder_are_never_followed(
     (person / "approvals.md").symlink_to(tmp_path / "secret.md")
 
     with anyio.fail_after(DEADLINE_SECONDS):
-        async with _serve(state_root, WVO_TEST_SECRET=env_secret) as a:
+        async with _serve(state_root, process=True, WVO_TEST_SECRET=env_secret) as a:
             prompts = await a.client.list_prompts()
             resources = await a.client.list_resources()
             templates = await a.client.list_resource_templates()

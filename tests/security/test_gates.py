@@ -1,5 +1,5 @@
-"""An agent, over real stdio, tries every path around a person's gate and around its own
-identity; each refusal is checked in the database: nothing moved, nothing was written."""
+"""An agent, through the MCP client, tries every path around a person's gate and around its
+own identity; each refusal is checked in the database: nothing moved, nothing was written."""
 
 from pathlib import Path
 from typing import Any

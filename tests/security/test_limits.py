@@ -213,7 +213,7 @@ def test_serve_with_a_bad_limit_leaves_an_existing_database_alone(
     assert _tree(state_root) == before
 
 
-# ---- task_create over a real stdio server ------------------------------------------------
+# ---- task_create through the MCP client --------------------------------------------------
 
 
 def _database(state_root: Path) -> dict[str, list[tuple[Any, ...]]]:
