@@ -514,7 +514,7 @@ def cmd_autopilot(settings: Settings, args: argparse.Namespace) -> None:
     drains: no new launches, running workers get a grace period to finish."""
     import signal
 
-    from wvo_mcp.autopilot import supervisor
+    from wvo_mcp.autopilot import slots, supervisor
 
     if args.action == "gc":
         _autopilot_gc(settings, args)
@@ -522,7 +522,7 @@ def cmd_autopilot(settings: Settings, args: argparse.Namespace) -> None:
     if args.action != "run":
         _autopilot_control(settings, args.action, args.id)
         return
-    options = supervisor.Options(
+    options = slots.Options(
         workers=_worker_counts(args.workers),
         epic=args.epic,
         until_empty=args.until_empty,
@@ -562,14 +562,14 @@ def cmd_autopilot(settings: Settings, args: argparse.Namespace) -> None:
         else:
             terminal.say(line, shown)
 
-    async def fly(orchestrator: Orchestrator) -> supervisor.Summary:
+    async def fly(orchestrator: Orchestrator) -> slots.Summary:
         pilot = supervisor.Autopilot(orchestrator, settings, options, say=say)
         try:
             return await _until_done(pilot)
         except* WvoError as errors:  # said as a message, like every command's refusals
             raise errors.exceptions[0] from None
 
-    async def _until_done(pilot: supervisor.Autopilot) -> supervisor.Summary:
+    async def _until_done(pilot: supervisor.Autopilot) -> slots.Summary:
         async with anyio.create_task_group() as tasks:
 
             async def redraw() -> None:

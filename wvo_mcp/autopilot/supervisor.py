@@ -19,8 +19,7 @@ import subprocess
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import TextIO, TypeVar
@@ -30,15 +29,34 @@ import anyio.to_thread
 from anyio.abc import Process, TaskGroup
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from wvo_mcp import gitsnap, guidance, providers, removal, scratch_dirs, timeutil
-from wvo_mcp.autopilot import commands, events, isolation, lander, orphans, prompt, view
+from wvo_mcp import gitsnap, guidance, removal, scratch_dirs, timeutil
+from wvo_mcp.autopilot import (
+    commands,
+    events,
+    isolation,
+    lander,
+    launch,
+    orphans,
+    prompt,
+    settle,
+    view,
+)
 from wvo_mcp.autopilot.gateway import Gateway
+from wvo_mcp.autopilot.slots import (
+    ACTOR,
+    CLAIM_SECONDS,
+    DRAINED,
+    LIVE_SECONDS,
+    Options,
+    Slot,
+    Summary,
+)
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed, WvoError
-from wvo_mcp.models import ClaimResult, RankedTask, RouteDecision, TaskDetail
+from wvo_mcp.models import ClaimResult, RankedTask, TaskDetail
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.rules import merge_queue, routing, state_folder
-from wvo_mcp.rules.transitions import Gate, Status
+from wvo_mcp.rules import merge_queue, state_folder
+from wvo_mcp.rules.transitions import Status
 from wvo_mcp.sandbox import egress, workers
 from wvo_mcp.services import landing
 from wvo_mcp.services.tokens import Scope
@@ -46,81 +64,15 @@ from wvo_mcp.telemetry import Telemetry
 
 T = TypeVar("T")
 
-ACTOR = "autopilot"
 PLAN_LOOKAHEAD = 50  # ready tasks looked at per round for a free slot
 LINE_BYTES = 1024 * 1024  # a longer output line is dropped, not buffered
 KILL_GRACE_S = 5.0
-PERMANENT = ("tier_range", "not_above_failed_tier")
 REVIEW_DIFF_CHARS = 40_000
-LIVE_SECONDS = 30  # an autopilot seen this recently is running
 RECOVER_SECONDS = 5.0  # how often an autopilot looks for what a dead one left
-CLAIM_SECONDS = 2 * LIVE_SECONDS  # what an autopilot reviews stays its own this long, renewed
 RUN_LOG_BYTES = 8 * 1024 * 1024  # of a worker's output, per run
 RUN_LOGS_KEPT = 20  # runs kept per task: older logs are removed
-TAIL_LINES = 20  # of a running worker's output, in each round's report
 INSTRUCTIONS = re.compile(r"CLAUDE\.md|AGENTS\.md")  # the project's, from the base commit
 INSTRUCTIONS_BYTES = 64 * 1024
-DRAINED = "stopped: the autopilot drained"
-ROUTING_OUTCOME: dict[events.Outcome, routing.Outcome] = {
-    "success": "success",
-    "failure": "failure",
-    "rate_limited": "rate_limited",
-    "context_limit": "context_limit",
-    "auth": "auth_failed",
-}
-
-
-@dataclass(frozen=True)
-class Options:
-    workers: Mapping[str, int] | None = None  # provider -> slots; None: each kind's max_workers
-    epic: str | None = None
-    until_empty: bool = False
-    max_cost: float | None = None
-    worktrees: Path | None = None  # None: <workspace>.wvo-worktrees beside the workspace
-    poll_seconds: float = 1.0
-    drain_seconds: float = 30.0
-    merge: lander.Strategy = "leave"  # how finished work lands: see lander.py
-    onto: str | None = None  # the target branch merge and rebase land on
-    check: str | None = None  # a project-wide check every landing tree passes
-    batch: int = 4  # queue entries tested as one
-    test_slots: int = 2  # landing checks run at once
-    max_returns: int = 3  # a submission returned this often goes to a person
-    avoid_conflicts: bool = True  # launch work apart from what runs or waits to land first
-    review_epics: frozenset[str] = frozenset()  # besides tasks whose metadata.review is true
-    goal: str | None = None  # a planner worker turns it into tasks before the work starts
-    plan_only: bool = False  # stop once the planner is done (wvo-mcp init --goal)
-    unsandboxed: bool = False  # --unsandboxed-workers: run the CLIs as the person, unisolated
-    preflight: bool = True  # the check runs once on the target before anything launches
-
-
-@dataclass
-class Slot:
-    provider: str
-    index: int
-    kind: providers.WorkerKind
-    busy: bool = False
-    task_id: str = ""  # while busy
-    since: str = ""
-    suffix: str = ""  # set when another autopilot runs on the database: ids stay apart
-    pgid: int = 0  # the running CLI's process group, and when its leader started: a later
-    started: int | None = None  # autopilot ends them if this one dies (orphans.py)
-    # The running CLI's last output lines, shortened: the dashboard's live log of the task.
-    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
-
-    @property
-    def agent_id(self) -> str:
-        return f"{self.provider}-{self.index}{self.suffix}"
-
-
-@dataclass
-class Summary:
-    launched: int = 0
-    done: int = 0
-    released: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-    stopped_providers: dict[str, str] = field(default_factory=dict)
 
 
 class Autopilot:
@@ -542,25 +494,20 @@ class Autopilot:
         """Nothing left that a worker here could take: no ready, backing-off or running
         work, or only ready work that can never start here (see _launch)."""
         counts = (await self.orchestrator.plan_next(ACTOR, 1, self.options.epic)).counts
-        open_work = counts.by_status.get(Status.PENDING, 0) - counts.waiting_on_dependencies
-        if counts.by_status.get(Status.IN_PROGRESS, 0) or counts.backing_off:
+        if launch.working(counts):
             return False
-        if any(e.state != "held" for e, _ in await self.orchestrator.landing_queue()):
-            return False  # submissions wait for a review or to land
-        if open_work > 0 and self._stuck:
+        states = [e.state for e, _ in await self.orchestrator.landing_queue()]
+        idle = launch.idle(counts, states, self._stuck)
+        if idle and launch.open_work(counts) > 0:
             self.say(f"stopping with ready work that cannot start here: {self._waiting}")
-        return open_work <= 0 or self._stuck
+        return idle
 
     async def _launch(self, running: TaskGroup, base: str, directive: str) -> None:
         free = [s for s in self.slots if not s.busy]
         if not free or self._over_budget():
             return
         for item in await self.orchestrator.reviews_waiting():
-            # Another provider's worker, else at least another agent than its author.
-            provider = next((s.provider for s in self.slots if s.agent_id == item.author), "")
-            reviewer = next((s for s in free if s.provider != provider), None) or next(
-                (s for s in free if s.agent_id != item.author), None
-            )
+            reviewer = launch.reviewer(item.author, self.slots, free)
             if reviewer is not None and await self.orchestrator.claim_review(
                 item.id, self.run_id, CLAIM_SECONDS
             ):
@@ -584,15 +531,17 @@ class Autopilot:
                 ready.append(task)
                 continue
             decision = await self.orchestrator.route_task(task.id)
-            slot = next((s for s in free if s.provider == decision.provider), None)
-            if not decision.routed or slot is None or decision.model is None:
+            placed = launch.placement(decision, free)
+            if placed is None:
                 waiting = waiting or f"{task.id} waits: {decision.reason}"
-                self._stuck = self._stuck and self._never(decision)
+                here = {s.provider for s in self.slots}
+                self._stuck = self._stuck and launch.never(decision, here)
                 continue
+            slot, model = placed
             # Its holder may finish it only as far as needs_review: the autopilot lands it.
-            gate = Gate.REVIEW if task.epic_id in self.options.review_epics else Gate.LAND
+            gate = launch.gate(task.epic_id, self.options.review_epics)
             claim = await self.orchestrator.claim(
-                slot.agent_id, task.id, provider=decision.provider, model=decision.model, gate=gate
+                slot.agent_id, task.id, provider=decision.provider, model=model, gate=gate
             )
             if not claim.claimed or claim.task is None or claim.lease_token is None:
                 continue
@@ -600,7 +549,7 @@ class Autopilot:
             self._take(slot, task.id)
             self.summary.launched += 1
             waiting, self._stuck = "", False
-            running.start_soon(self._work, slot, claim, decision.model, base, directive)
+            running.start_soon(self._work, slot, claim, model, base, directive)
             if self._avoiding:
                 launched += await self._touches(task.id)
         self._waiting = waiting
@@ -626,8 +575,7 @@ class Autopilot:
             busy += await self._cached(("changed", commit), self.git.changed, commit, target)
         if not busy:
             return ranked
-        apart: list[RankedTask] = []
-        near: list[RankedTask] = []
+        clashes: list[bool] = []
         for task in ranked:
             mine = await self._touches(task.id)
             clash = merge_queue.overlaps(mine, busy)
@@ -639,8 +587,8 @@ class Autopilot:
                                           commit):  # fmt: skip
                         clash = True
                         break
-            (near if clash else apart).append(task)
-        return apart + near
+            clashes.append(clash)
+        return launch.apart_first(ranked, clashes)
 
     @property
     def _avoiding(self) -> bool:
@@ -672,16 +620,9 @@ class Autopilot:
         slot.busy, slot.task_id = True, task_id
         slot.since = timeutil.to_text(timeutil.now())
 
-    def _never(self, decision: RouteDecision) -> bool:
-        """Routing will not send this task anywhere this autopilot runs, whatever time
-        brings (breakers, budgets and caps recover; tier ranges and escalation do not)."""
-        if decision.routed:
-            return decision.provider not in {s.provider for s in self.slots}
-        return all(a.why in PERMANENT for a in decision.alternatives)
-
     def _over_budget(self) -> bool:
         limit = self.options.max_cost
-        if limit is not None and self.summary.cost_usd >= limit:
+        if launch.over_budget(limit, self.summary.cost_usd):
             if not self.draining:
                 self.say(f"spent ${self.summary.cost_usd:.2f} of --max-cost ${limit:.2f}: draining")
                 self.draining = True
@@ -903,35 +844,27 @@ class Autopilot:
         self.summary.output_tokens += usage.output_tokens
         self.summary.cost_usd += usage.cost_usd or 0.0
         detail = await self.orchestrator.get_task(task_id)
-        holding = detail.status == Status.IN_PROGRESS and detail.assigned_to == slot.agent_id
-        submitted = detail.status == Status.NEEDS_REVIEW and detail.submitted_by == slot.agent_id
-        judged = finish.message != DRAINED
-        if finish.denied and not submitted:
-            # Its CLI refused a tool the work needed: the provider cannot work here as it
-            # is set up, like a refused key (its breaker opens, routing fails over).
-            finish = dataclasses.replace(finish, outcome="auth")
+        settled = settle.settle(finish, settle.Standing.of(detail), slot.agent_id)
+        finish, holding = settled.finish, settled.holding
         await self._record(
             slot, model, finish, task_id if holding else None, token if holding else None
         )
-        if submitted:  # what this run cost counts towards what its landed change cost
+        if settled.charge:
             await self.orchestrator.charge_task(
                 task_id, slot.provider, model, usage.input_tokens, usage.output_tokens
             )
-        if submitted and detail.submitted_commit is None:
+        if settled.take:
             await self._take_submission(slot.agent_id, task_id, repo, start)
             return
-        if finish.outcome == "auth":
+        if settled.tell_auth:
             self._tell_auth(slot, finish)
-        if holding:
-            # The provider's fault (or ours) costs the task nothing; anything else is a failed
-            # attempt: counted, retried after a back-off, a dead letter at max_attempts.
-            blameless = finish.outcome in ("rate_limited", "auth") or not judged
+        if settled.release is not None:
             await self._release(
                 slot,
                 task_id,
                 token,
                 f"worker ended ({finish.outcome}): {finish.message}",
-                Status.PENDING if blameless else Status.FAILED,
+                settled.release,
             )
         else:
             self.say(f"{slot.agent_id} left {task_id} {detail.status.value}: {finish.outcome}")
@@ -1015,16 +948,13 @@ class Autopilot:
     ) -> None:
         """The run's usage and outcome against its provider (and its task, while held)."""
         usage = finish.usage
-        # A worker the autopilot stopped itself, or its own limits did, says nothing about
-        # the provider.
-        judged = finish.message != DRAINED and not finish.limit
-        if usage.input_tokens or usage.output_tokens or (judged and finish.outcome != "success"):
+        if settle.recorded(finish):
             await self.orchestrator.record_run(
                 slot.provider,
                 model,
                 usage.input_tokens,
                 usage.output_tokens,
-                ROUTING_OUTCOME[finish.outcome],
+                settle.ROUTING_OUTCOME[finish.outcome],
                 task_id,
                 token,
                 slot.agent_id,
