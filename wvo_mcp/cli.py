@@ -514,7 +514,7 @@ def cmd_autopilot(settings: Settings, args: argparse.Namespace) -> None:
     drains: no new launches, running workers get a grace period to finish."""
     import signal
 
-    from wvo_mcp.autopilot import slots, supervisor
+    from wvo_mcp.autopilot import loop, slots
 
     if args.action == "gc":
         _autopilot_gc(settings, args)
@@ -543,7 +543,7 @@ def cmd_autopilot(settings: Settings, args: argparse.Namespace) -> None:
     )
     if args.dry_run:
         lines = anyio.run(
-            _with, settings, lambda o: supervisor.Autopilot(o, settings, options, _say).describe()
+            _with, settings, lambda o: loop.Autopilot(o, settings, options, _say).describe()
         )
         for line in lines:
             _say(line)
@@ -563,13 +563,13 @@ def cmd_autopilot(settings: Settings, args: argparse.Namespace) -> None:
             terminal.say(line, shown)
 
     async def fly(orchestrator: Orchestrator) -> slots.Summary:
-        pilot = supervisor.Autopilot(orchestrator, settings, options, say=say)
+        pilot = loop.Autopilot(orchestrator, settings, options, say=say)
         try:
             return await _until_done(pilot)
         except* WvoError as errors:  # said as a message, like every command's refusals
             raise errors.exceptions[0] from None
 
-    async def _until_done(pilot: supervisor.Autopilot) -> slots.Summary:
+    async def _until_done(pilot: loop.Autopilot) -> slots.Summary:
         async with anyio.create_task_group() as tasks:
 
             async def redraw() -> None:

@@ -1,12 +1,13 @@
-"""The autopilot's pure decisions (wvo_mcp/autopilot/launch.py, settle.py): what it launches
-and how a worker's run settles, from what it read."""
+"""The autopilot's pure decisions (wvo_mcp/autopilot/launch.py, settle.py, attempt.py's
+stop_reason and stopped): what it launches, when it stops a running CLI, and how a worker's
+run settles, from what it read."""
 
 from typing import Any, get_args
 
 import pytest
 
 from wvo_mcp import providers
-from wvo_mcp.autopilot import events, launch, settle
+from wvo_mcp.autopilot import attempt, events, launch, settle
 from wvo_mcp.autopilot.slots import DRAINED, Slot
 from wvo_mcp.models import QueueCounts, RouteAlternative, RouteDecision
 from wvo_mcp.rules.routing import PassedOverReason
@@ -254,3 +255,38 @@ def test_what_goes_on_the_providers_record(ended: events.Finish, recorded: bool)
 
 def test_every_outcome_has_a_routing_outcome() -> None:
     assert set(settle.ROUTING_OUTCOME) == set(get_args(events.Outcome))
+
+
+@pytest.mark.parametrize(
+    ("limit", "silent", "drained", "why"),
+    [
+        ("", 10.0, False, ""),  # it spoke within hang_seconds: it runs on
+        ("", 60.0, False, ""),  # exactly at the limit is not past it
+        ("", 60.5, False, "silent"),
+        ("", 0.0, True, "drained"),  # the grace ended, whatever it was doing
+        ("", 99.0, True, "drained"),
+        ("memory limit reached", 0.0, False, "memory limit reached"),
+        ("memory limit reached", 99.0, True, "memory limit reached"),  # the limit says most
+    ],
+)
+def test_why_a_running_cli_is_stopped(limit: str, silent: float, drained: bool, why: str) -> None:
+    assert attempt.stop_reason(limit, silent, 60.0, drained) == why
+
+
+@pytest.mark.parametrize(
+    ("drained", "limit", "message"),
+    [
+        (True, "", DRAINED),
+        (True, "memory limit reached", DRAINED),  # stopped by the drain: blameless
+        (False, "memory limit reached", "stopped"),  # the fence names the limit (limited)
+        (False, "", "hung: silent for 60 s"),
+    ],
+)
+def test_how_a_stopped_run_ended(drained: bool, limit: str, message: str) -> None:
+    ended = attempt.stopped(drained, limit, 60.0)
+    assert (ended.outcome, ended.message, ended.usage) == ("failure", message, events.Usage())
+    # A drained run is blameless and off the provider's record; a hung one is neither.
+    assert settle.settle(ended, HOLDING, "claude-1").release == (
+        Status.PENDING if drained else Status.FAILED
+    )
+    assert settle.recorded(ended) is not drained

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from wvo_mcp import providers
-from wvo_mcp.autopilot import slots, supervisor
+from wvo_mcp.autopilot import loop, slots
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.sandbox import bwrap, workers
@@ -35,7 +35,7 @@ def test_the_autopilot_refuses_to_start_unisolated(
 
     settings = Settings(state_root=tmp_path / "state", workspace_root=tmp_path)
     with pytest.raises(ValidationFailed, match="runs every worker in a sandbox"):
-        supervisor.Autopilot(
+        loop.Autopilot(
             Orchestrator(),  # type: ignore[arg-type]
             settings,
             slots.Options(),

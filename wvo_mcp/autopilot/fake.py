@@ -684,6 +684,62 @@ async def plan(text: str, server: Server) -> int:
     return 1 if created.is_error else 0
 
 
+def mode_of(metadata: dict[str, Any], agent_id: str, model: str, resumed: bool) -> str:
+    """How this run behaves (metadata.fake), here: `ok` where it misbehaves elsewhere."""
+    mode: str = metadata.get("fake", "ok")
+    provider = agent_id.split("-")[0]  # slots are <provider>-<n>[-<tag>]
+    if metadata.get("fake_provider", provider) != provider:
+        mode = "ok"  # misbehaves on one provider only
+    if metadata.get("fake_model", model) != model:
+        mode = "ok"  # or on one model only
+    if mode.endswith("_once"):
+        mode = "ok" if resumed else mode.removesuffix("_once")
+    return mode
+
+
+async def change(metadata: dict[str, Any], mode: str, task_id: str, note: str, text: str) -> None:
+    """What the run does to its repository: its files, commits and leftovers, as asked."""
+    if mode == "plant":
+        await anyio.Path(".plant").write_text("")
+    if "fake_wait_file" in metadata:  # written into its repository by the test
+        await anyio.to_thread.run_sync(wait_file, metadata["fake_wait_file"])
+    files = dict(metadata.get("fake_files", {}))
+    for n, line in enumerate(metadata.get("fake_run", [])):  # its output is committed
+        files[f"ran-{n}.txt"] = await anyio.to_thread.run_sync(shell, line)
+    if "returned: a check failed" in text:
+        files.update(metadata.get("fake_fix", {}))
+    for name, content in files.items():
+        await anyio.Path(name).parent.mkdir(parents=True, exist_ok=True)
+        await anyio.Path(name).write_text(content)
+    onto = re.search(r"in your repository as branch '([^']+)'", text)
+    if onto:  # a returned conflict: bring the target in, keeping both sides
+        await anyio.to_thread.run_sync(resolve, onto.group(1))
+    if mode == "state":
+        state = dict(metadata.get("fake_state", {}))
+        links = dict(metadata.get("fake_state_links", {}))
+        await anyio.to_thread.run_sync(force, state, links)
+    if mode == "unverified":
+        await anyio.to_thread.run_sync(unverified, task_id)
+    elif mode != "nochange":
+        shared = metadata.get("fake_shared") or ("shared.txt" if mode == "shared" else None)
+        await anyio.to_thread.run_sync(commit, task_id, note, shared)
+    if mode == "undo":  # its commits change nothing in the end
+        await anyio.to_thread.run_sync(git_out, "revert", "--no-edit", "HEAD")
+    if mode == "forge":
+        secret = metadata.get("fake_secret", "")
+        await anyio.to_thread.run_sync(
+            forge, metadata["fake_forge"], metadata["fake_target"], secret
+        )
+    if mode == "plant":
+        await anyio.to_thread.run_sync(plant, metadata["fake_marker"])
+    if mode == "dirty":
+        await anyio.Path("notes.txt").write_text("not committed\n")
+    for name, content in metadata.get("fake_leave", {}).items():
+        await anyio.Path(name).parent.mkdir(parents=True, exist_ok=True)
+        await anyio.Path(name).write_text(content)
+    await anyio.to_thread.run_sync(hostile, metadata.get("fake_hostile", []))
+
+
 async def work(text: str, model: str, server: Server) -> int:
     if "You review task" in text:
         return await review(text, server)
@@ -705,15 +761,8 @@ async def work(text: str, model: str, server: Server) -> int:
 
         task = await call("task_get", task_id=task_id)
         metadata = task.get("metadata", {})
-        mode = metadata.get("fake", "ok")
-        provider = agent_id.split("-")[0]  # slots are <provider>-<n>[-<tag>]
-        if metadata.get("fake_provider", provider) != provider:
-            mode = "ok"  # misbehaves on one provider only
-        if metadata.get("fake_model", model) != model:
-            mode = "ok"  # or on one model only
         resumed = "An earlier attempt got this far" in text
-        if mode.endswith("_once"):
-            mode = "ok" if resumed else mode.removesuffix("_once")
+        mode = mode_of(metadata, agent_id, model, resumed)
         if mode == "denied":  # the CLI would not let it run what it needed
             result(False, "I could not run the tests: permission denied.", denied=("Bash",))
             return 0
@@ -743,45 +792,7 @@ async def work(text: str, model: str, server: Server) -> int:
             emit({"type": "wvo_fake_report", "task_id": task_id, "moves": tried_moves})
             result(False, f"tried {len(tried_moves)} moves on {task_id}")
             return 0
-        if mode == "plant":
-            await anyio.Path(".plant").write_text("")
-        if "fake_wait_file" in metadata:  # written into its repository by the test
-            await anyio.to_thread.run_sync(wait_file, metadata["fake_wait_file"])
-        files = dict(metadata.get("fake_files", {}))
-        for n, line in enumerate(metadata.get("fake_run", [])):  # its output is committed
-            files[f"ran-{n}.txt"] = await anyio.to_thread.run_sync(shell, line)
-        if "returned: a check failed" in text:
-            files.update(metadata.get("fake_fix", {}))
-        for name, content in files.items():
-            await anyio.Path(name).parent.mkdir(parents=True, exist_ok=True)
-            await anyio.Path(name).write_text(content)
-        onto = re.search(r"in your repository as branch '([^']+)'", text)
-        if onto:  # a returned conflict: bring the target in, keeping both sides
-            await anyio.to_thread.run_sync(resolve, onto.group(1))
-        if mode == "state":
-            state = dict(metadata.get("fake_state", {}))
-            links = dict(metadata.get("fake_state_links", {}))
-            await anyio.to_thread.run_sync(force, state, links)
-        if mode == "unverified":
-            await anyio.to_thread.run_sync(unverified, task_id)
-        elif mode != "nochange":
-            shared = metadata.get("fake_shared") or ("shared.txt" if mode == "shared" else None)
-            await anyio.to_thread.run_sync(commit, task_id, note, shared)
-        if mode == "undo":  # its commits change nothing in the end
-            await anyio.to_thread.run_sync(git_out, "revert", "--no-edit", "HEAD")
-        if mode == "forge":
-            secret = metadata.get("fake_secret", "")
-            await anyio.to_thread.run_sync(
-                forge, metadata["fake_forge"], metadata["fake_target"], secret
-            )
-        if mode == "plant":
-            await anyio.to_thread.run_sync(plant, metadata["fake_marker"])
-        if mode == "dirty":
-            await anyio.Path("notes.txt").write_text("not committed\n")
-        for name, content in metadata.get("fake_leave", {}).items():
-            await anyio.Path(name).parent.mkdir(parents=True, exist_ok=True)
-            await anyio.Path(name).write_text(content)
-        await anyio.to_thread.run_sync(hostile, metadata.get("fake_hostile", []))
+        await change(metadata, mode, task_id, note, text)
         finish = re.search(r"Finish with plan_update: (\w+) when", text)
         to = finish.group(1) if finish else "done"
         answer = await client.call_tool("plan_update", {"status": to, **held})
