@@ -30,7 +30,7 @@ import anyio.to_thread
 from anyio.abc import TaskGroup
 
 from wvo_mcp import gitsnap, guidance, timeutil
-from wvo_mcp.autopilot import dry_run, events, lander, launch, orphans, settle, view
+from wvo_mcp.autopilot import dry_run, events, lander, launch, orphans, settle, slots, view
 from wvo_mcp.autopilot.apart import Apart
 from wvo_mcp.autopilot.attempt import Executor
 from wvo_mcp.autopilot.gateway import Gateway
@@ -80,7 +80,7 @@ class Autopilot:
         self._process = orphans.me()
         self._recovered_at = 0.0
         self._changed = anyio.Event()
-        self.slots = self._slots()
+        self.slots = slots.make(orchestrator.providers, options.workers)
         self.sandboxed = not options.unsandboxed
         if self.sandboxed:
             why = workers.check()
@@ -125,6 +125,7 @@ class Autopilot:
         options: Options,
         say: Callable[[str], None],
     ) -> None:
+        """The jobs the loop hands out, each given `say` and callbacks, as the lander is."""
         executor = Executor(
             orchestrator,
             settings,
@@ -173,30 +174,6 @@ class Autopilot:
     def _take(self, slot: Slot, task_id: str) -> None:
         slot.busy, slot.task_id = True, task_id
         slot.since = timeutil.to_text(timeutil.now())
-
-    def _slots(self) -> list[Slot]:
-        kinds = self.orchestrator.providers.workers
-        wanted = self.options.workers
-        if wanted is not None:
-            unknown = sorted(set(wanted) - set(kinds))
-            if unknown:
-                raise ValidationFailed(
-                    f"no worker kind for provider(s) {', '.join(unknown)} in the providers file "
-                    f"({self.orchestrator.providers.source}); providers with one: "
-                    f"{', '.join(kinds) or 'none (add a worker: block to a provider)'}"
-                )
-        counts = wanted if wanted is not None else {p: k.max_workers for p, k in kinds.items()}
-        slots = [
-            Slot(provider, i, kinds[provider])
-            for provider, n in counts.items()
-            for i in range(1, n + 1)
-        ]
-        if not slots:
-            raise ValidationFailed(
-                "no workers to run: add a `worker:` block (kind claude, codex or command) to a "
-                "provider in the providers file, or name some with --workers PROVIDER:N"
-            )
-        return slots
 
     def stop(self) -> None:
         """Drain: no new launches; running workers get drain_seconds to finish, then are

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from wvo_mcp import providers
 from wvo_mcp.autopilot import lander
+from wvo_mcp.errors import ValidationFailed
 
 ACTOR = "autopilot"
 LIVE_SECONDS = 30  # an autopilot seen this recently is running
@@ -67,3 +68,29 @@ class Summary:
     output_tokens: int = 0
     cost_usd: float = 0.0
     stopped_providers: dict[str, str] = field(default_factory=dict)
+
+
+def make(known: providers.Providers, wanted: Mapping[str, int] | None) -> list[Slot]:
+    """The run's slots: `wanted` per provider (--workers), else each worker kind's
+    max_workers."""
+    kinds = known.workers
+    if wanted is not None:
+        unknown = sorted(set(wanted) - set(kinds))
+        if unknown:
+            raise ValidationFailed(
+                f"no worker kind for provider(s) {', '.join(unknown)} in the providers file "
+                f"({known.source}); providers with one: "
+                f"{', '.join(kinds) or 'none (add a worker: block to a provider)'}"
+            )
+    counts = wanted if wanted is not None else {p: k.max_workers for p, k in kinds.items()}
+    slots = [
+        Slot(provider, i, kinds[provider])
+        for provider, n in counts.items()
+        for i in range(1, n + 1)
+    ]
+    if not slots:
+        raise ValidationFailed(
+            "no workers to run: add a `worker:` block (kind claude, codex or command) to a "
+            "provider in the providers file, or name some with --workers PROVIDER:N"
+        )
+    return slots
