@@ -8,7 +8,7 @@ and the CPU of a real autopilot's fake workers, sandboxed against `--unsandboxed
 
 Sections 1-3 run the autopilot's own machinery in this process: wvo_mcp.autopilot.gateway's
 Gateway (wvo-mcp over HTTP on 127.0.0.1, its own thread) and isolation.prepared(run, gateway,
-sandboxed=...), whose Ready is started as supervisor._supervise starts it (its argv, env and
+sandboxed=...), whose Ready is started as attempt.Executor._supervise starts it (its argv, env and
 cwd, the prompt on stdin, a new session), sandboxed and direct in alternation:
 
 - `launch`: prepared() entered -> the worker's first stdout line, for a `command`-kind
@@ -255,7 +255,7 @@ class Worker:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=stderr,
-            start_new_session=True,  # as the supervisor does: a group of its own
+            start_new_session=True,  # as the autopilot does: a group of its own
             pass_fds=ready.pass_fds,  # the files bwrap copies into the sandbox's home
         )
         SPAWNED.add(process.pid)

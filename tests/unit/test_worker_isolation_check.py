@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from wvo_mcp import providers
-from wvo_mcp.autopilot import supervisor
+from wvo_mcp.autopilot import loop, slots
+from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.sandbox import bwrap, workers
 
@@ -32,11 +33,11 @@ def test_the_autopilot_refuses_to_start_unisolated(
     class Orchestrator:
         providers = Providers()
 
-    settings = supervisor.Settings(state_root=tmp_path / "state", workspace_root=tmp_path)
+    settings = Settings(state_root=tmp_path / "state", workspace_root=tmp_path)
     with pytest.raises(ValidationFailed, match="runs every worker in a sandbox"):
-        supervisor.Autopilot(
+        loop.Autopilot(
             Orchestrator(),  # type: ignore[arg-type]
             settings,
-            supervisor.Options(),
+            slots.Options(),
             say=print,
         )

@@ -95,57 +95,11 @@ async def prepared(
             tools = run.toolchain.env(run.workdir, path)
             yield Ready(argv, {**env, "PATH": path, **tools}, run.workdir, stdin)
             return
+        plain = Ready(argv, env, run.workdir, stdin)
         socket = private / "egress.sock"
-        endpoints = tuple(
-            dict.fromkeys(
-                egress.endpoint_of(url)
-                for url in [*commands.model_apis(run.kind, outside), gateway.url]
-            )
-        )
-        read_only = (install, *workers.package_dirs(), *run.borrowed, *mounts(run.kind))
-        _check_hidden(read_only, (*run.hidden, Path(outside.get("HOME", "/nonexistent"))))
-        opened = toolchain.opened(run.toolchain, run.workdir)
-        view = workers.View(
-            workdir=run.workdir,
-            home=home,
-            read_only=read_only,
-            socket=socket,
-            endpoints=endpoints,
-            writable=run.writable,
-            toolchain=run.toolchain,
-            tools=tuple(stack.enter_context(opened)),
-            limits=run.kind.limits,
-            home_files=_open_home(home, stack),
-        )
-        found = bwrap.probe()
-        binary = bwrap.find()
-        if not found.usable or binary is None:
-            raise ValidationFailed(f"cannot sandbox {run.agent_id}: {workers.check()}")
-        limits = await anyio.to_thread.run_sync(open_fence, run.kind.limits)
-        stack.callback(limits.close)  # whatever of the run is left, killed; its cgroup gone
-        line = workers.command_line(
-            view,
-            argv,
-            userns=found.userns,
-            host_links=bwrap.host_links(),
-            bwrap_binary=binary,
-            plan=limits.plan,
-        )
-        proxy = egress.EgressProxy(socket, endpoints)
-        async with anyio.create_task_group() as serving:
-            await serving.start(proxy.serve)
-            try:
-                # The CLI's environment is bwrap's own: no value of it is in a command line.
-                yield Ready(
-                    limits.launcher(line),
-                    workers.environment(view, env),
-                    run.workdir,
-                    stdin,
-                    (*(t.fd for t in view.tools), *(fd for fd, _ in view.home_files)),
-                    limits,
-                )
-            finally:
-                serving.cancel_scope.cancel()
+        sandbox = _sandboxed(run, plain, gateway.url, socket, home, install, stack, outside)
+        async with sandbox as ready:
+            yield ready
     finally:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(stack.close)
@@ -153,6 +107,70 @@ async def prepared(
         # An unsandboxed run's home is in it, written as deep as the CLI went.
         with contextlib.suppress(OSError):  # what stays is left for autopilot gc
             removal.remove(private)
+
+
+@contextlib.asynccontextmanager
+async def _sandboxed(
+    run: Run,
+    plain: Ready,
+    mcp_url: str,
+    socket: Path,
+    home: Path,
+    install: Path,
+    stack: contextlib.ExitStack,
+    outside: Mapping[str, str],
+) -> AsyncIterator[Ready]:
+    """`plain` (the CLI's own command line) in bubblewrap, behind its own egress proxy on
+    `socket` and its resource fence; what it opens is closed with `stack`."""
+    endpoints = tuple(
+        dict.fromkeys(
+            egress.endpoint_of(url) for url in [*commands.model_apis(run.kind, outside), mcp_url]
+        )
+    )
+    read_only = (install, *workers.package_dirs(), *run.borrowed, *mounts(run.kind))
+    _check_hidden(read_only, (*run.hidden, Path(outside.get("HOME", "/nonexistent"))))
+    opened = toolchain.opened(run.toolchain, run.workdir)
+    view = workers.View(
+        workdir=run.workdir,
+        home=home,
+        read_only=read_only,
+        socket=socket,
+        endpoints=endpoints,
+        writable=run.writable,
+        toolchain=run.toolchain,
+        tools=tuple(stack.enter_context(opened)),
+        limits=run.kind.limits,
+        home_files=_open_home(home, stack),
+    )
+    found = bwrap.probe()
+    binary = bwrap.find()
+    if not found.usable or binary is None:
+        raise ValidationFailed(f"cannot sandbox {run.agent_id}: {workers.check()}")
+    limits = await anyio.to_thread.run_sync(open_fence, run.kind.limits)
+    stack.callback(limits.close)  # whatever of the run is left, killed; its cgroup gone
+    line = workers.command_line(
+        view,
+        plain.argv,
+        userns=found.userns,
+        host_links=bwrap.host_links(),
+        bwrap_binary=binary,
+        plan=limits.plan,
+    )
+    proxy = egress.EgressProxy(socket, endpoints)
+    async with anyio.create_task_group() as serving:
+        await serving.start(proxy.serve)
+        try:
+            # The CLI's environment is bwrap's own: no value of it is in a command line.
+            yield Ready(
+                limits.launcher(line),
+                workers.environment(view, plain.env),
+                run.workdir,
+                plain.stdin,
+                (*(t.fd for t in view.tools), *(fd for fd, _ in view.home_files)),
+                limits,
+            )
+        finally:
+            serving.cancel_scope.cancel()
 
 
 def limited(ready: Ready, finish: events.Finish) -> events.Finish:

@@ -20,14 +20,14 @@ from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import identity
 
 if TYPE_CHECKING:
-    from wvo_mcp.autopilot import supervisor
+    from wvo_mcp.autopilot import slots
 
 
 def cmd_autopilot(settings: Settings, args: argparse.Namespace) -> None:
     """Launch and supervise coding CLIs as workers, one per task, each in its own git
     worktree (the providers file says which CLI works which provider's tasks). Ctrl-C
     drains: no new launches, running workers get a grace period to finish."""
-    from wvo_mcp.autopilot import supervisor
+    from wvo_mcp.autopilot import loop
 
     if args.action == "gc":
         _autopilot_gc(settings, args)
@@ -38,7 +38,7 @@ def cmd_autopilot(settings: Settings, args: argparse.Namespace) -> None:
     options = _options(args)
     if args.dry_run:
         lines = anyio.run(
-            opened, settings, lambda o: supervisor.Autopilot(o, settings, options, say).describe()
+            opened, settings, lambda o: loop.Autopilot(o, settings, options, say).describe()
         )
         for line in lines:
             say(line)
@@ -54,10 +54,10 @@ def cmd_autopilot(settings: Settings, args: argparse.Namespace) -> None:
     _say_landing(anyio.run(opened, settings, lambda o: o.landing_view(hours)))
 
 
-def _options(args: argparse.Namespace) -> "supervisor.Options":
-    from wvo_mcp.autopilot import supervisor
+def _options(args: argparse.Namespace) -> "slots.Options":
+    from wvo_mcp.autopilot import slots
 
-    return supervisor.Options(
+    return slots.Options(
         workers=_worker_counts(args.workers),
         epic=args.epic,
         until_empty=args.until_empty,
@@ -78,11 +78,11 @@ def _options(args: argparse.Namespace) -> "supervisor.Options":
     )
 
 
-def _fly(settings: Settings, options: "supervisor.Options") -> "supervisor.Summary":
+def _fly(settings: Settings, options: "slots.Options") -> "slots.Summary":
     """Run the autopilot until it is done, or drained by SIGINT or SIGTERM."""
     import signal
 
-    from wvo_mcp.autopilot import supervisor, view
+    from wvo_mcp.autopilot import loop, slots, view
 
     # On a terminal, a live block below the event lines; elsewhere, the lines alone.
     terminal = view.Terminal() if sys.stdout.isatty() else None
@@ -95,14 +95,14 @@ def _fly(settings: Settings, options: "supervisor.Options") -> "supervisor.Summa
         else:
             terminal.say(line, shown)
 
-    async def fly(orchestrator: Orchestrator) -> supervisor.Summary:
-        pilot = supervisor.Autopilot(orchestrator, settings, options, say=stamped)
+    async def fly(orchestrator: Orchestrator) -> slots.Summary:
+        pilot = loop.Autopilot(orchestrator, settings, options, say=stamped)
         try:
             return await _until_done(pilot)
         except* WvoError as errors:  # said as a message, like every command's refusals
             raise errors.exceptions[0] from None
 
-    async def _until_done(pilot: supervisor.Autopilot) -> supervisor.Summary:
+    async def _until_done(pilot: loop.Autopilot) -> slots.Summary:
         async with anyio.create_task_group() as tasks:
 
             async def redraw() -> None:

@@ -194,7 +194,7 @@ async def run_autopilot_demo(roadmap_file: Path, demo_root: Path, workers: int) 
     merge queue with the project's check. One task crashes on its first attempt, one is rate
     limited on the first provider, one fails the check once, to show recovery, failover and
     a return."""
-    from wvo_mcp.autopilot import supervisor
+    from wvo_mcp.autopilot import loop, slots
 
     root = demo_root / "autopilot"
     state, repo, providers = await anyio.to_thread.run_sync(_scratch_project, root, workers)
@@ -216,8 +216,8 @@ async def run_autopilot_demo(roadmap_file: Path, demo_root: Path, workers: int) 
     try:
         created = await orchestrator.create_tasks(specs, actor="person:demo")
         _say("demo", f"imported {len(created.created)} tasks; autopilot with {workers} workers")
-        options = supervisor.Options(until_empty=True, merge="merge", onto="main", check=CHECK)
-        pilot = supervisor.Autopilot(
+        options = slots.Options(until_empty=True, merge="merge", onto="main", check=CHECK)
+        pilot = loop.Autopilot(
             orchestrator, settings, options, say=lambda text: _say("autopilot", text)
         )
         started = time.monotonic()

@@ -273,11 +273,11 @@ async def seed(settings: Settings, roadmap_file: Path, by: str) -> int:
 
 async def plan_goal(settings: Settings, goal: str, say: Callable[[str], None]) -> None:
     """A planner worker (the autopilot's, in its sandbox) turns the goal into tasks."""
-    from wvo_mcp.autopilot import supervisor
+    from wvo_mcp.autopilot import loop, slots
 
     orchestrator = await Orchestrator.open(settings)
     try:
-        options = supervisor.Options(goal=goal, plan_only=True)
-        await supervisor.Autopilot(orchestrator, settings, options, say=say).run()
+        options = slots.Options(goal=goal, plan_only=True)
+        await loop.Autopilot(orchestrator, settings, options, say=say).run()
     finally:
         await orchestrator.close()

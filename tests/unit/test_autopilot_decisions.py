@@ -1,0 +1,292 @@
+"""The autopilot's pure decisions (wvo_mcp/autopilot/launch.py, settle.py, attempt.py's
+stop_reason and stopped): what it launches, when it stops a running CLI, and how a worker's
+run settles, from what it read."""
+
+from typing import Any, get_args
+
+import pytest
+
+from wvo_mcp import providers
+from wvo_mcp.autopilot import attempt, events, launch, settle
+from wvo_mcp.autopilot.slots import DRAINED, Slot
+from wvo_mcp.models import QueueCounts, RouteAlternative, RouteDecision
+from wvo_mcp.rules.routing import PassedOverReason
+from wvo_mcp.rules.transitions import Gate, Status
+
+KIND = providers.WorkerKind(kind="claude")
+
+
+def slot(provider: str, index: int) -> Slot:
+    return Slot(provider, index, KIND)
+
+
+CLAUDE_1, CLAUDE_2, CODEX_1 = slot("claude", 1), slot("claude", 2), slot("codex", 1)
+ALL = [CLAUDE_1, CLAUDE_2, CODEX_1]
+
+
+@pytest.mark.parametrize(
+    ("author", "free", "chosen"),
+    [
+        # Another provider first, even when the author's own provider has a free worker.
+        ("claude-1", [CLAUDE_2, CODEX_1], CODEX_1),
+        ("codex-1", [CODEX_1, CLAUDE_1], CLAUDE_1),
+        # Else another agent of the same provider: never the author.
+        ("claude-1", [CLAUDE_1, CLAUDE_2], CLAUDE_2),
+        ("claude-1", [CLAUDE_1], None),
+        ("claude-1", [], None),
+        # An author this autopilot does not run (another's agent): any free worker.
+        ("claude-1-a1b2c3", [CLAUDE_1], CLAUDE_1),
+    ],
+)
+def test_the_reviewer(author: str, free: list[Slot], chosen: Slot | None) -> None:
+    assert launch.reviewer(author, ALL, free) is chosen
+
+
+def decision(
+    routed: bool = True,
+    provider: str | None = "claude",
+    model: str | None = "sonnet",
+    passed: tuple[PassedOverReason, ...] = (),
+) -> RouteDecision:
+    return RouteDecision(
+        task_id="T1",
+        routed=routed,
+        provider=provider,
+        tier="mid" if routed else None,
+        model=model,
+        estimated_tokens=0,
+        estimated_cost=None,
+        reason="a reason",
+        alternatives=[
+            RouteAlternative(provider="claude", tier=None, model=None, why=why, detail="")
+            for why in passed
+        ],
+    )
+
+
+@pytest.mark.parametrize(
+    ("routed", "free", "placed"),
+    [
+        (decision(), [CODEX_1, CLAUDE_2], (CLAUDE_2, "sonnet")),
+        (decision(), [CODEX_1], None),  # routed where no worker is free: it waits
+        (decision(routed=False, provider=None, model=None), ALL, None),
+        (decision(model=None), ALL, None),
+    ],
+)
+def test_a_routed_task_goes_to_a_free_worker_of_its_provider(
+    routed: RouteDecision, free: list[Slot], placed: tuple[Slot, str] | None
+) -> None:
+    assert launch.placement(routed, free) == placed
+
+
+@pytest.mark.parametrize(
+    ("routed", "never"),
+    [
+        (decision(provider="gemini"), True),  # routed where this autopilot runs nobody
+        (decision(provider="claude"), False),
+        (decision(False, None, None, ("tier_range", "not_above_failed_tier")), True),
+        # Breakers close, budgets refill, capacity frees: time may bring it here.
+        (decision(False, None, None, ("tier_range", "breaker_open")), False),
+        (decision(False, None, None, ("over_daily_budget",)), False),
+        (decision(False, None, None, ("at_capacity",)), False),
+    ],
+)
+def test_work_that_can_never_start_here(routed: RouteDecision, never: bool) -> None:
+    assert launch.never(routed, {"claude", "codex"}) is never
+
+
+@pytest.mark.parametrize(
+    ("epic", "gate"), [("E1", Gate.REVIEW), ("E2", Gate.LAND), (None, Gate.LAND)]
+)
+def test_the_gate_follows_the_review_epics(epic: str | None, gate: Gate) -> None:
+    assert launch.gate(epic, frozenset({"E1"})) is gate
+
+
+@pytest.mark.parametrize(
+    ("limit", "spent", "over"),
+    [(None, 1e9, False), (2.0, 1.99, False), (2.0, 2.0, True), (2.0, 2.5, True), (0.0, 0.0, True)],
+)
+def test_the_budget(limit: float | None, spent: float, over: bool) -> None:
+    assert launch.over_budget(limit, spent) is over
+
+
+def test_work_apart_goes_first_and_each_part_keeps_its_order() -> None:
+    ranked = ["a", "b", "c", "d", "e"]
+    assert launch.apart_first(ranked, [True, False, True, False, False]) == [
+        "b",
+        "d",
+        "e",
+        "a",
+        "c",
+    ]
+    with pytest.raises(ValueError):
+        launch.apart_first(ranked, [True])
+
+
+def counts(pending: int = 0, in_progress: int = 0, deps: int = 0, backing: int = 0) -> QueueCounts:
+    by_status = {Status.PENDING.value: pending, Status.IN_PROGRESS.value: in_progress}
+    return QueueCounts(
+        ready=0,
+        lease_expired=0,
+        waiting_on_dependencies=deps,
+        backing_off=backing,
+        by_status={k: v for k, v in by_status.items() if v},
+        wip_global_used=0,
+        wip_global_limit=0,
+        wip_agent_used=0,
+        wip_agent_limit=0,
+        wip_remaining=0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("queue", "landing", "stuck", "idle"),
+    [
+        (counts(), [], False, True),
+        (counts(in_progress=1), [], True, False),  # running work may bring more
+        (counts(pending=1, backing=1), [], True, False),
+        (counts(), ["queued"], False, False),  # a submission waits to land
+        (counts(), ["review"], False, False),
+        (counts(), ["held", "held"], False, True),  # held for a person: nothing to do here
+        (counts(pending=2), [], False, False),
+        (counts(pending=2), [], True, True),  # ready work that can never start here
+        (counts(pending=2, deps=2), [], False, True),  # all of it waits on dependencies
+    ],
+)
+def test_idle(queue: QueueCounts, landing: list[str], stuck: bool, idle: bool) -> None:
+    assert launch.idle(queue, landing, stuck) is idle
+
+
+def finish(
+    outcome: events.Outcome = "failure",
+    message: str = "",
+    tokens: int = 0,
+    **more: Any,
+) -> events.Finish:
+    return events.Finish(outcome, events.Usage(tokens, tokens), message, **more)
+
+
+HOLDING = settle.Standing(Status.IN_PROGRESS, assigned_to="claude-1")
+SUBMITTED = settle.Standing(Status.NEEDS_REVIEW, submitted_by="claude-1")
+TAKEN = settle.Standing(Status.NEEDS_REVIEW, submitted_by="claude-1", submitted_commit="c0ffee")
+DONE = settle.Standing(Status.DONE, submitted_by="claude-2", submitted_commit="c0ffee")
+
+
+@pytest.mark.parametrize(
+    ("ended", "standing", "outcome", "release", "take", "tell_auth"),
+    [
+        # Holding it still: the attempt counts, unless the provider (or the autopilot) is
+        # to blame.
+        (finish("failure"), HOLDING, "failure", Status.FAILED, False, False),
+        (finish("success"), HOLDING, "success", Status.FAILED, False, False),  # not submitted
+        (finish("context_limit"), HOLDING, "context_limit", Status.FAILED, False, False),
+        (finish("rate_limited"), HOLDING, "rate_limited", Status.PENDING, False, False),
+        (finish("auth"), HOLDING, "auth", Status.PENDING, False, True),
+        (finish("failure", DRAINED), HOLDING, "failure", Status.PENDING, False, False),
+        # Its CLI refused a tool it needed: as a refused login.
+        (finish("failure", denied=("Bash",)), HOLDING, "auth", Status.PENDING, False, True),
+        # Submitted: taken, and nothing else.
+        (finish("success"), SUBMITTED, "success", None, True, False),
+        (finish("auth"), SUBMITTED, "auth", None, True, False),
+        (finish("success", denied=("Bash",)), SUBMITTED, "success", None, True, False),
+        # Submitted and already taken (by another autopilot recovering it): left.
+        (finish("success"), TAKEN, "success", None, False, False),
+        (finish("auth"), TAKEN, "auth", None, False, True),
+        # Lost: its lease lapsed and another agent holds it, or it was moved meanwhile.
+        (
+            finish("failure"),
+            settle.Standing(Status.IN_PROGRESS, "claude-2"),
+            "failure",
+            None,
+            False,
+            False,
+        ),
+        (
+            finish("failure", denied=("Bash",)),
+            settle.Standing(Status.DONE),
+            "auth",
+            None,
+            False,
+            True,
+        ),
+        (
+            finish("success"),
+            settle.Standing(Status.NEEDS_REVIEW, submitted_by="claude-2"),
+            "success",
+            None,
+            False,
+            False,
+        ),
+    ],
+)
+def test_how_a_run_settles(
+    ended: events.Finish,
+    standing: settle.Standing,
+    outcome: events.Outcome,
+    release: Status | None,
+    take: bool,
+    tell_auth: bool,
+) -> None:
+    settled = settle.settle(ended, standing, "claude-1")
+    assert settled.finish.outcome == outcome
+    assert settled.finish.message == ended.message and settled.finish.usage == ended.usage
+    assert settled.release == release
+    assert settled.take is take
+    assert settled.tell_auth is tell_auth
+    assert settled.holding is (standing is HOLDING)
+    assert settled.charge is (standing.submitted_by == "claude-1")
+
+
+@pytest.mark.parametrize(
+    ("ended", "recorded"),
+    [
+        (finish("success"), False),  # nothing used, nothing wrong: nothing to record
+        (finish("success", tokens=10), True),
+        (finish("failure"), True),
+        (finish("rate_limited"), True),
+        (finish("failure", DRAINED), False),  # the autopilot stopped it
+        (finish("failure", DRAINED, tokens=10), True),  # what it used still counts
+        (finish("failure", "stopped", limit="memory limit reached"), False),
+    ],
+)
+def test_what_goes_on_the_providers_record(ended: events.Finish, recorded: bool) -> None:
+    assert settle.recorded(ended) is recorded
+
+
+def test_every_outcome_has_a_routing_outcome() -> None:
+    assert set(settle.ROUTING_OUTCOME) == set(get_args(events.Outcome))
+
+
+@pytest.mark.parametrize(
+    ("limit", "silent", "drained", "why"),
+    [
+        ("", 10.0, False, ""),  # it spoke within hang_seconds: it runs on
+        ("", 60.0, False, ""),  # exactly at the limit is not past it
+        ("", 60.5, False, "silent"),
+        ("", 0.0, True, "drained"),  # the grace ended, whatever it was doing
+        ("", 99.0, True, "drained"),
+        ("memory limit reached", 0.0, False, "memory limit reached"),
+        ("memory limit reached", 99.0, True, "memory limit reached"),  # the limit says most
+    ],
+)
+def test_why_a_running_cli_is_stopped(limit: str, silent: float, drained: bool, why: str) -> None:
+    assert attempt.stop_reason(limit, silent, 60.0, drained) == why
+
+
+@pytest.mark.parametrize(
+    ("drained", "limit", "message"),
+    [
+        (True, "", DRAINED),
+        (True, "memory limit reached", DRAINED),  # stopped by the drain: blameless
+        (False, "memory limit reached", "stopped"),  # the fence names the limit (limited)
+        (False, "", "hung: silent for 60 s"),
+    ],
+)
+def test_how_a_stopped_run_ended(drained: bool, limit: str, message: str) -> None:
+    ended = attempt.stopped(drained, limit, 60.0)
+    assert (ended.outcome, ended.message, ended.usage) == ("failure", message, events.Usage())
+    # A drained run is blameless and off the provider's record; a hung one is neither.
+    assert settle.settle(ended, HOLDING, "claude-1").release == (
+        Status.PENDING if drained else Status.FAILED
+    )
+    assert settle.recorded(ended) is not drained

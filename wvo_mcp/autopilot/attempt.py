@@ -1,0 +1,232 @@
+"""One CLI run, as buildkite's JobExecutor runs a job: made ready in isolation
+(isolation.py), started in a process group of its own, its output read into its log and its
+event stream, watched for silence, a resource limit or the end of a drain's grace, and
+killed as one group, whatever it started."""
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import anyio
+from anyio.abc import Process
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from wvo_mcp import timeutil
+from wvo_mcp.autopilot import events, isolation, orphans
+from wvo_mcp.autopilot.gateway import Gateway
+from wvo_mcp.autopilot.slots import DRAINED, Slot
+from wvo_mcp.config import Settings
+from wvo_mcp.git import Git
+from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.sandbox.toolchain import Toolchain
+from wvo_mcp.services.tokens import Scope
+
+LINE_BYTES = 1024 * 1024  # a longer output line is dropped, not buffered
+KILL_GRACE_S = 5.0
+RUN_LOG_BYTES = 8 * 1024 * 1024  # of a worker's output, per run
+
+
+def stop_reason(limit: str, silent_s: float, hang_s: float, drained: bool) -> str:
+    """Why a running CLI is stopped now, or "" to let it run: a resource limit it reached,
+    the end of a drain's grace, or silence (no output, no lease renewed) past hang_s."""
+    return limit or ("drained" if drained else "silent" if silent_s > hang_s else "")
+
+
+def stopped(drained: bool, limit: str, hang_s: float) -> events.Finish:
+    """How a run the autopilot stopped ended (what its CLI would have said is lost)."""
+    if drained:
+        return events.Finish("failure", events.Usage(), DRAINED)
+    why = "stopped" if limit else f"hung: silent for {hang_s:.0f} s"
+    return events.Finish("failure", events.Usage(), why)
+
+
+@dataclass
+class _Seen:
+    """What the watch knows of a running CLI, shared with the reader."""
+
+    last: float  # when it last showed it was alive (monotonic)
+    hung: bool = False  # the watch stopped it
+    limit: str = ""  # the resource limit it reached while it ran (fence.py)
+
+
+class Executor:
+    def __init__(
+        self,
+        orchestrator: Orchestrator,
+        settings: Settings,
+        git: Git,
+        gateway: Gateway,
+        toolchain: Toolchain,
+        *,
+        sandboxed: bool,
+        poll_seconds: float,
+        deadline: Callable[[], float],
+        say: Callable[[str], None],
+    ) -> None:
+        self.orchestrator = orchestrator
+        self.settings = settings
+        self.git = git
+        self.gateway = gateway
+        self.toolchain = toolchain
+        self.sandboxed = sandboxed
+        self.poll_seconds = poll_seconds
+        self._deadline = deadline  # when a drain's grace ends (monotonic; inf: no drain)
+        self.say = say
+
+    async def run(
+        self,
+        slot: Slot,
+        task_id: str,
+        model: str,
+        text: str,
+        workdir: Path,
+        log: Path,
+        scope: Scope,
+        *,
+        writable: bool = True,
+        borrowed: tuple[Path, ...] = (),
+    ) -> events.Finish:
+        """One CLI run, isolated (isolation.py), its output in `log`, supervised."""
+        run = isolation.Run(
+            kind=slot.kind,
+            agent_id=slot.agent_id,
+            task_id=task_id,
+            model=model,
+            prompt=text,
+            workdir=workdir,
+            scope=scope,
+            writable=writable,
+            borrowed=borrowed,
+            hidden=(self.settings.state_root, self.git.repo.top),
+            toolchain=self.toolchain,
+        )
+        with log.open("a") as run_log:
+            async with isolation.prepared(run, self.gateway, sandboxed=self.sandboxed) as ready:
+                return await self._supervise(slot, task_id, ready, run_log)
+
+    async def _supervise(
+        self, slot: Slot, task_id: str, ready: isolation.Ready, run_log: TextIO
+    ) -> events.Finish:
+        stream = events.stream_for(slot.kind.kind)
+        slot.tail.clear()
+        process = await anyio.open_process(
+            ready.argv,
+            cwd=ready.cwd,
+            env=ready.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=run_log,
+            start_new_session=True,  # its own process group, killed as one
+            pass_fds=ready.pass_fds,
+        )
+        slot.pgid, slot.started = process.pid, orphans.start_ticks(process.pid)
+        seen = _Seen(time.monotonic())
+        try:
+            async with anyio.create_task_group() as group:
+                watch = self._watch
+                group.start_soon(watch, slot, task_id, ready, process, seen, group.cancel_scope)
+                group.start_soon(_feed, process, ready.stdin)
+                await _read(process, run_log, stream, slot, seen)
+                code = await process.wait()
+                group.cancel_scope.cancel()
+        finally:
+            # Whatever it started (its tools, its shells) goes with it.
+            with anyio.CancelScope(shield=True):
+                await _kill(process)
+            ended = timeutil.to_text(timeutil.now())
+            run_log.write(f"# wvo-mcp autopilot: exited with {process.returncode} at {ended}\n")
+        if seen.hung:
+            drained = time.monotonic() > self._deadline()
+            finish = stopped(drained, seen.limit, slot.kind.hang_seconds)
+            return finish if drained else isolation.limited(ready, finish)
+        return isolation.limited(ready, stream.finish(code))
+
+    async def _watch(
+        self,
+        slot: Slot,
+        task_id: str,
+        ready: isolation.Ready,
+        process: Process,
+        seen: _Seen,
+        scope: anyio.CancelScope,
+    ) -> None:
+        lease = None
+        while True:
+            await anyio.sleep(self.poll_seconds)
+            if task_id:  # a planner holds no task: only its output counts
+                detail = await self.orchestrator.get_task(task_id)
+                if detail.lease_expires_at != lease:  # a heartbeat or checkpoint renewed it
+                    lease = detail.lease_expires_at
+                    seen.last = max(seen.last, time.monotonic())
+            now = time.monotonic()
+            seen.limit = ready.fence.breached() if ready.fence is not None else ""
+            drained = now > self._deadline()
+            why = stop_reason(seen.limit, now - seen.last, slot.kind.hang_seconds, drained)
+            if why:
+                seen.hung = True
+                self.say(f"{slot.agent_id} {task_id}: {why}; stopped")
+                await _kill(process)
+                scope.cancel()
+                return
+
+
+async def _feed(process: Process, prompt: bytes) -> None:
+    assert process.stdin is not None
+    try:
+        await process.stdin.send(prompt)
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+        pass  # it exited before reading its prompt: its exit says why
+    finally:
+        await process.stdin.aclose()
+
+
+async def _read(
+    process: Process, run_log: TextIO, stream: events.Stream, slot: Slot, seen: _Seen
+) -> None:
+    assert process.stdout is not None
+    lines = BufferedByteReceiveStream(process.stdout)
+    logged = 0
+    while True:
+        try:
+            line = await lines.receive_until(b"\n", LINE_BYTES)
+        except (anyio.EndOfStream, anyio.IncompleteRead):
+            return
+        except anyio.DelimiterNotFound:
+            continue  # an oversized line: skipped
+        seen.last = time.monotonic()
+        text = line.decode("utf-8", errors="replace")
+        if logged < RUN_LOG_BYTES:  # a chatty worker fills no disk
+            logged += len(line) + 1
+            run_log.write(text + "\n")
+            if logged >= RUN_LOG_BYTES:
+                run_log.write(f"# wvo-mcp autopilot: log cut at {RUN_LOG_BYTES} bytes\n")
+        stream.feed(text)
+        slot.tail.append(events.glimpse(text))
+
+
+async def _kill(process: Process) -> None:
+    """SIGTERM to the worker's whole process group, then SIGKILL to what is left of it."""
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, signum)
+        except ProcessLookupError:
+            return
+        with anyio.move_on_after(KILL_GRACE_S):
+            await process.wait()
+            # No event tells when the rest of the group (grandchildren) is gone: poll.
+            while _group_alive(process.pid):  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+            return
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True

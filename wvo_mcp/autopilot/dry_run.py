@@ -1,0 +1,58 @@
+"""What `wvo-mcp autopilot --dry-run` prints: each provider's workers, what they would see
+and reach. Nothing is started."""
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from wvo_mcp.autopilot import commands, isolation
+from wvo_mcp.autopilot.repos import Repos
+from wvo_mcp.autopilot.slots import Slot
+from wvo_mcp.sandbox import egress, workers
+from wvo_mcp.sandbox.toolchain import Toolchain
+
+
+def describe(
+    slots: Sequence[Slot], repos: Repos, toolchain: Toolchain, *, sandboxed: bool
+) -> list[str]:
+    lines = []
+    for provider in dict.fromkeys(s.provider for s in slots):
+        slot = next(s for s in slots if s.provider == provider)
+        kind = slot.kind
+        program, install = workers.installation(kind.program, os.environ.get("PATH"))
+        workdir = repos.worktrees / "<task>" / "<run>"
+        launch = commands.Launch(
+            slot.agent_id, "<task>", "<model>", workdir, workers.HOME, "<wvo-mcp>"
+        )
+        env = commands.environment(kind, launch, "<run token>", os.environ)
+        argv = commands.argv(kind, launch, str(program))
+        count = sum(1 for s in slots if s.provider == provider)
+        lines.append(f"{provider}: {count} {kind.kind} worker(s), {program}")
+        if not sandboxed:
+            lines.append(
+                "  UNSANDBOXED (--unsandboxed-workers): runs as you, sees your files and "
+                f"network, has no resource limits; env: {', '.join(sorted(env))}"
+            )
+            continue
+        apis = [*commands.model_apis(kind, os.environ)]
+        view = workers.View(
+            workdir=workdir,
+            home=Path("<private>"),
+            read_only=(
+                install,
+                *workers.package_dirs(),
+                repos.objects(),
+                *isolation.mounts(kind),
+            ),
+            socket=Path("<private>/egress.sock"),
+            endpoints=tuple(
+                [*(egress.endpoint_of(u) for u in apis), egress.Endpoint("127.0.0.1", 0)]
+            ),
+            toolchain=toolchain,
+            limits=kind.limits,
+        )
+        lines += [
+            line.replace("127.0.0.1:0", "127.0.0.1:<this autopilot's wvo-mcp port>")
+            for line in workers.describe(view, argv, env)
+        ]
+    return lines

@@ -1,0 +1,71 @@
+"""Crash recovery: what autopilots that died on this database left behind, taken over by a
+live one (orphans.py tells whether a run is gone and ends its workers' processes)."""
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from wvo_mcp import timeutil
+from wvo_mcp.autopilot import orphans
+from wvo_mcp.autopilot.repos import Repos, newest_repo
+from wvo_mcp.autopilot.slots import LIVE_SECONDS
+from wvo_mcp.autopilot.submissions import Intake
+from wvo_mcp.git import branch_name
+from wvo_mcp.orchestrator import Orchestrator
+
+
+class Recovery:
+    def __init__(
+        self,
+        orchestrator: Orchestrator,
+        run_id: str,
+        repos: Repos,
+        intake: Intake,
+        say: Callable[[str], None],
+    ) -> None:
+        self.orchestrator = orchestrator
+        self.run_id = run_id
+        self.repos = repos
+        self.intake = intake
+        self.say = say
+
+    async def recover(self, base: str, busy_agents: set[str]) -> None:
+        """What autopilots that died on this database left: what they reviewed and landed
+        freed at once, their workers' processes ended (on this host), the tasks those
+        workers held handed back with their checkpoints (it was not the work's fault), and
+        submissions nobody took taken here (`busy_agents`: this autopilot's, running).
+        Landings they intended are completed or abandoned by the lander, before it lands
+        anything."""
+        stale = timeutil.to_text(timeutil.now() - timedelta(seconds=2 * LIVE_SECONDS))
+        live_agents = set(busy_agents)
+        for run in await self.orchestrator.autopilot_runs(stale):
+            if run["id"] == self.run_id:
+                continue
+            if not orphans.gone(run, stale):
+                if run["state"] != "ended":
+                    live_agents.update(run["report"].get("agents", []))
+                continue
+            await self._end(run)
+        for task_id, author in await self.orchestrator.untaken_submissions():
+            if author in live_agents:
+                continue  # its own autopilot takes it
+            repo = newest_repo(self.repos.task_dir(task_id))
+            if repo is None:
+                continue
+            start = await self.repos.start_commit(branch_name(task_id), base)
+            self.say(f"{task_id}: taking {author}'s submission its autopilot left untaken")
+            await self.intake.take(author, task_id, repo, start)
+
+    async def _end(self, run: dict[str, Any]) -> None:
+        """A dead autopilot's run, ended: its workers' process groups, its claims, its
+        agents' tasks."""
+        workers = run["report"].get("workers", [])
+        ended = sum(orphans.end_group(w.get("pgid"), w.get("started")) for w in workers)
+        await self.orchestrator.landing_claims(run["id"], None)
+        released = await self.orchestrator.release_orphans(
+            run["report"].get("agents", []),
+            f"its autopilot ({run['id']}) died; handed back as it was",
+        )
+        await self.orchestrator.autopilot_beat(run["id"], "ended", run["report"])
+        self.say(f"autopilot {run['id']} is gone: {ended} worker process group(s) ended, "
+                 f"{len(released)} task(s) handed back")  # fmt: skip

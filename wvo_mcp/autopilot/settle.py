@@ -1,0 +1,76 @@
+"""How a worker's run settles, decided from how it ended and where its task stands (pure:
+the loop records, charges, takes or hands back as told)."""
+
+import dataclasses
+from dataclasses import dataclass
+
+from wvo_mcp.autopilot import events
+from wvo_mcp.autopilot.slots import DRAINED
+from wvo_mcp.models import TaskDetail
+from wvo_mcp.rules import routing
+from wvo_mcp.rules.transitions import Status
+
+ROUTING_OUTCOME: dict[events.Outcome, routing.Outcome] = {
+    "success": "success",
+    "failure": "failure",
+    "rate_limited": "rate_limited",
+    "context_limit": "context_limit",
+    "auth": "auth_failed",
+}
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where a task stands after its worker's run: the part settling reads."""
+
+    status: Status
+    assigned_to: str | None = None
+    submitted_by: str | None = None
+    submitted_commit: str | None = None
+
+    @classmethod
+    def of(cls, detail: TaskDetail) -> "Standing":
+        return cls(detail.status, detail.assigned_to, detail.submitted_by, detail.submitted_commit)
+
+
+@dataclass(frozen=True)
+class Settlement:
+    finish: events.Finish  # as recorded: "auth" when its CLI was refused a tool it needed
+    holding: bool  # the run still holds the task: its outcome is recorded against the task
+    charge: bool  # it submitted: the run's cost counts towards what its change cost
+    take: bool  # its submission waits to be taken (nothing else follows)
+    tell_auth: bool  # its provider's login, key or tools were refused
+    release: Status | None  # handed back: PENDING costs the task nothing, FAILED an attempt
+
+
+def settle(finish: events.Finish, standing: Standing, agent_id: str) -> Settlement:
+    holding = standing.status == Status.IN_PROGRESS and standing.assigned_to == agent_id
+    submitted = standing.status == Status.NEEDS_REVIEW and standing.submitted_by == agent_id
+    if finish.denied and not submitted:
+        # Its CLI refused a tool the work needed: the provider cannot work here as it is set
+        # up, like a refused key (its breaker opens, routing fails over).
+        finish = dataclasses.replace(finish, outcome="auth")
+    take = submitted and standing.submitted_commit is None
+    # The provider's fault (or ours) costs the task nothing; anything else is a failed
+    # attempt: counted, retried after a back-off, a dead letter at max_attempts.
+    blameless = finish.outcome in ("rate_limited", "auth") or finish.message == DRAINED
+    release = (Status.PENDING if blameless else Status.FAILED) if holding else None
+    return Settlement(
+        finish=finish,
+        holding=holding,
+        charge=submitted,
+        take=take,
+        tell_auth=not take and finish.outcome == "auth",
+        release=release,
+    )
+
+
+def recorded(finish: events.Finish) -> bool:
+    """Whether a run goes on its provider's record: whatever it used, and how it failed,
+    unless the autopilot stopped it (a drain) or its own limits did, which says nothing
+    about the provider."""
+    usage = finish.usage
+    judged = finish.message != DRAINED and not finish.limit
+    return bool(
+        usage.input_tokens or usage.output_tokens or (judged and finish.outcome != "success")
+    )

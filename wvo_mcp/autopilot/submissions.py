@@ -1,0 +1,83 @@
+"""Taking a worker's submission: its commits, read from its own repository as data, onto
+wvo/<task> and into the merge queue (behind a review where the task has one)."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+from wvo_mcp.autopilot import lander
+from wvo_mcp.autopilot.repos import Repos
+from wvo_mcp.autopilot.slots import ACTOR
+from wvo_mcp.errors import ValidationFailed, WvoError
+from wvo_mcp.git import Protected, branch_name, intake, read_head
+from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.rules import state_folder
+from wvo_mcp.rules.transitions import Status
+from wvo_mcp.services import landing
+
+
+class Intake:
+    def __init__(
+        self,
+        orchestrator: Orchestrator,
+        repos: Repos,
+        lander: lander.Lander,
+        say: Callable[[str], None],
+        changed: Callable[[], None],
+    ) -> None:
+        self.orchestrator = orchestrator
+        self.repos = repos
+        self.git = repos.git
+        self.lander = lander
+        self.say = say
+        self._changed = changed  # wakes the loop: there is a submission to land
+
+    async def take(self, author: str, task_id: str, repo: Path, start: str) -> None:
+        """The worker submitted its task: take its commits from its own repository as data
+        onto wvo/<task>, and into the merge queue (behind a review where the task has one).
+        A repository that cannot be taken (no commit, a forged HEAD, objects it does not
+        hold) is a failed attempt; so are commits that change the state folder (inside the
+        repository), which never reach it: for `--merge leave` and the queue alike, the
+        next attempt starts from a checkpoint naming the paths."""
+        branch = branch_name(task_id)
+        in_repo = self.repos.in_repo
+        try:
+            tip = read_head(repo / ".git")
+            if tip is None:
+                raise ValidationFailed("its repository's HEAD names no commit")
+            old = await in_repo(self.repos.branch_tip, branch)
+            taken = []
+            try:
+                if old != tip:
+                    taken = await in_repo(
+                        intake.take_commits, self.git, repo / ".git" / "objects", tip,
+                        f"refs/heads/{branch}", old,
+                    )  # fmt: skip
+            except ValidationFailed:
+                # Another autopilot took this very submission meanwhile (a dead one's, both
+                # recovering it): the branch is at its tip, and the entry is one.
+                if await in_repo(self.repos.branch_tip, branch) != tip:
+                    raise
+            item = await self.orchestrator.take_submission(task_id, tip, start, self.lander.target)
+        except Protected as exc:
+            summary, details = state_folder.refusal(exc.paths, exc.folders, exc.tip)
+            await self.lander.refuse(task_id, landing.Return(summary, details, exc.paths))
+            return
+        except WvoError as exc:
+            await self._fail(task_id, f"its submission could not be taken: {exc}")
+            return
+        span = f"{start[:12]}..{tip[:12]}"
+        self.say(f"{author} submitted {task_id}: {len(taken)} new commit(s) on {branch} "
+                 f"({span})")  # fmt: skip
+        await self.orchestrator.note(
+            task_id, ACTOR, "commits", f"{branch}: {len(taken)} commit(s) {start}..{tip}"
+        )
+        queue = f"the queue onto {self.lander.target}" if self.lander.target else "verification"
+        self.say(f"{task_id} waits for {'review' if item.state == 'review' else queue}")
+        self._changed()
+
+    async def _fail(self, task_id: str, why: str) -> None:
+        self.say(f"{task_id} returned: {why[:300]}")
+        await self.orchestrator.note(task_id, ACTOR, "returned", why[:4000])
+        await self.orchestrator.update_status(
+            task_id, Status.FAILED, ACTOR, reason=why[:500], landing=""
+        )
