@@ -205,7 +205,11 @@ class Settings:
         return cls(
             state_root=Path(root),
             workspace_root=Path(env.get("WVO_WORKSPACE_ROOT") or "."),
-            wip_global=_int(env, "WVO_AUTOPILOT_WIP_LIMIT", 3) or 3,
+            # WVO_WIP_LIMIT binds every agent; its old name, WVO_AUTOPILOT_WIP_LIMIT, is still
+            # read when the new one is not set.
+            wip_global=_int(env, "WVO_WIP_LIMIT", None)
+            or _int(env, "WVO_AUTOPILOT_WIP_LIMIT", 3)
+            or 3,
             wip_per_agent=_int(env, "WVO_WIP_PER_AGENT", 1) or 1,
             wip_per_epic=_int(env, "WVO_WIP_PER_EPIC", None),
             agent_id=_agent_id(env),

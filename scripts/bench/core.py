@@ -841,7 +841,7 @@ async def worker_main(config: dict[str, Any]) -> None:
 
     Protocol with the parent: print `ready` once connected, wait for a `go` line on stdin,
     then print one JSON line of results. Times use the system-wide monotonic clock."""
-    env = server_env(Path(config["state_root"]), WVO_AUTOPILOT_WIP_LIMIT=str(config["wip"]))
+    env = server_env(Path(config["state_root"]), WVO_WIP_LIMIT=str(config["wip"]))
     claims: list[float] = []
     refusals: Counter[str] = Counter()
     done = 0

@@ -252,7 +252,7 @@ async def agents_main(config: dict[str, Any]) -> None:
     shared state root. Each agent does one untimed cycle first (the client compiles each
     tool's outputSchema check on its first result), then loops until `stop`."""
     env = {"WVO_STATE_ROOT": config["state_root"],
-           "WVO_AUTOPILOT_WIP_LIMIT": str(len(config["agents"]))}  # fmt: skip
+           "WVO_WIP_LIMIT": str(len(config["agents"]))}  # fmt: skip
     records: list[list[Any]] = []
     refusals: Counter[str] = Counter()
     async with contextlib.AsyncExitStack() as stack:

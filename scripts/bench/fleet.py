@@ -415,7 +415,7 @@ class Bench(lib.Bench):
         secrets = prepare_with(code, url, self.fresh(f"cli-{name}"), agents, total)
         drivers = min(cfg.drivers, agents)
         log(f"fleet {agents}: {cfg.servers} server(s), {drivers} driver(s)")
-        env = {"WVO_AUTOPILOT_WIP_LIMIT": str(agents + 100), "WVO_WIP_PER_AGENT": "1"}
+        env = {"WVO_WIP_LIMIT": str(agents + 100), "WVO_WIP_PER_AGENT": "1"}
         if code.source != ROOT:
             env["PYTHONPATH"] = str(code.source)  # the servers import that code's wvo_mcp
         with http_servers(cfg.servers, url, self.work, self.errlog, env) as servers:

@@ -507,7 +507,7 @@ class Bench(lib.Bench):
             f"backup: {cfg.backup_workers} servers claim+complete at {label} tasks; "
             f"{cfg.backup_rounds} backups {cfg.backup_gap_s:g} s apart"
         )
-        env = {"WVO_AUTOPILOT_WIP_LIMIT": str(2 * cfg.backup_workers), **NO_MONITOR}
+        env = {"WVO_WIP_LIMIT": str(2 * cfg.backup_workers), **NO_MONITOR}
         windows: list[tuple[float, float]] = []
         loaded_takes: list[float] = []
         loaded_cpu: list[float] = []
@@ -935,7 +935,7 @@ class Bench(lib.Bench):
             anyio.run(prune_all)
             time.sleep(1.0)
 
-        env = {"WVO_AUTOPILOT_WIP_LIMIT": "4", **NO_MONITOR}
+        env = {"WVO_WIP_LIMIT": "4", **NO_MONITOR}
         results = self._with_workers(root, 1, env, work)
         key = "prune" if not kept else "prune_kept"
         self.load(key)

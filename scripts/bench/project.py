@@ -107,7 +107,7 @@ def autopilot_env(
         "WVO_STATE_ROOT": str(state),
         "WVO_WORKSPACE_ROOT": str(repo),
         "WVO_PROVIDERS_FILE": str(providers),
-        "WVO_AUTOPILOT_WIP_LIMIT": str(wip_limit),
+        "WVO_WIP_LIMIT": str(wip_limit),
         "WVO_AUTOPILOT_HEALTH_INTERVAL_MS": "0",
         "WVO_OTEL_ENABLED": "0",
     }

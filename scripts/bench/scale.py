@@ -88,7 +88,7 @@ HEADERS = {
 DRAIN_DEADLINE_S = 600.0
 SAMPLE_EVERY_S = 0.02  # pg_locks sampling period while agents work
 SERVER_ENV = {
-    "WVO_AUTOPILOT_WIP_LIMIT": "1000",  # never the reason a claim is refused
+    "WVO_WIP_LIMIT": "1000",  # never the reason a claim is refused
     "WVO_WIP_PER_AGENT": "1",
     "WVO_HTTP_RATE_PER_TOKEN": "0",  # the agents call flat out: measured, never refused
 }

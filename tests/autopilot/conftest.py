@@ -68,7 +68,7 @@ def env(project: dict[str, Path]) -> dict[str, str]:
         "WVO_STATE_ROOT": str(project["state"]),
         "WVO_WORKSPACE_ROOT": str(project["repo"]),
         "WVO_PROVIDERS_FILE": str(project["providers"]),
-        "WVO_AUTOPILOT_WIP_LIMIT": "4",
+        "WVO_WIP_LIMIT": "4",
         "WVO_AUTOPILOT_HEALTH_INTERVAL_MS": "0",
         "WVO_OTEL_ENABLED": "0",
         "WVO_RETRY_BASE_SECONDS": "0.2",

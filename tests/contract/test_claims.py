@@ -196,7 +196,7 @@ async def test_the_global_wip_limit(world: World) -> None:
     assert one.claimed and two.claimed
     three = await orch.claim("agent-3")
     assert (three.claimed, three.reason) == (False, "global_wip_limit")
-    assert "WVO_AUTOPILOT_WIP_LIMIT=2" in three.message
+    assert "WVO_WIP_LIMIT=2" in three.message
     assert (await orch.claim("agent-3", task_id="t3")).reason == "global_wip_limit"
     counts = (await orch.plan_next("agent-3")).counts
     assert (counts.wip_global_used, counts.wip_global_limit, counts.wip_remaining) == (2, 2, 0)

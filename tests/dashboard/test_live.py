@@ -18,7 +18,7 @@ pytestmark = pytest.mark.anyio
 AGENTS = 16
 TASKS = 48
 SERVERS = 2  # the agents' servers; the board's is another process
-FLEET = {"WVO_AUTOPILOT_WIP_LIMIT": str(AGENTS)}
+FLEET = {"WVO_WIP_LIMIT": str(AGENTS)}
 
 
 async def test_sixteen_agents_on_other_processes_move_every_card_live(state_root: Path):
@@ -154,7 +154,7 @@ async def test_columns_refill_when_thinned_and_page_when_they_grow(state_root: P
 
     person = token(state_root, "person", "ada")
     agent_secret = token(state_root, "agent", "a1")
-    many = {"WVO_AUTOPILOT_WIP_LIMIT": "40", "WVO_WIP_PER_AGENT": "40"}
+    many = {"WVO_WIP_LIMIT": "40", "WVO_WIP_PER_AGENT": "40"}
     with http_server(state_root, "--dashboard", **many) as server:
         async with connect(server, agent_secret) as agent, browser_page(server) as page:
             await agent.call("task_create", tasks=[spec(f"T{n:03d}") for n in range(240)])

@@ -97,7 +97,7 @@ class Server:
 def servers(tmp_path: Path, url: str) -> Iterator[list[Server]]:
     env = {
         "WVO_DATABASE_URL": url,
-        "WVO_AUTOPILOT_WIP_LIMIT": str(WIP_GLOBAL),
+        "WVO_WIP_LIMIT": str(WIP_GLOBAL),
         "WVO_WIP_PER_AGENT": "1",
         "WVO_RETRY_BASE_SECONDS": "0",
         "WVO_AUTOPILOT_HEALTH_INTERVAL_MS": "300",

@@ -119,7 +119,7 @@ async def test_backup_while_four_servers_write_is_consistent(
     async def work(i: int) -> None:
         nonlocal connected
         async with connect(
-            state_root, process=True, WVO_AGENT_ID=f"agent-{i}", WVO_AUTOPILOT_WIP_LIMIT=WORKERS
+            state_root, process=True, WVO_AGENT_ID=f"agent-{i}", WVO_WIP_LIMIT=WORKERS
         ) as agent:
             connected += 1
             while not stop.is_set():

@@ -103,7 +103,7 @@ async def test_servers_drain_one_queue_without_double_grants(store: Store) -> No
             state_root,
             process=True,
             WVO_AGENT_ID=name,
-            WVO_AUTOPILOT_WIP_LIMIT=WIP_GLOBAL,
+            WVO_WIP_LIMIT=WIP_GLOBAL,
             WVO_WIP_PER_AGENT=WIP_PER_AGENT,
             **store.env,
         ) as agent:
@@ -224,7 +224,7 @@ async def test_sigkilled_lease_holder_is_recovered_with_its_checkpoint(state_roo
     writer_did: list[str] = []
 
     async with connect(
-        state_root, process=True, WVO_AGENT_ID="writer", WVO_AUTOPILOT_WIP_LIMIT=WIP_GLOBAL
+        state_root, process=True, WVO_AGENT_ID="writer", WVO_WIP_LIMIT=WIP_GLOBAL
     ) as writer:
         await writer.call(
             "task_create",
@@ -237,9 +237,7 @@ async def test_sigkilled_lease_holder_is_recovered_with_its_checkpoint(state_roo
 
         async def doomed() -> None:
             # No WVO_AGENT_ID: the agent id carries the server's pid.
-            async with connect(
-                state_root, process=True, WVO_AUTOPILOT_WIP_LIMIT=WIP_GLOBAL
-            ) as agent:
+            async with connect(state_root, process=True, WVO_WIP_LIMIT=WIP_GLOBAL) as agent:
                 claim = await agent.call("claim_task", task_id="victim", lease_seconds=1)
                 assert claim["claimed"], claim
                 victim.update(claim)

@@ -46,7 +46,7 @@ providers:
          input_cost_per_1k: 0.01, output_cost_per_1k: 0.02}
 """
 ENV = {
-    "WVO_AUTOPILOT_WIP_LIMIT": 20,
+    "WVO_WIP_LIMIT": 20,
     "WVO_WIP_PER_AGENT": 1,
     "WVO_RETRY_BASE_SECONDS": 0,
     "WVO_OTEL_ENABLED": 0,

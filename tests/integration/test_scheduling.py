@@ -303,9 +303,7 @@ async def test_per_agent_wip_limit_from_env(state_root: Path) -> None:
 
 
 async def test_global_wip_limit(state_root: Path) -> None:
-    async with agents(
-        state_root, "agent-1", "agent-2", "agent-3", WVO_AUTOPILOT_WIP_LIMIT=2
-    ) as team:
+    async with agents(state_root, "agent-1", "agent-2", "agent-3", WVO_WIP_LIMIT=2) as team:
         a1, a2, a3 = team["agent-1"], team["agent-2"], team["agent-3"]
         await a1.call("task_create", tasks=[{"id": f"t{n}", "title": "t"} for n in range(4)])
         one = await a1.call("claim_task")
@@ -313,7 +311,7 @@ async def test_global_wip_limit(state_root: Path) -> None:
         assert one["claimed"] and two["claimed"]
         three = await a3.call("claim_task")
         assert three["claimed"] is False and three["reason"] == "global_wip_limit"
-        assert "WVO_AUTOPILOT_WIP_LIMIT=2" in three["message"]
+        assert "WVO_WIP_LIMIT=2" in three["message"]
         named = await a3.call("claim_task", task_id="t3")
         assert named["reason"] == "global_wip_limit"
         counts = (await a3.call("plan_next"))["counts"]

@@ -203,7 +203,7 @@ async def test_task_list_filters_and_pagination(state_root: Path) -> None:
 
 
 async def test_plan_next_breakdown_and_counts(state_root: Path) -> None:
-    async with connect(state_root, WVO_AGENT_ID="planner", WVO_AUTOPILOT_WIP_LIMIT=4) as a:
+    async with connect(state_root, WVO_AGENT_ID="planner", WVO_WIP_LIMIT=4) as a:
         await a.call(
             "task_create",
             tasks=[
@@ -363,7 +363,7 @@ async def test_plan_update_without_lease(state_root: Path) -> None:
 
 
 async def test_agent_id_is_the_environments_and_never_switches(state_root: Path) -> None:
-    async with connect(state_root, WVO_AGENT_ID="env-agent", WVO_AUTOPILOT_WIP_LIMIT=5) as a:
+    async with connect(state_root, WVO_AGENT_ID="env-agent", WVO_WIP_LIMIT=5) as a:
         await a.call(
             "task_create", tasks=[{"id": "one", "title": "1"}, {"id": "two", "title": "2"}]
         )

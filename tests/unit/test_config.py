@@ -9,7 +9,13 @@ import pytest
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 
-INT_VARS = ["WVO_AUTOPILOT_WIP_LIMIT", "WVO_WIP_PER_AGENT", "WVO_WIP_PER_EPIC", "WVO_LEASE_SECONDS"]
+INT_VARS = [
+    "WVO_WIP_LIMIT",
+    "WVO_AUTOPILOT_WIP_LIMIT",
+    "WVO_WIP_PER_AGENT",
+    "WVO_WIP_PER_EPIC",
+    "WVO_LEASE_SECONDS",
+]
 FLOAT_VARS = [
     "WVO_RETRY_BASE_SECONDS",
     "WVO_RETRY_CAP_SECONDS",
@@ -51,7 +57,7 @@ def test_blank_values_mean_the_default() -> None:
 def test_overrides() -> None:
     env = {
         "WVO_STATE_ROOT": "/srv/wvo",
-        "WVO_AUTOPILOT_WIP_LIMIT": "8",
+        "WVO_WIP_LIMIT": "8",
         "WVO_WIP_PER_AGENT": " 2 ",
         "WVO_WIP_PER_EPIC": "4",
         "WVO_AGENT_ID": "codex-1",
@@ -105,10 +111,10 @@ def test_zero_retry_base_is_allowed() -> None:
 def test_reads_os_environ_when_no_mapping_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in [*INT_VARS, *FLOAT_VARS, "WVO_STATE_ROOT", "WVO_AGENT_ID"]:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("WVO_AUTOPILOT_WIP_LIMIT", "11")
+    monkeypatch.setenv("WVO_WIP_LIMIT", "11")
     monkeypatch.setenv("WVO_AGENT_ID", "from-os")
     settings = Settings.from_env()
-    assert os.environ["WVO_AUTOPILOT_WIP_LIMIT"] == "11"
+    assert os.environ["WVO_WIP_LIMIT"] == "11"
     assert settings.wip_global == 11
     assert settings.agent_id == "from-os"
 
@@ -221,3 +227,10 @@ def test_provider_settings() -> None:
     )
     assert settings.providers_file == Path("/etc/wvo/providers.yaml")
     assert (settings.agent_provider, settings.agent_model) == ("codex", "gpt-5-codex")
+
+
+def test_the_wip_limits_old_name_is_still_read_and_the_new_one_wins() -> None:
+    assert Settings.from_env({"WVO_AUTOPILOT_WIP_LIMIT": "7"}).wip_global == 7
+    both = {"WVO_WIP_LIMIT": "5", "WVO_AUTOPILOT_WIP_LIMIT": "7"}
+    assert Settings.from_env(both).wip_global == 5
+    assert Settings.from_env({}).wip_global == 3

@@ -56,7 +56,7 @@ async def _agent(name: str, state_root: Path, total_agents: int, done: Counter[s
         env={
             "WVO_STATE_ROOT": str(state_root),
             "WVO_AGENT_ID": name,
-            "WVO_AUTOPILOT_WIP_LIMIT": str(total_agents),
+            "WVO_WIP_LIMIT": str(total_agents),
             "WVO_RETRY_BASE_SECONDS": "0.3",
             **MONITOR,
         },

@@ -320,7 +320,7 @@ class _Picking:
             return self.refused(
                 "global_wip_limit",
                 f"{wip.global_used} tasks are in progress, the global limit "
-                f"(WVO_AUTOPILOT_WIP_LIMIT={settings.wip_global}); try again later",
+                f"(WVO_WIP_LIMIT={settings.wip_global}); try again later",
             )
         return None
 
