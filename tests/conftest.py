@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import (
     AsyncExitStack,
     ExitStack,
@@ -80,6 +80,14 @@ def serve_once(
     )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `postgres` every test that asks for the session's cluster by name. The store
+    params that reach it through getfixturevalue carry the mark themselves."""
+    for item in items:
+        if "pg_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
+
+
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[Cluster]:
     """One throwaway PostgreSQL cluster for the session (tests/pgcluster.py). A cluster that
@@ -95,6 +103,33 @@ def pg_cluster() -> Iterator[Cluster]:
             f"cannot start a throwaway PostgreSQL cluster: {exc} (scripts/setup installs it; "
             "WVO_TEST_POSTGRES=skip skips these tests on purpose)"
         )
+
+
+PG_TEMPLATE = "wvo_migrated"
+
+
+def migrate(url: str) -> None:
+    """Bring a PostgreSQL database to the newest schema by the store's own path: opening it."""
+    from wvo_mcp.store.postgres import PostgresDatabase
+
+    async def main() -> None:
+        await (await PostgresDatabase(url).open()).close()
+
+    anyio.run(main)
+
+
+@pytest.fixture(scope="session")
+def pg_migrated(pg_cluster: Cluster) -> Callable[[str], str]:
+    """Makes a new database the store has already migrated, named `<prefix>_<random>`; its
+    URL. Each is a copy of one database migrated once per session, so no test runs the
+    migrations again. Tests about migrating start from `create_database` instead."""
+    pg_cluster.create_database(PG_TEMPLATE)
+    migrate(pg_cluster.url(PG_TEMPLATE))
+
+    def new(prefix: str) -> str:
+        return pg_cluster.create_database(f"{prefix}_{uuid.uuid4().hex[:16]}", PG_TEMPLATE)
+
+    return new
 
 
 @dataclass
@@ -122,12 +157,11 @@ class Store:
             return conn.execute(sql).fetchall()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, state_root: Path) -> Store:
     if request.param == "sqlite":
         return Store("sqlite", state_root)
-    cluster: Cluster = request.getfixturevalue("pg_cluster")
-    return Store("postgres", state_root, cluster.create_database(f"t_{uuid.uuid4().hex[:16]}"))
+    return Store("postgres", state_root, request.getfixturevalue("pg_migrated")("t"))
 
 
 @pytest.fixture

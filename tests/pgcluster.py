@@ -131,10 +131,12 @@ class Cluster:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{USER}@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self, name: str) -> str:
-        """A new empty database; its URL."""
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """A new database, empty or a copy of `template` (which nobody may be connected to);
+        its URL."""
+        copy = "" if template is None else f' TEMPLATE "{template}"'
         with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')  # our own test names only
+            conn.execute(f'CREATE DATABASE "{name}"{copy}')  # our own test names only
         return self.url(name)
 
     def log(self) -> str:

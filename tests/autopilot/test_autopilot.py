@@ -19,6 +19,7 @@ from tests.conftest import ROOT, open_db
 
 
 @pytest.mark.anyio
+@pytest.mark.slow
 async def test_a_backlog_is_worked_once_each_on_its_own_branch(project: dict[str, Path]) -> None:
     # 30 tasks: three chains of 5 behind a shared root, and 15 on their own.
     ids = [f"T{i:02d}" for i in range(30)]
@@ -134,6 +135,7 @@ async def test_an_auth_error_fails_over_to_another_provider_and_is_said_once(
 
 
 @pytest.mark.anyio
+@pytest.mark.slow
 async def test_a_silent_worker_is_killed_with_its_process_group(project: dict[str, Path]) -> None:
     await backlog(project, [{"id": "H", "title": "hangs once", "metadata": {"fake": "hang_once"}}])
     ran = autopilot(project)
@@ -390,6 +392,7 @@ def test_on_a_terminal_a_live_block_is_redrawn_below_the_lines(project: dict[str
     assert "3 launched, 3 done" in text
 
 
+@pytest.mark.slow
 def test_two_autopilots_on_one_database_never_run_a_task_twice(project: dict[str, Path]) -> None:
     anyio.run(backlog, project, [{"id": f"W{i:02d}", "title": "w"} for i in range(12)])
     command = [sys.executable, "-P", "-m", "wvo_mcp", "autopilot", "--until-empty",

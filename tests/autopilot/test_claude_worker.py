@@ -14,7 +14,7 @@ from tests.autopilot.conftest import autopilot, backlog, events, git
 from tests.conftest import open_db
 from tests.integration.test_claude_code import CLAUDE, _tool_results, _use, pytestmark, serve_model
 
-pytestmark = [pytestmark, pytest.mark.anyio]  # skipped where the CLI is not installed
+pytestmark = [pytestmark, pytest.mark.anyio, pytest.mark.slow]  # skipped without the CLI
 
 
 class WorkerModel:

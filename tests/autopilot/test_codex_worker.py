@@ -23,6 +23,7 @@ pytestmark = [
         reason="the Codex CLI is not installed (scripts/setup installs it with npm)",
     ),
     pytest.mark.anyio,
+    pytest.mark.slow,
 ]
 # Not in Codex's bundled model catalog: a known model would get our MCP tools deferred
 # behind tool_search (tests/autopilot/samples/codex/README.md).

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
+import pytest
 
 from tests.autopilot.conftest import ROOT, backlog, env, git, make_project
 from tests.conftest import open_db
@@ -51,6 +52,7 @@ def drained(project: dict[str, Path], run: subprocess.Popen[str], seen: list[str
     return "".join(seen) + out
 
 
+@pytest.mark.slow
 def test_a_submission_made_during_the_grace_lands_before_the_drain_ends(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     git(project["repo"], "branch", "integration")
@@ -74,6 +76,7 @@ def test_a_submission_made_during_the_grace_lands_before_the_drain_ends(tmp_path
     assert "Land T1 " in landed
 
 
+@pytest.mark.slow
 def test_what_the_grace_leaves_queued_the_next_start_lands(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     git(project["repo"], "branch", "integration")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
 
 from tests.autopilot.conftest import FAKE, ROOT, backlog, env, git, make_project
 from tests.conftest import open_db
@@ -117,6 +118,7 @@ def assert_landed_well(project: dict[str, Path], tasks: list[dict[str, Any]]) ->
     ).stdout  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_fleet_lands_sixty_tasks_on_one_branch(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     with_check(project)
@@ -173,6 +175,7 @@ def _strays(tmp_path: Path) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_a_crash_storm_loses_nothing_and_lands_nothing_twice(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     with_check(project)

@@ -98,6 +98,7 @@ def load_baseline() -> dict[str, dict[str, Expected]]:
 
 @needs_suite
 @pytest.mark.parametrize("revision", REVISIONS)
+@pytest.mark.slow
 def test_the_suite_reports_exactly_the_failures_the_baseline_lists(
     revision: str, state_root: Path, tmp_path: Path
 ) -> None:

@@ -7,7 +7,6 @@ store backend (SQLite, and PostgreSQL on a throwaway cluster), with a clock the 
         world.clock.advance(61)                     # leases, back-offs, breakers follow
 """
 
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -16,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from tests.pgcluster import Cluster
 from wvo_mcp import providers as provider_config
 from wvo_mcp import store, timeutil
 from wvo_mcp.config import Settings
@@ -28,7 +26,7 @@ from wvo_mcp.services import rows
 from wvo_mcp.store import Database, Tx
 from wvo_mcp.telemetry import Telemetry
 
-BACKENDS = ["sqlite", "postgres"]
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 START = datetime(2031, 5, 6, 7, 0, 0, tzinfo=UTC)
 
 
@@ -60,9 +58,7 @@ class Backend:
 def backend(request: pytest.FixtureRequest) -> Backend:
     if request.param == "sqlite":
         return Backend("sqlite", None)
-    cluster: Cluster = request.getfixturevalue("pg_cluster")
-    name = f"contract_{uuid.uuid4().hex[:16]}"
-    return Backend("postgres", cluster.create_database(name))
+    return Backend("postgres", request.getfixturevalue("pg_migrated")("contract"))
 
 
 @dataclass

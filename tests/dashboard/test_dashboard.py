@@ -80,6 +80,7 @@ async def screenshot(page, name: str, full_page: bool = False) -> None:  # type:
         await page.screenshot(path=os.path.join(SCREENSHOTS, name), full_page=full_page)
 
 
+@pytest.mark.browser
 async def test_cards_move_live_as_agents_work_and_a_person_approves(state_root: Path):
     from playwright.async_api import expect
 
@@ -135,6 +136,7 @@ async def test_cards_move_live_as_agents_work_and_a_person_approves(state_root: 
     assert [e["actor"] for e in approvals] == ["person:ada"], events(state_root, "T2")
 
 
+@pytest.mark.browser
 async def test_an_operator_views_without_actions(state_root: Path):
     from playwright.async_api import expect
 
@@ -185,6 +187,7 @@ async def test_the_stream_names_changed_tasks_on_both_stores(store: Store):
             assert [c["id"] for c in cards.json()["cards"]] == ["T9"]
 
 
+@pytest.mark.browser
 async def test_a_person_opens_a_task_and_sees_its_events_checkpoints_and_diff(
     state_root: Path, tmp_path: Path
 ):
@@ -254,6 +257,7 @@ async def test_a_person_opens_a_task_and_sees_its_events_checkpoints_and_diff(
             assert refused == [], refused
 
 
+@pytest.mark.browser
 async def test_the_agents_budgets_and_health_views(state_root: Path):
     """Each view's tab shows its server-rendered fragment: an agent with its held task and
     done count, the providers with their budgets and breakers, the health report; a view

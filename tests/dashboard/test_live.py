@@ -21,6 +21,7 @@ SERVERS = 2  # the agents' servers; the board's is another process
 FLEET = {"WVO_WIP_LIMIT": str(AGENTS)}
 
 
+@pytest.mark.browser
 async def test_sixteen_agents_on_other_processes_move_every_card_live(state_root: Path):
     from playwright.async_api import expect
 
@@ -75,6 +76,7 @@ async def test_sixteen_agents_on_other_processes_move_every_card_live(state_root
     assert sum(1 for tasks in finished.values() if tasks) > 1  # the fleet shared the work
 
 
+@pytest.mark.browser
 async def test_the_page_reconnects_by_itself_and_catches_up(state_root: Path):
     """The board's server goes away and comes back on its port: the page says so, then
     shows what another process changed meanwhile, without a reload."""
@@ -147,6 +149,7 @@ async def test_each_viewer_gets_the_cards_its_filters_pass_rendered_for_its_role
             assert "data-action" not in shown["T1"]  # an operator's do not
 
 
+@pytest.mark.browser
 async def test_columns_refill_when_thinned_and_page_when_they_grow(state_root: Path):
     """Claims thin the pending column's loaded page below half: it loads the next page by
     itself. The done column, shown whole, keeps its first 200 cards and pages the rest."""

@@ -37,6 +37,7 @@ from wvo_mcp.services import landing
 pytestmark = pytest.mark.anyio
 
 
+@pytest.mark.browser
 async def test_usage_the_chart_and_backups_follow_live(state_root: Path):
     """An agent's usage report (no task event) refreshes the open agents and budgets views;
     the health view charts completions per hour and lists the backups."""
@@ -147,6 +148,7 @@ async def test_sandbox_and_verification_output_tails_are_kept_for_people(
     ]
 
 
+@pytest.mark.browser
 async def test_a_person_watches_an_autopilot_worker_and_pauses_and_resumes_it(tmp_path: Path):
     """A real autopilot with a fake Claude Code worker that stays on its task: the task's
     detail shows the worker's live log; the Autopilot tab pauses and resumes the run, as
@@ -263,6 +265,7 @@ def test_an_unsandboxed_run_is_said_on_the_autopilot_tab() -> None:
     assert "UNSANDBOXED" not in render.autopilot([{**run, "report": {}}], can_act=False)
 
 
+@pytest.mark.browser
 async def test_the_autopilot_tab_shows_the_merge_queue_and_follows_it_live(state_root: Path):
     """The Landing section: the queue (place, task, state, wait) and the figures, every
     agent-written title escaped; an entry taken into a batch (no task event) and its landing

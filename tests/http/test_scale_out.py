@@ -255,10 +255,11 @@ async def wait_until(predicate: Any, what: str, deadline_s: float = DRAIN_DEADLI
         await anyio.sleep(0.1)
 
 
+@pytest.mark.slow
 async def test_four_http_servers_on_one_postgresql_drain_2000_tasks_through_crashes(
-    pg_cluster: Cluster, tmp_path: Path
+    pg_cluster: Cluster, pg_migrated: Callable[[str], str], tmp_path: Path
 ) -> None:
-    url = pg_cluster.create_database("scale_out")
+    url = pg_migrated("scale_out")
     secrets, planner_secret, person_secret = await make_tokens(url, tmp_path)
     ledger = Ledger()
     with servers(tmp_path, url) as fleet:

@@ -2,14 +2,13 @@
 nothing is written."""
 
 import re
-import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import Agent, connect, table_rows
-from tests.pgcluster import Cluster
 
 pytestmark = pytest.mark.anyio
 
@@ -289,11 +288,11 @@ async def test_issue_23_inputs_are_refused_saying_what_is_accepted(
 
 
 async def test_text_with_a_nul_is_refused_on_postgresql(
-    state_root: Path, pg_cluster: Cluster, subtests: pytest.Subtests
+    state_root: Path, pg_migrated: Callable[[str], str], subtests: pytest.Subtests
 ) -> None:
     """PostgreSQL text holds no NUL and psycopg raises rather than send one (SQLite keeps
     it): a refusal that says so, with nothing of the call kept, not "Error executing tool"."""
-    url = pg_cluster.create_database(f"t_{uuid.uuid4().hex[:16]}")
+    url = pg_migrated("t")
     async with connect(state_root, WVO_DATABASE_URL=url, WVO_AUTOPILOT_HEALTH_INTERVAL_MS=0) as a:
         await a.call("task_create", tasks=[{"id": "kept", "title": "k"}])
         await a.call("context_write", section="notes", content="before")

@@ -216,6 +216,7 @@ def assert_done_by(state_root: Path, task_id: str, agent: str) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_claude_code_works_the_loop(state_root: Path, tmp_path: Path) -> None:
     imported = wvo(state_root, "import", str(ROOT / "state" / "roadmap.yaml"))
     assert imported.returncode == 0, imported.stderr
@@ -233,6 +234,7 @@ def test_claude_code_works_the_loop(state_root: Path, tmp_path: Path) -> None:
     assert_done_by(state_root, claim["task"]["id"], "claude-1")
 
 
+@pytest.mark.slow
 def test_claude_code_works_the_loop_over_http_with_a_bearer_token(
     state_root: Path, tmp_path: Path
 ) -> None:

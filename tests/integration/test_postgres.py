@@ -5,8 +5,7 @@ again once it is back."""
 import contextlib
 import subprocess
 import sys
-import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -30,8 +29,8 @@ ROADMAP = ROOT / "state" / "roadmap.yaml"
 
 
 @pytest.fixture
-def database_url(pg_cluster: Cluster) -> str:
-    return pg_cluster.create_database(f"cli_{uuid.uuid4().hex[:12]}")
+def database_url(pg_migrated: Callable[[str], str]) -> str:
+    return pg_migrated("cli")
 
 
 def cli(state_root: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -107,6 +106,7 @@ async def test_a_stdio_server_runs_the_loop_on_postgresql(
         assert (await agent.call("task_get", task_id="T1"))["status"] == "done"
 
 
+@pytest.mark.postgres
 async def test_a_database_that_goes_away_is_a_clean_error_then_service_resumes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -133,6 +133,7 @@ async def test_a_database_that_goes_away_is_a_clean_error_then_service_resumes(
 
 
 @pytest.mark.process
+@pytest.mark.postgres
 async def test_an_http_server_answers_503_not_401_while_the_database_is_away(
     tmp_path: Path,
 ) -> None:

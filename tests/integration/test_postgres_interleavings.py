@@ -20,7 +20,6 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 
 from tests.contract.conftest import Clock, monitor_tick
 from tests.contract.test_races import together
-from tests.pgcluster import Cluster
 from wvo_mcp import providers as provider_config
 from wvo_mcp import store
 from wvo_mcp.config import Settings
@@ -173,12 +172,12 @@ def portal() -> Iterator[anyio.from_thread.BlockingPortal]:
 
 
 def test_interleaved_writes_tell_one_story(
-    pg_cluster: Cluster, portal: anyio.from_thread.BlockingPortal, tmp_path: Path
+    pg_migrated: Callable[[str], str], portal: anyio.from_thread.BlockingPortal, tmp_path: Path
 ) -> None:
     def new_world() -> World:
         root = tmp_path / uuid.uuid4().hex[:8]
         root.mkdir()
-        url = pg_cluster.create_database(f"interleave_{uuid.uuid4().hex[:12]}")
+        url = pg_migrated("interleave")
         return World(portal, url, root)
 
     Interleavings.new_world = staticmethod(new_world)  # type: ignore[assignment]

@@ -375,6 +375,7 @@ def attacker_site(target: str, secret: str) -> Iterator[str]:
         thread.join()
 
 
+@pytest.mark.browser
 async def test_a_page_on_another_port_cannot_sign_a_browser_in(state_root: Path):
     from playwright.async_api import expect
 

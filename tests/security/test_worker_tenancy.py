@@ -23,7 +23,6 @@ import pytest
 
 from tests.autopilot.conftest import FAKE, autopilot, backlog, git, make_project
 from tests.conftest import ROOT, open_db
-from tests.pgcluster import Cluster
 from tests.security.tenancy import (
     digests,
     ours,
@@ -288,14 +287,13 @@ def processes() -> dict[int, Seen]:
     return found
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database(request: pytest.FixtureRequest) -> str | None:
     """None: SQLite in the state folder; else a PostgreSQL URL with a password in it (the
     throwaway cluster trusts loopback, so any password is accepted)."""
     if request.param == "sqlite":
         return None
-    cluster: Cluster = request.getfixturevalue("pg_cluster")
-    url = cluster.create_database(f"t_{uuid.uuid4().hex[:16]}")
+    url: str = request.getfixturevalue("pg_migrated")("t")
     return url.replace("postgresql://wvo@", f"postgresql://wvo:pw-{uuid.uuid4().hex}@", 1)
 
 

@@ -14,6 +14,7 @@ import pytest
 from psycopg import pq
 from psycopg.rows import dict_row
 
+from tests.conftest import migrate
 from tests.pgcluster import Cluster
 from tests.security.fuzzing import EXPECTED_TABLES as TABLES
 from tests.unit.test_sql import migrated, none_params
@@ -85,19 +86,11 @@ def cluster(pg_cluster: Cluster) -> Cluster:
     return pg_cluster
 
 
-def _open_and_close(url: str) -> None:
-    async def main() -> None:
-        db = await PostgresDatabase(url).open()
-        await db.close()
-
-    anyio.run(main)
-
-
 @pytest.fixture(scope="module")
 def pg_url(cluster: Cluster) -> str:
     """A database the store has migrated (opening it is what migrates)."""
     url = cluster.create_database("dialects")
-    _open_and_close(url)
+    migrate(url)
     return url
 
 
@@ -110,7 +103,7 @@ def conn(pg_url: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
 def test_opening_migrates_once(pg_url: str, conn: psycopg.Connection[dict[str, Any]]) -> None:
     versions = [r["version"] for r in conn.execute("SELECT version FROM wvo_schema_version")]
     assert versions == [v for v, _, _ in migrations("postgres")]
-    _open_and_close(pg_url)  # a second open finds nothing to do
+    migrate(pg_url)  # a second open finds nothing to do
     again = [r["version"] for r in conn.execute("SELECT version FROM wvo_schema_version")]
     assert again == versions
     tables = {
@@ -357,9 +350,8 @@ def counts_sqlite(steps: Sequence[Step], deleted: Sequence[str]) -> list[dict[st
     return seen
 
 
-def test_triggers_keep_queue_counts_as_sqlite_does(cluster: Cluster) -> None:
-    url = cluster.create_database("triggers")
-    _open_and_close(url)
+def test_triggers_keep_queue_counts_as_sqlite_does(pg_migrated: Callable[[str], str]) -> None:
+    url = pg_migrated("triggers")
     deleted = ["c", "d", "b", "f"]
     seen = []
 
@@ -400,9 +392,8 @@ def test_triggers_keep_queue_counts_as_sqlite_does(cluster: Cluster) -> None:
     assert sum(stored.values()) - stored["ready"] == 3  # a, e, g are left
 
 
-def test_a_dependency_of_a_deleted_task_goes_with_it(cluster: Cluster) -> None:
-    url = cluster.create_database("cascade")
-    _open_and_close(url)
+def test_a_dependency_of_a_deleted_task_goes_with_it(pg_migrated: Callable[[str], str]) -> None:
+    url = pg_migrated("cascade")
 
     async def run() -> tuple[int, int]:
         db = await PostgresDatabase(url).open()
