@@ -116,7 +116,7 @@ async def test_uv_tool_install_wires_a_repository_and_serves_from_it(
     python = next((uv_tool.parent / "uv-tools").glob("wvo-mcp/bin/python"))
     static = run(
         [str(python), "-c", "from importlib import resources; print(sorted(p.name for p in "
-         "(resources.files('wvo_mcp') / 'dashboard' / 'static').iterdir()))"],
+         "(resources.files('wvo_mcp') / 'edge' / 'dashboard' / 'static').iterdir()))"],
         project, env,
     )  # fmt: skip
     assert "index.html" in static.stdout and "app.js" in static.stdout
