@@ -176,6 +176,7 @@ def _strays(tmp_path: Path) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.alone  # any fake worker still running is a stray, whoever started it
 def test_a_crash_storm_loses_nothing_and_lands_nothing_twice(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     with_check(project)
