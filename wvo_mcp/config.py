@@ -158,6 +158,9 @@ class Settings:
     http_max_inflight: int = 256  # requests at once per process
     http_rate_per_token: float = 50.0  # requests a second per token, on average
     http_burst_per_token: int = 500  # requests per token at once
+    # `serve` over stdio handed to a warm process of the state folder (cli/relay.py, cli/warm.py).
+    warm_start: bool = False
+    warm_idle_seconds: float = 600.0  # a warm process with no server left ends after this
 
     def __post_init__(self) -> None:
         # Absolute once, against the directory the process started in: these paths reach
@@ -242,6 +245,8 @@ class Settings:
             http_max_inflight=_count(env, "WVO_HTTP_MAX_INFLIGHT", 256),
             http_rate_per_token=_float(env, "WVO_HTTP_RATE_PER_TOKEN", 50.0),
             http_burst_per_token=_int(env, "WVO_HTTP_BURST_PER_TOKEN", 500) or 500,
+            warm_start=_bool(env, "WVO_WARM_START", False),
+            warm_idle_seconds=_float(env, "WVO_WARM_IDLE_SECONDS", 600.0),
             log_level=_choice(env, "WVO_LOG_LEVEL", "", ("debug", "info", "warning", "error")),
             sandbox_image=env.get("WVO_SANDBOX_IMAGE", "").strip() or "python:3.11-slim",
             sandbox_output_bytes=_int(

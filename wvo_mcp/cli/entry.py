@@ -114,10 +114,10 @@ def main(argv: list[str] | None = None) -> None:
     state_root = args.state_root
     if handler is project.cmd_demo and state_root is None:
         state_root = "state/demo"
-    elif state_root is None and not os.environ.get("WVO_STATE_ROOT"):
+    else:
         from wvo_mcp.wiring import place
 
-        state_root = place.found(Path.cwd())
+        state_root = place.chosen(state_root, os.environ, Path.cwd())
         if state_root is None and handler not in STATELESS:
             print(f"wvo-mcp: {place.NOT_INITIALISED}", file=sys.stderr)
             sys.exit(2)

@@ -10,9 +10,8 @@ from .git/config alone, no included file.
 
 import os
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
-
-from wvo_mcp.git import ENV, config_env
 
 STATE_DIR = ".wvo"
 KEY = "wvo.stateRoot"
@@ -26,6 +25,10 @@ NOT_INITIALISED = (
 
 def git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """git in the person's repository, with no configuration of theirs that runs programs."""
+    # Imported here: `serve`'s relay (cli/relay.py) finds its state folder through this
+    # module before anything heavy is imported, and the git package is.
+    from wvo_mcp.git import ENV, config_env
+
     return subprocess.run(
         ["git", "-C", str(cwd), *args],
         env={**ENV, **config_env()},
@@ -54,6 +57,17 @@ def found(cwd: Path) -> Path | None:
     if chosen is None and (cwd / LEGACY / "orchestrator.db").is_file():
         return cwd / LEGACY
     return chosen
+
+
+def chosen(given: str | None, env: Mapping[str, str], cwd: Path) -> str | None:
+    """The state folder a command run in `cwd` uses: --state-root's `given`, else
+    WVO_STATE_ROOT, else the one found(); None when none is named or found."""
+    if given is not None:
+        return given
+    if env.get("WVO_STATE_ROOT"):
+        return env["WVO_STATE_ROOT"]
+    chosen = found(cwd)
+    return None if chosen is None else str(chosen)
 
 
 def record(top: Path, state_root: Path) -> None:

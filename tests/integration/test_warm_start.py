@@ -1,0 +1,293 @@
+"""Warm start (WVO_WARM_START=1): the `wvo-mcp serve` a client starts is a relay that hands
+its client to the state folder's warm process, which forks a server for it; with no warm
+process to answer, the relay serves its client itself and starts one."""
+
+import functools
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import POLL_DEADLINE_SECONDS, ROOT
+from wvo_mcp.cli import relay
+
+pytestmark = pytest.mark.process
+
+EXIT_DEADLINE_S = 10.0
+INITIALIZE = {
+    "protocolVersion": "2025-11-25",
+    "capabilities": {},
+    "clientInfo": {"name": "warm", "version": "1"},
+}
+WARM = b"from wvo_mcp.cli import warm"
+OTHER_PYTHON = "/usr/bin/python3"  # one another user may run
+
+
+class Relay:
+    """`python -P -m wvo_mcp serve` with warm start on, spoken to over raw pipes."""
+
+    def __init__(self, state_root: Path, *flags: str, **env: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, *flags, "-P", "-m", "wvo_mcp", "serve"],
+            cwd=ROOT,
+            env={
+                "WVO_STATE_ROOT": str(state_root),
+                "PATH": "/usr/bin:/bin",
+                "WVO_WARM_START": "1",
+                **env,
+            },
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self.next_id = 0
+        self.request("initialize", INITIALIZE)
+        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+    def request(self, method: str, params: dict[str, Any]) -> Any:
+        self.next_id += 1
+        self.send({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params})
+        assert self.proc.stdout is not None
+        reply = json.loads(self.proc.stdout.readline())
+        assert reply.get("id") == self.next_id and "result" in reply, reply
+        return reply["result"]
+
+    def call(self, tool: str, **arguments: Any) -> dict[str, Any]:
+        result = self.request("tools/call", {"name": tool, "arguments": arguments})
+        assert not result.get("isError"), result
+        found: dict[str, Any] = result["structuredContent"]
+        return found
+
+    def send(self, message: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(message) + "\n").encode())
+        self.proc.stdin.flush()
+
+    def server_pid(self) -> int:
+        """The pid of the server answering: the default agent id is `<client>-<pid>`."""
+        return int(self.call("plan_next")["agent_id"].rsplit("-", 1)[1])
+
+    def stop(self, signum: int | None = None) -> tuple[int | None, str]:
+        """Signalled (else stdin closed): its exit code (None if it hung) and stderr."""
+        assert self.proc.stdin and self.proc.stdout and self.proc.stderr
+        if signum is None:
+            self.proc.stdin.close()
+        else:
+            self.proc.send_signal(signum)
+        try:
+            code: int | None = self.proc.wait(EXIT_DEADLINE_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            code = None
+        stderr = self.proc.stderr.read().decode()
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            pipe.close()
+        return code, stderr
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def warm_pids(state_root: Path) -> list[int]:
+    """The warm processes of `state_root` and the servers they forked (same command line)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(WARM in word for word in argv) and str(state_root).encode() in argv:
+            found.append(int(entry.name))
+    return found
+
+
+def wait_for(check: Any, what: str) -> Any:
+    deadline = time.monotonic() + POLL_DEADLINE_SECONDS
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"not within the deadline: {what}"
+        time.sleep(0.02)
+    return found
+
+
+def listening(state_root: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(relay.run_dir(state_root) / relay.SOCKET))
+        except OSError:
+            return False
+    return True
+
+
+STARTED: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture
+def cleanup(state_root: Path) -> Iterator[None]:
+    """Ends every warm process of the test's state folder, and its servers."""
+    yield
+    for pid in warm_pids(state_root):
+        os.kill(pid, signal.SIGKILL)
+    while STARTED:
+        STARTED.pop().wait(EXIT_DEADLINE_S)
+    wait_for(lambda: not any(alive(pid) for pid in warm_pids(state_root)), "warm gone")
+
+
+@functools.cache
+def relay_import_path() -> str:
+    """The import path of `python -P -m wvo_mcp` (a relay's build id holds it)."""
+    code = "import json; from wvo_mcp.cli import relay; print(json.dumps(relay.import_path()))"
+    found = subprocess.run(
+        [sys.executable, "-P", "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return found.stdout.strip()
+
+
+def start_warm(state_root: Path, boot: str = relay.BOOT, **env: str) -> subprocess.Popen[bytes]:
+    """A warm process of `state_root`, listening."""
+    state_root.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-P", "-c", boot, relay_import_path(), str(state_root)],
+        env={"PATH": "/usr/bin:/bin", "WVO_STATE_ROOT": str(state_root), **env},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    STARTED.append(proc)
+    wait_for(lambda: listening(state_root) or proc.poll() is not None, "warm listening")
+    assert proc.poll() is None, (relay.run_dir(state_root) / relay.LOG).read_text()
+    return proc
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_the_first_client_is_served_cold_and_the_next_by_a_forked_server(
+    state_root: Path,
+) -> None:
+    first = Relay(state_root)
+    assert first.server_pid() == first.proc.pid  # no warm process yet: served in place
+    wait_for(lambda: listening(state_root), "the warm process the first relay started")
+    second = Relay(state_root)
+    server = second.server_pid()
+    assert server != second.proc.pid
+    assert parent_of(server) in warm_pids(state_root)
+    assert second.request("tools/list", {}) == first.request("tools/list", {})
+    first.call("task_create", tasks=[{"id": "a", "title": "a"}, {"id": "b", "title": "b"}])
+    claims = [relay_.call("claim_task") for relay_ in (first, second)]
+    assert all(claim["claimed"] for claim in claims), claims
+    assert {claim["task"]["id"] for claim in claims} == {"a", "b"}
+    assert second.stop() == (0, "")
+    assert first.stop() == (0, "")
+    assert not alive(server)
+
+
+@pytest.mark.usefixtures("cleanup")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_to_the_relay_stops_its_server_with_exit_0(state_root: Path, signum: int) -> None:
+    warm = start_warm(state_root)
+    client = Relay(state_root)
+    server = client.server_pid()
+    assert parent_of(server) == warm.pid
+    assert client.stop(signum) == (0, "")
+    wait_for(lambda: not alive(server), "the server gone")
+    assert warm.poll() is None  # it serves the next client
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_a_killed_relay_leaves_its_server_to_stop(state_root: Path) -> None:
+    warm = start_warm(state_root)
+    client = Relay(state_root)
+    server = client.server_pid()
+    assert parent_of(server) == warm.pid
+    code, _ = client.stop(signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    wait_for(lambda: not alive(server), "the server gone")
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_a_warm_process_of_another_build_is_not_used(state_root: Path) -> None:
+    other = relay.BOOT.replace(
+        "from wvo_mcp.cli import warm;",
+        "from wvo_mcp.cli import relay, warm; relay.build_id = lambda: 'another build';",
+    )
+    stale = start_warm(state_root, boot=other)
+    client = Relay(state_root)
+    assert client.server_pid() == client.proc.pid
+    assert stale.wait(EXIT_DEADLINE_S) == 0
+    # The relay started a warm process of its own build for the next client.
+    wait_for(lambda: listening(state_root), "a new warm process")
+    after = Relay(state_root)
+    assert after.server_pid() != after.proc.pid
+    assert after.stop() == (0, "")
+    assert client.stop() == (0, "")
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_the_run_dir_and_socket_are_this_users_alone(state_root: Path) -> None:
+    start_warm(state_root)
+    run = relay.run_dir(state_root)
+    assert stat.S_IMODE(run.stat().st_mode) == 0o700
+    for name in (relay.SOCKET, relay.LOCK, relay.LOG):
+        assert stat.S_IMODE((run / name).stat().st_mode) == 0o600, name
+    if os.getuid() == 0 and Path(OTHER_PYTHON).exists():
+        # Another user, handed the state folder itself (past the test's 0700 tmp dir).
+        folder = os.open(state_root, os.O_PATH | os.O_DIRECTORY)
+        try:
+            path = f"/proc/self/fd/{folder}/{relay.RUN_DIR}/{relay.SOCKET}"
+            probe = subprocess.run(
+                [
+                    OTHER_PYTHON,
+                    "-c",
+                    f"import socket; socket.socket(socket.AF_UNIX).connect({path!r})",
+                ],
+                user=65534,
+                group=65534,
+                pass_fds=[folder],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        finally:
+            os.close(folder)
+        assert "PermissionError" in probe.stderr, probe.stderr
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_the_warm_process_ends_when_idle(state_root: Path) -> None:
+    warm = start_warm(state_root, WVO_WARM_IDLE_SECONDS="0.5")
+    assert warm.wait(EXIT_DEADLINE_S) == 0
+    assert not (relay.run_dir(state_root) / relay.SOCKET).exists()
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_the_relay_imports_neither_pydantic_nor_the_sdk(state_root: Path) -> None:
+    start_warm(state_root)
+    client = Relay(state_root, "-X", "importtime")
+    assert client.server_pid() != client.proc.pid
+    code, stderr = client.stop()
+    assert code == 0
+    imported = {
+        line.rsplit("|", 1)[1].strip() for line in stderr.splitlines() if "import time:" in line
+    }
+    assert "wvo_mcp.cli.relay" in imported
+    heavy = {name for name in imported if name.split(".")[0] in ("pydantic", "mcp", "anyio")}
+    assert not heavy and "argparse" not in imported, heavy

@@ -1,0 +1,267 @@
+"""`wvo-mcp serve` over stdio with WVO_WARM_START=1: the process a client starts hands its
+stdin, stdout and stderr to the state folder's warm process (warm.py), which forks a server
+for them with everything already imported; this process stays as the client's handle on it.
+
+It forwards SIGINT, SIGTERM and SIGHUP to that server and exits with its exit code; killed,
+it leaves the server to see its connection close and stop as on SIGTERM. When no warm process
+answers (none yet, another build's, any error), it starts one for the next clients and
+returns, and this process serves its client itself as without warm start: warm start never
+makes serving fail. Imports only light modules: the point is to skip the heavy ones.
+"""
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import wvo_mcp
+from wvo_mcp.config import Settings
+
+RUN_DIR = "run"  # in the state folder, which sandboxed commands cannot reach
+SOCKET = "warm.sock"
+LOCK = "warm.lock"
+LOG = "warm.log"
+ANSWER_TIMEOUT_S = 3.0  # a warm process slower than this to fork is passed by
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+NAMESPACES = ("mnt", "pid", "net", "ipc", "uts", "user", "cgroup")
+LENGTH = struct.Struct(">I")
+GO = b"go\n"
+# Starts the warm process with this process's import path, whatever put it there.
+BOOT = (
+    "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
+    "from wvo_mcp.cli import warm; sys.exit(warm.main(sys.argv[2]))"
+)
+
+
+def stdio_serve(argv: list[str]) -> tuple[bool, str | None]:
+    """Whether `argv` asks to serve over stdio in a form the relay hands over as it is
+    (`[--state-root DIR] [-v] [serve] [-v]`), and its --state-root. Anything else (HTTP,
+    help, other commands, abbreviations) goes the normal way."""
+    state_root: str | None = None
+    command = False
+    rest = iter(argv)
+    for word in rest:
+        if word in ("-v", "--verbose"):
+            continue
+        if word == "serve" and not command:
+            command = True
+        elif word == "--state-root" and not command and state_root is None:
+            state_root = next(rest, None)
+            if state_root is None or state_root.startswith("-"):
+                return False, None
+        elif word.startswith("--state-root=") and not command and state_root is None:
+            state_root = word.removeprefix("--state-root=")
+        else:
+            return False, None
+    return True, state_root
+
+
+def run_dir(state_root: Path) -> Path:
+    return state_root / RUN_DIR
+
+
+def build_id() -> str:
+    """What a warm process must share with a relay to serve its client: the same release of
+    the same package, run by the same interpreter from the same import path."""
+    package = os.path.dirname(os.path.abspath(wvo_mcp.__file__))
+    return json.dumps([wvo_mcp.__version__, package, sys.executable, import_path()])
+
+
+def import_path() -> list[str]:
+    return [os.getcwd() if entry == "" else entry for entry in sys.path]
+
+
+def namespaces() -> dict[str, int]:
+    """This process's namespaces: a server forked elsewhere would see other mounts, pids."""
+    found = {}
+    for name in NAMESPACES:
+        try:
+            found[name] = os.stat(f"/proc/self/ns/{name}").st_ino
+        except OSError:
+            continue
+    return found
+
+
+def peer_uid(conn: socket.socket) -> tuple[int, int, int]:
+    """The pid, uid and gid of the process at the other end of a unix socket."""
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, gid = struct.unpack("3i", creds)
+    return pid, uid, gid
+
+
+def handed_over(argv: list[str]) -> int | None:
+    """This client served by a process the warm process forked: its exit code, once it
+    ends. None: serve the client here (warm start off, or no warm process answered)."""
+    shape, given = stdio_serve(argv)
+    if not shape or not sys.platform.startswith("linux"):
+        return None
+    try:
+        settings = Settings.from_env()
+        if not settings.warm_start:
+            return None
+        from wvo_mcp.wiring import place
+
+        chosen = place.chosen(given, os.environ, Path.cwd())
+        state_root = Settings.from_env(state_root=chosen).state_root
+    except Exception:
+        return None  # the normal path says what is wrong
+    forwarder = Forwarder()
+    try:
+        conn = _connect(run_dir(state_root))
+    except OSError:
+        start_warm(state_root)
+        return None
+    with conn:
+        try:
+            answer = _hand_over(conn, argv, forwarder)
+        except (OSError, ValueError):
+            answer = None
+        if answer is True:
+            return _wait(conn)
+        forwarder.stop()
+        if answer == "stale":
+            start_warm(state_root)  # the stale one is on its way out
+        return None
+
+
+def _connect(run: Path) -> socket.socket:
+    """A connection to the warm process of the state folder whose run dir is `run`, one of
+    this user's, through the folder's descriptor: a path past 107 bytes cannot be bound."""
+    folder = os.open(run, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.settimeout(ANSWER_TIMEOUT_S)
+        conn.connect(f"/proc/self/fd/{folder}/{SOCKET}")
+        _, uid, _ = peer_uid(conn)
+        if uid != os.getuid():
+            raise PermissionError("the warm socket is another user's")
+    except BaseException:
+        conn.close()
+        raise
+    finally:
+        os.close(folder)
+    return conn
+
+
+def _hand_over(conn: socket.socket, argv: list[str], forwarder: "Forwarder") -> bool | str | None:
+    """Hands stdin, stdout and stderr over; True once a forked server serves them, else why
+    not (None: no answer)."""
+    umask = os.umask(0o077)
+    os.umask(umask)
+    header = {
+        "build": build_id(),
+        "argv": argv,
+        "argv0": sys.argv[0] if sys.argv else "wvo-mcp",
+        "env": dict(os.environ),
+        "cwd": os.getcwd(),
+        "umask": umask,
+        "namespaces": namespaces(),
+    }
+    payload = json.dumps(header).encode()
+    forwarder.start()  # a signal from here on is the server's, once it is known
+    socket.send_fds(conn, [LENGTH.pack(len(payload))], [0, 1, 2])
+    conn.sendall(payload)
+    answer = _line(conn) or {}
+    pid = answer.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool):
+        refused = answer.get("refused")  # or gone: either way no server touched stdin
+        return refused if isinstance(refused, str) else None
+    forwarder.to(pid)
+    # From here the forked server serves the client: it read nothing before this.
+    conn.sendall(GO)
+    conn.settimeout(None)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.close(null)
+    return True
+
+
+def _wait(conn: socket.socket) -> int:
+    """The server's exit code, as the warm process reports it when it has reaped it."""
+    try:
+        answer = _line(conn)
+    except (OSError, ValueError):
+        answer = None
+    code = answer.get("exit") if answer is not None else None
+    # None: the warm process was killed first, and nothing knows how the server ended.
+    return code if isinstance(code, int) and not isinstance(code, bool) else 1
+
+
+def _line(conn: socket.socket) -> dict[str, Any] | None:
+    """One JSON object on a line from the warm process; None at the end of the connection."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = conn.recv(4096)
+        if not chunk:
+            return None
+        data += chunk
+    found = json.loads(data)
+    return found if isinstance(found, dict) else None
+
+
+class Forwarder:
+    """SIGINT, SIGTERM and SIGHUP passed on to the forked server (by pidfd: its pid may be
+    reused once it ends); held until its pid is known, raised here again if none serves."""
+
+    def __init__(self) -> None:
+        self.pidfd: int | None = None
+        self.pending: list[int] = []
+        self.previous: dict[int, Any] = {}
+
+    def start(self) -> None:
+        for signum in FORWARDED:
+            self.previous[signum] = signal.signal(signum, self._on_signal)
+
+    def to(self, pid: int) -> None:
+        self.pidfd = os.pidfd_open(pid)
+        for signum in self.pending:
+            self._send(signum)
+        self.pending.clear()
+
+    def stop(self) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        for signum in self.pending:
+            signal.raise_signal(signum)
+
+    def _on_signal(self, signum: int, _: FrameType | None) -> None:
+        if self.pidfd is None:
+            self.pending.append(signum)
+        else:
+            self._send(signum)
+
+    def _send(self, signum: int) -> None:
+        assert self.pidfd is not None
+        with contextlib.suppress(ProcessLookupError):  # ended: its exit code is on its way
+            signal.pidfd_send_signal(self.pidfd, signum)
+
+
+def start_warm(state_root: Path) -> None:
+    """Starts the state folder's warm process for the next clients, detached from this one
+    (its own session, no pipe of the client's, reaped by init), without waiting for it."""
+    try:
+        first = os.fork()
+    except OSError:
+        return
+    if first:
+        os.waitpid(first, 0)
+        return
+    try:  # in the child: never return into the caller's code
+        os.setsid()
+        if os.fork() == 0:
+            os.chdir("/")
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+            path = json.dumps(import_path())
+            os.execv(sys.executable, [sys.executable, "-P", "-c", BOOT, path, str(state_root)])
+    finally:
+        os._exit(0)

@@ -1,0 +1,404 @@
+"""The warm process of a state folder (WVO_WARM_START=1): it imports what `serve` over stdio
+needs once, then forks a server for each client a relay (relay.py) hands over.
+
+One per state folder (a lock in its run dir), detached, with no thread and no event loop
+running, so forking it is safe. Each connection's peer must be this user; a relay of
+another build (an upgrade, an edited source) gets "stale" and this process ends. A forked
+child takes the relay's stdin, stdout, stderr, environment, working directory and umask,
+and runs the CLI's normal path (`serve`: settings, the servers lock, the database, the
+sandbox layout, its own server): one process per agent, as without warm start. This
+process reaps it and tells the relay its exit code. It never writes to stdout (the
+protocol's, in a child) and ends after WVO_WARM_IDLE_SECONDS with no server left, on
+SIGTERM, or when it is stale; servers it forked go on until their clients stop them.
+"""
+
+import contextlib
+import fcntl
+import gc
+import importlib
+import json
+import os
+import select
+import signal
+import socket
+import stat
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from wvo_mcp.cli import relay
+from wvo_mcp.config import Settings
+
+# What the serve path imports, directly or on its way (entry imports every command).
+PRELOAD = (
+    "wvo_mcp.cli.entry",
+    "wvo_mcp.edge.server",
+    "wvo_mcp.edge.stdio",
+    "wvo_mcp.edge.http_server",
+    "wvo_mcp.sandbox.protect",
+    "concurrent.futures.thread",
+    "anyio._core._sockets",
+    "anyio.streams.stapled",
+    "anyio.streams.tls",
+    "rich.logging",
+)
+LOCK_WAIT_S = 2.0  # a stale warm process lets go of the lock as it stops
+LOCK_POLL_S = 0.05
+HEADER_TIMEOUT_S = 2.0
+HEADER_MAX_BYTES = 8 * 1024 * 1024
+EXIT_TIMEOUT_S = 1.0
+HELD = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+class Forked(BaseException):
+    """Raised in a forked child to leave the warm process's loop, each resource it holds
+    closed on the way out, before serving its client."""
+
+    def __init__(self, conn: socket.socket, header: dict[str, Any], fds: list[int]) -> None:
+        super().__init__()
+        self.conn, self.header, self.fds = conn, header, fds
+
+
+def main(state_root: str) -> int:
+    try:
+        return _warm(Path(state_root))
+    except Forked as forked:
+        child = forked.with_traceback(None)
+    # Out of the except clause: the server's own errors must not chain onto this one.
+    return _serve(child)
+
+
+@dataclass
+class Children:
+    """The servers forked and not yet reaped, each with its relay's connection."""
+
+    conns: dict[int, socket.socket] = field(default_factory=dict)
+
+    def __enter__(self) -> "Children":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for conn in self.conns.values():
+            conn.close()  # in a forked child: its copies of the others' connections
+
+    def reap(self, block: bool = False) -> None:
+        while self.conns:
+            try:
+                pid, status = os.waitpid(-1, 0 if block else os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            conn = self.conns.pop(pid, None)
+            if conn is not None:
+                _report(conn, os.waitstatus_to_exitcode(status))
+
+
+def _report(conn: socket.socket, code: int) -> None:
+    with conn:
+        try:
+            conn.settimeout(EXIT_TIMEOUT_S)
+            conn.sendall(json.dumps({"exit": code if code >= 0 else 128 - code}).encode() + b"\n")
+        except OSError:
+            pass  # the relay is gone
+
+
+def _warm(state_root: Path) -> int:
+    run = _run_dir(state_root)
+    if run is None:
+        return 0
+    with Children() as children:
+        with _locked(run) as held:
+            if not held:
+                return 0  # another warm process serves this state folder
+            _log_to(run / relay.LOG)
+            settings = Settings.from_env()
+            for name in PRELOAD:
+                with contextlib.suppress(ImportError):
+                    importlib.import_module(name)
+            build, fingerprint = relay.build_id(), _fingerprint()
+            with _listening(run) as listener, _wakeup() as wake:
+                _log(f"warm process {os.getpid()} serving {run}")
+                # Forked servers share these pages until written; the collector must not.
+                gc.freeze()
+                _accept(listener, wake, children, settings, (build, fingerprint))
+        children.reap(block=True)  # no longer listening: the next warm process may start
+    _log(f"warm process {os.getpid()} ends")
+    return 0
+
+
+def _run_dir(state_root: Path) -> Path | None:
+    """The run dir, this user's alone (0700); None when it cannot be made so."""
+    run = relay.run_dir(state_root)
+    try:
+        state_root.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            run.mkdir(mode=0o700)
+        found = os.lstat(run)
+        if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid():
+            return None
+        if stat.S_IMODE(found.st_mode) != 0o700:
+            os.chmod(run, 0o700)
+    except OSError:
+        return None
+    return run
+
+
+@contextlib.contextmanager
+def _locked(run: Path) -> Iterator[bool]:
+    fd = os.open(run / relay.LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    yield False
+                    return
+                time.sleep(LOCK_POLL_S)
+        yield True
+    finally:
+        os.close(fd)  # a forked child's copy, closed, leaves the lock held
+
+
+def _log_to(path: Path) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def _log(line: str) -> None:
+    print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}", file=sys.stderr, flush=True)
+
+
+def _fingerprint() -> list[tuple[str, int]]:
+    """When this process's own modules and the import path's folders last changed: an
+    edited source or an installed package makes it stale, at the same version."""
+    files = [
+        getattr(module, "__file__", None) or ""
+        for name, module in list(sys.modules.items())
+        if name == "wvo_mcp" or name.startswith("wvo_mcp.")
+    ]
+    found = []
+    for path in sorted({*files, *sys.path} - {""}):
+        try:
+            found.append((path, os.stat(path).st_mtime_ns))
+        except OSError:
+            found.append((path, -1))
+    return found
+
+
+@contextlib.contextmanager
+def _listening(run: Path) -> Iterator[socket.socket]:
+    """The socket relays connect to (0600), bound through the folder's descriptor."""
+    folder = os.open(run, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    owner = os.getpid()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(relay.SOCKET, dir_fd=folder)  # a dead one's: the lock is ours
+        umask = os.umask(0o177)
+        try:
+            listener.bind(f"/proc/self/fd/{folder}/{relay.SOCKET}")
+        finally:
+            os.umask(umask)
+        listener.listen(64)
+        yield listener
+    finally:
+        listener.close()
+        if os.getpid() == owner:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(relay.SOCKET, dir_fd=folder)
+        os.close(folder)
+
+
+@dataclass
+class Stop:
+    asked: bool = False
+
+    def __call__(self, _signum: int, _frame: FrameType | None) -> None:
+        self.asked = True
+
+
+@contextlib.contextmanager
+def _wakeup() -> Iterator[tuple[int, Stop]]:
+    """A pipe a signal wakes the loop through (SIGCHLD: reap; SIGTERM: stop)."""
+    read, write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    stop = Stop()
+    signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield read, stop
+    finally:
+        signal.set_wakeup_fd(-1)
+        os.close(read)
+        os.close(write)
+
+
+def _accept(
+    listener: socket.socket,
+    wake: tuple[int, Stop],
+    children: Children,
+    settings: Settings,
+    build: tuple[str, list[tuple[str, int]]],
+) -> None:
+    """Forks a server per relay until stopped, stale, or idle for the set time."""
+    read, stop = wake
+    poller = select.poll()
+    poller.register(listener, select.POLLIN)
+    poller.register(read, select.POLLIN)
+    busy = time.monotonic()
+    while not stop.asked:
+        if children.conns:
+            busy = time.monotonic()
+        left = busy + settings.warm_idle_seconds - time.monotonic()
+        if not children.conns and left <= 0:
+            _log("idle")
+            return
+        ready = {fd for fd, _ in poller.poll(None if children.conns else left * 1000)}
+        if read in ready:
+            with contextlib.suppress(BlockingIOError):
+                os.read(read, 4096)
+        children.reap()
+        if listener.fileno() in ready:
+            conn, _ = listener.accept()
+            busy = time.monotonic()
+            if _take(conn, children, build):
+                _log("stale: a relay of another build came")
+                return
+
+
+def _take(
+    conn: socket.socket, children: Children, build: tuple[str, list[tuple[str, int]]]
+) -> bool:
+    """Forks a server for the relay on `conn`, or answers why not; True when stale."""
+    fds: list[int] = []
+    try:
+        conn.settimeout(HEADER_TIMEOUT_S)
+        _, uid, gid = relay.peer_uid(conn)
+        if (uid, gid) != (os.getuid(), os.getgid()):
+            conn.close()  # not this user's: nothing to say to it
+            return False
+        header, fds = _receive(conn)
+        refused = _refusal(header, build)
+    except (OSError, ValueError) as exc:
+        refused = f"unreadable: {type(exc).__name__}"
+    if refused is not None:
+        for fd in fds:
+            os.close(fd)
+        with conn, contextlib.suppress(OSError):
+            conn.sendall(json.dumps({"refused": refused}).encode() + b"\n")
+        return refused == "stale"
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, HELD)
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        raise Forked(conn, header, fds)
+    signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    for fd in fds:
+        os.close(fd)  # the server's now: a copy here would keep the client's pipes open
+    children.conns[pid] = conn
+    return False
+
+
+def _refusal(header: dict[str, Any], build: tuple[str, list[tuple[str, int]]]) -> str | None:
+    if header["build"] != build[0] or _fingerprint() != build[1]:
+        return "stale"
+    if header["namespaces"] != relay.namespaces():
+        return "another namespace"
+    if not relay.stdio_serve(header["argv"])[0]:
+        return "not serve over stdio"
+    return None
+
+
+def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    """The relay's header and its stdin, stdout and stderr."""
+    space = socket.CMSG_SPACE(3 * 4)
+    data, ancillary, _, _ = conn.recvmsg(relay.LENGTH.size, space, socket.MSG_CMSG_CLOEXEC)
+    fds: list[int] = []
+    for level, kind, item in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds += [int.from_bytes(item[i : i + 4], sys.byteorder) for i in range(0, len(item), 4)]
+    try:
+        while len(data) < relay.LENGTH.size:
+            more = conn.recv(relay.LENGTH.size - len(data))
+            if not more:
+                raise ValueError("the relay hung up")
+            data += more
+        (size,) = relay.LENGTH.unpack(data)
+        if len(fds) != 3 or size > HEADER_MAX_BYTES:
+            raise ValueError("not a relay's header")
+        payload = bytearray()
+        while len(payload) < size:
+            more = conn.recv(min(size - len(payload), 1 << 16))
+            if not more:
+                raise ValueError("the relay hung up")
+            payload += more
+        return _checked(json.loads(payload)), fds
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+
+
+def _checked(header: object) -> dict[str, Any]:
+    kinds = {
+        "build": str,
+        "argv": list,
+        "argv0": str,
+        "env": dict,
+        "cwd": str,
+        "umask": int,
+        "namespaces": dict,
+    }
+    if not isinstance(header, dict) or any(
+        not isinstance(header.get(key), kind) for key, kind in kinds.items()
+    ):
+        raise ValueError("not a relay's header")
+    strings = [*header["argv"], *header["env"].keys(), *header["env"].values()]
+    if not all(isinstance(s, str) for s in strings):
+        raise ValueError("not a relay's header")
+    return header
+
+
+def _serve(child: Forked) -> int:
+    """In a forked child: become the relay's server, and serve its client as `serve` does."""
+    header, conn = child.header, child.conn
+    for signum in HELD:
+        signal.signal(signum, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    for target, fd in enumerate(child.fds):
+        os.dup2(fd, target)
+        os.close(fd)
+    os.environ.clear()
+    os.environ.update(header["env"])
+    time.tzset()
+    os.chdir(header["cwd"])
+    os.umask(header["umask"])
+    sys.argv = [header["argv0"], *header["argv"]]
+    conn.settimeout(None)
+    conn.sendall(json.dumps({"pid": os.getpid()}).encode() + b"\n")
+    if conn.recv(len(relay.GO)) != relay.GO:
+        return 0  # the relay serves its client itself: nothing was read
+    threading.Thread(target=_watch, args=(conn,), daemon=True).start()
+    from wvo_mcp.cli import entry
+
+    entry.main(header["argv"])
+    return 0
+
+
+def _watch(conn: socket.socket) -> None:
+    """Stops this server as SIGTERM does when its relay is gone (killed, say)."""
+    with contextlib.suppress(OSError):
+        while conn.recv(256):
+            pass
+    os.kill(os.getpid(), signal.SIGTERM)
