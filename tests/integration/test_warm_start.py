@@ -99,6 +99,10 @@ def parent_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
+def children_of(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -154,11 +158,16 @@ def cleanup(state_root: Path) -> Iterator[None]:
 
 
 @functools.cache
-def relay_import_path() -> str:
+def relay_import_path(pythonpath: str = "") -> str:
     """The import path of `python -P -m wvo_mcp` (a relay's build id holds it)."""
     code = "import json; from wvo_mcp.cli import relay; print(json.dumps(relay.import_path()))"
     found = subprocess.run(
-        [sys.executable, "-P", "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-P", "-c", code],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", **({"PYTHONPATH": pythonpath} if pythonpath else {})},
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return found.stdout.strip()
 
@@ -167,7 +176,14 @@ def start_warm(state_root: Path, boot: str = relay.BOOT, **env: str) -> subproce
     """A warm process of `state_root`, listening."""
     state_root.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
-        [sys.executable, "-P", "-c", boot, relay_import_path(), str(state_root)],
+        [
+            sys.executable,
+            "-P",
+            "-c",
+            boot,
+            relay_import_path(env.get("PYTHONPATH", "")),
+            str(state_root),
+        ],
         env={"PATH": "/usr/bin:/bin", "WVO_STATE_ROOT": str(state_root), **env},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -239,6 +255,38 @@ def test_a_warm_process_of_another_build_is_not_used(state_root: Path) -> None:
     assert after.server_pid() != after.proc.pid
     assert after.stop() == (0, "")
     assert client.stop() == (0, "")
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_a_package_installed_since_the_warm_process_started_makes_it_stale(
+    state_root: Path, tmp_path: Path
+) -> None:
+    packages = tmp_path / "site"
+    packages.mkdir()
+    warm = start_warm(state_root, PYTHONPATH=str(packages))
+    before = Relay(state_root, PYTHONPATH=str(packages))
+    assert parent_of(before.server_pid()) == warm.pid
+    (packages / "installed.py").write_text("")  # the folder changes, as an install changes it
+    after = Relay(state_root, PYTHONPATH=str(packages))
+    assert after.server_pid() == after.proc.pid
+    # Stale, it serves no one new, but still reports how its servers end, then ends.
+    assert before.stop() == (0, "")
+    assert warm.wait(EXIT_DEADLINE_S) == 0
+    assert after.stop() == (0, "")
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_each_forked_server_takes_its_relays_environment(state_root: Path) -> None:
+    warm = start_warm(state_root)
+    alpha = Relay(state_root, WVO_AGENT_ID="alpha")
+    beta = Relay(state_root, WVO_AGENT_ID="beta", WVO_TOOLS="worker")
+    assert [client.call("plan_next")["agent_id"] for client in (alpha, beta)] == ["alpha", "beta"]
+    tools = [len(client.request("tools/list", {})["tools"]) for client in (alpha, beta)]
+    assert tools[0] > tools[1]
+    assert len(children_of(warm.pid)) == 2  # each served by a server of its own
+    for client in (alpha, beta):
+        assert client.stop() == (0, "")
+    assert warm.poll() is None
 
 
 @pytest.mark.usefixtures("cleanup")

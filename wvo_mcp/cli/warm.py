@@ -255,10 +255,8 @@ def _accept(
     poller = select.poll()
     poller.register(listener, select.POLLIN)
     poller.register(read, select.POLLIN)
-    busy = time.monotonic()
+    busy = time.monotonic()  # when a server last ran or a relay came: idle since
     while not stop.asked:
-        if children.conns:
-            busy = time.monotonic()
         left = busy + settings.warm_idle_seconds - time.monotonic()
         if not children.conns and left <= 0:
             _log("idle")
@@ -267,11 +265,19 @@ def _accept(
         if read in ready:
             with contextlib.suppress(BlockingIOError):
                 os.read(read, 4096)
-        children.reap()
+        if children.conns:
+            children.reap()
+            busy = time.monotonic()
         if listener.fileno() in ready:
             conn, _ = listener.accept()
             busy = time.monotonic()
-            if _take(conn, children, build):
+            try:
+                stale = _take(conn, children, build)
+            except Exception as exc:  # this process serves the next relays all the same
+                _log(f"a relay not served: {type(exc).__name__}: {exc}")
+                conn.close()
+                continue
+            if stale:
                 _log("stale: a relay of another build came")
                 return
 
@@ -299,12 +305,17 @@ def _take(
         return refused == "stale"
     held = signal.pthread_sigmask(signal.SIG_BLOCK, HELD)
     sys.stderr.flush()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:
+        pid = -1
     if pid == 0:
         raise Forked(conn, header, fds)
     signal.pthread_sigmask(signal.SIG_SETMASK, held)
     for fd in fds:
         os.close(fd)  # the server's now: a copy here would keep the client's pipes open
+    if pid < 0:
+        raise OSError("fork failed: the relay serves its client itself")
     children.conns[pid] = conn
     return False
 
