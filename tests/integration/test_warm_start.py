@@ -3,7 +3,6 @@ its client to the state folder's warm process, which forks a server for it; with
 process to answer, the relay serves its client itself and starts one."""
 
 import functools
-import json
 import os
 import signal
 import socket
@@ -18,81 +17,42 @@ from typing import Any
 import pytest
 
 from tests.conftest import POLL_DEADLINE_SECONDS, ROOT
+from tests.integration.test_lifecycle import EXIT_DEADLINE_S, Server
 from wvo_mcp.cli import relay
 
 pytestmark = pytest.mark.process
 
-EXIT_DEADLINE_S = 10.0
-INITIALIZE = {
-    "protocolVersion": "2025-11-25",
-    "capabilities": {},
-    "clientInfo": {"name": "warm", "version": "1"},
-}
 WARM = b"from wvo_mcp.cli import warm"
 OTHER_PYTHON = "/usr/bin/python3"  # one another user may run
 
 
-class Relay:
+class Relay(Server):
     """`python -P -m wvo_mcp serve` with warm start on, spoken to over raw pipes."""
 
-    def __init__(self, state_root: Path, *flags: str, **env: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, *flags, "-P", "-m", "wvo_mcp", "serve"],
-            cwd=ROOT,
-            env={
-                "WVO_STATE_ROOT": str(state_root),
-                "PATH": "/usr/bin:/bin",
-                "WVO_WARM_START": "1",
-                **env,
-            },
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        self.next_id = 0
-        self.request("initialize", INITIALIZE)
-        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    def __init__(self, state_root: Path, **env: str) -> None:
+        super().__init__(state_root, WVO_WARM_START="1", **env)
+        self.start()
 
-    def request(self, method: str, params: dict[str, Any]) -> Any:
-        self.next_id += 1
-        self.send({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params})
-        assert self.proc.stdout is not None
-        reply = json.loads(self.proc.stdout.readline())
-        assert reply.get("id") == self.next_id and "result" in reply, reply
+    def result(self, method: str, params: dict[str, Any]) -> Any:
+        reply = self.request(method, params)
+        assert "result" in reply, reply
         return reply["result"]
 
     def call(self, tool: str, **arguments: Any) -> dict[str, Any]:
-        result = self.request("tools/call", {"name": tool, "arguments": arguments})
+        result = self.result("tools/call", {"name": tool, "arguments": arguments})
         assert not result.get("isError"), result
         found: dict[str, Any] = result["structuredContent"]
         return found
-
-    def send(self, message: dict[str, Any]) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write((json.dumps(message) + "\n").encode())
-        self.proc.stdin.flush()
 
     def server_pid(self) -> int:
         """The pid of the server answering: the default agent id is `<client>-<pid>`."""
         return int(self.call("plan_next")["agent_id"].rsplit("-", 1)[1])
 
-    def stop(self, signum: int | None = None) -> tuple[int | None, str]:
-        """Signalled (else stdin closed): its exit code (None if it hung) and stderr."""
-        assert self.proc.stdin and self.proc.stdout and self.proc.stderr
-        if signum is None:
-            self.proc.stdin.close()
-        else:
-            self.proc.send_signal(signum)
-        try:
-            code: int | None = self.proc.wait(EXIT_DEADLINE_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            code = None
-        stderr = self.proc.stderr.read().decode()
-        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            pipe.close()
-        return code, stderr
+    def finish(self) -> tuple[int | None, str]:
+        """Stdin closed: its exit code (None if it hung) and stderr."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        return self.stop(0)
 
 
 def parent_of(pid: int) -> int:
@@ -206,13 +166,13 @@ def test_the_first_client_is_served_cold_and_the_next_by_a_forked_server(
     server = second.server_pid()
     assert server != second.proc.pid
     assert parent_of(server) in warm_pids(state_root)
-    assert second.request("tools/list", {}) == first.request("tools/list", {})
+    assert second.result("tools/list", {}) == first.result("tools/list", {})
     first.call("task_create", tasks=[{"id": "a", "title": "a"}, {"id": "b", "title": "b"}])
     claims = [relay_.call("claim_task") for relay_ in (first, second)]
     assert all(claim["claimed"] for claim in claims), claims
     assert {claim["task"]["id"] for claim in claims} == {"a", "b"}
-    assert second.stop() == (0, "")
-    assert first.stop() == (0, "")
+    assert second.finish() == (0, "")
+    assert first.finish() == (0, "")
     assert not alive(server)
 
 
@@ -253,8 +213,8 @@ def test_a_warm_process_of_another_build_is_not_used(state_root: Path) -> None:
     wait_for(lambda: listening(state_root), "a new warm process")
     after = Relay(state_root)
     assert after.server_pid() != after.proc.pid
-    assert after.stop() == (0, "")
-    assert client.stop() == (0, "")
+    assert after.finish() == (0, "")
+    assert client.finish() == (0, "")
 
 
 @pytest.mark.usefixtures("cleanup")
@@ -270,9 +230,9 @@ def test_a_package_installed_since_the_warm_process_started_makes_it_stale(
     after = Relay(state_root, PYTHONPATH=str(packages))
     assert after.server_pid() == after.proc.pid
     # Stale, it serves no one new, but still reports how its servers end, then ends.
-    assert before.stop() == (0, "")
+    assert before.finish() == (0, "")
     assert warm.wait(EXIT_DEADLINE_S) == 0
-    assert after.stop() == (0, "")
+    assert after.finish() == (0, "")
 
 
 @pytest.mark.usefixtures("cleanup")
@@ -281,11 +241,11 @@ def test_each_forked_server_takes_its_relays_environment(state_root: Path) -> No
     alpha = Relay(state_root, WVO_AGENT_ID="alpha")
     beta = Relay(state_root, WVO_AGENT_ID="beta", WVO_TOOLS="worker")
     assert [client.call("plan_next")["agent_id"] for client in (alpha, beta)] == ["alpha", "beta"]
-    tools = [len(client.request("tools/list", {})["tools"]) for client in (alpha, beta)]
+    tools = [len(client.result("tools/list", {})["tools"]) for client in (alpha, beta)]
     assert tools[0] > tools[1]
     assert len(children_of(warm.pid)) == 2  # each served by a server of its own
     for client in (alpha, beta):
-        assert client.stop() == (0, "")
+        assert client.finish() == (0, "")
     assert warm.poll() is None
 
 
@@ -329,9 +289,9 @@ def test_the_warm_process_ends_when_idle(state_root: Path) -> None:
 @pytest.mark.usefixtures("cleanup")
 def test_the_relay_imports_neither_pydantic_nor_the_sdk(state_root: Path) -> None:
     start_warm(state_root)
-    client = Relay(state_root, "-X", "importtime")
+    client = Relay(state_root, PYTHONPROFILEIMPORTTIME="1")
     assert client.server_pid() != client.proc.pid
-    code, stderr = client.stop()
+    code, stderr = client.finish()
     assert code == 0
     imported = {
         line.rsplit("|", 1)[1].strip() for line in stderr.splitlines() if "import time:" in line
