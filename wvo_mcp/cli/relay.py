@@ -16,7 +16,6 @@ import signal
 import socket
 import struct
 import sys
-import time
 from pathlib import Path
 from types import FrameType
 from typing import Any, BinaryIO
@@ -33,14 +32,11 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 NAMESPACES = ("mnt", "pid", "net", "ipc", "uts", "user", "cgroup")
 LENGTH = struct.Struct(">I")
 ANSWER_MAX_BYTES = 4096
-IDLE_S = 0.2  # a server using no CPU this long has started
-IDLE_POLL_S = 0.05
-IDLE_WAIT_S = 10.0
 GO = b"go\n"
 # Starts the warm process with this process's import path, whatever put it there.
 BOOT = (
     "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
-    "from wvo_mcp.cli import warm; sys.exit(warm.main(sys.argv[2]))"
+    "from wvo_mcp.cli import warm; sys.exit(warm.main(*sys.argv[2:]))"
 )
 
 
@@ -267,27 +263,8 @@ def start_warm(state_root: Path) -> None:
             for fd in (0, 1, 2):
                 os.dup2(null, fd)
             os.closerange(3, os.sysconf("SC_OPEN_MAX"))
-            _when_idle(serving)
             path = json.dumps(import_path())
-            os.execv(sys.executable, [sys.executable, "-P", "-c", BOOT, path, str(state_root)])
+            argv = [sys.executable, "-P", "-c", BOOT, path, str(state_root), str(serving)]
+            os.execv(sys.executable, argv)
     finally:
         os._exit(0)
-
-
-def _when_idle(pid: int) -> None:
-    """Returns once process `pid` has used no CPU for IDLE_S (its server has started and
-    waits on its client), is gone, or after IDLE_WAIT_S: a warm process importing at the
-    same time would slow that start down by a quarter on two cores."""
-    deadline = time.monotonic() + IDLE_WAIT_S
-    last, since = -1, time.monotonic()
-    while time.monotonic() < deadline:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return
-        used = int(fields[11]) + int(fields[12])  # utime and stime, in clock ticks
-        if used != last:
-            last, since = used, time.monotonic()
-        elif time.monotonic() - since >= IDLE_S:
-            return
-        time.sleep(IDLE_POLL_S)

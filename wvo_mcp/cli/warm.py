@@ -50,6 +50,9 @@ PRELOAD = (
 LOCK_WAIT_S = 2.0  # a stale warm process lets go of the lock as it stops
 LOCK_POLL_S = 0.05
 HEADER_TIMEOUT_S = 2.0
+IDLE_S = 0.2  # a server that used no CPU this long has started
+IDLE_POLL_S = 0.05
+IDLE_WAIT_S = 10.0
 HEADER_MAX_BYTES = 8 * 1024 * 1024
 EXIT_TIMEOUT_S = 1.0
 HELD = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -64,9 +67,11 @@ class Forked(BaseException):
         self.conn, self.header, self.fds = conn, header, fds
 
 
-def main(state_root: str) -> int:
+def main(state_root: str, serving: str = "0") -> int:
+    """The warm process of `state_root`; `serving`: the pid of the relay that started it,
+    serving its own client (0: none)."""
     try:
-        return _warm(Path(state_root))
+        return _warm(Path(state_root), int(serving))
     except Forked as forked:
         child = forked.with_traceback(None)
     # Out of the except clause: the server's own errors must not chain onto this one.
@@ -108,7 +113,7 @@ def _report(conn: socket.socket, code: int) -> None:
             pass  # the relay is gone
 
 
-def _warm(state_root: Path) -> int:
+def _warm(state_root: Path, serving: int) -> int:
     run = _run_dir(state_root)
     if run is None:
         return 0
@@ -117,6 +122,8 @@ def _warm(state_root: Path) -> int:
             if not held:
                 return 0  # another warm process serves this state folder
             _log_to(run / relay.LOG)
+            if serving:
+                _when_idle(serving)
             settings = Settings.from_env()
             for name in PRELOAD:
                 with contextlib.suppress(ImportError):
@@ -130,6 +137,25 @@ def _warm(state_root: Path) -> int:
         children.reap(block=True)  # no longer listening: the next warm process may start
     _log(f"warm process {os.getpid()} ends")
     return 0
+
+
+def _when_idle(pid: int) -> None:
+    """Returns once process `pid` has used no CPU for IDLE_S (its server has started and
+    waits on its client), is gone, or after IDLE_WAIT_S: importing at the same time would
+    slow that start down by a quarter on two cores."""
+    deadline = time.monotonic() + IDLE_WAIT_S
+    last, since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return
+        used = int(fields[11]) + int(fields[12])  # utime and stime, in clock ticks
+        if used != last:
+            last, since = used, time.monotonic()
+        elif time.monotonic() - since >= IDLE_S:
+            return
+        time.sleep(IDLE_POLL_S)
 
 
 def _run_dir(state_root: Path) -> Path | None:
