@@ -71,6 +71,13 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def imported(stderr: str) -> set[str]:
+    """The modules a process started with PYTHONPROFILEIMPORTTIME=1 imported."""
+    return {
+        line.rsplit("|", 1)[1].strip() for line in stderr.splitlines() if "import time:" in line
+    }
+
+
 def warm_pids(state_root: Path) -> list[int]:
     """The warm processes of `state_root` and the servers they forked (same command line)."""
     found = []
@@ -189,6 +196,33 @@ def test_a_signal_to_the_relay_stops_its_server_with_exit_0(state_root: Path, si
 
 
 @pytest.mark.usefixtures("cleanup")
+def test_a_forked_server_refusing_to_start_says_why_and_the_relay_exits_with_its_code(
+    state_root: Path,
+) -> None:
+    start_warm(state_root)
+    inside = state_root / "workspace"
+    client = subprocess.run(
+        [sys.executable, "-P", "-m", "wvo_mcp", "serve"],
+        cwd=ROOT,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "WVO_STATE_ROOT": str(state_root),
+            "WVO_WARM_START": "1",
+            "WVO_WORKSPACE_ROOT": str(inside),
+            "PYTHONPROFILEIMPORTTIME": "1",
+        },
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=EXIT_DEADLINE_S,
+        check=False,
+    )
+    assert client.returncode == 2, client
+    assert f"the workspace {inside} is inside the state folder" in client.stderr
+    assert "mcp" not in imported(client.stderr)  # refused by a forked server, not the relay
+
+
+@pytest.mark.usefixtures("cleanup")
 def test_a_killed_relay_leaves_its_server_to_stop(state_root: Path) -> None:
     warm = start_warm(state_root)
     client = Relay(state_root)
@@ -293,9 +327,7 @@ def test_the_relay_imports_neither_pydantic_nor_the_sdk(state_root: Path) -> Non
     assert client.server_pid() != client.proc.pid
     code, stderr = client.finish()
     assert code == 0
-    imported = {
-        line.rsplit("|", 1)[1].strip() for line in stderr.splitlines() if "import time:" in line
-    }
-    assert "wvo_mcp.cli.relay" in imported
-    heavy = {name for name in imported if name.split(".")[0] in ("pydantic", "mcp", "anyio")}
-    assert not heavy and "argparse" not in imported, heavy
+    modules = imported(stderr)
+    assert "wvo_mcp.cli.relay" in modules
+    heavy = {name for name in modules if name.split(".")[0] in ("pydantic", "mcp", "anyio")}
+    assert not heavy and "argparse" not in modules, heavy

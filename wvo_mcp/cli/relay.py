@@ -124,7 +124,7 @@ def handed_over(argv: list[str]) -> int | None:
         except (OSError, ValueError):
             answer = None
         if answer is True:
-            return _wait(answers)
+            return _served(conn, answers)
         forwarder.stop()
         if answer == "stale":
             start_warm(state_root)  # the stale one is on its way out
@@ -178,17 +178,18 @@ def _hand_over(
     forwarder.to(pid)
     # From here the forked server serves the client: it read nothing before this.
     conn.sendall(GO)
-    conn.settimeout(None)
-    null = os.open(os.devnull, os.O_RDWR)
-    os.dup2(null, 0)
-    os.dup2(null, 1)
-    os.close(null)
     return True
 
 
-def _wait(answers: BinaryIO) -> int:
-    """The server's exit code, as the warm process reports it when it has reaped it."""
+def _served(conn: socket.socket, answers: BinaryIO) -> int:
+    """The server's exit code, as the warm process reports it when it has reaped it. The
+    client is the server's now: nothing here may fall back to serving it."""
     try:
+        conn.settimeout(None)
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, 0)
+        os.dup2(null, 1)
+        os.close(null)
         answer = _line(answers)
     except (OSError, ValueError):
         answer = None
