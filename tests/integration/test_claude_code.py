@@ -261,6 +261,21 @@ def run_claude(
     return model, claim
 
 
+def worker_server(state_root: Path, **env: str) -> dict[str, Any]:
+    """The .mcp.json entry of a stdio server for agent claude-1, worker profile."""
+    return {
+        "command": sys.executable,
+        "args": ["-P", "-m", "wvo_mcp", "serve"],
+        "env": {
+            "WVO_STATE_ROOT": str(state_root),
+            "WVO_AGENT_ID": "claude-1",
+            "WVO_TOOLS": "worker",
+            "WVO_AUTOPILOT_HEALTH_INTERVAL_MS": "0",
+            **env,
+        },
+    }
+
+
 def assert_done_by(state_root: Path, task_id: str, agent: str) -> None:
     """The task the model claimed is done, by `agent`, exactly once."""
     with open_db(state_root) as db:
@@ -281,17 +296,7 @@ def assert_done_by(state_root: Path, task_id: str, agent: str) -> None:
 def test_claude_code_works_the_loop(state_root: Path, tmp_path: Path) -> None:
     imported = wvo(state_root, "import", str(ROOT / "state" / "roadmap.yaml"))
     assert imported.returncode == 0, imported.stderr
-    server = {
-        "command": sys.executable,
-        "args": ["-P", "-m", "wvo_mcp", "serve"],
-        "env": {
-            "WVO_STATE_ROOT": str(state_root),
-            "WVO_AGENT_ID": "claude-1",
-            "WVO_TOOLS": "worker",
-            "WVO_AUTOPILOT_HEALTH_INTERVAL_MS": "0",
-        },
-    }
-    _, claim = run_claude({"mcpServers": {"wvo": server}}, tmp_path)
+    _, claim = run_claude({"mcpServers": {"wvo": worker_server(state_root)}}, tmp_path)
     assert_done_by(state_root, claim["task"]["id"], "claude-1")
 
 
@@ -360,17 +365,7 @@ def work_the_board(loop: str, tasks: int, root: Path) -> LoopRun:
     roadmap.write_text(chain_roadmap(tasks))
     imported = wvo(state, "import", str(roadmap))
     assert imported.returncode == 0, imported.stderr
-    server = {
-        "command": sys.executable,
-        "args": ["-P", "-m", "wvo_mcp", "serve"],
-        "env": {
-            "WVO_STATE_ROOT": str(state),
-            "WVO_AGENT_ID": "claude-1",
-            "WVO_TOOLS": "worker",
-            "WVO_AUTOPILOT_HEALTH_INTERVAL_MS": "0",
-            "WVO_OTEL_ENABLED": "0",
-        },
-    }
+    server = worker_server(state, WVO_OTEL_ENABLED="0")
     model = LoopModel(loop)
     started = time.monotonic()
     drive_claude(model, {"mcpServers": {"wvo": server}}, root, "Work every wvo-mcp task.")
