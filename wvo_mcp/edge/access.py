@@ -249,6 +249,12 @@ class RoleGate:
                 f"this token works on task {scope.task!r} only, not {task!r}; pass "
                 f"task_id {scope.task!r}. Nothing was changed"
             )
+        claims = name == "plan_update" and given.get("claim_next")
+        if claims and not toolset.scope_allows(scope.purpose, "claim_task"):
+            return (
+                f"this token works on task {scope.task!r} only and claims nothing: call "
+                "plan_update without claim_next. Nothing was changed"
+            )
         status = given.get("status")
         if name == "plan_update" and scope.purpose == "worker" and status not in WORKER_MOVES:
             return (

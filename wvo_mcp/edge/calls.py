@@ -96,6 +96,10 @@ def tool_call(
                         outcome = result.reason or "not_claimed"
                     elif result._took_over_expired:
                         telemetry.lease_expiries(1)
+                elif isinstance(nxt := getattr(result, "next", None), ClaimResult) and (
+                    nxt._took_over_expired  # plan_update's claim_next
+                ):
+                    telemetry.lease_expiries(1)
                 return cast(R, _answer(result))
             except WvoError as exc:
                 outcome = _error_code(exc)

@@ -23,10 +23,11 @@ from wvo_mcp.telemetry import Telemetry
 log = logging.getLogger(__name__)
 
 INSTRUCTIONS = """\
-wvo-mcp hands out tasks from a shared task graph. Work loop: plan_next -> claim_task ->
-(work; checkpoint and heartbeat before the lease expires) -> plan_update(done | failed |
-blocked | needs_review | pending). Keep the lease_token from claim_task and pass it on every
-call about that task. A "lease lost" error means another agent now owns the task: stop
+wvo-mcp hands out tasks from a shared task graph. Work loop: claim_task once (it picks the
+best ready task) -> (work; checkpoint or heartbeat before the lease expires) ->
+plan_update(done | failed | blocked | needs_review, claim_next=true), whose `next` is your
+next task and lease; repeat until it says claimed=false. Keep the lease_token and pass it on
+every call about that task. A "lease lost" error means another agent now owns the task: stop
 working on it and claim something else."""
 
 
