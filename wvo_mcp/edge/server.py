@@ -56,7 +56,7 @@ def build_server(
     opened = [] if opened is None else opened
 
     auth = http.auth if http is not None else None
-    server: Server = MCPServer(
+    server = Server(
         "wvo-mcp",
         version=__version__,
         instructions=INSTRUCTIONS,
@@ -88,12 +88,12 @@ def build_server(
 
 def _lifespan(
     settings: Settings, me: str, telemetry: Telemetry, opened: list[Orchestrator]
-) -> Callable[[Server], AbstractAsyncContextManager[Orchestrator]]:
+) -> Callable[[MCPServer[Orchestrator]], AbstractAsyncContextManager[Orchestrator]]:
     """Per connection (once per stdio process): the orchestrator open, kept in `opened`, and
     the health monitor running beside it."""
 
     @asynccontextmanager
-    async def lifespan(_: Server) -> AsyncIterator[Orchestrator]:
+    async def lifespan(_: MCPServer[Orchestrator]) -> AsyncIterator[Orchestrator]:
         telemetry.install()
         orchestrator = await Orchestrator.open(settings)
         opened.append(orchestrator)
