@@ -666,8 +666,11 @@ def wvo_commands(values: Sequence[str]) -> dict[str, str]:
     """`[LABEL=]PATH` options as label -> path, after this tree's wvo-mcp as `wvo`."""
     found = {BASE: str(Path(sys.executable).parent / "wvo-mcp")}
     for index, value in enumerate(values, start=2):
-        label, _, path = value.rpartition("=")
-        found[label or f"{BASE}-{index}"] = path
+        label, _, path = value.partition("=") if "=" in value else ("", "", value)
+        label = label or f"{BASE}-{index}"
+        if label in found or label in SYSTEMS:
+            raise ValueError(f"--wvo-command: the label {label!r} is taken; name it LABEL=PATH")
+        found[label] = path
     return found
 
 
@@ -681,7 +684,13 @@ def config_of(args: Any, parser: Any) -> Config:
     else:
         config = Config(args.sizes, args.rounds, args.cycles, args.starts, 3, False, [], {})
     config.systems = [kind for kind in SYSTEMS if kind in chosen]
-    config.wvo_commands = wvo_commands(args.wvo_command)
+    try:
+        config.wvo_commands = wvo_commands(args.wvo_command)
+    except ValueError as exc:
+        parser.error(str(exc))
+    for label, path in config.wvo_commands.items():
+        if not os.access(path, os.X_OK):
+            parser.error(f"{label}: {path} is not an executable wvo-mcp")
     needed = config.warmup + config.rounds * (config.cycles + 1)
     if any(size < needed for size in config.sizes):
         parser.error(f"each size must be at least {needed} tasks: every cycle completes one")
