@@ -16,6 +16,9 @@ into a state cached per version and size. Per system and size, in blocks that al
 between the systems (one block each per round, the order rotating), p50 and p90 of:
 - a cycle, an agent's loop without the work: find the next task, claim it, mark it done;
 - each step of the cycle on its own (`claim` is the claim alone);
+- a loop step, the calls per task of the loop each system prescribes: for wvo-mcp one
+  `plan_update(done, claim_next=true)`, which finishes the task held and claims the next
+  (README, "The loop"); for the peers, who have no shorter loop, their cycle;
 - a ping, the protocol's no-op round trip, for reference;
 and per system, a fresh process each sample, alternating: start to `tools/list` answered, and
 the server process's RSS a second later. Ratios are the peer's figure ÷ wvo-mcp's: above 1
@@ -57,7 +60,7 @@ PINS = Path(__file__).with_name("peer_servers")
 SYSTEMS = ("wvo", "task-orchestrator", "orc-hestrator")
 BASE = "wvo"  # every ratio is against this tree's wvo-mcp
 STEPS = ("next", "claim", "done")
-MEASURES = ("cycle", *STEPS, "ping")
+MEASURES = ("cycle", *STEPS, "loop", "ping")
 WRAPPERS = {"sh", "bash", "dash", "env"}  # a launcher, not the server: its child is measured
 SETTLE_S = 1.0  # idle RSS is read this long after tools/list is answered
 SEED_CONCURRENCY = 8  # calls in flight while seeding a peer through its tools
@@ -68,6 +71,12 @@ CYCLES = {
     "`advance` (ACTIVE → CLOSED, which unblocks the next task of the chain)",
     "orc-hestrator": "`get_next_item` → `advance_item(start)` (queue → work) → "
     "`advance_item(complete)` (work → done)",
+}
+
+LOOPS = {
+    "wvo": "`plan_update(done, claim_next=true)`: the task held done, the next one claimed",
+    "task-orchestrator": "its cycle (no call finishes one task and starts the next)",
+    "orc-hestrator": "its cycle (no call finishes one task and starts the next)",
 }
 
 warnings.filterwarnings("ignore", message="ping is removed")  # legacy mode, as every client
@@ -200,6 +209,13 @@ class System:
         """One next → claim → done; the seconds of each step."""
         raise NotImplementedError
 
+    async def loop(self, client: Client) -> float:
+        """Seconds of one task's calls in the loop this system prescribes."""
+        return sum((await self.cycle(client)).values())
+
+    async def end_loop(self, client: Client) -> None:
+        """Let go of what the loop holds (untimed), so a cycle starts from nothing held."""
+
 
 class Wvo(System):
     kind = "wvo"
@@ -207,6 +223,7 @@ class Wvo(System):
     def __init__(self, name: str, executable: str) -> None:
         super().__init__(name)
         self.executable = executable
+        self.held: dict[str, Any] | None = None  # the loop's claim
         if not os.access(executable, os.X_OK):
             raise BenchError(f"{name}: {executable} is not an executable wvo-mcp")
 
@@ -241,6 +258,23 @@ class Wvo(System):
         await lib.call(client, "plan_update", lib.lease_update(granted, "done"))
         watch.lap("done")
         return watch.laps
+
+    async def loop(self, client: Client) -> float:
+        held = self.held or await lib.call(client, "claim_task", {})  # once, as an agent does
+        if not held.get("claimed"):
+            raise BenchError(f"{self.name}: claim_task refused: {held.get('message')}")
+        started = time.perf_counter()
+        answer = await lib.call(
+            client, "plan_update", {**lib.lease_update(held, "done"), "claim_next": True}
+        )
+        took = time.perf_counter() - started
+        self.held = answer.get("next")
+        return took
+
+    async def end_loop(self, client: Client) -> None:
+        if self.held and self.held.get("claimed"):
+            await lib.call(client, "plan_update", lib.lease_update(self.held, "done"))
+        self.held = None
 
 
 class TaskOrchestrator(System):
@@ -577,6 +611,11 @@ class PeerBench(lib.Bench):
                 for step in STEPS:
                     samples[step].append(laps[step])
         for i in range(self.config.cycles + 1):
+            took = await system.loop(client)
+            if i:
+                samples["loop"].append(took)
+        await system.end_loop(client)
+        for i in range(self.config.cycles + 1):
             started = time.perf_counter()
             await client.send_ping()
             if i:
@@ -622,6 +661,7 @@ class PeerBench(lib.Bench):
         return {
             "versions": self.versions,
             "cycles": {s.name: CYCLES[s.kind] for s in self.systems},
+            "loops": {s.name: LOOPS[s.kind] for s in self.systems},
             "seeding_seconds": self.seeding,
             "results": self.results,
             "starts": self.starts,
@@ -635,12 +675,14 @@ class PeerBench(lib.Bench):
             "",
             f"Load average (1, 5, 15 min) at the end of each part: {loads(self.report.details)}.",
             "",
-            "| system | versions | a cycle |",
-            "|---|---|---|",
+            "| system | versions | a cycle | a loop step |",
+            "|---|---|---|---|",
         ]
         for system in self.systems:
             found = ", ".join(f"{k} {v}" for k, v in self.versions[system.name].items())
-            lines.append(f"| {system.name} | {found} | {CYCLES[system.kind]} |")
+            lines.append(
+                f"| {system.name} | {found} | {CYCLES[system.kind]} | {LOOPS[system.kind]} |"
+            )
         return "\n".join([*lines, "", "\n\n".join(self.tables), ""])
 
 
@@ -691,7 +733,7 @@ def config_of(args: Any, parser: Any) -> Config:
     for label, path in config.wvo_commands.items():
         if not os.access(path, os.X_OK):
             parser.error(f"{label}: {path} is not an executable wvo-mcp")
-    needed = config.warmup + config.rounds * (config.cycles + 1)
+    needed = config.warmup + 2 * config.rounds * (config.cycles + 2)
     if any(size < needed for size in config.sizes):
         parser.error(f"each size must be at least {needed} tasks: every cycle completes one")
     return config
