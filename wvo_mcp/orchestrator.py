@@ -771,6 +771,13 @@ class Orchestrator:
             await self.db.write(partial(tokens.used, token_id=found.id, now=now), Lock.TASK)
         return found
 
+    async def token_used(self, token_id: str) -> None:
+        """Record a use of a token verified from a server's cache (once in USED_RESOLUTION)."""
+        await self.db.write(partial(tokens.used, token_id=token_id, now=self.clock()), Lock.TASK)
+
+    async def token_revocations(self) -> int:
+        return await self.db.read(tokens.revocations, snapshot=False)
+
     async def token_list(self) -> list[tokens.Token]:
         return await self.db.read(tokens.all_tokens)
 
