@@ -82,6 +82,13 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ValidationFailed(f"{name}={raw!r} is not a switch; use 1 or 0 (true/false, on/off)")
 
 
+def _otlp_endpoint_set(env: Mapping[str, str]) -> bool:
+    """Telemetry is on by default only when a collector listens: spans and metrics that nobody
+    reads cost every call some 10 % (BENCHMARKS.md)."""
+    names = ("", "_TRACES", "_METRICS")
+    return any(env.get(f"OTEL_EXPORTER_OTLP{name}_ENDPOINT", "").strip() for name in names)
+
+
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
     raw = env.get(name, "").strip().lower()
     if not raw:
@@ -139,7 +146,7 @@ class Settings:
     health_retention_hours: float = 168.0
     backup_interval_minutes: float = 60.0  # 0: the monitor takes no backups
     retention_days: float = 30.0  # events of finished tasks, rotated telemetry files
-    otel_enabled: bool = True
+    otel_enabled: bool = False  # from_env: on when an OTLP endpoint is set
     telemetry_file_bytes: int = 16 * MIB
     telemetry_total_bytes: int = 128 * MIB
     providers_file: Path | None = None  # None: state_root/providers.yaml, else the packaged one
@@ -228,7 +235,7 @@ class Settings:
             health_retention_hours=_float(env, "WVO_AUTOPILOT_HEALTH_RETENTION_HOURS", 168.0),
             backup_interval_minutes=_float(env, "WVO_BACKUP_INTERVAL_MINUTES", 60.0),
             retention_days=_float(env, "WVO_RETENTION_DAYS", 30.0),
-            otel_enabled=_bool(env, "WVO_OTEL_ENABLED", True),
+            otel_enabled=_bool(env, "WVO_OTEL_ENABLED", _otlp_endpoint_set(env)),
             telemetry_file_bytes=round(_float(env, "WVO_TELEMETRY_FILE_MB", 16) * MIB) or 1,
             telemetry_total_bytes=round(_float(env, "WVO_TELEMETRY_TOTAL_MB", 128) * MIB) or 1,
             providers_file=Path(env["WVO_PROVIDERS_FILE"])

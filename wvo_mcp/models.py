@@ -371,6 +371,7 @@ ClaimRefusal = Literal[
     "epic_wip_limit",
     "task_not_ready",
     "no_task_for_tier",
+    "claim_failed",  # plan_update's claim_next only: the move stands, the claim raised
 ]
 
 
@@ -427,6 +428,7 @@ class UpdateResult(BaseModel):
         default_factory=list, description="Dependents whose last dependency this completed"
     )
     message: str
+    next: ClaimResult | None = Field(None, description="claim_next: your next claim")
 
 
 class StatusReport(BaseModel):

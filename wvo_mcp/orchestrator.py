@@ -12,7 +12,7 @@ import anyio
 from wvo_mcp import providers as provider_config
 from wvo_mcp import queue_figures, store, timeutil
 from wvo_mcp.config import Settings
-from wvo_mcp.errors import NotFound, ValidationFailed
+from wvo_mcp.errors import NotFound, ValidationFailed, WvoError
 from wvo_mcp.git import Git, locate, snapshots
 from wvo_mcp.models import (
     AgentIdentity,
@@ -38,7 +38,7 @@ from wvo_mcp.models import (
 )
 from wvo_mcp.providers import Providers
 from wvo_mcp.rules import routing
-from wvo_mcp.rules.transitions import Gate, Status
+from wvo_mcp.rules.transitions import Gate, Status, check_claim_next
 from wvo_mcp.services import (
     board,
     context,
@@ -436,6 +436,26 @@ class Orchestrator:
             Lock.TASK if token is not None and not by_person and landing is None else Lock.WORLD,
         )
 
+    async def update_and_claim(
+        self, task_id: str, status: Status, agent_id: str, token: str | None, reason: str | None
+    ) -> UpdateResult:
+        """plan_update with claim_next: the move, then the agent's next claim (as claim_task
+        with no arguments) in `next`. Two decisions, two writes: a refused move claims
+        nothing, and a claim that fails after the move leaves the move standing."""
+        check_claim_next(status)
+        moved = await self.update_status(task_id, status, agent_id, token, reason)
+        try:
+            moved.next = await self.claim(agent_id)
+        except WvoError as exc:
+            moved.next = ClaimResult(
+                claimed=False,
+                reason="claim_failed",
+                message=f"{type(exc).__name__}: {exc}; the move to {status.value} stands, "
+                "call claim_task to try again",
+                agent_id=agent_id,
+            )
+        return moved
+
     async def verify(self, task_id: str, workspace: Path) -> leases.Run | None:
         """The task's verify_command run in `workspace` (a clean checkout of what will land):
         the passing run, None when the task has none; VerificationFailed with the tails."""
@@ -750,6 +770,13 @@ class Orchestrator:
             # One conditional row update, however many agents present tokens at once.
             await self.db.write(partial(tokens.used, token_id=found.id, now=now), Lock.TASK)
         return found
+
+    async def token_used(self, token_id: str) -> None:
+        """Record a use of a token verified from a server's cache (once in USED_RESOLUTION)."""
+        await self.db.write(partial(tokens.used, token_id=token_id, now=self.clock()), Lock.TASK)
+
+    async def token_revocations(self) -> int:
+        return await self.db.read(tokens.revocations, snapshot=False)
 
     async def token_list(self) -> list[tokens.Token]:
         return await self.db.read(tokens.all_tokens)

@@ -312,16 +312,13 @@ async def build_db(
         await orchestrator.close()
 
 
-def wvo_import(state_root: Path, source: Path, expect: str) -> float:
+def wvo_import(state_root: Path, source: Path, expect: str, command: Sequence[str] = ()) -> float:
     """Seconds taken by `wvo-mcp import SOURCE` into `state_root` (a subprocess), which must
-    succeed and print `expect`."""
+    succeed and print `expect`. `command` runs wvo-mcp (this tree's by default)."""
     started = time.perf_counter()
     done = subprocess.run(
         [
-            sys.executable,
-            "-P",
-            "-m",
-            "wvo_mcp",
+            *(command or [sys.executable, "-P", "-m", "wvo_mcp"]),
             "--state-root",
             str(state_root),
             "import",
@@ -387,8 +384,14 @@ def copy_state(source: Path, target: Path) -> Path:
 
 
 @contextlib.asynccontextmanager
-async def connect(args: list[str], env: dict[str, str], errlog: TextIO) -> AsyncIterator[Client]:
-    params = StdioServerParameters(command=sys.executable, args=args, env=env)
+async def connect(
+    args: list[str],
+    env: dict[str, str],
+    errlog: TextIO,
+    command: str = sys.executable,
+    cwd: Path | None = None,
+) -> AsyncIterator[Client]:
+    params = StdioServerParameters(command=command, args=args, env=env, cwd=cwd)
     transport = stdio_client(params, errlog=errlog)
     async with Client(transport, mode="legacy", read_timeout_seconds=60) as client:
         yield client
@@ -901,6 +904,16 @@ def machine_busy() -> float:
 
 def proc_file(pid: int, name: str) -> str:
     return Path(f"/proc/{pid}/{name}").read_bytes().decode(errors="replace")
+
+
+def children(pid: int) -> list[int]:
+    """The processes `pid` started that are still running (from /proc, every thread)."""
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                found += map(int, (task / "children").read_text().split())
+    return found
 
 
 def proc_cpu_seconds(pid: int) -> float:

@@ -144,3 +144,28 @@ async def test_a_review_verdict_must_be_known(world: World, orch: Orchestrator) 
     with pytest.raises(ValidationFailed, match="approve, changes"):
         await orch.review("V", COMMIT, "w2", "maybe", "hmm")
     assert await orch.latest_review("V", COMMIT) is None
+
+
+async def test_the_revocation_count_moves_exactly_when_a_token_is_revoked(
+    world: World, orch: Orchestrator
+) -> None:
+    """Servers keep verified tokens while this count stays put (edge/access.StoreVerifier)."""
+    before = await orch.token_revocations()
+    first = await orch.token_add("agent", "r1", "person:p")
+    second = await orch.token_add("agent", "r2", "person:p")
+    found = await orch.token_find(first.secret)
+    assert found is not None
+    world.clock.advance(11 * 60)
+    await orch.token_used(found.id)  # a use recorded from a cache moves nothing
+    assert await orch.token_revocations() == before
+    listed = {t.id: t for t in await orch.token_list()}
+    assert listed[found.id].last_used_at == timeutil.to_text(world.clock.now())
+    await orch.token_revoke(found.id)
+    assert await orch.token_revocations() == before + 1
+    with pytest.raises(ValidationFailed):
+        await orch.token_revoke(found.id)  # refused: the count stays
+    assert await orch.token_revocations() == before + 1
+    second_found = await orch.token_find(second.secret)
+    assert second_found is not None
+    await orch.token_revoke(second_found.id)
+    assert await orch.token_revocations() == before + 2

@@ -9,7 +9,9 @@ import pytest
 
 from tests.conftest import open_db, wvo
 from tests.http.conftest import token
-from wvo_mcp.edge import toolset
+from wvo_mcp.config import Settings
+from wvo_mcp.edge import access, toolset
+from wvo_mcp.orchestrator import Orchestrator
 
 
 def test_a_secret_is_shown_once_and_stored_only_as_its_digest(state_root: Path):
@@ -74,3 +76,34 @@ def test_the_role_table(tool: str):
     allowed = tuple(toolset.role_allows(role, tool) for role in ("agent", "operator", "person"))
     assert allowed == ROLE_TABLE[tool]
     assert not toolset.role_allows("", tool), "an unknown role may call nothing"
+
+
+@pytest.mark.anyio
+async def test_a_verified_token_is_looked_up_again_only_once_a_token_is_revoked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    orchestrator = await Orchestrator.open(Settings(state_root=tmp_path / "state"))
+    try:
+        kept = await orchestrator.token_add("agent", "a1", "person:p")
+        other = await orchestrator.token_add("agent", "a2", "person:p")
+        looked_up: list[str] = []
+        find = orchestrator.token_find
+
+        async def counted(secret: str) -> object:
+            looked_up.append(secret)
+            return await find(secret)
+
+        monkeypatch.setattr(orchestrator, "token_find", counted)
+        monkeypatch.setattr(access, "TOKEN_CACHE_SECONDS", 0.0)  # the count asked every call
+        verifier = access.StoreVerifier(lambda: orchestrator)
+        for _ in range(3):
+            assert await verifier.verify_token(kept.secret) is not None
+        assert looked_up == [kept.secret]  # one lookup, then the cache
+        await orchestrator.token_revoke(other.token.id)
+        assert await verifier.verify_token(kept.secret) is not None  # asked again: still live
+        assert looked_up == [kept.secret] * 2
+        await orchestrator.token_revoke(kept.token.id)
+        assert await verifier.verify_token(kept.secret) is None
+        assert await verifier.verify_token(other.secret) is None
+    finally:
+        await orchestrator.close()

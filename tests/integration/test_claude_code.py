@@ -1,6 +1,8 @@
 """The real Claude Code CLI (pinned in tests/claude_code/, installed by scripts/setup) runs
 the work loop through wvo-mcp, its model replaced by a scripted Messages API on 127.0.0.1:
-plan_next, claim_task, then plan_update(done) with the lease token the claim returned."""
+plan_next, claim_task, then plan_update(done) with the lease token the claim returned; and a
+board of tasks worked by the loop before issue 36 and by the one prescribed since, counting
+the model's turns (scripts/bench/turns.py times the same runs)."""
 
 import json
 import os
@@ -9,7 +11,9 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -37,10 +41,12 @@ class ScriptedModel:
     def reply(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         with self.lock:
             self.requests.append(body)
-        tools = {t.get("name") for t in body.get("tools", [])}
-        if "mcp__wvo__claim_task" not in tools:
+        if not offers_ours(body):
             return [{"type": "text", "text": "ok"}]  # a side request (a title, a summary)
-        results = _tool_results(body.get("messages", []))
+        return self.step(_tool_results(body.get("messages", [])))
+
+    def step(self, results: list[str]) -> list[dict[str, Any]]:
+        """One task by the loop before issue 36: plan_next, claim_task, plan_update(done)."""
         if not results:
             return [_use("mcp__wvo__plan_next", {"limit": 3})]
         if len(results) == 1:
@@ -60,7 +66,54 @@ class ScriptedModel:
         return [{"type": "text", "text": "The task is done."}]
 
 
-def _use(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+# The loops a model can work every ready task by. LOOK, the loop before issue 36: see the
+# queue, claim, finish, three turns a task. CHAIN, the one prescribed since: claim_task once,
+# then each plan_update(done, claim_next=true) finishes a task and claims the next, one turn.
+LOOK, CHAIN = "look", "chain"
+END = {"type": "text", "text": "Nothing is left."}
+
+
+class LoopModel(ScriptedModel):
+    """A model that works every ready task by `loop` (LOOK or CHAIN) until nothing is left."""
+
+    def __init__(self, loop: str) -> None:
+        super().__init__()
+        self.loop = loop
+
+    def step(self, results: list[str]) -> list[dict[str, Any]]:
+        return [loop_step(self.loop, results)]
+
+
+def loop_step(loop: str, results: list[str]) -> dict[str, Any]:
+    """The next block of a model working by `loop`, from the tool results so far (pure)."""
+    n = len(results)  # numbers the tool uses: Claude Code matches results to them by id
+    if not results:
+        return _use(*(("mcp__wvo__plan_next", {"limit": 1}) if loop == LOOK
+                      else ("mcp__wvo__claim_task", {})), n=n)  # fmt: skip
+    try:
+        last = json.loads(results[-1])
+    except ValueError:
+        return {"type": "text", "text": f"A tool failed: {results[-1][:500]}"}
+    if "tasks" in last:  # plan_next's answer
+        return _use("mcp__wvo__claim_task", {}, n=n) if last["tasks"] else END
+    if "previous_status" in last and loop == LOOK:  # finished: look again
+        return _use("mcp__wvo__plan_next", {"limit": 1}, n=n)
+    claim = last.get("next", last)  # plan_update's `next`, or claim_task's answer
+    if not claim.get("claimed"):
+        return END
+    done = {"task_id": claim["task"]["id"], "lease_token": claim["lease_token"], "status": "done"}
+    return _use("mcp__wvo__plan_update", {**done, "claim_next": True} if loop == CHAIN else done,
+                n=n)  # fmt: skip
+
+
+def offers_ours(body: dict[str, Any]) -> bool:
+    """Whether a request is the agent's own turn (it offers our tools), not a side request."""
+    return any(t.get("name") == "mcp__wvo__claim_task" for t in body.get("tools", []))
+
+
+def _use(name: str, arguments: dict[str, Any], n: int | None = None) -> dict[str, Any]:
+    if n is not None:
+        return {"type": "tool_use", "id": f"toolu_{n:08d}", "name": name, "input": arguments}
     return {"type": "tool_use", "id": f"toolu_{abs(hash(name)) % 10**8}", "name": name,
             "input": arguments}  # fmt: skip
 
@@ -153,12 +206,11 @@ def claude_env(api: ThreadingHTTPServer, home: Path, path: str, **env: str) -> d
     }
 
 
-def run_claude(
-    config: dict[str, Any], tmp_path: Path, **env: str
-) -> tuple[ScriptedModel, dict[str, Any]]:
-    """Claude Code, headless, with `config` as its only MCP servers and the scripted model;
-    the model's requests, and the claim it was shown."""
-    model = ScriptedModel()
+def drive_claude(
+    model: ScriptedModel, config: dict[str, Any], tmp_path: Path, prompt: str, **env: str
+) -> None:
+    """Claude Code, headless, with `config` as its only MCP servers and `model` as its
+    model, run to a successful end with the wvo server connected."""
     api = serve_model(model)
     path = tmp_path / "mcp.json"
     path.write_text(json.dumps(config))
@@ -166,8 +218,7 @@ def run_claude(
     home.mkdir()
     try:
         run = subprocess.run(
-            [str(CLAUDE), "-p", "Work the wvo-mcp loop: take one task and finish it.",
-             "--mcp-config", str(path), "--strict-mcp-config",
+            [str(CLAUDE), "-p", prompt, "--mcp-config", str(path), "--strict-mcp-config",
              "--allowedTools", "mcp__wvo__*", "--output-format", "stream-json", "--verbose"],
             cwd=ROOT,
             env=claude_env(api, home, os.environ.get("PATH", "/usr/bin:/bin"), **env),
@@ -186,6 +237,16 @@ def run_claude(
     init = next(line for line in lines if line.get("subtype") == "init")
     assert init["mcp_servers"] == [{"name": "wvo", "status": "connected"}], init["mcp_servers"]
 
+
+def run_claude(
+    config: dict[str, Any], tmp_path: Path, **env: str
+) -> tuple[ScriptedModel, dict[str, Any]]:
+    """Claude Code, headless, with `config` as its only MCP servers and the scripted model;
+    the model's requests, and the claim it was shown."""
+    model = ScriptedModel()
+    drive_claude(model, config, tmp_path, "Work the wvo-mcp loop: take one task and finish it.",
+                 **env)  # fmt: skip
+
     # The model was offered the worker profile, and what it got back is our lean JSON.
     offered = {t["name"] for r in model.requests for t in r.get("tools", [])}
     ours = sorted(n.removeprefix("mcp__wvo__") for n in offered if n.startswith("mcp__wvo__"))
@@ -198,6 +259,21 @@ def run_claude(
     assert len(shown) == 3 and not re.search(r'"[a-z_]+":null', "".join(shown))
     claim: dict[str, Any] = json.loads(shown[1])
     return model, claim
+
+
+def worker_server(state_root: Path, **env: str) -> dict[str, Any]:
+    """The .mcp.json entry of a stdio server for agent claude-1, worker profile."""
+    return {
+        "command": sys.executable,
+        "args": ["-P", "-m", "wvo_mcp", "serve"],
+        "env": {
+            "WVO_STATE_ROOT": str(state_root),
+            "WVO_AGENT_ID": "claude-1",
+            "WVO_TOOLS": "worker",
+            "WVO_AUTOPILOT_HEALTH_INTERVAL_MS": "0",
+            **env,
+        },
+    }
 
 
 def assert_done_by(state_root: Path, task_id: str, agent: str) -> None:
@@ -220,17 +296,7 @@ def assert_done_by(state_root: Path, task_id: str, agent: str) -> None:
 def test_claude_code_works_the_loop(state_root: Path, tmp_path: Path) -> None:
     imported = wvo(state_root, "import", str(ROOT / "state" / "roadmap.yaml"))
     assert imported.returncode == 0, imported.stderr
-    server = {
-        "command": sys.executable,
-        "args": ["-P", "-m", "wvo_mcp", "serve"],
-        "env": {
-            "WVO_STATE_ROOT": str(state_root),
-            "WVO_AGENT_ID": "claude-1",
-            "WVO_TOOLS": "worker",
-            "WVO_AUTOPILOT_HEALTH_INTERVAL_MS": "0",
-        },
-    }
-    _, claim = run_claude({"mcpServers": {"wvo": server}}, tmp_path)
+    _, claim = run_claude({"mcpServers": {"wvo": worker_server(state_root)}}, tmp_path)
     assert_done_by(state_root, claim["task"]["id"], "claude-1")
 
 
@@ -265,3 +331,70 @@ def test_claude_code_works_the_loop_over_http_with_a_bearer_token(
     log = served.stderr.read_text()
     assert '"GET /mcp HTTP/1.1" 405' in log and '"POST /mcp HTTP/1.1" 200' in log, log
     assert " 503" not in log, log
+
+
+@dataclass(frozen=True)
+class LoopRun:
+    """One Claude Code run working a board: the model's own turns (requests offering our
+    tools; side requests such as a title are not counted), what they sent, and the tools
+    it called in order."""
+
+    loop: str
+    tasks: int
+    turns: int
+    sent_bytes: int  # the turns' request bodies: the context the model reads, re-sent
+    calls: list[str]
+    seconds: float  # Claude Code's start to its end, the scripted model answering at once
+
+
+def chain_roadmap(tasks: int) -> str:
+    """A roadmap of `tasks` tasks, each depending on the one before: only one is ever
+    ready, so each claim must see what the move before it released."""
+    lines = ["version: 1", "tasks:"]
+    for n in range(1, tasks + 1):
+        after = f"[T{n - 1:03d}]" if n > 1 else "[]"
+        lines += [f"  - id: T{n:03d}", f'    title: "step {n}"', f"    depends_on: {after}"]
+    return "\n".join(lines) + "\n"
+
+
+def work_the_board(loop: str, tasks: int, root: Path) -> LoopRun:
+    """Claude Code (worker profile, over stdio) works a chain of `tasks` tasks on a new
+    state folder under `root` by `loop`, until nothing is left."""
+    state = root / "state"
+    roadmap = root / "chain.yaml"
+    roadmap.write_text(chain_roadmap(tasks))
+    imported = wvo(state, "import", str(roadmap))
+    assert imported.returncode == 0, imported.stderr
+    server = worker_server(state, WVO_OTEL_ENABLED="0")
+    model = LoopModel(loop)
+    started = time.monotonic()
+    drive_claude(model, {"mcpServers": {"wvo": server}}, root, "Work every wvo-mcp task.")
+    seconds = time.monotonic() - started
+    turns = [r for r in model.requests if offers_ours(r)]
+    calls = [
+        block["name"].removeprefix("mcp__wvo__")
+        for message in turns[-1]["messages"]
+        if message.get("role") == "assistant" and isinstance(message.get("content"), list)
+        for block in message["content"]
+        if block.get("type") == "tool_use"
+    ]
+    sent = sum(len(json.dumps(r, separators=(",", ":"))) for r in turns)
+    return LoopRun(loop, tasks, len(turns), sent, calls, seconds)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loop", [LOOK, CHAIN])
+def test_claude_code_works_a_board_in_the_turns_its_loop_takes(loop: str, tmp_path: Path) -> None:
+    """Four tasks in a chain. LOOK takes three turns a task, then a look at an empty queue
+    and the final answer; CHAIN one claim, one turn a task (each plan_update finishing one
+    task and claiming the next, which that move made ready), and the final answer."""
+    tasks = 4
+    run = work_the_board(loop, tasks, tmp_path)
+    if loop == LOOK:
+        assert run.calls == ["plan_next", "claim_task", "plan_update"] * tasks + ["plan_next"]
+        assert run.turns == 3 * tasks + 2
+    else:
+        assert run.calls == ["claim_task"] + ["plan_update"] * tasks
+        assert run.turns == tasks + 2
+    for n in range(1, tasks + 1):
+        assert_done_by(tmp_path / "state", f"T{n:03d}", "claude-1")

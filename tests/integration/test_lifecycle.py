@@ -84,6 +84,7 @@ def test_a_signal_with_stdin_open_cleans_up_and_exits_0(
     server = Server(
         state_root,
         WVO_AUTOPILOT_HEALTH_INTERVAL_MS="200",
+        WVO_OTEL_ENABLED="1",
         OTEL_BSP_SCHEDULE_DELAY="60000",  # spans stay in memory until the shutdown flush
     )
     server.start()

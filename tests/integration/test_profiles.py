@@ -32,13 +32,14 @@ async def test_each_profile_lists_exactly_its_tools(state_root: Path, profile: s
         assert not [n for n in nodes if {"type": "null"} in n.get("anyOf", [])], tool.name
         assert "\n    " not in (tool.description or "")
         assert bool((tool.meta or {}).get("anthropic/alwaysLoad")) == (
-            tool.name in ("plan_next", "claim_task", "heartbeat", "checkpoint", "plan_update")
+            tool.name in ("claim_task", "heartbeat", "checkpoint", "plan_update")
         )
 
 
 async def test_a_worker_runs_the_whole_loop(state_root: Path) -> None:
     async with connect(state_root, WVO_TOOLS="planner", **QUIET) as planner:
-        await planner.call("task_create", tasks=[{"id": "T", "title": "t"}])
+        after_t = {"id": "U", "title": "u", "depends_on": ["T"]}
+        await planner.call("task_create", tasks=[{"id": "T", "title": "t"}, after_t])
     async with connect(state_root, WVO_TOOLS="worker", WVO_AGENT_ID="w", **QUIET) as worker:
         assert sorted(t.name for t in (await worker.client.list_tools()).tools) == sorted(LOOP)
         assert [t["id"] for t in (await worker.call("plan_next"))["tasks"]] == ["T"]
@@ -47,8 +48,10 @@ async def test_a_worker_runs_the_whole_loop(state_root: Path) -> None:
         await worker.call("heartbeat", task_id="T", lease_token=token)
         await worker.call("context_write", section="notes", content="found it")
         await worker.call("checkpoint", task_id="T", lease_token=token, summary="half")
-        done = await worker.call("plan_update", task_id="T", status="done", lease_token=token)
-        assert done["status"] == "done"
+        done = await worker.call(
+            "plan_update", task_id="T", status="done", lease_token=token, claim_next=True
+        )
+        assert done["status"] == "done" and done["next"]["task"]["id"] == "U"
         assert (await worker.call("task_get", task_id="T"))["status"] == "done"
         # A tool outside the profile does not exist for this agent.
         missing = await worker.client.call_tool("task_create", {"tasks": [{"title": "x"}]})

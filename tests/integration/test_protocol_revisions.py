@@ -23,16 +23,18 @@ async def test_list_tools_names_schemas_and_annotations(state_root: Path, mode: 
         tools = (await a.client.list_tools()).tools
         assert sorted(t.name for t in tools) == sorted(TOOLS)
         for tool in tools:
-            assert tool.output_schema is not None, f"{tool.name} has no output schema"
-            assert tool.output_schema.get("type") == "object"
-            assert tool.output_schema.get("properties"), tool.name
+            # No outputSchema for clients to check every answer against (edge/calls.Server);
+            # the answers still come structured.
+            assert tool.output_schema is None, tool.name
+            assert tool.input_schema.get("type") == "object", tool.name
             assert tool.annotations is not None, tool.name
             expected = tool.name in READ_ONLY_TOOLS
             assert tool.annotations.read_only_hint is expected, tool.name
-        schemas = {t.name: t.output_schema for t in tools}
-        assert "next_cursor" in schemas["task_list"]["properties"]
-        assert "lease_token" in schemas["claim_task"]["properties"]
-        assert "counts" in schemas["plan_next"]["properties"]
+        answer = await a.client.call_tool("plan_next", {})
+        assert answer.structured_content is not None and "counts" in answer.structured_content
+        assert answer.content[0].text == json.dumps(  # type: ignore[union-attr]
+            answer.structured_content, separators=(",", ":"), ensure_ascii=False
+        )
 
 
 @pytest.mark.parametrize("mode", PROTOCOL_MODES)

@@ -43,6 +43,7 @@ import re
 import select
 import sqlite3
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,9 +55,13 @@ from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 from jsonschema import Draft202012Validator
 from mcp.client.stdio import StdioServerParameters, get_default_environment
+from mcp.server.mcpserver.utilities.func_metadata import func_metadata
 
 from tests.conftest import open_db, server_params
+from wvo_mcp.config import Settings
 from wvo_mcp.edge import stdio
+from wvo_mcp.edge.access import HttpAccess
+from wvo_mcp.edge.server import build_server
 
 PROTOCOL_VERSION = "2025-11-25"
 REPLY_TIMEOUT_S = 30.0  # a reply later than this is a hang
@@ -669,11 +674,27 @@ class Tool:
         printer.text(f"Tool({self.name!r})")  # not the schemas: hypothesis prints strategies
 
 
+def answer_schemas() -> dict[str, dict[str, Any]]:
+    """Each tool's answer schema, derived from its return type as the SDK would have published
+    it: the server publishes none (edge/calls.Server says why), and its replies must still
+    keep to the models they are typed by."""
+    settings = Settings(state_root=Path(tempfile.mkdtemp(prefix="wvo-schemas-")))
+    server = build_server(settings, http=HttpAccess(auth=None))
+    schemas = {}
+    for tool in server._tool_manager.list_tools():
+        schema = func_metadata(tool.fn, structured_output=True).output_schema
+        assert schema is not None, f"{tool.name} answers no model"
+        schemas[tool.name] = schema
+    return schemas
+
+
 def load_tools(tools_list: list[dict[str, Any]]) -> list[Tool]:
-    """The tools as `tools/list` gave them, each with its strategy of valid arguments."""
+    """The tools as `tools/list` gave them, each with its strategy of valid arguments and the
+    schema of its answers."""
     tools = []
+    answers = answer_schemas()
     for entry in sorted(tools_list, key=lambda t: t["name"]):
-        output = entry.get("outputSchema")
+        output = answers[entry["name"]]
         tools.append(
             Tool(
                 name=entry["name"],
@@ -1120,7 +1141,7 @@ class Target:
             if errors:
                 raise Violation(
                     "contract",
-                    f"{tool.name} structuredContent breaks its outputSchema: "
+                    f"{tool.name} structuredContent breaks its answer's model: "
                     f"{errors[0].message[:300]}; call {call!r}",
                 )
         return Result("ok", latency_ms, text, result.structured_content)

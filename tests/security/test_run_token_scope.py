@@ -78,6 +78,12 @@ async def test_a_run_token_reaches_only_its_own_task(tmp_path: Path) -> None:
                 move = await agent.client.call_tool("plan_update", {**held, "status": status})
                 text = move.content[0].text  # type: ignore[union-attr]
                 assert move.is_error and "needs_review, failed, blocked only" in text, text
+            # Its own move, but claiming the next task besides: a run token claims nothing.
+            move = await agent.client.call_tool(
+                "plan_update", {**held, "status": "needs_review", "claim_next": True}
+            )
+            text = move.content[0].text  # type: ignore[union-attr]
+            assert move.is_error and "without claim_next. Nothing was changed" in text, text
             for uri in ("wvo://tasks/OTHER", "wvo://status", "wvo://context", "wvo://health"):
                 with pytest.raises(Exception, match="may read wvo://tasks/MINE"):
                     await agent.client.read_resource(uri)

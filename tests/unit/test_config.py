@@ -179,7 +179,7 @@ def test_monitor_backup_and_telemetry_settings() -> None:
     assert defaults.stale_task_minutes == 10.0
     assert defaults.auto_remediate is True
     assert defaults.backup_interval_minutes == 60.0
-    assert defaults.otel_enabled is True
+    assert defaults.otel_enabled is False  # nobody listens: no spans, no files
     assert defaults.backups_dir == Path.cwd() / "state/backups/db"
     assert defaults.telemetry_dir == Path.cwd() / "state/telemetry"
     settings = Settings.from_env(
@@ -198,6 +198,23 @@ def test_monitor_backup_and_telemetry_settings() -> None:
     assert settings.backup_interval_minutes == 0.0
     assert settings.otel_enabled is False
     assert settings.telemetry_file_bytes == 512 * 1024
+
+
+@pytest.mark.parametrize(
+    ("env", "enabled"),
+    [
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces"}, True),
+        ({"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://127.0.0.1:4318/v1/metrics"}, True),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": " "}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "WVO_OTEL_ENABLED": "0"}, False),
+        ({"WVO_OTEL_ENABLED": "1"}, True),
+    ],
+)
+def test_telemetry_is_on_when_a_collector_listens_or_asked(
+    env: dict[str, str], enabled: bool
+) -> None:
+    assert Settings.from_env(env).otel_enabled is enabled
 
 
 @pytest.mark.parametrize("name", SWITCHES)

@@ -21,15 +21,8 @@ from opentelemetry.trace import SpanKind
 from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.queue_figures import Landed, Spend
-from wvo_mcp.telemetry import (
-    METRICS_FILE,
-    ROTATED,
-    SPANS_FILE,
-    STAMP_FORMAT,
-    JsonLinesFile,
-    Telemetry,
-    annotate,
-)
+from wvo_mcp.telemetry import Telemetry, annotate
+from wvo_mcp.telemetry_export import METRICS_FILE, ROTATED, SPANS_FILE, STAMP_FORMAT, JsonLinesFile
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +33,7 @@ def lines(path: Path) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(state_root=tmp_path / "state")
+    return Settings(state_root=tmp_path / "state", otel_enabled=True)
 
 
 @pytest.fixture
@@ -313,7 +306,7 @@ def test_a_failing_write_is_logged_once_and_never_raises(
     blocker = tmp_path / "telemetry"
     blocker.write_text("a file where the folder should be")
     out = writer(blocker / SPANS_FILE)
-    with caplog.at_level(logging.INFO, logger="wvo_mcp.telemetry"):
+    with caplog.at_level(logging.INFO, logger="wvo_mcp.telemetry_export"):
         assert not out.write([{"n": 1}])
         assert not out.write([{"n": 2}])
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -329,7 +322,7 @@ def test_a_failing_exporter_does_not_reach_the_caller(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
     (state / "telemetry").write_text("not a folder")
-    telemetry = Telemetry.start(Settings(state_root=state), "inst-1")
+    telemetry = Telemetry.start(Settings(state_root=state, otel_enabled=True), "inst-1")
     with telemetry.span("wvo.health.tick"):
         telemetry.tool_call("claim_task", "ok", 1.0)
     telemetry.flush()
@@ -342,7 +335,7 @@ def test_otlp_endpoint_without_the_extra_warns_and_keeps_the_files(
 ) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
     monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http", None)
-    with caplog.at_level(logging.WARNING, logger="wvo_mcp.telemetry"):
+    with caplog.at_level(logging.WARNING, logger="wvo_mcp.telemetry_export"):
         telemetry = Telemetry.start(settings, "inst-1")
     assert "pip install 'wvo-mcp[otlp]'" in caplog.text
     with telemetry.span("wvo.health.tick"):
@@ -384,10 +377,10 @@ from wvo_mcp.config import Settings
 from wvo_mcp.telemetry import Telemetry, annotate
 
 from pathlib import Path
-telemetry = Telemetry.start(Settings(state_root=Path(sys.argv[1])), "inst-9")
+telemetry = Telemetry.start(Settings(state_root=Path(sys.argv[1]), otel_enabled=True), "inst-9")
 telemetry.install()
 telemetry.install()
-Telemetry.start(Settings(state_root=Path(sys.argv[1])), "other").install()
+Telemetry.start(Settings(state_root=Path(sys.argv[1]), otel_enabled=True), "other").install()
 with otel_span("tools/call claim_task", kind=SpanKind.SERVER):
     annotate(task_id="T1", outcome="ok")
 telemetry.shutdown()

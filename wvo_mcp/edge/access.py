@@ -6,6 +6,7 @@ Over stdio none of this runs: a stdio server is started by its one agent (identi
 """
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,40 +94,72 @@ def current() -> Caller | None:
                   scope=tokens.Scope.from_json(claims.get("wvo_scope")))  # fmt: skip
 
 
-# A token found live is trusted this long without asking the database again: an agent's
-# calls come in bursts, and each lookup is a transaction. A revocation therefore holds on
-# every process within this time.
+# A token found live is trusted without asking the database again until it expires, for at
+# most TOKEN_RECHECK_SECONDS, and only while no token anywhere is revoked: each process asks
+# how many tokens were ever revoked at most once a TOKEN_CACHE_SECONDS and forgets every
+# token when the count moves. A revocation therefore holds on every process within that
+# second, and a fleet's calls cost one small read a second per process, not a lookup each.
 TOKEN_CACHE_SECONDS = 1.0
+TOKEN_RECHECK_SECONDS = 300.0
 TOKEN_CACHE_SIZE = 10_000
+USED_SECONDS = tokens.USED_RESOLUTION.total_seconds()
+
+
+@dataclass
+class _Seen:
+    access: AccessToken
+    token_id: str | None
+    found_at: float  # time.monotonic()
+    used_at: float
+
+    def fresh(self, now: float) -> bool:
+        expires = self.access.expires_at
+        return now - self.found_at < TOKEN_RECHECK_SECONDS and (
+            expires is None or expires > time.time()
+        )
 
 
 class StoreVerifier(TokenVerifier):
-    """Tokens made by `wvo-mcp tokens add`, looked up by digest (TOKEN_CACHE_SECONDS at
-    most between lookups of one token)."""
+    """Tokens made by `wvo-mcp tokens add`, looked up by digest, then kept while no token is
+    revoked (TOKEN_CACHE_SECONDS)."""
 
     def __init__(self, orchestrator: Callable[[], Orchestrator | None]) -> None:
         self.orchestrator = orchestrator
-        self._live: dict[str, tuple[float, AccessToken]] = {}
+        self._live: dict[str, _Seen] = {}
+        self._revoked: int | None = None  # tokens ever revoked, when last asked
+        self._revoked_asked = -math.inf
 
     async def verify_token(self, token: str) -> AccessToken | None:
-        seen = self._live.get(token)
-        if seen is not None and time.monotonic() - seen[0] < TOKEN_CACHE_SECONDS:
-            return seen[1]
-        found = await self._look_up(token)
-        if found is None:
-            self._live.pop(token, None)
-        else:
-            if len(self._live) >= TOKEN_CACHE_SIZE:
-                self._live.clear()  # only live tokens get here: a full cache is rare
-            self._live[token] = (time.monotonic(), found)
-        return found
-
-    async def _look_up(self, token: str) -> AccessToken | None:
         orchestrator = self.orchestrator()
         if orchestrator is None:
             return None
         # A database that is busy or gone raises (Busy, StoreUnavailable): the request is
         # answered 503 (http_server.unavailable), never 401, so a client keeps its token.
+        now = time.monotonic()
+        if now - self._revoked_asked >= TOKEN_CACHE_SECONDS:
+            self._revoked_asked = now
+            revoked = await orchestrator.token_revocations()
+            if revoked != self._revoked:
+                self._live.clear()
+                self._revoked = revoked
+        seen = self._live.get(token)
+        if seen is not None and seen.fresh(now):
+            if seen.token_id is not None and now - seen.used_at >= USED_SECONDS:
+                seen.used_at = now
+                await orchestrator.token_used(seen.token_id)
+            return seen.access
+        asked_with = self._revoked
+        found = await self._look_up(orchestrator, token)
+        if found is None:
+            self._live.pop(token, None)
+        elif self._revoked == asked_with:  # else a revocation came meanwhile: ask next time
+            if len(self._live) >= TOKEN_CACHE_SIZE:
+                self._live.clear()  # only live tokens get here: a full cache is rare
+            token_id = (found.claims or {}).get("wvo_token_id")
+            self._live[token] = _Seen(found, token_id, now, now)
+        return found
+
+    async def _look_up(self, orchestrator: Orchestrator, token: str) -> AccessToken | None:
         found = await orchestrator.token_find(token)
         if found is None:
             return None
@@ -248,6 +281,12 @@ class RoleGate:
             return (
                 f"this token works on task {scope.task!r} only, not {task!r}; pass "
                 f"task_id {scope.task!r}. Nothing was changed"
+            )
+        claims = name == "plan_update" and given.get("claim_next")
+        if claims and not toolset.scope_allows(scope.purpose, "claim_task"):
+            return (
+                f"this token works on task {scope.task!r} only and claims nothing: call "
+                "plan_update without claim_next. Nothing was changed"
             )
         status = given.get("status")
         if name == "plan_update" and scope.purpose == "worker" and status not in WORKER_MOVES:

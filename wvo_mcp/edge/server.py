@@ -23,10 +23,11 @@ from wvo_mcp.telemetry import Telemetry
 log = logging.getLogger(__name__)
 
 INSTRUCTIONS = """\
-wvo-mcp hands out tasks from a shared task graph. Work loop: plan_next -> claim_task ->
-(work; checkpoint and heartbeat before the lease expires) -> plan_update(done | failed |
-blocked | needs_review | pending). Keep the lease_token from claim_task and pass it on every
-call about that task. A "lease lost" error means another agent now owns the task: stop
+wvo-mcp hands out tasks from a shared task graph. Work loop: claim_task once (it picks the
+best ready task) -> (work; checkpoint or heartbeat before the lease expires) ->
+plan_update(done | failed | blocked | needs_review, claim_next=true), whose `next` is your
+next task and lease; repeat until it says claimed=false. Keep the lease_token and pass it on
+every call about that task. A "lease lost" error means another agent now owns the task: stop
 working on it and claim something else."""
 
 
@@ -55,7 +56,7 @@ def build_server(
     opened = [] if opened is None else opened
 
     auth = http.auth if http is not None else None
-    server: Server = MCPServer(
+    server = Server(
         "wvo-mcp",
         version=__version__,
         instructions=INSTRUCTIONS,
@@ -87,12 +88,12 @@ def build_server(
 
 def _lifespan(
     settings: Settings, me: str, telemetry: Telemetry, opened: list[Orchestrator]
-) -> Callable[[Server], AbstractAsyncContextManager[Orchestrator]]:
+) -> Callable[[MCPServer[Orchestrator]], AbstractAsyncContextManager[Orchestrator]]:
     """Per connection (once per stdio process): the orchestrator open, kept in `opened`, and
     the health monitor running beside it."""
 
     @asynccontextmanager
-    async def lifespan(_: Server) -> AsyncIterator[Orchestrator]:
+    async def lifespan(_: MCPServer[Orchestrator]) -> AsyncIterator[Orchestrator]:
         telemetry.install()
         orchestrator = await Orchestrator.open(settings)
         opened.append(orchestrator)

@@ -46,7 +46,7 @@ EnvVars = Annotated[
     dict[str, Annotated[str, StringConstraints(max_length=4000)]],
     Field(max_length=50, description="Extra variables; none are inherited from the server"),
 ]
-LeaseSeconds = Annotated[int, Field(ge=1, le=86_400, description="Lease length, 1 s to 1 day")]
+LeaseSeconds = Annotated[int, Field(ge=1, le=86_400)]  # the bounds say it: 1 s to 1 day
 Text = Annotated[str, StringConstraints(max_length=4000)]
 MAX_VERSION = 2**31  # context versions; larger integers would not even fit SQLite's
 
@@ -118,7 +118,7 @@ def register_planning(server: Server, traced: Traced, callers: Callers) -> None:
         model: ModelName | None = None,
     ) -> PlanNextResult:
         """Read-only: the top ready tasks in WSJF order, queue counts, and the claims you may
-        still make. Look here, then claim_task."""
+        still make."""
         return await orchestrator_of(ctx).plan_next(
             callers.agent(ctx, agent_id), limit, epic_id, provider, model
         )
@@ -133,9 +133,9 @@ def register_planning(server: Server, traced: Traced, callers: Callers) -> None:
         provider: ProviderName | None = None,
         model: ModelName | None = None,
     ) -> ClaimResult:
-        """Claim the best ready task (or task_id). Returns it with a lease_token to pass on
-        every later call about it, the expiry, and an earlier holder's last checkpoint.
-        Nothing claimable: claimed=false and a reason."""
+        """Claim the best ready task (or task_id): returns it, a lease_token for every later
+        call about it, the expiry, and an earlier holder's last checkpoint. Nothing
+        claimable: claimed=false and a reason."""
         return await orchestrator_of(ctx).claim(
             callers.agent(ctx, agent_id, claims=True), task_id, lease_seconds, provider, model
         )
@@ -245,13 +245,18 @@ def register_leases(server: Server, traced: Traced, callers: Callers) -> None:
         agent_id: AgentId | None = None,
         lease_token: LeaseToken | None = None,
         reason: Text | None = None,
+        claim_next: bool = False,
     ) -> UpdateResult:
         """Move your task (pass lease_token): done (its verify_command must pass), failed
         (retried later), blocked, needs_review, awaiting_approval (a person decides),
-        pending (give it back), cancelled."""
-        return await orchestrator_of(ctx).update_status(
-            task_id, Status(status), callers.agent(ctx, agent_id), lease_token, reason
-        )
+        pending (give it back), cancelled. claim_next: then claim your next task; `next` is
+        claim_task's answer."""
+        orchestrator, agent = orchestrator_of(ctx), callers.agent(ctx, agent_id, claims=claim_next)
+        if claim_next:
+            return await orchestrator.update_and_claim(
+                task_id, Status(status), agent, lease_token, reason
+            )
+        return await orchestrator.update_status(task_id, Status(status), agent, lease_token, reason)
 
 
 def register_context(server: Server, traced: Traced, callers: Callers) -> None:

@@ -24,8 +24,9 @@ LOOP = (
     "task_get",
 )
 # Loaded up front by Claude Code even when it defers other tools behind its tool search:
-# the loop an agent runs every turn, not worth a search turn each.
-ALWAYS_LOAD = ("plan_next", "claim_task", "heartbeat", "checkpoint", "plan_update")
+# the loop an agent runs every turn, not worth a search turn each. plan_next is not in it:
+# claim_task picks the best task itself, and plan_update(claim_next) claims the next.
+ALWAYS_LOAD = ("claim_task", "heartbeat", "checkpoint", "plan_update")
 PROFILES: dict[str, tuple[str, ...]] = {
     "worker": LOOP,
     "planner": (*LOOP, "task_create", "task_list", "route_task", "landing_queue"),

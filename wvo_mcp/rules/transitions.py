@@ -2,7 +2,7 @@
 
 from enum import StrEnum
 
-from wvo_mcp.errors import IllegalTransition
+from wvo_mcp.errors import IllegalTransition, ValidationFailed
 
 
 class Status(StrEnum):
@@ -106,6 +106,29 @@ APPROVAL: frozenset[tuple[Gate, Status, Status, Actor]] = frozenset(
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {s: frozenset(m) for s, m in MOVES.items()}
 TERMINAL: frozenset[Status] = frozenset(s for s, moves in TRANSITIONS.items() if not moves)
+
+# Moves after which plan_update may claim the mover's next task in the same call
+# (claim_next): the mover lets go of the task and it does not go straight back to the
+# queue. Not pending (the claim would most likely hand the same task back), nor
+# awaiting_approval (its holder keeps it while a person decides).
+CLAIM_NEXT_AFTER = (S.DONE, S.NEEDS_REVIEW, S.FAILED, S.BLOCKED, S.CANCELLED)
+
+
+def check_claim_next(target: Status) -> None:
+    """Raise ValidationFailed unless a move to `target` may claim the next task with it."""
+    if target in CLAIM_NEXT_AFTER:
+        return
+    why = (
+        "a task given back is ready again: the claim would hand it straight back to you"
+        if target is S.PENDING
+        else "you keep the task"
+    )
+    raise ValidationFailed(
+        f"claim_next goes with a move that lets go of the task ({', '.join(CLAIM_NEXT_AFTER)}), "
+        f"not {target.value!r}: {why}. Move it without claim_next, then claim_task if you mean "
+        "to. Nothing was changed"
+    )
+
 
 # Who each kind of actor is, and how it makes a move: messages say what would be accepted.
 AS: dict[Actor, str] = {

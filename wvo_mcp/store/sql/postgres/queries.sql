@@ -653,7 +653,7 @@ WHERE secret_sha256 = %(digest)s AND revoked_at IS NULL
 UPDATE api_tokens SET expires_at = %(expires_at)s WHERE id = %(id)s AND revoked_at IS NULL;
 
 -- name: token_used
--- At most once a minute per token, so verifying a request rarely writes.
+-- At most once every ten minutes per token, so verifying a request rarely writes.
 UPDATE api_tokens SET last_used_at = %(now)s
 WHERE id = %(id)s AND (last_used_at IS NULL OR last_used_at < %(stale_before)s);
 
@@ -661,6 +661,10 @@ WHERE id = %(id)s AND (last_used_at IS NULL OR last_used_at < %(stale_before)s);
 SELECT id, name, role, created_at, created_by, last_used_at, revoked_at, expires_at, scope
 FROM api_tokens
 ORDER BY created_at, id;
+
+-- name: tokens_revoked
+-- Tokens are never deleted nor revived, so this count changes exactly when one is revoked.
+SELECT count(*) AS revoked FROM api_tokens WHERE revoked_at IS NOT NULL;
 
 -- name: token_revoke
 UPDATE api_tokens SET revoked_at = %(now)s WHERE id = %(id)s AND revoked_at IS NULL;
