@@ -46,6 +46,17 @@ PRELOAD = (
     "anyio.streams.stapled",
     "anyio.streams.tls",
     "rich.logging",
+    "rich.console",
+    "rich.markup",
+    "rich.themes",
+    "rich.pager",
+    "rich.screen",
+    "rich.region",
+    "rich.styled",
+    "rich._export_format",
+    "anyio._core._streams",
+    "pwd",
+    "wvo_mcp.wiring.place",
 )
 LOCK_WAIT_S = 2.0  # a stale warm process lets go of the lock as it stops
 LOCK_POLL_S = 0.05
