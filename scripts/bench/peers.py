@@ -39,6 +39,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -55,6 +56,7 @@ from mcp import Client
 from scripts.bench import lib
 from scripts.bench.core import parse_size, proc_status_kb
 from scripts.bench.lib import BenchError, log, size_label, summary
+from tests.integration import test_warm_start as warm_test
 
 PINS = Path(__file__).with_name("peer_servers")
 SYSTEMS = ("wvo", "task-orchestrator", "orc-hestrator")
@@ -92,6 +94,7 @@ class Config:
     quick: bool
     systems: list[str]
     wvo_commands: dict[str, str]  # label -> the wvo-mcp executable
+    warm: bool = False  # also this tree's wvo-mcp with WVO_WARM_START=1, as `wvo-warm`
 
 
 # --------------------------------------------------------------------------- the graph
@@ -220,9 +223,10 @@ class System:
 class Wvo(System):
     kind = "wvo"
 
-    def __init__(self, name: str, executable: str) -> None:
+    def __init__(self, name: str, executable: str, warm: bool = False) -> None:
         super().__init__(name)
         self.executable = executable
+        self.warm = warm  # WVO_WARM_START=1: the client starts a relay to a forked server
         self.held: dict[str, Any] | None = None  # the loop's claim
         if not os.access(executable, os.X_OK):
             raise BenchError(f"{name}: {executable} is not an executable wvo-mcp")
@@ -240,6 +244,8 @@ class Wvo(System):
 
     def command(self, state: Path) -> tuple[str, list[str], dict[str, str]]:
         env = {"WVO_STATE_ROOT": str(state / "state"), "WVO_WORKSPACE_ROOT": str(state)}
+        if self.warm:
+            env["WVO_WARM_START"] = "1"
         return self.executable, ["serve"], env
 
     def seed_import(self, state: Path, roadmap: Path, total: int) -> float:
@@ -449,6 +455,8 @@ def systems(config: Config) -> list[System]:
     for kind in config.systems:
         if kind == "wvo":
             found += [Wvo(label, path) for label, path in config.wvo_commands.items()]
+            if config.warm:
+                found.append(Wvo(f"{BASE}-warm", config.wvo_commands[BASE], warm=True))
         elif kind == "task-orchestrator":
             found.append(TaskOrchestrator(kind))
         else:
@@ -457,6 +465,15 @@ def systems(config: Config) -> list[System]:
 
 
 # --------------------------------------------------------------------------- processes
+
+
+def warm_ready(state_root: Path) -> None:
+    """The warm process a first relay started is listening (a poll: it is another process)."""
+    deadline = time.monotonic() + 30
+    while not (state_root / "run" / "warm.sock").exists():
+        if time.monotonic() > deadline:
+            raise BenchError(f"no warm process started for {state_root}")
+        time.sleep(0.05)
 
 
 def server_process(client_pid: int, before: set[int]) -> int:
@@ -537,6 +554,15 @@ class PeerBench(lib.Bench):
         return root
 
     async def run(self) -> None:
+        try:
+            await self.run_sizes()
+        finally:
+            for state in self.work.rglob("run/warm.sock"):
+                for pid in warm_test.warm_pids(state.parent.parent):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGTERM)
+
+    async def run_sizes(self) -> None:
         for system in self.systems:
             system.install(self.cache, self.errlog)
             self.versions[system.name] = system.versions()
@@ -555,6 +581,8 @@ class PeerBench(lib.Bench):
         rss: dict[str, list[float]] = {s.name: [] for s in self.systems}
         for system in self.systems:  # untimed: the first start reads its files from disk
             await self.start_once(system, states[system.name])
+            if isinstance(system, Wvo) and system.warm:  # and starts the warm process
+                warm_ready(states[system.name] / "state")
         for sample in range(self.config.starts):
             for system in rotated(self.systems, sample):
                 took, kb = await self.start_once(system, states[system.name])
@@ -726,6 +754,7 @@ def config_of(args: Any, parser: Any) -> Config:
     else:
         config = Config(args.sizes, args.rounds, args.cycles, args.starts, 3, False, [], {})
     config.systems = [kind for kind in SYSTEMS if kind in chosen]
+    config.warm = args.warm
     try:
         config.wvo_commands = wvo_commands(args.wvo_command)
     except ValueError as exc:
@@ -755,6 +784,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument("--markdown", type=Path, help="also write the tables as Markdown here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--warm", action="store_true",
+                        help="also this tree's wvo-mcp, warm started (wvo-warm)")  # fmt: skip
     args = parser.parse_args(argv)
     config = config_of(args, parser)
     args.cache.mkdir(parents=True, exist_ok=True)
