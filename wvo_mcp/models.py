@@ -26,7 +26,6 @@ from wvo_mcp.rules.wsjf import Breakdown
 TaskId = Annotated[
     str,
     StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"),
-    Field(description="e.g. E1.M2.T3"),
 ]
 AgentId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
@@ -159,8 +158,7 @@ class TaskSpec(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     verify_command: VerifyCommand | None = Field(
         None,
-        description="Must exit 0 in the sandbox before `done` is accepted: argv list or "
-        "/bin/sh -c string",
+        description="Must exit 0 in the sandbox for `done`: argv list or /bin/sh -c string",
     )
 
     @field_validator("metadata")

@@ -71,8 +71,8 @@ def register_tasks(server: Server, traced: Traced, callers: Callers) -> None:
     @server.tool(title="Create tasks", annotations=WRITES)
     @traced
     async def task_create(tasks: TaskBatch, ctx: Context) -> CreateResult:
-        """Create tasks (with depends_on) all or nothing, at most 5000 or 4 MiB a call;
-        duplicate or unknown ids and cycles are refused."""
+        """Create tasks (with depends_on), all or nothing: duplicate or unknown ids and cycles
+        are refused."""
         return await orchestrator_of(ctx).create_tasks(tasks, actor=callers.agent(ctx, None))
 
     @server.tool(title="Show a task", annotations=READ_ONLY)
@@ -175,8 +175,8 @@ def register_routing(server: Server, traced: Traced, callers: Callers) -> None:
         task_id: TaskId | None = None,
         lease_token: LeaseToken | None = None,
     ) -> UsageResult:
-        """Report a model call's tokens and outcome: budgets and the provider's breaker follow;
-        context_limit on a task (with its lease_token) escalates its next attempt."""
+        """Report a model call's tokens and outcome (budgets, breakers follow); context_limit
+        on a task (with its lease_token) escalates its next attempt."""
         return await orchestrator_of(ctx).record_usage(
             provider, model, input_tokens, output_tokens, outcome, task_id, lease_token,
             callers.agent(ctx, None), access.reporter(),
@@ -335,7 +335,7 @@ def register_views(server: Server, traced: Traced, admission: Callable[[], str] 
         full: bool = False,
     ) -> HealthReport:
         """The health monitor's latest observation, open anomalies and recent actions;
-        full=true adds the task lists behind the counts."""
+        full=true lists the tasks behind the counts."""
         report = await orchestrator_of(ctx).health_report(limit, full)
         if admission is not None:  # this process's, unlike the rest of the report
             report.admission = admission()
@@ -347,5 +347,5 @@ def register_views(server: Server, traced: Traced, admission: Callable[[], str] 
         ctx: Context, hours: Annotated[int, Field(ge=1, le=720)] = 24
     ) -> LandingQueue:
         """The merge queue per target branch (place, state, wait, returns, why held) and the
-        last `hours`' figures: landing rate, wait p50/p95, returns and cost per landed change."""
+        last `hours`' landing rate, wait p50/p95, returns and cost per landed change."""
         return await orchestrator_of(ctx).landing_view(hours)
