@@ -726,7 +726,7 @@ class SandboxResult(BaseModel):
 
 def lean(value: Any) -> Any:
     """An output as the agent receives it: JSON, with every field that is optional and left
-    empty (None, [], {}) omitted. The output schema stays true: such fields have defaults,
+    empty (None, [], {}) omitted. The model's schema stays true: such fields have defaults,
     so they are not required."""
     if isinstance(value, BaseModel):
         out = {}

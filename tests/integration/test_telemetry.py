@@ -74,7 +74,8 @@ async def test_tool_calls_ticks_and_metrics_are_exported(state_root: Path) -> No
 
     ticks = [s for s in spans if s["name"] == "wvo.health.tick"]
     assert ticks, "no monitor tick was traced"
-    acted = [t for t in ticks if t["attributes"]["wvo.actions"] > 0]
+    # A tick that lost the lead midway (a slow machine) records nothing: no wvo.actions.
+    acted = [t for t in ticks if t["attributes"].get("wvo.actions", 0) > 0]
     assert len(acted) == 1
     assert acted[0]["attributes"]["wvo.leader"] == spans[0]["service_instance"]
     events = {e["name"]: e["attributes"] for e in acted[0]["events"]}
