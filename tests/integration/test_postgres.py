@@ -299,9 +299,9 @@ async def test_the_loops_calls_each_cost_a_few_round_trips(
 ) -> None:
     """A write's statements that wait on no answer go out together (a pipeline), and so do
     the reads a claim makes before it picks: a claim costs at most three round trips (its
-    reads, its grant, the COMMIT), a heartbeat two (its renewal, the COMMIT), a holder's done four (the
-    check for a verify_command, its locked row, its dependents, the COMMIT), and a read's
-    snapshot is pipelined too: plan_next is four (8 unpipelined)."""
+    reads, its grant, the COMMIT), a heartbeat two (its renewal, the COMMIT), a holder's
+    done four (the check for a verify_command, its locked row, its dependents, the COMMIT),
+    and a read's snapshot is pipelined too: plan_next is four (8 unpipelined)."""
     monkeypatch.setattr(postgres, "FOLD_EVERY", float("inf"))  # no fold after a write
     relay = RoundTrips(urlsplit(database_url).port or 5432)
 
