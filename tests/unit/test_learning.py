@@ -1,0 +1,349 @@
+"""The learned route over tables of histories: classes, decayed sums, cold start, the floor,
+bounded exploration, adapting after a route degrades, a lone candidate, the reasons."""
+
+import random
+from collections.abc import Callable
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.rules.learning import (
+    Candidate,
+    OutcomeKind,
+    Policy,
+    RouteStats,
+    candidate,
+    choose,
+    offered,
+    recorded,
+    task_class,
+)
+from wvo_mcp.rules.routing import Estimate, Provider, Tier
+
+CHEAP = Candidate("codex", "low", "low-model", 0.10)
+DEAR = Candidate("claude", "sonnet", "sonnet-model", 0.30)
+NEW = Candidate("codex", "high", "high-model", 0.05)
+QUIET = Policy(explore_share=0.0)  # no exploration: the choice is the greedy one
+KEEP = Policy().keep
+
+
+def history(first_try: float, n: int, cost: float, stats: RouteStats | None = None) -> RouteStats:
+    """`n` outcomes spread evenly: a share `first_try` landed first time, the rest returned."""
+    stats = stats or RouteStats()
+    for i in range(n):
+        landed = int((i + 1) * first_try) > int(i * first_try)
+        kind: OutcomeKind = "landed_first_try" if landed else "returned"
+        stats = recorded(stats, kind, 1000, cost, KEEP)
+    return stats
+
+
+def key(c: Candidate) -> tuple[str, str]:
+    return c.provider, c.tier
+
+
+def pick(stats: dict[Candidate, RouteStats], policy: Policy = QUIET, share: float = 0.0) -> str:
+    chosen = choose(
+        [CHEAP, DEAR],
+        {key(c): s for c, s in stats.items()},
+        policy,
+        explored_share=share,
+        draw=random.Random(7),
+        static_choice=CHEAP,
+    )
+    return f"{chosen.route.tier}:{chosen.basis}"
+
+
+@pytest.mark.parametrize(
+    ("complexity", "expected"),
+    [(1, "c1-3"), (3, "c1-3"), (4, "c4-7"), (7, "c4-7"), (8, "c8-10"), (10, "c8-10")],
+)
+def test_task_class_is_the_complexity_band(complexity: int, expected: str) -> None:
+    assert task_class(complexity) == expected
+
+
+@pytest.mark.parametrize("complexity", [0, 11, -3])
+def test_a_complexity_outside_1_to_10_has_no_class(complexity: int) -> None:
+    with pytest.raises(ValidationFailed, match="give 1 to 10"):
+        task_class(complexity)
+
+
+@pytest.mark.parametrize(
+    ("kind", "bumped"),
+    [
+        ("landed_first_try", {"attempts", "landed", "first_try_landed"}),
+        ("landed", {"attempts", "landed"}),
+        ("returned", {"attempts", "returned"}),
+        ("failed", {"attempts", "failed"}),
+        ("held", {"held"}),
+    ],
+)
+def test_each_outcome_bumps_its_sums(kind: OutcomeKind, bumped: set[str]) -> None:
+    after = recorded(RouteStats(), kind, 1500, 0.25, 1.0)
+    counts = ("attempts", "first_try_landed", "landed", "returned", "failed", "held")
+    assert {name for name in counts if getattr(after, name) == 1.0} == bumped
+    assert {name for name in counts if getattr(after, name) == 0.0} == set(counts) - bumped
+    assert (after.outcomes, after.tokens, after.cost) == (1, 1500.0, 0.25)
+
+
+def test_each_outcome_halves_the_past_at_keep_one_half() -> None:
+    stats = recorded(RouteStats(), "landed_first_try", 1000, 1.0, 0.5)
+    stats = recorded(stats, "failed", 3000, 2.0, 0.5)
+    assert stats.outcomes == 2  # a plain count
+    assert (stats.attempts, stats.landed, stats.failed) == (1.5, 0.5, 1.0)
+    assert (stats.tokens, stats.cost) == (3500.0, 2.5)
+
+
+@pytest.mark.parametrize(
+    ("kind", "tokens", "cost", "keep", "match"),
+    [
+        ("lost", 1, 0.1, 0.9, "not one of"),
+        ("landed", -1, 0.1, 0.9, "0 or more"),
+        ("landed", 1, float("nan"), 0.9, "0 or more"),
+        ("landed", 1, -0.5, 0.9, "0 or more"),
+        ("landed", 1, 0.1, 0.0, "keep"),
+        ("landed", 1, 0.1, 1.5, "keep"),
+    ],
+)
+def test_recorded_refuses_what_it_cannot_count(
+    kind: OutcomeKind, tokens: int, cost: float, keep: float, match: str
+) -> None:
+    with pytest.raises(ValidationFailed, match=match):
+        recorded(RouteStats(), kind, tokens, cost, keep)
+
+
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ({"floor": 1.2}, "floor 1.2 must be from 0 to 1"),
+        ({"explore_share": -0.1}, "explore_share -0.1 must be from 0 to 1"),
+        ({"half_life_outcomes": 0.5}, "half_life_outcomes 0.5 must be 1 to 1000"),
+        ({"min_evidence": 0.0}, "min_evidence 0.0 must be above 0"),
+        # With a half-life of 20 a route holds at most 29.4 decayed attempts.
+        ({"min_evidence": 30}, "below 29.4"),
+    ],
+)
+def test_policy_refuses_out_of_range_values(fields: dict[str, float], match: str) -> None:
+    with pytest.raises(ValidationFailed, match=match):
+        Policy(**fields)  # type: ignore[arg-type]
+
+
+def test_offered_tiers_are_the_covering_one_and_those_above() -> None:
+    tiers = (Tier("low", "l", 1, 3, 0.1, 0.4), Tier("mid", "m", 4, 7, 1, 4))
+    codex = Provider("codex", (*tiers, Tier("high", "h", 8, 10, 2, 8)))
+    assert [t.name for t in offered(codex, 2)] == ["low", "mid", "high"]
+    assert [t.name for t in offered(codex, 5)] == ["mid", "high"]
+    assert [t.name for t in offered(codex, 9)] == ["high"]
+    assert offered(Provider("small", tiers), 9) == ()
+    assert candidate(codex, tiers[1], Estimate(1000, 1000)).cost_per_attempt == 5.0
+
+
+@pytest.mark.parametrize(
+    ("stats", "expected"),
+    [
+        # cold start: nothing recorded, or less than min_evidence (5) everywhere
+        ({}, "low:cold_start"),
+        ({DEAR: history(0.9, 4, 0.3)}, "low:cold_start"),
+        # $0.10 landing 20 % costs about $0.44 per landed change; $0.30 landing 90 %, $0.35
+        ({CHEAP: history(0.2, 20, 0.1), DEAR: history(0.9, 20, 0.3)}, "sonnet:learned"),
+        ({CHEAP: history(0.9, 20, 0.1), DEAR: history(0.9, 20, 0.3)}, "low:learned"),
+        # one proven route is enough to learn from
+        ({DEAR: history(0.9, 20, 0.3)}, "sonnet:learned"),
+    ],
+)
+def test_the_lowest_cost_per_landed_change_wins(
+    stats: dict[Candidate, RouteStats], expected: str
+) -> None:
+    assert pick(stats) == expected
+
+
+def test_learning_off_keeps_the_static_choice() -> None:
+    stats = {CHEAP: history(0.1, 20, 0.1), DEAR: history(1.0, 20, 0.3)}
+    assert pick(stats) == "sonnet:learned"
+    assert pick(stats, Policy(enabled=False)) == "low:learning_off"
+
+
+@pytest.mark.parametrize(
+    ("floor", "cheap_first_try", "expected"),
+    [
+        (0.0, 0.5, "low:learned"),  # $0.10 at 50 % beats $0.30 at 90 %
+        (0.6, 0.5, "sonnet:learned"),  # ... unless under the floor
+        (0.6, 0.7, "low:learned"),
+        (0.95, 0.5, "low:floor"),  # both under: the static rule
+    ],
+)
+def test_the_floor_excludes_routes_that_land_too_rarely_first_time(
+    floor: float, cheap_first_try: float, expected: str
+) -> None:
+    stats = {CHEAP: history(cheap_first_try, 20, 0.1), DEAR: history(0.9, 20, 0.3)}
+    assert pick(stats, Policy(floor=floor, explore_share=0.0)) == expected
+
+
+@pytest.mark.parametrize("explore_share", [0.0, 0.05, 0.1, 0.3])
+def test_exploration_never_exceeds_its_share(explore_share: float) -> None:
+    # NEW is cheap and never proven, so Thompson sampling would pick it far more often
+    # than the share allows.
+    stats = {key(CHEAP): history(0.6, 20, 0.1), key(DEAR): history(0.9, 20, 0.3)}
+    rng, explored = random.Random(37), 0
+    for routed in range(1000):
+        chosen = choose(
+            [CHEAP, DEAR, NEW],
+            stats,
+            Policy(explore_share=explore_share),
+            explored_share=explored / routed if routed else 0.0,
+            draw=rng,
+            static_choice=CHEAP,
+        )
+        explored += chosen.explored
+    assert explored / 1000 <= explore_share + 0.002
+    assert explored / 1000 >= explore_share - 0.02  # it does explore up to the bound
+
+
+def test_the_same_draws_give_the_same_choices() -> None:
+    stats = {key(CHEAP): history(0.6, 20, 0.1), key(NEW): history(0.5, 3, 0.05)}
+
+    def run(draw: Callable[[], float] | random.Random, share: float = 0.0) -> list[str]:
+        return [
+            choose(
+                [CHEAP, DEAR, NEW], stats, Policy(), explored_share=share, draw=draw,
+                static_choice=CHEAP,
+            ).route.tier
+            for _ in range(50)
+        ]  # fmt: skip
+
+    seeded = run(random.Random(1))
+    assert seeded == run(random.Random(1))
+    assert set(seeded) == {"low", "high"}  # proven low, or high's wide posterior sampled low
+    assert set(run(lambda: 0.999)) == {"high"}
+    assert set(run(lambda: 0.999, share=0.1)) == {"low"}  # at the bound: the best known
+
+
+@pytest.mark.parametrize(
+    ("cheap_cost", "half_life", "within"),
+    [(0.10, 20, 50), (0.20, 20, 50), (0.10, 10, 25), (0.28, 20, 50)],
+)
+def test_a_degraded_route_loses_the_choice_within_a_bounded_number_of_tasks(
+    cheap_cost: float, half_life: float, within: int
+) -> None:
+    policy = Policy(explore_share=0.0, half_life_outcomes=half_life)
+    keep = policy.keep
+    stats = {key(CHEAP): RouteStats(), key(DEAR): RouteStats()}
+    for _ in range(60):  # both land 90 % first time; CHEAP is cheaper and chosen
+        stats[key(CHEAP)] = recorded(stats[key(CHEAP)], "landed_first_try", 1000, cheap_cost, keep)
+        stats[key(DEAR)] = recorded(stats[key(DEAR)], "landed_first_try", 1000, 0.3, keep)
+    for tasks in range(1, 200):
+        chosen = choose(
+            [CHEAP, DEAR], stats, policy, explored_share=0, draw=random.Random(tasks),
+            static_choice=CHEAP,
+        )  # fmt: skip
+        if chosen.route == DEAR:
+            break
+        # CHEAP's provider degraded: every attempt now fails
+        stats[key(CHEAP)] = recorded(stats[key(CHEAP)], "failed", 1000, cheap_cost, keep)
+    assert tasks <= within
+
+
+def test_without_decay_the_same_degradation_takes_far_longer() -> None:
+    stats = {key(CHEAP): RouteStats(), key(DEAR): RouteStats()}
+    for _ in range(60):
+        stats[key(CHEAP)] = recorded(stats[key(CHEAP)], "landed_first_try", 1000, 0.1, 1.0)
+        stats[key(DEAR)] = recorded(stats[key(DEAR)], "landed_first_try", 1000, 0.3, 1.0)
+    for _ in range(50):
+        stats[key(CHEAP)] = recorded(stats[key(CHEAP)], "failed", 1000, 0.1, 1.0)
+    chosen = choose(
+        [CHEAP, DEAR], stats, QUIET, explored_share=0, draw=lambda: 0.5, static_choice=CHEAP
+    )
+    assert chosen.route == CHEAP  # 60 of 110 landed at plain counts: still the cheaper
+
+
+@pytest.mark.parametrize(
+    "stats",
+    [RouteStats(), history(0.0, 20, 5.0), history(1.0, 20, 0.01)],
+)
+def test_a_lone_candidate_is_chosen_whatever_its_figures(stats: RouteStats) -> None:
+    # A pin, or every other route blocked, leaves one: the caller decided.
+    chosen = choose(
+        [DEAR], {key(DEAR): stats}, Policy(floor=0.9), explored_share=0.0,
+        draw=lambda: 0.0, static_choice=CHEAP,
+    )  # fmt: skip
+    assert (chosen.route, chosen.basis, chosen.explored) == (DEAR, "only_route", False)
+
+
+@pytest.mark.parametrize(
+    ("policy", "share", "parts"),
+    [
+        (
+            Policy(floor=0.6, explore_share=0.0),
+            0.0,
+            [
+                "lowest est. cost per landed change: claude/sonnet est. $0.35 per landed change, "
+                "91% first try, over 20 outcomes",
+                "codex/low below the 60% first-try floor (51% first try)",
+                "codex/high unproven (2.9 of 5 attempts)",
+            ],
+        ),
+        (
+            Policy(),
+            0.02,
+            ["exploring codex/high (2% of recent tasks explored, up to 10%)", "codex/low est."],
+        ),
+        (Policy(min_evidence=25), 0.0, ["cold start, no route has 25 attempts yet"]),
+    ],
+)
+def test_reasons_name_the_figures(policy: Policy, share: float, parts: list[str]) -> None:
+    stats = {
+        key(CHEAP): history(0.5, 20, 0.1),
+        key(DEAR): history(0.9, 20, 0.3),
+        key(NEW): history(0.5, 3, 0.05),
+    }
+    chosen = choose(
+        [CHEAP, DEAR, NEW], stats, policy, explored_share=share, draw=lambda: 0.999,
+        static_choice=CHEAP,
+    )  # fmt: skip
+    for part in parts:
+        assert part in chosen.reason
+    sonnet = chosen.figures[1]
+    assert (sonnet.tier, sonnet.outcomes, sonnet.proven) == ("sonnet", 20, policy.min_evidence < 18)
+    assert sonnet.cost_per_landed == pytest.approx(0.3 / sonnet.landing_rate)
+
+
+KINDS: list[OutcomeKind] = ["landed_first_try", "landed", "returned", "failed", "held"]
+outcomes = st.lists(
+    st.tuples(st.sampled_from(KINDS), st.integers(0, 10**6), st.floats(0, 100)), max_size=40
+)
+
+
+@given(outcomes)
+def test_sums_never_go_negative_and_keep_one_counts_plainly(
+    seq: list[tuple[OutcomeKind, int, float]],
+) -> None:
+    plain = decayed = RouteStats()
+    for kind, tokens, cost in seq:
+        plain = recorded(plain, kind, tokens, cost, 1.0)
+        decayed = recorded(decayed, kind, tokens, cost, KEEP)
+    assert plain.outcomes == decayed.outcomes == len(seq)
+    assert plain.attempts == sum(kind != "held" for kind, _, _ in seq)
+    assert plain.landed == sum(kind.startswith("landed") for kind, _, _ in seq)
+    assert plain.tokens == sum(tokens for _, tokens, _ in seq)
+    assert min(decayed.attempts, decayed.landed, decayed.cost, decayed.held) >= 0
+    assert decayed.landed <= decayed.attempts + 1e-9
+
+
+@given(st.lists(outcomes, min_size=1, max_size=4), st.floats(0, 1), st.floats(0, 1), st.integers())
+def test_the_choice_is_always_a_candidate(
+    histories: list[list[tuple[OutcomeKind, int, float]]], floor: float, share: float, seed: int
+) -> None:
+    candidates = [Candidate("p", f"t{i}", f"m{i}", 0.1 * (i + 1)) for i in range(len(histories))]
+    stats = {}
+    for c, seq in zip(candidates, histories, strict=True):
+        s = RouteStats()
+        for kind, tokens, cost in seq:
+            s = recorded(s, kind, tokens, cost, KEEP)
+        stats[key(c)] = s
+    chosen = choose(
+        candidates, stats, Policy(floor=floor), explored_share=share,
+        draw=random.Random(seed), static_choice=candidates[0],
+    )  # fmt: skip
+    assert chosen.route in candidates
+    assert all(f.cost_per_landed >= 0 for f in chosen.figures)

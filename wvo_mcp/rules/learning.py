@@ -1,0 +1,298 @@
+"""Routing that learns the cost per landed change, without I/O.
+
+**Task class**: the complexity band, `c1-3`, `c4-7` or `c8-10`. The bands are the packaged
+tiers' ranges (codex low/medium/high, claude sonnet 1-7 and opus 8-10), so within a class the
+same tiers cover every task and their figures compare like with like; three classes keep the
+evidence per route from thinning. Epics and labels are left out: an epic usually closes before
+it gathers evidence, and labels are free text an agent writes, so they would split the figures
+into rows without bound.
+
+**Statistics** per (provider, tier, class), as `RouteStats`: `outcomes` is a plain count of
+everything recorded; the other sums decay. Each outcome of a route multiplies that route's
+decayed sums by `keep = 0.5 ** (1 / half_life_outcomes)`, then adds `increments()`:
+
+- landed_first_try: attempts, landed and first_try_landed each + 1;
+- landed (after returns): attempts and landed + 1;
+- returned: attempts and returned + 1; failed: attempts and failed + 1;
+- held: held + 1 only,
+
+and always `tokens` and `cost` as reported. A hold is not an attempt: the returns before it
+are already counted, and a conflict with a person's work says nothing of the tier; its
+spending still counts.
+
+**The choice** (`choose`) is among the routes the caller allows now: breakers, budgets,
+capacity, exclusions and a person's pin are applied before, by the caller, who offers every
+unblocked tier that covers the complexity and the tiers above it on the same provider
+(`offered`), never one below. Per route, landing per attempt is the Beta(1, 1) posterior mean
+(landed + 1) / (attempts + 2); cost per attempt is the observed cost / attempts, or the tier's
+estimate before any is reported; cost per landed change is their quotient. A route is proven
+from `min_evidence` decayed attempts. The proven route with the lowest cost per landed change
+wins, unless its first-try rate (first_try_landed / attempts) is under the floor. While the
+share of recent tasks explored is under `explore_share`, a Thompson sample (a normal
+approximation of each posterior, one uniform draw per route) may pick another route instead:
+that is an exploration. No proven route, or learning off: the static rule's choice.
+"""
+
+import math
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from statistics import NormalDist
+from typing import Literal
+
+from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.rules.routing import Estimate, Provider, Tier
+
+OutcomeKind = Literal["landed_first_try", "landed", "returned", "failed", "held"]
+Basis = Literal["learned", "exploration", "cold_start", "learning_off", "only_route", "floor"]
+BANDS = ((1, 3), (4, 7), (8, 10))
+DECAYED = ("attempts", "first_try_landed", "landed", "returned", "failed", "held", "tokens", "cost")
+_BUMPS: dict[str, tuple[str, ...]] = {
+    "landed_first_try": ("attempts", "landed", "first_try_landed"),
+    "landed": ("attempts", "landed"),
+    "returned": ("attempts", "returned"),
+    "failed": ("attempts", "failed"),
+    "held": ("held",),
+}
+
+
+def task_class(complexity: int) -> str:
+    for low, high in BANDS:
+        if low <= complexity <= high:
+            return f"c{low}-{high}"
+    raise ValidationFailed(f"complexity {complexity!r} has no task class: give 1 to 10")
+
+
+@dataclass(frozen=True, slots=True)
+class RouteStats:
+    outcomes: int = 0
+    attempts: float = 0.0
+    first_try_landed: float = 0.0
+    landed: float = 0.0
+    returned: float = 0.0
+    failed: float = 0.0
+    held: float = 0.0
+    tokens: float = 0.0
+    cost: float = 0.0
+    updated_at: datetime | None = None
+
+
+def increments(kind: str, tokens: int, cost: float) -> dict[str, float]:
+    """What one outcome adds to each decayed sum (for a store that updates in SQL:
+    `x = x * keep + increment`)."""
+    if kind not in _BUMPS:
+        raise ValidationFailed(f"outcome kind {kind!r} is not one of {', '.join(_BUMPS)}")
+    if not (tokens >= 0 and math.isfinite(cost) and cost >= 0):
+        raise ValidationFailed(f"tokens {tokens!r} and cost {cost!r} must be 0 or more")
+    added = dict.fromkeys(DECAYED, 0.0)
+    added.update(dict.fromkeys(_BUMPS[kind], 1.0))
+    return added | {"tokens": float(tokens), "cost": float(cost)}
+
+
+def recorded(
+    stats: RouteStats,
+    kind: OutcomeKind,
+    tokens: int,
+    cost: float,
+    keep: float,
+    at: datetime | None = None,
+) -> RouteStats:
+    """`stats` after one more outcome of its route (the rule in the module docstring)."""
+    if not 0.0 < keep <= 1.0:
+        raise ValidationFailed(f"keep {keep!r} must be above 0 and at most 1")
+    add = increments(kind, tokens, cost)
+
+    def sum_(name: str) -> float:
+        return float(getattr(stats, name)) * keep + add[name]
+
+    return RouteStats(
+        outcomes=stats.outcomes + 1,
+        attempts=sum_("attempts"),
+        first_try_landed=sum_("first_try_landed"),
+        landed=sum_("landed"),
+        returned=sum_("returned"),
+        failed=sum_("failed"),
+        held=sum_("held"),
+        tokens=sum_("tokens"),
+        cost=sum_("cost"),
+        updated_at=at if at is not None else stats.updated_at,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    enabled: bool = True
+    floor: float = 0.0  # least first-try landing rate of a proven route; 0: none
+    explore_share: float = 0.1  # most of the recent routed tasks sent exploring
+    min_evidence: float = 5.0  # decayed attempts from which a route is proven
+    half_life_outcomes: float = 20.0  # outcomes of a route after which an old one weighs half
+
+    def __post_init__(self) -> None:
+        wrong = [
+            f"{name} {value!r} must be from 0 to 1"
+            for name, value in (("floor", self.floor), ("explore_share", self.explore_share))
+            if not 0.0 <= value <= 1.0
+        ]
+        if not 1.0 <= self.half_life_outcomes <= 1000.0:
+            wrong.append(f"half_life_outcomes {self.half_life_outcomes!r} must be 1 to 1000")
+        # Decayed attempts never reach 1 / (1 - keep): from there no route could be proven.
+        elif not 0.0 < self.min_evidence < self.most_evidence:
+            wrong.append(
+                f"min_evidence {self.min_evidence!r} must be above 0 and below "
+                f"{self.most_evidence:.1f}, "
+                f"the most a route holds with a half-life of {self.half_life_outcomes:g}"
+            )
+        if wrong:
+            raise ValidationFailed("routing learning: " + "; ".join(wrong))
+
+    @property
+    def keep(self) -> float:
+        return float(0.5 ** (1 / self.half_life_outcomes))
+
+    @property
+    def most_evidence(self) -> float:
+        return 1 / (1 - self.keep)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    provider: str
+    tier: str
+    model: str
+    cost_per_attempt: float  # the tier's estimate for this task, until the route reports cost
+
+
+def candidate(provider: Provider, tier: Tier, needs: Estimate) -> Candidate:
+    return Candidate(provider.name, tier.name, tier.model, needs.cost(tier))
+
+
+def offered(provider: Provider, complexity: int) -> tuple[Tier, ...]:
+    """The tiers of `provider` to offer for a fresh task: the first that covers the complexity
+    and each above it that reaches it (a pricier tier may land more often)."""
+    first = next((i for i, t in enumerate(provider.tiers) if t.covers(complexity)), None)
+    if first is None:
+        return ()
+    return tuple(t for t in provider.tiers[first:] if t.max_complexity >= complexity)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteFigures:
+    provider: str
+    tier: str
+    outcomes: int
+    evidence: float  # decayed attempts
+    first_try_rate: float | None  # None before any attempt
+    landing_rate: float  # per attempt, posterior mean
+    cost_per_attempt: float
+    cost_per_landed: float
+    proven: bool
+    below_floor: bool
+
+    @property
+    def name(self) -> str:
+        return f"{self.provider}/{self.tier}"
+
+
+@dataclass(frozen=True, slots=True)
+class LearnedChoice:
+    route: Candidate
+    basis: Basis
+    reason: str
+    figures: tuple[RouteFigures, ...]  # one per candidate, in their order
+
+    @property
+    def explored(self) -> bool:
+        return self.basis == "exploration"
+
+
+def figures_of(candidate: Candidate, stats: RouteStats, policy: Policy) -> RouteFigures:
+    n = stats.attempts
+    landing = (stats.landed + 1) / (n + 2)
+    per_attempt = stats.cost / n if n > 0 and stats.cost > 0 else candidate.cost_per_attempt
+    first_try = stats.first_try_landed / n if n > 0 else None
+    proven = n >= policy.min_evidence
+    below = proven and first_try is not None and first_try < policy.floor
+    return RouteFigures(
+        candidate.provider, candidate.tier, stats.outcomes, n, first_try, landing,
+        per_attempt, per_attempt / landing, proven, below,
+    )  # fmt: skip
+
+
+def choose(
+    candidates: Sequence[Candidate],
+    stats: Mapping[tuple[str, str], RouteStats],
+    policy: Policy,
+    *,
+    explored_share: float,
+    draw: Callable[[], float] | random.Random,
+    static_choice: Candidate,
+) -> LearnedChoice:
+    """The route for a task among `candidates` (in preference order), given the stats of the
+    task's class keyed by (provider, tier); `explored_share` is the share of recent routed
+    tasks that were explorations. `draw` gives uniform numbers in [0, 1)."""
+    if not candidates or not 0.0 <= explored_share <= 1.0:
+        raise ValidationFailed(
+            f"choose needs at least one candidate ({len(candidates)} given) and an "
+            f"explored_share from 0 to 1 ({explored_share!r} given)"
+        )
+    figs = tuple(
+        figures_of(c, stats.get((c.provider, c.tier), RouteStats()), policy) for c in candidates
+    )
+    told = "; ".join(_told(f, policy) for f in figs)
+    if not policy.enabled:
+        return LearnedChoice(static_choice, "learning_off", "learning off: the static rule", figs)
+    if len(candidates) == 1:
+        return LearnedChoice(candidates[0], "only_route", f"the only route allowed: {told}", figs)
+    if not any(f.proven for f in figs):
+        why = f"cold start, no route has {policy.min_evidence:g} attempts yet: the static rule"
+        return LearnedChoice(static_choice, "cold_start", f"{why}; {told}", figs)
+    allowed = [i for i, f in enumerate(figs) if f.proven and not f.below_floor]
+    best = min(allowed, key=lambda i: figs[i].cost_per_landed) if allowed else None
+    if explored_share < policy.explore_share:
+        sampled = _sampled(figs, draw.random if isinstance(draw, random.Random) else draw)
+        if sampled is not None and sampled != best:
+            why = (
+                f"exploring {figs[sampled].name} ({explored_share:.0%} of recent tasks "
+                f"explored, up to {policy.explore_share:.0%})"
+            )
+            return LearnedChoice(candidates[sampled], "exploration", f"{why}; {told}", figs)
+    if best is None:
+        why = f"every proven route is below the {policy.floor:.0%} first-try floor: the static rule"
+        return LearnedChoice(static_choice, "floor", f"{why}; {told}", figs)
+    rest = "; ".join(_told(f, policy) for i, f in enumerate(figs) if i != best)
+    why = f"lowest est. cost per landed change: {_told(figs[best], policy)}"
+    return LearnedChoice(candidates[best], "learned", f"{why}; {rest}" if rest else why, figs)
+
+
+def _sampled(figs: Sequence[RouteFigures], uniform: Callable[[], float]) -> int | None:
+    """Thompson sampling: each route not under the floor draws a landing rate from its
+    posterior; the lowest cost per landed change at that rate wins."""
+    winner, lowest = None, math.inf
+    for i, f in enumerate(figs):
+        if f.below_floor:
+            continue
+        # Beta(a, b) with a + b = attempts + 2: its variance is m (1 - m) / (a + b + 1).
+        m = f.landing_rate
+        spread = NormalDist(m, math.sqrt(m * (1 - m) / (f.evidence + 3)))
+        rate = spread.inv_cdf(min(max(uniform(), 1e-9), 1 - 1e-9))
+        cost = f.cost_per_attempt / min(max(rate, 0.01), 1.0)
+        if cost < lowest:
+            winner, lowest = i, cost
+    return winner
+
+
+def _told(f: RouteFigures, policy: Policy) -> str:
+    first = "no" if f.first_try_rate is None else f"{f.first_try_rate:.0%}"
+    if not f.proven:
+        return f"{f.name} unproven ({f.evidence:.1f} of {policy.min_evidence:g} attempts)"
+    if f.below_floor:
+        return f"{f.name} below the {policy.floor:.0%} first-try floor ({first} first try)"
+    return (
+        f"{f.name} est. {_money(f.cost_per_landed)} per landed change, {first} first try, "
+        f"over {f.outcomes} outcomes"
+    )
+
+
+def _money(amount: float) -> str:
+    return f"${amount:.2f}" if amount >= 0.1 else f"${amount:.2g}"
