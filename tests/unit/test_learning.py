@@ -220,13 +220,19 @@ def test_the_same_draws_give_the_same_choices() -> None:
 
 
 @pytest.mark.parametrize(
-    ("cheap_cost", "half_life", "within"),
-    [(0.10, 20, 50), (0.20, 20, 50), (0.10, 10, 25), (0.28, 20, 50)],
+    ("cheap_cost", "half_life", "floor", "within"),
+    [
+        (0.10, 20, 0.0, 40),  # it switches when landing falls under a third of sonnet's
+        (0.20, 20, 0.0, 20),
+        (0.28, 20, 0.0, 5),
+        (0.10, 10, 0.0, 20),
+        (0.05, 20, 0.6, 20),  # six times cheaper takes 56 on cost alone; the floor, 15
+    ],
 )
 def test_a_degraded_route_loses_the_choice_within_a_bounded_number_of_tasks(
-    cheap_cost: float, half_life: float, within: int
+    cheap_cost: float, half_life: float, floor: float, within: int
 ) -> None:
-    policy = Policy(explore_share=0.0, half_life_outcomes=half_life)
+    policy = Policy(explore_share=0.0, half_life_outcomes=half_life, floor=floor)
     keep = policy.keep
     stats = {key(CHEAP): RouteStats(), key(DEAR): RouteStats()}
     for _ in range(60):  # both land 90 % first time; CHEAP is cheaper and chosen

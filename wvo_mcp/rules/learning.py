@@ -283,7 +283,7 @@ def _sampled(figs: Sequence[RouteFigures], uniform: Callable[[], float]) -> int 
 
 
 def _told(f: RouteFigures, policy: Policy) -> str:
-    first = "no" if f.first_try_rate is None else f"{f.first_try_rate:.0%}"
+    first = f"{f.first_try_rate or 0.0:.0%}"  # proven: it has attempts, so a rate
     if not f.proven:
         return f"{f.name} unproven ({f.evidence:.1f} of {policy.min_evidence:g} attempts)"
     if f.below_floor:
