@@ -866,6 +866,12 @@ FROM task_usage
 WHERE task_id IN (SELECT task_id FROM landing_entries WHERE landing_id = :id AND state = 'landed')
 GROUP BY provider, tier ORDER BY provider, tier;
 
+-- name: task_sent_back
+-- How often the task's submissions came back, from the queue or a review: none, and its
+-- landing is one on the first try.
+SELECT count(*) FROM landing_entries
+WHERE task_id = :task_id AND state IN ('returned', 'changes');
+
 -- name: record_route_outcome
 -- One outcome of a route: every sum fades by :keep, then the outcome's increments are added
 -- (services/route_outcomes.py). One statement, so writers on one route never lose an update.
