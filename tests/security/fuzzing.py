@@ -96,6 +96,7 @@ EXPECTED_TABLES = frozenset(
         "agent_usage",
         "reviews",
         "task_usage",
+        "route_outcomes",
     }
 )
 OUTCOMES = ("ok", "tool_error", "protocol_error", "dropped")

@@ -13,7 +13,7 @@ from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import IllegalTransition, LeaseLost
 from wvo_mcp.rules.transitions import Gate, Status
-from wvo_mcp.services import leases
+from wvo_mcp.services import leases, route_outcomes
 from wvo_mcp.services.tasks import record_event
 from wvo_mcp.store import Row, Tx
 
@@ -169,6 +169,7 @@ def reviewed(tx: Tx, settings: Settings, entry_id: int, now: datetime) -> str:
         return "queued"
     why = f"review by {found.reviewer}: {found.notes}"[:500]
     _end(tx, entry_id, "review", "changes", why, stamp)
+    route_outcomes.record_attempt(tx, leases.task_row(tx, row["task_id"]), "returned", now)
     leases.update_status(
         tx, settings, row["task_id"], Status.PENDING, LANDER, None, why, now,
         landing=row["commit_sha"],
@@ -361,6 +362,7 @@ def send_back(
         )
     stamp = timeutil.to_text(now)
     task = leases.task_row(tx, row["task_id"])
+    route_outcomes.record_attempt(tx, task, "held" if hold is not None else "returned", now)
     if hold is not None:
         _end(tx, entry_id, "testing", "held", f"{hold}: {back.summary}", stamp)
         record_event(

@@ -4,7 +4,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
@@ -13,7 +13,7 @@ from wvo_mcp.git import Snapshot, ref_name
 from wvo_mcp.models import CheckpointResult, LeaseResult, UpdateResult, UsageResult
 from wvo_mcp.rules import retry
 from wvo_mcp.rules.transitions import Actor, Gate, Status, check_transition, needs_approval
-from wvo_mcp.services import routes, rows
+from wvo_mcp.services import route_outcomes, routes, rows
 from wvo_mcp.services.tasks import record_event
 from wvo_mcp.store import Row, Tx
 
@@ -181,6 +181,7 @@ def lose_lease(
     if decision.status is Status.FAILED or requeue:
         who = Actor.MONITOR if requeue else Actor.SCHEDULER
         check_transition(Status.IN_PROGRESS, decision.status, who)
+    route_outcomes.record_attempt(tx, row, "failed", now)  # a silent holder failed its attempt
     if decision.status is Status.FAILED:
         tx.run("dead_letter", (decision.attempts, stamp, row["id"]))
         record_event(
@@ -279,6 +280,9 @@ def update_status(
     stamp = timeutil.to_text(now)
     epoch = row["lease_epoch"]
     final, attempts, not_before = _final_status(tx, settings, row, current, target, now)
+    ended = _attempt_end(row, current, target, final, landing)
+    # Read with the dependents' answer below: no round trip of its own.
+    sent_back = tx.ask("task_sent_back", {"task_id": task_id}) if ended == "done" else None
 
     keep_holder = final is Status.AWAITING_APPROVAL and current is Status.IN_PROGRESS
     tx.send(
@@ -313,6 +317,11 @@ def update_status(
         lease_epoch=epoch,
     )
     unblocked = _release_dependents(tx, task_id, stamp) if final is Status.DONE else []
+    if ended is not None:  # last: the route's row is the last one this transaction locks
+        kind: route_outcomes.Kind = "failed"
+        if sent_back is not None:  # done: on the first try unless a submission came back
+            kind = "landed" if sent_back.value() else "landed_first_try"
+        route_outcomes.record_attempt(tx, row, kind, now)
     return UpdateResult(
         task_id=task_id,
         previous_status=current,
@@ -322,6 +331,24 @@ def update_status(
         unblocked=unblocked,
         message=_moved(task_id, row, current, target, final, attempts, not_before),
     )
+
+
+def _attempt_end(
+    row: Row, current: Status, target: Status, final: Status, landing: str | None
+) -> Literal["done", "failed"] | None:
+    """How a routed attempt ends with this move, if it does; its route counts it
+    (services/route_outcomes.py). Done from in progress (its holder finished it) or by the
+    lander; failed from in progress or by the lander (a refused submission). A person's
+    move of a submission is not the attempt's end: the queue counted that (held)."""
+    if row["routed_provider"] is None or row["routed_tier"] is None:
+        return None
+    if not (
+        current is Status.IN_PROGRESS or (current is Status.NEEDS_REVIEW and landing is not None)
+    ):
+        return None
+    if final is Status.DONE:
+        return "done"
+    return "failed" if target is Status.FAILED else None
 
 
 def _allowed_move(

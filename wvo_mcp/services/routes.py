@@ -319,7 +319,7 @@ def record_usage(
             },
         )
     if task_id is not None:
-        tx.run("add_task_usage", (input_tokens + output_tokens, task_id, provider))
+        tx.run("add_task_usage", (input_tokens + output_tokens, cost, task_id, provider))
         _charge(tx, task_id, provider, tier.name, input_tokens, output_tokens, cost)
         if outcome == "context_limit":
             tx.run("set_failed_tier", (provider, tier.name, task_id))

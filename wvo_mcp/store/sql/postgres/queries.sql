@@ -580,11 +580,14 @@ UPDATE provider_breakers SET probe_task = %s, updated_at = %s WHERE provider = %
 
 -- name: set_route
 -- What a grant was routed to, and the tokens reserved for it (NULLs: not routed).
-UPDATE tasks SET routed_provider = %s, routed_tier = %s, reserved_tokens = %s, used_tokens = 0
+UPDATE tasks SET routed_provider = %s, routed_tier = %s, reserved_tokens = %s, used_tokens = 0,
+    used_cost = 0
 WHERE id = %s;
 
 -- name: add_task_usage
-UPDATE tasks SET used_tokens = used_tokens + %s WHERE id = %s AND routed_provider = %s;
+-- The current attempt's tokens and spend, when it runs on its routed provider.
+UPDATE tasks SET used_tokens = used_tokens + %s, used_cost = used_cost + %s
+WHERE id = %s AND routed_provider = %s;
 
 -- name: set_failed_tier
 -- Where the attempt that just failed ran: the next attempt is routed one tier up.
@@ -940,3 +943,39 @@ SELECT provider, tier, count(*) AS changes, sum(input_tokens)::bigint AS input_t
 FROM task_usage
 WHERE task_id IN (SELECT task_id FROM landing_entries WHERE landing_id = %(id)s AND state = 'landed')
 GROUP BY provider, tier ORDER BY provider, tier;
+
+-- name: task_sent_back
+-- How often the task's submissions came back, from the queue or a review: none, and its
+-- landing is one on the first try.
+SELECT count(*)::bigint FROM landing_entries
+WHERE task_id = %(task_id)s AND state IN ('returned', 'changes');
+
+-- name: record_route_outcome
+-- One outcome of a route: every sum fades by :keep, then the outcome's increments are added
+-- (services/route_outcomes.py). One statement, so writers on one route never lose an update.
+INSERT INTO route_outcomes (provider, tier, task_class, outcomes, attempts, first_try_landed,
+    landed, returned, failed, held, tokens, cost, updated_at)
+VALUES (%(provider)s, %(tier)s, %(task_class)s, %(outcomes)s, %(attempts)s, %(first_try_landed)s,
+    %(landed)s, %(returned)s, %(failed)s, %(held)s, %(tokens)s, %(cost)s, %(now)s)
+ON CONFLICT (provider, tier, task_class) DO UPDATE SET
+    outcomes = route_outcomes.outcomes * %(keep)s + excluded.outcomes,
+    attempts = route_outcomes.attempts * %(keep)s + excluded.attempts,
+    first_try_landed = route_outcomes.first_try_landed * %(keep)s + excluded.first_try_landed,
+    landed = route_outcomes.landed * %(keep)s + excluded.landed,
+    returned = route_outcomes.returned * %(keep)s + excluded.returned,
+    failed = route_outcomes.failed * %(keep)s + excluded.failed,
+    held = route_outcomes.held * %(keep)s + excluded.held,
+    tokens = route_outcomes.tokens * %(keep)s + excluded.tokens,
+    cost = route_outcomes.cost * %(keep)s + excluded.cost,
+    updated_at = excluded.updated_at;
+
+-- name: route_outcomes_all
+-- Every route's decayed sums, in one order.
+SELECT provider, tier, task_class, outcomes, attempts, first_try_landed, landed, returned,
+    failed, held, tokens, cost, updated_at
+FROM route_outcomes ORDER BY provider, tier, task_class;
+
+-- name: route_outcomes_of_provider
+SELECT provider, tier, task_class, outcomes, attempts, first_try_landed, landed, returned,
+    failed, held, tokens, cost, updated_at
+FROM route_outcomes WHERE provider = %(provider)s ORDER BY tier, task_class;

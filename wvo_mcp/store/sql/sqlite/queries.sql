@@ -517,11 +517,14 @@ UPDATE provider_breakers SET probe_task = ?, updated_at = ? WHERE provider = ?;
 
 -- name: set_route
 -- What a grant was routed to, and the tokens reserved for it (NULLs: not routed).
-UPDATE tasks SET routed_provider = ?, routed_tier = ?, reserved_tokens = ?, used_tokens = 0
+UPDATE tasks SET routed_provider = ?, routed_tier = ?, reserved_tokens = ?, used_tokens = 0,
+    used_cost = 0
 WHERE id = ?;
 
 -- name: add_task_usage
-UPDATE tasks SET used_tokens = used_tokens + ? WHERE id = ? AND routed_provider = ?;
+-- The current attempt's tokens and spend, when it runs on its routed provider.
+UPDATE tasks SET used_tokens = used_tokens + ?, used_cost = used_cost + ?
+WHERE id = ? AND routed_provider = ?;
 
 -- name: set_failed_tier
 -- Where the attempt that just failed ran: the next attempt is routed one tier up.
@@ -862,3 +865,39 @@ SELECT provider, tier, count(*) AS changes, sum(input_tokens) AS input_tokens,
 FROM task_usage
 WHERE task_id IN (SELECT task_id FROM landing_entries WHERE landing_id = :id AND state = 'landed')
 GROUP BY provider, tier ORDER BY provider, tier;
+
+-- name: task_sent_back
+-- How often the task's submissions came back, from the queue or a review: none, and its
+-- landing is one on the first try.
+SELECT count(*) FROM landing_entries
+WHERE task_id = :task_id AND state IN ('returned', 'changes');
+
+-- name: record_route_outcome
+-- One outcome of a route: every sum fades by :keep, then the outcome's increments are added
+-- (services/route_outcomes.py). One statement, so writers on one route never lose an update.
+INSERT INTO route_outcomes (provider, tier, task_class, outcomes, attempts, first_try_landed,
+    landed, returned, failed, held, tokens, cost, updated_at)
+VALUES (:provider, :tier, :task_class, :outcomes, :attempts, :first_try_landed,
+    :landed, :returned, :failed, :held, :tokens, :cost, :now)
+ON CONFLICT (provider, tier, task_class) DO UPDATE SET
+    outcomes = outcomes * :keep + excluded.outcomes,
+    attempts = attempts * :keep + excluded.attempts,
+    first_try_landed = first_try_landed * :keep + excluded.first_try_landed,
+    landed = landed * :keep + excluded.landed,
+    returned = returned * :keep + excluded.returned,
+    failed = failed * :keep + excluded.failed,
+    held = held * :keep + excluded.held,
+    tokens = tokens * :keep + excluded.tokens,
+    cost = cost * :keep + excluded.cost,
+    updated_at = excluded.updated_at;
+
+-- name: route_outcomes_all
+-- Every route's decayed sums, in one order.
+SELECT provider, tier, task_class, outcomes, attempts, first_try_landed, landed, returned,
+    failed, held, tokens, cost, updated_at
+FROM route_outcomes ORDER BY provider, tier, task_class;
+
+-- name: route_outcomes_of_provider
+SELECT provider, tier, task_class, outcomes, attempts, first_try_landed, landed, returned,
+    failed, held, tokens, cost, updated_at
+FROM route_outcomes WHERE provider = :provider ORDER BY tier, task_class;
