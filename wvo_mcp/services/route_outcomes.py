@@ -1,53 +1,33 @@
-"""Outcome statistics per route (issue 37): for each provider, tier and task class, decayed
-sums of what the attempts routed there came to. An outcome fades every sum of its route by
-`keep` and adds its increments (INCREMENTS), in one upsert inside the caller's transaction:
-the statistics change exactly when the outcome is recorded, and concurrent writers on one
-route never lose an update. The learned choice reads them (rules/learning.py)."""
+"""Outcome statistics per route (issue 37): for each provider, tier and task class, what the
+attempts routed there came to, by the rule in rules/learning.py: an outcome fades its
+route's decayed sums by `keep` and adds its increments (learning.increments), and counts
+once in `outcomes`, in one upsert inside the caller's transaction. So the statistics change
+exactly when the outcome is recorded, and writers on one route never lose an update."""
 
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, cast, get_args
+from typing import get_args
 
 from wvo_mcp import timeutil
 from wvo_mcp.errors import ValidationFailed
-from wvo_mcp.rules.task_class import task_class as class_of
+from wvo_mcp.rules import learning
 from wvo_mcp.store import Row, Tx
 
-Kind = Literal["landed_first_try", "landed", "returned", "failed", "held"]
+Kind = learning.OutcomeKind
 KINDS: tuple[Kind, ...] = get_args(Kind)
-# What one outcome adds to its route's sums (before tokens and cost). The pure choice must
-# fade and add the same way: change the rule here, in one place.
-INCREMENTS: dict[Kind, dict[str, float]] = {
-    "landed_first_try": {"outcomes": 1, "attempts": 1, "first_try_landed": 1, "landed": 1},
-    "landed": {"outcomes": 1, "attempts": 1, "landed": 1},  # after at least one return
-    "returned": {"outcomes": 1, "attempts": 1, "returned": 1},
-    "failed": {"outcomes": 1, "attempts": 1, "failed": 1},
-    "held": {"outcomes": 1, "attempts": 1, "held": 1},
-}
-COUNTS = ("outcomes", "attempts", "first_try_landed", "landed", "returned", "failed", "held")
 # Until the providers file sets it: an outcome weighs half as much 20 outcomes later.
-HALF_LIFE_OUTCOMES = 20
-KEEP = 0.5 ** (1 / HALF_LIFE_OUTCOMES)
+KEEP = learning.Policy().keep
 
 
 @dataclass(frozen=True, slots=True)
-class RouteStats:
-    """One route's decayed sums (floats: older outcomes count for less)."""
+class Route:
+    """One route's statistics, by provider, tier and task class."""
 
     provider: str
     tier: str
     task_class: str
-    outcomes: float
-    attempts: float
-    first_try_landed: float
-    landed: float
-    returned: float
-    failed: float
-    held: float
-    tokens: float
-    cost: float
-    updated_at: str
+    stats: learning.RouteStats
 
 
 def record(
@@ -63,7 +43,7 @@ def record(
 ) -> None:
     """One outcome of an attempt routed to provider/tier, for a task of `task_class`."""
     _check(provider, tier, task_class, kind, tokens, cost, keep)
-    added = dict.fromkeys(COUNTS, 0.0) | INCREMENTS[cast(Kind, kind)]
+    added = learning.increments(kind, int(tokens), float(cost))
     # Nobody reads its row count: on PostgreSQL it goes out with the next awaited statement.
     tx.send(
         "record_route_outcome",
@@ -71,9 +51,7 @@ def record(
             "provider": provider,
             "tier": tier,
             "task_class": task_class,
-            **{name: float(value) for name, value in added.items()},
-            "tokens": float(tokens),
-            "cost": float(cost),
+            **added,
             "keep": float(keep),
             "now": timeutil.to_text(now),
         },
@@ -87,7 +65,7 @@ def record_attempt(tx: Tx, row: Row, kind: Kind, now: datetime, keep: float = KE
     if provider is None or tier is None:
         return False
     record(
-        tx, provider, tier, class_of(row["complexity"]), kind,
+        tx, provider, tier, learning.task_class(row["complexity"]), kind,
         row["used_tokens"], row["used_cost"], keep, now,
     )  # fmt: skip
     return True
@@ -99,7 +77,7 @@ def _check(
     for what, value in (("provider", provider), ("tier", tier), ("task class", klass)):
         if not isinstance(value, str) or not value.strip():
             raise ValidationFailed(f"{what} {value!r}: give a non-empty name")
-    if kind not in INCREMENTS:
+    if kind not in KINDS:
         raise ValidationFailed(f"outcome {kind!r} is not one of {', '.join(KINDS)}")
     if not (_number(keep) and 0 < keep <= 1):
         raise ValidationFailed(f"keep {keep!r}: give a factor in (0, 1], 0.5 ** (1 / half-life)")
@@ -112,15 +90,20 @@ def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _stats(row: Row) -> RouteStats:
-    return RouteStats(**{name: row[name] for name in RouteStats.__dataclass_fields__})
+def _route(row: Row) -> Route:
+    stats = learning.RouteStats(
+        outcomes=int(row["outcomes"]),
+        **{name: float(row[name]) for name in learning.DECAYED},
+        updated_at=timeutil.from_text(row["updated_at"]),
+    )
+    return Route(row["provider"], row["tier"], row["task_class"], stats)
 
 
-def all_stats(tx: Tx) -> list[RouteStats]:
-    """Every route's sums, by provider, tier and task class."""
-    return [_stats(r) for r in tx.all("route_outcomes_all")]
+def all_stats(tx: Tx) -> list[Route]:
+    """Every route's statistics, by provider, tier and task class."""
+    return [_route(r) for r in tx.all("route_outcomes_all")]
 
 
-def stats_of(tx: Tx, provider: str) -> list[RouteStats]:
+def stats_of(tx: Tx, provider: str) -> list[Route]:
     """One provider's routes, by tier and task class."""
-    return [_stats(r) for r in tx.all("route_outcomes_of_provider", {"provider": provider})]
+    return [_route(r) for r in tx.all("route_outcomes_of_provider", {"provider": provider})]

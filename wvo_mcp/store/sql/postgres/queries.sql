@@ -951,14 +951,14 @@ SELECT count(*)::bigint FROM landing_entries
 WHERE task_id = %(task_id)s AND state IN ('returned', 'changes');
 
 -- name: record_route_outcome
--- One outcome of a route: every sum fades by :keep, then the outcome's increments are added
--- (services/route_outcomes.py). One statement, so writers on one route never lose an update.
+-- One outcome of a route: it counts once in outcomes; every other sum fades by :keep, then
+-- the increments are added (rules/learning.py). One statement: no writer loses an update.
 INSERT INTO route_outcomes (provider, tier, task_class, outcomes, attempts, first_try_landed,
     landed, returned, failed, held, tokens, cost, updated_at)
-VALUES (%(provider)s, %(tier)s, %(task_class)s, %(outcomes)s, %(attempts)s, %(first_try_landed)s,
+VALUES (%(provider)s, %(tier)s, %(task_class)s, 1, %(attempts)s, %(first_try_landed)s,
     %(landed)s, %(returned)s, %(failed)s, %(held)s, %(tokens)s, %(cost)s, %(now)s)
 ON CONFLICT (provider, tier, task_class) DO UPDATE SET
-    outcomes = route_outcomes.outcomes * %(keep)s + excluded.outcomes,
+    outcomes = route_outcomes.outcomes + 1,
     attempts = route_outcomes.attempts * %(keep)s + excluded.attempts,
     first_try_landed = route_outcomes.first_try_landed * %(keep)s + excluded.first_try_landed,
     landed = route_outcomes.landed * %(keep)s + excluded.landed,

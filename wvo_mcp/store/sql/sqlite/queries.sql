@@ -873,14 +873,14 @@ SELECT count(*) FROM landing_entries
 WHERE task_id = :task_id AND state IN ('returned', 'changes');
 
 -- name: record_route_outcome
--- One outcome of a route: every sum fades by :keep, then the outcome's increments are added
--- (services/route_outcomes.py). One statement, so writers on one route never lose an update.
+-- One outcome of a route: it counts once in outcomes; every other sum fades by :keep, then
+-- the outcome's increments are added (rules/learning.py). One statement, so writers on one route never lose an update.
 INSERT INTO route_outcomes (provider, tier, task_class, outcomes, attempts, first_try_landed,
     landed, returned, failed, held, tokens, cost, updated_at)
-VALUES (:provider, :tier, :task_class, :outcomes, :attempts, :first_try_landed,
+VALUES (:provider, :tier, :task_class, 1, :attempts, :first_try_landed,
     :landed, :returned, :failed, :held, :tokens, :cost, :now)
 ON CONFLICT (provider, tier, task_class) DO UPDATE SET
-    outcomes = outcomes * :keep + excluded.outcomes,
+    outcomes = outcomes + 1,
     attempts = attempts * :keep + excluded.attempts,
     first_try_landed = first_try_landed * :keep + excluded.first_try_landed,
     landed = landed * :keep + excluded.landed,

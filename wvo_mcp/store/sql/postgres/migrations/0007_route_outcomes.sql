@@ -7,7 +7,7 @@ CREATE TABLE route_outcomes (
     provider            text COLLATE "C" NOT NULL,
     tier                text COLLATE "C" NOT NULL,
     task_class          text COLLATE "C" NOT NULL,
-    outcomes            double precision NOT NULL DEFAULT 0,
+    outcomes            bigint NOT NULL DEFAULT 0,     -- every outcome once, never faded
     attempts            double precision NOT NULL DEFAULT 0,
     first_try_landed    double precision NOT NULL DEFAULT 0,
     landed              double precision NOT NULL DEFAULT 0,

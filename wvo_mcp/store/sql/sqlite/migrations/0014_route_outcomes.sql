@@ -1,12 +1,12 @@
 -- Outcome statistics per route (issue 37): for each provider, tier and task class, decayed
--- sums of what the attempts routed there came to. Each new outcome multiplies every sum by
+-- sums of what the attempts routed there came to (rules/learning.py). Each new outcome multiplies every sum by
 -- the caller's `keep` (0.5 ** (1 / half-life in outcomes)) and adds its own increments, in
 -- one upsert (services/route_outcomes.py), so old outcomes fade and no writer loses one.
 CREATE TABLE route_outcomes (
     provider            TEXT NOT NULL,
     tier                TEXT NOT NULL,
     task_class          TEXT NOT NULL,
-    outcomes            REAL NOT NULL DEFAULT 0,
+    outcomes            INTEGER NOT NULL DEFAULT 0,     -- every outcome once, never faded
     attempts            REAL NOT NULL DEFAULT 0,
     first_try_landed    REAL NOT NULL DEFAULT 0,
     landed              REAL NOT NULL DEFAULT 0,
