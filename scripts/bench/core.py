@@ -67,7 +67,6 @@ from scripts.bench.lib import (
     size_label,
     summary,
     timed,
-    unchecked,
 )
 from wvo_mcp.config import Settings
 from wvo_mcp.models import TaskSpec
@@ -177,36 +176,6 @@ class Bench(lib.Bench):
         floor = stats.pop("floor")["p50"]
         return stats, floor
 
-    async def validation_cost(self, client: Client, tool: str, result: Any) -> float:
-        """p50 of the SDK client's own check of a tool result against its outputSchema, which
-        every ClientSession.call_tool runs (jsonschema, pure Python) before returning."""
-        samples = []
-        for i in range(self.config.warmup + 200):
-            started = time.perf_counter()
-            await client.session.validate_tool_result(tool, result)
-            if i >= self.config.warmup:
-                samples.append(time.perf_counter() - started)
-        return summary(samples)["p50"]
-
-    async def compile_cost(self, client: Client, tool: str) -> float:
-        """Median ms to compile a tool's outputSchema validator the way the SDK client does on
-        its first result from that tool (validator_for, check_schema, then the validator)."""
-        from jsonschema.validators import validator_for
-        from referencing import Registry
-
-        listed = {t.name: t for t in (await client.list_tools()).tools}
-        schema = listed[tool].output_schema
-        if schema is None:
-            return 0.0  # nothing to compile: tools publish no outputSchema since issue 36
-        samples = []
-        for _ in range(20):
-            started = time.perf_counter()
-            validator_cls = validator_for(schema)
-            validator_cls.check_schema(schema)
-            validator_cls(schema, registry=Registry())
-            samples.append(time.perf_counter() - started)
-        return summary(samples)["p50"]
-
     # ---- claim
 
     async def claim(self) -> None:
@@ -224,9 +193,9 @@ class Bench(lib.Bench):
                 last[:] = [raw]
                 return took
 
-            async def cycle(check: bool = True) -> float:
+            async def cycle() -> float:
                 """claim_task (timed) then plan_update(pending) with the lease token."""
-                took = await (claim() if check else unchecked(claim))
+                took = await claim()
                 granted = last[0].structured_content or {}
                 if last[0].is_error or not granted.get("claimed"):
                     raise BenchError(f"claim_task refused: {granted.get('message')}")
@@ -234,22 +203,12 @@ class Bench(lib.Bench):
                 releases.append((await timed(client, "plan_update", release))[0])
                 return took
 
-            measured, floor = await self.paired(
-                "claim",
-                {"claim": cycle, "claim unchecked": lambda: cycle(check=False)},
-                cfg.claim_cycles,
-            )
+            measured, floor = await self.paired("claim", {"claim": cycle}, cfg.claim_cycles)
             stats = measured["claim"]
-            validation = await self.validation_cost(client, "claim_task", last[0])
-            compile_ms = await self.compile_cost(client, "claim_task")
-        skipped = measured["claim unchecked"]
         self.report.details["claim"] = {
             "claim": stats,
-            "claim_client_check_skipped": skipped,
             "release": summary(releases),
             "floor_p50": floor,
-            "client_validation_p50": validation,
-            "client_schema_compile_p50": compile_ms,
             "result_bytes": len(json.dumps(last[0].structured_content)),
         }
         self.report.at_most(
@@ -262,28 +221,6 @@ class Bench(lib.Bench):
             note=f"paired floor {floor:.3f} ms; p99 {stats['p99']:.3f} ms; release "
             f"(plan_update pending) p50 {summary(releases)['p50']:.3f} ms",
         )
-        self.report.info(
-            "  client outputSchema validation alone",
-            validation,
-            "ms",
-            note=f"jsonschema check of the {len(json.dumps(last[0].structured_content))}-byte "
-            "structured result that ClientSession.call_tool runs on every call",
-        )
-        self.report.info(
-            "  claim_task p50, client outputSchema check skipped",
-            skipped["p50"],
-            "ms",
-            ratio=skipped["p50"] / floor,
-            note="the same cycles in the same rotation, with ClientSession.validate_tool_result "
-            "turned off around the claim",
-        )
-        self.report.info(
-            "  client compiling the outputSchema (first claim_task only)",
-            compile_ms,
-            "ms",
-            note="jsonschema check_schema + validator, once per tool per client session",
-        )
-
         # The same cycle without the transport: what the database work costs.
         stats = await lib.in_process(
             root, cfg.claim_cycles, cfg.warmup, lib.direct_claim(must_claim=True)
@@ -374,7 +311,6 @@ class Bench(lib.Bench):
         log(f"plan_next: {cfg.plan_calls} calls of plan_next(limit=10) at {', '.join(labels)}")
         measures: dict[str, Measure] = {}
         firsts: dict[str, Any] = {}
-        clients: dict[str, Client] = {}
         async with contextlib.AsyncExitStack() as servers:
             for total, label in zip(cfg.sizes, labels, strict=True):
                 client = await servers.enter_async_context(
@@ -385,19 +321,13 @@ class Bench(lib.Bench):
                 if first.is_error or counts.get("ready") != total // CHAIN_LENGTH:
                     raise BenchError(f"unexpected plan_next answer at {label}: {first}")
                 plan = lib.timer(client, "plan_next", {"limit": 10})
-                measures[label], firsts[label], clients[label] = plan, first, client
-                measures[f"{label} unchecked"] = functools.partial(unchecked, plan)
+                measures[label], firsts[label] = plan, first
             measured, floor = await self.paired("plan_next", measures, cfg.plan_calls)
-            validation = {
-                label: await self.validation_cost(clients[label], "plan_next", firsts[label])
-                for label in labels
-            }
         for total, label in zip(cfg.sizes, labels, strict=True):
             stats = measured[label]
             self.report.details[f"plan_next_{label}"] = {
                 **stats,
                 "floor_p50": floor,
-                "client_validation_p50": validation[label],
                 "result_bytes": len(json.dumps(firsts[label].structured_content)),
             }
             self.report.at_most(
@@ -409,15 +339,6 @@ class Bench(lib.Bench):
                 "<= 2x floor" + ("" if total == 100_000 else " (set at 100k)"),
                 note=f"paired floor {floor:.3f} ms; p99 {stats['p99']:.3f} ms; "
                 f"{total // CHAIN_LENGTH:,} ready",
-            )
-            self.report.info("  client outputSchema validation alone", validation[label], "ms")
-            skipped = measured[f"{label} unchecked"]
-            self.report.details[f"plan_next_{label}"]["client_check_skipped"] = skipped
-            self.report.info(
-                "  plan_next p50, client outputSchema check skipped",
-                skipped["p50"],
-                "ms",
-                ratio=skipped["p50"] / floor,
             )
             direct = await lib.in_process(
                 roots[total], cfg.plan_calls, cfg.warmup, lib.direct_plan()

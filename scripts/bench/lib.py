@@ -10,8 +10,6 @@
 - the command line, the temporary folder, the failure report and the JSON output.
 
 Benchmarks run from the repository root as `python -m scripts.bench.NAME`.
-Importing this module also wraps the SDK client's check of structured tool results (see
-ClientCheck), so every benchmark's client takes the same path.
 """
 
 from __future__ import annotations
@@ -44,7 +42,6 @@ from typing import Any, ClassVar, TextIO, TypeVar
 import anyio
 import anyio.to_thread
 from mcp import Client
-from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, get_default_environment, stdio_client
 
 from wvo_mcp.config import Settings
@@ -63,7 +60,7 @@ CLIENT_NAME_IN_AGENT_ID = "mcp"  # the SDK's default clientInfo name
 
 NOOP_SERVER = '''\
 """Floor for the benchmark: an MCP server whose only tool does nothing and answers one
-field, through an output model like every wvo-mcp tool."""
+field, through an output model and with no outputSchema, like every wvo-mcp tool."""
 from mcp.server import MCPServer
 from pydantic import BaseModel
 
@@ -74,7 +71,7 @@ class Done(BaseModel):
     ok: bool
 
 
-@server.tool()
+@server.tool(structured_output=False)
 async def noop() -> Done:
     return Done(ok=True)
 
@@ -111,34 +108,6 @@ def log(message: str) -> None:
 
 class BenchError(RuntimeError):
     """The benchmark could not take a measurement (as opposed to a target being missed)."""
-
-
-class ClientCheck:
-    """Switch for the SDK client's check of every structured tool result against the tool's
-    outputSchema (ClientSession.validate_tool_result: jsonschema, pure Python). The rows
-    marked "check skipped" turn it off around one call, to size its share of the live path;
-    everything else runs with it on, as any client of the SDK does."""
-
-    enabled = True
-
-
-_validate_tool_result = ClientSession.validate_tool_result
-
-
-async def _validate_tool_result_unless_skipped(self: ClientSession, name: str, result: Any) -> None:
-    if ClientCheck.enabled:
-        await _validate_tool_result(self, name, result)
-
-
-ClientSession.validate_tool_result = _validate_tool_result_unless_skipped  # type: ignore[method-assign]
-
-
-async def unchecked(call: Measure) -> float:
-    ClientCheck.enabled = False
-    try:
-        return await call()
-    finally:
-        ClientCheck.enabled = True
 
 
 # --------------------------------------------------------------------------- statistics
