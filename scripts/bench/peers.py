@@ -53,7 +53,7 @@ from typing import Any
 import anyio
 from mcp import Client
 
-from scripts.bench import lib
+from scripts.bench import lib, startup
 from scripts.bench.core import parse_size, proc_status_kb
 from scripts.bench.lib import BenchError, log, size_label, summary
 from tests.integration import test_warm_start as warm_test
@@ -467,15 +467,6 @@ def systems(config: Config) -> list[System]:
 # --------------------------------------------------------------------------- processes
 
 
-def warm_ready(state_root: Path) -> None:
-    """The warm process a first relay started is listening (a poll: it is another process)."""
-    deadline = time.monotonic() + 30
-    while not (state_root / "run" / "warm.sock").exists():
-        if time.monotonic() > deadline:
-            raise BenchError(f"no warm process started for {state_root}")
-        time.sleep(0.05)
-
-
 def server_process(client_pid: int, before: set[int]) -> int:
     """The server a client just started: its new child, or through a launcher (a shell,
     `env`) the one process the launcher runs."""
@@ -582,7 +573,7 @@ class PeerBench(lib.Bench):
         for system in self.systems:  # untimed: the first start reads its files from disk
             await self.start_once(system, states[system.name])
             if isinstance(system, Wvo) and system.warm:  # and starts the warm process
-                warm_ready(states[system.name] / "state")
+                startup.warm_listening(states[system.name] / "state")
         for sample in range(self.config.starts):
             for system in rotated(self.systems, sample):
                 took, kb = await self.start_once(system, states[system.name])

@@ -86,10 +86,15 @@ def warm_up(state_root: Path, errlog: Any) -> None:
     its client itself and starts one."""
     env = {"WVO_STATE_ROOT": str(state_root), "WVO_WARM_START": "1"}
     RawClient(SERVER_ARGS, env, errlog).close()
+    warm_listening(state_root)
+
+
+def warm_listening(state_root: Path) -> None:
+    """Once the warm process a first relay started listens (a poll: it is another process)."""
     deadline = time.monotonic() + WARM_DEADLINE_S
     while not (state_root / "run" / "warm.sock").exists():
         if time.monotonic() > deadline:
-            raise BenchError("no warm process started")
+            raise BenchError(f"no warm process started for {state_root}")
         time.sleep(0.05)
 
 
