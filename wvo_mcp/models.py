@@ -227,6 +227,7 @@ class RankedTask(BaseModel):
     epic_id: str | None = None
     score: float
     breakdown: Breakdown | None = Field(None, description="Only in reports; task_get has it")
+    route: str | None = Field(None, description="With explain: where routing sends it, and why")
 
 
 class ClaimedTask(BaseModel):
@@ -360,6 +361,7 @@ class PlanNextResult(BaseModel):
     routed_for: str | None = Field(
         None, description="The agent's tier: only tasks routing sends to it are listed"
     )
+    route_reason: str | None = Field(None, description="Why the first task routes to that tier")
 
 
 ClaimRefusal = Literal[
@@ -601,6 +603,11 @@ class RouteDecision(BaseModel):
     estimated_tokens: int
     estimated_cost: float | None
     reason: str
+    basis: str = Field(
+        "rule",
+        description="rule (the static rule), learned, exploration, cold_start, floor, "
+        "only_route or pinned: docs/routing.md",
+    )
     alternatives: list[RouteAlternative] = Field(
         description="Providers and tiers considered first, and why each was passed over"
     )

@@ -17,6 +17,7 @@ from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.rules import routing
 from wvo_mcp.rules.bounds import CPU_WEIGHT_RANGE, MEMORY_RANGE, PIDS_RANGE, TMP_RANGE
+from wvo_mcp.rules.learning import Pin, Policy
 from wvo_mcp.sandbox import egress
 from wvo_mcp.sandbox.limits import WorkerLimits
 from wvo_mcp.sandbox.toolchain import Spec as ToolchainRules
@@ -171,11 +172,33 @@ class ToolchainSpec(_Spec):
     exclude: Annotated[list[Arg], Field(max_length=32)] = Field(default_factory=list)
 
 
+Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+class PinSpec(_Spec):
+    """A route a person fixes for one task or one epic: routing never overrides it."""
+
+    task: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    epic: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    provider: Name
+    tier: Name
+
+
+class LearningSpec(_Spec):
+    """Routing that learns the cost per landed change (docs/routing.md)."""
+
+    enabled: bool = True
+    floor: Share = 0.0  # least first-try landing rate a learned route may have
+    explore_share: Share = 0.1  # most of the attempts that may try a less-known route
+    pins: Annotated[list[PinSpec], Field(max_length=1000)] = Field(default_factory=list)
+
+
 class ProvidersFile(_Spec):
     version: Literal[1]
     estimate: EstimateSpec = EstimateSpec()
     providers: Annotated[list[ProviderSpec], Field(min_length=1)]
     toolchain: ToolchainSpec = ToolchainSpec()
+    learning: LearningSpec = LearningSpec()
 
 
 @dataclass(frozen=True)
@@ -188,6 +211,8 @@ class Providers:
     output_share: float
     workers: Mapping[str, WorkerKind] = field(default_factory=dict)  # by provider
     toolchain: ToolchainRules = field(default_factory=ToolchainRules)
+    learning: Policy = field(default_factory=Policy)
+    pins: tuple[Pin, ...] = ()
 
     def get(self, name: str) -> routing.Provider | None:
         return next((p for p in self.providers if p.name == name), None)
@@ -261,6 +286,14 @@ def parse(text: str, source: str) -> Providers:
         output_share=spec.estimate.output_share,
         workers={p.name: _worker(p.worker) for p in ordered if p.worker is not None},
         toolchain=ToolchainRules(tuple(spec.toolchain.folders), tuple(spec.toolchain.exclude)),
+        learning=Policy(
+            enabled=spec.learning.enabled,
+            floor=spec.learning.floor,
+            explore_share=spec.learning.explore_share,
+        ),
+        pins=tuple(
+            Pin(p.provider, p.tier, task_id=p.task, epic_id=p.epic) for p in spec.learning.pins
+        ),
     )
 
 
@@ -306,6 +339,25 @@ def _inconsistencies(spec: ProvidersFile) -> list[tuple[tuple[Any, ...], str]]:
         hourly, daily = provider.hourly_tokens, provider.daily_tokens
         if hourly is not None and daily is not None and hourly > daily:
             problems.append(((*where, "hourly_tokens"), f"{hourly} is above daily_tokens {daily}"))
+    return problems + _pin_problems(spec)
+
+
+def _pin_problems(spec: ProvidersFile) -> list[tuple[tuple[Any, ...], str]]:
+    tiers = {(p.name, t.name) for p in spec.providers for t in p.tiers}
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    pinned: set[tuple[str | None, str | None]] = set()
+    for i, pin in enumerate(spec.learning.pins):
+        at = ("learning", "pins", i)
+        if (pin.task is None) == (pin.epic is None):
+            problems.append((at, "give exactly one of `task` (a task id) or `epic` (an epic id)"))
+        elif (pin.task, pin.epic) in pinned:
+            problems.append((at, f"{pin.task or pin.epic!r} is pinned twice"))
+        pinned.add((pin.task, pin.epic))
+        if (pin.provider, pin.tier) not in tiers:
+            known = ", ".join(f"{p}/{t}" for p, t in sorted(tiers))
+            problems.append(
+                ((*at, "tier"), f"{pin.provider}/{pin.tier} is not a tier here; known: {known}")
+            )
     return problems
 
 

@@ -16,6 +16,7 @@ from wvo_mcp.rules.learning import (
     RouteStats,
     candidate,
     choose,
+    exploring,
     offered,
     recorded,
     task_class,
@@ -43,13 +44,12 @@ def key(c: Candidate) -> tuple[str, str]:
     return c.provider, c.tier
 
 
-def pick(stats: dict[Candidate, RouteStats], policy: Policy = QUIET, share: float = 0.0) -> str:
+def pick(stats: dict[Candidate, RouteStats], policy: Policy = QUIET) -> str:
     chosen = choose(
         [CHEAP, DEAR],
         {key(c): s for c, s in stats.items()},
         policy,
-        explored_share=share,
-        draw=random.Random(7),
+        draw=None,  # an attempt that may not explore
         static_choice=CHEAP,
     )
     return f"{chosen.route.tier}:{chosen.basis}"
@@ -182,32 +182,41 @@ def test_the_floor_excludes_routes_that_land_too_rarely_first_time(
 
 @pytest.mark.parametrize("explore_share", [0.0, 0.05, 0.1, 0.3])
 def test_exploration_never_exceeds_its_share(explore_share: float) -> None:
-    # NEW is cheap and never proven, so Thompson sampling would pick it far more often
-    # than the share allows.
+    # NEW is cheap and never proven, so Thompson sampling would pick it whenever it may.
     stats = {key(CHEAP): history(0.6, 20, 0.1), key(DEAR): history(0.9, 20, 0.3)}
-    rng, explored = random.Random(37), 0
-    for routed in range(1000):
+    policy = Policy(explore_share=explore_share)
+    explored = 0
+    for task in range(2000):
         chosen = choose(
-            [CHEAP, DEAR, NEW],
-            stats,
-            Policy(explore_share=explore_share),
-            explored_share=explored / routed if routed else 0.0,
-            draw=rng,
+            [CHEAP, DEAR, NEW], stats, policy, draw=exploring(policy, f"T-{task}", 1),
             static_choice=CHEAP,
-        )
+        )  # fmt: skip
         explored += chosen.explored
-    assert explored / 1000 <= explore_share + 0.002
-    assert explored / 1000 >= explore_share - 0.02  # it does explore up to the bound
+    # Each attempt may explore with probability explore_share: 2000 of them stay within
+    # four standard deviations of the share. Those that may, mostly do: the sample that
+    # picks the best known route is no exploration.
+    slack = 4 * (explore_share * (1 - explore_share) / 2000) ** 0.5
+    assert explore_share / 2 <= explored / 2000 <= explore_share + slack
+
+
+def test_an_attempt_explores_or_not_alike_in_every_call() -> None:
+    policy = Policy(explore_share=0.5)
+    first = [exploring(policy, f"T-{i}", 3) is None for i in range(200)]
+    assert first == [exploring(policy, f"T-{i}", 3) is None for i in range(200)]
+    assert 60 < first.count(True) < 140
+    again = [exploring(policy, f"T-{i}", 4) is None for i in range(200)]
+    assert again != first  # a new grant draws anew
+    assert exploring(Policy(explore_share=0.0), "T-1", 1) is None
+    assert exploring(Policy(enabled=False, explore_share=1.0), "T-1", 1) is None
 
 
 def test_the_same_draws_give_the_same_choices() -> None:
     stats = {key(CHEAP): history(0.6, 20, 0.1), key(NEW): history(0.5, 3, 0.05)}
 
-    def run(draw: Callable[[], float] | random.Random, share: float = 0.0) -> list[str]:
+    def run(draw: Callable[[], float] | random.Random | None) -> list[str]:
         return [
             choose(
-                [CHEAP, DEAR, NEW], stats, Policy(), explored_share=share, draw=draw,
-                static_choice=CHEAP,
+                [CHEAP, DEAR, NEW], stats, Policy(), draw=draw, static_choice=CHEAP,
             ).route.tier
             for _ in range(50)
         ]  # fmt: skip
@@ -216,7 +225,7 @@ def test_the_same_draws_give_the_same_choices() -> None:
     assert seeded == run(random.Random(1))
     assert set(seeded) == {"low", "high"}  # proven low, or high's wide posterior sampled low
     assert set(run(lambda: 0.999)) == {"high"}
-    assert set(run(lambda: 0.999, share=0.1)) == {"low"}  # at the bound: the best known
+    assert set(run(None)) == {"low"}  # an attempt that may not explore: the best known
 
 
 @pytest.mark.parametrize(
@@ -238,10 +247,9 @@ def test_a_degraded_route_loses_the_choice_within_a_bounded_number_of_tasks(
     for _ in range(60):  # both land 90 % first time; CHEAP is cheaper and chosen
         stats[key(CHEAP)] = recorded(stats[key(CHEAP)], "landed_first_try", 1000, cheap_cost, keep)
         stats[key(DEAR)] = recorded(stats[key(DEAR)], "landed_first_try", 1000, 0.3, keep)
-    for tasks in range(1, 200):
+    for tasks in range(1, 200):  # noqa: B007 (the count is asserted below)
         chosen = choose(
-            [CHEAP, DEAR], stats, policy, explored_share=0, draw=random.Random(tasks),
-            static_choice=CHEAP,
+            [CHEAP, DEAR], stats, policy, draw=None, static_choice=CHEAP,
         )  # fmt: skip
         if chosen.route == DEAR:
             break
@@ -257,9 +265,7 @@ def test_without_decay_the_same_degradation_takes_far_longer() -> None:
         stats[key(DEAR)] = recorded(stats[key(DEAR)], "landed_first_try", 1000, 0.3, 1.0)
     for _ in range(50):
         stats[key(CHEAP)] = recorded(stats[key(CHEAP)], "failed", 1000, 0.1, 1.0)
-    chosen = choose(
-        [CHEAP, DEAR], stats, QUIET, explored_share=0, draw=lambda: 0.5, static_choice=CHEAP
-    )
+    chosen = choose([CHEAP, DEAR], stats, QUIET, draw=None, static_choice=CHEAP)
     assert chosen.route == CHEAP  # 60 of 110 landed at plain counts: still the cheaper
 
 
@@ -270,18 +276,17 @@ def test_without_decay_the_same_degradation_takes_far_longer() -> None:
 def test_a_lone_candidate_is_chosen_whatever_its_figures(stats: RouteStats) -> None:
     # A pin, or every other route blocked, leaves one: the caller decided.
     chosen = choose(
-        [DEAR], {key(DEAR): stats}, Policy(floor=0.9), explored_share=0.0,
-        draw=lambda: 0.0, static_choice=CHEAP,
+        [DEAR], {key(DEAR): stats}, Policy(floor=0.9), draw=lambda: 0.0, static_choice=CHEAP,
     )  # fmt: skip
     assert (chosen.route, chosen.basis, chosen.explored) == (DEAR, "only_route", False)
 
 
 @pytest.mark.parametrize(
-    ("policy", "share", "parts"),
+    ("policy", "explores", "parts"),
     [
         (
             Policy(floor=0.6, explore_share=0.0),
-            0.0,
+            False,
             [
                 "lowest est. cost per landed change: claude/sonnet est. $0.35 per landed change, "
                 "91% first try, over 20 outcomes",
@@ -291,20 +296,23 @@ def test_a_lone_candidate_is_chosen_whatever_its_figures(stats: RouteStats) -> N
         ),
         (
             Policy(),
-            0.02,
-            ["exploring codex/high (2% of recent tasks explored, up to 10%)", "codex/low est."],
+            True,
+            [
+                "exploring codex/high (one of the 10% of attempts that may explore)",
+                "codex/low est.",
+            ],
         ),
-        (Policy(min_evidence=25), 0.0, ["cold start, no route has 25 attempts yet"]),
+        (Policy(min_evidence=25), False, ["cold start, no route has 25 attempts yet"]),
     ],
 )
-def test_reasons_name_the_figures(policy: Policy, share: float, parts: list[str]) -> None:
+def test_reasons_name_the_figures(policy: Policy, explores: bool, parts: list[str]) -> None:
     stats = {
         key(CHEAP): history(0.5, 20, 0.1),
         key(DEAR): history(0.9, 20, 0.3),
         key(NEW): history(0.5, 3, 0.05),
     }
     chosen = choose(
-        [CHEAP, DEAR, NEW], stats, policy, explored_share=share, draw=lambda: 0.999,
+        [CHEAP, DEAR, NEW], stats, policy, draw=(lambda: 0.999) if explores else None,
         static_choice=CHEAP,
     )  # fmt: skip
     for part in parts:
@@ -348,8 +356,8 @@ def test_the_choice_is_always_a_candidate(
             s = recorded(s, kind, tokens, cost, KEEP)
         stats[key(c)] = s
     chosen = choose(
-        candidates, stats, Policy(floor=floor), explored_share=share,
-        draw=random.Random(seed), static_choice=candidates[0],
+        candidates, stats, Policy(floor=floor), draw=random.Random(seed) if share < 0.5 else None,
+        static_choice=candidates[0],
     )  # fmt: skip
     assert chosen.route in candidates
     assert all(f.cost_per_landed >= 0 for f in chosen.figures)

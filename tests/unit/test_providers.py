@@ -202,3 +202,55 @@ def test_a_bad_worker_block_is_refused_with_line_and_field(
     message = str(info.value)
     assert f"w.yaml line {line}: {field}:" in message, message
     assert says in message
+
+
+def test_learning_defaults_and_the_packaged_file_agree() -> None:
+    packaged = providers.parse(
+        (Path(providers.__file__).parent / "data/providers.yaml").read_text(), "p"
+    )
+    assert packaged.learning == providers.parse(SMALL, "f.yaml").learning
+    assert (packaged.learning.enabled, packaged.learning.explore_share) == (True, 0.1)
+    assert packaged.pins == ()
+
+
+def test_learning_settings_and_pins_are_read() -> None:
+    text = SMALL + (
+        "learning:\n  enabled: false\n  floor: 0.6\n  explore_share: 0.05\n  pins:\n"
+        "    - {epic: E-pay, provider: solo, tier: only}\n"
+        "    - {task: T-9, provider: solo, tier: only}\n"
+    )
+    found = providers.parse(text, "f.yaml")
+    assert (found.learning.enabled, found.learning.floor, found.learning.explore_share) == (
+        False,
+        0.6,
+        0.05,
+    )
+    assert [(p.epic_id, p.task_id, p.tier) for p in found.pins] == [
+        ("E-pay", None, "only"),
+        (None, "T-9", "only"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("learning", "says"),
+    [
+        ("  floor: 1.5\n", "learning.floor: Input should be less than or equal to 1"),
+        ("  explore_share: -0.1\n", "learning.explore_share: Input should be greater"),
+        ("  pins:\n    - {epic: E, provider: solo, tier: big}\n", "solo/big is not a tier here"),
+        (
+            "  pins:\n    - {epic: E, task: T, provider: solo, tier: only}\n",
+            "give exactly one of `task`",
+        ),
+        ("  pins:\n    - {provider: solo, tier: only}\n", "give exactly one of `task`"),
+        (
+            "  pins:\n    - {epic: E, provider: solo, tier: only}\n"
+            "    - {epic: E, provider: solo, tier: only}\n",
+            "'E' is pinned twice",
+        ),
+        ("  half_life_outcomes: 5\n", "Extra inputs are not permitted"),
+    ],
+)
+def test_a_bad_learning_section_is_refused_where_it_is(learning: str, says: str) -> None:
+    with pytest.raises(ValidationFailed) as info:
+        providers.parse(SMALL + "learning:\n" + learning, "f.yaml")
+    assert says in str(info.value) and "f.yaml line 1" in str(info.value)

@@ -21,31 +21,38 @@ are already counted, and a conflict with a person's work says nothing of the tie
 spending still counts.
 
 **The choice** (`choose`) is among the routes the caller allows now: breakers, budgets,
-capacity, exclusions and a person's pin are applied before, by the caller, who offers every
-unblocked tier that covers the complexity and the tiers above it on the same provider
-(`offered`), never one below. Per route, landing per attempt is the Beta(1, 1) posterior mean
-(landed + 1) / (attempts + 2); cost per attempt is the observed cost / attempts, or the tier's
-estimate before any is reported; cost per landed change is their quotient. A route is proven
-from `min_evidence` decayed attempts. The proven route with the lowest cost per landed change
-wins, unless its first-try rate (first_try_landed / attempts) is under the floor. While the
-share of recent tasks explored is under `explore_share`, a Thompson sample (a normal
-approximation of each posterior, one uniform draw per route) may pick another route instead:
-that is an exploration. No proven route, or learning off: the static rule's choice.
+capacity and exclusions are applied before (`route` offers every unblocked tier that covers the
+complexity and the tiers above it on the same provider, `offered`, never one below); a
+person's pin (`Pin`) leaves no choice. Per route, landing per attempt is the Beta(1, 1)
+posterior mean (landed + 1) / (attempts + 2); cost per attempt is the observed cost / attempts,
+or the tier's estimate before any is reported; cost per landed change is their quotient. A
+route is proven from `min_evidence` decayed attempts. The proven route with the lowest cost per
+landed change wins, unless its first-try rate (first_try_landed / attempts) is under the floor.
+
+**Exploration**: an attempt explores when its own draw (`exploring`: seeded by the task's id
+and grant count, so every process and every call decides it alike) falls under
+`explore_share`, so that share of attempts, and no more, may go elsewhere: a Thompson sample
+(a normal approximation of each posterior, one uniform draw per route) picks the route, and
+if that is not the best known, it is an exploration. No proven route, or learning off, or a
+retry after a failure: the static rule's choice (rules/routing.py).
 """
 
 import math
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from statistics import NormalDist
 from typing import Literal
 
 from wvo_mcp.errors import ValidationFailed
-from wvo_mcp.rules.routing import Estimate, Provider, Tier
+from wvo_mcp.rules import routing
+from wvo_mcp.rules.routing import Decision, Escalation, Estimate, Provider, Tier, Usage
 
 OutcomeKind = Literal["landed_first_try", "landed", "returned", "failed", "held"]
-Basis = Literal["learned", "exploration", "cold_start", "learning_off", "only_route", "floor"]
+Basis = Literal[
+    "learned", "exploration", "cold_start", "learning_off", "only_route", "floor", "pinned"
+]
 BANDS = ((1, 3), (4, 7), (8, 10))
 DECAYED = ("attempts", "first_try_landed", "landed", "returned", "failed", "held", "tokens", "cost")
 _BUMPS: dict[str, tuple[str, ...]] = {
@@ -224,43 +231,41 @@ def choose(
     stats: Mapping[tuple[str, str], RouteStats],
     policy: Policy,
     *,
-    explored_share: float,
-    draw: Callable[[], float] | random.Random,
+    draw: Callable[[], float] | random.Random | None,
     static_choice: Candidate,
 ) -> LearnedChoice:
     """The route for a task among `candidates` (in preference order), given the stats of the
-    task's class keyed by (provider, tier); `explored_share` is the share of recent routed
-    tasks that were explorations. `draw` gives uniform numbers in [0, 1)."""
-    if not candidates or not 0.0 <= explored_share <= 1.0:
-        raise ValidationFailed(
-            f"choose needs at least one candidate ({len(candidates)} given) and an "
-            f"explored_share from 0 to 1 ({explored_share!r} given)"
-        )
+    task's class keyed by (provider, tier). `draw` gives uniform numbers in [0, 1) to an
+    attempt that may explore (`exploring`), and is None for one that may not."""
+    if not candidates:
+        raise ValidationFailed("choose needs at least one candidate route; none was given")
     figs = tuple(
         figures_of(c, stats.get((c.provider, c.tier), RouteStats()), policy) for c in candidates
     )
-    told = "; ".join(_told(f, policy) for f in figs)
+    told = _all_told(figs, policy)
     if not policy.enabled:
         return LearnedChoice(static_choice, "learning_off", "learning off: the static rule", figs)
     if len(candidates) == 1:
         return LearnedChoice(candidates[0], "only_route", f"the only route allowed: {told}", figs)
     if not any(f.proven for f in figs):
         why = f"cold start, no route has {policy.min_evidence:g} attempts yet: the static rule"
+        if not any(f.outcomes for f in figs):
+            return LearnedChoice(static_choice, "cold_start", why, figs)
         return LearnedChoice(static_choice, "cold_start", f"{why}; {told}", figs)
     allowed = [i for i, f in enumerate(figs) if f.proven and not f.below_floor]
     best = min(allowed, key=lambda i: figs[i].cost_per_landed) if allowed else None
-    if explored_share < policy.explore_share:
+    if draw is not None:
         sampled = _sampled(figs, draw.random if isinstance(draw, random.Random) else draw)
         if sampled is not None and sampled != best:
             why = (
-                f"exploring {figs[sampled].name} ({explored_share:.0%} of recent tasks "
-                f"explored, up to {policy.explore_share:.0%})"
+                f"exploring {figs[sampled].name} (one of the {policy.explore_share:.0%} of "
+                "attempts that may explore)"
             )
             return LearnedChoice(candidates[sampled], "exploration", f"{why}; {told}", figs)
     if best is None:
         why = f"every proven route is below the {policy.floor:.0%} first-try floor: the static rule"
         return LearnedChoice(static_choice, "floor", f"{why}; {told}", figs)
-    rest = "; ".join(_told(f, policy) for i, f in enumerate(figs) if i != best)
+    rest = _all_told([f for i, f in enumerate(figs) if i != best], policy)
     why = f"lowest est. cost per landed change: {_told(figs[best], policy)}"
     return LearnedChoice(candidates[best], "learned", f"{why}; {rest}" if rest else why, figs)
 
@@ -282,6 +287,13 @@ def _sampled(figs: Sequence[RouteFigures], uniform: Callable[[], float]) -> int 
     return winner
 
 
+def _all_told(figs: Sequence[RouteFigures], policy: Policy) -> str:
+    """Each route's figures; the untried named together at the end."""
+    told = [_told(f, policy) for f in figs if f.outcomes]
+    untried = [f.name for f in figs if not f.outcomes]
+    return "; ".join(told + ([f"untried: {', '.join(untried)}"] if untried else []))
+
+
 def _told(f: RouteFigures, policy: Policy) -> str:
     first = f"{f.first_try_rate or 0.0:.0%}"  # proven: it has attempts, so a rate
     if not f.proven:
@@ -296,3 +308,111 @@ def _told(f: RouteFigures, policy: Policy) -> str:
 
 def _money(amount: float) -> str:
     return f"${amount:.2f}" if amount >= 0.1 else f"${amount:.2g}"
+
+
+def exploring(policy: Policy, task_id: str, grants: int) -> random.Random | None:
+    """This attempt's draws if it is one of the `explore_share` that may explore, else None.
+    Seeded by the task and its grant count (a str seed is hashed with SHA-512, the same in
+    every process), so plan_next, claim_task and route_task agree on an attempt."""
+    if not policy.enabled or policy.explore_share <= 0.0:
+        return None
+    draws = random.Random(f"{task_id}:{grants}")
+    return draws if draws.random() < policy.explore_share else None
+
+
+@dataclass(frozen=True, slots=True)
+class Pin:
+    """A person's route for a task or an epic (the providers file's `learning.pins`)."""
+
+    provider: str
+    tier: str
+    task_id: str | None = None
+    epic_id: str | None = None
+
+    @property
+    def what(self) -> str:
+        return f"task {self.task_id}" if self.task_id is not None else f"epic {self.epic_id}"
+
+
+def pin_for(pins: Sequence[Pin], task_id: str, epic_id: str | None) -> Pin | None:
+    """The task's own pin, else its epic's."""
+    own = next((p for p in pins if p.task_id == task_id), None)
+    if own is not None or epic_id is None:
+        return own
+    return next((p for p in pins if p.epic_id == epic_id), None)
+
+
+def route(
+    complexity: int,
+    needs: Estimate,
+    providers: Sequence[Provider],
+    usage: Mapping[str, Usage],
+    now: datetime,
+    failed_on: Escalation | None,
+    *,
+    stats: Mapping[tuple[str, str], RouteStats],
+    policy: Policy,
+    draw: random.Random | None = None,
+) -> Decision:
+    """The learned route (module docstring) of a task whose class has `stats`; the static
+    rule's route on a retry after a failure, with learning off, or when nothing is free."""
+    static = routing.route(complexity, needs, providers, usage, now, failed_on)
+    if failed_on is not None or not static.routed or not policy.enabled:
+        return static
+    free = [
+        p for p in providers if routing.blocked(p, usage.get(p.name, Usage()), needs, now) is None
+    ]
+    candidates = [candidate(p, t, needs) for p in free for t in offered(p, complexity)]
+    assert static.provider and static.tier and static.model and static.estimated_cost is not None
+    fallback = Candidate(static.provider, static.tier, static.model, static.estimated_cost)
+    chosen = choose(candidates, stats, policy, draw=draw, static_choice=fallback)
+    if chosen.basis in ("cold_start", "floor", "learning_off"):
+        return replace(static, reason=f"{static.reason}; {chosen.reason}", basis=chosen.basis)
+    picked = chosen.route
+    provider = next(p for p in free if p.name == picked.provider)
+    tier = provider.tier(picked.tier)
+    assert tier is not None
+    return Decision(
+        provider=picked.provider,
+        tier=picked.tier,
+        model=picked.model,
+        estimate=needs,
+        estimated_cost=needs.cost(tier),
+        reason=chosen.reason,
+        alternatives=static.alternatives,
+        half_open_probe=usage.get(provider.name, Usage()).breaker.current(now) == "half_open",
+        basis=chosen.basis,
+    )
+
+
+def pinned(
+    pin: Pin,
+    needs: Estimate,
+    providers: Sequence[Provider],
+    usage: Mapping[str, Usage],
+    now: datetime,
+) -> Decision:
+    """A pinned task's route: the pinned tier, or none while that tier's provider is
+    blocked (a person's pin is never overridden, not even by a failure's escalation)."""
+    provider = next((p for p in providers if p.name == pin.provider), None)
+    tier = None if provider is None else provider.tier(pin.tier)
+    text = f"pinned to {pin.provider}/{pin.tier} for {pin.what} by the providers file"
+    if provider is None or tier is None:  # parse() refuses such a pin; a config raced it
+        return Decision(None, None, None, needs, None, f"{text}, which has no such tier", ())
+    held_back = routing.blocked(provider, usage.get(provider.name, Usage()), needs, now)
+    if held_back is not None:
+        why, detail = held_back
+        passed = routing.PassedOver(provider.name, tier.name, tier.model, why, detail)
+        reason = f"{text}, which cannot take it now ({detail}); it stays ready until it can"
+        return Decision(None, None, None, needs, None, reason, (passed,), basis="pinned")
+    return Decision(
+        provider=provider.name,
+        tier=tier.name,
+        model=tier.model,
+        estimate=needs,
+        estimated_cost=needs.cost(tier),
+        reason=text,
+        alternatives=(),
+        half_open_probe=usage.get(provider.name, Usage()).breaker.current(now) == "half_open",
+        basis="pinned",
+    )

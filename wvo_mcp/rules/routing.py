@@ -157,6 +157,7 @@ class Decision:
     reason: str
     alternatives: tuple[PassedOver, ...]
     half_open_probe: bool = False  # this task is the breaker's one trial
+    basis: str = "rule"  # or how the learned route chose (rules/learning.Basis)
 
     @property
     def routed(self) -> bool:
@@ -187,9 +188,9 @@ def route(
             continue
         tier = tiers[0]
         now_usage = usage.get(provider.name, Usage())
-        blocked = _blocked(provider, now_usage, needs, now)
-        if blocked is not None:
-            passed.append(PassedOver(provider.name, tier.name, tier.model, *blocked))
+        held_back = blocked(provider, now_usage, needs, now)
+        if held_back is not None:
+            passed.append(PassedOver(provider.name, tier.name, tier.model, *held_back))
             continue
         passed += [
             PassedOver(provider.name, t.name, t.model, "tier_range", _out_of_range(t, complexity))
@@ -243,9 +244,10 @@ def _eligibility(
     return eligible
 
 
-def _blocked(
+def blocked(
     provider: Provider, usage: Usage, needs: Estimate, now: datetime
 ) -> tuple[PassedOverReason, str] | None:
+    """Why no tier of `provider` may take a task needing `needs` now, or None."""
     breaker = usage.breaker
     state = breaker.current(now)
     if state == "open":

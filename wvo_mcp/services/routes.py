@@ -2,6 +2,7 @@
 declared models, and the reports. Each function runs inside one transaction."""
 
 import json
+import random
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,8 +22,9 @@ from wvo_mcp.models import (
     UsageResult,
 )
 from wvo_mcp.providers import Providers
-from wvo_mcp.rules import routing
+from wvo_mcp.rules import learning, routing
 from wvo_mcp.rules.routing import Breaker, Outcome
+from wvo_mcp.services import route_outcomes
 from wvo_mcp.store import Answer, Row, Tx
 
 
@@ -74,13 +76,15 @@ def usage_now(tx: Tx, providers: Providers, now: datetime) -> dict[str, routing.
 
 
 class Router:
-    """Routing decisions within one transaction; usage is read once, on first need."""
+    """Routing decisions within one transaction; usage and the routes' outcome statistics are
+    read once, on first need."""
 
     def __init__(self, tx: Tx, providers: Providers, now: datetime) -> None:
         self.tx = tx
         self.providers = providers
         self.now = now
         self._usage: dict[str, routing.Usage] | None = None
+        self._stats: dict[str, dict[tuple[str, str], learning.RouteStats]] | None = None
         self._decided: dict[
             tuple[int, routing.Estimate, routing.Escalation | None], routing.Decision
         ] = {}
@@ -89,12 +93,17 @@ class Router:
         metadata = row["metadata"]
         # Only a task that carries its own estimate needs its metadata parsed.
         given = json.loads(metadata) if "estimated_tokens" in metadata else {}
-        failed_on = None
+        needs = self.providers.estimate(row["complexity"], given)
+        pin = learning.pin_for(self.providers.pins, row["id"], row["epic_id"])
+        if pin is not None:
+            return learning.pinned(pin, needs, self.providers.providers, self.usage(), self.now)
         if row["failed_provider"] is not None and row["failed_tier"] is not None:
             failed_on = routing.Escalation(row["failed_provider"], row["failed_tier"])
-        return self._decide(
-            row["complexity"], self.providers.estimate(row["complexity"], given), failed_on
-        )
+            return self._decide(row["complexity"], needs, failed_on)
+        draw = learning.exploring(self.providers.learning, row["id"], row["lease_epoch"])
+        if draw is None:
+            return self._decide(row["complexity"], needs, None)
+        return self._route(row["complexity"], needs, None, draw)  # this attempt's own draws
 
     def _decide(
         self, complexity: int, needs: routing.Estimate, failed_on: routing.Escalation | None
@@ -103,22 +112,65 @@ class Router:
         key = (complexity, needs, failed_on)
         found = self._decided.get(key)
         if found is None:
-            if self._usage is None:
-                self._usage = usage_now(self.tx, self.providers, self.now)
-            found = routing.route(
-                complexity, needs, self.providers.providers, self._usage, self.now, failed_on
-            )
-            self._decided[key] = found
+            found = self._decided[key] = self._route(complexity, needs, failed_on, None)
         return found
 
+    def _route(
+        self,
+        complexity: int,
+        needs: routing.Estimate,
+        failed_on: routing.Escalation | None,
+        draw: random.Random | None,
+    ) -> routing.Decision:
+        return learning.route(
+            complexity, needs, self.providers.providers, self.usage(), self.now, failed_on,
+            stats=self.stats(learning.task_class(complexity)),
+            policy=self.providers.learning, draw=draw,
+        )  # fmt: skip
+
+    def usage(self) -> dict[str, routing.Usage]:
+        if self._usage is None:
+            self._usage = usage_now(self.tx, self.providers, self.now)
+        return self._usage
+
+    def stats(self, task_class: str) -> dict[tuple[str, str], learning.RouteStats]:
+        """The outcome statistics of one task class's routes, by (provider, tier)."""
+        if not self.providers.learning.enabled:
+            return {}
+        if self._stats is None:
+            self._stats = {}
+            for found in route_outcomes.all_stats(self.tx):
+                by_route = self._stats.setdefault(found.task_class, {})
+                by_route[found.provider, found.tier] = found.stats
+        return self._stats.get(task_class, {})
+
     def complexities_for(self, identity: "Identity") -> list[int]:
-        """The complexities whose tasks (with no estimate or failure of their own) routing
-        sends to this tier now."""
+        """The complexities whose tasks (with no estimate, failure or pin of their own)
+        routing may send to this tier now: those it sends there, and those whose attempts
+        may explore it."""
+        if any(fits_pin(p, identity) for p in self.providers.pins):
+            return list(range(1, 11))  # a pinned task may have any complexity
         return [
             c
             for c in range(1, 11)
             if fits(self._decide(c, self.providers.estimate(c, {}), None), identity)
+            or self._explorable(c, identity)
         ]
+
+    def _explorable(self, complexity: int, identity: "Identity") -> bool:
+        """Whether an exploring attempt of this complexity may be sent to this tier: it is
+        offered, and some route of the class is proven (before that, nothing explores)."""
+        policy = self.providers.learning
+        if not policy.enabled or policy.explore_share <= 0.0:
+            return False
+        if identity.tier not in learning.offered(identity.provider, complexity):
+            return False
+        stats = self.stats(learning.task_class(complexity)).values()
+        return any(s.attempts >= policy.min_evidence for s in stats)
+
+
+def fits_pin(pin: learning.Pin, identity: "Identity") -> bool:
+    return pin.provider == identity.provider.name and pin.tier == identity.tier.name
 
 
 def fits(decision: routing.Decision, identity: Identity) -> bool:
@@ -215,6 +267,7 @@ def route_task(tx: Tx, providers: Providers, task_id: str, now: datetime) -> Rou
         estimated_tokens=decision.estimate.total,
         estimated_cost=decision.estimated_cost,
         reason=decision.reason,
+        basis=decision.basis,
         alternatives=[
             RouteAlternative(
                 provider=a.provider, tier=a.tier, model=a.model, why=a.why, detail=a.detail

@@ -19,7 +19,7 @@ from itertools import islice
 from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import NotFound
-from wvo_mcp.models import ClaimRefusal, ClaimResult, PlanNextResult, QueueCounts
+from wvo_mcp.models import ClaimRefusal, ClaimResult, PlanNextResult, QueueCounts, RankedTask
 from wvo_mcp.providers import Providers
 from wvo_mcp.rules.routing import Decision
 from wvo_mcp.rules.transitions import Status
@@ -129,19 +129,29 @@ def plan_next(
         ident = routes.identity(
             tx, settings, providers, agent_id, provider, model, now, remember=False
         )
-    if ident is not None:
-        assert providers is not None
-        found = _routed_to(tx, routes.Router(tx, providers, now), ident, stamp)
+    router = None if providers is None else routes.Router(tx, providers, now)
+    if ident is not None and router is not None:
+        found = _routed_to(tx, router, ident, stamp)
         if epic_id is not None:
             found = (row for row in found if row["epic_id"] == epic_id)
     else:
         found = claimable(tx, stamp, epic_id)
-    ranked = [rows.ranked(row, explain) for row in islice(found, limit)]
+    ranked: list[RankedTask] = []
+    reasons: list[str] = []
+    for row in islice(found, limit):
+        task = rows.ranked(row, explain)
+        if router is not None and (explain or (ident is not None and not reasons)):
+            decision = router.decide(row)
+            reasons.append(decision.reason)
+            if explain:
+                task.route = f"{decision.provider}/{decision.tier}: {decision.reason}"
+        ranked.append(task)
     return PlanNextResult(
         agent_id=agent_id,
         tasks=ranked,
         counts=queue_counts(tx, settings, agent_id, now),
         routed_for=None if ident is None else ident.label,
+        route_reason=reasons[0] if ident is not None and reasons else None,
     )
 
 
