@@ -532,16 +532,22 @@ class Orchestrator:
         return await self.db.read(partial(landing_figures.of_landing, landing_id=landing_id))
 
     async def charge_task(
-        self, task_id: str, provider: str, model: str, input_tokens: int, output_tokens: int
+        self,
+        task_id: str,
+        provider: str,
+        model: str,
+        input_tokens: int,
+        output_tokens: int,
+        attempt: bool = False,
     ) -> None:
         """A run the autopilot made for a task that no longer holds it (it submitted): its
         usage counts towards what the task cost (record_usage without the task charges the
-        provider's budgets)."""
+        provider's budgets); `attempt`: the worker's run, also the attempt's cost."""
         await self.db.write(
             partial(
                 routes.charge_task, providers=self.providers, task_id=task_id,
                 provider=provider, model=model, input_tokens=input_tokens,
-                output_tokens=output_tokens,
+                output_tokens=output_tokens, attempt=attempt,
             )
         )  # fmt: skip
 
@@ -587,6 +593,7 @@ class Orchestrator:
                 agent_id=agent_id,
                 top=top,
                 now=self.clock(),
+                providers=self.providers,
             )
         )
 

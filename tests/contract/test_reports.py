@@ -137,6 +137,9 @@ async def test_the_status_report(world: World) -> None:
     assert [t.id for t in report.top_ready] == ["E1.T1"]
     assert report.top_ready[0].breakdown is not None
     assert report.top_ready[0].breakdown.enablement == 1
+    route = report.top_ready[0].route  # the packaged providers file's route
+    assert route is not None and route.startswith("codex/")
+    assert "lowest tier covering complexity" in route
     assert report.awaiting_approval[0]["id"] == "E2.T2"
     assert report.dead_letters == []
     counts = report.counts

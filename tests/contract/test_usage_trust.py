@@ -2,8 +2,9 @@
 backends: one reported call is bounded for every reporter; an autopilot worker's run token
 reports only about its own task, provider and tier, and its report is noted, never charged;
 an agent token charges only the provider its agent registered; the autopilot's own record of
-a run is what budgets and breakers follow."""
+a run is what budgets and breakers follow, and what the learned route's statistics count."""
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,8 @@ from tests.contract.test_routing import PROVIDERS
 from wvo_mcp.errors import LeaseLost, ValidationFailed
 from wvo_mcp.models import ProviderStatusReport
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.services import usage
+from wvo_mcp.rules.transitions import Status
+from wvo_mcp.services import route_outcomes, usage
 from wvo_mcp.services.tokens import Scope
 
 pytestmark = pytest.mark.anyio
@@ -124,6 +126,27 @@ async def test_a_run_tokens_report_is_noted_on_its_own_task_and_charges_nothing(
     charged = await routed.record_run(*SMALL, 1000, 1000, "auth_failed", "MINE",
                                       claim.lease_token, "alpha-1")  # fmt: skip
     assert charged.breaker.state == "open" and charged.day.used_tokens == 2000
+
+
+async def test_a_workers_report_never_reaches_its_routes_statistics(
+    routed: Orchestrator,
+) -> None:
+    """The learned route reads what the autopilot charged, never what a worker says: a
+    worker that reports its run as nearly free would otherwise draw work to its route."""
+    await create(routed, {"id": "MINE", "title": "mine", "complexity": 2})
+    claim = await routed.claim("alpha-1", "MINE", provider="alpha", model="alpha-s")
+    assert claim.lease_token is not None
+    run = usage.Reporter(run=Scope("MINE", "worker", provider="alpha", model="alpha-s"))
+    for tokens in (1, 3_000_000):
+        await routed.record_usage(*SMALL, tokens, 0, "success", "MINE", claim.lease_token,
+                                  "alpha-1", run)  # fmt: skip
+    charged = await routed.record_run(*SMALL, 8000, 2000, "success", "MINE",
+                                      claim.lease_token, "alpha-1")  # fmt: skip
+    await routed.update_status("MINE", Status.DONE, "alpha-1", token=claim.lease_token)
+    found = await routed.db.read(partial(route_outcomes.stats_of, provider="alpha"))
+    assert [(r.tier, r.task_class, r.stats.tokens, r.stats.cost) for r in found] == [
+        ("small", "c1-3", 10_000.0, pytest.approx(charged.cost))
+    ]
 
 
 async def test_an_agent_token_charges_only_the_provider_its_agent_registered(

@@ -495,8 +495,9 @@ class Autopilot:
         )
         if settled.charge:  # what this run cost counts towards what its landed change cost
             await self.orchestrator.charge_task(
-                task_id, slot.provider, model, usage.input_tokens, usage.output_tokens
-            )
+                task_id, slot.provider, model, usage.input_tokens, usage.output_tokens,
+                attempt=True,
+            )  # fmt: skip
         if settled.take:
             await self.intake.take(slot.agent_id, task_id, repo, start)
             return

@@ -58,6 +58,9 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
             if (b := t.breakdown) is not None  # the status report explains every score
         ],
     )
+    routes = [f"  {t.id}: {t.route}" for t in report.top_ready if t.route]
+    if routes:
+        print("\nroutes:\n" + "\n".join(routes))
     if report.dead_letters:
         print("\ndead letters (re-queue with `wvo-mcp requeue ID`):")
         table(

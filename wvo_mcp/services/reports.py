@@ -6,15 +6,18 @@ from typing import Any
 from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.models import StatusReport
+from wvo_mcp.providers import Providers
 from wvo_mcp.services import rows
 from wvo_mcp.services.scheduler import plan_next
 from wvo_mcp.store import Tx
 
 
 def status_report(
-    tx: Tx, settings: Settings, agent_id: str, top: int, now: datetime
+    tx: Tx, settings: Settings, agent_id: str, top: int, now: datetime, providers: Providers
 ) -> StatusReport:
-    plan = plan_next(tx, settings, agent_id, top, None, now, explain=True)
+    """What is ready (each with its score's breakdown and its route), held, waiting on a
+    person, and dead-lettered."""
+    plan = plan_next(tx, settings, agent_id, top, None, now, providers, explain=True)
     holding = []
     for row in tx.all("in_progress"):
         claimed = timeutil.from_text(row["claimed_at"])

@@ -303,14 +303,18 @@ def charge_task(
     model: str,
     input_tokens: int,
     output_tokens: int,
+    attempt: bool = False,
 ) -> None:
     """A run made for a task that no longer holds it (its worker submitted): its usage is
     the task's all the same. Only the task's tally: record_usage without a task charges the
-    provider."""
+    provider. `attempt`: the worker's own run, whose cost is also the attempt's, which its
+    route's outcome statistics count when it lands or comes back (not a reviewer's)."""
     _, tier = providers.resolve(provider, model)
     if tx.one("task_by_id", (task_id,)) is None:
         raise NotFound(f"no task with id {task_id!r}")
     cost = routing.Estimate(input_tokens, output_tokens).cost(tier)
+    if attempt:
+        tx.run("add_task_usage", (input_tokens + output_tokens, cost, task_id, provider))
     _charge(tx, task_id, provider, tier.name, input_tokens, output_tokens, cost)
 
 
