@@ -48,6 +48,7 @@ from wvo_mcp.services import (
     leases,
     reports,
     roadmap_update,
+    route_figures,
     routes,
     scheduler,
     tasks,
@@ -320,6 +321,13 @@ class Orchestrator:
     async def provider_status(self) -> ProviderStatusReport:
         return await self.db.read(
             partial(routes.provider_status, providers=self.providers, now=self.clock())
+        )
+
+    async def route_view(self) -> route_figures.RouteBoard:
+        """Each route's figures per task class, where a fresh task of each class goes now and
+        why, and the learning policy in force (the dashboard's budgets and routing view)."""
+        return await self.db.read(
+            partial(route_figures.view, providers=self.providers, now=self.clock())
         )
 
     async def heartbeat(

@@ -260,8 +260,8 @@ async def test_a_person_opens_a_task_and_sees_its_events_checkpoints_and_diff(
 @pytest.mark.browser
 async def test_the_agents_budgets_and_health_views(state_root: Path):
     """Each view's tab shows its server-rendered fragment: an agent with its held task and
-    done count, the providers with their budgets and breakers, the health report; a view
-    follows the live stream."""
+    done count, the providers with their budgets and breakers and each route's figures per
+    task class, the health report; a view follows the live stream."""
     from playwright.async_api import expect
 
     operator = token(state_root, "operator", "ops")
@@ -285,7 +285,7 @@ async def test_the_agents_budgets_and_health_views(state_root: Path):
             await expect(row.locator(".done")).to_have_text("1")
             await expect(row.locator(".state")).to_have_text("idle")
             # The live stream refreshes the open view: the agent now holds T2.
-            await agent.call("claim_task", task_id="T2")
+            second = await agent.call("claim_task", task_id="T2")
             await expect(row.locator(".task")).to_contain_text(HOSTILE, timeout=TIMEOUT_MS)
             await expect(row.locator(".state")).to_have_text("working")
 
@@ -297,6 +297,20 @@ async def test_the_agents_budgets_and_health_views(state_root: Path):
             await expect(codex.locator("meter")).to_have_count(3)
             await expect(codex.locator(".tiers")).to_contain_text("medium")
             await expect(page.locator("#view-budgets .provider[data-name=claude]")).to_be_visible()
+            # Routes: T1's outcome on the route it was given, for its class (complexity 5);
+            # T2's done follows live.
+            routes = page.locator("#view-budgets .routes")
+            await expect(routes.locator(".policy")).to_contain_text("learning on; floor 0%")
+            medium = routes.locator(".route-class[data-class=c4-7] .route[data-tier=medium]")
+            await expect(medium).to_have_attribute("data-provider", "codex")
+            await expect(medium.locator(".outcomes")).to_have_text("1")
+            await expect(medium.locator(".first-try")).to_have_text("100%")
+            await expect(routes.locator(".route-class[data-class=c4-7] .chosen")).to_contain_text(
+                "a fresh task (complexity 4) goes to codex/"
+            )
+            await agent.call("plan_update", task_id="T2", status="done",
+                             lease_token=second["lease_token"])  # fmt: skip
+            await expect(medium.locator(".outcomes")).to_have_text("2", timeout=TIMEOUT_MS)
 
             await page.locator("#tabs .tab[data-view=health]").click()
             health = page.locator("#view-health")

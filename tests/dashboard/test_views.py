@@ -359,3 +359,40 @@ def test_the_landing_section_escapes_what_agents_wrote() -> None:
     assert shown.count("&lt;script&gt;window.pwned") == 2  # the title and the reason
     empty = render.landing(LandingQueue(entries=[], figures=figures))
     assert "nothing in the merge queue" in empty and 'table class="spend"' not in empty
+
+
+def test_the_routes_section_shows_each_routes_figures_escaped() -> None:
+    """Names come from the providers file and the store: shown as text. Each route's
+    figures and state, where a fresh task goes and why, and the policy line."""
+    from wvo_mcp.edge.dashboard import render
+    from wvo_mcp.rules.learning import Policy, RouteFigures
+    from wvo_mcp.services.route_figures import ClassRoutes, RouteBoard, RouteRow
+
+    figures = RouteFigures(
+        provider=HOSTILE, tier='"><b>t</b>', outcomes=12, evidence=9.25, first_try_rate=0.75,
+        landing_rate=0.8, cost_per_attempt=0.02, cost_per_landed=0.025, proven=True,
+        below_floor=False,
+    )  # fmt: skip
+    untried = RouteFigures("p", "q", 1, 1.0, None, 0.5, 0.01, 0.02, False, False)
+    classes = (
+        ClassRoutes("c1-3", 1, None, "rule", f"nothing free: {HOSTILE}", ()),
+        ClassRoutes(
+            "c4-7", 4, f"{HOSTILE}/t", "learned", "lowest est. cost per landed change",
+            (RouteRow(figures, "chosen"), RouteRow(untried, "unproven")),
+        ),
+    )  # fmt: skip
+    policy = Policy(enabled=False, floor=0.6, explore_share=0.05)
+    shown = render.routes(RouteBoard(policy, 2, classes))
+    assert "<script>" not in shown and "<img" not in shown and "<b>" not in shown
+    assert shown.count("&lt;script&gt;window.pwned") == 4  # the reason, chosen, provider x2
+    assert "learning off; floor 60% first try; explore share 5%; proven from 5 attempts" in shown
+    assert "2 pins" in shown
+    low = shown[shown.index('data-class="c1-3"') : shown.index('data-class="c4-7"')]
+    assert "goes nowhere now (rule)" in low and "no outcomes yet" in low
+    assert 'data-state="chosen"' in shown and 'data-basis="learned"' in shown
+    cells = re.findall(r'<td class="([a-z-]+)">([^<]*)</td>', shown)
+    assert cells[:6] == [
+        ("outcomes", "12"), ("evidence", "9.2"), ("first-try", "75%"), ("landing-rate", "80%"),
+        ("cost", "0.0250"), ("state", "chosen"),
+    ]  # fmt: skip
+    assert ("first-try", "&ndash;") in cells and ("state", "unproven") in cells

@@ -105,6 +105,11 @@ class Router:
             return self._decide(row["complexity"], needs, None)
         return self._route(row["complexity"], needs, None, draw)  # this attempt's own draws
 
+    def fresh(self, complexity: int) -> routing.Decision:
+        """Where a fresh task of this complexity goes now: one with no estimate, failure or
+        pin of its own, on an attempt that does not explore."""
+        return self._decide(complexity, self.providers.estimate(complexity, {}), None)
+
     def _decide(
         self, complexity: int, needs: routing.Estimate, failed_on: routing.Escalation | None
     ) -> routing.Decision:
@@ -153,8 +158,7 @@ class Router:
         return [
             c
             for c in range(1, 11)
-            if fits(self._decide(c, self.providers.estimate(c, {}), None), identity)
-            or self._explorable(c, identity)
+            if fits(self.fresh(c), identity) or self._explorable(c, identity)
         ]
 
     def _explorable(self, complexity: int, identity: "Identity") -> bool:

@@ -19,6 +19,7 @@ from wvo_mcp.models import (
     ProviderStatusReport,
 )
 from wvo_mcp.services.board import AgentRow, Board, Card, Column, Filters
+from wvo_mcp.services.route_figures import ClassRoutes, RouteBoard
 from wvo_mcp.services.tasks import RunView, TaskView
 
 LOGIN = """<!doctype html>
@@ -406,6 +407,66 @@ def budgets(report: ProviderStatusReport) -> str:
     if not report.providers:
         parts.append('<p class="none">no providers configured</p>')
     return "".join(parts)
+
+
+def _share(value: float | None) -> str:
+    return "&ndash;" if value is None else f"{value:.0%}"
+
+
+def _route_class(found: ClassRoutes) -> str:
+    e = escape
+    chosen = (
+        f'to <span class="route-name">{e(found.chosen)}</span>' if found.chosen else "nowhere now"
+    )
+    rows = "".join(
+        f'<tr class="route" data-provider="{e(r.figures.provider)}" '
+        f'data-tier="{e(r.figures.tier)}" data-state="{e(r.state)}">'
+        f"<td>{e(r.figures.provider)}</td><td>{e(r.figures.tier)}</td>"
+        f'<td class="outcomes">{r.figures.outcomes}</td>'
+        f'<td class="evidence">{r.figures.evidence:.1f}</td>'
+        f'<td class="first-try">{_share(r.figures.first_try_rate)}</td>'
+        f'<td class="landing-rate">{_share(r.figures.landing_rate)}</td>'
+        f'<td class="cost">{r.figures.cost_per_landed:.4f}</td>'
+        f'<td class="state">{e(r.state)}</td></tr>'
+        for r in found.routes
+    )
+    table = (
+        '<table class="routes"><thead><tr><th>provider</th><th>tier</th><th>outcomes</th>'
+        "<th>evidence</th><th>first try</th><th>landing per attempt</th>"
+        "<th>est. cost per landed change</th><th>state</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+        if rows
+        else '<p class="none">no outcomes yet</p>'
+    )
+    return (
+        f'<section class="route-class" data-class="{e(found.task_class)}">'
+        f"<h4>class {e(found.task_class)}</h4>"
+        f'<p class="chosen" data-basis="{e(found.basis)}">a fresh task (complexity '
+        f"{found.complexity}) goes {chosen} ({e(found.basis.replace('_', ' '))}): "
+        f'<span class="reason">{e(found.reason)}</span></p>{table}</section>'
+    )
+
+
+def routes(found: RouteBoard) -> str:
+    """Per task class, each route with outcomes: its figures and state, and where a fresh
+    task goes now and why; the learning policy in force. Names come from the providers file
+    and the store: escaped."""
+    p = found.policy
+    pins = f"{found.pins} pin{'' if found.pins == 1 else 's'}"
+    policy = (
+        f"learning {'on' if p.enabled else 'off'}; floor {p.floor:.0%} first try; explore "
+        f"share {p.explore_share:.0%}; proven from {p.min_evidence:g} attempts; an outcome "
+        f"weighs half after {p.half_life_outcomes:g} more; {pins}"
+    )
+    return (
+        f'<section class="routes"><h3>Routes</h3><p class="policy">{policy}</p>'
+        f"{''.join(_route_class(c) for c in found.classes)}"
+        '<p class="note">Task class: the complexity band. Evidence: attempts, older ones '
+        "fading; landing per attempt counts one landed and one not before any. Chosen: where "
+        "a fresh task of the class's lowest complexity, with no estimate or pin of its own, "
+        "goes now on an attempt that does not explore. Below floor and unproven routes are "
+        "not chosen by what was learned.</p></section>"
+    )
 
 
 def _chart(hours: list[tuple[str, int]]) -> str:

@@ -333,7 +333,7 @@ class Dashboard:
         if name == "agents":
             html = render.agents(await db.agents_view(), db.settings.stale_task_minutes)
         elif name == "budgets":
-            html = render.budgets(await db.provider_status())
+            html = render.budgets(await db.provider_status()) + render.routes(await db.route_view())
         elif name == "health":
             html = render.health(
                 await db.health_report(), await db.done_per_hour(CHART_HOURS), await self._backups()
