@@ -1,8 +1,10 @@
 """The learned route over tables of histories: classes, decayed sums, cold start, the floor,
-bounded exploration, adapting after a route degrades, a lone candidate, the reasons."""
+bounded exploration, adapting after a route degrades, a lone candidate, the reasons; the
+learned route within routing's rules (breakers, budgets, retries, pins)."""
 
 import random
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -12,16 +14,20 @@ from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.rules.learning import (
     Candidate,
     OutcomeKind,
+    Pin,
     Policy,
     RouteStats,
     candidate,
     choose,
     exploring,
     offered,
+    pin_for,
+    pinned,
     recorded,
+    route,
     task_class,
 )
-from wvo_mcp.rules.routing import Estimate, Provider, Tier
+from wvo_mcp.rules.routing import Breaker, Escalation, Estimate, Provider, Tier, Usage
 
 CHEAP = Candidate("codex", "low", "low-model", 0.10)
 DEAR = Candidate("claude", "sonnet", "sonnet-model", 0.30)
@@ -361,3 +367,91 @@ def test_the_choice_is_always_a_candidate(
     )  # fmt: skip
     assert chosen.route in candidates
     assert all(f.cost_per_landed >= 0 for f in chosen.figures)
+
+
+# -- the learned route within routing's rules (learning.route, pins) ------------------------
+
+NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
+ALPHA = Provider(
+    "alpha",
+    (Tier("small", "a-s", 1, 3, 0.001, 0.002), Tier("big", "a-l", 4, 10, 0.004, 0.008)),
+    hourly_tokens=100_000,
+)
+BETA = Provider("beta", (Tier("any", "b-1", 1, 10, 0.003, 0.006),))
+NEEDS = Estimate(1600, 400)
+# beta/any is the cheapest per landed change by far: alpha/small lands one in ten.
+LEARNED = {
+    ("alpha", "small"): history(0.1, 20, 0.002),
+    ("beta", "any"): history(1.0, 20, 0.0025),
+}
+QUIET_ROUTE = Policy(explore_share=0.0)
+OPEN = Usage(breaker=Breaker("open", 3, 1, NOW + timedelta(seconds=30)))
+
+
+def routed(
+    usage: dict[str, Usage] | None = None,
+    policy: Policy = QUIET_ROUTE,
+    failed_on: Escalation | None = None,
+    draw: random.Random | None = None,
+) -> tuple[str | None, str | None, str]:
+    d = route(
+        2, NEEDS, (ALPHA, BETA), usage or {}, NOW, failed_on,
+        stats=LEARNED, policy=policy, draw=draw,
+    )  # fmt: skip
+    return d.provider, d.tier, d.basis
+
+
+@pytest.mark.parametrize(
+    ("usage", "policy", "failed_on", "expected"),
+    [
+        ({}, QUIET_ROUTE, None, ("beta", "any", "learned")),
+        ({}, Policy(enabled=False), None, ("alpha", "small", "rule")),
+        # a retry after a failure escalates by the rule, whatever was learned
+        ({}, QUIET_ROUTE, Escalation("alpha", "small"), ("alpha", "big", "rule")),
+        # an open breaker or a spent budget takes beta out: alpha's tiers are left to learn on
+        ({"beta": OPEN}, QUIET_ROUTE, None, ("alpha", "small", "learned")),
+        ({"alpha": Usage(hour_tokens=99_000)}, QUIET_ROUTE, None, ("beta", "any", "only_route")),
+        ({"alpha": OPEN, "beta": OPEN}, QUIET_ROUTE, None, (None, None, "rule")),
+    ],
+)
+def test_the_learned_route_keeps_within_routings_rules(
+    usage: dict[str, Usage],
+    policy: Policy,
+    failed_on: Escalation | None,
+    expected: tuple[str | None, str | None, str],
+) -> None:
+    assert routed(usage, policy, failed_on) == expected
+
+
+def test_exploring_never_reaches_a_blocked_provider() -> None:
+    policy = Policy(explore_share=1.0)
+    # beta/any is so far ahead that no sample of the others beats it
+    free = {routed({}, policy, draw=random.Random(i))[:2] for i in range(200)}
+    assert free == {("beta", "any")}
+    # with beta's breaker open, samples pick between alpha's tiers, untried alpha/big too
+    blocked = {routed({"beta": OPEN}, policy, draw=random.Random(i))[:2] for i in range(200)}
+    assert blocked == {("alpha", "small"), ("alpha", "big")}
+
+
+def test_a_half_open_provider_chosen_by_learning_takes_the_trial() -> None:
+    half_open = Usage(breaker=Breaker("open", 3, 1, NOW - timedelta(seconds=1)))
+    d = route(2, NEEDS, (ALPHA, BETA), {"beta": half_open}, NOW, None,
+              stats=LEARNED, policy=QUIET_ROUTE)  # fmt: skip
+    assert (d.provider, d.half_open_probe) == ("beta", True)
+    taken = Usage(breaker=half_open.breaker, probe_in_flight=True)
+    assert routed({"beta": taken})[:2] == ("alpha", "small")
+
+
+def test_a_pin_holds_and_waits_while_its_provider_is_blocked() -> None:
+    pin = Pin("alpha", "big", epic_id="E")
+    assert pin_for([pin, Pin("beta", "any", task_id="T")], "T", "E") == Pin(
+        "beta", "any", task_id="T"
+    )  # the task's own pin beats its epic's
+    assert pin_for([pin], "U", "E") == pin and pin_for([pin], "U", None) is None
+    d = pinned(pin, NEEDS, (ALPHA, BETA), {}, NOW)
+    assert (d.provider, d.tier, d.basis) == ("alpha", "big", "pinned")
+    assert d.reason == "pinned to alpha/big for epic E by the providers file"
+    waiting = pinned(pin, NEEDS, (ALPHA, BETA), {"alpha": OPEN}, NOW)
+    assert (waiting.routed, waiting.basis) == (False, "pinned")
+    assert [a.why for a in waiting.alternatives] == ["breaker_open"]
+    assert "it stays ready until it can" in waiting.reason
