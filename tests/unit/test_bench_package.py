@@ -31,3 +31,26 @@ def test_every_bench_module_imports_and_has_a_main() -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(done.stdout.splitlines()[-1])
     assert found == dict.fromkeys(names, True)
+
+
+def test_the_learning_simulation_runs_and_never_routes_past_a_breaker_or_a_pin(
+    tmp_path: Path,
+) -> None:
+    """scripts.bench.learning on its smallest stream: both modes work every task, and no
+    grant goes to an open breaker or a pinned task's other tiers (its figures: BENCHMARKS.md)."""
+    out = tmp_path / "learning.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "scripts.bench.learning", "--tasks", "100", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(out.read_text())
+    rows = {row["metric"]: row for row in found["results"]}
+    for mode in ("static", "learned"):
+        assert rows[f"{mode}: grants to an open breaker / pinned elsewhere"]["value"] == 0
+        assert rows[f"{mode}: landed"]["value"] >= 90
+    bases = found["details"]["bases"]
+    assert set(bases["static"]) == {"rule", "pinned"}  # learning off: the static rule only
+    assert (
+        bases["learned"]["learned"] > 0 and bases["learned"]["pinned"] == bases["static"]["pinned"]
+    )

@@ -1,0 +1,392 @@
+#!/usr/bin/env python
+"""Routing that learns (issue 37), in simulation: today's static rule against the learned route
+on the same seeded task stream, with simulated workers whose landing odds drift.
+
+    python -m scripts.bench.learning                  # 500 tasks per mode
+    python -m scripts.bench.learning --quick          # 200 tasks
+    python -m scripts.bench.learning --json out.json --seed 7 --explore-share 0.2 --floor 0.5
+
+A real run on the real store: an in-process Orchestrator on SQLite in a temporary folder, on
+a clock the run moves (an attempt takes simulated minutes), so it is deterministic and fast;
+a server over stdio would add only transport to hundreds of tasks. Tasks arrive one at a time
+(complexity 1-10, one in 25 in an epic the providers file pins to beta/any) and each is
+worked until it lands or is dead-lettered (4 attempts): route_task says where it goes, that
+route's agent (one per provider and tier, declaring its provider and model) claims it, draws
+from the route's hidden landing odds and token use for the task's class (`TRUTH`; the draws
+are seeded by task and attempt, so both modes see the same luck), reports its usage with
+record_usage (charged to the task through its lease), then moves it to done or failed. A
+failed try is `failed` (a review's return needs the merge queue): today's rule sends the
+retry one tier up, in both modes.
+
+The scenario is built so that learning can win: alpha is preferred, and the static rule's
+alpha/mid lands one c4-7 task in three, alpha/big costs 5x as much; beta lands well a little
+dearer. Half way through, beta degrades (landing x0.3, tokens +30 %), and alpha's token use
+creeps up 15 % over the stream. At three quarters a rate limit opens beta's breaker for
+three hours, ten tasks before a pinned task, which waits.
+
+Figures: cost per landed change (every attempt's cost over tasks landed), landed count,
+simulated hours and real seconds, tasks from the drift until the route has adapted (from
+there on, at most WINDOW_MOST of every WINDOW tasks have a first try that the learned rule
+itself sent to beta: pins, explorations and grants made while the static choice was blocked
+aside), budget windows used past their limit after a report, grants to a provider whose
+breaker was open or to a pinned task's other tiers. The table goes to stdout, progress to
+stderr; the exit code is 0 whatever the figures.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from scripts.bench.lib import BenchError, Report, arguments, log, write_json
+from tests.contract.conftest import START, Clock
+from wvo_mcp.config import Settings
+from wvo_mcp.models import RouteDecision, TaskSpec
+from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.rules.learning import task_class
+from wvo_mcp.rules.transitions import Status
+
+TIERS = {  # (provider, tier): model, complexity range, cost per 1k tokens in and out
+    ("alpha", "small"): ("alpha-s", (1, 3), 0.001, 0.002),
+    ("alpha", "mid"): ("alpha-m", (4, 7), 0.003, 0.006),
+    ("alpha", "big"): ("alpha-l", (8, 10), 0.015, 0.03),
+    ("beta", "any"): ("beta-1", (1, 7), 0.004, 0.008),
+    ("beta", "top"): ("beta-2", (8, 10), 0.012, 0.024),
+}
+# Hidden per route and class: (landing odds per attempt, tokens used per estimated token).
+TRUTH: dict[tuple[str, str], dict[str, tuple[float, float]]] = {
+    ("alpha", "small"): {"c1-3": (0.85, 0.8), "c4-7": (0.3, 0.9), "c8-10": (0.1, 0.9)},
+    ("alpha", "mid"): {"c1-3": (0.9, 0.8), "c4-7": (0.35, 0.9), "c8-10": (0.2, 1.0)},
+    ("alpha", "big"): {"c1-3": (0.95, 0.7), "c4-7": (0.9, 0.8), "c8-10": (0.6, 0.9)},
+    ("beta", "any"): {"c1-3": (0.9, 0.8), "c4-7": (0.85, 0.8), "c8-10": (0.3, 1.0)},
+    ("beta", "top"): {"c1-3": (0.95, 0.7), "c4-7": (0.9, 0.8), "c8-10": (0.85, 0.8)},
+}
+MINUTES = {"small": 4.0, "mid": 8.0, "big": 12.0, "any": 9.0, "top": 12.0}  # per attempt
+DEGRADED, LANDING_AFTER, TOKENS_AFTER, CREEP = "beta", 0.3, 1.3, 0.15
+PIN_EVERY, PINNED, MAX_ATTEMPTS = 25, ("beta", "any"), 4
+WINDOW, WINDOW_MOST = 50, 2  # adapted: the degraded provider's own first tries per window
+WAIT_SECONDS, MOST_WAITS = 60.0, 24 * 60  # a task no provider can take waits, a day at most
+BLOCKED = {"breaker_open", "probe_in_flight", "at_capacity", "over_hourly_budget"}
+BLOCKED.add("over_daily_budget")  # passed over for a reason other than the tier
+COOLDOWN = 3 * 3600  # a rate limit holds beta back three simulated hours
+BUDGETS = {"alpha": (800_000, 14_000_000), "beta": (700_000, 12_000_000)}  # hourly, daily
+
+
+@dataclass
+class Config:
+    quick: bool
+    tasks: int
+    seed: int
+    explore_share: float = 0.1
+    floor: float = 0.0
+
+
+@dataclass
+class Run:
+    """What one mode's run came to."""
+
+    mode: str
+    cost: float = 0.0
+    attempts: int = 0
+    landed: int = 0
+    dead: int = 0
+    waits: int = 0
+    overruns: dict[str, int] = field(default_factory=dict)  # provider and window: tokens over
+    to_open_breaker: int = 0
+    while_open: int = 0  # grants made while some breaker was open
+    pin_broken: int = 0
+    sim_hours: float = 0.0
+    seconds: float = 0.0
+    phase_cost: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    phase_landed: list[int] = field(default_factory=lambda: [0, 0])
+    first_tries: list[tuple[int, str, str, str, str, bool]] = field(default_factory=list)
+    bases: Counter[str] = field(default_factory=Counter)
+
+    def per_landed(self, phase: int | None = None) -> float:
+        cost = self.cost if phase is None else self.phase_cost[phase]
+        landed = self.landed if phase is None else self.phase_landed[phase]
+        return cost / landed if landed else float("inf")
+
+
+def providers_yaml(learning: str) -> str:
+    lines = [
+        "version: 1",
+        "estimate: {tokens_per_complexity: 20000, output_share: 0.2}",
+        "providers:",
+    ]
+    for preference, name in enumerate(("alpha", "beta"), start=1):
+        hourly, daily = BUDGETS[name]
+        lines += [
+            f"  - name: {name}",
+            f"    preference: {preference}",
+            f"    hourly_tokens: {hourly}",
+            f"    daily_tokens: {daily}",
+            f"    breaker: {{cooldown_seconds: {COOLDOWN}, cooldown_cap_seconds: {COOLDOWN}}}",
+            "    tiers:",
+        ]
+        for (provider, tier), (model, (low, high), cin, cout) in TIERS.items():
+            if provider == name:
+                lines.append(
+                    f"      - {{name: {tier}, model: {model}, complexity: [{low}, "
+                    f"{high}], input_cost_per_1k: {cin}, output_cost_per_1k: {cout}}}"
+                )
+    pin = f"{{epic: E-pinned, provider: {PINNED[0]}, tier: {PINNED[1]}}}"
+    return "\n".join([*lines, "learning:", learning, f"  pins: [{pin}]", ""])
+
+
+def stream(config: Config) -> list[TaskSpec]:
+    rng = random.Random(config.seed)
+    specs = []
+    for i in range(config.tasks):
+        pinned = i % PIN_EVERY == PIN_EVERY - 1
+        complexity = rng.randint(1, 7 if pinned else 10)
+        specs.append(
+            TaskSpec(
+                id=f"T{i:04d}",
+                title=f"simulated task {i}",
+                complexity=complexity,
+                epic_id="E-pinned" if pinned else None,
+                max_attempts=MAX_ATTEMPTS,
+            )
+        )
+    return specs
+
+
+def truth(route: tuple[str, str], klass: str, index: int, total: int) -> tuple[float, float]:
+    """The hidden landing odds and token share of `route` for task `index` of `total`."""
+    landing, tokens = TRUTH[route][klass]
+    if route[0] == DEGRADED and index >= total // 2:
+        landing, tokens = landing * LANDING_AFTER, tokens * TOKENS_AFTER
+    if route[0] == "alpha":
+        tokens *= 1 + CREEP * index / total
+    return landing, tokens
+
+
+def settings(root: Path, providers: Path) -> Settings:
+    return Settings(
+        state_root=root / "state",
+        workspace_root=root,
+        providers_file=providers,
+        health_interval_seconds=0,
+        otel_enabled=False,
+        backup_interval_minutes=0,
+        wip_global=50,
+        wip_per_agent=1,
+        default_lease_seconds=7200,
+        retry_base_seconds=0.0,
+    )
+
+
+async def simulate(config: Config, mode: str, root: Path) -> Run:
+    learning = (
+        "  enabled: false"
+        if mode == "static"
+        else f"  explore_share: {config.explore_share}\n  floor: {config.floor}"
+    )
+    path = root / "providers.yaml"
+    path.write_text(providers_yaml(learning))
+    clock = Clock(START)
+    orch = await Orchestrator.open(settings(root, path), clock=clock.now)
+    run = Run(mode)
+    started = time.monotonic()
+    try:
+        for provider, tier in TIERS:
+            await orch.register_agent(f"w-{provider}-{tier}", provider, TIERS[provider, tier][0])
+        specs = stream(config)
+        # A rate limit opens beta's breaker at three quarters, ten tasks before a pinned one.
+        limited = 3 * config.tasks // 4 // PIN_EVERY * PIN_EVERY + PIN_EVERY - 11
+        for index, spec in enumerate(specs):
+            if index == limited:
+                await orch.record_usage("beta", "beta-1", 0, 0, "rate_limited")
+            await orch.create_tasks([spec], "planner")
+            await work(orch, clock, run, spec, index, config)
+            if index % 50 == 49:
+                log(f"{mode}: {index + 1} tasks, {run.landed} landed, ${run.cost:.2f}")
+    finally:
+        await orch.close()
+    run.seconds = time.monotonic() - started
+    run.sim_hours = (clock.now() - START).total_seconds() / 3600
+    return run
+
+
+async def routed(orch: Orchestrator, clock: Clock, run: Run, task_id: str) -> RouteDecision:
+    """The task's route, once some provider can take it (the clock moves while none can)."""
+    for _ in range(MOST_WAITS):
+        decision = await orch.route_task(task_id)
+        if decision.routed:
+            return decision
+        run.waits += 1
+        clock.advance(WAIT_SECONDS)
+    raise BenchError(f"{task_id}: no provider took it in a day: {decision.reason}")
+
+
+async def work(
+    orch: Orchestrator, clock: Clock, run: Run, spec: TaskSpec, index: int, config: Config
+) -> None:
+    """Attempts at one task until it lands or is dead-lettered."""
+    assert spec.id is not None
+    klass, phase = task_class(spec.complexity), int(index >= config.tasks // 2)
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        decision = await routed(orch, clock, run, spec.id)
+        route = (decision.provider or "", decision.tier or "")
+        breakers = {p.name: p.breaker.state for p in (await orch.provider_status()).providers}
+        run.to_open_breaker += breakers[route[0]] == "open"
+        run.while_open += "open" in breakers.values()
+        run.pin_broken += spec.epic_id is not None and route != PINNED
+        run.bases[decision.basis] += 1
+        if attempt == 1:
+            blocked = any(a.why in BLOCKED for a in decision.alternatives)
+            run.first_tries.append((index, klass, *route, decision.basis, blocked))
+        luck = random.Random(f"{config.seed}:{spec.id}:{attempt}")
+        odds = truth(route, klass, index, config.tasks)
+        moved, cost = await worker(orch, clock, run, spec, route, odds, luck)
+        run.phase_cost[phase] += cost
+        if moved == Status.DONE:
+            run.landed += 1
+            run.phase_landed[phase] += 1
+            return
+        if moved != Status.PENDING:
+            break
+    run.dead += 1
+
+
+async def worker(
+    orch: Orchestrator,
+    clock: Clock,
+    run: Run,
+    spec: TaskSpec,
+    route: tuple[str, str],
+    odds: tuple[float, float],
+    luck: random.Random,
+) -> tuple[Status, float]:
+    """The route's agent works one attempt: claims, reports usage, lands or fails it. The
+    task's status after, and the attempt's cost."""
+    assert spec.id is not None
+    model = TIERS[route][0]
+    claim = await orch.claim(f"w-{route[0]}-{route[1]}", spec.id, provider=route[0], model=model)
+    if not claim.claimed or claim.route is None or claim.lease_token is None:
+        raise BenchError(f"{spec.id} routed to {route} but not granted there: {claim.message}")
+    if (claim.route.provider, claim.route.tier) != route:
+        raise BenchError(f"{spec.id}: route_task said {route}, the grant {claim.route}")
+    lands = luck.random() < odds[0]
+    tokens = int(spec.complexity * 20_000 * odds[1] * luck.uniform(0.8, 1.2))
+    used = await orch.record_usage(
+        route[0], model, tokens - tokens // 5, tokens // 5, "success", spec.id,
+        claim.lease_token, claim.agent_id,
+    )  # fmt: skip
+    for window, budget in (("hour", used.hour), ("day", used.day)):
+        if budget.limit is not None and budget.used_tokens > budget.limit:
+            key = f"{route[0]} {window} {clock.now():%Y-%m-%dT%H}"
+            run.overruns[key] = max(run.overruns.get(key, 0), budget.used_tokens - budget.limit)
+    run.cost += used.cost
+    run.attempts += 1
+    clock.advance(MINUTES[route[1]] * 60 * luck.uniform(0.5, 1.5))
+    status, why = (Status.DONE, None) if lands else (Status.FAILED, "simulated: checks fail")
+    moved = await orch.update_status(spec.id, status, claim.agent_id, claim.lease_token, why)
+    return moved.status, used.cost
+
+
+def own_tries(run: Run, provider: str) -> list[int]:
+    """The tasks whose first try the learned rule itself sent to `provider`: not a pin, an
+    exploration, or a grant made while the static rule's choice was blocked."""
+    return [i for i, _, p, _, basis, blocked in run.first_tries
+            if p == provider and basis == "learned" and not blocked]  # fmt: skip
+
+
+def tasks_to_adapt(own: list[int], drift: int, total: int) -> int:
+    """Tasks from the drift to the first from which the next WINDOW hold at most
+    WINDOW_MOST of the learned rule's own first tries on the degraded provider."""
+    return next(
+        i - drift for i in range(drift, total + 1)
+        if sum(i <= j < i + WINDOW for j in own) <= WINDOW_MOST
+    )  # fmt: skip
+
+
+def report(config: Config, static: Run, learned: Run) -> Report:
+    found = Report()
+    drift = config.tasks // 2
+    for run in (static, learned):
+        m = run.mode
+        found.info(
+            f"{m}: cost per landed change",
+            run.per_landed(),
+            "$",
+            note=f"before the drift ${run.per_landed(0):.3f}, after "
+            f"${run.per_landed(1):.3f}; {run.attempts} attempts, ${run.cost:.2f} in all",
+        )
+        found.info(f"{m}: landed", run.landed, "tasks", note=f"{run.dead} dead-lettered")
+        waited = f"{run.waits} waits of {WAIT_SECONDS:g} s for a free provider"
+        found.info(f"{m}: simulated time", run.sim_hours, "h", note=waited)
+        found.info(f"{m}: wall time", run.seconds, "s")
+        over = ", ".join(f"{k} by {v} tokens" for k, v in sorted(run.overruns.items()))
+        found.absolute(f"{m}: budget windows overrun", len(run.overruns), "", not over, "0", over)
+        wrong = run.to_open_breaker + run.pin_broken
+        seen = f"{run.while_open} grants while a breaker was open, {run.bases['pinned']} pinned"
+        found.absolute(f"{m}: grants to an open breaker / pinned elsewhere", wrong, "",
+                       wrong == 0, "0", seen)  # fmt: skip
+    found.at_most("cost per landed change, learned / static", learned.per_landed(), "$",
+                  static.per_landed(), 0.7, "<= 0.70x")  # fmt: skip
+    found.absolute("landed, learned - static", learned.landed - static.landed, "tasks",
+                   learned.landed >= static.landed, ">= 0")  # fmt: skip
+    own = own_tries(learned, DEGRADED)
+    adapt = tasks_to_adapt(own, drift, config.tasks)
+    after = [i for i in own if i >= drift]
+    before = sum(drift - WINDOW <= i < drift for i in own)
+    found.absolute(
+        "tasks until the route adapts to the drift", adapt, "tasks", adapt <= 50, "<= 50",
+        note=f"the learned rule's own first tries on {DEGRADED}: {before} in the {WINDOW} "
+        f"tasks before the drift, then at most {WINDOW_MOST} in every {WINDOW} from drift + "
+        f"{adapt}; its last {max(after, default=drift) - drift} tasks after the drift",
+    )  # fmt: skip
+    found.details = {
+        "bases": {r.mode: dict(r.bases) for r in (static, learned)},
+        "first_tries": {r.mode: r.first_tries for r in (static, learned)},
+        "runs": {
+            r.mode: {k: v for k, v in asdict(r).items() if k not in ("first_tries", "bases")}
+            for r in (static, learned)
+        },
+    }
+    return found
+
+
+async def both(config: Config) -> tuple[Run, Run]:
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="wvo-bench-learning-") as scratch:
+        for mode in ("static", "learned"):
+            folder = Path(scratch) / mode
+            folder.mkdir()
+            log(f"{mode}: {config.tasks} tasks")
+            runs.append(await simulate(config, mode, folder))
+    return runs[0], runs[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = arguments(__doc__ or "")
+    parser.add_argument("--tasks", type=int, help="tasks in the stream (default 500, quick 200)")
+    parser.add_argument("--seed", type=int, default=37)
+    parser.add_argument("--explore-share", type=float, default=0.1)
+    parser.add_argument("--floor", type=float, default=0.0, help="first-try floor, 0 to 1")
+    parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    args = parser.parse_args(argv)
+    tasks = args.tasks or (200 if args.quick else 500)
+    if tasks < 100:
+        parser.error("--tasks: give at least 100 (the adaptation window is 50 tasks)")
+    config = Config(args.quick, tasks, args.seed, args.explore_share, args.floor)
+    static, learned = anyio.run(both, config)
+    found = report(config, static, learned)
+    print(found.table())
+    if args.json:
+        fields: dict[str, Any] = {"seconds": static.seconds + learned.seconds}
+        write_json(args.json, config, found, lambda: fields)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
