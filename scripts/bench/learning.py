@@ -18,19 +18,22 @@ record_usage (charged to the task through its lease), then moves it to done or f
 failed try is `failed` (a review's return needs the merge queue): today's rule sends the
 retry one tier up, in both modes.
 
-The scenario is built so that learning can win: alpha is preferred, and the static rule's
-alpha/mid lands one c4-7 task in three, alpha/big costs 5x as much; beta lands well a little
-dearer. Half way through, beta degrades (landing x0.3, tokens +30 %), and alpha's token use
-creeps up 15 % over the stream. At three quarters a rate limit opens beta's breaker for
-three hours, ten tasks before a pinned task, which waits.
+The scenario: alpha is preferred, and the static rule's alpha/mid lands one c4-7 task in
+three, alpha/big costs 5x as much; beta lands well a little dearer. Two runs of it: half way
+through, one provider degrades (landing x0.3, tokens +30 %): alpha, the static rule's, or
+beta, the one the learned route comes to favour. alpha's token use creeps up 15 % over the
+stream. At three quarters a rate limit opens beta's breaker for three hours, ten tasks before
+a pinned task, which waits.
 
-Figures: cost per landed change (every attempt's cost over tasks landed), landed count,
-simulated hours and real seconds, tasks from the drift until the route has adapted (from
-there on, at most WINDOW_MOST of every WINDOW tasks have a first try that the learned rule
-itself sent to beta: pins, explorations and grants made while the static choice was blocked
-aside), budget windows used past their limit after a report, grants to a provider whose
-breaker was open or to a pinned task's other tiers. The table goes to stdout, progress to
-stderr; the exit code is 0 whatever the figures.
+Figures per scenario: cost per landed change (every attempt's cost over tasks landed),
+landed count, simulated hours and real seconds, budget windows used past their limit after a
+report, grants to a provider whose breaker was open or to a pinned task's other tiers; and
+tasks until the learned route settles on the best routes, from the start and from the drift:
+from there on, at most WINDOW_MOST of every WINDOW tasks have a first try that the learned
+rule itself (pins, explorations and grants made while the static choice was blocked aside)
+sent off its class's best, the routes within GOOD_ENOUGH of the lowest true cost per landed
+change, retries escalated by routing's rule (`good_routes`, from the hidden odds). The table
+goes to stdout, progress to stderr; the exit code is 0 whatever the figures.
 """
 
 from __future__ import annotations
@@ -47,10 +50,13 @@ import anyio
 
 from scripts.bench.lib import BenchError, Report, arguments, log, write_json
 from tests.contract.conftest import START, Clock
+from wvo_mcp import providers as provider_config
 from wvo_mcp.config import Settings
 from wvo_mcp.models import RouteDecision, TaskSpec
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.rules.learning import task_class
+from wvo_mcp.rules import routing
+from wvo_mcp.rules.learning import BANDS, offered, task_class
+from wvo_mcp.rules.routing import Escalation
 from wvo_mcp.rules.transitions import Status
 
 TIERS = {  # (provider, tier): model, complexity range, cost per 1k tokens in and out
@@ -69,9 +75,13 @@ TRUTH: dict[tuple[str, str], dict[str, tuple[float, float]]] = {
     ("beta", "top"): {"c1-3": (0.95, 0.7), "c4-7": (0.9, 0.8), "c8-10": (0.85, 0.8)},
 }
 MINUTES = {"small": 4.0, "mid": 8.0, "big": 12.0, "any": 9.0, "top": 12.0}  # per attempt
-DEGRADED, LANDING_AFTER, TOKENS_AFTER, CREEP = "beta", 0.3, 1.3, 0.15
+LANDING_AFTER, TOKENS_AFTER, CREEP = 0.3, 1.3, 0.15
+# Each scenario degrades one provider half way: alpha, the static rule's, or beta, the one
+# the learned route comes to favour.
+SCENARIOS = ("alpha", "beta")
 PIN_EVERY, PINNED, MAX_ATTEMPTS = 25, ("beta", "any"), 4
-WINDOW, WINDOW_MOST = 50, 2  # adapted: the degraded provider's own first tries per window
+WINDOW, WINDOW_MOST = 50, 2  # settled: the learned rule's own first tries off the best, per window
+GOOD_ENOUGH = 1.1  # a route within 10 % of the lowest true cost per landed change is as good
 WAIT_SECONDS, MOST_WAITS = 60.0, 24 * 60  # a task no provider can take waits, a day at most
 BLOCKED = {"breaker_open", "probe_in_flight", "at_capacity", "over_hourly_budget"}
 BLOCKED.add("over_daily_budget")  # passed over for a reason other than the tier
@@ -86,6 +96,7 @@ class Config:
     seed: int
     explore_share: float = 0.1
     floor: float = 0.0
+    degraded: str = "beta"
 
 
 @dataclass
@@ -159,10 +170,12 @@ def stream(config: Config) -> list[TaskSpec]:
     return specs
 
 
-def truth(route: tuple[str, str], klass: str, index: int, total: int) -> tuple[float, float]:
+def truth(
+    route: tuple[str, str], klass: str, index: int, total: int, degraded: str
+) -> tuple[float, float]:
     """The hidden landing odds and token share of `route` for task `index` of `total`."""
     landing, tokens = TRUTH[route][klass]
-    if route[0] == DEGRADED and index >= total // 2:
+    if route[0] == degraded and index >= total // 2:
         landing, tokens = landing * LANDING_AFTER, tokens * TOKENS_AFTER
     if route[0] == "alpha":
         tokens *= 1 + CREEP * index / total
@@ -245,7 +258,7 @@ async def work(
             blocked = any(a.why in BLOCKED for a in decision.alternatives)
             run.first_tries.append((index, klass, *route, decision.basis, blocked))
         luck = random.Random(f"{config.seed}:{spec.id}:{attempt}")
-        odds = truth(route, klass, index, config.tasks)
+        odds = truth(route, klass, index, config.tasks, config.degraded)
         moved, cost = await worker(orch, clock, run, spec, route, odds, luck)
         run.phase_cost[phase] += cost
         if moved == Status.DONE:
@@ -293,27 +306,68 @@ async def worker(
     return moved.status, used.cost
 
 
-def own_tries(run: Run, provider: str) -> list[int]:
-    """The tasks whose first try the learned rule itself sent to `provider`: not a pin, an
-    exploration, or a grant made while the static rule's choice was blocked."""
-    return [i for i, _, p, _, basis, blocked in run.first_tries
-            if p == provider and basis == "learned" and not blocked]  # fmt: skip
+def chain(
+    config: Config, index: int, complexity: int, route: tuple[str, str], left: int
+) -> tuple[float, float]:
+    """Expected cost and landing odds of a task of `complexity` (task `index`) from a try on
+    `route` with `left` tries left, each failure escalated by routing's rule."""
+    found = provider_config.parse(providers_yaml("  enabled: false"), "bench")
+    needs = found.estimate(complexity, {})
+    landing, tokens = truth(route, task_class(complexity), index, config.tasks, config.degraded)
+    _, _, cin, cout = TIERS[route]
+    cost = needs.total * tokens * (0.8 * cin + 0.2 * cout) / 1000
+    up = routing.route(complexity, needs, found.providers, {}, START, Escalation(*route))
+    if left == 1 or up.provider is None or up.tier is None:
+        return cost, landing
+    more, lands = chain(config, index, complexity, (up.provider, up.tier), left - 1)
+    return cost + (1 - landing) * more, landing + (1 - landing) * lands
 
 
-def tasks_to_adapt(own: list[int], drift: int, total: int) -> int:
-    """Tasks from the drift to the first from which the next WINDOW hold at most
-    WINDOW_MOST of the learned rule's own first tries on the degraded provider."""
+def good_routes(config: Config, index: int) -> dict[str, set[tuple[str, str]]]:
+    """Per class, the first routes whose true cost per landed change for task `index` (at
+    its class's lowest complexity, as the hidden odds have it) is within GOOD_ENOUGH of the
+    lowest: between those, a choice is a coin toss worth nothing."""
+    found = provider_config.parse(providers_yaml("  enabled: false"), "bench")
+    good = {}
+    for low, _ in BANDS:
+        firsts = [(p.name, t.name) for p in found.providers for t in offered(p, low)]
+        costs = {}
+        for route in firsts:
+            cost, lands = chain(config, index, low, route, MAX_ATTEMPTS)
+            costs[route] = cost / lands
+        least = min(costs.values())
+        good[task_class(low)] = {r for r, c in costs.items() if c <= least * GOOD_ENOUGH}
+    return good
+
+
+def off_best(run: Run, config: Config) -> list[int]:
+    """The tasks whose first try the learned rule itself sent to a route that is not among
+    its class's best (good_routes): not a pin, an exploration, or a grant made while the
+    static rule's choice was blocked."""
+    before, after = good_routes(config, 0), good_routes(config, config.tasks - 1)
+    drift = config.tasks // 2
+    return [
+        i for i, klass, p, t, basis, blocked in run.first_tries
+        if basis == "learned" and not blocked
+        and (p, t) not in (before if i < drift else after)[klass]
+    ]  # fmt: skip
+
+
+def tasks_to_settle(off: list[int], start: int, end: int) -> int:
+    """Tasks from `start` to the first from which every WINDOW tasks before `end` hold at
+    most WINDOW_MOST of the learned rule's own first tries off the best route."""
     return next(
-        i - drift for i in range(drift, total + 1)
-        if sum(i <= j < i + WINDOW for j in own) <= WINDOW_MOST
+        (i - start for i in range(start, end + 1)
+         if all(sum(j <= k < min(j + WINDOW, end) for k in off) <= WINDOW_MOST
+                for j in range(i, max(i, end - WINDOW) + 1))),
+        end - start,
     )  # fmt: skip
 
 
-def report(config: Config, static: Run, learned: Run) -> Report:
-    found = Report()
-    drift = config.tasks // 2
+def report(config: Config, static: Run, learned: Run, found: Report) -> None:
+    drift, who = config.tasks // 2, f"{config.degraded} degrades"
     for run in (static, learned):
-        m = run.mode
+        m = f"{who}, {run.mode}"
         found.info(
             f"{m}: cost per landed change",
             run.per_landed(),
@@ -331,21 +385,32 @@ def report(config: Config, static: Run, learned: Run) -> Report:
         seen = f"{run.while_open} grants while a breaker was open, {run.bases['pinned']} pinned"
         found.absolute(f"{m}: grants to an open breaker / pinned elsewhere", wrong, "",
                        wrong == 0, "0", seen)  # fmt: skip
-    found.at_most("cost per landed change, learned / static", learned.per_landed(), "$",
-                  static.per_landed(), 0.7, "<= 0.70x")  # fmt: skip
-    found.absolute("landed, learned - static", learned.landed - static.landed, "tasks",
+    found.at_most(f"{who}: cost per landed change, learned / static", learned.per_landed(),
+                  "$", static.per_landed(), 0.7, "<= 0.70x")  # fmt: skip
+    found.absolute(f"{who}: landed, learned - static", learned.landed - static.landed, "tasks",
                    learned.landed >= static.landed, ">= 0")  # fmt: skip
-    own = own_tries(learned, DEGRADED)
-    adapt = tasks_to_adapt(own, drift, config.tasks)
-    after = [i for i in own if i >= drift]
-    before = sum(drift - WINDOW <= i < drift for i in own)
+    off = off_best(learned, config)
+    learns = tasks_to_settle(off, 0, drift)
+    found.info(
+        f"{who}: tasks until the learned route settles on the best",
+        learns,
+        "tasks",
+        note="from the start; then at most "
+        f"{WINDOW_MOST} of every {WINDOW} first tries off each class's best route",
+    )
+    adapt = tasks_to_settle(off, drift, config.tasks)
+    late = [i - drift for i in off if i >= drift]
     found.absolute(
-        "tasks until the route adapts to the drift", adapt, "tasks", adapt <= 50, "<= 50",
-        note=f"the learned rule's own first tries on {DEGRADED}: {before} in the {WINDOW} "
-        f"tasks before the drift, then at most {WINDOW_MOST} in every {WINDOW} from drift + "
-        f"{adapt}; its last {max(after, default=drift) - drift} tasks after the drift",
+        f"{who}: tasks until the route adapts to the drift", adapt, "tasks", adapt <= 50,
+        "<= 50", note=f"from the drift; the learned rule's own first tries off the new best "
+        f"route: {len(late)} after the drift, the last at drift + {max(late, default=0)}",
     )  # fmt: skip
-    found.details = {
+    best = "; ".join(
+        f"{k} {', '.join(sorted(f'{p}/{t}' for p, t in routes))}"
+        for k, routes in good_routes(config, config.tasks - 1).items()
+    )
+    found.details[config.degraded] = {
+        "best after the drift": best,
         "bases": {r.mode: dict(r.bases) for r in (static, learned)},
         "first_tries": {r.mode: r.first_tries for r in (static, learned)},
         "runs": {
@@ -353,7 +418,6 @@ def report(config: Config, static: Run, learned: Run) -> Report:
             for r in (static, learned)
         },
     }
-    return found
 
 
 async def both(config: Config) -> tuple[Run, Run]:
@@ -362,7 +426,7 @@ async def both(config: Config) -> tuple[Run, Run]:
         for mode in ("static", "learned"):
             folder = Path(scratch) / mode
             folder.mkdir()
-            log(f"{mode}: {config.tasks} tasks")
+            log(f"{config.degraded} degrades, {mode}: {config.tasks} tasks")
             runs.append(await simulate(config, mode, folder))
     return runs[0], runs[1]
 
@@ -378,12 +442,15 @@ def main(argv: list[str] | None = None) -> int:
     tasks = args.tasks or (200 if args.quick else 500)
     if tasks < 100:
         parser.error("--tasks: give at least 100 (the adaptation window is 50 tasks)")
-    config = Config(args.quick, tasks, args.seed, args.explore_share, args.floor)
-    static, learned = anyio.run(both, config)
-    found = report(config, static, learned)
+    found, seconds = Report(), 0.0
+    for degraded in SCENARIOS:
+        config = Config(args.quick, tasks, args.seed, args.explore_share, args.floor, degraded)
+        static, learned = anyio.run(both, config)
+        report(config, static, learned, found)
+        seconds += static.seconds + learned.seconds
     print(found.table())
     if args.json:
-        fields: dict[str, Any] = {"seconds": static.seconds + learned.seconds}
+        fields: dict[str, Any] = {"seconds": seconds}
         write_json(args.json, config, found, lambda: fields)
     return 0
 

@@ -11,7 +11,7 @@ from tests.autopilot.conftest import autopilot, backlog, env
 from tests.conftest import agents, open_db
 
 TASKS = 18
-# min_evidence is 5 decayed attempts: with a half-life of 20 outcomes, 6 outcomes hold 5.5.
+# min_evidence is 5 decayed attempts: with a half-life of 10 outcomes, 6 outcomes hold 5.1.
 PROVEN = 6
 
 

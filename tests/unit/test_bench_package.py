@@ -46,11 +46,12 @@ def test_the_learning_simulation_runs_and_never_routes_past_a_breaker_or_a_pin(
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(out.read_text())
     rows = {row["metric"]: row for row in found["results"]}
-    for mode in ("static", "learned"):
-        assert rows[f"{mode}: grants to an open breaker / pinned elsewhere"]["value"] == 0
-        assert rows[f"{mode}: landed"]["value"] >= 90
-    bases = found["details"]["bases"]
-    assert set(bases["static"]) == {"rule", "pinned"}  # learning off: the static rule only
-    assert (
-        bases["learned"]["learned"] > 0 and bases["learned"]["pinned"] == bases["static"]["pinned"]
-    )
+    for degraded in ("alpha", "beta"):
+        for mode in ("static", "learned"):
+            run = f"{degraded} degrades, {mode}"
+            assert rows[f"{run}: grants to an open breaker / pinned elsewhere"]["value"] == 0
+            assert rows[f"{run}: landed"]["value"] >= 90
+        bases = found["details"][degraded]["bases"]
+        assert set(bases["static"]) == {"rule", "pinned"}  # learning off: the static rule only
+        learned = bases["learned"]
+        assert learned["learned"] > 0 and learned["pinned"] == bases["static"]["pinned"]

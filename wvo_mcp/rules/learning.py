@@ -24,17 +24,22 @@ spending still counts.
 capacity and exclusions are applied before (`route` offers every unblocked tier that covers the
 complexity and the tiers above it on the same provider, `offered`, never one below); a
 person's pin (`Pin`) leaves no choice. Per route, landing per attempt is the Beta(1, 1)
-posterior mean (landed + 1) / (attempts + 2); cost per attempt is the observed cost / attempts,
-or the tier's estimate before any is reported; cost per landed change is their quotient. A
-route is proven from `min_evidence` decayed attempts. The proven route with the lowest cost per
-landed change wins, unless its first-try rate (first_try_landed / attempts) is under the floor.
+posterior mean p = (landed + 1) / (attempts + 2), and cost per attempt c is the observed cost /
+attempts, or the tier's estimate before any is reported. A failed try is retried where routing
+escalates it (one tier up, `_RetryCost`), so a first try's cost per landed change is c + (1 -
+p) * that route's own, followed up to three retries deep (past that, and where a failure has
+nowhere to go, c / p: as if retried in place). A route is proven from `min_evidence` decayed
+attempts. The proven route with the lowest cost per landed change wins, unless its first-try
+rate (first_try_landed / attempts) is under the floor.
 
-**Exploration**: an attempt explores when its own draw (`exploring`: seeded by the task's id
-and grant count, so every process and every call decides it alike) falls under
-`explore_share`, so that share of attempts, and no more, may go elsewhere: a Thompson sample
-(a normal approximation of each posterior, one uniform draw per route) picks the route, and
-if that is not the best known, it is an exploration. No proven route, or learning off, or a
-retry after a failure: the static rule's choice (rules/routing.py).
+**Exploration**: an attempt may explore when its own draw (`exploring`: seeded by the task's
+id and grant count, so every process and every call decides it alike) falls under
+`explore_share`, so that share of attempts, and no more, may go elsewhere. It goes to the
+least-tried unproven route that could still win (its cost per try under the best's cost per
+landed change); when there is none, a Thompson sample (a normal approximation of each
+posterior, one uniform draw per route) picks, and if that is not the best known, it is an
+exploration. No proven route, or learning off, or a retry after a failure: the static rule's
+choice (rules/routing.py).
 """
 
 import math
@@ -133,7 +138,7 @@ class Policy:
     floor: float = 0.0  # least first-try landing rate of a proven route; 0: none
     explore_share: float = 0.1  # most of the recent routed tasks sent exploring
     min_evidence: float = 5.0  # decayed attempts from which a route is proven
-    half_life_outcomes: float = 20.0  # outcomes of a route after which an old one weighs half
+    half_life_outcomes: float = 10.0  # outcomes of a route after which an old one weighs half
 
     def __post_init__(self) -> None:
         wrong = [
@@ -168,6 +173,9 @@ class Candidate:
     tier: str
     model: str
     cost_per_attempt: float  # the tier's estimate for this task, until the route reports cost
+    # What a failed attempt costs from there on, per landed change: its retry goes where
+    # routing escalates it (rules/routing.py). None: as if retried on the same route.
+    after_failure: float | None = None
 
 
 def candidate(provider: Provider, tier: Tier, needs: Estimate) -> Candidate:
@@ -195,6 +203,7 @@ class RouteFigures:
     cost_per_landed: float
     proven: bool
     below_floor: bool
+    after_failure: float | None = None
 
     @property
     def name(self) -> str:
@@ -222,8 +231,16 @@ def figures_of(candidate: Candidate, stats: RouteStats, policy: Policy) -> Route
     below = proven and first_try is not None and first_try < policy.floor
     return RouteFigures(
         candidate.provider, candidate.tier, stats.outcomes, n, first_try, landing,
-        per_attempt, per_attempt / landing, proven, below,
+        per_attempt, per_landed(per_attempt, landing, candidate.after_failure), proven, below,
+        candidate.after_failure,
     )  # fmt: skip
+
+
+def per_landed(per_attempt: float, landing: float, after_failure: float | None) -> float:
+    """Expected cost per landed change of a first try: the try, and when it fails (1 -
+    landing of the time) what its retries cost per landed change."""
+    retried = per_attempt / landing if after_failure is None else after_failure
+    return per_attempt + (1 - landing) * retried
 
 
 def choose(
@@ -255,7 +272,9 @@ def choose(
     allowed = [i for i, f in enumerate(figs) if f.proven and not f.below_floor]
     best = min(allowed, key=lambda i: figs[i].cost_per_landed) if allowed else None
     if draw is not None:
-        sampled = _sampled(figs, draw.random if isinstance(draw, random.Random) else draw)
+        sampled = _unproven(figs, best)
+        if sampled is None:
+            sampled = _sampled(figs, draw.random if isinstance(draw, random.Random) else draw)
         if sampled is not None and sampled != best:
             why = (
                 f"exploring {figs[sampled].name} (one of the {policy.explore_share:.0%} of "
@@ -270,6 +289,19 @@ def choose(
     return LearnedChoice(candidates[best], "learned", f"{why}; {rest}" if rest else why, figs)
 
 
+def _unproven(figs: Sequence[RouteFigures], best: int | None) -> int | None:
+    """The least-tried unproven route that could still beat the best known: one whose cost
+    per landed change, were it to land every time, is below the best's. Costlier ones are
+    never worth the try."""
+    bar = math.inf if best is None else figs[best].cost_per_landed
+    hopeful = [
+        i
+        for i, f in enumerate(figs)
+        if not f.proven and per_landed(f.cost_per_attempt, 1.0, None) < bar
+    ]
+    return min(hopeful, key=lambda i: figs[i].evidence, default=None)
+
+
 def _sampled(figs: Sequence[RouteFigures], uniform: Callable[[], float]) -> int | None:
     """Thompson sampling: each route not under the floor draws a landing rate from its
     posterior; the lowest cost per landed change at that rate wins."""
@@ -281,7 +313,7 @@ def _sampled(figs: Sequence[RouteFigures], uniform: Callable[[], float]) -> int 
         m = f.landing_rate
         spread = NormalDist(m, math.sqrt(m * (1 - m) / (f.evidence + 3)))
         rate = spread.inv_cdf(min(max(uniform(), 1e-9), 1 - 1e-9))
-        cost = f.cost_per_attempt / min(max(rate, 0.01), 1.0)
+        cost = per_landed(f.cost_per_attempt, min(max(rate, 0.01), 1.0), f.after_failure)
         if cost < lowest:
             winner, lowest = i, cost
     return winner
@@ -362,7 +394,12 @@ def route(
     free = [
         p for p in providers if routing.blocked(p, usage.get(p.name, Usage()), needs, now) is None
     ]
-    candidates = [candidate(p, t, needs) for p in free for t in offered(p, complexity)]
+    retry = _RetryCost(complexity, needs, providers, usage, now, stats, policy)
+    candidates = [
+        replace(candidate(p, t, needs), after_failure=retry.after(p, t))
+        for p in free
+        for t in offered(p, complexity)
+    ]
     assert static.provider and static.tier and static.model and static.estimated_cost is not None
     fallback = Candidate(static.provider, static.tier, static.model, static.estimated_cost)
     chosen = choose(candidates, stats, policy, draw=draw, static_choice=fallback)
@@ -383,6 +420,36 @@ def route(
         half_open_probe=usage.get(provider.name, Usage()).breaker.current(now) == "half_open",
         basis=chosen.basis,
     )
+
+
+@dataclass
+class _RetryCost:
+    """What a failed try on a route costs from there on, per landed change: its retry goes
+    where routing escalates it, whose own failure escalates again, up to `DEPTH` retries
+    (past that, as if retried on the last route)."""
+
+    complexity: int
+    needs: Estimate
+    providers: Sequence[Provider]
+    usage: Mapping[str, Usage]
+    now: datetime
+    stats: Mapping[tuple[str, str], RouteStats]
+    policy: Policy
+    DEPTH = 3
+
+    def after(self, provider: Provider, tier: Tier, depth: int = DEPTH) -> float | None:
+        failed = Escalation(provider.name, tier.name)
+        up = routing.route(
+            self.complexity, self.needs, self.providers, self.usage, self.now, failed
+        )
+        nxt = next((p for p in self.providers if p.name == up.provider), None)
+        nxt_tier = None if nxt is None or up.tier is None else nxt.tier(up.tier)
+        if nxt is None or nxt_tier is None:
+            return None  # nowhere to go now: count it as tried again where it was
+        further = self.after(nxt, nxt_tier, depth - 1) if depth > 1 else None
+        retried = replace(candidate(nxt, nxt_tier, self.needs), after_failure=further)
+        found = self.stats.get((nxt.name, nxt_tier.name), RouteStats())
+        return figures_of(retried, found, self.policy).cost_per_landed
 
 
 def pinned(

@@ -16,7 +16,7 @@ from wvo_mcp.store import Row, Tx
 
 Kind = learning.OutcomeKind
 KINDS: tuple[Kind, ...] = get_args(Kind)
-# Until the providers file sets it: an outcome weighs half as much 20 outcomes later.
+# An outcome weighs half as much 10 outcomes of its route later (learning.Policy).
 KEEP = learning.Policy().keep
 
 
