@@ -121,16 +121,21 @@ async def test_the_floor_and_learning_off_hold(
 async def test_a_pin_holds_whatever_was_learned_and_waits_while_blocked(
     world: World, tmp_path: Path
 ) -> None:
-    pins = "  pins:\n    - {epic: E-pay, provider: beta, tier: top}\n"
+    pins = (
+        "  pins:\n    - {epic: E-pay, provider: beta, tier: top}\n"
+        "    - {task: C2-1, provider: beta, tier: top}\n"
+    )
     orch = await opened(world, tmp_path, "  explore_share: 0\n" + pins)
     await create(orch, {"id": "P", "title": "pinned", "complexity": 5, "epic_id": "E-pay"})
-    await create(orch, *backlog(5))
+    await create(orch, *backlog(5, 2))
     await history(orch, "alpha", "mid", 1.0, 20, 0.001)
     found = await orch.route_task("P")
     assert (found.provider, found.tier, found.basis) == ("beta", "top", "pinned")
     assert found.reason == "pinned to beta/top for epic E-pay by the providers file"
     assert (await orch.route_task("C5-0")).tier == "mid"  # the epic's only
-    assert [t.id for t in (await orch.plan_next("t", **TOP)).tasks] == ["P"]
+    # The pinned tier's agent finds both, of complexities routing never sends it.
+    assert sorted(t.id for t in (await orch.plan_next("t", **TOP)).tasks) == ["C2-1", "P"]
+    assert (await orch.route_task("C2-1")).reason.endswith("for task C2-1 by the providers file")
     assert "P" not in [t.id for t in (await orch.plan_next("m", **MID)).tasks]
     refused = await orch.claim("m", task_id="P", **MID)
     assert refused.reason == "task_not_ready" and "beta/top" in refused.message

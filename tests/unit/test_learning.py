@@ -469,9 +469,9 @@ def test_a_failures_retry_counts_where_routing_sends_it() -> None:
     big, small = d.reason.split("; ")[0], d.reason.split("; ")[1]
     assert (d.provider, d.tier) == ("alpha", "big")
     assert big.startswith("lowest est. cost per landed change: alpha/big est. $0.012")
-    # $0.004 a try, and most fail on to alpha/big at $0.012 per landed change: $0.013 (as
+    # $0.004 a try, and most fail on to alpha/big at $0.012 per landed change: $0.014 (as
     # if retried on itself, $0.004 / 19 % = $0.021)
-    assert small.startswith("alpha/small est. $0.013 per landed change")
+    assert small.startswith("alpha/small est. $0.014 per landed change")
     alone = choose([candidate(ALPHA, ALPHA.tiers[0], NEEDS)], {}, QUIET_ROUTE, draw=None,
                    static_choice=candidate(ALPHA, ALPHA.tiers[0], NEEDS))  # fmt: skip
     assert alone.figures[0].after_failure is None  # as if retried where it was

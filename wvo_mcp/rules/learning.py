@@ -42,10 +42,11 @@ exploration. No proven route, or learning off, or a retry after a failure: the s
 choice (rules/routing.py).
 """
 
+import hashlib
 import math
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from statistics import NormalDist
 from typing import Literal
@@ -265,10 +266,9 @@ def choose(
     if len(candidates) == 1:
         return LearnedChoice(candidates[0], "only_route", f"the only route allowed: {told}", figs)
     if not any(f.proven for f in figs):
-        why = f"cold start, no route has {policy.min_evidence:g} attempts yet: the static rule"
         if not any(f.outcomes for f in figs):
-            return LearnedChoice(static_choice, "cold_start", why, figs)
-        return LearnedChoice(static_choice, "cold_start", f"{why}; {told}", figs)
+            return LearnedChoice(static_choice, "cold_start", _cold(policy), figs)
+        return LearnedChoice(static_choice, "cold_start", f"{_cold(policy)}; {told}", figs)
     allowed = [i for i, f in enumerate(figs) if f.proven and not f.below_floor]
     best = min(allowed, key=lambda i: figs[i].cost_per_landed) if allowed else None
     if draw is not None:
@@ -300,6 +300,10 @@ def _unproven(figs: Sequence[RouteFigures], best: int | None) -> int | None:
         if not f.proven and per_landed(f.cost_per_attempt, 1.0, None) < bar
     ]
     return min(hopeful, key=lambda i: figs[i].evidence, default=None)
+
+
+def _cold(policy: Policy) -> str:
+    return f"cold start, no route has {policy.min_evidence:g} attempts yet: the static rule"
 
 
 def _sampled(figs: Sequence[RouteFigures], uniform: Callable[[], float]) -> int | None:
@@ -344,12 +348,14 @@ def _money(amount: float) -> str:
 
 def exploring(policy: Policy, task_id: str, grants: int) -> random.Random | None:
     """This attempt's draws if it is one of the `explore_share` that may explore, else None.
-    Seeded by the task and its grant count (a str seed is hashed with SHA-512, the same in
-    every process), so plan_next, claim_task and route_task agree on an attempt."""
+    Decided by a hash of the task and its grant count (the same in every process), so
+    plan_next, claim_task and route_task agree on an attempt; a claim asks it of every task it
+    scans, so the hash is cheap and the draws are seeded only for those that explore."""
     if not policy.enabled or policy.explore_share <= 0.0:
         return None
-    draws = random.Random(f"{task_id}:{grants}")
-    return draws if draws.random() < policy.explore_share else None
+    seed = f"{task_id}:{grants}".encode()
+    gate = int.from_bytes(hashlib.blake2b(seed, digest_size=8).digest()) / 2**64
+    return random.Random(seed) if gate < policy.explore_share else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,33 +394,77 @@ def route(
 ) -> Decision:
     """The learned route (module docstring) of a task whose class has `stats`; the static
     rule's route on a retry after a failure, with learning off, or when nothing is free."""
+    found = options(complexity, needs, providers, usage, now, failed_on, stats=stats, policy=policy)
+    return decide(found, providers, usage, now, stats=stats, policy=policy, draw=draw)
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """A task's routes before its own draw: the static rule's decision, and the candidates
+    learning weighs (none: the static decision stands). Tasks alike share them."""
+
+    static: Decision
+    candidates: tuple[Candidate, ...] = ()
+
+
+def options(
+    complexity: int,
+    needs: Estimate,
+    providers: Sequence[Provider],
+    usage: Mapping[str, Usage],
+    now: datetime,
+    failed_on: Escalation | None,
+    *,
+    stats: Mapping[tuple[str, str], RouteStats],
+    policy: Policy,
+) -> Options:
     static = routing.route(complexity, needs, providers, usage, now, failed_on)
     if failed_on is not None or not static.routed or not policy.enabled:
-        return static
+        return Options(static)
+    if not any(s.outcomes for s in stats.values()):  # the common cold start, decided at once
+        return Options(
+            replace(static, reason=f"{static.reason}; {_cold(policy)}", basis="cold_start")
+        )
     free = [
         p for p in providers if routing.blocked(p, usage.get(p.name, Usage()), needs, now) is None
     ]
-    retry = _RetryCost(complexity, needs, providers, usage, now, stats, policy)
-    candidates = [
-        replace(candidate(p, t, needs), after_failure=retry.after(p, t))
-        for p in free
-        for t in offered(p, complexity)
-    ]
+    candidates = [candidate(p, t, needs) for p in free for t in offered(p, complexity)]
+    if any(s.attempts >= policy.min_evidence for s in stats.values()):
+        # Only a choice among proven routes weighs what their failures' retries cost.
+        retry = _RetryCost(complexity, needs, providers, stats, policy)
+        candidates = [replace(c, after_failure=retry.after(c.provider, c.tier)) for c in candidates]
+    return Options(static, tuple(candidates))
+
+
+def decide(
+    found: Options,
+    providers: Sequence[Provider],
+    usage: Mapping[str, Usage],
+    now: datetime,
+    *,
+    stats: Mapping[tuple[str, str], RouteStats],
+    policy: Policy,
+    draw: random.Random | None = None,
+) -> Decision:
+    """The route among `found`, for an attempt with these draws (None: it does not explore)."""
+    static = found.static
+    if not found.candidates:
+        return static
     assert static.provider and static.tier and static.model and static.estimated_cost is not None
     fallback = Candidate(static.provider, static.tier, static.model, static.estimated_cost)
-    chosen = choose(candidates, stats, policy, draw=draw, static_choice=fallback)
+    chosen = choose(found.candidates, stats, policy, draw=draw, static_choice=fallback)
     if chosen.basis in ("cold_start", "floor", "learning_off"):
         return replace(static, reason=f"{static.reason}; {chosen.reason}", basis=chosen.basis)
     picked = chosen.route
-    provider = next(p for p in free if p.name == picked.provider)
+    provider = next(p for p in providers if p.name == picked.provider)
     tier = provider.tier(picked.tier)
     assert tier is not None
     return Decision(
         provider=picked.provider,
         tier=picked.tier,
         model=picked.model,
-        estimate=needs,
-        estimated_cost=needs.cost(tier),
+        estimate=static.estimate,
+        estimated_cost=static.estimate.cost(tier),
         reason=chosen.reason,
         alternatives=static.alternatives,
         half_open_probe=usage.get(provider.name, Usage()).breaker.current(now) == "half_open",
@@ -425,28 +475,30 @@ def route(
 @dataclass
 class _RetryCost:
     """What a failed try on a route costs from there on, per landed change: its retry goes
-    where routing escalates it, whose own failure escalates again, up to `DEPTH` retries
-    (past that, as if retried on the last route)."""
+    where routing escalates it (as if every provider were free: blocks pass, the climb
+    stays), whose own failure escalates again, up to `DEPTH` retries (past that, as if
+    retried on the last route)."""
 
     complexity: int
     needs: Estimate
     providers: Sequence[Provider]
-    usage: Mapping[str, Usage]
-    now: datetime
     stats: Mapping[tuple[str, str], RouteStats]
     policy: Policy
+    known: dict[tuple[str, str, int], float | None] = field(default_factory=dict)
     DEPTH = 3
 
-    def after(self, provider: Provider, tier: Tier, depth: int = DEPTH) -> float | None:
-        failed = Escalation(provider.name, tier.name)
-        up = routing.route(
-            self.complexity, self.needs, self.providers, self.usage, self.now, failed
-        )
-        nxt = next((p for p in self.providers if p.name == up.provider), None)
-        nxt_tier = None if nxt is None or up.tier is None else nxt.tier(up.tier)
-        if nxt is None or nxt_tier is None:
-            return None  # nowhere to go now: count it as tried again where it was
-        further = self.after(nxt, nxt_tier, depth - 1) if depth > 1 else None
+    def after(self, provider: str, tier: str, depth: int = DEPTH) -> float | None:
+        key = (provider, tier, depth)
+        if key not in self.known:  # the same climbs recur from every candidate
+            self.known[key] = self._after(provider, tier, depth)
+        return self.known[key]
+
+    def _after(self, provider: str, tier: str, depth: int) -> float | None:
+        up = routing.escalated(self.complexity, self.providers, Escalation(provider, tier))
+        if up is None:
+            return None  # nowhere to go: count it as tried again where it was
+        nxt, nxt_tier = up
+        further = self.after(nxt.name, nxt_tier.name, depth - 1) if depth > 1 else None
         retried = replace(candidate(nxt, nxt_tier, self.needs), after_failure=further)
         found = self.stats.get((nxt.name, nxt_tier.name), RouteStats())
         return figures_of(retried, found, self.policy).cost_per_landed

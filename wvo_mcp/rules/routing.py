@@ -219,6 +219,15 @@ def route(
     )
 
 
+def escalated(
+    complexity: int, providers: Sequence[Provider], failed_on: Escalation
+) -> tuple[Provider, Tier] | None:
+    """Where a retry after `failed_on` goes when every provider is free: one tier up, or at
+    the top another provider's tier at least as capable (None: nowhere)."""
+    wanted = _eligibility(complexity, providers, failed_on)
+    return next(((p, tiers[0]) for p in providers if (tiers := wanted(p))), None)
+
+
 Eligible = Callable[[Provider], list[Tier]]
 
 

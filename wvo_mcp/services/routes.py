@@ -75,6 +75,9 @@ def usage_now(tx: Tx, providers: Providers, now: datetime) -> dict[str, routing.
     return usage
 
 
+_Key = tuple[int, routing.Estimate, routing.Escalation | None]
+
+
 class Router:
     """Routing decisions within one transaction; usage and the routes' outcome statistics are
     read once, on first need."""
@@ -85,9 +88,8 @@ class Router:
         self.now = now
         self._usage: dict[str, routing.Usage] | None = None
         self._stats: dict[str, dict[tuple[str, str], learning.RouteStats]] | None = None
-        self._decided: dict[
-            tuple[int, routing.Estimate, routing.Escalation | None], routing.Decision
-        ] = {}
+        self._decided: dict[_Key, routing.Decision] = {}
+        self._options: dict[_Key, learning.Options] = {}
 
     def decide(self, row: Row) -> routing.Decision:
         metadata = row["metadata"]
@@ -100,7 +102,9 @@ class Router:
         if row["failed_provider"] is not None and row["failed_tier"] is not None:
             failed_on = routing.Escalation(row["failed_provider"], row["failed_tier"])
             return self._decide(row["complexity"], needs, failed_on)
-        draw = learning.exploring(self.providers.learning, row["id"], row["lease_epoch"])
+        draw = None
+        if self._explorable_class(row["complexity"]):
+            draw = learning.exploring(self.providers.learning, row["id"], row["lease_epoch"])
         if draw is None:
             return self._decide(row["complexity"], needs, None)
         return self._route(row["complexity"], needs, None, draw)  # this attempt's own draws
@@ -127,11 +131,18 @@ class Router:
         failed_on: routing.Escalation | None,
         draw: random.Random | None,
     ) -> routing.Decision:
-        return learning.route(
-            complexity, needs, self.providers.providers, self.usage(), self.now, failed_on,
-            stats=self.stats(learning.task_class(complexity)),
-            policy=self.providers.learning, draw=draw,
-        )  # fmt: skip
+        key = (complexity, needs, failed_on)
+        stats = self.stats(learning.task_class(complexity))
+        policy, providers = self.providers.learning, self.providers.providers
+        found = self._options.get(key)
+        if found is None:  # an exploring attempt shares its candidates with its class
+            found = self._options[key] = learning.options(
+                complexity, needs, providers, self.usage(), self.now, failed_on,
+                stats=stats, policy=policy,
+            )  # fmt: skip
+        return learning.decide(
+            found, providers, self.usage(), self.now, stats=stats, policy=policy, draw=draw
+        )
 
     def usage(self) -> dict[str, routing.Usage]:
         if self._usage is None:
@@ -149,28 +160,43 @@ class Router:
                 by_route[found.provider, found.tier] = found.stats
         return self._stats.get(task_class, {})
 
-    def complexities_for(self, identity: "Identity") -> list[int]:
-        """The complexities whose tasks (with no estimate, failure or pin of their own)
-        routing may send to this tier now: those it sends there, and those whose attempts
-        may explore it."""
-        if any(fits_pin(p, identity) for p in self.providers.pins):
-            return list(range(1, 11))  # a pinned task may have any complexity
-        return [
-            c
-            for c in range(1, 11)
-            if fits(self.fresh(c), identity) or self._explorable(c, identity)
-        ]
+    def reach(self, identity: "Identity") -> "Reach":
+        """Where the tasks routing may send to this tier now are found (`Reach`)."""
+        routed = [c for c in range(1, 11) if fits(self.fresh(c), identity)]
+        explored = [c for c in range(1, 11) if c not in routed and self._explorable(c, identity)]
+        pins = [p for p in self.providers.pins if fits_pin(p, identity)]
+        return Reach(
+            tuple(routed),
+            tuple(explored),
+            tuple(p.epic_id for p in pins if p.epic_id is not None),
+            tuple(p.task_id for p in pins if p.task_id is not None),
+        )
 
     def _explorable(self, complexity: int, identity: "Identity") -> bool:
-        """Whether an exploring attempt of this complexity may be sent to this tier: it is
-        offered, and some route of the class is proven (before that, nothing explores)."""
+        """Whether an exploring attempt of this complexity may be sent to this tier."""
+        offered = learning.offered(identity.provider, complexity)
+        return identity.tier in offered and self._explorable_class(complexity)
+
+    def _explorable_class(self, complexity: int) -> bool:
+        """Whether attempts of this complexity may explore: learning explores, and some
+        route of the class is proven (before that, the static rule decides every one)."""
         policy = self.providers.learning
         if not policy.enabled or policy.explore_share <= 0.0:
             return False
-        if identity.tier not in learning.offered(identity.provider, complexity):
-            return False
         stats = self.stats(learning.task_class(complexity)).values()
         return any(s.attempts >= policy.min_evidence for s in stats)
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """Where a tier's tasks are found: the complexities whose fresh tasks routing sends it,
+    those whose exploring attempts it may be sent (a few of their tasks), and the epics and
+    tasks pinned to it. Each task found is then decided in full."""
+
+    routed: tuple[int, ...]
+    explored: tuple[int, ...]
+    epics: tuple[str, ...]
+    tasks: tuple[str, ...]
 
 
 def fits_pin(pin: learning.Pin, identity: "Identity") -> bool:

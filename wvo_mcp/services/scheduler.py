@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
+from typing import TypeGuard
 
 from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
@@ -155,25 +156,47 @@ def plan_next(
     )
 
 
-# How many candidates a tier's claim looks at before it says nothing routes to it.
+# How many candidates a tier's claim looks at before it says nothing routes to it; and of
+# those, how many of the complexities it gets only when an attempt explores: a tenth of
+# their tasks may explore, and of those few go to any one tier, so reading all of them
+# would cost a learning fleet's every claim a full scan.
 ROUTE_SCAN = 1000
+EXPLORE_SCAN = 100
 
 
 def _routed_to(tx: Tx, router: routes.Router, ident: routes.Identity, stamp: str) -> Iterator[Row]:
     """Claimable tasks routing sends to this tier, best first. Only the ready tasks of the
-    complexities that route there are read (one index range each), plus those whose route
-    is their own and expired leases; each is then decided in full."""
-    streams = [
-        _past_back_off(tx.iter("ready_ranked_with_complexity", (c,)), stamp)
-        for c in router.complexities_for(ident)
-    ]
-    streams.append(_past_back_off(tx.iter("ready_ranked_routed_alone", ()), stamp))
+    complexities that route there are read (one index range each), the first of those an
+    exploring attempt may bring it, its pinned epics' and tasks', those whose route is their
+    own, and expired leases; each is then decided in full."""
+    reach = router.reach(ident)
+
+    def ready(query: str, *args: object) -> Iterator[Row]:
+        return _past_back_off(tx.iter(query, args), stamp)
+
+    streams = [ready("ready_ranked_with_complexity", c) for c in reach.routed]
+    explored = [ready("ready_ranked_with_complexity", c) for c in reach.explored]
+    streams.append(islice(heapq.merge(*explored, key=_rank), EXPLORE_SCAN))
+    streams += [ready("ready_ranked_in_epic", epic) for epic in reach.epics]
+    pinned = (tx.one("task_by_id", (task_id,)) for task_id in reach.tasks)
+    streams.append(iter(sorted((r for r in pinned if _ready(r, stamp)), key=_rank)))
+    streams.append(ready("ready_ranked_routed_alone"))
     streams.append(tx.iter("expired_leases", (stamp,)))
     seen: set[str] = set()
     for row in islice(heapq.merge(*streams, key=_rank), ROUTE_SCAN):
         if row["id"] not in seen and routes.fits(router.decide(row), ident):
             seen.add(row["id"])
             yield row
+
+
+def _ready(row: Row | None, stamp: str) -> TypeGuard[Row]:
+    """A task a claim may take now from the ready queue."""
+    return (
+        row is not None
+        and row["status"] == Status.PENDING
+        and not row["unmet_dependencies"]
+        and (row["not_before"] is None or row["not_before"] <= stamp)
+    )
 
 
 def _refresh_due_scores(tx: Tx, now: datetime, last: str | None) -> bool:
