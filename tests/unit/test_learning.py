@@ -105,9 +105,9 @@ def test_each_outcome_halves_the_past_at_keep_one_half() -> None:
     ("kind", "tokens", "cost", "keep", "match"),
     [
         ("lost", 1, 0.1, 0.9, "not one of"),
-        ("landed", -1, 0.1, 0.9, "0 or more"),
-        ("landed", 1, float("nan"), 0.9, "0 or more"),
-        ("landed", 1, -0.5, 0.9, "0 or more"),
+        ("landed", -1, 0.1, 0.9, "tokens -1: give a finite number >= 0"),
+        ("landed", 1, float("nan"), 0.9, "cost nan: give a finite number >= 0"),
+        ("landed", 1, -0.5, 0.9, "cost -0.5: give a finite number >= 0"),
         ("landed", 1, 0.1, 0.0, "keep"),
         ("landed", 1, 0.1, 1.5, "keep"),
     ],

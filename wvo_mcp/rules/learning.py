@@ -91,16 +91,27 @@ class RouteStats:
     updated_at: datetime | None = None
 
 
-def increments(kind: str, tokens: int, cost: float) -> dict[str, float]:
+def increments(kind: str, tokens: float, cost: float) -> dict[str, float]:
     """What one outcome adds to each decayed sum (for a store that updates in SQL:
-    `x = x * keep + increment`)."""
+    `x = x * keep + increment`), or why it cannot be counted."""
     if kind not in _BUMPS:
-        raise ValidationFailed(f"outcome kind {kind!r} is not one of {', '.join(_BUMPS)}")
-    if not (tokens >= 0 and math.isfinite(cost) and cost >= 0):
-        raise ValidationFailed(f"tokens {tokens!r} and cost {cost!r} must be 0 or more")
+        raise ValidationFailed(f"outcome {kind!r} is not one of {', '.join(_BUMPS)}")
+    for what, amount in (("tokens", tokens), ("cost", cost)):
+        if not (_number(amount) and math.isfinite(amount) and amount >= 0):
+            raise ValidationFailed(f"{what} {amount!r}: give a finite number >= 0")
     added = dict.fromkeys(DECAYED, 0.0)
     added.update(dict.fromkeys(_BUMPS[kind], 1.0))
     return added | {"tokens": float(tokens), "cost": float(cost)}
+
+
+def check_keep(keep: float) -> None:
+    """Refuse a fading factor outside (0, 1]."""
+    if not (_number(keep) and 0 < keep <= 1):
+        raise ValidationFailed(f"keep {keep!r}: give a factor in (0, 1], 0.5 ** (1 / half-life)")
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def recorded(
@@ -112,23 +123,11 @@ def recorded(
     at: datetime | None = None,
 ) -> RouteStats:
     """`stats` after one more outcome of its route (the rule in the module docstring)."""
-    if not 0.0 < keep <= 1.0:
-        raise ValidationFailed(f"keep {keep!r} must be above 0 and at most 1")
+    check_keep(keep)
     add = increments(kind, tokens, cost)
-
-    def sum_(name: str) -> float:
-        return float(getattr(stats, name)) * keep + add[name]
-
     return RouteStats(
         outcomes=stats.outcomes + 1,
-        attempts=sum_("attempts"),
-        first_try_landed=sum_("first_try_landed"),
-        landed=sum_("landed"),
-        returned=sum_("returned"),
-        failed=sum_("failed"),
-        held=sum_("held"),
-        tokens=sum_("tokens"),
-        cost=sum_("cost"),
+        **{name: float(getattr(stats, name)) * keep + add[name] for name in DECAYED},
         updated_at=at if at is not None else stats.updated_at,
     )
 

@@ -78,8 +78,7 @@ def _order(providers: Providers, route: route_outcomes.Route) -> tuple[int, int,
 def view(tx: Tx, providers: Providers, now: datetime) -> RouteBoard:
     """Every task class with its routes' figures and where a fresh task goes, read in one
     transaction (the dashboard's budgets and routing view)."""
-    router = Router(tx, providers, now)
-    found = route_outcomes.all_stats(tx)
+    router = Router(tx, providers, now)  # its statistics, read once, are what it routes on
     policy = providers.learning
     classes = []
     for low, _ in learning.BANDS:
@@ -87,9 +86,11 @@ def view(tx: Tx, providers: Providers, now: datetime) -> RouteBoard:
         decision = router.fresh(low)
         chosen = f"{decision.provider}/{decision.tier}" if decision.routed else None
         rows = []
-        for route in sorted(
-            (r for r in found if r.task_class == name), key=lambda r: _order(providers, r)
-        ):
+        found = (
+            route_outcomes.Route(provider, tier, name, stats)
+            for (provider, tier), stats in router.recorded(name).items()
+        )
+        for route in sorted(found, key=lambda r: _order(providers, r)):
             candidate, configured = _candidate(providers, route, low)
             figures = learning.figures_of(candidate, route.stats, policy)
             rows.append(RouteRow(figures, _state(figures, chosen, configured)))

@@ -4,10 +4,8 @@ route's decayed sums by `keep` and adds its increments (learning.increments), an
 once in `outcomes`, in one upsert inside the caller's transaction. So the statistics change
 exactly when the outcome is recorded, and writers on one route never lose an update."""
 
-import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import get_args
 
 from wvo_mcp import timeutil
 from wvo_mcp.errors import ValidationFailed
@@ -15,7 +13,6 @@ from wvo_mcp.rules import learning
 from wvo_mcp.store import Row, Tx
 
 Kind = learning.OutcomeKind
-KINDS: tuple[Kind, ...] = get_args(Kind)
 # An outcome weighs half as much 10 outcomes of its route later (learning.Policy).
 KEEP = learning.Policy().keep
 
@@ -42,8 +39,12 @@ def record(
     now: datetime,
 ) -> None:
     """One outcome of an attempt routed to provider/tier, for a task of `task_class`."""
-    _check(provider, tier, task_class, kind, tokens, cost, keep)
-    added = learning.increments(kind, int(tokens), float(cost))
+    for what, name in (("provider", provider), ("tier", tier), ("task class", task_class)):
+        if not isinstance(name, str) or not name.strip():
+            raise ValidationFailed(f"{what} {name!r}: give a non-empty name")
+    learning.check_keep(keep)
+    added = learning.increments(kind, tokens, cost)
+    added["tokens"] = float(int(tokens))  # counted in whole tokens
     # Nobody reads its row count: on PostgreSQL it goes out with the next awaited statement.
     tx.send(
         "record_route_outcome",
@@ -69,25 +70,6 @@ def record_attempt(tx: Tx, row: Row, kind: Kind, now: datetime, keep: float = KE
         row["used_tokens"], row["used_cost"], keep, now,
     )  # fmt: skip
     return True
-
-
-def _check(
-    provider: str, tier: str, klass: str, kind: str, tokens: float, cost: float, keep: float
-) -> None:
-    for what, value in (("provider", provider), ("tier", tier), ("task class", klass)):
-        if not isinstance(value, str) or not value.strip():
-            raise ValidationFailed(f"{what} {value!r}: give a non-empty name")
-    if kind not in KINDS:
-        raise ValidationFailed(f"outcome {kind!r} is not one of {', '.join(KINDS)}")
-    if not (_number(keep) and 0 < keep <= 1):
-        raise ValidationFailed(f"keep {keep!r}: give a factor in (0, 1], 0.5 ** (1 / half-life)")
-    for what, amount in (("tokens", tokens), ("cost", cost)):
-        if not (_number(amount) and math.isfinite(amount) and amount >= 0):
-            raise ValidationFailed(f"{what} {amount!r}: give a finite number >= 0")
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _route(row: Row) -> Route:

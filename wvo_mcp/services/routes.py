@@ -150,9 +150,14 @@ class Router:
         return self._usage
 
     def stats(self, task_class: str) -> dict[tuple[str, str], learning.RouteStats]:
-        """The outcome statistics of one task class's routes, by (provider, tier)."""
+        """The outcome statistics routing weighs for one task class's routes, by (provider,
+        tier): none with learning off."""
         if not self.providers.learning.enabled:
             return {}
+        return self.recorded(task_class)
+
+    def recorded(self, task_class: str) -> dict[tuple[str, str], learning.RouteStats]:
+        """One task class's routes' statistics as recorded, by (provider, tier)."""
         if self._stats is None:
             self._stats = {}
             for found in route_outcomes.all_stats(self.tx):
