@@ -38,6 +38,7 @@ goes to stdout, progress to stderr; the exit code is 0 whatever the figures.
 
 from __future__ import annotations
 
+import functools
 import random
 import tempfile
 import time
@@ -306,12 +307,18 @@ async def worker(
     return moved.status, used.cost
 
 
+@functools.cache
+def static_providers() -> provider_config.Providers:
+    """The scenario's providers file, parsed once (the truth's routes and escalations)."""
+    return provider_config.parse(providers_yaml("  enabled: false"), "bench")
+
+
 def chain(
     config: Config, index: int, complexity: int, route: tuple[str, str], left: int
 ) -> tuple[float, float]:
     """Expected cost and landing odds of a task of `complexity` (task `index`) from a try on
     `route` with `left` tries left, each failure escalated by routing's rule."""
-    found = provider_config.parse(providers_yaml("  enabled: false"), "bench")
+    found = static_providers()
     needs = found.estimate(complexity, {})
     landing, tokens = truth(route, task_class(complexity), index, config.tasks, config.degraded)
     _, _, cin, cout = TIERS[route]
@@ -327,7 +334,7 @@ def good_routes(config: Config, index: int) -> dict[str, set[tuple[str, str]]]:
     """Per class, the first routes whose true cost per landed change for task `index` (at
     its class's lowest complexity, as the hidden odds have it) is within GOOD_ENOUGH of the
     lowest: between those, a choice is a coin toss worth nothing."""
-    found = provider_config.parse(providers_yaml("  enabled: false"), "bench")
+    found = static_providers()
     good = {}
     for low, _ in BANDS:
         firsts = [(p.name, t.name) for p in found.providers for t in offered(p, low)]
