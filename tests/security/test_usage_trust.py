@@ -6,7 +6,8 @@ no task, and more tokens than any model's context holds; and, for its own task, 
 tier, failures that would open a breaker. An agent token over a real `serve --http` reports
 for a provider its agent does not run on. Each test then reads the host's database: budgets
 and breakers follow only what the autopilot saw the worker's CLI report, and only the
-reports the rule accepts are kept at all."""
+reports the rule accepts are kept at all; the learned route's statistics count only what
+the autopilot charged, so a worker's report cannot steer routing."""
 
 import json
 from pathlib import Path
@@ -76,6 +77,8 @@ def host(state: Path) -> dict[str, list[tuple[Any, ...]]]:
                  "calls, failures"),
                 ("provider_breakers", "provider, state, failures, opens"),
                 ("agent_usage", "agent_id, day, input_tokens, output_tokens"),
+                ("route_outcomes", "provider, tier, task_class, outcomes, attempts, "
+                 "first_try_landed, failed, tokens"),
             )
         }  # fmt: skip
 
@@ -120,6 +123,11 @@ def test_a_worker_reports_usage_for_nothing_but_its_own_run(tmp_path: Path) -> N
     assert all(s == "closed" and failures == 0 for _, s, failures, _ in
                state["provider_breakers"]), state  # fmt: skip
     assert [(a, i, o) for a, _, i, o in state["agent_usage"]] == [("alpha-1", seen_in, seen_out)]
+    # The learned route's statistics: P's one attempt, landed, at what the autopilot charged;
+    # no failure the worker reported, no route it named, none of its tokens.
+    assert state["route_outcomes"] == [
+        ("alpha", "all", "c1-3", 1, 1.0, 1.0, 0.0, float(seen_in + seen_out))
+    ], state
     noted = [reason for _, kind, _, reason in trail(project, "P") if kind == "usage_reported"]
     assert noted == [
         f"1000 input and 1000 output tokens on alpha/all ({o['outcome']}), as the worker "
