@@ -546,16 +546,18 @@ class Orchestrator:
         model: str,
         input_tokens: int,
         output_tokens: int,
-        attempt: bool = False,
+        worker: str | None = None,
+        token: str | None = None,
     ) -> None:
-        """A run the autopilot made for a task that no longer holds it (it submitted): its
-        usage counts towards what the task cost (record_usage without the task charges the
-        provider's budgets); `attempt`: the worker's run, also the attempt's cost."""
+        """A run the autopilot made for a task that the run no longer holds: its usage
+        counts towards what the task cost (record_usage without the task charges the
+        provider's budgets); `worker` and its lease `token`: the worker's run, also its
+        attempt's cost (routes.charge_task)."""
         await self.db.write(
             partial(
                 routes.charge_task, providers=self.providers, task_id=task_id,
                 provider=provider, model=model, input_tokens=input_tokens,
-                output_tokens=output_tokens, attempt=attempt,
+                output_tokens=output_tokens, now=self.clock(), worker=worker, token=token,
             )
         )  # fmt: skip
 

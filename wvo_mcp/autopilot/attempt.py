@@ -3,8 +3,10 @@
 event stream, watched for silence, a resource limit or the end of a drain's grace, and
 killed as one group, whatever it started."""
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -13,12 +15,12 @@ from pathlib import Path
 from typing import TextIO
 
 import anyio
-from anyio.abc import Process
-from anyio.streams.buffered import BufferedByteReceiveStream
+from anyio.abc import ByteReceiveStream, Process, UNIXSocketStream
 
 from wvo_mcp import timeutil
 from wvo_mcp.autopilot import events, isolation, orphans
 from wvo_mcp.autopilot.gateway import Gateway
+from wvo_mcp.autopilot.lines import Lines
 from wvo_mcp.autopilot.slots import DRAINED, Slot
 from wvo_mcp.config import Settings
 from wvo_mcp.git import Git
@@ -27,6 +29,7 @@ from wvo_mcp.sandbox.toolchain import Toolchain
 from wvo_mcp.services.tokens import Scope
 
 LINE_BYTES = 1024 * 1024  # a longer output line is dropped, not buffered
+CHUNK_BYTES = 65_536  # read at a time from the CLI's stdout and stderr
 KILL_GRACE_S = 5.0
 RUN_LOG_BYTES = 8 * 1024 * 1024  # of a worker's output, per run
 
@@ -114,30 +117,50 @@ class Executor:
     ) -> events.Finish:
         stream = events.stream_for(slot.kind.kind)
         slot.tail.clear()
-        process = await anyio.open_process(
-            ready.argv,
-            cwd=ready.cwd,
-            env=ready.env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=run_log,
-            start_new_session=True,  # its own process group, killed as one
-            pass_fds=ready.pass_fds,
-        )
+        # Its stdout and stderr are sockets, not pipes: a process it starts can reopen a pipe
+        # through /proc/<pid>/fd and write lines the autopilot would read as the CLI's own;
+        # a socket cannot be opened that way (docs/security.md, "What a run is charged").
+        with contextlib.ExitStack() as ends:
+            out, out_child = _socket_pair(ends)
+            err, err_child = _socket_pair(ends)
+            process = await anyio.open_process(
+                ready.argv,
+                cwd=ready.cwd,
+                env=ready.env,
+                stdin=subprocess.PIPE,
+                stdout=out_child.fileno(),
+                stderr=err_child.fileno(),
+                start_new_session=True,  # its own process group, killed as one
+                pass_fds=ready.pass_fds,
+            )
+            ends.pop_all()  # the CLI has its ends; the autopilot's are its streams'
+        out_child.close()
+        err_child.close()
+        stdout = await UNIXSocketStream.from_socket(out)
+        stderr = await UNIXSocketStream.from_socket(err)
         slot.pgid, slot.started = process.pid, orphans.start_ticks(process.pid)
         seen = _Seen(time.monotonic())
+        log = _Log(run_log)
         try:
             async with anyio.create_task_group() as group:
                 watch = self._watch
                 group.start_soon(watch, slot, task_id, ready, process, seen, group.cancel_scope)
                 group.start_soon(_feed, process, ready.stdin)
-                await _read(process, run_log, stream, slot, seen)
+                group.start_soon(_copy, stderr, log)
+                lines = await _read(stdout, log, stream, slot, seen)
+                if lines.dropped:
+                    self.say(
+                        f"{slot.agent_id} {task_id}: {lines.dropped} output line(s) over "
+                        f"{LINE_BYTES} bytes dropped"
+                    )
                 code = await process.wait()
                 group.cancel_scope.cancel()
         finally:
             # Whatever it started (its tools, its shells) goes with it.
             with anyio.CancelScope(shield=True):
                 await _kill(process)
+                await stdout.aclose()
+                await stderr.aclose()
             ended = timeutil.to_text(timeutil.now())
             run_log.write(f"# wvo-mcp autopilot: exited with {process.returncode} at {ended}\n")
         if seen.hung:
@@ -185,28 +208,74 @@ async def _feed(process: Process, prompt: bytes) -> None:
         await process.stdin.aclose()
 
 
+def _socket_pair(ends: contextlib.ExitStack) -> tuple[socket.socket, socket.socket]:
+    """(the autopilot's end, the CLI's end) of a stream socket pair, both closed with `ends`
+    unless it lets them go. Only the CLI writes."""
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    ends.callback(mine.close)
+    ends.callback(theirs.close)
+    mine.shutdown(socket.SHUT_WR)
+    theirs.shutdown(socket.SHUT_RD)
+    return mine, theirs
+
+
+class _Log:
+    """The run's log: a worker's stdout lines and its stderr, RUN_LOG_BYTES at most."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.written = 0
+
+    def write(self, text: str) -> None:
+        if self.written >= RUN_LOG_BYTES:  # a chatty worker fills no disk
+            return
+        text = text[: RUN_LOG_BYTES - self.written]
+        self.written += len(text)
+        self.out.write(text)
+        if self.written >= RUN_LOG_BYTES:
+            self.out.write(f"\n# wvo-mcp autopilot: log cut at {RUN_LOG_BYTES} bytes\n")
+
+
 async def _read(
-    process: Process, run_log: TextIO, stream: events.Stream, slot: Slot, seen: _Seen
-) -> None:
-    assert process.stdout is not None
-    lines = BufferedByteReceiveStream(process.stdout)
-    logged = 0
+    stdout: ByteReceiveStream, log: _Log, stream: events.Stream, slot: Slot, seen: _Seen
+) -> Lines:
+    """The CLI's stdout, line by line, into its log and its event stream, until it ends.
+    Whatever it prints (one endless line, NUL bytes, broken UTF-8), each pass awaits a
+    receive, so the watch and a drain go on."""
+    lines = Lines(LINE_BYTES)
     while True:
         try:
-            line = await lines.receive_until(b"\n", LINE_BYTES)
-        except (anyio.EndOfStream, anyio.IncompleteRead):
+            chunk = await stdout.receive(CHUNK_BYTES)
+        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            break
+        ended, dropped = lines.ended, lines.dropped
+        for line in lines.feed(chunk):
+            _line(line, log, stream, slot)
+        if lines.ended != ended:
+            seen.last = time.monotonic()
+        if lines.dropped and not dropped:  # said once a run
+            log.write(f"# wvo-mcp autopilot: an output line over {LINE_BYTES} bytes dropped\n")
+    last = lines.end()
+    if last is not None:
+        _line(last, log, stream, slot)
+    return lines
+
+
+def _line(line: bytes, log: _Log, stream: events.Stream, slot: Slot) -> None:
+    text = line.decode("utf-8", errors="replace")
+    log.write(text + "\n")
+    stream.feed(text)
+    slot.tail.append(events.glimpse(text))
+
+
+async def _copy(stderr: ByteReceiveStream, log: _Log) -> None:
+    """The CLI's stderr into its log, as it comes."""
+    while True:
+        try:
+            chunk = await stderr.receive(CHUNK_BYTES)
+        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
             return
-        except anyio.DelimiterNotFound:
-            continue  # an oversized line: skipped
-        seen.last = time.monotonic()
-        text = line.decode("utf-8", errors="replace")
-        if logged < RUN_LOG_BYTES:  # a chatty worker fills no disk
-            logged += len(line) + 1
-            run_log.write(text + "\n")
-            if logged >= RUN_LOG_BYTES:
-                run_log.write(f"# wvo-mcp autopilot: log cut at {RUN_LOG_BYTES} bytes\n")
-        stream.feed(text)
-        slot.tail.append(events.glimpse(text))
+        log.write(chunk.decode("utf-8", errors="replace"))
 
 
 async def _kill(process: Process) -> None:

@@ -9,6 +9,7 @@ code and, on failure, the same message patterns.
 
 Every line is untrusted: a line that is not JSON, or not an object, is ignored."""
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
@@ -113,57 +114,94 @@ def glimpse(line: str) -> str:
     return f"[{_text(event.get('type')) or '?'}] {shown}".rstrip()[:GLIMPSE_CHARS]
 
 
+def tampered(lines: int, kind: str) -> str:
+    """Why a run's outcome is not taken from its output: `lines` final lines where its CLI
+    writes one (a process it started wrote to its output, or tried to)."""
+    return (
+        f"its output held {lines} {kind} lines where its CLI writes one: something it ran "
+        "wrote to its output; counted as a failed attempt, charged the most any line said"
+    )
+
+
+def _most(a: Usage, b: Usage) -> Usage:
+    """Per figure, the larger: what a run is charged when its output says it twice."""
+    costs = [c for c in (a.cost_usd, b.cost_usd) if c is not None]
+    return Usage(
+        max(a.input_tokens, b.input_tokens),
+        max(a.output_tokens, b.output_tokens),
+        max(costs) if costs else None,
+    )
+
+
 @dataclass
 class ClaudeStream:
-    """Claude Code's stream-json: the last `result` line decides."""
+    """Claude Code's stream-json: one `result` line at the end decides. More than one is
+    tampering (docs/security.md, "What a run is charged"): the most any of them said is
+    charged, and the outcome is a plain failure, unless a success came first, which no later
+    line undoes."""
 
-    result: dict[str, Any] | None = None
+    results: list[dict[str, Any]] = field(default_factory=list)
 
     def feed(self, line: str) -> None:
         event = _object(line)
         if event is not None and event.get("type") == "result":
-            self.result = event
+            self.results.append(event)
 
     def finish(self, exit_code: int | None) -> Finish:
-        result = self.result
-        if result is None:
+        if not self.results:
             return Finish("failure", Usage(), f"no result line (exit code {exit_code})")
-        usage = result.get("usage")
-        usage = usage if isinstance(usage, dict) else {}
-        cost = result.get("total_cost_usd")
-        counted = Usage(
-            input_tokens=sum(
-                _count(usage.get(key))
-                for key in (
-                    "input_tokens",
-                    "cache_creation_input_tokens",
-                    "cache_read_input_tokens",
-                )
-            ),
-            output_tokens=_count(usage.get("output_tokens")),
-            cost_usd=float(cost) if isinstance(cost, int | float) and cost >= 0 else None,
-        )
-        denials = result.get("permission_denials")
-        denied = tuple(
-            sorted(
-                {
-                    _text(d.get("tool_name"))[:100] or "?"
-                    for d in (denials if isinstance(denials, list) else [])
-                    if isinstance(d, dict)
-                }
+        finishes = [_claude_finish(result, exit_code) for result in self.results]
+        if len(finishes) == 1:
+            return finishes[0]
+        usage = finishes[0].usage
+        for other in finishes[1:]:
+            usage = _most(usage, other.usage)
+        first = finishes[0]
+        if first.outcome == "success":
+            return dataclasses.replace(first, usage=usage)
+        return Finish("failure", usage, tampered(len(finishes), "result"))
+
+
+def _claude_finish(result: dict[str, Any], exit_code: int | None) -> Finish:
+    """What one `result` line says."""
+    usage = result.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
+    cost = result.get("total_cost_usd")
+    counted = Usage(
+        input_tokens=sum(
+            _count(usage.get(key))
+            for key in (
+                "input_tokens",
+                "cache_creation_input_tokens",
+                "cache_read_input_tokens",
             )
+        ),
+        output_tokens=_count(usage.get("output_tokens")),
+        cost_usd=float(cost)
+        if isinstance(cost, int | float) and not isinstance(cost, bool) and 0 <= cost < 1e9
+        else None,
+    )
+    denials = result.get("permission_denials")
+    denied = tuple(
+        sorted(
+            {
+                _text(d.get("tool_name"))[:100] or "?"
+                for d in (denials if isinstance(denials, list) else [])
+                if isinstance(d, dict)
+            }
         )
-        message = _text(result.get("result"))
-        if result.get("is_error") is not True and exit_code == 0:
-            return Finish("success", counted, message, denied)
-        status = result.get("api_error_status")
-        if result.get("terminal_reason") == "prompt_too_long":
-            outcome: Outcome = "context_limit"
-        elif isinstance(status, int) and status in _BY_STATUS:
-            outcome = _BY_STATUS[status]
-        else:
-            outcome = classify(message) or "failure"
-        return Finish(outcome, counted, message, denied)
+    )
+    message = _text(result.get("result"))
+    if result.get("is_error") is not True and exit_code == 0:
+        return Finish("success", counted, message, denied)
+    status = result.get("api_error_status")
+    if result.get("terminal_reason") == "prompt_too_long":
+        outcome: Outcome = "context_limit"
+    elif isinstance(status, int) and status in _BY_STATUS:
+        outcome = _BY_STATUS[status]
+    else:
+        outcome = classify(message) or "failure"
+    return Finish(outcome, counted, message, denied)
 
 
 @dataclass
@@ -178,6 +216,7 @@ class CodexStream:
     last_error: str = ""
     said: str = ""  # the last agent message: what a reviewer answered
     completed: bool = False
+    finals: list[str] = field(default_factory=list)  # turn.completed / turn.failed, in order
 
     def feed(self, line: str) -> None:
         event = _object(line)
@@ -186,14 +225,16 @@ class CodexStream:
         kind = event.get("type")
         if kind == "turn.completed":
             self.completed = True
+            self.finals.append("completed")
             usage = event.get("usage")
-            if isinstance(usage, dict):
-                self.usage = Usage(
-                    _count(usage.get("input_tokens")), _count(usage.get("output_tokens"))
-                )
+            if isinstance(usage, dict):  # the thread's so far: the most said is charged
+                said = Usage(_count(usage.get("input_tokens")), _count(usage.get("output_tokens")))
+                self.usage = _most(self.usage, said)
         elif kind == "turn.failed":
+            self.finals.append("failed")
             error = event.get("error")
-            self.failed = _text(error.get("message")) if isinstance(error, dict) else ""
+            if self.failed is None:
+                self.failed = _text(error.get("message")) if isinstance(error, dict) else ""
         elif kind == "error":
             self.last_error = _text(event.get("message"))
         elif kind == "item.completed":
@@ -202,8 +243,13 @@ class CodexStream:
                 self.said = _text(item.get("text"))
 
     def finish(self, exit_code: int | None) -> Finish:
-        if exit_code == 0 and self.completed and self.failed is None:
+        # One turn ends once: a failure after its completion, a second failure or a
+        # completion after a failure was written by something the run started.
+        first = self.finals[0] if self.finals else None
+        if exit_code == 0 and first == "completed":
             return Finish("success", self.usage, self.said)
+        if self.finals.count("failed") > 1 or (first == "failed" and self.completed):
+            return Finish("failure", self.usage, tampered(len(self.finals), "turn end"))
         message = self.failed or self.last_error or f"exit code {exit_code}"
         return Finish(classify(message) or "failure", self.usage, message)
 

@@ -481,7 +481,8 @@ class Autopilot:
         usage = finish.usage
         self.summary.input_tokens += usage.input_tokens
         self.summary.output_tokens += usage.output_tokens
-        self.summary.cost_usd += usage.cost_usd or 0.0
+        _, tier = self.orchestrator.providers.resolve(slot.provider, model)
+        self.summary.cost_usd += settle.cost(usage, tier)
         detail = await self.orchestrator.get_task(task_id)
         settled = settle.settle(finish, settle.Standing.of(detail), slot.agent_id)
         finish, holding = settled.finish, settled.holding
@@ -493,10 +494,10 @@ class Autopilot:
             task_id if holding else None,
             token if holding else None,
         )
-        if settled.charge:  # what this run cost counts towards what its landed change cost
+        if settled.charge:  # whichever way its attempt ended, what it cost is the attempt's
             await self.orchestrator.charge_task(
                 task_id, slot.provider, model, usage.input_tokens, usage.output_tokens,
-                attempt=True,
+                worker=slot.agent_id, token=token,
             )  # fmt: skip
         if settled.take:
             await self.intake.take(slot.agent_id, task_id, repo, start)

@@ -37,7 +37,10 @@ class Standing:
 class Settlement:
     finish: events.Finish  # as recorded: "auth" when its CLI was refused a tool it needed
     holding: bool  # the run still holds the task: its outcome is recorded against the task
-    charge: bool  # it submitted: the run's cost counts towards what its change cost
+    # It no longer holds its task (it submitted, gave up or lost its lease): what it cost
+    # is charged to the task and its attempt apart (routes.charge_task); while it holds
+    # the task, recording the run charges both.
+    charge: bool
     take: bool  # its submission waits to be taken (nothing else follows)
     tell_auth: bool  # its provider's login, key or tools were refused
     release: Status | None  # handed back: PENDING costs the task nothing, FAILED an attempt
@@ -58,11 +61,18 @@ def settle(finish: events.Finish, standing: Standing, agent_id: str) -> Settleme
     return Settlement(
         finish=finish,
         holding=holding,
-        charge=submitted,
+        charge=not holding,
         take=take,
         tell_auth=not take and finish.outcome == "auth",
         release=release,
     )
+
+
+def cost(usage: events.Usage, tier: routing.Tier) -> float:
+    """What a run cost, for --max-cost: its tokens at its tier's prices, or what its CLI
+    said if more (a worker's commands can lower neither the tokens nor this)."""
+    priced = routing.Estimate(usage.input_tokens, usage.output_tokens).cost(tier)
+    return max(usage.cost_usd or 0.0, priced)
 
 
 def recorded(finish: events.Finish) -> bool:

@@ -72,6 +72,20 @@ def record_attempt(tx: Tx, row: Row, kind: Kind, now: datetime, keep: float = KE
     return True
 
 
+def add_cost(
+    tx: Tx, provider: str, tier: str, task_class: str, tokens: int, cost: float, now: datetime
+) -> None:
+    """What an attempt cost after its outcome was counted (its worker's run went on after
+    it gave up, or after its lease was lost): its route's tokens and cost, as part of that
+    outcome, so every attempt's spend reaches its route's cost per landed change."""
+    learning.increments("failed", tokens, cost)  # refuses what it cannot count
+    tx.send(
+        "add_route_cost",
+        {"provider": provider, "tier": tier, "task_class": task_class,
+         "tokens": float(int(tokens)), "cost": float(cost), "now": timeutil.to_text(now)},
+    )  # fmt: skip
+
+
 def _route(row: Row) -> Route:
     stats = learning.RouteStats(
         outcomes=int(row["outcomes"]),

@@ -24,6 +24,7 @@ from wvo_mcp.models import (
 from wvo_mcp.providers import Providers
 from wvo_mcp.rules import learning, routing
 from wvo_mcp.rules.routing import Breaker, Outcome
+from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services import route_outcomes
 from wvo_mcp.store import Answer, Row, Tx
 
@@ -338,18 +339,30 @@ def charge_task(
     model: str,
     input_tokens: int,
     output_tokens: int,
-    attempt: bool = False,
+    now: datetime,
+    worker: str | None = None,
+    token: str | None = None,
 ) -> None:
-    """A run made for a task that no longer holds it (its worker submitted): its usage is
-    the task's all the same. Only the task's tally: record_usage without a task charges the
-    provider. `attempt`: the worker's own run, whose cost is also the attempt's, which its
-    route's outcome statistics count when it lands or comes back (not a reviewer's)."""
+    """A run made for a task that its run no longer holds: its usage is the task's all the
+    same. Only the task's tally: record_usage without a task charges the provider.
+    `worker` (with the run's lease `token`): the worker's own run, whose cost is also its
+    attempt's. While the attempt is open (submitted, or waiting for approval) it counts when
+    the attempt lands or comes back; once its outcome was counted (it gave up, or lost its
+    lease), it goes to that route's statistics at once (not a reviewer's run)."""
     _, tier = providers.resolve(provider, model)
-    if tx.one("task_by_id", (task_id,)) is None:
+    row = tx.one("task_by_id", (task_id,))
+    if row is None:
         raise NotFound(f"no task with id {task_id!r}")
     cost = routing.Estimate(input_tokens, output_tokens).cost(tier)
-    if attempt:
-        tx.run("add_task_usage", (input_tokens + output_tokens, cost, task_id, provider))
+    tokens = input_tokens + output_tokens
+    if worker is not None:
+        held = token is not None and row["lease_token"] == token
+        submitted = row["status"] == Status.NEEDS_REVIEW.value and row["submitted_by"] == worker
+        if held or submitted:
+            tx.run("add_task_usage", (tokens, cost, task_id, provider))
+        else:
+            task_class = learning.task_class(row["complexity"])
+            route_outcomes.add_cost(tx, provider, tier.name, task_class, tokens, cost, now)
     _charge(tx, task_id, provider, tier.name, input_tokens, output_tokens, cost)
 
 

@@ -891,6 +891,17 @@ ON CONFLICT (provider, tier, task_class) DO UPDATE SET
     cost = cost * :keep + excluded.cost,
     updated_at = excluded.updated_at;
 
+-- name: add_route_cost
+-- What an attempt cost after its outcome was counted: added to its route's tokens and cost
+-- as part of that outcome (no outcome of its own, nothing faded).
+INSERT INTO route_outcomes (provider, tier, task_class, outcomes, attempts, first_try_landed,
+    landed, returned, failed, held, tokens, cost, updated_at)
+VALUES (:provider, :tier, :task_class, 0, 0, 0, 0, 0, 0, 0, :tokens, :cost, :now)
+ON CONFLICT (provider, tier, task_class) DO UPDATE SET
+    tokens = tokens + excluded.tokens,
+    cost = cost + excluded.cost,
+    updated_at = excluded.updated_at;
+
 -- name: route_outcomes_all
 -- Every route's decayed sums, in one order.
 SELECT provider, tier, task_class, outcomes, attempts, first_try_landed, landed, returned,
