@@ -130,3 +130,75 @@ def test_a_plain_cli_is_judged_by_exit_code_and_its_last_words() -> None:
 def test_classify_leaves_unknown_messages_alone() -> None:
     assert classify("segmentation fault") is None
     assert classify("Prompt is too long · the request is ~250000 tokens") == "context_limit"
+
+
+# -- tampering: lines a process the worker started wrote to its CLI's output ------------------
+
+
+def result_line(is_error: bool, tokens: int, status: int | None = None, cost: float = 0) -> str:
+    return json.dumps({
+        "type": "result", "is_error": is_error, "api_error_status": status, "result": "said",
+        "total_cost_usd": cost, "usage": {"input_tokens": tokens, "output_tokens": tokens},
+    })  # fmt: skip
+
+
+REAL_SUCCESS = result_line(False, 850_000, cost=3.3)
+REAL_FAILURE = result_line(True, 40_000, cost=0.2)
+
+
+@pytest.mark.parametrize(
+    ("lines", "exit_code", "outcome"),
+    [
+        # a forged cheap success after the real one: the real figures stand
+        ([REAL_SUCCESS, result_line(False, 1)], 0, "success"),
+        # a forged 401 after a success: no later line undoes a success
+        ([REAL_SUCCESS, result_line(True, 1, 401)], 0, "success"),
+        # a forged 429 after a run that failed by itself: a plain failure, not blameless
+        ([REAL_FAILURE, result_line(True, 1, 429)], 1, "failure"),
+        # forged before the real one: the most said is charged, and no success is taken
+        ([result_line(False, 1), REAL_FAILURE], 1, "failure"),
+        ([result_line(True, 1, 401), REAL_SUCCESS], 0, "failure"),
+    ],
+)
+def test_more_than_one_result_line_is_tampering(
+    lines: list[str], exit_code: int, outcome: str
+) -> None:
+    stream = ClaudeStream()
+    for line in lines:
+        stream.feed(line)
+    finish = stream.finish(exit_code)
+    assert finish.outcome == outcome, finish
+    most = max(json.loads(line)["usage"]["input_tokens"] for line in lines)
+    assert (finish.usage.input_tokens, finish.usage.output_tokens) == (most, most)
+    assert finish.usage.cost_usd == max(json.loads(line)["total_cost_usd"] for line in lines)
+    if outcome == "failure":
+        assert "held 2 result lines" in finish.message
+
+
+def turn(kind: str, tokens: int = 0) -> str:
+    if kind == "completed":
+        return json.dumps({"type": "turn.completed",
+                           "usage": {"input_tokens": tokens, "output_tokens": tokens}})  # fmt: skip
+    return json.dumps({"type": "turn.failed", "error": {"message": "429 Too Many Requests"}})
+
+
+@pytest.mark.parametrize(
+    ("lines", "exit_code", "outcome"),
+    [
+        ([turn("completed", 900), turn("failed")], 0, "success"),  # no failure after success
+        ([turn("completed", 900), turn("completed", 1)], 0, "success"),  # the most is kept
+        ([turn("failed"), turn("failed")], 1, "failure"),  # a second end: not blameless
+        ([turn("failed"), turn("completed", 900)], 0, "failure"),
+        ([turn("failed")], 1, "rate_limited"),  # one end, as Codex writes it
+    ],
+)
+def test_codex_turn_ends_after_the_first_are_tampering(
+    lines: list[str], exit_code: int, outcome: str
+) -> None:
+    stream = CodexStream()
+    for line in lines:
+        stream.feed(line)
+    finish = stream.finish(exit_code)
+    assert finish.outcome == outcome, finish
+    if any('"turn.completed"' in line for line in lines):
+        assert finish.usage.input_tokens == 900

@@ -141,18 +141,14 @@ class Executor:
         slot.pgid, slot.started = process.pid, orphans.start_ticks(process.pid)
         seen = _Seen(time.monotonic())
         log = _Log(run_log)
+        lines = Lines(LINE_BYTES)
         try:
             async with anyio.create_task_group() as group:
                 watch = self._watch
                 group.start_soon(watch, slot, task_id, ready, process, seen, group.cancel_scope)
                 group.start_soon(_feed, process, ready.stdin)
                 group.start_soon(_copy, stderr, log)
-                lines = await _read(stdout, log, stream, slot, seen)
-                if lines.dropped:
-                    self.say(
-                        f"{slot.agent_id} {task_id}: {lines.dropped} output line(s) over "
-                        f"{LINE_BYTES} bytes dropped"
-                    )
+                await _read(stdout, lines, log, stream, slot, seen)
                 code = await process.wait()
                 group.cancel_scope.cancel()
         finally:
@@ -163,6 +159,11 @@ class Executor:
                 await stderr.aclose()
             ended = timeutil.to_text(timeutil.now())
             run_log.write(f"# wvo-mcp autopilot: exited with {process.returncode} at {ended}\n")
+        if lines.dropped:
+            self.say(
+                f"{slot.agent_id} {task_id}: {lines.dropped} output line(s) over {LINE_BYTES} "
+                "bytes dropped"
+            )
         if seen.hung:
             drained = time.monotonic() > self._deadline()
             finish = stopped(drained, seen.limit, slot.kind.hang_seconds)
@@ -237,12 +238,16 @@ class _Log:
 
 
 async def _read(
-    stdout: ByteReceiveStream, log: _Log, stream: events.Stream, slot: Slot, seen: _Seen
-) -> Lines:
+    stdout: ByteReceiveStream,
+    lines: Lines,
+    log: _Log,
+    stream: events.Stream,
+    slot: Slot,
+    seen: _Seen,
+) -> None:
     """The CLI's stdout, line by line, into its log and its event stream, until it ends.
     Whatever it prints (one endless line, NUL bytes, broken UTF-8), each pass awaits a
     receive, so the watch and a drain go on."""
-    lines = Lines(LINE_BYTES)
     while True:
         try:
             chunk = await stdout.receive(CHUNK_BYTES)
@@ -258,7 +263,6 @@ async def _read(
     last = lines.end()
     if last is not None:
         _line(last, log, stream, slot)
-    return lines
 
 
 def _line(line: bytes, log: _Log, stream: events.Stream, slot: Slot) -> None:

@@ -38,6 +38,17 @@ A hostile worker, for tests/security/test_worker_tenancy.py (a worker is a tenan
   text}) and metadata.fake_state_links' links ({path: target}) with its work: where the
   state folder lies in the person's repository, or in place of it
   (tests/security/test_state_folder_commits.py).
+A worker that meddles with its own output (tests/security/test_run_metering.py):
+- forge_output / forge_output_fail (metadata.fake_forge_line): starts a process, as its
+  shell tool would, that writes the forged line into the CLI's output after the CLI ended:
+  through /proc/<cli>/fd/1, or (metadata.fake_forge_inherit) the stdout it inherited; the
+  run then succeeds (forge) or fails by itself (forge_fail); what the process could do is
+  in a checkpoint (`forger: opened` or `forger: refused: ENXIO`);
+- longline: prints 2 MiB with no newline, then hangs, or with metadata.fake_longline_end
+  ends the line and works its task;
+- give_up: gives its task up with plan_update(failed), as the work loop asks of a worker
+  that cannot finish, and ends its run well.
+metadata.fake_usage ({input_tokens, output_tokens}) is what its result line reports.
 Any mode waits first when metadata.fake_wait names a file: it says so with `<name>.waiting`
 in its repository and waits (heartbeating) until the file appears there.
 metadata.fake_files ({path: text}) are written before an ordinary commit;
@@ -87,6 +98,9 @@ CODEX_ERRORS = {
 CODEX = False  # set when run as `codex exec --json`
 
 
+USED: dict[str, int] = {}  # metadata.fake_usage: what this run reports instead of USAGE
+
+
 def result(
     is_error: bool,
     text: str,
@@ -107,7 +121,7 @@ def result(
         "type": "result", "subtype": "success", "is_error": is_error,
         "api_error_status": status, "result": text, "terminal_reason": reason,
         "total_cost_usd": 0 if is_error else 0.01,
-        "usage": {k: 0 for k in USAGE} if is_error else USAGE,
+        "usage": USED or ({k: 0 for k in USAGE} if is_error else USAGE),
         "permission_denials": [{"tool_name": t, "tool_use_id": "toolu_1", "tool_input": {}}
                                for t in denied],
     })  # fmt: skip
@@ -513,6 +527,7 @@ async def work(text: str, model: str, server: Server) -> int:
         metadata = task.get("metadata", {})
         resumed = "An earlier attempt got this far" in text
         mode = mode_of(metadata, agent_id, model, resumed)
+        USED.update(metadata.get("fake_usage", {}))
         if mode == "denied":  # the CLI would not let it run what it needed
             result(False, "I could not run the tests: permission denied.", denied=("Bash",))
             return 0
@@ -525,6 +540,26 @@ async def work(text: str, model: str, server: Server) -> int:
             return 1
         await call("checkpoint", summary=f"half of {task_id}", progress=50,
                    next_steps="write the file", **held)  # fmt: skip
+        if mode == "longline":
+            sys.stdout.write("x" * (2 << 20))
+            sys.stdout.flush()
+            if not metadata.get("fake_longline_end"):
+                await anyio.sleep(3600)
+            sys.stdout.write("\n")
+        if mode in ("forge_output", "forge_output_fail"):
+            inherit = bool(metadata.get("fake_forge_inherit"))
+            said = await anyio.to_thread.run_sync(
+                start_forger, metadata["fake_forge_line"], inherit
+            )
+            await call("checkpoint", summary=f"forger: {said}", **held)
+            if mode == "forge_output_fail":
+                result(True, "the tests would not pass")
+                return 1
+        if mode == "give_up":
+            reason = "cannot finish: the task needs a person's decision"
+            await call("plan_update", status="failed", reason=reason, **held)
+            result(False, f"gave {task_id} up")
+            return 0
         if mode == "hang":
             await anyio.sleep(3600)
         if mode == "crash":
@@ -553,6 +588,43 @@ async def work(text: str, model: str, server: Server) -> int:
     after = " (after review)" if "A reviewer asked for changes" in text else ""
     result(False, f"done {task_id}" + (" (resumed)" if resumed else "") + after)
     return 0
+
+
+# The forger: started by the worker as its shell tool starts a command, it reaches for the
+# CLI's output, says on stderr what it could do, then, once the CLI has ended, writes its line.
+FORGER = """
+import errno, os, sys, time
+cli, line, inherited = int(sys.argv[1]), sys.argv[2].encode() + b"\\n", sys.argv[3] == "1"
+try:
+    out = 1 if inherited else os.open(f"/proc/{cli}/fd/1", os.O_WRONLY)
+    said = "opened"
+except OSError as exc:
+    out, said = None, "refused: " + errno.errorcode.get(exc.errno or 0, str(exc.errno))
+print(said, file=sys.stderr, flush=True)
+os.close(2)
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    try:
+        os.kill(cli, 0)
+    except ProcessLookupError:
+        break
+    time.sleep(0.02)
+if out is not None:
+    os.write(out, line)
+"""
+
+
+def start_forger(line: str, inherited: bool) -> str:
+    """The forger started beside this CLI; what it says it could do."""
+    forger = subprocess.Popen(
+        [sys.executable, "-c", FORGER, str(os.getpid()), line, "1" if inherited else "0"],
+        stdin=subprocess.DEVNULL,
+        stdout=None if inherited else subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert forger.stderr is not None
+    return forger.stderr.readline().strip()
 
 
 # Newer than any release init requires of claude or codex.

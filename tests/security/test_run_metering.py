@@ -1,0 +1,179 @@
+"""What a worker's run is charged, and how it ended, come from what its CLI said, never from
+what the worker's own commands wrote (docs/security.md, "What a run is charged"); whatever
+its CLI prints, the autopilot goes on; and every attempt's cost reaches its task and its
+route, however the attempt ended.
+
+Each test runs a real `wvo-mcp autopilot` whose workers are the fake CLI
+(wvo_mcp/autopilot/fake.py) in their real sandbox, and reads the host's database."""
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from tests.autopilot.conftest import autopilot, backlog, env, events, make_project
+from tests.conftest import ROOT, open_db
+from wvo_mcp.autopilot.attempt import LINE_BYTES
+from wvo_mcp.rules import learning
+from wvo_mcp.sandbox import bwrap
+
+pytestmark = [
+    pytest.mark.process,
+    pytest.mark.skipif(not bwrap.probe().usable, reason="bubblewrap cannot sandbox here"),
+]
+# What the CLI reports: far more than any forged line says.
+USED = {"input_tokens": 850_000, "output_tokens": 50_000}
+CHEAP = {"type": "result", "is_error": False, "result": "done", "total_cost_usd": 0,
+         "usage": {"input_tokens": 1, "output_tokens": 1}}  # fmt: skip
+REFUSED_KEY = {**CHEAP, "is_error": True, "api_error_status": 401, "result": "Invalid API key"}
+LIMITED = {**CHEAP, "is_error": True, "api_error_status": 429, "result": "rate limit"}
+
+
+def spent(state: Path) -> dict[str, tuple[int, int]]:
+    """(input, output) tokens per table that charges them: the task's, the providers'
+    (one window), the agents'."""
+    with open_db(state) as db:
+        return {
+            table: tuple(db.execute(query).fetchone())
+            for table, query in (
+                ("task", "SELECT sum(input_tokens), sum(output_tokens) FROM task_usage"),
+                ("provider", "SELECT sum(input_tokens), sum(output_tokens) FROM provider_usage "
+                 "WHERE period LIKE '____-__-__'"),
+                ("agent", "SELECT sum(input_tokens), sum(output_tokens) FROM agent_usage"),
+            )
+        }  # fmt: skip
+
+
+def breakers(state: Path) -> dict[str, str]:
+    with open_db(state) as db:
+        return dict(db.execute("SELECT provider, state FROM provider_breakers").fetchall())
+
+
+def summaries(project: dict[str, Path], task_id: str) -> list[str]:
+    with open_db(project["state"]) as db:
+        rows = db.execute("SELECT summary FROM checkpoints WHERE task_id = ?", (task_id,))
+        return [r[0] for r in rows]
+
+
+@pytest.mark.parametrize("inherited", [False, True], ids=["through-proc", "inherited-stdout"])
+@pytest.mark.parametrize(
+    ("forged", "mode"),
+    [(CHEAP, "forge_output"), (REFUSED_KEY, "forge_output"), (LIMITED, "forge_output_fail_once")],
+    ids=["cheap-success", "refused-key-after-success", "rate-limit-after-failure"],
+)
+def test_a_line_the_workers_commands_write_changes_no_charge_and_no_outcome(
+    tmp_path: Path, forged: dict[str, Any], mode: str, inherited: bool
+) -> None:
+    project = make_project(tmp_path)
+    metadata = {"fake": mode, "fake_forge_line": json.dumps(forged), "fake_usage": USED,
+                "fake_forge_inherit": inherited}  # fmt: skip
+    anyio.run(backlog, project, [{"id": "F", "title": "forges", "metadata": metadata}])
+    ran = autopilot(project)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    said = {s for s in summaries(project, "F") if s.startswith("forger: ")}
+    # Through /proc it cannot even open the CLI's output; inherited, its line is read and
+    # judged as tampering.
+    assert said == {"forger: opened" if inherited else "forger: refused: ENXIO"}, said
+    runs = 2 if mode == "forge_output_fail_once" else 1  # it failed by itself once, then landed
+    reported = USED["input_tokens"] * runs, USED["output_tokens"] * runs
+    assert spent(project["state"]) == dict.fromkeys(("task", "provider", "agent"), reported)
+    assert "open" not in breakers(project["state"]).values(), breakers(project["state"])
+    reasons = [r for t, _, r in events(project, "status") if t == "F"]
+    if mode == "forge_output_fail_once":  # a counted attempt, not a blameless rate limit
+        assert any(r.startswith("worker ended (failure)") for r in reasons), reasons
+        assert not any("rate_limited" in r for r in reasons), reasons
+    assert "1 done" in ran.stdout, ran.stdout
+
+
+def test_one_endless_line_leaves_the_watch_working(tmp_path: Path) -> None:
+    """2 MiB and no newline, then silence: the worker is stopped as silent, its task goes
+    back, and the next attempt lands."""
+    project = make_project(tmp_path)
+    text = project["providers"].read_text()
+    project["providers"].write_text(text.replace("hang_seconds: 15", "hang_seconds: 3"))
+    endless = {"fake": "longline_once"}
+    anyio.run(backlog, project, [{"id": "L", "title": "prints forever", "metadata": endless}])
+    ran = autopilot(project)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "L: silent; stopped" in ran.stdout, ran.stdout
+    assert f"1 output line(s) over {LINE_BYTES} bytes dropped" in ran.stdout, ran.stdout
+    assert any("hung: silent" in r for t, _, r in events(project, "status") if t == "L")
+    assert "1 done" in ran.stdout, ran.stdout
+
+
+def test_a_long_line_that_ends_is_dropped_and_the_run_goes_on(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    ended = {"fake": "longline", "fake_longline_end": True}
+    anyio.run(backlog, project, [{"id": "E", "title": "one long line", "metadata": ended}])
+    ran = autopilot(project)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert f"1 output line(s) over {LINE_BYTES} bytes dropped" in ran.stdout, ran.stdout
+    assert "1 done" in ran.stdout, ran.stdout
+    [log] = (project["state"] / "runs" / "E").glob("*.log")
+    assert log.stat().st_size < LINE_BYTES  # the line was never kept
+
+
+def test_ctrl_c_drains_whatever_a_worker_prints(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    anyio.run(backlog, project, [{"id": "C", "title": "prints", "metadata": {"fake": "longline"}}])
+    pilot = subprocess.Popen(
+        [sys.executable, "-P", "-m", "wvo_mcp", "autopilot", "--grace", "1"],
+        cwd=ROOT, env=env(project), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert pilot.stdout is not None
+    try:
+        for line in pilot.stdout:  # until its worker started
+            if " starts C " in line:
+                break
+        # It checkpoints, then prints its endless line: once the checkpoint is there, the
+        # line is on its way.
+        anyio.run(_until, lambda: bool(summaries(project, "C")))
+        pilot.send_signal(signal.SIGINT)
+        out, err = pilot.communicate(timeout=60)
+    finally:
+        pilot.kill()
+    assert pilot.returncode == 0, err[-3000:]
+    assert "released C" in out, out
+
+
+async def _until(done: Callable[[], bool]) -> None:
+    with anyio.fail_after(60):
+        while not done():  # noqa: ASYNC110 (another process writes it: no event to wait on)
+            await anyio.sleep(0.05)
+
+
+def test_a_given_up_attempt_costs_its_task_and_its_route(tmp_path: Path) -> None:
+    """Attempt 1 gives up (plan_update failed), attempt 2 lands: the task, the providers and
+    the route statistics hold both runs' tokens, as the CLI reported them."""
+    project = make_project(tmp_path)
+    usage = {"input_tokens": 60_000, "output_tokens": 6_000}
+    metadata = {"fake": "give_up_once", "fake_usage": usage}
+    anyio.run(backlog, project, [{"id": "G", "title": "gives up", "metadata": metadata}])
+    ran = autopilot(project)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "1 done" in ran.stdout, ran.stdout
+    both = usage["input_tokens"] * 2, usage["output_tokens"] * 2
+    assert spent(project["state"]) == dict.fromkeys(("task", "provider", "agent"), both)
+    with open_db(project["state"]) as db:
+        routes = db.execute(
+            "SELECT provider, outcomes, attempts, failed, landed, tokens FROM route_outcomes"
+        ).fetchall()
+        [(cost,)] = db.execute("SELECT sum(cost) FROM task_usage").fetchall()
+    run = usage["input_tokens"] + usage["output_tokens"]
+    keep = learning.Policy().keep
+    by_provider = {r[0]: r[1:] for r in routes}
+    # Either both attempts ran on one route (the give-up's cost added to its outcome, then
+    # faded by the landing's), or on two.
+    if len(by_provider) == 1:
+        [(outcomes, _, failed, landed, tokens)] = by_provider.values()
+        assert (outcomes, landed) == (2, 1) and failed == pytest.approx(keep)
+        assert tokens == pytest.approx(run * keep + run)
+    else:
+        assert sorted(round(r[-1]) for r in by_provider.values()) == [run, run], by_provider
+    assert cost == pytest.approx(2 * (60 * 0.001 + 6 * 0.002))
