@@ -554,6 +554,7 @@ async def work(text: str, model: str, server: Server) -> int:
             await call("checkpoint", summary=f"forger: {said}", **held)
             if mode == "forge_output_fail":
                 result(True, "the tests would not pass")
+                let_forgers_write()
                 return 1
         if mode == "give_up":
             reason = "cannot finish: the task needs a person's decision"
@@ -587,13 +588,15 @@ async def work(text: str, model: str, server: Server) -> int:
             return 0
     after = " (after review)" if "A reviewer asked for changes" in text else ""
     result(False, f"done {task_id}" + (" (resumed)" if resumed else "") + after)
+    let_forgers_write()
     return 0
 
 
 # The forger: started by the worker as its shell tool starts a command, it reaches for the
-# CLI's output, says on stderr what it could do, then, once the CLI has ended, writes its line.
+# CLI's output and says on stderr what it could do; once the CLI has written its last line
+# (its stdin closes), it writes its own there.
 FORGER = """
-import errno, os, sys, time
+import errno, os, sys
 cli, line, inherited = int(sys.argv[1]), sys.argv[2].encode() + b"\\n", sys.argv[3] == "1"
 try:
     out = 1 if inherited else os.open(f"/proc/{cli}/fd/1", os.O_WRONLY)
@@ -601,30 +604,31 @@ try:
 except OSError as exc:
     out, said = None, "refused: " + errno.errorcode.get(exc.errno or 0, str(exc.errno))
 print(said, file=sys.stderr, flush=True)
-os.close(2)
-deadline = time.monotonic() + 60
-while time.monotonic() < deadline:
-    try:
-        os.kill(cli, 0)
-    except ProcessLookupError:
-        break
-    time.sleep(0.02)
+sys.stdin.read()
 if out is not None:
     os.write(out, line)
 """
+FORGERS: list[subprocess.Popen[str]] = []
 
 
 def start_forger(line: str, inherited: bool) -> str:
     """The forger started beside this CLI; what it says it could do."""
     forger = subprocess.Popen(
         [sys.executable, "-c", FORGER, str(os.getpid()), line, "1" if inherited else "0"],
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.PIPE,
         stdout=None if inherited else subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
+    FORGERS.append(forger)
     assert forger.stderr is not None
     return forger.stderr.readline().strip()
+
+
+def let_forgers_write() -> None:
+    """After this CLI's last line: each forger writes its own, then ends."""
+    for forger in FORGERS:
+        forger.communicate(timeout=30)
 
 
 # Newer than any release init requires of claude or codex.
