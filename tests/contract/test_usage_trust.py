@@ -173,3 +173,29 @@ async def test_an_agent_token_charges_only_the_provider_its_agent_registered(
     # Anyone else (stdio's one agent, an operator token) may name any provider.
     other = await routed.record_usage("beta", "beta-1", 10, 0, "success", agent_id="a1")
     assert other.provider == "beta"
+
+
+async def test_an_attempt_keeps_a_bounded_number_of_its_workers_reports(
+    routed: Orchestrator,
+) -> None:
+    await create(routed, {"id": "MINE", "title": "mine", "complexity": 2})
+    claim = await routed.claim("alpha-1", "MINE", provider="alpha", model="alpha-s")
+    assert claim.lease_token is not None
+    run = usage.Reporter(run=Scope("MINE", "worker", provider="alpha", model="alpha-s"))
+
+    def report(token: str) -> Any:
+        return routed.record_usage(*SMALL, 10, 10, "success", "MINE", token, "alpha-1", run)
+
+    for _ in range(usage.NOTED_PER_ATTEMPT):
+        await report(claim.lease_token)
+    trail = await events_of(routed, "MINE")
+    for _ in range(3):
+        with pytest.raises(ValidationFailed, match="Nothing was recorded") as refused:
+            await report(claim.lease_token)
+        assert f"already has {usage.NOTED_PER_ATTEMPT} usage reports noted" in str(refused.value)
+    assert await events_of(routed, "MINE") == trail
+    # The next attempt has a cap of its own.
+    await routed.update_status("MINE", Status.PENDING, "alpha-1", token=claim.lease_token)
+    again = await routed.claim("alpha-1", "MINE", provider="alpha", model="alpha-s")
+    assert again.lease_token is not None
+    assert "Not charged" in (await report(again.lease_token)).message

@@ -22,7 +22,7 @@ from tests.http.conftest import connect, http_server, token
 from tests.security.tenancy import trail
 from wvo_mcp.autopilot import fake
 from wvo_mcp.sandbox import bwrap
-from wvo_mcp.services.usage import MAX_CALL_TOKENS
+from wvo_mcp.services.usage import MAX_CALL_TOKENS, NOTED_PER_ATTEMPT
 
 pytestmark = pytest.mark.anyio
 QUIET = {"WVO_AUTOPILOT_HEALTH_INTERVAL_MS": 0, "WVO_OTEL_ENABLED": 0}
@@ -179,3 +179,27 @@ async def test_an_agent_token_charges_only_its_own_provider(tmp_path: Path) -> N
         ("claude", "sonnet"),
     }
     assert all(s == "closed" for _, s, _, _ in after["provider_breakers"]), after
+
+
+@pytest.mark.skipif(not bwrap.probe().usable, reason=f"no bwrap: {bwrap.probe().detail}")
+def test_a_flood_of_a_workers_own_reports_keeps_a_bounded_trail(tmp_path: Path) -> None:
+    """Its own task, provider and tier, reported again and again: an attempt keeps
+    NOTED_PER_ATTEMPT of them, and the rest are refused and leave nothing."""
+    project = make_project(tmp_path)
+    flood = [{**OWN, "outcome": "success"}] * (NOTED_PER_ATTEMPT + 20)
+    anyio.run(
+        backlog,
+        project,
+        [{"id": "P", "title": "floods", "metadata": {"fake": "probe",
+                                                     "fake_probe": {"usage": flood}}}],
+    )  # fmt: skip
+    ran = autopilot(project)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    with open_db(project["state"]) as db:
+        summaries = [r[0] for r in db.execute("SELECT summary FROM checkpoints ORDER BY seq")]
+    found = [o for s in summaries if s.startswith("probe ") for o in json.loads(s[6:])]
+    tried = [o for o in found if o["probe"] == "usage"]
+    assert [o["ok"] for o in tried] == [True] * NOTED_PER_ATTEMPT + [False] * 20
+    assert f"already has {NOTED_PER_ATTEMPT} usage reports noted" in tried[-1]["said"]
+    noted = [reason for _, kind, _, reason in trail(project, "P") if kind == "usage_reported"]
+    assert len(noted) == NOTED_PER_ATTEMPT

@@ -559,9 +559,9 @@ def record_task_usage(tx: Tx, token: str | None, **usage: Any) -> UsageResult:
     return routes.record_usage(tx, **usage)
 
 
-def holding(tx: Tx, task_id: str, token: str) -> None:
-    """Refuse (LeaseLost) unless `token` is the task's current lease (a read)."""
-    _held(tx, task_id, token, lock=False)
+def holding(tx: Tx, task_id: str, token: str) -> Row:
+    """The task's row; refused (LeaseLost) unless `token` is its current lease (a read)."""
+    return _held(tx, task_id, token, lock=False)
 
 
 def record_run(tx: Tx, task_id: str, token: str, agent_id: str, run: Run, now: datetime) -> None:

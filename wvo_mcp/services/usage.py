@@ -36,6 +36,9 @@ class Reporter:
 
 
 ANYONE = Reporter()
+# An autopilot worker's own reports, noted on its task's trail: at most this many an attempt
+# (each about 240 bytes), so a flood costs bounded space (docs/security.md).
+NOTED_PER_ATTEMPT = 100
 
 
 def check_call(input_tokens: int, output_tokens: int) -> None:
@@ -149,7 +152,7 @@ def _noted(
         raise ValidationFailed(
             f"record_usage from an autopilot worker needs {own}. Nothing was recorded"
         )
-    leases.holding(tx, task_id, token)
+    row = leases.holding(tx, task_id, token)
     _, launched = providers.resolve(scope.provider, scope.model)
     at = f"{scope.provider}/{launched.name} ({scope.model})"
     if provider != scope.provider:
@@ -167,8 +170,16 @@ def _noted(
         f"{input_tokens} input and {output_tokens} output tokens on {provider}/{tier.name} "
         f"({outcome}), as the worker reports them"
     )
+    epoch = row["lease_epoch"]
+    noted = tx.one("usage_reports_noted", (task_id, epoch, NOTED_PER_ATTEMPT))
+    if noted is not None and noted["noted"] >= NOTED_PER_ATTEMPT:
+        raise ValidationFailed(
+            f"this attempt at {task_id!r} already has {NOTED_PER_ATTEMPT} usage reports noted, "
+            "the most one attempt keeps: stop reporting usage (the autopilot charges this run "
+            "from its CLI's own report). Nothing was recorded"
+        )
     record_event(tx, task_id, at=timeutil.to_text(now), actor=agent_id or "?",
-                 kind="usage_reported", reason=said)  # fmt: skip
+                 kind="usage_reported", reason=said, lease_epoch=epoch)  # fmt: skip
     status = routes.provider_status(tx, providers, now, only=provider).providers[0]
     return UsageResult(
         provider=provider,

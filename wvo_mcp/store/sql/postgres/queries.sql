@@ -969,6 +969,14 @@ ON CONFLICT (provider, tier, task_class) DO UPDATE SET
     cost = route_outcomes.cost * %(keep)s + excluded.cost,
     updated_at = excluded.updated_at;
 
+-- name: usage_reports_noted
+-- How many of an attempt's own usage reports are noted on its task (counted up to the cap).
+SELECT count(*) AS noted FROM (
+    SELECT 1 FROM task_events
+    WHERE task_id = %s AND kind = 'usage_reported' AND lease_epoch = %s
+    LIMIT %s
+) AS kept;
+
 -- name: add_route_cost
 -- What an attempt cost after its outcome was counted: added to its route's tokens and cost
 -- as part of that outcome (no outcome of its own, nothing faded).
