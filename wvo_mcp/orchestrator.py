@@ -165,9 +165,10 @@ class Orchestrator:
         provider: str | None = None,
         model: str | None = None,
         gate: Gate = Gate.NONE,
+        bound: routes.Bound | None = None,
     ) -> ClaimResult:
         """`gate`: raised on the task as it is granted (the autopilot's claims: its holder
-        may then finish only as far as needs_review)."""
+        may then finish only as far as needs_review); `bound`: an agent token's caller."""
         claim = partial(
             scheduler.claim,
             settings=self.settings,
@@ -178,6 +179,7 @@ class Orchestrator:
             providers=self.providers,
             provider=provider,
             model=model,
+            bound=bound,
         )
 
         def claim_gated(tx: Tx) -> ClaimResult:
@@ -188,7 +190,9 @@ class Orchestrator:
 
         return await self.db.write(claim_gated, Lock.CLAIM)
 
-    async def register_agent(self, agent_id: str, provider: str, model: str) -> AgentIdentity:
+    async def register_agent(
+        self, agent_id: str, provider: str, model: str, bound: routes.Bound | None = None
+    ) -> AgentIdentity:
         return await self.db.write(
             partial(
                 routes.register,
@@ -197,6 +201,7 @@ class Orchestrator:
                 provider=provider,
                 model=model,
                 now=self.clock(),
+                bound=bound,
             )
         )
 
@@ -760,9 +765,12 @@ class Orchestrator:
         by: str,
         expires_at: datetime | None = None,
         scope: tokens.Scope | None = None,
+        provider: str | None = None,
     ) -> tokens.Issued:
         """A new bearer token for the HTTP transport; its secret is in the answer only.
-        `expires_at` and `scope`: a run token (the autopilot's, for one worker run)."""
+        `expires_at` and `scope`: a run token (the autopilot's, for one worker run);
+        `provider`: the provider an agent token is bound to."""
+        known = tuple(p.name for p in self.providers.providers)
         return await self.db.write(
             partial(
                 tokens.add,
@@ -772,6 +780,8 @@ class Orchestrator:
                 now=self.clock(),
                 expires_at=expires_at,
                 scope=scope,
+                provider=provider,
+                known=known,
             )
         )
 

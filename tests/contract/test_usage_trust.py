@@ -16,7 +16,7 @@ from wvo_mcp.errors import LeaseLost, ValidationFailed
 from wvo_mcp.models import ProviderStatusReport
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.transitions import Status
-from wvo_mcp.services import route_outcomes, usage
+from wvo_mcp.services import route_outcomes, routes, usage
 from wvo_mcp.services.tokens import Scope
 
 pytestmark = pytest.mark.anyio
@@ -199,3 +199,31 @@ async def test_an_attempt_keeps_a_bounded_number_of_its_workers_reports(
     again = await routed.claim("alpha-1", "MINE", provider="alpha", model="alpha-s")
     assert again.lease_token is not None
     assert "Not charged" in (await report(again.lease_token)).message
+
+
+async def test_a_bound_agent_never_moves_to_another_provider(routed: Orchestrator) -> None:
+    """routes.Bound, an agent token's caller: its token's provider, else its first
+    registration's; a refused registration or claim writes nothing, and a refused claim
+    (nothing for it) registers nothing."""
+    made_for, first = routes.Bound("alpha"), routes.Bound()
+    idle = await routed.claim("a2", provider="beta", model="beta-1", bound=first)
+    assert not idle.claimed and idle.reason == "no_ready_task"
+    await create(routed, {"id": "T", "title": "t", "complexity": 2})
+    # a2 registered nothing with that refused claim: beta may still be its first.
+    await routed.register_agent("a2", "beta", "beta-1", first)
+    for agent, bound, other in (("a1", made_for, ("beta", "beta-1")),
+                                ("a2", first, SMALL)):  # fmt: skip
+        for attempt in (
+            partial(routed.register_agent, agent, *other, bound),
+            partial(routed.claim, agent, "T", provider=other[0], model=other[1], bound=bound),
+            partial(routed.claim, agent, provider=other[0], model=other[1], bound=bound),
+        ):
+            with pytest.raises(ValidationFailed, match="Nothing was changed"):
+                await attempt()
+    assert (await routed.get_task("T")).status == Status.PENDING
+    claimed = await routed.claim("a1", "T", provider="alpha", model="alpha-s", bound=made_for)
+    assert claimed.claimed
+    assert (await routed.plan_next("a2", 5)).counts is not None
+    # Unbound (stdio, an operator): an agent may move.
+    moved = await routed.register_agent("a2", *SMALL)
+    assert moved.provider == "alpha"

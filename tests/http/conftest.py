@@ -111,9 +111,9 @@ def http_server(
             process.wait()
 
 
-def token(state_root: Path, role: str, name: str) -> str:
+def token(state_root: Path, role: str, name: str, *extra: str) -> str:
     """A new token's secret, as `wvo-mcp tokens add` prints it (alone on stdout)."""
-    made = wvo(state_root, "tokens", "add", "--role", role, "--name", name)
+    made = wvo(state_root, "tokens", "add", "--role", role, "--name", name, *extra)
     assert made.returncode == 0, made.stderr
     secret = made.stdout.strip()
     assert secret.startswith("wvo_") and "\n" not in secret, made.stdout

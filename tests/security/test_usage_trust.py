@@ -18,7 +18,7 @@ import pytest
 
 from tests.autopilot.conftest import autopilot, backlog, make_project
 from tests.conftest import open_db
-from tests.http.conftest import connect, http_server, token
+from tests.http.conftest import connect, http_server, token, wvo
 from tests.security.tenancy import trail
 from wvo_mcp.autopilot import fake
 from wvo_mcp.sandbox import bwrap
@@ -203,3 +203,61 @@ def test_a_flood_of_a_workers_own_reports_keeps_a_bounded_trail(tmp_path: Path) 
     assert f"already has {NOTED_PER_ATTEMPT} usage reports noted" in tried[-1]["said"]
     noted = [reason for _, kind, _, reason in trail(project, "P") if kind == "usage_reported"]
     assert len(noted) == NOTED_PER_ATTEMPT
+
+
+def registrations(state: Path) -> list[tuple[Any, ...]]:
+    """Each agent's registered provider and model (a claim also marks when it was seen)."""
+    query = "SELECT id, provider, model FROM agents WHERE provider IS NOT NULL ORDER BY 1"
+    with open_db(state) as db:
+        return [tuple(r) for r in db.execute(query)]
+
+
+async def test_the_provider_belongs_to_the_agent_token(tmp_path: Path) -> None:
+    """A token made for codex, and one made with none (bound by its agent's first
+    registration), try every way to act or charge as claude: each is refused and writes
+    nothing; a refused claim registers nothing either."""
+    state = tmp_path / "state"
+    made_for = token(state, "agent", "codex-1", "--provider", "codex")
+    unbound = token(state, "agent", "codex-2")
+    call = {"input_tokens": 1000, "output_tokens": 1000}
+    claude = {"provider": "claude", "model": "claude-sonnet-4-5"}
+    with http_server(state, **QUIET) as server:
+        async with connect(server, made_for) as first, connect(server, unbound) as second:
+            # A refused claim changes no registration: nothing is ready yet.
+            empty = await second.call("claim_task", provider="codex", model="gpt-5-codex")
+            assert not empty["claimed"] and registrations(state) == []
+            await first.call("task_create", tasks=[{"id": "T", "title": "t", "complexity": 2}])
+            await second.call("agent_register", provider="codex", model="gpt-5-codex")
+            before = registrations(state), host(state)
+            for agent, why in ((first, "its token was made for it"),
+                               (second, "it registered it first")):  # fmt: skip
+                for tool, arguments in (("agent_register", claude),
+                                        ("claim_task", {**claude, "task_id": "T"}),
+                                        ("claim_task", claude)):  # fmt: skip
+                    answer = await agent.client.call_tool(tool, arguments)
+                    said = answer.content[0].text  # type: ignore[union-attr]
+                    assert answer.is_error and why in said and "Nothing was changed" in said
+                    assert "--provider claude" in said, said
+                charged = await agent.client.call_tool(
+                    "record_usage", {**claude, **call, "outcome": "auth_failed"}
+                )
+                assert charged.is_error and "Nothing was recorded" in charged.content[0].text  # type: ignore[union-attr]
+            assert (registrations(state), host(state)) == before
+            # Its own provider, another model: fine, and its claim registers it.
+            mini = {"provider": "codex", "model": "gpt-5-codex-mini"}
+            assert (await first.call("claim_task", **mini, task_id="T"))["claimed"]
+    assert registrations(state) == [("codex-1", "codex", "gpt-5-codex-mini"),
+                                    ("codex-2", "codex", "gpt-5-codex")]  # fmt: skip
+
+
+def test_a_token_is_made_for_a_known_provider_and_only_an_agents(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    for extra, why in (
+        (("agent", "a-1", "--provider", "nobody"), "provider 'nobody' is not in the providers"),
+        (("person", "ada", "--provider", "codex"), "a person token has none"),
+    ):
+        made = wvo(state, "tokens", "add", "--role", *extra[:1], "--name", *extra[1:])
+        assert made.returncode == 2 and why in made.stderr, made.stderr
+    token(state, "agent", "a-2", "--provider", "codex")
+    listed = wvo(state, "tokens", "list", "--json")
+    assert [(t["name"], t["provider"]) for t in json.loads(listed.stdout)] == [("a-2", "codex")]

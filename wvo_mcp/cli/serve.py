@@ -155,12 +155,16 @@ def cmd_tokens(settings: Settings, args: argparse.Namespace) -> None:
                 "e.g. claude-1, or the person's name)"
             )
         issued = anyio.run(
-            lambda: opened(settings, lambda o: o.token_add(args.role, args.name, person(args)))
+            lambda: opened(
+                settings,
+                lambda o: o.token_add(args.role, args.name, person(args), provider=args.provider),
+            )
         )
         token = issued.token
         print(issued.secret)
+        on = f" on {token.provider}" if token.provider else ""
         print(
-            f"token {token.id}: {token.role} {token.name}. The secret above is shown once; "
+            f"token {token.id}: {token.role} {token.name}{on}. The secret above is shown once; "
             "clients send it as the header `Authorization: Bearer <secret>` (docs/http.md); "
             f"`wvo-mcp tokens revoke {token.id}` ends it",
             file=sys.stderr,
@@ -177,10 +181,10 @@ def cmd_tokens(settings: Settings, args: argparse.Namespace) -> None:
         print_json([t.shown() for t in found])
         return
     table(
-        ["id", "role", "name", "created", "by", "last used", "revoked"],
+        ["id", "role", "name", "provider", "created", "by", "last used", "revoked"],
         [
-            [t.id, t.role, t.name, t.created_at, t.created_by, t.last_used_at or "-",
-             t.revoked_at or "-"]
+            [t.id, t.role, t.name, t.provider or "-", t.created_at, t.created_by,
+             t.last_used_at or "-", t.revoked_at or "-"]
             for t in found
         ],
     )  # fmt: skip
@@ -262,6 +266,11 @@ def _tokens_arguments(tokens: argparse.ArgumentParser) -> None:
         "--role", choices=["agent", "person", "operator"], help="For add: what it may do."
     )
     tokens.add_argument("--name", help="For add: the agent id, or the person's name.")
+    tokens.add_argument(
+        "--provider",
+        help="For add, an agent token: the provider it runs on, which its agent can never "
+        "change (without it: the first one its agent registers).",
+    )
     tokens.add_argument("--by", help="Who adds it (default: your user name).")
     tokens.add_argument("--json", action="store_true", help="Machine-readable output.")
 

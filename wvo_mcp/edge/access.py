@@ -27,12 +27,13 @@ from wvo_mcp.edge.toolset import WORKER_MOVES
 from wvo_mcp.errors import ValidationFailed, WvoError
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import identity
-from wvo_mcp.services import tokens, usage
+from wvo_mcp.services import routes, tokens, usage
 
 log = logging.getLogger(__name__)
 
 ROLE_CLAIM = "wvo_role"  # an external issuer's JWT names the role here ...
 NAME_CLAIM = "wvo_name"  # ... and the name here (else `sub`)
+PROVIDER_CLAIM = "wvo_provider"  # ... and an agent's provider here, if it is bound to one
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Caller:
     name: str
     token_id: str | None = None
     scope: tokens.Scope | None = None
+    provider: str | None = None  # an agent token's, when made for one (`tokens add --provider`)
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ def _access_token(
             "wvo_role": caller.role,
             "wvo_token_id": caller.token_id,
             "wvo_scope": scope,
+            "wvo_provider": caller.provider,
             **extra,
         },
     )
@@ -91,7 +94,8 @@ def current() -> Caller | None:
     claims = token.claims or {}
     return Caller(role=str(claims.get("wvo_role", "")), name=token.subject or token.client_id,
                   token_id=claims.get("wvo_token_id"),
-                  scope=tokens.Scope.from_json(claims.get("wvo_scope")))  # fmt: skip
+                  scope=tokens.Scope.from_json(claims.get("wvo_scope")),
+                  provider=claims.get("wvo_provider"))  # fmt: skip
 
 
 # A token found live is trusted without asking the database again until it expires, for at
@@ -168,7 +172,8 @@ class StoreVerifier(TokenVerifier):
             if found.expires_at is None
             else int(timeutil.from_text(found.expires_at).timestamp())
         )
-        return _access_token(Caller(found.role, found.name, found.id, found.scope), token, expires)
+        caller = Caller(found.role, found.name, found.id, found.scope, found.provider)
+        return _access_token(caller, token, expires)
 
 
 class JwtVerifier(TokenVerifier):
@@ -203,7 +208,9 @@ class JwtVerifier(TokenVerifier):
         except (jwt.PyJWTError, WvoError, KeyError) as exc:
             log.info("refused a JWT: %s", exc)
             return None
-        return _access_token(Caller(role, name), token, int(claims["exp"]), iss=claims["iss"])
+        provider = claims.get(PROVIDER_CLAIM)
+        caller = Caller(role, name, provider=provider if isinstance(provider, str) else None)
+        return _access_token(caller, token, int(claims["exp"]), iss=claims["iss"])
 
 
 def verifier(access: HttpAccess, orchestrator: Callable[[], Orchestrator | None]) -> TokenVerifier:
@@ -239,7 +246,19 @@ def reporter() -> usage.Reporter:
         return usage.ANYONE
     if caller.scope is not None:
         return usage.Reporter(run=caller.scope)
-    return usage.Reporter(own_provider=caller.role == "agent")
+    return usage.Reporter(own_provider=caller.role == "agent", provider=caller.provider)
+
+
+def bound() -> routes.Bound | None:
+    """Whether this caller may move its agent to another provider (agent_register,
+    claim_task): an agent token may not (docs/http.md); stdio's one agent, `--no-auth` and
+    an operator token may."""
+    caller = current()
+    if caller is None or caller.role != "agent":
+        return None
+    if caller.scope is not None:  # an autopilot run's: the provider it was launched on
+        return routes.Bound(caller.scope.provider)
+    return routes.Bound(caller.provider)
 
 
 def person() -> str:

@@ -137,8 +137,9 @@ def register_planning(server: Server, traced: Traced, callers: Callers) -> None:
         call about it, the expiry, and an earlier holder's last checkpoint. Nothing
         claimable: claimed=false and a reason."""
         return await orchestrator_of(ctx).claim(
-            callers.agent(ctx, agent_id, claims=True), task_id, lease_seconds, provider, model
-        )
+            callers.agent(ctx, agent_id, claims=True), task_id, lease_seconds, provider, model,
+            bound=access.bound(),
+        )  # fmt: skip
 
 
 def register_routing(server: Server, traced: Traced, callers: Callers) -> None:
@@ -154,7 +155,7 @@ def register_routing(server: Server, traced: Traced, callers: Callers) -> None:
     ) -> AgentIdentity:
         """Declare your provider and model once: claims then hand you only your tier's work."""
         return await orchestrator_of(ctx).register_agent(
-            callers.agent(ctx, agent_id), provider, model
+            callers.agent(ctx, agent_id), provider, model, access.bound()
         )
 
     @server.tool(title="Route a task", annotations=READ_ONLY)

@@ -236,6 +236,31 @@ def claim_route(decision: routing.Decision) -> ClaimRoute:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """A caller that may not move its agent to another provider (an agent token's): the
+    token's own provider (`tokens add --provider`), else the one its agent registered first
+    (docs/http.md)."""
+
+    provider: str | None = None
+
+
+def check_bound(bound: Bound | None, row: Row | None, agent_id: str, provider: str) -> None:
+    """Refuse a provider `bound` forbids (`row`: the agent's registration, if any)."""
+    if bound is None:
+        return
+    fixed = bound.provider or (None if row is None else row["provider"])
+    if fixed is None or fixed == provider:
+        return
+    how = "its token was made for it" if bound.provider else "it registered it first"
+    raise ValidationFailed(
+        f"agent {agent_id!r} runs on provider {fixed!r} ({how}): an agent token cannot move "
+        f"to {provider!r}. Pass provider {fixed!r} (any of its models), or have a person make "
+        f"a token for the other provider: `wvo-mcp tokens add --role agent --name NAME "
+        f"--provider {provider}`. Nothing was changed"
+    )
+
+
 def identity(
     tx: Tx,
     settings: Settings,
@@ -247,10 +272,12 @@ def identity(
     *,
     remember: bool = True,
     registered: Answer | None = None,
+    bound: Bound | None = None,
 ) -> Identity | None:
     """Who the agent says it is: this call's provider and model (remembered for its next
-    calls unless `remember` is off), else what it registered (`registered`: its
-    agent_identity row, if already asked for), else WVO_AGENT_PROVIDER / WVO_AGENT_MODEL."""
+    calls unless `remember` is off; refused if `bound` forbids it), else what it registered
+    (`registered`: its agent_identity row, if already asked for), else WVO_AGENT_PROVIDER /
+    WVO_AGENT_MODEL."""
     if (provider is None) != (model is None):
         raise ValidationFailed(
             "pass both provider and model (e.g. provider='codex', model='gpt-5-codex'), or "
@@ -261,6 +288,7 @@ def identity(
     row = registered.one()
     if provider is not None and model is not None:
         found = Identity(*providers.resolve(provider, model))
+        check_bound(bound, row, agent_id, provider)
         known = row is not None and (row["provider"], row["model"]) == (provider, model)
         if remember and not known:
             tx.run("set_agent_identity", (agent_id, provider, model, timeutil.to_text(now)))
@@ -273,9 +301,17 @@ def identity(
 
 
 def register(
-    tx: Tx, providers: Providers, agent_id: str, provider: str, model: str, now: datetime
+    tx: Tx,
+    providers: Providers,
+    agent_id: str,
+    provider: str,
+    model: str,
+    now: datetime,
+    bound: Bound | None = None,
 ) -> AgentIdentity:
     found = Identity(*providers.resolve(provider, model))
+    if bound is not None:
+        check_bound(bound, tx.one("agent_identity", (agent_id,)), agent_id, provider)
     tx.run("set_agent_identity", (agent_id, provider, model, timeutil.to_text(now)))
     tier = found.tier
     return AgentIdentity(

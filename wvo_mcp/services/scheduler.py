@@ -246,8 +246,14 @@ def claim(
     providers: Providers | None = None,
     provider: str | None = None,
     model: str | None = None,
+    bound: routes.Bound | None = None,
 ) -> ClaimResult:
-    picking = _Picking.start(tx, settings, agent_id, task_id, now, providers, provider, model)
+    """`provider` and `model`: who the agent says it is, remembered only with a grant (a
+    refused claim changes no registration); `bound`: an agent token's, which may not move
+    it to another provider."""
+    picking = _Picking.start(
+        tx, settings, agent_id, task_id, now, providers, provider, model, bound
+    )
     over_limit = picking.over_wip_limit()
     if over_limit is not None:
         return over_limit
@@ -283,6 +289,8 @@ def claim(
             routed = picking.router.decide(chosen)
             granted.route = routes.claim_route(routed)
         routes.reserve(tx, chosen, routed, now)
+        if provider is not None and model is not None:
+            tx.send("set_agent_identity", (agent_id, provider, model, picking.stamp))
         return granted
 
 
@@ -315,6 +323,7 @@ class _Picking:
         providers: Providers | None,
         provider: str | None,
         model: str | None,
+        bound: routes.Bound | None = None,
     ) -> "_Picking":
         stamp = timeutil.to_text(now)
         tx.send("touch_agent", (agent_id, stamp))
@@ -330,8 +339,9 @@ class _Picking:
         ident = None
         if providers is not None:
             ident = routes.identity(
-                tx, settings, providers, agent_id, provider, model, now, registered=registered
-            )
+                tx, settings, providers, agent_id, provider, model, now, remember=False,
+                registered=registered, bound=bound,
+            )  # fmt: skip
         router = None if providers is None else routes.Router(tx, providers, now)
         if _refresh_due_scores(tx, now, refreshed.value()):
             early = None  # asked before the re-ranking

@@ -66,6 +66,7 @@ class Token:
     revoked_at: str | None = None
     expires_at: str | None = None  # run tokens only: the run's end, renewed while it lives
     scope: Scope | None = None  # run tokens only: the one task (and commit) they act on
+    provider: str | None = None  # agent tokens: the provider it is bound to, if made with one
 
     @classmethod
     def from_row(cls, row: Row) -> "Token":
@@ -79,6 +80,7 @@ class Token:
             revoked_at=row["revoked_at"],
             expires_at=row["expires_at"],
             scope=Scope.from_json(row["scope"]),
+            provider=row["provider"],
         )
 
     def shown(self) -> dict[str, str | None]:
@@ -127,8 +129,21 @@ def add(
     now: datetime,
     expires_at: datetime | None = None,
     scope: Scope | None = None,
+    provider: str | None = None,
+    known: tuple[str, ...] = (),
 ) -> Issued:
+    """A new token; `provider` (an agent token's, one of `known`): the provider it is bound
+    to, which its agent can never change (docs/http.md)."""
     actor = actor_name(role, name)
+    if provider is not None and role != "agent":
+        raise ValidationFailed(
+            f"--provider binds an agent token to its provider; a {role} token has none: "
+            "leave it out"
+        )
+    if provider is not None and provider not in known:
+        raise ValidationFailed(
+            f"provider {provider!r} is not in the providers file; known: {', '.join(known)}"
+        )
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
     token = Token(
         id="tok-" + secrets.token_hex(4),
@@ -138,12 +153,14 @@ def add(
         created_by=by,
         expires_at=None if expires_at is None else timeutil.to_text(expires_at),
         scope=scope,
+        provider=provider,
     )
     tx.run(
         "token_insert",
         {"id": token.id, "secret_sha256": digest(secret), "name": token.name,
          "role": token.role, "now": token.created_at, "by": by,
-         "expires_at": token.expires_at, "scope": None if scope is None else scope.to_json()},
+         "expires_at": token.expires_at, "scope": None if scope is None else scope.to_json(),
+         "provider": provider},
     )  # fmt: skip
     return Issued(token, secret)
 

@@ -33,6 +33,7 @@ class Reporter:
 
     run: Scope | None = None  # an autopilot run token: noted on its own task, charges nothing
     own_provider: bool = False  # an HTTP agent token: only its agent's provider
+    provider: str | None = None  # ... and the one its token was made for, if any
 
 
 ANYONE = Reporter()
@@ -77,6 +78,11 @@ def record(
             outcome=outcome, now=now,
         )  # fmt: skip
     if reporter.own_provider:
+        if reporter.provider is not None and provider != reporter.provider:
+            raise ValidationFailed(
+                f"this agent token was made for provider {reporter.provider!r}: it reports "
+                f"usage for it only, not {provider!r}. Nothing was recorded"
+            )
         _check_own(tx, settings, providers, agent_id, provider, now)
     if task_id is None:
         return routes.record_usage(

@@ -641,9 +641,10 @@ SELECT * FROM autopilot_runs WHERE state <> 'ended' OR seen_at >= %(since)s
 ORDER BY started_at, id;
 
 -- name: token_insert
-INSERT INTO api_tokens (id, secret_sha256, name, role, created_at, created_by, expires_at, scope)
+INSERT INTO api_tokens (id, secret_sha256, name, role, created_at, created_by, expires_at, scope,
+    provider)
 VALUES (%(id)s, %(secret_sha256)s, %(name)s, %(role)s, %(now)s, %(by)s, %(expires_at)s,
-        %(scope)s);
+        %(scope)s, %(provider)s);
 
 -- name: token_by_secret
 -- A live (neither revoked nor expired) token by the digest of its secret.
@@ -661,7 +662,8 @@ UPDATE api_tokens SET last_used_at = %(now)s
 WHERE id = %(id)s AND (last_used_at IS NULL OR last_used_at < %(stale_before)s);
 
 -- name: tokens_all
-SELECT id, name, role, created_at, created_by, last_used_at, revoked_at, expires_at, scope
+SELECT id, name, role, created_at, created_by, last_used_at, revoked_at, expires_at, scope,
+    provider
 FROM api_tokens
 ORDER BY created_at, id;
 

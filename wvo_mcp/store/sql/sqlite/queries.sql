@@ -571,8 +571,9 @@ WHERE state != 'ended' AND (:id IS NULL OR id = :id);
 SELECT * FROM autopilot_runs WHERE state != 'ended' OR seen_at >= :since ORDER BY started_at;
 
 -- name: token_insert
-INSERT INTO api_tokens (id, secret_sha256, name, role, created_at, created_by, expires_at, scope)
-VALUES (:id, :secret_sha256, :name, :role, :now, :by, :expires_at, :scope);
+INSERT INTO api_tokens (id, secret_sha256, name, role, created_at, created_by, expires_at, scope,
+    provider)
+VALUES (:id, :secret_sha256, :name, :role, :now, :by, :expires_at, :scope, :provider);
 
 -- name: token_by_secret
 -- A live (neither revoked nor expired) token by the digest of its secret.
@@ -589,7 +590,8 @@ UPDATE api_tokens SET last_used_at = :now
 WHERE id = :id AND (last_used_at IS NULL OR last_used_at < :stale_before);
 
 -- name: tokens_all
-SELECT id, name, role, created_at, created_by, last_used_at, revoked_at, expires_at, scope
+SELECT id, name, role, created_at, created_by, last_used_at, revoked_at, expires_at, scope,
+    provider
 FROM api_tokens
 ORDER BY created_at, id;
 
