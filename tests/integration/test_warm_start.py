@@ -151,7 +151,13 @@ def start_warm(state_root: Path, boot: str = relay.BOOT, **env: str) -> subproce
             relay_import_path(env.get("PYTHONPATH", "")),
             str(state_root),
         ],
-        env={"PATH": "/usr/bin:/bin", "WVO_STATE_ROOT": str(state_root), **env},
+        # As relay.start_warm starts it: with room for its servers' clients' environments.
+        env={
+            "PATH": "/usr/bin:/bin",
+            "WVO_STATE_ROOT": str(state_root),
+            **relay.warm_environment({}),
+            **env,
+        },
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         start_new_session=True,
@@ -331,3 +337,48 @@ def test_the_relay_imports_neither_pydantic_nor_the_sdk(state_root: Path) -> Non
     assert "wvo_mcp.cli.relay" in modules
     heavy = {name for name in modules if name.split(".")[0] in ("pydantic", "mcp", "anyio")}
     assert not heavy and "argparse" not in modules, heavy
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    """A process's environment as the kernel shows it (/proc/PID/environ)."""
+    entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(e.decode().split("=", 1) for e in entries if e)
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_each_server_shows_its_own_clients_environment_and_the_warm_process_none(
+    state_root: Path,
+) -> None:
+    """Client A starts the warm process; B and C are served by forked servers. The kernel
+    shows each server its own client's variables only, and the warm process no client's."""
+    first = Relay(state_root, WVO_AGENT_ID="alpha", SECRET_A="a-secret")
+    assert first.call("plan_next")["agent_id"] == "alpha"  # served cold, in place
+    wait_for(lambda: listening(state_root), "the warm process the first relay started")
+    [warm] = warm_pids(state_root)
+    second = Relay(state_root, WVO_AGENT_ID="beta", SECRET_B="b-secret")
+    third = Relay(state_root, WVO_AGENT_ID="gamma")  # A's secret removed, as a person would
+    assert [c.call("plan_next")["agent_id"] for c in (second, third)] == ["beta", "gamma"]
+    servers = {environ_of(pid)["WVO_AGENT_ID"]: pid for pid in children_of(warm)}
+    assert set(servers) == {"beta", "gamma"}
+    assert environ_of(servers["beta"])["SECRET_B"] == "b-secret"
+    for pid in servers.values():
+        assert relay.RESERVE not in environ_of(pid), pid
+    for pid in (*servers.values(), warm):
+        shown = environ_of(pid)
+        assert "SECRET_A" not in shown and "alpha" not in shown.values(), (pid, shown)
+    assert "SECRET_B" not in environ_of(servers["gamma"])
+    assert "WVO_AGENT_ID" not in environ_of(warm)  # it starts from a scrubbed environment
+    for client in (first, second, third):
+        assert client.finish() == (0, "")
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_a_client_whose_environment_does_not_fit_is_served_cold(state_root: Path) -> None:
+    start_warm(state_root)
+    fits = Relay(state_root)
+    big = Relay(state_root, LARGE="y" * (relay.RESERVE_BYTES + 1))
+    assert fits.server_pid() != fits.proc.pid  # forked by the warm process
+    assert big.server_pid() == big.proc.pid  # served in place, as without warm start
+    assert big.call("claim_task")["reason"] == "no_ready_task"
+    for client in (fits, big):
+        assert client.finish() == (0, "")

@@ -16,6 +16,7 @@ import signal
 import socket
 import struct
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Any, BinaryIO
@@ -33,6 +34,12 @@ NAMESPACES = ("mnt", "pid", "net", "ipc", "uts", "user", "cgroup")
 LENGTH = struct.Struct(">I")
 ANSWER_MAX_BYTES = 4096
 GO = b"go\n"
+# The warm process's own environment: what starting it needs, and its settings.
+WARM_KEEPS = frozenset(
+    {"PATH", "HOME", "LANG", "TZ", "TMPDIR", "WVO_WARM_IDLE_SECONDS", "WVO_LOG_LEVEL"}
+)
+RESERVE = "WVO_WARM_RESERVE"  # room for a forked server's client's environment
+RESERVE_BYTES = 64 * 1024  # a client whose environment is larger is served cold
 # Starts the warm process with this process's import path, whatever put it there.
 BOOT = (
     "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
@@ -72,6 +79,14 @@ def build_id() -> str:
     the same package, run by the same interpreter from the same import path."""
     package = os.path.dirname(os.path.abspath(wvo_mcp.__file__))
     return json.dumps([wvo_mcp.__version__, package, sys.executable, import_path()])
+
+
+def warm_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """What the warm process starts with: only what it needs to start (no client's secret or
+    agent id: it serves many clients), and a reserve of room that each server it forks
+    writes its own client's environment over (warm.show_environment)."""
+    kept = {k: v for k, v in env.items() if k in WARM_KEEPS or k.startswith("LC_")}
+    return {**kept, RESERVE: "x" * RESERVE_BYTES}
 
 
 def import_path() -> list[str]:
@@ -266,6 +281,6 @@ def start_warm(state_root: Path) -> None:
             os.closerange(3, os.sysconf("SC_OPEN_MAX"))
             path = json.dumps(import_path())
             argv = [sys.executable, "-P", "-c", BOOT, path, str(state_root), str(serving)]
-            os.execv(sys.executable, argv)
+            os.execve(sys.executable, argv, warm_environment(os.environ))
     finally:
         os._exit(0)

@@ -360,11 +360,37 @@ def _take(
 def _refusal(header: dict[str, Any], build: tuple[str, list[tuple[str, int]]]) -> str | None:
     if header["build"] != build[0] or _fingerprint() != build[1]:
         return "stale"
+    if len(environment_block(header["env"])) > environment_room():
+        return "an environment larger than the warm process's room"
     if header["namespaces"] != relay.namespaces():
         return "another namespace"
     if not relay.stdio_serve(header["argv"])[0]:
         return "not serve over stdio"
     return None
+
+
+def environment_block(env: dict[str, str]) -> bytes:
+    """`env` as the kernel keeps a process's environment: NUL-terminated `NAME=value`s."""
+    return b"".join(os.fsencode(f"{k}={v}") + b"\0" for k, v in env.items())
+
+
+def environment_room() -> int:
+    """The bytes /proc/PID/environ shows of this process: its environment block, from
+    env_start to env_end (/proc/self/stat's 50th and 51st fields), fixed at its exec."""
+    fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[48]) - int(fields[47])  # fields[0] is the 3rd field
+
+
+def show_environment(block: bytes) -> None:
+    """In a forked server: its client's environment written over the one the warm process
+    started with, so the kernel shows each server its own client's (/proc/PID/environ),
+    never the warm process's or another client's. The rest of the room is zeroed. The C
+    library no longer points into it: os.environ was cleared and set anew, which copies."""
+    fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+    start, end = int(fields[47]), int(fields[48])
+    with open("/proc/self/mem", "r+b", buffering=0) as memory:
+        memory.seek(start)
+        memory.write(block[: end - start].ljust(end - start, b"\0"))
 
 
 def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
@@ -429,6 +455,7 @@ def _serve(child: Forked) -> int:
         os.close(fd)
     os.environ.clear()
     os.environ.update(header["env"])
+    show_environment(environment_block(header["env"]))
     time.tzset()
     os.chdir(header["cwd"])
     os.umask(header["umask"])
