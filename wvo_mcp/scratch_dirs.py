@@ -6,16 +6,20 @@ two projects (or two state folders) sharing a temporary folder never touch each 
 
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Literal
 
-from wvo_mcp import removal
+from wvo_mcp import processes, removal
 
-Kind = Literal["run", "verify", "review", "rebase"]
-KINDS: tuple[Kind, ...] = ("run", "verify", "review", "rebase")
+Kind = Literal["run", "verify", "review", "rebase", "gateway"]
+KINDS: tuple[Kind, ...] = ("run", "verify", "review", "rebase", "gateway")
+# A gateway's (an autopilot's, for as long as it lives): named for its maker too,
+# `wvo-gateway-<owner>-<pid>-<start ticks>-<random>`, so it goes once its maker is gone.
+MADE_BY = re.compile(r"wvo-gateway-[0-9a-f]+-(\d+)-(\d+)-")
 OWNER_CHARS = 12
 
 
@@ -33,7 +37,17 @@ def prefix(kind: Kind, state_root: Path | None) -> str:
 
 def make(kind: Kind, state_root: Path | None) -> Path:
     """A new scratch folder (mode 0700, a name nobody had), removed by its maker."""
-    return Path(tempfile.mkdtemp(prefix=prefix(kind, state_root)))
+    named = prefix(kind, state_root)
+    if kind == "gateway":
+        me = os.getpid()
+        named += f"{me}-{processes.start_ticks(me)}-"
+    return Path(tempfile.mkdtemp(prefix=named))
+
+
+def maker(name: str) -> tuple[int, int] | None:
+    """(pid, start ticks) of the process whose folder `name` is, for those named for it."""
+    found = MADE_BY.match(name)
+    return None if found is None else (int(found.group(1)), int(found.group(2)))
 
 
 @contextmanager

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,8 +71,10 @@ class Executor:
         poll_seconds: float,
         deadline: Callable[[], float],
         say: Callable[[str], None],
+        run_id: str = "",
     ) -> None:
         self.orchestrator = orchestrator
+        self.run_id = run_id  # the autopilot's: marked on every process of its runs
         self.settings = settings
         self.git = git
         self.gateway = gateway
@@ -107,10 +110,16 @@ class Executor:
             borrowed=borrowed,
             hidden=(self.settings.state_root, self.git.repo.top),
             toolchain=self.toolchain,
+            mark=f"{self.run_id}/{uuid.uuid4().hex[:12]}" if self.run_id else "",
         )
         with log.open("a") as run_log:
             async with isolation.prepared(run, self.gateway, sandboxed=self.sandboxed) as ready:
-                return await self._supervise(slot, task_id, ready, run_log)
+                try:
+                    return await self._supervise(slot, task_id, ready, run_log)
+                finally:
+                    if not self.sandboxed and run.mark:  # a sandbox's processes die with it
+                        with anyio.CancelScope(shield=True):
+                            await anyio.to_thread.run_sync(orphans.end_marked, run.mark)
 
     async def _supervise(
         self, slot: Slot, task_id: str, ready: isolation.Ready, run_log: TextIO

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from wvo_mcp.autopilot import orphans
 from wvo_mcp.providers import Kind, WorkerKind
 
 MCP_NAME = "wvo"  # the server's name in the worker's MCP config: tools are mcp__wvo__*
@@ -57,6 +58,7 @@ class Launch:
     home: Path  # its private home: the autopilot's files are under home/.wvo
     mcp_url: str  # wvo-mcp over HTTP; the run token is in mcp.json and TOKEN_ENV
     sandboxed: bool = True  # inside wvo-mcp's sandbox (Codex then needs none of its own)
+    mark: str = ""  # on every process of the run (orphans.MARK)
 
     @property
     def files(self) -> Path:
@@ -156,6 +158,8 @@ def environment(
         "TERM": "dumb",
         TOKEN_ENV: token,
     }
+    if launch.mark:  # what ends the run's processes, or a later autopilot if this one dies
+        env[orphans.MARK] = launch.mark
     if kind.kind == "claude":
         env |= CLAUDE_ENV
     if kind.kind == "codex":

@@ -49,6 +49,9 @@ A worker that meddles with its own output (tests/security/test_run_metering.py):
 - give_up: gives its task up with plan_update(failed), as the work loop asks of a worker
   that cannot finish, and ends its run well.
 metadata.fake_usage ({input_tokens, output_tokens}) is what its result line reports.
+A worker whose processes outlive it (tests/autopilot/test_leftovers.py): scatter starts
+three sleepers marked `wvo-scatter-<task>` (one in its process group, one in a session of its
+own, one a double-forked daemon), checkpoints "scattered", then hangs.
 Any mode waits first when metadata.fake_wait names a file: it says so with `<name>.waiting`
 in its repository and waits (heartbeating) until the file appears there.
 metadata.fake_files ({path: text}) are written before an ordinary commit;
@@ -561,6 +564,10 @@ async def work(text: str, model: str, server: Server) -> int:
             await call("plan_update", status="failed", reason=reason, **held)
             result(False, f"gave {task_id} up")
             return 0
+        if mode == "scatter":
+            await anyio.to_thread.run_sync(scatter, task_id)
+            await call("checkpoint", summary="scattered", **held)
+            await anyio.sleep(3600)
         if mode == "hang":
             await anyio.sleep(3600)
         if mode == "crash":
@@ -629,6 +636,24 @@ def let_forgers_write() -> None:
     """After this CLI's last line: each forger writes its own, then ends."""
     for forger in FORGERS:
         forger.communicate(timeout=30)
+
+
+SLEEPER = "import time; time.sleep(600)"
+DAEMON = (
+    "import os, subprocess, sys; os.setsid(); "
+    "subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, "
+    "stderr=subprocess.DEVNULL, start_new_session=True); os._exit(0)"
+)
+
+
+def scatter(task_id: str) -> None:
+    """Three sleepers that outlive this run unless something ends them."""
+    quiet = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL,
+             "stderr": subprocess.DEVNULL}  # fmt: skip
+    sleeper = [sys.executable, "-c", SLEEPER, f"wvo-scatter-{task_id}"]
+    subprocess.Popen([*sleeper, "group"], **quiet)  # type: ignore[call-overload]
+    subprocess.Popen([*sleeper, "session"], start_new_session=True, **quiet)  # type: ignore[call-overload]
+    subprocess.run([sys.executable, "-c", DAEMON, *sleeper, "daemon"], check=True, **quiet)  # type: ignore[call-overload]
 
 
 # Newer than any release init requires of claude or codex.

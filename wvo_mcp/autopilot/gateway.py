@@ -7,7 +7,6 @@ the state folder or a way to the dashboard: only this endpoint, through its egre
 import contextlib
 import dataclasses
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -17,7 +16,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from wvo_mcp import timeutil
+from wvo_mcp import scratch_dirs, timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.orchestrator import Orchestrator
@@ -60,7 +59,7 @@ class Gateway:
         listener.bind(("127.0.0.1", 0))
         self.port = listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}{http_server.PATH}"
-        with tempfile.TemporaryDirectory(prefix="wvo-gateway-") as empty:
+        with scratch_dirs.temporary("gateway", self.settings.state_root) as empty:
             # The server's workspace is an empty folder: workers work in their own
             # repositories, and nothing here reads or writes the person's files for them.
             served = dataclasses.replace(self.settings, workspace_root=Path(empty))

@@ -23,7 +23,7 @@ from typing import Literal
 import anyio.to_thread
 
 from wvo_mcp import removal, scratch_dirs, timeutil
-from wvo_mcp.autopilot import inuse
+from wvo_mcp.autopilot import inuse, leftovers
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed, WvoError
 from wvo_mcp.git import Git, Unjudged, branch_name, judging, locate, read_refs
@@ -77,14 +77,19 @@ async def collect(
     """Every candidate with its verdict; without dry_run, what is judged removable is removed
     (_apply)."""
     places = _places(settings, where)
+    runs = await orchestrator.autopilot_runs(leftovers.stale_before())
+    left = await anyio.to_thread.run_sync(
+        partial(leftovers.sweep, settings.state_root, runs, dry_run=dry_run, scratch=where.scratch)
+    )
+    swept = [Outcome(f.what, "remove" if f.done else "keep", f.why) for f in left]
     names = await anyio.to_thread.run_sync(places.task_names)
     facts = await _facts(orchestrator, names)
     found = await anyio.to_thread.run_sync(places.gather, facts)
     verdicts = [judge(f.candidate) for f in found]
     if not dry_run:
-        return await _apply(orchestrator, places, names, found, verdicts)
+        return swept + await _apply(orchestrator, places, names, found, verdicts)
     pairs = zip(found, verdicts, strict=True)
-    return [_outcome(f.candidate, v.remove, v.reason) for f, v in pairs]
+    return swept + [_outcome(f.candidate, v.remove, v.reason) for f, v in pairs]
 
 
 async def _apply(
@@ -380,6 +385,8 @@ class _Places:
         for entry in _entries(self.scratch):
             if not scratch_dirs.owned(entry.name, self.state_root):
                 continue  # another state folder's (another project's), or no run's
+            if scratch_dirs.maker(entry.name) is not None:
+                continue  # a gateway's: it goes when its maker has (leftovers.py)
             try:
                 if entry.stat(follow_symlinks=False).st_uid != me:
                     continue  # another user's: not ours to judge

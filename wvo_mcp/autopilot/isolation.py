@@ -60,6 +60,7 @@ class Run:
     borrowed: tuple[Path, ...] = ()  # objects its repository borrows, seen read-only
     hidden: tuple[Path, ...] = ()  # what no folder it sees may hold (state, the person's own)
     toolchain: Toolchain = field(default_factory=Toolchain)  # the project's, read-only
+    mark: str = ""  # on every process of the run (orphans.MARK), so none outlives it
 
 
 @contextlib.asynccontextmanager
@@ -83,6 +84,7 @@ async def prepared(
             home=workers.HOME if sandboxed else home,
             mcp_url=gateway.url,
             sandboxed=sandboxed,
+            mark=run.mark,
         )
         _write_home(home, commands.files(run.kind, launch, token, run.prompt))
         _copy_credentials(run.kind.kind, home, outside)

@@ -137,10 +137,13 @@ class Autopilot:
             poll_seconds=options.poll_seconds,
             deadline=lambda: self._drain_deadline,
             say=say,
+            run_id=self.run_id,
         )
         self.roles = Roles(orchestrator, settings, self.repos, executor, self.lander, say)
         self.intake = Intake(orchestrator, self.repos, self.lander, say, self._wake)
-        self.recovery = Recovery(orchestrator, self.run_id, self.repos, self.intake, say)
+        self.recovery = Recovery(
+            orchestrator, self.run_id, self.repos, self.intake, say, settings.state_root
+        )
         self.apart = Apart(orchestrator, self.repos, self.lander, options.avoid_conflicts)
 
     async def describe(self) -> list[str]:

@@ -1,23 +1,25 @@
-"""What an autopilot killed without warning leaves behind, found by the next one: whether
-it is really gone, and its workers' process groups, ended only while the process that
-leads each is still the one it started (a pid is reused; its start time is not)."""
+"""What an autopilot killed without warning leaves behind, found by the next one (or by
+`autopilot gc`): whether it is really gone, and its workers' processes, ended only when they
+provably are its runs': the process group a worker led while its leader is still the
+process it started (a pid is reused; its start time is not); once the leader is gone, the
+group and session it led (Linux keeps a pid unused while a group or session holds it); and
+any process that carries the run's mark in its environment (MARK: a worker's setsid child or
+daemon keeps it). A sandboxed worker's processes die with its sandbox; its cgroup is
+leftovers.py's."""
 
+import contextlib
 import os
 import signal
 import socket
+from collections.abc import Callable
 from typing import Any
 
+from wvo_mcp import processes
+from wvo_mcp.processes import start_ticks
 
-def start_ticks(pid: int) -> int | None:
-    """When process `pid` started (clock ticks since boot), or None if there is none."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: fields follow the last ')'.
-    fields = stat[stat.rfind(b")") + 2 :].split()
-    return int(fields[19]) if len(fields) > 19 else None
+# In every worker's environment: `<the autopilot run's id>/<the worker run's>`.
+MARK = "WVO_AUTOPILOT_RUN"
+__all__ = ["MARK", "end_marked", "end_run", "gone", "me", "start_ticks"]
 
 
 def me() -> dict[str, Any]:
@@ -36,12 +38,42 @@ def gone(run: dict[str, Any], stale_before: str) -> bool:
     return bool(run["seen_at"] < stale_before)
 
 
-def end_group(pgid: object, started: object) -> bool:
-    """SIGKILL a worker's process group if its leader is still the process it was."""
-    if not isinstance(pgid, int) or pgid <= 1 or start_ticks(pgid) != started:
-        return False
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        return False
-    return True
+def on_this_host(run: dict[str, Any]) -> bool:
+    return bool((run["report"].get("process") or {}).get("host") == socket.gethostname())
+
+
+def end_run(run: dict[str, Any]) -> int:
+    """SIGKILL what a gone run's workers left on this host: the processes of each worker's
+    group or session (while its leader is the process it started, or is gone), and every
+    process marked as one of the run's. How many processes were sent the signal."""
+    if not on_this_host(run):
+        return 0
+    led: set[int] = set()
+    for worker in run["report"].get("workers", []):
+        pgid, started = worker.get("pgid"), worker.get("started")
+        if not isinstance(pgid, int) or isinstance(pgid, bool) or pgid <= 1:
+            continue
+        ticks = start_ticks(pgid)
+        if ticks is None or ticks == started:  # the same leader, or none: its own
+            led.add(pgid)
+    prefix = f"{run['id']}/"
+    return _end(lambda seen, mark: seen.group in led or seen.session in led or (
+        mark is not None and mark.startswith(prefix)))  # fmt: skip
+
+
+def end_marked(mark: str) -> int:
+    """SIGKILL every process marked as one worker run's (`mark`: its MARK value): what an
+    unsandboxed worker started outside its process group (a setsid child, a daemon)."""
+    return _end(lambda seen, found: found == mark)
+
+
+def _end(ours: Callable[[processes.Seen, str | None], bool]) -> int:
+    me_ = os.getpid()
+    ended = 0
+    for seen in processes.every():
+        if seen.pid == me_ or not ours(seen, processes.environ_value(seen.pid, MARK)):
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(seen.pid, signal.SIGKILL)
+            ended += 1
+    return ended

@@ -3,10 +3,14 @@ live one (orphans.py tells whether a run is gone and ends its workers' processes
 
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
+from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
+
 from wvo_mcp import timeutil
-from wvo_mcp.autopilot import orphans
+from wvo_mcp.autopilot import leftovers, orphans
 from wvo_mcp.autopilot.repos import Repos, newest_repo
 from wvo_mcp.autopilot.slots import LIVE_SECONDS
 from wvo_mcp.autopilot.submissions import Intake
@@ -22,12 +26,15 @@ class Recovery:
         repos: Repos,
         intake: Intake,
         say: Callable[[str], None],
+        state_root: Path,
     ) -> None:
         self.orchestrator = orchestrator
         self.run_id = run_id
         self.repos = repos
         self.intake = intake
         self.say = say
+        self.state_root = state_root
+        self._swept = False
 
     async def recover(self, base: str, busy_agents: set[str]) -> None:
         """What autopilots that died on this database left: what they reviewed and landed
@@ -38,7 +45,14 @@ class Recovery:
         anything."""
         stale = timeutil.to_text(timeutil.now() - timedelta(seconds=2 * LIVE_SECONDS))
         live_agents = set(busy_agents)
-        for run in await self.orchestrator.autopilot_runs(stale):
+        runs = await self.orchestrator.autopilot_runs(stale)
+        if not self._swept:  # at start: what gone autopilots left on this machine
+            self._swept = True
+            others = [r for r in runs if r["id"] != self.run_id]
+            sweep = partial(leftovers.sweep, self.state_root, others, dry_run=False)
+            for found in await anyio.to_thread.run_sync(sweep):
+                self.say(f"left by a gone autopilot: {found.what}: {found.why}")
+        for run in runs:
             if run["id"] == self.run_id:
                 continue
             if not orphans.gone(run, stale):
@@ -59,13 +73,12 @@ class Recovery:
     async def _end(self, run: dict[str, Any]) -> None:
         """A dead autopilot's run, ended: its workers' process groups, its claims, its
         agents' tasks."""
-        workers = run["report"].get("workers", [])
-        ended = sum(orphans.end_group(w.get("pgid"), w.get("started")) for w in workers)
+        ended = await anyio.to_thread.run_sync(orphans.end_run, run)
         await self.orchestrator.landing_claims(run["id"], None)
         released = await self.orchestrator.release_orphans(
             run["report"].get("agents", []),
             f"its autopilot ({run['id']}) died; handed back as it was",
         )
         await self.orchestrator.autopilot_beat(run["id"], "ended", run["report"])
-        self.say(f"autopilot {run['id']} is gone: {ended} worker process group(s) ended, "
+        self.say(f"autopilot {run['id']} is gone: {ended} worker process(es) ended, "
                  f"{len(released)} task(s) handed back")  # fmt: skip

@@ -8,13 +8,19 @@ present, else SIGKILL to every pid in the run's cgroups until none is left.
 
 import contextlib
 import os
+import re
 import signal
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wvo_mcp import processes
+
 CONTROLLERS = ("memory", "cpu", "pids")
+PREFIX = "wvo-sandbox-"
+# wvo-sandbox-<maker's pid>-<its start ticks>-<random>; before issue 43, without the ticks.
+NAME = re.compile(r"wvo-sandbox-(\d+)-(?:(\d+)-)?[0-9a-f]{8}")
 CPU_PERIOD_US = 100_000
 KILL_DEADLINE_S = 10.0
 # Enters every cgroup file given, then becomes the command: the command is inside its
@@ -130,7 +136,9 @@ class RunGroup:
     """The cgroups of one run: created, limited, joined by the launcher, read, killed, removed."""
 
     def __init__(self, layout: Layout) -> None:
-        self.name = f"wvo-sandbox-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        # Its maker's pid and start time: a cgroup whose maker is gone is a leftover (orphaned).
+        me = os.getpid()
+        self.name = f"{PREFIX}{me}-{processes.start_ticks(me)}-{uuid.uuid4().hex[:8]}"
         self.dirs: list[Path] = []
         self.v2: Path | None = None
         self.v1: dict[str, Path] = {}
@@ -282,6 +290,53 @@ class RunGroup:
                 except OSError:
                     # Busy until the killed processes are reaped by their parents.
                     time.sleep(0.01)
+
+
+def orphaned(layout: Layout | None = None) -> list[Path]:
+    """The run cgroups, beside this process's own, whose maker (an autopilot, a server's
+    sandbox run) is gone: nobody will kill what is in them or remove them but whoever finds
+    them. A maker that is still the process it was is never touched."""
+    layout = layout if layout is not None else detect()
+    bases = [*layout.v1.values()]
+    if layout.v2 is not None:
+        bases += [layout.v2, RunGroup._v2_parent(layout.v2)]
+    found = []
+    for base in dict.fromkeys(bases):
+        try:
+            entries = list(os.scandir(base))
+        except OSError:
+            continue
+        for entry in entries:
+            named = NAME.fullmatch(entry.name)
+            if named is None or not entry.is_dir(follow_symlinks=False):
+                continue
+            ticks = None if named.group(2) is None else int(named.group(2))
+            if not processes.alive(int(named.group(1)), ticks):
+                found.append(Path(entry.path))
+    return found
+
+
+def clear(path: Path) -> bool:
+    """A leftover run cgroup: whatever is in it killed (cgroup.kill, else SIGKILL to each
+    pid until none is left), then removed, innermost first. True once it is gone."""
+    for inner in sorted((p for p in path.rglob("*") if p.is_dir()), reverse=True):
+        clear(inner)
+    if (path / "cgroup.kill").exists():
+        _write(path / "cgroup.kill", "1")
+    deadline = time.monotonic() + KILL_DEADLINE_S
+    while time.monotonic() < deadline:
+        alive = [int(p) for p in (_read(path / "cgroup.procs") or "").split() if p.isdigit()]
+        for pid in alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        try:
+            path.rmdir()
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError:
+            time.sleep(0.01)  # busy until the killed processes are reaped
+    return False
 
 
 def shares(weight: int) -> int:

@@ -1,0 +1,176 @@
+"""What an autopilot killed without warning leaves on the machine: its workers' processes,
+its runs' cgroups and its gateway's folder. `autopilot gc`, or the next autopilot's start,
+ends and removes all of it, and nothing of a live one's (leftovers.py, orphans.py).
+
+Each test starts a real `wvo-mcp autopilot` whose worker is the fake CLI in `scatter` mode
+(three sleepers that outlive it: in its process group, in a session of their own, a
+double-forked daemon), SIGKILLs the autopilot while its worker runs, and looks at /proc,
+the cgroup hierarchies and the temporary folder."""
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tests.autopilot.conftest import backlog, env, make_project
+from tests.conftest import ROOT, open_db
+from wvo_mcp import scratch_dirs
+from wvo_mcp.sandbox import bwrap, cgroups
+
+pytestmark = pytest.mark.process
+DEADLINE_S = 60.0  # an autopilot starting a worker beside other tests on 2 cores
+
+
+def live(marker: str) -> list[int]:
+    """Live (not zombie) processes whose command line holds `marker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker.encode() in argv and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def until(check: object, what: str) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"not within the deadline: {what}"
+        time.sleep(0.05)
+
+
+def scattered(project: dict[str, Path]) -> bool:
+    with open_db(project["state"]) as db:
+        return (
+            db.execute("SELECT 1 FROM checkpoints WHERE summary = 'scattered'").fetchone()
+            is not None
+        )
+
+
+def workers_of(project: dict[str, Path]) -> list[int]:
+    """The fake CLIs working in this test's repositories (not another test's)."""
+    mine = project["repo"].parent
+    found = []
+    for pid in live("fake.py"):
+        try:
+            if Path(os.readlink(f"/proc/{pid}/cwd")).is_relative_to(mine):
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+def gateways(project: dict[str, Path], pid: int) -> list[Path]:
+    mark = scratch_dirs.prefix("gateway", project["state"]) + f"{pid}-"
+    return [p for p in Path(tempfile.gettempdir()).iterdir() if p.name.startswith(mark)]
+
+
+def run_cgroups(pid: int) -> list[Path]:
+    layout = cgroups.detect()
+    bases = [*layout.v1.values(), *([layout.v2, layout.v2.parent] if layout.v2 else [])]
+    return [d for base in bases for d in base.glob(f"wvo-sandbox-{pid}-*") if d.is_dir()]
+
+
+def task_of(project: dict[str, Path]) -> str:
+    """A task id of this test alone: its sleepers are told apart by it."""
+    return "S" + hashlib.sha256(str(project["repo"]).encode()).hexdigest()[:10]
+
+
+def killed_while_working(project: dict[str, Path], *flags: str) -> int:
+    """A real autopilot, SIGKILLed once its worker has scattered: its pid."""
+    anyio.run(backlog, project, [{"id": task_of(project), "title": "scatters",
+                                  "metadata": {"fake": "scatter_once"}}])  # fmt: skip
+    pilot = subprocess.Popen(
+        [sys.executable, "-P", "-m", "wvo_mcp", "autopilot", *flags],
+        cwd=ROOT, env=env(project), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        until(lambda: scattered(project), "the worker scattered")
+    finally:
+        pilot.send_signal(signal.SIGKILL)
+        pilot.wait()
+    return pilot.pid
+
+
+def after(project: dict[str, Path], how: str, *flags: str) -> subprocess.CompletedProcess[str]:
+    command = ["autopilot", "gc"] if how == "gc" else ["autopilot", "--until-empty", *flags]
+    return subprocess.run(
+        [sys.executable, "-P", "-m", "wvo_mcp", *command],
+        cwd=ROOT, env=env(project), capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("how", ["gc", "start"])
+def test_an_unsandboxed_workers_processes_end_though_their_leader_died(
+    tmp_path: Path, how: str
+) -> None:
+    project = make_project(tmp_path)
+    flags = ("--unsandboxed-workers",)
+    pilot = killed_while_working(project, *flags)
+    marker = f"wvo-scatter-{task_of(project)}"
+    until(lambda: len(live(marker)) == 3, "three sleepers")
+    # The worker's CLI, the group's leader, dies too: only its group, its session's and the
+    # run's mark still tell whose the sleepers are.
+    leaders = workers_of(project)
+    assert leaders
+    for pid in leaders:
+        os.kill(pid, signal.SIGKILL)
+    assert len(live(marker)) == 3
+    assert gateways(project, pilot)
+    ran = after(project, how, *flags)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    until(lambda: not live(marker), "no sleeper left")
+    assert gateways(project, pilot) == []
+    if how == "start":
+        assert "1 done" in ran.stdout, ran.stdout
+
+
+@pytest.mark.skipif(not bwrap.probe().usable, reason="bubblewrap cannot sandbox here")
+@pytest.mark.skipif("limits" not in cgroups.capabilities(), reason="no writable cgroup here")
+@pytest.mark.parametrize("how", ["gc", "start"])
+def test_a_sandboxed_workers_cgroups_and_gateway_are_removed(tmp_path: Path, how: str) -> None:
+    project = make_project(tmp_path)
+    pilot = killed_while_working(project)
+    assert run_cgroups(pilot) and gateways(project, pilot)
+    ran = after(project, how)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert run_cgroups(pilot) == [] and gateways(project, pilot) == []
+    assert live(f"wvo-scatter-{task_of(project)}") == []  # they died with the sandbox
+
+
+def test_a_live_autopilots_leftovers_are_not_touched(tmp_path: Path) -> None:
+    """gc while an autopilot works: its worker, its cgroups and its gateway stay."""
+    project = make_project(tmp_path)
+    anyio.run(backlog, project, [{"id": task_of(project), "title": "scatters",
+                                  "metadata": {"fake": "scatter"}}])  # fmt: skip
+    flags = () if bwrap.probe().usable else ("--unsandboxed-workers",)
+    pilot = subprocess.Popen(
+        [sys.executable, "-P", "-m", "wvo_mcp", "autopilot", *flags],
+        cwd=ROOT, env=env(project), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        until(lambda: scattered(project), "the worker scattered")
+        before = (run_cgroups(pilot.pid), gateways(project, pilot.pid))
+        ran = after(project, "gc")
+        assert ran.returncode == 0, ran.stderr[-3000:]
+        assert (run_cgroups(pilot.pid), gateways(project, pilot.pid)) == before
+        assert before[1] and pilot.poll() is None
+        assert live(f"wvo-scatter-{task_of(project)}")
+    finally:
+        pilot.send_signal(signal.SIGINT)
+        try:
+            pilot.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pilot.kill()
