@@ -7,10 +7,13 @@ Each test runs a real `wvo-mcp autopilot` whose workers are the fake CLI
 (wvo_mcp/autopilot/fake.py) in their real sandbox, and reads the host's database."""
 
 import json
+import re
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ import pytest
 
 from tests.autopilot.conftest import autopilot, backlog, env, events, make_project
 from tests.conftest import ROOT, open_db
+from tests.integration.test_claude_code import CLAUDE, _events, _tool_results, _use
 from wvo_mcp.autopilot.attempt import LINE_BYTES
 from wvo_mcp.rules import learning
 from wvo_mcp.sandbox import bwrap
@@ -177,3 +181,108 @@ def test_a_given_up_attempt_costs_its_task_and_its_route(tmp_path: Path) -> None
     else:
         assert sorted(round(r[-1]) for r in by_provider.values()) == [run, run], by_provider
     assert cost == pytest.approx(2 * (60 * 0.001 + 6 * 0.002))
+
+
+# -- the meter: Claude Code's model traffic, counted on the trusted side --------------------
+
+BIG = {"input_tokens": 300_000, "cache_read_input_tokens": 100_000, "output_tokens": 9_000}
+
+
+class KillingModel:
+    """A model that, with usage a forger would want unseen, checkpoints, then has the Bash
+    tool end the CLI itself before it can print its result line: only the meter saw what
+    the run used."""
+
+    def __init__(self) -> None:
+        self.reported = [0, 0]  # input (cached or not) and output tokens it reported
+        self.lock = threading.Lock()
+
+    def reply(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        if "mcp__wvo__checkpoint" not in {t.get("name") for t in body.get("tools", [])}:
+            return [{"type": "text", "text": "ok"}]
+        first = body["messages"][0]["content"]
+        text = first if isinstance(first, str) else " ".join(b.get("text", "") for b in first)
+        found = re.search(r"task_id '([^']+)', lease_token '([^']+)'", text)
+        assert found is not None
+        held = {"task_id": found.group(1), "lease_token": found.group(2)}
+        if not _tool_results(body["messages"]):
+            return [_use("mcp__wvo__checkpoint", {**held, "summary": "started"})]
+        return [_use("Bash", {"command": "kill -9 $PPID", "description": "end it"})]
+
+    def stream(self, blocks: list[dict[str, Any]]) -> Iterator[bytes]:
+        with self.lock:
+            self.reported[0] += BIG["input_tokens"] + BIG["cache_read_input_tokens"]
+            self.reported[1] += BIG["output_tokens"]
+        for name, data in _events(blocks):
+            if name == "message_start":
+                data["message"]["usage"] = {**BIG, "output_tokens": 1}
+            if name == "message_delta":
+                data["usage"] = {"output_tokens": BIG["output_tokens"]}
+            yield f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+def serve_killing(model: KillingModel) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_HEAD(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            blocks = model.reply(body)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            for chunk in model.stream(blocks):
+                self.wfile.write(chunk)
+            self.wfile.flush()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.mark.skipif(not CLAUDE.exists(), reason="the Claude Code CLI is not installed")
+def test_the_meter_charges_what_the_model_api_reported_when_the_cli_says_nothing(
+    tmp_path: Path,
+) -> None:
+    project = make_project(tmp_path)
+    project["providers"].write_text(f"""version: 1
+providers:
+  - name: claude
+    preference: 1
+    tiers:
+      - name: sonnet
+        model: claude-sonnet-4-5
+        complexity: [1, 10]
+        input_cost_per_1k: 0.003
+        output_cost_per_1k: 0.015
+    worker:
+      kind: claude
+      executable: {CLAUDE}
+      max_workers: 1
+      hang_seconds: 120
+""")
+    anyio.run(backlog, project, [{"id": "K", "title": "killed", "max_attempts": 1}])
+    model = KillingModel()
+    api = serve_killing(model)
+    home = project["state"].parent / "home"
+    home.mkdir()
+    try:
+        ran = autopilot(
+            project, HOME=str(home), ANTHROPIC_API_KEY="scripted", DISABLE_TELEMETRY="1",
+            ANTHROPIC_BASE_URL=f"http://127.0.0.1:{api.server_address[1]}",
+            DISABLE_AUTOUPDATER="1", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+            MCP_CONNECTION_NONBLOCKING="0",
+        )  # fmt: skip
+    finally:
+        api.shutdown()
+        api.server_close()
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "no result line" in ran.stdout, ran.stdout  # its CLI said nothing of its usage
+    assert model.reported[0] >= 2 * 400_000, model.reported  # two answers at least
+    reported = (model.reported[0], model.reported[1])
+    assert spent(project["state"]) == dict.fromkeys(("task", "provider", "agent"), reported)

@@ -175,9 +175,9 @@ class Executor:
             )
         if seen.hung:
             drained = time.monotonic() > self._deadline()
-            finish = stopped(drained, seen.limit, slot.kind.hang_seconds)
+            finish = isolation.metered(ready, stopped(drained, seen.limit, slot.kind.hang_seconds))
             return finish if drained else isolation.limited(ready, finish)
-        return isolation.limited(ready, stream.finish(code))
+        return isolation.limited(ready, isolation.metered(ready, stream.finish(code)))
 
     async def _watch(
         self,

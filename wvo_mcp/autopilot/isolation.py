@@ -7,11 +7,13 @@ import contextlib
 import dataclasses
 import os
 import shutil
+import urllib.parse
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import anyio
+import anyio.abc
 
 from wvo_mcp import providers, removal, scratch_dirs
 from wvo_mcp.autopilot import commands, events
@@ -20,6 +22,7 @@ from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.sandbox import bwrap, egress, toolchain, workers
 from wvo_mcp.sandbox.fence import Fence, open_fence
 from wvo_mcp.sandbox.limits import DEFAULT_PATH
+from wvo_mcp.sandbox.meter import Meter, Upstream
 from wvo_mcp.sandbox.toolchain import Toolchain
 from wvo_mcp.services.tokens import Scope
 
@@ -43,6 +46,7 @@ class Ready:
     stdin: bytes
     pass_fds: tuple[int, ...] = ()  # the toolchain's folders and the home's files, for bwrap
     fence: Fence | None = None  # its resource limits (none when unsandboxed)
+    meter: Meter | None = None  # what its model API traffic used (Claude Code, sandboxed)
 
 
 @dataclass(frozen=True)
@@ -123,12 +127,41 @@ async def _sandboxed(
     outside: Mapping[str, str],
 ) -> AsyncIterator[Ready]:
     """`plain` (the CLI's own command line) in bubblewrap, behind its own egress proxy on
-    `socket` and its resource fence; what it opens is closed with `stack`."""
-    endpoints = tuple(
-        dict.fromkeys(
-            egress.endpoint_of(url) for url in [*commands.model_apis(run.kind, outside), mcp_url]
-        )
-    )
+    `socket`, its resource fence and, for Claude Code, its meter; what it opens is closed
+    with `stack`."""
+    async with anyio.create_task_group() as serving:
+        apis = commands.model_apis(run.kind, outside)
+        measured = None
+        if run.kind.kind == "claude" and apis:  # its model API only through the meter
+            measured = Meter(Upstream.of(apis[0]))
+            await serving.start(measured.serve)
+            inside = f"http://127.0.0.1:{measured.port}{urllib.parse.urlsplit(apis[0]).path}"
+            plain = dataclasses.replace(
+                plain, env={**plain.env, commands.BASE_URL_ENV["claude"]: inside.rstrip("/")}
+            )
+            apis = [f"http://127.0.0.1:{measured.port}", *apis[1:]]
+        try:
+            ready = await _fenced(run, plain, [*apis, mcp_url], socket, home, install, stack,
+                                  outside, serving)  # fmt: skip
+            yield dataclasses.replace(ready, meter=measured)
+        finally:
+            serving.cancel_scope.cancel()
+
+
+async def _fenced(
+    run: Run,
+    plain: Ready,
+    urls: list[str],
+    socket: Path,
+    home: Path,
+    install: Path,
+    stack: contextlib.ExitStack,
+    outside: Mapping[str, str],
+    serving: anyio.abc.TaskGroup,
+) -> Ready:
+    """The sandbox's command line and environment, its fence, and its egress proxy started
+    in `serving`, letting through `urls` only."""
+    endpoints = tuple(dict.fromkeys(egress.endpoint_of(url) for url in urls))
     read_only = (install, *workers.package_dirs(), *run.borrowed, *mounts(run.kind))
     _check_hidden(read_only, (*run.hidden, Path(outside.get("HOME", "/nonexistent"))))
     opened = toolchain.opened(run.toolchain, run.workdir)
@@ -159,20 +192,30 @@ async def _sandboxed(
         plan=limits.plan,
     )
     proxy = egress.EgressProxy(socket, endpoints)
-    async with anyio.create_task_group() as serving:
-        await serving.start(proxy.serve)
-        try:
-            # The CLI's environment is bwrap's own: no value of it is in a command line.
-            yield Ready(
-                limits.launcher(line),
-                workers.environment(view, plain.env),
-                run.workdir,
-                plain.stdin,
-                (*(t.fd for t in view.tools), *(fd for fd, _ in view.home_files)),
-                limits,
-            )
-        finally:
-            serving.cancel_scope.cancel()
+    await serving.start(proxy.serve)
+    # The CLI's environment is bwrap's own: no value of it is in a command line.
+    return Ready(
+        limits.launcher(line),
+        workers.environment(view, plain.env),
+        run.workdir,
+        plain.stdin,
+        (*(t.fd for t in view.tools), *(fd for fd, _ in view.home_files)),
+        limits,
+    )
+
+
+def metered(ready: Ready, finish: events.Finish) -> events.Finish:
+    """The run's usage: per figure, the most of what its meter counted (what nothing in the
+    sandbox can lower) and what its CLI said (a CLI that made no metered call, a fake)."""
+    if ready.meter is None:
+        return finish
+    tally, said = ready.meter.tally, finish.usage
+    usage = events.Usage(
+        max(tally.input_tokens, said.input_tokens),
+        max(tally.output_tokens, said.output_tokens),
+        said.cost_usd,
+    )
+    return dataclasses.replace(finish, usage=usage)
 
 
 def limited(ready: Ready, finish: events.Finish) -> events.Finish:
