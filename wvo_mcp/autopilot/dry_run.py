@@ -35,6 +35,9 @@ def describe(
             )
             continue
         apis = [*commands.model_apis(kind, os.environ)]
+        metered = apis[0] if kind.kind == "claude" and apis else None
+        if metered is not None:  # its model API only through its run's meter (isolation.py)
+            apis = ["http://127.0.0.1:1", *apis[1:]]
         view = workers.View(
             workdir=workdir,
             home=Path("<private>"),
@@ -51,8 +54,11 @@ def describe(
             toolchain=toolchain,
             limits=kind.limits,
         )
+        meter = f"127.0.0.1:<its run's meter, on to {metered}>"
         lines += [
-            line.replace("127.0.0.1:0", "127.0.0.1:<this autopilot's wvo-mcp port>")
+            line.replace("127.0.0.1:0", "127.0.0.1:<this autopilot's wvo-mcp port>").replace(
+                "127.0.0.1:1", meter
+            )
             for line in workers.describe(view, argv, env)
         ]
     return lines
