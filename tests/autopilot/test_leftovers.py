@@ -88,19 +88,27 @@ def task_of(project: dict[str, Path]) -> str:
     return "S" + hashlib.sha256(str(project["repo"]).encode()).hexdigest()[:10]
 
 
-def killed_while_working(project: dict[str, Path], *flags: str) -> int:
-    """A real autopilot, SIGKILLed once its worker has scattered: its pid."""
+def working(project: dict[str, Path], mode: str, *flags: str) -> subprocess.Popen[bytes]:
+    """A real autopilot whose worker has scattered its sleepers (`mode`, of fake.py)."""
     anyio.run(backlog, project, [{"id": task_of(project), "title": "scatters",
-                                  "metadata": {"fake": "scatter_once"}}])  # fmt: skip
+                                  "metadata": {"fake": mode}}])  # fmt: skip
     pilot = subprocess.Popen(
         [sys.executable, "-P", "-m", "wvo_mcp", "autopilot", *flags],
         cwd=ROOT, env=env(project), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         until(lambda: scattered(project), "the worker scattered")
-    finally:
-        pilot.send_signal(signal.SIGKILL)
-        pilot.wait()
+    except BaseException:
+        pilot.kill()
+        raise
+    return pilot
+
+
+def killed_while_working(project: dict[str, Path], *flags: str) -> int:
+    """A real autopilot, SIGKILLed once its worker has scattered: its pid."""
+    pilot = working(project, "scatter_once", *flags)
+    pilot.send_signal(signal.SIGKILL)
+    pilot.wait()
     return pilot.pid
 
 
@@ -153,15 +161,9 @@ def test_a_sandboxed_workers_cgroups_and_gateway_are_removed(tmp_path: Path, how
 def test_a_live_autopilots_leftovers_are_not_touched(tmp_path: Path) -> None:
     """gc while an autopilot works: its worker, its cgroups and its gateway stay."""
     project = make_project(tmp_path)
-    anyio.run(backlog, project, [{"id": task_of(project), "title": "scatters",
-                                  "metadata": {"fake": "scatter"}}])  # fmt: skip
     flags = () if bwrap.probe().usable else ("--unsandboxed-workers",)
-    pilot = subprocess.Popen(
-        [sys.executable, "-P", "-m", "wvo_mcp", "autopilot", *flags],
-        cwd=ROOT, env=env(project), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    pilot = working(project, "scatter", *flags)
     try:
-        until(lambda: scattered(project), "the worker scattered")
         before = (run_cgroups(pilot.pid), gateways(project, pilot.pid))
         ran = after(project, "gc")
         assert ran.returncode == 0, ran.stderr[-3000:]

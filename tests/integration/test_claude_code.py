@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -165,7 +165,12 @@ def _events(blocks: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]
     yield "message_stop", {"type": "message_stop"}
 
 
-def serve_model(model: ScriptedModel) -> ThreadingHTTPServer:
+Events = Callable[[list[dict[str, Any]]], Iterator[tuple[str, dict[str, Any]]]]
+
+
+def serve_model(model: ScriptedModel, events: Events = _events) -> ThreadingHTTPServer:
+    """`model` as a Messages API on 127.0.0.1; `events`: how each reply is streamed."""
+
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
             pass
@@ -180,7 +185,7 @@ def serve_model(model: ScriptedModel) -> ThreadingHTTPServer:
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.end_headers()
-            for event, data in _events(blocks):
+            for event, data in events(blocks):
                 self.wfile.write(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
             self.wfile.flush()
 

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,13 @@ import pytest
 
 from tests.autopilot.conftest import autopilot, backlog, env, events, make_project
 from tests.conftest import ROOT, open_db
-from tests.integration.test_claude_code import CLAUDE, _events, _tool_results, _use
+from tests.integration.test_claude_code import (
+    CLAUDE,
+    _events,
+    _tool_results,
+    _use,
+    serve_model,
+)
 from wvo_mcp.autopilot.attempt import LINE_BYTES
 from wvo_mcp.rules import learning
 from wvo_mcp.sandbox import bwrap
@@ -209,7 +214,8 @@ class KillingModel:
             return [_use("mcp__wvo__checkpoint", {**held, "summary": "started"})]
         return [_use("Bash", {"command": "kill -9 $PPID", "description": "end it"})]
 
-    def stream(self, blocks: list[dict[str, Any]]) -> Iterator[bytes]:
+    def events(self, blocks: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Its answers' streams, each with BIG usage, which it adds up as it reports it."""
         with self.lock:
             self.reported[0] += BIG["input_tokens"] + BIG["cache_read_input_tokens"]
             self.reported[1] += BIG["output_tokens"]
@@ -218,31 +224,7 @@ class KillingModel:
                 data["message"]["usage"] = {**BIG, "output_tokens": 1}
             if name == "message_delta":
                 data["usage"] = {"output_tokens": BIG["output_tokens"]}
-            yield f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
-
-
-def serve_killing(model: KillingModel) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def do_HEAD(self) -> None:
-            self.send_response(200)
-            self.end_headers()
-
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-            blocks = model.reply(body)
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.end_headers()
-            for chunk in model.stream(blocks):
-                self.wfile.write(chunk)
-            self.wfile.flush()
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+            yield name, data
 
 
 @pytest.mark.skipif(not CLAUDE.exists(), reason="the Claude Code CLI is not installed")
@@ -268,7 +250,7 @@ providers:
 """)
     anyio.run(backlog, project, [{"id": "K", "title": "killed", "max_attempts": 1}])
     model = KillingModel()
-    api = serve_killing(model)
+    api = serve_model(model, model.events)  # type: ignore[arg-type]
     home = project["state"].parent / "home"
     home.mkdir()
     try:
