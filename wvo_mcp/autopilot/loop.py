@@ -40,7 +40,7 @@ from wvo_mcp.autopilot.roles import Roles, record
 from wvo_mcp.autopilot.slots import ACTOR, CLAIM_SECONDS, LIVE_SECONDS, Options, Slot, Summary
 from wvo_mcp.autopilot.submissions import Intake
 from wvo_mcp.config import Settings
-from wvo_mcp.errors import ValidationFailed, WvoError
+from wvo_mcp.errors import LeaseLost, ValidationFailed, WvoError
 from wvo_mcp.git import Git, locate
 from wvo_mcp.models import ClaimResult
 from wvo_mcp.orchestrator import Orchestrator
@@ -489,14 +489,18 @@ class Autopilot:
         detail = await self.orchestrator.get_task(task_id)
         settled = settle.settle(finish, settle.Standing.of(detail), slot.agent_id)
         finish, holding = settled.finish, settled.holding
-        await record(
-            self.orchestrator,
-            slot,
-            model,
-            finish,
-            task_id if holding else None,
-            token if holding else None,
-        )
+        try:
+            await record(
+                self.orchestrator,
+                slot,
+                model,
+                finish,
+                task_id if holding else None,
+                token if holding else None,
+            )
+        except LeaseLost:  # lost since it was read: charged as a run that no longer holds it
+            await record(self.orchestrator, slot, model, finish, None, None)
+            settled = dataclasses.replace(settled, holding=False, charge=True, release=None)
         if settled.charge:  # whichever way its attempt ended, what it cost is the attempt's
             await self.orchestrator.charge_task(
                 task_id, slot.provider, model, usage.input_tokens, usage.output_tokens,
