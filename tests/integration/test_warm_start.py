@@ -2,6 +2,7 @@
 its client to the state folder's warm process, which forks a server for it; with no warm
 process to answer, the relay serves its client itself and starts one."""
 
+import contextlib
 import functools
 import os
 import signal
@@ -66,7 +67,7 @@ def children_of(pid: int) -> list[int]:
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone, or going as it is read
         return False
     return state != "Z"
 
@@ -118,7 +119,8 @@ def cleanup(state_root: Path) -> Iterator[None]:
     """Ends every warm process of the test's state folder, and its servers."""
     yield
     for pid in warm_pids(state_root):
-        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # ended since it was listed
+            os.kill(pid, signal.SIGKILL)
     while STARTED:
         STARTED.pop().wait(EXIT_DEADLINE_S)
     wait_for(lambda: not any(alive(pid) for pid in warm_pids(state_root)), "warm gone")
