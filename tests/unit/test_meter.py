@@ -134,3 +134,38 @@ async def test_an_unreachable_model_api_counts_nothing() -> None:
         group.cancel_scope.cancel()
     assert answer.status_code == 502 and "cannot be reached" in answer.text
     assert measured.tally.responses == 0
+
+
+class OldApi(BaseHTTPRequestHandler):
+    """HTTP/1.0: each answer read to its connection's close (as the scripted models in the
+    CLI tests answer)."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        self.wfile.write(STREAM)
+
+
+@pytest.mark.anyio
+async def test_answers_read_to_their_close_keep_the_clis_connection() -> None:
+    api = ThreadingHTTPServer(("127.0.0.1", 0), OldApi)
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    measured = Meter(Upstream.of(f"http://127.0.0.1:{api.server_address[1]}"))
+    try:
+        async with anyio.create_task_group() as group:
+            await group.start(measured.serve)
+            base = f"http://127.0.0.1:{measured.port}"
+            async with httpx2.AsyncClient(base_url=base) as client:
+                answers = [await client.post("/v1/messages", json={}) for _ in range(3)]
+            group.cancel_scope.cancel()
+    finally:
+        api.shutdown()
+        api.server_close()
+    assert [a.content for a in answers] == [STREAM] * 3
+    assert [a.headers.get("transfer-encoding") for a in answers] == ["chunked"] * 3
+    assert (measured.tally.responses, measured.tally.output_tokens) == (3, 75)

@@ -197,10 +197,14 @@ class Meter:
                     else:
                         return
                 await self._response(inside, client, outside, upstream, request.method)
-                if inside.our_state is h11.MUST_CLOSE or outside.our_state is h11.MUST_CLOSE:
-                    return
+                if inside.states != {h11.CLIENT: h11.DONE, h11.SERVER: h11.DONE}:
+                    return  # the CLI's connection ends with this answer
                 inside.start_next_cycle()
-                outside.start_next_cycle()
+                if outside.states == {h11.CLIENT: h11.DONE, h11.SERVER: h11.DONE}:
+                    outside.start_next_cycle()
+                else:  # the API's ends with it (an answer read to its close): a new one next
+                    await upstream.aclose()
+                    upstream = outside = None
         finally:
             if upstream is not None:
                 await upstream.aclose()
