@@ -11,6 +11,7 @@ import anyio
 import httpx2
 import pytest
 
+from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.sandbox import meter
 from wvo_mcp.sandbox.meter import Meter, Reading, Upstream
 
@@ -169,3 +170,9 @@ async def test_answers_read_to_their_close_keep_the_clis_connection() -> None:
     assert [a.content for a in answers] == [STREAM] * 3
     assert [a.headers.get("transfer-encoding") for a in answers] == ["chunked"] * 3
     assert (measured.tally.responses, measured.tally.output_tokens) == (3, 75)
+
+
+@pytest.mark.parametrize("url", ["api.anthropic.com", "ftp://x", "http://", "http://h:99999"])
+def test_a_model_api_that_is_no_http_url_is_refused_with_what_would_do(url: str) -> None:
+    with pytest.raises(ValidationFailed, match="give an http"):
+        Upstream.of(url)

@@ -21,6 +21,8 @@ import anyio
 import anyio.abc
 import h11
 
+from wvo_mcp.errors import ValidationFailed
+
 log = logging.getLogger(__name__)
 
 HEAD_BYTES = 64 * 1024  # of a request's or a response's head
@@ -127,9 +129,15 @@ class Upstream:
     @classmethod
     def of(cls, url: str) -> "Upstream":
         parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"model API {url!r}: give an http(s) URL")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            port = 0
+        if parts.scheme not in ("http", "https") or not parts.hostname or not port:
+            raise ValidationFailed(
+                f"model API {url!r} (ANTHROPIC_BASE_URL, or the provider's public API): give "
+                "an http(s) URL such as https://api.anthropic.com"
+            )
         return cls(parts.scheme, parts.hostname, port)
 
     @property
