@@ -158,6 +158,7 @@ class Settings:
     sandbox_output_bytes: int = 16_384  # per stream; the tail is kept
     verify_timeout_seconds: float = 300.0
     verify_memory_mb: int = 2048
+    remote_timeout_seconds: float = 120.0  # one fetch or push; slower holds the merge queue
     log_level: str = ""  # debug | info | warning | error; "": warning, or info with the CLI's -v
     tools: str = "all"  # WVO_TOOLS: profiles and tool names (toolset.py)
     database_url: str | None = None  # WVO_DATABASE_URL: PostgreSQL; None: the SQLite file
@@ -265,4 +266,7 @@ class Settings:
             ),
             verify_memory_mb=_int(env, "WVO_VERIFY_MEMORY_MB", 2048, bounds=MEMORY_RANGE, unit="MB")
             or 2048,
+            remote_timeout_seconds=_float(
+                env, "WVO_REMOTE_TIMEOUT_SECONDS", 120.0, bounds=TIMEOUT_RANGE, unit="seconds"
+            ),
         )

@@ -531,6 +531,18 @@ class Orchestrator:
         rows = await self.db.read(lambda tx: tx.all("untaken_submissions"))
         return [(row["id"], row["submitted_by"]) for row in rows]
 
+    async def hand_back(self, task_id: str, why: str) -> bool:
+        """A submission no autopilot can take (its host died before it reached the remote):
+        its task back to pending with its checkpoints."""
+        return await self.db.write(
+            partial(landing.hand_back, settings=self.settings, task_id=task_id, why=why,
+                    now=self.clock())
+        )  # fmt: skip
+
+    async def adopt_target(self, old: str, new: str) -> int:
+        """A target's open entries from before targets were named by repository, renamed."""
+        return await self.db.write(partial(landing.adopt, old=old, new=new))
+
     async def landing_queue(self) -> list[tuple[landing.Entry, str]]:
         return await self.db.read(landing.queue)
 

@@ -26,19 +26,23 @@ class Apart:
 
     @property
     def avoiding(self) -> bool:
-        return self.enabled and bool(self.lander.target)
+        return self.enabled and bool(self.lander.onto)
 
     async def order(self, ranked: list[RankedTask], busy_tasks: Sequence[str]) -> list[RankedTask]:
         """Ready work that touches nothing a running (`busy_tasks`) or queued task touches
         goes first. A task with a branch is also merged (git merge-tree) with each queued
         submission."""
-        target = self.lander.target
+        target = self.lander.target.ref
         if not self.avoiding:
             return ranked
         busy: list[str] = []
         for task_id in busy_tasks:
             busy += await self.touches(task_id)
-        queued = [e.commit for e, _ in await self.orchestrator.landing_queue() if e.state != "held"]
+        queued = [
+            e.commit
+            for e, _ in await self.orchestrator.landing_queue()
+            if e.state != "held" and await self.repos.in_repo(self.git.has_commit, e.commit)
+        ]  # another host's submission, not fetched here, is left out
         for commit in queued:
             busy += await self._cached(("changed", commit), self.git.changed, commit, target)
         if not busy:
@@ -68,7 +72,7 @@ class Apart:
         if await self.repos.in_repo(self.git.has_branch, branch):
             tip = await self.repos.in_repo(self.git.tip, branch)
             found = found + await self._cached(
-                ("changed", tip), self.git.changed, tip, self.lander.target
+                ("changed", tip), self.git.changed, tip, self.lander.target.ref
             )
         return found
 

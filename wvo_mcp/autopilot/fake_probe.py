@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import sqlite3
+import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from mcp import Client
 from mcp.types import CallToolResult
 
 PROBE_TIMEOUT_S = 3.0
+PUSH_TIMEOUT_S = 20.0
 SAID_CHARS = 400
 PLANTED = "planted-by-a-worker"
 SUMMARY_CHARS = 3800  # a checkpoint's summary holds 4000
@@ -146,6 +148,17 @@ def dial_unix(name: str) -> str:
     return "connected"
 
 
+def push_to(url: str) -> str:
+    """A push of the worker's own commits to a git remote, by its own git."""
+    done = subprocess.run(
+        ["git", "push", url, "HEAD:refs/heads/by-a-worker"], capture_output=True, text=True,
+        timeout=PUSH_TIMEOUT_S, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise ConnectionRefusedError(done.stderr.strip()[-SAID_CHARS:])
+    return "pushed"
+
+
 def reach(spec: dict[str, Any]) -> list[dict[str, Any]]:
     """Every probe of the host that fake_probe asks for, from inside the sandbox."""
     found = []
@@ -158,6 +171,7 @@ def reach(spec: dict[str, Any]) -> list[dict[str, Any]]:
         ("tcp", dial, spec.get("tcp", [])),
         ("connect", tunnel, spec.get("connect", [])),
         ("unix", dial_unix, spec.get("unix", [])),
+        ("push", push_to, spec.get("push", [])),
     ]
     for kind, action, targets in probes:
         for target in targets:

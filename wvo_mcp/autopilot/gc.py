@@ -24,6 +24,7 @@ import anyio.to_thread
 
 from wvo_mcp import removal, scratch_dirs, timeutil
 from wvo_mcp.autopilot import inuse, leftovers
+from wvo_mcp.autopilot.target import local_ref
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed, WvoError
 from wvo_mcp.git import Git, Unjudged, branch_name, judging, locate, read_refs
@@ -138,7 +139,7 @@ def _rmdirs(folders: set[Path]) -> None:
 
 def _places(settings: Settings, where: Where) -> "_Places":
     git = _person_repo(settings)
-    if where.onto is not None and not git.has_branch(where.onto):
+    if where.onto is not None and git.ref_tip(local_ref(git, where.onto)) is None:
         raise ValidationFailed(
             f"--onto {where.onto!r}: no such branch in {git.repo.top}; name the branch finished "
             "work lands on, or leave --onto out (then only landed submissions and cancellations "
@@ -240,7 +241,7 @@ class _Places:
         self.scratch = scratch
         self.state_root = state_root  # only its runs' scratch folders are looked at
         self.onto = onto
-        self.onto_tip = git.tip(onto) if onto else None
+        self.onto_tip = git.ref_tip(local_ref(git, onto)) if onto else None
         self._contains: dict[tuple[str, str], bool] = {}
 
     def task_names(self) -> list[str]:

@@ -19,8 +19,10 @@ from typing import Literal, TypeVar
 import anyio
 
 from wvo_mcp import scratch_dirs
-from wvo_mcp.errors import LeaseLost, VerificationFailed, WvoError
-from wvo_mcp.git import Blocked, Conflict, Git, stacking, trees
+from wvo_mcp.autopilot.target import Target
+from wvo_mcp.errors import LeaseLost, ValidationFailed, VerificationFailed, WvoError
+from wvo_mcp.git import Blocked, Conflict, Git, branch_name, stacking, trees
+from wvo_mcp.git.remote import Fault, task_ref
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import merge_queue
 from wvo_mcp.services import landing
@@ -37,7 +39,6 @@ OUTPUT_TAIL = 4000  # of a failing check, in the checkpoint the next worker star
 @dataclass(frozen=True)
 class Options:
     strategy: Strategy = "leave"
-    onto: str | None = None  # the target branch (merge, rebase)
     check: str | None = None  # a project-wide check every landing tree must pass
     batch: int = 4  # entries tested as one
     slots: int = 2  # checks run at once
@@ -68,6 +69,7 @@ class Lander:
         telemetry: Telemetry,
         git: Git,
         in_repo: Callable[..., Awaitable[object]],
+        target: Target,
         options: Options,
         run_id: str,
         say: Callable[[str], None],
@@ -83,7 +85,9 @@ class Lander:
         self.say = say
         self._landed = landed  # told the tasks each landing finished (their repos go)
         self._slots = anyio.CapacityLimiter(max(1, options.slots))
-        self.target = (options.onto or "") if options.strategy != "leave" else ""
+        self.target = target
+        self.key = target.key  # the queue's name for it
+        self.onto = target.name  # as messages name it ('' for --merge leave)
         self._bases: dict[str, Verdict] = {}  # the project's check on a commit, once known
         self.red: Red | None = None  # the latest base found failing the project's check
         self._held = ""  # why the target's checked-out working tree holds its landing
@@ -98,7 +102,7 @@ class Lander:
 
     async def pending(self) -> bool:
         """Whether the target has entries queued, being tested or landing."""
-        return self.target in await self.db.read(landing.queued_targets)
+        return self.key in await self.db.read(landing.queued_targets)
 
     async def base(self, commit: str) -> Verdict:
         """The project's check alone on `commit` (a target's tip, a submission's base), run
@@ -108,50 +112,101 @@ class Lander:
             found = self._bases[commit] = await self._verify(commit, [])
         return found
 
+    async def tip(self) -> str:
+        """The target's tip as last read (for a remote: as last fetched)."""
+        found = await self._git(self.git.ref_tip, self.target.ref)
+        if found is None:
+            raise ValidationFailed(f"{self.onto} is gone from {self.git.repo.top}")
+        return found
+
+    async def refresh(self) -> bool:
+        """A remote target's tip fetched afresh; False while the remote holds the queue
+        (said once by Reach, asked again after a back-off)."""
+        reach = self.target.reach
+        if reach is None or not self.target.branch:
+            return True
+        if not reach.ready():
+            return False
+        try:
+            await reach.call(reach.remote.fetch_branch, self.target.branch)
+        except Fault:
+            return False
+        return True
+
     async def land(self) -> bool:
         """Land what heads the queue, one batch; True if there may be more to do now."""
-        if not await self.pending():
-            return False  # nothing to hold the target for
-        if self.red is not None and self.target:
-            if await self._git(self.git.tip, self.target) == self.red.commit:
+        if not await self.pending() or not await self.refresh():
+            return False  # nothing to hold the target for, or its remote is away
+        if self.red is not None and self.target.branch:
+            if await self.tip() == self.red.commit:
                 return False  # still red: the queue holds until a person fixes the target
             self.red = None
-            self.say(f"{self.target} moved: landing again")
+            self.say(f"{self.onto} moved: landing again")
         now = self._now()
         until = now + timedelta(seconds=TARGET_SECONDS)
         fence = await self.db.write(
-            partial(landing.hold_target, target=self.target, run=self.run_id, until=until, now=now)
+            partial(landing.hold_target, target=self.key, run=self.run_id, until=until, now=now)
         )
         if fence is None:
             return False  # another autopilot lands this target now
         try:
             async with self._holding(fence):
                 if not await self._recover(fence):
-                    return False  # a landing waits for the target's working tree
+                    return False  # a landing waits for the target's working tree, or remote
                 entries = await self.db.read(
-                    partial(landing.head, target=self.target, limit=max(1, self.options.batch))
+                    partial(landing.head, target=self.key, limit=max(1, self.options.batch))
                 )
                 if not entries:
                     return False
                 ids = [e.id for e in entries]
-                await self.db.write(partial(landing.start, target=self.target, run=self.run_id,
+                await self.db.write(partial(landing.start, target=self.key, run=self.run_id,
                                             fence=fence, ids=ids))  # fmt: skip
                 try:
-                    if self.target:
+                    entries = await self._bring(fence, entries)
+                    if not entries:
+                        return True
+                    if self.target.branch:
                         return await self._batch(fence, entries)
                     return await self._each(fence, entries)
+                except Fault:  # the remote went away mid-batch (said by Reach): it waits
+                    await self.db.write(partial(landing.unstart_all, target=self.key,
+                                                run=self.run_id, fence=fence))  # fmt: skip
+                    return False
                 except WvoError as exc:  # git or the sandbox failed us: the batch waits
-                    self.say(f"landing onto {self.target or 'their branches'} failed: {exc}")
-                    await self.db.write(partial(landing.unstart_all, target=self.target,
+                    self.say(f"landing onto {self.onto or 'their branches'} failed: {exc}")
+                    await self.db.write(partial(landing.unstart_all, target=self.key,
                                                 run=self.run_id, fence=fence))  # fmt: skip
                     return False
         except LeaseLost as exc:
             self.say(f"landing paused: {exc}")
             # A batch a person broke up (or one this lander no longer holds) queues again.
             with contextlib.suppress(LeaseLost):
-                await self.db.write(partial(landing.unstart_all, target=self.target,
+                await self.db.write(partial(landing.unstart_all, target=self.key,
                                             run=self.run_id, fence=fence))  # fmt: skip
             return False
+
+    async def _bring(self, fence: int, entries: Sequence[Entry]) -> list[Entry]:
+        """The entries whose commits are here: another host's submissions fetched from the
+        remote (raises Fault while it is away). One whose ref there no longer names its
+        commit (a person moved it) goes to a person."""
+        here = []
+        reach = self.target.reach
+        for item in entries:
+            if reach is None or await self._git(self.git.has_commit, item.commit):
+                here.append(item)
+                continue
+            found = await reach.call(reach.remote.bring, item.task_id, branch_name(item.task_id))
+            if found == item.commit:
+                here.append(item)
+                continue
+            back = Return(
+                summary=f"its submission {item.commit[:12]} is gone from the remote "
+                f"({task_ref(item.task_id)} names {found or 'nothing'})",
+                details="The ref that carries a submission to the host that lands it was "
+                "moved or deleted on the remote by someone else than the autopilot.",
+            )
+            await self._send_back(fence, item, back, [], hold="its ref on the remote moved")
+        return here
 
     @contextlib.asynccontextmanager
     async def _holding(self, fence: int) -> AsyncIterator[None]:
@@ -161,7 +216,7 @@ class Lander:
             while True:
                 await anyio.sleep(TARGET_SECONDS / 3)
                 until = self._now() + timedelta(seconds=TARGET_SECONDS)
-                await self.db.write(partial(landing.renew_target, target=self.target,
+                await self.db.write(partial(landing.renew_target, target=self.key,
                                             run=self.run_id, fence=fence, until=until))  # fmt: skip
 
         async with anyio.create_task_group() as group:
@@ -176,11 +231,13 @@ class Lander:
         completed if the target got there (or still can), else abandoned and their entries
         queued again. Never landed twice: the ref moves only from the intent's `old`. False
         while one is held."""
-        for found in await self.db.read(partial(landing.intents, target=self.target)):
+        for found in await self.db.read(partial(landing.intents, target=self.key)):
             if found.old:
-                tip = await self._git(self.git.tip, self.target)
+                tip = await self.tip()
                 there = tip == found.new or await self._git(self.git.contains, found.new, tip)
-                if not there and tip == found.old:
+                # Another host's stacked commit, never pushed, is not here: abandoned.
+                known = await self._git(self.git.has_commit, found.new)
+                if not there and tip == found.old and known:
                     moved = await self._move(found.new, tip)
                     if moved is None:
                         return False
@@ -194,17 +251,24 @@ class Lander:
 
     async def _move(self, new: str, old: str) -> bool | None:
         """The target moved from `old` to `new` (True), or found moved elsewhere (False);
-        None: held, its checked-out working tree would lose something (said once). The
-        landing's intent stays, and a later pass completes it (_recover)."""
+        None: held, its checked-out working tree would lose something, or its remote is
+        away (said once). The landing's intent stays, and a later pass completes it
+        (_recover)."""
+        reach = self.target.reach
+        if reach is not None:
+            try:  # a compare-and-swap on the remote: only from `old`, which `new` contains
+                return await reach.call(reach.remote.land, self.target.branch, new, old)
+            except Fault:
+                return None
         try:
-            moved = await self._git(self.git.move_branch, self.target, new, old)
+            moved = await self._git(self.git.move_branch, self.target.branch, new, old)
         except Blocked as exc:
             if str(exc) != self._held:
-                self.say(f"landing onto {self.target} waits: {exc}")
+                self.say(f"landing onto {self.onto} waits: {exc}")
             self._held = str(exc)
             return None
         if moved and self._held:
-            self.say(f"{self.target}'s working tree is clean again: landing")
+            self.say(f"{self.onto}'s working tree is clean again: landing")
             self._held = ""
         return moved
 
@@ -214,8 +278,10 @@ class Lander:
                     landing_id=landing_id, now=self._now())
         )  # fmt: skip
         if done:  # the first completion only: a recovered landing is counted once
-            self.telemetry.landed(self.target, await self.orchestrator.landed(landing_id))
-            where = f"{self.target} at {new[:12]}" if self.target else "their branches"
+            self.telemetry.landed(self.key, await self.orchestrator.landed(landing_id))
+            where = f"{self.onto} at {new[:12]}" if self.onto else "their branches"
+            if self.target.reach is not None and not self.onto:
+                where += f" (pushed to {self.target.reach.remote.name})"
             self.say(f"landed {', '.join(done)} onto {where}")
             await self._landed(done)
 
@@ -237,6 +303,10 @@ class Lander:
             if not verdict.passed:
                 await self._send_back(fence, item, _failed(verdict, None), [])
                 return
+            pushed = await self._push_branch(fence, item)
+            if not pushed:
+                held.extend([item.id] if pushed is None else [])  # None: the remote is away
+                return
             tree = await self._git(self.git.tree_of, item.commit)
             landing_id = await self._intend(fence, "", item.commit, tree, verdict, [item])
             await self._complete(landing_id, item.commit)
@@ -246,14 +316,33 @@ class Lander:
             for item in entries:
                 group.start_soon(one, item)
         if held:
-            await self.db.write(partial(landing.unstart, target=self.target, run=self.run_id,
+            await self.db.write(partial(landing.unstart, target=self.key, run=self.run_id,
                                         fence=fence, ids=held))  # fmt: skip
         return len(held) < len(entries)
+
+    async def _push_branch(self, fence: int, item: Entry) -> bool | None:
+        """--push: the verified commit onto the remote's wvo/<task>, never over commits it
+        does not have (False: it went to a person). None: the remote is away; it waits."""
+        reach = self.target.reach
+        if reach is None:
+            return True
+        branch = branch_name(item.task_id)
+        try:
+            pushed = await reach.call(reach.remote.push, [f"{item.commit}:refs/heads/{branch}"])
+        except Fault:
+            return None
+        result = pushed.get(f"refs/heads/{branch}")
+        if result is not None and not result.ok:
+            back = Return(f"returned: {branch} on the remote has commits it does not have "
+                          f"({result.summary})", "")  # fmt: skip
+            await self._send_back(fence, item, back, [], hold="someone pushed to its branch")
+            return False
+        return True
 
     # -- a target branch: stack, verify, bisect, move -------------------------------------
 
     async def _batch(self, fence: int, entries: Sequence[Entry]) -> bool:
-        old = await self._git(self.git.tip, self.target)
+        old = await self.tip()
         stacked: list[tuple[Entry, str]] = []
         tip = old
         for item in entries:
@@ -264,7 +353,7 @@ class Lander:
                 if found == tip:  # no empty commit is made: the target moves not for it
                     self.say(
                         f"{item.task_id} has nothing to land: its submission changes nothing "
-                        f"on {self.target}; it is done when its batch lands"
+                        f"on {self.onto}; it is done when its batch lands"
                     )
                 tip = found
                 stacked.append((item, tip))
@@ -277,7 +366,7 @@ class Lander:
             if not base.passed:  # red before any of it: it waits, no worker is charged
                 self._turned_red(old, base)
                 ids = [i.id for i, _ in stacked]
-                await self.db.write(partial(landing.unstart, target=self.target, run=self.run_id,
+                await self.db.write(partial(landing.unstart, target=self.key, run=self.run_id,
                                             fence=fence, ids=ids))  # fmt: skip
                 return False
         good, bad = (len(stacked), len(stacked) + 1) if verdicts[len(stacked)].passed else (
@@ -300,30 +389,30 @@ class Lander:
             elif moved is False:  # a person moved the target: everything is stacked again
                 await self.db.write(partial(landing.abandon, landing_id=landing_id,
                                             now=self._now()))  # fmt: skip
-                self.say(f"{self.target} moved while its batch was verified: stacking again")
+                self.say(f"{self.onto} moved while its batch was verified: stacking again")
                 rest = [item for item, _ in stacked[good:]]
                 bad = len(stacked) + 1
         if bad <= len(stacked):
             culprit, _ = stacked[bad - 1]
             await self._send_back(fence, culprit, _failed(verdicts[bad], old), [])
         if rest:
-            await self.db.write(partial(landing.unstart, target=self.target, run=self.run_id,
+            await self.db.write(partial(landing.unstart, target=self.key, run=self.run_id,
                                         fence=fence, ids=[i.id for i in rest]))  # fmt: skip
         return True
 
     def _turned_red(self, commit: str, verdict: Verdict) -> None:
-        where = f"{self.target} at {commit[:12]}" if self.target else f"base {commit[:12]}"
+        where = f"{self.onto} at {commit[:12]}" if self.onto else f"base {commit[:12]}"
         if self.red is None or self.red.commit != commit:
             self.say(
                 f"the target is red: {where} fails the project's check by itself, so no "
                 "submission can land on it; the queue holds (no worker is charged) until it is "
                 f"fixed.\n{verdict.output[-OUTPUT_TAIL:]}"
             )
-        self.red = Red(self.target, commit, verdict.output[-OUTPUT_TAIL:])
+        self.red = Red(self.onto, commit, verdict.output[-OUTPUT_TAIL:])
 
     def _stack(self, onto: str, item: Entry) -> str | Conflict:
         message = (
-            f"Land {item.task_id} ({item.author}) onto {self.target}\n\n"
+            f"Land {item.task_id} ({item.author}) onto {self.onto}\n\n"
             f"wvo-mcp merge queue: {item.commit}"
         )
         if self.options.strategy == "rebase":
@@ -367,7 +456,7 @@ class Lander:
     ) -> int:
         return await self.db.write(
             partial(
-                landing.intend, target=self.target, run=self.run_id, fence=fence, old=old,
+                landing.intend, target=self.key, run=self.run_id, fence=fence, old=old,
                 new=new, tree=tree, checks=verdict.checks, ids=[i.id for i in items],
                 now=self._now(),
             )
@@ -380,11 +469,11 @@ class Lander:
         files = ", ".join(found.files[:10]) + (" …" if len(found.files) > 10 else "")
         back = Return(
             summary=f"returned: {self.options.strategy} of {item.commit[:12]} onto "
-            f"{self.target} conflicts in {files}",
+            f"{self.onto} conflicts in {files}",
             details=(
-                f"Your last submission ({item.commit}) conflicts with {self.target} (at "
-                f"{old}, in your repository as branch {self.target!r}). Bring {self.target} "
-                f"into your work (git {self.options.strategy} {self.target}), resolve these "
+                f"Your last submission ({item.commit}) conflicts with {self.onto} (at "
+                f"{old}, in your repository as branch {self.onto!r}). Bring {self.onto} "
+                f"into your work (git {self.options.strategy} {self.onto}), resolve these "
                 f"conflicts, commit, run the checks, and submit again.\n\n{found.hunks}"
             ),
             files=found.files,
@@ -402,7 +491,7 @@ class Lander:
         if not touching:
             return []
         ours: set[str] = set()
-        for done in await self.db.read(partial(landing.landings_after, target=self.target)):
+        for done in await self.db.read(partial(landing.landings_after, target=self.key)):
             if await self._git(self.git.contains, done.new, fork):
                 break  # landed before this work began: older ones too
             ours.update(await self._git(self.git.commits, done.old, done.new))
@@ -422,13 +511,20 @@ class Lander:
         self.say(f"{task_id} {back.summary}")
 
     async def _send_back(
-        self, fence: int, item: Entry, back: Return, persons: Sequence[str]
+        self,
+        fence: int,
+        item: Entry,
+        back: Return,
+        persons: Sequence[str],
+        hold: str | None = None,
     ) -> None:
-        hold = merge_queue.hold_for_person(item.returns, self.options.max_returns, persons)
+        """`item` back to a worker with `back`, or held for a person (`hold` says why, or
+        merge_queue decides)."""
+        hold = hold or merge_queue.hold_for_person(item.returns, self.options.max_returns, persons)
         try:
             outcome = await self.db.write(
                 partial(
-                    landing.send_back, settings=self.orchestrator.settings, target=self.target,
+                    landing.send_back, settings=self.orchestrator.settings, target=self.key,
                     run=self.run_id, fence=fence, entry_id=item.id, back=back, hold=hold,
                     now=self._now(),
                 )
@@ -438,7 +534,7 @@ class Lander:
         except WvoError as exc:  # a person moved the task meanwhile
             self.say(f"{item.task_id}: {exc}")
             return
-        self.telemetry.sent_back(self.target, outcome)
+        self.telemetry.sent_back(self.key, outcome)
         if outcome == "held":
             self.say(f"{item.task_id} waits for a person in needs_review: {hold}")
         else:

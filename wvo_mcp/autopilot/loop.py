@@ -15,6 +15,7 @@ roles.py gives each kind of run its repository and prompt, submissions.py takes 
 worker submitted, recover.py takes over what a dead autopilot left, repos.py holds the
 repository and the task folders, apart.py keeps work apart."""
 
+import contextlib
 import dataclasses
 import os
 import socket
@@ -30,7 +31,17 @@ import anyio.to_thread
 from anyio.abc import TaskGroup
 
 from wvo_mcp import guidance, timeutil
-from wvo_mcp.autopilot import dry_run, events, lander, launch, orphans, settle, slots, view
+from wvo_mcp.autopilot import (
+    dry_run,
+    events,
+    lander,
+    launch,
+    orphans,
+    settle,
+    slots,
+    target,
+    view,
+)
 from wvo_mcp.autopilot.apart import Apart
 from wvo_mcp.autopilot.attempt import Executor
 from wvo_mcp.autopilot.gateway import Gateway
@@ -42,6 +53,7 @@ from wvo_mcp.autopilot.submissions import Intake
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import LeaseLost, ValidationFailed, WvoError
 from wvo_mcp.git import Git, locate
+from wvo_mcp.git.remote import Fault, task_ref
 from wvo_mcp.models import ClaimResult
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import merge_queue
@@ -92,22 +104,25 @@ class Autopilot:
         self.git = _repository(settings)
         top = self.git.repo.top
         worktrees = options.worktrees or top.with_name(top.name + ".wvo-worktrees")
-        merge_onto = options.onto if options.merge != "leave" else None
-        self.repos = Repos(self.git, worktrees, settings.state_root / "runs", merge_onto, say)
+        self.target = target.resolve(
+            self.git, options.merge, options.onto, options.push,
+            settings.remote_timeout_seconds, say,
+        )  # fmt: skip
+        self.repos = Repos(self.git, worktrees, settings.state_root / "runs", self.target, say)
         self.gateway = Gateway(orchestrator, settings)
         # Found at start: a declared folder that is missing is refused now, not as exit 127.
         self.toolchain = orchestrator.toolchain()
-        if options.merge != "leave":
-            self._check_onto(options.onto)
+        if self.target.branch and self.target.reach is None:
+            self._check_onto(self.target.branch)
         self.telemetry = Telemetry.start(settings, self.run_id)
         self.lander = lander.Lander(
             orchestrator,
             self.telemetry,
             self.git,
             self.repos.in_repo,
+            self.target,
             lander.Options(
                 strategy=options.merge,
-                onto=options.onto,
                 check=options.check,
                 batch=options.batch,
                 slots=options.test_slots,
@@ -150,11 +165,12 @@ class Autopilot:
         """What `autopilot --dry-run` prints (dry_run.py): nothing is started."""
         return dry_run.describe(self.slots, self.repos, self.toolchain, sandboxed=self.sandboxed)
 
-    def _check_onto(self, onto: str | None) -> None:
-        if not onto or not self.git.has_branch(onto):
+    def _check_onto(self, onto: str) -> None:
+        if not self.git.has_branch(onto):
             raise ValidationFailed(
                 f"--merge {self.options.merge} needs --onto BRANCH, an existing branch of "
-                f"{self.git.repo.top} to merge finished work onto (got {onto!r})"
+                f"{self.git.repo.top} to merge finished work onto (main), or of a remote, as "
+                f"git names it (origin/main); got {onto!r}"
             )
         holder = self.git.checked_out(onto)
         if holder is None:
@@ -187,7 +203,32 @@ class Autopilot:
         self.draining = True
         self._changed.set()
 
+    async def _reach_target(self) -> None:
+        """A remote target fetched before anything starts (workers start from its tip); a
+        local one takes over what was queued for it before targets were named by
+        repository."""
+        found = self.target
+        if found.legacy is not None:
+            adopted = await self.orchestrator.adopt_target(found.legacy, found.key)
+            if adopted:
+                was = found.legacy or "their own branches"
+                self.say(f"{adopted} queued submission(s) onto {was} are queued as {found.key}")
+        reach, branch = found.reach, found.branch
+        if reach is None:
+            return
+        try:
+            tip = await reach.call(reach.remote.fetch_branch, branch) if branch else ""
+        except Fault as exc:
+            if await self.repos.in_repo(self.git.ref_tip, found.ref) is None:
+                raise ValidationFailed(f"{exc}; nothing was started") from None
+            self.say(f"workers start from {found.name} as last fetched, until it answers")
+            return
+        if branch:
+            self.say(f"landing onto {found.name} ({found.key}) at {tip[:12]}, "
+                     "by compare-and-swap pushes")  # fmt: skip
+
     async def run(self) -> Summary:
+        await self._reach_target()
         base = await self.repos.in_repo(self.git.head)
         sources = guidance.Sources(self.settings.state_root, self.git, base)
         directive = await anyio.to_thread.run_sync(guidance.text, sources, "work_loop")
@@ -220,8 +261,8 @@ class Autopilot:
     async def _preflight(self, check: str, base: str) -> None:
         """The check once on what workers start from, before any of them: a red target is
         refused here, not blamed on every worker's submission."""
-        onto = self.lander.target
-        tip = await self.repos.in_repo(self.git.tip, onto) if onto else base
+        onto = self.lander.onto
+        tip = await self.lander.tip() if onto else base
         where = f"{onto or 'HEAD'} at {tip[:12]}"
         verdict = await self.lander.base(tip)
         if not verdict.passed:
@@ -263,6 +304,8 @@ class Autopilot:
             ],
             "agents": [s.agent_id for s in self.slots],
             "process": self._process,
+            "target": self.target.key,
+            "held": self.target.reach.held if self.target.reach is not None else "",
             "slots": len(self.slots),
             "unsandboxed": not self.sandboxed,
             "red": dataclasses.asdict(self.lander.red) if self.lander.red else None,
@@ -325,8 +368,9 @@ class Autopilot:
                 await self._heed()
                 if time.monotonic() - self._recovered_at > RECOVER_SECONDS:
                     self._recovered_at = time.monotonic()
-                    busy_agents = {s.agent_id for s in self.slots if s.busy}
-                    await self.recovery.recover(base, busy_agents)
+                    mine = {s.agent_id for s in self.slots}
+                    tasks = {s.task_id for s in self.slots if s.busy and s.task_id}
+                    await self.recovery.recover(base, mine, tasks)
                 if not self.draining and not self.paused:
                     await self._launch(running, base, directive)
                 # A drain lands what was submitted before its grace ends, then stops landing.
@@ -348,7 +392,7 @@ class Autopilot:
                     await self._changed.wait()
                 self._changed = anyio.Event()
         if self.draining and await self.lander.pending():
-            where = self.lander.target or "their branches"
+            where = self.lander.onto or "their branches"
             self.say(
                 f"the grace ended with submissions queued onto {where}: they stay queued, and "
                 "the next autopilot lands or returns them"
@@ -376,6 +420,8 @@ class Autopilot:
         if launch.working(counts):
             return False
         states = [e.state for e, _ in await self.orchestrator.landing_queue()]
+        if await self.orchestrator.untaken_submissions():
+            states.append("untaken")  # a submission waits to be taken (for the remote)
         idle = launch.idle(counts, states, self._stuck)
         if idle and launch.open_work(counts) > 0:
             self.say(f"stopping with ready work that cannot start here: {self._waiting}")
@@ -549,13 +595,18 @@ class Autopilot:
     async def _tidy_landed(self, task_ids: list[str]) -> None:
         # The target's tip too: a worker's copy of it may be newer than what it submitted
         # (the target moved between its start and its launch), and all of it has landed.
-        onto = self.lander.target
-        tips = [await self.repos.in_repo(self.git.tip, onto)] if onto else []
+        tips = [await self.lander.tip()] if self.lander.onto else []
+        published: dict[str, str] = {}
         for task_id in task_ids:
             self.summary.done += 1
             detail = await self.orchestrator.get_task(task_id)
             if detail.submitted_commit:
                 await self.repos.tidy(task_id, [detail.submitted_commit, *tips])
+                published[task_ref(task_id)] = detail.submitted_commit
+        reach = self.target.reach
+        if reach is not None and published:
+            with contextlib.suppress(Fault):  # left for `autopilot gc` while it is away
+                await reach.call(reach.remote.forget, published)
 
 
 def _repository(settings: Settings) -> Git:

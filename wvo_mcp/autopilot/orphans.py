@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from wvo_mcp import processes
@@ -19,27 +20,48 @@ from wvo_mcp.processes import start_ticks
 
 # In every worker's environment: `<the autopilot run's id>/<the worker run's>`.
 MARK = "WVO_AUTOPILOT_RUN"
-__all__ = ["MARK", "end_marked", "end_run", "gone", "me", "start_ticks"]
+__all__ = ["MARK", "end_marked", "end_run", "gone", "machine", "me", "same_host", "start_ticks"]
+
+
+def machine() -> str:
+    """Where a pid means this process's pid: this kernel since its boot (a VM's or a
+    machine's boot id) and this pid namespace (a container's). A hostname is not enough:
+    containers and VMs may share one."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        space = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""  # no way to tell: every other run is then judged by its silence
+    return f"{boot}/{space}"
 
 
 def me() -> dict[str, Any]:
     """This process, as its report names it, so another autopilot can tell it is gone."""
-    return {"host": socket.gethostname(), "pid": os.getpid(), "started": start_ticks(os.getpid())}
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "machine": machine(), "pid": pid,
+            "started": start_ticks(pid)}  # fmt: skip
 
 
 def gone(run: dict[str, Any], stale_before: str) -> bool:
-    """An autopilot run is gone: its process on this host is not the one that wrote the
-    report, or (on another host) it has not been heard of since `stale_before`."""
+    """An autopilot run is gone: its process on this machine is not the one that wrote the
+    report, or (elsewhere) it has not been heard of since `stale_before`."""
     if run["state"] == "ended":
         return False
     who = run["report"].get("process") or {}
-    if who.get("host") == socket.gethostname() and isinstance(who.get("pid"), int):
+    if on_this_host(run) and isinstance(who.get("pid"), int):
         return start_ticks(who["pid"]) != who.get("started")
     return bool(run["seen_at"] < stale_before)
 
 
 def on_this_host(run: dict[str, Any]) -> bool:
-    return bool((run["report"].get("process") or {}).get("host") == socket.gethostname())
+    """The run's pids are this machine's (its pid namespace, since this boot)."""
+    here = machine()
+    return bool(here) and (run["report"].get("process") or {}).get("machine") == here
+
+
+def same_host(one: dict[str, Any], other: dict[str, Any]) -> bool:
+    mine = (one["report"].get("process") or {}).get("machine")
+    return bool(mine) and mine == (other["report"].get("process") or {}).get("machine")
 
 
 def end_run(run: dict[str, Any]) -> int:

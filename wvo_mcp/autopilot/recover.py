@@ -36,15 +36,16 @@ class Recovery:
         self.state_root = state_root
         self._swept = False
 
-    async def recover(self, base: str, busy_agents: set[str]) -> None:
+    async def recover(self, base: str, mine: set[str], busy_tasks: set[str]) -> None:
         """What autopilots that died on this database left: what they reviewed and landed
-        freed at once, their workers' processes ended (on this host), the tasks those
+        freed at once, their workers' processes ended (on this machine), the tasks those
         workers held handed back with their checkpoints (it was not the work's fault), and
-        submissions nobody took taken here (`busy_agents`: this autopilot's, running).
-        Landings they intended are completed or abandoned by the lander, before it lands
-        anything."""
+        submissions nobody took taken here (`mine`: this autopilot's agents; `busy_tasks`:
+        what they run now, whose submissions their own runs take). A submission whose
+        repository is on a dead host, where no autopilot lives, is handed back too: it
+        never reached the remote. Landings they intended are completed or abandoned by the
+        lander, before it lands anything."""
         stale = timeutil.to_text(timeutil.now() - timedelta(seconds=2 * LIVE_SECONDS))
-        live_agents = set(busy_agents)
         runs = await self.orchestrator.autopilot_runs(stale)
         if not self._swept:  # at start: what gone autopilots left on this machine
             self._swept = True
@@ -52,23 +53,47 @@ class Recovery:
             sweep = partial(leftovers.sweep, self.state_root, others, dry_run=False)
             for found in await anyio.to_thread.run_sync(sweep):
                 self.say(f"left by a gone autopilot: {found.what}: {found.why}")
+        live: list[dict[str, Any]] = []
+        owner: dict[str, dict[str, Any]] = {}  # agent -> the latest run that had it
         for run in runs:
+            for agent in run["report"].get("agents", []):
+                owner[agent] = run
             if run["id"] == self.run_id:
                 continue
             if not orphans.gone(run, stale):
                 if run["state"] != "ended":
-                    live_agents.update(run["report"].get("agents", []))
+                    live.append(run)
                 continue
             await self._end(run)
+        live_agents = {a for run in live for a in run["report"].get("agents", [])}
         for task_id, author in await self.orchestrator.untaken_submissions():
-            if author in live_agents:
-                continue  # its own autopilot takes it
+            if task_id in busy_tasks or (author in live_agents and author not in mine):
+                continue  # its own run, or its own live autopilot, takes it
             repo = newest_repo(self.repos.task_dir(task_id))
             if repo is None:
+                if author not in mine:
+                    await self._hand_back(task_id, author, owner.get(author), live)
                 continue
             start = await self.repos.start_commit(branch_name(task_id), base)
-            self.say(f"{task_id}: taking {author}'s submission its autopilot left untaken")
+            if author not in mine:
+                self.say(f"{task_id}: taking {author}'s submission its autopilot left untaken")
             await self.intake.take(author, task_id, repo, start)
+
+    async def _hand_back(
+        self, task_id: str, author: str, run: dict[str, Any] | None, live: list[dict[str, Any]]
+    ) -> None:
+        """A submission whose repository is not on this host: if no live autopilot is on
+        its host either, it can never be taken, and its task goes back with its
+        checkpoint."""
+        if run is not None and any(orphans.same_host(run, other) for other in live):
+            return  # an autopilot on its host takes it
+        where = f"its autopilot ({run['id']})" if run is not None else "its autopilot"
+        why = (
+            f"{where} is gone and {author}'s submission never reached the remote; "
+            "handed back with its checkpoint"
+        )
+        if await self.orchestrator.hand_back(task_id, why):
+            self.say(f"{task_id}: {why}")
 
     async def _end(self, run: dict[str, Any]) -> None:
         """A dead autopilot's run, ended: its workers' process groups, its claims, its

@@ -12,7 +12,9 @@ import anyio
 import anyio.to_thread
 
 from wvo_mcp import removal
+from wvo_mcp.autopilot.target import Target
 from wvo_mcp.git import Git, Unjudged, branch_name, judging, read_refs, trees
+from wvo_mcp.git.remote import Fault
 
 T = TypeVar("T")
 
@@ -27,13 +29,13 @@ class Repos:
         git: Git,
         worktrees: Path,
         runs: Path,
-        merge_onto: str | None,
+        target: Target,
         say: Callable[[str], None],
     ) -> None:
         self.git = git
         self.worktrees = worktrees
         self.runs = runs
-        self.merge_onto = merge_onto  # the branch merged onto (not for --merge leave)
+        self.target = target  # where work lands: its tip is where new work starts
         self.say = say
         self._lock = anyio.Lock()
 
@@ -61,12 +63,24 @@ class Repos:
 
     async def start_commit(self, branch: str, base: str) -> str:
         """Where an attempt starts: its branch's tip (the last attempt's submitted work),
-        else the integration branch's tip when merging, else the run's base."""
+        else the target's tip when merging (a remote's as last fetched), else the run's
+        base."""
         if await self.in_repo(self.git.has_branch, branch):
             return await self.in_repo(self.git.tip, branch)
-        if self.merge_onto is not None:
-            return await self.in_repo(self.git.tip, self.merge_onto)
+        if self.target.ref:
+            tip = await self.in_repo(self.git.ref_tip, self.target.ref)
+            if tip is not None:
+                return tip
         return base
+
+    async def bring(self, task_id: str) -> None:
+        """With a remote: the task's latest submission, made on whichever host, onto its
+        branch here, so its next attempt starts from it. While the remote is away, the
+        attempt starts from what this host has."""
+        reach = self.target.reach
+        if reach is not None and reach.ready():
+            with contextlib.suppress(Fault):
+                await reach.call(reach.remote.bring, task_id, branch_name(task_id))
 
     def project_instructions(self, base: str) -> str:
         """The project's CLAUDE.md and AGENTS.md as committed at the base commit: a worker's
@@ -139,13 +153,26 @@ def last_run(run_dir: Path) -> int:
     return numbers[-1] if numbers else 0
 
 
-def next_run(run_dir: Path) -> str:
-    """The next run's number (1, 2, ...), with room made for it: its log is created now, so
-    two runs never take one number."""
+def next_run(run_dir: Path, repos: Path) -> str:
+    """The next run's number (1, 2, ...), taken for good: its log in this state folder and
+    its repository's folder under `repos` (beside the person's repository) are both made
+    now, each only if new, so no two runs share a number, whichever autopilots and state
+    folders work on one repository."""
     rotate(run_dir)
-    number = str(last_run(run_dir) + 1)
-    (run_dir / f"{number}.log").touch()
-    return number
+    repos.mkdir(parents=True, exist_ok=True)
+    number = max(last_run(run_dir), *(int(p.name) for p in repos.iterdir() if p.name.isdigit()), 0)
+    while True:
+        number += 1
+        try:
+            (repos / str(number)).mkdir(mode=0o755)
+        except FileExistsError:
+            continue
+        try:
+            (run_dir / f"{number}.log").open("x").close()
+        except FileExistsError:
+            (repos / str(number)).rmdir()
+            continue
+        return str(number)
 
 
 def rotate(run_dir: Path) -> None:

@@ -3,6 +3,7 @@ a run token scoped to the task), a reviewer a submitted commit (a read-only chec
 diff), a planner the goal. Each runs one CLI through the executor."""
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -56,16 +57,16 @@ class Roles:
         task_id, attempt = claim.task.id, claim.attempt or 1
         detail = await self.orchestrator.get_task(task_id)
         branch = branch_name(task_id)
+        await self.repos.bring(task_id)
         start = await self.repos.start_commit(branch, base)
         run_dir = self.repos.run_dir(task_id)
-        run = next_run(run_dir)
+        run = next_run(run_dir, self.repos.task_dir(task_id))
         repo = self.repos.task_dir(task_id) / run
-        repo.parent.mkdir(parents=True, exist_ok=True)
-        onto = self.lander.target
-        also = {onto: await self.repos.in_repo(self.git.tip, onto)} if onto else {}
+        onto = self.lander.onto
+        also = {onto: await self.lander.tip()} if onto else {}
         await self.repos.in_repo(
-            trees.clone_for_worker, self.git, repo, start, branch, slot.agent_id,
-            "wvo-mcp-worker@localhost", also,
+            partial(trees.clone_for_worker, made=True), self.git, repo, start, branch,
+            slot.agent_id, "wvo-mcp-worker@localhost", also,
         )  # fmt: skip
         text = prompt.worker_prompt(
             directive=directive,
@@ -104,12 +105,12 @@ class Roles:
         # Names no task can have: task branches are wvo/<task>.
         run_dir = self.repos.runs / "wvo-planner"
         run_dir.mkdir(parents=True, exist_ok=True)
-        run = next_run(run_dir)
+        run = next_run(run_dir, self.repos.worktrees / "wvo-planner")
         repo = self.repos.worktrees / "wvo-planner" / run
-        repo.parent.mkdir(parents=True, exist_ok=True)
         await self.repos.in_repo(
-            trees.clone_for_worker, self.git, repo, base, "wvo-planner", slot.agent_id
-        )
+            partial(trees.clone_for_worker, made=True), self.git, repo, base, "wvo-planner",
+            slot.agent_id,
+        )  # fmt: skip
         self.say(f"{slot.agent_id} plans: {goal}")
         text = f"{directive.strip()}\n\n{self.instructions}\n\n# Goal\n\n{goal}\n"
         finish = await self.executor.run(

@@ -27,7 +27,8 @@ class Options:
     poll_seconds: float = 1.0
     drain_seconds: float = 30.0
     merge: lander.Strategy = "leave"  # how finished work lands: see lander.py
-    onto: str | None = None  # the target branch merge and rebase land on
+    onto: str | None = None  # the target branch merge and rebase land on (main, origin/main)
+    push: str | None = None  # --merge leave: the remote each verified task's branch goes to
     check: str | None = None  # a project-wide check every landing tree passes
     batch: int = 4  # queue entries tested as one
     test_slots: int = 2  # landing checks run at once

@@ -9,6 +9,7 @@ from wvo_mcp.autopilot.repos import Repos
 from wvo_mcp.autopilot.slots import ACTOR
 from wvo_mcp.errors import ValidationFailed, WvoError
 from wvo_mcp.git import Protected, branch_name, intake, read_head
+from wvo_mcp.git.remote import Fault
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import state_folder
 from wvo_mcp.rules.transitions import Status
@@ -57,7 +58,9 @@ class Intake:
                 # recovering it): the branch is at its tip, and the entry is one.
                 if await in_repo(self.repos.branch_tip, branch) != tip:
                     raise
-            item = await self.orchestrator.take_submission(task_id, tip, start, self.lander.target)
+            if not await self._publish(task_id, tip):
+                return  # it waits for the remote, untaken: the next round tries again
+            item = await self.orchestrator.take_submission(task_id, tip, start, self.lander.key)
         except Protected as exc:
             summary, details = state_folder.refusal(exc.paths, exc.folders, exc.tip)
             await self.lander.refuse(task_id, landing.Return(summary, details, exc.paths))
@@ -71,9 +74,23 @@ class Intake:
         await self.orchestrator.note(
             task_id, ACTOR, "commits", f"{branch}: {len(taken)} commit(s) {start}..{tip}"
         )
-        queue = f"the queue onto {self.lander.target}" if self.lander.target else "verification"
+        queue = f"the queue onto {self.lander.onto}" if self.lander.onto else "verification"
         self.say(f"{task_id} waits for {'review' if item.state == 'review' else queue}")
         self._changed()
+
+    async def _publish(self, task_id: str, tip: str) -> bool:
+        """With a remote: the submission pushed to its task's ref there first, so that
+        whichever host lands it can fetch it. False while the remote is away."""
+        reach = self.lander.target.reach
+        if reach is None:
+            return True
+        if not reach.ready():
+            return False
+        try:
+            await reach.call(reach.remote.publish, task_id, tip)
+        except Fault:
+            return False
+        return True
 
     async def _fail(self, task_id: str, why: str) -> None:
         self.say(f"{task_id} returned: {why[:300]}")

@@ -66,6 +66,7 @@ def _options(args: argparse.Namespace) -> "slots.Options":
         drain_seconds=args.grace,
         merge=args.merge,
         onto=args.onto,
+        push=args.push,
         check=args.check,
         batch=args.batch,
         test_slots=args.test_slots,
@@ -175,11 +176,16 @@ def _autopilot_control(settings: Settings, action: str, run_id: str | None) -> N
         state = run["state"] + (f" (silent {silent:.0f} s)" if silent > 30 else "")
         if report.get("unsandboxed"):
             state += ", workers UNSANDBOXED"
+        if report.get("held"):
+            state += f", landing held: {report['held']}"
         if report.get("red"):
             red = report["red"]
             state += f", the target is red ({red['target'] or 'a base'} at {red['commit'][:12]})"
+        host = (report.get("process") or {}).get("host", "?")
+        onto = f", landing onto {report['target']}" if report.get("target") else ""
         say(
-            f"{run['id']}: {state}, since {run['started_at']}; {report.get('launched', 0)} "
+            f"{run['id']} on {host}{onto}: {state}, since {run['started_at']}; "
+            f"{report.get('launched', 0)} "
             f"launched, {report.get('done', 0)} done, {report.get('released', 0)} released; "
             f"{report.get('input_tokens', 0)} + {report.get('output_tokens', 0)} tokens, "
             f"${report.get('cost_usd', 0):.2f}"
@@ -252,7 +258,15 @@ def _landing_arguments(autopilot: argparse.ArgumentParser) -> None:
     )
     autopilot.add_argument(
         "--onto",
-        help="The target branch for --merge merge|rebase; for gc: work reachable from it landed.",
+        help="The target branch for --merge merge|rebase: a local branch (main), or a remote's "
+        "as git names it (origin/main: landed by compare-and-swap pushes, from any number of "
+        "hosts); for gc: work reachable from it landed.",
+    )
+    autopilot.add_argument(
+        "--push",
+        metavar="REMOTE",
+        help="With --merge leave: push each verified task's branch wvo/<task> to this remote "
+        "(origin), for a person or the hosting service's pull requests to take from there.",
     )
     autopilot.add_argument(
         "--check", help='A project-wide check every landing tree passes, e.g. "make test".'

@@ -192,7 +192,7 @@ def valid_ref(name: str) -> bool:
     )
 
 
-def _ref_part(task_id: str) -> str:
+def ref_part(task_id: str) -> str:
     """Any task id as one valid ref component: characters git forbids (: / and so on) are
     %-encoded, and so are the dots that would form '..' or a '.lock' ending."""
     encoded = "".join(c if c in _REF_SAFE else f"%{ord(c):02X}" for c in task_id)
@@ -203,9 +203,9 @@ def _ref_part(task_id: str) -> str:
 
 
 def ref_name(task_id: str, seq: int) -> str:
-    return f"{REF_ROOT}/{_ref_part(task_id)}/{seq}"
+    return f"{REF_ROOT}/{ref_part(task_id)}/{seq}"
 
 
 def branch_name(task_id: str) -> str:
     """The branch an autopilot worker commits a task's work on."""
-    return f"wvo/{_ref_part(task_id)}"
+    return f"wvo/{ref_part(task_id)}"

@@ -250,8 +250,16 @@ class Git:
         return [asked[line] for line in found.stdout.splitlines() if line in asked]
 
     def has_branch(self, branch: str) -> bool:
-        found = self.run([], "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}")
-        return found.returncode == 0
+        return self.ref_tip(f"refs/heads/{branch}") is not None
+
+    def ref_tip(self, ref: str) -> str | None:
+        """The commit `ref` (a full ref name) points at, if it exists."""
+        found = self.run([], "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+        return found.stdout.strip() if found.returncode == 0 else None
+
+    def has_commit(self, commit: str) -> bool:
+        """`commit` is here, with its history (as far as git checks: the commit itself)."""
+        return self.run([], "cat-file", "-e", f"{commit}^{{commit}}").returncode == 0
 
     def add_worktree(self, path: Path, branch: str, base: str) -> None:
         """A worktree at `path` on `branch`, made from `base` unless the branch exists."""

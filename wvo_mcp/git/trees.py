@@ -7,6 +7,7 @@ no link."""
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -151,8 +152,10 @@ def clone_for_worker(
     name: str = "wvo-mcp worker",
     email: str = "wvo-mcp-worker@localhost",
     also: Mapping[str, str] | None = None,
+    made: bool = False,
 ) -> None:
-    """A new repository at `dest` (which must not exist) for one worker attempt: its
+    """A new repository at `dest` (which must not exist, or, `made`, be the empty folder
+    the caller just made for it) for one worker attempt: its
     objects borrowed from this repository through objects/info/alternates, `branch` at
     `base` checked out, `name` and `email` set to commit with, and the branches in
     `also` at their commits (the target a returned conflict is resolved against).
@@ -167,7 +170,10 @@ def clone_for_worker(
     fmt = git.object_format
     dest = Path(os.path.abspath(dest))
     try:
-        dest.mkdir(mode=0o755)  # never into a folder a worker may have had
+        if not made:
+            dest.mkdir(mode=0o755)  # never into a folder a worker may have had
+        elif not stat.S_ISDIR(os.lstat(dest).st_mode) or os.listdir(dest):
+            raise ValidationFailed(f"{dest} is not the empty folder made for this run")
     except OSError as exc:
         raise ValidationFailed(
             f"cannot make {dest} ({exc.strerror}): a new path in an existing folder is needed"

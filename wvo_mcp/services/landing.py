@@ -420,6 +420,32 @@ def refuse(tx: Tx, settings: Settings, *, task_id: str, back: Return, now: datet
     )  # fmt: skip
 
 
+def hand_back(tx: Tx, settings: Settings, *, task_id: str, why: str, now: datetime) -> bool:
+    """A submission nobody can take (its repository was on a host that died before it
+    reached the remote): its task goes back to pending with its checkpoints, no attempt
+    counted. False when it is no longer such a submission (taken, or moved meanwhile)."""
+    task = leases.task_row(tx, task_id)
+    untaken = task["submitted_by"] is not None and task["submitted_commit"] is None
+    if task["status"] != Status.NEEDS_REVIEW or task["gate"] is None or not untaken:
+        return False
+    record_event(
+        tx, task_id, at=timeutil.to_text(now), actor=LANDER, kind="returned",
+        reason=why[:4000], lease_epoch=task["lease_epoch"],
+    )  # fmt: skip
+    leases.update_status(
+        tx, settings, task_id, Status.PENDING, LANDER, None, why[:500], now, landing=""
+    )
+    return True
+
+
+def adopt(tx: Tx, old: str, new: str) -> int:
+    """Open entries and intents queued under a target's name from before targets were named
+    by repository (`old`: its branch, or '' for --merge leave), renamed to `new`. How many
+    entries were."""
+    tx.run("adopt_landings", {"old": old, "new": new})
+    return tx.run("adopt_entries", {"old": old, "new": new})
+
+
 def _end(tx: Tx, entry_id: int, was: str, state: str, why: str, stamp: str) -> None:
     tx.run(
         "entry_ends",

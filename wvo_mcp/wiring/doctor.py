@@ -5,6 +5,7 @@ sandbox, and asks each CLI whether it is signed in (which spends no tokens)."""
 import dataclasses
 import json
 import os
+import socket
 import tomllib
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -18,9 +19,11 @@ from mcp.client.stdio import StdioServerParameters
 
 from wvo_mcp import sandbox
 from wvo_mcp.autopilot import lander
+from wvo_mcp.autopilot.target import local_ref
 from wvo_mcp.config import Settings
-from wvo_mcp.errors import WvoError
+from wvo_mcp.errors import ValidationFailed, WvoError
 from wvo_mcp.git import Git, locate, trees
+from wvo_mcp.git.remote import PROBE_REFS, Remote, parse_onto, remotes
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.sandbox import fence
 from wvo_mcp.sandbox.limits import WorkerLimits
@@ -72,6 +75,8 @@ async def run(
         _project(dataclasses.replace(settings, state_root=state), check, onto),
         _clis(),
     ]
+    if onto is not None:
+        steps.append(_one(anyio.to_thread.run_sync(_remote, settings, Git(repo, top), onto)))
     found: list[list[Check]] = [[] for _ in steps]
 
     async def one(slot: int, step: Awaitable[list[Check]]) -> None:
@@ -188,7 +193,10 @@ async def _project(settings: Settings, check: str | None, onto: str | None) -> l
         if check is None or git is None:
             return found
         try:
-            tip = await anyio.to_thread.run_sync(git.tip, onto) if onto else git.head()
+            ref = local_ref(git, onto) if onto else "HEAD"
+            tip = await anyio.to_thread.run_sync(git.ref_tip, ref)
+            if tip is None:
+                raise ValidationFailed(f"{onto} is not in {git.repo.top}: fetch it first")
             result = await lander.checked(orchestrator, partial(_materialize, git), tip, check)
         except WvoError as exc:
             return [*found, Check("pre-flight", False, str(exc))]
@@ -199,6 +207,29 @@ async def _project(settings: Settings, check: str | None, onto: str | None) -> l
         return [*found, Check("pre-flight", False, detail)]
     finally:
         await orchestrator.close()
+
+
+def _remote(settings: Settings, git: Git, onto: str) -> Check:
+    """`--onto origin/main`: the remote reached with the person's credentials, its branch
+    fetched, and a probe ref pushed there and deleted at once (nothing stays)."""
+    name, branch = parse_onto(onto, remotes(git))
+    if name is None:
+        return Check("remote", True, f"{onto} is a branch of this repository: nothing to reach")
+    probe = f"{PROBE_REFS}/{socket.gethostname()}-{os.getpid()}"
+    try:
+        remote = Remote(git, name, settings.remote_timeout_seconds)
+        tip = remote.fetch_branch(branch)
+        pushed = remote.push([f"{tip}:{probe}"]).get(probe)
+        if pushed is None or not pushed.ok:
+            why = pushed.summary if pushed is not None else "no answer"
+            return Check("remote", False, f"{remote.where} refused a push to {probe}: {why}")
+        remote.forget({probe: tip})
+    except WvoError as exc:
+        return Check("remote", False, str(exc))
+    return Check(
+        "remote", True, f"{remote.where} reached and written to (a probe ref pushed and "
+        f"deleted); {onto} at {tip[:12]}",
+    )  # fmt: skip
 
 
 async def _materialize(git: Git, commit: str, dest: Path) -> None:

@@ -859,6 +859,14 @@ UPDATE landing_targets SET holder = NULL, until = NULL WHERE holder = %(run)s;
 SELECT * FROM landing_entries WHERE target = %(target)s AND state = 'queued'
 ORDER BY position, id LIMIT %(limit)s;
 
+-- name: adopt_entries
+-- Open entries queued under a target's name from before targets were named by repository.
+UPDATE landing_entries SET target = %(new)s
+WHERE target = %(old)s AND state IN ('review', 'queued', 'testing', 'landing', 'held');
+
+-- name: adopt_landings
+UPDATE landings SET target = %(new)s WHERE target = %(old)s AND state = 'intent';
+
 -- name: queued_targets
 SELECT DISTINCT target FROM landing_entries WHERE state IN ('queued', 'testing', 'landing');
 

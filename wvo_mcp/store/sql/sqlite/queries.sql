@@ -781,6 +781,14 @@ UPDATE landing_targets SET holder = NULL, until = NULL WHERE holder = :run;
 SELECT * FROM landing_entries WHERE target = :target AND state = 'queued'
 ORDER BY position, id LIMIT :limit;
 
+-- name: adopt_entries
+-- Open entries queued under a target's name from before targets were named by repository.
+UPDATE landing_entries SET target = :new
+WHERE target = :old AND state IN ('review', 'queued', 'testing', 'landing', 'held');
+
+-- name: adopt_landings
+UPDATE landings SET target = :new WHERE target = :old AND state = 'intent';
+
 -- name: queued_targets
 SELECT DISTINCT target FROM landing_entries WHERE state IN ('queued', 'testing', 'landing');
 

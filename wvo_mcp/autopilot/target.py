@@ -1,0 +1,131 @@
+"""Where finished work lands, and how the merge queue names it: a branch of the person's
+repository (`--onto main`), a branch of the team's remote, named as git names it
+(`--onto origin/main`), or each task's own branch (`--merge leave`, pushed to a remote with
+`--push origin`).
+
+The queue names a target by its repository and branch (`<repository>#<branch>`): a remote
+by its URL without credentials, so autopilots on many hosts share one queue for it; a local
+repository by its host and path, so two hosts never share a queue for two repositories."""
+
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import anyio.to_thread
+
+from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.git import Git
+from wvo_mcp.git.remote import Fault, Remote, parse_onto, remotes
+from wvo_mcp.rules.outage import Outage
+
+T = TypeVar("T")
+LEAVE = "wvo/*"  # --merge leave: each task's own branch
+
+
+class Reach:
+    """A remote as the autopilot's parts ask it: off the event loop, each outage said once
+    when it starts and once when it ends, and asked again only after a back-off."""
+
+    def __init__(self, remote: Remote, say: Callable[[str], None]) -> None:
+        self.remote = remote
+        self.say = say
+        self.outage = Outage()
+
+    def ready(self) -> bool:
+        return self.outage.ready(time.monotonic())
+
+    async def call(self, fn: Callable[..., T], *args: object) -> T:
+        """`fn(*args)` in a thread; a Fault is recorded (and said, when news) and raised."""
+        try:
+            found = await anyio.to_thread.run_sync(fn, *args)
+        except Fault as exc:
+            if exc.kind != "missing" and self.outage.failed(time.monotonic(), exc.kind, str(exc)):
+                self.say(
+                    f"the remote holds the queue: {exc}. Nothing is lost and nothing is "
+                    f"charged: trying again in {self.outage.delay:.0f} s, then less often"
+                )
+            raise
+        lasted = self.outage.answered(time.monotonic())
+        if lasted is not None:
+            self.say(f"the remote {self.remote.name} answers again after {lasted:.0f} s")
+        return found
+
+    @property
+    def held(self) -> str:
+        """Why the remote holds the queue now ('' while it answers)."""
+        return self.outage.why
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str  # the queue's name for it
+    name: str  # as a person and a worker see it: main, origin/main ('' for --merge leave)
+    branch: str  # the branch in its repository ('' for --merge leave)
+    ref: str  # the local ref its tip is read from ('' for --merge leave)
+    reach: Reach | None = None  # the remote it lands on (or, leave, pushes branches to)
+    legacy: str | None = None  # its queue's name before targets were named by repository
+
+    @property
+    def remote(self) -> Remote | None:
+        return None if self.reach is None else self.reach.remote
+
+
+def resolve(
+    git: Git,
+    strategy: str,
+    onto: str | None,
+    push: str | None,
+    timeout: float,
+    say: Callable[[str], None],
+) -> Target:
+    """The target `--merge`, `--onto` and `--push` name, checked against the repository."""
+    if strategy == "leave":
+        if push is None:
+            return Target(f"{here(git)}#{LEAVE}", "", "", "", legacy="")
+        reach = Reach(Remote(git, push, timeout), say)
+        return Target(f"{reach.remote.where}#{LEAVE}", "", "", "", reach)
+    if push is not None:
+        raise ValidationFailed(
+            f"--push {push} is for --merge leave; with --merge {strategy}, name the remote's "
+            f"branch to land on: --onto {push}/BRANCH"
+        )
+    if not onto:
+        raise ValidationFailed(
+            f"--merge {strategy} needs --onto BRANCH: a branch of {git.repo.top} (main), or of "
+            "a remote, as git names it (origin/main)"
+        )
+    name, branch = parse_onto(onto, remotes(git))
+    if name is None:
+        key = f"{here(git)}#{branch}"
+        return Target(key, branch, branch, f"refs/heads/{branch}", legacy=branch)
+    if git.has_branch(onto):
+        raise ValidationFailed(
+            f"--onto {onto} is ambiguous: {git.repo.top} has a local branch of that name and a "
+            f"remote {name}; rename the local branch"
+        )
+    reach = Reach(Remote(git, name, timeout), say)
+    return Target(f"{reach.remote.where}#{branch}", onto, branch, reach.remote.tracking(branch),
+                  reach)  # fmt: skip
+
+
+def local_ref(git: Git, onto: str) -> str:
+    """The local ref `--onto` reads: refs/remotes/origin/main for a remote's branch."""
+    name, branch = parse_onto(onto, remotes(git))
+    return f"refs/heads/{onto}" if name is None else f"refs/remotes/{name}/{branch}"
+
+
+def here(git: Git) -> str:
+    """This repository as the queue names it: this host and its git directory."""
+    return f"{host_name()}:{git.common_dir}"
+
+
+def host_name() -> str:
+    """The hostname, with this machine's id where there is one: hostnames repeat."""
+    try:
+        machine = Path("/etc/machine-id").read_text().strip()[:8]
+    except OSError:
+        machine = ""
+    return socket.gethostname() + (f"~{machine}" if machine else "")
