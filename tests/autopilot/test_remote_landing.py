@@ -248,6 +248,7 @@ def test_a_persons_push_mid_queue_stays_and_the_batch_is_stacked_again(
     anyio.run(backlog, pilot.project, tasks("M1", "M2"))
     out = Output(pilot.start("--until-empty"))
     try:
+
         def testing() -> bool:
             with open_db(pilot.project["state"]) as db:
                 found = db.execute("SELECT count(*) FROM landing_entries WHERE state = 'testing'")
@@ -377,6 +378,7 @@ def test_the_lease_holder_killed_the_other_host_lands_its_submissions(
     anyio.run(partial(backlog, a.project, tasks("S1", "S2"), WVO_DATABASE_URL=url))
     first = Output(a.start("--until-empty"))
     try:
+
         def waiting() -> bool:
             with psycopg.connect(url) as conn:
                 rows = conn.execute(
@@ -400,3 +402,84 @@ def test_the_lease_holder_killed_the_other_host_lands_its_submissions(
     assert statuses(b) == {"S1": "done", "S2": "done"}, done.stdout[-3000:]
     assert_landed_once(seeded, ["S1", "S2"])
     assert not any((b.repo.with_name("repo.wvo-worktrees")).glob("S*/*")), "B ran no worker"
+
+
+@pytest.mark.postgres
+def test_a_host_dead_before_its_submission_reached_the_remote_hands_its_task_back(
+    tmp_path: Path, seeded: Path, daemon: Server, pg_migrated: Callable[[str], str]
+) -> None:
+    url = pg_migrated("unpushed")
+    a = make_host(tmp_path, "a", seeded, daemon.url("project.git"), WVO_DATABASE_URL=url)
+    b = make_host(tmp_path, "b", seeded, daemon.url("project.git"), WVO_DATABASE_URL=url)
+    anyio.run(partial(backlog, a.project, tasks("U1", fake_wait="go"), WVO_DATABASE_URL=url))
+    first = Output(a.start("--until-empty"))
+    try:
+        worktrees = a.repo.with_name("repo.wvo-worktrees")
+        poll("its worker waits", lambda: len(list(worktrees.glob("*/*/go.waiting"))) == 1)
+        daemon.stop()
+        next(worktrees.glob("*/*/go.waiting")).with_name("go").write_text("")
+        first.until("the remote holds the queue")
+        os.kill(first.process.pid, signal.SIGKILL)
+        first.process.wait()
+    finally:
+        if first.process.poll() is None:
+            first.process.kill()
+        first.finish()
+    assert statuses(a) == {"U1": "needs_review"}
+    daemon.start()
+    second = Output(b.start("--until-empty"))
+    try:
+        second.until("never reached the remote; handed back with its checkpoint")
+        theirs = b.repo.with_name("repo.wvo-worktrees")
+        poll("its next attempt waits", lambda: len(list(theirs.glob("*/*/go.waiting"))) == 1)
+        next(theirs.glob("*/*/go.waiting")).with_name("go").write_text("")
+        said = second.finish()
+    finally:
+        if second.process.poll() is None:
+            second.process.kill()
+    assert second.process.returncode == 0, said[-3000:]
+    assert statuses(b) == {"U1": "done"}, said[-3000:]
+    assert_landed_once(seeded, ["U1"])
+    # Who works where, and the queue, as any host's `autopilot status` shows them.
+    shown = subprocess.run(
+        [sys.executable, "-P", "-m", "wvo_mcp", "autopilot", "status"], cwd=ROOT, env=b.env,
+        capture_output=True, text=True, timeout=60,
+    ).stdout  # fmt: skip
+    runs = [line for line in shown.splitlines() if ": ended" in line]
+    assert len(runs) == 2, shown
+    assert all(f" on {os.uname().nodename}" in line for line in runs), shown
+    key = daemon.url("project.git").removesuffix(".git") + "#main"
+    assert all(f"landing onto {key}:" in line for line in runs), shown
+
+
+def test_gc_removes_the_remote_refs_of_tasks_that_ended_and_keeps_the_others(
+    tmp_path: Path, seeded: Path, daemon: Server
+) -> None:
+    pilot = make_host(tmp_path, "a", seeded, daemon.url("project.git"))
+    anyio.run(backlog, pilot.project, tasks("G1", "G2"))
+    for task_id in ("G1", "G2"):
+        git(pilot.repo, "push", "-q", "origin", f"HEAD:refs/wvo/tasks/{task_id}")
+    cancelled = subprocess.run(
+        [sys.executable, "-P", "-m", "wvo_mcp", "cancel", "G1", "--reason", "not needed"],
+        cwd=ROOT, env=pilot.env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert cancelled.returncode == 0, cancelled.stderr
+
+    def gc(*more: str) -> str:
+        found = subprocess.run(
+            [sys.executable, "-P", "-m", "wvo_mcp", "autopilot", "gc", "--onto", "origin/main",
+             *more], cwd=ROOT, env=pilot.env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert found.returncode == 0, found.stderr
+        return found.stdout
+
+    looked = gc("--dry-run")
+    assert "remove origin: refs/wvo/tasks/G1: its task is cancelled" in looked, looked
+    assert "keep origin: refs/wvo/tasks/G2: its task is pending" in looked, looked
+    assert git(seeded, "for-each-ref", "--format=%(refname)", "refs/wvo/").split() == [
+        "refs/wvo/tasks/G1", "refs/wvo/tasks/G2"
+    ]  # fmt: skip
+    gc()
+    assert git(seeded, "for-each-ref", "--format=%(refname)", "refs/wvo/").split() == [
+        "refs/wvo/tasks/G2"
+    ]

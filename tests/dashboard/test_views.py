@@ -265,6 +265,23 @@ def test_an_unsandboxed_run_is_said_on_the_autopilot_tab() -> None:
     assert "UNSANDBOXED" not in render.autopilot([{**run, "report": {}}], can_act=False)
 
 
+def test_each_hosts_run_shows_its_host_its_target_and_why_its_landing_holds() -> None:
+    from wvo_mcp.edge.dashboard import render
+
+    run = {"id": "h:1:a", "state": "running", "started_at": "t0", "seen_at": "t1"}
+    report = {
+        "process": {"host": "build-7"},
+        "target": "example.com:team/p#main",
+        "held": "the remote origin (example.com:team/p) cannot be reached <x>",
+    }
+    shown = render.autopilot([{**run, "report": report}], can_act=False)
+    assert "on build-7, landing onto <code>example.com:team/p#main</code>; since" in shown
+    assert '<p class="warning held">landing holds: the remote origin' in shown
+    assert "&lt;x&gt;" in shown  # escaped
+    quiet = render.autopilot([{**run, "report": {**report, "held": ""}}], can_act=False)
+    assert "landing holds" not in quiet
+
+
 @pytest.mark.browser
 async def test_the_autopilot_tab_shows_the_merge_queue_and_follows_it_live(state_root: Path):
     """The Landing section: the queue (place, task, state, wait) and the figures, every

@@ -143,7 +143,9 @@ def test_the_persons_hooks_never_run(daemon: tuple[Daemon, Git, Path], tmp_path:
     hook.chmod(0o755)
     remote = Remote(host, "origin", 30, home(tmp_path))
     old = remote.fetch_branch("main")
-    assert remote.land("main", commit_file(host.repo.top, "a.txt", "1\n"), old)
+    new = commit_file(host.repo.top, "a.txt", "1\n")
+    assert remote.land("main", new, old)
+    assert git(served, "rev-parse", "main") == new
     assert not ran.exists()
 
 
@@ -175,8 +177,8 @@ def test_ssh_uses_the_persons_key_from_their_git_config(tmp_path: Path) -> None:
     with Sshd(tmp_path / "served") as server:
         assert isinstance(server, Sshd)
         host = wired(tmp_path, server.url("project.git"), served)
-        without = home(tmp_path, "[core]\n\tsshCommand = ssh -o BatchMode=yes "
-                       "-o StrictHostKeyChecking=no -o IdentitiesOnly=yes -i /nonexistent\n")  # fmt: skip
+        no_key = "ssh -o BatchMode=yes -o StrictHostKeyChecking=no -i /nonexistent"
+        without = home(tmp_path, f"[core]\n\tsshCommand = {no_key} -o IdentitiesOnly=yes\n")
         with pytest.raises(Fault) as refused:
             Remote(host, "origin", 30, without).fetch_branch("main")
         assert refused.value.kind == "auth", refused.value
@@ -200,4 +202,3 @@ def test_no_remote_of_that_name_is_refused_with_what_to_do(tmp_path: Path) -> No
     host = person(tmp_path / "repo")
     with pytest.raises(Exception, match="git remote add origin URL"):
         Remote(host, "origin", 30, home(tmp_path))
-

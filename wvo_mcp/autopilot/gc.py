@@ -28,6 +28,7 @@ from wvo_mcp.autopilot.target import local_ref
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed, WvoError
 from wvo_mcp.git import Git, Unjudged, branch_name, judging, locate, read_refs
+from wvo_mcp.git.remote import TASK_REFS, Fault, Remote, parse_onto, remotes
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.tidying import Candidate, Task, Verdict, judge
 from wvo_mcp.rules.transitions import Status
@@ -87,10 +88,46 @@ async def collect(
     facts = await _facts(orchestrator, names)
     found = await anyio.to_thread.run_sync(places.gather, facts)
     verdicts = [judge(f.candidate) for f in found]
+    swept += await _remote_refs(orchestrator, settings, places.git, where.onto, dry_run)
     if not dry_run:
         return swept + await _apply(orchestrator, places, names, found, verdicts)
     pairs = zip(found, verdicts, strict=True)
     return swept + [_outcome(f.candidate, v.remove, v.reason) for f, v in pairs]
+
+
+async def _remote_refs(
+    orchestrator: Orchestrator, settings: Settings, git: Git, onto: str | None, dry_run: bool
+) -> list[Outcome]:
+    """With --onto naming a remote's branch: the refs that carried submissions there
+    (refs/wvo/tasks/<task>), each removed once its task is done, cancelled or gone (while
+    it still names the commit read), else kept: the task's next attempt starts from it."""
+    name = parse_onto(onto, remotes(git))[0] if onto else None
+    if name is None:
+        return []
+    remote = Remote(git, name, settings.remote_timeout_seconds)
+    try:
+        found = await anyio.to_thread.run_sync(remote.task_refs)
+    except Fault as exc:
+        return [Outcome(f"{name}: {TASK_REFS}/*", "keep", f"not read: {exc}")]
+    outcomes, doomed = [], {}
+    for ref, commit in sorted(found.items()):
+        task_id = urllib.parse.unquote(ref.removeprefix(f"{TASK_REFS}/"))
+        try:
+            status = (await orchestrator.get_task(task_id)).status.value
+        except WvoError:
+            status = "gone"
+        if status in ("done", "cancelled", "gone"):
+            doomed[ref] = commit
+            outcomes.append(Outcome(f"{name}: {ref}", "remove", f"its task is {status}"))
+        else:
+            why = f"its task is {status}: its next attempt starts from it"
+            outcomes.append(Outcome(f"{name}: {ref}", "keep", why))
+    if doomed and not dry_run:
+        try:
+            await anyio.to_thread.run_sync(remote.forget, doomed)
+        except Fault as exc:
+            return [Outcome(o.what, "keep", f"not removed: {exc}") for o in outcomes]
+    return outcomes
 
 
 async def _apply(

@@ -20,7 +20,7 @@ from wvo_mcp.processes import start_ticks
 
 # In every worker's environment: `<the autopilot run's id>/<the worker run's>`.
 MARK = "WVO_AUTOPILOT_RUN"
-__all__ = ["MARK", "end_marked", "end_run", "gone", "machine", "me", "same_host", "start_ticks"]
+__all__ = ["MARK", "end_marked", "end_run", "gone", "machine", "me", "start_ticks"]
 
 
 def machine() -> str:
@@ -57,11 +57,6 @@ def on_this_host(run: dict[str, Any]) -> bool:
     """The run's pids are this machine's (its pid namespace, since this boot)."""
     here = machine()
     return bool(here) and (run["report"].get("process") or {}).get("machine") == here
-
-
-def same_host(one: dict[str, Any], other: dict[str, Any]) -> bool:
-    mine = (one["report"].get("process") or {}).get("machine")
-    return bool(mine) and mine == (other["report"].get("process") or {}).get("machine")
 
 
 def end_run(run: dict[str, Any]) -> int:

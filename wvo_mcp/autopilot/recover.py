@@ -42,8 +42,8 @@ class Recovery:
         workers held handed back with their checkpoints (it was not the work's fault), and
         submissions nobody took taken here (`mine`: this autopilot's agents; `busy_tasks`:
         what they run now, whose submissions their own runs take). A submission whose
-        repository is on a dead host, where no autopilot lives, is handed back too: it
-        never reached the remote. Landings they intended are completed or abandoned by the
+        repository is not here and whose autopilot is gone is handed back too: it never
+        reached the remote. Landings they intended are completed or abandoned by the
         lander, before it lands anything."""
         stale = timeutil.to_text(timeutil.now() - timedelta(seconds=2 * LIVE_SECONDS))
         runs = await self.orchestrator.autopilot_runs(stale)
@@ -70,23 +70,17 @@ class Recovery:
             if task_id in busy_tasks or (author in live_agents and author not in mine):
                 continue  # its own run, or its own live autopilot, takes it
             repo = newest_repo(self.repos.task_dir(task_id))
-            if repo is None:
-                if author not in mine:
-                    await self._hand_back(task_id, author, owner.get(author), live)
+            if repo is None:  # on a host that died before it reached the remote
+                await self._hand_back(task_id, author, owner.get(author))
                 continue
             start = await self.repos.start_commit(branch_name(task_id), base)
             if author not in mine:
                 self.say(f"{task_id}: taking {author}'s submission its autopilot left untaken")
             await self.intake.take(author, task_id, repo, start)
 
-    async def _hand_back(
-        self, task_id: str, author: str, run: dict[str, Any] | None, live: list[dict[str, Any]]
-    ) -> None:
-        """A submission whose repository is not on this host: if no live autopilot is on
-        its host either, it can never be taken, and its task goes back with its
-        checkpoint."""
-        if run is not None and any(orphans.same_host(run, other) for other in live):
-            return  # an autopilot on its host takes it
+    async def _hand_back(self, task_id: str, author: str, run: dict[str, Any] | None) -> None:
+        """A submission whose repository is not here, and whose autopilot is gone: it can
+        never be taken, and its task goes back with its checkpoint."""
         where = f"its autopilot ({run['id']})" if run is not None else "its autopilot"
         why = (
             f"{where} is gone and {author}'s submission never reached the remote; "

@@ -94,7 +94,10 @@ class Intake:
 
     async def _fail(self, task_id: str, why: str) -> None:
         self.say(f"{task_id} returned: {why[:300]}")
-        await self.orchestrator.note(task_id, ACTOR, "returned", why[:4000])
-        await self.orchestrator.update_status(
-            task_id, Status.FAILED, ACTOR, reason=why[:500], landing=""
-        )
+        try:
+            await self.orchestrator.note(task_id, ACTOR, "returned", why[:4000])
+            await self.orchestrator.update_status(
+                task_id, Status.FAILED, ACTOR, reason=why[:500], landing=""
+            )
+        except WvoError as exc:  # handed back or moved meanwhile: not this submission's now
+            self.say(f"{task_id}: {exc}")

@@ -681,10 +681,19 @@ def _runs(runs: list[dict[str, Any]], can_act: bool) -> str:
                 "check by itself; the queue holds and no worker is charged until it is fixed"
                 f'<pre class="tail">{e(str(red.get("output", "")))}</pre></p>'
             )
+        held = report.get("held")
+        if isinstance(held, str) and held:
+            unsandboxed += f'<p class="warning held">landing holds: {e(held)}</p>'
+        process = report.get("process")
+        host = process.get("host") if isinstance(process, dict) else None
+        where = f" on {e(str(host))}" if host else ""
+        if report.get("target"):
+            where += f", landing onto <code>{e(str(report['target']))}</code>"
         parts.append(
             f'<section class="pilot-run" data-id="{e(run["id"])}" data-state="{e(run["state"])}">'
             f'<h3><code>{e(run["id"])}</code> <span class="pilot-state">{e(run["state"])}</span>'
-            f"{asked} {buttons}</h3><p>since <time>{e(run['started_at'])}</time>, last round "
+            f"{asked} {buttons}</h3><p>{where.strip(' ,') + '; ' if where else ''}since "
+            f"<time>{e(run['started_at'])}</time>, last round "
             f"<time>{e(run['seen_at'])}</time>; {e(totals)}; "
             f"{report.get('input_tokens', 0)} + {report.get('output_tokens', 0)} tokens, "
             f"${float(report.get('cost_usd', 0) or 0):.2f}</p>{unsandboxed}"
