@@ -6,8 +6,10 @@ and temp folders sharing one PostgreSQL.
 Every verdict is read from the remote's own history: each task lands exactly once, what a
 person pushed stays in it, and nothing is left under refs/wvo/ once the work landed."""
 
+import itertools
 import json
 import os
+import random
 import selectors
 import shutil
 import signal
@@ -26,6 +28,8 @@ import psycopg
 import pytest
 
 from tests.autopilot.conftest import RUN_TIMEOUT_S, backlog, env, git, make_project
+from tests.autopilot.test_merge_queue import CHECK_SH as CLAIMS_SH
+from tests.autopilot.test_merge_queue import _lines_then_kill, fleet
 from tests.conftest import ROOT, open_db
 from tests.gitservers import Daemon, Server, SmartHttp, Sshd, bare
 from wvo_mcp.sandbox import bwrap
@@ -72,11 +76,11 @@ class Host:
         )  # fmt: skip
 
 
-def project_with_check(folder: Path) -> dict[str, Path]:
+def project_with_check(folder: Path, check: str = CHECK_SH) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     project = make_project(folder)
     repo = project["repo"]
-    (repo / "check.sh").write_text(CHECK_SH)
+    (repo / "check.sh").write_text(check)
     (repo / ".gitignore").write_text("gate/\n")
     (repo / "gate").mkdir()
     git(repo, "add", "check.sh", ".gitignore")
@@ -86,10 +90,12 @@ def project_with_check(folder: Path) -> dict[str, Path]:
     return project
 
 
-def make_host(tmp_path: Path, name: str, served: Path, url: str, **extra: str) -> Host:
+def make_host(
+    tmp_path: Path, name: str, served: Path, url: str, check: str = CHECK_SH, **extra: str
+) -> Host:
     """A host with its own clone of the remote (the first one's repository seeds it)."""
     folder = tmp_path / name
-    project = project_with_check(folder)
+    project = project_with_check(folder, check)
     shutil.rmtree(project["repo"])
     git(folder, "clone", "-q", str(served), "repo")
     (project["repo"] / "gate").mkdir()
@@ -336,6 +342,34 @@ def test_a_hostile_worker_finds_no_credential_and_pushes_nothing(
         assert server.password not in log.read_text(errors="replace"), log
 
 
+def test_refused_credentials_hold_the_queue_until_the_person_fixes_them(
+    tmp_path: Path, seeded: Path
+) -> None:
+    with SmartHttp(seeded.parent) as server:
+        assert isinstance(server, SmartHttp)
+        pilot = make_host(tmp_path, "a", seeded, server.url("project.git"))
+        home = pilot.repo.parent
+        store = home / ".git-credentials"
+        store.write_text(f"http://{server.user}:an-old-token@127.0.0.1:{server.port}\n")
+        (home / ".gitconfig").write_text("[credential]\n\thelper = store\n")
+        anyio.run(backlog, pilot.project, tasks("A1"))
+        out = Output(pilot.start("--until-empty"))
+        try:
+            out.until("the remote holds the queue")
+            assert "refused the credentials git used" in out.seen[-1], out.seen[-1]
+            assert "an-old-token" not in "".join(out.seen)
+            store.write_text(f"http://{server.user}:{server.password}@127.0.0.1:{server.port}\n")
+            out.until("answers again")
+            said = out.finish()
+        finally:
+            if out.process.poll() is None:
+                out.process.kill()
+    assert out.process.returncode == 0, said[-3000:]
+    assert said.count("the remote holds the queue") == 1, said
+    assert statuses(pilot) == {"A1": "done"}
+    assert_landed_once(seeded, ["A1"])
+
+
 # -- several hosts ----------------------------------------------------------------------------
 
 
@@ -483,3 +517,64 @@ def test_gc_removes_the_remote_refs_of_tasks_that_ended_and_keeps_the_others(
     assert git(seeded, "for-each-ref", "--format=%(refname)", "refs/wvo/").split() == [
         "refs/wvo/tasks/G2"
     ]
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_crash_storm_across_two_hosts_loses_nothing_and_lands_each_task_once(
+    tmp_path: Path, pg_migrated: Callable[[str], str]
+) -> None:
+    """The merge queue's guarantees on the remote: speculative batches, bisection of a
+    batch a pair of tasks breaks together, conflicts sent back, and autopilots on two hosts
+    killed again and again."""
+    seed = project_with_check(tmp_path / "seed", CLAIMS_SH)
+    served = bare(tmp_path / "served", seed["repo"])
+    git(served, "config", "core.logAllRefUpdates", "always")  # the remote's own reflog
+    url = pg_migrated("storm")
+    with Daemon(tmp_path / "served") as server:
+        hosts = [
+            make_host(tmp_path, name, served, server.url("project.git"), CLAIMS_SH,
+                      WVO_DATABASE_URL=url)
+            for name in ("a", "b")
+        ]  # fmt: skip
+        for host in hosts:  # a loaded machine: workers are silent longer
+            providers = host.project["providers"]
+            providers.write_text(providers.read_text().replace("hang_seconds: 15",
+                                                               "hang_seconds: 60"))  # fmt: skip
+        backlog_tasks = fleet(12)
+        anyio.run(partial(backlog, hosts[0].project, backlog_tasks, WVO_DATABASE_URL=url))
+        chance = random.Random(44)  # the kills land at seeded moments: a failure replays
+        outputs = []
+        for kill in range(6):
+            victim = hosts[kill % 2].start()
+            outputs.append(_lines_then_kill(victim, chance.randint(2, 14), 20))
+        last = [Output(host.start("--until-empty")) for host in hosts]
+        try:
+            said = [out.finish() for out in last]
+        finally:
+            for out in last:
+                if out.process.poll() is None:
+                    out.process.kill()
+    assert [out.process.returncode for out in last] == [0, 0], said
+    ids = [t["id"] for t in backlog_tasks]
+    assert statuses(hosts[0]) == dict.fromkeys(ids, "done"), said
+    assert_landed_once(served, ids)
+    with psycopg.connect(url) as conn:
+        verified = dict(conn.execute("SELECT new, tree FROM landings WHERE state = 'landed'"))
+        intents = conn.execute("SELECT count(*) FROM landings WHERE state = 'intent'").fetchone()
+        returned = conn.execute(
+            "SELECT reason FROM landing_entries WHERE state = 'returned'"
+        ).fetchall()
+    assert intents == (0,)
+    assert any("a check failed" in why for (why,) in returned), returned  # bisected
+    # The remote's main only moved forward, each state it took verified on its tree.
+    states = git(served, "reflog", "show", "--format=%H", "refs/heads/main").split()
+    for newer, older in itertools.pairwise(states):
+        assert git(served, "merge-base", "--is-ancestor", older, newer) == ""
+    for state in states[:-1]:
+        assert git(served, "rev-parse", f"{state}^{{tree}}").strip() == verified[state]
+    assert "claims ok" in subprocess.run(
+        ["sh", "-c", f"git archive main | tar -x -C {tmp_path} --one-top-level=final "
+         f"&& cd {tmp_path}/final && sh check.sh"],
+        cwd=served, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip

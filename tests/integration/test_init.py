@@ -389,3 +389,30 @@ def test_init_and_doctor_name_the_toolchain_and_doctor_runs_the_pre_flight(repo:
     assert not said["ok"] and red.returncode == 1
     assert "exit 3" in said["detail"] and "broken" in said["detail"]
     assert "--skip-preflight" in said["detail"]
+
+
+def test_doctor_reaches_the_remote_and_writes_to_it_leaving_nothing(
+    repo: Path, tmp_path: Path
+) -> None:
+    from tests.gitservers import Daemon, bare
+
+    served = bare(tmp_path / "served", repo)
+    done = init(repo)
+    assert done.returncode == 0, done.stderr
+    with Daemon(tmp_path / "served") as server:
+        git(repo, "remote", "add", "origin", server.url("project.git"))
+        checked = init(repo, "doctor", "--json", "--onto", "origin/main")
+        remote = {c["name"]: c for c in json.loads(checked.stdout)}["remote"]
+        assert remote["ok"], remote
+        assert "reached and written to (a probe ref pushed and deleted)" in remote["detail"]
+        assert git(served, "for-each-ref", "refs/wvo/") == ""  # nothing stays
+        # Nobody can write: said as such, with what git said.
+        hook = served / "hooks" / "pre-receive"
+        hook.write_text("#!/bin/sh\necho read-only mirror >&2\nexit 1\n")
+        hook.chmod(0o755)
+        refused = init(repo, "doctor", "--json", "--onto", "origin/main")
+        said = {c["name"]: c for c in json.loads(refused.stdout)}["remote"]
+        assert not said["ok"] and "refused a push" in said["detail"], said
+    gone = init(repo, "doctor", "--json", "--onto", "origin/main")
+    said = {c["name"]: c for c in json.loads(gone.stdout)}["remote"]
+    assert not said["ok"] and "cannot be reached" in said["detail"], said

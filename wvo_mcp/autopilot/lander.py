@@ -9,6 +9,7 @@ each landing is written as an intent before the ref moves, so an autopilot kille
 moment loses nothing and the next one completes or abandons what it finds, never twice."""
 
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -91,6 +92,7 @@ class Lander:
         self._bases: dict[str, Verdict] = {}  # the project's check on a commit, once known
         self.red: Red | None = None  # the latest base found failing the project's check
         self._held = ""  # why the target's checked-out working tree holds its landing
+        self._fetched_at = -float("inf")  # when a remote target's tip was last fetched
 
     async def _git(self, fn: Callable[..., T], *args: object) -> T:
         return await self._in_repo(fn, *args)  # type: ignore[return-value]
@@ -119,11 +121,14 @@ class Lander:
             raise ValidationFailed(f"{self.onto} is gone from {self.git.repo.top}")
         return found
 
-    async def refresh(self) -> bool:
-        """A remote target's tip fetched afresh; False while the remote holds the queue
-        (said once by Reach, asked again after a back-off)."""
+    async def refresh(self, max_age: float = 0.0) -> bool:
+        """A remote target's tip fetched afresh, unless fetched less than `max_age` seconds
+        ago; False while the remote holds the queue (said once by Reach, asked again after
+        a back-off)."""
         reach = self.target.reach
         if reach is None or not self.target.branch:
+            return True
+        if time.monotonic() - self._fetched_at < max_age:
             return True
         if not reach.ready():
             return False
@@ -131,6 +136,7 @@ class Lander:
             await reach.call(reach.remote.fetch_branch, self.target.branch)
         except Fault:
             return False
+        self._fetched_at = time.monotonic()
         return True
 
     async def land(self) -> bool:

@@ -64,6 +64,7 @@ from wvo_mcp.telemetry import Telemetry
 
 PLAN_LOOKAHEAD = 50  # ready tasks looked at per round for a free slot
 RECOVER_SECONDS = 5.0  # how often an autopilot looks for what a dead one left
+FRESH_SECONDS = 15.0  # a remote target's tip is fetched again before launching, if older
 
 
 class Autopilot:
@@ -440,6 +441,8 @@ class Autopilot:
                 self._take(reviewer, item.task_id)
                 running.start_soon(self._review, reviewer, item, base)
         plan = await self.orchestrator.plan_next(ACTOR, PLAN_LOOKAHEAD, self.options.epic)
+        if plan.tasks:  # new work starts from a remote target's tip as fetched lately
+            await self.lander.refresh(max_age=FRESH_SECONDS)
         waiting = ""
         self._stuck = bool(plan.tasks)
         busy_tasks = [s.task_id for s in self.slots if s.busy and s.task_id]
