@@ -492,6 +492,7 @@ def test_a_dry_run_says_what_each_worker_sees_and_reaches_and_starts_nothing(
     assert ran.returncode == 0, ran.stderr[-3000:]
     out = ran.stdout
     assert "alpha: 2 claude worker(s)" in out and "beta: 2 claude worker(s)" in out, out
+    assert "finished work lands on each task's own branch wvo/<task>" in out
     assert "its own bwrap sandbox" in out
     assert "127.0.0.1:9" in out and "this autopilot's wvo-mcp port" in out
     objects = str((project["repo"] / ".git" / "objects").resolve())

@@ -140,6 +140,13 @@ def assert_landed_once(served: Path, task_ids: list[str]) -> None:
     assert git(served, "for-each-ref", "refs/wvo/") == "", "submission refs left on the remote"
 
 
+def two_hosts(tmp_path: Path, served: Path, server: Server, url: str) -> tuple[Host, Host]:
+    """Two hosts on one database (`url`) and one remote."""
+    a, b = (make_host(tmp_path, name, served, server.url("project.git"), WVO_DATABASE_URL=url)
+            for name in ("a", "b"))  # fmt: skip
+    return a, b
+
+
 def tasks(*ids: str, **metadata: Any) -> list[dict[str, Any]]:
     return [{"id": i, "title": f"task {i}", "metadata": dict(metadata)} for i in ids]
 
@@ -214,6 +221,22 @@ def test_one_autopilot_lands_each_task_once_onto_the_remote(
     # The person's local main was never touched; their tracking ref follows the remote.
     assert git(pilot.repo, "rev-parse", "origin/main") == git(seeded, "rev-parse", "main")
     assert len(git(pilot.repo, "log", "--format=%H", "main").split()) == 2
+
+
+def test_a_dry_run_says_where_work_lands_and_no_worker_reaches_it(
+    tmp_path: Path, seeded: Path, daemon: Server
+) -> None:
+    pilot = make_host(tmp_path, "a", seeded, daemon.url("project.git"))
+    ran = subprocess.run(pilot.args("--dry-run"), cwd=ROOT, env=pilot.env, capture_output=True,
+                         text=True, timeout=RUN_TIMEOUT_S)  # fmt: skip
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    first, *workers = ran.stdout.splitlines()
+    key = daemon.url("project.git").removesuffix(".git") + "#main"
+    assert first == (
+        f"finished work lands on origin/main ({key}), pushed by the autopilot's own git with "
+        "your credentials; workers never reach it"
+    ), first
+    assert workers and not any(str(daemon.port) in line for line in workers), workers
 
 
 def test_the_remote_killed_mid_run_holds_the_queue_and_it_resumes_alone(
@@ -378,8 +401,7 @@ def test_two_hosts_share_one_queue_and_land_each_task_once(
     tmp_path: Path, seeded: Path, daemon: Server, pg_migrated: Callable[[str], str]
 ) -> None:
     url = pg_migrated("hosts")
-    a = make_host(tmp_path, "a", seeded, daemon.url("project.git"), WVO_DATABASE_URL=url)
-    b = make_host(tmp_path, "b", seeded, daemon.url("project.git"), WVO_DATABASE_URL=url)
+    a, b = two_hosts(tmp_path, seeded, daemon, url)
     ids = [f"H{n}" for n in range(6)]
     anyio.run(partial(backlog, a.project, tasks(*ids), WVO_DATABASE_URL=url))
     one, two = Output(a.start("--until-empty")), Output(b.start("--until-empty"))
@@ -406,8 +428,7 @@ def test_the_lease_holder_killed_the_other_host_lands_its_submissions(
     tmp_path: Path, seeded: Path, daemon: Server, pg_migrated: Callable[[str], str]
 ) -> None:
     url = pg_migrated("takeover")
-    a = make_host(tmp_path, "a", seeded, daemon.url("project.git"), WVO_DATABASE_URL=url)
-    b = make_host(tmp_path, "b", seeded, daemon.url("project.git"), WVO_DATABASE_URL=url)
+    a, b = two_hosts(tmp_path, seeded, daemon, url)
     (a.repo / "gate" / "hold").write_text("")  # A's checks wait: it holds the lease
     anyio.run(partial(backlog, a.project, tasks("S1", "S2"), WVO_DATABASE_URL=url))
     first = Output(a.start("--until-empty"))
@@ -443,8 +464,7 @@ def test_a_host_dead_before_its_submission_reached_the_remote_hands_its_task_bac
     tmp_path: Path, seeded: Path, daemon: Server, pg_migrated: Callable[[str], str]
 ) -> None:
     url = pg_migrated("unpushed")
-    a = make_host(tmp_path, "a", seeded, daemon.url("project.git"), WVO_DATABASE_URL=url)
-    b = make_host(tmp_path, "b", seeded, daemon.url("project.git"), WVO_DATABASE_URL=url)
+    a, b = two_hosts(tmp_path, seeded, daemon, url)
     anyio.run(partial(backlog, a.project, tasks("U1", fake_wait="go"), WVO_DATABASE_URL=url))
     first = Output(a.start("--until-empty"))
     try:

@@ -164,7 +164,16 @@ class Autopilot:
 
     async def describe(self) -> list[str]:
         """What `autopilot --dry-run` prints (dry_run.py): nothing is started."""
-        return dry_run.describe(self.slots, self.repos, self.toolchain, sandboxed=self.sandboxed)
+        found = self.target
+        remote = found.remote
+        where = found.name or "each task's own branch wvo/<task>"
+        if remote is not None:
+            where += (f" ({found.key}), pushed by the autopilot's own git with your credentials"
+                      "; workers never reach it")  # fmt: skip
+        lines = [f"finished work lands on {where}"]
+        return lines + dry_run.describe(
+            self.slots, self.repos, self.toolchain, sandboxed=self.sandboxed
+        )
 
     def _check_onto(self, onto: str) -> None:
         if not self.git.has_branch(onto):
