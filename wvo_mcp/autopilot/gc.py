@@ -24,7 +24,7 @@ import anyio.to_thread
 
 from wvo_mcp import removal, scratch_dirs, timeutil
 from wvo_mcp.autopilot import inuse, leftovers
-from wvo_mcp.autopilot.target import local_ref
+from wvo_mcp.autopilot.target import ENDED, local_ref, task_refs
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed, WvoError
 from wvo_mcp.git import Git, Unjudged, branch_name, judging, locate, read_refs
@@ -106,17 +106,12 @@ async def _remote_refs(
         return []
     remote = Remote(git, name, settings.remote_timeout_seconds)
     try:
-        found = await anyio.to_thread.run_sync(remote.task_refs)
+        found = await task_refs(orchestrator, remote)
     except Fault as exc:
         return [Outcome(f"{name}: {TASK_REFS}/*", "keep", f"not read: {exc}")]
     outcomes, doomed = [], {}
-    for ref, commit in sorted(found.items()):
-        task_id = urllib.parse.unquote(ref.removeprefix(f"{TASK_REFS}/"))
-        try:
-            status = (await orchestrator.get_task(task_id)).status.value
-        except WvoError:
-            status = "gone"
-        if status in ("done", "cancelled", "gone"):
+    for ref, commit, status in found:
+        if status in ENDED:
             doomed[ref] = commit
             outcomes.append(Outcome(f"{name}: {ref}", "remove", f"its task is {status}"))
         else:

@@ -236,6 +236,11 @@ class Autopilot:
         if branch:
             self.say(f"landing onto {found.name} ({found.key}) at {tip[:12]}, "
                      "by compare-and-swap pushes")  # fmt: skip
+        # Refs an autopilot killed between a landing and their deletion left there.
+        with contextlib.suppress(Fault):
+            left = await target.task_refs(self.orchestrator, reach.remote)
+            ended = {ref: commit for ref, commit, status in left if status in target.ENDED}
+            await reach.call(reach.remote.forget, ended)
 
     async def run(self) -> Summary:
         await self._reach_target()

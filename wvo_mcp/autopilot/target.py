@@ -9,6 +9,7 @@ repository by its host and path, so two hosts never share a queue for two reposi
 
 import socket
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +17,10 @@ from typing import TypeVar
 
 import anyio.to_thread
 
-from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.errors import ValidationFailed, WvoError
 from wvo_mcp.git import Git
-from wvo_mcp.git.remote import Fault, Remote, parse_onto, remotes
+from wvo_mcp.git.remote import TASK_REFS, Fault, Remote, parse_onto, remotes
+from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.outage import Outage
 
 T = TypeVar("T")
@@ -109,6 +111,24 @@ def resolve(
     reach = Reach(Remote(git, name, timeout), say)
     return Target(f"{reach.remote.where}#{branch}", onto, branch, reach.remote.tracking(branch),
                   reach)  # fmt: skip
+
+
+ENDED = ("done", "cancelled", "gone")  # a task ref whose task is one of these may go
+
+
+async def task_refs(orchestrator: Orchestrator, remote: Remote) -> list[tuple[str, str, str]]:
+    """Each ref that carried a submission to the remote (refs/wvo/tasks/<task>), with the
+    commit it names and its task's status ('gone': no such task). Raises Fault."""
+    found = await anyio.to_thread.run_sync(remote.task_refs)
+    listed = []
+    for ref, commit in sorted(found.items()):
+        task_id = urllib.parse.unquote(ref.removeprefix(f"{TASK_REFS}/"))
+        try:
+            status = (await orchestrator.get_task(task_id)).status.value
+        except WvoError:
+            status = "gone"
+        listed.append((ref, commit, status))
+    return listed
 
 
 def local_ref(git: Git, onto: str) -> str:
