@@ -153,6 +153,7 @@ class Remote:
         for n, (key, value) in enumerate(OFF):  # as config_env gives them, but only these
             self.env[f"GIT_CONFIG_KEY_{n}"] = key
             self.env[f"GIT_CONFIG_VALUE_{n}"] = value
+        self.where = name  # until its URL is read
         self.url = self._url()
         self.where = identity(self.url)
 
