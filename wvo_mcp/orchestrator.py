@@ -607,10 +607,12 @@ class Orchestrator:
         )
 
     async def requeue(self, task_id: str, actor: str, reason: str | None = None) -> UpdateResult:
-        """A person's re-queue: a dead letter (or cancelled/blocked task) back to pending."""
-        return await self.update_status(
-            task_id, Status.PENDING, actor, reason=reason or "re-queued by a person", by_person=True
-        )
+        """A person's re-queue: a dead letter (or cancelled/blocked task) back to pending; a
+        pending one stranded by its failed tier routed afresh."""
+        return await self.db.write(
+            partial(leases.requeue, settings=self.settings, task_id=task_id, actor=actor,
+                    reason=reason, now=self.clock())
+        )  # fmt: skip
 
     async def status_report(self, agent_id: str, top: int = 5) -> StatusReport:
         return await self.db.read(

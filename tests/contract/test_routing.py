@@ -8,7 +8,7 @@ import pytest
 
 from tests.contract.conftest import World, create
 from tests.integration.test_routing import PROVIDERS as STDIO_PROVIDERS
-from wvo_mcp.errors import LeaseLost, ValidationFailed
+from wvo_mcp.errors import IllegalTransition, LeaseLost, ValidationFailed
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.transitions import Status
 
@@ -183,3 +183,40 @@ async def test_a_failed_attempt_is_routed_one_tier_up(routed: Orchestrator) -> N
         "alpha", "alpha-m", 100, 0, "context_limit", "C2-0", again.lease_token
     )
     assert (await routed.route_task("C2-0")).tier == "big"
+
+
+SOLO = """\
+version: 1
+providers:
+  - name: solo
+    preference: 1
+    tiers:
+      - {name: only, model: solo-1, complexity: [1, 10],
+         input_cost_per_1k: 0.001, output_cost_per_1k: 0.002}
+"""
+
+
+async def test_a_task_failed_at_the_top_tier_is_no_dead_end(world: World, tmp_path: Path) -> None:
+    """With one provider of one tier (what `init` writes), a failed attempt leaves nothing
+    above it: the route says how out, and `requeue` routes it afresh."""
+    path = tmp_path / "providers.yaml"
+    path.write_text(SOLO)
+    solo = await world.open(providers_file=path, retry_base_seconds=0)
+    await create(solo, {"id": "T", "title": "t"}, {"id": "U", "title": "u"})
+    claim = await solo.claim("s", provider="solo", model="solo-1", task_id="T")
+    assert claim.lease_token is not None
+    await solo.update_status("T", Status.FAILED, "s", token=claim.lease_token, reason="env")
+    stuck = await solo.route_task("T")
+    assert not stuck.routed
+    assert "time will not change that: `wvo-mcp requeue TASK` routes it afresh" in stuck.reason
+    moved = await solo.requeue("T", "person:ann")
+    assert moved.status is Status.PENDING
+    assert "failed tier solo/only" in moved.message and "routed afresh" in moved.message
+    assert (await solo.route_task("T")).tier == "only"
+    again = await solo.claim("s", provider="solo", model="solo-1", task_id="T")
+    assert again.claimed and again.attempt == 2
+    # A pending task with nothing to clear: refused, saying so, and nothing changes.
+    before = (await solo.get_task("U")).model_dump()
+    with pytest.raises(IllegalTransition, match="already pending, with no failed tier"):
+        await solo.requeue("U", "person:ann")
+    assert (await solo.get_task("U")).model_dump() == before

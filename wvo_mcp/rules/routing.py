@@ -214,9 +214,24 @@ def route(
         model=None,
         estimate=needs,
         estimated_cost=None,
-        reason=f"no provider can take it now ({summary}); it stays ready until one can",
+        reason=f"no provider can take it now ({summary}); {_way_out(passed)}",
         alternatives=tuple(passed),
     )
+
+
+def _way_out(passed: Sequence[PassedOver]) -> str:
+    """What moves an unroutable task on: time, for what time mends; else a person's act."""
+    if passed and all(p.why == "not_above_failed_tier" for p in passed):
+        return (
+            "time will not change that: `wvo-mcp requeue TASK` routes it afresh from its "
+            "lowest tier, or a pin (`learning.pins` in the providers file) fixes its tier"
+        )
+    if passed and all(p.why in ("tier_range", "not_above_failed_tier") for p in passed):
+        return (
+            "time will not change that: give a tier that complexity in the providers file, "
+            "or `wvo-mcp requeue TASK` if an attempt failed"
+        )
+    return "it stays ready until one can"
 
 
 def escalated(

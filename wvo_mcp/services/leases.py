@@ -445,6 +445,38 @@ def _moved(
     return f"task {task_id!r} is now {final.value!r}"
 
 
+def requeue(
+    tx: Tx, settings: Settings, task_id: str, actor: str, reason: str | None, now: datetime
+) -> UpdateResult:
+    """A person's re-queue: a dead letter, cancelled or blocked task back to pending; a
+    pending one that failed attempts left unroutable (no tier above the one that failed)
+    or backing off routed afresh from its lowest tier, now."""
+    row = task_row(tx, task_id, lock=True)
+    if row["status"] != Status.PENDING:
+        return update_status(tx, settings, task_id, Status.PENDING, actor, None,
+                             reason or "re-queued by a person", now, by_person=True)  # fmt: skip
+    failed = row["failed_provider"], row["failed_tier"]
+    if failed == (None, None) and row["not_before"] is None:
+        raise IllegalTransition(
+            f"task {task_id!r} is already pending, with no failed tier or retry back-off to "
+            "clear: nothing to re-queue (`wvo-mcp route` shows where it would go and why)"
+        )
+    stamp = timeutil.to_text(now)
+    tx.run("requeue_pending", {"id": task_id, "now": stamp})
+    cleared = [f"its failed tier {failed[0]}/{failed[1]}"] if failed != (None, None) else []
+    cleared += ["its retry back-off"] if row["not_before"] is not None else []
+    message = (
+        f"task {task_id} stays pending with {' and '.join(cleared)} cleared: it is routed "
+        "afresh from its lowest tier"
+    )
+    record_event(tx, task_id, at=stamp, actor=actor, kind="requeued",
+                 reason=(reason or message)[:4000], lease_epoch=row["lease_epoch"])  # fmt: skip
+    return UpdateResult(
+        task_id=task_id, previous_status=Status.PENDING, status=Status.PENDING,
+        attempts=row["attempts"], message=message,
+    )  # fmt: skip
+
+
 def release_orphans(
     tx: Tx, settings: Settings, agents: Sequence[str], reason: str, now: datetime
 ) -> list[str]:

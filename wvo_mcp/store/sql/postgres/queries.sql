@@ -589,6 +589,11 @@ WHERE id = %s;
 UPDATE tasks SET used_tokens = used_tokens + %s, used_cost = used_cost + %s
 WHERE id = %s AND routed_provider = %s;
 
+-- name: requeue_pending
+-- A person re-queues a pending task: routed afresh from its lowest tier, at once.
+UPDATE tasks SET failed_provider = NULL, failed_tier = NULL, not_before = NULL, updated_at = %(now)s
+WHERE id = %(id)s;
+
 -- name: set_failed_tier
 -- Where the attempt that just failed ran: the next attempt is routed one tier up.
 UPDATE tasks SET failed_provider = %s, failed_tier = %s WHERE id = %s;

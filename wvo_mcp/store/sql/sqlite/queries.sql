@@ -526,6 +526,11 @@ WHERE id = ?;
 UPDATE tasks SET used_tokens = used_tokens + ?, used_cost = used_cost + ?
 WHERE id = ? AND routed_provider = ?;
 
+-- name: requeue_pending
+-- A person re-queues a pending task: routed afresh from its lowest tier, at once.
+UPDATE tasks SET failed_provider = NULL, failed_tier = NULL, not_before = NULL, updated_at = :now
+WHERE id = :id;
+
 -- name: set_failed_tier
 -- Where the attempt that just failed ran: the next attempt is routed one tier up.
 UPDATE tasks SET failed_provider = ?, failed_tier = ? WHERE id = ?;
