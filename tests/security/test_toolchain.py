@@ -147,3 +147,50 @@ def test_a_worker_can_neither_write_into_the_toolchain_nor_read_through_it(
     for said in ran[3:]:
         assert "No such file" in said and SECRET not in said, said
     assert listing(repo / ".venv") == before and secret.read_text() == SECRET
+
+
+async def test_a_checks_cache_is_its_own_and_never_the_persons(tmp_path: Path) -> None:
+    """node_modules stays read-only; its .cache, and CACHE_DIR (where find-cache-dir tools
+    write), are each sandbox's own: gone with it, never in the person's copy, never seen by
+    the next check."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / ".gitignore").write_text("node_modules/\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "start")
+    cache = repo / "node_modules" / ".cache"
+    cache.mkdir(parents=True)
+    (cache / "persons.txt").write_text("the person's own cache\n")
+    (repo / "node_modules" / "lib.js").write_text("module.exports = 1\n")
+    settings = Settings.from_env(
+        {"WVO_STATE_ROOT": str(tmp_path / "state"), "WVO_WORKSPACE_ROOT": str(repo),
+         "WVO_OTEL_ENABLED": "0"}
+    )  # fmt: skip
+    orchestrator = await Orchestrator.open(settings)
+    try:
+        assert orchestrator.git is not None
+        before = listing(repo / "node_modules")
+        checkouts = []
+        for n in (1, 2):
+            checkout = tmp_path / f"checkout{n}"
+            checkout.mkdir()
+            trees.materialize(orchestrator.git, orchestrator.git.head(), checkout)
+            checkouts.append(checkout)
+        first = await orchestrator.check(
+            "ls node_modules/.cache; mkdir -p node_modules/.cache/ava && echo one > "
+            'node_modules/.cache/ava/x && mkdir -p "$CACHE_DIR/nyc" && echo one > '
+            '"$CACHE_DIR/nyc/y" && echo "wrote to $CACHE_DIR"',
+            checkouts[0],
+        )
+        assert "wrote to /tmp/.cache" in first.stdout_tail
+        assert "persons.txt" not in first.stdout_tail  # private: the person's is not shown
+        second = await orchestrator.check(
+            'ls -a node_modules/.cache "$CACHE_DIR" 2>&1; echo done', checkouts[1]
+        )
+        assert "ava" not in second.stdout_tail and "nyc" not in second.stdout_tail
+        with pytest.raises(VerificationFailed, match="Read-only file system"):
+            await orchestrator.check("touch node_modules/planted", checkouts[1])
+        assert listing(repo / "node_modules") == before
+    finally:
+        await orchestrator.close()

@@ -98,7 +98,7 @@ async def prepared(
         if not sandboxed:
             toolchain.link(run.toolchain, run.workdir)
             path = outside.get("PATH", DEFAULT_PATH)
-            tools = run.toolchain.env(run.workdir, path)
+            tools = run.toolchain.env(run.workdir, path, sandboxed=False)
             yield Ready(argv, {**env, "PATH": path, **tools}, run.workdir, stdin)
             return
         plain = Ready(argv, env, run.workdir, stdin)

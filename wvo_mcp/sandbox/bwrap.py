@@ -105,8 +105,14 @@ def arguments(
 
 
 def tool_mounts(tools: Sequence[toolchain.Bind]) -> list[str]:
-    """The project's toolchain, read-only, from its open folders (pure)."""
-    return [arg for bind in tools for arg in ("--ro-bind-fd", str(bind.fd), str(bind.dest))]
+    """The project's toolchain, read-only, from its open folders, each cache folder in it a
+    private tmpfs: written by this sandbox's tools, seen by nobody else (pure)."""
+    args = []
+    for bind in tools:
+        args += ["--ro-bind-fd", str(bind.fd), str(bind.dest)]
+        for cache in bind.caches:
+            args += ["--tmpfs", str(bind.dest / cache)]
+    return args
 
 
 def mount(path: Path, how: Mount) -> list[str]:

@@ -9,6 +9,7 @@ widen what is shown; links inside it resolve inside the sandbox, never on the ho
 """
 
 import os
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
@@ -18,6 +19,10 @@ from typing import Literal
 from wvo_mcp.errors import ValidationFailed
 
 FOUND = (".venv", "venv", "node_modules")  # looked for when git ignores them
+# Inside a toolchain folder, where its tools write their caches: each sandbox gets a private
+# tmpfs there (when the folder has one to mount on) over the read-only toolchain.
+CACHES: Mapping[str, tuple[str, ...]] = {"node": (".cache",), "venv": (), "plain": ()}
+NODE_CACHE = "/tmp/.cache"  # CACHE_DIR in a sandbox: its own /tmp, gone with it
 _CFG_BYTES = 4096
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 Kind = Literal["venv", "node", "plain"]
@@ -55,13 +60,18 @@ class Folder:
 class Toolchain:
     folders: tuple[Folder, ...] = ()
 
-    def env(self, checkout: Path, path: str) -> dict[str, str]:
-        """VIRTUAL_ENV and PATH for a command in `checkout`: the folders' programs first."""
+    def env(self, checkout: Path, path: str, sandboxed: bool = True) -> dict[str, str]:
+        """VIRTUAL_ENV and PATH for a command in `checkout`: the folders' programs first. In
+        a sandbox, CACHE_DIR too, where tools that keep their cache in node_modules/.cache
+        (find-cache-dir: ava, nyc, xo, babel-loader, ...) write instead: the sandbox's own
+        /tmp, since node_modules is read-only there."""
         bins = [str(f.seen_in(checkout) / _BIN[f.kind]) for f in self.folders if f.kind != "plain"]
         found = {"PATH": ":".join([*bins, path])} if bins else {}
         venv = next((f for f in self.folders if f.kind == "venv"), None)
         if venv is not None:
             found["VIRTUAL_ENV"] = str(venv.seen_in(checkout))
+        if sandboxed and any(f.kind == "node" for f in self.folders):
+            found["CACHE_DIR"] = NODE_CACHE
         return found
 
     def describe(self) -> str:
@@ -170,6 +180,14 @@ def _is_folder(top: Path, name: str, make: bool = False) -> bool:
     return True
 
 
+def _is_folder_at(fd: int, name: str) -> bool:
+    """`name` in the open folder `fd` is a folder itself, not a link (a mount point)."""
+    try:
+        return stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
 def _kind(path: Path) -> Kind:
     if (path / "pyvenv.cfg").is_file():
         return "venv"
@@ -215,6 +233,7 @@ def link(toolchain: Toolchain, checkout: Path) -> None:
 class Bind:
     fd: int  # the folder, opened
     dest: Path  # where the sandbox shows it
+    caches: tuple[str, ...] = ()  # folders in it that get a private, writable tmpfs
 
 
 @contextmanager
@@ -231,11 +250,12 @@ def opened(toolchain: Toolchain, checkout: Path) -> Iterator[list[Bind]]:
             places = [folder.path]
             if inside != folder.path and _is_folder(checkout, folder.relative, make=True):
                 places.insert(0, inside)
-            binds.append(Bind(fd, places[0]))
+            caches = tuple(c for c in CACHES[folder.kind] if _is_folder_at(fd, c))
+            binds.append(Bind(fd, places[0], caches))
             for place in places[1:]:  # bwrap closes a descriptor once it has mounted it
                 again = os.dup(fd)
                 closing.callback(os.close, again)
-                binds.append(Bind(again, place))
+                binds.append(Bind(again, place, caches))
             if folder.interpreter is not None:
                 python = os.open(folder.interpreter, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
                 closing.callback(os.close, python)
