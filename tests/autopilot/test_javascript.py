@@ -59,3 +59,23 @@ def test_npm_test_that_writes_its_cache_is_green_in_every_sandbox(tmp_path: Path
     ), ran
     after = sorted(str(p.relative_to(repo)) for p in (repo / "node_modules").rglob("*"))
     assert after == before  # nothing written into the person's node_modules
+
+
+@pytest.mark.parametrize(
+    ("check", "said"),
+    [
+        ("npm run tset", "(the package manager has no such script)"),
+        ("jest --ci", "(a command was not found)"),
+        (
+            "mkdir -p node_modules/.cache/ava/x && touch node_modules/lockfile",
+            "(a tool wrote into a read-only folder)",
+        ),
+    ],
+)
+def test_a_red_pre_flight_names_its_cause(tmp_path: Path, check: str, said: str) -> None:
+    project = js_project(tmp_path)
+    anyio.run(backlog, project, [{"id": "T1", "title": "one"}])
+    refused = autopilot(project, "--merge", "merge", "--onto", "integration", "--check", check)
+    assert refused.returncode == 2, refused.stdout[-3000:] + refused.stderr[-3000:]
+    assert said in refused.stderr, refused.stderr
+    assert "make it pass on integration" not in refused.stderr

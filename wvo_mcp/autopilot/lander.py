@@ -25,7 +25,7 @@ from wvo_mcp.errors import LeaseLost, ValidationFailed, VerificationFailed, WvoE
 from wvo_mcp.git import Blocked, Conflict, Git, branch_name, stacking, trees
 from wvo_mcp.git.remote import Fault, task_ref
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.rules import merge_queue
+from wvo_mcp.rules import check_causes, merge_queue
 from wvo_mcp.services import landing
 from wvo_mcp.services.landing import Entry, Return
 from wvo_mcp.telemetry import Telemetry
@@ -566,29 +566,33 @@ async def checked(
 
 
 def preflight_failure(command: str, where: str, output: str, toolchain: str) -> str:
-    """Why the autopilot will not start on a red target, and what to do (pure)."""
+    """Why the autopilot will not start on a red target, its cause, and what to do (pure)."""
     lines = output.strip().splitlines()
     shown = "\n".join(lines[:1] + ["  ..."] * (len(lines) > 21) + lines[max(1, len(lines) - 20) :])
+    found = check_causes.cause(output, toolchain)
+    said = "\n".join(check_causes.notes(output))
     return (
-        f"the check `{command}` fails on {where} before any worker has changed anything, so "
-        "every worker's submission would fail it too; nothing was started.\n"
-        f"{shown}\n"
-        f"Fix: make it pass on {where} (it runs in the sandbox on a clean checkout, with the "
-        f"project's toolchain read-only: {toolchain}); a folder the check needs that git "
-        "ignores goes in the providers file's `toolchain: folders` (docs/autopilot.md, \"Your "
-        'test environment"). --skip-preflight starts anyway.'
+        f"the check `{command}` fails on {where} before any worker has changed anything "
+        f"({found.what}), so every worker's submission would fail it too; nothing was "
+        f"started.\n{shown}\n{said + chr(10) if said else ''}"
+        f"Fix: {found.fix}. It runs in the sandbox on a clean checkout, with the project's "
+        f"toolchain read-only: {toolchain}; a folder the check needs that git ignores goes in "
+        "the providers file's `toolchain: folders` (docs/autopilot.md, \"Your test "
+        'environment"). --skip-preflight starts anyway.'
     )
 
 
 def _failed(verdict: Verdict, old: str | None) -> Return:
     where = "on its own commit" if old is None else "stacked onto the target"
     first = verdict.output.strip().splitlines()[0] if verdict.output.strip() else ""
+    found = check_causes.cause(verdict.output, "the project's toolchain")
+    said = "".join(f"\n{note}" for note in check_causes.notes(verdict.output))
     return Return(
-        summary=f"returned: a check failed {where}: {first}"[:500],
+        summary=f"returned: a check failed {where} ({found.what}): {first}"[:500],
         details=(
             "Your submission failed a check on a clean checkout of the tree that would land "
-            f"(what it passed: {verdict.checks}). Make it pass, commit, and submit again.\n\n"
-            f"{verdict.output}"
+            f"(what it passed: {verdict.checks}): {found.what}. Fix: {found.fix}. Commit, "
+            f"and submit again.{said}\n\n{verdict.output}"
         ),
         target_tip=old,
     )
