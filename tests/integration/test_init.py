@@ -76,12 +76,10 @@ def test_init_keeps_what_the_person_wrote_and_adds_the_wiring(repo: Path) -> Non
     servers = json.loads((repo / ".mcp.json").read_text())["mcpServers"]
     assert servers["docs"] == THEIR_MCP["mcpServers"]["docs"]
     ours = servers["wvo"]
+    # wvo-mcp is not on this PATH: its path, this machine's, said to be per machine.
     assert ours["command"] == str(WVO) and ours["args"] == ["serve"]
-    assert ours["env"] == {
-        "WVO_STATE_ROOT": str(state),
-        "WVO_WORKSPACE_ROOT": str(repo),
-        "WVO_TOOLS": "worker",
-    }
+    assert ours["env"] == {"WVO_TOOLS": "worker"}  # the state is found from the repository
+    assert "per machine, not to commit: .mcp.json and .codex/config.toml start" in done.stdout
 
     toml_text = (repo / ".codex" / "config.toml").read_text()
     assert toml_text.startswith(THEIR_TOML)  # comments and all, byte for byte
@@ -109,8 +107,11 @@ def test_init_keeps_what_the_person_wrote_and_adds_the_wiring(repo: Path) -> Non
     assert git(repo, "config", "--get", "wvo.stateRoot") == str(state)
 
 
+ON_PATH = f"{WVO.parent}:/usr/bin:/bin"  # wvo-mcp on PATH, as a teammate's or CI's has it
+
+
 def test_init_ends_with_the_files_to_commit_and_why(repo: Path) -> None:
-    lines = init(repo).stdout.splitlines()
+    lines = init(repo, path=ON_PATH).stdout.splitlines()
     why = lines.index(
         "commit these: the autopilot's workers see only committed CLAUDE.md and AGENTS.md, "
         "and your teammates' clients read .mcp.json, .codex/config.toml and .gitignore:"
@@ -120,13 +121,60 @@ def test_init_ends_with_the_files_to_commit_and_why(repo: Path) -> None:
         "git add .gitignore .mcp.json .codex/config.toml AGENTS.md CLAUDE.md "
         "&& git commit -m 'Wire wvo-mcp'"
     )
-    assert lines[why + 3].startswith("next: ")
+    assert lines[why + 2].startswith("per machine: the state folder ")
+    assert lines[why + 4].startswith("next: ")
     # What it says to run commits everything init wrote for everyone, and no state.
     subprocess.run(["/bin/sh", "-c", told], cwd=repo, env=git_env(repo), check=True)
     assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
     assert ".wvo" not in git(repo, "ls-files")
-    again = init(repo)
+    # ...and no path of this machine's: a teammate's client runs `wvo-mcp serve` alike.
+    for name in (".mcp.json", ".codex/config.toml"):
+        text = (repo / name).read_text()
+        assert str(repo.parent) not in text and str(WVO) not in text, text
+        assert '"wvo-mcp"' in text
+    again = init(repo, path=ON_PATH)
     assert again.returncode == 0 and "commit these" not in again.stdout
+
+
+def test_a_teammates_clone_serves_its_own_state_from_the_committed_wiring(
+    repo: Path, tmp_path: Path
+) -> None:
+    assert init(repo, path=ON_PATH).returncode == 0
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "Wire wvo-mcp")
+    mate = tmp_path / "mate" / "project"
+    mate.parent.mkdir()
+    git(mate.parent, "clone", "-q", str(repo), str(mate))
+    (mate / "sub").mkdir()
+    # Before their own init, the committed entry says what to do, and makes nothing.
+    entry = json.loads((mate / ".mcp.json").read_text())["mcpServers"]["wvo"]
+    refused = subprocess.run(
+        [entry["command"], *entry["args"]], cwd=mate / "sub", capture_output=True, text=True,
+        env={"PATH": ON_PATH, "HOME": str(tmp_path / "home"), **entry["env"]},
+        stdin=subprocess.DEVNULL, timeout=CLI_TIMEOUT_SECONDS,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "run `wvo-mcp init` here first" in refused.stderr
+    assert not (mate / "sub" / "state").exists() and not (mate / "state").exists()
+    done = init(mate, path=ON_PATH)
+    assert done.returncode == 0, done.stderr
+    assert git(mate, "status", "--porcelain") == ""  # the committed files stay as they are
+    checked = {c["name"]: c for c in json.loads(init(mate, "doctor", "--json", path=ON_PATH)
+                                                .stdout)}  # fmt: skip
+    for name in ("server from .mcp.json", "server from .codex/config.toml"):
+        assert checked[name]["ok"], checked[name]
+    assert git(mate, "config", "--get", "wvo.stateRoot") == str(mate / ".wvo")
+
+
+def test_an_entry_an_earlier_init_wrote_loses_its_machine_paths(repo: Path) -> None:
+    old = {"command": str(WVO), "args": ["serve"], "env": {
+        "WVO_STATE_ROOT": str(repo / ".wvo"), "WVO_WORKSPACE_ROOT": str(repo),
+        "WVO_TOOLS": "worker"}}  # fmt: skip
+    (repo / ".mcp.json").write_text(json.dumps({"mcpServers": {"wvo": old}}))
+    done = init(repo, path=ON_PATH)
+    assert done.returncode == 0, done.stderr
+    ours = json.loads((repo / ".mcp.json").read_text())["mcpServers"]["wvo"]
+    assert ours == {"command": "wvo-mcp", "args": ["serve"], "env": {"WVO_TOOLS": "worker"}}
+    assert ".mcp.json: replaced its wvo server" in done.stdout
 
 
 def test_a_second_run_changes_nothing(repo: Path) -> None:

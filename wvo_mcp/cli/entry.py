@@ -96,16 +96,23 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return parser().parse_args(argv)
 
 
-# Commands that run without a state folder found for them: a client starts `serve` with
-# WVO_STATE_ROOT (without one, ./state as ever), init makes one, demo has its own, doctor and
-# sandbox only look. Every other command refuses rather than make ./state where it stands.
+# Commands that run without a state folder found for them: init makes one, demo has its own,
+# doctor and sandbox only look. Every other command, `serve` too (a client's committed entry
+# names no folder: a teammate who has not run init is told to), refuses rather than make
+# ./state where it stands.
 STATELESS: tuple[Handler, ...] = (
-    serve.cmd_serve,
     project.cmd_init,
     project.cmd_demo,
     project.cmd_doctor,
     sandbox.cmd_sandbox,
 )
+
+
+def _found_here(given: str | None) -> bool:
+    """Neither the state folder nor the workspace was named: both come from the repository
+    the command runs in."""
+    named = ("WVO_STATE_ROOT", "WVO_WORKSPACE_ROOT")
+    return given is None and not any(os.environ.get(name) for name in named)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -123,6 +130,14 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(2)
     try:
         settings = Settings.from_env(state_root=state_root)
+        if _found_here(args.state_root) and state_root is not None:
+            # A committed client entry names no path: the repository it starts in is the
+            # one it works on, wherever in it the client was started.
+            from wvo_mcp.wiring import place
+
+            top = place.top(Path.cwd())
+            if top is not None:
+                settings = dataclasses.replace(settings, workspace_root=top)
         # Quiet unless asked: a client shows every stderr line of a server as an error, and a
         # person's command answers on stdout; -v (or WVO_LOG_LEVEL) shows migrations and more.
         if not settings.log_level:

@@ -62,10 +62,21 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> None:
         imported = anyio.run(init.seed, here, roadmap, person(args))
         if imported:
             say(f"  {here.database_label}: imported {imported} starter tasks from {roadmap}")
-    shared = init.uncommitted(wiring.top)
+    shared, local = init.shared(wiring, init.uncommitted(wiring.top))
     if shared:
         say(f"\n{init.WHY_COMMIT}:")
         say(f"  git add {' '.join(shared)} && git commit -m 'Wire wvo-mcp'")
+    if local:
+        say(
+            f"\nper machine, not to commit: {' and '.join(local)} start wvo-mcp as "
+            f"{wiring.local_command}, this machine's, since `wvo-mcp` is not on PATH; put its "
+            "folder on PATH (`pipx ensurepath`) and run `wvo-mcp init --force` to make them "
+            "shareable"
+        )
+    say(
+        f"per machine: the state folder {wiring.state_root} (recorded in .git/config); a "
+        "teammate runs `wvo-mcp init` in their clone once, which keeps the committed files"
+    )
     say(
         "\nnext: run `claude` or `codex` here as usual (approve the project's wvo server when "
         "asked), or `wvo-mcp autopilot` to launch workers yourself; `wvo-mcp dashboard --no-auth` "

@@ -153,7 +153,7 @@ async def _server(name: str, entry: dict[str, Any] | None, top: Path, state: Pat
     if not isinstance(entry, dict) or not isinstance(entry.get("command"), str):
         return Check(label, False, f'{name} has no "wvo" server: run `wvo-mcp init`')
     env = {k: str(v) for k, v in (entry.get("env") or {}).items()}
-    if env.get("WVO_STATE_ROOT") != str(state):
+    if env.get("WVO_STATE_ROOT", str(state)) != str(state):
         return Check(
             label,
             False,

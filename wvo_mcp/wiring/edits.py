@@ -26,6 +26,22 @@ class Change:
     note: str  # what happens, for the person
 
 
+# What an earlier `init` put in a server's env: this machine's paths, now left out.
+_INIT_ENV = {"WVO_STATE_ROOT", "WVO_WORKSPACE_ROOT", "WVO_TOOLS"}
+
+
+def written_by_init(entry: object) -> bool:
+    """An entry an earlier `init` wrote (its `serve`, with only the variables it set):
+    brought up to date without --force; a person's own entry is kept."""
+    if not isinstance(entry, dict):
+        return False
+    env, args = entry.get("env") or {}, entry.get("args")
+    return (
+        isinstance(args, list) and args[-1:] == ["serve"] and isinstance(env, dict)
+        and set(env) <= _INIT_ENV and "WVO_STATE_ROOT" in env
+    )  # fmt: skip
+
+
 def server_json(existing: str | None, entry: dict[str, Any], force: bool) -> Change:
     """`.mcp.json` (Claude Code's project servers) with our server in `mcpServers`."""
     if existing is None:
@@ -45,7 +61,7 @@ def server_json(existing: str | None, entry: dict[str, Any], force: bool) -> Cha
         )
     if servers.get(SERVER) == entry:
         return Change(None, "already has the wvo server")
-    if SERVER in servers and not force:
+    if SERVER in servers and not force and not written_by_init(servers[SERVER]):
         return Change(None, 'has a "wvo" server of its own: kept (--force replaces it)')
     replaced = SERVER in servers
     found["mcpServers"] = {**servers, SERVER: entry}
@@ -72,7 +88,7 @@ def server_toml(existing: str | None, entry: dict[str, Any], force: bool) -> Cha
     current = servers.get(SERVER)
     if current is not None and current.unwrap() == entry:
         return Change(None, "already has the wvo server")
-    if current is not None and not force:
+    if current is not None and not force and not written_by_init(current.unwrap()):
         return Change(None, "has an [mcp_servers.wvo] of its own: kept (--force replaces it)")
     table = tomlkit.table()
     for key, value in entry.items():

@@ -7,6 +7,7 @@ prints what it would write; a person's own entries are kept unless `--force`.
 
 import difflib
 import os
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from wvo_mcp.wiring import clis, edits, place
 MAX_FILE_BYTES = 4 * 1024 * 1024
 INSTRUCTION_FILES = ("AGENTS.md", "CLAUDE.md")  # Codex reads the first, Claude Code the second
 SHARED_FILES = (".gitignore", ".mcp.json", ".codex/config.toml", *INSTRUCTION_FILES)
+SERVER = "wvo-mcp"
 WHY_COMMIT = (
     "commit these: the autopilot's workers see only committed CLAUDE.md and AGENTS.md, and "
     "your teammates' clients read .mcp.json, .codex/config.toml and .gitignore"
@@ -57,6 +59,7 @@ class Wiring:
     clis: list[clis.Cli]
     files: list[Planned]
     record: bool  # the state folder still has to be recorded in .git/config
+    local_command: str | None = None  # the server's command, when `wvo-mcp` is not on PATH
 
 
 def plan(options: Options, found: Sequence[clis.Cli]) -> Wiring:
@@ -90,15 +93,9 @@ def plan(options: Options, found: Sequence[clis.Cli]) -> Wiring:
         files.append(Planned(target, shown, old, change))
 
     command = _server_command()
-    entry = {
-        "command": command[0],
-        "args": [*command[1:], "serve"],
-        "env": {
-            "WVO_STATE_ROOT": str(state),
-            "WVO_WORKSPACE_ROOT": str(top),
-            "WVO_TOOLS": "worker",
-        },
-    }
+    # No path of this machine's: `serve` finds the state folder recorded for the repository
+    # it starts in, and works on that repository.
+    entry = {"command": command[0], "args": [*command[1:], "serve"], "env": {"WVO_TOOLS": "worker"}}
     if top in state.parents:
         rule = "/" + state.relative_to(top).as_posix() + "/"
         is_ignored = ignored(top, state)
@@ -117,7 +114,8 @@ def plan(options: Options, found: Sequence[clis.Cli]) -> Wiring:
     if options.goal is None:
         starter = _data("starter-roadmap.yaml")
         add(state / "roadmap.yaml", lambda old: edits.new_file(old, starter, "starter tasks"))
-    return Wiring(top, state, list(found), files, place.recorded(top) != state)
+    local = command[0] if command[0] != SERVER else None
+    return Wiring(top, state, list(found), files, place.recorded(top) != state, local)
 
 
 def apply(wiring: Wiring) -> None:
@@ -191,12 +189,22 @@ def providers_text(found: Sequence[clis.Cli]) -> str:
 
 
 def _server_command() -> list[str]:
-    """How a client starts this very wvo-mcp: its `wvo-mcp` script (a pipx or uv tool's
-    link stays valid across upgrades), else this Python with the package."""
+    """How a client starts wvo-mcp: `wvo-mcp` from PATH, as on a teammate's machine or in
+    CI; where it is not on PATH, this very wvo-mcp by its path (this machine's only): its
+    `wvo-mcp` script, else this Python with the package."""
+    if shutil.which(SERVER) is not None:
+        return [SERVER]
     script = Path(sys.argv[0])
-    if script.name == "wvo-mcp" and os.access(script, os.X_OK):
+    if script.name == SERVER and os.access(script, os.X_OK):
         return [os.path.abspath(script)]
     return [sys.executable, "-P", "-m", "wvo_mcp"]
+
+
+def shared(wiring: Wiring, uncommitted: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Of the files init wrote for everyone and git has not committed, those to commit and
+    those that name this machine's wvo-mcp (while it is not on PATH) and stay per machine."""
+    local = {".mcp.json", ".codex/config.toml"} if wiring.local_command else set()
+    return [f for f in uncommitted if f not in local], [f for f in uncommitted if f in local]
 
 
 def _read(top: Path, path: Path) -> tuple[Path, str, str | None]:

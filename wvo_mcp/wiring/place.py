@@ -70,6 +70,15 @@ def chosen(given: str | None, env: Mapping[str, str], cwd: Path) -> str | None:
     return None if chosen is None else str(chosen)
 
 
+def top(cwd: Path) -> Path | None:
+    """The top of the repository `cwd` is in."""
+    try:
+        found = git(cwd, "rev-parse", "--show-toplevel")
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return Path(found.stdout.strip()) if found.returncode == 0 else None
+
+
 def record(top: Path, state_root: Path) -> None:
     done = git(top, "config", "--local", KEY, str(state_root))
     if done.returncode != 0:
