@@ -209,6 +209,9 @@ async def test_a_task_failed_at_the_top_tier_is_no_dead_end(world: World, tmp_pa
     stuck = await solo.route_task("T")
     assert not stuck.routed
     assert "time will not change that: `wvo-mcp requeue TASK` routes it afresh" in stuck.reason
+    shown = {t.id: t.route for t in (await solo.status_report("cli")).top_ready}
+    assert (shown["T"] or "").startswith("unrouted: no provider can take it now"), shown
+    assert "None" not in (shown["T"] or "")
     moved = await solo.requeue("T", "person:ann")
     assert moved.status is Status.PENDING
     assert "failed tier solo/only" in moved.message and "routed afresh" in moved.message

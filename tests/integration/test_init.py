@@ -464,3 +464,36 @@ def test_doctor_reaches_the_remote_and_writes_to_it_leaving_nothing(
     gone = init(repo, "doctor", "--json", "--onto", "origin/main")
     said = {c["name"]: c for c in json.loads(gone.stdout)}["remote"]
     assert not said["ok"] and "cannot be reached" in said["detail"], said
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(repo: Path) -> None:
+    """`wvo-mcp init --dry-run | head -1`: the pipe closes before init has said it all."""
+    reader, writer = os.pipe()
+    os.close(reader)  # the reader is gone before the first line: every write fails
+    with os.fdopen(writer, "wb") as closed:
+        done = subprocess.run(
+            [str(WVO), "init", "--dry-run"], cwd=repo, stdout=closed, stderr=subprocess.PIPE,
+            text=True, env={"PATH": "/usr/bin:/bin", "HOME": str(repo.parent / "home")},
+            timeout=CLI_TIMEOUT_SECONDS,
+        )  # fmt: skip
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
+    assert done.returncode == 1
+    assert not (repo / ".wvo").exists()
+
+
+def test_a_misspelt_flag_is_refused_by_its_command_with_the_flag_meant(repo: Path) -> None:
+    done = init(repo, "doctor", "--jsn")
+    assert done.returncode == 2
+    assert "wvo-mcp doctor: error: unrecognized arguments: --jsn (did you mean --json?)" in (
+        done.stderr
+    ), done.stderr
+
+
+def test_importing_a_roadmap_again_says_how_to_apply_its_edits(repo: Path) -> None:
+    assert init(repo).returncode == 0
+    before = run(repo, "status").stdout
+    again = run(repo, "import", ".wvo/roadmap.yaml")
+    assert again.returncode == 2
+    assert "task ids already exist: wvo-start-build, wvo-start-map" in again.stderr
+    assert "`wvo-mcp import --update .wvo/roadmap.yaml`" in again.stderr, again.stderr
+    assert run(repo, "status").stdout == before

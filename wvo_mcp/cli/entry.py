@@ -2,6 +2,7 @@
 
 import argparse
 import dataclasses
+import difflib
 import logging
 import os
 import re
@@ -55,8 +56,15 @@ HELP = "Show this help and exit."
 VERBOSE = "Log what happens (migrations, requests) on stderr; WVO_LOG_LEVEL, when set, wins."
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="wvo-mcp", description=__doc__, add_help=False)
+class Parser(argparse.ArgumentParser):
+    """The top-level parser, knowing each command's own (for what it says of a mistake)."""
+
+    commands: dict[str, argparse.ArgumentParser]
+
+
+def parser() -> Parser:
+    p = Parser(prog="wvo-mcp", description=__doc__, add_help=False)
+    p.commands = {}
     p.add_argument("-h", "--help", action="help", help=HELP)
     p.add_argument(
         "--version",
@@ -77,6 +85,7 @@ def parser() -> argparse.ArgumentParser:
     for command in COMMANDS:
         doc = (command.handler.__doc__ or "").strip()
         cmd = sub.add_parser(command.name, help=summary(doc), description=doc, add_help=False)
+        p.commands[command.name] = cmd
         cmd.add_argument("-h", "--help", action="help", help=HELP)
         # Also after the command (`wvo-mcp status -v`); unset, the one before it stands.
         cmd.add_argument("-v", "--verbose", action="store_true", default=SUPPRESS, help=VERBOSE)
@@ -89,11 +98,29 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     # argparse does not hand `--` on to a subcommand, so `sandbox run ... -- CMD` is cut here.
     if "--" in argv:
         cut = argv.index("--")
-        args = parser().parse_args(argv[:cut])
+        args = _parsed(argv[:cut])
         if getattr(args, "handler", None) is sandbox.cmd_sandbox:
             args.command = [*args.command, *argv[cut + 1 :]]
             return args
-    return parser().parse_args(argv)
+    return _parsed(argv)
+
+
+def _parsed(argv: list[str]) -> argparse.Namespace:
+    """argv parsed; words nobody knows are refused by the command they follow, with the
+    option they most look like."""
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    if extra:
+        where = p.commands.get(getattr(args, "command", None) or "", p)
+        options = [o for action in where._actions for o in action.option_strings]
+        hints = [
+            f"did you mean {found[0]}?"
+            for word in extra
+            if (found := difflib.get_close_matches(word.split("=")[0], options, n=1))
+        ]
+        said = f"unrecognized arguments: {' '.join(extra)}"
+        where.error(f"{said} ({'; '.join(hints)})" if hints else said)
+    return args
 
 
 # Commands that run without a state folder found for them: init makes one, demo has its own,
@@ -151,3 +178,8 @@ def main(argv: list[str] | None = None) -> None:
     except WvoError as exc:
         print(f"wvo-mcp: {exc}", file=sys.stderr)
         sys.exit(2)
+    except BrokenPipeError:
+        # Whoever read the output stopped (`| head`): no traceback, and none at exit either,
+        # when Python flushes stdout into the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

@@ -21,6 +21,7 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> None:
     """Import a roadmap (YAML, or JSON for FILE.json) as one all-or-nothing batch of new
     tasks; with --update, apply an edited one to the tasks it names (docs/operations.md)."""
     from wvo_mcp import roadmap
+    from wvo_mcp.services import tasks
 
     if args.dry_run and not args.update:
         raise ValidationFailed(
@@ -38,9 +39,15 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> None:
                 )
             )
         else:
-            result = anyio.run(
-                lambda: opened(settings, lambda o: o.create_tasks(specs, person(args)))
-            )
+            try:
+                result = anyio.run(
+                    lambda: opened(settings, lambda o: o.create_tasks(specs, person(args)))
+                )
+            except tasks.IdsTaken as exc:  # a roadmap imported before, edited since
+                raise ValidationFailed(
+                    f"{exc}; to apply an edited roadmap to the tasks it names: "
+                    f"`wvo-mcp import --update {args.file}` (`--dry-run` shows the changes)"
+                ) from None
     finally:
         gc.enable()
     if args.update:

@@ -145,7 +145,8 @@ def plan_next(
             decision = router.decide(row)
             reasons.append(decision.reason)
             if explain:
-                task.route = f"{decision.provider}/{decision.tier}: {decision.reason}"
+                where = f"{decision.provider}/{decision.tier}" if decision.routed else "unrouted"
+                task.route = f"{where}: {decision.reason}"
         ranked.append(task)
     return PlanNextResult(
         agent_id=agent_id,

@@ -52,6 +52,10 @@ def _existing(tx: Tx, ids: Sequence[str]) -> dict[str, str]:
     return {row["id"]: row["status"] for row in found}
 
 
+class IdsTaken(ValidationFailed):
+    """A batch names ids that tasks already have."""
+
+
 def create_tasks(tx: Tx, specs: Sequence[TaskSpec], actor: str, now: datetime) -> CreateResult:
     """All or nothing: any refusal raises before a row is written."""
     if not specs:
@@ -60,7 +64,7 @@ def create_tasks(tx: Tx, specs: Sequence[TaskSpec], actor: str, now: datetime) -
     seen = set(ids)
     clash = _existing(tx, ids)
     if clash:
-        raise ValidationFailed(
+        raise IdsTaken(
             f"task ids already exist: {', '.join(sorted(clash)[:10])}; "
             "choose new ids or omit `id` to have one generated"
         )
