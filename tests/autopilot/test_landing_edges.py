@@ -160,9 +160,16 @@ async def test_a_task_with_no_change_lands_no_empty_commit(
     assert statuses(project) == {"E1": "done", "E2": "done", "E3": "done"}, ran.stdout
     for task_id in ("E1", "E2"):
         assert (
-            f"{task_id} has nothing to land: its submission changes nothing on integration"
-            in ran.stdout
+            f"{task_id} has nothing to land: its submission changes nothing on integration; "
+            "it is done, with no check to wait for" in ran.stdout
         ), ran.stdout
+    with open_db(project["state"]) as db:
+        checks = dict(db.execute(
+            "SELECT e.task_id, l.checks FROM landing_entries e JOIN landings l "
+            "ON l.id = e.landing_id WHERE e.state = 'landed'"
+        ).fetchall())  # fmt: skip
+    assert checks["E1"].startswith("nothing to land") and checks["E2"].startswith("nothing")
+    assert not checks["E3"].startswith("nothing"), checks
     assert "E3 has nothing to land" not in ran.stdout
     # Every commit the queue put on the target changes its tree; only E3's work is there.
     listed = git(repo, "log", "--first-parent", "--format=%H %T %P", "main..integration")

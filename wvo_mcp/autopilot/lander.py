@@ -355,11 +355,18 @@ class Lander:
             found = await self._git(self._stack, tip, item)
             if isinstance(found, Conflict):
                 await self._conflict(fence, item, found, old)
+            elif found == old:  # it changes nothing on the target itself: done now
+                self.say(f"{item.task_id} has nothing to land: its submission changes nothing "
+                         f"on {self.onto}; it is done, with no check to wait for")  # fmt: skip
+                nothing = Verdict(True, f"nothing to land: the tree of {self.onto} as it is")
+                tree = await self._git(self.git.tree_of, old)
+                await self._complete(await self._intend(fence, old, old, tree, nothing, [item]),
+                                     old)  # fmt: skip
             else:
                 if found == tip:  # no empty commit is made: the target moves not for it
                     self.say(
-                        f"{item.task_id} has nothing to land: its submission changes nothing "
-                        f"on {self.onto}; it is done when its batch lands"
+                        f"{item.task_id} has nothing to land: what it changes is in the batch "
+                        f"ahead of it on {self.onto}; it is done when its batch lands"
                     )
                 tip = found
                 stacked.append((item, tip))
