@@ -47,7 +47,7 @@ def store_token(store: Store, role: str, name: str) -> str:
 
 
 @asynccontextmanager
-async def browser_page(server: HttpServer) -> AsyncIterator[object]:
+async def browser_page(server: HttpServer, width: int = 1280) -> AsyncIterator[object]:
     if not HAVE_CHROMIUM:
         pytest.fail(f"{CHROMIUM} is missing: scripts/setup installs Debian's chromium")
     from playwright.async_api import async_playwright
@@ -56,7 +56,7 @@ async def browser_page(server: HttpServer) -> AsyncIterator[object]:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             context = await browser.new_context(
-                base_url=server.base, viewport={"width": 1280, "height": 800}
+                base_url=server.base, viewport={"width": width, "height": 800}
             )
             yield await context.new_page()
         finally:
@@ -78,6 +78,22 @@ async def screenshot(page, name: str, full_page: bool = False) -> None:  # type:
     it, write nothing."""
     if SCREENSHOTS:
         await page.screenshot(path=os.path.join(SCREENSHOTS, name), full_page=full_page)
+
+
+@pytest.mark.browser
+async def test_every_column_fits_a_1200_pixel_screen(state_root: Path):
+    """After a run the work is in Done, the last column: it must be on the screen."""
+    person = token(state_root, "person", "ada")
+    with http_server(state_root, "--dashboard") as server:
+        async with browser_page(server, width=1200) as page:
+            await sign_in(page, person)
+            edges = await page.evaluate(
+                "() => [...document.querySelectorAll('#board .column')].map("
+                "c => [c.id, Math.round(c.getBoundingClientRect().right)])"
+            )
+            width = await page.evaluate("() => document.documentElement.clientWidth")
+    assert "col-done" in [name for name, _ in edges], edges
+    assert len(edges) == 8 and all(right <= width for _, right in edges), (edges, width)
 
 
 @pytest.mark.browser
