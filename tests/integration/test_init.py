@@ -497,3 +497,31 @@ def test_importing_a_roadmap_again_says_how_to_apply_its_edits(repo: Path) -> No
     assert "task ids already exist: wvo-start-build, wvo-start-map" in again.stderr
     assert "`wvo-mcp import --update .wvo/roadmap.yaml`" in again.stderr, again.stderr
     assert run(repo, "status").stdout == before
+
+
+@pytest.mark.skipif(
+    not (CLIS / "claude").exists() or not (CLIS / "codex").exists(),
+    reason="the Claude Code and Codex CLIs are not installed (scripts/setup)",
+)
+def test_a_cli_installed_later_becomes_a_provider_on_the_next_init(
+    repo: Path, tmp_path: Path
+) -> None:
+    node = os.path.dirname(shutil.which("node") or "/usr/bin/node")
+    only = tmp_path / "only-claude"
+    only.mkdir()
+    (only / "claude").symlink_to(CLIS / "claude")
+    assert init(repo, path=f"{only}:{node}:/usr/bin:/bin").returncode == 0
+    mine = (repo / ".wvo" / "providers.yaml").read_text() + "# my own note\n"
+    (repo / ".wvo" / "providers.yaml").write_text(mine)
+    # Codex installed since: the next init adds it, keeping every line of the person's.
+    both = f"{CLIS}:{node}:/usr/bin:/bin"
+    again = init(repo, path=both)
+    assert again.returncode == 0, again.stderr
+    assert "providers.yaml: added the provider(s) codex" in again.stdout, again.stdout
+    merged = (repo / ".wvo" / "providers.yaml").read_text()
+    assert merged.startswith(mine.removesuffix("# my own note\n")) and "# my own note" in merged
+    assert f"executable: {CLIS / 'codex'}" in merged
+    checked = {c["name"]: c for c in json.loads(init(repo, "doctor", "--json", path=both).stdout)}
+    for kind, client in (("claude", ".mcp.json"), ("codex", ".codex/config.toml")):
+        said = checked[kind]["detail"]
+        assert f"a client of the wvo server ({client}); a provider in {repo / '.wvo'}" in said

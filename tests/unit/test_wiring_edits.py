@@ -96,3 +96,51 @@ def test_the_ignore_rule_goes_on_a_line_of_its_own() -> None:
 )
 def test_a_claude_version_is_judged_against_the_oldest_tested(printed: str, usable: bool) -> None:
     assert clis.judge("claude", Path("/bin/claude"), printed).usable is usable
+
+
+# -- the providers file keeps up with the CLIs found -------------------------------------
+
+
+def _ours(*kinds: str) -> str:
+    from pathlib import Path
+
+    from wvo_mcp.wiring.clis import Cli
+    from wvo_mcp.wiring.init import providers_text
+
+    return providers_text([Cli(k, Path(f"/opt/{k}/bin/{k}"), "9.9.9", True, "") for k in kinds])
+
+
+def test_a_cli_found_later_is_added_to_the_persons_providers_file() -> None:
+    from wvo_mcp import providers
+    from wvo_mcp.wiring.edits import providers_file
+
+    theirs = _ours("claude").replace("providers:\n", "providers:  # mine\n", 1)
+    theirs = theirs.replace("providers:  # mine\n", "providers:\n# my comment\n", 1)
+    theirs += "toolchain:\n  folders: [tools]\n"
+    merged = providers_file(theirs, _ours("claude", "codex"))
+    assert merged.text is not None and "added the provider(s) codex" in merged.note
+    assert merged.text.startswith(theirs.split("toolchain:")[0].rstrip("\n"))  # theirs kept
+    assert "# my comment" in merged.text and merged.text.endswith("folders: [tools]\n")
+    found = providers.parse(merged.text, "providers.yaml")
+    assert sorted(p.name for p in found.providers) == ["claude", "codex"]
+    assert str(found.workers["codex"].executable) == "/opt/codex/bin/codex"
+    again = providers_file(merged.text, _ours("claude", "codex"))
+    assert again.text is None and "has a provider for each CLI found" in again.note
+
+
+def test_an_indented_list_gets_its_indentation_and_an_odd_file_is_kept() -> None:
+    from wvo_mcp import providers
+    from wvo_mcp.wiring.edits import providers_file
+
+    theirs = (
+        "version: 1\nproviders:\n  - name: mine\n    preference: 1\n    tiers:\n"
+        "      - {name: t, model: m, complexity: [1, 10], input_cost_per_1k: 0.001,\n"
+        "         output_cost_per_1k: 0.002}\n\n# the end\n"
+    )
+    merged = providers_file(theirs, _ours("codex"))
+    assert merged.text is not None, merged.note
+    assert "\n  - name: codex\n" in merged.text and merged.text.endswith("\n\n# the end\n")
+    assert sorted(p.name for p in providers.parse(merged.text, "p").providers) == [
+        "codex", "mine"]  # fmt: skip
+    odd = providers_file("providers: {claude: 1}\n", _ours("codex"))
+    assert odd.text is None and "kept as it is" in odd.note

@@ -7,7 +7,7 @@ import json
 import os
 import socket
 import tomllib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -17,7 +17,7 @@ import anyio
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
-from wvo_mcp import sandbox
+from wvo_mcp import providers, sandbox
 from wvo_mcp.autopilot import lander
 from wvo_mcp.autopilot.target import local_ref
 from wvo_mcp.config import Settings
@@ -73,7 +73,7 @@ async def run(
         _one(anyio.to_thread.run_sync(_sandbox, settings)),
         _one(anyio.to_thread.run_sync(_worker_limits)),
         _project(dataclasses.replace(settings, state_root=state), check, onto),
-        _clis(),
+        _clis(state, top),
     ]
     if onto is not None:
         steps.append(_one(anyio.to_thread.run_sync(_remote, settings, Git(repo, top), onto)))
@@ -92,13 +92,16 @@ async def _one(check: Awaitable[Check]) -> list[Check]:
     return [await check]
 
 
-async def _clis() -> list[Check]:
-    """Each CLI's version and sign-in, the CLIs asked side by side."""
+async def _clis(state: Path, top: Path) -> list[Check]:
+    """Each CLI's version and sign-in, the CLIs asked side by side, and how it is wired: as
+    a client of the repository's wvo server, as a provider the autopilot launches."""
     found = await anyio.to_thread.run_sync(clis.find)
     checks: list[Check | None] = [None] * len(found)
+    wired = _wiring(state, top)
 
     async def one(slot: int, cli: clis.Cli) -> None:
-        checks[slot] = await anyio.to_thread.run_sync(_cli, cli)
+        checked = await anyio.to_thread.run_sync(_cli, cli)
+        checks[slot] = dataclasses.replace(checked, detail=f"{checked.detail}; {wired(cli.kind)}")
 
     async with anyio.create_task_group() as group:
         for slot, cli in enumerate(found):
@@ -249,6 +252,36 @@ def _worker_limits() -> Check:
     file may change the figures, not the means)."""
     plan = fence.probe()
     return Check("worker limits", plan.complete, fence.describe(plan, WorkerLimits()))
+
+
+CLIENT_FILES = {"claude": ".mcp.json", "codex": ".codex/config.toml"}
+
+
+def _wiring(state: Path, top: Path) -> Callable[[str], str]:
+    """What says how a CLI kind is wired here (its client file, the providers file)."""
+    entries = dict(_client_entries(top))
+    path = state / "providers.yaml"
+    try:
+        kinds = {w.kind for w in providers.parse(path.read_text(), str(path)).workers.values()}
+        source = str(path)
+    except (OSError, WvoError):
+        kinds, source = {"claude", "codex"}, "the packaged providers"  # what applies then
+
+    def said(kind: str) -> str:
+        client = CLIENT_FILES.get(kind, "")
+        as_client = (
+            f"a client of the wvo server ({client})"
+            if isinstance(entries.get(client), dict)
+            else f"not a client: {client} has no wvo server (`wvo-mcp init`)"
+        )
+        as_provider = (
+            f"a provider in {source}"
+            if kind in kinds
+            else f"not a provider in {source}: `wvo-mcp init` adds it"
+        )
+        return f"{as_client}; {as_provider}"
+
+    return said
 
 
 def _cli(cli: clis.Cli) -> Check:

@@ -11,6 +11,7 @@ from typing import Any
 
 import tomlkit
 import tomlkit.exceptions
+import yaml
 from tomlkit.items import Table
 
 from wvo_mcp.errors import ValidationFailed
@@ -147,6 +148,69 @@ def new_file(existing: str | None, text: str, what: str) -> Change:
     if existing is None:
         return Change(text, f"created: {what}")
     return Change(None, "kept as it is")
+
+
+def providers_file(existing: str | None, ours: str) -> Change:
+    """The providers file: `ours` when there is none; else the person's, with each provider of
+    `ours` whose CLI kind it has no provider for added at the end of its `providers:` list,
+    every line of theirs kept. One that cannot be merged into is kept, saying what to add."""
+    if existing is None:
+        return Change(ours, "created: your coding CLIs")
+    try:
+        theirs = yaml.safe_load(existing) or {}
+        listed = theirs.get("providers") if isinstance(theirs, dict) else None
+    except yaml.YAMLError:
+        listed = None
+    wanted = yaml.safe_load(ours)["providers"]
+    if not isinstance(listed, list):
+        kinds = ", ".join(p["worker"]["kind"] for p in wanted)
+        return Change(None, f"kept as it is (not a providers list init can add to: {kinds})")
+    have = {
+        p.get("worker", {}).get("kind")
+        for p in listed
+        if isinstance(p, dict) and isinstance(p.get("worker"), dict)
+    }
+    names = {p.get("name") for p in listed if isinstance(p, dict)}
+    new = [p for p in wanted if p["worker"]["kind"] not in have and p["name"] not in names]
+    if not new:
+        return Change(None, "kept as it is: it has a provider for each CLI found")
+    ranks = [p.get("preference") for p in listed if isinstance(p, dict)]
+    after = max([r for r in ranks if isinstance(r, int)], default=0)
+    for offset, provider in enumerate(new, start=1):
+        provider["preference"] = after + offset  # after theirs: their order stands
+    merged = _append_to_list(existing, "providers", new)
+    if merged is None:
+        added = ", ".join(p["name"] for p in new)
+        return Change(None, f"kept as it is; add a provider for {added} yourself (docs/routing.md)")
+    return Change(merged, f"added the provider(s) {', '.join(p['name'] for p in new)}")
+
+
+def _append_to_list(text: str, key: str, items: list[Any]) -> str | None:
+    """`items` added after the last item of the top-level block list `key:` in `text`, at
+    its items' indentation; None when the block is not a plain list of `- ` items."""
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == f"{key}:"), None)
+    if start is None:
+        return None
+    last, indent = start, None  # the block's last line, its items' indentation
+    for at in range(start + 1, len(lines)):
+        line, stripped = lines[at], lines[at].strip()
+        if not stripped or (stripped.startswith("#") and not line[0].isspace()):
+            continue  # blank lines and comments at the margin stay after our items
+        if not line[0].isspace() and not stripped.startswith("-"):
+            break  # the next top-level key
+        if indent is None and stripped.startswith("- "):
+            indent = len(line) - len(line.lstrip())
+        last = at
+    if indent is None:
+        return None
+    end = last + 1
+    block = yaml.safe_dump(items, sort_keys=False, default_flow_style=None)
+    shown = "".join(" " * indent + line if line.strip() else line
+                    for line in block.splitlines(keepends=True))  # fmt: skip
+    if lines[end - 1] and not lines[end - 1].endswith("\n"):
+        lines[end - 1] += "\n"
+    return "".join([*lines[:end], shown, *lines[end:]])
 
 
 def _json(value: Any) -> str:

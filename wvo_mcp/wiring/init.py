@@ -110,7 +110,7 @@ def plan(options: Options, found: Sequence[clis.Cli]) -> Wiring:
         add(top / name, lambda old: edits.marked_section(old, section, options.force))
     if usable:
         text = providers_text(usable)
-        add(state / "providers.yaml", lambda old: edits.new_file(old, text, "your coding CLIs"))
+        add(state / "providers.yaml", lambda old: _loadable(edits.providers_file(old, text)))
     if options.goal is None:
         starter = _data("starter-roadmap.yaml")
         add(state / "roadmap.yaml", lambda old: edits.new_file(old, starter, "starter tasks"))
@@ -186,6 +186,13 @@ def providers_text(found: Sequence[clis.Cli]) -> str:
     )
     providers.parse(text, "providers.yaml")  # what init writes must load
     return text
+
+
+def _loadable(change: edits.Change) -> edits.Change:
+    """A providers file init changed, refused unless it loads."""
+    if change.text is not None:
+        providers.parse(change.text, "providers.yaml")
+    return change
 
 
 def _server_command() -> list[str]:
