@@ -516,3 +516,20 @@ async def test_unsandboxed_workers_are_said_and_still_work_through_their_run_tok
         tokens = db.execute("SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL").fetchone()
     assert '"unsandboxed": true' in report
     assert tokens[0] == 0  # every run token was revoked when its run ended
+
+
+@pytest.mark.anyio
+async def test_until_empty_ends_when_only_budget_blocked_work_is_left(
+    project: dict[str, Path],
+) -> None:
+    providers = project["providers"]
+    providers.write_text(providers.read_text().replace(
+        "    max_concurrent: 2", "    hourly_tokens: 100\n    max_concurrent: 2"))  # fmt: skip
+    await backlog(project, [{"id": "B", "title": "too big for the hour's budget"}])
+    ran = autopilot(project)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    said = ran.stdout
+    assert "stopping with ready work that cannot start here: B waits:" in said, said
+    assert "the hourly token budget resets at " in said and " UTC" in said, said
+    with open_db(project["state"]) as db:
+        assert db.execute("SELECT status FROM tasks").fetchone()[0] == "pending"

@@ -95,6 +95,19 @@ def test_work_that_can_never_start_here(routed: RouteDecision, never: bool) -> N
     assert launch.never(routed, {"claude", "codex"}) is never
 
 
+def test_until_empty_does_not_wait_for_a_budget_and_says_when_it_resets() -> None:
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 11, 25, 14, 37, tzinfo=UTC)
+    hourly = decision(False, None, None, ("over_hourly_budget", "over_hourly_budget"))
+    daily = decision(False, None, None, ("over_hourly_budget", "over_daily_budget"))
+    assert launch.never(hourly, {"claude"}, budgets_too=True)
+    assert not launch.never(decision(False, None, None, ("at_capacity",)), {"claude"}, True)
+    assert launch.resets(hourly, now) == "the hourly token budget resets at 15:00 UTC"
+    assert launch.resets(daily, now) == "the daily token budget resets at 2026-11-26 00:00 UTC"
+    assert launch.resets(decision(False, None, None, ("at_capacity",)), now) == ""
+
+
 @pytest.mark.parametrize(
     ("epic", "gate"), [("E1", Gate.REVIEW), ("E2", Gate.LAND), (None, Gate.LAND)]
 )

@@ -2,6 +2,7 @@
 database and git, asks these, and applies the answer)."""
 
 from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from wvo_mcp.autopilot.slots import Slot
@@ -12,6 +13,7 @@ T = TypeVar("T")
 
 # Why routing passed a provider over for good: time brings back breakers, budgets and caps.
 PERMANENT = ("tier_range", "not_above_failed_tier")
+BUDGETS = ("over_hourly_budget", "over_daily_budget")
 
 
 def reviewer(author: str, slots: Sequence[Slot], free: Sequence[Slot]) -> Slot | None:
@@ -31,12 +33,28 @@ def placement(decision: RouteDecision, free: Sequence[Slot]) -> tuple[Slot, str]
     return slot, decision.model
 
 
-def never(decision: RouteDecision, providers: Collection[str]) -> bool:
+def never(
+    decision: RouteDecision, providers: Collection[str], budgets_too: bool = False
+) -> bool:
     """Routing will not send this task to any of `providers` (where this autopilot runs
-    workers), whatever time brings."""
+    workers), whatever time brings (`budgets_too`: or until a token budget resets, which
+    `--until-empty` does not wait for)."""
     if decision.routed:
         return decision.provider not in providers
-    return all(a.why in PERMANENT for a in decision.alternatives)
+    whys = PERMANENT + (BUDGETS if budgets_too else ())
+    return all(a.why in whys for a in decision.alternatives)
+
+
+def resets(decision: RouteDecision, now: datetime) -> str:
+    """When the budgets that hold a task back reset (UTC windows), as a sentence; ''."""
+    whys = {a.why for a in decision.alternatives}
+    if "over_daily_budget" in whys:
+        at = (now + timedelta(days=1)).strftime("%Y-%m-%d 00:00 UTC")
+        return f"the daily token budget resets at {at}"
+    if "over_hourly_budget" in whys:
+        hour = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        return f"the hourly token budget resets at {hour.strftime('%H:%M UTC')}"
+    return ""
 
 
 def gate(epic_id: str | None, review_epics: Collection[str]) -> Gate:

@@ -476,9 +476,12 @@ class Autopilot:
             decision = await self.orchestrator.route_task(task.id)
             placed = launch.placement(decision, free)
             if placed is None:
-                waiting = waiting or f"{task.id} waits: {decision.reason}"
+                when = launch.resets(decision, timeutil.now())
+                said = f"{task.id} waits: {decision.reason}" + (f"; {when}" if when else "")
+                waiting = waiting or said
                 here = {s.provider for s in self.slots}
-                self._stuck = self._stuck and launch.never(decision, here)
+                until_empty = self.options.until_empty
+                self._stuck = self._stuck and launch.never(decision, here, until_empty)
                 continue
             slot, model = placed
             # Its holder may finish it only as far as needs_review: the autopilot lands it.
