@@ -33,9 +33,7 @@ def placement(decision: RouteDecision, free: Sequence[Slot]) -> tuple[Slot, str]
     return slot, decision.model
 
 
-def never(
-    decision: RouteDecision, providers: Collection[str], budgets_too: bool = False
-) -> bool:
+def never(decision: RouteDecision, providers: Collection[str], budgets_too: bool = False) -> bool:
     """Routing will not send this task to any of `providers` (where this autopilot runs
     workers), whatever time brings (`budgets_too`: or until a token budget resets, which
     `--until-empty` does not wait for)."""
