@@ -43,8 +43,9 @@ async def test_a_backlog_is_worked_once_each_on_its_own_branch(project: dict[str
             "WHERE length(period) = 10"
         ).fetchone()
     assert sorted(map(tuple, done)) == [(i, 1) for i in ids]
-    # What the fakes reported: 1500 input (1000 + 500 cached) and 100 output tokens each.
-    assert tuple(usage) == (30 * 1500, 30 * 100)
+    # What the fakes reported: 1000 new and 500 cached input (at a tenth: 1050) and 100 output
+    # tokens each.
+    assert tuple(usage) == (30 * 1050, 30 * 100)
     repo = project["repo"]
     for task_id in ids:
         log = git(repo, "log", "--format=%s", f"main..wvo/{task_id}").split()
@@ -456,8 +457,8 @@ async def test_codex_workers_run_through_codex_exec_json(project: dict[str, Path
         ).fetchall())  # fmt: skip
     assert status[0] == "done", ran.stdout
     assert "beta-1 submitted C1" in ran.stdout and "landed C1" in ran.stdout
-    # Codex's turn.completed usage was read: 1500 input tokens.
-    assert usage["beta"] == 1500
+    # Codex's turn.completed usage was read: 1500 input tokens, 500 of them cached (a tenth).
+    assert usage["beta"] == 1050
     log = (project["state"] / "runs" / "C1" / "2.log").read_text()
     assert '"type": "turn.completed"' in log
 

@@ -40,8 +40,8 @@ def test_claude_code_outcomes_from_recorded_runs(
 
 def test_claude_code_usage_counts_cached_input_and_keeps_the_reported_cost() -> None:
     finish = replay(ClaudeStream(), SAMPLES / "claude" / "success.jsonl", 0)
-    # input 1200 + cache creation 300 + cache reads 4000
-    assert (finish.usage.input_tokens, finish.usage.output_tokens) == (5500, 25)
+    # input 1200 + cache creation 300 at 1.25 + cache reads 4000 at a tenth (rules/billing)
+    assert (finish.usage.input_tokens, finish.usage.output_tokens) == (1975, 25)
     assert finish.usage.cost_usd == pytest.approx(0.0105)
     assert finish.message == "Hello from the scripted model."
 
@@ -93,8 +93,9 @@ def test_codex_usage_is_the_threads_total_from_the_last_turn() -> None:
     for line in (SAMPLES / "codex" / "success.jsonl").read_text().splitlines():
         stream.feed(line)
     finish = stream.finish(0)
-    # The stub's three responses: 1200 + 1400 + 1700 input, 20 + 25 + 40 output.
-    assert (finish.usage.input_tokens, finish.usage.output_tokens) == (4300, 85)
+    # The stub's three responses: 1200 + 1400 + 1700 input, 2304 of it cached (at a tenth),
+    # 20 + 25 + 40 output.
+    assert (finish.usage.input_tokens, finish.usage.output_tokens) == (4300 - 2304 + 230, 85)
 
 
 @pytest.mark.parametrize(

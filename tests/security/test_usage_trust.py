@@ -21,6 +21,7 @@ from tests.conftest import open_db
 from tests.http.conftest import connect, http_server, token, wvo
 from tests.security.tenancy import trail
 from wvo_mcp.autopilot import fake
+from wvo_mcp.rules import billing
 from wvo_mcp.sandbox import bwrap
 from wvo_mcp.services.usage import MAX_CALL_TOKENS, NOTED_PER_ATTEMPT
 
@@ -113,7 +114,7 @@ def test_a_worker_reports_usage_for_nothing_but_its_own_run(tmp_path: Path) -> N
 
     # The host: the autopilot's own record of the run (the fake CLI's result line) and
     # nothing else; no breaker moved; the accepted reports only on P's trail.
-    seen_in = sum(v for k, v in fake.USAGE.items() if k != "output_tokens")
+    seen_in = billing.anthropic_input(fake.USAGE)
     seen_out = fake.USAGE["output_tokens"]
     state = host(project["state"])
     assert {(p, t, i, o, c, f) for p, t, _, i, o, c, f in state["provider_usage"]} == {

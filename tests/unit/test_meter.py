@@ -37,13 +37,13 @@ def test_a_stream_is_read_in_any_pieces(size: int) -> None:
     for at in range(0, len(STREAM), size):
         reading.feed(STREAM[at : at + size])
     assert reading.done()
-    assert (reading.message.input_tokens, reading.message.output_tokens) == (5500, 25)
+    assert (reading.message.input_tokens, reading.message.output_tokens) == (1975, 25)
 
 
 @pytest.mark.parametrize(
     ("body", "stream", "counted"),
     [
-        (json.dumps({"usage": USAGE}).encode(), False, (5500, 25)),
+        (json.dumps({"usage": USAGE}).encode(), False, (1975, 25)),
         (b"not json", False, None),
         (json.dumps([1, 2]).encode(), False, (0, 0)),
         (json.dumps({"usage": {"input_tokens": -5, "output_tokens": True}}).encode(), False,
@@ -121,7 +121,7 @@ async def test_the_meter_passes_every_answer_unchanged_and_counts_each(
     assert answers[1].content == STREAM
     assert answers[0].json() == {"usage": USAGE}
     tally = measured.tally
-    assert (tally.responses, tally.input_tokens, tally.output_tokens) == (3, 16500, 75)
+    assert (tally.responses, tally.input_tokens, tally.output_tokens) == (3, 3 * 1975, 75)
     assert api.hosts == [f"127.0.0.1:{port}"] * 3  # type: ignore[attr-defined]
 
 

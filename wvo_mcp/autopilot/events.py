@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from wvo_mcp.rules import billing
+
 Outcome = Literal["success", "failure", "rate_limited", "context_limit", "auth"]
 MESSAGE_CHARS = 8000  # a reviewer's notes fit; reasons written to events are cut shorter
 GLIMPSE_CHARS = 240  # a line of the dashboard's live log
@@ -48,7 +50,7 @@ _PATTERNS: tuple[tuple[Outcome, re.Pattern[str]], ...] = (
 
 @dataclass
 class Usage:
-    input_tokens: int = 0  # everything the model read, cached or not
+    input_tokens: int = 0  # what the model read, cached input at its price (rules/billing)
     output_tokens: int = 0
     cost_usd: float | None = None  # as the CLI reported it, when it does
 
@@ -168,14 +170,7 @@ def _claude_finish(result: dict[str, Any], exit_code: int | None) -> Finish:
     usage = usage if isinstance(usage, dict) else {}
     cost = result.get("total_cost_usd")
     counted = Usage(
-        input_tokens=sum(
-            _count(usage.get(key))
-            for key in (
-                "input_tokens",
-                "cache_creation_input_tokens",
-                "cache_read_input_tokens",
-            )
-        ),
+        input_tokens=billing.anthropic_input(usage),
         output_tokens=_count(usage.get("output_tokens")),
         cost_usd=float(cost)
         if isinstance(cost, int | float) and not isinstance(cost, bool) and 0 <= cost < 1e9
@@ -228,7 +223,7 @@ class CodexStream:
             self.finals.append("completed")
             usage = event.get("usage")
             if isinstance(usage, dict):  # the thread's so far: the most said is charged
-                said = Usage(_count(usage.get("input_tokens")), _count(usage.get("output_tokens")))
+                said = Usage(billing.openai_input(usage), _count(usage.get("output_tokens")))
                 self.usage = _most(self.usage, said)
         elif kind == "turn.failed":
             self.finals.append("failed")

@@ -22,6 +22,7 @@ import anyio.abc
 import h11
 
 from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.rules import billing
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +56,7 @@ class _Message:
     def saw(self, usage: object) -> None:
         if not isinstance(usage, dict):
             return
-        read = sum(
-            _count(usage.get(k))
-            for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-        )
-        self.input_tokens = max(self.input_tokens, read)
+        self.input_tokens = max(self.input_tokens, billing.anthropic_input(usage))
         self.output_tokens = max(self.output_tokens, _count(usage.get("output_tokens")))
 
 

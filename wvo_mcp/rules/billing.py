@@ -1,0 +1,29 @@
+"""How a model's reported usage counts against budgets and prices (pure): in tokens of new
+input, each kind of input at its price. A cache read costs a tenth of new input, a cache
+write a quarter more (Anthropic's prices, and OpenAI's for cached input): counting a cache
+read as new input made ten worker runs of Claude Code spend a day's default budget."""
+
+from collections.abc import Mapping
+
+CACHE_READ = 0.1  # of a new input token's price
+CACHE_WRITE = 1.25
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def anthropic_input(usage: Mapping[str, object]) -> int:
+    """Claude's `usage`: new input, cache writes and cache reads, each at its price."""
+    return round(
+        _count(usage.get("input_tokens"))
+        + CACHE_WRITE * _count(usage.get("cache_creation_input_tokens"))
+        + CACHE_READ * _count(usage.get("cache_read_input_tokens"))
+    )
+
+
+def openai_input(usage: Mapping[str, object]) -> int:
+    """Codex's `usage`: `input_tokens` counts its cached part (`cached_input_tokens`) too."""
+    total = _count(usage.get("input_tokens"))
+    cached = min(total, _count(usage.get("cached_input_tokens")))
+    return round(total - cached + CACHE_READ * cached)
