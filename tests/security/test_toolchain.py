@@ -194,3 +194,22 @@ async def test_a_checks_cache_is_its_own_and_never_the_persons(tmp_path: Path) -
         assert listing(repo / "node_modules") == before
     finally:
         await orchestrator.close()
+
+
+async def test_python_caches_are_written_beside_the_code_and_the_venv_stays_as_it_was(
+    project: tuple[Orchestrator, Path, Path],
+) -> None:
+    """A Python project's tools write their caches in the check's own checkout (pytest's
+    .pytest_cache, __pycache__ from compileall); the venv's own stays unwritten."""
+    orchestrator, repo, checkout = project
+    (checkout / "pkg").mkdir()
+    (checkout / "pkg" / "mod.py").write_text("VALUE = 1\n")
+    before = listing(repo / ".venv")
+    ran = await orchestrator.check(
+        ".venv/bin/python -m compileall -q pkg && mkdir -p .pytest_cache/v && "
+        "echo x > .pytest_cache/v/lastfailed && .venv/bin/python -c 'import pkg.mod' && "
+        "ls pkg/__pycache__ .pytest_cache/v",
+        checkout,
+    )
+    assert "mod." in ran.stdout_tail and "lastfailed" in ran.stdout_tail, ran.stdout_tail
+    assert listing(repo / ".venv") == before
