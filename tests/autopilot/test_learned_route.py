@@ -91,8 +91,8 @@ async def test_a_provider_that_lands_nothing_loses_the_route_to_one_that_lands(
     assert routes["beta"]["outcomes"] == TASKS
     assert routes["beta"]["first_try_landed"] == pytest.approx(routes["beta"]["attempts"])
     # A landed attempt costs what its worker's run was charged after it submitted, decayed
-    # like the attempts: 1600 tokens each.
-    assert routes["beta"]["tokens"] == pytest.approx(1600 * routes["beta"]["attempts"])
+    # like the attempts: 1150 tokens each (1000 new input, 500 cached at a tenth, 100 output).
+    assert routes["beta"]["tokens"] == pytest.approx(1150 * routes["beta"]["attempts"])
     assert breaker is None or breaker[0] == "closed"  # not the breaker's doing
     # A new task of the class routes to beta, and route_task says why, with the figures.
     settings = {k: v for k, v in env(project).items() if k.startswith("WVO_")}

@@ -98,7 +98,8 @@ async def test_uv_tool_install_wires_a_repository_and_serves_from_it(
     assert "wvo-mcp 0.1.0" in run([str(command), "--version"], project, env).stdout
     run([str(command), "init"], project, env)
     entry = json.loads((project / ".mcp.json").read_text())["mcpServers"]["wvo"]
-    assert entry["command"] == str(command)  # the tool's own command, not a path into a clone
+    # The command from PATH, as a teammate's client runs it: no path of this machine's.
+    assert entry["command"] == "wvo-mcp" and entry["env"] == {"WVO_TOOLS": "worker"}
 
     params = StdioServerParameters(
         command=entry["command"], args=entry["args"], env={**env, **entry["env"]}, cwd=project
@@ -145,7 +146,7 @@ def test_pipx_install_gives_the_same_command(wheel: Path, project: Path, tmp_pat
     env = person_env(project.parent / "home", command.parent)
     run([str(command), "init"], project, env)
     assert json.loads((project / ".mcp.json").read_text())["mcpServers"]["wvo"]["command"] == (
-        str(command)
+        "wvo-mcp"  # on PATH: the tool's, found there by a client like any command
     )
     status = run([str(command), "status"], project, env)
     assert "ready 2" in status.stdout  # the starter tasks, in the state init recorded
