@@ -115,3 +115,21 @@ async def test_a_sent_change_that_fails_fails_its_whole_write(orch: Orchestrator
     assert await orch.db.read(agents) == [None, None]
     await orch.db.write(lambda tx: tx.send("touch_agent", ("sender", "2026-01-01T00:00:00Z")))
     assert (await orch.db.read(agents))[0] is not None  # the same change, alone, is kept
+
+
+async def test_cancelling_a_task_others_depend_on_says_they_wait_and_the_way_out(
+    orch: Orchestrator,
+) -> None:
+    from wvo_mcp.rules.transitions import Status
+
+    await create(
+        orch, {"id": "A", "title": "a"}, {"id": "B", "title": "b", "depends_on": ["A"]},
+        {"id": "C", "title": "c", "depends_on": ["A"]},
+    )  # fmt: skip
+    cancelled = await orch.update_status("A", Status.CANCELLED, "person:ann", by_person=True)
+    assert "2 task(s) depend on it and wait until it is done: B, C" in cancelled.message
+    assert "`wvo-mcp requeue A` brings it back" in cancelled.message
+    back = await orch.requeue("A", "person:ann")
+    assert back.status is Status.PENDING
+    lone = await orch.update_status("B", Status.CANCELLED, "person:ann", by_person=True)
+    assert "depend on it" not in lone.message

@@ -329,7 +329,8 @@ def update_status(
         attempts=attempts,
         not_before=not_before,
         unblocked=unblocked,
-        message=_moved(task_id, row, current, target, final, attempts, not_before),
+        message=_moved(task_id, row, current, target, final, attempts, not_before)
+        + _stranded(tx, task_id, final),
     )
 
 
@@ -420,6 +421,25 @@ def _record_verification(
     )
     if verified is not None:
         verified.record_output(tx, task_id)
+
+
+def _stranded(tx: Tx, task_id: str, final: Status) -> str:
+    """A cancelled or dead-lettered task's open dependents wait on it for good: said, with
+    the ways out."""
+    if final not in (Status.CANCELLED, Status.FAILED):
+        return ""
+    waiting = [
+        r["id"] for r in tx.all("dependents_of", (task_id,))
+        if r["status"] not in (Status.DONE, Status.CANCELLED)
+    ]  # fmt: skip
+    if not waiting:
+        return ""
+    shown = ", ".join(waiting[:10]) + (" …" if len(waiting) > 10 else "")
+    return (
+        f"; {len(waiting)} task(s) depend on it and wait until it is done: {shown} "
+        f"(`wvo-mcp requeue {task_id}` brings it back, `wvo-mcp done {task_id}` if its work is "
+        "not needed, or drop the dependency with `wvo-mcp import --update`)"
+    )
 
 
 def _moved(
