@@ -189,6 +189,17 @@ class Output:
         rest, _ = self.process.communicate(timeout=RUN_TIMEOUT_S)
         return "".join(self.seen) + rest
 
+    def __enter__(self) -> "Output":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """However the test went, the autopilot ends: killed if it still runs, reaped."""
+        if self.process.poll() is None:
+            self.process.kill()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self.process.wait()
+
 
 def poll(what: str, done: Callable[[], bool]) -> None:
     deadline = time.monotonic() + RUN_TIMEOUT_S
@@ -244,8 +255,7 @@ def test_the_remote_killed_mid_run_holds_the_queue_and_it_resumes_alone(
 ) -> None:
     pilot = make_host(tmp_path, "a", seeded, daemon.url("project.git"))
     anyio.run(backlog, pilot.project, tasks("K1", "K2", fake_wait="go"))
-    out = Output(pilot.start("--until-empty"))
-    try:
+    with Output(pilot.start("--until-empty")) as out:
         worktrees = pilot.repo.with_name("repo.wvo-worktrees")
         poll("both workers wait", lambda: len(list(worktrees.glob("*/*/go.waiting"))) == 2)
         daemon.stop()
@@ -257,9 +267,6 @@ def test_the_remote_killed_mid_run_holds_the_queue_and_it_resumes_alone(
         daemon.start()
         out.until("answers again")
         said = out.finish()
-    finally:
-        if out.process.poll() is None:
-            out.process.kill()
     assert out.process.returncode == 0, said[-3000:]
     assert said.count("the remote holds the queue") == 1, said  # one clear message
     assert statuses(pilot) == {"K1": "done", "K2": "done"}
@@ -275,8 +282,7 @@ def test_a_persons_push_mid_queue_stays_and_the_batch_is_stacked_again(
     pilot = make_host(tmp_path, "a", seeded, daemon.url("project.git"))
     (pilot.repo / "gate" / "hold").write_text("")  # every check waits for the gate
     anyio.run(backlog, pilot.project, tasks("M1", "M2"))
-    out = Output(pilot.start("--until-empty"))
-    try:
+    with Output(pilot.start("--until-empty")) as out:
 
         def testing() -> bool:
             with open_db(pilot.project["state"]) as db:
@@ -293,9 +299,6 @@ def test_a_persons_push_mid_queue_stays_and_the_batch_is_stacked_again(
         mine = git(person, "rev-parse", "HEAD").strip()
         (pilot.repo / "gate" / "go").write_text("")
         said = out.finish()
-    finally:
-        if out.process.poll() is None:
-            out.process.kill()
     assert out.process.returncode == 0, said[-3000:]
     assert "origin/main moved while its batch was verified: stacking again" in said, said
     assert statuses(pilot) == {"M1": "done", "M2": "done"}
@@ -376,17 +379,13 @@ def test_refused_credentials_hold_the_queue_until_the_person_fixes_them(
         store.write_text(f"http://{server.user}:an-old-token@127.0.0.1:{server.port}\n")
         (home / ".gitconfig").write_text("[credential]\n\thelper = store\n")
         anyio.run(backlog, pilot.project, tasks("A1"))
-        out = Output(pilot.start("--until-empty"))
-        try:
+        with Output(pilot.start("--until-empty")) as out:
             out.until("the remote holds the queue")
             assert "refused the credentials git used" in out.seen[-1], out.seen[-1]
             assert "an-old-token" not in "".join(out.seen)
             store.write_text(f"http://{server.user}:{server.password}@127.0.0.1:{server.port}\n")
             out.until("answers again")
             said = out.finish()
-        finally:
-            if out.process.poll() is None:
-                out.process.kill()
     assert out.process.returncode == 0, said[-3000:]
     assert said.count("the remote holds the queue") == 1, said
     assert statuses(pilot) == {"A1": "done"}
@@ -404,13 +403,8 @@ def test_two_hosts_share_one_queue_and_land_each_task_once(
     a, b = two_hosts(tmp_path, seeded, daemon, url)
     ids = [f"H{n}" for n in range(6)]
     anyio.run(partial(backlog, a.project, tasks(*ids), WVO_DATABASE_URL=url))
-    one, two = Output(a.start("--until-empty")), Output(b.start("--until-empty"))
-    try:
+    with Output(a.start("--until-empty")) as one, Output(b.start("--until-empty")) as two:
         said = [one.finish(), two.finish()]
-    finally:
-        for out in (one, two):
-            if out.process.poll() is None:
-                out.process.kill()
     assert [one.process.returncode, two.process.returncode] == [0, 0], said
     assert statuses(a) == dict.fromkeys(ids, "done"), said
     assert_landed_once(seeded, ids)
@@ -431,8 +425,7 @@ def test_the_lease_holder_killed_the_other_host_lands_its_submissions(
     a, b = two_hosts(tmp_path, seeded, daemon, url)
     (a.repo / "gate" / "hold").write_text("")  # A's checks wait: it holds the lease
     anyio.run(partial(backlog, a.project, tasks("S1", "S2"), WVO_DATABASE_URL=url))
-    first = Output(a.start("--until-empty"))
-    try:
+    with Output(a.start("--until-empty")) as first:
 
         def waiting() -> bool:
             with psycopg.connect(url) as conn:
@@ -444,10 +437,6 @@ def test_the_lease_holder_killed_the_other_host_lands_its_submissions(
         poll("both submissions queued, a batch of A's verified", waiting)
         os.kill(first.process.pid, signal.SIGKILL)
         first.process.wait()
-    finally:
-        if first.process.poll() is None:
-            first.process.kill()
-        first.finish()
     assert git(seeded, "for-each-ref", "--format=%(refname)", "refs/wvo/").split() == [
         "refs/wvo/tasks/S1", "refs/wvo/tasks/S2"
     ]  # fmt: skip
@@ -466,8 +455,7 @@ def test_a_host_dead_before_its_submission_reached_the_remote_hands_its_task_bac
     url = pg_migrated("unpushed")
     a, b = two_hosts(tmp_path, seeded, daemon, url)
     anyio.run(partial(backlog, a.project, tasks("U1", fake_wait="go"), WVO_DATABASE_URL=url))
-    first = Output(a.start("--until-empty"))
-    try:
+    with Output(a.start("--until-empty")) as first:
         worktrees = a.repo.with_name("repo.wvo-worktrees")
         poll("its worker waits", lambda: len(list(worktrees.glob("*/*/go.waiting"))) == 1)
         daemon.stop()
@@ -475,22 +463,14 @@ def test_a_host_dead_before_its_submission_reached_the_remote_hands_its_task_bac
         first.until("the remote holds the queue")
         os.kill(first.process.pid, signal.SIGKILL)
         first.process.wait()
-    finally:
-        if first.process.poll() is None:
-            first.process.kill()
-        first.finish()
     assert statuses(a) == {"U1": "needs_review"}
     daemon.start()
-    second = Output(b.start("--until-empty"))
-    try:
+    with Output(b.start("--until-empty")) as second:
         second.until("never reached the remote; handed back with its checkpoint")
         theirs = b.repo.with_name("repo.wvo-worktrees")
         poll("its next attempt waits", lambda: len(list(theirs.glob("*/*/go.waiting"))) == 1)
         next(theirs.glob("*/*/go.waiting")).with_name("go").write_text("")
         said = second.finish()
-    finally:
-        if second.process.poll() is None:
-            second.process.kill()
     assert second.process.returncode == 0, said[-3000:]
     assert statuses(b) == {"U1": "done"}, said[-3000:]
     assert_landed_once(seeded, ["U1"])
@@ -568,13 +548,12 @@ def test_a_crash_storm_across_two_hosts_loses_nothing_and_lands_each_task_once(
         for kill in range(6):
             victim = hosts[kill % 2].start()
             outputs.append(_lines_then_kill(victim, chance.randint(2, 14), 20))
-        last = [Output(host.start("--until-empty")) for host in hosts]
-        try:
+        with (
+            Output(hosts[0].start("--until-empty")) as one,
+            Output(hosts[1].start("--until-empty")) as two,
+        ):
+            last = [one, two]
             said = [out.finish() for out in last]
-        finally:
-            for out in last:
-                if out.process.poll() is None:
-                    out.process.kill()
     assert [out.process.returncode for out in last] == [0, 0], said
     ids = [t["id"] for t in backlog_tasks]
     assert statuses(hosts[0]) == dict.fromkeys(ids, "done"), said
