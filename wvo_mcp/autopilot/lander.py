@@ -355,7 +355,8 @@ class Lander:
             found = await self._git(self._stack, tip, item)
             if isinstance(found, Conflict):
                 await self._conflict(fence, item, found, old)
-            elif found == old:  # it changes nothing on the target itself: done now
+            elif found == old or (found == tip and await self._git(self._stack, old, item) == old):
+                # It changes nothing on the target itself: done now, with no check.
                 self.say(f"{item.task_id} has nothing to land: its submission changes nothing "
                          f"on {self.onto}; it is done, with no check to wait for")  # fmt: skip
                 nothing = Verdict(True, f"nothing to land: the tree of {self.onto} as it is")
