@@ -71,12 +71,10 @@ def chosen(given: str | None, env: Mapping[str, str], cwd: Path) -> str | None:
 
 
 def top(cwd: Path) -> Path | None:
-    """The top of the repository `cwd` is in."""
-    try:
-        found = git(cwd, "rev-parse", "--show-toplevel")
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return Path(found.stdout.strip()) if found.returncode == 0 else None
+    """The top of the repository `cwd` is in: the nearest folder holding `.git`, as git
+    finds it, read from the file system (every command starts here: no second git)."""
+    here = cwd.resolve()
+    return next((f for f in (here, *here.parents) if (f / ".git").exists()), None)
 
 
 def record(top: Path, state_root: Path) -> None:
