@@ -160,7 +160,7 @@ class ProviderSpec(_Spec):
 
 
 class EstimateSpec(_Spec):
-    tokens_per_complexity: Tokens = 20_000
+    tokens_per_complexity: Tokens = 30_000
     output_share: Annotated[float, Field(ge=0, le=1)] = 0.2
 
 
@@ -217,12 +217,20 @@ class Providers:
     def get(self, name: str) -> routing.Provider | None:
         return next((p for p in self.providers if p.name == name), None)
 
-    def estimate(self, complexity: int, metadata: dict[str, Any]) -> routing.Estimate:
-        """Tokens a task is expected to use: metadata.estimated_tokens, else by complexity."""
+    def estimate(
+        self,
+        complexity: int,
+        metadata: dict[str, Any],
+        observed: routing.Estimate | None = None,
+    ) -> routing.Estimate:
+        """Tokens a task is expected to use: metadata.estimated_tokens, else what its class
+        was observed to use (`observed`), else by complexity."""
         given = metadata.get("estimated_tokens")
         if isinstance(given, int) and not isinstance(given, bool) and given > 0:
             output = round(given * self.output_share)
             return routing.Estimate(given - output, output)
+        if observed is not None:
+            return observed
         return routing.estimate(complexity, self.tokens_per_complexity, self.output_share)
 
     def resolve(self, provider: str, model: str) -> tuple[routing.Provider, routing.Tier]:

@@ -29,16 +29,23 @@ async def opened(world: World, tmp_path: Path, learning: str = "") -> Orchestrat
 
 
 async def history(
-    orch: Orchestrator, provider: str, tier: str, first_try: float, n: int, cost: float
+    orch: Orchestrator,
+    provider: str,
+    tier: str,
+    first_try: float,
+    n: int,
+    cost: float,
+    tokens: int = 5000,
 ) -> None:
     """`n` outcomes of complexity 4-7 tasks on provider/tier, a share `first_try` landed
-    first time, the rest returned; each cost `cost`."""
+    first time, the rest returned; each cost `cost` and used `tokens` (by default a
+    complexity 5 task's static estimate, so the learned estimate leaves it as it is)."""
     for i in range(n):
         landed = int((i + 1) * first_try) > int(i * first_try)
         kind: OutcomeKind = "landed_first_try" if landed else "returned"
         await orch.db.write(
             partial(route_outcomes.record, provider=provider, tier=tier, task_class="c4-7",
-                    kind=kind, tokens=1000, cost=cost, keep=KEEP, now=orch.clock())
+                    kind=kind, tokens=tokens, cost=cost, keep=KEEP, now=orch.clock())
         )  # fmt: skip
 
 
@@ -91,6 +98,30 @@ async def test_the_lowest_cost_per_landed_change_wins_and_says_why(
     await orch.update_status("C5-0", Status.DONE, "b", token=granted.lease_token)
     beta = await orch.db.read(partial(route_outcomes.stats_of, provider="beta"))
     assert {(r.tier, r.task_class): r.stats.outcomes for r in beta} == {("any", "c4-7"): 21}
+
+
+async def test_a_task_estimate_learns_from_what_its_class_used(
+    world: World, tmp_path: Path
+) -> None:
+    orch = await opened(world, tmp_path, "  explore_share: 0\n")
+    own = {"id": "OWN", "title": "sized", "complexity": 6, "metadata": {"estimated_tokens": 7000}}
+    await create(orch, *backlog(5, 5, 2), own)
+    await history(orch, "alpha", "mid", 1.0, 4, 0.01, tokens=30_000)
+    assert (await orch.route_task("C5-0")).estimated_tokens == 5000  # 4 of 5: still static
+    await history(orch, "alpha", "mid", 1.0, 2, 0.01, tokens=30_000)
+    assert (await orch.route_task("C5-0")).estimated_tokens == 30_000
+    assert (await orch.route_task("C2-2")).estimated_tokens == 2000  # its class has no record
+    assert (await orch.route_task("OWN")).estimated_tokens == 7000  # its own estimate stands
+
+    # A grant reserves what was learned against the provider's budget (alpha: 50k an hour),
+    # so the next such task no longer fits there.
+    granted = await orch.claim("m", task_id="C5-0", **MID)
+    assert granted.route is not None and granted.route.estimated_tokens == 30_000
+    alpha = next(p for p in (await orch.provider_status()).providers if p.name == "alpha")
+    assert alpha.hour.reserved_tokens == 30_000
+    after = await orch.route_task("C5-1")
+    assert (after.provider, after.tier) == ("beta", "any")
+    assert "passed over alpha (over_hourly_budget)" in after.reason
 
 
 @pytest.mark.parametrize(

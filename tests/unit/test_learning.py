@@ -20,6 +20,7 @@ from wvo_mcp.rules.learning import (
     candidate,
     choose,
     exploring,
+    observed_estimate,
     offered,
     pin_for,
     pinned,
@@ -487,3 +488,14 @@ def test_only_an_unproven_route_that_could_win_is_explored() -> None:
     cheap_new = Candidate("codex", "high", "high-model", 0.01)
     chosen = choose([CHEAP, cheap_new], stats, Policy(), draw=lambda: 0.999, static_choice=CHEAP)
     assert (chosen.route, chosen.basis) == (cheap_new, "exploration")
+
+
+def test_a_class_estimate_is_its_tokens_per_outcome_once_proven() -> None:
+    policy = Policy(min_evidence=5.0)
+    landed = RouteStats(outcomes=4, attempts=4.0, landed=4.0, tokens=400_000.0)
+    assert observed_estimate([landed], policy, 0.2) is None  # 4 attempts of 5
+    held = RouteStats(outcomes=2, attempts=1.0, held=1.0, tokens=200_000.0)
+    # Holds spend too: 600k over 6 outcomes, a fifth of it output.
+    assert observed_estimate([landed, held], policy, 0.2) == Estimate(80_000, 20_000)
+    silent = RouteStats(outcomes=9, attempts=9.0)  # a route that never reports usage
+    assert observed_estimate([silent], policy, 0.2) is None

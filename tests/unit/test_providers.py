@@ -7,6 +7,7 @@ import pytest
 from wvo_mcp import providers
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.rules.routing import Estimate
 
 SMALL = """\
 version: 1
@@ -31,6 +32,23 @@ def test_the_packaged_default_has_two_providers_with_three_and_two_tiers(
     assert [(p.name, len(p.tiers)) for p in found.providers] == [("codex", 3), ("claude", 2)]
     codex = found.providers[0]
     assert [(t.min_complexity, t.max_complexity) for t in codex.tiers] == [(1, 3), (4, 7), (8, 10)]
+
+
+def test_the_packaged_budgets_fit_a_working_day_of_two_workers_per_provider(
+    tmp_path: Path,
+) -> None:
+    found = providers.load(Settings(state_root=tmp_path))
+    # A Claude Code run used about 250k tokens with every cache read counted whole (issue
+    # 45), so this is an upper bound; two workers finishing a run every five minutes, 8 hours.
+    run, per_hour, hours = 250_000, 2 * 12, 8
+    for provider in found.providers:
+        assert found.workers[provider.name].max_workers == 2
+        assert provider.hourly_tokens is not None and provider.daily_tokens is not None
+        assert per_hour * run + run <= provider.hourly_tokens  # and one more run reserved
+        assert hours * per_hour * run <= provider.daily_tokens
+    # Until a band has its own figures, a complexity 5 task is expected to use 150k.
+    assert found.estimate(5, {}).total == 150_000
+    assert providers.parse(SMALL, "f.yaml").tokens_per_complexity == found.tokens_per_complexity
 
 
 def test_the_state_folder_file_overrides_the_default_and_the_variable_beats_both(
@@ -134,9 +152,12 @@ def test_resolve_names_what_exists() -> None:
 
 def test_estimate_from_complexity_or_metadata() -> None:
     found = providers.parse(SMALL, "f.yaml")
-    assert found.estimate(3, {}).total == 60_000
+    assert found.estimate(3, {}).total == 90_000
     assert found.estimate(3, {"estimated_tokens": 5_000}).total == 5_000
-    assert found.estimate(3, {"estimated_tokens": "many"}).total == 60_000
+    assert found.estimate(3, {"estimated_tokens": "many"}).total == 90_000
+    learned = Estimate(40_000, 10_000)  # what the class was observed to use
+    assert found.estimate(3, {}, learned) == learned
+    assert found.estimate(3, {"estimated_tokens": 5_000}, learned).total == 5_000
 
 
 WORKER = (

@@ -45,7 +45,7 @@ choice (rules/routing.py).
 import hashlib
 import math
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from statistics import NormalDist
@@ -165,6 +165,23 @@ class Policy:
     @property
     def most_evidence(self) -> float:
         return 1 / (1 - self.keep)
+
+
+def observed_estimate(
+    stats: Collection[RouteStats], policy: Policy, output_share: float
+) -> Estimate | None:
+    """What a task of the class is expected to use, once its routes together have
+    `min_evidence` decayed attempts: their decayed tokens per outcome (attempts and holds),
+    `output_share` of it output. None before: the complexity's static estimate stands."""
+    attempts = sum(s.attempts for s in stats)
+    outcomes = attempts + sum(s.held for s in stats)
+    if attempts < policy.min_evidence or outcomes <= 0:
+        return None
+    total = round(sum(s.tokens for s in stats) / outcomes)
+    if total <= 0:
+        return None  # routes that never report usage say nothing of the size
+    output = round(total * output_share)
+    return Estimate(total - output, output)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Literal
 
 from wvo_mcp.providers import Providers
-from wvo_mcp.rules import learning
+from wvo_mcp.rules import learning, routing
 from wvo_mcp.services import route_outcomes
 from wvo_mcp.services.routes import Router
 from wvo_mcp.store import Tx
@@ -54,7 +54,7 @@ def _state(figures: learning.RouteFigures, chosen: str | None, configured: bool)
 
 
 def _candidate(
-    providers: Providers, route: route_outcomes.Route, complexity: int
+    providers: Providers, route: route_outcomes.Route, needs: routing.Estimate
 ) -> tuple[learning.Candidate, bool]:
     """The route as the router would weigh it, and whether the providers file still has it
     (if not, its cost per attempt is what it reported, or nothing)."""
@@ -62,7 +62,7 @@ def _candidate(
     tier = None if provider is None else provider.tier(route.tier)
     if provider is None or tier is None:
         return learning.Candidate(route.provider, route.tier, "", 0.0), False
-    return learning.candidate(provider, tier, providers.estimate(complexity, {})), True
+    return learning.candidate(provider, tier, needs), True
 
 
 def _order(providers: Providers, route: route_outcomes.Route) -> tuple[int, int, str, str]:
@@ -91,7 +91,7 @@ def view(tx: Tx, providers: Providers, now: datetime) -> RouteBoard:
             for (provider, tier), stats in router.recorded(name).items()
         )
         for route in sorted(found, key=lambda r: _order(providers, r)):
-            candidate, configured = _candidate(providers, route, low)
+            candidate, configured = _candidate(providers, route, router.estimate(low))
             figures = learning.figures_of(candidate, route.stats, policy)
             rows.append(RouteRow(figures, _state(figures, chosen, configured)))
         classes.append(ClassRoutes(name, low, chosen, decision.basis, decision.reason, tuple(rows)))

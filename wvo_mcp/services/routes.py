@@ -91,12 +91,13 @@ class Router:
         self._stats: dict[str, dict[tuple[str, str], learning.RouteStats]] | None = None
         self._decided: dict[_Key, routing.Decision] = {}
         self._options: dict[_Key, learning.Options] = {}
+        self._observed: dict[str, routing.Estimate | None] = {}
 
     def decide(self, row: Row) -> routing.Decision:
         metadata = row["metadata"]
         # Only a task that carries its own estimate needs its metadata parsed.
         given = json.loads(metadata) if "estimated_tokens" in metadata else {}
-        needs = self.providers.estimate(row["complexity"], given)
+        needs = self.providers.estimate(row["complexity"], given, self.observed(row["complexity"]))
         pin = learning.pin_for(self.providers.pins, row["id"], row["epic_id"])
         if pin is not None:
             return learning.pinned(pin, needs, self.providers.providers, self.usage(), self.now)
@@ -113,7 +114,22 @@ class Router:
     def fresh(self, complexity: int) -> routing.Decision:
         """Where a fresh task of this complexity goes now: one with no estimate, failure or
         pin of its own, on an attempt that does not explore."""
-        return self._decide(complexity, self.providers.estimate(complexity, {}), None)
+        return self._decide(complexity, self.estimate(complexity), None)
+
+    def estimate(self, complexity: int) -> routing.Estimate:
+        """A fresh task's estimate: its class's observed usage, else the static one."""
+        return self.providers.estimate(complexity, {}, self.observed(complexity))
+
+    def observed(self, complexity: int) -> routing.Estimate | None:
+        """What tasks of this complexity's class were observed to use (learning on)."""
+        task_class = learning.task_class(complexity)
+        if task_class not in self._observed:
+            self._observed[task_class] = learning.observed_estimate(
+                self.stats(task_class).values(),
+                self.providers.learning,
+                self.providers.output_share,
+            )
+        return self._observed[task_class]
 
     def _decide(
         self, complexity: int, needs: routing.Estimate, failed_on: routing.Escalation | None
