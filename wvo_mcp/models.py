@@ -435,6 +435,10 @@ class StatusReport(BaseModel):
     counts: QueueCounts
     in_progress: list[dict[str, Any]]
     awaiting_approval: list[dict[str, Any]]
+    stopped: list[dict[str, Any]] = Field(
+        description="Blocked tasks and held submissions: each stays until a person acts "
+        "(way_out says how)"
+    )
     top_ready: list[RankedTask]
     dead_letters: list[TaskSummary]
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from wvo_mcp.cli.output import plain
 from wvo_mcp.models import LandingFigures, LandingQueue
 
 # The states of an entry in its target's queue proper: review comes before it, held after.
@@ -166,12 +167,6 @@ def summary(found: LandingFigures) -> str:
     )
 
 
-def _plain(text: str, limit: int) -> str:
-    """Agent-written text for a terminal: one line, no control characters, cut at limit."""
-    flat = "".join(c if c.isprintable() else " " for c in text)
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
 def entry_lines(found: LandingQueue) -> list[str]:
     """One line per open entry: target, place, task, state, how long it waits, its
     returns, its title, and why it is held."""
@@ -180,10 +175,10 @@ def entry_lines(found: LandingQueue) -> list[str]:
         place = "-" if e.position is None else f"#{e.position}"
         returns = f", returned {e.returns}x" if e.returns else ""
         line = (
-            f"{_plain(e.target, 40) or '(own branch)'} {place} {_plain(e.task_id, 40)} {e.state}"
-            f" for {duration(e.waited_s)}{returns}: {_plain(e.title, 60)}"
+            f"{plain(e.target, 40) or '(own branch)'} {place} {plain(e.task_id, 40)} {e.state}"
+            f" for {duration(e.waited_s)}{returns}: {plain(e.title, 60)}"
         )
         if e.reason:
-            line += f" [{_plain(e.reason, 120)}]"
+            line += f" [{plain(e.reason, 120)}]"
         lines.append(line)
     return lines

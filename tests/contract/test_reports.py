@@ -151,3 +151,25 @@ async def test_the_status_report(world: World) -> None:
     }
     assert (counts.ready, counts.waiting_on_dependencies, counts.wip_global_used) == (1, 1, 1)
     assert (counts.wip_agent_used, counts.wip_remaining) == (1, 0)
+
+
+async def test_a_blocked_task_stays_in_the_report_until_a_person_moves_it(world: World) -> None:
+    orch = await world.open(wip_global=5)
+    await create(orch, *BACKLOG)
+    claim = await orch.claim("a", task_id="E1.T1")
+    world.clock.advance(40)
+    await orch.update_status("E1.T1", Status.BLOCKED, "a", token=claim.lease_token, reason="key")
+    world.clock.advance(20)
+    stopped = (await orch.status_report("a")).stopped
+    assert stopped == [
+        {
+            "id": "E1.T1",
+            "title": "one",
+            "status": "blocked",
+            "waiting_seconds": 20,
+            "reason": "key",
+            "way_out": "`wvo-mcp requeue E1.T1` once it can go on, or `wvo-mcp cancel E1.T1`",
+        }
+    ]
+    await orch.update_status("E1.T1", Status.PENDING, "ops", by_person=True)
+    assert (await orch.status_report("a")).stopped == []

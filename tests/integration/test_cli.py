@@ -4,6 +4,7 @@ refusals."""
 import json
 import re
 import sqlite3
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -16,7 +17,9 @@ import yaml
 from tests.conftest import wvo
 from tests.landing_state import fill_state
 from wvo_mcp.config import Settings
+from wvo_mcp.models import TaskSpec
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.rules.transitions import Status
 
 ROOT = Path(__file__).resolve().parents[2]
 ROADMAP = ROOT / "state" / "roadmap.yaml"
@@ -141,12 +144,64 @@ def test_autopilot_status_prints_the_merge_queue_and_its_figures(state_root: Pat
     assert len(lines) == 7
 
 
+def test_status_names_what_stays_put_until_a_person_acts_and_the_way_out(
+    state_root: Path,
+) -> None:
+    anyio.run(partial(fill_state, state_root))  # H: a submission held for a person
+
+    async def block(orch: Orchestrator) -> None:
+        await orch.create_tasks([TaskSpec(id="X", title="needs a key")], "planner")
+        claim = await orch.claim("a", task_id="X")
+        await orch.update_status(
+            "X", Status.BLOCKED, "a", token=claim.lease_token, reason="no \x1b[2Jkey here"
+        )
+
+    anyio.run(partial(_with_orchestrator, state_root, block))
+    out = ok(state_root, "status")
+    stopped = out.split("stopped until a person acts:\n")[1].split("\n\n")[0].splitlines()
+    assert re.fullmatch(
+        r"  H needs_review for \d+ s: its conflict is with a person's commit.*", stopped[0]
+    )
+    assert stopped[1] == (
+        "    `wvo-mcp requeue H` gives it to a worker again, or `wvo-mcp done H` once you "
+        "landed it yourself"
+    )
+    assert re.fullmatch(r"  X blocked for \d+ s: no  \[2Jkey here", stopped[2])
+    assert stopped[3] == "    `wvo-mcp requeue X` once it can go on, or `wvo-mcp cancel X`"
+    assert "\x1b" not in out
+    report = json.loads(ok(state_root, "status", "--json"))
+    assert [(t["id"], t["status"]) for t in report["stopped"]] == [
+        ("H", "needs_review"),
+        ("X", "blocked"),
+    ]
+    # Once a person acts, it is no longer listed.
+    ok(state_root, "requeue", "X")
+    assert [t["id"] for t in json.loads(ok(state_root, "status", "--json"))["stopped"]] == ["H"]
+
+
+async def _with_orchestrator(
+    state_root: Path, act: Callable[[Orchestrator], Awaitable[None]]
+) -> None:
+    orch = await Orchestrator.open(Settings(state_root=state_root))
+    try:
+        await act(orch)
+    finally:
+        await orch.close()
+
+
 def test_show_prints_one_task_as_json(imported: Path) -> None:
     task = json.loads(ok(imported, "show", "E1.M1.T4"))
     assert task["id"] == "E1.M1.T4"
     assert task["status"] == "pending"
     assert [d["id"] for d in task["dependencies"]]
     assert task["recent_events"][0]["kind"] == "created"
+    # A pending task says where routing would send it now, and why: where a person looks
+    # when it does not move (the refused re-queue points here).
+    assert task["route"]["task_id"] == "E1.M1.T4"
+    assert task["route"]["routed"] and task["route"]["reason"]
+    refused = wvo(imported, "requeue", "E1.M1.T4")
+    assert refused.returncode == 2
+    assert "`wvo-mcp show E1.M1.T4` says where it would go and why" in refused.stderr
     missing = wvo(imported, "show", "E9.M9.T9")
     assert missing.returncode == 2
     assert "E9.M9.T9" in missing.stderr

@@ -136,6 +136,12 @@ def test_a_complexity_no_tier_covers() -> None:
     decision = route(5, NEEDS, (narrow,), {}, NOW)
     assert not decision.routed
     assert decision.alternatives[0].why == "tier_range"
+    # Every way a person moves it on, and no re-queue that would change nothing.
+    assert decision.reason.endswith(
+        "time will not change that: widen a tier's complexity range in the providers file, "
+        "pin the task to a tier (`learning.pins`), or change its complexity "
+        "(`wvo-mcp import --update`)"
+    )
 
 
 @pytest.mark.parametrize(

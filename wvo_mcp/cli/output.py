@@ -8,11 +8,17 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
 
 
+def plain(text: str, limit: int = 10_000) -> str:
+    """Agent-written text for a terminal: one line, no control characters, cut at limit."""
+    flat = "".join(c if c.isprintable() else " " for c in text)
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 def table(header: list[str], rows: list[list[Any]]) -> None:
     if not rows:
         print("  (none)")
         return
-    cells = [header, *[[str(c) for c in row] for row in rows]]
+    cells = [header, *[[plain(str(c)) for c in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     for row in cells:
         print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

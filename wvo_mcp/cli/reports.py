@@ -6,9 +6,11 @@ from typing import Any
 import anyio
 
 from wvo_mcp.cli.command import Command, opened
-from wvo_mcp.cli.output import print_json, table
+from wvo_mcp.cli.output import plain, print_json, table
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.rules.transitions import Status
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
@@ -40,6 +42,12 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
             for t in report.awaiting_approval
         ],
     )
+    if report.stopped:
+        print("\nstopped until a person acts:")
+        for t in report.stopped:
+            reason = f": {plain(t['reason'], 100)}" if t["reason"] else ""
+            print(f"  {plain(t['id'])} {t['status']} for {t['waiting_seconds']} s{reason}")
+            print(f"    {plain(t['way_out'])}")
     print("\ntop ready (WSJF):")
     table(
         ["task", "score", "BV", "TC", "RR", "EN", "size", "title"],
@@ -179,9 +187,17 @@ def cmd_providers(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_show(settings: Settings, args: argparse.Namespace) -> None:
-    """One task as JSON: fields, dependencies, recent events, latest checkpoint."""
-    task = anyio.run(lambda: opened(settings, lambda o: o.get_task(args.task_id)))
-    print_json(task.model_dump(mode="json"))
+    """One task as JSON: fields, dependencies, recent events, latest checkpoint, and for a
+    pending task where routing would send it now and why."""
+
+    async def read(orch: Orchestrator) -> dict[str, Any]:
+        task = await orch.get_task(args.task_id)
+        shown = task.model_dump(mode="json")
+        if task.status == Status.PENDING:
+            shown["route"] = (await orch.route_task(task.id)).model_dump(mode="json")
+        return shown
+
+    print_json(anyio.run(lambda: opened(settings, read)))
 
 
 def cmd_checkpoints(settings: Settings, args: argparse.Namespace) -> None:

@@ -227,9 +227,12 @@ def _way_out(passed: Sequence[PassedOver]) -> str:
             "lowest tier, or a pin (`learning.pins` in the providers file) fixes its tier"
         )
     if passed and all(p.why in ("tier_range", "not_above_failed_tier") for p in passed):
+        failed = any(p.why == "not_above_failed_tier" for p in passed)
         return (
-            "time will not change that: give a tier that complexity in the providers file, "
-            "or `wvo-mcp requeue TASK` if an attempt failed"
+            "time will not change that: widen a tier's complexity range in the providers "
+            "file, pin the task to a tier (`learning.pins`), or change its complexity "
+            "(`wvo-mcp import --update`)"
+            + ("; `wvo-mcp requeue TASK` routes it afresh from its lowest tier" if failed else "")
         )
     return "it stays ready until one can"
 

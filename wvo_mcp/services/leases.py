@@ -479,7 +479,8 @@ def requeue(
     if failed == (None, None) and row["not_before"] is None:
         raise IllegalTransition(
             f"task {task_id!r} is already pending, with no failed tier or retry back-off to "
-            "clear: nothing to re-queue (`wvo-mcp route` shows where it would go and why)"
+            f"clear: nothing to re-queue (`wvo-mcp show {task_id}` says where it would go and "
+            "why, and what it waits on)"
         )
     stamp = timeutil.to_text(now)
     tx.run("requeue_pending", {"id": task_id, "now": stamp})

@@ -11,12 +11,19 @@ from wvo_mcp.services import rows
 from wvo_mcp.services.scheduler import plan_next
 from wvo_mcp.store import Tx
 
+# What moves on a task that stays put until a person acts (docs/operations.md).
+WAY_OUT = {
+    "blocked": "`wvo-mcp requeue {id}` once it can go on, or `wvo-mcp cancel {id}`",
+    "needs_review": "`wvo-mcp requeue {id}` gives it to a worker again, or `wvo-mcp done {id}` "
+    "once you landed it yourself",
+}
+
 
 def status_report(
     tx: Tx, settings: Settings, agent_id: str, top: int, now: datetime, providers: Providers
 ) -> StatusReport:
     """What is ready (each with its score's breakdown and its route), held, waiting on a
-    person, and dead-lettered."""
+    person (approval, or blocked or held with the way out), and dead-lettered."""
     plan = plan_next(tx, settings, agent_id, top, None, now, providers, explain=True)
     holding = []
     for row in tx.all("in_progress"):
@@ -42,10 +49,22 @@ def status_report(
         }
         for row in tx.all("awaiting_approval")
     ]
+    stopped = [
+        {
+            "id": row["id"],
+            "title": row["title"],
+            "status": row["status"],
+            "waiting_seconds": round((now - timeutil.from_text(row["updated_at"])).total_seconds()),
+            "reason": row["reason"],
+            "way_out": WAY_OUT[row["status"]].format(id=row["id"]),
+        }
+        for row in tx.all("stopped_for_a_person", (20,))
+    ]
     return StatusReport(
         counts=plan.counts,
         in_progress=holding,
         awaiting_approval=waiting,
+        stopped=stopped,
         top_ready=plan.tasks,
         dead_letters=[rows.summary(r) for r in tx.all("dead_letters", (20,))],
     )

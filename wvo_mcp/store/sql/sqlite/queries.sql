@@ -293,6 +293,17 @@ SELECT t.id, t.title, t.assigned_to, t.updated_at,
 FROM tasks t INDEXED BY tasks_status
 WHERE t.status = 'awaiting_approval' ORDER BY t.updated_at;
 
+-- name: stopped_for_a_person
+-- Blocked tasks and submissions the merge queue held: what stays put until a person acts,
+-- oldest first, with the latest event's reason.
+SELECT t.id, t.title, t.status, t.updated_at,
+    (SELECT reason FROM task_events e WHERE e.task_id = t.id ORDER BY e.id DESC LIMIT 1) AS reason
+FROM tasks t INDEXED BY tasks_status
+WHERE t.status IN ('blocked', 'needs_review') AND (t.status = 'blocked'
+    OR (SELECT state FROM landing_entries l WHERE l.task_id = t.id ORDER BY l.id DESC LIMIT 1)
+        = 'held')
+ORDER BY t.updated_at, t.id LIMIT ?;
+
 -- name: take_leadership
 -- The holder renews its lease; anyone takes an expired one (a new holder starts a new term).
 INSERT INTO monitor_leader (role, holder, term, acquired_at, renewed_at, expires_at)
