@@ -85,6 +85,7 @@ def test_a_routed_task_goes_to_a_free_worker_of_its_provider(
         (decision(provider="gemini"), True),  # routed where this autopilot runs nobody
         (decision(provider="claude"), False),
         (decision(False, None, None, ("tier_range", "not_above_failed_tier")), True),
+        (decision(False, None, None, ("larger_than_budget",)), True),  # no hour is that big
         # Breakers close, budgets refill, capacity frees: time may bring it here.
         (decision(False, None, None, ("tier_range", "breaker_open")), False),
         (decision(False, None, None, ("over_daily_budget",)), False),

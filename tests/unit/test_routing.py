@@ -144,6 +144,24 @@ def test_a_complexity_no_tier_covers() -> None:
     )
 
 
+def test_a_task_larger_than_a_whole_budget_says_time_will_not_help() -> None:
+    decision = route(5, Estimate(50_000, 10_000), PROVIDERS, {}, NOW)  # claude: 50k an hour
+    assert (decision.provider, decision.tier) == ("codex", "medium")
+    only = route(5, Estimate(50_000, 10_000), (CLAUDE,), {}, NOW)
+    assert not only.routed
+    assert [(a.why, a.detail) for a in only.alternatives] == [
+        (
+            "larger_than_budget",
+            "this task needs about 60000 tokens, more than the whole hour's 50000",
+        )
+    ]
+    assert only.reason.endswith(
+        "time will not change that: raise the provider's hourly_tokens or daily_tokens in the "
+        "providers file, or give the task a smaller metadata.estimated_tokens "
+        "(`wvo-mcp import --update`)"
+    )
+
+
 @pytest.mark.parametrize(
     ("complexity", "failed_on", "expected"),
     [

@@ -7,12 +7,11 @@ from typing import TypeVar
 
 from wvo_mcp.autopilot.slots import Slot
 from wvo_mcp.models import QueueCounts, RouteDecision
+from wvo_mcp.rules import routing
 from wvo_mcp.rules.transitions import Gate, Status
 
 T = TypeVar("T")
 
-# Why routing passed a provider over for good: time brings back breakers, budgets and caps.
-PERMANENT = ("tier_range", "not_above_failed_tier")
 BUDGETS = ("over_hourly_budget", "over_daily_budget")
 
 
@@ -39,7 +38,7 @@ def never(decision: RouteDecision, providers: Collection[str], budgets_too: bool
     `--until-empty` does not wait for)."""
     if decision.routed:
         return decision.provider not in providers
-    whys = PERMANENT + (BUDGETS if budgets_too else ())
+    whys = routing.PERMANENT + (BUDGETS if budgets_too else ())
     return all(a.why in whys for a in decision.alternatives)
 
 

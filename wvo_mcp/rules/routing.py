@@ -18,7 +18,14 @@ PassedOverReason = Literal[
     "at_capacity",
     "over_hourly_budget",
     "over_daily_budget",
+    "larger_than_budget",
 ]
+# Why a provider is passed over whatever time brings: only a person's edit moves it on.
+PERMANENT: tuple[PassedOverReason, ...] = (
+    "tier_range",
+    "not_above_failed_tier",
+    "larger_than_budget",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,13 +233,20 @@ def _way_out(passed: Sequence[PassedOver]) -> str:
             "time will not change that: `wvo-mcp requeue TASK` routes it afresh from its "
             "lowest tier, or a pin (`learning.pins` in the providers file) fixes its tier"
         )
-    if passed and all(p.why in ("tier_range", "not_above_failed_tier") for p in passed):
-        failed = any(p.why == "not_above_failed_tier" for p in passed)
+    whys = {p.why for p in passed}
+    if passed and whys <= {"tier_range", "not_above_failed_tier"}:
+        failed = "not_above_failed_tier" in whys
         return (
             "time will not change that: widen a tier's complexity range in the providers "
             "file, pin the task to a tier (`learning.pins`), or change its complexity "
             "(`wvo-mcp import --update`)"
             + ("; `wvo-mcp requeue TASK` routes it afresh from its lowest tier" if failed else "")
+        )
+    if passed and whys <= set(PERMANENT):
+        return (
+            "time will not change that: raise the provider's hourly_tokens or daily_tokens in "
+            "the providers file, or give the task a smaller metadata.estimated_tokens "
+            "(`wvo-mcp import --update`)"
         )
     return "it stays ready until one can"
 
@@ -287,6 +301,11 @@ def blocked(
         ("hour", usage.hour_tokens, provider.hourly_tokens),
         ("day", usage.day_tokens, provider.daily_tokens),
     ):
+        if limit is not None and needs.total > limit:
+            return "larger_than_budget", (
+                f"this task needs about {needs.total} tokens, more than the whole {window}'s "
+                f"{limit}"
+            )
         if limit is not None and used + usage.reserved_tokens + needs.total > limit:
             why: PassedOverReason = (
                 "over_hourly_budget" if window == "hour" else "over_daily_budget"
