@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from wvo_mcp.cli.output import plain
 from wvo_mcp.models import LandingFigures, LandingQueue
+from wvo_mcp.rules.text import plain
 
 # The states of an entry in its target's queue proper: review comes before it, held after.
 IN_QUEUE = ("landing", "testing", "queued")

@@ -3,15 +3,11 @@
 import json
 from typing import Any
 
+from wvo_mcp.rules.text import plain
+
 
 def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
-
-
-def plain(text: str, limit: int = 10_000) -> str:
-    """Agent-written text for a terminal: one line, no control characters, cut at limit."""
-    flat = "".join(c if c.isprintable() else " " for c in text)
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def table(header: list[str], rows: list[list[Any]]) -> None:

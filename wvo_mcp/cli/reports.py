@@ -6,10 +6,11 @@ from typing import Any
 import anyio
 
 from wvo_mcp.cli.command import Command, opened
-from wvo_mcp.cli.output import plain, print_json, table
+from wvo_mcp.cli.output import print_json, table
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.rules.text import plain
 from wvo_mcp.rules.transitions import Status
 
 
