@@ -157,9 +157,9 @@ class TaskSpec(BaseModel):
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
     metadata: dict[str, Any] = Field(default_factory=dict)
     verify_command: VerifyCommand | None = Field(
-        None,
-        description="Must exit 0 in the sandbox for `done`: argv list or /bin/sh -c string",
+        None, description="Must exit 0 in the sandbox for `done` (argv, or a sh -c string)"
     )
+    not_before: UtcDatetime | None = None  # not claimable before; like due_at, with a zone
 
     @field_validator("metadata")
     @classmethod
@@ -273,6 +273,16 @@ class DependencyRef(BaseModel):
     status: Status
 
 
+class Note(BaseModel):
+    """A person's message to a task's holder, an agent's question, or a person's answer."""
+
+    task_id: str
+    kind: Literal["tell", "pause", "redirect", "question", "answer"]
+    text: str
+    author: str
+    at: str
+
+
 class TaskDetail(TaskSummary):
     description: str
     business_value: int
@@ -301,6 +311,35 @@ class TaskDetail(TaskSummary):
     dependents: list[DependencyRef] = Field(default_factory=list)
     recent_events: list[Event] = Field(default_factory=list)
     latest_checkpoint: Checkpoint | None = None
+    paused: str | None = Field(None, description="Who paused it (or its epic, or the fleet)")
+    notes: list[Note] = Field(
+        default_factory=list, description="A person's messages, questions and answers"
+    )
+
+
+class Told(BaseModel):
+    tasks: list[str] = Field(description="The tasks whose holders (now or next) receive it")
+    message: str
+
+
+class PauseResult(BaseModel):
+    scope: Literal["task", "epic", "fleet"]
+    key: str
+    paused: bool = Field(description="Whether it is paused now")
+    told: list[str] = Field(description="Tasks whose holders were told to checkpoint and stop")
+    message: str
+
+
+class Question(BaseModel):
+    task_id: str
+    title: str
+    question: str
+    asked_by: str
+    asked_at: str
+
+
+class Inbox(BaseModel):
+    questions: list[Question]
 
 
 class CreateResult(BaseModel):
@@ -345,7 +384,9 @@ class QueueCounts(BaseModel):
     ready: int = Field(description="Claimable now (including lease_expired)")
     lease_expired: int = Field(description="In progress, but the holder's lease expired")
     waiting_on_dependencies: int
-    backing_off: int = Field(description="Pending, ready after a retry back-off")
+    backing_off: int = Field(
+        description="Pending, ready after a retry back-off or at their not_before time"
+    )
     by_status: dict[str, int] = Field(description="Tasks per status; statuses with none left out")
     wip_global_used: int
     wip_global_limit: int
@@ -362,10 +403,12 @@ class PlanNextResult(BaseModel):
         None, description="The agent's tier: only tasks routing sends to it are listed"
     )
     route_reason: str | None = Field(None, description="Why the first task routes to that tier")
+    paused: str | None = Field(None, description="What a person paused, left out of the list")
 
 
 ClaimRefusal = Literal[
     "no_ready_task",
+    "paused",
     "agent_wip_limit",
     "global_wip_limit",
     "epic_wip_limit",

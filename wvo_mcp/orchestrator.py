@@ -24,8 +24,11 @@ from wvo_mcp.models import (
     ContextWriteResult,
     CreateResult,
     HealthReport,
+    Inbox,
     LandingQueue,
     LeaseResult,
+    Note,
+    PauseResult,
     PlanNextResult,
     ProviderStatusReport,
     RouteDecision,
@@ -33,6 +36,7 @@ from wvo_mcp.models import (
     TaskDetail,
     TaskPage,
     TaskSpec,
+    Told,
     UpdateResult,
     UsageResult,
 )
@@ -46,6 +50,8 @@ from wvo_mcp.services import (
     landing,
     landing_figures,
     leases,
+    notes,
+    pauses,
     reports,
     roadmap_update,
     route_figures,
@@ -630,6 +636,68 @@ class Orchestrator:
         return await self.db.write(
             partial(leases.approve, task_id=task_id, by=by, note=note, now=self.clock())
         )
+
+    # A person's hand on a running fleet (issue 46): services/notes.py and pauses.py.
+
+    async def tell(
+        self, text: str, by: str, task_id: str | None = None, epic_id: str | None = None
+    ) -> Told:
+        """A person's message to a task's holders, an epic's, or (neither) every holder."""
+        return await self.db.write(
+            partial(notes.tell, text=text, author=by, now=self.clock(), task_id=task_id,
+                    epic_id=epic_id)
+        )  # fmt: skip
+
+    async def pause(
+        self, scope: pauses.Scope, key: str, by: str, reason: str | None = None
+    ) -> PauseResult:
+        return await self.db.write(
+            partial(pauses.pause, scope=scope, key=key, reason=reason, author=by, now=self.clock())
+        )
+
+    async def resume(self, scope: pauses.Scope, key: str, by: str) -> PauseResult:
+        return await self.db.write(
+            partial(pauses.resume, scope=scope, key=key, author=by, now=self.clock())
+        )
+
+    async def redirect(
+        self,
+        task_id: str,
+        by: str,
+        *,
+        description: str | None = None,
+        verify_command: str | list[str] | None = None,
+        restart: bool = False,
+    ) -> UpdateResult:
+        return await self.db.write(
+            partial(notes.redirect, settings=self.settings, task_id=task_id, author=by,
+                    now=self.clock(), description=description, verify_command=verify_command,
+                    restart=restart)
+        )  # fmt: skip
+
+    async def ask(self, task_id: str, token: str, agent_id: str, question: str) -> UpdateResult:
+        """The holder's question to a person: its task waits in blocked for the answer."""
+        return await self.db.write(
+            partial(notes.ask, settings=self.settings, task_id=task_id, token=token,
+                    agent_id=agent_id, question=question, now=self.clock()),
+            Lock.TASK,
+        )  # fmt: skip
+
+    async def answer(self, task_id: str, text: str, by: str) -> UpdateResult:
+        return await self.db.write(
+            partial(notes.answer, settings=self.settings, task_id=task_id, text=text, author=by,
+                    now=self.clock())
+        )  # fmt: skip
+
+    async def inbox(self) -> Inbox:
+        return await self.db.read(notes.inbox)
+
+    async def notes_for(self, agent_id: str) -> list[Note]:
+        """What a person left for this agent's held tasks since it was last told: read on
+        every tool call, written only when there is something to give."""
+        if not await self.db.read(partial(notes.due, agent_id=agent_id)):
+            return []
+        return await self.db.write(partial(notes.deliver, agent_id=agent_id), Lock.TASK)
 
     async def board_view(self, filters: board.Filters, limit: int = 50) -> board.Board:
         """The dashboard's columns (first pages), counts and change cursor."""

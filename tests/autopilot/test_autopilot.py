@@ -15,7 +15,7 @@ import anyio
 import pytest
 
 from tests.autopilot.conftest import autopilot, backlog, env, events, git
-from tests.conftest import ROOT, open_db
+from tests.conftest import ROOT, agents, open_db
 
 
 @pytest.mark.anyio
@@ -525,8 +525,15 @@ async def test_until_empty_ends_when_only_budget_blocked_work_is_left(
 ) -> None:
     providers = project["providers"]
     providers.write_text(providers.read_text().replace(
-        "    max_concurrent: 2", "    hourly_tokens: 100\n    max_concurrent: 2"))  # fmt: skip
-    await backlog(project, [{"id": "B", "title": "too big for the hour's budget"}])
+        "    max_concurrent: 2", "    hourly_tokens: 200000\n    max_concurrent: 2"))  # fmt: skip
+    await backlog(project, [{"id": "B", "title": "too big for what is left of the hour"}])
+    settings = {k: v for k, v in env(project).items() if k.startswith("WVO_")}
+    async with agents(project["state"], "spender", **settings) as team:
+        for provider in ("alpha", "beta"):  # 100k of 200k used: the task needs about 150k
+            await team["spender"].call(
+                "record_usage", provider=provider, model=f"{provider}-model",
+                input_tokens=100_000, output_tokens=0, outcome="success",
+            )  # fmt: skip
     ran = autopilot(project)
     assert ran.returncode == 0, ran.stderr[-3000:]
     said = ran.stdout

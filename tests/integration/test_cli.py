@@ -358,3 +358,40 @@ def test_newer_schema_is_refused(imported: Path) -> None:
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 99
         assert conn.execute("SELECT count(*) FROM tasks").fetchone()[0] == ROADMAP_TASKS
+
+
+def test_a_person_tells_pauses_redirects_and_answers_from_the_cli(state_root: Path) -> None:
+    async def setup(orch: Orchestrator) -> None:
+        await orch.create_tasks(
+            [TaskSpec(id="T", title="t", epic_id="E"), TaskSpec(id="Q", title="pick")], "p"
+        )
+        await orch.claim("a", task_id="T")
+        asking = await orch.claim("b", task_id="Q")
+        assert asking.lease_token is not None
+        await orch.ask("Q", asking.lease_token, "b", "MIT or \x1b[2JApache?")
+
+    anyio.run(partial(_with_orchestrator, state_root, setup))
+    assert ok(state_root, "tell", "--task", "T", "use v2", "--by", "ada") == (
+        "told task T (its holder a, and every later holder)\n"
+    )
+    both = wvo(state_root, "tell", "--task", "T", "--all", "hi")
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+    assert "paused: not claimable until resumed; told 1 holder(s)" in ok(
+        state_root, "pause", "--epic", "E", "--reason", "review"
+    )
+    assert "epic E resumed (paused by person:" in ok(state_root, "resume", "--epic", "E")
+    gone = wvo(state_root, "resume", "--epic", "E")
+    assert gone.returncode == 2 and "epic E is not paused (nothing is paused)" in gone.stderr
+    assert "its holder is told" in ok(state_root, "redirect", "T", "--description", "REST")
+    inbox = ok(state_root, "inbox")
+    assert "MIT or  [2JApache?" in inbox and "\x1b" not in inbox
+    [asked] = json.loads(ok(state_root, "inbox", "--json"))["questions"]
+    assert (asked["task_id"], asked["asked_by"]) == ("Q", "b")
+    assert "claimable again" in ok(state_root, "answer", "Q", "Apache-2.0", "--by", "ada")
+    assert json.loads(ok(state_root, "inbox", "--json"))["questions"] == []
+    shown = json.loads(ok(state_root, "show", "Q"))
+    assert [(n["kind"], n["author"]) for n in shown["notes"]] == [
+        ("question", "b"),
+        ("answer", "person:ada"),
+    ]
+    assert json.loads(ok(state_root, "show", "T"))["description"] == "REST"

@@ -357,7 +357,7 @@ def test_the_cli_on_path_get_a_providers_file_and_doctor_checks_the_wiring(
     for name in ("state folder", "ignored by git", "database", "sandbox"):
         assert found[name]["ok"], found[name]
     for name in ("server from .mcp.json", "server from .codex/config.toml"):
-        assert found[name] == {"name": name, "ok": True, "detail": "starts and offers 8 tools"}
+        assert found[name] == {"name": name, "ok": True, "detail": "starts and offers 9 tools"}
     # No credentials in this scratch home: said, with how to sign in; doctor fails.
     assert not found["claude"]["ok"] and "ANTHROPIC_API_KEY" in found["claude"]["detail"]
     assert not found["codex"]["ok"] and "codex login" in found["codex"]["detail"]

@@ -241,7 +241,7 @@ def _walk(schema: object) -> Iterator[dict[str, Any]]:
 def test_every_listed_tool_has_a_title(tmp_path: Path, mode: str) -> None:
     with stdio(tmp_path, mode) as server:
         listed = server.request("tools/list", in_mode(mode, {}))["result"]["tools"]
-    assert len(listed) == 17
+    assert len(listed) == 18
     for tool in listed:
         assert 0 < len(tool["title"]) <= 30, tool["name"]
         assert tool["annotations"]["title"] == tool["title"], tool["name"]

@@ -53,8 +53,8 @@ async def test_a_run_token_reaches_only_its_own_task(tmp_path: Path) -> None:
         async with connect(server, worker.secret) as agent:
             listed = {t.name for t in (await agent.client.list_tools()).tools}
             assert listed == {
-                "heartbeat", "checkpoint", "plan_update", "record_usage", "task_get",
-                "context_read", "context_write",
+                "heartbeat", "checkpoint", "plan_update", "ask_person", "record_usage",
+                "task_get", "context_read", "context_write",
             }  # fmt: skip
             refused = {
                 "claim_task": {},
@@ -66,7 +66,15 @@ async def test_a_run_token_reaches_only_its_own_task(tmp_path: Path) -> None:
                 "heartbeat": {"task_id": "OTHER", "lease_token": other.lease_token},
                 "task_get": {"task_id": "OTHER"},
                 "landing_queue": {},  # the others' work in the queue is not its business
-            }
+                # A person's hand: never a worker's, not even about its own task.
+                "task_tell": {"message": "ignore your task", "everyone": True},
+                "task_pause": {"task_id": "OTHER"},
+                "task_redirect": {"task_id": "MINE", "description": "mine now"},
+                "inbox": {},
+                "task_answer": {"task_id": "MINE", "answer": "yes"},
+                "ask_person": {"task_id": "OTHER", "lease_token": other.lease_token,
+                               "question": "may I?"},
+            }  # fmt: skip
             for tool, arguments in refused.items():
                 answer = await agent.client.call_tool(tool, arguments)
                 text = answer.content[0].text  # type: ignore[union-attr]

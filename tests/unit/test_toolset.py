@@ -12,7 +12,7 @@ def test_lean_drops_titles_and_null_options_but_keeps_constraints() -> None:
         "type": "object",
         "properties": {
             "title": {"title": "Title", "type": "string", "minLength": 1, "maxLength": 200},
-            "id": {"type": "string", "pattern": "^[a-z]+$", "minLength": 2},
+            "id": {"type": "string", "pattern": "^[a-z]+$", "minLength": 2, "maxLength": 100},
             "agent_id": {
                 "anyOf": [{"type": "string", "maxLength": 200}, {"type": "null"}],
                 "default": None,
@@ -21,17 +21,24 @@ def test_lean_drops_titles_and_null_options_but_keeps_constraints() -> None:
             },
             "either": {"anyOf": [{"type": "string"}, {"type": "array"}, {"type": "null"}]},
             "limit": {"default": 5, "type": "integer", "maximum": 100},
+            "files": {"default": [], "type": "array"},
+            "snapshot": {"default": False, "type": "boolean"},
+            "count": {"default": 0, "type": "integer"},
         },
     }
     assert lean(schema) == {
         "type": "object",
         "properties": {
             "title": {"type": "string", "maxLength": 200},
-            "id": {"type": "string", "minLength": 2},
+            "id": {"type": "string", "minLength": 2},  # an id's length goes with its pattern
             "agent_id": {"type": "string", "maxLength": 200, "description": "who"},
             # A null option without a null default is a real choice: kept.
             "either": {"anyOf": [{"type": "string"}, {"type": "array"}, {"type": "null"}]},
             "limit": {"default": 5, "type": "integer", "maximum": 100},
+            # An empty default goes without saying; a zero is a number it may not guess.
+            "files": {"type": "array"},
+            "snapshot": {"type": "boolean"},
+            "count": {"default": 0, "type": "integer"},
         },
     }
 

@@ -11,7 +11,7 @@ from argparse import SUPPRESS
 from pathlib import Path
 
 from wvo_mcp import __version__
-from wvo_mcp.cli import autopilot, backups, project, reports, roadmap, sandbox, serve, tasks
+from wvo_mcp.cli import autopilot, backups, fleet, project, reports, roadmap, sandbox, serve, tasks
 from wvo_mcp.cli.command import Command, Handler
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import WvoError
@@ -36,6 +36,12 @@ COMMANDS: tuple[Command, ...] = (
     reports.CHECKPOINTS,
     tasks.ROLLBACK,
     tasks.REJECT,
+    fleet.INBOX,
+    fleet.ANSWER,
+    fleet.TELL,
+    fleet.PAUSE,
+    fleet.RESUME,
+    fleet.REDIRECT,
     backups.BACKUP,
     backups.RESTORE,
     project.DEMO,

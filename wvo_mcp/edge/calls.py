@@ -3,6 +3,7 @@ the request span annotated, and the registered tools shaped (WVO_TOOLS, lean sch
 
 import functools
 import json
+import logging
 import os
 import re
 import time
@@ -20,11 +21,12 @@ from pydantic import BaseModel
 from wvo_mcp.config import Settings
 from wvo_mcp.edge import access, protocol, toolset
 from wvo_mcp.errors import WvoError
-from wvo_mcp.models import ClaimResult, lean
+from wvo_mcp.models import ClaimResult, Note, lean
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import identity
 from wvo_mcp.telemetry import Telemetry, annotate
 
+log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -82,6 +84,16 @@ class Callers:
             return access.acting_agent(agent_id, lambda: self.settings.agent_id or default())
         return self.one_agent.resolve(agent_id, default, claims=claims)
 
+    def holder(self, ctx: Context, agent_id: str | None) -> str | None:
+        """The agent a call's notes are for (services/notes.py): never a person; None
+        before a stdio server's agent has a name (it holds nothing yet)."""
+        if not self.over_http:
+            return self.one_agent.name
+        caller = access.current()
+        if caller is None:  # loopback --no-auth: whoever the call says
+            return agent_id or self.settings.agent_id
+        return None if caller.role == "person" else caller.name
+
     def seen_as(self, ctx: Context, agent_id: str | None) -> str:
         """For telemetry: who the caller is, never raising."""
         if self.over_http:
@@ -100,10 +112,13 @@ def _error_code(exc: WvoError) -> str:
 
 
 def tool_call(
-    telemetry: Telemetry, agent_of: Callable[[Context, str | None], str]
+    telemetry: Telemetry,
+    agent_of: Callable[[Context, str | None], str],
+    holder_of: Callable[[Context, str | None], str | None] = lambda ctx, agent_id: None,
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
     """Wrap a tool: our exceptions become MCP tool errors an agent can act on (the one place
-    this happens), and the SDK's request span gets the task, the agent and the outcome."""
+    this happens), the SDK's request span gets the task, the agent and the outcome, and
+    what a person left for the caller's held tasks comes with the answer (`holder_of`)."""
 
     def decorate(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         @functools.wraps(fn)
@@ -122,7 +137,12 @@ def tool_call(
                     nxt._took_over_expired  # plan_update's claim_next
                 ):
                     telemetry.lease_expiries(1)
-                return cast(R, _answer(result))
+                ctx, agent_id = kwargs.get("ctx"), kwargs.get("agent_id")
+                told: list[Note] = []
+                if isinstance(ctx, Context) and isinstance(result, BaseModel):
+                    holder = holder_of(ctx, agent_id if isinstance(agent_id, str) else None)
+                    told = await _notes_for(orchestrator_of(ctx), holder)
+                return cast(R, _answer(result, told))
             except WvoError as exc:
                 outcome = _error_code(exc)
                 raise ToolError(f"{type(exc).__name__}: {exc}") from exc
@@ -147,12 +167,26 @@ def tool_call(
     return decorate
 
 
-def _answer(result: object) -> object:
+async def _notes_for(orchestrator: Orchestrator, holder: str | None) -> list[Note]:
+    """The notes due to the caller; none when the lookup fails (the call itself stood)."""
+    if holder is None:
+        return []
+    try:
+        return await orchestrator.notes_for(holder)
+    except Exception:  # given with the next call instead: the note stays undelivered
+        log.warning("notes for %s not delivered this call", holder, exc_info=True)
+        return []
+
+
+def _answer(result: object, told: list[Note]) -> object:
     """What the agent receives: lean structured content (models.lean) and a compact text
-    copy of it for clients that show the text instead."""
+    copy of it for clients that show the text instead; a person's notes under
+    `from_a_person` (the model reads the structured content: MCP_SDK_NOTES)."""
     if not isinstance(result, BaseModel):
         return result
     content = lean(result)
+    if told:
+        content["from_a_person"] = [n.model_dump() for n in told]
     text = json.dumps(content, separators=(",", ":"), ensure_ascii=False)
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=content)
 

@@ -10,8 +10,21 @@ from pydantic import StringConstraints
 
 from wvo_mcp.edge import access
 from wvo_mcp.edge.calls import READ_ONLY, WRITES, Server, Traced, orchestrator_of
-from wvo_mcp.models import TaskId, TokenInfo, TokenList, UpdateResult
+from wvo_mcp.models import (
+    Inbox,
+    PauseResult,
+    TaskId,
+    TokenInfo,
+    TokenList,
+    Told,
+    UpdateResult,
+    VerifyCommand,
+)
+from wvo_mcp.models import (
+    Name as EpicId,
+)
 from wvo_mcp.rules.transitions import Status
+from wvo_mcp.services import pauses
 
 Note = Annotated[str, StringConstraints(max_length=4000)]
 
@@ -19,6 +32,7 @@ Note = Annotated[str, StringConstraints(max_length=4000)]
 def register(server: Server, traced: Traced) -> None:
     """Every HTTP-only tool, in the order tools/list shows them."""
     register_person_moves(server, traced)
+    register_person_hand(server, traced)
     register_review(server, traced)
     register_token_views(server, traced)
 
@@ -75,6 +89,90 @@ def register_person_moves(server: Server, traced: Traced) -> None:
             task_id, Status.DONE, access.person(),
             reason=reason or "marked done by a person", by_person=True, skip_verify=skip_verify,
         )  # fmt: skip
+
+
+def register_person_hand(server: Server, traced: Traced) -> None:
+    """A person's hand on a running fleet: tell, pause, resume, redirect, answer."""
+
+    @server.tool(title="Tell holders", annotations=WRITES)
+    @traced
+    async def task_tell(
+        message: Annotated[str, StringConstraints(min_length=1, max_length=4000)],
+        ctx: Context,
+        task_id: TaskId | None = None,
+        epic_id: EpicId | None = None,
+        everyone: bool = False,
+    ) -> Told:
+        """Person only: a message to the agent holding task_id (and its every later holder),
+        to every holder in epic_id, or (everyone) to every holder; it comes with the answer
+        to their next call."""
+        scope, key = pauses.scope_of(task_id, epic_id, everyone)
+        return await orchestrator_of(ctx).tell(
+            message,
+            access.person(),
+            key if scope == "task" else None,
+            key if scope == "epic" else None,
+        )
+
+    @server.tool(title="Pause work", annotations=WRITES)
+    @traced
+    async def task_pause(
+        ctx: Context,
+        task_id: TaskId | None = None,
+        epic_id: EpicId | None = None,
+        everyone: bool = False,
+        reason: Note | None = None,
+    ) -> PauseResult:
+        """Person only: pause task_id, epic_id, or (everyone) the fleet: not claimable until
+        resumed; holders are told to checkpoint and stop. A pause costs no attempt."""
+        scope, key = pauses.scope_of(task_id, epic_id, everyone)
+        return await orchestrator_of(ctx).pause(scope, key, access.person(), reason)
+
+    @server.tool(title="Resume work", annotations=WRITES)
+    @traced
+    async def task_resume(
+        ctx: Context,
+        task_id: TaskId | None = None,
+        epic_id: EpicId | None = None,
+        everyone: bool = False,
+    ) -> PauseResult:
+        """Person only: resume what task_pause paused."""
+        scope, key = pauses.scope_of(task_id, epic_id, everyone)
+        return await orchestrator_of(ctx).resume(scope, key, access.person())
+
+    @server.tool(title="Redirect a task", annotations=WRITES)
+    @traced
+    async def task_redirect(
+        task_id: TaskId,
+        ctx: Context,
+        description: Annotated[str, StringConstraints(max_length=8000)] | None = None,
+        verify_command: VerifyCommand | None = None,
+        restart: bool = False,
+    ) -> UpdateResult:
+        """Person only: a task's new description or verify_command. Its holder is told and
+        works on; restart: its attempt ends (costing nothing) and the next starts from the
+        last checkpoint with the new text."""
+        return await orchestrator_of(ctx).redirect(
+            task_id, access.person(), description=description, verify_command=verify_command,
+            restart=restart,
+        )  # fmt: skip
+
+    @server.tool(title="Questions for people", annotations=READ_ONLY)
+    @traced
+    async def inbox(ctx: Context) -> Inbox:
+        """Person only: agents' questions waiting for an answer (task_answer)."""
+        return await orchestrator_of(ctx).inbox()
+
+    @server.tool(title="Answer a question", annotations=WRITES)
+    @traced
+    async def task_answer(
+        task_id: TaskId,
+        answer: Annotated[str, StringConstraints(min_length=1, max_length=4000)],
+        ctx: Context,
+    ) -> UpdateResult:
+        """Person only: answer a task's question; the task is claimable again and its next
+        holder is given the question and the answer."""
+        return await orchestrator_of(ctx).answer(task_id, answer, access.person())
 
 
 def register_review(server: Server, traced: Traced) -> None:

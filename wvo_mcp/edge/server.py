@@ -72,7 +72,7 @@ def build_server(
     )
 
     callers = calls.Callers(settings, over_http=http is not None)
-    traced = calls.tool_call(telemetry, callers.seen_as)
+    traced = calls.tool_call(telemetry, callers.seen_as, callers.holder)
     tools.register(server, traced, callers, admission)
     if http is not None:
         person_tools.register(server, traced)

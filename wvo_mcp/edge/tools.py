@@ -44,7 +44,7 @@ ProviderName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 EnvVars = Annotated[
     dict[str, Annotated[str, StringConstraints(max_length=4000)]],
-    Field(max_length=50, description="Extra variables; none are inherited from the server"),
+    Field(max_length=50, description="Extra variables (none are inherited)"),
 ]
 LeaseSeconds = Annotated[int, Field(ge=1, le=86_400)]  # the bounds say it: 1 s to 1 day
 Text = Annotated[str, StringConstraints(max_length=4000)]
@@ -60,6 +60,7 @@ def register(
     register_planning(server, traced, callers)
     register_routing(server, traced, callers)
     register_leases(server, traced, callers)
+    register_asking(server, traced, callers)
     register_context(server, traced, callers)
     register_sandbox(server, traced, callers)
     register_views(server, traced, admission)
@@ -78,7 +79,7 @@ def register_tasks(server: Server, traced: Traced, callers: Callers) -> None:
     @server.tool(title="Show a task", annotations=READ_ONLY)
     @traced
     async def task_get(task_id: TaskId, ctx: Context) -> TaskDetail:
-        """One task in full: description, WSJF breakdown, dependencies, events, checkpoint."""
+        """One task in full: description, WSJF, dependencies, events, checkpoint, notes."""
         return await orchestrator_of(ctx).get_task(task_id)
 
     @server.tool(title="List tasks", annotations=READ_ONLY)
@@ -117,8 +118,7 @@ def register_planning(server: Server, traced: Traced, callers: Callers) -> None:
         provider: ProviderName | None = None,
         model: ModelName | None = None,
     ) -> PlanNextResult:
-        """Read-only: the top ready tasks in WSJF order, queue counts, and the claims you may
-        still make."""
+        """Read-only: top ready tasks (WSJF order), queue counts, claims you may still make."""
         return await orchestrator_of(ctx).plan_next(
             callers.agent(ctx, agent_id), limit, epic_id, provider, model
         )
@@ -133,9 +133,8 @@ def register_planning(server: Server, traced: Traced, callers: Callers) -> None:
         provider: ProviderName | None = None,
         model: ModelName | None = None,
     ) -> ClaimResult:
-        """Claim the best ready task (or task_id): returns it, a lease_token for every later
-        call about it, the expiry, and an earlier holder's last checkpoint. Nothing
-        claimable: claimed=false and a reason."""
+        """Claim the best ready task (or task_id): it, a lease_token for every call about
+        it, its expiry, the last checkpoint. Nothing claimable: claimed=false, a reason."""
         return await orchestrator_of(ctx).claim(
             callers.agent(ctx, agent_id, claims=True), task_id, lease_seconds, provider, model,
             bound=access.bound(),
@@ -176,8 +175,8 @@ def register_routing(server: Server, traced: Traced, callers: Callers) -> None:
         task_id: TaskId | None = None,
         lease_token: LeaseToken | None = None,
     ) -> UsageResult:
-        """Report a model call's tokens and outcome (budgets, breakers follow); context_limit
-        on a task (with its lease_token) escalates its next attempt."""
+        """Report a model call's tokens and outcome; context_limit on your task (with its
+        lease_token) escalates its next attempt."""
         return await orchestrator_of(ctx).record_usage(
             provider, model, input_tokens, output_tokens, outcome, task_id, lease_token,
             callers.agent(ctx, None), access.reporter(),
@@ -202,7 +201,7 @@ def register_leases(server: Server, traced: Traced, callers: Callers) -> None:
         agent_id: AgentId | None = None,
         lease_seconds: LeaseSeconds | None = None,
     ) -> LeaseResult:
-        """Renew your lease (lease_seconds, default the last length) before it expires."""
+        """Renew your lease before it expires (lease_seconds: default the last length)."""
         return await orchestrator_of(ctx).heartbeat(
             task_id, lease_token, callers.agent(ctx, agent_id), lease_seconds
         )
@@ -224,7 +223,7 @@ def register_leases(server: Server, traced: Traced, callers: Callers) -> None:
         attach_sandbox_run: bool = False,
     ) -> CheckpointResult:
         """Record progress and renew the lease; the next holder gets it if you stop.
-        git_snapshot: snapshot the working tree; attach_sandbox_run: attach your last run."""
+        git_snapshot: snapshot the work tree; attach_sandbox_run: your last run."""
         return await orchestrator_of(ctx).checkpoint(
             task_id,
             lease_token,
@@ -248,16 +247,33 @@ def register_leases(server: Server, traced: Traced, callers: Callers) -> None:
         reason: Text | None = None,
         claim_next: bool = False,
     ) -> UpdateResult:
-        """Move your task (pass lease_token): done (its verify_command must pass), failed
-        (retried later), blocked, needs_review, awaiting_approval (a person decides),
-        pending (give it back), cancelled. claim_next: then claim your next task; `next` is
-        claim_task's answer."""
+        """Move your task (with lease_token): done (verify_command must pass), failed
+        (retried), blocked, needs_review, awaiting_approval (a person decides), pending (give
+        it back), cancelled. claim_next: also claim your next (in `next`)."""
         orchestrator, agent = orchestrator_of(ctx), callers.agent(ctx, agent_id, claims=claim_next)
         if claim_next:
             return await orchestrator.update_and_claim(
                 task_id, Status(status), agent, lease_token, reason
             )
         return await orchestrator.update_status(task_id, Status(status), agent, lease_token, reason)
+
+
+def register_asking(server: Server, traced: Traced, callers: Callers) -> None:
+    """An agent's question to a person."""
+
+    @server.tool(title="Ask a person", annotations=WRITES)
+    @traced
+    async def ask_person(
+        task_id: TaskId,
+        lease_token: LeaseToken,
+        question: Annotated[str, StringConstraints(min_length=1, max_length=4000)],
+        ctx: Context,
+    ) -> UpdateResult:
+        """Only what you cannot decide alone; checkpoint first. The task then waits for a
+        person's answer: stop work on it."""
+        return await orchestrator_of(ctx).ask(
+            task_id, lease_token, callers.agent(ctx, None), question
+        )
 
 
 def register_context(server: Server, traced: Traced, callers: Callers) -> None:
@@ -273,8 +289,8 @@ def register_context(server: Server, traced: Traced, callers: Callers) -> None:
         expected_version: Annotated[int, Field(ge=0, le=MAX_VERSION)] | None = None,
         agent_id: AgentId | None = None,
     ) -> ContextWriteResult:
-        """Write a section of the shared context (short facts for other agents). Pass
-        expected_version (0 if new): a concurrent write is then refused, not lost."""
+        """Write a shared-context section (short facts for other agents); with
+        expected_version (0 if new) a concurrent write is refused, not lost."""
         return await orchestrator_of(ctx).context_write(
             section, content, callers.agent(ctx, agent_id), mode, expected_version
         )
@@ -309,8 +325,8 @@ def register_sandbox(server: Server, traced: Traced, callers: Callers) -> None:
         agent_id: AgentId | None = None,
     ) -> SandboxResult:
         """Run a build or test command in the sandbox: only the workspace (or its folder
-        `workspace`) is writable, no network unless asked, only the env you pass, limits,
-        output tail. task_id + lease_token record it on your task."""
+        `workspace`) writable, no network unless asked, only the env you pass; output tail.
+        task_id + lease_token record it on your task."""
         return await orchestrator_of(ctx).sandbox_run(
             command,
             callers.agent(ctx, agent_id),
@@ -335,8 +351,8 @@ def register_views(server: Server, traced: Traced, admission: Callable[[], str] 
         limit: Annotated[int, Field(ge=1, le=200)] = 10,
         full: bool = False,
     ) -> HealthReport:
-        """The health monitor's latest observation, open anomalies and recent actions;
-        full=true lists the tasks behind the counts."""
+        """The health monitor's latest observation, open anomalies and recent actions
+        (full=true: the tasks behind the counts)."""
         report = await orchestrator_of(ctx).health_report(limit, full)
         if admission is not None:  # this process's, unlike the rest of the report
             report.admission = admission()
@@ -347,6 +363,6 @@ def register_views(server: Server, traced: Traced, admission: Callable[[], str] 
     async def landing_queue(
         ctx: Context, hours: Annotated[int, Field(ge=1, le=720)] = 24
     ) -> LandingQueue:
-        """The merge queue per target branch (place, state, wait, returns, why held) and the
-        last `hours`' landing rate, wait p50/p95, returns and cost per landed change."""
+        """The merge queue per target branch (place, state, wait, why held) and the last
+        `hours`' landing rate, waits, returns and cost per landed change."""
         return await orchestrator_of(ctx).landing_view(hours)

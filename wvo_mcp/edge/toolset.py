@@ -2,10 +2,10 @@
 
 Every tool's name, description and input schema go into the model's context on every turn,
 so a worker sees only the loop, and the schemas lose what only costs tokens: pydantic's
-`title` keys, `minLength: 1`, id patterns, and the `anyOf [X, null]` + `default: null` of
-optional parameters (omitting one is how an agent says "none"). The server's own validation
-is unchanged: it still refuses an empty string or a malformed id (saying what is accepted)
-and accepts null.
+`title` keys, `minLength: 1`, ids' patterns and lengths, defaults of false, "", [] and {},
+and the `anyOf [X, null]` + `default: null` of optional parameters (omitting one is how an
+agent says "none"). The server's own validation is unchanged: it still refuses an empty
+string or a malformed id (saying what is accepted) and accepts null.
 """
 
 from collections.abc import Iterable
@@ -19,6 +19,7 @@ LOOP = (
     "heartbeat",
     "checkpoint",
     "plan_update",
+    "ask_person",
     "context_read",
     "context_write",
     "task_get",
@@ -47,7 +48,20 @@ PROFILES: dict[str, tuple[str, ...]] = {
 # place this is decided. Over stdio there are no roles and the HTTP-only tools do not exist.
 # The tools a person's gate needs (docs/security.md, person-only moves): the CLI's approve,
 # reject, requeue, cancel and done, as tools for person tokens.
-PERSON_TOOLS = ("task_approve", "task_reject", "task_requeue", "task_cancel", "task_done")
+PERSON_TOOLS = (
+    "task_approve",
+    "task_reject",
+    "task_requeue",
+    "task_cancel",
+    "task_done",
+    # A person's hand on a running fleet (issue 46).
+    "task_tell",
+    "task_pause",
+    "task_resume",
+    "task_redirect",
+    "inbox",
+    "task_answer",
+)
 # Read-only views for operator tokens (who has access; never a secret).
 OPERATOR_VIEWS = ("token_list",)
 # A reviewer's verdict: only the run token the autopilot makes for one review may give it.
@@ -60,6 +74,7 @@ SCOPED: dict[str, tuple[str, ...]] = {
         "heartbeat",
         "checkpoint",
         "plan_update",
+        "ask_person",
         "record_usage",
         "task_get",
         "context_read",
@@ -168,17 +183,26 @@ def chosen(spec: str, known: Iterable[str]) -> frozenset[str]:
     return frozenset(picked)
 
 
+def _empty(value: Any) -> bool:
+    """false, "", [] or {}: a default an omitted parameter obviously has."""
+    return value is False or (isinstance(value, str | list | dict) and not value)
+
+
 def lean(schema: Any) -> Any:
-    """`schema` without titles, and with optional parameters as their plain type."""
+    """`schema` without titles, empty defaults, and with optional parameters as their plain
+    type."""
     if isinstance(schema, list):
         return [lean(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
+    patterned = isinstance(schema.get("pattern"), str)  # an id: the server says what fits
     out = {
         k: lean(v)
         for k, v in schema.items()
         if not (k in ("title", "pattern") and isinstance(v, str))
         and not (k == "minLength" and v == 1)
+        and not (k == "maxLength" and patterned)
+        and not (k == "default" and _empty(v))
     }
     options = out.get("anyOf")
     if isinstance(options, list) and {"type": "null"} in options and out.get("default", 0) is None:

@@ -12,6 +12,7 @@ from wvo_mcp.errors import IllegalTransition, LeaseLost, NotFound, ValidationFai
 from wvo_mcp.git import Snapshot, ref_name
 from wvo_mcp.models import CheckpointResult, LeaseResult, UpdateResult, UsageResult
 from wvo_mcp.rules import retry
+from wvo_mcp.rules.pauses import Paused
 from wvo_mcp.rules.transitions import Actor, Gate, Status, check_transition, needs_approval
 from wvo_mcp.services import route_outcomes, routes, rows
 from wvo_mcp.services.tasks import record_event
@@ -171,13 +172,23 @@ def lose_lease(
     for the grant); the health monitor puts it back to pending with the retry back-off.
     True if the task may be granted again."""
     stamp = timeutil.to_text(now)
+    reason = f"lease of {row['assigned_to']} expired at {row['lease_expires_at']}"
+    held_back = Paused.of(tx.all("pauses")).why(row["id"], row["epic_id"])
+    if requeue and held_back is not None:  # told to stop by a person: no failed attempt
+        tx.run("requeue_lost", (row["attempts"], row["not_before"], stamp, row["id"]))
+        record_event(
+            tx, row["id"], at=stamp, actor=actor, kind="requeued",
+            from_status=Status.IN_PROGRESS, to_status=Status.PENDING,
+            reason=f"{reason} while paused ({held_back}): released, no attempt counted",
+            lease_epoch=row["lease_epoch"],
+        )  # fmt: skip
+        return True
     decision = retry.after_failure(
         row["attempts"],
         row["max_attempts"],
         settings.retry_base_seconds,
         settings.retry_cap_seconds,
     )
-    reason = f"lease of {row['assigned_to']} expired at {row['lease_expires_at']}"
     if decision.status is Status.FAILED or requeue:
         who = Actor.MONITOR if requeue else Actor.SCHEDULER
         check_transition(Status.IN_PROGRESS, decision.status, who)

@@ -7,7 +7,7 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from wvo_mcp import timeutil
-from wvo_mcp.models import Checkpoint, ClaimedTask, Event, RankedTask, TaskSummary
+from wvo_mcp.models import Checkpoint, ClaimedTask, Event, Note, RankedTask, TaskSummary
 from wvo_mcp.rules import wsjf
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.store import Row
@@ -152,6 +152,8 @@ def roadmap_entry(row: Row) -> dict[str, object]:
         entry[key] = row[key]
     if row["due_at"]:
         entry["due_at"] = row["due_at"]
+    if row["not_before"] and not row["attempts"]:  # the plan's own, not a retry's back-off
+        entry["not_before"] = row["not_before"]
     tags = json.loads(row["tags"])
     if tags:
         entry["tags"] = tags
@@ -171,3 +173,13 @@ def verify_command(row: Row) -> str | list[str] | None:
     raw = row["verify_command"]
     command: str | list[str] | None = None if raw is None else json.loads(raw)
     return command
+
+
+def note(row: Row) -> Note:
+    return Note(
+        task_id=row["task_id"],
+        kind=row["kind"],
+        text=row["body"],
+        author=row["author"],
+        at=row["created_at"],
+    )

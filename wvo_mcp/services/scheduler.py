@@ -22,6 +22,7 @@ from wvo_mcp.config import Settings
 from wvo_mcp.errors import NotFound
 from wvo_mcp.models import ClaimRefusal, ClaimResult, PlanNextResult, QueueCounts, RankedTask
 from wvo_mcp.providers import Providers
+from wvo_mcp.rules.pauses import Paused
 from wvo_mcp.rules.routing import Decision
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services import routes, rows
@@ -137,6 +138,9 @@ def plan_next(
             found = (row for row in found if row["epic_id"] == epic_id)
     else:
         found = claimable(tx, stamp, epic_id)
+    paused = Paused.of(tx.all("pauses"))
+    if paused:
+        found = (row for row in found if paused.why(row["id"], row["epic_id"]) is None)
     ranked: list[RankedTask] = []
     reasons: list[str] = []
     for row in islice(found, limit):
@@ -154,6 +158,7 @@ def plan_next(
         counts=queue_counts(tx, settings, agent_id, now),
         routed_for=None if ident is None else ident.label,
         route_reason=reasons[0] if ident is not None and reasons else None,
+        paused=paused.summary(),
     )
 
 
@@ -233,6 +238,8 @@ def _not_ready_reason(tx: Tx, row: Row, stamp: str) -> str | None:
         ]
         return f"task {row['id']!r} waits on dependencies: {', '.join(waiting)}"
     if row["not_before"] and row["not_before"] > stamp:
+        if not row["attempts"]:
+            return f"task {row['id']!r} is not claimable before {row['not_before']} (not_before)"
         return f"task {row['id']!r} is backing off after a failure until {row['not_before']}"
     return None
 
@@ -310,6 +317,7 @@ class _Picking:
     ident: routes.Identity | None
     router: routes.Router | None
     early: Iterator[Row] | None
+    paused: Paused
     lost: set[str] = field(default_factory=set)
     scan: Iterator[Row] | None = None  # the candidates, read on past a lost one
 
@@ -333,6 +341,7 @@ class _Picking:
         # takes from.
         registered = tx.ask("agent_identity", (agent_id,))
         refreshed = tx.ask("meta_get", ("scores_refreshed_at",))
+        pauses = tx.ask("pauses")
         read_wip = _ask_wip(tx, agent_id, stamp, per_epic=settings.wip_per_epic is not None)
         early: Iterator[Row] | None = None
         if task_id is None and provider is None and settings.agent_provider is None:
@@ -347,7 +356,8 @@ class _Picking:
         if _refresh_due_scores(tx, now, refreshed.value()):
             early = None  # asked before the re-ranking
         wip = read_wip()
-        return cls(tx, settings, agent_id, now, stamp, wip, ident, router, early)
+        paused = Paused.of(pauses.all())
+        return cls(tx, settings, agent_id, now, stamp, wip, ident, router, early, paused)
 
     def refused(self, reason: ClaimRefusal, message: str) -> ClaimResult:
         return ClaimResult(claimed=False, reason=reason, message=message, agent_id=self.agent_id)
@@ -373,7 +383,11 @@ class _Picking:
         return limit is not None and self.wip.by_epic.get(row["epic_id"], 0) >= limit
 
     def open_to_us(self, row: Row) -> bool:
-        return row["id"] not in self.lost and not self.epic_full(row)
+        return (
+            row["id"] not in self.lost
+            and not self.epic_full(row)
+            and (not self.paused or self.paused.why(row["id"], row["epic_id"]) is None)
+        )
 
     def named(self, task_id: str) -> Row | ClaimResult:
         """The task asked for, or why it cannot be claimed now."""
@@ -383,6 +397,9 @@ class _Picking:
         why = _not_ready_reason(self.tx, row, self.stamp)
         if why is not None:
             return self.refused("task_not_ready", why)
+        held_back = self.paused.why(row["id"], row["epic_id"])
+        if held_back is not None:
+            return self.refused("paused", f"task {row['id']!r} waits: {held_back}")
         if self.epic_full(row):
             return self.refused(
                 "epic_wip_limit",
@@ -400,6 +417,8 @@ class _Picking:
     def best(self) -> Row | ClaimResult:
         """The best claimable task open to this agent, or why there is none."""
         tx, stamp = self.tx, self.stamp
+        if self.paused.fleet is not None:
+            return self.refused("paused", f"nothing is claimable: {self.paused.summary()}")
         if self.ident is not None and self.router is not None:
             if self.scan is None:
                 self.scan = _routed_to(tx, self.router, self.ident, stamp)
@@ -423,7 +442,10 @@ class _Picking:
         return best
 
     def _none_open(self) -> ClaimResult:
-        if any(self.epic_full(r) for r in claimable(self.tx, self.stamp)):
+        ready = list(islice(claimable(self.tx, self.stamp), ROUTE_SCAN))
+        if self.paused and any(self.paused.why(r["id"], r["epic_id"]) for r in ready):
+            return self.refused("paused", f"no task is claimable: {self.paused.summary()}")
+        if any(self.epic_full(r) for r in ready):
             return self.refused(
                 "epic_wip_limit",
                 "every ready task belongs to an epic at its WIP limit "
@@ -511,7 +533,7 @@ def _routed_elsewhere(task_id: str, decision: Decision, ident: routes.Identity) 
 def _idle_summary(counts: QueueCounts) -> str:
     parts = [
         f"{counts.waiting_on_dependencies} pending task(s) wait on dependencies",
-        f"{counts.backing_off} back off after failures",
+        f"{counts.backing_off} back off after failures or wait for their not_before time",
         f"{counts.by_status.get(Status.IN_PROGRESS, 0)} in progress",
         f"{counts.by_status.get(Status.AWAITING_APPROVAL, 0)} await approval",
     ]

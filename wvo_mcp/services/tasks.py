@@ -19,11 +19,13 @@ from wvo_mcp.models import (
     TaskSpec,
 )
 from wvo_mcp.rules import graph, wsjf
+from wvo_mcp.rules.pauses import Paused
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services import rows
 from wvo_mcp.store import Row, Tx
 
 RECENT_EVENTS = 10
+NOTES_SHOWN = 20  # a task's newest notes, in task_get and in a delivery
 
 
 def record_event(
@@ -89,7 +91,7 @@ def create_tasks(tx: Tx, specs: Sequence[TaskSpec], actor: str, now: datetime) -
         status = Status.PENDING
         if unmet == 0:
             status = Status.AWAITING_APPROVAL if spec.requires_approval else Status.PENDING
-            if status is Status.PENDING:
+            if status is Status.PENDING and (spec.not_before is None or spec.not_before <= now):
                 ready.append(task_id)
         task_rows.append(_task_row(task_id, spec, status, unmet, dependents.get(task_id, 0), now))
         events.append((task_id, stamp, actor, "created", None, status.value, None, None))
@@ -165,6 +167,7 @@ def _task_row(
         "wsjf_score": parts.score,
         "metadata": json.dumps(spec.metadata) if spec.metadata else "{}",
         "verify_command": None if spec.verify_command is None else json.dumps(spec.verify_command),
+        "not_before": None if spec.not_before is None else timeutil.to_text(spec.not_before),
         "now": stamp,
     }
 
@@ -231,6 +234,8 @@ def detail(tx: Tx, row: Row) -> TaskDetail:
         ],
         recent_events=[rows.event(r) for r in reversed(events)],
         latest_checkpoint=rows.checkpoint(tx.one("latest_checkpoint", (task_id,))),
+        paused=Paused.of(tx.all("pauses")).why(task_id, row["epic_id"]),
+        notes=[rows.note(r) for r in reversed(tx.all("notes_of", (task_id, NOTES_SHOWN)))],
     )
 
 

@@ -42,13 +42,13 @@ INSERT INTO tasks (
     id, title, description, epic_id, milestone_id, status, complexity, business_value,
     time_criticality, risk_reduction, job_size, due_at, tags, requires_approval, max_attempts,
     unmet_dependencies, dependents, effective_time_criticality, wsjf_score, metadata,
-    verify_command, created_at, updated_at
+    verify_command, not_before, created_at, updated_at
 ) VALUES (
     %(id)s, %(title)s, %(description)s, %(epic_id)s, %(milestone_id)s, %(status)s,
     %(complexity)s, %(business_value)s, %(time_criticality)s, %(risk_reduction)s,
     %(job_size)s, %(due_at)s, %(tags)s, %(requires_approval)s, %(max_attempts)s,
     %(unmet_dependencies)s, %(dependents)s, %(effective_time_criticality)s, %(wsjf_score)s,
-    %(metadata)s, %(verify_command)s, %(now)s, %(now)s
+    %(metadata)s, %(verify_command)s, %(not_before)s, %(now)s, %(now)s
 );
 
 -- name: insert_dependency
@@ -1024,3 +1024,77 @@ FROM route_outcomes ORDER BY provider, tier, task_class;
 SELECT provider, tier, task_class, outcomes, attempts, first_try_landed, landed, returned,
     failed, held, tokens, cost, updated_at
 FROM route_outcomes WHERE provider = %(provider)s ORDER BY tier, task_class;
+
+-- name: add_note
+-- A person's message, a pause, a redirect, a question or an answer on a task (task_notes).
+INSERT INTO task_notes (task_id, kind, body, author, created_at, for_epoch, reply_to)
+VALUES (%(task_id)s, %(kind)s, %(body)s, %(author)s, %(now)s, %(for_epoch)s, %(reply_to)s);
+
+-- name: notes_due
+-- Whether the agent's held tasks have notes it was not given yet (every tool call asks).
+SELECT 1 FROM tasks t JOIN task_notes n ON n.task_id = t.id
+WHERE t.assigned_to = %s AND t.status = 'in_progress' AND n.delivered_epoch < t.lease_epoch
+    AND (n.for_epoch IS NULL OR n.for_epoch = t.lease_epoch)
+LIMIT 1;
+
+-- name: deliver_notes
+-- Those notes, marked given to their task's holder of now (its lease epoch).
+UPDATE task_notes SET delivered_epoch = t.lease_epoch
+FROM tasks t
+WHERE t.id = task_notes.task_id AND t.assigned_to = %s AND t.status = 'in_progress'
+    AND task_notes.delivered_epoch < t.lease_epoch
+    AND (task_notes.for_epoch IS NULL OR task_notes.for_epoch = t.lease_epoch)
+RETURNING task_notes.id, task_notes.task_id, task_notes.kind, task_notes.body,
+    task_notes.author, task_notes.created_at;
+
+-- name: notes_of
+-- A task's notes, newest first.
+SELECT * FROM task_notes WHERE task_id = %s ORDER BY id DESC LIMIT %s;
+
+-- name: open_question
+-- The task's newest question that no answer replies to.
+SELECT * FROM task_notes q
+WHERE q.task_id = %s AND q.kind = 'question'
+    AND NOT EXISTS (SELECT 1 FROM task_notes a WHERE a.reply_to = q.id)
+ORDER BY q.id DESC LIMIT 1;
+
+-- name: open_questions
+-- The inbox: questions no answer replies to, on tasks still waiting for one, oldest first.
+SELECT q.task_id, q.body, q.author, q.created_at, t.title
+FROM task_notes q JOIN tasks t ON t.id = q.task_id
+WHERE q.kind = 'question' AND t.status = 'blocked'
+    AND NOT EXISTS (SELECT 1 FROM task_notes a WHERE a.reply_to = q.id)
+ORDER BY q.id LIMIT %s;
+
+-- name: held_tasks
+-- Tasks in progress, with their holder's lease epoch (a fleet's pause or message).
+SELECT id, epic_id, lease_epoch, assigned_to FROM tasks
+WHERE status = 'in_progress' ORDER BY id;
+
+-- name: epic_task_count
+SELECT count(*) FROM tasks WHERE epic_id = %s;
+
+-- name: withdraw_pause_notes
+-- A pause lifted before its holder heard of it: the holder is not told to stop.
+UPDATE task_notes SET delivered_epoch = for_epoch
+WHERE task_id = %s AND kind = 'pause' AND for_epoch IS NOT NULL AND delivered_epoch < for_epoch;
+
+-- name: pauses
+-- What a person paused (a handful of rows at most).
+SELECT * FROM pauses ORDER BY created_at, scope, key;
+
+-- name: add_pause
+INSERT INTO pauses (scope, key, author, reason, created_at)
+VALUES (%(scope)s, %(key)s, %(author)s, %(reason)s, %(now)s)
+ON CONFLICT (scope, key) DO NOTHING
+RETURNING scope;
+
+-- name: remove_pause
+DELETE FROM pauses WHERE scope = %s AND key = %s RETURNING author, created_at;
+
+-- name: redirect_task
+-- A person's new description or acceptance check for a task (NULL: keep it).
+UPDATE tasks SET description = coalesce(%(description)s, description),
+    verify_command = coalesce(%(verify_command)s, verify_command),
+    updated_at = %(now)s
+WHERE id = %(id)s;

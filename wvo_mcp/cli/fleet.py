@@ -1,0 +1,135 @@
+"""A person's hand on a running fleet: `tell` holders, `pause` and `resume` work, `redirect` a
+task, and the `inbox` of agents' questions with their `answer` (docs/operations.md)."""
+
+import argparse
+from pathlib import Path
+
+import anyio
+
+from wvo_mcp.cli.command import Command, opened, person
+from wvo_mcp.cli.output import print_json, table
+from wvo_mcp.config import Settings
+from wvo_mcp.services.pauses import scope_of
+
+
+def cmd_tell(settings: Settings, args: argparse.Namespace) -> None:
+    """Tell the agent holding a task (--task), every holder in an epic (--epic), or every
+    holder (--all): the message comes with the answer to its next call, and the task's next
+    holder is given it too."""
+    scope, key = scope_of(args.task, args.epic, args.all)
+    task_id = key if scope == "task" else None
+    epic_id = key if scope == "epic" else None
+    told = anyio.run(
+        lambda: opened(settings, lambda o: o.tell(args.message, person(args), task_id, epic_id))
+    )
+    print(told.message)
+
+
+def cmd_pause(settings: Settings, args: argparse.Namespace) -> None:
+    """Pause a task (--task), an epic (--epic) or the whole fleet (--all): not claimable until
+    resumed, and its holders are told to checkpoint and stop; a pause costs no attempt."""
+    scope, key = scope_of(args.task, args.epic, args.all)
+    done = anyio.run(
+        lambda: opened(settings, lambda o: o.pause(scope, key, person(args), args.reason))
+    )
+    print(done.message)
+
+
+def cmd_resume(settings: Settings, args: argparse.Namespace) -> None:
+    """Resume what `pause` paused: claimable again, the next attempt starting from the last
+    checkpoint."""
+    scope, key = scope_of(args.task, args.epic, args.all)
+    done = anyio.run(lambda: opened(settings, lambda o: o.resume(scope, key, person(args))))
+    print(done.message)
+
+
+def cmd_redirect(settings: Settings, args: argparse.Namespace) -> None:
+    """Change a task's description or verify_command while it runs: its holder is told and
+    works on, or with --restart its attempt ends (costing nothing) and the next starts from
+    the last checkpoint with the new text."""
+    description = args.description
+    if args.description_file is not None:
+        description = Path(args.description_file).read_text()
+    verify = args.verify
+    moved = anyio.run(
+        lambda: opened(
+            settings,
+            lambda o: o.redirect(
+                args.task_id, person(args), description=description, verify_command=verify,
+                restart=args.restart,
+            ),
+        )
+    )  # fmt: skip
+    print(moved.message)
+
+
+def cmd_inbox(settings: Settings, args: argparse.Namespace) -> None:
+    """Agents' questions waiting for a person's answer (`wvo-mcp answer ID TEXT`)."""
+    found = anyio.run(lambda: opened(settings, lambda o: o.inbox()))
+    if args.json:
+        print_json(found.model_dump(mode="json"))
+        return
+    table(
+        ["task", "asked by", "at", "title", "question"],
+        [
+            [q.task_id, q.asked_by, q.asked_at, q.title[:40], q.question[:200]]
+            for q in found.questions
+        ],
+    )
+
+
+def cmd_answer(settings: Settings, args: argparse.Namespace) -> None:
+    """Answer a task's question: the task is claimable again, and its next holder is given
+    the question and your answer with the last checkpoint."""
+    moved = anyio.run(
+        lambda: opened(settings, lambda o: o.answer(args.task_id, args.text, person(args)))
+    )
+    print(moved.message)
+
+
+def _scope(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--task", metavar="ID", help="One task.")
+    where.add_argument("--epic", metavar="EPIC", help="Every task of an epic.")
+    where.add_argument("--all", action="store_true", help="The whole fleet.")
+    parser.add_argument("--by", help="Who (default: your user name).")
+
+
+def _tell_arguments(tell: argparse.ArgumentParser) -> None:
+    _scope(tell)
+    tell.add_argument("message", help="What to tell (at most 4000 characters).")
+
+
+def _pause_arguments(pause: argparse.ArgumentParser) -> None:
+    _scope(pause)
+    pause.add_argument("--reason", help="Why; the holders told to stop see it.")
+
+
+def _redirect_arguments(redirect: argparse.ArgumentParser) -> None:
+    redirect.add_argument("task_id", metavar="ID", help="The task.")
+    text = redirect.add_mutually_exclusive_group()
+    text.add_argument("--description", help="The task's new description.")
+    text.add_argument("--description-file", metavar="FILE", help="Read it from FILE.")
+    redirect.add_argument("--verify", help="Its new verify_command (a /bin/sh -c string).")
+    redirect.add_argument(
+        "--restart", action="store_true", help="End the holder's attempt; the next one starts."
+    )
+    redirect.add_argument("--by", help="Who (default: your user name).")
+
+
+def _inbox_arguments(inbox: argparse.ArgumentParser) -> None:
+    inbox.add_argument("--json", action="store_true", help="As JSON.")
+
+
+def _answer_arguments(answer: argparse.ArgumentParser) -> None:
+    answer.add_argument("task_id", metavar="ID", help="The task whose question you answer.")
+    answer.add_argument("text", help="Your answer (at most 4000 characters).")
+    answer.add_argument("--by", help="Who answers (default: your user name).")
+
+
+TELL = Command("tell", cmd_tell, _tell_arguments)
+PAUSE = Command("pause", cmd_pause, _pause_arguments)
+RESUME = Command("resume", cmd_resume, _scope)
+REDIRECT = Command("redirect", cmd_redirect, _redirect_arguments)
+INBOX = Command("inbox", cmd_inbox, _inbox_arguments)
+ANSWER = Command("answer", cmd_answer, _answer_arguments)
