@@ -278,6 +278,7 @@ def task(task_id: str, status: str, unmet: int = 0) -> dict[str, Any]:
         "wsjf_score": 2.5,
         "metadata": "{}",
         "verify_command": None,
+        "not_before": None,
         "now": "2031-05-06T07:00:00.000Z",
     }
 

@@ -4,6 +4,7 @@ event stream, watched for silence, a resource limit or the end of a drain's grac
 killed as one group, whatever it started."""
 
 import contextlib
+import math
 import os
 import signal
 import socket
@@ -22,7 +23,7 @@ from wvo_mcp import timeutil
 from wvo_mcp.autopilot import events, isolation, orphans
 from wvo_mcp.autopilot.gateway import Gateway
 from wvo_mcp.autopilot.lines import Lines
-from wvo_mcp.autopilot.slots import DRAINED, Slot
+from wvo_mcp.autopilot.slots import DRAINED, PAUSED, Slot
 from wvo_mcp.config import Settings
 from wvo_mcp.git import Git
 from wvo_mcp.orchestrator import Orchestrator
@@ -35,16 +36,27 @@ KILL_GRACE_S = 5.0
 RUN_LOG_BYTES = 8 * 1024 * 1024  # of a worker's output, per run
 
 
-def stop_reason(limit: str, silent_s: float, hang_s: float, drained: bool) -> str:
+def stop_reason(
+    limit: str, silent_s: float, hang_s: float, drained: bool, paused: bool = False
+) -> str:
     """Why a running CLI is stopped now, or "" to let it run: a resource limit it reached,
-    the end of a drain's grace, or silence (no output, no lease renewed) past hang_s."""
-    return limit or ("drained" if drained else "silent" if silent_s > hang_s else "")
+    the end of a drain's grace or of a person's pause's, or silence (no output, no lease
+    renewed) past hang_s."""
+    if limit:
+        return limit
+    if drained:
+        return "drained"
+    if paused:
+        return "paused"
+    return "silent" if silent_s > hang_s else ""
 
 
-def stopped(drained: bool, limit: str, hang_s: float) -> events.Finish:
+def stopped(drained: bool, limit: str, hang_s: float, paused: bool = False) -> events.Finish:
     """How a run the autopilot stopped ended (what its CLI would have said is lost)."""
     if drained:
         return events.Finish("failure", events.Usage(), DRAINED)
+    if paused:
+        return events.Finish("failure", events.Usage(), PAUSED)
     why = "stopped" if limit else f"hung: silent for {hang_s:.0f} s"
     return events.Finish("failure", events.Usage(), why)
 
@@ -56,6 +68,7 @@ class _Seen:
     last: float  # when it last showed it was alive (monotonic)
     hung: bool = False  # the watch stopped it
     limit: str = ""  # the resource limit it reached while it ran (fence.py)
+    paused: bool = False  # stopped at the end of a person's pause's grace
 
 
 class Executor:
@@ -72,6 +85,7 @@ class Executor:
         deadline: Callable[[], float],
         say: Callable[[str], None],
         run_id: str = "",
+        pause_grace: float = 30.0,
     ) -> None:
         self.orchestrator = orchestrator
         self.run_id = run_id  # the autopilot's: marked on every process of its runs
@@ -82,6 +96,7 @@ class Executor:
         self.sandboxed = sandboxed
         self.poll_seconds = poll_seconds
         self._deadline = deadline  # when a drain's grace ends (monotonic; inf: no drain)
+        self.pause_grace = pause_grace  # how long a paused task's worker may take to stop
         self.say = say
 
     async def run(
@@ -175,8 +190,9 @@ class Executor:
             )
         if seen.hung:
             drained = time.monotonic() > self._deadline()
-            finish = isolation.metered(ready, stopped(drained, seen.limit, slot.kind.hang_seconds))
-            return finish if drained else isolation.limited(ready, finish)
+            hang_s = slot.kind.hang_seconds
+            finish = isolation.metered(ready, stopped(drained, seen.limit, hang_s, seen.paused))
+            return finish if drained or seen.paused else isolation.limited(ready, finish)
         return isolation.limited(ready, isolation.metered(ready, stream.finish(code)))
 
     async def _watch(
@@ -189,6 +205,7 @@ class Executor:
         scope: anyio.CancelScope,
     ) -> None:
         lease = None
+        paused_at = math.inf  # when the watch first saw its task paused (monotonic)
         while True:
             await anyio.sleep(self.poll_seconds)
             if task_id:  # a planner holds no task: only its output counts
@@ -196,10 +213,13 @@ class Executor:
                 if detail.lease_expires_at != lease:  # a heartbeat or checkpoint renewed it
                     lease = detail.lease_expires_at
                     seen.last = max(seen.last, time.monotonic())
+                paused_at = min(paused_at, time.monotonic()) if detail.paused else math.inf
             now = time.monotonic()
             seen.limit = ready.fence.breached() if ready.fence is not None else ""
             drained = now > self._deadline()
-            why = stop_reason(seen.limit, now - seen.last, slot.kind.hang_seconds, drained)
+            seen.paused = now - paused_at > self.pause_grace
+            hang_s = slot.kind.hang_seconds
+            why = stop_reason(seen.limit, now - seen.last, hang_s, drained, seen.paused)
             if why:
                 seen.hung = True
                 self.say(f"{slot.agent_id} {task_id}: {why}; stopped")

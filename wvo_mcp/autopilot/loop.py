@@ -154,6 +154,7 @@ class Autopilot:
             deadline=lambda: self._drain_deadline,
             say=say,
             run_id=self.run_id,
+            pause_grace=options.drain_seconds,
         )
         self.roles = Roles(orchestrator, settings, self.repos, executor, self.lander, say)
         self.intake = Intake(orchestrator, self.repos, self.lander, say, self._wake)

@@ -4,8 +4,9 @@ base commit), then the task, already claimed, with the lease token to use and, o
 where the last attempt got and why its submission came back."""
 
 import shlex
+from collections.abc import Sequence
 
-from wvo_mcp.models import Checkpoint, TaskDetail
+from wvo_mcp.models import Checkpoint, Note, TaskDetail
 
 
 def worker_prompt(
@@ -20,6 +21,7 @@ def worker_prompt(
     review_notes: str | None = None,
     returned: str | None = None,
     instructions: str = "",
+    notes: Sequence[Note] = (),
 ) -> str:
     b = task.breakdown
     done = [d.id for d in task.dependencies if d.status == "done"]
@@ -43,6 +45,11 @@ def worker_prompt(
         "the work is complete and committed (what you committed is taken, verified on a clean "
         "checkout and landed; uncommitted files are not), failed or blocked with a reason "
         "otherwise.",
+        "Decide alone what the task, the code and the project's instructions answer. Only "
+        "what a person must decide (a product choice, a missing fact, secret or access): "
+        "checkpoint, call ask_person with the question, and end your session; the answer "
+        "comes to the next attempt. A person's words may come with any tool's answer, under "
+        "from_a_person: follow them; a pause means checkpoint and end your session.",
         *(
             [
                 f"It lands only if its check passes on your committed work: `{shown}`. Run it "
@@ -59,6 +66,9 @@ def worker_prompt(
             f"{checkpoint.summary}"
             + (f"\nNext steps it left: {checkpoint.next_steps}" if checkpoint.next_steps else "")
         )
+    if notes:
+        said = "\n".join(f"- {n.kind} from {n.author} at {n.at}: {n.text}" for n in notes)
+        parts.append(f"A person's words on this task (and questions asked of them):\n{said}")
     if returned:
         parts.append(f"The last submission did not land:\n{returned}")
     if review_notes:

@@ -82,6 +82,8 @@ class Roles:
             review_notes=_review_notes(detail),
             returned=_returned(detail),
             instructions=self.instructions,
+            # What a person left for this task's holders, given now (not again on its first call).
+            notes=await self.orchestrator.notes_for(slot.agent_id),
         )
         self.say(f"{slot.agent_id} starts {task_id} (attempt {attempt}, {model}) in {repo}")
         finish = await self.executor.run(
@@ -197,7 +199,7 @@ async def record(
             model,
             usage.input_tokens,
             usage.output_tokens,
-            settle.ROUTING_OUTCOME[finish.outcome],
+            settle.judged(finish),
             task_id,
             token,
             slot.agent_id,

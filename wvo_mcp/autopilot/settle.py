@@ -5,7 +5,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from wvo_mcp.autopilot import events
-from wvo_mcp.autopilot.slots import DRAINED
+from wvo_mcp.autopilot.slots import DRAINED, PAUSED
 from wvo_mcp.models import TaskDetail
 from wvo_mcp.rules import routing
 from wvo_mcp.rules.transitions import Status
@@ -27,10 +27,17 @@ class Standing:
     assigned_to: str | None = None
     submitted_by: str | None = None
     submitted_commit: str | None = None
+    paused: bool = False  # by a person: it, its epic or the fleet
 
     @classmethod
     def of(cls, detail: TaskDetail) -> "Standing":
-        return cls(detail.status, detail.assigned_to, detail.submitted_by, detail.submitted_commit)
+        return cls(
+            detail.status,
+            detail.assigned_to,
+            detail.submitted_by,
+            detail.submitted_commit,
+            detail.paused is not None,
+        )
 
 
 @dataclass(frozen=True)
@@ -56,7 +63,9 @@ def settle(finish: events.Finish, standing: Standing, agent_id: str) -> Settleme
     take = submitted and standing.submitted_commit is None
     # The provider's fault (or ours) costs the task nothing; anything else is a failed
     # attempt: counted, retried after a back-off, a dead letter at max_attempts.
-    blameless = finish.outcome in ("rate_limited", "auth") or finish.message == DRAINED
+    blameless = (
+        finish.outcome in ("rate_limited", "auth") or ours(finish) or standing.paused
+    )  # a person's pause: the worker stopped as told, or was stopped after its grace
     release = (Status.PENDING if blameless else Status.FAILED) if holding else None
     return Settlement(
         finish=finish,
@@ -75,12 +84,23 @@ def cost(usage: events.Usage, tier: routing.Tier) -> float:
     return max(usage.cost_usd or 0.0, priced)
 
 
+def ours(finish: events.Finish) -> bool:
+    """The autopilot stopped the run: a drain, or a person's pause."""
+    return finish.message in (DRAINED, PAUSED)
+
+
+def judged(finish: events.Finish) -> routing.Outcome:
+    """The outcome a run's provider is held to: none of its own fault when the autopilot
+    stopped it (its breaker takes no failure for it)."""
+    return "success" if ours(finish) else ROUTING_OUTCOME[finish.outcome]
+
+
 def recorded(finish: events.Finish) -> bool:
     """Whether a run goes on its provider's record: whatever it used, and how it failed,
-    unless the autopilot stopped it (a drain) or its own limits did, which says nothing
-    about the provider."""
+    unless the autopilot stopped it (a drain, a pause) or its own limits did, which says
+    nothing about the provider."""
     usage = finish.usage
-    judged = finish.message != DRAINED and not finish.limit
+    faulted = not ours(finish) and not finish.limit
     return bool(
-        usage.input_tokens or usage.output_tokens or (judged and finish.outcome != "success")
+        usage.input_tokens or usage.output_tokens or (faulted and finish.outcome != "success")
     )

@@ -15,6 +15,7 @@ LIVE_SECONDS = 30  # an autopilot seen this recently is running
 CLAIM_SECONDS = 2 * LIVE_SECONDS  # what an autopilot reviews stays its own this long, renewed
 TAIL_LINES = 20  # of a running worker's output, in each round's report
 DRAINED = "stopped: the autopilot drained"
+PAUSED = "stopped: a person paused its task"
 
 
 @dataclass(frozen=True)

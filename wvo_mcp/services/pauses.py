@@ -17,9 +17,9 @@ from wvo_mcp.store import Row, Tx
 
 Scope = Literal["task", "epic", "fleet"]
 STOP = (
-    "Call checkpoint now with your progress and next steps, then plan_update with "
-    "status=pending, and stop working on it: it waits, and the next attempt starts from your "
-    "checkpoint once a person resumes it."
+    "Call checkpoint now with your progress and next steps, and stop working on it: give it "
+    "back with plan_update status=pending (an autopilot's worker: end your session instead). "
+    "It waits, and the next attempt starts from your checkpoint once a person resumes it."
 )
 
 

@@ -1032,7 +1032,7 @@ VALUES (%(task_id)s, %(kind)s, %(body)s, %(author)s, %(now)s, %(for_epoch)s, %(r
 
 -- name: notes_due
 -- Whether the agent's held tasks have notes it was not given yet (every tool call asks).
-SELECT 1 FROM tasks t JOIN task_notes n ON n.task_id = t.id
+SELECT 1 AS due FROM tasks t JOIN task_notes n ON n.task_id = t.id
 WHERE t.assigned_to = %s AND t.status = 'in_progress' AND n.delivered_epoch < t.lease_epoch
     AND (n.for_epoch IS NULL OR n.for_epoch = t.lease_epoch)
 LIMIT 1;
@@ -1072,7 +1072,7 @@ SELECT id, epic_id, lease_epoch, assigned_to FROM tasks
 WHERE status = 'in_progress' ORDER BY id;
 
 -- name: epic_task_count
-SELECT count(*) FROM tasks WHERE epic_id = %s;
+SELECT count(*) AS tasks FROM tasks WHERE epic_id = %s;
 
 -- name: withdraw_pause_notes
 -- A pause lifted before its holder heard of it: the holder is not told to stop.

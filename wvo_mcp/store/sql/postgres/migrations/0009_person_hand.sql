@@ -15,7 +15,7 @@ CREATE TABLE task_notes (
 CREATE INDEX task_notes_by_task ON task_notes (task_id, id);
 
 CREATE TABLE pauses (
-    scope           text COLLATE "C" NOT NULL CHECK (scope IN ('task', 'epic', 'fleet')),
+    scope           text COLLATE "C" NOT NULL,  -- task, epic or fleet
     key             text COLLATE "C" NOT NULL,
     author          text COLLATE "C" NOT NULL,
     reason          text,

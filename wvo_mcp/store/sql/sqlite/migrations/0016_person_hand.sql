@@ -19,7 +19,7 @@ CREATE INDEX task_notes_by_task ON task_notes (task_id, id);
 -- What a person paused: a task, an epic, or the whole fleet (scope 'fleet', key ''). A paused
 -- task is not claimable; its holder is told to checkpoint and stop.
 CREATE TABLE pauses (
-    scope           TEXT NOT NULL CHECK (scope IN ('task', 'epic', 'fleet')),
+    scope           TEXT NOT NULL,     -- task, epic or fleet
     key             TEXT NOT NULL,
     author          TEXT NOT NULL,
     reason          TEXT,
