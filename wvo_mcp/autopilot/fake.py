@@ -48,6 +48,10 @@ A worker that meddles with its own output (tests/security/test_run_metering.py):
   ends the line and works its task;
 - give_up: gives its task up with plan_update(failed), as the work loop asks of a worker
   that cannot finish, and ends its run well.
+- ask: asks a person (ask_person, metadata.fake_question) and ends its run; given the
+  answer in its prompt, commits it as answer.txt with its work.
+Waiting (fake_wait), it heeds what a person says under from_a_person: each note goes into a
+checkpoint (`heard: KIND: TEXT`), and a pause makes it checkpoint and end its run.
 metadata.fake_usage ({input_tokens, output_tokens}) is what its result line reports.
 A worker whose processes outlive it (tests/autopilot/test_leftovers.py): scatter starts
 three sleepers marked `wvo-scatter-<task>` (one in its process group, one in a session of its
@@ -393,23 +397,30 @@ def chain(top: Path, levels: int, name: str) -> None:
     os.close(fd)
 
 
-async def wait_for(name: str, call: Call, held: dict[str, str]) -> bool:
+async def wait_for(name: str, call: Call, held: dict[str, str]) -> str:
     """Say it waits (`<name>.waiting` in its repository), then wait for `name` to appear
-    there, heartbeating so the autopilot sees it alive. False: it never came."""
+    there, heartbeating so the autopilot sees it alive: "came", "timeout", or "paused" (a
+    person paused its task: it checkpointed and stops, as the work loop asks). What a person
+    tells it on the way goes into a checkpoint (`heard: ...`)."""
     waiting, wanted = anyio.Path(f"{name}.waiting"), anyio.Path(name)
     await waiting.write_text("")
     deadline = time.monotonic() + WAIT_SECONDS
     beat = 0.0
     while not await wanted.exists():
         if time.monotonic() > deadline:
-            return False
+            return "timeout"
         if time.monotonic() - beat > 1:
-            await call("heartbeat", **held)
+            told = (await call("heartbeat", **held)).get("from_a_person", [])
             beat = time.monotonic()
+            for note in told:
+                await call("checkpoint", summary=f"heard: {note['kind']}: {note['text']}", **held)
+            if any(note["kind"] == "pause" for note in told):
+                await call("checkpoint", summary="paused by a person: stopped", **held)
+                return "paused"
         await anyio.sleep(0.05)
     await waiting.unlink()
     await wanted.unlink()
-    return True
+    return "came"
 
 
 async def review(text: str, server: Server) -> int:
@@ -538,9 +549,22 @@ async def work(text: str, model: str, server: Server) -> int:
             status, reason, text = ERRORS[mode]
             result(True, text, status, reason)
             return 1
-        if "fake_wait" in metadata and not await wait_for(metadata["fake_wait"], call, held):
-            result(True, f"waited {WAIT_SECONDS:.0f} s for {metadata['fake_wait']}")
-            return 1
+        if "fake_wait" in metadata:
+            waited = await wait_for(metadata["fake_wait"], call, held)
+            if waited == "paused":
+                result(False, f"stopped {task_id}: a person paused it")
+                return 0
+            if waited == "timeout":
+                result(True, f"waited {WAIT_SECONDS:.0f} s for {metadata['fake_wait']}")
+                return 1
+        if mode == "ask":
+            answered = re.search(r"^- answer from \S+ at \S+: (.*)$", text, re.MULTILINE)
+            if answered is None:
+                await call("checkpoint", summary="needs a person's choice", **held)
+                await call("ask_person", question=metadata.get("fake_question", "which?"), **held)
+                result(False, f"asked a person about {task_id}")
+                return 0
+            metadata["fake_files"] = {**metadata.get("fake_files", {}), "answer.txt": answered[1]}
         await call("checkpoint", summary=f"half of {task_id}", progress=50,
                    next_steps="write the file", **held)  # fmt: skip
         if mode == "longline":

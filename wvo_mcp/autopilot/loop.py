@@ -441,6 +441,10 @@ class Autopilot:
         idle = launch.idle(counts, states, self._stuck)
         if idle and launch.open_work(counts) > 0:
             self.say(f"stopping with ready work that cannot start here: {self._waiting}")
+        asked = (await self.orchestrator.inbox()).questions if idle else []
+        if asked:  # --until-empty does not wait for a person
+            ids = ", ".join(q.task_id for q in asked)
+            self.say(f"{ids} wait(s) for a person's answer: `wvo-mcp inbox`, then `wvo-mcp answer`")
         return idle
 
     async def _launch(self, running: TaskGroup, base: str, directive: str) -> None:
