@@ -338,3 +338,58 @@ async def test_the_agents_budgets_and_health_views(state_root: Path):
             await expect(page.locator("#evil")).to_have_count(0)
             assert await page.evaluate("window.pwned") is None
             assert refused == [], refused
+
+
+@pytest.mark.browser
+async def test_a_person_answers_from_the_inbox_tells_and_pauses_and_the_task_moves(
+    state_root: Path,
+):
+    from playwright.async_api import expect
+
+    person = token(state_root, "person", "ada")
+    agent_secret = token(state_root, "agent", "claude-1")
+    with http_server(state_root, "--dashboard") as server:
+        async with connect(server, agent_secret) as agent, browser_page(server) as page:
+            await agent.call("task_create", tasks=[spec("Q1", title="pick a licence")])
+            claim = await agent.call("claim_task", task_id="Q1")
+            await sign_in(page, person)
+            asked = HOSTILE + " MIT or Apache?"
+            await agent.call(
+                "ask_person", task_id="Q1", lease_token=claim["lease_token"], question=asked
+            )
+            await expect(page.locator("#col-blocked #card-Q1")).to_be_visible(timeout=TIMEOUT_MS)
+            await page.click("#tabs button[data-view=inbox]")
+            question = page.locator("#view-inbox .question[data-id=Q1]")
+            await expect(question.locator(".asked")).to_have_text(asked, timeout=TIMEOUT_MS)
+            assert await page.evaluate("() => window.pwned") is None
+            assert await page.locator("#evil").count() == 0  # shown as text, never run
+
+            answers = iter(["Apache-2.0", "use the v2 API"])
+            page.on("dialog", lambda dialog: dialog.accept(next(answers, "")))
+            await question.locator("button[data-action=answer]").click()
+            await expect(page.locator("#view-inbox .none")).to_have_text(
+                "no question waits for an answer", timeout=TIMEOUT_MS
+            )
+            await page.click("#tabs button[data-view=board]")
+            await expect(page.locator("#col-pending #card-Q1")).to_be_visible(timeout=TIMEOUT_MS)
+            again = await agent.call("claim_task", task_id="Q1")
+            said = [(n["kind"], n["text"]) for n in again["from_a_person"]]
+            assert said == [("question", asked), ("answer", "Apache-2.0")]
+
+            # From its card: a message reaches the holder with its next call; a pause too.
+            await expect(page.locator("#col-in_progress #card-Q1")).to_be_visible(
+                timeout=TIMEOUT_MS
+            )
+            await page.locator("#card-Q1 button[data-action=tell]").click()
+            await expect(page.locator("#message")).to_contain_text("told task Q1")
+            held = {"task_id": "Q1", "lease_token": again["lease_token"]}
+            beat = await agent.call("heartbeat", **held)
+            assert [n["text"] for n in beat["from_a_person"]] == ["use the v2 API"]
+            await page.locator("#card-Q1 button[data-action=pause]").click()
+            await expect(page.locator("#message")).to_contain_text("task Q1 paused")
+            beat = await agent.call("heartbeat", **held)
+            assert [n["kind"] for n in beat["from_a_person"]] == ["pause"]
+    kinds = [e["kind"] for e in events(state_root, "Q1")]
+    assert {"told", "paused"} <= set(kinds), kinds
+    answered = [e for e in events(state_root, "Q1") if e["from_status"] == "blocked"]
+    assert [(e["actor"], e["to_status"]) for e in answered] == [("person:ada", "pending")]

@@ -15,6 +15,7 @@ from wvo_mcp.models import (
     DependencyRef,
     Event,
     HealthReport,
+    Inbox,
     LandingQueue,
     ProviderStatusReport,
 )
@@ -43,6 +44,10 @@ def _actions(card: Card) -> list[tuple[str, str]]:
     found = []
     if card.status == "awaiting_approval":
         found += [("approve", "Approve"), ("reject", "Reject")]
+    if card.status == "in_progress":
+        found.append(("tell", "Tell"))
+    if card.status in ("pending", "in_progress"):
+        found.append(("pause", "Pause"))
     if card.status in ("failed", "blocked", "cancelled"):
         found.append(("requeue", "Re-queue"))
     if card.status not in ("done", "cancelled", "failed"):
@@ -253,7 +258,9 @@ def _live_log(log: LiveLog | None) -> str:
     )
 
 
-def task(view: TaskView, event_limit: int, git: bool, log: LiveLog | None = None) -> str:
+def task(
+    view: TaskView, event_limit: int, git: bool, log: LiveLog | None = None, can_act: bool = False
+) -> str:
     """A task's detail: everything escaped (titles, descriptions, summaries, reasons and
     output are written by agents and their commands)."""
     e = escape
@@ -269,6 +276,7 @@ def task(view: TaskView, event_limit: int, git: bool, log: LiveLog | None = None
         ("tags", ", ".join(found.tags) or None),
         ("attempts", f"{found.attempts} of {found.max_attempts}"),
         ("holder", found.assigned_to),
+        ("paused", found.paused),
         ("lease expires", found.lease_expires_at),
         ("not before", found.not_before),
         ("due", found.due_at),
@@ -291,15 +299,37 @@ def task(view: TaskView, event_limit: int, git: bool, log: LiveLog | None = None
     newest = f"the {event_limit} newest" if len(events) >= event_limit else f"{len(events)}"
     run_items = "".join(_run(r) for r in runs) or '<li class="none">none recorded</li>'
     cps = "".join(_checkpoint(c, git) for c in checkpoints)
+    notes = "".join(
+        f'<li><span class="kind">{e(n.kind)}</span> <span class="who">{e(n.author)}</span> '
+        f"<time>{e(n.at)}</time><p>{e(n.text)}</p></li>"
+        for n in found.notes
+    )
+    hand = ""
+    if can_act and found.status.value not in ("done", "cancelled"):
+        wanted = [("tell", "Tell")] if found.status.value == "in_progress" else []
+        wanted.append(("resume", "Resume") if found.paused else ("pause", "Pause"))
+        hand = (
+            '<div class="actions">'
+            + "".join(
+                f'<button type="button" data-action="{a}">{label}</button>' for a, label in wanted
+            )
+            + "</div>"
+        )
     return (
         f'<article class="detail" id="detail" data-id="{e(found.id)}">'
         f'<header><h2><span class="task-id">{e(found.id)}</span> '
         f'<span class="title">{e(found.title)}</span></h2>'
         f'<a class="page-link" href="{task_url(found.id)}">page</a>'
         '<button type="button" class="close" hidden>close</button></header>'
+        f"{hand}"
         f'<section class="description"><h3>Description</h3>{_text(found.description)}</section>'
         f'<section class="facts"><dl>{dl}</dl></section>{_live_log(log)}'
-        f"<section><h3>WSJF</h3>{wsjf}</section>"
+        + (
+            f'<section class="notes"><h3>A person\'s words</h3><ol>{notes}</ol></section>'
+            if notes
+            else ""
+        )
+        + f"<section><h3>WSJF</h3>{wsjf}</section>"
         f'<section class="deps"><h3>Waits on</h3>{_refs(found.dependencies)}'
         f"<h3>Unblocks</h3>{_refs(found.dependents)}</section>"
         f'<section class="checkpoints"><h3>Checkpoints ({len(checkpoints)})</h3>'
@@ -701,3 +731,22 @@ def _runs(runs: list[dict[str, Any]], can_act: bool) -> str:
             "</ul></section>"
         )
     return "".join(parts)
+
+
+def inbox(found: Inbox, can_act: bool) -> str:
+    """Agents' questions waiting for a person, oldest first, each with its Answer button."""
+    if not found.questions:
+        return '<p class="none">no question waits for an answer</p>'
+    e = escape
+    rows = []
+    for q in found.questions:
+        button = '<button type="button" data-action="answer">Answer</button>' if can_act else ""
+        rows.append(
+            f'<article class="question card" data-id="{e(q.task_id)}">'
+            f'<div class="top"><a class="open task-id" href="{task_url(q.task_id)}">'
+            f"{e(q.task_id)}</a> <span>{e(q.title)}</span></div>"
+            f'<p class="asked">{e(q.question)}</p>'
+            f'<div class="meta"><span class="holder">{e(q.asked_by)}</span>'
+            f"<span>{e(q.asked_at)}</span></div>{button}</article>"
+        )
+    return f'<div class="inbox">{"".join(rows)}</div>'

@@ -52,7 +52,8 @@ REJECT_TO = ("cancelled", "blocked", "pending", "in_progress")
 EVENTS = 200  # a task's newest events its detail shows
 RUNS = 50  # and its newest sandbox runs and verifications
 CHART_HOURS = 12  # the health view's completions per hour
-TASK_ACTIONS = ("approve", "reject", "requeue", "cancel")
+TASK_ACTIONS = ("approve", "reject", "requeue", "cancel", "tell", "pause", "resume", "answer")
+NOTED = ("reject", "tell", "answer")  # actions whose note is what they say: required
 PILOT_ACTIONS = ("pause", "resume")
 NOTE_CHARS = 4000
 # On every dashboard answer. The page loads its one script and stylesheet from here; it has
@@ -75,7 +76,11 @@ FIELDS = {
     "reject": ("note", "to"),
     "requeue": ("note",),
     "cancel": ("note",),
-    "pause": ("run",),
+    "tell": ("note",),  # the message
+    "answer": ("note",),  # the answer
+    "task_pause": ("note",),  # a task's pause, with why
+    "task_resume": (),
+    "pause": ("run",),  # an autopilot run's (api/autopilot)
     "resume": ("run",),
 }
 
@@ -156,7 +161,9 @@ async def _fields(request: Request, action: str) -> dict[str, Any]:
     unknown = sorted(set(body) - set(accepted))
     if unknown:
         raise Refused(
-            400, f"{action} takes {', '.join(accepted)}, not {', '.join(unknown)}; nothing was done"
+            400,
+            f"{action} takes {', '.join(accepted) or 'no field'}, not {', '.join(unknown)}; "
+            "nothing was done",
         )
     for name in ("note", "run"):  # `to` is checked against its choices
         if body.get(name) is not None and not isinstance(body[name], str):
@@ -338,6 +345,8 @@ class Dashboard:
             html = render.health(
                 await db.health_report(), await db.done_per_hour(CHART_HOURS), await self._backups()
             )
+        elif name == "inbox":
+            html = render.inbox(await db.inbox(), caller.role == "person")
         elif name == "autopilot":
             html = render.autopilot(
                 await self._pilots(), caller.role == "person", await db.landing_view()
@@ -360,13 +369,13 @@ class Dashboard:
         db = self._db()
         return await db.autopilot_runs(timeutil.to_text(db.clock() - timedelta(hours=1)))
 
-    async def _task(self, task_id: str) -> str:
+    async def _task(self, task_id: str, can_act: bool) -> str:
         """A task's detail as HTML (NotFound when there is no such task), with the live log
-        of the autopilot worker running it, if one is."""
+        of the autopilot worker running it, if one is, and a person's actions."""
         db = self._db()
         view = await db.task_view(task_id, EVENTS, RUNS)
         log = await self._live_log(task_id) if view.task.status == Status.IN_PROGRESS else None
-        return render.task(view, EVENTS, git=db.git is not None, log=log)
+        return render.task(view, EVENTS, git=db.git is not None, log=log, can_act=can_act)
 
     async def _live_log(self, task_id: str) -> render.LiveLog | None:
         """The latest output of the autopilot worker running the task, as its autopilot
@@ -386,7 +395,7 @@ class Dashboard:
             return caller
         task_id = request.path_params["task_id"]
         try:
-            detail = await self._task(task_id)
+            detail = await self._task(task_id, caller.role == "person")
         except NotFound as exc:
             return HTMLResponse(f"<!doctype html><p>{escape(str(exc))}</p>", status_code=404)
         return HTMLResponse(render.task_page(detail, task_id, caller.name))
@@ -396,7 +405,7 @@ class Dashboard:
         if isinstance(caller, Response):
             return caller
         try:
-            detail = await self._task(request.path_params["task_id"])
+            detail = await self._task(request.path_params["task_id"], caller.role == "person")
         except NotFound as exc:
             return JSONResponse({"error": str(exc)}, status_code=404)
         return JSONResponse({"html": detail})
@@ -435,8 +444,8 @@ class Dashboard:
         if action not in TASK_ACTIONS:
             return JSONResponse({"error": f"no action {action!r}"}, 404)
         try:
-            body = await _fields(request, action)
-            note = _note(body, required=action == "reject")
+            body = await _fields(request, f"task_{action}" if action in PILOT_ACTIONS else action)
+            note = _note(body, required=action in NOTED)
             to = body.get("to", "cancelled")  # given, it must be one of them: no fallback
             if to not in REJECT_TO:
                 raise Refused(400, f"to: one of {', '.join(REJECT_TO)}")
@@ -452,6 +461,21 @@ class Dashboard:
                 done = await db.reject(task_id, by, note, Status(to))
             elif action == "requeue":
                 done = await db.requeue(task_id, by, note)
+            elif action in ("tell", "answer"):
+                assert note is not None
+                said = (
+                    await db.tell(note, by, task_id=task_id)
+                    if action == "tell"
+                    else await db.answer(task_id, note, by)
+                )
+                return JSONResponse({"message": said.message})
+            elif action in ("pause", "resume"):
+                moved = (
+                    await db.pause("task", task_id, by, note)
+                    if action == "pause"
+                    else await db.resume("task", task_id, by)
+                )
+                return JSONResponse({"message": moved.message})
             else:
                 done = await db.update_status(
                     task_id, Status.CANCELLED, by,

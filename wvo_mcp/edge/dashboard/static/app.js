@@ -195,15 +195,24 @@ async function pilot(button) {
   button.disabled = true;
 }
 
+// What each action asks the person for first: a note it needs, or one it may take.
+const ASKS = {
+  reject: [true, "Reject {id}: why?"],
+  tell: [true, "Tell the holder of {id}:"],
+  answer: [true, "Answer the question on {id}:"],
+  pause: [false, "Pause {id}: why? (optional)"],
+};
+
 async function act(button) {
-  const card = button.closest(".card");
+  const card = button.closest(".card, .detail");
   const id = card.dataset.id;
   const action = button.dataset.action;
   const body = {};
-  if (action === "reject") {
-    const note = window.prompt("Reject " + id + ": why?");
-    if (!note) return;
-    body.note = note;
+  const ask = ASKS[action];
+  if (ask) {
+    const note = window.prompt(ask[1].replace("{id}", id));
+    if (note === null || (ask[0] && !note)) return;
+    if (note) body.note = note;
   } else if (!window.confirm(button.textContent + " " + id + "?")) {
     return;
   }
@@ -214,8 +223,11 @@ async function act(button) {
     body: JSON.stringify(body),
   });
   const result = await answer.json();
-  say(answer.ok ? id + ": " + result.status : result.error);
+  say(answer.ok ? id + ": " + (result.status || result.message) : result.error);
   refresh([id]);
+  viewChanged();
+  const panel = document.getElementById("panel");
+  if (panel && !panel.hidden && panel.dataset.id === id) openTask(id);
 }
 
 const taskPath = (id) => "/dashboard/api/tasks/" + encodeURIComponent(id);
