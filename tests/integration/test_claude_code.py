@@ -256,7 +256,7 @@ def run_claude(
     offered = {t["name"] for r in model.requests for t in r.get("tools", [])}
     ours = sorted(n.removeprefix("mcp__wvo__") for n in offered if n.startswith("mcp__wvo__"))
     assert ours == sorted(
-        ["plan_next", "claim_task", "heartbeat", "checkpoint", "plan_update",
+        ["plan_next", "claim_task", "heartbeat", "checkpoint", "plan_update", "ask_person",
          "context_read", "context_write", "task_get"]
     )  # fmt: skip
     main = [r for r in model.requests if "mcp__wvo__claim_task" in str(r.get("tools"))]
