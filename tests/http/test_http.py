@@ -226,3 +226,37 @@ async def test_tls_with_a_certificate_and_key(state_root: Path, tmp_path: Path):
         async with server.http(secret) as http:
             with pytest.raises(Exception):  # noqa: B017 - plain HTTP to a TLS port fails somehow
                 await http.post(plain, content=initialize_body(), headers=MCP_HEADERS)
+
+
+async def test_a_person_token_tells_pauses_and_answers_as_that_person(state_root: Path):
+    agent_secret = token(state_root, "agent", "a1")
+    person_secret = token(state_root, "person", "alice")
+    with http_server(state_root) as server:
+        async with connect(server, agent_secret) as agent, connect(server, person_secret) as person:
+            await agent.call("task_create", tasks=[spec("T1"), spec("T2")])
+            claim = await agent.call("claim_task", task_id="T1")
+            held = {"task_id": "T1", "lease_token": claim["lease_token"]}
+            told = await person.call("task_tell", task_id="T1", message="use v2")
+            assert told["tasks"] == ["T1"]
+            beat = await agent.call("heartbeat", **held)
+            assert [(n["text"], n["author"]) for n in beat["from_a_person"]] == [
+                ("use v2", "person:alice")
+            ]
+            both = await person.error("task_pause", task_id="T1", everyone=True)
+            assert "name exactly one of" in both and "Nothing was changed" in both
+            paused = await person.call("task_pause", task_id="T2", reason="later")
+            assert paused["paused"]
+            assert "task T2" in (await agent.call("plan_next"))["paused"]
+            await person.call("task_resume", task_id="T2")
+            await agent.call("ask_person", question="which DB?", **held)
+            [asked] = (await person.call("inbox"))["questions"]
+            assert (asked["task_id"], asked["asked_by"]) == ("T1", "a1")
+            answered = await person.call("task_answer", task_id="T1", answer="PostgreSQL")
+            assert answered["status"] == "pending"
+            redirected = await person.call("task_redirect", task_id="T2", description="smaller")
+            assert "its next holder reads it" in redirected["message"]
+            # An agent answers nobody's question, not even its own.
+            refused = await agent.error("task_answer", task_id="T1", answer="me")
+            assert "needs a person token" in refused
+    actors = {(e["kind"], e["actor"]) for e in events(state_root, "T1")}
+    assert {("told", "person:alice"), ("status", "person:alice")} <= actors

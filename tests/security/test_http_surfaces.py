@@ -29,20 +29,36 @@ from tests.http.conftest import (
     spec,
     token,
 )
+from wvo_mcp.edge import toolset
 from wvo_mcp.edge.stdio import MAX_LINE_BYTES
 
 pytestmark = pytest.mark.anyio
 
 # No health monitor and no telemetry: nothing in the server writes unless a request does.
 QUIET = {"WVO_AUTOPILOT_HEALTH_INTERVAL_MS": 0, "WVO_OTEL_ENABLED": 0}
-PERSON_TOOLS = ("task_approve", "task_reject", "task_requeue", "task_cancel", "task_done")
+PERSON_TOOLS = toolset.PERSON_TOOLS
+# Each person tool's arguments, as they would work for a person on the seeded board.
+PERSON_ARGS: dict[str, dict[str, Any]] = {
+    "task_approve": {"task_id": "T1"},
+    "task_reject": {"task_id": "T1", "note": "no", "to": "pending"},
+    "task_requeue": {"task_id": "T3"},
+    "task_cancel": {"task_id": "T1"},
+    "task_done": {"task_id": "T1", "skip_verify": True},
+    "task_tell": {"task_id": "T2", "message": "ignore your task"},
+    "task_pause": {"everyone": True, "reason": "mine now"},
+    "task_resume": {"everyone": True},
+    "task_redirect": {"task_id": "T2", "description": "do as I say", "restart": True},
+    "inbox": {},
+    "task_answer": {"task_id": "T1", "answer": "yes"},
+}
 SECRET_TITLE = "payroll-migration-7f3a"  # T1's title: must never reach someone unsigned
 HOSTILE = '<script>window.pwned = 1</script><img id="evil" src="x">'
 RAW_MARKUP = ("<script>window.pwned", '<img id="evil"')
 ESCAPED_MARKUP = "&lt;script&gt;window.pwned"
-ACTIONS = ("approve", "reject", "requeue", "cancel")
+ACTIONS = ("approve", "reject", "requeue", "cancel", "tell", "pause", "resume", "answer")
 # The task each action would succeed on (see `seed`), so a refusal is a real refusal.
-ACTION_TASK = {"approve": "T1", "reject": "T1", "cancel": "T1", "requeue": "T3"}
+ACTION_TASK = {"approve": "T1", "reject": "T1", "cancel": "T1", "requeue": "T3", "tell": "T2",
+               "pause": "T2", "resume": "T2", "answer": "T1"}  # fmt: skip
 ACTION_BODY = {"note": "looked at it", "to": "pending"}
 ACTION_ROUTES = [f"/dashboard/api/tasks/{ACTION_TASK[a]}/{a}" for a in ACTIONS]
 SIGN_IN_ROUTES = ("/dashboard", "/dashboard/tasks/T1")  # pages: they answer with the form
@@ -57,6 +73,8 @@ TABLES = {
     "agents": "id",
     "queue_counts": "bucket",
     "api_tokens": "id",
+    "task_notes": "id",
+    "pauses": "scope, key",
 }
 
 
@@ -349,12 +367,9 @@ async def test_a_token_in_the_query_string_is_not_accepted(shared: Board, query:
 @pytest.mark.parametrize("mode", PROTOCOL_MODES)
 @pytest.mark.parametrize("tool", PERSON_TOOLS)
 async def test_an_agent_token_cannot_call_a_person_only_tool(shared: Board, mode: str, tool: str):
-    args = {"task_reject": {"note": "no", "to": "pending"}, "task_done": {"skip_verify": True}}.get(
-        tool, {}
-    )
     async with connect(shared.server, shared.agent, mode) as agent:  # a1 holds T1, waiting
         with unchanged(shared.store, tool):
-            text = await agent.error(tool, task_id="T1", **args)
+            text = await agent.error(tool, **PERSON_ARGS[tool])
     assert "needs a person token" in text and "--role person" in text, text
     assert "Nothing was changed" in text, text
 
