@@ -478,6 +478,7 @@ class StatusReport(BaseModel):
     counts: QueueCounts
     in_progress: list[dict[str, Any]]
     awaiting_approval: list[dict[str, Any]]
+    paused: str | None = Field(None, description="What a person paused, if anything")
     stopped: list[dict[str, Any]] = Field(
         description="Blocked tasks and held submissions: each stays until a person acts "
         "(way_out says how)"

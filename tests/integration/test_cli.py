@@ -379,7 +379,9 @@ def test_a_person_tells_pauses_redirects_and_answers_from_the_cli(state_root: Pa
     assert "paused: not claimable until resumed; told 1 holder(s)" in ok(
         state_root, "pause", "--epic", "E", "--reason", "review"
     )
+    assert "paused by a person, left out: epic E (`wvo-mcp resume`)" in ok(state_root, "status")
     assert "epic E resumed (paused by person:" in ok(state_root, "resume", "--epic", "E")
+    assert "paused by a person" not in ok(state_root, "status")
     gone = wvo(state_root, "resume", "--epic", "E")
     assert gone.returncode == 2 and "epic E is not paused (nothing is paused)" in gone.stderr
     assert "its holder is told" in ok(state_root, "redirect", "T", "--description", "REST")

@@ -43,6 +43,8 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
             for t in report.awaiting_approval
         ],
     )
+    if report.paused:
+        print(f"\n{report.paused} (`wvo-mcp resume`)")
     if report.stopped:
         print("\nstopped until a person acts:")
         for t in report.stopped:

@@ -64,6 +64,7 @@ def status_report(
         counts=plan.counts,
         in_progress=holding,
         awaiting_approval=waiting,
+        paused=plan.paused,
         stopped=stopped,
         top_ready=plan.tasks,
         dead_letters=[rows.summary(r) for r in tx.all("dead_letters", (20,))],
