@@ -1,7 +1,7 @@
 """The orchestrator: every behaviour the MCP tools and the CLI offer, one await each."""
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -417,43 +417,32 @@ class Orchestrator:
         any transaction: it can take minutes) unless a person skips it. `landing`: the
         autopilot lands this commit (it moves as the lander), `verified`: having run the
         verification on a clean checkout of exactly what lands (`verify`)."""
-        skipped_by = None
-        if status is Status.DONE and verified is None:
-            command = await self.db.read(
+        # A holder's own move changes its task and what depends on it, rows it locks; a
+        # person's or the lander's may read and move anything (approvals, reviews).
+        lock = Lock.TASK if token is not None and not by_person and landing is None else Lock.WORLD
+
+        def move(verified: leases.Run | None, skipped_by: str | None) -> Awaitable[UpdateResult]:
+            return self.db.write(
                 partial(
-                    leases.verification_needed,
-                    task_id=task_id,
-                    token=token,
-                    by_person=by_person,
-                    landing=landing,
+                    leases.update_status, settings=self.settings, task_id=task_id,
+                    target=status, actor=actor, token=token, reason=reason, now=self.clock(),
+                    by_person=by_person, landing=landing, verified=verified,
+                    skipped_by=skipped_by,
                 ),
-                snapshot=False,  # one statement: one round trip
-            )
-            if command is not None and skip_verify:
-                skipped_by = actor
-            elif command is not None and token is not None:
-                verified = await self.verification.verify_holding(task_id, token, actor, command)
-            elif command is not None:
-                verified = await self.verification.verify(task_id, command)
-        return await self.db.write(
-            partial(
-                leases.update_status,
-                settings=self.settings,
-                task_id=task_id,
-                target=status,
-                actor=actor,
-                token=token,
-                reason=reason,
-                now=self.clock(),
-                by_person=by_person,
-                landing=landing,
-                verified=verified,
-                skipped_by=skipped_by,
-            ),
-            # A holder's own move changes its task and what depends on it, rows it locks;
-            # a person's or the lander's may read and move anything (approvals, reviews).
-            Lock.TASK if token is not None and not by_person and landing is None else Lock.WORLD,
-        )
+                lock,
+            )  # fmt: skip
+
+        try:  # one transaction, unless the task has a verify_command to pass first
+            return await move(verified, None)
+        except leases.Unverified as needed:
+            command = needed.command
+        if skip_verify:
+            return await move(None, actor)
+        if token is not None:
+            checked = await self.verification.verify_holding(task_id, token, actor, command)
+        else:
+            checked = await self.verification.verify(task_id, command)
+        return await move(checked, None)
 
     async def update_and_claim(
         self, task_id: str, status: Status, agent_id: str, token: str | None, reason: str | None

@@ -255,3 +255,23 @@ async def test_a_dead_autopilots_tasks_go_back_to_pending_with_their_checkpoints
     assert (await orch.get_task(held["other"].task.id)).status == Status.IN_PROGRESS
     again = await orch.claim("w3", task_id=mine)
     assert again.last_checkpoint is not None and again.last_checkpoint.summary == "half way"
+
+
+async def test_an_agents_sighting_is_written_at_most_every_ten_seconds(world: World) -> None:
+    orch = await world.open()
+    await create(orch, {"id": "T", "title": "t"})
+    claim = await orch.claim("a", "T")
+    assert claim.lease_token is not None
+
+    async def last_seen() -> str:
+        [agent] = [a for a in await orch.agents_view() if a.id == "a"]
+        return agent.last_seen_at
+
+    claimed_at = world.clock.text()
+    assert await last_seen() == claimed_at
+    world.clock.advance(9)
+    await orch.heartbeat("T", claim.lease_token, "a")
+    assert await last_seen() == claimed_at  # seen 9 s ago: not written again
+    world.clock.advance(2)
+    await orch.checkpoint("T", claim.lease_token, "a", summary="half")
+    assert await last_seen() == world.clock.text()

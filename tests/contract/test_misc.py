@@ -100,10 +100,10 @@ async def test_a_sent_change_that_fails_fails_its_whole_write(orch: Orchestrator
     await create(orch, {"id": "T", "title": "t"})
 
     def write(tx: Tx) -> str:
-        tx.send("touch_agent", ("sender", "2026-01-01T00:00:00Z"))
+        tx.send("touch_agent", ("sender", "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"))
         tx.send("insert_event", ("no-such-task", "2026-01-01T00:00:00Z", "sender", "note",
                                  None, None, None, None))  # fmt: skip
-        tx.send("touch_agent", ("after", "2026-01-01T00:00:00Z"))
+        tx.send("touch_agent", ("after", "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"))
         return "kept?"
 
     with pytest.raises(Exception, match=r"(?i)foreign key"):
@@ -113,7 +113,11 @@ async def test_a_sent_change_that_fails_fails_its_whole_write(orch: Orchestrator
         return [tx.one("agent_identity", (name,)) for name in ("sender", "after")]
 
     assert await orch.db.read(agents) == [None, None]
-    await orch.db.write(lambda tx: tx.send("touch_agent", ("sender", "2026-01-01T00:00:00Z")))
+    await orch.db.write(
+        lambda tx: tx.send(
+            "touch_agent", ("sender", "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z")
+        )
+    )
     assert (await orch.db.read(agents))[0] is not None  # the same change, alone, is kept
 
 

@@ -147,23 +147,22 @@ async def test_a_heartbeat_racing_the_monitors_requeue(world: World) -> None:
 async def test_a_done_racing_a_take_over(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     rounds = ROUNDS[world.backend.name]
     a, b = await servers(world, wip_per_agent=1)
-    # A done reads whether the task has a verify_command before it writes, so a claim started
-    # with it nearly always writes first on SQLite's one writer. In half the rounds the claim
-    # starts as that read ends, so that the writes race in both orders.
-    read_over = anyio.Event()
-    read = a.db.read
+    # A done is one write (a task with no verify_command), and so is a claim: whichever
+    # starts its write first nearly always wins. Each round one of them waits for the other's
+    # write to start, so that the writes race in both orders.
+    started = {"a": anyio.Event(), "b": anyio.Event()}
 
-    async def read_then_say(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return await read(*args, **kwargs)
-        finally:
-            read_over.set()
+    def saying(name: str, server: Orchestrator) -> None:
+        write = server.db.write
 
-    async def claim_after_the_read() -> ClaimResult:
-        await read_over.wait()
-        return await b.claim("y")
+        async def write_then_say(*args: Any, **kwargs: Any) -> Any:
+            started[name].set()
+            return await write(*args, **kwargs)
 
-    monkeypatch.setattr(a.db, "read", read_then_say)
+        monkeypatch.setattr(server.db, "write", write_then_say)
+
+    saying("a", a)
+    saying("b", b)
     outcomes: Counter[str] = Counter()
     for i in range(rounds):
         # One task at a time: the expired lease is the only work a claim can take.
@@ -172,11 +171,20 @@ async def test_a_done_racing_a_take_over(world: World, monkeypatch: pytest.Monke
         assert held.task is not None and held.lease_token is not None
         task_id, token = held.task.id, held.lease_token
         world.clock.advance(LEASE_S + 1)
-        read_over = anyio.Event()
-        done, taken = await together(
-            partial(a.update_status, task_id, Status.DONE, "x", token),
-            random.choice([partial(b.claim, "y"), claim_after_the_read]),
-        )
+        started.update(a=anyio.Event(), b=anyio.Event())
+        first = random.choice(["a", "b"])
+
+        async def finish(first: str = first, task_id: str = task_id, token: str = token) -> Any:
+            if first == "b":
+                await started["b"].wait()
+            return await a.update_status(task_id, Status.DONE, "x", token)
+
+        async def take(first: str = first) -> ClaimResult:
+            if first == "a":
+                await started["a"].wait()
+            return await b.claim("y")
+
+        done, taken = await together(finish, take)
         after = await a.get_task(task_id)
         trail = [e.kind for e in await events_of(a, task_id)]
         if isinstance(done, LeaseLost):

@@ -207,6 +207,8 @@ def claude_env(api: ThreadingHTTPServer, home: Path, path: str, **env: str) -> d
         "DISABLE_AUTOUPDATER": "1",
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "MCP_CONNECTION_NONBLOCKING": "0",
+        # A server's start on a machine busy with the rest of the suite may take seconds.
+        "MCP_TIMEOUT": "60000",
         **env,
     }
 

@@ -258,7 +258,7 @@ def test_every_tool_has_its_own_title_http_only_ones_too(tmp_path: Path) -> None
         return list(await server.list_tools())
 
     found = anyio.run(listed)
-    assert len(found) == 24
+    assert len(found) == 31
     titles = [tool.title for tool in found]
     assert all(titles) and len(set(titles)) == len(titles), titles
 

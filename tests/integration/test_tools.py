@@ -21,6 +21,7 @@ TOOLS = {
     "heartbeat",
     "checkpoint",
     "plan_update",
+    "ask_person",
     "context_write",
     "context_read",
     "health_report",

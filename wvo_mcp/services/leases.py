@@ -3,7 +3,7 @@
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from wvo_mcp import timeutil
@@ -37,6 +37,9 @@ class Run:
 
 
 OUTPUT_KEPT = 4000
+# How stale an agent's last sighting may get before a call writes it again: "silent" is
+# judged in minutes (WVO_AUTOPILOT_STALE_TASK_MINUTES), so seconds lost here change nothing.
+SEEN_RESOLUTION = timedelta(seconds=10)
 
 
 def _kept(text: str) -> str:
@@ -71,6 +74,12 @@ def _held(tx: Tx, task_id: str, token: str, *, waiting_ok: bool = False, lock: b
     raise lease_lost(row)
 
 
+def seen(tx: Tx, agent_id: str, now: datetime) -> None:
+    """The agent was seen now; its row is written at most every SEEN_RESOLUTION."""
+    stale = timeutil.to_text(now - SEEN_RESOLUTION)
+    tx.send("touch_agent", (agent_id, timeutil.to_text(now), stale))
+
+
 def lease_lost(row: Row) -> LeaseLost:
     if row["status"] == Status.IN_PROGRESS:
         now_held = (
@@ -97,7 +106,7 @@ def heartbeat(
         "renew_lease",
         (expires, lease_seconds or row["lease_seconds"], timeutil.to_text(now), task_id),
     )
-    tx.send("touch_agent", (agent_id, timeutil.to_text(now)))
+    seen(tx, agent_id, now)
     return LeaseResult(task_id=task_id, lease_expires_at=expires)
 
 
@@ -154,7 +163,7 @@ def checkpoint(
     tx.send("prune_checkpoints", (task_id, CHECKPOINTS_KEPT))
     if not waiting:
         tx.send("renew_lease", (expires, row["lease_seconds"], stamp, task_id))
-    tx.send("touch_agent", (agent_id, stamp))
+    seen(tx, agent_id, now)
     return CheckpointResult(
         task_id=task_id,
         seq=seq,
@@ -287,6 +296,10 @@ def update_status(
     autopilot lands (it moves as the lander; the autopilot alone passes it, in-process)."""
     row = task_row(tx, task_id, lock=True)
     current = _allowed_move(tx, row, task_id, target, token, by_person=by_person, landing=landing)
+    if target is Status.DONE and verified is None and skipped_by is None:
+        command = rows.verify_command(row)
+        if command is not None:  # checked outside any transaction, then moved again
+            raise Unverified(command)
 
     stamp = timeutil.to_text(now)
     epoch = row["lease_epoch"]
@@ -523,24 +536,13 @@ def release_orphans(
     return [row["id"] for row in held]
 
 
-def verification_needed(
-    tx: Tx, task_id: str, token: str | None, *, by_person: bool, landing: str | None = None
-) -> str | list[str] | None:
-    """The verify_command to run before `done`, checked before the sandbox is started: a
-    stale holder is refused at once. None when there is nothing to verify, or when the
-    move itself will be refused (update_status then says why)."""
-    row = task_row(tx, task_id)
-    if token is not None and token != row["lease_token"]:
-        raise lease_lost(row)
-    current = Status(row["status"])
-    if current is Status.IN_PROGRESS and token is None and not by_person:
-        return None
-    who = _actor(row, token, by_person=by_person, landing=landing)
-    try:
-        check_transition(current, Status.DONE, who, gate_of(row))
-    except IllegalTransition:
-        return None
-    return rows.verify_command(row)
+class Unverified(Exception):
+    """A `done` that must first pass the task's verify_command (its transaction rolls
+    back; the orchestrator runs the command in the sandbox and moves the task again)."""
+
+    def __init__(self, command: str | list[str]) -> None:
+        super().__init__("verify_command first")
+        self.command = command
 
 
 def submit_commit(tx: Tx, task_id: str, commit: str, actor: str, now: datetime) -> None:

@@ -26,7 +26,7 @@ from wvo_mcp.rules.pauses import Paused
 from wvo_mcp.rules.routing import Decision
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services import routes, rows
-from wvo_mcp.services.leases import lose_lease
+from wvo_mcp.services.leases import lose_lease, seen
 from wvo_mcp.services.tasks import record_event, rescore
 from wvo_mcp.store import Row, Tx
 
@@ -335,7 +335,7 @@ class _Picking:
         bound: routes.Bound | None = None,
     ) -> "_Picking":
         stamp = timeutil.to_text(now)
-        tx.send("touch_agent", (agent_id, stamp))
+        seen(tx, agent_id, now)
         # What a claim reads before it picks is asked for at once, one round trip on
         # PostgreSQL, with the first page of unrouted candidates, which an agent with no tier
         # takes from.

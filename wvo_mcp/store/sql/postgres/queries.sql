@@ -169,10 +169,11 @@ INSERT INTO settings_meta (key, value) VALUES (%s, %s)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value;
 
 -- name: touch_agent
--- Parameters: (id, now).
+-- Parameters: (id, now, stale_before): written when the last sighting is older than that.
 INSERT INTO agents (id, first_seen_at, last_seen_at)
 SELECT p.id, p.now, p.now FROM (VALUES (%s::text, %s::text)) AS p (id, now)
-ON CONFLICT (id) DO UPDATE SET last_seen_at = excluded.last_seen_at;
+ON CONFLICT (id) DO UPDATE SET last_seen_at = excluded.last_seen_at
+WHERE agents.last_seen_at < %s;
 
 -- name: register_agent
 -- Parameters: (id, client_name, now).

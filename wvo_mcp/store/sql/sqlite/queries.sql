@@ -140,8 +140,11 @@ INSERT INTO settings_meta (key, value) VALUES (?, ?)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value;
 
 -- name: touch_agent
+-- The agent was seen now: written when its last sighting is older than ?3 (a row written
+-- on every call would cost every heartbeat a page write; "silent" is judged in minutes).
 INSERT INTO agents (id, first_seen_at, last_seen_at) VALUES (?1, ?2, ?2)
-ON CONFLICT (id) DO UPDATE SET last_seen_at = excluded.last_seen_at;
+ON CONFLICT (id) DO UPDATE SET last_seen_at = excluded.last_seen_at
+WHERE agents.last_seen_at < ?3;
 
 -- name: register_agent
 INSERT INTO agents (id, client_name, first_seen_at, last_seen_at) VALUES (?1, ?2, ?3, ?3)
