@@ -711,7 +711,7 @@ class Orchestrator:
         """The dashboard's agents: each one's held task, done count, today's usage and
         health reading."""
         now = self.clock()
-        cutoff = now - timedelta(minutes=self.settings.stale_task_minutes)
+        cutoff = leases.silent_before(now, self.settings.stale_task_minutes)
 
         def tier(row: Row) -> str | None:
             found = self.providers.get(row["provider"] or "")

@@ -257,21 +257,26 @@ async def test_a_dead_autopilots_tasks_go_back_to_pending_with_their_checkpoints
     assert again.last_checkpoint is not None and again.last_checkpoint.summary == "half way"
 
 
-async def test_an_agents_sighting_is_written_at_most_every_ten_seconds(world: World) -> None:
-    orch = await world.open()
+async def test_an_agents_sighting_is_written_at_most_every_minute(world: World) -> None:
+    orch = await world.open(stale_task_minutes=2.0)
     await create(orch, {"id": "T", "title": "t"})
     claim = await orch.claim("a", "T")
     assert claim.lease_token is not None
 
-    async def last_seen() -> str:
+    async def seen() -> tuple[str, str]:
         [agent] = [a for a in await orch.agents_view() if a.id == "a"]
-        return agent.last_seen_at
+        return agent.last_seen_at, agent.state
 
     claimed_at = world.clock.text()
-    assert await last_seen() == claimed_at
-    world.clock.advance(9)
-    await orch.heartbeat("T", claim.lease_token, "a")
-    assert await last_seen() == claimed_at  # seen 9 s ago: not written again
+    assert await seen() == (claimed_at, "working")
+    world.clock.advance(59)
+    await orch.heartbeat("T", claim.lease_token, "a", lease_seconds=600)
+    assert (await seen())[0] == claimed_at  # seen 59 s ago: not written again
     world.clock.advance(2)
     await orch.checkpoint("T", claim.lease_token, "a", summary="half")
-    assert await last_seen() == world.clock.text()
+    assert (await seen())[0] == world.clock.text()
+    # Silent only past the stale threshold and the resolution together.
+    world.clock.advance(120 + 59)
+    assert (await seen())[1] != "silent"
+    world.clock.advance(2)
+    assert (await seen())[1] == "silent"

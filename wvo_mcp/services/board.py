@@ -167,8 +167,8 @@ def done_per_hour(tx: Tx, now: datetime, hours: int) -> list[tuple[str, int]]:
 @dataclass(frozen=True)
 class AgentRow:
     """An agent as the dashboard's agents view shows it. `state` is the health monitor's
-    reading: silent (not seen within the stale threshold), working (holding a live lease) or
-    idle (seen, holding none)."""
+    reading: silent (not seen within the stale threshold and SEEN_RESOLUTION), working
+    (holding a live lease) or idle (seen, holding none)."""
 
     id: str
     provider: str | None

@@ -24,7 +24,7 @@ from wvo_mcp.models import (
 from wvo_mcp.providers import Providers
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services import routes, rows
-from wvo_mcp.services.leases import gated, lose_lease
+from wvo_mcp.services.leases import gated, lose_lease, silent_before
 from wvo_mcp.services.scheduler import claimable, queue_counts
 from wvo_mcp.services.tasks import record_event
 from wvo_mcp.store import Lock, Tx
@@ -102,7 +102,8 @@ def observe(
     ]
     dead = [r["id"] for r in tx.all("dead_letter_ids", (LIST_CAP,))]
     abandoned = [r["id"] for r in tx.all("blocked_by_abandoned", (LIST_CAP,))]
-    agents = tx.all("agents_seen", {"now": stamp, "cutoff": cutoff})
+    seen_cutoff = timeutil.to_text(silent_before(now, settings.stale_task_minutes))
+    agents = tx.all("agents_seen", {"now": stamp, "cutoff": seen_cutoff})
     history = [
         r["done"]
         for r in tx.all(
@@ -125,7 +126,7 @@ def observe(
         stale_tasks=len(stale),
         agents_active=len(agents),
         agents_idle=sum(1 for a in agents if not a["busy"]),
-        agents_silent=tx.value("silent_agent_count", (cutoff,)),
+        agents_silent=tx.value("silent_agent_count", (seen_cutoff,)),
         dead_letters=by_status.get(Status.FAILED, 0),
         awaiting_approval=by_status.get(Status.AWAITING_APPROVAL, 0),
         stuck_approvals=len(stuck),

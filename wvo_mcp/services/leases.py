@@ -37,9 +37,10 @@ class Run:
 
 
 OUTPUT_KEPT = 4000
-# How stale an agent's last sighting may get before a call writes it again: "silent" is
-# judged in minutes (WVO_AUTOPILOT_STALE_TASK_MINUTES), so seconds lost here change nothing.
-SEEN_RESOLUTION = timedelta(seconds=10)
+# How stale an agent's last sighting may get before a call writes it again (a heartbeat every
+# 30 s then writes the agent's row every other time). Whoever judges an agent silent allows
+# for it (`silent_before`).
+SEEN_RESOLUTION = timedelta(seconds=60)
 
 
 def _kept(text: str) -> str:
@@ -72,6 +73,12 @@ def _held(tx: Tx, task_id: str, token: str, *, waiting_ok: bool = False, lock: b
                 "returns the task to you in_progress"
             )
     raise lease_lost(row)
+
+
+def silent_before(now: datetime, stale_minutes: float) -> datetime:
+    """The sighting before which an agent is silent: the stale threshold, and the
+    resolution its sightings are written at."""
+    return now - timedelta(minutes=stale_minutes) - SEEN_RESOLUTION
 
 
 def seen(tx: Tx, agent_id: str, now: datetime) -> None:
