@@ -200,6 +200,9 @@ def get_task(tx: Tx, task_id: str) -> TaskDetail:
 
 def detail(tx: Tx, row: Row) -> TaskDetail:
     task_id = row["id"]
+    # Asked at once: on PostgreSQL they go out with the first read below.
+    pauses = tx.ask("pauses")
+    notes = tx.ask("notes_of", (task_id, NOTES_SHOWN))
     events = tx.all("recent_events", (task_id, RECENT_EVENTS))
     return TaskDetail(
         **rows.summary(row).model_dump(),
@@ -234,8 +237,8 @@ def detail(tx: Tx, row: Row) -> TaskDetail:
         ],
         recent_events=[rows.event(r) for r in reversed(events)],
         latest_checkpoint=rows.checkpoint(tx.one("latest_checkpoint", (task_id,))),
-        paused=Paused.of(tx.all("pauses")).why(task_id, row["epic_id"]),
-        notes=[rows.note(r) for r in reversed(tx.all("notes_of", (task_id, NOTES_SHOWN)))],
+        paused=Paused.of(pauses.all()).why(task_id, row["epic_id"]),
+        notes=[rows.note(r) for r in reversed(notes.all())],
     )
 
 
