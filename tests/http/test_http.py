@@ -113,7 +113,7 @@ async def test_the_health_monitor_runs_in_the_http_server(state_root: Path):
     with http_server(state_root, WVO_AUTOPILOT_HEALTH_INTERVAL_MS=100) as server:
         async with connect(server, secret) as agent:
             deadline = anyio.current_time() + POLL_DEADLINE_SECONDS
-            while "snapshot" not in (report := await agent.call("health_report")):
+            while not (report := await agent.call("health_report")).get("snapshot"):
                 assert anyio.current_time() < deadline, report
                 await anyio.sleep(0.05)
             # The tick's own record of who led it: the leader lease (two 100 ms intervals)
