@@ -126,6 +126,8 @@ def tool_call(
             started = time.perf_counter()
             outcome = "ok"
             result: object = None
+            ctx, agent_id = kwargs.get("ctx"), kwargs.get("agent_id")
+            named = agent_id if isinstance(agent_id, str) else None
             try:
                 result = await fn(*args, **kwargs)
                 if isinstance(result, ClaimResult):
@@ -137,26 +139,19 @@ def tool_call(
                     nxt._took_over_expired  # plan_update's claim_next
                 ):
                     telemetry.lease_expiries(1)
-                ctx, agent_id = kwargs.get("ctx"), kwargs.get("agent_id")
                 told: list[Note] = []
                 if isinstance(ctx, Context) and isinstance(result, BaseModel):
-                    holder = holder_of(ctx, agent_id if isinstance(agent_id, str) else None)
-                    told = await _notes_for(orchestrator_of(ctx), holder)
+                    told = await _notes_for(orchestrator_of(ctx), holder_of(ctx, named))
                 return cast(R, _answer(result, told))
             except WvoError as exc:
                 outcome = _error_code(exc)
                 raise ToolError(f"{type(exc).__name__}: {exc}") from exc
             finally:
-                ctx, agent_id = kwargs.get("ctx"), kwargs.get("agent_id")
                 task_id = kwargs.get("task_id") or _task_of(result)
                 annotate(
                     **{
                         "wvo.task_id": task_id if isinstance(task_id, str) else None,
-                        "wvo.agent_id": agent_of(
-                            ctx, agent_id if isinstance(agent_id, str) else None
-                        )
-                        if isinstance(ctx, Context)
-                        else None,
+                        "wvo.agent_id": agent_of(ctx, named) if isinstance(ctx, Context) else None,
                         "wvo.outcome": outcome,
                     }
                 )

@@ -12,6 +12,7 @@ from wvo_mcp.edge import access
 from wvo_mcp.edge.calls import READ_ONLY, WRITES, Server, Traced, orchestrator_of
 from wvo_mcp.models import (
     Inbox,
+    Name,
     PauseResult,
     TaskId,
     TokenInfo,
@@ -19,9 +20,6 @@ from wvo_mcp.models import (
     Told,
     UpdateResult,
     VerifyCommand,
-)
-from wvo_mcp.models import (
-    Name as EpicId,
 )
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services import pauses
@@ -100,7 +98,7 @@ def register_person_hand(server: Server, traced: Traced) -> None:
         message: Annotated[str, StringConstraints(min_length=1, max_length=4000)],
         ctx: Context,
         task_id: TaskId | None = None,
-        epic_id: EpicId | None = None,
+        epic_id: Name | None = None,
         everyone: bool = False,
     ) -> Told:
         """Person only: a message to the agent holding task_id (and its every later holder),
@@ -119,7 +117,7 @@ def register_person_hand(server: Server, traced: Traced) -> None:
     async def task_pause(
         ctx: Context,
         task_id: TaskId | None = None,
-        epic_id: EpicId | None = None,
+        epic_id: Name | None = None,
         everyone: bool = False,
         reason: Note | None = None,
     ) -> PauseResult:
@@ -133,7 +131,7 @@ def register_person_hand(server: Server, traced: Traced) -> None:
     async def task_resume(
         ctx: Context,
         task_id: TaskId | None = None,
-        epic_id: EpicId | None = None,
+        epic_id: Name | None = None,
         everyone: bool = False,
     ) -> PauseResult:
         """Person only: resume what task_pause paused."""

@@ -122,13 +122,12 @@ def _whose(scope: Scope, key: str) -> str:
 
 def scope_of(task_id: str | None, epic_id: str | None, everyone: bool) -> tuple[Scope, str]:
     """The one scope a person named: a task, an epic, or the whole fleet."""
-    given = [(s, k) for s, k in (("task", task_id), ("epic", epic_id)) if k] + (
-        [("fleet", "")] if everyone else []
-    )
+    given: list[tuple[Scope, str]] = [("fleet", "")] if everyone else []
+    given += [("task", task_id)] if task_id else []
+    given += [("epic", epic_id)] if epic_id else []
     if len(given) != 1:
         raise ValidationFailed(
             "name exactly one of: a task (task_id / --task), an epic (epic_id / --epic), or "
             "the whole fleet (all / --all). Nothing was changed"
         )
-    scope, key = given[0]
-    return ("task" if scope == "task" else "epic" if scope == "epic" else "fleet"), key or ""
+    return given[0]

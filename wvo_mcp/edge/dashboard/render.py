@@ -55,6 +55,17 @@ def _actions(card: Card) -> list[tuple[str, str]]:
     return found
 
 
+def _buttons(actions: list[tuple[str, str]]) -> str:
+    """A person's action buttons (app.js posts each `data-action`)."""
+    return (
+        '<div class="actions">'
+        + "".join(
+            f'<button type="button" data-action="{a}">{label}</button>' for a, label in actions
+        )
+        + "</div>"
+    )
+
+
 @functools.lru_cache(maxsize=4096)  # a changed card goes to every viewer: rendered once
 def card(card: Card, can_act: bool) -> str:
     e = escape
@@ -79,11 +90,7 @@ def card(card: Card, can_act: bool) -> str:
         parts.append(f'<span class="progress">{card.progress}%</span>')
     parts.append("</div>")
     if can_act:
-        buttons = "".join(
-            f'<button type="button" data-action="{a}">{label}</button>'
-            for a, label in _actions(card)
-        )
-        parts.append(f'<div class="actions">{buttons}</div>')
+        parts.append(_buttons(_actions(card)))
     parts.append("</article>")
     return "".join(parts)
 
@@ -308,13 +315,7 @@ def task(
     if can_act and found.status.value not in ("done", "cancelled"):
         wanted = [("tell", "Tell")] if found.status.value == "in_progress" else []
         wanted.append(("resume", "Resume") if found.paused else ("pause", "Pause"))
-        hand = (
-            '<div class="actions">'
-            + "".join(
-                f'<button type="button" data-action="{a}">{label}</button>' for a, label in wanted
-            )
-            + "</div>"
-        )
+        hand = _buttons(wanted)
     return (
         f'<article class="detail" id="detail" data-id="{e(found.id)}">'
         f'<header><h2><span class="task-id">{e(found.id)}</span> '
