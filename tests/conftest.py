@@ -1,6 +1,8 @@
+import contextlib
 import dataclasses
 import gc
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -22,6 +24,7 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client
+from mcp.client import stdio
 from mcp.client.stdio import StdioServerParameters
 from mcp.server import MCPServer
 
@@ -31,6 +34,14 @@ from wvo_mcp.config import Settings
 from wvo_mcp.edge.server import build_server
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Warm start is on by default, and a first start on a state folder leaves a warm process
+# behind for WVO_WARM_IDLE_SECONDS: one per test's folder would pile up. The servers tests
+# start are cold unless a test is about warm start (tests/integration/test_warm_start.py);
+# the SDK's stdio client passes only the variables it lists on to a server.
+os.environ.setdefault("WVO_WARM_START", "0")
+stdio.DEFAULT_INHERITED_ENV_VARS.append("WVO_WARM_START")
+
 PROTOCOL_MODES = ["legacy", "2026-07-28"]
 
 
@@ -256,6 +267,22 @@ async def connect(
             server = stack.enter_context(serving(state_root, **env))
         async with Client(server, mode=mode, read_timeout_seconds=30) as client:
             yield Agent(client)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_warm_process_outlives_the_tests(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A server a test starts with an environment of its own (not the SDK's, not this
+    process's) starts warm by default: whatever warm process one left is stopped here."""
+    yield
+    base = str(tmp_path_factory.getbasetemp()).encode()
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(b"from wvo_mcp.cli import warm" in w for w in argv) and any(base in w for w in argv):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGTERM)
 
 
 _marked_process = False

@@ -2,6 +2,7 @@
 
 import math
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,9 @@ from urllib.parse import urlsplit
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.rules.bounds import MEMORY_RANGE, OUTPUT_BYTES_RANGE, TIMEOUT_RANGE, check_range
 from wvo_mcp.rules.identity import check_agent_id
+
+# Warm start needs Linux (/proc, pidfds, cgroup v2): macOS and others start cold.
+WARM_BY_DEFAULT = sys.platform.startswith("linux")
 
 MIB = 1024 * 1024
 
@@ -166,8 +170,9 @@ class Settings:
     http_max_inflight: int = 256  # requests at once per process
     http_rate_per_token: float = 50.0  # requests a second per token, on average
     http_burst_per_token: int = 500  # requests per token at once
-    # `serve` over stdio handed to a warm process of the state folder (cli/relay.py, cli/warm.py).
-    warm_start: bool = False
+    # `serve` over stdio handed to a warm process of the state folder (cli/relay.py, cli/warm.py):
+    # on Linux unless WVO_WARM_START=0; elsewhere every start is cold.
+    warm_start: bool = WARM_BY_DEFAULT
     warm_idle_seconds: float = 600.0  # a warm process with no server left ends after this
 
     def __post_init__(self) -> None:
@@ -253,7 +258,7 @@ class Settings:
             http_max_inflight=_count(env, "WVO_HTTP_MAX_INFLIGHT", 256),
             http_rate_per_token=_float(env, "WVO_HTTP_RATE_PER_TOKEN", 50.0),
             http_burst_per_token=_int(env, "WVO_HTTP_BURST_PER_TOKEN", 500) or 500,
-            warm_start=_bool(env, "WVO_WARM_START", False),
+            warm_start=_bool(env, "WVO_WARM_START", WARM_BY_DEFAULT),
             warm_idle_seconds=_float(env, "WVO_WARM_IDLE_SECONDS", 600.0),
             log_level=_choice(env, "WVO_LOG_LEVEL", "", ("debug", "info", "warning", "error")),
             sandbox_image=env.get("WVO_SANDBOX_IMAGE", "").strip() or "python:3.11-slim",

@@ -85,6 +85,7 @@ def person(root: Path) -> dict[str, str]:
         "PATH": f"{root / 'bin'}:{extra}/usr/bin:/bin",
         "HOME": str(root / "home"),
         "WVO_OTEL_ENABLED": "0",
+        "WVO_WARM_START": "0",  # a first start is cold; its warm process would outlive the run
     }
 
 

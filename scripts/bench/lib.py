@@ -352,6 +352,13 @@ def copy_state(source: Path, target: Path) -> Path:
 # --------------------------------------------------------------------------- stdio clients
 
 
+def cold(env: dict[str, str]) -> dict[str, str]:
+    """`env` with warm start off unless it says otherwise: the benchmarks time servers on
+    state folders of their own, and a warm process would outlive each (startup.py and
+    peers.py measure warm start, the default, on purpose)."""
+    return {"WVO_WARM_START": "0", **env}
+
+
 @contextlib.asynccontextmanager
 async def connect(
     args: list[str],
@@ -360,7 +367,7 @@ async def connect(
     command: str = sys.executable,
     cwd: Path | None = None,
 ) -> AsyncIterator[Client]:
-    params = StdioServerParameters(command=command, args=args, env=env, cwd=cwd)
+    params = StdioServerParameters(command=command, args=args, env=cold(env), cwd=cwd)
     transport = stdio_client(params, errlog=errlog)
     async with Client(transport, mode="legacy", read_timeout_seconds=60) as client:
         yield client
@@ -376,7 +383,7 @@ class RawClient:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=errlog,
-            env={**get_default_environment(), **env},
+            env={**get_default_environment(), **cold(env)},
         )
         self.last_id = 0
         self.request("initialize", json.loads(INITIALIZE)["params"])

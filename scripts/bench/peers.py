@@ -57,6 +57,7 @@ from scripts.bench import lib, startup
 from scripts.bench.core import parse_size, proc_status_kb
 from scripts.bench.lib import BenchError, log, size_label, summary
 from tests.integration import test_warm_start as warm_test
+from wvo_mcp.config import WARM_BY_DEFAULT
 
 PINS = Path(__file__).with_name("peer_servers")
 SYSTEMS = ("wvo", "task-orchestrator", "orc-hestrator")
@@ -94,7 +95,7 @@ class Config:
     quick: bool
     systems: list[str]
     wvo_commands: dict[str, str]  # label -> the wvo-mcp executable
-    warm: bool = False  # also this tree's wvo-mcp with WVO_WARM_START=1, as `wvo-warm`
+    cold: bool = False  # also this tree's wvo-mcp with WVO_WARM_START=0, as `wvo-cold`
 
 
 # --------------------------------------------------------------------------- the graph
@@ -223,10 +224,12 @@ class System:
 class Wvo(System):
     kind = "wvo"
 
-    def __init__(self, name: str, executable: str, warm: bool = False) -> None:
+    def __init__(self, name: str, executable: str, warm: bool | None = None) -> None:
         super().__init__(name)
         self.executable = executable
-        self.warm = warm  # WVO_WARM_START=1: the client starts a relay to a forked server
+        # None: the build's default (this tree's: warm start on Linux, where the client
+        # starts a relay to a server the warm process forks); True or False: WVO_WARM_START.
+        self.warm = warm
         self.held: dict[str, Any] | None = None  # the loop's claim
         if not os.access(executable, os.X_OK):
             raise BenchError(f"{name}: {executable} is not an executable wvo-mcp")
@@ -244,9 +247,13 @@ class Wvo(System):
 
     def command(self, state: Path) -> tuple[str, list[str], dict[str, str]]:
         env = {"WVO_STATE_ROOT": str(state / "state"), "WVO_WORKSPACE_ROOT": str(state)}
-        if self.warm:
-            env["WVO_WARM_START"] = "1"
+        env["WVO_WARM_START"] = {None: "", True: "1", False: "0"}[self.warm]
         return self.executable, ["serve"], env
+
+    @property
+    def starts_warm(self) -> bool:
+        """Whether a first start leaves a warm process for the next (this tree's default)."""
+        return self.warm or (self.warm is None and self.name == BASE and WARM_BY_DEFAULT)
 
     def seed_import(self, state: Path, roadmap: Path, total: int) -> float:
         return lib.wvo_import(
@@ -455,8 +462,8 @@ def systems(config: Config) -> list[System]:
     for kind in config.systems:
         if kind == "wvo":
             found += [Wvo(label, path) for label, path in config.wvo_commands.items()]
-            if config.warm:
-                found.append(Wvo(f"{BASE}-warm", config.wvo_commands[BASE], warm=True))
+            if config.cold:
+                found.append(Wvo(f"{BASE}-cold", config.wvo_commands[BASE], warm=False))
         elif kind == "task-orchestrator":
             found.append(TaskOrchestrator(kind))
         else:
@@ -572,7 +579,7 @@ class PeerBench(lib.Bench):
         rss: dict[str, list[float]] = {s.name: [] for s in self.systems}
         for system in self.systems:  # untimed: the first start reads its files from disk
             await self.start_once(system, states[system.name])
-            if isinstance(system, Wvo) and system.warm:  # and starts the warm process
+            if isinstance(system, Wvo) and system.starts_warm:  # and the warm process
                 startup.warm_listening(states[system.name] / "state")
         for sample in range(self.config.starts):
             for system in rotated(self.systems, sample):
@@ -745,7 +752,7 @@ def config_of(args: Any, parser: Any) -> Config:
     else:
         config = Config(args.sizes, args.rounds, args.cycles, args.starts, 3, False, [], {})
     config.systems = [kind for kind in SYSTEMS if kind in chosen]
-    config.warm = args.warm
+    config.cold = args.cold
     try:
         config.wvo_commands = wvo_commands(args.wvo_command)
     except ValueError as exc:
@@ -775,8 +782,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument("--markdown", type=Path, help="also write the tables as Markdown here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    parser.add_argument("--warm", action="store_true",
-                        help="also this tree's wvo-mcp, warm started (wvo-warm)")  # fmt: skip
+    parser.add_argument("--cold", action="store_true",
+                        help="also this tree's wvo-mcp with warm start off (wvo-cold)")  # fmt: skip
     args = parser.parse_args(argv)
     config = config_of(args, parser)
     args.cache.mkdir(parents=True, exist_ok=True)

@@ -47,9 +47,11 @@ def served_by(client: RawClient) -> int:
 
 
 def sample(state_root: Path, mode: str, errlog: Any, warm_pids: set[int]) -> dict[str, float]:
-    env = {"WVO_STATE_ROOT": str(state_root), "WVO_OTEL_ENABLED": "0"}
-    if mode == "warm":
-        env["WVO_WARM_START"] = "1"
+    env = {
+        "WVO_STATE_ROOT": str(state_root),
+        "WVO_OTEL_ENABLED": "0",
+        "WVO_WARM_START": "1" if mode == "warm" else "0",
+    }
     started = time.perf_counter()
     client = RawClient(SERVER_ARGS, env, errlog)
     try:

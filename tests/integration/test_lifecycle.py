@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,14 @@ INITIALIZE = {
 class Server:
     """A real server on raw pipes; stdin stays open until the test ends."""
 
-    def __init__(self, state_root: Path, **env: str) -> None:
+    def __init__(
+        self, state_root: Path, preexec_fn: Callable[[], None] | None = None, **env: str
+    ) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-P", "-m", "wvo_mcp", "serve"],
             cwd=ROOT,
             env={"WVO_STATE_ROOT": str(state_root), "PATH": "/usr/bin:/bin", **env},
+            preexec_fn=preexec_fn,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

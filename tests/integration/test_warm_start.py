@@ -4,14 +4,16 @@ process to answer, the relay serves its client itself and starts one."""
 
 import contextlib
 import functools
+import json
 import os
+import resource
 import signal
 import socket
 import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +32,11 @@ OTHER_PYTHON = "/usr/bin/python3"  # one another user may run
 class Relay(Server):
     """`python -P -m wvo_mcp serve` with warm start on, spoken to over raw pipes."""
 
-    def __init__(self, state_root: Path, **env: str) -> None:
-        super().__init__(state_root, WVO_WARM_START="1", **env)
+    def __init__(
+        self, state_root: Path, preexec_fn: Callable[[], None] | None = None, **env: str
+    ) -> None:
+        # Warm start's switch as given, else on: the tests' own default is off (conftest).
+        super().__init__(state_root, preexec_fn, **{"WVO_WARM_START": "1", **env})
         self.start()
 
     def result(self, method: str, params: dict[str, Any]) -> Any:
@@ -384,3 +389,157 @@ def test_a_client_whose_environment_does_not_fit_is_served_cold(state_root: Path
     assert big.call("claim_task")["reason"] == "no_ready_task"
     for client in (fits, big):
         assert client.finish() == (0, "")
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_warm_start_is_on_by_default_and_off_with_its_switch(state_root: Path) -> None:
+    off = Server(state_root)  # no WVO_WARM_START: the default
+    off.start()
+    wait_for(lambda: listening(state_root), "the warm process the default started")
+    assert warm_pids(state_root)
+    served = Relay(state_root, WVO_WARM_START="0")
+    assert served.server_pid() == served.proc.pid  # a warm process listens, and is passed by
+    assert served.finish() == (0, "")
+    default = Relay(state_root, WVO_WARM_START="")
+    assert default.server_pid() != default.proc.pid
+    assert default.finish() == (0, "")
+    off.stop(signal.SIGTERM)
+
+
+def nice_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def open_files_limit(pid: int) -> tuple[str, str]:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return soft, hard
+    raise AssertionError("no open files limit")
+
+
+@contextlib.contextmanager
+def cgroup_of_its_own() -> Iterator[Path | None]:
+    """A fresh cgroup v2 group (no controllers) beside this process's, when one can be made."""
+    from wvo_mcp.sandbox import cgroups
+
+    own = cgroups.detect().v2
+    group = None if own is None else own / f"wvo-test-{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        assert group is not None
+        group.mkdir()
+    except (AssertionError, OSError):
+        group = None
+    try:
+        yield group
+    finally:
+        if group is not None:
+            for pid in (group / "cgroup.procs").read_text().split():  # a failed test's
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+            wait_for(lambda: not (group / "cgroup.procs").read_text().strip(), "group empty")
+            group.rmdir()
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_a_forked_server_is_bounded_as_its_relay_is(state_root: Path) -> None:
+    """Its cgroup, resource limits, nice value and OOM score are its client's, not the warm
+    process's: a client that limits what it starts limits the server too."""
+    warm = start_warm(state_root)
+    with cgroup_of_its_own() as group:
+
+        def bound() -> None:  # in the relay, before it runs
+            resource.setrlimit(resource.RLIMIT_NOFILE, (777, 888))
+            os.nice(3)
+            Path("/proc/self/oom_score_adj").write_text("123")
+            if group is not None:
+                (group / "cgroup.procs").write_text(str(os.getpid()))
+
+        client = Relay(state_root, preexec_fn=bound)
+        server = client.server_pid()
+        assert parent_of(server) == warm.pid  # forked, and bounded all the same
+        assert open_files_limit(server) == ("777", "888") != open_files_limit(warm.pid)
+        assert nice_of(server) == nice_of(client.proc.pid) == nice_of(warm.pid) + 3
+        assert Path(f"/proc/{server}/oom_score_adj").read_text().strip() == "123"
+        cgroup = Path(f"/proc/{server}/cgroup").read_text()
+        assert cgroup == Path(f"/proc/{client.proc.pid}/cgroup").read_text()
+        if group is not None:
+            assert cgroup != Path(f"/proc/{warm.pid}/cgroup").read_text()
+        assert client.call("claim_task")["reason"] == "no_ready_task"
+        assert client.finish() == (0, "")
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_bounds_a_forked_server_cannot_take_on_are_refused_before_it_reads(
+    state_root: Path,
+) -> None:
+    start_warm(state_root)
+    header = {
+        "build": json.dumps([]),
+        "argv": ["serve"],
+        "argv0": "wvo-mcp",
+        "env": {},
+        "cwd": "/",
+        "umask": 0o077,
+        "namespaces": relay.namespaces(),
+        **relay.bounds(),
+    }
+    header["build"] = relay_build(state_root)
+    header["limits"] = {**header["limits"], "RLIMIT_NOFILE": [2**40, 2**40]}  # past nr_open
+    read, write = os.pipe()
+    with contextlib.closing(relay._connect(relay.run_dir(state_root))) as conn:
+        payload = json.dumps(header).encode()
+        socket.send_fds(conn, [relay.LENGTH.pack(len(payload))], [read, write, write])
+        conn.sendall(payload)
+        answer = json.loads(conn.makefile("rb").readline())
+    os.write(write, b"still here")
+    assert os.read(read, 64) == b"still here"  # nothing read what the client sent
+    assert answer["refused"].startswith("bounds the warm process cannot take on"), answer
+    for fd in (read, write):
+        os.close(fd)
+
+
+def relay_build(state_root: Path) -> str:
+    """The build id a relay of this tree sends (`python -P -m wvo_mcp`'s import path)."""
+    code = "from wvo_mcp.cli import relay; print(relay.build_id())"
+    found = subprocess.run(
+        [sys.executable, "-P", "-c", code],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return found.stdout.strip()
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_stop_ends_the_warm_process_and_leaves_its_servers_serving(state_root: Path) -> None:
+    warm = start_warm(state_root)
+    client = Relay(state_root)
+    server = client.server_pid()
+    stop = wvo("stop", state_root)
+    assert stop.returncode == 0, stop.stderr
+    assert stop.stdout == f"stopped the warm process {warm.pid} of {state_root}\n"
+    assert not listening(state_root)
+    assert client.call("claim_task")["reason"] == "no_ready_task"  # its server goes on
+    assert client.finish() == (0, "")
+    assert warm.wait(EXIT_DEADLINE_S) == 0  # ends once its last server has
+    assert not alive(server)
+    again = wvo("stop", state_root)
+    assert (again.returncode, again.stdout) == (0, f"no warm process serves {state_root}\n")
+    after = Relay(state_root)  # served cold, and a new warm process for the next
+    assert after.server_pid() == after.proc.pid
+    assert after.finish() == (0, "")
+
+
+def wvo(command: str, state_root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-P", "-m", "wvo_mcp", "--state-root", str(state_root), command],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=EXIT_DEADLINE_S,
+        check=False,
+    )

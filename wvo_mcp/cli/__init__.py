@@ -1,7 +1,8 @@
 """The `wvo-mcp` command, a module per command group; entry.py assembles them.
 
-Kept light: with WVO_WARM_START=1, `serve` over stdio hands its client to the state folder's
-warm process (relay.py) before the commands, pydantic and the SDK are imported."""
+Kept light: with warm start (on Linux unless WVO_WARM_START=0), `serve` over stdio hands its
+client to the state folder's warm process (relay.py) before the commands, pydantic and the
+SDK are imported."""
 
 import sys
 from typing import TYPE_CHECKING

@@ -58,6 +58,8 @@ async def _agent(name: str, state_root: Path, total_agents: int, done: Counter[s
             "WVO_AGENT_ID": name,
             "WVO_WIP_LIMIT": str(total_agents),
             "WVO_RETRY_BASE_SECONDS": "0.3",
+            # All three start at once, cold: a warm process would only outlive the demo.
+            "WVO_WARM_START": "0",
             **MONITOR,
         },
     )

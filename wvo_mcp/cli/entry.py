@@ -19,6 +19,7 @@ from wvo_mcp.errors import WvoError
 # In the order `wvo-mcp --help` lists them.
 COMMANDS: tuple[Command, ...] = (
     serve.SERVE,
+    serve.STOP,
     serve.DASHBOARD,
     serve.TOKENS,
     roadmap.IMPORT,

@@ -1,6 +1,7 @@
-"""`wvo-mcp serve` over stdio with WVO_WARM_START=1: the process a client starts hands its
-stdin, stdout and stderr to the state folder's warm process (warm.py), which forks a server
-for them with everything already imported; this process stays as the client's handle on it.
+"""`wvo-mcp serve` over stdio with warm start (the default on Linux): the process a client
+starts hands its stdin, stdout and stderr to the state folder's warm process (warm.py), which
+forks a server for them with everything already imported and this process's bounds (its
+cgroup and limits); this process stays as the client's handle on it.
 
 It forwards SIGINT, SIGTERM and SIGHUP to that server and exits with its exit code; killed,
 it leaves the server to see its connection close and stop as on SIGTERM. When no warm process
@@ -12,10 +13,13 @@ makes serving fail. Imports only light modules: the point is to skip the heavy o
 import contextlib
 import json
 import os
+import resource
+import select
 import signal
 import socket
 import struct
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
@@ -34,6 +38,8 @@ NAMESPACES = ("mnt", "pid", "net", "ipc", "uts", "user", "cgroup")
 LENGTH = struct.Struct(">I")
 ANSWER_MAX_BYTES = 4096
 GO = b"go\n"
+STOP_TIMEOUT_S = 10.0
+STOP_POLL_S = 0.05
 # The warm process's own environment: what starting it needs, and its settings.
 WARM_KEEPS = frozenset(
     {"PATH", "HOME", "LANG", "TZ", "TMPDIR", "WVO_WARM_IDLE_SECONDS", "WVO_LOG_LEVEL"}
@@ -104,6 +110,30 @@ def namespaces() -> dict[str, int]:
     return found
 
 
+def bounds() -> dict[str, Any]:
+    """What bounds this process, which a server forked for it takes on (warm.adopt): its
+    cgroup, resource limits, nice value and OOM score adjustment."""
+    limits = {
+        name: list(resource.getrlimit(getattr(resource, name)))
+        for name in dir(resource)
+        if name.startswith("RLIMIT_")
+    }
+    return {
+        "cgroup": _read("/proc/self/cgroup"),
+        "limits": limits,
+        "nice": os.getpriority(os.PRIO_PROCESS, 0),
+        "oom_score_adj": _read("/proc/self/oom_score_adj").strip(),
+    }
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as found:
+            return found.read()
+    except OSError:
+        return ""
+
+
 def peer_uid(conn: socket.socket) -> tuple[int, int, int]:
     """The pid, uid and gid of the process at the other end of a unix socket."""
     creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
@@ -124,6 +154,8 @@ def handed_over(argv: list[str]) -> int | None:
         from wvo_mcp.wiring import place
 
         chosen = place.chosen(given, os.environ, Path.cwd())
+        if chosen is None:
+            return None  # none named or found: the normal path says what to do
         state_root = Settings.from_env(state_root=chosen).state_root
     except Exception:
         return None  # the normal path says what is wrong
@@ -180,6 +212,7 @@ def _hand_over(
         "cwd": os.getcwd(),
         "umask": umask,
         "namespaces": namespaces(),
+        **bounds(),
     }
     payload = json.dumps(header).encode()
     forwarder.start()  # a signal from here on is the server's, once it is known
@@ -257,6 +290,30 @@ class Forwarder:
         assert self.pidfd is not None
         with contextlib.suppress(ProcessLookupError):  # ended: its exit code is on its way
             signal.pidfd_send_signal(self.pidfd, signum)
+
+
+def stop_warm(state_root: Path, timeout: float = STOP_TIMEOUT_S) -> int | None:
+    """Stops the state folder's warm process (SIGTERM): the pid of the one that stopped
+    listening, None when none listened. The servers it forked go on serving their clients."""
+    try:
+        conn = _connect(run_dir(state_root))
+    except OSError:
+        return None
+    with conn:
+        pid, _, _ = peer_uid(conn)  # whoever listens: the warm process, this user's
+        pidfd = os.pidfd_open(pid)
+    try:
+        signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+        # It lets go of its socket at once, and ends once the servers it forked have.
+        ended = select.poll()
+        ended.register(pidfd, select.POLLIN)
+        deadline = time.monotonic() + timeout
+        while (run_dir(state_root) / SOCKET).exists() and not ended.poll(STOP_POLL_S * 1000):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the warm process {pid} still listens after {timeout:g} s")
+    finally:
+        os.close(pidfd)
+    return pid
 
 
 def start_warm(state_root: Path) -> None:

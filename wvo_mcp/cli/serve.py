@@ -52,6 +52,23 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         anyio.run(stdio.serve, build_server(settings))
 
 
+def cmd_stop(settings: Settings, args: argparse.Namespace) -> None:
+    """Stop the state folder's warm process, which forks a server for each stdio client
+    (warm start, on by default on Linux; WVO_WARM_START=0 turns it off). The servers it
+    started go on until their clients stop them; the next client starts cold and starts a
+    new warm process."""
+    from wvo_mcp.cli import relay
+
+    try:
+        pid = relay.stop_warm(settings.state_root)
+    except TimeoutError as exc:
+        raise SystemExit(f"wvo-mcp: {exc}") from None
+    if pid is None:
+        print(f"no warm process serves {settings.state_root}")
+    else:
+        print(f"stopped the warm process {pid} of {settings.state_root}")
+
+
 def cmd_dashboard(settings: Settings, args: argparse.Namespace) -> None:
     """Serve the live dashboard (and MCP) over HTTP: `serve --http --dashboard`; prints the
     dashboard's URL (docs/dashboard.md)."""
@@ -276,5 +293,6 @@ def _tokens_arguments(tokens: argparse.ArgumentParser) -> None:
 
 
 SERVE = Command("serve", cmd_serve, _serve_arguments)
+STOP = Command("stop", cmd_stop)
 DASHBOARD = Command("dashboard", cmd_dashboard, _dashboard_arguments)
 TOKENS = Command("tokens", cmd_tokens, _tokens_arguments)

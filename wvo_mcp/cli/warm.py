@@ -1,15 +1,17 @@
-"""The warm process of a state folder (WVO_WARM_START=1): it imports what `serve` over stdio
-needs once, then forks a server for each client a relay (relay.py) hands over.
+"""The warm process of a state folder (warm start, the default on Linux): it imports what
+`serve` over stdio needs once, then forks a server for each client a relay (relay.py) hands
+over.
 
 One per state folder (a lock in its run dir), detached, with no thread and no event loop
 running, so forking it is safe. Each connection's peer must be this user; a relay of
 another build (an upgrade, an edited source) gets "stale" and this process ends. A forked
-child takes the relay's stdin, stdout, stderr, environment, working directory and umask,
-and runs the CLI's normal path (`serve`: settings, the servers lock, the database, the
-sandbox layout, its own server): one process per agent, as without warm start. This
-process reaps it and tells the relay its exit code. It never writes to stdout (the
-protocol's, in a child) and ends after WVO_WARM_IDLE_SECONDS with no server left, on
-SIGTERM, or when it is stale; servers it forked go on until their clients stop them.
+child takes the relay's stdin, stdout, stderr, environment, working directory, umask,
+cgroup, resource limits, nice value and OOM score (adopt), and runs the CLI's normal path
+(`serve`: settings, the servers lock, the database, the sandbox layout, its own server):
+one process per agent, as without warm start. This process reaps it and tells the relay its
+exit code. It never writes to stdout (the protocol's, in a child) and ends after
+WVO_WARM_IDLE_SECONDS with no server left, on SIGTERM (`wvo-mcp stop`), or when it is
+stale; servers it forked go on until their clients stop them.
 """
 
 import contextlib
@@ -18,6 +20,7 @@ import gc
 import importlib
 import json
 import os
+import resource
 import select
 import signal
 import socket
@@ -432,6 +435,10 @@ def _checked(header: object) -> dict[str, Any]:
         "cwd": str,
         "umask": int,
         "namespaces": dict,
+        "cgroup": str,
+        "limits": dict,
+        "nice": int,
+        "oom_score_adj": str,
     }
     if not isinstance(header, dict) or any(
         not isinstance(header.get(key), kind) for key, kind in kinds.items()
@@ -461,6 +468,10 @@ def _serve(child: Forked) -> int:
     os.umask(header["umask"])
     sys.argv = [header["argv0"], *header["argv"]]
     conn.settimeout(None)
+    refused = adopt(header)
+    if refused is not None:  # the relay serves its client itself: nothing was read
+        conn.sendall(json.dumps({"refused": refused}).encode() + b"\n")
+        return 0
     conn.sendall(json.dumps({"pid": os.getpid()}).encode() + b"\n")
     if conn.recv(len(relay.GO)) != relay.GO:
         return 0  # the relay serves its client itself: nothing was read
@@ -469,6 +480,31 @@ def _serve(child: Forked) -> int:
 
     entry.main(header["argv"])
     return 0
+
+
+def adopt(header: dict[str, Any]) -> str | None:
+    """In a forked server: its relay's cgroup, resource limits, nice value and OOM score
+    adjustment instead of the warm process's, so it is bounded and accounted as its client
+    is; or why it cannot be (a limit above the warm process's, a cgroup it may not join).
+    A process cannot join another's session: the relay is its handle there instead."""
+    from wvo_mcp.sandbox import cgroups  # preloaded: light here, heavy for the warm's start
+
+    mine = relay.bounds()
+    try:
+        if header["cgroup"] != mine["cgroup"]:
+            cgroups.move_into(header["cgroup"])
+        for name, (soft, hard) in header["limits"].items():
+            if not name.startswith("RLIMIT_"):
+                raise ValueError(f"not a resource limit: {name[:40]!r}")
+            if [soft, hard] != mine["limits"].get(name):
+                resource.setrlimit(getattr(resource, name), (soft, hard))
+        if header["nice"] != mine["nice"]:
+            os.setpriority(os.PRIO_PROCESS, 0, header["nice"])
+        if header["oom_score_adj"] != mine["oom_score_adj"]:
+            Path("/proc/self/oom_score_adj").write_text(header["oom_score_adj"])
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        return f"bounds the warm process cannot take on: {type(exc).__name__}: {exc}"
+    return None
 
 
 def _watch(conn: socket.socket) -> None:

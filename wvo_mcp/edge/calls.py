@@ -15,7 +15,7 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
-from mcp.types import INVALID_PARAMS, CallToolResult, Icon, TextContent, ToolAnnotations
+from mcp.types import INVALID_PARAMS, Icon, ToolAnnotations
 from pydantic import BaseModel
 
 from wvo_mcp.config import Settings
@@ -183,7 +183,13 @@ def _answer(result: object, told: list[Note]) -> object:
     if told:
         content["from_a_person"] = [n.model_dump() for n in told]
     text = json.dumps(content, separators=(",", ":"), ensure_ascii=False)
-    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=content)
+    # The wire form, which tool_calls.py hands on as it is.
+    return {
+        "content": [{"type": "text", "text": text}],
+        "structuredContent": content,
+        "isError": False,
+        "resultType": "complete",  # the 2026-07-28 revision's; older ones drop it
+    }
 
 
 def _task_of(result: object) -> str | None:

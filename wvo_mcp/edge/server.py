@@ -11,10 +11,11 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import anyio
 from mcp.server import MCPServer
+from mcp.server._otel import OpenTelemetryMiddleware as SdkSpans
 
 from wvo_mcp import __version__, guidance
 from wvo_mcp.config import Settings
-from wvo_mcp.edge import access, calls, person_tools, resources, tools
+from wvo_mcp.edge import access, calls, person_tools, resources, tool_calls, tools
 from wvo_mcp.edge.calls import Server
 from wvo_mcp.monitor import HealthMonitor
 from wvo_mcp.orchestrator import Orchestrator
@@ -71,6 +72,10 @@ def build_server(
         else access.verifier(http, lambda: opened[-1] if opened else None),
     )
 
+    if not telemetry.enabled:
+        # The SDK's span per message is a no-op while nothing records it, at a twentieth of
+        # a tool call's server time; the SDK's way to opt out is to drop it from this list.
+        server.middleware[:] = [m for m in server.middleware if not isinstance(m, SdkSpans)]
     callers = calls.Callers(settings, over_http=http is not None)
     traced = calls.tool_call(telemetry, callers.seen_as, callers.holder)
     tools.register(server, traced, callers, admission)
@@ -83,6 +88,7 @@ def build_server(
     server.middleware.append(calls.ProtocolEdge(server))
     calls.refuse_unknown_arguments(server)
     calls.shape_tools(server, settings.tools)
+    tool_calls.ToolCalls(server).install()
     return server
 
 

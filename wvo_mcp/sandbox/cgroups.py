@@ -108,6 +108,23 @@ def detect() -> Layout:
     return Layout(v2=v2 if v2 is not None and v2.is_dir() else None, v1=v1)
 
 
+def move_into(listed: str) -> None:
+    """Moves this process into the groups that `listed` (another process's /proc/PID/cgroup)
+    names, in each hierarchy where this process is elsewhere; OSError or ValueError when a
+    hierarchy is not mounted here or its group may not be joined."""
+    mine_v2, mine_v1 = parse_proc_cgroup(Path("/proc/self/cgroup").read_text())
+    theirs_v2, theirs_v1 = parse_proc_cgroup(listed)
+    mount_v2, mount_v1 = parse_mountinfo(Path("/proc/self/mountinfo").read_text())
+    groups = [] if theirs_v2 == mine_v2 else [(mount_v2, theirs_v2)]
+    groups += [(mount_v1.get(n), p) for n, p in theirs_v1.items() if p != mine_v1.get(n)]
+    if set(theirs_v1) != set(mine_v1):
+        raise ValueError("another cgroup layout")
+    for mount, path in groups:
+        if mount is None or path is None or ".." in Path(path).parts:
+            raise ValueError(f"no group {path!r} to join here")
+        (_join(mount, path) / "cgroup.procs").write_text(str(os.getpid()))
+
+
 def _read(path: Path) -> str | None:
     try:
         return path.read_text()
