@@ -684,7 +684,8 @@ class Orchestrator:
     async def notes_for(self, agent_id: str) -> list[Note]:
         """What a person left for this agent's held tasks since it was last told: read on
         every tool call, written only when there is something to give."""
-        if not await self.db.read(partial(notes.due, agent_id=agent_id)):
+        # One statement: on PostgreSQL one round trip a call, with no transaction around it.
+        if not await self.db.read(partial(notes.due, agent_id=agent_id), snapshot=False):
             return []
         return await self.db.write(partial(notes.deliver, agent_id=agent_id), Lock.TASK)
 

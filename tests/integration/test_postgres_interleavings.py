@@ -27,7 +27,7 @@ from wvo_mcp.errors import LeaseLost, WvoError
 from wvo_mcp.models import ClaimResult, TaskSpec
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.transitions import Status
-from wvo_mcp.store import Database, Tx
+from wvo_mcp.store import Database, Tx, bridge
 
 AGENTS = ("x", "y")
 OPS = ("claim", "heartbeat", "checkpoint", "done", "failed", "pending", "monitor", "create")
@@ -60,18 +60,21 @@ class World:
 
 def rows(tx: Tx) -> dict[str, Any]:
     """What the invariants read, in one snapshot."""
-    conn = tx.conn  # type: ignore[attr-defined]
+
+    def fetched(sql: str) -> list[dict[str, Any]]:
+        return bridge.wait(tx.execute(sql).fetchall())  # type: ignore[attr-defined]
+
     return {
-        "tasks": conn.execute("SELECT * FROM tasks").fetchall(),
-        "counts": {r["bucket"]: r["tasks"] for r in conn.execute("SELECT * FROM queue_counts")},
-        "done": conn.execute(
+        "tasks": fetched("SELECT * FROM tasks"),
+        "counts": {r["bucket"]: r["tasks"] for r in fetched("SELECT * FROM queue_counts")},
+        "done": fetched(
             "SELECT task_id, count(*) AS n, min(actor) AS actor, min(lease_epoch) AS epoch "
             "FROM task_events WHERE to_status = 'done' GROUP BY task_id"
-        ).fetchall(),
-        "grants": conn.execute(
+        ),
+        "grants": fetched(
             "SELECT DISTINCT ON (task_id) task_id, actor, lease_epoch FROM task_events "
             "WHERE kind = 'claimed' ORDER BY task_id, id DESC"
-        ).fetchall(),
+        ),
     }
 
 

@@ -367,7 +367,7 @@ def test_triggers_keep_queue_counts_as_sqlite_does(pg_migrated: Callable[[str], 
                     )
                 )
             for task_id in deleted:
-                await db.write(lambda tx, t=task_id: tx.conn.execute(DELETE["postgres"], (t,)))
+                await db.write(lambda tx, t=task_id: tx.execute(DELETE["postgres"], (t,)))
                 seen.append(
                     await db.read(
                         lambda tx: {r["bucket"]: r["tasks"] for r in tx.all("queue_counts")}
@@ -401,7 +401,7 @@ def test_a_dependency_of_a_deleted_task_goes_with_it(pg_migrated: Callable[[str]
         try:
             await db.write(STEPS[0])
             await db.write(STEPS[1])
-            await db.write(lambda tx: tx.conn.execute(DELETE["postgres"], ("a",)))
+            await db.write(lambda tx: tx.execute(DELETE["postgres"], ("a",)))
             return await db.read(
                 lambda tx: (
                     tx.value("unmet_dependencies_of", ("c",)),

@@ -3,6 +3,7 @@ path does: the same list, the same refusals, the same decoding of JSON sent as t
 
 import json
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -56,14 +57,18 @@ async def orchestrator(tmp_path: Path) -> AsyncIterator[Orchestrator]:
         await opened.close()
 
 
-def context(orchestrator: Orchestrator, name: str, arguments: dict[str, Any]) -> Any:
-    return ServerRequestContext(
+async def called(
+    orchestrator: Orchestrator, name: str, arguments: dict[str, Any], handler: Any
+) -> Any:
+    """What a tools/call handler answers this call."""
+    ctx = ServerRequestContext(
         session=None,  # type: ignore[arg-type]  # no client: the agent id is set
         lifespan_context=orchestrator,
         protocol_version="2025-11-25",
         method="tools/call",
         params={"name": name, "arguments": arguments},
     )
+    return await handler(ctx, CallToolRequestParams(name=name, arguments=arguments))
 
 
 def wire(answer: Any, revision: str = "2025-11-25") -> Any:
@@ -77,10 +82,8 @@ def wire(answer: Any, revision: str = "2025-11-25") -> Any:
 async def test_a_call_answers_as_the_sdks_path_does(
     orchestrator: Orchestrator, name: str, arguments: dict[str, Any]
 ) -> None:
-    ctx = context(orchestrator, name, arguments)
-    params = CallToolRequestParams(name=name, arguments=arguments)
-    ours = await tool_calls.ToolCalls(SERVER).call_tool(ctx, params)
-    sdks = await Server._handle_call_tool(SERVER, ctx, params)
+    ours = await called(orchestrator, name, arguments, tool_calls.ToolCalls(SERVER).call_tool)
+    sdks = await called(orchestrator, name, arguments, partial(Server._handle_call_tool, SERVER))
     for revision in REVISIONS:
         assert wire(ours, revision) == wire(sdks, revision)
     assert wire(ours)["isError"] is True
@@ -92,9 +95,7 @@ async def test_a_call_answers_as_the_sdks_path_does(
 async def test_an_answer_is_its_structured_content_and_a_compact_text_copy(
     orchestrator: Orchestrator, name: str, arguments: dict[str, Any]
 ) -> None:
-    ctx = context(orchestrator, name, arguments)
-    params = CallToolRequestParams(name=name, arguments=arguments)
-    answer = await tool_calls.ToolCalls(SERVER).call_tool(ctx, params)
+    answer = await called(orchestrator, name, arguments, tool_calls.ToolCalls(SERVER).call_tool)
     assert wire(answer, "2026-07-28")["resultType"] == "complete"
     ours = wire(answer)
     assert ours["isError"] is False

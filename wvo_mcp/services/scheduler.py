@@ -101,12 +101,13 @@ def _past_back_off(found: Iterator[Row], stamp: str) -> Iterator[Row]:
             yield row
 
 
-def claimable(tx: Tx, stamp: str, epic_id: str | None = None) -> Iterator[Row]:
+def claimable(tx: Tx, stamp: str, epic_id: str | None = None, take: bool = False) -> Iterator[Row]:
     """Everything a claim may take, best first: ready tasks, and in-progress tasks whose
-    holder let the lease expire (both streams are already in rank order)."""
+    holder let the lease expire (both streams are already in rank order). `take`: in a
+    claim, which locks the expired leases it reads (PostgreSQL)."""
     expired = (
         row
-        for row in tx.iter("expired_leases", (stamp,))
+        for row in tx.iter(_EXPIRED[take], (stamp,))
         if epic_id is None or row["epic_id"] == epic_id
     )
     return heapq.merge(expired, _ranked_ready(tx, epic_id, stamp), key=_rank)
@@ -170,7 +171,12 @@ ROUTE_SCAN = 1000
 EXPLORE_SCAN = 100
 
 
-def _routed_to(tx: Tx, router: routes.Router, ident: routes.Identity, stamp: str) -> Iterator[Row]:
+_EXPIRED = {False: "expired_leases", True: "expired_leases_to_take"}
+
+
+def _routed_to(
+    tx: Tx, router: routes.Router, ident: routes.Identity, stamp: str, take: bool = False
+) -> Iterator[Row]:
     """Claimable tasks routing sends to this tier, best first. Only the ready tasks of the
     complexities that route there are read (one index range each), the first of those an
     exploring attempt may bring it, its pinned epics' and tasks', those whose route is their
@@ -187,7 +193,7 @@ def _routed_to(tx: Tx, router: routes.Router, ident: routes.Identity, stamp: str
     pinned = (tx.one("task_by_id", (task_id,)) for task_id in reach.tasks)
     streams.append(iter(sorted((r for r in pinned if _ready(r, stamp)), key=_rank)))
     streams.append(ready("ready_ranked_routed_alone"))
-    streams.append(tx.iter("expired_leases", (stamp,)))
+    streams.append(tx.iter(_EXPIRED[take], (stamp,)))
     seen: set[str] = set()
     for row in islice(heapq.merge(*streams, key=_rank), ROUTE_SCAN):
         if row["id"] not in seen and routes.fits(router.decide(row), ident):
@@ -345,7 +351,7 @@ class _Picking:
         read_wip = _ask_wip(tx, agent_id, stamp, per_epic=settings.wip_per_epic is not None)
         early: Iterator[Row] | None = None
         if task_id is None and provider is None and settings.agent_provider is None:
-            early = claimable(tx, stamp)
+            early = claimable(tx, stamp, take=True)
         ident = None
         if providers is not None:
             ident = routes.identity(
@@ -421,7 +427,7 @@ class _Picking:
             return self.refused("paused", f"nothing is claimable: {self.paused.summary()}")
         if self.ident is not None and self.router is not None:
             if self.scan is None:
-                self.scan = _routed_to(tx, self.router, self.ident, stamp)
+                self.scan = _routed_to(tx, self.router, self.ident, stamp, take=True)
             best = next((r for r in self.scan if self.open_to_us(r)), None)
             if (
                 best is None
@@ -435,7 +441,7 @@ class _Picking:
                 )
         else:
             if self.scan is None:
-                self.scan = claimable(tx, stamp) if self.early is None else self.early
+                self.scan = claimable(tx, stamp, take=True) if self.early is None else self.early
             best = next((r for r in self.scan if self.open_to_us(r)), None)
         if best is None:
             return self._none_open()

@@ -1,8 +1,10 @@
-"""PostgreSQL connector (psycopg 3 with its connection pool) for many servers on many hosts.
+"""PostgreSQL connector (psycopg 3's async connections and pool) for many servers on many
+hosts.
 
-psycopg, not asyncpg: a transaction here is a synchronous function of a `Tx` (the same one
-SQLite runs), and psycopg has a synchronous API with a thread-safe pool and automatic
-prepared statements. asyncpg is async only.
+A transaction is a synchronous function of a `Tx`, the same one SQLite runs; here it runs
+on the event loop (store/bridge.py), and each statement whose answer it reads is awaited on
+the pooled AsyncConnection: no worker thread. psycopg, not asyncpg: its pipeline mode sends
+what a write queues with the next statement it waits on, and prepares statements itself.
 
 Rules the SQLite store gets from its single writer hold here through three locks
 (store.base.Lock). A WORLD write takes one transaction-scoped advisory lock exclusively and
@@ -17,10 +19,9 @@ short while only, then rolls back, freeing its advisory locks for the writes que
 it, and runs again until the lock deadline.
 docs/postgres.md says more.
 
-A transaction runs in a worker thread with a pooled connection. A lost connection (a
-restart, a network cut) before COMMIT is retried on a fresh connection until a deadline;
-one lost during COMMIT cannot be retried safely, so it is reported as unknown, never as
-done.
+A lost connection (a restart, a network cut) before COMMIT is retried on a fresh
+connection until a deadline; one lost during COMMIT cannot be retried safely, so it is
+reported as unknown, never as done.
 """
 
 import contextlib
@@ -32,21 +33,22 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import anyio
-import anyio.to_thread
 import psycopg
 import psycopg.errors
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import Busy, SchemaTooNew, StoreUnavailable, ValidationFailed
+from wvo_mcp.store import bridge
 from wvo_mcp.store.base import Lock, Params, Row, Tx
 from wvo_mcp.store.sql import migrations, queries
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Connection = psycopg.Connection[dict[str, Any]]
+Connection = psycopg.AsyncConnection[dict[str, Any]]
+Cursor = psycopg.AsyncCursor[dict[str, Any]]
 
 # wvo-mcp's advisory locks (per database): the world ("wvo" + "w") and the claims ("wvoc").
 WRITE_LOCK_KEY = 0x77766F77
@@ -112,50 +114,55 @@ class _Pending:
     """A read sent and not yet read (store.base.Answer): its rows arrive with those of
     whatever was sent beside it, when the first of them is read."""
 
-    def __init__(self, cursor: psycopg.Cursor[dict[str, Any]]) -> None:
+    def __init__(self, cursor: Cursor) -> None:
         self._cursor = cursor
 
     def one(self) -> Row | None:
-        return self._cursor.fetchone()
+        return bridge.wait(self._cursor.fetchone())
 
     def all(self) -> list[Row]:
-        return list(self._cursor.fetchall())
+        return list(bridge.wait(self._cursor.fetchall()))
 
     def value(self) -> Any:
-        row = self._cursor.fetchone()
+        row = bridge.wait(self._cursor.fetchone())
         return None if row is None else next(iter(row.values()))
 
 
 class PostgresTx:
-    """One transaction, used synchronously (store.base.Tx). Statements are pipelined: each
-    is sent at once, and the connection waits only where an answer is read (rows, a row
-    count, the COMMIT), so what `send` queues costs no round trip of its own."""
+    """One transaction, used synchronously (store.base.Tx) in a bridge.run greenlet.
+    Statements are pipelined: each is sent at once, and the transaction waits only where
+    an answer is read (rows, a row count, the COMMIT), so what `send` queues costs no round
+    trip of its own."""
 
-    def __init__(self, conn: Connection, pipeline: psycopg.Pipeline | None = None) -> None:
+    def __init__(self, conn: Connection, pipeline: psycopg.AsyncPipeline | None = None) -> None:
         self.conn = conn
         self._pipeline = pipeline
         self._sql = queries("postgres")
 
+    def execute(self, sql: str, params: Params = ()) -> Cursor:
+        """A statement of its own (a migration's): sent now, answered when read."""
+        return bridge.wait(self.conn.execute(sql, params))
+
     def _answered(self) -> None:
         if self._pipeline is not None:
-            self._pipeline.sync()
+            bridge.wait(self._pipeline.sync())
 
     def run(self, name: str, params: Params = ()) -> int:
-        cur = self.conn.execute(self._sql[name], params)
+        cur = self.execute(self._sql[name], params)
         self._answered()
         return cur.rowcount
 
     def send(self, name: str, params: Params = ()) -> None:
-        self.conn.execute(self._sql[name], params)
+        self.execute(self._sql[name], params)
 
     def many(self, name: str, rows: Sequence[Params]) -> int:
-        with self.conn.cursor() as cur:
-            cur.executemany(self._sql[name], rows)
-            self._answered()
-            return cur.rowcount
+        cur = self.conn.cursor()
+        bridge.wait(cur.executemany(self._sql[name], rows))
+        self._answered()
+        return cur.rowcount
 
     def ask(self, name: str, params: Params = ()) -> _Pending:
-        return _Pending(self.conn.execute(self._sql[name], params))
+        return _Pending(self.execute(self._sql[name], params))
 
     def one(self, name: str, params: Params = ()) -> Row | None:
         return self.ask(name, params).one()
@@ -176,15 +183,15 @@ class PostgresTx:
         named = isinstance(params, Mapping)
         paged = sql + (" LIMIT %(_limit)s OFFSET %(_offset)s" if named else " LIMIT %s OFFSET %s")
 
-        def page(offset: int, size: int) -> psycopg.Cursor[Row]:
+        def page(offset: int, size: int) -> Cursor:
             if isinstance(params, Mapping):
-                return self.conn.execute(paged, {**params, "_limit": size, "_offset": offset})
-            return self.conn.execute(paged, (*params, size, offset))
+                return self.execute(paged, {**params, "_limit": size, "_offset": offset})
+            return self.execute(paged, (*params, size, offset))
 
-        def pages(first: psycopg.Cursor[Row]) -> Iterator[Row]:
+        def pages(first: Cursor) -> Iterator[Row]:
             offset, size, cursor = 0, ITER_FIRST_PAGE, first
             while True:
-                rows = cursor.fetchall()
+                rows = bridge.wait(cursor.fetchall())
                 yield from rows
                 if len(rows) < size:
                     return
@@ -207,7 +214,7 @@ class PostgresDatabase:
         self.url = url
         self._label = Settings(database_url=url).database_label
         self.pool_size = pool_size or POOL_SIZE
-        self._pool: ConnectionPool[Connection] | None = None
+        self._pool: AsyncConnectionPool[Connection] | None = None
         self._closing = threading.Event()
         self._claim_turn = anyio.Lock()
 
@@ -215,8 +222,9 @@ class PostgresDatabase:
         return self._label
 
     async def open(self) -> "PostgresDatabase":
-        pool: ConnectionPool[Connection] = ConnectionPool(
+        pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
             self.url,
+            connection_class=psycopg.AsyncConnection[dict[str, Any]],
             min_size=1,
             max_size=self.pool_size,
             open=False,
@@ -240,28 +248,25 @@ class PostgresDatabase:
         )
         self._pool = pool
         try:
-            await anyio.to_thread.run_sync(self._open_and_migrate, pool)
+            try:
+                await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S * 2)
+            except PoolTimeout:
+                raise StoreUnavailable(
+                    f"cannot connect to {self.describe()}: is PostgreSQL running there, and "
+                    "may this user connect? (WVO_DATABASE_URL names it)"
+                ) from None
+            # A migration may wait on readers' table locks as long as the lock timeout allows.
+            await self._transaction(self._migrate, _BEGIN_MIGRATION, pipelined=False)
         except BaseException:
             await self.close()
             raise
         return self
 
-    def _open_and_migrate(self, pool: ConnectionPool[Connection]) -> None:
-        try:
-            pool.open(wait=True, timeout=CONNECT_TIMEOUT_S * 2)
-        except PoolTimeout:
-            raise StoreUnavailable(
-                f"cannot connect to {self.describe()}: is PostgreSQL running there, and may "
-                "this user connect? (WVO_DATABASE_URL names it)"
-            ) from None
-        # A migration may wait on readers' table locks as long as the lock timeout allows.
-        self._transaction(self._migrate, _BEGIN_MIGRATION, pipelined=False)
-
     async def close(self) -> None:
         self._closing.set()
         pool, self._pool = self._pool, None
         if pool is not None:
-            await anyio.to_thread.run_sync(pool.close)
+            await pool.close()
 
     async def __aenter__(self) -> "PostgresDatabase":
         return await self.open()
@@ -273,7 +278,7 @@ class PostgresDatabase:
         # A snapshot is pipelined like a write (its BEGIN goes out with its first read);
         # one statement in its own snapshot has nothing to send beside it.
         begin = _BEGIN_READ if snapshot else ()
-        return await anyio.to_thread.run_sync(self._transaction, fn, begin, snapshot)
+        return await self._transaction(fn, begin, snapshot)
 
     async def write(self, fn: Callable[[Tx], T], lock: Lock = Lock.WORLD) -> T:
         # Claims take turns across the deployment anyway: one at a time per process waits
@@ -281,22 +286,22 @@ class PostgresDatabase:
         # process cannot take every pooled connection from heartbeats meanwhile.
         turn = self._claim_turn if lock is Lock.CLAIM else contextlib.nullcontext()
         async with turn:
-            result = await anyio.to_thread.run_sync(self._transaction, fn, _BEGIN[lock], True)
+            result = await self._transaction(fn, _BEGIN[lock], True)
         if random.random() < 1 / FOLD_EVERY:
-            await anyio.to_thread.run_sync(self._fold)
+            await self._fold()
         return result
 
-    def _fold(self) -> None:
+    async def _fold(self) -> None:
         """The queue counts' deltas into their base: one statement, its own transaction,
         invisible to every reader (each sees the same counts before and after)."""
         assert self._pool is not None
         try:
-            with self._pool.connection(timeout=LOCK_TIMEOUT_MS / 1000) as conn:
-                conn.execute("SELECT fold_queue_counts()")
+            async with self._pool.connection(timeout=LOCK_TIMEOUT_MS / 1000) as conn:
+                await conn.execute("SELECT fold_queue_counts()")
         except (psycopg.Error, PoolTimeout) as exc:
             log.info("queue counts not folded this time (%s); the next fold takes them", exc)
 
-    def _transaction(
+    async def _transaction(
         self, fn: Callable[[PostgresTx], T], begin: tuple[str, ...], pipelined: bool
     ) -> T:
         pool = self._pool
@@ -308,26 +313,29 @@ class PostgresDatabase:
             committing = False
             try:
                 wait = max(0.1, min(LOCK_TIMEOUT_MS / 1000, deadline - time.monotonic()))
-                with pool.connection(timeout=wait) as conn:
+                async with pool.connection(timeout=wait) as conn:
                     try:
-                        with conn.pipeline() if pipelined else contextlib.nullcontext() as pipe:
+                        pipeline = conn.pipeline() if pipelined else contextlib.nullcontext()
+                        async with pipeline as pipe:
                             for statement in begin:
-                                conn.execute(statement)
-                            result = fn(PostgresTx(conn, pipe))
+                                await conn.execute(statement)
+                            result = await bridge.run(fn, PostgresTx(conn, pipe))
                             if begin:
                                 committing = True  # with what is still queued, in a pipeline
                                 # As its text, never a prepared statement's name: a COMMIT
                                 # stays recognisable on the wire (the cut-at-commit test).
-                                conn.execute("COMMIT", prepare=False)
+                                await conn.execute("COMMIT", prepare=False)
                         return result
                     except BaseException:
                         # Also after a failed COMMIT: a pipelined statement failing there
-                        # leaves the transaction open, aborted.
-                        if not conn.broken and conn.info.transaction_status:
-                            conn.execute("ROLLBACK")
+                        # leaves the transaction open, aborted. Shielded: a cancelled call
+                        # still gives its connection back clean.
+                        with anyio.CancelScope(shield=True):
+                            if not conn.broken and conn.info.transaction_status:
+                                await conn.execute("ROLLBACK")
                         raise
             except PoolTimeout:
-                raise self._no_connection(wait) from None
+                raise await self._no_connection(wait) from None
             except psycopg.errors.LockNotAvailable as exc:
                 # An advisory lock's wait is the whole lock timeout, past the deadline; a
                 # row's or a table's is ROW_WAIT_MS, then the write runs again.
@@ -337,7 +345,7 @@ class PostgresDatabase:
                 # Rolled back whole: its advisory locks are free for the writes behind it.
                 attempt += 1
                 log.debug("%s is locked; retrying (attempt %d)", held or "a table", attempt)
-                time.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))
+                await anyio.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))
             except psycopg.DataError as exc:
                 # psycopg refuses to send it, before the statement runs. SQLite keeps a NUL.
                 if "NUL" not in str(exc):
@@ -356,11 +364,11 @@ class PostgresDatabase:
                     self._check_reconnect(exc, committing, deadline)
                 attempt += 1
                 log.info("database connection lost (%s); retrying (attempt %d)", exc, attempt)
-                time.sleep(random.uniform(0, min(1.0, 0.01 * 2**attempt)))
+                await anyio.sleep(random.uniform(0, min(1.0, 0.01 * 2**attempt)))
 
-    def _no_connection(self, waited: float) -> StoreUnavailable | Busy:
+    async def _no_connection(self, waited: float) -> StoreUnavailable | Busy:
         """Why no pooled connection came: the database is gone, or every one stayed busy."""
-        if not self._reachable():
+        if not await self._reachable():
             return StoreUnavailable(
                 f"the database at {self.describe()} cannot be reached; nothing of this "
                 "call was kept; retry when it is back"
@@ -387,18 +395,21 @@ class PostgresDatabase:
                 "of this call was kept; retry when it is back"
             ) from exc
 
-    def _reachable(self) -> bool:
+    async def _reachable(self) -> bool:
         """Whether a new connection can be made now (the pool waits, it does not say why)."""
         try:
-            psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT_S).close()
+            conn = await psycopg.AsyncConnection.connect(
+                self.url, connect_timeout=CONNECT_TIMEOUT_S
+            )
         except psycopg.Error:
             return False
+        await conn.close()
         return True
 
     def _migrate(self, tx: PostgresTx) -> None:
-        conn = tx.conn
-        conn.execute("CREATE TABLE IF NOT EXISTS wvo_schema_version (version integer NOT NULL)")
-        found = conn.execute("SELECT max(version) AS v FROM wvo_schema_version").fetchone()
+        tx.execute("CREATE TABLE IF NOT EXISTS wvo_schema_version (version integer NOT NULL)")
+        asked = tx.execute("SELECT max(version) AS v FROM wvo_schema_version")
+        found = bridge.wait(asked.fetchone())
         current = (found or {}).get("v") or 0
         steps = migrations("postgres")
         latest = steps[-1][0]
@@ -411,5 +422,5 @@ class PostgresDatabase:
             if version <= current:
                 continue
             log.info("migrating %s to schema %d (%s)", self.describe(), version, name)
-            conn.execute(script)
-            conn.execute("INSERT INTO wvo_schema_version (version) VALUES (%s)", (version,))
+            tx.execute(script)
+            tx.execute("INSERT INTO wvo_schema_version (version) VALUES (%s)", (version,))

@@ -124,6 +124,15 @@ SELECT * FROM tasks
 WHERE status = 'in_progress' AND lease_expires_at < %s
 ORDER BY wsjf_score DESC, created_at, id;
 
+-- name: expired_leases_to_take
+-- A claim's: locked as they are read, in its first round trip, so a holder's write that
+-- starts after it waits for it (and finds its lease taken over) instead of overtaking it
+-- while the claim reads; a row another write holds is skipped, as lock_expired_lease does.
+SELECT * FROM tasks
+WHERE status = 'in_progress' AND lease_expires_at < %s
+ORDER BY wsjf_score DESC, created_at, id
+FOR UPDATE SKIP LOCKED;
+
 -- name: queue_counts
 -- In bucket order, as SQLite keeps the table (callers build ordered dicts from it).
 SELECT bucket, tasks FROM queue_counts ORDER BY bucket;

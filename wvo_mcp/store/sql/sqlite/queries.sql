@@ -103,6 +103,12 @@ SELECT * FROM tasks INDEXED BY tasks_leases
 WHERE status = 'in_progress' AND lease_expires_at < ?
 ORDER BY wsjf_score DESC, created_at, id;
 
+-- name: expired_leases_to_take
+-- A claim's: the one writer holds them all already.
+SELECT * FROM tasks INDEXED BY tasks_leases
+WHERE status = 'in_progress' AND lease_expires_at < ?
+ORDER BY wsjf_score DESC, created_at, id;
+
 -- name: queue_counts
 SELECT bucket, tasks FROM queue_counts;
 
