@@ -58,19 +58,20 @@ CLAIM_LOCK_KEY = 0x77766F63
 # milliseconds; a longer wait is mostly a session that is not ours (a person's psql, a
 # migration), and every write queued behind the advisory lock this one holds waits with it.
 ROW_WAIT_MS = 500
-_ROW_WAIT = f"SELECT set_config('lock_timeout', '{ROW_WAIT_MS}', true)"
+_ROW_WAIT = f"set_config('lock_timeout', '{ROW_WAIT_MS}', true)"
 # A write's first statements: they go out with its first awaited statement (a pipeline).
+# Its locks and the row wait are one statement: each statement costs the server a turn of
+# psycopg's pipeline, and the target list is evaluated in order (locks, then the wait).
 _BEGIN_MIGRATION = ("BEGIN", f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
 _BEGIN = {
-    Lock.WORLD: (*_BEGIN_MIGRATION, _ROW_WAIT),
-    Lock.TASK: ("BEGIN", f"SELECT pg_advisory_xact_lock_shared({WRITE_LOCK_KEY})", _ROW_WAIT),
+    Lock.WORLD: ("BEGIN", f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY}), {_ROW_WAIT}"),
+    Lock.TASK: ("BEGIN", f"SELECT pg_advisory_xact_lock_shared({WRITE_LOCK_KEY}), {_ROW_WAIT}"),
     # The claim lock first: claims queued for it then hold nothing a WORLD write waits for,
     # else one WORLD write would wait out the whole claim queue with every write behind it.
     Lock.CLAIM: (
         "BEGIN",
         f"SELECT pg_advisory_xact_lock({CLAIM_LOCK_KEY}), "
-        f"pg_advisory_xact_lock_shared({WRITE_LOCK_KEY})",
-        _ROW_WAIT,
+        f"pg_advisory_xact_lock_shared({WRITE_LOCK_KEY}), {_ROW_WAIT}",
     ),
 }
 _BEGIN_READ = ("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",)
