@@ -301,7 +301,10 @@ def stop_warm(state_root: Path, timeout: float = STOP_TIMEOUT_S) -> int | None:
         return None
     with conn:
         pid, _, _ = peer_uid(conn)  # whoever listens: the warm process, this user's
-        pidfd = os.pidfd_open(pid)
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return None  # it ended meanwhile
     try:
         signal.pidfd_send_signal(pidfd, signal.SIGTERM)
         # It lets go of its socket at once, and ends once the servers it forked have.
