@@ -6,8 +6,10 @@ folder (never into the repository):
   `bun` package, whose binary comes from its platform package): `npm ci`;
 - `orc-hestrator-server` (Python on SQLite, FastMCP of the 1.x SDK), in a venv of its own,
   since its dependencies are not ours.
-wvo-mcp is the `wvo-mcp` beside this Python (`<venv>/bin/wvo-mcp serve`); --wvo-command adds
-other builds (a second checkout's `.venv/bin/wvo-mcp`) to the same run.
+wvo-mcp is the `wvo-mcp` beside this Python (`<venv>/bin/wvo-mcp serve`) with its default
+settings (on Linux warm start: the client starts a relay, the warm process forks the server);
+--cold adds it with WVO_WARM_START=0, --wvo-command other builds (a second checkout's
+`.venv/bin/wvo-mcp`) to the same run.
 
 One client drives every server: this venv's `mcp` SDK, `Client` over stdio. Every system gets
 the same generated graph (chains of 100 tasks, each waiting on the one before: 1% ready),
@@ -21,8 +23,9 @@ between the systems (one block each per round, the order rotating), p50 and p90 
   (README, "The loop"); for the peers, who have no shorter loop, their cycle;
 - a ping, the protocol's no-op round trip, for reference;
 and per system, a fresh process each sample, alternating: start to `tools/list` answered, and
-the server process's RSS a second later. Ratios are the peer's figure ÷ wvo-mcp's: above 1
-means wvo-mcp is faster (or smaller). It is a benchmark: nothing here passes or fails.
+the RSS of the process the client started (with warm start, the relay) a second later.
+Ratios are the peer's figure ÷ wvo-mcp's: above 1 means wvo-mcp is faster (or smaller).
+It is a benchmark: nothing here passes or fails.
 
     python -m scripts.bench.peers                                 # 1k and 10k tasks
     python -m scripts.bench.peers --quick                         # a smoke run
