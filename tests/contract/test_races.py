@@ -45,6 +45,34 @@ async def together(*calls: Callable[[], Awaitable[Any]]) -> list[Any]:
     return results
 
 
+class Writes:
+    """Two servers' writes made to race in both orders: each round one server, picked at
+    random, goes first, and the other starts its call once the first's write has begun
+    (without it, whichever call starts its write first nearly always wins)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, **servers: Orchestrator) -> None:
+        self.started = {name: anyio.Event() for name in servers}
+        self.first = ""
+        for name, server in servers.items():
+            monkeypatch.setattr(server.db, "write", self._saying(name, server.db.write))
+
+    def _saying(self, name: str, write: Callable[..., Awaitable[Any]]) -> Any:
+        async def write_then_say(*args: Any, **kwargs: Any) -> Any:
+            self.started[name].set()
+            return await write(*args, **kwargs)
+
+        return write_then_say
+
+    def next_round(self) -> None:
+        self.started = {name: anyio.Event() for name in self.started}
+        self.first = random.choice(list(self.started))
+
+    async def turn(self, name: str) -> None:
+        """Returns when `name` may start its call: at once if it goes first this round."""
+        if self.first != name:
+            await self.started[self.first].wait()
+
+
 async def servers(world: World, **settings: Any) -> tuple[Orchestrator, Orchestrator]:
     """Two servers on the test's database, each with its own connections, off the loop."""
     return (
@@ -148,21 +176,8 @@ async def test_a_done_racing_a_take_over(world: World, monkeypatch: pytest.Monke
     rounds = ROUNDS[world.backend.name]
     a, b = await servers(world, wip_per_agent=1)
     # A done is one write (a task with no verify_command), and so is a claim: whichever
-    # starts its write first nearly always wins. Each round one of them waits for the other's
-    # write to start, so that the writes race in both orders.
-    started = {"a": anyio.Event(), "b": anyio.Event()}
-
-    def saying(name: str, server: Orchestrator) -> None:
-        write = server.db.write
-
-        async def write_then_say(*args: Any, **kwargs: Any) -> Any:
-            started[name].set()
-            return await write(*args, **kwargs)
-
-        monkeypatch.setattr(server.db, "write", write_then_say)
-
-    saying("a", a)
-    saying("b", b)
+    # starts its write first nearly always wins, so each round picks which one does.
+    writes = Writes(monkeypatch, a=a, b=b)
     outcomes: Counter[str] = Counter()
     for i in range(rounds):
         # One task at a time: the expired lease is the only work a claim can take.
@@ -171,17 +186,14 @@ async def test_a_done_racing_a_take_over(world: World, monkeypatch: pytest.Monke
         assert held.task is not None and held.lease_token is not None
         task_id, token = held.task.id, held.lease_token
         world.clock.advance(LEASE_S + 1)
-        started.update(a=anyio.Event(), b=anyio.Event())
-        first = random.choice(["a", "b"])
+        writes.next_round()
 
-        async def finish(first: str = first, task_id: str = task_id, token: str = token) -> Any:
-            if first == "b":
-                await started["b"].wait()
+        async def finish(task_id: str = task_id, token: str = token) -> Any:
+            await writes.turn("a")
             return await a.update_status(task_id, Status.DONE, "x", token)
 
-        async def take(first: str = first) -> ClaimResult:
-            if first == "a":
-                await started["a"].wait()
+        async def take() -> ClaimResult:
+            await writes.turn("b")
             return await b.claim("y")
 
         done, taken = await together(finish, take)

@@ -4,13 +4,12 @@ are reported and kept, statuses do not move, and a refused file changes nothing.
 backend."""
 
 from collections import Counter
-from functools import partial
 from typing import Any
 
 import pytest
 
 from tests.contract.conftest import World, create, events_of, specs
-from tests.contract.test_races import servers, together
+from tests.contract.test_races import Writes, servers, together
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.transitions import Status
@@ -269,16 +268,26 @@ async def test_a_dry_run_says_what_would_change_and_changes_nothing(
     assert (await orch.get_task("A")).title == "first, renamed"
 
 
-async def test_an_update_racing_a_claim_never_changes_claimed_work(world: World) -> None:
+async def test_an_update_racing_a_claim_never_changes_claimed_work(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     a, b = await servers(world, wip_global=1000)
+    writes = Writes(monkeypatch, a=a, b=b)
     outcomes: Counter[str] = Counter()
     for n in range(RACE_ROUNDS[world.backend.name]):
         task_id = f"t{n:04}"
         await create(a, {"id": task_id, "title": "as first written"})
-        claim, found = await together(
-            partial(b.claim, f"w{n}", task_id),
-            partial(a.update_roadmap, specs({"id": task_id, "title": "rewritten"}), "ann"),
-        )
+        writes.next_round()
+
+        async def claim(n: int = n, task_id: str = task_id) -> Any:
+            await writes.turn("b")
+            return await b.claim(f"w{n}", task_id)
+
+        async def update(task_id: str = task_id) -> Any:
+            await writes.turn("a")
+            return await a.update_roadmap(specs({"id": task_id, "title": "rewritten"}), "ann")
+
+        claim, found = await together(claim, update)
         assert not isinstance(found, Exception), found
         assert claim.claimed and claim.task is not None, claim
         task = await a.get_task(task_id)
