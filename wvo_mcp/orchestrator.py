@@ -12,7 +12,7 @@ import anyio
 from wvo_mcp import providers as provider_config
 from wvo_mcp import queue_figures, store, timeutil
 from wvo_mcp.config import Settings
-from wvo_mcp.errors import NotFound, ValidationFailed, WvoError
+from wvo_mcp.errors import NotFound, ValidationFailed
 from wvo_mcp.git import Git, locate, snapshots
 from wvo_mcp.models import (
     AgentIdentity,
@@ -175,7 +175,26 @@ class Orchestrator:
     ) -> ClaimResult:
         """`gate`: raised on the task as it is granted (the autopilot's claims: its holder
         may then finish only as far as needs_review); `bound`: an agent token's caller."""
-        claim = partial(
+        claim = self._claim(agent_id, task_id, lease_seconds, provider, model, bound)
+
+        def claim_gated(tx: Tx) -> ClaimResult:
+            result = claim(tx)
+            if gate is not Gate.NONE and result.claimed and result.task is not None:
+                tx.run("raise_gate", {"id": result.task.id, "gate": gate.value})
+            return result
+
+        return await self.db.write(claim_gated, Lock.CLAIM)
+
+    def _claim(
+        self,
+        agent_id: str,
+        task_id: str | None = None,
+        lease_seconds: int | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        bound: routes.Bound | None = None,
+    ) -> Callable[[Tx], ClaimResult]:
+        return partial(
             scheduler.claim,
             settings=self.settings,
             agent_id=agent_id,
@@ -187,14 +206,6 @@ class Orchestrator:
             model=model,
             bound=bound,
         )
-
-        def claim_gated(tx: Tx) -> ClaimResult:
-            result = claim(tx)
-            if gate is not Gate.NONE and result.claimed and result.task is not None:
-                tx.run("raise_gate", {"id": result.task.id, "gate": gate.value})
-            return result
-
-        return await self.db.write(claim_gated, Lock.CLAIM)
 
     async def register_agent(
         self, agent_id: str, provider: str, model: str, bound: routes.Bound | None = None
@@ -448,20 +459,34 @@ class Orchestrator:
         self, task_id: str, status: Status, agent_id: str, token: str | None, reason: str | None
     ) -> UpdateResult:
         """plan_update with claim_next: the move, then the agent's next claim (as claim_task
-        with no arguments) in `next`. Two decisions, two writes: a refused move claims
-        nothing, and a claim that fails after the move leaves the move standing."""
+        with no arguments) in `next`, one transaction. Two decisions: a refused move claims
+        nothing, and a claim that fails after the move is undone alone, the move standing.
+        A task with a verify_command is checked first, outside any transaction, so it moves
+        and claims in two."""
         check_claim_next(status)
-        moved = await self.update_status(task_id, status, agent_id, token, reason)
+        move = partial(
+            leases.update_status, settings=self.settings, task_id=task_id, target=status,
+            actor=agent_id, token=token, reason=reason, now=self.clock(),
+        )  # fmt: skip
+        claim = self._claim(agent_id)
+
+        def both(tx: Tx) -> UpdateResult:
+            moved = move(tx)
+            moved.next = scheduler.claim_next(tx, claim, agent_id, status)
+            return moved
+
+        # The move's own lock, with the claims' turn: a WORLD write keeps out claims too.
+        lock = Lock.CLAIM if token is not None else Lock.WORLD
         try:
-            moved.next = await self.claim(agent_id)
-        except WvoError as exc:
-            moved.next = ClaimResult(
-                claimed=False,
-                reason="claim_failed",
-                message=f"{type(exc).__name__}: {exc}; the move to {status.value} stands, "
-                "call claim_task to try again",
-                agent_id=agent_id,
-            )
+            return await self.db.write(both, lock)
+        except leases.Unverified:
+            pass  # rolled back whole: the command runs outside any transaction
+        moved = await self.update_status(task_id, status, agent_id, token, reason)
+        claim = self._claim(agent_id)  # as of now: the check may have taken minutes
+        moved.next = await self.db.write(
+            partial(scheduler.claim_next, claim=claim, agent_id=agent_id, after=status),
+            Lock.CLAIM,
+        )
         return moved
 
     async def verify(self, task_id: str, workspace: Path) -> leases.Run | None:

@@ -1,5 +1,6 @@
 """plan_update's claim_next (Orchestrator.update_and_claim): the move, then the agent's next
-claim as claim_task would make it, in one call; a refused move claims nothing."""
+claim as claim_task would make it, in one call and one transaction (two when the task has a
+verify_command); a refused move claims nothing, a failed claim leaves the move standing."""
 
 import pytest
 
@@ -114,3 +115,27 @@ async def test_a_claim_that_fails_after_the_move_leaves_the_move_standing(
     assert "ValidationFailed" in moved.next.message and "call claim_task" in moved.next.message
     assert (await orch.get_task("A")).status is Status.DONE
     assert (await orch.get_task("B")).status is Status.PENDING
+    assert [e.kind for e in await events_of(orch, "B")] == ["created"]
+    assert [e.to_status for e in await events_of(orch, "A")][-1] == "done"
+    again = await orch.claim("w")  # the failed claim held nothing back
+    assert again.claimed and again.task is not None and again.task.id == "B"
+
+
+async def test_a_task_with_a_verify_command_is_checked_then_the_next_claimed(
+    world: World,
+) -> None:
+    """The check runs outside any transaction: the move after it, then the claim."""
+    orch = await world.open(sandbox_backend="none", sandbox_allow_unisolated=True)
+    await create(
+        orch,
+        {"id": "A", "title": "a", "verify_command": "echo checked-$((6*7))"},
+        {"id": "B", "title": "b", "depends_on": ["A"]},
+    )
+    token = await holding(orch, "w", "A")
+    moved = await orch.update_and_claim("A", Status.DONE, "w", token, None)
+    assert moved.status is Status.DONE and moved.unblocked == ["B"]
+    assert moved.next is not None and moved.next.task is not None
+    assert moved.next.task.id == "B" and moved.next.lease_token is not None
+    verified = [e for e in await events_of(orch, "A") if e.kind == "verified"]
+    assert len(verified) == 1 and "exit 0" in (verified[0].reason or "")
+    await orch.heartbeat("B", moved.next.lease_token, "w")

@@ -301,8 +301,9 @@ async def test_the_loops_calls_each_cost_a_few_round_trips(
     the reads a claim makes before it picks: a claim costs at most three round trips (its
     reads, its grant, the COMMIT), a heartbeat two (its renewal, the COMMIT), a holder's
     done of a task with no verify_command three (its locked row, its dependents, the COMMIT;
-    four before the check for a verify_command moved into the move), and a read's snapshot
-    is pipelined too: plan_next is four (8 unpipelined)."""
+    four before the check for a verify_command moved into the move), a done with claim_next
+    five (one transaction: six as two), and a read's snapshot is pipelined too: plan_next is
+    four (8 unpipelined)."""
     monkeypatch.setattr(postgres, "FOLD_EVERY", float("inf"))  # no fold after a write
     relay = RoundTrips(urlsplit(database_url).port or 5432)
 
@@ -342,3 +343,16 @@ async def test_the_loops_calls_each_cost_a_few_round_trips(
 
         assert await fewest(done) <= 3
         assert await fewest(lambda: orchestrator.plan_next("c")) <= 4
+
+        async def done_and_claim_next() -> None:
+            h = held.pop()
+            assert h.task is not None and h.lease_token is not None
+            moved = await orchestrator.update_and_claim(
+                h.task.id, Status.DONE, h.agent_id, h.lease_token, None
+            )
+            assert moved.next is not None and moved.next.claimed
+            held.append(moved.next)
+
+        await orchestrator.create_tasks([TaskSpec(id=f"U{i}", title="u") for i in range(5)], "p")
+        held.append(await orchestrator.claim("d"))
+        assert await fewest(done_and_claim_next) <= 5

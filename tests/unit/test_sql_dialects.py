@@ -202,9 +202,11 @@ def to_dollars(sql: str) -> str:
 def sqlite_columns(name: str) -> list[str] | None:
     """The result columns SQLite answers for the query (None: it returns no rows). Run on
     an empty schema with NULLs, or zeros where NULL will not do (LIMIT NULL)."""
+    sql = SQLITE[name]
+    if sql.lstrip().upper().startswith(("SAVEPOINT", "ROLLBACK TO")):
+        return None  # transaction control: it answers no rows
     conn = migrated()
     try:
-        sql = SQLITE[name]
         params = none_params(conn, sql)
         zeros = dict.fromkeys(params, 0) if isinstance(params, dict) else [0] * len(params)
         conn.execute("BEGIN")

@@ -19,7 +19,7 @@ from typing import TypeGuard
 
 from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
-from wvo_mcp.errors import NotFound
+from wvo_mcp.errors import NotFound, WvoError
 from wvo_mcp.models import ClaimRefusal, ClaimResult, PlanNextResult, QueueCounts, RankedTask
 from wvo_mcp.providers import Providers
 from wvo_mcp.rules.pauses import Paused
@@ -306,6 +306,25 @@ def claim(
         if provider is not None and model is not None:
             tx.send("set_agent_identity", (agent_id, provider, model, picking.stamp))
         return granted
+
+
+def claim_next(
+    tx: Tx, claim: Callable[[Tx], ClaimResult], agent_id: str, after: Status
+) -> ClaimResult:
+    """plan_update's claim_next, after its move (`after`) in the same transaction: a claim
+    that fails is rolled back alone and says so, and the move stands."""
+    tx.send("savepoint_next_claim")
+    try:
+        return claim(tx)
+    except WvoError as exc:
+        tx.run("rollback_to_next_claim")
+        return ClaimResult(
+            claimed=False,
+            reason="claim_failed",
+            message=f"{type(exc).__name__}: {exc}; the move to {after.value} stands, "
+            "call claim_task to try again",
+            agent_id=agent_id,
+        )
 
 
 @dataclass

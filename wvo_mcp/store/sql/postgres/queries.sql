@@ -1108,3 +1108,11 @@ UPDATE tasks SET description = coalesce(%(description)s, description),
     verify_command = coalesce(%(verify_command)s, verify_command),
     updated_at = %(now)s
 WHERE id = %(id)s;
+
+-- name: savepoint_next_claim
+-- plan_update's claim_next claims after its move in the same transaction, from here.
+SAVEPOINT next_claim;
+
+-- name: rollback_to_next_claim
+-- A claim_next that failed is undone alone; the move before it stands.
+ROLLBACK TO SAVEPOINT next_claim;
