@@ -175,26 +175,7 @@ class Orchestrator:
     ) -> ClaimResult:
         """`gate`: raised on the task as it is granted (the autopilot's claims: its holder
         may then finish only as far as needs_review); `bound`: an agent token's caller."""
-        claim = self._claim(agent_id, task_id, lease_seconds, provider, model, bound)
-
-        def claim_gated(tx: Tx) -> ClaimResult:
-            result = claim(tx)
-            if gate is not Gate.NONE and result.claimed and result.task is not None:
-                tx.run("raise_gate", {"id": result.task.id, "gate": gate.value})
-            return result
-
-        return await self.db.write(claim_gated, Lock.CLAIM)
-
-    def _claim(
-        self,
-        agent_id: str,
-        task_id: str | None = None,
-        lease_seconds: int | None = None,
-        provider: str | None = None,
-        model: str | None = None,
-        bound: routes.Bound | None = None,
-    ) -> Callable[[Tx], ClaimResult]:
-        return partial(
+        claim = partial(
             scheduler.claim,
             settings=self.settings,
             agent_id=agent_id,
@@ -206,6 +187,23 @@ class Orchestrator:
             model=model,
             bound=bound,
         )
+
+        def claim_gated(tx: Tx) -> ClaimResult:
+            result = claim(tx)
+            if gate is not Gate.NONE and result.claimed and result.task is not None:
+                tx.run("raise_gate", {"id": result.task.id, "gate": gate.value})
+            return result
+
+        return await self.db.write(claim_gated, Lock.CLAIM)
+
+    def _next_claim(self, agent_id: str, after: Status) -> Callable[[Tx], ClaimResult]:
+        """claim_next's claim, as claim_task's with no arguments, made now."""
+        claim = partial(
+            scheduler.claim, settings=self.settings, agent_id=agent_id, task_id=None,
+            lease_seconds=self.settings.default_lease_seconds, now=self.clock(),
+            providers=self.providers,
+        )  # fmt: skip
+        return partial(scheduler.claim_next, claim=claim, agent_id=agent_id, after=after)
 
     async def register_agent(
         self, agent_id: str, provider: str, model: str, bound: routes.Bound | None = None
@@ -468,11 +466,11 @@ class Orchestrator:
             leases.update_status, settings=self.settings, task_id=task_id, target=status,
             actor=agent_id, token=token, reason=reason, now=self.clock(),
         )  # fmt: skip
-        claim = self._claim(agent_id)
+        claim = self._next_claim(agent_id, status)
 
         def both(tx: Tx) -> UpdateResult:
             moved = move(tx)
-            moved.next = scheduler.claim_next(tx, claim, agent_id, status)
+            moved.next = claim(tx)
             return moved
 
         # The move's own lock, with the claims' turn: a WORLD write keeps out claims too.
@@ -482,11 +480,8 @@ class Orchestrator:
         except leases.Unverified:
             pass  # rolled back whole: the command runs outside any transaction
         moved = await self.update_status(task_id, status, agent_id, token, reason)
-        claim = self._claim(agent_id)  # as of now: the check may have taken minutes
-        moved.next = await self.db.write(
-            partial(scheduler.claim_next, claim=claim, agent_id=agent_id, after=status),
-            Lock.CLAIM,
-        )
+        # As of now: the check may have taken minutes.
+        moved.next = await self.db.write(self._next_claim(agent_id, status), Lock.CLAIM)
         return moved
 
     async def verify(self, task_id: str, workspace: Path) -> leases.Run | None:
