@@ -42,6 +42,7 @@ from wvo_mcp.models import (
 )
 from wvo_mcp.providers import Providers
 from wvo_mcp.rules import routing
+from wvo_mcp.rules.pauses import Scope
 from wvo_mcp.rules.transitions import Gate, Status, check_claim_next
 from wvo_mcp.services import (
     board,
@@ -648,23 +649,20 @@ class Orchestrator:
 
     # A person's hand on a running fleet (issue 46): services/notes.py and pauses.py.
 
-    async def tell(
-        self, text: str, by: str, task_id: str | None = None, epic_id: str | None = None
-    ) -> Told:
-        """A person's message to a task's holders, an epic's, or (neither) every holder."""
+    async def tell(self, scope: Scope, key: str, text: str, by: str) -> Told:
+        """A person's message to a task's holders, an epic's, or the fleet's."""
         return await self.db.write(
-            partial(notes.tell, text=text, author=by, now=self.clock(), task_id=task_id,
-                    epic_id=epic_id)
-        )  # fmt: skip
+            partial(notes.tell, scope=scope, key=key, text=text, author=by, now=self.clock())
+        )
 
     async def pause(
-        self, scope: pauses.Scope, key: str, by: str, reason: str | None = None
+        self, scope: Scope, key: str, by: str, reason: str | None = None
     ) -> PauseResult:
         return await self.db.write(
             partial(pauses.pause, scope=scope, key=key, reason=reason, author=by, now=self.clock())
         )
 
-    async def resume(self, scope: pauses.Scope, key: str, by: str) -> PauseResult:
+    async def resume(self, scope: Scope, key: str, by: str) -> PauseResult:
         return await self.db.write(
             partial(pauses.resume, scope=scope, key=key, author=by, now=self.clock())
         )

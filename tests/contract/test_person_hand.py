@@ -25,7 +25,7 @@ async def test_a_message_reaches_the_holder_once_and_its_next_holder(world: Worl
     await create(orch, {"id": "T", "title": "t"}, {"id": "U", "title": "u"})
     token = await claimed(orch, "a", "T")
     assert await orch.notes_for("a") == []
-    told = await orch.tell("use the v2 API, not v1", ADA, task_id="T")
+    told = await orch.tell("task", "T", "use the v2 API, not v1", ADA)
     assert told.tasks == ["T"] and "its holder a" in told.message
     [note] = await orch.notes_for("a")
     assert (note.task_id, note.kind, note.text, note.author) == (
@@ -55,18 +55,18 @@ async def test_an_epic_or_the_fleet_reaches_its_holders_and_nobody_is_refused(
         {"id": "B1", "title": "b", "epic_id": "B"},
     )
     with pytest.raises(ValidationFailed, match="nobody holds a task in epic 'A' now"):
-        await orch.tell("hello", ADA, epic_id="A")
+        await orch.tell("epic", "A", "hello", ADA)
     assert (await orch.get_task("A1")).notes == []  # nothing changed
     await claimed(orch, "a", "A1")
     await claimed(orch, "b", "B1")
-    assert (await orch.tell("freeze the schema", ADA, epic_id="A")).tasks == ["A1"]
-    assert (await orch.tell("lunch", ADA)).tasks == ["A1", "B1"]
+    assert (await orch.tell("epic", "A", "freeze the schema", ADA)).tasks == ["A1"]
+    assert (await orch.tell("fleet", "", "lunch", ADA)).tasks == ["A1", "B1"]
     assert [n.text for n in await orch.notes_for("a")] == ["freeze the schema", "lunch"]
     assert [n.text for n in await orch.notes_for("b")] == ["lunch"]
     with pytest.raises(ValidationFailed, match="at most 4000"):
-        await orch.tell("x" * 4001, ADA, task_id="A2")
+        await orch.tell("task", "A2", "x" * 4001, ADA)
     with pytest.raises(NotFound):
-        await orch.tell("hi", ADA, task_id="nope")
+        await orch.tell("task", "nope", "hi", ADA)
 
 
 async def test_a_paused_task_waits_and_its_pause_costs_nothing(world: World) -> None:

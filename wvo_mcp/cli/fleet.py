@@ -9,7 +9,7 @@ import anyio
 from wvo_mcp.cli.command import Command, opened, person
 from wvo_mcp.cli.output import print_json, table
 from wvo_mcp.config import Settings
-from wvo_mcp.services.pauses import scope_of
+from wvo_mcp.rules.pauses import scope_of
 
 
 def cmd_tell(settings: Settings, args: argparse.Namespace) -> None:
@@ -17,10 +17,8 @@ def cmd_tell(settings: Settings, args: argparse.Namespace) -> None:
     holder (--all): the message comes with the answer to its next call, and the task's next
     holder is given it too."""
     scope, key = scope_of(args.task, args.epic, args.all)
-    task_id = key if scope == "task" else None
-    epic_id = key if scope == "epic" else None
     told = anyio.run(
-        lambda: opened(settings, lambda o: o.tell(args.message, person(args), task_id, epic_id))
+        lambda: opened(settings, lambda o: o.tell(scope, key, args.message, person(args)))
     )
     print(told.message)
 

@@ -21,8 +21,8 @@ from wvo_mcp.models import (
     UpdateResult,
     VerifyCommand,
 )
+from wvo_mcp.rules.pauses import scope_of
 from wvo_mcp.rules.transitions import Status
-from wvo_mcp.services import pauses
 
 Note = Annotated[str, StringConstraints(max_length=4000)]
 
@@ -104,13 +104,8 @@ def register_person_hand(server: Server, traced: Traced) -> None:
         """Person only: a message to the agent holding task_id (and its every later holder),
         to every holder in epic_id, or (everyone) to every holder; it comes with the answer
         to their next call."""
-        scope, key = pauses.scope_of(task_id, epic_id, everyone)
-        return await orchestrator_of(ctx).tell(
-            message,
-            access.person(),
-            key if scope == "task" else None,
-            key if scope == "epic" else None,
-        )
+        scope, key = scope_of(task_id, epic_id, everyone)
+        return await orchestrator_of(ctx).tell(scope, key, message, access.person())
 
     @server.tool(title="Pause work", annotations=WRITES)
     @traced
@@ -123,7 +118,7 @@ def register_person_hand(server: Server, traced: Traced) -> None:
     ) -> PauseResult:
         """Person only: pause task_id, epic_id, or (everyone) the fleet: not claimable until
         resumed; holders are told to checkpoint and stop. A pause costs no attempt."""
-        scope, key = pauses.scope_of(task_id, epic_id, everyone)
+        scope, key = scope_of(task_id, epic_id, everyone)
         return await orchestrator_of(ctx).pause(scope, key, access.person(), reason)
 
     @server.tool(title="Resume work", annotations=WRITES)
@@ -135,7 +130,7 @@ def register_person_hand(server: Server, traced: Traced) -> None:
         everyone: bool = False,
     ) -> PauseResult:
         """Person only: resume what task_pause paused."""
-        scope, key = pauses.scope_of(task_id, epic_id, everyone)
+        scope, key = scope_of(task_id, epic_id, everyone)
         return await orchestrator_of(ctx).resume(scope, key, access.person())
 
     @server.tool(title="Redirect a task", annotations=WRITES)

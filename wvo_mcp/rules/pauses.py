@@ -2,7 +2,26 @@
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+from wvo_mcp.errors import ValidationFailed
+
+# What a person's pause, resume or message reaches: a task, an epic, or the whole fleet
+# (key "").
+Scope = Literal["task", "epic", "fleet"]
+
+
+def scope_of(task_id: str | None, epic_id: str | None, everyone: bool) -> tuple[Scope, str]:
+    """The one scope a person named: a task, an epic, or the whole fleet."""
+    given: list[tuple[Scope, str]] = [("fleet", "")] if everyone else []
+    given += [("task", task_id)] if task_id else []
+    given += [("epic", epic_id)] if epic_id else []
+    if len(given) != 1:
+        raise ValidationFailed(
+            "name exactly one of: a task (task_id / --task), an epic (epic_id / --epic), or "
+            "the whole fleet (all / --all). Nothing was changed"
+        )
+    return given[0]
 
 
 @dataclass(frozen=True)

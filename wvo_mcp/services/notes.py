@@ -13,6 +13,7 @@ from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.models import Inbox, Note, Question, Told, UpdateResult
 from wvo_mcp.rules.bounds import check_command
+from wvo_mcp.rules.pauses import Scope
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services import leases, rows
 from wvo_mcp.services.tasks import NOTES_SHOWN, record_event
@@ -63,39 +64,31 @@ def _text(text: str, what: str) -> str:
     return text
 
 
-def _open_task(tx: Tx, task_id: str) -> Row:
+def open_task(tx: Tx, task_id: str, over: str = "nobody works on it any more") -> Row:
+    """The task a person's note or pause is for, locked; refused when it is over (`over`
+    says what that means for the act)."""
     row = leases.task_row(tx, task_id, lock=True)
     if row["status"] in (Status.DONE, Status.CANCELLED):
-        raise ValidationFailed(
-            f"task {task_id!r} is {row['status']}: nobody works on it any more. Nothing was changed"
-        )
+        raise ValidationFailed(f"task {task_id!r} is {row['status']}: {over}. Nothing was changed")
     return row
 
 
-def tell(
-    tx: Tx,
-    text: str,
-    author: str,
-    now: datetime,
-    *,
-    task_id: str | None = None,
-    epic_id: str | None = None,
-) -> Told:
+def tell(tx: Tx, scope: Scope, key: str, text: str, author: str, now: datetime) -> Told:
     """A person's message: to a task's holder (now and every later one), or to every holder
-    in an epic, or (neither given) to every holder."""
+    in an epic, or in the fleet."""
     _text(text, "message")
     stamp = timeutil.to_text(now)
-    if task_id is not None:
-        row = _open_task(tx, task_id)
-        targets = [task_id]
+    if scope == "task":
+        row = open_task(tx, key)
+        targets = [key]
         holder = row["assigned_to"] if row["status"] == Status.IN_PROGRESS else None
         whom = f"its holder {holder}" if holder else "its next holder"
-        message = f"told task {task_id} ({whom}, and every later holder)"
+        message = f"told task {key} ({whom}, and every later holder)"
     else:
         held = tx.all("held_tasks")
-        targets = [r["id"] for r in held if epic_id is None or r["epic_id"] == epic_id]
+        targets = [r["id"] for r in held if scope == "fleet" or r["epic_id"] == key]
         if not targets:
-            where = f"in epic {epic_id!r}" if epic_id is not None else "anywhere"
+            where = f"in epic {key!r}" if scope == "epic" else "anywhere"
             raise ValidationFailed(
                 f"nobody holds a task {where} now: tell a task by its id to leave the message "
                 "for its next holder. Nothing was changed"
@@ -194,7 +187,7 @@ def redirect(
         )
     if verify_command is not None:
         check_command(verify_command, "verify_command")
-    row = _open_task(tx, task_id)
+    row = open_task(tx, task_id)
     stamp = timeutil.to_text(now)
     tx.run(
         "redirect_task",

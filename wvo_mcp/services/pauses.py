@@ -4,18 +4,15 @@ a provider: the task waits, with its checkpoint and branch, and takes no WIP slo
 holder lets go."""
 
 from datetime import datetime
-from typing import Literal
 
 from wvo_mcp import timeutil
 from wvo_mcp.errors import NotFound, ValidationFailed
 from wvo_mcp.models import PauseResult
-from wvo_mcp.rules.pauses import Paused
-from wvo_mcp.rules.transitions import Status
+from wvo_mcp.rules.pauses import Paused, Scope
 from wvo_mcp.services import notes
 from wvo_mcp.services.tasks import record_event
 from wvo_mcp.store import Row, Tx
 
-Scope = Literal["task", "epic", "fleet"]
 STOP = (
     "Call checkpoint now with your progress and next steps, and stop working on it: give it "
     "back with plan_update status=pending (an autopilot's worker: end your session instead). "
@@ -30,13 +27,7 @@ def in_force(tx: Tx) -> Paused:
 def _check(tx: Tx, scope: Scope, key: str) -> None:
     """Refuse a pause or resume of something that does not exist (or is over)."""
     if scope == "task":
-        row = tx.one("task_by_id", (key,))
-        if row is None:
-            raise NotFound(f"no task with id {key!r}; `wvo-mcp status` lists tasks")
-        if row["status"] in (Status.DONE, Status.CANCELLED):
-            raise ValidationFailed(
-                f"task {key!r} is {row['status']}: there is nothing to pause. Nothing was changed"
-            )
+        notes.open_task(tx, key, "there is nothing to pause")
     elif scope == "epic" and not tx.value("epic_task_count", (key,)):
         raise NotFound(f"no task belongs to epic {key!r}: check the epic's id")
 
@@ -118,16 +109,3 @@ def _whose(scope: Scope, key: str) -> str:
         "epic": f"this task's epic {key}",
         "fleet": "the whole fleet",
     }[scope]
-
-
-def scope_of(task_id: str | None, epic_id: str | None, everyone: bool) -> tuple[Scope, str]:
-    """The one scope a person named: a task, an epic, or the whole fleet."""
-    given: list[tuple[Scope, str]] = [("fleet", "")] if everyone else []
-    given += [("task", task_id)] if task_id else []
-    given += [("epic", epic_id)] if epic_id else []
-    if len(given) != 1:
-        raise ValidationFailed(
-            "name exactly one of: a task (task_id / --task), an epic (epic_id / --epic), or "
-            "the whole fleet (all / --all). Nothing was changed"
-        )
-    return given[0]

@@ -464,7 +464,7 @@ class Dashboard:
             elif action in ("tell", "answer"):
                 assert note is not None
                 said = (
-                    await db.tell(note, by, task_id=task_id)
+                    await db.tell("task", task_id, note, by)
                     if action == "tell"
                     else await db.answer(task_id, note, by)
                 )
