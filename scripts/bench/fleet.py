@@ -59,6 +59,7 @@ from scripts.bench.scale import (
     SAMPLE_EVERY_S,
     STATEMENTS,
     HttpAgent,
+    Refused,
     Window,
     enable_statements,
     http_servers,
@@ -71,6 +72,7 @@ from wvo_mcp.services import tokens
 from wvo_mcp.store import Tx
 
 CLAIM_P99_MS = 100.0
+REFUSED_TRIES = 3  # a call the server turns away (503, 429) is made this often at most
 HEARTBEAT_P99_MS = 50.0
 INCIDENTS = (
     "SELECT (SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()), "
@@ -117,14 +119,21 @@ class Record:
     async def call(
         self, agent: HttpAgent, tool: str, arguments: dict[str, Any]
     ) -> dict[str, Any] | None:
-        started = time.monotonic()
-        try:
-            result = await agent.call(tool, arguments)
-        except (BenchError, ValueError, KeyError) as exc:
-            self.errors[f"{tool}: {str(exc)[:80] or type(exc).__name__}"] += 1
-            return None
-        self.samples[tool].append((started, time.monotonic() - started))
-        return result
+        for attempt in range(REFUSED_TRIES):
+            started = time.monotonic()
+            try:
+                result = await agent.call(tool, arguments)
+            except (BenchError, ValueError, KeyError) as exc:
+                self.errors[f"{tool}: {str(exc)[:80] or type(exc).__name__}"] += 1
+                if not isinstance(exc, Refused) or attempt == REFUSED_TRIES - 1:
+                    return None
+                # Turned away with nothing done: as a client should, the same call again
+                # when the server asked, spread out so the refused do not return together.
+                await anyio.sleep(exc.retry_after * random.uniform(1.0, 2.0))
+                continue
+            self.samples[tool].append((started, time.monotonic() - started))
+            return result
+        return None
 
     async def sleep_until(self, moment: float) -> None:
         delay = moment - time.monotonic()
@@ -157,8 +166,9 @@ async def live(
     every C, done after T; claim again. It holds its first task already (claimed before
     `go`), at a random phase of each period, so the fleet's rates are steady from `go`: had
     2,000 agents claimed their first tasks within the ramp, claims would come at four times
-    the steady rate and their queue would spill into the window. A refused or failed call
-    drops the task (as a real agent would) and the agent claims again after a short pause."""
+    the steady rate and their queue would spill into the window. A call the server turns
+    away (503, 429) is made again when its Retry-After says (Record.call); one that still
+    fails, or a refused claim, drops the task and the agent claims again after a pause."""
     beat, step, hold = plan["heartbeat"], plan["checkpoint"], plan["task"]
     end = go + plan["ramp"] + plan["duration"]
     pause = min(1.0, beat / 10)

@@ -106,6 +106,14 @@ LOCK_COUNTS = (
 # --------------------------------------------------------------------------- HTTP agents
 
 
+class Refused(BenchError):
+    """The server turned a request away (503 or 429) and said when to come back."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class HttpAgent:
     """JSON-RPC posted to a `serve --http` endpoint over one keep-alive connection, with the
     agent's own bearer token; answers are read as SSE (`data:` lines) or plain JSON.
@@ -125,6 +133,7 @@ class HttpAgent:
             ("Authorization", f"Bearer {secret}"),
         ]
         self.target = parts.path or "/"
+        self.retry_after = 0.0  # the last answer's Retry-After, in seconds (0: none)
         self.stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self.http = h11.Connection(h11.CLIENT)
         self.last_id = 0
@@ -158,6 +167,7 @@ class HttpAgent:
 
     async def _answer(self, reader: asyncio.StreamReader) -> tuple[int, str, str]:
         status, kind = 0, ""
+        self.retry_after = 0.0
         chunks: list[bytes] = []
         while True:
             event = self.http.next_event()
@@ -168,7 +178,9 @@ class HttpAgent:
                 self.http.receive_data(data)
             elif isinstance(event, h11.Response):
                 status = event.status_code
-                kind = dict(event.headers).get(b"content-type", b"").decode()
+                headers = dict(event.headers)
+                kind = headers.get(b"content-type", b"").decode()
+                self.retry_after = float(headers.get(b"retry-after", b"0") or 0)
             elif isinstance(event, h11.Data):
                 chunks.append(bytes(event.data))
             elif isinstance(event, h11.ConnectionClosed):
@@ -187,6 +199,8 @@ class HttpAgent:
         except (OSError, TimeoutError, EOFError, h11.ProtocolError) as exc:
             await self.aclose()
             raise BenchError(f"{method}: {type(exc).__name__}: {exc}") from None
+        if status in (429, 503) and self.retry_after:
+            raise Refused(f"{method}: HTTP {status}: {text[:300]}", self.retry_after)
         if status != 200:
             raise BenchError(f"{method}: HTTP {status}: {text[:300]}")
         for message in parse_answer(kind, text):
