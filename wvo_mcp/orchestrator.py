@@ -354,6 +354,15 @@ class Orchestrator:
     async def heartbeat(
         self, task_id: str, token: str, agent_id: str, lease_seconds: int | None = None
     ) -> LeaseResult:
+        """A holder's renewal in statements that wait on nothing (one round trip on
+        PostgreSQL); a token that did not hold the task is told why by `leases.heartbeat`."""
+        renew = partial(
+            leases.renew, task_id=task_id, token=token, agent_id=agent_id,
+            lease_seconds=lease_seconds, now=self.clock(),
+        )  # fmt: skip
+        renewed = await self.db.write_then_read(renew, Lock.TASK)
+        if renewed is not None:
+            return renewed
         return await self.db.write(
             partial(
                 leases.heartbeat,

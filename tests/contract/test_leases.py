@@ -1,6 +1,8 @@
 """Leases and fencing: heartbeats extend, an expired lease passes to another agent with the
 last checkpoint, the old holder's token is refused everywhere, epochs count grants."""
 
+from datetime import UTC, datetime
+
 import pytest
 
 from tests.contract.conftest import World, create, events_of
@@ -280,3 +282,31 @@ async def test_an_agents_sighting_is_written_at_most_every_minute(world: World) 
     assert (await seen())[1] != "silent"
     world.clock.advance(2)
     assert (await seen())[1] == "silent"
+
+
+async def test_a_heartbeat_renews_to_the_millisecond_across_a_year_and_refuses_a_stale_token(
+    world: World, orch: Orchestrator
+) -> None:
+    """The renewal's expiry is worked out by the database (the heartbeat waits on no read
+    first): the same text as the clock's, milliseconds and a new year included; a token
+    that no longer holds the task is told so and changes nothing."""
+    await create(orch, {"id": "job", "title": "j"})
+    claim = await orch.claim("a", lease_seconds=90)
+    assert claim.lease_token is not None
+    new_year = datetime(2032, 1, 1, tzinfo=UTC)
+    world.clock.advance((new_year - world.clock.now()).total_seconds() - 30.2345)
+    assert world.clock.text(0).endswith("23:59:29.765Z")
+    stale = await orch.claim("b", task_id="job", lease_seconds=90)  # a's lease ran out
+    assert stale.claimed and stale.lease_token is not None
+    beat = await orch.heartbeat("job", stale.lease_token, "b")  # the task's own 90 s
+    assert beat.lease_expires_at == world.clock.text(90) == "2032-01-01T00:00:59.765Z"
+    with pytest.raises(LeaseLost, match="held by 'b'"):
+        await orch.heartbeat("job", claim.lease_token, "a", lease_seconds=5)
+    detail = await orch.get_task("job")
+    assert (detail.assigned_to, detail.lease_expires_at) == ("b", world.clock.text(90))
+    longer = await orch.heartbeat("job", stale.lease_token, "b", lease_seconds=7)
+    assert longer.lease_expires_at == world.clock.text(7)
+    world.clock.advance(1)
+    assert (await orch.heartbeat("job", stale.lease_token, "b")).lease_expires_at == (
+        world.clock.text(7)  # the length asked last is the task's now
+    )

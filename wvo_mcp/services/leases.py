@@ -1,7 +1,7 @@
 """What a lease holder does with its task: heartbeat, checkpoint, and status updates."""
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -102,6 +102,28 @@ def lease_lost(row: Row) -> LeaseLost:
         "Stop work on it, keep nothing that depends on holding it, and call plan_next / "
         "claim_task for new work"
     )
+
+
+def renew(
+    tx: Tx, task_id: str, token: str, agent_id: str, lease_seconds: int | None, now: datetime
+) -> Callable[[], LeaseResult | None]:
+    """A heartbeat that waits on no answer (Database.write_then_read): the lease renewed if
+    `token` holds the task in progress, the agent seen with it. What it returns reads the
+    answer: None when the token did not hold it, and then nothing changed (`heartbeat`
+    says why)."""
+    stamp = timeutil.to_text(now)
+    given = {"id": task_id, "token": token, "seconds": lease_seconds or None, "now": stamp}
+    renewed = tx.ask("renew_held_lease", given)
+    stale = timeutil.to_text(now - SEEN_RESOLUTION)
+    tx.send("touch_agent_holding", {**given, "agent": agent_id, "stale": stale})
+
+    def read() -> LeaseResult | None:
+        row = renewed.one()
+        if row is None:
+            return None
+        return LeaseResult(task_id=task_id, lease_expires_at=row["lease_expires_at"])
+
+    return read
 
 
 def heartbeat(

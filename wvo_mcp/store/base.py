@@ -103,3 +103,11 @@ class Database(Protocol):
         """Run `fn` in one write transaction, keeping out what `lock` says; `fn` may be
         re-run, so it must not act outside the transaction."""
         ...
+
+    async def write_then_read(
+        self, fn: Callable[[Tx], Callable[[], T]], lock: Lock = Lock.WORLD
+    ) -> T:
+        """`write`, for a transaction that waits on no answer: `fn` sends and asks, and
+        returns what reads its answers, called once the transaction is committed. On
+        PostgreSQL the COMMIT then goes out with its statements: one round trip."""
+        ...

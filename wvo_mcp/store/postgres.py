@@ -30,7 +30,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import anyio
 import psycopg
@@ -282,12 +282,22 @@ class PostgresDatabase:
         return await self._transaction(fn, begin, snapshot)
 
     async def write(self, fn: Callable[[Tx], T], lock: Lock = Lock.WORLD) -> T:
+        result: T = await self._write(fn, lock, then_read=False)
+        return result
+
+    async def write_then_read(
+        self, fn: Callable[[Tx], Callable[[], T]], lock: Lock = Lock.WORLD
+    ) -> T:
+        read: T = await self._write(fn, lock, then_read=True)
+        return read
+
+    async def _write(self, fn: Callable[[Tx], Any], lock: Lock, then_read: bool) -> Any:
         # Claims take turns across the deployment anyway: one at a time per process waits
         # for its turn here, holding no connection, so the other claims queued in this
         # process cannot take every pooled connection from heartbeats meanwhile.
         turn = self._claim_turn if lock is Lock.CLAIM else contextlib.nullcontext()
         async with turn:
-            result = await self._transaction(fn, _BEGIN[lock], True)
+            result = await self._transaction(fn, _BEGIN[lock], True, then_read)
         if random.random() < 1 / FOLD_EVERY:
             await self._fold()
         return result
@@ -303,8 +313,14 @@ class PostgresDatabase:
             log.info("queue counts not folded this time (%s); the next fold takes them", exc)
 
     async def _transaction(
-        self, fn: Callable[[PostgresTx], T], begin: tuple[str, ...], pipelined: bool
+        self,
+        fn: Callable[[PostgresTx], T],
+        begin: tuple[str, ...],
+        pipelined: bool,
+        then_read: bool = False,
     ) -> T:
+        """`fn` in one transaction, retried as the engine allows; `then_read`: what `fn`
+        returns is called once the COMMIT (sent with its statements) is answered."""
         pool = self._pool
         if pool is None:
             raise RuntimeError("database is not open")
@@ -326,6 +342,8 @@ class PostgresDatabase:
                                 # As its text, never a prepared statement's name: a COMMIT
                                 # stays recognisable on the wire (the cut-at-commit test).
                                 await conn.execute("COMMIT", prepare=False)
+                        if then_read:
+                            return cast(T, await bridge.run(cast(Callable[[], T], result)))
                         return result
                     except BaseException:
                         # Also after a failed COMMIT: a pipelined statement failing there

@@ -202,6 +202,12 @@ class SqliteDatabase:
         Every `lock` is the same here: SQLite has one writer."""
         return await self._run(fn, "IMMEDIATE")
 
+    async def write_then_read(
+        self, fn: Callable[[Tx], Callable[[], T]], lock: Lock = Lock.WORLD
+    ) -> T:
+        """As `write`: a read here is answered when asked, so nothing is saved."""
+        return (await self._run(fn, "IMMEDIATE"))()
+
     async def _run(self, fn: Callable[[Tx], T], mode: str) -> T:
         async with self._lock:
             if self.inline:

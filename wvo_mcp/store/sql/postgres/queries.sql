@@ -1116,3 +1116,25 @@ SAVEPOINT next_claim;
 -- name: rollback_to_next_claim
 -- A claim_next that failed is undone alone; the move before it stands.
 ROLLBACK TO SAVEPOINT next_claim;
+
+-- name: renew_held_lease
+-- A heartbeat's renewal when the token holds the task in progress (no row: it does not,
+-- and nothing changed); the lease from now, for the seconds asked or the task's own.
+UPDATE tasks SET lease_seconds = coalesce(%(seconds)s::bigint, lease_seconds),
+    lease_expires_at = to_char(
+        (%(now)s::timestamptz AT TIME ZONE 'UTC')
+            + make_interval(secs => coalesce(%(seconds)s::bigint, lease_seconds)),
+        'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+    last_heartbeat_at = %(now)s, updated_at = %(now)s
+WHERE id = %(id)s AND lease_token = %(token)s AND status = 'in_progress'
+RETURNING lease_expires_at;
+
+-- name: touch_agent_holding
+-- touch_agent, only when the agent's token holds the task in progress (after
+-- renew_held_lease in the same transaction: only when that renewed it).
+INSERT INTO agents (id, first_seen_at, last_seen_at)
+SELECT %(agent)s::text, %(now)s::text, %(now)s::text
+WHERE EXISTS (SELECT 1 FROM tasks
+              WHERE id = %(id)s AND lease_token = %(token)s AND status = 'in_progress')
+ON CONFLICT (id) DO UPDATE SET last_seen_at = excluded.last_seen_at
+WHERE agents.last_seen_at < %(stale)s;

@@ -1037,3 +1037,23 @@ SAVEPOINT next_claim;
 -- name: rollback_to_next_claim
 -- A claim_next that failed is undone alone; the move before it stands.
 ROLLBACK TO SAVEPOINT next_claim;
+
+-- name: renew_held_lease
+-- A heartbeat's renewal when the token holds the task in progress (no row: it does not,
+-- and nothing changed); the lease from now, for the seconds asked or the task's own.
+UPDATE tasks SET lease_seconds = coalesce(:seconds, lease_seconds),
+    lease_expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', :now,
+                                '+' || coalesce(:seconds, lease_seconds) || ' seconds'),
+    last_heartbeat_at = :now, updated_at = :now
+WHERE id = :id AND lease_token = :token AND status = 'in_progress'
+RETURNING lease_expires_at;
+
+-- name: touch_agent_holding
+-- touch_agent, only when the agent's token holds the task in progress (after
+-- renew_held_lease in the same transaction: only when that renewed it).
+INSERT INTO agents (id, first_seen_at, last_seen_at)
+SELECT :agent, :now, :now
+WHERE EXISTS (SELECT 1 FROM tasks
+              WHERE id = :id AND lease_token = :token AND status = 'in_progress')
+ON CONFLICT (id) DO UPDATE SET last_seen_at = excluded.last_seen_at
+WHERE agents.last_seen_at < :stale;
