@@ -448,6 +448,9 @@ class ClaimResult(BaseModel):
 class LeaseResult(BaseModel):
     task_id: str
     lease_expires_at: str
+    # The agent found to have no person's notes due in the renewal's own transaction (its
+    # answer then needs no lookup of its own: services/notes.py); None: not looked for.
+    _no_notes_for: str | None = PrivateAttr(default=None)
 
 
 class CheckpointResult(BaseModel):

@@ -242,6 +242,7 @@ async def test_a_person_token_tells_pauses_and_answers_as_that_person(state_root
             assert [(n["text"], n["author"]) for n in beat["from_a_person"]] == [
                 ("use v2", "person:alice")
             ]
+            assert "from_a_person" not in await agent.call("heartbeat", **held)  # given once
             both = await person.error("task_pause", task_id="T1", everyone=True)
             assert "name exactly one of" in both and "Nothing was changed" in both
             paused = await person.call("task_pause", task_id="T2", reason="later")

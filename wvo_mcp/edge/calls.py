@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from wvo_mcp.config import Settings
 from wvo_mcp.edge import access, protocol, toolset
 from wvo_mcp.errors import WvoError
-from wvo_mcp.models import ClaimResult, Note, lean
+from wvo_mcp.models import ClaimResult, LeaseResult, Note, lean
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import identity
 from wvo_mcp.telemetry import Telemetry, annotate
@@ -141,7 +141,7 @@ def tool_call(
                     telemetry.lease_expiries(1)
                 told: list[Note] = []
                 if isinstance(ctx, Context) and isinstance(result, BaseModel):
-                    told = await _notes_for(orchestrator_of(ctx), holder_of(ctx, named))
+                    told = await _notes_for(orchestrator_of(ctx), holder_of(ctx, named), result)
                 return cast(R, _answer(result, told))
             except WvoError as exc:
                 outcome = _error_code(exc)
@@ -162,9 +162,10 @@ def tool_call(
     return decorate
 
 
-async def _notes_for(orchestrator: Orchestrator, holder: str | None) -> list[Note]:
-    """The notes due to the caller; none when the lookup fails (the call itself stood)."""
-    if holder is None:
+async def _notes_for(orchestrator: Orchestrator, holder: str | None, result: object) -> list[Note]:
+    """The notes due to the caller; none when the lookup fails (the call itself stood), or
+    when the call's own transaction found none (a heartbeat's)."""
+    if holder is None or (isinstance(result, LeaseResult) and result._no_notes_for == holder):
         return []
     try:
         return await orchestrator.notes_for(holder)

@@ -116,12 +116,16 @@ def renew(
     renewed = tx.ask("renew_held_lease", given)
     stale = timeutil.to_text(now - SEEN_RESOLUTION)
     tx.send("touch_agent_holding", {**given, "agent": agent_id, "stale": stale})
+    notes_due = tx.ask("notes_due", (agent_id,))  # what every call asks, asked here for free
 
     def read() -> LeaseResult | None:
         row = renewed.one()
         if row is None:
             return None
-        return LeaseResult(task_id=task_id, lease_expires_at=row["lease_expires_at"])
+        renewal = LeaseResult(task_id=task_id, lease_expires_at=row["lease_expires_at"])
+        if notes_due.one() is None:
+            renewal._no_notes_for = agent_id
+        return renewal
 
     return read
 
