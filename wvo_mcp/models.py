@@ -1,5 +1,6 @@
 """Typed inputs and outputs of the public contract (MCP tools and CLI share them)."""
 
+import functools
 import json
 import math
 from datetime import UTC, datetime
@@ -804,18 +805,15 @@ def lean(value: Any) -> Any:
 
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})
-_FIELDS: dict[type[BaseModel], tuple[tuple[str, str, bool], ...]] = {}
 
 
+@functools.cache
 def _fields(model: type[BaseModel]) -> tuple[tuple[str, str, bool], ...]:
     """A model's fields as lean() walks them (name, key, optional), worked out once."""
-    found = _FIELDS.get(model)
-    if found is None:
-        found = _FIELDS[model] = tuple(
-            (name, field.alias or name, not field.is_required())
-            for name, field in model.model_fields.items()
-        )
-    return found
+    return tuple(
+        (name, field.alias or name, not field.is_required())
+        for name, field in model.model_fields.items()
+    )
 
 
 class TokenInfo(BaseModel):

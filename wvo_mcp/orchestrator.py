@@ -356,24 +356,14 @@ class Orchestrator:
     ) -> LeaseResult:
         """A holder's renewal in statements that wait on nothing (one round trip on
         PostgreSQL); a token that did not hold the task is told why by `leases.heartbeat`."""
-        renew = partial(
-            leases.renew, task_id=task_id, token=token, agent_id=agent_id,
-            lease_seconds=lease_seconds, now=self.clock(),
-        )  # fmt: skip
-        renewed = await self.db.write_then_read(renew, Lock.TASK)
+        given: dict[str, Any] = {
+            "task_id": task_id, "token": token, "agent_id": agent_id,
+            "lease_seconds": lease_seconds, "now": self.clock(),
+        }  # fmt: skip
+        renewed = await self.db.write_then_read(partial(leases.renew, **given), Lock.TASK)
         if renewed is not None:
             return renewed
-        return await self.db.write(
-            partial(
-                leases.heartbeat,
-                task_id=task_id,
-                token=token,
-                agent_id=agent_id,
-                lease_seconds=lease_seconds,
-                now=self.clock(),
-            ),
-            Lock.TASK,
-        )
+        return await self.db.write(partial(leases.heartbeat, **given), Lock.TASK)
 
     async def checkpoint(
         self,

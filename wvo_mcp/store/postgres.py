@@ -27,7 +27,6 @@ reported as unknown, never as done.
 import contextlib
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast
@@ -216,7 +215,7 @@ class PostgresDatabase:
         self._label = Settings(database_url=url).database_label
         self.pool_size = pool_size or POOL_SIZE
         self._pool: AsyncConnectionPool[Connection] | None = None
-        self._closing = threading.Event()
+        self._closing = False  # close() began: a lost connection is not retried
         self._claim_turn = anyio.Lock()
 
     def describe(self) -> str:
@@ -264,7 +263,7 @@ class PostgresDatabase:
         return self
 
     async def close(self) -> None:
-        self._closing.set()
+        self._closing = True
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
@@ -408,7 +407,7 @@ class PostgresDatabase:
                 "this change was kept is unknown: read the current state (task_get) "
                 "before trying again"
             ) from exc
-        if self._closing.is_set() or time.monotonic() > deadline:
+        if self._closing or time.monotonic() > deadline:
             raise StoreUnavailable(
                 f"the database at {self.describe()} cannot be reached ({exc}); nothing "
                 "of this call was kept; retry when it is back"
