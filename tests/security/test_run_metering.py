@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -190,6 +191,23 @@ def test_a_given_up_attempt_costs_its_task_and_its_route(tmp_path: Path) -> None
 
 # -- the meter: Claude Code's model traffic, counted on the trusted side --------------------
 
+CLAUDE_PROVIDERS = """version: 1
+providers:
+  - name: claude
+    preference: 1
+    tiers:
+      - name: sonnet
+        model: claude-sonnet-4-5
+        complexity: [1, 10]
+        input_cost_per_1k: 0.003
+        output_cost_per_1k: 0.015
+    worker:
+      kind: claude
+      executable: {claude}
+      max_workers: 1
+      hang_seconds: 120
+"""
+
 BIG = {"input_tokens": 300_000, "cache_read_input_tokens": 100_000, "output_tokens": 9_000}
 
 
@@ -232,22 +250,7 @@ def test_the_meter_charges_what_the_model_api_reported_when_the_cli_says_nothing
     tmp_path: Path,
 ) -> None:
     project = make_project(tmp_path)
-    project["providers"].write_text(f"""version: 1
-providers:
-  - name: claude
-    preference: 1
-    tiers:
-      - name: sonnet
-        model: claude-sonnet-4-5
-        complexity: [1, 10]
-        input_cost_per_1k: 0.003
-        output_cost_per_1k: 0.015
-    worker:
-      kind: claude
-      executable: {CLAUDE}
-      max_workers: 1
-      hang_seconds: 120
-""")
+    project["providers"].write_text(CLAUDE_PROVIDERS.format(claude=CLAUDE))
     anyio.run(backlog, project, [{"id": "K", "title": "killed", "max_attempts": 1}])
     model = KillingModel()
     api = serve_model(model, model.events)  # type: ignore[arg-type]
@@ -268,3 +271,109 @@ providers:
     assert model.reported[0] >= 2 * 310_000, model.reported  # two answers at least
     reported = (model.reported[0], model.reported[1])
     assert spent(project["state"]) == dict.fromkeys(("task", "provider", "agent"), reported)
+
+
+# A process the worker's Bash starts calls the model API itself, through its run's meter (its
+# base URL and key are in its environment): three streams it cuts after their input is
+# billed and five deltas, and a Message Batches job, whose answers carry no usage.
+CHILD = r"""python3 - <<'PY'
+import http.client, json, os, socket, struct, urllib.parse
+base = urllib.parse.urlsplit(os.environ["ANTHROPIC_BASE_URL"])
+head = {"content-type": "application/json", "x-api-key": os.environ.get("ANTHROPIC_API_KEY", ""),
+        "anthropic-version": "2023-06-01"}
+ask = {"model": "claude-sonnet-4-5", "max_tokens": 4000, "stream": True,
+       "messages": [{"role": "user", "content": "child"}]}
+for _ in range(3):
+    c = http.client.HTTPConnection(base.hostname, base.port, timeout=60)
+    c.request("POST", base.path + "/v1/messages?beta=true", json.dumps(ask), head)
+    r = c.getresponse()
+    seen = 0
+    while seen < 5:
+        seen += r.fp.readline().startswith(b'data: {"type": "content_block_delta"')
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.sock.close()  # a reset, before the answer says its output
+c = http.client.HTTPConnection(base.hostname, base.port, timeout=60)
+batch = {"requests": [{"custom_id": "a", "params": {**ask, "stream": False}}]}
+c.request("POST", base.path + "/v1/messages/batches", json.dumps(batch), head)
+print("batch", c.getresponse().status)
+PY"""
+CUT_INPUT = 40_000
+
+
+class SpendingModel:
+    """The worker's model has its Bash run CHILD, then ends. It bills as the API does: each
+    answer's usage in full, and a cut stream its input and the deltas it wrote before it saw
+    the connection go."""
+
+    def __init__(self) -> None:
+        self.billed = [0, 0]
+        self.paths: list[str] = []
+        self.lock = threading.Lock()
+
+    def reply(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        if body["messages"][0]["content"] == "child":
+            return [{"type": "child"}]
+        if "mcp__wvo__checkpoint" not in {t.get("name") for t in body.get("tools", [])}:
+            return [{"type": "text", "text": "ok"}]
+        if not _tool_results(body["messages"]):
+            return [_use("Bash", {"command": CHILD, "description": "spend"})]
+        return [{"type": "text", "text": "spent"}]
+
+    def bill(self, tokens_in: int, tokens_out: int) -> None:
+        with self.lock:
+            self.billed[0] += tokens_in
+            self.billed[1] += tokens_out
+
+    def events(self, blocks: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+        if blocks != [{"type": "child"}]:
+            self.bill(100, 10)  # as _events reports them
+            yield from _events(blocks)
+            return
+        usage = {"input_tokens": CUT_INPUT, "output_tokens": 1}
+        start = {"type": "message_start", "message": {
+            "id": "msg_child", "type": "message", "role": "assistant", "content": [],
+            "model": "claude-sonnet-4-5", "usage": usage}}  # fmt: skip
+        written = 0
+        try:
+            yield "message_start", start
+            delta = {"type": "text_delta", "text": "abcd"}
+            for index in range(300):  # until a write fails: the client has gone
+                yield "content_block_delta", {"type": "content_block_delta", "index": 0,
+                                              "delta": delta}  # fmt: skip
+                written += 1
+                if index >= 5:
+                    time.sleep(0.05)  # generating, slowly, as an API does
+        finally:
+            self.bill(CUT_INPUT, written)
+
+
+@pytest.mark.skipif(not CLAUDE.exists(), reason="the Claude Code CLI is not installed")
+def test_a_workers_child_cannot_spend_a_token_its_run_is_not_charged(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    project["providers"].write_text(CLAUDE_PROVIDERS.format(claude=CLAUDE))
+    anyio.run(backlog, project, [{"id": "S", "title": "spends", "max_attempts": 1}])
+    model = SpendingModel()
+    api = serve_model(model, model.events)  # type: ignore[arg-type]
+    home = project["state"].parent / "home"
+    home.mkdir()
+    try:
+        ran = autopilot(
+            project, HOME=str(home), ANTHROPIC_API_KEY="scripted", DISABLE_TELEMETRY="1",
+            ANTHROPIC_BASE_URL=f"http://127.0.0.1:{api.server_address[1]}",
+            DISABLE_AUTOUPDATER="1", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+            MCP_CONNECTION_NONBLOCKING="0",
+        )  # fmt: skip
+    finally:
+        api.shutdown()
+        api.server_close()
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    billed_in, billed_out = model.billed
+    assert billed_in >= 2 * CUT_INPUT, model.billed  # the child's streams were billed
+    charged = spent(project["state"])
+    for table, (tokens_in, tokens_out) in charged.items():
+        assert tokens_in == billed_in, (table, charged, model.billed)
+        assert tokens_out >= billed_out, (table, charged, model.billed)
+    [log] = (project["state"] / "runs" / "S").glob("*.log")
+    text = log.read_text()
+    assert billed_in >= 3 * CUT_INPUT and "batch 403" in text, text[-3000:]
+    assert "the meter refused: POST '/v1/messages/batches" in text, text[-3000:]

@@ -2,16 +2,19 @@
 split bodies, and the meter itself as a real server between a real HTTP client and a
 scripted model API on 127.0.0.1 (JSON and event streams, sized and chunked, kept alive)."""
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import anyio
+import anyio.abc
 import httpx2
 import pytest
 
 from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.rules import billing
 from wvo_mcp.sandbox import meter
 from wvo_mcp.sandbox.meter import Meter, Reading, Upstream
 
@@ -72,9 +75,9 @@ class Api(BaseHTTPRequestHandler):
         pass
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        asked = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.server.hosts.append(self.headers["Host"])  # type: ignore[attr-defined]
-        if self.path.startswith("/v1/messages/stream"):
+        if asked.startswith(b'{"stream"'):
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Transfer-Encoding", "chunked")
@@ -113,7 +116,7 @@ async def test_the_meter_passes_every_answer_unchanged_and_counts_each(
         async with httpx2.AsyncClient(base_url=base) as client:  # one kept-alive connection
             answers = [
                 await client.post("/v1/messages", json={"n": 1}),
-                await client.post("/v1/messages/stream", json={"n": 2}),
+                await client.post("/v1/messages", json={"stream": True}),
                 await client.post("/v1/messages", content=b"x" * 100_000),
             ]
         group.cancel_scope.cancel()
@@ -176,3 +179,230 @@ async def test_answers_read_to_their_close_keep_the_clis_connection() -> None:
 def test_a_model_api_that_is_no_http_url_is_refused_with_what_would_do(url: str) -> None:
     with pytest.raises(ValidationFailed, match="give an http"):
         Upstream.of(url)
+
+
+# -- what is passed on, and what is charged when a response does not end as it should ----
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "base"),
+    [
+        (b"POST", b"/v1/messages", ""),
+        (b"POST", b"/v1/messages?beta=true", ""),
+        (b"POST", b"/v1/messages/count_tokens?beta=true", ""),
+        (b"HEAD", b"/", ""),
+        (b"HEAD", b"/gw", "/gw"),
+        (b"POST", b"/gw/v1/messages?beta=true", "/gw"),
+    ],
+)
+def test_the_endpoints_claude_code_calls_are_passed_on(
+    method: bytes, target: bytes, base: str
+) -> None:
+    assert meter.refusal(method, target, base) is None
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "base"),
+    [
+        (b"POST", b"/v1/messages/batches", ""),  # results as JSONL, usage nowhere
+        (b"GET", b"/v1/messages/batches/b1/results", ""),
+        (b"POST", b"http://evil.example/v1/messages", ""),  # absolute form
+        (b"CONNECT", b"evil.example:443", ""),
+        (b"POST", b"/@evil.example/v1/messages", ""),
+        (b"POST", b"//evil.example/v1/messages", ""),
+        (b"POST", b"/v1/messages/../files", ""),
+        (b"POST", b"/v1/messages?x=1#@evil", ""),
+        (b"POST", b"/v1/messages", "/gw"),  # around the person's gateway path
+        (b"GET", b"/v1/messages", ""),
+        (b"POST", b"/v1/files", ""),
+    ],
+)
+def test_anything_else_is_refused_saying_what_is_passed_on(
+    method: bytes, target: bytes, base: str
+) -> None:
+    why = meter.refusal(method, target, base)
+    assert why is not None and "is not passed on" in why and "/v1/messages" in why
+
+
+def test_a_cut_streams_output_is_charged_by_the_text_that_passed() -> None:
+    reading = Reading(stream=True)
+    start = {"type": "message_start", "message": {"usage": {"input_tokens": 40_000}}}
+    delta = {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "héllo"}}
+    reading.feed(sse([start, delta, delta]))
+    assert reading.figures() == (40_000, 12)  # 6 bytes of text each: one token a byte at most
+    reading.feed(sse([{"type": "message_delta", "usage": {"output_tokens": 3}}]))
+    assert reading.figures() == (40_000, 3)  # the API's own figure, once it gives it
+
+
+class Held(BaseHTTPRequestHandler):
+    """A model API that streams a `message_start` and five deltas, then holds its answer
+    until the test lets it go on (server.go_on), and then ends it."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        delta = {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "abcd"}}
+        start = {"type": "message_start", "message": {"usage": {"input_tokens": 40_000}}}
+        self.wfile.write(sse([start, *[delta] * 5]))
+        self.wfile.flush()
+        self.server.go_on.wait(60)  # type: ignore[attr-defined]
+        with contextlib.suppress(OSError):
+            self.wfile.write(sse([{"type": "message_delta", "usage": {"output_tokens": 900}}]))
+
+
+@pytest.fixture
+def held() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Held)
+    server.go_on = threading.Event()  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.go_on.set()  # type: ignore[attr-defined]
+    server.shutdown()
+    server.server_close()
+
+
+async def _until(done: object) -> None:
+    with anyio.fail_after(30):
+        while not done():  # type: ignore[operator]  # noqa: ASYNC110 (the meter's own task)
+            await anyio.sleep(0.01)
+
+
+REQUEST = (b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           b"Content-Length: 31\r\n\r\n{\"max_tokens\": 2000, \"stream\":1}")  # fmt: skip
+
+
+async def _read_until(stream: anyio.abc.SocketStream, marker: bytes, count: int) -> bytes:
+    seen = b""
+    with anyio.fail_after(30):
+        while seen.count(marker) < count:
+            seen += await stream.receive()
+    return seen
+
+
+@pytest.mark.anyio
+async def test_a_stream_the_client_cuts_is_charged_what_passed_before_it_ends(
+    held: ThreadingHTTPServer,
+) -> None:
+    measured = Meter(Upstream.of(f"http://127.0.0.1:{held.server_address[1]}"))
+    async with anyio.create_task_group() as group:
+        await group.start(measured.serve)
+        client = await anyio.connect_tcp("127.0.0.1", measured.port)
+        await client.send(REQUEST)
+        await _read_until(client, b"content_block_delta", 5)
+        # Charged already, though the stream has not ended: its input and its text so far.
+        assert (measured.tally.input_tokens, measured.tally.output_tokens) == (40_000, 20)
+        await client.aclose()  # cut, as a hostile child resets it
+        held.go_on.set()  # type: ignore[attr-defined]
+        await _until(lambda: measured.tally.responses == 1)
+        group.cancel_scope.cancel()
+    # What the API said next was read (and charged) before the gone client was written to.
+    assert (measured.tally.input_tokens, measured.tally.output_tokens) == (40_000, 900)
+    assert measured.tally.unread == 0
+
+
+@pytest.mark.anyio
+async def test_a_run_that_ends_mid_stream_is_charged_what_passed(
+    held: ThreadingHTTPServer,
+) -> None:
+    """The hang watch or a timeout ends the run: the meter is cancelled mid-answer."""
+    measured = Meter(Upstream.of(f"http://127.0.0.1:{held.server_address[1]}"))
+    async with anyio.create_task_group() as group:
+        await group.start(measured.serve)
+        client = await anyio.connect_tcp("127.0.0.1", measured.port)
+        await client.send(REQUEST)
+        await _read_until(client, b"content_block_delta", 5)
+        group.cancel_scope.cancel()
+    await client.aclose()
+    tally = measured.tally
+    assert (tally.responses, tally.input_tokens, tally.output_tokens) == (1, 40_000, 20)
+
+
+class Unreadable(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = b'{"id": "msg", "usage": {"input_tokens": 5'  # cut: no usage can be read
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("asked", "output"), [({"max_tokens": 2000}, 2000), ({}, None)])
+async def test_a_response_whose_usage_cannot_be_read_is_charged_at_its_ceiling(
+    asked: dict[str, int], output: int | None
+) -> None:
+    api = ThreadingHTTPServer(("127.0.0.1", 0), Unreadable)
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    measured = Meter(Upstream.of(f"http://127.0.0.1:{api.server_address[1]}"))
+    try:
+        async with anyio.create_task_group() as group:
+            await group.start(measured.serve)
+            async with httpx2.AsyncClient() as client:
+                url = f"http://127.0.0.1:{measured.port}/v1/messages"
+                answer = await client.post(url, json=asked)
+            group.cancel_scope.cancel()
+    finally:
+        api.shutdown()
+        api.server_close()
+    assert answer.status_code == 200
+    tally = measured.tally
+    assert (tally.unread, tally.input_tokens) == (1, billing.CEILING_INPUT)
+    assert tally.output_tokens == (output or billing.CEILING_OUTPUT)
+
+
+@pytest.mark.anyio
+async def test_a_refused_request_reaches_no_api_and_is_named(api: ThreadingHTTPServer) -> None:
+    measured = Meter(Upstream.of(f"http://127.0.0.1:{api.server_address[1]}"))
+    async with anyio.create_task_group() as group:
+        await group.start(measured.serve)
+        async with httpx2.AsyncClient() as client:
+            answer = await client.post(
+                f"http://127.0.0.1:{measured.port}/v1/messages/batches", json={"requests": []}
+            )
+        group.cancel_scope.cancel()
+    assert answer.status_code == 403 and "is not passed on" in answer.text
+    assert api.hosts == []  # type: ignore[attr-defined]
+    assert measured.tally.refused == 1 and "/v1/messages/batches" in measured.tally.reasons[0]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("pieces", [1, 2, 5])
+async def test_a_head_over_the_cap_is_refused_however_it_arrives(
+    api: ThreadingHTTPServer, pieces: int
+) -> None:
+    measured = Meter(Upstream.of(f"http://127.0.0.1:{api.server_address[1]}"))
+    head = b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+    filler = b"".join(b"X-Pad-%d: %s\r\n" % (n, b"p" * 1000) for n in range(80))  # ~80 KiB
+    whole = head + filler + b"\r\n{}"
+    async with anyio.create_task_group() as group:
+        await group.start(measured.serve)
+        client = await anyio.connect_tcp("127.0.0.1", measured.port)
+        step = -(-len(whole) // pieces)
+        answer = b""
+        try:
+            for at in range(0, len(whole), step):
+                await client.send(whole[at : at + step])
+            with anyio.fail_after(30):
+                while chunk := await client.receive():
+                    answer += chunk
+        except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+            pass
+        await client.aclose()
+        group.cancel_scope.cancel()
+    assert not answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert api.hosts == []  # type: ignore[attr-defined]

@@ -27,6 +27,8 @@ from wvo_mcp.autopilot.slots import DRAINED, PAUSED, Slot
 from wvo_mcp.config import Settings
 from wvo_mcp.git import Git
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.rules.text import plain
+from wvo_mcp.sandbox.meter import Tally
 from wvo_mcp.sandbox.toolchain import Toolchain
 from wvo_mcp.services.tokens import Scope
 
@@ -183,6 +185,8 @@ class Executor:
                 await stderr.aclose()
             ended = timeutil.to_text(timeutil.now())
             run_log.write(f"# wvo-mcp autopilot: exited with {process.returncode} at {ended}\n")
+            if ready.meter is not None:
+                _refusals(ready.meter.tally, run_log)
         if lines.dropped:
             self.say(
                 f"{slot.agent_id} {task_id}: {lines.dropped} output line(s) over {LINE_BYTES} "
@@ -299,6 +303,14 @@ def _line(line: bytes, log: _Log, stream: events.Stream, slot: Slot) -> None:
     log.write(text + "\n")
     stream.feed(text)
     slot.tail.append(events.glimpse(text))
+
+
+def _refusals(tally: Tally, run_log: TextIO) -> None:
+    """What the run's meter did not pass on to its model API, for whoever reads its log."""
+    for why in tally.reasons:
+        run_log.write(f"# wvo-mcp autopilot: the meter refused: {plain(why)}\n")
+    if tally.refused > len(tally.reasons):
+        run_log.write(f"# wvo-mcp autopilot: the meter refused {tally.refused} in all\n")
 
 
 async def _copy(stderr: ByteReceiveStream, log: _Log) -> None:

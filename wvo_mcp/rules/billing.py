@@ -27,3 +27,18 @@ def openai_input(usage: Mapping[str, object]) -> int:
     total = _count(usage.get("input_tokens"))
     cached = min(total, _count(usage.get("cached_input_tokens")))
     return round(total - cached + CACHE_READ * cached)
+
+
+# The most one Messages API request can be billed, for a response whose usage cannot be read
+# (sandbox/meter.py charges it): a full context window of new input (the largest a Claude
+# model takes) and the request's own max_tokens of output, or this where it gave none.
+CEILING_INPUT = 1_000_000
+CEILING_OUTPUT = 128_000
+
+
+def streamed_output(delta: Mapping[str, object]) -> int:
+    """An upper bound on the output tokens one `content_block_delta` carried: its text's bytes
+    (a token is at least one byte), and at least one. The meter charges this for a stream cut
+    before its `message_delta` said the figure."""
+    text = (v for k, v in delta.items() if k != "type" and isinstance(v, str))
+    return max(1, sum(len(v.encode()) for v in text))

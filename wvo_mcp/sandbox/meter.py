@@ -2,17 +2,21 @@
 
 A sandboxed Claude Code worker's base URL (ANTHROPIC_BASE_URL) is this run's meter, a plain
 HTTP/1.1 reverse proxy on the host's loopback that the sandbox reaches through its egress
-proxy (the model API itself is not among its endpoints, so nothing goes around it). Each
-request goes on to the real API (the person's base URL, else the public one; TLS for https)
-as it came, the Host named anew; each response comes back unchanged, and its `usage` is
-counted on the way: the Messages API's JSON body, or its stream's `message_start` and
-`message_delta` events. What the run is charged is at least what this counted: a process the
-worker starts can write to its CLI's output, never to this (docs/security.md, "What a run is
-charged"). h11 frames both sides (httpx's own HTTP/1.1 engine), so a hostile or odd message
-is refused as h11 refuses it, never half-parsed here."""
+proxy (the model API itself is not among its endpoints, so nothing goes around it). It passes
+on only the endpoints Claude Code calls (ENDPOINTS, in origin form under the base URL's path)
+to the real API (the person's base URL, else the public one; TLS for https), the Host named
+anew; every other request is refused and named in the run log. Each response comes back
+unchanged, its `usage` charged before its bytes reach the CLI: a stream's `message_start` as
+it passes, its output as it streams (the figure `message_delta` gives, once it does). A
+response cut, cancelled or timed out is charged what had passed; one whose usage cannot be
+read, at the ceiling of the request (rules/billing.py). A process the worker starts can
+write to its CLI's output, never to this (docs/security.md, "What a run is charged"). h11
+frames both sides (httpx's own HTTP/1.1 engine), so a hostile or odd message is refused as
+h11 refuses it, never half-parsed here."""
 
 import json
 import logging
+import re
 import ssl
 import urllib.parse
 from dataclasses import dataclass, field
@@ -26,24 +30,39 @@ from wvo_mcp.rules import billing
 
 log = logging.getLogger(__name__)
 
-HEAD_BYTES = 64 * 1024  # of a request's or a response's head
+HEAD_BYTES = 64 * 1024  # of a request's or a response's head, however it arrives
 JSON_BYTES = 8 * 1024 * 1024  # of a JSON body read for its usage (the rest passes unread)
 LINE_BYTES = 1024 * 1024  # of one event-stream line read for its usage
 CONNECT_TIMEOUT_S = 30.0
 READ_BYTES = 65_536
+REFUSALS_KEPT = 20  # the first refusals' reasons, for the run log
 # Hop by hop: never passed on (RFC 9110 7.6.1); h11 frames each side itself.
 HOP = {b"connection", b"keep-alive", b"proxy-connection", b"proxy-authorization", b"te",
        b"trailer", b"upgrade", b"host", b"accept-encoding"}  # fmt: skip
+# What Claude Code calls under its base URL (2.1.197, with nonessential traffic off, as the
+# autopilot runs it): a HEAD of the base URL to see that it answers, the Messages API, and
+# its token counter. A query of plain words (`?beta=true`) may follow.
+ENDPOINTS = ((b"HEAD", ""), (b"HEAD", "/"), (b"POST", "/v1/messages"),
+             (b"POST", "/v1/messages/count_tokens"))  # fmt: skip
+_QUERY = rb"(\?[A-Za-z0-9_.=&-]{0,256})?"
 
 
 @dataclass
 class Tally:
-    """What the meter counted of one run: tokens in (cached or not) and out, per response."""
+    """What the meter charged one run: tokens in (cached or not) and out. Each response is
+    charged as it passes, so the figures hold whenever they are read."""
 
     input_tokens: int = 0
     output_tokens: int = 0
-    responses: int = 0
-    unread: int = 0  # responses whose usage could not be read (said once)
+    responses: int = 0  # ended, read or not
+    unread: int = 0  # responses whose usage could not be read: charged at their ceiling
+    refused: int = 0  # requests the meter did not pass on
+    reasons: list[str] = field(default_factory=list)  # the first REFUSALS_KEPT of them
+
+    def refuse(self, why: str) -> None:
+        self.refused += 1
+        if len(self.reasons) < REFUSALS_KEPT:
+            self.reasons.append(why)
 
 
 @dataclass
@@ -65,11 +84,33 @@ def _count(value: object) -> int:
 
 
 @dataclass
+class Asked:
+    """A request's body, read as it passes for the most output it may be billed (pure)."""
+
+    _held: bytearray = field(default_factory=bytearray)
+
+    def feed(self, data: bytes) -> None:
+        if len(self._held) <= JSON_BYTES:
+            self._held += data
+
+    def max_tokens(self) -> int:
+        """Its `max_tokens`, else the ceiling's (a body too large or odd to read)."""
+        try:
+            body = json.loads(self._held) if len(self._held) <= JSON_BYTES else None
+        except ValueError:
+            body = None
+        found = _count(body.get("max_tokens")) if isinstance(body, dict) else 0
+        return found or billing.CEILING_OUTPUT
+
+
+@dataclass
 class Reading:
     """Reads one response body for its usage, as it passes (pure: fed bytes)."""
 
     stream: bool  # text/event-stream, else a JSON body
     message: _Message = field(default_factory=_Message)
+    streamed: int = 0  # output tokens at most, by the text its deltas carried
+    final: bool = False  # a `message_delta` said the output figure
     _held: bytearray = field(default_factory=bytearray)
     _over: bool = False  # a JSON body or a line too long to read: passed, not counted
 
@@ -94,13 +135,23 @@ class Reading:
             return
         if not isinstance(event, dict):
             return
-        if event.get("type") == "message_start" and isinstance(event.get("message"), dict):
+        kind = event.get("type")
+        if kind == "message_start" and isinstance(event.get("message"), dict):
             self.message.saw(event["message"].get("usage"))
-        elif event.get("type") == "message_delta":
-            self.message.saw(event.get("usage"))
+        elif kind == "content_block_delta" and isinstance(event.get("delta"), dict):
+            self.streamed += billing.streamed_output(event["delta"])
+        elif kind == "message_delta" and isinstance(event.get("usage"), dict):
+            self.message.saw(event["usage"])
+            self.final = True
+
+    def figures(self) -> tuple[int, int]:
+        """(input, output) tokens to charge so far: what the API said, and while a stream has
+        not said its output, the most its deltas can have been."""
+        out = self.message.output_tokens
+        return self.message.input_tokens, out if self.final else max(out, self.streamed)
 
     def done(self) -> bool:
-        """Counted into `message`; False when the usage could not be read."""
+        """Read to its end into `message`; False when the usage could not be read."""
         if self._over:
             return False
         if not self.stream:
@@ -115,6 +166,23 @@ class Reading:
         return True
 
 
+def refusal(method: bytes, target: bytes, base: str) -> str | None:
+    """Why a request of `method` for `target` is not passed on to a model API whose base URL
+    has the path `base`, or None: only ENDPOINTS, in origin form, under `base` (pure)."""
+    for allowed, endpoint in ENDPOINTS:
+        path = re.escape((base + endpoint).encode() or b"/")
+        if method == allowed and re.fullmatch(path + _QUERY, target):
+            return None
+    shown = target[:120].decode("ascii", "replace")
+    known = ", ".join(dict.fromkeys(f"{m.decode()} {base + e or '/'}" for m, e in ENDPOINTS))
+    return f"{method.decode('ascii', 'replace')} {shown!r} is not passed on (only {known})"
+
+
+def _head_size(message: h11.Request | h11.Response) -> int:
+    line = len(message.target) if isinstance(message, h11.Request) else len(message.reason)
+    return line + sum(len(k) + len(v) + 4 for k, v in message.headers)
+
+
 @dataclass(frozen=True)
 class Upstream:
     """Where requests go on to: the real model API."""
@@ -122,6 +190,7 @@ class Upstream:
     scheme: str
     host: str
     port: int
+    path: str = ""  # the base URL's, which the CLI's requests are under
 
     @classmethod
     def of(cls, url: str) -> "Upstream":
@@ -135,7 +204,7 @@ class Upstream:
                 f"model API {url!r} (ANTHROPIC_BASE_URL, or the provider's public API): give "
                 "an http(s) URL such as https://api.anthropic.com"
             )
-        return cls(parts.scheme, parts.hostname, port)
+        return cls(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
 
     @property
     def authority(self) -> bytes:
@@ -178,6 +247,14 @@ class Meter:
                 request = await _next(inside, client)
                 if not isinstance(request, h11.Request):
                     return
+                why = refusal(request.method, request.target, self.upstream.path)
+                if why is None and _head_size(request) > HEAD_BYTES:
+                    why = f"a request head over {HEAD_BYTES} bytes is not passed on"
+                if why is not None:
+                    self.tally.refuse(why)
+                    log.warning("meter: %s", why)
+                    await _refuse(inside, client, why, 403)
+                    return
                 if upstream is None or outside is None or outside.our_state is not h11.IDLE:
                     if upstream is not None:
                         await upstream.aclose()
@@ -187,21 +264,23 @@ class Meter:
                         upstream = None
                         await _refuse(inside, client, f"the model API cannot be reached: {exc}")
                         return
-                    outside = h11.Connection(h11.CLIENT)
+                    outside = h11.Connection(h11.CLIENT, max_incomplete_event_size=HEAD_BYTES)
                 headers = [(k, v) for k, v in request.headers if k.lower() not in HOP]
                 headers += [(b"host", self.upstream.authority), (b"accept-encoding", b"identity")]
                 await _send(outside, upstream, h11.Request(
                     method=request.method, target=request.target, headers=headers))  # fmt: skip
+                asked = Asked()
                 while True:  # the request's body
                     event = await _next(inside, client)
                     if isinstance(event, h11.Data):
+                        asked.feed(event.data)
                         await _send(outside, upstream, h11.Data(data=event.data))
                     elif isinstance(event, h11.EndOfMessage):
                         await _send(outside, upstream, h11.EndOfMessage())
                         break
                     else:
                         return
-                await self._response(inside, client, outside, upstream, request.method)
+                await self._response(inside, client, outside, upstream, request.method, asked)
                 if inside.states != {h11.CLIENT: h11.DONE, h11.SERVER: h11.DONE}:
                     return  # the CLI's connection ends with this answer
                 inside.start_next_cycle()
@@ -221,40 +300,64 @@ class Meter:
         outside: h11.Connection,
         upstream: anyio.abc.ByteStream,
         method: bytes,
+        asked: Asked,
     ) -> None:
         response = await _next(outside, upstream)
         while isinstance(response, h11.InformationalResponse):
             response = await _next(outside, upstream)
         if not isinstance(response, h11.Response):
             raise h11.RemoteProtocolError("the model API ended without a response")
+        if _head_size(response) > HEAD_BYTES:
+            raise h11.RemoteProtocolError(f"the model API's head is over {HEAD_BYTES} bytes")
         kind = dict(response.headers).get(b"content-type", b"").lower()
         reading = Reading(stream=kind.startswith(b"text/event-stream"))
+        billed = method != b"HEAD" and response.status_code < 300
+        charged = (0, 0)  # what the tally holds of this response so far
+        ended = False
         headers = [(k, v) for k, v in response.headers if k.lower() not in HOP]
-        await _send(inside, client, h11.Response(
-            status_code=response.status_code, headers=headers, reason=response.reason))  # fmt: skip
-        while True:
-            event = await _next(outside, upstream)
-            if isinstance(event, h11.Data):
-                reading.feed(event.data)
-                await _send(inside, client, h11.Data(data=event.data))
-            elif isinstance(event, h11.EndOfMessage):
-                await _send(inside, client, h11.EndOfMessage())
-                break
-            else:
-                raise h11.RemoteProtocolError("the model API ended its response early")
-        if method != b"HEAD" and response.status_code < 300:
-            self._count(reading)
+        try:
+            head = h11.Response(
+                status_code=response.status_code, headers=headers, reason=response.reason
+            )
+            await _send(inside, client, head)
+            while True:
+                event = await _next(outside, upstream)
+                if isinstance(event, h11.Data):
+                    reading.feed(event.data)
+                    if billed:  # before the CLI has a byte of it
+                        charged = self._charge(charged, reading.figures())
+                    await _send(inside, client, h11.Data(data=event.data))
+                elif isinstance(event, h11.EndOfMessage):
+                    ended = True
+                    await _send(inside, client, h11.EndOfMessage())
+                    break
+                else:
+                    raise h11.RemoteProtocolError("the model API ended its response early")
+        finally:  # ended, cut, cancelled or timed out alike
+            if billed:
+                self._settle(charged, reading, asked, ended)
 
-    def _count(self, reading: Reading) -> None:
+    def _charge(self, charged: tuple[int, int], now: tuple[int, int]) -> tuple[int, int]:
+        """The tally moved from what a response was charged to what it is charged `now`."""
+        self.tally.input_tokens += now[0] - charged[0]
+        self.tally.output_tokens += now[1] - charged[1]
+        return now
+
+    def _settle(
+        self, charged: tuple[int, int], reading: Reading, asked: Asked, ended: bool
+    ) -> None:
+        """A response's last charge: as read to its end; a stream cut short, what passed; a
+        body whose usage cannot be read, the ceiling of its request."""
         tally = self.tally
-        if not reading.done():
-            tally.unread += 1
-            if tally.unread == 1:
-                log.warning("meter: a response's usage could not be read; it is not counted")
-            return
         tally.responses += 1
-        tally.input_tokens += reading.message.input_tokens
-        tally.output_tokens += reading.message.output_tokens
+        if reading.done() and (ended or reading.stream):
+            self._charge(charged, reading.figures())
+            return
+        tally.unread += 1
+        ceiling = (billing.CEILING_INPUT, asked.max_tokens())
+        self._charge(charged, (max(charged[0], ceiling[0]), max(charged[1], ceiling[1])))
+        if tally.unread == 1:
+            log.warning("meter: a response's usage could not be read; charged at its ceiling")
 
     async def _open(self) -> anyio.abc.ByteStream:
         up = self.upstream
@@ -281,12 +384,14 @@ async def _next(connection: h11.Connection, stream: anyio.abc.ByteStream) -> obj
         return event
 
 
-async def _refuse(inside: h11.Connection, client: anyio.abc.ByteStream, why: str) -> None:
-    """A 502 for the CLI, which then says why in its own words."""
+async def _refuse(
+    inside: h11.Connection, client: anyio.abc.ByteStream, why: str, status: int = 502
+) -> None:
+    """An answer of `status` for the CLI, which then says why in its own words."""
     body = (why + "\n").encode()
     headers = [(b"content-type", b"text/plain; charset=utf-8"),
                (b"content-length", str(len(body)).encode()), (b"connection", b"close")]  # fmt: skip
-    await _send(inside, client, h11.Response(status_code=502, headers=headers))
+    await _send(inside, client, h11.Response(status_code=status, headers=headers))
     await _send(inside, client, h11.Data(data=body))
     await _send(inside, client, h11.EndOfMessage())
 
