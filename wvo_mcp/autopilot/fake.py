@@ -44,6 +44,7 @@ A worker that meddles with its own output (tests/security/test_run_metering.py):
   through /proc/<cli>/fd/1, or (metadata.fake_forge_inherit) the stdout it inherited; the
   run then succeeds (forge) or fails by itself (forge_fail); what the process could do is
   in a checkpoint (`forger: opened` or `forger: refused: ENXIO`);
+- said: checkpoints with metadata.fake_said as its summary, then fails saying it.
 - longline: prints 2 MiB with no newline, then hangs, or with metadata.fake_longline_end
   ends the line and works its task;
 - give_up: gives its task up with plan_update(failed), as the work loop asks of a worker
@@ -548,6 +549,11 @@ async def work(text: str, model: str, server: Server) -> int:
         if mode in ERRORS:
             status, reason, text = ERRORS[mode]
             result(True, text, status, reason)
+            return 1
+        if mode == "said":  # a hostile model's words, where a person will read them
+            said = metadata.get("fake_said", "")
+            await call("checkpoint", summary=said, **held)
+            result(True, said)
             return 1
         if "fake_wait" in metadata:
             waited = await wait_for(metadata["fake_wait"], call, held)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from wvo_mcp.models import Checkpoint, QueueCounts
+from wvo_mcp.rules.text import plain
 
 
 @dataclass(frozen=True)
@@ -42,11 +43,12 @@ def block(
         lines.append(line)
     if not running:
         lines.append("  (no worker running)")
-    return [line[:width] for line in lines]
+    return [plain(line)[:width] for line in lines]
 
 
 class Terminal:
-    """Event lines above, the block below, redrawn in place with ANSI escapes."""
+    """Event lines above, the block below, redrawn in place with ANSI escapes: its own, the
+    only ones it writes (every line it is given is made plain first)."""
 
     def __init__(self, out: TextIO = sys.stdout) -> None:
         self.out = out
@@ -60,11 +62,11 @@ class Terminal:
 
     def say(self, line: str, last: list[str]) -> None:
         self._erase()
-        self.out.write(line + "\n")
+        self.out.write(plain(line) + "\n")
         self.draw(last)
 
     def draw(self, lines: list[str]) -> None:
         self._erase()
-        self.out.write("".join(line + "\n" for line in lines))
+        self.out.write("".join(plain(line) + "\n" for line in lines))
         self.out.flush()
         self.drawn = len(lines)

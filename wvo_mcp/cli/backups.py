@@ -5,6 +5,7 @@ from pathlib import Path
 
 from wvo_mcp import backups
 from wvo_mcp.cli.command import Command
+from wvo_mcp.cli.output import say
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 
@@ -15,9 +16,9 @@ def cmd_backup(settings: Settings, args: argparse.Namespace) -> None:
 
     _sqlite_only(settings, "backup")
     path = backups.take(settings.db_path, settings.backups_dir, now())
-    print(f"backed up {settings.db_path} to {path} ({_size(path.stat().st_size)})")
+    say(f"backed up {settings.db_path} to {path} ({_size(path.stat().st_size)})")
     for pruned in backups.prune(settings.backups_dir):
-        print(f"pruned {pruned.name}")
+        say(f"pruned {pruned.name}")
 
 
 def _sqlite_only(settings: Settings, verb: str) -> None:
@@ -47,8 +48,8 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> None:
         now=now(),
     )
     if result.safety_copy is not None:
-        print(f"kept the database as it was in {result.safety_copy}")
-    print(f"restored {settings.db_path} from {result.restored_from}: {result.tasks} tasks")
+        say(f"kept the database as it was in {result.safety_copy}")
+    say(f"restored {settings.db_path} from {result.restored_from}: {result.tasks} tasks")
 
 
 def _restore_arguments(restore: argparse.ArgumentParser) -> None:

@@ -17,6 +17,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from wvo_mcp import queue_figures, roadmap
+from wvo_mcp.cli.output import say
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.orchestrator import Orchestrator
@@ -33,7 +34,7 @@ MONITOR = {"WVO_AUTOPILOT_HEALTH_INTERVAL_MS": "250", "WVO_AUTOPILOT_STALE_TASK_
 
 
 def _say(who: str, text: str) -> None:
-    print(f"{time.strftime('%H:%M:%S')} {who:<8} {text}", flush=True)
+    say(f"{time.strftime('%H:%M:%S')} {who:<8} {text}")
 
 
 def _fresh_state(state_root: Path) -> None:
@@ -167,22 +168,22 @@ async def run_demo(roadmap_file: Path, state_root: Path, agents: int) -> bool:
 
     twice = {tid: who for tid, who in completions.items() if len(who) > 1}
     not_done = [t.id for t in page.tasks if t.status is not Status.DONE]
-    print()
-    print(
+    say()
+    say(
         f"summary: {len(completions)}/{len(page.tasks)} tasks done in {elapsed:.1f} s "
         f"by {agents} agents"
     )
     for name in sorted(done):
-        print(f"  {name}: {done[name]} tasks")
-    print(f"  tasks done more than once: {len(twice)}" + (f" {twice}" if twice else ""))
+        say(f"  {name}: {done[name]} tasks")
+    say(f"  tasks done more than once: {len(twice)}" + (f" {twice}" if twice else ""))
     if not_done:
-        print(f"  not done: {', '.join(not_done)}")
+        say(f"  not done: {', '.join(not_done)}")
     for action in health.actions:
-        print(f"  health monitor {action.kind} {action.task_id}: {action.reason}")
-    print(f"  health: {health.message}")
+        say(f"  health monitor {action.kind} {action.task_id}: {action.reason}")
+    say(f"  health: {health.message}")
     for backup in sorted((state_root / "backups" / "db").glob("orchestrator-*.db")):
-        print(f"  backup taken by the monitor's leader: {backup}")
-    print(
+        say(f"  backup taken by the monitor's leader: {backup}")
+    say(
         f"inspect: sqlite3 {state_root / 'orchestrator.db'} "
         "'select task_id, actor, kind, to_status from task_events order by id'"
     )
@@ -240,18 +241,18 @@ async def run_autopilot_demo(roadmap_file: Path, demo_root: Path, workers: int) 
     landings = [s for s in listed.stdout.decode().splitlines() if s.startswith("Land ")]
     found = queue.figures
     per_change = sum(s.cost_per_change for s in found.spend)
-    print()
-    print(f"summary: {len(completions)}/{len(page.tasks)} tasks done in {elapsed:.1f} s")
-    print(f"  {summary.launched} workers launched, {summary.released} attempts handed back")
-    print(f"  tasks done more than once: {len(twice)}")
-    print(
+    say()
+    say(f"summary: {len(completions)}/{len(page.tasks)} tasks done in {elapsed:.1f} s")
+    say(f"  {summary.launched} workers launched, {summary.released} attempts handed back")
+    say(f"  tasks done more than once: {len(twice)}")
+    say(
         f"  merge queue onto main, checked with `{CHECK}`: {found.landed} landed "
         f"({len(landings)} landing commits on main), {found.returned} returned to a worker"
     )
-    print(f"  cost per landed change: ${per_change:.4f} "
+    say(f"  cost per landed change: ${per_change:.4f} "
           f"({queue_figures.summary(found)})")  # fmt: skip
-    print(f"  tokens reported: {summary.input_tokens} in, {summary.output_tokens} out")
-    print(f"inspect: git -C {repo} log --oneline --graph main | head; ls {state / 'runs'}")
+    say(f"  tokens reported: {summary.input_tokens} in, {summary.output_tokens} out")
+    say(f"inspect: git -C {repo} log --oneline --graph main | head; ls {state / 'runs'}")
     return not twice and len(completions) == len(page.tasks) == found.landed
 
 

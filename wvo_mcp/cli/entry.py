@@ -9,12 +9,15 @@ import re
 import sys
 from argparse import SUPPRESS
 from pathlib import Path
+from typing import Any
 
 from wvo_mcp import __version__
 from wvo_mcp.cli import autopilot, backups, fleet, project, reports, roadmap, sandbox, serve, tasks
 from wvo_mcp.cli.command import Command, Handler
+from wvo_mcp.cli.output import warn
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import WvoError
+from wvo_mcp.rules.text import plain, shown
 
 # In the order `wvo-mcp --help` lists them.
 COMMANDS: tuple[Command, ...] = (
@@ -149,6 +152,18 @@ def _found_here(given: str | None) -> bool:
     return given is None and not any(os.environ.get(name) for name in named)
 
 
+class PlainFormatter(logging.Formatter):
+    """Log lines a person reads on stderr: a message (which may quote what an agent wrote)
+    on one line with no control characters, a traceback's lines kept."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = plain(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:
+        return shown(super().formatException(ei))
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parse(sys.argv[1:] if argv is None else argv)
     handler = getattr(args, "handler", serve.cmd_serve)
@@ -160,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
 
         state_root = place.chosen(state_root, os.environ, Path.cwd())
         if state_root is None and handler not in STATELESS:
-            print(f"wvo-mcp: {place.NOT_INITIALISED}", file=sys.stderr)
+            warn(f"wvo-mcp: {place.NOT_INITIALISED}")
             sys.exit(2)
     try:
         settings = Settings.from_env(state_root=state_root)
@@ -178,12 +193,12 @@ def main(argv: list[str] | None = None) -> None:
             settings = dataclasses.replace(
                 settings, log_level="info" if args.verbose else "warning"
             )
-        logging.basicConfig(
-            level=settings.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(message)s"
-        )
+        stderr_log = logging.StreamHandler(sys.stderr)
+        stderr_log.setFormatter(PlainFormatter("%(levelname)s %(message)s"))
+        logging.basicConfig(level=settings.log_level.upper(), handlers=[stderr_log])
         handler(settings, args)
     except WvoError as exc:
-        print(f"wvo-mcp: {exc}", file=sys.stderr)
+        warn(f"wvo-mcp: {exc}")
         sys.exit(2)
     except BrokenPipeError:
         # Whoever read the output stopped (`| head`): no traceback, and none at exit either,

@@ -7,7 +7,7 @@ from pathlib import Path
 import anyio
 
 from wvo_mcp.cli.command import Command, opened, person
-from wvo_mcp.cli.output import print_json, table
+from wvo_mcp.cli.output import print_json, say, table
 from wvo_mcp.config import Settings
 from wvo_mcp.rules.pauses import scope_of
 
@@ -20,7 +20,7 @@ def cmd_tell(settings: Settings, args: argparse.Namespace) -> None:
     told = anyio.run(
         lambda: opened(settings, lambda o: o.tell(scope, key, args.message, person(args)))
     )
-    print(told.message)
+    say(told.message)
 
 
 def cmd_pause(settings: Settings, args: argparse.Namespace) -> None:
@@ -30,7 +30,7 @@ def cmd_pause(settings: Settings, args: argparse.Namespace) -> None:
     done = anyio.run(
         lambda: opened(settings, lambda o: o.pause(scope, key, person(args), args.reason))
     )
-    print(done.message)
+    say(done.message)
 
 
 def cmd_resume(settings: Settings, args: argparse.Namespace) -> None:
@@ -38,7 +38,7 @@ def cmd_resume(settings: Settings, args: argparse.Namespace) -> None:
     checkpoint."""
     scope, key = scope_of(args.task, args.epic, args.all)
     done = anyio.run(lambda: opened(settings, lambda o: o.resume(scope, key, person(args))))
-    print(done.message)
+    say(done.message)
 
 
 def cmd_redirect(settings: Settings, args: argparse.Namespace) -> None:
@@ -58,7 +58,7 @@ def cmd_redirect(settings: Settings, args: argparse.Namespace) -> None:
             ),
         )
     )  # fmt: skip
-    print(moved.message)
+    say(moved.message)
 
 
 def cmd_inbox(settings: Settings, args: argparse.Namespace) -> None:
@@ -82,7 +82,7 @@ def cmd_answer(settings: Settings, args: argparse.Namespace) -> None:
     moved = anyio.run(
         lambda: opened(settings, lambda o: o.answer(args.task_id, args.text, person(args)))
     )
-    print(moved.message)
+    say(moved.message)
 
 
 def _scope(parser: argparse.ArgumentParser) -> None:

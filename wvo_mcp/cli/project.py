@@ -64,11 +64,13 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> None:
             say(f"  {here.database_label}: imported {imported} starter tasks from {roadmap}")
     shared, local = init.shared(wiring, init.uncommitted(wiring.top))
     if shared:
-        say(f"\n{init.WHY_COMMIT}:")
+        say()
+        say(f"{init.WHY_COMMIT}:")
         say(f"  git add {' '.join(shared)} && git commit -m 'Wire wvo-mcp'")
     if local:
+        say()
         say(
-            f"\nper machine, not to commit: {' and '.join(local)} start wvo-mcp as "
+            f"per machine, not to commit: {' and '.join(local)} start wvo-mcp as "
             f"{wiring.local_command}, this machine's, since `wvo-mcp` is not on PATH; put its "
             "folder on PATH (`pipx ensurepath`) and run `wvo-mcp init --force` to make them "
             "shareable"
@@ -77,8 +79,9 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> None:
         f"per machine: the state folder {wiring.state_root} (recorded in .git/config); a "
         "teammate runs `wvo-mcp init` in their clone once, which keeps the committed files"
     )
+    say()
     say(
-        "\nnext: run `claude` or `codex` here as usual (approve the project's wvo server when "
+        "next: run `claude` or `codex` here as usual (approve the project's wvo server when "
         "asked), or `wvo-mcp autopilot` to launch workers yourself; `wvo-mcp dashboard --no-auth` "
         "shows the board; `wvo-mcp doctor` checks all of this"
     )
@@ -94,7 +97,7 @@ def cmd_doctor(settings: Settings, args: argparse.Namespace) -> None:
         print_json([dataclasses.asdict(c) for c in checks])
     else:
         for check in checks:
-            print(f"{'ok' if check.ok else 'FAIL':<6}{check.name}: {check.detail}")
+            say(f"{'ok' if check.ok else 'FAIL':<6}{check.name}: {check.detail}")
     sys.exit(0 if all(c.ok for c in checks) else 1)
 
 

@@ -6,7 +6,7 @@ from typing import Any
 import anyio
 
 from wvo_mcp.cli.command import Command, opened
-from wvo_mcp.cli.output import print_json, table
+from wvo_mcp.cli.output import print_json, say, show, table
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.orchestrator import Orchestrator
@@ -21,13 +21,14 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
         print_json(report.model_dump(mode="json"))
         return
     counts = report.counts
-    print(f"state: {settings.database_label}")
-    print(
+    say(f"state: {settings.database_label}")
+    say(
         f"ready {counts.ready} | waiting on dependencies {counts.waiting_on_dependencies} | "
-        f"backing off {counts.backing_off} | WIP {counts.wip_global_used}/{counts.wip_global_limit}"
+        f"backing off {counts.backing_off} | "
+        f"WIP {counts.wip_global_used}/{counts.wip_global_limit}"
     )
-    print("  ".join(f"{name} {n}" for name, n in counts.by_status.items()))
-    print("\nin progress:")
+    say("  ".join(f"{name} {n}" for name, n in counts.by_status.items()))
+    show("\nin progress:\n")
     table(
         ["task", "holder", "held s", "lease left s", "attempt"],
         [
@@ -35,7 +36,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
             for t in report.in_progress
         ],
     )
-    print("\nawaiting approval (`wvo-mcp approve ID` / `wvo-mcp reject ID --note ...`):")
+    show("\nawaiting approval (`wvo-mcp approve ID` / `wvo-mcp reject ID --note ...`):\n")
     table(
         ["task", "holder", "waiting s", "reason"],
         [
@@ -44,14 +45,15 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
         ],
     )
     if report.paused:
-        print(f"\n{report.paused} (`wvo-mcp resume`)")
+        say()
+        say(f"{report.paused} (`wvo-mcp resume`)")
     if report.stopped:
-        print("\nstopped until a person acts:")
+        show("\nstopped until a person acts:\n")
         for t in report.stopped:
             reason = f": {plain(t['reason'], 100)}" if t["reason"] else ""
-            print(f"  {plain(t['id'])} {t['status']} for {t['waiting_seconds']} s{reason}")
-            print(f"    {plain(t['way_out'])}")
-    print("\ntop ready (WSJF):")
+            say(f"  {plain(t['id'])} {t['status']} for {t['waiting_seconds']} s{reason}")
+            say(f"    {plain(t['way_out'])}")
+    show("\ntop ready (WSJF):\n")
     table(
         ["task", "score", "BV", "TC", "RR", "EN", "size", "title"],
         [
@@ -71,9 +73,9 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
     )
     routes = [f"  {t.id}: {t.route}" for t in report.top_ready if t.route]
     if routes:
-        print("\nroutes:\n" + "\n".join(routes))
+        show("\nroutes:\n" + "\n".join(routes) + "\n")
     if report.dead_letters:
-        print("\ndead letters (re-queue with `wvo-mcp requeue ID`):")
+        show("\ndead letters (re-queue with `wvo-mcp requeue ID`):\n")
         table(
             ["task", "attempts", "title"],
             [[t.id, t.attempts, t.title[:60]] for t in report.dead_letters],
@@ -88,8 +90,8 @@ def cmd_health(settings: Settings, args: argparse.Namespace) -> None:
     if args.json:
         print_json(report.model_dump(mode="json"))
         return
-    print(f"state: {settings.database_label}")
-    print(report.message)
+    say(f"state: {settings.database_label}")
+    say(report.message)
     snap = report.snapshot
     if snap is not None:
         c = snap.counts
@@ -99,30 +101,30 @@ def cmd_health(settings: Settings, args: argparse.Namespace) -> None:
             if report.leader is None
             else f"leader {report.leader} (lease until {report.leader_expires_at})"
         )
-        print(
+        say(
             f"{leader}; latest tick {snap.at}; remediation "
             f"{'on' if snap.remediate else 'off (report only)'}"
         )
         # As `status` shows them: statuses with no task left out (--json has every one).
         held = "  ".join(f"{name} {n}" for name, n in c.by_status.items() if n)
-        print(f"tasks: {held or 'none'}")
-        print(
+        say(f"tasks: {held or 'none'}")
+        say(
             f"ready {c.ready} ({c.unroutable_ready} no provider can take now) | waiting on "
             f"dependencies {c.waiting_on_dependencies} ({c.blocked_by_abandoned} on cancelled "
             f"or dead-lettered work) | backing off {c.backing_off}"
         )
-        print(
+        say(
             f"WIP {c.wip_used}/{c.wip_limit} | done last hour "
             f"{c.done_last_hour} (last 5 min {c.done_last_5m}, baseline {baseline}/h) | "
             f"expired leases {c.expired_leases} | stale {c.stale_tasks}"
         )
-        print(
+        say(
             f"agents active {c.agents_active} (idle {c.agents_idle}), silent "
             f"{c.agents_silent} | dead letters {c.dead_letters} | awaiting approval "
             f"{c.awaiting_approval} (stuck {c.stuck_approvals}) | dependency drift "
             f"{c.dependency_drift}"
         )
-    print(f"\nopen anomalies ({report.open_anomalies}):")
+    show(f"\nopen anomalies ({report.open_anomalies}):\n")
     table(
         ["severity", "kind", "task", "since", "message"],
         [
@@ -130,13 +132,13 @@ def cmd_health(settings: Settings, args: argparse.Namespace) -> None:
             for a in report.anomalies
         ],
     )
-    print("\nrecent actions:")
+    show("\nrecent actions:\n")
     table(
         ["at", "task", "action", "now", "reason"],
         [[a.at, a.task_id, a.kind, a.to_status, (a.reason or "")[:70]] for a in report.actions],
     )
     if report.observation is not None:
-        print("\nobservation:")
+        show("\nobservation:\n")
         print_json(report.observation.model_dump(mode="json"))
 
 
@@ -147,7 +149,7 @@ def cmd_providers(settings: Settings, args: argparse.Namespace) -> None:
     if args.json:
         print_json(report.model_dump(mode="json"))
         return
-    print(f"providers file: {report.source}")
+    say(f"providers file: {report.source}")
 
     def budget(b: Any) -> str:
         used = f"{b.used_tokens}+{b.reserved_tokens}"
@@ -170,7 +172,7 @@ def cmd_providers(settings: Settings, args: argparse.Namespace) -> None:
             for p in report.providers
         ],
     )
-    print("\ntiers (cheapest first within a provider):")
+    show("\ntiers (cheapest first within a provider):\n")
     table(
         ["provider", "tier", "model", "complexity", "hour tokens", "day tokens", "spend day"],
         [
@@ -231,8 +233,9 @@ def cmd_context(settings: Settings, args: argparse.Namespace) -> None:
         lambda: opened(settings, lambda o: o.context_read(args.section, args.version))
     )
     for section in result.sections:
-        print(f"## {section.name} (version {section.version}, {section.updated_by})\n")
-        print(section.content.rstrip("\n") + "\n")
+        say(f"## {section.name} (version {section.version}, {section.updated_by})")
+        say()
+        show(section.content.rstrip("\n") + "\n\n")
 
 
 def _json_flag(cmd: argparse.ArgumentParser) -> None:

@@ -3,13 +3,13 @@
 
 import argparse
 import gc
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
 
 from wvo_mcp.cli.command import Command, opened, person
+from wvo_mcp.cli.output import say, show
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 
@@ -53,7 +53,7 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> None:
     if args.update:
         _print_update(update, args.file, settings.database_label, args.dry_run)
         return
-    print(
+    say(
         f"imported {len(result.created)} tasks into {settings.database_label}; "
         f"{len(result.ready)} ready"
     )
@@ -61,26 +61,26 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> None:
 
 def _print_update(found: "RoadmapUpdate", source: str, label: str, dry_run: bool) -> None:
     would = "would " if dry_run else ""
-    print(
+    say(
         f"{label}: {would}update {len(found.changed)}, {would}add {len(found.added)}, "
         f"{found.unchanged} unchanged, {len(found.skipped)} skipped, "
         f"{len(found.missing)} not in {source}"
     )
     for entry in found.changed:
-        print(f"  {would}update {entry.id}: {', '.join(entry.fields)}")
+        say(f"  {would}update {entry.id}: {', '.join(entry.fields)}")
     for task_id in found.added:
-        print(f"  {would}add {task_id}")
+        say(f"  {would}add {task_id}")
     for entry in found.skipped:
-        print(
+        say(
             f"  skipped {entry.id} ({entry.status}; the file changes {', '.join(entry.fields)}): "
             f"{entry.why}"
         )
     if found.missing:
-        print("not in the file, kept as they are (an update never deletes or cancels a task):")
+        say("not in the file, kept as they are (an update never deletes or cancels a task):")
         for gone in found.missing:
-            print(f"  {gone.id} ({gone.status}) {gone.title}")
+            say(f"  {gone.id} ({gone.status}) {gone.title}")
     if dry_run:
-        print("nothing changed (--dry-run)")
+        say("nothing changed (--dry-run)")
 
 
 def cmd_export(settings: Settings, args: argparse.Namespace) -> None:
@@ -92,9 +92,9 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> None:
     text = roadmap.dump(tasks, as_json=bool(args.file) and args.file.endswith(".json"))
     if args.file:
         write_atomically(Path(args.file), text)
-        print(f"exported {len(tasks)} tasks to {args.file}")
+        say(f"exported {len(tasks)} tasks to {args.file}")
     else:
-        sys.stdout.write(text)
+        show(text)
 
 
 def _import_arguments(imports: argparse.ArgumentParser) -> None:

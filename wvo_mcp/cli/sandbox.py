@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from wvo_mcp.cli.command import Command
-from wvo_mcp.cli.output import print_json
+from wvo_mcp.cli.output import print_json, say, show
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 
@@ -21,12 +21,12 @@ def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> None:
             print_json([vars(c) for c in checks])
         else:
             for check in checks:
-                print(
+                say(
                     f"{check.name:<7}{'usable' if check.usable else 'not usable':<12}{check.detail}"
                 )
         isolated = any(c.usable for c in checks if c.name != "none")
         if not isolated and not args.json:
-            print(f"\nno isolated backend works here: {sandbox.NOT_ISOLATED_HINT}")
+            show(f"\nno isolated backend works here: {sandbox.NOT_ISOLATED_HINT}\n")
         sys.exit(0 if isolated else 1)
     command: list[str] = args.command
     if not command:
@@ -52,16 +52,16 @@ def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> None:
     else:
         peak = "-" if result.peak_memory_mb is None else f"{result.peak_memory_mb:g} MB"
         code = "- (killed)" if result.exit_code is None else result.exit_code
-        print(
+        say(
             f"backend {result.backend} | exit {code} | {result.duration_s:g} s | "
             f"peak memory {peak}" + (" | output truncated (tail kept)" if result.truncated else "")
         )
         if result.killed_reason:
-            print(f"killed: {result.killed_reason}")
+            say(f"killed: {result.killed_reason}")
         for name, tail in [("stdout", result.stdout_tail), ("stderr", result.stderr_tail)]:
             if tail:
-                print(f"--- {name} ---")
-                print(tail.rstrip("\n"))
+                say(f"--- {name} ---")
+                show(tail.rstrip("\n") + "\n")
     sys.exit(sandbox.cli_exit_code(result))
 
 

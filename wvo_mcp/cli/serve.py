@@ -4,7 +4,6 @@ bearer tokens `serve --http` accepts."""
 import argparse
 import dataclasses
 import math
-import sys
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,7 +12,7 @@ import anyio
 
 from wvo_mcp import backups
 from wvo_mcp.cli.command import Command, opened, person
-from wvo_mcp.cli.output import print_json, table
+from wvo_mcp.cli.output import print_json, say, table, warn
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.orchestrator import Orchestrator
@@ -45,7 +44,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
 
             def ready() -> None:  # the port listens: the URL printed answers
                 if options.dashboard:
-                    print(f"dashboard: {options.dashboard_url}", flush=True)
+                    say(f"dashboard: {options.dashboard_url}")
 
             http_server.serve(settings, options, ready)
             return
@@ -64,9 +63,9 @@ def cmd_stop(settings: Settings, args: argparse.Namespace) -> None:
     except TimeoutError as exc:
         raise SystemExit(f"wvo-mcp: {exc}") from None
     if pid is None:
-        print(f"no warm process serves {settings.state_root}")
+        say(f"no warm process serves {settings.state_root}")
     else:
-        print(f"stopped the warm process {pid} of {settings.state_root}")
+        say(f"stopped the warm process {pid} of {settings.state_root}")
 
 
 def cmd_dashboard(settings: Settings, args: argparse.Namespace) -> None:
@@ -178,20 +177,19 @@ def cmd_tokens(settings: Settings, args: argparse.Namespace) -> None:
             )
         )
         token = issued.token
-        print(issued.secret)
+        say(issued.secret)
         on = f" on {token.provider}" if token.provider else ""
-        print(
+        warn(
             f"token {token.id}: {token.role} {token.name}{on}. The secret above is shown once; "
             "clients send it as the header `Authorization: Bearer <secret>` (docs/http.md); "
-            f"`wvo-mcp tokens revoke {token.id}` ends it",
-            file=sys.stderr,
+            f"`wvo-mcp tokens revoke {token.id}` ends it"
         )
         return
     if args.action == "revoke":
         if not args.id:
             raise ValidationFailed("tokens revoke needs the token's ID (`wvo-mcp tokens list`)")
         anyio.run(lambda: opened(settings, lambda o: o.token_revoke(args.id)))
-        print(f"revoked {args.id}: servers refuse it from the next request")
+        say(f"revoked {args.id}: servers refuse it from the next request")
         return
     found = anyio.run(lambda: opened(settings, lambda o: o.token_list()))
     if args.json:

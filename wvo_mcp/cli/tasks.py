@@ -6,6 +6,7 @@ import argparse
 import anyio
 
 from wvo_mcp.cli.command import Command, opened, person
+from wvo_mcp.cli.output import say, show
 from wvo_mcp.config import Settings
 from wvo_mcp.rules.transitions import Status
 
@@ -16,7 +17,7 @@ def cmd_requeue(settings: Settings, args: argparse.Namespace) -> None:
     result = anyio.run(
         lambda: opened(settings, lambda o: o.requeue(args.task_id, person(args), args.reason))
     )
-    print(result.message)
+    say(result.message)
 
 
 def _person_moves(
@@ -35,7 +36,7 @@ def _person_moves(
             ),
         )
     )
-    print(result.message)
+    say(result.message)
 
 
 def cmd_cancel(settings: Settings, args: argparse.Namespace) -> None:
@@ -56,7 +57,7 @@ def cmd_approve(settings: Settings, args: argparse.Namespace) -> None:
     result = anyio.run(
         lambda: opened(settings, lambda o: o.approve(args.task_id, person(args), args.note))
     )
-    print(result.message)
+    say(result.message)
 
 
 def cmd_reject(settings: Settings, args: argparse.Namespace) -> None:
@@ -67,7 +68,7 @@ def cmd_reject(settings: Settings, args: argparse.Namespace) -> None:
             settings, lambda o: o.reject(args.task_id, person(args), args.note, Status(args.to))
         )
     )
-    print(result.message)
+    say(result.message)
 
 
 def cmd_rollback(settings: Settings, args: argparse.Namespace) -> None:
@@ -82,12 +83,12 @@ def cmd_rollback(settings: Settings, args: argparse.Namespace) -> None:
             )
         )
 
-    print(run(apply=False) or "(no differences)", flush=True)
+    show((run(apply=False) or "(no differences)") + "\n")
     if args.dry_run:
-        print("dry run: nothing changed")
+        say("dry run: nothing changed")
         return
     run(apply=True)
-    print(f"restored checkpoint {args.to}")
+    say(f"restored checkpoint {args.to}")
 
 
 def _task_id(cmd: argparse.ArgumentParser) -> None:

@@ -35,6 +35,7 @@ from types import FrameType
 from typing import Any
 
 from wvo_mcp.cli import relay
+from wvo_mcp.cli.output import warn
 from wvo_mcp.config import Settings
 
 # What the serve path imports, directly or on its way (entry imports every command).
@@ -215,7 +216,7 @@ def _log_to(path: Path) -> None:
 
 
 def _log(line: str) -> None:
-    print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}", file=sys.stderr, flush=True)
+    warn(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}")
 
 
 def _fingerprint() -> list[tuple[str, int]]:
