@@ -3,6 +3,7 @@ its client to the state folder's warm process, which forks a server for it; with
 process to answer, the relay serves its client itself and starts one."""
 
 import contextlib
+import fcntl
 import functools
 import json
 import os
@@ -12,6 +13,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import POLL_DEADLINE_SECONDS, ROOT
+from tests.conftest import POLL_DEADLINE_SECONDS, ROOT, open_db
 from tests.integration.test_lifecycle import EXIT_DEADLINE_S, Server
 from wvo_mcp.cli import relay
 
@@ -543,3 +545,134 @@ def wvo(command: str, state_root: Path) -> subprocess.CompletedProcess[str]:
         timeout=EXIT_DEADLINE_S,
         check=False,
     )
+
+
+@pytest.mark.usefixtures("cleanup")
+@pytest.mark.parametrize("how", ["relay SIGKILLed", "SIGTERM", "SIGINT", "stdin closed"])
+def test_a_call_in_flight_when_its_server_stops_gets_its_own_answer(
+    state_root: Path, how: str
+) -> None:
+    """A done waits for its turn to write when the server is told to stop: the answer is the
+    done's own result, never JSON-RPC's `Connection closed` (which the SDK gave a call it
+    cancelled, though its write went on to commit). With warm start, a client's SIGKILL of
+    the process it started leaves the forked server holding the client's pipes."""
+    warm = how == "relay SIGKILLed"
+    if warm:
+        start_warm(state_root)
+    client = Relay(state_root, WVO_WARM_START="1" if warm else "0")
+    server = client.server_pid()
+    assert (server != client.proc.pid) is warm
+    client.call("task_create", tasks=[{"id": "T1", "title": "t"}])
+    claim = client.call("claim_task")
+    held = {"task_id": "T1", "lease_token": claim["lease_token"]}
+    [lock] = state_root.glob("*.writers.lock")
+    with lock.open("a") as queue:
+        fcntl.flock(queue, fcntl.LOCK_EX)  # every write of every server waits for its turn
+        done = {"name": "plan_update", "arguments": {**held, "status": "done"}}
+        client.send({"jsonrpc": "2.0", "id": 100, "method": "tools/call", "params": done})
+        # Answered after the done was read (lines are read in order): the done is in flight.
+        assert client.request("ping", {})["result"] == {}
+        if how == "stdin closed":
+            assert client.proc.stdin is not None
+            client.proc.stdin.close()
+        else:
+            signum = {"SIGTERM": signal.SIGTERM, "SIGINT": signal.SIGINT}.get(how, signal.SIGKILL)
+            client.proc.send_signal(signum)
+        fcntl.flock(queue, fcntl.LOCK_UN)
+    assert client.proc.stdout is not None
+    answer = json.loads(client.proc.stdout.readline())
+    assert answer.get("id") == 100 and "result" in answer, answer
+    assert answer["result"]["structuredContent"]["status"] == "done", answer
+    assert client.proc.stdout.readline() == b""  # then it ends
+    assert client.proc.wait(EXIT_DEADLINE_S) == (-signal.SIGKILL if warm else 0)
+    for pipe in (client.proc.stdin, client.proc.stdout, client.proc.stderr):
+        if pipe is not None:
+            pipe.close()
+    wait_for(lambda: not alive(server), "the server gone")
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_a_crash_storm_answers_every_call_with_a_result_a_refusal_or_a_closed_pipe(
+    state_root: Path,
+) -> None:
+    """Four clients drain a queue while their servers' relays are SIGKILLed at random: the
+    servers that live on answer each call they read with its result or a refusal, never with
+    a JSON-RPC error; every task is done once."""
+    start_warm(state_root)
+    tasks = 1500
+    seed = Relay(state_root)
+    seed.call("task_create", tasks=[{"id": f"T{n}", "title": "t"} for n in range(tasks)])
+    seed.finish()
+    kinds: dict[str, int] = {"result": 0, "refusal": 0, "error": 0, "closed": 0}
+    errors: list[Any] = []
+    live: dict[int, Relay] = {}
+    guard = threading.Lock()
+    deadline = time.monotonic() + 180
+
+    def call(client: Relay, tool: str, **arguments: Any) -> tuple[str, dict[str, Any]]:
+        """The call's answer, by kind: a result, a refusal, a JSON-RPC error, or closed."""
+        params = {"name": tool, "arguments": arguments}
+        try:
+            reply = client.request("tools/call", params)
+        except (ValueError, OSError):  # the pipe closed: the call was not read
+            kind, content = "closed", {}
+        else:
+            if "error" in reply:
+                kind, content = "error", reply
+            else:
+                kind = "refusal" if reply["result"].get("isError") else "result"
+                content = reply["result"].get("structuredContent") or {}
+        with guard:
+            kinds[kind] += 1
+            if kind == "error":
+                errors.append(content)
+        return kind, content
+
+    def agent(n: int) -> None:
+        held: dict[str, str] | None = None  # carried to the next client when a kill cuts in
+        while time.monotonic() < deadline:
+            client = Relay(state_root, WVO_AGENT_ID=f"a{n}")
+            with guard:
+                live[n] = client
+            while time.monotonic() < deadline:
+                if held is None:
+                    kind, claim = call(client, "claim_task")
+                    if kind != "result":
+                        break
+                    if not claim["claimed"]:
+                        with guard:
+                            live.pop(n, None)
+                        client.finish()
+                        return
+                    held = {"task_id": claim["task"]["id"], "lease_token": claim["lease_token"]}
+                kind, _ = call(client, "plan_update", **held, status="done")
+                if kind == "closed":
+                    break
+                held = None
+            with guard:
+                live.pop(n, None)
+            client.stop(signal.SIGKILL)
+
+    threads = [threading.Thread(target=agent, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    kills = 0
+    while any(t.is_alive() for t in threads) and kills < 25:
+        time.sleep(0.1)  # the storm's pace, not a wait for anything
+        with guard:
+            victims = list(live.values())
+        if victims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(victims[kills % len(victims)].proc.pid, signal.SIGKILL)
+            kills += 1
+    for thread in threads:
+        thread.join(200)
+    assert errors == [], (kinds, errors[:5])
+    assert kills >= 1 and kinds["result"] > tasks, kinds
+    with open_db(state_root) as db:
+        done = db.execute("SELECT count(*) FROM tasks WHERE status = 'done'").fetchone()[0]
+        twice = db.execute(
+            "SELECT task_id FROM task_events WHERE to_status = 'done' GROUP BY task_id "
+            "HAVING count(*) > 1"
+        ).fetchall()
+    assert (done, twice) == (tasks, []), kinds

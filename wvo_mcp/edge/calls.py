@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
+import anyio
 from mcp.server import MCPServer
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context
@@ -27,6 +28,7 @@ from wvo_mcp.rules import identity
 from wvo_mcp.telemetry import Telemetry, annotate
 
 log = logging.getLogger(__name__)
+NOTES_GRACE_S = 2.0  # a committed call's lookup of a person's notes, cancelled or not
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -141,7 +143,11 @@ def tool_call(
                     telemetry.lease_expiries(1)
                 told: list[Note] = []
                 if isinstance(ctx, Context) and isinstance(result, BaseModel):
-                    told = await _notes_for(orchestrator_of(ctx), holder_of(ctx, named), result)
+                    # The call has committed: a stop now must not turn its answer into an
+                    # error (the notes come with the next call if this lookup is cut short).
+                    with anyio.move_on_after(NOTES_GRACE_S, shield=True):
+                        holder = holder_of(ctx, named)
+                        told = await _notes_for(orchestrator_of(ctx), holder, result)
                 return cast(R, _answer(result, told))
             except WvoError as exc:
                 outcome = _error_code(exc)

@@ -12,6 +12,11 @@ no string or integer) gets a JSON-RPC error (the SDK would drop it, or take it f
 notification, and the client would wait for its own timeout), with the request's id when
 one can be read and is valid, else a null id (JSON-RPC 2.0). So does a line longer than
 MAX_LINE_BYTES, which is skipped unread.
+
+A server stops as its client expects: told to (SIGINT, SIGTERM) or at the end of stdin, it
+reads no more, answers every call it is serving with that call's own result or refusal
+(within GRACE_S), then ends. The SDK would cancel them instead, and answer each with
+JSON-RPC's `Connection closed`, though its write may have committed.
 """
 
 import asyncio
@@ -42,12 +47,15 @@ from mcp.types import (
     JSONRPCMessage,
     JSONRPCNotification,
     JSONRPCRequest,
+    JSONRPCResponse,
 )
 from pydantic import ValidationError
 
 from wvo_mcp.edge import protocol
 
 MAX_LINE_BYTES = 16 * 1024 * 1024  # four times the largest task_create batch, escapes and all
+GRACE_S = 10.0  # for the calls a stopping server is serving; past it they are cancelled
+CANCELLED = "notifications/cancelled"  # a request the client gave up: answered by no one
 
 DETAIL_CHARS = 120
 LENIENT_CHARS = 1_000_000
@@ -290,40 +298,84 @@ def _write_all(writer: IO[bytes], data: bytes) -> None:
 
 class _Incoming(ObjectReceiveStream[SessionMessage | Exception]):
     """What the server reads: each line taken by the Edge as the server asks for the next;
-    a line the Edge refuses is answered at once and the next one read."""
+    a line the Edge refuses is answered at once and the next one read. Once stdin ends or
+    stop() is called, its end comes only when every request read has been answered (or
+    GRACE_S has passed), since at its end the SDK cancels what it still serves."""
 
     def __init__(self, lines: AsyncGenerator[bytes | None, None], answer: "_Outgoing") -> None:
         self.lines = lines
         self.answer = answer
         self.edge = Edge()
+        self.stopping = False
+        self._reading: anyio.CancelScope | None = None
 
     async def receive(self) -> SessionMessage | Exception:
-        async for line in self.lines:
-            taken = oversized() if line is None else self.edge.take(line)
-            if not isinstance(taken, JSONRPCError):
-                return SessionMessage(taken)
-            await self.answer.send(SessionMessage(taken))
+        if not self.stopping:
+            with anyio.CancelScope() as self._reading:
+                async for line in self.lines:
+                    taken = oversized() if line is None else self.edge.take(line)
+                    if isinstance(taken, JSONRPCError):
+                        await self.answer.send(SessionMessage(taken))
+                        continue
+                    self.answer.track(taken)
+                    return SessionMessage(taken)
+            self.stopping = True
+        with anyio.move_on_after(GRACE_S):
+            await self.answer.answered.wait()
         raise anyio.EndOfStream
+
+    def stop(self) -> None:
+        """Read no more: end once what is being served is answered."""
+        self.stopping = True
+        if self._reading is not None:
+            self._reading.cancel()
 
     async def aclose(self) -> None:
         await self.lines.aclose()
 
 
 class _Outgoing(ObjectSendStream[SessionMessage]):
-    """What the server writes: one line per message, written by the task that sends it."""
+    """What the server writes: one line per message, written by the task that sends it.
+    It knows which requests are still unanswered (`answered` is set while none is)."""
 
     def __init__(self, write: Callable[[bytes], Awaitable[None]]) -> None:
         self.write = write
         self.closed = False
+        self.unanswered: set[int | str] = set()
+        self.answered = anyio.Event()
+        self.answered.set()
+
+    def track(self, message: JSONRPCMessage) -> None:
+        """A message read: a request waits for its answer; a cancelled one waits for none."""
+        if isinstance(message, JSONRPCRequest):
+            self.unanswered.add(message.id)
+            if self.answered.is_set():
+                self.answered = anyio.Event()
+        elif (
+            isinstance(message, JSONRPCNotification) and message.method == "notifications/cancelled"
+        ):
+            request = (message.params or {}).get("requestId")
+            if isinstance(request, int | str):
+                self._done(request)
+
+    def _done(self, request: int | str) -> None:
+        self.unanswered.discard(request)
+        if not self.unanswered:
+            self.answered.set()
 
     async def send(self, item: SessionMessage) -> None:
         if self.closed:
             raise anyio.ClosedResourceError
-        text = item.message.model_dump_json(by_alias=True, exclude_unset=True)
+        message = item.message
+        text = message.model_dump_json(by_alias=True, exclude_unset=True)
         try:
             await self.write(text.encode() + b"\n")
         except OSError as exc:  # the client is gone: the SDK stops writing to it
+            self.unanswered.clear()
+            self.answered.set()
             raise anyio.BrokenResourceError from exc
+        if isinstance(message, JSONRPCResponse | JSONRPCError) and message.id is not None:
+            self._done(message.id)
 
     async def aclose(self) -> None:
         self.closed = True
@@ -348,7 +400,9 @@ async def _session(
 
 async def serve(server: MCPServer[Any]) -> None:
     """Serve `server` on this process's stdin and stdout until stdin closes, or until
-    SIGINT or SIGTERM: clients stop servers with signals and leave stdin open."""
+    SIGINT or SIGTERM (clients stop servers with signals and leave stdin open); either way
+    the calls it is serving are answered first (_Incoming). A second signal, or GRACE_S
+    more, stops it at once."""
     # The private attribute is what MCPServer.run_stdio_async itself serves.
     lowlevel = server._lowlevel_server
     signalled = False
@@ -359,6 +413,11 @@ async def serve(server: MCPServer[Any]) -> None:
             nonlocal signalled
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for _ in signals:
+                    if not signalled and isinstance(read, _Incoming):
+                        signalled = True
+                        read.stop()
+                        scope.deadline = anyio.current_time() + GRACE_S + 1
+                        continue
                     signalled = True
                     scope.cancel()  # the server's cleanup is shielded, so it still runs
                     return
