@@ -374,7 +374,8 @@ async def test_a_person_answers_from_the_inbox_tells_and_pauses_and_the_task_mov
             await expect(page.locator("#col-pending #card-Q1")).to_be_visible(timeout=TIMEOUT_MS)
             again = await agent.call("claim_task", task_id="Q1")
             said = [(n["kind"], n["text"]) for n in again["from_a_person"]]
-            assert said == [("question", asked), ("answer", "Apache-2.0")]
+            assert said == [("answer", "Apache-2.0")]
+            assert [n["text"] for n in again["asked_by_an_agent"]] == [asked]
 
             # From its card: a message reaches the holder with its next call; a pause too.
             await expect(page.locator("#col-in_progress #card-Q1")).to_be_visible(

@@ -67,7 +67,9 @@ class HeedingModel(ScriptedModel):
         answers = [json.loads(r) for r in results]
         claim = answers[0]
         held = {"task_id": claim["task"]["id"], "lease_token": claim["lease_token"]}
-        heard = [note for a in answers for note in a.get("from_a_person", [])]
+        # The question asked (an agent's words), then what a person said.
+        said = ("asked_by_an_agent", "from_a_person")
+        heard = [note for a in answers for key in said for note in a.get(key, [])]
         last = answers[-1]
         if "previous_status" in last:  # moved (done, pending, or asked): the run ends
             return END
@@ -156,9 +158,10 @@ def test_a_question_waits_and_its_answer_reaches_the_next_attempt(
     drive_claude(model, config, second, PROMPT)
     main = [r for r in model.requests if offers_ours(r)]
     claim = json.loads(_tool_results(main[-1]["messages"])[0])
-    assert [(n["kind"], n["text"]) for n in claim["from_a_person"]] == [
-        ("question", "MIT or Apache-2.0?"),
-        ("answer", "Apache-2.0"),
+    # Only the person's words under from_a_person; the earlier holder's question apart.
+    assert [(n["kind"], n["text"]) for n in claim["from_a_person"]] == [("answer", "Apache-2.0")]
+    assert [(n["kind"], n["text"]) for n in claim["asked_by_an_agent"]] == [
+        ("question", "MIT or Apache-2.0?")
     ]
     finished = events(state_root, "T")[-1]
     assert finished == ("claude-1", "status", "question: MIT or Apache-2.0?; answer: Apache-2.0")

@@ -28,6 +28,7 @@ from wvo_mcp.rules import identity
 from wvo_mcp.telemetry import Telemetry, annotate
 
 log = logging.getLogger(__name__)
+AGENTS_NOTES = {"question"}  # Note kinds an agent writes; a person writes every other
 NOTES_GRACE_S = 2.0  # a committed call's lookup of a person's notes, cancelled or not
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -182,13 +183,18 @@ async def _notes_for(orchestrator: Orchestrator, holder: str | None, result: obj
 
 def _answer(result: object, told: list[Note]) -> object:
     """What the agent receives: lean structured content (models.lean) and a compact text
-    copy of it for clients that show the text instead; a person's notes under
-    `from_a_person` (the model reads the structured content: MCP_SDK_NOTES)."""
+    copy of it for clients that show the text instead (the model reads the structured
+    content: MCP_SDK_NOTES). A person's notes go under `from_a_person`, and only theirs: an
+    earlier holder's question is an agent's words, under `asked_by_an_agent`."""
     if not isinstance(result, BaseModel):
         return result
     content = lean(result)
-    if told:
-        content["from_a_person"] = [n.model_dump() for n in told]
+    asked = [n.model_dump() for n in told if n.kind in AGENTS_NOTES]
+    persons = [n.model_dump() for n in told if n.kind not in AGENTS_NOTES]
+    if persons:
+        content["from_a_person"] = persons
+    if asked:
+        content["asked_by_an_agent"] = asked
     text = json.dumps(content, separators=(",", ":"), ensure_ascii=False)
     # The wire form, which tool_calls.py hands on as it is.
     return {
