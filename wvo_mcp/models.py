@@ -28,6 +28,20 @@ TaskId = Annotated[
     str,
     StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"),
 ]
+
+
+def _names_a_branch(task_id: str) -> str:
+    """A new task's id: its autopilot branch (wvo/<id>) and refs must be git names."""
+    if task_id.endswith("."):
+        raise ValueError(
+            f"task id {task_id!r} ends with '.', which git refuses at the end of a branch "
+            "name (wvo/<id>): end a task id with a letter, a digit or one of _ - : /"
+        )
+    return task_id
+
+
+# An id a new task may take (task_create, import): any TaskId that makes a branch name.
+NewTaskId = Annotated[TaskId, AfterValidator(_names_a_branch)]
 AgentId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 Score = Annotated[int, Field(ge=1, le=20)]
@@ -139,7 +153,7 @@ class TaskSpec(BaseModel):
     # model in task_create's schema with every request).
     model_config = ConfigDict(extra="forbid")
 
-    id: TaskId | None = Field(None, description="Omit to get a generated id")
+    id: NewTaskId | None = Field(None, description="Omit to get a generated id")
     title: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
     description: Annotated[str, StringConstraints(max_length=8000)] = ""
     epic_id: Name | None = None

@@ -48,6 +48,7 @@ TASK_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("id with a leading dot", bad(id="../etc/passwd"), "id"),
     ("id with non-ASCII letters", bad(id="täsk"), "id"),
     ("id of 101 characters", bad(id="i" * 101), "id"),
+    ("id ending with a dot", bad(id="T1."), "id"),
     ("empty id", bad(id=""), "id"),
     ("invalid dependency id", bad(depends_on=["not valid"]), "depends_on"),
     ("201 dependencies", bad(depends_on=[f"d{n}" for n in range(201)]), "depends_on"),

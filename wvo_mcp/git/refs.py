@@ -194,11 +194,13 @@ def valid_ref(name: str) -> bool:
 
 def ref_part(task_id: str) -> str:
     """Any task id as one valid ref component: characters git forbids (: / and so on) are
-    %-encoded, and so are the dots that would form '..' or a '.lock' ending."""
+    %-encoded, and so are the dots that would form '..', a '.lock' ending or a '.' one."""
     encoded = "".join(c if c in _REF_SAFE else f"%{ord(c):02X}" for c in task_id)
     encoded = encoded.replace("..", ".%2E")
     if encoded.endswith(".lock"):
         encoded = encoded[: -len(".lock")] + "%2Elock"
+    if encoded.endswith("."):  # a task made before ids ending so were refused
+        encoded = encoded[:-1] + "%2E"
     return encoded
 
 
