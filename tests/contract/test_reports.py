@@ -173,3 +173,17 @@ async def test_a_blocked_task_stays_in_the_report_until_a_person_moves_it(world:
     ]
     await orch.update_status("E1.T1", Status.PENDING, "ops", by_person=True)
     assert (await orch.status_report("a")).stopped == []
+
+
+async def test_a_task_that_waits_on_its_question_names_answer_and_requeue_says_what_it_drops(
+    world: World,
+) -> None:
+    orch = await world.open(wip_global=5)
+    await create(orch, *BACKLOG)
+    claim = await orch.claim("a", task_id="E1.T1")
+    await orch.ask("E1.T1", claim.lease_token, "a", "MIT or Apache-2.0?")
+    [stopped] = (await orch.status_report("a")).stopped
+    assert stopped["way_out"].startswith('`wvo-mcp answer E1.T1 "…"` answers its question')
+    moved = await orch.requeue("E1.T1", "person:ada")
+    assert "its question 'MIT or Apache-2.0?' goes unanswered to the next holder" in moved.message
+    assert (await orch.status_report("a")).stopped == []

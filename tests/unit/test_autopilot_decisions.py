@@ -8,7 +8,7 @@ import pytest
 
 from wvo_mcp import providers
 from wvo_mcp.autopilot import attempt, events, launch, settle
-from wvo_mcp.autopilot.slots import DRAINED, Slot
+from wvo_mcp.autopilot.slots import DRAINED, PAUSED, Slot
 from wvo_mcp.models import QueueCounts, RouteAlternative, RouteDecision
 from wvo_mcp.rules.routing import PassedOverReason
 from wvo_mcp.rules.transitions import Gate, Status
@@ -305,3 +305,18 @@ def test_how_a_stopped_run_ended(drained: bool, limit: str, message: str) -> Non
         Status.PENDING if drained else Status.FAILED
     )
     assert settle.recorded(ended) is not drained
+
+
+@pytest.mark.parametrize(
+    ("ended", "reason"),
+    [
+        (attempt.stopped(False, "", 15, paused=True), PAUSED),
+        (attempt.stopped(True, "", 15), DRAINED),
+        (
+            events.Finish("failure", events.Usage(), "tests fail"),
+            "worker ended (failure): tests fail",
+        ),
+    ],
+)
+def test_a_pause_or_a_drain_is_said_as_what_it_was(ended: events.Finish, reason: str) -> None:
+    assert settle.release_reason(ended) == reason

@@ -583,7 +583,7 @@ class Autopilot:
         if settled.tell_auth:
             self._tell_auth(slot, finish)
         if settled.release is not None:
-            reason = f"worker ended ({finish.outcome}): {finish.message}"
+            reason = settle.release_reason(finish)
             await self._release(slot, task_id, token, reason, settled.release)
         else:
             self.say(f"{slot.agent_id} left {task_id} {detail.status.value}: {finish.outcome}")

@@ -89,6 +89,13 @@ def ours(finish: events.Finish) -> bool:
     return finish.message in (DRAINED, PAUSED)
 
 
+def release_reason(finish: events.Finish) -> str:
+    """Why a run's task goes back, as its event and the autopilot's line say it: a stop of
+    the autopilot's own as what it was (a pause, a drain), never as the worker's failure.
+    Its driver: loop.Autopilot._settle."""
+    return finish.message if ours(finish) else f"worker ended ({finish.outcome}): {finish.message}"
+
+
 def judged(finish: events.Finish) -> routing.Outcome:
     """The outcome a run's provider is held to: none of its own fault when the autopilot
     stopped it (its breaker takes no failure for it)."""

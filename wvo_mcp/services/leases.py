@@ -13,6 +13,7 @@ from wvo_mcp.git import Snapshot, ref_name
 from wvo_mcp.models import CheckpointResult, LeaseResult, UpdateResult, UsageResult
 from wvo_mcp.rules import retry
 from wvo_mcp.rules.pauses import Paused
+from wvo_mcp.rules.text import plain
 from wvo_mcp.rules.transitions import Actor, Gate, Status, check_transition, needs_approval
 from wvo_mcp.services import route_outcomes, routes, rows
 from wvo_mcp.services.tasks import record_event
@@ -530,8 +531,16 @@ def requeue(
     or backing off routed afresh from its lowest tier, now."""
     row = task_row(tx, task_id, lock=True)
     if row["status"] != Status.PENDING:
-        return update_status(tx, settings, task_id, Status.PENDING, actor, None,
-                             reason or "re-queued by a person", now, by_person=True)  # fmt: skip
+        asked = tx.one("open_question", (task_id,)) if row["status"] == Status.BLOCKED else None
+        moved = update_status(tx, settings, task_id, Status.PENDING, actor, None,
+                              reason or "re-queued by a person", now, by_person=True)  # fmt: skip
+        if asked is None:
+            return moved
+        dropped = (
+            f"; its question {plain(asked['body'], 200)!r} goes unanswered to the next holder "
+            "(`wvo-mcp answer` reaches a question only while its task waits on it)"
+        )
+        return moved.model_copy(update={"message": moved.message + dropped})
     failed = row["failed_provider"], row["failed_tier"]
     if failed == (None, None) and row["not_before"] is None:
         raise IllegalTransition(

@@ -13,6 +13,8 @@ from wvo_mcp.store import Tx
 
 # What moves on a task that stays put until a person acts (docs/operations.md).
 WAY_OUT = {
+    "asked": '`wvo-mcp answer {id} "…"` answers its question and lets it go on (`wvo-mcp '
+    "inbox` shows it), or `wvo-mcp cancel {id}`",
     "blocked": "`wvo-mcp requeue {id}` once it can go on, or `wvo-mcp cancel {id}`",
     "needs_review": "`wvo-mcp requeue {id}` gives it to a worker again, or `wvo-mcp done {id}` "
     "once you landed it yourself",
@@ -56,7 +58,7 @@ def status_report(
             "status": row["status"],
             "waiting_seconds": round((now - timeutil.from_text(row["updated_at"])).total_seconds()),
             "reason": row["reason"],
-            "way_out": WAY_OUT[row["status"]].format(id=row["id"]),
+            "way_out": WAY_OUT["asked" if row["asked"] else row["status"]].format(id=row["id"]),
         }
         for row in tx.all("stopped_for_a_person", (20,))
     ]
