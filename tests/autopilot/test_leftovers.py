@@ -7,7 +7,9 @@ Each test starts a real `wvo-mcp autopilot` whose worker is the fake CLI in `sca
 double-forked daemon), SIGKILLs the autopilot while its worker runs, and looks at /proc,
 the cgroup hierarchies and the temporary folder."""
 
+import contextlib
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -22,6 +24,7 @@ import pytest
 from tests.autopilot.conftest import backlog, env, make_project
 from tests.conftest import ROOT, open_db
 from wvo_mcp import scratch_dirs
+from wvo_mcp.autopilot import orphans
 from wvo_mcp.sandbox import bwrap, cgroups
 
 pytestmark = pytest.mark.process
@@ -176,3 +179,59 @@ def test_a_live_autopilots_leftovers_are_not_touched(tmp_path: Path) -> None:
             pilot.wait(timeout=60)
         except subprocess.TimeoutExpired:
             pilot.kill()
+
+
+# A daemon as a double fork makes it: a session whose leader exits, its child left in it.
+STRANGER = "import os, time\nos.setsid()\nif os.fork():\n    os._exit(0)\ntime.sleep(120)"
+
+
+def test_gc_kills_no_stranger_in_a_session_a_gone_workers_pid_once_led(tmp_path: Path) -> None:
+    """A gone autopilot's worker led a process group whose pid now names a stranger's
+    session (its leader gone, as a double-forking daemon's is): gc ends the run and closes
+    its row, and the stranger, which carries no run's mark, lives."""
+    project = make_project(tmp_path)
+    anyio.run(backlog, project, [{"id": task_of(project), "title": "t"}])
+    marker = f"wvo-stranger-{task_of(project)}"
+    leader = subprocess.Popen([sys.executable, "-c", STRANGER, marker])
+    assert leader.wait(DEADLINE_S) == 0
+    until(lambda: live(marker), "the stranger")
+    [stranger] = live(marker)
+    assert os.getsid(stranger) == leader.pid  # its session's leader is gone
+    # The autopilot's own pid, once started at tick 1: whoever has it now is not that one.
+    process = {"host": "h", "machine": orphans.machine(), "pid": leader.pid, "started": 1}
+    report = {"process": process, "agents": [], "workers": [{"pgid": leader.pid, "started": 1}]}
+    try:
+        with open_db(project["state"], writable=True) as db:  # as a SIGKILLed autopilot left
+            db.execute(
+                "INSERT INTO autopilot_runs (id, started_at, seen_at, state, report) "
+                "VALUES ('gone', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z', "
+                "'running', ?)",
+                (json.dumps(report),),
+            )
+            db.commit()
+        first = after(project, "gc")
+        assert first.returncode == 0, first.stderr[-3000:]
+        assert "autopilot gone is gone: 0 worker process(es) ended" in first.stdout, first.stdout
+        assert live(marker) == [stranger]
+        with open_db(project["state"]) as db:
+            [(state,)] = db.execute("SELECT state FROM autopilot_runs WHERE id = 'gone'")
+        assert state == "ended"
+        again = after(project, "gc")
+        assert "autopilot gone" not in again.stdout, again.stdout  # closed: not swept again
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(stranger, signal.SIGKILL)
+
+
+def test_gc_sweeps_only_its_own_state_folders_cgroups(tmp_path: Path) -> None:
+    """Run cgroups whose maker is gone: only those named for this state folder are
+    leftovers; another folder's (or another user's) and an unnamed old one are not."""
+    base = tmp_path / "memory"
+    mine, theirs = scratch_dirs.owner(tmp_path / "a"), scratch_dirs.owner(tmp_path / "b")
+    gone = "999999999-1"  # a maker no process is
+    names = {f"wvo-sandbox-{gone}-{mine}-0a1b2c3d", f"wvo-sandbox-{gone}-{theirs}-0a1b2c3d",
+             f"wvo-sandbox-{gone}-0a1b2c3d"}  # fmt: skip
+    for name in names:
+        (base / name).mkdir(parents=True)
+    layout = cgroups.Layout(v1={"memory": base})
+    assert cgroups.orphaned(mine, layout) == [base / f"wvo-sandbox-{gone}-{mine}-0a1b2c3d"]

@@ -23,7 +23,7 @@ from typing import Literal
 import anyio.to_thread
 
 from wvo_mcp import removal, scratch_dirs, timeutil
-from wvo_mcp.autopilot import inuse, leftovers
+from wvo_mcp.autopilot import inuse, leftovers, orphans, recover
 from wvo_mcp.autopilot.target import ENDED, local_ref, task_refs
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed, WvoError
@@ -84,6 +84,12 @@ async def collect(
         partial(leftovers.sweep, settings.state_root, runs, dry_run=dry_run, scratch=where.scratch)
     )
     swept = [Outcome(f.what, "remove" if f.done else "keep", f.why) for f in left]
+    if not dry_run:  # each run swept here is closed: no later gc takes it up again
+        stale = leftovers.stale_before()
+        for run in runs:
+            if orphans.gone(run, stale) and orphans.on_this_host(run):
+                said = await recover.end_gone(orchestrator, run)
+                swept.append(Outcome(f"autopilot run {run['id']}", "remove", said))
     names = await anyio.to_thread.run_sync(places.task_names)
     facts = await _facts(orchestrator, names)
     found = await anyio.to_thread.run_sync(places.gather, facts)

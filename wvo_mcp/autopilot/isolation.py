@@ -65,6 +65,7 @@ class Run:
     hidden: tuple[Path, ...] = ()  # what no folder it sees may hold (state, the person's own)
     toolchain: Toolchain = field(default_factory=Toolchain)  # the project's, read-only
     mark: str = ""  # on every process of the run (orphans.MARK), so none outlives it
+    owner: str = ""  # its state folder's mark (scratch_dirs.owner), in its cgroup's name
 
 
 @contextlib.asynccontextmanager
@@ -103,7 +104,8 @@ async def prepared(
             return
         plain = Ready(argv, env, run.workdir, stdin)
         socket = private / "egress.sock"
-        sandbox = _sandboxed(run, plain, gateway.url, socket, home, install, stack, outside)
+        owned = dataclasses.replace(run, owner=scratch_dirs.owner(gateway.settings.state_root))
+        sandbox = _sandboxed(owned, plain, gateway.url, socket, home, install, stack, outside)
         async with sandbox as ready:
             yield ready
     finally:
@@ -181,7 +183,7 @@ async def _fenced(
     binary = bwrap.find()
     if not found.usable or binary is None:
         raise ValidationFailed(f"cannot sandbox {run.agent_id}: {workers.check()}")
-    limits = await anyio.to_thread.run_sync(open_fence, run.kind.limits)
+    limits = await anyio.to_thread.run_sync(open_fence, run.kind.limits, run.owner)
     stack.callback(limits.close)  # whatever of the run is left, killed; its cgroup gone
     line = workers.command_line(
         view,

@@ -1,7 +1,8 @@
 """What a dead autopilot leaves on this machine outside its state folder and repositories,
 each found by who made it, and cleaned by `autopilot gc` and by the next autopilot's start
 alike: the processes its workers left (orphans.end_run), the cgroups of its runs (killed,
-then removed: cgroups.orphaned, made by a process that is gone), and its gateway's folder in
+then removed: cgroups.orphaned, this state folder's, made by a process that is gone), and
+its gateway's folder in
 the temporary folder (scratch_dirs.maker, named for the process that made it). Nothing a
 live process made is touched: a maker counts as gone only when no process with its pid
 started at its start time."""
@@ -44,7 +45,7 @@ def sweep(
             ended = 0 if dry_run else orphans.end_run(run)
             what = f"processes of autopilot {run['id']}"
             found.append(Found(what, f"its autopilot is gone: {ended} process(es) ended", True))
-    for path in cgroups.orphaned():
+    for path in cgroups.orphaned(scratch_dirs.owner(state_root)):
         done = dry_run or cgroups.clear(path)
         why = "its maker is gone: what is in it killed, then removed"
         found.append(Found(str(path), why if done else "could not remove it: still busy", done))

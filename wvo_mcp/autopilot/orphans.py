@@ -1,11 +1,11 @@
 """What an autopilot killed without warning leaves behind, found by the next one (or by
 `autopilot gc`): whether it is really gone, and its workers' processes, ended only when they
-provably are its runs': the process group a worker led while its leader is still the
-process it started (a pid is reused; its start time is not); once the leader is gone, the
-group and session it led (Linux keeps a pid unused while a group or session holds it); and
-any process that carries the run's mark in its environment (MARK: a worker's setsid child or
-daemon keeps it). A sandboxed worker's processes die with its sandbox; its cgroup is
-leftovers.py's."""
+provably are its runs': the process group and session a worker led while its leader is
+still the process it started (a pid is reused; its start time is not), and any process that
+carries the run's mark in its environment (MARK: a worker's children, its setsid child or
+daemon keep it). A leader that is gone proves nothing: its pid may since lead a stranger's
+group or session (a double-forking daemon's, whose leader exits). A sandboxed worker's
+processes die with its sandbox; its cgroup is leftovers.py's."""
 
 import contextlib
 import os
@@ -61,8 +61,8 @@ def on_this_host(run: dict[str, Any]) -> bool:
 
 def end_run(run: dict[str, Any]) -> int:
     """SIGKILL what a gone run's workers left on this host: the processes of each worker's
-    group or session (while its leader is the process it started, or is gone), and every
-    process marked as one of the run's. How many processes were sent the signal."""
+    group or session while its leader is the process it started, and every process marked
+    as one of the run's. How many processes were sent the signal."""
     if not on_this_host(run):
         return 0
     led: set[int] = set()
@@ -70,8 +70,7 @@ def end_run(run: dict[str, Any]) -> int:
         pgid, started = worker.get("pgid"), worker.get("started")
         if not isinstance(pgid, int) or isinstance(pgid, bool) or pgid <= 1:
             continue
-        ticks = start_ticks(pgid)
-        if ticks is None or ticks == started:  # the same leader, or none: its own
+        if started is not None and start_ticks(pgid) == started:  # the very process it led
             led.add(pgid)
     prefix = f"{run['id']}/"
     return _end(lambda seen, mark: seen.group in led or seen.session in led or (

@@ -90,14 +90,21 @@ class Recovery:
             self.say(f"{task_id}: {why}")
 
     async def _end(self, run: dict[str, Any]) -> None:
-        """A dead autopilot's run, ended: its workers' process groups, its claims, its
-        agents' tasks."""
-        ended = await anyio.to_thread.run_sync(orphans.end_run, run)
-        await self.orchestrator.landing_claims(run["id"], None)
-        released = await self.orchestrator.release_orphans(
-            run["report"].get("agents", []),
-            f"its autopilot ({run['id']}) died; handed back as it was",
-        )
-        await self.orchestrator.autopilot_beat(run["id"], "ended", run["report"])
-        self.say(f"autopilot {run['id']} is gone: {ended} worker process(es) ended, "
-                 f"{len(released)} task(s) handed back")  # fmt: skip
+        self.say(await end_gone(self.orchestrator, run))
+
+
+async def end_gone(orchestrator: Orchestrator, run: dict[str, Any]) -> str:
+    """A dead autopilot's run, ended and its row closed (so no later sweep takes it up
+    again): what its workers left on this host (orphans.end_run), its claims, its agents'
+    tasks. What was done, said. Recovery and `autopilot gc` both end runs this way."""
+    ended = await anyio.to_thread.run_sync(orphans.end_run, run)
+    await orchestrator.landing_claims(run["id"], None)
+    released = await orchestrator.release_orphans(
+        run["report"].get("agents", []),
+        f"its autopilot ({run['id']}) died; handed back as it was",
+    )
+    await orchestrator.autopilot_beat(run["id"], "ended", run["report"])
+    return (
+        f"autopilot {run['id']} is gone: {ended} worker process(es) ended, "
+        f"{len(released)} task(s) handed back"
+    )

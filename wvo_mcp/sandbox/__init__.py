@@ -15,6 +15,7 @@ from wvo_mcp.sandbox import bwrap, none, protect
 from wvo_mcp.sandbox.limits import Request, validate
 from wvo_mcp.sandbox.outcome import Backend, BackendCheck, cli_exit_code, result
 from wvo_mcp.sandbox.toolchain import Toolchain
+from wvo_mcp.scratch_dirs import owner
 
 __all__ = ["BackendCheck", "Request", "SandboxResult", "cli_exit_code", "doctor", "run"]
 
@@ -79,9 +80,9 @@ def run(request: Request, settings: Settings, stop: threading.Event | None = Non
         request = dataclasses.replace(request, toolchain=Toolchain())
         outcome = _docker().run(request, settings.sandbox_image, size, layout)
     elif backend == "bwrap":
-        outcome = bwrap.run(request, size, layout, stop)
+        outcome = bwrap.run(request, size, layout, stop, owner=owner(settings.state_root))
     else:
-        outcome = none.run(request, size, stop)
+        outcome = none.run(request, size, stop, owner=owner(settings.state_root))
     return result(backend, outcome, memory_mb=request.memory_mb, pids_limit=request.pids_limit)
 
 

@@ -286,11 +286,17 @@ def check() -> BackendCheck:
 
 
 def run(
-    request: Request, output_bytes: int, layout: Layout, stop: threading.Event | None = None
+    request: Request,
+    output_bytes: int,
+    layout: Layout,
+    stop: threading.Event | None = None,
+    *,
+    owner: str = "",
 ) -> Outcome:
-    """Run the (validated) request under bwrap, inside a fresh limited cgroup."""
+    """Run the (validated) request under bwrap, inside a fresh limited cgroup named for the
+    state folder marked `owner`."""
     found = probe()
-    group = cgroups.open_group(request.memory_mb, request.cpus, request.pids_limit)
+    group = cgroups.open_group(request.memory_mb, request.cpus, request.pids_limit, owner=owner)
     try:
         with toolchain.opened(request.toolchain, request.workspace) as tools:
             return runner.execute(

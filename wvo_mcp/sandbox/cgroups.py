@@ -19,8 +19,10 @@ from wvo_mcp import processes
 
 CONTROLLERS = ("memory", "cpu", "pids")
 PREFIX = "wvo-sandbox-"
-# wvo-sandbox-<maker's pid>-<its start ticks>-<random>; before issue 43, without the ticks.
-NAME = re.compile(r"wvo-sandbox-(\d+)-(?:(\d+)-)?[0-9a-f]{8}")
+# wvo-sandbox-<maker's pid>-<its start ticks>-<owner>-<random>: <owner> the state folder's
+# mark (scratch_dirs.owner), which alone says whose leftover it is; before issue 53 without
+# it, and before issue 43 without the ticks (neither is any state folder's to sweep).
+NAME = re.compile(r"wvo-sandbox-(\d+)-(?:(\d+)-)?(?:([0-9a-f]{12})-)?[0-9a-f]{8}")
 CPU_PERIOD_US = 100_000
 KILL_DEADLINE_S = 10.0
 # Enters every cgroup file given, then becomes the command: the command is inside its
@@ -152,10 +154,12 @@ def _counter(text: str | None, key: str) -> int:
 class RunGroup:
     """The cgroups of one run: created, limited, joined by the launcher, read, killed, removed."""
 
-    def __init__(self, layout: Layout) -> None:
-        # Its maker's pid and start time: a cgroup whose maker is gone is a leftover (orphaned).
+    def __init__(self, layout: Layout, owner: str = "") -> None:
+        # Its maker's pid and start time: a cgroup whose maker is gone is a leftover of the
+        # state folder it names (orphaned).
         me = os.getpid()
-        self.name = f"{PREFIX}{me}-{processes.start_ticks(me)}-{uuid.uuid4().hex[:8]}"
+        mark = f"{owner}-" if owner else ""
+        self.name = f"{PREFIX}{me}-{processes.start_ticks(me)}-{mark}{uuid.uuid4().hex[:8]}"
         self.dirs: list[Path] = []
         self.v2: Path | None = None
         self.v1: dict[str, Path] = {}
@@ -309,10 +313,11 @@ class RunGroup:
                     time.sleep(0.01)
 
 
-def orphaned(layout: Layout | None = None) -> list[Path]:
-    """The run cgroups, beside this process's own, whose maker (an autopilot, a server's
-    sandbox run) is gone: nobody will kill what is in them or remove them but whoever finds
-    them. A maker that is still the process it was is never touched."""
+def orphaned(owner: str, layout: Layout | None = None) -> list[Path]:
+    """The run cgroups of the state folder marked `owner` (scratch_dirs.owner), beside this
+    process's own, whose maker (an autopilot, a server's sandbox run) is gone: nobody will
+    kill what is in them or remove them but whoever finds them. A maker that is still the
+    process it was is never touched, nor another state folder's or another user's run."""
     layout = layout if layout is not None else detect()
     bases = [*layout.v1.values()]
     if layout.v2 is not None:
@@ -325,7 +330,7 @@ def orphaned(layout: Layout | None = None) -> list[Path]:
             continue
         for entry in entries:
             named = NAME.fullmatch(entry.name)
-            if named is None or not entry.is_dir(follow_symlinks=False):
+            if named is None or named.group(3) != owner or not entry.is_dir(follow_symlinks=False):
                 continue
             ticks = None if named.group(2) is None else int(named.group(2))
             if not processes.alive(int(named.group(1)), ticks):
@@ -362,10 +367,11 @@ def shares(weight: int) -> int:
 
 
 def open_group(
-    memory_mb: int, cpus: float | None, pids: int, weight: int | None = None
+    memory_mb: int, cpus: float | None, pids: int, weight: int | None = None, owner: str = ""
 ) -> RunGroup | None:
-    """A limited cgroup for one run, or None when no hierarchy can be written here."""
-    group = RunGroup(detect())
+    """A limited cgroup for one run of the state folder marked `owner`, or None when no
+    hierarchy can be written here."""
+    group = RunGroup(detect(), owner)
     if not group.dirs:
         return None
     group.limit(memory_mb, cpus, pids, weight)

@@ -146,9 +146,10 @@ class Fence:
             self.group.remove()
 
 
-def open_fence(limits: WorkerLimits) -> Fence:
-    """The limits of one run, its cgroup made (blocking: cgroupfs writes, a probe of bwrap)."""
-    group = cgroups.open_group(limits.memory_mb, None, limits.pids, limits.cpu_weight)
+def open_fence(limits: WorkerLimits, owner: str = "") -> Fence:
+    """The limits of one run of the state folder marked `owner` (scratch_dirs.owner), its
+    cgroup made (blocking: cgroupfs writes, a probe of bwrap)."""
+    group = cgroups.open_group(limits.memory_mb, None, limits.pids, limits.cpu_weight, owner)
     plan = plan_for(
         group.applied if group is not None else {},
         root=os.getuid() == 0,

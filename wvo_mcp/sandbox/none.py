@@ -21,9 +21,11 @@ def check(allowed: bool) -> BackendCheck:
     )
 
 
-def run(request: Request, output_bytes: int, stop: threading.Event | None = None) -> Outcome:
+def run(
+    request: Request, output_bytes: int, stop: threading.Event | None = None, *, owner: str = ""
+) -> Outcome:
     toolchain.link(request.toolchain, request.workspace)
-    group = cgroups.open_group(request.memory_mb, request.cpus, request.pids_limit)
+    group = cgroups.open_group(request.memory_mb, request.cpus, request.pids_limit, owner=owner)
     try:
         return runner.execute(
             argv(request),
