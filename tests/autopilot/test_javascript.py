@@ -1,8 +1,10 @@
-"""A JavaScript project shaped like a real one: its own node_modules, made here by `npm ci`
-from the npm registry (pinned by samples/jsproject/package-lock.json), and an `npm test`
-that keeps a cache where find-cache-dir says, as ava, nyc and xo do. Green by hand, it is
-green in the pre-flight, every check and every worker, and every task lands; the person's
-node_modules is never written."""
+"""JavaScript projects shaped like real ones: their own node_modules, made here by `npm ci`
+from the npm registry (pinned by each sample's package-lock.json). One's `npm test` keeps a
+cache where find-cache-dir says (CACHE_DIR); the other's is ava 6, which writes
+node_modules/.cache/ava whatever the environment says, then a vite build, which bundles its
+config in node_modules/.vite-temp, with neither folder there after `npm ci`. Green by hand,
+each is green in the pre-flight, every check and every worker, and every task lands; the
+person's node_modules is never written."""
 
 import shutil
 import subprocess
@@ -14,7 +16,9 @@ import pytest
 from tests.autopilot.conftest import autopilot, backlog, git, make_project
 from tests.conftest import open_db
 
-SAMPLE = Path(__file__).parent / "samples" / "jsproject"
+SAMPLES = Path(__file__).parent / "samples"
+SAMPLE = SAMPLES / "jsproject"
+AVA = SAMPLES / "avaproject"
 NPM_TIMEOUT_S = 300
 
 pytestmark = pytest.mark.skipif(
@@ -22,20 +26,22 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def js_project(tmp_path: Path) -> dict[str, Path]:
+def js_project(tmp_path: Path, sample: Path = SAMPLE) -> dict[str, Path]:
     project = make_project(tmp_path)
     repo = project["repo"]
-    for name in ("package.json", "package-lock.json", "test.js"):
-        shutil.copy(SAMPLE / name, repo / name)
-    (repo / ".gitignore").write_text("node_modules/\n")
+    shutil.copytree(sample, repo, dirs_exist_ok=True)
+    (repo / ".gitignore").write_text("node_modules/\ndist/\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "a JavaScript project")
     git(repo, "branch", "integration")
     subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=repo,
                    check=True, capture_output=True, timeout=NPM_TIMEOUT_S)  # fmt: skip
+    made = set((repo / "node_modules").iterdir())
     by_hand = subprocess.run(["npm", "test"], cwd=repo, capture_output=True, text=True)
-    assert by_hand.returncode == 0, by_hand.stderr  # green by hand
-    shutil.rmtree(repo / "node_modules" / ".cache")  # as a fresh install has it: none
+    assert by_hand.returncode == 0, by_hand.stdout + by_hand.stderr  # green by hand
+    for cache in set((repo / "node_modules").iterdir()) - made:  # as a fresh install: none
+        shutil.rmtree(cache)
+    shutil.rmtree(repo / "dist", ignore_errors=True)
     return project
 
 
@@ -61,13 +67,36 @@ def test_npm_test_that_writes_its_cache_is_green_in_every_sandbox(tmp_path: Path
     assert after == before  # nothing written into the person's node_modules
 
 
+def test_ava_and_vite_write_their_caches_in_node_modules_and_every_task_lands(
+    tmp_path: Path,
+) -> None:
+    project = js_project(tmp_path, AVA)
+    repo = project["repo"]
+    modules = repo / "node_modules"
+    assert not (modules / ".cache").exists() and not (modules / ".vite-temp").exists()
+    before = sorted(str(p.relative_to(repo)) for p in modules.rglob("*"))
+    runs = {"fake_run": ["npm test"]}
+    tasks = [{"id": "T1", "title": "task 1"}, {"id": "T2", "title": "tests", "metadata": runs}]
+    anyio.run(backlog, project, tasks)
+    done = autopilot(project, "--merge", "merge", "--onto", "integration", "--check", "npm test")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "pre-flight: `npm test` passes on integration" in done.stdout, done.stdout[-3000:]
+    with open_db(project["state"]) as db:
+        status = dict(db.execute("SELECT id, status FROM tasks").fetchall())
+    assert status == {"T1": "done", "T2": "done"}, done.stdout[-3000:]
+    ran = git(repo, "show", "integration:ran-0.txt")  # the worker's own run of the tests
+    assert "1 test passed" in ran and ran.endswith("exit 0\n"), ran
+    after = sorted(str(p.relative_to(repo)) for p in modules.rglob("*"))
+    assert after == before  # nothing written into the person's node_modules
+
+
 @pytest.mark.parametrize(
     ("check", "said"),
     [
         ("npm run tset", "(the package manager has no such script)"),
         ("jest --ci", "(a command was not found)"),
-        (
-            "mkdir -p node_modules/.cache/ava/x && touch node_modules/lockfile",
+        (  # new folders in node_modules are the check's own; a package's are read-only
+            "mkdir -p node_modules/.cache/ava/x && touch node_modules/find-cache-dir/lockfile",
             "(a tool wrote into a read-only folder)",
         ),
     ],

@@ -150,9 +150,9 @@ def test_a_worker_can_neither_write_into_the_toolchain_nor_read_through_it(
 
 
 async def test_a_checks_cache_is_its_own_and_never_the_persons(tmp_path: Path) -> None:
-    """node_modules stays read-only; its .cache, and CACHE_DIR (where find-cache-dir tools
-    write), are each sandbox's own: gone with it, never in the person's copy, never seen by
-    the next check."""
+    """node_modules is each sandbox's own view: what the person has in it, read-only; its
+    .cache, anything new in it, and CACHE_DIR (where find-cache-dir tools write), the
+    sandbox's own: gone with it, never in the person's copy, never seen by the next check."""
     repo = tmp_path / "repo"
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")
@@ -189,8 +189,16 @@ async def test_a_checks_cache_is_its_own_and_never_the_persons(tmp_path: Path) -
             'ls -a node_modules/.cache "$CACHE_DIR" 2>&1; echo done', checkouts[1]
         )
         assert "ava" not in second.stdout_tail and "nyc" not in second.stdout_tail
+        # Anything new in node_modules is the sandbox's own; what the person has stays
+        # read-only; no descriptor of the person's folder reaches the command.
+        planted = await orchestrator.check(
+            "touch node_modules/planted && ls node_modules; ls /proc/self/fd | tr '\\n' ' '",
+            checkouts[1],
+        )
+        assert "planted" in planted.stdout_tail and "lib.js" in planted.stdout_tail
+        assert planted.stdout_tail.rstrip().endswith("0 1 2 3"), planted.stdout_tail
         with pytest.raises(VerificationFailed, match="Read-only file system"):
-            await orchestrator.check("touch node_modules/planted", checkouts[1])
+            await orchestrator.check("echo 2 >> node_modules/lib.js", checkouts[1])
         assert listing(repo / "node_modules") == before
     finally:
         await orchestrator.close()

@@ -45,9 +45,9 @@ def cause(output: str, toolchain: str) -> Cause:
             "read_only",
             "a tool wrote into a read-only folder",
             f"the toolchain ({toolchain}) is read-only in every sandbox: have the tool write "
-            "in the checkout or $TMPDIR; a cache in node_modules/.cache is each sandbox's own "
-            "once that folder exists (`mkdir node_modules/.cache`), and find-cache-dir tools "
-            "follow CACHE_DIR already",
+            "in the checkout or $TMPDIR. Anything new in node_modules is each sandbox's own, "
+            "but a package's own folder, .venv and declared folders stay read-only; "
+            "find-cache-dir tools follow CACHE_DIR",
         )
     return Cause(
         "failing",

@@ -25,6 +25,9 @@ from wvo_mcp.sandbox.protect import Layout, Mount
 SANDBOX_UID = 65534
 MIB = 1024 * 1024
 PROBE_TIMEOUT_S = 10.0
+# Where a toolchain folder with a writable view is shown read-only: /run/wvo-toolchain/<n>/
+# <its name>, so a package's hoisted dependencies are found beside it, in a `node_modules`.
+VIEWS = Path("/run/wvo-toolchain")
 TOP_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # What of /etc programs need: the loader's cache, names of users and groups, name
 # resolution, time zone, certificates. Not shadow, ssh keys or anything else private.
@@ -100,15 +103,26 @@ def arguments(
     args += ["--bind", str(root), str(root)]
     for path, how in layout.mounts():
         args += mount(path, how)
-    args += tool_mounts(tools)
+    args += tool_mounts(tools, tmp)
     return [*args, *entry(root / request.cwd, env), *argv(request)]
 
 
-def tool_mounts(tools: Sequence[toolchain.Bind]) -> list[str]:
+def tool_mounts(tools: Sequence[toolchain.Bind], tmp_bytes: int | None = None) -> list[str]:
     """The project's toolchain, read-only, from its open folders, each cache folder in it a
-    private tmpfs: written by this sandbox's tools, seen by nobody else (pure)."""
+    private tmpfs: written by this sandbox's tools, seen by nobody else. A folder with a view
+    is shown read-only under VIEWS, and at its place is a private tmpfs (of `tmp_bytes` at
+    most, when given) with a link to each of its entries: anything new in it is this
+    sandbox's alone (pure)."""
     args = []
-    for bind in tools:
+    for n, bind in enumerate(tools):
+        if bind.entries is not None:
+            copy = VIEWS / str(n) / bind.dest.name
+            args += ["--ro-bind-fd", str(bind.fd), str(copy)]
+            args += [*sized_tmpfs(tmp_bytes), str(bind.dest)]
+            for entry in bind.entries:
+                target = entry.target if entry.target is not None else str(copy / entry.name)
+                args += ["--symlink", target, str(bind.dest / entry.name)]
+            continue
         args += ["--ro-bind-fd", str(bind.fd), str(bind.dest)]
         for cache in bind.caches:
             args += ["--tmpfs", str(bind.dest / cache)]

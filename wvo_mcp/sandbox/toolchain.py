@@ -6,6 +6,14 @@ copy read-only, at the same relative path in its own checkout and at the folder'
 (which the `#!` lines of its scripts name). A folder is opened one component at a time
 following no link and mounted from that descriptor, so a link swapped in afterwards cannot
 widen what is shown; links inside it resolve inside the sandbox, never on the host.
+
+A `node_modules` in the command's checkout is a writable view: the person's copy is mounted
+read-only elsewhere in the sandbox (under a folder of that name, so packages find their
+hoisted dependencies), and a private tmpfs at `node_modules` links to each of its entries,
+as pnpm's layout does (bwrap 0.8, Debian 12's, has no overlay). A tool may make anything new
+in it (ava's `.cache/ava`, vite's `.vite`, whether or not the person's copy has one) and the
+person's copy is untouched; caches (CACHES) are left out of it, to be made afresh. Writing
+inside a package's own folder stays refused.
 """
 
 import os
@@ -19,9 +27,16 @@ from typing import Literal
 from wvo_mcp.errors import ValidationFailed
 
 FOUND = (".venv", "venv", "node_modules")  # looked for when git ignores them
-# Inside a toolchain folder, where its tools write their caches: each sandbox gets a private
-# tmpfs there (when the folder has one to mount on) over the read-only toolchain.
-CACHES: Mapping[str, tuple[str, ...]] = {"node": (".cache",), "venv": (), "plain": ()}
+# Inside a toolchain folder, where its tools write their caches: each sandbox gets them
+# empty and its own (left out of a node view; a private tmpfs over the other kinds' folders).
+CACHES: Mapping[str, tuple[str, ...]] = {
+    "node": (".cache", ".vite", ".vite-temp"),  # find-cache-dir's and ava's; vite's, vitest's
+    "venv": (),
+    "plain": (),
+}
+# A view's entries, each a link (bwrap takes 9,000 arguments at most); past it the folder
+# is shown read-only as a whole.
+VIEW_ENTRIES = 2000
 NODE_CACHE = "/tmp/.cache"  # CACHE_DIR in a sandbox: its own /tmp, gone with it
 _CFG_BYTES = 4096
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -62,9 +77,9 @@ class Toolchain:
 
     def env(self, checkout: Path, path: str, sandboxed: bool = True) -> dict[str, str]:
         """VIRTUAL_ENV and PATH for a command in `checkout`: the folders' programs first. In
-        a sandbox, CACHE_DIR too, where tools that keep their cache in node_modules/.cache
-        (find-cache-dir: ava, nyc, xo, babel-loader, ...) write instead: the sandbox's own
-        /tmp, since node_modules is read-only there."""
+        a sandbox, CACHE_DIR too, where find-cache-dir tools (nyc, xo, babel-loader, ...)
+        write instead of node_modules/.cache: the sandbox's own /tmp, whichever view of
+        node_modules it has."""
         bins = [str(f.seen_in(checkout) / _BIN[f.kind]) for f in self.folders if f.kind != "plain"]
         found = {"PATH": ":".join([*bins, path])} if bins else {}
         venv = next((f for f in self.folders if f.kind == "venv"), None)
@@ -230,10 +245,38 @@ def link(toolchain: Toolchain, checkout: Path) -> None:
 
 
 @dataclass(frozen=True)
+class Entry:
+    """One entry of a writable view, linked to in the read-only copy; a link of the
+    person's own is kept as it reads."""
+
+    name: str
+    target: str | None = None  # a link's
+
+
+@dataclass(frozen=True)
 class Bind:
     fd: int  # the folder, opened
     dest: Path  # where the sandbox shows it
     caches: tuple[str, ...] = ()  # folders in it that get a private, writable tmpfs
+    entries: tuple[Entry, ...] | None = None  # a writable view of them, not the folder
+
+
+def _view(fd: int, kind: Kind) -> tuple[Entry, ...] | None:
+    """The entries of a node folder open at `fd` for a writable view of it, less its caches;
+    None for another kind, or one with more than VIEW_ENTRIES."""
+    if kind != "node":
+        return None
+    names = sorted(n for n in os.listdir(fd) if n not in CACHES[kind])
+    if len(names) > VIEW_ENTRIES:
+        return None
+    entries = []
+    for name in names:
+        try:
+            is_link = stat.S_ISLNK(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode)
+            entries.append(Entry(name, os.readlink(name, dir_fd=fd) if is_link else None))
+        except OSError:
+            continue  # gone since it was listed
+    return tuple(entries)
 
 
 @contextmanager
@@ -251,7 +294,7 @@ def opened(toolchain: Toolchain, checkout: Path) -> Iterator[list[Bind]]:
             if inside != folder.path and _is_folder(checkout, folder.relative, make=True):
                 places.insert(0, inside)
             caches = tuple(c for c in CACHES[folder.kind] if _is_folder_at(fd, c))
-            binds.append(Bind(fd, places[0], caches))
+            binds.append(Bind(fd, places[0], caches, _view(fd, folder.kind)))
             for place in places[1:]:  # bwrap closes a descriptor once it has mounted it
                 again = os.dup(fd)
                 closing.callback(os.close, again)

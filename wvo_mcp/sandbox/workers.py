@@ -136,7 +136,7 @@ def command_line(
     args += ["--bind" if view.writable else "--ro-bind", str(view.workdir), str(view.workdir)]
     args += home_mounts(view) if plan.sized else ["--bind", str(view.home), str(HOME)]
     args += ["--ro-bind", str(view.socket), str(SOCKET)]
-    args += bwrap.tool_mounts(view.tools)
+    args += bwrap.tool_mounts(view.tools, tmp)
     # The relay's source goes inline: it starts in milliseconds, importing nothing of ours.
     carried = relay.command(
         sys.executable,
