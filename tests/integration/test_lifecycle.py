@@ -119,6 +119,7 @@ def test_serve_is_quiet_on_stderr_unless_asked(state_root: Path) -> None:
 
     told = Server(state_root, WVO_AUTOPILOT_HEALTH_INTERVAL_MS="0", WVO_LOG_LEVEL="info")
     told.start()
+    told.request("tools/call", {"name": "plan_next", "arguments": {}})  # the server's own
     code, stderr = told.stop(signal.SIGTERM)
     assert code == 0 and "serving" in stderr
 

@@ -628,6 +628,13 @@ def test_a_crash_storm_answers_every_call_with_a_result_a_refusal_or_a_closed_pi
                 errors.append(content)
         return kind, content
 
+    def drop(client: Relay) -> None:
+        client.proc.kill()
+        client.proc.wait()
+        for pipe in (client.proc.stdin, client.proc.stdout, client.proc.stderr):
+            with contextlib.suppress(OSError):  # a buffer flushed into a closed pipe
+                pipe.close()  # type: ignore[union-attr]
+
     def agent(n: int) -> None:
         held: dict[str, str] | None = None  # carried to the next client when a kill cuts in
         while time.monotonic() < deadline:
@@ -642,7 +649,7 @@ def test_a_crash_storm_answers_every_call_with_a_result_a_refusal_or_a_closed_pi
                     if not claim["claimed"]:
                         with guard:
                             live.pop(n, None)
-                        client.finish()
+                        drop(client)
                         return
                     held = {"task_id": claim["task"]["id"], "lease_token": claim["lease_token"]}
                 kind, _ = call(client, "plan_update", **held, status="done")
@@ -651,7 +658,7 @@ def test_a_crash_storm_answers_every_call_with_a_result_a_refusal_or_a_closed_pi
                 held = None
             with guard:
                 live.pop(n, None)
-            client.stop(signal.SIGKILL)
+            drop(client)
 
     threads = [threading.Thread(target=agent, args=(n,)) for n in range(4)]
     for thread in threads:
@@ -661,9 +668,8 @@ def test_a_crash_storm_answers_every_call_with_a_result_a_refusal_or_a_closed_pi
         time.sleep(0.1)  # the storm's pace, not a wait for anything
         with guard:
             victims = list(live.values())
-        if victims:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(victims[kills % len(victims)].proc.pid, signal.SIGKILL)
+        if victims:  # Popen signals only a child it has not reaped: no pid reused since
+            victims[kills % len(victims)].proc.send_signal(signal.SIGKILL)
             kills += 1
     for thread in threads:
         thread.join(200)

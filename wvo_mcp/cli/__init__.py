@@ -2,7 +2,8 @@
 
 Kept light: with warm start (on Linux unless WVO_WARM_START=0), `serve` over stdio hands its
 client to the state folder's warm process (relay.py) before the commands, pydantic and the
-SDK are imported."""
+SDK are imported; served here instead, its first answers come from front.py while they
+import."""
 
 import sys
 from typing import TYPE_CHECKING
@@ -18,9 +19,18 @@ def main(argv: list[str] | None = None) -> None:
     served = relay.handed_over(given)
     if served is not None:
         sys.exit(served)
+    if argv is None and relay.stdio_serve(given)[0]:
+        # Served here, cold: the first answers come from the table while the rest imports.
+        from wvo_mcp.cli import front
+
+        front.serve(relay.tools_profile(), HEAVY)
     from wvo_mcp.cli import entry
 
     entry.main(given)
+
+
+# What serving over stdio imports (front.py imports them in a thread while it answers).
+HEAVY = ("wvo_mcp.cli.entry", "wvo_mcp.edge.stdio", "wvo_mcp.edge.server")
 
 
 def parser() -> "argparse.ArgumentParser":

@@ -76,6 +76,11 @@ def stdio_serve(argv: list[str]) -> tuple[bool, str | None]:
     return True, state_root
 
 
+def tools_profile() -> str:
+    """The WVO_TOOLS a server here would serve (config.Settings reads it the same way)."""
+    return os.environ.get("WVO_TOOLS", "").strip() or "all"
+
+
 def run_dir(state_root: Path) -> Path:
     return state_root / RUN_DIR
 

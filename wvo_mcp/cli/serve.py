@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from wvo_mcp import backups
+from wvo_mcp.cli import front
 from wvo_mcp.cli.command import Command, opened, person
 from wvo_mcp.cli.output import print_json, say, table, warn
 from wvo_mcp.config import Settings
@@ -48,7 +49,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
 
             http_server.serve(settings, options, ready)
             return
-        anyio.run(stdio.serve, build_server(settings))
+        begun = front.handed()  # what the front answered while the server imported
+        taken = stdio.Taken(begun.replay, frozenset(begun.answered), begun.pending)
+        anyio.run(stdio.serve, build_server(settings), taken)
 
 
 def cmd_stop(settings: Settings, args: argparse.Namespace) -> None:

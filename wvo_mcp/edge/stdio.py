@@ -29,7 +29,8 @@ import re
 import signal
 import stat
 import sys
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import IO, Any
 
 import anyio
@@ -178,6 +179,17 @@ def unsupported(request: JSONRPCRequest) -> JSONRPCError | None:
 Streams = tuple[ObjectReceiveStream[SessionMessage | Exception], ObjectSendStream[SessionMessage]]
 
 
+@dataclass(frozen=True)
+class Taken:
+    """A connection cli/front.py began: `replay`, lines the server reads first as its
+    client's; `answered`, ids among them the client has its answer to (the server's second
+    is dropped); `pending`, what was read and not answered, read next."""
+
+    replay: Sequence[bytes] = ()
+    answered: frozenset[int | str] = frozenset()
+    pending: bytes = b""
+
+
 def _is_pipe(fd: int) -> bool:
     try:
         mode = os.fstat(fd).st_mode
@@ -206,11 +218,15 @@ def _wire() -> Iterator[tuple[int, int]]:
 
 
 @contextlib.asynccontextmanager
-async def pipe_streams() -> AsyncIterator[Streams]:
-    """The session's streams over stdin and stdout read and written by the event loop."""
+async def pipe_streams(taken: Taken | None = None) -> AsyncIterator[Streams]:
+    """The session's streams over stdin and stdout read and written by the event loop;
+    `taken`: what cli/front.py read and answered before the server was ready."""
     loop = asyncio.get_running_loop()
+    taken = taken or Taken()
     with _wire() as (wire_in, wire_out):
         reader = asyncio.StreamReader(limit=MAX_LINE_BYTES, loop=loop)
+        if taken.pending:
+            reader.feed_data(taken.pending)
         read_transport, _ = await loop.connect_read_pipe(
             lambda: asyncio.StreamReaderProtocol(reader, loop=loop),
             os.fdopen(wire_in, "rb", buffering=0, closefd=False),
@@ -226,7 +242,7 @@ async def pipe_streams() -> AsyncIterator[Streams]:
             await writer.drain()
 
         try:
-            async with _session(_pipe_lines(reader), write) as streams:
+            async with _session(_pipe_lines(reader), write, taken) as streams:
                 yield streams
         finally:
             read_transport.close()
@@ -302,14 +318,25 @@ class _Incoming(ObjectReceiveStream[SessionMessage | Exception]):
     stop() is called, its end comes only when every request read has been answered (or
     GRACE_S has passed), since at its end the SDK cancels what it still serves."""
 
-    def __init__(self, lines: AsyncGenerator[bytes | None, None], answer: "_Outgoing") -> None:
+    def __init__(
+        self,
+        lines: AsyncGenerator[bytes | None, None],
+        answer: "_Outgoing",
+        replay: Sequence[bytes] = (),
+    ) -> None:
         self.lines = lines
         self.answer = answer
         self.edge = Edge()
         self.stopping = False
         self._reading: anyio.CancelScope | None = None
+        self._replay = list(replay)
 
     async def receive(self) -> SessionMessage | Exception:
+        while self._replay:
+            taken = self.edge.take(self._replay.pop(0))
+            if not isinstance(taken, JSONRPCError):
+                self.answer.track(taken)
+                return SessionMessage(taken)
         if not self.stopping:
             with anyio.CancelScope() as self._reading:
                 async for line in self.lines:
@@ -338,12 +365,15 @@ class _Outgoing(ObjectSendStream[SessionMessage]):
     """What the server writes: one line per message, written by the task that sends it.
     It knows which requests are still unanswered (`answered` is set while none is)."""
 
-    def __init__(self, write: Callable[[bytes], Awaitable[None]]) -> None:
+    def __init__(
+        self, write: Callable[[bytes], Awaitable[None]], dropped: frozenset[int | str] = frozenset()
+    ) -> None:
         self.write = write
         self.closed = False
         self.unanswered: set[int | str] = set()
         self.answered = anyio.Event()
         self.answered.set()
+        self._dropped = set(dropped)  # answered already: the server's answer goes nowhere
 
     def track(self, message: JSONRPCMessage) -> None:
         """A message read: a request waits for its answer; a cancelled one waits for none."""
@@ -367,6 +397,10 @@ class _Outgoing(ObjectSendStream[SessionMessage]):
         if self.closed:
             raise anyio.ClosedResourceError
         message = item.message
+        if isinstance(message, JSONRPCResponse | JSONRPCError) and message.id in self._dropped:
+            self._dropped.discard(message.id)
+            self._done(message.id)
+            return
         text = message.model_dump_json(by_alias=True, exclude_unset=True)
         try:
             await self.write(text.encode() + b"\n")
@@ -383,14 +417,17 @@ class _Outgoing(ObjectSendStream[SessionMessage]):
 
 @contextlib.asynccontextmanager
 async def _session(
-    lines: AsyncGenerator[bytes | None, None], write: Callable[[bytes], Awaitable[None]]
+    lines: AsyncGenerator[bytes | None, None],
+    write: Callable[[bytes], Awaitable[None]],
+    taken: Taken | None = None,
 ) -> AsyncIterator[Streams]:
     """The SDK's streams over `lines` (None: a line too long) and `write`: what passes the
     Edge goes to the server, the rest is answered here. They read and write in the tasks
     that ask, not through memory streams and tasks of their own, whose hand-offs were a
     fifth of a fast call's CPU."""
-    outgoing = _Outgoing(write)
-    incoming = _Incoming(lines, outgoing)
+    taken = taken or Taken()
+    outgoing = _Outgoing(write, taken.answered)
+    incoming = _Incoming(lines, outgoing, taken.replay)
     try:
         yield incoming, outgoing
     finally:
@@ -398,7 +435,7 @@ async def _session(
         await outgoing.aclose()
 
 
-async def serve(server: MCPServer[Any]) -> None:
+async def serve(server: MCPServer[Any], taken: Taken | None = None) -> None:
     """Serve `server` on this process's stdin and stdout until stdin closes, or until
     SIGINT or SIGTERM (clients stop servers with signals and leave stdin open); either way
     the calls it is serving are answered first (_Incoming). A second signal, or GRACE_S
@@ -406,7 +443,7 @@ async def serve(server: MCPServer[Any]) -> None:
     # The private attribute is what MCPServer.run_stdio_async itself serves.
     lowlevel = server._lowlevel_server
     signalled = False
-    streams = pipe_streams() if _is_pipe(0) and _is_pipe(1) else file_streams()
+    streams = pipe_streams(taken) if _is_pipe(0) and _is_pipe(1) else file_streams()
     async with streams as (read, write):
 
         async def stop_on_signal(scope: anyio.CancelScope) -> None:
