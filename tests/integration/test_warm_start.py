@@ -682,3 +682,29 @@ def test_a_crash_storm_answers_every_call_with_a_result_a_refusal_or_a_closed_pi
             "HAVING count(*) > 1"
         ).fetchall()
     assert (done, twice) == (tasks, []), kinds
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_a_silent_or_slow_connection_holds_up_no_relay(state_root: Path) -> None:
+    """Two connections of this user's that send nothing, and one that sends its header a
+    byte at a time: the next relay is served by a forked server all the same (the warm
+    process read each header in turn, two seconds each, and the relay gave up and served
+    its client itself)."""
+    start_warm(state_root)
+    quiet = [_dial(state_root) for _ in range(2)]
+    slow = _dial(state_root)
+    try:
+        slow.send(relay.LENGTH.pack(100))
+        client = Relay(state_root)
+        server = client.server_pid()
+        assert server != client.proc.pid  # a forked server, not the relay serving it cold
+        assert client.finish() == (0, "")
+    finally:
+        for conn in (*quiet, slow):
+            conn.close()
+
+
+def _dial(state_root: Path) -> socket.socket:
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(str(relay.run_dir(state_root) / relay.SOCKET))
+    return conn

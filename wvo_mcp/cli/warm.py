@@ -291,58 +291,167 @@ def _accept(
     settings: Settings,
     build: tuple[str, list[tuple[str, int]]],
 ) -> None:
-    """Forks a server per relay until stopped, stale, or idle for the set time."""
+    """Forks a server per relay until stopped, stale, or idle for the set time. Each
+    relay's header is read as it comes, in this loop: a slow or silent relay holds up no
+    other (each has HEADER_TIMEOUT_S for all of it)."""
     read, stop = wake
     poller = select.poll()
     poller.register(listener, select.POLLIN)
     poller.register(read, select.POLLIN)
+    arriving: dict[int, Arriving] = {}
     busy = time.monotonic()  # when a server last ran or a relay came: idle since
-    while not stop.asked:
-        left = busy + settings.warm_idle_seconds - time.monotonic()
-        if not children.conns and left <= 0:
-            _log("idle")
-            return
-        ready = {fd for fd, _ in poller.poll(None if children.conns else left * 1000)}
-        if read in ready:
-            with contextlib.suppress(BlockingIOError):
-                os.read(read, 4096)
-        if children.conns:
-            children.reap()
-            busy = time.monotonic()
-        if listener.fileno() in ready:
-            conn, _ = listener.accept()
-            busy = time.monotonic()
-            try:
-                stale = _take(conn, children, build)
-            except Exception as exc:  # this process serves the next relays all the same
-                _log(f"a relay not served: {type(exc).__name__}: {exc}")
-                conn.close()
-                continue
-            if stale:
-                _log("stale: a relay of another build came")
+    try:
+        while not stop.asked:
+            now = time.monotonic()
+            left = busy + settings.warm_idle_seconds - now
+            if not children.conns and not arriving and left <= 0:
+                _log("idle")
                 return
+            waits = [a.deadline - now for a in arriving.values()]
+            if not children.conns:
+                waits.append(left)
+            timeout = max(0.0, min(waits)) * 1000 if waits else None
+            ready = {fd for fd, _ in poller.poll(timeout)}
+            if read in ready:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(read, 4096)
+            if children.conns:
+                children.reap()
+                busy = time.monotonic()
+            if listener.fileno() in ready:
+                busy = time.monotonic()
+                came = _arrived(listener)
+                if came is not None:
+                    arriving[came.conn.fileno()] = came
+                    poller.register(came.conn, select.POLLIN)
+            for fd in [fd for fd in ready if fd in arriving]:
+                if _taken(arriving, fd, poller, children, build):
+                    _log("stale: a relay of another build came")
+                    return
+            for fd in [fd for fd, a in arriving.items() if a.deadline <= time.monotonic()]:
+                poller.unregister(fd)
+                arriving.pop(fd).close()
+    finally:
+        for came in arriving.values():
+            came.close()
+
+
+@dataclass
+class Arriving:
+    """A relay's connection whose header is still coming, with what came of it so far."""
+
+    conn: socket.socket
+    deadline: float
+    data: bytearray = field(default_factory=bytearray)
+    fds: list[int] = field(default_factory=list)
+
+    def read(self) -> tuple[dict[str, Any], list[int]] | None:
+        """What has come: the header and the relay's stdin, stdout and stderr once they are
+        whole, else None; ValueError for what is no relay's header."""
+        if not self.data:  # the descriptors come with the header's first bytes
+            space = socket.CMSG_SPACE(3 * 4)
+            data, ancillary, _, _ = self.conn.recvmsg(1 << 16, space, socket.MSG_CMSG_CLOEXEC)
+            for level, kind, item in ancillary:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    self.fds += [int.from_bytes(item[i : i + 4], sys.byteorder)
+                                 for i in range(0, len(item), 4)]  # fmt: skip
+        else:
+            data = self.conn.recv(1 << 16)
+        if not data:
+            raise ValueError("the relay hung up")
+        self.data += data
+        if len(self.data) < relay.LENGTH.size:
+            return None
+        (size,) = relay.LENGTH.unpack_from(self.data)
+        whole = relay.LENGTH.size + size
+        if len(self.fds) != 3 or size > HEADER_MAX_BYTES or len(self.data) > whole:
+            raise ValueError("not a relay's header")
+        if len(self.data) < whole:
+            return None
+        fds, self.fds = self.fds, []
+        try:
+            return _checked(json.loads(self.data[relay.LENGTH.size :])), fds
+        except ValueError:
+            for fd in fds:
+                os.close(fd)
+            raise
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+        self.conn.close()
+
+
+def _arrived(listener: socket.socket) -> Arriving | None:
+    """A relay's new connection, this user's; None for another's (nothing said to it)."""
+    try:
+        conn, _ = listener.accept()
+    except OSError:
+        return None
+    try:
+        _, uid, gid = relay.peer_uid(conn)
+    except OSError:
+        uid = gid = -1
+    if (uid, gid) != (os.getuid(), os.getgid()):
+        conn.close()
+        return None
+    conn.setblocking(False)
+    return Arriving(conn, time.monotonic() + HEADER_TIMEOUT_S)
+
+
+def _taken(
+    arriving: dict[int, "Arriving"],
+    fd: int,
+    poller: "select.poll",
+    children: Children,
+    build: tuple[str, list[tuple[str, int]]],
+) -> bool:
+    """More of a header read; once whole, a server forked for it (or why not answered).
+    True when the relay is of another build (this process is stale)."""
+    came = arriving[fd]
+    try:
+        header = came.read()
+    except (OSError, ValueError) as exc:
+        poller.unregister(fd)
+        arriving.pop(fd)
+        _refuse(came.conn, f"unreadable: {type(exc).__name__}")
+        came.close()
+        return False
+    if header is None:
+        return False
+    poller.unregister(fd)
+    arriving.pop(fd)
+    came.conn.setblocking(True)
+    try:
+        return _take(came.conn, children, build, *header)
+    except Exception as exc:  # this process serves the next relays all the same
+        _log(f"a relay not served: {type(exc).__name__}: {exc}")
+        came.conn.close()
+        return False
+
+
+def _refuse(conn: socket.socket, why: str) -> None:
+    with contextlib.suppress(OSError):
+        conn.setblocking(True)
+        conn.settimeout(EXIT_TIMEOUT_S)
+        conn.sendall(json.dumps({"refused": why}).encode() + b"\n")
 
 
 def _take(
-    conn: socket.socket, children: Children, build: tuple[str, list[tuple[str, int]]]
+    conn: socket.socket,
+    children: Children,
+    build: tuple[str, list[tuple[str, int]]],
+    header: dict[str, Any],
+    fds: list[int],
 ) -> bool:
     """Forks a server for the relay on `conn`, or answers why not; True when stale."""
-    fds: list[int] = []
-    try:
-        conn.settimeout(HEADER_TIMEOUT_S)
-        _, uid, gid = relay.peer_uid(conn)
-        if (uid, gid) != (os.getuid(), os.getgid()):
-            conn.close()  # not this user's: nothing to say to it
-            return False
-        header, fds = _receive(conn)
-        refused = _refusal(header, build)
-    except (OSError, ValueError) as exc:
-        refused = f"unreadable: {type(exc).__name__}"
+    refused = _refusal(header, build)
     if refused is not None:
         for fd in fds:
             os.close(fd)
-        with conn, contextlib.suppress(OSError):
-            conn.sendall(json.dumps({"refused": refused}).encode() + b"\n")
+        with conn:
+            _refuse(conn, refused)
         return refused == "stale"
     held = signal.pthread_sigmask(signal.SIG_BLOCK, HELD)
     sys.stderr.flush()
@@ -395,36 +504,6 @@ def show_environment(block: bytes) -> None:
     with open("/proc/self/mem", "r+b", buffering=0) as memory:
         memory.seek(start)
         memory.write(block[: end - start].ljust(end - start, b"\0"))
-
-
-def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
-    """The relay's header and its stdin, stdout and stderr."""
-    space = socket.CMSG_SPACE(3 * 4)
-    data, ancillary, _, _ = conn.recvmsg(relay.LENGTH.size, space, socket.MSG_CMSG_CLOEXEC)
-    fds: list[int] = []
-    for level, kind, item in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds += [int.from_bytes(item[i : i + 4], sys.byteorder) for i in range(0, len(item), 4)]
-    try:
-        while len(data) < relay.LENGTH.size:
-            more = conn.recv(relay.LENGTH.size - len(data))
-            if not more:
-                raise ValueError("the relay hung up")
-            data += more
-        (size,) = relay.LENGTH.unpack(data)
-        if len(fds) != 3 or size > HEADER_MAX_BYTES:
-            raise ValueError("not a relay's header")
-        payload = bytearray()
-        while len(payload) < size:
-            more = conn.recv(min(size - len(payload), 1 << 16))
-            if not more:
-                raise ValueError("the relay hung up")
-            payload += more
-        return _checked(json.loads(payload)), fds
-    except BaseException:
-        for fd in fds:
-            os.close(fd)
-        raise
 
 
 def _checked(header: object) -> dict[str, Any]:
