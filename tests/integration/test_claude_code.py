@@ -207,8 +207,6 @@ def claude_env(api: ThreadingHTTPServer, home: Path, path: str, **env: str) -> d
         "DISABLE_AUTOUPDATER": "1",
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "MCP_CONNECTION_NONBLOCKING": "0",
-        # A server's start on a machine busy with the rest of the suite may take seconds.
-        "MCP_TIMEOUT": "60000",
         **env,
     }
 
@@ -305,6 +303,43 @@ def test_claude_code_works_the_loop(state_root: Path, tmp_path: Path) -> None:
     assert imported.returncode == 0, imported.stderr
     _, claim = run_claude({"mcpServers": {"wvo": worker_server(state_root)}}, tmp_path)
     assert_done_by(state_root, claim["task"]["id"], "claude-1")
+
+
+@pytest.mark.slow
+def test_three_sessions_started_at_once_in_a_fresh_repository_all_connect(
+    state_root: Path, tmp_path: Path
+) -> None:
+    """Three Claude Code sessions start at once on a fresh state folder, with the product's
+    defaults (warm start on, no warm process yet) and Claude Code's own MCP_TIMEOUT, on a
+    machine the rest of the suite keeps busy: each connects before its model's first turn
+    and does a task."""
+    imported = wvo(state_root, "import", str(ROOT / "state" / "roadmap.yaml"))
+    assert imported.returncode == 0, imported.stderr
+    claims: dict[str, dict[str, Any]] = {}
+    failed: list[BaseException] = []
+
+    def session(n: int) -> None:
+        try:
+            server = worker_server(state_root, WVO_AGENT_ID=f"claude-{n}")
+            server["env"].pop("WVO_WARM_START", None)  # the product's default: on
+            folder = tmp_path / f"session-{n}"
+            folder.mkdir()
+            claims[f"claude-{n}"] = run_claude({"mcpServers": {"wvo": server}}, folder)[1]
+        except BaseException as exc:
+            failed.append(exc)
+
+    threads = [threading.Thread(target=session, args=(n,)) for n in (1, 2, 3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(RUN_TIMEOUT_S + 30)
+    try:
+        assert not failed, failed[0]
+        assert len({claim["task"]["id"] for claim in claims.values()}) == 3, claims
+        for agent, claim in claims.items():
+            assert_done_by(state_root, claim["task"]["id"], agent)
+    finally:
+        wvo(state_root, "stop")  # the warm process the first of them started
 
 
 @pytest.mark.slow
