@@ -45,49 +45,48 @@ def js_project(tmp_path: Path, sample: Path = SAMPLE) -> dict[str, Path]:
     return project
 
 
-def test_npm_test_that_writes_its_cache_is_green_in_every_sandbox(tmp_path: Path) -> None:
-    project = js_project(tmp_path)
-    repo = project["repo"]
-    before = sorted(str(p.relative_to(repo)) for p in (repo / "node_modules").rglob("*"))
-    tasks = [{"id": f"T{n}", "title": f"task {n}"} for n in (1, 2)]
-    tasks.append({"id": "T3", "title": "runs the tests", "metadata": {"fake_run": ["npm test"]}})
+def lands(project: dict[str, Path], tasks: list[dict[str, object]]) -> str:
+    """Every task landed, with `npm test` as the check (green in the pre-flight too), and
+    nothing written into the person's node_modules: what the worker's own `npm test`
+    printed (the task that runs it)."""
+    modules = project["repo"] / "node_modules"
+
+    def listing() -> list[str]:
+        return sorted(str(p.relative_to(modules)) for p in modules.rglob("*"))
+
+    before = listing()
     anyio.run(backlog, project, tasks)
     done = autopilot(project, "--merge", "merge", "--onto", "integration", "--check", "npm test")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "pre-flight: `npm test` passes on integration" in done.stdout, done.stdout[-3000:]
     with open_db(project["state"]) as db:
         status = dict(db.execute("SELECT id, status FROM tasks").fetchall())
-    assert status == {"T1": "done", "T2": "done", "T3": "done"}, done.stdout[-3000:]
+    assert status == {t["id"]: "done" for t in tasks}, done.stdout[-3000:]
+    assert listing() == before
+    return git(project["repo"], "show", "integration:ran-0.txt")
+
+
+RUNS = {"fake_run": ["npm test"]}  # a worker that runs the project's tests
+
+
+def test_npm_test_that_writes_its_cache_is_green_in_every_sandbox(tmp_path: Path) -> None:
+    tasks = [{"id": f"T{n}", "title": f"task {n}"} for n in (1, 2)]
+    ran = lands(js_project(tmp_path), [*tasks, {"id": "T3", "title": "tests", "metadata": RUNS}])
     # The worker ran the project's tests in its own sandbox too, its cache its own.
-    ran = git(repo, "show", "integration:ran-0.txt")
     assert (
         "ok" in ran and "cache in /tmp/.cache/sample-tests" in ran and ran.endswith("exit 0\n")
     ), ran
-    after = sorted(str(p.relative_to(repo)) for p in (repo / "node_modules").rglob("*"))
-    assert after == before  # nothing written into the person's node_modules
 
 
 def test_ava_and_vite_write_their_caches_in_node_modules_and_every_task_lands(
     tmp_path: Path,
 ) -> None:
     project = js_project(tmp_path, AVA)
-    repo = project["repo"]
-    modules = repo / "node_modules"
+    modules = project["repo"] / "node_modules"
     assert not (modules / ".cache").exists() and not (modules / ".vite-temp").exists()
-    before = sorted(str(p.relative_to(repo)) for p in modules.rglob("*"))
-    runs = {"fake_run": ["npm test"]}
-    tasks = [{"id": "T1", "title": "task 1"}, {"id": "T2", "title": "tests", "metadata": runs}]
-    anyio.run(backlog, project, tasks)
-    done = autopilot(project, "--merge", "merge", "--onto", "integration", "--check", "npm test")
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "pre-flight: `npm test` passes on integration" in done.stdout, done.stdout[-3000:]
-    with open_db(project["state"]) as db:
-        status = dict(db.execute("SELECT id, status FROM tasks").fetchall())
-    assert status == {"T1": "done", "T2": "done"}, done.stdout[-3000:]
-    ran = git(repo, "show", "integration:ran-0.txt")  # the worker's own run of the tests
+    ran = lands(project, [{"id": "T1", "title": "one"}, {"id": "T2", "title": "tests",
+                                                         "metadata": RUNS}])  # fmt: skip
     assert "1 test passed" in ran and ran.endswith("exit 0\n"), ran
-    after = sorted(str(p.relative_to(repo)) for p in modules.rglob("*"))
-    assert after == before  # nothing written into the person's node_modules
 
 
 @pytest.mark.parametrize(

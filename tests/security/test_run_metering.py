@@ -245,15 +245,15 @@ class KillingModel:
             yield name, data
 
 
-@pytest.mark.skipif(not CLAUDE.exists(), reason="the Claude Code CLI is not installed")
-def test_the_meter_charges_what_the_model_api_reported_when_the_cli_says_nothing(
-    tmp_path: Path,
-) -> None:
+def claude_autopilot(
+    tmp_path: Path, task_id: str, model: Any, events: Callable[..., Any]
+) -> tuple[dict[str, Path], subprocess.CompletedProcess[str]]:
+    """A real autopilot whose one worker is the real Claude Code, sandboxed, its model
+    `model` (streamed by `events`) behind the run's meter, working task `task_id` once."""
     project = make_project(tmp_path)
     project["providers"].write_text(CLAUDE_PROVIDERS.format(claude=CLAUDE))
-    anyio.run(backlog, project, [{"id": "K", "title": "killed", "max_attempts": 1}])
-    model = KillingModel()
-    api = serve_model(model, model.events)  # type: ignore[arg-type]
+    anyio.run(backlog, project, [{"id": task_id, "title": "t", "max_attempts": 1}])
+    api = serve_model(model, events)
     home = project["state"].parent / "home"
     home.mkdir()
     try:
@@ -267,6 +267,15 @@ def test_the_meter_charges_what_the_model_api_reported_when_the_cli_says_nothing
         api.shutdown()
         api.server_close()
     assert ran.returncode == 0, ran.stderr[-3000:]
+    return project, ran
+
+
+@pytest.mark.skipif(not CLAUDE.exists(), reason="the Claude Code CLI is not installed")
+def test_the_meter_charges_what_the_model_api_reported_when_the_cli_says_nothing(
+    tmp_path: Path,
+) -> None:
+    model = KillingModel()
+    project, ran = claude_autopilot(tmp_path, "K", model, model.events)
     assert "no result line" in ran.stdout, ran.stdout  # its CLI said nothing of its usage
     assert model.reported[0] >= 2 * 310_000, model.reported  # two answers at least
     reported = (model.reported[0], model.reported[1])
@@ -349,24 +358,8 @@ class SpendingModel:
 
 @pytest.mark.skipif(not CLAUDE.exists(), reason="the Claude Code CLI is not installed")
 def test_a_workers_child_cannot_spend_a_token_its_run_is_not_charged(tmp_path: Path) -> None:
-    project = make_project(tmp_path)
-    project["providers"].write_text(CLAUDE_PROVIDERS.format(claude=CLAUDE))
-    anyio.run(backlog, project, [{"id": "S", "title": "spends", "max_attempts": 1}])
     model = SpendingModel()
-    api = serve_model(model, model.events)  # type: ignore[arg-type]
-    home = project["state"].parent / "home"
-    home.mkdir()
-    try:
-        ran = autopilot(
-            project, HOME=str(home), ANTHROPIC_API_KEY="scripted", DISABLE_TELEMETRY="1",
-            ANTHROPIC_BASE_URL=f"http://127.0.0.1:{api.server_address[1]}",
-            DISABLE_AUTOUPDATER="1", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
-            MCP_CONNECTION_NONBLOCKING="0",
-        )  # fmt: skip
-    finally:
-        api.shutdown()
-        api.server_close()
-    assert ran.returncode == 0, ran.stderr[-3000:]
+    project, _ = claude_autopilot(tmp_path, "S", model, model.events)
     billed_in, billed_out = model.billed
     assert billed_in >= 2 * CUT_INPUT, model.billed  # the child's streams were billed
     charged = spent(project["state"])

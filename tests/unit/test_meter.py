@@ -279,12 +279,15 @@ REQUEST = (b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/
            b"Content-Length: 31\r\n\r\n{\"max_tokens\": 2000, \"stream\":1}")  # fmt: skip
 
 
-async def _read_until(stream: anyio.abc.SocketStream, marker: bytes, count: int) -> bytes:
+async def _mid_stream(measured: Meter) -> anyio.abc.SocketStream:
+    """A client of `measured` that asked for a stream and has read five deltas of it."""
+    client = await anyio.connect_tcp("127.0.0.1", measured.port)
+    await client.send(REQUEST)
     seen = b""
     with anyio.fail_after(30):
-        while seen.count(marker) < count:
-            seen += await stream.receive()
-    return seen
+        while seen.count(b"content_block_delta") < 5:
+            seen += await client.receive()
+    return client
 
 
 @pytest.mark.anyio
@@ -294,9 +297,7 @@ async def test_a_stream_the_client_cuts_is_charged_what_passed_before_it_ends(
     measured = Meter(Upstream.of(f"http://127.0.0.1:{held.server_address[1]}"))
     async with anyio.create_task_group() as group:
         await group.start(measured.serve)
-        client = await anyio.connect_tcp("127.0.0.1", measured.port)
-        await client.send(REQUEST)
-        await _read_until(client, b"content_block_delta", 5)
+        client = await _mid_stream(measured)
         # Charged already, though the stream has not ended: its input and its text so far.
         assert (measured.tally.input_tokens, measured.tally.output_tokens) == (40_000, 20)
         await client.aclose()  # cut, as a hostile child resets it
@@ -316,9 +317,7 @@ async def test_a_run_that_ends_mid_stream_is_charged_what_passed(
     measured = Meter(Upstream.of(f"http://127.0.0.1:{held.server_address[1]}"))
     async with anyio.create_task_group() as group:
         await group.start(measured.serve)
-        client = await anyio.connect_tcp("127.0.0.1", measured.port)
-        await client.send(REQUEST)
-        await _read_until(client, b"content_block_delta", 5)
+        client = await _mid_stream(measured)
         group.cancel_scope.cancel()
     await client.aclose()
     tally = measured.tally
