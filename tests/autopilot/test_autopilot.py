@@ -15,7 +15,7 @@ import anyio
 import pytest
 
 from tests.autopilot.conftest import autopilot, backlog, env, events, git
-from tests.conftest import ROOT, agents, open_db
+from tests.conftest import ROOT, agents, open_db, wvo
 
 
 @pytest.mark.anyio
@@ -541,3 +541,26 @@ async def test_until_empty_ends_when_only_budget_blocked_work_is_left(
     assert "the hourly token budget resets at " in said and " UTC" in said, said
     with open_db(project["state"]) as db:
         assert db.execute("SELECT status FROM tasks").fetchone()[0] == "pending"
+
+
+def test_a_worker_the_autopilot_cannot_start_costs_its_task_no_attempt(
+    project: dict[str, Path],
+) -> None:
+    """The autopilot cannot make the task's worker folder (a file stands in its way): the
+    task waits for a person, blocked with the reason and the way out; no attempt is counted
+    and no tier failed (it was counted as the worker's failed attempt, and escalation could
+    leave the task no tier to go to)."""
+    anyio.run(backlog, project, [{"id": "T1", "title": "one"}])
+    worktrees = project["repo"].parent / f"{project['repo'].name}.wvo-worktrees"
+    worktrees.mkdir()
+    (worktrees / "T1").write_text("in the way\n")
+    ran = autopilot(project)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "the autopilot could not start a worker for it" in ran.stdout, ran.stdout
+    with open_db(project["state"]) as db:
+        row = db.execute(
+            "SELECT status, attempts, failed_provider, failed_tier FROM tasks WHERE id = 'T1'"
+        ).fetchone()
+    assert tuple(row) == ("blocked", 0, None, None)
+    shown = wvo(project["state"], "status").stdout
+    assert "T1 blocked for" in shown and "could not start a worker for it" in shown, shown

@@ -530,7 +530,18 @@ class Autopilot:
         assert claim.task is not None and claim.lease_token is not None
         task_id, token = claim.task.id, claim.lease_token
         try:
-            finish, repo, start = await self.roles.work(slot, claim, model, base, directive)
+            try:
+                finish, repo, start = await self.roles.work(slot, claim, model, base, directive)
+            except (WvoError, OSError) as exc:
+                # The autopilot's own failure (its worker's folder, repository or sandbox),
+                # never the worker's: no attempt counted, no tier failed (which could leave
+                # no tier to escalate to). It waits for a person, who knows what to mend.
+                why = (
+                    f"the autopilot could not start a worker for it: {exc}; `wvo-mcp requeue "
+                    f"{task_id}` once that is mended"
+                )
+                await self._release(slot, task_id, token, why, Status.BLOCKED)
+                return
             await self._settle(slot, task_id, token, model, finish, repo, start)
         except WvoError as exc:
             self.say(f"{slot.agent_id} {task_id}: {exc}")
