@@ -9,6 +9,7 @@ import pytest
 from wvo_mcp import providers
 from wvo_mcp.autopilot import attempt, events, launch, settle
 from wvo_mcp.autopilot.slots import DRAINED, PAUSED, Slot
+from wvo_mcp.autopilot.submissions import submitted
 from wvo_mcp.models import QueueCounts, RouteAlternative, RouteDecision
 from wvo_mcp.rules.routing import PassedOverReason
 from wvo_mcp.rules.transitions import Gate, Status
@@ -320,3 +321,12 @@ def test_how_a_stopped_run_ended(drained: bool, limit: str, message: str) -> Non
 )
 def test_a_pause_or_a_drain_is_said_as_what_it_was(ended: events.Finish, reason: str) -> None:
     assert settle.release_reason(ended) == reason
+
+
+def test_a_submission_taken_again_is_not_said_to_bring_zero_commits() -> None:
+    start, tip = "a" * 40, "b" * 40
+    assert submitted("w", "T1", 2, "wvo/T1", start, tip) == (
+        "w submitted T1: 2 new commit(s) on wvo/T1 (aaaaaaaaaaaa..bbbbbbbbbbbb)"
+    )
+    again = submitted("w", "T1", 0, "wvo/T1", start, tip)
+    assert "0 new commit" not in again and "again: wvo/T1 is at it already" in again

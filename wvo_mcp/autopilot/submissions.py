@@ -68,9 +68,7 @@ class Intake:
         except WvoError as exc:
             await self._fail(task_id, f"its submission could not be taken: {exc}")
             return
-        span = f"{start[:12]}..{tip[:12]}"
-        self.say(f"{author} submitted {task_id}: {len(taken)} new commit(s) on {branch} "
-                 f"({span})")  # fmt: skip
+        self.say(submitted(author, task_id, len(taken), branch, start, tip))
         await self.orchestrator.note(
             task_id, ACTOR, "commits", f"{branch}: {len(taken)} commit(s) {start}..{tip}"
         )
@@ -101,3 +99,12 @@ class Intake:
             )
         except WvoError as exc:  # handed back or moved meanwhile: not this submission's now
             self.say(f"{task_id}: {exc}")
+
+
+def submitted(author: str, task_id: str, new: int, branch: str, start: str, tip: str) -> str:
+    """The line a taken submission gets: its new commits, or, taken again (a dead
+    autopilot's held submission, its branch there already), that it was (pure)."""
+    span = f"{start[:12]}..{tip[:12]}"
+    if new == 0:
+        return f"{author} submitted {task_id} again: {branch} is at it already ({span})"
+    return f"{author} submitted {task_id}: {new} new commit(s) on {branch} ({span})"
