@@ -130,3 +130,19 @@ def test_what_the_table_has_no_answer_for_the_server_answers(
         assert "claim_task" in names
     finally:
         server.close()
+
+
+def test_a_persons_own_directives_are_listed_by_the_server(tmp_path: Path) -> None:
+    """Prompts and resources include the directives a person keeps in the state folder: the
+    table cannot know them, so the server lists them, once it has taken over."""
+    (tmp_path / "state" / "directives").mkdir(parents=True)
+    (tmp_path / "state" / "directives" / "release.md").write_text("# How we release\n\nTag.\n")
+    server = Raw(tmp_path)
+    try:
+        server.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INITIALIZE})
+        server.line()
+        server.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        server.send({"jsonrpc": "2.0", "id": 2, "method": "prompts/list"})
+        assert "release" in {p["name"] for p in server.line()["result"]["prompts"]}
+    finally:
+        server.close()

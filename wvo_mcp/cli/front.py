@@ -3,8 +3,9 @@
 A client waits for `initialize` before its agent may use a server's tools, and the imports a
 server needs (the SDK, pydantic's models) take most of a start: 0.5 s of CPU, seconds on a
 busy machine. So a server started cold answers `initialize`, `notifications/initialized`,
-the lists a client asks for next (tools, prompts, resources) and `ping` from the table the
-server itself made (data/handshake.json, edge/handshake.py) while a thread imports the rest.
+`tools/list` and `ping` from the table the server itself made (data/handshake.json,
+edge/handshake.py) while a thread imports the rest (prompts and resources hold a
+person's own directives: the server lists them).
 The first message it has no answer for, the end of stdin, or the server being ready, hands
 the connection over: the server is given the client's `initialize` and `initialized` to
 read first (its answer to them dropped: the client has it) and then whatever was read but
@@ -28,7 +29,7 @@ from typing import Any
 TABLE = Path(__file__).parent.parent / "data" / "handshake.json"
 READ_BYTES = 65_536
 SWITCH = "WVO_FRONT"  # "0": every message goes to the server as it comes
-LISTS = ("tools/list", "prompts/list", "resources/list", "resources/templates/list")
+LISTS = ("tools/list",)  # prompts and resources hold a person's own directives
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The answers a stdio server gives before any tool is called, as a table (data/handshake.json)
 that cli/front.py answers from while the server is still importing: `initialize` for each
-handshake revision a client may ask for, and under each, per tool profile (WVO_TOOLS), the
-lists a client asks for next. Made by the server itself, over its own stdio edge, so the
+handshake revision a client may ask for, and per tool profile (WVO_TOOLS) the tool list a
+client asks for next. Made by the server itself, over its own stdio edge, so the
 table is what it would have answered; tests/integration/test_front.py fails when the table
 and the server disagree.
 
@@ -24,7 +24,9 @@ from wvo_mcp.edge.server import build_server
 
 TABLE = Path(__file__).parent.parent / "data" / "handshake.json"
 PROFILES = ("all", "worker", "planner", "operator")
-LISTS = ("tools/list", "prompts/list", "resources/list", "resources/templates/list")
+# Only the tools: prompts and resources include the directives a person keeps in the
+# state folder (directives/), which no table made beforehand can know.
+LISTS = ("tools/list",)
 CLIENT = {"name": "wvo-mcp handshake table", "version": "1"}
 
 

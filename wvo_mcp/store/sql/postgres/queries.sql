@@ -360,8 +360,8 @@ WHERE t.status = 'awaiting_approval' ORDER BY t.updated_at, t.id;
 -- oldest first, with the latest event's reason and whether a question waits for an answer.
 SELECT t.id, t.title, t.status, t.updated_at,
     (SELECT reason FROM task_events e WHERE e.task_id = t.id ORDER BY e.id DESC LIMIT 1) AS reason,
-    EXISTS (SELECT 1 FROM task_notes q WHERE q.task_id = t.id AND q.kind = 'question'
-        AND NOT EXISTS (SELECT 1 FROM task_notes a WHERE a.reply_to = q.id)) AS asked
+    (EXISTS (SELECT 1 FROM task_notes q WHERE q.task_id = t.id AND q.kind = 'question'
+        AND NOT EXISTS (SELECT 1 FROM task_notes a WHERE a.reply_to = q.id)))::integer AS asked
 FROM tasks t
 WHERE t.status IN ('blocked', 'needs_review') AND (t.status = 'blocked'
     OR (SELECT state FROM landing_entries l WHERE l.task_id = t.id ORDER BY l.id DESC LIMIT 1)
