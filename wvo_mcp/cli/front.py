@@ -28,6 +28,7 @@ from typing import Any
 
 TABLE = Path(__file__).parent.parent / "data" / "handshake.json"
 READ_BYTES = 65_536
+LINE_BYTES = 65_536  # a longer line is no handshake: handed over unread
 SWITCH = "WVO_FRONT"  # "0": every message goes to the server as it comes
 LISTS = ("tools/list",)  # prompts and resources hold a person's own directives
 
@@ -83,11 +84,13 @@ def _answer(table: dict[str, Any], profile: str, woken: int) -> Handover:
         if not data:
             return given
         given.pending += data
+        if b"\n" not in given.pending[:LINE_BYTES] and len(given.pending) > LINE_BYTES:
+            return given  # no handshake is this long: the server's to read (and refuse)
         while b"\n" in given.pending:
             line, _, rest = given.pending.partition(b"\n")
             try:
                 reply, version = _reply(line, table, profile, version, given)
-            except _Unanswered:
+            except Exception:  # _Unanswered, or a hostile line (too deep, ...): the server's
                 return given
             if reply is not None:
                 _write(reply)
@@ -105,6 +108,8 @@ def _reply(
     _Unanswered."""
     if not line.strip():
         return None, version
+    if len(line) > LINE_BYTES:
+        raise _Unanswered
     try:
         message = json.loads(line)
     except ValueError:
