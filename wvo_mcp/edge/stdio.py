@@ -381,9 +381,7 @@ class _Outgoing(ObjectSendStream[SessionMessage]):
             self.unanswered.add(message.id)
             if self.answered.is_set():
                 self.answered = anyio.Event()
-        elif (
-            isinstance(message, JSONRPCNotification) and message.method == "notifications/cancelled"
-        ):
+        elif isinstance(message, JSONRPCNotification) and message.method == CANCELLED:
             request = (message.params or {}).get("requestId")
             if isinstance(request, int | str):
                 self._done(request)
