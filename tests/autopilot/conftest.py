@@ -106,3 +106,23 @@ def events(project: dict[str, Path], kind: str) -> list[tuple[str, str, str]]:
             (kind,),
         ).fetchall()
     return [tuple(row) for row in rows]
+
+
+def claude_providers(executable: Path) -> str:
+    """A providers file whose one provider's worker is the real Claude Code at `executable`."""
+    return f"""version: 1
+providers:
+  - name: claude
+    preference: 1
+    tiers:
+      - name: sonnet
+        model: claude-sonnet-4-5
+        complexity: [1, 10]
+        input_cost_per_1k: 0.003
+        output_cost_per_1k: 0.015
+    worker:
+      kind: claude
+      executable: {executable}
+      max_workers: 1
+      hang_seconds: 120
+"""

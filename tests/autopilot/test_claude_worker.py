@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.autopilot.conftest import autopilot, backlog, events, git
+from tests.autopilot.conftest import autopilot, backlog, claude_providers, events, git
 from tests.conftest import open_db
 from tests.integration.test_claude_code import CLAUDE, _tool_results, _use, pytestmark, serve_model
 
@@ -52,22 +52,7 @@ class WorkerModel:
 async def test_the_autopilot_runs_claude_code_through_claim_checkpoint_and_done(
     project: dict[str, Path],
 ) -> None:
-    project["providers"].write_text(f"""version: 1
-providers:
-  - name: claude
-    preference: 1
-    tiers:
-      - name: sonnet
-        model: claude-sonnet-4-5
-        complexity: [1, 10]
-        input_cost_per_1k: 0.003
-        output_cost_per_1k: 0.015
-    worker:
-      kind: claude
-      executable: {CLAUDE}
-      max_workers: 1
-      hang_seconds: 120
-""")
+    project["providers"].write_text(claude_providers(CLAUDE))
     await backlog(project, [{"id": "CC1", "title": "a task for Claude Code"}])
     model = WorkerModel()
     api = serve_model(model)  # type: ignore[arg-type]  # the same reply() as ScriptedModel

@@ -20,7 +20,14 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.autopilot.conftest import autopilot, backlog, env, events, make_project
+from tests.autopilot.conftest import (
+    autopilot,
+    backlog,
+    claude_providers,
+    env,
+    events,
+    make_project,
+)
 from tests.conftest import ROOT, open_db
 from tests.integration.test_claude_code import (
     CLAUDE,
@@ -191,22 +198,6 @@ def test_a_given_up_attempt_costs_its_task_and_its_route(tmp_path: Path) -> None
 
 # -- the meter: Claude Code's model traffic, counted on the trusted side --------------------
 
-CLAUDE_PROVIDERS = """version: 1
-providers:
-  - name: claude
-    preference: 1
-    tiers:
-      - name: sonnet
-        model: claude-sonnet-4-5
-        complexity: [1, 10]
-        input_cost_per_1k: 0.003
-        output_cost_per_1k: 0.015
-    worker:
-      kind: claude
-      executable: {claude}
-      max_workers: 1
-      hang_seconds: 120
-"""
 
 BIG = {"input_tokens": 300_000, "cache_read_input_tokens": 100_000, "output_tokens": 9_000}
 
@@ -251,7 +242,7 @@ def claude_autopilot(
     """A real autopilot whose one worker is the real Claude Code, sandboxed, its model
     `model` (streamed by `events`) behind the run's meter, working task `task_id` once."""
     project = make_project(tmp_path)
-    project["providers"].write_text(CLAUDE_PROVIDERS.format(claude=CLAUDE))
+    project["providers"].write_text(claude_providers(CLAUDE))
     anyio.run(backlog, project, [{"id": task_id, "title": "t", "max_attempts": 1}])
     api = serve_model(model, events)
     home = project["state"].parent / "home"

@@ -80,16 +80,17 @@ async def collect(
     (_apply)."""
     places = _places(settings, where)
     runs = await orchestrator.autopilot_runs(leftovers.stale_before())
+    swept: list[Outcome] = []
+    if not dry_run:  # each gone run ended and closed here: no later gc takes it up again
+        stale = leftovers.stale_before()
+        for run in [r for r in runs if orphans.gone(r, stale) and orphans.on_this_host(r)]:
+            said = await recover.end_gone(orchestrator, run)
+            swept.append(Outcome(f"autopilot run {run['id']}", "remove", said))
+        runs = []  # their processes ended already: the sweep is left their cgroups, folders
     left = await anyio.to_thread.run_sync(
         partial(leftovers.sweep, settings.state_root, runs, dry_run=dry_run, scratch=where.scratch)
     )
-    swept = [Outcome(f.what, "remove" if f.done else "keep", f.why) for f in left]
-    if not dry_run:  # each run swept here is closed: no later gc takes it up again
-        stale = leftovers.stale_before()
-        for run in runs:
-            if orphans.gone(run, stale) and orphans.on_this_host(run):
-                said = await recover.end_gone(orchestrator, run)
-                swept.append(Outcome(f"autopilot run {run['id']}", "remove", said))
+    swept += [Outcome(f.what, "remove" if f.done else "keep", f.why) for f in left]
     names = await anyio.to_thread.run_sync(places.task_names)
     facts = await _facts(orchestrator, names)
     found = await anyio.to_thread.run_sync(places.gather, facts)
