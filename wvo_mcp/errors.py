@@ -9,7 +9,8 @@ WvoError
 ├── Conflict             an optimistic write met a newer version
 ├── Busy                 the database stayed locked past the retry deadline
 ├── StoreUnavailable     the database cannot be reached, or a commit's outcome is unknown
-└── SchemaTooNew         the database was written by a newer wvo-mcp
+├── SchemaTooNew         the database was written by a newer wvo-mcp
+└── Fault                a remote (git or a forge) could not be asked: nothing moved
 """
 
 
@@ -54,3 +55,15 @@ class StoreUnavailable(WvoError):
 
 class SchemaTooNew(WvoError):
     """The database was created by a newer wvo-mcp; upgrade wvo-mcp to open it."""
+
+
+class Fault(WvoError):
+    """The remote could not be asked: unreachable, too slow, our credentials refused, a
+    rate limit, or a change it refused for a reason of its own. Nothing moved because of it."""
+
+    code = "remote_fault"
+
+    def __init__(self, kind: str, message: str, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.kind = kind  # unreachable | timeout | auth | refused | missing | limited
+        self.retry_after = retry_after  # seconds the remote asked us to wait (0: none)

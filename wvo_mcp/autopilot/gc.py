@@ -26,9 +26,9 @@ from wvo_mcp import removal, scratch_dirs, timeutil
 from wvo_mcp.autopilot import inuse, leftovers, orphans, recover
 from wvo_mcp.autopilot.target import ENDED, local_ref, task_refs
 from wvo_mcp.config import Settings
-from wvo_mcp.errors import ValidationFailed, WvoError
+from wvo_mcp.errors import Fault, ValidationFailed, WvoError
 from wvo_mcp.git import Git, Unjudged, branch_name, judging, locate, read_refs
-from wvo_mcp.git.remote import TASK_REFS, Fault, Remote, parse_onto, remotes
+from wvo_mcp.git.remote import TASK_REFS, Remote, parse_onto, remotes
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.tidying import Candidate, Task, Verdict, judge
 from wvo_mcp.rules.transitions import Status

@@ -21,9 +21,9 @@ import anyio
 
 from wvo_mcp import scratch_dirs
 from wvo_mcp.autopilot.target import Target
-from wvo_mcp.errors import LeaseLost, ValidationFailed, VerificationFailed, WvoError
+from wvo_mcp.errors import Fault, LeaseLost, ValidationFailed, VerificationFailed, WvoError
 from wvo_mcp.git import Blocked, Conflict, Git, branch_name, stacking, trees
-from wvo_mcp.git.remote import Fault, task_ref
+from wvo_mcp.git.remote import task_ref
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import check_causes, merge_queue
 from wvo_mcp.services import landing

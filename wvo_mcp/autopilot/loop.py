@@ -51,9 +51,9 @@ from wvo_mcp.autopilot.roles import Roles, record
 from wvo_mcp.autopilot.slots import ACTOR, CLAIM_SECONDS, LIVE_SECONDS, Options, Slot, Summary
 from wvo_mcp.autopilot.submissions import Intake
 from wvo_mcp.config import Settings
-from wvo_mcp.errors import LeaseLost, ValidationFailed, WvoError
+from wvo_mcp.errors import Fault, LeaseLost, ValidationFailed, WvoError
 from wvo_mcp.git import Git, locate
-from wvo_mcp.git.remote import Fault, task_ref
+from wvo_mcp.git.remote import task_ref
 from wvo_mcp.models import ClaimResult
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import merge_queue

@@ -13,8 +13,8 @@ import anyio.to_thread
 
 from wvo_mcp import removal
 from wvo_mcp.autopilot.target import Target
+from wvo_mcp.errors import Fault
 from wvo_mcp.git import Git, Unjudged, branch_name, judging, read_refs, trees
-from wvo_mcp.git.remote import Fault
 
 T = TypeVar("T")
 

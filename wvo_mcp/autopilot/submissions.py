@@ -7,9 +7,8 @@ from pathlib import Path
 from wvo_mcp.autopilot import lander
 from wvo_mcp.autopilot.repos import Repos
 from wvo_mcp.autopilot.slots import ACTOR
-from wvo_mcp.errors import ValidationFailed, WvoError
+from wvo_mcp.errors import Fault, ValidationFailed, WvoError
 from wvo_mcp.git import Protected, branch_name, intake, read_head
-from wvo_mcp.git.remote import Fault
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import state_folder
 from wvo_mcp.rules.transitions import Status

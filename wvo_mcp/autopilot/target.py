@@ -17,9 +17,9 @@ from typing import TypeVar
 
 import anyio.to_thread
 
-from wvo_mcp.errors import ValidationFailed, WvoError
+from wvo_mcp.errors import Fault, ValidationFailed, WvoError
 from wvo_mcp.git import Git
-from wvo_mcp.git.remote import TASK_REFS, Fault, Remote, parse_onto, remotes
+from wvo_mcp.git.remote import TASK_REFS, Remote, parse_onto, remotes
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.outage import Outage
 
@@ -44,7 +44,9 @@ class Reach:
         try:
             found = await anyio.to_thread.run_sync(fn, *args)
         except Fault as exc:
-            if exc.kind != "missing" and self.outage.failed(time.monotonic(), exc.kind, str(exc)):
+            now = time.monotonic()
+            if exc.kind != "missing" and self.outage.failed(now, exc.kind, str(exc),
+                                                            exc.retry_after):  # fmt: skip
                 self.say(
                     f"the remote holds the queue: {exc}. Nothing is lost and nothing is "
                     f"charged: trying again in {self.outage.delay:.0f} s, then less often"

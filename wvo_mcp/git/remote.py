@@ -19,7 +19,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from wvo_mcp.errors import ValidationFailed, WvoError
+from wvo_mcp.errors import Fault, ValidationFailed
 from wvo_mcp.git.refs import ref_part, valid_ref
 from wvo_mcp.git.run import Git, tail
 
@@ -50,17 +50,6 @@ OFF: tuple[tuple[str, str], ...] = (
 )
 _USERINFO = re.compile(r"(?<=://)[^/@]*@")
 _SCP_USER = re.compile(r"^[^/@:]+@(?=[^/:]+:)")
-
-
-class Fault(WvoError):
-    """The remote could not be asked: unreachable, too slow, our credentials refused, or a
-    push it refused for a reason of its own. Nothing moved because of it."""
-
-    code = "remote_fault"
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind  # unreachable | timeout | auth | refused | missing
 
 
 def identity(url: str) -> str:

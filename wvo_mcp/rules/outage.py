@@ -19,11 +19,13 @@ class Outage:
         """Whether the remote may be asked now."""
         return self.since is None or now >= self.retry_at
 
-    def failed(self, now: float, kind: str, why: str) -> bool:
-        """Another failure: the next try waits twice as long (up to MOST_SECONDS). True when
-        it is news to say: the outage starts, or what is wrong changed."""
+    def failed(self, now: float, kind: str, why: str, at_least: float = 0.0) -> bool:
+        """Another failure: the next try waits twice as long (up to MOST_SECONDS), or as
+        long as the remote asked (`at_least`: a rate limit's reset). True when it is news
+        to say: the outage starts, or what is wrong changed."""
         news = self.since is None or kind != self.kind
         self.delay = FIRST_SECONDS if self.since is None else min(MOST_SECONDS, 2 * self.delay)
+        self.delay = max(self.delay, at_least)
         self.since = now if self.since is None else self.since
         self.retry_at = now + self.delay
         self.kind, self.why = kind, why

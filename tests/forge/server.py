@@ -1,0 +1,847 @@
+"""A stateful GitHub on 127.0.0.1 for the tests of landing through pull requests.
+
+- Its REST API answers the calls the product makes, and every request and every answer is
+  checked against GitHub's own OpenAPI description (tests/forge/description.py); what does
+  not conform is recorded in `violations`, which every test asserts empty.
+- Real git behind it: the repository is served over smart HTTP (git http-backend behind
+  lighttpd, tests/gitservers.py), with a pre-receive hook that refuses any push to the
+  protected branch: it moves only through the merge endpoint (or a person, `push_to_main`).
+- Hosted checks: each pull request's head gets a check run that runs the project's check on
+  a checkout of exactly that commit; a test can make it fail (`failing`) or slow (`hold`).
+- A person's hand: approve, request changes, merge by hand, close, commit on a branch.
+- Faults: rate limits (primary, secondary), a revoked token, 5xx answers.
+
+    with Forge(tmp_path, seed_repo) as forge:
+        forge.url   # the git remote
+        forge.api   # the REST API's base URL (as a GitHub Enterprise Server's)
+"""
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from tests.forge.description import description, minimal, schema_of
+from tests.gitservers import SmartHttp
+
+PREFIX = "/api/v3"
+TOKEN = "ghp_forge-test-token-0123456789"
+HOOK = """#!/bin/sh
+# The protected branch moves only through the forge's merge endpoint.
+while read old new ref; do
+    if [ "$ref" = "refs/heads/{branch}" ]; then
+        echo "error: GH006: Protected branch update failed for refs/heads/{branch}." >&2
+        echo "error: Changes must be made through a pull request." >&2
+        exit 1
+    fi
+done
+exit 0
+"""
+DOCS = "https://docs.github.com/rest"
+
+
+@dataclass
+class PullState:
+    number: int
+    branch: str
+    base: str
+    title: str
+    body: str
+    head: str
+    base_sha: str
+    state: str = "open"
+    merged: bool = False
+    merge_commit: str | None = None
+    merged_by: str = ""
+    closed_at: str | None = None
+
+
+@dataclass
+class ReviewState:
+    id: int
+    number: int
+    user: str
+    state: str
+    commit: str
+    body: str
+    comments: list[tuple[str, int, str]] = field(default_factory=list)
+
+
+@dataclass
+class RunState:
+    id: int
+    sha: str
+    name: str
+    status: str = "queued"
+    conclusion: str | None = None
+    text: str = ""
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class Forge:
+    def __init__(
+        self,
+        tmp: Path,
+        seed: Path,
+        owner: str = "team",
+        name: str = "project",
+        branch: str = "main",
+        check: str = "sh check.sh",
+    ) -> None:
+        self.owner, self.name, self.branch, self.check = owner, name, branch, check
+        self.full = f"{owner}/{name}"
+        self.root = tmp / "forge"
+        served = self.root / "git"
+        (served / owner).mkdir(parents=True)
+        self.bare = served / owner / f"{name}.git"
+        subprocess.run(
+            ["git", "clone", "-q", "--bare", str(seed), str(self.bare)],
+            check=True,
+            capture_output=True,
+        )
+        hook = self.bare / "hooks" / "pre-receive"
+        hook.write_text(HOOK.format(branch=branch))
+        hook.chmod(0o755)
+        self.git_server = SmartHttp(served)
+        self.lock = threading.RLock()
+        # What protection and the repository allow (tests change them).
+        self.required = ["check"]
+        self.approvals = 1
+        self.strict = True
+        self.methods = {"merge": True, "squash": True, "rebase": True}
+        self.dismiss_stale = False
+        # State.
+        self.pulls: dict[int, PullState] = {}
+        self.reviews: list[ReviewState] = []
+        self.runs: dict[str, RunState] = {}  # by head commit
+        self.comments: list[tuple[int, str]] = []
+        self.violations: list[str] = []
+        self.requests: list[tuple[str, str, int]] = []  # method, path, status
+        self._ids = iter(range(1000, 10**9))
+        # Faults.
+        self.tokens = {TOKEN}
+        self.remaining = 5000
+        self.reset_at = 0.0
+        self.secondary: list[int] = []  # Retry-After seconds of the next answers
+        self.failures: list[int] = []  # 5xx statuses of the next answers
+        self.failing: Callable[[str], bool] = lambda sha: False  # a check run fails
+        self.hold = threading.Event()  # cleared: check runs wait until it is set
+        self.hold.set()
+        self._checkers: list[threading.Thread] = []
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.http.daemon_threads = True
+        port = self.http.server_address[1]
+        self.web = f"http://127.0.0.1:{port}"
+        self.api = f"{self.web}{PREFIX}"
+
+    # -- lifetime ------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The git remote, with the team's credentials."""
+        plain = self.git_server.url(f"{self.owner}/{self.name}.git")
+        auth = f"{self.git_server.user}:{self.git_server.password}@"
+        return plain.replace("http://", f"http://{auth}")
+
+    def __enter__(self) -> "Forge":
+        self.git_server.start()
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.hold.set()
+        self.http.shutdown()
+        self.http.server_close()
+        self.git_server.stop()
+        for thread in self._checkers:
+            thread.join(timeout=60)
+
+    # -- git -------------------------------------------------------------------------------
+
+    def git(self, *args: str, env: dict[str, str] | None = None, check: bool = True) -> str:
+        done = subprocess.run(
+            ["git", f"--git-dir={self.bare}", *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        if check and done.returncode != 0:
+            raise RuntimeError(f"git {args}: {done.stderr}")
+        return done.stdout.strip()
+
+    def tip(self, branch: str | None = None) -> str:
+        return self.git("rev-parse", f"refs/heads/{branch or self.branch}")
+
+    def contains(self, ancestor: str, descendant: str) -> bool:
+        return (
+            subprocess.run(
+                [
+                    "git",
+                    f"--git-dir={self.bare}",
+                    "merge-base",
+                    "--is-ancestor",
+                    ancestor,
+                    descendant,
+                ]
+            ).returncode
+            == 0
+        )
+
+    def commit(
+        self, parent: str, files: dict[str, str], message: str, parents: tuple[str, ...] = ()
+    ) -> str:
+        """A commit of `parent`'s tree with `files` written, made without a worktree."""
+        with tempfile.TemporaryDirectory() as scratch:
+            env = {
+                "GIT_INDEX_FILE": f"{scratch}/index",
+                "GIT_AUTHOR_NAME": "A Person",
+                "GIT_AUTHOR_EMAIL": "person@example.invalid",
+                "GIT_COMMITTER_NAME": "A Person",
+                "GIT_COMMITTER_EMAIL": "person@example.invalid",
+            }
+            self.git("read-tree", parent, env=env)
+            for path, text in files.items():
+                blob = subprocess.run(
+                    ["git", f"--git-dir={self.bare}", "hash-object", "-w", "--stdin"],
+                    input=text,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout.strip()
+                self.git("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=env)
+            tree = self.git("write-tree", env=env)
+            args = [a for p in (parents or (parent,)) for a in ("-p", p)]
+            return self.git("commit-tree", tree, *args, "-m", message, env=env)
+
+    # -- a person's hand -----------------------------------------------------------------
+
+    def push_to_main(self, files: dict[str, str], message: str = "a person's commit") -> str:
+        """A person with the right to bypass protection commits onto the branch."""
+        with self.lock:
+            old = self.tip()
+            new = self.commit(old, files, message)
+            self.git("update-ref", f"refs/heads/{self.branch}", new, old)
+            return new
+
+    def commit_on_branch(self, number: int, files: dict[str, str]) -> str:
+        with self.lock:
+            pull = self.pulls[number]
+            old = self.tip(pull.branch)
+            new = self.commit(old, files, "a person's fix on the branch")
+            self.git("update-ref", f"refs/heads/{pull.branch}", new, old)
+            self._sync(pull)
+            return new
+
+    def review(
+        self,
+        number: int,
+        state: str = "APPROVED",
+        body: str = "",
+        comments: list[tuple[str, int, str]] | None = None,
+        user: str = "reviewer",
+    ) -> None:
+        with self.lock:
+            pull = self.pulls[number]
+            self._sync(pull)
+            self.reviews.append(
+                ReviewState(next(self._ids), number, user, state, pull.head, body, comments or [])
+            )
+
+    def merge_by_hand(self, number: int) -> str:
+        with self.lock:
+            pull = self.pulls[number]
+            self._sync(pull)
+            found = self._merge(pull, "merge", f"Merge pull request #{number}", "", "person")
+            assert isinstance(found, str), found
+            return found
+
+    def close(self, number: int) -> None:
+        with self.lock:
+            pull = self.pulls[number]
+            pull.state, pull.closed_at = "closed", _now()
+
+    def open_pulls(self) -> list[PullState]:
+        with self.lock:
+            for pull in self.pulls.values():
+                self._sync(pull)
+            return [p for p in self.pulls.values() if p.state == "open"]
+
+    def pull_for(self, branch: str) -> PullState | None:
+        with self.lock:
+            found = [p for p in self.pulls.values() if p.branch == branch]
+            for pull in found:
+                self._sync(pull)
+            return found[-1] if found else None
+
+    def wait_checks(self, timeout: float = 120) -> None:
+        for thread in list(self._checkers):
+            thread.join(timeout)
+
+    # -- what the forge does on its own ------------------------------------------------------
+
+    def _sync(self, pull: PullState) -> None:
+        """A pushed head is seen: its check run starts; stale approvals may be dismissed."""
+        if pull.state != "open":
+            return
+        head = self.git("rev-parse", "--verify", "-q", f"refs/heads/{pull.branch}", check=False)
+        if head and head != pull.head:
+            pull.head = head
+            if self.dismiss_stale:
+                for r in self.reviews:
+                    if r.number == pull.number and r.state == "APPROVED":
+                        r.state = "DISMISSED"
+        if pull.head not in self.runs:
+            self._start_check(pull.head)
+
+    def _start_check(self, sha: str) -> None:
+        run = RunState(next(self._ids), sha, "check")
+        self.runs[sha] = run
+        thread = threading.Thread(target=self._run_check, args=(run,), daemon=True)
+        self._checkers.append(thread)
+        thread.start()
+
+    def _run_check(self, run: RunState) -> None:
+        run.status = "in_progress"
+        self.hold.wait()
+        with tempfile.TemporaryDirectory() as tree:
+            archive = subprocess.run(
+                ["git", f"--git-dir={self.bare}", "archive", run.sha],
+                capture_output=True,
+                check=True,
+            ).stdout
+            subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
+            done = subprocess.run(
+                ["sh", "-c", self.check], cwd=tree, capture_output=True, text=True, timeout=300
+            )
+        failed = done.returncode != 0 or self.failing(run.sha)
+        said = (done.stdout + done.stderr)[-2000:]
+        if self.failing(run.sha):
+            said += "\nFAILED: test_feature (told to fail by the test)"
+        with self.lock:
+            run.status, run.conclusion = "completed", "failure" if failed else "success"
+            run.text = said
+        run.done.set()
+
+    def mergeable_state(self, pull: PullState) -> str:
+        base = self.tip(pull.base)
+        if (
+            subprocess.run(
+                ["git", f"--git-dir={self.bare}", "merge-tree", "--write-tree", base, pull.head],
+                capture_output=True,
+            ).returncode
+            != 0
+        ):
+            return "dirty"
+        if self._unmet(pull):
+            return "blocked"
+        if self.strict and not self.contains(base, pull.head):
+            return "behind"
+        return "clean"
+
+    def _unmet(self, pull: PullState) -> str:
+        run = self.runs.get(pull.head)
+        for name in self.required:
+            if run is None or run.name != name or run.status != "completed":
+                return f'Required status check "{name}" is expected.'
+            if run.conclusion != "success":
+                return f'Required status check "{name}" is failing.'
+        latest: dict[str, str] = {}
+        for r in self.reviews:
+            if r.number == pull.number and r.state != "COMMENTED":
+                latest[r.user] = r.state
+        if "CHANGES_REQUESTED" in latest.values():
+            return "Changes were requested by a reviewer with write access."
+        if sum(s == "APPROVED" for s in latest.values()) < self.approvals:
+            return (
+                f"At least {self.approvals} approving review is required by reviewers "
+                "with write access."
+            )
+        return ""
+
+    def _merge(
+        self, pull: PullState, method: str, title: str, message: str, by: str
+    ) -> str | tuple[int, str]:
+        base = self.tip(pull.base)
+        if self.strict and not self.contains(base, pull.head) and by != "person":
+            return 405, "Head branch is not up to date with the base branch"
+        if self.contains(base, pull.head):
+            tree = self.git("rev-parse", f"{pull.head}^{{tree}}")
+        else:
+            found = subprocess.run(
+                ["git", f"--git-dir={self.bare}", "merge-tree", "--write-tree", base, pull.head],
+                capture_output=True,
+                text=True,
+            )
+            if found.returncode != 0:
+                return 405, "Pull Request is not mergeable"
+            tree = found.stdout.split()[0]
+        env = {
+            "GIT_AUTHOR_NAME": "GitHub",
+            "GIT_AUTHOR_EMAIL": "noreply@github.invalid",
+            "GIT_COMMITTER_NAME": "GitHub",
+            "GIT_COMMITTER_EMAIL": "noreply@github.invalid",
+        }
+        text = f"{title}\n\n{message}".strip()
+        if method == "merge":
+            new = self.git("commit-tree", tree, "-p", base, "-p", pull.head, "-m", text, env=env)
+        elif method == "squash":
+            new = self.git("commit-tree", tree, "-p", base, "-m", text, env=env)
+        else:
+            if not self.contains(base, pull.head):
+                return 405, "This branch can't be rebased"
+            new = pull.head
+        self.git("update-ref", f"refs/heads/{pull.base}", new, base)
+        pull.state, pull.merged, pull.merge_commit = "closed", True, new
+        pull.merged_by, pull.closed_at = by, _now()
+        return new
+
+    # -- the REST API --------------------------------------------------------------------
+
+    def answer(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        headers: dict[str, str],
+        body: bytes,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One request, checked against the description both ways."""
+        if not path.startswith(PREFIX):
+            return 404, {}, b""
+        path = path.removeprefix(PREFIX) or "/"
+        ctype = headers.get("content-type", "application/json").split(";")[0]
+        problems = description().request_problems(method, path, query, body or None, ctype)
+        if problems:
+            with self.lock:
+                self.violations += problems
+            status, out, extra = 422, {"message": "; ".join(problems)[:900]}, {}
+        else:
+            status, out, extra = self._answer(method, path, query, headers, body)
+        raw = b"" if out is None else json.dumps(out).encode()
+        if status < 300 and method == "GET":
+            etag = 'W/"' + hashlib.sha256(raw).hexdigest() + '"'
+            extra["ETag"] = etag
+            extra["Cache-Control"] = "private, max-age=60, s-maxage=60"
+            extra["Vary"] = "Accept, Authorization, Cookie, X-GitHub-OTP"
+            if headers.get("if-none-match") == etag:
+                status, raw = 304, b""
+                with self.lock:
+                    self.remaining += 1  # a 304 is not counted against the limit
+        found = description().response_problems(
+            method, path, query, status, raw, "application/json"
+        )
+        with self.lock:
+            self.violations += found
+            self.requests.append((method, path, status))
+            extra.update(self._limits())
+        return status, extra, raw
+
+    def _limits(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": "5000",
+            "X-RateLimit-Remaining": str(max(0, self.remaining)),
+            "X-RateLimit-Reset": str(int(self.reset_at or time.time() + 3600)),
+            "X-RateLimit-Used": str(5000 - max(0, self.remaining)),
+            "X-RateLimit-Resource": "core",
+        }
+
+    def _answer(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        headers: dict[str, str],
+        body: bytes,
+    ) -> tuple[int, Any, dict[str, str]]:
+        auth = headers.get("authorization", "")
+        if auth.split(" ")[-1] not in self.tokens:
+            return 401, _error("Bad credentials", "401"), {}
+        with self.lock:
+            if self.failures:
+                status = self.failures.pop(0)
+                return status, _error("Server Error", str(status)), {}
+            if self.secondary:
+                wait = self.secondary.pop(0)
+                return (
+                    403,
+                    _error(
+                        "You have exceeded a secondary rate limit. Please wait a few "
+                        "minutes before you try again.",
+                        "403",
+                    ),
+                    {"Retry-After": str(wait)},
+                )
+            if self.remaining <= 0 and time.time() < self.reset_at:
+                return 403, _error("API rate limit exceeded for user ID 1.", "403"), {}
+            if self.remaining <= 0:
+                self.remaining = 5000
+            self.remaining -= 1
+            data = json.loads(body) if body else {}
+            for pattern, verb, handler in ROUTES:
+                match = pattern.match(path)
+                if match and verb == method:
+                    parts = match.groupdict()
+                    if (parts.pop("owner"), parts.pop("repo")) != (self.owner, self.name):
+                        return 404, _error("Not Found", "404"), {}
+                    return handler(self, query, data, **parts)
+        return 404, _error("Not Found", "404"), {}
+
+    # -- answers ---------------------------------------------------------------------------
+
+    def repo_json(self) -> dict[str, Any]:
+        found = minimal(schema_of("full-repository"))
+        found.update(
+            name=self.name,
+            full_name=self.full,
+            html_url=f"{self.web}/{self.full}",
+            url=f"{self.api}/repos/{self.full}",
+            default_branch=self.branch,
+            private=True,
+            allow_merge_commit=self.methods["merge"],
+            allow_squash_merge=self.methods["squash"],
+            allow_rebase_merge=self.methods["rebase"],
+        )
+        found["owner"]["login"] = self.owner
+        return found
+
+    def pull_json(self, pull: PullState, simple: bool = False) -> dict[str, Any]:
+        found = minimal(schema_of("pull-request-simple" if simple else "pull-request"))
+        url = f"{self.web}/{self.full}/pull/{pull.number}"
+        found.update(
+            number=pull.number,
+            html_url=url,
+            url=f"{self.api}/repos/{self.full}/pulls/{pull.number}",
+            state=pull.state,
+            title=pull.title,
+            body=pull.body,
+            closed_at=pull.closed_at,
+            merged_at=pull.closed_at if pull.merged else None,
+            merge_commit_sha=pull.merge_commit,
+        )
+        for side, ref, sha in (
+            ("head", pull.branch, pull.head),
+            ("base", pull.base, self.tip(pull.base)),
+        ):
+            found[side].update(ref=ref, sha=sha, label=f"{self.owner}:{ref}")
+        if not simple:
+            found.update(
+                merged=pull.merged,
+                mergeable_state="unknown" if pull.state != "open" else self.mergeable_state(pull),
+            )
+        return found
+
+    def review_json(self, review: ReviewState) -> dict[str, Any]:
+        found = minimal(schema_of("pull-request-review"))
+        found.update(
+            id=review.id,
+            state=review.state,
+            commit_id=review.commit,
+            body=review.body,
+            html_url=f"{self.web}/{self.full}/pull/{review.number}#review-{review.id}",
+        )
+        found["user"] = minimal(schema_of("simple-user")) | {"login": review.user}
+        return found
+
+    def run_json(self, run: RunState) -> dict[str, Any]:
+        found = minimal(schema_of("check-run"))
+        found.update(
+            id=run.id,
+            head_sha=run.sha,
+            name=run.name,
+            status=run.status,
+            conclusion=run.conclusion,
+            details_url=f"{self.web}/{self.full}/runs/{run.id}",
+            html_url=f"{self.web}/{self.full}/runs/{run.id}",
+        )
+        found["output"].update(
+            title=f"{run.name}: {run.conclusion or run.status}",
+            summary=f"ran `{self.check}`",
+            text=run.text or None,
+        )
+        return found
+
+
+# -- routes -------------------------------------------------------------------------------
+
+Answer = tuple[int, Any, dict[str, str]]
+
+
+def _repository(forge: Forge, query: Any, data: Any) -> Answer:
+    return 200, forge.repo_json(), {}
+
+
+def _rules(forge: Forge, query: Any, data: Any, branch: str) -> Answer:
+    if branch != forge.branch:
+        return 200, [], {}
+    source = {"ruleset_source_type": "Repository", "ruleset_source": forge.full, "ruleset_id": 7}
+    rules = [
+        {
+            "type": "pull_request",
+            **source,
+            "parameters": {
+                "dismiss_stale_reviews_on_push": forge.dismiss_stale,
+                "require_code_owner_review": False,
+                "require_last_push_approval": False,
+                "required_approving_review_count": forge.approvals,
+                "required_review_thread_resolution": False,
+            },
+        },
+        {"type": "non_fast_forward", **source},
+    ]
+    if forge.required:
+        rules.append(
+            {
+                "type": "required_status_checks",
+                **source,
+                "parameters": {
+                    "required_status_checks": [{"context": c} for c in forge.required],
+                    "strict_required_status_checks_policy": forge.strict,
+                },
+            }
+        )
+    return 200, rules, {}
+
+
+def _branch(forge: Forge, query: Any, data: Any, branch: str) -> Answer:
+    sha = forge.git("rev-parse", "--verify", "-q", f"refs/heads/{branch}", check=False)
+    if not sha:
+        return 404, _error("Branch not found", "404"), {}
+    found = minimal(schema_of("branch-with-protection"))
+    found.update(name=branch, protected=branch == forge.branch)
+    found["commit"]["sha"] = sha
+    found["protection"] = {
+        "enabled": branch == forge.branch,
+        "required_status_checks": {"enforcement_level": "off", "contexts": [], "checks": []},
+    }
+    return 200, found, {}
+
+
+def _pulls(forge: Forge, query: dict[str, list[str]], data: Any) -> Answer:
+    state = query.get("state", ["open"])[-1]
+    head = query.get("head", [""])[-1].partition(":")[2]
+    base = query.get("base", [""])[-1]
+    found = []
+    for pull in sorted(forge.pulls.values(), key=lambda p: -p.number):
+        forge._sync(pull)
+        if state != "all" and pull.state != state:
+            continue
+        if (head and pull.branch != head) or (base and pull.base != base):
+            continue
+        found.append(forge.pull_json(pull, simple=True))
+    per_page = int(query.get("per_page", ["30"])[-1])
+    return 200, found[:per_page], {}
+
+
+def _create(forge: Forge, query: Any, data: dict[str, Any]) -> Answer:
+    branch = data["head"].partition(":")[2] or data["head"]
+    head = forge.git("rev-parse", "--verify", "-q", f"refs/heads/{branch}", check=False)
+    if not head:
+        return 422, _error("Validation Failed", "422"), {}
+    if any(p.branch == branch and p.state == "open" for p in forge.pulls.values()):
+        return 422, _error(f"A pull request already exists for {forge.owner}:{branch}.", "422"), {}
+    number = len(forge.pulls) + 1
+    pull = PullState(
+        number,
+        branch,
+        data["base"],
+        data.get("title", ""),
+        data.get("body") or "",
+        head,
+        forge.tip(data["base"]),
+    )
+    forge.pulls[number] = pull
+    if head not in forge.runs:
+        forge._start_check(head)
+    return (
+        201,
+        forge.pull_json(pull),
+        {"Location": f"{forge.api}/repos/{forge.full}/pulls/{number}"},
+    )
+
+
+def _pull(forge: Forge, query: Any, data: Any, number: str) -> Answer:
+    pull = forge.pulls.get(int(number))
+    if pull is None:
+        return 404, _error("Not Found", "404"), {}
+    forge._sync(pull)
+    return 200, forge.pull_json(pull), {}
+
+
+def _update(forge: Forge, query: Any, data: dict[str, Any], number: str) -> Answer:
+    pull = forge.pulls.get(int(number))
+    if pull is None:
+        return 404, _error("Not Found", "404"), {}
+    pull.title = data.get("title", pull.title)
+    pull.body = data.get("body", pull.body)
+    forge._sync(pull)
+    return 200, forge.pull_json(pull), {}
+
+
+def _merge(forge: Forge, query: Any, data: dict[str, Any], number: str) -> Answer:
+    pull = forge.pulls.get(int(number))
+    if pull is None:
+        return 404, _error("Not Found", "404"), {}
+    forge._sync(pull)
+    if pull.state != "open":
+        return 405, _error("Pull Request is not mergeable", ""), {}
+    if data.get("sha") and data["sha"] != pull.head:
+        return 409, _error("Head branch was modified. Review and try the merge again.", ""), {}
+    method = data.get("merge_method", "merge")
+    if not forge.methods[method]:
+        return (
+            405,
+            _error(f"{method.title()} merges are not allowed on this repository.", "405"),
+            {},
+        )
+    unmet = forge._unmet(pull)
+    if unmet:
+        return 405, _error(unmet, ""), {}
+    found = forge._merge(
+        pull,
+        method,
+        data.get("commit_title") or pull.title,
+        data.get("commit_message") or "",
+        "autopilot",
+    )
+    if isinstance(found, tuple):
+        return found[0], _error(found[1], ""), {}
+    return 200, {"sha": found, "merged": True, "message": "Pull Request successfully merged"}, {}
+
+
+def _reviews(forge: Forge, query: Any, data: Any, number: str) -> Answer:
+    return 200, [forge.review_json(r) for r in forge.reviews if r.number == int(number)], {}
+
+
+def _review_comments(forge: Forge, query: Any, data: Any, number: str, review: str) -> Answer:
+    found = [r for r in forge.reviews if r.id == int(review) and r.number == int(number)]
+    if not found:
+        return 404, _error("Not Found", "404"), {}
+    out = []
+    for n, (path, line, body) in enumerate(found[0].comments):
+        item = minimal(schema_of("review-comment"))
+        item.update(
+            id=found[0].id * 100 + n,
+            path=path,
+            body=body,
+            line=line,
+            original_line=line,
+            pull_request_review_id=found[0].id,
+            commit_id=found[0].commit,
+        )
+        out.append(item)
+    return 200, out, {}
+
+
+def _check_runs(forge: Forge, query: Any, data: Any, ref: str) -> Answer:
+    run = forge.runs.get(ref)
+    runs = [forge.run_json(run)] if run is not None else []
+    return 200, {"total_count": len(runs), "check_runs": runs}, {}
+
+
+def _status(forge: Forge, query: Any, data: Any, ref: str) -> Answer:
+    found = minimal(schema_of("combined-commit-status"))
+    found.update(
+        state="pending",
+        sha=ref,
+        statuses=[],
+        total_count=0,
+        commit_url=f"{forge.api}/repos/{forge.full}/commits/{ref}",
+    )
+    return 200, found, {}
+
+
+def _comment(forge: Forge, query: Any, data: dict[str, Any], number: str) -> Answer:
+    if int(number) not in forge.pulls:
+        return 404, _error("Not Found", "404"), {}
+    forge.comments.append((int(number), data["body"]))
+    found = minimal(schema_of("issue-comment"))
+    found.update(id=next(forge._ids), body=data["body"])
+    return 201, found, {}
+
+
+def _route(template: str) -> "re.Pattern[str]":
+    pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
+    return re.compile(f"^{pattern}$")
+
+
+ROUTES: list[tuple["re.Pattern[str]", str, Callable[..., Answer]]] = [
+    (_route("/repos/{owner}/{repo}"), "GET", _repository),
+    (_route("/repos/{owner}/{repo}/rules/branches/{branch}"), "GET", _rules),
+    (_route("/repos/{owner}/{repo}/branches/{branch}"), "GET", _branch),
+    (_route("/repos/{owner}/{repo}/pulls"), "GET", _pulls),
+    (_route("/repos/{owner}/{repo}/pulls"), "POST", _create),
+    (_route("/repos/{owner}/{repo}/pulls/{number}"), "GET", _pull),
+    (_route("/repos/{owner}/{repo}/pulls/{number}"), "PATCH", _update),
+    (_route("/repos/{owner}/{repo}/pulls/{number}/merge"), "PUT", _merge),
+    (_route("/repos/{owner}/{repo}/pulls/{number}/reviews"), "GET", _reviews),
+    (
+        _route("/repos/{owner}/{repo}/pulls/{number}/reviews/{review}/comments"),
+        "GET",
+        _review_comments,
+    ),
+    (_route("/repos/{owner}/{repo}/commits/{ref}/check-runs"), "GET", _check_runs),
+    (_route("/repos/{owner}/{repo}/commits/{ref}/status"), "GET", _status),
+    (_route("/repos/{owner}/{repo}/issues/{number}/comments"), "POST", _comment),
+]
+
+
+def _error(message: str, status: str) -> dict[str, str]:
+    """GitHub's error body; a 405 or 409 of the merge endpoint has no status field."""
+    return {"message": message, "documentation_url": DOCS} | ({"status": status} if status else {})
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _handler(forge: Forge) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _serve(self) -> None:
+            parsed = urllib.parse.urlsplit(self.path)
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length) if length else b""
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            query = urllib.parse.parse_qs(parsed.query, keep_blank_values=True)
+            status, extra, raw = forge.answer(
+                self.command, urllib.parse.unquote(parsed.path), query, headers, body
+            )
+            self.send_response(status, HTTPStatus(status).phrase)
+            if raw:
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(raw)))
+            for key, value in extra.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(raw)
+
+        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
+
+    return Handler
+
+
+@contextlib.contextmanager
+def forge_for(tmp: Path, seed: Path, **options: Any) -> Iterator[Forge]:
+    with Forge(tmp, seed, **options) as forge:
+        yield forge
+    shutil.rmtree(forge.root, ignore_errors=True)

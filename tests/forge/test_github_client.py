@@ -1,0 +1,134 @@
+"""The product's GitHub client (wvo_mcp/forge/github.py) against the test forge: each call
+as GitHub answers it, every request and answer validated against GitHub's own description,
+conditional polls, the merge's compare-and-swap, and each fault as a Fault that says what
+to do."""
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.forge.description import available
+from tests.forge.server import TOKEN, Forge
+from wvo_mcp.errors import Fault
+from wvo_mcp.forge.github import GitHub
+
+pytestmark = pytest.mark.skipif(not available(), reason="no @octokit/openapi (scripts/setup)")
+
+
+def _git(repo: Path, *args: str) -> str:
+    command = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost", *args]
+    return subprocess.run(
+        command, cwd=repo, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+@pytest.fixture
+def forge(tmp_path: Path) -> Iterator[Forge]:
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    _git(seed, "init", "-q", "-b", "main")
+    (seed / "check.sh").write_text("echo checked\n")
+    _git(seed, "add", "-A")
+    _git(seed, "commit", "-qm", "start")
+    with Forge(tmp_path, seed) as found:
+        yield found
+        assert found.violations == []
+
+
+def _branch(forge: Forge, name: str, files: dict[str, str]) -> str:
+    sha = forge.commit(forge.tip(), files, f"work on {name}")
+    forge.git("update-ref", f"refs/heads/{name}", sha)
+    return sha
+
+
+def test_a_pull_request_is_opened_polled_and_merged_only_at_the_head_it_names(
+    forge: Forge,
+) -> None:
+    client = GitHub(forge.api, forge.full, TOKEN)
+    repo = client.repository()
+    assert repo.name == forge.full and repo.methods == ("merge", "squash", "rebase")
+    required = client.requirements("main")
+    assert required.checks == ("check",) and required.approvals == 1 and required.strict
+    head = _branch(forge, "wvo/t1", {"a.txt": "a\n"})
+    assert client.find("wvo/t1", "main") is None
+    opened = client.open("wvo/t1", "main", "t1: a", "the body")
+    assert (opened.number, opened.head, opened.state, opened.merged) == (1, head, "open", False)
+    found = client.find("wvo/t1", "main")
+    assert found is not None and (found.number, found.head) == (1, head)
+    forge.wait_checks()
+    [check] = client.checks(head)
+    assert (check.name, check.state, check.conclusion) == ("check", "success", "success")
+    assert "checked" in check.text
+    assert client.pull(1).mergeable_state == "blocked"  # no approval yet
+    before = len(forge.requests)
+    again = client.pull(1)
+    assert forge.requests[before:] == [("GET", "/repos/team/project/pulls/1", 304)]
+    assert again.mergeable_state == "blocked"
+    forge.review(1, "APPROVED")
+    [review] = client.reviews(1)
+    assert (review.author, review.state, review.commit) == ("reviewer", "APPROVED", head)
+    assert client.pull(1).mergeable_state == "clean"  # the answer changed: a 200, not a 304
+    moved = client.merge(1, "0" * 40, "merge", "t1: a", "")
+    assert not moved.merged and moved.moved
+    merged = client.merge(1, head, "merge", "t1: a", "landed by the queue")
+    assert merged.merged and forge.tip() == merged.commit
+    assert forge.contains(head, forge.tip())
+    after = client.pull(1)
+    assert after.merged and after.merge_commit == merged.commit and after.state == "closed"
+
+
+def test_changes_requested_come_with_their_comments(forge: Forge) -> None:
+    client = GitHub(forge.api, forge.full, TOKEN)
+    _branch(forge, "wvo/t2", {"b.txt": "b\n"})
+    client.open("wvo/t2", "main", "t2", "")
+    forge.review(1, "CHANGES_REQUESTED", "please rename", [("b.txt", 1, "call it c")])
+    [review] = client.reviews(1)
+    assert review.state == "CHANGES_REQUESTED" and review.body == "please rename"
+    assert [(c.path, c.line, c.body) for c in review.comments] == [("b.txt", 1, "call it c")]
+    refused = client.merge(1, client.pull(1).head, "merge", "t2", "")
+    assert not refused.merged and not refused.moved and "requested" in refused.why
+
+
+def test_a_failing_check_gives_its_log_tail(forge: Forge) -> None:
+    client = GitHub(forge.api, forge.full, TOKEN)
+    forge.failing = lambda sha: True
+    head = _branch(forge, "wvo/t3", {"c.txt": "c\n"})
+    client.open("wvo/t3", "main", "t3", "")
+    forge.wait_checks()
+    [check] = client.checks(head)
+    assert check.state == "failure" and "FAILED: test_feature" in check.text
+    assert check.url.startswith(forge.web)
+
+
+def test_each_fault_is_a_fault_that_says_what_to_do(forge: Forge) -> None:
+    client = GitHub(forge.api, forge.full, TOKEN)
+    forge.secondary.append(7)
+    with pytest.raises(Fault) as secondary:
+        client.repository()
+    assert secondary.value.kind == "limited" and secondary.value.retry_after == 7
+    assert "secondary" in str(secondary.value)
+    import time
+
+    forge.remaining, forge.reset_at = 0, time.time() + 30
+    with pytest.raises(Fault) as primary:
+        client.repository()
+    assert primary.value.kind == "limited" and primary.value.retry_after >= 20
+    assert "primary" in str(primary.value)
+    forge.remaining, forge.reset_at = 100, 0.0
+    forge.tokens.clear()
+    with pytest.raises(Fault) as revoked:
+        client.repository()
+    assert revoked.value.kind == "auth" and "GITHUB_TOKEN" in str(revoked.value)
+    forge.tokens.add(TOKEN)
+    forge.failures.append(502)
+    with pytest.raises(Fault) as failing:
+        client.repository()
+    assert failing.value.kind == "unreachable"
+    assert client.repository().name == forge.full
+    forge.http.shutdown()
+    forge.http.server_close()
+    with pytest.raises(Fault) as gone:
+        GitHub(forge.api, forge.full, TOKEN, timeout=5).repository()
+    assert gone.value.kind in ("unreachable", "timeout")

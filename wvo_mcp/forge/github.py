@@ -1,0 +1,340 @@
+"""GitHub's pull requests, through githubkit (a client generated from GitHub's own OpenAPI
+description): github.com, or an Enterprise Server by its API base URL.
+
+Polls are conditional requests: githubkit keeps each answer with its ETag (hishel's HTTP
+cache), and every read here asks it to revalidate (`Cache-Control: no-cache`), so a read
+whose answer has not changed costs a 304, which GitHub does not count against the rate
+limit. Rate limits are never slept through here: a primary or secondary limit is a Fault
+carrying how long GitHub asked us to wait, and the queue holds that long (target.Reach)."""
+
+import threading
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import httpx
+from githubkit import GitHub as Client
+from githubkit import Response, TokenAuthStrategy
+from githubkit.exception import RateLimitExceeded, RequestError, RequestFailed, RequestTimeout
+
+from wvo_mcp.errors import Fault
+from wvo_mcp.forge import Check, Comment, Merged, Method, Pull, Repository, Requirements, Review
+
+PUBLIC_API = "https://api.github.com"
+FRESH = {"Cache-Control": "no-cache"}  # revalidate the cached answer: a 304 when unchanged
+PAGE = 100
+METHODS: tuple[Method, ...] = ("merge", "squash", "rebase")
+
+
+class GitHub:
+    """One repository on GitHub, as the merge queue asks it (forge.Forge)."""
+
+    def __init__(self, api: str, repository: str, token: str, timeout: float = 30.0) -> None:
+        self.api = api.rstrip("/")
+        self.owner, _, self.name = repository.partition("/")
+        self.where = f"{repository} on {self.api}"
+        self._client = Client(
+            TokenAuthStrategy(token),
+            base_url=self.api + "/",
+            timeout=timeout,
+            auto_retry=False,
+            http_cache=True,
+        )
+        self._lock = threading.Lock()
+        self._calls = 0
+
+    @property
+    def calls(self) -> int:
+        return self._calls
+
+    def _ask(self, fn: Callable[[], Response[Any, Any]], what: str) -> Any:
+        """One request's JSON; every way it can fail is a Fault that says what to do."""
+        with self._lock:
+            self._calls += 1
+        try:
+            return fn().json()
+        except RateLimitExceeded as exc:
+            wait = max(1.0, exc.retry_after.total_seconds())
+            kind = "secondary" if "Secondary" in type(exc).__name__ else "primary"
+            raise Fault(
+                "limited",
+                f"GitHub's {kind} rate limit is reached ({what}); it asked for {wait:.0f} s",
+                retry_after=wait,
+            ) from None
+        except RequestFailed as exc:
+            raise self._failed(
+                exc.response.status_code, exc.response.headers, exc.response.text, what
+            ) from None
+        except RequestTimeout:
+            raise Fault(
+                "timeout", f"GitHub ({self.where}) did not answer in time ({what})"
+            ) from None
+        except (RequestError, httpx.HTTPError) as exc:
+            raise Fault(
+                "unreachable",
+                f"GitHub ({self.where}) cannot be reached ({what}): {type(exc).__name__}",
+            ) from None
+
+    def _failed(self, status: int, headers: httpx.Headers, text: str, what: str) -> Fault:
+        said = _message(text)
+        if status == 401:
+            return Fault(
+                "auth",
+                f"GitHub refused the token ({what}: {said}): give the "
+                "autopilot a valid one (GITHUB_TOKEN, or `gh auth login`)",
+            )
+        if status in (403, 404):
+            needs = headers.get("x-accepted-github-permissions", "")
+            wanted = f"; the call needs {needs}" if needs else ""
+            return Fault(
+                "auth",
+                f"GitHub answered {status} to {what} ({said}): the token "
+                f"cannot see or change {self.owner}/{self.name}{wanted} "
+                "(docs/forge.md lists what it needs)",
+            )
+        if status >= 500:
+            return Fault("unreachable", f"GitHub failed ({status}) on {what}: {said}")
+        return Fault("refused", f"GitHub refused {what} ({status}): {said}")
+
+    # -- forge.Forge --------------------------------------------------------------------
+
+    def repository(self) -> Repository:
+        found = self._ask(
+            lambda: self._client.rest.repos.get(self.owner, self.name), "reading the repository"
+        )
+        allowed = {
+            "merge": found.get("allow_merge_commit") is not False,
+            "squash": found.get("allow_squash_merge") is not False,
+            "rebase": found.get("allow_rebase_merge") is not False,
+        }
+        methods = tuple(m for m in METHODS if allowed[m])
+        return Repository(found["full_name"], found["html_url"], methods)
+
+    def requirements(self, branch: str) -> Requirements:
+        """Rulesets (readable with the repository's metadata) and classic protection's
+        required checks (readable on the branch); a classic rule on reviews needs
+        administration access to read, so it is left to the forge to enforce."""
+        rules = self._ask(
+            lambda: self._client.rest.repos.get_branch_rules(
+                self.owner, self.name, branch, per_page=PAGE
+            ),
+            f"reading the rules of {branch}",
+        )
+        checks: list[str] = []
+        approvals, strict = 0, False
+        for rule in rules:
+            params = rule.get("parameters") or {}
+            if rule.get("type") == "pull_request":
+                approvals = max(approvals, int(params.get("required_approving_review_count", 0)))
+            elif rule.get("type") == "required_status_checks":
+                strict = strict or bool(params.get("strict_required_status_checks_policy"))
+                checks += [c["context"] for c in params.get("required_status_checks", [])]
+        found = self._ask(
+            lambda: self._client.rest.repos.get_branch(self.owner, self.name, branch),
+            f"reading the branch {branch}",
+        )
+        protection = found.get("protection") or {}
+        classic = protection.get("required_status_checks") or {}
+        if protection.get("enabled") and classic.get("enforcement_level", "off") != "off":
+            checks += list(classic.get("contexts") or [])
+            checks += [c["context"] for c in classic.get("checks") or []]
+            strict = strict or bool(classic.get("strict"))
+        known = not protection.get("enabled") or "required_pull_request_reviews" in protection
+        return Requirements(tuple(dict.fromkeys(checks)), approvals, strict, known or approvals > 0)
+
+    def find(self, branch: str, base: str) -> Pull | None:
+        found = self._ask(
+            lambda: self._client.rest.pulls.list(
+                self.owner,
+                self.name,
+                state="all",
+                head=f"{self.owner}:{branch}",
+                base=base,
+                sort="created",
+                direction="desc",
+                per_page=1,
+                headers=FRESH,
+            ),
+            f"looking for the pull request from {branch}",
+        )
+        return _pull(found[0]) if found else None
+
+    def open(self, branch: str, base: str, title: str, body: str) -> Pull:
+        found = self._ask(
+            lambda: self._client.rest.pulls.create(
+                self.owner,
+                self.name,
+                head=branch,
+                base=base,
+                title=title,
+                body=body,
+                maintainer_can_modify=True,
+            ),
+            f"opening a pull request from {branch}",
+        )
+        return _pull(found)
+
+    def edit(self, number: int, title: str, body: str) -> None:
+        self._ask(
+            lambda: self._client.rest.pulls.update(
+                self.owner, self.name, number, title=title, body=body
+            ),
+            f"editing pull request #{number}",
+        )
+
+    def pull(self, number: int) -> Pull:
+        found = self._ask(
+            lambda: self._client.rest.pulls.get(self.owner, self.name, number, headers=FRESH),
+            f"reading pull request #{number}",
+        )
+        return _pull(found)
+
+    def checks(self, commit: str) -> list[Check]:
+        runs = self._ask(
+            lambda: self._client.rest.checks.list_for_ref(
+                self.owner, self.name, commit, filter_="latest", per_page=PAGE, headers=FRESH
+            ),
+            f"reading the check runs of {commit[:12]}",
+        )
+        found = {c.name: c for c in (_run(r) for r in runs.get("check_runs", []))}
+        statuses = self._ask(
+            lambda: self._client.rest.repos.get_combined_status_for_ref(
+                self.owner, self.name, commit, per_page=PAGE, headers=FRESH
+            ),
+            f"reading the statuses of {commit[:12]}",
+        )
+        for status in statuses.get("statuses", []):  # newest first: the first of a name
+            found.setdefault(status["context"], _status(status))
+        return list(found.values())
+
+    def reviews(self, number: int) -> list[Review]:
+        found = self._ask(
+            lambda: self._client.rest.pulls.list_reviews(
+                self.owner, self.name, number, per_page=PAGE, headers=FRESH
+            ),
+            f"reading the reviews of pull request #{number}",
+        )
+        reviews = []
+        for review in found:
+            comments: tuple[Comment, ...] = ()
+            if review.get("state") == "CHANGES_REQUESTED":
+                said = self._ask(
+                    partial(
+                        self._client.rest.pulls.list_comments_for_review,
+                        self.owner,
+                        self.name,
+                        number,
+                        int(review["id"]),
+                        per_page=PAGE,
+                        headers=FRESH,
+                    ),
+                    f"reading review {review['id']}'s comments",
+                )
+                comments = tuple(
+                    Comment(
+                        c.get("path", ""),
+                        c.get("line") or c.get("original_line"),
+                        c.get("body", ""),
+                    )
+                    for c in said
+                )
+            reviews.append(
+                Review(
+                    id=review["id"],
+                    author=(review.get("user") or {}).get("login", "?"),
+                    state=review.get("state", ""),
+                    commit=review.get("commit_id") or "",
+                    body=review.get("body") or "",
+                    url=review.get("html_url", ""),
+                    comments=comments,
+                )
+            )
+        return reviews
+
+    def merge(self, number: int, head: str, method: Method, title: str, message: str) -> Merged:
+        try:
+            found = self._ask(
+                lambda: self._client.rest.pulls.merge(
+                    self.owner,
+                    self.name,
+                    number,
+                    sha=head,
+                    merge_method=method,
+                    commit_title=title,
+                    commit_message=message,
+                ),
+                f"merging pull request #{number}",
+            )
+        except Fault as exc:
+            if exc.kind != "refused":
+                raise
+            moved = "(409)" in str(exc)  # the head is no longer the one verified
+            return Merged(False, moved=moved, why=str(exc))
+        return Merged(bool(found.get("merged")), found.get("sha") or "")
+
+    def comment(self, number: int, body: str) -> None:
+        self._ask(
+            lambda: self._client.rest.issues.create_comment(
+                self.owner, self.name, number, body=body
+            ),
+            f"commenting on pull request #{number}",
+        )
+
+
+def _message(text: str) -> str:
+    try:
+        import json
+
+        found = json.loads(text)
+    except ValueError:
+        return text[:200] or "no reason given"
+    return str(found.get("message", text))[:200] if isinstance(found, dict) else text[:200]
+
+
+def _pull(found: dict[str, Any]) -> Pull:
+    return Pull(
+        number=found["number"],
+        url=found["html_url"],
+        state="open" if found["state"] == "open" else "closed",
+        merged=bool(found.get("merged") or found.get("merged_at")),
+        head=found["head"]["sha"],
+        branch=found["head"]["ref"],
+        base=found["base"]["ref"],
+        merge_commit=found.get("merge_commit_sha") if found.get("merged_at") else None,
+        mergeable_state=found.get("mergeable_state") or "unknown",
+    )
+
+
+def _run(found: dict[str, Any]) -> Check:
+    conclusion = found.get("conclusion") or ""
+    output = found.get("output") or {}
+    text = "\n".join(
+        t for t in (output.get("title"), output.get("summary"), output.get("text")) if t
+    )
+    return Check(
+        name=found["name"],
+        state=_state(found.get("status") == "completed", conclusion),
+        conclusion=conclusion or found.get("status", "queued"),
+        url=found.get("details_url") or found.get("html_url") or "",
+        text=text,
+    )
+
+
+def _status(found: dict[str, Any]) -> Check:
+    state = found.get("state", "pending")
+    conclusion = {"error": "error", "failure": "failure", "success": "success"}.get(state, "")
+    return Check(
+        name=found["context"],
+        state=_state(state != "pending", conclusion),
+        conclusion=state,
+        url=found.get("target_url") or "",
+        text=found.get("description") or "",
+    )
+
+
+def _state(completed: bool, conclusion: str) -> Any:
+    """A check's conclusion as the gate reads it: neutral and skipped pass, as GitHub's
+    required checks count them."""
+    if not completed:
+        return "pending"
+    return "success" if conclusion in ("success", "neutral", "skipped") else "failure"
