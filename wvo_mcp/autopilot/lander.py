@@ -20,6 +20,7 @@ from typing import Literal, TypeVar
 import anyio
 
 from wvo_mcp import scratch_dirs
+from wvo_mcp.autopilot.pull_requests import Proposer
 from wvo_mcp.autopilot.target import Target
 from wvo_mcp.errors import Fault, LeaseLost, ValidationFailed, VerificationFailed, WvoError
 from wvo_mcp.git import Blocked, Conflict, Git, branch_name, stacking, trees
@@ -33,6 +34,7 @@ from wvo_mcp.verification import sandbox_summary
 
 T = TypeVar("T")
 Strategy = Literal["leave", "merge", "rebase"]
+Was = Literal["testing", "landing"]
 TARGET_SECONDS = 60  # a target's lease: renewed while its holder lives
 OUTPUT_TAIL = 4000  # of a failing check, in the checkpoint the next worker starts from
 
@@ -44,6 +46,7 @@ class Options:
     batch: int = 4  # entries tested as one
     slots: int = 2  # checks run at once
     max_returns: int = 3  # returns to a worker before a person is asked
+    poll: float = 10.0  # --via pull-request: seconds between two looks at a pull request
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,9 @@ class Lander:
         self.red: Red | None = None  # the latest base found failing the project's check
         self._held = ""  # why the target's checked-out working tree holds its landing
         self._fetched_at = -float("inf")  # when a remote target's tip was last fetched
+        # --via pull-request: what lands goes out as pull requests, followed until merged.
+        self.proposer = None if target.forge is None else Proposer(self, target.forge,
+                                                                    options.poll)  # fmt: skip
 
     async def _git(self, fn: Callable[..., T], *args: object) -> T:
         return await self._in_repo(fn, *args)  # type: ignore[return-value]
@@ -139,10 +145,19 @@ class Lander:
         self._fetched_at = time.monotonic()
         return True
 
+    async def _due(self) -> bool:
+        """Through pull requests, a pass is worth its fetch only with a submission queued
+        or a pull request due for another look (their polls are spaced)."""
+        if self.proposer is None:
+            return True
+        if await self.db.read(partial(landing.head, target=self.key, limit=1)):
+            return True
+        return self.proposer.due(await self.db.read(partial(landing.intents, target=self.key)))
+
     async def land(self) -> bool:
         """Land what heads the queue, one batch; True if there may be more to do now."""
-        if not await self.pending() or not await self.refresh():
-            return False  # nothing to hold the target for, or its remote is away
+        if not await self.pending() or not await self._due() or not await self.refresh():
+            return False  # nothing to hold the target for now, or its remote is away
         if self.red is not None and self.target.branch:
             if await self.tip() == self.red.commit:
                 return False  # still red: the queue holds until a person fixes the target
@@ -157,13 +172,14 @@ class Lander:
             return False  # another autopilot lands this target now
         try:
             async with self._holding(fence):
-                if not await self._recover(fence):
+                moved = await self._recover(fence)
+                if moved is None:
                     return False  # a landing waits for the target's working tree, or remote
                 entries = await self.db.read(
                     partial(landing.head, target=self.key, limit=max(1, self.options.batch))
                 )
                 if not entries:
-                    return False
+                    return moved
                 ids = [e.id for e in entries]
                 await self.db.write(partial(landing.start, target=self.key, run=self.run_id,
                                             fence=fence, ids=ids))  # fmt: skip
@@ -171,10 +187,12 @@ class Lander:
                     entries = await self._bring(fence, entries)
                     if not entries:
                         return True
+                    if self.proposer is not None:
+                        return await self.proposer.propose(fence, entries)
                     if self.target.branch:
                         return await self._batch(fence, entries)
                     return await self._each(fence, entries)
-                except Fault:  # the remote went away mid-batch (said by Reach): it waits
+                except Fault:  # the remote or forge went away mid-batch (said once): it waits
                     await self.db.write(partial(landing.unstart_all, target=self.key,
                                                 run=self.run_id, fence=fence))  # fmt: skip
                     return False
@@ -232,28 +250,36 @@ class Lander:
             finally:
                 group.cancel_scope.cancel()
 
-    async def _recover(self, fence: int) -> bool:
+    async def _recover(self, fence: int) -> bool | None:
         """Landings a killed autopilot intended (or one held by the target's working tree):
         completed if the target got there (or still can), else abandoned and their entries
-        queued again. Never landed twice: the ref moves only from the intent's `old`. False
-        while one is held."""
+        queued again. Never landed twice: the ref moves only from the intent's `old`. None
+        while one is held. Through pull requests, each is followed instead (True: one moved)
+        unless the target has it already (a person pushed it there)."""
+        moved = False
         for found in await self.db.read(partial(landing.intents, target=self.key)):
-            if found.old:
+            if self.proposer is not None:
+                tip = await self.tip()
+                if not (tip == found.new or await self._git(self.git.contains, found.new, tip)):
+                    moved = await self.proposer.follow(fence, found) or moved
+                    continue
+            elif found.old:
                 tip = await self.tip()
                 there = tip == found.new or await self._git(self.git.contains, found.new, tip)
                 # Another host's stacked commit, never pushed, is not here: abandoned.
                 known = await self._git(self.git.has_commit, found.new)
                 if not there and tip == found.old and known:
-                    moved = await self._move(found.new, tip)
-                    if moved is None:
-                        return False
-                    there = moved
+                    went = await self._move(found.new, tip)
+                    if went is None:
+                        return None
+                    there = went
                 if not there:
                     await self.db.write(partial(landing.abandon, landing_id=found.id,
                                                 now=self._now()))  # fmt: skip
                     continue
             await self._complete(found.id, found.new)
-        return True
+            moved = True
+        return moved
 
     async def _move(self, new: str, old: str) -> bool | None:
         """The target moved from `old` to `new` (True), or found moved elsewhere (False);
@@ -356,13 +382,7 @@ class Lander:
             if isinstance(found, Conflict):
                 await self._conflict(fence, item, found, old)
             elif found == old or (found == tip and await self._git(self._stack, old, item) == old):
-                # It changes nothing on the target itself: done now, with no check.
-                self.say(f"{item.task_id} has nothing to land: its submission changes nothing "
-                         f"on {self.onto}; it is done, with no check to wait for")  # fmt: skip
-                nothing = Verdict(True, f"nothing to land: the tree of {self.onto} as it is")
-                tree = await self._git(self.git.tree_of, old)
-                await self._complete(await self._intend(fence, old, old, tree, nothing, [item]),
-                                     old)  # fmt: skip
+                await self._nothing(fence, item, old)
             else:
                 if found == tip:  # no empty commit is made: the target moves not for it
                     self.say(
@@ -478,7 +498,9 @@ class Lander:
 
     # -- what does not land ------------------------------------------------------------
 
-    async def _conflict(self, fence: int, item: Entry, found: Conflict, old: str) -> None:
+    async def _conflict(
+        self, fence: int, item: Entry, found: Conflict, old: str, was: Was = "testing"
+    ) -> None:
         persons = await self._persons(item, found.files, old)
         files = ", ".join(found.files[:10]) + (" …" if len(found.files) > 10 else "")
         back = Return(
@@ -493,7 +515,7 @@ class Lander:
             files=found.files,
             target_tip=old,
         )
-        await self._send_back(fence, item, back, persons)
+        await self._send_back(fence, item, back, persons, was=was)
 
     async def _persons(self, item: Entry, files: Sequence[str], old: str) -> list[str]:
         """Commits a person made on the target since `item` left it that touch `files`: any
@@ -510,6 +532,21 @@ class Lander:
                 break  # landed before this work began: older ones too
             ours.update(await self._git(self.git.commits, done.old, done.new))
         return [c for c in touching if c not in ours]
+
+    async def _fail(
+        self, fence: int, item: Entry, verdict: Verdict, old: str, was: Was = "testing",
+        hold: str | None = None,
+    ) -> None:  # fmt: skip
+        """A check failed on `item` stacked onto `old`: back to a worker with its output."""
+        await self._send_back(fence, item, _failed(verdict, old), [], hold=hold, was=was)
+
+    async def _nothing(self, fence: int, item: Entry, old: str) -> None:
+        """A submission that changes nothing on the target: done now, with no check."""
+        self.say(f"{item.task_id} has nothing to land: its submission changes nothing "
+                 f"on {self.onto}; it is done, with no check to wait for")  # fmt: skip
+        nothing = Verdict(True, f"nothing to land: the tree of {self.onto} as it is")
+        tree = await self._git(self.git.tree_of, old)
+        await self._complete(await self._intend(fence, old, old, tree, nothing, [item]), old)
 
     async def refuse(self, task_id: str, back: Return) -> None:
         """A submission refused before it was taken (its commits change the state folder):
@@ -531,16 +568,17 @@ class Lander:
         back: Return,
         persons: Sequence[str],
         hold: str | None = None,
+        was: Was = "testing",
     ) -> None:
         """`item` back to a worker with `back`, or held for a person (`hold` says why, or
-        merge_queue decides)."""
+        merge_queue decides). `was` 'landing': its pull request sent it back."""
         hold = hold or merge_queue.hold_for_person(item.returns, self.options.max_returns, persons)
         try:
             outcome = await self.db.write(
                 partial(
                     landing.send_back, settings=self.orchestrator.settings, target=self.key,
                     run=self.run_id, fence=fence, entry_id=item.id, back=back, hold=hold,
-                    now=self._now(),
+                    now=self._now(), was=was,
                 )
             )  # fmt: skip
         except LeaseLost:

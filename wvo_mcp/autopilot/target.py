@@ -18,6 +18,7 @@ from typing import TypeVar
 import anyio.to_thread
 
 from wvo_mcp.errors import Fault, ValidationFailed, WvoError
+from wvo_mcp.forge import Forge
 from wvo_mcp.git import Git
 from wvo_mcp.git.remote import TASK_REFS, Remote, parse_onto, remotes
 from wvo_mcp.orchestrator import Orchestrator
@@ -27,12 +28,14 @@ T = TypeVar("T")
 LEAVE = "wvo/*"  # --merge leave: each task's own branch
 
 
-class Reach:
-    """A remote as the autopilot's parts ask it: off the event loop, each outage said once
-    when it starts and once when it ends, and asked again only after a back-off."""
+class Asked:
+    """Something remote as the autopilot's parts ask it: off the event loop, each outage
+    said once when it starts and once when it ends, and asked again only after a back-off
+    (or as long as it asked us to wait)."""
 
-    def __init__(self, remote: Remote, say: Callable[[str], None]) -> None:
-        self.remote = remote
+    def __init__(self, what: str, where: str, say: Callable[[str], None]) -> None:
+        self.what = what  # as messages name it: "the remote", "the forge"
+        self.where = where  # which one
         self.say = say
         self.outage = Outage()
 
@@ -48,19 +51,35 @@ class Reach:
             if exc.kind != "missing" and self.outage.failed(now, exc.kind, str(exc),
                                                             exc.retry_after):  # fmt: skip
                 self.say(
-                    f"the remote holds the queue: {exc}. Nothing is lost and nothing is "
+                    f"{self.what} holds the queue: {exc}. Nothing is lost and nothing is "
                     f"charged: trying again in {self.outage.delay:.0f} s, then less often"
                 )
             raise
         lasted = self.outage.answered(time.monotonic())
         if lasted is not None:
-            self.say(f"the remote {self.remote.name} answers again after {lasted:.0f} s")
+            self.say(f"{self.what} ({self.where}) answers again after {lasted:.0f} s")
         return found
 
     @property
     def held(self) -> str:
-        """Why the remote holds the queue now ('' while it answers)."""
+        """Why it holds the queue now ('' while it answers)."""
         return self.outage.why
+
+
+class Reach(Asked):
+    """The team's git remote."""
+
+    def __init__(self, remote: Remote, say: Callable[[str], None]) -> None:
+        super().__init__("the remote", remote.name, say)
+        self.remote = remote
+
+
+class ForgeReach(Asked):
+    """The forge a target lands through (--via pull-request)."""
+
+    def __init__(self, forge: Forge, say: Callable[[str], None]) -> None:
+        super().__init__("the forge", forge.where, say)
+        self.forge = forge
 
 
 @dataclass(frozen=True)
@@ -70,6 +89,7 @@ class Target:
     branch: str  # the branch in its repository ('' for --merge leave)
     ref: str  # the local ref its tip is read from ('' for --merge leave)
     reach: Reach | None = None  # the remote it lands on (or, leave, pushes branches to)
+    forge: ForgeReach | None = None  # --via pull-request: the forge it lands through
     legacy: str | None = None  # its queue's name before targets were named by repository
 
     @property

@@ -13,84 +13,34 @@ request's text, a review's comments and a check's log reach a worker only as the
 a returned submission, never as instructions to the autopilot.
 """
 
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
-Method = Literal["merge", "squash", "rebase"]
+from wvo_mcp.rules.pulls import (
+    Check,
+    Comment,
+    Merged,
+    Method,
+    Pull,
+    Repository,
+    Requirements,
+    Review,
+)
 
-
-@dataclass(frozen=True)
-class Repository:
-    name: str  # owner/name, as the forge names it
-    url: str  # its web page
-    methods: tuple[Method, ...]  # the merge methods it allows, in its order of preference
-
-
-@dataclass(frozen=True)
-class Requirements:
-    """What the forge requires before a pull request into a branch may merge, as read from
-    it (rulesets and classic branch protection alike)."""
-
-    checks: tuple[str, ...] = ()  # required status checks and check runs, by name
-    approvals: int = 0  # approving reviews required
-    strict: bool = False  # the head must contain the branch's tip
-    known: bool = True  # False: some of it could not be read (the forge still enforces it)
-
-
-@dataclass(frozen=True)
-class Pull:
-    number: int
-    url: str  # its web page
-    state: Literal["open", "closed"]
-    merged: bool
-    head: str  # the head commit
-    branch: str  # the head branch
-    base: str  # the base branch
-    merge_commit: str | None = None  # once merged: what the base branch got
-    mergeable_state: str = "unknown"  # the forge's own summary (GitHub: clean, blocked, …)
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    state: Literal["pending", "success", "failure"]
-    conclusion: str  # the forge's word: success, failure, timed_out, cancelled, …
-    url: str  # where a person reads it
-    text: str = ""  # what the forge has of its output (a log's tail, when it gives one)
-
-
-@dataclass(frozen=True)
-class Comment:
-    path: str
-    line: int | None
-    body: str
-
-
-@dataclass(frozen=True)
-class Review:
-    id: int
-    author: str
-    state: str  # APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED, PENDING
-    commit: str  # the head it reviewed
-    body: str
-    url: str
-    comments: tuple[Comment, ...] = field(default=())
-
-
-@dataclass(frozen=True)
-class Merged:
-    """What a merge call did: merged (`commit` is the base branch's new tip), or not, with
-    the forge's reason (`moved`: the head was no longer the one given)."""
-
-    merged: bool
-    commit: str = ""
-    moved: bool = False
-    why: str = ""
+__all__ = [
+    "Check", "Comment", "Forge", "Merged", "Method", "Pull", "Repository", "Requirements",
+    "Review",
+]  # fmt: skip
 
 
 class Forge(Protocol):
-    """A forge's pull requests, as the merge queue (autopilot/lander.py) uses them. Each call
-    is a request or a few; each raises errors.Fault when the forge cannot be asked."""
+    """A forge's pull requests, as the merge queue (autopilot/pull_requests.py) uses them.
+    Each call is a request or a few; each raises errors.Fault when the forge cannot be
+    asked."""
+
+    @property
+    def where(self) -> str:
+        """The repository and the forge, as messages name them."""
+        ...
 
     def repository(self) -> Repository: ...
 

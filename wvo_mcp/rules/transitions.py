@@ -90,6 +90,7 @@ GATED: dict[Status, dict[Status, frozenset[Actor]]] = {
         S.DONE: frozenset({LANDER, PERSON}),
         S.PENDING: frozenset({LANDER, PERSON}),
         S.FAILED: frozenset({LANDER}),
+        S.BLOCKED: frozenset({LANDER}),  # a person closed its pull request: they are asked
         S.CANCELLED: frozenset({PERSON}),
     },
 }

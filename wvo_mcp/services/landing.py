@@ -13,7 +13,7 @@ from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import IllegalTransition, LeaseLost
 from wvo_mcp.rules.transitions import Gate, Status
-from wvo_mcp.services import leases, route_outcomes
+from wvo_mcp.services import leases, notes, route_outcomes
 from wvo_mcp.services.tasks import record_event
 from wvo_mcp.store import Row, Tx
 
@@ -292,6 +292,10 @@ def landing(tx: Tx, landing_id: int) -> Landing | None:
     return None if row is None else _landing(row)
 
 
+def entries_of(tx: Tx, landing_id: int) -> list[Entry]:
+    return [entry(r) for r in tx.all("entries_of_landing", {"id": landing_id})]
+
+
 def complete(tx: Tx, settings: Settings, landing_id: int, now: datetime) -> list[str]:
     """The target moved (or nothing had to): the landing's entries are landed and their
     tasks done, as the lander, with the checks that passed on the tree. Idempotent: a
@@ -348,29 +352,33 @@ def send_back(
     back: Return,
     hold: str | None,
     now: datetime,
+    was: Literal["testing", "landing"] = "testing",
 ) -> Literal["returned", "held"]:
     """A submission that does not land: back to a worker as a new attempt, starting from a
     checkpoint with `back`; or, when `hold` says why a person must look (too many returns,
-    a conflict with a person's work), held in needs_review for a person."""
+    a conflict with a person's work), held in needs_review for a person. `was` 'landing':
+    its pull request came back (a review, a failed check): its landing's intent ends."""
     _fenced(tx, target, run, fence)
     row = tx.one("entry_by_id", {"id": entry_id})
     assert row is not None
-    if row["state"] != "testing":  # a person moved its task: its next submission is not this
+    if row["state"] != was:  # a person moved its task: its next submission is not this
         raise IllegalTransition(
             f"entry {entry_id} of task {row['task_id']!r} is {row['state']!r}, no longer in "
             "the batch being tested (a person moved its task): nothing recorded"
         )
     stamp = timeutil.to_text(now)
+    if was == "landing":
+        tx.run("landing_ends", {"id": row["landing_id"], "state": "abandoned", "now": stamp})
     task = leases.task_row(tx, row["task_id"])
     route_outcomes.record_attempt(tx, task, "held" if hold is not None else "returned", now)
     if hold is not None:
-        _end(tx, entry_id, "testing", "held", f"{hold}: {back.summary}", stamp)
+        _end(tx, entry_id, was, "held", f"{hold}: {back.summary}", stamp)
         record_event(
             tx, row["task_id"], at=stamp, actor=LANDER, kind="held",
             reason=f"{hold}: {back.summary}"[:4000], lease_epoch=task["lease_epoch"],
         )  # fmt: skip
         return "held"
-    _end(tx, entry_id, "testing", "returned", back.summary, stamp)
+    _end(tx, entry_id, was, "returned", back.summary, stamp)
     seq = tx.value("next_checkpoint_seq", (row["task_id"],))
     tx.run(
         "insert_checkpoint",
@@ -466,3 +474,104 @@ def landings_after(tx: Tx, target: str, after: int = 0) -> list[Landing]:
 def queue(tx: Tx) -> list[tuple[Entry, str]]:
     """Every open entry in queue order, with its task's title."""
     return [(entry(r), r["title"]) for r in tx.all("queue_open")]
+
+
+# -- pull requests (--via pull-request) -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PullRow:
+    target: str
+    task_id: str
+    number: int
+    url: str
+    branch: str
+    head: str  # what the autopilot last pushed to its branch, or adopted from a person
+    state: str  # open, merged, closed
+    landing_id: int | None
+    waiting: str
+
+
+def _pull(row: Row) -> PullRow:
+    return PullRow(
+        row["target"], row["task_id"], int(row["number"]), row["url"], row["branch"],
+        row["head"], row["state"], row["landing_id"], row["waiting"],
+    )  # fmt: skip
+
+
+def pull_of(tx: Tx, target: str, task_id: str) -> PullRow | None:
+    row = tx.one("pull_of", {"target": target, "task_id": task_id})
+    return None if row is None else _pull(row)
+
+
+def pull_opened(
+    tx: Tx, *, target: str, run: str, fence: int, task_id: str, number: int, url: str,
+    branch: str, head: str, landing_id: int, now: datetime,
+) -> None:  # fmt: skip
+    """The task's pull request carries `landing_id` now, its branch at `head`."""
+    _fenced(tx, target, run, fence)
+    tx.run(
+        "pull_opened",
+        {"target": target, "task_id": task_id, "number": number, "url": url, "branch": branch,
+         "head": head, "landing_id": landing_id, "now": timeutil.to_text(now)},
+    )  # fmt: skip
+
+
+def pull_waits(tx: Tx, target: str, task_id: str, waiting: str, now: datetime) -> None:
+    params = {"target": target, "task_id": task_id, "waiting": waiting[:500]}
+    tx.run("pull_waits", {**params, "now": timeutil.to_text(now)})
+
+
+def pull_moved(
+    tx: Tx, *, target: str, run: str, fence: int, task_id: str, landing_id: int, old: str,
+    new: str, tree: str, checks: str, now: datetime,
+) -> None:  # fmt: skip
+    """The pull request's head moved, restacked by the queue or pushed by a person and
+    verified: its landing's intent names the new head, and the next push is leased on it."""
+    _fenced(tx, target, run, fence)
+    tx.run("landing_moves", {"id": landing_id, "old": old, "new": new, "tree": tree,
+                             "checks": checks})  # fmt: skip
+    tx.run("pull_head", {"target": target, "task_id": task_id, "head": new,
+                         "now": timeutil.to_text(now)})  # fmt: skip
+
+
+def pull_ended(
+    tx: Tx, target: str, task_id: str, state: str, now: datetime, waiting: str = ""
+) -> None:
+    """Merged or closed; or (state 'open') its task went back to a worker."""
+    params = {"target": target, "task_id": task_id, "state": state, "waiting": waiting[:500]}
+    tx.run("pull_ends", {**params, "now": timeutil.to_text(now)})
+
+
+def pulls_open(tx: Tx) -> list[tuple[PullRow, str]]:
+    """Every open pull request, with its task's title."""
+    return [(_pull(r), r["title"]) for r in tx.all("pulls_open")]
+
+
+def closed_by_person(
+    tx: Tx, settings: Settings, *, target: str, run: str, fence: int, entry_id: int,
+    question: str, now: datetime,
+) -> bool:  # fmt: skip
+    """A person closed the task's pull request without merging it: nothing lands, the task
+    is blocked and the person is asked (the inbox), never silently redone. False when a
+    person moved the task meanwhile."""
+    _fenced(tx, target, run, fence)
+    row = tx.one("entry_by_id", {"id": entry_id})
+    assert row is not None
+    stamp = timeutil.to_text(now)
+    tx.run("landing_ends", {"id": row["landing_id"], "state": "abandoned", "now": stamp})
+    pull_ended(tx, target, row["task_id"], "closed", now)
+    if row["state"] != "landing":
+        return False
+    item = entry(row)
+    _end(tx, entry_id, "landing", "closed", question[:2000], stamp)
+    if not _still_submitted(tx, item):
+        return False
+    task = leases.task_row(tx, item.task_id)
+    route_outcomes.record_attempt(tx, task, "held", now)
+    leases.update_status(
+        tx, settings, item.task_id, Status.BLOCKED, LANDER, None, question[:500], now,
+        landing=item.commit,
+    )  # fmt: skip
+    notes.add(tx, item.task_id, "question", question, LANDER, stamp)
+    return True

@@ -1140,3 +1140,42 @@ WHERE EXISTS (SELECT 1 FROM tasks
               WHERE id = %(id)s AND lease_token = %(token)s AND status = 'in_progress')
 ON CONFLICT (id) DO UPDATE SET last_seen_at = excluded.last_seen_at
 WHERE agents.last_seen_at < %(stale)s;
+
+-- name: pull_of
+-- A task's pull request onto a target.
+SELECT * FROM pulls WHERE target = %(target)s AND task_id = %(task_id)s;
+
+-- name: pull_opened
+-- A task's pull request, opened or updated to carry a landing.
+INSERT INTO pulls (target, task_id, number, url, branch, head, state, landing_id, waiting,
+                   updated_at)
+VALUES (%(target)s, %(task_id)s, %(number)s, %(url)s, %(branch)s, %(head)s, 'open', %(landing_id)s, '', %(now)s)
+ON CONFLICT (target, task_id) DO UPDATE SET number = excluded.number, url = excluded.url,
+    branch = excluded.branch, head = excluded.head, state = 'open',
+    landing_id = excluded.landing_id, waiting = '', updated_at = excluded.updated_at;
+
+-- name: pull_waits
+-- What a pull request waits for now, as the views show it.
+UPDATE pulls SET waiting = %(waiting)s, updated_at = %(now)s
+WHERE target = %(target)s AND task_id = %(task_id)s;
+
+-- name: pull_head
+-- The head the autopilot pushed (or adopted) last: its next push is leased on it.
+UPDATE pulls SET head = %(head)s, updated_at = %(now)s
+WHERE target = %(target)s AND task_id = %(task_id)s;
+
+-- name: pull_ends
+-- A pull request merged or closed, or one whose task went back to a worker (state
+-- stays open, and it carries no landing until the next submission).
+UPDATE pulls SET state = %(state)s, landing_id = NULL, waiting = %(waiting)s, updated_at = %(now)s
+WHERE target = %(target)s AND task_id = %(task_id)s;
+
+-- name: pulls_open
+-- Every open pull request, with its task's title, for the views.
+SELECT p.*, t.title FROM pulls p JOIN tasks t ON t.id = p.task_id
+WHERE p.state = 'open' ORDER BY p.target, p.number;
+
+-- name: landing_moves
+-- A pull request's landing, its head restacked or adopted: what it lands now.
+UPDATE landings SET old = %(old)s, new = %(new)s, tree = %(tree)s, checks = %(checks)s
+WHERE id = %(id)s AND state = 'intent';

@@ -1,0 +1,446 @@
+"""Landing through pull requests (`--onto origin/main --via pull-request`): the merge queue
+verifies each submission stacked on the target as it always does, then pushes it to the
+task's branch (wvo/<task>) and opens, or updates, the task's pull request; the forge's
+required checks and reviews decide when it merges, and the merge is a compare-and-swap on
+exactly the head the queue verified.
+
+One task per pull request: a reviewer approves, and asks changes of, one change and one
+worker; a failing check or a closed pull request holds back that task alone; and the
+forge's checks run on what would land, as a batch's would not.
+
+Each pull request is followed at most every `poll` seconds, by conditional requests; what
+it asks next is rules/pulls.judge's. A pull request whose head moved (a person's commit)
+is verified again and kept; one whose target moved is restacked, verified and pushed
+again; what a reviewer or a required check sends back reaches a worker with its comments
+or its log's tail; a pull request a person closes blocks its task and asks them."""
+
+import time
+from collections.abc import Sequence
+from functools import partial
+from typing import TYPE_CHECKING
+
+import anyio
+
+from wvo_mcp.autopilot.target import ForgeReach
+from wvo_mcp.errors import Fault
+from wvo_mcp.forge import Method, Pull, Repository, Requirements
+from wvo_mcp.git import Conflict, branch_name
+from wvo_mcp.git.refs import ref_part
+from wvo_mcp.rules import pulls
+from wvo_mcp.services import landing
+from wvo_mcp.services.landing import Entry, Landing, Return
+
+if TYPE_CHECKING:
+    from wvo_mcp.autopilot.lander import Lander
+
+POLL_SECONDS = 10.0  # between two looks at one pull request
+RULES_SECONDS = 600.0  # the branch's protection, read again after this long
+PREFERRED: dict[str, tuple[Method, ...]] = {
+    "merge": ("merge", "squash", "rebase"),
+    "rebase": ("rebase", "squash", "merge"),
+}
+
+
+class Proposer:
+    def __init__(self, lander: "Lander", reach: ForgeReach, poll: float = POLL_SECONDS) -> None:
+        self.lander = lander
+        self.reach = reach
+        self.forge = reach.forge
+        self.poll = poll
+        self._looked: dict[int, float] = {}  # landing id -> when its pull request was read
+        self._said: dict[int, str] = {}  # landing id -> what it was last said to wait for
+        self._repo: Repository | None = None
+        self._rules: tuple[float, Requirements] | None = None
+
+    def due(self, intents: Sequence[Landing]) -> bool:
+        """Whether any open pull request is due for another look."""
+        now = time.monotonic()
+        return any(now - self._looked.get(i.id, -float("inf")) >= self.poll for i in intents)
+
+    # -- proposing -----------------------------------------------------------------------
+
+    async def propose(self, fence: int, entries: Sequence[Entry]) -> bool:
+        """Each entry stacked on the target's tip by itself and verified there; each that
+        passes goes out as its task's pull request."""
+        old = await self.lander.tip()
+
+        async def one(item: Entry) -> None:
+            found = await self.lander._git(self.lander._stack, old, item)
+            if isinstance(found, Conflict):
+                await self.lander._conflict(fence, item, found, old)
+                return
+            if found == old:
+                await self.lander._nothing(fence, item, old)
+                return
+            verdict = await self.lander._verify(found, [item])
+            if not verdict.passed:
+                if verdict.project_failed and not (await self.lander.base(old)).passed:
+                    self.lander._turned_red(old, await self.lander.base(old))
+                    await self.lander.db.write(
+                        partial(
+                            landing.unstart,
+                            target=self.lander.key,
+                            run=self.lander.run_id,
+                            fence=fence,
+                            ids=[item.id],
+                        )
+                    )
+                    return
+                await self.lander._fail(fence, item, verdict, old)
+                return
+            tree = await self.lander._git(self.lander.git.tree_of, found)
+            landing_id = await self.lander._intend(fence, old, found, tree, verdict, [item])
+            await self._publish(fence, landing_id, item, found, tree, verdict.checks)
+
+        async with anyio.create_task_group() as group:
+            for item in entries:
+                group.start_soon(one, item)
+        return True
+
+    async def _publish(
+        self, fence: int, landing_id: int, item: Entry, head: str, tree: str, checks: str
+    ) -> None:
+        """`head` onto the task's branch (leased on what the queue pushed there last, so a
+        person's commit is never overwritten), and its pull request opened or updated."""
+        lander = self.lander
+        reach = lander.target.reach
+        assert reach is not None
+        branch = branch_name(item.task_id)
+        row = await self.lander.db.read(
+            partial(landing.pull_of, target=lander.key, task_id=item.task_id)
+        )
+        if not await self._push(fence, item, branch, head, row.head if row else ""):
+            return
+        summary = await self._summary(item, tree, checks)
+        title, body = pulls.title(summary), pulls.body(summary)
+        found = await self.reach.call(self.forge.find, branch, lander.target.branch)
+        if found is not None and found.state == "open":
+            await self.reach.call(self.forge.edit, found.number, title, body)
+        else:
+            found = await self.reach.call(
+                self.forge.open, branch, lander.target.branch, title, body
+            )
+        await self.lander.db.write(
+            partial(
+                landing.pull_opened,
+                target=lander.key,
+                run=lander.run_id,
+                fence=fence,
+                task_id=item.task_id,
+                number=found.number,
+                url=found.url,
+                branch=branch,
+                head=head,
+                landing_id=landing_id,
+                now=lander._now(),
+            )
+        )
+        lander.say(f"{item.task_id}: pull request #{found.number} carries it: {found.url}")
+
+    async def _push(self, fence: int, item: Entry, branch: str, head: str, expected: str) -> bool:
+        """`head` onto the remote's `branch`, only from `expected` ('' : no such branch)."""
+        reach = self.lander.target.reach
+        assert reach is not None
+        ref = f"refs/heads/{branch}"
+        pushed = await reach.call(reach.remote.push, [f"{head}:{ref}"], [f"{ref}:{expected}"])
+        result = pushed.get(ref)
+        if result is None or result.ok:
+            return True
+        there = await self._fetch(branch)
+        if there == head:  # pushed already, by this queue before a crash
+            return True
+        back = Return(
+            f"returned: {branch} on the remote has commits the queue did not push "
+            f"({result.summary})",
+            "",
+        )
+        await self.lander._send_back(
+            fence, item, back, [], hold="someone pushed to its branch", was="landing"
+        )
+        return False
+
+    async def _fetch(self, branch: str) -> str | None:
+        reach = self.lander.target.reach
+        assert reach is not None
+        local = f"refs/wvo/pulls/{ref_part(branch)}"
+        try:
+            await reach.call(reach.remote.fetch, [f"+refs/heads/{branch}:{local}"])
+        except Fault as exc:
+            if exc.kind == "missing":
+                return None
+            raise
+        return await self.lander._git(self.lander.git.ref_tip, local)
+
+    async def _summary(self, item: Entry, tree: str, checks: str) -> pulls.Summary:
+        task = await self.lander.orchestrator.get_task(item.task_id)
+        review = await self.lander.orchestrator.latest_review(item.task_id, item.commit)
+        said = "" if review is None else f"{review.reviewer}: {review.verdict}. {review.notes}"
+        links = [
+            str(v)
+            for k, v in sorted(task.metadata.items())
+            if k in ("issue", "url", "link") and isinstance(v, str)
+        ]
+        return pulls.Summary(
+            item.task_id, task.title, task.description, tree, checks, said, "", links
+        )
+
+    # -- following -------------------------------------------------------------------------
+
+    async def follow(self, fence: int, intent: Landing) -> bool:
+        """One look at the pull request that carries `intent`, and what it asks for next.
+        True when something moved."""
+        lander = self.lander
+        found = await lander.db.read(partial(landing.entries_of, landing_id=intent.id))
+        if len(found) != 1:
+            return False  # a person moved its task: the lander abandons it
+        item = found[0]
+        row = await self.lander.db.read(
+            partial(landing.pull_of, target=lander.key, task_id=item.task_id)
+        )
+        if row is None or row.landing_id != intent.id:  # a crash before it went out
+            await self._publish(fence, intent.id, item, intent.new, intent.tree, intent.checks)
+            return True
+        now = time.monotonic()
+        if now - self._looked.get(intent.id, -float("inf")) < self.poll:
+            return False
+        self._looked[intent.id] = now
+        pull = await self.reach.call(self.forge.pull, row.number)
+        tip = await lander.tip()
+        current = tip == intent.new or await lander._git(lander.git.contains, tip, intent.new)
+        required = await self._requirements()
+        checks, reviews = [], []
+        if pull.state == "open" and pull.head == intent.new:
+            checks = await self.reach.call(self.forge.checks, pull.head)
+            reviews = await self.reach.call(self.forge.reviews, pull.number)
+        next_ = pulls.judge(pull, intent.new, current, required, checks, reviews)
+        if next_.kind == "landed":
+            return await self._landed(intent, item, pull)
+        if next_.kind == "closed":
+            return await self._closed(fence, intent, item, pull)
+        if next_.kind == "moved":
+            return await self._moved(fence, intent, item, pull)
+        if next_.kind == "behind":
+            return await self._restack(fence, intent, item, pull.head)
+        if next_.kind in ("failed", "changes"):
+            return await self._returned(fence, intent, item, pull, next_)
+        if next_.kind == "waiting":
+            await self._waits(intent, item, pull, next_.why)
+            return False
+        return await self._merge(intent, item, pull)
+
+    async def _requirements(self) -> Requirements:
+        now = time.monotonic()
+        if self._rules is None or now - self._rules[0] > RULES_SECONDS:
+            found = await self.reach.call(self.forge.requirements, self.lander.target.branch)
+            self._rules = (now, found)
+        return self._rules[1]
+
+    async def _waits(self, intent: Landing, item: Entry, pull: Pull, why: str) -> None:
+        if self._said.get(intent.id) == why:
+            return
+        self._said[intent.id] = why
+        self.lander.say(f"{item.task_id}: pull request #{pull.number} is {why}: {pull.url}")
+        await self.lander.db.write(
+            partial(
+                landing.pull_waits,
+                target=self.lander.key,
+                task_id=item.task_id,
+                waiting=why,
+                now=self.lander._now(),
+            )
+        )
+
+    async def _merge(self, intent: Landing, item: Entry, pull: Pull) -> bool:
+        if self._repo is None:
+            self._repo = await self.reach.call(self.forge.repository)
+        strategy = "rebase" if self.lander.options.strategy == "rebase" else "merge"
+        method = next((m for m in PREFERRED[strategy] if m in self._repo.methods), None)
+        if method is None:
+            await self._waits(intent, item, pull, "waiting: the repository allows no merge method")
+            return False
+        title = f"Land {item.task_id} ({item.author}) onto {self.lander.onto} (#{pull.number})"
+        merged = await self.reach.call(
+            self.forge.merge,
+            pull.number,
+            intent.new,
+            method,
+            title,
+            f"wvo-mcp merge queue: {item.commit}",
+        )
+        if merged.merged:
+            return await self._landed(intent, item, pull)
+        if not merged.moved:
+            await self._waits(intent, item, pull, f"not merged yet: {merged.why}")
+        self._looked.pop(intent.id, None)  # moved: look again at once
+        return False
+
+    async def _landed(self, intent: Landing, item: Entry, pull: Pull) -> bool:
+        """Merged, by the queue or by a person: its landing completes, once."""
+        lander = self.lander
+        await lander.refresh()
+        await lander._complete(intent.id, await lander.tip())
+        await self.lander.db.write(
+            partial(
+                landing.pull_ended,
+                target=lander.key,
+                task_id=item.task_id,
+                state="merged",
+                now=lander._now(),
+            )
+        )
+        self._forget(intent.id)
+        return True
+
+    async def _closed(self, fence: int, intent: Landing, item: Entry, pull: Pull) -> bool:
+        lander = self.lander
+        question = (
+            f"Pull request #{pull.number} ({pull.url}) of task {item.task_id} was closed "
+            "without a merge, so nothing of it landed. Answer to have it worked on again "
+            "(say what to change; its next submission opens a new pull request), or cancel it."
+        )
+        asked = await self.lander.db.write(
+            partial(
+                landing.closed_by_person,
+                settings=lander.orchestrator.settings,
+                target=lander.key,
+                run=lander.run_id,
+                fence=fence,
+                entry_id=item.id,
+                question=question,
+                now=lander._now(),
+            )
+        )
+        if asked:
+            lander.say(
+                f"{item.task_id} is blocked: a person closed pull request #{pull.number}; "
+                "they are asked in `wvo-mcp inbox`"
+            )
+        self._forget(intent.id)
+        return True
+
+    async def _moved(self, fence: int, intent: Landing, item: Entry, pull: Pull) -> bool:
+        """Someone pushed to its branch: their commits are kept, and what lands now is
+        verified again before it can merge."""
+        lander = self.lander
+        head = await self._fetch(pull.branch)
+        if head is None or head != pull.head:
+            return False  # it moves still: look again later
+        tip = await lander.tip()
+        if not await lander._git(lander.git.contains, tip, head):
+            return await self._restack(fence, intent, item, head)
+        verdict = await lander._verify(head, [item])
+        if not verdict.passed:
+            await lander._fail(
+                fence,
+                item,
+                verdict,
+                tip,
+                was="landing",
+                hold=f"a commit pushed to pull request #{pull.number}'s branch "
+                "fails the queue's check",
+            )
+            self._forget(intent.id)
+            return True
+        tree = await lander._git(lander.git.tree_of, head)
+        await self.lander.db.write(
+            partial(
+                landing.pull_moved,
+                target=lander.key,
+                run=lander.run_id,
+                fence=fence,
+                task_id=item.task_id,
+                landing_id=intent.id,
+                old=tip,
+                new=head,
+                tree=tree,
+                checks=verdict.checks,
+                now=lander._now(),
+            )
+        )
+        lander.say(
+            f"{item.task_id}: pull request #{pull.number} has a commit the queue did not "
+            f"push ({head[:12]}); kept, and it passed the queue's check"
+        )
+        self._looked.pop(intent.id, None)
+        return True
+
+    async def _restack(self, fence: int, intent: Landing, item: Entry, head: str) -> bool:
+        """The target moved past what its pull request carries: its head stacked on the new
+        tip, verified, and pushed (leased on the head it replaces)."""
+        lander = self.lander
+        tip = await lander.tip()
+        source = Entry(**{**item.__dict__, "commit": head})
+        found = await lander._git(lander._stack, tip, source)
+        if isinstance(found, Conflict):
+            await lander._conflict(fence, item, found, tip, was="landing")
+            self._forget(intent.id)
+            return True
+        verdict = await lander._verify(found, [item])
+        if not verdict.passed:
+            await lander._fail(fence, item, verdict, tip, was="landing")
+            self._forget(intent.id)
+            return True
+        branch = branch_name(item.task_id)
+        if not await self._push(fence, item, branch, found, head):
+            self._forget(intent.id)
+            return True
+        tree = await lander._git(lander.git.tree_of, found)
+        await self.lander.db.write(
+            partial(
+                landing.pull_moved,
+                target=lander.key,
+                run=lander.run_id,
+                fence=fence,
+                task_id=item.task_id,
+                landing_id=intent.id,
+                old=tip,
+                new=found,
+                tree=tree,
+                checks=verdict.checks,
+                now=lander._now(),
+            )
+        )
+        row = await self.lander.db.read(
+            partial(landing.pull_of, target=lander.key, task_id=item.task_id)
+        )
+        if row is not None:
+            summary = await self._summary(item, tree, verdict.checks)
+            await self.reach.call(
+                self.forge.edit, row.number, pulls.title(summary), pulls.body(summary)
+            )
+        lander.say(
+            f"{item.task_id}: {lander.onto} moved; its pull request is restacked onto "
+            f"{tip[:12]} and verified again"
+        )
+        self._looked.pop(intent.id, None)
+        return True
+
+    async def _returned(
+        self, fence: int, intent: Landing, item: Entry, pull: Pull, found: pulls.Next
+    ) -> bool:
+        lander = self.lander
+        summary, details, files = pulls.returned(found, pull)
+        back = Return(summary, details, files, await lander.tip())
+        await lander._send_back(fence, item, back, [], was="landing")
+        await self.lander.db.write(
+            partial(
+                landing.pull_ended,
+                target=lander.key,
+                task_id=item.task_id,
+                state="open",
+                now=lander._now(),
+                waiting=f"with a worker: {summary}",
+            )
+        )
+        await self.reach.call(
+            self.forge.comment,
+            pull.number,
+            f"The merge queue returned this to a worker: {found.why}. Its next submission "
+            "updates this pull request.",
+        )
+        self._forget(intent.id)
+        return True
+
+    def _forget(self, landing_id: int) -> None:
+        self._looked.pop(landing_id, None)
+        self._said.pop(landing_id, None)
