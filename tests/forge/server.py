@@ -439,7 +439,7 @@ class Forge:
             extra["ETag"] = etag
             extra["Cache-Control"] = "private, max-age=60, s-maxage=60"
             extra["Vary"] = "Accept, Authorization, Cookie, X-GitHub-OTP"
-            if headers.get("if-none-match") == etag:
+            if headers.get("if-none-match") == etag and self._declares_304(method, path):
                 status, raw = 304, b""
                 with self.lock:
                     self.remaining += 1  # a 304 is not counted against the limit
@@ -451,6 +451,11 @@ class Forge:
             self.requests.append((method, path, status))
             extra.update(self._limits())
         return status, extra, raw
+
+    def _declares_304(self, method: str, path: str) -> bool:
+        """A 304 only where GitHub's description declares one (elsewhere: the whole answer)."""
+        op = description().operation(method, path)
+        return op is not None and "304" in op.spec.get("responses", {})
 
     def _limits(self) -> dict[str, str]:
         return {

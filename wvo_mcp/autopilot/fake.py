@@ -485,7 +485,7 @@ async def change(metadata: dict[str, Any], mode: str, task_id: str, note: str, t
     files = dict(metadata.get("fake_files", {}))
     for n, line in enumerate(metadata.get("fake_run", [])):  # its output is committed
         files[f"ran-{n}.txt"] = await anyio.to_thread.run_sync(shell, line)
-    if "returned: a check failed" in text:
+    if re.search(r"returned: (a check failed|the required check|\S+ requested changes)", text):
         files.update(metadata.get("fake_fix", {}))
     for name, content in files.items():
         await anyio.Path(name).parent.mkdir(parents=True, exist_ok=True)

@@ -150,6 +150,8 @@ class Lander:
         or a pull request due for another look (their polls are spaced)."""
         if self.proposer is None:
             return True
+        if not self.proposer.reach.ready():
+            return False  # the forge holds the queue: asked again after its back-off
         if await self.db.read(partial(landing.head, target=self.key, limit=1)):
             return True
         return self.proposer.due(await self.db.read(partial(landing.intents, target=self.key)))
@@ -172,7 +174,10 @@ class Lander:
             return False  # another autopilot lands this target now
         try:
             async with self._holding(fence):
-                moved = await self._recover(fence)
+                try:
+                    moved = await self._recover(fence)
+                except Fault:  # the remote or forge went away (said once): it waits
+                    return False
                 if moved is None:
                     return False  # a landing waits for the target's working tree, or remote
                 entries = await self.db.read(
@@ -263,6 +268,7 @@ class Lander:
                 if not (tip == found.new or await self._git(self.git.contains, found.new, tip)):
                     moved = await self.proposer.follow(fence, found) or moved
                     continue
+                await self.proposer.reached(found)  # a person brought it onto the target
             elif found.old:
                 tip = await self.tip()
                 there = tip == found.new or await self._git(self.git.contains, found.new, tip)

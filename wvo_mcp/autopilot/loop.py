@@ -107,7 +107,7 @@ class Autopilot:
         worktrees = options.worktrees or top.with_name(top.name + ".wvo-worktrees")
         self.target = target.resolve(
             self.git, options.merge, options.onto, options.push,
-            settings.remote_timeout_seconds, say,
+            settings.remote_timeout_seconds, say, options.via, options.forge_api,
         )  # fmt: skip
         self.repos = Repos(self.git, worktrees, settings.state_root / "runs", self.target, say)
         self.gateway = Gateway(orchestrator, settings)
@@ -128,6 +128,7 @@ class Autopilot:
                 batch=options.batch,
                 slots=options.test_slots,
                 max_returns=options.max_returns,
+                poll=options.forge_poll,
             ),
             self.run_id,
             say,
@@ -234,9 +235,11 @@ class Autopilot:
                 raise ValidationFailed(f"{exc}; nothing was started") from None
             self.say(f"workers start from {found.name} as last fetched, until it answers")
             return
-        if branch:
+        if branch and found.forge is None:
             self.say(f"landing onto {found.name} ({found.key}) at {tip[:12]}, "
                      "by compare-and-swap pushes")  # fmt: skip
+        elif branch and found.forge is not None:
+            await self._through(found.forge, found.name, tip)
         # Refs an autopilot killed between a landing and their deletion left there.
         with contextlib.suppress(Fault):
             left = await target.task_refs(self.orchestrator, reach.remote)
@@ -377,6 +380,25 @@ class Autopilot:
                     "running": f"resumed by {by}",
                 }[self.state]
             )
+
+    async def _through(self, forge: target.ForgeReach, name: str, tip: str) -> None:
+        """Through pull requests: what the branch's protection requires, said once; a token
+        the forge refuses stops the start, before any worker runs."""
+        try:
+            repo = await forge.call(forge.forge.repository)
+            rules = await forge.call(forge.forge.requirements, self.target.branch)
+        except Fault as exc:
+            if exc.kind == "auth":
+                raise ValidationFailed(f"{exc}; nothing was started") from None
+            self.say(f"the forge does not answer yet ({exc}); workers start, and pull requests "
+                     "open once it does")  # fmt: skip
+            return
+        checks = ", ".join(rules.checks) or "none"
+        self.say(
+            f"landing onto {name} at {tip[:12]} through pull requests on {repo.url} "
+            f"(required checks: {checks}; approving reviews: {rules.approvals}; merge "
+            f"methods allowed: {', '.join(repo.methods) or 'none'})"
+        )
 
     async def _rounds(self, base: str, directive: str) -> Summary:
         async with anyio.create_task_group() as running:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from wvo_mcp.autopilot.target import ForgeReach
-from wvo_mcp.errors import Fault
+from wvo_mcp.errors import Fault, LeaseLost, WvoError
 from wvo_mcp.forge import Method, Pull, Repository, Requirements
 from wvo_mcp.git import Conflict, branch_name
 from wvo_mcp.git.refs import ref_part
@@ -63,39 +63,56 @@ class Proposer:
         """Each entry stacked on the target's tip by itself and verified there; each that
         passes goes out as its task's pull request."""
         old = await self.lander.tip()
+        lost: list[LeaseLost] = []
 
         async def one(item: Entry) -> None:
-            found = await self.lander._git(self.lander._stack, old, item)
-            if isinstance(found, Conflict):
-                await self.lander._conflict(fence, item, found, old)
-                return
-            if found == old:
-                await self.lander._nothing(fence, item, old)
-                return
-            verdict = await self.lander._verify(found, [item])
-            if not verdict.passed:
-                if verdict.project_failed and not (await self.lander.base(old)).passed:
-                    self.lander._turned_red(old, await self.lander.base(old))
-                    await self.lander.db.write(
-                        partial(
-                            landing.unstart,
-                            target=self.lander.key,
-                            run=self.lander.run_id,
-                            fence=fence,
-                            ids=[item.id],
-                        )
-                    )
+            intended = False
+            try:
+                found = await self.lander._git(self.lander._stack, old, item)
+                if isinstance(found, Conflict):
+                    await self.lander._conflict(fence, item, found, old)
                     return
-                await self.lander._fail(fence, item, verdict, old)
-                return
-            tree = await self.lander._git(self.lander.git.tree_of, found)
-            landing_id = await self.lander._intend(fence, old, found, tree, verdict, [item])
-            await self._publish(fence, landing_id, item, found, tree, verdict.checks)
+                if found == old:
+                    await self.lander._nothing(fence, item, old)
+                    return
+                verdict = await self.lander._verify(found, [item])
+                if not verdict.passed:
+                    base = await self.lander.base(old)
+                    if verdict.project_failed and not base.passed:
+                        self.lander._turned_red(old, base)
+                        await self._unstart(fence, item)
+                        return
+                    await self.lander._fail(fence, item, verdict, old)
+                    return
+                tree = await self.lander._git(self.lander.git.tree_of, found)
+                landing_id = await self.lander._intend(fence, old, found, tree, verdict, [item])
+                intended = True
+                await self._publish(fence, landing_id, item, found, tree, verdict.checks)
+            except LeaseLost as exc:  # raised once the group ends (it would come as a group)
+                lost.append(exc)
+            except WvoError as exc:  # the remote, the forge, git or the sandbox failed us
+                if not isinstance(exc, Fault):
+                    self.lander.say(f"{item.task_id}: landing through a pull request waits: {exc}")
+                if not intended:  # else its intent is followed, and published, later
+                    await self._unstart(fence, item)
 
         async with anyio.create_task_group() as group:
             for item in entries:
                 group.start_soon(one, item)
+        if lost:
+            raise lost[0]
         return True
+
+    async def _unstart(self, fence: int, item: Entry) -> None:
+        await self.lander.db.write(
+            partial(
+                landing.unstart,
+                target=self.lander.key,
+                run=self.lander.run_id,
+                fence=fence,
+                ids=[item.id],
+            )
+        )
 
     async def _publish(
         self, fence: int, landing_id: int, item: Entry, head: str, tree: str, checks: str
@@ -109,7 +126,15 @@ class Proposer:
         row = await self.lander.db.read(
             partial(landing.pull_of, target=lander.key, task_id=item.task_id)
         )
-        if not await self._push(fence, item, branch, head, row.head if row else ""):
+        # An open pull request's branch moves only from what the queue pushed there; a closed
+        # or merged one's (or one the forge deleted) is the queue's to reuse.
+        open_ = row is not None and row.state == "open"
+        expected = row.head if row is not None and open_ else (await self._fetch(branch) or "")
+        if not await self._push(branch, head, expected):
+            back = Return(f"returned: {branch} on the remote has commits the queue did not "
+                          "push", "")  # fmt: skip
+            await lander._send_back(fence, item, back, [], hold="someone pushed to its branch",
+                                    was="landing")  # fmt: skip
             return
         summary = await self._summary(item, tree, checks)
         title, body = pulls.title(summary), pulls.body(summary)
@@ -137,8 +162,9 @@ class Proposer:
         )
         lander.say(f"{item.task_id}: pull request #{found.number} carries it: {found.url}")
 
-    async def _push(self, fence: int, item: Entry, branch: str, head: str, expected: str) -> bool:
-        """`head` onto the remote's `branch`, only from `expected` ('' : no such branch)."""
+    async def _push(self, branch: str, head: str, expected: str) -> bool:
+        """`head` onto the remote's `branch`, only from `expected` ('' : no such branch).
+        False: the branch holds something else (someone pushed there)."""
         reach = self.lander.target.reach
         assert reach is not None
         ref = f"refs/heads/{branch}"
@@ -146,18 +172,7 @@ class Proposer:
         result = pushed.get(ref)
         if result is None or result.ok:
             return True
-        there = await self._fetch(branch)
-        if there == head:  # pushed already, by this queue before a crash
-            return True
-        back = Return(
-            f"returned: {branch} on the remote has commits the queue did not push "
-            f"({result.summary})",
-            "",
-        )
-        await self.lander._send_back(
-            fence, item, back, [], hold="someone pushed to its branch", was="landing"
-        )
-        return False
+        return await self._fetch(branch) == head  # pushed already, by this queue before a crash
 
     async def _fetch(self, branch: str) -> str | None:
         reach = self.lander.target.reach
@@ -227,6 +242,16 @@ class Proposer:
             await self._waits(intent, item, pull, next_.why)
             return False
         return await self._merge(intent, item, pull)
+
+    async def reached(self, intent: Landing) -> None:
+        """The target has what `intent` lands without its pull request being merged (a
+        person pushed it there): the pull request is no longer followed."""
+        for item in await self.lander.db.read(partial(landing.entries_of, landing_id=intent.id)):
+            await self.lander.db.write(
+                partial(landing.pull_ended, target=self.lander.key, task_id=item.task_id,
+                        state="merged", now=self.lander._now())
+            )  # fmt: skip
+        self._forget(intent.id)
 
     async def _requirements(self) -> Requirements:
         now = time.monotonic()
@@ -325,6 +350,10 @@ class Proposer:
         head = await self._fetch(pull.branch)
         if head is None or head != pull.head:
             return False  # it moves still: look again later
+        lander.say(
+            f"{item.task_id}: pull request #{pull.number} has a commit the queue did not "
+            f"push ({head[:12]}): kept, and verified again before it merges"
+        )
         tip = await lander.tip()
         if not await lander._git(lander.git.contains, tip, head):
             return await self._restack(fence, intent, item, head)
@@ -342,7 +371,7 @@ class Proposer:
             self._forget(intent.id)
             return True
         tree = await lander._git(lander.git.tree_of, head)
-        await self.lander.db.write(
+        await lander.db.write(
             partial(
                 landing.pull_moved,
                 target=lander.key,
@@ -356,10 +385,6 @@ class Proposer:
                 checks=verdict.checks,
                 now=lander._now(),
             )
-        )
-        lander.say(
-            f"{item.task_id}: pull request #{pull.number} has a commit the queue did not "
-            f"push ({head[:12]}); kept, and it passed the queue's check"
         )
         self._looked.pop(intent.id, None)
         return True
@@ -380,10 +405,9 @@ class Proposer:
             await lander._fail(fence, item, verdict, tip, was="landing")
             self._forget(intent.id)
             return True
-        branch = branch_name(item.task_id)
-        if not await self._push(fence, item, branch, found, head):
-            self._forget(intent.id)
-            return True
+        if not await self._push(branch_name(item.task_id), found, head):
+            self._looked.pop(intent.id, None)  # someone pushed meanwhile: look again
+            return False
         tree = await lander._git(lander.git.tree_of, found)
         await self.lander.db.write(
             partial(

@@ -30,6 +30,9 @@ class Options:
     merge: lander.Strategy = "leave"  # how finished work lands: see lander.py
     onto: str | None = None  # the target branch merge and rebase land on (main, origin/main)
     push: str | None = None  # --merge leave: the remote each verified task's branch goes to
+    via: str = "push"  # how --onto a remote's branch lands: push, or pull-request
+    forge_api: str | None = None  # the forge's API base URL (None: from the remote's URL)
+    forge_poll: float = 10.0  # seconds between two looks at one pull request
     check: str | None = None  # a project-wide check every landing tree passes
     batch: int = 4  # queue entries tested as one
     test_slots: int = 2  # landing checks run at once

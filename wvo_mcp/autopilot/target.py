@@ -104,8 +104,16 @@ def resolve(
     push: str | None,
     timeout: float,
     say: Callable[[str], None],
+    via: str = "push",
+    forge_api: str | None = None,
 ) -> Target:
-    """The target `--merge`, `--onto` and `--push` name, checked against the repository."""
+    """The target `--merge`, `--onto`, `--push` and `--via` name, checked against the
+    repository (and, through pull requests, the forge's token found)."""
+    if via == "pull-request" and strategy == "leave":
+        raise ValidationFailed(
+            "--via pull-request lands through the forge: give --merge merge (or rebase) and "
+            "--onto REMOTE/BRANCH (origin/main)"
+        )
     if strategy == "leave":
         if push is None:
             return Target(f"{here(git)}#{LEAVE}", "", "", "", legacy="")
@@ -122,6 +130,11 @@ def resolve(
             "a remote, as git names it (origin/main)"
         )
     name, branch = parse_onto(onto, remotes(git))
+    if name is None and via == "pull-request":
+        raise ValidationFailed(
+            f"--via pull-request lands on a remote's branch: --onto {onto} names a local one; "
+            "name the remote's (origin/main)"
+        )
     if name is None:
         key = f"{here(git)}#{branch}"
         return Target(key, branch, branch, f"refs/heads/{branch}", legacy=branch)
@@ -131,8 +144,21 @@ def resolve(
             f"remote {name}; rename the local branch"
         )
     reach = Reach(Remote(git, name, timeout), say)
+    forge = None if via != "pull-request" else ForgeReach(_forge(reach.remote, forge_api,
+                                                                  timeout), say)  # fmt: skip
     return Target(f"{reach.remote.where}#{branch}", onto, branch, reach.remote.tracking(branch),
-                  reach)  # fmt: skip
+                  reach, forge)  # fmt: skip
+
+
+def _forge(remote: Remote, api: str | None, timeout: float) -> Forge:
+    """The forge that hosts `remote`, asked with the person's token (GitHub's API)."""
+    from wvo_mcp.forge import credentials, github  # githubkit: only for this way of landing
+
+    where, repository, host = github.locate(remote.url, api)
+    found = credentials.token(host)
+    if found is None:
+        raise ValidationFailed(credentials.missing(host))
+    return github.GitHub(where, repository, found, timeout)
 
 
 ENDED = ("done", "cancelled", "gone")  # a task ref whose task is one of these may go

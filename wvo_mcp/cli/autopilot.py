@@ -67,6 +67,9 @@ def _options(args: argparse.Namespace) -> "slots.Options":
         merge=args.merge,
         onto=args.onto,
         push=args.push,
+        via=args.via,
+        forge_api=args.forge_api,
+        forge_poll=args.forge_poll,
         check=args.check,
         batch=args.batch,
         test_slots=args.test_slots,
@@ -267,6 +270,28 @@ def _landing_arguments(autopilot: argparse.ArgumentParser) -> None:
         metavar="REMOTE",
         help="With --merge leave: push each verified task's branch wvo/<task> to this remote "
         "(origin), for a person or the hosting service's pull requests to take from there.",
+    )
+    autopilot.add_argument(
+        "--via",
+        choices=["push", "pull-request"],
+        default="push",
+        help="How --onto a remote's branch lands: by compare-and-swap pushes (default), or "
+        "through the forge's pull requests, merged once its required checks and reviews "
+        "pass (a protected branch; GitHub; docs/forge.md).",
+    )
+    autopilot.add_argument(
+        "--forge-api",
+        metavar="URL",
+        help="With --via pull-request: the forge's API base URL (default: from the remote's "
+        "URL; https://HOST/api/v3 for a GitHub Enterprise Server).",
+    )
+    autopilot.add_argument(
+        "--forge-poll",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="With --via pull-request: seconds between two looks at one pull request "
+        "(conditional requests; default 10).",
     )
     autopilot.add_argument(
         "--check", help='A project-wide check every landing tree passes, e.g. "make test".'

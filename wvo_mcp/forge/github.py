@@ -8,6 +8,7 @@ limit. Rate limits are never slept through here: a primary or secondary limit is
 carrying how long GitHub asked us to wait, and the queue holds that long (target.Reach)."""
 
 import threading
+import urllib.parse
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -17,8 +18,9 @@ from githubkit import GitHub as Client
 from githubkit import Response, TokenAuthStrategy
 from githubkit.exception import RateLimitExceeded, RequestError, RequestFailed, RequestTimeout
 
-from wvo_mcp.errors import Fault
+from wvo_mcp.errors import Fault, ValidationFailed
 from wvo_mcp.forge import Check, Comment, Merged, Method, Pull, Repository, Requirements, Review
+from wvo_mcp.git.remote import redact
 
 PUBLIC_API = "https://api.github.com"
 FRESH = {"Cache-Control": "no-cache"}  # revalidate the cached answer: a 304 when unchanged
@@ -338,3 +340,25 @@ def _state(completed: bool, conclusion: str) -> Any:
     if not completed:
         return "pending"
     return "success" if conclusion in ("success", "neutral", "skipped") else "failure"
+
+
+def locate(url: str, api: str | None = None) -> tuple[str, str, str]:
+    """The forge behind a git remote's URL: its API base URL (`api` when given; GitHub's
+    for github.com, an Enterprise Server's /api/v3 otherwise), the repository (owner/name)
+    and the host, from https://host/owner/name.git, git@host:owner/name.git or
+    ssh://git@host/owner/name (pure)."""
+    bare = url.strip()
+    if "://" in bare:
+        parsed = urllib.parse.urlsplit(bare)
+        host, path = parsed.hostname or "", parsed.path
+    else:  # scp-like: [user@]host:path
+        where, _, path = bare.partition(":")
+        host = where.rpartition("@")[2]
+    parts = [p for p in path.removesuffix("/").removesuffix(".git").split("/") if p]
+    if not host or len(parts) < 2:
+        raise ValidationFailed(
+            f"the remote's URL {redact(url)!r} names no repository on a forge (owner/name): "
+            "--via pull-request lands through the forge that hosts the remote"
+        )
+    found = api or (PUBLIC_API if host == "github.com" else f"https://{host}/api/v3")
+    return found.rstrip("/"), f"{parts[-2]}/{parts[-1]}", host

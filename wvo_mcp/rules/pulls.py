@@ -100,7 +100,9 @@ def judge(
     reviews: Sequence[Review],
 ) -> Next:
     """`verified`: the head the queue verified and pushed; `current`: that head contains the
-    target's tip (what it lands is exactly what was checked)."""
+    target's tip (what it lands is exactly what was checked). One behind its target is
+    restacked only once its reviews are in: each restack runs the forge's checks again, and
+    a pull request waits for a person far longer than for them."""
     if pull.merged:
         return Next("landed")
     if pull.state != "open":
@@ -116,18 +118,21 @@ def judge(
     for review in latest.values():
         if review.state == "CHANGES_REQUESTED" and review.commit == verified:
             return Next("changes", f"{review.author} requested changes", review=review)
-    if not current or pull.mergeable_state in ("dirty", "behind"):
+    stale = [r.author for r in latest.values() if r.state == "CHANGES_REQUESTED"]
+    approvals = sum(r.state == "APPROVED" for r in latest.values())
+    reviewed = not stale and approvals >= required.approvals
+    behind = not current or pull.mergeable_state in ("dirty", "behind")
+    if behind and reviewed:
         return Next("behind")
+    if stale:
+        return Next("waiting", f"waiting for {', '.join(stale)} to review the new head")
+    if not reviewed:
+        later = "; it is restacked onto the target once approved" if behind else ""
+        return Next("waiting", f"waiting for a review ({approvals} of {required.approvals} "
+                    f"approvals){later}")  # fmt: skip
     waiting = [n for n in required.checks if found.get(n) is None or found[n].state != "success"]
     if waiting:
         return Next("waiting", f"waiting for checks: {', '.join(waiting)}")
-    stale = [r.author for r in latest.values() if r.state == "CHANGES_REQUESTED"]
-    if stale:
-        return Next("waiting", f"waiting for {', '.join(stale)} to review the new head")
-    approvals = sum(r.state == "APPROVED" for r in latest.values())
-    if approvals < required.approvals:
-        return Next("waiting", f"waiting for a review ({approvals} of {required.approvals} "
-                    "approvals)")  # fmt: skip
     if not required.known and pull.mergeable_state == "blocked":
         return Next("waiting", "waiting for what the branch's protection still requires")
     return Next("ready")
