@@ -151,9 +151,7 @@ def test_a_review_asking_for_changes_goes_back_to_a_worker_with_its_comments(
     assert sum(s.startswith("Land R ") for s in landed_subjects(forge)) == 1
 
 
-def test_a_failing_required_check_goes_back_with_its_log_tail(
-    tmp_path: Path, forge: Forge
-) -> None:
+def test_a_failing_required_check_goes_back_with_its_log_tail(tmp_path: Path, forge: Forge) -> None:
     pilot = host(tmp_path, forge)
     anyio.run(backlog, pilot.project, [
         {"id": "F", "title": "flawed", "metadata": {"fake_fix": {"fix.txt": "fixed\n"}}},

@@ -680,3 +680,81 @@ async def test_a_late_send_back_of_an_entry_a_person_closed_changes_nothing(
     assert await checkpoints(orch, "P") == []
     assert (await orch.get_task("P")).status == Status.NEEDS_REVIEW
     assert await states(orch, item.id) == ["closed"]
+
+
+# --- pull requests (--via pull-request) -------------------------------------------------------
+
+
+async def opened(orch: Orchestrator, fence: int, task_id: str, landing_id: int, head: str) -> None:
+    await orch.db.write(
+        partial(landing.pull_opened, target=TARGET, run=RUN_A, fence=fence, task_id=task_id,
+                number=7, url="https://forge.invalid/pull/7", branch=f"wvo/{task_id}",
+                head=head, landing_id=landing_id, now=START)
+    )  # fmt: skip
+
+
+async def test_a_pull_request_outlives_a_return_and_carries_the_next_submission(
+    world: World, orch: Orchestrator
+) -> None:
+    await create(orch, {"id": "P", "title": "proposed"})
+    fence = await hold(orch, RUN_A)
+    assert fence is not None
+    item = await queued(orch, "P", sha(1), "w1")
+    await start(orch, RUN_A, fence, item.id)
+    landing_id = await intend(orch, RUN_A, fence, item.id)
+    await opened(orch, fence, "P", landing_id, sha(11))
+    found = await orch.db.read(partial(landing.pull_of, target=TARGET, task_id="P"))
+    assert found is not None and (found.number, found.head, found.state) == (7, sha(11), "open")
+    assert found.landing_id == landing_id
+    await orch.db.write(partial(landing.pull_waits, target=TARGET, task_id="P",
+                                waiting="waiting for a review", now=START))  # fmt: skip
+    [(shown, title)] = await orch.db.read(landing.pulls_open)
+    assert (shown.waiting, title) == ("waiting for a review", "proposed")
+    # Restacked: the intent lands the new head, and the next push is leased on it.
+    await orch.db.write(
+        partial(landing.pull_moved, target=TARGET, run=RUN_A, fence=fence, task_id="P",
+                landing_id=landing_id, old=OLD, new=sha(12), tree=TREE, checks="ok", now=START)
+    )  # fmt: skip
+    [intent] = await orch.db.read(partial(landing.intents, target=TARGET))
+    assert (intent.old, intent.new) == (OLD, sha(12))
+    # A review sends it back from its landing: the intent ends, the pull request stays open.
+    back = Return("returned: ann requested changes on pull request #7", "rename it")
+    outcome = await orch.db.write(
+        partial(landing.send_back, settings=orch.settings, target=TARGET, run=RUN_A,
+                fence=fence, entry_id=item.id, back=back, hold=None, now=START, was="landing")
+    )  # fmt: skip
+    assert outcome == "returned"
+    assert await orch.db.read(partial(landing.intents, target=TARGET)) == []
+    await orch.db.write(partial(landing.pull_ended, target=TARGET, task_id="P", state="open",
+                                now=START, waiting="with a worker"))  # fmt: skip
+    kept = await orch.db.read(partial(landing.pull_of, target=TARGET, task_id="P"))
+    assert kept is not None and kept.state == "open" and kept.landing_id is None
+    assert kept.head == sha(12)
+    assert (await orch.get_task("P")).status == Status.PENDING
+
+
+async def test_a_pull_request_a_person_closed_blocks_its_task_with_a_question(
+    world: World, orch: Orchestrator
+) -> None:
+    await create(orch, {"id": "Q", "title": "closed"})
+    fence = await hold(orch, RUN_A)
+    assert fence is not None
+    item = await queued(orch, "Q", sha(1), "w1")
+    await start(orch, RUN_A, fence, item.id)
+    landing_id = await intend(orch, RUN_A, fence, item.id)
+    await opened(orch, fence, "Q", landing_id, sha(1))
+    asked = await orch.db.write(
+        partial(landing.closed_by_person, settings=orch.settings, target=TARGET, run=RUN_A,
+                fence=fence, entry_id=item.id, question="closed without a merge: why?",
+                now=START)
+    )  # fmt: skip
+    assert asked
+    task = await orch.get_task("Q")
+    assert task.status == Status.BLOCKED
+    assert [q.task_id for q in (await orch.inbox()).questions] == ["Q"]
+    assert (await entry_of(orch, item.id)).state == "closed"
+    ended = await orch.db.read(partial(landing.pull_of, target=TARGET, task_id="Q"))
+    assert ended is not None and ended.state == "closed"
+    # Only a person unblocks it: an agent's move is refused.
+    with pytest.raises(IllegalTransition):
+        await orch.update_status("Q", Status.PENDING, "w1", None)
