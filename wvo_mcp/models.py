@@ -775,9 +775,27 @@ class LandingFigures(BaseModel):
     )
 
 
+class PullRequestShown(BaseModel):
+    """A task's pull request on a forge (--via pull-request)."""
+
+    target: str
+    task_id: str
+    title: str
+    number: int
+    url: str = Field(description="Its page on the forge")
+    state: Literal["open", "merged", "closed"]
+    waiting: str = Field(description="What it waits for: checks (which), a review, a worker")
+    updated_at: str
+
+
 class LandingQueue(BaseModel):
     entries: list[QueueEntry] = Field(description="Open entries, per target in landing order")
     figures: LandingFigures
+    pulls: list[PullRequestShown] = Field(
+        default_factory=list,
+        description="Pull requests open now, or merged or closed in the window (--via "
+        "pull-request)",
+    )
 
 
 class SandboxResult(BaseModel):

@@ -167,6 +167,17 @@ def summary(found: LandingFigures) -> str:
     )
 
 
+def pull_lines(found: LandingQueue) -> list[str]:
+    """One line per pull request: its number and task, its state or what it waits for,
+    and its link."""
+    lines = []
+    for p in found.pulls:
+        now = p.waiting if p.state == "open" and p.waiting else p.state
+        lines.append(f"pull request #{p.number} {plain(p.task_id, 40)} ({plain(now, 120)}): "
+                     f"{plain(p.url, 200)}")  # fmt: skip
+    return lines
+
+
 def entry_lines(found: LandingQueue) -> list[str]:
     """One line per open entry: target, place, task, state, how long it waits, its
     returns, its title, and why it is held."""

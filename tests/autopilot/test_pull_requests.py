@@ -105,6 +105,10 @@ def test_ten_tasks_land_each_through_its_own_pull_request_once_approved(
         assert sum(s.startswith(f"Land {task_id} ") for s in subjects) == 1, subjects
     assert statuses(pilot) == {i: "done" for i in ids}
     assert "pull request #" in said
+    # The queue it leaves says each pull request's state, with its link.
+    shown = [line.strip() for line in said.splitlines() if line.startswith("  pull request #")]
+    assert len(shown) == len(ids) and all("(merged)" in line for line in shown), shown
+    assert f"{forge.web}/team/project/pull/" in shown[0]
     # Nothing reached main but through the merge endpoint: every commit on its first-parent
     # line since the seed is a merge the forge made.
     assert all(s.startswith("Land ") for s in subjects[: len(ids)]), subjects

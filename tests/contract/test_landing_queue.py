@@ -708,8 +708,10 @@ async def test_a_pull_request_outlives_a_return_and_carries_the_next_submission(
     assert found.landing_id == landing_id
     await orch.db.write(partial(landing.pull_waits, target=TARGET, task_id="P",
                                 waiting="waiting for a review", now=START))  # fmt: skip
-    [(shown, title)] = await orch.db.read(landing.pulls_open)
-    assert (shown.waiting, title) == ("waiting for a review", "proposed")
+    # What the landing_queue tool, `autopilot status` and the dashboard show.
+    [shown] = (await orch.landing_view(24)).pulls
+    assert (shown.number, shown.url, shown.state) == (7, "https://forge.invalid/pull/7", "open")
+    assert (shown.waiting, shown.title) == ("waiting for a review", "proposed")
     # Restacked: the intent lands the new head, and the next push is leased on it.
     await orch.db.write(
         partial(landing.pull_moved, target=TARGET, run=RUN_A, fence=fence, task_id="P",

@@ -378,6 +378,27 @@ def test_the_landing_section_escapes_what_agents_wrote() -> None:
     assert "nothing in the merge queue" in empty and 'table class="spend"' not in empty
 
 
+def test_pull_requests_show_their_link_and_what_they_wait_for() -> None:
+    from wvo_mcp.edge.dashboard import render
+    from wvo_mcp.models import LandingFigures, LandingQueue, PullRequestShown
+
+    figures = LandingFigures(
+        since="s", hours=24, landed=0, landed_per_hour=0.0, wait_p50_s=None, wait_p95_s=None,
+        returned=0, returns_per_landed=None,
+    )  # fmt: skip
+    pulls = [
+        PullRequestShown(target="t", task_id="T1", title=HOSTILE, number=4,
+                         url="https://github.com/team/project/pull/4", state="open",
+                         waiting="waiting for checks: test", updated_at="u"),
+        PullRequestShown(target="t", task_id="T2", title="b", number=5,
+                         url="javascript:alert(1)", state="merged", waiting="", updated_at="u"),
+    ]  # fmt: skip
+    shown = render.landing(LandingQueue(entries=[], figures=figures, pulls=pulls))
+    assert 'href="https://github.com/team/project/pull/4"' in shown
+    assert "waiting for checks: test" in shown and ">merged<" in shown
+    assert "javascript:" not in shown and "<script>" not in shown
+
+
 def test_the_routes_section_shows_each_routes_figures_escaped() -> None:
     """Names come from the providers file and the store: shown as text. Each route's
     figures and state, where a fresh task goes and why, and the policy line."""

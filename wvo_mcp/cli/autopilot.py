@@ -202,7 +202,7 @@ def _say_landing(found: LandingQueue) -> None:
     """The merge queue, one line per open entry, and its figures."""
     n = len(found.entries)
     say(f"merge queue: {n or 'no'} open entr{'y' if n == 1 else 'ies'}")
-    for line in queue_figures.entry_lines(found):
+    for line in queue_figures.entry_lines(found) + queue_figures.pull_lines(found):
         say(f"  {line}")
     say(f"  {queue_figures.summary(found.figures)}")
 

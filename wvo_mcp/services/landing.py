@@ -543,9 +543,11 @@ def pull_ended(
     tx.run("pull_ends", {**params, "now": timeutil.to_text(now)})
 
 
-def pulls_open(tx: Tx) -> list[tuple[PullRow, str]]:
-    """Every open pull request, with its task's title."""
-    return [(_pull(r), r["title"]) for r in tx.all("pulls_open")]
+def pulls_shown(tx: Tx, since: datetime) -> list[tuple[PullRow, str, str]]:
+    """Pull requests open now, or ended since `since`: each with its task's title and when
+    it last changed."""
+    rows = tx.all("pulls_shown", {"since": timeutil.to_text(since)})
+    return [(_pull(r), r["title"], r["updated_at"]) for r in rows]
 
 
 def closed_by_person(

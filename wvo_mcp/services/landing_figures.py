@@ -4,10 +4,17 @@ change cost adds up the usage charged to its task (routes.record_usage, per prov
 tier over all its attempts)."""
 
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Literal, cast
 
 from wvo_mcp import queue_figures, timeutil
-from wvo_mcp.models import LandedSpend, LandingFigures, LandingQueue, OpenState, QueueEntry
+from wvo_mcp.models import (
+    LandedSpend,
+    LandingFigures,
+    LandingQueue,
+    OpenState,
+    PullRequestShown,
+    QueueEntry,
+)
 from wvo_mcp.queue_figures import Figures, Landed, Spend
 from wvo_mcp.services import landing
 from wvo_mcp.store import Row, Tx
@@ -77,7 +84,15 @@ def view(tx: Tx, now: datetime, hours: float = WINDOW_HOURS) -> LandingQueue:
         )
     # Landing order: by target, then place; entries outside the queue proper after them.
     entries.sort(key=lambda e: (e.target, e.position is None, e.position or 0))
-    return LandingQueue(entries=entries, figures=model(figures(tx, now, hours), now))
+    pulls = [
+        PullRequestShown(
+            target=p.target, task_id=p.task_id, title=title, number=p.number, url=p.url,
+            state=cast(Literal["open", "merged", "closed"], p.state), waiting=p.waiting,
+            updated_at=at,
+        )
+        for p, title, at in landing.pulls_shown(tx, now - timedelta(hours=hours))
+    ]  # fmt: skip
+    return LandingQueue(entries=entries, figures=model(figures(tx, now, hours), now), pulls=pulls)
 
 
 def model(found: Figures, now: datetime) -> LandingFigures:

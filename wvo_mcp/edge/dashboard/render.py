@@ -657,11 +657,35 @@ def landing(found: LandingQueue) -> str:
         else ""
     )
     return (
-        f'<section class="landing"><h3>Landing</h3>{table}'
+        f'<section class="landing"><h3>Landing</h3>{table}{pull_requests(found)}'
         f'<h4>The last {e(_hours(f.hours))}</h4><dl class="figures">{dl}</dl>{spent}'
         '<p class="note">Queue wait: from joining the queue (after its review) to landing. '
         "Tokens and cost: every attempt of the tasks that landed, per provider and tier, over "
         "every landed change.</p></section>"
+    )
+
+
+def pull_requests(found: LandingQueue) -> str:
+    """Each pull request the queue opened (--via pull-request): its link, its task, and
+    its state or what it waits for."""
+    e = escape
+    rows = []
+    for p in found.pulls:
+        link = p.url if p.url.startswith(("https://", "http://")) else ""
+        now = p.waiting if p.state == "open" and p.waiting else p.state
+        rows.append(
+            f'<tr class="pull" data-id="{e(p.task_id)}" data-state="{e(p.state)}">'
+            f'<td class="number"><a class="forge" href="{e(link)}" rel="noreferrer">'
+            f"#{p.number}</a></td>"
+            f'<td class="task"><a class="open" href="{task_url(p.task_id)}">{e(p.task_id)}</a> '
+            f'<span class="title">{e(p.title)}</span></td>'
+            f'<td class="waiting">{e(now)}</td></tr>'
+        )
+    if not rows:
+        return ""
+    return (
+        '<h4>Pull requests</h4><table class="pulls"><thead><tr><th>pull request</th>'
+        f"<th>task</th><th>state</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
 
 

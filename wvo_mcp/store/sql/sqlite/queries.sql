@@ -1089,10 +1089,10 @@ WHERE target = :target AND task_id = :task_id;
 UPDATE pulls SET state = :state, landing_id = NULL, waiting = :waiting, updated_at = :now
 WHERE target = :target AND task_id = :task_id;
 
--- name: pulls_open
--- Every open pull request, with its task's title, for the views.
+-- name: pulls_shown
+-- Pull requests open now, or merged or closed since a time, with their tasks' titles.
 SELECT p.*, t.title FROM pulls p JOIN tasks t ON t.id = p.task_id
-WHERE p.state = 'open' ORDER BY p.target, p.number;
+WHERE p.state = 'open' OR p.updated_at >= :since ORDER BY p.target, p.number;
 
 -- name: landing_moves
 -- A pull request's landing, its head restacked or adopted: what it lands now.
