@@ -124,6 +124,14 @@ class Forge:
         self.strict = True
         self.methods = {"merge": True, "squash": True, "rebase": True}
         self.dismiss_stale = False
+        # What the token may do, as a fine-grained token's permissions (tests take some away).
+        self.permissions = {
+            "metadata": "read",
+            "pull_requests": "write",
+            "checks": "read",
+            "statuses": "read",
+            "contents": "write",
+        }
         # State.
         self.pulls: dict[int, PullState] = {}
         self.reviews: list[ReviewState] = []
@@ -498,12 +506,16 @@ class Forge:
                 self.remaining = 5000
             self.remaining -= 1
             data = json.loads(body) if body else {}
-            for pattern, verb, handler in ROUTES:
+            for pattern, verb, needs, handler in ROUTES:
                 match = pattern.match(path)
                 if match and verb == method:
                     parts = match.groupdict()
                     if (parts.pop("owner"), parts.pop("repo")) != (self.owner, self.name):
                         return 404, _error("Not Found", "404"), {}
+                    scope, _, level = needs.partition("=")
+                    if self.permissions.get(scope) not in (level, "write"):
+                        said = _error("Resource not accessible by personal access token", "403")
+                        return 403, said, {"X-Accepted-GitHub-Permissions": needs}
                     return handler(self, query, data, **parts)
         return 404, _error("Not Found", "404"), {}
 
@@ -657,9 +669,23 @@ def _create(forge: Forge, query: Any, data: dict[str, Any]) -> Answer:
     branch = data["head"].partition(":")[2] or data["head"]
     head = forge.git("rev-parse", "--verify", "-q", f"refs/heads/{branch}", check=False)
     if not head:
-        return 422, _error("Validation Failed", "422"), {}
+        invalid = {"resource": "PullRequest", "field": "head", "code": "invalid"}
+        return (
+            422,
+            {"message": "Validation Failed", "documentation_url": DOCS, "errors": [invalid]},
+            {},
+        )
     if any(p.branch == branch and p.state == "open" for p in forge.pulls.values()):
-        return 422, _error(f"A pull request already exists for {forge.owner}:{branch}.", "422"), {}
+        exists = {
+            "resource": "PullRequest",
+            "code": "custom",
+            "message": f"A pull request already exists for {forge.owner}:{branch}.",
+        }
+        return (
+            422,
+            {"message": "Validation Failed", "documentation_url": DOCS, "errors": [exists]},
+            {},
+        )
     number = len(forge.pulls) + 1
     pull = PullState(
         number,
@@ -785,25 +811,25 @@ def _route(template: str) -> "re.Pattern[str]":
     return re.compile(f"^{pattern}$")
 
 
-ROUTES: list[tuple["re.Pattern[str]", str, Callable[..., Answer]]] = [
-    (_route("/repos/{owner}/{repo}"), "GET", _repository),
-    (_route("/repos/{owner}/{repo}/rules/branches/{branch}"), "GET", _rules),
-    (_route("/repos/{owner}/{repo}/branches/{branch}"), "GET", _branch),
-    (_route("/repos/{owner}/{repo}/pulls"), "GET", _pulls),
-    (_route("/repos/{owner}/{repo}/pulls"), "POST", _create),
-    (_route("/repos/{owner}/{repo}/pulls/{number}"), "GET", _pull),
-    (_route("/repos/{owner}/{repo}/pulls/{number}"), "PATCH", _update),
-    (_route("/repos/{owner}/{repo}/pulls/{number}/merge"), "PUT", _merge),
-    (_route("/repos/{owner}/{repo}/pulls/{number}/reviews"), "GET", _reviews),
-    (
-        _route("/repos/{owner}/{repo}/pulls/{number}/reviews/{review}/comments"),
-        "GET",
-        _review_comments,
-    ),
-    (_route("/repos/{owner}/{repo}/commits/{ref}/check-runs"), "GET", _check_runs),
-    (_route("/repos/{owner}/{repo}/commits/{ref}/status"), "GET", _status),
-    (_route("/repos/{owner}/{repo}/issues/{number}/comments"), "POST", _comment),
-]
+ROUTES: list[tuple["re.Pattern[str]", str, str, Callable[..., Answer]]] = [
+    (_route("/repos/{owner}/{repo}"), "GET", "metadata=read", _repository),
+    (_route("/repos/{owner}/{repo}/rules/branches/{branch}"), "GET", "metadata=read", _rules),
+    (_route("/repos/{owner}/{repo}/branches/{branch}"), "GET", "contents=read", _branch),
+    (_route("/repos/{owner}/{repo}/pulls"), "GET", "pull_requests=read", _pulls),
+    (_route("/repos/{owner}/{repo}/pulls"), "POST", "pull_requests=write", _create),
+    (_route("/repos/{owner}/{repo}/pulls/{number}"), "GET", "pull_requests=read", _pull),
+    (_route("/repos/{owner}/{repo}/pulls/{number}"), "PATCH", "pull_requests=write", _update),
+    (_route("/repos/{owner}/{repo}/pulls/{number}/merge"), "PUT", "contents=write", _merge),
+    (_route("/repos/{owner}/{repo}/pulls/{number}/reviews"), "GET", "pull_requests=read",
+     _reviews),
+    (_route("/repos/{owner}/{repo}/pulls/{number}/reviews/{review}/comments"), "GET",
+     "pull_requests=read", _review_comments),
+    (_route("/repos/{owner}/{repo}/commits/{ref}/check-runs"), "GET", "checks=read",
+     _check_runs),
+    (_route("/repos/{owner}/{repo}/commits/{ref}/status"), "GET", "statuses=read", _status),
+    (_route("/repos/{owner}/{repo}/issues/{number}/comments"), "POST", "pull_requests=write",
+     _comment),
+]  # fmt: skip
 
 
 def _error(message: str, status: str) -> dict[str, str]:

@@ -3,6 +3,7 @@ as GitHub answers it, every request and answer validated against GitHub's own de
 conditional polls, the merge's compare-and-swap, and each fault as a Fault that says what
 to do."""
 
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -132,3 +133,39 @@ def test_each_fault_is_a_fault_that_says_what_to_do(forge: Forge) -> None:
     with pytest.raises(Fault) as gone:
         GitHub(forge.api, forge.full, TOKEN, timeout=5).repository()
     assert gone.value.kind in ("unreachable", "timeout")
+
+
+def test_doctor_probes_each_permission_and_writes_nothing(
+    forge: Forge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wvo_mcp.config import Settings
+    from wvo_mcp.git import Git, locate
+    from wvo_mcp.wiring import doctor
+
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", forge.url, str(clone)], check=True, capture_output=True)
+    repo = locate(clone)
+    assert repo is not None
+    git = Git(repo, repo.top)
+    settings = Settings.from_env()
+    monkeypatch.setenv("WVO_FORGE_TOKEN", TOKEN)
+    found = {c.name: c for c in doctor._forge(settings, git, "origin/main", forge.api)}
+    assert all(c.ok for c in found.values()), found
+    assert "requires checks: check, approving reviews: 1" in found["forge"].detail
+    assert set(found) >= {"forge token: pull requests: write", "forge token: checks: read"}
+    forge.permissions["pull_requests"] = "read"
+    forge.permissions.pop("checks")
+    found = {c.name: c for c in doctor._forge(settings, git, "origin/main", forge.api)}
+    assert not found["forge token: pull requests: write"].ok
+    assert "pull_requests=write" in found["forge token: pull requests: write"].detail
+    assert not found["forge token: checks: read"].ok
+    assert "checks=read" in found["forge token: checks: read"].detail
+    assert found["forge token: metadata: read"].ok
+    assert forge.pulls == {} and forge.comments == [], "doctor wrote nothing"
+    monkeypatch.delenv("WVO_FORGE_TOKEN")
+    only_git = tmp_path / "only-git"  # a PATH with git and no `gh` to ask for a token
+    only_git.mkdir()
+    (only_git / "git").symlink_to(shutil.which("git") or "/usr/bin/git")
+    monkeypatch.setenv("PATH", str(only_git))
+    [missing] = doctor._forge(settings, git, "origin/main", forge.api)
+    assert not missing.ok and "WVO_FORGE_TOKEN" in missing.detail

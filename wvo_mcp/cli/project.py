@@ -92,7 +92,9 @@ def cmd_doctor(settings: Settings, args: argparse.Namespace) -> None:
     the server started from each client's configuration, the sandbox, the coding CLIs."""
     from wvo_mcp.wiring import doctor
 
-    checks = anyio.run(doctor.run, settings, Path.cwd(), args.check, args.onto)
+    checks = anyio.run(
+        doctor.run, settings, Path.cwd(), args.check, args.onto, args.via, args.forge_api
+    )
     if args.json:
         print_json([dataclasses.asdict(c) for c in checks])
     else:
@@ -130,6 +132,14 @@ def _doctor_arguments(doctor: argparse.ArgumentParser) -> None:
     doctor.add_argument(
         "--onto", help="The branch the pre-flight checks (default: the current HEAD)."
     )
+    doctor.add_argument(
+        "--via",
+        choices=["push", "pull-request"],
+        default="push",
+        help="pull-request, with --onto REMOTE/BRANCH: also check the forge's token and each "
+        "permission landing through pull requests needs (probes that write nothing).",
+    )
+    doctor.add_argument("--forge-api", metavar="URL", help="The forge's API base URL.")
 
 
 DEMO = Command("demo", cmd_demo, _demo_arguments)

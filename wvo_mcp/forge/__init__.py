@@ -16,6 +16,7 @@ a returned submission, never as instructions to the autopilot.
 from typing import Protocol
 
 from wvo_mcp.rules.pulls import (
+    Access,
     Check,
     Comment,
     Merged,
@@ -27,6 +28,7 @@ from wvo_mcp.rules.pulls import (
 )
 
 __all__ = [
+    "Access",
     "Check", "Comment", "Forge", "Merged", "Method", "Pull", "Repository", "Requirements",
     "Review",
 ]  # fmt: skip
@@ -69,6 +71,10 @@ class Forge(Protocol):
         ...
 
     def comment(self, number: int, body: str) -> None: ...
+
+    def access(self, branch: str) -> list[Access]:
+        """Each permission the queue needs, probed without writing anything (`doctor`)."""
+        ...
 
     @property
     def calls(self) -> int:

@@ -19,7 +19,17 @@ from githubkit import Response, TokenAuthStrategy
 from githubkit.exception import RateLimitExceeded, RequestError, RequestFailed, RequestTimeout
 
 from wvo_mcp.errors import Fault, ValidationFailed
-from wvo_mcp.forge import Check, Comment, Merged, Method, Pull, Repository, Requirements, Review
+from wvo_mcp.forge import (
+    Access,
+    Check,
+    Comment,
+    Merged,
+    Method,
+    Pull,
+    Repository,
+    Requirements,
+    Review,
+)
 from wvo_mcp.git.remote import redact
 
 PUBLIC_API = "https://api.github.com"
@@ -281,6 +291,44 @@ class GitHub:
             ),
             f"commenting on pull request #{number}",
         )
+
+    def access(self, branch: str) -> list[Access]:
+        """Reads where the queue reads, and for writes a request GitHub refuses as invalid
+        (a pull request from a branch that does not exist: 422) once it has found the
+        permission, and as forbidden (403) when the token lacks it. Nothing is written."""
+        reads: list[tuple[str, Callable[[], Response[Any, Any]]]] = [
+            ("metadata: read", lambda: self._client.rest.repos.get(self.owner, self.name)),
+            ("pull requests: read", lambda: self._client.rest.pulls.list(
+                self.owner, self.name, per_page=1)),
+            ("checks: read", lambda: self._client.rest.checks.list_for_ref(
+                self.owner, self.name, branch, per_page=1)),
+            ("commit statuses: read", lambda: self._client.rest.repos.get_combined_status_for_ref(
+                self.owner, self.name, branch, per_page=1)),
+        ]  # fmt: skip
+        found = []
+        for permission, call in reads:
+            try:
+                self._ask(call, f"probing {permission}")
+                found.append(Access(permission, True, "read"))
+            except Fault as exc:
+                if exc.kind not in ("auth", "refused"):
+                    raise
+                found.append(Access(permission, False, str(exc)))
+        probe = f"wvo-doctor/no-such-branch-{threading.get_ident()}"
+        try:
+            self._ask(
+                lambda: self._client.rest.pulls.create(
+                    self.owner, self.name, head=probe, base=branch, title="wvo-mcp doctor probe"
+                ),
+                "probing pull requests: write",
+            )
+            found.append(Access("pull requests: write", False, "the probe opened a pull "
+                                "request from a branch that does not exist: close it"))  # fmt: skip
+        except Fault as exc:
+            ok = exc.kind == "refused" and "(422)" in str(exc)
+            found.append(Access("pull requests: write", ok, "may open pull requests" if ok
+                                else str(exc)))  # fmt: skip
+        return found
 
 
 def _message(text: str) -> str:

@@ -69,6 +69,16 @@ class Review:
 
 
 @dataclass(frozen=True)
+class Access:
+    """One permission the merge queue needs of a forge's token, as a read-only probe found
+    it (`doctor`)."""
+
+    permission: str  # as the forge names it: "pull requests: write"
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True)
 class Merged:
     """What a merge call did: merged (`commit` is the base branch's new tip), or not, with
     the forge's reason (`moved`: the head was no longer the one given)."""

@@ -41,7 +41,12 @@ class Check:
 
 
 async def run(
-    settings: Settings, cwd: Path, check: str | None = None, onto: str | None = None
+    settings: Settings,
+    cwd: Path,
+    check: str | None = None,
+    onto: str | None = None,
+    via: str = "push",
+    forge_api: str | None = None,
 ) -> list[Check]:
     repo = locate(cwd)
     if repo is None:
@@ -77,6 +82,9 @@ async def run(
     ]
     if onto is not None:
         steps.append(_one(anyio.to_thread.run_sync(_remote, settings, Git(repo, top), onto)))
+    if onto is not None and via == "pull-request":
+        git = Git(repo, top)
+        steps.append(anyio.to_thread.run_sync(_forge, settings, git, onto, forge_api))
     found: list[list[Check]] = [[] for _ in steps]
 
     async def one(slot: int, step: Awaitable[list[Check]]) -> None:
@@ -233,6 +241,36 @@ def _remote(settings: Settings, git: Git, onto: str) -> Check:
         "remote", True, f"{remote.where} reached and written to (a probe ref pushed and "
         f"deleted); {onto} at {tip[:12]}",
     )  # fmt: skip
+
+
+def _forge(settings: Settings, git: Git, onto: str, api: str | None) -> list[Check]:
+    """`--via pull-request`: the forge behind the remote, the person's token for it, and
+    each permission the queue needs, probed without writing anything."""
+    from wvo_mcp.forge import credentials, github
+
+    name, branch = parse_onto(onto, remotes(git))
+    if name is None:
+        return [Check("forge", False, f"--via pull-request lands on a remote's branch; {onto} "
+                      "is a local one")]  # fmt: skip
+    try:
+        remote = Remote(git, name, settings.remote_timeout_seconds)
+        where, repository, host = github.locate(remote.url, api)
+    except WvoError as exc:
+        return [Check("forge", False, str(exc))]
+    token = credentials.token(host)
+    if token is None:
+        return [Check("forge", False, credentials.missing(host))]
+    forge = github.GitHub(where, repository, token, settings.remote_timeout_seconds)
+    try:
+        access = forge.access(branch)
+        rules = forge.requirements(branch)
+    except WvoError as exc:
+        return [Check("forge", False, str(exc))]
+    found = [Check("forge", True, f"{repository} on {where}, with a token for {host}; "
+                   f"{branch} requires checks: {', '.join(rules.checks) or 'none'}, approving "
+                   f"reviews: {rules.approvals}")]  # fmt: skip
+    found += [Check(f"forge token: {a.permission}", a.ok, a.detail) for a in access]
+    return found
 
 
 async def _materialize(git: Git, commit: str, dest: Path) -> None:
