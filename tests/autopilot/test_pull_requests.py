@@ -7,6 +7,7 @@ Every verdict is read from the forge's own state and the repository's history: e
 lands exactly once, through its own pull request, merged at a head that passed the queue's
 check and the forge's required check, and only once a person approved it."""
 
+import json
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -115,6 +116,7 @@ def test_ten_tasks_land_each_through_its_own_pull_request_once_approved(
     # The pull request says what a reviewer needs.
     body = forge.pulls[1].body
     assert "**Task T" in body and "### Checks" in body and "exactly this head's tree" in body
+    assert "### Cost" in body and "output tokens" in body
 
 
 def checkpoints(pilot: Host, task_id: str) -> list[tuple[str, str]]:
@@ -288,3 +290,27 @@ def test_two_hosts_share_one_queue_and_one_forge_and_land_each_task_once(
     for task_id in ids:
         assert sum(s.startswith(f"Land {task_id} ") for s in subjects) == 1, subjects
     assert sorted(p.branch for p in forge.pulls.values()) == sorted(f"wvo/{i}" for i in ids)
+
+
+def test_a_hostile_worker_finds_no_forge_token_and_reaches_no_forge(
+    tmp_path: Path, forge: Forge
+) -> None:
+    pilot = host(tmp_path, forge)
+    port = forge.web.rsplit(":", 1)[1]
+    spec = {"secrets": [TOKEN], "tcp": [f"127.0.0.1:{port}"],
+            "push": [forge.url, str(forge.bare)]}  # fmt: skip
+    anyio.run(backlog, pilot.project, [
+        {"id": "H", "title": "hunts", "metadata": {"fake": "probe", "fake_probe": spec}},
+    ])  # fmt: skip
+    log = tmp_path / "autopilot.log"
+    attend(forge, start(pilot, forge, log), log, approve)
+    summaries = [s for s, _ in checkpoints(pilot, "H")]
+    found = [o for s in summaries if s.startswith("probe ") for o in json.loads(s[6:])]
+    assert {o["probe"] for o in found} >= {"secret", "tcp", "push"}, found
+    assert [o for o in found if o["ok"]] == [], found
+    # The forge saw only the autopilot: one token, and no branch but those the queue pushed.
+    heads = forge.git("for-each-ref", "--format=%(refname)", "refs/heads/").split()
+    assert heads == ["refs/heads/main", "refs/heads/wvo/H"], heads
+    assert statuses(pilot) == {"H": "done"}
+    for run_log in (pilot.project["state"] / "runs").rglob("*.log"):
+        assert TOKEN not in run_log.read_text(errors="replace"), run_log

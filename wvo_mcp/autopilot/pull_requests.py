@@ -195,8 +195,9 @@ class Proposer:
             for k, v in sorted(task.metadata.items())
             if k in ("issue", "url", "link") and isinstance(v, str)
         ]
+        cost = await self.lander.db.read(partial(landing.task_spend, task_id=item.task_id))
         return pulls.Summary(
-            item.task_id, task.title, task.description, tree, checks, said, "", links
+            item.task_id, task.title, task.description, tree, checks, said, cost, links
         )
 
     # -- following -------------------------------------------------------------------------

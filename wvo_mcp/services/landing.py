@@ -577,3 +577,12 @@ def closed_by_person(
     )  # fmt: skip
     notes.add(tx, item.task_id, "question", question, LANDER, stamp)
     return True
+
+
+def task_spend(tx: Tx, task_id: str) -> str:
+    """What the task cost so far, as a pull request's text says it ('' when nothing)."""
+    row = tx.one("task_spend", {"task_id": task_id})
+    if row is None or not (row["input_tokens"] or row["output_tokens"]):
+        return ""
+    return (f"{row['input_tokens']} input + {row['output_tokens']} output tokens, "
+            f"${float(row['cost']):.2f}, over every attempt")  # fmt: skip

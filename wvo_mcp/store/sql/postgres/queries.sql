@@ -1179,3 +1179,9 @@ WHERE p.state = 'open' OR p.updated_at >= %(since)s ORDER BY p.target, p.number;
 -- A pull request's landing, its head restacked or adopted: what it lands now.
 UPDATE landings SET old = %(old)s, new = %(new)s, tree = %(tree)s, checks = %(checks)s
 WHERE id = %(id)s AND state = 'intent';
+
+-- name: task_spend
+-- What one task cost so far, over all its attempts (a pull request's text says it).
+SELECT coalesce(sum(input_tokens), 0) AS input_tokens,
+    coalesce(sum(output_tokens), 0) AS output_tokens, coalesce(sum(cost), 0) AS cost
+FROM task_usage WHERE task_id = %(task_id)s;
