@@ -1,0 +1,171 @@
+#!/usr/bin/env python
+"""Landing through pull requests (`--via pull-request`): the forge's API calls per landed
+change, and the time from a worker's submission to its merged pull request.
+
+    python -m scripts.bench.forge_landing --quick            # smoke run, ~2 minutes
+    python -m scripts.bench.forge_landing --json out.json    # full run, ~8 minutes
+
+Every run is real: the test forge (tests/forge/server.py: GitHub's REST API validated
+against GitHub's own description, real git behind it over smart HTTP, main protected), and
+`wvo-mcp autopilot --until-empty --merge merge --onto origin/main --via pull-request
+--check "sh check.sh"` with the fake Claude Code worker in its sandbox, on a fresh clone and
+state folder. The check stands in for a test suite (about 0.3 s of hashing); the forge runs
+the same one on each pull request's head as its required check. A scripted reviewer
+approves each head as soon as the forge's check on it has ended, so what is measured is
+the queue and the forge, not a person.
+
+- calls per landed change: every request the forge answered (conditional ones included),
+  over the tasks; and of those the ones GitHub counts against the rate limit (not a 304);
+- submission to merged: per task, from its worker's move to needs_review to its task's
+  move to done (the merge seen); p50 and p95.
+
+`--forge-poll` 10 (the default) and 2 run interleaved, medians over the repeats. The table
+goes to stdout, progress to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from scripts.bench import project
+from scripts.bench.lib import ROOT, BenchError, Report, log
+from scripts.bench.remote_landing import CHECK_SH, at
+from tests.forge.description import available
+from tests.forge.server import TOKEN, Forge
+from wvo_mcp.models import TaskSpec
+from wvo_mcp.queue_figures import percentile
+
+RUN_TIMEOUT_S = 1800
+
+
+def reviewer(forge: Forge, stop: threading.Event) -> None:
+    """Approves each pull request's head once the forge's check on it has ended."""
+    seen: set[tuple[int, str]] = set()
+    while not stop.wait(0.05):
+        for pull in forge.open_pulls():
+            run = forge.runs.get(pull.head)
+            if (pull.number, pull.head) in seen or run is None or not run.done.is_set():
+                continue
+            seen.add((pull.number, pull.head))
+            forge.review(pull.number, "APPROVED")
+
+
+def one_run(tasks: int, slots: int, poll: float) -> dict[str, float]:
+    work = Path(tempfile.mkdtemp(prefix="wvo-bench-forge-"))
+    temp = tempfile.mkdtemp(prefix="wvo-f-")  # short: a run's sockets are made there
+    try:
+        seed = project.repository(work / "seed", {"check.sh": CHECK_SH}, "the project")
+        with Forge(work, seed) as forge:
+            folder = work / "host"
+            folder.mkdir()
+            project.git(folder, "clone", "-q", str(forge.bare), "repo")
+            project.git(folder / "repo", "remote", "set-url", "origin", forge.url)
+            worker = project.fake_worker(folder / "bin" / "fake-claude")
+            providers = project.providers_file(folder / "providers.yaml", "alpha", slots,
+                                               worker, hang_seconds=120)  # fmt: skip
+            state = folder / "state"
+            env = project.autopilot_env(folder, state, folder / "repo", providers, 16)
+            env |= {"WVO_FORGE_TOKEN": TOKEN, "TMPDIR": temp}
+            project.create_tasks(state, [TaskSpec(id=f"T{n:03}", title=f"task {n}")
+                                         for n in range(tasks)])  # fmt: skip
+            argv = [sys.executable, "-P", "-m", "wvo_mcp", "autopilot", "--until-empty",
+                    "--merge", "merge", "--onto", "origin/main", "--via", "pull-request",
+                    "--forge-api", forge.api, "--forge-poll", str(poll), "--check",
+                    "sh check.sh", "--skip-preflight", "--workers", f"alpha:{slots}"]  # fmt: skip
+            stop = threading.Event()
+            approving = threading.Thread(target=reviewer, args=(forge, stop), daemon=True)
+            approving.start()
+            started = time.monotonic()
+            try:
+                done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True,
+                                      timeout=RUN_TIMEOUT_S)  # fmt: skip
+            finally:
+                stop.set()
+                approving.join()
+            wall = time.monotonic() - started
+            if done.returncode != 0:
+                raise BenchError(f"the autopilot failed: {done.stdout[-2000:]}{done.stderr}")
+            if forge.violations:
+                raise BenchError(f"the forge was asked out of its description: {forge.violations}")
+            merged = sum(p.merged for p in forge.pulls.values())
+            if merged != tasks:
+                raise BenchError(f"{merged} of {tasks} pull requests merged")
+            calls = len(forge.requests)
+            counted = sum(status != 304 for _, _, status in forge.requests)
+        return measure(state, tasks, wall) | {
+            "calls_per_change": calls / tasks,
+            "counted_per_change": counted / tasks,
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def measure(state: Path, tasks: int, wall: float) -> dict[str, float]:
+    with sqlite3.connect(state / "wvo.db") as db:
+        submitted = dict(db.execute(
+            "SELECT task_id, max(at) FROM task_events WHERE to_status = 'needs_review' "
+            "GROUP BY task_id").fetchall())  # fmt: skip
+        done = dict(db.execute(
+            "SELECT task_id, max(at) FROM task_events WHERE to_status = 'done' "
+            "GROUP BY task_id").fetchall())  # fmt: skip
+    if len(done) != tasks:
+        raise BenchError(f"{len(done)} of {tasks} tasks done")
+    waits = sorted(at(done[t]) - at(submitted[t]) for t in done)
+    return {
+        "submission_p50_s": percentile(waits, 0.5) or 0.0,
+        "submission_p95_s": percentile(waits, 0.95) or 0.0,
+        "landed_per_hour": tasks / wall * 3600,
+        "wall_s": wall,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="6 tasks, one repeat")
+    parser.add_argument("--tasks", type=int, default=12)
+    parser.add_argument("--slots", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if not available():
+        raise BenchError("no @octokit/openapi: run scripts/setup")
+    tasks, repeats = (6, 1) if args.quick else (args.tasks, args.repeats)
+    found: dict[float, list[dict[str, float]]] = {10.0: [], 2.0: []}
+    for repeat in range(repeats):
+        for poll in found:
+            log(f"--forge-poll {poll:g}, {args.slots} slots, {tasks} tasks, repeat {repeat}")
+            found[poll].append(one_run(tasks, args.slots, poll))
+    report = Report()
+    medians = {
+        poll: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        for poll, runs in found.items()
+    }
+    for poll, figures in medians.items():
+        label = f"poll {poll:g} s"
+        note = f"{args.slots} slots, {tasks} tasks, {repeats} repeat(s)"
+        report.info(f"{label}: API calls per landed change", figures["calls_per_change"], "",
+                    note)  # fmt: skip
+        report.info(f"{label}: of which counted (not 304)", figures["counted_per_change"], "")
+        report.info(f"{label}: submission to merged p50", figures["submission_p50_s"], "s")
+        report.info(f"{label}: submission to merged p95", figures["submission_p95_s"], "s")
+        report.info(f"{label}: landed per hour", figures["landed_per_hour"], "/h")
+    print(report.table())
+    if args.json is not None:
+        args.json.write_text(json.dumps({"runs": {str(k): v for k, v in found.items()},
+                                         "medians": {str(k): v for k, v in medians.items()}},
+                                        indent=2))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
