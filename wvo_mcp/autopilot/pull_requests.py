@@ -126,9 +126,15 @@ class Proposer:
         row = await self.lander.db.read(
             partial(landing.pull_of, target=lander.key, task_id=item.task_id)
         )
+        open_ = row is not None and row.state == "open"
+        if row is not None and open_ and row.landing_id != landing_id:  # it came back before
+            earlier = await self.reach.call(self.forge.pull, row.number)
+            if earlier.state == "closed" and not earlier.merged:  # by a person, meanwhile
+                await self._closed(fence, landing_id, item, earlier)
+                return
+            open_ = earlier.state == "open"
         # An open pull request's branch moves only from what the queue pushed there; a closed
         # or merged one's (or one the forge deleted) is the queue's to reuse.
-        open_ = row is not None and row.state == "open"
         expected = row.head if row is not None and open_ else (await self._fetch(branch) or "")
         if not await self._push(branch, head, expected):
             back = Return(f"returned: {branch} on the remote has commits the queue did not "
@@ -226,13 +232,13 @@ class Proposer:
         required = await self._requirements()
         checks, reviews = [], []
         if pull.state == "open" and pull.head == intent.new:
-            checks = await self.reach.call(self.forge.checks, pull.head)
+            checks = await self.reach.call(self.forge.checks, pull.head, required.checks)
             reviews = await self.reach.call(self.forge.reviews, pull.number)
         next_ = pulls.judge(pull, intent.new, current, required, checks, reviews)
         if next_.kind == "landed":
             return await self._landed(intent, item, pull)
         if next_.kind == "closed":
-            return await self._closed(fence, intent, item, pull)
+            return await self._closed(fence, intent.id, item, pull)
         if next_.kind == "moved":
             return await self._moved(fence, intent, item, pull)
         if next_.kind == "behind":
@@ -317,7 +323,7 @@ class Proposer:
         self._forget(intent.id)
         return True
 
-    async def _closed(self, fence: int, intent: Landing, item: Entry, pull: Pull) -> bool:
+    async def _closed(self, fence: int, landing_id: int, item: Entry, pull: Pull) -> bool:
         lander = self.lander
         question = (
             f"Pull request #{pull.number} ({pull.url}) of task {item.task_id} was closed "
@@ -341,7 +347,7 @@ class Proposer:
                 f"{item.task_id} is blocked: a person closed pull request #{pull.number}; "
                 "they are asked in `wvo-mcp inbox`"
             )
-        self._forget(intent.id)
+        self._forget(landing_id)
         return True
 
     async def _moved(self, fence: int, intent: Landing, item: Entry, pull: Pull) -> bool:

@@ -136,8 +136,8 @@ def _doctor_arguments(doctor: argparse.ArgumentParser) -> None:
         "--via",
         choices=["push", "pull-request"],
         default="push",
-        help="pull-request, with --onto REMOTE/BRANCH: also check the forge's token and each "
-        "permission landing through pull requests needs (probes that write nothing).",
+        help="With pull-request and --onto REMOTE/BRANCH, also check the forge's token and "
+        "each permission landing through pull requests needs (probes that write nothing).",
     )
     doctor.add_argument("--forge-api", metavar="URL", help="The forge's API base URL.")
 

@@ -13,6 +13,7 @@ request's text, a review's comments and a check's log reach a worker only as the
 a returned submission, never as instructions to the autopilot.
 """
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from wvo_mcp.rules.pulls import (
@@ -58,8 +59,9 @@ class Forge(Protocol):
 
     def pull(self, number: int) -> Pull: ...
 
-    def checks(self, commit: str) -> list[Check]:
-        """Every check run and commit status on `commit`, the newest of each name."""
+    def checks(self, commit: str, wanted: Sequence[str] = ()) -> list[Check]:
+        """The check runs on `commit`, the newest of each name, and its commit statuses
+        unless every `wanted` name is among the runs."""
         ...
 
     def reviews(self, number: int) -> list[Review]:

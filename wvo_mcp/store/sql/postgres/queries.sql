@@ -1182,6 +1182,6 @@ WHERE id = %(id)s AND state = 'intent';
 
 -- name: task_spend
 -- What one task cost so far, over all its attempts (a pull request's text says it).
-SELECT coalesce(sum(input_tokens), 0) AS input_tokens,
-    coalesce(sum(output_tokens), 0) AS output_tokens, coalesce(sum(cost), 0) AS cost
+SELECT coalesce(sum(input_tokens), 0)::bigint AS input_tokens,
+    coalesce(sum(output_tokens), 0)::bigint AS output_tokens, coalesce(sum(cost), 0) AS cost
 FROM task_usage WHERE task_id = %(task_id)s;
