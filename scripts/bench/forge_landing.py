@@ -112,7 +112,7 @@ def one_run(tasks: int, slots: int, poll: float) -> dict[str, float]:
 
 
 def measure(state: Path, tasks: int, wall: float) -> dict[str, float]:
-    with sqlite3.connect(state / "wvo.db") as db:
+    with sqlite3.connect(state / "orchestrator.db") as db:
         submitted = dict(db.execute(
             "SELECT task_id, max(at) FROM task_events WHERE to_status = 'needs_review' "
             "GROUP BY task_id").fetchall())  # fmt: skip

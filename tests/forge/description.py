@@ -39,7 +39,24 @@ class Operation:
 
 @functools.cache
 def description() -> "Description":
-    return Description(json.loads(FILE.read_text()))
+    return Description(_nullable_enums(json.loads(FILE.read_text())))
+
+
+def _nullable_enums(node: Any) -> Any:
+    """`nullable: true` with an `enum` admits null, as GitHub answers (a check run's
+    `conclusion` is null until it completes) and as octokit's own types read the
+    description; OpenAPI 3.0.3's clarification would need null listed in the enum, which
+    GitHub's description does not do."""
+    if isinstance(node, dict):
+        if node.get("nullable") is True and isinstance(node.get("enum"), list):
+            if None not in node["enum"]:
+                node["enum"].append(None)
+        for value in node.values():
+            _nullable_enums(value)
+    elif isinstance(node, list):
+        for value in node:
+            _nullable_enums(value)
+    return node
 
 
 class Description:

@@ -169,3 +169,16 @@ def test_doctor_probes_each_permission_and_writes_nothing(
     monkeypatch.setenv("PATH", str(only_git))
     [missing] = doctor._forge(settings, git, "origin/main", forge.api)
     assert not missing.ok and "WVO_FORGE_TOKEN" in missing.detail
+
+
+def test_a_slow_check_is_pending_until_it_ends(forge: Forge) -> None:
+    client = GitHub(forge.api, forge.full, TOKEN)
+    forge.hold.clear()  # the forge's check runs wait
+    head = _branch(forge, "wvo/t4", {"d.txt": "d\n"})
+    client.open("wvo/t4", "main", "t4", "")
+    [check] = client.checks(head, ["check"])
+    assert (check.state, check.conclusion) == ("pending", "in_progress")
+    forge.hold.set()
+    forge.wait_checks()
+    [check] = client.checks(head, ["check"])
+    assert check.state == "success"

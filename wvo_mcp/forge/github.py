@@ -2,8 +2,8 @@
 description): github.com, or an Enterprise Server by its API base URL.
 
 Polls are conditional requests: githubkit keeps each answer with its ETag (hishel's HTTP
-cache), and every read here asks it to revalidate (`Cache-Control: no-cache`), so a read
-whose answer has not changed costs a 304, which GitHub does not count against the rate
+cache) and asks GitHub to revalidate it on every read (its `Cache-Control: no-cache`), so a
+read whose answer has not changed costs a 304, which GitHub does not count against the rate
 limit. Rate limits are never slept through here: a primary or secondary limit is a Fault
 carrying how long GitHub asked us to wait, and the queue holds that long (target.Reach)."""
 
@@ -33,7 +33,6 @@ from wvo_mcp.forge import (
 from wvo_mcp.git.remote import redact
 
 PUBLIC_API = "https://api.github.com"
-FRESH = {"Cache-Control": "no-cache"}  # revalidate the cached answer: a 304 when unchanged
 PAGE = 100
 METHODS: tuple[Method, ...] = ("merge", "squash", "rebase")
 
@@ -165,7 +164,6 @@ class GitHub:
                 sort="created",
                 direction="desc",
                 per_page=1,
-                headers=FRESH,
             ),
             f"looking for the pull request from {branch}",
         )
@@ -196,7 +194,7 @@ class GitHub:
 
     def pull(self, number: int) -> Pull:
         found = self._ask(
-            lambda: self._client.rest.pulls.get(self.owner, self.name, number, headers=FRESH),
+            lambda: self._client.rest.pulls.get(self.owner, self.name, number),
             f"reading pull request #{number}",
         )
         return _pull(found)
@@ -204,7 +202,7 @@ class GitHub:
     def checks(self, commit: str, wanted: Sequence[str] = ()) -> list[Check]:
         runs = self._ask(
             lambda: self._client.rest.checks.list_for_ref(
-                self.owner, self.name, commit, filter_="latest", per_page=PAGE, headers=FRESH
+                self.owner, self.name, commit, filter_="latest", per_page=PAGE
             ),
             f"reading the check runs of {commit[:12]}",
         )
@@ -213,7 +211,7 @@ class GitHub:
             return list(found.values())  # a call saved on every look
         statuses = self._ask(
             lambda: self._client.rest.repos.get_combined_status_for_ref(
-                self.owner, self.name, commit, per_page=PAGE, headers=FRESH
+                self.owner, self.name, commit, per_page=PAGE
             ),
             f"reading the statuses of {commit[:12]}",
         )
@@ -224,7 +222,7 @@ class GitHub:
     def reviews(self, number: int) -> list[Review]:
         found = self._ask(
             lambda: self._client.rest.pulls.list_reviews(
-                self.owner, self.name, number, per_page=PAGE, headers=FRESH
+                self.owner, self.name, number, per_page=PAGE
             ),
             f"reading the reviews of pull request #{number}",
         )
@@ -240,7 +238,6 @@ class GitHub:
                         number,
                         int(review["id"]),
                         per_page=PAGE,
-                        headers=FRESH,
                     ),
                     f"reading review {review['id']}'s comments",
                 )
