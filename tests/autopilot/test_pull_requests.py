@@ -234,7 +234,7 @@ def test_a_pull_request_a_person_closes_blocks_its_task_and_asks_them(
     assert not any(s.startswith("Land X ") for s in landed_subjects(forge))
 
 
-def test_rate_limits_and_a_revoked_token_hold_the_queue_and_lose_nothing(
+def test_rate_limits_a_revoked_token_and_a_5xx_hold_the_queue_and_lose_nothing(
     tmp_path: Path, forge: Forge
 ) -> None:
     pilot = host(tmp_path, forge)
@@ -260,10 +260,13 @@ def test_rate_limits_and_a_revoked_token_hold_the_queue_and_lose_nothing(
     forge.secondary.append(1)
     said("the forge holds the queue", 3)
     said("answers again", 3)
+    forge.failures.append(502)
+    said("the forge holds the queue", 4)
+    said("answers again", 4)
     attend(forge, process, log, approve)
     text = log.read_text()
     assert "refused the token" in text and "primary rate limit" in text
-    assert "secondary rate limit" in text
+    assert "secondary rate limit" in text and "GitHub failed (502)" in text
     assert statuses(pilot) == {"L": "done"}
     assert sum(s.startswith("Land L ") for s in landed_subjects(forge)) == 1
     with open_db(pilot.project["state"]) as db:

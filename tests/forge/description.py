@@ -48,9 +48,9 @@ def _nullable_enums(node: Any) -> Any:
     description; OpenAPI 3.0.3's clarification would need null listed in the enum, which
     GitHub's description does not do."""
     if isinstance(node, dict):
-        if node.get("nullable") is True and isinstance(node.get("enum"), list):
-            if None not in node["enum"]:
-                node["enum"].append(None)
+        enum = node.get("enum")
+        if node.get("nullable") is True and isinstance(enum, list) and None not in enum:
+            enum.append(None)
         for value in node.values():
             _nullable_enums(value)
     elif isinstance(node, list):

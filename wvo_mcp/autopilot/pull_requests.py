@@ -14,6 +14,7 @@ is verified again and kept; one whose target moved is restacked, verified and pu
 again; what a reviewer or a required check sends back reaches a worker with its comments
 or its log's tail; a pull request a person closes blocks its task and asks them."""
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from functools import partial
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from wvo_mcp.autopilot.lander import Lander
 
 POLL_SECONDS = 10.0  # between two looks at one pull request
+PERSON_POLLS = 6  # waiting for a person's review: looked at this many times less often
 RULES_SECONDS = 600.0  # the branch's protection, read again after this long
 PREFERRED: dict[str, tuple[Method, ...]] = {
     "merge": ("merge", "squash", "rebase"),
@@ -47,7 +49,7 @@ class Proposer:
         self.reach = reach
         self.forge = reach.forge
         self.poll = poll
-        self._looked: dict[int, float] = {}  # landing id -> when its pull request was read
+        self._next: dict[int, float] = {}  # landing id -> when to look at its pull request
         self._said: dict[int, str] = {}  # landing id -> what it was last said to wait for
         self._repo: Repository | None = None
         self._rules: tuple[float, Requirements] | None = None
@@ -55,7 +57,7 @@ class Proposer:
     def due(self, intents: Sequence[Landing]) -> bool:
         """Whether any open pull request is due for another look."""
         now = time.monotonic()
-        return any(now - self._looked.get(i.id, -float("inf")) >= self.poll for i in intents)
+        return any(now >= self._next.get(i.id, 0.0) for i in intents)
 
     # -- proposing -----------------------------------------------------------------------
 
@@ -77,8 +79,8 @@ class Proposer:
                     return
                 verdict = await self.lander._verify(found, [item])
                 if not verdict.passed:
-                    base = await self.lander.base(old)
-                    if verdict.project_failed and not base.passed:
+                    base = await self.lander.base(old) if verdict.project_failed else None
+                    if base is not None and not base.passed:  # red by itself: nobody's fault
                         self.lander._turned_red(old, base)
                         await self._unstart(fence, item)
                         return
@@ -223,9 +225,9 @@ class Proposer:
             await self._publish(fence, intent.id, item, intent.new, intent.tree, intent.checks)
             return True
         now = time.monotonic()
-        if now - self._looked.get(intent.id, -float("inf")) < self.poll:
+        if now < self._next.get(intent.id, 0.0):
             return False
-        self._looked[intent.id] = now
+        self._next[intent.id] = now + self.poll
         pull = await self.reach.call(self.forge.pull, row.number)
         tip = await lander.tip()
         current = tip == intent.new or await lander._git(lander.git.contains, tip, intent.new)
@@ -242,10 +244,12 @@ class Proposer:
         if next_.kind == "moved":
             return await self._moved(fence, intent, item, pull)
         if next_.kind == "behind":
-            return await self._restack(fence, intent, item, pull.head)
+            return await self._restack(fence, intent, item, pull.number, pull.head)
         if next_.kind in ("failed", "changes"):
             return await self._returned(fence, intent, item, pull, next_)
         if next_.kind == "waiting":
+            if next_.person:  # people answer in minutes or hours, checks in seconds
+                self._next[intent.id] = now + self.poll * PERSON_POLLS
             await self._waits(intent, item, pull, next_.why)
             return False
         return await self._merge(intent, item, pull)
@@ -303,7 +307,7 @@ class Proposer:
             return await self._landed(intent, item, pull)
         if not merged.moved:
             await self._waits(intent, item, pull, f"not merged yet: {merged.why}")
-        self._looked.pop(intent.id, None)  # moved: look again at once
+        self._next.pop(intent.id, None)  # moved: look again at once
         return False
 
     async def _landed(self, intent: Landing, item: Entry, pull: Pull) -> bool:
@@ -363,7 +367,7 @@ class Proposer:
         )
         tip = await lander.tip()
         if not await lander._git(lander.git.contains, tip, head):
-            return await self._restack(fence, intent, item, head)
+            return await self._restack(fence, intent, item, pull.number, head)
         verdict = await lander._verify(head, [item])
         if not verdict.passed:
             await lander._fail(
@@ -377,31 +381,32 @@ class Proposer:
             )
             self._forget(intent.id)
             return True
-        tree = await lander._git(lander.git.tree_of, head)
-        await lander.db.write(
-            partial(
-                landing.pull_moved,
-                target=lander.key,
-                run=lander.run_id,
-                fence=fence,
-                task_id=item.task_id,
-                landing_id=intent.id,
-                old=tip,
-                new=head,
-                tree=tree,
-                checks=verdict.checks,
-                now=lander._now(),
-            )
-        )
-        self._looked.pop(intent.id, None)
+        await self._carries(fence, intent, item, tip, head, verdict.checks)
         return True
 
-    async def _restack(self, fence: int, intent: Landing, item: Entry, head: str) -> bool:
+    async def _carries(
+        self, fence: int, intent: Landing, item: Entry, old: str, new: str, checks: str
+    ) -> str:
+        """Its landing lands `new` (on `old`) now, verified: looked at again at once. Its
+        tree."""
+        lander = self.lander
+        tree = await lander._git(lander.git.tree_of, new)
+        await lander.db.write(
+            partial(landing.pull_moved, target=lander.key, run=lander.run_id, fence=fence,
+                    task_id=item.task_id, landing_id=intent.id, old=old, new=new, tree=tree,
+                    checks=checks, now=lander._now())
+        )  # fmt: skip
+        self._next.pop(intent.id, None)
+        return tree
+
+    async def _restack(
+        self, fence: int, intent: Landing, item: Entry, number: int, head: str
+    ) -> bool:
         """The target moved past what its pull request carries: its head stacked on the new
         tip, verified, and pushed (leased on the head it replaces)."""
         lander = self.lander
         tip = await lander.tip()
-        source = Entry(**{**item.__dict__, "commit": head})
+        source = dataclasses.replace(item, commit=head)
         found = await lander._git(lander._stack, tip, source)
         if isinstance(found, Conflict):
             await lander._conflict(fence, item, found, tip, was="landing")
@@ -413,37 +418,15 @@ class Proposer:
             self._forget(intent.id)
             return True
         if not await self._push(branch_name(item.task_id), found, head):
-            self._looked.pop(intent.id, None)  # someone pushed meanwhile: look again
+            self._next.pop(intent.id, None)  # someone pushed meanwhile: look again
             return False
-        tree = await lander._git(lander.git.tree_of, found)
-        await self.lander.db.write(
-            partial(
-                landing.pull_moved,
-                target=lander.key,
-                run=lander.run_id,
-                fence=fence,
-                task_id=item.task_id,
-                landing_id=intent.id,
-                old=tip,
-                new=found,
-                tree=tree,
-                checks=verdict.checks,
-                now=lander._now(),
-            )
-        )
-        row = await self.lander.db.read(
-            partial(landing.pull_of, target=lander.key, task_id=item.task_id)
-        )
-        if row is not None:
-            summary = await self._summary(item, tree, verdict.checks)
-            await self.reach.call(
-                self.forge.edit, row.number, pulls.title(summary), pulls.body(summary)
-            )
+        tree = await self._carries(fence, intent, item, tip, found, verdict.checks)
+        summary = await self._summary(item, tree, verdict.checks)
+        await self.reach.call(self.forge.edit, number, pulls.title(summary), pulls.body(summary))
         lander.say(
             f"{item.task_id}: {lander.onto} moved; its pull request is restacked onto "
             f"{tip[:12]} and verified again"
         )
-        self._looked.pop(intent.id, None)
         return True
 
     async def _returned(
@@ -473,5 +456,5 @@ class Proposer:
         return True
 
     def _forget(self, landing_id: int) -> None:
-        self._looked.pop(landing_id, None)
+        self._next.pop(landing_id, None)
         self._said.pop(landing_id, None)

@@ -99,6 +99,7 @@ class Next:
     why: str = ""  # waiting: for what; failed, changes: a line a person reads
     check: Check | None = None
     review: Review | None = None
+    person: bool = False  # waiting on a person (a review): looked at less often
 
 
 def judge(
@@ -135,11 +136,13 @@ def judge(
     if behind and reviewed:
         return Next("behind")
     if stale:
-        return Next("waiting", f"waiting for {', '.join(stale)} to review the new head")
+        return Next(
+            "waiting", f"waiting for {', '.join(stale)} to review the new head", person=True
+        )
     if not reviewed:
         later = "; it is restacked onto the target once approved" if behind else ""
         return Next("waiting", f"waiting for a review ({approvals} of {required.approvals} "
-                    f"approvals){later}")  # fmt: skip
+                    f"approvals){later}", person=True)  # fmt: skip
     waiting = [n for n in required.checks if found.get(n) is None or found[n].state != "success"]
     if waiting:
         return Next("waiting", f"waiting for checks: {', '.join(waiting)}")
