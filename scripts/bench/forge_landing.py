@@ -16,6 +16,9 @@ the queue and the forge, not a person.
 
 - calls per landed change: every request the forge answered (conditional ones included),
   over the tasks; and of those the ones GitHub counts against the rate limit (not a 304);
+- forge check runs per landed change: the forge's required check, run on each head pushed
+  (a restack pushes a new head: under the strict policy a merge puts every other pull
+  request behind);
 - submission to merged: per task, from its worker's move to needs_review to its task's
   move to done (the merge seen); p50 and p95.
 
@@ -102,9 +105,11 @@ def one_run(tasks: int, slots: int, poll: float) -> dict[str, float]:
                 raise BenchError(f"{merged} of {tasks} pull requests merged")
             calls = len(forge.requests)
             counted = sum(status != 304 for _, _, status in forge.requests)
+            runs = len(forge.runs)
         return measure(state, tasks, wall) | {
             "calls_per_change": calls / tasks,
             "counted_per_change": counted / tasks,
+            "forge_checks_per_change": runs / tasks,
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -157,6 +162,8 @@ def main() -> None:
         report.info(f"{label}: API calls per landed change", figures["calls_per_change"], "",
                     note)  # fmt: skip
         report.info(f"{label}: of which counted (not 304)", figures["counted_per_change"], "")
+        report.info(f"{label}: forge check runs per landed change",
+                    figures["forge_checks_per_change"], "")  # fmt: skip
         report.info(f"{label}: submission to merged p50", figures["submission_p50_s"], "s")
         report.info(f"{label}: submission to merged p95", figures["submission_p95_s"], "s")
         report.info(f"{label}: landed per hour", figures["landed_per_hour"], "/h")

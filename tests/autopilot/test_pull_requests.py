@@ -115,7 +115,7 @@ def test_ten_tasks_land_each_through_its_own_pull_request_once_approved(
     assert all(s.startswith("Land ") for s in subjects[: len(ids)]), subjects
     # The pull request says what a reviewer needs.
     body = forge.pulls[1].body
-    assert "**Task T" in body and "### Checks" in body and "exactly this head's tree" in body
+    assert "**Task T" in body and "### Checks" in body and "exactly each head it pushes" in body
     assert "### Cost" in body and "output tokens" in body
 
 
@@ -317,3 +317,33 @@ def test_a_hostile_worker_finds_no_forge_token_and_reaches_no_forge(
     assert statuses(pilot) == {"H": "done"}
     for run_log in (pilot.project["state"] / "runs").rglob("*.log"):
         assert TOKEN not in run_log.read_text(errors="replace"), run_log
+
+
+def test_a_pull_request_closed_while_its_task_is_with_a_worker_is_not_opened_again(
+    tmp_path: Path, forge: Forge
+) -> None:
+    pilot = host(tmp_path, forge)
+    anyio.run(backlog, pilot.project, [
+        {"id": "W", "title": "reworked", "metadata": {"fake_fix": {"fix.txt": "fixed\n"}}},
+    ])  # fmt: skip
+    log = tmp_path / "autopilot.log"
+    process = start(pilot, forge, log)
+
+    def closes_once_returned(forge: Forge, number: int, head: str) -> None:
+        forge.review(number, "CHANGES_REQUESTED", "Not like this.")
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while not any("returned this to a worker" in body for _, body in forge.comments):
+            assert time.monotonic() < deadline and process.poll() is None, log.read_text()
+            time.sleep(0.02)
+        forge.close(number)  # while a worker makes the changes
+
+    attend(forge, process, log, closes_once_returned)
+    assert len(forge.pulls) == 1, "no second pull request opened behind the person's back"
+    [pull] = forge.pulls.values()
+    assert pull.state == "closed" and not pull.merged
+    assert statuses(pilot) == {"W": "blocked"}
+    with open_db(pilot.project["state"]) as db:
+        asked = db.execute("SELECT count(*) FROM task_notes WHERE task_id = 'W' AND kind = "
+                           "'question'").fetchone()[0]  # fmt: skip
+    assert asked == 1
+    assert not any(s.startswith("Land W ") for s in landed_subjects(forge))

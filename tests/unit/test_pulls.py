@@ -95,6 +95,13 @@ def test_a_failed_required_check_and_asked_changes_go_back_with_what_they_said()
     assert (stale.kind, stale.why) == ("waiting", "waiting for ann to review the new head")
 
 
+def test_reviews_unread_while_a_required_check_runs_wait_for_the_checks() -> None:
+    found = pulls.judge(pull(), HEAD, True, REQUIRED, [check("test", "pending")], None)
+    assert (found.kind, found.why) == ("waiting", "waiting for checks: test, lint")
+    failed = pulls.judge(pull(), HEAD, True, REQUIRED, [check("test", "failure")], None)
+    assert failed.kind == "failed"
+
+
 def test_behind_its_target_it_is_restacked_once_reviewed() -> None:
     approved = [review("ann", "APPROVED")]
     assert pulls.judge(pull(), HEAD, False, REQUIRED, GREEN, approved).kind == "behind"
@@ -135,7 +142,6 @@ def test_the_text_says_what_a_reviewer_needs() -> None:
         "T1",
         "Add login",
         "Users log in.",
-        "c" * 40,
         "make test: 12 passed",
         "reviewer-1: approve. Looks right.",
         "$0.12",
@@ -145,7 +151,7 @@ def test_the_text_says_what_a_reviewer_needs() -> None:
     for part in (
         "**Task T1**: Add login",
         "Users log in.",
-        "`cccccccccccc`",
+        "exactly each head it pushes here",
         "make test: 12 passed",
         "reviewer-1: approve",
         "$0.12",

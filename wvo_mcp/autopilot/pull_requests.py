@@ -24,7 +24,7 @@ import anyio
 
 from wvo_mcp.autopilot.target import ForgeReach
 from wvo_mcp.errors import Fault, LeaseLost, WvoError
-from wvo_mcp.forge import Method, Pull, Repository, Requirements
+from wvo_mcp.forge import Check, Method, Pull, Repository, Requirements, Review
 from wvo_mcp.git import Conflict, branch_name
 from wvo_mcp.git.refs import ref_part
 from wvo_mcp.rules import pulls
@@ -53,6 +53,11 @@ class Proposer:
         self._said: dict[int, str] = {}  # landing id -> what it was last said to wait for
         self._repo: Repository | None = None
         self._rules: tuple[float, Requirements] | None = None
+        # The one pull request restacked onto the target and not yet merged: the others wait
+        # for it rather than restack now and again after it merges (under a strict policy a
+        # merge makes every other head behind).
+        self._lead: int | None = None
+        self._behind: set[int] = set()  # waiting for the lead: the oldest goes next, at once
 
     def due(self, intents: Sequence[Landing]) -> bool:
         """Whether any open pull request is due for another look."""
@@ -89,7 +94,7 @@ class Proposer:
                 tree = await self.lander._git(self.lander.git.tree_of, found)
                 landing_id = await self.lander._intend(fence, old, found, tree, verdict, [item])
                 intended = True
-                await self._publish(fence, landing_id, item, found, tree, verdict.checks)
+                await self._publish(fence, landing_id, item, found, verdict.checks)
             except LeaseLost as exc:  # raised once the group ends (it would come as a group)
                 lost.append(exc)
             except WvoError as exc:  # the remote, the forge, git or the sandbox failed us
@@ -117,7 +122,7 @@ class Proposer:
         )
 
     async def _publish(
-        self, fence: int, landing_id: int, item: Entry, head: str, tree: str, checks: str
+        self, fence: int, landing_id: int, item: Entry, head: str, checks: str
     ) -> None:
         """`head` onto the task's branch (leased on what the queue pushed there last, so a
         person's commit is never overwritten), and its pull request opened or updated."""
@@ -144,7 +149,7 @@ class Proposer:
             await lander._send_back(fence, item, back, [], hold="someone pushed to its branch",
                                     was="landing")  # fmt: skip
             return
-        summary = await self._summary(item, tree, checks)
+        summary = await self._summary(item, checks)
         title, body = pulls.title(summary), pulls.body(summary)
         found = await self.reach.call(self.forge.find, branch, lander.target.branch)
         if found is not None and found.state == "open":
@@ -194,7 +199,7 @@ class Proposer:
             raise
         return await self.lander._git(self.lander.git.ref_tip, local)
 
-    async def _summary(self, item: Entry, tree: str, checks: str) -> pulls.Summary:
+    async def _summary(self, item: Entry, checks: str) -> pulls.Summary:
         task = await self.lander.orchestrator.get_task(item.task_id)
         review = await self.lander.orchestrator.latest_review(item.task_id, item.commit)
         said = "" if review is None else f"{review.reviewer}: {review.verdict}. {review.notes}"
@@ -204,9 +209,7 @@ class Proposer:
             if k in ("issue", "url", "link") and isinstance(v, str)
         ]
         cost = await self.lander.db.read(partial(landing.task_spend, task_id=item.task_id))
-        return pulls.Summary(
-            item.task_id, task.title, task.description, tree, checks, said, cost, links
-        )
+        return pulls.Summary(item.task_id, task.title, task.description, checks, said, cost, links)
 
     # -- following -------------------------------------------------------------------------
 
@@ -222,7 +225,7 @@ class Proposer:
             partial(landing.pull_of, target=lander.key, task_id=item.task_id)
         )
         if row is None or row.landing_id != intent.id:  # a crash before it went out
-            await self._publish(fence, intent.id, item, intent.new, intent.tree, intent.checks)
+            await self._publish(fence, intent.id, item, intent.new, intent.checks)
             return True
         now = time.monotonic()
         if now < self._next.get(intent.id, 0.0):
@@ -232,11 +235,19 @@ class Proposer:
         tip = await lander.tip()
         current = tip == intent.new or await lander._git(lander.git.contains, tip, intent.new)
         required = await self._requirements()
-        checks, reviews = [], []
+        checks: list[Check] = []
+        reviews: list[Review] | None = []
         if pull.state == "open" and pull.head == intent.new:
             checks = await self.reach.call(self.forge.checks, pull.head, required.checks)
-            reviews = await self.reach.call(self.forge.reviews, pull.number)
+            running = current and pulls.unfinished(required, checks)
+            failed = any(c.state == "failure" for c in checks if c.name in required.checks)
+            reviews = None if running and not failed else (
+                await self.reach.call(self.forge.reviews, pull.number))  # fmt: skip
         next_ = pulls.judge(pull, intent.new, current, required, checks, reviews)
+        if next_.kind == "behind" and self._lead not in (None, intent.id):
+            self._behind.add(intent.id)
+            next_ = pulls.Next("waiting", "waiting for the pull request restacked before it to "
+                               "merge; restacked then")  # fmt: skip
         if next_.kind == "landed":
             return await self._landed(intent, item, pull)
         if next_.kind == "closed":
@@ -244,12 +255,14 @@ class Proposer:
         if next_.kind == "moved":
             return await self._moved(fence, intent, item, pull)
         if next_.kind == "behind":
-            return await self._restack(fence, intent, item, pull.number, pull.head)
+            return await self._restack(fence, intent, item, pull.head)
         if next_.kind in ("failed", "changes"):
             return await self._returned(fence, intent, item, pull, next_)
         if next_.kind == "waiting":
             if next_.person:  # people answer in minutes or hours, checks in seconds
                 self._next[intent.id] = now + self.poll * PERSON_POLLS
+                if self._lead == intent.id:
+                    self._release()
             await self._waits(intent, item, pull, next_.why)
             return False
         return await self._merge(intent, item, pull)
@@ -301,7 +314,8 @@ class Proposer:
             intent.new,
             method,
             title,
-            f"wvo-mcp merge queue: {item.commit}",
+            f"wvo-mcp merge queue: {item.commit}\n\nVerified on tree {intent.tree}: "
+            f"{intent.checks}",
         )
         if merged.merged:
             return await self._landed(intent, item, pull)
@@ -367,7 +381,7 @@ class Proposer:
         )
         tip = await lander.tip()
         if not await lander._git(lander.git.contains, tip, head):
-            return await self._restack(fence, intent, item, pull.number, head)
+            return await self._restack(fence, intent, item, head)
         verdict = await lander._verify(head, [item])
         if not verdict.passed:
             await lander._fail(
@@ -386,9 +400,8 @@ class Proposer:
 
     async def _carries(
         self, fence: int, intent: Landing, item: Entry, old: str, new: str, checks: str
-    ) -> str:
-        """Its landing lands `new` (on `old`) now, verified: looked at again at once. Its
-        tree."""
+    ) -> None:
+        """Its landing lands `new` (on `old`) now, verified: looked at again at once."""
         lander = self.lander
         tree = await lander._git(lander.git.tree_of, new)
         await lander.db.write(
@@ -397,11 +410,8 @@ class Proposer:
                     checks=checks, now=lander._now())
         )  # fmt: skip
         self._next.pop(intent.id, None)
-        return tree
 
-    async def _restack(
-        self, fence: int, intent: Landing, item: Entry, number: int, head: str
-    ) -> bool:
+    async def _restack(self, fence: int, intent: Landing, item: Entry, head: str) -> bool:
         """The target moved past what its pull request carries: its head stacked on the new
         tip, verified, and pushed (leased on the head it replaces)."""
         lander = self.lander
@@ -420,9 +430,9 @@ class Proposer:
         if not await self._push(branch_name(item.task_id), found, head):
             self._next.pop(intent.id, None)  # someone pushed meanwhile: look again
             return False
-        tree = await self._carries(fence, intent, item, tip, found, verdict.checks)
-        summary = await self._summary(item, tree, verdict.checks)
-        await self.reach.call(self.forge.edit, number, pulls.title(summary), pulls.body(summary))
+        await self._carries(fence, intent, item, tip, found, verdict.checks)
+        self._lead = intent.id
+        self._behind.discard(intent.id)
         lander.say(
             f"{item.task_id}: {lander.onto} moved; its pull request is restacked onto "
             f"{tip[:12]} and verified again"
@@ -455,6 +465,16 @@ class Proposer:
         self._forget(intent.id)
         return True
 
+    def _release(self) -> None:
+        """The lead merged, went back, or waits for a person: the oldest pull request behind
+        it is looked at at once (and restacked)."""
+        self._lead = None
+        if self._behind:
+            self._next.pop(min(self._behind), None)
+
     def _forget(self, landing_id: int) -> None:
+        self._behind.discard(landing_id)
+        if self._lead == landing_id:
+            self._release()
         self._next.pop(landing_id, None)
         self._said.pop(landing_id, None)

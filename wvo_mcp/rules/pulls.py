@@ -108,12 +108,13 @@ def judge(
     current: bool,
     required: Requirements,
     checks: Sequence[Check],
-    reviews: Sequence[Review],
+    reviews: Sequence[Review] | None,
 ) -> Next:
     """`verified`: the head the queue verified and pushed; `current`: that head contains the
     target's tip (what it lands is exactly what was checked). One behind its target is
     restacked only once its reviews are in: each restack runs the forge's checks again, and
-    a pull request waits for a person far longer than for them."""
+    a pull request waits for a person far longer than for them. `reviews` None: not read,
+    as the driver does not while a required check runs on a current head."""
     if pull.merged:
         return Next("landed")
     if pull.state != "open":
@@ -125,6 +126,8 @@ def judge(
         check = found.get(name)
         if check is not None and check.state == "failure":
             return Next("failed", f"the required check {name} failed ({check.conclusion})", check)
+    if reviews is None:
+        return Next("waiting", f"waiting for checks: {', '.join(unfinished(required, checks))}")
     latest = _latest(reviews)
     for review in latest.values():
         if review.state == "CHANGES_REQUESTED" and review.commit == verified:
@@ -143,12 +146,18 @@ def judge(
         later = "; it is restacked onto the target once approved" if behind else ""
         return Next("waiting", f"waiting for a review ({approvals} of {required.approvals} "
                     f"approvals){later}", person=True)  # fmt: skip
-    waiting = [n for n in required.checks if found.get(n) is None or found[n].state != "success"]
+    waiting = unfinished(required, checks)
     if waiting:
         return Next("waiting", f"waiting for checks: {', '.join(waiting)}")
     if not required.known and pull.mergeable_state == "blocked":
         return Next("waiting", "waiting for what the branch's protection still requires")
     return Next("ready")
+
+
+def unfinished(required: Requirements, checks: Sequence[Check]) -> list[str]:
+    """The required checks that have not passed (yet) on the head `checks` were read of."""
+    found = {c.name: c for c in checks}
+    return [n for n in required.checks if found.get(n) is None or found[n].state != "success"]
 
 
 def _latest(reviews: Sequence[Review]) -> dict[str, Review]:
@@ -198,8 +207,7 @@ class Summary:
     task_id: str
     title: str
     description: str
-    tree: str
-    checks: str  # the queue's checks that passed on exactly that tree
+    checks: str  # the queue's checks, passed by each head it pushes
     review: str  # another agent's review, or ''
     cost: str  # what the work cost, or ''
     links: Sequence[str] = ()
@@ -210,14 +218,15 @@ def title(summary: Summary) -> str:
 
 
 def body(summary: Summary) -> str:
-    """The pull request's text: the task, what passed on exactly its tree, the other agent's
+    """The pull request's text: the task, what each head it carries passed, the other agent's
     review, its cost and its links."""
     parts = [
         f"**Task {summary.task_id}**: {summary.title}",
         summary.description.strip()[:4000] or "_(no description)_",
         "### Checks",
-        f"The merge queue ran these on a clean checkout of exactly this head's tree "
-        f"(`{summary.tree[:12]}`), in its sandbox: {summary.checks or 'no checks'}.",
+        "The merge queue runs these on a clean checkout of exactly each head it pushes here, "
+        "in its sandbox, and merges only a head that passed them and the branch's required "
+        f"checks: {summary.checks or 'no checks'}.",
     ]
     if summary.review:
         parts += ["### Review by another agent", summary.review[:4000]]
