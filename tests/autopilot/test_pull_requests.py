@@ -347,3 +347,37 @@ def test_a_pull_request_closed_while_its_task_is_with_a_worker_is_not_opened_aga
                            "'question'").fetchone()[0]  # fmt: skip
     assert asked == 1
     assert not any(s.startswith("Land W ") for s in landed_subjects(forge))
+
+
+def test_a_branch_that_merges_through_the_merge_queue_lands_through_it(
+    tmp_path: Path, forge: Forge
+) -> None:
+    forge.merge_queue = True
+    pilot = host(tmp_path, forge)
+    ids = ["Q1", "Q2", "Q3"]
+    anyio.run(backlog, pilot.project, [{"id": i, "title": f"task {i}"} for i in ids])
+    log = tmp_path / "autopilot.log"
+    attend(forge, start(pilot, forge, log), log, approve)
+    assert all(p.merged and p.merged_by == "merge-queue" for p in forge.pulls.values())
+    assert len(forge.pulls) == len(ids)
+    assert statuses(pilot) == dict.fromkeys(ids, "done")
+    # Never merged by the REST endpoint, which the branch's merge queue rule refuses.
+    assert not [r for r in forge.requests if r[0] == "PUT" and r[2] == 200]
+    assert any(r[1] == "/api/graphql" for r in forge.requests)
+    assert "added to the merge queue" in log.read_text()
+
+
+def test_a_merge_group_that_fails_goes_back_to_a_worker(tmp_path: Path, forge: Forge) -> None:
+    forge.merge_queue = True
+    forge.failing = lambda sha: forge.groups[:1] == [sha]  # the first merge group fails
+    pilot = host(tmp_path, forge)
+    anyio.run(backlog, pilot.project, [
+        {"id": "G", "title": "grouped", "metadata": {"fake_fix": {"fix.txt": "fixed\n"}}},
+    ])  # fmt: skip
+    log = tmp_path / "autopilot.log"
+    attend(forge, start(pilot, forge, log), log, approve)
+    [pull] = forge.pulls.values()
+    assert pull.merged and pull.merged_by == "merge-queue" and len(forge.groups) == 2
+    returned = [s for s, _ in checkpoints(pilot, "G") if "merge queue removed it" in s]
+    assert returned, checkpoints(pilot, "G")
+    assert statuses(pilot) == {"G": "done"}

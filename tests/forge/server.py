@@ -35,10 +35,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from tests.forge import graph
 from tests.forge.description import description, minimal, schema_of
 from tests.gitservers import SmartHttp
 
 PREFIX = "/api/v3"
+GRAPHQL = "/api/graphql"  # where githubkit asks an Enterprise Server's GraphQL API
 TOKEN = "ghp_forge-test-token-0123456789"
 HOOK = """#!/bin/sh
 # The protected branch moves only through the forge's merge endpoint.
@@ -124,6 +126,9 @@ class Forge:
         self.strict = True
         self.methods = {"merge": True, "squash": True, "rebase": True}
         self.dismiss_stale = False
+        self.merge_queue = False  # the branch merges only through the merge queue (GraphQL)
+        self.queue: dict[int, str] = {}  # pull request number -> its queue entry's state
+        self.groups: list[str] = []  # the merge queue's merge group commits, in order
         # What the token may do, as a fine-grained token's permissions (tests take some away).
         self.permissions = {
             "metadata": "read",
@@ -386,7 +391,7 @@ class Forge:
         self, pull: PullState, method: str, title: str, message: str, by: str
     ) -> str | tuple[int, str]:
         base = self.tip(pull.base)
-        if self.strict and not self.contains(base, pull.head) and by != "person":
+        if self.strict and not self.contains(base, pull.head) and by == "autopilot":
             return 405, "Head branch is not up to date with the base branch"
         if self.contains(base, pull.head):
             tree = self.git("rev-parse", f"{pull.head}^{{tree}}")
@@ -430,6 +435,8 @@ class Forge:
         body: bytes,
     ) -> tuple[int, dict[str, str], bytes]:
         """One request, checked against the description both ways."""
+        if path == GRAPHQL and method == "POST":
+            return self._graphql(headers, body)
         if not path.startswith(PREFIX):
             return 404, {}, b""
         path = path.removeprefix(PREFIX) or "/"
@@ -459,6 +466,72 @@ class Forge:
             self.requests.append((method, path, status))
             extra.update(self._limits())
         return status, extra, raw
+
+    def _graphql(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """GitHub's GraphQL endpoint, executed against GitHub's own schema: the merge queue."""
+        if headers.get("authorization", "").split(" ")[-1] not in self.tokens:
+            return 401, {}, json.dumps(_error("Bad credentials", "401")).encode()
+        asked = json.loads(body)
+        with self.lock:
+            answer, problems = graph.execute(asked["query"], asked.get("variables"), {
+                "node": self._node, "enqueuePullRequest": self._enqueue})  # fmt: skip
+            self.violations += problems
+            self.requests.append(("POST", GRAPHQL, 200))
+            extra = self._limits()
+        return 200, extra, json.dumps(answer).encode()
+
+    def _node(self, info: Any, id: str) -> dict[str, Any] | None:
+        pull = self.pulls.get(int(id.removeprefix("PR_"))) if id.startswith("PR_") else None
+        if pull is None:
+            return None
+        state = self.queue.get(pull.number)
+        return {"__typename": "PullRequest", "id": id,
+                "mergeQueueEntry": None if state is None else {"state": state}}  # fmt: skip
+
+    def _enqueue(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
+        node = input["pullRequestId"]
+        pull = self.pulls.get(int(node.removeprefix("PR_"))) if node.startswith("PR_") else None
+        if pull is None:
+            raise ValueError(f"Could not resolve to a node with the global id of '{node}'")
+        self._sync(pull)
+        if input.get("expectedHeadOid") and input["expectedHeadOid"] != pull.head:
+            raise ValueError("Expected head OID does not match the pull request's head")
+        unmet = self._unmet(pull)
+        if unmet:
+            raise ValueError(f"Pull request is not in a mergeable state: {unmet}")
+        self.queue[pull.number] = "QUEUED"
+        thread = threading.Thread(target=self._merge_group, args=(pull,), daemon=True)
+        self._checkers.append(thread)
+        thread.start()
+        return {"mergeQueueEntry": {"state": "QUEUED"}, "clientMutationId": None}
+
+    def _merge_group(self, pull: PullState) -> None:
+        """The queue's merge group: a merge commit of the head onto the branch's tip, which
+        gets a check run of its own; once it passes, the branch moves to it. A failing group
+        (or a head or branch that moved meanwhile) leaves the queue, unmerged."""
+        with self.lock:
+            self.queue[pull.number] = "AWAITING_CHECKS"
+            head, base = pull.head, self.tip(pull.base)
+            found = subprocess.run(["git", f"--git-dir={self.bare}", "merge-tree",
+                                    "--write-tree", base, head], capture_output=True,
+                                   text=True)  # fmt: skip
+            group = ""
+            if found.returncode == 0:
+                said = f"Merge pull request #{pull.number} (merge queue)"
+                tree = found.stdout.split()[0]
+                group = self.git("commit-tree", tree, "-p", base, "-p", head, "-m", said)
+                self.groups.append(group)
+                self._start_check(group)
+        run = self.runs.get(group)
+        if run is not None:
+            run.done.wait(timeout=300)
+        with self.lock:
+            passed = run is not None and run.conclusion == "success"
+            if passed and pull.head == head and self.tip(pull.base) == base:
+                self.git("update-ref", f"refs/heads/{pull.base}", group, base)
+                pull.state, pull.merged, pull.merge_commit = "closed", True, group
+                pull.merged_by, pull.closed_at = "merge-queue", _now()
+            self.queue.pop(pull.number, None)
 
     def _declares_304(self, method: str, path: str) -> bool:
         """A 304 only where GitHub's description declares one (elsewhere: the whole answer)."""
@@ -549,6 +622,7 @@ class Forge:
             body=pull.body,
             closed_at=pull.closed_at,
             merged_at=pull.closed_at if pull.merged else None,
+            node_id=f"PR_{pull.number}",
             merge_commit_sha=pull.merge_commit,
         )
         for side, ref, sha in (
@@ -621,6 +695,9 @@ def _rules(forge: Forge, query: Any, data: Any, branch: str) -> Answer:
         },
         {"type": "non_fast_forward", **source},
     ]
+    if forge.merge_queue:
+        queue = minimal(schema_of("repository-rule-merge-queue"))
+        rules.append({**queue, "type": "merge_queue", **source})
     if forge.required:
         rules.append(
             {
@@ -733,6 +810,9 @@ def _merge(forge: Forge, query: Any, data: dict[str, Any], number: str) -> Answe
         return 405, _error("Pull Request is not mergeable", ""), {}
     if data.get("sha") and data["sha"] != pull.head:
         return 409, _error("Head branch was modified. Review and try the merge again.", ""), {}
+    if forge.merge_queue:
+        said = "Repository rule violations found\n\nChanges must be made through the merge queue"
+        return 405, _error(said, ""), {}
     method = data.get("merge_method", "merge")
     if not forge.methods[method]:
         return (

@@ -13,6 +13,7 @@ import pytest
 from tests.forge.description import available
 from tests.forge.server import TOKEN, Forge
 from wvo_mcp.errors import Fault
+from wvo_mcp.forge import Merged
 from wvo_mcp.forge.github import GitHub
 
 pytestmark = pytest.mark.skipif(not available(), reason="no @octokit/openapi (scripts/setup)")
@@ -182,3 +183,26 @@ def test_a_slow_check_is_pending_until_it_ends(forge: Forge) -> None:
     forge.wait_checks()
     [check] = client.checks(head, ["check"])
     assert check.state == "success"
+
+
+def test_the_merge_queue_takes_a_pull_request_at_the_head_given(forge: Forge) -> None:
+    client = GitHub(forge.api, forge.full, TOKEN)
+    forge.merge_queue = True
+    assert client.requirements("main").merge_queue
+    head = _branch(forge, "wvo/t5", {"e.txt": "e\n"})
+    opened = client.open("wvo/t5", "main", "t5", "")
+    forge.wait_checks()
+    forge.review(opened.number, "APPROVED")
+    refused = client.merge(opened.number, head, "merge", "t5", "")
+    assert not refused.merged and "merge queue" in refused.why
+    assert client.queued(opened) is None
+    forge.hold.clear()  # the merge group's check waits: it stays queued
+    moved = client.enqueue(opened, "0" * 40)
+    assert moved.moved and not moved.merged
+    assert client.enqueue(opened, head) == Merged(False)
+    assert client.queued(opened) in ("QUEUED", "AWAITING_CHECKS")
+    forge.hold.set()
+    forge.wait_checks()
+    assert client.queued(opened) is None
+    merged = client.pull(opened.number)
+    assert merged.merged and forge.pulls[opened.number].merged_by == "merge-queue"

@@ -58,6 +58,7 @@ class Proposer:
         # merge makes every other head behind).
         self._lead: int | None = None
         self._behind: set[int] = set()  # waiting for the lead: the oldest goes next, at once
+        self._enqueued: set[int] = set()  # put in the forge's merge queue by this lander
 
     def due(self, intents: Sequence[Landing]) -> bool:
         """Whether any open pull request is due for another look."""
@@ -265,6 +266,8 @@ class Proposer:
                     self._release()
             await self._waits(intent, item, pull, next_.why)
             return False
+        if required.merge_queue:
+            return await self._queue(fence, intent, item, pull)
         return await self._merge(intent, item, pull)
 
     async def reached(self, intent: Landing) -> None:
@@ -322,6 +325,27 @@ class Proposer:
         if not merged.moved:
             await self._waits(intent, item, pull, f"not merged yet: {merged.why}")
         self._next.pop(intent.id, None)  # moved: look again at once
+        return False
+
+    async def _queue(self, fence: int, intent: Landing, item: Entry, pull: Pull) -> bool:
+        """The branch merges only through GitHub's merge queue: the pull request joins it,
+        at exactly the head the queue verified, and the forge merges it from there."""
+        state = await self.reach.call(self.forge.queued, pull)
+        if state is not None:
+            await self._waits(intent, item, pull, f"in the merge queue ({state.lower()})")
+            return False
+        if intent.id in self._enqueued:  # it left the queue unmerged: its merge group failed
+            self._enqueued.discard(intent.id)
+            return await self._returned(fence, intent, item, pull, pulls.dequeued(pull))
+        found = await self.reach.call(self.forge.enqueue, pull, intent.new)
+        if found.moved:
+            self._next.pop(intent.id, None)
+            return False
+        if found.why:
+            await self._waits(intent, item, pull, f"not queued yet: {found.why}")
+            return False
+        self._enqueued.add(intent.id)
+        await self._waits(intent, item, pull, "added to the merge queue")
         return False
 
     async def _landed(self, intent: Landing, item: Entry, pull: Pull) -> bool:
@@ -474,6 +498,7 @@ class Proposer:
 
     def _forget(self, landing_id: int) -> None:
         self._behind.discard(landing_id)
+        self._enqueued.discard(landing_id)
         if self._lead == landing_id:
             self._release()
         self._next.pop(landing_id, None)

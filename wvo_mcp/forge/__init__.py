@@ -72,6 +72,16 @@ class Forge(Protocol):
         """Merge only while its head is `head`: a compare-and-swap."""
         ...
 
+    def enqueue(self, pull: Pull, head: str) -> Merged:
+        """Into the forge's merge queue, only while its head is `head` (a compare-and-swap):
+        `moved` when it no longer is."""
+        ...
+
+    def queued(self, pull: Pull) -> str | None:
+        """Its merge queue entry's state (GitHub: QUEUED, AWAITING_CHECKS, MERGEABLE, …),
+        or None when it is not in the queue."""
+        ...
+
     def comment(self, number: int, body: str) -> None: ...
 
     def access(self, branch: str) -> list[Access]:

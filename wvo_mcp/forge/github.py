@@ -16,7 +16,13 @@ from typing import Any
 import httpx
 from githubkit import GitHub as Client
 from githubkit import Response, TokenAuthStrategy
-from githubkit.exception import RateLimitExceeded, RequestError, RequestFailed, RequestTimeout
+from githubkit.exception import (
+    GraphQLFailed,
+    RateLimitExceeded,
+    RequestError,
+    RequestFailed,
+    RequestTimeout,
+)
 
 from wvo_mcp.errors import Fault, ValidationFailed
 from wvo_mcp.forge import (
@@ -35,6 +41,14 @@ from wvo_mcp.git.remote import redact
 PUBLIC_API = "https://api.github.com"
 PAGE = 100
 METHODS: tuple[Method, ...] = ("merge", "squash", "rebase")
+ENQUEUE = """mutation($id: ID!, $head: GitObjectID!) {
+  enqueuePullRequest(input: {pullRequestId: $id, expectedHeadOid: $head}) {
+    mergeQueueEntry { state }
+  }
+}"""
+QUEUED = """query($id: ID!) {
+  node(id: $id) { ... on PullRequest { mergeQueueEntry { state } } }
+}"""
 
 
 class GitHub:
@@ -132,9 +146,10 @@ class GitHub:
             f"reading the rules of {branch}",
         )
         checks: list[str] = []
-        approvals, strict = 0, False
+        approvals, strict, queue = 0, False, False
         for rule in rules:
             params = rule.get("parameters") or {}
+            queue = queue or rule.get("type") == "merge_queue"
             if rule.get("type") == "pull_request":
                 approvals = max(approvals, int(params.get("required_approving_review_count", 0)))
             elif rule.get("type") == "required_status_checks":
@@ -151,7 +166,8 @@ class GitHub:
             checks += [c["context"] for c in classic.get("checks") or []]
             strict = strict or bool(classic.get("strict"))
         known = not protection.get("enabled") or "required_pull_request_reviews" in protection
-        return Requirements(tuple(dict.fromkeys(checks)), approvals, strict, known or approvals > 0)
+        return Requirements(tuple(dict.fromkeys(checks)), approvals, strict,
+                            known or approvals > 0, queue)  # fmt: skip
 
     def find(self, branch: str, base: str) -> Pull | None:
         found = self._ask(
@@ -283,6 +299,44 @@ class GitHub:
             return Merged(False, moved=moved, why=str(exc))
         return Merged(bool(found.get("merged")), found.get("sha") or "")
 
+    def enqueue(self, pull: Pull, head: str) -> Merged:
+        """GitHub's merge queue is GraphQL's alone (enqueuePullRequest); expectedHeadOid
+        makes it a compare-and-swap on the head the queue verified."""
+        try:
+            self._graphql(ENQUEUE, {"id": pull.node_id, "head": head},
+                          f"adding pull request #{pull.number} to the merge queue")  # fmt: skip
+        except Fault as exc:
+            if exc.kind != "refused":
+                raise
+            moved = "expected head" in str(exc).lower() or "head oid" in str(exc).lower()
+            return Merged(False, moved=moved, why=str(exc))
+        return Merged(False)
+
+    def queued(self, pull: Pull) -> str | None:
+        what = f"reading pull request #{pull.number}'s merge queue entry"
+        found = self._graphql(QUEUED, {"id": pull.node_id}, what)
+        entry = (found.get("node") or {}).get("mergeQueueEntry")
+        return None if entry is None else str(entry.get("state"))
+
+    def _graphql(self, query: str, variables: dict[str, Any], what: str) -> dict[str, Any]:
+        with self._lock:
+            self._calls += 1
+        try:
+            return self._client.graphql.request(query, variables)
+        except GraphQLFailed as exc:
+            said = "; ".join(e.message for e in exc.response.errors or [])[:300]
+            raise Fault("refused", f"GitHub refused {what}: {said}") from None
+        except RateLimitExceeded as exc:
+            wait = max(1.0, exc.retry_after.total_seconds())
+            raise Fault("limited", f"GitHub's GraphQL rate limit is reached ({what}); it asked "
+                        f"for {wait:.0f} s", retry_after=wait) from None  # fmt: skip
+        except RequestFailed as exc:
+            raise self._failed(exc.response.status_code, exc.response.headers,
+                               exc.response.text, what) from None  # fmt: skip
+        except (RequestError, httpx.HTTPError) as exc:
+            raise Fault("unreachable", f"GitHub ({self.where}) cannot be reached ({what}): "
+                        f"{type(exc).__name__}") from None  # fmt: skip
+
     def comment(self, number: int, body: str) -> None:
         self._ask(
             lambda: self._client.rest.issues.create_comment(
@@ -351,6 +405,7 @@ def _pull(found: dict[str, Any]) -> Pull:
         base=found["base"]["ref"],
         merge_commit=found.get("merge_commit_sha") if found.get("merged_at") else None,
         mergeable_state=found.get("mergeable_state") or "unknown",
+        node_id=found.get("node_id") or "",
     )
 
 

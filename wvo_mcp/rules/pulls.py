@@ -26,6 +26,7 @@ class Requirements:
     approvals: int = 0  # approving reviews required
     strict: bool = False  # the head must contain the branch's tip
     known: bool = True  # False: some of it could not be read (the forge still enforces it)
+    merge_queue: bool = False  # it merges only through the forge's merge queue
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Pull:
     base: str  # the base branch
     merge_commit: str | None = None  # once merged: what the base branch got
     mergeable_state: str = "unknown"  # the forge's own summary (GitHub: clean, blocked, …)
+    node_id: str = ""  # the forge's global id (GitHub's GraphQL API names it so)
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,13 @@ def judge(
     if not required.known and pull.mergeable_state == "blocked":
         return Next("waiting", "waiting for what the branch's protection still requires")
     return Next("ready")
+
+
+def dequeued(pull: Pull) -> Next:
+    """The forge's merge queue let it go without merging it: its merge group (it and what
+    was queued ahead of it) failed a required check. Its log is at the pull request."""
+    check = Check("the merge queue's check", "failure", "removed from the queue", pull.url)
+    return Next("failed", "the forge's merge queue removed it without merging it", check)
 
 
 def unfinished(required: Requirements, checks: Sequence[Check]) -> list[str]:
