@@ -159,3 +159,12 @@ def test_the_text_says_what_a_reviewer_needs() -> None:
     ):
         assert part in body
     assert pulls.title(summary) == "Add login (T1)"
+
+
+def test_nothing_more_is_read_once_the_forge_says_it_may_merge() -> None:
+    assert pulls.cleared(pull(), HEAD, True, REQUIRED)
+    assert not pulls.cleared(pull(mergeable_state="blocked"), HEAD, True, REQUIRED)
+    assert not pulls.cleared(pull(), HEAD, False, REQUIRED)  # behind the target
+    assert not pulls.cleared(pull(head=OLD), HEAD, True, REQUIRED)  # someone else's head
+    no_review = Requirements(checks=("test",), approvals=0)  # changes asked would not block
+    assert not pulls.cleared(pull(), HEAD, True, no_review)

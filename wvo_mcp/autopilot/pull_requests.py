@@ -59,6 +59,7 @@ class Proposer:
         self._lead: int | None = None
         self._behind: set[int] = set()  # waiting for the lead: the oldest goes next, at once
         self._enqueued: set[int] = set()  # put in the forge's merge queue by this lander
+        self._settled: dict[str, list[Check]] = {}  # a head's checks, once they all ended
 
     def due(self, intents: Sequence[Landing]) -> bool:
         """Whether any open pull request is due for another look."""
@@ -141,9 +142,12 @@ class Proposer:
                 await self._closed(fence, landing_id, item, earlier)
                 return
             open_ = earlier.state == "open"
-        # An open pull request's branch moves only from what the queue pushed there; a closed
+        # An open pull request's branch moves only from what the queue pushed there; a new
+        # one's must not exist yet (or hold this very head: pushed before a crash); a closed
         # or merged one's (or one the forge deleted) is the queue's to reuse.
-        expected = row.head if row is not None and open_ else (await self._fetch(branch) or "")
+        expected = ""
+        if row is not None:
+            expected = row.head if open_ else (await self._fetch(branch) or "")
         if not await self._push(branch, head, expected):
             back = Return(f"returned: {branch} on the remote has commits the queue did not "
                           "push", "")  # fmt: skip
@@ -152,13 +156,12 @@ class Proposer:
             return
         summary = await self._summary(item, checks)
         title, body = pulls.title(summary), pulls.body(summary)
-        found = await self.reach.call(self.forge.find, branch, lander.target.branch)
-        if found is not None and found.state == "open":
-            await self.reach.call(self.forge.edit, found.number, title, body)
+        if row is not None and open_:
+            await self.reach.call(self.forge.edit, row.number, title, body)
+            number, url = row.number, row.url
         else:
-            found = await self.reach.call(
-                self.forge.open, branch, lander.target.branch, title, body
-            )
+            found = await self._open(branch, title, body)
+            number, url = found.number, found.url
         await self.lander.db.write(
             partial(
                 landing.pull_opened,
@@ -166,15 +169,30 @@ class Proposer:
                 run=lander.run_id,
                 fence=fence,
                 task_id=item.task_id,
-                number=found.number,
-                url=found.url,
+                number=number,
+                url=url,
                 branch=branch,
                 head=head,
                 landing_id=landing_id,
                 now=lander._now(),
             )
         )
-        lander.say(f"{item.task_id}: pull request #{found.number} carries it: {found.url}")
+        lander.say(f"{item.task_id}: pull request #{number} carries it: {url}")
+
+    async def _open(self, branch: str, title: str, body: str) -> Pull:
+        """A new pull request from `branch`; or the one opened before a crash kept it from
+        being recorded (the forge refuses a second), updated."""
+        base = self.lander.target.branch
+        try:
+            return await self.reach.call(self.forge.open, branch, base, title, body)
+        except Fault as exc:
+            if exc.kind != "refused" or "already exists" not in str(exc):
+                raise
+            found = await self.reach.call(self.forge.find, branch, base)
+            if found is None or found.state != "open":
+                raise
+            await self.reach.call(self.forge.edit, found.number, title, body)
+            return found
 
     async def _push(self, branch: str, head: str, expected: str) -> bool:
         """`head` onto the remote's `branch`, only from `expected` ('' : no such branch).
@@ -236,15 +254,7 @@ class Proposer:
         tip = await lander.tip()
         current = tip == intent.new or await lander._git(lander.git.contains, tip, intent.new)
         required = await self._requirements()
-        checks: list[Check] = []
-        reviews: list[Review] | None = []
-        if pull.state == "open" and pull.head == intent.new:
-            checks = await self.reach.call(self.forge.checks, pull.head, required.checks)
-            running = current and pulls.unfinished(required, checks)
-            failed = any(c.state == "failure" for c in checks if c.name in required.checks)
-            reviews = None if running and not failed else (
-                await self.reach.call(self.forge.reviews, pull.number))  # fmt: skip
-        next_ = pulls.judge(pull, intent.new, current, required, checks, reviews)
+        next_ = await self._judge(pull, intent.new, current, required)
         if next_.kind == "behind" and self._lead not in (None, intent.id):
             self._behind.add(intent.id)
             next_ = pulls.Next("waiting", "waiting for the pull request restacked before it to "
@@ -269,6 +279,28 @@ class Proposer:
         if required.merge_queue:
             return await self._queue(fence, intent, item, pull)
         return await self._merge(intent, item, pull)
+
+    async def _judge(
+        self, pull: Pull, verified: str, current: bool, required: Requirements
+    ) -> pulls.Next:
+        """What the pull request asks for next, from as few requests as will tell: none more
+        when the forge itself says it may merge; a head's checks read until they end."""
+        if pulls.cleared(pull, verified, current, required):
+            return pulls.Next("ready")
+        checks: list[Check] = []
+        reviews: list[Review] | None = []
+        if pull.state == "open" and pull.head == verified:
+            settled = self._settled.get(pull.head)
+            checks = settled if settled is not None else await self.reach.call(
+                self.forge.checks, pull.head, required.checks)  # fmt: skip
+            states = {c.name: c.state for c in checks}
+            if all(states.get(n) in ("success", "failure") for n in required.checks):
+                self._settled[pull.head] = checks  # they have ended: read once
+            running = current and pulls.unfinished(required, checks)
+            failed = "failure" in (states.get(n) for n in required.checks)
+            reviews = None if running and not failed else (
+                await self.reach.call(self.forge.reviews, pull.number))  # fmt: skip
+        return pulls.judge(pull, verified, current, required, checks, reviews)
 
     async def reached(self, intent: Landing) -> None:
         """The target has what `intent` lands without its pull request being merged (a
@@ -497,6 +529,8 @@ class Proposer:
             self._next.pop(min(self._behind), None)
 
     def _forget(self, landing_id: int) -> None:
+        if len(self._settled) > 1000:  # heads of pull requests long gone
+            self._settled.clear()
         self._behind.discard(landing_id)
         self._enqueued.discard(landing_id)
         if self._lead == landing_id:
