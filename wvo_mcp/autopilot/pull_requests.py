@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from wvo_mcp.autopilot.lander import Lander
 
 POLL_SECONDS = 10.0  # between two looks at one pull request
-PERSON_POLLS = 6  # waiting for a person's review: looked at this many times less often
+PERSON_POLLS = 6  # waiting for a person, or for the lead: looked at this many times less often
 RULES_SECONDS = 600.0  # the branch's protection, read again after this long
 PREFERRED: dict[str, tuple[Method, ...]] = {
     "merge": ("merge", "squash", "rebase"),
@@ -256,7 +256,8 @@ class Proposer:
         required = await self._requirements()
         next_ = await self._judge(pull, intent.new, current, required)
         if next_.kind == "behind" and self._lead not in (None, intent.id):
-            self._behind.add(intent.id)
+            self._behind.add(intent.id)  # looked at when the lead is done (_release)
+            self._next[intent.id] = now + self.poll * PERSON_POLLS
             next_ = pulls.Next("waiting", "waiting for the pull request restacked before it to "
                                "merge; restacked then")  # fmt: skip
         if next_.kind == "landed":
