@@ -4,6 +4,9 @@ checkout in the sandbox, and move the target to it with a compare-and-swap. A fa
 is bisected so the others land; a conflict or a failure goes back to a worker with what
 went wrong, or to a person when it must.
 
+Through pull requests (`--via pull-request`), what passes goes out as a pull request per
+task and lands when the forge merges it (autopilot/pull_requests.py's Proposer).
+
 The queue is rows (services/landing.py): a lease with a fence says who lands a target, and
 each landing is written as an intent before the ref moves, so an autopilot killed at any
 moment loses nothing and the next one completes or abandons what it finds, never twice."""

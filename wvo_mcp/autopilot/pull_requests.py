@@ -8,11 +8,12 @@ One task per pull request: a reviewer approves, and asks changes of, one change 
 worker; a failing check or a closed pull request holds back that task alone; and the
 forge's checks run on what would land, as a batch's would not.
 
-Each pull request is followed at most every `poll` seconds, by conditional requests; what
-it asks next is rules/pulls.judge's. A pull request whose head moved (a person's commit)
-is verified again and kept; one whose target moved is restacked, verified and pushed
-again; what a reviewer or a required check sends back reaches a worker with its comments
-or its log's tail; a pull request a person closes blocks its task and asks them."""
+Each pull request is followed at most every `poll` seconds (less often while it waits for
+a person), by conditional requests; what it asks next is rules/pulls.judge's. A pull
+request whose head moved (a person's commit) is verified again and kept; one whose target
+moved is restacked, verified and pushed again, once approved and one at a time; what a
+reviewer or a required check sends back reaches a worker with its comments or its log's
+tail; a pull request a person closes blocks its task and asks them."""
 
 import dataclasses
 import time
