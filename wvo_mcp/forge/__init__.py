@@ -7,10 +7,11 @@ API).
 - credentials: the person's token, from their environment or `gh auth token`.
 
 Every call runs on the autopilot's trusted side, off the event loop (autopilot/target.py's
-Reach), and raises errors.Fault when the forge cannot be asked; nothing a worker or a check
+ForgeReach), and raises errors.Fault when the forge cannot be asked; nothing a worker or a check
 runs ever sees the token or calls the forge. What the forge answers is data: a pull
 request's text, a review's comments and a check's log reach a worker only as the context of
-a returned submission, never as instructions to the autopilot.
+a returned submission, never as instructions to the autopilot. The data it answers with
+is pure and lives with the rule that judges it (rules/pulls.py).
 """
 
 from collections.abc import Sequence
@@ -29,9 +30,8 @@ from wvo_mcp.rules.pulls import (
 )
 
 __all__ = [
-    "Access",
-    "Check", "Comment", "Forge", "Merged", "Method", "Pull", "Repository", "Requirements",
-    "Review",
+    "Access", "Check", "Comment", "Forge", "Merged", "Method", "Pull", "Repository",
+    "Requirements", "Review",
 ]  # fmt: skip
 
 
