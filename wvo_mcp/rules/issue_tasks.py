@@ -1,0 +1,101 @@
+"""A tracker's issue as a task (pure): its id (from the repository and the issue's number,
+so a sync run twice, or on two hosts, names the same task), its definition (title, body,
+labels mapped by a table, "blocked by #N", a task list and sub-issues as dependencies), and
+the issue's own key kept in its metadata. The driver is tracker.py's sync.
+
+The body is the issue's words: it becomes the task's description as data, however it is
+built, and nothing in it is read as an instruction to wvo-mcp; only `#N` references are
+taken from it, and only as dependencies on other synced issues."""
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+# label -> the task fields it sets (complexity and the WSJF inputs, 1-10); the first label
+# that sets a field wins. A team replaces it in its providers file's `issues: labels:`.
+LABELS: Mapping[str, Mapping[str, int]] = {
+    "size: xs": {"complexity": 1}, "size: s": {"complexity": 3},
+    "size: m": {"complexity": 5}, "size: l": {"complexity": 7}, "size: xl": {"complexity": 9},
+    "priority: critical": {"business_value": 10, "time_criticality": 10},
+    "priority: high": {"business_value": 8, "time_criticality": 7},
+    "priority: low": {"business_value": 3, "time_criticality": 2},
+    "bug": {"risk_reduction": 7},
+    "security": {"risk_reduction": 10, "time_criticality": 8},
+}  # fmt: skip
+FIELDS = ("complexity", "business_value", "time_criticality", "risk_reduction", "job_size")
+_BLOCKED = re.compile(r"(?i)\b(?:blocked by|depends on|after)\s+((?:#\d+[\s,]*(?:and\s+)?)+)")
+_TASK_LIST = re.compile(r"(?m)^\s*[-*]\s+\[[ xX]\]\s+#(\d+)\b")
+_NUMBER = re.compile(r"#(\d+)")
+
+
+@dataclass(frozen=True)
+class Issue:
+    number: int
+    node_id: str  # the forge's own key: stable across renames and transfers
+    title: str
+    body: str
+    labels: tuple[str, ...]
+    state: str  # open, closed
+    url: str
+    sub_issues: tuple[int, ...] = field(default=())  # issues this one is made of
+
+
+def task_id(repository: str, number: int) -> str:
+    """The task an issue becomes: gh/<owner>/<repo>/<number> (a valid branch name too)."""
+    return f"gh/{repository}/{number}"
+
+
+def references(body: str) -> list[int]:
+    """The issues a body says this one waits for: "blocked by #3, #4", "depends on #5", and
+    a task list of issues ("- [ ] #6"), in order, each once."""
+    found: list[int] = []
+    for match in _BLOCKED.finditer(body):
+        found += [int(n) for n in _NUMBER.findall(match.group(1))]
+    found += [int(n) for n in _TASK_LIST.findall(body)]
+    return list(dict.fromkeys(found))
+
+
+Table = Mapping[str, Mapping[str, int]]
+
+
+def fields(labels: Sequence[str], table: Table) -> tuple[dict[str, int], list[str]]:
+    """The task fields the labels set, and the labels the table does not know (shown, never
+    guessed at)."""
+    found: dict[str, int] = {}
+    unknown = []
+    for label in labels:
+        sets = table.get(label.strip().lower())
+        if sets is None:
+            unknown.append(label)
+            continue
+        for name, value in sets.items():
+            if name in FIELDS and isinstance(value, int) and 1 <= value <= 10:
+                found.setdefault(name, value)
+    return found, unknown
+
+
+def definition(repository: str, issue: Issue, synced: set[int], table: Table) -> dict[str, Any]:
+    """The task definition (a roadmap entry) an open issue gives: its dependencies only on
+    issues in `synced` (the labelled ones this sync knows; a reference to any other is
+    shown in metadata, not followed)."""
+    wanted = [*references(issue.body), *issue.sub_issues]
+    deps = [
+        task_id(repository, n) for n in dict.fromkeys(wanted) if n in synced and n != issue.number
+    ]
+    set_by, unknown = fields(issue.labels, table)
+    return {
+        "id": task_id(repository, issue.number),
+        "title": (issue.title.strip() or f"issue #{issue.number}")[:200],
+        "description": issue.body[:8000],
+        "depends_on": deps,
+        **set_by,
+        "metadata": {
+            "issue": issue.url,
+            "forge_key": issue.node_id,
+            "forge_issue": {"repository": repository, "number": issue.number,
+                            "labels": list(issue.labels)[:20],
+                            "unmapped_labels": unknown[:20],
+                            "references_not_synced": [n for n in wanted if n not in synced][:20]},
+        },
+    }  # fmt: skip
