@@ -73,6 +73,17 @@ class PullState:
 
 
 @dataclass
+class IssueState:
+    number: int
+    title: str
+    body: str
+    labels: list[str]
+    state: str = "open"
+    sub_issues: list[int] = field(default_factory=list)
+    updated_at: str = "2026-01-01T00:00:00Z"
+
+
+@dataclass
 class ReviewState:
     id: int
     number: int
@@ -136,9 +147,11 @@ class Forge:
             "checks": "read",
             "statuses": "read",
             "contents": "write",
+            "issues": "write",
         }
         # State.
         self.pulls: dict[int, PullState] = {}
+        self.issues: dict[int, IssueState] = {}  # numbered with the pull requests, as GitHub
         self.reviews: list[ReviewState] = []
         self.runs: dict[str, RunState] = {}  # by head commit
         self.comments: list[tuple[int, str]] = []
@@ -283,6 +296,24 @@ class Forge:
             found = self._merge(pull, "merge", f"Merge pull request #{number}", "", "person")
             assert isinstance(found, str), found
             return found
+
+    def next_number(self) -> int:
+        return len(self.pulls) + len(self.issues) + 1
+
+    def open_issue(self, title: str, body: str = "", labels: tuple[str, ...] = ("wvo",),
+                   sub_issues: tuple[int, ...] = ()) -> int:  # fmt: skip
+        with self.lock:
+            number = self.next_number()
+            self.issues[number] = IssueState(number, title, body, list(labels), "open",
+                                             list(sub_issues), _now())  # fmt: skip
+            return number
+
+    def edit_issue(self, number: int, **changed: Any) -> None:
+        with self.lock:
+            issue = self.issues[number]
+            for key, value in changed.items():
+                setattr(issue, key, value)
+            issue.updated_at = _now()
 
     def close(self, number: int) -> None:
         with self.lock:
@@ -637,6 +668,20 @@ class Forge:
             )
         return found
 
+    def issue_json(self, issue: IssueState) -> dict[str, Any]:
+        found = minimal(schema_of("issue"))
+        url = f"{self.api}/repos/{self.full}/issues/{issue.number}"
+        found.update(
+            number=issue.number, node_id=f"I_{issue.number}", title=issue.title,
+            body=issue.body, state=issue.state, url=url,
+            html_url=f"{self.web}/{self.full}/issues/{issue.number}",
+            labels=[{**minimal(schema_of("label")), "name": name} for name in issue.labels],
+            updated_at=issue.updated_at,
+            sub_issues_summary={"total": len(issue.sub_issues), "completed": 0,
+                                "percent_completed": 0},
+        )  # fmt: skip
+        return found
+
     def review_json(self, review: ReviewState) -> dict[str, Any]:
         found = minimal(schema_of("pull-request-review"))
         found.update(
@@ -763,7 +808,7 @@ def _create(forge: Forge, query: Any, data: dict[str, Any]) -> Answer:
             {"message": "Validation Failed", "documentation_url": DOCS, "errors": [exists]},
             {},
         )
-    number = len(forge.pulls) + 1
+    number = forge.next_number()
     pull = PullState(
         number,
         branch,
@@ -886,6 +931,26 @@ def _comment(forge: Forge, query: Any, data: dict[str, Any], number: str) -> Ans
     return 201, found, {}
 
 
+def _issues(forge: Forge, query: dict[str, list[str]], data: Any) -> Answer:
+    wanted = {label for label in query.get("labels", [""])[-1].split(",") if label}
+    state = query.get("state", ["open"])[-1]
+    per_page = int(query.get("per_page", ["30"])[-1])
+    page = int(query.get("page", ["1"])[-1])
+    found = [
+        forge.issue_json(i) for i in sorted(forge.issues.values(), key=lambda i: -i.number)
+        if (state == "all" or i.state == state) and wanted <= set(i.labels)
+    ]  # fmt: skip
+    return 200, found[(page - 1) * per_page : page * per_page], {}
+
+
+def _sub_issues(forge: Forge, query: dict[str, list[str]], data: Any, number: str) -> Answer:
+    issue = forge.issues.get(int(number))
+    if issue is None:
+        return 404, _error("Not Found", "404"), {}
+    subs = [forge.issue_json(forge.issues[n]) for n in issue.sub_issues if n in forge.issues]
+    return 200, subs, {}
+
+
 def _route(template: str) -> "re.Pattern[str]":
     pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
     return re.compile(f"^{pattern}$")
@@ -909,6 +974,9 @@ ROUTES: list[tuple["re.Pattern[str]", str, str, Callable[..., Answer]]] = [
     (_route("/repos/{owner}/{repo}/commits/{ref}/status"), "GET", "statuses=read", _status),
     (_route("/repos/{owner}/{repo}/issues/{number}/comments"), "POST", "pull_requests=write",
      _comment),
+    (_route("/repos/{owner}/{repo}/issues"), "GET", "issues=read", _issues),
+    (_route("/repos/{owner}/{repo}/issues/{number}/sub_issues"), "GET", "issues=read",
+     _sub_issues),
 ]  # fmt: skip
 
 

@@ -206,3 +206,18 @@ def test_the_merge_queue_takes_a_pull_request_at_the_head_given(forge: Forge) ->
     assert client.queued(opened) is None
     merged = client.pull(opened.number)
     assert merged.merged and forge.pulls[opened.number].merged_by == "merge-queue"
+
+
+def test_labelled_issues_are_listed_page_by_page_with_their_sub_issues(forge: Forge) -> None:
+    client = GitHub(forge.api, forge.full, TOKEN)
+    child = forge.open_issue("a part", "blocked by #1")
+    parent = forge.open_issue("the whole", "- [ ] #1", sub_issues=(child,))
+    forge.open_issue("not ours", labels=("bug",))
+    for n in range(120):  # more than a page
+        forge.open_issue(f"bulk {n}")
+    forge.issues[parent].state = "closed"
+    found = {i.number: i for i in client.issues("wvo")}
+    assert len(found) == 122 and "not ours" not in {i.title for i in found.values()}
+    assert found[parent].sub_issues == (child,) and found[parent].state == "closed"
+    assert found[child].body == "blocked by #1" and found[child].labels == ("wvo",)
+    assert found[child].node_id and found[child].url.endswith(f"/issues/{child}")

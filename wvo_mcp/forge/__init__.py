@@ -17,6 +17,7 @@ is pure and lives with the rule that judges it (rules/pulls.py).
 from collections.abc import Sequence
 from typing import Protocol
 
+from wvo_mcp.rules.issue_tasks import Issue
 from wvo_mcp.rules.pulls import (
     Access,
     Check,
@@ -30,7 +31,7 @@ from wvo_mcp.rules.pulls import (
 )
 
 __all__ = [
-    "Access", "Check", "Comment", "Forge", "Merged", "Method", "Pull", "Repository",
+    "Access", "Check", "Comment", "Forge", "Issue", "Merged", "Method", "Pull", "Repository",
     "Requirements", "Review",
 ]  # fmt: skip
 
@@ -83,6 +84,11 @@ class Forge(Protocol):
         ...
 
     def comment(self, number: int, body: str) -> None: ...
+
+    def issues(self, label: str) -> list[Issue]:
+        """Every issue with `label`, open or closed (not pull requests), with its
+        sub-issues' numbers (tracker.py keeps their tasks in step)."""
+        ...
 
     def access(self, branch: str) -> list[Access]:
         """Each permission the queue needs, probed without writing anything (`doctor`)."""

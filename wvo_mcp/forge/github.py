@@ -29,6 +29,7 @@ from wvo_mcp.forge import (
     Access,
     Check,
     Comment,
+    Issue,
     Merged,
     Method,
     Pull,
@@ -336,6 +337,41 @@ class GitHub:
         except (RequestError, httpx.HTTPError) as exc:
             raise Fault("unreachable", f"GitHub ({self.where}) cannot be reached ({what}): "
                         f"{type(exc).__name__}") from None  # fmt: skip
+
+    def issues(self, label: str) -> list[Issue]:
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            batch = self._ask(
+                partial(self._client.rest.issues.list_for_repo, self.owner, self.name,
+                        labels=label, state="all", per_page=PAGE, page=page),
+                f"listing the issues labelled {label!r} (page {page})",
+            )  # fmt: skip
+            found += [i for i in batch if "pull_request" not in i]
+            if len(batch) < PAGE:
+                break
+            page += 1
+        return [self._issue(i) for i in found]
+
+    def _issue(self, found: dict[str, Any]) -> Issue:
+        subs: tuple[int, ...] = ()
+        if (found.get("sub_issues_summary") or {}).get("total"):  # a call only where any
+            listed = self._ask(
+                partial(self._client.rest.issues.list_sub_issues, self.owner, self.name,
+                        found["number"], per_page=PAGE),
+                f"listing issue #{found['number']}'s sub-issues",
+            )  # fmt: skip
+            subs = tuple(int(i["number"]) for i in listed)
+        labels = tuple(
+            (label if isinstance(label, str) else label.get("name") or "")
+            for label in found.get("labels") or []
+        )
+        return Issue(
+            number=int(found["number"]), node_id=found.get("node_id") or "",
+            title=found.get("title") or "", body=found.get("body") or "", labels=labels,
+            state="open" if found.get("state") == "open" else "closed",
+            url=found.get("html_url") or "", sub_issues=subs,
+        )  # fmt: skip
 
     def comment(self, number: int, body: str) -> None:
         self._ask(
