@@ -8,6 +8,7 @@ lands exactly once, through its own pull request, merged at a head that passed t
 check and the forge's required check, and only once a person approved it."""
 
 import json
+import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -381,3 +382,30 @@ def test_a_merge_group_that_fails_goes_back_to_a_worker(tmp_path: Path, forge: F
     returned = [s for s, _ in checkpoints(pilot, "G") if "merge queue removed it" in s]
     assert returned, checkpoints(pilot, "G")
     assert statuses(pilot) == {"G": "done"}
+
+
+def test_a_labelled_issue_becomes_a_merged_change_that_closes_it(
+    tmp_path: Path, forge: Forge
+) -> None:
+    """A team's path with no YAML and no copying: a labelled issue, `import github:`, the
+    autopilot through a pull request, a person's approval, and the issue closed by it."""
+    from tests.conftest import wvo
+
+    number = forge.open_issue("Say hello", "Add a greeting.", ("wvo", "size: s"))
+    pilot = host(tmp_path, forge)
+    state = pilot.project["state"]
+    env = {k: v for k, v in pilot.env.items() if k.startswith("WVO_")}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        done = wvo(state, "import", "github:team/project", "--forge-api", forge.api)
+    finally:
+        for key, value in old.items():
+            os.environ.pop(key, None) if value is None else os.environ.update({key: value})
+    assert done.returncode == 0, done.stderr
+    log = tmp_path / "autopilot.log"
+    attend(forge, start(pilot, forge, log), log, approve)
+    [pull] = forge.pulls.values()
+    assert pull.merged and f"Closes team/project#{number}." in pull.body
+    assert forge.issues[number].state == "closed"
+    assert statuses(pilot) == {f"gh/team/project/{number}": "done"}

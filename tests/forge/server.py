@@ -418,6 +418,16 @@ class Forge:
             )
         return ""
 
+    def _closes(self, pull: PullState) -> None:
+        """GitHub's closing keywords: a merged pull request's "Closes #N" (or OWNER/REPO#N,
+        for this repository) closes the issue."""
+        keyword = r"(?i)\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)\s+"
+        pattern = keyword + rf"(?:{re.escape(self.full)})?#(\d+)"
+        for number in re.findall(pattern, pull.body):
+            issue = self.issues.get(int(number))
+            if issue is not None:
+                issue.state, issue.updated_at = "closed", _now()
+
     def _merge(
         self, pull: PullState, method: str, title: str, message: str, by: str
     ) -> str | tuple[int, str]:
@@ -453,6 +463,7 @@ class Forge:
         self.git("update-ref", f"refs/heads/{pull.base}", new, base)
         pull.state, pull.merged, pull.merge_commit = "closed", True, new
         pull.merged_by, pull.closed_at = by, _now()
+        self._closes(pull)
         return new
 
     # -- the REST API --------------------------------------------------------------------
@@ -562,6 +573,7 @@ class Forge:
                 self.git("update-ref", f"refs/heads/{pull.base}", group, base)
                 pull.state, pull.merged, pull.merge_commit = "closed", True, group
                 pull.merged_by, pull.closed_at = "merge-queue", _now()
+                self._closes(pull)
             self.queue.pop(pull.number, None)
 
     def _declares_304(self, method: str, path: str) -> bool:

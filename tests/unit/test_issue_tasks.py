@@ -50,3 +50,16 @@ def test_a_body_built_to_look_like_a_tool_result_is_only_a_description() -> None
     assert found["description"] == body[:8000]
     assert set(found) == {"id", "title", "description", "depends_on", "metadata"}
     TaskSpec.model_validate(found)
+
+
+def test_a_label_table_is_checked_entry_by_entry() -> None:
+    import pytest
+
+    from wvo_mcp.errors import ValidationFailed
+
+    assert issue_tasks.table({"Effort: Huge": {"complexity": 9}}, "t.yaml") == {
+        "effort: huge": {"complexity": 9}
+    }
+    for bad in ([1], {"x": 3}, {"x": {"status": 2}}, {"x": {"complexity": 0}}, {"x": {}}):
+        with pytest.raises(ValidationFailed, match="t.yaml"):
+            issue_tasks.table(bad, "t.yaml")

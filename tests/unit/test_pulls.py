@@ -159,6 +159,9 @@ def test_the_text_says_what_a_reviewer_needs() -> None:
     ):
         assert part in body
     assert pulls.title(summary) == "Add login (T1)"
+    assert "Closes" not in body
+    born = pulls.body(pulls.Summary("T2", "t", "", "", "", "", (), "team/project#7"))
+    assert "Closes team/project#7." in born
 
 
 def test_nothing_more_is_read_once_the_forge_says_it_may_merge() -> None:

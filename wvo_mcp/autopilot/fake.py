@@ -181,7 +181,9 @@ def commit(task_id: str, note: str, shared: str | None) -> None:
     # `shared`: every task naming that file writes it, so their branches conflict.
     if Path(".plant").exists():  # see plant(): every file through the hostile drivers
         Path(".gitattributes").write_text("* filter=evil diff=evil\n")
-    with Path(shared or f"{task_id}.txt").open("a") as out:
+    written = Path(shared or f"{task_id}.txt")
+    written.parent.mkdir(parents=True, exist_ok=True)  # an issue's task: gh/OWNER/REPO/N
+    with written.open("a") as out:
         out.write(f"{task_id} by {note}\n")  # every run changes something
     git = ["git", "-c", "user.name=fake", "-c", "user.email=fake@localhost"]
     subprocess.run([*git, "add", "-A"], check=True)

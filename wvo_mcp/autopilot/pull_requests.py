@@ -229,7 +229,13 @@ class Proposer:
             if k in ("issue", "url", "link") and isinstance(v, str)
         ]
         cost = await self.lander.db.read(partial(landing.task_spend, task_id=item.task_id))
-        return pulls.Summary(item.task_id, task.title, task.description, checks, said, cost, links)
+        born = task.metadata.get("forge_issue")
+        closes = ""
+        if isinstance(born, dict) and isinstance(born.get("number"), int):
+            closes = f"{born.get('repository', '')}#{born['number']}"
+        return pulls.Summary(
+            item.task_id, task.title, task.description, checks, said, cost, links, closes
+        )
 
     # -- following -------------------------------------------------------------------------
 

@@ -23,6 +23,9 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> None:
     from wvo_mcp import roadmap
     from wvo_mcp.services import tasks
 
+    if args.file.startswith("github:"):
+        _import_issues(settings, args)
+        return
     if args.dry_run and not args.update:
         raise ValidationFailed(
             "--dry-run goes with --update: `wvo-mcp import --update --dry-run FILE`"
@@ -97,8 +100,71 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> None:
         show(text)
 
 
+def _import_issues(settings: Settings, args: argparse.Namespace) -> None:
+    """`import github:OWNER/REPO`: the label's issues kept in step with their tasks, once
+    (run it again, or from a schedule: it makes nothing twice)."""
+    import yaml
+
+    from wvo_mcp import tracker
+    from wvo_mcp.forge import credentials, github
+    from wvo_mcp.rules import issue_tasks
+
+    repository = args.file.removeprefix("github:").strip("/")
+    if repository.count("/") != 1 or not all(repository.split("/")):
+        raise ValidationFailed(
+            f"{args.file!r} names no repository: give github:OWNER/REPO (github:team/project)"
+        )
+    api = (args.forge_api or github.PUBLIC_API).rstrip("/")
+    host = "github.com" if api == github.PUBLIC_API else github.host_of(api)
+    token = credentials.token(host)
+    if token is None:
+        raise ValidationFailed(credentials.missing(host, "import github:OWNER/REPO"))
+    labels = issue_tasks.LABELS
+    if args.labels:
+        path = Path(args.labels)
+        labels = issue_tasks.table(yaml.safe_load(path.read_text()), str(path))
+    forge = github.GitHub(api, repository, token, settings.remote_timeout_seconds)
+    done = anyio.run(
+        lambda: opened(
+            settings,
+            lambda o: tracker.sync(o, forge, repository, args.label, person(args), labels),
+        )
+    )
+    update = done.update
+    say(
+        f"synced {done.issues} issue(s) labelled {args.label!r} from {repository} into "
+        f"{settings.database_label}: {len(update.added)} task(s) created, "
+        f"{len(update.changed)} updated, {update.unchanged} unchanged, {len(update.skipped)} "
+        f"left as they are, {len(done.cancelled)} cancelled (issue closed); "
+        f"{done.calls} API call(s)"
+    )
+    for entry in update.skipped:
+        say(f"  {entry.id}: left as it is: {entry.why}")
+
+
 def _import_arguments(imports: argparse.ArgumentParser) -> None:
-    imports.add_argument("file", help="The roadmap: YAML, or JSON for FILE.json.")
+    imports.add_argument(
+        "file",
+        help="The roadmap: YAML, or JSON for FILE.json; or github:OWNER/REPO, whose issues "
+        "with --label become tasks and stay in step (docs/operations.md).",
+    )
+    imports.add_argument(
+        "--label",
+        default="wvo",
+        help="With github:OWNER/REPO: the label of the issues that are tasks (default wvo).",
+    )
+    imports.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="With github:OWNER/REPO: your label table, YAML (`size: l: {complexity: 7}`); "
+        "default: docs/operations.md's.",
+    )
+    imports.add_argument(
+        "--forge-api",
+        metavar="URL",
+        help="With github:OWNER/REPO: the API base URL (an Enterprise Server's "
+        "https://HOST/api/v3; default GitHub's).",
+    )
     imports.add_argument(
         "--update",
         action="store_true",

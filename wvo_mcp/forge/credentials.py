@@ -36,11 +36,11 @@ def token(host: str, environ: Mapping[str, str] | None = None) -> str | None:
     return found if done.returncode == 0 and found else None
 
 
-def missing(host: str) -> str:
+def missing(host: str, what: str = "--via pull-request") -> str:
     """What to do when there is no token (a refusal's words)."""
     names = " or ".join(PUBLIC if host == "github.com" else ENTERPRISE)
     return (
-        f"--via pull-request needs a token for {host}: set WVO_FORGE_TOKEN (or {names}) in the "
+        f"{what} needs a token for {host}: set WVO_FORGE_TOKEN (or {names}) in the "
         f"autopilot's environment, or log in with `gh auth login --hostname {host}`; "
         "docs/forge.md lists the permissions it needs"
     )

@@ -480,6 +480,11 @@ def _state(completed: bool, conclusion: str) -> Any:
     return "success" if conclusion in ("success", "neutral", "skipped") else "failure"
 
 
+def host_of(api: str) -> str:
+    """The host an API base URL is on (an Enterprise Server's), as tokens are named by."""
+    return urllib.parse.urlsplit(api).hostname or api
+
+
 def locate(url: str, api: str | None = None) -> tuple[str, str, str]:
     """The forge behind a git remote's URL: its API base URL (`api` when given; GitHub's
     for github.com, an Enterprise Server's /api/v3 otherwise), the repository (owner/name)

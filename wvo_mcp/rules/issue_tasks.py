@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from wvo_mcp.errors import ValidationFailed
+
 # label -> the task fields it sets (complexity and the WSJF inputs, 1-10); the first label
 # that sets a field wins. A team replaces it in its providers file's `issues: labels:`.
 LABELS: Mapping[str, Mapping[str, int]] = {
@@ -57,6 +59,25 @@ def references(body: str) -> list[int]:
 
 
 Table = Mapping[str, Mapping[str, int]]
+
+
+def table(raw: object, source: str) -> dict[str, dict[str, int]]:
+    """A team's own label table (`import --labels FILE.yaml`: `label: {field: 1-10}`), each
+    entry checked; a refusal says which and what is accepted."""
+    if not isinstance(raw, dict):
+        raise ValidationFailed(f"{source}: give a mapping of label to fields, e.g. "
+                               "`size: l: {complexity: 7}`")  # fmt: skip
+    found: dict[str, dict[str, int]] = {}
+    for label, sets in raw.items():
+        if not isinstance(label, str) or not isinstance(sets, dict) or not sets:
+            raise ValidationFailed(f"{source}: {label!r} maps to {sets!r}; give a mapping of "
+                                   f"fields ({', '.join(FIELDS)}) to 1-10")  # fmt: skip
+        for name, value in sets.items():
+            if name not in FIELDS or not isinstance(value, int) or not 1 <= value <= 10:
+                raise ValidationFailed(f"{source}: {label!r} sets {name!r} to {value!r}; a "
+                                       f"label sets {', '.join(FIELDS)}, each to 1-10")  # fmt: skip
+        found[label.strip().lower()] = dict(sets)
+    return found
 
 
 def fields(labels: Sequence[str], table: Table) -> tuple[dict[str, int], list[str]]:

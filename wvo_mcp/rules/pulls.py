@@ -232,6 +232,7 @@ class Summary:
     review: str  # another agent's review, or ''
     cost: str  # what the work cost, or ''
     links: Sequence[str] = ()
+    closes: str = ""  # the issue it was born of (owner/repo#N): closed with the merge
 
 
 def title(summary: Summary) -> str:
@@ -255,6 +256,8 @@ def body(summary: Summary) -> str:
         parts += ["### Cost", summary.cost]
     if summary.links:
         parts += ["### Links", "\n".join(f"- {link}" for link in summary.links)]
+    if summary.closes:
+        parts.append(f"Closes {summary.closes}.")
     parts.append("_Opened by the wvo-mcp merge queue: it merges once the branch's required "
                  "checks pass and its reviews approve, at exactly this head._")  # fmt: skip
     return "\n\n".join(parts)
