@@ -61,5 +61,5 @@ def test_a_label_table_is_checked_entry_by_entry() -> None:
         "effort: huge": {"complexity": 9}
     }
     for bad in ([1], {"x": 3}, {"x": {"status": 2}}, {"x": {"complexity": 0}}, {"x": {}}):
-        with pytest.raises(ValidationFailed, match="t.yaml"):
+        with pytest.raises(ValidationFailed, match=r"t\.yaml"):
             issue_tasks.table(bad, "t.yaml")
