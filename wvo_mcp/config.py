@@ -4,7 +4,7 @@ import math
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -163,6 +163,10 @@ class Settings:
     verify_timeout_seconds: float = 300.0
     verify_memory_mb: int = 2048
     remote_timeout_seconds: float = 120.0  # one fetch or push; slower holds the merge queue
+    # serve --http's GitHub webhook (edge/webhooks.py): the secret GitHub signs deliveries
+    # with ('' : the endpoint is off), and the label of the issues that are tasks.
+    webhook_secret: str = field(default="", repr=False)
+    webhook_label: str = "wvo"
     log_level: str = ""  # debug | info | warning | error; "": warning, or info with the CLI's -v
     tools: str = "all"  # WVO_TOOLS: profiles and tool names (toolset.py)
     database_url: str | None = None  # WVO_DATABASE_URL: PostgreSQL; None: the SQLite file
@@ -179,10 +183,10 @@ class Settings:
         # Absolute once, against the directory the process started in: these paths reach
         # child processes that start elsewhere (a worker in its worktree), where a relative
         # one would name something else. Lexical (abspath), so a link is not resolved away.
-        for field in ("state_root", "workspace_root", "providers_file"):
-            path = getattr(self, field)
+        for name in ("state_root", "workspace_root", "providers_file"):
+            path = getattr(self, name)
             if path is not None and not path.is_absolute():
-                object.__setattr__(self, field, Path(os.path.abspath(path)))
+                object.__setattr__(self, name, Path(os.path.abspath(path)))
 
     @property
     def db_path(self) -> Path:
@@ -274,4 +278,6 @@ class Settings:
             remote_timeout_seconds=_float(
                 env, "WVO_REMOTE_TIMEOUT_SECONDS", 120.0, bounds=TIMEOUT_RANGE, unit="seconds"
             ),
+            webhook_secret=env.get("WVO_WEBHOOK_SECRET", ""),
+            webhook_label=env.get("WVO_WEBHOOK_LABEL", "").strip().lower() or "wvo",
         )

@@ -41,12 +41,14 @@ from wvo_mcp.models import (
     UsageResult,
 )
 from wvo_mcp.providers import Providers
-from wvo_mcp.rules import routing
+from wvo_mcp.rules import issue_tasks, routing
+from wvo_mcp.rules.issue_tasks import Issue
 from wvo_mcp.rules.pauses import Scope
 from wvo_mcp.rules.transitions import Gate, Status, check_claim_next
 from wvo_mcp.services import (
     board,
     context,
+    deliveries,
     health,
     landing,
     landing_figures,
@@ -115,6 +117,22 @@ class Orchestrator:
             return await self.db.read(partial(roadmap_update.plan, specs=specs))
         return await self.db.write(
             partial(roadmap_update.apply, specs=specs, actor=actor, now=self.clock())
+        )
+
+    async def delivered_issue(
+        self, delivery: str, repository: str, issue: Issue, label: str
+    ) -> str:
+        """A GitHub `issues` delivery: its issue's task kept in step (services/deliveries)."""
+        return await self.db.write(
+            partial(deliveries.issue_event, settings=self.settings, delivery=delivery,
+                    repository=repository, issue=issue, label=label, table=issue_tasks.LABELS,
+                    now=self.clock())
+        )  # fmt: skip
+
+    async def delivered(self, delivery: str, event: str) -> None:
+        """A delivery nothing acts on, recorded so a replay of it is refused alike."""
+        await self.db.write(
+            partial(deliveries.ignored, delivery=delivery, event=event, now=self.clock())
         )
 
     async def get_task(self, task_id: str) -> TaskDetail:

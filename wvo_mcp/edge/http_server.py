@@ -266,6 +266,7 @@ def quiet_sdk_transport(settings: Settings) -> None:
 
 def app(settings: Settings, options: Options) -> Starlette:
     """The ASGI app: the SDK's streamable HTTP transport, stateless, over build_server."""
+    from wvo_mcp.edge import webhooks
     from wvo_mcp.edge.server import build_server
     from wvo_mcp.orchestrator import Orchestrator
 
@@ -300,13 +301,15 @@ def app(settings: Settings, options: Options) -> Starlette:
     # Outside authentication: a flood is refused before any token is looked up.
     built.add_middleware(InFlightCap, admission=admission)
     built.add_middleware(PostOnly)  # outside the cap: a GET never takes a place under it
+
+    def current() -> Orchestrator | None:
+        return opened[-1] if opened else None
+
+    built.router.routes.append(webhooks.route(settings, current))
     if not options.dashboard:
         built.add_middleware(HostGuard, settings=options.transport_security())
         return built
     from wvo_mcp.edge.dashboard import routes
-
-    def current() -> Orchestrator | None:
-        return opened[-1] if opened else None
 
     verifier = None if http.auth is None else access.verifier(http, current)
     dashboard = routes.Dashboard(current, verifier, secure=options.https)

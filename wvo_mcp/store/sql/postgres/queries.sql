@@ -1185,3 +1185,8 @@ WHERE id = %(id)s AND state = 'intent';
 SELECT coalesce(sum(input_tokens), 0)::bigint AS input_tokens,
     coalesce(sum(output_tokens), 0)::bigint AS output_tokens, coalesce(sum(cost), 0) AS cost
 FROM task_usage WHERE task_id = %(task_id)s;
+
+-- name: record_delivery
+-- A webhook delivery, unless its id was recorded before (0 rows: a replay).
+INSERT INTO webhook_deliveries (id, event, at) VALUES (%(id)s, %(event)s, %(now)s)
+ON CONFLICT (id) DO NOTHING;

@@ -1104,3 +1104,8 @@ WHERE id = :id AND state = 'intent';
 SELECT coalesce(sum(input_tokens), 0) AS input_tokens,
     coalesce(sum(output_tokens), 0) AS output_tokens, coalesce(sum(cost), 0) AS cost
 FROM task_usage WHERE task_id = :task_id;
+
+-- name: record_delivery
+-- A webhook delivery, unless its id was recorded before (0 rows: a replay).
+INSERT INTO webhook_deliveries (id, event, at) VALUES (:id, :event, :now)
+ON CONFLICT (id) DO NOTHING;

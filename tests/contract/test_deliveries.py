@@ -1,0 +1,46 @@
+"""GitHub's webhook deliveries as the store keeps them (services/deliveries.py), on every
+backend: each delivery id once, and an issue's event acting on its task in the same
+transaction, so a replay is refused and changes nothing."""
+
+import pytest
+
+from tests.contract.conftest import World
+from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.rules.issue_tasks import Issue
+from wvo_mcp.rules.transitions import Status
+
+pytestmark = pytest.mark.anyio
+TASK = "gh/team/project/3"
+
+
+def issue(state: str = "open", title: str = "a task", body: str = "") -> Issue:
+    return Issue(3, "I_3", title, body, ("wvo",), state, "https://github.com/team/project/3")
+
+
+async def test_a_delivery_acts_once_and_its_replay_changes_nothing(
+    world: World, orch: Orchestrator
+) -> None:
+    assert await orch.delivered_issue("d-1", "team/project", issue(), "wvo") == f"{TASK}: created"
+    with pytest.raises(ValidationFailed, match="received already"):
+        await orch.delivered_issue("d-1", "team/project", issue(title="changed"), "wvo")
+    assert (await orch.get_task(TASK)).title == "a task"
+    assert await orch.delivered_issue("d-2", "team/project", issue(title="changed"), "wvo") == (
+        f"{TASK}: updated")  # fmt: skip
+    await orch.delivered("d-3", "push")
+    with pytest.raises(ValidationFailed):
+        await orch.delivered("d-3", "push")
+    closed = await orch.delivered_issue("d-4", "team/project", issue("closed"), "wvo")
+    assert closed == f"{TASK}: cancelled (issue closed)"
+    assert (await orch.get_task(TASK)).status == Status.CANCELLED
+
+
+async def test_an_issue_s_references_become_dependencies_on_tasks_there_already(
+    world: World, orch: Orchestrator
+) -> None:
+    first = Issue(1, "I_1", "first", "", ("wvo",), "open", "u1")
+    await orch.delivered_issue("d-1", "team/project", first, "wvo")
+    await orch.delivered_issue("d-2", "team/project", issue(body="Blocked by #1 and #2."), "wvo")
+    found = await orch.get_task(TASK)
+    assert [d.id for d in found.dependencies] == ["gh/team/project/1"]
+    assert found.metadata["forge_issue"]["references_not_synced"] == [2]

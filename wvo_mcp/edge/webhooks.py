@@ -1,0 +1,102 @@
+"""GitHub's webhook on `serve --http` (POST /webhooks/github), off unless the person set
+WVO_WEBHOOK_SECRET: a delivery is read only up to its size cap, acted on only once its
+`X-Hub-Signature-256` matches the secret, and once per delivery id (a replay is refused and
+writes nothing: services/deliveries.py). An `issues` event keeps its issue's task in step,
+as `import github:` does; `ping` answers; anything else is recorded and left alone.
+
+What a delivery says is data, signed by GitHub: an issue's body becomes a task's
+description, and nothing in it is read as an instruction."""
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from wvo_mcp.config import Settings
+from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.rules import webhooks
+from wvo_mcp.rules.issue_tasks import Issue
+
+PATH = "/webhooks/github"
+
+
+def route(settings: Settings, current: Callable[[], Orchestrator | None]) -> Route:
+    async def deliver(request: Request) -> Response:
+        return await _deliver(settings, current, request)
+
+    return Route(PATH, deliver, methods=["POST"])
+
+
+def _refused(status: int, why: str) -> Response:
+    return JSONResponse({"error": f"{why}; nothing was done"}, status_code=status)
+
+
+async def _body(request: Request) -> bytes | None:
+    """The raw body, or None past the cap (however it is sent)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > webhooks.MAX_BYTES):
+        return None
+    found = bytearray()
+    async for chunk in request.stream():
+        found += chunk
+        if len(found) > webhooks.MAX_BYTES:
+            return None
+    return bytes(found)
+
+
+async def _deliver(
+    settings: Settings, current: Callable[[], Orchestrator | None], request: Request
+) -> Response:
+    if not settings.webhook_secret:
+        return _refused(404, "the webhook is off: set WVO_WEBHOOK_SECRET to the secret "
+                        "GitHub's webhook settings hold")  # fmt: skip
+    body = await _body(request)
+    if body is None:
+        return _refused(413, f"a delivery is at most {webhooks.MAX_BYTES} bytes")
+    if not webhooks.signed(settings.webhook_secret, body, request.headers.get(
+            "x-hub-signature-256")):  # fmt: skip
+        return _refused(401, "X-Hub-Signature-256 is missing or does not match the secret")
+    delivery = request.headers.get("x-github-delivery", "")
+    event = request.headers.get("x-github-event", "")
+    if not delivery or len(delivery) > 100 or not event:
+        return _refused(400, "a delivery needs X-GitHub-Delivery (at most 100 characters) "
+                        "and X-GitHub-Event")  # fmt: skip
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return _refused(400, "the body is not JSON")
+    orchestrator = current()
+    if orchestrator is None:
+        return _refused(503, "the server is still starting: GitHub delivers again")
+    if not isinstance(payload, dict):
+        return _refused(400, "the body is not a JSON object")
+    try:
+        if event == "issues" and isinstance(payload.get("issue"), dict):
+            repository = str((payload.get("repository") or {}).get("full_name", ""))
+            if repository.count("/") != 1:
+                return _refused(400, "an issues event names its repository (full_name)")
+            done = await orchestrator.delivered_issue(
+                delivery, repository, _issue(payload["issue"]), settings.webhook_label
+            )
+            return JSONResponse({"done": done})
+        await orchestrator.delivered(delivery, event)
+    except ValidationFailed as exc:
+        return _refused(409, str(exc))
+    return JSONResponse({"done": "pong" if event == "ping" else f"{event}: not acted on"})
+
+
+def _issue(found: dict[str, Any]) -> Issue:
+    labels = tuple(
+        str(label.get("name", "")) if isinstance(label, dict) else str(label)
+        for label in found.get("labels") or []
+    )
+    return Issue(
+        number=int(found.get("number") or 0), node_id=str(found.get("node_id") or ""),
+        title=str(found.get("title") or ""), body=str(found.get("body") or ""), labels=labels,
+        state="open" if found.get("state") == "open" else "closed",
+        url=str(found.get("html_url") or ""),
+    )  # fmt: skip
