@@ -167,6 +167,7 @@ class Settings:
     # with ('' : the endpoint is off), and the label of the issues that are tasks.
     webhook_secret: str = field(default="", repr=False)
     webhook_label: str = "wvo"
+    webhook_branch: str = ""  # a red workflow run here makes a task ('': the default branch)
     log_level: str = ""  # debug | info | warning | error; "": warning, or info with the CLI's -v
     tools: str = "all"  # WVO_TOOLS: profiles and tool names (toolset.py)
     database_url: str | None = None  # WVO_DATABASE_URL: PostgreSQL; None: the SQLite file
@@ -280,4 +281,5 @@ class Settings:
             ),
             webhook_secret=env.get("WVO_WEBHOOK_SECRET", ""),
             webhook_label=env.get("WVO_WEBHOOK_LABEL", "").strip().lower() or "wvo",
+            webhook_branch=env.get("WVO_WEBHOOK_BRANCH", "").strip(),
         )

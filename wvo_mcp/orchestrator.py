@@ -129,6 +129,17 @@ class Orchestrator:
                     now=self.clock())
         )  # fmt: skip
 
+    async def delivered_run(
+        self, delivery: str, repository: str, workflow: str, workflow_id: int, branch: str,
+        sha: str, url: str, passed: bool,
+    ) -> str:  # fmt: skip
+        """A GitHub `workflow_run` delivery on the landing branch (services/deliveries)."""
+        return await self.db.write(
+            partial(deliveries.red_run, settings=self.settings, delivery=delivery,
+                    repository=repository, workflow=workflow, workflow_id=workflow_id,
+                    branch=branch, sha=sha, url=url, passed=passed, now=self.clock())
+        )  # fmt: skip
+
     async def delivered(self, delivery: str, event: str) -> None:
         """A delivery nothing acts on, recorded so a replay of it is refused alike."""
         await self.db.write(

@@ -44,3 +44,16 @@ async def test_an_issue_s_references_become_dependencies_on_tasks_there_already(
     found = await orch.get_task(TASK)
     assert [d.id for d in found.dependencies] == ["gh/team/project/1"]
     assert found.metadata["forge_issue"]["references_not_synced"] == [2]
+
+
+async def test_a_red_run_makes_one_task_per_workflow_until_green(
+    world: World, orch: Orchestrator
+) -> None:
+    def run(delivery: str, sha: str, passed: bool) -> object:
+        return orch.delivered_run(delivery, "team/project", "CI", 9, "main", sha, "u", passed)
+
+    assert await run("r-1", "a" * 40, False) == "gh/team/project/red/9/aaaaaaaaaaaa: created"
+    assert "red already" in str(await run("r-2", "b" * 40, False))
+    assert "1 red task(s) cancelled" in str(await run("r-3", "c" * 40, True))
+    task = await orch.get_task("gh/team/project/red/9/aaaaaaaaaaaa")
+    assert task.status == Status.CANCELLED

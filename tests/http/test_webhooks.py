@@ -108,3 +108,34 @@ def test_the_webhook_is_off_without_a_secret(tmp_path: Path) -> None:
     with http_server(tmp_path / "state") as found:
         refused = deliver(found, json.dumps(payload()).encode(), "d-1")
     assert refused.status_code == 404 and "WVO_WEBHOOK_SECRET" in refused.json()["error"]
+
+
+def run_payload(conclusion: str, sha: str, branch: str = "main") -> dict[str, Any]:
+    return {
+        "action": "completed",
+        "workflow_run": {"name": "CI", "workflow_id": 55, "head_branch": branch,
+                         "head_sha": sha, "conclusion": conclusion,
+                         "html_url": f"https://github.com/team/project/actions/runs/{sha[:4]}"},
+        "repository": {"full_name": "team/project", "default_branch": "main"},
+    }  # fmt: skip
+
+
+def test_a_red_run_on_the_landing_branch_makes_one_task_until_green(
+    server: HttpServer, tmp_path: Path
+) -> None:
+    red = json.dumps(run_payload("failure", "a" * 40)).encode()
+    made = deliver(server, red, "r-1", "workflow_run").json()["done"]
+    assert made == "gh/team/project/red/55/aaaaaaaaaaaa: created"
+    # GitHub's redelivery comes with a new delivery id; a later red commit, too: one task.
+    assert "red already" in deliver(server, red, "r-2", "workflow_run").json()["done"]
+    later = json.dumps(run_payload("failure", "b" * 40)).encode()
+    assert "red already" in deliver(server, later, "r-3", "workflow_run").json()["done"]
+    elsewhere = json.dumps(run_payload("failure", "c" * 40, branch="feature")).encode()
+    assert deliver(server, elsewhere, "r-4", "workflow_run").json()["done"].endswith(
+        "not acted on")  # fmt: skip
+    [(_, title, status, description)] = state(server, tmp_path)[0]
+    assert (title, status) == ("main is red: CI", "pending")
+    assert "actions/runs/aaaa" in description
+    green = json.dumps(run_payload("success", "d" * 40)).encode()
+    assert "1 red task(s) cancelled" in deliver(server, green, "r-5", "workflow_run").json()["done"]
+    assert state(server, tmp_path)[0][0][2] == "cancelled"

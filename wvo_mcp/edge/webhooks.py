@@ -2,7 +2,9 @@
 WVO_WEBHOOK_SECRET: a delivery is read only up to its size cap, acted on only once its
 `X-Hub-Signature-256` matches the secret, and once per delivery id (a replay is refused and
 writes nothing: services/deliveries.py). An `issues` event keeps its issue's task in step,
-as `import github:` does; `ping` answers; anything else is recorded and left alone.
+as `import github:` does; a `workflow_run` that fails on the landing branch makes one task
+to make it green again (and one that passes cancels it); `ping` answers; anything else is
+recorded and left alone.
 
 What a delivery says is data, signed by GitHub: an issue's body becomes a task's
 description, and nothing in it is read as an instruction."""
@@ -22,6 +24,23 @@ from wvo_mcp.rules import webhooks
 from wvo_mcp.rules.issue_tasks import Issue
 
 PATH = "/webhooks/github"
+RED = frozenset({"failure", "timed_out", "startup_failure"})
+GREEN = frozenset({"success"})
+
+
+def _ended(run: object) -> bool:
+    """A workflow run that has ended, red or green (one cancelled or skipped says nothing)."""
+    return isinstance(run, dict) and run.get("conclusion") in RED | GREEN
+
+
+def _on_landing(settings: Settings, payload: dict[str, Any]) -> bool:
+    """A run on the branch work lands on: WVO_WEBHOOK_BRANCH, else the repository's
+    default branch."""
+    run = payload.get("workflow_run") or {}
+    repository = payload.get("repository") or {}
+    wanted = settings.webhook_branch or str(repository.get("default_branch") or "main")
+    full = str(repository.get("full_name", ""))
+    return run.get("head_branch") == wanted and full.count("/") == 1
 
 
 def route(settings: Settings, current: Callable[[], Orchestrator | None]) -> Route:
@@ -82,6 +101,16 @@ async def _deliver(
             done = await orchestrator.delivered_issue(
                 delivery, repository, _issue(payload["issue"]), settings.webhook_label
             )
+            return JSONResponse({"done": done})
+        run = payload.get("workflow_run")
+        if event == "workflow_run" and _ended(run) and _on_landing(settings, payload):
+            assert isinstance(run, dict)
+            done = await orchestrator.delivered_run(
+                delivery, str(payload["repository"]["full_name"]), str(run.get("name", "")),
+                int(run.get("workflow_id") or 0), str(run.get("head_branch", "")),
+                str(run.get("head_sha", "")), str(run.get("html_url", "")),
+                run.get("conclusion") in GREEN,
+            )  # fmt: skip
             return JSONResponse({"done": done})
         await orchestrator.delivered(delivery, event)
     except ValidationFailed as exc:

@@ -61,3 +61,36 @@ def issue_event(
 def ignored(tx: Tx, delivery: str, event: str, now: datetime) -> None:
     """A delivery wvo-mcp does not act on, recorded so its replay is refused alike."""
     record(tx, delivery, event, now)
+
+
+def red_run(
+    tx: Tx, settings: Settings, *, delivery: str, repository: str, workflow: str,
+    workflow_id: int, branch: str, sha: str, url: str, passed: bool, now: datetime,
+) -> str:  # fmt: skip
+    """A `workflow_run` on the landing branch: a failed one makes one task, "<branch> is red:
+    <workflow>" (one open per workflow, whatever the redeliveries and later red commits); a
+    passing one cancels the workflow's open one (it went green otherwise)."""
+    record(tx, delivery, "workflow_run", now)
+    prefix = f"gh/{repository}/red/{workflow_id}/"
+    open_ = [r["id"] for r in tx.all("tasks_with_prefix", {"prefix": prefix + "%"})
+             if r["status"] not in (Status.DONE, Status.CANCELLED)]  # fmt: skip
+    if passed:
+        for task_id in open_:
+            leases.update_status(
+                tx, settings, task_id, Status.CANCELLED, ACTOR, None,
+                f"{workflow} passed on {branch} at {sha[:12]}", now, by_person=True,
+            )  # fmt: skip
+        return f"{workflow} is green on {branch}: {len(open_)} red task(s) cancelled"
+    if open_:
+        return f"{open_[0]}: {workflow} is red already (one task per workflow)"
+    task_id = f"{prefix}{sha[:12]}"
+    spec = TaskSpec.model_validate({
+        "id": task_id, "title": f"{branch} is red: {workflow}"[:200],
+        "description": (f"The workflow {workflow!r} failed on {branch} at {sha}: {url}\n\n"
+                        "Find the failure in its log, fix it, and make it pass."),
+        "business_value": 9, "time_criticality": 10, "risk_reduction": 8,
+        "metadata": {"red": {"repository": repository, "workflow": workflow,
+                             "workflow_id": workflow_id, "sha": sha, "url": url}},
+    })  # fmt: skip
+    roadmap_update.apply(tx, [spec], ACTOR, now)
+    return f"{task_id}: created"

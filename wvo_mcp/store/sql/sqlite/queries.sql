@@ -1109,3 +1109,7 @@ FROM task_usage WHERE task_id = :task_id;
 -- A webhook delivery, unless its id was recorded before (0 rows: a replay).
 INSERT INTO webhook_deliveries (id, event, at) VALUES (:id, :event, :now)
 ON CONFLICT (id) DO NOTHING;
+
+-- name: tasks_with_prefix
+-- Tasks whose id starts so (a LIKE pattern), with their status.
+SELECT id, status FROM tasks WHERE id LIKE :prefix ORDER BY id;
