@@ -29,6 +29,7 @@ class Synced:
     update: RoadmapUpdate  # what the open ones did to their tasks
     cancelled: list[str] = field(default_factory=list)  # tasks of issues closed since
     calls: int = 0  # requests the forge answered
+    revived: list[str] = field(default_factory=list)  # cancelled, then their issue reopened
 
 
 async def sync(
@@ -48,10 +49,32 @@ async def sync(
         TaskSpec.model_validate(issue_tasks.definition(repository, i, numbers, table))
         for i in sorted(opened, key=lambda i: i.number)
     ]
+    revived = await _revive(orchestrator, repository, opened, actor)
     update = await orchestrator.update_roadmap(specs, actor)
     cancelled = await _cancel(orchestrator, repository, [i for i in issues if i.state != "open"],
                               actor)  # fmt: skip
-    return Synced(len(issues), update, cancelled, forge.calls - before)
+    return Synced(len(issues), update, cancelled, forge.calls - before, revived)
+
+
+async def _revive(
+    orchestrator: Orchestrator, repository: str, opened: Sequence[issue_tasks.Issue], actor: str
+) -> list[str]:
+    """An open issue whose task was cancelled (its issue closed, then reopened): pending
+    again, as the person who reopened it would."""
+    revived = []
+    for issue in opened:
+        task_id = issue_tasks.task_id(repository, issue.number)
+        try:
+            task = await orchestrator.get_task(task_id)
+        except NotFound:
+            continue
+        if task.status == Status.CANCELLED:
+            await orchestrator.update_status(
+                task_id, Status.PENDING, actor, None, f"its issue #{issue.number} was reopened",
+                by_person=True,
+            )  # fmt: skip
+            revived.append(task_id)
+    return revived
 
 
 async def _cancel(

@@ -33,6 +33,9 @@ async def test_a_delivery_acts_once_and_its_replay_changes_nothing(
     closed = await orch.delivered_issue("d-4", "team/project", issue("closed"), "wvo")
     assert closed == f"{TASK}: cancelled (issue closed)"
     assert (await orch.get_task(TASK)).status == Status.CANCELLED
+    reopened = await orch.delivered_issue("d-5", "team/project", issue(), "wvo")
+    assert reopened == f"{TASK}: pending again (issue reopened)"
+    assert (await orch.get_task(TASK)).status == Status.PENDING
 
 
 async def test_an_issue_s_references_become_dependencies_on_tasks_there_already(

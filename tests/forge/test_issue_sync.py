@@ -78,6 +78,11 @@ def test_labelled_issues_become_tasks_once_and_stay_in_step(
     found = tasks(state)
     assert found[one][:2] == ("Add the login page (with a logout)", "pending")
     assert found[two][1] == "cancelled"
+    # Reopened: wanted again.
+    forge.edit_issue(second, state="open")
+    fourth = sync(forge, state, monkeypatch)
+    assert "1 pending again" in fourth, fourth
+    assert tasks(state)[two][1] == "pending"
 
 
 def test_a_sync_without_a_token_says_what_to_do_and_writes_nothing(

@@ -135,7 +135,8 @@ def _import_issues(settings: Settings, args: argparse.Namespace) -> None:
         f"synced {done.issues} issue(s) labelled {args.label!r} from {repository} into "
         f"{settings.database_label}: {len(update.added)} task(s) created, "
         f"{len(update.changed)} updated, {update.unchanged} unchanged, {len(update.skipped)} "
-        f"left as they are, {len(done.cancelled)} cancelled (issue closed); "
+        f"left as they are, {len(done.cancelled)} cancelled (issue closed), "
+        f"{len(done.revived)} pending again (issue reopened); "
         f"{done.calls} API call(s)"
     )
     for entry in update.skipped:

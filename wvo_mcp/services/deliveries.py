@@ -47,12 +47,20 @@ def issue_event(
         return f"{task_id}: cancelled (issue closed)"
     if not labelled:
         return f"{task_id}: not labelled {label!r}: left as it is"
+    revived = row is not None and row["status"] == Status.CANCELLED
+    if revived:  # closed, then reopened: wanted again
+        leases.update_status(
+            tx, settings, task_id, Status.PENDING, ACTOR, None,
+            f"its issue #{issue.number} was reopened", now, by_person=True,
+        )  # fmt: skip
     wanted = [*issue_tasks.references(issue.body), *issue.sub_issues]
     known = {n for n in wanted if tx.one("task_by_id", (issue_tasks.task_id(repository, n),))}
     spec = TaskSpec.model_validate(issue_tasks.definition(repository, issue, known, table))
     done = roadmap_update.apply(tx, [spec], ACTOR, now)
     if done.added:
         return f"{task_id}: created"
+    if revived:
+        return f"{task_id}: pending again (issue reopened)"
     if done.skipped:
         return f"{task_id}: left as it is: {done.skipped[0].why}"
     return f"{task_id}: {'updated' if done.changed else 'unchanged'}"
