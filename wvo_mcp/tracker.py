@@ -6,7 +6,7 @@ number, so a sync run twice, or on two hosts at once, makes nothing twice.
 
 A person runs it, with their token: it acts with their authority, as `import` does."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import anyio.to_thread
@@ -49,51 +49,32 @@ async def sync(
         TaskSpec.model_validate(issue_tasks.definition(repository, i, numbers, table))
         for i in sorted(opened, key=lambda i: i.number)
     ]
-    revived = await _revive(orchestrator, repository, opened, actor)
+    # Closed, then reopened: wanted again.
+    revived = await _move(orchestrator, repository, opened, actor,
+                          lambda s: s == Status.CANCELLED, Status.PENDING, "reopened")  # fmt: skip
     update = await orchestrator.update_roadmap(specs, actor)
-    cancelled = await _cancel(orchestrator, repository, [i for i in issues if i.state != "open"],
-                              actor)  # fmt: skip
+    closed = [i for i in issues if i.state != "open"]
+    cancelled = await _move(orchestrator, repository, closed, actor,
+                            lambda s: s not in FINAL, Status.CANCELLED, "closed")  # fmt: skip
     return Synced(len(issues), update, cancelled, forge.calls - before, revived)
 
 
-async def _revive(
-    orchestrator: Orchestrator, repository: str, opened: Sequence[issue_tasks.Issue], actor: str
-) -> list[str]:
-    """An open issue whose task was cancelled (its issue closed, then reopened): pending
-    again, as the person who reopened it would."""
-    revived = []
-    for issue in opened:
+async def _move(
+    orchestrator: Orchestrator, repository: str, issues: Sequence[issue_tasks.Issue],
+    actor: str, moves: Callable[[Status], bool], to: Status, why: str,
+) -> list[str]:  # fmt: skip
+    """Each issue's task that `moves` (by its status) moved `to`, as the person who closed or
+    reopened the issue would (a holder, if any, is told its lease is lost)."""
+    moved = []
+    for issue in issues:
         task_id = issue_tasks.task_id(repository, issue.number)
         try:
             task = await orchestrator.get_task(task_id)
         except NotFound:
             continue
-        if task.status == Status.CANCELLED:
+        if moves(task.status):
             await orchestrator.update_status(
-                task_id, Status.PENDING, actor, None, f"its issue #{issue.number} was reopened",
-                by_person=True,
-            )  # fmt: skip
-            revived.append(task_id)
-    return revived
-
-
-async def _cancel(
-    orchestrator: Orchestrator, repository: str, closed: Sequence[issue_tasks.Issue], actor: str
-) -> list[str]:
-    """A closed issue's task, wherever it is but done: cancelled, as the person who closed
-    the issue would (its holder, if any, is told its lease is lost)."""
-    cancelled = []
-    for issue in closed:
-        task_id = issue_tasks.task_id(repository, issue.number)
-        try:
-            task = await orchestrator.get_task(task_id)
-        except NotFound:
-            continue
-        if task.status in FINAL:
-            continue
-        await orchestrator.update_status(
-            task_id, Status.CANCELLED, actor, None, f"its issue #{issue.number} was closed",
-            by_person=True,
-        )  # fmt: skip
-        cancelled.append(task_id)
-    return cancelled
+                task_id, to, actor, None, f"its issue #{issue.number} was {why}", by_person=True
+            )
+            moved.append(task_id)
+    return moved

@@ -74,11 +74,19 @@ class GitHub:
         return self._calls
 
     def _ask(self, fn: Callable[[], Response[Any, Any]], what: str) -> Any:
-        """One request's JSON; every way it can fail is a Fault that says what to do."""
+        """One REST request's JSON (see _call)."""
+        return self._call(lambda: fn().json(), what)
+
+    def _call(self, fn: Callable[[], Any], what: str) -> Any:
+        """One request, REST or GraphQL; every way it can fail is a Fault that says what to
+        do."""
         with self._lock:
             self._calls += 1
         try:
-            return fn().json()
+            return fn()
+        except GraphQLFailed as exc:
+            said = "; ".join(e.message for e in exc.response.errors or [])[:300]
+            raise Fault("refused", f"GitHub refused {what}: {said}") from None
         except RateLimitExceeded as exc:
             wait = max(1.0, exc.retry_after.total_seconds())
             kind = "secondary" if "Secondary" in type(exc).__name__ else "primary"
@@ -320,23 +328,10 @@ class GitHub:
         return None if entry is None else str(entry.get("state"))
 
     def _graphql(self, query: str, variables: dict[str, Any], what: str) -> dict[str, Any]:
-        with self._lock:
-            self._calls += 1
-        try:
-            return self._client.graphql.request(query, variables)
-        except GraphQLFailed as exc:
-            said = "; ".join(e.message for e in exc.response.errors or [])[:300]
-            raise Fault("refused", f"GitHub refused {what}: {said}") from None
-        except RateLimitExceeded as exc:
-            wait = max(1.0, exc.retry_after.total_seconds())
-            raise Fault("limited", f"GitHub's GraphQL rate limit is reached ({what}); it asked "
-                        f"for {wait:.0f} s", retry_after=wait) from None  # fmt: skip
-        except RequestFailed as exc:
-            raise self._failed(exc.response.status_code, exc.response.headers,
-                               exc.response.text, what) from None  # fmt: skip
-        except (RequestError, httpx.HTTPError) as exc:
-            raise Fault("unreachable", f"GitHub ({self.where}) cannot be reached ({what}): "
-                        f"{type(exc).__name__}") from None  # fmt: skip
+        found: dict[str, Any] = self._call(
+            lambda: self._client.graphql.request(query, variables), what
+        )
+        return found
 
     def issues(self, label: str) -> list[Issue]:
         found: list[dict[str, Any]] = []
