@@ -144,17 +144,23 @@ def test_a_fleet_lands_sixty_tasks_on_one_branch(tmp_path: Path) -> None:
     assert all("claimed twice" in text for text in output.values()), output
 
 
-def _lines_then_kill(process: subprocess.Popen[str], lines: int, limit_s: float) -> str:
-    """Read `lines` lines of its output (or until it ends or `limit_s` pass), then SIGKILL."""
+def _lines_then_kill(
+    process: subprocess.Popen[str], lines: int, limit_s: float, after: str = ""
+) -> str:
+    """Read `lines` lines of its output, counted from the first that holds `after` (or
+    until it ends, or `limit_s` pass without a line), then SIGKILL."""
     assert process.stdout is not None
-    seen = []
+    seen: list[str] = []
+    counted = 0
     with selectors.DefaultSelector() as selector:
         selector.register(process.stdout, selectors.EVENT_READ)
-        while len(seen) < lines and selector.select(timeout=limit_s):
+        while counted < lines and selector.select(timeout=limit_s):
             line = process.stdout.readline()
             if not line:
                 break
             seen.append(line)
+            after = "" if after in line else after
+            counted += not after
     if process.poll() is None:
         process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
@@ -194,7 +200,14 @@ def test_a_crash_storm_loses_nothing_and_lands_nothing_twice(tmp_path: Path) -> 
                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                 ))  # fmt: skip
             victim = running.pop(chance.randrange(len(running)))
-            outputs.append(_lines_then_kill(victim, chance.randint(1, 12), 20))
+            if kills % 5 == 4:
+                # Every fifth is killed just after a landing: each kill's debris is cleaned
+                # up by the next run and takes its lines, and on a busy machine the storm
+                # could otherwise be over before anything landed.
+                out = _lines_then_kill(victim, chance.randint(1, 3), 120, after="landed")
+            else:
+                out = _lines_then_kill(victim, chance.randint(1, 12), 20)
+            outputs.append(out)
             kills += 1
     finally:
         for process in running:
