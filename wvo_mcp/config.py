@@ -168,6 +168,7 @@ class Settings:
     webhook_secret: str = field(default="", repr=False)
     webhook_label: str = "wvo"
     webhook_branch: str = ""  # a red workflow run here makes a task ('': the default branch)
+    forge_api: str = ""  # WVO_FORGE_API: GitHub's API base URL ('': api.github.com)
     log_level: str = ""  # debug | info | warning | error; "": warning, or info with the CLI's -v
     tools: str = "all"  # WVO_TOOLS: profiles and tool names (toolset.py)
     database_url: str | None = None  # WVO_DATABASE_URL: PostgreSQL; None: the SQLite file
@@ -282,4 +283,5 @@ class Settings:
             webhook_secret=env.get("WVO_WEBHOOK_SECRET", ""),
             webhook_label=env.get("WVO_WEBHOOK_LABEL", "").strip().lower() or "wvo",
             webhook_branch=env.get("WVO_WEBHOOK_BRANCH", "").strip(),
+            forge_api=env.get("WVO_FORGE_API", "").strip(),
         )

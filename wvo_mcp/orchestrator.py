@@ -42,12 +42,13 @@ from wvo_mcp.models import (
 )
 from wvo_mcp.providers import Providers
 from wvo_mcp.rules import issue_tasks, routing
-from wvo_mcp.rules.issue_tasks import Issue
+from wvo_mcp.rules.issue_tasks import Issue, IssueComment
 from wvo_mcp.rules.pauses import Scope
 from wvo_mcp.rules.transitions import Gate, Status, check_claim_next
 from wvo_mcp.services import (
     board,
     context,
+    conversations,
     deliveries,
     health,
     landing,
@@ -145,6 +146,37 @@ class Orchestrator:
         await self.db.write(
             partial(deliveries.ignored, delivery=delivery, event=event, now=self.clock())
         )
+
+    # An issue's conversation with its task (tracker.py; services/conversations).
+
+    async def forge_claim(self, key: str) -> bool:
+        return await self.db.write(partial(conversations.claim, key=key, now=self.clock()))
+
+    async def forge_done(self, key: str, at: str) -> None:
+        await self.db.write(partial(conversations.done, key=key, at=at, now=self.clock()))
+
+    async def forge_release(self, key: str) -> None:
+        await self.db.write(partial(conversations.release, key=key))
+
+    async def forge_post(self, key: str) -> Row | None:
+        return await self.db.read(partial(conversations.post_of, key=key))
+
+    async def tasks_under(self, prefix: str) -> dict[str, str]:
+        """Each task whose id starts with `prefix`, and its status."""
+        return await self.db.read(partial(conversations.statuses, prefix=prefix))
+
+    async def questions_under(self, prefix: str) -> list[Row]:
+        return await self.db.read(partial(conversations.questions, prefix=prefix))
+
+    async def task_landed(self, task_id: str) -> Row | None:
+        return await self.db.read(partial(conversations.landed, task_id=task_id))
+
+    async def issue_comment(self, task_id: str, said: IssueComment, kind: str, text: str) -> str:
+        return await self.db.write(
+            partial(conversations.comment, settings=self.settings, task_id=task_id, said=said,
+                    kind=kind, text=text, now=self.clock()),
+            Lock.TASK,
+        )  # fmt: skip
 
     async def get_task(self, task_id: str) -> TaskDetail:
         return await self.db.read(partial(tasks.get_task, task_id=task_id))

@@ -84,6 +84,15 @@ class IssueState:
 
 
 @dataclass
+class CommentState:
+    id: int
+    number: int  # the issue's or pull request's
+    user: str
+    body: str
+    created_at: str
+
+
+@dataclass
 class ReviewState:
     id: int
     number: int
@@ -154,7 +163,10 @@ class Forge:
         self.issues: dict[int, IssueState] = {}  # numbered with the pull requests, as GitHub
         self.reviews: list[ReviewState] = []
         self.runs: dict[str, RunState] = {}  # by head commit
-        self.comments: list[tuple[int, str]] = []
+        self.comments: list[tuple[int, str]] = []  # what the token wrote: number, body
+        self.said: list[CommentState] = []  # every comment on an issue or pull request
+        self.login = "sync-person"  # whose token the product holds
+        self.roles: dict[str, str] = {self.login: "admin"}  # others: "none"
         self.violations: list[str] = []
         self.requests: list[tuple[str, str, int]] = []  # method, path, status
         self._ids = iter(range(1000, 10**9))
@@ -307,6 +319,25 @@ class Forge:
             self.issues[number] = IssueState(number, title, body, list(labels), "open",
                                              list(sub_issues), _now())  # fmt: skip
             return number
+
+    def comment_as(self, user: str, number: int, body: str) -> int:
+        """A comment by someone on an issue (their role on the repository is `roles`)."""
+        with self.lock:
+            said = CommentState(next(self._ids), number, user, body, _now())
+            self.said.append(said)
+            return said.id
+
+    def comment_json(self, said: CommentState) -> dict[str, Any]:
+        found = minimal(schema_of("issue-comment"))
+        found.update(
+            id=said.id, node_id=f"IC_{said.id}", body=said.body, created_at=said.created_at,
+            updated_at=said.created_at,
+            url=f"{self.api}/repos/{self.full}/issues/comments/{said.id}",
+            html_url=f"{self.web}/{self.full}/issues/{said.number}#issuecomment-{said.id}",
+            issue_url=f"{self.api}/repos/{self.full}/issues/{said.number}",
+        )  # fmt: skip
+        found["user"] = minimal(schema_of("simple-user")) | {"login": said.user}
+        return found
 
     def edit_issue(self, number: int, **changed: Any) -> None:
         with self.lock:
@@ -496,7 +527,7 @@ class Forge:
             extra["ETag"] = etag
             extra["Cache-Control"] = "private, max-age=60, s-maxage=60"
             extra["Vary"] = "Accept, Authorization, Cookie, X-GitHub-OTP"
-            if headers.get("if-none-match") == etag and self._declares_304(method, path):
+            if headers.get("if-none-match") == etag:
                 status, raw = 304, b""
                 with self.lock:
                     self.remaining += 1  # a 304 is not counted against the limit
@@ -576,11 +607,6 @@ class Forge:
                 self._closes(pull)
             self.queue.pop(pull.number, None)
 
-    def _declares_304(self, method: str, path: str) -> bool:
-        """A 304 only where GitHub's description declares one (elsewhere: the whole answer)."""
-        op = description().operation(method, path)
-        return op is not None and "304" in op.spec.get("responses", {})
-
     def _limits(self) -> dict[str, str]:
         return {
             "X-RateLimit-Limit": "5000",
@@ -628,10 +654,16 @@ class Forge:
                     parts = match.groupdict()
                     if (parts.pop("owner"), parts.pop("repo")) != (self.owner, self.name):
                         return 404, _error("Not Found", "404"), {}
-                    scope, _, level = needs.partition("=")
-                    if self.permissions.get(scope) not in (level, "write"):
+                    if not any(  # any one of the permission sets GitHub accepts
+                        self.permissions.get(scope) in (level, "write")
+                        for scope, _, level in (one.partition("=") for one in needs.split("|"))
+                    ):
                         said = _error("Resource not accessible by personal access token", "403")
-                        return 403, said, {"X-Accepted-GitHub-Permissions": needs}
+                        return (
+                            403,
+                            said,
+                            {"X-Accepted-GitHub-Permissions": needs.replace("|", "; ")},
+                        )
                     return handler(self, query, data, **parts)
         return 404, _error("Not Found", "404"), {}
 
@@ -935,12 +967,55 @@ def _status(forge: Forge, query: Any, data: Any, ref: str) -> Answer:
 
 
 def _comment(forge: Forge, query: Any, data: dict[str, Any], number: str) -> Answer:
-    if int(number) not in forge.pulls:
+    if int(number) not in forge.pulls and int(number) not in forge.issues:
         return 404, _error("Not Found", "404"), {}
     forge.comments.append((int(number), data["body"]))
-    found = minimal(schema_of("issue-comment"))
-    found.update(id=next(forge._ids), body=data["body"])
-    return 201, found, {}
+    said = CommentState(next(forge._ids), int(number), forge.login, data["body"], _now())
+    forge.said.append(said)
+    return 201, forge.comment_json(said), {}
+
+
+def _comments(forge: Forge, query: dict[str, list[str]], data: Any, number: str = "") -> Answer:
+    since = query.get("since", [""])[-1]
+    per_page = int(query.get("per_page", ["30"])[-1])
+    page = int(query.get("page", ["1"])[-1])
+    found = [
+        forge.comment_json(c) for c in forge.said
+        if (not number or c.number == int(number)) and c.created_at >= since
+    ]  # fmt: skip
+    if query.get("direction", ["asc"])[-1] == "desc":
+        found.reverse()
+    return 200, found[(page - 1) * per_page : page * per_page], {}
+
+
+def _permission(forge: Forge, query: Any, data: Any, username: str) -> Answer:
+    role = forge.roles.get(username, "none")
+    found = minimal(schema_of("repository-collaborator-permission"))
+    permission = {"maintain": "write", "triage": "read"}.get(role, role)
+    found.update(permission=permission, role_name=role)
+    if found.get("user") is not None:
+        found["user"] = minimal(schema_of("collaborator")) | {"login": username,
+                                                              "role_name": role}  # fmt: skip
+    return 200, found, {}
+
+
+def _edit_issue(forge: Forge, query: Any, data: dict[str, Any], number: str) -> Answer:
+    issue = forge.issues.get(int(number))
+    if issue is None:
+        return 404, _error("Not Found", "404"), {}
+    if "state" in data:
+        issue.state, issue.updated_at = data["state"], _now()
+    return 200, forge.issue_json(issue), {}
+
+
+def _add_labels(forge: Forge, query: Any, data: Any, number: str) -> Answer:
+    issue = forge.issues.get(int(number))
+    if issue is None:
+        return 404, _error("Not Found", "404"), {}
+    names = data if isinstance(data, list) else data.get("labels", [])
+    issue.labels += [n for n in names if n not in issue.labels]
+    issue.updated_at = _now()
+    return 200, [{**minimal(schema_of("label")), "name": n} for n in issue.labels], {}
 
 
 def _issues(forge: Forge, query: dict[str, list[str]], data: Any) -> Answer:
@@ -984,8 +1059,16 @@ ROUTES: list[tuple["re.Pattern[str]", str, str, Callable[..., Answer]]] = [
     (_route("/repos/{owner}/{repo}/commits/{ref}/check-runs"), "GET", "checks=read",
      _check_runs),
     (_route("/repos/{owner}/{repo}/commits/{ref}/status"), "GET", "statuses=read", _status),
-    (_route("/repos/{owner}/{repo}/issues/{number}/comments"), "POST", "pull_requests=write",
-     _comment),
+    (_route("/repos/{owner}/{repo}/issues/{number}/comments"), "POST",
+     "issues=write|pull_requests=write", _comment),
+    (_route("/repos/{owner}/{repo}/issues/comments"), "GET", "issues=read", _comments),
+    (_route("/repos/{owner}/{repo}/issues/{number}/comments"), "GET", "issues=read",
+     _comments),
+    (_route("/repos/{owner}/{repo}/issues/{number}"), "PATCH", "issues=write", _edit_issue),
+    (_route("/repos/{owner}/{repo}/issues/{number}/labels"), "POST", "issues=write",
+     _add_labels),
+    (_route("/repos/{owner}/{repo}/collaborators/{username}/permission"), "GET",
+     "metadata=read", _permission),
     (_route("/repos/{owner}/{repo}/issues"), "GET", "issues=read", _issues),
     (_route("/repos/{owner}/{repo}/issues/{number}/sub_issues"), "GET", "issues=read",
      _sub_issues),

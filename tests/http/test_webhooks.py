@@ -11,11 +11,16 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.forge import deliveries
 from tests.http.conftest import HttpServer, http_server
 from wvo_mcp.rules.webhooks import signature
 
 SECRET = "the-person's-webhook-secret"
 TASK = "gh/team/project/7"
+REPOSITORY = {"full_name": "team/project", "name": "project", "default_branch": "main"}
+pytestmark = pytest.mark.skipif(
+    not deliveries.available(), reason="no @octokit/webhooks-schemas (scripts/setup)"
+)
 
 
 @pytest.fixture
@@ -28,13 +33,16 @@ def payload(
     action: str = "opened", state: str = "open", labels: tuple[str, ...] = ("wvo",),
     title: str = "Add the login page", body: str = "The form.",
 ) -> dict[str, Any]:  # fmt: skip
-    return {
-        "action": action,
-        "issue": {"number": 7, "node_id": "I_kw7", "title": title, "body": body,
-                  "state": state, "labels": [{"name": n} for n in labels],
-                  "html_url": "https://github.com/team/project/issues/7"},
-        "repository": {"full_name": "team/project"},
-    }  # fmt: skip
+    closed = {"closed_at": "2026-01-02T00:00:00Z"} if state == "closed" else {}
+    issue = {"number": 7, "node_id": "I_kw7", "title": title, "body": body, "state": state,
+             "labels": [label(n) for n in labels],
+             "html_url": "https://github.com/team/project/issues/7", **closed}  # fmt: skip
+    return deliveries.payload("issues", action, issue=issue, repository=REPOSITORY)
+
+
+def label(name: str) -> dict[str, Any]:
+    return {"id": 1, "node_id": "LA_1", "url": "https://example.invalid/", "name": name,
+            "color": "ededed", "default": False, "description": None}  # fmt: skip
 
 
 def deliver(server: HttpServer, body: bytes, delivery: str, event: str = "issues",
@@ -111,13 +119,10 @@ def test_the_webhook_is_off_without_a_secret(tmp_path: Path) -> None:
 
 
 def run_payload(conclusion: str, sha: str, branch: str = "main") -> dict[str, Any]:
-    return {
-        "action": "completed",
-        "workflow_run": {"name": "CI", "workflow_id": 55, "head_branch": branch,
-                         "head_sha": sha, "conclusion": conclusion,
-                         "html_url": f"https://github.com/team/project/actions/runs/{sha[:4]}"},
-        "repository": {"full_name": "team/project", "default_branch": "main"},
-    }  # fmt: skip
+    run = {"name": "CI", "workflow_id": 55, "head_branch": branch, "head_sha": sha,
+           "conclusion": conclusion, "status": "completed",
+           "html_url": f"https://github.com/team/project/actions/runs/{sha[:4]}"}  # fmt: skip
+    return deliveries.payload("workflow_run", "completed", workflow_run=run, repository=REPOSITORY)
 
 
 def test_a_red_run_on_the_landing_branch_makes_one_task_until_green(

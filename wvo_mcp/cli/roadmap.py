@@ -3,6 +3,8 @@
 
 import argparse
 import gc
+import signal
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,7 +16,10 @@ from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from wvo_mcp.services.roadmap_update import RoadmapUpdate
+    from wvo_mcp.tracker import Synced
 
 
 def cmd_import(settings: Settings, args: argparse.Namespace) -> None:
@@ -101,8 +106,9 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _import_issues(settings: Settings, args: argparse.Namespace) -> None:
-    """`import github:OWNER/REPO`: the label's issues kept in step with their tasks, once
-    (run it again, or from a schedule: it makes nothing twice)."""
+    """`import github:OWNER/REPO`: the label's issues kept in step with their tasks, and the
+    conversation on them (tracker.py), once or with --every until stopped; it makes nothing
+    twice, however often and on however many hosts it runs."""
     import yaml
 
     from wvo_mcp import tracker
@@ -124,16 +130,73 @@ def _import_issues(settings: Settings, args: argparse.Namespace) -> None:
         path = Path(args.labels)
         labels = issue_tasks.table(yaml.safe_load(path.read_text()), str(path))
     forge = github.GitHub(api, repository, token, settings.remote_timeout_seconds)
-    done = anyio.run(
-        lambda: opened(
+
+    async def one() -> "Synced":
+        return await opened(
             settings,
-            lambda o: tracker.sync(o, forge, repository, args.label, person(args), labels),
+            lambda o: tracker.sync(
+                o, forge, repository, args.label, person(args), labels, args.landed_label
+            ),
         )
-    )
+
+    if args.every is None:
+        _print_sync(anyio.run(one), args, repository, settings.database_label, quiet=False)
+        return
+    anyio.run(_every, one, args, repository, settings.database_label)
+
+
+async def _every(
+    one: "Callable[[], Awaitable[Synced]]", args: argparse.Namespace, repository: str,
+    label: str,
+) -> None:  # fmt: skip
+    """A pass every `--every` seconds until SIGINT or SIGTERM (a pass under way ends first),
+    each said only when it did something. A forge that cannot be asked is tried again later
+    (as long as a rate limit asks, else twice as long each time), said once when it fails
+    and once when it answers again; a refused token stops it."""
+    from wvo_mcp.errors import Fault
+    from wvo_mcp.rules.outage import Outage
+
+    outage = Outage()
+    stop = anyio.Event()
+
+    async def on_signal() -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                stop.set()
+                return
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(on_signal)
+        while not stop.is_set():
+            wait = float(args.every)
+            try:
+                _print_sync(await one(), args, repository, label, quiet=True)
+                lasted = outage.answered(time.monotonic())
+                if lasted is not None:
+                    say(f"GitHub answers again, after {lasted:.0f} s")
+            except Fault as exc:
+                if exc.kind == "auth":
+                    raise
+                if outage.failed(time.monotonic(), exc.kind, str(exc), exc.retry_after):
+                    say(f"{exc}; trying again in {outage.delay:.0f} s")
+                wait = max(wait, outage.delay)
+            with anyio.move_on_after(wait):
+                await stop.wait()
+        tasks.cancel_scope.cancel()
+
+
+def _print_sync(
+    done: "Synced", args: argparse.Namespace, repository: str, label: str, quiet: bool
+) -> None:
     update = done.update
+    if quiet and not (
+        update.added or update.changed or update.skipped or done.cancelled or done.revived
+        or done.finished or done.asked or done.said
+    ):  # fmt: skip
+        return
     say(
         f"synced {done.issues} issue(s) labelled {args.label!r} from {repository} into "
-        f"{settings.database_label}: {len(update.added)} task(s) created, "
+        f"{label}: {len(update.added)} task(s) created, "
         f"{len(update.changed)} updated, {update.unchanged} unchanged, {len(update.skipped)} "
         f"left as they are, {len(done.cancelled)} cancelled (issue closed), "
         f"{len(done.revived)} pending again (issue reopened); "
@@ -141,6 +204,23 @@ def _import_issues(settings: Settings, args: argparse.Namespace) -> None:
     )
     for entry in update.skipped:
         say(f"  {entry.id}: left as it is: {entry.why}")
+    finished = "labelled " + repr(args.landed_label) if args.landed_label else "closed"
+    for number in done.finished:
+        say(f"  {number}: its task landed: commented on and {finished}")
+    for task_id in done.asked:
+        say(f"  {task_id}: its question is asked on its issue")
+    for line in done.said:
+        say(f"  {line}")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 1 <= value <= 86_400:
+        raise argparse.ArgumentTypeError(f"{text!r}: give seconds between 1 and 86400")
+    return value
 
 
 def _import_arguments(imports: argparse.ArgumentParser) -> None:
@@ -159,6 +239,20 @@ def _import_arguments(imports: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="With github:OWNER/REPO: your label table, YAML (`size: l: {complexity: 7}`); "
         "default: docs/operations.md's.",
+    )
+    imports.add_argument(
+        "--every",
+        type=_seconds,
+        metavar="SECONDS",
+        help="With github:OWNER/REPO: keep syncing until stopped, a pass every SECONDS (60 "
+        "is plenty): two conditional requests when nothing changed, which GitHub does not "
+        "count against the rate limit. For where no webhook reaches.",
+    )
+    imports.add_argument(
+        "--landed-label",
+        metavar="LABEL",
+        help="With github:OWNER/REPO: an issue whose task landed gets this label (default: "
+        "it is closed); either way a comment names the commit or pull request.",
     )
     imports.add_argument(
         "--forge-api",

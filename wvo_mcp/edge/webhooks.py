@@ -2,9 +2,11 @@
 WVO_WEBHOOK_SECRET: a delivery is read only up to its size cap, acted on only once its
 `X-Hub-Signature-256` matches the secret, and once per delivery id (a replay is refused and
 writes nothing: services/deliveries.py). An `issues` event keeps its issue's task in step,
-as `import github:` does; a `workflow_run` that fails on the landing branch makes one task
-to make it green again (and one that passes cancels it); `ping` answers; anything else is
-recorded and left alone.
+as `import github:` does; an `issue_comment` on a task's issue answers its question or tells
+its holder when a writer made it (tracker.heard: read with the server's WVO_FORGE_TOKEN,
+whose role API says who may); a `workflow_run` that fails on the landing branch makes one
+task to make it green again (and one that passes cancels it); `ping` answers; anything else
+is recorded and left alone.
 
 What a delivery says is data, signed by GitHub: an issue's body becomes a task's
 description, and nothing in it is read as an instruction."""
@@ -17,15 +19,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from wvo_mcp import tracker
 from wvo_mcp.config import Settings
-from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.errors import Fault, ValidationFailed
+from wvo_mcp.forge import Forge, credentials, github
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import webhooks
-from wvo_mcp.rules.issue_tasks import Issue
+from wvo_mcp.rules.issue_tasks import Issue, IssueComment
 
 PATH = "/webhooks/github"
 RED = frozenset({"failure", "timed_out", "startup_failure"})
 GREEN = frozenset({"success"})
+NO_TOKEN = (
+    "issue_comment: recorded, not acted on: the server has no GitHub token to read who wrote "
+    "it (set WVO_FORGE_TOKEN); `wvo-mcp import github:OWNER/REPO --every 60` acts on it"
+)
 
 
 def _ended(run: object) -> bool:
@@ -44,8 +52,20 @@ def _on_landing(settings: Settings, payload: dict[str, Any]) -> bool:
 
 
 def route(settings: Settings, current: Callable[[], Orchestrator | None]) -> Route:
+    forges: dict[str, Forge | None] = {}
+
+    def forge(repository: str) -> Forge | None:
+        """The repository on GitHub, asked with the server's own token (None without one)."""
+        if repository not in forges:
+            api = (settings.forge_api or github.PUBLIC_API).rstrip("/")
+            host = "github.com" if api == github.PUBLIC_API else github.host_of(api)
+            token = credentials.token(host)
+            timeout = settings.remote_timeout_seconds
+            forges[repository] = github.GitHub(api, repository, token, timeout) if token else None
+        return forges[repository]
+
     async def deliver(request: Request) -> Response:
-        return await _deliver(settings, current, request)
+        return await _deliver(settings, current, request, forge)
 
     return Route(PATH, deliver, methods=["POST"])
 
@@ -68,8 +88,9 @@ async def _body(request: Request) -> bytes | None:
 
 
 async def _deliver(
-    settings: Settings, current: Callable[[], Orchestrator | None], request: Request
-) -> Response:
+    settings: Settings, current: Callable[[], Orchestrator | None], request: Request,
+    forge: Callable[[str], Forge | None],
+) -> Response:  # fmt: skip
     if not settings.webhook_secret:
         return _refused(404, "the webhook is off: set WVO_WEBHOOK_SECRET to the secret "
                         "GitHub's webhook settings hold")  # fmt: skip
@@ -102,6 +123,8 @@ async def _deliver(
                 delivery, repository, _issue(payload["issue"]), settings.webhook_label
             )
             return JSONResponse({"done": done})
+        if event == "issue_comment" and _on_an_issue(payload):
+            return await _comment(orchestrator, delivery, payload, forge)
         run = payload.get("workflow_run")
         if event == "workflow_run" and _ended(run) and _on_landing(settings, payload):
             assert isinstance(run, dict)
@@ -116,6 +139,43 @@ async def _deliver(
     except ValidationFailed as exc:
         return _refused(409, str(exc))
     return JSONResponse({"done": "pong" if event == "ping" else f"{event}: not acted on"})
+
+
+def _on_an_issue(payload: dict[str, Any]) -> bool:
+    """A new comment on an issue (not on a pull request), in a named repository."""
+    issue, comment = payload.get("issue"), payload.get("comment")
+    full = str((payload.get("repository") or {}).get("full_name", ""))
+    return (
+        payload.get("action") == "created" and isinstance(issue, dict)
+        and isinstance(comment, dict) and "pull_request" not in issue and full.count("/") == 1
+    )  # fmt: skip
+
+
+async def _comment(
+    orchestrator: Orchestrator, delivery: str, payload: dict[str, Any],
+    forge: Callable[[str], Forge | None],
+) -> Response:  # fmt: skip
+    """Acted on first, then recorded: a comment is acted on once by its own id, and a
+    delivery the forge could not be asked for can be delivered again."""
+    repository = str(payload["repository"]["full_name"])
+    found = forge(repository)
+    if found is None:
+        await orchestrator.delivered(delivery, "issue_comment")
+        return JSONResponse({"done": NO_TOKEN})
+    comment, issue = payload["comment"], payload["issue"]
+    said = IssueComment(
+        id=int(comment.get("id") or 0), number=int(issue.get("number") or 0),
+        user=str((comment.get("user") or {}).get("login") or ""),
+        body=str(comment.get("body") or ""), created_at=str(comment.get("created_at") or ""),
+        url=str(comment.get("html_url") or ""),
+    )  # fmt: skip
+    try:
+        done = await tracker.heard(orchestrator, found, repository, said)
+    except Fault as exc:
+        return _refused(503, f"GitHub could not be asked who wrote it ({exc}): deliver again")
+    await orchestrator.delivered(delivery, "issue_comment")
+    return JSONResponse({"done": done or "issue_comment: nothing to do (a comment like any, or "
+                         "one acted on before)"})  # fmt: skip
 
 
 def _issue(found: dict[str, Any]) -> Issue:

@@ -17,7 +17,7 @@ is pure and lives with the rule that judges it (rules/pulls.py).
 from collections.abc import Sequence
 from typing import Protocol
 
-from wvo_mcp.rules.issue_tasks import Issue
+from wvo_mcp.rules.issue_tasks import Issue, IssueComment
 from wvo_mcp.rules.pulls import (
     Access,
     Check,
@@ -31,8 +31,8 @@ from wvo_mcp.rules.pulls import (
 )
 
 __all__ = [
-    "Access", "Check", "Comment", "Forge", "Issue", "Merged", "Method", "Pull", "Repository",
-    "Requirements", "Review",
+    "Access", "Check", "Comment", "Forge", "Issue", "IssueComment", "Merged", "Method", "Pull",
+    "Repository", "Requirements", "Review",
 ]  # fmt: skip
 
 
@@ -83,7 +83,22 @@ class Forge(Protocol):
         or None when it is not in the queue."""
         ...
 
-    def comment(self, number: int, body: str) -> None: ...
+    def comment(self, number: int, body: str) -> IssueComment:
+        """On a pull request or an issue."""
+        ...
+
+    def comments(self, since: str, number: int | None = None) -> list[IssueComment]:
+        """Comments on the repository's issues (or on issue `number`) updated since `since`
+        (ISO 8601), oldest first."""
+        ...
+
+    def permission(self, login: str) -> str:
+        """A user's role on the repository: admin, maintain, write, triage, read or none."""
+        ...
+
+    def finish_issue(self, number: int, label: str | None) -> None:
+        """An issue whose task landed: labelled `label`, or closed as completed."""
+        ...
 
     def issues(self, label: str) -> list[Issue]:
         """Every issue with `label`, open or closed (not pull requests), with its

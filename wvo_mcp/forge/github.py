@@ -10,8 +10,9 @@ carrying how long GitHub asked us to wait, and the queue holds that long (target
 import threading
 import urllib.parse
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from githubkit import GitHub as Client
@@ -30,6 +31,7 @@ from wvo_mcp.forge import (
     Check,
     Comment,
     Issue,
+    IssueComment,
     Merged,
     Method,
     Pull,
@@ -368,12 +370,58 @@ class GitHub:
             url=found.get("html_url") or "", sub_issues=subs,
         )  # fmt: skip
 
-    def comment(self, number: int, body: str) -> None:
-        self._ask(
+    def comment(self, number: int, body: str) -> IssueComment:
+        found = self._ask(
             lambda: self._client.rest.issues.create_comment(
                 self.owner, self.name, number, body=body
             ),
-            f"commenting on pull request #{number}",
+            f"commenting on #{number}",
+        )
+        return _comment(found, number)
+
+    def comments(self, since: str, number: int | None = None) -> list[IssueComment]:
+        found: list[IssueComment] = []
+        # githubkit types it a datetime, then sends str(datetime) ("2026-01-01 00:00:00+00:00"),
+        # which is not the ISO 8601 the description asks for: the text is sent as it is.
+        after = cast(datetime, since)
+        page = 1
+        while True:
+            if number is None:
+                call = partial(self._client.rest.issues.list_comments_for_repo, self.owner,
+                               self.name, since=after, sort="created", direction="asc",
+                               per_page=PAGE, page=page)  # fmt: skip
+            else:
+                call = partial(self._client.rest.issues.list_comments, self.owner, self.name,
+                               number, since=after, per_page=PAGE, page=page)  # fmt: skip
+            batch = self._ask(call, f"listing comments since {since} (page {page})")
+            found += [_comment(c, number) for c in batch]
+            if len(batch) < PAGE:
+                return found
+            page += 1
+
+    def permission(self, login: str) -> str:
+        found = self._ask(
+            lambda: self._client.rest.repos.get_collaborator_permission_level(
+                self.owner, self.name, login
+            ),
+            f"reading {login}'s permission",
+        )
+        return str(found.get("role_name") or found.get("permission") or "none")
+
+    def finish_issue(self, number: int, label: str | None) -> None:
+        if label:
+            self._ask(
+                lambda: self._client.rest.issues.add_labels(
+                    self.owner, self.name, number, data=[label]
+                ),
+                f"labelling issue #{number} {label!r}",
+            )
+            return
+        self._ask(
+            lambda: self._client.rest.issues.update(
+                self.owner, self.name, number, state="closed", state_reason="completed"
+            ),
+            f"closing issue #{number}",
         )
 
     def access(self, branch: str) -> list[Access]:
@@ -423,6 +471,16 @@ def _message(text: str) -> str:
     except ValueError:
         return text[:200] or "no reason given"
     return str(found.get("message", text))[:200] if isinstance(found, dict) else text[:200]
+
+
+def _comment(found: dict[str, Any], number: int | None) -> IssueComment:
+    if number is None:  # a repository's listing: the issue is the end of its URL
+        number = int(str(found.get("issue_url") or "0").rsplit("/", 1)[-1] or 0)
+    return IssueComment(
+        id=int(found["id"]), number=number, user=(found.get("user") or {}).get("login") or "",
+        body=found.get("body") or "", created_at=found.get("created_at") or "",
+        url=found.get("html_url") or "",
+    )  # fmt: skip
 
 
 def _pull(found: dict[str, Any]) -> Pull:

@@ -120,3 +120,73 @@ def definition(repository: str, issue: Issue, synced: set[int], table: Table) ->
                             "references_not_synced": [n for n in wanted if n not in synced][:20]},
         },
     }  # fmt: skip
+
+
+# -- the conversation on an issue (driven by tracker.py's sync) --------------------------
+
+WRITERS = frozenset({"admin", "maintain", "write"})  # GitHub's roles that may answer
+MARK = "wvo-mcp:"  # in an HTML comment: what the sync wrote, and why
+_TELL = re.compile(r"(?is)\A\s*/wvo\s+tell\b[ \t]*:?\s*(.+)\Z")
+
+
+@dataclass(frozen=True)
+class IssueComment:
+    id: int
+    number: int  # the issue's
+    user: str  # login
+    body: str
+    created_at: str  # the forge's clock, ISO 8601 UTC
+    url: str = ""
+
+
+def number_of(repository: str, task: str) -> int | None:
+    """The issue a task is, if it is one (not a red run's task, not anything else)."""
+    prefix = task_id(repository, 0)[:-1]
+    rest = task.removeprefix(prefix) if task.startswith(prefix) else ""
+    return int(rest) if rest.isdigit() and not rest.startswith("0") else None
+
+
+def marked(body: str, key: str) -> bool:
+    """Whether the sync wrote this comment for `key`: its mark ends what it writes (an
+    agent's words quoted in it come before, and cannot end it)."""
+    return body.rstrip().endswith(f"<!-- {MARK}{key} -->")
+
+
+def _fenced(text: str) -> str:
+    """An agent's words shown as they are: in a fence longer than any run of backticks in
+    them, so no markdown, mention or link in them acts."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{text}\n{fence}"
+
+
+def question_comment(task: str, question: str, note: int) -> str:
+    """An agent's question as a comment on its issue (its words fenced: data, not markup)."""
+    return (
+        f"**The agent working on `{task}` asks:**\n\n{_fenced(question[:4000])}\n\n"
+        "A reply from someone with write access to this repository answers it, as "
+        "`wvo-mcp answer` would; replies from anyone else are shown to the team, never taken "
+        f"as the answer.\n<!-- {MARK}question:{note} -->"
+    )
+
+
+def landed_comment(task: str, commit: str | None, target: str, pull: str | None) -> str:
+    where = f"in {pull}" if pull else f"as {commit} on `{target}`" if commit else "(done)"
+    return f"Landed {where}: task `{task}` is done.\n<!-- {MARK}landed:{task} -->"
+
+
+def reply(body: str, writer: bool, asked: bool) -> tuple[str, str]:
+    """What a comment on a synced issue is: ("answer", text) from a writer to a question
+    posted before it; ("tell", text) from a writer that starts `/wvo tell`; ("shown", why)
+    from anyone else where it would have been one of those; ("", "") otherwise (a comment,
+    left alone). The driver is tracker.py."""
+    told = _TELL.match(body)
+    if not writer:
+        if asked or told:
+            return "shown", "not taken as an answer or a message: no write access"
+        return "", ""
+    if told:
+        return "tell", told.group(1).strip()
+    if asked and f"<!-- {MARK}" not in body:  # not what the sync itself wrote
+        return "answer", body.strip()
+    return "", ""

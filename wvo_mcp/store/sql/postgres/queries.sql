@@ -1194,3 +1194,40 @@ ON CONFLICT (id) DO NOTHING;
 -- name: tasks_with_prefix
 -- Tasks whose id starts so (a LIKE pattern), with their status.
 SELECT id, status FROM tasks WHERE id LIKE %(prefix)s ORDER BY id;
+
+-- name: post_claim
+-- A write on the forge claimed by this host: new, or left unfinished by a host gone since
+-- (claimed before :stale). 0 rows: done, or another host is at it.
+INSERT INTO forge_posts (key, claimed_at) VALUES (%(key)s, %(now)s)
+ON CONFLICT (key) DO UPDATE SET claimed_at = excluded.claimed_at
+WHERE forge_posts.done_at IS NULL AND forge_posts.claimed_at < %(stale)s;
+
+-- name: post_done
+-- The write made (or found made); `at` is the forge's time of it, or a cursor's place.
+INSERT INTO forge_posts (key, claimed_at, done_at, at) VALUES (%(key)s, %(now)s, %(now)s, %(at)s)
+ON CONFLICT (key) DO UPDATE SET done_at = excluded.done_at, at = excluded.at;
+
+-- name: post_of
+SELECT * FROM forge_posts WHERE key = %(key)s;
+
+-- name: questions_under
+-- Open questions on tasks whose id starts so (a LIKE pattern), with whether and when the
+-- sync posted each on its issue.
+SELECT q.id, q.task_id, q.body, q.created_at, p.done_at AS posted, p.at AS posted_at
+FROM task_notes q JOIN tasks t ON t.id = q.task_id
+LEFT JOIN forge_posts p ON p.key = 'question:' || q.id
+WHERE t.id LIKE %(prefix)s AND q.kind = 'question' AND t.status = 'blocked'
+    AND NOT EXISTS (SELECT 1 FROM task_notes a WHERE a.reply_to = q.id)
+ORDER BY q.id;
+
+-- name: task_landed
+-- What a done task's newest landing put on its target, and its pull request if it merged.
+SELECT e.commit_sha, e.target, l.new, p.url
+FROM landing_entries e LEFT JOIN landings l ON l.id = e.landing_id
+LEFT JOIN pulls p ON p.task_id = e.task_id AND p.target = e.target AND p.state = 'merged'
+WHERE e.task_id = %(task_id)s AND e.state = 'landed'
+ORDER BY e.id DESC LIMIT 1;
+
+-- name: post_release
+-- A claim given up unfinished (the forge failed): any host's next pass tries again.
+DELETE FROM forge_posts WHERE key = %(key)s AND done_at IS NULL;

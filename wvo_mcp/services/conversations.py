@@ -1,0 +1,72 @@
+"""An issue's conversation with its task (tracker.py drives it): what the sync has written
+on the forge (each write claimed by one host, then marked done), and what a comment does:
+a writer's answer or `/wvo tell`, each acted on once by its comment id (recorded in the
+transaction that acts, as a webhook delivery is), or anyone else's shown as what it is."""
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from wvo_mcp import timeutil
+from wvo_mcp.config import Settings
+from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.rules.issue_tasks import IssueComment
+from wvo_mcp.services import notes
+from wvo_mcp.services.tasks import record_event
+from wvo_mcp.store import Row, Tx
+
+STALE = timedelta(minutes=10)  # a claim older than this, never finished: its host died
+
+
+def claim(tx: Tx, key: str, now: datetime) -> bool:
+    """This host may write `key` on the forge (no other has, or is at it)."""
+    stale = timeutil.to_text(now - STALE)
+    return tx.run("post_claim", {"key": key, "now": timeutil.to_text(now), "stale": stale}) == 1
+
+
+def done(tx: Tx, key: str, at: str, now: datetime) -> None:
+    tx.run("post_done", {"key": key, "at": at, "now": timeutil.to_text(now)})
+
+
+def release(tx: Tx, key: str) -> None:
+    """A claim given up (the forge failed): the next pass, on any host, tries again."""
+    tx.run("post_release", {"key": key})
+
+
+def post_of(tx: Tx, key: str) -> Row | None:
+    return tx.one("post_of", {"key": key})
+
+
+def questions(tx: Tx, prefix: str) -> list[Row]:
+    return tx.all("questions_under", {"prefix": prefix + "%"})
+
+
+def landed(tx: Tx, task_id: str) -> Row | None:
+    return tx.one("task_landed", {"task_id": task_id})
+
+
+def statuses(tx: Tx, prefix: str) -> dict[str, str]:
+    return {r["id"]: r["status"] for r in tx.all("tasks_with_prefix", {"prefix": prefix + "%"})}
+
+
+def comment(
+    tx: Tx, settings: Settings, *, task_id: str, said: IssueComment, kind: str, text: str,
+    now: datetime,
+) -> str:  # fmt: skip
+    """What one comment on a task's issue does (`kind` from rules/issue_tasks.reply), once:
+    '' when it was acted on before."""
+    recorded = {"id": f"comment:{said.id}", "event": "issue_comment", "now": timeutil.to_text(now)}
+    if tx.run("record_delivery", recorded) != 1:
+        return ""
+    author = f"person:github:{said.user}"
+    try:
+        if kind == "answer":
+            notes.answer(tx, settings, task_id, text, author, now)
+            return f"{task_id}: answered by @{said.user} ({said.url})"
+        if kind == "tell":
+            notes.tell(tx, "task", task_id, text, author, now)
+            return f"{task_id}: told by @{said.user} ({said.url})"
+    except ValidationFailed as exc:  # answered meanwhile, or the task is over: shown
+        text = f"not acted on: {exc}"
+    shown: dict[str, Any] = {"at": timeutil.to_text(now), "actor": author, "kind": "comment"}
+    record_event(tx, task_id, **shown, reason=f"@{said.user} on #{said.number}: {text}"[:500])
+    return f"{task_id}: @{said.user}'s comment shown, {text} ({said.url})"
