@@ -45,6 +45,7 @@ from wvo_mcp.rules import issue_tasks, routing
 from wvo_mcp.rules.issue_tasks import Issue, IssueComment
 from wvo_mcp.rules.pauses import Scope
 from wvo_mcp.rules.transitions import Gate, Status, check_claim_next
+from wvo_mcp.rules.webhooks import Run
 from wvo_mcp.services import (
     board,
     context,
@@ -130,15 +131,12 @@ class Orchestrator:
                     now=self.clock())
         )  # fmt: skip
 
-    async def delivered_run(
-        self, delivery: str, repository: str, workflow: str, workflow_id: int, branch: str,
-        sha: str, url: str, passed: bool,
-    ) -> str:  # fmt: skip
-        """A GitHub `workflow_run` delivery on the landing branch (services/deliveries)."""
+    async def delivered_run(self, delivery: str, run: Run) -> str:
+        """A GitHub `workflow_run` or `check_suite` delivery on the landing branch
+        (services/deliveries)."""
         return await self.db.write(
-            partial(deliveries.red_run, settings=self.settings, delivery=delivery,
-                    repository=repository, workflow=workflow, workflow_id=workflow_id,
-                    branch=branch, sha=sha, url=url, passed=passed, now=self.clock())
+            partial(deliveries.red_run, settings=self.settings, delivery=delivery, run=run,
+                    now=self.clock())
         )  # fmt: skip
 
     async def delivered(self, delivery: str, event: str) -> None:

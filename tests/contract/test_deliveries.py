@@ -9,6 +9,7 @@ from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.issue_tasks import Issue
 from wvo_mcp.rules.transitions import Status
+from wvo_mcp.rules.webhooks import Run
 
 pytestmark = pytest.mark.anyio
 TASK = "gh/team/project/3"
@@ -53,7 +54,8 @@ async def test_a_red_run_makes_one_task_per_workflow_until_green(
     world: World, orch: Orchestrator
 ) -> None:
     def run(delivery: str, sha: str, passed: bool) -> object:
-        return orch.delivered_run(delivery, "team/project", "CI", 9, "main", sha, "u", passed)
+        ended = Run("workflow_run", "team/project", "CI", "9", "main", sha, "u", passed)
+        return orch.delivered_run(delivery, ended)
 
     assert await run("r-1", "a" * 40, False) == "gh/team/project/red/9/aaaaaaaaaaaa: created"
     assert "red already" in str(await run("r-2", "b" * 40, False))

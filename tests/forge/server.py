@@ -157,6 +157,7 @@ class Forge:
             "statuses": "read",
             "contents": "write",
             "issues": "write",
+            "actions": "read",
         }
         # State.
         self.pulls: dict[int, PullState] = {}
@@ -166,6 +167,8 @@ class Forge:
         self.comments: list[tuple[int, str]] = []  # what the token wrote: number, body
         self.said: list[CommentState] = []  # every comment on an issue or pull request
         self.login = "sync-person"  # whose token the product holds
+        self.jobs: dict[int, list[tuple[int, str, str, str]]] = {}  # run: id, name, end, log
+        self.suites: dict[int, list[tuple[str, str, str]]] = {}  # suite: name, end, text
         self.roles: dict[str, str] = {self.login: "admin"}  # others: "none"
         self.violations: list[str] = []
         self.requests: list[tuple[str, str, int]] = []  # method, path, status
@@ -339,6 +342,11 @@ class Forge:
         found["user"] = minimal(schema_of("simple-user")) | {"login": said.user}
         return found
 
+    def workflow_run(self, run_id: int, jobs: list[tuple[str, str, str]]) -> None:
+        """A workflow run's jobs as it ended: name, conclusion, log."""
+        with self.lock:
+            self.jobs[run_id] = [(next(self._ids), *job) for job in jobs]
+
     def edit_issue(self, number: int, **changed: Any) -> None:
         with self.lock:
             issue = self.issues[number]
@@ -510,6 +518,12 @@ class Forge:
         """One request, checked against the description both ways."""
         if path == GRAPHQL and method == "POST":
             return self._graphql(headers, body)
+        if path.startswith("/logs/") and method == "GET":  # where a job's log downloads
+            logs = {job[0]: job[3] for jobs in self.jobs.values() for job in jobs}
+            found = logs.get(int(path.removeprefix("/logs/") or 0))
+            if found is None:
+                return 404, {}, b""
+            return 200, {"Content-Type": "text/plain; charset=utf-8"}, found.encode()
         if not path.startswith(PREFIX):
             return 404, {}, b""
         path = path.removeprefix(PREFIX) or "/"
@@ -999,6 +1013,37 @@ def _permission(forge: Forge, query: Any, data: Any, username: str) -> Answer:
     return 200, found, {}
 
 
+def _jobs(forge: Forge, query: Any, data: Any, run_id: str) -> Answer:
+    jobs = forge.jobs.get(int(run_id))
+    if jobs is None:
+        return 404, _error("Not Found", "404"), {}
+    found = []
+    for ident, name, conclusion, _ in jobs:
+        job = minimal(schema_of("job"))
+        url = f"{forge.web}/{forge.full}/job/{ident}"
+        job.update(id=ident, run_id=int(run_id), name=name, status="completed",
+                   conclusion=conclusion, html_url=url)  # fmt: skip
+        found.append(job)
+    return 200, {"total_count": len(found), "jobs": found}, {}
+
+
+def _job_log(forge: Forge, query: Any, data: Any, job_id: str) -> Answer:
+    if not any(job[0] == int(job_id) for jobs in forge.jobs.values() for job in jobs):
+        return 404, _error("Not Found", "404"), {}
+    return 302, None, {"Location": f"{forge.web}/logs/{job_id}"}
+
+
+def _suite_runs(forge: Forge, query: Any, data: Any, check_suite_id: str) -> Answer:
+    runs = forge.suites.get(int(check_suite_id))
+    if runs is None:
+        return 404, _error("Not Found", "404"), {}
+    found = []
+    for n, (name, conclusion, text) in enumerate(runs):
+        run = forge.run_json(RunState(n + 1, "0" * 40, name, "completed", conclusion, text))
+        found.append(run)
+    return 200, {"total_count": len(found), "check_runs": found}, {}
+
+
 def _edit_issue(forge: Forge, query: Any, data: dict[str, Any], number: str) -> Answer:
     issue = forge.issues.get(int(number))
     if issue is None:
@@ -1069,6 +1114,11 @@ ROUTES: list[tuple["re.Pattern[str]", str, str, Callable[..., Answer]]] = [
      _add_labels),
     (_route("/repos/{owner}/{repo}/collaborators/{username}/permission"), "GET",
      "metadata=read", _permission),
+    (_route("/repos/{owner}/{repo}/actions/runs/{run_id}/jobs"), "GET", "actions=read", _jobs),
+    (_route("/repos/{owner}/{repo}/actions/jobs/{job_id}/logs"), "GET", "actions=read",
+     _job_log),
+    (_route("/repos/{owner}/{repo}/check-suites/{check_suite_id}/check-runs"), "GET",
+     "checks=read", _suite_runs),
     (_route("/repos/{owner}/{repo}/issues"), "GET", "issues=read", _issues),
     (_route("/repos/{owner}/{repo}/issues/{number}/sub_issues"), "GET", "issues=read",
      _sub_issues),
@@ -1101,7 +1151,7 @@ def _handler(forge: Forge) -> type[BaseHTTPRequestHandler]:
                 self.command, urllib.parse.unquote(parsed.path), query, headers, body
             )
             self.send_response(status, HTTPStatus(status).phrase)
-            if raw:
+            if raw and "Content-Type" not in extra:
                 self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(raw)))
             for key, value in extra.items():

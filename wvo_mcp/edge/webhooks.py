@@ -11,10 +11,12 @@ is recorded and left alone.
 What a delivery says is data, signed by GitHub: an issue's body becomes a task's
 description, and nothing in it is read as an instruction."""
 
+import dataclasses
 import json
 from collections.abc import Callable
 from typing import Any
 
+import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -28,27 +30,56 @@ from wvo_mcp.rules import webhooks
 from wvo_mcp.rules.issue_tasks import Issue, IssueComment
 
 PATH = "/webhooks/github"
-RED = frozenset({"failure", "timed_out", "startup_failure"})
-GREEN = frozenset({"success"})
 NO_TOKEN = (
     "issue_comment: recorded, not acted on: the server has no GitHub token to read who wrote "
     "it (set WVO_FORGE_TOKEN); `wvo-mcp import github:OWNER/REPO --every 60` acts on it"
 )
 
 
-def _ended(run: object) -> bool:
-    """A workflow run that has ended, red or green (one cancelled or skipped says nothing)."""
-    return isinstance(run, dict) and run.get("conclusion") in RED | GREEN
-
-
-def _on_landing(settings: Settings, payload: dict[str, Any]) -> bool:
-    """A run on the branch work lands on: WVO_WEBHOOK_BRANCH, else the repository's
-    default branch."""
-    run = payload.get("workflow_run") or {}
-    repository = payload.get("repository") or {}
+def _run(settings: Settings, event: str, payload: dict[str, Any]) -> webhooks.Run | None:
+    """A workflow run or check suite that ended, red or green, on the branch work lands on
+    (WVO_WEBHOOK_BRANCH, else the repository's default branch); None for anything else (one
+    cancelled or skipped says nothing, and a check suite of GitHub Actions is its workflow
+    runs', which say it already)."""
+    found = payload.get(event)
+    repository = payload.get("repository")
+    if event not in ("workflow_run", "check_suite") or not isinstance(found, dict):
+        return None
+    if not isinstance(repository, dict) or str(repository.get("full_name")).count("/") != 1:
+        return None
     wanted = settings.webhook_branch or str(repository.get("default_branch") or "main")
-    full = str(repository.get("full_name", ""))
-    return run.get("head_branch") == wanted and full.count("/") == 1
+    conclusion = found.get("conclusion")
+    if found.get("head_branch") != wanted or conclusion not in webhooks.RED | webhooks.GREEN:
+        return None
+    sha = str(found.get("head_sha") or "")
+    if event == "workflow_run":
+        name, key = str(found.get("name") or "workflow"), str(int(found.get("workflow_id") or 0))
+        url = str(found.get("html_url") or "")
+    else:
+        app = found.get("app") or {}
+        if not isinstance(app, dict) or app.get("slug") == "github-actions":
+            return None
+        name, key = str(app.get("name") or "checks"), f"app-{int(app.get('id') or 0)}"
+        url = f"{repository.get('html_url') or ''}/commit/{sha}"
+    return webhooks.Run(event, str(repository["full_name"]), name, key, wanted, sha, url,
+                        conclusion in webhooks.GREEN)  # fmt: skip
+
+
+async def _with_job(
+    run: webhooks.Run, payload: dict[str, Any], forge: Callable[[str], Forge | None]
+) -> webhooks.Run:
+    """A red run with its failing job's name and log tail, where the server has a token to
+    read them (without, or when GitHub cannot be asked, its task links to the run)."""
+    found = forge(run.repository)
+    if found is None:
+        return run
+    ident = int((payload.get(run.event) or {}).get("id") or 0)
+    reads = found.failed_job if run.event == "workflow_run" else found.failed_check
+    try:
+        job = await anyio.to_thread.run_sync(reads, ident)
+    except Fault:
+        return run
+    return dataclasses.replace(run, job=job)
 
 
 def route(settings: Settings, current: Callable[[], Orchestrator | None]) -> Route:
@@ -125,16 +156,11 @@ async def _deliver(
             return JSONResponse({"done": done})
         if event == "issue_comment" and _on_an_issue(payload):
             return await _comment(orchestrator, delivery, payload, forge)
-        run = payload.get("workflow_run")
-        if event == "workflow_run" and _ended(run) and _on_landing(settings, payload):
-            assert isinstance(run, dict)
-            done = await orchestrator.delivered_run(
-                delivery, str(payload["repository"]["full_name"]), str(run.get("name", "")),
-                int(run.get("workflow_id") or 0), str(run.get("head_branch", "")),
-                str(run.get("head_sha", "")), str(run.get("html_url", "")),
-                run.get("conclusion") in GREEN,
-            )  # fmt: skip
-            return JSONResponse({"done": done})
+        ended = _run(settings, event, payload)
+        if ended is not None:
+            if not ended.passed:
+                ended = await _with_job(ended, payload, forge)
+            return JSONResponse({"done": await orchestrator.delivered_run(delivery, ended)})
         await orchestrator.delivered(delivery, event)
     except ValidationFailed as exc:
         return _refused(409, str(exc))

@@ -29,10 +29,11 @@ from wvo_mcp.rules.pulls import (
     Requirements,
     Review,
 )
+from wvo_mcp.rules.webhooks import FailedJob
 
 __all__ = [
-    "Access", "Check", "Comment", "Forge", "Issue", "IssueComment", "Merged", "Method", "Pull",
-    "Repository", "Requirements", "Review",
+    "Access", "Check", "Comment", "FailedJob", "Forge", "Issue", "IssueComment", "Merged",
+    "Method", "Pull", "Repository", "Requirements", "Review",
 ]  # fmt: skip
 
 
@@ -103,6 +104,14 @@ class Forge(Protocol):
     def issues(self, label: str) -> list[Issue]:
         """Every issue with `label`, open or closed (not pull requests), with its
         sub-issues' numbers (tracker.py keeps their tasks in step)."""
+        ...
+
+    def failed_job(self, run_id: int) -> FailedJob | None:
+        """A workflow run's first failing job, with its log's tail (rules/webhooks.tail)."""
+        ...
+
+    def failed_check(self, suite_id: int) -> FailedJob | None:
+        """A check suite's first failing check run, with its output's tail."""
         ...
 
     def access(self, branch: str) -> list[Access]:

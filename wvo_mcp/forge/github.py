@@ -40,6 +40,7 @@ from wvo_mcp.forge import (
     Review,
 )
 from wvo_mcp.git.remote import redact
+from wvo_mcp.rules.webhooks import RED, FailedJob, tail
 
 PUBLIC_API = "https://api.github.com"
 PAGE = 100
@@ -423,6 +424,45 @@ class GitHub:
             ),
             f"closing issue #{number}",
         )
+
+    def failed_job(self, run_id: int) -> FailedJob | None:
+        found = self._ask(
+            partial(self._client.rest.actions.list_jobs_for_workflow_run, self.owner, self.name,
+                    run_id, filter_="latest", per_page=PAGE),
+            f"listing workflow run {run_id}'s jobs",
+        )  # fmt: skip
+        jobs = [j for j in found.get("jobs") or [] if j.get("conclusion") in RED]
+        if not jobs:
+            return None
+        job = jobs[0]
+        try:  # a redirect to the log's download, which GitHub keeps for a while only
+            log = self._call(
+                lambda: (
+                    self._client.rest.actions.download_job_logs_for_workflow_run(
+                        self.owner, self.name, int(job["id"])
+                    ).text
+                ),
+                f"reading job {job.get('name')!r}'s log",
+            )
+        except Fault as exc:
+            if exc.kind not in ("refused", "auth"):
+                raise
+            log = f"(its log could not be read: {exc})"
+        return FailedJob(str(job.get("name") or ""), str(job.get("html_url") or ""), tail(log))
+
+    def failed_check(self, suite_id: int) -> FailedJob | None:
+        found = self._ask(
+            partial(self._client.rest.checks.list_for_suite, self.owner, self.name, suite_id,
+                    filter_="latest", per_page=PAGE),
+            f"listing check suite {suite_id}'s check runs",
+        )  # fmt: skip
+        runs = [r for r in found.get("check_runs") or [] if r.get("conclusion") in RED]
+        if not runs:
+            return None
+        out = runs[0].get("output") or {}
+        text = "\n".join(str(out.get(k) or "") for k in ("title", "summary", "text"))
+        name, url = str(runs[0].get("name") or ""), str(runs[0].get("html_url") or "")
+        return FailedJob(name, url, tail(text))
 
     def access(self, branch: str) -> list[Access]:
         """Reads where the queue reads, and for writes a request GitHub refuses as invalid
