@@ -15,10 +15,12 @@ from pydantic import (
     PrivateAttr,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 from pydantic_core import to_jsonable_python
 
 from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.rules import schedules
 from wvo_mcp.rules.bounds import check_command
 from wvo_mcp.rules.routing import BreakerState, PassedOverReason
 from wvo_mcp.rules.transitions import Status
@@ -201,6 +203,25 @@ class TaskSpec(BaseModel):
         return value
 
 
+def _every(value: str) -> str:
+    return schedules.check(value)
+
+
+class ScheduledSpec(TaskSpec):
+    # A roadmap's task that comes back (`every:`, a person's to set: the tools take
+    # TaskSpec, which has no schedule). services/schedules.py keeps it.
+    every: Annotated[str, StringConstraints(max_length=100), AfterValidator(_every)] | None = None
+
+    @model_validator(mode="after")
+    def _named(self) -> "ScheduledSpec":
+        if self.every is not None and (self.id is None or len(self.id) > schedules.LONGEST_ID):
+            raise ValueError(
+                f"a task with `every` needs an id of at most {schedules.LONGEST_ID} characters "
+                "(each time it comes back is a task named after it: <id>.<YYYYMMDD-HHMM>)"
+            )
+        return self
+
+
 def _batch_small(tasks: list[TaskSpec]) -> list[TaskSpec]:
     # The fields as given (defaults left out), so the size is close to what was sent:
     # each task's JSON, plus the brackets and the commas between them.
@@ -357,6 +378,17 @@ class Inbox(BaseModel):
     questions: list[Question]
 
 
+class Scheduled(BaseModel):
+    """A schedule (services/schedules.py): its newest task, and when the next comes."""
+
+    id: str
+    every: str
+    last_task: str
+    last_status: str | None  # None: that task is gone
+    next_at: str  # once last_task is done or cancelled
+    stopped: bool = False
+
+
 class CreateResult(BaseModel):
     created: list[str]
     ready: list[str] = Field(description="Created tasks that can be claimed now")
@@ -503,6 +535,9 @@ class StatusReport(BaseModel):
     )
     top_ready: list[RankedTask]
     dead_letters: list[TaskSummary]
+    scheduled: list[Scheduled] = Field(
+        default_factory=list, description="Tasks that come back, each with its next time"
+    )
 
 
 SectionName = Annotated[

@@ -19,6 +19,7 @@ from wvo_mcp.config import Settings
 from wvo_mcp.models import Observation
 from wvo_mcp.providers import Providers
 from wvo_mcp.services import health as checks
+from wvo_mcp.services import schedules
 from wvo_mcp.store import Database
 from wvo_mcp.telemetry import Telemetry
 
@@ -188,7 +189,10 @@ class HealthMonitor:
         self.telemetry.lease_expiries(done["requeue"])
 
     async def _housekeeping(self, db: Database, now: datetime) -> None:
-        """The leader's chores: a backup when one is due, and pruning old events hourly."""
+        """The leader's chores: the tasks whose schedule's time came, a backup when one is
+        due, and pruning old events hourly."""
+        for task_id in await db.write(partial(schedules.due, now=now)):
+            log.info("health monitor: scheduled task %s made", task_id)
         s = self.settings
         # PostgreSQL is backed up with its own tools (docs/postgres.md).
         if (

@@ -32,6 +32,7 @@ from wvo_mcp.models import (
     PlanNextResult,
     ProviderStatusReport,
     RouteDecision,
+    Scheduled,
     StatusReport,
     TaskDetail,
     TaskPage,
@@ -62,6 +63,7 @@ from wvo_mcp.services import (
     route_figures,
     routes,
     scheduler,
+    schedules,
     tasks,
     tokens,
     usage,
@@ -108,7 +110,7 @@ class Orchestrator:
 
     async def create_tasks(self, specs: Sequence[TaskSpec], actor: str) -> CreateResult:
         return await self.db.write(
-            partial(tasks.create_tasks, specs=specs, actor=actor, now=self.clock())
+            partial(schedules.create_tasks, specs=specs, actor=actor, now=self.clock())
         )
 
     async def update_roadmap(
@@ -118,8 +120,18 @@ class Orchestrator:
         if dry_run:
             return await self.db.read(partial(roadmap_update.plan, specs=specs))
         return await self.db.write(
-            partial(roadmap_update.apply, specs=specs, actor=actor, now=self.clock())
+            partial(schedules.apply_roadmap, specs=specs, actor=actor, now=self.clock())
         )
+
+    async def schedules_due(self) -> list[str]:
+        """The tasks made because their schedule's time came (the monitor's leader's tick)."""
+        return await self.db.write(partial(schedules.due, now=self.clock()))
+
+    async def schedules(self) -> list[Scheduled]:
+        return await self.db.read(schedules.listed)
+
+    async def unschedule(self, schedule: str) -> str:
+        return await self.db.write(partial(schedules.stop, schedule=schedule, now=self.clock()))
 
     async def delivered_issue(
         self, delivery: str, repository: str, issue: Issue, label: str

@@ -9,7 +9,7 @@ import yaml
 from pydantic import ValidationError
 
 from wvo_mcp.errors import ValidationFailed
-from wvo_mcp.models import MAX_METADATA_DEPTH, TaskSpec
+from wvo_mcp.models import MAX_METADATA_DEPTH, ScheduledSpec, TaskSpec
 
 FORMAT_VERSION = 1
 
@@ -38,13 +38,13 @@ def parse(text: str, source: str = "roadmap", *, as_json: bool = False) -> list[
     version = document.get("version", FORMAT_VERSION)
     if type(version) is not int or version != FORMAT_VERSION:  # True == 1.0 == 1 in Python
         raise ValidationFailed(f"{source}: version {version!r} is unknown; expected 1")
-    specs = []
+    specs: list[TaskSpec] = []
     for index, entry in enumerate(document["tasks"]):
         label = f"{source}: task #{index + 1}"
         if isinstance(entry, dict) and "id" in entry:
             label += f" ({entry['id']})"
         try:
-            specs.append(TaskSpec.model_validate(entry))
+            specs.append(ScheduledSpec.model_validate(entry))
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in err['loc']) or 'entry'}: "

@@ -399,6 +399,22 @@ def test_pull_requests_show_their_link_and_what_they_wait_for() -> None:
     assert "javascript:" not in shown and "<script>" not in shown
 
 
+def test_schedules_show_their_newest_task_and_next_time_escaped() -> None:
+    from wvo_mcp.edge.dashboard import render
+    from wvo_mcp.models import Scheduled
+
+    found = [
+        Scheduled(id="deps", every="0 6 * * 1", last_task="deps.20261130-0600",
+                  last_status="done", next_at="2026-12-07T06:00:00.000Z"),
+        Scheduled(id=HOSTILE, every="1d", last_task=HOSTILE, last_status=None,
+                  next_at="x", stopped=True),
+    ]  # fmt: skip
+    shown = render.scheduled(found)
+    assert "<time>2026-12-07T06:00:00.000Z</time>" in shown and "(done)" in shown
+    assert "stopped" in shown and "(gone)" in shown and "<script>" not in shown
+    assert render.scheduled([]) == ""
+
+
 def test_the_routes_section_shows_each_routes_figures_escaped() -> None:
     """Names come from the providers file and the store: shown as text. Each route's
     figures and state, where a fresh task goes and why, and the policy line."""

@@ -27,6 +27,7 @@ COMMANDS: tuple[Command, ...] = (
     serve.TOKENS,
     roadmap.IMPORT,
     roadmap.EXPORT,
+    roadmap.SCHEDULES,
     reports.STATUS,
     reports.HEALTH,
     reports.PROVIDERS,

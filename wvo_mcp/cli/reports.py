@@ -7,6 +7,7 @@ import anyio
 
 from wvo_mcp.cli.command import Command, opened
 from wvo_mcp.cli.output import print_json, say, show, table
+from wvo_mcp.cli.roadmap import show_schedules
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.orchestrator import Orchestrator
@@ -71,6 +72,9 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
             if (b := t.breakdown) is not None  # the status report explains every score
         ],
     )
+    if report.scheduled:
+        show("\nscheduled (`wvo-mcp schedules`):\n")
+        show_schedules(report.scheduled)
     routes = [f"  {t.id}: {t.route}" for t in report.top_ready if t.route]
     if routes:
         show("\nroutes:\n" + "\n".join(routes) + "\n")

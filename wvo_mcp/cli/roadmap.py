@@ -18,6 +18,7 @@ from wvo_mcp.errors import ValidationFailed
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from wvo_mcp.models import Scheduled
     from wvo_mcp.services.roadmap_update import RoadmapUpdate
     from wvo_mcp.tracker import Synced
 
@@ -213,6 +214,40 @@ def _print_sync(
         say(f"  {line}")
 
 
+def cmd_schedules(settings: Settings, args: argparse.Namespace) -> None:
+    """Tasks that come back (a roadmap entry's `every:`), each with its newest task and
+    when the next comes; --stop ID ends one (its open task stays)."""
+    from wvo_mcp.cli.output import print_json
+
+    if args.stop:
+        say(anyio.run(lambda: opened(settings, lambda o: o.unschedule(args.stop))))
+        return
+    found = anyio.run(lambda: opened(settings, lambda o: o.schedules()))
+    if args.json:
+        print_json([s.model_dump(mode="json") for s in found])
+        return
+    show_schedules(found)
+
+
+def show_schedules(found: "list[Scheduled]") -> None:
+    from wvo_mcp.cli.output import table
+    from wvo_mcp.rules.text import plain
+
+    table(
+        ["schedule", "every", "last task", "its status", "next"],
+        [
+            [plain(s.id), s.every, plain(s.last_task), s.last_status or "gone",
+             "stopped" if s.stopped else s.next_at]
+            for s in found
+        ],
+    )  # fmt: skip
+
+
+def _schedules_arguments(schedules: argparse.ArgumentParser) -> None:
+    schedules.add_argument("--stop", metavar="ID", help="Stop this schedule.")
+    schedules.add_argument("--json", action="store_true", help="As JSON.")
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -279,3 +314,4 @@ def _export_arguments(export: argparse.ArgumentParser) -> None:
 
 IMPORT = Command("import", cmd_import, _import_arguments)
 EXPORT = Command("export", cmd_export, _export_arguments)
+SCHEDULES = Command("schedules", cmd_schedules, _schedules_arguments)

@@ -7,7 +7,7 @@ from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.models import StatusReport
 from wvo_mcp.providers import Providers
-from wvo_mcp.services import rows
+from wvo_mcp.services import rows, schedules
 from wvo_mcp.services.scheduler import plan_next
 from wvo_mcp.store import Tx
 
@@ -70,6 +70,7 @@ def status_report(
         stopped=stopped,
         top_ready=plan.tasks,
         dead_letters=[rows.summary(r) for r in tx.all("dead_letters", (20,))],
+        scheduled=schedules.listed(tx, 20),
     )
 
 

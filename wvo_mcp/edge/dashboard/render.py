@@ -18,6 +18,7 @@ from wvo_mcp.models import (
     Inbox,
     LandingQueue,
     ProviderStatusReport,
+    Scheduled,
 )
 from wvo_mcp.services.board import AgentRow, Board, Card, Column, Filters
 from wvo_mcp.services.route_figures import ClassRoutes, RouteBoard
@@ -756,6 +757,26 @@ def _runs(runs: list[dict[str, Any]], can_act: bool) -> str:
             "</ul></section>"
         )
     return "".join(parts)
+
+
+def scheduled(found: list[Scheduled]) -> str:
+    """Tasks that come back: each schedule's newest task and when the next comes."""
+    if not found:
+        return ""
+    e = escape
+    rows = "".join(
+        f'<tr class="schedule" data-id="{e(s.id)}"><td>{e(s.id)}</td><td>{e(s.every)}</td>'
+        f'<td><a class="open" href="{task_url(s.last_task)}">{e(s.last_task)}</a> '
+        f"({e(s.last_status or 'gone')})</td>"
+        f'<td class="next">{"stopped" if s.stopped else f"<time>{e(s.next_at)}</time>"}</td></tr>'
+        for s in found
+    )
+    return (
+        '<section class="scheduled"><h3>Scheduled</h3><table class="scheduled"><thead><tr>'
+        "<th>schedule</th><th>every</th><th>newest task</th><th>next</th></tr></thead>"
+        f'<tbody>{rows}</tbody></table><p class="note">The next comes at its time once the '
+        "newest is done or cancelled (`wvo-mcp schedules`).</p></section>"
+    )
 
 
 def inbox(found: Inbox, can_act: bool) -> str:

@@ -344,7 +344,7 @@ class Dashboard:
         elif name == "health":
             html = render.health(
                 await db.health_report(), await db.done_per_hour(CHART_HOURS), await self._backups()
-            )
+            ) + render.scheduled(await db.schedules())
         elif name == "inbox":
             html = render.inbox(await db.inbox(), caller.role == "person")
         elif name == "autopilot":

@@ -1150,3 +1150,35 @@ ORDER BY e.id DESC LIMIT 1;
 -- name: post_release
 -- A claim given up unfinished (the forge failed): any host's next pass tries again.
 DELETE FROM forge_posts WHERE key = :key AND done_at IS NULL;
+
+-- name: schedule_of
+SELECT * FROM schedules WHERE id = :id;
+
+-- name: schedule_insert
+INSERT INTO schedules (id, every, spec, last_task, next_at)
+VALUES (:id, :every, :spec, :id, :next_at);
+
+-- name: schedule_update
+-- An edited roadmap's schedule: its definition, and its next time when `every` changed.
+UPDATE schedules SET every = :every, spec = :spec, next_at = :next_at, stopped_at = NULL
+WHERE id = :id;
+
+-- name: schedules_due
+-- Schedules whose time came and whose last task is over (or gone).
+SELECT s.* FROM schedules s LEFT JOIN tasks t ON t.id = s.last_task
+WHERE s.stopped_at IS NULL AND s.next_at <= :now
+    AND (t.status IS NULL OR t.status IN ('done', 'cancelled'))
+ORDER BY s.next_at LIMIT 100;
+
+-- name: schedule_made
+-- The task a schedule made, moved from the one this host read (0 rows: another did it).
+UPDATE schedules SET last_task = :task, next_at = :next_at
+WHERE id = :id AND last_task = :was AND stopped_at IS NULL;
+
+-- name: schedules_listed
+SELECT s.id, s.every, s.last_task, s.next_at, s.stopped_at, t.status AS last_status
+FROM schedules s LEFT JOIN tasks t ON t.id = s.last_task
+ORDER BY s.stopped_at IS NOT NULL, s.next_at, s.id LIMIT :limit;
+
+-- name: schedule_stop
+UPDATE schedules SET stopped_at = :now WHERE id = :id AND stopped_at IS NULL;
