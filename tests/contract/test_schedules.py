@@ -101,3 +101,11 @@ def test_a_schedule_that_is_not_one_says_what_is_accepted() -> None:
             ScheduledSpec.model_validate({**WEEKLY, "every": every})
     with pytest.raises(ValueError, match="needs an id"):
         ScheduledSpec.model_validate({"title": "t", "every": "1d"})
+
+
+async def test_an_export_imported_again_keeps_its_schedules(
+    world: World, orch: Orchestrator
+) -> None:
+    await orch.create_tasks([ScheduledSpec.model_validate(WEEKLY)], "p")
+    exported = await orch.export_tasks()
+    assert [e.get("every") for e in exported] == ["0 6 * * 1"]

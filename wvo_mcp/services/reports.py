@@ -79,11 +79,14 @@ def export_tasks(tx: Tx) -> list[dict[str, Any]]:
     deps: dict[str, list[str]] = {}
     for row in tx.all("all_dependencies"):
         deps.setdefault(row["task_id"], []).append(row["depends_on_id"])
+    every = {s.id: s.every for s in schedules.listed(tx, 100_000) if not s.stopped}
     exported = []
     for row in tx.all("all_tasks"):
         entry = rows.roadmap_entry(row)
         if row["id"] in deps:
             entry["depends_on"] = deps[row["id"]]
+        if row["id"] in every:  # a schedule's first task: imported again, the schedule too
+            entry["every"] = every[row["id"]]
         exported.append(entry)
     return exported
 
