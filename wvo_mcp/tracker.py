@@ -59,8 +59,9 @@ async def sync(
     issues = await anyio.to_thread.run_sync(forge.issues, label)
     opened = [i for i in issues if i.state == "open"]
     numbers = {i.number for i in opened}
+    labelled = {i.number for i in issues}  # a closed one's task is over: still a dependency
     specs = [
-        TaskSpec.model_validate(issue_tasks.definition(repository, i, numbers, table))
+        TaskSpec.model_validate(issue_tasks.definition(repository, i, labelled, table))
         for i in sorted(opened, key=lambda i: i.number)
     ]
     # Closed, then reopened: wanted again.

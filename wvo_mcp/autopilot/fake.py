@@ -57,6 +57,8 @@ metadata.fake_usage ({input_tokens, output_tokens}) is what its result line repo
 A worker whose processes outlive it (tests/autopilot/test_leftovers.py): scatter starts
 three sleepers marked `wvo-scatter-<task>` (one in its process group, one in a session of its
 own, one a double-forked daemon), checkpoints "scattered", then hangs.
+A task's description may carry any of these as a model would read them: a ```wvo-fake block
+of JSON (tests/forge's issue bodies).
 Any mode waits first when metadata.fake_wait names a file: it says so with `<name>.waiting`
 in its repository and waits (heartbeating) until the file appears there.
 metadata.fake_files ({path: text}) are written before an ordinary commit;
@@ -465,6 +467,14 @@ async def plan(text: str, server: Server) -> int:
     return 1 if created.is_error else 0
 
 
+def asked_of(description: str) -> dict[str, Any]:
+    """What a task's words ask of it, as a model reads a task's description: a ```wvo-fake
+    block of JSON, read as metadata (how a test's issue body makes its worker wait or ask)."""
+    found = re.search(r"```wvo-fake\n(.*?)\n```", description, re.DOTALL)
+    asked = json.loads(found.group(1)) if found else {}
+    return asked if isinstance(asked, dict) else {}
+
+
 def mode_of(metadata: dict[str, Any], agent_id: str, model: str, resumed: bool) -> str:
     """How this run behaves (metadata.fake), here: `ok` where it misbehaves elsewhere."""
     mode: str = metadata.get("fake", "ok")
@@ -541,7 +551,7 @@ async def work(text: str, model: str, server: Server) -> int:
             return answer.structured_content or {}
 
         task = await call("task_get", task_id=task_id)
-        metadata = task.get("metadata", {})
+        metadata = {**task.get("metadata", {}), **asked_of(task.get("description") or "")}
         resumed = "An earlier attempt got this far" in text
         mode = mode_of(metadata, agent_id, model, resumed)
         USED.update(metadata.get("fake_usage", {}))

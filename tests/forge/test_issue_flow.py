@@ -1,0 +1,105 @@
+"""From labelled issues to landed, closed issues, end to end: the test forge keeps the
+issues, `import github:` keeps them in step with tasks, and the autopilot's fake workers
+(in their sandboxes) do them and land them. An issue is edited and another closed while the
+autopilot runs; a worker's question is asked on its issue and answered there by a writer;
+every issue whose task landed is closed with the commit named, once."""
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from tests.autopilot.conftest import autopilot, git, make_project
+from tests.conftest import wvo
+from tests.forge.description import available
+from tests.forge.server import TOKEN, Forge
+from tests.security.tenancy import started, until, worktree
+
+pytestmark = [
+    pytest.mark.process,
+    pytest.mark.slow,
+    pytest.mark.skipif(not available(), reason="no @octokit/openapi (scripts/setup)"),
+]
+LANDS = ("--merge", "merge", "--onto", "integration", "--check", "true")
+
+
+@pytest.fixture
+def forge(tmp_path: Path) -> Iterator[Forge]:
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    git(seed, "init", "-q", "-b", "main")
+    (seed / "README.md").write_text("the tracker's repository\n")
+    git(seed, "add", "-A")
+    git(seed, "commit", "-qm", "start")
+    with Forge(tmp_path, seed) as found:
+        yield found
+        assert found.violations == [], found.violations[:5]
+
+
+def asks(**fake: Any) -> str:
+    """An issue body that tells the fake worker what to do, as its words tell a model."""
+    return f"```wvo-fake\n{json.dumps(fake)}\n```"
+
+
+def task(number: int) -> str:
+    return f"gh/team/project/{number}"
+
+
+def test_labelled_issues_land_and_close_with_their_commits_named(
+    forge: Forge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project(tmp_path)
+    repo = project["repo"]
+    git(repo, "branch", "integration")
+    monkeypatch.setenv("WVO_FORGE_TOKEN", TOKEN)
+
+    def sync() -> str:
+        done = wvo(project["state"], "import", "github:team/project", "--forge-api", forge.api)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    plain: list[int] = []
+    for n in range(17):  # in chains of four: each blocked by the one before
+        blocked = f" Blocked by #{plain[-1]}." if n % 4 and plain else ""
+        plain.append(forge.open_issue(f"change {n}", f"Write its file.{blocked}"))
+    asker = forge.open_issue("Pick a licence", asks(fake="ask", fake_question="MIT or Apache?"))
+    edited = forge.open_issue("Use the licence", f"Blocked by #{asker}.")
+    closed = forge.open_issue("Maybe later", asks(fake_wait="go"))
+    assert "20 task(s) created" in sync()
+
+    with started(project, *LANDS) as pilot:
+        waits = worktree(project, quote(task(closed), safe="")) / "go.waiting"
+        until(pilot, "the worker that waits", waits.exists)
+        forge.edit_issue(edited, title="Use the chosen licence")
+        forge.edit_issue(closed, state="closed")
+        said = sync()
+        assert "1 updated" in said and "1 cancelled (issue closed)" in said, said
+        pilot.finish()  # nothing claimable is left: the asker waits for a person
+
+    sync()  # each pass asks and closes what is there to: this one, or the one mid-run
+    [question] = [c for c in forge.said if c.number == asker]
+    assert "MIT or Apache?" in question.body
+    assert sum("Landed" in c.body for c in forge.said) == 17
+    forge.roles["lead"] = "write"
+    forge.comment_as("lead", asker, "MIT.")
+    assert f"{task(asker)}: answered by @lead" in sync()
+    ran = autopilot(project, *LANDS)
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    assert sync().count("its task landed: commented on and closed") == 2
+
+    landed = [c for c in forge.said if "Landed" in c.body]
+    assert sorted(c.number for c in landed) == sorted([*plain, asker, edited])
+    for comment in landed:
+        commit = comment.body.split("Landed as ", 1)[1].split(" ", 1)[0]
+        on = subprocess.run(["git", "merge-base", "--is-ancestor", commit, "integration"],
+                            cwd=repo, capture_output=True)  # fmt: skip
+        assert on.returncode == 0, f"#{comment.number} names {commit}, not on integration"
+    assert all(forge.issues[n].state == "closed" for n in [*plain, asker, edited])
+    assert git(repo, "show", "integration:answer.txt").strip() == "MIT."
+    tree = git(repo, "ls-tree", "-r", "--name-only", "integration")
+    assert task(closed) not in tree and task(edited) in tree
+    assert sync().count("Landed") == 0 and len([c for c in forge.said if "Landed" in c.body]) == 19
