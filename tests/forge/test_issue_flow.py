@@ -11,13 +11,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import pytest
 
 from tests.autopilot.conftest import autopilot, git, make_project
-from tests.conftest import wvo
+from tests.conftest import open_db, wvo
+from tests.forge import deliveries
 from tests.forge.description import available
 from tests.forge.server import TOKEN, Forge
+from tests.http.conftest import http_server
 from tests.security.tenancy import started, until, worktree
+from wvo_mcp.rules.webhooks import signature
 
 pytestmark = [
     pytest.mark.process,
@@ -103,3 +107,39 @@ def test_labelled_issues_land_and_close_with_their_commits_named(
     tree = git(repo, "ls-tree", "-r", "--name-only", "integration")
     assert task(closed) not in tree and task(edited) in tree
     assert sync().count("Landed") == 0 and len([c for c in forge.said if "Landed" in c.body]) == 19
+
+
+def test_a_red_run_makes_one_task_whose_fix_lands(forge: Forge, tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    repo = project["repo"]
+    git(repo, "branch", "integration")
+    forge.workflow_run(7001, [("test", "failure", "FAILED test_login - assert 401 == 200\n")])
+    repository = {"full_name": "team/project", "name": "project", "default_branch": "main",
+                  "html_url": f"{forge.web}/team/project"}  # fmt: skip
+    run = {"id": 7001, "name": "CI", "workflow_id": 31, "head_branch": "main",
+           "head_sha": "c" * 40, "conclusion": "failure", "status": "completed",
+           "html_url": f"{forge.web}/team/project/actions/runs/7001"}  # fmt: skip
+    red = json.dumps(deliveries.payload("workflow_run", "completed", workflow_run=run,
+                                        repository=repository)).encode()  # fmt: skip
+    secret = "the-webhook-secret"
+    with http_server(project["state"], WVO_WEBHOOK_SECRET=secret, WVO_FORGE_TOKEN=TOKEN,
+                     WVO_FORGE_API=forge.api) as server:  # fmt: skip
+
+        def deliver(delivery: str) -> str:
+            headers = {"X-GitHub-Delivery": delivery, "X-GitHub-Event": "workflow_run",
+                       "X-Hub-Signature-256": signature(secret, red)}  # fmt: skip
+            answer = httpx.post(f"{server.base}/webhooks/github", content=red,
+                                headers=headers, timeout=30)  # fmt: skip
+            assert answer.status_code == 200, answer.text
+            return str(answer.json()["done"])
+
+        made = "gh/team/project/red/31/cccccccccccc"
+        assert deliver("r-1") == f"{made}: created"
+        assert "red already" in deliver("r-2")  # GitHub's redelivery: a new id, one task
+    ran = autopilot(project, *LANDS)
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    assert f"landed {made} onto integration" in ran.stdout
+    with open_db(project["state"]) as db:
+        rows = db.execute("SELECT id, status FROM tasks").fetchall()
+    assert [tuple(r) for r in rows] == [(made, "done")]
+    assert made in git(repo, "ls-tree", "-r", "--name-only", "integration")
