@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ROOT, connect, wvo
+from tests.conftest import ROOT, Store, connect, wvo
 from tests.forge import deliveries
 from tests.forge.description import available
 from tests.forge.server import TOKEN, Forge
@@ -190,11 +190,14 @@ async def test_a_question_is_asked_on_its_issue_and_only_a_writer_answers_it(
 @pytest.mark.process
 @pytest.mark.anyio
 async def test_the_same_sync_on_two_hosts_at_once_makes_and_writes_nothing_twice(
-    forge: Forge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    forge: Forge, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    state = tmp_path / "state"
+    """On SQLite, two processes on one file; on PostgreSQL, as two hosts would."""
+    state = store.state_root
     numbers = [forge.open_issue(f"task {n}", "blocked by #1" if n else "") for n in range(6)]
     monkeypatch.setenv("WVO_FORGE_TOKEN", TOKEN)
+    for key, value in store.env.items():
+        monkeypatch.setenv(key, value)
     command = [sys.executable, "-P", "-m", "wvo_mcp", "--state-root", str(state), "import",
                "github:team/project", "--forge-api", forge.api]  # fmt: skip
 
@@ -208,8 +211,8 @@ async def test_the_same_sync_on_two_hosts_at_once_makes_and_writes_nothing_twice
     first = both()
     created = [int(out.split(" task(s) created")[0].rsplit(" ", 1)[-1]) for out in first]
     assert sum(created) == 6, first
-    assert len(tasks(state)) == 6
-    async with connect(state, WVO_AGENT_ID="worker", **QUIET) as worker:
+    assert store.rows("SELECT count(*) AS n FROM tasks") == [{"n": 6}]
+    async with connect(state, WVO_AGENT_ID="worker", **QUIET, **store.env) as worker:
         for number in numbers[:3]:
             task = f"gh/team/project/{number}"
             claim = await worker.call("claim_task", task_id=task)
