@@ -44,7 +44,8 @@ def parse(text: str, source: str = "roadmap", *, as_json: bool = False) -> list[
         if isinstance(entry, dict) and "id" in entry:
             label += f" ({entry['id']})"
         try:
-            specs.append(ScheduledSpec.model_validate(entry))
+            scheduled = isinstance(entry, dict) and "every" in entry
+            specs.append((ScheduledSpec if scheduled else TaskSpec).model_validate(entry))
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in err['loc']) or 'entry'}: "

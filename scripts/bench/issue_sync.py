@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """`wvo-mcp import github:OWNER/REPO --label wvo` on a repository of many labelled issues:
 the wall time of a first sync (every issue a new task) and of a re-run with nothing
-changed, and the API calls each made.
+changed, and the API calls each made; then `--every 1`'s passes with nothing changed, and
+how many of their calls GitHub would count against the rate limit.
 
     python -m scripts.bench.issue_sync [--issues 1000] [--repeats 3]
 
@@ -29,6 +30,8 @@ from scripts.bench.lib import ROOT, BenchError, Report, log
 from tests.forge.description import available
 from tests.forge.server import TOKEN, Forge
 
+PASSES = 5  # of a watching sync, after its first
+
 
 def one_run(issues: int) -> dict[str, float]:
     work = Path(tempfile.mkdtemp(prefix="wvo-bench-issues-"))
@@ -52,11 +55,43 @@ def one_run(issues: int) -> dict[str, float]:
                 found[f"{label}_calls"] = len(forge.requests) - before
                 if done.returncode != 0:
                     raise BenchError(f"the sync failed: {done.stderr[-2000:]}")
+            found.update(watched(forge, [*argv, "--every", "1"], env))
             if forge.violations:
                 raise BenchError(f"the forge was asked out of its description: {forge.violations}")
         return found
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def watched(forge: Forge, argv: list[str], env: dict[str, str]) -> dict[str, float]:
+    """`--every 1` on the synced state: PASSES passes after its first (whose answers it has
+    then cached), each one's calls and how many GitHub would count (all but the 304s)."""
+    comments = "/repos/team/project/issues/comments"
+
+    before = len(forge.requests)
+
+    def passes() -> int:
+        return sum(path == comments for _, path, _ in list(forge.requests)[before:])
+
+    with subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL) as watch:
+        try:
+            deadline = time.monotonic() + 600
+            while passes() < 1:  # a pass ends by reading the comments
+                if time.monotonic() > deadline or watch.poll() is not None:
+                    raise BenchError("the watching sync made no pass")
+                time.sleep(0.05)
+            start, first = len(forge.requests), passes()
+            while passes() < first + PASSES:
+                if time.monotonic() > deadline or watch.poll() is not None:
+                    raise BenchError("the watching sync stopped making passes")
+                time.sleep(0.05)
+            seen = list(forge.requests)[start:]
+        finally:
+            watch.terminate()
+            watch.wait(timeout=60)
+    calls = len(seen) / PASSES
+    counted = sum(status != 304 for _, _, status in seen) / PASSES
+    return {"watch_calls": calls, "watch_counted": counted}
 
 
 def main() -> None:
@@ -77,6 +112,8 @@ def main() -> None:
     report.info("first sync: API calls", median["first_calls"], "")
     report.info("re-run, nothing changed", median["again_s"], "s")
     report.info("re-run: API calls", median["again_calls"], "")
+    report.info("--every, each pass with nothing changed: API calls", median["watch_calls"], "")
+    report.info("--every: of which GitHub counts (not 304)", median["watch_counted"], "")
     print(report.table())
 
 

@@ -5,7 +5,6 @@ to do."""
 
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,19 +23,6 @@ def _git(repo: Path, *args: str) -> str:
     return subprocess.run(
         command, cwd=repo, check=True, capture_output=True, text=True
     ).stdout.strip()
-
-
-@pytest.fixture
-def forge(tmp_path: Path) -> Iterator[Forge]:
-    seed = tmp_path / "seed"
-    seed.mkdir()
-    _git(seed, "init", "-q", "-b", "main")
-    (seed / "check.sh").write_text("echo checked\n")
-    _git(seed, "add", "-A")
-    _git(seed, "commit", "-qm", "start")
-    with Forge(tmp_path, seed) as found:
-        yield found
-        assert found.violations == []
 
 
 def _branch(forge: Forge, name: str, files: dict[str, str]) -> str:

@@ -3,7 +3,6 @@ sync makes it from the test forge's issue, the model (scripted, on 127.0.0.1) cl
 reads it with task_get and finishes it; what it was shown is the issue's body, as data."""
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -47,22 +46,13 @@ class ReadsItsTask(ScriptedModel):
 
 
 def test_claude_code_claims_an_issue_born_task_and_reads_its_body(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    forge: Forge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seed = tmp_path / "seed"
-    seed.mkdir()
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost"]
-    subprocess.run([*git, "init", "-q", "-b", "main"], cwd=seed, check=True)
-    (seed / "README.md").write_text("a project\n")
-    subprocess.run([*git, "add", "-A"], cwd=seed, check=True)
-    subprocess.run([*git, "commit", "-qm", "start"], cwd=seed, check=True)
     state = tmp_path / "state"
-    with Forge(tmp_path, seed) as forge:
-        number = forge.open_issue("Log in with a token", BODY, ("wvo", "size: s"))
-        monkeypatch.setenv("WVO_FORGE_TOKEN", TOKEN)
-        synced = wvo(state, "import", "github:team/project", "--forge-api", forge.api)
-        assert synced.returncode == 0, synced.stderr
-        assert forge.violations == []
+    number = forge.open_issue("Log in with a token", BODY, ("wvo", "size: s"))
+    monkeypatch.setenv("WVO_FORGE_TOKEN", TOKEN)
+    synced = wvo(state, "import", "github:team/project", "--forge-api", forge.api)
+    assert synced.returncode == 0, synced.stderr
     task_id = f"gh/team/project/{number}"
     model = ReadsItsTask()
     drive_claude(model, {"mcpServers": {"wvo": worker_server(state)}}, tmp_path,

@@ -6,7 +6,6 @@ every issue whose task landed is closed with the commit named, once."""
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -29,19 +28,6 @@ pytestmark = [
     pytest.mark.skipif(not available(), reason="no @octokit/openapi (scripts/setup)"),
 ]
 LANDS = ("--merge", "merge", "--onto", "integration", "--check", "true")
-
-
-@pytest.fixture
-def forge(tmp_path: Path) -> Iterator[Forge]:
-    seed = tmp_path / "seed"
-    seed.mkdir()
-    git(seed, "init", "-q", "-b", "main")
-    (seed / "README.md").write_text("the tracker's repository\n")
-    git(seed, "add", "-A")
-    git(seed, "commit", "-qm", "start")
-    with Forge(tmp_path, seed) as found:
-        yield found
-        assert found.violations == [], found.violations[:5]
 
 
 def asks(**fake: Any) -> str:

@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,20 +24,6 @@ from wvo_mcp.rules.webhooks import signature
 
 pytestmark = pytest.mark.skipif(not available(), reason="no @octokit/openapi (scripts/setup)")
 QUIET = {"WVO_AUTOPILOT_HEALTH_INTERVAL_MS": 0, "WVO_OTEL_ENABLED": 0}
-
-
-@pytest.fixture
-def forge(tmp_path: Path) -> Iterator[Forge]:
-    seed = tmp_path / "seed"
-    seed.mkdir()
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost"]
-    subprocess.run([*git, "init", "-q", "-b", "main"], cwd=seed, check=True)
-    (seed / "README.md").write_text("a project\n")
-    subprocess.run([*git, "add", "-A"], cwd=seed, check=True)
-    subprocess.run([*git, "commit", "-qm", "start"], cwd=seed, check=True)
-    with Forge(tmp_path, seed) as found:
-        yield found
-        assert found.violations == [], found.violations[:5]
 
 
 def sync(forge: Forge, state: Path, monkeypatch: pytest.MonkeyPatch) -> str:

@@ -8,6 +8,8 @@ import hmac
 import re
 from dataclasses import dataclass
 
+from wvo_mcp.rules.text import shown
+
 MAX_BYTES = 1024 * 1024  # GitHub caps a payload at 25 MB; an issue's event is a few KB
 PREFIX = "sha256="
 
@@ -29,7 +31,7 @@ RED = frozenset({"failure", "timed_out", "startup_failure"})  # a run's or job's
 GREEN = frozenset({"success"})
 LOG_LINES = 60  # of a failing job's log, in its red task's description
 LOG_CHARS = 6000
-_CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # a terminal's colour or cursor move
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class FailedJob:
 def tail(log: str) -> str:
     """A log's last lines as plain text: terminal escapes and control characters dropped
     (it is shown to agents and people as data), at most LOG_LINES lines and LOG_CHARS."""
-    lines = _CONTROL.sub("", log.replace("\r\n", "\n")).rstrip("\n").split("\n")
+    lines = shown(_ESCAPE.sub("", log.replace("\r\n", "\n"))).rstrip("\n").split("\n")
     return "\n".join(lines[-LOG_LINES:])[-LOG_CHARS:]
 
 
