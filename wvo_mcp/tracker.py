@@ -19,7 +19,7 @@ from functools import partial
 
 import anyio.to_thread
 
-from wvo_mcp.errors import Fault, NotFound
+from wvo_mcp.errors import Fault, ValidationFailed
 from wvo_mcp.forge import Forge, IssueComment
 from wvo_mcp.models import TaskSpec
 from wvo_mcp.orchestrator import Orchestrator
@@ -64,15 +64,18 @@ async def sync(
         TaskSpec.model_validate(issue_tasks.definition(repository, i, labelled, table))
         for i in sorted(opened, key=lambda i: i.number)
     ]
+    # One read of every issue task's status serves the moves below: each move touches only
+    # tasks whose status the others leave alone.
+    status = await orchestrator.tasks_under(issue_tasks.task_id(repository, 0)[:-1])
     # Closed, then reopened: wanted again.
-    revived = await _move(orchestrator, repository, opened, actor,
+    revived = await _move(orchestrator, repository, opened, status, actor,
                           lambda s: s == Status.CANCELLED, Status.PENDING, "reopened")  # fmt: skip
     update = await orchestrator.update_roadmap(specs, actor)
     closed = [i for i in issues if i.state != "open"]
-    cancelled = await _move(orchestrator, repository, closed, actor,
+    cancelled = await _move(orchestrator, repository, closed, status, actor,
                             lambda s: s not in FINAL, Status.CANCELLED, "closed")  # fmt: skip
     done = Synced(len(issues), update, cancelled, 0, revived)
-    done.finished = await _finish(orchestrator, forge, repository, opened, on_landed)
+    done.finished = await _finish(orchestrator, forge, repository, opened, status, on_landed)
     done.asked = await _ask(orchestrator, forge, repository, numbers)
     done.said = await _read(orchestrator, forge, repository, numbers)
     done.calls = forge.calls - before
@@ -81,22 +84,22 @@ async def sync(
 
 async def _move(
     orchestrator: Orchestrator, repository: str, issues: Sequence[issue_tasks.Issue],
-    actor: str, moves: Callable[[Status], bool], to: Status, why: str,
+    status: dict[str, str], actor: str, moves: Callable[[Status], bool], to: Status, why: str,
 ) -> list[str]:  # fmt: skip
     """Each issue's task that `moves` (by its status) moved `to`, as the person who closed or
     reopened the issue would (a holder, if any, is told its lease is lost)."""
     moved = []
     for issue in issues:
         task_id = issue_tasks.task_id(repository, issue.number)
-        try:
-            task = await orchestrator.get_task(task_id)
-        except NotFound:
+        if task_id not in status or not moves(Status(status[task_id])):
             continue
-        if moves(task.status):
+        try:
             await orchestrator.update_status(
                 task_id, to, actor, None, f"its issue #{issue.number} was {why}", by_person=True
             )
-            moved.append(task_id)
+        except ValidationFailed:  # it moved on since the pass read it (done, say): next pass
+            continue
+        moved.append(task_id)
     return moved
 
 
@@ -126,11 +129,10 @@ async def _write(
 
 async def _finish(
     orchestrator: Orchestrator, forge: Forge, repository: str,
-    opened: Sequence[issue_tasks.Issue], label: str | None,
+    opened: Sequence[issue_tasks.Issue], status: dict[str, str], label: str | None,
 ) -> list[str]:  # fmt: skip
     """Each open issue whose task is done: a comment naming what landed, then closed (or
     labelled `label`)."""
-    status = await orchestrator.tasks_under(issue_tasks.task_id(repository, 0)[:-1])
     finished = []
     for issue in opened:
         task = issue_tasks.task_id(repository, issue.number)
