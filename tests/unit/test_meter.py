@@ -40,7 +40,7 @@ def test_a_stream_is_read_in_any_pieces(size: int) -> None:
     for at in range(0, len(STREAM), size):
         reading.feed(STREAM[at : at + size])
     assert reading.done()
-    assert (reading.message.input_tokens, reading.message.output_tokens) == (1975, 25)
+    assert (reading.usage.input_tokens, reading.usage.output_tokens) == (1975, 25)
 
 
 @pytest.mark.parametrize(
@@ -65,7 +65,7 @@ def test_hostile_bodies_are_counted_as_far_as_they_can_be(
     reading.feed(body)
     assert reading.done() is (counted is not None)
     if counted is not None:
-        assert (reading.message.input_tokens, reading.message.output_tokens) == counted
+        assert (reading.usage.input_tokens, reading.usage.output_tokens) == counted
 
 
 class Api(BaseHTTPRequestHandler):
@@ -198,7 +198,7 @@ def test_a_model_api_that_is_no_http_url_is_refused_with_what_would_do(url: str)
 def test_the_endpoints_claude_code_calls_are_passed_on(
     method: bytes, target: bytes, base: str
 ) -> None:
-    assert meter.refusal(method, target, base) is None
+    assert meter.refusal("anthropic", method, target, base) is None
 
 
 @pytest.mark.parametrize(
@@ -220,7 +220,7 @@ def test_the_endpoints_claude_code_calls_are_passed_on(
 def test_anything_else_is_refused_saying_what_is_passed_on(
     method: bytes, target: bytes, base: str
 ) -> None:
-    why = meter.refusal(method, target, base)
+    why = meter.refusal("anthropic", method, target, base)
     assert why is not None and "is not passed on" in why and "/v1/messages" in why
 
 
@@ -405,3 +405,55 @@ async def test_a_head_over_the_cap_is_refused_however_it_arrives(
         group.cancel_scope.cancel()
     assert not answer.startswith(b"HTTP/1.1 200"), answer[:200]
     assert api.hosts == []  # type: ignore[attr-defined]
+
+
+class HeldResponses(BaseHTTPRequestHandler):
+    """OpenAI's Responses API streaming two deltas, then holding its answer: its usage
+    comes only with `response.completed`, which a cut stream never reaches."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        delta = {"type": "response.output_text.delta", "delta": "abcd"}
+        self.wfile.write(sse([{"type": "response.created", "response": {}}, delta, delta]))
+        self.wfile.flush()
+        self.server.go_on.wait(60)  # type: ignore[attr-defined]
+
+
+@pytest.mark.anyio
+async def test_a_responses_stream_cut_before_its_usage_is_charged_its_bounds() -> None:
+    """Input by its request's bytes (nothing it points at is stored upstream), output by
+    the text that passed: Codex's traffic, killed mid-answer, is not charged nothing."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), HeldResponses)
+    server.go_on = threading.Event()  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    body = json.dumps({"model": "m", "input": "x" * 3000, "stream": True}).encode()
+    request = (b"POST /v1/responses HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)  # fmt: skip
+    try:
+        measured = Meter(Upstream.of(f"http://127.0.0.1:{server.server_address[1]}/v1"), "openai")
+        async with anyio.create_task_group() as group:
+            await group.start(measured.serve)
+            client = await anyio.connect_tcp("127.0.0.1", measured.port)
+            await client.send(request)
+            seen = b""
+            with anyio.fail_after(30):
+                while seen.count(b"output_text.delta") < 2:
+                    seen += await client.receive()
+            assert (measured.tally.input_tokens, measured.tally.output_tokens) == (0, 8)
+            group.cancel_scope.cancel()  # the run ends mid-answer
+        await client.aclose()
+    finally:
+        server.go_on.set()  # type: ignore[attr-defined]
+        server.shutdown()
+        server.server_close()
+    tally = measured.tally
+    assert (tally.responses, tally.input_tokens, tally.output_tokens) == (1, len(body), 8)

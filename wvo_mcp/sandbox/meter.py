@@ -16,7 +16,6 @@ h11 refuses it, never half-parsed here."""
 
 import json
 import logging
-import re
 import ssl
 import urllib.parse
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ import anyio.abc
 import h11
 
 from wvo_mcp.errors import ValidationFailed
-from wvo_mcp.rules import billing
+from wvo_mcp.rules import billing, wire
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +38,6 @@ REFUSALS_KEPT = 20  # the first refusals' reasons, for the run log
 # Hop by hop: never passed on (RFC 9110 7.6.1); h11 frames each side itself.
 HOP = {b"connection", b"keep-alive", b"proxy-connection", b"proxy-authorization", b"te",
        b"trailer", b"upgrade", b"host", b"accept-encoding"}  # fmt: skip
-# What Claude Code calls under its base URL (2.1.197, with nonessential traffic off, as the
-# autopilot runs it): a HEAD of the base URL to see that it answers, the Messages API, and
-# its token counter. A query of plain words (`?beta=true`) may follow.
-ENDPOINTS = ((b"HEAD", ""), (b"HEAD", "/"), (b"POST", "/v1/messages"),
-             (b"POST", "/v1/messages/count_tokens"))  # fmt: skip
-_QUERY = rb"(\?[A-Za-z0-9_.=&-]{0,256})?"
 
 
 @dataclass
@@ -66,51 +59,13 @@ class Tally:
 
 
 @dataclass
-class _Message:
-    """One response's usage as its events say it: the most each figure reached."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-
-    def saw(self, usage: object) -> None:
-        if not isinstance(usage, dict):
-            return
-        self.input_tokens = max(self.input_tokens, billing.anthropic_input(usage))
-        self.output_tokens = max(self.output_tokens, _count(usage.get("output_tokens")))
-
-
-def _count(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
-@dataclass
-class Asked:
-    """A request's body, read as it passes for the most output it may be billed (pure)."""
-
-    _held: bytearray = field(default_factory=bytearray)
-
-    def feed(self, data: bytes) -> None:
-        if len(self._held) <= JSON_BYTES:
-            self._held += data
-
-    def max_tokens(self) -> int:
-        """Its `max_tokens`, else the ceiling's (a body too large or odd to read)."""
-        try:
-            body = json.loads(self._held) if len(self._held) <= JSON_BYTES else None
-        except ValueError:
-            body = None
-        found = _count(body.get("max_tokens")) if isinstance(body, dict) else 0
-        return found or billing.CEILING_OUTPUT
-
-
-@dataclass
 class Reading:
-    """Reads one response body for its usage, as it passes (pure: fed bytes)."""
+    """Reads one response body for its usage, as it passes (pure: fed bytes), in its API's
+    wire format (rules/wire.py)."""
 
     stream: bool  # text/event-stream, else a JSON body
-    message: _Message = field(default_factory=_Message)
-    streamed: int = 0  # output tokens at most, by the text its deltas carried
-    final: bool = False  # a `message_delta` said the output figure
+    name: wire.Name = "anthropic"
+    usage: wire.Usage = field(default_factory=wire.Usage)
     _held: bytearray = field(default_factory=bytearray)
     _over: bool = False  # a JSON body or a line too long to read: passed, not counted
 
@@ -131,27 +86,19 @@ class Reading:
     def _event(self, data: bytes) -> None:
         try:
             event = json.loads(data)
-        except ValueError:
+        except ValueError:  # `[DONE]`, or not JSON
             return
-        if not isinstance(event, dict):
-            return
-        kind = event.get("type")
-        if kind == "message_start" and isinstance(event.get("message"), dict):
-            self.message.saw(event["message"].get("usage"))
-        elif kind == "content_block_delta" and isinstance(event.get("delta"), dict):
-            self.streamed += billing.streamed_output(event["delta"])
-        elif kind == "message_delta" and isinstance(event.get("usage"), dict):
-            self.message.saw(event["usage"])
-            self.final = True
+        wire.read_event(self.name, event, self.usage)
 
     def figures(self) -> tuple[int, int]:
         """(input, output) tokens to charge so far: what the API said, and while a stream has
         not said its output, the most its deltas can have been."""
-        out = self.message.output_tokens
-        return self.message.input_tokens, out if self.final else max(out, self.streamed)
+        used = self.usage
+        out = used.output_tokens if used.said_output else max(used.output_tokens, used.streamed)
+        return used.input_tokens, out
 
     def done(self) -> bool:
-        """Read to its end into `message`; False when the usage could not be read."""
+        """Read to its end into `usage`; False when the usage could not be read."""
         if self._over:
             return False
         if not self.stream:
@@ -159,23 +106,20 @@ class Reading:
                 body = json.loads(self._held)
             except ValueError:
                 return False
-            if isinstance(body, dict):
-                self.message.saw(body.get("usage"))
+            wire.read_body(self.name, body, self.usage)
         elif self._held.startswith(b"data:"):
             self._event(bytes(self._held[5:]).strip())
         return True
 
 
-def refusal(method: bytes, target: bytes, base: str) -> str | None:
+def refusal(api: wire.Api, method: bytes, target: bytes, base: str) -> str | None:
     """Why a request of `method` for `target` is not passed on to a model API whose base URL
-    has the path `base`, or None: only ENDPOINTS, in origin form, under `base` (pure)."""
-    for allowed, endpoint in ENDPOINTS:
-        path = re.escape((base + endpoint).encode() or b"/")
-        if method == allowed and re.fullmatch(path + _QUERY, target):
-            return None
+    has the path `base`, or None: only the API's endpoints, in origin form, under `base`."""
+    if wire.endpoint(api, method, target, base)[0]:
+        return None
     shown = target[:120].decode("ascii", "replace")
-    known = ", ".join(dict.fromkeys(f"{m.decode()} {base + e or '/'}" for m, e in ENDPOINTS))
-    return f"{method.decode('ascii', 'replace')} {shown!r} is not passed on (only {known})"
+    return (f"{method.decode('ascii', 'replace')} {shown!r} is not passed on (only "
+            f"{wire.known(api, base)})")  # fmt: skip
 
 
 def _head_size(message: h11.Request | h11.Response) -> int:
@@ -216,8 +160,9 @@ class Upstream:
 class Meter:
     """One run's meter: serve() listens on the host's loopback until cancelled."""
 
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Upstream, api: wire.Api = "anthropic") -> None:
         self.upstream = upstream
+        self.api: wire.Api = api
         self.tally = Tally()
         self.port = 0
 
@@ -247,7 +192,7 @@ class Meter:
                 request = await _next(inside, client)
                 if not isinstance(request, h11.Request):
                     return
-                why = refusal(request.method, request.target, self.upstream.path)
+                why = refusal(self.api, request.method, request.target, self.upstream.path)
                 if why is None and _head_size(request) > HEAD_BYTES:
                     why = f"a request head over {HEAD_BYTES} bytes is not passed on"
                 if why is not None:
@@ -269,7 +214,7 @@ class Meter:
                 headers += [(b"host", self.upstream.authority), (b"accept-encoding", b"identity")]
                 await _send(outside, upstream, h11.Request(
                     method=request.method, target=request.target, headers=headers))  # fmt: skip
-                asked = Asked()
+                asked = wire.Request(limit=JSON_BYTES)
                 while True:  # the request's body
                     event = await _next(inside, client)
                     if isinstance(event, h11.Data):
@@ -280,7 +225,9 @@ class Meter:
                         break
                     else:
                         return
-                await self._response(inside, client, outside, upstream, request.method, asked)
+                name = wire.endpoint(self.api, request.method, request.target,
+                                     self.upstream.path)[1]  # fmt: skip
+                await self._response(inside, client, outside, upstream, name, asked)
                 if inside.states != {h11.CLIENT: h11.DONE, h11.SERVER: h11.DONE}:
                     return  # the CLI's connection ends with this answer
                 inside.start_next_cycle()
@@ -299,9 +246,11 @@ class Meter:
         client: anyio.abc.SocketStream,
         outside: h11.Connection,
         upstream: anyio.abc.ByteStream,
-        method: bytes,
-        asked: Asked,
+        name: wire.Name | None,
+        asked: wire.Request,
     ) -> None:
+        """The answer passed back to the CLI, charged as its bytes pass (in wire format
+        `name`; None: an endpoint nothing is billed for)."""
         response = await _next(outside, upstream)
         while isinstance(response, h11.InformationalResponse):
             response = await _next(outside, upstream)
@@ -310,8 +259,8 @@ class Meter:
         if _head_size(response) > HEAD_BYTES:
             raise h11.RemoteProtocolError(f"the model API's head is over {HEAD_BYTES} bytes")
         kind = dict(response.headers).get(b"content-type", b"").lower()
-        reading = Reading(stream=kind.startswith(b"text/event-stream"))
-        billed = method != b"HEAD" and response.status_code < 300
+        reading = Reading(stream=kind.startswith(b"text/event-stream"), name=name or "anthropic")
+        billed = name is not None and response.status_code < 300
         charged = (0, 0)  # what the tally holds of this response so far
         ended = False
         headers = [(k, v) for k, v in response.headers if k.lower() not in HOP]
@@ -344,17 +293,24 @@ class Meter:
         return now
 
     def _settle(
-        self, charged: tuple[int, int], reading: Reading, asked: Asked, ended: bool
+        self, charged: tuple[int, int], reading: Reading, asked: wire.Request, ended: bool
     ) -> None:
-        """A response's last charge: as read to its end; a stream cut short, what passed; a
-        body whose usage cannot be read, the ceiling of its request."""
+        """A response's last charge: as read to its end; a stream cut short, what passed,
+        and for what it never said, its bound (its request's bytes of input, its deltas'
+        of output); a body whose usage cannot be read, the ceiling of its request."""
         tally = self.tally
         tally.responses += 1
         if reading.done() and (ended or reading.stream):
-            self._charge(charged, reading.figures())
+            used = reading.usage
+            found, out = reading.figures()
+            if not used.said_input:
+                found = max(found, asked.max_input())
+            if not used.said_output and not reading.stream:
+                out = max(out, asked.max_output())
+            self._charge(charged, (found, out))
             return
         tally.unread += 1
-        ceiling = (billing.CEILING_INPUT, asked.max_tokens())
+        ceiling = (billing.CEILING_INPUT, asked.max_output())
         self._charge(charged, (max(charged[0], ceiling[0]), max(charged[1], ceiling[1])))
         if tally.unread == 1:
             log.warning("meter: a response's usage could not be read; charged at its ceiling")
