@@ -1,6 +1,7 @@
 """The autopilot runs the real Codex CLI (`codex exec`) as a worker, its model replaced by a
-scripted Responses API on 127.0.0.1: the model checkpoints through wvo-mcp, commits with
-Codex's shell tool in the worktree, and finishes with plan_update(done)."""
+scripted Responses API on 127.0.0.1 (OPENAI_BASE_URL), reached only through the run's
+meter: the model checkpoints through wvo-mcp, commits with Codex's shell tool in the
+worktree, and finishes with plan_update(done); the run is charged what the API billed."""
 
 import json
 import re
@@ -117,16 +118,6 @@ async def test_the_autopilot_runs_codex_through_claim_checkpoint_and_done(
 ) -> None:
     model = WorkerModel()
     api = serve_model(model)
-    stub = "model_providers.stub"
-    extra_args = [
-        "-c", 'model_provider="stub"',
-        "-c", f'{stub}.name="stub"',
-        "-c", f'{stub}.base_url="http://127.0.0.1:{api.server_address[1]}/v1"',
-        "-c", f'{stub}.env_key="STUB_API_KEY"',
-        "-c", f'{stub}.wire_api="responses"',
-        "-c", f"{stub}.request_max_retries=0",
-        "-c", f"{stub}.stream_max_retries=0",
-    ]  # fmt: skip
     project["providers"].write_text(f"""version: 1
 providers:
   - name: codex
@@ -142,15 +133,13 @@ providers:
       executable: {CODEX}
       max_workers: 1
       hang_seconds: 120
-      extra_args: {json.dumps(extra_args)}
-      env: [STUB_API_KEY]
-      egress: ["http://127.0.0.1:{api.server_address[1]}"]
 """)
     await backlog(project, [{"id": "CX1", "title": "a task for Codex"}])
     home = project["state"].parent / "home"
     (home / ".codex").mkdir(parents=True)
     try:
-        ran = autopilot(project, HOME=str(home), STUB_API_KEY="scripted")
+        base = f"http://127.0.0.1:{api.server_address[1]}/v1"
+        ran = autopilot(project, HOME=str(home), OPENAI_API_KEY="scripted", OPENAI_BASE_URL=base)
     finally:
         api.shutdown()
         api.server_close()
@@ -193,4 +182,5 @@ providers:
     assert [tuple(c) for c in checkpoints] == [("codex-1", "started")]
     assert git(project["repo"], "show", "wvo/CX1:CX1.txt").strip() == "CX1"
     assert [t for t, actor, _ in events(project, "commits")] == ["CX1"]
-    assert used and used > 0
+    # Charged what the API billed, counted by the run's meter: 1,000 in each answer.
+    assert used == 1000 * len(model.requests), (used, len(model.requests))

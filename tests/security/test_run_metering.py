@@ -14,12 +14,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
+from tests.autopilot import test_codex_worker as codex_worker
 from tests.autopilot.conftest import (
     autopilot,
     backlog,
@@ -361,3 +363,88 @@ def test_a_workers_child_cannot_spend_a_token_its_run_is_not_charged(tmp_path: P
     text = log.read_text()
     assert billed_in >= 3 * CUT_INPUT and "batch 403" in text, text[-3000:]
     assert "the meter refused: POST '/v1/messages/batches" in text, text[-3000:]
+
+
+# -- the meter: Codex's model traffic, counted on the trusted side too (issue 56) ------------
+
+
+class KillingCodexModel:
+    """A Responses API whose every answer bills BIG, and whose first has Codex's shell end
+    Codex itself before it can say its turn's usage: only the meter saw what the run used."""
+
+    def __init__(self) -> None:
+        self.answers = 0
+        self.lock = threading.Lock()
+
+    def reply(self, body: dict[str, Any]) -> dict[str, Any]:
+        if "checkpoint" not in json.dumps(body.get("tools", [])):
+            return codex_worker._message("ok")
+        return codex_worker._call("exec_command", {"cmd": "kill -9 $PPID"})
+
+    def serve(self) -> Any:
+        model = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                item = model.reply(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                with model.lock:
+                    model.answers += 1
+                usage = {"input_tokens": 300_000, "input_tokens_details": {"cached_tokens": 0},
+                         "output_tokens": 9_000, "total_tokens": 309_000}  # fmt: skip
+                response = {"id": "resp", "object": "response", "model": codex_worker.MODEL}
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                for event in (
+                    {"type": "response.created", "response": response},
+                    {"type": "response.output_item.done", "output_index": 0, "item": item},
+                    {"type": "response.completed", "response": {**response, "usage": usage}},
+                ):
+                    self.wfile.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+                                     .encode())  # fmt: skip
+                self.wfile.flush()
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+
+@pytest.mark.skipif(not codex_worker.CODEX.exists(), reason="the Codex CLI is not installed")
+def test_a_codex_run_is_charged_what_its_api_billed_when_the_cli_says_nothing(
+    tmp_path: Path,
+) -> None:
+    project = make_project(tmp_path)
+    project["providers"].write_text(f"""version: 1
+providers:
+  - name: codex
+    preference: 1
+    tiers:
+      - name: stub
+        model: {codex_worker.MODEL}
+        complexity: [1, 10]
+        input_cost_per_1k: 0.001
+        output_cost_per_1k: 0.002
+    worker:
+      kind: codex
+      executable: {codex_worker.CODEX}
+      max_workers: 1
+      hang_seconds: 60
+""")
+    anyio.run(backlog, project, [{"id": "K", "title": "t", "max_attempts": 1}])
+    model = KillingCodexModel()
+    api = model.serve()
+    home = project["state"].parent / "home"
+    (home / ".codex").mkdir(parents=True)
+    try:
+        ran = autopilot(project, HOME=str(home), OPENAI_API_KEY="scripted",
+                        OPENAI_BASE_URL=f"http://127.0.0.1:{api.server_address[1]}/v1")  # fmt: skip
+    finally:
+        api.shutdown()
+        api.server_close()
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "exit code 137" in ran.stdout, ran.stdout  # killed: Codex said nothing of its usage
+    billed = (300_000 * model.answers, 9_000 * model.answers)
+    assert spent(project["state"]) == dict.fromkeys(("task", "provider", "agent"), billed)

@@ -15,7 +15,9 @@ from wvo_mcp.autopilot.commands import (
     environment,
     files,
     mcp_config_json,
+    metered,
     model_apis,
+    through_meter,
 )
 from wvo_mcp.providers import WorkerKind, template_problems
 
@@ -153,3 +155,30 @@ def test_template_problems_name_unknown_placeholders_and_refuse_the_prompt_itsel
     assert "{prompt" in broken
     [secret] = template_problems(["--prompt={prompt}"])
     assert "lease token" in secret and "{prompt_file}" in secret
+
+
+def test_each_kind_is_metered_where_a_base_url_can_move_its_traffic() -> None:
+    claude, codex = WorkerKind(kind="claude"), WorkerKind(kind="codex")
+    assert metered(claude, OUTSIDE) == ("anthropic", "http://127.0.0.1:9999")
+    assert metered(codex, OUTSIDE) == ("openai", "https://api.openai.com/v1")
+    assert metered(codex, {**OUTSIDE, "OPENAI_BASE_URL": "https://proxy.example/v1/"}) == (
+        "openai", "https://proxy.example/v1")  # fmt: skip
+    signed_in = {k: v for k, v in OUTSIDE.items() if k != "OPENAI_API_KEY"}
+    assert metered(codex, signed_in) is None  # a ChatGPT login: its own service
+    assert metered(codex, signed_in, api_key_file=True) is not None
+    assert metered(WorkerKind(kind="command", template=("x",)), OUTSIDE) is None
+
+
+def test_a_metered_codex_is_given_a_provider_of_the_autopilots_own_last() -> None:
+    kind = WorkerKind(kind="codex", extra_args=("-c", 'model_provider="mine"'))
+    line = argv(kind, LAUNCH, "/opt/codex")
+    env = {"OPENAI_API_KEY": "sk"}
+    through_meter(kind, line, env, "http://127.0.0.1:5555/v1")
+    assert line[-1] == "-"  # the prompt still comes on stdin
+    given = [line[i + 1] for i, part in enumerate(line) if part == "-c"]
+    assert given.index('model_provider="wvo-meter"') > given.index('model_provider="mine"')
+    assert 'model_providers.wvo-meter.base_url="http://127.0.0.1:5555/v1"' in given
+    assert 'model_providers.wvo-meter.env_key="OPENAI_API_KEY"' in given
+    claude_env: dict[str, str] = {}
+    through_meter(WorkerKind(kind="claude"), [], claude_env, "http://127.0.0.1:5555")
+    assert claude_env == {"ANTHROPIC_BASE_URL": "http://127.0.0.1:5555"}

@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 
 from wvo_mcp.autopilot import orphans
 from wvo_mcp.providers import Kind, WorkerKind
+from wvo_mcp.rules import wire
 
 MCP_NAME = "wvo"  # the server's name in the worker's MCP config: tools are mcp__wvo__*
 TOKEN_ENV = "WVO_MCP_TOKEN"  # the run token, for CLIs that read it from the environment
@@ -165,6 +166,57 @@ def environment(
     if kind.kind == "codex":
         env["CODEX_HOME"] = str(launch.home / ".codex")
     return env
+
+
+# The model API each kind's traffic is metered on (sandbox/meter.py, rules/wire.py), and
+# where it goes when the environment names no base URL.
+METERED: dict[Kind, tuple[wire.Api, str]] = {
+    "claude": ("anthropic", "https://api.anthropic.com"),
+    "codex": ("openai", "https://api.openai.com/v1"),
+}
+UNMETERED_CODEX = (
+    "Codex signed in with ChatGPT talks to ChatGPT's own service, which no base URL moves: "
+    "its usage is its own word (give it an API key, OPENAI_API_KEY, to have it metered)"
+)
+
+
+def metered(
+    kind: WorkerKind, outside: Mapping[str, str], api_key_file: bool = False
+) -> tuple[wire.Api, str] | None:
+    """The wire format and the real base URL of a kind's model API, when its traffic can go
+    through its run's meter: Claude Code always; Codex with an API key (in its environment,
+    or `api_key_file`: the person's auth.json holds one), not signed in with ChatGPT."""
+    found = METERED.get(kind.kind)
+    if found is None:
+        return None
+    if kind.kind == "codex" and not (
+        api_key_file or any(outside.get(k) for k in ("OPENAI_API_KEY", "CODEX_API_KEY"))
+    ):
+        return None
+    api, default = found
+    return api, (outside.get(BASE_URL_ENV[kind.kind]) or default).rstrip("/")
+
+
+METER_PROVIDER = "wvo-meter"  # the Codex model provider the autopilot gives a metered run
+
+
+def through_meter(kind: WorkerKind, argv: list[str], env: dict[str, str], inside: str) -> None:
+    """A run's CLI pointed at its meter (`inside`, with the real API's path): Claude Code
+    by its base URL variable; Codex, whose built-in OpenAI provider takes no base URL, by a
+    provider of the autopilot's own, set last on its command line so it wins over any the
+    providers file's `extra_args` name. Its key: OPENAI_API_KEY or CODEX_API_KEY from its
+    environment, else its API-key login."""
+    if kind.kind != "codex":
+        env[BASE_URL_ENV[kind.kind]] = inside
+        return
+    key = next((k for k in ("OPENAI_API_KEY", "CODEX_API_KEY") if env.get(k)), None)
+    auth = f'env_key="{key}"' if key else "requires_openai_auth=true"
+    at = f"model_providers.{METER_PROVIDER}"
+    settings = [f'model_provider="{METER_PROVIDER}"', f'{at}.name="OpenAI, metered"',
+                f"{at}.base_url={json.dumps(inside)}", f'{at}.wire_api="responses"',
+                f"{at}.{auth}"]  # fmt: skip
+    end = len(argv) - 1 if argv and argv[-1] == "-" else len(argv)  # before its prompt's "-"
+    argv[end:end] = [part for setting in settings for part in ("-c", setting)]
 
 
 def model_apis(kind: WorkerKind, outside: Mapping[str, str]) -> list[str]:

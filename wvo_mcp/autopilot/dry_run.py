@@ -35,9 +35,15 @@ def describe(
             )
             continue
         apis = [*commands.model_apis(kind, os.environ)]
-        metered = apis[0] if kind.kind == "claude" and apis else None
+        codex_home = os.environ.get("CODEX_HOME") or str(Path.home() / ".codex")
+        found = commands.metered(
+            kind, os.environ, isolation.api_key_login(Path(codex_home) / "auth.json")
+        )
+        metered = found[1] if found is not None else None
         if metered is not None:  # its model API only through its run's meter (isolation.py)
-            apis = ["http://127.0.0.1:1", *apis[1:]]
+            apis = ["http://127.0.0.1:1", *kind.egress]
+        elif kind.kind == "codex":
+            lines.append(f"  NOT METERED: {commands.UNMETERED_CODEX}")
         view = workers.View(
             workdir=workdir,
             home=Path("<private>"),

@@ -5,6 +5,7 @@ of it removed when the run ends. What the run sees is docs/security.md's "Worker
 
 import contextlib
 import dataclasses
+import json
 import os
 import shutil
 import urllib.parse
@@ -46,7 +47,7 @@ class Ready:
     stdin: bytes
     pass_fds: tuple[int, ...] = ()  # the toolchain's folders and the home's files, for bwrap
     fence: Fence | None = None  # its resource limits (none when unsandboxed)
-    meter: Meter | None = None  # what its model API traffic used (Claude Code, sandboxed)
+    meter: Meter | None = None  # what its model API traffic used (sandboxed, where metered)
 
 
 @dataclass(frozen=True)
@@ -134,14 +135,16 @@ async def _sandboxed(
     async with anyio.create_task_group() as serving:
         apis = commands.model_apis(run.kind, outside)
         measured = None
-        if run.kind.kind == "claude" and apis:  # its model API only through the meter
-            measured = Meter(Upstream.of(apis[0]))
+        found = commands.metered(run.kind, outside, api_key_login(home / ".codex" / "auth.json"))
+        if found is not None:  # its model API only through the meter
+            api, upstream = found
+            measured = Meter(Upstream.of(upstream), api)
             await serving.start(measured.serve)
-            inside = f"http://127.0.0.1:{measured.port}{urllib.parse.urlsplit(apis[0]).path}"
-            plain = dataclasses.replace(
-                plain, env={**plain.env, commands.BASE_URL_ENV["claude"]: inside.rstrip("/")}
-            )
-            apis = [f"http://127.0.0.1:{measured.port}", *apis[1:]]
+            inside = f"http://127.0.0.1:{measured.port}{urllib.parse.urlsplit(upstream).path}"
+            argv, env = list(plain.argv), dict(plain.env)
+            commands.through_meter(run.kind, argv, env, inside.rstrip("/"))
+            plain = dataclasses.replace(plain, argv=argv, env=env)
+            apis = [f"http://127.0.0.1:{measured.port}", *run.kind.egress]
         try:
             ready = await _fenced(run, plain, [*apis, mcp_url], socket, home, install, stack,
                                   outside, serving)  # fmt: skip
@@ -269,6 +272,20 @@ def _copy_credentials(kind: providers.Kind, home: Path, outside: Mapping[str, st
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as out, source.open("rb") as given:
             shutil.copyfileobj(given, out)
+
+
+def api_key_login(auth: Path) -> bool:
+    """Whether a Codex login (its auth.json) is an API key's (`codex login --with-api-key`),
+    which its base URL moves, rather than ChatGPT's, which it does not."""
+    try:
+        found = json.loads(auth.read_text())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(found, dict):
+        return False
+    return found.get("auth_mode") == "apikey" or (
+        bool(found.get("OPENAI_API_KEY")) and not found.get("tokens")
+    )
 
 
 def _check_hidden(read_only: tuple[Path, ...], hidden: tuple[Path, ...]) -> None:
