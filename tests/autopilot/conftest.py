@@ -126,3 +126,24 @@ providers:
       max_workers: 1
       hang_seconds: 120
 """
+
+
+def codex_providers(executable: Path, model: str) -> str:
+    """A providers file whose one provider's worker is the real Codex at `executable`,
+    asking for `model` (its API and key come from the autopilot's environment)."""
+    return f"""version: 1
+providers:
+  - name: codex
+    preference: 1
+    tiers:
+      - name: stub
+        model: {model}
+        complexity: [1, 10]
+        input_cost_per_1k: 0.001
+        output_cost_per_1k: 0.002
+    worker:
+      kind: codex
+      executable: {executable}
+      max_workers: 1
+      hang_seconds: 120
+"""

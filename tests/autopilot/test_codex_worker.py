@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.autopilot.conftest import autopilot, backlog, events, git
+from tests.autopilot.conftest import autopilot, backlog, codex_providers, events, git
 from tests.conftest import ROOT, open_db
 
 CODEX = ROOT / "tests" / "claude_code" / "node_modules" / ".bin" / "codex"
@@ -118,22 +118,7 @@ async def test_the_autopilot_runs_codex_through_claim_checkpoint_and_done(
 ) -> None:
     model = WorkerModel()
     api = serve_model(model)
-    project["providers"].write_text(f"""version: 1
-providers:
-  - name: codex
-    preference: 1
-    tiers:
-      - name: stub
-        model: {MODEL}
-        complexity: [1, 10]
-        input_cost_per_1k: 0.001
-        output_cost_per_1k: 0.002
-    worker:
-      kind: codex
-      executable: {CODEX}
-      max_workers: 1
-      hang_seconds: 120
-""")
+    project["providers"].write_text(codex_providers(CODEX, MODEL))
     await backlog(project, [{"id": "CX1", "title": "a task for Codex"}])
     home = project["state"].parent / "home"
     (home / ".codex").mkdir(parents=True)

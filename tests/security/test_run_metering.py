@@ -26,6 +26,7 @@ from tests.autopilot.conftest import (
     autopilot,
     backlog,
     claude_providers,
+    codex_providers,
     env,
     events,
     make_project,
@@ -417,22 +418,7 @@ def test_a_codex_run_is_charged_what_its_api_billed_when_the_cli_says_nothing(
     tmp_path: Path,
 ) -> None:
     project = make_project(tmp_path)
-    project["providers"].write_text(f"""version: 1
-providers:
-  - name: codex
-    preference: 1
-    tiers:
-      - name: stub
-        model: {codex_worker.MODEL}
-        complexity: [1, 10]
-        input_cost_per_1k: 0.001
-        output_cost_per_1k: 0.002
-    worker:
-      kind: codex
-      executable: {codex_worker.CODEX}
-      max_workers: 1
-      hang_seconds: 60
-""")
+    project["providers"].write_text(codex_providers(codex_worker.CODEX, codex_worker.MODEL))
     anyio.run(backlog, project, [{"id": "K", "title": "t", "max_attempts": 1}])
     model = KillingCodexModel()
     api = model.serve()
