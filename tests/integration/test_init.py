@@ -361,6 +361,10 @@ def test_the_cli_on_path_get_a_providers_file_and_doctor_checks_the_wiring(
     # No credentials in this scratch home: said, with how to sign in; doctor fails.
     assert not found["claude"]["ok"] and "ANTHROPIC_API_KEY" in found["claude"]["detail"]
     assert not found["codex"]["ok"] and "codex login" in found["codex"]["detail"]
+    # Whether each, as a worker, is charged by its model API's answers: Codex without an
+    # API key is not, and says why.
+    assert "as a worker, metered by its model API's answers" in found["claude"]["detail"]
+    assert "as a worker, NOT METERED: Codex signed in with ChatGPT" in found["codex"]["detail"]
     assert checked.returncode == 1
 
     # A person who removes the server from a client's file is told how to bring it back.

@@ -18,7 +18,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from wvo_mcp import providers, sandbox
-from wvo_mcp.autopilot import lander
+from wvo_mcp.autopilot import commands, isolation, lander
 from wvo_mcp.autopilot.target import local_ref
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed, WvoError
@@ -326,4 +326,16 @@ def _cli(cli: clis.Cli) -> Check:
     if not cli.usable:
         return Check(cli.kind, False, cli.note)
     signed, said = clis.signed_in(cli)
-    return Check(cli.kind, signed, f"{cli.version}, {said}")
+    return Check(cli.kind, signed, f"{cli.version}, {said}; {_metered(cli.kind)}")
+
+
+def _metered(kind: str) -> str:
+    """Whether the autopilot's worker of this CLI is charged by its model API's answer."""
+    if kind not in ("claude", "codex"):
+        return "as a worker, charged by its own word"
+    codex_home = os.environ.get("CODEX_HOME") or str(Path.home() / ".codex")
+    login = isolation.api_key_login(Path(codex_home) / "auth.json")
+    worker = providers.WorkerKind(kind="claude" if kind == "claude" else "codex")
+    if commands.metered(worker, os.environ, login) is not None:
+        return "as a worker, metered by its model API's answers"
+    return f"as a worker, NOT METERED: {commands.UNMETERED_CODEX}"
