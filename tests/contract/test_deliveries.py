@@ -62,3 +62,16 @@ async def test_a_red_run_makes_one_task_per_workflow_until_green(
     assert "1 red task(s) cancelled" in str(await run("r-3", "c" * 40, True))
     task = await orch.get_task("gh/team/project/red/9/aaaaaaaaaaaa")
     assert task.status == Status.CANCELLED
+
+
+async def test_a_repository_s_name_is_no_pattern_for_another_s_tasks(
+    world: World, orch: Orchestrator
+) -> None:
+    """`_` in a repository's name is a character, not LIKE's any-one: a green run of team/a_b
+    leaves team/aXb's red task alone."""
+    await orch.delivered_run("r-1", Run("workflow_run", "team/aXb", "CI", "9", "main",
+                                        "a" * 40, "u", False))  # fmt: skip
+    green = Run("workflow_run", "team/a_b", "CI", "9", "main", "b" * 40, "u", True)
+    assert "0 red task(s) cancelled" in await orch.delivered_run("r-2", green)
+    assert (await orch.get_task("gh/team/aXb/red/9/aaaaaaaaaaaa")).status == Status.PENDING
+    assert await orch.tasks_under("gh/team/a_b/") == {}

@@ -10,6 +10,7 @@ from typing import Any
 
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.rules.transitions import Status
+from wvo_mcp.services.rows import literal
 from wvo_mcp.store import Row, Tx
 
 # The board's columns, left to right.
@@ -38,8 +39,7 @@ class Filters:
     def params(self) -> dict[str, Any]:
         pattern = None
         if self.search:
-            escaped = self.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            pattern = f"%{escaped}%"
+            pattern = f"%{literal(self.search)}%"
         return {"epic_id": self.epic_id, "tag": self.tag, "agent": self.agent, "search": pattern}
 
 

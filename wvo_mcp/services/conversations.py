@@ -10,7 +10,7 @@ from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.rules.issue_tasks import IssueComment
-from wvo_mcp.services import notes
+from wvo_mcp.services import notes, rows
 from wvo_mcp.services.tasks import record_event
 from wvo_mcp.store import Row, Tx
 
@@ -37,7 +37,7 @@ def post_of(tx: Tx, key: str) -> Row | None:
 
 
 def questions(tx: Tx, prefix: str) -> list[Row]:
-    return tx.all("questions_under", {"prefix": prefix + "%"})
+    return tx.all("questions_under", {"prefix": rows.literal(prefix) + "%"})
 
 
 def landed(tx: Tx, task_id: str) -> Row | None:
@@ -45,7 +45,8 @@ def landed(tx: Tx, task_id: str) -> Row | None:
 
 
 def statuses(tx: Tx, prefix: str) -> dict[str, str]:
-    return {r["id"]: r["status"] for r in tx.all("tasks_with_prefix", {"prefix": prefix + "%"})}
+    found = tx.all("tasks_with_prefix", {"prefix": rows.literal(prefix) + "%"})
+    return {r["id"]: r["status"] for r in found}
 
 
 def comment(

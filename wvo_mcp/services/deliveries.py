@@ -13,7 +13,7 @@ from wvo_mcp.rules import issue_tasks
 from wvo_mcp.rules.issue_tasks import Issue, Table
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.rules.webhooks import Run
-from wvo_mcp.services import leases, roadmap_update
+from wvo_mcp.services import leases, roadmap_update, rows
 from wvo_mcp.store import Tx
 
 ACTOR = "person:github-webhook"
@@ -79,7 +79,7 @@ def red_run(tx: Tx, settings: Settings, *, delivery: str, run: Run, now: datetim
     read them; a passing one cancels the open one (it went green otherwise)."""
     record(tx, delivery, run.event, now)
     prefix = f"gh/{run.repository}/red/{run.key}/"
-    open_ = [r["id"] for r in tx.all("tasks_with_prefix", {"prefix": prefix + "%"})
+    open_ = [r["id"] for r in tx.all("tasks_with_prefix", {"prefix": rows.literal(prefix) + "%"})
              if r["status"] not in (Status.DONE, Status.CANCELLED)]  # fmt: skip
     if run.passed:
         for task_id in open_:

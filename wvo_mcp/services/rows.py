@@ -183,3 +183,8 @@ def note(row: Row) -> Note:
         author=row["author"],
         at=row["created_at"],
     )
+
+
+def literal(text: str) -> str:
+    """`text` for a LIKE pattern written `ESCAPE '\\'`: its `%` and `_` mean themselves."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

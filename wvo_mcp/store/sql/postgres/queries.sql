@@ -1192,8 +1192,8 @@ INSERT INTO webhook_deliveries (id, event, at) VALUES (%(id)s, %(event)s, %(now)
 ON CONFLICT (id) DO NOTHING;
 
 -- name: tasks_with_prefix
--- Tasks whose id starts so (a LIKE pattern), with their status.
-SELECT id, status FROM tasks WHERE id LIKE %(prefix)s ORDER BY id;
+-- Tasks whose id starts so (a LIKE pattern, `\` its escape), with their status.
+SELECT id, status FROM tasks WHERE id LIKE %(prefix)s ESCAPE '\' ORDER BY id;
 
 -- name: post_claim
 -- A write on the forge claimed by this host: new, or left unfinished by a host gone since
@@ -1216,7 +1216,7 @@ SELECT * FROM forge_posts WHERE key = %(key)s;
 SELECT q.id, q.task_id, q.body, q.created_at, p.done_at AS posted, p.at AS posted_at
 FROM task_notes q JOIN tasks t ON t.id = q.task_id
 LEFT JOIN forge_posts p ON p.key = 'question:' || q.id
-WHERE t.id LIKE %(prefix)s AND q.kind = 'question' AND t.status = 'blocked'
+WHERE t.id LIKE %(prefix)s ESCAPE '\' AND q.kind = 'question' AND t.status = 'blocked'
     AND NOT EXISTS (SELECT 1 FROM task_notes a WHERE a.reply_to = q.id)
 ORDER BY q.id;
 
