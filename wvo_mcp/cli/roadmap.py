@@ -122,7 +122,7 @@ def _import_issues(settings: Settings, args: argparse.Namespace) -> None:
             f"{args.file!r} names no repository: give github:OWNER/REPO (github:team/project)"
         )
     api = (args.forge_api or github.PUBLIC_API).rstrip("/")
-    host = "github.com" if api == github.PUBLIC_API else github.host_of(api)
+    host = github.host_of(api)
     token = credentials.token(host)
     if token is None:
         raise ValidationFailed(credentials.missing(host, "import github:OWNER/REPO"))

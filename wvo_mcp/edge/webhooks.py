@@ -89,7 +89,7 @@ def route(settings: Settings, current: Callable[[], Orchestrator | None]) -> Rou
         """The repository on GitHub, asked with the server's own token (None without one)."""
         if repository not in forges:
             api = (settings.forge_api or github.PUBLIC_API).rstrip("/")
-            host = "github.com" if api == github.PUBLIC_API else github.host_of(api)
+            host = github.host_of(api)
             token = credentials.token(host)
             timeout = settings.remote_timeout_seconds
             forges[repository] = github.GitHub(api, repository, token, timeout) if token else None

@@ -574,7 +574,10 @@ def _state(completed: bool, conclusion: str) -> Any:
 
 
 def host_of(api: str) -> str:
-    """The host an API base URL is on (an Enterprise Server's), as tokens are named by."""
+    """The host tokens for an API base URL are named by: github.com for GitHub's public API,
+    else the Enterprise Server's host."""
+    if api.rstrip("/") == PUBLIC_API:
+        return "github.com"
     return urllib.parse.urlsplit(api).hostname or api
 
 
