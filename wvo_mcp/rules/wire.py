@@ -100,10 +100,8 @@ def read_body(name: Name, body: object, usage: Usage) -> None:
     """A JSON answer's usage."""
     if name == "anthropic":
         _anthropic(_at(body, "usage"), usage)
-    elif name == "responses":
-        _responses(_at(body, "usage"), usage)
-    elif name == "chat":
-        _chat(_at(body, "usage"), usage)
+    elif name in _OPENAI_NAMES:
+        _openai(name, _at(body, "usage"), usage)
     else:
         _gemini(_at(body, "usageMetadata"), usage)
 
@@ -124,13 +122,13 @@ def read_event(name: Name, event: object, usage: Usage) -> None:
         if isinstance(kind, str) and kind.endswith(".delta"):
             usage.streamed += _bytes(event.get("delta"))
         elif kind in ("response.completed", "response.incomplete", "response.failed"):
-            _responses(_at(event, "response", "usage"), usage)
+            _openai(name, _at(event, "response", "usage"), usage)
     elif name == "chat":
         for choice in event.get("choices") or []:
             delta = _at(choice, "delta")
             if isinstance(delta, dict):
                 usage.streamed += _bytes(json.dumps(delta)) if delta else 0
-        _chat(event.get("usage"), usage)
+        _openai(name, event.get("usage"), usage)
     else:
         for candidate in event.get("candidates") or []:
             usage.streamed += _bytes(json.dumps(_at(candidate, "content") or ""))
@@ -151,22 +149,22 @@ def _anthropic(found: object, usage: Usage, output: bool = True) -> None:
         usage.output(_count(found.get("output_tokens")))
 
 
-def _responses(found: object, usage: Usage) -> None:
-    if not isinstance(found, dict):
-        return
-    cached = _count(_at(found, "input_tokens_details", "cached_tokens"))
-    usage.input(billing.openai_input({"input_tokens": found.get("input_tokens"),
-                                      "cached_input_tokens": cached}))  # fmt: skip
-    usage.output(_count(found.get("output_tokens")))
+# OpenAI's two APIs name the same figures apart: (input, its details, output).
+_OPENAI_NAMES = {
+    "responses": ("input_tokens", "input_tokens_details", "output_tokens"),
+    "chat": ("prompt_tokens", "prompt_tokens_details", "completion_tokens"),
+}
 
 
-def _chat(found: object, usage: Usage) -> None:
+def _openai(name: Name, found: object, usage: Usage) -> None:
+    """OpenAI's usage (Responses or Chat Completions): its input counts its cached part."""
     if not isinstance(found, dict):
         return
-    cached = _count(_at(found, "prompt_tokens_details", "cached_tokens"))
-    usage.input(billing.openai_input({"input_tokens": found.get("prompt_tokens"),
+    given, details, made = _OPENAI_NAMES[name]
+    cached = _count(_at(found, details, "cached_tokens"))
+    usage.input(billing.openai_input({"input_tokens": found.get(given),
                                       "cached_input_tokens": cached}))  # fmt: skip
-    usage.output(_count(found.get("completion_tokens")))
+    usage.output(_count(found.get(made)))
 
 
 def _gemini(found: object, usage: Usage, final: bool = True) -> None:
