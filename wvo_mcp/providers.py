@@ -190,6 +190,7 @@ class LearningSpec(_Spec):
     enabled: bool = True
     floor: Share = 0.0  # least first-try landing rate a learned route may have
     explore_share: Share = 0.1  # most of the attempts that may try a less-known route
+    optimism: Annotated[float, Field(ge=0, le=3)] = 1.0  # doubt given a less-known route
     pins: Annotated[list[PinSpec], Field(max_length=1000)] = Field(default_factory=list)
 
 
@@ -298,6 +299,7 @@ def parse(text: str, source: str) -> Providers:
             enabled=spec.learning.enabled,
             floor=spec.learning.floor,
             explore_share=spec.learning.explore_share,
+            optimism=spec.learning.optimism,
         ),
         pins=tuple(
             Pin(p.provider, p.tier, task_id=p.task, epic_id=p.epic) for p in spec.learning.pins

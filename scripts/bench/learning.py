@@ -18,14 +18,18 @@ record_usage (charged to the task through its lease), then moves it to done or f
 failed try is `failed` (a review's return needs the merge queue): today's rule sends the
 retry one tier up, in both modes.
 
-The scenario: alpha is preferred, and the static rule's alpha/mid lands one c4-7 task in
-three, alpha/big costs 5x as much; beta lands well a little dearer. Two runs of it: half way
+The scenario: six routes. alpha is preferred, and the static rule's alpha/mid lands one c4-7
+task in three, alpha/big costs 5x as much; beta lands well a little dearer; gamma/flash is
+cheap and middling, its failures climbing to alpha's tiers. Two runs of it: half way
 through, one provider degrades (landing x0.3, tokens +30 %): alpha, the static rule's, or
 beta, the one the learned route comes to favour. alpha's token use creeps up 15 % over the
 stream. At three quarters a rate limit opens beta's breaker for three hours, ten tasks before
 a pinned task, which waits.
 
-Figures per scenario: cost per landed change (every attempt's cost over tasks landed),
+Figures per scenario: cost per landed change (every attempt's cost over tasks landed), also
+against the hindsight oracle (`oracle`: per class and half of the stream, the one first route
+cheapest per landed change on these same draws); the share of first tries that explore, by
+stretch of 50 tasks;
 landed count, simulated hours and real seconds, budget windows used past their limit after a
 report, grants to a provider whose breaker was open or to a pinned task's other tiers; and
 tasks until the learned route settles on the best routes, from the start and from the drift:
@@ -66,6 +70,7 @@ TIERS = {  # (provider, tier): model, complexity range, cost per 1k tokens in an
     ("alpha", "big"): ("alpha-l", (8, 10), 0.015, 0.03),
     ("beta", "any"): ("beta-1", (1, 7), 0.004, 0.008),
     ("beta", "top"): ("beta-2", (8, 10), 0.012, 0.024),
+    ("gamma", "flash"): ("gamma-f", (1, 7), 0.002, 0.004),
 }
 # Hidden per route and class: (landing odds per attempt, tokens used per estimated token).
 TRUTH: dict[tuple[str, str], dict[str, tuple[float, float]]] = {
@@ -74,8 +79,10 @@ TRUTH: dict[tuple[str, str], dict[str, tuple[float, float]]] = {
     ("alpha", "big"): {"c1-3": (0.95, 0.7), "c4-7": (0.9, 0.8), "c8-10": (0.6, 0.9)},
     ("beta", "any"): {"c1-3": (0.9, 0.8), "c4-7": (0.85, 0.8), "c8-10": (0.3, 1.0)},
     ("beta", "top"): {"c1-3": (0.95, 0.7), "c4-7": (0.9, 0.8), "c8-10": (0.85, 0.8)},
+    ("gamma", "flash"): {"c1-3": (0.8, 0.9), "c4-7": (0.55, 1.0), "c8-10": (0.0, 1.0)},
 }
-MINUTES = {"small": 4.0, "mid": 8.0, "big": 12.0, "any": 9.0, "top": 12.0}  # per attempt
+# Minutes per attempt, by tier.
+MINUTES = {"small": 4.0, "mid": 8.0, "big": 12.0, "any": 9.0, "top": 12.0, "flash": 5.0}
 LANDING_AFTER, TOKENS_AFTER, CREEP = 0.3, 1.3, 0.15
 # Each scenario degrades one provider half way: alpha, the static rule's, or beta, the one
 # the learned route comes to favour.
@@ -87,7 +94,11 @@ WAIT_SECONDS, MOST_WAITS = 60.0, 24 * 60  # a task no provider can take waits, a
 BLOCKED = {"breaker_open", "probe_in_flight", "at_capacity", "over_hourly_budget"}
 BLOCKED.add("over_daily_budget")  # passed over for a reason other than the tier
 COOLDOWN = 3 * 3600  # a rate limit holds beta back three simulated hours
-BUDGETS = {"alpha": (800_000, 14_000_000), "beta": (700_000, 12_000_000)}  # hourly, daily
+BUDGETS = {
+    "alpha": (800_000, 14_000_000),
+    "beta": (700_000, 12_000_000),
+    "gamma": (500_000, 8_000_000),
+}  # hourly, daily
 
 
 @dataclass
@@ -133,7 +144,7 @@ def providers_yaml(learning: str) -> str:
         "estimate: {tokens_per_complexity: 20000, output_share: 0.2}",
         "providers:",
     ]
-    for preference, name in enumerate(("alpha", "beta"), start=1):
+    for preference, name in enumerate(BUDGETS, start=1):
         hourly, daily = BUDGETS[name]
         lines += [
             f"  - name: {name}",
@@ -289,8 +300,7 @@ async def worker(
         raise BenchError(f"{spec.id} routed to {route} but not granted there: {claim.message}")
     if (claim.route.provider, claim.route.tier) != route:
         raise BenchError(f"{spec.id}: route_task said {route}, the grant {claim.route}")
-    lands = luck.random() < odds[0]
-    tokens = int(spec.complexity * 20_000 * odds[1] * luck.uniform(0.8, 1.2))
+    lands, tokens = drawn(spec.complexity, odds, luck)
     used = await orch.record_usage(
         route[0], model, tokens - tokens // 5, tokens // 5, "success", spec.id,
         claim.lease_token, claim.agent_id,
@@ -305,6 +315,75 @@ async def worker(
     status, why = (Status.DONE, None) if lands else (Status.FAILED, "simulated: checks fail")
     moved = await orch.update_status(spec.id, status, claim.agent_id, claim.lease_token, why)
     return moved.status, used.cost
+
+
+def drawn(complexity: int, odds: tuple[float, float], luck: random.Random) -> tuple[bool, int]:
+    """One attempt's luck: whether it lands, and the tokens it uses."""
+    lands = luck.random() < odds[0]
+    return lands, int(complexity * 20_000 * odds[1] * luck.uniform(0.8, 1.2))
+
+
+def hindsight(config: Config, spec: TaskSpec, index: int, route: tuple[str, str]) -> Run:
+    """Task `index` worked from a first try on `route` on the same draws as `work`, each
+    failure retried where routing's rule escalates it (a pinned task stays on its pin)."""
+    assert spec.id is not None
+    found, run = static_providers(), Run("oracle")
+    klass, phase = task_class(spec.complexity), int(index >= config.tasks // 2)
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        luck = random.Random(f"{config.seed}:{spec.id}:{attempt}")
+        odds = truth(route, klass, index, config.tasks, config.degraded)
+        lands, tokens = drawn(spec.complexity, odds, luck)
+        provider = found.get(route[0])
+        tier = None if provider is None else provider.tier(route[1])
+        assert tier is not None
+        cost = routing.Estimate(tokens - tokens // 5, tokens // 5).cost(tier)
+        run.cost += cost
+        run.phase_cost[phase] += cost
+        run.attempts += 1
+        if lands:
+            run.landed += 1
+            run.phase_landed[phase] += 1
+            return run
+        if spec.epic_id is None:
+            up = routing.escalated(spec.complexity, found.providers, Escalation(*route))
+            route = route if up is None else (up[0].name, up[1].name)
+    run.dead += 1
+    return run
+
+
+def oracle(config: Config) -> Run:
+    """The best routes in hindsight: per class and half of the stream (before and after the
+    drift), the one first route with the lowest cost per landed change on these same draws,
+    knowing every outcome in advance; budgets, breakers and waits left aside, pins kept."""
+    found, total = static_providers(), Run("oracle")
+    groups: dict[tuple[str, int], list[tuple[int, TaskSpec]]] = {}
+    for index, spec in enumerate(stream(config)):
+        if spec.epic_id is not None:
+            total = merged(total, hindsight(config, spec, index, PINNED))
+            continue
+        klass = task_class(spec.complexity)
+        groups.setdefault((klass, int(index >= config.tasks // 2)), []).append((index, spec))
+    for (klass, _), tasks in sorted(groups.items()):
+        low = next(low for low, high in BANDS if task_class(low) == klass)
+        firsts = [(p.name, t.name) for p in found.providers for t in offered(p, low)]
+        runs = [
+            functools.reduce(merged, (hindsight(config, s, i, r) for i, s in tasks)) for r in firsts
+        ]
+        total = merged(total, min(runs, key=Run.per_landed))
+    return total
+
+
+def merged(a: Run, b: Run) -> Run:
+    """Two runs' spending and landings added up."""
+    return Run(
+        "oracle",
+        cost=a.cost + b.cost,
+        attempts=a.attempts + b.attempts,
+        landed=a.landed + b.landed,
+        dead=a.dead + b.dead,
+        phase_cost=[x + y for x, y in zip(a.phase_cost, b.phase_cost, strict=True)],
+        phase_landed=[x + y for x, y in zip(a.phase_landed, b.phase_landed, strict=True)],
+    )
 
 
 @functools.cache
@@ -360,6 +439,12 @@ def off_best(run: Run, config: Config) -> list[int]:
     ]  # fmt: skip
 
 
+def explored(run: Run, start: int, end: int) -> float:
+    """The share of tasks `start` to `end` whose first try explored, in per cent."""
+    tries = [basis for i, *_, basis, _ in run.first_tries if start <= i < end]
+    return 100 * tries.count("exploration") / max(1, len(tries))
+
+
 def tasks_to_settle(off: list[int], start: int, end: int) -> int:
     """Tasks from `start` to the first from which every WINDOW tasks before `end` hold at
     most WINDOW_MOST of the learned rule's own first tries off the best route."""
@@ -373,6 +458,14 @@ def tasks_to_settle(off: list[int], start: int, end: int) -> int:
 
 def report(config: Config, static: Run, learned: Run, found: Report) -> None:
     drift, who = config.tasks // 2, f"{config.degraded} degrades"
+    best = oracle(config)
+    found.info(
+        f"{who}, hindsight oracle: cost per landed change",
+        best.per_landed(),
+        "$",
+        note=f"before the drift ${best.per_landed(0):.3f}, after ${best.per_landed(1):.3f}; "
+        f"{best.landed} landed, {best.dead} dead-lettered",
+    )
     for run in (static, learned):
         m = f"{who}, {run.mode}"
         found.info(
@@ -394,8 +487,20 @@ def report(config: Config, static: Run, learned: Run, found: Report) -> None:
                        wrong == 0, "0", seen)  # fmt: skip
     found.at_most(f"{who}: cost per landed change, learned / static", learned.per_landed(),
                   "$", static.per_landed(), 0.7, "<= 0.70x")  # fmt: skip
+    found.at_most(f"{who}: cost per landed change, learned / hindsight oracle",
+                  learned.per_landed(), "$", best.per_landed(), 1.1, "<= 1.10x",
+                  note=f"before the drift {learned.per_landed(0) / best.per_landed(0):.2f}x, "
+                  f"after {learned.per_landed(1) / best.per_landed(1):.2f}x")  # fmt: skip
     found.absolute(f"{who}: landed, learned - static", learned.landed - static.landed, "tasks",
                    learned.landed >= static.landed, ">= 0")  # fmt: skip
+    found.info(
+        f"{who}: first tries that explore, by stretch of {WINDOW} tasks",
+        explored(learned, 0, WINDOW),
+        "%",
+        note="the first stretch, the last before the drift, the first after it, the last: "
+        + ", ".join(f"{explored(learned, i, i + WINDOW):.0f} %"
+                    for i in (0, drift - WINDOW, drift, config.tasks - WINDOW)),
+    )  # fmt: skip
     off = off_best(learned, config)
     learns = tasks_to_settle(off, 0, drift)
     found.info(
@@ -412,12 +517,12 @@ def report(config: Config, static: Run, learned: Run, found: Report) -> None:
         "<= 50", note=f"from the drift; the learned rule's own first tries off the new best "
         f"route: {len(late)} after the drift, the last at drift + {max(late, default=0)}",
     )  # fmt: skip
-    best = "; ".join(
+    after = "; ".join(
         f"{k} {', '.join(sorted(f'{p}/{t}' for p, t in routes))}"
         for k, routes in good_routes(config, config.tasks - 1).items()
     )
     found.details[config.degraded] = {
-        "best after the drift": best,
+        "best after the drift": after,
         "bases": {r.mode: dict(r.bases) for r in (static, learned)},
         "first_tries": {r.mode: r.first_tries for r in (static, learned)},
         "runs": {

@@ -178,11 +178,40 @@ async def test_a_pin_holds_whatever_was_learned_and_waits_while_blocked(
     assert [a.why for a in waiting.alternatives] == ["breaker_open"]
 
 
+async def test_doubt_sends_every_task_of_the_class_to_a_hopeful_route_until_it_is_ruled_out(
+    world: World, tmp_path: Path
+) -> None:
+    orch = await opened(world, tmp_path, "  explore_share: 0\n")
+    await create(orch, *backlog(5, 5))
+    await history(orch, "alpha", "mid", 0.6, 20, 0.03)  # $0.05 per landed change
+    found = await orch.route_task("C5-0")
+    assert (found.provider, found.tier, found.basis) == ("beta", "any", "exploration")
+    assert found.reason.startswith(
+        "trying beta/any: too few outcomes to rule out that it beats alpha/mid (as low as $"
+    )
+    planned = await orch.plan_next("b", limit=5, **BETA)
+    assert [t.id for t in planned.tasks] == ["C5-0", "C5-1"]  # the whole class goes there
+    assert (await orch.plan_next("m", **MID)).tasks == []
+    granted = await orch.claim("b", task_id="C5-0", **BETA)
+    assert granted.claimed and granted.route is not None
+    assert granted.route.reason == found.reason
+    # Its outcomes rule it out (it lands one in ten at a dearer try), and the next untried
+    # route is given the doubt, until the outcomes of each rule it out too.
+    await history(orch, "beta", "any", 0.1, 12, 0.04)
+    after = await orch.route_task("C5-1")
+    assert (after.provider, after.tier, after.basis) == ("alpha", "big", "exploration")
+    await history(orch, "alpha", "big", 0.1, 12, 0.2)
+    await history(orch, "beta", "top", 0.1, 12, 0.2)
+    back = await orch.route_task("C5-1")
+    assert (back.provider, back.tier, back.basis) == ("alpha", "mid", "learned")
+
+
 async def test_an_exploring_attempt_is_listed_and_granted_only_where_it_was_sent(
     world: World, tmp_path: Path
 ) -> None:
-    # Every attempt may explore: beta/any and alpha/big are unproven beside alpha/mid.
-    orch = await opened(world, tmp_path, "  explore_share: 0.5\n")
+    # Half the attempts may explore by their draws (and none by doubt): beta/any and
+    # alpha/big are unproven beside alpha/mid.
+    orch = await opened(world, tmp_path, "  explore_share: 0.5\n  optimism: 0\n")
     await create(orch, *backlog(*[5] * 12))
     await history(orch, "alpha", "mid", 0.6, 20, 0.03)  # $0.05 per landed change
     sent = {t: await orch.route_task(t) for t in (f"C5-{i}" for i in range(12))}

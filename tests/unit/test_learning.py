@@ -33,7 +33,7 @@ from wvo_mcp.rules.routing import Breaker, Escalation, Estimate, Provider, Tier,
 CHEAP = Candidate("codex", "low", "low-model", 0.10)
 DEAR = Candidate("claude", "sonnet", "sonnet-model", 0.30)
 NEW = Candidate("codex", "high", "high-model", 0.05)
-QUIET = Policy(explore_share=0.0)  # no exploration: the choice is the greedy one
+QUIET = Policy(explore_share=0.0, optimism=0.0)  # no exploration: the greedy choice
 KEEP = Policy().keep
 
 
@@ -189,9 +189,10 @@ def test_the_floor_excludes_routes_that_land_too_rarely_first_time(
 
 @pytest.mark.parametrize("explore_share", [0.0, 0.05, 0.1, 0.3])
 def test_exploration_never_exceeds_its_share(explore_share: float) -> None:
-    # NEW is cheap and never proven, so Thompson sampling would pick it whenever it may.
+    # NEW is cheap and never proven, so Thompson sampling would pick it whenever it may
+    # (with no optimism: doubt alone would try it on every attempt).
     stats = {key(CHEAP): history(0.6, 20, 0.1), key(DEAR): history(0.9, 20, 0.3)}
-    policy = Policy(explore_share=explore_share)
+    policy = Policy(explore_share=explore_share, optimism=0.0)
     explored = 0
     for task in range(2000):
         chosen = choose(
@@ -223,7 +224,7 @@ def test_the_same_draws_give_the_same_choices() -> None:
     def run(draw: Callable[[], float] | random.Random | None) -> list[str]:
         return [
             choose(
-                [CHEAP, DEAR, NEW], stats, Policy(), draw=draw, static_choice=CHEAP,
+                [CHEAP, DEAR, NEW], stats, Policy(optimism=0.0), draw=draw, static_choice=CHEAP,
             ).route.tier
             for _ in range(50)
         ]  # fmt: skip
@@ -244,7 +245,7 @@ def test_the_same_draws_give_the_same_choices() -> None:
         (0.10, 20, 0.0, 40),  # it switches when landing falls under a third of sonnet's
         (0.20, 20, 0.0, 20),
         (0.28, 20, 0.0, 5),
-        (0.10, 10, 0.0, 20),
+        (0.10, 10, 0.0, 25),  # 19 without optimism: doubt keeps the cheaper 3 tasks longer
         (0.05, 20, 0.6, 20),  # six times cheaper takes 56 on cost alone; the floor, 15
     ],
 )
@@ -266,6 +267,29 @@ def test_a_degraded_route_loses_the_choice_within_a_bounded_number_of_tasks(
         # CHEAP's provider degraded: every attempt now fails
         stats[key(CHEAP)] = recorded(stats[key(CHEAP)], "failed", 1000, cheap_cost, keep)
     assert tasks <= within
+
+
+def test_doubt_tries_a_little_known_route_until_its_outcomes_rule_it_out() -> None:
+    # NEW costs a sixth of DEAR a try but lands 5 %: $1 per landed change against $0.33.
+    # Half way DEAR degrades to 10 % ($3), and NEW is the better route.
+    policy, rates = Policy(explore_share=0.0), {"sonnet": 0.9, "high": 0.05}
+    stats, tries = {key(DEAR): history(0.9, 20, 0.3)}, {"sonnet": 0, "high": 0}
+    chosen_tiers = []
+    for task in range(400):
+        if task == 200:
+            rates["sonnet"] = 0.1
+        route = choose([DEAR, NEW], stats, policy, draw=None, static_choice=DEAR).route
+        n, rate = tries[route.tier], rates[route.tier]
+        tries[route.tier] += 1
+        kind: OutcomeKind = "landed_first_try" if int((n + 1) * rate) > int(n * rate) else "failed"
+        stats[key(route)] = recorded(
+            stats.get(key(route), RouteStats()), kind, 1000, route.cost_per_attempt, policy.keep
+        )
+        chosen_tiers.append(route.tier)
+    on_new = [chosen_tiers[i : i + 50].count("high") for i in range(0, 400, 50)]
+    assert 0 < on_new[0] < 50  # untried, it is given the benefit of the doubt, for a while
+    assert sum(on_new[1:4]) <= 2  # ruled out: exploration has shrunk to nothing
+    assert on_new[5] >= 45 and on_new[7] >= 49  # DEAR's change brings it back, and it stays
 
 
 def test_without_decay_the_same_degradation_takes_far_longer() -> None:
@@ -295,7 +319,7 @@ def test_a_lone_candidate_is_chosen_whatever_its_figures(stats: RouteStats) -> N
     ("policy", "explores", "parts"),
     [
         (
-            Policy(floor=0.6, explore_share=0.0),
+            Policy(floor=0.6, explore_share=0.0, optimism=0.0),
             False,
             [
                 "lowest est. cost per landed change: claude/sonnet est. $0.35 per landed change, "
@@ -305,10 +329,19 @@ def test_a_lone_candidate_is_chosen_whatever_its_figures(stats: RouteStats) -> N
             ],
         ),
         (
-            Policy(),
+            Policy(optimism=0.0),
             True,
             [
                 "exploring codex/high (one of the 10% of attempts that may explore)",
+                "codex/low est.",
+            ],
+        ),
+        (
+            Policy(explore_share=0.0),
+            False,
+            [
+                "trying codex/high: too few outcomes to rule out that it beats codex/low "
+                "(as low as $0.",
                 "codex/low est.",
             ],
         ),
@@ -388,7 +421,7 @@ LEARNED = {
     ("alpha", "small"): history(0.1, 20, 0.002),
     ("beta", "any"): history(1.0, 20, 0.0025),
 }
-QUIET_ROUTE = Policy(explore_share=0.0)
+QUIET_ROUTE = Policy(explore_share=0.0, optimism=0.0)
 OPEN = Usage(breaker=Breaker("open", 3, 1, NOW + timedelta(seconds=30)))
 
 

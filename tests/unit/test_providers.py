@@ -236,15 +236,18 @@ def test_learning_defaults_and_the_packaged_file_agree() -> None:
 
 def test_learning_settings_and_pins_are_read() -> None:
     text = SMALL + (
-        "learning:\n  enabled: false\n  floor: 0.6\n  explore_share: 0.05\n  pins:\n"
+        "learning:\n  enabled: false\n  floor: 0.6\n  explore_share: 0.05\n  optimism: 2\n"
+        "  pins:\n"
         "    - {epic: E-pay, provider: solo, tier: only}\n"
         "    - {task: T-9, provider: solo, tier: only}\n"
     )
     found = providers.parse(text, "f.yaml")
-    assert (found.learning.enabled, found.learning.floor, found.learning.explore_share) == (
+    learned = found.learning
+    assert (learned.enabled, learned.floor, learned.explore_share, learned.optimism) == (
         False,
         0.6,
         0.05,
+        2.0,
     )
     assert [(p.epic_id, p.task_id, p.tier) for p in found.pins] == [
         ("E-pay", None, "only"),
@@ -257,6 +260,7 @@ def test_learning_settings_and_pins_are_read() -> None:
     [
         ("  floor: 1.5\n", "learning.floor: Input should be less than or equal to 1"),
         ("  explore_share: -0.1\n", "learning.explore_share: Input should be greater"),
+        ("  optimism: 4\n", "learning.optimism: Input should be less than or equal to 3"),
         ("  pins:\n    - {epic: E, provider: solo, tier: big}\n", "solo/big is not a tier here"),
         (
             "  pins:\n    - {epic: E, task: T, provider: solo, tier: only}\n",

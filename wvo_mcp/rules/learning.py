@@ -32,14 +32,20 @@ nowhere to go, c / p: as if retried in place). A route is proven from `min_evide
 attempts. The proven route with the lowest cost per landed change wins, unless its first-try
 rate (first_try_landed / attempts) is under the floor.
 
-**Exploration**: an attempt may explore when its own draw (`exploring`: seeded by the task's
-id and grant count, so every process and every call decides it alike) falls under
-`explore_share`, so that share of attempts, and no more, may go elsewhere. It goes to the
-least-tried unproven route that could still win (its cost per try under the best's cost per
-landed change); when there is none, a Thompson sample (a normal approximation of each
-posterior, one uniform draw per route) picks, and if that is not the best known, it is an
-exploration. No proven route, or learning off, or a retry after a failure: the static rule's
-choice (rules/routing.py).
+**Exploration**, two ways. Doubt: each route is given the cost per landed change it would
+have at a landing rate `optimism` standard deviations above its mean (`hoped`; the deviation
+counts every outcome ever recorded, so it narrows as evidence grows, and an untried route
+hopes most). When a less-known route could beat the best known that way, every attempt
+tries it until its own outcomes rule it out: exploration shrinks as evidence grows, and grows
+back when the best route's outcomes change and its figures rise above a rival's hope. Draws:
+an attempt may also explore when its own draw (`exploring`: seeded by the task's id and grant
+count, so every process and every call decides it alike) falls under `explore_share`, so that
+share of attempts, and no more, may go elsewhere by chance. It goes to the least-tried
+unproven route that could still win (its cost per try under the best's cost per landed
+change); when there is none, a Thompson sample (a normal approximation of each posterior,
+one uniform draw per route) picks, and if that is not the best known, it is an exploration.
+No proven route, or learning off, or a retry after a failure: the static rule's choice
+(rules/routing.py).
 """
 
 import hashlib
@@ -137,6 +143,7 @@ class Policy:
     enabled: bool = True
     floor: float = 0.0  # least first-try landing rate of a proven route; 0: none
     explore_share: float = 0.1  # most of the recent routed tasks sent exploring
+    optimism: float = 1.0  # deviations of doubt a less-known route is given; 0: none
     min_evidence: float = 5.0  # decayed attempts from which a route is proven
     half_life_outcomes: float = 10.0  # outcomes of a route after which an old one weighs half
 
@@ -146,6 +153,8 @@ class Policy:
             for name, value in (("floor", self.floor), ("explore_share", self.explore_share))
             if not 0.0 <= value <= 1.0
         ]
+        if not 0.0 <= self.optimism <= 3.0:
+            wrong.append(f"optimism {self.optimism!r} must be from 0 to 3")
         if not 1.0 <= self.half_life_outcomes <= 1000.0:
             wrong.append(f"half_life_outcomes {self.half_life_outcomes!r} must be 1 to 1000")
         # Decayed attempts never reach 1 / (1 - keep): from there no route could be proven.
@@ -226,6 +235,15 @@ class RouteFigures:
     def name(self) -> str:
         return f"{self.provider}/{self.tier}"
 
+    def hoped(self, optimism: float) -> float:
+        """Cost per landed change at a landing rate `optimism` standard deviations above the
+        mean, the deviation of a Beta posterior over every outcome ever recorded: it keeps
+        narrowing after the decayed sums stop growing, so a close rival is ruled out for good
+        once tried enough, and never holds the choice by doubt alone."""
+        m = self.landing_rate
+        rate = min(1.0, m + optimism * math.sqrt(m * (1 - m) / (self.outcomes + 3)))
+        return per_landed(self.cost_per_attempt, rate, self.after_failure)
+
 
 @dataclass(frozen=True, slots=True)
 class LearnedChoice:
@@ -287,6 +305,14 @@ def choose(
         return LearnedChoice(static_choice, "cold_start", f"{_cold(policy)}; {told}", figs)
     allowed = [i for i, f in enumerate(figs) if f.proven and not f.below_floor]
     best = min(allowed, key=lambda i: figs[i].cost_per_landed) if allowed else None
+    bold = _hopeful(figs, policy.optimism)
+    if best is not None and bold is not None and bold != best:
+        why = (
+            f"trying {figs[bold].name}: too few outcomes to rule out that it beats "
+            f"{figs[best].name} (as low as {_money(figs[bold].hoped(policy.optimism))} per "
+            "landed change)"
+        )
+        return LearnedChoice(candidates[bold], "exploration", f"{why}; {told}", figs)
     if draw is not None:
         sampled = _unproven(figs, best)
         if sampled is None:
@@ -303,6 +329,13 @@ def choose(
     rest = _all_told([f for i, f in enumerate(figs) if i != best], policy)
     why = f"lowest est. cost per landed change: {_told(figs[best], policy)}"
     return LearnedChoice(candidates[best], "learned", f"{why}; {rest}" if rest else why, figs)
+
+
+def _hopeful(figs: Sequence[RouteFigures], optimism: float) -> int | None:
+    """The route with the lowest cost per landed change it could plausibly have (`hoped`),
+    among those not under the floor; None with no optimism."""
+    allowed = [i for i, f in enumerate(figs) if not f.below_floor and optimism > 0]
+    return min(allowed, key=lambda i: figs[i].hoped(optimism), default=None)
 
 
 def _unproven(figs: Sequence[RouteFigures], best: int | None) -> int | None:

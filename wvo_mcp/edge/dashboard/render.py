@@ -487,7 +487,8 @@ def routes(found: RouteBoard) -> str:
     pins = f"{found.pins} pin{'' if found.pins == 1 else 's'}"
     policy = (
         f"learning {'on' if p.enabled else 'off'}; floor {p.floor:.0%} first try; explore "
-        f"share {p.explore_share:.0%}; proven from {p.min_evidence:g} attempts; an outcome "
+        f"share {p.explore_share:.0%}; optimism {p.optimism:g}; proven from "
+        f"{p.min_evidence:g} attempts; an outcome "
         f"weighs half after {p.half_life_outcomes:g} more; {pins}"
     )
     return (
@@ -496,8 +497,9 @@ def routes(found: RouteBoard) -> str:
         '<p class="note">Task class: the complexity band. Evidence: attempts, older ones '
         "fading; landing per attempt counts one landed and one not before any. Chosen: where "
         "a fresh task of the class's lowest complexity, with no estimate or pin of its own, "
-        "goes now on an attempt that does not explore. Below floor and unproven routes are "
-        "not chosen by what was learned.</p></section>"
+        "goes now on an attempt whose draw does not explore: a little-known route while its "
+        "outcomes cannot yet rule it out, else the best known. Below floor routes are not "
+        "chosen by what was learned.</p></section>"
     )
 
 
