@@ -13,11 +13,13 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from wvo_mcp.autopilot import agents
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.rules import routing
 from wvo_mcp.rules.bounds import CPU_WEIGHT_RANGE, MEMORY_RANGE, PIDS_RANGE, TMP_RANGE
 from wvo_mcp.rules.learning import Pin, Policy
+from wvo_mcp.rules.wire import Api
 from wvo_mcp.sandbox import egress
 from wvo_mcp.sandbox.limits import WorkerLimits
 from wvo_mcp.sandbox.toolchain import Spec as ToolchainRules
@@ -32,7 +34,7 @@ Complexity = Annotated[int, Field(ge=1, le=10)]
 
 # -- the autopilot's worker kinds, as the providers file declares them -----------------
 
-Kind = Literal["claude", "codex", "command"]
+Kind = Literal["claude", "codex", "command", "acp"]
 # What a `command` template may use; anything else in braces is refused when the file loads.
 # The prompt carries the lease token: it goes to stdin and to {prompt_file}, never argv.
 PLACEHOLDERS = ("prompt_file", "model", "workdir", "mcp_config", "mcp_url", "agent_id", "task_id")
@@ -56,12 +58,17 @@ class WorkerKind:
     egress: tuple[str, ...] = ()  # more URLs (or host:port) the worker may reach
     mounts: tuple[str, ...] = ()  # more host folders it sees, read-only
     limits: WorkerLimits = field(default_factory=WorkerLimits)  # what each of its runs may use
+    agent: str = "custom"  # kind "acp" only: which agent (autopilot/agents.py)
+    permissions: Literal["allow", "deny"] = "allow"  # kind "acp": its permission requests
+    api: Api | None = None  # kind "acp": its model API, where its agent's preset names none
 
     @property
     def program(self) -> str:
         """The CLI to run, as the providers file names it (a path, or a name on PATH)."""
         if self.executable:
             return self.executable
+        if self.kind == "acp":
+            return agents.AGENTS[self.agent].program
         return self.template[0] if self.kind == "command" and self.template else self.kind
 
 
@@ -132,7 +139,7 @@ class LimitsSpec(_Spec):
 class WorkerSpec(_Spec):
     """The CLI the autopilot launches for this provider's tasks."""
 
-    kind: Literal["claude", "codex", "command"]
+    kind: Kind
     max_workers: Annotated[int, Field(ge=1, le=64)] = 1
     executable: Annotated[str, Field(max_length=4096)] = ""
     extra_args: Annotated[list[Arg], Field(max_length=64)] = Field(default_factory=list)
@@ -146,6 +153,11 @@ class WorkerSpec(_Spec):
     egress: Annotated[list[Arg], Field(max_length=64)] = Field(default_factory=list)
     mounts: Annotated[list[Arg], Field(max_length=64)] = Field(default_factory=list)
     limits: LimitsSpec = LimitsSpec()
+    # kind acp: the agent (a preset, or custom with `executable`), how its permission
+    # requests are answered, and its model API when its preset names none.
+    agent: Literal["gemini", "opencode", "claude-acp", "codex-acp", "custom"] | None = None
+    permissions: Literal["allow", "deny"] = "allow"
+    api: Api | None = None
 
 
 class ProviderSpec(_Spec):
@@ -444,7 +456,7 @@ def _worker_problems(
                 (
                     (*where, "command"),
                     "kind command needs `command`: the argv, e.g. "
-                    '["my-agent", "--model", "{model}", "{prompt}"]',
+                    '["my-agent", "--model", "{model}", "--prompt-file", "{prompt_file}"]',
                 )
             )
         else:
@@ -455,6 +467,22 @@ def _worker_problems(
         )
     if spec.allowed_tools is not None and spec.kind != "claude":
         problems.append(((*where, "allowed_tools"), "only kind claude takes `allowed_tools`"))
+    if spec.kind == "acp":
+        if spec.agent is None:
+            problems.append(
+                ((*where, "agent"), "kind acp needs `agent`: " + ", ".join(agents.AGENTS))
+            )
+        elif spec.agent == "custom" and not spec.executable:
+            problems.append(((*where, "executable"), "agent custom needs `executable`: its CLI"))
+    else:
+        acp_only = (
+            ("agent", spec.agent is not None),
+            ("api", spec.api is not None),
+            ("permissions", spec.permissions != "allow"),
+        )
+        problems += [
+            ((*where, name), f"only kind acp takes `{name}`") for name, given in acp_only if given
+        ]
     for i, given in enumerate(spec.egress):
         try:
             egress.endpoint_of(given if "://" in given else f"https://{given}")
@@ -491,4 +519,7 @@ def _worker(spec: WorkerSpec) -> WorkerKind:
         egress=tuple(g if "://" in g else f"https://{g}" for g in spec.egress),
         mounts=tuple(spec.mounts),
         limits=WorkerLimits(**spec.limits.model_dump()),
+        agent=spec.agent or "custom",
+        permissions=spec.permissions,
+        api=spec.api,
     )

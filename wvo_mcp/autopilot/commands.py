@@ -11,11 +11,12 @@ those files, never its argv (which any local user can read in /proc)."""
 
 import json
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from wvo_mcp.autopilot import orphans
+from wvo_mcp.autopilot import agents, orphans
 from wvo_mcp.providers import Kind, WorkerKind
 from wvo_mcp.rules import wire
 
@@ -30,6 +31,7 @@ ENV_PASSED: dict[Kind, re.Pattern[str]] = {
     "claude": re.compile(r"^(ANTHROPIC_[A-Z0-9_]+|CLAUDE_CODE_[A-Z0-9_]+|DISABLE_[A-Z0-9_]+)$"),
     "codex": re.compile(r"^(OPENAI_[A-Z0-9_]+|CODEX_API_KEY)$"),
     "command": re.compile(r"^$"),
+    "acp": re.compile(r"^$"),  # its agent's own: agents.passes
 }
 # What every run gets, whatever its environment says.
 CLAUDE_ENV = {
@@ -44,8 +46,10 @@ DEFAULT_API: dict[Kind, tuple[str, ...]] = {
     "claude": ("https://api.anthropic.com",),
     "codex": ("https://api.openai.com", "https://chatgpt.com"),
     "command": (),
+    "acp": (),  # its agent's own: agents.Agent.default_api
 }
 BASE_URL_ENV: dict[Kind, str] = {"claude": "ANTHROPIC_BASE_URL", "codex": "OPENAI_BASE_URL"}
+DRIVER = "wvo_mcp.autopilot.acp_driver"  # an ACP worker's command: it drives the agent
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,10 @@ class Launch:
     @property
     def prompt_file(self) -> Path:
         return self.files / "prompt.md"
+
+    @property
+    def acp_config(self) -> Path:
+        return self.files / "acp.json"
 
 
 def mcp_config_json(launch: Launch, token: str) -> str:
@@ -125,8 +133,29 @@ def codex_config_toml(launch: Launch) -> str:
     )
 
 
-def files(kind: WorkerKind, launch: Launch, token: str, prompt: str) -> dict[PurePosixPath, str]:
-    """What the autopilot writes in the run's home before it starts (paths relative to it)."""
+def acp_json(kind: WorkerKind, launch: Launch, program: str) -> str:
+    """An ACP worker's driver configuration (acp_driver.Config): its agent's command line,
+    its repository, wvo-mcp's endpoint (the token is in its environment) and the policy its
+    permission requests are answered by."""
+    preset = agents.agent(kind.agent, kind.api)
+    command = [program, *(a.format(model=launch.model) for a in preset.args), *kind.extra_args]
+    return json.dumps(
+        {
+            "agent": command,
+            "cwd": str(launch.workdir),
+            "mcp_url": launch.mcp_url,
+            "mcp_name": MCP_NAME,
+            "permissions": kind.permissions,
+        },
+        indent=2,
+    )
+
+
+def files(
+    kind: WorkerKind, launch: Launch, token: str, prompt: str, program: str = ""
+) -> dict[PurePosixPath, str]:
+    """What the autopilot writes in the run's home before it starts (paths relative to it);
+    `program` is the CLI's resolved path."""
     written = {
         FILES / "prompt.md": prompt,
         FILES / "mcp.json": mcp_config_json(launch, token),
@@ -139,6 +168,8 @@ def files(kind: WorkerKind, launch: Launch, token: str, prompt: str) -> dict[Pur
         written[PurePosixPath(".claude/settings.json")] = claude_settings_json()
     if kind.kind == "codex":
         written[PurePosixPath(".codex/config.toml")] = codex_config_toml(launch)
+    if kind.kind == "acp":
+        written[FILES / "acp.json"] = acp_json(kind, launch, program)
     return written
 
 
@@ -147,11 +178,7 @@ def environment(
 ) -> dict[str, str]:
     """The CLI's whole environment: its own provider's variables from `outside` (the
     autopilot's), those the providers file names, and what the run needs."""
-    passed = {
-        name: value
-        for name, value in outside.items()
-        if ENV_PASSED[kind.kind].match(name) or name in kind.env
-    }
+    passed = {name: value for name, value in outside.items() if _passes(kind, name)}
     env = {
         **passed,
         "HOME": str(launch.home),
@@ -166,6 +193,19 @@ def environment(
     if kind.kind == "codex":
         env["CODEX_HOME"] = str(launch.home / ".codex")
     return env
+
+
+def _passes(kind: WorkerKind, name: str) -> bool:
+    """Whether the CLI of `kind` may read the autopilot's variable `name`."""
+    if name in kind.env or ENV_PASSED[kind.kind].match(name):
+        return True
+    return kind.kind == "acp" and agents.passes(agents.AGENTS[kind.agent], name)
+
+
+def _base_url_env(kind: WorkerKind) -> str:
+    if kind.kind == "acp":
+        return agents.agent(kind.agent, kind.api).base_url_env
+    return BASE_URL_ENV.get(kind.kind, "")
 
 
 # The model API each kind's traffic is metered on (sandbox/meter.py, rules/wire.py), and
@@ -186,7 +226,11 @@ def metered(
     """The wire format and the real base URL of a kind's model API, when its traffic can go
     through its run's meter: Claude Code always; Codex with an API key (in its environment,
     or `api_key_file`: the person's auth.json holds one), not signed in with ChatGPT."""
-    found = METERED.get(kind.kind)
+    if kind.kind == "acp":
+        preset = agents.agent(kind.agent, kind.api)
+        found = (preset.api, preset.default_api) if preset.api is not None else None
+    else:
+        found = METERED.get(kind.kind)
     if found is None:
         return None
     if kind.kind == "codex" and not (
@@ -194,7 +238,7 @@ def metered(
     ):
         return None
     api, default = found
-    return api, (outside.get(BASE_URL_ENV[kind.kind]) or default).rstrip("/")
+    return api, (outside.get(_base_url_env(kind)) or default).rstrip("/")
 
 
 METER_PROVIDER = "wvo-meter"  # the Codex model provider the autopilot gives a metered run
@@ -207,7 +251,7 @@ def through_meter(kind: WorkerKind, argv: list[str], env: dict[str, str], inside
     providers file's `extra_args` name. Its key: OPENAI_API_KEY or CODEX_API_KEY from its
     environment, else its API-key login."""
     if kind.kind != "codex":
-        env[BASE_URL_ENV[kind.kind]] = inside
+        env[_base_url_env(kind)] = inside
         return
     key = next((k for k in ("OPENAI_API_KEY", "CODEX_API_KEY") if env.get(k)), None)
     auth = f'env_key="{key}"' if key else "requires_openai_auth=true"
@@ -222,9 +266,14 @@ def through_meter(kind: WorkerKind, argv: list[str], env: dict[str, str], inside
 def model_apis(kind: WorkerKind, outside: Mapping[str, str]) -> list[str]:
     """The model API URLs this kind's CLI calls: its base URL variable when set, else the
     provider's public API; and whatever the providers file adds (`worker.egress`)."""
-    name = BASE_URL_ENV.get(kind.kind)
-    found = [outside[name]] if name is not None and outside.get(name) else []
-    return [*(found or DEFAULT_API[kind.kind]), *kind.egress]
+    name = _base_url_env(kind)
+    found = [outside[name]] if name and outside.get(name) else []
+    if kind.kind == "acp":
+        preset = agents.agent(kind.agent, kind.api)
+        default: tuple[str, ...] = (preset.default_api,) if preset.default_api else ()
+    else:
+        default = DEFAULT_API[kind.kind]
+    return [*(found or default), *kind.egress]
 
 
 def argv(kind: WorkerKind, launch: Launch, program: str) -> list[str]:
@@ -252,6 +301,8 @@ def argv(kind: WorkerKind, launch: Launch, program: str) -> list[str]:
             ",".join(kind.allowed_tools),
             *kind.extra_args,
         ]
+    if kind.kind == "acp":  # the driver starts the agent (acp.json)
+        return [sys.executable, "-P", "-m", DRIVER, str(launch.acp_config)]
     if kind.kind == "codex":
         if launch.sandboxed:
             # wvo-mcp's sandbox is the boundary; Codex's own would nest bwrap in bwrap.

@@ -5,7 +5,8 @@ Claude Code (`--output-format stream-json`) ends with one `result` line. Its `su
 `terminal_reason` tell them apart (see tests/autopilot/samples/claude, recorded from the
 real CLI). Codex (`exec --json`) reports usage on each `turn.completed` and failures on
 `turn.failed` or `error` events, by message only. A `command` worker is judged by its exit
-code and, on failure, the same message patterns.
+code and, on failure, the same message patterns. An `acp` worker's driver (acp_driver.py)
+writes an `acp` line per thing its agent does and one `acp_end` line for how its turn ended.
 
 Every line is untrusted: a line that is not JSON, or not an object, is ignored."""
 
@@ -112,8 +113,33 @@ def glimpse(line: str) -> str:
         said.append(f"{_text(item.get('type'))}: {_text(item.get('text') or item.get('command'))}")
     if event.get("type") == "result":
         said.append(_text(event.get("result")))
+    if event.get("type") in ("acp", "acp_end"):
+        return _acp_glimpse(event)
     shown = " ".join(" ".join(s.split()) for s in said if s)
     return f"[{_text(event.get('type')) or '?'}] {shown}".rstrip()[:GLIMPSE_CHARS]
+
+
+def _acp_glimpse(event: dict[str, Any]) -> str:
+    """An ACP driver's line: what its agent planned, called, said or asked, or how it ended."""
+    kind = _text(event.get("event")) or "end"
+    if kind == "plan":
+        entries = event.get("entries")
+        steps = [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+        done = sum(e.get("status") == "completed" for e in steps)
+        now = next((e for e in steps if e.get("status") == "in_progress"), None)
+        shown = f"{done}/{len(steps)} done" + (f"; now: {_text(now.get('content'))}" if now else "")
+    elif kind == "tool":
+        shown = (
+            f"{_text(event.get('title')) or _text(event.get('id'))} ({_text(event.get('status'))})"
+        )
+    elif kind == "permission":
+        shown = f"{_text(event.get('title'))}: {_text(event.get('answer'))}"
+    elif kind == "end":
+        ended = _text(event.get("error")) or _text(event.get("stop_reason"))
+        shown = f"{ended}: {_text(event.get('message'))}"
+    else:
+        shown = _text(event.get("text")) or _text(event.get("agent"))
+    return f"[{kind}] {' '.join(shown.split())}".rstrip()[:GLIMPSE_CHARS]
 
 
 def tampered(lines: int, kind: str) -> str:
@@ -265,7 +291,37 @@ class PlainStream:
         return Finish(classify(message) or "failure", Usage(), message)
 
 
-Stream = ClaudeStream | CodexStream | PlainStream
+@dataclass
+class AcpStream:
+    """An ACP worker's driver: one `acp_end` line says how its agent's turn ended (its
+    stop reason, or the error its prompt was answered with). Its usage is never taken from
+    here: the run's meter counts it. More than one end is tampering, as for Claude Code."""
+
+    ends: list[dict[str, Any]] = field(default_factory=list)
+
+    def feed(self, line: str) -> None:
+        event = _object(line)
+        if event is not None and event.get("type") == "acp_end":
+            self.ends.append(event)
+
+    def finish(self, exit_code: int | None) -> Finish:
+        if not self.ends:
+            return Finish("failure", Usage(), f"no acp_end line (exit code {exit_code})")
+        if len(self.ends) > 1:
+            return Finish("failure", Usage(), tampered(len(self.ends), "acp_end"))
+        end = self.ends[0]
+        error, stop = _text(end.get("error")), _text(end.get("stop_reason"))
+        message = _text(end.get("message"))
+        if error:
+            return Finish(classify(error) or "failure", Usage(), error)
+        if end.get("paused") is True and exit_code == 0:
+            return Finish("success", Usage(), message or "paused by a person")
+        if stop == "end_turn" and exit_code == 0:
+            return Finish("success", Usage(), message)
+        return Finish("failure", Usage(), f"the agent's turn ended: {stop or '?'}; {message}")
+
+
+Stream = ClaudeStream | CodexStream | PlainStream | AcpStream
 
 
 def stream_for(kind: str) -> Stream:
@@ -273,4 +329,6 @@ def stream_for(kind: str) -> Stream:
         return ClaudeStream()
     if kind == "codex":
         return CodexStream()
+    if kind == "acp":
+        return AcpStream()
     return PlainStream()

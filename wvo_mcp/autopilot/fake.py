@@ -76,7 +76,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,7 +105,12 @@ CODEX_ERRORS = {
     "earlier history before retrying.",
     401: "unexpected status 401 Unauthorized: Incorrect API key provided",
 }
+ERRORS_SAID = {status: said for status, _, said in ERRORS.values()}
 CODEX = False  # set when run as `codex exec --json`
+ACP = False  # set by fake_acp.py: the outcome is its prompt's answer, not a line
+FAILED: str | None = None  # ACP: why the run failed, for the prompt's error
+LAST = ""  # ACP: its last words
+WAIT_BEAT: Callable[[], Awaitable[None]] | None = None  # ACP: a waiting agent's sign of life
 
 
 USED: dict[str, int] = {}  # metadata.fake_usage: what this run reports instead of USAGE
@@ -118,6 +123,10 @@ def result(
     reason: str = "completed",
     denied: tuple[str, ...] = (),
 ) -> None:
+    global FAILED, LAST
+    if ACP:
+        FAILED, LAST = (ERRORS_SAID.get(status or 0, text), "") if is_error else (None, text)
+        return
     if CODEX:
         if is_error:
             emit({"type": "turn.failed", "error": {"message": CODEX_ERRORS.get(status or 0, text)}})
@@ -414,7 +423,10 @@ async def wait_for(name: str, call: Call, held: dict[str, str]) -> str:
     while not await wanted.exists():
         if time.monotonic() > deadline:
             return "timeout"
-        if time.monotonic() - beat > 1:
+        if time.monotonic() - beat > 1 and WAIT_BEAT is not None:  # as an ACP agent
+            await WAIT_BEAT()  # a person's words come from its client: none read here
+            beat = time.monotonic()
+        elif time.monotonic() - beat > 1:
             told = (await call("heartbeat", **held)).get("from_a_person", [])
             beat = time.monotonic()
             for note in told:

@@ -10,6 +10,7 @@ import os
 import socket
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,12 @@ SUMMARY_CHARS = 3800  # a checkpoint's summary holds 4000
 Call = Callable[..., Awaitable[dict[str, Any]]]
 
 
+OUT = sys.stdout  # the fake ACP agent's are on stderr: its stdout is the protocol's
+
+
 def emit(event: dict[str, Any]) -> None:
     """One output line, as the CLI prints them."""
-    print(json.dumps(event), flush=True)
+    print(json.dumps(event), file=OUT, flush=True)
 
 
 def alive(doing: str) -> None:

@@ -33,6 +33,7 @@ CREDENTIALS: dict[providers.Kind, tuple[tuple[str, str | None], ...]] = {
     "claude": ((".claude/.credentials.json", "CLAUDE_CONFIG_DIR"),),
     "codex": ((".codex/auth.json", "CODEX_HOME"),),
     "command": (),
+    "acp": (),
 }
 
 
@@ -92,7 +93,7 @@ async def prepared(
             sandboxed=sandboxed,
             mark=run.mark,
         )
-        _write_home(home, commands.files(run.kind, launch, token, run.prompt))
+        _write_home(home, commands.files(run.kind, launch, token, run.prompt, str(program)))
         _copy_credentials(run.kind.kind, home, outside)
         env = commands.environment(run.kind, launch, token, outside)
         argv = commands.argv(run.kind, launch, str(program))

@@ -1,0 +1,116 @@
+"""ACP workers (`kind: acp`) end to end: the autopilot's driver (acp_driver.py) drives a
+stand-in ACP agent (fake_acp.py) in the worker's real sandbox; its plan, tool calls and
+words reach the run log and the dashboard's live view, its permission requests are answered
+by the providers file's policy, a person's words and a pause reach it without a kill, and a
+hostile agent (a flood, a 2 MiB line, a write outside) changes nothing it must not."""
+
+import re
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tests.autopilot.conftest import autopilot, backlog, git
+from tests.conftest import ROOT, open_db, wvo
+from tests.security.tenancy import started, statuses, until, worktree
+
+FAKE_ACP = ROOT / "wvo_mcp" / "autopilot" / "fake_acp.py"
+
+
+def acp_project(project: dict[str, Path], permissions: str = "allow") -> dict[str, Path]:
+    """The project's two providers, their workers the stand-in ACP agent."""
+    wrapper = project["repo"].parent / "bin" / "fake-acp"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -P "{FAKE_ACP}" "$@"\n')
+    wrapper.chmod(0o755)
+    text = project["providers"].read_text()
+    text = re.sub(
+        r"      kind: claude\n      executable: \S+\n",
+        f"      kind: acp\n      agent: custom\n      executable: {wrapper}\n"
+        f"      permissions: {permissions}\n",
+        text,
+    )
+    assert text.count("kind: acp") == 2
+    project["providers"].write_text(text)
+    return project
+
+
+def run_log(project: dict[str, Path], task_id: str, run: int = 1) -> str:
+    return (project["state"] / "runs" / task_id / f"{run}.log").read_text()
+
+
+def summaries(project: dict[str, Path], task_id: str) -> list[str]:
+    with open_db(project["state"]) as db:
+        rows = db.execute(
+            "SELECT summary FROM checkpoints WHERE task_id = ? ORDER BY seq", (task_id,)
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+@pytest.mark.anyio
+@pytest.mark.process
+async def test_an_acp_agent_lands_its_task_and_its_plan_and_tool_calls_are_logged(
+    project: dict[str, Path],
+) -> None:
+    acp_project(project)
+    await backlog(project, [{"id": "A1", "title": "one"}, {"id": "A2", "title": "two"}])
+    ran = autopilot(project)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "2 launched, 2 done, 0 released" in ran.stdout, ran.stdout
+    assert git(project["repo"], "show", "wvo/A1:A1.txt").startswith("A1")
+    log = run_log(project, "A1")
+    assert '"event":"session"' in log and '"agent":"fake-acp ' in log
+    assert '"event":"plan"' in log and '"content":"read the task"' in log
+    assert '"title":"wvo: checkpoint","kind":"other","status":"in_progress"' in log
+    assert '"title":"wvo: plan_update"' in log
+    assert '{"type":"acp_end","stop_reason":"end_turn","paused":false' in log
+
+
+@pytest.mark.anyio
+@pytest.mark.process
+async def test_a_denied_permission_ends_the_turn_without_the_work(
+    project: dict[str, Path],
+) -> None:
+    acp_project(project, permissions="deny")
+    await backlog(project, [{"id": "D1", "title": "asks", "max_attempts": 1,
+                             "metadata": {"fake_acp_ask": "edit D1.txt"}}])  # fmt: skip
+    autopilot(project)
+    log = run_log(project, "D1")
+    assert '"event":"permission","title":"edit D1.txt","kind":"edit","answer":"reject_once"' in log
+    assert "permission refused: edit D1.txt" in log
+    assert statuses(project)["D1"] != "done"
+    assert "D1" not in git(project["repo"], "log", "--all", "--format=%s").split()
+
+
+@pytest.mark.process
+def test_a_person_tells_and_pauses_an_acp_worker_without_a_kill(
+    project: dict[str, Path],
+) -> None:
+    acp_project(project)
+    anyio.run(
+        backlog, project, [{"id": "P", "title": "long work", "metadata": {"fake_wait": "go"}}]
+    )
+    with started(project) as pilot:
+        until(pilot, "the worker waiting", lambda: (worktree(project, "P") / "go.waiting").exists())
+        told = wvo(project["state"], "tell", "--task", "P", "mind the cache")
+        assert told.returncode == 0, told.stderr
+        until(pilot, "the message heard", lambda: any(
+            s == "heard: tell: mind the cache" for s in summaries(project, "P")
+        ))  # fmt: skip
+        paused = wvo(project["state"], "pause", "--task", "P", "--reason", "freeze")
+        assert paused.returncode == 0, paused.stderr
+        until(pilot, "P handed back", lambda: statuses(project)["P"] == "pending")
+        assert wvo(project["state"], "resume", "--task", "P").returncode == 0
+        second = worktree(project, "P", 2)
+        until(pilot, "the next attempt waiting", lambda: (second / "go.waiting").exists())
+        (second / "go").write_text("")
+        out = pilot.finish()
+    assert statuses(project) == {"P": "done"}, out
+    first = run_log(project, "P")
+    # The driver heard the person (the agent reads none itself while it waits), cancelled
+    # the turn and prompted again with the words; then the pause ended its turn, and the run
+    # ended by itself: the autopilot never stopped it.
+    assert '{"type":"acp","event":"told","text":"tell: mind the cache"}' in first
+    assert '"stop_reason":"cancelled","paused":true' in first
+    assert "exited with 0" in first, first[-2000:]
+    assert not re.search(r"P: .*; stopped", out), out

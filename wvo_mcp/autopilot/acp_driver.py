@@ -1,0 +1,318 @@
+"""The driver of an ACP worker (providers file `kind: acp`): it runs inside the worker's
+sandbox, beside the agent it drives, as the run's command (commands.argv).
+
+It starts the agent (the Agent Client Protocol over its stdio), opens one session in the
+worker's repository with wvo-mcp as its MCP server (over HTTP, the run token in a header),
+and prompts it with the worker's prompt. What the agent does comes back as lines the
+autopilot reads (events.AcpStream) and shows live: its plan, its tool calls and their
+status, what it says, each permission it asked and the answer. The last line, `acp_end`,
+says how the turn ended.
+
+- **Permissions** are answered by the providers file's `permissions`: `allow` (the
+  sandbox is the boundary, so whatever the agent asks happens inside it) or `deny`.
+- **A person's hand without a kill.** Every POLL_SECONDS it reads its task (task_get, which
+  also brings a person's notes): on a note it cancels the turn (`session/cancel`) and prompts
+  again with the person's words; on a pause it cancels and ends.
+- **Bounded.** A message of the agent over MESSAGE_BYTES is dropped unread; message and
+  thought chunks are written a line per run of them, each field cut to TEXT_CHARS.
+
+Nothing here is trusted: the agent shares its sandbox and can rewrite this process. Usage is
+never taken from here (the run's meter counts it), nor anything the landing gate checks.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import acp
+import httpx2
+from acp import schema
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+TEXT_CHARS = 2000  # of any one field of a line
+MESSAGE_BYTES = 8 << 20  # an ACP message may carry a file; beyond this it is dropped
+POLL_SECONDS = 5.0
+HELD = re.compile(r"task_id '([^']+)', lease_token '([^']+)'")
+Policy = Literal["allow", "deny"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """`.wvo/acp.json` in the run's home, written by the autopilot (commands.acp_json)."""
+
+    agent: list[str]  # the agent's command line
+    cwd: str  # the worker's repository
+    mcp_url: str
+    mcp_name: str
+    permissions: Policy
+
+    @staticmethod
+    def read(path: Path) -> "Config":
+        found = json.loads(path.read_text())
+        return Config(
+            agent=[str(a) for a in found["agent"]],
+            cwd=str(found["cwd"]),
+            mcp_url=str(found["mcp_url"]),
+            mcp_name=str(found["mcp_name"]),
+            permissions="deny" if found.get("permissions") == "deny" else "allow",
+        )
+
+
+def emit(event: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+def cut(value: object) -> str:
+    return value[:TEXT_CHARS] if isinstance(value, str) else ""
+
+
+@dataclass
+class Watcher:
+    """The client side the agent calls: session updates and permission requests."""
+
+    policy: Policy
+    said: list[str] = field(default_factory=list)  # the agent's message chunks, unwritten
+    thought: list[str] = field(default_factory=list)
+    last_message: str = ""
+
+    def flush(self) -> None:
+        for kind, parts in (("message", self.said), ("thought", self.thought)):
+            if parts:
+                text = "".join(parts)
+                if kind == "message":
+                    self.last_message = text[-8000:]
+                emit({"type": "acp", "event": kind, "text": cut(text)})
+                parts.clear()
+
+    async def session_update(self, session_id: str, update: Any, **_: Any) -> None:
+        if isinstance(update, schema.AgentMessageChunk | schema.AgentThoughtChunk):
+            content = update.content
+            if isinstance(content, schema.TextContentBlock):
+                chunks = self.said if isinstance(update, schema.AgentMessageChunk) else self.thought
+                chunks.append(content.text)
+                if sum(len(c) for c in chunks) > TEXT_CHARS:
+                    self.flush()
+            return
+        self.flush()
+        if isinstance(update, schema.AgentPlanUpdate):
+            entries = [{"content": cut(e.content), "status": e.status} for e in update.entries]
+            emit({"type": "acp", "event": "plan", "entries": entries[:50]})
+        elif isinstance(update, schema.ToolCallStart | schema.ToolCallProgress):
+            emit({
+                "type": "acp", "event": "tool", "id": cut(update.tool_call_id),
+                "title": cut(update.title), "kind": update.kind, "status": update.status,
+            })  # fmt: skip
+
+    async def request_permission(
+        self,
+        session_id: str,
+        tool_call: schema.ToolCallUpdate,
+        options: list[schema.PermissionOption],
+        **_: Any,
+    ) -> schema.RequestPermissionResponse:
+        self.flush()
+        wanted = ("allow_once", "allow_always") if self.policy == "allow" else ("reject_once",)
+        chosen = next((o for o in options if o.kind in wanted), None)
+        if self.policy == "deny" and chosen is None:
+            chosen = next((o for o in options if o.kind == "reject_always"), None)
+        emit({
+            "type": "acp", "event": "permission", "title": cut(tool_call.title),
+            "kind": tool_call.kind, "answer": chosen.kind if chosen else "cancelled",
+        })  # fmt: skip
+        if chosen is None:
+            return schema.RequestPermissionResponse(
+                outcome=schema.DeniedOutcome(outcome="cancelled")
+            )
+        return schema.RequestPermissionResponse(
+            outcome=schema.AllowedOutcome(option_id=chosen.option_id, outcome="selected")
+        )
+
+    async def ext_method(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        raise acp.RequestError.method_not_found(method)
+
+    async def ext_notification(self, method: str, params: dict[str, Any]) -> None:
+        return None
+
+
+class Bounded:
+    """NDJSON over the agent's stdio (acp's Transport), dropping any line over
+    MESSAGE_BYTES unread: the library's own reader would grow without bound."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None and process.stdin is not None
+        self.reader, self.writer = process.stdout, process.stdin
+        self.dropped = 0
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.writer.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+        await self.writer.drain()
+
+    async def receive(self) -> dict[str, Any] | None:
+        skipping = False
+        while True:
+            try:
+                line = await self.reader.readuntil(b"\n")
+            except asyncio.IncompleteReadError:
+                return None
+            except asyncio.LimitOverrunError as over:
+                # Past the limit the reader holds what it read: let it go, and the rest of
+                # the line after it.
+                await self.reader.readexactly(over.consumed)
+                if not skipping:
+                    self.dropped += 1
+                    said = f"a message of the agent over {MESSAGE_BYTES} bytes"
+                    emit({"type": "acp", "event": "dropped", "text": said})
+                skipping = True
+                continue
+            if skipping:  # the end of the over-long line
+                skipping = False
+                continue
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(message, dict):
+                return message
+
+    async def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.writer.close()
+
+
+@contextlib.asynccontextmanager
+async def wvo(url: str, token: str) -> AsyncIterator[Client]:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=120)) as http,
+        Client(streamable_http_client(url, http_client=http), read_timeout_seconds=60) as client,
+    ):
+        yield client
+
+
+async def heard(client: Client, task_id: str) -> tuple[bool, list[str]]:
+    """(whether the task is paused, a person's notes) as its task reads now."""
+    answer = await client.call_tool("task_get", {"task_id": task_id})
+    content = answer.structured_content or {}
+    notes = content.get("from_a_person") or []
+    said = [f"{n.get('kind', 'note')}: {n.get('text', '')}" for n in notes if isinstance(n, dict)]
+    return bool(content.get("paused")), said
+
+
+async def drive(config: Config, prompt: str, token: str) -> int:
+    env = {k: v for k, v in os.environ.items() if k != "WVO_MCP_TOKEN"}
+    process = await asyncio.create_subprocess_exec(
+        *config.agent,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=config.cwd,
+        limit=MESSAGE_BYTES,
+    )
+    watcher = Watcher(config.permissions)
+    connection = acp.connect_to_agent(watcher, Bounded(process))  # type: ignore[arg-type]
+    try:
+        return await _session(connection, watcher, config, prompt, token)
+    except acp.RequestError as exc:
+        watcher.flush()
+        emit({"type": "acp_end", "error": cut(f"{exc}")})
+        return 1
+    except (ConnectionError, OSError) as exc:
+        watcher.flush()
+        emit({"type": "acp_end", "error": cut(f"the agent went away: {exc}")})
+        return 1
+    finally:
+        await connection.close()
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+
+
+async def _session(
+    connection: Any, watcher: Watcher, config: Config, prompt: str, token: str
+) -> int:
+    started = await connection.initialize(
+        protocol_version=acp.PROTOCOL_VERSION,
+        client_capabilities=schema.ClientCapabilities(
+            fs=schema.FileSystemCapabilities(read_text_file=False, write_text_file=False),
+            terminal=False,
+        ),
+        client_info=schema.Implementation(name="wvo-mcp", version="1"),
+    )
+    info = started.agent_info
+    server = schema.HttpMcpServer(
+        name=config.mcp_name,
+        url=config.mcp_url,
+        headers=[schema.HttpHeader(name="Authorization", value=f"Bearer {token}")],
+        type="http",
+    )
+    session = await connection.new_session(cwd=config.cwd, mcp_servers=[server])
+    emit({
+        "type": "acp", "event": "session", "session_id": cut(session.session_id),
+        "agent": cut(f"{info.name} {info.version}" if info else ""),
+    })  # fmt: skip
+    held = HELD.search(prompt)
+    async with contextlib.AsyncExitStack() as stack:
+        client = await stack.enter_async_context(wvo(config.mcp_url, token)) if held else None
+        text = prompt
+        while True:
+            turn = asyncio.ensure_future(
+                connection.prompt(
+                    session_id=session.session_id,
+                    prompt=[schema.TextContentBlock(text=text, type="text")],
+                )
+            )
+            paused, notes = await _watch(turn, connection, session.session_id, client, held)
+            answer = await turn
+            watcher.flush()
+            if paused or not notes:
+                stop = answer.stop_reason
+                emit({"type": "acp_end", "stop_reason": stop, "paused": paused,
+                      "message": watcher.last_message})  # fmt: skip
+                return 0 if stop == "end_turn" or paused else 1
+            emit({"type": "acp", "event": "told", "text": cut("; ".join(notes))})
+            text = "A person's words on your task, under from_a_person:\n" + "\n".join(
+                f"- {n}" for n in notes
+            )
+
+
+async def _watch(
+    turn: "asyncio.Future[Any]",
+    connection: Any,
+    session_id: str,
+    client: Client | None,
+    held: re.Match[str] | None,
+) -> tuple[bool, list[str]]:
+    """Until the turn ends: a pause or a person's notes cancel it (what was heard)."""
+    while client is not None and held is not None:
+        done, _ = await asyncio.wait({turn}, timeout=POLL_SECONDS)
+        if done:
+            return False, []
+        paused, notes = await heard(client, held.group(1))
+        if paused or notes:
+            await connection.cancel(session_id=session_id)
+            return paused, notes
+    await asyncio.wait({turn})
+    return False, []
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("config", type=Path)
+    args = parser.parse_args()
+    prompt = sys.stdin.read()  # it carries the lease token: never argv
+    token = os.environ.get("WVO_MCP_TOKEN", "")
+    return asyncio.run(drive(Config.read(args.config), prompt, token))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""The coding agents an `acp` worker drives (pure): how each is started to speak the Agent
+Client Protocol, which model API it calls and how that call is pointed at the run's meter.
+
+A providers file names one as `worker: {kind: acp, agent: NAME}`; `custom` is any other ACP
+agent, given by `executable` and `extra_args`, with its model API as `api` (none: not
+metered, its usage unknown).
+"""
+
+import re
+from dataclasses import dataclass
+
+from wvo_mcp.rules import wire
+
+
+@dataclass(frozen=True)
+class Agent:
+    program: str  # its CLI, found on PATH unless `executable` says otherwise
+    args: tuple[str, ...]  # to speak ACP on stdio; {model} is the tier's model
+    api: wire.Api | None  # the wire format of its model API
+    base_url_env: str  # the variable that moves its model API (to the run's meter)
+    default_api: str  # where its model API is when the environment names none
+    env: str  # a pattern of the variables it may read of the autopilot's environment
+
+
+# Each model API: the variable most agents take its base URL from, and where it is.
+APIS: dict[wire.Api, tuple[str, str]] = {
+    "anthropic": ("ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
+    "openai": ("OPENAI_BASE_URL", "https://api.openai.com/v1"),
+    "gemini": ("GOOGLE_GEMINI_BASE_URL", "https://generativelanguage.googleapis.com"),
+}
+AGENTS: dict[str, Agent] = {
+    "gemini": Agent(
+        "gemini", ("--experimental-acp", "--model", "{model}"), "gemini",
+        "GOOGLE_GEMINI_BASE_URL", "https://generativelanguage.googleapis.com",
+        r"GEMINI_[A-Z0-9_]+|GOOGLE_[A-Z0-9_]+",
+    ),
+    "claude-acp": Agent(
+        "claude-code-acp", (), "anthropic", "ANTHROPIC_BASE_URL", "https://api.anthropic.com",
+        r"ANTHROPIC_[A-Z0-9_]+|CLAUDE_CODE_[A-Z0-9_]+",
+    ),
+    "codex-acp": Agent(
+        "codex-acp", ("-c", 'model="{model}"'), "openai", "OPENAI_BASE_URL",
+        "https://api.openai.com/v1", r"OPENAI_[A-Z0-9_]+|CODEX_API_KEY",
+    ),
+    "opencode": Agent(
+        "opencode", ("acp",), None, "", "", r"OPENCODE_[A-Z0-9_]+",
+    ),
+    "custom": Agent("", (), None, "", "", r"$^"),
+}  # fmt: skip
+
+
+def agent(name: str, api: wire.Api | None = None) -> Agent:
+    """The preset `name`, its model API as the providers file gives it when it does."""
+    found = AGENTS[name]
+    if api is None or api == found.api:
+        return found
+    return Agent(found.program, found.args, api, *APIS[api], found.env)
+
+
+def passes(preset: Agent, name: str) -> bool:
+    """Whether its CLI may read the autopilot's variable `name`."""
+    return re.fullmatch(preset.env, name) is not None
