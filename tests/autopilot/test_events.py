@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from wvo_mcp.autopilot import events
 from wvo_mcp.autopilot.events import ClaudeStream, CodexStream, Finish, PlainStream, classify
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -203,3 +204,51 @@ def test_codex_turn_ends_after_the_first_are_tampering(
     assert finish.outcome == outcome, finish
     if any('"turn.completed"' in line for line in lines):
         assert finish.usage.input_tokens == 900
+
+
+@pytest.mark.parametrize(
+    ("lines", "code", "outcome", "message"),
+    [
+        (['{"type":"acp_end","stop_reason":"end_turn","paused":false,"message":"did it"}'],
+         0, "success", "did it"),
+        (['{"type":"acp_end","stop_reason":"cancelled","paused":true,"message":""}'],
+         0, "success", "paused by a person"),
+        (['{"type":"acp_end","stop_reason":"max_tokens","paused":false,"message":"cut"}'],
+         1, "failure", "the agent's turn ended: max_tokens; cut"),
+        (['{"type":"acp_end","error":"API Error: Request rejected (429) · rate limit"}'],
+         1, "rate_limited", "API Error: Request rejected (429) · rate limit"),
+        (['{"type":"acp","event":"message","text":"hi"}'], 1, "failure",
+         "no acp_end line (exit code 1)"),
+        (['{"type":"acp_end","stop_reason":"end_turn","message":"a"}'] * 2, 0, "failure",
+         "its output held 2 acp_end lines"),
+    ],
+)  # fmt: skip
+def test_an_acp_run_ends_as_its_driver_last_said(
+    lines: list[str], code: int, outcome: str, message: str
+) -> None:
+    stream = events.stream_for("acp")
+    for line in lines:
+        stream.feed(line)
+    finish = stream.finish(code)
+    assert finish.outcome == outcome and finish.message.startswith(message)
+    assert finish.usage == events.Usage()  # never its word: the meter counts
+
+
+def test_acp_lines_show_live_as_what_the_agent_plans_calls_asks_and_says() -> None:
+    plan = {"type": "acp", "event": "plan", "entries": [
+        {"content": "read", "status": "completed"}, {"content": "edit\nfile", "status":
+        "in_progress"}, {"content": "test", "status": "pending"}]}  # fmt: skip
+    assert events.glimpse(json.dumps(plan)) == "[plan] 1/3 done; now: edit file"
+    tool = {
+        "type": "acp",
+        "event": "tool",
+        "id": "t1",
+        "title": "Run pytest",
+        "status": "completed",
+    }
+    assert events.glimpse(json.dumps(tool)) == "[tool] Run pytest (completed)"
+    asked = {"type": "acp", "event": "permission", "title": "write /etc/x"}
+    asked["answer"] = "reject_once"
+    assert events.glimpse(json.dumps(asked)) == "[permission] write /etc/x: reject_once"
+    end = {"type": "acp_end", "stop_reason": "end_turn", "message": "done T1"}
+    assert events.glimpse(json.dumps(end)) == "[end] end_turn: done T1"

@@ -182,3 +182,39 @@ def test_a_metered_codex_is_given_a_provider_of_the_autopilots_own_last() -> Non
     claude_env: dict[str, str] = {}
     through_meter(WorkerKind(kind="claude"), [], claude_env, "http://127.0.0.1:5555")
     assert claude_env == {"ANTHROPIC_BASE_URL": "http://127.0.0.1:5555"}
+
+
+def test_an_acp_worker_runs_the_driver_which_starts_its_agent_from_the_home_config() -> None:
+    gemini = WorkerKind(kind="acp", agent="gemini", extra_args=("--debug",))
+    line = argv(gemini, LAUNCH, "/opt/gemini/bin/gemini")
+    assert line[1:] == ["-P", "-m", "wvo_mcp.autopilot.acp_driver", "/home/worker/.wvo/acp.json"]
+    written = files(gemini, LAUNCH, TOKEN, PROMPT, "/opt/gemini/bin/gemini")
+    config = json.loads(written[PurePosixPath(".wvo/acp.json")])
+    assert config == {
+        "agent": ["/opt/gemini/bin/gemini", "--experimental-acp", "--model",
+                  "claude-sonnet-4-5", "--debug"],
+        "cwd": "/work/project.wvo-worktrees/E1.T3/1",
+        "mcp_url": "http://127.0.0.1:40123/mcp",
+        "mcp_name": "wvo",
+        "permissions": "allow",
+    }  # fmt: skip
+    assert TOKEN not in json.dumps(config) and TOKEN not in " ".join(line)
+
+
+def test_an_acp_worker_gets_its_agents_variables_and_is_metered_on_its_api() -> None:
+    outside = {**OUTSIDE, "GEMINI_API_KEY": "g-key", "GOOGLE_CLOUD_PROJECT": "p"}
+    gemini = WorkerKind(kind="acp", agent="gemini")
+    env = environment(gemini, LAUNCH, TOKEN, outside)
+    assert env["GEMINI_API_KEY"] == "g-key" and env["GOOGLE_CLOUD_PROJECT"] == "p"
+    assert not {"ANTHROPIC_API_KEY", "OPENAI_API_KEY"} & set(env)
+    assert metered(gemini, outside) == ("gemini", "https://generativelanguage.googleapis.com")
+    assert model_apis(gemini, {}) == ["https://generativelanguage.googleapis.com"]
+    through_meter(gemini, line := [], env, "http://127.0.0.1:5000")
+    assert env["GOOGLE_GEMINI_BASE_URL"] == "http://127.0.0.1:5000" and line == []
+    claude = WorkerKind(kind="acp", agent="claude-acp")
+    assert metered(claude, OUTSIDE) == ("anthropic", "http://127.0.0.1:9999")
+    custom = WorkerKind(kind="acp", agent="custom", executable="/opt/agent")
+    assert metered(custom, OUTSIDE) is None  # no API named: its usage is unknown
+    assert set(environment(custom, LAUNCH, TOKEN, OUTSIDE)) == {"HOME", "LANG", "TERM", TOKEN_ENV}
+    named = WorkerKind(kind="acp", agent="custom", executable="/opt/agent", api="openai")
+    assert metered(named, OUTSIDE) == ("openai", "https://api.openai.com/v1")

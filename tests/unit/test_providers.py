@@ -225,6 +225,44 @@ def test_a_bad_worker_block_is_refused_with_line_and_field(
     assert says in message
 
 
+ACP = SMALL + "    worker:\n      kind: acp\n"
+
+
+@pytest.mark.parametrize(
+    ("block", "expected"),
+    [
+        ("      agent: gemini\n", ("gemini", "gemini", "allow", None)),
+        (
+            "      agent: custom\n      executable: /opt/a\n      api: openai\n"
+            "      permissions: deny\n",
+            ("custom", "/opt/a", "deny", "openai"),
+        ),
+    ],
+)
+def test_an_acp_worker_names_its_agent_and_its_permission_policy(
+    block: str, expected: tuple[str, str, str, str | None]
+) -> None:
+    kind = providers.parse(ACP + block, "a.yaml").workers["solo"]
+    assert (kind.agent, kind.program, kind.permissions, kind.api) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        (ACP, "kind acp needs `agent`: gemini, claude-acp, codex-acp, opencode, custom"),
+        (ACP + "      agent: custom\n", "agent custom needs `executable`"),
+        (ACP + "      agent: aider\n", "Input should be 'gemini'"),
+        (ACP + "      agent: gemini\n      permissions: ask\n", "Input should be 'allow'"),
+        (WORKER + "      agent: gemini\n", "only kind acp takes `agent`"),
+        (WORKER + "      permissions: deny\n", "only kind acp takes `permissions`"),
+    ],
+)
+def test_a_bad_acp_worker_block_is_refused(text: str, says: str) -> None:
+    with pytest.raises(ValidationFailed) as info:
+        providers.parse(text, "a.yaml")
+    assert says in str(info.value), info.value
+
+
 def test_learning_defaults_and_the_packaged_file_agree() -> None:
     packaged = providers.parse(
         (Path(providers.__file__).parent / "data/providers.yaml").read_text(), "p"

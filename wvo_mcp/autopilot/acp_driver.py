@@ -43,6 +43,7 @@ MESSAGE_BYTES = 8 << 20  # an ACP message may carry a file; beyond this it is dr
 POLL_SECONDS = 5.0
 HELD = re.compile(r"task_id '([^']+)', lease_token '([^']+)'")
 Policy = Literal["allow", "deny"]
+PREFER_REJECT = ("reject_once", "reject_always")
 
 
 @dataclass(frozen=True)
@@ -121,10 +122,9 @@ class Watcher:
         **_: Any,
     ) -> schema.RequestPermissionResponse:
         self.flush()
-        wanted = ("allow_once", "allow_always") if self.policy == "allow" else ("reject_once",)
-        chosen = next((o for o in options if o.kind in wanted), None)
-        if self.policy == "deny" and chosen is None:
-            chosen = next((o for o in options if o.kind == "reject_always"), None)
+        # Once before always: each request is asked, and logged, again.
+        wanted = ("allow_once", "allow_always") if self.policy == "allow" else PREFER_REJECT
+        chosen = next((o for kind in wanted for o in options if o.kind == kind), None)
         emit({
             "type": "acp", "event": "permission", "title": cut(tool_call.title),
             "kind": tool_call.kind, "answer": chosen.kind if chosen else "cancelled",
@@ -148,9 +148,8 @@ class Bounded:
     """NDJSON over the agent's stdio (acp's Transport), dropping any line over
     MESSAGE_BYTES unread: the library's own reader would grow without bound."""
 
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        assert process.stdout is not None and process.stdin is not None
-        self.reader, self.writer = process.stdout, process.stdin
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
         self.dropped = 0
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -219,7 +218,9 @@ async def drive(config: Config, prompt: str, token: str) -> int:
         limit=MESSAGE_BYTES,
     )
     watcher = Watcher(config.permissions)
-    connection = acp.connect_to_agent(watcher, Bounded(process))  # type: ignore[arg-type]
+    assert process.stdout is not None and process.stdin is not None
+    transport = Bounded(process.stdout, process.stdin)
+    connection = acp.connect_to_agent(watcher, transport)  # type: ignore[arg-type]
     try:
         return await _session(connection, watcher, config, prompt, token)
     except acp.RequestError as exc:

@@ -69,6 +69,7 @@ class FakeAgent:
         self.first = ""  # the session's first prompt: the task's
         self.calls = 0
         self.turn: asyncio.Task[int] | None = None
+        self.raw: asyncio.StreamWriter | None = None  # its stdout, as the protocol writes it
 
     def on_connect(self, conn: Any) -> None:
         self.conn = conn
@@ -149,9 +150,10 @@ class FakeAgent:
                         session_update="tool_call_update",
                     )
                 )  # fmt: skip
-        if mode == "acp_longline":
-            sys.stdout.buffer.write(b"x" * (2 << 20) + b"\n")
-            sys.stdout.buffer.flush()
+        if mode == "acp_longline":  # through the protocol's own writer: whole, in turn
+            assert self.raw is not None
+            self.raw.write(b"x" * (2 << 20) + b"\n")
+            await self.raw.drain()
         asked = metadata.get("fake_acp_ask")
         if asked or mode == "acp_outside":
             target = metadata.get("fake_outside", "")
@@ -238,8 +240,13 @@ def main() -> int:
     fake_probe.OUT = sys.stderr  # stdout is the protocol's
     fake.connect = lambda server: traced(agent, server)
     fake.WAIT_BEAT = agent.waiting
-    asyncio.run(acp.run_agent(agent))  # type: ignore[arg-type]
+    asyncio.run(serve(agent))
     return 0
+
+
+async def serve(agent: FakeAgent) -> None:
+    reader, agent.raw = await acp.stdio_streams(limit=64 << 20)
+    await acp.run_agent(agent, agent.raw, reader)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -1,0 +1,90 @@
+"""The ACP driver's pure parts, in process: its bounded reader of the agent's messages, the
+lines it writes for each session update and permission, and its policy's answers."""
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from acp import schema
+
+from wvo_mcp.autopilot import acp_driver
+from wvo_mcp.autopilot.acp_driver import MESSAGE_BYTES, TEXT_CHARS, Bounded, Watcher
+
+
+def lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def test_a_line_over_the_bound_is_dropped_unread_and_the_next_message_read(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async def read() -> tuple[list[dict[str, Any] | None], int]:
+        reader = asyncio.StreamReader(limit=MESSAGE_BYTES)
+        for chunk in (b"x" * (MESSAGE_BYTES + 5), b"y" * 100 + b"\n", b"not json\n",
+                      b'[1, 2]\n', b'{"jsonrpc": "2.0", "id": 1, "result": null}\n'):  # fmt: skip
+            reader.feed_data(chunk)
+        reader.feed_eof()
+        bounded = Bounded(reader, None)  # type: ignore[arg-type]
+        return [await bounded.receive(), await bounded.receive()], bounded.dropped
+
+    got, dropped = asyncio.run(read())
+    assert got == [{"jsonrpc": "2.0", "id": 1, "result": None}, None]
+    assert dropped == 1
+    assert [e["event"] for e in lines(capsys)] == ["dropped"]
+
+
+def test_updates_become_lines_and_message_chunks_one_line_per_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    watcher = Watcher("allow")
+
+    async def feed() -> None:
+        for word in ("I will ", "fix it."):
+            await watcher.session_update("s", schema.AgentMessageChunk(
+                content=schema.TextContentBlock(text=word, type="text"),
+                session_update="agent_message_chunk"))  # fmt: skip
+        await watcher.session_update("s", schema.AgentPlanUpdate(
+            entries=[schema.PlanEntry(content="c" * 5000, priority="high", status="pending")],
+            session_update="plan"))  # fmt: skip
+        await watcher.session_update("s", schema.ToolCallStart(
+            tool_call_id="t1", title="\x1b[31mrm -rf /", kind="execute", status="pending",
+            session_update="tool_call"))  # fmt: skip
+
+    asyncio.run(feed())
+    said = lines(capsys)
+    assert said[0] == {"type": "acp", "event": "message", "text": "I will fix it."}
+    assert said[1]["event"] == "plan" and len(said[1]["entries"][0]["content"]) == TEXT_CHARS
+    # Escapes are the autopilot's to strip where a person reads them (its run log): here
+    # they are data in a JSON string.
+    assert said[2] == {"type": "acp", "event": "tool", "id": "t1", "title": "\x1b[31mrm -rf /",
+                       "kind": "execute", "status": "pending"}  # fmt: skip
+    assert watcher.last_message == "I will fix it."
+
+
+@pytest.mark.parametrize(
+    ("policy", "kinds", "expected"),
+    [
+        ("allow", ["reject_once", "allow_always", "allow_once"], "allow_once"),
+        ("allow", ["allow_always", "reject_once"], "allow_always"),
+        ("allow", ["reject_once"], None),
+        ("deny", ["allow_once", "reject_once"], "reject_once"),
+        ("deny", ["allow_once", "reject_always"], "reject_always"),
+        ("deny", ["allow_once"], None),
+    ],
+)
+def test_permissions_are_answered_by_the_policy(
+    policy: acp_driver.Policy, kinds: list[str], expected: str | None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    options = [schema.PermissionOption(option_id=f"o{i}", name=k, kind=k)  # type: ignore[arg-type]
+               for i, k in enumerate(kinds)]  # fmt: skip
+    call = schema.ToolCallUpdate(tool_call_id="t", title="write /etc/passwd", kind="edit")
+    answer = asyncio.run(Watcher(policy).request_permission("s", call, options))
+    chosen = answer.outcome
+    if expected is None:
+        assert isinstance(chosen, schema.DeniedOutcome)
+    else:
+        assert isinstance(chosen, schema.AllowedOutcome)
+        assert options[int(chosen.option_id[1:])].kind == expected
+    assert lines(capsys)[-1]["answer"] == (expected or "cancelled")
