@@ -23,9 +23,11 @@ never taken from here (the run's meter counts it), nor anything the landing gate
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import re
+import signal
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -216,6 +218,7 @@ async def drive(config: Config, prompt: str, token: str) -> int:
         env=env,
         cwd=config.cwd,
         limit=MESSAGE_BYTES,
+        start_new_session=True,  # its own process group, ended as one
     )
     watcher = Watcher(config.permissions)
     assert process.stdout is not None and process.stdin is not None
@@ -232,10 +235,12 @@ async def drive(config: Config, prompt: str, token: str) -> int:
         emit({"type": "acp_end", "error": cut(f"the agent went away: {exc}")})
         return 1
     finally:
-        await connection.close()
-        if process.returncode is None:
-            process.kill()
+        # The agent first, and all it started: its connection's reader waits on its output,
+        # which a child of it may hold open (Codex's adapter is a launcher of its binary).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         await process.wait()
+        await connection.close()
 
 
 async def _session(
@@ -256,7 +261,16 @@ async def _session(
         headers=[schema.HttpHeader(name="Authorization", value=f"Bearer {token}")],
         type="http",
     )
-    session = await connection.new_session(cwd=config.cwd, mcp_servers=[server])
+    try:
+        session = await connection.new_session(cwd=config.cwd, mcp_servers=[server])
+    except acp.RequestError as refused:
+        method = _signed_in_by_env(started.auth_methods or [])
+        if method is None:
+            raise
+        # It wants a sign-in first, and its key is in its environment (Codex's adapter).
+        emit({"type": "acp", "event": "authenticate", "text": cut(f"{refused}; {method}")})
+        await connection.authenticate(method_id=method)
+        session = await connection.new_session(cwd=config.cwd, mcp_servers=[server])
     emit({
         "type": "acp", "event": "session", "session_id": cut(session.session_id),
         "agent": cut(f"{info.name} {info.version}" if info else ""),
@@ -286,6 +300,16 @@ async def _session(
             )
 
 
+def _signed_in_by_env(methods: list[Any]) -> str | None:
+    """The first of an agent's sign-in methods that its environment satisfies: a key in a
+    variable (ACP's env_var method), never one that opens a browser or a terminal."""
+    for method in methods:
+        names = [v.name for v in getattr(method, "vars", None) or [] if not v.optional]
+        if getattr(method, "type", None) == "env_var" and names and all(map(os.environ.get, names)):
+            return str(method.id)
+    return None
+
+
 async def _watch(
     turn: "asyncio.Future[Any]",
     connection: Any,
@@ -309,10 +333,13 @@ async def _watch(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("config", type=Path)
+    parser.add_argument("agent_args", nargs="*", help="after --: more for the agent, last")
     args = parser.parse_args()
     prompt = sys.stdin.read()  # it carries the lease token: never argv
     token = os.environ.get("WVO_MCP_TOKEN", "")
-    return asyncio.run(drive(Config.read(args.config), prompt, token))
+    config = Config.read(args.config)
+    config = dataclasses.replace(config, agent=[*config.agent, *args.agent_args])
+    return asyncio.run(drive(config, prompt, token))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,13 @@ class Agent:
     base_url_env: str  # the variable that moves its model API (to the run's meter)
     default_api: str  # where its model API is when the environment names none
     env: str  # a pattern of the variables it may read of the autopilot's environment
+    model_env: str = ""  # the variable it takes its model from, where not an argument
+    # Metered only with one of these set (an API key): without, it signs in to its vendor's
+    # own service, which no base URL moves.
+    key_env: tuple[str, ...] = ()
+    # Its base URL is moved by a model provider of the autopilot's own on its command line
+    # (Codex's), not by `base_url_env`.
+    by_provider: bool = False
 
 
 # Each model API: the variable most agents take its base URL from, and where it is.
@@ -36,11 +43,12 @@ AGENTS: dict[str, Agent] = {
     ),
     "claude-acp": Agent(
         "claude-code-acp", (), "anthropic", "ANTHROPIC_BASE_URL", "https://api.anthropic.com",
-        r"ANTHROPIC_[A-Z0-9_]+|CLAUDE_CODE_[A-Z0-9_]+",
+        r"ANTHROPIC_[A-Z0-9_]+|CLAUDE_CODE_[A-Z0-9_]+", model_env="ANTHROPIC_MODEL",
     ),
     "codex-acp": Agent(
         "codex-acp", ("-c", 'model="{model}"'), "openai", "OPENAI_BASE_URL",
         "https://api.openai.com/v1", r"OPENAI_[A-Z0-9_]+|CODEX_API_KEY",
+        key_env=("OPENAI_API_KEY", "CODEX_API_KEY"), by_provider=True,
     ),
     "opencode": Agent(
         "opencode", ("acp",), None, "", "", r"OPENCODE_[A-Z0-9_]+",
@@ -54,7 +62,7 @@ def agent(name: str, api: wire.Api | None = None) -> Agent:
     found = AGENTS[name]
     if api is None or api == found.api:
         return found
-    return Agent(found.program, found.args, api, *APIS[api], found.env)
+    return Agent(found.program, found.args, api, *APIS[api], found.env, found.model_env)
 
 
 def passes(preset: Agent, name: str) -> bool:

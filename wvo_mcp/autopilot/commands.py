@@ -110,10 +110,18 @@ def claude_settings_json() -> str:
     )
 
 
-def codex_config_toml(launch: Launch) -> str:
-    """`$CODEX_HOME/config.toml`: wvo-mcp over HTTP (the token from the environment), no
-    AGENTS.md (the prompt carries the base commit's), the worker's folder untrusted so a
-    `.codex/config.toml` in it is never read."""
+def codex_config_toml(launch: Launch, mcp: bool = True) -> str:
+    """`$CODEX_HOME/config.toml`: wvo-mcp over HTTP (the token from the environment; not
+    for Codex's ACP adapter, whose session names it), no AGENTS.md (the prompt carries the
+    base commit's), the worker's folder untrusted so a `.codex/config.toml` in it is never
+    read."""
+    server = [
+        f"[mcp_servers.{MCP_NAME}]",
+        f"url = {json.dumps(launch.mcp_url)}",
+        f"bearer_token_env_var = {json.dumps(TOKEN_ENV)}",
+        "required = true",
+        "startup_timeout_sec = 30",
+    ]
     return "\n".join(
         [
             "project_doc_max_bytes = 0",
@@ -123,11 +131,7 @@ def codex_config_toml(launch: Launch) -> str:
             # as instructions even in an untrusted folder: a worker could plant them.
             "[skills]",
             "include_instructions = false",
-            f"[mcp_servers.{MCP_NAME}]",
-            f"url = {json.dumps(launch.mcp_url)}",
-            f"bearer_token_env_var = {json.dumps(TOKEN_ENV)}",
-            "required = true",
-            "startup_timeout_sec = 30",
+            *(server if mcp else []),
             "",
         ]
     )
@@ -146,6 +150,27 @@ def acp_json(kind: WorkerKind, launch: Launch, program: str) -> str:
             "mcp_url": launch.mcp_url,
             "mcp_name": MCP_NAME,
             "permissions": kind.permissions,
+        },
+        indent=2,
+    )
+
+
+def gemini_system_json() -> str:
+    """Gemini CLI's system settings for a run (GEMINI_CLI_SYSTEM_SETTINGS_PATH), which win
+    over the repository's `.gemini/settings.json`. Its workspace must be trusted for it to
+    connect to any MCP server, wvo-mcp's included; trusted, it would take the repository's
+    settings as configuration: its hooks, MCP servers, tool discovery and call commands,
+    and GEMINI.md as instructions. What a worker writes is data: all of them off here (its
+    instructions come in the prompt, from the base commit)."""
+    return json.dumps(
+        {
+            "hooksConfig": {"enabled": False},
+            "mcp": {"allowed": [MCP_NAME]},
+            "tools": {"discoveryCommand": "", "callCommand": ""},
+            "context": {"fileName": ["WVO-NO-CONTEXT-FILE.md"]},
+            "general": {"disableAutoUpdate": True},
+            "privacy": {"usageStatisticsEnabled": False},
+            "telemetry": {"enabled": False},
         },
         indent=2,
     )
@@ -170,6 +195,10 @@ def files(
         written[PurePosixPath(".codex/config.toml")] = codex_config_toml(launch)
     if kind.kind == "acp":
         written[FILES / "acp.json"] = acp_json(kind, launch, program)
+    if kind.kind == "acp" and kind.agent == "gemini":
+        written[FILES / "gemini-system.json"] = gemini_system_json()
+    if kind.kind == "acp" and kind.agent == "codex-acp":
+        written[PurePosixPath(".codex/config.toml")] = codex_config_toml(launch, mcp=False)
     return written
 
 
@@ -190,8 +219,15 @@ def environment(
         env[orphans.MARK] = launch.mark
     if kind.kind == "claude":
         env |= CLAUDE_ENV
-    if kind.kind == "codex":
+    if kind.kind == "codex" or (kind.kind == "acp" and kind.agent == "codex-acp"):
         env["CODEX_HOME"] = str(launch.home / ".codex")
+    if kind.kind == "acp" and (model_env := agents.AGENTS[kind.agent].model_env):
+        env[model_env] = launch.model
+    if kind.kind == "acp" and kind.agent == "gemini":
+        env["GEMINI_CLI_TRUST_WORKSPACE"] = "true"  # configured by gemini_system_json alone
+        env["GEMINI_CLI_SYSTEM_SETTINGS_PATH"] = str(launch.files / "gemini-system.json")
+    if kind.kind == "acp" and kind.agent == "claude-acp":
+        env |= CLAUDE_ENV
     return env
 
 
@@ -226,16 +262,16 @@ def metered(
     """The wire format and the real base URL of a kind's model API, when its traffic can go
     through its run's meter: Claude Code always; Codex with an API key (in its environment,
     or `api_key_file`: the person's auth.json holds one), not signed in with ChatGPT."""
+    keys: tuple[str, ...] = ("OPENAI_API_KEY", "CODEX_API_KEY") if kind.kind == "codex" else ()
     if kind.kind == "acp":
         preset = agents.agent(kind.agent, kind.api)
         found = (preset.api, preset.default_api) if preset.api is not None else None
+        keys = preset.key_env
     else:
         found = METERED.get(kind.kind)
     if found is None:
         return None
-    if kind.kind == "codex" and not (
-        api_key_file or any(outside.get(k) for k in ("OPENAI_API_KEY", "CODEX_API_KEY"))
-    ):
+    if keys and not (api_key_file or any(outside.get(k) for k in keys)):
         return None
     api, default = found
     return api, (outside.get(_base_url_env(kind)) or default).rstrip("/")
@@ -250,17 +286,26 @@ def through_meter(kind: WorkerKind, argv: list[str], env: dict[str, str], inside
     provider of the autopilot's own, set last on its command line so it wins over any the
     providers file's `extra_args` name. Its key: OPENAI_API_KEY or CODEX_API_KEY from its
     environment, else its API-key login."""
+    if kind.kind == "acp" and agents.AGENTS[kind.agent].by_provider:
+        # To its driver, which starts the agent with them: after `--`, last.
+        argv += ["--", *_meter_provider(env, inside)]
+        return
     if kind.kind != "codex":
         env[_base_url_env(kind)] = inside
         return
+    end = len(argv) - 1 if argv and argv[-1] == "-" else len(argv)  # before its prompt's "-"
+    argv[end:end] = _meter_provider(env, inside)
+
+
+def _meter_provider(env: Mapping[str, str], inside: str) -> list[str]:
+    """Codex's settings for a model provider of the autopilot's own at `inside`."""
     key = next((k for k in ("OPENAI_API_KEY", "CODEX_API_KEY") if env.get(k)), None)
     auth = f'env_key="{key}"' if key else "requires_openai_auth=true"
     at = f"model_providers.{METER_PROVIDER}"
     settings = [f'model_provider="{METER_PROVIDER}"', f'{at}.name="OpenAI, metered"',
                 f"{at}.base_url={json.dumps(inside)}", f'{at}.wire_api="responses"',
                 f"{at}.{auth}"]  # fmt: skip
-    end = len(argv) - 1 if argv and argv[-1] == "-" else len(argv)  # before its prompt's "-"
-    argv[end:end] = [part for setting in settings for part in ("-c", setting)]
+    return [part for setting in settings for part in ("-c", setting)]
 
 
 def model_apis(kind: WorkerKind, outside: Mapping[str, str]) -> list[str]:

@@ -1,0 +1,201 @@
+"""One scripted model behind three vendors' wire formats on 127.0.0.1, for the real agents
+the ACP tests drive: Anthropic's Messages (`/v1/messages`), OpenAI's Responses
+(`/v1/responses`) and Gemini's `streamGenerateContent`, each streamed as its vendor streams
+it. Every turn that offers our tools gets the next step of one task's work, worked out from
+the tool results so far: checkpoint, a commit with the agent's own shell tool, plan_update
+needs_review, then a last word. Each answer bills USAGE, so a test can tell what a run was
+charged."""
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+USAGE = (1000, 20)  # input and output tokens each answer bills
+# Each agent's shell tool and the argument it takes the command in.
+SHELLS = {"run_shell_command": "command", "Bash": "command", "exec_command": "cmd"}
+
+
+def step(text: str, results: int, names: list[str]) -> tuple[str, dict[str, Any]] | str:
+    """The next tool call (its name among `names`, and its arguments), or the last word."""
+    found = re.search(r"task_id '([^']+)', lease_token '([^']+)'", text)
+    assert found is not None, text[-2000:]
+    task_id, token = found.groups()
+    held = {"task_id": task_id, "lease_token": token}
+    if results == 0:
+        return _named(names, "checkpoint"), {**held, "summary": "started", "progress": 10}
+    if results == 1:
+        shell = next(n for n in names if n in SHELLS)
+        commit = (
+            f"echo {task_id} > {task_id}.txt && git add -A && "
+            f"git -c user.name=agent -c user.email=agent@localhost commit -qm {task_id}"
+        )
+        return shell, {SHELLS[shell]: commit}
+    if results == 2:
+        return _named(names, "plan_update"), {**held, "status": "needs_review"}
+    return f"{task_id} is done."
+
+
+def _named(names: list[str], tool: str) -> str:
+    """The agent's name for one of our tools (mcp__wvo__checkpoint, wvo__checkpoint, …)."""
+    return next(n for n in names if n == tool or re.search(rf"(^|_){tool}$", n))
+
+
+class ScriptedApi:
+    """The model, answering each format; `requests` keeps every request, by format."""
+
+    def __init__(self) -> None:
+        self.requests: dict[str, list[dict[str, Any]]] = {"anthropic": [], "openai": [],
+                                                          "gemini": []}  # fmt: skip
+        self.lock = threading.Lock()
+        self.server = _serve(self)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def answered(self, api: str) -> int:
+        """Answers that billed USAGE."""
+        return len(self.requests[api])
+
+    def anthropic(self, body: dict[str, Any]) -> Iterator[bytes]:
+        with self.lock:
+            self.requests["anthropic"].append(body)
+        names = [t.get("name", "") for t in body.get("tools", [])]
+        results = sum(
+            1
+            for m in body.get("messages", [])
+            if isinstance(m.get("content"), list)
+            for b in m["content"]
+            if b.get("type") == "tool_result"
+        )
+        ours = any(n.endswith("checkpoint") for n in names)
+        said = step(json.dumps(body), results, names) if ours else "ok"
+        if isinstance(said, str):
+            block = {"type": "text", "text": said}
+            start, delta = {"type": "text", "text": ""}, {"type": "text_delta", "text": said}
+        else:
+            block = {"type": "tool_use", "id": f"toolu_{results:08d}", "name": said[0],
+                     "input": said[1]}  # fmt: skip
+            start = {**block, "input": {}}
+            delta = {"type": "input_json_delta", "partial_json": json.dumps(said[1])}
+        message = {"id": f"msg_{results}", "type": "message", "role": "assistant",
+                   "model": body.get("model"), "content": [], "stop_reason": None,
+                   "stop_sequence": None,
+                   "usage": {"input_tokens": USAGE[0], "output_tokens": 1}}  # fmt: skip
+        stop = "tool_use" if block["type"] == "tool_use" else "end_turn"
+        for event in (
+            {"type": "message_start", "message": message},
+            {"type": "content_block_start", "index": 0, "content_block": start},
+            {"type": "content_block_delta", "index": 0, "delta": delta},
+            {"type": "content_block_stop", "index": 0},
+            {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
+             "usage": {"output_tokens": USAGE[1]}},
+            {"type": "message_stop"},
+        ):  # fmt: skip
+            yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+
+    def openai(self, body: dict[str, Any]) -> Iterator[bytes]:
+        with self.lock:
+            self.requests["openai"].append(body)
+        items = body.get("input", [])
+        names, spaces = [], {}
+        for tool in body.get("tools", []):
+            for inner in tool.get("tools", []) or [tool]:
+                names.append(inner.get("name", ""))
+                if inner is not tool:
+                    spaces[inner.get("name", "")] = tool.get("name")
+        results = sum(1 for item in items if item.get("type") == "function_call_output")
+        ours = "checkpoint" in names
+        said = step(json.dumps(items), results, names) if ours else "ok"
+        if isinstance(said, str):
+            item: dict[str, Any] = {
+                "type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+                "content": [{"type": "output_text", "text": said, "annotations": []}],
+            }  # fmt: skip
+        else:
+            item = {"type": "function_call", "id": f"fc_{results}", "call_id": f"call_{results}",
+                    "name": said[0], "arguments": json.dumps(said[1])}  # fmt: skip
+            if said[0] in spaces:
+                item["namespace"] = spaces[said[0]]
+        response = {"id": f"resp_{results}", "object": "response", "model": body.get("model")}
+        usage = {"input_tokens": USAGE[0], "input_tokens_details": {"cached_tokens": 0},
+                 "output_tokens": USAGE[1], "output_tokens_details": {"reasoning_tokens": 0},
+                 "total_tokens": sum(USAGE)}  # fmt: skip
+        for event in (
+            {"type": "response.created", "response": response},
+            {"type": "response.output_item.done", "output_index": 0, "item": item},
+            {"type": "response.completed", "response": {**response, "usage": usage}},
+        ):
+            yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+
+    def gemini(self, body: dict[str, Any], stream: bool) -> Iterator[bytes]:
+        with self.lock:
+            self.requests["gemini"].append(body)
+        names = [
+            d.get("name", "")
+            for tool in body.get("tools", [])
+            for d in tool.get("functionDeclarations", [])
+        ]
+        contents = body.get("contents", [])
+        results = sum(
+            1 for c in contents for part in c.get("parts", []) if "functionResponse" in part
+        )
+        ours = any(n.endswith("checkpoint") for n in names)
+        said = step(json.dumps(contents), results, names) if ours else "{}"
+        part = {"text": said} if isinstance(said, str) else {
+            "functionCall": {"name": said[0], "args": said[1]}}  # fmt: skip
+        chunk = {
+            "candidates": [{"content": {"role": "model", "parts": [part]},
+                            "finishReason": "STOP", "index": 0}],
+            "usageMetadata": {"promptTokenCount": USAGE[0], "candidatesTokenCount": USAGE[1],
+                              "totalTokenCount": sum(USAGE)},
+        }  # fmt: skip
+        yield (f"data: {json.dumps(chunk)}\n\n" if stream else json.dumps(chunk)).encode()
+
+
+def _serve(api: ScriptedApi) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_HEAD(self) -> None:
+            self._answer(200, "application/json", [b""])
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            path = self.path.split("?")[0]
+            if path == "/v1/messages/count_tokens":
+                self._answer(200, "application/json", [b'{"input_tokens": 10}'])
+            elif path == "/v1/messages":
+                self._answer(200, "text/event-stream", list(api.anthropic(body)))
+            elif path == "/v1/responses":
+                self._answer(200, "text/event-stream", list(api.openai(body)))
+            elif path.endswith(":streamGenerateContent"):
+                self._answer(200, "text/event-stream", list(api.gemini(body, True)))
+            elif path.endswith(":generateContent"):
+                self._answer(200, "application/json", list(api.gemini(body, False)))
+            elif path.endswith(":countTokens"):
+                self._answer(200, "application/json", [b'{"totalTokens": 10}'])
+            else:
+                self._answer(404, "application/json", [b"{}"])
+
+        def _answer(self, status: int, kind: str, parts: list[bytes]) -> None:
+            data = b"".join(parts)
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server

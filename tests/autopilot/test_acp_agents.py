@@ -1,0 +1,88 @@
+"""Real coding agents from the npm registry as ACP workers (tests/claude_code's lock file):
+Gemini CLI, and Zed's adapters of Claude Code and Codex, each driven by the autopilot's ACP
+driver in the worker's real sandbox against a scripted model on 127.0.0.1 that speaks its
+vendor's wire format (scripted_api.py), reached only through the run's meter. Each lands its
+task through the merge queue and is charged exactly what the scripted API billed."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.autopilot.conftest import autopilot, backlog, git
+from tests.autopilot.scripted_api import USAGE, ScriptedApi
+from tests.conftest import ROOT, open_db
+
+BIN = ROOT / "tests" / "claude_code" / "node_modules" / ".bin"
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+# preset: (its CLI, the tier's model, its wire format, its key's variable, its base URL's)
+AGENTS = {
+    "gemini": ("gemini", "gemini-2.5-pro", "gemini", "GEMINI_API_KEY", "GOOGLE_GEMINI_BASE_URL"),
+    "claude-acp": ("claude-code-acp", "claude-sonnet-4-5", "anthropic", "ANTHROPIC_API_KEY",
+                   "ANTHROPIC_BASE_URL"),
+    "codex-acp": ("codex-acp", "stub-model", "openai", "OPENAI_API_KEY", "OPENAI_BASE_URL"),
+}  # fmt: skip
+
+
+def providers(agent: str, executable: Path, model: str) -> str:
+    return f"""version: 1
+providers:
+  - name: {agent}
+    preference: 1
+    tiers:
+      - name: only
+        model: {model}
+        complexity: [1, 10]
+        input_cost_per_1k: 0.001
+        output_cost_per_1k: 0.002
+    worker:
+      kind: acp
+      agent: {agent}
+      executable: {executable}
+      max_workers: 1
+      hang_seconds: 120
+"""
+
+
+@pytest.mark.parametrize("agent", list(AGENTS))
+async def test_a_real_agent_over_acp_lands_its_task_charged_what_its_api_billed(
+    agent: str, project: dict[str, Path]
+) -> None:
+    cli, model, api_name, key, base = AGENTS[agent]
+    executable = BIN / cli
+    if not executable.exists() or shutil.which("node") is None:
+        pytest.skip(f"{cli} is not installed (scripts/setup installs it with npm)")
+    project["providers"].write_text(providers(agent, executable, model))
+    task = f"{agent.replace('-', '')}1"
+    await backlog(project, [{"id": task, "title": f"a task for {agent}"}])
+    home = project["state"].parent / "home"
+    home.mkdir()
+    api = ScriptedApi()
+    try:
+        url = api.url + ("/v1" if api_name == "openai" else "")
+        ran = autopilot(project, HOME=str(home), **{key: "scripted", base: url})
+    finally:
+        api.close()
+    log = (project["state"] / "runs" / task / "1.log").read_text()
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    offered = [json.dumps(r.get("tools", []))[:3000] for r in api.requests[api_name][:1]]
+    assert "1 launched, 1 done" in ran.stdout, ran.stdout + log[-4000:] + str(offered)
+    assert git(project["repo"], "show", f"wvo/{task}:{task}.txt").strip() == task
+    assert '"event":"tool"' in log and '"type":"acp_end","stop_reason":"end_turn"' in log
+    assert "exited with 0" in log  # the driver ended with its agent's turn, not killed
+    with open_db(project["state"]) as db:
+        moves = db.execute(
+            "SELECT actor, to_status FROM task_events WHERE task_id = ? AND kind IN "
+            "('claimed', 'status') ORDER BY id",
+            (task,),
+        ).fetchall()
+        used = db.execute(
+            "SELECT sum(input_tokens), sum(output_tokens) FROM provider_usage "
+            "WHERE length(period) = 10"
+        ).fetchone()
+    assert [m[1] for m in moves] == ["in_progress", "needs_review", "done"]
+    assert moves[-1][0] == "autopilot"  # landed by the merge queue
+    answered = api.answered(api_name)
+    assert tuple(used) == (USAGE[0] * answered, USAGE[1] * answered), (tuple(used), answered)
