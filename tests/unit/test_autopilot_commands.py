@@ -192,13 +192,19 @@ def test_an_acp_worker_runs_the_driver_which_starts_its_agent_from_the_home_conf
     config = json.loads(written[PurePosixPath(".wvo/acp.json")])
     assert config == {
         "agent": ["/opt/gemini/bin/gemini", "--experimental-acp", "--model",
-                  "claude-sonnet-4-5", "--debug"],
+                  "claude-sonnet-4-5", "--allowed-mcp-server-names", "wvo", "--debug"],
         "cwd": "/work/project.wvo-worktrees/E1.T3/1",
         "mcp_url": "http://127.0.0.1:40123/mcp",
         "mcp_name": "wvo",
         "permissions": "allow",
+        "session_meta": {},
     }  # fmt: skip
     assert TOKEN not in json.dumps(config) and TOKEN not in " ".join(line)
+    claude = files(WorkerKind(kind="acp", agent="claude-acp"), LAUNCH, TOKEN, PROMPT, "/c")
+    settings = json.loads(claude[PurePosixPath(".claude/settings.json")])
+    assert settings["disableAllHooks"] is True
+    meta = json.loads(claude[PurePosixPath(".wvo/acp.json")])["session_meta"]
+    assert meta == {"claudeCode": {"options": {"settingSources": ["user"]}}}
 
 
 def test_an_acp_worker_gets_its_agents_variables_and_is_metered_on_its_api() -> None:

@@ -43,6 +43,14 @@ def test_the_reviewer(author: str, free: list[Slot], chosen: Slot | None) -> Non
     assert launch.reviewer(author, ALL, free) is chosen
 
 
+def test_an_agent_that_takes_configuration_from_its_checkout_never_reviews() -> None:
+    gemini = Slot("gemini", 1, providers.WorkerKind(kind="acp", agent="gemini"))
+    codex = Slot("codex-acp", 1, providers.WorkerKind(kind="acp", agent="codex-acp"))
+    assert launch.reviewer("claude-1", [*ALL, gemini], [gemini, CLAUDE_2]) is CLAUDE_2
+    assert launch.reviewer("claude-1", [*ALL, gemini], [gemini]) is None
+    assert launch.reviewer("claude-1", [*ALL, codex], [codex]) is codex
+
+
 def decision(
     routed: bool = True,
     provider: str | None = "claude",

@@ -57,6 +57,7 @@ class Config:
     mcp_url: str
     mcp_name: str
     permissions: Policy
+    session_meta: dict[str, Any] = field(default_factory=dict)  # session/new's `_meta`
 
     @staticmethod
     def read(path: Path) -> "Config":
@@ -67,6 +68,7 @@ class Config:
             mcp_url=str(found["mcp_url"]),
             mcp_name=str(found["mcp_name"]),
             permissions="deny" if found.get("permissions") == "deny" else "allow",
+            session_meta=dict(found.get("session_meta") or {}),
         )
 
 
@@ -228,11 +230,16 @@ async def drive(config: Config, prompt: str, token: str) -> int:
         return await _session(connection, watcher, config, prompt, token)
     except acp.RequestError as exc:
         watcher.flush()
-        emit({"type": "acp_end", "error": cut(f"{exc}")})
+        detail = f": {json.dumps(exc.data, ensure_ascii=False)}" if exc.data else ""
+        emit({"type": "acp_end", "error": cut(f"{exc}{detail}")})
         return 1
     except (ConnectionError, OSError) as exc:
         watcher.flush()
         emit({"type": "acp_end", "error": cut(f"the agent went away: {exc}")})
+        return 1
+    except Exception as exc:  # wvo-mcp unreachable, an answer it cannot read: said, ended
+        watcher.flush()
+        emit({"type": "acp_end", "error": cut(f"the driver failed: {exc!r}")})
         return 1
     finally:
         # The agent first, and all it started: its connection's reader waits on its output,
@@ -262,7 +269,9 @@ async def _session(
         type="http",
     )
     try:
-        session = await connection.new_session(cwd=config.cwd, mcp_servers=[server])
+        session = await connection.new_session(
+            cwd=config.cwd, mcp_servers=[server], **config.session_meta
+        )
     except acp.RequestError as refused:
         method = _signed_in_by_env(started.auth_methods or [])
         if method is None:
@@ -270,7 +279,9 @@ async def _session(
         # It wants a sign-in first, and its key is in its environment (Codex's adapter).
         emit({"type": "acp", "event": "authenticate", "text": cut(f"{refused}; {method}")})
         await connection.authenticate(method_id=method)
-        session = await connection.new_session(cwd=config.cwd, mcp_servers=[server])
+        session = await connection.new_session(
+            cwd=config.cwd, mcp_servers=[server], **config.session_meta
+        )
     emit({
         "type": "acp", "event": "session", "session_id": cut(session.session_id),
         "agent": cut(f"{info.name} {info.version}" if info else ""),

@@ -6,6 +6,7 @@ agent, given by `executable` and `extra_args`, with its model API as `api` (none
 metered, its usage unknown).
 """
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -27,6 +28,12 @@ class Agent:
     # Its base URL is moved by a model provider of the autopilot's own on its command line
     # (Codex's), not by `base_url_env`.
     by_provider: bool = False
+    # Sent with session/new as its `_meta`: the agent's own options for the session.
+    session_meta: tuple[tuple[str, object], ...] = ()
+    # Whether it may review another's submission: it is known to take no configuration from
+    # the checkout it works in (tests/security/test_acp_planted_config.py). Gemini CLI still
+    # runs a repository's tool discovery command; OpenCode and any other are unverified.
+    reviews: bool = False
 
 
 # Each model API: the variable most agents take its base URL from, and where it is.
@@ -37,18 +44,24 @@ APIS: dict[wire.Api, tuple[str, str]] = {
 }
 AGENTS: dict[str, Agent] = {
     "gemini": Agent(
-        "gemini", ("--experimental-acp", "--model", "{model}"), "gemini",
+        # Only wvo-mcp among MCP servers, whatever the repository's settings name.
+        "gemini", ("--experimental-acp", "--model", "{model}", "--allowed-mcp-server-names",
+                   "wvo"), "gemini",
         "GOOGLE_GEMINI_BASE_URL", "https://generativelanguage.googleapis.com",
         r"GEMINI_[A-Z0-9_]+|GOOGLE_[A-Z0-9_]+",
     ),
     "claude-acp": Agent(
         "claude-code-acp", (), "anthropic", "ANTHROPIC_BASE_URL", "https://api.anthropic.com",
         r"ANTHROPIC_[A-Z0-9_]+|CLAUDE_CODE_[A-Z0-9_]+", model_env="ANTHROPIC_MODEL",
+        # The adapter loads user, project and local settings unless told: only the user's,
+        # the run home's that the autopilot writes (no hooks), never the repository's.
+        session_meta=(("claudeCode", {"options": {"settingSources": ["user"]}}),),
+        reviews=True,
     ),
     "codex-acp": Agent(
         "codex-acp", ("-c", 'model="{model}"'), "openai", "OPENAI_BASE_URL",
         "https://api.openai.com/v1", r"OPENAI_[A-Z0-9_]+|CODEX_API_KEY",
-        key_env=("OPENAI_API_KEY", "CODEX_API_KEY"), by_provider=True,
+        key_env=("OPENAI_API_KEY", "CODEX_API_KEY"), by_provider=True, reviews=True,
     ),
     "opencode": Agent(
         "opencode", ("acp",), None, "", "", r"OPENCODE_[A-Z0-9_]+",
@@ -62,7 +75,7 @@ def agent(name: str, api: wire.Api | None = None) -> Agent:
     found = AGENTS[name]
     if api is None or api == found.api:
         return found
-    return Agent(found.program, found.args, api, *APIS[api], found.env, found.model_env)
+    return dataclasses.replace(found, api=api, base_url_env=APIS[api][0], default_api=APIS[api][1])
 
 
 def passes(preset: Agent, name: str) -> bool:

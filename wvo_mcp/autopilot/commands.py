@@ -150,27 +150,7 @@ def acp_json(kind: WorkerKind, launch: Launch, program: str) -> str:
             "mcp_url": launch.mcp_url,
             "mcp_name": MCP_NAME,
             "permissions": kind.permissions,
-        },
-        indent=2,
-    )
-
-
-def gemini_system_json() -> str:
-    """Gemini CLI's system settings for a run (GEMINI_CLI_SYSTEM_SETTINGS_PATH), which win
-    over the repository's `.gemini/settings.json`. Its workspace must be trusted for it to
-    connect to any MCP server, wvo-mcp's included; trusted, it would take the repository's
-    settings as configuration: its hooks, MCP servers, tool discovery and call commands,
-    and GEMINI.md as instructions. What a worker writes is data: all of them off here (its
-    instructions come in the prompt, from the base commit)."""
-    return json.dumps(
-        {
-            "hooksConfig": {"enabled": False},
-            "mcp": {"allowed": [MCP_NAME]},
-            "tools": {"discoveryCommand": "", "callCommand": ""},
-            "context": {"fileName": ["WVO-NO-CONTEXT-FILE.md"]},
-            "general": {"disableAutoUpdate": True},
-            "privacy": {"usageStatisticsEnabled": False},
-            "telemetry": {"enabled": False},
+            "session_meta": dict(preset.session_meta),
         },
         indent=2,
     )
@@ -188,15 +168,13 @@ def files(
         + launch.agent_id.replace("\n", " ")
         + "\n\temail = worker@wvo-mcp.invalid\n",
     }
-    if kind.kind == "claude":
+    if kind.kind == "claude" or (kind.kind == "acp" and kind.agent == "claude-acp"):
         written[FILES / "settings.json"] = claude_settings_json()
         written[PurePosixPath(".claude/settings.json")] = claude_settings_json()
     if kind.kind == "codex":
         written[PurePosixPath(".codex/config.toml")] = codex_config_toml(launch)
     if kind.kind == "acp":
         written[FILES / "acp.json"] = acp_json(kind, launch, program)
-    if kind.kind == "acp" and kind.agent == "gemini":
-        written[FILES / "gemini-system.json"] = gemini_system_json()
     if kind.kind == "acp" and kind.agent == "codex-acp":
         written[PurePosixPath(".codex/config.toml")] = codex_config_toml(launch, mcp=False)
     return written
@@ -224,8 +202,11 @@ def environment(
     if kind.kind == "acp" and (model_env := agents.AGENTS[kind.agent].model_env):
         env[model_env] = launch.model
     if kind.kind == "acp" and kind.agent == "gemini":
-        env["GEMINI_CLI_TRUST_WORKSPACE"] = "true"  # configured by gemini_system_json alone
-        env["GEMINI_CLI_SYSTEM_SETTINGS_PATH"] = str(launch.files / "gemini-system.json")
+        # Untrusted, it connects to no MCP server, wvo-mcp's included. Trusted, it takes the
+        # repository's .gemini settings, which its system settings do not override: its MCP
+        # servers are held to wvo-mcp by its command line (agents.py), its hooks and tool
+        # discovery command are not, so it never reviews another's checkout (docs/autopilot.md).
+        env["GEMINI_CLI_TRUST_WORKSPACE"] = "true"
     if kind.kind == "acp" and kind.agent == "claude-acp":
         env |= CLAUDE_ENV
     return env

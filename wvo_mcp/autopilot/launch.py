@@ -5,6 +5,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+from wvo_mcp.autopilot import agents
 from wvo_mcp.autopilot.slots import Slot
 from wvo_mcp.models import QueueCounts, RouteDecision
 from wvo_mcp.rules import routing
@@ -17,8 +18,10 @@ BUDGETS = ("over_hourly_budget", "over_daily_budget")
 
 def reviewer(author: str, slots: Sequence[Slot], free: Sequence[Slot]) -> Slot | None:
     """Who reviews a submission: a free worker of another provider than its author's, else
-    at least another agent than its author; None: it waits for one."""
+    at least another agent than its author, never one whose agent would take configuration
+    from the checkout it reviews (agents.Agent.reviews); None: it waits for one."""
     provider = next((s.provider for s in slots if s.agent_id == author), "")
+    free = [s for s in free if s.kind.kind != "acp" or agents.AGENTS[s.kind.agent].reviews]
     return next((s for s in free if s.provider != provider), None) or next(
         (s for s in free if s.agent_id != author), None
     )
