@@ -114,3 +114,19 @@ def test_a_person_tells_and_pauses_an_acp_worker_without_a_kill(
     assert '"stop_reason":"cancelled","paused":true' in first
     assert "exited with 0" in first, first[-2000:]
     assert not re.search(r"P: .*; stopped", out), out
+
+
+@pytest.mark.process
+def test_the_dry_run_says_an_unmetered_acp_agent_and_its_policy(
+    project: dict[str, Path],
+) -> None:
+    acp_project(project, permissions="deny")
+    ran = autopilot(project, "--dry-run")
+    assert ran.returncode == 0, ran.stderr
+    assert "alpha: 2 acp worker(s)" in ran.stdout, ran.stdout
+    assert "NOT METERED: agent custom names no model API (`api:` anthropic, openai or gemini)" in (
+        ran.stdout
+    )
+    assert "agent:      custom over ACP, its permission requests answered 'deny'; never " in (
+        ran.stdout
+    )

@@ -237,6 +237,18 @@ UNMETERED_CODEX = (
 )
 
 
+def unmetered_acp(kind: WorkerKind) -> str:
+    """Why an ACP worker's model traffic cannot go through its run's meter."""
+    preset = agents.agent(kind.agent, kind.api)
+    if preset.api is None:
+        return (
+            f"agent {kind.agent} names no model API (`api:` anthropic, openai or gemini), so "
+            "its usage is unknown and it is charged nothing"
+        )
+    keys = " or ".join(preset.key_env)
+    return f"agent {kind.agent} is signed in to its vendor's own service (give it {keys})"
+
+
 def metered(
     kind: WorkerKind, outside: Mapping[str, str], api_key_file: bool = False
 ) -> tuple[wire.Api, str] | None:

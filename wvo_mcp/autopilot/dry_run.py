@@ -5,7 +5,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from wvo_mcp.autopilot import commands, isolation
+from wvo_mcp.autopilot import agents, commands, isolation
 from wvo_mcp.autopilot.repos import Repos
 from wvo_mcp.autopilot.slots import Slot
 from wvo_mcp.sandbox import egress, workers
@@ -44,6 +44,15 @@ def describe(
             apis = ["http://127.0.0.1:1", *kind.egress]
         elif kind.kind == "codex":
             lines.append(f"  NOT METERED: {commands.UNMETERED_CODEX}")
+        elif kind.kind == "acp":
+            lines.append(f"  NOT METERED: {commands.unmetered_acp(kind)}")
+        if kind.kind == "acp":
+            preset = agents.AGENTS[kind.agent]
+            lines.append(
+                f"  agent:      {kind.agent} over ACP, its permission requests answered "
+                f"{kind.permissions!r}"
+                + ("" if preset.reviews else "; never reviews another's checkout")
+            )
         view = workers.View(
             workdir=workdir,
             home=Path("<private>"),
