@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import CLI_TIMEOUT_SECONDS, open_db
 from tests.gitwork import git, git_env
+from wvo_mcp import providers
 from wvo_mcp.wiring import edits
 
 WVO = Path(sys.executable).with_name("wvo-mcp")
@@ -27,14 +28,16 @@ THEIR_AGENTS = "# Rules\n\nUse tabs.\n"
 THEIR_IGNORE = "node_modules/\n*.log"  # no newline at the end
 
 
-def init(repo: Path, *args: str, path: str = "/usr/bin:/bin") -> subprocess.CompletedProcess[str]:
+def init(
+    repo: Path, *args: str, path: str = "/usr/bin:/bin", **env: str
+) -> subprocess.CompletedProcess[str]:
     """`wvo-mcp ARGS` in `repo` (init unless ARGS says otherwise), with only `path` for
     PATH: by default no coding CLI is found."""
     command = [str(WVO), *(args if args and args[0] == "doctor" else ("init", *args))]
     return subprocess.run(
         command,
         cwd=repo,
-        env={"PATH": path, "HOME": str(repo.parent / "home"), "WVO_OTEL_ENABLED": "0"},
+        env={"PATH": path, "HOME": str(repo.parent / "home"), "WVO_OTEL_ENABLED": "0", **env},
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -521,7 +524,8 @@ def test_a_cli_installed_later_becomes_a_provider_on_the_next_init(
     both = f"{CLIS}:{node}:/usr/bin:/bin"
     again = init(repo, path=both)
     assert again.returncode == 0, again.stderr
-    assert "providers.yaml: added the provider(s) codex" in again.stdout, again.stdout
+    # (and Gemini CLI, installed beside it in tests/claude_code)
+    assert "providers.yaml: added the provider(s) codex, gemini" in again.stdout, again.stdout
     merged = (repo / ".wvo" / "providers.yaml").read_text()
     assert merged.startswith(mine.removesuffix("# my own note\n")) and "# my own note" in merged
     assert f"executable: {CLIS / 'codex'}" in merged
@@ -529,3 +533,37 @@ def test_a_cli_installed_later_becomes_a_provider_on_the_next_init(
     for kind, client in (("claude", ".mcp.json"), ("codex", ".codex/config.toml")):
         said = checked[kind]["detail"]
         assert f"a client of the wvo server ({client}); a provider in {repo / '.wvo'}" in said
+
+
+@pytest.mark.skipif(
+    not (CLIS / "gemini").exists() or shutil.which("node") is None,
+    reason="Gemini CLI is not installed (scripts/setup)",
+)
+def test_a_person_with_only_gemini_cli_gets_an_acp_provider_and_its_wiring(
+    repo: Path, tmp_path: Path
+) -> None:
+    node = os.path.dirname(shutil.which("node") or "/usr/bin/node")
+    only = tmp_path / "only-gemini"
+    only.mkdir()
+    (only / "gemini").symlink_to(CLIS / "gemini")
+    path = f"{only}:{WVO.parent}:{node}:/usr/bin:/bin"
+    done = init(repo, path=path)
+    assert done.returncode == 0, done.stderr
+    assert "found gemini 0.61.0" in done.stdout
+    found = providers.parse((repo / ".wvo" / "providers.yaml").read_text(), "p").workers
+    assert list(found) == ["gemini"]
+    gemini = found["gemini"]
+    assert (gemini.kind, gemini.agent, gemini.executable) == ("acp", "gemini", str(only / "gemini"))
+    # Its MCP client wiring, as .mcp.json's, for a person's own Gemini CLI sessions.
+    settings = json.loads((repo / ".gemini" / "settings.json").read_text())
+    assert settings["mcpServers"]["wvo"] == {
+        "command": "wvo-mcp", "args": ["serve"], "env": {"WVO_TOOLS": "worker"}}  # fmt: skip
+    assert ".gemini/settings.json" in done.stdout.split("commit these")[-1]
+    checked = {c["name"]: c for c in json.loads(init(repo, "doctor", "--json", path=path).stdout)}
+    assert checked["server from .gemini/settings.json"]["ok"]
+    assert not checked["gemini"]["ok"] and "GEMINI_API_KEY" in checked["gemini"]["detail"]
+    keyed = init(repo, "doctor", "--json", path=path, GEMINI_API_KEY="a-key")
+    said = {c["name"]: c for c in json.loads(keyed.stdout)}["gemini"]
+    assert said["ok"] and "signed in (GEMINI_API_KEY)" in said["detail"]
+    assert "a client of the wvo server (.gemini/settings.json); a provider in" in said["detail"]
+    assert "as a worker, metered by its model API's answers" in said["detail"]

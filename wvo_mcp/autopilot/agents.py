@@ -48,7 +48,8 @@ AGENTS: dict[str, Agent] = {
         "gemini", ("--experimental-acp", "--model", "{model}", "--allowed-mcp-server-names",
                    "wvo"), "gemini",
         "GOOGLE_GEMINI_BASE_URL", "https://generativelanguage.googleapis.com",
-        r"GEMINI_[A-Z0-9_]+|GOOGLE_[A-Z0-9_]+",
+        # Signed in with Google it talks to Code Assist, which no base URL moves.
+        r"GEMINI_[A-Z0-9_]+|GOOGLE_[A-Z0-9_]+", key_env=("GEMINI_API_KEY", "GOOGLE_API_KEY"),
     ),
     "claude-acp": Agent(
         "claude-code-acp", (), "anthropic", "ANTHROPIC_BASE_URL", "https://api.anthropic.com",

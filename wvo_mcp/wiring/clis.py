@@ -2,22 +2,28 @@
 checked, and whether they are signed in, asked without spending a token."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-KINDS = ("claude", "codex")
+KINDS = ("claude", "codex", "gemini")
 # The oldest releases the autopilot was tested with (tests/claude_code/package.json pins the
 # newest): older ones lack flags it passes (--strict-mcp-config, --setting-sources,
-# `exec --json --ephemeral`).
-OLDEST: dict[str, tuple[int, ...]] = {"claude": (2, 1), "codex": (0, 169)}
+# `exec --json --ephemeral`, --allowed-mcp-server-names).
+OLDEST: dict[str, tuple[int, ...]] = {"claude": (2, 1), "codex": (0, 169), "gemini": (0, 61)}
 UPGRADE = {
     "claude": "npm install -g @anthropic-ai/claude-code",
     "codex": "npm install -g @openai/codex",
+    "gemini": "npm install -g @google/gemini-cli",
 }
+# Where Gemini CLI keeps a Google sign-in, under the home (it has no status command).
+GEMINI_SIGN_IN = Path(".gemini") / "oauth_creds.json"
+GEMINI_KEYS = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI")
 PROBE_TIMEOUT_S = 30
 _VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
 
@@ -82,9 +88,17 @@ def _probe(kind: str) -> Cli | None:
     return judge(kind, path, run.stdout + run.stderr)
 
 
-def signed_in(cli: Cli) -> tuple[bool, str]:
+def signed_in(cli: Cli, env: Mapping[str, str] = os.environ) -> tuple[bool, str]:
     """Whether the CLI has credentials, as it reports them itself (no model request: that
-    would spend tokens, so a key that is present but revoked still shows as signed in)."""
+    would spend tokens, so a key that is present but revoked still shows as signed in);
+    Gemini CLI's, from its key's variable or its sign-in file."""
+    if cli.kind == "gemini":
+        key = next((k for k in GEMINI_KEYS if env.get(k)), None)
+        if key is not None:
+            return True, f"signed in ({key})"
+        if (Path(env.get("HOME", "/nonexistent")) / GEMINI_SIGN_IN).is_file():
+            return True, "signed in (with Google)"
+        return False, "not signed in: set GEMINI_API_KEY, or run `gemini` once and sign in"
     argv = (
         [str(cli.path), "auth", "status", "--json"]
         if cli.kind == "claude"

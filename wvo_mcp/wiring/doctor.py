@@ -155,6 +155,13 @@ def _client_entries(top: Path) -> list[tuple[str, dict[str, Any] | None]]:
         found.append((".codex/config.toml", servers.get(edits.SERVER)))
     except (OSError, ValueError, AttributeError):
         found.append((".codex/config.toml", None))
+    gemini = top / ".gemini" / "settings.json"
+    if gemini.exists():  # written only where Gemini CLI was found
+        try:
+            servers = json.loads(gemini.read_text()).get("mcpServers", {})
+            found.append((".gemini/settings.json", servers.get(edits.SERVER)))
+        except (OSError, ValueError, AttributeError):
+            found.append((".gemini/settings.json", None))
     return found
 
 
@@ -292,7 +299,11 @@ def _worker_limits() -> Check:
     return Check("worker limits", plan.complete, fence.describe(plan, WorkerLimits()))
 
 
-CLIENT_FILES = {"claude": ".mcp.json", "codex": ".codex/config.toml"}
+CLIENT_FILES = {
+    "claude": ".mcp.json",
+    "codex": ".codex/config.toml",
+    "gemini": ".gemini/settings.json",
+}
 
 
 def _wiring(state: Path, top: Path) -> Callable[[str], str]:
@@ -300,7 +311,8 @@ def _wiring(state: Path, top: Path) -> Callable[[str], str]:
     entries = dict(_client_entries(top))
     path = state / "providers.yaml"
     try:
-        kinds = {w.kind for w in providers.parse(path.read_text(), str(path)).workers.values()}
+        workers = providers.parse(path.read_text(), str(path)).workers.values()
+        kinds = {w.agent if w.kind == "acp" else w.kind for w in workers}
         source = str(path)
     except (OSError, WvoError):
         kinds, source = {"claude", "codex"}, "the packaged providers"  # what applies then
@@ -331,11 +343,16 @@ def _cli(cli: clis.Cli) -> Check:
 
 def _metered(kind: str) -> str:
     """Whether the autopilot's worker of this CLI is charged by its model API's answer."""
-    if kind not in ("claude", "codex"):
+    if kind not in ("claude", "codex", "gemini"):
         return "as a worker, charged by its own word"
     codex_home = os.environ.get("CODEX_HOME") or str(Path.home() / ".codex")
     login = isolation.api_key_login(Path(codex_home) / "auth.json")
-    worker = providers.WorkerKind(kind="claude" if kind == "claude" else "codex")
+    worker = (
+        providers.WorkerKind(kind="acp", agent="gemini")
+        if kind == "gemini"
+        else providers.WorkerKind(kind="claude" if kind == "claude" else "codex")
+    )
     if commands.metered(worker, os.environ, login) is not None:
         return "as a worker, metered by its model API's answers"
-    return f"as a worker, NOT METERED: {commands.UNMETERED_CODEX}"
+    why = commands.unmetered_acp(worker) if kind == "gemini" else commands.UNMETERED_CODEX
+    return f"as a worker, NOT METERED: {why}"

@@ -27,7 +27,25 @@ from wvo_mcp.wiring import clis, edits, place
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 INSTRUCTION_FILES = ("AGENTS.md", "CLAUDE.md")  # Codex reads the first, Claude Code the second
-SHARED_FILES = (".gitignore", ".mcp.json", ".codex/config.toml", *INSTRUCTION_FILES)
+GEMINI_SETTINGS = ".gemini/settings.json"  # written where Gemini CLI is found
+SHARED_FILES = (".gitignore", ".mcp.json", ".codex/config.toml", GEMINI_SETTINGS,
+                *INSTRUCTION_FILES)  # fmt: skip
+# A provider for Gemini CLI, an ACP worker (docs/autopilot.md), where it is found: Gemini
+# 2.5's list prices per 1,000 tokens (prompts up to 200k).
+GEMINI_PROVIDER = {
+    "name": "gemini",
+    "preference": 3,
+    "hourly_tokens": 8_000_000,
+    "daily_tokens": 80_000_000,
+    "max_concurrent": 3,
+    "tiers": [
+        {"name": "flash", "model": "gemini-2.5-flash", "complexity": [1, 5],
+         "input_cost_per_1k": 0.0003, "output_cost_per_1k": 0.0025},
+        {"name": "pro", "model": "gemini-2.5-pro", "complexity": [1, 10],
+         "input_cost_per_1k": 0.00125, "output_cost_per_1k": 0.01},
+    ],
+    "worker": {"kind": "acp", "agent": "gemini", "max_workers": 2},
+}  # fmt: skip
 SERVER = "wvo-mcp"
 WHY_COMMIT = (
     "commit these: the autopilot's workers see only committed CLAUDE.md and AGENTS.md, and "
@@ -77,7 +95,7 @@ def plan(options: Options, found: Sequence[clis.Cli]) -> Wiring:
     usable = [c for c in found if c.usable]
     if options.goal is not None and not usable:
         raise ValidationFailed(
-            "--goal needs a coding CLI on PATH (claude or codex, signed in) to run the "
+            "--goal needs a coding CLI on PATH (claude, codex or gemini, signed in) to run the "
             "planner; install one, or leave out --goal to start from the starter roadmap"
         )
     files: list[Planned] = []
@@ -105,6 +123,8 @@ def plan(options: Options, found: Sequence[clis.Cli]) -> Wiring:
     # does not otherwise), and a server that cannot start is said, not silently missing.
     codex = {**entry, "required": True}
     add(top / ".codex" / "config.toml", lambda old: edits.server_toml(old, codex, options.force))
+    if any(c.usable and c.kind == "gemini" for c in found):  # its MCP servers, as .mcp.json
+        add(top / GEMINI_SETTINGS, lambda old: edits.server_json(old, entry, options.force))
     section = _data("agents-section.md")
     for name in INSTRUCTION_FILES:
         add(top / name, lambda old: edits.marked_section(old, section, options.force))
@@ -134,7 +154,7 @@ def describe(wiring: Wiring, dry_run: bool) -> list[str]:
         lines.append(f"  found {cli.note}" if cli.usable else f"  skipped: {cli.note}")
     if not any(c.usable for c in wiring.clis):
         lines.append(
-            "  no coding CLI (claude, codex) on PATH: wire the agents you run yourself, or "
+            "  no coding CLI (claude, codex, gemini) on PATH: wire the agents you run yourself, or "
             "install one and run init again so the autopilot can launch it"
         )
     for planned in wiring.files:
@@ -173,11 +193,11 @@ def providers_text(found: Sequence[clis.Cli]) -> str:
     document = yaml.safe_load(packaged)
     by_kind = {c.kind: c for c in found}
     kept = []
-    for provider in document["providers"]:
-        cli = by_kind.get(provider.get("worker", {}).get("kind"))
+    for provider in [*document["providers"], GEMINI_PROVIDER]:
+        worker = provider.get("worker", {})
+        cli = by_kind.get(worker.get("agent") or worker.get("kind"))
         if cli is not None:
-            provider["worker"]["executable"] = str(cli.path)
-            kept.append(provider)
+            kept.append({**provider, "worker": {**worker, "executable": str(cli.path)}})
     document["providers"] = kept
     text = (
         "# Providers for this repository, written by `wvo-mcp init` from the coding CLIs it\n"
