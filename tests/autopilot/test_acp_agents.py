@@ -6,8 +6,10 @@ task through the merge queue and is charged exactly what the scripted API billed
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
+import anyio
 import pytest
 
 from tests.autopilot.conftest import autopilot, backlog, git
@@ -15,7 +17,7 @@ from tests.autopilot.scripted_api import USAGE, ScriptedApi
 from tests.conftest import ROOT, open_db
 
 BIN = ROOT / "tests" / "claude_code" / "node_modules" / ".bin"
-pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 # preset: (its CLI, the tier's model, its wire format, its key's variable, its base URL's)
 AGENTS = {
@@ -46,25 +48,33 @@ providers:
 """
 
 
-@pytest.mark.parametrize("agent", list(AGENTS))
-async def test_a_real_agent_over_acp_lands_its_task_charged_what_its_api_billed(
-    agent: str, project: dict[str, Path]
-) -> None:
+def run_agent(
+    project: dict[str, Path], agent: str, tasks: list[dict[str, object]]
+) -> tuple[subprocess.CompletedProcess[str], ScriptedApi]:
+    """The autopilot run, its one provider `agent` (skipped where it is not installed), on
+    `tasks`, against a scripted API in the agent's wire format."""
     cli, model, api_name, key, base = AGENTS[agent]
-    executable = BIN / cli
-    if not executable.exists() or shutil.which("node") is None:
+    if not (BIN / cli).exists() or shutil.which("node") is None:
         pytest.skip(f"{cli} is not installed (scripts/setup installs it with npm)")
-    project["providers"].write_text(providers(agent, executable, model))
-    task = f"{agent.replace('-', '')}1"
-    await backlog(project, [{"id": task, "title": f"a task for {agent}"}])
+    project["providers"].write_text(providers(agent, BIN / cli, model))
+    anyio.run(backlog, project, tasks)
     home = project["state"].parent / "home"
     home.mkdir()
     api = ScriptedApi()
     try:
         url = api.url + ("/v1" if api_name == "openai" else "")
-        ran = autopilot(project, HOME=str(home), **{key: "scripted", base: url})
+        return autopilot(project, HOME=str(home), **{key: "scripted", base: url}), api
     finally:
         api.close()
+
+
+@pytest.mark.parametrize("agent", list(AGENTS))
+def test_a_real_agent_over_acp_lands_its_task_charged_what_its_api_billed(
+    agent: str, project: dict[str, Path]
+) -> None:
+    api_name = AGENTS[agent][2]
+    task = f"{agent.replace('-', '')}1"
+    ran, api = run_agent(project, agent, [{"id": task, "title": f"a task for {agent}"}])
     log = (project["state"] / "runs" / task / "1.log").read_text()
     assert ran.returncode == 0, ran.stderr[-3000:]
     offered = [json.dumps(r.get("tools", []))[:3000] for r in api.requests[api_name][:1]]

@@ -12,7 +12,8 @@ import anyio
 import pytest
 
 from tests.autopilot.conftest import autopilot, backlog, git
-from tests.conftest import ROOT, open_db, wvo
+from tests.autopilot.test_person_hand import summaries
+from tests.conftest import ROOT, wvo
 from tests.security.tenancy import started, statuses, until, worktree
 
 FAKE_ACP = ROOT / "wvo_mcp" / "autopilot" / "fake_acp.py"
@@ -37,14 +38,6 @@ def acp_project(project: dict[str, Path], permissions: str = "allow") -> dict[st
 
 def run_log(project: dict[str, Path], task_id: str, run: int = 1) -> str:
     return (project["state"] / "runs" / task_id / f"{run}.log").read_text()
-
-
-def summaries(project: dict[str, Path], task_id: str) -> list[str]:
-    with open_db(project["state"]) as db:
-        rows = db.execute(
-            "SELECT summary FROM checkpoints WHERE task_id = ? ORDER BY seq", (task_id,)
-        ).fetchall()
-    return [r[0] for r in rows]
 
 
 @pytest.mark.anyio

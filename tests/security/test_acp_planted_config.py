@@ -28,13 +28,12 @@ from typing import Any
 
 import pytest
 
-from tests.autopilot.conftest import autopilot, backlog, git, make_project
+from tests.autopilot.conftest import git, make_project
 from tests.autopilot.scripted_api import ScriptedApi
-from tests.autopilot.test_acp_agents import AGENTS, BIN, providers
+from tests.autopilot.test_acp_agents import AGENTS, BIN, run_agent
 from wvo_mcp.sandbox import bwrap
 
 pytestmark = [
-    pytest.mark.anyio,
     pytest.mark.slow,
     pytest.mark.skipif(not bwrap.probe().usable, reason=f"no bwrap: {bwrap.probe().detail}"),
     pytest.mark.skipif(shutil.which("node") is None, reason="no node to run the agents"),
@@ -82,24 +81,13 @@ def said_sentinel(api: ScriptedApi, name: str) -> bool:
 
 
 @pytest.mark.parametrize("agent", PLANTED)
-async def test_an_acp_worker_takes_no_configuration_from_its_repository(
+def test_an_acp_worker_takes_no_configuration_from_its_repository(
     agent: str, tmp_path: Path
 ) -> None:
-    cli, model, api_name, key, base = AGENTS[agent]
-    if not (BIN / cli).exists():
-        pytest.skip(f"{cli} is not installed (scripts/setup installs it with npm)")
+    api_name = AGENTS[agent][2]
     project = make_project(tmp_path)
     plant(project["repo"])
-    project["providers"].write_text(providers(agent, BIN / cli, model))
-    await backlog(project, [{"id": "T1", "title": "a task"}])
-    home = tmp_path / "home"
-    home.mkdir()
-    api = ScriptedApi()
-    try:
-        url = api.url + ("/v1" if api_name == "openai" else "")
-        ran = autopilot(project, HOME=str(home), **{key: "scripted", base: url})
-    finally:
-        api.close()
+    ran, api = run_agent(project, agent, [{"id": "T1", "title": "a task"}])
     assert "1 launched, 1 done" in ran.stdout, ran.stdout + ran.stderr[-2000:]
     committed = git(project["repo"], "ls-tree", "-r", "--name-only", "wvo/T1").split()
     assert "T1.txt" in committed
