@@ -44,7 +44,8 @@ def run(updates: int) -> float:
     with tempfile.TemporaryDirectory(prefix="wvo-bench-acp-") as scratch:
         project = acp_project(make_project(Path(scratch)))
         metadata = {"fake": "acp_flood", "fake_flood": updates} if updates else {}
-        anyio.run(backlog, project, [{"id": "B1", "title": "bench", "metadata": metadata}])
+        task: dict[str, object] = {"id": "B1", "title": "bench", "metadata": metadata}
+        anyio.run(backlog, project, [task])
         process = subprocess.Popen(
             [sys.executable, "-P", "-m", "wvo_mcp", "autopilot", "--until-empty",
              "--workers", "alpha:1"],
