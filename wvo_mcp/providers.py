@@ -13,10 +13,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from wvo_mcp.autopilot import agents
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
-from wvo_mcp.rules import routing
+from wvo_mcp.rules import agents, routing
 from wvo_mcp.rules.bounds import CPU_WEIGHT_RANGE, MEMORY_RANGE, PIDS_RANGE, TMP_RANGE
 from wvo_mcp.rules.learning import Pin, Policy
 from wvo_mcp.rules.wire import Api
@@ -58,7 +57,7 @@ class WorkerKind:
     egress: tuple[str, ...] = ()  # more URLs (or host:port) the worker may reach
     mounts: tuple[str, ...] = ()  # more host folders it sees, read-only
     limits: WorkerLimits = field(default_factory=WorkerLimits)  # what each of its runs may use
-    agent: str = "custom"  # kind "acp" only: which agent (autopilot/agents.py)
+    agent: str = "custom"  # kind "acp" only: which agent (rules/agents.py)
     permissions: Literal["allow", "deny"] = "allow"  # kind "acp": its permission requests
     api: Api | None = None  # kind "acp": its model API, where its agent's preset names none
 

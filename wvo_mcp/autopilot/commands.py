@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from wvo_mcp.autopilot import agents, orphans
+from wvo_mcp.autopilot import orphans
 from wvo_mcp.providers import Kind, WorkerKind
-from wvo_mcp.rules import wire
+from wvo_mcp.rules import agents, wire
 
 MCP_NAME = "wvo"  # the server's name in the worker's MCP config: tools are mcp__wvo__*
 TOKEN_ENV = "WVO_MCP_TOKEN"  # the run token, for CLIs that read it from the environment

@@ -5,9 +5,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from wvo_mcp.autopilot import agents, commands, isolation
+from wvo_mcp.autopilot import commands, isolation
 from wvo_mcp.autopilot.repos import Repos
 from wvo_mcp.autopilot.slots import Slot
+from wvo_mcp.rules import agents
 from wvo_mcp.sandbox import egress, workers
 from wvo_mcp.sandbox.toolchain import Toolchain
 

@@ -5,10 +5,9 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from wvo_mcp.autopilot import agents
 from wvo_mcp.autopilot.slots import Slot
 from wvo_mcp.models import QueueCounts, RouteDecision
-from wvo_mcp.rules import routing
+from wvo_mcp.rules import agents, routing
 from wvo_mcp.rules.transitions import Gate, Status
 
 T = TypeVar("T")

@@ -3,7 +3,8 @@ Client Protocol, which model API it calls and how that call is pointed at the ru
 
 A providers file names one as `worker: {kind: acp, agent: NAME}`; `custom` is any other ACP
 agent, given by `executable` and `extra_args`, with its model API as `api` (none: not
-metered, its usage unknown).
+metered, its usage unknown). autopilot/commands.py acts on these (its command line, its
+environment, its meter), and autopilot/acp_driver.py drives the agent so started.
 """
 
 import dataclasses
