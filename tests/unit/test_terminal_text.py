@@ -29,6 +29,9 @@ SINKS = {
     "wvo_mcp/autopilot/fake.py": "a stand-in worker CLI: its stdout is what the autopilot reads",
     "wvo_mcp/autopilot/fake_probe.py": "the same stand-in's probe, inside the sandbox",
     "wvo_mcp/sandbox/relay.py": "runs inside the sandbox: what it writes is the sandbox's output",
+    "wvo_mcp/autopilot/acp_driver.py": "runs inside the sandbox: its stdout is what the "
+    "autopilot reads, as JSON lines",
+    "wvo_mcp/autopilot/fake_acp.py": "a stand-in ACP agent: its stdout is the protocol",
 }
 
 
