@@ -21,7 +21,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -97,19 +96,11 @@ def test_an_acp_worker_takes_no_configuration_from_its_repository(
 
 @pytest.mark.parametrize("agent", PLANTED)
 def test_control_the_planted_files_act_on_the_agents_without_the_autopilots_switches(
-    agent: str, tmp_path: Path, request: pytest.FixtureRequest
+    agent: str, tmp_path: Path
 ) -> None:
     cli, model, api_name, key, base = AGENTS[agent]
     if not (BIN / cli).exists():
         pytest.skip(f"{cli} is not installed (scripts/setup installs it with npm)")
-    setpriv = shutil.which("setpriv")
-    if agent == "claude-acp" and (os.geteuid() == 0 and setpriv is None):
-        pytest.skip("Claude Code refuses to run as root, and there is no setpriv here")
-    if agent == "claude-acp" and os.geteuid() == 0:
-        # Under /tmp itself: the test's own folder is root's alone, and the agent runs as
-        # nobody here (Claude Code refuses root).
-        tmp_path = Path(tempfile.mkdtemp(prefix="wvo-control-"))
-        request.addfinalizer(lambda: shutil.rmtree(tmp_path, ignore_errors=True))
     repo, home = tmp_path / "repo", tmp_path / "home"
     repo.mkdir()
     home.mkdir()
@@ -123,15 +114,12 @@ def test_control_the_planted_files_act_on_the_agents_without_the_autopilots_swit
     }))  # fmt: skip
     api = ScriptedApi()
     env = {"PATH": os.environ["PATH"], "HOME": str(home), key: "scripted", base: api.url,
-           "GEMINI_CLI_TRUST_WORKSPACE": "true", "ANTHROPIC_MODEL": model}  # fmt: skip
-    prefix: list[str] = []
-    if os.geteuid() == 0 and agent == "claude-acp" and setpriv is not None:
-        for path in (tmp_path, repo, home, *repo.rglob("*")):
-            os.chown(path, 65534, 65534)
-        prefix = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+           "GEMINI_CLI_TRUST_WORKSPACE": "true", "ANTHROPIC_MODEL": model,
+           # Claude Code runs as root (a CI's) only when told it is in a sandbox.
+           "IS_SANDBOX": "1"}  # fmt: skip
     try:
         ran = subprocess.run(
-            [*prefix, sys.executable, "-P", "-m", "wvo_mcp.autopilot.acp_driver", str(config)],
+            [sys.executable, "-P", "-m", "wvo_mcp.autopilot.acp_driver", str(config)],
             input="Say hello.",  # no task: the driver reads none from wvo-mcp
             env=env, cwd=repo, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
