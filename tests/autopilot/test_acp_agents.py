@@ -5,14 +5,16 @@ vendor's wire format (scripted_api.py), reached only through the run's meter. Ea
 task through the merge queue and is charged exactly what the scripted API billed."""
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import anyio
 import pytest
 
-from tests.autopilot.conftest import autopilot, backlog, git
+from tests.autopilot.conftest import RUN_TIMEOUT_S, autopilot, backlog, git
 from tests.autopilot.scripted_api import USAGE, ScriptedApi
 from tests.conftest import ROOT, open_db
 
@@ -96,3 +98,42 @@ def test_a_real_agent_over_acp_lands_its_task_charged_what_its_api_billed(
     assert moves[-1][0] == "autopilot"  # landed by the merge queue
     answered = api.answered(api_name)
     assert tuple(used) == (USAGE[0] * answered, USAGE[1] * answered), (tuple(used), answered)
+
+
+def test_a_person_with_only_gemini_cli_runs_init_then_the_autopilot_and_work_lands(
+    tmp_path: Path,
+) -> None:
+    """docs/autopilot.md, "With only Gemini CLI installed", as a person runs it."""
+    if not (BIN / "gemini").exists() or shutil.which("node") is None:
+        pytest.skip("gemini is not installed (scripts/setup installs it with npm)")
+    only, repo, home = tmp_path / "only-gemini", tmp_path / "project", tmp_path / "home"
+    for folder in (only, repo, home):
+        folder.mkdir()
+    (only / "gemini").symlink_to(BIN / "gemini")
+    wvo = Path(sys.executable).with_name("wvo-mcp")
+    node = os.path.dirname(shutil.which("node") or "/usr/bin/node")
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "README.md").write_text("a project\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "start")
+    api = ScriptedApi()
+    env = {"PATH": f"{only}:{wvo.parent}:{node}:/usr/bin:/bin", "HOME": str(home),
+           "GEMINI_API_KEY": "scripted", "GOOGLE_GEMINI_BASE_URL": api.url,
+           "WVO_OTEL_ENABLED": "0"}  # fmt: skip
+    try:
+        for args in (["init"], ["autopilot", "--until-empty"]):
+            ran = subprocess.run(
+                [str(wvo), *args], cwd=repo, env=env, capture_output=True, text=True,
+                timeout=RUN_TIMEOUT_S,
+            )  # fmt: skip
+            assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
+    finally:
+        api.close()
+    assert "2 launched, 2 done" in ran.stdout, ran.stdout
+    for task in ("wvo-start-build", "wvo-start-map"):
+        assert git(repo, "show", f"wvo/{task}:{task}.txt").strip() == task
+    with open_db(repo / ".wvo") as db:
+        used = db.execute(
+            "SELECT sum(input_tokens) FROM provider_usage WHERE length(period) = 10"
+        ).fetchone()[0]
+    assert used == USAGE[0] * api.answered("gemini")  # metered, exactly as billed
