@@ -239,6 +239,11 @@ class Held(BaseHTTPRequestHandler):
     until the test lets it go on (server.go_on), and then ends it."""
 
     protocol_version = "HTTP/1.1"
+    first = sse([
+        {"type": "message_start", "message": {"usage": {"input_tokens": 40_000}}},
+        *[{"type": "content_block_delta", "delta": {"type": "text_delta", "text": "abcd"}}] * 5,
+    ])  # fmt: skip
+    last = sse([{"type": "message_delta", "usage": {"output_tokens": 900}}])
 
     def log_message(self, *args: object) -> None:
         pass
@@ -249,24 +254,40 @@ class Held(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Connection", "close")
         self.end_headers()
-        delta = {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "abcd"}}
-        start = {"type": "message_start", "message": {"usage": {"input_tokens": 40_000}}}
-        self.wfile.write(sse([start, *[delta] * 5]))
+        self.wfile.write(self.first)
         self.wfile.flush()
         self.server.go_on.wait(60)  # type: ignore[attr-defined]
         with contextlib.suppress(OSError):
-            self.wfile.write(sse([{"type": "message_delta", "usage": {"output_tokens": 900}}]))
+            self.wfile.write(self.last)
+
+
+class HeldResponses(Held):
+    """OpenAI's Responses API streaming two deltas, then holding its answer: its usage
+    comes only with `response.completed`, which a cut stream never reaches."""
+
+    first = sse([{"type": "response.created", "response": {}},
+                 *[{"type": "response.output_text.delta", "delta": "abcd"}] * 2])  # fmt: skip
+    last = b""  # it never ends: the run is cut before
+
+
+@contextlib.contextmanager
+def holding(handler: type[Held]) -> Iterator[ThreadingHTTPServer]:
+    """`handler` served on 127.0.0.1 until the block ends, then let go and shut down."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.go_on = threading.Event()  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.go_on.set()  # type: ignore[attr-defined]
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture
 def held() -> Iterator[ThreadingHTTPServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Held)
-    server.go_on = threading.Event()  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.go_on.set()  # type: ignore[attr-defined]
-    server.shutdown()
-    server.server_close()
+    with holding(Held) as server:
+        yield server
 
 
 async def _until(done: object) -> None:
@@ -407,38 +428,14 @@ async def test_a_head_over_the_cap_is_refused_however_it_arrives(
     assert api.hosts == []  # type: ignore[attr-defined]
 
 
-class HeldResponses(BaseHTTPRequestHandler):
-    """OpenAI's Responses API streaming two deltas, then holding its answer: its usage
-    comes only with `response.completed`, which a cut stream never reaches."""
-
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        delta = {"type": "response.output_text.delta", "delta": "abcd"}
-        self.wfile.write(sse([{"type": "response.created", "response": {}}, delta, delta]))
-        self.wfile.flush()
-        self.server.go_on.wait(60)  # type: ignore[attr-defined]
-
-
 @pytest.mark.anyio
 async def test_a_responses_stream_cut_before_its_usage_is_charged_its_bounds() -> None:
     """Input by its request's bytes (nothing it points at is stored upstream), output by
     the text that passed: Codex's traffic, killed mid-answer, is not charged nothing."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), HeldResponses)
-    server.go_on = threading.Event()  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     body = json.dumps({"model": "m", "input": "x" * 3000, "stream": True}).encode()
     request = (b"POST /v1/responses HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)  # fmt: skip
-    try:
+    with holding(HeldResponses) as server:
         measured = Meter(Upstream.of(f"http://127.0.0.1:{server.server_address[1]}/v1"), "openai")
         async with anyio.create_task_group() as group:
             await group.start(measured.serve)
@@ -451,9 +448,5 @@ async def test_a_responses_stream_cut_before_its_usage_is_charged_its_bounds() -
             assert (measured.tally.input_tokens, measured.tally.output_tokens) == (0, 8)
             group.cancel_scope.cancel()  # the run ends mid-answer
         await client.aclose()
-    finally:
-        server.go_on.set()  # type: ignore[attr-defined]
-        server.shutdown()
-        server.server_close()
     tally = measured.tally
     assert (tally.responses, tally.input_tokens, tally.output_tokens) == (1, len(body), 8)
