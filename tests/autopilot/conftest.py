@@ -108,42 +108,36 @@ def events(project: dict[str, Path], kind: str) -> list[tuple[str, str, str]]:
     return [tuple(row) for row in rows]
 
 
-def claude_providers(executable: Path) -> str:
-    """A providers file whose one provider's worker is the real Claude Code at `executable`."""
+def one_provider(
+    name: str, tier: str, model: str, worker: dict[str, object], costs: tuple[float, float]
+) -> str:
+    """A providers file of one provider with one tier for every complexity, its worker
+    `worker` (kind and executable first), one slot, two minutes before it counts as hung."""
+    lines = "".join(f"      {key}: {value}\n" for key, value in worker.items())
     return f"""version: 1
 providers:
-  - name: claude
+  - name: {name}
     preference: 1
     tiers:
-      - name: sonnet
-        model: claude-sonnet-4-5
+      - name: {tier}
+        model: {model}
         complexity: [1, 10]
-        input_cost_per_1k: 0.003
-        output_cost_per_1k: 0.015
+        input_cost_per_1k: {costs[0]}
+        output_cost_per_1k: {costs[1]}
     worker:
-      kind: claude
-      executable: {executable}
-      max_workers: 1
+{lines}      max_workers: 1
       hang_seconds: 120
 """
+
+
+def claude_providers(executable: Path) -> str:
+    """A providers file whose one provider's worker is the real Claude Code at `executable`."""
+    worker = {"kind": "claude", "executable": executable}
+    return one_provider("claude", "sonnet", "claude-sonnet-4-5", worker, (0.003, 0.015))
 
 
 def codex_providers(executable: Path, model: str) -> str:
     """A providers file whose one provider's worker is the real Codex at `executable`,
     asking for `model` (its API and key come from the autopilot's environment)."""
-    return f"""version: 1
-providers:
-  - name: codex
-    preference: 1
-    tiers:
-      - name: stub
-        model: {model}
-        complexity: [1, 10]
-        input_cost_per_1k: 0.001
-        output_cost_per_1k: 0.002
-    worker:
-      kind: codex
-      executable: {executable}
-      max_workers: 1
-      hang_seconds: 120
-"""
+    worker = {"kind": "codex", "executable": executable}
+    return one_provider("codex", "stub", model, worker, (0.001, 0.002))

@@ -14,9 +14,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.autopilot.conftest import RUN_TIMEOUT_S, autopilot, backlog, git
+from tests.autopilot.conftest import RUN_TIMEOUT_S, autopilot, backlog, git, one_provider
 from tests.autopilot.scripted_api import USAGE, ScriptedApi
 from tests.conftest import ROOT, open_db
+from tests.security.tenancy import trail
 
 BIN = ROOT / "tests" / "claude_code" / "node_modules" / ".bin"
 pytestmark = pytest.mark.slow
@@ -30,26 +31,6 @@ AGENTS = {
 }  # fmt: skip
 
 
-def providers(agent: str, executable: Path, model: str) -> str:
-    return f"""version: 1
-providers:
-  - name: {agent}
-    preference: 1
-    tiers:
-      - name: only
-        model: {model}
-        complexity: [1, 10]
-        input_cost_per_1k: 0.001
-        output_cost_per_1k: 0.002
-    worker:
-      kind: acp
-      agent: {agent}
-      executable: {executable}
-      max_workers: 1
-      hang_seconds: 120
-"""
-
-
 def run_agent(
     project: dict[str, Path], agent: str, tasks: list[dict[str, object]]
 ) -> tuple[subprocess.CompletedProcess[str], ScriptedApi]:
@@ -58,7 +39,8 @@ def run_agent(
     cli, model, api_name, key, base = AGENTS[agent]
     if not (BIN / cli).exists() or shutil.which("node") is None:
         pytest.skip(f"{cli} is not installed (scripts/setup installs it with npm)")
-    project["providers"].write_text(providers(agent, BIN / cli, model))
+    worker = {"kind": "acp", "agent": agent, "executable": BIN / cli}
+    project["providers"].write_text(one_provider(agent, "only", model, worker, (0.001, 0.002)))
     anyio.run(backlog, project, tasks)
     home = project["state"].parent / "home"
     home.mkdir()
@@ -84,12 +66,9 @@ def test_a_real_agent_over_acp_lands_its_task_charged_what_its_api_billed(
     assert git(project["repo"], "show", f"wvo/{task}:{task}.txt").strip() == task
     assert '"event":"tool"' in log and '"type":"acp_end","stop_reason":"end_turn"' in log
     assert "exited with 0" in log  # the driver ended with its agent's turn, not killed
+    moves = [(actor, to) for actor, kind, to, _ in trail(project, task)
+             if kind in ("claimed", "status")]  # fmt: skip
     with open_db(project["state"]) as db:
-        moves = db.execute(
-            "SELECT actor, to_status FROM task_events WHERE task_id = ? AND kind IN "
-            "('claimed', 'status') ORDER BY id",
-            (task,),
-        ).fetchall()
         used = db.execute(
             "SELECT sum(input_tokens), sum(output_tokens) FROM provider_usage "
             "WHERE length(period) = 10"
