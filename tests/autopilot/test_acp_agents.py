@@ -5,7 +5,6 @@ vendor's wire format (scripted_api.py), reached only through the run's meter. Ea
 task through the merge queue and is charged exactly what the scripted API billed."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import pytest
 from tests.autopilot.conftest import RUN_TIMEOUT_S, autopilot, backlog, git, one_provider
 from tests.autopilot.scripted_api import USAGE, ScriptedApi
 from tests.conftest import ROOT, open_db
+from tests.integration.test_init import alone_on_path
 from tests.security.tenancy import trail
 
 BIN = ROOT / "tests" / "claude_code" / "node_modules" / ".bin"
@@ -85,18 +85,17 @@ def test_a_person_with_only_gemini_cli_runs_init_then_the_autopilot_and_work_lan
     """docs/autopilot.md, "With only Gemini CLI installed", as a person runs it."""
     if not (BIN / "gemini").exists() or shutil.which("node") is None:
         pytest.skip("gemini is not installed (scripts/setup installs it with npm)")
-    only, repo, home = tmp_path / "only-gemini", tmp_path / "project", tmp_path / "home"
-    for folder in (only, repo, home):
+    repo, home = tmp_path / "project", tmp_path / "home"
+    for folder in (repo, home):
         folder.mkdir()
-    (only / "gemini").symlink_to(BIN / "gemini")
     wvo = Path(sys.executable).with_name("wvo-mcp")
-    node = os.path.dirname(shutil.which("node") or "/usr/bin/node")
+    path = alone_on_path(tmp_path / "only-gemini", BIN / "gemini")
     git(repo, "init", "-q", "-b", "main")
     (repo / "README.md").write_text("a project\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "start")
     api = ScriptedApi()
-    env = {"PATH": f"{only}:{wvo.parent}:{node}:/usr/bin:/bin", "HOME": str(home),
+    env = {"PATH": f"{wvo.parent}:{path}", "HOME": str(home),
            "GEMINI_API_KEY": "scripted", "GOOGLE_GEMINI_BASE_URL": api.url,
            "WVO_OTEL_ENABLED": "0"}  # fmt: skip
     try:

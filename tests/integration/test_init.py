@@ -45,6 +45,13 @@ def init(
     )
 
 
+def alone_on_path(folder: Path, cli: Path) -> str:
+    """A PATH with `cli` as the only coding CLI (linked in `folder`), node, and the system."""
+    folder.mkdir()
+    (folder / cli.name).symlink_to(cli)
+    return f"{folder}:{os.path.dirname(shutil.which('node') or '/usr/bin/node')}:/usr/bin:/bin"
+
+
 def tree(repo: Path) -> dict[str, bytes]:
     """Every file under the repository but git's own, with its bytes."""
     return {
@@ -514,10 +521,7 @@ def test_a_cli_installed_later_becomes_a_provider_on_the_next_init(
     repo: Path, tmp_path: Path
 ) -> None:
     node = os.path.dirname(shutil.which("node") or "/usr/bin/node")
-    only = tmp_path / "only-claude"
-    only.mkdir()
-    (only / "claude").symlink_to(CLIS / "claude")
-    assert init(repo, path=f"{only}:{node}:/usr/bin:/bin").returncode == 0
+    assert init(repo, path=alone_on_path(tmp_path / "only-claude", CLIS / "claude")).returncode == 0
     mine = (repo / ".wvo" / "providers.yaml").read_text() + "# my own note\n"
     (repo / ".wvo" / "providers.yaml").write_text(mine)
     # Codex installed since: the next init adds it, keeping every line of the person's.
@@ -542,11 +546,8 @@ def test_a_cli_installed_later_becomes_a_provider_on_the_next_init(
 def test_a_person_with_only_gemini_cli_gets_an_acp_provider_and_its_wiring(
     repo: Path, tmp_path: Path
 ) -> None:
-    node = os.path.dirname(shutil.which("node") or "/usr/bin/node")
     only = tmp_path / "only-gemini"
-    only.mkdir()
-    (only / "gemini").symlink_to(CLIS / "gemini")
-    path = f"{only}:{WVO.parent}:{node}:/usr/bin:/bin"
+    path = f"{WVO.parent}:{alone_on_path(only, CLIS / 'gemini')}"
     done = init(repo, path=path)
     assert done.returncode == 0, done.stderr
     assert "found gemini 0.61.0" in done.stdout
