@@ -168,16 +168,22 @@ def files(
         + launch.agent_id.replace("\n", " ")
         + "\n\temail = worker@wvo-mcp.invalid\n",
     }
-    if kind.kind == "claude" or (kind.kind == "acp" and kind.agent == "claude-acp"):
+    cli = _cli(kind)
+    if cli == "claude":
         written[FILES / "settings.json"] = claude_settings_json()
         written[PurePosixPath(".claude/settings.json")] = claude_settings_json()
-    if kind.kind == "codex":
-        written[PurePosixPath(".codex/config.toml")] = codex_config_toml(launch)
+    if cli == "codex":  # an ACP session names wvo-mcp itself
+        written[PurePosixPath(".codex/config.toml")] = codex_config_toml(
+            launch, mcp=kind.kind == "codex"
+        )
     if kind.kind == "acp":
         written[FILES / "acp.json"] = acp_json(kind, launch, program)
-    if kind.kind == "acp" and kind.agent == "codex-acp":
-        written[PurePosixPath(".codex/config.toml")] = codex_config_toml(launch, mcp=False)
     return written
+
+
+def _cli(kind: WorkerKind) -> str:
+    """The CLI a kind runs, an ACP adapter's wrapped one: what configures its run."""
+    return agents.AGENTS[kind.agent].wraps if kind.kind == "acp" else kind.kind
 
 
 def environment(
@@ -195,20 +201,15 @@ def environment(
     }
     if launch.mark:  # what ends the run's processes, or a later autopilot if this one dies
         env[orphans.MARK] = launch.mark
-    if kind.kind == "claude":
+    if _cli(kind) == "claude":
         env |= CLAUDE_ENV
-    if kind.kind == "codex" or (kind.kind == "acp" and kind.agent == "codex-acp"):
+    if _cli(kind) == "codex":
         env["CODEX_HOME"] = str(launch.home / ".codex")
-    if kind.kind == "acp" and (model_env := agents.AGENTS[kind.agent].model_env):
-        env[model_env] = launch.model
-    if kind.kind == "acp" and kind.agent == "gemini":
-        # Untrusted, it connects to no MCP server, wvo-mcp's included. Trusted, it takes the
-        # repository's .gemini settings, which its system settings do not override: its MCP
-        # servers are held to wvo-mcp by its command line (agents.py), its hooks and tool
-        # discovery command are not, so it never reviews another's checkout (docs/autopilot.md).
-        env["GEMINI_CLI_TRUST_WORKSPACE"] = "true"
-    if kind.kind == "acp" and kind.agent == "claude-acp":
-        env |= CLAUDE_ENV
+    if kind.kind == "acp":
+        preset = agents.AGENTS[kind.agent]
+        env |= dict(preset.sets)
+        if preset.model_env:
+            env[preset.model_env] = launch.model
     return env
 
 
@@ -278,16 +279,14 @@ def through_meter(kind: WorkerKind, argv: list[str], env: dict[str, str], inside
     by its base URL variable; Codex, whose built-in OpenAI provider takes no base URL, by a
     provider of the autopilot's own, set last on its command line so it wins over any the
     providers file's `extra_args` name. Its key: OPENAI_API_KEY or CODEX_API_KEY from its
-    environment, else its API-key login."""
-    if kind.kind == "acp" and agents.AGENTS[kind.agent].by_provider:
-        # To its driver, which starts the agent with them: after `--`, last.
-        argv += ["--", *_meter_provider(env, inside)]
-        return
-    if kind.kind != "codex":
+    environment, else its API-key login. Codex's ACP adapter alike, through its driver."""
+    if _cli(kind) != "codex":
         env[_base_url_env(kind)] = inside
-        return
-    end = len(argv) - 1 if argv and argv[-1] == "-" else len(argv)  # before its prompt's "-"
-    argv[end:end] = _meter_provider(env, inside)
+    elif kind.kind == "acp":  # to its driver, which starts the agent with them: after `--`
+        argv += ["--", *_meter_provider(env, inside)]
+    else:
+        end = len(argv) - 1 if argv and argv[-1] == "-" else len(argv)  # before its "-"
+        argv[end:end] = _meter_provider(env, inside)
 
 
 def _meter_provider(env: Mapping[str, str], inside: str) -> list[str]:

@@ -26,15 +26,17 @@ class Agent:
     # Metered only with one of these set (an API key): without, it signs in to its vendor's
     # own service, which no base URL moves.
     key_env: tuple[str, ...] = ()
-    # Its base URL is moved by a model provider of the autopilot's own on its command line
-    # (Codex's), not by `base_url_env`.
-    by_provider: bool = False
     # Sent with session/new as its `_meta`: the agent's own options for the session.
     session_meta: tuple[tuple[str, object], ...] = ()
     # Whether it may review another's submission: it is known to take no configuration from
     # the checkout it works in (tests/security/test_acp_planted_config.py). Gemini CLI still
     # runs a repository's tool discovery command; OpenCode and any other are unverified.
     reviews: bool = False
+    # The autopilot's own CLI kind it wraps (Zed's adapters of Claude Code and Codex): it
+    # gets that kind's run home, fixed variables and way to its meter (commands.py).
+    wraps: str = ""
+    # Variables it is always given.
+    sets: tuple[tuple[str, str], ...] = ()
 
 
 # Each model API: the variable most agents take its base URL from, and where it is.
@@ -51,6 +53,11 @@ AGENTS: dict[str, Agent] = {
         "GOOGLE_GEMINI_BASE_URL", "https://generativelanguage.googleapis.com",
         # Signed in with Google it talks to Code Assist, which no base URL moves.
         r"GEMINI_[A-Z0-9_]+|GOOGLE_[A-Z0-9_]+", key_env=("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+        # Untrusted, it connects to no MCP server, wvo-mcp's included. Trusted, it takes the
+        # repository's .gemini settings, which its system settings do not override: its MCP
+        # servers are held to wvo-mcp by its command line, its hooks and tool discovery
+        # command are not, so it never reviews another's checkout (docs/autopilot.md).
+        sets=(("GEMINI_CLI_TRUST_WORKSPACE", "true"),),
     ),
     "claude-acp": Agent(
         "claude-code-acp", (), "anthropic", "ANTHROPIC_BASE_URL", "https://api.anthropic.com",
@@ -58,12 +65,13 @@ AGENTS: dict[str, Agent] = {
         # The adapter loads user, project and local settings unless told: only the user's,
         # the run home's that the autopilot writes (no hooks), never the repository's.
         session_meta=(("claudeCode", {"options": {"settingSources": ["user"]}}),),
-        reviews=True,
+        reviews=True, wraps="claude",
     ),
     "codex-acp": Agent(
         "codex-acp", ("-c", 'model="{model}"'), "openai", "OPENAI_BASE_URL",
         "https://api.openai.com/v1", r"OPENAI_[A-Z0-9_]+|CODEX_API_KEY",
-        key_env=("OPENAI_API_KEY", "CODEX_API_KEY"), by_provider=True, reviews=True,
+        key_env=("OPENAI_API_KEY", "CODEX_API_KEY"), reviews=True,
+        wraps="codex",
     ),
     "opencode": Agent(
         "opencode", ("acp",), None, "", "", r"OPENCODE_[A-Z0-9_]+",
