@@ -59,7 +59,8 @@ class WorkerKind:
     limits: WorkerLimits = field(default_factory=WorkerLimits)  # what each of its runs may use
     agent: str = "custom"  # kind "acp" only: which agent (rules/agents.py)
     permissions: Literal["allow", "deny"] = "allow"  # kind "acp": its permission requests
-    api: Api | None = None  # kind "acp": its model API, where its agent's preset names none
+    # kind "acp": its model API (custom's; OpenCode's, Anthropic's by default)
+    api: Api | None = None
 
     @property
     def program(self) -> str:
@@ -153,7 +154,7 @@ class WorkerSpec(_Spec):
     mounts: Annotated[list[Arg], Field(max_length=64)] = Field(default_factory=list)
     limits: LimitsSpec = LimitsSpec()
     # kind acp: the agent (a preset, or custom with `executable`), how its permission
-    # requests are answered, and its model API when its preset names none.
+    # requests are answered, and its model API (custom's; OpenCode's other than Anthropic's).
     agent: Literal["gemini", "opencode", "claude-acp", "codex-acp", "custom"] | None = None
     permissions: Literal["allow", "deny"] = "allow"
     api: Api | None = None

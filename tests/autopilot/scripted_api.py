@@ -15,7 +15,12 @@ from typing import Any
 
 USAGE = (1000, 20)  # input and output tokens each answer bills
 # Each agent's shell tool and the argument it takes the command in.
-SHELLS = {"run_shell_command": "command", "Bash": "command", "exec_command": "cmd"}
+SHELLS = {
+    "run_shell_command": "command",
+    "Bash": "command",
+    "exec_command": "cmd",
+    "bash": "command",
+}
 
 
 def step(text: str, results: int, names: list[str]) -> tuple[str, dict[str, Any]] | str:

@@ -18,6 +18,7 @@ from tests.autopilot.scripted_api import USAGE, ScriptedApi
 from tests.conftest import ROOT, open_db
 from tests.integration.test_init import alone_on_path
 from tests.security.tenancy import trail
+from wvo_mcp.wiring.doctor import CLIENT_FILES
 
 BIN = ROOT / "tests" / "claude_code" / "node_modules" / ".bin"
 pytestmark = pytest.mark.slow
@@ -28,7 +29,20 @@ AGENTS = {
     "claude-acp": ("claude-code-acp", "claude-sonnet-4-5", "anthropic", "ANTHROPIC_API_KEY",
                    "ANTHROPIC_BASE_URL"),
     "codex-acp": ("codex-acp", "stub-model", "openai", "OPENAI_API_KEY", "OPENAI_BASE_URL"),
+    "opencode": ("opencode", "claude-sonnet-4-5", "anthropic", "ANTHROPIC_API_KEY",
+                 "ANTHROPIC_BASE_URL"),
 }  # fmt: skip
+# Where each CLI is: npm links the packages' commands, OpenCode's Linux build has none.
+WHERE = {"opencode": ROOT / "tests/claude_code/node_modules/opencode-linux-x64/bin/opencode"}
+
+
+def installed(agent: str) -> Path:
+    """The agent's CLI, the test skipped where it is not installed."""
+    cli = AGENTS[agent][0]
+    program = WHERE.get(agent, BIN / cli)
+    if not program.exists() or shutil.which("node") is None:
+        pytest.skip(f"{cli} is not installed (scripts/setup installs it with npm)")
+    return program
 
 
 def run_agent(
@@ -36,10 +50,8 @@ def run_agent(
 ) -> tuple[subprocess.CompletedProcess[str], ScriptedApi]:
     """The autopilot run, its one provider `agent` (skipped where it is not installed), on
     `tasks`, against a scripted API in the agent's wire format."""
-    cli, model, api_name, key, base = AGENTS[agent]
-    if not (BIN / cli).exists() or shutil.which("node") is None:
-        pytest.skip(f"{cli} is not installed (scripts/setup installs it with npm)")
-    worker = {"kind": "acp", "agent": agent, "executable": BIN / cli}
+    _, model, api_name, key, base = AGENTS[agent]
+    worker = {"kind": "acp", "agent": agent, "executable": installed(agent)}
     project["providers"].write_text(one_provider(agent, "only", model, worker, (0.001, 0.002)))
     anyio.run(backlog, project, tasks)
     home = project["state"].parent / "home"
@@ -79,25 +91,31 @@ def test_a_real_agent_over_acp_lands_its_task_charged_what_its_api_billed(
     assert tuple(used) == (USAGE[0] * answered, USAGE[1] * answered), (tuple(used), answered)
 
 
-def test_a_person_with_only_gemini_cli_runs_init_then_the_autopilot_and_work_lands(
-    tmp_path: Path,
+# Those a person may have alone: its variables for the scripted API (its key, its base URL).
+ALONE = {"gemini": ("GEMINI_API_KEY", "GOOGLE_GEMINI_BASE_URL"),
+         "opencode": ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")}  # fmt: skip
+
+
+@pytest.mark.parametrize("agent", list(ALONE))
+def test_a_person_with_only_one_acp_agent_runs_init_then_the_autopilot_and_work_lands(
+    agent: str, tmp_path: Path
 ) -> None:
-    """docs/autopilot.md, "With only Gemini CLI installed", as a person runs it."""
-    if not (BIN / "gemini").exists() or shutil.which("node") is None:
-        pytest.skip("gemini is not installed (scripts/setup installs it with npm)")
+    """docs/autopilot.md, "With only Gemini CLI or OpenCode installed", as a person runs it."""
+    api_name = AGENTS[agent][2]
+    program = installed(agent)
     repo, home = tmp_path / "project", tmp_path / "home"
     for folder in (repo, home):
         folder.mkdir()
     wvo = Path(sys.executable).with_name("wvo-mcp")
-    path = alone_on_path(tmp_path / "only-gemini", BIN / "gemini")
+    path = alone_on_path(tmp_path / f"only-{agent}", program)
     git(repo, "init", "-q", "-b", "main")
     (repo / "README.md").write_text("a project\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "start")
     api = ScriptedApi()
-    env = {"PATH": f"{wvo.parent}:{path}", "HOME": str(home),
-           "GEMINI_API_KEY": "scripted", "GOOGLE_GEMINI_BASE_URL": api.url,
-           "WVO_OTEL_ENABLED": "0"}  # fmt: skip
+    key, base = ALONE[agent]
+    env = {"PATH": f"{wvo.parent}:{path}", "HOME": str(home), key: "scripted",
+           base: api.url, "WVO_OTEL_ENABLED": "0"}  # fmt: skip
     try:
         for args in (["init"], ["autopilot", "--until-empty"]):
             ran = subprocess.run(
@@ -108,10 +126,12 @@ def test_a_person_with_only_gemini_cli_runs_init_then_the_autopilot_and_work_lan
     finally:
         api.close()
     assert "2 launched, 2 done" in ran.stdout, ran.stdout
+    wired = json.loads((repo / CLIENT_FILES[agent]).read_text())  # its own MCP client too
+    assert wired["mcp" if agent == "opencode" else "mcpServers"]["wvo"]
     for task in ("wvo-start-build", "wvo-start-map"):
         assert git(repo, "show", f"wvo/{task}:{task}.txt").strip() == task
     with open_db(repo / ".wvo") as db:
         used = db.execute(
             "SELECT sum(input_tokens) FROM provider_usage WHERE length(period) = 10"
         ).fetchone()[0]
-    assert used == USAGE[0] * api.answered("gemini")  # metered, exactly as billed
+    assert used == USAGE[0] * api.answered(api_name)  # metered, exactly as billed

@@ -539,32 +539,46 @@ def test_a_cli_installed_later_becomes_a_provider_on_the_next_init(
         assert f"a client of the wvo server ({client}); a provider in {repo / '.wvo'}" in said
 
 
-@pytest.mark.skipif(
-    not (CLIS / "gemini").exists() or shutil.which("node") is None,
-    reason="Gemini CLI is not installed (scripts/setup)",
-)
-def test_a_person_with_only_gemini_cli_gets_an_acp_provider_and_its_wiring(
-    repo: Path, tmp_path: Path
+# An ACP agent a person may have alone: its CLI, its version, its MCP client file and the
+# key there its servers are under, and the variable of the key it signs in with.
+ALONE = {
+    "gemini": (CLIS / "gemini", "0.61.0", ".gemini/settings.json", "mcpServers",
+               "GEMINI_API_KEY"),
+    "opencode": (CLIS.parent / "opencode-linux-x64" / "bin" / "opencode", "1.18.33",
+                 "opencode.json", "mcp", "ANTHROPIC_API_KEY"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("agent", list(ALONE))
+def test_a_person_with_only_one_acp_agent_gets_its_provider_and_its_wiring(
+    agent: str, repo: Path, tmp_path: Path
 ) -> None:
-    only = tmp_path / "only-gemini"
-    path = f"{WVO.parent}:{alone_on_path(only, CLIS / 'gemini')}"
+    cli, version, client, servers, key = ALONE[agent]
+    if not cli.exists() or shutil.which("node") is None:
+        pytest.skip(f"{agent} is not installed (scripts/setup)")
+    only = tmp_path / f"only-{agent}"
+    path = f"{WVO.parent}:{alone_on_path(only, cli)}"
     done = init(repo, path=path)
     assert done.returncode == 0, done.stderr
-    assert "found gemini 0.61.0" in done.stdout
+    assert f"found {agent} {version}" in done.stdout
     found = providers.parse((repo / ".wvo" / "providers.yaml").read_text(), "p").workers
-    assert list(found) == ["gemini"]
-    gemini = found["gemini"]
-    assert (gemini.kind, gemini.agent, gemini.executable) == ("acp", "gemini", str(only / "gemini"))
-    # Its MCP client wiring, as .mcp.json's, for a person's own Gemini CLI sessions.
-    settings = json.loads((repo / ".gemini" / "settings.json").read_text())
-    assert settings["mcpServers"]["wvo"] == {
-        "command": "wvo-mcp", "args": ["serve"], "env": {"WVO_TOOLS": "worker"}}  # fmt: skip
-    assert ".gemini/settings.json" in done.stdout.split("commit these")[-1]
+    assert list(found) == [agent]
+    worker = found[agent]
+    assert (worker.kind, worker.agent, worker.executable) == ("acp", agent, str(only / agent))
+    # Its MCP client wiring, for a person's own sessions: .mcp.json's, in its own shape.
+    settings = json.loads((repo / client).read_text())
+    assert settings[servers]["wvo"] == (
+        {"command": "wvo-mcp", "args": ["serve"], "env": {"WVO_TOOLS": "worker"}}
+        if agent == "gemini"
+        else {"type": "local", "command": ["wvo-mcp", "serve"],
+              "environment": {"WVO_TOOLS": "worker"}}
+    )  # fmt: skip
+    assert client in done.stdout.split("commit these")[-1]
     checked = {c["name"]: c for c in json.loads(init(repo, "doctor", "--json", path=path).stdout)}
-    assert checked["server from .gemini/settings.json"]["ok"]
-    assert not checked["gemini"]["ok"] and "GEMINI_API_KEY" in checked["gemini"]["detail"]
-    keyed = init(repo, "doctor", "--json", path=path, GEMINI_API_KEY="a-key")
-    said = {c["name"]: c for c in json.loads(keyed.stdout)}["gemini"]
-    assert said["ok"] and "signed in (GEMINI_API_KEY)" in said["detail"]
-    assert "a client of the wvo server (.gemini/settings.json); a provider in" in said["detail"]
+    assert checked[f"server from {client}"]["ok"]
+    assert not checked[agent]["ok"] and key in checked[agent]["detail"]
+    keyed = init(repo, "doctor", "--json", path=path, **{key: "a-key"})
+    said = {c["name"]: c for c in json.loads(keyed.stdout)}[agent]
+    assert said["ok"] and f"signed in ({key})" in said["detail"]
+    assert f"a client of the wvo server ({client}); a provider in" in said["detail"]
     assert "as a worker, metered by its model API's answers" in said["detail"]

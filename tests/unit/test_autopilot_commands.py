@@ -224,3 +224,29 @@ def test_an_acp_worker_gets_its_agents_variables_and_is_metered_on_its_api() -> 
     assert set(environment(custom, LAUNCH, TOKEN, OUTSIDE)) == {"HOME", "LANG", "TERM", TOKEN_ENV}
     named = WorkerKind(kind="acp", agent="custom", executable="/opt/agent", api="openai")
     assert metered(named, OUTSIDE) == ("openai", "https://api.openai.com/v1")
+
+
+def test_opencode_gets_its_settings_in_its_home_and_its_apis_key_alone() -> None:
+    opencode = WorkerKind(kind="acp", agent="opencode")
+    written = files(opencode, LAUNCH, TOKEN, PROMPT, "/opt/opencode")
+    settings = json.loads(written[PurePosixPath(".config/opencode/opencode.json")])
+    assert settings["model"] == settings["small_model"] == "anthropic/claude-sonnet-4-5"
+    assert settings["provider"] == {"anthropic": {"models": {"claude-sonnet-4-5": {}}}}
+    env = environment(opencode, LAUNCH, TOKEN, OUTSIDE)
+    assert env["ANTHROPIC_API_KEY"] == "sk-ant-person" and "OPENAI_API_KEY" not in env
+    assert env["OPENCODE_DISABLE_PROJECT_CONFIG"] == "1"
+    assert metered(opencode, OUTSIDE) == ("anthropic", "http://127.0.0.1:9999")
+    # Its meter, merged over its settings: the path its client adds the API's endpoints to.
+    through_meter(opencode, line := [], env, "http://127.0.0.1:5000")
+    merged = json.loads(env["OPENCODE_CONFIG_CONTENT"])
+    assert merged == {
+        "provider": {"anthropic": {"options": {"baseURL": "http://127.0.0.1:5000/v1"}}}
+    }
+    assert line == []
+    on_openai = WorkerKind(kind="acp", agent="opencode", api="openai")
+    env = environment(on_openai, LAUNCH, TOKEN, OUTSIDE)
+    assert env["OPENAI_API_KEY"] == "sk-openai-person" and "ANTHROPIC_API_KEY" not in env
+    assert metered(on_openai, {"ANTHROPIC_API_KEY": "k"}) is None  # OpenAI's key it needs
+    written = files(on_openai, LAUNCH, TOKEN, PROMPT, "/opt/opencode")
+    model = json.loads(written[PurePosixPath(".config/opencode/opencode.json")])["model"]
+    assert model == "openai/claude-sonnet-4-5"

@@ -156,6 +156,25 @@ def acp_json(kind: WorkerKind, launch: Launch, program: str) -> str:
     )
 
 
+def opencode_json(kind: WorkerKind, launch: Launch) -> str:
+    """OpenCode's settings in the run's home: the tier's model, for its titles too, and no
+    sharing or updates. Its meter comes in OPENCODE_CONFIG_CONTENT (through_meter)."""
+    preset = agents.agent(kind.agent, kind.api)
+    provider = agents.OPENCODE[preset.api or "anthropic"][0]
+    model = f"{provider}/{launch.model}"
+    return json.dumps(
+        {
+            "model": model,
+            "small_model": model,
+            "autoupdate": False,
+            "share": "disabled",
+            # Known to it even where its bundled catalog is older than the model.
+            "provider": {provider: {"models": {launch.model: {}}}},
+        },
+        indent=2,
+    )
+
+
 def files(
     kind: WorkerKind, launch: Launch, token: str, prompt: str, program: str = ""
 ) -> dict[PurePosixPath, str]:
@@ -178,6 +197,8 @@ def files(
         )
     if kind.kind == "acp":
         written[FILES / "acp.json"] = acp_json(kind, launch, program)
+        if agents.AGENTS[kind.agent].config:
+            written[PurePosixPath(agents.AGENTS[kind.agent].config)] = opencode_json(kind, launch)
     return written
 
 
@@ -217,7 +238,7 @@ def _passes(kind: WorkerKind, name: str) -> bool:
     """Whether the CLI of `kind` may read the autopilot's variable `name`."""
     if name in kind.env or ENV_PASSED[kind.kind].match(name):
         return True
-    return kind.kind == "acp" and agents.passes(agents.AGENTS[kind.agent], name)
+    return kind.kind == "acp" and agents.passes(agents.agent(kind.agent, kind.api), name)
 
 
 def _base_url_env(kind: WorkerKind) -> str:
@@ -279,8 +300,14 @@ def through_meter(kind: WorkerKind, argv: list[str], env: dict[str, str], inside
     by its base URL variable; Codex, whose built-in OpenAI provider takes no base URL, by a
     provider of the autopilot's own, set last on its command line so it wins over any the
     providers file's `extra_args` name. Its key: OPENAI_API_KEY or CODEX_API_KEY from its
-    environment, else its API-key login. Codex's ACP adapter alike, through its driver."""
-    if _cli(kind) != "codex":
+    environment, else its API-key login. Codex's ACP adapter alike, through its driver.
+    OpenCode, whose settings name its model API's URL, by settings merged over its own."""
+    if kind.kind == "acp" and agents.AGENTS[kind.agent].config:
+        preset = agents.agent(kind.agent, kind.api)
+        provider, path = agents.OPENCODE[preset.api or "anthropic"]
+        meter = {"provider": {provider: {"options": {"baseURL": inside + path}}}}
+        env["OPENCODE_CONFIG_CONTENT"] = json.dumps(meter)
+    elif _cli(kind) != "codex":
         env[_base_url_env(kind)] = inside
     elif kind.kind == "acp":  # to its driver, which starts the agent with them: after `--`
         argv += ["--", *_meter_provider(env, inside)]

@@ -30,20 +30,33 @@ class Agent:
     session_meta: tuple[tuple[str, object], ...] = ()
     # Whether it may review another's submission: it is known to take no configuration from
     # the checkout it works in (tests/security/test_acp_planted_config.py). Gemini CLI still
-    # runs a repository's tool discovery command; OpenCode and any other are unverified.
+    # runs a repository's tool discovery command; OpenCode imports its .opencode plugins;
+    # any other is unverified.
     reviews: bool = False
     # The autopilot's own CLI kind it wraps (Zed's adapters of Claude Code and Codex): it
     # gets that kind's run home, fixed variables and way to its meter (commands.py).
     wraps: str = ""
     # Variables it is always given.
     sets: tuple[tuple[str, str], ...] = ()
+    # Where under its run home the autopilot writes its settings (OpenCode's, which carry
+    # its model: commands.opencode_json); its meter is then merged in by a variable.
+    config: str = ""
 
 
-# Each model API: the variable most agents take its base URL from, and where it is.
-APIS: dict[wire.Api, tuple[str, str]] = {
-    "anthropic": ("ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
-    "openai": ("OPENAI_BASE_URL", "https://api.openai.com/v1"),
-    "gemini": ("GOOGLE_GEMINI_BASE_URL", "https://generativelanguage.googleapis.com"),
+# Each model API: the variable most agents take its base URL from, where it is, and the
+# variable its key is in.
+APIS: dict[wire.Api, tuple[str, str, str]] = {
+    "anthropic": ("ANTHROPIC_BASE_URL", "https://api.anthropic.com", "ANTHROPIC_API_KEY"),
+    "openai": ("OPENAI_BASE_URL", "https://api.openai.com/v1", "OPENAI_API_KEY"),
+    "gemini": ("GOOGLE_GEMINI_BASE_URL", "https://generativelanguage.googleapis.com",
+               "GEMINI_API_KEY"),
+}  # fmt: skip
+# OpenCode's name for each model API's provider, and the path its client adds to the API's
+# base URL (the AI SDK's defaults: https://api.anthropic.com/v1, …/v1beta for Gemini).
+OPENCODE: dict[wire.Api, tuple[str, str]] = {
+    "anthropic": ("anthropic", "/v1"),
+    "openai": ("openai", ""),
+    "gemini": ("google", "/v1beta"),
 }
 AGENTS: dict[str, Agent] = {
     "gemini": Agent(
@@ -74,20 +87,32 @@ AGENTS: dict[str, Agent] = {
         wraps="codex",
     ),
     "opencode": Agent(
-        "opencode", ("acp",), None, "", "", r"OPENCODE_[A-Z0-9_]+",
+        # --pure: no plugins but its own.
+        "opencode", ("acp", "--pure"), "anthropic", "ANTHROPIC_BASE_URL",
+        "https://api.anthropic.com", r"OPENCODE_[A-Z0-9_]+",
+        key_env=("ANTHROPIC_API_KEY",), config=".config/opencode/opencode.json",
+        # Its settings are the run home's: none of the repository's (opencode.json,
+        # .opencode/), no CLAUDE.md or Claude skills, no catalog or updates fetched.
+        sets=(("OPENCODE_DISABLE_PROJECT_CONFIG", "1"), ("OPENCODE_DISABLE_CLAUDE_CODE", "1"),
+              ("OPENCODE_DISABLE_EXTERNAL_SKILLS", "1"), ("OPENCODE_DISABLE_AUTOUPDATE", "1"),
+              ("OPENCODE_DISABLE_MODELS_FETCH", "1"), ("OPENCODE_DISABLE_LSP_DOWNLOAD", "1"),
+              ("OPENCODE_DISABLE_SHARE", "1")),
     ),
     "custom": Agent("", (), None, "", "", r"$^"),
 }  # fmt: skip
 
 
 def agent(name: str, api: wire.Api | None = None) -> Agent:
-    """The preset `name`, its model API as the providers file gives it when it does."""
+    """The preset `name`, its model API as the providers file gives it when it does (an
+    agent that needs a key needs that API's)."""
     found = AGENTS[name]
     if api is None or api == found.api:
         return found
-    return dataclasses.replace(found, api=api, base_url_env=APIS[api][0], default_api=APIS[api][1])
+    base, default, key = APIS[api]
+    keys = (key,) if found.key_env else ()
+    return dataclasses.replace(found, api=api, base_url_env=base, default_api=default, key_env=keys)
 
 
 def passes(preset: Agent, name: str) -> bool:
     """Whether its CLI may read the autopilot's variable `name`."""
-    return re.fullmatch(preset.env, name) is not None
+    return re.fullmatch(preset.env, name) is not None or name in preset.key_env

@@ -11,19 +11,26 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-KINDS = ("claude", "codex", "gemini")
+from wvo_mcp.rules import agents, wire
+
+KINDS = ("claude", "codex", "gemini", "opencode")
 # The oldest releases the autopilot was tested with (tests/claude_code/package.json pins the
 # newest): older ones lack flags it passes (--strict-mcp-config, --setting-sources,
 # `exec --json --ephemeral`, --allowed-mcp-server-names).
-OLDEST: dict[str, tuple[int, ...]] = {"claude": (2, 1), "codex": (0, 169), "gemini": (0, 61)}
+OLDEST: dict[str, tuple[int, ...]] = {
+    "claude": (2, 1), "codex": (0, 169), "gemini": (0, 61), "opencode": (1, 18),
+}  # fmt: skip
 UPGRADE = {
     "claude": "npm install -g @anthropic-ai/claude-code",
     "codex": "npm install -g @openai/codex",
     "gemini": "npm install -g @google/gemini-cli",
+    "opencode": "npm install -g opencode-ai",
 }
 # Where Gemini CLI keeps a Google sign-in, under the home (it has no status command).
 GEMINI_SIGN_IN = Path(".gemini") / "oauth_creds.json"
 GEMINI_KEYS = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI")
+# Where OpenCode keeps what `opencode auth login` signed in to, under its data folder.
+OPENCODE_SIGN_IN = Path("opencode") / "auth.json"
 PROBE_TIMEOUT_S = 30
 _VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
 
@@ -88,14 +95,31 @@ def _probe(kind: str) -> Cli | None:
     return judge(kind, path, run.stdout + run.stderr)
 
 
+def opencode_api(env: Mapping[str, str] = os.environ) -> wire.Api:
+    """The model API an OpenCode worker is given: the first whose key is in `env`
+    (Anthropic's, OpenAI's, Gemini's), Anthropic's without one."""
+    return next((api for api, (*_, key) in agents.APIS.items() if env.get(key)), "anthropic")
+
+
 def signed_in(cli: Cli, env: Mapping[str, str] = os.environ) -> tuple[bool, str]:
     """Whether the CLI has credentials, as it reports them itself (no model request: that
     would spend tokens, so a key that is present but revoked still shows as signed in);
-    Gemini CLI's, from its key's variable or its sign-in file."""
-    if cli.kind == "gemini":
-        key = next((k for k in GEMINI_KEYS if env.get(k)), None)
-        if key is not None:
+    Gemini CLI's and OpenCode's, from a key's variable or their sign-in files."""
+    if cli.kind == "opencode":
+        key = agents.APIS[opencode_api(env)][2]
+        if env.get(key):
             return True, f"signed in ({key})"
+        data = env.get("XDG_DATA_HOME") or str(
+            Path(env.get("HOME", "/nonexistent")) / ".local/share"
+        )
+        if (Path(data) / OPENCODE_SIGN_IN).is_file():
+            return True, "signed in (`opencode auth login`)"
+        keys = ", ".join(key for *_, key in agents.APIS.values())
+        return False, f"not signed in: set one of {keys}, or run `opencode auth login`"
+    if cli.kind == "gemini":
+        found = next((k for k in GEMINI_KEYS if env.get(k)), None)
+        if found is not None:
+            return True, f"signed in ({found})"
         if (Path(env.get("HOME", "/nonexistent")) / GEMINI_SIGN_IN).is_file():
             return True, "signed in (with Google)"
         return False, "not signed in: set GEMINI_API_KEY, or run `gemini` once and sign in"

@@ -162,6 +162,14 @@ def _client_entries(top: Path) -> list[tuple[str, dict[str, Any] | None]]:
             found.append((".gemini/settings.json", servers.get(edits.SERVER)))
         except (OSError, ValueError, AttributeError):
             found.append((".gemini/settings.json", None))
+    opencode = top / "opencode.json"
+    if opencode.exists():  # written only where OpenCode was found; its own shape
+        try:
+            local = json.loads(opencode.read_text()).get("mcp", {}).get(edits.SERVER)
+            argv, env = local["command"], local.get("environment")
+            found.append(("opencode.json", {"command": argv[0], "args": argv[1:], "env": env}))
+        except (OSError, ValueError, AttributeError, LookupError, TypeError):
+            found.append(("opencode.json", None))
     return found
 
 
@@ -303,6 +311,7 @@ CLIENT_FILES = {
     "claude": ".mcp.json",
     "codex": ".codex/config.toml",
     "gemini": ".gemini/settings.json",
+    "opencode": "opencode.json",
 }
 
 
@@ -343,16 +352,18 @@ def _cli(cli: clis.Cli) -> Check:
 
 def _metered(kind: str) -> str:
     """Whether the autopilot's worker of this CLI is charged by its model API's answer."""
-    if kind not in ("claude", "codex", "gemini"):
-        return "as a worker, charged by its own word"
     codex_home = os.environ.get("CODEX_HOME") or str(Path.home() / ".codex")
     login = isolation.api_key_login(Path(codex_home) / "auth.json")
-    worker = (
-        providers.WorkerKind(kind="acp", agent="gemini")
-        if kind == "gemini"
-        else providers.WorkerKind(kind="claude" if kind == "claude" else "codex")
-    )
+    if kind == "claude":
+        worker = providers.WorkerKind(kind="claude")
+    elif kind == "codex":
+        worker = providers.WorkerKind(kind="codex")
+    elif kind in ("gemini", "opencode"):
+        api = clis.opencode_api() if kind == "opencode" else None
+        worker = providers.WorkerKind(kind="acp", agent=kind, api=api)
+    else:
+        return "as a worker, charged by its own word"
     if commands.metered(worker, os.environ, login) is not None:
         return "as a worker, metered by its model API's answers"
-    why = commands.unmetered_acp(worker) if kind == "gemini" else commands.UNMETERED_CODEX
+    why = commands.UNMETERED_CODEX if kind == "codex" else commands.unmetered_acp(worker)
     return f"as a worker, NOT METERED: {why}"

@@ -43,10 +43,13 @@ def written_by_init(entry: object) -> bool:
     )  # fmt: skip
 
 
-def server_json(existing: str | None, entry: dict[str, Any], force: bool) -> Change:
-    """`.mcp.json` (Claude Code's project servers) with our server in `mcpServers`."""
+def server_json(
+    existing: str | None, entry: dict[str, Any], force: bool, key: str = "mcpServers"
+) -> Change:
+    """`.mcp.json` (Claude Code's project servers) with our server in `mcpServers`; Gemini
+    CLI's settings alike, OpenCode's `opencode.json` under `mcp`."""
     if existing is None:
-        return Change(_json({"mcpServers": {SERVER: entry}}), "created with the wvo server")
+        return Change(_json({key: {SERVER: entry}}), "created with the wvo server")
     try:
         found = json.loads(existing)
     except ValueError as exc:
@@ -54,10 +57,10 @@ def server_json(existing: str | None, entry: dict[str, Any], force: bool) -> Cha
             f"is not valid JSON ({exc}); fix it or move it aside, and run init again "
             "(init adds its server to the file, it never replaces a file it cannot read)"
         ) from None
-    servers = found.get("mcpServers", {}) if isinstance(found, dict) else None
+    servers = found.get(key, {}) if isinstance(found, dict) else None
     if not isinstance(servers, dict):
         raise ValidationFailed(
-            'is not an MCP configuration: a JSON object whose "mcpServers" is an object was '
+            f'is not an MCP configuration: a JSON object whose "{key}" is an object was '
             "expected; fix it or move it aside, and run init again"
         )
     if servers.get(SERVER) == entry:
@@ -65,7 +68,7 @@ def server_json(existing: str | None, entry: dict[str, Any], force: bool) -> Cha
     if SERVER in servers and not force and not written_by_init(servers[SERVER]):
         return Change(None, 'has a "wvo" server of its own: kept (--force replaces it)')
     replaced = SERVER in servers
-    found["mcpServers"] = {**servers, SERVER: entry}
+    found[key] = {**servers, SERVER: entry}
     return Change(_json(found), "replaced its wvo server" if replaced else "added the wvo server")
 
 

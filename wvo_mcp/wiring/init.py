@@ -9,10 +9,11 @@ import difflib
 import os
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -27,9 +28,10 @@ from wvo_mcp.wiring import clis, edits, place
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 INSTRUCTION_FILES = ("AGENTS.md", "CLAUDE.md")  # Codex reads the first, Claude Code the second
-GEMINI_SETTINGS = ".gemini/settings.json"  # written where Gemini CLI is found
+# Written where Gemini CLI, OpenCode is found.
+GEMINI_SETTINGS, OPENCODE_SETTINGS = ".gemini/settings.json", "opencode.json"
 SHARED_FILES = (".gitignore", ".mcp.json", ".codex/config.toml", GEMINI_SETTINGS,
-                *INSTRUCTION_FILES)  # fmt: skip
+                OPENCODE_SETTINGS, *INSTRUCTION_FILES)  # fmt: skip
 # A provider for Gemini CLI, an ACP worker (docs/autopilot.md), where it is found: Gemini
 # 2.5's list prices per 1,000 tokens (prompts up to 200k).
 GEMINI_PROVIDER = {
@@ -46,6 +48,8 @@ GEMINI_PROVIDER = {
     ],
     "worker": {"kind": "acp", "agent": "gemini", "max_workers": 2},
 }  # fmt: skip
+# Which packaged provider's tiers an OpenCode provider takes, by its model API.
+OPENCODE_TIERS = {"anthropic": "claude", "openai": "codex", "gemini": "gemini"}
 SERVER = "wvo-mcp"
 WHY_COMMIT = (
     "commit these: the autopilot's workers see only committed CLAUDE.md and AGENTS.md, and "
@@ -95,8 +99,8 @@ def plan(options: Options, found: Sequence[clis.Cli]) -> Wiring:
     usable = [c for c in found if c.usable]
     if options.goal is not None and not usable:
         raise ValidationFailed(
-            "--goal needs a coding CLI on PATH (claude, codex or gemini, signed in) to run the "
-            "planner; install one, or leave out --goal to start from the starter roadmap"
+            "--goal needs a coding CLI on PATH (claude, codex, gemini or opencode, signed in) "
+            "to run the planner; install one, or leave out --goal to start from the starter roadmap"
         )
     files: list[Planned] = []
 
@@ -125,6 +129,9 @@ def plan(options: Options, found: Sequence[clis.Cli]) -> Wiring:
     add(top / ".codex" / "config.toml", lambda old: edits.server_toml(old, codex, options.force))
     if any(c.usable and c.kind == "gemini" for c in found):  # its MCP servers, as .mcp.json
         add(top / GEMINI_SETTINGS, lambda old: edits.server_json(old, entry, options.force))
+    if any(c.usable and c.kind == "opencode" for c in found):  # its own shape, under `mcp`
+        own = {"type": "local", "command": [*command, "serve"], "environment": entry["env"]}
+        add(top / OPENCODE_SETTINGS, lambda old: edits.server_json(old, own, options.force, "mcp"))
     section = _data("agents-section.md")
     for name in INSTRUCTION_FILES:
         add(top / name, lambda old: edits.marked_section(old, section, options.force))
@@ -154,8 +161,8 @@ def describe(wiring: Wiring, dry_run: bool) -> list[str]:
         lines.append(f"  found {cli.note}" if cli.usable else f"  skipped: {cli.note}")
     if not any(c.usable for c in wiring.clis):
         lines.append(
-            "  no coding CLI (claude, codex, gemini) on PATH: wire the agents you run yourself, or "
-            "install one and run init again so the autopilot can launch it"
+            "  no coding CLI (claude, codex, gemini, opencode) on PATH: wire the agents you run "
+            "yourself, or install one and run init again so the autopilot can launch it"
         )
     for planned in wiring.files:
         lines.append(f"  {planned.shown}: {planned.change.note}")
@@ -187,13 +194,13 @@ def uncommitted(top: Path) -> list[str]:
     return [name for name in SHARED_FILES if name in listed]
 
 
-def providers_text(found: Sequence[clis.Cli]) -> str:
+def providers_text(found: Sequence[clis.Cli], env: Mapping[str, str] = os.environ) -> str:
     """The packaged providers, only those whose CLI is here, each naming its executable."""
     packaged = resources.files("wvo_mcp").joinpath("data", "providers.yaml").read_text()
     document = yaml.safe_load(packaged)
     by_kind = {c.kind: c for c in found}
     kept = []
-    for provider in [*document["providers"], GEMINI_PROVIDER]:
+    for provider in [*document["providers"], GEMINI_PROVIDER, _opencode(document, env)]:
         worker = provider.get("worker", {})
         cli = by_kind.get(worker.get("agent") or worker.get("kind"))
         if cli is not None:
@@ -206,6 +213,16 @@ def providers_text(found: Sequence[clis.Cli]) -> str:
     )
     providers.parse(text, "providers.yaml")  # what init writes must load
     return text
+
+
+def _opencode(document: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """A provider for OpenCode, an ACP worker, on the model API whose key is here, with the
+    tiers and prices of that API's packaged provider."""
+    api = clis.opencode_api(env)
+    like = OPENCODE_TIERS[api]
+    base = next(p for p in [*document["providers"], GEMINI_PROVIDER] if p["name"] == like)
+    worker = {"kind": "acp", "agent": "opencode", "api": api, "max_workers": 2}
+    return {**base, "name": "opencode", "preference": 4, "worker": worker}
 
 
 def _loadable(change: edits.Change) -> edits.Change:
