@@ -310,10 +310,11 @@ class DependencyRef(BaseModel):
 
 
 class Note(BaseModel):
-    """A person's message to a task's holder, an agent's question, or a person's answer."""
+    """A person's message to a task's holder, an agent's question, a person's answer, or
+    the autopilot's drain (to the worker it runs on the task)."""
 
     task_id: str
-    kind: Literal["tell", "pause", "redirect", "question", "answer"]
+    kind: Literal["tell", "pause", "redirect", "question", "answer", "drain"]
     text: str
     author: str
     at: str

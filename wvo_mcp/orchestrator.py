@@ -725,6 +725,10 @@ class Orchestrator:
             partial(notes.tell, scope=scope, key=key, text=text, author=by, now=self.clock())
         )
 
+    async def drain(self, held: list[tuple[str, str]], by: str) -> list[str]:
+        """An autopilot's drain, told to each of its workers (task, agent) still holding."""
+        return await self.db.write(partial(notes.drain, held=held, author=by, now=self.clock()))
+
     async def pause(
         self, scope: Scope, key: str, by: str, reason: str | None = None
     ) -> PauseResult:

@@ -58,7 +58,7 @@ class WorkerKind:
     mounts: tuple[str, ...] = ()  # more host folders it sees, read-only
     limits: WorkerLimits = field(default_factory=WorkerLimits)  # what each of its runs may use
     agent: str = "custom"  # kind "acp" only: which agent (rules/agents.py)
-    permissions: Literal["allow", "deny"] = "allow"  # kind "acp": its permission requests
+    permissions: Literal["allow", "deny", "ask"] = "allow"  # kind "acp": its permission requests
     # kind "acp": its model API (custom's; OpenCode's, Anthropic's by default)
     api: Api | None = None
 
@@ -156,7 +156,7 @@ class WorkerSpec(_Spec):
     # kind acp: the agent (a preset, or custom with `executable`), how its permission
     # requests are answered, and its model API (custom's; OpenCode's other than Anthropic's).
     agent: Literal["gemini", "opencode", "claude-acp", "codex-acp", "custom"] | None = None
-    permissions: Literal["allow", "deny"] = "allow"
+    permissions: Literal["allow", "deny", "ask"] = "allow"
     api: Api | None = None
 
 

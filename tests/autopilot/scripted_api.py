@@ -4,16 +4,22 @@ the ACP tests drive: Anthropic's Messages (`/v1/messages`), OpenAI's Responses
 it. Every turn that offers our tools gets the next step of one task's work, worked out from
 the tool results so far: checkpoint, a commit with the agent's own shell tool, plan_update
 needs_review, then a last word. Each answer bills USAGE, so a test can tell what a run was
-charged."""
+charged.
+
+Made with `cut=True`, its answer at the commit step streams its start and CUT_DELTAS deltas
+of one byte, then holds until the client goes (`holding`, then `released`), and bills what
+the API would: its input and the deltas it wrote."""
 
 import json
 import re
+import select
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 USAGE = (1000, 20)  # input and output tokens each answer bills
+CUT_DELTAS = 5
 # Each agent's shell tool and the argument it takes the command in.
 SHELLS = {
     "run_shell_command": "command",
@@ -51,10 +57,15 @@ def _named(names: list[str], tool: str) -> str:
 class ScriptedApi:
     """The model, answering each format; `requests` keeps every request, by format."""
 
-    def __init__(self) -> None:
+    def __init__(self, cut: bool = False) -> None:
         self.requests: dict[str, list[dict[str, Any]]] = {"anthropic": [], "openai": [],
                                                           "gemini": []}  # fmt: skip
         self.lock = threading.Lock()
+        self.billed = [0, 0]  # input and output tokens, every answer's and the cut one's
+        self.cut = cut  # the commit step's answer still to be cut
+        self.cut_size = 0  # the cut answer's request, in bytes
+        self.holding = threading.Event()  # the cut answer's client has its start
+        self.released = threading.Event()  # its client went; its bill is in `billed`
         self.server = _serve(self)
 
     @property
@@ -69,6 +80,16 @@ class ScriptedApi:
         """Answers that billed USAGE."""
         return len(self.requests[api])
 
+    def cutting(self, said: tuple[str, dict[str, Any]] | str, streamed: bool = True) -> bool:
+        """Whether this answer is the one to cut, the commit step's streamed, once; billed
+        USAGE if not."""
+        with self.lock:
+            if not (self.cut and streamed) or isinstance(said, str) or said[0] not in SHELLS:
+                self.billed = [self.billed[0] + USAGE[0], self.billed[1] + USAGE[1]]
+                return False
+            self.cut = False
+            return True
+
     def anthropic(self, body: dict[str, Any]) -> Iterator[bytes]:
         with self.lock:
             self.requests["anthropic"].append(body)
@@ -82,6 +103,20 @@ class ScriptedApi:
         )
         ours = any(n.endswith("checkpoint") for n in names)
         said = step(json.dumps(body), results, names) if ours else "ok"
+        message = {"id": f"msg_{results}", "type": "message", "role": "assistant",
+                   "model": body.get("model"), "content": [], "stop_reason": None,
+                   "stop_sequence": None,
+                   "usage": {"input_tokens": USAGE[0], "output_tokens": 1}}  # fmt: skip
+        if self.cutting(said):
+            delta = {"type": "content_block_delta", "index": 0,
+                     "delta": {"type": "text_delta", "text": "a"}}  # fmt: skip
+            yield _sse({"type": "message_start", "message": message})
+            yield _sse({"type": "content_block_start", "index": 0,
+                        "content_block": {"type": "text", "text": ""}})  # fmt: skip
+            for _ in range(CUT_DELTAS):
+                yield _sse(delta)
+            yield HOLD
+            return
         if isinstance(said, str):
             block = {"type": "text", "text": said}
             start, delta = {"type": "text", "text": ""}, {"type": "text_delta", "text": said}
@@ -90,10 +125,6 @@ class ScriptedApi:
                      "input": said[1]}  # fmt: skip
             start = {**block, "input": {}}
             delta = {"type": "input_json_delta", "partial_json": json.dumps(said[1])}
-        message = {"id": f"msg_{results}", "type": "message", "role": "assistant",
-                   "model": body.get("model"), "content": [], "stop_reason": None,
-                   "stop_sequence": None,
-                   "usage": {"input_tokens": USAGE[0], "output_tokens": 1}}  # fmt: skip
         stop = "tool_use" if block["type"] == "tool_use" else "end_turn"
         for event in (
             {"type": "message_start", "message": message},
@@ -104,7 +135,7 @@ class ScriptedApi:
              "usage": {"output_tokens": USAGE[1]}},
             {"type": "message_stop"},
         ):  # fmt: skip
-            yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+            yield _sse(event)
 
     def openai(self, body: dict[str, Any]) -> Iterator[bytes]:
         with self.lock:
@@ -119,6 +150,17 @@ class ScriptedApi:
         results = sum(1 for item in items if item.get("type") == "function_call_output")
         ours = "checkpoint" in names
         said = step(json.dumps(items), results, names) if ours else "ok"
+        response = {"id": f"resp_{results}", "object": "response", "model": body.get("model")}
+        if self.cutting(said):
+            added = {"type": "message", "id": "msg_cut", "role": "assistant",
+                     "status": "in_progress", "content": []}  # fmt: skip
+            yield _sse({"type": "response.created", "response": response})
+            yield _sse({"type": "response.output_item.added", "output_index": 0, "item": added})
+            for _ in range(CUT_DELTAS):
+                yield _sse({"type": "response.output_text.delta", "item_id": "msg_cut",
+                            "output_index": 0, "content_index": 0, "delta": "a"})  # fmt: skip
+            yield HOLD
+            return
         if isinstance(said, str):
             item: dict[str, Any] = {
                 "type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
@@ -129,7 +171,6 @@ class ScriptedApi:
                     "name": said[0], "arguments": json.dumps(said[1])}  # fmt: skip
             if said[0] in spaces:
                 item["namespace"] = spaces[said[0]]
-        response = {"id": f"resp_{results}", "object": "response", "model": body.get("model")}
         usage = {"input_tokens": USAGE[0], "input_tokens_details": {"cached_tokens": 0},
                  "output_tokens": USAGE[1], "output_tokens_details": {"reasoning_tokens": 0},
                  "total_tokens": sum(USAGE)}  # fmt: skip
@@ -138,7 +179,7 @@ class ScriptedApi:
             {"type": "response.output_item.done", "output_index": 0, "item": item},
             {"type": "response.completed", "response": {**response, "usage": usage}},
         ):
-            yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+            yield _sse(event)
 
     def gemini(self, body: dict[str, Any], stream: bool) -> Iterator[bytes]:
         with self.lock:
@@ -154,6 +195,15 @@ class ScriptedApi:
         )
         ours = any(n.endswith("checkpoint") for n in names)
         said = step(json.dumps(contents), results, names) if ours else "{}"
+        if self.cutting(said, stream):
+            for made in range(1, CUT_DELTAS + 1):  # each chunk says its usage so far
+                chunk = {"candidates": [{"content": {"role": "model", "parts": [{"text": "a"}]},
+                                         "index": 0}],
+                         "usageMetadata": {"promptTokenCount": USAGE[0],
+                                           "candidatesTokenCount": made}}  # fmt: skip
+                yield f"data: {json.dumps(chunk)}\n\n".encode()
+            yield HOLD
+            return
         part = {"text": said} if isinstance(said, str) else {
             "functionCall": {"name": said[0], "args": said[1]}}  # fmt: skip
         chunk = {
@@ -163,6 +213,13 @@ class ScriptedApi:
                               "totalTokenCount": sum(USAGE)},
         }  # fmt: skip
         yield (f"data: {json.dumps(chunk)}\n\n" if stream else json.dumps(chunk)).encode()
+
+
+HOLD = b"\0hold\0"  # where a cut answer stops, to hold until its client goes
+
+
+def _sse(event: dict[str, Any]) -> bytes:
+    return f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
 
 
 def _serve(api: ScriptedApi) -> ThreadingHTTPServer:
@@ -176,7 +233,9 @@ def _serve(api: ScriptedApi) -> ThreadingHTTPServer:
             self._answer(200, "application/json", [b""])
 
         def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            size = int(self.headers.get("Content-Length", 0))
+            body = json.loads(self.rfile.read(size))
+            self.size = size
             path = self.path.split("?")[0]
             if path == "/v1/messages/count_tokens":
                 self._answer(200, "application/json", [b'{"input_tokens": 10}'])
@@ -194,12 +253,38 @@ def _serve(api: ScriptedApi) -> ThreadingHTTPServer:
                 self._answer(404, "application/json", [b"{}"])
 
         def _answer(self, status: int, kind: str, parts: list[bytes]) -> None:
+            if HOLD in parts:
+                self._hold(kind, parts[: parts.index(HOLD)])
+                return
             data = b"".join(parts)
             self.send_response(status)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+
+        def _hold(self, kind: str, parts: list[bytes]) -> None:
+            """The start of an answer, then nothing until the client goes; billed then."""
+            self.close_connection = True
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(b"".join(parts))
+            self.wfile.flush()
+            with api.lock:
+                api.cut_size = self.size
+            api.holding.set()
+            while True:
+                readable, _, _ = select.select([self.connection], [], [], 1.0)
+                try:
+                    if readable and not self.connection.recv(1):
+                        break
+                except OSError:  # reset
+                    break
+            with api.lock:
+                api.billed = [api.billed[0] + USAGE[0], api.billed[1] + CUT_DELTAS]
+            api.released.set()
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -4,10 +4,14 @@ driver in the worker's real sandbox against a scripted model on 127.0.0.1 that s
 vendor's wire format (scripted_api.py), reached only through the run's meter. Each lands its
 task through the merge queue and is charged exactly what the scripted API billed."""
 
+import contextlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import anyio
@@ -18,6 +22,8 @@ from tests.autopilot.scripted_api import USAGE, ScriptedApi
 from tests.conftest import ROOT, open_db
 from tests.integration.test_init import alone_on_path
 from tests.security.tenancy import trail
+from wvo_mcp import processes
+from wvo_mcp.autopilot import orphans
 from wvo_mcp.wiring.doctor import CLIENT_FILES
 
 BIN = ROOT / "tests" / "claude_code" / "node_modules" / ".bin"
@@ -46,17 +52,20 @@ def installed(agent: str) -> Path:
 
 
 def run_agent(
-    project: dict[str, Path], agent: str, tasks: list[dict[str, object]]
+    project: dict[str, Path],
+    agent: str,
+    tasks: list[dict[str, object]],
+    api: ScriptedApi | None = None,
 ) -> tuple[subprocess.CompletedProcess[str], ScriptedApi]:
     """The autopilot run, its one provider `agent` (skipped where it is not installed), on
-    `tasks`, against a scripted API in the agent's wire format."""
+    `tasks`, against a scripted API in the agent's wire format (`api`, or a new one)."""
     _, model, api_name, key, base = AGENTS[agent]
     worker = {"kind": "acp", "agent": agent, "executable": installed(agent)}
     project["providers"].write_text(one_provider(agent, "only", model, worker, (0.001, 0.002)))
     anyio.run(backlog, project, tasks)
     home = project["state"].parent / "home"
     home.mkdir()
-    api = ScriptedApi()
+    api = api or ScriptedApi()
     try:
         url = api.url + ("/v1" if api_name == "openai" else "")
         return autopilot(project, HOME=str(home), **{key: "scripted", base: url}), api
@@ -89,6 +98,53 @@ def test_a_real_agent_over_acp_lands_its_task_charged_what_its_api_billed(
     assert moves[-1][0] == "autopilot"  # landed by the merge queue
     answered = api.answered(api_name)
     assert tuple(used) == (USAGE[0] * answered, USAGE[1] * answered), (tuple(used), answered)
+
+
+def kill_when_held(project: dict[str, Path], api: ScriptedApi, killed: list[int]) -> None:
+    """Once the cut answer has started, SIGKILL every process of the autopilot's worker
+    runs (each carries orphans.MARK, `<its run's id>/…`), as the kernel's OOM killer would."""
+    if not api.holding.wait(RUN_TIMEOUT_S):
+        return
+    with open_db(project["state"]) as db:
+        [run] = db.execute("SELECT id FROM autopilot_runs WHERE state != 'ended'").fetchall()
+    for seen in processes.every():
+        if (processes.environ_value(seen.pid, orphans.MARK) or "").startswith(f"{run[0]}/"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(seen.pid, signal.SIGKILL)
+                killed.append(seen.pid)
+
+
+@pytest.mark.parametrize("agent", list(AGENTS))
+def test_a_real_agent_killed_mid_answer_is_charged_all_its_api_billed(
+    agent: str, project: dict[str, Path]
+) -> None:
+    """Its run killed while its model's answer streams: charged what the API said it
+    billed, and for what the answer had not yet said, its bound (docs/security.md, "What a
+    run is charged"): OpenAI's input, said only at its end, the request's bytes; the output,
+    a byte of the deltas that passed per token (each of these is one token of one byte, but
+    a Gemini chunk's is counted by its whole content)."""
+    api_name = AGENTS[agent][2]
+    api, killed = ScriptedApi(cut=True), []
+    killer = threading.Thread(target=kill_when_held, args=(project, api, killed), daemon=True)
+    killer.start()
+    task = f"{agent.replace('-', '')}k"
+    ran, _ = run_agent(project, agent, [{"id": task, "title": "killed", "max_attempts": 1}], api)
+    killer.join(RUN_TIMEOUT_S)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert killed and api.released.wait(RUN_TIMEOUT_S), ran.stdout  # the answer was cut
+    assert "1 launched, 0 done" in ran.stdout, ran.stdout
+    with open_db(project["state"]) as db:
+        used = db.execute(
+            "SELECT sum(input_tokens), sum(output_tokens) FROM provider_usage "
+            "WHERE length(period) = 10"
+        ).fetchone()
+    billed_in, billed_out = api.billed
+    unsaid = api.cut_size - USAGE[0] if api_name == "openai" else 0
+    assert used[0] == billed_in + unsaid, (tuple(used), api.billed, api.cut_size)
+    if api_name == "gemini":
+        assert used[1] > billed_out, (tuple(used), api.billed)
+    else:
+        assert used[1] == billed_out, (tuple(used), api.billed)
 
 
 # Those a person may have alone: its variables for the scripted API (its key, its base URL).

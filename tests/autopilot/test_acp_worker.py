@@ -5,6 +5,7 @@ by the providers file's policy, a person's words and a pause reach it without a 
 hostile agent (a flood, a 2 MiB line, a write outside) changes nothing it must not."""
 
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -107,6 +108,52 @@ def test_a_person_tells_and_pauses_an_acp_worker_without_a_kill(
     assert '"stop_reason":"cancelled","paused":true' in first
     assert "exited with 0" in first, first[-2000:]
     assert not re.search(r"P: .*; stopped", out), out
+
+
+@pytest.mark.process
+def test_a_drain_reaches_an_acp_worker_without_a_kill(project: dict[str, Path]) -> None:
+    """Ctrl-C drains: the autopilot tells its workers to checkpoint and stop, which the
+    driver brings to the agent as a person's words are; the grace's kill is not needed."""
+    acp_project(project)
+    anyio.run(
+        backlog, project, [{"id": "P", "title": "long work", "metadata": {"fake_wait": "go"}}]
+    )
+    with started(project, "--grace", "600") as pilot:
+        until(pilot, "the worker waiting", lambda: (worktree(project, "P") / "go.waiting").exists())
+        pilot.process.send_signal(signal.SIGINT)
+        out = pilot.finish()
+    assert "told 1 worker(s) to checkpoint and stop" in out, out
+    assert statuses(project) == {"P": "pending"}, out  # handed back, its attempt not spent
+    assert "stopped: the autopilot drained" in out and not re.search(r"P: .*; stopped", out)
+    log = run_log(project, "P")
+    assert '{"type":"acp","event":"told","text":"drain: The autopilot running you' in log, log
+    assert '"stop_reason":"end_turn"' in log and "exited with 0" in log, log[-2000:]
+    assert any(s.startswith("heard: drain: ") for s in summaries(project, "P"))
+
+
+@pytest.mark.process
+def test_an_acp_agents_permission_is_asked_of_a_person_and_the_answer_holds_later(
+    project: dict[str, Path],
+) -> None:
+    """`permissions: ask`: the driver puts the agent's request to a person (ask_person), the
+    run ends and the task waits; answered "allow", the next run is let do it, and lands."""
+    acp_project(project, permissions="ask")
+    asks = {"fake_acp_ask": "edit Q1.txt"}
+    anyio.run(backlog, project, [{"id": "Q1", "title": "asks", "metadata": asks}])
+    first = autopilot(project)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "Q1 wait(s) for a person's answer" in first.stdout, first.stdout
+    assert statuses(project) == {"Q1": "blocked"}
+    inbox = wvo(project["state"], "inbox").stdout
+    assert "asks permission to: edit Q1.txt" in inbox and 'Answer "allow"' in inbox, inbox
+    log = run_log(project, "Q1")
+    assert '"title":"edit Q1.txt","kind":"edit","answer":"asked a person"' in log, log
+    assert '"asked":true' in log and "exited with 0" in log, log[-2000:]
+    assert wvo(project["state"], "answer", "Q1", "allow").returncode == 0
+    second = autopilot(project)
+    assert statuses(project) == {"Q1": "done"}, second.stdout
+    log = run_log(project, "Q1", 2)
+    assert '"title":"edit Q1.txt","kind":"edit","answer":"allow_once"' in log, log
 
 
 @pytest.mark.process

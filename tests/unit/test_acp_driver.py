@@ -88,3 +88,32 @@ def test_permissions_are_answered_by_the_policy(
         assert isinstance(chosen, schema.AllowedOutcome)
         assert options[int(chosen.option_id[1:])].kind == expected
     assert lines(capsys)[-1]["answer"] == (expected or "cancelled")
+
+
+def test_policy_ask_puts_the_request_to_a_person_once_and_allows_what_was_allowed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    options = [schema.PermissionOption(option_id="yes", name="Yes", kind="allow_once"),
+               schema.PermissionOption(option_id="no", name="No", kind="reject_once")]  # fmt: skip
+    questions: list[str] = []
+
+    async def ask(question: str) -> None:
+        questions.append(question)
+
+    def request(watcher: Watcher, title: str) -> schema.RequestPermissionResponse:
+        call = schema.ToolCallUpdate(tool_call_id="t", title=title, kind="edit")
+        return asyncio.run(watcher.request_permission("s", call, options))
+
+    watcher = Watcher("ask", ask=ask, allowed={"edit a.txt"})
+    assert isinstance(request(watcher, "edit a.txt").outcome, schema.AllowedOutcome)
+    assert isinstance(request(watcher, "edit b.txt").outcome, schema.DeniedOutcome)
+    assert questions == [f"{acp_driver.ASKING}edit b.txt\n{acp_driver.ANSWER}"]
+    assert watcher.asked == "edit b.txt" and watcher.asking.is_set()
+    # Asked once: what else it asks meanwhile is cancelled, not put to a person too.
+    assert isinstance(request(watcher, "edit c.txt").outcome, schema.DeniedOutcome)
+    assert len(questions) == 1
+    said = [line["answer"] for line in lines(capsys)]
+    assert said == ["allow_once", "asked a person", "asked a person"]
+    # With no task to ask on (no lease in its prompt), it refuses as `deny` would.
+    refused = request(Watcher("ask"), "edit b.txt").outcome
+    assert isinstance(refused, schema.AllowedOutcome) and refused.option_id == "no"

@@ -277,6 +277,27 @@ def test_what_goes_on_the_providers_record(ended: events.Finish, recorded: bool)
     assert settle.recorded(ended) is recorded
 
 
+@pytest.mark.parametrize(
+    ("ended", "standing", "release"),
+    [
+        (finish("failure", "exit code 1"), HOLDING, Status.PENDING),  # it stopped as told
+        (finish("success"), HOLDING, Status.PENDING),
+        (finish("success"), SUBMITTED, None),  # it submitted first: taken, not a drain's
+    ],
+)
+def test_a_run_the_drain_told_to_stop_is_handed_back_at_no_cost(
+    ended: events.Finish, standing: settle.Standing, release: Status | None
+) -> None:
+    settled = settle.settle(ended, standing, "claude-1", told_to_stop=True)
+    assert settled.release == release
+    assert settled.take is (standing is SUBMITTED)
+    if standing is HOLDING:
+        assert settled.finish.message == DRAINED and settle.judged(settled.finish) == "success"
+    # Not told, the same run still holding is a failed attempt.
+    untold = settle.settle(finish("failure", "exit code 1"), HOLDING, "claude-1")
+    assert untold.release == Status.FAILED
+
+
 def test_every_outcome_has_a_routing_outcome() -> None:
     assert set(settle.ROUTING_OUTCOME) == set(get_args(events.Outcome))
 

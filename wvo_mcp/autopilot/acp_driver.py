@@ -9,7 +9,9 @@ status, what it says, each permission it asked and the answer. The last line, `a
 says how the turn ended.
 
 - **Permissions** are answered by the providers file's `permissions`: `allow` (the
-  sandbox is the boundary, so whatever the agent asks happens inside it) or `deny`.
+  sandbox is the boundary, so whatever the agent asks happens inside it), `deny`, or `ask`:
+  a person, through the inbox (ask_person). The run then ends, its task waiting in blocked;
+  a later run is allowed what the person's answer allowed.
 - **A person's hand without a kill.** Every POLL_SECONDS it reads its task (task_get, which
   also brings a person's notes): on a note it cancels the turn (`session/cancel`) and prompts
   again with the person's words; on a pause it cancels and ends.
@@ -29,7 +31,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -44,8 +46,12 @@ TEXT_CHARS = 2000  # of any one field of a line
 MESSAGE_BYTES = 8 << 20  # an ACP message may carry a file; beyond this it is dropped
 POLL_SECONDS = 5.0
 HELD = re.compile(r"task_id '([^']+)', lease_token '([^']+)'")
-Policy = Literal["allow", "deny"]
+Policy = Literal["allow", "deny", "ask"]
+PREFER_ALLOW = ("allow_once", "allow_always")
 PREFER_REJECT = ("reject_once", "reject_always")
+# The driver's own question to a person: what the agent asks, after it.
+ASKING = "The agent working this task asks permission to: "
+ANSWER = 'Answer "allow" to let it (now and in later attempts); anything else refuses.'
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,9 @@ class Config:
             cwd=str(found["cwd"]),
             mcp_url=str(found["mcp_url"]),
             mcp_name=str(found["mcp_name"]),
-            permissions="deny" if found.get("permissions") == "deny" else "allow",
+            permissions=found["permissions"]
+            if found.get("permissions") in ("deny", "ask")
+            else "allow",
             session_meta=dict(found.get("session_meta") or {}),
         )
 
@@ -89,6 +97,11 @@ class Watcher:
     said: list[str] = field(default_factory=list)  # the agent's message chunks, unwritten
     thought: list[str] = field(default_factory=list)
     last_message: str = ""
+    allowed: set[str] = field(default_factory=set)  # what a person's answers allowed
+    # Policy ask: puts a question to a person (None: no task to ask on, so refused).
+    ask: Callable[[str], Awaitable[None]] | None = None
+    asked: str = ""  # what it asked: the run ends
+    asking: asyncio.Event = field(default_factory=asyncio.Event)  # asked: cancel the turn
 
     def flush(self) -> None:
         for kind, parts in (("message", self.said), ("thought", self.thought)):
@@ -126,12 +139,19 @@ class Watcher:
         **_: Any,
     ) -> schema.RequestPermissionResponse:
         self.flush()
+        title = cut(tool_call.title or tool_call.kind or "an unnamed action")
+        allow = self.policy == "allow" or title in self.allowed
+        if self.policy == "ask" and not allow and self.ask is not None and not self.asked:
+            self.asked = title
+            await self.ask(f"{ASKING}{title}\n{ANSWER}")
+            self.asking.set()
         # Once before always: each request is asked, and logged, again.
-        wanted = ("allow_once", "allow_always") if self.policy == "allow" else PREFER_REJECT
+        wanted = PREFER_ALLOW if allow else () if self.asked else PREFER_REJECT
         chosen = next((o for kind in wanted for o in options if o.kind == kind), None)
+        answer = chosen.kind if chosen else "asked a person" if self.asked else "cancelled"
         emit({
-            "type": "acp", "event": "permission", "title": cut(tool_call.title),
-            "kind": tool_call.kind, "answer": chosen.kind if chosen else "cancelled",
+            "type": "acp", "event": "permission", "title": title, "kind": tool_call.kind,
+            "answer": answer,
         })  # fmt: skip
         if chosen is None:
             return schema.RequestPermissionResponse(
@@ -202,12 +222,24 @@ async def wvo(url: str, token: str) -> AsyncIterator[Client]:
         yield client
 
 
-async def heard(client: Client, task_id: str) -> tuple[bool, list[str]]:
-    """(whether the task is paused, a person's notes) as its task reads now."""
+async def heard(
+    client: Client, task_id: str, allowed: set[str] | None = None
+) -> tuple[bool, list[str]]:
+    """(whether the task is paused, a person's notes) as its task reads now; into `allowed`,
+    what a person's answers to the driver's questions allowed."""
     answer = await client.call_tool("task_get", {"task_id": task_id})
     content = answer.structured_content or {}
-    notes = content.get("from_a_person") or []
-    said = [f"{n.get('kind', 'note')}: {n.get('text', '')}" for n in notes if isinstance(n, dict)]
+    notes = [n for n in content.get("from_a_person") or [] if isinstance(n, dict)]
+    asking = ""  # the task's notes, oldest first: each answer is to the question before it
+    for note in content.get("notes") or []:
+        text = str(note.get("text", "")) if isinstance(note, dict) else ""
+        if note.get("kind") == "question":
+            asking = text.removeprefix(ASKING).split("\n")[0] if text.startswith(ASKING) else ""
+        elif note.get("kind") == "answer" and asking and allowed is not None:
+            if text.strip().lower() == "allow":
+                allowed.add(asking)
+            asking = ""
+    said = [f"{n.get('kind', 'note')}: {n.get('text', '')}" for n in notes]
     return bool(content.get("paused")), said
 
 
@@ -290,6 +322,16 @@ async def _session(
     async with contextlib.AsyncExitStack() as stack:
         client = await stack.enter_async_context(wvo(config.mcp_url, token)) if held else None
         text = prompt
+        if client is not None and held is not None:
+            watcher.ask = _asker(client, held)
+            # What a person said since the last run (an answer among it) comes with the
+            # first prompt, not as a cancel of it.
+            paused, notes = await heard(client, held.group(1), watcher.allowed)
+            if paused:
+                emit({"type": "acp_end", "stop_reason": "cancelled", "paused": True,
+                      "message": ""})  # fmt: skip
+                return 0
+            text += f"\n\n{_words(notes)}" if notes else ""
         while True:
             turn = asyncio.ensure_future(
                 connection.prompt(
@@ -297,18 +339,34 @@ async def _session(
                     prompt=[schema.TextContentBlock(text=text, type="text")],
                 )
             )
-            paused, notes = await _watch(turn, connection, session.session_id, client, held)
+            paused, notes = await _watch(turn, connection, session.session_id, client, held,
+                                         watcher)  # fmt: skip
             answer = await turn
             watcher.flush()
-            if paused or not notes:
+            if paused or watcher.asked or not notes:
                 stop = answer.stop_reason
                 emit({"type": "acp_end", "stop_reason": stop, "paused": paused,
-                      "message": watcher.last_message})  # fmt: skip
-                return 0 if stop == "end_turn" or paused else 1
+                      "asked": bool(watcher.asked), "message": watcher.last_message})  # fmt: skip
+                return 0 if stop == "end_turn" or paused or watcher.asked else 1
             emit({"type": "acp", "event": "told", "text": cut("; ".join(notes))})
-            text = "A person's words on your task, under from_a_person:\n" + "\n".join(
-                f"- {n}" for n in notes
-            )
+            text = _words(notes)
+
+
+def _words(notes: list[str]) -> str:
+    return "A person's words on your task, under from_a_person:\n" + "\n".join(
+        f"- {n}" for n in notes
+    )
+
+
+def _asker(client: Client, held: re.Match[str]) -> Callable[[str], Awaitable[None]]:
+    """Policy ask's question, put to a person on the task with its lease (ask_person: the
+    task then waits in blocked, so the turn is cancelled and the run ends)."""
+
+    async def ask(question: str) -> None:
+        arguments = {"task_id": held.group(1), "lease_token": held.group(2), "question": question}
+        await client.call_tool("ask_person", arguments)
+
+    return ask
 
 
 def _signed_in_by_env(methods: list[Any]) -> str | None:
@@ -327,18 +385,28 @@ async def _watch(
     session_id: str,
     client: Client | None,
     held: re.Match[str] | None,
+    watcher: Watcher,
 ) -> tuple[bool, list[str]]:
-    """Until the turn ends: a pause or a person's notes cancel it (what was heard)."""
-    while client is not None and held is not None:
-        done, _ = await asyncio.wait({turn}, timeout=POLL_SECONDS)
-        if done:
-            return False, []
-        paused, notes = await heard(client, held.group(1))
-        if paused or notes:
-            await connection.cancel(session_id=session_id)
-            return paused, notes
-    await asyncio.wait({turn})
-    return False, []
+    """Until the turn ends: a pause, a person's notes or a question to a person cancel it
+    (what was heard)."""
+    asking = asyncio.ensure_future(watcher.asking.wait())
+    try:
+        while client is not None and held is not None:
+            done, _ = await asyncio.wait({turn, asking}, timeout=POLL_SECONDS,
+                                         return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+            if turn in done:
+                return False, []
+            if asking in done:
+                await connection.cancel(session_id=session_id)
+                return False, []
+            paused, notes = await heard(client, held.group(1), watcher.allowed)
+            if paused or notes:
+                await connection.cancel(session_id=session_id)
+                return paused, notes
+        await asyncio.wait({turn})
+        return False, []
+    finally:
+        asking.cancel()
 
 
 def main() -> int:

@@ -35,6 +35,7 @@ from wvo_mcp.services.tokens import Scope
 LINE_BYTES = 1024 * 1024  # a longer output line is dropped, not buffered
 CHUNK_BYTES = 65_536  # read at a time from the CLI's stdout and stderr
 KILL_GRACE_S = 5.0
+METER_CLOSE_S = 10.0  # for the meter's open responses to settle once the run is gone
 RUN_LOG_BYTES = 8 * 1024 * 1024  # of a worker's output, per run
 
 
@@ -183,6 +184,9 @@ class Executor:
                 await _kill(process)
                 await stdout.aclose()
                 await stderr.aclose()
+                if ready.meter is not None:  # what was still streaming, charged as cut
+                    with anyio.move_on_after(METER_CLOSE_S):
+                        await ready.meter.close()
             ended = timeutil.to_text(timeutil.now())
             run_log.write(f"# wvo-mcp autopilot: exited with {process.returncode} at {ended}\n")
             if ready.meter is not None:

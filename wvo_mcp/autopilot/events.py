@@ -316,6 +316,8 @@ class AcpStream:
             return Finish(classify(error) or "failure", Usage(), error)
         if end.get("paused") is True and exit_code == 0:
             return Finish("success", Usage(), message or "paused by a person")
+        if end.get("asked") is True and exit_code == 0:  # its task waits for the answer
+            return Finish("success", Usage(), message or "asked a person")
         if stop == "end_turn" and exit_code == 0:
             return Finish("success", Usage(), message)
         return Finish("failure", Usage(), f"the agent's turn ended: {stop or '?'}; {message}")

@@ -431,8 +431,10 @@ async def wait_for(name: str, call: Call, held: dict[str, str]) -> str:
             beat = time.monotonic()
             for note in told:
                 await call("checkpoint", summary=f"heard: {note['kind']}: {note['text']}", **held)
-            if any(note["kind"] == "pause" for note in told):
-                await call("checkpoint", summary="paused by a person: stopped", **held)
+            stops = [n["kind"] for n in told if n["kind"] in ("pause", "drain")]
+            if stops:
+                said = "paused by a person" if "pause" in stops else "drained"
+                await call("checkpoint", summary=f"{said}: stopped", **held)
                 return "paused"
         await anyio.sleep(0.05)
     await waiting.unlink()

@@ -107,6 +107,8 @@ class FakeAgent:
             self.first = text
         else:  # a person's words, sent by the driver after it cancelled the last turn
             await self.heard(text)
+            if re.search(r"^- drain: ", text, re.MULTILINE):  # checkpointed; stops as told
+                return schema.PromptResponse(stop_reason="end_turn")
             text = self.first
         self.turn = asyncio.ensure_future(self.work(text))
         try:

@@ -84,6 +84,7 @@ class Autopilot:
         self.paused = False
         self.draining = False
         self._drain_deadline = float("inf")
+        self._drain_told: set[str] | None = None  # the tasks whose workers it told, once told
         self._waiting = self._said = ""  # why ready work does not start; what was said
         self._stuck = False
         self._told: set[str] = set()  # providers whose failing login the person was told of
@@ -404,6 +405,8 @@ class Autopilot:
         async with anyio.create_task_group() as running:
             while True:
                 await self._heed()
+                if self.draining and self._drain_told is None:
+                    await self._tell_drain()
                 if time.monotonic() - self._recovered_at > RECOVER_SECONDS:
                     self._recovered_at = time.monotonic()
                     mine = {s.agent_id for s in self.slots}
@@ -436,6 +439,14 @@ class Autopilot:
                 "the next autopilot lands or returns them"
             )
         return self.summary
+
+    async def _tell_drain(self) -> None:
+        """Each running worker told to checkpoint and stop, as a person's words reach it
+        (an ACP worker's turn is cancelled for them): the grace's kill is the last resort."""
+        held = [(s.task_id, s.agent_id) for s in self.slots if s.busy and s.task_id]
+        self._drain_told = set(await self.orchestrator.drain(held, by="autopilot"))
+        if self._drain_told:
+            self.say(f"told {len(self._drain_told)} worker(s) to checkpoint and stop")
 
     async def _land(self) -> None:
         """Landing passes until the queue has nothing this autopilot can land now (or a
@@ -591,7 +602,8 @@ class Autopilot:
         _, tier = self.orchestrator.providers.resolve(slot.provider, model)
         self.summary.cost_usd += settle.cost(usage, tier)
         detail = await self.orchestrator.get_task(task_id)
-        settled = settle.settle(finish, settle.Standing.of(detail), slot.agent_id)
+        told = task_id in (self._drain_told or ())
+        settled = settle.settle(finish, settle.Standing.of(detail), slot.agent_id, told)
         finish, holding = settled.finish, settled.holding
         try:
             await record(

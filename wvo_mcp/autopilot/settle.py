@@ -53,9 +53,15 @@ class Settlement:
     release: Status | None  # handed back: PENDING costs the task nothing, FAILED an attempt
 
 
-def settle(finish: events.Finish, standing: Standing, agent_id: str) -> Settlement:
+def settle(
+    finish: events.Finish, standing: Standing, agent_id: str, told_to_stop: bool = False
+) -> Settlement:
+    """`told_to_stop`: the autopilot's drain told the run to checkpoint and stop, so a run
+    that ends still holding its task stopped as told (a drain's, blameless)."""
     holding = standing.status == Status.IN_PROGRESS and standing.assigned_to == agent_id
     submitted = standing.status == Status.NEEDS_REVIEW and standing.submitted_by == agent_id
+    if told_to_stop and holding and not ours(finish):
+        finish = dataclasses.replace(finish, outcome="failure", message=DRAINED)
     if finish.denied and not submitted:
         # Its CLI refused a tool the work needed: the provider cannot work here as it is set
         # up, like a refused key (its breaker opens, routing fails over).

@@ -33,6 +33,9 @@ HEAD_BYTES = 64 * 1024  # of a request's or a response's head, however it arrive
 JSON_BYTES = 8 * 1024 * 1024  # of a JSON body read for its usage (the rest passes unread)
 LINE_BYTES = 1024 * 1024  # of one event-stream line read for its usage
 CONNECT_TIMEOUT_S = 30.0
+# What an API sent before its CLI went may still be on its way: read (and charged) for this
+# long once the run is over.
+DRAIN_S = 0.5
 READ_BYTES = 65_536
 REFUSALS_KEPT = 20  # the first refusals' reasons, for the run log
 # Hop by hop: never passed on (RFC 9110 7.6.1); h11 frames each side itself.
@@ -165,6 +168,21 @@ class Meter:
         self.api: wire.Api = api
         self.tally = Tally()
         self.port = 0
+        self._live: set[anyio.CancelScope] = set()  # each connection's
+        self._drained: anyio.Event | None = None
+
+    async def close(self) -> Tally:
+        """Ends every exchange still open, once it has read what its API had sent (DRAIN_S),
+        each response charged as cut, and gives the tally: what the run is charged once its
+        CLI is gone. A response still streaming is not otherwise settled: nothing tells the
+        meter its CLI went while the API is silent (autopilot/attempt.py calls this)."""
+        if self._live:
+            self._drained = anyio.Event()
+            until = anyio.current_time() + DRAIN_S
+            for scope in list(self._live):
+                scope.deadline = min(scope.deadline, until)
+            await self._drained.wait()
+        return self.tally
 
     async def serve(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -176,12 +194,18 @@ class Meter:
             await listener.serve(self._connection)
 
     async def _connection(self, client: anyio.abc.SocketStream) -> None:
-        async with client:
+        with anyio.CancelScope() as scope:
+            self._live.add(scope)
             try:
-                await self._relay(client)
+                async with client:
+                    await self._relay(client)
             except (OSError, anyio.BrokenResourceError, anyio.EndOfStream, h11.ProtocolError,
                     ssl.SSLError, TimeoutError) as exc:  # fmt: skip
                 log.info("meter: a connection ended: %s", exc)
+            finally:
+                self._live.discard(scope)
+                if not self._live and self._drained is not None:
+                    self._drained.set()
 
     async def _relay(self, client: anyio.abc.SocketStream) -> None:
         inside = h11.Connection(h11.SERVER, max_incomplete_event_size=HEAD_BYTES)

@@ -1,5 +1,6 @@
 """Words between a person and a task's holders: a person's message (tell), a changed task
-(redirect), an agent's question and a person's answer. Each note reaches the task's holder
+(redirect), an agent's question and a person's answer; and the autopilot's drain, to the
+workers it runs. Each note reaches the task's holder
 with the answer to its next call, once per holder; a note for one holder (a pause, a
 redirect of the attempt under way) reaches only that one. Every note is data: stored as
 text, capped, never read as instructions by the server."""
@@ -19,8 +20,12 @@ from wvo_mcp.services import leases, rows
 from wvo_mcp.services.tasks import NOTES_SHOWN, record_event
 from wvo_mcp.store import Row, Tx
 
-Kind = Literal["tell", "pause", "redirect", "question", "answer"]
+Kind = Literal["tell", "pause", "redirect", "question", "answer", "drain"]
 MAX_TEXT = 4000  # characters of one note
+DRAIN = (
+    "The autopilot running you is stopping. Checkpoint now (what is done, what is next), "
+    "then stop: the task goes back with your checkpoint, for its next holder."
+)
 
 
 def add(
@@ -98,6 +103,19 @@ def tell(tx: Tx, scope: Scope, key: str, text: str, author: str, now: datetime) 
         add(tx, target, "tell", text, author, stamp)
         record_event(tx, target, at=stamp, actor=author, kind="told", reason=text[:MAX_TEXT])
     return Told(tasks=targets, message=message)
+
+
+def drain(tx: Tx, held: list[tuple[str, str]], author: str, now: datetime) -> list[str]:
+    """The autopilot's drain, to each of its workers (task, agent) still holding its task,
+    that holder alone; the tasks told. Its driver: autopilot/loop.py."""
+    stamp = timeutil.to_text(now)
+    told = []
+    for task_id, agent_id in held:
+        row = leases.task_row(tx, task_id, lock=True)
+        if row["status"] == Status.IN_PROGRESS and row["assigned_to"] == agent_id:
+            add(tx, task_id, "drain", DRAIN, author, stamp, for_epoch=row["lease_epoch"])
+            told.append(task_id)
+    return told
 
 
 def ask(
