@@ -2,13 +2,15 @@
 real CLI (tests/autopilot/samples/claude, see its README), Codex's from its documented
 events, and anything a hostile worker could print."""
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
-from wvo_mcp.autopilot import events
+from wvo_mcp.autopilot import events, isolation
 from wvo_mcp.autopilot.events import ClaudeStream, CodexStream, Finish, PlainStream, classify
+from wvo_mcp.rules import billing
 
 SAMPLES = Path(__file__).parent / "samples"
 
@@ -231,7 +233,30 @@ def test_an_acp_run_ends_as_its_driver_last_said(
         stream.feed(line)
     finish = stream.finish(code)
     assert finish.outcome == outcome and finish.message.startswith(message)
-    assert finish.usage == events.Usage()  # never its word: the meter counts
+    assert finish.usage == events.Usage() and not finish.said_usage  # it said none
+
+
+def test_an_acp_agents_word_on_its_usage_is_its_drivers_sum() -> None:
+    """Taken where no meter stands in front of its API; a meter's count, never lowered by
+    it (isolation.metered)."""
+    stream = events.stream_for("acp")
+    stream.feed('{"type":"acp_end","stop_reason":"end_turn","message":"m",'
+                '"usage":{"input_tokens":1200,"output_tokens":-5}}')  # fmt: skip
+    finish = stream.finish(0)
+    assert finish.said_usage and finish.usage == events.Usage(1200, 0)
+
+
+def test_a_run_no_meter_stands_in_front_of_is_charged_its_word_or_the_ceiling() -> None:
+    ready = isolation.Ready([], {}, Path("."), b"", unmetered_api=True)
+    word = events.Finish("success", events.Usage(10, 2), said_usage=True)
+    assert isolation.metered(ready, word).usage == events.Usage(10, 2)
+    silent = events.Finish("failure", events.Usage(), "killed")  # what it used is unknown
+    ceiling = events.Usage(billing.CEILING_INPUT, billing.CEILING_OUTPUT)
+    assert isolation.metered(ready, silent).usage == ceiling
+    refused = events.Finish("auth", events.Usage(), "login refused")  # billed nothing
+    assert isolation.metered(ready, refused).usage == events.Usage()
+    no_api = dataclasses.replace(ready, unmetered_api=False)  # a command worker's: none known
+    assert isolation.metered(no_api, silent).usage == events.Usage()
 
 
 def test_acp_lines_show_live_as_what_the_agent_plans_calls_asks_and_says() -> None:

@@ -18,6 +18,7 @@ import anyio.to_thread
 import pytest
 
 from tests.autopilot.conftest import backlog, env, make_project
+from tests.autopilot.test_acp_worker import acp_project
 from tests.conftest import POLL_DEADLINE_SECONDS, ROOT, Store, open_db, wvo
 from tests.dashboard.test_dashboard import (
     HOSTILE,
@@ -29,6 +30,7 @@ from tests.dashboard.test_dashboard import (
 from tests.http.conftest import connect, http_server, spec, token
 from tests.integration.test_git_checkpoints import make_repo
 from tests.landing_state import RUN, TARGET, fill_state, sha
+from tests.security.tenancy import started, until, worktree
 from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.orchestrator import Orchestrator
@@ -451,3 +453,30 @@ def test_the_routes_section_shows_each_routes_figures_escaped() -> None:
         ("cost", "0.0250"), ("state", "chosen"),
     ]  # fmt: skip
     assert ("first-try", "&ndash;") in cells and ("state", "unproven") in cells
+
+
+@pytest.mark.browser
+async def test_a_person_watches_an_acp_workers_plan_and_tool_calls_live(tmp_path: Path):
+    """A real autopilot whose worker is an ACP agent (the stand-in, in its sandbox) that
+    waits on its task: the task's detail shows its plan and tool calls as they happen."""
+    from playwright.async_api import expect
+
+    project = acp_project(make_project(tmp_path))
+    await backlog(project, [{"id": "W1", "title": "waits", "metadata": {"fake_wait": "go"}}])
+    person = token(project["state"], "person", "ann")
+    server_env = {k: v for k, v in env(project).items() if k not in ("PATH", "HOME")}
+    waiting = worktree(project, "W1") / "go.waiting"
+    with started(project) as pilot:
+        await anyio.to_thread.run_sync(partial(until, pilot, "it waiting", waiting.exists))
+        with http_server(project["state"], "--dashboard", **server_env) as server:
+            async with browser_page(server) as page:
+                await sign_in(page, person)
+                await page.locator("#card-W1 .title a").click()
+                log = page.locator("#panel .live-log pre")
+                await expect(log).to_contain_text("[session] fake-acp", timeout=TIMEOUT_MS)
+                await expect(log).to_contain_text("[plan] 0/3 done")
+                await expect(log).to_contain_text("[tool] wvo: task_get (in_progress)")
+                await expect(log).to_contain_text("[tool] waiting (in_progress)")
+        (worktree(project, "W1") / "go").write_text("")
+        out = await anyio.to_thread.run_sync(pilot.finish)
+    assert "1 launched, 1 done" in out, out

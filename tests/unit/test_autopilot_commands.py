@@ -3,15 +3,18 @@ config the autopilot writes for it, its environment, and a `command` template fi
 without a shell. No secret (the run token, the lease token in the prompt) is ever in argv."""
 
 import json
+import shutil
 import tomllib
 from pathlib import Path, PurePosixPath
 
+from wvo_mcp.autopilot import isolation
 from wvo_mcp.autopilot.commands import (
     TOKEN_ENV,
     Launch,
     argv,
     claude_settings_json,
     codex_config_toml,
+    configured_as,
     environment,
     files,
     mcp_config_json,
@@ -250,3 +253,31 @@ def test_opencode_gets_its_settings_in_its_home_and_its_apis_key_alone() -> None
     written = files(on_openai, LAUNCH, TOKEN, PROMPT, "/opt/opencode")
     model = json.loads(written[PurePosixPath(".config/opencode/opencode.json")])["model"]
     assert model == "openai/claude-sonnet-4-5"
+
+
+def test_an_adapter_gets_the_login_of_the_cli_it_wraps(tmp_path: Path) -> None:
+    """Zed's adapters run Claude Code and Codex, which read their logins from the run's
+    home: the person's copied there as for those CLIs' own workers; no other agent's."""
+    person, home = tmp_path / "person", tmp_path / "home"
+    for name in (".claude/.credentials.json", ".codex/auth.json"):
+        (person / name).parent.mkdir(parents=True, exist_ok=True)
+        (person / name).write_text(f"{name} of the person")
+    for agent, copied in (("claude-acp", ".claude/.credentials.json"),
+                          ("codex-acp", ".codex/auth.json"), ("gemini", None)):  # fmt: skip
+        kind = WorkerKind(kind="acp", agent=agent)
+        assert configured_as(kind) == {"claude-acp": "claude", "codex-acp": "codex"}.get(
+            agent, "acp"
+        )
+        shutil.rmtree(home, ignore_errors=True)
+        home.mkdir()
+        isolation._copy_credentials(configured_as(kind), home, {"HOME": str(person)})
+        found = sorted(str(p.relative_to(home)) for p in home.rglob("*") if p.is_file())
+        assert found == ([copied] if copied else [])
+
+
+def test_only_codex_and_its_adapter_are_metered_by_an_api_key_login() -> None:
+    """Codex's auth.json holding an API key meters Codex and Zed's adapter of it, whose
+    runs read it; it says nothing of another agent's key."""
+    for kind in (WorkerKind(kind="codex"), WorkerKind(kind="acp", agent="codex-acp")):
+        assert metered(kind, {}, api_key_file=True) == ("openai", "https://api.openai.com/v1")
+    assert metered(WorkerKind(kind="acp", agent="gemini"), {}, api_key_file=True) is None

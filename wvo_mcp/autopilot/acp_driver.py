@@ -322,6 +322,7 @@ async def _session(
     async with contextlib.AsyncExitStack() as stack:
         client = await stack.enter_async_context(wvo(config.mcp_url, token)) if held else None
         text = prompt
+        said: dict[str, int] | None = None  # what the agent says its turns used, if it does
         if client is not None and held is not None:
             watcher.ask = _asker(client, held)
             # What a person said since the last run (an answer among it) comes with the
@@ -343,13 +344,28 @@ async def _session(
                                          watcher)  # fmt: skip
             answer = await turn
             watcher.flush()
+            said = _said(answer.usage, said)
             if paused or watcher.asked or not notes:
                 stop = answer.stop_reason
                 emit({"type": "acp_end", "stop_reason": stop, "paused": paused,
-                      "asked": bool(watcher.asked), "message": watcher.last_message})  # fmt: skip
+                      "asked": bool(watcher.asked), "message": watcher.last_message,
+                      **({"usage": said} if said is not None else {})})  # fmt: skip
                 return 0 if stop == "end_turn" or paused or watcher.asked else 1
             emit({"type": "acp", "event": "told", "text": cut("; ".join(notes))})
             text = _words(notes)
+
+
+def _said(usage: schema.Usage | None, so_far: dict[str, int] | None) -> dict[str, int] | None:
+    """The agent's word on its turns' tokens, added up: the run is charged it only where no
+    meter stands in front of its model API (cached input counted as input: the word is the
+    most it may have used)."""
+    if usage is None:
+        return so_far
+    count = [usage.input_tokens, usage.cached_read_tokens or 0, usage.cached_write_tokens or 0]
+    made = [usage.output_tokens, usage.thought_tokens or 0]
+    total = so_far or {"input_tokens": 0, "output_tokens": 0}
+    return {"input_tokens": total["input_tokens"] + sum(max(0, n) for n in count),
+            "output_tokens": total["output_tokens"] + sum(max(0, n) for n in made)}  # fmt: skip
 
 
 def _words(notes: list[str]) -> str:

@@ -187,7 +187,7 @@ def files(
         + launch.agent_id.replace("\n", " ")
         + "\n\temail = worker@wvo-mcp.invalid\n",
     }
-    cli = _cli(kind)
+    cli = configured_as(kind)
     if cli == "claude":
         written[FILES / "settings.json"] = claude_settings_json()
         written[PurePosixPath(".claude/settings.json")] = claude_settings_json()
@@ -202,9 +202,11 @@ def files(
     return written
 
 
-def _cli(kind: WorkerKind) -> str:
-    """The CLI a kind runs, an ACP adapter's wrapped one: what configures its run."""
-    return agents.AGENTS[kind.agent].wraps if kind.kind == "acp" else kind.kind
+def configured_as(kind: WorkerKind) -> Kind:
+    """The kind whose run configuration a kind's run gets (its home's files, variables and
+    login): an ACP adapter's, the CLI it wraps."""
+    wraps = agents.AGENTS[kind.agent].wraps if kind.kind == "acp" else ""
+    return wraps or kind.kind
 
 
 def environment(
@@ -222,9 +224,9 @@ def environment(
     }
     if launch.mark:  # what ends the run's processes, or a later autopilot if this one dies
         env[orphans.MARK] = launch.mark
-    if _cli(kind) == "claude":
+    if configured_as(kind) == "claude":
         env |= CLAUDE_ENV
-    if _cli(kind) == "codex":
+    if configured_as(kind) == "codex":
         env["CODEX_HOME"] = str(launch.home / ".codex")
     if kind.kind == "acp":
         preset = agents.AGENTS[kind.agent]
@@ -253,10 +255,20 @@ METERED: dict[Kind, tuple[wire.Api, str]] = {
     "claude": ("anthropic", "https://api.anthropic.com"),
     "codex": ("openai", "https://api.openai.com/v1"),
 }
+CEILING_SAID = "or, where it says nothing (killed, stopped), the ceiling of one request"
 UNMETERED_CODEX = (
     "Codex signed in with ChatGPT talks to ChatGPT's own service, which no base URL moves: "
-    "its usage is its own word (give it an API key, OPENAI_API_KEY, to have it metered)"
+    f"it is charged its own word, {CEILING_SAID} (give it an API key, OPENAI_API_KEY, to have "
+    "it metered)"
 )
+
+
+def names_api(kind: WorkerKind) -> bool:
+    """Whether a kind's CLI calls a model API the autopilot knows: metered where a meter can
+    stand in front of it, else charged its CLI's word or, without one, the ceiling."""
+    if kind.kind == "acp":
+        return agents.agent(kind.agent, kind.api).api is not None
+    return kind.kind in METERED
 
 
 def unmetered_acp(kind: WorkerKind) -> str:
@@ -265,10 +277,13 @@ def unmetered_acp(kind: WorkerKind) -> str:
     if preset.api is None:
         return (
             f"agent {kind.agent} names no model API (`api:` anthropic, openai or gemini), so "
-            "its usage is unknown and it is charged nothing"
+            "it is charged only what it says it used"
         )
     keys = " or ".join(preset.key_env)
-    return f"agent {kind.agent} is signed in to its vendor's own service (give it {keys})"
+    return (
+        f"agent {kind.agent} is signed in to its vendor's own service: it is charged its own "
+        f"word, {CEILING_SAID} (give it {keys} to have it metered)"
+    )
 
 
 def metered(
@@ -286,7 +301,8 @@ def metered(
         found = METERED.get(kind.kind)
     if found is None:
         return None
-    if keys and not (api_key_file or any(outside.get(k) for k in keys)):
+    login = api_key_file and configured_as(kind) == "codex"  # Codex's auth.json, its own
+    if keys and not (login or any(outside.get(k) for k in keys)):
         return None
     api, default = found
     return api, (outside.get(_base_url_env(kind)) or default).rstrip("/")
@@ -307,7 +323,7 @@ def through_meter(kind: WorkerKind, argv: list[str], env: dict[str, str], inside
         provider, path = agents.OPENCODE[preset.api or "anthropic"]
         meter = {"provider": {provider: {"options": {"baseURL": inside + path}}}}
         env["OPENCODE_CONFIG_CONTENT"] = json.dumps(meter)
-    elif _cli(kind) != "codex":
+    elif configured_as(kind) != "codex":
         env[_base_url_env(kind)] = inside
     elif kind.kind == "acp":  # to its driver, which starts the agent with them: after `--`
         argv += ["--", *_meter_provider(env, inside)]

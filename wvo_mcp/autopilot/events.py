@@ -63,6 +63,7 @@ class Finish:
     message: str = ""
     denied: tuple[str, ...] = ()  # tools the CLI's permissions refused (Claude Code)
     limit: str = ""  # the resource limit that stopped it (fence.py), e.g. "memory limit … reached"
+    said_usage: bool = False  # its CLI gave its word on what it used (a last line carrying it)
 
 
 def classify(message: str) -> Outcome | None:
@@ -180,14 +181,14 @@ class ClaudeStream:
             return Finish("failure", Usage(), f"no result line (exit code {exit_code})")
         finishes = [_claude_finish(result, exit_code) for result in self.results]
         if len(finishes) == 1:
-            return finishes[0]
+            return dataclasses.replace(finishes[0], said_usage=True)
         usage = finishes[0].usage
         for other in finishes[1:]:
             usage = _most(usage, other.usage)
         first = finishes[0]
         if first.outcome == "success":
-            return dataclasses.replace(first, usage=usage)
-        return Finish("failure", usage, tampered(len(finishes), "result"))
+            return dataclasses.replace(first, usage=usage, said_usage=True)
+        return Finish("failure", usage, tampered(len(finishes), "result"), said_usage=True)
 
 
 def _claude_finish(result: dict[str, Any], exit_code: int | None) -> Finish:
@@ -267,12 +268,14 @@ class CodexStream:
         # One turn ends once: a failure after its completion, a second failure or a
         # completion after a failure was written by something the run started.
         first = self.finals[0] if self.finals else None
+        said = self.completed  # a completed turn says the thread's usage
         if exit_code == 0 and first == "completed":
-            return Finish("success", self.usage, self.said)
+            return Finish("success", self.usage, self.said, said_usage=said)
         if self.finals.count("failed") > 1 or (first == "failed" and self.completed):
-            return Finish("failure", self.usage, tampered(len(self.finals), "turn end"))
+            ended = tampered(len(self.finals), "turn end")
+            return Finish("failure", self.usage, ended, said_usage=said)
         message = self.failed or self.last_error or f"exit code {exit_code}"
-        return Finish(classify(message) or "failure", self.usage, message)
+        return Finish(classify(message) or "failure", self.usage, message, said_usage=said)
 
 
 @dataclass
@@ -312,15 +315,20 @@ class AcpStream:
         end = self.ends[0]
         error, stop = _text(end.get("error")), _text(end.get("stop_reason"))
         message = _text(end.get("message"))
+        word = end.get("usage")  # what its agent said it used, where it says (the driver's sum)
+        said = isinstance(word, dict)
+        used = Usage(_count(word.get("input_tokens")), _count(word.get("output_tokens"))) if (
+            isinstance(word, dict)) else Usage()  # fmt: skip
         if error:
-            return Finish(classify(error) or "failure", Usage(), error)
+            return Finish(classify(error) or "failure", used, error, said_usage=said)
         if end.get("paused") is True and exit_code == 0:
-            return Finish("success", Usage(), message or "paused by a person")
+            return Finish("success", used, message or "paused by a person", said_usage=said)
         if end.get("asked") is True and exit_code == 0:  # its task waits for the answer
-            return Finish("success", Usage(), message or "asked a person")
+            return Finish("success", used, message or "asked a person", said_usage=said)
         if stop == "end_turn" and exit_code == 0:
-            return Finish("success", Usage(), message)
-        return Finish("failure", Usage(), f"the agent's turn ended: {stop or '?'}; {message}")
+            return Finish("success", used, message, said_usage=said)
+        ended = f"the agent's turn ended: {stop or '?'}; {message}"
+        return Finish("failure", used, ended, said_usage=said)
 
 
 Stream = ClaudeStream | CodexStream | PlainStream | AcpStream

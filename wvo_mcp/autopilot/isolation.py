@@ -20,6 +20,7 @@ from wvo_mcp import providers, removal, scratch_dirs
 from wvo_mcp.autopilot import commands, events
 from wvo_mcp.autopilot.gateway import Gateway
 from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.rules import billing
 from wvo_mcp.sandbox import bwrap, egress, toolchain, workers
 from wvo_mcp.sandbox.fence import Fence, open_fence
 from wvo_mcp.sandbox.limits import DEFAULT_PATH
@@ -33,7 +34,7 @@ CREDENTIALS: dict[providers.Kind, tuple[tuple[str, str | None], ...]] = {
     "claude": ((".claude/.credentials.json", "CLAUDE_CONFIG_DIR"),),
     "codex": ((".codex/auth.json", "CODEX_HOME"),),
     "command": (),
-    "acp": (),
+    "acp": (),  # an adapter of Claude Code or Codex: that CLI's (commands.configured_as)
 }
 
 
@@ -49,6 +50,9 @@ class Ready:
     pass_fds: tuple[int, ...] = ()  # the toolchain's folders and the home's files, for bwrap
     fence: Fence | None = None  # its resource limits (none when unsandboxed)
     meter: Meter | None = None  # what its model API traffic used (sandboxed, where metered)
+    # Its CLI calls a model API that no meter stands in front of (signed in to its vendor's
+    # service, or unsandboxed): charged its CLI's word, or the ceiling when it gives none.
+    unmetered_api: bool = False
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,7 @@ async def prepared(
             mark=run.mark,
         )
         _write_home(home, commands.files(run.kind, launch, token, run.prompt, str(program)))
-        _copy_credentials(run.kind.kind, home, outside)
+        _copy_credentials(commands.configured_as(run.kind), home, outside)
         env = commands.environment(run.kind, launch, token, outside)
         argv = commands.argv(run.kind, launch, str(program))
         stdin = run.prompt.encode()
@@ -102,7 +106,9 @@ async def prepared(
             toolchain.link(run.toolchain, run.workdir)
             path = outside.get("PATH", DEFAULT_PATH)
             tools = run.toolchain.env(run.workdir, path, sandboxed=False)
-            yield Ready(argv, {**env, "PATH": path, **tools}, run.workdir, stdin)
+            unmetered = commands.names_api(run.kind)
+            yield Ready(argv, {**env, "PATH": path, **tools}, run.workdir, stdin,
+                        unmetered_api=unmetered)  # fmt: skip
             return
         plain = Ready(argv, env, run.workdir, stdin)
         socket = private / "egress.sock"
@@ -137,7 +143,9 @@ async def _sandboxed(
         apis = commands.model_apis(run.kind, outside)
         measured = None
         found = commands.metered(run.kind, outside, api_key_login(home / ".codex" / "auth.json"))
-        if found is not None:  # its model API only through the meter
+        if found is None:
+            plain = dataclasses.replace(plain, unmetered_api=commands.names_api(run.kind))
+        else:  # its model API only through the meter
             api, upstream = found
             measured = Meter(Upstream.of(upstream), api)
             await serving.start(measured.serve)
@@ -149,7 +157,7 @@ async def _sandboxed(
         try:
             ready = await _fenced(run, plain, [*apis, mcp_url], socket, home, install, stack,
                                   outside, serving)  # fmt: skip
-            yield dataclasses.replace(ready, meter=measured)
+            yield dataclasses.replace(ready, meter=measured, unmetered_api=plain.unmetered_api)
         finally:
             serving.cancel_scope.cancel()
 
@@ -212,8 +220,15 @@ async def _fenced(
 
 def metered(ready: Ready, finish: events.Finish) -> events.Finish:
     """The run's usage: per figure, the most of what its meter counted (what nothing in the
-    sandbox can lower) and what its CLI said (a CLI that made no metered call, a fake)."""
+    sandbox can lower) and what its CLI said (a CLI that made no metered call, a fake).
+    Unmetered, its CLI's word; a model API's run whose CLI gave none (killed, stopped,
+    crashed), the ceiling of one request (rules/billing.py): what it used is unknown. A
+    refused login or a rate limit was billed nothing."""
     if ready.meter is None:
+        billed = finish.outcome not in ("auth", "rate_limited")
+        if ready.unmetered_api and not finish.said_usage and billed:
+            ceiling = events.Usage(billing.CEILING_INPUT, billing.CEILING_OUTPUT)
+            return dataclasses.replace(finish, usage=ceiling)
         return finish
     tally, said = ready.meter.tally, finish.usage
     usage = events.Usage(

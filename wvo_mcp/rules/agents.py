@@ -10,6 +10,7 @@ environment, its meter), and autopilot/acp_driver.py drives the agent so started
 import dataclasses
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 from wvo_mcp.rules import wire
 
@@ -35,7 +36,7 @@ class Agent:
     reviews: bool = False
     # The autopilot's own CLI kind it wraps (Zed's adapters of Claude Code and Codex): it
     # gets that kind's run home, fixed variables and way to its meter (commands.py).
-    wraps: str = ""
+    wraps: Literal["", "claude", "codex"] = ""
     # Variables it is always given.
     sets: tuple[tuple[str, str], ...] = ()
     # Where under its run home the autopilot writes its settings (OpenCode's, which carry
