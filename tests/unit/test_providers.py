@@ -252,7 +252,10 @@ def test_an_acp_worker_names_its_agent_and_its_permission_policy(
         (ACP, "kind acp needs `agent`: gemini, claude-acp, codex-acp, opencode, custom"),
         (ACP + "      agent: custom\n", "agent custom needs `executable`"),
         (ACP + "      agent: aider\n", "Input should be 'gemini'"),
-        (ACP + "      agent: gemini\n      permissions: ask\n", "Input should be 'allow'"),
+        (
+            ACP + "      agent: gemini\n      permissions: always\n",
+            "Input should be 'allow', 'deny' or 'ask'",
+        ),
         (WORKER + "      agent: gemini\n", "only kind acp takes `agent`"),
         (WORKER + "      permissions: deny\n", "only kind acp takes `permissions`"),
     ],
