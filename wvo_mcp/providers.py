@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
@@ -206,12 +206,42 @@ class LearningSpec(_Spec):
     pins: Annotated[list[PinSpec], Field(max_length=1000)] = Field(default_factory=list)
 
 
+def _under_the_top(given: str) -> str:
+    if given.startswith("/") or ".." in given.split("/"):
+        raise ValueError("give a path under the repository's top: not absolute, no `..`")
+    return given
+
+
+# Under the repository's top: neither absolute nor climbing out.
+RelativeGlob = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_under_the_top)]
+
+
+class GateSpec(_Spec):
+    """What the landing gate takes as a check's pass (docs/autopilot.md, "The gate")."""
+
+    # A check that ran no test passes anything, so it is refused, unless the project means
+    # it (a lint or a build as its check): why, as a person would say it.
+    allow_no_tests: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+    # Where the check writes its JUnit XML report, under the checkout (a glob): a report of
+    # no test, or none at all, is a check that ran no test.
+    junit: RelativeGlob | None = None
+
+
 class ProvidersFile(_Spec):
     version: Literal[1]
     estimate: EstimateSpec = EstimateSpec()
     providers: Annotated[list[ProviderSpec], Field(min_length=1)]
     toolchain: ToolchainSpec = ToolchainSpec()
     learning: LearningSpec = LearningSpec()
+    gate: GateSpec = GateSpec()
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The landing gate's rules from the providers file (GateSpec)."""
+
+    allow_no_tests: str | None = None  # why a check may run no test here; None: it may not
+    junit: str | None = None  # where the check writes its JUnit report, under its checkout
 
 
 @dataclass(frozen=True)
@@ -226,6 +256,7 @@ class Providers:
     toolchain: ToolchainRules = field(default_factory=ToolchainRules)
     learning: Policy = field(default_factory=Policy)
     pins: tuple[Pin, ...] = ()
+    gate: Gate = field(default_factory=Gate)
 
     def get(self, name: str) -> routing.Provider | None:
         return next((p for p in self.providers if p.name == name), None)
@@ -316,6 +347,7 @@ def parse(text: str, source: str) -> Providers:
         pins=tuple(
             Pin(p.provider, p.tier, task_id=p.task, epic_id=p.epic) for p in spec.learning.pins
         ),
+        gate=Gate(allow_no_tests=spec.gate.allow_no_tests, junit=spec.gate.junit),
     )
 
 

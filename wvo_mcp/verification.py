@@ -3,7 +3,9 @@ it runs), a landing check, and an agent's sandbox_run. Nothing here runs in a tr
 a run can take minutes, and the write lock must not wait on it."""
 
 import dataclasses
+import os
 import shlex
+import stat
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -18,9 +20,31 @@ from wvo_mcp.errors import ValidationFailed, VerificationFailed, WvoError
 from wvo_mcp.git import Git
 from wvo_mcp.models import SandboxResult
 from wvo_mcp.providers import Providers
+from wvo_mcp.rules import check_causes, junit
 from wvo_mcp.sandbox import toolchain
 from wvo_mcp.services import leases
 from wvo_mcp.store import Database, Lock
+
+
+def read_junit(workspace: Path, pattern: str) -> junit.Report | None:
+    """The JUnit reports a check wrote under `workspace` (its processes are gone), as one;
+    None where there is none to read. Only regular files inside it, never a link out."""
+    inside = workspace.resolve()
+    found = []
+    for path in sorted(workspace.glob(pattern))[:50]:
+        if not path.resolve().is_relative_to(inside):
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        with os.fdopen(fd, "rb") as given:
+            if not stat.S_ISREG(os.fstat(given.fileno()).st_mode):
+                continue
+            report = junit.parse(given.read(junit.MAX_BYTES + 1))
+        if report is not None:
+            found.append(report)
+    return junit.merged(found) if found else None
 
 
 def sandbox_summary(command: str | list[str], result: SandboxResult) -> str:
@@ -113,7 +137,9 @@ class Verification:
             )
         )
         summary = sandbox_summary(command, result)
-        if result.exit_code != 0:
+        ran_none = self._ran_none(result, workspace or self.settings.workspace_root)
+        summary += check_causes.said_no_test(ran_none) if ran_none else ""
+        if result.exit_code != 0 or ran_none:
             advice = (
                 "on a clean checkout of the submitted commit: it does not land"
                 if landing
@@ -145,12 +171,32 @@ class Verification:
             )
         finally:
             stop.set()  # a no-op once it ended; else it ends now, its tree killed
-        if result.exit_code != 0:
+        summary = sandbox_summary(command, result)
+        ran_none = self._ran_none(result, workspace)
+        summary += check_causes.said_no_test(ran_none) if ran_none else ""
+        if result.exit_code != 0 or ran_none:
             raise VerificationFailed(
-                f"{sandbox_summary(command, result)}\n--- stdout (tail) ---\n"
+                f"{summary}\n--- stdout (tail) ---\n"
                 f"{result.stdout_tail}\n--- stderr (tail) ---\n{result.stderr_tail}"
             )
         return result
+
+    def _ran_none(self, result: SandboxResult, workspace: Path) -> str:
+        """Why a run that exited 0 ran no test: its test runner says so, or its JUnit report
+        (where the providers file names one) holds none or is missing; "" where it ran tests,
+        or where the providers file allows a check that runs none."""
+        gate = self.providers.gate
+        if result.exit_code != 0 or gate.allow_no_tests:
+            return ""
+        runner = check_causes.ran_no_test(f"{result.stdout_tail}\n{result.stderr_tail}")
+        if runner is not None:
+            return f"{runner} found none"
+        if gate.junit is None:
+            return ""
+        report = read_junit(workspace, gate.junit)
+        if report is None:
+            return f"no JUnit report at {gate.junit}"
+        return "its JUnit report holds no test" if report.tests == 0 else ""
 
     async def _sandbox(self, request: "sandbox.Request") -> SandboxResult:
         return await anyio.to_thread.run_sync(self._sandboxed, request)

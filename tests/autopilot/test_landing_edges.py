@@ -148,21 +148,30 @@ async def test_caches_the_project_ignores_do_not_keep_a_landed_repository(
 async def test_a_task_with_no_change_lands_no_empty_commit(
     project: dict[str, Path], strategy: str
 ) -> None:
+    """Done with no check where its task says it needs no change; else never landed
+    silently: back to its worker once, then to a person."""
     repo = project["repo"]
     git(repo, "branch", "integration")
+    none = {"needs_change": False}
     await backlog(project, [
-        {"id": "E1", "title": "commits nothing", "metadata": {"fake": "nochange"}},
-        {"id": "E2", "title": "undoes its change", "metadata": {"fake": "undo"}},
+        {"id": "E1", "title": "commits nothing", "metadata": {"fake": "nochange", **none}},
+        {"id": "E2", "title": "undoes its change", "metadata": {"fake": "undo", **none}},
         {"id": "E3", "title": "own file"},
+        {"id": "E4", "title": "should change", "metadata": {"fake": "nochange"}},
     ])  # fmt: skip
     ran = autopilot(project, "--merge", strategy, "--onto", "integration")
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
-    assert statuses(project) == {"E1": "done", "E2": "done", "E3": "done"}, ran.stdout
+    assert statuses(project) == {"E1": "done", "E2": "done", "E3": "done", "E4": "needs_review"}
     for task_id in ("E1", "E2"):
         assert (
-            f"{task_id} has nothing to land: its submission changes nothing on integration; "
-            "it is done, with no check to wait for" in ran.stdout
+            f"{task_id} has nothing to land: its submission changes nothing on integration, as "
+            "its task says it needs no change; it is done, with no check to wait for"
+            in ran.stdout
         ), ran.stdout
+    assert "E4 returned: its submission changes nothing on integration" in ran.stdout
+    assert (
+        "E4 waits for a person in needs_review: its submission changed nothing again" in ran.stdout
+    ), ran.stdout
     with open_db(project["state"]) as db:
         checks = dict(db.execute(
             "SELECT e.task_id, l.checks FROM landing_entries e JOIN landings l "

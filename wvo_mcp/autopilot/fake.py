@@ -61,7 +61,8 @@ A task's description may carry any of these as a model would read them: a ```wvo
 of JSON (tests/forge's issue bodies).
 Any mode waits first when metadata.fake_wait names a file: it says so with `<name>.waiting`
 in its repository and waits (heartbeating) until the file appears there.
-metadata.fake_files ({path: text}) are written before an ordinary commit;
+metadata.fake_files ({path: text}) are written before an ordinary commit, and
+metadata.fake_delete's ([path]) deleted;
 metadata.fake_leave's are written after it, and left uncommitted; metadata.fake_hostile's
 kinds too (see hostile(): what tidy and gc must survive).
 """
@@ -516,6 +517,8 @@ async def change(metadata: dict[str, Any], mode: str, task_id: str, note: str, t
     for name, content in files.items():
         await anyio.Path(name).parent.mkdir(parents=True, exist_ok=True)
         await anyio.Path(name).write_text(content)
+    for name in metadata.get("fake_delete", []):
+        await anyio.Path(name).unlink(missing_ok=True)
     onto = re.search(r"in your repository as branch '([^']+)'", text)
     if onto:  # a returned conflict: bring the target in, keeping both sides
         await anyio.to_thread.run_sync(resolve, onto.group(1))

@@ -58,6 +58,7 @@ class Verdict:
     checks: str  # one line per check that ran
     output: str = ""  # the failing check's summary and output tail
     project_failed: bool = False  # the project-wide check was among the failures
+    cause: str = ""  # the failure's kind (rules/check_causes.py)
 
 
 @dataclass(frozen=True)
@@ -342,7 +343,7 @@ class Lander:
                     self._turned_red(item.base, base)
                     return
             if not verdict.passed:
-                await self._send_back(fence, item, _failed(verdict, None), [])
+                await self._fail(fence, item, verdict, None)
                 return
             pushed = await self._push_branch(fence, item)
             if not pushed:
@@ -437,7 +438,7 @@ class Lander:
                 bad = len(stacked) + 1
         if bad <= len(stacked):
             culprit, _ = stacked[bad - 1]
-            await self._send_back(fence, culprit, _failed(verdicts[bad], old), [])
+            await self._fail(fence, culprit, verdicts[bad], old)
         if rest:
             await self.db.write(partial(landing.unstart, target=self.key, run=self.run_id,
                                         fence=fence, ids=[i.id for i in rest]))  # fmt: skip
@@ -446,10 +447,11 @@ class Lander:
     def _turned_red(self, commit: str, verdict: Verdict) -> None:
         where = f"{self.onto} at {commit[:12]}" if self.onto else f"base {commit[:12]}"
         if self.red is None or self.red.commit != commit:
+            found = check_causes.cause(verdict.output, "the project's toolchain")
             self.say(
-                f"the target is red: {where} fails the project's check by itself, so no "
-                "submission can land on it; the queue holds (no worker is charged) until it is "
-                f"fixed.\n{verdict.output[-OUTPUT_TAIL:]}"
+                f"the target is red: {where} fails the project's check by itself "
+                f"({found.what}), so no submission can land on it; the queue holds (no worker "
+                f"is charged) until it is fixed. Fix: {found.fix}.\n{verdict.output[-OUTPUT_TAIL:]}"
             )
         self.red = Red(self.onto, commit, verdict.output[-OUTPUT_TAIL:])
 
@@ -491,7 +493,8 @@ class Lander:
         lines = "; ".join(r for r in results.values() if isinstance(r, str)) or "no checks"
         if failed:
             project = self.options.check is not None and isinstance(results[0], VerificationFailed)
-            return Verdict(False, lines, str(failed[0])[-OUTPUT_TAIL:], project)
+            kind = check_causes.cause(str(failed[0]), "").kind
+            return Verdict(False, lines, str(failed[0])[-OUTPUT_TAIL:], project, kind)
         return Verdict(True, lines)
 
     async def _intend(
@@ -543,16 +546,29 @@ class Lander:
         return [c for c in touching if c not in ours]
 
     async def _fail(
-        self, fence: int, item: Entry, verdict: Verdict, old: str, was: Was = "testing",
-        hold: str | None = None,
+        self, fence: int, item: Entry, verdict: Verdict, old: str | None,
+        was: Was = "testing", hold: str | None = None,
     ) -> None:  # fmt: skip
-        """A check failed on `item` stacked onto `old`: back to a worker with its output."""
-        await self._send_back(fence, item, _failed(verdict, old), [], hold=hold, was=was)
+        """A check failed on `item` stacked onto `old` (None: on its own commit): back to a
+        worker with its output; held for a person where the check could not run, which is
+        no change's fault (the gate fails closed)."""
+        back = _failed(verdict, old)
+        if verdict.cause in check_causes.CANNOT_RUN:
+            hold = hold or f"its check could not run, which no worker can fix ({back.cause})"
+        await self._send_back(fence, item, back.back, [], hold=hold, was=was)
 
     async def _nothing(self, fence: int, item: Entry, old: str) -> None:
-        """A submission that changes nothing on the target: done now, with no check."""
+        """A submission that changes nothing on the target: done now, with no check, where
+        its task says it needs no change (metadata.needs_change: false); else back to its
+        worker once, then to a person."""
+        task = await self.orchestrator.get_task(item.task_id)
+        if task.metadata.get("needs_change") is not False:
+            hold = "its submission changed nothing again" if item.returns else None
+            await self._send_back(fence, item, _empty(self.onto or "its branch", old), [], hold)
+            return
         self.say(f"{item.task_id} has nothing to land: its submission changes nothing "
-                 f"on {self.onto}; it is done, with no check to wait for")  # fmt: skip
+                 f"on {self.onto}, as its task says it needs no change; it is done, with "
+                 "no check to wait for")  # fmt: skip
         nothing = Verdict(True, f"nothing to land: the tree of {self.onto} as it is")
         tree = await self._git(self.git.tree_of, old)
         await self._complete(await self._intend(fence, old, old, tree, nothing, [item]), old)
@@ -626,10 +642,15 @@ def preflight_failure(command: str, where: str, output: str, toolchain: str) -> 
     shown = "\n".join(lines[:1] + ["  ..."] * (len(lines) > 21) + lines[max(1, len(lines) - 20) :])
     found = check_causes.cause(output, toolchain)
     said = "\n".join(check_causes.notes(output))
+    why = (
+        "a check that runs none would pass whatever a worker submits"
+        if found.kind == "no_tests"
+        else "so every worker's submission would fail it too"
+    )
     return (
         f"the check `{command}` fails on {where} before any worker has changed anything "
-        f"({found.what}), so every worker's submission would fail it too; nothing was "
-        f"started.\n{shown}\n{said + chr(10) if said else ''}"
+        f"({found.what}), {why}; nothing was started.\n{shown}\n"
+        f"{said + chr(10) if said else ''}"
         f"Fix: {found.fix}. It runs in the sandbox on a clean checkout, with the project's "
         f"toolchain read-only: {toolchain}; a folder the check needs that git ignores goes in "
         "the providers file's `toolchain: folders` (docs/autopilot.md, \"Your test "
@@ -637,17 +658,45 @@ def preflight_failure(command: str, where: str, output: str, toolchain: str) -> 
     )
 
 
-def _failed(verdict: Verdict, old: str | None) -> Return:
+@dataclass(frozen=True)
+class Failed:
+    back: Return  # what its worker starts from, if it goes back to one
+    cause: str  # what went wrong, in a few words
+
+
+def _failed(verdict: Verdict, old: str | None) -> Failed:
     where = "on its own commit" if old is None else "stacked onto the target"
     first = verdict.output.strip().splitlines()[0] if verdict.output.strip() else ""
     found = check_causes.cause(verdict.output, "the project's toolchain")
     said = "".join(f"\n{note}" for note in check_causes.notes(verdict.output))
-    return Return(
+    fix = NO_TESTS_LEFT if found.kind == "no_tests" else found.fix
+    back = Return(
         summary=f"returned: a check failed {where} ({found.what}): {first}"[:500],
         details=(
             "Your submission failed a check on a clean checkout of the tree that would land "
-            f"(what it passed: {verdict.checks}): {found.what}. Fix: {found.fix}. Commit, "
+            f"(what it passed: {verdict.checks}): {found.what}. Fix: {fix}. Commit, "
             f"and submit again.{said}\n\n{verdict.output}"
+        ),
+        target_tip=old,
+    )
+    return Failed(back, f"{found.what}: {first}"[:500])
+
+
+# A worker's fix for a tree that runs no test (the person's is rules/check_causes').
+NO_TESTS_LEFT = (
+    "with your change the check finds no test to run, so nothing shows the work is right: "
+    "keep the project's tests where its check finds them"
+)
+
+
+def _empty(target: str, old: str) -> Return:
+    """A submission whose commits change nothing: the work is not in them."""
+    return Return(
+        summary=f"returned: its submission changes nothing on {target}",
+        details=(
+            f"Your submission's commits change nothing on {target}: what the task asks for is "
+            "not in them. Commit the change, and submit again. (A task that needs no change "
+            "says so in its metadata: needs_change: false.)"
         ),
         target_tip=old,
     )
