@@ -62,6 +62,24 @@ async def test_done_waits_for_the_verify_command(state_root: Path, workspace: Pa
         assert "exit 0" in verified[0]["reason"]
 
 
+async def test_done_is_refused_when_the_verify_command_ran_no_test(
+    state_root: Path, workspace: Path
+) -> None:
+    """It exits 0, but its test runner found nothing to run: never a pass (issue 57)."""
+    empty = "echo 'No test files found, exiting with code 0'"
+    async with connect(state_root, **env(workspace)) as agent:
+        await agent.call(
+            "task_create", tasks=[{"id": "T1", "title": "tested", "verify_command": empty}]
+        )
+        token = (await agent.call("claim_task"))["lease_token"]
+        refused = await agent.error("plan_update", task_id="T1", status="done", lease_token=token)
+        assert "exit 0 in " in refused and (
+            ", but it ran no test (vitest found none): never a pass (a check that runs none "
+            "passes anything)) It stays in_progress with you"
+        ) in refused, refused
+        assert (await agent.call("task_get", task_id="T1"))["status"] == "in_progress"
+
+
 async def test_a_person_can_bypass_the_gate_and_it_is_recorded(
     state_root: Path, workspace: Path
 ) -> None:
