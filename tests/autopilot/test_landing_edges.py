@@ -165,8 +165,7 @@ async def test_a_task_with_no_change_lands_no_empty_commit(
     for task_id in ("E1", "E2"):
         assert (
             f"{task_id} has nothing to land: its submission changes nothing on integration, as "
-            "its task says it needs no change; it is done, with no check to wait for"
-            in ran.stdout
+            "its task says it needs no change; it is done, with no check to wait for" in ran.stdout
         ), ran.stdout
     assert "E4 returned: its submission changes nothing on integration" in ran.stdout
     assert (

@@ -73,10 +73,14 @@ async def test_done_is_refused_when_the_verify_command_ran_no_test(
         )
         token = (await agent.call("claim_task"))["lease_token"]
         refused = await agent.error("plan_update", task_id="T1", status="done", lease_token=token)
-        assert "exit 0 in " in refused and (
-            ", but it ran no test (vitest found none): never a pass (a check that runs none "
-            "passes anything)) It stays in_progress with you"
-        ) in refused, refused
+        assert (
+            "exit 0 in " in refused
+            and (
+                ", but it ran no test (vitest found none): never a pass (a check that runs none "
+                "passes anything)) It stays in_progress with you"
+            )
+            in refused
+        ), refused
         assert (await agent.call("task_get", task_id="T1"))["status"] == "in_progress"
 
 
