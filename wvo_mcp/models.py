@@ -379,6 +379,37 @@ class Inbox(BaseModel):
     questions: list[Question]
 
 
+class QuarantinedTest(BaseModel):
+    """A flaky test whose failure alone does not block a landing, until it expires."""
+
+    test: str = Field(description="As its JUnit report names it: classname::name")
+    evidence: str
+    added_by: str
+    added_at: str
+    expires_at: str
+    live: bool = Field(description="Not expired yet")
+
+
+class CheckFigures(BaseModel):
+    """A landing check's record: its first runs on a tree, the failures among them, the
+    flakes (failures that did not come back on a rerun) and what the reruns cost."""
+
+    command: str
+    runs: int
+    failures: int
+    flakes: int
+    flake_rate: float = Field(description="flakes / runs")
+    reruns: int
+    rerun_seconds: float
+
+
+class GateFigures(BaseModel):
+    """What the landing gate knows of its checks' flakes (`wvo-mcp quarantine`, status)."""
+
+    checks: list[CheckFigures]
+    quarantine: list[QuarantinedTest]
+
+
 class Scheduled(BaseModel):
     """A schedule (services/schedules.py): its newest task, and when the next comes."""
 

@@ -23,6 +23,7 @@ from wvo_mcp.models import (
     ContextVersion,
     ContextWriteResult,
     CreateResult,
+    GateFigures,
     HealthReport,
     Inbox,
     LandingQueue,
@@ -31,6 +32,7 @@ from wvo_mcp.models import (
     PauseResult,
     PlanNextResult,
     ProviderStatusReport,
+    QuarantinedTest,
     RouteDecision,
     Scheduled,
     StatusReport,
@@ -52,6 +54,7 @@ from wvo_mcp.services import (
     context,
     conversations,
     deliveries,
+    flakes,
     health,
     landing,
     landing_figures,
@@ -772,6 +775,38 @@ class Orchestrator:
 
     async def inbox(self) -> Inbox:
         return await self.db.read(notes.inbox)
+
+    # -- the landing gate's flakes and quarantine (issue 57) -------------------------------
+
+    async def gate(self) -> GateFigures:
+        return await self.db.read(partial(flakes.gate, now=self.clock()))
+
+    async def quarantined(self) -> frozenset[str]:
+        return await self.db.read(partial(flakes.quarantined, now=self.clock()))
+
+    async def quarantine(self, test: str, reason: str, by: str, days: float) -> QuarantinedTest:
+        return await self.db.write(
+            partial(flakes.put, test=test, evidence=reason, by=by, days=days, now=self.clock())
+        )
+
+    async def unquarantine(self, test: str) -> None:
+        await self.db.write(partial(flakes.drop, test=test))
+
+    async def check_counted(
+        self, command: str, *, failed: bool, reruns: int = 0, seconds: float = 0.0
+    ) -> None:
+        await self.db.write(partial(flakes.counted, command=command, failed=failed,
+                                    flaked=False, reruns=reruns, seconds=seconds))  # fmt: skip
+
+    async def check_flaked(
+        self, *, target: str, command: str, tree: str, tests: list[str], reruns: int,
+        output: str, seconds: float,
+    ) -> None:  # fmt: skip
+        """A landing check's failure that did not come back on the same tree (services/
+        flakes.py): recorded, and its tests quarantined."""
+        await self.db.write(partial(flakes.flaked, target=target, command=command, tree=tree,
+                                    tests=tests, reruns=reruns, output=output,
+                                    seconds=seconds, now=self.clock()))  # fmt: skip
 
     async def notes_for(self, agent_id: str) -> list[Note]:
         """What a person left for this agent's held tasks since it was last told: read on

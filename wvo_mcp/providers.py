@@ -223,8 +223,11 @@ class GateSpec(_Spec):
     # it (a lint or a build as its check): why, as a person would say it.
     allow_no_tests: Annotated[str, Field(min_length=1, max_length=500)] | None = None
     # Where the check writes its JUnit XML report, under the checkout (a glob): a report of
-    # no test, or none at all, is a check that ran no test.
+    # no test, or none at all, is a check that ran no test; a failing one names its tests.
     junit: RelativeGlob | None = None
+    # A check whose tests fail is run again on the same tree, at most this many times,
+    # before anything is blamed: a failure that does not come back is a flake.
+    reruns: Annotated[int, Field(ge=0, le=10)] = 2
 
 
 class ProvidersFile(_Spec):
@@ -242,6 +245,7 @@ class Gate:
 
     allow_no_tests: str | None = None  # why a check may run no test here; None: it may not
     junit: str | None = None  # where the check writes its JUnit report, under its checkout
+    reruns: int = 2  # of a check whose tests fail, on the same tree, before it is blamed
 
 
 @dataclass(frozen=True)
@@ -347,7 +351,7 @@ def parse(text: str, source: str) -> Providers:
         pins=tuple(
             Pin(p.provider, p.tier, task_id=p.task, epic_id=p.epic) for p in spec.learning.pins
         ),
-        gate=Gate(allow_no_tests=spec.gate.allow_no_tests, junit=spec.gate.junit),
+        gate=Gate(spec.gate.allow_no_tests, spec.gate.junit, spec.gate.reruns),
     )
 
 

@@ -25,6 +25,9 @@ from wvo_mcp.sandbox import toolchain
 from wvo_mcp.services import leases
 from wvo_mcp.store import Database, Lock
 
+# A check's run on one tree, in its environment: 1, then its reruns' (autopilot/lander.py).
+CHECK_RUN = "WVO_CHECK_RUN"
+
 
 def read_junit(workspace: Path, pattern: str) -> junit.Report | None:
     """The JUnit reports a check wrote under `workspace` (its processes are gone), as one;
@@ -153,16 +156,18 @@ class Verification:
             )
         return sandbox_record(command, result)
 
-    async def check(self, command: str | list[str], workspace: Path) -> SandboxResult:
+    async def check(self, command: str | list[str], workspace: Path, run: int = 1) -> SandboxResult:
         """A landing check (a task's verify_command, or the project's) in the sandbox on
         `workspace`, a clean checkout of the tree that would land; VerificationFailed with
-        the output tails unless it passes. Cancelled, it is ended at once (a drain's grace
-        is over: its landing waits for the next start)."""
+        the output tails unless it passes. `run`: its run on this tree, 1 and then each
+        rerun's (CHECK_RUN in its environment). Cancelled, it is ended at once (a drain's
+        grace is over: its landing waits for the next start)."""
         request = sandbox.Request(
             command=command,
             workspace=workspace,
             timeout_s=self.settings.verify_timeout_seconds,
             memory_mb=self.settings.verify_memory_mb,
+            env={CHECK_RUN: str(run)},
         )
         stop = threading.Event()
         try:

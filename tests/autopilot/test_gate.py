@@ -4,6 +4,7 @@ worker's change leaves it so; a check that could not run is no change's fault, a
 the work for a person; a submission that changes nothing lands only where its task says it
 needs none (tests/autopilot/test_landing_edges.py)."""
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from tests.autopilot.conftest import autopilot, backlog, git
 from tests.autopilot.test_toolchain import PASSING, statuses, venv_project
-from tests.conftest import open_db
+from tests.conftest import open_db, wvo
 from wvo_mcp.services.landing import LANDER
 
 CHECK = ".venv/bin/python -m pytest -q -p no:cacheprovider"
@@ -160,3 +161,72 @@ def test_a_check_that_cannot_run_holds_the_work_for_a_person(
         back = db.execute("SELECT count(*) FROM task_events WHERE kind = 'returned'").fetchone()
     assert (attempts, returns, back[0]) == (0, 0, 0)
     assert git(project["repo"], "rev-parse", "integration") == tip  # nothing landed
+
+
+# A seeded flaky test: it fails on each tree's first run of the check (WVO_CHECK_RUN), and
+# passes on its reruns, so the gate must tell it from the real regression beside it.
+FLAKY = """import os
+
+
+def test_flaky():
+    assert os.environ.get("WVO_CHECK_RUN") != "1", "a flake: it fails on a tree's first run"
+"""
+BROKEN = "def test_b1():\n    assert 1 + 1 == 3, 'a real regression'\n"
+
+
+def test_a_flaky_check_is_told_from_a_bad_change(tmp_path: Path) -> None:
+    project = pytest_project(
+        tmp_path, {"tests/test_base.py": PASSING, "tests/test_flaky.py": FLAKY}
+    )
+    providers = project["providers"]
+    providers.write_text(providers.read_text() + "gate:\n  junit: reports/*.xml\n")
+    check = f"{CHECK} --junitxml=reports/junit.xml"
+    touches_flaky = {"tests/test_flaky.py": FLAKY + "# the good change that touches it\n"}
+    anyio.run(backlog, project, [
+        {"id": "G1", "title": "good", "metadata": {"fake_files": {"tests/test_g1.py": PASSING}}},
+        {"id": "G2", "title": "good, on the flaky test's file",
+         "metadata": {"fake_files": touches_flaky}},
+        {"id": "B1", "title": "bad", "metadata": {"fake_files": {"tests/test_b1.py": BROKEN}}},
+    ])  # fmt: skip
+    ran = autopilot(project, *args(check, "--max-returns", "1"))
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert statuses(project) == {"G1": "done", "G2": "done", "B1": "needs_review"}, ran.stdout
+    assert "a flake of tests.test_flaky::test_flaky: `" in ran.stdout, ran.stdout
+    with open_db(project["state"]) as db:
+        back = db.execute(
+            "SELECT task_id, reason FROM task_events WHERE kind = 'returned'"
+        ).fetchall()
+        returned = db.execute(
+            "SELECT next_steps FROM checkpoints WHERE agent_id = ? AND task_id = 'B1'", (LANDER,)
+        ).fetchone()[0]
+    assert [t for t, _ in back] == ["B1"], back  # no good change went back
+    assert "(the check itself fails)" in back[0][1], back
+    assert "FAILED tests/test_b1.py::test_b1" in returned, returned  # the failure that came back
+    listed = wvo(project["state"], "quarantine", "list", "--json")
+    gate = json.loads(listed.stdout)
+    [flaky] = gate["quarantine"]
+    assert (flaky["test"], flaky["added_by"], flaky["live"]) == (
+        "tests.test_flaky::test_flaky", "autopilot", True)  # fmt: skip
+    assert (
+        flaky["evidence"].startswith("failed on tree ") and "passed on rerun 1" in flaky["evidence"]
+    )
+    [figures] = gate["checks"]
+    assert figures["command"] == check and figures["flakes"] >= 1 and figures["reruns"] >= 1
+    assert git(project["repo"], "ls-tree", "--name-only", "integration", "tests/").split() == [
+        "tests/test_base.py", "tests/test_flaky.py", "tests/test_g1.py"]  # fmt: skip
+
+
+def test_a_person_quarantines_a_test_and_takes_it_out(tmp_path: Path) -> None:
+    project = pytest_project(tmp_path, {})
+    state = project["state"]
+    refused = wvo(state, "quarantine", "add", "tests.test_a::test_b")
+    assert refused.returncode == 2 and "add needs --reason" in refused.stderr
+    added = wvo(state, "quarantine", "add", "tests.test_a::test_b", "--reason", "flaky on CI",
+                "--days", "3", "--by", "ann")  # fmt: skip
+    assert added.returncode == 0 and "quarantined tests.test_a::test_b until " in added.stdout
+    [entry] = json.loads(wvo(state, "quarantine", "--json").stdout)["quarantine"]
+    assert (entry["evidence"], entry["added_by"]) == ("flaky on CI", "person:ann")
+    assert wvo(state, "quarantine", "remove", "tests.test_a::test_b").returncode == 0
+    again = wvo(state, "quarantine", "remove", "tests.test_a::test_b")
+    assert again.returncode != 0 and "is not quarantined" in again.stderr, again.stderr
+    assert json.loads(wvo(state, "quarantine", "--json").stdout)["quarantine"] == []

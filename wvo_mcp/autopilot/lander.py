@@ -12,6 +12,7 @@ each landing is written as an intent before the ref moves, so an autopilot kille
 moment loses nothing and the next one completes or abandons what it finds, never twice."""
 
 import contextlib
+import shlex
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -29,11 +30,11 @@ from wvo_mcp.errors import Fault, LeaseLost, ValidationFailed, VerificationFaile
 from wvo_mcp.git import Blocked, Conflict, Git, branch_name, stacking, trees
 from wvo_mcp.git.remote import task_ref
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.rules import check_causes, merge_queue
+from wvo_mcp.rules import check_causes, junit, merge_queue
 from wvo_mcp.services import landing
 from wvo_mcp.services.landing import Entry, Return
 from wvo_mcp.telemetry import Telemetry
-from wvo_mcp.verification import sandbox_summary
+from wvo_mcp.verification import read_junit, sandbox_summary
 
 T = TypeVar("T")
 Strategy = Literal["leave", "merge", "rebase"]
@@ -479,12 +480,11 @@ class Lander:
         tasks = [await self.orchestrator.get_task(item.task_id) for item in entries]
         commands = merge_queue.checks(self.options.check, [t.verify_command for t in tasks])
         results: dict[int, str | VerificationFailed] = {}
+        tree = await self._git(self.git.tree_of, tip)
 
         async def run(index: int, command: str | list[str]) -> None:
             async with self._slots:
-                results[index] = await checked(
-                    self.orchestrator, partial(self._git, trees.materialize, self.git), tip, command
-                )
+                results[index] = await self._check(tip, tree, command)
 
         async with anyio.create_task_group() as group:
             for index, command in enumerate(commands):
@@ -496,6 +496,44 @@ class Lander:
             kind = check_causes.cause(str(failed[0]), "").kind
             return Verdict(False, lines, str(failed[0])[-OUTPUT_TAIL:], project, kind)
         return Verdict(True, lines)
+
+    async def _check(
+        self, tip: str, tree: str, command: str | list[str]
+    ) -> str | VerificationFailed:
+        """One check on `tip`: a failure of its tests is run again on the same tree (the
+        gate's `reruns`) before anything is blamed. One that does not come back is a flake:
+        recorded, its tests (from its JUnit report) quarantined, and the check passes. A
+        failure only of quarantined tests passes, said; one that comes back is returned as
+        it reproduced (rules/check_causes.py tells a test failure from a check that could
+        not run, which is never rerun)."""
+        shown = command if isinstance(command, str) else shlex.join(command)
+        materialize = partial(self._git, trees.materialize, self.git)
+        first, report = await checked_report(self.orchestrator, materialize, tip, command)
+        if isinstance(first, str) or check_causes.cause(str(first), "").kind != "failing":
+            await self.orchestrator.check_counted(shown, failed=not isinstance(first, str))
+            return first
+        failed = list(report.failed) if report is not None else []
+        if failed and set(failed) <= await self.orchestrator.quarantined():
+            await self.orchestrator.check_counted(shown, failed=True)
+            head = str(first).split("\n", 1)[0]
+            return f"{head}: only quarantined tests failed ({', '.join(failed[:10])})"
+        started, last = time.monotonic(), first
+        reruns = self.orchestrator.providers.gate.reruns
+        for n in range(1, reruns + 1):
+            again, _ = await checked_report(self.orchestrator, materialize, tip, command, n + 1)
+            if isinstance(again, str):
+                await self.orchestrator.check_flaked(
+                    target=self.key, command=shown, tree=tree, tests=failed, reruns=n,
+                    output=str(first), seconds=time.monotonic() - started,
+                )  # fmt: skip
+                which = f" of {', '.join(failed[:10])}" if failed else ""
+                self.say(f"a flake{which}: `{shown}` failed on tree {tree[:12]}, then passed "
+                         f"on rerun {n}; nothing is blamed for it")  # fmt: skip
+                return f"{again}; it failed on this tree, then passed on rerun {n}: a flake{which}"
+            last = again
+        seconds = time.monotonic() - started
+        await self.orchestrator.check_counted(shown, failed=True, reruns=reruns, seconds=seconds)
+        return last
 
     async def _intend(
         self, fence: int, old: str, new: str, tree: str, verdict: Verdict, items: Sequence[Entry]
@@ -626,14 +664,29 @@ async def checked(
 ) -> str | VerificationFailed:
     """`command` run in the sandbox on a fresh checkout of exactly `commit`: its summary line,
     or the failure with its output tails."""
+    return (await checked_report(orchestrator, materialize, commit, command))[0]
+
+
+async def checked_report(
+    orchestrator: Orchestrator,
+    materialize: Callable[[str, Path], Awaitable[object]],
+    commit: str,
+    command: str | list[str],
+    run: int = 1,
+) -> tuple[str | VerificationFailed, junit.Report | None]:
+    """As `checked`, with the run's JUnit report where the providers file names one; `run`:
+    its run on this tree (its reruns' are 2 and on)."""
+    pattern = orchestrator.providers.gate.junit
     with scratch_dirs.temporary("verify", orchestrator.settings.state_root) as scratch:
         checkout = Path(scratch) / "tree"
         checkout.mkdir()
         await materialize(commit, checkout)
+        result: str | VerificationFailed
         try:
-            return sandbox_summary(command, await orchestrator.check(command, checkout))
+            result = sandbox_summary(command, await orchestrator.check(command, checkout, run))
         except VerificationFailed as exc:
-            return exc
+            result = exc
+        return result, read_junit(checkout, pattern) if pattern else None
 
 
 def preflight_failure(command: str, where: str, output: str, toolchain: str) -> str:

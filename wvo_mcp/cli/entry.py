@@ -43,6 +43,7 @@ COMMANDS: tuple[Command, ...] = (
     tasks.REJECT,
     fleet.INBOX,
     fleet.ANSWER,
+    fleet.QUARANTINE,
     fleet.TELL,
     fleet.PAUSE,
     fleet.RESUME,

@@ -1,5 +1,6 @@
 """A person's hand on a running fleet: `tell` holders, `pause` and `resume` work, `redirect` a
-task, and the `inbox` of agents' questions with their `answer` (docs/operations.md)."""
+task, the `inbox` of agents' questions with their `answer` (docs/operations.md), and the
+landing gate's `quarantine` of flaky tests (docs/autopilot.md)."""
 
 import argparse
 from pathlib import Path
@@ -9,6 +10,7 @@ import anyio
 from wvo_mcp.cli.command import Command, opened, person
 from wvo_mcp.cli.output import print_json, say, table
 from wvo_mcp.config import Settings
+from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.rules.pauses import scope_of
 
 
@@ -85,6 +87,48 @@ def cmd_answer(settings: Settings, args: argparse.Namespace) -> None:
     say(moved.message)
 
 
+def cmd_quarantine(settings: Settings, args: argparse.Namespace) -> None:
+    """The landing gate's flaky tests, whose failure alone blocks no landing: list them and
+    each check's flake figures, add one (--reason, --days), or remove one."""
+    if args.action != "list" and not args.test:
+        raise ValidationFailed(f"{args.action} needs the test, as its JUnit report names it")
+    if args.action == "add":
+        if not args.reason:
+            raise ValidationFailed("add needs --reason: why the test is quarantined")
+        entry = anyio.run(lambda: opened(settings, lambda o: o.quarantine(
+            args.test, args.reason, person(args), args.days)))  # fmt: skip
+        say(f"quarantined {entry.test} until {entry.expires_at}: its failure alone blocks no "
+            "landing, and is said where it lands")  # fmt: skip
+        return
+    if args.action == "remove":
+        anyio.run(lambda: opened(settings, lambda o: o.unquarantine(args.test)))
+        say(f"{args.test} is no longer quarantined: its failure blocks a landing again")
+        return
+    found = anyio.run(lambda: opened(settings, lambda o: o.gate()))
+    if args.json:
+        print_json(found.model_dump(mode="json"))
+        return
+    table(
+        ["check", "runs", "failures", "flakes", "flake rate", "reruns", "rerun time"],
+        [[c.command[:60], c.runs, c.failures, c.flakes, f"{c.flake_rate:.1%}", c.reruns,
+          f"{c.rerun_seconds:.1f} s"] for c in found.checks],
+    )  # fmt: skip
+    table(
+        ["quarantined test", "until", "by", "evidence"],
+        [[q.test[:60], q.expires_at if q.live else f"{q.expires_at} (expired)", q.added_by,
+          q.evidence[:120]] for q in found.quarantine],
+    )  # fmt: skip
+
+
+def _quarantine_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", nargs="?", choices=("list", "add", "remove"), default="list")
+    parser.add_argument("test", nargs="?", help="As its JUnit report names it: classname::name.")
+    parser.add_argument("--reason", help="add: why (the evidence a person sees).")
+    parser.add_argument("--days", type=float, default=14.0, help="add: until it expires (14).")
+    parser.add_argument("--by", help="Who (default: your user name).")
+    parser.add_argument("--json", action="store_true", help="list: as JSON.")
+
+
 def _scope(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--task", metavar="ID", help="One task.")
@@ -131,3 +175,4 @@ RESUME = Command("resume", cmd_resume, _scope)
 REDIRECT = Command("redirect", cmd_redirect, _redirect_arguments)
 INBOX = Command("inbox", cmd_inbox, _inbox_arguments)
 ANSWER = Command("answer", cmd_answer, _answer_arguments)
+QUARANTINE = Command("quarantine", cmd_quarantine, _quarantine_arguments)

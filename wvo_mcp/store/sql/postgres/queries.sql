@@ -1264,3 +1264,38 @@ ORDER BY s.stopped_at IS NOT NULL, s.next_at, s.id LIMIT %(limit)s;
 
 -- name: schedule_stop
 UPDATE schedules SET stopped_at = %(now)s WHERE id = %(id)s AND stopped_at IS NULL;
+
+-- name: check_counted
+-- One first run of a landing check (issue 57): whether it failed, whether that failure was
+-- a flake, and the reruns it took.
+INSERT INTO check_figures (command, runs, failures, flakes, reruns, rerun_seconds)
+VALUES (%(command)s, 1, %(failed)s, %(flaked)s, %(reruns)s, %(seconds)s)
+ON CONFLICT (command) DO UPDATE SET runs = check_figures.runs + 1,
+    failures = check_figures.failures + excluded.failures,
+    flakes = check_figures.flakes + excluded.flakes,
+    reruns = check_figures.reruns + excluded.reruns,
+    rerun_seconds = check_figures.rerun_seconds + excluded.rerun_seconds;
+
+-- name: check_figures_all
+SELECT * FROM check_figures ORDER BY command;
+
+-- name: flake_insert
+INSERT INTO check_flakes (target, command, tree, tests, reruns, output, at)
+VALUES (%(target)s, %(command)s, %(tree)s, %(tests)s, %(reruns)s, %(output)s, %(at)s);
+
+-- name: flakes_recent
+SELECT * FROM check_flakes ORDER BY id DESC LIMIT %(limit)s;
+
+-- name: quarantine_put
+INSERT INTO quarantine (test, evidence, added_by, added_at, expires_at)
+VALUES (%(test)s, %(evidence)s, %(added_by)s, %(now)s, %(expires_at)s)
+ON CONFLICT (test) DO UPDATE SET evidence = excluded.evidence, added_by = excluded.added_by,
+    added_at = excluded.added_at, expires_at = excluded.expires_at;
+
+-- name: quarantine_drop
+DELETE FROM quarantine WHERE test = %(test)s;
+
+-- name: quarantine_listed
+-- Every entry, live ones (not expired at now) first.
+SELECT *, expires_at > %(now)s AS live FROM quarantine ORDER BY expires_at <= %(now)s, test
+LIMIT 1000;

@@ -1182,3 +1182,38 @@ ORDER BY s.stopped_at IS NOT NULL, s.next_at, s.id LIMIT :limit;
 
 -- name: schedule_stop
 UPDATE schedules SET stopped_at = :now WHERE id = :id AND stopped_at IS NULL;
+
+-- name: check_counted
+-- One first run of a landing check (issue 57): whether it failed, whether that failure was
+-- a flake, and the reruns it took.
+INSERT INTO check_figures (command, runs, failures, flakes, reruns, rerun_seconds)
+VALUES (:command, 1, :failed, :flaked, :reruns, :seconds)
+ON CONFLICT (command) DO UPDATE SET runs = check_figures.runs + 1,
+    failures = check_figures.failures + excluded.failures,
+    flakes = check_figures.flakes + excluded.flakes,
+    reruns = check_figures.reruns + excluded.reruns,
+    rerun_seconds = check_figures.rerun_seconds + excluded.rerun_seconds;
+
+-- name: check_figures_all
+SELECT * FROM check_figures ORDER BY command;
+
+-- name: flake_insert
+INSERT INTO check_flakes (target, command, tree, tests, reruns, output, at)
+VALUES (:target, :command, :tree, :tests, :reruns, :output, :at);
+
+-- name: flakes_recent
+SELECT * FROM check_flakes ORDER BY id DESC LIMIT :limit;
+
+-- name: quarantine_put
+INSERT INTO quarantine (test, evidence, added_by, added_at, expires_at)
+VALUES (:test, :evidence, :added_by, :now, :expires_at)
+ON CONFLICT (test) DO UPDATE SET evidence = excluded.evidence, added_by = excluded.added_by,
+    added_at = excluded.added_at, expires_at = excluded.expires_at;
+
+-- name: quarantine_drop
+DELETE FROM quarantine WHERE test = :test;
+
+-- name: quarantine_listed
+-- Every entry, live ones (not expired at :now) first.
+SELECT *, expires_at > :now AS live FROM quarantine ORDER BY expires_at <= :now, test
+LIMIT 1000;

@@ -1,0 +1,94 @@
+"""A flaky check told from a bad change (issue 57): each landing check's figures, each flake
+with its evidence, and the quarantine of tests whose failure alone does not block a landing.
+Its drivers: autopilot/lander.py (it reruns a failing check and records what it found) and
+a person's `wvo-mcp quarantine` (add, remove, list)."""
+
+import json
+from datetime import datetime, timedelta
+
+from wvo_mcp import timeutil
+from wvo_mcp.errors import NotFound, ValidationFailed
+from wvo_mcp.models import CheckFigures, GateFigures, QuarantinedTest
+from wvo_mcp.store import Tx
+
+QUARANTINE_DAYS = 14  # how long a flake found by the gate keeps its test quarantined
+MAX_TEST = 300  # characters of a test's name
+
+
+def counted(
+    tx: Tx, command: str, *, failed: bool, flaked: bool, reruns: int, seconds: float
+) -> None:
+    """One first run of a landing check on a tree, and the reruns its failure took."""
+    figures = {"command": command[:2000], "failed": int(failed), "flaked": int(flaked),
+               "reruns": reruns, "seconds": seconds}  # fmt: skip
+    tx.run("check_counted", figures)
+
+
+def flaked(
+    tx: Tx, *, target: str, command: str, tree: str, tests: list[str], reruns: int,
+    output: str, seconds: float, now: datetime,
+) -> None:  # fmt: skip
+    """A failure that did not come back on the same tree: recorded with its evidence, and
+    the tests that failed in it quarantined (by the autopilot, for QUARANTINE_DAYS)."""
+    stamp = timeutil.to_text(now)
+    counted(tx, command, failed=True, flaked=True, reruns=reruns, seconds=seconds)
+    tx.run("flake_insert", {"target": target, "command": command[:2000], "tree": tree,
+                            "tests": json.dumps(tests[:200]), "reruns": reruns,
+                            "output": output[-4000:], "at": stamp})  # fmt: skip
+    evidence = (
+        f"failed on tree {tree[:12]} of {target or 'its branch'}, then passed on rerun "
+        f"{reruns} ({command[:200]})"
+    )
+    for test in tests[:200]:
+        put(tx, test, evidence, "autopilot", QUARANTINE_DAYS, now)
+
+
+def put(tx: Tx, test: str, evidence: str, by: str, days: float, now: datetime) -> QuarantinedTest:
+    """`test` quarantined for `days`, with its evidence (a person's reason, or a flake's)."""
+    if not test.strip() or len(test) > MAX_TEST:
+        raise ValidationFailed(
+            f"a test is named as its JUnit report names it (classname::name), 1 to {MAX_TEST} "
+            "characters. Nothing was changed"
+        )
+    if not 0 < days <= 365:
+        raise ValidationFailed("--days is 1 to 365 (an entry expires). Nothing was changed")
+    expires = timeutil.to_text(now + timedelta(days=days))
+    tx.run("quarantine_put", {"test": test, "evidence": evidence[:2000], "added_by": by,
+                              "now": timeutil.to_text(now), "expires_at": expires})  # fmt: skip
+    stamp = timeutil.to_text(now)
+    return QuarantinedTest(test=test, evidence=evidence[:2000], added_by=by, added_at=stamp,
+                           expires_at=expires, live=True)  # fmt: skip
+
+
+def drop(tx: Tx, test: str) -> None:
+    if tx.run("quarantine_drop", {"test": test}) == 0:
+        raise NotFound(f"{test!r} is not quarantined: `wvo-mcp quarantine list` shows what is")
+
+
+def quarantined(tx: Tx, now: datetime) -> frozenset[str]:
+    """The tests quarantined now (not expired)."""
+    return frozenset(e.test for e in listed(tx, now) if e.live)
+
+
+def listed(tx: Tx, now: datetime) -> list[QuarantinedTest]:
+    rows = tx.all("quarantine_listed", {"now": timeutil.to_text(now)})
+    return [QuarantinedTest(test=r["test"], evidence=r["evidence"], added_by=r["added_by"],
+                            added_at=r["added_at"], expires_at=r["expires_at"],
+                            live=bool(r["live"])) for r in rows]  # fmt: skip
+
+
+def gate(tx: Tx, now: datetime) -> GateFigures:
+    """Each check's figures and the quarantine, for status, the dashboard and the CLI."""
+    checks = [
+        CheckFigures(
+            command=r["command"],
+            runs=r["runs"],
+            failures=r["failures"],
+            flakes=r["flakes"],
+            flake_rate=r["flakes"] / r["runs"] if r["runs"] else 0.0,
+            reruns=r["reruns"],
+            rerun_seconds=float(r["rerun_seconds"]),
+        )
+        for r in tx.all("check_figures_all")
+    ]
+    return GateFigures(checks=checks, quarantine=listed(tx, now))
