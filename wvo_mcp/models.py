@@ -570,6 +570,9 @@ class StatusReport(BaseModel):
     scheduled: list[Scheduled] = Field(
         default_factory=list, description="Tasks that come back, each with its next time"
     )
+    checks: list[CheckFigures] = Field(
+        default_factory=list, description="The landing checks' runs, failures and flakes"
+    )
 
 
 SectionName = Annotated[

@@ -212,6 +212,9 @@ def test_a_flaky_check_is_told_from_a_bad_change(tmp_path: Path) -> None:
     )
     [figures] = gate["checks"]
     assert figures["command"] == check and figures["flakes"] >= 1 and figures["reruns"] >= 1
+    status = wvo(project["state"], "status").stdout
+    assert "landing checks (a flake is a failure that did not come back" in status, status
+    assert CHECK[:40] in status.split("landing checks")[1], status
     assert git(project["repo"], "ls-tree", "--name-only", "integration", "tests/").split() == [
         "tests/test_base.py", "tests/test_flaky.py", "tests/test_g1.py"]  # fmt: skip
 

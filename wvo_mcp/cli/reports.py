@@ -75,6 +75,14 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
     if report.scheduled:
         show("\nscheduled (`wvo-mcp schedules`):\n")
         show_schedules(report.scheduled)
+    if report.checks:
+        show("\nlanding checks (a flake is a failure that did not come back on a rerun; "
+             "`wvo-mcp quarantine`):\n")  # fmt: skip
+        table(
+            ["check", "runs", "flake rate", "returns spared", "reruns", "rerun time"],
+            [[plain(c.command, 60), c.runs, f"{c.flake_rate:.1%}", c.flakes, c.reruns,
+              f"{c.rerun_seconds:.1f} s"] for c in report.checks],
+        )  # fmt: skip
     routes = [f"  {t.id}: {t.route}" for t in report.top_ready if t.route]
     if routes:
         show("\nroutes:\n" + "\n".join(routes) + "\n")

@@ -1,0 +1,59 @@
+"""The landing gate's flakes and quarantine (services/flakes.py), on every backend, with a
+clock the test moves: each check's figures add up, a flake quarantines the tests that
+failed in it, an entry expires, and a person's entry replaces the autopilot's."""
+
+import pytest
+
+from tests.contract.conftest import World
+from wvo_mcp.errors import NotFound, ValidationFailed
+from wvo_mcp.orchestrator import Orchestrator
+
+pytestmark = pytest.mark.anyio
+CHECK = "pytest -q --junitxml=reports/junit.xml"
+
+
+async def test_a_checks_figures_add_up_and_a_flake_quarantines_its_tests(
+    world: World, orch: Orchestrator
+) -> None:
+    await orch.check_counted(CHECK, failed=False)
+    await orch.check_counted(CHECK, failed=True, reruns=2, seconds=3.5)  # it came back
+    await orch.check_flaked(
+        target="main",
+        command=CHECK,
+        tree="a" * 40,
+        tests=["tests.t::test_x"],
+        reruns=1,
+        output="FAILED",
+        seconds=1.5,
+    )
+    [figures] = (await orch.gate()).checks
+    assert (figures.runs, figures.failures, figures.flakes, figures.reruns) == (3, 2, 1, 3)
+    assert figures.rerun_seconds == 5.0 and figures.flake_rate == pytest.approx(1 / 3)
+    assert await orch.quarantined() == frozenset({"tests.t::test_x"})
+    [entry] = (await orch.gate()).quarantine
+    assert entry.added_by == "autopilot" and entry.evidence.startswith("failed on tree aaaaaaaa")
+    world.clock.advance(15 * 24 * 3600)  # past its 14 days: still listed, no longer live
+    assert await orch.quarantined() == frozenset()
+    assert [e.live for e in (await orch.gate()).quarantine] == [False]
+
+
+async def test_a_person_adds_and_removes_an_entry(world: World, orch: Orchestrator) -> None:
+    await orch.check_flaked(
+        target="main",
+        command=CHECK,
+        tree="b" * 40,
+        tests=["tests.t::test_y"],
+        reruns=1,
+        output="x",
+        seconds=0.1,
+    )
+    mine = await orch.quarantine("tests.t::test_y", "known race, issue 12", "person:ann", 30)
+    [entry] = (await orch.gate()).quarantine
+    assert (entry.added_by, entry.evidence, entry.expires_at) == (
+        "person:ann", "known race, issue 12", mine.expires_at)  # fmt: skip
+    with pytest.raises(ValidationFailed, match="--days is 1 to 365"):
+        await orch.quarantine("tests.t::test_z", "r", "person:ann", 0)
+    await orch.unquarantine("tests.t::test_y")
+    with pytest.raises(NotFound, match="is not quarantined"):
+        await orch.unquarantine("tests.t::test_y")
+    assert (await orch.gate()).quarantine == []
