@@ -15,7 +15,9 @@ pytestmark = [pytest.mark.anyio, pytest.mark.process]
 
 
 async def test_a_heartbeat_without_the_lease_changes_nothing(state_root: Path) -> None:
-    async with agents(state_root, "holder", "intruder", process=True) as found:
+    # No health monitor: its own snapshots would change a table whatever the attack does.
+    quiet = {"WVO_AUTOPILOT_HEALTH_INTERVAL_MS": 0}
+    async with agents(state_root, "holder", "intruder", process=True, **quiet) as found:
         holder, intruder = found["holder"], found["intruder"]
         await holder.call(
             "task_create", tasks=[{"id": "T", "title": "t"}, {"id": "U", "title": "u"}]

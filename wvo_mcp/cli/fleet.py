@@ -121,12 +121,16 @@ def cmd_quarantine(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _quarantine_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", nargs="?", choices=("list", "add", "remove"), default="list")
-    parser.add_argument("test", nargs="?", help="As its JUnit report names it: classname::name.")
-    parser.add_argument("--reason", help="add: why (the evidence a person sees).")
-    parser.add_argument("--days", type=float, default=14.0, help="add: until it expires (14).")
+    parser.add_argument(
+        "action", nargs="?", choices=("list", "add", "remove"), default="list",
+        help="List the quarantine and the checks' figures (the default), add a test, or "
+        "remove one.",
+    )  # fmt: skip
+    parser.add_argument("test", nargs="?", help="The test, as its JUnit report names it.")
+    parser.add_argument("--reason", help="Why it is quarantined (add): the evidence shown.")
+    parser.add_argument("--days", type=float, default=14.0, help="Days until it expires (14).")
     parser.add_argument("--by", help="Who (default: your user name).")
-    parser.add_argument("--json", action="store_true", help="list: as JSON.")
+    parser.add_argument("--json", action="store_true", help="As JSON (list).")
 
 
 def _scope(parser: argparse.ArgumentParser) -> None:

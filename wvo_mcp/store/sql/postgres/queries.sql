@@ -1297,5 +1297,6 @@ DELETE FROM quarantine WHERE test = %(test)s;
 
 -- name: quarantine_listed
 -- Every entry, live ones (not expired at now) first.
-SELECT *, expires_at > %(now)s AS live FROM quarantine ORDER BY expires_at <= %(now)s, test
+SELECT *, (expires_at > %(now)s)::int AS live FROM quarantine
+ORDER BY expires_at <= %(now)s, test
 LIMIT 1000;
