@@ -223,7 +223,7 @@ class GateSpec(_Spec):
     # it (a lint or a build as its check): why, as a person would say it.
     allow_no_tests: Annotated[str, Field(min_length=1, max_length=500)] | None = None
     # Where the check writes its JUnit XML report, under the checkout (a glob): a report of
-    # no test, or none at all, is a check that ran no test; a failing one names its tests.
+    # no test is a check that ran no test; a failing one names its tests.
     junit: RelativeGlob | None = None
     # A check whose tests fail is run again on the same tree, at most this many times,
     # before anything is blamed: a failure that does not come back is a flake.

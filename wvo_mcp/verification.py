@@ -140,7 +140,7 @@ class Verification:
             )
         )
         summary = sandbox_summary(command, result)
-        ran_none = self._ran_none(result, workspace or self.settings.workspace_root)
+        ran_none = self._ran_none(result, None)
         summary += check_causes.said_no_test(ran_none) if ran_none else ""
         if result.exit_code != 0 or ran_none:
             advice = (
@@ -186,22 +186,22 @@ class Verification:
             )
         return result
 
-    def _ran_none(self, result: SandboxResult, workspace: Path) -> str:
-        """Why a run that exited 0 ran no test: its test runner says so, or its JUnit report
-        (where the providers file names one) holds none or is missing; "" where it ran tests,
-        or where the providers file allows a check that runs none."""
+    def _ran_none(self, result: SandboxResult, checkout: Path | None) -> str:
+        """Why a run that exited 0 ran no test: its test runner says so, or (on a fresh
+        `checkout`, where no earlier run left one) its JUnit report, where the providers
+        file names one, holds none; "" where it ran tests, or where the providers file
+        allows a check that runs none. A missing report says nothing: a task's own
+        verify_command need not write one."""
         gate = self.providers.gate
         if result.exit_code != 0 or gate.allow_no_tests:
             return ""
         runner = check_causes.ran_no_test(f"{result.stdout_tail}\n{result.stderr_tail}")
         if runner is not None:
             return f"{runner} found none"
-        if gate.junit is None:
+        if gate.junit is None or checkout is None:
             return ""
-        report = read_junit(workspace, gate.junit)
-        if report is None:
-            return f"no JUnit report at {gate.junit}"
-        return "its JUnit report holds no test" if report.tests == 0 else ""
+        report = read_junit(checkout, gate.junit)
+        return "its JUnit report holds no test" if report and report.tests == 0 else ""
 
     async def _sandbox(self, request: "sandbox.Request") -> SandboxResult:
         return await anyio.to_thread.run_sync(self._sandboxed, request)

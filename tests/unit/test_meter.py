@@ -429,9 +429,12 @@ async def test_a_head_over_the_cap_is_refused_however_it_arrives(
 
 
 @pytest.mark.anyio
-async def test_a_responses_stream_cut_before_its_usage_is_charged_its_bounds() -> None:
+@pytest.mark.parametrize("ended", ["cancelled", "closed"])
+async def test_a_responses_stream_cut_before_its_usage_is_charged_its_bounds(ended: str) -> None:
     """Input by its request's bytes (nothing it points at is stored upstream), output by
-    the text that passed: Codex's traffic, killed mid-answer, is not charged nothing."""
+    the text that passed: Codex's traffic, killed mid-answer, is not charged nothing. The
+    run ends with the meter cancelled, or (`closed`) with its CLI gone while the API holds,
+    which nothing tells the meter: the autopilot closes it once the run is over."""
     body = json.dumps({"model": "m", "input": "x" * 3000, "stream": True}).encode()
     request = (b"POST /v1/responses HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)  # fmt: skip
@@ -446,30 +449,10 @@ async def test_a_responses_stream_cut_before_its_usage_is_charged_its_bounds() -
                 while seen.count(b"output_text.delta") < 2:
                     seen += await client.receive()
             assert (measured.tally.input_tokens, measured.tally.output_tokens) == (0, 8)
+            if ended == "closed":
+                await client.aclose()  # the CLI is gone; the API says nothing more
+                assert (await measured.close()).responses == 1  # settled, not cancelled
             group.cancel_scope.cancel()  # the run ends mid-answer
         await client.aclose()
     tally = measured.tally
     assert (tally.responses, tally.input_tokens, tally.output_tokens) == (1, len(body), 8)
-
-
-@pytest.mark.anyio
-async def test_closing_settles_a_stream_whose_cli_went_while_its_api_is_silent() -> None:
-    """Its CLI killed mid-answer, the API holding: nothing tells the meter, so the autopilot
-    closes it once the run is over, and the tally then holds the cut stream's bounds."""
-    body = json.dumps({"model": "m", "input": "x" * 3000, "stream": True}).encode()
-    request = (b"POST /v1/responses HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-               b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)  # fmt: skip
-    with holding(HeldResponses) as server:
-        measured = Meter(Upstream.of(f"http://127.0.0.1:{server.server_address[1]}/v1"), "openai")
-        async with anyio.create_task_group() as group:
-            await group.start(measured.serve)
-            client = await anyio.connect_tcp("127.0.0.1", measured.port)
-            await client.send(request)
-            seen = b""
-            with anyio.fail_after(30):
-                while seen.count(b"output_text.delta") < 2:
-                    seen += await client.receive()
-            await client.aclose()  # the CLI is gone; the API says nothing more
-            tally = await measured.close()
-            assert (tally.responses, tally.input_tokens, tally.output_tokens) == (1, len(body), 8)
-            group.cancel_scope.cancel()
