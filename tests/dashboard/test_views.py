@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import anyio.to_thread
 import pytest
@@ -480,3 +481,50 @@ async def test_a_person_watches_an_acp_workers_plan_and_tool_calls_live(tmp_path
         (worktree(project, "W1") / "go").write_text("")
         out = await anyio.to_thread.run_sync(pilot.finish)
     assert "1 launched, 1 done" in out, out
+
+
+@pytest.mark.browser
+async def test_a_person_quarantines_a_flaky_test_from_the_autopilot_tab(state_root: Path):
+    """The landing gate on the Autopilot tab: a check's figures and the quarantine (a flake
+    the autopilot found, with its evidence); a person adds a test with why, and removes it,
+    as `wvo-mcp quarantine` does."""
+    from playwright.async_api import expect
+
+    orchestrator = await Orchestrator.open(Settings(state_root=state_root))
+    try:
+        await orchestrator.check_flaked(target="main", command="pytest -q", tree="c" * 40,
+                                        tests=["tests.t::test_flaky"], reruns=1,
+                                        output="FAILED", seconds=0.4)  # fmt: skip
+    finally:
+        await orchestrator.close()
+    person = token(state_root, "person", "ann")
+    with http_server(state_root, "--dashboard") as server:
+        async with browser_page(server) as page:
+            await sign_in(page, person)
+            await page.locator("#tabs .tab[data-view=autopilot]").click()
+            gate = page.locator("#view-autopilot section.gate")
+            await expect(gate.locator("tr.check .rate")).to_have_text("100.0%")
+            found = gate.locator('tr.quarantined[data-test="tests.t::test_flaky"]')
+            await expect(found).to_contain_text("failed on tree cccccccccccc of main")
+            await expect(found).to_contain_text("autopilot")
+            page.on("dialog", lambda dialog: dialog.accept("races on CI, issue 7"))
+            await gate.locator(".quarantine-test").fill("tests.t::test_other")
+            await gate.locator("button[data-quarantine=add]").click()
+            added = gate.locator('tr.quarantined[data-test="tests.t::test_other"]')
+            await expect(added).to_contain_text("races on CI, issue 7", timeout=TIMEOUT_MS)
+            await expect(added).to_contain_text("person:ann")
+            await added.locator("button[data-quarantine=remove]").click()
+            await expect(added).to_have_count(0, timeout=TIMEOUT_MS)
+        refused = await _post_quarantine(server, token(state_root, "agent", "a1"))
+        assert refused.status_code == 403, refused.text
+    with open_db(state_root) as db:
+        tests = [r[0] for r in db.execute("SELECT test FROM quarantine")]
+    assert tests == ["tests.t::test_flaky"]  # what an agent sent changed nothing
+
+
+async def _post_quarantine(server: Any, secret: str) -> Any:
+    async with server.http(secret) as http:
+        return await http.post(
+            f"{server.base}/dashboard/api/quarantine/remove",
+            json={"test": "tests.t::test_flaky"}, headers={"X-WVO-Action": "1"},
+        )  # fmt: skip

@@ -14,6 +14,7 @@ from wvo_mcp.models import (
     Checkpoint,
     DependencyRef,
     Event,
+    GateFigures,
     HealthReport,
     Inbox,
     LandingQueue,
@@ -606,6 +607,55 @@ def autopilot(runs: list[dict[str, Any]], can_act: bool, queue: LandingQueue | N
     if not runs:
         return '<p class="none">no autopilot has run in the last hour</p>' + after
     return _runs(runs, can_act) + after
+
+
+def gate(found: GateFigures, can_act: bool) -> str:
+    """The landing gate: each check's runs, flake rate, the returns its flakes spared and
+    its reruns' time; the quarantine of flaky tests, each with its evidence and expiry, a
+    person's Remove, and Add (as `wvo-mcp quarantine`). Names and evidence come from a
+    check's report: escaped."""
+    e = escape
+    checks = "".join(
+        f'<tr class="check"><td class="command"><code>{e(c.command[:200])}</code></td>'
+        f'<td>{c.runs}</td><td class="rate">{c.flake_rate:.1%}</td>'
+        f'<td class="spared">{c.flakes}</td><td>{c.reruns}</td><td>{c.rerun_seconds:.1f} s</td>'
+        "</tr>"
+        for c in found.checks
+    )
+    rows = "".join(
+        f'<tr class="quarantined" data-test="{e(q.test)}" data-live="{str(q.live).lower()}">'
+        f'<td class="test"><code>{e(q.test)}</code></td>'
+        f"<td>{e(q.expires_at) if q.live else e(q.expires_at) + ' (expired)'}</td>"
+        f"<td>{e(q.added_by)}</td><td class=\"evidence\">{e(q.evidence)}</td>"
+        + (f'<td><button data-quarantine="remove" data-test="{e(q.test)}">Remove</button></td>'
+           if can_act else "")
+        + "</tr>"
+        for q in found.quarantine
+    )  # fmt: skip
+    add = (
+        '<p class="quarantine-add"><input class="quarantine-test" placeholder="classname::name"'
+        ' maxlength="300"> <button data-quarantine="add">Quarantine</button></p>'
+        if can_act
+        else ""
+    )
+    figures = (
+        '<table class="checks"><thead><tr><th>check</th><th>runs</th><th>flake rate</th>'
+        "<th>returns spared</th><th>reruns</th><th>rerun time</th></tr></thead>"
+        f"<tbody>{checks}</tbody></table>"
+        if checks
+        else '<p class="none">no landing check has run</p>'
+    )
+    listed = (
+        '<table class="quarantine"><thead><tr><th>test</th><th>until</th><th>by</th>'
+        f"<th>evidence</th></tr></thead><tbody>{rows}</tbody></table>"
+        if rows
+        else '<p class="none no-quarantine">no test is quarantined</p>'
+    )
+    return (
+        '<section class="gate"><h3>The landing gate</h3>'
+        f"{figures}<h4>Quarantined tests (their failure alone blocks no landing)</h4>"
+        f"{listed}{add}</section>"
+    )
 
 
 def landing(found: LandingQueue) -> str:

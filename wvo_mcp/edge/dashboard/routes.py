@@ -82,6 +82,8 @@ FIELDS = {
     "task_resume": (),
     "pause": ("run",),  # an autopilot run's (api/autopilot)
     "resume": ("run",),
+    "quarantine_add": ("test", "note"),  # the landing gate's (api/quarantine), with why
+    "quarantine_remove": ("test",),
 }
 
 
@@ -165,7 +167,7 @@ async def _fields(request: Request, action: str) -> dict[str, Any]:
             f"{action} takes {', '.join(accepted) or 'no field'}, not {', '.join(unknown)}; "
             "nothing was done",
         )
-    for name in ("note", "run"):  # `to` is checked against its choices
+    for name in ("note", "run", "test"):  # `to` is checked against its choices
         if body.get(name) is not None and not isinstance(body[name], str):
             raise Refused(400, f"{name} must be a string; nothing was done")
     return body
@@ -202,6 +204,7 @@ class Dashboard:
             (f"{PATH}/api/tasks/{{task_id}}/{{action}}", self.act, "POST"),
             (f"{PATH}/api/views/{{name}}", self.view, "GET"),
             (f"{PATH}/api/autopilot/{{action}}", self.pilot, "POST"),
+            (f"{PATH}/api/quarantine/{{action}}", self.quarantine, "POST"),
             (f"{PATH}/events", self.events, "GET"),
         ]
         return [Route(path, handler, methods=[method]) for path, handler, method in found]
@@ -350,7 +353,7 @@ class Dashboard:
         elif name == "autopilot":
             html = render.autopilot(
                 await self._pilots(), caller.role == "person", await db.landing_view()
-            )
+            ) + render.gate(await db.gate(), caller.role == "person")
         else:
             return JSONResponse({"error": f"no view {name!r}"}, status_code=404)
         return JSONResponse({"html": html})
@@ -507,6 +510,36 @@ class Dashboard:
                 status_code=409,
             )  # fmt: skip
         return JSONResponse({"heard": heard, "action": action})
+
+    async def quarantine(self, request: Request) -> Response:
+        """Add a test to the landing gate's quarantine (with why) or remove one, as
+        `wvo-mcp quarantine` does, recorded as `person:NAME`."""
+        caller = await self._actor(request)
+        if isinstance(caller, Response):
+            return caller
+        action = request.path_params["action"]
+        if action not in ("add", "remove"):
+            return JSONResponse({"error": f"no quarantine action {action!r}; add or remove"}, 404)
+        try:
+            body = await _fields(request, f"quarantine_{action}")
+            note = _note(body, required=False)
+            if not body.get("test"):
+                raise Refused(400, "name the test, as its JUnit report names it")
+            if action == "add" and note is None:
+                raise Refused(400, "a quarantine needs a note: why the test is quarantined")
+        except Refused as exc:
+            return exc.answer()
+        db = self._db()
+        try:
+            if action == "add":
+                assert note is not None
+                entry = await db.quarantine(body["test"], note, identity.person(caller.name), 14)
+                return JSONResponse({"message": f"quarantined {entry.test} until "
+                                                f"{entry.expires_at}"})  # fmt: skip
+            await db.unquarantine(body["test"])
+        except WvoError as exc:
+            return JSONResponse({"error": f"{type(exc).__name__}: {exc}"}, 409)
+        return JSONResponse({"message": f"{body['test']} is no longer quarantined"})
 
     async def events(self, request: Request) -> Response:
         """Server-sent events: `tasks` (these ids changed; the cards of those that pass the

@@ -195,6 +195,33 @@ async function pilot(button) {
   button.disabled = true;
 }
 
+// Quarantine a test, or take one out (the Autopilot tab's landing gate), as
+// `wvo-mcp quarantine add|remove` does.
+async function quarantine(button) {
+  const action = button.dataset.quarantine;
+  let body;
+  if (action === "add") {
+    const field = button.closest(".gate").querySelector(".quarantine-test");
+    const test = field.value.trim();
+    if (!test) { say("name the test, as its JUnit report names it"); return; }
+    const note = window.prompt("Quarantine " + test + ": why?");
+    if (!note) return;
+    body = { test: test, note: note };
+  } else {
+    if (!window.confirm("Take " + button.dataset.test + " out of the quarantine?")) return;
+    body = { test: button.dataset.test };
+  }
+  const answer = await fetch("/dashboard/api/quarantine/" + action, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-WVO-Action": "1" },
+    body: JSON.stringify(body),
+  });
+  const result = await answer.json();
+  say(answer.ok ? result.message : result.error);
+  if (answer.ok) showView("autopilot");
+}
+
 // What each action asks the person for first: a note it needs, or one it may take.
 const ASKS = {
   reject: [true, "Reject {id}: why?"],
@@ -312,6 +339,7 @@ document.addEventListener("click", (event) => {
   else if (button.classList.contains("diff")) showDiff(button);
   else if (button.classList.contains("close")) panel.hidden = true;
   else if (button.dataset.pilot) pilot(button);
+  else if (button.dataset.quarantine) quarantine(button);
   else if (button.dataset.action) act(button);
 });
 
