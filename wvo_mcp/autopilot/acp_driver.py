@@ -139,7 +139,8 @@ class Watcher:
         **_: Any,
     ) -> schema.RequestPermissionResponse:
         self.flush()
-        title = cut(tool_call.title or tool_call.kind or "an unnamed action")
+        # One line: the agent writes it, and a person reads it as the driver's question.
+        title = " ".join(cut(tool_call.title or tool_call.kind or "an unnamed action").split())
         allow = self.policy == "allow" or title in self.allowed
         if self.policy == "ask" and not allow and self.ask is not None and not self.asked:
             self.asked = title
