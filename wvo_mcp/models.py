@@ -403,11 +403,23 @@ class CheckFigures(BaseModel):
     rerun_seconds: float
 
 
+class Flake(BaseModel):
+    """A check's failure that did not come back on a rerun of the same tree."""
+
+    target: str
+    command: str
+    tree: str
+    tests: list[str] = Field(description="The tests that failed, from its JUnit report")
+    reruns: int = Field(description="Runs after the failure, up to its pass")
+    at: str
+
+
 class GateFigures(BaseModel):
     """What the landing gate knows of its checks' flakes (`wvo-mcp quarantine`, status)."""
 
     checks: list[CheckFigures]
     quarantine: list[QuarantinedTest]
+    flakes: list[Flake] = Field(default_factory=list, description="The latest, newest first")
 
 
 class Scheduled(BaseModel):

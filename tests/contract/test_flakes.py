@@ -30,6 +30,9 @@ async def test_a_checks_figures_add_up_and_a_flake_quarantines_its_tests(
     assert (figures.runs, figures.failures, figures.flakes, figures.reruns) == (3, 2, 1, 3)
     assert figures.rerun_seconds == 5.0 and figures.flake_rate == pytest.approx(1 / 3)
     assert await orch.quarantined() == frozenset({"tests.t::test_x"})
+    [flake] = (await orch.gate()).flakes
+    assert (flake.target, flake.tree, flake.tests, flake.reruns) == (
+        "main", "a" * 40, ["tests.t::test_x"], 1)  # fmt: skip
     [entry] = (await orch.gate()).quarantine
     assert entry.added_by == "autopilot" and entry.evidence.startswith("failed on tree aaaaaaaa")
     world.clock.advance(15 * 24 * 3600)  # past its 14 days: still listed, no longer live

@@ -504,6 +504,7 @@ async def test_a_person_quarantines_a_flaky_test_from_the_autopilot_tab(state_ro
             await page.locator("#tabs .tab[data-view=autopilot]").click()
             gate = page.locator("#view-autopilot section.gate")
             await expect(gate.locator("tr.check .rate")).to_have_text("100.0%")
+            await expect(gate.locator("tr.flake")).to_contain_text("tests.t::test_flaky")
             found = gate.locator('tr.quarantined[data-test="tests.t::test_flaky"]')
             await expect(found).to_contain_text("failed on tree cccccccccccc of main")
             await expect(found).to_contain_text("autopilot")

@@ -113,6 +113,12 @@ def cmd_quarantine(settings: Settings, args: argparse.Namespace) -> None:
         [[c.command[:60], c.runs, c.failures, c.flakes, f"{c.flake_rate:.1%}", c.reruns,
           f"{c.rerun_seconds:.1f} s"] for c in found.checks],
     )  # fmt: skip
+    if found.flakes:
+        table(
+            ["flaked at", "target", "tree", "tests", "reruns"],
+            [[f.at, f.target or "-", f.tree[:12], ", ".join(f.tests[:3])[:80] or "-",
+              f.reruns] for f in found.flakes],
+        )  # fmt: skip
     table(
         ["quarantined test", "until", "by", "evidence"],
         [[q.test[:60], q.expires_at if q.live else f"{q.expires_at} (expired)", q.added_by,

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from wvo_mcp import timeutil
 from wvo_mcp.errors import NotFound, ValidationFailed
-from wvo_mcp.models import CheckFigures, GateFigures, QuarantinedTest
+from wvo_mcp.models import CheckFigures, Flake, GateFigures, QuarantinedTest
 from wvo_mcp.store import Tx
 
 QUARANTINE_DAYS = 14  # how long a flake found by the gate keeps its test quarantined
@@ -91,4 +91,9 @@ def gate(tx: Tx, now: datetime) -> GateFigures:
         )
         for r in tx.all("check_figures_all")
     ]
-    return GateFigures(checks=checks, quarantine=listed(tx, now))
+    flakes = [
+        Flake(target=r["target"], command=r["command"], tree=r["tree"],
+              tests=json.loads(r["tests"]), reruns=r["reruns"], at=r["at"])
+        for r in tx.all("flakes_recent", {"limit": 20})
+    ]  # fmt: skip
+    return GateFigures(checks=checks, quarantine=listed(tx, now), flakes=flakes)

@@ -651,9 +651,22 @@ def gate(found: GateFigures, can_act: bool) -> str:
         if rows
         else '<p class="none no-quarantine">no test is quarantined</p>'
     )
+    seen = "".join(
+        f'<tr class="flake"><td>{e(f.at)}</td><td>{e(f.target) or "<i>own branch</i>"}</td>'
+        f"<td><code>{e(f.tree[:12])}</code></td>"
+        f"<td>{e(', '.join(f.tests[:10])) or '<i>no report</i>'}</td><td>{f.reruns}</td></tr>"
+        for f in found.flakes
+    )
+    flakes = (
+        "<h4>Latest flakes (failed, then passed on a rerun of the same tree)</h4>"
+        '<table class="flakes"><thead><tr><th>at</th><th>target</th><th>tree</th>'
+        f"<th>tests</th><th>reruns</th></tr></thead><tbody>{seen}</tbody></table>"
+        if seen
+        else ""
+    )
     return (
         '<section class="gate"><h3>The landing gate</h3>'
-        f"{figures}<h4>Quarantined tests (their failure alone blocks no landing)</h4>"
+        f"{figures}{flakes}<h4>Quarantined tests (their failure alone blocks no landing)</h4>"
         f"{listed}{add}</section>"
     )
 
