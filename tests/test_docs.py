@@ -11,6 +11,7 @@ from mcp.client.stdio import StdioServerParameters
 from tests.conftest import ROOT
 from wvo_mcp.autopilot import commands
 from wvo_mcp.cli import parser
+from wvo_mcp.rules import agents
 
 pytestmark = pytest.mark.anyio
 README = (ROOT / "README.md").read_text()
@@ -60,6 +61,6 @@ def test_links_between_the_docs_lead_somewhere():
 def test_each_worker_kinds_model_endpoint_variable_is_explained_with_the_egress_proxy():
     autopilot = (ROOT / "docs" / "autopilot.md").read_text()
     reach = autopilot[autopilot.index("- **reaches**") : autopilot.index("- **acts**")]
-    for name in commands.BASE_URL_ENV.values():
+    for name in (agents.APIS[api][0] for api in commands.NATIVE_API.values()):
         assert f"`{name}`" in reach, f"docs/autopilot.md does not say what {name} opens"
     assert "egress proxy" in reach

@@ -48,7 +48,9 @@ DEFAULT_API: dict[Kind, tuple[str, ...]] = {
     "command": (),
     "acp": (),  # its agent's own: agents.Agent.default_api
 }
-BASE_URL_ENV: dict[Kind, str] = {"claude": "ANTHROPIC_BASE_URL", "codex": "OPENAI_BASE_URL"}
+# The model API each native kind's traffic is metered on (sandbox/meter.py, rules/wire.py);
+# rules/agents.APIS says where it is and the variable that moves it.
+NATIVE_API: dict[Kind, wire.Api] = {"claude": "anthropic", "codex": "openai"}
 DRIVER = "wvo_mcp.autopilot.acp_driver"  # an ACP worker's command: it drives the agent
 
 
@@ -246,15 +248,10 @@ def _passes(kind: WorkerKind, name: str) -> bool:
 def _base_url_env(kind: WorkerKind) -> str:
     if kind.kind == "acp":
         return agents.agent(kind.agent, kind.api).base_url_env
-    return BASE_URL_ENV.get(kind.kind, "")
+    native = NATIVE_API.get(kind.kind)
+    return agents.APIS[native][0] if native is not None else ""
 
 
-# The model API each kind's traffic is metered on (sandbox/meter.py, rules/wire.py), and
-# where it goes when the environment names no base URL.
-METERED: dict[Kind, tuple[wire.Api, str]] = {
-    "claude": ("anthropic", "https://api.anthropic.com"),
-    "codex": ("openai", "https://api.openai.com/v1"),
-}
 CEILING_SAID = "or, where it says nothing (killed, stopped), the ceiling of one request"
 UNMETERED_CODEX = (
     "Codex signed in with ChatGPT talks to ChatGPT's own service, which no base URL moves: "
@@ -268,7 +265,7 @@ def names_api(kind: WorkerKind) -> bool:
     stand in front of it, else charged its CLI's word or, without one, the ceiling."""
     if kind.kind == "acp":
         return agents.agent(kind.agent, kind.api).api is not None
-    return kind.kind in METERED
+    return kind.kind in NATIVE_API
 
 
 def unmetered_acp(kind: WorkerKind) -> str:
@@ -298,7 +295,8 @@ def metered(
         found = (preset.api, preset.default_api) if preset.api is not None else None
         keys = preset.key_env
     else:
-        found = METERED.get(kind.kind)
+        native = NATIVE_API.get(kind.kind)
+        found = (native, agents.APIS[native][1]) if native is not None else None
     if found is None:
         return None
     login = api_key_file and configured_as(kind) == "codex"  # Codex's auth.json, its own

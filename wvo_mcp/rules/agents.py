@@ -19,9 +19,7 @@ from wvo_mcp.rules import wire
 class Agent:
     program: str  # its CLI, found on PATH unless `executable` says otherwise
     args: tuple[str, ...]  # to speak ACP on stdio; {model} is the tier's model
-    api: wire.Api | None  # the wire format of its model API
-    base_url_env: str  # the variable that moves its model API (to the run's meter)
-    default_api: str  # where its model API is when the environment names none
+    api: wire.Api | None  # the wire format of its model API (APIS: where it is, how it moves)
     env: str  # a pattern of the variables it may read of the autopilot's environment
     model_env: str = ""  # the variable it takes its model from, where not an argument
     # Metered only with one of these set (an API key): without, it signs in to its vendor's
@@ -42,6 +40,16 @@ class Agent:
     # Where under its run home the autopilot writes its settings (OpenCode's, which carry
     # its model: commands.opencode_json); its meter is then merged in by a variable.
     config: str = ""
+
+    @property
+    def base_url_env(self) -> str:
+        """The variable that moves its model API (to the run's meter); "" with none."""
+        return APIS[self.api][0] if self.api is not None else ""
+
+    @property
+    def default_api(self) -> str:
+        """Where its model API is when the environment names none; "" with none."""
+        return APIS[self.api][1] if self.api is not None else ""
 
 
 # Each model API: the variable most agents take its base URL from, where it is, and the
@@ -64,7 +72,6 @@ AGENTS: dict[str, Agent] = {
         # Only wvo-mcp among MCP servers, whatever the repository's settings name.
         "gemini", ("--experimental-acp", "--model", "{model}", "--allowed-mcp-server-names",
                    "wvo"), "gemini",
-        "GOOGLE_GEMINI_BASE_URL", "https://generativelanguage.googleapis.com",
         # Signed in with Google it talks to Code Assist, which no base URL moves.
         r"GEMINI_[A-Z0-9_]+|GOOGLE_[A-Z0-9_]+", key_env=("GEMINI_API_KEY", "GOOGLE_API_KEY"),
         # Untrusted, it connects to no MCP server, wvo-mcp's included. Trusted, it takes the
@@ -74,23 +81,21 @@ AGENTS: dict[str, Agent] = {
         sets=(("GEMINI_CLI_TRUST_WORKSPACE", "true"),),
     ),
     "claude-acp": Agent(
-        "claude-code-acp", (), "anthropic", "ANTHROPIC_BASE_URL", "https://api.anthropic.com",
-        r"ANTHROPIC_[A-Z0-9_]+|CLAUDE_CODE_[A-Z0-9_]+", model_env="ANTHROPIC_MODEL",
+        "claude-code-acp", (), "anthropic", r"ANTHROPIC_[A-Z0-9_]+|CLAUDE_CODE_[A-Z0-9_]+",
+        model_env="ANTHROPIC_MODEL",
         # The adapter loads user, project and local settings unless told: only the user's,
         # the run home's that the autopilot writes (no hooks), never the repository's.
         session_meta=(("claudeCode", {"options": {"settingSources": ["user"]}}),),
         reviews=True, wraps="claude",
     ),
     "codex-acp": Agent(
-        "codex-acp", ("-c", 'model="{model}"'), "openai", "OPENAI_BASE_URL",
-        "https://api.openai.com/v1", r"OPENAI_[A-Z0-9_]+|CODEX_API_KEY",
+        "codex-acp", ("-c", 'model="{model}"'), "openai", r"OPENAI_[A-Z0-9_]+|CODEX_API_KEY",
         key_env=("OPENAI_API_KEY", "CODEX_API_KEY"), reviews=True,
         wraps="codex",
     ),
     "opencode": Agent(
         # --pure: no plugins but its own.
-        "opencode", ("acp", "--pure"), "anthropic", "ANTHROPIC_BASE_URL",
-        "https://api.anthropic.com", r"OPENCODE_[A-Z0-9_]+",
+        "opencode", ("acp", "--pure"), "anthropic", r"OPENCODE_[A-Z0-9_]+",
         key_env=("ANTHROPIC_API_KEY",), config=".config/opencode/opencode.json",
         # Its settings are the run home's: none of the repository's (opencode.json,
         # .opencode/), no CLAUDE.md or Claude skills, no catalog or updates fetched.
@@ -99,7 +104,7 @@ AGENTS: dict[str, Agent] = {
               ("OPENCODE_DISABLE_MODELS_FETCH", "1"), ("OPENCODE_DISABLE_LSP_DOWNLOAD", "1"),
               ("OPENCODE_DISABLE_SHARE", "1")),
     ),
-    "custom": Agent("", (), None, "", "", r"$^"),
+    "custom": Agent("", (), None, r"$^"),
 }  # fmt: skip
 
 
@@ -109,9 +114,8 @@ def agent(name: str, api: wire.Api | None = None) -> Agent:
     found = AGENTS[name]
     if api is None or api == found.api:
         return found
-    base, default, key = APIS[api]
-    keys = (key,) if found.key_env else ()
-    return dataclasses.replace(found, api=api, base_url_env=base, default_api=default, key_env=keys)
+    keys = (APIS[api][2],) if found.key_env else ()
+    return dataclasses.replace(found, api=api, key_env=keys)
 
 
 def passes(preset: Agent, name: str) -> bool:
