@@ -38,7 +38,8 @@ def read_junit(workspace: Path, pattern: str) -> junit.Report | None:
         if not path.resolve().is_relative_to(inside):
             continue
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            # A FIFO would block an open for reading until a writer came: never waited on.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError:
             continue
         with os.fdopen(fd, "rb") as given:
