@@ -12,30 +12,35 @@ pytestmark = pytest.mark.anyio
 CHECK = "pytest -q --junitxml=reports/junit.xml"
 
 
-async def test_a_checks_figures_add_up_and_a_flake_quarantines_its_tests(
+async def test_a_checks_figures_add_up_and_a_flake_suggests_its_tests(
     world: World, orch: Orchestrator
 ) -> None:
     await orch.check_counted(CHECK, failed=False)
     await orch.check_counted(CHECK, failed=True, reruns=2, seconds=3.5)  # it came back
     await orch.check_flaked(
-        target="main",
-        command=CHECK,
-        tree="a" * 40,
-        tests=["tests.t::test_x"],
-        reruns=1,
-        output="FAILED",
-        seconds=1.5,
-    )
+        target="main", command=CHECK, tree="a" * 40,
+        tests=["tests.t::test_x"], reruns=1, output="FAILED", seconds=1.5,
+    )  # fmt: skip
     [figures] = (await orch.gate()).checks
     assert (figures.runs, figures.failures, figures.flakes, figures.reruns) == (3, 2, 1, 3)
     assert figures.rerun_seconds == 5.0 and figures.flake_rate == pytest.approx(1 / 3)
-    assert await orch.quarantined() == frozenset({"tests.t::test_x"})
     [flake] = (await orch.gate()).flakes
     assert (flake.target, flake.tree, flake.tests, flake.reruns) == (
         "main", "a" * 40, ["tests.t::test_x"], 1)  # fmt: skip
+    # Suggested, not let through: a worker's change can write the tests that flake.
     [entry] = (await orch.gate()).quarantine
     assert entry.added_by == "autopilot" and entry.evidence.startswith("failed on tree aaaaaaaa")
-    world.clock.advance(15 * 24 * 3600)  # past its 14 days: still listed, no longer live
+    assert await orch.quarantined() == frozenset()
+    # A person quarantines it; a later flake of it leaves the person's entry as it is.
+    mine = await orch.quarantine("tests.t::test_x", "known race", "person:ann", 3)
+    await orch.check_flaked(
+        target="main", command=CHECK, tree="b" * 40,
+        tests=["tests.t::test_x"], reruns=1, output="FAILED", seconds=0.5,
+    )  # fmt: skip
+    [entry] = (await orch.gate()).quarantine
+    assert (entry.added_by, entry.expires_at) == ("person:ann", mine.expires_at)
+    assert await orch.quarantined() == frozenset({"tests.t::test_x"})
+    world.clock.advance(4 * 24 * 3600)  # past its 3 days: still listed, no longer live
     assert await orch.quarantined() == frozenset()
     assert [e.live for e in (await orch.gate()).quarantine] == [False]
 

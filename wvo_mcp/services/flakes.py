@@ -1,7 +1,12 @@
 """A flaky check told from a bad change (issue 57): each landing check's figures, each flake
 with its evidence, and the quarantine of tests whose failure alone does not block a landing.
 Its drivers: autopilot/lander.py (it reruns a failing check and records what it found) and
-a person's `wvo-mcp quarantine` (add, remove, list)."""
+a person's `wvo-mcp quarantine` (add, remove, list).
+
+A flake's tests are entered by the autopilot as suggested: listed with their evidence, but
+only a person's entry lets a test's failure through. The tests, their names and their
+flaking are the code under test, which a worker's change can write: its planted flake must
+never loosen the gate for the changes after it."""
 
 import json
 from datetime import datetime, timedelta
@@ -11,7 +16,8 @@ from wvo_mcp.errors import NotFound, ValidationFailed
 from wvo_mcp.models import CheckFigures, Flake, GateFigures, QuarantinedTest
 from wvo_mcp.store import Tx
 
-QUARANTINE_DAYS = 14  # how long a flake found by the gate keeps its test quarantined
+QUARANTINE_DAYS = 14  # how long a flake found by the gate keeps its test suggested
+AUTOPILOT = "autopilot"  # who suggests a flake's tests
 MAX_TEST = 300  # characters of a test's name
 
 
@@ -29,7 +35,8 @@ def flaked(
     output: str, seconds: float, now: datetime,
 ) -> None:  # fmt: skip
     """A failure that did not come back on the same tree: recorded with its evidence, and
-    the tests that failed in it quarantined (by the autopilot, for QUARANTINE_DAYS)."""
+    the tests that failed in it suggested for the quarantine (by the autopilot, for
+    QUARANTINE_DAYS), where a person has not quarantined them already."""
     stamp = timeutil.to_text(now)
     counted(tx, command, failed=True, flaked=True, reruns=reruns, seconds=seconds)
     tx.run("flake_insert", {"target": target, "command": command[:2000], "tree": tree,
@@ -39,8 +46,10 @@ def flaked(
         f"failed on tree {tree[:12]} of {target or 'its branch'}, then passed on rerun "
         f"{reruns} ({command[:200]})"
     )
+    persons = {e.test for e in listed(tx, now) if e.live and e.added_by != AUTOPILOT}
     for test in tests[:200]:
-        put(tx, test, evidence, "autopilot", QUARANTINE_DAYS, now)
+        if test not in persons:
+            put(tx, test, evidence, AUTOPILOT, QUARANTINE_DAYS, now)
 
 
 def put(tx: Tx, test: str, evidence: str, by: str, days: float, now: datetime) -> QuarantinedTest:
@@ -66,8 +75,9 @@ def drop(tx: Tx, test: str) -> None:
 
 
 def quarantined(tx: Tx, now: datetime) -> frozenset[str]:
-    """The tests quarantined now (not expired)."""
-    return frozenset(e.test for e in listed(tx, now) if e.live)
+    """The tests whose failure alone lets a landing through now: a person's live entries
+    (the autopilot's are suggestions)."""
+    return frozenset(e.test for e in listed(tx, now) if e.live and e.added_by != AUTOPILOT)
 
 
 def listed(tx: Tx, now: datetime) -> list[QuarantinedTest]:
