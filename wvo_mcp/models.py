@@ -389,6 +389,11 @@ class QuarantinedTest(BaseModel):
     expires_at: str
     live: bool = Field(description="Not expired yet")
 
+    @property
+    def by(self) -> str:
+        """Who added it, as a person reads it: the autopilot's entries are suggestions."""
+        return "autopilot (suggested)" if self.added_by == "autopilot" else self.added_by
+
 
 class CheckFigures(BaseModel):
     """A landing check's record: its first runs on a tree, the failures among them, the

@@ -507,7 +507,7 @@ async def test_a_person_quarantines_a_flaky_test_from_the_autopilot_tab(state_ro
             await expect(gate.locator("tr.flake")).to_contain_text("tests.t::test_flaky")
             found = gate.locator('tr.quarantined[data-test="tests.t::test_flaky"]')
             await expect(found).to_contain_text("failed on tree cccccccccccc of main")
-            await expect(found).to_contain_text("autopilot")
+            await expect(found).to_contain_text("autopilot (suggested)")
             page.on("dialog", lambda dialog: dialog.accept("races on CI, issue 7"))
             await gate.locator(".quarantine-test").fill("tests.t::test_other")
             await gate.locator("button[data-quarantine=add]").click()

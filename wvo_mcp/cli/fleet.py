@@ -121,7 +121,7 @@ def cmd_quarantine(settings: Settings, args: argparse.Namespace) -> None:
         )  # fmt: skip
     table(
         ["quarantined test", "until", "by", "evidence"],
-        [[q.test[:60], q.expires_at if q.live else f"{q.expires_at} (expired)", q.added_by,
+        [[q.test[:60], q.expires_at if q.live else f"{q.expires_at} (expired)", q.by,
           q.evidence[:120]] for q in found.quarantine],
     )  # fmt: skip
 

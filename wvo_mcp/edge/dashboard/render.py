@@ -626,7 +626,7 @@ def gate(found: GateFigures, can_act: bool) -> str:
         f'<tr class="quarantined" data-test="{e(q.test)}" data-live="{str(q.live).lower()}">'
         f'<td class="test"><code>{e(q.test)}</code></td>'
         f"<td>{e(q.expires_at) if q.live else e(q.expires_at) + ' (expired)'}</td>"
-        f"<td>{e(q.added_by)}</td><td class=\"evidence\">{e(q.evidence)}</td>"
+        f"<td>{e(q.by)}</td><td class=\"evidence\">{e(q.evidence)}</td>"
         + (f'<td><button data-quarantine="remove" data-test="{e(q.test)}">Remove</button></td>'
            if can_act else "")
         + "</tr>"
