@@ -203,6 +203,9 @@ def server_params(state_root: Path, **env: object) -> StdioServerParameters:
     )
 
 
+BUSY_TRIES = 40  # claims refused as busy in a row before a test gives up
+
+
 class Agent:
     """An MCP client with helpers that fail loudly."""
 
@@ -215,6 +218,16 @@ class Agent:
         assert not result.is_error, f"{tool} failed: {text}"
         assert result.structured_content is not None
         return result.structured_content
+
+    async def claim(self, **arguments: Any) -> dict[str, Any]:
+        """claim_task, made again as a client should while it is refused as busy (past
+        capacity, nothing done: a loaded test machine can get there), when it says."""
+        for _ in range(BUSY_TRIES):
+            claim = await self.call("claim_task", **arguments)
+            if claim["claimed"] or claim["reason"] != "busy":
+                return claim
+            await anyio.sleep(claim["retry_after_s"])  # the server's word, not a guess
+        raise AssertionError(f"claim_task still busy after {BUSY_TRIES} tries: {claim}")
 
     async def error(self, tool: str, **arguments: Any) -> str:
         """Call a tool that must be refused; return the error text."""

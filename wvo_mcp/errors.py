@@ -8,6 +8,7 @@ WvoError
 ├── VerificationFailed   the task's verify_command did not pass: `done` refused
 ├── Conflict             an optimistic write met a newer version
 ├── Busy                 the database stayed locked past the retry deadline
+│   └── Overloaded       a call found no turn within the wait bound: nothing was done
 ├── StoreUnavailable     the database cannot be reached, or a commit's outcome is unknown
 ├── SchemaTooNew         the database was written by a newer wvo-mcp
 └── Fault                a remote (git or a forge) could not be asked: nothing moved
@@ -47,6 +48,15 @@ class Conflict(WvoError):
 
 class Busy(WvoError):
     """The database stayed locked by other writers; retry shortly."""
+
+
+class Overloaded(Busy):
+    """No turn, lock or connection came within the wait bound (rules/claim_gate.py): nothing
+    of this call was done. `retry_after`: seconds after which to try again (0: not known)."""
+
+    def __init__(self, message: str, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class StoreUnavailable(WvoError):

@@ -511,6 +511,7 @@ ClaimRefusal = Literal[
     "task_not_ready",
     "no_task_for_tier",
     "claim_failed",  # plan_update's claim_next only: the move stands, the claim raised
+    "busy",  # past capacity: nothing was done; come back after retry_after_s
 ]
 
 
@@ -537,6 +538,9 @@ class ClaimResult(BaseModel):
     attempt: int | None = Field(None, description="1 for the first try")
     last_checkpoint: Checkpoint | None = None
     route: ClaimRoute | None = Field(None, description="Only for agents that declared a model")
+    retry_after_s: float | None = Field(
+        None, description="With reason busy: claim again after this many seconds"
+    )
     # Not part of the result: tells telemetry that this claim took over an expired lease.
     _took_over_expired: bool = PrivateAttr(default=False)
 

@@ -1,18 +1,19 @@
 """The orchestrator: every behaviour the MCP tools and the CLI offer, one await each."""
 
 import json
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import anyio
 
 from wvo_mcp import providers as provider_config
 from wvo_mcp import queue_figures, store, timeutil
 from wvo_mcp.config import Settings
-from wvo_mcp.errors import NotFound, ValidationFailed
+from wvo_mcp.errors import NotFound, Overloaded, ValidationFailed
 from wvo_mcp.git import Git, locate, snapshots
 from wvo_mcp.models import (
     AgentIdentity,
@@ -45,6 +46,7 @@ from wvo_mcp.models import (
 )
 from wvo_mcp.providers import Providers
 from wvo_mcp.rules import issue_tasks, routing
+from wvo_mcp.rules.claim_gate import HELD_WAIT_S, WAIT_BOUND_S, ClaimGate
 from wvo_mcp.rules.issue_tasks import Issue, IssueComment
 from wvo_mcp.rules.pauses import Scope
 from wvo_mcp.rules.transitions import Gate, Status, check_claim_next
@@ -74,6 +76,8 @@ from wvo_mcp.services import (
 from wvo_mcp.store import Database, Lock, Row, Tx
 from wvo_mcp.verification import Verification
 
+T = TypeVar("T")
+
 
 class Orchestrator:
     def __init__(
@@ -99,6 +103,8 @@ class Orchestrator:
         self.sandbox_run = self.verification.sandbox_run
         self.check = self.verification.check
         self.toolchain = self.verification.toolchain
+        # This process's claims past capacity: refused at once, told when to come back.
+        self.claims = ClaimGate()
 
     @classmethod
     async def open(
@@ -249,7 +255,23 @@ class Orchestrator:
         bound: routes.Bound | None = None,
     ) -> ClaimResult:
         """`gate`: raised on the task as it is granted (the autopilot's claims: its holder
-        may then finish only as far as needs_review); `bound`: an agent token's caller."""
+        may then finish only as far as needs_review); `bound`: an agent token's caller.
+        Past capacity, refused at once (reason busy) before anything is read. While claims
+        queue for their turn, one sure to be refused is refused from a read, without the
+        turn; while none queue, the turn costs what that read would."""
+        back = self.claims.refuse(time.monotonic())
+        if back is not None:
+            return scheduler.busy(agent_id, back)
+        if self.claims.contended():
+            refused = await self.db.read(
+                partial(
+                    scheduler.refusal_before_turn, settings=self.settings, agent_id=agent_id,
+                    task_id=task_id, now=self.clock(), providers=self.providers,
+                    provider=provider, model=model, bound=bound,
+                )
+            )  # fmt: skip
+            if refused is not None:
+                return refused
         claim = partial(
             scheduler.claim,
             settings=self.settings,
@@ -269,7 +291,42 @@ class Orchestrator:
                 tx.run("raise_gate", {"id": result.task.id, "gate": gate.value})
             return result
 
-        return await self.db.write(claim_gated, Lock.CLAIM)
+        done = await self._in_turn(claim_gated)
+        return scheduler.busy(agent_id, done) if isinstance(done, float) else done
+
+    async def _in_turn(self, fn: Callable[[Tx], T]) -> T | float:
+        """`fn` in the claims' turn (Lock.CLAIM), or, past capacity, nothing done and the
+        seconds after which to come back: refused at once when this process's claims would
+        wait past the bound or its held work queues, or when no turn came within it."""
+        gate = self.claims
+        back = gate.refuse(time.monotonic())
+        if back is not None:
+            return back
+        ahead = gate.enter()
+        started = time.monotonic()
+        took = None
+        try:
+            result = await self.db.write(fn, Lock.CLAIM, within=WAIT_BOUND_S)
+            took = time.monotonic() - started
+            return result
+        except Overloaded:
+            took = time.monotonic() - started  # the bound, waited: the turn is contended
+            return gate.turn_refused(time.monotonic())
+        finally:
+            gate.leave(took, ahead)
+
+    async def _held(self, write: Awaitable[T], frees: bool = False) -> T:
+        """A write of held work (a holder's heartbeat, checkpoint or move), timed for the
+        claim gate: held work that queues holds claims back. `frees`: it may end a hold."""
+        started = time.monotonic()
+        try:
+            result = await write
+        finally:
+            now = time.monotonic()
+            self.claims.held(now, now - started)
+        if frees and getattr(result, "status", Status.IN_PROGRESS) != Status.IN_PROGRESS:
+            self.claims.freed(now)
+        return result
 
     def _next_claim(self, agent_id: str, after: Status) -> Callable[[Tx], ClaimResult]:
         """claim_next's claim, as claim_task's with no arguments, made now."""
@@ -434,10 +491,11 @@ class Orchestrator:
             "task_id": task_id, "token": token, "agent_id": agent_id,
             "lease_seconds": lease_seconds, "now": self.clock(),
         }  # fmt: skip
-        renewed = await self.db.write_then_read(partial(leases.renew, **given), Lock.TASK)
+        renew = partial(leases.renew, **given)
+        renewed = await self._held(self.db.write_then_read(renew, Lock.TASK, HELD_WAIT_S))
         if renewed is not None:
             return renewed
-        return await self.db.write(partial(leases.heartbeat, **given), Lock.TASK)
+        return await self.db.write(partial(leases.heartbeat, **given), Lock.TASK, HELD_WAIT_S)
 
     async def checkpoint(
         self,
@@ -458,7 +516,7 @@ class Orchestrator:
             snap = await anyio.to_thread.run_sync(
                 snapshots.snapshot, self.git, f"wvo-mcp checkpoint of {task_id}: {summary[:200]}"
             )
-        result = await self.db.write(
+        write = self.db.write(
             partial(
                 leases.checkpoint,
                 task_id=task_id,
@@ -473,7 +531,9 @@ class Orchestrator:
                 attach_sandbox_run=attach_sandbox_run,
             ),
             Lock.TASK,
+            HELD_WAIT_S,
         )
+        result = await self._held(write)
         if self.git is not None and snap is not None and result.git_ref is not None:
             await anyio.to_thread.run_sync(self.git.set_ref, result.git_ref, snap.commit)
         elif git_snapshot:
@@ -502,18 +562,18 @@ class Orchestrator:
         verification on a clean checkout of exactly what lands (`verify`)."""
         # A holder's own move changes its task and what depends on it, rows it locks; a
         # person's or the lander's may read and move anything (approvals, reviews).
-        lock = Lock.TASK if token is not None and not by_person and landing is None else Lock.WORLD
+        holder = token is not None and not by_person and landing is None
+        lock = Lock.TASK if holder else Lock.WORLD
 
         def move(verified: leases.Run | None, skipped_by: str | None) -> Awaitable[UpdateResult]:
-            return self.db.write(
-                partial(
-                    leases.update_status, settings=self.settings, task_id=task_id,
-                    target=status, actor=actor, token=token, reason=reason, now=self.clock(),
-                    by_person=by_person, landing=landing, verified=verified,
-                    skipped_by=skipped_by,
-                ),
-                lock,
+            write = partial(
+                leases.update_status, settings=self.settings, task_id=task_id, target=status,
+                actor=actor, token=token, reason=reason, now=self.clock(), by_person=by_person,
+                landing=landing, verified=verified, skipped_by=skipped_by,
             )  # fmt: skip
+            if not holder:
+                return self.db.write(write, lock)
+            return self._held(self.db.write(write, lock, HELD_WAIT_S), frees=True)
 
         try:  # one transaction, unless the task has a verify_command to pass first
             return await move(verified, None)
@@ -548,14 +608,27 @@ class Orchestrator:
             return moved
 
         # The move's own lock, with the claims' turn: a WORLD write keeps out claims too.
-        lock = Lock.CLAIM if token is not None else Lock.WORLD
+        back: float | None = None
         try:
-            return await self.db.write(both, lock)
+            if token is None:
+                return await self.db.write(both, Lock.WORLD)
+            done = await self._in_turn(both)
+            if not isinstance(done, float):
+                if done.status != Status.IN_PROGRESS:
+                    self.claims.freed(time.monotonic())
+                return done
+            back = done  # past capacity: the move alone, held work's turn, and no claim
         except leases.Unverified:
             pass  # rolled back whole: the command runs outside any transaction
         moved = await self.update_status(task_id, status, agent_id, token, reason)
+        if back is not None:
+            moved.next = scheduler.busy(agent_id, back)
+            return moved
         # As of now: the check may have taken minutes.
-        moved.next = await self.db.write(self._next_claim(agent_id, status), Lock.CLAIM)
+        next_claim = await self._in_turn(self._next_claim(agent_id, status))
+        moved.next = (
+            scheduler.busy(agent_id, next_claim) if isinstance(next_claim, float) else next_claim
+        )
         return moved
 
     async def verify(self, task_id: str, workspace: Path) -> leases.Run | None:

@@ -11,20 +11,29 @@ Each agent is an asyncio task with its own bearer token and its own keep-alive c
 posting raw JSON-RPC (scale.py's HttpAgent) to one of `--servers`
 `serve --http` processes (round-robin) sharing one throwaway, durable PostgreSQL. Its loop:
 claim_task; while it holds the task, heartbeat every H s and checkpoint every C s; after T s,
-plan_update(done); claim again. Each agent claims its first task before the clock starts
-(unmeasured, a few at a time, as a fleet comes up); from then on its heartbeats, checkpoints
-and finish fall at random phases, so every rate is steady, and the measured window
-(`--duration` s) opens after a ramp of H s. Agents run in `--drivers` processes.
+plan_update(done); claim again. The fleet comes up together, as users start one: each agent
+says `initialize` before the clock starts, then makes its first claim within the first
+START_SPREAD_S of it. A claim refused as busy comes back when its `retry_after_s` says; a
+call refused with nothing done (HTTP 503 or 429, or a tool's Overloaded) is made again when
+its Retry-After says, three times at most; a heartbeat, checkpoint or done still refused
+drops the task (its lease then runs out: a lease lost), and the agent claims again. Leases
+last 20 heartbeats (600 s at H = 30 s, wvo-mcp's default). The measured window
+(`--duration` s) opens after a ramp of one task (T s), once the fleet is in its steady
+state. Agents run in `--drivers` processes.
 
-Per fleet size: p50/p99 of heartbeat, claim, checkpoint and done (client side, calls started
-inside the window), the writes per second (every claim_task, heartbeat, checkpoint and
-plan_update answered), the share of the window wvo-mcp's world lock was held exclusively and
-its claim lock was held (advisory locks; pg_locks sampled every 20 ms), and the CPU of the
-servers and of PostgreSQL per write. `--baseline REV` runs each size on a git revision's
-servers too, in the same run, so the two are compared on the same machine at the same hour.
-The largest fleet keeping claim p99 <= 100 ms and heartbeat p99 <= 50 ms is the headline.
-Sizes stop early once one misses those targets, or once the drivers cannot keep their own
-schedule (then the machine, not the server, is measured: the table says so).
+Per fleet size: the writes served a second against those the fleet intends (every granted
+claim_task, heartbeat, checkpoint and plan_update answered), p50/p99/max of each call (client
+side, calls started inside the window; a claim refused as busy apart), the refusals by kind,
+the leases lost (lease_expired and requeued events, and calls told LeaseLost), the share of
+the window wvo-mcp's world lock was held exclusively and its claim lock was held (advisory
+locks; pg_locks sampled every 20 ms), and the CPU of the servers and of PostgreSQL per
+write served. `--baseline REV` runs each size on a git revision's servers too, in the same
+run, so the two are compared on the same machine at the same hour. The largest fleet keeping
+claim p99 <= 100 ms and heartbeat p99 <= 50 ms is the headline; past it, the writes served
+against the most any smaller fleet had served (the capacity) say how the fleet degrades.
+With `--past-capacity` every size is run; without, sizes stop once one misses the targets,
+or once the drivers cannot keep their own schedule (then the machine, not the server, is
+measured: the table says so).
 
 Tasks: a fresh database per size holds enough independent tasks that claims never run dry;
 the WIP limits are set above the fleet so they are never what is measured. Tokens are minted
@@ -72,7 +81,9 @@ from wvo_mcp.services import tokens
 from wvo_mcp.store import Tx
 
 CLAIM_P99_MS = 100.0
-REFUSED_TRIES = 3  # a call the server turns away (503, 429) is made this often at most
+REFUSED_TRIES = 3  # a call the server turns away (503, 429, Overloaded) is made this often at most
+START_SPREAD_S = 5.0  # the fleet's first claims fall within this much of the start
+LEASE_HEARTBEATS = 20  # a lease lasts this many heartbeats (600 s at H = 30 s: the default)
 HEARTBEAT_P99_MS = 50.0
 INCIDENTS = (
     "SELECT (SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()), "
@@ -80,6 +91,11 @@ INCIDENTS = (
 )
 LOCK_HELD_LIMIT = 0.20  # issue 24: no global lock held more of the time at the largest fleet
 WRITES = ("claim_task", "heartbeat", "checkpoint", "plan_update")
+BUSY = "claim refused"  # claim_task answered claimed=false, reason busy: not a write
+LOST_EVENTS = (
+    "SELECT count(*) FROM task_events WHERE kind IN ('lease_expired', 'requeued') "
+    "AND actor <> 'bench'"
+)
 MINT_BATCH = 500  # tokens per transaction
 WARMUP_CONCURRENCY = 32  # agents saying `initialize` at once before the run
 OVERRUN_S = 60.0  # how long a driver waits past the window for its agents' last calls
@@ -100,6 +116,7 @@ class Config:
     ramp: float
     duration: float
     baseline: str | None  # a git revision run beside this checkout, size by size
+    past_capacity: bool = False  # run every size, past the targets
 
 
 # --------------------------------------------------------------------------- driver side
@@ -111,10 +128,11 @@ class Record:
     event loop woke for scheduled calls."""
 
     def __init__(self) -> None:
-        self.samples: dict[str, list[tuple[float, float]]] = {tool: [] for tool in WRITES}
+        self.samples: dict[str, list[tuple[float, float]]] = {t: [] for t in (*WRITES, BUSY)}
         self.errors: Counter[str] = Counter()
         self.refusals: Counter[str] = Counter()
         self.late: list[float] = []
+        self.dropped = 0  # tasks given up after a held call was still refused
 
     async def call(
         self, agent: HttpAgent, tool: str, arguments: dict[str, Any]
@@ -123,15 +141,19 @@ class Record:
             started = time.monotonic()
             try:
                 result = await agent.call(tool, arguments)
-            except (BenchError, ValueError, KeyError) as exc:
-                self.errors[f"{tool}: {str(exc)[:80] or type(exc).__name__}"] += 1
-                if not isinstance(exc, Refused) or attempt == REFUSED_TRIES - 1:
+            except Refused as exc:
+                self.refusals[f"{tool}: {str(exc).split(': ', 2)[1][:40]}"] += 1
+                if attempt == REFUSED_TRIES - 1:
                     return None
                 # Turned away with nothing done: as a client should, the same call again
-                # when the server asked, spread out so the refused do not return together.
-                await anyio.sleep(exc.retry_after * random.uniform(1.0, 2.0))
+                # when the server asked.
+                await anyio.sleep(exc.retry_after)
                 continue
-            self.samples[tool].append((started, time.monotonic() - started))
+            except (BenchError, ValueError, KeyError) as exc:
+                self.errors[f"{tool}: {str(exc)[:80] or type(exc).__name__}"] += 1
+                return None
+            refused = tool == "claim_task" and result.get("reason") == "busy"
+            self.samples[BUSY if refused else tool].append((started, time.monotonic() - started))
             return result
         return None
 
@@ -145,49 +167,29 @@ class Record:
 Lease = dict[str, str]
 
 
-async def first_claim(agent: HttpAgent, record: Record) -> Lease | None:
-    """The task an agent holds when the clock starts (unmeasured), or None."""
-    granted = await agent.call("claim_task", {})
-    if not granted.get("claimed"):
-        record.refusals[granted.get("reason", "?")] += 1
-        return None
-    return {"task_id": granted["task"]["id"], "lease_token": granted["lease_token"]}
-
-
 async def live(
-    agent: HttpAgent,
-    record: Record,
-    rng: random.Random,
-    plan: dict[str, float],
-    go: float,
-    lease: Lease | None,
+    agent: HttpAgent, record: Record, rng: random.Random, plan: dict[str, float], go: float
 ) -> None:
-    """One agent's life from `go` to the end of the window: heartbeat every H, checkpoint
-    every C, done after T; claim again. It holds its first task already (claimed before
-    `go`), at a random phase of each period, so the fleet's rates are steady from `go`: had
-    2,000 agents claimed their first tasks within the ramp, claims would come at four times
-    the steady rate and their queue would spill into the window. A call the server turns
-    away (503, 429) is made again when its Retry-After says (Record.call); one that still
-    fails, or a refused claim, drops the task and the agent claims again after a pause."""
+    """One agent's life from `go` to the end of the window: its first claim within
+    START_SPREAD_S, then heartbeat every H, checkpoint every C, done after T; claim again.
+    A claim refused as busy comes back after its `retry_after_s`, any other refusal after a
+    pause; a held call still refused (Record.call) drops the task."""
     beat, step, hold = plan["heartbeat"], plan["checkpoint"], plan["task"]
     end = go + plan["ramp"] + plan["duration"]
     pause = min(1.0, beat / 10)
-    started = go
-    phases = lease is not None  # the first task is already under way at `go`
+    await record.sleep_until(go + rng.uniform(0, START_SPREAD_S))
     while time.monotonic() < end:
-        if lease is None:
-            granted = await record.call(agent, "claim_task", {})
-            if granted is None or not granted.get("claimed"):
-                if granted is not None:
-                    record.refusals[granted.get("reason", "?")] += 1
-                await record.sleep_until(min(end, time.monotonic() + pause))
-                continue
-            started = time.monotonic()
-            lease = {"task_id": granted["task"]["id"], "lease_token": granted["lease_token"]}
-        finish = started + (rng.uniform(0, hold) if phases else hold)
-        next_beat = started + (rng.uniform(0, beat) if phases else beat)
-        next_step = started + (rng.uniform(0, step) if phases else step)
-        phases = False
+        granted = await record.call(agent, "claim_task", {})
+        if granted is None or not granted.get("claimed"):
+            wait = pause
+            if granted is not None:
+                record.refusals[f"claim_task: {granted.get('reason', '?')}"] += 1
+                wait = float(granted.get("retry_after_s") or pause)
+            await record.sleep_until(min(end, time.monotonic() + wait))
+            continue
+        started = time.monotonic()
+        lease: Lease = {"task_id": granted["task"]["id"], "lease_token": granted["lease_token"]}
+        finish, next_beat, next_step = started + hold, started + beat, started + step
         steps = 0
         while True:
             moment = min(finish, next_beat, next_step)
@@ -196,7 +198,8 @@ async def live(
                 return
             await record.sleep_until(moment)
             if moment == finish:
-                await record.call(agent, "plan_update", {**lease, "status": "done"})
+                if await record.call(agent, "plan_update", {**lease, "status": "done"}) is None:
+                    record.dropped += 1
                 break
             if moment == next_beat:
                 answer = await record.call(agent, "heartbeat", lease)
@@ -210,8 +213,8 @@ async def live(
                 )
                 next_step = max(next_step + step, time.monotonic())
             if answer is None:
+                record.dropped += 1
                 break
-        lease = None
 
 
 async def driver_main(config: dict[str, Any]) -> None:
@@ -227,12 +230,9 @@ async def driver_main(config: dict[str, Any]) -> None:
     try:
         limit = anyio.Semaphore(WARMUP_CONCURRENCY)
 
-        leases: list[Lease | None] = [None] * len(agents)
-
-        async def warm(i: int) -> None:  # the connection, the token's first use, a task
+        async def warm(i: int) -> None:  # the connection and the token's first use
             async with limit:
                 await agents[i].initialize()
-                leases[i] = await first_claim(agents[i], record)
 
         async with anyio.create_task_group() as group:
             for i in range(len(agents)):
@@ -256,7 +256,7 @@ async def driver_main(config: dict[str, Any]) -> None:
                 group.start_soon(meter)
                 for i, agent in enumerate(agents):
                     rng = random.Random(index * 1_000_003 + i)
-                    group.start_soon(live, agent, record, rng, plan, go, leases[i])
+                    group.start_soon(live, agent, record, rng, plan, go)
     finally:
         for agent in agents:
             with contextlib.suppress(Exception):
@@ -266,6 +266,7 @@ async def driver_main(config: dict[str, Any]) -> None:
         "samples": record.samples,
         "errors": record.errors,
         "refusals": record.refusals,
+        "dropped": record.dropped,
         "late": summary(record.late) if record.late else None,
         "cpu": window.get("cpu"),
         "overrun": scope.cancelled_caught,
@@ -402,7 +403,7 @@ class Bench(lib.Bench):
                     f"ms CPU/write; driver busy {100 * run['driver_busy']:.0f}%, late p99 "
                     f"{run['driver_late_p99_ms']:.0f} ms"
                 )
-                if not run["passed"]:
+                if not run["passed"] and not cfg.past_capacity:
                     log(f"  {code.label}: {agents} agents miss the targets; no larger fleet")
                     going.remove(code)
                 elif run["driver_bound"]:
@@ -425,7 +426,12 @@ class Bench(lib.Bench):
         secrets = prepare_with(code, url, self.fresh(f"cli-{name}"), agents, total)
         drivers = min(cfg.drivers, agents)
         log(f"fleet {agents}: {cfg.servers} server(s), {drivers} driver(s)")
-        env = {"WVO_WIP_LIMIT": str(agents + 100), "WVO_WIP_PER_AGENT": "1"}
+        lease = round(LEASE_HEARTBEATS * cfg.heartbeat)
+        env = {
+            "WVO_WIP_LIMIT": str(agents + 100),
+            "WVO_WIP_PER_AGENT": "1",
+            "WVO_LEASE_SECONDS": str(lease),
+        }
         if code.source != ROOT:
             env["PYTHONPATH"] = str(code.source)  # the servers import that code's wvo_mcp
         with http_servers(cfg.servers, url, self.work, self.errlog, env) as servers:
@@ -455,6 +461,8 @@ class Bench(lib.Bench):
 
                 deadline = cfg.ramp + cfg.duration + 2 * OVERRUN_S
                 results = self.run_workers(config, drivers, deadline, while_running)
+                found = probe.execute(LOST_EVENTS).fetchone()
+                window["lost_events"] = found[0] if found else 0
             alive = [s.process.poll() is None for s in servers]
             self.errlog.flush()
         if not all(alive):
@@ -496,11 +504,13 @@ class Bench(lib.Bench):
         start, end, seconds = window["start"], window["end"], window["seconds"]
         inside: dict[str, list[float]] = {tool: [] for tool in WRITES}
         for result in results:
-            for tool, pairs in result["samples"].items():
+            for tool in WRITES:
+                pairs = result["samples"][tool]
                 inside[tool] += [took for began, took in pairs if start <= began < end]
         for tool in ("claim_task", "heartbeat"):
             if not inside[tool]:
                 raise BenchError(f"no {tool} answered inside the {agents}-agent window")
+        busy = [took for r in results for began, took in r["samples"][BUSY] if start <= began < end]
         writes = sum(len(v) for v in inside.values())
         server_cpu = window["server_cpu"] + window["postgres_cpu"]
         driver_cpu = sum(r["cpu"] or 0.0 for r in results)
@@ -508,6 +518,7 @@ class Bench(lib.Bench):
         late = [r["late"]["p99"] for r in results if r["late"]]
         driver_busy = max((r["cpu"] or 0.0) / seconds for r in results)
         stats = {tool: summary(v) if v else None for tool, v in inside.items()}
+        longest = {tool: 1000 * max(v, default=0.0) for tool, v in inside.items()}
         claim, beat = stats["claim_task"], stats["heartbeat"]
         assert claim is not None and beat is not None
         errors = sum((Counter(r["errors"]) for r in results), Counter())
@@ -517,6 +528,12 @@ class Bench(lib.Bench):
             "drivers": drivers,
             "seconds": seconds,
             **stats,
+            "longest_ms": longest,
+            "claims_refused_busy": summary(busy) if busy else None,
+            "claims_refused_busy_longest_ms": 1000 * max(busy, default=0.0),
+            "lease_seconds": round(LEASE_HEARTBEATS * cfg.heartbeat),
+            "leases_lost": window["lost_events"],
+            "tasks_dropped": sum(r["dropped"] for r in results),
             "writes": writes,
             "writes_per_s": writes / seconds,
             "scheduled_writes_per_s": scheduled_writes(agents, cfg),
@@ -585,12 +602,36 @@ class Bench(lib.Bench):
                     "ms",
                     note=f"p50 {step['p50']:.1f} ms over {step['n']} checkpoints",
                 )
+            capacity = max((r["writes_per_s"] for n, r in runs.items() if n < agents), default=None)
+            busy = run.get("claims_refused_busy")
+            longest = run.get("longest_ms", {})
             self.report.info(
-                "  writes",
+                "  writes served",
                 run["writes_per_s"],
                 "/s",
-                note=f"{run['scheduled_writes_per_s']:.0f}/s scheduled; errors "
-                f"{sum(run['errors'].values())}, refusals {sum(run['refusals'].values())}",
+                note=f"of {run['scheduled_writes_per_s']:.0f}/s intended "
+                f"({100 * run['writes_per_s'] / run['scheduled_writes_per_s']:.0f} %)"
+                + (
+                    ""
+                    if capacity is None
+                    else f", {100 * run['writes_per_s'] / capacity:.0f} % of the most a "
+                    f"smaller fleet was served ({capacity:.0f}/s)"
+                )
+                + f"; errors {sum(run['errors'].values())}, refusals "
+                f"{sum(run['refusals'].values())} ({_top(run['refusals'])}); leases lost "
+                f"{run.get('leases_lost', '?')}, tasks dropped {run.get('tasks_dropped', '?')}",
+            )
+            self.report.info(
+                "  longest call",
+                max(longest.values(), default=0.0),
+                "ms",
+                note=", ".join(f"{tool} {ms:.0f}" for tool, ms in longest.items())
+                + (
+                    ""
+                    if busy is None
+                    else f"; {busy['n']} claims refused as busy, p99 {busy['p99']:.1f} ms, "
+                    f"longest {run['claims_refused_busy_longest_ms']:.0f} ms"
+                ),
             )
             self.report.absolute(
                 "  world lock held (exclusive)",
@@ -634,6 +675,12 @@ class Bench(lib.Bench):
         return largest
 
 
+def _top(counts: dict[str, int], shown: int = 3) -> str:
+    """The most frequent kinds of a count, as 'kind n, ...'."""
+    ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:shown]
+    return ", ".join(f"{kind} {n}" for kind, n in ranked) or "none"
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -652,9 +699,10 @@ def make_config(args: argparse.Namespace) -> Config:
         heartbeat=beat,
         checkpoint=step,
         task=task,
-        ramp=beat,
+        ramp=task,  # one task's length: the fleet is in its steady state
         duration=duration,
         baseline=args.baseline,
+        past_capacity=args.past_capacity,
     )
 
 
@@ -678,6 +726,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="REV",
         help="also run every size on the servers of git revision REV, in this run (e.g. "
         "1f0e781, before issue 24): a same-run comparison on a machine whose speed moves",
+    )
+    parser.add_argument(
+        "--past-capacity",
+        action="store_true",
+        help="run every size, also past the first that misses the targets (how the fleet "
+        "degrades past its capacity)",
     )
     lib.common_options(parser)
     args = parser.parse_args(argv)

@@ -33,6 +33,7 @@ import functools
 import json
 import os
 import random
+import re
 import signal
 import ssl
 import subprocess
@@ -106,8 +107,13 @@ LOCK_COUNTS = (
 # --------------------------------------------------------------------------- HTTP agents
 
 
+# How a tool refused at its wait bound says when to call again (errors.Overloaded).
+RETRY_IN = re.compile(r"retry in ([0-9.]+) s")
+
+
 class Refused(BenchError):
-    """The server turned a request away (503 or 429) and said when to come back."""
+    """The server turned a request away (HTTP 503 or 429, or a tool's Overloaded: nothing
+    was done) and said when to come back."""
 
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
@@ -214,7 +220,11 @@ class HttpAgent:
     async def call(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
         result = await self.request("tools/call", {"name": tool, "arguments": arguments})
         if result.get("isError"):
-            raise BenchError(f"{tool} failed: {result['content'][0]['text']}")
+            text = result["content"][0]["text"]
+            said = RETRY_IN.search(text) if text.startswith("Overloaded:") else None
+            if said is not None:  # refused at the wait bound, nothing done: come back
+                raise Refused(f"{tool}: {text[:300]}", float(said.group(1)))
+            raise BenchError(f"{tool} failed: {text}")
         structured: dict[str, Any] = result.get("structuredContent") or {}
         return structured
 
@@ -259,6 +269,9 @@ async def drain(agent: HttpAgent) -> dict[str, Any]:
             done += 1
             continue
         refusals[granted["reason"]] += 1
+        if granted["reason"] == "busy":  # past capacity: come back when told
+            await anyio.sleep(granted["retry_after_s"])
+            continue
         if granted["reason"] == "no_ready_task":
             counts = (await agent.call("plan_next", {"limit": 1}))["counts"]
             if counts["by_status"].get("pending", 0) == 0:

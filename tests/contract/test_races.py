@@ -22,6 +22,7 @@ from wvo_mcp.models import ClaimResult
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services import health as checks
+from wvo_mcp.services import scheduler
 
 ROUNDS = {"postgres": 2000, "sqlite": 100}
 LEASE_S = 60
@@ -53,6 +54,10 @@ class Writes:
     def __init__(self, monkeypatch: pytest.MonkeyPatch, **servers: Orchestrator) -> None:
         self.started = {name: anyio.Event() for name in servers}
         self.first = ""
+        # A claim first reads whether it is sure to be refused (before its turn); here it
+        # never is, and the read would only hold the claim's write back: the race is the
+        # writes' (refusal_before_turn has tests of its own).
+        monkeypatch.setattr(scheduler, "refusal_before_turn", lambda *args, **kwargs: None)
         for name, server in servers.items():
             monkeypatch.setattr(server.db, "write", self._saying(name, server.db.write))
 

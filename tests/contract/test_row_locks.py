@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from tests.contract.conftest import World, create
-from wvo_mcp.errors import Busy, NotFound
+from wvo_mcp.errors import Busy, NotFound, Overloaded
 from wvo_mcp.models import ClaimResult
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.transitions import Status
@@ -154,14 +154,17 @@ async def test_a_write_waiting_on_a_locked_row_does_not_hold_claims_up(
         done["later"] = True
 
     async def finish_held() -> None:
-        done["held"] = await other.update_status("held", Status.DONE, "holder", token)
+        try:
+            done["held"] = await other.update_status("held", Status.DONE, "holder", token)
+        except Overloaded as exc:  # a holder's move waits no longer than the bound
+            done["refused"] = exc
 
     async def create_unrelated() -> None:
         await create(other, {"id": "unrelated", "title": "u"})
         done["unrelated"] = True
 
     async def row_waited() -> bool:
-        return await waiting(world, ROW) > 0
+        return "refused" in done or await waiting(world, ROW) > 0
 
     async def world_queued_or_done() -> bool:
         return "unrelated" in done or await waiting(world, ("advisory",)) > 0
@@ -178,9 +181,20 @@ async def test_a_write_waiting_on_a_locked_row_does_not_hold_claims_up(
                 await until(world_queued_or_done)
             first = taken(await pg_orch.claim("a"))
             assert taken(await pg_orch.claim("b")) in {"second", "third"} - {first}
-        assert not {"later", "held"} & done.keys()  # still waiting on the row
-    assert done.keys() == ({"later"} if waiter == "world" else {"held", "unrelated"})
-    if waiter == "task":
+        assert not {"later", "held"} & done.keys()  # still waiting on the row, or refused
+    if waiter == "world":
+        assert done.keys() == {"later"}
+    else:
+        # The holder's done went through once the row was free, or was refused at its wait
+        # bound (HELD_WAIT_S), saying which row and that nothing was done; made again, it
+        # goes through.
+        assert done.keys() in ({"held", "unrelated"}, {"refused", "unrelated"}), done
+        if "refused" in done:
+            said = str(done["refused"])
+            assert "a row of tasks stayed locked by another database session" in said, said
+            assert "nothing of this call was done; retry in 1 s" in said
+            assert (await pg_orch.get_task("held")).status is Status.IN_PROGRESS
+            await other.update_status("held", Status.DONE, "holder", token)
         claim = await pg_orch.claim("c", task_id="after")  # released by the done
         assert taken(claim) == "after"
 
@@ -197,3 +211,26 @@ async def test_a_write_the_lock_outlasts_fails_busy_naming_the_row_and_keeps_not
     assert "nothing of this call was kept" in str(refused.value)
     with pytest.raises(NotFound):
         await pg_orch.get_task("later")
+
+
+async def test_a_holders_write_waits_no_longer_than_its_bound_and_keeps_nothing(
+    world: World, pg_orch: Orchestrator
+) -> None:
+    """A heartbeat and a done on a row another session holds are refused once the held
+    work's wait bound passes (HELD_WAIT_S, long before the store's own 15 s), saying which
+    row, that nothing was done and when to retry; the task is as it was."""
+    await create(pg_orch, {"id": "top", "title": "t"})
+    held = await pg_orch.claim("holder", task_id="top")
+    assert held.lease_token is not None
+    before = await pg_orch.get_task("top")
+    async with row_locked(world, "top"):
+        with anyio.fail_after(BOUND_S):
+            with pytest.raises(Overloaded) as beat:
+                await pg_orch.heartbeat("top", held.lease_token, "holder")
+            with pytest.raises(Overloaded) as done:
+                await pg_orch.update_status("top", Status.DONE, "holder", held.lease_token)
+    for refused in (beat.value, done.value):
+        assert "a row of tasks stayed locked by another database session" in str(refused)
+        assert "nothing of this call was done; retry in 1 s" in str(refused)
+        assert refused.retry_after == 1.0
+    assert await pg_orch.get_task("top") == before

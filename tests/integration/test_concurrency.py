@@ -115,7 +115,7 @@ async def test_servers_drain_one_queue_without_double_grants(store: Store) -> No
 
     async def drain(agent: Agent, name: str) -> None:
         while True:
-            claim = await agent.call("claim_task")
+            claim = await agent.claim()
             assert claim["agent_id"] == name
             if not claim["claimed"]:
                 # This agent holds nothing between iterations, so only these two apply.
@@ -141,7 +141,7 @@ async def test_servers_drain_one_queue_without_double_grants(store: Store) -> No
             assert {d["id"] for d in task.get("dependencies", [])} == set(deps_of[tid])
             deps = task.get("dependencies", [])
             assert all(d["status"] == "done" for d in deps), deps
-            again = await agent.call("claim_task")  # one task per agent at a time
+            again = await agent.claim()  # one task per agent at a time
             assert (again["claimed"], again["reason"]) == (False, "agent_wip_limit"), again
 
             saved = await agent.call(

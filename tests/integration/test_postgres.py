@@ -121,7 +121,14 @@ async def test_a_database_that_goes_away_is_a_clean_error_then_service_resumes(
             with pytest.raises(StoreUnavailable, match="nothing of this call was kept"):
                 await orchestrator.claim("agent-1")
             pg.start_server()
+            # While the pool connects again a claim may find no connection within its wait
+            # bound: refused as busy, nothing done, it is made again when it says.
             claim = await orchestrator.claim("agent-1")
+            for _ in range(40):
+                if claim.claimed or claim.reason != "busy" or claim.retry_after_s is None:
+                    break
+                await anyio.sleep(claim.retry_after_s)  # as the refusal asks of a client
+                claim = await orchestrator.claim("agent-1")
             assert claim.claimed and claim.task is not None and claim.task.id == "T1"
             # The refused claim kept nothing: this is the task's first grant.
             assert claim.attempt == 1
@@ -299,11 +306,12 @@ async def test_the_loops_calls_each_cost_a_few_round_trips(
 ) -> None:
     """A write's statements that wait on no answer go out together (a pipeline), and so do
     the reads a claim makes before it picks: a claim costs at most three round trips (its
-    reads, its grant, the COMMIT), a heartbeat one (its renewal goes out with the COMMIT: two
-    before), a holder's done of a task with no verify_command three (its locked row, its
-    dependents, the COMMIT; four before the check for a verify_command moved into the move),
-    a done with claim_next five (one transaction: six as two), and a read's snapshot is
-    pipelined too: plan_next is four (8 unpipelined)."""
+    reads, its grant, the COMMIT; while no claims queue, it reads nothing before its turn),
+    a heartbeat one (its renewal goes out with the COMMIT: two before), a holder's done of a
+    task with no verify_command three (its locked row, its dependents, the COMMIT; four
+    before the check for a verify_command moved into the move), a done with claim_next five
+    (one transaction: six as two), and a read's snapshot is pipelined too: plan_next is four
+    (8 unpipelined)."""
     monkeypatch.setattr(postgres, "FOLD_EVERY", float("inf"))  # no fold after a write
     relay = RoundTrips(urlsplit(database_url).port or 5432)
 

@@ -77,7 +77,7 @@ async def drain(agent: Agent, name: str, identity: dict[str, str]) -> list[dict[
     """Claim and finish until nothing is routed to this agent's tier."""
     taken = []
     while True:
-        claim = await agent.call("claim_task", agent_id=name, **identity)
+        claim = await agent.claim(agent_id=name, **identity)
         if not claim["claimed"]:
             assert claim["reason"] in ("no_task_for_tier", "no_ready_task"), claim
             return taken

@@ -22,6 +22,7 @@ from wvo_mcp.config import Settings
 from wvo_mcp.errors import NotFound, WvoError
 from wvo_mcp.models import ClaimRefusal, ClaimResult, PlanNextResult, QueueCounts, RankedTask
 from wvo_mcp.providers import Providers
+from wvo_mcp.rules.claim_gate import WAIT_BOUND_S
 from wvo_mcp.rules.pauses import Paused
 from wvo_mcp.rules.routing import Decision
 from wvo_mcp.rules.transitions import Status
@@ -308,6 +309,48 @@ def claim(
         return granted
 
 
+def refusal_before_turn(
+    tx: Tx,
+    settings: Settings,
+    agent_id: str,
+    task_id: str | None,
+    now: datetime,
+    providers: Providers | None = None,
+    provider: str | None = None,
+    model: str | None = None,
+    bound: routes.Bound | None = None,
+) -> ClaimResult | None:
+    """What `claim` would refuse whatever the other claims do, read without the claim's
+    turn (a read: it writes and locks nothing): the agent's or the fleet's WIP is full,
+    the fleet is paused, no task is ready for it, the task named cannot be claimed. None:
+    the claim may be granted. Its driver, Orchestrator.claim, asks before the turn, so a
+    claim sure to be refused never waits in the queue of those that may not be."""
+    picking = _Picking.start(
+        tx, settings, agent_id, task_id, now, providers, provider, model, bound, dry=True
+    )
+    over_limit = picking.over_wip_limit()
+    if over_limit is not None:
+        return over_limit
+    chosen = picking.named(task_id) if task_id is not None else picking.best()
+    return chosen if isinstance(chosen, ClaimResult) else None
+
+
+def busy(agent_id: str, retry_after: float) -> ClaimResult:
+    """A claim refused past capacity, nothing done (rules/claim_gate.py says when)."""
+    return ClaimResult(
+        claimed=False,
+        reason="busy",
+        message=(
+            "the servers are at capacity: held work (heartbeats, checkpoints, moves) goes "
+            f"first, and a claim that would wait past {WAIT_BOUND_S:g} s for its turn is "
+            f"refused; nothing was done. Claim again in {retry_after:g} s (retry_after_s): "
+            "the claims told to come back are spaced to return as fast as they can be served"
+        ),
+        agent_id=agent_id,
+        retry_after_s=retry_after,
+    )
+
+
 def claim_next(
     tx: Tx, claim: Callable[[Tx], ClaimResult], agent_id: str, after: Status
 ) -> ClaimResult:
@@ -345,6 +388,7 @@ class _Picking:
     paused: Paused
     lost: set[str] = field(default_factory=set)
     scan: Iterator[Row] | None = None  # the candidates, read on past a lost one
+    take: bool = True  # a claim's: locks the expired leases it reads (not a dry run's)
 
     @classmethod
     def start(
@@ -358,9 +402,12 @@ class _Picking:
         provider: str | None,
         model: str | None,
         bound: routes.Bound | None = None,
+        dry: bool = False,
     ) -> "_Picking":
+        """`dry`: read only (refusal_before_turn): no sighting, no re-ranking, no lock."""
         stamp = timeutil.to_text(now)
-        seen(tx, agent_id, now)
+        if not dry:
+            seen(tx, agent_id, now)
         # What a claim reads before it picks is asked for at once, one round trip on
         # PostgreSQL, with the first page of unrouted candidates, which an agent with no tier
         # takes from.
@@ -370,7 +417,7 @@ class _Picking:
         read_wip = _ask_wip(tx, agent_id, stamp, per_epic=settings.wip_per_epic is not None)
         early: Iterator[Row] | None = None
         if task_id is None and provider is None and settings.agent_provider is None:
-            early = claimable(tx, stamp, take=True)
+            early = claimable(tx, stamp, take=not dry)
         ident = None
         if providers is not None:
             ident = routes.identity(
@@ -378,11 +425,13 @@ class _Picking:
                 registered=registered, bound=bound,
             )  # fmt: skip
         router = None if providers is None else routes.Router(tx, providers, now)
-        if _refresh_due_scores(tx, now, refreshed.value()):
+        if not dry and _refresh_due_scores(tx, now, refreshed.value()):
             early = None  # asked before the re-ranking
         wip = read_wip()
         paused = Paused.of(pauses.all())
-        return cls(tx, settings, agent_id, now, stamp, wip, ident, router, early, paused)
+        return cls(
+            tx, settings, agent_id, now, stamp, wip, ident, router, early, paused, take=not dry
+        )
 
     def refused(self, reason: ClaimRefusal, message: str) -> ClaimResult:
         return ClaimResult(claimed=False, reason=reason, message=message, agent_id=self.agent_id)
@@ -446,7 +495,7 @@ class _Picking:
             return self.refused("paused", f"nothing is claimable: {self.paused.summary()}")
         if self.ident is not None and self.router is not None:
             if self.scan is None:
-                self.scan = _routed_to(tx, self.router, self.ident, stamp, take=True)
+                self.scan = _routed_to(tx, self.router, self.ident, stamp, take=self.take)
             best = next((r for r in self.scan if self.open_to_us(r)), None)
             if (
                 best is None
@@ -460,7 +509,9 @@ class _Picking:
                 )
         else:
             if self.scan is None:
-                self.scan = claimable(tx, stamp, take=True) if self.early is None else self.early
+                self.scan = (
+                    claimable(tx, stamp, take=self.take) if self.early is None else self.early
+                )
             best = next((r for r in self.scan if self.open_to_us(r)), None)
         if best is None:
             return self._none_open()

@@ -99,13 +99,20 @@ class Database(Protocol):
         for a function of one statement, which needs none: it then costs one round trip."""
         ...
 
-    async def write(self, fn: Callable[[Tx], T], lock: Lock = Lock.WORLD) -> T:
+    async def write(
+        self, fn: Callable[[Tx], T], lock: Lock = Lock.WORLD, within: float | None = None
+    ) -> T:
         """Run `fn` in one write transaction, keeping out what `lock` says; `fn` may be
-        re-run, so it must not act outside the transaction."""
+        re-run, so it must not act outside the transaction. `within`: the seconds it may
+        wait for its turn, its locks and a connection, else Overloaded with nothing done
+        (None: the store's own deadlines, many seconds)."""
         ...
 
     async def write_then_read(
-        self, fn: Callable[[Tx], Callable[[], T]], lock: Lock = Lock.WORLD
+        self,
+        fn: Callable[[Tx], Callable[[], T]],
+        lock: Lock = Lock.WORLD,
+        within: float | None = None,
     ) -> T:
         """`write`, for a transaction that waits on no answer: `fn` sends and asks, and
         returns what reads its answers, called once the transaction is committed. On

@@ -26,6 +26,7 @@ reported as unknown, never as done.
 
 import contextlib
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -38,7 +39,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from wvo_mcp.config import Settings
-from wvo_mcp.errors import Busy, SchemaTooNew, StoreUnavailable, ValidationFailed
+from wvo_mcp.errors import Busy, Overloaded, SchemaTooNew, StoreUnavailable, ValidationFailed
 from wvo_mcp.store import bridge
 from wvo_mcp.store.base import Lock, Params, Row, Tx
 from wvo_mcp.store.sql import migrations, queries
@@ -56,22 +57,31 @@ CLAIM_LOCK_KEY = 0x77766F63
 # transaction holds before it rolls back and runs again. wvo-mcp's own writes hold a row for
 # milliseconds; a longer wait is mostly a session that is not ours (a person's psql, a
 # migration), and every write queued behind the advisory lock this one holds waits with it.
-ROW_WAIT_MS = 500
+# Below a claim's wait bound (rules/claim_gate.py), so a claim queued behind such a write
+# still finds its turn within it.
+ROW_WAIT_MS = 150
 _ROW_WAIT = f"set_config('lock_timeout', '{ROW_WAIT_MS}', true)"
 # A write's first statements: they go out with its first awaited statement (a pipeline).
 # Its locks and the row wait are one statement: each statement costs the server a turn of
 # psycopg's pipeline, and the target list is evaluated in order (locks, then the wait).
 _BEGIN_MIGRATION = ("BEGIN", f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
-_BEGIN = {
-    Lock.WORLD: ("BEGIN", f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY}), {_ROW_WAIT}"),
-    Lock.TASK: ("BEGIN", f"SELECT pg_advisory_xact_lock_shared({WRITE_LOCK_KEY}), {_ROW_WAIT}"),
+_LOCKS = {
+    Lock.WORLD: f"pg_advisory_xact_lock({WRITE_LOCK_KEY})",
+    Lock.TASK: f"pg_advisory_xact_lock_shared({WRITE_LOCK_KEY})",
     # The claim lock first: claims queued for it then hold nothing a WORLD write waits for,
     # else one WORLD write would wait out the whole claim queue with every write behind it.
     Lock.CLAIM: (
-        "BEGIN",
-        f"SELECT pg_advisory_xact_lock({CLAIM_LOCK_KEY}), "
-        f"pg_advisory_xact_lock_shared({WRITE_LOCK_KEY}), {_ROW_WAIT}",
+        f"pg_advisory_xact_lock({CLAIM_LOCK_KEY}), pg_advisory_xact_lock_shared({WRITE_LOCK_KEY})"
     ),
+}
+_BEGIN = {lock: ("BEGIN", f"SELECT {locks}, {_ROW_WAIT}") for lock, locks in _LOCKS.items()}
+# A write with a wait bound (`within`): its locks wait at most the time left, then a row at
+# most the row wait or the time left (each set before what it bounds; parameters: one
+# prepared statement).
+_LOCKS_WITHIN = {
+    lock: f"SELECT set_config('lock_timeout', %s, true), {locks}, "
+    "set_config('lock_timeout', %s, true)"
+    for lock, locks in _LOCKS.items()
 }
 _BEGIN_READ = ("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",)
 POOL_SIZE = 8  # connections per server process; a write holds one only while it runs
@@ -79,6 +89,7 @@ LOCK_TIMEOUT_MS = 15_000  # waiting for the write lock, as long as SQLite's busy
 STATEMENT_TIMEOUT_MS = 60_000
 RECONNECT_DEADLINE_S = 15.0  # how long a transaction retries through a lost connection
 CONNECT_TIMEOUT_S = 5
+OVERLOADED_RETRY_S = 1.0  # a write refused at the wait bound: a second gives its turn time
 ITER_FIRST_PAGE = 16  # rows a ranked scan reads first (a claim usually takes the first)
 ITER_LAST_PAGE = 1024
 # One write in this many folds the queue counts' deltas (migration 0006), at random so that
@@ -97,6 +108,20 @@ def _locked_too_long(held: str | None) -> Busy:
         else f"{held} stayed locked by another database session for "
         f"{RECONNECT_DEADLINE_S:.0f} s (a long transaction: pg_stat_activity "
         "shows it); nothing of this call was kept; retry when it ends"
+    )
+
+
+def _overloaded(held: str | None, waited: float, what: str = "the write locks") -> Overloaded:
+    """A write refused at its wait bound; `held`: the row it waited for (_held_row)."""
+    why = (
+        f"{what} did not come within {waited:.2f} s: the deployment is at capacity"
+        if held is None
+        else f"{held} stayed locked by another database session for {waited:.2f} s (a long "
+        "transaction: pg_stat_activity shows it)"
+    )
+    return Overloaded(
+        f"{why}; nothing of this call was done; retry in {OVERLOADED_RETRY_S:g} s",
+        OVERLOADED_RETRY_S,
     )
 
 
@@ -280,23 +305,44 @@ class PostgresDatabase:
         begin = _BEGIN_READ if snapshot else ()
         return await self._transaction(fn, begin, snapshot)
 
-    async def write(self, fn: Callable[[Tx], T], lock: Lock = Lock.WORLD) -> T:
-        result: T = await self._write(fn, lock, then_read=False)
+    async def write(
+        self, fn: Callable[[Tx], T], lock: Lock = Lock.WORLD, within: float | None = None
+    ) -> T:
+        result: T = await self._write(fn, lock, then_read=False, within=within)
         return result
 
     async def write_then_read(
-        self, fn: Callable[[Tx], Callable[[], T]], lock: Lock = Lock.WORLD
+        self,
+        fn: Callable[[Tx], Callable[[], T]],
+        lock: Lock = Lock.WORLD,
+        within: float | None = None,
     ) -> T:
-        read: T = await self._write(fn, lock, then_read=True)
+        read: T = await self._write(fn, lock, then_read=True, within=within)
         return read
 
-    async def _write(self, fn: Callable[[Tx], Any], lock: Lock, then_read: bool) -> Any:
-        # Claims take turns across the deployment anyway: one at a time per process waits
-        # for its turn here, holding no connection, so the other claims queued in this
-        # process cannot take every pooled connection from heartbeats meanwhile.
-        turn = self._claim_turn if lock is Lock.CLAIM else contextlib.nullcontext()
-        async with turn:
-            result = await self._transaction(fn, _BEGIN[lock], True, then_read)
+    async def _write(
+        self, fn: Callable[[Tx], Any], lock: Lock, then_read: bool, within: float | None
+    ) -> Any:
+        until = None if within is None else time.monotonic() + within
+        if lock is not Lock.CLAIM:
+            result = await self._transaction(fn, _BEGIN[lock], True, then_read, until, lock)
+        else:
+            # Claims take turns across the deployment anyway: one at a time per process
+            # waits for its turn here, holding no connection, so the other claims queued in
+            # this process cannot take every pooled connection from heartbeats meanwhile.
+            if within is None:
+                await self._claim_turn.acquire()
+            else:
+                acquired = False
+                with anyio.move_on_after(within):
+                    await self._claim_turn.acquire()
+                    acquired = True
+                if not acquired:
+                    raise _overloaded(None, within, "this server's turn to claim")
+            try:
+                result = await self._transaction(fn, _BEGIN[lock], True, then_read, until, lock)
+            finally:
+                self._claim_turn.release()
         if random.random() < 1 / FOLD_EVERY:
             await self._fold()
         return result
@@ -317,24 +363,43 @@ class PostgresDatabase:
         begin: tuple[str, ...],
         pipelined: bool,
         then_read: bool = False,
+        until: float | None = None,
+        lock: Lock | None = None,
     ) -> T:
         """`fn` in one transaction, retried as the engine allows; `then_read`: what `fn`
-        returns is called once the COMMIT (sent with its statements) is answered."""
+        returns is called once the COMMIT (sent with its statements) is answered. `until`
+        (a write's, with its `lock`): no wait for a connection or a lock past it, else
+        Overloaded, with nothing done."""
         pool = self._pool
         if pool is None:
             raise RuntimeError("database is not open")
-        deadline = time.monotonic() + RECONNECT_DEADLINE_S
+        started = time.monotonic()
+        deadline = started + RECONNECT_DEADLINE_S
         attempt = 0
+        held: str | None = None  # the row the last try waited for
+        lost: psycopg.OperationalError | None = None  # the connection the last try lost
         while True:
             committing = False
             try:
                 wait = max(0.1, min(LOCK_TIMEOUT_MS / 1000, deadline - time.monotonic()))
+                if until is not None:
+                    wait = until - time.monotonic()
+                    if wait <= 0 and lost is not None:
+                        self._check_reconnect(lost, False, -math.inf)  # past its deadline
+                    if wait <= 0:
+                        raise _overloaded(held, time.monotonic() - started)
                 async with pool.connection(timeout=wait) as conn:
                     try:
                         pipeline = conn.pipeline() if pipelined else contextlib.nullcontext()
                         async with pipeline as pipe:
-                            for statement in begin:
-                                await conn.execute(statement)
+                            if until is not None and lock is not None:
+                                left = max(1, int(1000 * (until - time.monotonic())))
+                                row = min(left, ROW_WAIT_MS)
+                                await conn.execute("BEGIN")
+                                await conn.execute(_LOCKS_WITHIN[lock], (f"{left}ms", f"{row}ms"))
+                            else:
+                                for statement in begin:
+                                    await conn.execute(statement)
                             result = await bridge.run(fn, PostgresTx(conn, pipe))
                             if begin:
                                 committing = True  # with what is still queued, in a pipeline
@@ -353,11 +418,13 @@ class PostgresDatabase:
                                 await conn.execute("ROLLBACK")
                         raise
             except PoolTimeout:
-                raise await self._no_connection(wait) from None
+                raise await self._no_connection(wait, bounded=until is not None) from None
             except psycopg.errors.LockNotAvailable as exc:
                 # An advisory lock's wait is the whole lock timeout, past the deadline; a
                 # row's or a table's is ROW_WAIT_MS, then the write runs again.
                 held = _held_row(exc)
+                if until is not None and (held is None or time.monotonic() > until):
+                    raise _overloaded(held, time.monotonic() - started) from None
                 if time.monotonic() > deadline:
                     raise _locked_too_long(held) from None
                 # Rolled back whole: its advisory locks are free for the writes behind it.
@@ -380,17 +447,21 @@ class PostgresDatabase:
             except psycopg.OperationalError as exc:
                 if exc.sqlstate not in _RETRY_STATES:  # else aborted whole: safe to run again
                     self._check_reconnect(exc, committing, deadline)
+                    lost = exc
                 attempt += 1
                 log.info("database connection lost (%s); retrying (attempt %d)", exc, attempt)
                 await anyio.sleep(random.uniform(0, min(1.0, 0.01 * 2**attempt)))
 
-    async def _no_connection(self, waited: float) -> StoreUnavailable | Busy:
-        """Why no pooled connection came: the database is gone, or every one stayed busy."""
+    async def _no_connection(self, waited: float, bounded: bool = False) -> StoreUnavailable | Busy:
+        """Why no pooled connection came: the database is gone, or every one stayed busy
+        (`bounded`: past a write's wait bound, Overloaded)."""
         if not await self._reachable():
             return StoreUnavailable(
                 f"the database at {self.describe()} cannot be reached; nothing of this "
                 "call was kept; retry when it is back"
             )
+        if bounded:
+            return _overloaded(None, waited, "a database connection")
         return Busy(
             f"all {self.pool_size} database connections of this server stayed busy "
             f"for {waited:.0f} s; retry"

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 
-from wvo_mcp.errors import Busy, SchemaTooNew, ValidationFailed
+from wvo_mcp.errors import Busy, Overloaded, SchemaTooNew, ValidationFailed
 from wvo_mcp.store.base import Lock, Params, Row, Tx
 from wvo_mcp.store.sql import migrations, queries
 
@@ -62,21 +62,33 @@ def _turn(queue: int, operation: int) -> bool:
     return True
 
 
-def _wait_turn(queue: int) -> None:
-    """The writers' lock within BUSY_DEADLINE_S, else Busy. Never a blocking flock: whoever
-    can read the state folder can flock this file (any process of the server's user; a
-    sandboxed command sees the folder empty), and a holder that never lets go must make
-    writes fail, not hang for ever."""
-    deadline = time.monotonic() + BUSY_DEADLINE_S
+def _wait_turn(queue: int, until: float | None = None) -> None:
+    """The writers' lock within BUSY_DEADLINE_S, else Busy (by `until`, else Overloaded).
+    Never a blocking flock: whoever can read the state folder can flock this file (any
+    process of the server's user; a sandboxed command sees the folder empty), and a holder
+    that never lets go must make writes fail, not hang for ever."""
+    started = time.monotonic()
+    deadline = started + BUSY_DEADLINE_S
     pause = 0.0002
     while not _turn(queue, fcntl.LOCK_EX | fcntl.LOCK_NB):
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if until is not None and now > until:
+            raise _no_turn(now - started)
+        if now > deadline:
             raise Busy(
                 f"no turn to write came in {BUSY_DEADLINE_S:.0f} s (another process holds the "
                 "writers' lock beside the database); nothing of this call was kept; retry"
             )
         time.sleep(pause)
         pause = min(2 * pause, RETRY_SLEEP_CAP_S / 2)
+
+
+def _no_turn(waited: float) -> Overloaded:
+    return Overloaded(
+        f"no turn to write came within {waited:.2f} s: other writes hold the database; "
+        "nothing of this call was done; retry in 1 s",
+        1.0,
+    )
 
 
 class _Answered:
@@ -197,19 +209,35 @@ class SqliteDatabase:
         says: a local one costs no round trip)."""
         return await self._run(fn, "DEFERRED")
 
-    async def write(self, fn: Callable[[Tx], T], lock: Lock = Lock.WORLD) -> T:
+    async def write(
+        self, fn: Callable[[Tx], T], lock: Lock = Lock.WORLD, within: float | None = None
+    ) -> T:
         """Run `fn` in one write transaction; `fn` may be re-run if the database is busy.
         Every `lock` is the same here: SQLite has one writer."""
-        return await self._run(fn, "IMMEDIATE")
+        return await self._run(fn, "IMMEDIATE", within)
 
     async def write_then_read(
-        self, fn: Callable[[Tx], Callable[[], T]], lock: Lock = Lock.WORLD
+        self,
+        fn: Callable[[Tx], Callable[[], T]],
+        lock: Lock = Lock.WORLD,
+        within: float | None = None,
     ) -> T:
         """As `write`: a read here is answered when asked, so nothing is saved."""
-        return (await self._run(fn, "IMMEDIATE"))()
+        return (await self._run(fn, "IMMEDIATE", within))()
 
-    async def _run(self, fn: Callable[[Tx], T], mode: str) -> T:
-        async with self._lock:
+    async def _run(self, fn: Callable[[Tx], T], mode: str, within: float | None = None) -> T:
+        until = None
+        if within is None:
+            await self._lock.acquire()
+        else:
+            until = time.monotonic() + within
+            acquired = False
+            with anyio.move_on_after(within):
+                await self._lock.acquire()
+                acquired = True
+            if not acquired:
+                raise _no_turn(within)
+        try:
             if self.inline:
                 queue = self._queue(mode)
                 if queue is None or _turn(queue, fcntl.LOCK_EX | fcntl.LOCK_NB):
@@ -221,7 +249,9 @@ class SqliteDatabase:
                     finally:
                         if queue is not None:
                             fcntl.flock(queue, fcntl.LOCK_UN)
-            return await anyio.to_thread.run_sync(self._transaction, fn, mode)
+            return await anyio.to_thread.run_sync(self._transaction, fn, mode, until)
+        finally:
+            self._lock.release()
 
     def _queue(self, mode: str) -> int | None:
         """The writers' lock file, when this transaction writes."""
@@ -245,10 +275,10 @@ class SqliteDatabase:
                 conn.execute("ROLLBACK")
             raise
 
-    def _transaction(self, fn: Callable[[Tx], T], mode: str) -> T:
+    def _transaction(self, fn: Callable[[Tx], T], mode: str, until: float | None = None) -> T:
         queue = self._queue(mode)
         if queue is not None:
-            _wait_turn(queue)
+            _wait_turn(queue, until)
         try:
             return self._retried(fn, mode)
         finally:

@@ -1,0 +1,108 @@
+"""Past capacity (rules/claim_gate.py, docs/http.md): while the claims' turn is held by
+another (PostgreSQL's claim lock, SQLite's writers' lock), a claim is refused as busy at
+its wait bound, with a time to come back and nothing done; once claims are seen to queue,
+one sure to be refused is refused from a read without waiting for the turn."""
+
+import fcntl
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import psycopg
+import pytest
+
+from tests.contract.conftest import World, create, events_of
+from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.rules.claim_gate import RETRY_MAX_S, RETRY_MIN_S
+from wvo_mcp.rules.transitions import Status
+from wvo_mcp.store import postgres, sqlite
+
+pytestmark = pytest.mark.anyio
+
+BOUND_S = 10  # far beyond a claim's wait bound: a call that waited for the turn misses it
+
+
+@asynccontextmanager
+async def turn_held(world: World, orch: Orchestrator) -> AsyncIterator[None]:
+    """The claims' turn held by a session that is not a server's: on PostgreSQL the claim
+    lock (as another server's claim holds it), on SQLite the writers' lock."""
+    url = world.backend.database_url
+    if url is not None:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            await conn.execute("SELECT pg_advisory_lock(%s)", (postgres.CLAIM_LOCK_KEY,))
+            yield
+        return
+    assert isinstance(orch.db, sqlite.SqliteDatabase)
+    path = orch.db.path.with_name(orch.db.path.name + sqlite.WRITERS_LOCK_SUFFIX)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+async def test_claims_sure_to_be_refused_do_not_wait_for_the_turn(
+    world: World, orch: Orchestrator
+) -> None:
+    await create(
+        orch,
+        {"id": "held", "title": "h", "business_value": 10},
+        {"id": "later", "title": "l", "depends_on": ["held"]},
+    )
+    held = await orch.claim("holder")
+    assert held.claimed and held.task is not None and held.task.id == "held"
+    async with turn_held(world, orch):
+        with anyio.fail_after(BOUND_S):
+            # The first claim to find the turn held waits its bound: claims queue now.
+            first = await orch.claim("newcomer")
+            assert first.reason == "busy" and orch.claims.contended()
+            # The agent's WIP is full; no task is ready for another; a named task is held.
+            full = await orch.claim("holder")
+            none = await orch.claim("newcomer")
+            named = await orch.claim("newcomer", task_id="held")
+    assert (full.reason, none.reason, named.reason) == (
+        "agent_wip_limit",
+        "no_ready_task",
+        "task_not_ready",
+    )
+    assert "already holds 1 task(s)" in full.message
+    assert "held by 'holder'" in named.message
+
+
+async def test_a_claim_that_finds_no_turn_is_refused_as_busy_with_nothing_done(
+    world: World, orch: Orchestrator
+) -> None:
+    await create(orch, {"id": "ready", "title": "r"})
+    async with turn_held(world, orch):
+        with anyio.fail_after(BOUND_S):
+            busy = await orch.claim("newcomer")
+    assert (busy.claimed, busy.reason) == (False, "busy")
+    assert busy.retry_after_s is not None and RETRY_MIN_S <= busy.retry_after_s <= RETRY_MAX_S
+    assert "nothing was done" in busy.message and "Claim again in" in busy.message
+    assert (await orch.get_task("ready")).status is Status.PENDING
+    assert [e.kind for e in await events_of(orch, "ready")] == ["created"]
+    # The turn free again, the claim made as told is granted.
+    again = await orch.claim("newcomer")
+    assert again.claimed and again.task is not None and again.task.id == "ready"
+
+
+async def test_a_done_with_claim_next_past_capacity_moves_and_refuses_only_the_claim(
+    world: World, orch: Orchestrator
+) -> None:
+    if world.backend.name == "sqlite":
+        pytest.skip("SQLite has one writer: with its lock held the move cannot be made either")
+    await create(
+        orch, {"id": "first", "title": "f", "business_value": 10}, {"id": "next", "title": "n"}
+    )
+    held = await orch.claim("agent")
+    assert held.lease_token is not None
+    async with turn_held(world, orch):
+        with anyio.fail_after(BOUND_S):
+            moved = await orch.update_and_claim(
+                "first", Status.DONE, "agent", held.lease_token, None
+            )
+    assert moved.status is Status.DONE
+    assert moved.next is not None and moved.next.reason == "busy"
+    assert (await orch.get_task("next")).status is Status.PENDING

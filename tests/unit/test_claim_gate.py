@@ -1,0 +1,130 @@
+"""The claim gate's rules (rules/claim_gate.py): when a claim is refused before it waits,
+and the time it is told to come back."""
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wvo_mcp.rules import claim_gate
+from wvo_mcp.rules.claim_gate import (
+    QUEUE_SAMPLES,
+    QUEUE_TARGET_S,
+    QUEUE_WINDOW_S,
+    RETRY_MAX_S,
+    RETRY_MIN_S,
+    WAIT_BOUND_S,
+    ClaimGate,
+)
+
+
+def test_claims_are_admitted_while_their_wait_stays_within_the_bound() -> None:
+    gate = ClaimGate(turn_s=0.05)
+    fits = int(WAIT_BOUND_S / 0.05)  # 5 claims of 50 ms: the fifth waits 200 ms, then its own
+    for ahead in range(fits):
+        assert gate.refuse(10.0) is None
+        assert gate.enter() == ahead
+    back = gate.refuse(10.0)
+    assert back is not None and gate.waiting == fits  # refused: nothing entered
+
+
+def test_each_refused_claim_gets_its_own_later_slot_spaced_by_a_turn() -> None:
+    gate = ClaimGate(turn_s=0.5, waiting=1)  # one in its turn: the next would wait 1 s
+    times = [gate.refuse(10.0) for _ in range(4)]
+    assert times == [0.5, 1.0, 1.5, 2.0]
+    # Slots handed out earlier are kept: later refusals queue behind them, not on top.
+    assert gate.refuse(10.5) == 2.0
+
+
+def test_a_slot_is_never_sooner_than_the_minimum_nor_later_than_the_maximum() -> None:
+    gate = ClaimGate(turn_s=0.001, waiting=1000)
+    assert gate.refuse(0.0) == RETRY_MIN_S
+    slow = ClaimGate(turn_s=RETRY_MAX_S, waiting=1)
+    assert [slow.refuse(0.0) for _ in range(3)] == [RETRY_MAX_S] * 3
+
+
+def test_held_work_standing_in_a_queue_holds_claims_back_for_a_window() -> None:
+    gate = ClaimGate(free_every_s=2.0)
+    slow = QUEUE_TARGET_S * 2
+    for i in range(QUEUE_SAMPLES):
+        gate.held(1.0 + i * 0.01, slow)
+    assert gate.refuse(1.2) is None  # judged when the window ends, not sample by sample
+    gate.held(1.0 + QUEUE_WINDOW_S, slow)  # the next window begins: the last one queued
+    now = 1.0 + QUEUE_WINDOW_S
+    assert gate.refuse(now) == 2.0  # spaced by how often holders finish here
+    assert gate.refuse(now + QUEUE_WINDOW_S) is None  # a window later, unless it queues again
+
+
+def test_a_burst_or_a_few_slow_calls_hold_nothing_back() -> None:
+    burst = ClaimGate()
+    for i in range(QUEUE_SAMPLES * 2):  # one quick call in the window: no standing queue
+        burst.held(1.0 + i * 0.01, 0.001 if i == 5 else 1.0)
+    burst.held(1.0 + QUEUE_WINDOW_S, 1.0)
+    assert burst.refuse(1.0 + QUEUE_WINDOW_S) is None
+    few = ClaimGate()
+    for i in range(QUEUE_SAMPLES - 1):  # too few to judge (a quiet process's slow fsync)
+        few.held(1.0 + i * 0.01, 1.0)
+    few.held(1.0 + QUEUE_WINDOW_S, 1.0)
+    assert few.refuse(1.0 + QUEUE_WINDOW_S) is None
+
+
+def test_a_turn_is_learnt_from_claims_through_it() -> None:
+    gate = ClaimGate(turn_s=0.01)
+    ahead = gate.enter()
+    gate.leave(0.03, ahead)  # alone: its whole time was its turn
+    assert gate.waiting == 0
+    assert abs(gate.turn_s - (0.01 + claim_gate.SMOOTHING * 0.02)) < 1e-9
+    gate.enter()
+    behind = gate.enter()
+    gate.leave(None, 0)  # refused at the bound: it took no turn, nothing learnt
+    gate.leave(0.3, behind)  # waited out one turn, then its own: 0.15 s each
+    expected = 0.014 + claim_gate.SMOOTHING * (0.15 - 0.014)
+    assert gate.waiting == 0 and abs(gate.turn_s - expected) < 1e-9
+
+
+def test_claims_queue_while_one_is_in_its_turn_or_turns_took_long() -> None:
+    gate = ClaimGate()
+    assert not gate.contended()  # the turn is free: a claim goes straight to it
+    ahead = gate.enter()
+    assert gate.contended()  # one in its turn: the next reads first
+    gate.leave(WAIT_BOUND_S, ahead)  # refused at the bound: it waited the whole of it
+    assert gate.waiting == 0 and gate.contended()
+    for _ in range(30):  # quick turns again: no longer
+        gate.leave(0.002, gate.enter())
+    assert not gate.contended()
+
+
+def test_an_idle_hour_between_two_finishes_is_no_rate() -> None:
+    gate = ClaimGate(free_every_s=1.0)
+    gate.freed(0.0)
+    gate.freed(3600.0)
+    assert gate.free_every_s <= 1.0 + claim_gate.SMOOTHING * (RETRY_MAX_S - 1.0) + 1e-9
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["refuse", "enter", "held", "freed"]),
+            st.floats(0.0, 5.0),  # time step
+            st.floats(0.0, 3.0),  # a call's seconds
+        ),
+        max_size=200,
+    )
+)
+def test_every_time_told_is_within_the_limits_and_no_sooner_than_the_last(
+    steps: list[tuple[str, float, float]],
+) -> None:
+    gate, now, last_slot = ClaimGate(), 0.0, 0.0
+    for kind, step, took in steps:
+        now += step
+        if kind == "refuse":
+            back = gate.refuse(now)
+            if back is not None:
+                assert RETRY_MIN_S <= back <= RETRY_MAX_S
+                assert now + back >= last_slot - 0.01 or back == RETRY_MAX_S
+                last_slot = max(last_slot, now + back)
+        elif kind == "enter":
+            gate.leave(took, gate.enter())
+        elif kind == "held":
+            gate.held(now, took)
+        else:
+            gate.freed(now)
+        assert gate.waiting == 0 and gate.turn_s > 0 and gate.free_every_s > 0
