@@ -13,8 +13,9 @@ import psycopg
 import pytest
 
 from tests.contract.conftest import World, create, events_of
+from wvo_mcp import providers as provider_config
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.rules.claim_gate import RETRY_MAX_S, RETRY_MIN_S
+from wvo_mcp.rules.claim_gate import RETRY_MAX_S, RETRY_MIN_S, ClaimGate
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.store import postgres, sqlite
 
@@ -106,3 +107,27 @@ async def test_a_done_with_claim_next_past_capacity_moves_and_refuses_only_the_c
     assert moved.status is Status.DONE
     assert moved.next is not None and moved.next.reason == "busy"
     assert (await orch.get_task("next")).status is Status.PENDING
+
+
+async def test_claims_refused_at_the_lock_leave_the_connection_sound(world: World) -> None:
+    """A claim refused at its wait bound aborts its first batch of statements, with what it
+    had queued behind its locks. On one pooled connection, such refusals, then claims and
+    dones, all go through: no statement is left half-prepared (psycopg counts a statement's
+    uses and prepares it on the fifth, and a prepare in an aborted batch never happened)."""
+    if world.backend.name == "sqlite":
+        pytest.skip("PostgreSQL's pipelines and prepared statements")
+    url = world.backend.database_url
+    assert url is not None
+    settings = world.settings(wip_per_agent=1)
+    db = await postgres.PostgresDatabase(url, pool_size=1).open()
+    orch = Orchestrator(db, settings, provider_config.load(settings), world.clock.now)
+    world.opened.append(orch)
+    await create(orch, *({"id": f"t{i}", "title": "t"} for i in range(4)))
+    for _ in range(3):
+        async with turn_held(world, orch):
+            for _ in range(3):
+                assert (await orch.claim("agent")).reason == "busy"
+        orch.claims = ClaimGate()  # what it learnt would refuse the next claims at once
+        held = await orch.claim("agent")
+        assert held.claimed and held.task is not None and held.lease_token is not None
+        await orch.update_status(held.task.id, Status.DONE, "agent", held.lease_token)

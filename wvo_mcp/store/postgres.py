@@ -90,6 +90,7 @@ STATEMENT_TIMEOUT_MS = 60_000
 RECONNECT_DEADLINE_S = 15.0  # how long a transaction retries through a lost connection
 CONNECT_TIMEOUT_S = 5
 OVERLOADED_RETRY_S = 1.0  # a write refused at the wait bound: a second gives its turn time
+PREPARED_MAX = 512  # prepared statements kept per connection (queries.sql has some 220)
 ITER_FIRST_PAGE = 16  # rows a ranked scan reads first (a claim usually takes the first)
 ITER_LAST_PAGE = 1024
 # One write in this many folds the queue counts' deltas (migration 0006), at random so that
@@ -168,17 +169,23 @@ class PostgresTx:
         """A statement of its own (a migration's): sent now, answered when read."""
         return bridge.wait(self.conn.execute(sql, params))
 
+    def _named(self, sql: str, params: Params) -> Cursor:
+        # Prepared on first use: psycopg otherwise counts a statement's uses and prepares it
+        # on the fifth, and in a batch a failed statement aborts (a lock's wait bound), a
+        # prepare it queued never happens but is remembered as done.
+        return bridge.wait(self.conn.execute(sql, params, prepare=True))
+
     def _answered(self) -> None:
         if self._pipeline is not None:
             bridge.wait(self._pipeline.sync())
 
     def run(self, name: str, params: Params = ()) -> int:
-        cur = self.execute(self._sql[name], params)
+        cur = self._named(self._sql[name], params)
         self._answered()
         return cur.rowcount
 
     def send(self, name: str, params: Params = ()) -> None:
-        self.execute(self._sql[name], params)
+        self._named(self._sql[name], params)
 
     def many(self, name: str, rows: Sequence[Params]) -> int:
         cur = self.conn.cursor()
@@ -187,7 +194,7 @@ class PostgresTx:
         return cur.rowcount
 
     def ask(self, name: str, params: Params = ()) -> _Pending:
-        return _Pending(self.execute(self._sql[name], params))
+        return _Pending(self._named(self._sql[name], params))
 
     def one(self, name: str, params: Params = ()) -> Row | None:
         return self.ask(name, params).one()
@@ -210,8 +217,8 @@ class PostgresTx:
 
         def page(offset: int, size: int) -> Cursor:
             if isinstance(params, Mapping):
-                return self.execute(paged, {**params, "_limit": size, "_offset": offset})
-            return self.execute(paged, (*params, size, offset))
+                return self._named(paged, {**params, "_limit": size, "_offset": offset})
+            return self._named(paged, (*params, size, offset))
 
         def pages(first: Cursor) -> Iterator[Row]:
             offset, size, cursor = 0, ITER_FIRST_PAGE, first
@@ -228,6 +235,12 @@ class PostgresTx:
 
     def value(self, name: str, params: Params = ()) -> Any:
         return self.ask(name, params).value()
+
+
+async def _configure(conn: Connection) -> None:
+    # Room for every named query a server uses, prepared (PostgresTx._named): psycopg's 100
+    # would deallocate and prepare again the ones a fleet's calls take turns with.
+    conn.prepared_max = PREPARED_MAX
 
 
 class PostgresDatabase:
@@ -270,6 +283,7 @@ class PostgresDatabase:
                 ),
             },
             reconnect_timeout=RECONNECT_DEADLINE_S,
+            configure=_configure,
         )
         self._pool = pool
         try:
