@@ -221,7 +221,7 @@ class HttpAgent:
         result = await self.request("tools/call", {"name": tool, "arguments": arguments})
         if result.get("isError"):
             text = result["content"][0]["text"]
-            said = RETRY_IN.search(text) if text.startswith("Overloaded:") else None
+            said = RETRY_IN.search(text) if "Overloaded:" in text else None
             if said is not None:  # refused at the wait bound, nothing done: come back
                 raise Refused(f"{tool}: {text[:300]}", float(said.group(1)))
             raise BenchError(f"{tool} failed: {text}")

@@ -22,6 +22,22 @@ def test_the_cap_admits_up_to_its_size_and_frees_a_place_per_answer() -> None:
     assert admission.refused_inflight == 1
 
 
+def test_a_quarter_of_the_cap_in_flight_is_crowded_eight_at_least() -> None:
+    admission = Admission(Limits(max_inflight=256, rate=0))
+    for _ in range(63):
+        admission.enter()
+    assert not admission.crowded()
+    admission.enter()
+    assert admission.crowded()  # 64 of 256: claims now wait, held work goes on
+    small = Admission(Limits(max_inflight=12, rate=0))
+    for _ in range(7):
+        small.enter()
+    assert not small.crowded()
+    small.enter()
+    assert small.crowded()
+    assert not Admission(Limits(max_inflight=0)).crowded()  # no cap, no crowd
+
+
 def test_no_cap_admits_everything() -> None:
     admission = Admission(Limits(max_inflight=0))
     assert all(admission.enter() is None for _ in range(10_000))

@@ -38,7 +38,12 @@ def test_a_slot_is_never_sooner_than_the_minimum_nor_later_than_the_maximum() ->
     gate = ClaimGate(turn_s=0.001, waiting=1000)
     assert gate.refuse(0.0) == RETRY_MIN_S
     slow = ClaimGate(turn_s=RETRY_MAX_S, waiting=1)
-    assert [slow.refuse(0.0) for _ in range(3)] == [RETRY_MAX_S] * 3
+    assert slow.refuse(0.0) == RETRY_MAX_S
+    # Past the farthest time, the claims told are spread over its second half.
+    later = [slow.refuse(0.0) for _ in range(200)]
+    assert all(RETRY_MAX_S / 2 <= t <= RETRY_MAX_S for t in later)
+    halves = sum(t < 0.75 * RETRY_MAX_S for t in later)
+    assert 80 <= halves <= 120  # evenly: about half in each quarter
 
 
 def test_held_work_standing_in_a_queue_holds_claims_back_for_a_window() -> None:
@@ -51,6 +56,13 @@ def test_held_work_standing_in_a_queue_holds_claims_back_for_a_window() -> None:
     now = 1.0 + QUEUE_WINDOW_S
     assert gate.refuse(now) == 2.0  # spaced by how often holders finish here
     assert gate.refuse(now + QUEUE_WINDOW_S) is None  # a window later, unless it queues again
+
+
+def test_requests_crowding_in_fill_the_process_as_queued_held_work_does() -> None:
+    gate = ClaimGate()
+    gate.crowd(5.0)
+    assert gate.full(5.0) and gate.refuse(5.0) is not None
+    assert gate.refuse(5.0 + QUEUE_WINDOW_S) is None
 
 
 def test_a_burst_or_a_few_slow_calls_hold_nothing_back() -> None:
@@ -119,7 +131,7 @@ def test_every_time_told_is_within_the_limits_and_no_sooner_than_the_last(
             back = gate.refuse(now)
             if back is not None:
                 assert RETRY_MIN_S <= back <= RETRY_MAX_S
-                assert now + back >= last_slot - 0.01 or back == RETRY_MAX_S
+                assert now + back >= last_slot - 0.01 or back >= RETRY_MAX_S / 2
                 last_slot = max(last_slot, now + back)
         elif kind == "enter":
             gate.leave(took, gate.enter())

@@ -170,9 +170,12 @@ def tool_call(
 
 
 async def _notes_for(orchestrator: Orchestrator, holder: str | None, result: object) -> list[Note]:
-    """The notes due to the caller; none when the lookup fails (the call itself stood), or
-    when the call's own transaction found none (a heartbeat's)."""
+    """The notes due to the caller; none when the lookup fails (the call itself stood), when
+    the call's own transaction found none (a heartbeat's), or past capacity (a claim refused
+    as busy costs no database round trip: they come with the next call)."""
     if holder is None or (isinstance(result, LeaseResult) and result._no_notes_for == holder):
+        return []
+    if isinstance(result, ClaimResult) and result.reason == "busy":
         return []
     try:
         return await orchestrator.notes_for(holder)

@@ -14,6 +14,7 @@ OVERLOADED = -32050
 RATE_LIMITED = -32051
 
 NEAR = 0.8  # a limit this full is "near" in the health line
+CROWDED_AT_LEAST = 8  # requests in flight before a process counts as crowded
 SHOWN = 3  # tokens named in the health line
 # Buckets are dropped once there are this many: a full bucket and a missing one are the same,
 # so only tokens that called in the last burst ÷ rate seconds lose anything (their debt).
@@ -80,6 +81,12 @@ class Admission:
 
     def leave(self) -> None:
         self.in_flight -= 1
+
+    def crowded(self) -> bool:
+        """A quarter of the cap in flight (8 at least): requests queue in this process, and
+        claims are refused before held work reaches the cap (rules/claim_gate.py)."""
+        cap = self.limits.max_inflight
+        return bool(cap) and self.in_flight >= max(CROWDED_AT_LEAST, cap // 4)
 
     def take(self, key: str, name: str, now: float) -> Refusal | None:
         """Spend one request of the token `key` (shown as `name`) at time `now`, or refuse."""

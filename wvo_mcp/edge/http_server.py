@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 import anyio
@@ -61,6 +61,9 @@ from wvo_mcp.edge import access, protocol
 from wvo_mcp.edge.http_limits import Admission, Limits, Refusal
 from wvo_mcp.edge.stdio import MAX_LINE_BYTES
 from wvo_mcp.errors import Busy, StoreUnavailable, ValidationFailed
+
+if TYPE_CHECKING:
+    from wvo_mcp.orchestrator import Orchestrator
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +302,7 @@ def app(settings: Settings, options: Options) -> Starlette:
     )
     manager.asgi_app = RequestBodyLimitMiddleware(endpoint, MAX_LINE_BYTES)
     # Outside authentication: a flood is refused before any token is looked up.
-    built.add_middleware(InFlightCap, admission=admission)
+    built.add_middleware(InFlightCap, admission=admission, crowd=lambda: crowd(opened))
     built.add_middleware(PostOnly)  # outside the cap: a GET never takes a place under it
 
     def current() -> Orchestrator | None:
@@ -320,6 +323,12 @@ def app(settings: Settings, options: Options) -> Starlette:
     )  # fmt: skip
     built.add_middleware(routes.SecurityHeaders)  # outermost: on the guard's refusals too
     return built
+
+
+def crowd(opened: "Sequence[Orchestrator]") -> None:
+    """Requests crowd in: the process's claims wait, so held work never meets the cap."""
+    if opened:
+        opened[-1].claims.crowd(time.monotonic())
 
 
 def health_line(admission: Admission) -> Callable[[], str]:
@@ -387,11 +396,14 @@ class PostOnly:
 
 class InFlightCap:
     """Requests to the MCP endpoint count as in flight from their arrival until answered;
-    one over the cap is refused (503) before anything is done with it, its token unchecked."""
+    one over the cap is refused (503) before anything is done with it, its token unchecked.
+    From a quarter of the cap, the process's claims are refused as busy (`crowd`): held
+    work, which keeps leases alive and frees slots, goes first."""
 
-    def __init__(self, app: ASGIApp, admission: Admission) -> None:
+    def __init__(self, app: ASGIApp, admission: Admission, crowd: Callable[[], None]) -> None:
         self.app = app
         self.admission = admission
+        self.crowd = crowd
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != PATH:
@@ -402,6 +414,8 @@ class InFlightCap:
             log.info("refused a request: %s", refused.message)
             await refusal_response(refused)(scope, receive, send)
             return
+        if self.admission.crowded():
+            self.crowd()
         try:
             await self.app(scope, receive, send)
         finally:

@@ -6,9 +6,10 @@ queues. A claim is refused at once, with nothing done, when
 - the claims admitted here already would keep it waiting past WAIT_BOUND_S for its turn, or
 - held work (heartbeats, checkpoints, a holder's moves) stands in a queue in this process:
   the quickest of at least QUEUE_SAMPLES of it over a window of QUEUE_WINDOW_S took longer
-  than QUEUE_TARGET_S (CoDel's test for a standing queue, which a burst does not pass).
-  Held work keeps leases alive and frees slots, so it goes first; a claim granted now would
-  add a holder this process cannot serve.
+  than QUEUE_TARGET_S (CoDel's test for a standing queue, which a burst does not pass), or
+  requests crowd in before they reach it (over HTTP: a quarter of the in-flight cap, said
+  by `crowd`). Held work keeps leases alive and frees slots, so it goes first; a claim
+  granted now would add a holder this process cannot serve.
 
 While claims queue for their turn (another of this process's is in it, or its turns lately
 took over CONTENDED_TURN_S), a claim first reads whether it is sure to be refused (its WIP
@@ -16,9 +17,9 @@ full, the fleet paused, nothing ready for it), and such a claim is refused from 
 without queueing; while none queue, the turn itself costs what the read would.
 
 Each refused claim is told its own time to come back: the next free slot, the slots spaced
-as this process gets claims through its turn (or, while held work queues, as its holders
-finish), so the claims told to come back return at the rate they can be served and a
-client that waits as told is served. Docs: docs/http.md, "Past capacity".
+as this process gets claims through its turn (or, while it is full, as its holders finish),
+so the claims told to come back return at the rate they can be served, not all at once.
+Docs: docs/http.md, "Past capacity".
 """
 
 import math
@@ -35,6 +36,7 @@ CONTENDED_TURN_S = 0.02  # an uncontended claim's turn is a few milliseconds
 RETRY_MIN_S = 0.25
 RETRY_MAX_S = 30.0
 SMOOTHING = 0.2  # weight of the newest sample in the moving averages
+GOLDEN = (math.sqrt(5) - 1) / 2
 
 
 @dataclass
@@ -47,15 +49,19 @@ class ClaimGate:
     free_every_s: float = 1.0  # seconds between two holders finishing here, smoothed
     last_free: float | None = None
     booked: float = 0.0  # the latest slot handed out
+    spread: float = 0.0  # where in the farthest times the last one past them was told
     window_end: float = 0.0
     quickest: float = math.inf
     samples: int = 0
-    queued_until: float = 0.0  # claims are refused until then: held work stood in a queue
+    full_until: float = 0.0  # held work stood in a queue, or requests crowded, lately
+
+    def full(self, now: float) -> bool:
+        return now < self.full_until
 
     def refuse(self, now: float) -> float | None:
         """Seconds after which a claim arriving now should come back, or None to admit it
         (then `enter` before its turn, and `leave` after)."""
-        if now < self.queued_until:
+        if self.full(now):
             return self._book(now, self.free_every_s)
         if (self.waiting + 1) * self.turn_s > WAIT_BOUND_S:
             return self._book(now, self.turn_s)
@@ -87,10 +93,15 @@ class ClaimGate:
         """A write of held work took `took` seconds in this process."""
         if now >= self.window_end:
             if self.samples >= QUEUE_SAMPLES and self.quickest > QUEUE_TARGET_S:
-                self.queued_until = now + QUEUE_WINDOW_S
+                self.full_until = now + QUEUE_WINDOW_S
             self.window_end, self.quickest, self.samples = now + QUEUE_WINDOW_S, math.inf, 0
         self.quickest = min(self.quickest, took)
         self.samples += 1
+
+    def crowd(self, now: float) -> None:
+        """Requests crowd into this process (its driver: http_server.InFlightCap): full for
+        a window, as when held work queues."""
+        self.full_until = max(self.full_until, now + QUEUE_WINDOW_S)
 
     def freed(self, now: float) -> None:
         """A holder finished a task here (its slot is free)."""
@@ -100,5 +111,11 @@ class ClaimGate:
         self.last_free = now
 
     def _book(self, now: float, spacing: float) -> float:
-        self.booked = min(max(self.booked, now) + spacing, now + RETRY_MAX_S)
-        return round(max(RETRY_MIN_S, self.booked - now), 2)
+        slot = max(self.booked, now) + spacing
+        if slot - now <= RETRY_MAX_S:
+            self.booked = slot
+            return round(max(RETRY_MIN_S, slot - now), 2)
+        # Past the farthest time told: spread over its second half (a low-discrepancy
+        # sequence), so the claims told it do not come back together.
+        self.spread = (self.spread + GOLDEN) % 1.0
+        return round(RETRY_MAX_S * (1 + self.spread) / 2, 2)
