@@ -208,9 +208,12 @@ async def work(agent: HttpAgent, ledger: Ledger) -> None:
                     else:
                         ledger.errors["done failed"] += 1
                     # Refused (the lease expired meanwhile: the task goes round again), or
-                    # asked five times: give it up. An unknown outcome (the server died) is
-                    # asked again on another server.
-                    if ok or not str(answer).startswith("transport") or tries >= 5:
+                    # asked five times: give it up. An unknown outcome (the server died), or
+                    # one refused at its wait bound with nothing done (Overloaded: its lease
+                    # still runs), is asked again, on another server.
+                    said = str(answer)
+                    again = said.startswith("transport") or "Overloaded:" in said
+                    if ok or not again or tries >= 5:
                         pending, tries = None, 0
                     else:
                         break

@@ -26,7 +26,6 @@ reported as unknown, never as done.
 
 import contextlib
 import logging
-import math
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -391,15 +390,15 @@ class PostgresDatabase:
         deadline = started + RECONNECT_DEADLINE_S
         attempt = 0
         held: str | None = None  # the row the last try waited for
-        lost: psycopg.OperationalError | None = None  # the connection the last try lost
+        # The database was lost or is away: past capacity is not the cause, so the write
+        # rides it out to the reconnect deadline, as one without a bound does.
+        away = False
         while True:
             committing = False
             try:
                 wait = max(0.1, min(LOCK_TIMEOUT_MS / 1000, deadline - time.monotonic()))
-                if until is not None:
+                if until is not None and not away:
                     wait = until - time.monotonic()
-                    if wait <= 0 and lost is not None:
-                        self._check_reconnect(lost, False, -math.inf)  # past its deadline
                     if wait <= 0:
                         raise _overloaded(held, time.monotonic() - started)
                 async with pool.connection(timeout=wait) as conn:
@@ -432,7 +431,11 @@ class PostgresDatabase:
                                 await conn.execute("ROLLBACK")
                         raise
             except PoolTimeout:
-                raise await self._no_connection(wait, bounded=until is not None) from None
+                bounded = until is not None and not away
+                if bounded and time.monotonic() < deadline and not await self._reachable():
+                    away = True
+                    continue
+                raise await self._no_connection(wait, bounded=bounded) from None
             except psycopg.errors.LockNotAvailable as exc:
                 # An advisory lock's wait is the whole lock timeout, past the deadline; a
                 # row's or a table's is ROW_WAIT_MS, then the write runs again.
@@ -461,7 +464,7 @@ class PostgresDatabase:
             except psycopg.OperationalError as exc:
                 if exc.sqlstate not in _RETRY_STATES:  # else aborted whole: safe to run again
                     self._check_reconnect(exc, committing, deadline)
-                    lost = exc
+                    away = True
                 attempt += 1
                 log.info("database connection lost (%s); retrying (attempt %d)", exc, attempt)
                 await anyio.sleep(random.uniform(0, min(1.0, 0.01 * 2**attempt)))
