@@ -26,6 +26,18 @@ def test_claims_are_admitted_while_their_wait_stays_within_the_bound() -> None:
     assert back is not None and gate.waiting == fits  # refused: nothing entered
 
 
+def test_a_claim_with_none_ahead_always_goes_for_its_turn() -> None:
+    """After an outage whose claims waited it out (15 s a turn), the next claim is still
+    admitted, and quick turns bring the gate back: never refused for good."""
+    gate = ClaimGate()
+    gate.leave(15.0, gate.enter())  # waited through a database restart
+    assert gate.turn_s <= WAIT_BOUND_S
+    assert gate.refuse(100.0) is None
+    for _ in range(30):
+        gate.leave(0.003, gate.enter())
+    assert gate.turn_s < 0.01
+
+
 def test_each_refused_claim_gets_its_own_later_slot_spaced_by_a_turn() -> None:
     gate = ClaimGate(turn_s=0.5, waiting=1)  # one in its turn: the next would wait 1 s
     times = [gate.refuse(10.0) for _ in range(4)]
@@ -35,7 +47,7 @@ def test_each_refused_claim_gets_its_own_later_slot_spaced_by_a_turn() -> None:
 
 
 def test_a_slot_is_never_sooner_than_the_minimum_nor_later_than_the_maximum() -> None:
-    gate = ClaimGate(turn_s=0.001, waiting=1000)
+    gate = ClaimGate(turn_s=0.01, waiting=1000)
     assert gate.refuse(0.0) == RETRY_MIN_S
     slow = ClaimGate(turn_s=RETRY_MAX_S, waiting=1)
     assert slow.refuse(0.0) == RETRY_MAX_S

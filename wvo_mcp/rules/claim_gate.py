@@ -63,7 +63,9 @@ class ClaimGate:
         (then `enter` before its turn, and `leave` after)."""
         if self.full(now):
             return self._book(now, self.free_every_s)
-        if (self.waiting + 1) * self.turn_s > WAIT_BOUND_S:
+        # With none ahead a claim always goes for its turn (the store bounds its wait), so
+        # what a turn takes is learnt again after an outage made it look endless.
+        if self.waiting and (self.waiting + 1) * self.turn_s > WAIT_BOUND_S:
             return self._book(now, self.turn_s)
         return None
 
@@ -87,7 +89,10 @@ class ClaimGate:
         the turn before it."""
         self.waiting -= 1
         if took is not None:
-            self.turn_s += SMOOTHING * (took / (ahead + 1) - self.turn_s)
+            # A turn waited out through a lost database is no measure of turns: at most the
+            # bound is learnt from it.
+            turn = min(took / (ahead + 1), WAIT_BOUND_S)
+            self.turn_s += SMOOTHING * (turn - self.turn_s)
 
     def held(self, now: float, took: float) -> None:
         """A write of held work took `took` seconds in this process."""
