@@ -299,11 +299,11 @@ class Orchestrator:
         seconds after which to come back: refused at once when this process's claims would
         wait past the bound or its held work queues, or when no turn came within it."""
         gate = self.claims
-        back = gate.refuse(time.monotonic())
+        started = time.monotonic()
+        back = gate.refuse(started)
         if back is not None:
             return back
-        ahead = gate.enter()
-        started = time.monotonic()
+        ahead = gate.enter(started)
         took = None
         try:
             result = await self.db.write(fn, Lock.CLAIM, within=WAIT_BOUND_S)

@@ -15,11 +15,12 @@ again (each period varies by JITTER either way). The fleet comes up together, as
 one: each agent says `initialize` before the clock starts, then makes its first claim within
 the first START_SPREAD_S of it. A claim refused as busy comes back when its `retry_after_s`
 says; a call refused with nothing done (HTTP 503 or 429, or a tool's Overloaded) is made again
-when its Retry-After says, three times at most; a heartbeat, checkpoint or done still refused
-drops the task (its lease then runs out: a lease lost), and the agent claims again. Leases last
-20 heartbeats (600 s at H = 30 s, wvo-mcp's default). The measured window (`--duration` s)
-opens after a ramp of one task (T s), once the fleet is in its steady state. Agents run in
-`--drivers` processes.
+when its Retry-After says: a claim three times at most, a heartbeat, checkpoint or done while
+the task's lease still runs (as an agent whose work is not lost yet would). One still refused
+when its lease would have run out drops the task (a lease lost), and the agent claims again.
+Leases last 20 heartbeats (600 s at H = 30 s, wvo-mcp's default). The measured window
+(`--duration` s) opens after a ramp of one task (T s), once the fleet is in its steady state.
+Agents run in `--drivers` processes.
 
 Per fleet size: the writes served a second against those the fleet intends (every granted
 claim_task, heartbeat, checkpoint and plan_update answered), p50/p99/max of each call (client
@@ -81,7 +82,7 @@ from wvo_mcp.services import tokens
 from wvo_mcp.store import Tx
 
 CLAIM_P99_MS = 100.0
-REFUSED_TRIES = 3  # a call the server turns away (503, 429, Overloaded) is made this often at most
+REFUSED_TRIES = 3  # a claim the server turns away (503, 429, Overloaded) is made this often
 START_SPREAD_S = 5.0  # the fleet's first claims fall within this much of the start
 # Each period (heartbeat, checkpoint, task) varies by this share either way: an agent's next
 # call waits on its model's answer, so agents that claimed together do not beat in lockstep.
@@ -135,18 +136,26 @@ class Record:
         self.errors: Counter[str] = Counter()
         self.refusals: Counter[str] = Counter()
         self.late: list[float] = []
-        self.dropped = 0  # tasks given up after a held call was still refused
+        self.dropped = 0  # tasks given up after a held call was refused to its lease's end
 
     async def call(
-        self, agent: HttpAgent, tool: str, arguments: dict[str, Any]
+        self, agent: HttpAgent, tool: str, arguments: dict[str, Any], until: float | None = None
     ) -> dict[str, Any] | None:
-        for attempt in range(REFUSED_TRIES):
+        """The call's answer, or None: it failed, or was refused REFUSED_TRIES times (held
+        work: until the moment `until`, when its lease runs out)."""
+        attempt = 0
+        while True:
+            attempt += 1
             started = time.monotonic()
             try:
                 result = await agent.call(tool, arguments)
             except Refused as exc:
                 self.refusals[f"{tool}: {str(exc).split(': ', 2)[1][:40]}"] += 1
-                if attempt == REFUSED_TRIES - 1:
+                if (
+                    attempt >= REFUSED_TRIES
+                    if until is None
+                    else time.monotonic() + exc.retry_after >= until
+                ):
                     return None
                 # Turned away with nothing done: as a client should, the same call again
                 # when the server asked.
@@ -158,7 +167,6 @@ class Record:
             refused = tool == "claim_task" and result.get("reason") == "busy"
             self.samples[BUSY if refused else tool].append((started, time.monotonic() - started))
             return result
-        return None
 
     async def sleep_until(self, moment: float) -> None:
         delay = moment - time.monotonic()
@@ -176,8 +184,9 @@ async def live(
     """One agent's life from `go` to the end of the window: its first claim within
     START_SPREAD_S, then heartbeat every H, checkpoint every C, done after T; claim again.
     A claim refused as busy comes back after its `retry_after_s`, any other refusal after a
-    pause; a held call still refused (Record.call) drops the task."""
+    pause; a held call refused until its lease runs out (Record.call) drops the task."""
     beat, step, hold = plan["heartbeat"], plan["checkpoint"], plan["task"]
+    lease_s = LEASE_HEARTBEATS * beat
     end = go + plan["ramp"] + plan["duration"]
     pause = min(1.0, beat / 10)
     await record.sleep_until(go + rng.uniform(0, START_SPREAD_S))
@@ -190,7 +199,7 @@ async def live(
                 wait = float(granted.get("retry_after_s") or pause)
             await record.sleep_until(min(end, time.monotonic() + wait))
             continue
-        started = time.monotonic()
+        started = renewed = time.monotonic()
         lease: Lease = {"task_id": granted["task"]["id"], "lease_token": granted["lease_token"]}
         finish = started + hold * rng.uniform(1 - JITTER, 1 + JITTER)
         next_beat = started + beat * rng.uniform(1 - JITTER, 1 + JITTER)
@@ -203,11 +212,12 @@ async def live(
                 return
             await record.sleep_until(moment)
             if moment == finish:
-                if await record.call(agent, "plan_update", {**lease, "status": "done"}) is None:
+                done = {**lease, "status": "done"}
+                if await record.call(agent, "plan_update", done, renewed + lease_s) is None:
                     record.dropped += 1
                 break
             if moment == next_beat:
-                answer = await record.call(agent, "heartbeat", lease)
+                answer = await record.call(agent, "heartbeat", lease, renewed + lease_s)
                 later = beat * rng.uniform(1 - JITTER, 1 + JITTER)
                 next_beat = max(next_beat + later, time.monotonic())  # missed beats are skipped
             else:
@@ -216,6 +226,7 @@ async def live(
                     agent,
                     "checkpoint",
                     {**lease, "summary": f"step {steps}", "progress": min(99, 10 * steps)},
+                    renewed + lease_s,
                 )
                 next_step = max(
                     next_step + step * rng.uniform(1 - JITTER, 1 + JITTER), time.monotonic()
@@ -223,6 +234,7 @@ async def live(
             if answer is None:
                 record.dropped += 1
                 break
+            renewed = time.monotonic()
 
 
 async def driver_main(config: dict[str, Any]) -> None:

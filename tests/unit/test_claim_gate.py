@@ -21,7 +21,7 @@ def test_claims_are_admitted_while_their_wait_stays_within_the_bound() -> None:
     fits = int(WAIT_BOUND_S / 0.05)  # 5 claims of 50 ms: the fifth waits 200 ms, then its own
     for ahead in range(fits):
         assert gate.refuse(10.0) is None
-        assert gate.enter() == ahead
+        assert gate.enter(0.0) == ahead
     back = gate.refuse(10.0)
     assert back is not None and gate.waiting == fits  # refused: nothing entered
 
@@ -30,11 +30,11 @@ def test_a_claim_with_none_ahead_always_goes_for_its_turn() -> None:
     """After an outage whose claims waited it out (15 s a turn), the next claim is still
     admitted, and quick turns bring the gate back: never refused for good."""
     gate = ClaimGate()
-    gate.leave(15.0, gate.enter())  # waited through a database restart
+    gate.leave(15.0, gate.enter(0.0))  # waited through a database restart
     assert gate.turn_s <= WAIT_BOUND_S
     assert gate.refuse(100.0) is None
     for _ in range(30):
-        gate.leave(0.003, gate.enter())
+        gate.leave(0.003, gate.enter(0.0))
     assert gate.turn_s < 0.01
 
 
@@ -70,6 +70,26 @@ def test_held_work_standing_in_a_queue_holds_claims_back_for_a_window() -> None:
     assert gate.refuse(now + QUEUE_WINDOW_S) is None  # a window later, unless it queues again
 
 
+def test_after_held_work_queued_claims_come_in_only_as_holders_go_out() -> None:
+    """For PACED_S after the queue, one claim is admitted per holder's finishing here, so
+    the holders stay as many as were served; then claims come in as fast as turns go."""
+    gate = ClaimGate(free_every_s=0.5)
+    gate.crowd(0.0)
+    assert gate.refuse(QUEUE_WINDOW_S - 0.01) is not None  # full: none
+    now = QUEUE_WINDOW_S
+    assert gate.refuse(now) is None
+    gate.leave(0.005, gate.enter(now))
+    back = gate.refuse(now + 0.1)  # not before the next holder's finishing
+    assert back is not None and now + 0.1 + back >= gate.next_admit == now + 0.5
+    assert gate.refuse(now + 0.5) is None
+    gate.leave(0.005, gate.enter(now + 0.5))
+    assert gate.refuse(now + 0.6) is not None
+    later = claim_gate.PACED_S + 1.0
+    assert gate.refuse(later) is None
+    gate.enter(later)
+    assert gate.refuse(later) is None  # no longer paced: the next goes for its turn too
+
+
 def test_requests_crowding_in_fill_the_process_as_queued_held_work_does() -> None:
     gate = ClaimGate()
     gate.crowd(5.0)
@@ -92,12 +112,12 @@ def test_a_burst_or_a_few_slow_calls_hold_nothing_back() -> None:
 
 def test_a_turn_is_learnt_from_claims_through_it() -> None:
     gate = ClaimGate(turn_s=0.01)
-    ahead = gate.enter()
+    ahead = gate.enter(0.0)
     gate.leave(0.03, ahead)  # alone: its whole time was its turn
     assert gate.waiting == 0
     assert abs(gate.turn_s - (0.01 + claim_gate.SMOOTHING * 0.02)) < 1e-9
-    gate.enter()
-    behind = gate.enter()
+    gate.enter(0.0)
+    behind = gate.enter(0.0)
     gate.leave(None, 0)  # refused at the bound: it took no turn, nothing learnt
     gate.leave(0.3, behind)  # waited out one turn, then its own: 0.15 s each
     expected = 0.014 + claim_gate.SMOOTHING * (0.15 - 0.014)
@@ -107,12 +127,12 @@ def test_a_turn_is_learnt_from_claims_through_it() -> None:
 def test_claims_queue_while_one_is_in_its_turn_or_turns_took_long() -> None:
     gate = ClaimGate()
     assert not gate.contended()  # the turn is free: a claim goes straight to it
-    ahead = gate.enter()
+    ahead = gate.enter(0.0)
     assert gate.contended()  # one in its turn: the next reads first
     gate.leave(WAIT_BOUND_S, ahead)  # refused at the bound: it waited the whole of it
     assert gate.waiting == 0 and gate.contended()
     for _ in range(30):  # quick turns again: no longer
-        gate.leave(0.002, gate.enter())
+        gate.leave(0.002, gate.enter(0.0))
     assert not gate.contended()
 
 
@@ -146,7 +166,7 @@ def test_every_time_told_is_within_the_limits_and_no_sooner_than_the_last(
                 assert now + back >= last_slot - 0.01 or back >= RETRY_MAX_S / 2
                 last_slot = max(last_slot, now + back)
         elif kind == "enter":
-            gate.leave(took, gate.enter())
+            gate.leave(took, gate.enter(now))
         elif kind == "held":
             gate.held(now, took)
         else:

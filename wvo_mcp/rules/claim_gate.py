@@ -9,7 +9,11 @@ queues. A claim is refused at once, with nothing done, when
   than QUEUE_TARGET_S (CoDel's test for a standing queue, which a burst does not pass), or
   requests crowd in before they reach it (over HTTP: a quarter of the in-flight cap, said
   by `crowd`). Held work keeps leases alive and frees slots, so it goes first; a claim
-  granted now would add a holder this process cannot serve.
+  granted now would add a holder this process cannot serve, or
+- held work queued here within the last PACED_S, and a claim was admitted less than a
+  holder's finishing ago: claims then come in only as holders go out, so the holders stay
+  as many as this process serves. A task holds for minutes, so holders admitted past that
+  would overload held work long after the claims that made them.
 
 While claims queue for their turn (another of this process's is in it, or its turns lately
 took over CONTENDED_TURN_S), a claim first reads whether it is sure to be refused (its WIP
@@ -35,6 +39,7 @@ QUEUE_SAMPLES = 8
 CONTENDED_TURN_S = 0.02  # an uncontended claim's turn is a few milliseconds
 RETRY_MIN_S = 0.25
 RETRY_MAX_S = 30.0
+PACED_S = 30.0
 SMOOTHING = 0.2  # weight of the newest sample in the moving averages
 GOLDEN = (math.sqrt(5) - 1) / 2
 
@@ -54,6 +59,8 @@ class ClaimGate:
     quickest: float = math.inf
     samples: int = 0
     full_until: float = 0.0  # held work stood in a queue, or requests crowded, lately
+    paced_until: float = 0.0  # ... within PACED_S: claims come in as holders go out
+    next_admit: float = 0.0  # while paced, no claim is admitted before this
 
     def full(self, now: float) -> bool:
         return now < self.full_until
@@ -61,7 +68,7 @@ class ClaimGate:
     def refuse(self, now: float) -> float | None:
         """Seconds after which a claim arriving now should come back, or None to admit it
         (then `enter` before its turn, and `leave` after)."""
-        if self.full(now):
+        if self.full(now) or (now < self.paced_until and now < self.next_admit):
             return self._book(now, self.free_every_s)
         # With none ahead a claim always goes for its turn (the store bounds its wait), so
         # what a turn takes is learnt again after an outage made it look endless.
@@ -78,8 +85,10 @@ class ClaimGate:
         """A claim admitted that still found no turn within the bound: when to come back."""
         return self._book(now, self.turn_s)
 
-    def enter(self) -> int:
+    def enter(self, now: float) -> int:
         """A claim goes for its turn; the claims ahead of it."""
+        if now < self.paced_until:
+            self.next_admit = now + self.free_every_s
         self.waiting += 1
         return self.waiting - 1
 
@@ -98,7 +107,7 @@ class ClaimGate:
         """A write of held work took `took` seconds in this process."""
         if now >= self.window_end:
             if self.samples >= QUEUE_SAMPLES and self.quickest > QUEUE_TARGET_S:
-                self.full_until = now + QUEUE_WINDOW_S
+                self._fill(now)
             self.window_end, self.quickest, self.samples = now + QUEUE_WINDOW_S, math.inf, 0
         self.quickest = min(self.quickest, took)
         self.samples += 1
@@ -106,7 +115,11 @@ class ClaimGate:
     def crowd(self, now: float) -> None:
         """Requests crowd into this process (its driver: http_server.InFlightCap): full for
         a window, as when held work queues."""
+        self._fill(now)
+
+    def _fill(self, now: float) -> None:
         self.full_until = max(self.full_until, now + QUEUE_WINDOW_S)
+        self.paced_until = now + PACED_S
 
     def freed(self, now: float) -> None:
         """A holder finished a task here (its slot is free)."""
@@ -117,9 +130,11 @@ class ClaimGate:
 
     def _book(self, now: float, spacing: float) -> float:
         slot = max(self.booked, now) + spacing
+        if now < self.paced_until:
+            slot = max(slot, self.next_admit)
         if slot - now <= RETRY_MAX_S:
             self.booked = slot
-            return round(max(RETRY_MIN_S, slot - now), 2)
+            return max(RETRY_MIN_S, math.ceil(100 * (slot - now)) / 100)  # never early
         # Past the farthest time told: spread over its second half (a low-discrepancy
         # sequence), so the claims told it do not come back together.
         self.spread = (self.spread + GOLDEN) % 1.0
