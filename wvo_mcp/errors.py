@@ -52,10 +52,11 @@ class Busy(WvoError):
 
 class Overloaded(Busy):
     """No turn, lock or connection came within the wait bound (rules/claim_gate.py): nothing
-    of this call was done. `retry_after`: seconds after which to try again (0: not known)."""
+    of this call was done. `why`: what did not come in time; `retry_after`: seconds after
+    which to try again (a second gives the turns ahead time to go by)."""
 
-    def __init__(self, message: str, retry_after: float = 0.0) -> None:
-        super().__init__(message)
+    def __init__(self, why: str, retry_after: float = 1.0) -> None:
+        super().__init__(f"{why}; nothing of this call was done; retry in {retry_after:g} s")
         self.retry_after = retry_after
 
 

@@ -303,7 +303,7 @@ class Orchestrator:
         back = gate.refuse(started)
         if back is not None:
             return back
-        ahead = gate.enter(started)
+        ahead = gate.enter()
         took = None
         try:
             result = await self.db.write(fn, Lock.CLAIM, within=WAIT_BOUND_S)
@@ -315,18 +315,16 @@ class Orchestrator:
         finally:
             gate.leave(took, ahead)
 
-    async def _held(self, write: Awaitable[T], frees: bool = False) -> T:
+    async def _held(self, write: Awaitable[T]) -> T:
         """A write of held work (a holder's heartbeat, checkpoint or move), timed for the
-        claim gate: held work that queues holds claims back. `frees`: it may end a hold."""
+        claim gate: held work that queues holds claims back, and sets how fast new holders
+        are let in."""
         started = time.monotonic()
         try:
-            result = await write
+            return await write
         finally:
             now = time.monotonic()
             self.claims.held(now, now - started)
-        if frees and getattr(result, "status", Status.IN_PROGRESS) != Status.IN_PROGRESS:
-            self.claims.freed(now)
-        return result
 
     def _next_claim(self, agent_id: str, after: Status) -> Callable[[Tx], ClaimResult]:
         """claim_next's claim, as claim_task's with no arguments, made now."""
@@ -573,7 +571,7 @@ class Orchestrator:
             )  # fmt: skip
             if not holder:
                 return self.db.write(write, lock)
-            return self._held(self.db.write(write, lock, HELD_WAIT_S), frees=True)
+            return self._held(self.db.write(write, lock, HELD_WAIT_S))
 
         try:  # one transaction, unless the task has a verify_command to pass first
             return await move(verified, None)
@@ -614,8 +612,6 @@ class Orchestrator:
                 return await self.db.write(both, Lock.WORLD)
             done = await self._in_turn(both)
             if not isinstance(done, float):
-                if done.status != Status.IN_PROGRESS:
-                    self.claims.freed(time.monotonic())
                 return done
             back = done  # past capacity: the move alone, held work's turn, and no claim
         except leases.Unverified:

@@ -6,6 +6,9 @@ from hypothesis import strategies as st
 
 from wvo_mcp.rules import claim_gate
 from wvo_mcp.rules.claim_gate import (
+    CLAIM_BURST,
+    CLAIM_FLOOR,
+    CLAIM_SHARE,
     QUEUE_SAMPLES,
     QUEUE_TARGET_S,
     QUEUE_WINDOW_S,
@@ -21,7 +24,7 @@ def test_claims_are_admitted_while_their_wait_stays_within_the_bound() -> None:
     fits = int(WAIT_BOUND_S / 0.05)  # 5 claims of 50 ms: the fifth waits 200 ms, then its own
     for ahead in range(fits):
         assert gate.refuse(10.0) is None
-        assert gate.enter(0.0) == ahead
+        assert gate.enter() == ahead
     back = gate.refuse(10.0)
     assert back is not None and gate.waiting == fits  # refused: nothing entered
 
@@ -30,11 +33,11 @@ def test_a_claim_with_none_ahead_always_goes_for_its_turn() -> None:
     """After an outage whose claims waited it out (15 s a turn), the next claim is still
     admitted, and quick turns bring the gate back: never refused for good."""
     gate = ClaimGate()
-    gate.leave(15.0, gate.enter(0.0))  # waited through a database restart
+    gate.leave(15.0, gate.enter())  # waited through a database restart
     assert gate.turn_s <= WAIT_BOUND_S
     assert gate.refuse(100.0) is None
     for _ in range(30):
-        gate.leave(0.003, gate.enter(0.0))
+        gate.leave(0.003, gate.enter())
     assert gate.turn_s < 0.01
 
 
@@ -59,35 +62,37 @@ def test_a_slot_is_never_sooner_than_the_minimum_nor_later_than_the_maximum() ->
 
 
 def test_held_work_standing_in_a_queue_holds_claims_back_for_a_window() -> None:
-    gate = ClaimGate(free_every_s=2.0)
+    gate = ClaimGate()
     slow = QUEUE_TARGET_S * 2
     for i in range(QUEUE_SAMPLES):
         gate.held(1.0 + i * 0.01, slow)
     assert gate.refuse(1.2) is None  # judged when the window ends, not sample by sample
     gate.held(1.0 + QUEUE_WINDOW_S, slow)  # the next window begins: the last one queued
     now = 1.0 + QUEUE_WINDOW_S
-    assert gate.refuse(now) == 2.0  # spaced by how often holders finish here
+    back = gate.refuse(now)
+    assert back is not None and RETRY_MIN_S <= back <= RETRY_MAX_S
     assert gate.refuse(now + QUEUE_WINDOW_S) is None  # a window later, unless it queues again
 
 
-def test_after_held_work_queued_claims_come_in_only_as_holders_go_out() -> None:
-    """For PACED_S after the queue, one claim is admitted per holder's finishing here, so
-    the holders stay as many as were served; then claims come in as fast as turns go."""
-    gate = ClaimGate(free_every_s=0.5)
-    gate.crowd(0.0)
-    assert gate.refuse(QUEUE_WINDOW_S - 0.01) is not None  # full: none
-    now = QUEUE_WINDOW_S
-    assert gate.refuse(now) is None
-    gate.leave(0.005, gate.enter(now))
-    back = gate.refuse(now + 0.1)  # not before the next holder's finishing
-    assert back is not None and now + 0.1 + back >= gate.next_admit == now + 0.5
-    assert gate.refuse(now + 0.5) is None
-    gate.leave(0.005, gate.enter(now + 0.5))
-    assert gate.refuse(now + 0.6) is not None
-    later = claim_gate.PACED_S + 1.0
-    assert gate.refuse(later) is None
-    gate.enter(later)
-    assert gate.refuse(later) is None  # no longer paced: the next goes for its turn too
+def test_new_holders_are_let_in_at_a_share_of_the_held_work_served() -> None:
+    """A burst at once, then CLAIM_SHARE of the held writes a second: 1,000 held writes a
+    second let in 100 claims a second, an idle process CLAIM_FLOOR."""
+    gate = ClaimGate(allowed_at=10.0)
+    for i in range(20):  # two windows of 500 quick heartbeats a window
+        for j in range(500):
+            gate.held(i * QUEUE_WINDOW_S + j / 1000, 0.001)
+    gate.held(20 * QUEUE_WINDOW_S, 0.001)
+    assert 900 < gate.held_per_s <= 1000 and gate.admit_per_s() == CLAIM_SHARE * gate.held_per_s
+    for _ in range(int(CLAIM_BURST)):
+        assert gate.refuse(10.0) is None
+        gate.leave(0.001, gate.enter())
+    back = gate.refuse(10.0)
+    assert back is not None  # the burst is spent: told the next slot
+    assert gate.refuse(10.0 + 1 / gate.admit_per_s()) is None  # one more a slot later
+    idle = ClaimGate(allowance=0.0, allowed_at=0.0)
+    assert idle.admit_per_s() == CLAIM_FLOOR
+    assert idle.refuse(0.5 / CLAIM_FLOOR) is not None
+    assert idle.refuse(1 / CLAIM_FLOOR) is None
 
 
 def test_requests_crowding_in_fill_the_process_as_queued_held_work_does() -> None:
@@ -112,12 +117,12 @@ def test_a_burst_or_a_few_slow_calls_hold_nothing_back() -> None:
 
 def test_a_turn_is_learnt_from_claims_through_it() -> None:
     gate = ClaimGate(turn_s=0.01)
-    ahead = gate.enter(0.0)
+    ahead = gate.enter()
     gate.leave(0.03, ahead)  # alone: its whole time was its turn
     assert gate.waiting == 0
     assert abs(gate.turn_s - (0.01 + claim_gate.SMOOTHING * 0.02)) < 1e-9
-    gate.enter(0.0)
-    behind = gate.enter(0.0)
+    gate.enter()
+    behind = gate.enter()
     gate.leave(None, 0)  # refused at the bound: it took no turn, nothing learnt
     gate.leave(0.3, behind)  # waited out one turn, then its own: 0.15 s each
     expected = 0.014 + claim_gate.SMOOTHING * (0.15 - 0.014)
@@ -127,26 +132,25 @@ def test_a_turn_is_learnt_from_claims_through_it() -> None:
 def test_claims_queue_while_one_is_in_its_turn_or_turns_took_long() -> None:
     gate = ClaimGate()
     assert not gate.contended()  # the turn is free: a claim goes straight to it
-    ahead = gate.enter(0.0)
+    ahead = gate.enter()
     assert gate.contended()  # one in its turn: the next reads first
     gate.leave(WAIT_BOUND_S, ahead)  # refused at the bound: it waited the whole of it
     assert gate.waiting == 0 and gate.contended()
     for _ in range(30):  # quick turns again: no longer
-        gate.leave(0.002, gate.enter(0.0))
+        gate.leave(0.002, gate.enter())
     assert not gate.contended()
 
 
-def test_an_idle_hour_between_two_finishes_is_no_rate() -> None:
-    gate = ClaimGate(free_every_s=1.0)
-    gate.freed(0.0)
-    gate.freed(3600.0)
-    assert gate.free_every_s <= 1.0 + claim_gate.SMOOTHING * (RETRY_MAX_S - 1.0) + 1e-9
+def test_an_idle_gap_is_a_window_with_nothing_served() -> None:
+    gate = ClaimGate(held_per_s=100.0, window_end=1.0)
+    gate.held(3600.0, 0.001)  # an hour after the last window: one write in an hour
+    assert gate.held_per_s < 100.0 * (1 - claim_gate.SMOOTHING) + 1e-6
 
 
 @given(
     st.lists(
         st.tuples(
-            st.sampled_from(["refuse", "enter", "held", "freed"]),
+            st.sampled_from(["refuse", "enter", "held"]),
             st.floats(0.0, 5.0),  # time step
             st.floats(0.0, 3.0),  # a call's seconds
         ),
@@ -166,9 +170,8 @@ def test_every_time_told_is_within_the_limits_and_no_sooner_than_the_last(
                 assert now + back >= last_slot - 0.01 or back >= RETRY_MAX_S / 2
                 last_slot = max(last_slot, now + back)
         elif kind == "enter":
-            gate.leave(took, gate.enter(now))
-        elif kind == "held":
-            gate.held(now, took)
+            gate.leave(took, gate.enter())
         else:
-            gate.freed(now)
-        assert gate.waiting == 0 and gate.turn_s > 0 and gate.free_every_s > 0
+            gate.held(now, took)
+        assert gate.waiting == 0 and gate.turn_s > 0 and gate.held_per_s >= 0
+        assert gate.allowance <= CLAIM_BURST

@@ -10,10 +10,12 @@ queues. A claim is refused at once, with nothing done, when
   requests crowd in before they reach it (over HTTP: a quarter of the in-flight cap, said
   by `crowd`). Held work keeps leases alive and frees slots, so it goes first; a claim
   granted now would add a holder this process cannot serve, or
-- held work queued here within the last PACED_S, and a claim was admitted less than a
-  holder's finishing ago: claims then come in only as holders go out, so the holders stay
-  as many as this process serves. A task holds for minutes, so holders admitted past that
-  would overload held work long after the claims that made them.
+- claims come faster than this process lets new holders in: at most CLAIM_SHARE of the held
+  writes it serves a second (at least CLAIM_FLOOR a second, in bursts of CLAIM_BURST). A new
+  holder's first heartbeat comes a heartbeat's period after its claim, so a queue of held
+  work shows too late to stop claims let in as fast as turns go (a fleet starting together
+  would hold twice what the process serves, for a task's length). Let in in proportion to
+  what it already serves, the holders grow by a bounded share before their work shows.
 
 While claims queue for their turn (another of this process's is in it, or its turns lately
 took over CONTENDED_TURN_S), a claim first reads whether it is sure to be refused (its WIP
@@ -21,8 +23,8 @@ full, the fleet paused, nothing ready for it), and such a claim is refused from 
 without queueing; while none queue, the turn itself costs what the read would.
 
 Each refused claim is told its own time to come back: the next free slot, the slots spaced
-as this process gets claims through its turn (or, while it is full, as its holders finish),
-so the claims told to come back return at the rate they can be served, not all at once.
+as this process gets claims through its turn or lets new holders in, so the claims told to
+come back return at the rate they can be served, not all at once.
 Docs: docs/http.md, "Past capacity".
 """
 
@@ -37,9 +39,15 @@ QUEUE_TARGET_S = 0.02
 QUEUE_WINDOW_S = 0.5
 QUEUE_SAMPLES = 8
 CONTENDED_TURN_S = 0.02  # an uncontended claim's turn is a few milliseconds
+# New holders a second: a tenth of the held writes served. A holder writes once a heartbeat
+# or so, so the holders let in before their work shows are about a tenth more than served.
+CLAIM_SHARE = 0.1
+CLAIM_FLOOR = 16.0  # ... at least, so an idle process starts a fleet in seconds
+# ... after a first burst: so many holders' work is a fraction of what one process serves,
+# and a script claiming a batch in one go is not held back.
+CLAIM_BURST = 256.0
 RETRY_MIN_S = 0.25
 RETRY_MAX_S = 30.0
-PACED_S = 30.0
 SMOOTHING = 0.2  # weight of the newest sample in the moving averages
 GOLDEN = (math.sqrt(5) - 1) / 2
 
@@ -47,29 +55,36 @@ GOLDEN = (math.sqrt(5) - 1) / 2
 @dataclass
 class ClaimGate:
     """One process's claims: how many wait for (or hold) the turn, what a turn takes, how
-    held work is served, and the last time handed to a refused claim."""
+    held work is served, the new holders it may still let in, and the last time handed to a
+    refused claim."""
 
     waiting: int = 0
     turn_s: float = 0.005  # seconds a claim holds this process's turn, smoothed
-    free_every_s: float = 1.0  # seconds between two holders finishing here, smoothed
-    last_free: float | None = None
+    held_per_s: float = 0.0  # held writes served a second, smoothed over windows
+    allowance: float = CLAIM_BURST  # claims that may be let in now
+    allowed_at: float = 0.0  # when `allowance` was last brought up to date
     booked: float = 0.0  # the latest slot handed out
     spread: float = 0.0  # where in the farthest times the last one past them was told
     window_end: float = 0.0
     quickest: float = math.inf
     samples: int = 0
     full_until: float = 0.0  # held work stood in a queue, or requests crowded, lately
-    paced_until: float = 0.0  # ... within PACED_S: claims come in as holders go out
-    next_admit: float = 0.0  # while paced, no claim is admitted before this
 
     def full(self, now: float) -> bool:
         return now < self.full_until
 
+    def admit_per_s(self) -> float:
+        """New holders this process lets in a second."""
+        return max(CLAIM_FLOOR, CLAIM_SHARE * self.held_per_s)
+
     def refuse(self, now: float) -> float | None:
         """Seconds after which a claim arriving now should come back, or None to admit it
         (then `enter` before its turn, and `leave` after)."""
-        if self.full(now) or (now < self.paced_until and now < self.next_admit):
-            return self._book(now, self.free_every_s)
+        rate = self.admit_per_s()
+        self.allowance = min(CLAIM_BURST, self.allowance + (now - self.allowed_at) * rate)
+        self.allowed_at = max(self.allowed_at, now)
+        if self.full(now) or self.allowance < 1:
+            return self._book(now, 1 / rate)
         # With none ahead a claim always goes for its turn (the store bounds its wait), so
         # what a turn takes is learnt again after an outage made it look endless.
         if self.waiting and (self.waiting + 1) * self.turn_s > WAIT_BOUND_S:
@@ -85,10 +100,9 @@ class ClaimGate:
         """A claim admitted that still found no turn within the bound: when to come back."""
         return self._book(now, self.turn_s)
 
-    def enter(self, now: float) -> int:
+    def enter(self) -> int:
         """A claim goes for its turn; the claims ahead of it."""
-        if now < self.paced_until:
-            self.next_admit = now + self.free_every_s
+        self.allowance -= 1
         self.waiting += 1
         return self.waiting - 1
 
@@ -107,7 +121,10 @@ class ClaimGate:
         """A write of held work took `took` seconds in this process."""
         if now >= self.window_end:
             if self.samples >= QUEUE_SAMPLES and self.quickest > QUEUE_TARGET_S:
-                self._fill(now)
+                self.full_until = now + QUEUE_WINDOW_S
+            # An idle gap is a window with nothing served in it.
+            seconds = max(QUEUE_WINDOW_S, now - (self.window_end - QUEUE_WINDOW_S))
+            self.held_per_s += SMOOTHING * (self.samples / seconds - self.held_per_s)
             self.window_end, self.quickest, self.samples = now + QUEUE_WINDOW_S, math.inf, 0
         self.quickest = min(self.quickest, took)
         self.samples += 1
@@ -115,23 +132,10 @@ class ClaimGate:
     def crowd(self, now: float) -> None:
         """Requests crowd into this process (its driver: http_server.InFlightCap): full for
         a window, as when held work queues."""
-        self._fill(now)
-
-    def _fill(self, now: float) -> None:
         self.full_until = max(self.full_until, now + QUEUE_WINDOW_S)
-        self.paced_until = now + PACED_S
-
-    def freed(self, now: float) -> None:
-        """A holder finished a task here (its slot is free)."""
-        if self.last_free is not None:
-            gap = min(now - self.last_free, RETRY_MAX_S)  # an idle hour is no rate
-            self.free_every_s += SMOOTHING * (gap - self.free_every_s)
-        self.last_free = now
 
     def _book(self, now: float, spacing: float) -> float:
         slot = max(self.booked, now) + spacing
-        if now < self.paced_until:
-            slot = max(slot, self.next_admit)
         if slot - now <= RETRY_MAX_S:
             self.booked = slot
             return max(RETRY_MIN_S, math.ceil(100 * (slot - now)) / 100)  # never early

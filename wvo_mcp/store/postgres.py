@@ -88,7 +88,6 @@ LOCK_TIMEOUT_MS = 15_000  # waiting for the write lock, as long as SQLite's busy
 STATEMENT_TIMEOUT_MS = 60_000
 RECONNECT_DEADLINE_S = 15.0  # how long a transaction retries through a lost connection
 CONNECT_TIMEOUT_S = 5
-OVERLOADED_RETRY_S = 1.0  # a write refused at the wait bound: a second gives its turn time
 PREPARED_MAX = 512  # prepared statements kept per connection (queries.sql has some 220)
 ITER_FIRST_PAGE = 16  # rows a ranked scan reads first (a claim usually takes the first)
 ITER_LAST_PAGE = 1024
@@ -119,10 +118,7 @@ def _overloaded(held: str | None, waited: float, what: str = "the write locks") 
         else f"{held} stayed locked by another database session for {waited:.2f} s (a long "
         "transaction: pg_stat_activity shows it)"
     )
-    return Overloaded(
-        f"{why}; nothing of this call was done; retry in {OVERLOADED_RETRY_S:g} s",
-        OVERLOADED_RETRY_S,
-    )
+    return Overloaded(why)
 
 
 def _held_row(exc: psycopg.errors.LockNotAvailable) -> str | None:

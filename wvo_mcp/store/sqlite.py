@@ -85,9 +85,7 @@ def _wait_turn(queue: int, until: float | None = None) -> None:
 
 def _no_turn(waited: float) -> Overloaded:
     return Overloaded(
-        f"no turn to write came within {waited:.2f} s: other writes hold the database; "
-        "nothing of this call was done; retry in 1 s",
-        1.0,
+        f"no turn to write came within {waited:.2f} s: other writes hold the database"
     )
 
 
