@@ -315,16 +315,19 @@ class Orchestrator:
         finally:
             gate.leave(took, ahead)
 
-    async def _held(self, write: Awaitable[T]) -> T:
+    async def _held(self, write: Awaitable[T], frees: bool = False) -> T:
         """A write of held work (a holder's heartbeat, checkpoint or move), timed for the
         claim gate: held work that queues holds claims back, and sets how fast new holders
-        are let in."""
+        are let in. `frees`: it may end a hold, whose place a claim may then take."""
         started = time.monotonic()
         try:
-            return await write
+            result = await write
         finally:
             now = time.monotonic()
             self.claims.held(now, now - started)
+        if frees and getattr(result, "status", Status.IN_PROGRESS) != Status.IN_PROGRESS:
+            self.claims.freed()
+        return result
 
     def _next_claim(self, agent_id: str, after: Status) -> Callable[[Tx], ClaimResult]:
         """claim_next's claim, as claim_task's with no arguments, made now."""
@@ -571,7 +574,7 @@ class Orchestrator:
             )  # fmt: skip
             if not holder:
                 return self.db.write(write, lock)
-            return self._held(self.db.write(write, lock, HELD_WAIT_S))
+            return self._held(self.db.write(write, lock, HELD_WAIT_S), frees=True)
 
         try:  # one transaction, unless the task has a verify_command to pass first
             return await move(verified, None)
@@ -612,6 +615,8 @@ class Orchestrator:
                 return await self.db.write(both, Lock.WORLD)
             done = await self._in_turn(both)
             if not isinstance(done, float):
+                if done.status != Status.IN_PROGRESS:
+                    self.claims.freed()  # ... and taken by its claim_next, if granted
                 return done
             back = done  # past capacity: the move alone, held work's turn, and no claim
         except leases.Unverified:

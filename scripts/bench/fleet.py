@@ -14,10 +14,13 @@ the task, heartbeat every H s and checkpoint every C s; after T s, plan_update(d
 again (each period varies by JITTER either way). The fleet comes up together, as users start
 one: each agent says `initialize` before the clock starts, then makes its first claim within
 the first START_SPREAD_S of it. A claim refused as busy comes back when its `retry_after_s`
-says; a call refused with nothing done (HTTP 503 or 429, or a tool's Overloaded) is made again
-when its Retry-After says: a claim three times at most, a heartbeat, checkpoint or done while
-the task's lease still runs (as an agent whose work is not lost yet would). One still refused
-when its lease would have run out drops the task (a lease lost), and the agent claims again.
+says. A call refused with nothing done (HTTP 503 or 429, or a tool's Overloaded) is made again
+after its Retry-After, doubled at each refusal and jittered (exponential backoff): a claim
+three times at most, a done while the task's lease runs. A heartbeat or checkpoint refused
+waits for its next period, as a periodic call should (made again at once by every refused
+agent, they would keep the servers past capacity on their own), unless the lease would run
+out before it. A task whose lease would run out so drops (a lease lost), and the agent
+claims again.
 Leases last 20 heartbeats (600 s at H = 30 s, wvo-mcp's default). The measured window
 (`--duration` s) opens after a ramp of one task (T s), once the fleet is in its steady state.
 Agents run in `--drivers` processes.
@@ -83,6 +86,8 @@ from wvo_mcp.store import Tx
 
 CLAIM_P99_MS = 100.0
 REFUSED_TRIES = 3  # a claim the server turns away (503, 429, Overloaded) is made this often
+BACKOFF_MAX_S = 30.0
+SKIPPED: dict[str, Any] = {}  # a heartbeat or checkpoint refused: its next period comes
 START_SPREAD_S = 5.0  # the fleet's first claims fall within this much of the start
 # Each period (heartbeat, checkpoint, task) varies by this share either way: an agent's next
 # call waits on its model's answer, so agents that claimed together do not beat in lockstep.
@@ -139,10 +144,15 @@ class Record:
         self.dropped = 0  # tasks given up after a held call was refused to its lease's end
 
     async def call(
-        self, agent: HttpAgent, tool: str, arguments: dict[str, Any], until: float | None = None
+        self,
+        agent: HttpAgent,
+        tool: str,
+        arguments: dict[str, Any],
+        until: float | None = None,
+        periodic: bool = False,
     ) -> dict[str, Any] | None:
-        """The call's answer, or None: it failed, or was refused REFUSED_TRIES times (held
-        work: until the moment `until`, when its lease runs out)."""
+        """The call's answer; SKIPPED for a `periodic` call refused; None when it failed or
+        stayed refused: REFUSED_TRIES times, or (`until`) to the moment its lease runs out."""
         attempt = 0
         while True:
             attempt += 1
@@ -151,15 +161,15 @@ class Record:
                 result = await agent.call(tool, arguments)
             except Refused as exc:
                 self.refusals[f"{tool}: {str(exc).split(': ', 2)[1][:40]}"] += 1
-                if (
-                    attempt >= REFUSED_TRIES
-                    if until is None
-                    else time.monotonic() + exc.retry_after >= until
-                ):
-                    return None
+                if periodic:
+                    return SKIPPED
                 # Turned away with nothing done: as a client should, the same call again
-                # when the server asked.
-                await anyio.sleep(exc.retry_after)
+                # no sooner than the server asked, backing off with jitter.
+                wait = min(BACKOFF_MAX_S, exc.retry_after * 2 ** (attempt - 1))
+                wait *= random.uniform(1, 2)
+                if attempt >= REFUSED_TRIES if until is None else time.monotonic() + wait >= until:
+                    return None
+                await anyio.sleep(wait)
                 continue
             except (BenchError, ValueError, KeyError) as exc:
                 self.errors[f"{tool}: {str(exc)[:80] or type(exc).__name__}"] += 1
@@ -217,7 +227,7 @@ async def live(
                     record.dropped += 1
                 break
             if moment == next_beat:
-                answer = await record.call(agent, "heartbeat", lease, renewed + lease_s)
+                answer = await record.call(agent, "heartbeat", lease, periodic=True)
                 later = beat * rng.uniform(1 - JITTER, 1 + JITTER)
                 next_beat = max(next_beat + later, time.monotonic())  # missed beats are skipped
             else:
@@ -226,15 +236,16 @@ async def live(
                     agent,
                     "checkpoint",
                     {**lease, "summary": f"step {steps}", "progress": min(99, 10 * steps)},
-                    renewed + lease_s,
+                    periodic=True,
                 )
                 next_step = max(
                     next_step + step * rng.uniform(1 - JITTER, 1 + JITTER), time.monotonic()
                 )
-            if answer is None:
+            if answer is None or (answer is SKIPPED and next_beat >= renewed + lease_s):
                 record.dropped += 1
                 break
-            renewed = time.monotonic()
+            if answer is not SKIPPED:
+                renewed = time.monotonic()
 
 
 async def driver_main(config: dict[str, Any]) -> None:

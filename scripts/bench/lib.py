@@ -209,6 +209,8 @@ class Report:
 
 
 def _fmt(value: float) -> str:
+    if not math.isfinite(value):  # a p99 of no samples
+        return str(value)
     if value == int(value) and abs(value) >= 100:
         return f"{int(value)}"
     if abs(value) >= 100:

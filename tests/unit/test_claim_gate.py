@@ -95,6 +95,25 @@ def test_new_holders_are_let_in_at_a_share_of_the_held_work_served() -> None:
     assert idle.refuse(1 / CLAIM_FLOOR) is None
 
 
+def test_a_holder_finishing_lets_one_claim_take_its_place_however_fast() -> None:
+    """An agent finishing and claiming again adds no holder: its loop is never held back
+    by the rate new holders come in at."""
+
+    def refused(frees: bool) -> int:
+        gate, refused = ClaimGate(allowance=1.0, allowed_at=0.0), 0
+        for i in range(1000):  # a thousand claims in a second
+            if gate.refuse(i / 1000) is not None:
+                refused += 1
+                continue
+            gate.leave(0.0005, gate.enter())
+            if frees:
+                gate.freed()
+        return refused
+
+    assert refused(frees=True) == 0
+    assert refused(frees=False) > 900  # new holders: CLAIM_FLOOR a second came in
+
+
 def test_requests_crowding_in_fill_the_process_as_queued_held_work_does() -> None:
     gate = ClaimGate()
     gate.crowd(5.0)

@@ -10,12 +10,14 @@ queues. A claim is refused at once, with nothing done, when
   requests crowd in before they reach it (over HTTP: a quarter of the in-flight cap, said
   by `crowd`). Held work keeps leases alive and frees slots, so it goes first; a claim
   granted now would add a holder this process cannot serve, or
-- claims come faster than this process lets new holders in: at most CLAIM_SHARE of the held
-  writes it serves a second (at least CLAIM_FLOOR a second, in bursts of CLAIM_BURST). A new
-  holder's first heartbeat comes a heartbeat's period after its claim, so a queue of held
-  work shows too late to stop claims let in as fast as turns go (a fleet starting together
-  would hold twice what the process serves, for a task's length). Let in in proportion to
-  what it already serves, the holders grow by a bounded share before their work shows.
+- claims come faster than this process lets holders in: one for each holder that finished
+  here, and new ones at most CLAIM_SHARE of the held writes it serves a second (at least
+  CLAIM_FLOOR a second), in bursts of CLAIM_BURST. A new holder's first heartbeat comes a
+  heartbeat's period after its claim, so a queue of held work shows too late to stop claims
+  let in as fast as turns go (a fleet starting together would hold twice what the process
+  serves, for a task's length). Let in in proportion to what it already serves, the holders
+  grow by a bounded share before their work shows; an agent finishing and claiming again
+  adds none, however fast.
 
 While claims queue for their turn (another of this process's is in it, or its turns lately
 took over CONTENDED_TURN_S), a claim first reads whether it is sure to be refused (its WIP
@@ -74,7 +76,7 @@ class ClaimGate:
         return now < self.full_until
 
     def admit_per_s(self) -> float:
-        """New holders this process lets in a second."""
+        """New holders this process lets in a second, besides those replacing a finished one."""
         return max(CLAIM_FLOOR, CLAIM_SHARE * self.held_per_s)
 
     def refuse(self, now: float) -> float | None:
@@ -128,6 +130,10 @@ class ClaimGate:
             self.window_end, self.quickest, self.samples = now + QUEUE_WINDOW_S, math.inf, 0
         self.quickest = min(self.quickest, took)
         self.samples += 1
+
+    def freed(self) -> None:
+        """A holder finished here: a claim may take its place."""
+        self.allowance = min(CLAIM_BURST, self.allowance + 1)
 
     def crowd(self, now: float) -> None:
         """Requests crowd into this process (its driver: http_server.InFlightCap): full for
