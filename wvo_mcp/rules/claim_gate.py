@@ -86,7 +86,10 @@ class ClaimGate:
         self.allowance = min(CLAIM_BURST, self.allowance + (now - self.allowed_at) * rate)
         self.allowed_at = max(self.allowed_at, now)
         if self.full(now) or self.allowance < 1:
-            return self._book(now, 1 / rate)
+            # Never a time at which it is sure to be refused again: not while full, nor
+            # before the allowance has come back.
+            opens = max(self.full_until, now + (1 - self.allowance) / rate)
+            return self._book(now, 1 / rate, opens)
         # With none ahead a claim always goes for its turn (the store bounds its wait), so
         # what a turn takes is learnt again after an outage made it look endless.
         if self.waiting and (self.waiting + 1) * self.turn_s > WAIT_BOUND_S:
@@ -140,8 +143,8 @@ class ClaimGate:
         a window, as when held work queues."""
         self.full_until = max(self.full_until, now + QUEUE_WINDOW_S)
 
-    def _book(self, now: float, spacing: float) -> float:
-        slot = max(self.booked, now) + spacing
+    def _book(self, now: float, spacing: float, opens: float = 0.0) -> float:
+        slot = max(max(self.booked, now) + spacing, opens)
         if slot - now <= RETRY_MAX_S:
             self.booked = slot
             return max(RETRY_MIN_S, math.ceil(100 * (slot - now)) / 100)  # never early
