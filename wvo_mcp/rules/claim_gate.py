@@ -45,9 +45,9 @@ CONTENDED_TURN_S = 0.02  # an uncontended claim's turn is a few milliseconds
 # or so, so the holders let in before their work shows are about a tenth more than served.
 CLAIM_SHARE = 0.1
 CLAIM_FLOOR = 16.0  # ... at least, so an idle process starts a fleet in seconds
-# ... after a first burst: so many holders' work is a fraction of what one process serves,
-# and a script claiming a batch in one go is not held back.
-CLAIM_BURST = 256.0
+# ... after a first burst, so a few agents starting together are not held back (one that
+# finishes and claims again never is: its claim takes its finished hold's place).
+CLAIM_BURST = 32.0
 RETRY_MIN_S = 0.25
 RETRY_MAX_S = 30.0
 SMOOTHING = 0.2  # weight of the newest sample in the moving averages
