@@ -18,12 +18,11 @@ says. A call refused with nothing done (HTTP 503 or 429, or a tool's Overloaded)
 after its Retry-After, doubled at each refusal and jittered (exponential backoff): a claim
 three times at most, a done while the task's lease runs. A heartbeat or checkpoint refused
 waits for its next period, as a periodic call should (made again at once by every refused
-agent, they would keep the servers past capacity on their own), unless the lease would run
-out before it. A task whose lease would run out so drops (a lease lost), and the agent
-claims again.
-Leases last 20 heartbeats (600 s at H = 30 s, wvo-mcp's default). The measured window
-(`--duration` s) opens after a ramp of one task (T s), once the fleet is in its steady state.
-Agents run in `--drivers` processes.
+agent, they would keep the servers past capacity on their own). A task whose lease would
+run out first is dropped (a lease lost), and the agent claims again. Leases last 20
+heartbeats (600 s at H = 30 s, wvo-mcp's default). The measured window (`--duration` s)
+opens after a ramp of one task (T s), once the fleet is in its steady state. Agents run in
+`--drivers` processes.
 
 Per fleet size: the writes served a second against those the fleet intends (every granted
 claim_task, heartbeat, checkpoint and plan_update answered), p50/p99/max of each call (client
