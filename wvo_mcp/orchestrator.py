@@ -263,13 +263,17 @@ class Orchestrator:
         if back is not None:
             return scheduler.busy(agent_id, back)
         if self.claims.contended():
-            refused = await self.db.read(
-                partial(
-                    scheduler.refusal_before_turn, settings=self.settings, agent_id=agent_id,
-                    task_id=task_id, now=self.clock(), providers=self.providers,
-                    provider=provider, model=model, bound=bound,
-                )
-            )  # fmt: skip
+            try:
+                refused = await self.db.read(
+                    partial(
+                        scheduler.refusal_before_turn, settings=self.settings,
+                        agent_id=agent_id, task_id=task_id, now=self.clock(),
+                        providers=self.providers, provider=provider, model=model, bound=bound,
+                    ),
+                    within=WAIT_BOUND_S,
+                )  # fmt: skip
+            except Overloaded:  # no connection within the bound: the claim waits no longer
+                return scheduler.busy(agent_id, self.claims.turn_refused(time.monotonic()))
             if refused is not None:
                 return refused
         claim = partial(

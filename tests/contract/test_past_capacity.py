@@ -131,3 +131,29 @@ async def test_claims_refused_at_the_lock_leave_the_connection_sound(world: Worl
         held = await orch.claim("agent")
         assert held.claimed and held.task is not None and held.lease_token is not None
         await orch.update_status(held.task.id, Status.DONE, "agent", held.lease_token)
+
+
+async def test_the_read_before_a_contended_claim_waits_no_longer_than_its_bound(
+    world: World,
+) -> None:
+    """While claims queue, a claim first reads whether it is sure to be refused; with every
+    pooled connection busy, that read is refused at the claim's bound, and the claim as
+    busy, rather than waiting the store's 15 s for a connection."""
+    if world.backend.name == "sqlite":
+        pytest.skip("a SQLite reader waits for no connection")
+    url = world.backend.database_url
+    assert url is not None
+    db = await postgres.PostgresDatabase(url, pool_size=1).open()
+    orch = Orchestrator(
+        db, world.settings(), provider_config.load(world.settings()), world.clock.now
+    )
+    world.opened.append(orch)
+    await create(orch, {"id": "ready", "title": "r"})
+    orch.claims = ClaimGate(turn_s=1.0)  # turns lately slow: claims read first
+    assert db._pool is not None
+    async with db._pool.connection():  # the pool's only connection, busy elsewhere
+        with anyio.fail_after(BOUND_S):
+            busy = await orch.claim("agent")
+    assert (busy.claimed, busy.reason) == (False, "busy")
+    assert busy.retry_after_s is not None and busy.retry_after_s >= RETRY_MIN_S
+    assert (await orch.get_task("ready")).status is Status.PENDING

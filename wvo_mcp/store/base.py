@@ -94,9 +94,13 @@ class Database(Protocol):
 
     async def close(self) -> None: ...
 
-    async def read(self, fn: Callable[[Tx], T], snapshot: bool = True) -> T:
+    async def read(
+        self, fn: Callable[[Tx], T], snapshot: bool = True, within: float | None = None
+    ) -> T:
         """Run `fn` in one read-only transaction (a consistent snapshot). `snapshot=False`
-        for a function of one statement, which needs none: it then costs one round trip."""
+        for a function of one statement, which needs none: it then costs one round trip.
+        `within`: the seconds it may wait for a connection, else Overloaded (None: the
+        store's own deadlines)."""
         ...
 
     async def write(

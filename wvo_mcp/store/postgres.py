@@ -308,11 +308,14 @@ class PostgresDatabase:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def read(self, fn: Callable[[Tx], T], snapshot: bool = True) -> T:
+    async def read(
+        self, fn: Callable[[Tx], T], snapshot: bool = True, within: float | None = None
+    ) -> T:
         # A snapshot is pipelined like a write (its BEGIN goes out with its first read);
         # one statement in its own snapshot has nothing to send beside it.
         begin = _BEGIN_READ if snapshot else ()
-        return await self._transaction(fn, begin, snapshot)
+        until = None if within is None else time.monotonic() + within
+        return await self._transaction(fn, begin, snapshot, until=until)
 
     async def write(
         self, fn: Callable[[Tx], T], lock: Lock = Lock.WORLD, within: float | None = None
@@ -376,9 +379,9 @@ class PostgresDatabase:
         lock: Lock | None = None,
     ) -> T:
         """`fn` in one transaction, retried as the engine allows; `then_read`: what `fn`
-        returns is called once the COMMIT (sent with its statements) is answered. `until`
-        (a write's, with its `lock`): no wait for a connection or a lock past it, else
-        Overloaded, with nothing done."""
+        returns is called once the COMMIT (sent with its statements) is answered. `until`:
+        no wait for a connection (or a write's `lock`) past it, else Overloaded, with
+        nothing done."""
         pool = self._pool
         if pool is None:
             raise RuntimeError("database is not open")

@@ -202,9 +202,12 @@ class SqliteDatabase:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def read(self, fn: Callable[[Tx], T], snapshot: bool = True) -> T:
+    async def read(
+        self, fn: Callable[[Tx], T], snapshot: bool = True, within: float | None = None
+    ) -> T:
         """Run `fn` in one read transaction (a consistent snapshot, whatever `snapshot`
-        says: a local one costs no round trip)."""
+        says: a local one costs no round trip). `within` bounds nothing: a reader here
+        waits for no lock and no connection."""
         return await self._run(fn, "DEFERRED")
 
     async def write(
