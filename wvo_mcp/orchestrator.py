@@ -312,6 +312,9 @@ class Orchestrator:
         try:
             result = await self.db.write(fn, Lock.CLAIM, within=WAIT_BOUND_S)
             took = time.monotonic() - started
+            claimed = result.next if isinstance(result, UpdateResult) else result
+            if not (isinstance(claimed, ClaimResult) and claimed.claimed):
+                gate.freed()  # no holder came of it (a WIP limit, nothing ready): its place
             return result
         except Overloaded:
             took = time.monotonic() - started  # the bound, waited: the turn is contended

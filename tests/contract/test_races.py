@@ -20,6 +20,7 @@ from wvo_mcp.errors import LeaseLost
 from wvo_mcp.health import Action
 from wvo_mcp.models import ClaimResult
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.rules.claim_gate import ClaimGate
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services import health as checks
 from wvo_mcp.services import scheduler
@@ -78,12 +79,21 @@ class Writes:
             await self.started[self.first].wait()
 
 
+class Admitting(ClaimGate):
+    """A claim gate that admits every claim. The races are the writes': thousands of
+    rounds of claims as fast as they go, held by one server and finished through the
+    other, would meet the rate new holders come in at (tests/unit/test_claim_gate.py)."""
+
+    def refuse(self, now: float) -> float | None:
+        return None
+
+
 async def servers(world: World, **settings: Any) -> tuple[Orchestrator, Orchestrator]:
     """Two servers on the test's database, each with its own connections, off the loop."""
-    return (
-        await world.open(threaded=True, **settings),
-        await world.open(threaded=True, **settings),
-    )
+    a = await world.open(threaded=True, **settings)
+    b = await world.open(threaded=True, **settings)
+    a.claims, b.claims = Admitting(), Admitting()
+    return a, b
 
 
 def granted(result: Any) -> bool:

@@ -135,7 +135,8 @@ class ClaimGate:
         self.samples += 1
 
     def freed(self) -> None:
-        """A holder finished here: a claim may take its place."""
+        """A holder finished here, or a claim let in was refused (its WIP full, nothing
+        ready): a claim may take its place."""
         self.allowance = min(CLAIM_BURST, self.allowance + 1)
 
     def crowd(self, now: float) -> None:
