@@ -157,3 +157,19 @@ async def test_the_read_before_a_contended_claim_waits_no_longer_than_its_bound(
     assert (busy.claimed, busy.reason) == (False, "busy")
     assert busy.retry_after_s is not None and busy.retry_after_s >= RETRY_MIN_S
     assert (await orch.get_task("ready")).status is Status.PENDING
+
+
+async def test_claims_refused_in_their_turn_add_no_holder_to_the_gate(
+    world: World, orch: Orchestrator
+) -> None:
+    """Only a claim granted adds a holder: an agent asking again and again while its WIP is
+    full does not spend the new holders the process lets in a second, and a claim from
+    another agent is granted after a hundred such refusals."""
+    await create(orch, {"id": "one", "title": "1"}, {"id": "two", "title": "2"})
+    first = await orch.claim("busy-agent")  # one task at a time (the worlds' WIP per agent)
+    assert first.claimed and first.task is not None
+    for _ in range(100):
+        refused = await orch.claim("busy-agent")
+        assert refused.reason == "agent_wip_limit", refused
+    granted = await orch.claim("other")
+    assert granted.claimed and granted.task is not None and granted.task.id != first.task.id
