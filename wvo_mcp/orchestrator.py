@@ -309,18 +309,20 @@ class Orchestrator:
             return back
         ahead = gate.enter()
         took = None
+        granted = False
         try:
             result = await self.db.write(fn, Lock.CLAIM, within=WAIT_BOUND_S)
             took = time.monotonic() - started
             claimed = result.next if isinstance(result, UpdateResult) else result
-            if not (isinstance(claimed, ClaimResult) and claimed.claimed):
-                gate.freed()  # no holder came of it (a WIP limit, nothing ready): its place
+            granted = isinstance(claimed, ClaimResult) and claimed.claimed
             return result
         except Overloaded:
             took = time.monotonic() - started  # the bound, waited: the turn is contended
             return gate.turn_refused(time.monotonic())
         finally:
             gate.leave(took, ahead)
+            if not granted:  # no holder came of it (refused, failed): its place goes back
+                gate.freed()
 
     async def _held(self, write: Awaitable[T], frees: bool = False) -> T:
         """A write of held work (a holder's heartbeat, checkpoint or move), timed for the
