@@ -526,7 +526,15 @@ class ClaimRoute(BaseModel):
     reason: str
 
 
-class ClaimResult(BaseModel):
+class Asked(BaseModel):
+    """The answer of a holder's call, which may say its notes were asked for already."""
+
+    # The agent found to have no person's notes due in the call's own transaction (its
+    # answer then needs no lookup of its own: services/notes.py); None: not looked for.
+    _no_notes_for: str | None = PrivateAttr(default=None)
+
+
+class ClaimResult(Asked):
     claimed: bool
     reason: ClaimRefusal | None = None
     message: str = ""
@@ -545,15 +553,12 @@ class ClaimResult(BaseModel):
     _took_over_expired: bool = PrivateAttr(default=False)
 
 
-class LeaseResult(BaseModel):
+class LeaseResult(Asked):
     task_id: str
     lease_expires_at: str
-    # The agent found to have no person's notes due in the renewal's own transaction (its
-    # answer then needs no lookup of its own: services/notes.py); None: not looked for.
-    _no_notes_for: str | None = PrivateAttr(default=None)
 
 
-class CheckpointResult(BaseModel):
+class CheckpointResult(Asked):
     task_id: str
     seq: int
     lease_expires_at: str | None = Field(
@@ -564,7 +569,7 @@ class CheckpointResult(BaseModel):
     git_note: str | None = None
 
 
-class UpdateResult(BaseModel):
+class UpdateResult(Asked):
     task_id: str
     previous_status: Status
     status: Status

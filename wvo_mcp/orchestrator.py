@@ -1,5 +1,6 @@
 """The orchestrator: every behaviour the MCP tools and the CLI offer, one await each."""
 
+import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -17,6 +18,7 @@ from wvo_mcp.errors import NotFound, Overloaded, ValidationFailed
 from wvo_mcp.git import Git, locate, snapshots
 from wvo_mcp.models import (
     AgentIdentity,
+    Asked,
     Checkpoint,
     CheckpointResult,
     ClaimResult,
@@ -77,6 +79,7 @@ from wvo_mcp.store import Database, Lock, Row, Tx
 from wvo_mcp.verification import Verification
 
 T = TypeVar("T")
+A = TypeVar("A", bound=Asked)
 
 
 class Orchestrator:
@@ -259,7 +262,8 @@ class Orchestrator:
         Past capacity, refused at once (reason busy) before anything is read. While claims
         queue for their turn, one sure to be refused is refused from a read, without the
         turn; while none queue, the turn costs what that read would."""
-        back = self.claims.refuse(time.monotonic())
+        arrived = time.monotonic()
+        back = self.claims.refuse(arrived)
         if back is not None:
             return scheduler.busy(agent_id, back)
         if self.claims.contended():
@@ -295,23 +299,31 @@ class Orchestrator:
                 tx.run("raise_gate", {"id": result.task.id, "gate": gate.value})
             return result
 
-        done = await self._in_turn(claim_gated)
+        done = await self._in_turn(claim_gated, agent_id, arrived)
         return scheduler.busy(agent_id, done) if isinstance(done, float) else done
 
-    async def _in_turn(self, fn: Callable[[Tx], T]) -> T | float:
-        """`fn` in the claims' turn (Lock.CLAIM), or, past capacity, nothing done and the
-        seconds after which to come back: refused at once when this process's claims would
-        wait past the bound or its held work queues, or when no turn came within it."""
+    async def _in_turn(
+        self, fn: Callable[[Tx], A], agent_id: str, arrived: float | None = None
+    ) -> A | float:
+        """`fn` in the claims' turn (Lock.CLAIM), asking for `agent_id`'s notes, or, past
+        capacity, nothing done and the seconds after which to come back: refused at once when
+        this process's claims would wait past the bound or its held work queues, or when no
+        turn came within the bound from `arrived` (a read before the turn waited in it too)."""
         gate = self.claims
         started = time.monotonic()
         back = gate.refuse(started)
         if back is not None:
             return back
+        left = WAIT_BOUND_S - (started - (started if arrived is None else arrived))
+        if left <= 0:
+            return gate.turn_refused(started)
         ahead = gate.enter()
         took = None
         granted = False
         try:
-            result = await self.db.write(fn, Lock.CLAIM, within=WAIT_BOUND_S)
+            result = await self.db.write_then_read(
+                notes.asking(fn, agent_id), Lock.CLAIM, within=left
+            )
             took = time.monotonic() - started
             claimed = result.next if isinstance(result, UpdateResult) else result
             granted = isinstance(claimed, ClaimResult) and claimed.claimed
@@ -526,19 +538,22 @@ class Orchestrator:
             snap = await anyio.to_thread.run_sync(
                 snapshots.snapshot, self.git, f"wvo-mcp checkpoint of {task_id}: {summary[:200]}"
             )
-        write = self.db.write(
-            partial(
-                leases.checkpoint,
-                task_id=task_id,
-                token=token,
-                agent_id=agent_id,
-                summary=summary,
-                next_steps=next_steps,
-                progress=progress,
-                files=files,
-                now=self.clock(),
-                snapshot=snap,
-                attach_sandbox_run=attach_sandbox_run,
+        write = self.db.write_then_read(
+            notes.asking(
+                partial(
+                    leases.checkpoint,
+                    task_id=task_id,
+                    token=token,
+                    agent_id=agent_id,
+                    summary=summary,
+                    next_steps=next_steps,
+                    progress=progress,
+                    files=files,
+                    now=self.clock(),
+                    snapshot=snap,
+                    attach_sandbox_run=attach_sandbox_run,
+                ),
+                agent_id,
             ),
             Lock.TASK,
             HELD_WAIT_S,
@@ -583,7 +598,8 @@ class Orchestrator:
             )  # fmt: skip
             if not holder:
                 return self.db.write(write, lock)
-            return self._held(self.db.write(write, lock, HELD_WAIT_S), frees=True)
+            asked = notes.asking(write, actor)
+            return self._held(self.db.write_then_read(asked, lock, HELD_WAIT_S), frees=True)
 
         try:  # one transaction, unless the task has a verify_command to pass first
             return await move(verified, None)
@@ -622,7 +638,7 @@ class Orchestrator:
         try:
             if token is None:
                 return await self.db.write(both, Lock.WORLD)
-            done = await self._in_turn(both)
+            done = await self._in_turn(both, agent_id)
             if not isinstance(done, float):
                 if done.status != Status.IN_PROGRESS:
                     self.claims.freed()  # ... and taken by its claim_next, if granted
@@ -635,10 +651,11 @@ class Orchestrator:
             moved.next = scheduler.busy(agent_id, back)
             return moved
         # As of now: the check may have taken minutes.
-        next_claim = await self._in_turn(self._next_claim(agent_id, status))
-        moved.next = (
-            scheduler.busy(agent_id, next_claim) if isinstance(next_claim, float) else next_claim
-        )
+        next_claim = await self._in_turn(self._next_claim(agent_id, status), agent_id)
+        if isinstance(next_claim, float):
+            moved.next = scheduler.busy(agent_id, next_claim)
+        else:  # asked after the move's: what the task now held has for the agent
+            moved.next, moved._no_notes_for = next_claim, next_claim._no_notes_for
         return moved
 
     async def verify(self, task_id: str, workspace: Path) -> leases.Run | None:
@@ -1074,18 +1091,25 @@ class Orchestrator:
         """The live token a bearer secret belongs to (its last use recorded, once a
         minute at most), or None."""
         now = self.clock()
-        found = await self.db.read(partial(tokens.find, secret=secret, now=now), snapshot=False)
+        found = await self.db.read(
+            partial(tokens.find, secret=secret, now=now), snapshot=False, within=HELD_WAIT_S
+        )
         if found is not None and tokens.stale(found, now):
-            # One conditional row update, however many agents present tokens at once.
-            await self.db.write(partial(tokens.used, token_id=found.id, now=now), Lock.TASK)
+            await self.token_used(found.id)
         return found
 
     async def token_used(self, token_id: str) -> None:
-        """Record a use of a token verified from a server's cache (once in USED_RESOLUTION)."""
-        await self.db.write(partial(tokens.used, token_id=token_id, now=self.clock()), Lock.TASK)
+        """Record a use of a token (once in USED_RESOLUTION): one conditional row update,
+        however many agents present it at once. Past capacity it is left for a later use:
+        bookkeeping never refuses the call it comes with."""
+        write = partial(tokens.used, token_id=token_id, now=self.clock())
+        with contextlib.suppress(Overloaded):
+            await self.db.write(write, Lock.TASK, HELD_WAIT_S)
 
     async def token_revocations(self) -> int:
-        return await self.db.read(tokens.revocations, snapshot=False)
+        """Tokens ever revoked; past capacity Overloaded (the call it came with is refused:
+        a revocation is never missed)."""
+        return await self.db.read(tokens.revocations, snapshot=False, within=HELD_WAIT_S)
 
     async def token_list(self) -> list[tokens.Token]:
         return await self.db.read(tokens.all_tokens)

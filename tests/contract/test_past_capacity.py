@@ -14,6 +14,7 @@ import pytest
 
 from tests.contract.conftest import World, create, events_of
 from wvo_mcp import providers as provider_config
+from wvo_mcp.errors import Overloaded
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.claim_gate import RETRY_MAX_S, RETRY_MIN_S, ClaimGate
 from wvo_mcp.rules.transitions import Status
@@ -157,6 +158,50 @@ async def test_the_read_before_a_contended_claim_waits_no_longer_than_its_bound(
     assert (busy.claimed, busy.reason) == (False, "busy")
     assert busy.retry_after_s is not None and busy.retry_after_s >= RETRY_MIN_S
     assert (await orch.get_task("ready")).status is Status.PENDING
+
+
+async def test_a_server_whose_connections_are_all_in_use_refuses_at_once_and_probes_nothing(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every pooled connection live and in use is capacity, not a lost database: a holder's
+    heartbeat, checkpoint and done and a claim are refused at their bounds with nothing
+    done, and no new connection is opened to ask whether the database is there (one for
+    each refusal would add to the load past capacity)."""
+    if world.backend.name == "sqlite":
+        pytest.skip("a SQLite writer waits for no connection")
+    url = world.backend.database_url
+    assert url is not None
+    db = await postgres.PostgresDatabase(url, pool_size=1).open()
+    orch = Orchestrator(
+        db, world.settings(), provider_config.load(world.settings()), world.clock.now
+    )
+    world.opened.append(orch)
+    await create(orch, {"id": "held", "title": "h"}, {"id": "ready", "title": "r"})
+    held = await orch.claim("holder", task_id="held")
+    assert held.lease_token is not None
+    probes: list[object] = []
+    reachable = postgres.PostgresDatabase._reachable
+
+    async def probed(self: postgres.PostgresDatabase) -> bool:
+        probes.append(self)
+        return await reachable(self)
+
+    monkeypatch.setattr(postgres.PostgresDatabase, "_reachable", probed)
+    assert db._pool is not None
+    async with db._pool.connection():  # the pool's only connection, busy elsewhere
+        with anyio.fail_after(BOUND_S):
+            with pytest.raises(Overloaded, match="nothing of this call was done"):
+                await orch.heartbeat("held", held.lease_token, "holder")
+            with pytest.raises(Overloaded, match="a database connection did not come"):
+                await orch.checkpoint("held", held.lease_token, "holder", "half way")
+            with pytest.raises(Overloaded):
+                await orch.update_status("held", Status.DONE, "holder", held.lease_token)
+            busy = await orch.claim("agent", task_id="ready")
+    assert (busy.claimed, busy.reason) == (False, "busy")
+    assert probes == []
+    assert (await orch.get_task("held")).status is Status.IN_PROGRESS
+    assert (await orch.get_task("ready")).status is Status.PENDING
+    assert [c.summary for c in await orch.checkpoints("held")] == []
 
 
 async def test_claims_refused_in_their_turn_add_no_holder_to_the_gate(

@@ -60,7 +60,9 @@ class Writes:
         # writes' (refusal_before_turn has tests of its own).
         monkeypatch.setattr(scheduler, "refusal_before_turn", lambda *args, **kwargs: None)
         for name, server in servers.items():
-            monkeypatch.setattr(server.db, "write", self._saying(name, server.db.write))
+            for method in ("write", "write_then_read"):
+                said = self._saying(name, getattr(server.db, method))
+                monkeypatch.setattr(server.db, method, said)
 
     def _saying(self, name: str, write: Callable[..., Awaitable[Any]]) -> Any:
         async def write_then_say(*args: Any, **kwargs: Any) -> Any:

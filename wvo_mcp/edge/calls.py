@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from wvo_mcp.config import Settings
 from wvo_mcp.edge import access, protocol, toolset
 from wvo_mcp.errors import WvoError
-from wvo_mcp.models import ClaimResult, LeaseResult, Note, lean
+from wvo_mcp.models import Asked, ClaimResult, Note, lean
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import identity
 from wvo_mcp.telemetry import Telemetry, annotate
@@ -171,9 +171,10 @@ def tool_call(
 
 async def _notes_for(orchestrator: Orchestrator, holder: str | None, result: object) -> list[Note]:
     """The notes due to the caller; none when the lookup fails (the call itself stood), when
-    the call's own transaction found none (a heartbeat's), or past capacity (a claim refused
-    as busy costs no database round trip: they come with the next call)."""
-    if holder is None or (isinstance(result, LeaseResult) and result._no_notes_for == holder):
+    the call's own transaction found none (a holder's write asks: services/notes.asking), or
+    past capacity (a claim refused as busy costs no database round trip: they come with the
+    next call)."""
+    if holder is None or (isinstance(result, Asked) and result._no_notes_for == holder):
         return []
     if isinstance(result, ClaimResult) and result.reason == "busy":
         return []

@@ -19,6 +19,7 @@ import asyncio
 import errno
 import ipaddress
 import logging
+import math
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -60,7 +61,7 @@ from wvo_mcp.config import Settings
 from wvo_mcp.edge import access, protocol
 from wvo_mcp.edge.http_limits import Admission, Limits, Refusal
 from wvo_mcp.edge.stdio import MAX_LINE_BYTES
-from wvo_mcp.errors import Busy, StoreUnavailable, ValidationFailed
+from wvo_mcp.errors import Busy, Overloaded, StoreUnavailable, ValidationFailed
 
 if TYPE_CHECKING:
     from wvo_mcp.orchestrator import Orchestrator
@@ -663,10 +664,11 @@ async def unavailable(request: Request, exc: Exception) -> Response:
     when the database is busy or cannot be reached, so a client retries and keeps its
     token; anything else is a plain 500 (the traceback goes to the log)."""
     if isinstance(exc, Busy | StoreUnavailable):
+        wait = math.ceil(exc.retry_after) if isinstance(exc, Overloaded) else 5
         return JSONResponse(
             {"error": "temporarily_unavailable", "error_description": str(exc)},
             status_code=503,
-            headers={"Retry-After": "5"},
+            headers={"Retry-After": str(wait)},
         )
     return PlainTextResponse("Internal Server Error", status_code=500)
 

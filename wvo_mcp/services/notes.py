@@ -6,13 +6,14 @@ redirect of the attempt under way) reaches only that one. Every note is data: st
 text, capped, never read as instructions by the server."""
 
 import json
+from collections.abc import Callable
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
-from wvo_mcp.models import Inbox, Note, Question, Told, UpdateResult
+from wvo_mcp.models import Asked, Inbox, Note, Question, Told, UpdateResult
 from wvo_mcp.rules.bounds import check_command
 from wvo_mcp.rules.pauses import Scope
 from wvo_mcp.rules.transitions import Status
@@ -20,6 +21,7 @@ from wvo_mcp.services import leases, rows
 from wvo_mcp.services.tasks import NOTES_SHOWN, record_event
 from wvo_mcp.store import Row, Tx
 
+A = TypeVar("A", bound=Asked)
 Kind = Literal["tell", "pause", "redirect", "question", "answer", "drain"]
 MAX_TEXT = 4000  # characters of one note
 DRAIN = (
@@ -51,6 +53,25 @@ def add(
 def due(tx: Tx, agent_id: str) -> bool:
     """Whether the agent's held tasks have notes it was not given yet."""
     return tx.one("notes_due", (agent_id,)) is not None
+
+
+def asking(write: Callable[[Tx], A], agent_id: str) -> Callable[[Tx], Callable[[], A]]:
+    """`write` of a holder's call, asking in its own transaction whether the agent has notes
+    due (for Database.write_then_read): an answer that finds none needs no lookup after
+    it, which past capacity would be a second wait for the database (edge/calls.py)."""
+
+    def both(tx: Tx) -> Callable[[], A]:
+        result = write(tx)
+        due = tx.ask("notes_due", (agent_id,))
+
+        def read() -> A:
+            if due.one() is None:
+                result._no_notes_for = agent_id
+            return result
+
+        return read
+
+    return both
 
 
 def deliver(tx: Tx, agent_id: str) -> list[Note]:

@@ -26,6 +26,7 @@ reported as unknown, never as done.
 
 import contextlib
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -249,6 +250,9 @@ class PostgresDatabase:
         self.pool_size = pool_size or POOL_SIZE
         self._pool: AsyncConnectionPool[Connection] | None = None
         self._closing = False  # close() began: a lost connection is not retried
+        # When a connection was last seen lost, by a transaction or by the pool's counts.
+        self._lost_at = -math.inf
+        self._pool_errors = 0  # the pool's counts of failed and lost connections, last seen
         self._claim_turn = anyio.Lock()
 
     def describe(self) -> str:
@@ -431,6 +435,8 @@ class PostgresDatabase:
                         raise
             except PoolTimeout:
                 bounded = until is not None and not away
+                if bounded and not self._maybe_away():
+                    raise _overloaded(None, wait, "a database connection") from None
                 if bounded and time.monotonic() < deadline and not await self._reachable():
                     away = True
                     continue
@@ -462,6 +468,7 @@ class PostgresDatabase:
                 ) from None
             except psycopg.OperationalError as exc:
                 if exc.sqlstate not in _RETRY_STATES:  # else aborted whole: safe to run again
+                    self._lost_at = time.monotonic()
                     self._check_reconnect(exc, committing, deadline)
                     away = True
                 attempt += 1
@@ -499,6 +506,19 @@ class PostgresDatabase:
                 f"the database at {self.describe()} cannot be reached ({exc}); nothing "
                 "of this call was kept; retry when it is back"
             ) from exc
+
+    def _maybe_away(self) -> bool:
+        """Whether a pool that gave no connection in time may have lost the database (a
+        probe then says): a connection was lost or failed lately, or the pool is not full.
+        Else every connection is live and in use: the deployment is at capacity, and a probe
+        (a new connection each time one is refused) would only add to its load."""
+        assert self._pool is not None
+        stats = self._pool.get_stats()
+        now = time.monotonic()
+        errors = stats.get("connections_errors", 0) + stats.get("connections_lost", 0)
+        if errors != self._pool_errors:
+            self._pool_errors, self._lost_at = errors, now
+        return now - self._lost_at < RECONNECT_DEADLINE_S or stats["pool_size"] < self.pool_size
 
     async def _reachable(self) -> bool:
         """Whether a new connection can be made now (the pool waits, it does not say why)."""
