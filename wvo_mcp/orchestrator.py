@@ -514,10 +514,13 @@ class Orchestrator:
             "lease_seconds": lease_seconds, "now": self.clock(),
         }  # fmt: skip
         renew = partial(leases.renew, **given)
+        started = time.monotonic()
         renewed = await self._held(self.db.write_then_read(renew, Lock.TASK, HELD_WAIT_S))
         if renewed is not None:
             return renewed
-        return await self.db.write(partial(leases.heartbeat, **given), Lock.TASK, HELD_WAIT_S)
+        # Not held: the heartbeat's own write says why, within what is left of the bound.
+        left = max(0.0, HELD_WAIT_S - (time.monotonic() - started))
+        return await self.db.write(partial(leases.heartbeat, **given), Lock.TASK, left)
 
     async def checkpoint(
         self,
