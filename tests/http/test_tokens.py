@@ -3,7 +3,9 @@ rules; the role rule (toolset.role_allows) in one table."""
 
 import hashlib
 import json
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -11,6 +13,7 @@ from tests.conftest import open_db, wvo
 from tests.http.conftest import token
 from wvo_mcp.config import Settings
 from wvo_mcp.edge import access, toolset
+from wvo_mcp.errors import Overloaded
 from wvo_mcp.orchestrator import Orchestrator
 
 
@@ -105,5 +108,39 @@ async def test_a_verified_token_is_looked_up_again_only_once_a_token_is_revoked(
         await orchestrator.token_revoke(kept.token.id)
         assert await verifier.verify_token(kept.secret) is None
         assert await verifier.verify_token(other.secret) is None
+    finally:
+        await orchestrator.close()
+
+
+@pytest.mark.anyio
+async def test_a_revoked_token_is_refused_while_the_count_of_revocations_cannot_be_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past capacity the count's read may be refused (Overloaded: the request is answered
+    503). The verifier asks again only a second later, and meanwhile its cached tokens are
+    trusted only while the count was read lately: a revoked token is looked up again, and
+    refused, rather than served from the cache for minutes."""
+    orchestrator = await Orchestrator.open(Settings(state_root=tmp_path / "state"))
+    try:
+        made = await orchestrator.token_add("agent", "a1", "person:p")
+        clock = {"now": 1000.0}
+        monkeypatch.setattr(
+            access, "time", SimpleNamespace(monotonic=lambda: clock["now"], time=time.time)
+        )
+        verifier = access.StoreVerifier(lambda: orchestrator)
+        assert await verifier.verify_token(made.secret) is not None  # count read, cached
+
+        async def refused() -> int:
+            raise Overloaded("a database connection did not come within 0.50 s")
+
+        monkeypatch.setattr(orchestrator, "token_revocations", refused)
+        await orchestrator.token_revoke(made.token.id)
+        for _ in range(2):  # the count read last 2 s ago: no longer trusted
+            clock["now"] += access.TOKEN_CACHE_SECONDS  # time to ask the count again
+            with pytest.raises(Overloaded):
+                await verifier.verify_token(made.secret)
+        assert clock["now"] - 1000.0 >= access.COUNT_TRUSTED_SECONDS
+        clock["now"] += access.TOKEN_CACHE_SECONDS / 2  # not yet time to ask again
+        assert await verifier.verify_token(made.secret) is None
     finally:
         await orchestrator.close()

@@ -104,6 +104,10 @@ def current() -> Caller | None:
 # token when the count moves. A revocation therefore holds on every process within that
 # second, and a fleet's calls cost one small read a second per process, not a lookup each.
 TOKEN_CACHE_SECONDS = 1.0
+# ... and the cache is trusted only while the count was read this lately: past capacity the
+# read may be refused (it waits at most held work's bound), and a count not read is never
+# taken as unchanged, so a revoked token is refused even then.
+COUNT_TRUSTED_SECONDS = 2 * TOKEN_CACHE_SECONDS
 TOKEN_RECHECK_SECONDS = 300.0
 TOKEN_CACHE_SIZE = 10_000
 USED_SECONDS = tokens.USED_RESOLUTION.total_seconds()
@@ -132,6 +136,7 @@ class StoreVerifier(TokenVerifier):
         self._live: dict[str, _Seen] = {}
         self._revoked: int | None = None  # tokens ever revoked, when last asked
         self._revoked_asked = -math.inf
+        self._revoked_read = -math.inf  # when a read of that count last came back
 
     async def verify_token(self, token: str) -> AccessToken | None:
         orchestrator = self.orchestrator()
@@ -146,8 +151,10 @@ class StoreVerifier(TokenVerifier):
             if revoked != self._revoked:
                 self._live.clear()
                 self._revoked = revoked
+            self._revoked_read = now
         seen = self._live.get(token)
-        if seen is not None and seen.fresh(now):
+        trusted = now - self._revoked_read < COUNT_TRUSTED_SECONDS
+        if seen is not None and seen.fresh(now) and trusted:
             if seen.token_id is not None and now - seen.used_at >= USED_SECONDS:
                 seen.used_at = now
                 await orchestrator.token_used(seen.token_id)
