@@ -97,6 +97,9 @@ INCIDENTS = (
     "SELECT (SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()), "
     "(SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter)"
 )
+AUTOVACUUMS = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+SETTLE_TIMEOUT_S = 60.0
+SETTLE_POLL_S = 0.5
 LOCK_HELD_LIMIT = 0.20  # issue 24: no global lock held more of the time at the largest fleet
 WRITES = ("claim_task", "heartbeat", "checkpoint", "plan_update")
 BUSY = "claim refused"  # claim_task answered claimed=false, reason busy: not a write
@@ -497,7 +500,24 @@ class Bench(lib.Bench):
             self.errlog.flush()
         if not all(alive):
             raise BenchError(f"a server exited during the {agents}-agent run; see servers.log")
+        self.settle(name)
         return self.figures(agents, drivers, window, results)
+
+    def settle(self, name: str) -> None:
+        """Drop a run's database and flush what it wrote, so that the next run's window does
+        not pay for vacuuming and checkpointing this one's dead rows (runs alternate builds
+        in one cluster, each after a heavier one)."""
+        assert self.cluster is not None
+        with psycopg.connect(self.cluster.url(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')  # our own run's name
+            conn.execute("CHECKPOINT")
+            deadline = time.monotonic() + SETTLE_TIMEOUT_S
+            while time.monotonic() < deadline:
+                found = conn.execute(AUTOVACUUMS).fetchone()
+                if not found or not found[0]:
+                    return
+                time.sleep(SETTLE_POLL_S)
+        log(f"  autovacuum still running {SETTLE_TIMEOUT_S:.0f} s after the run; going on")
 
     def watch(self, probe: psycopg.Connection[Any], pids: list[int], go: float) -> dict[str, Any]:
         """From the end of the ramp to the end of the window: CPU snapshots of the servers and
