@@ -14,6 +14,7 @@ import pytest
 
 from tests.contract.conftest import World, create, events_of
 from wvo_mcp import providers as provider_config
+from wvo_mcp.config import Settings
 from wvo_mcp.errors import Overloaded
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.claim_gate import RETRY_MAX_S, RETRY_MIN_S, ClaimGate
@@ -43,6 +44,19 @@ async def turn_held(world: World, orch: Orchestrator) -> AsyncIterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+async def one_connection(
+    world: World, settings: Settings | None = None
+) -> tuple[postgres.PostgresDatabase, Orchestrator]:
+    """An orchestrator on this world's PostgreSQL whose pool holds a single connection."""
+    url = world.backend.database_url
+    assert url is not None
+    settings = settings or world.settings()
+    db = await postgres.PostgresDatabase(url, pool_size=1).open()
+    orch = Orchestrator(db, settings, provider_config.load(settings), world.clock.now)
+    world.opened.append(orch)
+    return db, orch
 
 
 async def test_claims_sure_to_be_refused_do_not_wait_for_the_turn(
@@ -117,12 +131,7 @@ async def test_claims_refused_at_the_lock_leave_the_connection_sound(world: Worl
     uses and prepares it on the fifth, and a prepare in an aborted batch never happened)."""
     if world.backend.name == "sqlite":
         pytest.skip("PostgreSQL's pipelines and prepared statements")
-    url = world.backend.database_url
-    assert url is not None
-    settings = world.settings(wip_per_agent=1)
-    db = await postgres.PostgresDatabase(url, pool_size=1).open()
-    orch = Orchestrator(db, settings, provider_config.load(settings), world.clock.now)
-    world.opened.append(orch)
+    _, orch = await one_connection(world, world.settings(wip_per_agent=1))
     await create(orch, *({"id": f"t{i}", "title": "t"} for i in range(4)))
     for _ in range(3):
         async with turn_held(world, orch):
@@ -142,13 +151,7 @@ async def test_the_read_before_a_contended_claim_waits_no_longer_than_its_bound(
     busy, rather than waiting the store's 15 s for a connection."""
     if world.backend.name == "sqlite":
         pytest.skip("a SQLite reader waits for no connection")
-    url = world.backend.database_url
-    assert url is not None
-    db = await postgres.PostgresDatabase(url, pool_size=1).open()
-    orch = Orchestrator(
-        db, world.settings(), provider_config.load(world.settings()), world.clock.now
-    )
-    world.opened.append(orch)
+    db, orch = await one_connection(world)
     await create(orch, {"id": "ready", "title": "r"})
     orch.claims = ClaimGate(turn_s=1.0)  # turns lately slow: claims read first
     assert db._pool is not None
@@ -169,13 +172,7 @@ async def test_a_server_whose_connections_are_all_in_use_refuses_at_once_and_pro
     each refusal would add to the load past capacity)."""
     if world.backend.name == "sqlite":
         pytest.skip("a SQLite writer waits for no connection")
-    url = world.backend.database_url
-    assert url is not None
-    db = await postgres.PostgresDatabase(url, pool_size=1).open()
-    orch = Orchestrator(
-        db, world.settings(), provider_config.load(world.settings()), world.clock.now
-    )
-    world.opened.append(orch)
+    db, orch = await one_connection(world)
     await create(orch, {"id": "held", "title": "h"}, {"id": "ready", "title": "r"})
     held = await orch.claim("holder", task_id="held")
     assert held.lease_token is not None

@@ -15,38 +15,18 @@ from wvo_mcp.orchestrator import Orchestrator
 pytestmark = pytest.mark.anyio
 
 
-async def test_a_heartbeat_needs_no_lookup_of_its_own_unless_a_note_is_due(
-    state_root: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    lookups: list[str] = []
+@pytest.fixture
+def lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The agents whose notes were looked up in a read of their own (Orchestrator.notes_for)."""
+    looked: list[str] = []
     notes_for = Orchestrator.notes_for
 
     async def counted(self: Orchestrator, agent_id: str) -> list[Note]:
-        lookups.append(agent_id)
+        looked.append(agent_id)
         return await notes_for(self, agent_id)
 
     monkeypatch.setattr(Orchestrator, "notes_for", counted)
-    async with connect(state_root, WVO_AGENT_ID="holder") as agent:
-        await agent.call("task_create", tasks=[{"id": "T", "title": "t"}])
-        claim = await agent.call("claim_task")
-        held = {"task_id": "T", "lease_token": claim["lease_token"]}
-        lookups.clear()
-        beat = await agent.call("heartbeat", **held)
-        assert "from_a_person" not in beat and lookups == []
-
-        person = await Orchestrator.open(Settings(state_root=state_root))
-        try:
-            await person.tell("task", "T", "use the v2 API", "person:ada")
-        finally:
-            await person.close()
-        told = await agent.call("heartbeat", **held)
-        assert [n["text"] for n in told["from_a_person"]] == ["use the v2 API"]
-        assert lookups == ["holder"]  # due: looked up, given, marked given
-
-        again = await agent.call("heartbeat", **held)
-        assert "from_a_person" not in again and lookups == ["holder"]  # once per holder
-        checkpoint = await agent.call("checkpoint", summary="half way", **held)
-        assert "from_a_person" not in checkpoint and lookups == ["holder"]
+    return looked
 
 
 async def tell(state_root: Path, task_id: str, text: str) -> None:
@@ -57,17 +37,31 @@ async def tell(state_root: Path, task_id: str, text: str) -> None:
         await person.close()
 
 
-async def test_the_loops_calls_ask_in_their_own_transaction_and_still_give_what_is_due(
-    state_root: Path, monkeypatch: pytest.MonkeyPatch
+async def test_a_heartbeat_needs_no_lookup_of_its_own_unless_a_note_is_due(
+    state_root: Path, lookups: list[str]
 ) -> None:
-    lookups: list[str] = []
-    notes_for = Orchestrator.notes_for
+    async with connect(state_root, WVO_AGENT_ID="holder") as agent:
+        await agent.call("task_create", tasks=[{"id": "T", "title": "t"}])
+        claim = await agent.call("claim_task")
+        held = {"task_id": "T", "lease_token": claim["lease_token"]}
+        lookups.clear()
+        beat = await agent.call("heartbeat", **held)
+        assert "from_a_person" not in beat and lookups == []
 
-    async def counted(self: Orchestrator, agent_id: str) -> list[Note]:
-        lookups.append(agent_id)
-        return await notes_for(self, agent_id)
+        await tell(state_root, "T", "use the v2 API")
+        told = await agent.call("heartbeat", **held)
+        assert [n["text"] for n in told["from_a_person"]] == ["use the v2 API"]
+        assert lookups == ["holder"]  # due: looked up, given, marked given
 
-    monkeypatch.setattr(Orchestrator, "notes_for", counted)
+        again = await agent.call("heartbeat", **held)
+        assert "from_a_person" not in again and lookups == ["holder"]  # once per holder
+        checkpoint = await agent.call("checkpoint", summary="half way", **held)
+        assert "from_a_person" not in checkpoint and lookups == ["holder"]
+
+
+async def test_the_loops_calls_ask_in_their_own_transaction_and_still_give_what_is_due(
+    state_root: Path, lookups: list[str]
+) -> None:
     async with connect(state_root, WVO_AGENT_ID="holder") as agent:
         tasks = [{"id": t, "title": t} for t in ("A", "B", "C")]
         await agent.call("task_create", tasks=tasks)
