@@ -11,8 +11,8 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 
+from wvo_mcp import arrival, queue_figures, store, timeutil
 from wvo_mcp import providers as provider_config
-from wvo_mcp import queue_figures, store, timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import NotFound, Overloaded, ValidationFailed
 from wvo_mcp.git import Git, locate, snapshots
@@ -262,8 +262,8 @@ class Orchestrator:
         Past capacity, refused at once (reason busy) before anything is read. While claims
         queue for their turn, one sure to be refused is refused from a read, without the
         turn; while none queue, the turn costs what that read would."""
-        arrived = time.monotonic()
-        back = self.claims.refuse(arrived)
+        arrived = arrival.arrived()
+        back = self.claims.refuse(time.monotonic())
         if back is not None:
             return scheduler.busy(agent_id, back)
         if self.claims.contended():
@@ -274,7 +274,7 @@ class Orchestrator:
                         agent_id=agent_id, task_id=task_id, now=self.clock(),
                         providers=self.providers, provider=provider, model=model, bound=bound,
                     ),
-                    within=WAIT_BOUND_S,
+                    within=arrival.left(WAIT_BOUND_S, arrived),
                 )  # fmt: skip
             except Overloaded:  # no connection within the bound: the claim waits no longer
                 return scheduler.busy(agent_id, self.claims.turn_refused(time.monotonic()))
@@ -308,7 +308,8 @@ class Orchestrator:
         """`fn` in the claims' turn (Lock.CLAIM), asking for `agent_id`'s notes, or, past
         capacity, nothing done and the seconds after which to come back: refused at once when
         this process's claims would wait past the bound or its held work queues, or when no
-        turn came within the bound from `arrived` (a read before the turn waited in it too)."""
+        turn came within the bound from `arrived` (the call's arrival: its token's check and
+        a read before the turn waited in it too)."""
         gate = self.claims
         started = time.monotonic()
         back = gate.refuse(started)
@@ -514,12 +515,13 @@ class Orchestrator:
             "lease_seconds": lease_seconds, "now": self.clock(),
         }  # fmt: skip
         renew = partial(leases.renew, **given)
-        started = time.monotonic()
-        renewed = await self._held(self.db.write_then_read(renew, Lock.TASK, HELD_WAIT_S))
+        arrived = arrival.arrived()
+        renewing = self.db.write_then_read(renew, Lock.TASK, arrival.left(HELD_WAIT_S, arrived))
+        renewed = await self._held(renewing)
         if renewed is not None:
             return renewed
         # Not held: the heartbeat's own write says why, within what is left of the bound.
-        left = max(0.0, HELD_WAIT_S - (time.monotonic() - started))
+        left = arrival.left(HELD_WAIT_S, arrived)
         return await self.db.write(partial(leases.heartbeat, **given), Lock.TASK, left)
 
     async def checkpoint(
@@ -537,10 +539,12 @@ class Orchestrator:
         # The snapshot is taken before the transaction (git can take seconds; the write lock
         # must not wait on it); the ref is set after commit, once the sequence is known.
         snap = None
+        since = None  # the bound counts from the call's arrival, or from the snapshot taken
         if git_snapshot and self.git is not None:
             snap = await anyio.to_thread.run_sync(
                 snapshots.snapshot, self.git, f"wvo-mcp checkpoint of {task_id}: {summary[:200]}"
             )
+            since = time.monotonic()
         write = self.db.write_then_read(
             notes.asking(
                 partial(
@@ -559,7 +563,7 @@ class Orchestrator:
                 agent_id,
             ),
             Lock.TASK,
-            HELD_WAIT_S,
+            arrival.left(HELD_WAIT_S, since),
         )
         result = await self._held(write)
         if self.git is not None and snap is not None and result.git_ref is not None:
@@ -593,7 +597,9 @@ class Orchestrator:
         holder = token is not None and not by_person and landing is None
         lock = Lock.TASK if holder else Lock.WORLD
 
-        def move(verified: leases.Run | None, skipped_by: str | None) -> Awaitable[UpdateResult]:
+        def move(
+            verified: leases.Run | None, skipped_by: str | None, since: float | None = None
+        ) -> Awaitable[UpdateResult]:
             write = partial(
                 leases.update_status, settings=self.settings, task_id=task_id, target=status,
                 actor=actor, token=token, reason=reason, now=self.clock(), by_person=by_person,
@@ -602,7 +608,8 @@ class Orchestrator:
             if not holder:
                 return self.db.write(write, lock)
             asked = notes.asking(write, actor)
-            return self._held(self.db.write_then_read(asked, lock, HELD_WAIT_S), frees=True)
+            within = arrival.left(HELD_WAIT_S, since)
+            return self._held(self.db.write_then_read(asked, lock, within), frees=True)
 
         try:  # one transaction, unless the task has a verify_command to pass first
             return await move(verified, None)
@@ -614,7 +621,7 @@ class Orchestrator:
             checked = await self.verification.verify_holding(task_id, token, actor, command)
         else:
             checked = await self.verification.verify(task_id, command)
-        return await move(checked, None)
+        return await move(checked, None, time.monotonic())  # a new bound after the check
 
     async def update_and_claim(
         self, task_id: str, status: Status, agent_id: str, token: str | None, reason: str | None
@@ -641,7 +648,7 @@ class Orchestrator:
         try:
             if token is None:
                 return await self.db.write(both, Lock.WORLD)
-            done = await self._in_turn(both, agent_id)
+            done = await self._in_turn(both, agent_id, arrival.arrived())
             if not isinstance(done, float):
                 if done.status != Status.IN_PROGRESS:
                     self.claims.freed()  # ... and taken by its claim_next, if granted
@@ -1095,7 +1102,9 @@ class Orchestrator:
         minute at most), or None."""
         now = self.clock()
         found = await self.db.read(
-            partial(tokens.find, secret=secret, now=now), snapshot=False, within=HELD_WAIT_S
+            partial(tokens.find, secret=secret, now=now),
+            snapshot=False,
+            within=arrival.left(HELD_WAIT_S),
         )
         if found is not None and tokens.stale(found, now):
             await self.token_used(found.id)
@@ -1107,12 +1116,13 @@ class Orchestrator:
         bookkeeping never refuses the call it comes with."""
         write = partial(tokens.used, token_id=token_id, now=self.clock())
         with contextlib.suppress(Overloaded):
-            await self.db.write(write, Lock.TASK, HELD_WAIT_S)
+            await self.db.write(write, Lock.TASK, arrival.left(HELD_WAIT_S))
 
     async def token_revocations(self) -> int:
         """Tokens ever revoked; past capacity Overloaded (the call it came with is refused:
         a revocation is never missed)."""
-        return await self.db.read(tokens.revocations, snapshot=False, within=HELD_WAIT_S)
+        within = arrival.left(HELD_WAIT_S)
+        return await self.db.read(tokens.revocations, snapshot=False, within=within)
 
     async def token_list(self) -> list[tokens.Token]:
         return await self.db.read(tokens.all_tokens)

@@ -5,19 +5,28 @@ one sure to be refused is refused from a read without waiting for the turn."""
 
 import fcntl
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 import anyio
 import psycopg
 import pytest
 
 from tests.contract.conftest import World, create, events_of
+from wvo_mcp import arrival
 from wvo_mcp import providers as provider_config
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import Overloaded
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.rules.claim_gate import RETRY_MAX_S, RETRY_MIN_S, ClaimGate
+from wvo_mcp.rules.claim_gate import (
+    HELD_WAIT_S,
+    RETRY_MAX_S,
+    RETRY_MIN_S,
+    WAIT_BOUND_S,
+    ClaimGate,
+)
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.store import postgres, sqlite
 
@@ -215,3 +224,68 @@ async def test_claims_refused_in_their_turn_add_no_holder_to_the_gate(
         assert refused.reason == "agent_wip_limit", refused
     granted = await orch.claim("other")
     assert granted.claimed and granted.task is not None and granted.task.id != first.task.id
+
+
+@contextmanager
+def arrived_ago(seconds: float) -> Iterator[None]:
+    """The call being served reached the server `seconds` ago (as the HTTP edge marks it)."""
+    marked = arrival.mark(time.monotonic() - seconds)
+    try:
+        yield
+    finally:
+        arrival.unmark(marked)
+
+
+async def test_a_claim_whose_call_spent_its_bound_before_the_turn_is_refused_as_busy(
+    world: World, orch: Orchestrator
+) -> None:
+    """A claim's bound counts from its call's arrival (arrival.py): one that waited it out
+    before reaching the orchestrator (its token's check, a busy loop) is refused with
+    nothing done, though nothing else is claiming; made again, it is granted."""
+    await create(orch, {"id": "ready", "title": "r"})
+    with arrived_ago(WAIT_BOUND_S + 1):
+        late = await orch.claim("agent")
+    assert (late.claimed, late.reason) == (False, "busy")
+    assert (await orch.get_task("ready")).status is Status.PENDING
+    assert [e.kind for e in await events_of(orch, "ready")] == ["created"]
+    again = await orch.claim("agent")
+    assert again.claimed and again.task is not None and again.task.id == "ready"
+
+
+async def test_held_work_waits_only_what_is_left_of_its_bound_since_its_call_arrived(
+    world: World, orch: Orchestrator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A heartbeat, a checkpoint and a done whose call arrived SPENT seconds ago may wait at
+    most what is left of held work's bound for the store (arrival.left), and a token's
+    checks the same; a call past its bound still takes what is free (it is served here)."""
+    spent = HELD_WAIT_S - 0.1
+    await create(orch, {"id": "held", "title": "h"})
+    held = await orch.claim("holder")
+    assert held.lease_token is not None
+    token = held.lease_token
+    bounds: list[float | None] = []
+    db = orch.db
+
+    def spied(name: str) -> Any:
+        real = getattr(db, name)
+
+        async def spy(*args: Any, **kwargs: Any) -> Any:
+            bounds.append(kwargs["within"] if "within" in kwargs else args[2])
+            return await real(*args, **kwargs)
+
+        return spy
+
+    for name in ("write_then_read", "write", "read"):
+        monkeypatch.setattr(db, name, spied(name))
+    with arrived_ago(spent):
+        await orch.heartbeat("held", token, "holder")
+        await orch.checkpoint("held", token, "holder", "half way")
+        await orch.token_revocations()
+        moved = await orch.update_status("held", Status.DONE, "holder", token)
+    assert moved.status is Status.DONE
+    assert len(bounds) == 4
+    assert all(b is not None and b <= HELD_WAIT_S - spent for b in bounds), bounds
+    bounds.clear()
+    with arrived_ago(HELD_WAIT_S + 1):
+        await orch.token_revocations()
+    assert bounds == [arrival.FLOOR_S]

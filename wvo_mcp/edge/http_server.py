@@ -57,6 +57,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from wvo_mcp import arrival
 from wvo_mcp.config import Settings
 from wvo_mcp.edge import access, protocol
 from wvo_mcp.edge.http_limits import Admission, Limits, Refusal
@@ -396,8 +397,9 @@ class PostOnly:
 
 
 class InFlightCap:
-    """Requests to the MCP endpoint count as in flight from their arrival until answered;
-    one over the cap is refused (503) before anything is done with it, its token unchecked.
+    """Requests to the MCP endpoint count as in flight from their arrival until answered
+    (when their waits' bounds start: arrival.py); one over the cap is refused (503) before
+    anything is done with it, its token unchecked.
     From a quarter of the cap, the process's claims are refused as busy (`crowd`): held
     work, which keeps leases alive and frees slots, goes first."""
 
@@ -417,9 +419,11 @@ class InFlightCap:
             return
         if self.admission.crowded():
             self.crowd()
+        marked = arrival.mark()  # the call's waits share their bound from now on
         try:
             await self.app(scope, receive, send)
         finally:
+            arrival.unmark(marked)
             self.admission.leave()
 
 
