@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.rules.bounds import MEMORY_RANGE, OUTPUT_BYTES_RANGE, TIMEOUT_RANGE, check_range
 from wvo_mcp.rules.identity import check_agent_id
+from wvo_mcp.rules.trust import Trust, parse
 
 # Warm start needs Linux (/proc, pidfds, cgroup v2): macOS and others start cold.
 WARM_BY_DEFAULT = sys.platform.startswith("linux")
@@ -102,6 +103,20 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return raw
 
 
+def repositories(listed: str, source: str) -> tuple[str, ...]:
+    """OWNER/REPO names, comma-separated, lowercase (GitHub's names ignore case)."""
+    found = []
+    for raw in listed.split(","):
+        name = raw.strip().lower()
+        if not name:
+            continue
+        if name.count("/") != 1 or not all(name.split("/")) or " " in name:
+            raise ValidationFailed(f"{source}: {raw.strip()!r} is not OWNER/REPO; give them "
+                                   "comma-separated, e.g. team/project,team/docs")  # fmt: skip
+        found.append(name)
+    return tuple(dict.fromkeys(found))
+
+
 def _database_url(env: Mapping[str, str]) -> str | None:
     raw = env.get("WVO_DATABASE_URL", "").strip()
     if not raw:
@@ -169,6 +184,11 @@ class Settings:
     webhook_label: str = "wvo"
     webhook_branch: str = ""  # a red workflow run here makes a task ('': the default branch)
     forge_api: str = ""  # WVO_FORGE_API: GitHub's API base URL ('': api.github.com)
+    # Whose words on the forge steer (rules/trust.py): WVO_TRUST_ROLE and WVO_TRUST.
+    trust: Trust = field(default_factory=Trust)
+    # The repositories the webhook serves (WVO_WEBHOOK_REPOS, or `serve --repo`); empty:
+    # those `import github:` synced into this state.
+    webhook_repos: tuple[str, ...] = ()
     log_level: str = ""  # debug | info | warning | error; "": warning, or info with the CLI's -v
     tools: str = "all"  # WVO_TOOLS: profiles and tool names (toolset.py)
     database_url: str | None = None  # WVO_DATABASE_URL: PostgreSQL; None: the SQLite file
@@ -284,4 +304,6 @@ class Settings:
             webhook_label=env.get("WVO_WEBHOOK_LABEL", "").strip().lower() or "wvo",
             webhook_branch=env.get("WVO_WEBHOOK_BRANCH", "").strip(),
             forge_api=env.get("WVO_FORGE_API", "").strip(),
+            trust=parse(env.get("WVO_TRUST_ROLE", ""), env.get("WVO_TRUST", "")),
+            webhook_repos=repositories(env.get("WVO_WEBHOOK_REPOS", ""), "WVO_WEBHOOK_REPOS"),
         )

@@ -375,8 +375,33 @@ class Question(BaseModel):
     asked_at: str
 
 
+class Outsider(BaseModel):
+    """Words on the forge from someone who does not steer (rules/trust.py): shown, never
+    acted on."""
+
+    task_id: str
+    title: str
+    who: str
+    said: str
+    at: str
+
+
+class Unsynced(BaseModel):
+    """An open issue the sync could not apply (tracker.py), and why."""
+
+    repository: str
+    issue: int
+    task: str
+    why: str
+    made: bool = Field(description="Its task exists, and stays as it was")
+    since: str
+
+
 class Inbox(BaseModel):
     questions: list[Question]
+    outsiders: list[Outsider] = Field(
+        default_factory=list, description="Newest first: reviews and comments not acted on"
+    )
 
 
 class QuarantinedTest(BaseModel):
@@ -598,6 +623,10 @@ class StatusReport(BaseModel):
     )
     checks: list[CheckFigures] = Field(
         default_factory=list, description="The landing checks' runs, failures and flakes"
+    )
+    unsynced: list[Unsynced] = Field(
+        default_factory=list,
+        description="Open issues `import github:` could not apply; each is said once on its issue",
     )
 
 

@@ -43,6 +43,7 @@ from wvo_mcp.models import (
     TaskPage,
     TaskSpec,
     Told,
+    Unsynced,
     UpdateResult,
     UsageResult,
 )
@@ -146,28 +147,39 @@ class Orchestrator:
         return await self.db.write(partial(schedules.stop, schedule=schedule, now=self.clock()))
 
     async def delivered_issue(
-        self, delivery: str, repository: str, issue: Issue, label: str
+        self, delivery: str, digest: str, repository: str, issue: Issue, label: str
     ) -> str:
         """A GitHub `issues` delivery: its issue's task kept in step (services/deliveries)."""
         return await self.db.write(
             partial(deliveries.issue_event, settings=self.settings, delivery=delivery,
-                    repository=repository, issue=issue, label=label, table=issue_tasks.LABELS,
-                    now=self.clock())
+                    digest=digest, repository=repository, issue=issue, label=label,
+                    table=issue_tasks.LABELS, now=self.clock())
         )  # fmt: skip
 
-    async def delivered_run(self, delivery: str, run: Run) -> str:
+    async def delivered_run(
+        self, delivery: str, digest: str, run: Run, contained: frozenset[str]
+    ) -> str:
         """A GitHub `workflow_run` or `check_suite` delivery on the landing branch
         (services/deliveries)."""
         return await self.db.write(
-            partial(deliveries.red_run, settings=self.settings, delivery=delivery, run=run,
+            partial(deliveries.red_run, settings=self.settings, delivery=delivery,
+                    digest=digest, run=run, contained=contained, now=self.clock())
+        )  # fmt: skip
+
+    async def delivered(self, delivery: str, event: str, digest: str) -> None:
+        """A delivery nothing acts on, recorded so a replay of it is refused alike."""
+        await self.db.write(
+            partial(deliveries.ignored, delivery=delivery, event=event, digest=digest,
                     now=self.clock())
         )  # fmt: skip
 
-    async def delivered(self, delivery: str, event: str) -> None:
-        """A delivery nothing acts on, recorded so a replay of it is refused alike."""
-        await self.db.write(
-            partial(deliveries.ignored, delivery=delivery, event=event, now=self.clock())
-        )
+    async def red_tasks(self, run: Run) -> dict[str, list[str]]:
+        """The open red tasks of `run`'s workflow or app, with the commits each was red at."""
+        return await self.db.read(partial(deliveries.red_tasks, run=run))
+
+    async def synced_repositories(self) -> list[str]:
+        """The repositories `import github:` synced here (the webhook serves them)."""
+        return await self.db.read(conversations.synced)
 
     # An issue's conversation with its task (tracker.py; services/conversations).
 
@@ -179,6 +191,14 @@ class Orchestrator:
 
     async def forge_release(self, key: str) -> None:
         await self.db.write(partial(conversations.release, key=key))
+
+    async def unsynced(self, repository: str) -> list[Unsynced]:
+        return await self.db.read(partial(conversations.unsynced, repository=repository))
+
+    async def keep_unsynced(self, repository: str, found: list[Unsynced]) -> None:
+        await self.db.write(
+            partial(conversations.keep_unsynced, repository=repository, found=found)
+        )
 
     async def forge_post(self, key: str) -> Row | None:
         return await self.db.read(partial(conversations.post_of, key=key))
@@ -197,6 +217,15 @@ class Orchestrator:
         return await self.db.write(
             partial(conversations.comment, settings=self.settings, task_id=task_id, said=said,
                     kind=kind, text=text, now=self.clock()),
+            Lock.TASK,
+        )  # fmt: skip
+
+    async def outsider_said(
+        self, task_id: str, who: str, what: str, url: str, key: str = ""
+    ) -> None:
+        await self.db.write(
+            partial(conversations.outsider, task_id=task_id, who=who, what=what, url=url,
+                    key=key, now=self.clock()),
             Lock.TASK,
         )  # fmt: skip
 

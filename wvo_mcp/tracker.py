@@ -4,32 +4,69 @@ each open issue with the label is a task (rules/issue_tasks.py), created, or upd
 a closed issue's task is cancelled. Its id comes from the repository and the issue's
 number, so a sync run twice, or on two hosts at once, makes nothing twice.
 
+Only those who steer (rules/trust.py, asked through forge/authority.py) move a task: a new
+issue becomes one only when whoever labelled it steers, and an issue's edits reach its task
+only when its author steers (the forge does not say who edited a body; anyone who can edit
+someone else's issue steers anyway); closing and reopening follow the issue whoever did it.
+An issue that cannot be applied (its dependencies make a cycle or name an issue with no
+task, its body is over the cap, or the store refuses it) is skipped with why: said once on
+the issue, kept for `wvo-mcp status`, and every other issue syncs.
+
 Then the conversation: an issue whose task landed is commented on (its commit or pull
 request named) and closed or labelled; an agent's open question is posted on its issue; and
-the comments since the last pass are read, where a writer's reply to a posted question
-answers it and a writer's `/wvo tell …` tells the task's holder (services/conversations).
+the comments since the last pass are read, where a reply to a posted question from someone
+who steers answers it and their `/wvo tell …` tells the task's holder, and anyone else's is
+shown (services/conversations).
 Each write on the forge is claimed by one host first, so two hosts never both make it.
 
 A person runs it, with their token: it acts with their authority, as `import` does."""
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import anyio.to_thread
+from pydantic import ValidationError
 
 from wvo_mcp.errors import Fault, ValidationFailed
 from wvo_mcp.forge import Forge, IssueComment
-from wvo_mcp.models import TaskSpec
+from wvo_mcp.forge.authority import Authority
+from wvo_mcp.models import TaskSpec, Unsynced
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import issue_tasks
-from wvo_mcp.rules.issue_tasks import Table
+from wvo_mcp.rules.graph import find_cycle
+from wvo_mcp.rules.issue_tasks import Issue, Table
+from wvo_mcp.rules.text import fenced
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services.roadmap_update import RoadmapUpdate
 
 FINAL = (Status.DONE, Status.CANCELLED)
 LOOK_BACK = timedelta(minutes=10)  # a first pass reads comments from this long ago (clock skew)
+STEER = "docs/forge.md"  # where a person reads who steers
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An open issue this pass did not apply: no task made, or its task left as it was."""
+
+    number: int
+    task: str
+    why: str
+    made: bool  # its task exists (and stays as it was)
+    fresh: bool = False  # said on the issue in this pass (news)
+
+
+@dataclass(frozen=True)
+class Held:
+    """An issue changed since its task was made, by an author who does not steer."""
+
+    number: int
+    task: str
+    author: str
+    fields: tuple[str, ...]
+    fresh: bool = False  # recorded in this pass (news)
 
 
 @dataclass
@@ -42,6 +79,8 @@ class Synced:
     finished: list[str] = field(default_factory=list)  # issues commented on as landed
     asked: list[str] = field(default_factory=list)  # tasks whose question was posted
     said: list[str] = field(default_factory=list)  # what comments did, in words
+    skipped: list[Skipped] = field(default_factory=list)  # open issues not applied
+    held: list[Held] = field(default_factory=list)  # edits by authors who do not steer
 
 
 async def sync(
@@ -52,34 +91,281 @@ async def sync(
     actor: str,
     table: Table = issue_tasks.LABELS,
     on_landed: str | None = None,
+    authority: Authority | None = None,
 ) -> Synced:
-    """One pass: the label's issues read, their tasks made to match, then the conversation
-    (a landed task's issue closed, or labelled `on_landed`)."""
+    """One pass: the label's issues read, their tasks made to match (as far as who steers
+    allows, and skipping any issue that cannot be applied), then the conversation (a landed
+    task's issue closed, or labelled `on_landed`). `authority`: who steers, kept across
+    passes by the caller (default: one for this pass, from the settings)."""
     before = forge.calls
+    authority = authority or Authority(forge, orchestrator.settings.trust)
     issues = await anyio.to_thread.run_sync(forge.issues, label)
-    opened = [i for i in issues if i.state == "open"]
+    opened = sorted((i for i in issues if i.state == "open"), key=lambda i: i.number)
     numbers = {i.number for i in opened}
     labelled = {i.number for i in issues}  # a closed one's task is over: still a dependency
-    specs = [
-        TaskSpec.model_validate(issue_tasks.definition(repository, i, labelled, table))
-        for i in sorted(opened, key=lambda i: i.number)
-    ]
     # One read of every issue task's status serves the moves below: each move touches only
     # tasks whose status the others leave alone.
     status = await orchestrator.tasks_under(issue_tasks.task_id(repository, 0)[:-1])
     # Closed, then reopened: wanted again.
     revived = await _move(orchestrator, repository, opened, status, actor,
                           lambda s: s == Status.CANCELLED, Status.PENDING, "reopened")  # fmt: skip
-    update = await orchestrator.update_roadmap(specs, actor)
+    wanted, held, skipped = await _sorted(authority, repository, label, opened, labelled,
+                                          status, table)  # fmt: skip
+    update = await _apply(orchestrator, repository, wanted, set(status), skipped, actor)
     closed = [i for i in issues if i.state != "open"]
     cancelled = await _move(orchestrator, repository, closed, status, actor,
                             lambda s: s not in FINAL, Status.CANCELLED, "closed")  # fmt: skip
     done = Synced(len(issues), update, cancelled, 0, revived)
+    done.held = await _held(orchestrator, repository, held, labelled, table, actor)
+    done.skipped = await _skipped(orchestrator, forge, repository, skipped, status)
     done.finished = await _finish(orchestrator, forge, repository, opened, status, on_landed)
     done.asked = await _ask(orchestrator, forge, repository, numbers)
-    done.said = await _read(orchestrator, forge, repository, numbers)
+    done.said = await _read(orchestrator, authority, repository, numbers)
     done.calls = forge.calls - before
     return done
+
+
+async def _sorted(
+    authority: Authority, repository: str, label: str, opened: Sequence[Issue],
+    labelled: set[int], status: dict[str, str], table: Table,
+) -> tuple[dict[int, TaskSpec], list[Issue], dict[int, str]]:  # fmt: skip
+    """The open issues as this pass takes them: the definitions to apply, the issues whose
+    author does not steer (their edits are not applied), and the skipped ones with why."""
+    wanted: dict[int, TaskSpec] = {}
+    held: list[Issue] = []
+    skipped: dict[int, str] = {}
+
+    async def steers(login: str) -> bool:
+        return await anyio.to_thread.run_sync(authority.steers, login)
+
+    for issue in opened:
+        if issue_tasks.task_id(repository, issue.number) not in status:
+            who = await anyio.to_thread.run_sync(authority.forge.labelled_by, issue.number, label)
+            if who is None:
+                skipped[issue.number] = (f"labelled {label!r} by no account GitHub names, so by "
+                                         f"no one who steers ({STEER})")  # fmt: skip
+                continue
+            if not await steers(who):
+                skipped[issue.number] = f"labelled by @{who}, who does not steer ({STEER})"
+                continue
+        elif not await steers(issue.author):
+            held.append(issue)
+            continue
+        spec, why = _spec(repository, issue, labelled, table)
+        if spec is None:
+            skipped[issue.number] = why
+        else:
+            wanted[issue.number] = spec
+    return wanted, held, skipped
+
+
+def _spec(
+    repository: str, issue: Issue, labelled: set[int], table: Table
+) -> tuple[TaskSpec | None, str]:
+    """The task an issue defines, or why it defines none."""
+    if issue_tasks.too_long(issue):
+        return None, issue_tasks.too_long(issue)
+    try:
+        found = issue_tasks.definition(repository, issue, labelled, table)
+        return TaskSpec.model_validate(found), ""
+    except ValidationError as exc:
+        said = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'it'}: {e['msg']}"
+                         for e in exc.errors()[:3])  # fmt: skip
+        return None, f"it makes no valid task ({said})"
+
+
+def _settle(
+    repository: str, wanted: dict[int, TaskSpec], known: set[str], skipped: dict[int, str]
+) -> None:
+    """`wanted` cut to the definitions the store can take together, as far as this pass
+    sees (pure): each depends only on tasks that exist or are made here, and none is on a
+    cycle. Each one cut goes to `skipped` with why."""
+    while True:
+        made = known | {str(spec.id) for spec in wanted.values()}
+        waiting = {n: [d for d in spec.depends_on if d not in made] for n, spec in wanted.items()}
+        for number, missing in waiting.items():
+            if missing:
+                skipped[number] = _waits(repository, missing[0], skipped)
+                del wanted[number]
+        if any(waiting.values()):
+            continue  # those cut may leave others waiting on nothing: look again
+        cycle = find_cycle({str(spec.id): spec.depends_on for spec in wanted.values()})
+        if not cycle:
+            return
+        numbers = {str(spec.id): n for n, spec in wanted.items()}
+        path = " -> ".join(f"#{numbers[t]}" for t in cycle)
+        for task in cycle[:-1]:
+            number = numbers[task]
+            if number in wanted:
+                skipped[number] = (f"its dependencies make a cycle, {path}: take one of "
+                                   "those references out (a \"blocked by\", \"depends on\", "
+                                   "task list item or sub-issue)")  # fmt: skip
+                del wanted[number]
+
+
+def _waits(repository: str, task: str, skipped: dict[int, str]) -> str:
+    number = issue_tasks.number_of(repository, task)
+    if number in skipped:
+        return f"it waits for #{number}, which is not synced either"
+    return (f"it waits for #{number}, which was closed before any sync made it a task: take "
+            f"the reference out, or reopen #{number}")  # fmt: skip
+
+
+async def _apply(
+    orchestrator: Orchestrator, repository: str, wanted: dict[int, TaskSpec], known: set[str],
+    skipped: dict[int, str], actor: str,
+) -> RoadmapUpdate:  # fmt: skip
+    """The definitions applied in one update, less any issue the store refuses: what
+    `_settle` cannot see (an edge of a task this pass does not change) is found by asking
+    the store, without writing, which issue's definition makes it refuse."""
+    while True:
+        _settle(repository, wanted, known, skipped)
+        specs = _in_order(list(wanted.values()))
+        try:
+            return await orchestrator.update_roadmap(specs, actor)
+        except ValidationFailed:
+            found = await _refused(orchestrator, specs, actor)
+            if found is None:  # the store changed meanwhile: the next pass sees it
+                raise
+            spec, why = found
+            number = issue_tasks.number_of(repository, str(spec.id))
+            assert number is not None
+            skipped[number] = f"the store refuses its definition: {why}"
+            del wanted[number]
+
+
+def _in_order(specs: list[TaskSpec]) -> list[TaskSpec]:
+    """Dependencies first (each spec after those it depends on among `specs`), else as
+    given: a prefix of the list then stands on its own."""
+    by_id = {str(spec.id): spec for spec in specs}
+    placed: dict[str, TaskSpec] = {}
+
+    def place(spec: TaskSpec, seen: frozenset[str]) -> None:
+        if str(spec.id) in placed or str(spec.id) in seen:
+            return
+        for dep in spec.depends_on:
+            if dep in by_id:
+                place(by_id[dep], seen | {str(spec.id)})
+        placed[str(spec.id)] = spec
+
+    for spec in specs:
+        place(spec, frozenset())
+    return list(placed.values())
+
+
+async def _refused(
+    orchestrator: Orchestrator, specs: list[TaskSpec], actor: str
+) -> tuple[TaskSpec, str] | None:
+    """The definition that makes the store refuse `specs` (a dry run of the shortest
+    refused prefix, found by halving), with the refusal; None when it refuses nothing."""
+    try:
+        await orchestrator.update_roadmap(specs, actor, dry_run=True)
+        return None
+    except ValidationFailed as exc:
+        why = str(exc)
+    good, bad = 0, len(specs)  # the prefix of `good` is taken, that of `bad` refused
+    while bad - good > 1:
+        middle = (good + bad) // 2
+        try:
+            await orchestrator.update_roadmap(specs[:middle], actor, dry_run=True)
+            good = middle
+        except ValidationFailed as exc:
+            bad, why = middle, str(exc)
+    return specs[bad - 1], why
+
+
+async def _held(
+    orchestrator: Orchestrator, repository: str, held: Sequence[Issue], labelled: set[int],
+    table: Table, actor: str,
+) -> list[Held]:  # fmt: skip
+    """The issues whose author does not steer and that differ from their task: each such
+    change recorded once on its task and in the inbox, as an outsider's words."""
+    differ: dict[int, tuple[str, ...]] = {}
+    specs = []
+    for issue in held:
+        spec, _ = _spec(repository, issue, labelled, table)
+        if spec is None:  # its task was made from a valid definition: this one differs
+            differ[issue.number] = ("description",)
+        else:
+            specs.append(spec)
+    for entry in await _differences(orchestrator, specs, actor):
+        number = issue_tasks.number_of(repository, entry[0])
+        if number is not None:
+            differ[number] = entry[1]
+    found = []
+    for issue in held:
+        if issue.number not in differ:
+            continue
+        task = issue_tasks.task_id(repository, issue.number)
+        fields = differ[issue.number]
+        seen = f"{issue.title}\0{issue.body}\0{sorted(issue.labels)}".encode()
+        key = f"unapplied:{task}:{hashlib.sha256(seen).hexdigest()[:16]}"
+        fresh = await orchestrator.forge_claim(key)
+        if fresh:
+            what = (f"changed issue #{issue.number} ({', '.join(fields)}); not applied to "
+                    f"its task: its author does not steer ({STEER})")  # fmt: skip
+            await orchestrator.outsider_said(task, issue.author, what, issue.url)
+            await orchestrator.forge_done(key, _iso(datetime.now(UTC)))
+        found.append(Held(issue.number, task, issue.author, fields, fresh))
+    return found
+
+
+async def _differences(
+    orchestrator: Orchestrator, specs: list[TaskSpec], actor: str
+) -> list[tuple[str, tuple[str, ...]]]:
+    """Each task whose definition differs from its spec's, and in which fields (a dry run:
+    nothing written). A spec the store would refuse differs from its task, which it took."""
+    if not specs:
+        return []
+    try:
+        found = await orchestrator.update_roadmap(specs, actor, dry_run=True)
+    except ValidationFailed:
+        if len(specs) == 1:
+            return [(str(specs[0].id), ("depends_on",))]
+        return [d for spec in specs for d in await _differences(orchestrator, [spec], actor)]
+    return [(e.id, e.fields) for e in [*found.changed, *found.skipped]]
+
+
+async def _skipped(
+    orchestrator: Orchestrator, forge: Forge, repository: str, skipped: dict[int, str],
+    status: dict[str, str],
+) -> list[Skipped]:  # fmt: skip
+    """Each skipped issue said once on the issue (per reason), and the repository's list of
+    them kept for `wvo-mcp status` (written only when it changes)."""
+    was = {u.issue: u for u in await orchestrator.unsynced(repository)}
+    now = _iso(datetime.now(UTC))
+    found, kept = [], []
+    for number, why in sorted(skipped.items()):
+        task = issue_tasks.task_id(repository, number)
+        made = task in status
+        earlier = was.get(number)
+        same = earlier is not None and (earlier.why, earlier.made) == (why, made)
+        posted = None
+        if not same:  # else said before, by this host or another
+            digest = hashlib.sha256(f"{made}:{why}".encode()).hexdigest()[:16]
+            note = f"skipped:{task}:{digest}"
+            text = _skip_comment(task, why, made, note)
+            posted = await _write(orchestrator, forge, note, number,
+                                  partial(forge.comment, number, text))  # fmt: skip
+        since = earlier.since if earlier is not None and same else now
+        kept.append(Unsynced(repository=repository, issue=number, task=task, why=why,
+                             made=made, since=since))  # fmt: skip
+        found.append(Skipped(number, task, why, made, posted is not None))
+    if kept != list(was.values()):
+        await orchestrator.keep_unsynced(repository, kept)
+    return found
+
+
+def _skip_comment(task: str, why: str, made: bool, key: str) -> str:
+    """What is said on a skipped issue: why, fenced (it names accounts and issues, which
+    should neither mention nor link)."""
+    what = (f"Its changes are not applied to its task `{task}`, which stays as it was"
+            if made else "It is not made a task")  # fmt: skip
+    return (
+        f"**wvo-mcp did not sync this issue.** {what}:\n\n{fenced(why)}\n\n"
+        "Every other labelled issue syncs; this one is tried again on every pass, and syncs "
+        f"once this is fixed.\n<!-- {issue_tasks.MARK}{key} -->"
+    )
 
 
 async def _move(
@@ -179,25 +465,24 @@ async def _ask(
 
 
 async def _read(
-    orchestrator: Orchestrator, forge: Forge, repository: str, open_issues: set[int]
+    orchestrator: Orchestrator, authority: Authority, repository: str, open_issues: set[int]
 ) -> list[str]:
     """The comments since the last pass on the open issues' tasks, each acted on as
-    rules/issue_tasks.reply says (a writer's role read once a pass)."""
+    rules/issue_tasks.reply says (whether its author steers asked of `authority`)."""
     key = f"comments:{repository}"
     cursor = await orchestrator.forge_post(key)
     since = cursor["at"] if cursor else _iso(datetime.now(UTC) - LOOK_BACK)
-    found = await anyio.to_thread.run_sync(forge.comments, since)
+    found = await anyio.to_thread.run_sync(authority.forge.comments, since)
     prefix = issue_tasks.task_id(repository, 0)[:-1]
     asked = {}  # task -> when its open question was posted
     for row in await orchestrator.questions_under(prefix):
         if row["posted"]:
             asked[row["task_id"]] = row["posted_at"]
-    roles: dict[str, bool] = {}
     said = []
     for comment in found:
         if comment.number in open_issues:
             task = issue_tasks.task_id(repository, comment.number)
-            did = await _heard(orchestrator, forge, task, comment, asked.get(task), roles)
+            did = await _heard(orchestrator, authority, task, comment, asked.get(task))
             said += [did] if did else []
     if found:
         await orchestrator.forge_done(key, max(c.created_at for c in found))
@@ -207,7 +492,7 @@ async def _read(
 
 
 async def heard(
-    orchestrator: Orchestrator, forge: Forge, repository: str, comment: IssueComment
+    orchestrator: Orchestrator, authority: Authority, repository: str, comment: IssueComment
 ) -> str:
     """One comment delivered by the webhook, acted on as a sync pass would ('' when it
     does nothing: its issue is no task, its task is over, or it is a comment like any)."""
@@ -217,25 +502,22 @@ async def heard(
         return ""
     posted = [r["posted_at"] for r in await orchestrator.questions_under(task)
               if r["task_id"] == task and r["posted"]]  # fmt: skip
-    return await _heard(orchestrator, forge, task, comment, posted[-1] if posted else None, {})
+    return await _heard(orchestrator, authority, task, comment, posted[-1] if posted else None)
 
 
 async def _heard(
-    orchestrator: Orchestrator, forge: Forge, task: str, comment: IssueComment,
-    posted: str | None, roles: dict[str, bool],
+    orchestrator: Orchestrator, authority: Authority, task: str, comment: IssueComment,
+    posted: str | None,
 ) -> str:  # fmt: skip
-    """What one comment on a task's issue does (rules/issue_tasks.reply): its author's role
-    read only when it would matter, and once a pass (`roles`)."""
+    """What one comment on a task's issue does (rules/issue_tasks.reply): whether its author
+    steers asked only when it would matter (an account GitHub does not know is a reader)."""
     # The same second counts: GitHub times comments to the second, and the question
     # itself is told apart by its mark.
     asked = posted is not None and comment.created_at >= posted
     if issue_tasks.reply(comment.body, True, asked)[0] == "":
         return ""  # a comment like any other: nothing to decide
-    if comment.user not in roles:
-        bot = comment.user.endswith("[bot]") or not comment.user
-        role = "none" if bot else await anyio.to_thread.run_sync(forge.permission, comment.user)
-        roles[comment.user] = role in issue_tasks.WRITERS
-    kind, text = issue_tasks.reply(comment.body, roles[comment.user], asked)
+    steers = await anyio.to_thread.run_sync(authority.steers, comment.user)
+    kind, text = issue_tasks.reply(comment.body, steers, asked)
     return await orchestrator.issue_comment(task, comment, kind, text)
 
 

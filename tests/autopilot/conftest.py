@@ -5,11 +5,16 @@ autopilot and read what it did."""
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.conftest import ROOT, agents, open_db
+
+if TYPE_CHECKING:
+    from tests.forge.server import Forge
 
 FAKE = ROOT / "wvo_mcp" / "autopilot" / "fake.py"
 RUN_TIMEOUT_S = 240
@@ -141,3 +146,16 @@ def codex_providers(executable: Path, model: str) -> str:
     asking for `model` (its API and key come from the autopilot's environment)."""
     worker = {"kind": "codex", "executable": executable}
     return one_provider("codex", "stub", model, worker, (0.001, 0.002))
+
+
+@pytest.fixture
+def forge(tmp_path: Path) -> Iterator["Forge"]:
+    """The test forge (tests/forge/server.py) serving a project with its own check, every
+    request and answer held to GitHub's description."""
+    from tests.autopilot.test_remote_landing import project_with_check
+    from tests.forge.server import Forge
+
+    seed = project_with_check(tmp_path / "seed")
+    with Forge(tmp_path, seed["repo"]) as found:
+        yield found
+        assert found.violations == [], found.violations[:5]

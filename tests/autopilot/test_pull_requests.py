@@ -11,7 +11,7 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -19,8 +19,8 @@ import anyio
 import pytest
 
 from tests.autopilot.conftest import RUN_TIMEOUT_S, backlog
-from tests.autopilot.test_remote_landing import Host, make_host, project_with_check, statuses
-from tests.conftest import open_db
+from tests.autopilot.test_remote_landing import Host, make_host, statuses
+from tests.conftest import open_db, wvo
 from tests.forge.description import available
 from tests.forge.server import TOKEN, Forge
 from wvo_mcp.sandbox import bwrap
@@ -32,16 +32,22 @@ pytestmark = [
 VIA = ("--via", "pull-request", "--forge-poll", "0.2")
 
 
-@pytest.fixture
-def forge(tmp_path: Path) -> Iterator[Forge]:
-    seed = project_with_check(tmp_path / "seed")
-    with Forge(tmp_path, seed["repo"]) as found:
-        yield found
-        assert found.violations == [], found.violations[:5]
-
-
 def host(tmp_path: Path, forge: Forge, name: str = "a", **extra: str) -> Host:
     return make_host(tmp_path, name, forge.bare, forge.url, WVO_FORGE_TOKEN=TOKEN, **extra)
+
+
+def import_issues(pilot: Host, forge: Forge) -> None:
+    """`import github:team/project` into the host's state, with the host's settings."""
+    env = {k: v for k, v in pilot.env.items() if k.startswith("WVO_")}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        done = wvo(pilot.project["state"], "import", "github:team/project", "--forge-api",
+                   forge.api)  # fmt: skip
+    finally:
+        for key, value in old.items():
+            os.environ.pop(key, None) if value is None else os.environ.update({key: value})
+    assert done.returncode == 0, done.stderr
 
 
 def start(pilot: Host, forge: Forge, log: Path, *more: str) -> "subprocess.Popen[str]":
@@ -116,7 +122,7 @@ def test_ten_tasks_land_each_through_its_own_pull_request_once_approved(
     assert all(s.startswith("Land ") for s in subjects[: len(ids)]), subjects
     # The pull request says what a reviewer needs.
     body = forge.pulls[1].body
-    assert "**Task T" in body and "### Checks" in body and "exactly each head it pushes" in body
+    assert "**Task `T" in body and "### Checks" in body and "exactly each head it pushes" in body
     assert "### Cost" in body and "output tokens" in body
 
 
@@ -389,23 +395,13 @@ def test_a_labelled_issue_becomes_a_merged_change_that_closes_it(
 ) -> None:
     """A team's path with no YAML and no copying: a labelled issue, `import github:`, the
     autopilot through a pull request, a person's approval, and the issue closed by it."""
-    from tests.conftest import wvo
 
     number = forge.open_issue("Say hello", "Add a greeting.", ("wvo", "size: s"))
     pilot = host(tmp_path, forge)
-    state = pilot.project["state"]
-    env = {k: v for k, v in pilot.env.items() if k.startswith("WVO_")}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        done = wvo(state, "import", "github:team/project", "--forge-api", forge.api)
-    finally:
-        for key, value in old.items():
-            os.environ.pop(key, None) if value is None else os.environ.update({key: value})
-    assert done.returncode == 0, done.stderr
+    import_issues(pilot, forge)
     log = tmp_path / "autopilot.log"
     attend(forge, start(pilot, forge, log), log, approve)
     [pull] = forge.pulls.values()
-    assert pull.merged and f"Closes team/project#{number}." in pull.body
+    assert pull.merged and f"Closes #{number}." in pull.body
     assert forge.issues[number].state == "closed"
     assert statuses(pilot) == {f"gh/team/project/{number}": "done"}

@@ -54,6 +54,79 @@ done
 exit 0
 """
 DOCS = "https://docs.github.com/rest"
+# GitHub's closing keywords (docs.github.com, "Linking a pull request to an issue"), any case,
+# a colon allowed, before an issue: #N, OWNER/REPO#N, or its URL.
+_KEYWORD = r"(?<![\w-])(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)\s*:?\s*"
+_CLOSING = re.compile(
+    _KEYWORD + r"(?:(?P<repo>[\w.-]+/[\w.-]+)#(?P<n>\d+)|#(?P<here>\d+)"
+    r"|https?://[^\s/]+/(?P<at>[\w.-]+/[\w.-]+)/(?:issues|pull)/(?P<u>\d+))",
+    re.IGNORECASE,
+)
+_MENTION = re.compile(r"(?<![\w`@/.])@([A-Za-z0-9][A-Za-z0-9-]*(?:/[\w.-]+)?)")
+_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
+
+
+@dataclass(frozen=True)
+class Acting:
+    """What a pull request's text does on GitHub: the issues it closes when it merges
+    (OWNER/REPO#N, this repository's too) and the people and teams it mentions."""
+
+    closes: tuple[str, ...]
+    mentions: tuple[str, ...]
+
+
+def acting(body: str, full: str) -> Acting:
+    """GitHub's reading of a body: closing keywords and @mentions act only in its prose,
+    never inside a fenced code block or an inline code span (its reference and mention
+    filters skip text under `pre` and `code`)."""
+    text = prose(body)
+    closes = []
+    for found in _CLOSING.finditer(text):
+        if found["here"]:
+            closes.append(f"{full}#{found['here']}")
+        else:
+            closes.append(f"{found['repo'] or found['at']}#{found['n'] or found['u']}")
+    return Acting(tuple(closes), tuple(_MENTION.findall(text)))
+
+
+def prose(body: str) -> str:
+    """A body without its code, as CommonMark parses it: a fence (three or more backticks or
+    tildes, indented at most three spaces; a backtick fence's info string has none) runs to a
+    line of at least as many of its character and nothing else, or to the end; an inline
+    code span from a run of backticks to the next run of exactly as many, within its
+    paragraph. Where this reads prose that GitHub would not (a fence in a list or a quote,
+    raw HTML), a test is only stricter."""
+    kept: list[str] = []
+    fence = ""
+    for line in re.split(r"\r\n|\r|\n", body):
+        if fence:
+            end = re.fullmatch(r" {0,3}(`{3,}|~{3,})[ \t]*", line)
+            if end and end[1][0] == fence[0] and len(end[1]) >= len(fence):
+                fence = ""
+            kept.append("")
+            continue
+        opened = _FENCE.fullmatch(line)
+        if opened and not (opened[1][0] == "`" and "`" in opened[2]):
+            fence = opened[1]
+            kept.append("")
+            continue
+        kept.append(line)
+    return "\n\n".join(_unspanned(p) for p in re.split(r"\n[ \t]*\n", "\n".join(kept)))
+
+
+def _unspanned(paragraph: str) -> str:
+    """A paragraph without its code spans (a backslash before a run: not one, so kept)."""
+    runs = list(re.finditer(r"`+", paragraph))
+    out, at, k = [], 0, 0
+    while k < len(runs):
+        run = runs[k]
+        ends = [j for j in range(k + 1, len(runs)) if len(runs[j][0]) == len(run[0])]
+        if not ends or paragraph[run.start() - 1 : run.start()] == "\\":
+            k += 1
+            continue
+        out += [paragraph[at : run.start()], " "]
+        at, k = runs[ends[0]].end(), ends[0] + 1
+    return "".join([*out, paragraph[at:]])
 
 
 @dataclass
@@ -81,6 +154,17 @@ class IssueState:
     state: str = "open"
     sub_issues: list[int] = field(default_factory=list)
     updated_at: str = "2026-01-01T00:00:00Z"
+    author: str = ""  # who opened it (its `user.login`)
+
+
+@dataclass
+class IssueEventState:
+    id: int
+    number: int
+    event: str  # labeled
+    label: str
+    actor: str
+    created_at: str
 
 
 @dataclass
@@ -158,6 +242,7 @@ class Forge:
             "contents": "write",
             "issues": "write",
             "actions": "read",
+            "members": "read",  # an organisation's: its teams' memberships
         }
         # State.
         self.pulls: dict[int, PullState] = {}
@@ -166,10 +251,17 @@ class Forge:
         self.runs: dict[str, RunState] = {}  # by head commit
         self.comments: list[tuple[int, str]] = []  # what the token wrote: number, body
         self.said: list[CommentState] = []  # every comment on an issue or pull request
+        # What merged pull requests' text did besides closing this repository's issues: the
+        # issues of other repositories it would have closed, and whom it mentioned.
+        self.closed_elsewhere: list[str] = []
+        self.mentioned: list[str] = []
         self.login = "sync-person"  # whose token the product holds
         self.jobs: dict[int, list[tuple[int, str, str, str]]] = {}  # run: id, name, end, log
         self.suites: dict[int, list[tuple[str, str, str]]] = {}  # suite: name, end, text
         self.roles: dict[str, str] = {self.login: "admin"}  # others: "none"
+        self.unknown: set[str] = set()  # accounts GitHub does not know (deleted): 404s
+        self.teams: dict[str, set[str]] = {}  # "org/team-slug": its active members
+        self.events: list[IssueEventState] = []  # issues' timelines (who labelled them)
         self.violations: list[str] = []
         self.requests: list[tuple[str, str, int]] = []  # method, path, status
         self._ids = iter(range(1000, 10**9))
@@ -297,7 +389,11 @@ class Forge:
         comments: list[tuple[str, int, str]] | None = None,
         user: str = "reviewer",
     ) -> None:
+        """A review by `user`, whose role is `roles`' (none unless set there); the default
+        reviewer is the team's, with write access."""
         with self.lock:
+            if user == "reviewer":
+                self.roles.setdefault(user, "write")
             pull = self.pulls[number]
             self._sync(pull)
             self.reviews.append(
@@ -316,12 +412,28 @@ class Forge:
         return len(self.pulls) + len(self.issues) + 1
 
     def open_issue(self, title: str, body: str = "", labels: tuple[str, ...] = ("wvo",),
-                   sub_issues: tuple[int, ...] = ()) -> int:  # fmt: skip
+                   sub_issues: tuple[int, ...] = (), author: str = "",
+                   labelled_by: str = "") -> int:  # fmt: skip
+        """An issue opened by `author` (default: the token's person, an admin), its labels
+        added by `labelled_by` (default: its author), as GitHub's timeline records them."""
         with self.lock:
             number = self.next_number()
-            self.issues[number] = IssueState(number, title, body, list(labels), "open",
-                                             list(sub_issues), _now())  # fmt: skip
+            self.issues[number] = IssueState(number, title, body, [], "open",
+                                             list(sub_issues), _now(),
+                                             author or self.login)  # fmt: skip
+            self.label_as(labelled_by or author or self.login, number, *labels)
             return number
+
+    def label_as(self, user: str, number: int, *labels: str) -> None:
+        """`user` adds labels to an issue: each a `labeled` event with them as its actor."""
+        with self.lock:
+            issue = self.issues[number]
+            for label in labels:
+                if label not in issue.labels:
+                    issue.labels.append(label)
+                    self.events.append(IssueEventState(next(self._ids), number, "labeled",
+                                                       label, user, _now()))  # fmt: skip
+            issue.updated_at = _now()
 
     def comment_as(self, user: str, number: int, body: str) -> int:
         """A comment by someone on an issue (their role on the repository is `roles`)."""
@@ -444,9 +556,12 @@ class Forge:
                 return f'Required status check "{name}" is expected.'
             if run.conclusion != "success":
                 return f'Required status check "{name}" is failing.'
+        # As GitHub: only the reviews of those with write access block or approve.
         latest: dict[str, str] = {}
+        writers = ("write", "maintain", "admin")
         for r in self.reviews:
-            if r.number == pull.number and r.state != "COMMENTED":
+            writes = self.roles.get(r.user, "none") in writers
+            if r.number == pull.number and r.state != "COMMENTED" and writes:
                 latest[r.user] = r.state
         if "CHANGES_REQUESTED" in latest.values():
             return "Changes were requested by a reviewer with write access."
@@ -458,14 +573,21 @@ class Forge:
         return ""
 
     def _closes(self, pull: PullState) -> None:
-        """GitHub's closing keywords: a merged pull request's "Closes #N" (or OWNER/REPO#N,
-        for this repository) closes the issue."""
-        keyword = r"(?i)\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)\s+"
-        pattern = keyword + rf"(?:{re.escape(self.full)})?#(\d+)"
-        for number in re.findall(pattern, pull.body):
-            issue = self.issues.get(int(number))
-            if issue is not None:
+        """GitHub on a merge: the body's closing keywords outside code (`acting`) close this
+        repository's issues and pull requests; another repository's are recorded in
+        `closed_elsewhere`, its mentions in `mentioned`."""
+        found = acting(pull.body, self.full)
+        for closed in found.closes:
+            repository, number = closed.rsplit("#", 1)
+            if repository.lower() != self.full.lower():
+                self.closed_elsewhere.append(closed)
+            elif int(number) in self.issues:
+                issue = self.issues[int(number)]
                 issue.state, issue.updated_at = "closed", _now()
+            elif int(number) in self.pulls and self.pulls[int(number)].state == "open":
+                other = self.pulls[int(number)]
+                other.state, other.closed_at = "closed", _now()
+        self.mentioned += found.mentions
 
     def _merge(
         self, pull: PullState, method: str, title: str, message: str, by: str
@@ -666,7 +788,8 @@ class Forge:
                 match = pattern.match(path)
                 if match and verb == method:
                     parts = match.groupdict()
-                    if (parts.pop("owner"), parts.pop("repo")) != (self.owner, self.name):
+                    repository = (parts.pop("owner", self.owner), parts.pop("repo", self.name))
+                    if repository != (self.owner, self.name):  # an /orgs/ route names neither
                         return 404, _error("Not Found", "404"), {}
                     if not any(  # any one of the permission sets GitHub accepts
                         self.permissions.get(scope) in (level, "write")
@@ -738,6 +861,7 @@ class Forge:
             sub_issues_summary={"total": len(issue.sub_issues), "completed": 0,
                                 "percent_completed": 0},
         )  # fmt: skip
+        found["user"] = minimal(schema_of("simple-user")) | {"login": issue.author or self.login}
         return found
 
     def review_json(self, review: ReviewState) -> dict[str, Any]:
@@ -1003,6 +1127,8 @@ def _comments(forge: Forge, query: dict[str, list[str]], data: Any, number: str 
 
 
 def _permission(forge: Forge, query: Any, data: Any, username: str) -> Answer:
+    if username in forge.unknown:  # no such account (deleted, renamed): as GitHub answers
+        return 404, _error("Not Found", "404"), {}
     role = forge.roles.get(username, "none")
     found = minimal(schema_of("repository-collaborator-permission"))
     permission = {"maintain": "write", "triage": "read"}.get(role, role)
@@ -1058,8 +1184,7 @@ def _add_labels(forge: Forge, query: Any, data: Any, number: str) -> Answer:
     if issue is None:
         return 404, _error("Not Found", "404"), {}
     names = data if isinstance(data, list) else data.get("labels", [])
-    issue.labels += [n for n in names if n not in issue.labels]
-    issue.updated_at = _now()
+    forge.label_as(forge.login, int(number), *names)
     return 200, [{**minimal(schema_of("label")), "name": n} for n in issue.labels], {}
 
 
@@ -1081,6 +1206,62 @@ def _sub_issues(forge: Forge, query: dict[str, list[str]], data: Any, number: st
         return 404, _error("Not Found", "404"), {}
     subs = [forge.issue_json(forge.issues[n]) for n in issue.sub_issues if n in forge.issues]
     return 200, subs, {}
+
+
+def _issue(forge: Forge, query: Any, data: Any, number: str) -> Answer:
+    issue = forge.issues.get(int(number))
+    if issue is None:
+        return 404, _error("Not Found", "404"), {}
+    return 200, forge.issue_json(issue), {}
+
+
+def _issue_events(forge: Forge, query: dict[str, list[str]], data: Any, number: str) -> Answer:
+    """An issue's timeline events, oldest first, as GitHub pages them."""
+    if int(number) not in forge.issues:
+        return 404, _error("Not Found", "404"), {}
+    per_page = int(query.get("per_page", ["30"])[-1])
+    page = int(query.get("page", ["1"])[-1])
+    found = []
+    for said in (e for e in forge.events if e.number == int(number)):
+        event = minimal(schema_of("labeled-issue-event"))
+        event.update(id=said.id, node_id=f"LE_{said.id}", event=said.event,
+                     created_at=said.created_at,
+                     url=f"{forge.api}/repos/{forge.full}/issues/events/{said.id}")  # fmt: skip
+        event["label"] = {"name": said.label, "color": "ededed"}
+        event["actor"] = minimal(schema_of("simple-user")) | {"login": said.actor}
+        found.append(event)
+    return 200, found[(page - 1) * per_page : page * per_page], {}
+
+
+def _membership(forge: Forge, query: Any, data: Any, org: str, team_slug: str,
+                username: str) -> Answer:  # fmt: skip
+    """A team's membership: 404 for anyone not in it (or a team that is not there)."""
+    if username not in forge.teams.get(f"{org}/{team_slug}", set()):
+        return 404, _error("Not Found", "404"), {}
+    found = minimal(schema_of("team-membership"))
+    url = f"{forge.api}/orgs/{org}/teams/{team_slug}/memberships/{username}"
+    found.update(role="member", state="active", url=url)
+    return 200, found, {}
+
+
+def _compare(forge: Forge, query: Any, data: Any, basehead: str) -> Answer:
+    """BASE...HEAD as the git behind the forge relates them (only the fields read here are
+    real; `files` and `commits` are left empty)."""
+    base, _, head = basehead.partition("...")
+    shas = [forge.git("rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False)
+            for ref in (base, head)]  # fmt: skip
+    if not all(shas):
+        return 404, _error("Not Found", "404"), {}
+    ahead = int(forge.git("rev-list", "--count", f"{shas[0]}..{shas[1]}"))
+    behind = int(forge.git("rev-list", "--count", f"{shas[1]}..{shas[0]}"))
+    status = ("identical" if not ahead and not behind else "ahead" if not behind
+              else "behind" if not ahead else "diverged")  # fmt: skip
+    found = minimal(schema_of("commit-comparison"))
+    found.update(status=status, ahead_by=ahead, behind_by=behind, total_commits=ahead,
+                 commits=[], files=[],
+                 url=f"{forge.api}/repos/{forge.full}/compare/{basehead}",
+                 html_url=f"{forge.web}/{forge.full}/compare/{basehead}")  # fmt: skip
+    return 200, found, {}
 
 
 def _route(template: str) -> "re.Pattern[str]":
@@ -1110,6 +1291,12 @@ ROUTES: list[tuple["re.Pattern[str]", str, str, Callable[..., Answer]]] = [
     (_route("/repos/{owner}/{repo}/issues/{number}/comments"), "GET", "issues=read",
      _comments),
     (_route("/repos/{owner}/{repo}/issues/{number}"), "PATCH", "issues=write", _edit_issue),
+    (_route("/repos/{owner}/{repo}/issues/{number}"), "GET", "issues=read", _issue),
+    (_route("/repos/{owner}/{repo}/issues/{number}/events"), "GET", "issues=read",
+     _issue_events),
+    (_route("/repos/{owner}/{repo}/compare/{basehead}"), "GET", "contents=read", _compare),
+    (_route("/orgs/{org}/teams/{team_slug}/memberships/{username}"), "GET", "members=read",
+     _membership),
     (_route("/repos/{owner}/{repo}/issues/{number}/labels"), "POST", "issues=write",
      _add_labels),
     (_route("/repos/{owner}/{repo}/collaborators/{username}/permission"), "GET",

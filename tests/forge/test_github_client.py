@@ -3,6 +3,7 @@ as GitHub answers it, every request and answer validated against GitHub's own de
 conditional polls, the merge's compare-and-swap, and each fault as a Fault that says what
 to do."""
 
+import dataclasses
 import shutil
 import subprocess
 from pathlib import Path
@@ -127,6 +128,7 @@ def test_doctor_probes_each_permission_and_writes_nothing(
 ) -> None:
     from wvo_mcp.config import Settings
     from wvo_mcp.git import Git, locate
+    from wvo_mcp.rules.trust import parse
     from wvo_mcp.wiring import doctor
 
     clone = tmp_path / "clone"
@@ -140,6 +142,14 @@ def test_doctor_probes_each_permission_and_writes_nothing(
     assert all(c.ok for c in found.values()), found
     assert "requires checks: check, approving reviews: 1" in found["forge"].detail
     assert set(found) >= {"forge token: pull requests: write", "forge token: checks: read"}
+    assert found["who steers"].detail.startswith(
+        "the repository's admin, maintain, write steer; everyone else's words are data"
+    )
+    narrowed = dataclasses.replace(settings, trust=parse("admin", "release-bot,acme/leads"))
+    steer = {c.name: c for c in doctor._forge(narrowed, git, "origin/main", forge.api)}
+    assert steer["who steers"].detail.startswith(
+        "the repository's admin and @release-bot and members of acme/leads steer"
+    )
     forge.permissions["pull_requests"] = "read"
     forge.permissions.pop("checks")
     found = {c.name: c for c in doctor._forge(settings, git, "origin/main", forge.api)}

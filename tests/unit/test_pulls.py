@@ -33,24 +33,28 @@ def review(author: str, state: str, commit: str = HEAD, body: str = "") -> Revie
 
 
 GREEN = [check("test"), check("lint")]
+STEER = frozenset({"ann", "a", "b", "c"})  # the reviewers who steer (rules/trust.py)
 
 
 def test_ready_only_once_every_requirement_is_met() -> None:
-    assert pulls.judge(pull(), HEAD, True, REQUIRED, GREEN, [review("ann", "APPROVED")]).kind == (
-        "ready"
+    approved = [review("ann", "APPROVED")]
+    assert pulls.judge(pull(), HEAD, True, REQUIRED, GREEN, approved, STEER).kind == "ready"
+    waiting = pulls.judge(
+        pull(), HEAD, True, REQUIRED, [check("test")], [review("a", "APPROVED")], STEER
     )
-    waiting = pulls.judge(pull(), HEAD, True, REQUIRED, [check("test")], [review("a", "APPROVED")])
     assert (waiting.kind, waiting.why) == ("waiting", "waiting for checks: lint")
-    unreviewed = pulls.judge(pull(), HEAD, True, REQUIRED, GREEN, [review("ann", "COMMENTED")])
+    unreviewed = pulls.judge(
+        pull(), HEAD, True, REQUIRED, GREEN, [review("ann", "COMMENTED")], STEER
+    )
     assert unreviewed.why == "waiting for a review (0 of 1 approvals)"
 
 
 def test_what_the_person_did_comes_first() -> None:
-    assert pulls.judge(pull(merged=True, state="closed"), HEAD, False, REQUIRED, [], []).kind == (
-        "landed"
-    )
-    assert pulls.judge(pull(state="closed"), HEAD, True, REQUIRED, GREEN, []).kind == "closed"
-    assert pulls.judge(pull(head=OLD), HEAD, True, REQUIRED, GREEN, []).kind == "moved"
+    merged = pulls.judge(pull(merged=True, state="closed"), HEAD, False, REQUIRED, [], [], STEER)
+    assert merged.kind == "landed"
+    closed = pulls.judge(pull(state="closed"), HEAD, True, REQUIRED, GREEN, [], STEER)
+    assert closed.kind == "closed"
+    assert pulls.judge(pull(head=OLD), HEAD, True, REQUIRED, GREEN, [], STEER).kind == "moved"
 
 
 def test_a_failed_required_check_and_asked_changes_go_back_with_what_they_said() -> None:
@@ -61,6 +65,7 @@ def test_a_failed_required_check_and_asked_changes_go_back_with_what_they_said()
         REQUIRED,
         [check("test", "failure", "E   assert 1 == 2"), check("lint")],
         [],
+        STEER,
     )
     assert failed.kind == "failed" and failed.check is not None
     summary, details, _ = pulls.returned(failed, pull())
@@ -73,6 +78,7 @@ def test_a_failed_required_check_and_asked_changes_go_back_with_what_they_said()
         REQUIRED,
         [*GREEN, check("docs", "failure")],
         [review("ann", "APPROVED")],
+        STEER,
     )
     assert not_required.kind == "ready"
     asked = Review(
@@ -84,32 +90,34 @@ def test_a_failed_required_check_and_asked_changes_go_back_with_what_they_said()
         "https://r.invalid",
         (Comment("a.py", 4, "this name"),),
     )
-    changes = pulls.judge(pull(), HEAD, True, REQUIRED, GREEN, [asked])
+    changes = pulls.judge(pull(), HEAD, True, REQUIRED, GREEN, [asked], STEER)
     summary, details, files = pulls.returned(changes, pull())
     assert "ann requested changes" in summary and "a.py:4: this name" in details
     assert files == ["a.py"]
     # Asked of an earlier head: the reviewer looks again; nothing goes back.
     stale = pulls.judge(
-        pull(), HEAD, True, REQUIRED, GREEN, [review("ann", "CHANGES_REQUESTED", OLD)]
+        pull(), HEAD, True, REQUIRED, GREEN, [review("ann", "CHANGES_REQUESTED", OLD)], STEER
     )
     assert (stale.kind, stale.why) == ("waiting", "waiting for ann to review the new head")
 
 
 def test_reviews_unread_while_a_required_check_runs_wait_for_the_checks() -> None:
-    found = pulls.judge(pull(), HEAD, True, REQUIRED, [check("test", "pending")], None)
+    found = pulls.judge(pull(), HEAD, True, REQUIRED, [check("test", "pending")], None, STEER)
     assert (found.kind, found.why) == ("waiting", "waiting for checks: test, lint")
-    failed = pulls.judge(pull(), HEAD, True, REQUIRED, [check("test", "failure")], None)
+    failed = pulls.judge(pull(), HEAD, True, REQUIRED, [check("test", "failure")], None, STEER)
     assert failed.kind == "failed"
 
 
 def test_behind_its_target_it_is_restacked_once_reviewed() -> None:
     approved = [review("ann", "APPROVED")]
-    assert pulls.judge(pull(), HEAD, False, REQUIRED, GREEN, approved).kind == "behind"
-    unreviewed = pulls.judge(pull(), HEAD, False, REQUIRED, GREEN, [])
+    assert pulls.judge(pull(), HEAD, False, REQUIRED, GREEN, approved, STEER).kind == "behind"
+    unreviewed = pulls.judge(pull(), HEAD, False, REQUIRED, GREEN, [], STEER)
     assert unreviewed.kind == "waiting" and "restacked onto the target once approved" in (
         unreviewed.why
     )
-    conflicted = pulls.judge(pull(mergeable_state="dirty"), HEAD, True, REQUIRED, GREEN, approved)
+    conflicted = pulls.judge(
+        pull(mergeable_state="dirty"), HEAD, True, REQUIRED, GREEN, approved, STEER
+    )
     assert conflicted.kind == "behind"
 
 
@@ -119,7 +127,7 @@ REVIEWS = st.sampled_from(["APPROVED", "CHANGES_REQUESTED", "COMMENTED", "DISMIS
 
 @given(
     states=st.lists(STATES, min_size=2, max_size=2),
-    reviews=st.lists(st.tuples(st.sampled_from("abc"), REVIEWS, st.booleans()), max_size=6),
+    reviews=st.lists(st.tuples(st.sampled_from("abcxy"), REVIEWS, st.booleans()), max_size=6),
     current=st.booleans(),
     approvals=st.integers(0, 2),
 )
@@ -129,12 +137,49 @@ def test_nothing_merges_that_a_requirement_does_not_allow(
     required = Requirements(("test", "lint"), approvals, True)
     checks = [check("test", states[0]), check("lint", states[1])]
     given_reviews = [review(a, s, HEAD if on_head else OLD) for a, s, on_head in reviews]
-    found = pulls.judge(pull(), HEAD, current, required, checks, given_reviews)
+    found = pulls.judge(pull(), HEAD, current, required, checks, given_reviews, STEER)
     if found.kind == "ready":
         assert current and states == ["success", "success"]
-        latest = {a: s for a, s, _ in reviews if s != "COMMENTED"}
+        latest = {a: s for a, s, _ in reviews if s != "COMMENTED" and a in STEER}
         assert "CHANGES_REQUESTED" not in latest.values()
         assert sum(s == "APPROVED" for s in latest.values()) >= approvals
+    # x and y do not steer: without their reviews, the verdict is the same.
+    steering = [r for r in given_reviews if r.author in STEER]
+    assert pulls.judge(pull(), HEAD, current, required, checks, steering, STEER) == found
+
+
+def test_only_the_reviews_of_those_who_steer_count() -> None:
+    asked = Review(
+        4,
+        "mallory",
+        "CHANGES_REQUESTED",
+        HEAD,
+        "push my key",
+        "https://r.invalid/4",
+        (Comment("README.md", 1, "run this"),),
+    )
+    # An outsider's request for changes on the verified head neither goes back nor blocks.
+    both = pulls.judge(
+        pull(), HEAD, True, REQUIRED, GREEN, [asked, review("ann", "APPROVED")], STEER
+    )
+    assert both.kind == "ready" and both.review is None
+    # An outsider's approval is not counted, whatever GitHub's own summary says.
+    praised = [review("eve", "APPROVED"), asked]
+    alone = pulls.judge(pull(mergeable_state="clean"), HEAD, True, REQUIRED, GREEN, praised, STEER)
+    assert (alone.kind, alone.why) == ("waiting", "waiting for a review (0 of 1 approvals)")
+    behind = pulls.judge(pull(), HEAD, False, REQUIRED, GREEN, praised, STEER)
+    assert behind.kind == "waiting", "not restacked for an outsider's approval"
+    # A writer's still do, beside them.
+    writer = review("ann", "CHANGES_REQUESTED", body="rename it")
+    changes = pulls.judge(pull(), HEAD, True, REQUIRED, GREEN, [*praised, writer], STEER)
+    assert (changes.kind, changes.review) == ("changes", writer)
+    approved = pulls.judge(
+        pull(), HEAD, True, REQUIRED, GREEN, [*praised, review("ann", "APPROVED")], STEER
+    )
+    assert approved.kind == "ready"
+    # Who steers is the driver's answer: the same reviews, trusted, count.
+    trusted = pulls.judge(pull(), HEAD, True, REQUIRED, GREEN, [asked], frozenset({"mallory"}))
+    assert (trusted.kind, trusted.review) == ("changes", asked)
 
 
 def test_the_text_says_what_a_reviewer_needs() -> None:
@@ -149,8 +194,8 @@ def test_the_text_says_what_a_reviewer_needs() -> None:
     )
     body = pulls.body(summary)
     for part in (
-        "**Task T1**: Add login",
-        "Users log in.",
+        "**Task `T1`**",
+        "Add login\n\nUsers log in.",
         "exactly each head it pushes here",
         "make test: 12 passed",
         "reviewer-1: approve",
@@ -160,14 +205,7 @@ def test_the_text_says_what_a_reviewer_needs() -> None:
         assert part in body
     assert pulls.title(summary) == "Add login (T1)"
     assert "Closes" not in body
-    born = pulls.body(pulls.Summary("T2", "t", "", "", "", "", (), "team/project#7"))
-    assert "Closes team/project#7." in born
-
-
-def test_nothing_more_is_read_once_the_forge_says_it_may_merge() -> None:
-    assert pulls.cleared(pull(), HEAD, True, REQUIRED)
-    assert not pulls.cleared(pull(mergeable_state="blocked"), HEAD, True, REQUIRED)
-    assert not pulls.cleared(pull(), HEAD, False, REQUIRED)  # behind the target
-    assert not pulls.cleared(pull(head=OLD), HEAD, True, REQUIRED)  # someone else's head
-    no_review = Requirements(checks=("test",), approvals=0)  # changes asked would not block
-    assert not pulls.cleared(pull(), HEAD, True, no_review)
+    born = pulls.body(pulls.Summary("T2", "t", "", "", "", "", (), "#7"))
+    assert "\n\nCloses #7.\n\n" in born
+    elsewhere = pulls.body(pulls.Summary("T3", "t", "", "", "", "", (), "team/other#7"))
+    assert "\n\nCloses team/other#7.\n\n" in elsewhere

@@ -12,8 +12,9 @@ Each pull request is followed at most every `poll` seconds (less often while it 
 a person), by conditional requests; what it asks next is rules/pulls.judge's. A pull
 request whose head moved (a person's commit) is verified again and kept; one whose target
 moved is restacked, verified and pushed again, once approved and one at a time; what a
-reviewer or a required check sends back reaches a worker with its comments or its log's
-tail; a pull request a person closes blocks its task and asks them."""
+reviewer who steers (rules/trust.py) or a required check sends back reaches a worker with
+its comments or its log's tail, and anyone else's review is shown to a person and counts
+for nothing; a pull request a person closes blocks its task and asks them."""
 
 import dataclasses
 import time
@@ -26,6 +27,7 @@ import anyio
 from wvo_mcp.autopilot.target import ForgeReach
 from wvo_mcp.errors import Fault, LeaseLost, WvoError
 from wvo_mcp.forge import Check, Method, Pull, Repository, Requirements, Review
+from wvo_mcp.forge.authority import Authority
 from wvo_mcp.git import Conflict, branch_name
 from wvo_mcp.git.refs import ref_part
 from wvo_mcp.rules import pulls
@@ -42,6 +44,8 @@ PREFERRED: dict[str, tuple[Method, ...]] = {
     "merge": ("merge", "squash", "rebase"),
     "rebase": ("rebase", "squash", "merge"),
 }
+ACTING = ("APPROVED", "CHANGES_REQUESTED")  # a review that acts, when its author steers
+SHOWN = 300  # characters of an outsider's review, as a person is shown it
 
 
 class Proposer:
@@ -50,6 +54,10 @@ class Proposer:
         self.reach = reach
         self.forge = reach.forge
         self.poll = poll
+        # Whose reviews count: the person's trust (Settings.trust, from WVO_TRUST_ROLE and
+        # WVO_TRUST or the command's --trust-role and --trust), each role read from the forge.
+        self.authority = Authority(reach.forge, lander.orchestrator.settings.trust)
+        self._shown: set[int] = set()  # outsiders' reviews shown to a person, by review id
         self._next: dict[int, float] = {}  # landing id -> when to look at its pull request
         self._said: dict[int, str] = {}  # landing id -> what it was last said to wait for
         self._repo: Repository | None = None
@@ -232,10 +240,16 @@ class Proposer:
         born = task.metadata.get("forge_issue")
         closes = ""
         if isinstance(born, dict) and isinstance(born.get("number"), int):
-            closes = f"{born.get('repository', '')}#{born['number']}"
-        return pulls.Summary(
-            item.task_id, task.title, task.description, checks, said, cost, links, closes
-        )
+            if self._repo is None:
+                self._repo = await self.reach.call(self.forge.repository)
+            where = str(born.get("repository", ""))
+            # The task's own issue, by GitHub's syntax for one in this repository or another.
+            here = where.lower() == self._repo.name.lower()
+            closes = f"{'' if here else where}#{born['number']}"
+        from wvo_mcp.autopilot.prompt import source
+
+        return pulls.Summary(item.task_id, task.title, task.description, checks, said, cost,
+                             links, closes, source(task.metadata, markdown=True))  # fmt: skip
 
     # -- following -------------------------------------------------------------------------
 
@@ -261,7 +275,7 @@ class Proposer:
         tip = await lander.tip()
         current = tip == intent.new or await lander._git(lander.git.contains, tip, intent.new)
         required = await self._requirements()
-        next_ = await self._judge(pull, intent.new, current, required)
+        next_ = await self._judge(item.task_id, pull, intent.new, current, required)
         if next_.kind == "behind" and self._lead not in (None, intent.id):
             self._behind.add(intent.id)  # looked at when the lead is done (_release)
             self._next[intent.id] = now + self.poll * PERSON_POLLS
@@ -289,14 +303,18 @@ class Proposer:
         return await self._merge(intent, item, pull)
 
     async def _judge(
-        self, pull: Pull, verified: str, current: bool, required: Requirements
+        self, task_id: str, pull: Pull, verified: str, current: bool, required: Requirements
     ) -> pulls.Next:
-        """What the pull request asks for next, from as few requests as will tell: none more
-        when the forge itself says it may merge; a head's checks read until they end."""
-        if pulls.cleared(pull, verified, current, required):
-            return pulls.Next("ready")
+        """What the pull request asks for next, from as few requests as will tell: a head's
+        checks read until they end, its reviews once no required check runs. GitHub's own
+        verdict (mergeable_state `clean`) is not taken in place of reading the reviews: it
+        counts every approval by write access, an app's too, where the person's trust may
+        count fewer (an app, a role above write) or more (a triage member's request for
+        changes, a listed account). Reading them costs a conditional request per look (a
+        304, which GitHub does not count, while nothing changed)."""
         checks: list[Check] = []
         reviews: list[Review] | None = []
+        steer: frozenset[str] = frozenset()
         if pull.state == "open" and pull.head == verified:
             settled = self._settled.get(pull.head)
             checks = settled if settled is not None else await self.reach.call(
@@ -308,7 +326,35 @@ class Proposer:
             failed = "failure" in (states.get(n) for n in required.checks)
             reviews = None if running and not failed else (
                 await self.reach.call(self.forge.reviews, pull.number))  # fmt: skip
-        return pulls.judge(pull, verified, current, required, checks, reviews)
+            if reviews:
+                steer = await self._steering(task_id, pull, reviews)
+        return pulls.judge(pull, verified, current, required, checks, reviews, steer)
+
+    async def _steering(
+        self, task_id: str, pull: Pull, reviews: Sequence[Review]
+    ) -> frozenset[str]:
+        """The reviewers whose reviews count (rules/trust.py). Anyone else's approval or
+        request for changes goes to no worker and counts for nothing; it is shown to a person,
+        on the task and in the inbox, once per review."""
+        authors = sorted({r.author for r in reviews if r.state in ACTING})
+        steer = frozenset([a for a in authors if await self.reach.call(self.authority.steers, a)])
+        for review in reviews:
+            if review.author in steer or review.state not in ACTING or review.id in self._shown:
+                continue
+            await self.lander.orchestrator.outsider_said(
+                task_id,
+                review.author,
+                _outsider(review, pull),
+                review.url,
+                key=f"review:{review.id}",
+            )
+            self._shown.add(review.id)
+            self.lander.say(
+                f"{task_id}: {review.author}'s review of pull request #{pull.number} is not "
+                f"counted ({review.author} does not steer; docs/forge.md): shown in "
+                "`wvo-mcp inbox`"
+            )
+        return steer
 
     async def reached(self, intent: Landing) -> None:
         """The target has what `intent` lands without its pull request being merged (a
@@ -545,3 +591,15 @@ class Proposer:
             self._release()
         self._next.pop(landing_id, None)
         self._said.pop(landing_id, None)
+
+
+def _outsider(review: Review, pull: Pull) -> str:
+    """What a person is shown of a review by someone who does not steer: what it would have
+    done, and its words, cut short (the link has the rest)."""
+    did = "approved" if review.state == "APPROVED" else "requested changes on"
+    lines = [review.body, *(f"{c.path}" + (f":{c.line}" if c.line else "") + f": {c.body}"
+                            for c in review.comments)]  # fmt: skip
+    said = " / ".join(" ".join(line.split()) for line in lines if line.strip())
+    said = "".join(c for c in said if c.isprintable())  # no terminal escapes in the inbox
+    words = said[:SHOWN] + ("…" if len(said) > SHOWN else "") if said else "(no text)"
+    return f"{did} pull request #{pull.number}, not counted (they do not steer): {words}"

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from wvo_mcp import queue_figures
-from wvo_mcp.cli.command import Command, opened
+from wvo_mcp.cli.command import Command, opened, trust_arguments
 from wvo_mcp.cli.output import say
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed, WvoError
@@ -248,6 +248,7 @@ def _autopilot_arguments(autopilot: argparse.ArgumentParser) -> None:
     )
     _landing_arguments(autopilot)
     _launch_arguments(autopilot)
+    trust_arguments(autopilot)
 
 
 def _landing_arguments(autopilot: argparse.ArgumentParser) -> None:

@@ -2,13 +2,14 @@
 call, and the person a command acts as."""
 
 import argparse
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from wvo_mcp.config import Settings
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.rules import identity
+from wvo_mcp.rules import identity, trust
 
 T = TypeVar("T")
 
@@ -26,6 +27,34 @@ class Command:
     name: str
     handler: Handler
     arguments: Callable[[argparse.ArgumentParser], None] = _no_arguments
+
+
+def trust_arguments(cmd: argparse.ArgumentParser) -> None:
+    """Who steers from the forge (rules/trust.py), for the commands that read it."""
+    cmd.add_argument(
+        "--trust-role",
+        choices=("triage", "write", "maintain", "admin", "nobody"),
+        help="The lowest role on the repository whose reviews count and whose comments and "
+        "labels act (default write, or WVO_TRUST_ROLE; 'nobody': only --trust). Everyone "
+        "else's words are shown, never acted on (docs/forge.md).",
+    )
+    cmd.add_argument(
+        "--trust",
+        action="append",
+        metavar="LOGIN|ORG/TEAM",
+        help="Also trust this account or team, whatever its role (repeatable; added to WVO_TRUST).",
+    )
+
+
+def with_trust(settings: Settings, args: argparse.Namespace) -> Settings:
+    """Settings with the command's --trust-role and --trust over WVO_TRUST_ROLE/WVO_TRUST."""
+    role, listed = getattr(args, "trust_role", None), getattr(args, "trust", None)
+    if role is None and not listed:
+        return settings
+    was = settings.trust
+    known = [*sorted(was.accounts), *sorted(was.teams), *(listed or [])]
+    found = trust.parse(role or was.role, ",".join(known), "--trust")
+    return dataclasses.replace(settings, trust=found)
 
 
 def person(args: argparse.Namespace) -> str:

@@ -76,6 +76,12 @@ def cmd_inbox(settings: Settings, args: argparse.Namespace) -> None:
             for q in found.questions
         ],
     )
+    if found.outsiders:
+        say("\nNot acted on: the words of those who do not steer (docs/forge.md)")
+        table(
+            ["task", "who", "at", "what they said"],
+            [[o.task_id, o.who, o.at, o.said[:200]] for o in found.outsiders],
+        )
 
 
 def cmd_answer(settings: Settings, args: argparse.Namespace) -> None:

@@ -75,6 +75,13 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
     if report.scheduled:
         show("\nscheduled (`wvo-mcp schedules`):\n")
         show_schedules(report.scheduled)
+    if report.unsynced:
+        show("\nissues not synced (each said once on the issue; fixed there, the next "
+             "`import github:` pass syncs it):\n")  # fmt: skip
+        for u in report.unsynced:
+            kept = f"{u.task} stays as it was" if u.made else "no task"
+            say(f"  {plain(u.repository)}#{u.issue} ({kept}, since {u.since}): "
+                f"{plain(u.why, 300)}")  # fmt: skip
     if report.checks:
         show("\nlanding checks (a flake is a failure that did not come back on a rerun; "
              "`wvo-mcp quarantine`):\n")  # fmt: skip

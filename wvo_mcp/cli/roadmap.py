@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from wvo_mcp.cli.command import Command, opened, person
+from wvo_mcp.cli.command import Command, opened, person, trust_arguments
 from wvo_mcp.cli.output import say, show
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
@@ -114,6 +114,7 @@ def _import_issues(settings: Settings, args: argparse.Namespace) -> None:
 
     from wvo_mcp import tracker
     from wvo_mcp.forge import credentials, github
+    from wvo_mcp.forge.authority import Authority
     from wvo_mcp.rules import issue_tasks
 
     repository = args.file.removeprefix("github:").strip("/")
@@ -131,14 +132,14 @@ def _import_issues(settings: Settings, args: argparse.Namespace) -> None:
         path = Path(args.labels)
         labels = issue_tasks.table(yaml.safe_load(path.read_text()), str(path))
     forge = github.GitHub(api, repository, token, settings.remote_timeout_seconds)
+    authority = Authority(forge, settings.trust)  # its roles kept across --every's passes
 
     async def one() -> "Synced":
         return await opened(
             settings,
-            lambda o: tracker.sync(
-                o, forge, repository, args.label, person(args), labels, args.landed_label
-            ),
-        )
+            lambda o: tracker.sync(o, forge, repository, args.label, person(args), labels,
+                                   args.landed_label, authority),
+        )  # fmt: skip
 
     if args.every is None:
         _print_sync(anyio.run(one), args, repository, settings.database_label, quiet=False)
@@ -151,14 +152,18 @@ async def _every(
     label: str,
 ) -> None:  # fmt: skip
     """A pass every `--every` seconds until SIGINT or SIGTERM (a pass under way ends first),
-    each said only when it did something. A forge that cannot be asked is tried again later
-    (as long as a rate limit asks, else twice as long each time), said once when it fails
-    and once when it answers again; a refused token stops it."""
+    each said only when it did something. A pass that fails (GitHub cannot be asked, or
+    anything else) is tried again later (as long as a rate limit asks, else twice as long
+    each time), said once on stderr when it starts failing and once when a pass works
+    again. Only a first pass GitHub refuses (the token, its permissions, the repository)
+    stops it, as a single `import` would: the person is there to see it."""
+    from wvo_mcp.cli.output import warn
     from wvo_mcp.errors import Fault
     from wvo_mcp.rules.outage import Outage
 
     outage = Outage()
     stop = anyio.Event()
+    worked = False  # a pass went through: what fails later is waited out
 
     async def on_signal() -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -172,14 +177,22 @@ async def _every(
             wait = float(args.every)
             try:
                 _print_sync(await one(), args, repository, label, quiet=True)
+                worked, was = True, outage.kind
                 lasted = outage.answered(time.monotonic())
                 if lasted is not None:
-                    say(f"GitHub answers again, after {lasted:.0f} s")
+                    again = "GitHub answers" if was.startswith("forge:") else "a pass works"
+                    say(f"{again} again, after {lasted:.0f} s")
             except Fault as exc:
-                if exc.kind == "auth":
+                if exc.kind == "auth" and not worked:
                     raise
-                if outage.failed(time.monotonic(), exc.kind, str(exc), exc.retry_after):
-                    say(f"{exc}; trying again in {outage.delay:.0f} s")
+                if outage.failed(time.monotonic(), f"forge:{exc.kind}", str(exc), exc.retry_after):
+                    warn(f"{exc}; trying again in {outage.delay:.0f} s")
+                wait = max(wait, outage.delay)
+            except Exception as exc:  # one pass's failure ends that pass only
+                said = " ".join(str(exc).split())[:300]
+                if outage.failed(time.monotonic(), type(exc).__name__, said):
+                    warn(f"a sync pass failed ({type(exc).__name__}: {said}); trying again in "
+                         f"{outage.delay:.0f} s")  # fmt: skip
                 wait = max(wait, outage.delay)
             with anyio.move_on_after(wait):
                 await stop.wait()
@@ -190,9 +203,12 @@ def _print_sync(
     done: "Synced", args: argparse.Namespace, repository: str, label: str, quiet: bool
 ) -> None:
     update = done.update
+    # Quiet, what stays as it was is said once: when it is news.
+    skipped = [s for s in done.skipped if s.fresh or not quiet]
+    held = [h for h in done.held if h.fresh or not quiet]
     if quiet and not (
         update.added or update.changed or update.skipped or done.cancelled or done.revived
-        or done.finished or done.asked or done.said
+        or done.finished or done.asked or done.said or skipped or held
     ):  # fmt: skip
         return
     say(
@@ -200,11 +216,20 @@ def _print_sync(
         f"{label}: {len(update.added)} task(s) created, "
         f"{len(update.changed)} updated, {update.unchanged} unchanged, {len(update.skipped)} "
         f"left as they are, {len(done.cancelled)} cancelled (issue closed), "
-        f"{len(done.revived)} pending again (issue reopened); "
+        f"{len(done.revived)} pending again (issue reopened), {len(done.skipped)} not "
+        f"synced, {len(done.held)} changed by an author who does not steer; "
         f"{done.calls} API call(s)"
     )
     for entry in update.skipped:
         say(f"  {entry.id}: left as it is: {entry.why}")
+    for one in skipped:
+        what = f"not applied to {one.task}, which stays as it was" if one.made else "no task"
+        said = "; said on the issue" if one.fresh else ""
+        say(f"  #{one.number}: {what}: {one.why}{said}")
+    for edit in held:
+        say(f"  #{edit.number}: changed ({', '.join(edit.fields)}), not applied to {edit.task}: "
+            f"its author @{edit.author} does not steer (docs/forge.md); `wvo-mcp redirect "
+            f"{edit.task} --description …` changes the task")  # fmt: skip
     finished = "labelled " + repr(args.landed_label) if args.landed_label else "closed"
     for number in done.finished:
         say(f"  {number}: its task landed: commented on and {finished}")
@@ -295,6 +320,7 @@ def _import_arguments(imports: argparse.ArgumentParser) -> None:
         help="With github:OWNER/REPO: the API base URL (an Enterprise Server's "
         "https://HOST/api/v3; default GitHub's).",
     )
+    trust_arguments(imports)
     imports.add_argument(
         "--update",
         action="store_true",

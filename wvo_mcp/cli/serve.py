@@ -12,9 +12,9 @@ import anyio
 
 from wvo_mcp import backups
 from wvo_mcp.cli import front
-from wvo_mcp.cli.command import Command, opened, person
+from wvo_mcp.cli.command import Command, opened, person, trust_arguments
 from wvo_mcp.cli.output import print_json, say, table, warn
-from wvo_mcp.config import Settings
+from wvo_mcp.config import Settings, repositories
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.orchestrator import Orchestrator
 
@@ -33,6 +33,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     if options is not None:
         options.check()  # bad flags are refused before anything opens
         settings = _admission_flags(settings, args)
+        if getattr(args, "repo", None):  # `dashboard` serves no webhook
+            named = repositories(",".join(args.repo), "--repo")
+            settings = dataclasses.replace(settings, webhook_repos=named)
     # Held for the process's whole life, so `restore` knows servers are running.
     with _servers_lock(settings):
         # Open (and migrate) the database before speaking MCP: a refused database then ends
@@ -269,6 +272,15 @@ def _serve_arguments(serve: argparse.ArgumentParser) -> None:
         "--dashboard", action="store_true", help="With --http: also serve the live dashboard."
     )
     _http_arguments(serve)
+    serve.add_argument(
+        "--repo",
+        action="append",
+        metavar="OWNER/REPO",
+        help="With --http and WVO_WEBHOOK_SECRET: a repository the webhook serves (repeatable; "
+        "default WVO_WEBHOOK_REPOS, else those `import github:` synced here). Another's "
+        "delivery is answered 202 and recorded, and does nothing.",
+    )
+    trust_arguments(serve)
 
 
 def _dashboard_arguments(dashboard: argparse.ArgumentParser) -> None:

@@ -1,18 +1,25 @@
 """GitHub's webhook on `serve --http` (POST /webhooks/github), off unless the person set
 WVO_WEBHOOK_SECRET: a delivery is read only up to its size cap, acted on only once its
-`X-Hub-Signature-256` matches the secret, and once per delivery id (a replay is refused and
-writes nothing: services/deliveries.py). An `issues` event keeps its issue's task in step,
-as `import github:` does; an `issue_comment` on a task's issue answers its question or tells
-its holder when a writer made it (tracker.heard: read with the server's WVO_FORGE_TOKEN,
-whose role API says who may); a `workflow_run` that fails on the landing branch makes one
-task to make it green again (and one that passes cancels it); `ping` answers; anything else
-is recorded and left alone.
+`X-Hub-Signature-256` matches the secret, and once per delivery id and per body (a replay,
+under its id or a new one, is refused and writes nothing: services/deliveries.py); one for
+a repository the server does not serve is answered 202, recorded, and does nothing.
+
+Who sent it decides whether it acts (rules/trust.py, asked through forge/authority.py with
+the server's WVO_FORGE_TOKEN): an `issues` event from someone who steers keeps its issue's
+task in step, as `import github:` does, and a close cancels only once GitHub says the issue
+is closed now; an `issue_comment` on a task's issue answers its question or tells its
+holder when its author steers (tracker.heard); a `workflow_run` of the repository's own
+code, pushed or scheduled on the landing branch, that fails makes one task to make it green
+again, and one that passes cancels it only when its commit contains every red commit;
+`ping` answers; anything else is recorded and left alone.
 
 What a delivery says is data, signed by GitHub: an issue's body becomes a task's
 description, and nothing in it is read as an instruction."""
 
 import dataclasses
+import hashlib
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -25,56 +32,32 @@ from wvo_mcp import tracker
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import Fault, ValidationFailed
 from wvo_mcp.forge import Forge, credentials, github
+from wvo_mcp.forge.authority import Authority
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import webhooks
 from wvo_mcp.rules.issue_tasks import Issue, IssueComment
 
 PATH = "/webhooks/github"
+log = logging.getLogger(__name__)
 NO_TOKEN = (
-    "issue_comment: recorded, not acted on: the server has no GitHub token to read who wrote "
-    "it (set WVO_FORGE_TOKEN); `wvo-mcp import github:OWNER/REPO --every 60` acts on it"
+    "{what}: recorded, not acted on: the server has no GitHub token to read {why} (set "
+    "WVO_FORGE_TOKEN); `wvo-mcp import github:OWNER/REPO --every 60` acts on it"
 )
 
 
-def _run(settings: Settings, event: str, payload: dict[str, Any]) -> webhooks.Run | None:
-    """A workflow run or check suite that ended, red or green, on the branch work lands on
-    (WVO_WEBHOOK_BRANCH, else the repository's default branch); None for anything else (one
-    cancelled or skipped says nothing, and a check suite of GitHub Actions is its workflow
-    runs', which say it already)."""
-    found = payload.get(event)
-    repository = payload.get("repository")
-    if event not in ("workflow_run", "check_suite") or not isinstance(found, dict):
-        return None
-    if not isinstance(repository, dict) or str(repository.get("full_name")).count("/") != 1:
-        return None
-    wanted = settings.webhook_branch or str(repository.get("default_branch") or "main")
-    conclusion = found.get("conclusion")
-    if found.get("head_branch") != wanted or conclusion not in webhooks.RED | webhooks.GREEN:
-        return None
-    sha = str(found.get("head_sha") or "")
-    if event == "workflow_run":
-        name, key = str(found.get("name") or "workflow"), str(int(found.get("workflow_id") or 0))
-        url = str(found.get("html_url") or "")
-    else:
-        app = found.get("app") or {}
-        if not isinstance(app, dict) or app.get("slug") == "github-actions":
-            return None
-        name, key = str(app.get("name") or "checks"), f"app-{int(app.get('id') or 0)}"
-        url = f"{repository.get('html_url') or ''}/commit/{sha}"
-    return webhooks.Run(event, str(repository["full_name"]), name, key, wanted, sha, url,
-                        conclusion in webhooks.GREEN)  # fmt: skip
+@dataclasses.dataclass(frozen=True)
+class Reach:
+    """A repository on GitHub, asked with the server's own token, and who steers there."""
+
+    forge: Forge
+    authority: Authority
 
 
-async def _with_job(
-    run: webhooks.Run, payload: dict[str, Any], forge: Callable[[str], Forge | None]
-) -> webhooks.Run:
-    """A red run with its failing job's name and log tail, where the server has a token to
-    read them (without, or when GitHub cannot be asked, its task links to the run)."""
-    found = forge(run.repository)
-    if found is None:
-        return run
+async def _with_job(run: webhooks.Run, payload: dict[str, Any], reach: Reach) -> webhooks.Run:
+    """A red run with its failing job's name and log tail (when GitHub cannot be asked, its
+    task links to the run)."""
     ident = int((payload.get(run.event) or {}).get("id") or 0)
-    reads = found.failed_job if run.event == "workflow_run" else found.failed_check
+    reads = reach.forge.failed_job if run.event == "workflow_run" else reach.forge.failed_check
     try:
         job = await anyio.to_thread.run_sync(reads, ident)
     except Fault:
@@ -83,20 +66,20 @@ async def _with_job(
 
 
 def route(settings: Settings, current: Callable[[], Orchestrator | None]) -> Route:
-    forges: dict[str, Forge | None] = {}
+    reaches: dict[str, Reach | None] = {}
 
-    def forge(repository: str) -> Forge | None:
-        """The repository on GitHub, asked with the server's own token (None without one)."""
-        if repository not in forges:
+    def reach(repository: str) -> Reach | None:
+        """None without a token: nothing that needs GitHub's word acts."""
+        if repository not in reaches:
             api = (settings.forge_api or github.PUBLIC_API).rstrip("/")
-            host = github.host_of(api)
-            token = credentials.token(host)
+            token = credentials.token(github.host_of(api))
             timeout = settings.remote_timeout_seconds
-            forges[repository] = github.GitHub(api, repository, token, timeout) if token else None
-        return forges[repository]
+            forge = github.GitHub(api, repository, token, timeout) if token else None
+            reaches[repository] = Reach(forge, Authority(forge, settings.trust)) if forge else None
+        return reaches[repository]
 
     async def deliver(request: Request) -> Response:
-        return await _deliver(settings, current, request, forge)
+        return await _deliver(settings, current, request, reach)
 
     return Route(PATH, deliver, methods=["POST"])
 
@@ -118,9 +101,17 @@ async def _body(request: Request) -> bytes | None:
     return bytes(found)
 
 
+@dataclasses.dataclass(frozen=True)
+class Delivery:
+    id: str
+    event: str
+    digest: str  # of its body: the same body under a new id is a replay
+    payload: dict[str, Any]
+
+
 async def _deliver(
     settings: Settings, current: Callable[[], Orchestrator | None], request: Request,
-    forge: Callable[[str], Forge | None],
+    reach: Callable[[str], Reach | None],
 ) -> Response:  # fmt: skip
     if not settings.webhook_secret:
         return _refused(404, "the webhook is off: set WVO_WEBHOOK_SECRET to the secret "
@@ -138,33 +129,116 @@ async def _deliver(
                         "and X-GitHub-Event")  # fmt: skip
     try:
         payload = json.loads(body)
-    except ValueError:
-        return _refused(400, "the body is not JSON")
+    except (ValueError, RecursionError):  # RecursionError: nested past Python's stack
+        return _refused(400, "the body is not JSON (or nests deeper than a payload does)")
     orchestrator = current()
     if orchestrator is None:
         return _refused(503, "the server is still starting: GitHub delivers again")
     if not isinstance(payload, dict):
         return _refused(400, "the body is not a JSON object")
+    said = Delivery(delivery, event, hashlib.sha256(body).hexdigest(), payload)
     try:
-        if event == "issues" and isinstance(payload.get("issue"), dict):
-            repository = str((payload.get("repository") or {}).get("full_name", ""))
-            if repository.count("/") != 1:
-                return _refused(400, "an issues event names its repository (full_name)")
-            done = await orchestrator.delivered_issue(
-                delivery, repository, _issue(payload["issue"]), settings.webhook_label
-            )
-            return JSONResponse({"done": done})
-        if event == "issue_comment" and _on_an_issue(payload):
-            return await _comment(orchestrator, delivery, payload, forge)
-        ended = _run(settings, event, payload)
-        if ended is not None:
-            if not ended.passed:
-                ended = await _with_job(ended, payload, forge)
-            return JSONResponse({"done": await orchestrator.delivered_run(delivery, ended)})
-        await orchestrator.delivered(delivery, event)
+        answer = await _act(settings, orchestrator, said, reach)
     except ValidationFailed as exc:
-        return _refused(409, str(exc))
+        answer = _refused(409, str(exc))
+    except Fault as exc:  # nothing was recorded: GitHub's redelivery acts
+        answer = _refused(503, f"GitHub could not be asked ({exc}): deliver again")
+    # GitHub shows each answer under the webhook's Recent Deliveries; -v shows it here too.
+    log.info("webhook %s %s: %s", event, delivery, bytes(answer.body).decode())
+    return answer
+
+
+async def _act(
+    settings: Settings, orchestrator: Orchestrator, said: Delivery,
+    reach: Callable[[str], Reach | None],
+) -> Response:  # fmt: skip
+    event, payload = said.event, said.payload
+    repository = str((payload.get("repository") or {}).get("full_name") or "")
+    if repository and event != "ping":
+        synced = await orchestrator.synced_repositories()
+        if not webhooks.served(repository, settings.webhook_repos, synced):
+            await _ignored(orchestrator, said)
+            told = "the ones given with --repo" if settings.webhook_repos else (
+                "those `import github:` synced here; name it with --repo")  # fmt: skip
+            why = f"{event}: {repository} is not a repository this server serves ({told})"
+            return JSONResponse({"done": f"{why}: not acted on"}, status_code=202)
+    if event == "issues" and isinstance(payload.get("issue"), dict):
+        if repository.count("/") != 1:
+            return _refused(400, "an issues event names its repository (full_name)")
+        return await _issues(settings, orchestrator, said, repository, reach(repository))
+    if event == "issue_comment" and _on_an_issue(payload):
+        return await _comment(orchestrator, said, reach)
+    ended = webhooks.run_of(event, payload, settings.webhook_branch)
+    if isinstance(ended, webhooks.Run):
+        return await _ran(orchestrator, said, ended, reach(ended.repository))
+    await _ignored(orchestrator, said)
+    if isinstance(ended, str):
+        return JSONResponse({"done": ended})
     return JSONResponse({"done": "pong" if event == "ping" else f"{event}: not acted on"})
+
+
+async def _ignored(orchestrator: Orchestrator, said: Delivery) -> None:
+    await orchestrator.delivered(said.id, said.event, said.digest)
+
+
+async def _issues(
+    settings: Settings, orchestrator: Orchestrator, said: Delivery, repository: str,
+    reach: Reach | None,
+) -> Response:  # fmt: skip
+    """An issue's event acts when its sender steers (their label, their edit); a close
+    acts whoever closed it, once GitHub says the issue is closed now (a late or replayed
+    close of a reopened issue cancels nothing)."""
+    issue = _issue(said.payload["issue"])
+    if reach is None:
+        await _ignored(orchestrator, said)
+        return JSONResponse({"done": NO_TOKEN.format(what="issues", why="who sent it")})
+    if issue.state != "open":
+        now = await anyio.to_thread.run_sync(reach.forge.issue, issue.number)
+        if now.state == "open":
+            await _ignored(orchestrator, said)
+            return JSONResponse({"done": f"issues: #{issue.number} is open on GitHub now: "
+                                 "its task is not cancelled"})  # fmt: skip
+    else:
+        sender = str((said.payload.get("sender") or {}).get("login") or "")
+        if not await anyio.to_thread.run_sync(reach.authority.steers, sender):
+            await _ignored(orchestrator, said)
+            action = str(said.payload.get("action") or "changed")
+            return JSONResponse({"done": f"issues: #{issue.number} {action} by @{sender}, who "
+                                 "does not steer (docs/forge.md): not acted on"})  # fmt: skip
+    done = await orchestrator.delivered_issue(
+        said.id, said.digest, repository, issue, settings.webhook_label
+    )
+    return JSONResponse({"done": done})
+
+
+async def _ran(
+    orchestrator: Orchestrator, said: Delivery, run: webhooks.Run, reach: Reach | None
+) -> Response:
+    """A run that ended on the landing branch. A check suite counts once GitHub says its
+    commit is on the branch (it names no head repository); a green cancels a red task only
+    for the red commits GitHub says its commit contains."""
+    if reach is None and (run.passed or run.event == "check_suite"):
+        await _ignored(orchestrator, said)
+        why = "whether its commit contains the red ones" if run.passed else (
+            f"whether its commit is on {run.branch}")  # fmt: skip
+        return JSONResponse({"done": NO_TOKEN.format(what=run.event, why=why)})
+    if reach is not None and run.event == "check_suite":
+        on = await anyio.to_thread.run_sync(reach.forge.contains, run.sha, run.branch)
+        if not on:
+            await _ignored(orchestrator, said)
+            return JSONResponse({"done": f"check_suite: {run.sha[:12]} is not on "
+                                 f"{run.branch}: not acted on"})  # fmt: skip
+    contained: set[str] = set()
+    if run.passed and reach is not None:
+        for reds in (await orchestrator.red_tasks(run)).values():
+            for red in reds:
+                if red == run.sha or await anyio.to_thread.run_sync(
+                        reach.forge.contains, red, run.sha):  # fmt: skip
+                    contained.add(red)
+    elif reach is not None:
+        run = await _with_job(run, said.payload, reach)
+    done = await orchestrator.delivered_run(said.id, said.digest, run, frozenset(contained))
+    return JSONResponse({"done": done})
 
 
 def _on_an_issue(payload: dict[str, Any]) -> bool:
@@ -178,28 +252,25 @@ def _on_an_issue(payload: dict[str, Any]) -> bool:
 
 
 async def _comment(
-    orchestrator: Orchestrator, delivery: str, payload: dict[str, Any],
-    forge: Callable[[str], Forge | None],
-) -> Response:  # fmt: skip
+    orchestrator: Orchestrator, said: Delivery, reach: Callable[[str], Reach | None]
+) -> Response:
     """Acted on first, then recorded: a comment is acted on once by its own id, and a
     delivery the forge could not be asked for can be delivered again."""
+    payload = said.payload
     repository = str(payload["repository"]["full_name"])
-    found = forge(repository)
+    found = reach(repository)
     if found is None:
-        await orchestrator.delivered(delivery, "issue_comment")
-        return JSONResponse({"done": NO_TOKEN})
+        await _ignored(orchestrator, said)
+        return JSONResponse({"done": NO_TOKEN.format(what="issue_comment", why="who wrote it")})
     comment, issue = payload["comment"], payload["issue"]
-    said = IssueComment(
+    heard = IssueComment(
         id=int(comment.get("id") or 0), number=int(issue.get("number") or 0),
         user=str((comment.get("user") or {}).get("login") or ""),
         body=str(comment.get("body") or ""), created_at=str(comment.get("created_at") or ""),
         url=str(comment.get("html_url") or ""),
     )  # fmt: skip
-    try:
-        done = await tracker.heard(orchestrator, found, repository, said)
-    except Fault as exc:
-        return _refused(503, f"GitHub could not be asked who wrote it ({exc}): deliver again")
-    await orchestrator.delivered(delivery, "issue_comment")
+    done = await tracker.heard(orchestrator, found.authority, repository, heard)
+    await _ignored(orchestrator, said)
     return JSONResponse({"done": done or "issue_comment: nothing to do (a comment like any, or "
                          "one acted on before)"})  # fmt: skip
 
@@ -214,4 +285,5 @@ def _issue(found: dict[str, Any]) -> Issue:
         title=str(found.get("title") or ""), body=str(found.get("body") or ""), labels=labels,
         state="open" if found.get("state") == "open" else "closed",
         url=str(found.get("html_url") or ""),
+        author=str((found.get("user") or {}).get("login") or ""),
     )  # fmt: skip

@@ -4,7 +4,8 @@ API).
 
 - github: the interface over GitHub's REST API (githubkit), github.com or an Enterprise
   Server by its API base URL;
-- credentials: the person's token, from their environment or `gh auth token`.
+- credentials: the person's token, from their environment or `gh auth token`;
+- authority: who steers (rules/trust.py), each role read from the forge with a bound.
 
 Every call runs on the autopilot's trusted side, off the event loop (autopilot/target.py's
 ForgeReach), and raises errors.Fault when the forge cannot be asked; nothing a worker or a check
@@ -94,7 +95,25 @@ class Forge(Protocol):
         ...
 
     def permission(self, login: str) -> str:
-        """A user's role on the repository: admin, maintain, write, triage, read or none."""
+        """A user's role on the repository: admin, maintain, write, triage, read or none
+        (none too for an account the forge does not know)."""
+        ...
+
+    def member(self, team: str, login: str) -> bool:
+        """Whether `login` is an active member of `team` ("org/team-slug")."""
+        ...
+
+    def contains(self, ancestor: str, descendant: str) -> bool:
+        """Whether commit `descendant` is `ancestor` or has it in its history (False when the
+        forge knows either not)."""
+        ...
+
+    def issue(self, number: int) -> Issue:
+        """One issue as it is now."""
+        ...
+
+    def labelled_by(self, number: int, label: str) -> str | None:
+        """Who last added `label` to issue `number` (None: nobody the forge names)."""
         ...
 
     def finish_issue(self, number: int, label: str | None) -> None:

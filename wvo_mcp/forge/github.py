@@ -40,6 +40,7 @@ from wvo_mcp.forge import (
     Review,
 )
 from wvo_mcp.git.remote import redact
+from wvo_mcp.rules.trust import RANKS
 from wvo_mcp.rules.webhooks import RED, FailedJob, tail
 
 PUBLIC_API = "https://api.github.com"
@@ -369,6 +370,7 @@ class GitHub:
             title=found.get("title") or "", body=found.get("body") or "", labels=labels,
             state="open" if found.get("state") == "open" else "closed",
             url=found.get("html_url") or "", sub_issues=subs,
+            author=str((found.get("user") or {}).get("login") or ""),
         )  # fmt: skip
 
     def comment(self, number: int, body: str) -> IssueComment:
@@ -401,13 +403,72 @@ class GitHub:
             page += 1
 
     def permission(self, login: str) -> str:
-        found = self._ask(
+        found = self._known(
             lambda: self._client.rest.repos.get_collaborator_permission_level(
                 self.owner, self.name, login
             ),
             f"reading {login}'s permission",
         )
-        return str(found.get("role_name") or found.get("permission") or "none")
+        if found is None:  # no such account (deleted, renamed): a reader's words
+            return "none"
+        role = str(found.get("role_name") or "")
+        # A custom role (an organisation's own) is read by the base permission it extends.
+        return role if role in RANKS else str(found.get("permission") or "none")
+
+    def member(self, team: str, login: str) -> bool:
+        org, _, slug = team.partition("/")
+        found = self._known(
+            lambda: self._client.rest.teams.get_membership_for_user_in_org(org, slug, login),
+            f"reading whether {login} is in {team}",
+        )
+        return found is not None and found.get("state") == "active"
+
+    def contains(self, ancestor: str, descendant: str) -> bool:
+        found = self._known(
+            lambda: self._client.rest.repos.compare_commits(
+                self.owner, self.name, f"{ancestor}...{descendant}", per_page=1
+            ),
+            f"comparing {ancestor[:12]} with {descendant[:12]}",
+        )
+        return found is not None and found.get("status") in ("ahead", "identical")
+
+    def issue(self, number: int) -> Issue:
+        return self._issue(
+            self._ask(
+                lambda: self._client.rest.issues.get(self.owner, self.name, number),
+                f"reading issue #{number}",
+            )
+        )
+
+    def labelled_by(self, number: int, label: str) -> str | None:
+        who = None
+        page = 1
+        while True:
+            batch = self._ask(
+                partial(self._client.rest.issues.list_events, self.owner, self.name, number,
+                        per_page=PAGE, page=page),
+                f"reading who labelled issue #{number} (page {page})",
+            )  # fmt: skip
+            for event in batch:
+                named = str((event.get("label") or {}).get("name") or "").strip().lower()
+                if event.get("event") == "labeled" and named == label.strip().lower():
+                    who = str((event.get("actor") or {}).get("login") or "") or None
+            if len(batch) < PAGE:
+                return who
+            page += 1
+
+    def _known(self, fn: Callable[[], Response[Any, Any]], what: str) -> Any:
+        """One REST request's JSON, or None where GitHub answers 404 (not there)."""
+
+        def asked() -> Any:
+            try:
+                return fn().json()
+            except RequestFailed as exc:
+                if exc.response.status_code == 404:
+                    return None
+                raise
+
+        return self._call(asked, what)
 
     def finish_issue(self, number: int, label: str | None) -> None:
         if label:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.rules.text import fenced
 
 # label -> the task fields it sets (complexity and the WSJF inputs, 1-10); the first label
 # that sets a field wins. A team replaces it in its providers file's `issues: labels:`.
@@ -41,6 +42,19 @@ class Issue:
     state: str  # open, closed
     url: str
     sub_issues: tuple[int, ...] = field(default=())  # issues this one is made of
+    author: str = ""  # who opened it (their login): whose words its body is
+
+
+MAX_BODY = 8000  # characters of a task's description (models.TaskSpec)
+
+
+def too_long(issue: Issue) -> str:
+    """Why an issue's body makes no task, '' when it fits: cut short, it would be a task
+    nobody wrote (the sync and the webhook skip it alike)."""
+    if len(issue.body) <= MAX_BODY:
+        return ""
+    return (f"its body is {len(issue.body)} characters, and a task's description holds "
+            f"{MAX_BODY}: shorten it, or split the issue")  # fmt: skip
 
 
 def task_id(repository: str, number: int) -> str:
@@ -115,7 +129,7 @@ def definition(repository: str, issue: Issue, synced: set[int], table: Table) ->
             "issue": issue.url,
             "forge_key": issue.node_id,
             "forge_issue": {"repository": repository, "number": issue.number,
-                            "labels": list(issue.labels)[:20],
+                            "author": issue.author, "labels": list(issue.labels)[:20],
                             "unmapped_labels": unknown[:20],
                             "references_not_synced": [n for n in wanted if n not in synced][:20]},
         },
@@ -152,18 +166,10 @@ def marked(body: str, key: str) -> bool:
     return body.rstrip().endswith(f"<!-- {MARK}{key} -->")
 
 
-def _fenced(text: str) -> str:
-    """An agent's words shown as they are: in a fence longer than any run of backticks in
-    them, so no markdown, mention or link in them acts."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}text\n{text}\n{fence}"
-
-
 def question_comment(task: str, question: str, note: int) -> str:
     """An agent's question as a comment on its issue (its words fenced: data, not markup)."""
     return (
-        f"**The agent working on `{task}` asks:**\n\n{_fenced(question[:4000])}\n\n"
+        f"**The agent working on `{task}` asks:**\n\n{fenced(question[:4000])}\n\n"
         "A reply from someone with write access to this repository answers it, as "
         "`wvo-mcp answer` would; replies from anyone else are shown to the team, never taken "
         f"as the answer.\n<!-- {MARK}question:{note} -->"

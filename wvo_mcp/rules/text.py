@@ -1,6 +1,9 @@
 """Agent-written text where a person reads it (pure). Every line the CLI, the autopilot and
 the logs show a person passes through `plain` or `shown` (cli/output.py, autopilot/view.py,
-cli/entry.py's log format); tests/unit/test_terminal_text.py finds any print that does not."""
+cli/entry.py's log format); tests/unit/test_terminal_text.py finds any print that does not.
+What others wrote reaches a prompt or a pull request `fenced`: quoted, never markup."""
+
+import re
 
 
 def plain(text: str, limit: int = 10_000) -> str:
@@ -15,3 +18,33 @@ def shown(text: str) -> str:
     """Text of many lines (a check's output, a context section): its line breaks and tabs
     kept, every other control character a space."""
     return "".join(c if c.isprintable() or c in "\n\t" else " " for c in text)
+
+
+def fenced(text: str, info: str = "text") -> str:
+    """Someone else's words quoted as they are, in a fenced code block none of their lines
+    can close: CommonMark ends a fence only on a line of at least as many backticks as
+    opened it, and this fence is longer than any run of backticks in them. Inside it nothing
+    is markup (no heading, list, link, mention or reference acts), and no line of theirs
+    reads as a line of the text around it."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{info}\n{text}\n{fence}"
+
+
+def spanned(text: str) -> str:
+    """One line of someone else's words as an inline code span (nothing in it acts): its
+    backticks longer than any run in it, spaced off a backtick at either end."""
+    flat = plain(text)
+    longest = max((len(run) for run in re.findall(r"`+", flat)), default=0)
+    ticks = "`" * (longest + 1)
+    pad = " " if flat.startswith("`") or flat.endswith("`") else ""
+    return f"{ticks}{pad}{flat}{pad}{ticks}"
+
+
+def inert(text: str) -> str:
+    """One line of someone else's words where no code span can hold them (a pull request's
+    title, which a merge commit's message may carry to the branch): a zero-width space
+    after each `@` and `#` before a name or number, and in each `://`, so no mention,
+    reference, closing keyword or link in it acts, while it reads the same."""
+    flat = re.sub(r"([@#])(?=[\w-])", "\\1\u200b", plain(text))
+    return flat.replace("://", ":\u200b//")

@@ -1,12 +1,15 @@
 """A GitHub webhook delivery checked before anything reads it (pure): its size, and its
 signature (`X-Hub-Signature-256`: HMAC-SHA256 of the raw body under the person's secret,
-compared in constant time); and a red run's failing job as its task shows it. The driver
-is edge/webhooks.py."""
+compared in constant time); whether its repository is served; which runs count for the
+landing branch; and a red run's failing job as its task shows it. The driver is
+edge/webhooks.py."""
 
 import hashlib
 import hmac
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from wvo_mcp.rules.text import shown
 
@@ -48,6 +51,58 @@ def tail(log: str) -> str:
     (it is shown to agents and people as data), at most LOG_LINES lines and LOG_CHARS."""
     lines = shown(_ESCAPE.sub("", log.replace("\r\n", "\n"))).rstrip("\n").split("\n")
     return "\n".join(lines[-LOG_LINES:])[-LOG_CHARS:]
+
+
+TRIGGERS = frozenset({"push", "schedule"})  # a run that says how the landing branch is
+
+
+def run_of(event: str, payload: dict[str, Any], branch: str) -> "Run | str | None":
+    """The workflow run or check suite a delivery says ended on the landing branch (`branch`,
+    '' for the repository's default); a reason when it is one that must not count (a fork's,
+    a pull request's, another branch's, one neither red nor green); None when it is no run.
+    A fork's pull request runs the fork's workflow with the fork's branch name, so a run
+    counts only when it is the repository's own (`head_repository`), for a push or a
+    schedule. A check suite names no head repository: the driver asks the forge whether its
+    commit is on the branch (edge/webhooks.py)."""
+    found = payload.get(event)
+    repository = payload.get("repository")
+    if event not in ("workflow_run", "check_suite") or not isinstance(found, dict):
+        return None
+    if not isinstance(repository, dict) or str(repository.get("full_name")).count("/") != 1:
+        return None
+    full = str(repository["full_name"])
+    wanted = branch or str(repository.get("default_branch") or "main")
+    conclusion = found.get("conclusion")
+    if conclusion not in RED | GREEN:
+        return f"{event}: ended {conclusion}, neither red nor green: not acted on"
+    if found.get("head_branch") != wanted:
+        return f"{event}: not on {wanted}: not acted on"
+    sha = str(found.get("head_sha") or "")
+    if event == "workflow_run":
+        head = found.get("head_repository")
+        named = str(head.get("full_name") or "") if isinstance(head, dict) else ""
+        if named.lower() != full.lower():
+            return (f"workflow_run: a run of {named or 'another repository'}'s code (a fork's "
+                    f"pull request), not of {full}'s {wanted}: not acted on")  # fmt: skip
+        if found.get("event") not in TRIGGERS:
+            return (f"workflow_run: triggered by {found.get('event')!r}, not a push or a "
+                    f"schedule on {wanted}: not acted on")  # fmt: skip
+        name, key = str(found.get("name") or "workflow"), str(int(found.get("workflow_id") or 0))
+        url = str(found.get("html_url") or "")
+    else:
+        app = found.get("app") or {}
+        if not isinstance(app, dict) or app.get("slug") == "github-actions":
+            return None  # its workflow runs say it already
+        name, key = str(app.get("name") or "checks"), f"app-{int(app.get('id') or 0)}"
+        url = f"{repository.get('html_url') or ''}/commit/{sha}"
+    return Run(event, full, name, key, wanted, sha, url, conclusion in GREEN)
+
+
+def served(repository: str, named: Sequence[str], synced: Sequence[str]) -> bool:
+    """Whether the webhook serves `repository`: one it was told (`serve --repo`), else, when
+    it was told none, one `import github:` synced here. GitHub's names ignore case."""
+    wanted = {n.lower() for n in (named or synced)}
+    return repository.lower() in wanted
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import Any
 from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.models import Unsynced
 from wvo_mcp.rules.issue_tasks import IssueComment
 from wvo_mcp.services import notes, rows
 from wvo_mcp.services.tasks import record_event
@@ -36,6 +37,33 @@ def post_of(tx: Tx, key: str) -> Row | None:
     return tx.one("post_of", {"key": key})
 
 
+def synced(tx: Tx) -> list[str]:
+    """The repositories whose comments the sync reads (`import github:` ran here)."""
+    return [r["repository"] for r in tx.all("synced_repositories")]
+
+
+def unsynced(tx: Tx, repository: str) -> list[Unsynced]:
+    """The repository's open issues its last sync pass could not apply."""
+    return [_unsynced(repository, r) for r in tx.all("unsynced_of", {"repository": repository})]
+
+
+def keep_unsynced(tx: Tx, repository: str, found: list[Unsynced]) -> None:
+    """What this pass could not apply, in place of what the last one kept."""
+    tx.run("unsynced_clear", {"repository": repository})
+    for u in found:
+        tx.run("unsynced_add", {"repository": repository, "number": u.issue, "task_id": u.task,
+                                "why": u.why, "made": int(u.made), "since": u.since})  # fmt: skip
+
+
+def all_unsynced(tx: Tx) -> list[Unsynced]:
+    return [_unsynced(r["repository"], r) for r in tx.all("unsynced_issues")]
+
+
+def _unsynced(repository: str, row: Row) -> Unsynced:
+    return Unsynced(repository=repository, issue=row["number"], task=row["task_id"],
+                    why=row["why"], made=bool(row["made"]), since=row["since"])  # fmt: skip
+
+
 def questions(tx: Tx, prefix: str) -> list[Row]:
     return tx.all("questions_under", {"prefix": rows.literal(prefix) + "%"})
 
@@ -47,6 +75,20 @@ def landed(tx: Tx, task_id: str) -> Row | None:
 def statuses(tx: Tx, prefix: str) -> dict[str, str]:
     found = tx.all("tasks_with_prefix", {"prefix": rows.literal(prefix) + "%"})
     return {r["id"]: r["status"] for r in found}
+
+
+def outsider(
+    tx: Tx, *, task_id: str, who: str, what: str, url: str, key: str, now: datetime
+) -> None:
+    """Words from someone who does not steer (rules/trust.py), shown to a person on the task
+    and in the inbox, once per `key` (a review's or comment's own id; '' : every time);
+    nothing else moves."""
+    if key and tx.run("record_delivery", {"id": f"shown:{key}", "event": "outsider",
+                                          "now": timeutil.to_text(now)}) != 1:  # fmt: skip
+        return
+    said = f"{what} ({url})" if url else what
+    record_event(tx, task_id, at=timeutil.to_text(now), actor=f"outsider:{who}",
+                 kind="outsider", reason=said[:500])  # fmt: skip
 
 
 def comment(
@@ -68,6 +110,11 @@ def comment(
             return f"{task_id}: told by @{said.user} ({said.url})"
     except ValidationFailed as exc:  # answered meanwhile, or the task is over: shown
         text = f"not acted on: {exc}"
+    if kind == "shown":  # its author does not steer: their words go to a person's inbox
+        words = " ".join(said.body.split())[:300]
+        outsider(tx, task_id=task_id, who=said.user, url=said.url, key="", now=now,
+                 what=f"on #{said.number}, {text}: {words}")  # fmt: skip
+        return f"{task_id}: @{said.user}'s comment shown, {text} ({said.url})"
     shown: dict[str, Any] = {"at": timeutil.to_text(now), "actor": author, "kind": "comment"}
     record_event(tx, task_id, **shown, reason=f"@{said.user} on #{said.number}: {text}"[:500])
     return f"{task_id}: @{said.user}'s comment shown, {text} ({said.url})"

@@ -1,8 +1,12 @@
 """What a GitHub webhook delivery does, in one transaction with its record (so a replay is
-refused and changes nothing): an issue's event keeps its task in step, as the sync does
+refused and changes nothing, whether it comes with its own id or a new one: its body's
+digest is kept with the id): an issue's event keeps its task in step, as the sync does
 (tracker.py): a labelled open issue's task created or updated as `import --update` would,
-a closed one's cancelled. It acts for the person whose secret signed it."""
+a closed one's cancelled. It acts for the person whose secret signed it, on what the edge
+(edge/webhooks.py) has checked first: that its sender steers, and that what it undoes is so
+on the forge now."""
 
+import json
 from datetime import datetime
 
 from wvo_mcp import timeutil
@@ -14,27 +18,34 @@ from wvo_mcp.rules.issue_tasks import Issue, Table
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.rules.webhooks import Run
 from wvo_mcp.services import leases, roadmap_update, rows
+from wvo_mcp.services.tasks import record_event
 from wvo_mcp.store import Tx
 
 ACTOR = "person:github-webhook"
 
 
-def record(tx: Tx, delivery: str, event: str, now: datetime) -> None:
-    """The delivery, once; a replay is refused (and its transaction changes nothing)."""
-    params = {"id": delivery, "event": event, "now": timeutil.to_text(now)}
-    if tx.run("record_delivery", params) != 1:
+def record(tx: Tx, delivery: str, event: str, digest: str, now: datetime) -> None:
+    """The delivery, once by its id and once by its body's digest: a replay is refused (and
+    its transaction changes nothing), under its own id or any other."""
+    stamp = timeutil.to_text(now)
+    if tx.run("record_delivery", {"id": delivery, "event": event, "now": stamp}) != 1:
         raise ValidationFailed(
             f"delivery {delivery} was received already: a replay (or GitHub's redelivery of "
             "one already done); nothing was done twice"
         )
+    if tx.run("record_delivery", {"id": f"sha256:{digest}", "event": event, "now": stamp}) != 1:
+        raise ValidationFailed(
+            f"delivery {delivery}'s body was received already under another id: a replay; "
+            "nothing was done twice"
+        )
 
 
 def issue_event(
-    tx: Tx, settings: Settings, *, delivery: str, repository: str, issue: Issue, label: str,
-    table: Table, now: datetime,
+    tx: Tx, settings: Settings, *, delivery: str, digest: str, repository: str, issue: Issue,
+    label: str, table: Table, now: datetime,
 ) -> str:  # fmt: skip
     """An `issues` event: what it did to the issue's task, in words."""
-    record(tx, delivery, "issues", now)
+    record(tx, delivery, "issues", digest, now)
     task_id = issue_tasks.task_id(repository, issue.number)
     labelled = label in {lab.strip().lower() for lab in issue.labels}
     row = tx.one("task_by_id", (task_id,))
@@ -48,6 +59,8 @@ def issue_event(
         return f"{task_id}: cancelled (issue closed)"
     if not labelled:
         return f"{task_id}: not labelled {label!r}: left as it is"
+    if issue_tasks.too_long(issue):
+        return f"{task_id}: left as it is: {issue_tasks.too_long(issue)}"
     revived = row is not None and row["status"] == Status.CANCELLED
     if revived:  # closed, then reopened: wanted again
         leases.update_status(
@@ -67,29 +80,65 @@ def issue_event(
     return f"{task_id}: {'updated' if done.changed else 'unchanged'}"
 
 
-def ignored(tx: Tx, delivery: str, event: str, now: datetime) -> None:
+def ignored(tx: Tx, delivery: str, event: str, digest: str, now: datetime) -> None:
     """A delivery wvo-mcp does not act on, recorded so its replay is refused alike."""
-    record(tx, delivery, event, now)
+    record(tx, delivery, event, digest, now)
 
 
-def red_run(tx: Tx, settings: Settings, *, delivery: str, run: Run, now: datetime) -> str:
+def red_tasks(tx: Tx, run: Run) -> dict[str, list[str]]:
+    """The open red tasks of `run`'s workflow or app, each with the commits it was red at."""
+    found = {}
+    for task_id in _open_reds(tx, run):
+        reds = [r["reason"] for r in tx.all("red_commits", {"task_id": task_id})]
+        if not reds:  # made before each red commit was kept: the one it was made at
+            row = tx.one("task_by_id", (task_id,))
+            made = (json.loads(row["metadata"]) if row else {}).get("red") or {}
+            reds = [str(made.get("sha") or "")]
+        found[task_id] = reds
+    return found
+
+
+def _open_reds(tx: Tx, run: Run) -> list[str]:
+    found = tx.all("tasks_with_prefix", {"prefix": rows.literal(_prefix(run)) + "%"})
+    return [r["id"] for r in found if r["status"] not in (Status.DONE, Status.CANCELLED)]
+
+
+def _prefix(run: Run) -> str:
+    return f"gh/{run.repository}/red/{run.key}/"
+
+
+def red_run(
+    tx: Tx, settings: Settings, *, delivery: str, digest: str, run: Run,
+    contained: frozenset[str], now: datetime,
+) -> str:  # fmt: skip
     """A workflow run or check suite that ended on the landing branch: a failed one makes one
     task, "<branch> is red: <name>" (one open per workflow or app, whatever the redeliveries
-    and later red commits), with its failing job's name and log tail where the server could
-    read them; a passing one cancels the open one (it went green otherwise)."""
-    record(tx, delivery, run.event, now)
-    prefix = f"gh/{run.repository}/red/{run.key}/"
-    open_ = [r["id"] for r in tx.all("tasks_with_prefix", {"prefix": rows.literal(prefix) + "%"})
-             if r["status"] not in (Status.DONE, Status.CANCELLED)]  # fmt: skip
+    and later red commits, each red commit kept as its event), with its failing job's name
+    and log tail where the server could read them. A passing one cancels an open one only
+    when its commit contains every commit that task was red at (`contained`: those the
+    forge said its commit contains), so a late green of an older commit cancels nothing."""
+    record(tx, delivery, run.event, digest, now)
+    stamp = timeutil.to_text(now)
     if run.passed:
-        for task_id in open_:
+        cancelled, kept = [], []
+        for task_id, reds in red_tasks(tx, run).items():
+            if not set(reds) <= contained:
+                kept.append(task_id)
+                continue
             leases.update_status(
                 tx, settings, task_id, Status.CANCELLED, ACTOR, None,
                 f"{run.name} passed on {run.branch} at {run.sha[:12]}", now, by_person=True,
             )  # fmt: skip
-        return f"{run.name} is green on {run.branch}: {len(open_)} red task(s) cancelled"
+            cancelled.append(task_id)
+        left = (f"; {len(kept)} left open: {run.sha[:12]} does not contain every commit it "
+                "was red at" if kept else "")  # fmt: skip
+        return f"{run.name} is green on {run.branch}: {len(cancelled)} red task(s) cancelled{left}"
+    open_ = _open_reds(tx, run)
     if open_:
+        if run.sha not in red_tasks(tx, run)[open_[0]]:
+            record_event(tx, open_[0], at=stamp, actor=ACTOR, kind="red", reason=run.sha)
         return f"{open_[0]}: {run.name} is red already (one task per workflow)"
+    prefix = _prefix(run)
     task_id = f"{prefix}{run.sha[:12]}"
     said = [f"{run.name!r} failed on {run.branch} at {run.sha}: {run.url}"]
     if run.job is not None:
@@ -106,4 +155,5 @@ def red_run(tx: Tx, settings: Settings, *, delivery: str, run: Run, now: datetim
                              "job": run.job.name if run.job else None}},
     })  # fmt: skip
     roadmap_update.apply(tx, [spec], ACTOR, now)
+    record_event(tx, task_id, at=stamp, actor=ACTOR, kind="red", reason=run.sha)
     return f"{task_id}: created"

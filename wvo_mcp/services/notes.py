@@ -13,7 +13,7 @@ from typing import Literal, TypeVar
 from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
-from wvo_mcp.models import Asked, Inbox, Note, Question, Told, UpdateResult
+from wvo_mcp.models import Asked, Inbox, Note, Outsider, Question, Told, UpdateResult
 from wvo_mcp.rules.bounds import check_command
 from wvo_mcp.rules.pauses import Scope
 from wvo_mcp.rules.transitions import Status
@@ -24,6 +24,7 @@ from wvo_mcp.store import Row, Tx
 A = TypeVar("A", bound=Asked)
 Kind = Literal["tell", "pause", "redirect", "question", "answer", "drain"]
 MAX_TEXT = 4000  # characters of one note
+OUTSIDERS = 50  # the newest words of those who do not steer, in the inbox
 DRAIN = (
     "The autopilot running you is stopping. Checkpoint now (what is done, what is next), "
     "then stop: the task goes back with your checkpoint, for its next holder."
@@ -198,7 +199,17 @@ def inbox(tx: Tx, limit: int = 200) -> Inbox:
                 asked_at=r["created_at"],
             )
             for r in tx.all("open_questions", (limit,))
-        ]
+        ],
+        outsiders=[
+            Outsider(
+                task_id=r["task_id"],
+                title=r["title"],
+                who=r["actor"].removeprefix("outsider:"),
+                said=r["reason"] or "",
+                at=r["at"],
+            )
+            for r in tx.all("outsider_words", (OUTSIDERS,))
+        ],
     )
 
 

@@ -285,6 +285,8 @@ def _forge(settings: Settings, git: Git, onto: str, api: str | None) -> list[Che
                    f"{branch} requires checks: {', '.join(rules.checks) or 'none'}, approving "
                    f"reviews: {rules.approvals}")]  # fmt: skip
     found += [Check(f"forge token: {a.permission}", a.ok, a.detail) for a in access]
+    # Whose reviews count (and, for issues and the webhook, whose comments and labels act).
+    found.append(Check("who steers", True, f"{settings.trust.says()} (docs/forge.md)"))
     return found
 
 

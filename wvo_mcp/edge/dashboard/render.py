@@ -845,7 +845,32 @@ def scheduled(found: list[Scheduled]) -> str:
 
 
 def inbox(found: Inbox, can_act: bool) -> str:
-    """Agents' questions waiting for a person, oldest first, each with its Answer button."""
+    """Agents' questions waiting for a person, oldest first, each with its Answer button;
+    then what those who do not steer said on the forge, not acted on."""
+    return _questions(found, can_act) + _outsiders(found)
+
+
+def _outsiders(found: Inbox) -> str:
+    if not found.outsiders:
+        return ""
+    e = escape
+    rows = "".join(
+        f'<article class="outsider card" data-id="{e(o.task_id)}">'
+        f'<div class="top"><a class="open task-id" href="{task_url(o.task_id)}">'
+        f"{e(o.task_id)}</a> <span>{e(o.title)}</span></div>"
+        f'<p class="said">{e(o.said)}</p>'
+        f'<div class="meta"><span class="holder">{e(o.who)}</span><span>{e(o.at)}</span>'
+        "</div></article>"
+        for o in found.outsiders
+    )
+    return (
+        '<h3>Not acted on</h3><p class="note">Reviews and comments on the forge by those who '
+        "do not steer (docs/forge.md): shown, never acted on.</p>"
+        f'<div class="inbox outsiders">{rows}</div>'
+    )
+
+
+def _questions(found: Inbox, can_act: bool) -> str:
     if not found.questions:
         return '<p class="none">no question waits for an answer</p>'
     e = escape

@@ -1078,6 +1078,13 @@ WHERE q.kind = 'question' AND t.status = 'blocked'
     AND NOT EXISTS (SELECT 1 FROM task_notes a WHERE a.reply_to = q.id)
 ORDER BY q.id LIMIT %s;
 
+-- name: outsider_words
+-- The inbox: the newest words of those who do not steer (issue 68), on tasks still open.
+SELECT e.task_id, e.at, e.actor, e.reason, t.title
+FROM task_events e JOIN tasks t ON t.id = e.task_id
+WHERE e.kind = 'outsider' AND t.status NOT IN ('done', 'cancelled')
+ORDER BY e.id DESC LIMIT %s;
+
 -- name: held_tasks
 -- Tasks in progress, with their holder's lease epoch (a fleet's pause or message).
 SELECT id, epic_id, lease_epoch, assigned_to FROM tasks
@@ -1209,6 +1216,31 @@ ON CONFLICT (key) DO UPDATE SET done_at = excluded.done_at, at = excluded.at;
 
 -- name: post_of
 SELECT * FROM forge_posts WHERE key = %(key)s;
+
+-- name: red_commits
+-- The commits a red task was red at (its events of kind 'red'), oldest first.
+SELECT reason FROM task_events WHERE task_id = %(task_id)s AND kind = 'red' ORDER BY id;
+
+-- name: synced_repositories
+-- The repositories `import github:` has synced here (their comment cursors).
+SELECT substr(key, 10) AS repository FROM forge_posts WHERE key LIKE 'comments:%%';
+
+-- name: unsynced_issues
+-- The open issues the sync could not apply (tracker.py), for `status`.
+SELECT repository, number, task_id, why, made, since FROM unsynced_issues
+ORDER BY repository, number;
+
+-- name: unsynced_of
+-- One repository's issues the sync could not apply, as its last pass left them.
+SELECT number, task_id, why, made, since FROM unsynced_issues
+WHERE repository = %(repository)s ORDER BY number;
+
+-- name: unsynced_clear
+DELETE FROM unsynced_issues WHERE repository = %(repository)s;
+
+-- name: unsynced_add
+INSERT INTO unsynced_issues (repository, number, task_id, why, made, since)
+VALUES (%(repository)s, %(number)s, %(task_id)s, %(why)s, %(made)s, %(since)s);
 
 -- name: questions_under
 -- Open questions on tasks whose id starts so (a LIKE pattern), with whether and when the

@@ -1,0 +1,16 @@
+-- Issue 68. Words from someone who does not steer the fleet (a reader's review or comment on
+-- the forge) are task events of kind 'outsider', listed in the person's inbox.
+CREATE INDEX task_events_outsiders ON task_events (id) WHERE kind = 'outsider';
+
+-- The open issues `import github:` could not apply (tracker.py): a cycle, an unknown
+-- dependency, a body over the cap, a label by someone who does not steer. Each pass replaces
+-- its repository's rows; `wvo-mcp status` lists them.
+CREATE TABLE unsynced_issues (
+    repository  text COLLATE "C" NOT NULL,
+    number      bigint NOT NULL,
+    task_id     text COLLATE "C" NOT NULL,
+    why         text NOT NULL,
+    made        bigint NOT NULL,    -- 1: its task exists, and stays as it was
+    since       text COLLATE "C" NOT NULL,
+    PRIMARY KEY (repository, number)
+);
