@@ -139,7 +139,10 @@ async def _sorted(
         return await anyio.to_thread.run_sync(authority.steers, login)
 
     for issue in opened:
-        if issue_tasks.task_id(repository, issue.number) not in status:
+        made = issue_tasks.task_id(repository, issue.number) in status
+        # Who labelled it is read only for an issue its author does not steer: one request
+        # an issue, where a first import of a backlog by its own writers costs none.
+        if not made and not await steers(issue.author):
             who = await anyio.to_thread.run_sync(authority.forge.labelled_by, issue.number, label)
             if who is None:
                 skipped[issue.number] = (f"labelled {label!r} by no account GitHub names, so by "
@@ -148,7 +151,7 @@ async def _sorted(
             if not await steers(who):
                 skipped[issue.number] = f"labelled by @{who}, who does not steer ({STEER})"
                 continue
-        elif not await steers(issue.author):
+        elif made and not await steers(issue.author):
             held.append(issue)
             continue
         spec, why = _spec(repository, issue, labelled, table)

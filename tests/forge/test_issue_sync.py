@@ -499,8 +499,13 @@ def test_only_a_label_by_someone_who_steers_makes_a_task(
     said = sync(forge, state, monkeypatch)
     assert "1 task(s) created" in said and "0 not synced" in said, said
     assert "issues not synced" not in wvo(state, "status").stdout
+    # A writer's own issue is the writer's words, whoever labelled it.
+    writers = forge.open_issue("Fix the docs", author="lead", labelled_by="helper")
+    assert "1 task(s) created" in sync(forge, state, monkeypatch)
+    assert f"gh/team/project/{writers}" in tasks(state)
     # A person who trusts the triage role says so.
-    other = forge.open_issue("Fix the typo", labelled_by="helper")
+    other = forge.open_issue("Fix the typo", author="helper", labelled_by="helper")
+    assert "0 task(s) created" in sync(forge, state, monkeypatch)
     done = wvo(state, "import", "github:team/project", "--forge-api", forge.api,
                "--trust-role", "triage")  # fmt: skip
     assert "1 task(s) created" in done.stdout, done.stdout + done.stderr

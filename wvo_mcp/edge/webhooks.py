@@ -185,9 +185,11 @@ async def _issues(
     settings: Settings, orchestrator: Orchestrator, said: Delivery, repository: str,
     reach: Reach | None,
 ) -> Response:  # fmt: skip
-    """An issue's event acts when its sender steers (their label, their edit); a close
-    acts whoever closed it, once GitHub says the issue is closed now (a late or replayed
-    close of a reopened issue cancels nothing)."""
+    """An issue's event acts when its sender steers (their label, their edit) or its words
+    are its author's who steers (anyone may label a writer's issue, and only a writer may
+    edit another's), as the sync takes them; a close acts whoever closed it, once GitHub
+    says the issue is closed now (a late or replayed close of a reopened issue cancels
+    nothing)."""
     issue = _issue(said.payload["issue"])
     if reach is None:
         await _ignored(orchestrator, said)
@@ -200,7 +202,7 @@ async def _issues(
                                  "its task is not cancelled"})  # fmt: skip
     else:
         sender = str((said.payload.get("sender") or {}).get("login") or "")
-        if not await anyio.to_thread.run_sync(reach.authority.steers, sender):
+        if not await _steers(reach, sender) and not await _steers(reach, issue.author):
             await _ignored(orchestrator, said)
             action = str(said.payload.get("action") or "changed")
             return JSONResponse({"done": f"issues: #{issue.number} {action} by @{sender}, who "
@@ -209,6 +211,10 @@ async def _issues(
         said.id, said.digest, repository, issue, settings.webhook_label
     )
     return JSONResponse({"done": done})
+
+
+async def _steers(reach: Reach, login: str) -> bool:
+    return await anyio.to_thread.run_sync(reach.authority.steers, login)
 
 
 async def _ran(
