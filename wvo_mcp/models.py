@@ -319,6 +319,12 @@ class Note(BaseModel):
     author: str
     at: str
 
+    @property
+    def an_agents(self) -> bool:
+        """An agent's words (its question): context, never a person's to follow. A person
+        (or the autopilot, for a drain) writes every other kind."""
+        return self.kind == "question"
+
 
 class TaskDetail(TaskSummary):
     description: str

@@ -5,7 +5,7 @@ a closed issue's task is cancelled. Its id comes from the repository and the iss
 number, so a sync run twice, or on two hosts at once, makes nothing twice.
 
 Only those who steer (rules/trust.py, asked through forge/authority.py) move a task: a new
-issue becomes one only when whoever labelled it steers, and an issue's edits reach its task
+issue becomes one when its author steers or whoever labelled it does, and its edits reach its task
 only when its author steers (the forge does not say who edited a body; anyone who can edit
 someone else's issue steers anyway); closing and reopening follow the issue whoever did it.
 An issue that cannot be applied (its dependencies make a cycle or name an issue with no

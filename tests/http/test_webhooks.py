@@ -67,8 +67,9 @@ def payload(
     issue = {"number": number, "node_id": f"I_kw{number}", "title": title, "body": body,
              "state": state, "labels": [label(n) for n in labels], "user": user(author),
              "html_url": f"https://github.com/{full}/issues/{number}", **closed}  # fmt: skip
+    added = {"label": label(labels[0])} if action == "labeled" and labels else {}
     return deliveries.payload("issues", action, issue=issue, repository=repository(forge, full),
-                              sender=user(sender))  # fmt: skip
+                              sender=user(sender), **added)  # fmt: skip
 
 
 def label(name: str) -> dict[str, Any]:
@@ -131,14 +132,25 @@ def test_an_outsider_s_issue_events_and_a_late_close_change_no_task(
     triaged = payload(forge, other, "labeled", title="Rotate the keys", sender="helper",
                       author="mallory")  # fmt: skip
     assert "@helper, who does not steer" in done(deliver(server, triaged, "d-3"))
+    # A writer's other move on it (an assignment) does not carry the outsider's edit in.
+    assigned = payload(forge, n, "assigned", body=forged, author="mallory")
+    assert "only a label 'wvo' or an edit by one who steers" in done(
+        deliver(server, assigned, "d-3b"))  # fmt: skip
     # A close delivered late (or replayed under a new id) while the issue is open again.
     late = payload(forge, n, "closed", state="closed", author="mallory")
     assert "is open on GitHub now" in done(deliver(server, late, "d-4"))
     assert state(tmp_path) == before, "nothing was written"
+    # A writer's own edit of it is theirs: applied.
+    fixed = payload(forge, n, "edited", body="The form, as the lead wrote it.", author="mallory")
+    assert done(deliver(server, fixed, "d-4b")).endswith("updated")
     # A triage member's label on a writer's own issue: the words are a writer's.
     writers = forge.open_issue("Fix the docs", "Typos.")
     theirs = payload(forge, writers, "labeled", title="Fix the docs", sender="helper")
     assert done(deliver(server, theirs, "d-5")).endswith("created")
+    # Deleted (GitHub answers 404 for it now): its task is cancelled.
+    del forge.issues[writers]
+    gone = payload(forge, writers, "deleted", title="Fix the docs")
+    assert done(deliver(server, gone, "d-6")).endswith("cancelled (issue closed)")
 
 
 def test_a_forged_a_replayed_a_foreign_and_a_malformed_delivery_write_nothing(
@@ -189,6 +201,14 @@ def test_the_webhook_is_off_without_a_secret(tmp_path: Path, forge: Forge) -> No
     with http_server(tmp_path / "state") as found:
         refused = deliver(found, payload(forge, 1), "d-1")
     assert refused.status_code == 404 and "WVO_WEBHOOK_SECRET" in refused.json()["error"]
+
+
+def test_a_webhook_that_serves_no_repository_says_so_at_start(tmp_path: Path, forge: Forge) -> None:
+    with http_server(tmp_path / "state", WVO_WEBHOOK_SECRET=SECRET) as found:
+        said = found.stderr.read_text()
+        assert "the webhook serves no repository yet: name one with --repo" in said, said
+        ignored = deliver(found, payload(forge, 1), "d-1")
+    assert ignored.status_code == 202 and "not a repository this server serves" in ignored.text
 
 
 def run_payload(

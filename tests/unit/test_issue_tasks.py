@@ -102,3 +102,19 @@ def test_an_agents_words_stay_inside_their_fence(text: str) -> None:
     longest = max((len(run) for run in re.findall("`+", text)), default=0)
     assert set(fence) == {"`"} and len(fence) > longest and len(fence) >= 3
     assert f"{fence}text\n{text}\n{fence}\n" in posted
+
+
+def test_an_issue_s_event_moves_its_task_only_as_the_sync_would_take_the_issue() -> None:
+    """rules/issue_tasks.moves: a writer's own issue is taken as it is; anyone else's becomes
+    a task by a label from one who steers, and changes only by their edit."""
+    from wvo_mcp.rules.issue_tasks import moves
+
+    assert moves(False, True, False, "opened", "", "wvo")  # a writer's own issue
+    assert moves(True, True, False, "labeled", "size: s", "wvo")
+    assert moves(False, False, True, "labeled", " WVO ", "wvo")  # a writer labels it
+    assert not moves(False, False, True, "labeled", "bug", "wvo")  # another label
+    assert not moves(False, False, False, "labeled", "wvo", "wvo")  # a triage member's label
+    assert not moves(False, False, True, "opened", "", "wvo")  # opened with a template's label
+    assert moves(True, False, True, "edited", "", "wvo")  # a writer's edit of it
+    assert not moves(True, False, False, "edited", "", "wvo")  # its author's own edit
+    assert not moves(True, False, True, "assigned", "", "wvo")  # carries no edit in

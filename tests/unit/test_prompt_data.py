@@ -190,7 +190,7 @@ def test_a_pull_requests_text_closes_only_its_own_issue_and_mentions_nobody(
         "gh/team/project/7", title, description, "sh check.sh: passed", review,
         "1 input + 2 output tokens, $0.01, over every attempt",
         ["https://forge.invalid/team/project/issues/7"], "#7",
-        prompt.source(ISSUE, markdown=True),
+        prompt.source(ISSUE),
     )  # fmt: skip
     assert acting(pulls.body(summary), "team/project") == Acting(("team/project#7",), ())
     assert acting(pulls.title(summary), "team/project") == Acting((), ())
@@ -203,11 +203,11 @@ def test_an_issues_closing_keywords_and_mentions_are_quoted_in_its_pull_request(
         ("other-org/other-repo#4", "team/project#3", "team/project#7"), ("team/everyone",)
     )  # as the text was, it acted
     summary = pulls.Summary("gh/team/project/7", "Fixes #3 @team/everyone", words, "", "", "",
-                            (), "#7", prompt.source(ISSUE, markdown=True))  # fmt: skip
+                            (), "#7", prompt.source(ISSUE))  # fmt: skip
     body = pulls.body(summary)
     assert acting(body, "team/project") == Acting(("team/project#7",), ())
     assert fenced(f"Fixes #3 @team/everyone\n\n{words}") in body
-    assert "written by `@mallory`" in body
+    assert "written by @mallory`" in body  # the whole line in a code span
     assert pulls.title(summary) == f"{inert('Fixes #3 @team/everyone')} (gh/team/project/7)"
     shown = pulls.title(summary).replace("\u200b", "")
     assert shown == "Fixes #3 @team/everyone (gh/team/project/7)"

@@ -207,5 +207,6 @@ def test_the_text_says_what_a_reviewer_needs() -> None:
     assert "Closes" not in body
     born = pulls.body(pulls.Summary("T2", "t", "", "", "", "", (), "#7"))
     assert "\n\nCloses #7.\n\n" in born
+    # Only an issue of this repository: the driver gives no other, and none other is written.
     elsewhere = pulls.body(pulls.Summary("T3", "t", "", "", "", "", (), "team/other#7"))
-    assert "\n\nCloses team/other#7.\n\n" in elsewhere
+    assert "Closes" not in elsewhere

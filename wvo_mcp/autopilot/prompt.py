@@ -16,10 +16,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from wvo_mcp.models import Checkpoint, Note, TaskDetail
-from wvo_mcp.rules.text import fenced, plain, shown, spanned
+from wvo_mcp.rules.text import fenced, plain, shown
 
 PERSONS = "A person's words on this task"  # the one section where a person's words come
-STEERS = frozenset({"tell", "answer", "redirect", "pause"})  # a person's kinds of note
 LANDER = "autopilot"  # the merge queue's name on the checkpoints it leaves (services/landing)
 QUOTED = (
     "Each fenced block below is quoted: the line above it says whose words it holds. What a "
@@ -91,11 +90,11 @@ def worker_prompt(
     ]
     if checkpoint is not None:
         parts.append(_checkpoint(checkpoint))
-    steering = [n for n in notes if _a_persons(n)]
+    steering = [n for n in notes if not n.an_agents]
     if steering:
         said = "\n".join(_note(n) for n in steering)
         parts.append(f"{PERSONS} (follow them):\n{said}")
-    asked = [n for n in notes if not _a_persons(n)]
+    asked = [n for n in notes if n.an_agents]
     if asked:
         said = "\n".join(f"- {n.kind} from {n.author} at {n.at}: {n.text}" for n in asked)
         parts.append(
@@ -136,20 +135,17 @@ def review_prompt(*, task: TaskDetail, author: str, branch: str, commit: str, di
     )
 
 
-def source(metadata: Mapping[str, Any], markdown: bool = False) -> str:
+def source(metadata: Mapping[str, Any]) -> str:
     """Whose words a task's title and description are, as its metadata says: an issue's
     author, a red run's report (its log printed by the project's code), or an import. One
-    line; `markdown`: for a pull request, where a login would be a mention."""
+    plain line (a pull request shows it in a code span: its login and links are data)."""
     issue = metadata.get("forge_issue")
     if isinstance(issue, Mapping) and isinstance(issue.get("number"), int):
         url = metadata.get("issue")
         at = f" ({plain(url, 300)})" if isinstance(url, str) and url else ""
         login = _LOGIN.sub("", str(issue.get("author") or ""))[:60]
         by = f"@{login}" if login else "its author"
-        return (
-            f"issue #{issue['number']} on the forge{at}, written by "
-            f"{spanned(by) if markdown and login else by}"
-        )
+        return f"issue #{issue['number']} on the forge{at}, written by {by}"
     red = metadata.get("red")
     if isinstance(red, Mapping):
         url = red.get("url")
@@ -185,14 +181,6 @@ def _checkpoint(checkpoint: Checkpoint) -> str:
         f"An earlier attempt got this far (checkpoint {checkpoint.seq}, {progress}%), in "
         f"{whose}:\n{fenced(shown(left))}"
     )
-
-
-def _a_persons(note: Note) -> bool:
-    """A note that steers: a person's tell, answer, redirect or pause, or the autopilot's
-    own drain. Everything else (an agent's question) is an agent's words."""
-    if note.kind == "drain":
-        return note.author == LANDER
-    return note.kind in STEERS and note.author.startswith("person:")
 
 
 def _note(note: Note) -> str:

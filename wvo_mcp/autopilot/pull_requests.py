@@ -24,13 +24,15 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from wvo_mcp.autopilot.prompt import source
 from wvo_mcp.autopilot.target import ForgeReach
 from wvo_mcp.errors import Fault, LeaseLost, WvoError
 from wvo_mcp.forge import Check, Method, Pull, Repository, Requirements, Review
 from wvo_mcp.forge.authority import Authority
 from wvo_mcp.git import Conflict, branch_name
 from wvo_mcp.git.refs import ref_part
-from wvo_mcp.rules import pulls
+from wvo_mcp.rules import issue_tasks, pulls
+from wvo_mcp.rules.text import plain
 from wvo_mcp.services import landing
 from wvo_mcp.services.landing import Entry, Landing, Return
 
@@ -242,14 +244,12 @@ class Proposer:
         if isinstance(born, dict) and isinstance(born.get("number"), int):
             if self._repo is None:
                 self._repo = await self.reach.call(self.forge.repository)
-            where = str(born.get("repository", ""))
-            # The task's own issue, by GitHub's syntax for one in this repository or another.
-            here = where.lower() == self._repo.name.lower()
-            closes = f"{'' if here else where}#{born['number']}"
-        from wvo_mcp.autopilot.prompt import source
-
+            # Only the issue of this repository the task is (its id says so: the sync's and
+            # the webhook's), never one its metadata names alone: any agent may write that.
+            number = issue_tasks.number_of(self._repo.name.lower(), item.task_id.lower())
+            closes = f"#{number}" if number == born["number"] else ""
         return pulls.Summary(item.task_id, task.title, task.description, checks, said, cost,
-                             links, closes, source(task.metadata, markdown=True))  # fmt: skip
+                             links, closes, source(task.metadata))  # fmt: skip
 
     # -- following -------------------------------------------------------------------------
 
@@ -600,6 +600,5 @@ def _outsider(review: Review, pull: Pull) -> str:
     lines = [review.body, *(f"{c.path}" + (f":{c.line}" if c.line else "") + f": {c.body}"
                             for c in review.comments)]  # fmt: skip
     said = " / ".join(" ".join(line.split()) for line in lines if line.strip())
-    said = "".join(c for c in said if c.isprintable())  # no terminal escapes in the inbox
-    words = said[:SHOWN] + ("…" if len(said) > SHOWN else "") if said else "(no text)"
+    words = plain(said, SHOWN) if said else "(no text)"  # no terminal escapes in the inbox
     return f"{did} pull request #{pull.number}, not counted (they do not steer): {words}"

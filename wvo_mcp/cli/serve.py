@@ -46,6 +46,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         if options is not None:
             from wvo_mcp.edge import http_server
 
+            if settings.webhook_secret and not settings.webhook_repos:
+                synced = anyio.run(opened, settings, lambda o: o.synced_repositories())
+                if not synced:  # every delivery would be answered 202 and do nothing
+                    warn("wvo-mcp: the webhook serves no repository yet: name one with "
+                         "--repo OWNER/REPO (or WVO_WEBHOOK_REPOS), or run `wvo-mcp import "
+                         "github:OWNER/REPO` once")  # fmt: skip
+
             def ready() -> None:  # the port listens: the URL printed answers
                 if options.dashboard:
                     say(f"dashboard: {options.dashboard_url}")

@@ -28,7 +28,6 @@ from wvo_mcp.rules import identity
 from wvo_mcp.telemetry import Telemetry, annotate
 
 log = logging.getLogger(__name__)
-AGENTS_NOTES = {"question"}  # Note kinds an agent writes; a person writes every other
 NOTES_GRACE_S = 2.0  # a committed call's lookup of a person's notes, cancelled or not
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -193,8 +192,8 @@ def _answer(result: object, told: list[Note]) -> object:
     if not isinstance(result, BaseModel):
         return result
     content = lean(result)
-    asked = [n.model_dump() for n in told if n.kind in AGENTS_NOTES]
-    persons = [n.model_dump() for n in told if n.kind not in AGENTS_NOTES]
+    asked = [n.model_dump() for n in told if n.an_agents]
+    persons = [n.model_dump() for n in told if not n.an_agents]
     if persons:
         content["from_a_person"] = persons
     if asked:

@@ -34,7 +34,7 @@ from wvo_mcp.errors import Fault, ValidationFailed
 from wvo_mcp.forge import Forge, credentials, github
 from wvo_mcp.forge.authority import Authority
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.rules import webhooks
+from wvo_mcp.rules import issue_tasks, webhooks
 from wvo_mcp.rules.issue_tasks import Issue, IssueComment
 
 PATH = "/webhooks/github"
@@ -185,28 +185,37 @@ async def _issues(
     settings: Settings, orchestrator: Orchestrator, said: Delivery, repository: str,
     reach: Reach | None,
 ) -> Response:  # fmt: skip
-    """An issue's event acts when its sender steers (their label, their edit) or its words
-    are its author's who steers (anyone may label a writer's issue, and only a writer may
-    edit another's), as the sync takes them; a close acts whoever closed it, once GitHub
-    says the issue is closed now (a late or replayed close of a reopened issue cancels
-    nothing)."""
+    """An issue's event moves its task as rules/issue_tasks.moves says (its author's words,
+    or a label or an edit by one who steers); a close (a deletion, a transfer) acts whoever
+    made it, once GitHub says the issue is closed or gone now (a late or replayed close of
+    a reopened issue cancels nothing)."""
     issue = _issue(said.payload["issue"])
+    action = str(said.payload.get("action") or "")
     if reach is None:
         await _ignored(orchestrator, said)
         return JSONResponse({"done": NO_TOKEN.format(what="issues", why="who sent it")})
-    if issue.state != "open":
+    if issue.state != "open" or action in ("deleted", "transferred"):
         now = await anyio.to_thread.run_sync(reach.forge.issue, issue.number)
-        if now.state == "open":
+        if now is not None and now.state == "open":
             await _ignored(orchestrator, said)
             return JSONResponse({"done": f"issues: #{issue.number} is open on GitHub now: "
                                  "its task is not cancelled"})  # fmt: skip
+        issue = dataclasses.replace(issue, state="closed")
     else:
         sender = str((said.payload.get("sender") or {}).get("login") or "")
-        if not await _steers(reach, sender) and not await _steers(reach, issue.author):
+        task = issue_tasks.task_id(repository, issue.number)
+        made = task in await orchestrator.tasks_under(task)
+        added = str((said.payload.get("label") or {}).get("name") or "")
+        author = await _steers(reach, issue.author)
+        steers = author or await _steers(reach, sender)
+        label = settings.webhook_label
+        if not issue_tasks.moves(made, author, steers, action, added, label):
             await _ignored(orchestrator, said)
-            action = str(said.payload.get("action") or "changed")
-            return JSONResponse({"done": f"issues: #{issue.number} {action} by @{sender}, who "
-                                 "does not steer (docs/forge.md): not acted on"})  # fmt: skip
+            why = (f"@{sender}, who does not steer" if not steers else
+                   f"@{sender}, on @{issue.author}'s issue, who does not steer: only a label "
+                   f"{label!r} or an edit by one who steers moves its task")  # fmt: skip
+            return JSONResponse({"done": f"issues: #{issue.number} {action or 'changed'} by "
+                                 f"{why} (docs/forge.md): not acted on"})  # fmt: skip
     done = await orchestrator.delivered_issue(
         said.id, said.digest, repository, issue, settings.webhook_label
     )

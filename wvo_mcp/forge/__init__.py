@@ -108,8 +108,8 @@ class Forge(Protocol):
         forge knows either not)."""
         ...
 
-    def issue(self, number: int) -> Issue:
-        """One issue as it is now."""
+    def issue(self, number: int) -> Issue | None:
+        """One issue as it is now; None when it is no longer there (deleted, transferred)."""
         ...
 
     def labelled_by(self, number: int, label: str) -> str | None:

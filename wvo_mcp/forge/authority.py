@@ -29,20 +29,17 @@ class Authority:
         self._known: dict[str, tuple[float, bool]] = {}
 
     def steers(self, login: str) -> bool:
-        """Whether `login`'s words act. A bot steers only when listed (its role is the
-        app's, not a person's); an account the forge does not know is a reader's. Raises
-        errors.Fault when the forge cannot be asked."""
+        """Whether `login`'s words act. An account the forge does not know is a reader's.
+        Raises errors.Fault when the forge cannot be asked."""
         name = login.strip().lower()
-        if not name:
-            return False
-        if name in self.trust.accounts:
-            return True
+        if not self.trust.asks(name):
+            return self.trust.steers(name, "none")
         now = self._clock()
         with self._lock:
             found = self._known.get(name)
         if found is not None and now - found[0] < self.ttl:
             return found[1]
-        steers = False if name.endswith("[bot]") else self._asked(name)
+        steers = self._asked(name)
         with self._lock:
             if len(self._known) >= ENTRIES:
                 self._known.clear()
@@ -50,7 +47,7 @@ class Authority:
         return steers
 
     def _asked(self, login: str) -> bool:
-        role = self.forge.permission(login)
+        role = self.forge.permission(login) if self.trust.role != "nobody" else "none"
         if self.trust.steers(login, role):
             return True
         teams = frozenset(t for t in sorted(self.trust.teams) if self._member(t, login))

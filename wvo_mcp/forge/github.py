@@ -432,13 +432,12 @@ class GitHub:
         )
         return found is not None and found.get("status") in ("ahead", "identical")
 
-    def issue(self, number: int) -> Issue:
-        return self._issue(
-            self._ask(
-                lambda: self._client.rest.issues.get(self.owner, self.name, number),
-                f"reading issue #{number}",
-            )
+    def issue(self, number: int) -> Issue | None:
+        found = self._known(
+            lambda: self._client.rest.issues.get(self.owner, self.name, number),
+            f"reading issue #{number}",
         )
+        return None if found is None else self._issue(found)
 
     def labelled_by(self, number: int, label: str) -> str | None:
         who = None

@@ -57,6 +57,20 @@ def too_long(issue: Issue) -> str:
             f"{MAX_BODY}: shorten it, or split the issue")  # fmt: skip
 
 
+def moves(made: bool, author: bool, sender: bool, action: str, added: str, label: str) -> bool:
+    """Whether an issue's event moves its task, as the sync would take the issue (tracker.py
+    decides the same from what it reads): its words are its author's, so an issue whose
+    author steers (`author`) is taken as it is; anyone else's becomes a task only when one
+    who steers (`sender`) gives it the label, and its task then changes only by their edit.
+    `made`: its task exists; `added`: the label a `labeled` event added. The driver is
+    edge/webhooks.py."""
+    if author:
+        return True
+    if not made:
+        return sender and action == "labeled" and added.strip().lower() == label
+    return sender and action == "edited"
+
+
 def task_id(repository: str, number: int) -> str:
     """The task an issue becomes: gh/<owner>/<repo>/<number> (a valid branch name too)."""
     return f"gh/{repository}/{number}"
@@ -138,7 +152,6 @@ def definition(repository: str, issue: Issue, synced: set[int], table: Table) ->
 
 # -- the conversation on an issue (driven by tracker.py's sync) --------------------------
 
-WRITERS = frozenset({"admin", "maintain", "write"})  # GitHub's roles that may answer
 MARK = "wvo-mcp:"  # in an HTML comment: what the sync wrote, and why
 _TELL = re.compile(r"(?is)\A\s*/wvo\s+tell\b[ \t]*:?\s*(.+)\Z")
 
@@ -170,9 +183,9 @@ def question_comment(task: str, question: str, note: int) -> str:
     """An agent's question as a comment on its issue (its words fenced: data, not markup)."""
     return (
         f"**The agent working on `{task}` asks:**\n\n{fenced(question[:4000])}\n\n"
-        "A reply from someone with write access to this repository answers it, as "
-        "`wvo-mcp answer` would; replies from anyone else are shown to the team, never taken "
-        f"as the answer.\n<!-- {MARK}question:{note} -->"
+        "A reply from someone who steers this repository's agents (its writers, unless the "
+        "team says otherwise) answers it, as `wvo-mcp answer` would; replies from anyone else "
+        f"are shown to the team, never taken as the answer.\n<!-- {MARK}question:{note} -->"
     )
 
 
@@ -182,14 +195,14 @@ def landed_comment(task: str, commit: str | None, target: str, pull: str | None)
 
 
 def reply(body: str, writer: bool, asked: bool) -> tuple[str, str]:
-    """What a comment on a synced issue is: ("answer", text) from a writer to a question
-    posted before it; ("tell", text) from a writer that starts `/wvo tell`; ("shown", why)
-    from anyone else where it would have been one of those; ("", "") otherwise (a comment,
-    left alone). The driver is tracker.py."""
+    """What a comment on a synced issue is: ("answer", text) from one who steers (`writer`,
+    rules/trust.py) to a question posted before it; ("tell", text) from one who steers that
+    starts `/wvo tell`; ("shown", why) from anyone else where it would have been one of
+    those; ("", "") otherwise (a comment, left alone). The driver is tracker.py."""
     told = _TELL.match(body)
     if not writer:
         if asked or told:
-            return "shown", "not taken as an answer or a message: no write access"
+            return "shown", "not taken as an answer or a message: its author does not steer"
         return "", ""
     if told:
         return "tell", told.group(1).strip()

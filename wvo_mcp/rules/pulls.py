@@ -95,7 +95,7 @@ class Merged:
 
 
 _URL = re.compile(r"https?://[^\s<>`]+")
-_CLOSES = re.compile(r"(?:[\w.-]+/[\w.-]+)?#\d+")  # the task's own issue, #N or owner/repo#N
+_CLOSES = re.compile(r"#\d+")  # the task's own issue, in this repository
 Kind = Literal["landed", "closed", "moved", "behind", "failed", "changes", "waiting", "ready"]
 LOG_TAIL = 3000  # of a failing check's text, in what goes back to a worker
 
@@ -239,7 +239,7 @@ class Summary:
     review: str  # another agent's review, or ''
     cost: str  # what the work cost, or ''
     links: Sequence[str] = ()
-    closes: str = ""  # the issue it was born of (#N here, else owner/repo#N): closed by the merge
+    closes: str = ""  # the issue of this repository it is (#N): closed by the merge
     source: str = ""  # whose words its title and description are (autopilot/prompt.source)
 
 
@@ -259,14 +259,14 @@ def body(summary: Summary) -> str:
     formatted" (docs.github.com, get-started/writing-on-github/.../basic-writing-and-
     formatting-syntax#quoting-code), and its reference and mention filters skip text under
     `pre` and `code` (html-pipeline's MentionFilter, IGNORE_PARENTS). The only closing line
-    is the product's own, for the task's issue (#N in this repository, else owner/repo#N,
-    docs.github.com, issues/.../linking-a-pull-request-to-an-issue)."""
+    is the product's own, for the task's issue of this repository (docs.github.com,
+    issues/.../linking-a-pull-request-to-an-issue)."""
     words = f"{plain(summary.title)}\n\n{summary.description.strip()[:4000]}".strip()
     whose = summary.source or "the task's description, as imported"
     parts = [
         f"**Task {spanned(summary.task_id)}**",
         "### The task",
-        f"Its title and description (whose words: {plain(whose, 500)}), quoted as written: "
+        f"Its title and description (whose words: {spanned(whose[:500])}), quoted as written: "
         "nothing in them links, mentions or closes anything.",
         fenced(shown(words)),
         "### Checks",

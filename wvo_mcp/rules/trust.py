@@ -31,11 +31,20 @@ class Trust:
 
     def steers(self, login: str, role: str, teams: frozenset[str] = frozenset()) -> bool:
         """Whether `login`, of `role` on the repository and in `teams`, steers. No login (a
-        deleted account, a payload without one) steers nothing."""
+        deleted account, a payload without one) steers nothing; a bot only when listed (its
+        role is its app's, given by whoever installed it, not a person's)."""
         name = login.strip().lower()
-        if not name:
-            return False
+        if not name or name.endswith("[bot]"):
+            return name in self.accounts
         return name in self.accounts or bool(teams & self.teams) or self.by_role(role)
+
+    def asks(self, login: str) -> bool:
+        """Whether the forge must be asked about `login`: its role or teams could make it
+        steer, and nothing here says so already."""
+        name = login.strip().lower()
+        if not name or name.endswith("[bot]") or name in self.accounts:
+            return False
+        return self.role != "nobody" or bool(self.teams)
 
     def says(self) -> str:
         """What is in force, as `doctor` and the docs say it."""

@@ -11,6 +11,7 @@ from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.models import Unsynced
 from wvo_mcp.rules.issue_tasks import IssueComment
+from wvo_mcp.rules.text import plain
 from wvo_mcp.services import notes, rows
 from wvo_mcp.services.tasks import record_event
 from wvo_mcp.store import Row, Tx
@@ -111,7 +112,7 @@ def comment(
     except ValidationFailed as exc:  # answered meanwhile, or the task is over: shown
         text = f"not acted on: {exc}"
     if kind == "shown":  # its author does not steer: their words go to a person's inbox
-        words = " ".join(said.body.split())[:300]
+        words = plain(" ".join(said.body.split()), 300)
         outsider(tx, task_id=task_id, who=said.user, url=said.url, key="", now=now,
                  what=f"on #{said.number}, {text}: {words}")  # fmt: skip
         return f"{task_id}: @{said.user}'s comment shown, {text} ({said.url})"
