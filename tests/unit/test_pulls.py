@@ -210,3 +210,14 @@ def test_the_text_says_what_a_reviewer_needs() -> None:
     # Only an issue of this repository: the driver gives no other, and none other is written.
     elsewhere = pulls.body(pulls.Summary("T3", "t", "", "", "", "", (), "team/other#7"))
     assert "Closes" not in elsewhere
+
+
+def test_nothing_more_is_read_once_the_forge_says_it_may_merge_under_the_writers_rule() -> None:
+    assert pulls.cleared(pull(), HEAD, True, REQUIRED, True)
+    assert not pulls.cleared(pull(mergeable_state="blocked"), HEAD, True, REQUIRED, True)
+    assert not pulls.cleared(pull(), HEAD, False, REQUIRED, True)  # behind the target
+    assert not pulls.cleared(pull(head=OLD), HEAD, True, REQUIRED, True)  # someone else's head
+    no_review = Requirements(checks=("test",), approvals=0)  # changes asked would not block
+    assert not pulls.cleared(pull(), HEAD, True, no_review, True)
+    # A rule widened or narrowed counts other reviews than GitHub does: they are read.
+    assert not pulls.cleared(pull(), HEAD, True, REQUIRED, False)

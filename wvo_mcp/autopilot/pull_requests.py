@@ -33,6 +33,7 @@ from wvo_mcp.git import Conflict, branch_name
 from wvo_mcp.git.refs import ref_part
 from wvo_mcp.rules import issue_tasks, pulls
 from wvo_mcp.rules.text import plain
+from wvo_mcp.rules.trust import Trust
 from wvo_mcp.services import landing
 from wvo_mcp.services.landing import Entry, Landing, Return
 
@@ -305,13 +306,13 @@ class Proposer:
     async def _judge(
         self, task_id: str, pull: Pull, verified: str, current: bool, required: Requirements
     ) -> pulls.Next:
-        """What the pull request asks for next, from as few requests as will tell: a head's
-        checks read until they end, its reviews once no required check runs. GitHub's own
-        verdict (mergeable_state `clean`) is not taken in place of reading the reviews: it
-        counts every approval by write access, an app's too, where the person's trust may
-        count fewer (an app, a role above write) or more (a triage member's request for
-        changes, a listed account). Reading them costs a conditional request per look (a
-        304, which GitHub does not count, while nothing changed)."""
+        """What the pull request asks for next, from as few requests as will tell: none more
+        when the forge itself says it may merge and counts the reviews the rule does (the
+        writers'); a head's checks read until they end, its reviews once no required check
+        runs."""
+        writers = self.authority.trust == Trust()
+        if pulls.cleared(pull, verified, current, required, writers):
+            return pulls.Next("ready")
         checks: list[Check] = []
         reviews: list[Review] | None = []
         steer: frozenset[str] = frozenset()

@@ -165,6 +165,23 @@ def judge(
     return Next("ready")
 
 
+def cleared(
+    pull: Pull, verified: str, current: bool, required: Requirements, writers: bool
+) -> bool:
+    """The forge itself says the pull request may merge (GitHub's mergeable_state `clean`:
+    every required check passed on its head, its reviews approve, none asks for changes),
+    and it carries exactly what the queue verified, on the target's tip: nothing more needs
+    reading. Only where a review is required (without one, GitHub does not let a review
+    asking for changes block the merge, and the queue does), and only where those who steer
+    are the repository's writers (`writers`: the default rule, rules/trust.py), whose reviews
+    are the ones GitHub counts; a rule widened or narrowed reads the reviews itself."""
+    return (
+        writers and pull.state == "open" and not pull.merged and pull.head == verified
+        and current and pull.mergeable_state == "clean" and required.approvals > 0
+        and required.known
+    )  # fmt: skip
+
+
 def dequeued(pull: Pull) -> Next:
     """The forge's merge queue let it go without merging it: its merge group (it and what
     was queued ahead of it) failed a required check. Its log is at the pull request."""
