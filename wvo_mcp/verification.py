@@ -3,6 +3,7 @@ it runs), a landing check, and an agent's sandbox_run. Nothing here runs in a tr
 a run can take minutes, and the write lock must not wait on it."""
 
 import dataclasses
+import fnmatch
 import os
 import shlex
 import stat
@@ -10,7 +11,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import anyio
 
@@ -27,28 +28,145 @@ from wvo_mcp.store import Database, Lock
 
 # A check's run on one tree, in its environment: 1, then its reruns' (autopilot/lander.py).
 CHECK_RUN = "WVO_CHECK_RUN"
+REPORTS_READ = 50  # of one check's run, the first in sorted order
+REPORT_DEPTH = 64  # folders deep a report is looked for (one open folder each on the way)
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def read_junit(workspace: Path, pattern: str) -> junit.Report | None:
     """The JUnit reports a check wrote under `workspace` (its processes are gone), as one;
-    None where there is none to read. Only regular files inside it, never a link out."""
-    inside = workspace.resolve()
+    None where there is none to read. Only regular files inside it, reached through no link
+    (the same walk as clear_reports': what it would have removed is all this can read)."""
+    try:
+        root = os.open(workspace, _FOLDER)
+    except OSError:
+        return None
     found = []
-    for path in sorted(workspace.glob(pattern))[:50]:
-        if not path.resolve().is_relative_to(inside):
-            continue
-        try:
-            # A FIFO would block an open for reading until a writer came: never waited on.
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError:
-            continue
-        with os.fdopen(fd, "rb") as given:
-            if not stat.S_ISREG(os.fstat(given.fileno()).st_mode):
-                continue
-            report = junit.parse(given.read(junit.MAX_BYTES + 1))
-        if report is not None:
-            found.append(report)
+    try:
+        for path in _matching(root, pattern)[0][:REPORTS_READ]:
+            report = _report(root, path)
+            if report is not None:
+                found.append(report)
+    finally:
+        os.close(root)
     return junit.merged(found) if found else None
+
+
+def clear_reports(checkout: Path, pattern: str) -> list[str]:
+    """Before a check runs on `checkout` (fresh, nothing running in it): every file `pattern`
+    matches removed, and every link the glob would pass through on the way to one, so that
+    a report read after the run is one the run wrote; a report a worker committed would
+    otherwise speak for the check. What it removed, as paths in the checkout. A link is
+    removed itself, never followed: a committed link deletes nothing outside."""
+    try:
+        root = os.open(checkout, _FOLDER)
+    except OSError:
+        return []
+    removed = []
+    try:
+        found, links = _matching(root, pattern)
+        for path in found + links:
+            parent = _parent(root, path)
+            if parent is None:
+                continue
+            folder, name = parent
+            try:
+                os.unlink(name, dir_fd=folder)
+            finally:
+                os.close(folder)
+            removed.append(path)
+    finally:
+        os.close(root)
+    return removed
+
+
+def _matching(root: int, pattern: str) -> tuple[list[str], list[str]]:
+    """Under the folder `root`, what `pattern` (a glob as pathlib's: `**` is any number of
+    folders) matches other than folders, and the links it would go through to reach more;
+    both sorted. Only real folders are entered, never a link, at most REPORT_DEPTH deep."""
+    parts = PurePosixPath(pattern).parts
+    last = len(parts) - 1
+    found: set[str] = set()
+    links: set[str] = set()
+
+    def closed(states: set[int]) -> set[int]:
+        out = set(states)
+        for at in states:
+            while parts[at] == "**" and at < last:  # `**` is also no folder at all
+                at += 1
+                out.add(at)
+        return out
+
+    def visit(fd: int, prefix: str, states: set[int], depth: int) -> None:
+        try:
+            with os.scandir(fd) as listing:
+                entries = [(e.name, e.is_symlink(), e.is_dir(follow_symlinks=False))
+                           for e in listing]  # fmt: skip
+        except OSError:  # a folder the run made unreadable holds nothing to read
+            return
+        for name, link, folder in entries:
+            path, deeper, through = prefix + name, set[int](), False
+            for at in states:
+                if parts[at] == "**":
+                    if folder and at < last:
+                        deeper.add(at)
+                elif fnmatch.fnmatchcase(name, parts[at]):
+                    if at < last:
+                        deeper.add(at + 1)
+                        through = True
+                    elif not folder:
+                        found.add(path)
+            if link and through:
+                links.add(path)
+            elif folder and deeper and depth < REPORT_DEPTH:
+                try:
+                    inner = os.open(name, _FOLDER, dir_fd=fd)
+                except OSError:
+                    continue
+                try:
+                    visit(inner, f"{path}/", closed(deeper), depth + 1)
+                finally:
+                    os.close(inner)
+
+    if parts:
+        visit(root, "", closed({0}), 1)
+    return sorted(found), sorted(links - found)
+
+
+def _parent(root: int, path: str) -> tuple[int, str] | None:
+    """The folder holding `path` under `root`, opened through no link, and its name there;
+    None where there is no such folder now."""
+    *folders, name = path.split("/")
+    fd = os.dup(root)
+    try:
+        for folder in folders:
+            inner = os.open(folder, _FOLDER, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    except OSError:
+        os.close(fd)
+        return None
+    return fd, name
+
+
+def _report(root: int, path: str) -> junit.Report | None:
+    """The report at `path` under `root`, if it is a regular file reached through no link."""
+    parent = _parent(root, path)
+    if parent is None:
+        return None
+    folder, name = parent
+    try:
+        # A FIFO would block an open for reading until a writer came: never waited on.
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     dir_fd=folder)  # fmt: skip
+    except OSError:
+        return None
+    finally:
+        os.close(folder)
+    with os.fdopen(fd, "rb") as given:
+        if not stat.S_ISREG(os.fstat(given.fileno()).st_mode):
+            return None
+        return junit.parse(given.read(junit.MAX_BYTES + 1))
 
 
 def sandbox_summary(command: str | list[str], result: SandboxResult) -> str:
@@ -189,16 +307,16 @@ class Verification:
 
     def _ran_none(self, result: SandboxResult, checkout: Path | None) -> str:
         """Why a run that exited 0 ran no test: its test runner says so, or (on a fresh
-        `checkout`, where no earlier run left one) its JUnit report, where the providers
-        file names one, holds none; "" where it ran tests, or where the providers file
-        allows a check that runs none. A missing report says nothing: a task's own
-        verify_command need not write one."""
+        `checkout`, cleared of reports before the run: clear_reports) its JUnit report,
+        where the providers file names one, holds none; "" where it ran tests, or where the
+        providers file allows a check that runs none. A missing report says nothing: a
+        task's own verify_command need not write one."""
         gate = self.providers.gate
         if result.exit_code != 0 or gate.allow_no_tests:
             return ""
-        runner = check_causes.ran_no_test(f"{result.stdout_tail}\n{result.stderr_tail}")
-        if runner is not None:
-            return f"{runner} found none"
+        said = check_causes.ran_no_test(f"{result.stdout_tail}\n{result.stderr_tail}")
+        if said is not None:
+            return said  # who says so, and how: "pytest found none"
         if gate.junit is None or checkout is None:
             return ""
         report = read_junit(checkout, gate.junit)

@@ -200,7 +200,7 @@ def test_a_flaky_check_is_told_from_a_bad_change(tmp_path: Path) -> None:
             "SELECT next_steps FROM checkpoints WHERE agent_id = ? AND task_id = 'B1'", (LANDER,)
         ).fetchone()[0]
     assert [t for t, _ in back] == ["B1"], back  # no good change went back
-    assert "(the check itself fails)" in back[0][1], back
+    assert "(the change's own failure: the check ran and failed with exit 1)" in back[0][1], back
     assert "FAILED tests/test_b1.py::test_b1" in returned, returned  # the failure that came back
     listed = wvo(project["state"], "quarantine", "list", "--json")
     gate = json.loads(listed.stdout)

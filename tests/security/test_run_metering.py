@@ -39,6 +39,7 @@ from tests.integration.test_claude_code import (
     _use,
     serve_model,
 )
+from tests.unit.test_wire import REFERENCES
 from wvo_mcp.autopilot.attempt import LINE_BYTES
 from wvo_mcp.rules import billing, learning
 from wvo_mcp.sandbox import bwrap
@@ -434,3 +435,210 @@ def test_a_codex_run_is_charged_what_its_api_billed_when_the_cli_says_nothing(
     assert "exit code 137" in ran.stdout, ran.stdout  # killed: Codex said nothing of its usage
     billed = (300_000 * model.answers, 9_000 * model.answers)
     assert spent(project["state"]) == dict.fromkeys(("task", "provider", "agent"), billed)
+
+
+# -- a worker's child points its requests elsewhere (issue 69) ------------------------------
+
+POINTED = 871_000  # input the API bills each of the child's requests: what it fetched or kept
+
+
+def _asks(name: str, path: str) -> list[tuple[str, dict[str, Any]]]:
+    """Each kind of reference in format `name` (tests/unit/test_wire.py), as a child asks
+    it of `path` under its API's base URL, marked as the child's by its model."""
+    return [(path, body | {"model": "child"}) for kind, body in REFERENCES.values() if kind == name]
+
+
+# The child sends each, reads its answer's first line, and resets the connection.
+ASKING = r"""python3 - <<'PY'
+import http.client, json, os, socket, struct, urllib.parse
+asks = json.loads(r'''ASKS''')
+BASE
+for path, body in asks:
+    c = http.client.HTTPConnection(base.hostname, base.port, timeout=60)
+    c.request("POST", base.path + path, json.dumps(body), {"content-type": "application/json",
+              "x-api-key": "child", "anthropic-version": "2023-06-01"})
+    c.getresponse().fp.readline()
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.sock.close()
+print("pointed", len(asks))
+PY"""
+# Claude Code's child: its base URL is in its environment.
+CLAUDE_BASE = 'base = urllib.parse.urlsplit(os.environ["ANTHROPIC_BASE_URL"])'
+# Codex's: its base URL is on Codex's command line (the autopilot's model provider).
+CODEX_BASE = r"""def lines():
+    pid = os.getpid()
+    while pid > 1:
+        yield open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        pid = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+found = next(a for argv in lines() for a in argv
+             if a.startswith(b"model_providers.") and b".base_url=" in a)
+base = urllib.parse.urlsplit(json.loads(found.split(b"=", 1)[1]))"""
+
+
+def asking(asks: list[tuple[str, dict[str, Any]]], base: str) -> str:
+    return ASKING.replace("ASKS", json.dumps(asks)).replace("BASE", base)
+
+
+class PointingModel:
+    """The worker's model has its Bash run a child that asks each kind of Anthropic
+    reference and cuts each answer, then ends. It bills as an API would: each answer of its
+    own its usage; each of the child's, an early word of 1,000 input tokens as it starts,
+    then POINTED input once the child has gone."""
+
+    def __init__(self) -> None:
+        self.asks = _asks("anthropic", "/v1/messages?beta=true")
+        self.billed = [0, 0]
+        self.cut = 0
+        self.lock = threading.Lock()
+
+    def reply(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        if body.get("model") == "child":
+            return [{"type": "child"}]
+        if "mcp__wvo__checkpoint" not in {t.get("name") for t in body.get("tools", [])}:
+            return [{"type": "text", "text": "ok"}]
+        if not _tool_results(body["messages"]):
+            command = asking(self.asks, CLAUDE_BASE)
+            return [_use("Bash", {"command": command, "description": "point"})]
+        return [{"type": "text", "text": "pointed"}]
+
+    def events(self, blocks: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+        if blocks != [{"type": "child"}]:
+            with self.lock:
+                self.billed = [self.billed[0] + 100, self.billed[1] + 10]  # as _events says
+            yield from _events(blocks)
+            return
+        start = {"type": "message_start", "message": {
+            "id": "msg_child", "type": "message", "role": "assistant", "content": [],
+            "model": "child", "usage": {"input_tokens": 1_000, "output_tokens": 1}}}  # fmt: skip
+        try:
+            yield "message_start", start
+            for _ in range(300):  # until a write fails: the child has gone
+                yield "ping", {"type": "ping"}
+                time.sleep(0.05)
+        finally:
+            with self.lock:
+                self.billed[0] += POINTED
+                self.cut += 1
+
+
+@pytest.mark.skipif(not CLAUDE.exists(), reason="the Claude Code CLI is not installed")
+def test_a_workers_child_pointing_at_input_elsewhere_is_charged_what_was_billed(
+    tmp_path: Path,
+) -> None:
+    """Claude Code's child asks the Messages API, through its run's meter, with each kind
+    of reference (a URL, a file, a PDF, a container, MCP servers, server tools, a block or a
+    field the meter does not know), and cuts each answer once it has started."""
+    model = PointingModel()
+    project, _ = claude_autopilot(tmp_path, "P", model, model.events)
+    [log] = (project["state"] / "runs" / "P").glob("*.log")
+    assert f"pointed {len(model.asks)}" in log.read_text(), log.read_text()[-3000:]
+    assert model.cut == len(model.asks), model.cut  # each was cut, and billed
+    billed_in, billed_out = model.billed
+    charged = spent(project["state"])
+    for table, (tokens_in, tokens_out) in charged.items():
+        assert tokens_in >= billed_in, (table, charged, model.billed)
+        assert tokens_out >= billed_out, (table, charged, model.billed)
+
+
+class PointingCodexModel:
+    """A Responses API whose first answer has Codex's shell run a child that asks each kind
+    of Responses and Chat Completions reference and cuts each answer, then says it is done.
+    Each answer of Codex's own bills its usage; each of the child's starts, holds until the
+    child has gone, and bills POINTED input then."""
+
+    def __init__(self) -> None:
+        self.usage = {"input_tokens": 1_000, "input_tokens_details": {"cached_tokens": 0},
+                      "output_tokens": 20, "total_tokens": 1_020}  # fmt: skip
+        self.asks = _asks("responses", "/responses") + _asks("chat", "/chat/completions")
+        self.billed = [0, 0]
+        self.cut = 0
+        self.lock = threading.Lock()
+
+    def reply(self, body: dict[str, Any]) -> dict[str, Any]:
+        if any(i.get("type") == "function_call_output" for i in body.get("input", [])):
+            return codex_worker._message("pointed")
+        command = asking(self.asks, CODEX_BASE)
+        return codex_worker._call("exec_command", {"cmd": command, "yield_time_ms": 30_000})
+
+    def serve(self) -> Any:
+        model = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                if body.get("model") == "child":
+                    self.hold(self.path.endswith("/chat/completions"))
+                    return
+                with model.lock:
+                    model.billed = [model.billed[0] + 1_000, model.billed[1] + 20]
+                response = {"id": "resp", "object": "response", "model": codex_worker.MODEL}
+                for event in (
+                    {"type": "response.created", "response": response},
+                    {"type": "response.output_item.done", "output_index": 0,
+                     "item": model.reply(body)},
+                    {"type": "response.completed",
+                     "response": {**response, "usage": model.usage}},
+                ):  # fmt: skip
+                    self.wfile.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+                                     .encode())  # fmt: skip
+                self.wfile.flush()
+
+            def hold(self, chat: bool) -> None:
+                """The answer's start, then a comment line at a time until the child has
+                gone; billed then."""
+                start = {"choices": [{"index": 0, "delta": {"role": "assistant"}}]} if chat else {
+                    "type": "response.created", "response": {"id": "resp_child"}}  # fmt: skip
+                try:
+                    self.wfile.write(f"data: {json.dumps(start)}\n\n".encode())
+                    for _ in range(300):
+                        self.wfile.write(b": generating\n\n")
+                        time.sleep(0.05)
+                except OSError:
+                    pass
+                finally:
+                    with model.lock:
+                        model.billed[0] += POINTED
+                        model.cut += 1
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+
+@pytest.mark.skipif(not codex_worker.CODEX.exists(), reason="the Codex CLI is not installed")
+def test_a_codex_workers_child_pointing_at_input_elsewhere_is_charged_what_was_billed(
+    tmp_path: Path,
+) -> None:
+    """Codex's child finds its run's meter on Codex's command line and asks, through it, the
+    Responses API (a file by URL or id, a PDF, an image by URL or id, a stored prompt, an
+    item reference, server tools, `background`, a field the meter does not know) and Chat
+    Completions (40 image URLs with no usage asked for, files, audio, web search), and cuts
+    each answer once it has started."""
+    project = make_project(tmp_path)
+    project["providers"].write_text(codex_providers(codex_worker.CODEX, codex_worker.MODEL))
+    anyio.run(backlog, project, [{"id": "Q", "title": "t", "max_attempts": 1}])
+    model = PointingCodexModel()
+    api = model.serve()
+    home = project["state"].parent / "home"
+    (home / ".codex").mkdir(parents=True)
+    try:
+        ran = autopilot(project, HOME=str(home), OPENAI_API_KEY="scripted",
+                        OPENAI_BASE_URL=f"http://127.0.0.1:{api.server_address[1]}/v1")  # fmt: skip
+    finally:
+        api.shutdown()
+        api.server_close()
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    [log] = (project["state"] / "runs" / "Q").glob("*.log")
+    assert f"pointed {len(model.asks)}" in log.read_text(), log.read_text()[-3000:]
+    assert model.cut == len(model.asks), model.cut
+    billed_in, billed_out = model.billed
+    charged = spent(project["state"])
+    for table, (tokens_in, tokens_out) in charged.items():
+        assert tokens_in >= billed_in, (table, charged, model.billed)
+        assert tokens_out >= billed_out, (table, charged, model.billed)

@@ -4,6 +4,7 @@ scripted model API on 127.0.0.1 (JSON and event streams, sized and chunked, kept
 
 import contextlib
 import json
+import select
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,8 +14,9 @@ import anyio.abc
 import httpx2
 import pytest
 
+from tests.unit.test_wire import PNG, REFERENCES, ask
 from wvo_mcp.errors import ValidationFailed
-from wvo_mcp.rules import billing
+from wvo_mcp.rules import billing, wire
 from wvo_mcp.sandbox import meter
 from wvo_mcp.sandbox.meter import Meter, Reading, Upstream
 
@@ -297,7 +299,7 @@ async def _until(done: object) -> None:
 
 
 REQUEST = (b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-           b"Content-Length: 31\r\n\r\n{\"max_tokens\": 2000, \"stream\":1}")  # fmt: skip
+           b"Content-Length: 32\r\n\r\n{\"max_tokens\": 2000, \"stream\":1}")  # fmt: skip
 
 
 async def _mid_stream(measured: Meter) -> anyio.abc.SocketStream:
@@ -456,3 +458,154 @@ async def test_a_responses_stream_cut_before_its_usage_is_charged_its_bounds(end
         await client.aclose()
     tally = measured.tally
     assert (tally.responses, tally.input_tokens, tally.output_tokens) == (1, len(body), 8)
+
+
+# -- a cut answer to a request that points elsewhere (issue 69) ------------------------------
+
+BILLED = 871_000  # input an API billed a request whose input it fetched, kept or made itself
+# Where each format's requests go: the meter's base URL path and the request's target.
+TARGETS: dict[wire.Name, tuple[wire.Api, str, bytes]] = {
+    "anthropic": ("anthropic", "", b"/v1/messages?beta=true"),
+    "responses": ("openai", "/v1", b"/v1/responses"),
+    "chat": ("openai", "/v1", b"/v1/chat/completions"),
+    "gemini": ("gemini", "", b"/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse"),
+}
+
+
+def _starts(path: str, said: int) -> bytes:
+    """An answer's start in the format of `path`: its early word on input where the format
+    has one and `said` is given (Anthropic's `message_start`, a Gemini chunk's usage), and
+    two deltas of text."""
+    if path.endswith("/messages"):
+        start = {"type": "message_start", "message": {"usage": {"input_tokens": said,
+                                                                 "output_tokens": 1}}}  # fmt: skip
+        delta = {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "abcd"}}
+        return sse([start] if said else []) + sse([delta, delta])
+    if path.endswith("/responses"):
+        delta = {"type": "response.output_text.delta", "delta": "abcd"}
+        return sse([{"type": "response.created", "response": {}}, delta, delta])
+    if path.endswith("/completions"):
+        chunk: dict[str, object] = {"choices": [{"index": 0, "delta": {"content": "abcd"}}]}
+    else:
+        chunk = {"candidates": [{"content": {"parts": [{"text": "abcd"}]}}]}
+        chunk |= {"usageMetadata": {"promptTokenCount": said}} if said else {}
+    return f"data: {json.dumps(chunk)}\n\n".encode() * 2
+
+
+class Billing(BaseHTTPRequestHandler):
+    """A model API in each of the meter's formats: it starts its answer (`x-said`: its early
+    word on input), then holds until its client goes, and bills then `x-bill` input."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(_starts(self.path.split("?")[0], int(self.headers["x-said"])))
+        self.wfile.flush()
+        gone = False
+        while not gone and not self.server.stopping.is_set():  # type: ignore[attr-defined]
+            readable, _, _ = select.select([self.connection], [], [], 0.01)
+            try:
+                gone = bool(readable) and not self.connection.recv(1)
+            except OSError:  # reset
+                gone = True
+        self.server.billed.append(int(self.headers["x-bill"]))  # type: ignore[attr-defined]
+
+
+async def _cut(name: wire.Name, body: object, said: int, bill: int) -> tuple[meter.Tally, int]:
+    """`body` asked in format `name` through a meter of a Billing API, the run ended once two
+    deltas of its answer passed: what the meter charged, and what the API billed."""
+    api = ThreadingHTTPServer(("127.0.0.1", 0), Billing)
+    api.billed, api.stopping = [], threading.Event()  # type: ignore[attr-defined]
+    threading.Thread(target=api.serve_forever, args=(0.01,), daemon=True).start()
+    kind, base, target = TARGETS[name]
+    measured = Meter(Upstream.of(f"http://127.0.0.1:{api.server_address[1]}{base}"), kind)
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    head = (b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"x-said: %d\r\nx-bill: %d\r\nContent-Length: %d\r\n\r\n"
+            % (target, said, bill, len(data)))  # fmt: skip
+    try:
+        async with anyio.create_task_group() as group:
+            await group.start(measured.serve)
+            client = await anyio.connect_tcp("127.0.0.1", measured.port)
+            await client.send(head + data)
+            seen = b""
+            with anyio.fail_after(30):
+                while seen.count(b"abcd") < 2:
+                    seen += await client.receive()
+            group.cancel_scope.cancel()  # the run ends mid-answer (its hang watch, a kill)
+        await client.aclose()
+        await _until(lambda: api.billed)  # type: ignore[attr-defined]
+    finally:
+        api.stopping.set()  # type: ignore[attr-defined]
+        api.shutdown()
+        api.server_close()
+    [billed] = api.billed  # type: ignore[attr-defined]
+    return measured.tally, billed
+
+
+# The formats whose answers say their input as they start: that word is not all of it here.
+SAID_EARLY = {"anthropic": 1_000, "gemini": 1_000}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("name", "body"), list(REFERENCES.values()), ids=list(REFERENCES))
+async def test_a_cut_answer_to_a_request_that_points_elsewhere_is_charged_what_was_billed(
+    name: wire.Name, body: dict[str, object]
+) -> None:
+    """Each kind of reference, and a part the meter does not know, per format: the API
+    billed input its request's bytes do not bound, and its answer was cut before it said
+    so (or having said only its early word): the run is charged at least that."""
+    tally, billed = await _cut(name, body, SAID_EARLY.get(name, 0), BILLED)
+    assert tally.responses == 1 and tally.input_tokens >= billed, (tally, billed)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("name", "image"),
+    [("anthropic", {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                                "data": PNG}}),
+     ("responses", {"type": "input_image", "image_url": f"data:image/png;base64,{PNG}"}),
+     ("chat", {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}),
+     ("gemini", {"inlineData": {"mimeType": "image/png", "data": PNG}})],
+)  # fmt: skip
+async def test_a_cut_answer_to_inline_images_is_charged_what_they_billed(
+    name: wire.Name, image: dict[str, object]
+) -> None:
+    """Two 1x1 PNGs of 95 bytes, billed as gpt-4o-mini bills an image at high detail (48,169
+    tokens each), the answer cut before it said its input: not charged their bytes."""
+    tally, billed = await _cut(name, ask(name, image, image), 0, 2 * 48_169)
+    assert tally.responses == 1 and tally.input_tokens >= billed, (tally, billed)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("name", "searching"),
+    [("anthropic", {"tools": [{"type": "web_search_20250305", "name": "web_search"}]}),
+     ("gemini", {"tools": [{"googleSearch": {}}]})],
+)  # fmt: skip
+async def test_an_early_word_on_input_stands_only_for_a_request_of_inline_content(
+    name: wire.Name, searching: dict[str, object]
+) -> None:
+    """The same cut answer, its early word 40,000 tokens: all of a plain request's input, but
+    not of one whose server-side search adds to its input as it answers."""
+    plain, _ = await _cut(name, ask(name), 40_000, 40_000)
+    assert plain.input_tokens == 40_000
+    search, billed = await _cut(name, ask(name, **searching), 40_000, BILLED)
+    assert search.input_tokens >= billed, (search, billed)
+
+
+@pytest.mark.anyio
+async def test_a_request_nested_past_what_python_reads_is_charged_the_ceiling() -> None:
+    """Its depth raises RecursionError, not ValueError, where the meter reads it for its
+    bound: the charge is the ceiling, not nothing."""
+    deep = b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    tally, billed = await _cut("anthropic", deep, 0, BILLED)
+    assert tally.responses == 1 and tally.input_tokens >= billed, (tally, billed)

@@ -238,7 +238,9 @@ class Meter:
                 headers += [(b"host", self.upstream.authority), (b"accept-encoding", b"identity")]
                 await _send(outside, upstream, h11.Request(
                     method=request.method, target=request.target, headers=headers))  # fmt: skip
-                asked = wire.Request(limit=JSON_BYTES)
+                name = wire.endpoint(self.api, request.method, request.target,
+                                     self.upstream.path)[1]  # fmt: skip
+                asked = wire.Request(name, limit=JSON_BYTES)
                 while True:  # the request's body
                     event = await _next(inside, client)
                     if isinstance(event, h11.Data):
@@ -249,8 +251,6 @@ class Meter:
                         break
                     else:
                         return
-                name = wire.endpoint(self.api, request.method, request.target,
-                                     self.upstream.path)[1]  # fmt: skip
                 await self._response(inside, client, outside, upstream, name, asked)
                 if inside.states != {h11.CLIENT: h11.DONE, h11.SERVER: h11.DONE}:
                     return  # the CLI's connection ends with this answer
@@ -320,14 +320,17 @@ class Meter:
         self, charged: tuple[int, int], reading: Reading, asked: wire.Request, ended: bool
     ) -> None:
         """A response's last charge: as read to its end; a stream cut short, what passed,
-        and for what it never said, its bound (its request's bytes of input, its deltas'
-        of output); a body whose usage cannot be read, the ceiling of its request."""
+        and for what it never said, its bound (its request's input bound, its deltas' of
+        output); a body whose usage cannot be read, the ceiling of its request."""
         tally = self.tally
         tally.responses += 1
         if reading.done() and (ended or reading.stream):
             used = reading.usage
             found, out = reading.figures()
-            if not used.said_input:
+            # An answer's early word on its input (Anthropic's `message_start`, a Gemini
+            # chunk's) is all of it only for a request of inline content: a server tool's
+            # results, a fetched file, add to it as it answers, until its output is said.
+            if not used.said_input or not (used.said_output or asked.inline()):
                 found = max(found, asked.max_input())
             if not used.said_output and not reading.stream:
                 out = max(out, asked.max_output())

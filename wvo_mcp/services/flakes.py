@@ -3,6 +3,11 @@ with its evidence, and the quarantine of tests whose failure alone does not bloc
 Its drivers: autopilot/lander.py (it reruns a failing check and records what it found) and
 a person's `wvo-mcp quarantine` (add, remove, list).
 
+A flake is recorded only once proven on its target (issue 69, rules/flakes.py): what failed
+was known to flake there, or failed and passed on the target's own tree. The records are
+then what is known to flake on the target, so a change that makes a test flaky is returned
+and never recorded: it cannot make its own flake known.
+
 A flake's tests are entered by the autopilot as suggested: listed with their evidence, but
 only a person's entry lets a test's failure through. The tests, their names and their
 flaking are the code under test, which a worker's change can write: its planted flake must
@@ -14,11 +19,14 @@ from datetime import datetime, timedelta
 from wvo_mcp import timeutil
 from wvo_mcp.errors import NotFound, ValidationFailed
 from wvo_mcp.models import CheckFigures, Flake, GateFigures, QuarantinedTest
+from wvo_mcp.rules import flakes as rules
 from wvo_mcp.store import Tx
 
 QUARANTINE_DAYS = 14  # how long a flake found by the gate keeps its test suggested
 AUTOPILOT = "autopilot"  # who suggests a flake's tests
 MAX_TEST = 300  # characters of a test's name
+KNOWN_DAYS = QUARANTINE_DAYS  # how long a recorded flake shows its tests flake on the target
+MAX_KNOWN = 500  # of a target's latest flakes, read to know what flakes there
 
 
 def counted(
@@ -32,24 +40,42 @@ def counted(
 
 def flaked(
     tx: Tx, *, target: str, command: str, tree: str, tests: list[str], reruns: int,
-    output: str, seconds: float, now: datetime,
+    output: str, seconds: float, now: datetime, proof: str = "", proving: int = 0,
 ) -> None:  # fmt: skip
-    """A failure that did not come back on the same tree: recorded with its evidence, and
-    the tests that failed in it suggested for the quarantine (by the autopilot, for
-    QUARANTINE_DAYS), where a person has not quarantined them already."""
+    """A failure that did not come back on the same tree, proven a flake on its target
+    (`proof`, in words; `proving`: the runs on the target's tree that took, counted with the
+    reruns): recorded with its evidence, and the tests that failed in it suggested for the
+    quarantine (by the autopilot, for QUARANTINE_DAYS), where a person has not quarantined
+    them already."""
     stamp = timeutil.to_text(now)
-    counted(tx, command, failed=True, flaked=True, reruns=reruns, seconds=seconds)
+    counted(tx, command, failed=True, flaked=True, reruns=reruns + proving, seconds=seconds)
     tx.run("flake_insert", {"target": target, "command": command[:2000], "tree": tree,
                             "tests": json.dumps(tests[:200]), "reruns": reruns,
                             "output": output[-4000:], "at": stamp})  # fmt: skip
     evidence = (
         f"failed on tree {tree[:12]} of {target or 'its branch'}, then passed on rerun "
-        f"{reruns} ({command[:200]})"
+        f"{reruns} ({command[:200]})" + (f"; {proof}" if proof else "")
     )
     persons = {e.test for e in listed(tx, now) if e.live and e.added_by != AUTOPILOT}
     for test in tests[:200]:
         if test not in persons:
             put(tx, test, evidence, AUTOPILOT, QUARANTINE_DAYS, now)
+
+
+def known(tx: Tx, *, target: str, command: str, now: datetime) -> frozenset[str]:
+    """What is known to flake on `target` (named as rules/flakes.py names them): the tests of
+    its flakes recorded in the last KNOWN_DAYS, the check `command` as a whole where one of
+    it named no test, and the tests a person quarantined."""
+    since = timeutil.to_text(now - timedelta(days=KNOWN_DAYS))
+    names = set(quarantined(tx, now))
+    found = tx.all("flakes_on_target", {"target": target, "since": since, "limit": MAX_KNOWN})
+    for row in found:
+        tests = json.loads(row["tests"])
+        if tests:
+            names.update(tests)
+        elif row["command"] == command[:2000]:
+            names.add(rules.WHOLE)
+    return frozenset(names)
 
 
 def put(tx: Tx, test: str, evidence: str, by: str, days: float, now: datetime) -> QuarantinedTest:

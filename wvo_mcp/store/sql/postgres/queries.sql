@@ -1318,6 +1318,12 @@ VALUES (%(target)s, %(command)s, %(tree)s, %(tests)s, %(reruns)s, %(output)s, %(
 -- name: flakes_recent
 SELECT * FROM check_flakes ORDER BY id DESC LIMIT %(limit)s;
 
+-- name: flakes_on_target
+-- A target's flakes recorded since since, newest first (issue 69): what is known to flake
+-- there. Flakes are few, and each is recorded once proven, so the scan stays small.
+SELECT command, tests FROM check_flakes WHERE target = %(target)s AND at >= %(since)s
+ORDER BY id DESC LIMIT %(limit)s;
+
 -- name: quarantine_put
 INSERT INTO quarantine (test, evidence, added_by, added_at, expires_at)
 VALUES (%(test)s, %(evidence)s, %(added_by)s, %(now)s, %(expires_at)s)

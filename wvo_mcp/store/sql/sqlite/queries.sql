@@ -1236,6 +1236,12 @@ VALUES (:target, :command, :tree, :tests, :reruns, :output, :at);
 -- name: flakes_recent
 SELECT * FROM check_flakes ORDER BY id DESC LIMIT :limit;
 
+-- name: flakes_on_target
+-- A target's flakes recorded since :since, newest first (issue 69): what is known to flake
+-- there. Flakes are few, and each is recorded once proven, so the scan stays small.
+SELECT command, tests FROM check_flakes WHERE target = :target AND at >= :since
+ORDER BY id DESC LIMIT :limit;
+
 -- name: quarantine_put
 INSERT INTO quarantine (test, evidence, added_by, added_at, expires_at)
 VALUES (:test, :evidence, :added_by, :now, :expires_at)
