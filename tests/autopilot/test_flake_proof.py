@@ -9,11 +9,19 @@ from pathlib import Path
 import anyio
 
 from tests.autopilot.conftest import autopilot, backlog, git
-from tests.autopilot.test_gate import CHECK, FLAKY, args, pytest_project
+from tests.autopilot.test_gate import CHECK, args, pytest_project
 from tests.autopilot.test_toolchain import PASSING, statuses
 from tests.conftest import open_db, wvo
 from wvo_mcp.services.landing import LANDER
 
+# The target's flake passes only on a tree's second run: a change's tree fails it, then
+# passes on the rerun, and the target's own tree, run again (runs 2 and 3), fails it too.
+FLAKY = """import os
+
+
+def test_flaky():
+    assert os.environ.get("WVO_CHECK_RUN") == "2", "a flake: it passes on a tree's second run"
+"""
 # The change's own test fails on each tree's first run (WVO_CHECK_RUN) and passes on its
 # reruns: on the target it never failed, as it is not there.
 MADE_FLAKY = """import os

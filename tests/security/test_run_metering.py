@@ -414,23 +414,30 @@ class KillingCodexModel:
         return server
 
 
+def codex_autopilot(
+    project: dict[str, Path], task: str, api: ThreadingHTTPServer
+) -> subprocess.CompletedProcess[str]:
+    """The autopilot's one Codex worker on `task`, its API `api` (a scripted model, shut
+    down after)."""
+    project["providers"].write_text(codex_providers(codex_worker.CODEX, codex_worker.MODEL))
+    anyio.run(backlog, project, [{"id": task, "title": "t", "max_attempts": 1}])
+    home = project["state"].parent / "home"
+    (home / ".codex").mkdir(parents=True)
+    try:
+        url = f"http://127.0.0.1:{api.server_address[1]}/v1"
+        return autopilot(project, HOME=str(home), OPENAI_API_KEY="scripted", OPENAI_BASE_URL=url)
+    finally:
+        api.shutdown()
+        api.server_close()
+
+
 @pytest.mark.skipif(not codex_worker.CODEX.exists(), reason="the Codex CLI is not installed")
 def test_a_codex_run_is_charged_what_its_api_billed_when_the_cli_says_nothing(
     tmp_path: Path,
 ) -> None:
     project = make_project(tmp_path)
-    project["providers"].write_text(codex_providers(codex_worker.CODEX, codex_worker.MODEL))
-    anyio.run(backlog, project, [{"id": "K", "title": "t", "max_attempts": 1}])
     model = KillingCodexModel()
-    api = model.serve()
-    home = project["state"].parent / "home"
-    (home / ".codex").mkdir(parents=True)
-    try:
-        ran = autopilot(project, HOME=str(home), OPENAI_API_KEY="scripted",
-                        OPENAI_BASE_URL=f"http://127.0.0.1:{api.server_address[1]}/v1")  # fmt: skip
-    finally:
-        api.shutdown()
-        api.server_close()
+    ran = codex_autopilot(project, "K", model.serve())
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert "exit code 137" in ran.stdout, ran.stdout  # killed: Codex said nothing of its usage
     billed = (300_000 * model.answers, 9_000 * model.answers)
@@ -621,18 +628,8 @@ def test_a_codex_workers_child_pointing_at_input_elsewhere_is_charged_what_was_b
     Completions (40 image URLs with no usage asked for, files, audio, web search), and cuts
     each answer once it has started."""
     project = make_project(tmp_path)
-    project["providers"].write_text(codex_providers(codex_worker.CODEX, codex_worker.MODEL))
-    anyio.run(backlog, project, [{"id": "Q", "title": "t", "max_attempts": 1}])
     model = PointingCodexModel()
-    api = model.serve()
-    home = project["state"].parent / "home"
-    (home / ".codex").mkdir(parents=True)
-    try:
-        ran = autopilot(project, HOME=str(home), OPENAI_API_KEY="scripted",
-                        OPENAI_BASE_URL=f"http://127.0.0.1:{api.server_address[1]}/v1")  # fmt: skip
-    finally:
-        api.shutdown()
-        api.server_close()
+    ran = codex_autopilot(project, "Q", model.serve())
     assert ran.returncode == 0, ran.stderr[-3000:]
     [log] = (project["state"] / "runs" / "Q").glob("*.log")
     assert f"pointed {len(model.asks)}" in log.read_text(), log.read_text()[-3000:]

@@ -236,7 +236,25 @@ def test_a_cut_streams_output_is_charged_by_the_text_that_passed() -> None:
     assert reading.figures() == (40_000, 3)  # the API's own figure, once it gives it
 
 
-class Held(BaseHTTPRequestHandler):
+class Streaming(BaseHTTPRequestHandler):
+    """A model API's answer that starts with `start` and is read to its connection's close."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def start(self, first: bytes) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(first)
+        self.wfile.flush()
+
+
+class Held(Streaming):
     """A model API that streams a `message_start` and five deltas, then holds its answer
     until the test lets it go on (server.go_on), and then ends it."""
 
@@ -247,17 +265,8 @@ class Held(BaseHTTPRequestHandler):
     ])  # fmt: skip
     last = sse([{"type": "message_delta", "usage": {"output_tokens": 900}}])
 
-    def log_message(self, *args: object) -> None:
-        pass
-
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(self.first)
-        self.wfile.flush()
+        self.start(self.first)
         self.server.go_on.wait(60)  # type: ignore[attr-defined]
         with contextlib.suppress(OSError):
             self.wfile.write(self.last)
@@ -492,23 +501,12 @@ def _starts(path: str, said: int) -> bytes:
     return f"data: {json.dumps(chunk)}\n\n".encode() * 2
 
 
-class Billing(BaseHTTPRequestHandler):
+class Billing(Streaming):
     """A model API in each of the meter's formats: it starts its answer (`x-said`: its early
     word on input), then holds until its client goes, and bills then `x-bill` input."""
 
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args: object) -> None:
-        pass
-
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(_starts(self.path.split("?")[0], int(self.headers["x-said"])))
-        self.wfile.flush()
+        self.start(_starts(self.path.split("?")[0], int(self.headers["x-said"])))
         gone = False
         while not gone and not self.server.stopping.is_set():  # type: ignore[attr-defined]
             readable, _, _ = select.select([self.connection], [], [], 0.01)

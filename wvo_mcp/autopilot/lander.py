@@ -12,30 +12,26 @@ each landing is written as an intent before the ref moves, so an autopilot kille
 moment loses nothing and the next one completes or abandons what it finds, never twice."""
 
 import contextlib
-import shlex
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cached_property, partial
-from pathlib import Path
+from functools import partial
 from typing import Literal, TypeVar
 
 import anyio
 
-from wvo_mcp import scratch_dirs
+from wvo_mcp.autopilot.gate import Gate
 from wvo_mcp.autopilot.pull_requests import Proposer
 from wvo_mcp.autopilot.target import Target
 from wvo_mcp.errors import Fault, LeaseLost, ValidationFailed, VerificationFailed, WvoError
 from wvo_mcp.git import Blocked, Conflict, Git, branch_name, stacking, trees
 from wvo_mcp.git.remote import task_ref
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.rules import check_causes, junit, merge_queue
-from wvo_mcp.rules import flakes as flake_rules
-from wvo_mcp.services import flakes, landing
+from wvo_mcp.rules import check_causes, merge_queue
+from wvo_mcp.services import landing
 from wvo_mcp.services.landing import Entry, Return
 from wvo_mcp.telemetry import Telemetry
-from wvo_mcp.verification import clear_reports, read_junit, sandbox_summary
 
 T = TypeVar("T")
 Strategy = Literal["leave", "merge", "rebase"]
@@ -99,14 +95,12 @@ class Lander:
         self.key = target.key  # the queue's name for it
         self.onto = target.name  # as messages name it ('' for --merge leave)
         self._bases: dict[str, Verdict] = {}  # the project's check on a commit, once known
-        # What a check failed on a target's tip, run there to prove a flake (issue 69): once
-        # per tip and check, as each probe of a bisection asks again.
-        self._on_target: dict[tuple[str, str], flake_rules.Seen] = {}
-        self._proving = anyio.Lock()
         self.red: Red | None = None  # the latest base found failing the project's check
         self._held = ""  # why the target's checked-out working tree holds its landing
         self._fetched_at = -float("inf")  # when a remote target's tip was last fetched
         # --via pull-request: what lands goes out as pull requests, followed until merged.
+        self.gate = Gate(orchestrator, partial(self._git, trees.materialize, git), self.key,
+                         self.onto, self.tip if target.branch else None, say)  # fmt: skip
         self.proposer = None if target.forge is None else Proposer(self, target.forge,
                                                                     options.poll)  # fmt: skip
 
@@ -489,7 +483,7 @@ class Lander:
 
         async def run(index: int, command: str | list[str]) -> None:
             async with self._slots:
-                results[index] = await self._check(tip, tree, command, entries)
+                results[index] = await self.gate.check(tip, tree, command, entries)
 
         async with anyio.create_task_group() as group:
             for index, command in enumerate(commands):
@@ -503,128 +497,6 @@ class Lander:
             return Verdict(False, lines, output, project, kind)
         return Verdict(True, lines)
 
-    async def _check(
-        self, tip: str, tree: str, command: str | list[str], entries: Sequence[Entry] = ()
-    ) -> str | VerificationFailed:
-        """One check on `tip` (of `entries`; none: the target's own): a failure of its tests
-        is run again on the same tree (the gate's `reruns`) before anything is blamed. One
-        that does not come back is a flake only where it is proven one on the target
-        (_flake_or_change): recorded, its tests (from its JUnit report) suggested for the
-        quarantine, and the check passes. A failure only of quarantined tests passes, said;
-        one that comes back is returned as it reproduced (rules/check_causes.py tells a test
-        failure from a check that could not run, which is never rerun)."""
-        shown = command if isinstance(command, str) else shlex.join(command)
-        materialize = partial(self._git, trees.materialize, self.git)
-        first, report = await checked_report(
-            self.orchestrator, materialize, tip, command, unread=self._unread
-        )
-        if isinstance(first, str) or check_causes.cause(str(first), "").kind != "failing":
-            await self.orchestrator.check_counted(shown, failed=not isinstance(first, str))
-            return first
-        failed = list(report.failed) if report is not None else []
-        if failed and set(failed) <= await self.orchestrator.quarantined():
-            await self.orchestrator.check_counted(shown, failed=True)
-            head = str(first).split("\n", 1)[0]
-            return f"{head}: only quarantined tests failed ({', '.join(failed[:10])})"
-        started, last = time.monotonic(), first
-        reruns = self.orchestrator.providers.gate.reruns
-        for n in range(1, reruns + 1):
-            again, _ = await checked_report(self.orchestrator, materialize, tip, command, n + 1)
-            if isinstance(again, str):
-                return await self._flake_or_change(entries, tree, command, first, failed, n,
-                                                   again, started)  # fmt: skip
-            last = again
-        seconds = time.monotonic() - started
-        await self.orchestrator.check_counted(shown, failed=True, reruns=reruns, seconds=seconds)
-        return last
-
-    async def _flake_or_change(
-        self, entries: Sequence[Entry], tree: str, command: str | list[str],
-        first: VerificationFailed, failed: list[str], n: int, again: str, started: float,
-    ) -> str | VerificationFailed:  # fmt: skip
-        """A failure that passed on rerun `n`: a flake, recorded and passed, where what failed
-        is known to flake on the target (_proof); else the change's, with the evidence."""
-        shown = command if isinstance(command, str) else shlex.join(command)
-        proof, words, spent = await self._proof(entries, command, shown, failed)
-        seconds = time.monotonic() - started
-        which = f" of {', '.join(failed[:10])}" if failed else ""
-        if proof:
-            await self.db.write(
-                partial(flakes.flaked, target=self.key, command=shown, tree=tree, tests=failed,
-                        reruns=n, output=str(first), seconds=seconds, now=self._now(),
-                        proof=words, proving=spent)
-            )  # fmt: skip
-            self.say(f"a flake{which}: `{shown}` failed on tree {tree[:12]}, then passed on "
-                     f"rerun {n}, and {words}; nothing is blamed for it")  # fmt: skip
-            return f"{again}; it failed on this tree, then passed on rerun {n}: a flake{which}"
-        await self.orchestrator.check_counted(shown, failed=True, reruns=n + spent,
-                                              seconds=seconds)  # fmt: skip
-        evidence = f"it failed on run 1 and passed on run {n + 1} of this tree, but {words}"
-        self.say(f"not a flake: `{shown}` on tree {tree[:12]}: {evidence}; it is the change's")
-        head, _, rest = str(first).partition("\n")
-        # Said first for the summary, and last, where a long output's cut to its tail
-        # (OUTPUT_TAIL) leaves it in what the worker starts from.
-        return VerificationFailed(
-            f"{head}; {evidence}: the change's failure, not a flake\n{rest}\n"
-            f"Not a flake: {evidence}. {FLAKY_FIX}"
-        )
-
-    async def _proof(
-        self, entries: Sequence[Entry], command: str | list[str], shown: str, failed: list[str]
-    ) -> tuple[bool, str, int]:
-        """Whether what `failed` on a tree of `entries`, then passed, is known to flake on the
-        target (rules/flakes.py), and how, in words (or why not); with the runs on the
-        target's tree this took. Its records say so, or, where they do not, the check run
-        once on the tip the change is stacked on."""
-        where = self.onto or "its branch"
-        if not entries:
-            return True, f"the tree is {where}'s own", 0
-        known = await self.db.read(
-            partial(flakes.known, target=self.key, command=shown, now=self._now())
-        )
-        suspects = flake_rules.suspects(flake_rules.failing(failed), known)
-        if not suspects:
-            return True, f"it is known to flake on {where}", 0
-        base = await self.tip() if self.target.branch else entries[0].base
-        seen, spent = await self._seen_on(base, command, shown)
-        if flake_rules.on_target(suspects, seen):
-            return True, f"it failed on {where}'s own tree too (at {base[:12]})", spent
-        there = (
-            "could not run" if seen is None
-            else "passed" if not seen
-            else f"did not fail {flake_rules.named(suspects - seen)}"
-        )  # fmt: skip
-        return False, (
-            f"{flake_rules.named(suspects)} never failed on {where}: no flake of it is "
-            f"recorded there, and the check run on {where}'s own tree (at {base[:12]}) {there}"
-        ), spent  # fmt: skip
-
-    async def _seen_on(
-        self, base: str, command: str | list[str], shown: str
-    ) -> tuple[flake_rules.Seen, int]:
-        """What `command` fails on `base`'s tree (rules/flakes.Seen), run there once per tip;
-        with the runs this took now (the project's check's known pass there takes none)."""
-        async with self._proving:  # the probes of a bisection ask at once: it runs once
-            key = (base, shown)
-            if key in self._on_target:
-                return self._on_target[key], 0
-            known = self._bases.get(base) if command == self.options.check else None
-            if known is not None and known.passed:
-                return frozenset(), 0
-            materialize = partial(self._git, trees.materialize, self.git)
-            result, report = await checked_report(self.orchestrator, materialize, base, command)
-            seen: flake_rules.Seen = None
-            if isinstance(result, str):
-                seen = frozenset()
-                if command == self.options.check:  # the base's check, known now (base())
-                    self._bases.setdefault(base, Verdict(True, result))
-            elif check_causes.cause(str(result), "").kind == "failing":
-                seen = flake_rules.failing(report.failed if report is not None else [])
-            if len(self._on_target) > 64:
-                self._on_target.clear()  # tips of long ago: the target has moved on
-            self._on_target[key] = seen
-            return seen, 1
-
     async def _intend(
         self, fence: int, old: str, new: str, tree: str, verdict: Verdict, items: Sequence[Entry]
     ) -> int:
@@ -635,25 +507,6 @@ class Lander:
                 now=self._now(),
             )
         )  # fmt: skip
-
-    @cached_property
-    def _told_unread(self) -> set[str]:
-        return set()  # the committed files _unread has named
-
-    def _unread(self, commit: str, paths: list[str]) -> None:
-        """Committed files the gate's junit glob matches, which a check's checkout drops before
-        it runs: said once each, so a person knows why the gate does not read them."""
-        new = [path for path in paths if path not in self._told_unread]
-        if not new:
-            return
-        self._told_unread.update(new)
-        shown = ", ".join(new[:10]) + (f" and {len(new) - 10} more" if len(new) > 10 else "")
-        pattern = self.orchestrator.providers.gate.junit
-        self.say(f"the gate does not read {shown}, committed in {commit[:12]}: it matches "
-                 f"`gate: {{junit: {pattern}}}`, and a report counts only if the check writes "
-                 "it, so each check's checkout drops it before the check runs (a link on the "
-                 "way to a report is dropped too, never followed). If a test needs that "
-                 "file, keep it where the glob does not reach")  # fmt: skip
 
     # -- what does not land ------------------------------------------------------------
 
@@ -765,49 +618,6 @@ class Lander:
             self.say(f"{item.task_id} {back.summary}")
 
 
-async def checked(
-    orchestrator: Orchestrator,
-    materialize: Callable[[str, Path], Awaitable[object]],
-    commit: str,
-    command: str | list[str],
-) -> str | VerificationFailed:
-    """`command` run in the sandbox on a fresh checkout of exactly `commit`: its summary line,
-    or the failure with its output tails."""
-    return (await checked_report(orchestrator, materialize, commit, command))[0]
-
-
-async def checked_report(
-    orchestrator: Orchestrator,
-    materialize: Callable[[str, Path], Awaitable[object]],
-    commit: str,
-    command: str | list[str],
-    run: int = 1,
-    unread: Callable[[str, list[str]], None] | None = None,
-) -> tuple[str | VerificationFailed, junit.Report | None]:
-    """As `checked`, with the run's JUnit report where the providers file names one: only
-    what the run wrote, as every file the glob matches in `commit` is removed before it runs
-    (`unread` is told which); `run`: its run on this tree (its reruns' are 2 and on)."""
-    pattern = orchestrator.providers.gate.junit
-    with scratch_dirs.temporary("verify", orchestrator.settings.state_root) as scratch:
-        checkout = Path(scratch) / "tree"
-        checkout.mkdir()
-        await materialize(commit, checkout)
-        if pattern:
-            # A report a worker committed (naming only quarantined tests as failed) would
-            # speak for the check, on this change and every one after it on the branch.
-            committed = await anyio.to_thread.run_sync(clear_reports, checkout, pattern)
-            if committed and unread is not None:
-                unread(commit, committed)
-        result: str | VerificationFailed
-        try:
-            result = sandbox_summary(command, await orchestrator.check(command, checkout, run))
-        except VerificationFailed as exc:
-            result = exc
-        if not pattern:
-            return result, None
-        return result, await anyio.to_thread.run_sync(read_junit, checkout, pattern)
-
-
 def preflight_failure(command: str, where: str, output: str, toolchain: str) -> str:
     """Why the autopilot will not start on a red target, its cause, and what to do (pure)."""
     lines = output.strip().splitlines()
@@ -856,14 +666,6 @@ def _failed(verdict: Verdict, old: str | None) -> Failed:
     )
     return Failed(back, f"{what}: {first}"[:500], found.kind)
 
-
-# A worker's fix for a test that fails only some of the time with its change (issue 69).
-FLAKY_FIX = (
-    "A test that fails only some of the time with your change is your change's to fix: it "
-    "shows a bug that shows some of the time (a race, an order, a clock, a seed), in the code "
-    "or in the test. Make it pass on every run; a failure is taken as a flake only where the "
-    "same test already flakes on the target."
-)
 
 # A worker's fix for a tree that runs no test (the person's is rules/check_causes').
 NO_TESTS_LEFT = (

@@ -5,8 +5,8 @@ flake recorded there (services/flakes.py) or a person's quarantine, else the sam
 failing when the check is run again on the target's own tree. Otherwise it is the
 change's, and goes back to its worker with the evidence.
 
-Its driver: autopilot/lander.py (Lander._check), which reads the records, and runs the
-check on the target's tree (one more run) only when they do not settle it.
+Its driver: autopilot/gate.py (Gate.check), which reads the records, and runs the
+check on the target's tree again (its reruns' count) only when they do not settle it.
 
 What failed is named as the gate's JUnit report names its tests; where no report names one,
 by WHOLE: the check as a whole."""

@@ -18,7 +18,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from wvo_mcp import providers, sandbox
-from wvo_mcp.autopilot import commands, isolation, lander
+from wvo_mcp.autopilot import commands, gate, isolation, lander
 from wvo_mcp.autopilot.target import local_ref
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed, WvoError
@@ -223,7 +223,7 @@ async def _project(settings: Settings, check: str | None, onto: str | None) -> l
             tip = await anyio.to_thread.run_sync(git.ref_tip, ref)
             if tip is None:
                 raise ValidationFailed(f"{onto} is not in {git.repo.top}: fetch it first")
-            result = await lander.checked(orchestrator, partial(_materialize, git), tip, check)
+            result = await gate.checked(orchestrator, partial(_materialize, git), tip, check)
         except WvoError as exc:
             return [*found, Check("pre-flight", False, str(exc))]
         where = f"{onto or 'HEAD'} at {tip[:12]}"
