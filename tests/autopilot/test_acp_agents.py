@@ -7,6 +7,7 @@ task through the merge queue and is charged exactly what the scripted API billed
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -18,10 +19,11 @@ import anyio
 import pytest
 
 from tests.autopilot.conftest import RUN_TIMEOUT_S, autopilot, backlog, git, one_provider
-from tests.autopilot.scripted_api import USAGE, ScriptedApi
-from tests.conftest import ROOT, open_db
+from tests.autopilot.scripted_api import STEERED, STEERS, USAGE, ScriptedApi
+from tests.autopilot.test_person_hand import summaries
+from tests.conftest import ROOT, open_db, wvo
 from tests.integration.test_init import alone_on_path
-from tests.security.tenancy import trail
+from tests.security.tenancy import started, statuses, trail, until, worktree
 from wvo_mcp import processes
 from wvo_mcp.autopilot import orphans
 from wvo_mcp.rules import billing
@@ -52,6 +54,21 @@ def installed(agent: str) -> Path:
     return program
 
 
+def agent_env(
+    project: dict[str, Path], agent: str, tasks: list[dict[str, object]], api: ScriptedApi
+) -> dict[str, str]:
+    """The autopilot's environment for its one provider `agent` (skipped where it is not
+    installed), with `tasks` in the backlog, against `api` in the agent's wire format."""
+    _, model, api_name, key, base = AGENTS[agent]
+    worker = {"kind": "acp", "agent": agent, "executable": installed(agent)}
+    project["providers"].write_text(one_provider(agent, "only", model, worker, (0.001, 0.002)))
+    anyio.run(backlog, project, tasks)
+    home = project["state"].parent / "home"
+    home.mkdir()
+    url = api.url + ("/v1" if api_name == "openai" else "")
+    return {"HOME": str(home), key: "scripted", base: url}
+
+
 def run_agent(
     project: dict[str, Path],
     agent: str,
@@ -60,16 +77,9 @@ def run_agent(
 ) -> tuple[subprocess.CompletedProcess[str], ScriptedApi]:
     """The autopilot run, its one provider `agent` (skipped where it is not installed), on
     `tasks`, against a scripted API in the agent's wire format (`api`, or a new one)."""
-    _, model, api_name, key, base = AGENTS[agent]
-    worker = {"kind": "acp", "agent": agent, "executable": installed(agent)}
-    project["providers"].write_text(one_provider(agent, "only", model, worker, (0.001, 0.002)))
-    anyio.run(backlog, project, tasks)
-    home = project["state"].parent / "home"
-    home.mkdir()
     api = api or ScriptedApi()
     try:
-        url = api.url + ("/v1" if api_name == "openai" else "")
-        return autopilot(project, HOME=str(home), **{key: "scripted", base: url}), api
+        return autopilot(project, **agent_env(project, agent, tasks, api)), api
     finally:
         api.close()
 
@@ -105,6 +115,14 @@ def test_a_real_agent_over_acp_lands_its_task_charged_what_its_api_billed(
     assert moves[-1][0] == "autopilot"  # landed by the merge queue
     answered = api.answered(api_name)
     assert tuple(used) == (USAGE[0] * answered, USAGE[1] * answered), (tuple(used), answered)
+    if agent == "codex-acp":  # Codex's own sandbox off inside wvo-mcp's, as `codex exec`'s
+        items = [item for request in api.requests["openai"] for item in request["input"]]
+        told = json.dumps([item for item in items if item.get("role") == "developer"])
+        assert "`sandbox_mode` is `danger-full-access`" in told, told[:2000]
+        assert "workspace-write" not in told, told[:2000]
+    # Its shell printed its environment to the model: the meter's address, never the API's.
+    seen = json.dumps(api.requests[api_name])
+    assert "HOME=" in seen and api.url not in seen, re.findall(r"\w+=http[^\\]+", seen)
 
 
 def kill_when_held(project: dict[str, Path], api: ScriptedApi, killed: list[int]) -> None:
@@ -200,3 +218,80 @@ def test_a_person_with_only_one_acp_agent_runs_init_then_the_autopilot_and_work_
             "SELECT sum(input_tokens) FROM provider_usage WHERE length(period) = 10"
         ).fetchone()[0]
     assert used == USAGE[0] * api.answered(api_name)  # metered, exactly as billed
+
+
+# Recorded from each real agent (the requests its model API gets after a cancel): Gemini CLI
+# drops a turn cancelled mid-answer from its history, its prompt with it; cancelled while a
+# tool runs, it keeps it. The others keep both.
+DROPS_CANCELLED = {"gemini"}
+TELL = "- tell: " + STEERS[0][1]
+
+
+def charged(project: dict[str, Path]) -> tuple[int, int]:
+    with open_db(project["state"]) as db:
+        used = db.execute(
+            "SELECT sum(input_tokens), sum(output_tokens) FROM provider_usage "
+            "WHERE length(period) = 10"
+        ).fetchone()
+    return tuple(used)
+
+
+@pytest.mark.parametrize("agent", list(AGENTS))
+def test_a_real_agent_told_redirected_and_drained_mid_task_lands_it_in_one_attempt(
+    agent: str, project: dict[str, Path]
+) -> None:
+    """A person's words (while its model thinks), a redirect (while its shell runs) and the
+    drain (while its model thinks) each cancel the agent's turn and come as its next prompt.
+    Gemini CLI drops a turn cancelled mid-answer from its history (the others keep it); each
+    goes on with its task: it heeds each, checkpoints and stops when drained, and the next run
+    lands it from that checkpoint, no attempt spent, charged what its API billed."""
+    api_name = AGENTS[agent][2]
+    task = f"{agent.replace('-', '')}s"
+    api = ScriptedApi()
+    tasks: list[dict[str, object]] = [
+        {"id": task, "title": f"{STEERED}: a task for {agent}", "max_attempts": 1}
+    ]
+    tree = worktree(project, task)
+    try:
+        env = agent_env(project, agent, tasks, api)
+        with started(project, "--grace", "600", **env) as pilot:
+            for kind, words, where in STEERS:
+                until(pilot, f"the agent waiting for the {kind} ({where})", lambda kind=kind: (
+                    kind in api.thinking or (tree / f"{task}.waiting-{kind}").exists()
+                ))  # fmt: skip
+                if kind == "drain":
+                    pilot.process.send_signal(signal.SIGINT)
+                    break
+                said = (["tell", "--task", task, words] if kind == "tell"
+                        else ["redirect", task, "--description", words])  # fmt: skip
+                assert wvo(project["state"], *said).returncode == 0
+                until(pilot, f"the agent heeding the {kind}", lambda kind=kind: any(
+                    f"{task}@heard-{kind}" in s for s in summaries(project, task)
+                ))  # fmt: skip
+            out = pilot.finish()
+        first = (project["state"] / "runs" / task / "1.log").read_text()
+        assert "told 1 worker(s) to checkpoint and stop" in out, out
+        assert statuses(project) == {task: "pending"}, out + first[-4000:]
+        assert f"{task}@heard-drain" in summaries(project, task)[-1], first[-4000:]
+        told = re.findall(r'"event":"told","text":"(\w+):', first)
+        assert told == ["tell", "redirect", "drain"], first[-4000:]
+        assert "exited with 0" in first, first[-2000:]  # no kill: it stopped as told
+        ran = autopilot(project, **env)
+    finally:
+        api.close()
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    second = (project["state"] / "runs" / task / "2.log").read_text()
+    assert "1 launched, 1 done" in ran.stdout, ran.stdout + second[-4000:]
+    assert git(project["repo"], "show", f"wvo/{task}:{task}.txt").strip() == task
+    with open_db(project["state"]) as db:
+        attempts = db.execute("SELECT attempts FROM tasks WHERE id = ?", (task,)).fetchone()[0]
+    assert attempts == 0  # the drain cost nothing, and nothing failed
+    assert api.thinking == ["tell", "drain"]
+    # What it did with the turn cancelled for the tell: kept, the request after holds its
+    # first prompt, and again in the prompt after it; dropped, only the latter.
+    after = next(json.dumps(r) for r in api.requests[api_name] if TELL in json.dumps(r))
+    kept = after.count("is already claimed for you") == 2
+    assert kept == (agent not in DROPS_CANCELLED), after[:3000]
+    # An OpenAI answer says its input only as it ends: one cut before is charged its bound.
+    unsaid = (billing.CEILING_INPUT - USAGE[0]) * 2 if api_name == "openai" else 0
+    assert charged(project) == (api.billed[0] + unsaid, api.billed[1]), api.billed

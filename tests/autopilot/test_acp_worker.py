@@ -102,8 +102,10 @@ def test_a_person_tells_and_pauses_an_acp_worker_without_a_kill(
     assert statuses(project) == {"P": "done"}, out
     first = run_log(project, "P")
     # The driver heard the person (the agent reads none itself while it waits), cancelled
-    # the turn and prompted again with the words; then the pause ended its turn, and the run
-    # ended by itself: the autopilot never stopped it.
+    # the turn and prompted again with the words and the task: the stand-in keeps nothing of
+    # a cancelled turn (as Gemini CLI), so it heard them and worked on from that prompt
+    # alone. Then the pause ended its turn, and the run ended by itself: the autopilot never
+    # stopped it.
     assert '{"type":"acp","event":"told","text":"tell: mind the cache"}' in first
     assert '"stop_reason":"cancelled","paused":true' in first
     assert "exited with 0" in first, first[-2000:]

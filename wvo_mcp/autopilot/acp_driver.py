@@ -14,7 +14,10 @@ says how the turn ended.
   a later run is allowed what the person's answer allowed.
 - **A person's hand without a kill.** Every POLL_SECONDS it reads its task (task_get, which
   also brings a person's notes): on a note it cancels the turn (`session/cancel`) and prompts
-  again with the person's words; on a pause it cancels and ends.
+  again with the person's words, and with all the agent needs to go on should it have lost
+  the cancelled turn (Gemini CLI drops a turn cancelled mid-answer, its first prompt with
+  it): its task and lease, its latest checkpoint and the first prompt. On a pause it cancels
+  and ends.
 - **Bounded.** A message of the agent over MESSAGE_BYTES is dropped unread; message and
   thought chunks are written a line per run of them, each field cut to TEXT_CHARS.
 
@@ -41,6 +44,8 @@ import httpx2
 from acp import schema
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+
+from wvo_mcp.rules.text import fenced, plain, shown
 
 TEXT_CHARS = 2000  # of any one field of a line
 MESSAGE_BYTES = 8 << 20  # an ACP message may carry a file; beyond this it is dropped
@@ -223,11 +228,18 @@ async def wvo(url: str, token: str) -> AsyncIterator[Client]:
         yield client
 
 
-async def heard(
-    client: Client, task_id: str, allowed: set[str] | None = None
-) -> tuple[bool, list[str]]:
-    """(whether the task is paused, a person's notes) as its task reads now; into `allowed`,
-    what a person's answers to the driver's questions allowed."""
+@dataclass(frozen=True)
+class Heard:
+    """A task as its driver reads it."""
+
+    paused: bool = False
+    notes: list[str] = field(default_factory=list)  # a person's, each `kind: text`
+    checkpoint: str = ""  # its latest, quoted, for a prompt after a cancelled turn
+
+
+async def heard(client: Client, task_id: str, allowed: set[str] | None = None) -> Heard:
+    """The task as it reads now; into `allowed`, what a person's answers to the driver's
+    questions allowed."""
     answer = await client.call_tool("task_get", {"task_id": task_id})
     content = answer.structured_content or {}
     notes = [n for n in content.get("from_a_person") or [] if isinstance(n, dict)]
@@ -241,7 +253,23 @@ async def heard(
                 allowed.add(asking)
             asking = ""
     said = [f"{n.get('kind', 'note')}: {n.get('text', '')}" for n in notes]
-    return bool(content.get("paused")), said
+    return Heard(bool(content.get("paused")), said, _checkpoint(content.get("latest_checkpoint")))
+
+
+def _checkpoint(found: object) -> str:
+    """A task's latest checkpoint as a prompt quotes it: an agent's words, fenced."""
+    if not isinstance(found, dict) or not found.get("summary"):
+        return ""
+    progress = found.get("progress")
+    left = str(found["summary"]) + (
+        f"\n\nNext steps it left:\n{found['next_steps']}" if found.get("next_steps") else ""
+    )
+    who = plain(str(found.get("agent_id", "")), 100)
+    return (
+        f"Your task's latest checkpoint (checkpoint {found.get('seq')}, "
+        f"{progress if progress is not None else '?'}%), in the words of {who}:\n"
+        f"{fenced(shown(left))}"
+    )
 
 
 async def drive(config: Config, prompt: str, token: str) -> int:
@@ -328,12 +356,13 @@ async def _session(
             watcher.ask = _asker(client, held)
             # What a person said since the last run (an answer among it) comes with the
             # first prompt, not as a cancel of it.
-            paused, notes = await heard(client, held.group(1), watcher.allowed)
-            if paused:
+            found = await heard(client, held.group(1), watcher.allowed)
+            if found.paused:
                 emit({"type": "acp_end", "stop_reason": "cancelled", "paused": True,
                       "message": ""})  # fmt: skip
                 return 0
-            text += f"\n\n{_words(notes)}" if notes else ""
+            text += f"\n\n{_words(found.notes)}" if found.notes else ""
+        first = text
         while True:
             turn = asyncio.ensure_future(
                 connection.prompt(
@@ -341,19 +370,18 @@ async def _session(
                     prompt=[schema.TextContentBlock(text=text, type="text")],
                 )
             )
-            paused, notes = await _watch(turn, connection, session.session_id, client, held,
-                                         watcher)  # fmt: skip
+            found = await _watch(turn, connection, session.session_id, client, held, watcher)
             answer = await turn
             watcher.flush()
             said = _said(answer.usage, said)
-            if paused or watcher.asked or not notes:
+            if found.paused or watcher.asked or not found.notes or held is None:
                 stop = answer.stop_reason
-                emit({"type": "acp_end", "stop_reason": stop, "paused": paused,
+                emit({"type": "acp_end", "stop_reason": stop, "paused": found.paused,
                       "asked": bool(watcher.asked), "message": watcher.last_message,
                       **({"usage": said} if said is not None else {})})  # fmt: skip
-                return 0 if stop == "end_turn" or paused or watcher.asked else 1
-            emit({"type": "acp", "event": "told", "text": cut("; ".join(notes))})
-            text = _words(notes)
+                return 0 if stop == "end_turn" or found.paused or watcher.asked else 1
+            emit({"type": "acp", "event": "told", "text": cut("; ".join(found.notes))})
+            text = _again(found, held, first)
 
 
 def _said(usage: schema.Usage | None, so_far: dict[str, int] | None) -> dict[str, int] | None:
@@ -373,6 +401,24 @@ def _words(notes: list[str]) -> str:
     return "A person's words on your task, under from_a_person:\n" + "\n".join(
         f"- {n}" for n in notes
     )
+
+
+def _again(found: Heard, held: re.Match[str], first: str) -> str:
+    """The prompt after a turn cancelled for a person's words: the words, then what the
+    agent needs to go on whether it kept the cancelled turn or not (Claude Code's adapter,
+    Codex's and OpenCode keep it; Gemini CLI drops one cancelled mid-answer, and its first
+    prompt with it): its task and lease, its latest checkpoint, and that first prompt."""
+    going_on = (
+        "Your turn was cancelled for these words. Follow them, and go on with your task from "
+        f"where you got to: task_id {held.group(1)!r}, lease_token {held.group(2)!r}, as "
+        "before. What you did stands: your checkpoints, and the commits in your repository."
+    )
+    again = (
+        "The prompt you started with follows again, in case the cancelled turn is gone from "
+        "your context:"
+    )
+    where = [found.checkpoint] if found.checkpoint else []
+    return "\n\n".join([_words(found.notes), going_on, *where, again, first])
 
 
 def _asker(client: Client, held: re.Match[str]) -> Callable[[str], Awaitable[None]]:
@@ -403,7 +449,7 @@ async def _watch(
     client: Client | None,
     held: re.Match[str] | None,
     watcher: Watcher,
-) -> tuple[bool, list[str]]:
+) -> Heard:
     """Until the turn ends: a pause, a person's notes or a question to a person cancel it
     (what was heard)."""
     asking = asyncio.ensure_future(watcher.asking.wait())
@@ -412,16 +458,16 @@ async def _watch(
             done, _ = await asyncio.wait({turn, asking}, timeout=POLL_SECONDS,
                                          return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
             if turn in done:
-                return False, []
+                return Heard()
             if asking in done:
                 await connection.cancel(session_id=session_id)
-                return False, []
-            paused, notes = await heard(client, held.group(1), watcher.allowed)
-            if paused or notes:
+                return Heard()
+            found = await heard(client, held.group(1), watcher.allowed)
+            if found.paused or found.notes:
                 await connection.cancel(session_id=session_id)
-                return paused, notes
+                return found
         await asyncio.wait({turn})
-        return False, []
+        return Heard()
     finally:
         asking.cancel()
 

@@ -144,7 +144,9 @@ def acp_json(kind: WorkerKind, launch: Launch, program: str) -> str:
     its repository, wvo-mcp's endpoint (the token is in its environment) and the policy its
     permission requests are answered by."""
     preset = agents.agent(kind.agent, kind.api)
-    command = [program, *(a.format(model=launch.model) for a in preset.args), *kind.extra_args]
+    own = codex_acp_sandbox(launch) if preset.wraps == "codex" else []
+    args = (a.format(model=launch.model) for a in preset.args)
+    command = [program, *args, *own, *kind.extra_args]
     return json.dumps(
         {
             "agent": command,
@@ -156,6 +158,18 @@ def acp_json(kind: WorkerKind, launch: Launch, program: str) -> str:
         },
         indent=2,
     )
+
+
+def codex_acp_sandbox(launch: Launch) -> list[str]:
+    """Codex's own sandbox under its ACP adapter, as `codex exec`'s (argv): off inside
+    wvo-mcp's, where its `workspace-write` would keep `.git` read-only and refuse every
+    commit; outside, on with `.git` writable. Its approvals stay, each a permission request
+    the providers file's `permissions` answers."""
+    if launch.sandboxed:
+        return ["-c", 'sandbox_mode="danger-full-access"']
+    roots = json.dumps([str(launch.workdir / ".git")])
+    return ["-c", 'sandbox_mode="workspace-write"',
+            "-c", f"sandbox_workspace_write.writable_roots={roots}"]  # fmt: skip
 
 
 def opencode_json(kind: WorkerKind, launch: Launch) -> str:
@@ -307,6 +321,9 @@ def metered(
 
 
 METER_PROVIDER = "wvo-meter"  # the Codex model provider the autopilot gives a metered run
+# A variable a CLI may take a model API's address from (OPENAI_BASE_URL, OPENAI_API_BASE,
+# ANTHROPIC_VERTEX_BASE_URL, …): where a meter stands, only the meter's is left.
+API_ADDRESS = re.compile(r"^[A-Z0-9_]*(BASE_URL|API_BASE|API_URL|ENDPOINT)$")
 
 
 def through_meter(kind: WorkerKind, argv: list[str], env: dict[str, str], inside: str) -> None:
@@ -315,7 +332,11 @@ def through_meter(kind: WorkerKind, argv: list[str], env: dict[str, str], inside
     provider of the autopilot's own, set last on its command line so it wins over any the
     providers file's `extra_args` name. Its key: OPENAI_API_KEY or CODEX_API_KEY from its
     environment, else its API-key login. Codex's ACP adapter alike, through its driver.
-    OpenCode, whose settings name its model API's URL, by settings merged over its own."""
+    OpenCode, whose settings name its model API's URL, by settings merged over its own.
+    Every other variable naming an API's address goes (API_ADDRESS): the real API's, which
+    its CLI no longer calls, is not shown to it."""
+    for name in [n for n in env if API_ADDRESS.match(n)]:
+        del env[name]
     if kind.kind == "acp" and agents.AGENTS[kind.agent].config:
         preset = agents.agent(kind.agent, kind.api)
         provider, path = agents.OPENCODE[preset.api or "anthropic"]

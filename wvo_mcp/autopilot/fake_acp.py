@@ -6,8 +6,10 @@ On `session/prompt` it sends its plan, a tool call (start and end) for each wvo-
 calls, asks permission to edit (metadata.fake_acp_ask: the title of what it asks; refused,
 it ends its turn without working), and its last words. `session/cancel` stops its turn
 (`cancelled`); a later prompt in the session carries a person's words, which it checkpoints
-(`heard: …`) before working the task again. Failures the fake worker reports (rate limit,
-context, auth) are the prompt's JSON-RPC error, as real agents answer.
+(`heard: …`) before working the task again from that prompt alone: it keeps nothing of the
+cancelled turn, as Gemini CLI keeps nothing of one cancelled mid-answer. Failures the fake
+worker reports (rate limit, context, auth) are the prompt's JSON-RPC error, as real agents
+answer.
 
 Hostile modes (metadata.fake): acp_flood (metadata.fake_flood session updates, 20,000 by
 default, before it works), acp_longline (a 2 MiB line on its stdout, then works),
@@ -66,7 +68,7 @@ class FakeAgent:
         self.conn: Any = None
         self.server: fake.Server | None = None
         self.session = "fake-session-1"
-        self.first = ""  # the session's first prompt: the task's
+        self.prompts = 0
         self.calls = 0
         self.turn: asyncio.Task[int] | None = None
         self.raw: asyncio.StreamWriter | None = None  # its stdout, as the protocol writes it
@@ -103,13 +105,12 @@ class FakeAgent:
     async def prompt(self, prompt: list[Any], session_id: str, **_: Any) -> schema.PromptResponse:
         text = "".join(b.text for b in prompt if isinstance(b, schema.TextContentBlock))
         assert self.server is not None, "prompt before session/new"
-        if not self.first:
-            self.first = text
-        else:  # a person's words, sent by the driver after it cancelled the last turn
-            await self.heard(text)
-            if re.search(r"^- drain: ", text, re.MULTILINE):  # checkpointed; stops as told
+        self.prompts += 1
+        if self.prompts > 1:  # a person's words first, sent after the driver cancelled a turn
+            words = text.split("\n\n", 1)[0]
+            await self.heard(text, words)
+            if re.search(r"^- drain: ", words, re.MULTILINE):  # checkpointed; stops as told
                 return schema.PromptResponse(stop_reason="end_turn")
-            text = self.first
         self.turn = asyncio.ensure_future(self.work(text))
         try:
             code = await self.turn
@@ -120,12 +121,12 @@ class FakeAgent:
             raise acp.RequestError(-32603, said)
         return schema.PromptResponse(stop_reason="end_turn" if code == 0 else "refusal")
 
-    async def heard(self, text: str) -> None:
+    async def heard(self, text: str, words: str) -> None:
         assert self.server is not None
-        held = re.search(r"task_id '([^']+)', lease_token '([^']+)'", self.first)
-        assert held is not None
+        held = re.search(r"task_id '([^']+)', lease_token '([^']+)'", text)
+        assert held is not None, "no task in the prompt after a cancel"
         async with CONNECT(self.server) as client:
-            for line in re.findall(r"^- (.+)$", text, re.MULTILINE):
+            for line in re.findall(r"^- (.+)$", words, re.MULTILINE):
                 await client.call_tool(
                     "checkpoint",
                     {"task_id": held[1], "lease_token": held[2], "summary": f"heard: {line}"},

@@ -89,6 +89,7 @@ AGENTS: dict[str, Agent] = {
         reviews=True, wraps="claude",
     ),
     "codex-acp": Agent(
+        # Its own sandbox is set by the run (commands.codex_acp_sandbox): off inside wvo-mcp's.
         "codex-acp", ("-c", 'model="{model}"'), "openai", r"OPENAI_[A-Z0-9_]+|CODEX_API_KEY",
         key_env=("OPENAI_API_KEY", "CODEX_API_KEY"), reviews=True,
         wraps="codex",
