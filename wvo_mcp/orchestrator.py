@@ -52,6 +52,7 @@ from wvo_mcp.rules import issue_tasks, routing
 from wvo_mcp.rules.claim_gate import HELD_WAIT_S, WAIT_BOUND_S, ClaimGate
 from wvo_mcp.rules.issue_tasks import Issue, IssueComment
 from wvo_mcp.rules.pauses import Scope
+from wvo_mcp.rules.run_charges import RunCharge
 from wvo_mcp.rules.transitions import Gate, Status, check_claim_next
 from wvo_mcp.rules.webhooks import Run
 from wvo_mcp.services import (
@@ -1063,6 +1064,10 @@ class Orchestrator:
         return await self.db.read(
             partial(tasks.view, task_id=task_id, events_limit=events_limit, runs_limit=runs_limit)
         )
+
+    async def run_charges(self, task_id: str, limit: int = 50) -> list[RunCharge]:
+        """What each of the task's `limit` newest autopilot runs was charged, in time order."""
+        return await self.db.read(partial(tasks.charges, task_id=task_id, limit=limit))
 
     async def checkpoint_diff(
         self, task_id: str, seq: int, max_bytes: int = 256 * 1024

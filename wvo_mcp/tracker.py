@@ -7,16 +7,18 @@ number, so a sync run twice, or on two hosts at once, makes nothing twice.
 Only those who steer (rules/trust.py, asked through forge/authority.py) move a task: a new
 issue becomes one when its author steers or whoever labelled it does, and its edits reach its task
 only when its author steers (the forge does not say who edited a body; anyone who can edit
-someone else's issue steers anyway); closing and reopening follow the issue whoever did it.
+someone else's issue steers anyway); closing and reopening follow the issue whoever did it,
+but for a close by the merge of its task's own pull request, which lands it instead.
 An issue that cannot be applied (its dependencies make a cycle or name an issue with no
 task, its body is over the cap, or the store refuses it) is skipped with why: said once on
 the issue, kept for `wvo-mcp status`, and every other issue syncs.
 
-Then the conversation: an issue whose task landed is commented on (its commit or pull
-request named) and closed or labelled; an agent's open question is posted on its issue; and
-the comments since the last pass are read, where a reply to a posted question from someone
-who steers answers it and their `/wvo tell …` tells the task's holder, and anyone else's is
-shown (services/conversations).
+Then the conversation: an issue whose task landed is told once, whoever closed it (the
+merge of its pull request, which says `Closes`, or this sync): commented on (its commit or
+pull request named), then closed or labelled; an agent's open question is posted on its
+issue; and the comments since the last pass are read, where a reply to a posted question
+from someone who steers answers it and their `/wvo tell …` tells the task's holder, and
+anyone else's is shown (services/conversations).
 Each write on the forge is claimed by one host first, so two hosts never both make it.
 
 A person runs it, with their token: it acts with their authority, as `import` does."""
@@ -40,6 +42,7 @@ from wvo_mcp.rules.graph import find_cycle
 from wvo_mcp.rules.issue_tasks import Issue, Table
 from wvo_mcp.rules.text import fenced
 from wvo_mcp.rules.transitions import Status
+from wvo_mcp.services import conversations
 from wvo_mcp.services.roadmap_update import RoadmapUpdate
 
 FINAL = (Status.DONE, Status.CANCELLED)
@@ -76,7 +79,11 @@ class Synced:
     cancelled: list[str] = field(default_factory=list)  # tasks of issues closed since
     calls: int = 0  # requests the forge answered
     revived: list[str] = field(default_factory=list)  # cancelled, then their issue reopened
-    finished: list[str] = field(default_factory=list)  # issues commented on as landed
+    finished: list[str] = field(default_factory=list)  # open issues told they landed
+    told: list[str] = field(default_factory=list)  # closed already (the merge, a person): told
+    # Closed by the merge of their task's pull request, which the autopilot has not seen
+    # yet: not cancelled (#issue, #pull request).
+    merging: list[tuple[int, int]] = field(default_factory=list)
     asked: list[str] = field(default_factory=list)  # tasks whose question was posted
     said: list[str] = field(default_factory=list)  # what comments did, in words
     skipped: list[Skipped] = field(default_factory=list)  # open issues not applied
@@ -113,12 +120,14 @@ async def sync(
                                           status, table)  # fmt: skip
     update = await _apply(orchestrator, repository, wanted, set(status), skipped, actor)
     closed = [i for i in issues if i.state != "open"]
-    cancelled = await _move(orchestrator, repository, closed, status, actor,
+    merging = await closed_by_merge(orchestrator, forge, repository, closed, status)
+    cancelled = await _move(orchestrator, repository,
+                            [i for i in closed if i.number not in dict(merging)], status, actor,
                             lambda s: s not in FINAL, Status.CANCELLED, "closed")  # fmt: skip
-    done = Synced(len(issues), update, cancelled, 0, revived)
+    done = Synced(len(issues), update, cancelled, 0, revived, merging=merging)
     done.held = await _held(orchestrator, repository, held, labelled, table, actor)
     done.skipped = await _skipped(orchestrator, forge, repository, skipped, status)
-    done.finished = await _finish(orchestrator, forge, repository, opened, status, on_landed)
+    done.finished, done.told = await _finish(orchestrator, forge, repository, issues, on_landed)
     done.asked = await _ask(orchestrator, forge, repository, numbers)
     done.said = await _read(orchestrator, authority, repository, numbers)
     done.calls = forge.calls - before
@@ -416,16 +425,51 @@ async def _write(
     return made
 
 
+async def closed_by_merge(
+    orchestrator: Orchestrator, forge: Forge, repository: str, closed: Sequence[Issue],
+    status: dict[str, str],
+) -> list[tuple[int, int]]:  # fmt: skip
+    """The closed issues whose task is not over and whose pull request here has merged,
+    with its number: GitHub closed each at the merge, and the autopilot has not seen the
+    merge yet (it looks every --forge-poll, or it is not running). Their tasks land once it
+    looks, so they are not cancelled. A request for each open pull request of such a task:
+    none in a pass where no closed issue's task is still open."""
+    waiting = {
+        issue_tasks.task_id(repository, i.number): i.number
+        for i in closed
+        if status.get(issue_tasks.task_id(repository, i.number)) not in (None, *FINAL)
+    }
+    if not waiting:
+        return []
+    prefix = issue_tasks.task_id(repository, 0)[:-1]
+    here = f"/{repository.lower()}/pull/"
+    found = []
+    for row in await orchestrator.db.read(partial(conversations.open_pulls, prefix=prefix)):
+        number = waiting.get(row["task_id"])
+        if number is None or here not in str(row["url"]).lower():
+            continue
+        pull = await anyio.to_thread.run_sync(forge.pull, int(row["number"]))
+        if pull.merged:
+            found.append((number, pull.number))
+    return found
+
+
 async def _finish(
-    orchestrator: Orchestrator, forge: Forge, repository: str,
-    opened: Sequence[issue_tasks.Issue], status: dict[str, str], label: str | None,
-) -> list[str]:  # fmt: skip
-    """Each open issue whose task is done: a comment naming what landed, then closed (or
-    labelled `label`)."""
-    finished = []
-    for issue in opened:
+    orchestrator: Orchestrator, forge: Forge, repository: str, issues: Sequence[Issue],
+    label: str | None,
+) -> tuple[list[str], list[str]]:  # fmt: skip
+    """Each labelled issue whose task is done and that was not told yet: a comment naming
+    what landed, then, still open, closed (or labelled `label`); closed already (by the merge
+    of its task's pull request, or by a person), labelled `label` where asked. Told once
+    across passes, processes and hosts: the `landed:` write is claimed first and marked
+    done after (one query finds those not done). Answers the open ones and the closed."""
+    prefix = issue_tasks.task_id(repository, 0)[:-1]
+    untold = set(await orchestrator.db.read(partial(conversations.untold, prefix=prefix)))
+    finished: list[str] = []
+    told: list[str] = []
+    for issue in issues:
         task = issue_tasks.task_id(repository, issue.number)
-        if status.get(task) != Status.DONE:
+        if task not in untold:
             continue
         row = await orchestrator.task_landed(task)
         if row is None:  # done without the landing queue
@@ -433,15 +477,17 @@ async def _finish(
         else:
             commit = row["new"] or row["commit_sha"]
             text = issue_tasks.landed_comment(task, commit, row["target"], row["url"])
+        open_ = issue.state == "open"
 
-        def close(number: int = issue.number, text: str = text) -> IssueComment:
+        def tell(number: int = issue.number, text: str = text, open_: bool = open_) -> IssueComment:
             made = forge.comment(number, text)
-            forge.finish_issue(number, label)
+            if label or open_:  # closed already, it is left so
+                forge.finish_issue(number, label)
             return made
 
-        if await _write(orchestrator, forge, f"landed:{task}", issue.number, close):
-            finished.append(f"#{issue.number}")
-    return finished
+        if await _write(orchestrator, forge, f"landed:{task}", issue.number, tell):
+            (finished if open_ else told).append(f"#{issue.number}")
+    return finished, told
 
 
 async def _ask(

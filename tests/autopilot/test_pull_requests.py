@@ -215,6 +215,11 @@ def test_a_persons_merge_commit_and_push_are_each_kept_and_nothing_lands_twice(
     merged = {p.branch: p for p in forge.pulls.values()}
     assert set(merged) == {"wvo/M", "wvo/C", "wvo/P"}
     assert merged["wvo/M"].merged_by == "person" and merged["wvo/C"].merged_by == "autopilot"
+    # Each text names the tree its merged head passed on: a head restacked, or carrying a
+    # person's commit, has its text updated with it.
+    for pull in (merged["wvo/C"], merged["wvo/P"]):
+        tree = forge.git("rev-parse", f"{pull.head}^{{tree}}")
+        assert f"They passed on tree `{tree}`" in pull.body, (pull.branch, pull.body)
     subjects = landed_subjects(forge)
     assert sum(s.startswith("Land ") for s in subjects) == 2, subjects  # C and P; M by hand
     assert statuses(pilot) == dict.fromkeys("MCP", "done")

@@ -2,6 +2,8 @@
 clock the test moves: each check's figures add up, a flake quarantines the tests that
 failed in it, an entry expires, and a person's entry replaces the autopilot's."""
 
+import re
+
 import pytest
 
 from tests.contract.conftest import World
@@ -65,3 +67,19 @@ async def test_a_person_adds_and_removes_an_entry(world: World, orch: Orchestrat
     with pytest.raises(NotFound, match="is not quarantined"):
         await orch.unquarantine("tests.t::test_y")
     assert (await orch.gate()).quarantine == []
+
+
+async def test_a_persons_pytest_node_id_is_refused_naming_the_reports_form(
+    world: World, orch: Orchestrator
+) -> None:
+    """A node id no report holds would never match: refused, naming the JUnit form, and
+    nothing is written. A name the check's own report gave is the autopilot's to keep (a
+    report is the check's, and its write must not fail on it)."""
+    with pytest.raises(ValidationFailed, match=re.escape("'tests.test_x.TestC::test_y[1]'")):
+        await orch.quarantine("tests/test_x.py::TestC::test_y[1]", "flaky", "person:ann", 3)
+    assert (await orch.gate()).quarantine == []
+    await orch.check_flaked(
+        target="main", command=CHECK, tree="c" * 40,
+        tests=["tests/odd.py::test_z"], reruns=1, output="x", seconds=0.1,
+    )  # fmt: skip
+    assert [e.test for e in (await orch.gate()).quarantine] == ["tests/odd.py::test_z"]

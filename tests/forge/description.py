@@ -155,8 +155,12 @@ class Description:
             if status not in ANY_OPERATION:
                 return [f"{where}: the description declares no such answer"]
             return self._basic_error(body, where)
-        if status == 304 or not body:
+        content = self.resolve(declared.get(str(status), {})).get("content", {})
+        schema = content.get("application/json", {}).get("schema")
+        if status == 304 or (not body and schema is None):
             return []
+        if not body:
+            return [f"{where}: no body, where the description declares one"]
         request = MockRequest(
             SERVER, method.lower(), path, args={k: v[-1] for k, v in query.items()}
         )
@@ -167,8 +171,6 @@ class Description:
             )
         except Exception as exc:
             problems.append(f"{where}: {_said(exc)}")
-        content = self.resolve(declared[str(status)]).get("content", {})
-        schema = content.get("application/json", {}).get("schema")
         if schema is not None:
             problems += self.undeclared(json.loads(body), schema, where)
         return problems

@@ -269,7 +269,7 @@ class Forge:
         self.tokens = {TOKEN}
         self.remaining = 5000
         self.reset_at = 0.0
-        self.secondary: list[int] = []  # Retry-After seconds of the next answers
+        self.secondary: list[int] = []  # Retry-After seconds of the next answers (0: none)
         self.failures: list[int] = []  # 5xx statuses of the next answers
         self.failing: Callable[[str], bool] = lambda sha: False  # a check run fails
         self.hold = threading.Event()  # cleared: check runs wait until it is set
@@ -654,7 +654,7 @@ class Forge:
         if problems:
             with self.lock:
                 self.violations += problems
-            status, out, extra = 422, {"message": "; ".join(problems)[:900]}, {}
+            status, out, extra = 422, _error("; ".join(problems)[:900], "422"), {}
         else:
             status, out, extra = self._answer(method, path, query, headers, body)
         raw = b"" if out is None else json.dumps(out).encode()
@@ -776,7 +776,7 @@ class Forge:
                         "minutes before you try again.",
                         "403",
                     ),
-                    {"Retry-After": str(wait)},
+                    {"Retry-After": str(wait)} if wait else {},
                 )
             if self.remaining <= 0 and time.time() < self.reset_at:
                 return 403, _error("API rate limit exceeded for user ID 1.", "403"), {}
@@ -1183,7 +1183,8 @@ def _add_labels(forge: Forge, query: Any, data: Any, number: str) -> Answer:
     issue = forge.issues.get(int(number))
     if issue is None:
         return 404, _error("Not Found", "404"), {}
-    names = data if isinstance(data, list) else data.get("labels", [])
+    # `{"labels": [...]}` alone: anything else was refused against the description already.
+    names = [n if isinstance(n, str) else n["name"] for n in data["labels"]]
     forge.label_as(forge.login, int(number), *names)
     return 200, [{**minimal(schema_of("label")), "name": n} for n in issue.labels], {}
 

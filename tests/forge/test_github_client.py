@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.forge.description import available
+from tests.forge.description import available, description
 from tests.forge.server import TOKEN, Forge
+from wvo_mcp.autopilot.target import ForgeReach
 from wvo_mcp.errors import Fault
-from wvo_mcp.forge import Merged
+from wvo_mcp.forge import Merged, credentials
 from wvo_mcp.forge.github import GitHub
 
 pytestmark = pytest.mark.skipif(not available(), reason="no @octokit/openapi (scripts/setup)")
@@ -106,10 +107,21 @@ def test_each_fault_is_a_fault_that_says_what_to_do(forge: Forge) -> None:
     assert primary.value.kind == "limited" and primary.value.retry_after >= 20
     assert "primary" in str(primary.value)
     forge.remaining, forge.reset_at = 100, 0.0
+    forge.secondary.append(0)  # a secondary limit that names no time
+    with pytest.raises(Fault) as timeless:
+        client.repository()
+    assert timeless.value.kind == "limited" and timeless.value.retry_after == 60
+    assert "named no time" in str(timeless.value)
     forge.tokens.clear()
     with pytest.raises(Fault) as revoked:
-        client.repository()
-    assert revoked.value.kind == "auth" and "GITHUB_TOKEN" in str(revoked.value)
+        GitHub(forge.api, forge.full, TOKEN, source="WVO_FORGE_TOKEN").repository()
+    # What is read for this host (not github.com's GH_TOKEN or GITHUB_TOKEN), and where the
+    # refused token came from.
+    said = str(revoked.value)
+    assert revoked.value.kind == "auth" and "refused the token" in said
+    assert "for 127.0.0.1 (read from WVO_FORGE_TOKEN)" in said, said
+    assert "GH_ENTERPRISE_TOKEN" in said and "gh auth login --hostname 127.0.0.1" in said
+    assert "GITHUB_TOKEN" not in said.replace("GITHUB_ENTERPRISE_TOKEN", "")
     forge.tokens.add(TOKEN)
     forge.failures.append(502)
     with pytest.raises(Fault) as failing:
@@ -141,6 +153,11 @@ def test_doctor_probes_each_permission_and_writes_nothing(
     found = {c.name: c for c in doctor._forge(settings, git, "origin/main", forge.api)}
     assert all(c.ok for c in found.values()), found
     assert "requires checks: check, approving reviews: 1" in found["forge"].detail
+    assert "with a token for 127.0.0.1 (from WVO_FORGE_TOKEN)" in found["forge"].detail
+    # WVO_FORGE_API does what --forge-api does (the remote's URL names no API here).
+    told = dataclasses.replace(settings, forge_api=forge.api)
+    assert all(c.ok for c in doctor._forge(told, git, "origin/main", None))
+    assert not doctor._forge(settings, git, "origin/main", None)[0].ok
     assert set(found) >= {"forge token: pull requests: write", "forge token: checks: read"}
     assert found["who steers"].detail.startswith(
         "the repository's admin, maintain, write steer; everyone else's words are data"
@@ -217,3 +234,65 @@ def test_labelled_issues_are_listed_page_by_page_with_their_sub_issues(forge: Fo
     assert found[parent].sub_issues == (child,) and found[parent].state == "closed"
     assert found[child].body == "blocked by #1" and found[child].labels == ("wvo",)
     assert found[child].node_id and found[child].url.endswith(f"/issues/{child}")
+
+
+def test_a_landed_issue_is_labelled_with_the_body_the_description_asks(forge: Forge) -> None:
+    client = GitHub(forge.api, forge.full, TOKEN)
+    number = forge.open_issue("a task")
+    client.finish_issue(number, "shipped")
+    assert forge.issues[number].labels == ["wvo", "shipped"]
+    assert forge.issues[number].state == "open"
+    assert ("POST", f"/repos/team/project/issues/{number}/labels", 200) in forge.requests
+    client.finish_issue(number, None)
+    assert forge.issues[number].state == "closed"
+    # The test forge holds the body to the description: a bare array is refused.
+    assert any("labels" in p for p in description().request_problems(
+        "POST", f"/repos/team/project/issues/{number}/labels", {}, b'["shipped"]',
+        "application/json"))  # fmt: skip
+
+
+@pytest.mark.anyio
+async def test_the_queue_waits_as_long_as_github_asks_and_doubles_only_when_it_asks_nothing(
+    forge: Forge,
+) -> None:
+    said: list[str] = []
+    reach = ForgeReach(GitHub(forge.api, forge.full, TOKEN), said.append)
+    forge.secondary += [8, 8, 8]  # one outage: GitHub asks for 8 s each time
+    for _ in range(3):
+        with pytest.raises(Fault):
+            await reach.call(reach.forge.repository)
+        assert reach.outage.delay == 8
+    assert len(said) == 1 and "trying again in 8 s, as it asked" in said[0], said
+    await reach.call(reach.forge.repository)
+    assert "answers again" in said[-1]
+    forge.failures += [502, 502, 502]  # a 5xx names no time: soon, then twice as long
+    delays = []
+    for _ in range(3):
+        with pytest.raises(Fault):
+            await reach.call(reach.forge.repository)
+        delays.append(reach.outage.delay)
+    assert delays == [2, 4, 8]
+    forge.secondary.append(3)  # then a limit within the same outage: what it asks, no more
+    with pytest.raises(Fault):
+        await reach.call(reach.forge.repository)
+    assert reach.outage.delay == 3
+
+
+def test_the_token_is_read_by_its_api_s_host_and_a_refusal_says_what_is_read(
+    forge: Forge,
+) -> None:
+    env = {"GH_TOKEN": "gho_for-github-com", "PATH": "/nonexistent"}
+    assert credentials.token("127.0.0.1", env) is None  # a github.com token goes nowhere else
+    said = credentials.missing("127.0.0.1", "import github:OWNER/REPO", env)
+    assert "GH_TOKEN is set, but read for github.com only" in said, said
+    assert "WVO_FORGE_TOKEN (or GH_ENTERPRISE_TOKEN or GITHUB_ENTERPRISE_TOKEN)" in said
+    assert "gh auth login --hostname 127.0.0.1" in said
+    found = credentials.token("github.com", env)
+    assert found is not None and (found.value, found.source) == ("gho_for-github-com", "GH_TOKEN")
+    enterprise = credentials.token("127.0.0.1", {**env, "GH_ENTERPRISE_TOKEN": TOKEN})
+    assert enterprise is not None and enterprise.source == "GH_ENTERPRISE_TOKEN"
+    assert credentials.api_of(None, forge.api + "/", credentials.PUBLIC_API) == forge.api
+    assert credentials.api_of("https://ghe.example/api/v3", forge.api, "") == (
+        "https://ghe.example/api/v3")  # fmt: skip
+    assert credentials.host_of(credentials.PUBLIC_API) == "github.com"
+    assert credentials.host_of(forge.api) == "127.0.0.1"

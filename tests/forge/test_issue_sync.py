@@ -576,3 +576,58 @@ def test_a_sync_every_second_goes_on_past_a_bad_issue_and_a_failed_pass(
     with every_second(state, forge) as refused:
         said = refused.communicate(timeout=60)[0]
     assert refused.returncode != 0 and "refused the token" in said, said
+
+
+@pytest.mark.anyio
+async def test_an_issue_closed_once_its_task_is_done_is_still_told_once_and_labelled(
+    forge: Forge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "state"
+    number = forge.open_issue("Fix the typo")
+    sync(forge, state, monkeypatch)
+    task = f"gh/team/project/{number}"
+    async with connect(state, WVO_AGENT_ID="worker", **QUIET) as worker:
+        claim = await worker.call("claim_task", task_id=task)
+        await worker.call("plan_update", task_id=task, lease_token=claim["lease_token"],
+                          status="done")  # fmt: skip
+    forge.edit_issue(number, state="closed")  # a person closed it before any sync told it
+    monkeypatch.setenv("WVO_FORGE_TOKEN", TOKEN)
+
+    def labelled() -> str:
+        done = wvo(state, "import", "github:team/project", "--forge-api", forge.api,
+                   "--landed-label", "shipped")  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    said = labelled()
+    assert f"#{number}: its task landed: commented on and labelled 'shipped' (closed already)" in (
+        said), said  # fmt: skip
+    [told] = [c for c in forge.said if c.number == number and "Landed" in c.body]
+    assert told.body.startswith(f"Landed (done): task `{task}` is done.")
+    assert forge.issues[number].state == "closed" and "shipped" in forge.issues[number].labels
+    assert tasks(state)[task][1] == "done"
+    writes = [r for r in forge.requests if r[0] != "GET"]
+    again = labelled()
+    assert "Landed" not in again and "its task landed" not in again, again
+    assert [r for r in forge.requests if r[0] != "GET"] == writes  # nothing written twice
+
+
+def test_one_setting_names_the_forge_and_its_host_s_token_is_read_or_said_unread(
+    forge: Forge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "state"
+    forge.open_issue("a task")
+    for name in ("WVO_FORGE_TOKEN", "GH_ENTERPRISE_TOKEN", "GITHUB_ENTERPRISE_TOKEN",
+                 "GITHUB_TOKEN"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")  # no `gh` to ask
+    monkeypatch.setenv("WVO_FORGE_API", forge.api)  # in place of --forge-api
+    monkeypatch.setenv("GH_TOKEN", TOKEN)  # github.com's: never sent to another host
+    refused = wvo(state, "import", "github:team/project")
+    assert refused.returncode != 0, refused.stdout
+    assert "needs a token for 127.0.0.1" in refused.stderr, refused.stderr
+    assert "GH_TOKEN is set, but read for github.com only" in refused.stderr, refused.stderr
+    assert forge.requests == []
+    monkeypatch.setenv("GH_ENTERPRISE_TOKEN", TOKEN)
+    done = wvo(state, "import", "github:team/project")
+    assert done.returncode == 0 and "1 task(s) created" in done.stdout, done.stderr

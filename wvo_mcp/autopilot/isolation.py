@@ -224,19 +224,21 @@ def metered(ready: Ready, finish: events.Finish) -> events.Finish:
     Unmetered, its CLI's word; a model API's run whose CLI gave none (killed, stopped,
     crashed), the ceiling of one request (rules/billing.py): what it used is unknown. A
     refused login or a rate limit was billed nothing."""
+    word = finish.usage if finish.said_usage else None
     if ready.meter is None:
         billed = finish.outcome not in ("auth", "rate_limited")
         if ready.unmetered_api and not finish.said_usage and billed:
             ceiling = events.Usage(billing.CEILING_INPUT, billing.CEILING_OUTPUT)
             return dataclasses.replace(finish, usage=ceiling)
-        return finish
+        return dataclasses.replace(finish, said=word)
     tally, said = ready.meter.tally, finish.usage
     usage = events.Usage(
         max(tally.input_tokens, said.input_tokens),
         max(tally.output_tokens, said.output_tokens),
         said.cost_usd,
     )
-    return dataclasses.replace(finish, usage=usage)
+    counted = events.Usage(tally.input_tokens, tally.output_tokens)
+    return dataclasses.replace(finish, usage=usage, metered=counted, said=word)
 
 
 def limited(ready: Ready, finish: events.Finish) -> events.Finish:

@@ -47,7 +47,7 @@ from wvo_mcp.autopilot.attempt import Executor
 from wvo_mcp.autopilot.gateway import Gateway
 from wvo_mcp.autopilot.recover import Recovery
 from wvo_mcp.autopilot.repos import Repos
-from wvo_mcp.autopilot.roles import Roles, record
+from wvo_mcp.autopilot.roles import Roles, charged, record
 from wvo_mcp.autopilot.slots import ACTOR, CLAIM_SECONDS, LIVE_SECONDS, Options, Slot, Summary
 from wvo_mcp.autopilot.submissions import Intake
 from wvo_mcp.config import Settings
@@ -108,7 +108,8 @@ class Autopilot:
         worktrees = options.worktrees or top.with_name(top.name + ".wvo-worktrees")
         self.target = target.resolve(
             self.git, options.merge, options.onto, options.push,
-            settings.remote_timeout_seconds, say, options.via, options.forge_api,
+            settings.remote_timeout_seconds, say, options.via,
+            options.forge_api or settings.forge_api or None,  # --forge-api, or WVO_FORGE_API
         )  # fmt: skip
         self.repos = Repos(self.git, worktrees, settings.state_root / "runs", self.target, say)
         self.gateway = Gateway(orchestrator, settings)
@@ -622,6 +623,7 @@ class Autopilot:
                 task_id, slot.provider, model, usage.input_tokens, usage.output_tokens,
                 worker=slot.agent_id, token=token,
             )  # fmt: skip
+        await charged(self.orchestrator, slot, model, finish, task_id, "worker")
         if settled.take:
             await self.intake.take(slot.agent_id, task_id, repo, start)
             return

@@ -108,7 +108,7 @@ class Proposer:
                 tree = await self.lander._git(self.lander.git.tree_of, found)
                 landing_id = await self.lander._intend(fence, old, found, tree, verdict, [item])
                 intended = True
-                await self._publish(fence, landing_id, item, found, verdict.checks)
+                await self._publish(fence, landing_id, item, found, verdict.checks, tree)
             except LeaseLost as exc:  # raised once the group ends (it would come as a group)
                 lost.append(exc)
             except WvoError as exc:  # the remote, the forge, git or the sandbox failed us
@@ -136,7 +136,7 @@ class Proposer:
         )
 
     async def _publish(
-        self, fence: int, landing_id: int, item: Entry, head: str, checks: str
+        self, fence: int, landing_id: int, item: Entry, head: str, checks: str, tree: str
     ) -> None:
         """`head` onto the task's branch (leased on what the queue pushed there last, so a
         person's commit is never overwritten), and its pull request opened or updated."""
@@ -166,7 +166,7 @@ class Proposer:
             await lander._send_back(fence, item, back, [], hold="someone pushed to its branch",
                                     was="landing")  # fmt: skip
             return
-        summary = await self._summary(item, checks)
+        summary = await self._summary(item, checks, tree)
         title, body = pulls.title(summary), pulls.body(summary)
         if row is not None and open_:
             await self.reach.call(self.forge.edit, row.number, title, body)
@@ -230,7 +230,7 @@ class Proposer:
             raise
         return await self.lander._git(self.lander.git.ref_tip, local)
 
-    async def _summary(self, item: Entry, checks: str) -> pulls.Summary:
+    async def _summary(self, item: Entry, checks: str, tree: str) -> pulls.Summary:
         task = await self.lander.orchestrator.get_task(item.task_id)
         review = await self.lander.orchestrator.latest_review(item.task_id, item.commit)
         said = "" if review is None else f"{review.reviewer}: {review.verdict}. {review.notes}"
@@ -250,7 +250,7 @@ class Proposer:
             number = issue_tasks.number_of(self._repo.name.lower(), item.task_id.lower())
             closes = f"#{number}" if number == born["number"] else ""
         return pulls.Summary(item.task_id, task.title, task.description, checks, said, cost,
-                             links, closes, source(task.metadata))  # fmt: skip
+                             links, closes, source(task.metadata), tree)  # fmt: skip
 
     # -- following -------------------------------------------------------------------------
 
@@ -266,7 +266,7 @@ class Proposer:
             partial(landing.pull_of, target=lander.key, task_id=item.task_id)
         )
         if row is None or row.landing_id != intent.id:  # a crash before it went out
-            await self._publish(fence, intent.id, item, intent.new, intent.checks)
+            await self._publish(fence, intent.id, item, intent.new, intent.checks, intent.tree)
             return True
         now = time.monotonic()
         if now < self._next.get(intent.id, 0.0):
@@ -289,7 +289,7 @@ class Proposer:
         if next_.kind == "moved":
             return await self._moved(fence, intent, item, pull)
         if next_.kind == "behind":
-            return await self._restack(fence, intent, item, pull.head)
+            return await self._restack(fence, intent, item, pull, pull.head)
         if next_.kind in ("failed", "changes"):
             return await self._returned(fence, intent, item, pull, next_)
         if next_.kind == "waiting":
@@ -492,7 +492,7 @@ class Proposer:
         )
         tip = await lander.tip()
         if not await lander._git(lander.git.contains, tip, head):
-            return await self._restack(fence, intent, item, head)
+            return await self._restack(fence, intent, item, pull, head)
         verdict = await lander._verify(head, [item])
         if not verdict.passed:
             await lander._fail(
@@ -506,15 +506,21 @@ class Proposer:
             )
             self._forget(intent.id)
             return True
-        await self._carries(fence, intent, item, tip, head, verdict.checks)
+        await self._carries(fence, intent, item, pull, tip, head, verdict.checks)
         return True
 
     async def _carries(
-        self, fence: int, intent: Landing, item: Entry, old: str, new: str, checks: str
-    ) -> None:
-        """Its landing lands `new` (on `old`) now, verified: looked at again at once."""
+        self, fence: int, intent: Landing, item: Entry, pull: Pull, old: str, new: str,
+        checks: str,
+    ) -> None:  # fmt: skip
+        """Its landing lands `new` (on `old`) now, verified, and its text says so (the tree
+        its checks passed on): looked at again at once. The text first: should either fail,
+        the next look finds the head moved and verifies it again."""
         lander = self.lander
         tree = await lander._git(lander.git.tree_of, new)
+        summary = await self._summary(item, checks, tree)
+        await self.reach.call(self.forge.edit, pull.number, pulls.title(summary),
+                              pulls.body(summary))  # fmt: skip
         await lander.db.write(
             partial(landing.pull_moved, target=lander.key, run=lander.run_id, fence=fence,
                     task_id=item.task_id, landing_id=intent.id, old=old, new=new, tree=tree,
@@ -522,7 +528,9 @@ class Proposer:
         )  # fmt: skip
         self._next.pop(intent.id, None)
 
-    async def _restack(self, fence: int, intent: Landing, item: Entry, head: str) -> bool:
+    async def _restack(
+        self, fence: int, intent: Landing, item: Entry, pull: Pull, head: str
+    ) -> bool:
         """The target moved past what its pull request carries: its head stacked on the new
         tip, verified, and pushed (leased on the head it replaces)."""
         lander = self.lander
@@ -541,7 +549,7 @@ class Proposer:
         if not await self._push(branch_name(item.task_id), found, head):
             self._next.pop(intent.id, None)  # someone pushed meanwhile: look again
             return False
-        await self._carries(fence, intent, item, tip, found, verdict.checks)
+        await self._carries(fence, intent, item, pull, tip, found, verdict.checks)
         self._lead = intent.id
         self._behind.discard(intent.id)
         lander.say(

@@ -2,6 +2,7 @@
 a run token scoped to the task), a reviewer a submitted commit (a read-only checkout and its
 diff), a planner the goal. Each runs one CLI through the executor."""
 
+import contextlib
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -15,10 +16,11 @@ from wvo_mcp.autopilot.attempt import Executor
 from wvo_mcp.autopilot.repos import Repos, next_run
 from wvo_mcp.autopilot.slots import ACTOR, Slot
 from wvo_mcp.config import Settings
-from wvo_mcp.errors import WvoError
+from wvo_mcp.errors import NotFound, WvoError
 from wvo_mcp.git import branch_name, trees
 from wvo_mcp.models import ClaimResult, TaskDetail
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.rules import routing, run_charges
 from wvo_mcp.services import landing
 from wvo_mcp.services.tokens import Scope
 
@@ -172,6 +174,7 @@ class Roles:
         await self.orchestrator.charge_task(
             task_id, slot.provider, model, usage.input_tokens, usage.output_tokens
         )
+        await charged(self.orchestrator, slot, model, finish, task_id, "reviewer")
         verdict = await self.orchestrator.reviewed(item.id)
         self.say(
             {
@@ -204,6 +207,29 @@ async def record(
             token,
             slot.agent_id,
         )
+
+
+async def charged(
+    orchestrator: Orchestrator, slot: Slot, model: str, finish: events.Finish, task_id: str,
+    role: str,
+) -> None:  # fmt: skip
+    """What the run was charged, on its task's trail (rules/run_charges.py): per run, beside
+    the meter's count and its CLI's word, for `wvo-mcp show` and the dashboard. Recorded by
+    the autopilot, which charged it: the run's agent is named in it."""
+    _, tier = orchestrator.providers.resolve(slot.provider, model)
+    usage, metered, said = finish.usage, finish.metered, finish.said
+    charge = run_charges.RunCharge(
+        role=role, agent=slot.agent_id, provider=slot.provider, tier=tier.name, model=model,
+        outcome=finish.outcome,
+        input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+        cost_usd=routing.Estimate(usage.input_tokens, usage.output_tokens).cost(tier),
+        meter=None if metered is None else run_charges.Tokens(
+            metered.input_tokens, metered.output_tokens),
+        said=None if said is None else run_charges.Tokens(
+            said.input_tokens, said.output_tokens, said.cost_usd),
+    )  # fmt: skip
+    with contextlib.suppress(NotFound):  # removed meanwhile: its trail went with it
+        await orchestrator.note(task_id, ACTOR, run_charges.KIND, run_charges.reason(charge))
 
 
 def _review_notes(task: TaskDetail) -> str | None:

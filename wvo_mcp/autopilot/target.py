@@ -30,8 +30,8 @@ LEAVE = "wvo/*"  # --merge leave: each task's own branch
 
 class Asked:
     """Something remote as the autopilot's parts ask it: off the event loop, each outage
-    said once when it starts and once when it ends, and asked again only after a back-off
-    (or as long as it asked us to wait)."""
+    said once when it starts and once when it ends, and asked again only after as long as
+    it asked us to wait (a rate limit's time), or else a back-off (rules/outage.py)."""
 
     def __init__(self, what: str, where: str, say: Callable[[str], None]) -> None:
         self.what = what  # as messages name it: "the remote", "the forge"
@@ -50,9 +50,10 @@ class Asked:
             now = time.monotonic()
             if exc.kind != "missing" and self.outage.failed(now, exc.kind, str(exc),
                                                             exc.retry_after):  # fmt: skip
+                then = ", as it asked" if exc.retry_after > 0 else ", then less often"
                 self.say(
                     f"{self.what} holds the queue: {exc}. Nothing is lost and nothing is "
-                    f"charged: trying again in {self.outage.delay:.0f} s, then less often"
+                    f"charged: trying again in {self.outage.delay:.0f} s{then}"
                 )
             raise
         lasted = self.outage.answered(time.monotonic())
@@ -151,14 +152,15 @@ def resolve(
 
 
 def _forge(remote: Remote, api: str | None, timeout: float) -> Forge:
-    """The forge that hosts `remote`, asked with the person's token (GitHub's API)."""
+    """The forge that hosts `remote` (or `api`: --forge-api, else WVO_FORGE_API), asked with
+    the person's token for its host (forge/credentials.py)."""
     from wvo_mcp.forge import credentials, github  # githubkit: only for this way of landing
 
     where, repository, host = github.locate(remote.url, api)
     found = credentials.token(host)
     if found is None:
         raise ValidationFailed(credentials.missing(host))
-    return github.GitHub(where, repository, found, timeout)
+    return github.GitHub(where, repository, found.value, timeout, found.source)
 
 
 ENDED = ("done", "cancelled", "gone")  # a task ref whose task is one of these may go

@@ -283,8 +283,8 @@ def _landing_arguments(autopilot: argparse.ArgumentParser) -> None:
     autopilot.add_argument(
         "--forge-api",
         metavar="URL",
-        help="With --via pull-request: the forge's API base URL (default: from the remote's "
-        "URL; https://HOST/api/v3 for a GitHub Enterprise Server).",
+        help="With --via pull-request: the forge's API base URL (default: WVO_FORGE_API, else "
+        "from the remote's URL; https://HOST/api/v3 for a GitHub Enterprise Server).",
     )
     autopilot.add_argument(
         "--forge-poll",

@@ -8,10 +8,21 @@ from pathlib import Path
 import anyio
 
 from wvo_mcp.cli.command import Command, opened, person
-from wvo_mcp.cli.output import print_json, say, table
+from wvo_mcp.cli.output import print_json, say, table, warn
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.models import QuarantinedTest
+from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.providers import Providers
 from wvo_mcp.rules.pauses import scope_of
+
+NO_REPORT = (
+    "warning: the providers file ({source}) names no JUnit report (gate: {{junit: GLOB}}), "
+    "so the gate never knows which tests failed: a failure is the whole check's, and this "
+    "entry lets none through. "
+    "Have the check write one (pytest: --junitxml=reports/junit.xml) and name it there "
+    "(gate: {{junit: reports/*.xml}})"
+)
 
 
 def cmd_tell(settings: Settings, args: argparse.Namespace) -> None:
@@ -27,7 +38,8 @@ def cmd_tell(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_pause(settings: Settings, args: argparse.Namespace) -> None:
     """Pause a task (--task), an epic (--epic) or the whole fleet (--all): not claimable until
-    resumed, and its holders are told to checkpoint and stop; a pause costs no attempt."""
+    resumed, and its holders are told to checkpoint and stop; a pause costs no attempt (the
+    tokens a stopped run used are charged as any run's)."""
     scope, key = scope_of(args.task, args.epic, args.all)
     done = anyio.run(
         lambda: opened(settings, lambda o: o.pause(scope, key, person(args), args.reason))
@@ -95,16 +107,24 @@ def cmd_answer(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_quarantine(settings: Settings, args: argparse.Namespace) -> None:
     """The landing gate's flaky tests, whose failure alone blocks no landing: list them and
-    each check's flake figures, add one (--reason, --days), or remove one."""
+    each check's flake figures, add one (--reason, --days), or remove one. A quarantine
+    needs the check's JUnit report (`gate: {junit: GLOB}` in the providers file): without
+    it the tests that failed are unknown, and no entry lets a failure through."""
     if args.action != "list" and not args.test:
         raise ValidationFailed(f"{args.action} needs the test, as its JUnit report names it")
     if args.action == "add":
         if not args.reason:
             raise ValidationFailed("add needs --reason: why the test is quarantined")
-        entry = anyio.run(lambda: opened(settings, lambda o: o.quarantine(
-            args.test, args.reason, person(args), args.days)))  # fmt: skip
+
+        async def add(o: Orchestrator) -> tuple[QuarantinedTest, Providers]:
+            entry = await o.quarantine(args.test, args.reason, person(args), args.days)
+            return entry, o.providers
+
+        entry, providers = anyio.run(lambda: opened(settings, add))
         say(f"quarantined {entry.test} until {entry.expires_at}: its failure alone blocks no "
             "landing, and is said where it lands")  # fmt: skip
+        if providers.gate.junit is None:
+            warn(NO_REPORT.format(source=providers.source))
         return
     if args.action == "remove":
         anyio.run(lambda: opened(settings, lambda o: o.unquarantine(args.test)))
@@ -138,7 +158,12 @@ def _quarantine_arguments(parser: argparse.ArgumentParser) -> None:
         help="List the quarantine and the checks' figures (the default), add a test, or "
         "remove one.",
     )  # fmt: skip
-    parser.add_argument("test", nargs="?", help="The test, as its JUnit report names it.")
+    parser.add_argument(
+        "test", nargs="?",
+        help="The test, as the check's JUnit report names it: classname::name, e.g. pytest's "
+        "tests.test_x::test_y (not its node id tests/test_x.py::test_y). A quarantine works "
+        "only where the providers file names the report: gate: {junit: GLOB}.",
+    )  # fmt: skip
     parser.add_argument("--reason", help="Why it is quarantined (add): the evidence shown.")
     parser.add_argument("--days", type=float, default=14.0, help="Days until it expires (14).")
     parser.add_argument("--by", help="Who (default: your user name).")

@@ -140,7 +140,11 @@ def _doctor_arguments(doctor: argparse.ArgumentParser) -> None:
         help="With pull-request and --onto REMOTE/BRANCH, also check the forge's token and "
         "each permission landing through pull requests needs (probes that write nothing).",
     )
-    doctor.add_argument("--forge-api", metavar="URL", help="The forge's API base URL.")
+    doctor.add_argument(
+        "--forge-api",
+        metavar="URL",
+        help="The forge's API base URL (default: WVO_FORGE_API, else from the remote's URL).",
+    )
 
 
 DEMO = Command("demo", cmd_demo, _demo_arguments)

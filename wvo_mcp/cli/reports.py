@@ -1,6 +1,7 @@
 """What a person reads: `status`, `health`, `providers`, `show`, `checkpoints`, `context`."""
 
 import argparse
+import dataclasses
 from typing import Any
 
 import anyio
@@ -84,11 +85,11 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
                 f"{plain(u.why, 300)}")  # fmt: skip
     if report.checks:
         show("\nlanding checks (a flake is a failure that did not come back on a rerun; "
-             "`wvo-mcp quarantine`):\n")  # fmt: skip
+             "failures: first runs that failed; `wvo-mcp quarantine`):\n")  # fmt: skip
         table(
-            ["check", "runs", "flake rate", "returns spared", "reruns", "rerun time"],
-            [[plain(c.command, 60), c.runs, f"{c.flake_rate:.1%}", c.flakes, c.reruns,
-              f"{c.rerun_seconds:.1f} s"] for c in report.checks],
+            ["check", "runs", "failures", "flake rate", "returns spared", "reruns", "rerun time"],
+            [[plain(c.command, 60), c.runs, c.failures, f"{c.flake_rate:.1%}", c.flakes,
+              c.reruns, f"{c.rerun_seconds:.1f} s"] for c in report.checks],
         )  # fmt: skip
     routes = [f"  {t.id}: {t.route}" for t in report.top_ready if t.route]
     if routes:
@@ -211,12 +212,15 @@ def cmd_providers(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_show(settings: Settings, args: argparse.Namespace) -> None:
-    """One task as JSON: fields, dependencies, recent events, latest checkpoint, and for a
-    pending task where routing would send it now and why."""
+    """One task as JSON: fields, dependencies, recent events, latest checkpoint, what each
+    autopilot run on it was charged (`charges`: when, who, tokens in and out, cost, and the
+    meter's count and its CLI's word they came from), and for a pending task where routing
+    would send it now and why."""
 
     async def read(orch: Orchestrator) -> dict[str, Any]:
         task = await orch.get_task(args.task_id)
         shown = task.model_dump(mode="json")
+        shown["charges"] = [dataclasses.asdict(c) for c in await orch.run_charges(task.id)]
         if task.status == Status.PENDING:
             shown["route"] = (await orch.route_task(task.id)).model_dump(mode="json")
         return shown

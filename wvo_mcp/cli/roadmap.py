@@ -122,8 +122,8 @@ def _import_issues(settings: Settings, args: argparse.Namespace) -> None:
         raise ValidationFailed(
             f"{args.file!r} names no repository: give github:OWNER/REPO (github:team/project)"
         )
-    api = (args.forge_api or github.PUBLIC_API).rstrip("/")
-    host = github.host_of(api)
+    api = credentials.api_of(args.forge_api, settings.forge_api, credentials.PUBLIC_API)
+    host = credentials.host_of(api)
     token = credentials.token(host)
     if token is None:
         raise ValidationFailed(credentials.missing(host, "import github:OWNER/REPO"))
@@ -131,7 +131,8 @@ def _import_issues(settings: Settings, args: argparse.Namespace) -> None:
     if args.labels:
         path = Path(args.labels)
         labels = issue_tasks.table(yaml.safe_load(path.read_text()), str(path))
-    forge = github.GitHub(api, repository, token, settings.remote_timeout_seconds)
+    forge = github.GitHub(api, repository, token.value, settings.remote_timeout_seconds,
+                          token.source)  # fmt: skip
     authority = Authority(forge, settings.trust)  # its roles kept across --every's passes
 
     async def one() -> "Synced":
@@ -208,7 +209,7 @@ def _print_sync(
     held = [h for h in done.held if h.fresh or not quiet]
     if quiet and not (
         update.added or update.changed or update.skipped or done.cancelled or done.revived
-        or done.finished or done.asked or done.said or skipped or held
+        or done.finished or done.told or done.asked or done.said or skipped or held
     ):  # fmt: skip
         return
     say(
@@ -233,6 +234,14 @@ def _print_sync(
     finished = "labelled " + repr(args.landed_label) if args.landed_label else "closed"
     for number in done.finished:
         say(f"  {number}: its task landed: commented on and {finished}")
+    also = " and labelled " + repr(args.landed_label) if args.landed_label else ""
+    for number in done.told:
+        say(f"  {number}: its task landed: commented on{also} (closed already)")
+    for issue, pull in done.merging:
+        say(
+            f"  #{issue}: closed by the merge of pull request #{pull}: its task is not "
+            "cancelled; it is done, and the issue told, once the autopilot sees the merge"
+        )
     for task_id in done.asked:
         say(f"  {task_id}: its question is asked on its issue")
     for line in done.said:
@@ -312,13 +321,14 @@ def _import_arguments(imports: argparse.ArgumentParser) -> None:
         "--landed-label",
         metavar="LABEL",
         help="With github:OWNER/REPO: an issue whose task landed gets this label (default: "
-        "it is closed); either way a comment names the commit or pull request.",
+        "it is closed); either way a comment names the commit or pull request, once, also on "
+        "an issue its pull request's merge closed.",
     )
     imports.add_argument(
         "--forge-api",
         metavar="URL",
         help="With github:OWNER/REPO: the API base URL (an Enterprise Server's "
-        "https://HOST/api/v3; default GitHub's).",
+        "https://HOST/api/v3; default WVO_FORGE_API, else GitHub's).",
     )
     trust_arguments(imports)
     imports.add_argument(

@@ -41,7 +41,8 @@ PATH = "/webhooks/github"
 log = logging.getLogger(__name__)
 NO_TOKEN = (
     "{what}: recorded, not acted on: the server has no GitHub token to read {why} (set "
-    "WVO_FORGE_TOKEN); `wvo-mcp import github:OWNER/REPO --every 60` acts on it"
+    "WVO_FORGE_TOKEN; its log says what else it read); `wvo-mcp import github:OWNER/REPO "
+    "--every 60` acts on it"
 )
 
 
@@ -69,13 +70,20 @@ def route(settings: Settings, current: Callable[[], Orchestrator | None]) -> Rou
     reaches: dict[str, Reach | None] = {}
 
     def reach(repository: str) -> Reach | None:
-        """None without a token: nothing that needs GitHub's word acts."""
+        """None without a token (said once on the log, with what was read): nothing that
+        needs GitHub's word acts. The API and its token by the rule `import` and the
+        autopilot follow (forge/credentials.py)."""
         if repository not in reaches:
-            api = (settings.forge_api or github.PUBLIC_API).rstrip("/")
-            token = credentials.token(github.host_of(api))
-            timeout = settings.remote_timeout_seconds
-            forge = github.GitHub(api, repository, token, timeout) if token else None
-            reaches[repository] = Reach(forge, Authority(forge, settings.trust)) if forge else None
+            api = credentials.api_of(None, settings.forge_api, credentials.PUBLIC_API)
+            host = credentials.host_of(api)
+            token = credentials.token(host)
+            if token is None:
+                log.warning("%s", credentials.missing(host, f"the webhook ({repository})"))
+                reaches[repository] = None
+                return None
+            forge = github.GitHub(api, repository, token.value, settings.remote_timeout_seconds,
+                                  token.source)  # fmt: skip
+            reaches[repository] = Reach(forge, Authority(forge, settings.trust))
         return reaches[repository]
 
     async def deliver(request: Request) -> Response:
@@ -188,7 +196,8 @@ async def _issues(
     """An issue's event moves its task as rules/issue_tasks.moves says (its author's words,
     or a label or an edit by one who steers); a close (a deletion, a transfer) acts whoever
     made it, once GitHub says the issue is closed or gone now (a late or replayed close of
-    a reopened issue cancels nothing)."""
+    a reopened issue cancels nothing), and never where the merge of the task's pull request
+    closed it (tracker.closed_by_merge: the task lands, and the sync tells the issue)."""
     issue = _issue(said.payload["issue"])
     action = str(said.payload.get("action") or "")
     if reach is None:
@@ -201,6 +210,16 @@ async def _issues(
             return JSONResponse({"done": f"issues: #{issue.number} is open on GitHub now: "
                                  "its task is not cancelled"})  # fmt: skip
         issue = dataclasses.replace(issue, state="closed")
+        task = issue_tasks.task_id(repository, issue.number)
+        status = await orchestrator.tasks_under(task)
+        merged = await tracker.closed_by_merge(
+            orchestrator, reach.forge, repository, [issue], status
+        )
+        if merged:  # GitHub closed it at the merge: the task lands, and its issue is told
+            await _ignored(orchestrator, said)
+            return JSONResponse({"done": f"issues: #{issue.number} was closed by the merge of "
+                                 f"pull request #{merged[0][1]}: its task lands once the "
+                                 "autopilot sees the merge, so it is not cancelled"})  # fmt: skip
     else:
         sender = str((said.payload.get("sender") or {}).get("login") or "")
         task = issue_tasks.task_id(repository, issue.number)

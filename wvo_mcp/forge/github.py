@@ -39,12 +39,13 @@ from wvo_mcp.forge import (
     Requirements,
     Review,
 )
+from wvo_mcp.forge.credentials import PUBLIC_API, host_of, refused
 from wvo_mcp.git.remote import redact
 from wvo_mcp.rules.trust import RANKS
 from wvo_mcp.rules.webhooks import RED, FailedJob, tail
 
-PUBLIC_API = "https://api.github.com"
 PAGE = 100
+NO_TIME_SECONDS = 60.0  # a secondary limit that names no time: GitHub asks a minute at least
 METHODS: tuple[Method, ...] = ("merge", "squash", "rebase")
 ENQUEUE = """mutation($id: ID!, $head: GitObjectID!) {
   enqueuePullRequest(input: {pullRequestId: $id, expectedHeadOid: $head}) {
@@ -59,8 +60,11 @@ QUEUED = """query($id: ID!) {
 class GitHub:
     """One repository on GitHub, as the merge queue asks it (forge.Forge)."""
 
-    def __init__(self, api: str, repository: str, token: str, timeout: float = 30.0) -> None:
+    def __init__(
+        self, api: str, repository: str, token: str, timeout: float = 30.0, source: str = ""
+    ) -> None:
         self.api = api.rstrip("/")
+        self.source = source  # where the token was read (credentials.Token), for a refusal
         self.owner, _, self.name = repository.partition("/")
         self.where = f"{repository} on {self.api}"
         self._client = Client(
@@ -116,10 +120,17 @@ class GitHub:
     def _failed(self, status: int, headers: httpx.Headers, text: str, what: str) -> Fault:
         said = _message(text)
         if status == 401:
+            host = host_of(self.api)
+            return Fault("auth", f"GitHub refused the token ({what}: {said}): "
+                         f"{refused(host, self.source)}")  # fmt: skip
+        if status in (403, 429) and "rate limit" in said.lower():
+            # A limit with neither Retry-After nor a spent X-RateLimit-Remaining (githubkit
+            # raises those): GitHub's docs ask for a minute at least.
             return Fault(
-                "auth",
-                f"GitHub refused the token ({what}: {said}): give the "
-                "autopilot a valid one (GITHUB_TOKEN, or `gh auth login`)",
+                "limited",
+                f"GitHub's secondary rate limit is reached ({what}); it named no time: "
+                f"waiting {NO_TIME_SECONDS:.0f} s",
+                retry_after=NO_TIME_SECONDS,
             )
         if status in (403, 404):
             needs = headers.get("x-accepted-github-permissions", "")
@@ -471,9 +482,10 @@ class GitHub:
 
     def finish_issue(self, number: int, label: str | None) -> None:
         if label:
+            # The object form: the pinned description admits no bare array here.
             self._ask(
                 lambda: self._client.rest.issues.add_labels(
-                    self.owner, self.name, number, data=[label]
+                    self.owner, self.name, number, labels=[label]
                 ),
                 f"labelling issue #{number} {label!r}",
             )
@@ -633,19 +645,11 @@ def _state(completed: bool, conclusion: str) -> Any:
     return "success" if conclusion in ("success", "neutral", "skipped") else "failure"
 
 
-def host_of(api: str) -> str:
-    """The host tokens for an API base URL are named by: github.com for GitHub's public API,
-    else the Enterprise Server's host."""
-    if api.rstrip("/") == PUBLIC_API:
-        return "github.com"
-    return urllib.parse.urlsplit(api).hostname or api
-
-
 def locate(url: str, api: str | None = None) -> tuple[str, str, str]:
     """The forge behind a git remote's URL: its API base URL (`api` when given; GitHub's
     for github.com, an Enterprise Server's /api/v3 otherwise), the repository (owner/name)
-    and the host, from https://host/owner/name.git, git@host:owner/name.git or
-    ssh://git@host/owner/name (pure)."""
+    and the host its token is named by (the API's), from https://host/owner/name.git,
+    git@host:owner/name.git or ssh://git@host/owner/name (pure)."""
     bare = url.strip()
     if "://" in bare:
         parsed = urllib.parse.urlsplit(bare)
@@ -660,4 +664,4 @@ def locate(url: str, api: str | None = None) -> tuple[str, str, str]:
             "--via pull-request lands through the forge that hosts the remote"
         )
     found = api or (PUBLIC_API if host == "github.com" else f"https://{host}/api/v3")
-    return found.rstrip("/"), f"{parts[-2]}/{parts[-1]}", host
+    return found.rstrip("/"), f"{parts[-2]}/{parts[-1]}", host_of(found)

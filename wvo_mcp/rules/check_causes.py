@@ -189,7 +189,8 @@ CANNOT_RUN = frozenset({"not_found", "not_executable", "missing_script", "read_o
 NO_TESTS_FIX = (
     "give the check tests to run: one that runs none passes whatever is submitted. Where "
     "the project means it (a lint, a build), say so in the providers file: "
-    "`gate: {allow_no_tests: WHY}`"
+    "`gate: {allow_no_tests: WHY}`, which lets through only a check that exits 0 (pytest over "
+    "no test exits 5: `pytest -q || [ $? -eq 5 ]`)"
 )
 
 

@@ -1,5 +1,6 @@
-"""How often the autopilot asks a remote that did not answer (pure): soon at first, then
-less often, and each outage said once, when it starts and when it ends."""
+"""How often the autopilot asks a remote that did not answer (pure): after as long as it
+asked (a rate limit's time), else soon at first, then less often; each outage said once,
+when it starts and when it ends."""
 
 from dataclasses import dataclass
 
@@ -19,13 +20,18 @@ class Outage:
         """Whether the remote may be asked now."""
         return self.since is None or now >= self.retry_at
 
-    def failed(self, now: float, kind: str, why: str, at_least: float = 0.0) -> bool:
-        """Another failure: the next try waits twice as long (up to MOST_SECONDS), or as
-        long as the remote asked (`at_least`: a rate limit's reset). True when it is news
-        to say: the outage starts, or what is wrong changed."""
+    def failed(self, now: float, kind: str, why: str, asked: float = 0.0) -> bool:
+        """Another failure: the next try waits as long as the remote asked (`asked`: a rate
+        limit's Retry-After or reset), and no longer; where it named no time, twice as long
+        as the last (up to MOST_SECONDS). True when it is news to say: the outage starts, or
+        what is wrong changed."""
         news = self.since is None or kind != self.kind
-        self.delay = FIRST_SECONDS if self.since is None else min(MOST_SECONDS, 2 * self.delay)
-        self.delay = max(self.delay, at_least)
+        if asked > 0:
+            self.delay = asked
+        elif self.since is None:
+            self.delay = FIRST_SECONDS
+        else:
+            self.delay = min(MOST_SECONDS, 2 * self.delay)
         self.since = now if self.since is None else self.since
         self.retry_at = now + self.delay
         self.kind, self.why = kind, why

@@ -96,6 +96,7 @@ class Merged:
 
 _URL = re.compile(r"https?://[^\s<>`]+")
 _CLOSES = re.compile(r"#\d+")  # the task's own issue, in this repository
+_TREE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # a git tree id (SHA-1 or SHA-256)
 Kind = Literal["landed", "closed", "moved", "behind", "failed", "changes", "waiting", "ready"]
 LOG_TAIL = 3000  # of a failing check's text, in what goes back to a worker
 
@@ -258,6 +259,7 @@ class Summary:
     links: Sequence[str] = ()
     closes: str = ""  # the issue of this repository it is (#N): closed by the merge
     source: str = ""  # whose words its title and description are (autopilot/prompt.source)
+    tree: str = ""  # the tree of the head it pushed last, which passed `checks`
 
 
 def title(summary: Summary) -> str:
@@ -269,17 +271,19 @@ def title(summary: Summary) -> str:
 
 def body(summary: Summary) -> str:
     """The pull request's text, the product's own: the task, what each head it carries
-    passed, the other agent's review, its cost, its links and its one closing line. The
-    task's words and the review are others' (an issue's author, an agent): each quoted in a
-    fenced block (rules/text.fenced) no line of theirs can close. GitHub acts on no closing
-    keyword, mention or reference there: "the text within the backticks will not be
-    formatted" (docs.github.com, get-started/writing-on-github/.../basic-writing-and-
-    formatting-syntax#quoting-code), and its reference and mention filters skip text under
-    `pre` and `code` (html-pipeline's MentionFilter, IGNORE_PARENTS). The only closing line
-    is the product's own, for the task's issue of this repository (docs.github.com,
-    issues/.../linking-a-pull-request-to-an-issue)."""
+    passed and the tree it passed on, the other agent's review, its cost, its links and its
+    one closing line. The task's words and the review are others' (an issue's author, an
+    agent): each quoted in a fenced block (rules/text.fenced) no line of theirs can close.
+    GitHub acts on no closing keyword, mention or reference there: "the text within the
+    backticks will not be formatted" (docs.github.com, get-started/writing-on-github/.../
+    basic-writing-and-formatting-syntax#quoting-code), and its reference and mention
+    filters skip text under `pre` and `code` (html-pipeline's MentionFilter,
+    IGNORE_PARENTS). The only closing line is the product's own, for the task's issue of
+    this repository (docs.github.com, issues/.../linking-a-pull-request-to-an-issue)."""
     words = f"{plain(summary.title)}\n\n{summary.description.strip()[:4000]}".strip()
     whose = summary.source or "the task's description, as imported"
+    tree = (f" They passed on tree {spanned(summary.tree)}, the tree of the head it pushed "
+            "last." if _TREE.fullmatch(summary.tree) else "")  # fmt: skip
     parts = [
         f"**Task {spanned(summary.task_id)}**",
         "### The task",
@@ -289,7 +293,7 @@ def body(summary: Summary) -> str:
         "### Checks",
         "The merge queue runs these on a clean checkout of exactly each head it pushes here, "
         "in its sandbox, and merges only a head that passed them and the branch's required "
-        f"checks: {spanned(summary.checks) if summary.checks else 'no checks'}.",
+        f"checks: {spanned(summary.checks) if summary.checks else 'no checks'}.{tree}",
     ]
     if summary.review:
         parts += ["### Review by another agent", "Its words, quoted:",

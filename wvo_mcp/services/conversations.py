@@ -73,6 +73,16 @@ def landed(tx: Tx, task_id: str) -> Row | None:
     return tx.one("task_landed", {"task_id": task_id})
 
 
+def untold(tx: Tx, prefix: str) -> list[str]:
+    """Done tasks under `prefix` whose issue has not been told of the landing yet."""
+    return [r["id"] for r in tx.all("landed_untold", {"prefix": rows.literal(prefix) + "%"})]
+
+
+def open_pulls(tx: Tx, prefix: str) -> list[Row]:
+    """The open pull requests (task_id, number, url) of tasks under `prefix`."""
+    return tx.all("pulls_open_under", {"prefix": rows.literal(prefix) + "%"})
+
+
 def statuses(tx: Tx, prefix: str) -> dict[str, str]:
     found = tx.all("tasks_with_prefix", {"prefix": rows.literal(prefix) + "%"})
     return {r["id"]: r["status"] for r in found}

@@ -20,6 +20,7 @@ from wvo_mcp import timeutil
 from wvo_mcp.errors import NotFound, ValidationFailed
 from wvo_mcp.models import CheckFigures, Flake, GateFigures, QuarantinedTest
 from wvo_mcp.rules import flakes as rules
+from wvo_mcp.rules import named_tests
 from wvo_mcp.store import Tx
 
 QUARANTINE_DAYS = 14  # how long a flake found by the gate keeps its test suggested
@@ -79,12 +80,17 @@ def known(tx: Tx, *, target: str, command: str, now: datetime) -> frozenset[str]
 
 
 def put(tx: Tx, test: str, evidence: str, by: str, days: float, now: datetime) -> QuarantinedTest:
-    """`test` quarantined for `days`, with its evidence (a person's reason, or a flake's)."""
+    """`test` quarantined for `days`, with its evidence (a person's reason, or a flake's).
+    A person's name for a test that no report holds (a pytest node id) is refused: it
+    would never match. The autopilot's come from a report as it is."""
     if not test.strip() or len(test) > MAX_TEST:
         raise ValidationFailed(
             f"a test is named as its JUnit report names it (classname::name), 1 to {MAX_TEST} "
             "characters. Nothing was changed"
         )
+    wrong = named_tests.refusal(test) if by != AUTOPILOT else None
+    if wrong is not None:
+        raise ValidationFailed(f"{wrong}. Nothing was changed")
     if not 0 < days <= 365:
         raise ValidationFailed("--days is 1 to 365 (an entry expires). Nothing was changed")
     expires = timeutil.to_text(now + timedelta(days=days))

@@ -18,8 +18,9 @@ from wvo_mcp.models import (
     TaskPage,
     TaskSpec,
 )
-from wvo_mcp.rules import graph, wsjf
+from wvo_mcp.rules import graph, run_charges, wsjf
 from wvo_mcp.rules.pauses import Paused
+from wvo_mcp.rules.run_charges import RunCharge
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services import rows
 from wvo_mcp.store import Row, Tx
@@ -311,6 +312,7 @@ class TaskView:
     events: list[Event]  # the newest, in time order
     checkpoints: list[Checkpoint]
     runs: list[RunView]
+    charges: list[RunCharge]  # the newest autopilot runs' charges, in time order
 
 
 def view(tx: Tx, task_id: str, events_limit: int, runs_limit: int) -> TaskView:
@@ -319,7 +321,17 @@ def view(tx: Tx, task_id: str, events_limit: int, runs_limit: int) -> TaskView:
         events=events(tx, task_id, events_limit),
         checkpoints=checkpoints(tx, task_id),
         runs=runs(tx, task_id, runs_limit),
+        charges=charges(tx, task_id, runs_limit),
     )
+
+
+def charges(tx: Tx, task_id: str, limit: int) -> list[RunCharge]:
+    """What each of a task's `limit` newest autopilot runs was charged, in time order."""
+    found = (
+        run_charges.read(r["at"], r["reason"])
+        for r in reversed(tx.all("task_charges", (task_id, limit)))
+    )
+    return [c for c in found if c is not None]
 
 
 def runs(tx: Tx, task_id: str, limit: int) -> list[RunView]:

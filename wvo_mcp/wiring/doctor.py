@@ -259,8 +259,9 @@ def _remote(settings: Settings, git: Git, onto: str) -> Check:
 
 
 def _forge(settings: Settings, git: Git, onto: str, api: str | None) -> list[Check]:
-    """`--via pull-request`: the forge behind the remote, the person's token for it, and
-    each permission the queue needs, probed without writing anything."""
+    """`--via pull-request`: the forge behind the remote (or `api`: --forge-api, else
+    WVO_FORGE_API), the person's token for it, and each permission the queue needs, probed
+    without writing anything."""
     from wvo_mcp.forge import credentials, github
 
     name, branch = parse_onto(onto, remotes(git))
@@ -269,19 +270,21 @@ def _forge(settings: Settings, git: Git, onto: str, api: str | None) -> list[Che
                       "is a local one")]  # fmt: skip
     try:
         remote = Remote(git, name, settings.remote_timeout_seconds)
-        where, repository, host = github.locate(remote.url, api)
+        where, repository, host = github.locate(remote.url, api or settings.forge_api or None)
     except WvoError as exc:
         return [Check("forge", False, str(exc))]
     token = credentials.token(host)
     if token is None:
         return [Check("forge", False, credentials.missing(host))]
-    forge = github.GitHub(where, repository, token, settings.remote_timeout_seconds)
+    forge = github.GitHub(where, repository, token.value, settings.remote_timeout_seconds,
+                          token.source)  # fmt: skip
     try:
         access = forge.access(branch)
         rules = forge.requirements(branch)
     except WvoError as exc:
         return [Check("forge", False, str(exc))]
-    found = [Check("forge", True, f"{repository} on {where}, with a token for {host}; "
+    found = [Check("forge", True, f"{repository} on {where}, with a token for {host} "
+                   f"(from {token.source}); "
                    f"{branch} requires checks: {', '.join(rules.checks) or 'none'}, approving "
                    f"reviews: {rules.approvals}")]  # fmt: skip
     found += [Check(f"forge token: {a.permission}", a.ok, a.detail) for a in access]

@@ -21,6 +21,8 @@ from wvo_mcp.models import (
     ProviderStatusReport,
     Scheduled,
 )
+from wvo_mcp.rules import run_charges
+from wvo_mcp.rules.run_charges import RunCharge
 from wvo_mcp.services.board import AgentRow, Board, Card, Column, Filters
 from wvo_mcp.services.route_figures import ClassRoutes, RouteBoard
 from wvo_mcp.services.tasks import RunView, TaskView
@@ -246,6 +248,29 @@ def _run(run: RunView) -> str:
     return _event(run.event).removesuffix("</li>") + tails + "</li>"
 
 
+def _charges(found: list[RunCharge]) -> str:
+    """Each autopilot run's charge: tokens and cost, and where the meter's count and its
+    CLI's word differ, both (rules/run_charges.py)."""
+    if not found:
+        return '<p class="none">no autopilot run charged</p>'
+    e = escape
+    rows = "".join(
+        f'<tr class="charge" data-role="{e(c.role)}" '
+        f'data-differ="{str(run_charges.differ(c)).lower()}">'
+        f'<td><time>{e(c.at)}</time></td><td class="agent">{e(c.agent)}</td>'
+        f"<td>{e(c.role)}</td><td>{e(c.provider)}/{e(c.tier)}</td><td>{e(c.outcome)}</td>"
+        f'<td class="in">{c.input_tokens}</td><td class="out">{c.output_tokens}</td>'
+        f'<td class="cost">{c.cost_usd:.4f}</td>'
+        f'<td class="source">{e(run_charges.source(c))}</td></tr>'
+        for c in found
+    )
+    return (
+        '<table class="charges"><thead><tr><th>at</th><th>agent</th><th>run</th>'
+        "<th>provider/tier</th><th>outcome</th><th>tokens in</th><th>tokens out</th>"
+        f"<th>cost (USD)</th><th>from</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
 @dataclass(frozen=True)
 class LiveLog:
     """An autopilot worker's latest output lines for the task it runs."""
@@ -337,6 +362,9 @@ def task(
         f"<h3>Unblocks</h3>{_refs(found.dependents)}</section>"
         f'<section class="checkpoints"><h3>Checkpoints ({len(checkpoints)})</h3>'
         f"<ol>{cps or '<li class=none>none</li>'}</ol></section>"
+        f'<section class="charges"><h3>Runs charged</h3>{_charges(view.charges)}'
+        '<p class="note">What each autopilot run on it was charged: the larger of its meter\'s '
+        "count and its CLI's word, each figure, at its tier's prices.</p></section>"
         '<section class="runs"><h3>Sandbox and verification runs</h3>'
         f'<ol>{run_items}</ol><p class="note">Each run\'s summary (command, exit, time, '
         "sandbox) and the last lines of its output.</p></section>"
@@ -617,7 +645,8 @@ def gate(found: GateFigures, can_act: bool) -> str:
     e = escape
     checks = "".join(
         f'<tr class="check"><td class="command"><code>{e(c.command[:200])}</code></td>'
-        f'<td>{c.runs}</td><td class="rate">{c.flake_rate:.1%}</td>'
+        f'<td>{c.runs}</td><td class="failures">{c.failures}</td>'
+        f'<td class="rate">{c.flake_rate:.1%}</td>'
         f'<td class="spared">{c.flakes}</td><td>{c.reruns}</td><td>{c.rerun_seconds:.1f} s</td>'
         "</tr>"
         for c in found.checks
@@ -639,7 +668,8 @@ def gate(found: GateFigures, can_act: bool) -> str:
         else ""
     )
     figures = (
-        '<table class="checks"><thead><tr><th>check</th><th>runs</th><th>flake rate</th>'
+        '<table class="checks"><thead><tr><th>check</th><th>runs</th><th>failures</th>'
+        "<th>flake rate</th>"
         "<th>returns spared</th><th>reruns</th><th>rerun time</th></tr></thead>"
         f"<tbody>{checks}</tbody></table>"
         if checks

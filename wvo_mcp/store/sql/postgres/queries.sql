@@ -259,6 +259,11 @@ LEFT JOIN run_outputs o ON o.event_id = e.id
 WHERE e.task_id = %s AND e.kind IN ('sandbox_run', 'verified', 'verification_skipped')
 ORDER BY e.id DESC LIMIT %s;
 
+-- name: task_charges
+-- What each autopilot run made for a task was charged (rules/run_charges.py), newest first.
+SELECT * FROM task_events
+WHERE task_id = %s AND kind = 'charged' ORDER BY id DESC LIMIT %s;
+
 -- name: insert_run_output
 -- The output tails of the event just recorded on a task (the writer lock is held, so it is
 -- the task's newest event).
@@ -1259,6 +1264,20 @@ FROM landing_entries e LEFT JOIN landings l ON l.id = e.landing_id
 LEFT JOIN pulls p ON p.task_id = e.task_id AND p.target = e.target AND p.state = 'merged'
 WHERE e.task_id = %(task_id)s AND e.state = 'landed'
 ORDER BY e.id DESC LIMIT 1;
+
+-- name: landed_untold
+-- Done tasks whose id starts so (a LIKE pattern) whose issue the sync has not yet told of
+-- its landing (no finished `landed:` write): whoever closed the issue, the merge or a person.
+SELECT t.id FROM tasks t LEFT JOIN forge_posts p ON p.key = 'landed:' || t.id
+WHERE t.id LIKE %(prefix)s ESCAPE '\' AND t.status = 'done' AND p.done_at IS NULL
+ORDER BY t.id;
+
+-- name: pulls_open_under
+-- The open pull requests of tasks whose id starts so: a closed issue's may be closed by its
+-- merge, which the autopilot has not seen yet.
+SELECT task_id, number, url FROM pulls
+WHERE task_id LIKE %(prefix)s ESCAPE '\' AND state = 'open'
+ORDER BY task_id, number;
 
 -- name: post_release
 -- A claim given up unfinished (the forge failed): any host's next pass tries again.

@@ -1,0 +1,41 @@
+"""The setting that bounds a landing check is the one README.md and docs/autopilot.md name:
+`WVO_VERIFY_TIMEOUT_SECONDS` stops the autopilot's pre-flight of `--check` (as `doctor
+--check` runs it, through the landing gate's own call), as it stops a task's
+verify_command."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.autopilot.conftest import git
+from tests.conftest import ROOT
+from tests.integration.test_init import init
+
+README = (ROOT / "README.md").read_text()
+
+
+def test_the_readme_says_the_verify_settings_bound_the_landing_checks() -> None:
+    for name in ("WVO_VERIFY_TIMEOUT_SECONDS", "WVO_VERIFY_MEMORY_MB"):
+        [row] = [line for line in README.splitlines() if line.startswith(f"| `{name}` |")]
+        assert "landing check" in row or "each of those runs" in row, row
+    autopilot = (ROOT / "docs" / "autopilot.md").read_text()
+    assert "`WVO_VERIFY_TIMEOUT_SECONDS` (300) and `WVO_VERIFY_MEMORY_MB` (2048)" in autopilot
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="the pre-flight runs in bubblewrap")
+def test_the_verify_timeout_stops_a_landing_check(tmp_path: Path) -> None:
+    repo = tmp_path / "project"
+    (tmp_path / "home").mkdir()
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "start")
+    made = init(repo)
+    assert made.returncode == 0, made.stderr
+    stopped = init(repo, "doctor", "--json", "--check", "sleep 600",
+                   WVO_VERIFY_TIMEOUT_SECONDS="1")  # fmt: skip
+    said = {c["name"]: c for c in json.loads(stopped.stdout)}["pre-flight"]
+    assert not said["ok"] and stopped.returncode == 1, said
+    assert "`sleep 600`: killed: timeout in 1.0 s" in said["detail"], said["detail"]
+    assert "(WVO_VERIFY_TIMEOUT_SECONDS, WVO_VERIFY_MEMORY_MB): raise them" in said["detail"]
