@@ -260,16 +260,16 @@ async def test_autopilot_actions_refuse_what_they_cannot_do(state_root: Path):
 
 
 def test_an_unsandboxed_run_is_said_on_the_autopilot_tab() -> None:
-    from wvo_mcp.edge.dashboard import render
+    from wvo_mcp.edge.dashboard import views
 
     run = {"id": "h:1:a", "state": "running", "started_at": "t0", "seen_at": "t1"}
-    shown = render.autopilot([{**run, "report": {"unsandboxed": True}}], can_act=False)
+    shown = views.autopilot([{**run, "report": {"unsandboxed": True}}], can_act=False)
     assert "UNSANDBOXED" in shown and 'class="warning"' in shown
-    assert "UNSANDBOXED" not in render.autopilot([{**run, "report": {}}], can_act=False)
+    assert "UNSANDBOXED" not in views.autopilot([{**run, "report": {}}], can_act=False)
 
 
 def test_each_hosts_run_shows_its_host_its_target_and_why_its_landing_holds() -> None:
-    from wvo_mcp.edge.dashboard import render
+    from wvo_mcp.edge.dashboard import views
 
     run = {"id": "h:1:a", "state": "running", "started_at": "t0", "seen_at": "t1"}
     report = {
@@ -277,11 +277,11 @@ def test_each_hosts_run_shows_its_host_its_target_and_why_its_landing_holds() ->
         "target": "example.com:team/p#main",
         "held": "the remote origin (example.com:team/p) cannot be reached <x>",
     }
-    shown = render.autopilot([{**run, "report": report}], can_act=False)
+    shown = views.autopilot([{**run, "report": report}], can_act=False)
     assert "on build-7, landing onto <code>example.com:team/p#main</code>; since" in shown
     assert '<p class="warning held">landing holds: the remote origin' in shown
     assert "&lt;x&gt;" in shown  # escaped
-    quiet = render.autopilot([{**run, "report": {**report, "held": ""}}], can_act=False)
+    quiet = views.autopilot([{**run, "report": {**report, "held": ""}}], can_act=False)
     assert "landing holds" not in quiet
 
 
@@ -362,7 +362,7 @@ async def test_the_autopilot_tab_shows_the_merge_queue_and_follows_it_live(state
 
 
 def test_the_landing_section_escapes_what_agents_wrote() -> None:
-    from wvo_mcp.edge.dashboard import render
+    from wvo_mcp.edge.dashboard import views
     from wvo_mcp.models import LandingFigures, LandingQueue, QueueEntry
 
     figures = LandingFigures(
@@ -373,16 +373,16 @@ def test_the_landing_section_escapes_what_agents_wrote() -> None:
         target='<b>"main"</b>', position=None, task_id="T1", title=HOSTILE, state="held",
         waiting_since='"><script>', waited_s=5, returns=0, reason=HOSTILE,
     )  # fmt: skip
-    shown = render.autopilot([], False, LandingQueue(entries=[entry], figures=figures))
+    shown = views.autopilot([], False, LandingQueue(entries=[entry], figures=figures))
     assert "no autopilot has run in the last hour" in shown
     assert "<script>" not in shown and "<img" not in shown and "<b>" not in shown
     assert shown.count("&lt;script&gt;window.pwned") == 2  # the title and the reason
-    empty = render.landing(LandingQueue(entries=[], figures=figures))
+    empty = views.landing(LandingQueue(entries=[], figures=figures))
     assert "nothing in the merge queue" in empty and 'table class="spend"' not in empty
 
 
 def test_pull_requests_show_their_link_and_what_they_wait_for() -> None:
-    from wvo_mcp.edge.dashboard import render
+    from wvo_mcp.edge.dashboard import views
     from wvo_mcp.models import LandingFigures, LandingQueue, PullRequestShown
 
     figures = LandingFigures(
@@ -396,14 +396,14 @@ def test_pull_requests_show_their_link_and_what_they_wait_for() -> None:
         PullRequestShown(target="t", task_id="T2", title="b", number=5,
                          url="javascript:alert(1)", state="merged", waiting="", updated_at="u"),
     ]  # fmt: skip
-    shown = render.landing(LandingQueue(entries=[], figures=figures, pulls=pulls))
+    shown = views.landing(LandingQueue(entries=[], figures=figures, pulls=pulls))
     assert 'href="https://github.com/team/project/pull/4"' in shown
     assert "waiting for checks: test" in shown and ">merged<" in shown
     assert "javascript:" not in shown and "<script>" not in shown
 
 
 def test_schedules_show_their_newest_task_and_next_time_escaped() -> None:
-    from wvo_mcp.edge.dashboard import render
+    from wvo_mcp.edge.dashboard import views
     from wvo_mcp.models import Scheduled
 
     found = [
@@ -412,16 +412,16 @@ def test_schedules_show_their_newest_task_and_next_time_escaped() -> None:
         Scheduled(id=HOSTILE, every="1d", last_task=HOSTILE, last_status=None,
                   next_at="x", stopped=True),
     ]  # fmt: skip
-    shown = render.scheduled(found)
+    shown = views.scheduled(found)
     assert "<time>2026-12-07T06:00:00.000Z</time>" in shown and "(done)" in shown
     assert "stopped" in shown and "(gone)" in shown and "<script>" not in shown
-    assert render.scheduled([]) == ""
+    assert views.scheduled([]) == ""
 
 
 def test_the_routes_section_shows_each_routes_figures_escaped() -> None:
     """Names come from the providers file and the store: shown as text. Each route's
     figures and state, where a fresh task goes and why, and the policy line."""
-    from wvo_mcp.edge.dashboard import render
+    from wvo_mcp.edge.dashboard import views
     from wvo_mcp.rules.learning import Policy, RouteFigures
     from wvo_mcp.services.route_figures import ClassRoutes, RouteBoard, RouteRow
 
@@ -439,7 +439,7 @@ def test_the_routes_section_shows_each_routes_figures_escaped() -> None:
         ),
     )  # fmt: skip
     policy = Policy(enabled=False, floor=0.6, explore_share=0.05)
-    shown = render.routes(RouteBoard(policy, 2, classes))
+    shown = views.routes(RouteBoard(policy, 2, classes))
     assert "<script>" not in shown and "<img" not in shown and "<b>" not in shown
     assert shown.count("&lt;script&gt;window.pwned") == 4  # the reason, chosen, provider x2
     policy = "learning off; floor 60% first try; explore share 5%; optimism 1; proven from 5"

@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import open_db
 from tests.http.conftest import connect, http_server, spec, token
 from tests.integration.test_git_checkpoints import make_repo
-from wvo_mcp.edge.dashboard import render
+from wvo_mcp.edge.dashboard import detail
 from wvo_mcp.services.leases import OUTPUT_KEPT
 
 pytestmark = pytest.mark.anyio
@@ -51,7 +51,7 @@ async def test_a_flooding_command_leaves_a_bounded_escaped_tail_and_nothing_else
             )
             assert ran["exit_code"] == 0, ran
             after = untouched(state_root)
-            detail = await http.get(f"{server.base}/dashboard/api/tasks/T1")
+            answer = await http.get(f"{server.base}/dashboard/api/tasks/T1")
             seen = await agent.call("task_get", task_id="T1")
     assert after == before  # the run is recorded as an event and its tails, nothing more
     with open_db(state_root) as db:
@@ -59,15 +59,15 @@ async def test_a_flooding_command_leaves_a_bounded_escaped_tail_and_nothing_else
     [(stdout, stderr)] = [tuple(r) for r in kept]
     assert len(stdout) <= OUTPUT_KEPT + len("[...]\n") and stdout.endswith(MARKUP), stdout[-200:]
     assert stderr == ""
-    html = detail.json()["html"]
+    html = answer.json()["html"]
     assert "<script" not in html and "<img" not in html
     assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in html
     assert MARKUP not in json.dumps(seen)  # agents read back the summary alone
 
 
 def test_a_workers_hostile_lines_stay_text_in_the_live_log():
-    log = render.LiveLog(f"alpha-1{MARKUP}", f"h:1:{MARKUP}", [MARKUP, "\x1b[2J\x00"])
-    html = render._live_log(log)
+    log = detail.LiveLog(f"alpha-1{MARKUP}", f"h:1:{MARKUP}", [MARKUP, "\x1b[2J\x00"])
+    html = detail._live_log(log)
     assert "<script" not in html and "<img" not in html
     assert html.count("&lt;script&gt;") == 4  # the agent (twice), the run, the line
 

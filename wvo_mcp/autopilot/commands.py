@@ -127,6 +127,9 @@ def codex_config_toml(launch: Launch, mcp: bool = True) -> str:
     return "\n".join(
         [
             "project_doc_max_bytes = 0",
+            # The API's own search adds input no request holds, which a cut answer's meter
+            # could bound only by a context window (rules/wire.py); no task needs it.
+            'web_search = "disabled"',
             f"[projects.{json.dumps(str(launch.workdir))}]",
             'trust_level = "untrusted"',
             # Codex lists the repository's skills (.codex/skills, .agents/skills) to the model

@@ -2,8 +2,8 @@
 
 Kept light: with warm start (on Linux unless WVO_WARM_START=0), `serve` over stdio hands its
 client to the state folder's warm process (relay.py) before the commands, pydantic and the
-SDK are imported; served here instead, its first answers come from front.py while they
-import."""
+SDK are imported; served cold instead, by a child of this process on Linux (handle.py), its
+first answers come from front.py while they import."""
 
 import sys
 from typing import TYPE_CHECKING
@@ -13,14 +13,22 @@ if TYPE_CHECKING:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from wvo_mcp.cli import relay
+    from wvo_mcp.cli import handle, relay
 
     given = sys.argv[1:] if argv is None else argv
+    client = argv is None and relay.stdio_serve(given)[0]
+    if client:
+        handle.leave_on_signal()  # until the server's own handlers: nothing is owed yet
     served = relay.handed_over(given)
     if served is not None:
+        if client:
+            handle.leave(served)  # no interpreter shutdown: the client waits for this end
         sys.exit(served)
-    if argv is None and relay.stdio_serve(given)[0]:
-        # Served here, cold: the first answers come from the table while the rest imports.
+    if client:
+        served = handle.served_in_child()
+        if served is not None:
+            handle.leave(served)
+        # Served cold: the first answers come from the table while the rest imports.
         from wvo_mcp.cli import front
 
         front.serve(relay.tools_profile(), HEAVY)

@@ -17,13 +17,10 @@ modules, as relay.py does.
 import json
 import os
 import select
-import signal
 import stat
-import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 TABLE = Path(__file__).parent.parent / "data" / "handshake.json"
@@ -62,12 +59,10 @@ def serve(profile: str, imports: tuple[str, ...]) -> None:
     woken, wake = os.pipe()
     loading = threading.Thread(target=_import, args=(imports, wake), daemon=True)
     loading.start()
-    quit_on = {s: signal.signal(s, _quit) for s in (signal.SIGINT, signal.SIGTERM)}
+    # A client stopping its server meanwhile: the caller's handlers (handle.py) end it.
     try:
         _handed = _answer(table, profile, woken)
     finally:
-        for signum, before in quit_on.items():
-            signal.signal(signum, before)
         loading.join()  # every import done: the server imports nothing beside a thread
         os.close(woken)
         os.close(wake)
@@ -176,9 +171,3 @@ def _import(names: tuple[str, ...], wake: int) -> None:
         pass
     finally:
         os.write(wake, b".")
-
-
-def _quit(signum: int, frame: FrameType | None) -> None:
-    """A client stopping its server before it took over: nothing opened, nothing to undo."""
-    sys.stderr.flush()
-    os._exit(0)

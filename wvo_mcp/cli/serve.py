@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from wvo_mcp import backups
-from wvo_mcp.cli import front
+from wvo_mcp.cli import front, handle
 from wvo_mcp.cli.command import Command, opened, person, trust_arguments
 from wvo_mcp.cli.output import print_json, say, table, warn
 from wvo_mcp.config import Settings, repositories
@@ -61,7 +61,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
             return
         begun = front.handed()  # what the front answered while the server imported
         taken = stdio.Taken(begun.replay, frozenset(begun.answered), begun.pending)
-        anyio.run(stdio.serve, build_server(settings), taken)
+        anyio.run(stdio.serve, build_server(settings), taken, handle.leave)
 
 
 def cmd_stop(settings: Settings, args: argparse.Namespace) -> None:

@@ -26,7 +26,6 @@ import signal
 import socket
 import stat
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from wvo_mcp.cli import relay
+from wvo_mcp.cli import handle, relay
 from wvo_mcp.cli.output import warn
 from wvo_mcp.config import Settings
 
@@ -155,22 +154,32 @@ def _warm(state_root: Path, serving: int) -> int:
 
 
 def _when_idle(pid: int) -> None:
-    """Returns once process `pid` has used no CPU for IDLE_S (its server has started and
-    waits on its client), is gone, or after IDLE_WAIT_S: importing at the same time would
-    slow that start down by a quarter on two cores."""
+    """Returns once process `pid` and its children (the server it serves cold, handle.py)
+    have used no CPU for IDLE_S (the server has started and waits on its client), `pid` is
+    gone, or after IDLE_WAIT_S: importing at the same time would slow that start down by a
+    quarter on two cores."""
     deadline = time.monotonic() + IDLE_WAIT_S
     last, since = -1, time.monotonic()
     while time.monotonic() < deadline:
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            used = _cpu(pid)
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         except OSError:
             return
-        used = int(fields[11]) + int(fields[12])  # utime and stime, in clock ticks
+        for child in children:
+            with contextlib.suppress(OSError):  # ended since it was listed
+                used += _cpu(int(child))
         if used != last:
             last, since = used, time.monotonic()
         elif time.monotonic() - since >= IDLE_S:
             return
         time.sleep(IDLE_POLL_S)
+
+
+def _cpu(pid: int) -> int:
+    """The CPU process `pid` has used: utime and stime, in clock ticks."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
 
 
 def _run_dir(state_root: Path) -> Path | None:
@@ -535,7 +544,7 @@ def _serve(child: Forked) -> int:
     header, conn = child.header, child.conn
     for signum in HELD:
         signal.signal(signum, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    handle.leave_on_signal()
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
     for target, fd in enumerate(child.fds):
         os.dup2(fd, target)
@@ -555,7 +564,7 @@ def _serve(child: Forked) -> int:
     conn.sendall(json.dumps({"pid": os.getpid()}).encode() + b"\n")
     if conn.recv(len(relay.GO)) != relay.GO:
         return 0  # the relay serves its client itself: nothing was read
-    threading.Thread(target=_watch, args=(conn,), daemon=True).start()
+    handle.told_by(conn)  # the relay ends on this server's word, and it on the relay's end
     from wvo_mcp.cli import entry
 
     entry.main(header["argv"])
@@ -585,11 +594,3 @@ def adopt(header: dict[str, Any]) -> str | None:
     except (OSError, ValueError, TypeError, AttributeError) as exc:
         return f"bounds the warm process cannot take on: {type(exc).__name__}: {exc}"
     return None
-
-
-def _watch(conn: socket.socket) -> None:
-    """Stops this server as SIGTERM does when its relay is gone (killed, say)."""
-    with contextlib.suppress(OSError):
-        while conn.recv(256):
-            pass
-    os.kill(os.getpid(), signal.SIGTERM)

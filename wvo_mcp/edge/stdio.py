@@ -31,7 +31,7 @@ import stat
 import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 import anyio
 import mcp_types
@@ -433,15 +433,31 @@ async def _session(
         await outgoing.aclose()
 
 
-async def serve(server: MCPServer[Any], taken: Taken | None = None) -> None:
+def _exit(code: int) -> NoReturn:
+    sys.stderr.flush()
+    os._exit(code)
+
+
+async def serve(
+    server: MCPServer[Any], taken: Taken | None = None, leave: Callable[[int], NoReturn] = _exit
+) -> None:
     """Serve `server` on this process's stdin and stdout until stdin closes, or until
     SIGINT or SIGTERM (clients stop servers with signals and leave stdin open); either way
     the calls it is serving are answered first (_Incoming). A second signal, or GRACE_S
-    more, stops it at once."""
+    more, stops it at once. Stopped by a signal, it ends the process with `leave(0)` as
+    soon as the server's cleanup has run."""
     # The private attribute is what MCPServer.run_stdio_async itself serves.
     lowlevel = server._lowlevel_server
     signalled = False
     streams = pipe_streams(taken) if _is_pipe(0) and _is_pipe(1) else file_streams()
+
+    def ended() -> None:
+        if signalled:
+            # A worker thread reading a terminal (file_streams) is freed only by a line or
+            # EOF, and a client keeps stdin open: nothing more is waited for.
+            logging.shutdown()
+            leave(0)
+
     async with streams as (read, write):
 
         async def stop_on_signal(scope: anyio.CancelScope) -> None:
@@ -460,10 +476,6 @@ async def serve(server: MCPServer[Any], taken: Taken | None = None) -> None:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(stop_on_signal, tasks.cancel_scope)
             await lowlevel.run(read, write, lowlevel.create_initialization_options())
+            ended()  # cleanup has run; this server's signal handlers still stand
             tasks.cancel_scope.cancel()
-    if signalled:
-        # Cleanup has run. A worker thread reading a terminal (file_streams) is freed only
-        # by a line or EOF, and a client keeps stdin open: leave without waiting.
-        logging.shutdown()
-        sys.stderr.flush()
-        os._exit(0)
+    ended()  # cancelled by a second signal: cleanup has run too

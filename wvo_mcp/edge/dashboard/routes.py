@@ -34,7 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wvo_mcp import backups, timeutil
 from wvo_mcp.edge import access
-from wvo_mcp.edge.dashboard import render
+from wvo_mcp.edge.dashboard import detail, render, views
 from wvo_mcp.edge.dashboard.live import Hub
 from wvo_mcp.errors import NotFound, WvoError
 from wvo_mcp.orchestrator import Orchestrator
@@ -341,31 +341,31 @@ class Dashboard:
         db = self._db()
         name = request.path_params["name"]
         if name == "agents":
-            html = render.agents(await db.agents_view(), db.settings.stale_task_minutes)
+            html = views.agents(await db.agents_view(), db.settings.stale_task_minutes)
         elif name == "budgets":
-            html = render.budgets(await db.provider_status()) + render.routes(await db.route_view())
+            html = views.budgets(await db.provider_status()) + views.routes(await db.route_view())
         elif name == "health":
-            html = render.health(
+            html = views.health(
                 await db.health_report(), await db.done_per_hour(CHART_HOURS), await self._backups()
-            ) + render.scheduled(await db.schedules())
+            ) + views.scheduled(await db.schedules())
         elif name == "inbox":
-            html = render.inbox(await db.inbox(), caller.role == "person")
+            html = views.inbox(await db.inbox(), caller.role == "person")
         elif name == "autopilot":
-            html = render.autopilot(
+            html = views.autopilot(
                 await self._pilots(), caller.role == "person", await db.landing_view()
-            ) + render.gate(await db.gate(), caller.role == "person")
+            ) + views.gate(await db.gate(), caller.role == "person")
         else:
             return JSONResponse({"error": f"no view {name!r}"}, status_code=404)
         return JSONResponse({"html": html})
 
-    async def _backups(self) -> render.Backups | None:
+    async def _backups(self) -> views.Backups | None:
         """The SQLite file's backups (the health monitor takes them); None on PostgreSQL."""
         settings = self._db().settings
         if settings.database_url is not None:
             return None
         found = await anyio.to_thread.run_sync(backups.listing, settings.backups_dir)
         latest = timeutil.to_text(found[-1][1]) if found else None
-        return render.Backups(len(found), latest)
+        return views.Backups(len(found), latest)
 
     async def _pilots(self) -> list[dict[str, Any]]:
         """The autopilot runs of the last hour."""
@@ -378,9 +378,9 @@ class Dashboard:
         db = self._db()
         view = await db.task_view(task_id, EVENTS, RUNS)
         log = await self._live_log(task_id) if view.task.status == Status.IN_PROGRESS else None
-        return render.task(view, EVENTS, git=db.git is not None, log=log, can_act=can_act)
+        return detail.task(view, EVENTS, git=db.git is not None, log=log, can_act=can_act)
 
-    async def _live_log(self, task_id: str) -> render.LiveLog | None:
+    async def _live_log(self, task_id: str) -> detail.LiveLog | None:
         """The latest output of the autopilot worker running the task, as its autopilot
         reported it on its last round (reports are JSON the autopilot wrote: read warily)."""
         for run in await self._pilots():
@@ -389,7 +389,7 @@ class Dashboard:
                 if isinstance(worker, dict) and worker.get("task") == task_id:
                     tail = worker.get("tail")
                     lines = [str(line) for line in tail] if isinstance(tail, list) else []
-                    return render.LiveLog(str(worker.get("agent", "")), run["id"], lines)
+                    return detail.LiveLog(str(worker.get("agent", "")), run["id"], lines)
         return None
 
     async def task_page(self, request: Request) -> Response:
@@ -398,20 +398,20 @@ class Dashboard:
             return caller
         task_id = request.path_params["task_id"]
         try:
-            detail = await self._task(task_id, caller.role == "person")
+            html = await self._task(task_id, caller.role == "person")
         except NotFound as exc:
             return HTMLResponse(f"<!doctype html><p>{escape(str(exc))}</p>", status_code=404)
-        return HTMLResponse(render.task_page(detail, task_id, caller.name))
+        return HTMLResponse(detail.task_page(html, task_id, caller.name))
 
     async def task(self, request: Request) -> Response:
         caller = await self._caller(request)
         if isinstance(caller, Response):
             return caller
         try:
-            detail = await self._task(request.path_params["task_id"], caller.role == "person")
+            html = await self._task(request.path_params["task_id"], caller.role == "person")
         except NotFound as exc:
             return JSONResponse({"error": str(exc)}, status_code=404)
-        return JSONResponse({"html": detail})
+        return JSONResponse({"html": html})
 
     async def diff(self, request: Request) -> Response:
         """A checkpoint's git snapshot against the HEAD it was taken on, as HTML."""
@@ -425,7 +425,7 @@ class Dashboard:
             return JSONResponse({"error": str(exc)}, status_code=404)
         except WvoError as exc:
             return JSONResponse({"error": str(exc)}, status_code=409)
-        return JSONResponse({"html": render.diff(patch, cut)})
+        return JSONResponse({"html": detail.diff(patch, cut)})
 
     async def _actor(self, request: Request) -> access.Caller | Response:
         """The person acting, or the refusal: as _caller, then 403 unless a person sent the
