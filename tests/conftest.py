@@ -351,12 +351,17 @@ def open_db(state_root: Path, *, writable: bool = False) -> Iterator[sqlite3.Con
 
 
 def server_pid(agent_id: str) -> int:
-    """The pid of our own `python -m wvo_mcp serve` child, from the agent id a server gives a
+    """The pid of our own `python -m wvo_mcp serve` server, from the agent id a server gives a
     caller that has no WVO_AGENT_ID (`<client name>-<server pid>`)."""
     pid = int(agent_id.rsplit("-", 1)[1])
     # Only ever signal our own server child.
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     assert b"wvo_mcp" in cmdline and b"serve" in cmdline, cmdline
-    ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    assert ppid == os.getpid(), (pid, ppid)
+    # Our child, or on Linux the child of ours that serves it (cli/handle.py).
+    lineage = [_parent(pid), _parent(_parent(pid))]
+    assert os.getpid() in lineage, (pid, lineage)
     return pid
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])

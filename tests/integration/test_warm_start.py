@@ -56,6 +56,11 @@ class Relay(Server):
         """The pid of the server answering: the default agent id is `<client>-<pid>`."""
         return int(self.call("plan_next")["agent_id"].rsplit("-", 1)[1])
 
+    def served_cold(self) -> bool:
+        """Served as without warm start: by a child of the process the client started, which
+        stays as its handle (cli/handle.py), not by a server the warm process forked."""
+        return parent_of(self.server_pid()) == self.proc.pid
+
     def finish(self) -> tuple[int | None, str]:
         """Stdin closed: its exit code (None if it hung) and stderr."""
         assert self.proc.stdin is not None
@@ -182,11 +187,11 @@ def test_the_first_client_is_served_cold_and_the_next_by_a_forked_server(
     state_root: Path,
 ) -> None:
     first = Relay(state_root)
-    assert first.server_pid() == first.proc.pid  # no warm process yet: served in place
+    assert first.served_cold()  # no warm process yet
     wait_for(lambda: listening(state_root), "the warm process the first relay started")
     second = Relay(state_root)
     server = second.server_pid()
-    assert server != second.proc.pid
+    assert parent_of(server) != second.proc.pid
     assert parent_of(server) in warm_pids(state_root)
     assert second.result("tools/list", {}) == first.result("tools/list", {})
     first.call("task_create", tasks=[{"id": "a", "title": "a"}, {"id": "b", "title": "b"}])
@@ -256,12 +261,12 @@ def test_a_warm_process_of_another_build_is_not_used(state_root: Path) -> None:
     )
     stale = start_warm(state_root, boot=other)
     client = Relay(state_root)
-    assert client.server_pid() == client.proc.pid
+    assert client.served_cold()
     assert stale.wait(EXIT_DEADLINE_S) == 0
     # The relay started a warm process of its own build for the next client.
     wait_for(lambda: listening(state_root), "a new warm process")
     after = Relay(state_root)
-    assert after.server_pid() != after.proc.pid
+    assert not after.served_cold()
     assert after.finish() == (0, "")
     assert client.finish() == (0, "")
 
@@ -277,7 +282,7 @@ def test_a_package_installed_since_the_warm_process_started_makes_it_stale(
     assert parent_of(before.server_pid()) == warm.pid
     (packages / "installed.py").write_text("")  # the folder changes, as an install changes it
     after = Relay(state_root, PYTHONPATH=str(packages))
-    assert after.server_pid() == after.proc.pid
+    assert after.served_cold()
     # Stale, it serves no one new, but still reports how its servers end, then ends.
     assert before.finish() == (0, "")
     assert warm.wait(EXIT_DEADLINE_S) == 0
@@ -339,7 +344,7 @@ def test_the_warm_process_ends_when_idle(state_root: Path) -> None:
 def test_the_relay_imports_neither_pydantic_nor_the_sdk(state_root: Path) -> None:
     start_warm(state_root)
     client = Relay(state_root, PYTHONPROFILEIMPORTTIME="1")
-    assert client.server_pid() != client.proc.pid
+    assert not client.served_cold()
     code, stderr = client.finish()
     assert code == 0
     modules = imported(stderr)
@@ -386,8 +391,8 @@ def test_a_client_whose_environment_does_not_fit_is_served_cold(state_root: Path
     start_warm(state_root)
     fits = Relay(state_root)
     big = Relay(state_root, LARGE="y" * (relay.RESERVE_BYTES + 1))
-    assert fits.server_pid() != fits.proc.pid  # forked by the warm process
-    assert big.server_pid() == big.proc.pid  # served in place, as without warm start
+    assert not fits.served_cold()  # forked by the warm process
+    assert big.served_cold()  # as without warm start
     assert big.call("claim_task")["reason"] == "no_ready_task"
     for client in (fits, big):
         assert client.finish() == (0, "")
@@ -400,10 +405,10 @@ def test_warm_start_is_on_by_default_and_off_with_its_switch(state_root: Path) -
     wait_for(lambda: listening(state_root), "the warm process the default started")
     assert warm_pids(state_root)
     served = Relay(state_root, WVO_WARM_START="0")
-    assert served.server_pid() == served.proc.pid  # a warm process listens, and is passed by
+    assert served.served_cold()  # a warm process listens, and is passed by
     assert served.finish() == (0, "")
     default = Relay(state_root, WVO_WARM_START="")
-    assert default.server_pid() != default.proc.pid
+    assert not default.served_cold()
     assert default.finish() == (0, "")
     off.stop(signal.SIGTERM)
 
@@ -531,7 +536,7 @@ def test_stop_ends_the_warm_process_and_leaves_its_servers_serving(state_root: P
     again = wvo("stop", state_root)
     assert (again.returncode, again.stdout) == (0, f"no warm process serves {state_root}\n")
     after = Relay(state_root)  # served cold, and a new warm process for the next
-    assert after.server_pid() == after.proc.pid
+    assert after.served_cold()
     assert after.finish() == (0, "")
 
 
@@ -548,20 +553,24 @@ def wvo(command: str, state_root: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.usefixtures("cleanup")
-@pytest.mark.parametrize("how", ["relay SIGKILLed", "SIGTERM", "SIGINT", "stdin closed"])
+@pytest.mark.parametrize(
+    "how", ["relay SIGKILLed", "cold handle SIGKILLed", "SIGTERM", "SIGINT", "stdin closed"]
+)
 def test_a_call_in_flight_when_its_server_stops_gets_its_own_answer(
     state_root: Path, how: str
 ) -> None:
     """A done waits for its turn to write when the server is told to stop: the answer is the
     done's own result, never JSON-RPC's `Connection closed` (which the SDK gave a call it
-    cancelled, though its write went on to commit). With warm start, a client's SIGKILL of
-    the process it started leaves the forked server holding the client's pipes."""
+    cancelled, though its write went on to commit). A client's SIGKILL of the process it
+    started leaves the server (forked by the warm process, or cold its child) holding the
+    client's pipes."""
     warm = how == "relay SIGKILLed"
+    killed = how.endswith("SIGKILLed")
     if warm:
         start_warm(state_root)
     client = Relay(state_root, WVO_WARM_START="1" if warm else "0")
     server = client.server_pid()
-    assert (server != client.proc.pid) is warm
+    assert (parent_of(server) != client.proc.pid) is warm
     client.call("task_create", tasks=[{"id": "T1", "title": "t"}])
     claim = client.call("claim_task")
     held = {"task_id": "T1", "lease_token": claim["lease_token"]}
@@ -584,7 +593,7 @@ def test_a_call_in_flight_when_its_server_stops_gets_its_own_answer(
     assert answer.get("id") == 100 and "result" in answer, answer
     assert answer["result"]["structuredContent"]["status"] == "done", answer
     assert client.proc.stdout.readline() == b""  # then it ends
-    assert client.proc.wait(EXIT_DEADLINE_S) == (-signal.SIGKILL if warm else 0)
+    assert client.proc.wait(EXIT_DEADLINE_S) == (-signal.SIGKILL if killed else 0)
     for pipe in (client.proc.stdin, client.proc.stdout, client.proc.stderr):
         if pipe is not None:
             pipe.close()
@@ -697,7 +706,7 @@ def test_a_silent_or_slow_connection_holds_up_no_relay(state_root: Path) -> None
         slow.send(relay.LENGTH.pack(100))
         client = Relay(state_root)
         server = client.server_pid()
-        assert server != client.proc.pid  # a forked server, not the relay serving it cold
+        assert parent_of(server) != client.proc.pid  # forked by the warm process
         assert client.finish() == (0, "")
     finally:
         for conn in (*quiet, slow):

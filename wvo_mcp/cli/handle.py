@@ -3,16 +3,17 @@ at once when the client stops it.
 
 A client gives the process it started little time to end after SIGINT: Claude Code checks
 100 ms later and sends SIGTERM, then SIGKILL 400 ms after that. A server's process holds
-~80 MB, and the kernel frees that at its exit: ~10 ms of CPU on a virtual machine, which on
-a busy one (load 14 on 2 cores) is 60-340 ms before its parent sees it end, whatever Python
-does first. The handle holds ~15 MB and ends in a few ms.
+~80 MB, which the kernel frees at its exit: ~10 ms of CPU on a virtual machine, so that
+beside 14 busy processes on 2 cores its parent saw it end 14-340 ms (median 106) after
+SIGINT though it did nothing but exit. The handle holds ~15 MB and ends in a few ms.
 
 So on Linux, over a client's pipes, the server runs in a child: of the state folder's warm
 process (relay.py), or, served cold, of the handle itself (served_in_child). The handle
-passes SIGINT, SIGTERM and SIGHUP on to it and ends with its exit code. A server that is
-done tells its handle that code as it leaves (leave), once it has let go of all a process's
-exit lets go of (locks, files, the client's pipes): the client sees it end as if it had,
-while the kernel frees its memory. Imports only light modules, as relay.py does.
+passes SIGINT, SIGTERM and SIGHUP on to it and ends with its exit code. A server its client
+stops tells its handle that code once it has answered all it will answer (tell), and then
+finishes on its own: the client is not kept waiting for its housekeeping (a database write,
+a file's sync, each a wait for the CPU on a busy machine) nor for the kernel freeing its
+memory. Imports only light modules, as relay.py does.
 """
 
 import contextlib
@@ -31,11 +32,13 @@ from wvo_mcp.cli import relay
 WORD_MAX_BYTES = 4096
 
 _handle: socket.socket | None = None  # in a server: where its handle waits for its word
+_told = threading.Event()
 
 
 def told_by(conn: socket.socket) -> None:
-    """In a server: `conn` reaches its handle, told this process's exit code as it leaves.
-    A handle gone (killed, say) stops the server as SIGTERM does."""
+    """In a server: `conn` reaches its handle, which ends with the code this server tells it
+    (tell, leave). A handle gone before it was told (killed, say) stops the server as
+    SIGTERM does."""
     global _handle
     _handle = conn
     threading.Thread(target=_stop_when_gone, args=(conn,), daemon=True).start()
@@ -45,23 +48,34 @@ def _stop_when_gone(conn: socket.socket) -> None:
     with contextlib.suppress(OSError):
         while conn.recv(256):
             pass
-    os.kill(os.getpid(), signal.SIGTERM)
+    if not _told.is_set():
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def tell(code: int) -> None:
+    """A server stopped by its client has answered all it will answer: its handle ends now
+    with `code`, and the client with it; this server then finishes on its own (hands its
+    leadership over, flushes its telemetry, closes its store) and leaves. Once only."""
+    if _handle is None or _told.is_set():
+        return
+    _told.set()
+    with contextlib.suppress(OSError):  # the handle is gone: no one waits for the word
+        _handle.sendall(json.dumps({"exit": code}).encode() + b"\n")
 
 
 def leave(code: int) -> NoReturn:
     """End this process now with `code`: no interpreter shutdown, no thread joined. A server
-    with a handle first closes every descriptor (its locks, its database files, the client's
-    pipes), then tells its handle, which ends while the kernel frees this process's memory.
-    A transaction cut short is rolled back whole, as at any exit."""
+    whose handle is not told yet first closes every descriptor (its locks, its database
+    files, the client's pipes), then tells it: the client sees it end as at its exit, while
+    the kernel frees its memory. A transaction cut short is rolled back whole."""
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):  # a closed stream, a write the signal cut into
             stream.flush()
-    if _handle is not None:
+    if _handle is not None and not _told.is_set():
         keep = _handle.fileno()
         os.closerange(0, keep)
         os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
-        with contextlib.suppress(OSError):  # the handle is gone: no one waits for the word
-            _handle.sendall(json.dumps({"exit": code}).encode() + b"\n")
+        tell(code)
     os._exit(code)
 
 
@@ -80,7 +94,7 @@ def served_in_child() -> int | None:
     """On Linux, over a client's pipes: forks the server, in which this returns None (it
     serves); in this process, the client's handle, the server's exit code once it ends.
     Elsewhere (or if the fork fails) None: this process serves."""
-    if not sys.platform.startswith("linux") or not _pipes():
+    if not sys.platform.startswith("linux") or not _pipes() or not _pidfds():
         return None
     mine, its = socket.socketpair()
     # Held across the fork: a signal before the handle forwards it would be lost.
@@ -116,7 +130,7 @@ def _ended(pid: int, conn: socket.socket) -> int:
     with conn, conn.makefile("rb") as words:
         code = _word(words).get("exit")
     if isinstance(code, int) and not isinstance(code, bool):
-        return code  # the kernel still frees the server, reaped by init
+        return code  # the server finishes on its own; init reaps it
     _, status = os.waitpid(pid, 0)
     ended = os.waitstatus_to_exitcode(status)
     return ended if ended >= 0 else 128 - ended  # killed by a signal: as a shell says it
@@ -138,3 +152,12 @@ def _pipes() -> bool:
     except OSError:
         return False
     return all(stat.S_ISFIFO(m) or stat.S_ISSOCK(m) for m in modes)
+
+
+def _pidfds() -> bool:
+    """Whether this kernel signals a process by pidfd (Linux 5.3), as the handle does."""
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:
+        return False
+    return True

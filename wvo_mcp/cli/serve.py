@@ -61,7 +61,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
             return
         begun = front.handed()  # what the front answered while the server imported
         taken = stdio.Taken(begun.replay, frozenset(begun.answered), begun.pending)
-        anyio.run(stdio.serve, build_server(settings), taken, handle.leave)
+        anyio.run(stdio.serve, build_server(settings), taken, handle.leave, handle.tell)
 
 
 def cmd_stop(settings: Settings, args: argparse.Namespace) -> None:

@@ -16,7 +16,9 @@ MAX_LINE_BYTES, which is skipped unread.
 A server stops as its client expects: told to (SIGINT, SIGTERM) or at the end of stdin, it
 reads no more, answers every call it is serving with that call's own result or refusal
 (within GRACE_S), then ends. The SDK would cancel them instead, and answer each with
-JSON-RPC's `Connection closed`, though its write may have committed.
+JSON-RPC's `Connection closed`, though its write may have committed. Told by a signal, it
+says so as soon as the last answer is written (`answered`), so that the process the client
+watches can end before the server's own cleanup (cli/handle.py).
 """
 
 import asyncio
@@ -330,6 +332,7 @@ class _Incoming(ObjectReceiveStream[SessionMessage | Exception]):
         self.stopping = False
         self._reading: anyio.CancelScope | None = None
         self._replay = list(replay)
+        self._answered: Callable[[], None] = lambda: None
 
     async def receive(self) -> SessionMessage | Exception:
         while self._replay:
@@ -349,11 +352,13 @@ class _Incoming(ObjectReceiveStream[SessionMessage | Exception]):
             self.stopping = True
         with anyio.move_on_after(GRACE_S):
             await self.answer.answered.wait()
+        self._answered()
         raise anyio.EndOfStream
 
-    def stop(self) -> None:
-        """Read no more: end once what is being served is answered."""
+    def stop(self, answered: Callable[[], None]) -> None:
+        """Read no more: end once what is being served is answered, calling `answered`."""
         self.stopping = True
+        self._answered = answered
         if self._reading is not None:
             self._reading.cancel()
 
@@ -438,14 +443,22 @@ def _exit(code: int) -> NoReturn:
     os._exit(code)
 
 
+def _nobody(code: int) -> None:
+    return None
+
+
 async def serve(
-    server: MCPServer[Any], taken: Taken | None = None, leave: Callable[[int], NoReturn] = _exit
+    server: MCPServer[Any],
+    taken: Taken | None = None,
+    leave: Callable[[int], NoReturn] = _exit,
+    answered: Callable[[int], None] = _nobody,
 ) -> None:
     """Serve `server` on this process's stdin and stdout until stdin closes, or until
     SIGINT or SIGTERM (clients stop servers with signals and leave stdin open); either way
     the calls it is serving are answered first (_Incoming). A second signal, or GRACE_S
-    more, stops it at once. Stopped by a signal, it ends the process with `leave(0)` as
-    soon as the server's cleanup has run."""
+    more, stops it at once. Stopped by a signal, it calls `answered(0)` once the client has
+    every answer it will get (cli/handle.py: the process the client watches ends then), and
+    ends the process with `leave(0)` once the server's cleanup has run."""
     # The private attribute is what MCPServer.run_stdio_async itself serves.
     lowlevel = server._lowlevel_server
     signalled = False
@@ -466,11 +479,12 @@ async def serve(
                 async for _ in signals:
                     if not signalled and isinstance(read, _Incoming):
                         signalled = True
-                        read.stop()
+                        read.stop(lambda: answered(0))
                         scope.deadline = anyio.current_time() + GRACE_S + 1
                         continue
                     signalled = True
                     scope.cancel()  # the server's cleanup is shielded, so it still runs
+                    answered(0)  # nothing more is answered
                     return
 
         async with anyio.create_task_group() as tasks:

@@ -1,0 +1,211 @@
+"""A client's SIGINT ends its stdio server on its own, whatever the server is doing and however
+busy the machine. Claude Code sends SIGINT, and SIGTERM if the process it started is still
+there 100 ms later ("SIGINT failed" in its debug log), then SIGKILL 400 ms after that. The
+process it started is a small handle (cli/handle.py): the server, in a child, tells it once
+it has answered every call it was serving, and the handle ends then, while the server
+cleans up on its own."""
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, wvo
+from tests.integration.test_claude_code import (
+    CLAUDE,
+    RUN_TIMEOUT_S,
+    ScriptedModel,
+    _tool_results,
+    assert_done_by,
+    claude_env,
+    offers_ours,
+    serve_model,
+    worker_server,
+)
+from tests.integration.test_lifecycle import EXIT_DEADLINE_S, Server
+from tests.integration.test_warm_start import alive, cleanup, start_warm, wait_for
+from wvo_mcp.backups import servers_lock_path
+
+pytestmark = pytest.mark.process
+__all__ = ["cleanup"]  # the fixture, used by name
+
+BUSY = 14  # processes burning CPU beside Claude Code: a load of 12-18 on two cores
+
+
+def stopped_by_sigint(server: Server) -> tuple[int, str]:
+    """SIGINT alone, as a client sends it first: the exit code and stderr of the process the
+    client started. Not ended within EXIT_DEADLINE_S (a guard against a hang, not a time to
+    beat), it gets SIGTERM, as Claude Code sends next, and the test fails."""
+    server.proc.send_signal(signal.SIGINT)
+    try:
+        code = server.proc.wait(EXIT_DEADLINE_S)
+    except subprocess.TimeoutExpired:
+        ended, stderr = server.stop(signal.SIGTERM)
+        pytest.fail(f"SIGINT did not end the server; SIGTERM was needed ({ended}): {stderr}")
+    assert server.proc.stdin and server.proc.stdout and server.proc.stderr
+    stderr = server.proc.stderr.read().decode()
+    for pipe in (server.proc.stdin, server.proc.stdout, server.proc.stderr):
+        pipe.close()
+    return code, stderr
+
+
+def waiting_for(lock: Path) -> list[int]:
+    """The processes blocked on a flock of `lock` (/proc/locks marks them `->`)."""
+    inode = f":{os.stat(lock).st_ino}"
+    found = []
+    for line in Path("/proc/locks").read_text().splitlines():
+        words = line.split()
+        where = next((i for i, w in enumerate(words) if w.endswith(inode)), None)
+        if "->" in words and where is not None:
+            found.append(int(words[where - 1]))
+    return found
+
+
+def holds_the_server(pid: int) -> bool:
+    """Whether process `pid` has loaded the server (the SDK's pydantic core)."""
+    return "_pydantic_core" in Path(f"/proc/{pid}/maps").read_text()
+
+
+@pytest.mark.usefixtures("cleanup")
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "forked by the warm process"])
+def test_sigint_while_the_server_starts_ends_it_at_once_with_0(
+    state_root: Path, warm: bool
+) -> None:
+    """SIGINT before the server serves (here it waits for the servers lock, which `restore`
+    holds while it restores; importing and opening the database are alike) ends it with 0,
+    quietly, on its own: no KeyboardInterrupt and its traceback, no interpreter shutdown
+    joining the threads that import or open the database."""
+    state_root.mkdir(parents=True)
+    if warm:
+        start_warm(state_root)
+    lock = servers_lock_path(state_root / "orchestrator.db")
+    with lock.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        server = Server(state_root, WVO_WARM_START="1" if warm else "0")
+        [waiting] = wait_for(lambda: waiting_for(lock), "the server waiting for the lock")
+        assert stopped_by_sigint(server) == (0, "")
+    wait_for(lambda: not alive(waiting), "the server gone")
+
+
+@pytest.mark.usefixtures("cleanup")
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "forked by the warm process"])
+def test_the_process_a_client_starts_holds_no_server_and_ends_on_sigint_with_0(
+    state_root: Path, warm: bool
+) -> None:
+    """What a client waits for after SIGINT is the end of the process it started, and a
+    process holding the server (~80 MB) is slow to end on a busy machine: the kernel frees
+    its memory first, 14-340 ms beside 14 busy processes on two cores. So that process
+    never loads the server, cold or warm; the server, idle, ends just after it."""
+    if warm:
+        start_warm(state_root)
+    server = Server(state_root, WVO_WARM_START="1" if warm else "0")
+    server.start()
+    called = server.request("tools/call", {"name": "plan_next", "arguments": {}})
+    serving = int(called["result"]["structuredContent"]["agent_id"].rsplit("-", 1)[1])
+    assert holds_the_server(serving)
+    assert not holds_the_server(server.proc.pid)
+    assert stopped_by_sigint(server) == (0, "")
+    wait_for(lambda: not alive(serving), "the server gone")
+
+
+class BusyModel(ScriptedModel):
+    """The scripted model, which makes the machine busy once Claude Code has connected its
+    server (under that load a cold server's start outlasts Claude Code's wait for it): BUSY
+    processes burning CPU, which stop() ends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.busy: list[subprocess.Popen[bytes]] = []
+        self.stopped = False
+
+    def reply(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        with self.lock:
+            if offers_ours(body) and not self.busy and not self.stopped:
+                self.busy = [
+                    subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                    for _ in range(BUSY)
+                ]
+        return super().reply(body)
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopped = True
+            for burner in self.busy:
+                burner.kill()
+            for burner in self.busy:
+                burner.wait()
+
+
+def naming(state_root: Path, but: set[int]) -> list[int]:
+    """The live processes whose environment names `state_root` (a server, or the process
+    Claude Code started), other than `but`."""
+    wanted = f"WVO_STATE_ROOT={state_root}\0".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in but:
+            continue
+        try:
+            named = wanted in (entry / "environ").read_bytes()
+        except OSError:  # gone, or not ours to read
+            continue
+        if named and alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CLAUDE.exists(), reason="the Claude Code CLI is not installed")
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "forked by the warm process"])
+def test_claude_code_ends_its_server_with_sigint_alone_on_a_busy_machine(
+    state_root: Path, tmp_path: Path, warm: bool
+) -> None:
+    """The real Claude Code works a task through wvo-mcp on the product's defaults (health
+    monitor on) beside BUSY processes burning CPU, and ends its session: its debug log shows
+    it sending SIGINT and never "SIGINT failed" (nor "SIGTERM failed"), and no process of
+    the server is left."""
+    imported = wvo(state_root, "import", str(ROOT / "state" / "roadmap.yaml"))
+    assert imported.returncode == 0, imported.stderr
+    warm_pid = start_warm(state_root).pid if warm else None
+    server = worker_server(state_root, WVO_WARM_START="1" if warm else "0")
+    del server["env"]["WVO_AUTOPILOT_HEALTH_INTERVAL_MS"]  # the default: every 60 s
+    config = tmp_path / "mcp.json"
+    config.write_text(json.dumps({"mcpServers": {"wvo": server}}))
+    (tmp_path / "home").mkdir()
+    debug = tmp_path / "debug.log"
+    model = BusyModel()
+    api = serve_model(model)
+    try:
+        run = subprocess.run(
+            [str(CLAUDE), "-p", "Work the wvo-mcp loop: take one task and finish it.",
+             "--mcp-config", str(config), "--strict-mcp-config", "--allowedTools",
+             "mcp__wvo__*", "--output-format", "stream-json", "--verbose",
+             "--debug-file", str(debug)],
+            cwd=ROOT,
+            env=claude_env(api, tmp_path / "home", os.environ.get("PATH", "/usr/bin:/bin")),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_S,
+        )  # fmt: skip
+    finally:
+        model.stop()
+        api.shutdown()
+        api.server_close()
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    lines = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    init = next(line for line in lines if line.get("subtype") == "init")
+    assert init["mcp_servers"] == [{"name": "wvo", "status": "connected"}], init
+    turns = [r for r in model.requests if "mcp__wvo__claim_task" in str(r.get("tools"))]
+    claim = json.loads(_tool_results(turns[-1]["messages"])[1])
+    assert_done_by(state_root, claim["task"]["id"], "claude-1")
+    said = [line for line in debug.read_text().splitlines() if 'MCP server "wvo"' in line]
+    assert any("Sending SIGINT to MCP server process" in line for line in said), said
+    assert not [line for line in said if "failed, sending" in line], said
+    others = {os.getpid(), *([warm_pid] if warm_pid else [])}
+    wait_for(lambda: not naming(state_root, others), "no process of the server left")
