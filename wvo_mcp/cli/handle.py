@@ -97,13 +97,7 @@ def served_in_child() -> int | None:
     if not sys.platform.startswith("linux") or not _pipes() or not _pidfds():
         return None
     mine, its = socket.socketpair()
-    # Held across the fork: a signal before the handle forwards it would be lost.
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, relay.FORWARDED)
-    sys.stderr.flush()
-    try:
-        pid = os.fork()
-    except OSError:
-        pid = -1
+    pid, held = relay.fork_held(relay.FORWARDED)
     if pid == 0:
         mine.close()
         told_by(its)

@@ -53,6 +53,18 @@ BOOT = (
 )
 
 
+def fork_held(signals: tuple[signal.Signals, ...]) -> tuple[int, set[int | signal.Signals]]:
+    """os.fork with `signals` blocked across it, as one that came before the child's handlers
+    (or the parent's forwarding) are in place would be lost: the pid (0 in the child, -1
+    where it failed), and the mask to restore."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    sys.stderr.flush()
+    try:
+        return os.fork(), held
+    except OSError:
+        return -1, held
+
+
 def stdio_serve(argv: list[str]) -> tuple[bool, str | None]:
     """Whether `argv` asks to serve over stdio in a form the relay hands over as it is
     (`[--state-root DIR] [-v] [serve] [-v]`), and its --state-root. Anything else (HTTP,

@@ -462,12 +462,7 @@ def _take(
         with conn:
             _refuse(conn, refused)
         return refused == "stale"
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, HELD)
-    sys.stderr.flush()
-    try:
-        pid = os.fork()
-    except OSError:
-        pid = -1
+    pid, held = relay.fork_held(HELD)
     if pid == 0:
         raise Forked(conn, header, fds)
     signal.pthread_sigmask(signal.SIG_SETMASK, held)
