@@ -106,6 +106,14 @@ def test_a_merge_by_hand_the_autopilot_has_not_seen_cancels_nothing_and_is_told_
         token of its own, before the autopilot looks again."""
         with forge.lock:
             forge.tokens = {OTHER}
+        # Nor does it see the branch move: its git is refused too (lighttpd reads its users
+        # file at each request), else a fetch of its own could find the merge first.
+        users = forge.git_server.conf.parent / "users"
+        kept = users.read_text()
+        users.write_text(f"{forge.git_server.user}:not-the-team's\n")
+        refused = subprocess.run(["git", "ls-remote", forge.url], capture_output=True, text=True,
+                                 env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})  # fmt: skip
+        assert refused.returncode != 0, refused.stdout
         forge.review(pull, "APPROVED")
         forge.merge_by_hand(pull)
         assert forge.issues[number].state == "closed"
@@ -113,6 +121,7 @@ def test_a_merge_by_hand_the_autopilot_has_not_seen_cancels_nothing_and_is_told_
         between.append(done(deliver(server, closed, "d-closed")))
         between.append(sync(pilot, forge, token=OTHER))
         between.append(statuses(pilot)[task])
+        users.write_text(kept)
         with forge.lock:
             forge.tokens.add(TOKEN)
 
