@@ -57,6 +57,7 @@ from wvo_mcp.rules.transitions import Gate, Status, check_claim_next
 from wvo_mcp.rules.webhooks import Run
 from wvo_mcp.services import (
     board,
+    claims,
     context,
     conversations,
     deliveries,
@@ -71,7 +72,6 @@ from wvo_mcp.services import (
     roadmap_update,
     route_figures,
     routes,
-    scheduler,
     schedules,
     tasks,
     tokens,
@@ -265,7 +265,7 @@ class Orchestrator:
     ) -> PlanNextResult:
         return await self.db.read(
             partial(
-                scheduler.plan_next,
+                claims.plan_next,
                 settings=self.settings,
                 agent_id=agent_id,
                 limit=limit,
@@ -295,23 +295,23 @@ class Orchestrator:
         arrived = arrival.arrived()
         back = self.claims.refuse(time.monotonic())
         if back is not None:
-            return scheduler.busy(agent_id, back)
+            return claims.busy(agent_id, back)
         if self.claims.contended():
             try:
                 refused = await self.db.read(
                     partial(
-                        scheduler.refusal_before_turn, settings=self.settings,
+                        claims.refusal_before_turn, settings=self.settings,
                         agent_id=agent_id, task_id=task_id, now=self.clock(),
                         providers=self.providers, provider=provider, model=model, bound=bound,
                     ),
                     within=arrival.left(WAIT_BOUND_S, arrived),
                 )  # fmt: skip
             except Overloaded:  # no connection within the bound: the claim waits no longer
-                return scheduler.busy(agent_id, self.claims.turn_refused(time.monotonic()))
+                return claims.busy(agent_id, self.claims.turn_refused(time.monotonic()))
             if refused is not None:
                 return refused
         claim = partial(
-            scheduler.claim,
+            claims.claim,
             settings=self.settings,
             agent_id=agent_id,
             task_id=task_id,
@@ -330,7 +330,7 @@ class Orchestrator:
             return result
 
         done = await self._in_turn(claim_gated, agent_id, arrived)
-        return scheduler.busy(agent_id, done) if isinstance(done, float) else done
+        return claims.busy(agent_id, done) if isinstance(done, float) else done
 
     async def _in_turn(
         self, fn: Callable[[Tx], A], agent_id: str, arrived: float | None = None
@@ -384,11 +384,11 @@ class Orchestrator:
     def _next_claim(self, agent_id: str, after: Status) -> Callable[[Tx], ClaimResult]:
         """claim_next's claim, as claim_task's with no arguments, made now."""
         claim = partial(
-            scheduler.claim, settings=self.settings, agent_id=agent_id, task_id=None,
+            claims.claim, settings=self.settings, agent_id=agent_id, task_id=None,
             lease_seconds=self.settings.default_lease_seconds, now=self.clock(),
             providers=self.providers,
         )  # fmt: skip
-        return partial(scheduler.claim_next, claim=claim, agent_id=agent_id, after=after)
+        return partial(claims.claim_next, claim=claim, agent_id=agent_id, after=after)
 
     async def register_agent(
         self, agent_id: str, provider: str, model: str, bound: routes.Bound | None = None
@@ -688,12 +688,12 @@ class Orchestrator:
             pass  # rolled back whole: the command runs outside any transaction
         moved = await self.update_status(task_id, status, agent_id, token, reason)
         if back is not None:
-            moved.next = scheduler.busy(agent_id, back)
+            moved.next = claims.busy(agent_id, back)
             return moved
         # As of now: the check may have taken minutes.
         next_claim = await self._in_turn(self._next_claim(agent_id, status), agent_id)
         if isinstance(next_claim, float):
-            moved.next = scheduler.busy(agent_id, next_claim)
+            moved.next = claims.busy(agent_id, next_claim)
         else:  # asked after the move's: what the task now held has for the agent
             moved.next, moved._no_notes_for = next_claim, next_claim._no_notes_for
         return moved

@@ -8,7 +8,7 @@ from wvo_mcp.config import Settings
 from wvo_mcp.models import StatusReport
 from wvo_mcp.providers import Providers
 from wvo_mcp.services import conversations, flakes, rows, schedules
-from wvo_mcp.services.scheduler import plan_next
+from wvo_mcp.services.claims import plan_next
 from wvo_mcp.store import Tx
 
 # What moves on a task that stays put until a person acts (docs/operations.md).
