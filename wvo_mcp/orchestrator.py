@@ -48,7 +48,8 @@ from wvo_mcp.models import (
     UsageResult,
 )
 from wvo_mcp.providers import Providers
-from wvo_mcp.rules import issue_tasks, routing
+from wvo_mcp.rules import issue_tasks
+from wvo_mcp.rules import routing as routing_rules
 from wvo_mcp.rules.claim_gate import HELD_WAIT_S, WAIT_BOUND_S, ClaimGate
 from wvo_mcp.rules.issue_tasks import Issue, IssueComment
 from wvo_mcp.rules.pauses import Scope
@@ -71,7 +72,7 @@ from wvo_mcp.services import (
     reports,
     roadmap_update,
     route_figures,
-    routes,
+    routing,
     schedules,
     tasks,
     tokens,
@@ -285,7 +286,7 @@ class Orchestrator:
         provider: str | None = None,
         model: str | None = None,
         gate: Gate = Gate.NONE,
-        bound: routes.Bound | None = None,
+        bound: routing.Bound | None = None,
     ) -> ClaimResult:
         """`gate`: raised on the task as it is granted (the autopilot's claims: its holder
         may then finish only as far as needs_review); `bound`: an agent token's caller.
@@ -391,11 +392,11 @@ class Orchestrator:
         return partial(claims.claim_next, claim=claim, agent_id=agent_id, after=after)
 
     async def register_agent(
-        self, agent_id: str, provider: str, model: str, bound: routes.Bound | None = None
+        self, agent_id: str, provider: str, model: str, bound: routing.Bound | None = None
     ) -> AgentIdentity:
         return await self.db.write(
             partial(
-                routes.register,
+                routing.register,
                 providers=self.providers,
                 agent_id=agent_id,
                 provider=provider,
@@ -407,7 +408,7 @@ class Orchestrator:
 
     async def route_task(self, task_id: str) -> RouteDecision:
         return await self.db.read(
-            partial(routes.route_task, providers=self.providers, task_id=task_id, now=self.clock())
+            partial(routing.route_task, providers=self.providers, task_id=task_id, now=self.clock())
         )
 
     async def record_usage(
@@ -416,7 +417,7 @@ class Orchestrator:
         model: str,
         input_tokens: int,
         output_tokens: int,
-        outcome: routing.Outcome,
+        outcome: routing_rules.Outcome,
         task_id: str | None = None,
         token: str | None = None,
         agent_id: str | None = None,
@@ -448,7 +449,7 @@ class Orchestrator:
         model: str,
         input_tokens: int,
         output_tokens: int,
-        outcome: routing.Outcome,
+        outcome: routing_rules.Outcome,
         task_id: str | None = None,
         token: str | None = None,
         agent_id: str | None = None,
@@ -457,7 +458,7 @@ class Orchestrator:
         many calls): what budgets and breakers follow. Charged to its task while it holds it
         (through its lease)."""
         record = (
-            routes.record_usage
+            routing.record_usage
             if task_id is None
             else partial(leases.record_task_usage, token=token)
         )
@@ -525,7 +526,7 @@ class Orchestrator:
 
     async def provider_status(self) -> ProviderStatusReport:
         return await self.db.read(
-            partial(routes.provider_status, providers=self.providers, now=self.clock())
+            partial(routing.provider_status, providers=self.providers, now=self.clock())
         )
 
     async def route_view(self) -> route_figures.RouteBoard:
@@ -798,10 +799,10 @@ class Orchestrator:
         """A run the autopilot made for a task that the run no longer holds: its usage
         counts towards what the task cost (record_usage without the task charges the
         provider's budgets); `worker` and its lease `token`: the worker's run, also its
-        attempt's cost (routes.charge_task)."""
+        attempt's cost (routing.charge_task)."""
         await self.db.write(
             partial(
-                routes.charge_task, providers=self.providers, task_id=task_id,
+                routing.charge_task, providers=self.providers, task_id=task_id,
                 provider=provider, model=model, input_tokens=input_tokens,
                 output_tokens=output_tokens, now=self.clock(), worker=worker, token=token,
             )
@@ -972,7 +973,7 @@ class Orchestrator:
 
     async def board_changes(self, after: int, limit: int = 1000) -> board.Changes:
         """What changed since event `after` (the dashboard's live view polls this)."""
-        day = routing.windows(self.clock())[1]
+        day = routing_rules.windows(self.clock())[1]
         return await self.db.read(partial(board.changes, after=after, limit=limit, day=day))
 
     async def agents_view(self, limit: int = 500) -> list[board.AgentRow]:
@@ -992,7 +993,7 @@ class Orchestrator:
                 board.agents,
                 now=timeutil.to_text(now),
                 cutoff=timeutil.to_text(cutoff),
-                day=routing.windows(now)[1],
+                day=routing_rules.windows(now)[1],
                 limit=limit,
                 tier=tier,
             )

@@ -23,7 +23,7 @@ from wvo_mcp.models import (
 )
 from wvo_mcp.providers import Providers
 from wvo_mcp.rules.transitions import Status
-from wvo_mcp.services import routes, rows
+from wvo_mcp.services import routing, rows
 from wvo_mcp.services.claims import claimable, queue_counts
 from wvo_mcp.services.leases import gated, lose_lease, silent_before
 from wvo_mcp.services.tasks import record_event
@@ -154,7 +154,7 @@ def _providers_seen(
 ) -> tuple[list[ProviderHealth], list[str]]:
     """Each provider's budget shares and breaker; and which of the top ready tasks no
     provider can take now."""
-    status = routes.provider_status(tx, providers, now)
+    status = routing.provider_status(tx, providers, now)
     watched = [
         ProviderHealth(
             name=p.name,
@@ -165,7 +165,7 @@ def _providers_seen(
         )
         for p in status.providers
     ]
-    router = routes.Router(tx, providers, now)
+    router = routing.Router(tx, providers, now)
     top = islice(claimable(tx, timeutil.to_text(now)), ROUTE_CHECKS)
     unroutable = [row["id"] for row in top if not router.decide(row).routed]
     return watched, unroutable
