@@ -60,10 +60,9 @@ from wvo_mcp.services import (
     board,
     claims,
     context,
-    conversations,
-    deliveries,
     flakes,
     health,
+    issue_sync,
     landing,
     landing_figures,
     leases,
@@ -77,6 +76,7 @@ from wvo_mcp.services import (
     tasks,
     tokens,
     usage,
+    webhooks,
 )
 from wvo_mcp.store import Database, Lock, Row, Tx
 from wvo_mcp.verification import Verification
@@ -151,9 +151,9 @@ class Orchestrator:
     async def delivered_issue(
         self, delivery: str, digest: str, repository: str, issue: Issue, label: str
     ) -> str:
-        """A GitHub `issues` delivery: its issue's task kept in step (services/deliveries)."""
+        """A GitHub `issues` delivery: its issue's task kept in step (services/webhooks)."""
         return await self.db.write(
-            partial(deliveries.issue_event, settings=self.settings, delivery=delivery,
+            partial(webhooks.issue_event, settings=self.settings, delivery=delivery,
                     digest=digest, repository=repository, issue=issue, label=label,
                     table=issue_tasks.LABELS, now=self.clock())
         )  # fmt: skip
@@ -162,62 +162,60 @@ class Orchestrator:
         self, delivery: str, digest: str, run: Run, contained: frozenset[str]
     ) -> str:
         """A GitHub `workflow_run` or `check_suite` delivery on the landing branch
-        (services/deliveries)."""
+        (services/webhooks)."""
         return await self.db.write(
-            partial(deliveries.red_run, settings=self.settings, delivery=delivery,
+            partial(webhooks.red_run, settings=self.settings, delivery=delivery,
                     digest=digest, run=run, contained=contained, now=self.clock())
         )  # fmt: skip
 
     async def delivered(self, delivery: str, event: str, digest: str) -> None:
         """A delivery nothing acts on, recorded so a replay of it is refused alike."""
         await self.db.write(
-            partial(deliveries.ignored, delivery=delivery, event=event, digest=digest,
+            partial(webhooks.ignored, delivery=delivery, event=event, digest=digest,
                     now=self.clock())
         )  # fmt: skip
 
     async def red_tasks(self, run: Run) -> dict[str, list[str]]:
         """The open red tasks of `run`'s workflow or app, with the commits each was red at."""
-        return await self.db.read(partial(deliveries.red_tasks, run=run))
+        return await self.db.read(partial(webhooks.red_tasks, run=run))
 
     async def synced_repositories(self) -> list[str]:
         """The repositories `import github:` synced here (the webhook serves them)."""
-        return await self.db.read(conversations.synced)
+        return await self.db.read(issue_sync.synced)
 
-    # An issue's conversation with its task (tracker.py; services/conversations).
+    # An issue's conversation with its task (edge/issue_sync.py; services/issue_sync).
 
     async def forge_claim(self, key: str) -> bool:
-        return await self.db.write(partial(conversations.claim, key=key, now=self.clock()))
+        return await self.db.write(partial(issue_sync.claim, key=key, now=self.clock()))
 
     async def forge_done(self, key: str, at: str) -> None:
-        await self.db.write(partial(conversations.done, key=key, at=at, now=self.clock()))
+        await self.db.write(partial(issue_sync.done, key=key, at=at, now=self.clock()))
 
     async def forge_release(self, key: str) -> None:
-        await self.db.write(partial(conversations.release, key=key))
+        await self.db.write(partial(issue_sync.release, key=key))
 
     async def unsynced(self, repository: str) -> list[Unsynced]:
-        return await self.db.read(partial(conversations.unsynced, repository=repository))
+        return await self.db.read(partial(issue_sync.unsynced, repository=repository))
 
     async def keep_unsynced(self, repository: str, found: list[Unsynced]) -> None:
-        await self.db.write(
-            partial(conversations.keep_unsynced, repository=repository, found=found)
-        )
+        await self.db.write(partial(issue_sync.keep_unsynced, repository=repository, found=found))
 
     async def forge_post(self, key: str) -> Row | None:
-        return await self.db.read(partial(conversations.post_of, key=key))
+        return await self.db.read(partial(issue_sync.post_of, key=key))
 
     async def tasks_under(self, prefix: str) -> dict[str, str]:
         """Each task whose id starts with `prefix`, and its status."""
-        return await self.db.read(partial(conversations.statuses, prefix=prefix))
+        return await self.db.read(partial(issue_sync.statuses, prefix=prefix))
 
     async def questions_under(self, prefix: str) -> list[Row]:
-        return await self.db.read(partial(conversations.questions, prefix=prefix))
+        return await self.db.read(partial(issue_sync.questions, prefix=prefix))
 
     async def task_landed(self, task_id: str) -> Row | None:
-        return await self.db.read(partial(conversations.landed, task_id=task_id))
+        return await self.db.read(partial(issue_sync.landed, task_id=task_id))
 
     async def issue_comment(self, task_id: str, said: IssueComment, kind: str, text: str) -> str:
         return await self.db.write(
-            partial(conversations.comment, settings=self.settings, task_id=task_id, said=said,
+            partial(issue_sync.comment, settings=self.settings, task_id=task_id, said=said,
                     kind=kind, text=text, now=self.clock()),
             Lock.TASK,
         )  # fmt: skip
@@ -226,7 +224,7 @@ class Orchestrator:
         self, task_id: str, who: str, what: str, url: str, key: str = ""
     ) -> None:
         await self.db.write(
-            partial(conversations.outsider, task_id=task_id, who=who, what=what, url=url,
+            partial(issue_sync.outsider, task_id=task_id, who=who, what=what, url=url,
                     key=key, now=self.clock()),
             Lock.TASK,
         )  # fmt: skip
