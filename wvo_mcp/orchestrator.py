@@ -16,6 +16,7 @@ from wvo_mcp import providers as provider_config
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import NotFound, Overloaded, ValidationFailed
 from wvo_mcp.git import Git, locate, snapshots
+from wvo_mcp.health import service as checks
 from wvo_mcp.models import (
     AgentIdentity,
     Asked,
@@ -61,7 +62,6 @@ from wvo_mcp.services import (
     claims,
     context,
     flakes,
-    health,
     issue_sync,
     landing,
     landing_figures,
@@ -1005,7 +1005,7 @@ class Orchestrator:
         return await self.db.read(board.last_event_id)
 
     async def health_report(self, limit: int = 10, full: bool = False) -> HealthReport:
-        return await self.db.read(partial(health.report, limit=limit, full=full, now=self.clock()))
+        return await self.db.read(partial(checks.report, limit=limit, full=full, now=self.clock()))
 
     async def export_tasks(self) -> list[dict[str, Any]]:
         return await self.db.read(reports.export_tasks)

@@ -17,13 +17,13 @@ import pytest
 
 from tests.contract.conftest import World, create, events_of
 from wvo_mcp.errors import LeaseLost
-from wvo_mcp.health import Action
+from wvo_mcp.health import service as checks
+from wvo_mcp.health.judge import Action
 from wvo_mcp.models import ClaimResult
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.claim_gate import ClaimGate
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services import claims
-from wvo_mcp.services import health as checks
 
 ROUNDS = {"postgres": 2000, "sqlite": 100}
 LEASE_S = 60

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import islice
 
-from wvo_mcp import health, timeutil
+from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
-from wvo_mcp.health import Action, Anomaly
+from wvo_mcp.health import judge
+from wvo_mcp.health.judge import Action, Anomaly
 from wvo_mcp.models import (
     AnomalyView,
     Drift,
@@ -121,7 +122,7 @@ def observe(
         wip_limit=queue.wip_global_limit,
         done_last_hour=tx.value("done_since", (timeutil.to_text(now - timedelta(hours=1)),)),
         done_last_5m=tx.value("done_since", (timeutil.to_text(now - timedelta(minutes=5)),)),
-        baseline_done_per_hour=health.baseline(history),
+        baseline_done_per_hour=judge.baseline(history),
         expired_leases=queue.lease_expired,
         stale_tasks=len(stale),
         agents_active=len(agents),
@@ -231,7 +232,7 @@ def record_tick(
             },
         )
     # What an action repaired is resolved at once, not one tick later.
-    repaired = {(health.REMEDIES[a.kind], a.task_id) for a, _ in done}
+    repaired = {(judge.REMEDIES[a.kind], a.task_id) for a, _ in done}
     gone = (was_open - seen) | (seen & repaired)
     for kind, subject in gone:
         tx.run("resolve_anomaly", (stamp, kind, subject))
