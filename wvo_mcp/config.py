@@ -196,8 +196,8 @@ class Settings:
     http_max_inflight: int = 256  # requests at once per process
     http_rate_per_token: float = 50.0  # requests a second per token, on average
     http_burst_per_token: int = 500  # requests per token at once
-    # `serve` over stdio handed to a warm process of the state folder (cli/relay.py, cli/warm.py):
-    # on Linux unless WVO_WARM_START=0; elsewhere every start is cold.
+    # `serve` over stdio handed to a warm process of the state folder (cli/warm_relay.py,
+    # cli/warm.py): on Linux unless WVO_WARM_START=0; elsewhere every start is cold.
     warm_start: bool = WARM_BY_DEFAULT
     warm_idle_seconds: float = 600.0  # a warm process with no server left ends after this
 

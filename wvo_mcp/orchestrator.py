@@ -16,6 +16,7 @@ from wvo_mcp import providers as provider_config
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import NotFound, Overloaded, ValidationFailed
 from wvo_mcp.git import Git, locate, snapshots
+from wvo_mcp.health import service as checks
 from wvo_mcp.models import (
     AgentIdentity,
     Asked,
@@ -48,7 +49,8 @@ from wvo_mcp.models import (
     UsageResult,
 )
 from wvo_mcp.providers import Providers
-from wvo_mcp.rules import issue_tasks, routing
+from wvo_mcp.rules import issue_tasks
+from wvo_mcp.rules import routing as routing_rules
 from wvo_mcp.rules.claim_gate import HELD_WAIT_S, WAIT_BOUND_S, ClaimGate
 from wvo_mcp.rules.issue_tasks import Issue, IssueComment
 from wvo_mcp.rules.pauses import Scope
@@ -57,11 +59,10 @@ from wvo_mcp.rules.transitions import Gate, Status, check_claim_next
 from wvo_mcp.rules.webhooks import Run
 from wvo_mcp.services import (
     board,
+    claims,
     context,
-    conversations,
-    deliveries,
     flakes,
-    health,
+    issue_sync,
     landing,
     landing_figures,
     leases,
@@ -70,12 +71,12 @@ from wvo_mcp.services import (
     reports,
     roadmap_update,
     route_figures,
-    routes,
-    scheduler,
+    routing,
     schedules,
     tasks,
     tokens,
     usage,
+    webhooks,
 )
 from wvo_mcp.store import Database, Lock, Row, Tx
 from wvo_mcp.verification import Verification
@@ -150,9 +151,9 @@ class Orchestrator:
     async def delivered_issue(
         self, delivery: str, digest: str, repository: str, issue: Issue, label: str
     ) -> str:
-        """A GitHub `issues` delivery: its issue's task kept in step (services/deliveries)."""
+        """A GitHub `issues` delivery: its issue's task kept in step (services/webhooks)."""
         return await self.db.write(
-            partial(deliveries.issue_event, settings=self.settings, delivery=delivery,
+            partial(webhooks.issue_event, settings=self.settings, delivery=delivery,
                     digest=digest, repository=repository, issue=issue, label=label,
                     table=issue_tasks.LABELS, now=self.clock())
         )  # fmt: skip
@@ -161,62 +162,60 @@ class Orchestrator:
         self, delivery: str, digest: str, run: Run, contained: frozenset[str]
     ) -> str:
         """A GitHub `workflow_run` or `check_suite` delivery on the landing branch
-        (services/deliveries)."""
+        (services/webhooks)."""
         return await self.db.write(
-            partial(deliveries.red_run, settings=self.settings, delivery=delivery,
+            partial(webhooks.red_run, settings=self.settings, delivery=delivery,
                     digest=digest, run=run, contained=contained, now=self.clock())
         )  # fmt: skip
 
     async def delivered(self, delivery: str, event: str, digest: str) -> None:
         """A delivery nothing acts on, recorded so a replay of it is refused alike."""
         await self.db.write(
-            partial(deliveries.ignored, delivery=delivery, event=event, digest=digest,
+            partial(webhooks.ignored, delivery=delivery, event=event, digest=digest,
                     now=self.clock())
         )  # fmt: skip
 
     async def red_tasks(self, run: Run) -> dict[str, list[str]]:
         """The open red tasks of `run`'s workflow or app, with the commits each was red at."""
-        return await self.db.read(partial(deliveries.red_tasks, run=run))
+        return await self.db.read(partial(webhooks.red_tasks, run=run))
 
     async def synced_repositories(self) -> list[str]:
         """The repositories `import github:` synced here (the webhook serves them)."""
-        return await self.db.read(conversations.synced)
+        return await self.db.read(issue_sync.synced)
 
-    # An issue's conversation with its task (tracker.py; services/conversations).
+    # An issue's conversation with its task (edge/issue_sync.py; services/issue_sync).
 
     async def forge_claim(self, key: str) -> bool:
-        return await self.db.write(partial(conversations.claim, key=key, now=self.clock()))
+        return await self.db.write(partial(issue_sync.claim, key=key, now=self.clock()))
 
     async def forge_done(self, key: str, at: str) -> None:
-        await self.db.write(partial(conversations.done, key=key, at=at, now=self.clock()))
+        await self.db.write(partial(issue_sync.done, key=key, at=at, now=self.clock()))
 
     async def forge_release(self, key: str) -> None:
-        await self.db.write(partial(conversations.release, key=key))
+        await self.db.write(partial(issue_sync.release, key=key))
 
     async def unsynced(self, repository: str) -> list[Unsynced]:
-        return await self.db.read(partial(conversations.unsynced, repository=repository))
+        return await self.db.read(partial(issue_sync.unsynced, repository=repository))
 
     async def keep_unsynced(self, repository: str, found: list[Unsynced]) -> None:
-        await self.db.write(
-            partial(conversations.keep_unsynced, repository=repository, found=found)
-        )
+        await self.db.write(partial(issue_sync.keep_unsynced, repository=repository, found=found))
 
     async def forge_post(self, key: str) -> Row | None:
-        return await self.db.read(partial(conversations.post_of, key=key))
+        return await self.db.read(partial(issue_sync.post_of, key=key))
 
     async def tasks_under(self, prefix: str) -> dict[str, str]:
         """Each task whose id starts with `prefix`, and its status."""
-        return await self.db.read(partial(conversations.statuses, prefix=prefix))
+        return await self.db.read(partial(issue_sync.statuses, prefix=prefix))
 
     async def questions_under(self, prefix: str) -> list[Row]:
-        return await self.db.read(partial(conversations.questions, prefix=prefix))
+        return await self.db.read(partial(issue_sync.questions, prefix=prefix))
 
     async def task_landed(self, task_id: str) -> Row | None:
-        return await self.db.read(partial(conversations.landed, task_id=task_id))
+        return await self.db.read(partial(issue_sync.landed, task_id=task_id))
 
     async def issue_comment(self, task_id: str, said: IssueComment, kind: str, text: str) -> str:
         return await self.db.write(
-            partial(conversations.comment, settings=self.settings, task_id=task_id, said=said,
+            partial(issue_sync.comment, settings=self.settings, task_id=task_id, said=said,
                     kind=kind, text=text, now=self.clock()),
             Lock.TASK,
         )  # fmt: skip
@@ -225,7 +224,7 @@ class Orchestrator:
         self, task_id: str, who: str, what: str, url: str, key: str = ""
     ) -> None:
         await self.db.write(
-            partial(conversations.outsider, task_id=task_id, who=who, what=what, url=url,
+            partial(issue_sync.outsider, task_id=task_id, who=who, what=what, url=url,
                     key=key, now=self.clock()),
             Lock.TASK,
         )  # fmt: skip
@@ -265,7 +264,7 @@ class Orchestrator:
     ) -> PlanNextResult:
         return await self.db.read(
             partial(
-                scheduler.plan_next,
+                claims.plan_next,
                 settings=self.settings,
                 agent_id=agent_id,
                 limit=limit,
@@ -285,7 +284,7 @@ class Orchestrator:
         provider: str | None = None,
         model: str | None = None,
         gate: Gate = Gate.NONE,
-        bound: routes.Bound | None = None,
+        bound: routing.Bound | None = None,
     ) -> ClaimResult:
         """`gate`: raised on the task as it is granted (the autopilot's claims: its holder
         may then finish only as far as needs_review); `bound`: an agent token's caller.
@@ -295,23 +294,23 @@ class Orchestrator:
         arrived = arrival.arrived()
         back = self.claims.refuse(time.monotonic())
         if back is not None:
-            return scheduler.busy(agent_id, back)
+            return claims.busy(agent_id, back)
         if self.claims.contended():
             try:
                 refused = await self.db.read(
                     partial(
-                        scheduler.refusal_before_turn, settings=self.settings,
+                        claims.refusal_before_turn, settings=self.settings,
                         agent_id=agent_id, task_id=task_id, now=self.clock(),
                         providers=self.providers, provider=provider, model=model, bound=bound,
                     ),
                     within=arrival.left(WAIT_BOUND_S, arrived),
                 )  # fmt: skip
             except Overloaded:  # no connection within the bound: the claim waits no longer
-                return scheduler.busy(agent_id, self.claims.turn_refused(time.monotonic()))
+                return claims.busy(agent_id, self.claims.turn_refused(time.monotonic()))
             if refused is not None:
                 return refused
         claim = partial(
-            scheduler.claim,
+            claims.claim,
             settings=self.settings,
             agent_id=agent_id,
             task_id=task_id,
@@ -330,7 +329,7 @@ class Orchestrator:
             return result
 
         done = await self._in_turn(claim_gated, agent_id, arrived)
-        return scheduler.busy(agent_id, done) if isinstance(done, float) else done
+        return claims.busy(agent_id, done) if isinstance(done, float) else done
 
     async def _in_turn(
         self, fn: Callable[[Tx], A], agent_id: str, arrived: float | None = None
@@ -384,18 +383,18 @@ class Orchestrator:
     def _next_claim(self, agent_id: str, after: Status) -> Callable[[Tx], ClaimResult]:
         """claim_next's claim, as claim_task's with no arguments, made now."""
         claim = partial(
-            scheduler.claim, settings=self.settings, agent_id=agent_id, task_id=None,
+            claims.claim, settings=self.settings, agent_id=agent_id, task_id=None,
             lease_seconds=self.settings.default_lease_seconds, now=self.clock(),
             providers=self.providers,
         )  # fmt: skip
-        return partial(scheduler.claim_next, claim=claim, agent_id=agent_id, after=after)
+        return partial(claims.claim_next, claim=claim, agent_id=agent_id, after=after)
 
     async def register_agent(
-        self, agent_id: str, provider: str, model: str, bound: routes.Bound | None = None
+        self, agent_id: str, provider: str, model: str, bound: routing.Bound | None = None
     ) -> AgentIdentity:
         return await self.db.write(
             partial(
-                routes.register,
+                routing.register,
                 providers=self.providers,
                 agent_id=agent_id,
                 provider=provider,
@@ -407,7 +406,7 @@ class Orchestrator:
 
     async def route_task(self, task_id: str) -> RouteDecision:
         return await self.db.read(
-            partial(routes.route_task, providers=self.providers, task_id=task_id, now=self.clock())
+            partial(routing.route_task, providers=self.providers, task_id=task_id, now=self.clock())
         )
 
     async def record_usage(
@@ -416,7 +415,7 @@ class Orchestrator:
         model: str,
         input_tokens: int,
         output_tokens: int,
-        outcome: routing.Outcome,
+        outcome: routing_rules.Outcome,
         task_id: str | None = None,
         token: str | None = None,
         agent_id: str | None = None,
@@ -448,7 +447,7 @@ class Orchestrator:
         model: str,
         input_tokens: int,
         output_tokens: int,
-        outcome: routing.Outcome,
+        outcome: routing_rules.Outcome,
         task_id: str | None = None,
         token: str | None = None,
         agent_id: str | None = None,
@@ -457,7 +456,7 @@ class Orchestrator:
         many calls): what budgets and breakers follow. Charged to its task while it holds it
         (through its lease)."""
         record = (
-            routes.record_usage
+            routing.record_usage
             if task_id is None
             else partial(leases.record_task_usage, token=token)
         )
@@ -525,7 +524,7 @@ class Orchestrator:
 
     async def provider_status(self) -> ProviderStatusReport:
         return await self.db.read(
-            partial(routes.provider_status, providers=self.providers, now=self.clock())
+            partial(routing.provider_status, providers=self.providers, now=self.clock())
         )
 
     async def route_view(self) -> route_figures.RouteBoard:
@@ -688,12 +687,12 @@ class Orchestrator:
             pass  # rolled back whole: the command runs outside any transaction
         moved = await self.update_status(task_id, status, agent_id, token, reason)
         if back is not None:
-            moved.next = scheduler.busy(agent_id, back)
+            moved.next = claims.busy(agent_id, back)
             return moved
         # As of now: the check may have taken minutes.
         next_claim = await self._in_turn(self._next_claim(agent_id, status), agent_id)
         if isinstance(next_claim, float):
-            moved.next = scheduler.busy(agent_id, next_claim)
+            moved.next = claims.busy(agent_id, next_claim)
         else:  # asked after the move's: what the task now held has for the agent
             moved.next, moved._no_notes_for = next_claim, next_claim._no_notes_for
         return moved
@@ -798,10 +797,10 @@ class Orchestrator:
         """A run the autopilot made for a task that the run no longer holds: its usage
         counts towards what the task cost (record_usage without the task charges the
         provider's budgets); `worker` and its lease `token`: the worker's run, also its
-        attempt's cost (routes.charge_task)."""
+        attempt's cost (routing.charge_task)."""
         await self.db.write(
             partial(
-                routes.charge_task, providers=self.providers, task_id=task_id,
+                routing.charge_task, providers=self.providers, task_id=task_id,
                 provider=provider, model=model, input_tokens=input_tokens,
                 output_tokens=output_tokens, now=self.clock(), worker=worker, token=token,
             )
@@ -972,7 +971,7 @@ class Orchestrator:
 
     async def board_changes(self, after: int, limit: int = 1000) -> board.Changes:
         """What changed since event `after` (the dashboard's live view polls this)."""
-        day = routing.windows(self.clock())[1]
+        day = routing_rules.windows(self.clock())[1]
         return await self.db.read(partial(board.changes, after=after, limit=limit, day=day))
 
     async def agents_view(self, limit: int = 500) -> list[board.AgentRow]:
@@ -992,7 +991,7 @@ class Orchestrator:
                 board.agents,
                 now=timeutil.to_text(now),
                 cutoff=timeutil.to_text(cutoff),
-                day=routing.windows(now)[1],
+                day=routing_rules.windows(now)[1],
                 limit=limit,
                 tier=tier,
             )
@@ -1006,7 +1005,7 @@ class Orchestrator:
         return await self.db.read(board.last_event_id)
 
     async def health_report(self, limit: int = 10, full: bool = False) -> HealthReport:
-        return await self.db.read(partial(health.report, limit=limit, full=full, now=self.clock()))
+        return await self.db.read(partial(checks.report, limit=limit, full=full, now=self.clock()))
 
     async def export_tasks(self) -> list[dict[str, Any]]:
         return await self.db.read(reports.export_tasks)

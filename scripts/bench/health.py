@@ -7,7 +7,7 @@
 
 Sections (--only takes their names):
 
-- tick: one wvo_mcp/monitor.py HealthMonitor tick in-process at 1k, 100k and 1M tasks, timed
+- tick: one wvo_mcp/health/monitor.py HealthMonitor tick in-process at 1k, 100k and 1M tasks, timed
   in its parts (take_leadership, observe in a read transaction, orient and decide,
   record_tick in a write transaction), on a healthy queue and with 50 stale leases and
   50 drifted dependency counts injected before every tick, so the act path runs.
@@ -19,7 +19,7 @@ Sections (--only takes their names):
   complete tasks; their claim latency during vs between backups; backups.restore at 100k.
 - takeover: 3 servers ticking every 500 ms; SIGKILL the leader (read from health_report's
   `leader`) and time until another server's snapshot is written; several rounds.
-- prune: services.health.old_events/delete_events in the monitor's batches on ~1M events of
+- prune: health.service.old_events/delete_events in the monitor's batches on ~1M events of
   done tasks, while one server process claims and completes tasks; then again with 100k old
   events of unfinished tasks (which pruning keeps) in the way.
 
@@ -76,10 +76,11 @@ from scripts.bench.lib import (
     summary,
     timed,
 )
-from wvo_mcp import backups, health, monitor, timeutil
+from wvo_mcp import backups, timeutil
 from wvo_mcp import providers as provider_config
 from wvo_mcp.config import Settings
-from wvo_mcp.services import health as checks
+from wvo_mcp.health import judge, monitor
+from wvo_mcp.health import service as checks
 from wvo_mcp.store import Database
 from wvo_mcp.store.sqlite import SqliteDatabase
 from wvo_mcp.telemetry import Telemetry
@@ -245,7 +246,7 @@ class Bench(lib.Bench):
         return {
             **tick.took,
             "total": sum(tick.took.values()),
-            "anomalies": len(health.orient(tick.observation)),
+            "anomalies": len(judge.orient(tick.observation)),
             "actions": len(tick.outcome.actions),
         }
 

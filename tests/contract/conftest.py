@@ -18,8 +18,8 @@ import pytest
 from wvo_mcp import providers as provider_config
 from wvo_mcp import store, timeutil
 from wvo_mcp.config import Settings
+from wvo_mcp.health.monitor import HealthMonitor, Tick
 from wvo_mcp.models import Event, TaskSpec
-from wvo_mcp.monitor import HealthMonitor, Tick
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.providers import Providers
 from wvo_mcp.services import rows

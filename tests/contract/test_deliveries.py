@@ -1,4 +1,4 @@
-"""GitHub's webhook deliveries as the store keeps them (services/deliveries.py), on every
+"""GitHub's webhook deliveries as the store keeps them (services/webhooks.py), on every
 backend: each delivery id once and each body once, and an issue's event acting on its task
 in the same transaction, so a replay is refused and changes nothing."""
 

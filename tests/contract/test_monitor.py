@@ -1,4 +1,4 @@
-"""The health monitor's database work (services/health.py), driven tick by tick with the
+"""The health monitor's database work (health/service.py), driven tick by tick with the
 test's clock: the leader lease, re-queue of stale work with back-off, dead letters, repair of
 drifted dependency counts, anomalies, the report, and pruning of old events."""
 
@@ -8,12 +8,13 @@ from functools import partial
 import pytest
 
 from tests.contract.conftest import World, create, events_of, monitor_tick
-from wvo_mcp import health, monitor, timeutil
+from wvo_mcp import timeutil
 from wvo_mcp.errors import LeaseLost
-from wvo_mcp.monitor import HealthMonitor
+from wvo_mcp.health import judge, monitor
+from wvo_mcp.health import service as checks
+from wvo_mcp.health.monitor import HealthMonitor
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.transitions import Status
-from wvo_mcp.services import health as checks
 from wvo_mcp.store import Tx
 from wvo_mcp.telemetry import Telemetry
 
@@ -160,7 +161,7 @@ async def test_a_claim_between_observing_and_acting_wins(world: World) -> None:
     observation, _ = await mon.read(
         partial(checks.observe, settings=settings, now=world.clock.now())
     )
-    actions = health.decide(observation, remediate=True)
+    actions = judge.decide(observation, remediate=True)
     assert [(a.kind, a.task_id, a.lease_epoch) for a in actions] == [("requeue", "job", 1)]
 
     heir = await orch.claim("heir")
@@ -172,7 +173,7 @@ async def test_a_claim_between_observing_and_acting_wins(world: World) -> None:
             me="mon",
             term=lead.term,
             observation=observation,
-            anomalies=health.orient(observation),
+            anomalies=judge.orient(observation),
             actions=actions,
             now=world.clock.now(),
         )

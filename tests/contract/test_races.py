@@ -17,13 +17,13 @@ import pytest
 
 from tests.contract.conftest import World, create, events_of
 from wvo_mcp.errors import LeaseLost
-from wvo_mcp.health import Action
+from wvo_mcp.health import service as checks
+from wvo_mcp.health.judge import Action
 from wvo_mcp.models import ClaimResult
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.claim_gate import ClaimGate
 from wvo_mcp.rules.transitions import Status
-from wvo_mcp.services import health as checks
-from wvo_mcp.services import scheduler
+from wvo_mcp.services import claims
 
 ROUNDS = {"postgres": 2000, "sqlite": 100}
 LEASE_S = 60
@@ -58,7 +58,7 @@ class Writes:
         # A claim first reads whether it is sure to be refused (before its turn); here it
         # never is, and the read would only hold the claim's write back: the race is the
         # writes' (refusal_before_turn has tests of its own).
-        monkeypatch.setattr(scheduler, "refusal_before_turn", lambda *args, **kwargs: None)
+        monkeypatch.setattr(claims, "refusal_before_turn", lambda *args, **kwargs: None)
         for name, server in servers.items():
             for method in ("write", "write_then_read"):
                 said = self._saying(name, getattr(server.db, method))

@@ -23,7 +23,7 @@ import pytest
 
 from tests.conftest import POLL_DEADLINE_SECONDS, ROOT, open_db
 from tests.integration.test_lifecycle import EXIT_DEADLINE_S, Server
-from wvo_mcp.cli import relay
+from wvo_mcp.cli import warm_relay
 
 pytestmark = pytest.mark.process
 
@@ -117,7 +117,7 @@ def wait_for(check: Any, what: str) -> Any:
 def listening(state_root: Path) -> bool:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
         try:
-            probe.connect(str(relay.run_dir(state_root) / relay.SOCKET))
+            probe.connect(str(warm_relay.run_dir(state_root) / warm_relay.SOCKET))
         except OSError:
             return False
     return True
@@ -141,7 +141,10 @@ def cleanup(state_root: Path) -> Iterator[None]:
 @functools.cache
 def relay_import_path(pythonpath: str = "") -> str:
     """The import path of `python -P -m wvo_mcp` (a relay's build id holds it)."""
-    code = "import json; from wvo_mcp.cli import relay; print(json.dumps(relay.import_path()))"
+    code = (
+        "import json; from wvo_mcp.cli import warm_relay; "
+        "print(json.dumps(warm_relay.import_path()))"
+    )
     found = subprocess.run(
         [sys.executable, "-P", "-c", code],
         cwd=ROOT,
@@ -153,7 +156,9 @@ def relay_import_path(pythonpath: str = "") -> str:
     return found.stdout.strip()
 
 
-def start_warm(state_root: Path, boot: str = relay.BOOT, **env: str) -> subprocess.Popen[bytes]:
+def start_warm(
+    state_root: Path, boot: str = warm_relay.BOOT, **env: str
+) -> subprocess.Popen[bytes]:
     """A warm process of `state_root`, listening."""
     state_root.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
@@ -165,11 +170,11 @@ def start_warm(state_root: Path, boot: str = relay.BOOT, **env: str) -> subproce
             relay_import_path(env.get("PYTHONPATH", "")),
             str(state_root),
         ],
-        # As relay.start_warm starts it: with room for its servers' clients' environments.
+        # As warm_relay.start_warm starts it: with room for its servers' clients' environments.
         env={
             "PATH": "/usr/bin:/bin",
             "WVO_STATE_ROOT": str(state_root),
-            **relay.warm_environment({}),
+            **warm_relay.warm_environment({}),
             **env,
         },
         stdin=subprocess.DEVNULL,
@@ -178,7 +183,7 @@ def start_warm(state_root: Path, boot: str = relay.BOOT, **env: str) -> subproce
     )
     STARTED.append(proc)
     wait_for(lambda: listening(state_root) or proc.poll() is not None, "warm listening")
-    assert proc.poll() is None, (relay.run_dir(state_root) / relay.LOG).read_text()
+    assert proc.poll() is None, (warm_relay.run_dir(state_root) / warm_relay.LOG).read_text()
     return proc
 
 
@@ -255,9 +260,9 @@ def test_a_killed_relay_leaves_its_server_to_stop(state_root: Path) -> None:
 
 @pytest.mark.usefixtures("cleanup")
 def test_a_warm_process_of_another_build_is_not_used(state_root: Path) -> None:
-    other = relay.BOOT.replace(
+    other = warm_relay.BOOT.replace(
         "from wvo_mcp.cli import warm;",
-        "from wvo_mcp.cli import relay, warm; relay.build_id = lambda: 'another build';",
+        "from wvo_mcp.cli import warm, warm_relay; warm_relay.build_id = lambda: 'another build';",
     )
     stale = start_warm(state_root, boot=other)
     client = Relay(state_root)
@@ -306,15 +311,15 @@ def test_each_forked_server_takes_its_relays_environment(state_root: Path) -> No
 @pytest.mark.usefixtures("cleanup")
 def test_the_run_dir_and_socket_are_this_users_alone(state_root: Path) -> None:
     start_warm(state_root)
-    run = relay.run_dir(state_root)
+    run = warm_relay.run_dir(state_root)
     assert stat.S_IMODE(run.stat().st_mode) == 0o700
-    for name in (relay.SOCKET, relay.LOCK, relay.LOG):
+    for name in (warm_relay.SOCKET, warm_relay.LOCK, warm_relay.LOG):
         assert stat.S_IMODE((run / name).stat().st_mode) == 0o600, name
     if os.getuid() == 0 and Path(OTHER_PYTHON).exists():
         # Another user, handed the state folder itself (past the test's 0700 tmp dir).
         folder = os.open(state_root, os.O_PATH | os.O_DIRECTORY)
         try:
-            path = f"/proc/self/fd/{folder}/{relay.RUN_DIR}/{relay.SOCKET}"
+            path = f"/proc/self/fd/{folder}/{warm_relay.RUN_DIR}/{warm_relay.SOCKET}"
             probe = subprocess.run(
                 [
                     OTHER_PYTHON,
@@ -337,7 +342,7 @@ def test_the_run_dir_and_socket_are_this_users_alone(state_root: Path) -> None:
 def test_the_warm_process_ends_when_idle(state_root: Path) -> None:
     warm = start_warm(state_root, WVO_WARM_IDLE_SECONDS="0.5")
     assert warm.wait(EXIT_DEADLINE_S) == 0
-    assert not (relay.run_dir(state_root) / relay.SOCKET).exists()
+    assert not (warm_relay.run_dir(state_root) / warm_relay.SOCKET).exists()
 
 
 @pytest.mark.usefixtures("cleanup")
@@ -348,7 +353,7 @@ def test_the_relay_imports_neither_pydantic_nor_the_sdk(state_root: Path) -> Non
     code, stderr = client.finish()
     assert code == 0
     modules = imported(stderr)
-    assert "wvo_mcp.cli.relay" in modules
+    assert "wvo_mcp.cli.warm_relay" in modules
     heavy = {name for name in modules if name.split(".")[0] in ("pydantic", "mcp", "anyio")}
     assert not heavy and "argparse" not in modules, heavy
 
@@ -376,7 +381,7 @@ def test_each_server_shows_its_own_clients_environment_and_the_warm_process_none
     assert set(servers) == {"beta", "gamma"}
     assert environ_of(servers["beta"])["SECRET_B"] == "b-secret"
     for pid in servers.values():
-        assert relay.RESERVE not in environ_of(pid), pid
+        assert warm_relay.RESERVE not in environ_of(pid), pid
     for pid in (*servers.values(), warm):
         shown = environ_of(pid)
         assert "SECRET_A" not in shown and "alpha" not in shown.values(), (pid, shown)
@@ -390,7 +395,7 @@ def test_each_server_shows_its_own_clients_environment_and_the_warm_process_none
 def test_a_client_whose_environment_does_not_fit_is_served_cold(state_root: Path) -> None:
     start_warm(state_root)
     fits = Relay(state_root)
-    big = Relay(state_root, LARGE="y" * (relay.RESERVE_BYTES + 1))
+    big = Relay(state_root, LARGE="y" * (warm_relay.RESERVE_BYTES + 1))
     assert not fits.served_cold()  # forked by the warm process
     assert big.served_cold()  # as without warm start
     assert big.call("claim_task")["reason"] == "no_ready_task"
@@ -488,15 +493,15 @@ def test_bounds_a_forked_server_cannot_take_on_are_refused_before_it_reads(
         "env": {},
         "cwd": "/",
         "umask": 0o077,
-        "namespaces": relay.namespaces(),
-        **relay.bounds(),
+        "namespaces": warm_relay.namespaces(),
+        **warm_relay.bounds(),
     }
     header["build"] = relay_build(state_root)
     header["limits"] = {**header["limits"], "RLIMIT_NOFILE": [2**40, 2**40]}  # past nr_open
     read, write = os.pipe()
-    with contextlib.closing(relay._connect(relay.run_dir(state_root))) as conn:
+    with contextlib.closing(warm_relay._connect(warm_relay.run_dir(state_root))) as conn:
         payload = json.dumps(header).encode()
-        socket.send_fds(conn, [relay.LENGTH.pack(len(payload))], [read, write, write])
+        socket.send_fds(conn, [warm_relay.LENGTH.pack(len(payload))], [read, write, write])
         conn.sendall(payload)
         answer = json.loads(conn.makefile("rb").readline())
     os.write(write, b"still here")
@@ -508,7 +513,7 @@ def test_bounds_a_forked_server_cannot_take_on_are_refused_before_it_reads(
 
 def relay_build(state_root: Path) -> str:
     """The build id a relay of this tree sends (`python -P -m wvo_mcp`'s import path)."""
-    code = "from wvo_mcp.cli import relay; print(relay.build_id())"
+    code = "from wvo_mcp.cli import warm_relay; print(warm_relay.build_id())"
     found = subprocess.run(
         [sys.executable, "-P", "-c", code],
         cwd=ROOT,
@@ -703,7 +708,7 @@ def test_a_silent_or_slow_connection_holds_up_no_relay(state_root: Path) -> None
     quiet = [_dial(state_root) for _ in range(2)]
     slow = _dial(state_root)
     try:
-        slow.send(relay.LENGTH.pack(100))
+        slow.send(warm_relay.LENGTH.pack(100))
         client = Relay(state_root)
         server = client.server_pid()
         assert parent_of(server) != client.proc.pid  # forked by the warm process
@@ -715,5 +720,5 @@ def test_a_silent_or_slow_connection_holds_up_no_relay(state_root: Path) -> None
 
 def _dial(state_root: Path) -> socket.socket:
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    conn.connect(str(relay.run_dir(state_root) / relay.SOCKET))
+    conn.connect(str(warm_relay.run_dir(state_root) / warm_relay.SOCKET))
     return conn

@@ -30,7 +30,7 @@ from wvo_mcp.config import Settings
 from wvo_mcp.errors import WvoError
 from wvo_mcp.models import TaskSpec
 from wvo_mcp.rules.transitions import MOVES, Actor, Status
-from wvo_mcp.services import leases, scheduler, tasks
+from wvo_mcp.services import claims, leases, tasks
 from wvo_mcp.store import Tx
 from wvo_mcp.store.sqlite import SqliteDatabase, SqliteTx
 
@@ -148,7 +148,7 @@ class AgentsAgainstGates(RuleBasedStateMachine):
     )
     def claim(self, agent: str, task: str | None, lease: int) -> None:
         granted = self.write(
-            lambda tx: scheduler.claim(
+            lambda tx: claims.claim(
                 tx,
                 CONFIG,
                 agent_id=agent,

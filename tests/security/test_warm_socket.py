@@ -19,7 +19,7 @@ from tests.integration.test_warm_start import (
     warm_pids,
 )
 from tests.security.test_sandbox_boundaries import QUIET, sandboxed, tree
-from wvo_mcp.cli import relay
+from wvo_mcp.cli import warm_relay
 from wvo_mcp.sandbox import bwrap
 
 pytestmark = [
@@ -45,8 +45,8 @@ async def test_a_sandboxed_command_cannot_reach_the_warm_process(tmp_path: Path)
     workspace = tmp_path / "ws"
     state = workspace / ".wvo"  # where `wvo-mcp init` puts it: inside the workspace
     warm = start_warm(state)
-    run = relay.run_dir(state)
-    socket_path = run / relay.SOCKET
+    run = warm_relay.run_dir(state)
+    socket_path = run / warm_relay.SOCKET
     try:
         async with connect(state, WVO_WORKSPACE_ROOT=workspace, **QUIET) as agent:
             before_run = tree(run)

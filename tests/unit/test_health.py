@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from wvo_mcp.health import Action, baseline, decide, orient
+from wvo_mcp.health.judge import Action, baseline, decide, orient
 from wvo_mcp.models import (
     Drift,
     HealthCounts,

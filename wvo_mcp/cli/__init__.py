@@ -1,7 +1,7 @@
 """The `wvo-mcp` command, a module per command group; entry.py assembles them.
 
 Kept light: with warm start (on Linux unless WVO_WARM_START=0), `serve` over stdio hands its
-client to the state folder's warm process (relay.py) before the commands, pydantic and the
+client to the state folder's warm process (warm_relay.py) before the commands, pydantic and the
 SDK are imported; served cold instead, by a child of this process on Linux (handle.py), its
 first answers come from front.py while they import."""
 
@@ -13,13 +13,13 @@ if TYPE_CHECKING:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from wvo_mcp.cli import handle, relay
+    from wvo_mcp.cli import handle, warm_relay
 
     given = sys.argv[1:] if argv is None else argv
-    client = argv is None and relay.stdio_serve(given)[0]
+    client = argv is None and warm_relay.stdio_serve(given)[0]
     if client:
         handle.leave_on_signal()  # until the server's own handlers: nothing is owed yet
-    served = relay.handed_over(given)
+    served = warm_relay.handed_over(given)
     if served is not None:
         if client:
             handle.leave(served)  # no interpreter shutdown: the client waits for this end
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
         # Served cold: the first answers come from the table while the rest imports.
         from wvo_mcp.cli import front
 
-        front.serve(relay.tools_profile(), HEAVY)
+        front.serve(warm_relay.tools_profile(), HEAVY)
     from wvo_mcp.cli import entry
 
     entry.main(given)

@@ -11,7 +11,7 @@ the connection over: the server is given the client's `initialize` and `initiali
 read first (its answer to them dropped: the client has it) and then whatever was read but
 not answered. Nothing else changes; a line it cannot read, a revision or a WVO_TOOLS the
 table lacks, or a stdin that is no pipe, goes straight to the server. Imports only light
-modules, as relay.py does.
+modules, as warm_relay.py does.
 """
 
 import json

@@ -8,12 +8,12 @@ beside 14 busy processes on 2 cores its parent saw it end 14-340 ms (median 106)
 SIGINT though it did nothing but exit. The handle holds ~15 MB and ends in a few ms.
 
 So on Linux, over a client's pipes, the server runs in a child: of the state folder's warm
-process (relay.py), or, served cold, of the handle itself (served_in_child). The handle
+process (warm_relay.py), or, served cold, of the handle itself (served_in_child). The handle
 passes SIGINT, SIGTERM and SIGHUP on to it and ends with its exit code. A server its client
 stops tells its handle that code once it has answered all it will answer (tell), and then
 finishes on its own: the client is not kept waiting for its housekeeping (a database write,
 a file's sync, each a wait for the CPU on a busy machine) nor for the kernel freeing its
-memory. Imports only light modules, as relay.py does.
+memory. Imports only light modules, as warm_relay.py does.
 """
 
 import contextlib
@@ -27,7 +27,7 @@ import threading
 from types import FrameType
 from typing import Any, BinaryIO, NoReturn
 
-from wvo_mcp.cli import relay
+from wvo_mcp.cli import warm_relay
 
 WORD_MAX_BYTES = 4096
 
@@ -97,7 +97,7 @@ def served_in_child() -> int | None:
     if not sys.platform.startswith("linux") or not _pipes() or not _pidfds():
         return None
     mine, its = socket.socketpair()
-    pid, held = relay.fork_held(relay.FORWARDED)
+    pid, held = warm_relay.fork_held(warm_relay.FORWARDED)
     if pid == 0:
         mine.close()
         told_by(its)
@@ -108,7 +108,7 @@ def served_in_child() -> int | None:
         mine.close()
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
         return None
-    forwarder = relay.Forwarder()
+    forwarder = warm_relay.Forwarder()
     forwarder.start()
     forwarder.to(pid)
     signal.pthread_sigmask(signal.SIG_SETMASK, held)

@@ -18,9 +18,9 @@ from wvo_mcp.errors import ValidationFailed
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from wvo_mcp.edge.issue_sync import Synced
     from wvo_mcp.models import Scheduled
     from wvo_mcp.services.roadmap_update import RoadmapUpdate
-    from wvo_mcp.tracker import Synced
 
 
 def cmd_import(settings: Settings, args: argparse.Namespace) -> None:
@@ -108,11 +108,11 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> None:
 
 def _import_issues(settings: Settings, args: argparse.Namespace) -> None:
     """`import github:OWNER/REPO`: the label's issues kept in step with their tasks, and the
-    conversation on them (tracker.py), once or with --every until stopped; it makes nothing
+    conversation on them (edge/issue_sync.py), once or with --every until stopped; it makes nothing
     twice, however often and on however many hosts it runs."""
     import yaml
 
-    from wvo_mcp import tracker
+    from wvo_mcp.edge import issue_sync
     from wvo_mcp.forge import credentials, github
     from wvo_mcp.forge.authority import Authority
     from wvo_mcp.rules import issue_tasks
@@ -138,7 +138,7 @@ def _import_issues(settings: Settings, args: argparse.Namespace) -> None:
     async def one() -> "Synced":
         return await opened(
             settings,
-            lambda o: tracker.sync(o, forge, repository, args.label, person(args), labels,
+            lambda o: issue_sync.sync(o, forge, repository, args.label, person(args), labels,
                                    args.landed_label, authority),
         )  # fmt: skip
 

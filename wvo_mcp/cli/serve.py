@@ -69,10 +69,10 @@ def cmd_stop(settings: Settings, args: argparse.Namespace) -> None:
     (warm start, on by default on Linux; WVO_WARM_START=0 turns it off). The servers it
     started go on until their clients stop them; the next client starts cold and starts a
     new warm process."""
-    from wvo_mcp.cli import relay
+    from wvo_mcp.cli import warm_relay
 
     try:
-        pid = relay.stop_warm(settings.state_root)
+        pid = warm_relay.stop_warm(settings.state_root)
     except TimeoutError as exc:
         raise SystemExit(f"wvo-mcp: {exc}") from None
     if pid is None:

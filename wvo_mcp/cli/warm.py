@@ -1,5 +1,5 @@
 """The warm process of a state folder (warm start, the default on Linux): it imports what
-`serve` over stdio needs once, then forks a server for each client a relay (relay.py) hands
+`serve` over stdio needs once, then forks a server for each client a relay (warm_relay.py) hands
 over.
 
 One per state folder (a lock in its run dir), detached, with no thread and no event loop
@@ -33,7 +33,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from wvo_mcp.cli import handle, relay
+from wvo_mcp.cli import handle, warm_relay
 from wvo_mcp.cli.output import warn
 from wvo_mcp.config import Settings
 
@@ -135,14 +135,14 @@ def _warm(state_root: Path, serving: int) -> int:
         with _locked(run) as held:
             if not held:
                 return 0  # another warm process serves this state folder
-            _log_to(run / relay.LOG)
+            _log_to(run / warm_relay.LOG)
             if serving:
                 _when_idle(serving)
             settings = Settings.from_env()
             for name in PRELOAD:
                 with contextlib.suppress(ImportError):
                     importlib.import_module(name)
-            build, fingerprint = relay.build_id(), _fingerprint()
+            build, fingerprint = warm_relay.build_id(), _fingerprint()
             with _listening(run) as listener, _wakeup() as wake:
                 _log(f"warm process {os.getpid()} serving {run}")
                 # Forked servers share these pages until written; the collector must not.
@@ -184,7 +184,7 @@ def _cpu(pid: int) -> int:
 
 def _run_dir(state_root: Path) -> Path | None:
     """The run dir, this user's alone (0700); None when it cannot be made so."""
-    run = relay.run_dir(state_root)
+    run = warm_relay.run_dir(state_root)
     try:
         state_root.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileExistsError):
@@ -201,7 +201,7 @@ def _run_dir(state_root: Path) -> Path | None:
 
 @contextlib.contextmanager
 def _locked(run: Path) -> Iterator[bool]:
-    fd = os.open(run / relay.LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = os.open(run / warm_relay.LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         deadline = time.monotonic() + LOCK_WAIT_S
         while True:
@@ -253,10 +253,10 @@ def _listening(run: Path) -> Iterator[socket.socket]:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(relay.SOCKET, dir_fd=folder)  # a dead one's: the lock is ours
+            os.unlink(warm_relay.SOCKET, dir_fd=folder)  # a dead one's: the lock is ours
         umask = os.umask(0o177)
         try:
-            listener.bind(f"/proc/self/fd/{folder}/{relay.SOCKET}")
+            listener.bind(f"/proc/self/fd/{folder}/{warm_relay.SOCKET}")
         finally:
             os.umask(umask)
         listener.listen(64)
@@ -265,7 +265,7 @@ def _listening(run: Path) -> Iterator[socket.socket]:
         listener.close()
         if os.getpid() == owner:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(relay.SOCKET, dir_fd=folder)
+                os.unlink(warm_relay.SOCKET, dir_fd=folder)
         os.close(folder)
 
 
@@ -369,17 +369,17 @@ class Arriving:
         if not data:
             raise ValueError("the relay hung up")
         self.data += data
-        if len(self.data) < relay.LENGTH.size:
+        if len(self.data) < warm_relay.LENGTH.size:
             return None
-        (size,) = relay.LENGTH.unpack_from(self.data)
-        whole = relay.LENGTH.size + size
+        (size,) = warm_relay.LENGTH.unpack_from(self.data)
+        whole = warm_relay.LENGTH.size + size
         if len(self.fds) != 3 or size > HEADER_MAX_BYTES or len(self.data) > whole:
             raise ValueError("not a relay's header")
         if len(self.data) < whole:
             return None
         fds, self.fds = self.fds, []
         try:
-            return _checked(json.loads(self.data[relay.LENGTH.size :])), fds
+            return _checked(json.loads(self.data[warm_relay.LENGTH.size :])), fds
         except ValueError:
             for fd in fds:
                 os.close(fd)
@@ -399,7 +399,7 @@ def _arrived(listener: socket.socket) -> Arriving | None:
     except OSError:
         return None
     try:
-        _, uid, gid = relay.peer_uid(conn)
+        _, uid, gid = warm_relay.peer_uid(conn)
     except OSError:
         uid = gid = -1
     if (uid, gid) != (os.getuid(), os.getgid()):
@@ -462,7 +462,7 @@ def _take(
         with conn:
             _refuse(conn, refused)
         return refused == "stale"
-    pid, held = relay.fork_held(HELD)
+    pid, held = warm_relay.fork_held(HELD)
     if pid == 0:
         raise Forked(conn, header, fds)
     signal.pthread_sigmask(signal.SIG_SETMASK, held)
@@ -479,9 +479,9 @@ def _refusal(header: dict[str, Any], build: tuple[str, list[tuple[str, int]]]) -
         return "stale"
     if len(environment_block(header["env"])) > environment_room():
         return "an environment larger than the warm process's room"
-    if header["namespaces"] != relay.namespaces():
+    if header["namespaces"] != warm_relay.namespaces():
         return "another namespace"
-    if not relay.stdio_serve(header["argv"])[0]:
+    if not warm_relay.stdio_serve(header["argv"])[0]:
         return "not serve over stdio"
     return None
 
@@ -557,7 +557,7 @@ def _serve(child: Forked) -> int:
         conn.sendall(json.dumps({"refused": refused}).encode() + b"\n")
         return 0
     conn.sendall(json.dumps({"pid": os.getpid()}).encode() + b"\n")
-    if conn.recv(len(relay.GO)) != relay.GO:
+    if conn.recv(len(warm_relay.GO)) != warm_relay.GO:
         return 0  # the relay serves its client itself: nothing was read
     handle.told_by(conn)  # the relay ends on this server's word, and it on the relay's end
     from wvo_mcp.cli import entry
@@ -573,7 +573,7 @@ def adopt(header: dict[str, Any]) -> str | None:
     A process cannot join another's session: the relay is its handle there instead."""
     from wvo_mcp.sandbox import cgroups  # preloaded: light here, heavy for the warm's start
 
-    mine = relay.bounds()
+    mine = warm_relay.bounds()
     try:
         if header["cgroup"] != mine["cgroup"]:
             cgroups.move_into(header["cgroup"])

@@ -27,7 +27,7 @@ from wvo_mcp.edge.toolset import WORKER_MOVES
 from wvo_mcp.errors import ValidationFailed, WvoError
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import identity
-from wvo_mcp.services import routes, tokens, usage
+from wvo_mcp.services import routing, tokens, usage
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +256,7 @@ def reporter() -> usage.Reporter:
     return usage.Reporter(own_provider=caller.role == "agent", provider=caller.provider)
 
 
-def bound() -> routes.Bound | None:
+def bound() -> routing.Bound | None:
     """Whether this caller may move its agent to another provider (agent_register,
     claim_task): an agent token may not (docs/http.md); stdio's one agent, `--no-auth` and
     an operator token may."""
@@ -264,8 +264,8 @@ def bound() -> routes.Bound | None:
     if caller is None or caller.role != "agent":
         return None
     if caller.scope is not None:  # an autopilot run's: the provider it was launched on
-        return routes.Bound(caller.scope.provider)
-    return routes.Bound(caller.provider)
+        return routing.Bound(caller.scope.provider)
+    return routing.Bound(caller.provider)
 
 
 def person() -> str:

@@ -1,14 +1,14 @@
 """GitHub's webhook on `serve --http` (POST /webhooks/github), off unless the person set
 WVO_WEBHOOK_SECRET: a delivery is read only up to its size cap, acted on only once its
 `X-Hub-Signature-256` matches the secret, and once per delivery id and per body (a replay,
-under its id or a new one, is refused and writes nothing: services/deliveries.py); one for
+under its id or a new one, is refused and writes nothing: services/webhooks.py); one for
 a repository the server does not serve is answered 202, recorded, and does nothing.
 
 Who sent it decides whether it acts (rules/trust.py, asked through forge/authority.py with
 the server's WVO_FORGE_TOKEN): an `issues` event from someone who steers keeps its issue's
 task in step, as `import github:` does, and a close cancels only once GitHub says the issue
 is closed now; an `issue_comment` on a task's issue answers its question or tells its
-holder when its author steers (tracker.heard); a `workflow_run` of the repository's own
+holder when its author steers (issue_sync.heard); a `workflow_run` of the repository's own
 code, pushed or scheduled on the landing branch, that fails makes one task to make it green
 again, and one that passes cancels it only when its commit contains every red commit;
 `ping` answers; anything else is recorded and left alone.
@@ -28,8 +28,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from wvo_mcp import tracker
 from wvo_mcp.config import Settings
+from wvo_mcp.edge import issue_sync
 from wvo_mcp.errors import Fault, ValidationFailed
 from wvo_mcp.forge import Forge, credentials, github
 from wvo_mcp.forge.authority import Authority
@@ -197,7 +197,7 @@ async def _issues(
     or a label or an edit by one who steers); a close (a deletion, a transfer) acts whoever
     made it, once GitHub says the issue is closed or gone now (a late or replayed close of
     a reopened issue cancels nothing), and never where the merge of the task's pull request
-    closed it (tracker.closed_by_merge: the task lands, and the sync tells the issue)."""
+    closed it (issue_sync.closed_by_merge: the task lands, and the sync tells the issue)."""
     issue = _issue(said.payload["issue"])
     action = str(said.payload.get("action") or "")
     if reach is None:
@@ -212,7 +212,7 @@ async def _issues(
         issue = dataclasses.replace(issue, state="closed")
         task = issue_tasks.task_id(repository, issue.number)
         status = await orchestrator.tasks_under(task)
-        merged = await tracker.closed_by_merge(
+        merged = await issue_sync.closed_by_merge(
             orchestrator, reach.forge, repository, [issue], status
         )
         if merged:  # GitHub closed it at the merge: the task lands, and its issue is told
@@ -303,7 +303,7 @@ async def _comment(
         body=str(comment.get("body") or ""), created_at=str(comment.get("created_at") or ""),
         url=str(comment.get("html_url") or ""),
     )  # fmt: skip
-    done = await tracker.heard(orchestrator, found.authority, repository, heard)
+    done = await issue_sync.heard(orchestrator, found.authority, repository, heard)
     await _ignored(orchestrator, said)
     return JSONResponse({"done": done or "issue_comment: nothing to do (a comment like any, or "
                          "one acted on before)"})  # fmt: skip

@@ -122,7 +122,7 @@ class Forge(Protocol):
 
     def issues(self, label: str) -> list[Issue]:
         """Every issue with `label`, open or closed (not pull requests), with its
-        sub-issues' numbers (tracker.py keeps their tasks in step)."""
+        sub-issues' numbers (edge/issue_sync.py keeps their tasks in step)."""
         ...
 
     def failed_job(self, run_id: int) -> FailedJob | None:

@@ -59,7 +59,7 @@ class Outsider(BaseModel):
 
 
 class Unsynced(BaseModel):
-    """An open issue the sync could not apply (tracker.py), and why."""
+    """An open issue the sync could not apply (edge/issue_sync.py), and why."""
 
     repository: str
     issue: int

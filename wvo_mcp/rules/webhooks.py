@@ -107,7 +107,7 @@ def served(repository: str, named: Sequence[str], synced: Sequence[str]) -> bool
 
 @dataclass(frozen=True)
 class Run:
-    """A workflow run or a check suite that ended on the landing branch (services/deliveries
+    """A workflow run or a check suite that ended on the landing branch (services/webhooks
     makes or ends its red task): `key` names the workflow (its id) or the app (`app-<id>`)."""
 
     event: str  # workflow_run | check_suite

@@ -15,7 +15,7 @@ from wvo_mcp.rules import retry
 from wvo_mcp.rules.pauses import Paused
 from wvo_mcp.rules.text import plain
 from wvo_mcp.rules.transitions import Actor, Gate, Status, check_transition, needs_approval
-from wvo_mcp.services import route_outcomes, routes, rows
+from wvo_mcp.services import route_outcomes, routing, rows
 from wvo_mcp.services.tasks import record_event
 from wvo_mcp.store import Row, Tx
 
@@ -446,7 +446,7 @@ def _final_status(
     final: Status = target
     if target is Status.FAILED and current in (Status.IN_PROGRESS, Status.NEEDS_REVIEW):
         if current is Status.IN_PROGRESS:
-            routes.failed_on_tier(tx, row)
+            routing.failed_on_tier(tx, row)
         decision = retry.after_failure(
             attempts, row["max_attempts"], settings.retry_base_seconds, settings.retry_cap_seconds
         )
@@ -654,7 +654,7 @@ def review(
 
 
 def record_task_usage(tx: Tx, token: str | None, **usage: Any) -> UsageResult:
-    """routes.record_usage for a task: only its holder charges it (tokens against its
+    """routing.record_usage for a task: only its holder charges it (tokens against its
     route, and a context_limit that escalates its next attempt)."""
     task_id = usage["task_id"]
     if token is None:
@@ -664,7 +664,7 @@ def record_task_usage(tx: Tx, token: str | None, **usage: Any) -> UsageResult:
             "report usage outside a task"
         )
     _held(tx, task_id, token, waiting_ok=True)
-    return routes.record_usage(tx, **usage)
+    return routing.record_usage(tx, **usage)
 
 
 def holding(tx: Tx, task_id: str, token: str) -> Row:

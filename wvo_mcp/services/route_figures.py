@@ -9,7 +9,7 @@ from typing import Literal
 from wvo_mcp.providers import Providers
 from wvo_mcp.rules import learning, routing
 from wvo_mcp.services import route_outcomes
-from wvo_mcp.services.routes import Router
+from wvo_mcp.services.routing import Router
 from wvo_mcp.store import Tx
 
 # chosen: where a fresh task of the class goes now; proven: enough evidence, not chosen;

@@ -12,8 +12,8 @@ from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.models import UsageResult
 from wvo_mcp.providers import Providers
-from wvo_mcp.rules import routing
-from wvo_mcp.services import leases, routes
+from wvo_mcp.rules import routing as routing_rules
+from wvo_mcp.services import leases, routing
 from wvo_mcp.services.tasks import record_event
 from wvo_mcp.services.tokens import Scope
 from wvo_mcp.store import Tx
@@ -65,7 +65,7 @@ def record(
     model: str,
     input_tokens: int,
     output_tokens: int,
-    outcome: routing.Outcome,
+    outcome: routing_rules.Outcome,
     now: datetime,
     agent_id: str | None,
 ) -> UsageResult:
@@ -85,7 +85,7 @@ def record(
             )
         _check_own(tx, settings, providers, agent_id, provider, now)
     if task_id is None:
-        return routes.record_usage(
+        return routing.record_usage(
             tx, providers, None, provider, model, input_tokens, output_tokens, outcome, now,
             agent_id,
         )  # fmt: skip
@@ -108,7 +108,7 @@ def _check_own(
     found = (
         None
         if agent_id is None
-        else routes.identity(tx, settings, providers, agent_id, None, None, now, remember=False)
+        else routing.identity(tx, settings, providers, agent_id, None, None, now, remember=False)
     )
     if found is None:
         raise ValidationFailed(
@@ -136,7 +136,7 @@ def _noted(
     model: str,
     input_tokens: int,
     output_tokens: int,
-    outcome: routing.Outcome,
+    outcome: routing_rules.Outcome,
     now: datetime,
 ) -> UsageResult:
     """A worker's own report: checked against its run token, then kept on its task's trail
@@ -186,11 +186,11 @@ def _noted(
         )
     record_event(tx, task_id, at=timeutil.to_text(now), actor=agent_id or "?",
                  kind="usage_reported", reason=said, lease_epoch=epoch)  # fmt: skip
-    status = routes.provider_status(tx, providers, now, only=provider).providers[0]
+    status = routing.provider_status(tx, providers, now, only=provider).providers[0]
     return UsageResult(
         provider=provider,
         tier=tier.name,
-        cost=routing.Estimate(input_tokens, output_tokens).cost(tier),
+        cost=routing_rules.Estimate(input_tokens, output_tokens).cost(tier),
         hour=status.hour,
         day=status.day,
         breaker=status.breaker,

@@ -25,7 +25,7 @@ NOT_INITIALISED = (
 
 def git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """git in the person's repository, with no configuration of theirs that runs programs."""
-    # Imported here: `serve`'s relay (cli/relay.py) finds its state folder through this
+    # Imported here: `serve`'s relay (cli/warm_relay.py) finds its state folder through this
     # module before anything heavy is imported, and the git package is.
     from wvo_mcp.git import ENV, config_env
 

@@ -1150,7 +1150,7 @@ SELECT reason FROM task_events WHERE task_id = :task_id AND kind = 'red' ORDER B
 SELECT substr(key, 10) AS repository FROM forge_posts WHERE key LIKE 'comments:%';
 
 -- name: unsynced_issues
--- The open issues the sync could not apply (tracker.py), for `status`.
+-- The open issues the sync could not apply (edge/issue_sync.py), for `status`.
 SELECT repository, number, task_id, why, made, since FROM unsynced_issues
 ORDER BY repository, number;
 

@@ -18,7 +18,7 @@ merge of its pull request, which says `Closes`, or this sync): commented on (its
 pull request named), then closed or labelled; an agent's open question is posted on its
 issue; and the comments since the last pass are read, where a reply to a posted question
 from someone who steers answers it and their `/wvo tell …` tells the task's holder, and
-anyone else's is shown (services/conversations).
+anyone else's is shown (services/issue_sync).
 Each write on the forge is claimed by one host first, so two hosts never both make it.
 
 A person runs it, with their token: it acts with their authority, as `import` does."""
@@ -42,7 +42,7 @@ from wvo_mcp.rules.graph import find_cycle
 from wvo_mcp.rules.issue_tasks import Issue, Table
 from wvo_mcp.rules.text import fenced
 from wvo_mcp.rules.transitions import Status
-from wvo_mcp.services import conversations
+from wvo_mcp.services import issue_sync
 from wvo_mcp.services.roadmap_update import RoadmapUpdate
 
 FINAL = (Status.DONE, Status.CANCELLED)
@@ -444,7 +444,7 @@ async def closed_by_merge(
     prefix = issue_tasks.task_id(repository, 0)[:-1]
     here = f"/{repository.lower()}/pull/"
     found = []
-    for row in await orchestrator.db.read(partial(conversations.open_pulls, prefix=prefix)):
+    for row in await orchestrator.db.read(partial(issue_sync.open_pulls, prefix=prefix)):
         number = waiting.get(row["task_id"])
         if number is None or here not in str(row["url"]).lower():
             continue
@@ -464,7 +464,7 @@ async def _finish(
     across passes, processes and hosts: the `landed:` write is claimed first and marked
     done after (one query finds those not done). Answers the open ones and the closed."""
     prefix = issue_tasks.task_id(repository, 0)[:-1]
-    untold = set(await orchestrator.db.read(partial(conversations.untold, prefix=prefix)))
+    untold = set(await orchestrator.db.read(partial(issue_sync.untold, prefix=prefix)))
     finished: list[str] = []
     told: list[str] = []
     for issue in issues:

@@ -26,7 +26,7 @@ from wvo_mcp.rules.claim_gate import WAIT_BOUND_S
 from wvo_mcp.rules.pauses import Paused
 from wvo_mcp.rules.routing import Decision
 from wvo_mcp.rules.transitions import Status
-from wvo_mcp.services import routes, rows
+from wvo_mcp.services import routing, rows
 from wvo_mcp.services.leases import lose_lease, seen
 from wvo_mcp.services.tasks import record_event, rescore
 from wvo_mcp.store import Row, Tx
@@ -130,10 +130,10 @@ def plan_next(
     stamp = timeutil.to_text(now)
     ident = None
     if providers is not None:
-        ident = routes.identity(
+        ident = routing.identity(
             tx, settings, providers, agent_id, provider, model, now, remember=False
         )
-    router = None if providers is None else routes.Router(tx, providers, now)
+    router = None if providers is None else routing.Router(tx, providers, now)
     if ident is not None and router is not None:
         found = _routed_to(tx, router, ident, stamp)
         if epic_id is not None:
@@ -176,7 +176,7 @@ _EXPIRED = {False: "expired_leases", True: "expired_leases_to_take"}
 
 
 def _routed_to(
-    tx: Tx, router: routes.Router, ident: routes.Identity, stamp: str, take: bool = False
+    tx: Tx, router: routing.Router, ident: routing.Identity, stamp: str, take: bool = False
 ) -> Iterator[Row]:
     """Claimable tasks routing sends to this tier, best first. Only the ready tasks of the
     complexities that route there are read (one index range each), the first of those an
@@ -197,7 +197,7 @@ def _routed_to(
     streams.append(tx.iter(_EXPIRED[take], (stamp,)))
     seen: set[str] = set()
     for row in islice(heapq.merge(*streams, key=_rank), ROUTE_SCAN):
-        if row["id"] not in seen and routes.fits(router.decide(row), ident):
+        if row["id"] not in seen and routing.fits(router.decide(row), ident):
             seen.add(row["id"])
             yield row
 
@@ -261,7 +261,7 @@ def claim(
     providers: Providers | None = None,
     provider: str | None = None,
     model: str | None = None,
-    bound: routes.Bound | None = None,
+    bound: routing.Bound | None = None,
 ) -> ClaimResult:
     """`provider` and `model`: who the agent says it is, remembered only with a grant (a
     refused claim changes no registration); `bound`: an agent token's, which may not move
@@ -302,8 +302,8 @@ def claim(
         routed: Decision | None = None
         if picking.ident is not None and picking.router is not None:
             routed = picking.router.decide(chosen)
-            granted.route = routes.claim_route(routed)
-        routes.reserve(tx, chosen, routed, now)
+            granted.route = routing.claim_route(routed)
+        routing.reserve(tx, chosen, routed, now)
         if provider is not None and model is not None:
             tx.send("set_agent_identity", (agent_id, provider, model, picking.stamp))
         return granted
@@ -318,7 +318,7 @@ def refusal_before_turn(
     providers: Providers | None = None,
     provider: str | None = None,
     model: str | None = None,
-    bound: routes.Bound | None = None,
+    bound: routing.Bound | None = None,
 ) -> ClaimResult | None:
     """What `claim` would refuse whatever the other claims do, read without the claim's
     turn (a read: it writes and locks nothing): the agent's or the fleet's WIP is full,
@@ -382,8 +382,8 @@ class _Picking:
     now: datetime
     stamp: str
     wip: Wip
-    ident: routes.Identity | None
-    router: routes.Router | None
+    ident: routing.Identity | None
+    router: routing.Router | None
     early: Iterator[Row] | None
     paused: Paused
     lost: set[str] = field(default_factory=set)
@@ -401,7 +401,7 @@ class _Picking:
         providers: Providers | None,
         provider: str | None,
         model: str | None,
-        bound: routes.Bound | None = None,
+        bound: routing.Bound | None = None,
         dry: bool = False,
     ) -> "_Picking":
         """`dry`: read only (refusal_before_turn): no sighting, no re-ranking, no lock."""
@@ -420,11 +420,11 @@ class _Picking:
             early = claimable(tx, stamp, take=not dry)
         ident = None
         if providers is not None:
-            ident = routes.identity(
+            ident = routing.identity(
                 tx, settings, providers, agent_id, provider, model, now, remember=False,
                 registered=registered, bound=bound,
             )  # fmt: skip
-        router = None if providers is None else routes.Router(tx, providers, now)
+        router = None if providers is None else routing.Router(tx, providers, now)
         if not dry and _refresh_due_scores(tx, now, refreshed.value()):
             early = None  # asked before the re-ranking
         wip = read_wip()
@@ -482,7 +482,7 @@ class _Picking:
             )
         if self.ident is not None and self.router is not None:
             decision = self.router.decide(row)
-            if not routes.fits(decision, self.ident):
+            if not routing.fits(decision, self.ident):
                 return self.refused(
                     "task_not_ready", _routed_elsewhere(row["id"], decision, self.ident)
                 )
@@ -601,7 +601,7 @@ def _not_granted(tx: Tx, row: Row) -> str:
     )
 
 
-def _routed_elsewhere(task_id: str, decision: Decision, ident: routes.Identity) -> str:
+def _routed_elsewhere(task_id: str, decision: Decision, ident: routing.Identity) -> str:
     where = f"{decision.provider}/{decision.tier}" if decision.routed else "no provider"
     return f"task {task_id!r}, is routed to {where}, not to {ident.label}: {decision.reason}"
 

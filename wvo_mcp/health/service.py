@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import islice
 
-from wvo_mcp import health, timeutil
+from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
-from wvo_mcp.health import Action, Anomaly
+from wvo_mcp.health import judge
+from wvo_mcp.health.judge import Action, Anomaly
 from wvo_mcp.models import (
     AnomalyView,
     Drift,
@@ -23,9 +24,9 @@ from wvo_mcp.models import (
 )
 from wvo_mcp.providers import Providers
 from wvo_mcp.rules.transitions import Status
-from wvo_mcp.services import routes, rows
+from wvo_mcp.services import routing, rows
+from wvo_mcp.services.claims import claimable, queue_counts
 from wvo_mcp.services.leases import gated, lose_lease, silent_before
-from wvo_mcp.services.scheduler import claimable, queue_counts
 from wvo_mcp.services.tasks import record_event
 from wvo_mcp.store import Lock, Tx
 
@@ -121,7 +122,7 @@ def observe(
         wip_limit=queue.wip_global_limit,
         done_last_hour=tx.value("done_since", (timeutil.to_text(now - timedelta(hours=1)),)),
         done_last_5m=tx.value("done_since", (timeutil.to_text(now - timedelta(minutes=5)),)),
-        baseline_done_per_hour=health.baseline(history),
+        baseline_done_per_hour=judge.baseline(history),
         expired_leases=queue.lease_expired,
         stale_tasks=len(stale),
         agents_active=len(agents),
@@ -154,7 +155,7 @@ def _providers_seen(
 ) -> tuple[list[ProviderHealth], list[str]]:
     """Each provider's budget shares and breaker; and which of the top ready tasks no
     provider can take now."""
-    status = routes.provider_status(tx, providers, now)
+    status = routing.provider_status(tx, providers, now)
     watched = [
         ProviderHealth(
             name=p.name,
@@ -165,7 +166,7 @@ def _providers_seen(
         )
         for p in status.providers
     ]
-    router = routes.Router(tx, providers, now)
+    router = routing.Router(tx, providers, now)
     top = islice(claimable(tx, timeutil.to_text(now)), ROUTE_CHECKS)
     unroutable = [row["id"] for row in top if not router.decide(row).routed]
     return watched, unroutable
@@ -231,7 +232,7 @@ def record_tick(
             },
         )
     # What an action repaired is resolved at once, not one tick later.
-    repaired = {(health.REMEDIES[a.kind], a.task_id) for a, _ in done}
+    repaired = {(judge.REMEDIES[a.kind], a.task_id) for a, _ in done}
     gone = (was_open - seen) | (seen & repaired)
     for kind, subject in gone:
         tx.run("resolve_anomaly", (stamp, kind, subject))

@@ -14,11 +14,12 @@ from functools import partial
 import anyio
 from opentelemetry.trace import Span
 
-from wvo_mcp import backups, health, store, timeutil
+from wvo_mcp import backups, store, timeutil
 from wvo_mcp.config import Settings
+from wvo_mcp.health import judge
+from wvo_mcp.health import service as checks
 from wvo_mcp.models import Observation
 from wvo_mcp.providers import Providers
-from wvo_mcp.services import health as checks
 from wvo_mcp.services import schedules
 from wvo_mcp.store import Database
 from wvo_mcp.telemetry import Telemetry
@@ -120,8 +121,8 @@ class HealthMonitor:
             )
             took["observe"] = time.perf_counter() - started
             started = time.perf_counter()
-            anomalies = health.orient(observation)
-            actions = health.decide(observation, self.settings.auto_remediate)
+            anomalies = judge.orient(observation)
+            actions = judge.decide(observation, self.settings.auto_remediate)
             took["orient"] = time.perf_counter() - started
             started = time.perf_counter()
             try:
@@ -150,7 +151,7 @@ class HealthMonitor:
         self,
         span: Span,
         observation: Observation,
-        anomalies: list[health.Anomaly],
+        anomalies: list[judge.Anomaly],
         outcome: checks.TickOutcome,
     ) -> None:
         """One tick's logs (stderr), span attributes and events, and metrics."""
