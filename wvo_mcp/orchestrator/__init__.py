@@ -11,8 +11,8 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 
-from wvo_mcp import arrival, queue_figures, store, timeutil
 from wvo_mcp import providers as provider_config
+from wvo_mcp import queue_figures, store, timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import NotFound, Overloaded, ValidationFailed
 from wvo_mcp.git import Git, locate, snapshots
@@ -47,6 +47,7 @@ from wvo_mcp.models import (
     UpdateResult,
     UsageResult,
 )
+from wvo_mcp.orchestrator import arrival
 from wvo_mcp.providers import Providers
 from wvo_mcp.rules import issue_tasks, routing
 from wvo_mcp.rules.claim_gate import HELD_WAIT_S, WAIT_BOUND_S, ClaimGate
