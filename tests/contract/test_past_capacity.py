@@ -15,11 +15,10 @@ import psycopg
 import pytest
 
 from tests.contract.conftest import World, create, events_of
-from wvo_mcp import arrival
 from wvo_mcp import providers as provider_config
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import Overloaded
-from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.orchestrator import Orchestrator, arrival
 from wvo_mcp.rules.claim_gate import (
     HELD_WAIT_S,
     RETRY_MAX_S,
@@ -239,9 +238,9 @@ def arrived_ago(seconds: float) -> Iterator[None]:
 async def test_a_claim_whose_call_spent_its_bound_before_the_turn_is_refused_as_busy(
     world: World, orch: Orchestrator
 ) -> None:
-    """A claim's bound counts from its call's arrival (arrival.py): one that waited it out
-    before reaching the orchestrator (its token's check, a busy loop) is refused with
-    nothing done, though nothing else is claiming; made again, it is granted."""
+    """A claim's bound counts from its call's arrival (orchestrator/arrival.py): one that
+    waited it out before reaching the orchestrator (its token's check, a busy loop) is refused
+    with nothing done, though nothing else is claiming; made again, it is granted."""
     await create(orch, {"id": "ready", "title": "r"})
     with arrived_ago(WAIT_BOUND_S + 1):
         late = await orch.claim("agent")

@@ -1,14 +1,14 @@
-"""arrival.py: a call's waits share one bound from its arrival, which the HTTP edge marks as
-a request comes in (http_server.InFlightCap) and forgets once it is answered."""
+"""orchestrator/arrival.py: a call's waits share one bound from its arrival, which the HTTP
+edge marks as a request comes in (http_server.InFlightCap) and forgets once it is answered."""
 
 import time
 
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from wvo_mcp import arrival
 from wvo_mcp.edge.http_limits import Admission, Limits
 from wvo_mcp.edge.http_server import PATH, InFlightCap
+from wvo_mcp.orchestrator import arrival
 
 pytestmark = pytest.mark.anyio
 

@@ -57,12 +57,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from wvo_mcp import arrival
 from wvo_mcp.config import Settings
 from wvo_mcp.edge import access, protocol
 from wvo_mcp.edge.http_limits import Admission, Limits, Refusal
 from wvo_mcp.edge.stdio import MAX_LINE_BYTES
 from wvo_mcp.errors import Busy, Overloaded, StoreUnavailable, ValidationFailed
+from wvo_mcp.orchestrator import arrival
 
 if TYPE_CHECKING:
     from wvo_mcp.orchestrator import Orchestrator
@@ -398,8 +398,8 @@ class PostOnly:
 
 class InFlightCap:
     """Requests to the MCP endpoint count as in flight from their arrival until answered
-    (when their waits' bounds start: arrival.py); one over the cap is refused (503) before
-    anything is done with it, its token unchecked.
+    (when their waits' bounds start: orchestrator/arrival.py); one over the cap is refused
+    (503) before anything is done with it, its token unchecked.
     From a quarter of the cap, the process's claims are refused as busy (`crowd`): held
     work, which keeps leases alive and frees slots, goes first."""
 

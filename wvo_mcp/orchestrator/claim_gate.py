@@ -1,0 +1,95 @@
+"""The claim gate's driver: carries out rules/claim_gate.py for the claims and held work.
+
+The rule decides, given the time; this module reads the clock, times each claim's turn and each
+held write for it, and runs a claim in the store's claim lock (Lock.CLAIM): one gate a
+process (Facade.claims), so the claims and the leases areas share it.
+"""
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from wvo_mcp.errors import Overloaded
+from wvo_mcp.models import Asked, ClaimResult, UpdateResult
+from wvo_mcp.orchestrator import arrival
+from wvo_mcp.rules.claim_gate import WAIT_BOUND_S, ClaimGate
+from wvo_mcp.rules.transitions import Status
+from wvo_mcp.services import claims, notes
+from wvo_mcp.store import Database, Lock, Tx
+
+T = TypeVar("T")
+A = TypeVar("A", bound=Asked)
+
+
+async def before_turn(
+    db: Database,
+    gate: ClaimGate,
+    agent_id: str,
+    arrived: float,
+    read: Callable[[], Callable[[Tx], ClaimResult | None]],
+) -> ClaimResult | None:
+    """A claim's refusal before its turn, or None to take the turn. Past capacity, refused
+    at once (reason busy) before anything is read. While claims queue for their turn, one
+    sure to be refused is refused from a read, without the turn (busy if no connection came
+    within the bound from `arrived`). `read` makes that read's function: only when needed,
+    since making it reads the clock (which a test's injected clock sees)."""
+    back = gate.refuse(time.monotonic())
+    if back is not None:
+        return claims.busy(agent_id, back)
+    if gate.contended():
+        try:
+            refused = await db.read(read(), within=arrival.left(WAIT_BOUND_S, arrived))
+        except Overloaded:  # no connection within the bound: the claim waits no longer
+            return claims.busy(agent_id, gate.turn_refused(time.monotonic()))
+        if refused is not None:
+            return refused
+    return None
+
+
+async def in_turn(
+    db: Database, gate: ClaimGate, fn: Callable[[Tx], A], agent_id: str,
+    arrived: float | None = None,
+) -> A | float:  # fmt: skip
+    """`fn` in the claims' turn (Lock.CLAIM), asking for `agent_id`'s notes, or, past
+    capacity, nothing done and the seconds after which to come back: refused at once when
+    this process's claims would wait past the bound or its held work queues, or when no
+    turn came within the bound from `arrived` (the call's arrival: its token's check and
+    a read before the turn waited in it too)."""
+    started = time.monotonic()
+    back = gate.refuse(started)
+    if back is not None:
+        return back
+    left = WAIT_BOUND_S - (started - (started if arrived is None else arrived))
+    if left <= 0:
+        return gate.turn_refused(started)
+    ahead = gate.enter()
+    took = None
+    granted = False
+    try:
+        result = await db.write_then_read(notes.asking(fn, agent_id), Lock.CLAIM, within=left)
+        took = time.monotonic() - started
+        claimed = result.next if isinstance(result, UpdateResult) else result
+        granted = isinstance(claimed, ClaimResult) and claimed.claimed
+        return result
+    except Overloaded:
+        took = time.monotonic() - started  # the bound, waited: the turn is contended
+        return gate.turn_refused(time.monotonic())
+    finally:
+        gate.leave(took, ahead)
+        if not granted:  # no holder came of it (refused, failed): its place goes back
+            gate.freed()
+
+
+async def held(gate: ClaimGate, write: Awaitable[T], frees: bool = False) -> T:
+    """A write of held work (a holder's heartbeat, checkpoint or move), timed for the
+    claim gate: held work that queues holds claims back, and sets how fast new holders
+    are let in. `frees`: it may end a hold, whose place a claim may then take."""
+    started = time.monotonic()
+    try:
+        result = await write
+    finally:
+        now = time.monotonic()
+        gate.held(now, now - started)
+    if frees and getattr(result, "status", Status.IN_PROGRESS) != Status.IN_PROGRESS:
+        gate.freed()
+    return result

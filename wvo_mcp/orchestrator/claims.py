@@ -1,0 +1,97 @@
+"""The claims area: what an agent would claim, and its claim (services/claims).
+
+A claim passes the claim gate (orchestrator/claim_gate.py) before and around its turn;
+`next_claim` is claim_next's claim, which the leases area makes with a move."""
+
+from collections.abc import Callable
+from functools import partial
+
+from wvo_mcp.models import ClaimResult, PlanNextResult
+from wvo_mcp.orchestrator import arrival, claim_gate
+from wvo_mcp.orchestrator.base import Facade
+from wvo_mcp.rules.transitions import Gate, Status
+from wvo_mcp.services import claims, routing
+from wvo_mcp.store import Tx
+
+
+class ClaimsFacade(Facade):
+    async def plan_next(
+        self,
+        agent_id: str,
+        limit: int = 5,
+        epic_id: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+    ) -> PlanNextResult:
+        return await self.db.read(
+            partial(
+                claims.plan_next,
+                settings=self.settings,
+                agent_id=agent_id,
+                limit=limit,
+                epic_id=epic_id,
+                now=self.clock(),
+                providers=self.providers,
+                provider=provider,
+                model=model,
+            )
+        )
+
+    async def claim(
+        self,
+        agent_id: str,
+        task_id: str | None = None,
+        lease_seconds: int | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        gate: Gate = Gate.NONE,
+        bound: routing.Bound | None = None,
+    ) -> ClaimResult:
+        """`gate`: raised on the task as it is granted (the autopilot's claims: its holder
+        may then finish only as far as needs_review); `bound`: an agent token's caller.
+        Past capacity, refused at once (reason busy) before anything is read. While claims
+        queue for their turn, one sure to be refused is refused from a read, without the
+        turn; while none queue, the turn costs what that read would."""
+        arrived = arrival.arrived()
+
+        def read() -> Callable[[Tx], ClaimResult | None]:
+            return partial(
+                claims.refusal_before_turn, settings=self.settings, agent_id=agent_id,
+                task_id=task_id, now=self.clock(), providers=self.providers, provider=provider,
+                model=model, bound=bound,
+            )  # fmt: skip
+
+        refused = await claim_gate.before_turn(self.db, self.claims, agent_id, arrived, read)
+        if refused is not None:
+            return refused
+        claim = partial(
+            claims.claim,
+            settings=self.settings,
+            agent_id=agent_id,
+            task_id=task_id,
+            lease_seconds=lease_seconds or self.settings.default_lease_seconds,
+            now=self.clock(),
+            providers=self.providers,
+            provider=provider,
+            model=model,
+            bound=bound,
+        )
+
+        def claim_gated(tx: Tx) -> ClaimResult:
+            result = claim(tx)
+            if gate is not Gate.NONE and result.claimed and result.task is not None:
+                tx.run("raise_gate", {"id": result.task.id, "gate": gate.value})
+            return result
+
+        done = await claim_gate.in_turn(self.db, self.claims, claim_gated, agent_id, arrived)
+        return claims.busy(agent_id, done) if isinstance(done, float) else done
+
+
+def next_claim(orch: Facade, agent_id: str, after: Status) -> Callable[[Tx], ClaimResult]:
+    """claim_next's claim, as claim_task's with no arguments, made now."""
+    claim = partial(
+        claims.claim, settings=orch.settings, agent_id=agent_id, task_id=None,
+        lease_seconds=orch.settings.default_lease_seconds, now=orch.clock(),
+        providers=orch.providers,
+    )  # fmt: skip
+    return partial(claims.claim_next, claim=claim, agent_id=agent_id, after=after)

@@ -1,0 +1,15 @@
+"""The health area: the health report (services/health).
+
+The monitor's loop reads services/health over its own connection (monitor.py); this is the
+report a tool or the CLI asks for."""
+
+from functools import partial
+
+from wvo_mcp.health import service as checks
+from wvo_mcp.models import HealthReport
+from wvo_mcp.orchestrator.base import Facade
+
+
+class HealthFacade(Facade):
+    async def health_report(self, limit: int = 10, full: bool = False) -> HealthReport:
+        return await self.db.read(partial(checks.report, limit=limit, full=full, now=self.clock()))
