@@ -1,6 +1,8 @@
 """The README and docs/ document everything the server and CLI offer, and mcp.json really
 starts it."""
 
+import ast
+import difflib
 import json
 import re
 
@@ -8,6 +10,7 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
+from scripts import module_map
 from tests.conftest import ROOT
 from wvo_mcp.autopilot import commands
 from wvo_mcp.cli import parser
@@ -64,3 +67,60 @@ def test_each_worker_kinds_model_endpoint_variable_is_explained_with_the_egress_
     for name in (agents.APIS[api][0] for api in commands.NATIVE_API.values()):
         assert f"`{name}`" in reach, f"docs/autopilot.md does not say what {name} opens"
     assert "egress proxy" in reach
+
+
+def test_the_module_map_is_current():
+    try:
+        made = module_map.render()
+    except ValueError as refused:
+        pytest.fail(f"{refused}; then run python -m scripts.module_map")
+    _, block, _ = module_map.split((ROOT / module_map.DOC).read_text())
+    changed = [
+        line
+        for line in difflib.unified_diff(
+            block.strip("\n").splitlines(), made.strip("\n").splitlines(), lineterm="", n=0
+        )
+        if line[:1] in "+-" and line[:3] not in ("+++", "---")
+    ]
+    assert not changed, (
+        f"{module_map.DOC}'s module map is stale (- in the doc, + made from the modules): run "
+        "python -m scripts.module_map\n" + "\n".join(changed[:40])
+    )
+
+
+def test_every_module_opens_with_a_summary_line():
+    problems = []
+    for path in sorted((ROOT / "wvo_mcp").rglob("*.py")):
+        try:
+            module_map.summary(path)
+        except ValueError as refused:
+            problems.append(str(refused))
+    assert not problems, "\n".join(problems)
+
+
+_CARRIED_OUT_BY = re.compile(r"Carried out by\s+((?:`[^`]+`(?:,\s+|\s+and\s+)?)+)")
+
+
+def _docstring(path):
+    return ast.get_docstring(ast.parse(path.read_text())) or ""
+
+
+def test_every_rule_names_its_driver_and_back():
+    problems = []
+    for rule in sorted((ROOT / "wvo_mcp" / "rules").glob("*.py")):
+        if rule.name == "__init__.py":
+            continue
+        name = f"wvo_mcp/rules/{rule.name}"
+        said = _CARRIED_OUT_BY.search(_docstring(rule))
+        if said is None:
+            problems.append(f'{name} names no driver: add "Carried out by `wvo_mcp/....py`."')
+            continue
+        for driver in re.findall(r"`([^`]+)`", said.group(1)):
+            if not (ROOT / driver).is_file():
+                problems.append(f"{name} is carried out by {driver}, which does not exist")
+            elif not re.search(rf"\brules/{rule.stem}\b", _docstring(ROOT / driver)):
+                problems.append(
+                    f"{driver} carries out {name}, and its docstring does not say so: "
+                    f'add "Carries out `rules/{rule.name}`."'
+                )
+    assert not problems, "\n".join(problems)

@@ -1,10 +1,14 @@
-"""The coding agents an `acp` worker drives (pure): how each is started to speak the Agent
+"""The coding agents an ACP worker drives: how each starts, which model API it calls (pure).
+
+The coding agents an `acp` worker drives (pure): how each is started to speak the Agent
 Client Protocol, which model API it calls and how that call is pointed at the run's meter.
 
 A providers file names one as `worker: {kind: acp, agent: NAME}`; `custom` is any other ACP
 agent, given by `executable` and `extra_args`, with its model API as `api` (none: not
 metered, its usage unknown). autopilot/commands.py acts on these (its command line, its
 environment, its meter), and autopilot/acp_driver.py drives the agent so started.
+
+Carried out by `wvo_mcp/autopilot/commands.py` and `wvo_mcp/autopilot/launch.py`.
 """
 
 import dataclasses

@@ -1,7 +1,11 @@
-"""How a model's reported usage counts against budgets and prices (pure): in tokens of new
+"""How a model's reported usage counts against budgets and prices, in new-input tokens (pure).
+
+How a model's reported usage counts against budgets and prices (pure): in tokens of new
 input, each kind of input at its price. A cache read costs a tenth of new input, a cache
 write a quarter more (Anthropic's prices, and OpenAI's for cached input): counting a cache
-read as new input made ten worker runs of Claude Code spend a day's default budget."""
+read as new input made ten worker runs of Claude Code spend a day's default budget.
+
+Carried out by `wvo_mcp/sandbox/meter.py` and `wvo_mcp/autopilot/events.py`."""
 
 from collections.abc import Mapping
 

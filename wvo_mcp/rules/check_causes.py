@@ -1,13 +1,18 @@
-"""Why a check failed in the sandbox, told from its exit code and output, and what fixes it
+"""Why a check failed in the sandbox, told from its exit and output, and what fixes it (pure).
+
+Why a check failed in the sandbox, told from its exit code and output, and what fixes it
 (pure): a command the sandbox cannot find or execute, a script the package manager does not
 have, a tool writing into the read-only toolchain, a check stopped by its limits, a test
 runner that ran no test, or a real failure. Each has its own fix.
 
-The landing gate fails closed on them (autopilot/lander.py): a check that could not run
-(CANNOT_RUN) never passes and is no change's fault, and one that ran no test is never a
+The landing gate fails closed on them (autopilot/landing/steps.py): a check that could not
+run (CANNOT_RUN) never passes and is no change's fault, and one that ran no test is never a
 pass, whatever its exit code (verification.py refuses it). "Could not run" is read from
 how the check ended and from its command line's own first word, never from a line a test
-printed: a test that fails on a missing file fails the check, whoever's words it prints."""
+printed: a test that fails on a missing file fails the check, whoever's words it prints.
+
+Carried out by `wvo_mcp/autopilot/landing/steps.py`, `wvo_mcp/autopilot/landing/gate.py` and
+`wvo_mcp/verification.py`."""
 
 import re
 import shlex

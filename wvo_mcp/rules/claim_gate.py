@@ -1,5 +1,7 @@
-"""When a claim is refused before it waits, and when to tell it to come back. Pure (the clock
-is an argument); its driver is Orchestrator.claim, one gate per server process.
+"""When a claim is refused before it waits, and when to tell it to come back (pure).
+
+The clock is an argument; one gate per server process. Carried out by
+`wvo_mcp/orchestrator/claim_gate.py`.
 
 Claims take turns across the deployment (the claim lock), so past capacity they are what
 queues. A claim is refused at once, with nothing done, when
@@ -99,7 +101,7 @@ class ClaimGate:
 
     def contended(self) -> bool:
         """Whether claims queue for their turn here: a claim sure to be refused is then
-        refused from a read, without queueing (the driver: Orchestrator.claim)."""
+        refused from a read, without queueing (the driver: orchestrator/claim_gate.py)."""
         return self.waiting > 0 or self.turn_s > CONTENDED_TURN_S
 
     def turn_refused(self, now: float) -> float:

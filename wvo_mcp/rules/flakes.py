@@ -1,12 +1,15 @@
-"""Whether a failure that did not come back is a flake (pure, issue 69). One pass among a
+"""Whether a failure that did not come back is a flake or the change's own (pure).
+
+Whether a failure that did not come back is a flake (pure, issue 69). One pass among a
 check's reruns proves nothing by itself: a change can make a test fail half of the time.
 A failure is a flake only where what failed is already known to flake on the target: a
 flake recorded there (services/flakes.py) or a person's quarantine, else the same tests
 failing when the check is run again on the target's own tree. Otherwise it is the
 change's, and goes back to its worker with the evidence.
 
-Its driver: autopilot/gate.py (Gate.check), which reads the records, and runs the
-check on the target's tree again (its reruns' count) only when they do not settle it.
+Carried out by `wvo_mcp/autopilot/landing/gate.py` and `wvo_mcp/services/flakes.py`: the gate
+(Gate.check) reads the records, and runs the check on the target's tree again (its reruns'
+count) only when they do not settle it.
 
 What failed is named as the gate's JUnit report names its tests; where no report names one,
 by WHOLE: the check as a whole."""

@@ -1,4 +1,7 @@
-"""Dependency-graph checks, without I/O."""
+"""Dependency-graph checks, without I/O.
+
+Carried out by `wvo_mcp/services/tasks.py`, `wvo_mcp/services/roadmap_update.py` and
+`wvo_mcp/edge/issue_sync.py`."""
 
 from collections.abc import Collection, Mapping, Sequence
 

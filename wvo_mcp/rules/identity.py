@@ -1,5 +1,10 @@
-"""Actor names: agents choose theirs; the server's own actors and people have names no agent
-may take, so the audit trail never shows an agent's move as the monitor's or a person's."""
+"""Actor names: agents choose theirs; the server's and people's are kept from them (pure).
+
+Actor names: agents choose theirs; the server's own actors and people have names no agent
+may take, so the audit trail never shows an agent's move as the monitor's or a person's.
+
+Carried out by `wvo_mcp/edge/calls.py`, `wvo_mcp/edge/access.py` and
+`wvo_mcp/services/tokens.py`."""
 
 import getpass
 from collections.abc import Callable

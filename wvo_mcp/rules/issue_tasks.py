@@ -1,7 +1,10 @@
-"""A tracker's issue as a task (pure): its id (from the repository and the issue's number,
+"""A tracker's issue as a task: its id, its definition, and what its comments say (pure).
+
+A tracker's issue as a task (pure): its id (from the repository and the issue's number,
 so a sync run twice, or on two hosts, names the same task), its definition (title, body,
 labels mapped by a table, "blocked by #N", a task list and sub-issues as dependencies), and
-the issue's own key kept in its metadata. The driver is edge/issue_sync.py's sync.
+the issue's own key kept in its metadata. Carried out by `wvo_mcp/edge/issue_sync.py` and
+`wvo_mcp/services/webhooks.py`.
 
 The body is the issue's words: it becomes the task's description as data, however it is
 built, and nothing in it is read as an instruction to wvo-mcp; only `#N` references are
@@ -58,10 +61,11 @@ def too_long(issue: Issue) -> str:
 
 
 def moves(made: bool, author: bool, sender: bool, action: str, added: str, label: str) -> bool:
-    """Whether an issue's event moves its task, as the sync would take the issue (edge/issue_sync.py
-    decides the same from what it reads): its words are its author's, so an issue whose
-    author steers (`author`) is taken as it is; anyone else's becomes a task only when one
-    who steers (`sender`) gives it the label, and its task then changes only by their edit.
+    """Whether an issue's event moves its task, as the sync would take the issue
+    (edge/issue_sync.py decides the same from what it reads): its words are its author's, so
+    an issue whose author steers (`author`) is taken as it is; anyone else's becomes a task
+    only when one who steers (`sender`) gives it the label, and its task then changes only
+    by their edit.
     `made`: its task exists; `added`: the label a `labeled` event added. The driver is
     edge/webhooks.py."""
     if author:
@@ -150,7 +154,7 @@ def definition(repository: str, issue: Issue, synced: set[int], table: Table) ->
     }  # fmt: skip
 
 
-# -- the conversation on an issue (driven by edge/issue_sync.py's sync) ------------------
+# -- the conversation on an issue (driven by edge/issue_sync.py's sync) -----------------
 
 MARK = "wvo-mcp:"  # in an HTML comment: what the sync wrote, and why
 _TELL = re.compile(r"(?is)\A\s*/wvo\s+tell\b[ \t]*:?\s*(.+)\Z")

@@ -1,11 +1,15 @@
-"""A check's JUnit XML report, read (pure): how many tests it ran and which failed. pytest
+"""A check's JUnit XML report, read safely: how many tests it ran and which failed (pure).
+
+A check's JUnit XML report, read (pure): how many tests it ran and which failed. pytest
 (`--junitxml`), jest-junit, vitest's and ava's reporters write it. The landing gate reads it
 where the providers file says the check writes one (`gate: {junit: GLOB}`): a report of no
 test is a check that ran none (verification.py).
 
 The report is written by the check, in the sandbox, so it is hostile: its size is bounded
 by the reader, and expat (2.4.1 and later: Python's own) refuses entity expansion bombs;
-ElementTree resolves no external entity."""
+ElementTree resolves no external entity.
+
+Carried out by `wvo_mcp/autopilot/landing/gate.py` and `wvo_mcp/verification.py`."""
 
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass

@@ -46,6 +46,8 @@ change); when there is none, a Thompson sample (a normal approximation of each p
 one uniform draw per route) picks, and if that is not the best known, it is an exploration.
 No proven route, or learning off, or a retry after a failure: the static rule's choice
 (rules/routing.py).
+
+Carried out by `wvo_mcp/services/routing.py` and `wvo_mcp/services/route_outcomes.py`.
 """
 
 import hashlib

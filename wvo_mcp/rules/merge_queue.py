@@ -1,6 +1,11 @@
-"""The merge queue's decisions, free of I/O: which prefixes of a failed batch to verify
+"""The merge queue's decisions: which batch prefixes to verify next, who gets a failure (pure).
+
+The merge queue's decisions, free of I/O: which prefixes of a failed batch to verify
 next (bisection over as many test slots as there are), and whether a submission that does
-not land goes back to a worker or to a person."""
+not land goes back to a worker or to a person.
+
+Carried out by `wvo_mcp/autopilot/landing/onto_branch.py`, `wvo_mcp/autopilot/landing/steps.py`
+and `wvo_mcp/autopilot/apart.py`."""
 
 from collections.abc import Iterable, Mapping, Sequence
 

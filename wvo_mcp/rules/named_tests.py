@@ -1,7 +1,9 @@
-"""How a person names a test for the quarantine (pure): as the check's JUnit report names it,
+"""How a person names a test for the quarantine: as the check's JUnit report names it (pure).
+
+How a person names a test for the quarantine (pure): as the check's JUnit report names it,
 `classname::name` (rules/junit.py). A pytest node id (`tests/test_x.py::test_y`) is what a
 person copies from pytest's output, and no report holds it: quarantined as it is, it would
-never match. Its driver: services/flakes.py's `put`.
+never match. Carried out by `wvo_mcp/services/flakes.py` (`put`).
 
 It is refused, naming the report's form, rather than translated: pytest's classname is the
 node id's path made dotted (from pytest's rootdir, after any `--junit-prefix`), which this

@@ -1,6 +1,10 @@
-"""How often the autopilot asks a remote that did not answer (pure): after as long as it
+"""How often the autopilot asks a remote that did not answer again, and when it says so (pure).
+
+How often the autopilot asks a remote that did not answer (pure): after as long as it
 asked (a rate limit's time), else soon at first, then less often; each outage said once,
-when it starts and when it ends."""
+when it starts and when it ends.
+
+Carried out by `wvo_mcp/autopilot/landing/target.py` and `wvo_mcp/cli/roadmap.py`."""
 
 from dataclasses import dataclass
 

@@ -1,4 +1,7 @@
-"""Which tasks a person's pauses hold back (pure): a task, its epic, or the whole fleet."""
+"""Which tasks a person's pauses hold back (pure): a task, its epic, or the whole fleet.
+
+Carried out by `wvo_mcp/services/pauses.py`, `wvo_mcp/services/claims.py` and
+`wvo_mcp/autopilot/attempt.py`."""
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field

@@ -1,7 +1,10 @@
-"""What a pull request the merge queue opened asks of it next (pure): merged or closed, its
+"""What a pull request the merge queue opened asks of it next, and the request's text (pure).
+
+What a pull request the merge queue opened asks of it next (pure): merged or closed, its
 branch moved by someone else, behind its target, a required check failed, changes asked,
-still waiting (and for what), or ready to merge. The driver is
-autopilot/pull_requests.py's Proposer.follow; its text is `body`, a reviewer's summary."""
+still waiting (and for what), or ready to merge. Its text is `body`, a reviewer's summary.
+
+Carried out by `wvo_mcp/autopilot/landing/pull_requests.py` (PullRequests.resume and follow)."""
 
 import re
 from collections.abc import Sequence

@@ -1,4 +1,6 @@
-"""Retry decisions for failed attempts, without I/O."""
+"""Retry decisions for failed attempts, without I/O.
+
+Carried out by `wvo_mcp/services/leases.py` and `wvo_mcp/services/moves.py`."""
 
 from dataclasses import dataclass
 

@@ -1,5 +1,9 @@
-"""Provider routing without I/O: which provider, tier and model a task goes to and why the
-others were passed over; usage windows; each provider's circuit breaker."""
+"""Provider routing: which provider, tier and model a task goes to, and why (pure).
+
+Provider routing without I/O: which provider, tier and model a task goes to and why the
+others were passed over; usage windows; each provider's circuit breaker.
+
+Carried out by `wvo_mcp/services/routing.py` and `wvo_mcp/autopilot/launch.py`."""
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace

@@ -1,8 +1,12 @@
-"""What one autopilot run was charged (pure), as its task's `charged` event keeps it: the
+"""What one autopilot run was charged: the meter's count beside the CLI's own report (pure).
+
+What one autopilot run was charged (pure), as its task's `charged` event keeps it: the
 tokens charged and their cost at the run's tier, beside the two words they came from, the
 meter's count (what nothing in the sandbox can lower) and the CLI's own report
 (autopilot/isolation.py's `metered` charges the larger of each). Written by the autopilot
-(autopilot/roles.py), read back for `wvo-mcp show` and the dashboard's task detail."""
+(autopilot/roles.py), read back for `wvo-mcp show` and the dashboard's task detail.
+
+Carried out by `wvo_mcp/autopilot/roles.py`."""
 
 import dataclasses
 import json

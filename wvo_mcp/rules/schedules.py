@@ -1,6 +1,8 @@
-"""When a scheduled task comes back (pure): `every` is a cron expression (five fields, UTC,
+"""When a scheduled task comes back: after a cron expression's time or an interval (pure).
+
+When a scheduled task comes back (pure): `every` is a cron expression (five fields, UTC,
 read by cronsim) or an interval (`30m`, `12h`, `1d`, `2w`); each time it comes is a new
-task, named after the schedule and the time. The driver is services/schedules.py."""
+task, named after the schedule and the time. Carried out by `wvo_mcp/services/schedules.py`."""
 
 import re
 from datetime import datetime, timedelta

@@ -1,9 +1,13 @@
-"""Which paths a task's commits may not change (pure): the state folder's, when it lies inside
+"""Which paths a task's commits may not change: the state folder's, inside the repository (pure).
+
+Which paths a task's commits may not change (pure): the state folder's, when it lies inside
 the repository the autopilot works on (`wvo-mcp init` puts it at `<repo>/.wvo/`, ignored by
 git). Git writes a committed file over an ignored one on checkout, merge and fast-forward, and
 puts a committed link or file in place of an ignored folder, deleting what was in it: a
 worker's commit there would become wvo-mcp's configuration (or remove its database) at a
-person's next checkout. So no submission that changes such a path is taken."""
+person's next checkout. So no submission that changes such a path is taken.
+
+Carried out by `wvo_mcp/autopilot/submissions.py` and `wvo_mcp/git/intake.py`."""
 
 import unicodedata
 from collections.abc import Iterable, Sequence

@@ -1,7 +1,12 @@
-"""Agent-written text where a person reads it (pure). Every line the CLI, the autopilot and
+"""Agent-written text made safe where a person reads it, and quoted where a model reads it (pure).
+
+Agent-written text where a person reads it (pure). Every line the CLI, the autopilot and
 the logs show a person passes through `plain` or `shown` (cli/output.py, autopilot/view.py,
 cli/entry.py's log format); tests/unit/test_terminal_text.py finds any print that does not.
-What others wrote reaches a prompt or a pull request `fenced`: quoted, never markup."""
+What others wrote reaches a prompt or a pull request `fenced`: quoted, never markup.
+
+Carried out by `wvo_mcp/cli/output.py`, `wvo_mcp/autopilot/view.py` and
+`wvo_mcp/edge/issue_sync.py`."""
 
 import re
 

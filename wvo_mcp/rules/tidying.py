@@ -1,4 +1,6 @@
-"""What `wvo-mcp autopilot gc` may remove, judged from facts alone (no I/O): a worker's
+"""What `autopilot gc` may remove, judged from facts alone, each verdict with its reason (pure).
+
+What `wvo-mcp autopilot gc` may remove, judged from facts alone (no I/O): a worker's
 repository, a task's branch, a task's run logs, or a run's leftover scratch folder.
 
 Nothing is lost (issue 22): work goes only once its commits are reachable from the target,
@@ -7,7 +9,9 @@ lease or an open queue entry protects everything of its task; files nobody commi
 repository (but for those its HEAD's committed .gitignore ignores: git.judging.differs leaves them
 out of `stray`), and so do files that cannot be judged (unreadable, or more than a judgement
 may read: git.judging.Unjudged, said in `unreadable`); a live process keeps what it uses. Every
-verdict carries a reason a person can check."""
+verdict carries a reason a person can check.
+
+Carried out by `wvo_mcp/autopilot/gc.py`."""
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field

@@ -1,9 +1,12 @@
-"""Who may steer the fleet from a forge (pure): whose review counts, whose comment answers or
+"""Who may steer the fleet from a forge; everyone else's words are data (pure).
+
+Who may steer the fleet from a forge (pure): whose review counts, whose comment answers or
 tells, whose label makes a task, whose run is the landing branch's. A repository's writers
 (admin, maintain, write, as the forge says) steer; a person widens or narrows that by role
 (WVO_TRUST_ROLE) and by accounts or teams (WVO_TRUST). Everyone else's words are data:
-recorded and shown to a person, never acted on. The driver is forge/authority.py, which
-every forge input asks (edge/webhooks.py, edge/issue_sync.py, autopilot/pull_requests.py)."""
+recorded and shown to a person, never acted on. Carried out by
+`wvo_mcp/forge/authority.py`, which every forge input asks (edge/webhooks.py,
+edge/issue_sync.py, autopilot/landing/pull_requests.py)."""
 
 from dataclasses import dataclass, field
 

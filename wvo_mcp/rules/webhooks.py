@@ -1,8 +1,10 @@
-"""A GitHub webhook delivery checked before anything reads it (pure): its size, and its
+"""A GitHub webhook delivery checked before anything reads it: size, signature, repository (pure).
+
+A GitHub webhook delivery checked before anything reads it (pure): its size, and its
 signature (`X-Hub-Signature-256`: HMAC-SHA256 of the raw body under the person's secret,
 compared in constant time); whether its repository is served; which runs count for the
-landing branch; and a red run's failing job as its task shows it. The driver is
-edge/webhooks.py."""
+landing branch; and a red run's failing job as its task shows it. Carried out by
+`wvo_mcp/edge/webhooks.py`."""
 
 import hashlib
 import hmac
@@ -107,7 +109,7 @@ def served(repository: str, named: Sequence[str], synced: Sequence[str]) -> bool
 
 @dataclass(frozen=True)
 class Run:
-    """A workflow run or a check suite that ended on the landing branch (services/webhooks
+    """A workflow run or a check suite that ended on the landing branch (services/webhooks.py
     makes or ends its red task): `key` names the workflow (its id) or the app (`app-<id>`)."""
 
     event: str  # workflow_run | check_suite

@@ -1,6 +1,8 @@
-"""What a model API's answer says it billed, in each vendor's wire format (pure): the
+"""What a model API's answer says it billed, in each vendor's wire format (pure).
+
+What a model API's answer says it billed, in each vendor's wire format (pure): the
 endpoints a coding agent calls, and how a JSON body or an event stream states its usage.
-The driver is sandbox/meter.py, which charges each response as its bytes pass.
+Carried out by `wvo_mcp/sandbox/meter.py`, which charges each response as its bytes pass.
 
 - anthropic: the Messages API. A stream says its input at `message_start`, its output at
   `message_delta`.

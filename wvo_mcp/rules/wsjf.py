@@ -1,6 +1,8 @@
 """Weighted Shortest Job First (SAFe), as pure functions.
 
 score = (business_value + time_criticality + risk_reduction + enablement) / job_size
+
+Carried out by `wvo_mcp/services/rows.py` and `wvo_mcp/services/claims.py`.
 """
 
 from dataclasses import dataclass
