@@ -65,9 +65,11 @@ from wvo_mcp.services import (
     landing,
     landing_figures,
     leases,
+    moves,
     notes,
     pauses,
     reports,
+    reviews,
     roadmap_update,
     route_figures,
     routes,
@@ -631,7 +633,7 @@ class Orchestrator:
             verified: leases.Run | None, skipped_by: str | None, since: float | None = None
         ) -> Awaitable[UpdateResult]:
             write = partial(
-                leases.update_status, settings=self.settings, task_id=task_id, target=status,
+                moves.update_status, settings=self.settings, task_id=task_id, target=status,
                 actor=actor, token=token, reason=reason, now=self.clock(), by_person=by_person,
                 landing=landing, verified=verified, skipped_by=skipped_by,
             )  # fmt: skip
@@ -643,7 +645,7 @@ class Orchestrator:
 
         try:  # one transaction, unless the task has a verify_command to pass first
             return await move(verified, None)
-        except leases.Unverified as needed:
+        except moves.Unverified as needed:
             command = needed.command
         if skip_verify:
             return await move(None, actor)
@@ -663,7 +665,7 @@ class Orchestrator:
         and claims in two."""
         check_claim_next(status)
         move = partial(
-            leases.update_status, settings=self.settings, task_id=task_id, target=status,
+            moves.update_status, settings=self.settings, task_id=task_id, target=status,
             actor=agent_id, token=token, reason=reason, now=self.clock(),
         )  # fmt: skip
         claim = self._next_claim(agent_id, status)
@@ -684,7 +686,7 @@ class Orchestrator:
                     self.claims.freed()  # ... and taken by its claim_next, if granted
                 return done
             back = done  # past capacity: the move alone, held work's turn, and no claim
-        except leases.Unverified:
+        except moves.Unverified:
             pass  # rolled back whole: the command runs outside any transaction
         moved = await self.update_status(task_id, status, agent_id, token, reason)
         if back is not None:
@@ -747,7 +749,7 @@ class Orchestrator:
         their checkpoints, no attempt counted (each holder's own move, made for it)."""
         return await self.db.write(
             partial(
-                leases.release_orphans,
+                moves.release_orphans,
                 settings=self.settings,
                 agents=agents,
                 reason=reason,
@@ -807,15 +809,15 @@ class Orchestrator:
             )
         )  # fmt: skip
 
-    async def latest_review(self, task_id: str, commit: str) -> leases.Review | None:
+    async def latest_review(self, task_id: str, commit: str) -> reviews.Review | None:
         """The newest review of exactly `commit` of the task."""
-        return await self.db.read(partial(leases.latest_review, task_id=task_id, commit=commit))
+        return await self.db.read(partial(reviews.latest_review, task_id=task_id, commit=commit))
 
     async def submit_commit(self, task_id: str, commit: str, actor: str) -> None:
         """The autopilot took a holder's submitted commit from its own repository."""
         await self.db.write(
             partial(
-                leases.submit_commit, task_id=task_id, commit=commit, actor=actor, now=self.clock()
+                reviews.submit_commit, task_id=task_id, commit=commit, actor=actor, now=self.clock()
             )
         )
 
@@ -825,7 +827,7 @@ class Orchestrator:
         """A reviewer's verdict on exactly the submitted commit (review_submit)."""
         return await self.db.write(
             partial(
-                leases.review,
+                reviews.review,
                 task_id=task_id,
                 commit=commit,
                 reviewer=reviewer,
@@ -839,7 +841,7 @@ class Orchestrator:
         """A person's re-queue: a dead letter (or cancelled/blocked task) back to pending; a
         pending one stranded by its failed tier routed afresh."""
         return await self.db.write(
-            partial(leases.requeue, settings=self.settings, task_id=task_id, actor=actor,
+            partial(moves.requeue, settings=self.settings, task_id=task_id, actor=actor,
                     reason=reason, now=self.clock())
         )  # fmt: skip
 
@@ -857,7 +859,7 @@ class Orchestrator:
 
     async def approve(self, task_id: str, by: str, note: str | None = None) -> UpdateResult:
         return await self.db.write(
-            partial(leases.approve, task_id=task_id, by=by, note=note, now=self.clock())
+            partial(reviews.approve, task_id=task_id, by=by, note=note, now=self.clock())
         )
 
     # A person's hand on a running fleet (issue 46): services/notes.py and pauses.py.
@@ -1050,7 +1052,7 @@ class Orchestrator:
         self, task_id: str, by: str, note: str, to: Status = Status.CANCELLED
     ) -> UpdateResult:
         return await self.db.write(
-            partial(leases.reject, task_id=task_id, by=by, note=note, to=to, now=self.clock())
+            partial(reviews.reject, task_id=task_id, by=by, note=note, to=to, now=self.clock())
         )
 
     async def checkpoints(self, task_id: str) -> list[Checkpoint]:
