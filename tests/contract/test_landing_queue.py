@@ -14,7 +14,7 @@ from wvo_mcp.errors import IllegalTransition, LeaseLost
 from wvo_mcp.models import Event, UpdateResult
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.transitions import Gate, Status
-from wvo_mcp.services import landing, leases
+from wvo_mcp.services import landing, moves, reviews
 from wvo_mcp.services.landing import Entry, Return
 from wvo_mcp.store import Row, Tx
 
@@ -91,7 +91,7 @@ async def by_person(
 ) -> UpdateResult:
     return await orch.db.write(
         partial(
-            leases.update_status, settings=orch.settings, task_id=task_id, target=status,
+            moves.update_status, settings=orch.settings, task_id=task_id, target=status,
             actor="person:ann", token=None, reason=reason, now=START, by_person=True,
         )
     )  # fmt: skip
@@ -310,7 +310,7 @@ async def test_an_approved_review_joins_the_back_of_the_queue(
         partial(landing.claim_review, entry_id=item.id, run=RUN_A, until=seconds(60), now=START)
     )
     await orch.db.write(
-        partial(leases.review, task_id="R", commit=sha(2), reviewer="w4", verdict="approve",
+        partial(reviews.review, task_id="R", commit=sha(2), reviewer="w4", verdict="approve",
                 notes="good", now=seconds(10))
     )  # fmt: skip
     verdict = await orch.db.write(
@@ -340,7 +340,7 @@ async def test_a_review_asking_for_changes_gives_the_task_back(
     await waiting(orch, "R", "w1", Gate.REVIEW)
     item = await take(orch, "R", sha(1))
     await orch.db.write(
-        partial(leases.review, task_id="R", commit=sha(1), reviewer="w2", verdict="changes",
+        partial(reviews.review, task_id="R", commit=sha(1), reviewer="w2", verdict="changes",
                 notes="add a test", now=seconds(10))
     )  # fmt: skip
     verdict = await orch.db.write(

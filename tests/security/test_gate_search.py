@@ -30,7 +30,7 @@ from wvo_mcp.config import Settings
 from wvo_mcp.errors import WvoError
 from wvo_mcp.models import TaskSpec
 from wvo_mcp.rules.transitions import MOVES, Actor, Status
-from wvo_mcp.services import claims, leases, tasks
+from wvo_mcp.services import claims, leases, moves, tasks
 from wvo_mcp.store import Tx
 from wvo_mcp.store.sqlite import SqliteDatabase, SqliteTx
 
@@ -179,7 +179,7 @@ class AgentsAgainstGates(RuleBasedStateMachine):
             "forged": "f" * 32,
         }[token]
         self.write(
-            lambda tx: leases.update_status(
+            lambda tx: moves.update_status(
                 tx, CONFIG, task, move, "agent-a", chosen, "because", self.now
             )
         )

@@ -26,7 +26,8 @@ from wvo_mcp.providers import Providers
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services import routing, rows
 from wvo_mcp.services.claims import claimable, queue_counts
-from wvo_mcp.services.leases import gated, lose_lease, silent_before
+from wvo_mcp.services.leases import lose_lease, silent_before
+from wvo_mcp.services.moves import gated
 from wvo_mcp.services.tasks import record_event
 from wvo_mcp.store import Lock, Tx
 

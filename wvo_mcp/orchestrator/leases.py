@@ -18,7 +18,7 @@ from wvo_mcp.orchestrator.base import Facade
 from wvo_mcp.orchestrator.claims import next_claim
 from wvo_mcp.rules.claim_gate import HELD_WAIT_S
 from wvo_mcp.rules.transitions import Status, check_claim_next
-from wvo_mcp.services import claims, leases, notes
+from wvo_mcp.services import claims, leases, moves, notes
 from wvo_mcp.store import Lock, Tx
 
 
@@ -119,7 +119,7 @@ class LeasesFacade(Facade):
             verified: leases.Run | None, skipped_by: str | None, since: float | None = None
         ) -> Awaitable[UpdateResult]:
             write = partial(
-                leases.update_status, settings=self.settings, task_id=task_id, target=status,
+                moves.update_status, settings=self.settings, task_id=task_id, target=status,
                 actor=actor, token=token, reason=reason, now=self.clock(), by_person=by_person,
                 landing=landing, verified=verified, skipped_by=skipped_by,
             )  # fmt: skip
@@ -133,7 +133,7 @@ class LeasesFacade(Facade):
 
         try:  # one transaction, unless the task has a verify_command to pass first
             return await move(verified, None)
-        except leases.Unverified as needed:
+        except moves.Unverified as needed:
             command = needed.command
         if skip_verify:
             return await move(None, actor)
@@ -153,7 +153,7 @@ class LeasesFacade(Facade):
         and claims in two."""
         check_claim_next(status)
         move = partial(
-            leases.update_status, settings=self.settings, task_id=task_id, target=status,
+            moves.update_status, settings=self.settings, task_id=task_id, target=status,
             actor=agent_id, token=token, reason=reason, now=self.clock(),
         )  # fmt: skip
         claim = next_claim(self, agent_id, status)
@@ -174,7 +174,7 @@ class LeasesFacade(Facade):
                     self.claims.freed()  # ... and taken by its claim_next, if granted
                 return done
             back = done  # past capacity: the move alone, held work's turn, and no claim
-        except leases.Unverified:
+        except moves.Unverified:
             pass  # rolled back whole: the command runs outside any transaction
         moved = await self.update_status(task_id, status, agent_id, token, reason)
         if back is not None:
@@ -194,7 +194,7 @@ class LeasesFacade(Facade):
         their checkpoints, no attempt counted (each holder's own move, made for it)."""
         return await self.db.write(
             partial(
-                leases.release_orphans,
+                moves.release_orphans,
                 settings=self.settings,
                 agents=agents,
                 reason=reason,

@@ -7,7 +7,7 @@ from functools import partial
 from wvo_mcp.models import UpdateResult
 from wvo_mcp.orchestrator.base import Facade
 from wvo_mcp.rules.transitions import Status
-from wvo_mcp.services import leases
+from wvo_mcp.services import moves, reviews
 
 
 class ReviewsFacade(Facade):
@@ -15,13 +15,13 @@ class ReviewsFacade(Facade):
         """The autopilot took a holder's submitted commit from its own repository."""
         await self.db.write(
             partial(
-                leases.submit_commit, task_id=task_id, commit=commit, actor=actor, now=self.clock()
+                reviews.submit_commit, task_id=task_id, commit=commit, actor=actor, now=self.clock()
             )
         )
 
-    async def latest_review(self, task_id: str, commit: str) -> leases.Review | None:
+    async def latest_review(self, task_id: str, commit: str) -> reviews.Review | None:
         """The newest review of exactly `commit` of the task."""
-        return await self.db.read(partial(leases.latest_review, task_id=task_id, commit=commit))
+        return await self.db.read(partial(reviews.latest_review, task_id=task_id, commit=commit))
 
     async def review(
         self, task_id: str, commit: str, reviewer: str, verdict: str, notes: str
@@ -29,7 +29,7 @@ class ReviewsFacade(Facade):
         """A reviewer's verdict on exactly the submitted commit (review_submit)."""
         return await self.db.write(
             partial(
-                leases.review,
+                reviews.review,
                 task_id=task_id,
                 commit=commit,
                 reviewer=reviewer,
@@ -41,20 +41,20 @@ class ReviewsFacade(Facade):
 
     async def approve(self, task_id: str, by: str, note: str | None = None) -> UpdateResult:
         return await self.db.write(
-            partial(leases.approve, task_id=task_id, by=by, note=note, now=self.clock())
+            partial(reviews.approve, task_id=task_id, by=by, note=note, now=self.clock())
         )
 
     async def reject(
         self, task_id: str, by: str, note: str, to: Status = Status.CANCELLED
     ) -> UpdateResult:
         return await self.db.write(
-            partial(leases.reject, task_id=task_id, by=by, note=note, to=to, now=self.clock())
+            partial(reviews.reject, task_id=task_id, by=by, note=note, to=to, now=self.clock())
         )
 
     async def requeue(self, task_id: str, actor: str, reason: str | None = None) -> UpdateResult:
         """A person's re-queue: a dead letter (or cancelled/blocked task) back to pending; a
         pending one stranded by its failed tier routed afresh."""
         return await self.db.write(
-            partial(leases.requeue, settings=self.settings, task_id=task_id, actor=actor,
+            partial(moves.requeue, settings=self.settings, task_id=task_id, actor=actor,
                     reason=reason, now=self.clock())
         )  # fmt: skip

@@ -13,7 +13,7 @@ from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import IllegalTransition, LeaseLost
 from wvo_mcp.rules.transitions import Gate, Status
-from wvo_mcp.services import leases, notes, route_outcomes
+from wvo_mcp.services import leases, moves, notes, reviews, route_outcomes
 from wvo_mcp.services.tasks import record_event
 from wvo_mcp.store import Row, Tx
 
@@ -107,7 +107,7 @@ def take(
             f"task {task_id!r}: its earlier submission ({previous['commit_sha'][:12]}) is still "
             f"{previous['state']} in the merge queue; take this one once that one has ended"
         )
-    leases.submit_commit(tx, task_id, commit, LANDER, now)
+    reviews.submit_commit(tx, task_id, commit, LANDER, now)
     row = leases.task_row(tx, task_id)
     returns = 0
     if previous is not None and previous["state"] != "closed":
@@ -159,7 +159,7 @@ def reviewed(tx: Tx, settings: Settings, entry_id: int, now: datetime) -> str:
     row = tx.one("entry_by_id", {"id": entry_id})
     if row is None or row["state"] != "review":
         return "gone"
-    found = leases.latest_review(tx, row["task_id"], row["commit_sha"])
+    found = reviews.latest_review(tx, row["task_id"], row["commit_sha"])
     stamp = timeutil.to_text(now)
     if found is None:
         tx.run("unclaim_review", {"id": entry_id})
@@ -170,7 +170,7 @@ def reviewed(tx: Tx, settings: Settings, entry_id: int, now: datetime) -> str:
     why = f"review by {found.reviewer}: {found.notes}"[:500]
     _end(tx, entry_id, "review", "changes", why, stamp)
     route_outcomes.record_attempt(tx, leases.task_row(tx, row["task_id"]), "returned", now)
-    leases.update_status(
+    moves.update_status(
         tx, settings, row["task_id"], Status.PENDING, LANDER, None, why, now,
         landing=row["commit_sha"],
     )  # fmt: skip
@@ -316,7 +316,7 @@ def complete(tx: Tx, settings: Settings, landing_id: int, now: datetime) -> list
     where = f"onto {found.target} as {found.new[:12]}" if found.old else "on its branch"
     checks = leases.Run(f"on tree {found.tree[:12]}: {found.checks}", "", "")
     for item in landed:
-        leases.update_status(
+        moves.update_status(
             tx, settings, item.task_id, Status.DONE, LANDER, None,
             f"landed {where}", now, landing=item.commit, verified=checks,
         )  # fmt: skip
@@ -392,7 +392,7 @@ def send_back(
         tx, row["task_id"], at=stamp, actor=LANDER, kind="returned",
         reason=back.summary[:4000], lease_epoch=task["lease_epoch"],
     )  # fmt: skip
-    leases.update_status(
+    moves.update_status(
         tx, settings, row["task_id"], Status.PENDING, LANDER, None,
         f"returned to a worker: {back.summary}"[:500], now, landing=row["commit_sha"],
     )  # fmt: skip
@@ -422,7 +422,7 @@ def refuse(tx: Tx, settings: Settings, *, task_id: str, back: Return, now: datet
         tx, task_id, at=stamp, actor=LANDER, kind="returned", reason=back.summary[:4000],
         lease_epoch=task["lease_epoch"],
     )  # fmt: skip
-    leases.update_status(
+    moves.update_status(
         tx, settings, task_id, Status.FAILED, LANDER, None, back.summary[:500], now,
         landing="",
     )  # fmt: skip
@@ -440,7 +440,7 @@ def hand_back(tx: Tx, settings: Settings, *, task_id: str, why: str, now: dateti
         tx, task_id, at=timeutil.to_text(now), actor=LANDER, kind="returned",
         reason=why[:4000], lease_epoch=task["lease_epoch"],
     )  # fmt: skip
-    leases.update_status(
+    moves.update_status(
         tx, settings, task_id, Status.PENDING, LANDER, None, why[:500], now, landing=""
     )
     return True
@@ -571,7 +571,7 @@ def closed_by_person(
         return False
     task = leases.task_row(tx, item.task_id)
     route_outcomes.record_attempt(tx, task, "held", now)
-    leases.update_status(
+    moves.update_status(
         tx, settings, item.task_id, Status.BLOCKED, LANDER, None, question[:500], now,
         landing=item.commit,
     )  # fmt: skip

@@ -17,7 +17,7 @@ from wvo_mcp.models import Asked, Inbox, Note, Outsider, Question, Told, UpdateR
 from wvo_mcp.rules.bounds import check_command
 from wvo_mcp.rules.pauses import Scope
 from wvo_mcp.rules.transitions import Status
-from wvo_mcp.services import leases, rows
+from wvo_mcp.services import leases, moves, rows
 from wvo_mcp.services.tasks import NOTES_SHOWN, record_event
 from wvo_mcp.store import Row, Tx
 
@@ -152,7 +152,7 @@ def ask(
     """The holder asks a person: its task waits in blocked (its lease released, its
     checkpoint and branch kept, no WIP slot held) until a person answers."""
     _text(question, "question")
-    moved = leases.update_status(
+    moved = moves.update_status(
         tx, settings, task_id, Status.BLOCKED, agent_id, token,
         f"asked a person: {question[:500]}", now,
     )  # fmt: skip
@@ -180,7 +180,7 @@ def answer(
         )
     stamp = timeutil.to_text(now)
     add(tx, task_id, "answer", text, author, stamp, reply_to=question["id"])
-    moved = leases.update_status(
+    moved = moves.update_status(
         tx, settings, task_id, Status.PENDING, author, None, f"answered: {text[:500]}", now,
         by_person=True,
     )  # fmt: skip
@@ -262,7 +262,7 @@ def redirect(
     record_event(tx, task_id, at=stamp, actor=author, kind="redirected", reason=shown[:MAX_TEXT])
     held = row["status"] == Status.IN_PROGRESS
     if held and restart:
-        moved = leases.update_status(
+        moved = moves.update_status(
             tx, settings, task_id, Status.PENDING, author, None,
             f"redirected: restarted with the new {changed}", now, by_person=True,
         )  # fmt: skip

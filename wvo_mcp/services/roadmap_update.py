@@ -20,7 +20,7 @@ from wvo_mcp.models import TaskSpec
 from wvo_mcp.rules import wsjf
 from wvo_mcp.rules.graph import check as graph_check
 from wvo_mcp.rules.transitions import Status
-from wvo_mcp.services.leases import await_approval, gated
+from wvo_mcp.services.moves import await_approval, gated
 from wvo_mcp.services.tasks import create_tasks, score_params
 from wvo_mcp.store import Row, Tx
 

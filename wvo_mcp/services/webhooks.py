@@ -17,7 +17,7 @@ from wvo_mcp.rules import issue_tasks
 from wvo_mcp.rules.issue_tasks import Issue, Table
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.rules.webhooks import Run
-from wvo_mcp.services import leases, roadmap_update, rows
+from wvo_mcp.services import moves, roadmap_update, rows
 from wvo_mcp.services.tasks import record_event
 from wvo_mcp.store import Tx
 
@@ -52,7 +52,7 @@ def issue_event(
     if issue.state != "open":
         if row is None or row["status"] in (Status.DONE, Status.CANCELLED):
             return f"{task_id}: nothing to cancel"
-        leases.update_status(
+        moves.update_status(
             tx, settings, task_id, Status.CANCELLED, ACTOR, None,
             f"its issue #{issue.number} was closed", now, by_person=True,
         )  # fmt: skip
@@ -63,7 +63,7 @@ def issue_event(
         return f"{task_id}: left as it is: {issue_tasks.too_long(issue)}"
     revived = row is not None and row["status"] == Status.CANCELLED
     if revived:  # closed, then reopened: wanted again
-        leases.update_status(
+        moves.update_status(
             tx, settings, task_id, Status.PENDING, ACTOR, None,
             f"its issue #{issue.number} was reopened", now, by_person=True,
         )  # fmt: skip
@@ -125,7 +125,7 @@ def red_run(
             if not set(reds) <= contained:
                 kept.append(task_id)
                 continue
-            leases.update_status(
+            moves.update_status(
                 tx, settings, task_id, Status.CANCELLED, ACTOR, None,
                 f"{run.name} passed on {run.branch} at {run.sha[:12]}", now, by_person=True,
             )  # fmt: skip
