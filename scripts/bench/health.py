@@ -168,6 +168,15 @@ def pid_of_instance(instance: str) -> int:
         raise BenchError(f"cannot read a pid from leader {instance!r}") from None
 
 
+def parent_of(pid: int) -> int:
+    """The parent of a live process (0 when it is gone), from /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
 def raw_db(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, timeout=30)
     conn.execute("PRAGMA busy_timeout = 30000")
@@ -739,10 +748,15 @@ class Bench(lib.Bench):
                     if leader is None:
                         raise BenchError("no leader to kill")
                     pid = pid_of_instance(leader)
-                    if pid not in servers:
+                    # A client's process is a handle serving in its child (cli/handle.py):
+                    # the leader is that child, killed itself, then its handle.
+                    owner = pid if pid in servers else parent_of(pid)
+                    if owner not in servers:
                         raise BenchError(f"the leader {leader} is not one of this run's servers")
                     expires = timeutil.from_text(r.leader_expires_at)
-                    process = servers.pop(pid)
+                    process = servers.pop(owner)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
                     process.send_signal(signal.SIGKILL)
                     killed_at = datetime.now(UTC)
                     await anyio.to_thread.run_sync(process.wait)
