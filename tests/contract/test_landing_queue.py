@@ -14,7 +14,7 @@ from wvo_mcp.errors import IllegalTransition, LeaseLost
 from wvo_mcp.models import Event, UpdateResult
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.transitions import Gate, Status
-from wvo_mcp.services import landing, moves, reviews
+from wvo_mcp.services import landing, moves, pulls, reviews
 from wvo_mcp.services.landing import Entry, Return
 from wvo_mcp.store import Row, Tx
 
@@ -687,7 +687,7 @@ async def test_a_late_send_back_of_an_entry_a_person_closed_changes_nothing(
 
 async def opened(orch: Orchestrator, fence: int, task_id: str, landing_id: int, head: str) -> None:
     await orch.db.write(
-        partial(landing.pull_opened, target=TARGET, run=RUN_A, fence=fence, task_id=task_id,
+        partial(pulls.pull_opened, target=TARGET, run=RUN_A, fence=fence, task_id=task_id,
                 number=7, url="https://forge.invalid/pull/7", branch=f"wvo/{task_id}",
                 head=head, landing_id=landing_id, now=START)
     )  # fmt: skip
@@ -703,10 +703,10 @@ async def test_a_pull_request_outlives_a_return_and_carries_the_next_submission(
     await start(orch, RUN_A, fence, item.id)
     landing_id = await intend(orch, RUN_A, fence, item.id)
     await opened(orch, fence, "P", landing_id, sha(11))
-    found = await orch.db.read(partial(landing.pull_of, target=TARGET, task_id="P"))
+    found = await orch.db.read(partial(pulls.pull_of, target=TARGET, task_id="P"))
     assert found is not None and (found.number, found.head, found.state) == (7, sha(11), "open")
     assert found.landing_id == landing_id
-    await orch.db.write(partial(landing.pull_waits, target=TARGET, task_id="P",
+    await orch.db.write(partial(pulls.pull_waits, target=TARGET, task_id="P",
                                 waiting="waiting for a review", now=START))  # fmt: skip
     # What the landing_queue tool, `autopilot status` and the dashboard show.
     [shown] = (await orch.landing_view(24)).pulls
@@ -714,7 +714,7 @@ async def test_a_pull_request_outlives_a_return_and_carries_the_next_submission(
     assert (shown.waiting, shown.title) == ("waiting for a review", "proposed")
     # Restacked: the intent lands the new head, and the next push is leased on it.
     await orch.db.write(
-        partial(landing.pull_moved, target=TARGET, run=RUN_A, fence=fence, task_id="P",
+        partial(pulls.pull_moved, target=TARGET, run=RUN_A, fence=fence, task_id="P",
                 landing_id=landing_id, old=OLD, new=sha(12), tree=TREE, checks="ok", now=START)
     )  # fmt: skip
     [intent] = await orch.db.read(partial(landing.intents, target=TARGET))
@@ -727,9 +727,9 @@ async def test_a_pull_request_outlives_a_return_and_carries_the_next_submission(
     )  # fmt: skip
     assert outcome == "returned"
     assert await orch.db.read(partial(landing.intents, target=TARGET)) == []
-    await orch.db.write(partial(landing.pull_ended, target=TARGET, task_id="P", state="open",
+    await orch.db.write(partial(pulls.pull_ended, target=TARGET, task_id="P", state="open",
                                 now=START, waiting="with a worker"))  # fmt: skip
-    kept = await orch.db.read(partial(landing.pull_of, target=TARGET, task_id="P"))
+    kept = await orch.db.read(partial(pulls.pull_of, target=TARGET, task_id="P"))
     assert kept is not None and kept.state == "open" and kept.landing_id is None
     assert kept.head == sha(12)
     assert (await orch.get_task("P")).status == Status.PENDING
@@ -746,7 +746,7 @@ async def test_a_pull_request_a_person_closed_blocks_its_task_with_a_question(
     landing_id = await intend(orch, RUN_A, fence, item.id)
     await opened(orch, fence, "Q", landing_id, sha(1))
     asked = await orch.db.write(
-        partial(landing.closed_by_person, settings=orch.settings, target=TARGET, run=RUN_A,
+        partial(pulls.closed_by_person, settings=orch.settings, target=TARGET, run=RUN_A,
                 fence=fence, entry_id=item.id, question="closed without a merge: why?",
                 now=START)
     )  # fmt: skip
@@ -755,7 +755,7 @@ async def test_a_pull_request_a_person_closed_blocks_its_task_with_a_question(
     assert task.status == Status.BLOCKED
     assert [q.task_id for q in (await orch.inbox()).questions] == ["Q"]
     assert (await entry_of(orch, item.id)).state == "closed"
-    ended = await orch.db.read(partial(landing.pull_of, target=TARGET, task_id="Q"))
+    ended = await orch.db.read(partial(pulls.pull_of, target=TARGET, task_id="Q"))
     assert ended is not None and ended.state == "closed"
     # Only a person unblocks it: an agent's move is refused.
     with pytest.raises(IllegalTransition):

@@ -35,6 +35,7 @@ from wvo_mcp.rules import issue_tasks, pulls
 from wvo_mcp.rules.text import plain
 from wvo_mcp.rules.trust import Trust
 from wvo_mcp.services import landing
+from wvo_mcp.services import pulls as pull_rows
 from wvo_mcp.services.landing import Entry, Landing, Return
 
 if TYPE_CHECKING:
@@ -145,7 +146,7 @@ class Proposer:
         assert reach is not None
         branch = branch_name(item.task_id)
         row = await self.lander.db.read(
-            partial(landing.pull_of, target=lander.key, task_id=item.task_id)
+            partial(pull_rows.pull_of, target=lander.key, task_id=item.task_id)
         )
         open_ = row is not None and row.state == "open"
         if row is not None and open_ and row.landing_id != landing_id:  # it came back before
@@ -176,7 +177,7 @@ class Proposer:
             number, url = found.number, found.url
         await self.lander.db.write(
             partial(
-                landing.pull_opened,
+                pull_rows.pull_opened,
                 target=lander.key,
                 run=lander.run_id,
                 fence=fence,
@@ -263,7 +264,7 @@ class Proposer:
             return False  # a person moved its task: the lander abandons it
         item = found[0]
         row = await self.lander.db.read(
-            partial(landing.pull_of, target=lander.key, task_id=item.task_id)
+            partial(pull_rows.pull_of, target=lander.key, task_id=item.task_id)
         )
         if row is None or row.landing_id != intent.id:  # a crash before it went out
             await self._publish(fence, intent.id, item, intent.new, intent.checks, intent.tree)
@@ -362,7 +363,7 @@ class Proposer:
         person pushed it there): the pull request is no longer followed."""
         for item in await self.lander.db.read(partial(landing.entries_of, landing_id=intent.id)):
             await self.lander.db.write(
-                partial(landing.pull_ended, target=self.lander.key, task_id=item.task_id,
+                partial(pull_rows.pull_ended, target=self.lander.key, task_id=item.task_id,
                         state="merged", now=self.lander._now())
             )  # fmt: skip
         self._forget(intent.id)
@@ -381,7 +382,7 @@ class Proposer:
         self.lander.say(f"{item.task_id}: pull request #{pull.number} is {why}: {pull.url}")
         await self.lander.db.write(
             partial(
-                landing.pull_waits,
+                pull_rows.pull_waits,
                 target=self.lander.key,
                 task_id=item.task_id,
                 waiting=why,
@@ -442,7 +443,7 @@ class Proposer:
         await lander._complete(intent.id, await lander.tip())
         await self.lander.db.write(
             partial(
-                landing.pull_ended,
+                pull_rows.pull_ended,
                 target=lander.key,
                 task_id=item.task_id,
                 state="merged",
@@ -461,7 +462,7 @@ class Proposer:
         )
         asked = await self.lander.db.write(
             partial(
-                landing.closed_by_person,
+                pull_rows.closed_by_person,
                 settings=lander.orchestrator.settings,
                 target=lander.key,
                 run=lander.run_id,
@@ -522,7 +523,7 @@ class Proposer:
         await self.reach.call(self.forge.edit, pull.number, pulls.title(summary),
                               pulls.body(summary))  # fmt: skip
         await lander.db.write(
-            partial(landing.pull_moved, target=lander.key, run=lander.run_id, fence=fence,
+            partial(pull_rows.pull_moved, target=lander.key, run=lander.run_id, fence=fence,
                     task_id=item.task_id, landing_id=intent.id, old=old, new=new, tree=tree,
                     checks=checks, now=lander._now())
         )  # fmt: skip
@@ -567,7 +568,7 @@ class Proposer:
         await lander._send_back(fence, item, back, [], was="landing")
         await self.lander.db.write(
             partial(
-                landing.pull_ended,
+                pull_rows.pull_ended,
                 target=lander.key,
                 task_id=item.task_id,
                 state="open",

@@ -13,7 +13,7 @@ from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import IllegalTransition, LeaseLost
 from wvo_mcp.rules.transitions import Gate, Status
-from wvo_mcp.services import leases, moves, notes, reviews, route_outcomes
+from wvo_mcp.services import leases, moves, reviews, route_outcomes
 from wvo_mcp.services.tasks import record_event
 from wvo_mcp.store import Row, Tx
 
@@ -168,7 +168,7 @@ def reviewed(tx: Tx, settings: Settings, entry_id: int, now: datetime) -> str:
         tx.run("entry_approved", {"id": entry_id, "now": stamp})
         return "queued"
     why = f"review by {found.reviewer}: {found.notes}"[:500]
-    _end(tx, entry_id, "review", "changes", why, stamp)
+    end(tx, entry_id, "review", "changes", why, stamp)
     route_outcomes.record_attempt(tx, leases.task_row(tx, row["task_id"]), "returned", now)
     moves.update_status(
         tx, settings, row["task_id"], Status.PENDING, LANDER, None, why, now,
@@ -218,7 +218,8 @@ def renew_target(tx: Tx, target: str, run: str, fence: int, until: datetime) -> 
     return tx.run("renew_target", params) == 1
 
 
-def _fenced(tx: Tx, target: str, run: str, fence: int) -> None:
+def fenced(tx: Tx, target: str, run: str, fence: int) -> None:
+    """Refused (LeaseLost) unless `run` still lands `target` under `fence`."""
     row = tx.one("target_row", {"target": target})
     if row is None or row["holder"] != run or row["fence"] != fence:
         raise LeaseLost(
@@ -237,19 +238,19 @@ def head(tx: Tx, target: str, limit: int) -> list[Entry]:
 
 def start(tx: Tx, target: str, run: str, fence: int, ids: Sequence[int]) -> None:
     """Entries taken into a batch: being tested (the holder's until it lands or returns them)."""
-    _fenced(tx, target, run, fence)
+    fenced(tx, target, run, fence)
     tx.run("entries_move", {"ids": json.dumps(list(ids)), "from": "queued", "to": "testing"})
 
 
 def unstart(tx: Tx, target: str, run: str, fence: int, ids: Sequence[int]) -> None:
     """Entries of a batch that did not land and were not at fault: back in the queue."""
-    _fenced(tx, target, run, fence)
+    fenced(tx, target, run, fence)
     tx.run("entries_move", {"ids": json.dumps(list(ids)), "from": "testing", "to": "queued"})
 
 
 def unstart_all(tx: Tx, target: str, run: str, fence: int) -> None:
     """The holder could not finish its batch: all of it back in the queue."""
-    _fenced(tx, target, run, fence)
+    fenced(tx, target, run, fence)
     tx.run("entries_unstart", {"target": target})
 
 
@@ -268,7 +269,7 @@ def intend(
 ) -> int:
     """Before the target moves: the landing as an intent, its entries in it. Refused unless
     every one of them is still in this holder's batch (a person may have moved a task)."""
-    _fenced(tx, target, run, fence)
+    fenced(tx, target, run, fence)
     landing = tx.value(
         "insert_landing",
         {"target": target, "old": old, "new": new, "tree": tree, "checks": checks, "run": run,
@@ -306,11 +307,11 @@ def complete(tx: Tx, settings: Settings, landing_id: int, now: datetime) -> list
     stamp = timeutil.to_text(now)
     landed = []
     for item in (entry(r) for r in tx.all("entries_of_landing", {"id": landing_id})):
-        if _still_submitted(tx, item):
+        if still_submitted(tx, item):
             landed.append(item)
         else:  # a person moved it while it landed: its commits are on the target regardless
             why = f"landed as {found.new[:12]} after a person moved its task"
-            _end(tx, item.id, "landing", "closed", why, stamp)
+            end(tx, item.id, "landing", "closed", why, stamp)
     tx.run("entries_landed", {"id": landing_id, "now": stamp})
     tx.run("landing_ends", {"id": landing_id, "state": "landed", "now": stamp})
     where = f"onto {found.target} as {found.new[:12]}" if found.old else "on its branch"
@@ -328,13 +329,13 @@ def abandon(tx: Tx, landing_id: int, now: datetime) -> None:
     those whose task a person moved meanwhile (close_open left them to this landing)."""
     stamp = timeutil.to_text(now)
     for item in (entry(r) for r in tx.all("entries_of_landing", {"id": landing_id})):
-        if not _still_submitted(tx, item):
-            _end(tx, item.id, "landing", "closed", "not landed: a person moved its task", stamp)
+        if not still_submitted(tx, item):
+            end(tx, item.id, "landing", "closed", "not landed: a person moved its task", stamp)
     tx.run("entries_unland", {"id": landing_id})
     tx.run("landing_ends", {"id": landing_id, "state": "abandoned", "now": stamp})
 
 
-def _still_submitted(tx: Tx, item: Entry) -> bool:
+def still_submitted(tx: Tx, item: Entry) -> bool:
     """The entry's task still waits for exactly this submission: no person moved it since
     (a task sent back and submitted again has a new submission, not yet taken)."""
     row = leases.task_row(tx, item.task_id)
@@ -358,7 +359,7 @@ def send_back(
     checkpoint with `back`; or, when `hold` says why a person must look (too many returns,
     a conflict with a person's work), held in needs_review for a person. `was` 'landing':
     its pull request came back (a review, a failed check): its landing's intent ends."""
-    _fenced(tx, target, run, fence)
+    fenced(tx, target, run, fence)
     row = tx.one("entry_by_id", {"id": entry_id})
     assert row is not None
     if row["state"] != was:  # a person moved its task: its next submission is not this
@@ -372,13 +373,13 @@ def send_back(
     task = leases.task_row(tx, row["task_id"])
     route_outcomes.record_attempt(tx, task, "held" if hold is not None else "returned", now)
     if hold is not None:
-        _end(tx, entry_id, was, "held", f"{hold}: {back.summary}", stamp)
+        end(tx, entry_id, was, "held", f"{hold}: {back.summary}", stamp)
         record_event(
             tx, row["task_id"], at=stamp, actor=LANDER, kind="held",
             reason=f"{hold}: {back.summary}"[:4000], lease_epoch=task["lease_epoch"],
         )  # fmt: skip
         return "held"
-    _end(tx, entry_id, was, "returned", back.summary, stamp)
+    end(tx, entry_id, was, "returned", back.summary, stamp)
     seq = tx.value("next_checkpoint_seq", (row["task_id"],))
     tx.run(
         "insert_checkpoint",
@@ -454,7 +455,8 @@ def adopt(tx: Tx, old: str, new: str) -> int:
     return tx.run("adopt_entries", {"old": old, "new": new})
 
 
-def _end(tx: Tx, entry_id: int, was: str, state: str, why: str, stamp: str) -> None:
+def end(tx: Tx, entry_id: int, was: str, state: str, why: str, stamp: str) -> None:
+    """The entry ends as `state`, if it is still `was` (nothing happens otherwise)."""
     tx.run(
         "entry_ends",
         {"id": entry_id, "from": was, "state": state, "reason": why[:2000], "now": stamp},
@@ -474,109 +476,6 @@ def landings_after(tx: Tx, target: str, after: int = 0) -> list[Landing]:
 def queue(tx: Tx) -> list[tuple[Entry, str]]:
     """Every open entry in queue order, with its task's title."""
     return [(entry(r), r["title"]) for r in tx.all("queue_open")]
-
-
-# -- pull requests (--via pull-request) -----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PullRow:
-    target: str
-    task_id: str
-    number: int
-    url: str
-    branch: str
-    head: str  # what the autopilot last pushed to its branch, or adopted from a person
-    state: str  # open, merged, closed
-    landing_id: int | None
-    waiting: str
-
-
-def _pull(row: Row) -> PullRow:
-    return PullRow(
-        row["target"], row["task_id"], int(row["number"]), row["url"], row["branch"],
-        row["head"], row["state"], row["landing_id"], row["waiting"],
-    )  # fmt: skip
-
-
-def pull_of(tx: Tx, target: str, task_id: str) -> PullRow | None:
-    row = tx.one("pull_of", {"target": target, "task_id": task_id})
-    return None if row is None else _pull(row)
-
-
-def pull_opened(
-    tx: Tx, *, target: str, run: str, fence: int, task_id: str, number: int, url: str,
-    branch: str, head: str, landing_id: int, now: datetime,
-) -> None:  # fmt: skip
-    """The task's pull request carries `landing_id` now, its branch at `head`."""
-    _fenced(tx, target, run, fence)
-    tx.run(
-        "pull_opened",
-        {"target": target, "task_id": task_id, "number": number, "url": url, "branch": branch,
-         "head": head, "landing_id": landing_id, "now": timeutil.to_text(now)},
-    )  # fmt: skip
-
-
-def pull_waits(tx: Tx, target: str, task_id: str, waiting: str, now: datetime) -> None:
-    params = {"target": target, "task_id": task_id, "waiting": waiting[:500]}
-    tx.run("pull_waits", {**params, "now": timeutil.to_text(now)})
-
-
-def pull_moved(
-    tx: Tx, *, target: str, run: str, fence: int, task_id: str, landing_id: int, old: str,
-    new: str, tree: str, checks: str, now: datetime,
-) -> None:  # fmt: skip
-    """The pull request's head moved, restacked by the queue or pushed by a person and
-    verified: its landing's intent names the new head, and the next push is leased on it."""
-    _fenced(tx, target, run, fence)
-    tx.run("landing_moves", {"id": landing_id, "old": old, "new": new, "tree": tree,
-                             "checks": checks})  # fmt: skip
-    tx.run("pull_head", {"target": target, "task_id": task_id, "head": new,
-                         "now": timeutil.to_text(now)})  # fmt: skip
-
-
-def pull_ended(
-    tx: Tx, target: str, task_id: str, state: str, now: datetime, waiting: str = ""
-) -> None:
-    """Merged or closed; or (state 'open') its task went back to a worker."""
-    params = {"target": target, "task_id": task_id, "state": state, "waiting": waiting[:500]}
-    tx.run("pull_ends", {**params, "now": timeutil.to_text(now)})
-
-
-def pulls_shown(tx: Tx, since: datetime) -> list[tuple[PullRow, str, str]]:
-    """Pull requests open now, or ended since `since`: each with its task's title and when
-    it last changed."""
-    rows = tx.all("pulls_shown", {"since": timeutil.to_text(since)})
-    return [(_pull(r), r["title"], r["updated_at"]) for r in rows]
-
-
-def closed_by_person(
-    tx: Tx, settings: Settings, *, target: str, run: str, fence: int, entry_id: int,
-    question: str, now: datetime,
-) -> bool:  # fmt: skip
-    """A person closed the task's pull request without merging it: nothing lands, the task
-    is blocked and the person is asked (the inbox), never silently redone. False when a
-    person moved the task meanwhile."""
-    _fenced(tx, target, run, fence)
-    row = tx.one("entry_by_id", {"id": entry_id})
-    assert row is not None
-    stamp = timeutil.to_text(now)
-    tx.run("landing_ends", {"id": row["landing_id"], "state": "abandoned", "now": stamp})
-    pull_ended(tx, target, row["task_id"], "closed", now)
-    if row["state"] != "landing":
-        return False
-    item = entry(row)
-    _end(tx, entry_id, "landing", "closed", question[:2000], stamp)
-    if not _still_submitted(tx, item):
-        return False
-    task = leases.task_row(tx, item.task_id)
-    route_outcomes.record_attempt(tx, task, "held", now)
-    moves.update_status(
-        tx, settings, item.task_id, Status.BLOCKED, LANDER, None, question[:500], now,
-        landing=item.commit,
-    )  # fmt: skip
-    notes.add(tx, item.task_id, "question", question, LANDER, stamp)
-    return True
 
 
 def task_spend(tx: Tx, task_id: str) -> str:

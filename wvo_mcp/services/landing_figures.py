@@ -17,6 +17,7 @@ from wvo_mcp.models import (
 )
 from wvo_mcp.queue_figures import Figures, Landed, Spend
 from wvo_mcp.services import landing
+from wvo_mcp.services.pulls import pulls_shown
 from wvo_mcp.store import Row, Tx
 
 WINDOW_HOURS = 24  # the figures' window wherever none is asked for
@@ -90,7 +91,7 @@ def view(tx: Tx, now: datetime, hours: float = WINDOW_HOURS) -> LandingQueue:
             state=cast(Literal["open", "merged", "closed"], p.state), waiting=p.waiting,
             updated_at=at,
         )
-        for p, title, at in landing.pulls_shown(tx, now - timedelta(hours=hours))
+        for p, title, at in pulls_shown(tx, now - timedelta(hours=hours))
     ]  # fmt: skip
     return LandingQueue(entries=entries, figures=model(figures(tx, now, hours), now), pulls=pulls)
 
