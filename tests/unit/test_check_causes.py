@@ -18,7 +18,7 @@ import anyio
 import pytest
 
 from wvo_mcp import timeutil
-from wvo_mcp.autopilot import gate, lander
+from wvo_mcp.autopilot.landing import gate, lander
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import VerificationFailed
 from wvo_mcp.models import SandboxResult

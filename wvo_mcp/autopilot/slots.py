@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wvo_mcp import providers
-from wvo_mcp.autopilot import lander
+from wvo_mcp.autopilot.landing import lander
 from wvo_mcp.errors import ValidationFailed
 
 ACTOR = "autopilot"

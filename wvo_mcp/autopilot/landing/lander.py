@@ -5,7 +5,7 @@ is bisected so the others land; a conflict or a failure goes back to a worker wi
 went wrong, or to a person when it must.
 
 Through pull requests (`--via pull-request`), what passes goes out as a pull request per
-task and lands when the forge merges it (autopilot/pull_requests.py's Proposer).
+task and lands when the forge merges it (autopilot/landing/pull_requests.py's Proposer).
 
 The queue is rows (services/landing.py): a lease with a fence says who lands a target, and
 each landing is written as an intent before the ref moves, so an autopilot killed at any
@@ -21,9 +21,9 @@ from typing import Literal, TypeVar
 
 import anyio
 
-from wvo_mcp.autopilot.gate import Gate
-from wvo_mcp.autopilot.pull_requests import Proposer
-from wvo_mcp.autopilot.target import Target
+from wvo_mcp.autopilot.landing.gate import Gate
+from wvo_mcp.autopilot.landing.pull_requests import Proposer
+from wvo_mcp.autopilot.landing.target import Target
 from wvo_mcp.errors import Fault, LeaseLost, ValidationFailed, VerificationFailed, WvoError
 from wvo_mcp.git import Blocked, Conflict, Git, branch_name, stacking, trees
 from wvo_mcp.git.remote import task_ref

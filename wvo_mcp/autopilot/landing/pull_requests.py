@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from wvo_mcp.autopilot.landing.target import ForgeReach
 from wvo_mcp.autopilot.prompt import source
-from wvo_mcp.autopilot.target import ForgeReach
 from wvo_mcp.errors import Fault, LeaseLost, WvoError
 from wvo_mcp.forge import Check, Method, Pull, Repository, Requirements, Review
 from wvo_mcp.forge.authority import Authority
@@ -38,7 +38,7 @@ from wvo_mcp.services import landing
 from wvo_mcp.services.landing import Entry, Landing, Return
 
 if TYPE_CHECKING:
-    from wvo_mcp.autopilot.lander import Lander
+    from wvo_mcp.autopilot.landing.lander import Lander
 
 POLL_SECONDS = 10.0  # between two looks at one pull request
 PERSON_POLLS = 6  # waiting for a person, or for the lead: looked at this many times less often

@@ -1,5 +1,5 @@
-"""The gate's run of one landing check (autopilot/lander.py's Lander asks it): the check on a
-fresh checkout of a tree in the sandbox, reading only the JUnit reports the run wrote; a
+"""The gate's run of one landing check (autopilot/landing/lander.py's Lander asks it): the
+check on a fresh checkout of a tree in the sandbox, reading only the JUnit reports the run wrote; a
 failure of its tests run again before anything is blamed; one that does not come back a
 flake only where it is proven one on the target (rules/flakes.py, issue 69)."""
 
