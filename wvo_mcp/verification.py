@@ -26,7 +26,7 @@ from wvo_mcp.sandbox import toolchain
 from wvo_mcp.services import leases
 from wvo_mcp.store import Database, Lock
 
-# A check's run on one tree, in its environment: 1, then its reruns' (autopilot/gate.py).
+# A check's run on one tree, in its environment: 1, then its reruns' (autopilot/landing/gate.py).
 CHECK_RUN = "WVO_CHECK_RUN"
 REPORTS_READ = 50  # of one check's run, the first in sorted order
 REPORT_DEPTH = 64  # folders deep a report is looked for (one open folder each on the way)

@@ -12,7 +12,7 @@ import pytest
 
 from tests.forge.description import available, description
 from tests.forge.server import TOKEN, Forge
-from wvo_mcp.autopilot.target import ForgeReach
+from wvo_mcp.autopilot.landing.target import ForgeReach
 from wvo_mcp.errors import Fault
 from wvo_mcp.forge import Merged, credentials
 from wvo_mcp.forge.github import GitHub

@@ -18,7 +18,7 @@ import anyio
 import pytest
 
 from wvo_mcp import timeutil
-from wvo_mcp.autopilot import gate, lander
+from wvo_mcp.autopilot.landing import gate, lander, steps
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import VerificationFailed
 from wvo_mcp.models import SandboxResult
@@ -254,12 +254,12 @@ def test_a_masked_pytest_over_an_empty_suite_is_no_green_pre_flight(tmp_path: Pa
     ), said
 
 
-def _returned(output: str) -> lander.Failed:
-    """What the lander makes of a failing check's output: the verdict as _verify keeps it
-    (its tail), then the words _fail sends back or holds with."""
+def _returned(output: str) -> steps.Failed:
+    """What the lander makes of a failing check's output: the verdict as Steps.verify keeps
+    it (its tail), then the words Steps.fail sends back or holds with."""
     kind = cause(output, "").kind
-    kept = tail(output, lander.OUTPUT_TAIL)
-    return lander._failed(lander.Verdict(False, "`x`: exit 0", kept, False, kind), "f" * 40)
+    kept = tail(output, steps.OUTPUT_TAIL)
+    return steps.failed(steps.Verdict(False, "`x`: exit 0", kept, False, kind), "f" * 40)
 
 
 def test_a_change_that_deletes_a_file_its_test_reads_goes_back_to_its_worker() -> None:

@@ -4,7 +4,8 @@ submissions come back with a conflict. A preference, never a lock (launch.apart_
 
 from collections.abc import Callable, Sequence
 
-from wvo_mcp.autopilot import lander, launch
+from wvo_mcp.autopilot import launch
+from wvo_mcp.autopilot.landing import lander
 from wvo_mcp.autopilot.repos import Repos
 from wvo_mcp.git import branch_name, stacking
 from wvo_mcp.models import RankedTask

@@ -24,7 +24,7 @@ import anyio.to_thread
 
 from wvo_mcp import removal, scratch_dirs, timeutil
 from wvo_mcp.autopilot import inuse, leftovers, orphans, recover
-from wvo_mcp.autopilot.target import ENDED, local_ref, task_refs
+from wvo_mcp.autopilot.landing.target import ENDED, local_ref, task_refs
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import Fault, ValidationFailed, WvoError
 from wvo_mcp.git import Git, Unjudged, branch_name, judging, locate, read_refs

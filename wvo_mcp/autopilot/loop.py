@@ -34,17 +34,16 @@ from wvo_mcp import guidance, timeutil
 from wvo_mcp.autopilot import (
     dry_run,
     events,
-    lander,
     launch,
     orphans,
     settle,
     slots,
-    target,
     view,
 )
 from wvo_mcp.autopilot.apart import Apart
 from wvo_mcp.autopilot.attempt import Executor
 from wvo_mcp.autopilot.gateway import Gateway
+from wvo_mcp.autopilot.landing import lander, steps, target
 from wvo_mcp.autopilot.recover import Recovery
 from wvo_mcp.autopilot.repos import Repos
 from wvo_mcp.autopilot.roles import Roles, charged, record
@@ -124,7 +123,7 @@ class Autopilot:
             self.git,
             self.repos.in_repo,
             self.target,
-            lander.Options(
+            steps.Options(
                 strategy=options.merge,
                 check=options.check,
                 batch=options.batch,

@@ -12,7 +12,7 @@ import anyio
 import anyio.to_thread
 
 from wvo_mcp import removal
-from wvo_mcp.autopilot.target import Target
+from wvo_mcp.autopilot.landing.target import Target
 from wvo_mcp.errors import Fault
 from wvo_mcp.git import Git, Unjudged, branch_name, judging, read_refs, trees
 

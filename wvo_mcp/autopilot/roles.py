@@ -11,8 +11,9 @@ import anyio
 import anyio.to_thread
 
 from wvo_mcp import guidance, scratch_dirs
-from wvo_mcp.autopilot import events, lander, prompt, settle
+from wvo_mcp.autopilot import events, prompt, settle
 from wvo_mcp.autopilot.attempt import Executor
+from wvo_mcp.autopilot.landing import lander
 from wvo_mcp.autopilot.repos import Repos, next_run
 from wvo_mcp.autopilot.slots import ACTOR, Slot
 from wvo_mcp.config import Settings

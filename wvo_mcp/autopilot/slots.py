@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wvo_mcp import providers
-from wvo_mcp.autopilot import lander
+from wvo_mcp.autopilot.landing import steps
 from wvo_mcp.errors import ValidationFailed
 
 ACTOR = "autopilot"
@@ -27,7 +27,7 @@ class Options:
     worktrees: Path | None = None  # None: <workspace>.wvo-worktrees beside the workspace
     poll_seconds: float = 1.0
     drain_seconds: float = 30.0
-    merge: lander.Strategy = "leave"  # how finished work lands: see lander.py
+    merge: steps.Stacking = "leave"  # how finished work lands: see landing/steps.py
     onto: str | None = None  # the target branch merge and rebase land on (main, origin/main)
     push: str | None = None  # --merge leave: the remote each verified task's branch goes to
     via: str = "push"  # how --onto a remote's branch lands: push, or pull-request

@@ -4,7 +4,7 @@ wvo/<task> and into the merge queue (behind a review where the task has one)."""
 from collections.abc import Callable
 from pathlib import Path
 
-from wvo_mcp.autopilot import lander
+from wvo_mcp.autopilot.landing import lander
 from wvo_mcp.autopilot.repos import Repos
 from wvo_mcp.autopilot.slots import ACTOR
 from wvo_mcp.errors import Fault, ValidationFailed, WvoError

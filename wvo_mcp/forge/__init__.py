@@ -7,7 +7,7 @@ API).
 - credentials: the person's token, from their environment or `gh auth token`;
 - authority: who steers (rules/trust.py), each role read from the forge with a bound.
 
-Every call runs on the autopilot's trusted side, off the event loop (autopilot/target.py's
+Every call runs on the autopilot's trusted side, off the event loop (autopilot/landing/target.py's
 ForgeReach), and raises errors.Fault when the forge cannot be asked; nothing a worker or a check
 runs ever sees the token or calls the forge. What the forge answers is data: a pull
 request's text, a review's comments and a check's log reach a worker only as the context of
@@ -39,7 +39,7 @@ __all__ = [
 
 
 class Forge(Protocol):
-    """A forge's pull requests, as the merge queue (autopilot/pull_requests.py) uses them.
+    """A forge's pull requests, as the merge queue (autopilot/landing/pull_requests.py) uses them.
     Each call is a request or a few; each raises errors.Fault when the forge cannot be
     asked."""
 

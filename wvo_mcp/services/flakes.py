@@ -1,6 +1,6 @@
 """A flaky check told from a bad change (issue 57): each landing check's figures, each flake
 with its evidence, and the quarantine of tests whose failure alone does not block a landing.
-Its drivers: autopilot/gate.py (it reruns a failing check and records what it found) and
+Its drivers: autopilot/landing/gate.py (it reruns a failing check and records what it found) and
 a person's `wvo-mcp quarantine` (add, remove, list).
 
 A flake is recorded only once proven on its target (issue 69, rules/flakes.py): what failed

@@ -18,8 +18,9 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from wvo_mcp import providers, sandbox
-from wvo_mcp.autopilot import commands, gate, isolation, lander
-from wvo_mcp.autopilot.target import local_ref
+from wvo_mcp.autopilot import commands, isolation
+from wvo_mcp.autopilot.landing import gate, lander
+from wvo_mcp.autopilot.landing.target import local_ref
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed, WvoError
 from wvo_mcp.git import Git, locate, trees

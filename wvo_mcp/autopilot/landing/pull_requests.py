@@ -1,8 +1,10 @@
-"""Landing through pull requests (`--onto origin/main --via pull-request`): the merge queue
-verifies each submission stacked on the target as it always does, then pushes it to the
-task's branch (wvo/<task>) and opens, or updates, the task's pull request; the forge's
-required checks and reviews decide when it merges, and the merge is a compare-and-swap on
-exactly the head the queue verified.
+"""Landing through pull requests (`--via pull-request`): one per task, merged by the forge.
+
+With `--onto origin/main --via pull-request`, the merge queue verifies each submission
+stacked on the target as it always does, then pushes it to the task's branch (wvo/<task>)
+and opens, or updates, the task's pull request; the forge's required checks and reviews
+decide when it merges, and the merge is a compare-and-swap on exactly the head the queue
+verified.
 
 One task per pull request: a reviewer approves, and asks changes of, one change and one
 worker; a failing check or a closed pull request holds back that task alone; and the
@@ -14,18 +16,20 @@ request whose head moved (a person's commit) is verified again and kept; one who
 moved is restacked, verified and pushed again, once approved and one at a time; what a
 reviewer who steers (rules/trust.py) or a required check sends back reaches a worker with
 its comments or its log's tail, and anyone else's review is shown to a person and counts
-for nothing; a pull request a person closes blocks its task and asks them."""
+for nothing; a pull request a person closes blocks its task and asks them.
+
+Carries out `rules/pulls.py` (`resume` and `follow`: what a pull request asks for next)."""
 
 import dataclasses
 import time
 from collections.abc import Sequence
 from functools import partial
-from typing import TYPE_CHECKING
 
 import anyio
 
+from wvo_mcp.autopilot.landing.steps import Steps
+from wvo_mcp.autopilot.landing.target import ForgeReach
 from wvo_mcp.autopilot.prompt import source
-from wvo_mcp.autopilot.target import ForgeReach
 from wvo_mcp.errors import Fault, LeaseLost, WvoError
 from wvo_mcp.forge import Check, Method, Pull, Repository, Requirements, Review
 from wvo_mcp.forge.authority import Authority
@@ -38,9 +42,6 @@ from wvo_mcp.services import landing
 from wvo_mcp.services import pulls as pull_rows
 from wvo_mcp.services.landing import Entry, Landing, Return
 
-if TYPE_CHECKING:
-    from wvo_mcp.autopilot.lander import Lander
-
 POLL_SECONDS = 10.0  # between two looks at one pull request
 PERSON_POLLS = 6  # waiting for a person, or for the lead: looked at this many times less often
 RULES_SECONDS = 600.0  # the branch's protection, read again after this long
@@ -52,15 +53,18 @@ ACTING = ("APPROVED", "CHANGES_REQUESTED")  # a review that acts, when its autho
 SHOWN = 300  # characters of an outsider's review, as a person is shown it
 
 
-class Proposer:
-    def __init__(self, lander: "Lander", reach: ForgeReach, poll: float = POLL_SECONDS) -> None:
-        self.lander = lander
+class PullRequests:
+    """The strategy for a forge's target branch: what passes goes out, and lands, as a pull
+    request per task."""
+
+    def __init__(self, steps: Steps, reach: ForgeReach, poll: float = POLL_SECONDS) -> None:
+        self.steps = steps
         self.reach = reach
         self.forge = reach.forge
         self.poll = poll
         # Whose reviews count: the person's trust (Settings.trust, from WVO_TRUST_ROLE and
         # WVO_TRUST or the command's --trust-role and --trust), each role read from the forge.
-        self.authority = Authority(reach.forge, lander.orchestrator.settings.trust)
+        self.authority = Authority(reach.forge, steps.orchestrator.settings.trust)
         self._shown: set[int] = set()  # outsiders' reviews shown to a person, by review id
         self._next: dict[int, float] = {}  # landing id -> when to look at its pull request
         self._said: dict[int, str] = {}  # landing id -> what it was last said to wait for
@@ -74,49 +78,59 @@ class Proposer:
         self._enqueued: set[int] = set()  # put in the forge's merge queue by this lander
         self._settled: dict[str, list[Check]] = {}  # a head's checks, once they all ended
 
-    def due(self, intents: Sequence[Landing]) -> bool:
+    async def due(self) -> bool:
+        """A pass is worth its fetch only with a submission queued or a pull request due for
+        another look (their polls are spaced)."""
+        if not self.reach.ready():
+            return False  # the forge holds the queue: asked again after its back-off
+        if await self.steps.db.read(partial(landing.head, target=self.steps.key, limit=1)):
+            return True
+        intents = await self.steps.db.read(partial(landing.intents, target=self.steps.key))
+        return self._looks_due(intents)
+
+    def _looks_due(self, intents: Sequence[Landing]) -> bool:
         """Whether any open pull request is due for another look."""
         now = time.monotonic()
         return any(now >= self._next.get(i.id, 0.0) for i in intents)
 
     # -- proposing -----------------------------------------------------------------------
 
-    async def propose(self, fence: int, entries: Sequence[Entry]) -> bool:
+    async def land(self, fence: int, entries: Sequence[Entry]) -> bool:
         """Each entry stacked on the target's tip by itself and verified there; each that
         passes goes out as its task's pull request."""
-        old = await self.lander.tip()
+        old = await self.steps.tip()
         lost: list[LeaseLost] = []
 
         async def one(item: Entry) -> None:
             intended = False
             try:
-                found = await self.lander._git(self.lander._stack, old, item)
+                found = await self.steps.in_repo(self.steps.stack, old, item)
                 if isinstance(found, Conflict):
-                    await self.lander._conflict(fence, item, found, old)
+                    await self.steps.conflict(fence, item, found, old)
                     return
                 if found == old:
-                    await self.lander._nothing(fence, item, old)
+                    await self.steps.nothing(fence, item, old)
                     return
-                verdict = await self.lander._verify(found, [item])
+                verdict = await self.steps.verify(found, [item])
                 if not verdict.passed:
-                    base = await self.lander.base(old) if verdict.project_failed else None
+                    base = await self.steps.base(old) if verdict.project_failed else None
                     if base is not None and not base.passed:  # red by itself: nobody's fault
-                        self.lander._turned_red(old, base)
-                        await self._unstart(fence, item)
+                        self.steps.turned_red(old, base)
+                        await self.steps.unstart(fence, [item.id])
                         return
-                    await self.lander._fail(fence, item, verdict, old)
+                    await self.steps.fail(fence, item, verdict, old)
                     return
-                tree = await self.lander._git(self.lander.git.tree_of, found)
-                landing_id = await self.lander._intend(fence, old, found, tree, verdict, [item])
+                tree = await self.steps.in_repo(self.steps.git.tree_of, found)
+                landing_id = await self.steps.intend(fence, old, found, tree, verdict, [item])
                 intended = True
                 await self._publish(fence, landing_id, item, found, verdict.checks, tree)
             except LeaseLost as exc:  # raised once the group ends (it would come as a group)
                 lost.append(exc)
             except WvoError as exc:  # the remote, the forge, git or the sandbox failed us
                 if not isinstance(exc, Fault):
-                    self.lander.say(f"{item.task_id}: landing through a pull request waits: {exc}")
+                    self.steps.say(f"{item.task_id}: landing through a pull request waits: {exc}")
                 if not intended:  # else its intent is followed, and published, later
-                    await self._unstart(fence, item)
+                    await self.steps.unstart(fence, [item.id])
 
         async with anyio.create_task_group() as group:
             for item in entries:
@@ -125,28 +139,17 @@ class Proposer:
             raise lost[0]
         return True
 
-    async def _unstart(self, fence: int, item: Entry) -> None:
-        await self.lander.db.write(
-            partial(
-                landing.unstart,
-                target=self.lander.key,
-                run=self.lander.run_id,
-                fence=fence,
-                ids=[item.id],
-            )
-        )
-
     async def _publish(
         self, fence: int, landing_id: int, item: Entry, head: str, checks: str, tree: str
     ) -> None:
         """`head` onto the task's branch (leased on what the queue pushed there last, so a
         person's commit is never overwritten), and its pull request opened or updated."""
-        lander = self.lander
-        reach = lander.target.reach
+        steps = self.steps
+        reach = steps.target.reach
         assert reach is not None
         branch = branch_name(item.task_id)
-        row = await self.lander.db.read(
-            partial(pull_rows.pull_of, target=lander.key, task_id=item.task_id)
+        row = await self.steps.db.read(
+            partial(pull_rows.pull_of, target=steps.key, task_id=item.task_id)
         )
         open_ = row is not None and row.state == "open"
         if row is not None and open_ and row.landing_id != landing_id:  # it came back before
@@ -164,7 +167,7 @@ class Proposer:
         if not await self._push(branch, head, expected):
             back = Return(f"returned: {branch} on the remote has commits the queue did not "
                           "push", "")  # fmt: skip
-            await lander._send_back(fence, item, back, [], hold="someone pushed to its branch",
+            await steps.send_back(fence, item, back, [], hold="someone pushed to its branch",
                                     was="landing")  # fmt: skip
             return
         summary = await self._summary(item, checks, tree)
@@ -175,11 +178,11 @@ class Proposer:
         else:
             found = await self._open(branch, title, body)
             number, url = found.number, found.url
-        await self.lander.db.write(
+        await self.steps.db.write(
             partial(
                 pull_rows.pull_opened,
-                target=lander.key,
-                run=lander.run_id,
+                target=steps.key,
+                run=steps.run_id,
                 fence=fence,
                 task_id=item.task_id,
                 number=number,
@@ -187,15 +190,15 @@ class Proposer:
                 branch=branch,
                 head=head,
                 landing_id=landing_id,
-                now=lander._now(),
+                now=steps.now(),
             )
         )
-        lander.say(f"{item.task_id}: pull request #{number} carries it: {url}")
+        steps.say(f"{item.task_id}: pull request #{number} carries it: {url}")
 
     async def _open(self, branch: str, title: str, body: str) -> Pull:
         """A new pull request from `branch`; or the one opened before a crash kept it from
         being recorded (the forge refuses a second), updated."""
-        base = self.lander.target.branch
+        base = self.steps.target.branch
         try:
             return await self.reach.call(self.forge.open, branch, base, title, body)
         except Fault as exc:
@@ -210,7 +213,7 @@ class Proposer:
     async def _push(self, branch: str, head: str, expected: str) -> bool:
         """`head` onto the remote's `branch`, only from `expected` ('' : no such branch).
         False: the branch holds something else (someone pushed there)."""
-        reach = self.lander.target.reach
+        reach = self.steps.target.reach
         assert reach is not None
         ref = f"refs/heads/{branch}"
         pushed = await reach.call(reach.remote.push, [f"{head}:{ref}"], [f"{ref}:{expected}"])
@@ -220,7 +223,7 @@ class Proposer:
         return await self._fetch(branch) == head  # pushed already, by this queue before a crash
 
     async def _fetch(self, branch: str) -> str | None:
-        reach = self.lander.target.reach
+        reach = self.steps.target.reach
         assert reach is not None
         local = f"refs/wvo/pulls/{ref_part(branch)}"
         try:
@@ -229,18 +232,18 @@ class Proposer:
             if exc.kind == "missing":
                 return None
             raise
-        return await self.lander._git(self.lander.git.ref_tip, local)
+        return await self.steps.in_repo(self.steps.git.ref_tip, local)
 
     async def _summary(self, item: Entry, checks: str, tree: str) -> pulls.Summary:
-        task = await self.lander.orchestrator.get_task(item.task_id)
-        review = await self.lander.orchestrator.latest_review(item.task_id, item.commit)
+        task = await self.steps.orchestrator.get_task(item.task_id)
+        review = await self.steps.orchestrator.latest_review(item.task_id, item.commit)
         said = "" if review is None else f"{review.reviewer}: {review.verdict}. {review.notes}"
         links = [
             str(v)
             for k, v in sorted(task.metadata.items())
             if k in ("issue", "url", "link") and isinstance(v, str)
         ]
-        cost = await self.lander.db.read(partial(landing.task_spend, task_id=item.task_id))
+        cost = await self.steps.db.read(partial(landing.task_spend, task_id=item.task_id))
         born = task.metadata.get("forge_issue")
         closes = ""
         if isinstance(born, dict) and isinstance(born.get("number"), int):
@@ -255,16 +258,27 @@ class Proposer:
 
     # -- following -------------------------------------------------------------------------
 
+    async def resume(self, fence: int, intent: Landing) -> bool | None:
+        """A landing whose pull request is out: followed (True: something moved), unless the
+        target has it already (a person pushed it there), which completes it."""
+        steps = self.steps
+        tip = await steps.tip()
+        if not (tip == intent.new or await steps.in_repo(steps.git.contains, intent.new, tip)):
+            return await self.follow(fence, intent)
+        await self.reached(intent)  # a person brought it onto the target
+        await steps.complete(intent.id, intent.new)
+        return True
+
     async def follow(self, fence: int, intent: Landing) -> bool:
         """One look at the pull request that carries `intent`, and what it asks for next.
         True when something moved."""
-        lander = self.lander
-        found = await lander.db.read(partial(landing.entries_of, landing_id=intent.id))
+        steps = self.steps
+        found = await steps.db.read(partial(landing.entries_of, landing_id=intent.id))
         if len(found) != 1:
             return False  # a person moved its task: the lander abandons it
         item = found[0]
-        row = await self.lander.db.read(
-            partial(pull_rows.pull_of, target=lander.key, task_id=item.task_id)
+        row = await self.steps.db.read(
+            partial(pull_rows.pull_of, target=steps.key, task_id=item.task_id)
         )
         if row is None or row.landing_id != intent.id:  # a crash before it went out
             await self._publish(fence, intent.id, item, intent.new, intent.checks, intent.tree)
@@ -274,8 +288,8 @@ class Proposer:
             return False
         self._next[intent.id] = now + self.poll
         pull = await self.reach.call(self.forge.pull, row.number)
-        tip = await lander.tip()
-        current = tip == intent.new or await lander._git(lander.git.contains, tip, intent.new)
+        tip = await steps.tip()
+        current = tip == intent.new or await steps.in_repo(steps.git.contains, tip, intent.new)
         required = await self._requirements()
         next_ = await self._judge(item.task_id, pull, intent.new, current, required)
         if next_.kind == "behind" and self._lead not in (None, intent.id):
@@ -343,7 +357,7 @@ class Proposer:
         for review in reviews:
             if review.author in steer or review.state not in ACTING or review.id in self._shown:
                 continue
-            await self.lander.orchestrator.outsider_said(
+            await self.steps.orchestrator.outsider_said(
                 task_id,
                 review.author,
                 _outsider(review, pull),
@@ -351,7 +365,7 @@ class Proposer:
                 key=f"review:{review.id}",
             )
             self._shown.add(review.id)
-            self.lander.say(
+            self.steps.say(
                 f"{task_id}: {review.author}'s review of pull request #{pull.number} is not "
                 f"counted ({review.author} does not steer; docs/forge.md): shown in "
                 "`wvo-mcp inbox`"
@@ -361,17 +375,17 @@ class Proposer:
     async def reached(self, intent: Landing) -> None:
         """The target has what `intent` lands without its pull request being merged (a
         person pushed it there): the pull request is no longer followed."""
-        for item in await self.lander.db.read(partial(landing.entries_of, landing_id=intent.id)):
-            await self.lander.db.write(
-                partial(pull_rows.pull_ended, target=self.lander.key, task_id=item.task_id,
-                        state="merged", now=self.lander._now())
+        for item in await self.steps.db.read(partial(landing.entries_of, landing_id=intent.id)):
+            await self.steps.db.write(
+                partial(pull_rows.pull_ended, target=self.steps.key, task_id=item.task_id,
+                        state="merged", now=self.steps.now())
             )  # fmt: skip
         self._forget(intent.id)
 
     async def _requirements(self) -> Requirements:
         now = time.monotonic()
         if self._rules is None or now - self._rules[0] > RULES_SECONDS:
-            found = await self.reach.call(self.forge.requirements, self.lander.target.branch)
+            found = await self.reach.call(self.forge.requirements, self.steps.target.branch)
             self._rules = (now, found)
         return self._rules[1]
 
@@ -379,26 +393,26 @@ class Proposer:
         if self._said.get(intent.id) == why:
             return
         self._said[intent.id] = why
-        self.lander.say(f"{item.task_id}: pull request #{pull.number} is {why}: {pull.url}")
-        await self.lander.db.write(
+        self.steps.say(f"{item.task_id}: pull request #{pull.number} is {why}: {pull.url}")
+        await self.steps.db.write(
             partial(
                 pull_rows.pull_waits,
-                target=self.lander.key,
+                target=self.steps.key,
                 task_id=item.task_id,
                 waiting=why,
-                now=self.lander._now(),
+                now=self.steps.now(),
             )
         )
 
     async def _merge(self, intent: Landing, item: Entry, pull: Pull) -> bool:
         if self._repo is None:
             self._repo = await self.reach.call(self.forge.repository)
-        strategy = "rebase" if self.lander.options.strategy == "rebase" else "merge"
+        strategy = "rebase" if self.steps.options.strategy == "rebase" else "merge"
         method = next((m for m in PREFERRED[strategy] if m in self._repo.methods), None)
         if method is None:
             await self._waits(intent, item, pull, "waiting: the repository allows no merge method")
             return False
-        title = f"Land {item.task_id} ({item.author}) onto {self.lander.onto} (#{pull.number})"
+        title = f"Land {item.task_id} ({item.author}) onto {self.steps.onto} (#{pull.number})"
         merged = await self.reach.call(
             self.forge.merge,
             pull.number,
@@ -438,42 +452,42 @@ class Proposer:
 
     async def _landed(self, intent: Landing, item: Entry, pull: Pull) -> bool:
         """Merged, by the queue or by a person: its landing completes, once."""
-        lander = self.lander
-        await lander.refresh()
-        await lander._complete(intent.id, await lander.tip())
-        await self.lander.db.write(
+        steps = self.steps
+        await steps.refresh()
+        await steps.complete(intent.id, await steps.tip())
+        await self.steps.db.write(
             partial(
                 pull_rows.pull_ended,
-                target=lander.key,
+                target=steps.key,
                 task_id=item.task_id,
                 state="merged",
-                now=lander._now(),
+                now=steps.now(),
             )
         )
         self._forget(intent.id)
         return True
 
     async def _closed(self, fence: int, landing_id: int, item: Entry, pull: Pull) -> bool:
-        lander = self.lander
+        steps = self.steps
         question = (
             f"Pull request #{pull.number} ({pull.url}) of task {item.task_id} was closed "
             "without a merge, so nothing of it landed. Answer to have it worked on again "
             "(say what to change; its next submission opens a new pull request), or cancel it."
         )
-        asked = await self.lander.db.write(
+        asked = await self.steps.db.write(
             partial(
                 pull_rows.closed_by_person,
-                settings=lander.orchestrator.settings,
-                target=lander.key,
-                run=lander.run_id,
+                settings=steps.orchestrator.settings,
+                target=steps.key,
+                run=steps.run_id,
                 fence=fence,
                 entry_id=item.id,
                 question=question,
-                now=lander._now(),
+                now=steps.now(),
             )
         )
         if asked:
-            lander.say(
+            steps.say(
                 f"{item.task_id} is blocked: a person closed pull request #{pull.number}; "
                 "they are asked in `wvo-mcp inbox`"
             )
@@ -483,20 +497,20 @@ class Proposer:
     async def _moved(self, fence: int, intent: Landing, item: Entry, pull: Pull) -> bool:
         """Someone pushed to its branch: their commits are kept, and what lands now is
         verified again before it can merge."""
-        lander = self.lander
+        steps = self.steps
         head = await self._fetch(pull.branch)
         if head is None or head != pull.head:
             return False  # it moves still: look again later
-        lander.say(
+        steps.say(
             f"{item.task_id}: pull request #{pull.number} has a commit the queue did not "
             f"push ({head[:12]}): kept, and verified again before it merges"
         )
-        tip = await lander.tip()
-        if not await lander._git(lander.git.contains, tip, head):
+        tip = await steps.tip()
+        if not await steps.in_repo(steps.git.contains, tip, head):
             return await self._restack(fence, intent, item, pull, head)
-        verdict = await lander._verify(head, [item])
+        verdict = await steps.verify(head, [item])
         if not verdict.passed:
-            await lander._fail(
+            await steps.fail(
                 fence,
                 item,
                 verdict,
@@ -517,15 +531,15 @@ class Proposer:
         """Its landing lands `new` (on `old`) now, verified, and its text says so (the tree
         its checks passed on): looked at again at once. The text first: should either fail,
         the next look finds the head moved and verifies it again."""
-        lander = self.lander
-        tree = await lander._git(lander.git.tree_of, new)
+        steps = self.steps
+        tree = await steps.in_repo(steps.git.tree_of, new)
         summary = await self._summary(item, checks, tree)
         await self.reach.call(self.forge.edit, pull.number, pulls.title(summary),
                               pulls.body(summary))  # fmt: skip
-        await lander.db.write(
-            partial(pull_rows.pull_moved, target=lander.key, run=lander.run_id, fence=fence,
+        await steps.db.write(
+            partial(pull_rows.pull_moved, target=steps.key, run=steps.run_id, fence=fence,
                     task_id=item.task_id, landing_id=intent.id, old=old, new=new, tree=tree,
-                    checks=checks, now=lander._now())
+                    checks=checks, now=steps.now())
         )  # fmt: skip
         self._next.pop(intent.id, None)
 
@@ -534,17 +548,17 @@ class Proposer:
     ) -> bool:
         """The target moved past what its pull request carries: its head stacked on the new
         tip, verified, and pushed (leased on the head it replaces)."""
-        lander = self.lander
-        tip = await lander.tip()
+        steps = self.steps
+        tip = await steps.tip()
         source = dataclasses.replace(item, commit=head)
-        found = await lander._git(lander._stack, tip, source)
+        found = await steps.in_repo(steps.stack, tip, source)
         if isinstance(found, Conflict):
-            await lander._conflict(fence, item, found, tip, was="landing")
+            await steps.conflict(fence, item, found, tip, was="landing")
             self._forget(intent.id)
             return True
-        verdict = await lander._verify(found, [item])
+        verdict = await steps.verify(found, [item])
         if not verdict.passed:
-            await lander._fail(fence, item, verdict, tip, was="landing")
+            await steps.fail(fence, item, verdict, tip, was="landing")
             self._forget(intent.id)
             return True
         if not await self._push(branch_name(item.task_id), found, head):
@@ -553,8 +567,8 @@ class Proposer:
         await self._carries(fence, intent, item, pull, tip, found, verdict.checks)
         self._lead = intent.id
         self._behind.discard(intent.id)
-        lander.say(
-            f"{item.task_id}: {lander.onto} moved; its pull request is restacked onto "
+        steps.say(
+            f"{item.task_id}: {steps.onto} moved; its pull request is restacked onto "
             f"{tip[:12]} and verified again"
         )
         return True
@@ -562,17 +576,17 @@ class Proposer:
     async def _returned(
         self, fence: int, intent: Landing, item: Entry, pull: Pull, found: pulls.Next
     ) -> bool:
-        lander = self.lander
+        steps = self.steps
         summary, details, files = pulls.returned(found, pull)
-        back = Return(summary, details, files, await lander.tip())
-        await lander._send_back(fence, item, back, [], was="landing")
-        await self.lander.db.write(
+        back = Return(summary, details, files, await steps.tip())
+        await steps.send_back(fence, item, back, [], was="landing")
+        await self.steps.db.write(
             partial(
                 pull_rows.pull_ended,
-                target=lander.key,
+                target=steps.key,
                 task_id=item.task_id,
                 state="open",
-                now=lander._now(),
+                now=steps.now(),
                 waiting=f"with a worker: {summary}",
             )
         )

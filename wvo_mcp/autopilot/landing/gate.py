@@ -1,7 +1,12 @@
-"""The gate's run of one landing check (autopilot/lander.py's Lander asks it): the check on a
-fresh checkout of a tree in the sandbox, reading only the JUnit reports the run wrote; a
-failure of its tests run again before anything is blamed; one that does not come back a
-flake only where it is proven one on the target (rules/flakes.py, issue 69)."""
+"""The gate's run of one landing check: on a fresh checkout, its failures rerun, flakes proven.
+
+Each landing step that verifies a tree asks it (steps.py's `Steps.verify`): the check runs
+on a fresh checkout of the tree in the sandbox, reading only the JUnit reports the run
+wrote; a failure of its tests is run again before anything is blamed; one that does not
+come back is a flake only where it is proven one on the target (issue 69).
+
+Carries out `rules/flakes.py` (what proves a flake, `Gate.check`) and `rules/junit.py`
+(which tests a run's reports say failed)."""
 
 import shlex
 import time

@@ -1,11 +1,15 @@
-"""Where finished work lands, and how the merge queue names it: a branch of the person's
-repository (`--onto main`), a branch of the team's remote, named as git names it
-(`--onto origin/main`), or each task's own branch (`--merge leave`, pushed to a remote with
-`--push origin`).
+"""Where finished work lands, how the merge queue names it, and how it asks the remote.
+
+A target is a branch of the person's repository (`--onto main`), a branch of the team's
+remote, named as git names it (`--onto origin/main`), or each task's own branch (`--merge
+leave`, pushed to a remote with `--push origin`).
 
 The queue names a target by its repository and branch (`<repository>#<branch>`): a remote
 by its URL without credentials, so autopilots on many hosts share one queue for it; a local
-repository by its host and path, so two hosts never share a queue for two repositories."""
+repository by its host and path, so two hosts never share a queue for two repositories.
+
+Carries out `rules/outage.py` (`Asked.call`: each outage said once, the remote asked again
+only after its back-off)."""
 
 import socket
 import time
