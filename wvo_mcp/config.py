@@ -1,4 +1,6 @@
-"""Settings, read once from the environment (and CLI flags that override it)."""
+"""Settings, read once from the environment (and CLI flags that override it).
+
+Carries out `rules/bounds.py`."""
 
 import math
 import os

@@ -1,4 +1,6 @@
-"""The package's own exceptions, mapped to MCP tool errors in one place (server.py).
+"""The package's own exceptions, each one a tool error an agent can act on.
+
+The package's own exceptions, mapped to MCP tool errors in one place (server.py).
 
 WvoError
 ├── ValidationFailed     input is well-typed but not acceptable (cycle, unknown dep, ...)

@@ -1,4 +1,6 @@
-"""Directives: Markdown guidance for agents. Three places give them, each overriding the one
+"""Directives, Markdown guidance for agents, from the package, the person and the project.
+
+Directives: Markdown guidance for agents. Three places give them, each overriding the one
 before file by file and free to add more:
 
 1. the packaged copies (wvo_mcp/data/directives);

@@ -1,4 +1,6 @@
-"""Processes as /proc shows them: when one started (a pid is reused, its start time is
+"""Processes as /proc shows them: start time, session, environment, no link followed.
+
+Processes as /proc shows them: when one started (a pid is reused, its start time is
 not), its session, and its environment, read without following anything it controls."""
 
 import os

@@ -1,4 +1,6 @@
-"""The providers file: which providers and model tiers exist, with their budgets, caps and
+"""The providers file: providers, model tiers, budgets, breakers and the CLI each runs.
+
+The providers file: which providers and model tiers exist, with their budgets, caps and
 breakers, and the CLI (worker kind) the autopilot runs for each. The packaged default is
 overridden by $WVO_STATE_ROOT/providers.yaml or by WVO_PROVIDERS_FILE; a file that does not
 validate is refused with the line at fault."""

@@ -1,4 +1,6 @@
-"""The merge queue's figures, free of I/O: over a window, how many changes landed and how
+"""The merge queue's figures, no I/O: landings, waits, returns and cost over a window.
+
+The merge queue's figures, free of I/O: over a window, how many changes landed and how
 fast, how long they waited in their queue (p50, p95), how often work came back to a worker
 per landed change, and what each landed change cost per provider and tier; and each open
 entry's place in its queue."""

@@ -1,4 +1,6 @@
-"""Removing a folder that sandboxed code wrote (a worker's repository or home, a verification's
+"""Removes a folder sandboxed code wrote, however deep, whatever its modes, never via a link.
+
+Removing a folder that sandboxed code wrote (a worker's repository or home, a verification's
 checkout): whatever it left there, as deep as it goes, with whatever modes, and never through
 a link.
 

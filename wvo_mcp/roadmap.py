@@ -1,4 +1,6 @@
-"""Roadmap files: a human-edited YAML backlog (or the same document as JSON, which parses
+"""Roadmap files: a backlog a person edits as YAML (or JSON), read and written as one batch.
+
+Roadmap files: a human-edited YAML backlog (or the same document as JSON, which parses
 ~20x faster at 100k tasks), imported as one all-or-nothing batch."""
 
 import json

@@ -1,4 +1,6 @@
-"""The scratch folders the autopilot's runs make in the temporary folder (a worker's private
+"""The scratch folders runs make in the temporary folder, each named for its state folder.
+
+The scratch folders the autopilot's runs make in the temporary folder (a worker's private
 home, a verification's or a review's checkout, a rebase's worktree), each named for the state
 folder whose run made it: `wvo-<kind>-<owner>-<random>`, <owner> a short hash of the state
 folder's resolved path. `autopilot gc` removes only the folders its own state folder owns, so

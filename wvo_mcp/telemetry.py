@@ -1,4 +1,6 @@
-"""OpenTelemetry traces and metrics, when asked for (WVO_OTEL_ENABLED, or an OTLP endpoint):
+"""OpenTelemetry traces and metrics when asked for; otherwise every call is a cheap no-op.
+
+OpenTelemetry traces and metrics, when asked for (WVO_OTEL_ENABLED, or an OTLP endpoint):
 telemetry_export.py writes them. Off, every method is a cheap no-op and the SDK is not loaded.
 
 Keyword attributes without a dot get the `wvo.` prefix (`task_id=` becomes `wvo.task_id`);

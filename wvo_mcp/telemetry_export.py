@@ -1,4 +1,6 @@
-"""How telemetry leaves the process: JSON-lines files in the state folder shared by every server
+"""How telemetry leaves the process: shared JSON-lines files, plus OTLP when asked.
+
+How telemetry leaves the process: JSON-lines files in the state folder shared by every server
 process (bounded by size and age), plus OTLP when the standard OTEL_EXPORTER_OTLP_* variables
 ask for it. Imported only when telemetry is on: the OpenTelemetry SDK is a start-up cost."""
 

@@ -1,4 +1,6 @@
-"""Timestamps are stored as fixed-width ISO-8601 UTC text: readable in sqlite3, and their
+"""Timestamps as fixed-width ISO-8601 UTC text, whose text order is their time order.
+
+Timestamps are stored as fixed-width ISO-8601 UTC text: readable in sqlite3, and their
 lexicographic order is their time order, so indexes and comparisons work on the text."""
 
 from datetime import UTC, datetime, timedelta

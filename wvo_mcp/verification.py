@@ -1,6 +1,10 @@
-"""Commands in the sandbox: a task's verify_command (with its holder's lease kept alive while
+"""Runs commands in the sandbox: a task's verify_command, a landing check, sandbox_run.
+
+Commands in the sandbox: a task's verify_command (with its holder's lease kept alive while
 it runs), a landing check, and an agent's sandbox_run. Nothing here runs in a transaction:
-a run can take minutes, and the write lock must not wait on it."""
+a run can take minutes, and the write lock must not wait on it.
+
+Carries out `rules/check_causes.py` and `rules/junit.py`."""
 
 import dataclasses
 import fnmatch

@@ -1,4 +1,6 @@
-"""The driver of an ACP worker (providers file `kind: acp`): it runs inside the worker's
+"""Drives an ACP coding agent inside a worker's sandbox and reports what it does as lines.
+
+The driver of an ACP worker (providers file `kind: acp`): it runs inside the worker's
 sandbox, beside the agent it drives, as the run's command (commands.argv).
 
 It starts the agent (the Agent Client Protocol over its stdio), opens one session in the

@@ -1,6 +1,10 @@
-"""Keeping work apart: what each task touches (what it declares, and what its branch
+"""What each task touches, so ready work that touches nothing busy launches first.
+
+Keeping work apart: what each task touches (what it declares, and what its branch
 changed), so ready work that touches nothing running or queued launches first and fewer
-submissions come back with a conflict. A preference, never a lock (launch.apart_first)."""
+submissions come back with a conflict. A preference, never a lock (launch.apart_first).
+
+Carries out `rules/merge_queue.py`."""
 
 from collections.abc import Callable, Sequence
 

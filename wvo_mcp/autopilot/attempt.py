@@ -1,7 +1,11 @@
-"""One CLI run, as buildkite's JobExecutor runs a job: made ready in isolation
+"""Runs one worker CLI in isolation, watches it, and ends it with everything it started.
+
+One CLI run, as buildkite's JobExecutor runs a job: made ready in isolation
 (isolation.py), started in a process group of its own, its output read into its log and its
 event stream, watched for silence, a resource limit or the end of a drain's grace, and
-killed as one group, whatever it started."""
+killed as one group, whatever it started.
+
+Carries out `rules/pauses.py`."""
 
 import contextlib
 import math

@@ -7,7 +7,9 @@ template). Every run is configured by the autopilot alone: the CLI reads its set
 MCP server (wvo-mcp over HTTP with the run's own token) and its instructions from files the
 autopilot writes in the run's private home, never from the repository it works in. Secrets
 (the run token, the lease token in the prompt) reach it through its environment, stdin or
-those files, never its argv (which any local user can read in /proc)."""
+those files, never its argv (which any local user can read in /proc).
+
+Carries out `rules/agents.py`."""
 
 import json
 import re

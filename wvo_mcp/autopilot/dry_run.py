@@ -1,4 +1,6 @@
-"""What `wvo-mcp autopilot --dry-run` prints: each provider's workers, what they would see
+"""What `autopilot --dry-run` prints: each provider's workers and what they would reach.
+
+What `wvo-mcp autopilot --dry-run` prints: each provider's workers, what they would see
 and reach. Nothing is started."""
 
 import os

@@ -8,7 +8,9 @@ real CLI). Codex (`exec --json`) reports usage on each `turn.completed` and fail
 code and, on failure, the same message patterns. An `acp` worker's driver (acp_driver.py)
 writes an `acp` line per thing its agent does and one `acp_end` line for how its turn ended.
 
-Every line is untrusted: a line that is not JSON, or not an object, is ignored."""
+Every line is untrusted: a line that is not JSON, or not an object, is ignored.
+
+Carries out `rules/billing.py`."""
 
 import dataclasses
 import json

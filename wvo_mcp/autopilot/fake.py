@@ -1,4 +1,6 @@
-"""A stand-in for `claude -p … --output-format stream-json --verbose` (and, called as
+"""A stand-in coding CLI for the demo, tests and benchmarks, with modes that misbehave.
+
+A stand-in for `claude -p … --output-format stream-json --verbose` (and, called as
 `… exec`, for `codex exec --json`), for the demo, the tests and the benchmark (no model
 needed), as far as the autopilot can tell: it reads its prompt from stdin and the MCP config
 it was given (Claude Code's --mcp-config file, or Codex's $CODEX_HOME/config.toml with the

@@ -1,4 +1,6 @@
-"""A stand-in ACP agent (`kind: acp`), for the tests and the benchmark: it speaks the Agent
+"""A stand-in ACP agent for the tests and benchmarks, with modes that misbehave.
+
+A stand-in ACP agent (`kind: acp`), for the tests and the benchmark: it speaks the Agent
 Client Protocol on its stdio, as Gemini CLI or OpenCode do, and works its task as the fake
 worker (fake.py) does, through the MCP server its session names.
 

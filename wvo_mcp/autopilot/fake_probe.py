@@ -1,4 +1,6 @@
-"""What the hostile fake worker (fake.py, metadata.fake = probe) tries from inside its
+"""What the hostile fake worker tries from inside its sandbox, each outcome reported.
+
+What the hostile fake worker (fake.py, metadata.fake = probe) tries from inside its
 sandbox, for tests/security/test_worker_tenancy.py: files to read, write and remove, a
 database to open, secrets to look for, loopback services and Unix sockets to reach, the
 wvo-mcp tools and resources outside its token's scope. Each outcome is reported, never

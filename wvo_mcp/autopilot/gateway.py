@@ -1,4 +1,6 @@
-"""How the autopilot's workers reach wvo-mcp: its HTTP transport, served in this process on
+"""The HTTP endpoint through which workers reach wvo-mcp, each run with its own token.
+
+How the autopilot's workers reach wvo-mcp: its HTTP transport, served in this process on
 127.0.0.1, where each run acts with a token of its own. A run token names the run's agent,
 is scoped to its one task (and, for a reviewer, the one commit it reviews), expires unless
 renewed while the run lives, and is revoked when it ends. No worker is given the database,

@@ -1,4 +1,6 @@
-"""`wvo-mcp autopilot gc`: find what the autopilot leaves behind (workers' repositories under
+"""`autopilot gc`: finds what finished work left behind and removes what tidying allows.
+
+`wvo-mcp autopilot gc`: find what the autopilot leaves behind (workers' repositories under
 <repo>.wvo-worktrees, task branches wvo/<task>, run logs under <state>/runs, the scratch
 folders this state folder's runs made in the temporary folder: scratch_dirs.py), gather the
 facts tidying.judge needs, and remove what it allows. A dry run removes nothing and lists the
@@ -7,7 +9,9 @@ same verdicts.
 A worker's repository is hostile data (docs/security.md): git never runs in it. Its refs
 are read as files (git.refs.read_refs) and its files are compared with its HEAD's tree from
 the person's repository (git.judging.differs); reachability is asked of the person's repository
-only. Nothing found is followed through a symbolic link."""
+only. Nothing found is followed through a symbolic link.
+
+Carries out `rules/tidying.py`."""
 
 import dataclasses
 import os

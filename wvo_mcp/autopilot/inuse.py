@@ -1,4 +1,6 @@
-"""Which live processes use a folder, as /proc shows them: a working or root folder or an
+"""Which live processes use a folder, so that `autopilot gc` keeps it.
+
+Which live processes use a folder, as /proc shows them: a working or root folder or an
 open file in it, an argument or environment value naming it (bwrap's `--bind`, an
 unsandboxed CLI's HOME), or a mount of it in another mount namespace (what a sandboxed
 worker sees). `autopilot gc` keeps what any of them uses."""

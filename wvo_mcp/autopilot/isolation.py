@@ -1,4 +1,6 @@
-"""One worker or reviewer run made ready to start: its private home filled with the files the
+"""Makes one run ready: its private home, its sandboxed command, its egress proxy.
+
+One worker or reviewer run made ready to start: its private home filled with the files the
 autopilot chose (settings, MCP config with the run's token, its CLI's credentials, the
 prompt), its command line wrapped in the worker sandbox with an egress proxy for it, and all
 of it removed when the run ends. What the run sees is docs/security.md's "Workers"."""

@@ -1,5 +1,9 @@
-"""What the autopilot launches, decided from what it has read (pure: the loop reads the
-database and git, asks these, and applies the answer)."""
+"""What the autopilot launches next, decided from what the loop has read (pure).
+
+What the autopilot launches, decided from what it has read (pure: the loop reads the
+database and git, asks these, and applies the answer).
+
+Carries out `rules/agents.py` and `rules/routing.py`."""
 
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta

@@ -1,4 +1,6 @@
-"""What a dead autopilot leaves on this machine outside its state folder and repositories,
+"""Finds and cleans what a dead autopilot left outside its state folder.
+
+What a dead autopilot leaves on this machine outside its state folder and repositories,
 each found by who made it, and cleaned by `autopilot gc` and by the next autopilot's start
 alike: the processes its workers left (orphans.end_run), the cgroups of its runs (killed,
 then removed: cgroups.orphaned, this state folder's, made by a process that is gone), and

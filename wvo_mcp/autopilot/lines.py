@@ -1,4 +1,6 @@
-"""A worker's output cut into lines (pure): each line at most `limit` bytes, a longer one
+"""A worker's output cut into lines of bounded size, a longer line dropped (pure).
+
+A worker's output cut into lines (pure): each line at most `limit` bytes, a longer one
 dropped up to its newline and counted, never held whole. Whatever arrives, in whatever
 pieces, costs at most `limit` bytes of buffer."""
 

@@ -1,4 +1,6 @@
-"""The autopilot's loop: fill free worker slots with tasks routing sends their way, run one
+"""The autopilot's loop: fills worker slots with tasks, runs them, lands what they submit.
+
+The autopilot's loop: fill free worker slots with tasks routing sends their way, run one
 CLI per task in a sandbox of its own on a repository of its own, read what it reports, and
 land what it submits.
 

@@ -1,4 +1,6 @@
-"""What an autopilot killed without warning leaves behind, found by the next one (or by
+"""Ends the workers of an autopilot that died, but only processes provably theirs.
+
+What an autopilot killed without warning leaves behind, found by the next one (or by
 `autopilot gc`): whether it is really gone, and its workers' processes, ended only when they
 provably are its runs': the process group and session a worker led while its leader is
 still the process it started (a pid is reused; its start time is not), and any process that

@@ -1,4 +1,6 @@
-"""The prompts a worker and a reviewer start with (pure): the work-loop directive and the
+"""The prompts a worker and a reviewer start with, all text no person wrote quoted (pure).
+
+The prompts a worker and a reviewer start with (pure): the work-loop directive and the
 project's instructions (both from trusted sources: the packaged copy, the state folder, the
 base commit), then the task, already claimed, with the lease token to use and, on a retry,
 where the last attempt got and why its submission came back.

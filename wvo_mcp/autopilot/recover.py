@@ -1,4 +1,6 @@
-"""Crash recovery: what autopilots that died on this database left behind, taken over by a
+"""Crash recovery: a live autopilot takes over what dead ones left on this database.
+
+Crash recovery: what autopilots that died on this database left behind, taken over by a
 live one (orphans.py tells whether a run is gone and ends its workers' processes)."""
 
 from collections.abc import Callable

@@ -1,4 +1,6 @@
-"""The person's repository as the autopilot uses it: git calls one at a time off the event
+"""The person's repository as the autopilot uses it: git calls, task folders, run logs.
+
+The person's repository as the autopilot uses it: git calls one at a time off the event
 loop, each task's folders (its repositories, one per run; its run logs, numbered), the
 project's instructions, and a landed task's repositories tidied away."""
 

@@ -1,6 +1,10 @@
-"""What each kind of run is given: a worker its task (a repository of its own, its prompt,
+"""What each kind of run gets: a worker its task, a reviewer a commit, a planner a goal.
+
+What each kind of run is given: a worker its task (a repository of its own, its prompt,
 a run token scoped to the task), a reviewer a submitted commit (a read-only checkout and its
-diff), a planner the goal. Each runs one CLI through the executor."""
+diff), a planner the goal. Each runs one CLI through the executor.
+
+Carries out `rules/run_charges.py`."""
 
 import contextlib
 from collections.abc import Callable

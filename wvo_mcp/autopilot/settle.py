@@ -1,4 +1,6 @@
-"""How a worker's run settles, decided from how it ended and where its task stands (pure:
+"""How a worker's run settles, decided from how it ended and where its task stands (pure).
+
+How a worker's run settles, decided from how it ended and where its task stands (pure:
 the loop records, charges, takes or hands back as told)."""
 
 import dataclasses

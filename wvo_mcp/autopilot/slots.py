@@ -1,4 +1,6 @@
-"""What an autopilot run is told (Options), its worker slots, its running totals, and the
+"""An autopilot run's options, worker slots and running totals, shared by its parts.
+
+What an autopilot run is told (Options), its worker slots, its running totals, and the
 names and figures its parts share."""
 
 from collections import deque

@@ -1,5 +1,9 @@
-"""Taking a worker's submission: its commits, read from its own repository as data, onto
-wvo/<task> and into the merge queue (behind a review where the task has one)."""
+"""Takes a worker's commits as data into the merge queue, behind a review where asked.
+
+Taking a worker's submission: its commits, read from its own repository as data, onto
+wvo/<task> and into the merge queue (behind a review where the task has one).
+
+Carries out `rules/state_folder.py`."""
 
 from collections.abc import Callable
 from pathlib import Path

@@ -1,6 +1,10 @@
-"""The autopilot's live view on a terminal: its event lines scroll, and below them a block
+"""The autopilot's live view on a terminal: event lines, and a block of what runs now.
+
+The autopilot's live view on a terminal: its event lines scroll, and below them a block
 of what runs now is redrawn (each worker's task, time, last checkpoint; queue counts;
-totals). Not on a terminal, only the event lines are written."""
+totals). Not on a terminal, only the event lines are written.
+
+Carries out `rules/text.py`."""
 
 import sys
 from dataclasses import dataclass

@@ -1,4 +1,6 @@
-"""`autopilot`: run workers and supervise them (`run`), or, from another terminal, see and
+"""`wvo-mcp autopilot`: run workers, steer running autopilots, clean up after them.
+
+`autopilot`: run workers and supervise them (`run`), or, from another terminal, see and
 steer running autopilots (`status`, `pause`, `resume`, `stop`) and clear what finished work
 left behind (`gc`)."""
 

@@ -1,4 +1,6 @@
-"""What a command is, and what every command's handler uses: the orchestrator opened for one
+"""What every command's handler uses: the orchestrator opened for one call, and who acts.
+
+What a command is, and what every command's handler uses: the orchestrator opened for one
 call, and the person a command acts as."""
 
 import argparse

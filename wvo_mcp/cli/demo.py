@@ -1,4 +1,6 @@
-"""`wvo-mcp demo`: simulated agents, each a real MCP client of its own stdio server process,
+"""`wvo-mcp demo`: simulated agents work an example roadmap at once; none does a task twice.
+
+`wvo-mcp demo`: simulated agents, each a real MCP client of its own stdio server process,
 work through the example roadmap concurrently; the audit trail then proves no task was done
 twice. The agents only pace themselves with sleeps; correctness comes from the server."""
 

@@ -1,4 +1,6 @@
-"""A person's hand on a running fleet: `tell` holders, `pause` and `resume` work, `redirect` a
+"""A person's hand on a running fleet: tell, pause, redirect, answer, quarantine.
+
+A person's hand on a running fleet: `tell` holders, `pause` and `resume` work, `redirect` a
 task, the `inbox` of agents' questions with their `answer` (docs/operations.md), and the
 landing gate's `quarantine` of flaky tests (docs/autopilot.md)."""
 

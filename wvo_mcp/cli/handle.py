@@ -1,4 +1,6 @@
-"""The process a client starts stays small, as the client's handle on its server, so it ends
+"""Keeps the process a client starts small, its server in a child, so it stops at once.
+
+The process a client starts stays small, as the client's handle on its server, so it ends
 at once when the client stops it.
 
 A client gives the process it started little time to end after SIGINT: Claude Code checks

@@ -1,4 +1,6 @@
-"""How commands answer a person: JSON, a table, a line, or text of many lines; each passes
+"""How commands answer a person: JSON, a table or text, made safe for a terminal.
+
+How commands answer a person: JSON, a table, a line, or text of many lines; each passes
 what it shows through rules/text, since much of it an agent wrote (titles, reasons,
 summaries, a check's output) and a terminal obeys the escape sequences in it."""
 

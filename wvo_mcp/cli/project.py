@@ -1,4 +1,6 @@
-"""wvo-mcp in a project: `init` wires it into the repository you are in, `doctor` checks the
+"""`init`, `doctor` and `demo`: wire wvo-mcp into a repository, check it, show it at work.
+
+wvo-mcp in a project: `init` wires it into the repository you are in, `doctor` checks the
 wiring, `demo` shows it at work on a scratch backlog."""
 
 import argparse

@@ -1,5 +1,9 @@
-"""The roadmap in and out: `import` (new tasks, or --update from an edited roadmap) and
-`export`."""
+"""The roadmap in and out: `import` (a file or a forge's issues), `export`, `schedules`.
+
+The roadmap in and out: `import` (new tasks, or --update from an edited roadmap) and
+`export`.
+
+Carries out `rules/outage.py`."""
 
 import argparse
 import gc

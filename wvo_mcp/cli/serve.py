@@ -1,4 +1,6 @@
-"""Serving: `serve` (stdio, or streamable HTTP with --http), `dashboard`, and `tokens`, the
+"""Serving: `serve` (stdio or HTTP), `stop`, `dashboard`, and the HTTP bearer `tokens`.
+
+Serving: `serve` (stdio, or streamable HTTP with --http), `dashboard`, and `tokens`, the
 bearer tokens `serve --http` accepts."""
 
 import argparse

@@ -1,4 +1,6 @@
-"""A person moving tasks: `requeue`, `cancel`, `done`, `approve`, `reject`, and `rollback`
+"""A person moving tasks: `requeue`, `cancel`, `done`, `approve`, `reject`, `rollback`.
+
+A person moving tasks: `requeue`, `cancel`, `done`, `approve`, `reject`, and `rollback`
 of a task's files to a checkpoint."""
 
 import argparse

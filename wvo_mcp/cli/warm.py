@@ -1,4 +1,6 @@
-"""The warm process of a state folder (warm start, the default on Linux): it imports what
+"""The state folder's warm process: imports the server once, then forks one per client.
+
+The warm process of a state folder (warm start, the default on Linux): it imports what
 `serve` over stdio needs once, then forks a server for each client a relay (warm_relay.py) hands
 over.
 

@@ -1,4 +1,6 @@
-"""`wvo-mcp serve` over stdio with warm start (the default on Linux): the process a client
+"""Warm start's client side: the process a client starts hands its stdio to a warm server.
+
+`wvo-mcp serve` over stdio with warm start (the default on Linux): the process a client
 starts hands its stdin, stdout and stderr to the state folder's warm process (warm.py), which
 forks a server for them with everything already imported and this process's bounds (its
 cgroup and limits); this process stays as the client's handle on it.

@@ -1,8 +1,12 @@
-"""Who is calling over HTTP, and what they may do: bearer tokens become callers (the SDK's
+"""Who is calling over HTTP and what they may do: bearer tokens become callers with roles.
+
+Who is calling over HTTP, and what they may do: bearer tokens become callers (the SDK's
 token-verifier hook), a caller's role decides which tools it sees and may call (the rule
 itself is `toolset.role_allows`), and an agent's id comes from its token, not its arguments.
 
 Over stdio none of this runs: a stdio server is started by its one agent (identity.OneAgent).
+
+Carries out `rules/identity.py`.
 """
 
 import logging

@@ -1,5 +1,9 @@
-"""How a tool is called: who the caller is, our errors as tool errors an agent can act on,
-the request span annotated, and the registered tools shaped (WVO_TOOLS, lean schemas)."""
+"""The wrapper around every tool call: the caller, our errors as tool errors, the answer.
+
+How a tool is called: who the caller is, our errors as tool errors an agent can act on,
+the request span annotated, and the registered tools shaped (WVO_TOOLS, lean schemas).
+
+Carries out `rules/identity.py`."""
 
 import functools
 import json

@@ -1,4 +1,6 @@
-"""The answers a stdio server gives before any tool is called, as a table (data/handshake.json)
+"""Writes the answers a stdio server gives before any tool call, for cli/front.py.
+
+The answers a stdio server gives before any tool is called, as a table (data/handshake.json)
 that cli/front.py answers from while the server is still importing: `initialize` for each
 handshake revision a client may ask for, and per tool profile (WVO_TOOLS) the tool list a
 client asks for next. Made by the server itself, over its own stdio edge, so the

@@ -1,4 +1,6 @@
-"""Admission control for `serve --http`: a cap on the requests one process has in flight and
+"""Admission control for `serve --http`: caps on requests in flight and per caller.
+
+Admission control for `serve --http`: a cap on the requests one process has in flight and
 a token bucket per caller, decided here without I/O (the clock is an argument), so a flood is
 refused before it costs anything and never queues without bound (docs/http.md).
 

@@ -1,4 +1,6 @@
-"""MCP over streamable HTTP (`wvo-mcp serve --http`): many agents and people, one server
+"""MCP over streamable HTTP (`serve --http`): stateless, so any process answers any call.
+
+MCP over streamable HTTP (`wvo-mcp serve --http`): many agents and people, one server
 process or several (any request may land on any of them: the transport is stateless and
 every piece of state is in the database).
 

@@ -1,4 +1,6 @@
-"""A tracker's issues kept in step with the task graph (`wvo-mcp import github:OWNER/REPO`):
+"""Keeps a forge's labelled issues in step with their tasks, and talks with people on them.
+
+A tracker's issues kept in step with the task graph (`wvo-mcp import github:OWNER/REPO`):
 each open issue with the label is a task (rules/issue_tasks.py), created, or updated as
 `import --update` updates a roadmap's (claimed, submitted or done work is never touched);
 a closed issue's task is cancelled. Its id comes from the repository and the issue's
@@ -21,7 +23,9 @@ from someone who steers answers it and their `/wvo tell …` tells the task's ho
 anyone else's is shown (services/issue_sync).
 Each write on the forge is claimed by one host first, so two hosts never both make it.
 
-A person runs it, with their token: it acts with their authority, as `import` does."""
+A person runs it, with their token: it acts with their authority, as `import` does.
+
+Carries out `rules/graph.py` and `rules/text.py`."""
 
 import hashlib
 from collections.abc import Callable, Sequence

@@ -1,4 +1,6 @@
-"""The tools only served over HTTP: a person's moves (the CLI's approve, reject, requeue,
+"""Tools served only over HTTP: a person's moves, a reviewer's verdict, the tokens view.
+
+The tools only served over HTTP: a person's moves (the CLI's approve, reject, requeue,
 cancel, done) for person tokens, a reviewer's verdict for the run token of one review, and the
 operator's view of the tokens (toolset.role_allows, scope_allows)."""
 

@@ -1,4 +1,6 @@
-"""The resources (status, health, shared context, a task, a directive) and one prompt per
+"""The MCP resources (status, health, context, a task, a directive) and the prompts.
+
+The resources (status, health, shared context, a task, a directive) and one prompt per
 directive."""
 
 from collections.abc import Awaitable, Callable

@@ -1,4 +1,6 @@
-"""The MCP server: `build_server()` opens the orchestrator in the lifespan and registers every
+"""Builds the MCP server: opens the orchestrator and registers every tool and resource.
+
+The MCP server: `build_server()` opens the orchestrator in the lifespan and registers every
 feature (tools.py, person_tools.py, resources.py) through the tool-call wrapper (calls.py)."""
 
 import gc

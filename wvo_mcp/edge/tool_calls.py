@@ -1,4 +1,6 @@
-"""`tools/list` and `tools/call` on the SDK's low-level server, from a table built once with
+"""`tools/list` and `tools/call` on the SDK's low-level server, from a table built once.
+
+`tools/list` and `tools/call` on the SDK's low-level server, from a table built once with
 the server: the listed tools in their wire form, and per tool its argument model's validator
 and the arguments that may come JSON-encoded.
 

@@ -1,4 +1,6 @@
-"""The agents' tools, registered one feature at a time; each is one await on the
+"""The agents' MCP tools, each one await on the orchestrator through the call wrapper.
+
+The agents' tools, registered one feature at a time; each is one await on the
 orchestrator, wrapped by calls.tool_call."""
 
 from collections.abc import Callable

@@ -1,4 +1,6 @@
-"""GitHub's webhook on `serve --http` (POST /webhooks/github), off unless the person set
+"""GitHub's webhook: each delivery's signature checked, then acted on as its sender may.
+
+GitHub's webhook on `serve --http` (POST /webhooks/github), off unless the person set
 WVO_WEBHOOK_SECRET: a delivery is read only up to its size cap, acted on only once its
 `X-Hub-Signature-256` matches the secret, and once per delivery id and per body (a replay,
 under its id or a new one, is refused and writes nothing: services/webhooks.py); one for
@@ -14,7 +16,9 @@ again, and one that passes cancels it only when its commit contains every red co
 `ping` answers; anything else is recorded and left alone.
 
 What a delivery says is data, signed by GitHub: an issue's body becomes a task's
-description, and nothing in it is read as an instruction."""
+description, and nothing in it is read as an instruction.
+
+Carries out `rules/webhooks.py`."""
 
 import dataclasses
 import hashlib

@@ -1,4 +1,6 @@
-"""Where a team reviews: a forge (GitHub first) as the merge queue lands through it, behind
+"""A forge (GitHub first) behind one small interface, through which the queue lands.
+
+Where a team reviews: a forge (GitHub first) as the merge queue lands through it, behind
 one small interface a second forge can implement (docs/forge.md maps each call to GitLab's
 API).
 

@@ -1,4 +1,6 @@
-"""Who steers the fleet from a forge, as rules/trust.py says, with each account's role (and
+"""Who steers the fleet from a forge: each account's role, read and kept for a while.
+
+Who steers the fleet from a forge, as rules/trust.py says, with each account's role (and
 team membership, where teams are trusted) read from the forge and kept for a bounded time.
 Every forge input asks it before it acts: a comment (edge/issue_sync.py, edge/webhooks.py), a
 label, an issue's edit, a review (autopilot/landing/pull_requests.py). Its calls block: run them

@@ -1,4 +1,6 @@
-"""The forge and the person's token for it, for the trusted side alone (`import github:`, the
+"""The forge's API and the person's token for it, for the trusted side alone.
+
+The forge and the person's token for it, for the trusted side alone (`import github:`, the
 autopilot, `doctor`, the webhook), by one rule. The API is `--forge-api`, else
 WVO_FORGE_API, else the caller's own (the remote's host, or GitHub's). The token is named by
 that API's host: WVO_FORGE_TOKEN, then the variables GitHub's own `gh` reads for it

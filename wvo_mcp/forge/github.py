@@ -1,4 +1,6 @@
-"""GitHub's pull requests, through githubkit (a client generated from GitHub's own OpenAPI
+"""GitHub's pull requests through githubkit, its polls conditional to spare the rate limit.
+
+GitHub's pull requests, through githubkit (a client generated from GitHub's own OpenAPI
 description): github.com, or an Enterprise Server by its API base URL.
 
 Polls are conditional requests: githubkit keeps each answer with its ETag (hishel's HTTP

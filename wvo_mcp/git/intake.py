@@ -1,7 +1,11 @@
-"""A worker's commits taken as data: its objects copied as plain files, packed and checked
+"""Takes a worker's commits as data: objects copied and checked, then a ref set.
+
+A worker's commits taken as data: its objects copied as plain files, packed and checked
 object by object by index-pack --strict before any reaches the person's repository, commits
 that change the state folder refused, and a ref set by compare-and-swap. The worker's
-repository is never handed to git."""
+repository is never handed to git.
+
+Carries out `rules/state_folder.py`."""
 
 import os
 import re

@@ -1,4 +1,6 @@
-"""Judging a worker's repository, read as data (git never runs there): which of its files
+"""Which files of a worker's repository differ from a commit, read as data, bounded.
+
+Judging a worker's repository, read as data (git never runs there): which of its files
 differ from a commit's tree, leaving out what that commit's own .gitignore files ignore, in
 bounded memory and time; Unjudged when it cannot be read or holds more than a judgement may
 take."""

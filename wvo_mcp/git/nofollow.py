@@ -1,4 +1,6 @@
-"""Paths a worker can write, opened one component at a time from the root, following no
+"""Opens a path a worker can write one step at a time, following no link.
+
+Paths a worker can write, opened one component at a time from the root, following no
 symbolic link and never blocking on a FIFO: the open flags, and small reads."""
 
 import os

@@ -1,4 +1,6 @@
-"""Ref names: the checkpoint refs and the branch an autopilot worker commits on, and git's
+"""Ref names and git's rules for them; a worker's HEAD and refs read as files.
+
+Ref names: the checkpoint refs and the branch an autopilot worker commits on, and git's
 rules for a valid one. A worker's HEAD and refs read as files, never by git: no link
 followed, every file bounded."""
 

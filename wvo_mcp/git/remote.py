@@ -1,4 +1,6 @@
-"""The team's git remote, as the autopilot reaches it: the one git that uses the person's
+"""The team's git remote: the one git that uses the person's credentials.
+
+The team's git remote, as the autopilot reaches it: the one git that uses the person's
 credentials (their credential helper, ssh agent or key, a token in their git config).
 
 It runs with the person's own environment and configuration, as `git push` in their shell

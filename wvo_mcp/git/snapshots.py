@@ -1,4 +1,6 @@
-"""Checkpoints of the person's working tree: a snapshot (tracked and untracked non-ignored
+"""Checkpoints of the person's working tree, kept as commits, and restoring them.
+
+Checkpoints of the person's working tree: a snapshot (tracked and untracked non-ignored
 files) as a commit object, stored under refs/wvo/checkpoints/ without touching the working
 tree, the index or any branch; what it changed; restoring it. The state folder is left out
 (Git.keep_out)."""

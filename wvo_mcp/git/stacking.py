@@ -1,4 +1,6 @@
-"""The merge queue's git: a taken commit stacked onto a target by a merge or a rebase, as
+"""Stacks a taken commit onto a target by a merge or a rebase, with its conflicts.
+
+The merge queue's git: a taken commit stacked onto a target by a merge or a rebase, as
 objects or in a scratch worktree of our own, and the conflicts that stop it, with their
 hunks."""
 

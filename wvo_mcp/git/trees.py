@@ -1,4 +1,6 @@
-"""A commit's files out of git without a checkout (so no attributes, filters, eol conversion
+"""A commit's files written or read without a checkout, and a new repository per worker.
+
+A commit's files out of git without a checkout (so no attributes, filters, eol conversion
 or hooks): a tree written as raw blobs into a fresh folder (materialize), a folder's files
 read as objects (read_tree_files), and a new repository for one worker attempt
 (clone_for_worker). Each folder written is made and opened relative to its parent, following

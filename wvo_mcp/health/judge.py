@@ -1,4 +1,6 @@
-"""The OODA monitor's judgement, without I/O: what an observation means (orient) and what
+"""The health monitor's judgement, no I/O: what an observation means and what to do.
+
+The OODA monitor's judgement, without I/O: what an observation means (orient) and what
 to do about it (decide)."""
 
 import statistics

@@ -1,4 +1,6 @@
-"""The OODA health monitor: a background task in every server process. The process holding
+"""The health monitor's loop in every server: the leader observes, acts and takes backups.
+
+The OODA health monitor: a background task in every server process. The process holding
 the leader lease observes, orients, decides, acts and reports each tick, and takes the
 backups; the others wait to take over when that lease runs out."""
 

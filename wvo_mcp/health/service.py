@@ -1,4 +1,6 @@
-"""The health monitor's database work: leadership, observation, acting on what was decided,
+"""The health monitor's database work: leadership, observing, acting, the report.
+
+The health monitor's database work: leadership, observation, acting on what was decided,
 and the report. Each function runs inside one transaction."""
 
 import json

@@ -1,4 +1,6 @@
-"""When the call being served reached this server, from which its waits share one bound.
+"""When the call being served arrived, so all its waits share one bound from then.
+
+When the call being served reached this server, from which its waits share one bound.
 
 The waits a call makes before doing any work share one bound from its arrival
 (rules/claim_gate: WAIT_BOUND_S, HELD_WAIT_S; docs/http.md, "Past capacity"), so a call that

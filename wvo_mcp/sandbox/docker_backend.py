@@ -1,4 +1,6 @@
-"""The Docker backend, through the `docker` package, when an engine answers here and the
+"""The Docker backend, used when an engine answers and the image is already here.
+
+The Docker backend, through the `docker` package, when an engine answers here and the
 image is present locally. It never pulls an image and never starts a daemon."""
 
 import contextlib

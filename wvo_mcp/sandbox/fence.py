@@ -1,4 +1,6 @@
-"""The resource limits of one worker, reviewer or planner run, enforced the strongest way
+"""A run's resource limits, enforced the strongest way this machine allows.
+
+The resource limits of one worker, reviewer or planner run, enforced the strongest way
 this machine allows, and which of them stopped it.
 
 With a writable cgroup (v2, or v1 per controller: cgroups.py) the run's memory, processes and

@@ -1,4 +1,6 @@
-"""What a sandbox run may ask for, checked before anything starts (pure, no I/O but `stat`)."""
+"""What a sandbox run may ask for, checked before anything starts (pure, no I/O but `stat`).
+
+Carries out `rules/bounds.py`."""
 
 import os
 import re

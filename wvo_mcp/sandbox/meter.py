@@ -12,7 +12,9 @@ response cut, cancelled or timed out is charged what had passed; one whose usage
 read, at the ceiling of the request (rules/billing.py). A process the worker starts can
 write to its CLI's output, never to this (docs/security.md, "What a run is charged"). h11
 frames both sides (httpx's own HTTP/1.1 engine), so a hostile or odd message is refused as
-h11 refuses it, never half-parsed here."""
+h11 refuses it, never half-parsed here.
+
+Carries out `rules/wire.py`."""
 
 import json
 import logging

@@ -1,4 +1,6 @@
-"""No isolation, only by explicit opt-in: the timeout, limits and tree kill still apply
+"""The backend with no isolation, on explicit opt-in: timeout, limits and kill still hold.
+
+No isolation, only by explicit opt-in: the timeout, limits and tree kill still apply
 (through cgroups when writable here, else the process group)."""
 
 import threading

@@ -1,4 +1,6 @@
-"""The relay inside a sandbox that has no network: loopback ports carried to the egress
+"""The relay inside a sandbox with no network: loopback ports carried to the egress proxy.
+
+The relay inside a sandbox that has no network: loopback ports carried to the egress
 proxy's Unix socket, then the sandbox's real command as its child.
 
     python -I -m wvo_mcp.sandbox.relay --socket PATH [--forward HOST:PORT ...]

@@ -1,4 +1,6 @@
-"""Start a process, drain its output into capped tails, stop it at the timeout, and leave
+"""Starts a process, caps its output, stops it at the timeout, leaves nothing running.
+
+Start a process, drain its output into capped tails, stop it at the timeout, and leave
 nothing of it running."""
 
 import contextlib

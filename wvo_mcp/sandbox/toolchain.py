@@ -1,4 +1,6 @@
-"""The project's own toolchain: the folders a repository keeps its test environment in and
+"""The project's own toolchain folders (.venv, node_modules), read-only in every sandbox.
+
+The project's own toolchain: the folders a repository keeps its test environment in and
 git ignores (`.venv`, `venv`, `node_modules`, or what the providers file declares).
 
 A fresh checkout lacks them, so every check, verify command and worker sees the person's

@@ -1,1 +1,3 @@
-"""The services: one place per behaviour, shared by the MCP tools and the CLI."""
+"""The services: one transaction per behaviour, shared by the tools, the CLI and autopilot.
+
+The services: one place per behaviour, shared by the MCP tools and the CLI."""

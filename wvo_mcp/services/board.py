@@ -1,4 +1,6 @@
-"""The dashboard's board: columns by status with their counts (the maintained counters, never
+"""The dashboard's board: columns and their counts, cards, and the live view's cursor.
+
+The dashboard's board: columns by status with their counts (the maintained counters, never
 a count of rows), a keyset-paged column, cards by id, and the change cursor the live view
 follows (the event log, plus lease renewals, which write no event)."""
 

@@ -1,4 +1,6 @@
-"""The scheduler: ranking ready work (plan_next) and granting leases (claim_task).
+"""Claims: ranking the ready work (plan_next) and granting a task's lease (claim_task).
+
+The scheduler: ranking ready work (plan_next) and granting leases (claim_task).
 
 A claim is one write transaction (store.Lock.CLAIM): WIP limits are counted, the best
 claimable task is picked and leased, and the event is recorded before another claim can
@@ -7,6 +9,8 @@ claim read it: an expired lease is locked and re-checked first (one another writ
 skipped), and the grant is conditional on the epoch read. On PostgreSQL a claim never waits
 on a task's row: claims take turns, so one waiting would stall them all. A candidate whose
 row another session holds is skipped for the next one (docs/postgres.md, "Row locks").
+
+Carries out `rules/pauses.py` and `rules/wsjf.py`.
 """
 
 import heapq

@@ -1,4 +1,6 @@
-"""Shared project context: named sections with versions, caps and history. The database is
+"""Shared project context: named sections with versions and history, mirrored to a file.
+
+Shared project context: named sections with versions, caps and history. The database is
 the source of truth; state/context.md is re-rendered inside each write's transaction, so
 files land in commit order and the file never shows a version another write overtook."""
 

@@ -1,4 +1,6 @@
-"""A flaky check told from a bad change (issue 57): each landing check's figures, each flake
+"""Flaky checks told from bad changes: check figures, proven flakes, the quarantine.
+
+A flaky check told from a bad change (issue 57): each landing check's figures, each flake
 with its evidence, and the quarantine of tests whose failure alone does not block a landing.
 Its drivers: autopilot/landing/gate.py (it reruns a failing check and records what it found) and
 a person's `wvo-mcp quarantine` (add, remove, list).
@@ -11,7 +13,9 @@ and never recorded: it cannot make its own flake known.
 A flake's tests are entered by the autopilot as suggested: listed with their evidence, but
 only a person's entry lets a test's failure through. The tests, their names and their
 flaking are the code under test, which a worker's change can write: its planted flake must
-never loosen the gate for the changes after it."""
+never loosen the gate for the changes after it.
+
+Carries out `rules/named_tests.py`."""
 
 import json
 from datetime import datetime, timedelta

@@ -1,7 +1,8 @@
-"""The merge queue as the database keeps it: one queue of entries per target branch, who
-lands each target now (a lease with a fencing token), and each landing written as an intent
-before its ref moves, so that an autopilot killed at any moment loses no entry and a later
-one never lands an entry twice."""
+"""The merge queue as the database keeps it: entries, the landing lease, intents.
+
+One queue of entries per target branch, who lands each target now (a lease with a fencing
+token), and each landing written as an intent before its ref moves, so that an autopilot
+killed at any moment loses no entry and a later one never lands an entry twice."""
 
 import json
 from collections.abc import Sequence

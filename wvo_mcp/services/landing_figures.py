@@ -1,4 +1,6 @@
-"""The merge queue as people and agents read it: its open entries, each with its place and
+"""The merge queue as people read it: open entries with their waits, and its figures.
+
+The merge queue as people and agents read it: its open entries, each with its place and
 wait, and the figures of a window (queue_figures.py does the arithmetic). What each landed
 change cost adds up the usage charged to its task (routing.record_usage, per provider and
 tier over all its attempts)."""

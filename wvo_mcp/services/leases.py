@@ -3,7 +3,9 @@
 A lease is what lets one agent work a task, so everything here checks the holder's token or
 renews its lease, and nothing here moves a task's status (services/moves.py does). A lease
 lost to silence counts as a failed attempt: `lose_lease` carries out `rules/retry.py` for it
-(a holder's own failure is retried by services/moves.py)."""
+(a holder's own failure is retried by services/moves.py).
+
+Carries out `rules/transitions.py`."""
 
 import json
 from collections.abc import Callable, Sequence

@@ -1,4 +1,6 @@
-"""Words between a person and a task's holders: a person's message (tell), a changed task
+"""Words between a person and a task's holders: tells, redirects, questions, answers.
+
+Words between a person and a task's holders: a person's message (tell), a changed task
 (redirect), an agent's question and a person's answer; and the autopilot's drain, to the
 workers it runs. Each note reaches the task's holder
 with the answer to its next call, once per holder; a note for one holder (a pause, a

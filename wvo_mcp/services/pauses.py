@@ -1,7 +1,12 @@
-"""A person's pause of a task, an epic or the whole fleet: what is paused is not claimable,
+"""A person's pause of a task, an epic or the whole fleet, and its end.
+
+A person's pause of a task, an epic or the whole fleet: what is paused is not claimable,
 and its holders are told to checkpoint and stop. A pause never counts against an attempt or
 a provider: the task waits, with its checkpoint and branch, and takes no WIP slot once its
-holder lets go."""
+holder lets go.
+
+Carries out `rules/pauses.py`; a paused worker is ended at its grace's end by
+`autopilot/attempt.py` (`Executor._watch`)."""
 
 from datetime import datetime
 

@@ -1,4 +1,6 @@
-"""Applying an edited roadmap (`wvo-mcp import --update FILE`): the tasks it names take its
+"""Applies an edited roadmap (`import --update`): new definitions, never new progress.
+
+Applying an edited roadmap (`wvo-mcp import --update FILE`): the tasks it names take its
 definitions, its new tasks are created, and nothing else moves.
 
 A roadmap carries definitions, not progress: no status is set from it, and work that is
@@ -6,6 +8,8 @@ held (claimed, waiting for a person's approval, waiting for its review or landin
 is never changed; such an entry is reported as skipped, with why. Tasks the file leaves
 out are reported, never deleted or cancelled. `plan` only reads, so `--dry-run` shows
 exactly what `apply` would do in the same state.
+
+Carries out `rules/graph.py`.
 """
 
 import json

@@ -1,4 +1,6 @@
-"""Each route's figures per task class, as the dashboard shows them (issue 37): the outcome
+"""Each route's figures per task class, as the dashboard shows them.
+
+Each route's figures per task class, as the dashboard shows them (issue 37): the outcome
 statistics of every route that has any, figured by rules/learning.figures_of, each with its
 state, where a fresh task of the class goes now and why, and the policy in force."""
 

@@ -1,4 +1,6 @@
-"""Outcome statistics per route (issue 37): for each provider, tier and task class, what the
+"""Each routed attempt's outcome, added to its route's fading statistics.
+
+Outcome statistics per route (issue 37): for each provider, tier and task class, what the
 attempts routed there came to, by the rule in rules/learning.py: an outcome fades its
 route's decayed sums by `keep` and adds its increments (learning.increments), and counts
 once in `outcomes`, in one upsert inside the caller's transaction. So the statistics change

@@ -1,5 +1,9 @@
-"""Provider routing against the database: usage windows, breakers, reservations, agents'
-declared models, and the reports. Each function runs inside one transaction."""
+"""Provider routing against the database: usage, breakers, reservations, reports.
+
+Provider routing against the database: usage windows, breakers, reservations, agents'
+declared models, and the reports. Each function runs inside one transaction.
+
+Carries out `rules/learning.py` and `rules/routing.py`."""
 
 import json
 import random

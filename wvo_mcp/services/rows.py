@@ -1,4 +1,6 @@
-"""Turning task rows into the public models, and scoring a row."""
+"""Turning task rows into the public models, and scoring a row.
+
+Carries out `rules/wsjf.py`."""
 
 import json
 from datetime import datetime

@@ -1,4 +1,6 @@
-"""Tasks that come back (rules/schedules.py says when): a roadmap entry with `every:` is a
+"""Tasks that come back on a schedule: each due time makes a new task from its entry.
+
+Tasks that come back (rules/schedules.py says when): a roadmap entry with `every:` is a
 task now and a schedule. Each time its time comes after its last task is done or
 cancelled, it makes a new task, `<id>.<YYYYMMDD-HHMM>`, from the entry's definition. A
 new task, not a new attempt: done is final, and each time keeps its own history, landing

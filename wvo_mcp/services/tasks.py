@@ -1,4 +1,6 @@
-"""Creating, reading and listing tasks (transaction functions run by the store)."""
+"""Creating, reading and listing tasks (transaction functions run by the store).
+
+Carries out `rules/graph.py`."""
 
 import json
 import uuid

@@ -3,6 +3,8 @@
 A token's secret is shown once, when it is made; the database keeps only its SHA-256
 digest (the secrets are 256 random bits, so a slow password hash would add only latency).
 Revoking holds on every server process within a second (edge/access.StoreVerifier).
+
+Carries out `rules/identity.py`.
 """
 
 import hashlib

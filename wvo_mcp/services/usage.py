@@ -1,4 +1,6 @@
-"""Whose word moves budgets and breakers (docs/security.md, "Usage-trust rule"): one reported
+"""Whose reported usage may move budgets and breakers, and how far it counts.
+
+Whose word moves budgets and breakers (docs/security.md, "Usage-trust rule"): one reported
 model call is bounded for everyone; an autopilot worker's run token reports only about its
 own task, provider and tier, and its report is noted, never charged (the autopilot charges
 its run from its CLI's own usage report); an HTTP agent token charges only the provider its

@@ -1,4 +1,6 @@
-"""The store: one interface (base.py), a backend per engine. SQLite, one file in the state
+"""The store: one database interface, with SQLite (the default) and PostgreSQL behind it.
+
+The store: one interface (base.py), a backend per engine. SQLite, one file in the state
 folder, is the embedded default; PostgreSQL (WVO_DATABASE_URL) serves many hosts."""
 
 from wvo_mcp.config import Settings

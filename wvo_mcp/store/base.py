@@ -1,4 +1,6 @@
-"""The store's interface: what services and the orchestrator may use of a database,
+"""The store's interface: what services may use of a database, whatever engine holds it.
+
+The store's interface: what services and the orchestrator may use of a database,
 whichever engine holds it.
 
 A transaction is a synchronous function of a `Tx`, which knows only named queries (the

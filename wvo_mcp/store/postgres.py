@@ -1,4 +1,6 @@
-"""PostgreSQL connector (psycopg 3's async connections and pool) for many servers on many
+"""The PostgreSQL store, for many servers on many hosts.
+
+PostgreSQL connector (psycopg 3's async connections and pool) for many servers on many
 hosts.
 
 A transaction is a synchronous function of a `Tx`, the same one SQLite runs; here it runs

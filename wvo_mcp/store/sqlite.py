@@ -1,4 +1,6 @@
-"""SQLite connector: one connection per Database, WAL, and whole transactions run as one
+"""The SQLite store: one WAL connection, each transaction one synchronous function.
+
+SQLite connector: one connection per Database, WAL, and whole transactions run as one
 synchronous function (services write them against `Tx`, which only knows named queries).
 
 A transaction first runs right on the event loop: a claim takes a fraction of a

@@ -1,4 +1,6 @@
-"""The coding CLIs on PATH that agents and the autopilot run: found, their versions read and
+"""The coding CLIs on PATH: found, versions checked, and whether each is signed in.
+
+The coding CLIs on PATH that agents and the autopilot run: found, their versions read and
 checked, and whether they are signed in, asked without spending a token."""
 
 import json

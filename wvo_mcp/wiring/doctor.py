@@ -1,4 +1,6 @@
-"""`wvo-mcp doctor`: check a repository `wvo-mcp init` wired, each check saying what to do
+"""`wvo-mcp doctor`: checks a repository `init` wired, each failure saying what to do.
+
+`wvo-mcp doctor`: check a repository `wvo-mcp init` wired, each check saying what to do
 when it fails. Starts the server exactly as each client's configuration says, runs the
 sandbox, and asks each CLI whether it is signed in (which spends no tokens)."""
 

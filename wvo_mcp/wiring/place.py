@@ -1,4 +1,6 @@
-"""Where an initialised repository keeps wvo-mcp's state, and how commands run inside it find
+"""Where an initialised repository keeps wvo-mcp's state, recorded in its .git/config.
+
+Where an initialised repository keeps wvo-mcp's state, and how commands run inside it find
 that place: `wvo-mcp init` records it in the repository's own git configuration
 (`wvo.stateRoot` in .git/config).
 

@@ -1,4 +1,6 @@
-"""The gate's run of one landing check: on a fresh checkout, its failures rerun, flakes proven.
+"""Runs a landing check in the sandbox and tells a proven flake from a change's failure.
+
+The gate's run of one landing check: on a fresh checkout, its failures rerun, flakes proven.
 
 Each landing step that verifies a tree asks it (steps.py's `Steps.verify`): the check runs
 on a fresh checkout of the tree in the sandbox, reading only the JUnit reports the run
@@ -6,7 +8,9 @@ wrote; a failure of its tests is run again before anything is blamed; one that d
 come back is a flake only where it is proven one on the target (issue 69).
 
 Carries out `rules/flakes.py` (what proves a flake, `Gate.check`) and `rules/junit.py`
-(which tests a run's reports say failed)."""
+(which tests a run's reports say failed).
+
+Carries out `rules/check_causes.py`."""
 
 import shlex
 import time

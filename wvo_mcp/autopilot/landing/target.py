@@ -1,4 +1,6 @@
-"""Where finished work lands, how the merge queue names it, and how it asks the remote.
+"""Where finished work lands (a local or remote branch, or its own) and its queue's name.
+
+Where finished work lands, how the merge queue names it, and how it asks the remote.
 
 A target is a branch of the person's repository (`--onto main`), a branch of the team's
 remote, named as git names it (`--onto origin/main`), or each task's own branch (`--merge

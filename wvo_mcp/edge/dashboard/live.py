@@ -1,4 +1,6 @@
-"""The dashboard's live view: ONE change-cursor poller per process, whatever the number of
+"""The dashboard's live view: one poller per process sends changes to every viewer.
+
+The dashboard's live view: ONE change-cursor poller per process, whatever the number of
 viewers. Started with the first subscriber and stopped with the last, it reads every
 POLL_SECONDS, in one read transaction, the events past its cursor (and the held tasks'
 renewals, which write no event, and a mark per view: usage reports, health ticks, autopilot

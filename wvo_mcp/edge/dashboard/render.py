@@ -1,4 +1,6 @@
-"""The board as HTML, rendered on the server (the page and the fragments the live view
+"""The board and its cards as HTML, the same for the whole page and the live view.
+
+The board as HTML, rendered on the server (the page and the fragments the live view
 fetches share these functions, so a card looks the same however it arrived)."""
 
 import functools

@@ -1,4 +1,6 @@
-"""The dashboard's routes on the HTTP server (`serve --http --dashboard`): thin Starlette
+"""The dashboard's HTTP routes: thin handlers over the orchestrator, who may view or act.
+
+The dashboard's routes on the HTTP server (`serve --http --dashboard`): thin Starlette
 handlers over the orchestrator, the same tokens as the MCP endpoint.
 
 Who may do what: person and operator tokens view, only a person acts (approve, reject,

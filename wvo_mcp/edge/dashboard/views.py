@@ -1,4 +1,6 @@
-"""The dashboard's views beside the board as HTML fragments: agents, budgets and routes,
+"""The dashboard's views beside the board as HTML: agents, budgets, health, the autopilot.
+
+The dashboard's views beside the board as HTML fragments: agents, budgets and routes,
 health and schedules, the inbox, and the autopilot with its merge queue and landing gate."""
 
 from dataclasses import dataclass

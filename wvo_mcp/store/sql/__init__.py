@@ -1,4 +1,6 @@
-"""Named SQL, one folder per dialect (`sqlite/`, `postgres/`): every statement lives in the
+"""Named SQL, one folder per dialect: its queries.sql and its numbered migrations.
+
+Named SQL, one folder per dialect (`sqlite/`, `postgres/`): every statement lives in the
 dialect's queries.sql under a `-- name: ...` header (the same names in both), schema changes
 in the dialect's numbered files under migrations/."""
 
