@@ -42,7 +42,7 @@ class Server(MCPServer[Orchestrator]):
     never see one (Claude Code drops it); the SDK's client checks every result against it in
     pure-Python jsonschema (0.1-0.4 ms a call, 12 ms to compile per tool) and the server once
     more, and deriving them is a fifth of start-up's server build. What every tool answers is
-    its return type in models.py, which the suite checks replies against (tests/security)."""
+    its return type in models/, which the suite checks replies against (tests/security)."""
 
     def add_tool(
         self,

@@ -1,7 +1,7 @@
-"""The health area: the health report (services/health).
+"""The health area: the health report (health/service.py).
 
-The monitor's loop reads services/health over its own connection (monitor.py); this is the
-report a tool or the CLI asks for."""
+The monitor's loop (health/monitor.py) reads health/service.py over its own connection; this
+is the report a tool or the CLI asks for."""
 
 from functools import partial
 

@@ -1,4 +1,4 @@
-"""The leases area: a holder's heartbeat, checkpoint and moves (services/leases).
+"""The leases area: a holder's heartbeat, checkpoint and moves (services/leases, moves).
 
 Held work is timed for the claim gate (claim_gate.held): it goes before claims and sets
 how fast new holders are let in. `update_and_claim` is a move with the next claim, in

@@ -1,4 +1,4 @@
-"""The reviews area: submitted commits, reviews, approvals and re-queues (services/leases).
+"""The reviews area: submitted commits, reviews, approvals and re-queues (services/reviews, moves).
 
 A person's or a reviewer's verdict on a task's work, each one write."""
 

@@ -1,9 +1,10 @@
 """The pull requests the merge queue opened, as rows: each one's branch, head, state and wait.
 
-`rules/pulls.py` judges what a pull request asks next, and autopilot/pull_requests.py carries
-that out against the forge; this module only stores what it found (the head it pushed, what
-the pull request waits for, how it ended), each write under the fence of the landing it
-carries (services/landing.py), and what a person's closing of one does to its task."""
+`rules/pulls.py` judges what a pull request asks next, and
+autopilot/landing/pull_requests.py carries that out against the forge; this module only
+stores what it found (the head it pushed, what the pull request waits for, how it ended),
+each write under the fence of the landing it carries (services/landing.py), and what a
+person's closing of one does to its task."""
 
 from dataclasses import dataclass
 from datetime import datetime
