@@ -4,7 +4,8 @@ How the autopilot's workers reach wvo-mcp: its HTTP transport, served in this pr
 127.0.0.1, where each run acts with a token of its own. A run token names the run's agent,
 is scoped to its one task (and, for a reviewer, the one commit it reviews), expires unless
 renewed while the run lives, and is revoked when it ends. No worker is given the database,
-the state folder or a way to the dashboard: only this endpoint, through its egress proxy."""
+the state folder or a way to the dashboard: only this endpoint, through its egress proxy.
+Their model API traffic goes through the meter (sandbox/meter.py), not here."""
 
 import contextlib
 import dataclasses

@@ -2,7 +2,8 @@
 
 One queue of entries per target branch, who lands each target now (a lease with a fencing
 token), and each landing written as an intent before its ref moves, so that an autopilot
-killed at any moment loses no entry and a later one never lands an entry twice."""
+killed at any moment loses no entry and a later one never lands an entry twice. The landing
+itself (stacking, checks, bisection, pull requests) is autopilot/landing/'s."""
 
 import json
 from collections.abc import Sequence

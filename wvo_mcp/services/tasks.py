@@ -1,6 +1,6 @@
 """Creating, reading and listing tasks (transaction functions run by the store).
 
-Carries out `rules/graph.py`."""
+Carries out `rules/graph.py`, and `rules/wsjf.py` for a task's stored score."""
 
 import json
 import uuid
