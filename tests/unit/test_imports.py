@@ -21,8 +21,6 @@ ALLOWED: dict[str, str] = {
     "_tool_manager": "the MCP SDK's server lists its registered tools only through it",
     "_lowlevel_server": "the MCP SDK's server: what its run_stdio_async serves, and where "
     "request handlers are installed",
-    "_session": "edge/handshake.py serves the handshake table over edge/stdio.py's own "
-    "session (the same edge, one package)",
     "_no_notes_for": "a pydantic PrivateAttr of the claim's answer (models): kept off the "
     "wire, set where the claim is made and read by edge/calls.py to shape the answer",
     "_took_over_expired": "a pydantic PrivateAttr of the claim's answer (models): kept off "

@@ -56,7 +56,7 @@ async def _answers(settings: Settings, version: str) -> dict[str, Any]:
             answered.set()
 
     lowlevel = build_server(settings)._lowlevel_server
-    async with stdio._session(lines(), write) as (read, written):
+    async with stdio.session(lines(), write) as (read, written):
         await lowlevel.run(read, written, lowlevel.create_initialization_options())
     return {"initialize": said[0], **{m: said[n] for n, m in enumerate(LISTS, 1)}}
 

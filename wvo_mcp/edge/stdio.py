@@ -244,7 +244,7 @@ async def pipe_streams(taken: Taken | None = None) -> AsyncIterator[Streams]:
             await writer.drain()
 
         try:
-            async with _session(_pipe_lines(reader), write, taken) as streams:
+            async with session(_pipe_lines(reader), write, taken) as streams:
                 yield streams
         finally:
             read_transport.close()
@@ -285,7 +285,7 @@ async def file_streams() -> AsyncIterator[Streams]:
         async def write(data: bytes) -> None:
             await anyio.to_thread.run_sync(_write_all, writer, data)
 
-        async with _session(_file_lines(reader), write) as streams:
+        async with session(_file_lines(reader), write) as streams:
             yield streams
 
 
@@ -419,7 +419,7 @@ class _Outgoing(ObjectSendStream[SessionMessage]):
 
 
 @contextlib.asynccontextmanager
-async def _session(
+async def session(
     lines: AsyncGenerator[bytes | None, None],
     write: Callable[[bytes], Awaitable[None]],
     taken: Taken | None = None,
