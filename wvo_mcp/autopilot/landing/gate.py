@@ -130,7 +130,7 @@ class Gate:
         self.say(f"not a flake: `{shown}` on tree {tree[:12]}: {evidence}; it is the change's")
         head, _, rest = str(first).partition("\n")
         # Said first for the summary, and last, where a long output's cut to its tail
-        # (lander.OUTPUT_TAIL) leaves it in what the worker starts from.
+        # (steps.OUTPUT_TAIL) leaves it in what the worker starts from.
         return VerificationFailed(
             f"{head}; {evidence}: the change's failure, not a flake\n{rest}\n"
             f"Not a flake: {evidence}. {FLAKY_FIX}"

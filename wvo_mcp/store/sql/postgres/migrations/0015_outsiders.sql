@@ -2,7 +2,7 @@
 -- the forge) are task events of kind 'outsider', listed in the person's inbox.
 CREATE INDEX task_events_outsiders ON task_events (id) WHERE kind = 'outsider';
 
--- The open issues `import github:` could not apply (edge/issue_sync.py): a cycle, an unknown
+-- The open issues `import github:` could not apply (tracker.py): a cycle, an unknown
 -- dependency, a body over the cap, a label by someone who does not steer. Each pass replaces
 -- its repository's rows; `wvo-mcp status` lists them.
 CREATE TABLE unsynced_issues (
