@@ -295,7 +295,7 @@ def _tag(tags: str, key: str) -> str | None:
 TYPE_DECL = re.compile(r"^type (\w+) (.+)$", re.M)
 FUNC = re.compile(r"^func \(\w+ \*?(\w+)\) (\w+)\((.*)\) (.+) \{$", re.M)
 NEW_REQUEST = re.compile(
-    r"s\.client\.NewRequest\(\s*http\.Method(\w+),\s*(.+?),\s*(&?\w+|nil),\s*options\)"
+    r"\w+\.client\.NewRequest\(\s*http\.Method(\w+),\s*(.+?),\s*(&?\w+|nil),\s*(?:options|nil)\)"
 )
 VERB = re.compile(r"(%[sdv])")
 
