@@ -3,6 +3,7 @@ GitLab answers it, the merge's compare-and-swap, the merge train, threads and pi
 the queue reads them, each fault as a Fault that says what to do, and nothing the client
 writes ever carrying a quick action GitLab would run."""
 
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -392,3 +393,23 @@ def test_what_the_client_writes_runs_no_quick_action(forge: Forge) -> None:
     assert quick_actions(">>>\n/merge\n>>>") == []
     assert quick_actions("<details>\n/merge\n</details>") == []
     assert quick_actions("/tmp/file\n/merged") == []
+
+
+def test_git_pushes_reach_the_project_but_never_its_protected_branch(
+    forge: Forge, tmp_path: Path
+) -> None:
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", forge.url, str(clone)], check=True, capture_output=True)
+    (clone / "m.txt").write_text("m\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost"]
+    subprocess.run([*git, "add", "m.txt"], cwd=clone, check=True)
+    subprocess.run([*git, "commit", "-qm", "m"], cwd=clone, check=True)
+    tip = forge.tip()
+    refused = subprocess.run([*git, "push", "origin", "HEAD:main"], cwd=clone,
+                             capture_output=True, text=True)  # fmt: skip
+    assert refused.returncode != 0 and forge.tip() == tip
+    assert "not allowed to push code to protected branches" in refused.stderr
+    subprocess.run([*git, "push", "-q", "origin", "HEAD:wvo/t12"], cwd=clone, check=True,
+                   capture_output=True)  # fmt: skip
+    opened = _client(forge).open("wvo/t12", "main", "t12", "")
+    assert opened.head == forge.tip("wvo/t12") != tip

@@ -536,7 +536,6 @@ class Forge(github.Forge):
             "username": username,
             "name": username.title(),
             "state": "active",
-            "locked": False,
             "avatar_url": None,
             "web_url": f"{self.web}/{username}",
         }
@@ -672,8 +671,6 @@ class Forge(github.Forge):
             "resolvable": False,
             "confidential": False,
             "internal": False,
-            "imported": False,
-            "imported_from": "none",
         }
 
     def issue_json(self, issue: Any) -> dict[str, Any]:
@@ -695,7 +692,6 @@ class Forge(github.Forge):
             "assignees": [],
             "assignee": None,
             "author": self.user_json(issue.author),
-            "type": "ISSUE",
             "issue_type": "issue",
             "user_notes_count": 0,
             "merge_requests_count": 0,
@@ -711,10 +707,6 @@ class Forge(github.Forge):
                 "full": f"{self.full}#{issue.number}",
             },
             "task_completion_status": {"count": len(tasks), "completed_count": tasks.count("x")},
-            "has_tasks": bool(tasks),
-            "blocking_issues_count": len(
-                [k for k in self.links if k.source == issue.number and k.kind == "blocks"]
-            ),
         }
 
     def car_json(self, car: Car) -> dict[str, Any]:
@@ -1239,7 +1231,7 @@ def _member_json(forge: Forge, username: str, level: int) -> dict[str, Any]:
     return forge.user_json(username) | {
         "access_level": level,
         "expires_at": None,
-        "membership_state": "active",
+        "created_at": "2026-01-01T00:00:00.000Z",
     }
 
 
