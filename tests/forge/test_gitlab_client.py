@@ -413,3 +413,24 @@ def test_git_pushes_reach_the_project_but_never_its_protected_branch(
                    capture_output=True)  # fmt: skip
     opened = _client(forge).open("wvo/t12", "main", "t12", "")
     assert opened.head == forge.tip("wvo/t12") != tip
+
+
+def test_a_fast_forward_project_merges_only_a_head_on_the_tip_and_squash_is_per_call(
+    forge: Forge,
+) -> None:
+    client = _client(forge)
+    forge.merge_method, forge.approvals = "ff", 0
+    assert client.repository().methods == ("rebase",) and client.requirements("main").strict
+    head = _branch(forge, "wvo/t13", {"n.txt": "n\n"})
+    client.open("wvo/t13", "main", "t13", "")
+    forge.push_to_main({"o.txt": "o\n"})
+    forge.wait_checks()
+    assert client.pull(1).mergeable_state == "behind"
+    refused = client.merge(1, head, "rebase", "t13", "")
+    assert not refused.merged and not refused.moved and "422" in refused.why
+    forge.merge_method = "merge"
+    assert client.repository().methods == ("merge", "squash")
+    tip = forge.tip()
+    merged = client.merge(1, head, "squash", "t13: squashed", "")
+    assert merged.merged and forge.git("log", "-1", "--format=%P", merged.commit) == tip
+    assert forge.git("log", "-1", "--format=%s", merged.commit) == "t13: squashed"
