@@ -1,0 +1,751 @@
+"""GitLab's merge requests through python-gitlab: the forge interface over REST v4.
+
+gitlab.com or a self-managed instance by its API base URL (`https://host/api/v4`), the
+project by its full path (`group/sub/project`). python-gitlab brings the auth headers, URL
+building and error types; every request goes through one call here (`_request`) that
+turns off its own sleeping on 429 and its retries, so a rate limit or an outage is a Fault
+carrying how long GitLab asked us to wait, and the queue holds that long (target.Reach).
+Its session counts each request (`calls`) and keeps the last answer's Retry-After and
+RateLimit-Reset, which python-gitlab's errors do not carry.
+
+GitLab sends no ETags for these reads, so every poll counts against the rate limit.
+Merge requests and issues have numbers (iids) of their own: `comment` is on an issue,
+`comment_pull` on a merge request. Threads left unresolved where the project requires
+every thread resolved come back as changes requested, so the queue returns them to the
+worker as it does a GitHub review."""
+
+import threading
+import time
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+import gitlab
+import requests
+from gitlab.exceptions import GitlabAuthenticationError, GitlabHttpError
+
+from wvo_mcp.errors import Fault
+from wvo_mcp.forge import (
+    Access,
+    Check,
+    Comment,
+    Issue,
+    IssueComment,
+    Merged,
+    Method,
+    Pull,
+    Repository,
+    Requirements,
+    Review,
+)
+from wvo_mcp.rules.webhooks import FailedJob, tail
+
+PAGE = 100
+NO_TIME_SECONDS = 60.0  # a 429 that names no time (gitlab.com may omit it): a minute
+LEVELS = ((50, "admin"), (40, "maintain"), (30, "write"), (15, "triage"), (10, "read"))
+# GitLab's detailed_merge_status in the words of rules/pulls (GitHub's mergeable_state).
+STATES = {
+    "mergeable": "clean",
+    "need_rebase": "behind",
+    "conflict": "dirty",
+    "checking": "unknown",
+    "unchecked": "unknown",
+    "preparing": "unknown",
+}
+RUNNING = frozenset(
+    {"created", "waiting_for_resource", "preparing", "pending", "running", "scheduled", "manual"}
+)
+PASSED = frozenset({"success", "skipped"})
+
+
+class Session(requests.Session):
+    """A requests session that counts what it sends and keeps, per thread, the last answer's
+    rate-limit headers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+        self._count = threading.Lock()
+        self.last = threading.local()
+
+    def request(
+        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        with self._count:
+            self.calls += 1
+        self.last.headers = {}
+        answer = super().request(method, url, *args, **kwargs)
+        self.last.headers = dict(answer.headers)
+        return answer
+
+    def retry_after(self) -> float | None:
+        """Seconds the last answer on this thread asked for (Retry-After, else the time to
+        RateLimit-Reset), None when it named none."""
+        headers: Mapping[str, str] = getattr(self.last, "headers", {})
+        found = {k.lower(): v for k, v in headers.items()}
+        try:
+            if "retry-after" in found:
+                return max(1.0, float(found["retry-after"]))
+            if "ratelimit-reset" in found:
+                return max(1.0, float(found["ratelimit-reset"]) - time.time())
+        except ValueError:
+            return None
+        return None
+
+
+class GitLab:
+    """One project on GitLab, as the merge queue asks it (forge.Forge)."""
+
+    kind = "gitlab"
+
+    def __init__(
+        self, api: str, repository: str, token: str, timeout: float = 30.0, source: str = ""
+    ) -> None:
+        self.api = api.rstrip("/")
+        self.source = source  # where the token was read, for a refusal
+        self.path = repository.strip("/")
+        self.id = urllib.parse.quote(self.path, safe="")
+        self.where = f"{self.path} on {self.api}"
+        self.host = urllib.parse.urlsplit(self.api).hostname or self.api
+        self._session = Session()
+        self._client = gitlab.Gitlab(
+            self.api.removesuffix("/api/v4"),
+            private_token=token,
+            timeout=timeout,
+            retry_transient_errors=False,
+            keep_base_url=True,
+            session=self._session,
+        )
+        self._project: dict[str, Any] | None = None
+
+    @property
+    def calls(self) -> int:
+        return self._session.calls
+
+    # -- one request -----------------------------------------------------------------------
+
+    def _request(
+        self,
+        verb: str,
+        path: str,
+        what: str,
+        query: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+        missing: bool = False,
+    ) -> Any:
+        """One request's JSON (its text when it is not JSON); every way it can fail is a
+        Fault that says what to do. `missing`: a 404 is None, not a Fault."""
+        try:
+            answer = self._client.http_request(
+                verb,
+                path,
+                query_data=query or {},
+                post_data=body,
+                obey_rate_limit=False,
+                retry_transient_errors=False,
+                max_retries=0,
+            )
+        except GitlabAuthenticationError as exc:
+            raise Fault(
+                "auth", f"GitLab refused the token ({what}: {_said(exc)}): {self._refused()}"
+            ) from None
+        except GitlabHttpError as exc:
+            if missing and exc.response_code == 404:
+                return None
+            raise self._failed(exc.response_code or 0, _said(exc), what) from None
+        except requests.Timeout:
+            raise Fault(
+                "timeout", f"GitLab ({self.where}) did not answer in time ({what})"
+            ) from None
+        except requests.RequestException as exc:
+            raise Fault(
+                "unreachable",
+                f"GitLab ({self.where}) cannot be reached ({what}): {type(exc).__name__}",
+            ) from None
+        if "json" in answer.headers.get("Content-Type", ""):
+            return answer.json()
+        return answer.text
+
+    def _get(self, path: str, what: str, **query: Any) -> Any:
+        return self._request("get", path, what, query)
+
+    def _pages(self, path: str, what: str, **query: Any) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            batch = self._get(path, f"{what} (page {page})", per_page=PAGE, page=page, **query)
+            found += batch
+            if len(batch) < PAGE:
+                return found
+            page += 1
+
+    def _refused(self) -> str:
+        whence = f" (read from {self.source})" if self.source else ""
+        return (
+            f"give a valid token for {self.host}{whence}: WVO_FORGE_TOKEN or GITLAB_TOKEN, "
+            f"or sign in with `glab auth login --hostname {self.host}`"
+        )
+
+    def _failed(self, status: int, said: str, what: str) -> Fault:
+        if status == 429:
+            wait = self._session.retry_after()
+            if wait is None:
+                return Fault(
+                    "limited",
+                    f"GitLab's rate limit is reached ({what}); it named "
+                    f"no time: waiting {NO_TIME_SECONDS:.0f} s",
+                    retry_after=NO_TIME_SECONDS,
+                )
+            return Fault(
+                "limited",
+                f"GitLab's rate limit is reached ({what}); it asked for {wait:.0f} s",
+                retry_after=wait,
+            )
+        if status in (403, 404):
+            return Fault(
+                "auth",
+                f"GitLab answered {status} to {what} ({said}): the token "
+                f"cannot see or change {self.path} (it needs the api scope and the "
+                "Developer role at least; docs/forge.md lists what it needs)",
+            )
+        if status >= 500:
+            return Fault("unreachable", f"GitLab failed ({status}) on {what}: {said}")
+        return Fault("refused", f"GitLab refused {what} ({status}): {said}")
+
+    def _p(self, rest: str = "") -> str:
+        return f"/projects/{self.id}{rest}"
+
+    # -- forge.Forge ------------------------------------------------------------------------
+
+    def project(self, fresh: bool = False) -> dict[str, Any]:
+        """The project's settings, read once (and again when `fresh`)."""
+        if self._project is None or fresh:
+            self._project = cast(dict[str, Any], self._get(self._p(), "reading the project"))
+        return self._project
+
+    def repository(self) -> Repository:
+        found = self.project(fresh=True)
+        squash = found.get("squash_option") or "default_off"
+        if found.get("merge_method") == "ff":
+            methods: tuple[Method, ...] = ("rebase",)
+        elif squash == "always":
+            methods = ("squash",)
+        elif squash == "never":
+            methods = ("merge",)
+        else:
+            methods = ("merge", "squash")
+        return Repository(str(found["path_with_namespace"]), str(found["web_url"]), methods)
+
+    def requirements(self, branch: str) -> Requirements:
+        """The project's settings and its approval rules for `branch` (Premium; where the
+        instance has none, approvals come from the project's approvals_before_merge)."""
+        found = self.project(fresh=True)
+        checks = ("pipeline",) if found.get("only_allow_merge_if_pipeline_succeeds") else ()
+        try:
+            rules = self._get(self._p("/approval_rules"), f"reading the approval rules of {branch}")
+            approvals = max(
+                [int(r.get("approvals_required") or 0) for r in rules if _applies(r, branch)] or [0]
+            )
+        except Fault as exc:
+            if exc.kind != "auth":
+                raise
+            approvals = int(found.get("approvals_before_merge") or 0)
+        strict = found.get("merge_method") in ("rebase_merge", "ff")
+        return Requirements(
+            checks, approvals, strict, True, bool(found.get("merge_trains_enabled"))
+        )
+
+    def find(self, branch: str, base: str) -> Pull | None:
+        found = self._get(
+            self._p("/merge_requests"),
+            f"looking for the merge request from {branch}",
+            source_branch=branch,
+            target_branch=base,
+            state="all",
+            order_by="created_at",
+            sort="desc",
+            per_page=1,
+        )
+        return _pull(found[0]) if found else None
+
+    def open(self, branch: str, base: str, title: str, body: str) -> Pull:
+        found = self._request(
+            "post",
+            self._p("/merge_requests"),
+            f"opening a merge request from {branch}",
+            body={
+                "source_branch": branch,
+                "target_branch": base,
+                "title": title,
+                "description": body,
+                "remove_source_branch": False,
+            },
+        )
+        return _pull(found)
+
+    def edit(self, number: int, title: str, body: str) -> None:
+        self._request(
+            "put",
+            self._p(f"/merge_requests/{number}"),
+            f"editing merge request !{number}",
+            body={"title": title, "description": body},
+        )
+
+    def pull(self, number: int) -> Pull:
+        return _pull(
+            self._get(self._p(f"/merge_requests/{number}"), f"reading merge request !{number}")
+        )
+
+    def checks(self, commit: str, wanted: Sequence[str] = ()) -> list[Check]:
+        """The newest pipeline on `commit`, as one check named "pipeline"; a failed one with
+        its failed job's log tail."""
+        found = self._get(
+            self._p("/pipelines"),
+            f"reading the pipelines of {commit[:12]}",
+            sha=commit,
+            order_by="id",
+            sort="desc",
+            per_page=1,
+        )
+        if not found:
+            return []
+        pipeline = found[0]
+        status = str(pipeline.get("status") or "")
+        state: Any = (
+            "pending" if status in RUNNING else "success" if status in PASSED else "failure"
+        )
+        text = ""
+        if state == "failure":
+            job = self.failed_job(int(pipeline["id"]))
+            text = "" if job is None else f"{job.name}: {job.url}\n{job.log}"
+        return [Check("pipeline", state, status, str(pipeline.get("web_url") or ""), text)]
+
+    def reviews(self, number: int) -> list[Review]:
+        """Approvals, reviewers who asked for changes, and (where the project requires every
+        thread resolved) each author's unresolved threads as changes requested on the head
+        they were written on, with their file, line and text."""
+        where = f"/merge_requests/{number}"
+        url = f"{self.web_url()}/-{where}"
+        found: list[Review] = []
+        approvals = self._get(self._p(where + "/approvals"), f"reading !{number}'s approvals")
+        for n, approver in enumerate(approvals.get("approved_by") or []):
+            who = str((approver.get("user") or {}).get("username") or "")
+            found.append(Review(n + 1, who, "APPROVED", "", "", url))
+        threads: dict[str, list[tuple[str, Comment]]] = {}
+        if self.project().get("only_allow_merge_if_all_discussions_are_resolved"):
+            for thread in self._pages(
+                self._p(where + "/discussions"), f"reading !{number}'s threads"
+            ):
+                notes = [n for n in thread.get("notes") or [] if not n.get("system")]
+                if not notes or not notes[0].get("resolvable") or notes[0].get("resolved"):
+                    continue
+                first = notes[0]
+                who = str((first.get("author") or {}).get("username") or "")
+                position = first.get("position") or {}
+                line = position.get("new_line")
+                comment = Comment(
+                    str(position.get("new_path") or ""),
+                    int(line) if line is not None else None,
+                    str(first.get("body") or ""),
+                )
+                threads.setdefault(who, []).append((str(position.get("head_sha") or ""), comment))
+        asked = self._get(self._p(where + "/reviewers"), f"reading !{number}'s reviewers")
+        for reviewer in asked:
+            who = str((reviewer.get("user") or {}).get("username") or "")
+            if reviewer.get("state") == "requested_changes" and who not in threads:
+                threads[who] = []  # on no head known: it waits for them to review again
+        for who, said in threads.items():
+            heads = [h for h, _ in said if h]
+            positioned = tuple(c for _, c in said if c.path)
+            body = "\n\n".join(c.body for _, c in said if not c.path)
+            found.append(
+                Review(
+                    len(found) + 1,
+                    who,
+                    "CHANGES_REQUESTED",
+                    heads[-1] if heads else "",
+                    body or "unresolved threads",
+                    url,
+                    positioned,
+                )
+            )
+        return found
+
+    def merge(self, number: int, head: str, method: Method, title: str, message: str) -> Merged:
+        """PUT …/merge with `sha` in the body: GitLab merges only while the head is `head`
+        (409 when it moved)."""
+        squash = method == "squash"
+        said = f"{title}\n\n{message}".strip()
+        body: dict[str, Any] = {"sha": head, "squash": squash, "should_remove_source_branch": False}
+        body["squash_commit_message" if squash else "merge_commit_message"] = said
+        try:
+            found = self._request(
+                "put",
+                self._p(f"/merge_requests/{number}/merge"),
+                f"merging merge request !{number}",
+                body=body,
+            )
+        except Fault as exc:
+            if exc.kind != "refused":
+                raise
+            return Merged(False, moved="(409)" in str(exc), why=str(exc))
+        if found.get("state") != "merged":
+            return Merged(False, why=f"GitLab left it {found.get('state')}")
+        return Merged(
+            True,
+            str(
+                found.get("merge_commit_sha")
+                or found.get("squash_commit_sha")
+                or found.get("sha")
+                or ""
+            ),
+        )
+
+    def enqueue(self, pull: Pull, head: str) -> Merged:
+        """Onto the merge train at `head` (`moved` when it no longer is)."""
+        try:
+            self._request(
+                "post",
+                self._p(f"/merge_trains/merge_requests/{pull.number}"),
+                f"adding merge request !{pull.number} to the merge train",
+                body={"sha": head},
+            )
+        except Fault as exc:
+            if exc.kind != "refused":
+                raise
+            moved = "(409)" in str(exc) or "does not match head" in str(exc).lower()
+            return Merged(False, moved=moved, why="" if moved else str(exc))
+        return Merged(False)
+
+    def queued(self, pull: Pull) -> str | None:
+        found = self._request(
+            "get",
+            self._p(f"/merge_trains/merge_requests/{pull.number}"),
+            f"reading !{pull.number}'s merge train car",
+            missing=True,
+        )
+        status = None if found is None else str(found.get("status") or "")
+        return None if status in (None, "merged", "skip_merged") else status
+
+    def comment(self, number: int, body: str) -> IssueComment:
+        found = self._request(
+            "post",
+            self._p(f"/issues/{number}/notes"),
+            f"commenting on issue #{number}",
+            body={"body": body},
+        )
+        return self._note(found, number, "issues")
+
+    def comment_pull(self, number: int, body: str) -> IssueComment:
+        found = self._request(
+            "post",
+            self._p(f"/merge_requests/{number}/notes"),
+            f"commenting on merge request !{number}",
+            body={"body": body},
+        )
+        return self._note(found, number, "merge_requests")
+
+    def _note(self, found: dict[str, Any], number: int, kind: str) -> IssueComment:
+        return IssueComment(
+            id=int(found["id"]),
+            number=number,
+            user=str((found.get("author") or {}).get("username") or ""),
+            body=str(found.get("body") or ""),
+            created_at=str(found.get("created_at") or ""),
+            url=f"{self.web_url()}/-/{kind}/{number}#note_{found['id']}",
+        )
+
+    def web_url(self) -> str:
+        return str(self.project().get("web_url") or "")
+
+    def comments(self, since: str, number: int | None = None) -> list[IssueComment]:
+        """Notes by people (not GitLab's own) on issue `number`, or on every issue updated
+        since `since` (GitLab has no project-wide listing: one request per such issue)."""
+        if number is None:
+            updated = self._pages(
+                self._p("/issues"),
+                f"listing issues updated since {since}",
+                updated_after=since,
+                state="all",
+                order_by="updated_at",
+                sort="asc",
+            )
+            numbers = [int(i["iid"]) for i in updated]
+        else:
+            numbers = [number]
+        found: list[IssueComment] = []
+        for n in numbers:
+            notes = self._pages(
+                self._p(f"/issues/{n}/notes"),
+                f"listing issue #{n}'s notes",
+                sort="asc",
+                order_by="created_at",
+            )
+            found += [
+                self._note(note, n, "issues")
+                for note in notes
+                if not note.get("system")
+                and str(note.get("updated_at") or note.get("created_at") or "") >= since
+            ]
+        return sorted(found, key=lambda c: (c.created_at, c.id))
+
+    def _user(self, login: str) -> dict[str, Any] | None:
+        found = self._get("/users", f"looking up {login}", username=login)
+        return cast(dict[str, Any], found[0]) if found else None
+
+    def permission(self, login: str) -> str:
+        user = self._user(login)
+        if user is None:
+            return "none"
+        member = self._request(
+            "get", self._p(f"/members/all/{user['id']}"), f"reading {login}'s role", missing=True
+        )
+        if member is None:
+            return "none"
+        level = int(member.get("access_level") or 0)
+        role = next((name for at, name in LEVELS if level >= at), "none")
+        # A bot (a project or group access token's user) steers nothing: at most a reader.
+        return "read" if user.get("bot") and role != "none" else role
+
+    def member(self, team: str, login: str) -> bool:
+        """Whether `login` is an active member of the group `team` (any depth: a/b/c)."""
+        user = self._user(login)
+        if user is None:
+            return False
+        group = urllib.parse.quote(team.strip("/"), safe="")
+        found = self._request(
+            "get",
+            f"/groups/{group}/members/all/{user['id']}",
+            f"reading whether {login} is in {team}",
+            missing=True,
+        )
+        return found is not None and found.get("state", "active") == "active"
+
+    def contains(self, ancestor: str, descendant: str) -> bool:
+        try:
+            found = self._request(
+                "get",
+                self._p("/repository/merge_base"),
+                f"comparing {ancestor[:12]} with {descendant[:12]}",
+                query={"refs[]": [ancestor, descendant]},
+                missing=True,
+            )
+        except Fault as exc:
+            if exc.kind != "refused":  # 400: a commit GitLab does not know
+                raise
+            return False
+        return found is not None and found.get("id") == ancestor
+
+    def issue(self, number: int) -> Issue | None:
+        found = self._request(
+            "get", self._p(f"/issues/{number}"), f"reading issue #{number}", missing=True
+        )
+        return None if found is None else self._issue(found)
+
+    def issues(self, label: str) -> list[Issue]:
+        found = self._pages(
+            self._p("/issues"), f"listing the issues labelled {label!r}", labels=label, state="all"
+        )
+        return [self._issue(i) for i in found]
+
+    def _issue(self, found: dict[str, Any]) -> Issue:
+        """An issue, with the issues it is blocked by as its parts (read for open issues
+        only: a closed one's dependencies schedule nothing)."""
+        number = int(found["iid"])
+        subs: tuple[int, ...] = ()
+        if found.get("state") == "opened":
+            links = self._get(
+                self._p(f"/issues/{number}/links"), f"listing issue #{number}'s links"
+            )
+            subs = tuple(
+                int(k["iid"])
+                for k in links
+                if k.get("link_type") == "is_blocked_by"
+                and int(k.get("project_id") or 0) == int(found.get("project_id") or 0)
+            )
+        return Issue(
+            number=number,
+            node_id=str(found.get("id") or ""),
+            title=str(found.get("title") or ""),
+            body=str(found.get("description") or ""),
+            labels=tuple(str(label) for label in found.get("labels") or []),
+            state="open" if found.get("state") == "opened" else "closed",
+            url=str(found.get("web_url") or ""),
+            sub_issues=subs,
+            author=str((found.get("author") or {}).get("username") or ""),
+        )
+
+    def labelled_by(self, number: int, label: str) -> str | None:
+        who = None
+        for event in self._pages(
+            self._p(f"/issues/{number}/resource_label_events"),
+            f"reading who labelled issue #{number}",
+        ):
+            named = str((event.get("label") or {}).get("name") or "").strip().lower()
+            if event.get("action") == "add" and named == label.strip().lower():
+                who = str((event.get("user") or {}).get("username") or "") or None
+        return who
+
+    def finish_issue(self, number: int, label: str | None) -> None:
+        if label:
+            self._request(
+                "put",
+                self._p(f"/issues/{number}"),
+                f"labelling issue #{number} {label!r}",
+                body={"add_labels": label},
+            )
+            return
+        self._request(
+            "put",
+            self._p(f"/issues/{number}"),
+            f"closing issue #{number}",
+            body={"state_event": "close"},
+        )
+
+    def failed_job(self, run_id: int) -> FailedJob | None:
+        """Pipeline `run_id`'s first failed job, with its trace's tail."""
+        jobs = self._get(
+            self._p(f"/pipelines/{run_id}/jobs"),
+            f"listing pipeline {run_id}'s failed jobs",
+            **{"scope[]": "failed"},
+        )
+        failed = [j for j in jobs if j.get("status") == "failed"]
+        if not failed:
+            return None
+        job = failed[0]
+        try:
+            log = str(
+                self._get(
+                    self._p(f"/jobs/{job['id']}/trace"), f"reading job {job.get('name')!r}'s log"
+                )
+            )
+        except Fault as exc:
+            if exc.kind not in ("refused", "auth"):
+                raise
+            log = f"(its log could not be read: {exc})"
+        return FailedJob(str(job.get("name") or ""), str(job.get("web_url") or ""), tail(log))
+
+    def failed_check(self, suite_id: int) -> FailedJob | None:
+        """GitLab has no check suites: pipelines are read by failed_job."""
+        return None
+
+    def access(self, branch: str) -> list[Access]:
+        """Reads where the queue reads, the token's scopes, the role against who may merge
+        into `branch`, and for writes a merge request from a branch that does not exist
+        (GitLab refuses it as invalid, 400, once the token may write; 403 when not).
+        Nothing is written."""
+        reads = [
+            ("project: read", self._p(), {}),
+            ("merge requests: read", self._p("/merge_requests"), {"per_page": 1}),
+            ("pipelines: read", self._p("/pipelines"), {"per_page": 1}),
+            ("issues: read", self._p("/issues"), {"per_page": 1}),
+        ]
+        found = []
+        for permission, path, query in reads:
+            try:
+                self._request("get", path, f"probing {permission}", query)
+                found.append(Access(permission, True, "read"))
+            except Fault as exc:
+                if exc.kind not in ("auth", "refused"):
+                    raise
+                found.append(Access(permission, False, str(exc)))
+        try:
+            token = self._get("/personal_access_tokens/self", "reading the token's scopes")
+            scopes = [str(s) for s in token.get("scopes") or []]
+            found.append(
+                Access(
+                    "token scope: api", "api" in scopes, f"scopes: {', '.join(scopes) or 'none'}"
+                )
+            )
+        except Fault as exc:
+            if exc.kind not in ("auth", "refused"):
+                raise
+            found.append(Access("token scope: api", False, str(exc)))
+        found.append(self._may_merge(branch))
+        probe = f"wvo-doctor/no-such-branch-{threading.get_ident()}"
+        try:
+            self._request(
+                "post",
+                self._p("/merge_requests"),
+                "probing merge requests: write",
+                body={
+                    "source_branch": probe,
+                    "target_branch": branch,
+                    "title": "wvo-mcp doctor probe",
+                },
+            )
+            found.append(
+                Access(
+                    "merge requests: write",
+                    False,
+                    "the probe opened a merge request from a branch that does not exist: close it",
+                )
+            )
+        except Fault as exc:
+            ok = exc.kind == "refused" and "(400)" in str(exc)
+            found.append(
+                Access("merge requests: write", ok, "may open merge requests" if ok else str(exc))
+            )
+        return found
+
+    def _may_merge(self, branch: str) -> Access:
+        name = f"role: may merge into {branch}"
+        try:
+            me = self._get("/user", "reading the token's user")
+            member = self._request(
+                "get", self._p(f"/members/all/{me['id']}"), "reading the token's role", missing=True
+            )
+            level = 0 if member is None else int(member.get("access_level") or 0)
+            protected = self._request(
+                "get",
+                self._p(f"/protected_branches/{urllib.parse.quote(branch, safe='')}"),
+                f"reading who may merge into {branch}",
+                missing=True,
+            )
+        except Fault as exc:
+            if exc.kind not in ("auth", "refused"):
+                raise
+            return Access(name, False, str(exc))
+        levels = [
+            int(a.get("access_level") or 0)
+            for a in (protected or {}).get("merge_access_levels") or []
+            if a.get("user_id") is None and a.get("group_id") is None
+        ]
+        needed = min([lv for lv in levels if lv > 0] or [30 if protected is None else 60])
+        ok = level >= needed
+        return Access(
+            name,
+            ok,
+            f"the token's access level is {level}; merging into {branch} "
+            f"needs {needed if needed <= 50 else 'a rule naming it'}",
+        )
+
+
+def _said(exc: Exception) -> str:
+    said = getattr(exc, "error_message", "") or str(exc)
+    return str(said)[:300] or "no reason given"
+
+
+def _applies(rule: dict[str, Any], branch: str) -> bool:
+    named = [str(b.get("name") or "") for b in rule.get("protected_branches") or []]
+    return not named or branch in named or bool(rule.get("applies_to_all_protected_branches"))
+
+
+def _pull(found: dict[str, Any]) -> Pull:
+    state = str(found.get("state") or "")
+    merged = state == "merged"
+    detailed = str(found.get("detailed_merge_status") or "")
+    return Pull(
+        number=int(found["iid"]),
+        url=str(found.get("web_url") or ""),
+        state="open" if state in ("opened", "locked") else "closed",
+        merged=merged,
+        head=str(found.get("sha") or ""),
+        branch=str(found.get("source_branch") or ""),
+        base=str(found.get("target_branch") or ""),
+        merge_commit=(found.get("merge_commit_sha") or found.get("squash_commit_sha") or None)
+        if merged
+        else None,
+        mergeable_state=STATES.get(detailed, "blocked" if detailed else "unknown"),
+        node_id=str(found.get("id") or ""),
+    )
