@@ -35,7 +35,7 @@ from starlette.routing import Route
 from wvo_mcp.config import Settings
 from wvo_mcp.edge import issue_sync
 from wvo_mcp.errors import Fault, ValidationFailed
-from wvo_mcp.forge import Forge, credentials, github
+from wvo_mcp.forge import Forge, select
 from wvo_mcp.forge.authority import Authority
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import issue_tasks, webhooks
@@ -76,17 +76,17 @@ def route(settings: Settings, current: Callable[[], Orchestrator | None]) -> Rou
     def reach(repository: str) -> Reach | None:
         """None without a token (said once on the log, with what was read): nothing that
         needs GitHub's word acts. The API and its token by the rule `import` and the
-        autopilot follow (forge/credentials.py)."""
+        autopilot follow (forge/select.py, forge/credentials.py)."""
         if repository not in reaches:
-            api = credentials.api_of(None, settings.forge_api, credentials.PUBLIC_API)
-            host = credentials.host_of(api)
-            token = credentials.token(host)
-            if token is None:
-                log.warning("%s", credentials.missing(host, f"the webhook ({repository})"))
+            try:
+                # This route hears GitHub: its repositories are GitHub's, whatever the API.
+                located = select.named(f"github:{repository}", settings.forge_api or None)
+                forge = select.connect(located, settings.remote_timeout_seconds,
+                                       f"the webhook ({repository})")  # fmt: skip
+            except ValidationFailed as exc:
+                log.warning("%s", exc)
                 reaches[repository] = None
                 return None
-            forge = github.GitHub(api, repository, token.value, settings.remote_timeout_seconds,
-                                  token.source)  # fmt: skip
             reaches[repository] = Reach(forge, Authority(forge, settings.trust))
         return reaches[repository]
 

@@ -10,7 +10,6 @@ limit. Rate limits are never slept through here: a primary or secondary limit is
 carrying how long GitHub asked us to wait, and the queue holds that long (target.Reach)."""
 
 import threading
-import urllib.parse
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
@@ -27,7 +26,7 @@ from githubkit.exception import (
     RequestTimeout,
 )
 
-from wvo_mcp.errors import Fault, ValidationFailed
+from wvo_mcp.errors import Fault
 from wvo_mcp.forge import (
     Access,
     Check,
@@ -41,8 +40,7 @@ from wvo_mcp.forge import (
     Requirements,
     Review,
 )
-from wvo_mcp.forge.credentials import PUBLIC_API, host_of, refused
-from wvo_mcp.git.remote import redact
+from wvo_mcp.forge.credentials import host_of, refused
 from wvo_mcp.rules.trust import RANKS
 from wvo_mcp.rules.webhooks import RED, FailedJob, tail
 
@@ -645,25 +643,3 @@ def _state(completed: bool, conclusion: str) -> Any:
     if not completed:
         return "pending"
     return "success" if conclusion in ("success", "neutral", "skipped") else "failure"
-
-
-def locate(url: str, api: str | None = None) -> tuple[str, str, str]:
-    """The forge behind a git remote's URL: its API base URL (`api` when given; GitHub's
-    for github.com, an Enterprise Server's /api/v3 otherwise), the repository (owner/name)
-    and the host its token is named by (the API's), from https://host/owner/name.git,
-    git@host:owner/name.git or ssh://git@host/owner/name (pure)."""
-    bare = url.strip()
-    if "://" in bare:
-        parsed = urllib.parse.urlsplit(bare)
-        host, path = parsed.hostname or "", parsed.path
-    else:  # scp-like: [user@]host:path
-        where, _, path = bare.partition(":")
-        host = where.rpartition("@")[2]
-    parts = [p for p in path.removesuffix("/").removesuffix(".git").split("/") if p]
-    if not host or len(parts) < 2:
-        raise ValidationFailed(
-            f"the remote's URL {redact(url)!r} names no repository on a forge (owner/name): "
-            "--via pull-request lands through the forge that hosts the remote"
-        )
-    found = api or (PUBLIC_API if host == "github.com" else f"https://{host}/api/v3")
-    return found.rstrip("/"), f"{parts[-2]}/{parts[-1]}", host_of(found)

@@ -9,6 +9,9 @@ Carried out by `wvo_mcp/cli/output.py`, `wvo_mcp/autopilot/view.py` and
 `wvo_mcp/edge/issue_sync.py`."""
 
 import re
+from typing import Literal
+
+ForgeKind = Literal["github", "gitlab"]  # which forge a text goes to decides how it quotes
 
 
 def plain(text: str, limit: int = 10_000) -> str:
