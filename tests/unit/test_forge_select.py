@@ -132,8 +132,12 @@ def test_the_kind_of_an_api_is_read_from_its_path() -> None:
     assert select.kind_of("https://ghe.example/api/v3") == "github"
 
 
-def test_a_gitlab_project_is_refused_until_gitlab_is_wired() -> None:
+def test_a_gitlab_project_is_refused_until_gitlab_is_wired(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WVO_FORGE_TOKEN", "glpat-for-the-test")
     with pytest.raises(ValidationFailed) as refused:
         select.connect(select.named("gitlab:group/sub/project"), 5.0)
     assert "cannot reach GitLab yet" in str(refused.value)
     assert "--via push" in str(refused.value)
+    assert "glpat" not in str(refused.value)

@@ -137,11 +137,9 @@ def connect(located: Located, timeout: float, what: str = "--via pull-request") 
     """A client for the located repository, with the person's token for its host; refused
     (ValidationFailed, saying where a token is read) when they have given none. `what` names
     the command that needs it."""
-    if located.kind == "gitlab":  # no token is looked up for a forge this build cannot ask
-        return client(located, Token("", ""), timeout)
-    found = token(located.host)
+    found = token(located.host, kind=located.kind)
     if found is None:
-        raise ValidationFailed(missing(located.host, what))
+        raise ValidationFailed(missing(located.host, what, kind=located.kind))
     return client(located, found, timeout)
 
 

@@ -277,9 +277,9 @@ def _forge(settings: Settings, git: Git, onto: str, api: str | None) -> list[Che
     except WvoError as exc:
         return [Check("forge", False, str(exc))]
     where, repository, host = located.api, located.repository, located.host
-    token = credentials.token(host)
+    token = credentials.token(host, kind=located.kind)
     if token is None:
-        return [Check("forge", False, credentials.missing(host))]
+        return [Check("forge", False, credentials.missing(host, kind=located.kind))]
     try:
         forge = select.client(located, token, settings.remote_timeout_seconds)
         access = forge.access(branch)
