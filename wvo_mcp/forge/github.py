@@ -31,6 +31,7 @@ from wvo_mcp.forge import (
     Access,
     Check,
     Comment,
+    ForgeKind,
     Issue,
     IssueComment,
     Merged,
@@ -59,6 +60,8 @@ QUEUED = """query($id: ID!) {
 
 class GitHub:
     """One repository on GitHub, as the merge queue asks it (forge.Forge)."""
+
+    kind: ForgeKind = "github"
 
     def __init__(
         self, api: str, repository: str, token: str, timeout: float = 30.0, source: str = ""
@@ -392,6 +395,10 @@ class GitHub:
             f"commenting on #{number}",
         )
         return _comment(found, number)
+
+    def comment_pull(self, number: int, body: str) -> IssueComment:
+        """GitHub numbers pull requests and issues as one: the same issue comment."""
+        return self.comment(number, body)
 
     def comments(self, since: str, number: int | None = None) -> list[IssueComment]:
         found: list[IssueComment] = []

@@ -591,7 +591,7 @@ class PullRequests:
             )
         )
         await self.reach.call(
-            self.forge.comment,
+            self.forge.comment_pull,
             pull.number,
             f"The merge queue returned this to a worker: {found.why}. Its next submission "
             "updates this pull request.",
