@@ -118,3 +118,34 @@ def test_an_issue_s_event_moves_its_task_only_as_the_sync_would_take_the_issue()
     assert moves(True, False, True, "edited", "", "wvo")  # a writer's edit of it
     assert not moves(True, False, False, "edited", "", "wvo")  # its author's own edit
     assert not moves(True, False, True, "assigned", "", "wvo")  # carries no edit in
+
+
+def test_a_gitlab_issue_names_its_task_by_the_project_s_whole_path() -> None:
+    path = "group/sub/project"
+    assert issue_tasks.task_id(path, 12, "gitlab") == "gl/group/sub/project/12"
+    found = issue_tasks.definition(path, issue(12, "blocked by #3"), {3, 12}, LABELS, "gitlab")
+    assert found["id"] == "gl/group/sub/project/12"
+    assert found["depends_on"] == ["gl/group/sub/project/3"]
+    TaskSpec.model_validate(found)
+    assert issue_tasks.number_of(path, "gl/group/sub/project/12", "gitlab") == 12
+    assert issue_tasks.number_of("a/b/c", "gl/a/b/c/12", "gitlab") == 12
+    # Not this project's issue: another forge's, a deeper or a shallower project's, a red run's.
+    assert issue_tasks.number_of("a/b/c", "gh/a/b/c/12", "gitlab") is None
+    assert issue_tasks.number_of("a/b", "gl/a/b/c/12", "gitlab") is None
+    assert issue_tasks.number_of("a/b/c", "gl/a/b/12", "gitlab") is None
+    assert issue_tasks.number_of("a/b/c", "gl/a/b/c/red/5/x", "gitlab") is None
+    assert issue_tasks.number_of("a/b/c", "gl/a/b/c/012", "gitlab") is None
+    assert issue_tasks.number_of("a/b", "gl/a/b/12") is None  # GitHub's ids are gh/…
+    assert issue_tasks.red_prefix("a/b/c", "7", "gitlab") == "gl/a/b/c/red/7/"
+    assert issue_tasks.red_prefix("team/project", "app-3") == "gh/team/project/red/app-3/"
+
+
+@given(st.text(max_size=200))
+def test_an_agents_question_starts_no_line_on_gitlab(text: str) -> None:
+    posted = issue_tasks.question_comment("gl/a/b/c/1", text, 1, "gitlab")
+    opening, _, rest = posted.partition("\n\n")
+    quote, _, closing = rest.partition("\n\n" + "A reply from")
+    assert all(line.startswith("    ") for line in quote.split("\n")), posted
+    assert not any(line.startswith(("/", "`", "~", ">"))
+                   for line in (opening + "\n" + closing).split("\n")[:-1])  # fmt: skip
+    assert issue_tasks.marked(posted, "question:1")

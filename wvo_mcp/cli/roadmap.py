@@ -33,7 +33,7 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> None:
     from wvo_mcp import roadmap
     from wvo_mcp.services import tasks
 
-    if args.file.startswith("github:"):
+    if args.file.startswith(("github:", "gitlab:")):
         _import_issues(settings, args)
         return
     if args.dry_run and not args.update:
@@ -111,32 +111,24 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _import_issues(settings: Settings, args: argparse.Namespace) -> None:
-    """`import github:OWNER/REPO`: the label's issues kept in step with their tasks, and the
-    conversation on them (edge/issue_sync.py), once or with --every until stopped; it makes nothing
-    twice, however often and on however many hosts it runs."""
+    """`import github:OWNER/REPO` (or gitlab:GROUP/PROJECT): the label's issues kept in step
+    with their tasks, and the conversation on them (edge/issue_sync.py), once or with --every
+    until stopped; it makes nothing twice, however often and on however many hosts it runs."""
     import yaml
 
     from wvo_mcp.edge import issue_sync
-    from wvo_mcp.forge import credentials, github
+    from wvo_mcp.forge import select
     from wvo_mcp.forge.authority import Authority
     from wvo_mcp.rules import issue_tasks
 
-    repository = args.file.removeprefix("github:").strip("/")
-    if repository.count("/") != 1 or not all(repository.split("/")):
-        raise ValidationFailed(
-            f"{args.file!r} names no repository: give github:OWNER/REPO (github:team/project)"
-        )
-    api = credentials.api_of(args.forge_api, settings.forge_api, credentials.PUBLIC_API)
-    host = credentials.host_of(api)
-    token = credentials.token(host)
-    if token is None:
-        raise ValidationFailed(credentials.missing(host, "import github:OWNER/REPO"))
+    located = select.named(args.file, args.forge_api or settings.forge_api or None)
+    repository = located.repository
+    forge = select.connect(located, settings.remote_timeout_seconds,
+                           f"import {select.EXAMPLE[located.kind]}")  # fmt: skip
     labels = issue_tasks.LABELS
     if args.labels:
         path = Path(args.labels)
         labels = issue_tasks.table(yaml.safe_load(path.read_text()), str(path))
-    forge = github.GitHub(api, repository, token.value, settings.remote_timeout_seconds,
-                          token.source)  # fmt: skip
     authority = Authority(forge, settings.trust)  # its roles kept across --every's passes
 
     async def one() -> "Synced":
@@ -299,8 +291,9 @@ def _seconds(text: str) -> float:
 def _import_arguments(imports: argparse.ArgumentParser) -> None:
     imports.add_argument(
         "file",
-        help="The roadmap: YAML, or JSON for FILE.json; or github:OWNER/REPO, whose issues "
-        "with --label become tasks and stay in step (docs/operations.md).",
+        help="The roadmap: YAML, or JSON for FILE.json; or github:OWNER/REPO (or "
+        "gitlab:GROUP/PROJECT), whose issues with --label become tasks and stay in step "
+        "(docs/operations.md).",
     )
     imports.add_argument(
         "--label",
@@ -332,7 +325,8 @@ def _import_arguments(imports: argparse.ArgumentParser) -> None:
         "--forge-api",
         metavar="URL",
         help="With github:OWNER/REPO: the API base URL (an Enterprise Server's "
-        "https://HOST/api/v3; default WVO_FORGE_API, else GitHub's).",
+        "https://HOST/api/v3, a GitLab's https://HOST/api/v4; default WVO_FORGE_API, else "
+        "GitHub's or gitlab.com's).",
     )
     trust_arguments(imports)
     imports.add_argument(

@@ -44,7 +44,7 @@ from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import issue_tasks
 from wvo_mcp.rules.graph import find_cycle
 from wvo_mcp.rules.issue_tasks import Issue, Table
-from wvo_mcp.rules.text import fenced
+from wvo_mcp.rules.text import ForgeKind, quoted
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services import issue_sync
 from wvo_mcp.services.roadmap_update import RoadmapUpdate
@@ -116,20 +116,21 @@ async def sync(
     labelled = {i.number for i in issues}  # a closed one's task is over: still a dependency
     # One read of every issue task's status serves the moves below: each move touches only
     # tasks whose status the others leave alone.
-    status = await orchestrator.tasks_under(issue_tasks.task_id(repository, 0)[:-1])
+    kind = forge.kind  # whose ids the tasks get: gh/… or gl/…
+    status = await orchestrator.tasks_under(issue_tasks.task_id(repository, 0, kind)[:-1])
     # Closed, then reopened: wanted again.
-    revived = await _move(orchestrator, repository, opened, status, actor,
+    revived = await _move(orchestrator, kind, repository, opened, status, actor,
                           lambda s: s == Status.CANCELLED, Status.PENDING, "reopened")  # fmt: skip
     wanted, held, skipped = await _sorted(authority, repository, label, opened, labelled,
                                           status, table)  # fmt: skip
-    update = await _apply(orchestrator, repository, wanted, set(status), skipped, actor)
+    update = await _apply(orchestrator, kind, repository, wanted, set(status), skipped, actor)
     closed = [i for i in issues if i.state != "open"]
     merging = await closed_by_merge(orchestrator, forge, repository, closed, status)
-    cancelled = await _move(orchestrator, repository,
+    cancelled = await _move(orchestrator, kind, repository,
                             [i for i in closed if i.number not in dict(merging)], status, actor,
                             lambda s: s not in FINAL, Status.CANCELLED, "closed")  # fmt: skip
     done = Synced(len(issues), update, cancelled, 0, revived, merging=merging)
-    done.held = await _held(orchestrator, repository, held, labelled, table, actor)
+    done.held = await _held(orchestrator, kind, repository, held, labelled, table, actor)
     done.skipped = await _skipped(orchestrator, forge, repository, skipped, status)
     done.finished, done.told = await _finish(orchestrator, forge, repository, issues, on_landed)
     done.asked = await _ask(orchestrator, forge, repository, numbers)
@@ -151,8 +152,9 @@ async def _sorted(
     async def steers(login: str) -> bool:
         return await anyio.to_thread.run_sync(authority.steers, login)
 
+    kind = authority.forge.kind
     for issue in opened:
-        made = issue_tasks.task_id(repository, issue.number) in status
+        made = issue_tasks.task_id(repository, issue.number, kind) in status
         # Who labelled it is read only for an issue its author does not steer: one request
         # an issue, where a first import of a backlog by its own writers costs none.
         if not made and not await steers(issue.author):
@@ -167,7 +169,7 @@ async def _sorted(
         elif made and not await steers(issue.author):
             held.append(issue)
             continue
-        spec, why = _spec(repository, issue, labelled, table)
+        spec, why = _spec(kind, repository, issue, labelled, table)
         if spec is None:
             skipped[issue.number] = why
         else:
@@ -176,13 +178,13 @@ async def _sorted(
 
 
 def _spec(
-    repository: str, issue: Issue, labelled: set[int], table: Table
+    kind: ForgeKind, repository: str, issue: Issue, labelled: set[int], table: Table
 ) -> tuple[TaskSpec | None, str]:
     """The task an issue defines, or why it defines none."""
     if issue_tasks.too_long(issue):
         return None, issue_tasks.too_long(issue)
     try:
-        found = issue_tasks.definition(repository, issue, labelled, table)
+        found = issue_tasks.definition(repository, issue, labelled, table, kind)
         return TaskSpec.model_validate(found), ""
     except ValidationError as exc:
         said = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'it'}: {e['msg']}"
@@ -191,8 +193,9 @@ def _spec(
 
 
 def _settle(
-    repository: str, wanted: dict[int, TaskSpec], known: set[str], skipped: dict[int, str]
-) -> None:
+    kind: ForgeKind, repository: str, wanted: dict[int, TaskSpec], known: set[str],
+    skipped: dict[int, str],
+) -> None:  # fmt: skip
     """`wanted` cut to the definitions the store can take together, as far as this pass
     sees (pure): each depends only on tasks that exist or are made here, and none is on a
     cycle. Each one cut goes to `skipped` with why."""
@@ -201,7 +204,7 @@ def _settle(
         waiting = {n: [d for d in spec.depends_on if d not in made] for n, spec in wanted.items()}
         for number, missing in waiting.items():
             if missing:
-                skipped[number] = _waits(repository, missing[0], skipped)
+                skipped[number] = _waits(kind, repository, missing[0], skipped)
                 del wanted[number]
         if any(waiting.values()):
             continue  # those cut may leave others waiting on nothing: look again
@@ -219,8 +222,8 @@ def _settle(
                 del wanted[number]
 
 
-def _waits(repository: str, task: str, skipped: dict[int, str]) -> str:
-    number = issue_tasks.number_of(repository, task)
+def _waits(kind: ForgeKind, repository: str, task: str, skipped: dict[int, str]) -> str:
+    number = issue_tasks.number_of(repository, task, kind)
     if number in skipped:
         return f"it waits for #{number}, which is not synced either"
     return (f"it waits for #{number}, which was closed before any sync made it a task: take "
@@ -228,14 +231,14 @@ def _waits(repository: str, task: str, skipped: dict[int, str]) -> str:
 
 
 async def _apply(
-    orchestrator: Orchestrator, repository: str, wanted: dict[int, TaskSpec], known: set[str],
-    skipped: dict[int, str], actor: str,
+    orchestrator: Orchestrator, kind: ForgeKind, repository: str, wanted: dict[int, TaskSpec],
+    known: set[str], skipped: dict[int, str], actor: str,
 ) -> RoadmapUpdate:  # fmt: skip
     """The definitions applied in one update, less any issue the store refuses: what
     `_settle` cannot see (an edge of a task this pass does not change) is found by asking
     the store, without writing, which issue's definition makes it refuse."""
     while True:
-        _settle(repository, wanted, known, skipped)
+        _settle(kind, repository, wanted, known, skipped)
         specs = _in_order(list(wanted.values()))
         try:
             return await orchestrator.update_roadmap(specs, actor)
@@ -244,7 +247,7 @@ async def _apply(
             if found is None:  # the store changed meanwhile: the next pass sees it
                 raise
             spec, why = found
-            number = issue_tasks.number_of(repository, str(spec.id))
+            number = issue_tasks.number_of(repository, str(spec.id), kind)
             assert number is not None
             skipped[number] = f"the store refuses its definition: {why}"
             del wanted[number]
@@ -291,28 +294,28 @@ async def _refused(
 
 
 async def _held(
-    orchestrator: Orchestrator, repository: str, held: Sequence[Issue], labelled: set[int],
-    table: Table, actor: str,
+    orchestrator: Orchestrator, kind: ForgeKind, repository: str, held: Sequence[Issue],
+    labelled: set[int], table: Table, actor: str,
 ) -> list[Held]:  # fmt: skip
     """The issues whose author does not steer and that differ from their task: each such
     change recorded once on its task and in the inbox, as an outsider's words."""
     differ: dict[int, tuple[str, ...]] = {}
     specs = []
     for issue in held:
-        spec, _ = _spec(repository, issue, labelled, table)
+        spec, _ = _spec(kind, repository, issue, labelled, table)
         if spec is None:  # its task was made from a valid definition: this one differs
             differ[issue.number] = ("description",)
         else:
             specs.append(spec)
     for entry in await _differences(orchestrator, specs, actor):
-        number = issue_tasks.number_of(repository, entry[0])
+        number = issue_tasks.number_of(repository, entry[0], kind)
         if number is not None:
             differ[number] = entry[1]
     found = []
     for issue in held:
         if issue.number not in differ:
             continue
-        task = issue_tasks.task_id(repository, issue.number)
+        task = issue_tasks.task_id(repository, issue.number, kind)
         fields = differ[issue.number]
         seen = f"{issue.title}\0{issue.body}\0{sorted(issue.labels)}".encode()
         key = f"unapplied:{task}:{hashlib.sha256(seen).hexdigest()[:16]}"
@@ -352,7 +355,7 @@ async def _skipped(
     now = _iso(datetime.now(UTC))
     found, kept = [], []
     for number, why in sorted(skipped.items()):
-        task = issue_tasks.task_id(repository, number)
+        task = issue_tasks.task_id(repository, number, forge.kind)
         made = task in status
         earlier = was.get(number)
         same = earlier is not None and (earlier.why, earlier.made) == (why, made)
@@ -360,7 +363,7 @@ async def _skipped(
         if not same:  # else said before, by this host or another
             digest = hashlib.sha256(f"{made}:{why}".encode()).hexdigest()[:16]
             note = f"skipped:{task}:{digest}"
-            text = _skip_comment(task, why, made, note)
+            text = _skip_comment(task, why, made, note, forge.kind)
             posted = await _write(orchestrator, forge, note, number,
                                   partial(forge.comment, number, text))  # fmt: skip
         since = earlier.since if earlier is not None and same else now
@@ -372,27 +375,28 @@ async def _skipped(
     return found
 
 
-def _skip_comment(task: str, why: str, made: bool, key: str) -> str:
-    """What is said on a skipped issue: why, fenced (it names accounts and issues, which
-    should neither mention nor link)."""
+def _skip_comment(task: str, why: str, made: bool, key: str, kind: ForgeKind) -> str:
+    """What is said on a skipped issue: why, quoted for the forge (it names accounts and
+    issues, which should neither mention nor link, and may quote an issue's words)."""
     what = (f"Its changes are not applied to its task `{task}`, which stays as it was"
             if made else "It is not made a task")  # fmt: skip
     return (
-        f"**wvo-mcp did not sync this issue.** {what}:\n\n{fenced(why)}\n\n"
+        f"**wvo-mcp did not sync this issue.** {what}:\n\n{quoted(why, kind)}\n\n"
         "Every other labelled issue syncs; this one is tried again on every pass, and syncs "
         f"once this is fixed.\n<!-- {issue_tasks.MARK}{key} -->"
     )
 
 
 async def _move(
-    orchestrator: Orchestrator, repository: str, issues: Sequence[issue_tasks.Issue],
-    status: dict[str, str], actor: str, moves: Callable[[Status], bool], to: Status, why: str,
+    orchestrator: Orchestrator, kind: ForgeKind, repository: str,
+    issues: Sequence[issue_tasks.Issue], status: dict[str, str], actor: str,
+    moves: Callable[[Status], bool], to: Status, why: str,
 ) -> list[str]:  # fmt: skip
     """Each issue's task that `moves` (by its status) moved `to`, as the person who closed or
     reopened the issue would (a holder, if any, is told its lease is lost)."""
     moved = []
     for issue in issues:
-        task_id = issue_tasks.task_id(repository, issue.number)
+        task_id = issue_tasks.task_id(repository, issue.number, kind)
         if task_id not in status or not moves(Status(status[task_id])):
             continue
         try:
@@ -439,13 +443,13 @@ async def closed_by_merge(
     looks, so they are not cancelled. A request for each open pull request of such a task:
     none in a pass where no closed issue's task is still open."""
     waiting = {
-        issue_tasks.task_id(repository, i.number): i.number
+        issue_tasks.task_id(repository, i.number, forge.kind): i.number
         for i in closed
-        if status.get(issue_tasks.task_id(repository, i.number)) not in (None, *FINAL)
+        if status.get(issue_tasks.task_id(repository, i.number, forge.kind)) not in (None, *FINAL)
     }
     if not waiting:
         return []
-    prefix = issue_tasks.task_id(repository, 0)[:-1]
+    prefix = issue_tasks.task_id(repository, 0, forge.kind)[:-1]
     here = f"/{repository.lower()}/pull/"
     found = []
     for row in await orchestrator.db.read(partial(issue_sync.open_pulls, prefix=prefix)):
@@ -467,12 +471,12 @@ async def _finish(
     of its task's pull request, or by a person), labelled `label` where asked. Told once
     across passes, processes and hosts: the `landed:` write is claimed first and marked
     done after (one query finds those not done). Answers the open ones and the closed."""
-    prefix = issue_tasks.task_id(repository, 0)[:-1]
+    prefix = issue_tasks.task_id(repository, 0, forge.kind)[:-1]
     untold = set(await orchestrator.db.read(partial(issue_sync.untold, prefix=prefix)))
     finished: list[str] = []
     told: list[str] = []
     for issue in issues:
-        task = issue_tasks.task_id(repository, issue.number)
+        task = issue_tasks.task_id(repository, issue.number, forge.kind)
         if task not in untold:
             continue
         row = await orchestrator.task_landed(task)
@@ -498,13 +502,13 @@ async def _ask(
     orchestrator: Orchestrator, forge: Forge, repository: str, open_issues: set[int]
 ) -> list[str]:
     """Each open question of an open issue's task, posted on the issue once."""
-    prefix = issue_tasks.task_id(repository, 0)[:-1]
+    prefix = issue_tasks.task_id(repository, 0, forge.kind)[:-1]
     asked = []
     for row in await orchestrator.questions_under(prefix):
-        number = issue_tasks.number_of(repository, row["task_id"])
+        number = issue_tasks.number_of(repository, row["task_id"], forge.kind)
         if row["posted"] or number not in open_issues:
             continue
-        text = issue_tasks.question_comment(row["task_id"], row["body"], row["id"])
+        text = issue_tasks.question_comment(row["task_id"], row["body"], row["id"], forge.kind)
         made = await _write(
             orchestrator,
             forge,
@@ -522,11 +526,13 @@ async def _read(
 ) -> list[str]:
     """The comments since the last pass on the open issues' tasks, each acted on as
     rules/issue_tasks.reply says (whether its author steers asked of `authority`)."""
-    key = f"comments:{repository}"
+    kind = authority.forge.kind
+    # GitHub's key as it always was; another forge's apart, should a project share its path.
+    key = f"comments:{repository}" if kind == "github" else f"comments:{kind}:{repository}"
     cursor = await orchestrator.forge_post(key)
     since = cursor["at"] if cursor else _iso(datetime.now(UTC) - LOOK_BACK)
     found = await anyio.to_thread.run_sync(authority.forge.comments, since)
-    prefix = issue_tasks.task_id(repository, 0)[:-1]
+    prefix = issue_tasks.task_id(repository, 0, kind)[:-1]
     asked = {}  # task -> when its open question was posted
     for row in await orchestrator.questions_under(prefix):
         if row["posted"]:
@@ -534,7 +540,7 @@ async def _read(
     said = []
     for comment in found:
         if comment.number in open_issues:
-            task = issue_tasks.task_id(repository, comment.number)
+            task = issue_tasks.task_id(repository, comment.number, kind)
             did = await _heard(orchestrator, authority, task, comment, asked.get(task))
             said += [did] if did else []
     if found:
@@ -549,7 +555,7 @@ async def heard(
 ) -> str:
     """One comment delivered by the webhook, acted on as a sync pass would ('' when it
     does nothing: its issue is no task, its task is over, or it is a comment like any)."""
-    task = issue_tasks.task_id(repository, comment.number)
+    task = issue_tasks.task_id(repository, comment.number, authority.forge.kind)
     status = (await orchestrator.tasks_under(task)).get(task)
     if status is None or status in FINAL:
         return ""

@@ -35,13 +35,15 @@ from starlette.routing import Route
 from wvo_mcp.config import Settings
 from wvo_mcp.edge import issue_sync
 from wvo_mcp.errors import Fault, ValidationFailed
-from wvo_mcp.forge import Forge, credentials, github
+from wvo_mcp.forge import Forge, select
 from wvo_mcp.forge.authority import Authority
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import issue_tasks, webhooks
 from wvo_mcp.rules.issue_tasks import Issue, IssueComment
+from wvo_mcp.rules.text import ForgeKind
 
 PATH = "/webhooks/github"
+KIND: ForgeKind = "github"  # the forge this route hears: its tasks' ids are gh/…
 log = logging.getLogger(__name__)
 NO_TOKEN = (
     "{what}: recorded, not acted on: the server has no GitHub token to read {why} (set "
@@ -76,17 +78,17 @@ def route(settings: Settings, current: Callable[[], Orchestrator | None]) -> Rou
     def reach(repository: str) -> Reach | None:
         """None without a token (said once on the log, with what was read): nothing that
         needs GitHub's word acts. The API and its token by the rule `import` and the
-        autopilot follow (forge/credentials.py)."""
+        autopilot follow (forge/select.py, forge/credentials.py)."""
         if repository not in reaches:
-            api = credentials.api_of(None, settings.forge_api, credentials.PUBLIC_API)
-            host = credentials.host_of(api)
-            token = credentials.token(host)
-            if token is None:
-                log.warning("%s", credentials.missing(host, f"the webhook ({repository})"))
+            try:
+                # This route hears GitHub: its repositories are GitHub's, whatever the API.
+                located = select.named(f"{KIND}:{repository}", settings.forge_api or None)
+                forge = select.connect(located, settings.remote_timeout_seconds,
+                                       f"the webhook ({repository})")  # fmt: skip
+            except ValidationFailed as exc:
+                log.warning("%s", exc)
                 reaches[repository] = None
                 return None
-            forge = github.GitHub(api, repository, token.value, settings.remote_timeout_seconds,
-                                  token.source)  # fmt: skip
             reaches[repository] = Reach(forge, Authority(forge, settings.trust))
         return reaches[repository]
 
@@ -214,7 +216,7 @@ async def _issues(
             return JSONResponse({"done": f"issues: #{issue.number} is open on GitHub now: "
                                  "its task is not cancelled"})  # fmt: skip
         issue = dataclasses.replace(issue, state="closed")
-        task = issue_tasks.task_id(repository, issue.number)
+        task = issue_tasks.task_id(repository, issue.number, KIND)
         status = await orchestrator.tasks_under(task)
         merged = await issue_sync.closed_by_merge(
             orchestrator, reach.forge, repository, [issue], status
@@ -226,7 +228,7 @@ async def _issues(
                                  "autopilot sees the merge, so it is not cancelled"})  # fmt: skip
     else:
         sender = str((said.payload.get("sender") or {}).get("login") or "")
-        task = issue_tasks.task_id(repository, issue.number)
+        task = issue_tasks.task_id(repository, issue.number, KIND)
         made = task in await orchestrator.tasks_under(task)
         added = str((said.payload.get("label") or {}).get("name") or "")
         author = await _steers(reach, issue.author)
@@ -240,7 +242,7 @@ async def _issues(
             return JSONResponse({"done": f"issues: #{issue.number} {action or 'changed'} by "
                                  f"{why} (docs/forge.md): not acted on"})  # fmt: skip
     done = await orchestrator.delivered_issue(
-        said.id, said.digest, repository, issue, settings.webhook_label
+        said.id, said.digest, repository, issue, settings.webhook_label, KIND
     )
     return JSONResponse({"done": done})
 

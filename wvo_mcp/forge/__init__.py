@@ -1,12 +1,16 @@
-"""A forge (GitHub first) behind one small interface, through which the queue lands.
+"""A forge (GitHub, GitLab) behind one small interface, through which the queue lands.
 
-Where a team reviews: a forge (GitHub first) as the merge queue lands through it, behind
-one small interface a second forge can implement (docs/forge.md maps each call to GitLab's
-API).
+Where a team reviews: a forge as the merge queue lands through it, behind one small
+interface each forge implements (docs/forge.md maps each call to GitHub's and GitLab's
+APIs). What differs between forges the interface names: its `kind` (how its texts quote
+others' words, its task ids' prefix), and that a pull request (GitLab: a merge request) and
+an issue may be numbered apart (`comment_pull` and `comment`).
 
+- select: which forge a remote or a repository name points at, and its client;
 - github: the interface over GitHub's REST API (githubkit), github.com or an Enterprise
   Server by its API base URL;
-- credentials: the person's token, from their environment or `gh auth token`;
+- credentials: the person's token, from their environment or the forge's own CLI (`gh`,
+  `glab`);
 - authority: who steers (rules/trust.py), each role read from the forge with a bound.
 
 Every call runs on the autopilot's trusted side, off the event loop (autopilot/landing/target.py's
@@ -32,11 +36,12 @@ from wvo_mcp.rules.pulls import (
     Requirements,
     Review,
 )
+from wvo_mcp.rules.text import ForgeKind
 from wvo_mcp.rules.webhooks import FailedJob
 
 __all__ = [
-    "Access", "Check", "Comment", "FailedJob", "Forge", "Issue", "IssueComment", "Merged",
-    "Method", "Pull", "Repository", "Requirements", "Review",
+    "Access", "Check", "Comment", "FailedJob", "Forge", "ForgeKind", "Issue", "IssueComment",
+    "Merged", "Method", "Pull", "Repository", "Requirements", "Review",
 ]  # fmt: skip
 
 
@@ -48,6 +53,11 @@ class Forge(Protocol):
     @property
     def where(self) -> str:
         """The repository and the forge, as messages name them."""
+        ...
+
+    @property
+    def kind(self) -> ForgeKind:
+        """Which forge it is: "github" or "gitlab"."""
         ...
 
     def repository(self) -> Repository: ...
@@ -88,7 +98,11 @@ class Forge(Protocol):
         ...
 
     def comment(self, number: int, body: str) -> IssueComment:
-        """On a pull request or an issue."""
+        """On issue `number`."""
+        ...
+
+    def comment_pull(self, number: int, body: str) -> IssueComment:
+        """On pull request `number` (GitLab numbers merge requests apart from issues)."""
         ...
 
     def comments(self, since: str, number: int | None = None) -> list[IssueComment]:

@@ -10,7 +10,6 @@ limit. Rate limits are never slept through here: a primary or secondary limit is
 carrying how long GitHub asked us to wait, and the queue holds that long (target.Reach)."""
 
 import threading
-import urllib.parse
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
@@ -27,11 +26,12 @@ from githubkit.exception import (
     RequestTimeout,
 )
 
-from wvo_mcp.errors import Fault, ValidationFailed
+from wvo_mcp.errors import Fault
 from wvo_mcp.forge import (
     Access,
     Check,
     Comment,
+    ForgeKind,
     Issue,
     IssueComment,
     Merged,
@@ -41,8 +41,7 @@ from wvo_mcp.forge import (
     Requirements,
     Review,
 )
-from wvo_mcp.forge.credentials import PUBLIC_API, host_of, refused
-from wvo_mcp.git.remote import redact
+from wvo_mcp.forge.credentials import host_of, refused
 from wvo_mcp.rules.trust import RANKS
 from wvo_mcp.rules.webhooks import RED, FailedJob, tail
 
@@ -61,6 +60,8 @@ QUEUED = """query($id: ID!) {
 
 class GitHub:
     """One repository on GitHub, as the merge queue asks it (forge.Forge)."""
+
+    kind: ForgeKind = "github"
 
     def __init__(
         self, api: str, repository: str, token: str, timeout: float = 30.0, source: str = ""
@@ -395,6 +396,10 @@ class GitHub:
         )
         return _comment(found, number)
 
+    def comment_pull(self, number: int, body: str) -> IssueComment:
+        """GitHub numbers pull requests and issues as one: the same issue comment."""
+        return self.comment(number, body)
+
     def comments(self, since: str, number: int | None = None) -> list[IssueComment]:
         found: list[IssueComment] = []
         # githubkit types it a datetime, then sends str(datetime) ("2026-01-01 00:00:00+00:00"),
@@ -645,25 +650,3 @@ def _state(completed: bool, conclusion: str) -> Any:
     if not completed:
         return "pending"
     return "success" if conclusion in ("success", "neutral", "skipped") else "failure"
-
-
-def locate(url: str, api: str | None = None) -> tuple[str, str, str]:
-    """The forge behind a git remote's URL: its API base URL (`api` when given; GitHub's
-    for github.com, an Enterprise Server's /api/v3 otherwise), the repository (owner/name)
-    and the host its token is named by (the API's), from https://host/owner/name.git,
-    git@host:owner/name.git or ssh://git@host/owner/name (pure)."""
-    bare = url.strip()
-    if "://" in bare:
-        parsed = urllib.parse.urlsplit(bare)
-        host, path = parsed.hostname or "", parsed.path
-    else:  # scp-like: [user@]host:path
-        where, _, path = bare.partition(":")
-        host = where.rpartition("@")[2]
-    parts = [p for p in path.removesuffix("/").removesuffix(".git").split("/") if p]
-    if not host or len(parts) < 2:
-        raise ValidationFailed(
-            f"the remote's URL {redact(url)!r} names no repository on a forge (owner/name): "
-            "--via pull-request lands through the forge that hosts the remote"
-        )
-    found = api or (PUBLIC_API if host == "github.com" else f"https://{host}/api/v3")
-    return found.rstrip("/"), f"{parts[-2]}/{parts[-1]}", host_of(found)

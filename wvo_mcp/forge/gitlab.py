@@ -38,6 +38,7 @@ from wvo_mcp.forge import (
     Requirements,
     Review,
 )
+from wvo_mcp.rules.text import ForgeKind
 from wvo_mcp.rules.webhooks import FailedJob, tail
 
 PAGE = 100
@@ -96,7 +97,7 @@ class Session(requests.Session):
 class GitLab:
     """One project on GitLab, as the merge queue asks it (forge.Forge)."""
 
-    kind = "gitlab"
+    kind: ForgeKind = "gitlab"
 
     def __init__(
         self, api: str, repository: str, token: str, timeout: float = 30.0, source: str = ""

@@ -9,6 +9,7 @@ from wvo_mcp.models import Unsynced
 from wvo_mcp.orchestrator.base import Facade
 from wvo_mcp.rules import issue_tasks
 from wvo_mcp.rules.issue_tasks import Issue, IssueComment
+from wvo_mcp.rules.text import ForgeKind
 from wvo_mcp.rules.webhooks import Run
 from wvo_mcp.services import issue_sync, webhooks
 from wvo_mcp.store import Lock, Row
@@ -16,13 +17,15 @@ from wvo_mcp.store import Lock, Row
 
 class IssuesFacade(Facade):
     async def delivered_issue(
-        self, delivery: str, digest: str, repository: str, issue: Issue, label: str
-    ) -> str:
-        """A GitHub `issues` delivery: its issue's task kept in step (services/webhooks)."""
+        self, delivery: str, digest: str, repository: str, issue: Issue, label: str,
+        kind: ForgeKind = "github",
+    ) -> str:  # fmt: skip
+        """An `issues` delivery from forge `kind`: its issue's task kept in step
+        (services/webhooks)."""
         return await self.db.write(
             partial(webhooks.issue_event, settings=self.settings, delivery=delivery,
                     digest=digest, repository=repository, issue=issue, label=label,
-                    table=issue_tasks.LABELS, now=self.clock())
+                    table=issue_tasks.LABELS, now=self.clock(), kind=kind)
         )  # fmt: skip
 
     async def delivered_run(

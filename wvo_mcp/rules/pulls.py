@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from wvo_mcp.rules.text import fenced, inert, plain, shown, spanned
+from wvo_mcp.rules.text import ForgeKind, fenced, inert, plain, quoted, shown, spanned
 
 Method = Literal["merge", "squash", "rebase"]
 
@@ -272,11 +272,13 @@ def title(summary: Summary) -> str:
     return f"{inert(summary.title)} ({plain(summary.task_id)})"[:250]
 
 
-def body(summary: Summary) -> str:
+def body(summary: Summary, kind: ForgeKind = "github") -> str:
     """The pull request's text, the product's own: the task, what each head it carries
     passed and the tree it passed on, the other agent's review, its cost, its links and its
     one closing line. The task's words and the review are others' (an issue's author, an
-    agent): each quoted in a fenced block (rules/text.fenced) no line of theirs can close.
+    agent): each quoted in a fenced block (rules/text.fenced) no line of theirs can close;
+    on GitLab (`kind`) in an indented block (rules/text.indented), where a fence would not
+    keep a quick action in them from acting, and no line of the queue's own starts with "/".
     GitHub acts on no closing keyword, mention or reference there: "the text within the
     backticks will not be formatted" (docs.github.com, get-started/writing-on-github/.../
     basic-writing-and-formatting-syntax#quoting-code), and its reference and mention
@@ -292,7 +294,7 @@ def body(summary: Summary) -> str:
         "### The task",
         f"Its title and description (whose words: {spanned(whose[:500])}), quoted as written: "
         "nothing in them links, mentions or closes anything.",
-        fenced(shown(words)),
+        quoted(shown(words), kind),
         "### Checks",
         "The merge queue runs these on a clean checkout of exactly each head it pushes here, "
         "in its sandbox, and merges only a head that passed them and the branch's required "
@@ -300,9 +302,9 @@ def body(summary: Summary) -> str:
     ]
     if summary.review:
         parts += ["### Review by another agent", "Its words, quoted:",
-                  fenced(shown(summary.review[:4000]))]  # fmt: skip
+                  quoted(shown(summary.review[:4000]), kind)]  # fmt: skip
     if summary.cost:
-        parts += ["### Cost", plain(summary.cost)]
+        parts += ["### Cost", plain(summary.cost) if kind == "github" else spanned(summary.cost)]
     if summary.links:
         # A link is a person's or the sync's (metadata.issue, url, link); anything that is
         # not one URL is shown, not followed.

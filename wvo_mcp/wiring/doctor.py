@@ -265,7 +265,7 @@ def _forge(settings: Settings, git: Git, onto: str, api: str | None) -> list[Che
     """`--via pull-request`: the forge behind the remote (or `api`: --forge-api, else
     WVO_FORGE_API), the person's token for it, and each permission the queue needs, probed
     without writing anything."""
-    from wvo_mcp.forge import credentials, github
+    from wvo_mcp.forge import credentials, select
 
     name, branch = parse_onto(onto, remotes(git))
     if name is None:
@@ -273,15 +273,15 @@ def _forge(settings: Settings, git: Git, onto: str, api: str | None) -> list[Che
                       "is a local one")]  # fmt: skip
     try:
         remote = Remote(git, name, settings.remote_timeout_seconds)
-        where, repository, host = github.locate(remote.url, api or settings.forge_api or None)
+        located = select.locate(remote.url, api or settings.forge_api or None)
     except WvoError as exc:
         return [Check("forge", False, str(exc))]
-    token = credentials.token(host)
+    where, repository, host = located.api, located.repository, located.host
+    token = credentials.token(host, kind=located.kind)
     if token is None:
-        return [Check("forge", False, credentials.missing(host))]
-    forge = github.GitHub(where, repository, token.value, settings.remote_timeout_seconds,
-                          token.source)  # fmt: skip
+        return [Check("forge", False, credentials.missing(host, kind=located.kind))]
     try:
+        forge = select.client(located, token, settings.remote_timeout_seconds)
         access = forge.access(branch)
         rules = forge.requirements(branch)
     except WvoError as exc:

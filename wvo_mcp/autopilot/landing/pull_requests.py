@@ -171,7 +171,7 @@ class PullRequests:
                                     was="landing")  # fmt: skip
             return
         summary = await self._summary(item, checks, tree)
-        title, body = pulls.title(summary), pulls.body(summary)
+        title, body = pulls.title(summary), pulls.body(summary, self.forge.kind)
         if row is not None and open_:
             await self.reach.call(self.forge.edit, row.number, title, body)
             number, url = row.number, row.url
@@ -251,7 +251,8 @@ class PullRequests:
                 self._repo = await self.reach.call(self.forge.repository)
             # Only the issue of this repository the task is (its id says so: the sync's and
             # the webhook's), never one its metadata names alone: any agent may write that.
-            number = issue_tasks.number_of(self._repo.name.lower(), item.task_id.lower())
+            number = issue_tasks.number_of(self._repo.name.lower(), item.task_id.lower(),
+                                           self.forge.kind)  # fmt: skip
             closes = f"#{number}" if number == born["number"] else ""
         return pulls.Summary(item.task_id, task.title, task.description, checks, said, cost,
                              links, closes, source(task.metadata), tree)  # fmt: skip
@@ -535,7 +536,7 @@ class PullRequests:
         tree = await steps.in_repo(steps.git.tree_of, new)
         summary = await self._summary(item, checks, tree)
         await self.reach.call(self.forge.edit, pull.number, pulls.title(summary),
-                              pulls.body(summary))  # fmt: skip
+                              pulls.body(summary, self.forge.kind))  # fmt: skip
         await steps.db.write(
             partial(pull_rows.pull_moved, target=steps.key, run=steps.run_id, fence=fence,
                     task_id=item.task_id, landing_id=intent.id, old=old, new=new, tree=tree,
@@ -591,9 +592,9 @@ class PullRequests:
             )
         )
         await self.reach.call(
-            self.forge.comment,
+            self.forge.comment_pull,
             pull.number,
-            f"The merge queue returned this to a worker: {found.why}. Its next submission "
+            f"The merge queue returned this to a worker: {plain(found.why)}. Its next submission "
             "updates this pull request.",
         )
         self._forget(intent.id)

@@ -160,13 +160,9 @@ def resolve(
 def _forge(remote: Remote, api: str | None, timeout: float) -> Forge:
     """The forge that hosts `remote` (or `api`: --forge-api, else WVO_FORGE_API), asked with
     the person's token for its host (forge/credentials.py)."""
-    from wvo_mcp.forge import credentials, github  # githubkit: only for this way of landing
+    from wvo_mcp.forge import select
 
-    where, repository, host = github.locate(remote.url, api)
-    found = credentials.token(host)
-    if found is None:
-        raise ValidationFailed(credentials.missing(host))
-    return github.GitHub(where, repository, found.value, timeout, found.source)
+    return select.connect(select.locate(remote.url, api), timeout)
 
 
 ENDED = ("done", "cancelled", "gone")  # a task ref whose task is one of these may go
