@@ -228,6 +228,21 @@ def test_access_probes_each_permission_and_writes_nothing(forge: Forge) -> None:
     assert all(method == "GET" or status >= 400 for method, _, status in forge.requests)
 
 
+def test_a_branch_with_a_slash_is_one_path_segment(forge: Forge) -> None:
+    """GitLab takes a branch (like a namespaced project or group) URL-encoded into one segment:
+    release/2.0 as release%2F2.0, else it reads another path."""
+    client = _client(forge)
+    forge.protected.add("release/2.0")
+    forge.merge_access = 50
+    [protected] = [a for a in client.access("release/2.0") if a.permission.startswith("role")]
+    assert not protected.ok and "needs 50" in protected.detail
+    [unprotected] = [a for a in client.access("release/3.0") if a.permission.startswith("role")]
+    assert unprotected.ok and "needs 30" in unprotected.detail
+    asked = [path for _, path, _ in forge.requests if "/protected_branches/" in path]
+    assert asked == [f"/projects/{forge.id}/protected_branches/release%2F2.0",
+                     f"/projects/{forge.id}/protected_branches/release%2F3.0"]  # fmt: skip
+
+
 def test_the_merge_train_takes_it_at_the_head_given_and_drops_a_failing_car(
     forge: Forge,
 ) -> None:

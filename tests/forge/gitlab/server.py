@@ -33,6 +33,8 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -240,6 +242,7 @@ class Forge(github.Forge):
         check: str = "sh check.sh",
     ) -> None:
         super().__init__(tmp, seed, owner, name, branch, check)
+        self.http.RequestHandlerClass = _handler(self)  # routes on the path as sent
         (self.bare / "hooks" / "pre-receive").write_text(HOOK.format(branch=branch))
         self.id = urllib.parse.quote(self.full, safe="")
         self.api = f"{self.web}{PREFIX}"
@@ -255,6 +258,7 @@ class Forge(github.Forge):
         self.merge_trains = False
         self.approvals = 1
         self.merge_access = 30  # who may merge into the protected branch (Developers+)
+        self.protected = {branch}  # protected branches, all with merge_access
         # State beyond the test GitHub's.
         self.levels: dict[str, int] = {}  # access levels that no role names (15, 5)
         self.bots: set[str] = set()
@@ -457,10 +461,7 @@ class Forge(github.Forge):
         if not path.startswith(PREFIX + "/"):
             return 404, {}, b""
         inner = path.removeprefix(PREFIX)
-        project = f"/projects/{self.full}"
-        if inner == project or inner.startswith(project + "/"):  # as sent: URL-encoded
-            inner = f"/projects/{self.id}" + inner.removeprefix(project)
-        sent = PREFIX + inner
+        sent = path  # as sent: a path placeholder is one segment, a/b sent as a%2Fb
         data: Any = None
         if body:
             try:
@@ -519,8 +520,8 @@ class Forge(github.Forge):
             for pattern, verb, handler in ROUTES:
                 match = pattern.match(path)
                 if match and verb == method:
-                    parts = match.groupdict()
-                    if parts.pop("project", self.id) != self.id:
+                    parts = {k: urllib.parse.unquote(v) for k, v in match.groupdict().items()}
+                    if parts.pop("project", self.full) != self.full:
                         return 404, {"message": "404 Project Not Found"}, {}
                     if method != "GET" and "api" not in self.scopes:
                         return 403, SCOPE, {}
@@ -587,7 +588,6 @@ class Forge(github.Forge):
         branch = next((p.branch for p in self.pulls.values() if p.head == sha), self.branch)
         return {
             "id": run.id,
-            "iid": run.id,
             "project_id": 7,
             "sha": sha,
             "ref": branch,
@@ -667,10 +667,7 @@ class Forge(github.Forge):
             "noteable_id": (10000 if kind == "MergeRequest" else 20000) + said.number,
             "noteable_type": kind,
             "noteable_iid": said.number,
-            "project_id": 7,
             "resolvable": False,
-            "confidential": False,
-            "internal": False,
         }
 
     def issue_json(self, issue: Any) -> dict[str, Any]:
@@ -790,7 +787,7 @@ def _project(forge: Forge, query: Any, data: Any) -> Answer:
 
 
 def _protected(forge: Forge, query: Any, data: Any, name: str) -> Answer:
-    if name != forge.branch:
+    if name not in forge.protected:
         return 404, {"message": "404 Not Found"}, {}
     levels = {50: "Owners", 40: "Maintainers", 30: "Developers + Maintainers", 0: "No one"}
     return (
@@ -802,7 +799,6 @@ def _protected(forge: Forge, query: Any, data: Any, name: str) -> Answer:
             "code_owner_approval_required": False,
             "push_access_levels": [
                 {
-                    "id": 1,
                     "access_level": 0,
                     "access_level_description": "No one",
                     "user_id": None,
@@ -811,7 +807,6 @@ def _protected(forge: Forge, query: Any, data: Any, name: str) -> Answer:
             ],
             "merge_access_levels": [
                 {
-                    "id": 2,
                     "access_level": forge.merge_access,
                     "access_level_description": levels.get(forge.merge_access, ""),
                     "user_id": None,
@@ -1281,9 +1276,41 @@ def _merge_base(forge: Forge, query: dict[str, list[str]], data: Any) -> Answer:
 
 
 def _route(template: str) -> "re.Pattern[str]":
+    """A placeholder matches one segment as sent, decoded when it is read (GitLab's rule: a
+    namespaced path or a branch with a slash is URL-encoded into one segment)."""
     pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
-    pattern = pattern.replace("(?P<group>[^/]+)", "(?P<group>.+)")
     return re.compile(f"^{pattern}$")
+
+
+def _handler(forge: Forge) -> type[BaseHTTPRequestHandler]:
+    """The test GitHub's HTTP handler, but the path goes to `answer` as sent: GitHub's decodes
+    it first, which would make `acme%2Fplatform` and `acme/platform` one path."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _serve(self) -> None:
+            parsed = urllib.parse.urlsplit(self.path)
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length) if length else b""
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            query = urllib.parse.parse_qs(parsed.query, keep_blank_values=True)
+            status, extra, raw = forge.answer(self.command, parsed.path, query, headers, body)
+            self.send_response(status, HTTPStatus(status).phrase)
+            if raw and "Content-Type" not in extra:
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(raw)))
+            for key, value in extra.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(raw)
+
+        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
+
+    return Handler
 
 
 P = "/projects/{project}"
