@@ -320,6 +320,19 @@ def test_who_labelled_an_issue_and_its_notes(forge: Forge) -> None:
     assert client.comments("2999-01-01T00:00:00Z") == []
 
 
+def test_a_note_s_time_is_compared_as_a_time_not_as_text(forge: Forge) -> None:
+    """GitLab writes milliseconds (05:06:07.500Z), the cursor may be to the second
+    (05:06:07Z): as text the note would sort before it, though it was written after."""
+    client = _client(forge)
+    number = forge.open_issue("a task")
+    forge.comment_as("lead", number, "go ahead")
+    [note] = [c for c in forge.said if c.number == number]
+    note.created_at = "2026-03-04T05:06:07.500Z"
+    [found] = client.comments("2026-03-04T05:06:07Z", number)
+    assert found.body == "go ahead" and found.created_at == "2026-03-04T05:06:07.500Z"
+    assert client.comments("2026-03-04T05:06:08Z", number) == []
+
+
 def test_a_landed_issue_is_labelled_or_closed(forge: Forge) -> None:
     client = _client(forge)
     number = forge.open_issue("a task")

@@ -41,6 +41,7 @@ from typing import Any
 from tests.forge import server as github
 from tests.forge.gitlab.description import load
 from tests.forge.server import CommentState, PullState, ReviewState
+from wvo_mcp import timeutil
 
 PREFIX = "/api/v4"
 TOKEN = "glpat-forge-test-token-0123456789"
@@ -337,7 +338,7 @@ class Forge(github.Forge):
                     number,
                     head or pull.head,
                     [(next(self._ids), user, body, path, line)],
-                    created_at=github._now(),
+                    created_at=_now(),
                 )
             )
             return ident
@@ -361,14 +362,12 @@ class Forge(github.Forge):
             issue = self.issues[number]
             for label in labels:
                 if label not in issue.labels:
-                    self.labels.append(
-                        Label(next(self._ids), number, user, label, "add", github._now())
-                    )
+                    self.labels.append(Label(next(self._ids), number, user, label, "add", _now()))
         super().label_as(user, number, *labels)
 
     def comment_on_pull_as(self, user: str, number: int, body: str) -> int:
         with self.lock:
-            said = CommentState(next(self._ids), number, user, body, github._now())
+            said = CommentState(next(self._ids), number, user, body, _now())
             self.notes.append(said)
             return said.id
 
@@ -442,8 +441,8 @@ class Forge(github.Forge):
             if passed and pull.head == head and self.tip(pull.base) == base:
                 self.git("update-ref", f"refs/heads/{pull.base}", car.pipeline, base)
                 pull.state, pull.merged, pull.merge_commit = "closed", True, car.pipeline
-                pull.merged_by, pull.closed_at = "merge-train", github._now()
-                car.status, car.merged_at = "merged", github._now()
+                pull.merged_by, pull.closed_at = "merge-train", _now()
+                car.status, car.merged_at = "merged", _now()
             else:
                 self.cars.pop(pull.number, None)
                 self.dropped.append(pull.number)
@@ -594,7 +593,7 @@ class Forge(github.Forge):
             "status": status,
             "source": "push",
             "created_at": "2026-01-01T00:00:00.000Z",
-            "updated_at": github._now(),
+            "updated_at": _now(),
             "web_url": f"{self.web}/{self.full}/-/pipelines/{run.id}",
         }
 
@@ -610,11 +609,11 @@ class Forge(github.Forge):
             "description": pull.body,
             "state": state,
             "created_at": "2026-01-01T00:00:00.000Z",
-            "updated_at": github._now(),
+            "updated_at": _now(),
             "merged_by": self.user_json(pull.merged_by) if pull.merged else None,
             "merge_user": self.user_json(pull.merged_by) if pull.merged else None,
-            "merged_at": pull.closed_at if pull.merged else None,
-            "closed_at": pull.closed_at if state == "closed" else None,
+            "merged_at": _time(pull.closed_at) if pull.merged else None,
+            "closed_at": _time(pull.closed_at) if state == "closed" else None,
             "closed_by": None,
             "target_branch": pull.base,
             "source_branch": pull.branch,
@@ -661,8 +660,8 @@ class Forge(github.Forge):
             "body": said.body,
             "attachment": None,
             "author": self.user_json(said.user),
-            "created_at": said.created_at,
-            "updated_at": said.created_at,
+            "created_at": _time(said.created_at),
+            "updated_at": _time(said.created_at),
             "system": False,
             "noteable_id": (10000 if kind == "MergeRequest" else 20000) + said.number,
             "noteable_type": kind,
@@ -681,8 +680,8 @@ class Forge(github.Forge):
             "description": issue.body,
             "state": "opened" if issue.state == "open" else "closed",
             "created_at": "2026-01-01T00:00:00.000Z",
-            "updated_at": issue.updated_at,
-            "closed_at": None if issue.state == "open" else issue.updated_at,
+            "updated_at": _time(issue.updated_at),
+            "closed_at": None if issue.state == "open" else _time(issue.updated_at),
             "closed_by": None,
             "labels": list(issue.labels),
             "milestone": None,
@@ -719,13 +718,13 @@ class Forge(github.Forge):
                 "description": pull.body,
                 "state": "merged" if pull.merged else "opened",
                 "created_at": "2026-01-01T00:00:00.000Z",
-                "updated_at": github._now(),
+                "updated_at": _now(),
                 "web_url": f"{self.web}/{self.full}/-/merge_requests/{pull.number}",
             },
             "user": self.user_json(self.login),
             "pipeline": pipeline,
             "created_at": car.created_at,
-            "updated_at": github._now(),
+            "updated_at": _now(),
             "target_branch": pull.base,
             "status": car.status,
             "merged_at": car.merged_at,
@@ -758,6 +757,16 @@ class Forge(github.Forge):
                 }
             notes.append(note)
         return {"id": thread.id, "individual_note": False, "notes": notes}
+
+
+def _now() -> str:
+    return timeutil.to_text(timeutil.now())
+
+
+def _time(text: str | None) -> str | None:
+    """A time as GitLab writes it (UTC, milliseconds): the test GitHub's own are to the
+    second."""
+    return timeutil.to_text(timeutil.from_text(text)) if text else text
 
 
 # -- routes -------------------------------------------------------------------------------
@@ -939,7 +948,7 @@ def _approvals(forge: Forge, query: Any, data: Any, iid: str) -> Answer:
             "description": pull.body,
             "state": "merged" if pull.merged else "opened" if pull.state == "open" else "closed",
             "created_at": "2026-01-01T00:00:00.000Z",
-            "updated_at": github._now(),
+            "updated_at": _now(),
             "merge_status": "can_be_merged",
             "approved": len(approved) >= forge.approvals,
             "approvals_required": forge.approvals,
@@ -989,7 +998,7 @@ def _mr_notes(forge: Forge, query: dict[str, list[str]], data: Any, iid: str) ->
 def _mr_note(forge: Forge, query: Any, data: dict[str, Any], iid: str) -> Answer:
     if int(iid) not in forge.pulls:
         return 404, {"message": "404 Merge Request Not Found"}, {}
-    said = CommentState(next(forge._ids), int(iid), forge.login, data["body"], github._now())
+    said = CommentState(next(forge._ids), int(iid), forge.login, data["body"], _now())
     forge.notes.append(said)
     forge.comments.append((int(iid), data["body"]))
     forge._acts(f"!{iid} note", data["body"])
@@ -1008,7 +1017,7 @@ def _issue_notes(forge: Forge, query: dict[str, list[str]], data: Any, iid: str)
 def _issue_note(forge: Forge, query: Any, data: dict[str, Any], iid: str) -> Answer:
     if int(iid) not in forge.issues:
         return 404, {"message": "404 Issue Not Found"}, {}
-    said = CommentState(next(forge._ids), int(iid), forge.login, data["body"], github._now())
+    said = CommentState(next(forge._ids), int(iid), forge.login, data["body"], _now())
     forge.said.append(said)
     forge.comments.append((int(iid), data["body"]))
     forge._acts(f"#{iid} note", data["body"])
@@ -1098,7 +1107,7 @@ def _train_add(forge: Forge, query: Any, data: dict[str, Any], iid: str) -> Answ
     unmet = forge._unmet(pull)
     if unmet:
         return 400, {"message": f"400 Bad request - Failed to merge: {unmet}"}, {}
-    car = Car(next(forge._ids), pull.number, pull.head, created_at=github._now())
+    car = Car(next(forge._ids), pull.number, pull.head, created_at=_now())
     forge.cars[pull.number] = car
     thread = threading.Thread(target=forge._board, args=(pull,), daemon=True)
     forge._checkers.append(thread)
@@ -1122,7 +1131,7 @@ def _issues(forge: Forge, query: dict[str, list[str]], data: Any) -> Answer:
         for i in sorted(forge.issues.values(), key=lambda i: -i.number)
         if (state == "all" or forge.issue_json(i)["state"] == state)
         and wanted <= set(i.labels)
-        and i.updated_at >= after
+        and (not after or timeutil.from_text(i.updated_at) >= timeutil.from_text(after))
     ]
     return _page(query, found)
 
@@ -1146,7 +1155,7 @@ def _edit_issue(forge: Forge, query: Any, data: dict[str, Any], iid: str) -> Ans
     if "description" in data:
         issue.body = data["description"]
         forge._acts(f"#{iid} description", issue.body)
-    issue.updated_at = github._now()
+    issue.updated_at = _now()
     return 200, forge.issue_json(issue), {}
 
 
@@ -1214,7 +1223,7 @@ def _token(forge: Forge, query: Any, data: Any) -> Answer:
             "description": "",
             "scopes": list(forge.scopes),
             "user_id": forge.user_id(forge.login),
-            "last_used_at": github._now(),
+            "last_used_at": _now(),
             "active": True,
             "expires_at": "2027-01-01",
         },
