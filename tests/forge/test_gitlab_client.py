@@ -228,6 +228,21 @@ def test_access_probes_each_permission_and_writes_nothing(forge: Forge) -> None:
     assert all(method == "GET" or status >= 400 for method, _, status in forge.requests)
 
 
+def test_a_branch_with_a_slash_is_one_path_segment(forge: Forge) -> None:
+    """GitLab takes a branch (like a namespaced project or group) URL-encoded into one segment:
+    release/2.0 as release%2F2.0, else it reads another path."""
+    client = _client(forge)
+    forge.protected.add("release/2.0")
+    forge.merge_access = 50
+    [protected] = [a for a in client.access("release/2.0") if a.permission.startswith("role")]
+    assert not protected.ok and "needs 50" in protected.detail
+    [unprotected] = [a for a in client.access("release/3.0") if a.permission.startswith("role")]
+    assert unprotected.ok and "needs 30" in unprotected.detail
+    asked = [path for _, path, _ in forge.requests if "/protected_branches/" in path]
+    assert asked == [f"/projects/{forge.id}/protected_branches/release%2F2.0",
+                     f"/projects/{forge.id}/protected_branches/release%2F3.0"]  # fmt: skip
+
+
 def test_the_merge_train_takes_it_at_the_head_given_and_drops_a_failing_car(
     forge: Forge,
 ) -> None:
@@ -303,6 +318,19 @@ def test_who_labelled_an_issue_and_its_notes(forge: Forge) -> None:
     assert [(c.user, c.body) for c in said] == [("lead", "go ahead"), (forge.login, made.body)]
     assert [c.id for c in client.comments("2000-01-01T00:00:00Z")] == [c.id for c in said]
     assert client.comments("2999-01-01T00:00:00Z") == []
+
+
+def test_a_note_s_time_is_compared_as_a_time_not_as_text(forge: Forge) -> None:
+    """GitLab writes milliseconds (05:06:07.500Z), the cursor may be to the second
+    (05:06:07Z): as text the note would sort before it, though it was written after."""
+    client = _client(forge)
+    number = forge.open_issue("a task")
+    forge.comment_as("lead", number, "go ahead")
+    [note] = [c for c in forge.said if c.number == number]
+    note.created_at = "2026-03-04T05:06:07.500Z"
+    [found] = client.comments("2026-03-04T05:06:07Z", number)
+    assert found.body == "go ahead" and found.created_at == "2026-03-04T05:06:07.500Z"
+    assert client.comments("2026-03-04T05:06:08Z", number) == []
 
 
 def test_a_landed_issue_is_labelled_or_closed(forge: Forge) -> None:

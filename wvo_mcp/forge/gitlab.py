@@ -18,12 +18,14 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import gitlab
 import requests
 from gitlab.exceptions import GitlabAuthenticationError, GitlabHttpError
 
+from wvo_mcp import timeutil
 from wvo_mcp.errors import Fault
 from wvo_mcp.forge import (
     Access,
@@ -452,7 +454,7 @@ class GitLab:
             number=number,
             user=str((found.get("author") or {}).get("username") or ""),
             body=str(found.get("body") or ""),
-            created_at=str(found.get("created_at") or ""),
+            created_at=_utc(found.get("created_at")),
             url=f"{self.web_url()}/-/{kind}/{number}#note_{found['id']}",
         )
 
@@ -474,6 +476,7 @@ class GitLab:
             numbers = [int(i["iid"]) for i in updated]
         else:
             numbers = [number]
+        start = timeutil.from_text(since)
         found: list[IssueComment] = []
         for n in numbers:
             notes = self._pages(
@@ -486,7 +489,8 @@ class GitLab:
                 self._note(note, n, "issues")
                 for note in notes
                 if not note.get("system")
-                and str(note.get("updated_at") or note.get("created_at") or "") >= since
+                and timeutil.from_text(_utc(note.get("updated_at") or note.get("created_at")))
+                >= start
             ]
         return sorted(found, key=lambda c: (c.created_at, c.id))
 
@@ -725,6 +729,15 @@ class GitLab:
 def _said(exc: Exception) -> str:
     said = getattr(exc, "error_message", "") or str(exc)
     return str(said)[:300] or "no reason given"
+
+
+def _utc(said: Any) -> str:
+    """A GitLab time as this product writes times (timeutil): GitLab writes milliseconds, in
+    UTC or in the instance's own zone (+01:00), so its text cannot be compared as it is."""
+    try:
+        return timeutil.to_text(timeutil.from_text(str(said)))
+    except ValueError:
+        return timeutil.to_text(datetime.fromtimestamp(0, UTC))
 
 
 def _applies(rule: dict[str, Any], branch: str) -> bool:

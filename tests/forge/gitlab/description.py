@@ -13,7 +13,8 @@ as plain strings and booleans (merge_commit_sha, discussion_locked), which Go's 
 takes as the zero value.
 
 Errors (4xx, 5xx) are GitLab's error bodies ("REST API troubleshooting": `message` as text,
-object or list, or OAuth's `error`); GitLab's REST API documents no 304 for these reads.
+object or list, or OAuth's `error`), except a 429 from the user and IP rate limits, whose body
+is plain text (RATE_LIMIT_TEXT); GitLab's REST API documents no 304 for these reads.
 """
 
 import functools
@@ -53,6 +54,9 @@ DATE = re.compile(r"^\d{4}-\d\d-\d\d$")
 QUERY_BOOL = {"true", "false", "1", "0"}  # Grape's Boolean coercion, any case
 QUERY_INT = re.compile(r"^-?\d+$")
 BODY_METHODS = ("POST", "PUT", "PATCH")
+RATE_LIMIT_TEXT = (
+    "https://docs.gitlab.com/administration/settings/user_and_ip_rate_limits/#response-text"
+)
 
 
 @dataclass(frozen=True)
@@ -223,6 +227,8 @@ class Description:
         where = f"{method} {op.template} → {status}"
         if status == 304:
             return [f"{where}: GitLab's REST API documents no 304 (no conditional requests)"]
+        if status == 429 and isinstance(body, (bytes, str)) and body.strip() and not _json(body):
+            return []  # the throttle's text (RATE_LIMIT_TEXT): "Retry later" or an admin's words
         if status >= 400:
             return self._error(body, where)
         if not 200 <= status < 300:
@@ -371,6 +377,14 @@ def _merge(a: Operation, b: Operation) -> Operation:
         answer if answer is not None else b.answer,
         f"{a.source}; {b.source}",
     )
+
+
+def _json(body: bytes | str) -> bool:
+    try:
+        json.loads(body)
+    except ValueError:
+        return False
+    return True
 
 
 def _infer(value: Any) -> Shape:

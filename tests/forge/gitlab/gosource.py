@@ -256,6 +256,8 @@ def parse_fields(body: str) -> list[Field]:
             url_name = url_tag.split(",")[0].strip()
         url_opts = tuple(p.strip() for p in (url_tag or "").split(",")[1:])
         if re.fullmatch(r"\*?[\w.]+", entry):  # embedded
+            if json_tag == "-" and url_tag is None:
+                continue  # in neither JSON nor a query
             fields.append(
                 Field(
                     entry.lstrip("*"),
@@ -273,18 +275,28 @@ def parse_fields(body: str) -> list[Field]:
         for name in re.split(r"\s*,\s*", m.group(1)):
             if not name[0].isupper():
                 continue  # unexported: never marshalled
-            key = name if json_name in (None, "") else json_name
             fields.append(
                 Field(
                     name,
                     m.group(2),
-                    None if key == "-" else key,
+                    _json_key(name, json_tag),
                     None if url_name == "-" else url_name,
                     url_opts,
                     False,
                 )
             )
     return fields
+
+
+def _json_key(name: str, tag: str | None) -> str | None:
+    """The key GitLab's JSON carries for field `name` with json tag `tag`, by encoding/json's
+    rules: `-` is never in JSON (`-,` is the key "-"), a tag without a name keeps the field's.
+    Go's decoder matches a key to a field's name case-insensitively, and GitLab's keys are
+    lower case, so an untagged `User` is filled from `user` and declared as that."""
+    if tag == "-":
+        return None
+    named = (tag or "").split(",")[0]
+    return named if named else name.lower()
 
 
 def _tag(tags: str, key: str) -> str | None:

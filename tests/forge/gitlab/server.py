@@ -33,12 +33,15 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 from tests.forge import server as github
 from tests.forge.gitlab.description import load
 from tests.forge.server import CommentState, PullState, ReviewState
+from wvo_mcp import timeutil
 
 PREFIX = "/api/v4"
 TOKEN = "glpat-forge-test-token-0123456789"
@@ -240,6 +243,7 @@ class Forge(github.Forge):
         check: str = "sh check.sh",
     ) -> None:
         super().__init__(tmp, seed, owner, name, branch, check)
+        self.http.RequestHandlerClass = _handler(self)  # routes on the path as sent
         (self.bare / "hooks" / "pre-receive").write_text(HOOK.format(branch=branch))
         self.id = urllib.parse.quote(self.full, safe="")
         self.api = f"{self.web}{PREFIX}"
@@ -255,6 +259,7 @@ class Forge(github.Forge):
         self.merge_trains = False
         self.approvals = 1
         self.merge_access = 30  # who may merge into the protected branch (Developers+)
+        self.protected = {branch}  # protected branches, all with merge_access
         # State beyond the test GitHub's.
         self.levels: dict[str, int] = {}  # access levels that no role names (15, 5)
         self.bots: set[str] = set()
@@ -333,7 +338,7 @@ class Forge(github.Forge):
                     number,
                     head or pull.head,
                     [(next(self._ids), user, body, path, line)],
-                    created_at=github._now(),
+                    created_at=_now(),
                 )
             )
             return ident
@@ -357,14 +362,12 @@ class Forge(github.Forge):
             issue = self.issues[number]
             for label in labels:
                 if label not in issue.labels:
-                    self.labels.append(
-                        Label(next(self._ids), number, user, label, "add", github._now())
-                    )
+                    self.labels.append(Label(next(self._ids), number, user, label, "add", _now()))
         super().label_as(user, number, *labels)
 
     def comment_on_pull_as(self, user: str, number: int, body: str) -> int:
         with self.lock:
-            said = CommentState(next(self._ids), number, user, body, github._now())
+            said = CommentState(next(self._ids), number, user, body, _now())
             self.notes.append(said)
             return said.id
 
@@ -438,8 +441,8 @@ class Forge(github.Forge):
             if passed and pull.head == head and self.tip(pull.base) == base:
                 self.git("update-ref", f"refs/heads/{pull.base}", car.pipeline, base)
                 pull.state, pull.merged, pull.merge_commit = "closed", True, car.pipeline
-                pull.merged_by, pull.closed_at = "merge-train", github._now()
-                car.status, car.merged_at = "merged", github._now()
+                pull.merged_by, pull.closed_at = "merge-train", _now()
+                car.status, car.merged_at = "merged", _now()
             else:
                 self.cars.pop(pull.number, None)
                 self.dropped.append(pull.number)
@@ -457,10 +460,7 @@ class Forge(github.Forge):
         if not path.startswith(PREFIX + "/"):
             return 404, {}, b""
         inner = path.removeprefix(PREFIX)
-        project = f"/projects/{self.full}"
-        if inner == project or inner.startswith(project + "/"):  # as sent: URL-encoded
-            inner = f"/projects/{self.id}" + inner.removeprefix(project)
-        sent = PREFIX + inner
+        sent = path  # as sent: a path placeholder is one segment, a/b sent as a%2Fb
         data: Any = None
         if body:
             try:
@@ -519,8 +519,8 @@ class Forge(github.Forge):
             for pattern, verb, handler in ROUTES:
                 match = pattern.match(path)
                 if match and verb == method:
-                    parts = match.groupdict()
-                    if parts.pop("project", self.id) != self.id:
+                    parts = {k: urllib.parse.unquote(v) for k, v in match.groupdict().items()}
+                    if parts.pop("project", self.full) != self.full:
                         return 404, {"message": "404 Project Not Found"}, {}
                     if method != "GET" and "api" not in self.scopes:
                         return 403, SCOPE, {}
@@ -587,14 +587,13 @@ class Forge(github.Forge):
         branch = next((p.branch for p in self.pulls.values() if p.head == sha), self.branch)
         return {
             "id": run.id,
-            "iid": run.id,
             "project_id": 7,
             "sha": sha,
             "ref": branch,
             "status": status,
             "source": "push",
             "created_at": "2026-01-01T00:00:00.000Z",
-            "updated_at": github._now(),
+            "updated_at": _now(),
             "web_url": f"{self.web}/{self.full}/-/pipelines/{run.id}",
         }
 
@@ -610,11 +609,11 @@ class Forge(github.Forge):
             "description": pull.body,
             "state": state,
             "created_at": "2026-01-01T00:00:00.000Z",
-            "updated_at": github._now(),
+            "updated_at": _now(),
             "merged_by": self.user_json(pull.merged_by) if pull.merged else None,
             "merge_user": self.user_json(pull.merged_by) if pull.merged else None,
-            "merged_at": pull.closed_at if pull.merged else None,
-            "closed_at": pull.closed_at if state == "closed" else None,
+            "merged_at": _time(pull.closed_at) if pull.merged else None,
+            "closed_at": _time(pull.closed_at) if state == "closed" else None,
             "closed_by": None,
             "target_branch": pull.base,
             "source_branch": pull.branch,
@@ -661,16 +660,13 @@ class Forge(github.Forge):
             "body": said.body,
             "attachment": None,
             "author": self.user_json(said.user),
-            "created_at": said.created_at,
-            "updated_at": said.created_at,
+            "created_at": _time(said.created_at),
+            "updated_at": _time(said.created_at),
             "system": False,
             "noteable_id": (10000 if kind == "MergeRequest" else 20000) + said.number,
             "noteable_type": kind,
             "noteable_iid": said.number,
-            "project_id": 7,
             "resolvable": False,
-            "confidential": False,
-            "internal": False,
         }
 
     def issue_json(self, issue: Any) -> dict[str, Any]:
@@ -684,8 +680,8 @@ class Forge(github.Forge):
             "description": issue.body,
             "state": "opened" if issue.state == "open" else "closed",
             "created_at": "2026-01-01T00:00:00.000Z",
-            "updated_at": issue.updated_at,
-            "closed_at": None if issue.state == "open" else issue.updated_at,
+            "updated_at": _time(issue.updated_at),
+            "closed_at": None if issue.state == "open" else _time(issue.updated_at),
             "closed_by": None,
             "labels": list(issue.labels),
             "milestone": None,
@@ -722,13 +718,13 @@ class Forge(github.Forge):
                 "description": pull.body,
                 "state": "merged" if pull.merged else "opened",
                 "created_at": "2026-01-01T00:00:00.000Z",
-                "updated_at": github._now(),
+                "updated_at": _now(),
                 "web_url": f"{self.web}/{self.full}/-/merge_requests/{pull.number}",
             },
             "user": self.user_json(self.login),
             "pipeline": pipeline,
             "created_at": car.created_at,
-            "updated_at": github._now(),
+            "updated_at": _now(),
             "target_branch": pull.base,
             "status": car.status,
             "merged_at": car.merged_at,
@@ -763,6 +759,16 @@ class Forge(github.Forge):
         return {"id": thread.id, "individual_note": False, "notes": notes}
 
 
+def _now() -> str:
+    return timeutil.to_text(timeutil.now())
+
+
+def _time(text: str | None) -> str | None:
+    """A time as GitLab writes it (UTC, milliseconds): the test GitHub's own are to the
+    second."""
+    return timeutil.to_text(timeutil.from_text(text)) if text else text
+
+
 # -- routes -------------------------------------------------------------------------------
 
 Answer = tuple[int, Any, dict[str, str]]
@@ -790,7 +796,7 @@ def _project(forge: Forge, query: Any, data: Any) -> Answer:
 
 
 def _protected(forge: Forge, query: Any, data: Any, name: str) -> Answer:
-    if name != forge.branch:
+    if name not in forge.protected:
         return 404, {"message": "404 Not Found"}, {}
     levels = {50: "Owners", 40: "Maintainers", 30: "Developers + Maintainers", 0: "No one"}
     return (
@@ -802,7 +808,6 @@ def _protected(forge: Forge, query: Any, data: Any, name: str) -> Answer:
             "code_owner_approval_required": False,
             "push_access_levels": [
                 {
-                    "id": 1,
                     "access_level": 0,
                     "access_level_description": "No one",
                     "user_id": None,
@@ -811,7 +816,6 @@ def _protected(forge: Forge, query: Any, data: Any, name: str) -> Answer:
             ],
             "merge_access_levels": [
                 {
-                    "id": 2,
                     "access_level": forge.merge_access,
                     "access_level_description": levels.get(forge.merge_access, ""),
                     "user_id": None,
@@ -944,7 +948,7 @@ def _approvals(forge: Forge, query: Any, data: Any, iid: str) -> Answer:
             "description": pull.body,
             "state": "merged" if pull.merged else "opened" if pull.state == "open" else "closed",
             "created_at": "2026-01-01T00:00:00.000Z",
-            "updated_at": github._now(),
+            "updated_at": _now(),
             "merge_status": "can_be_merged",
             "approved": len(approved) >= forge.approvals,
             "approvals_required": forge.approvals,
@@ -994,7 +998,7 @@ def _mr_notes(forge: Forge, query: dict[str, list[str]], data: Any, iid: str) ->
 def _mr_note(forge: Forge, query: Any, data: dict[str, Any], iid: str) -> Answer:
     if int(iid) not in forge.pulls:
         return 404, {"message": "404 Merge Request Not Found"}, {}
-    said = CommentState(next(forge._ids), int(iid), forge.login, data["body"], github._now())
+    said = CommentState(next(forge._ids), int(iid), forge.login, data["body"], _now())
     forge.notes.append(said)
     forge.comments.append((int(iid), data["body"]))
     forge._acts(f"!{iid} note", data["body"])
@@ -1013,7 +1017,7 @@ def _issue_notes(forge: Forge, query: dict[str, list[str]], data: Any, iid: str)
 def _issue_note(forge: Forge, query: Any, data: dict[str, Any], iid: str) -> Answer:
     if int(iid) not in forge.issues:
         return 404, {"message": "404 Issue Not Found"}, {}
-    said = CommentState(next(forge._ids), int(iid), forge.login, data["body"], github._now())
+    said = CommentState(next(forge._ids), int(iid), forge.login, data["body"], _now())
     forge.said.append(said)
     forge.comments.append((int(iid), data["body"]))
     forge._acts(f"#{iid} note", data["body"])
@@ -1103,7 +1107,7 @@ def _train_add(forge: Forge, query: Any, data: dict[str, Any], iid: str) -> Answ
     unmet = forge._unmet(pull)
     if unmet:
         return 400, {"message": f"400 Bad request - Failed to merge: {unmet}"}, {}
-    car = Car(next(forge._ids), pull.number, pull.head, created_at=github._now())
+    car = Car(next(forge._ids), pull.number, pull.head, created_at=_now())
     forge.cars[pull.number] = car
     thread = threading.Thread(target=forge._board, args=(pull,), daemon=True)
     forge._checkers.append(thread)
@@ -1127,7 +1131,7 @@ def _issues(forge: Forge, query: dict[str, list[str]], data: Any) -> Answer:
         for i in sorted(forge.issues.values(), key=lambda i: -i.number)
         if (state == "all" or forge.issue_json(i)["state"] == state)
         and wanted <= set(i.labels)
-        and i.updated_at >= after
+        and (not after or timeutil.from_text(i.updated_at) >= timeutil.from_text(after))
     ]
     return _page(query, found)
 
@@ -1151,7 +1155,7 @@ def _edit_issue(forge: Forge, query: Any, data: dict[str, Any], iid: str) -> Ans
     if "description" in data:
         issue.body = data["description"]
         forge._acts(f"#{iid} description", issue.body)
-    issue.updated_at = github._now()
+    issue.updated_at = _now()
     return 200, forge.issue_json(issue), {}
 
 
@@ -1219,7 +1223,7 @@ def _token(forge: Forge, query: Any, data: Any) -> Answer:
             "description": "",
             "scopes": list(forge.scopes),
             "user_id": forge.user_id(forge.login),
-            "last_used_at": github._now(),
+            "last_used_at": _now(),
             "active": True,
             "expires_at": "2027-01-01",
         },
@@ -1281,9 +1285,41 @@ def _merge_base(forge: Forge, query: dict[str, list[str]], data: Any) -> Answer:
 
 
 def _route(template: str) -> "re.Pattern[str]":
+    """A placeholder matches one segment as sent, decoded when it is read (GitLab's rule: a
+    namespaced path or a branch with a slash is URL-encoded into one segment)."""
     pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
-    pattern = pattern.replace("(?P<group>[^/]+)", "(?P<group>.+)")
     return re.compile(f"^{pattern}$")
+
+
+def _handler(forge: Forge) -> type[BaseHTTPRequestHandler]:
+    """The test GitHub's HTTP handler, but the path goes to `answer` as sent: GitHub's decodes
+    it first, which would make `acme%2Fplatform` and `acme/platform` one path."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _serve(self) -> None:
+            parsed = urllib.parse.urlsplit(self.path)
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length) if length else b""
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            query = urllib.parse.parse_qs(parsed.query, keep_blank_values=True)
+            status, extra, raw = forge.answer(self.command, parsed.path, query, headers, body)
+            self.send_response(status, HTTPStatus(status).phrase)
+            if raw and "Content-Type" not in extra:
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(raw)))
+            for key, value in extra.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(raw)
+
+        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
+
+    return Handler
 
 
 P = "/projects/{project}"

@@ -1,10 +1,11 @@
 """What the queue uses of GitLab's REST API that go-gitlab 0.73.1 predates, hand-written.
 
 go-gitlab 0.73.1 (September 2022) has no merge trains car endpoints, no reviewers list, no
-`personal_access_tokens/self`, no inherited group member, and no `detailed_merge_status`
-(GitLab 15.6). Each shape below is written in this project's own form from the GitLab doc
-page named beside it; `SUPPLEMENTED` lists them all so docs/forge.md can say which part of
-the test GitLab's contract is ours rather than go-gitlab's.
+`personal_access_tokens/self`, no inherited group member, no `detailed_merge_status`
+(GitLab 15.6) and no approval rule's `applies_to_all_protected_branches` (GitLab 15.3).
+Each shape below is written in this project's own form from the GitLab doc page named
+beside it; `SUPPLEMENTED` lists them all so docs/forge.md can say which part of the test
+GitLab's contract is ours rather than go-gitlab's.
 """
 
 from collections.abc import Mapping
@@ -139,11 +140,14 @@ FIELDS: dict[str, Mapping[str, Shape]] = {
         "link_updated_at": DATE_TIME,
     },
     "PersonalAccessToken": {"description": nullable(STRING), "last_used_ips": array(STRING)},
+    # GitLab 15.3: the rule covers every protected branch, whatever protected_branches lists
+    "ProjectApprovalRule": {"applies_to_all_protected_branches": BOOLEAN},
 }
 FIELD_SOURCES = {
     "MergeRequest": f"{DOCS}/merge_requests/#get-single-mr",
     "Issue": f"{DOCS}/issue_links/#list-issue-relations",
     "PersonalAccessToken": f"{DOCS}/personal_access_tokens/",
+    "ProjectApprovalRule": f"{DOCS}/merge_request_approvals/",
 }
 
 # For the docs: every operation and field that comes from here, with its page.

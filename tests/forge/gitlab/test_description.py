@@ -289,8 +289,42 @@ def test_errors_are_gitlab_s_error_bodies(gl: Description) -> None:
     assert gl.answer("GET", MR, 403, {"error": "insufficient_scope", "scope": "api"}) == []
     assert gl.answer("GET", MR, 500, {"msg": "x"}) != []
     assert gl.answer("GET", MR, 409, {"message": "x", "documentation_url": "y"}) != []
-    assert gl.answer("GET", MR, 429, b"Retry later") != []
     assert gl.answer("GET", MR, 304, b"") != []  # no conditional requests on GitLab's REST
+
+
+def test_a_rate_limited_answer_is_the_throttle_s_plain_text(gl: Description) -> None:
+    """GitLab's user and IP rate limits answer 429 in plain text ("Retry later" by default);
+    any other error in text, or an empty 429, is still refused."""
+    assert gl.answer("GET", MR, 429, b"Retry later\n") == []
+    assert gl.answer("GET", MR, 429, {"message": "429 Too Many Requests"}) == []
+    assert gl.answer("GET", MR, 429, {"retry": 5}) != []
+    assert gl.answer("GET", MR, 429, b"") != []
+    assert gl.answer("GET", MR, 500, b"Retry later") != []
+    assert gl.answer("GET", MR, 403, b"Forbidden") != []
+
+
+def test_an_untagged_go_field_is_its_name_as_gitlab_sends_it(gl: Description) -> None:
+    """encoding/json: an exported field without a json tag has its Go name, matched without
+    regard to case (GitLab sends `user`); `-` is never in JSON; `,omitempty` keeps the name."""
+    fields = gosource.parse_fields(
+        "\tUser *BasicUser\n"
+        '\tHidden string `json:"-"`\n'
+        '\tDash string `json:"-,"`\n'
+        '\tKept string `json:",omitempty"`\n'
+        '\tNamed string `json:"named_key"`\n'
+        "\tsecret string\n"
+    )
+    assert [(f.name, f.json) for f in fields] == [
+        ("User", "user"),
+        ("Hidden", None),
+        ("Dash", "-"),
+        ("Kept", "kept"),
+        ("Named", "named_key"),
+    ]
+    approvals = {"approved_by": [{"user": {"id": 5, "username": "lead"}}]}
+    assert gl.answer("GET", MR + "/approvals", 200, approvals) == []
+    approvals = {"approved_by": [{"approver": {"id": 5, "username": "lead"}}]}
+    assert gl.answer("GET", MR + "/approvals", 200, approvals) != []
 
 
 def test_text_answers_and_empty_answers(gl: Description) -> None:
