@@ -16,13 +16,15 @@ from wvo_mcp.store import Lock, Row
 
 class IssuesFacade(Facade):
     async def delivered_issue(
-        self, delivery: str, digest: str, repository: str, issue: Issue, label: str
-    ) -> str:
-        """A GitHub `issues` delivery: its issue's task kept in step (services/webhooks)."""
+        self, delivery: str, digest: str, repository: str, issue: Issue, label: str,
+        kind: str = "github",
+    ) -> str:  # fmt: skip
+        """A GitHub `issues` (or GitLab `Issue Hook`) delivery: its issue's task kept in step
+        (services/webhooks)."""
         return await self.db.write(
             partial(webhooks.issue_event, settings=self.settings, delivery=delivery,
                     digest=digest, repository=repository, issue=issue, label=label,
-                    table=issue_tasks.LABELS, now=self.clock())
+                    table=issue_tasks.LABELS, now=self.clock(), kind=kind)
         )  # fmt: skip
 
     async def delivered_run(

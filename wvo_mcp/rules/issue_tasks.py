@@ -75,9 +75,13 @@ def moves(made: bool, author: bool, sender: bool, action: str, added: str, label
     return sender and action == "edited"
 
 
-def task_id(repository: str, number: int) -> str:
-    """The task an issue becomes: gh/<owner>/<repo>/<number> (a valid branch name too)."""
-    return f"gh/{repository}/{number}"
+PREFIXES = {"github": "gh", "gitlab": "gl"}  # a task id's first part names its forge
+
+
+def task_id(repository: str, number: int, kind: str = "github") -> str:
+    """The task an issue becomes: gh/<owner>/<repo>/<number> on GitHub, gl/<group/…/project>/
+    <iid> on GitLab (a valid branch name too)."""
+    return f"{PREFIXES[kind]}/{repository}/{number}"
 
 
 def references(body: str) -> list[int]:
@@ -128,17 +132,21 @@ def fields(labels: Sequence[str], table: Table) -> tuple[dict[str, int], list[st
     return found, unknown
 
 
-def definition(repository: str, issue: Issue, synced: set[int], table: Table) -> dict[str, Any]:
+def definition(
+    repository: str, issue: Issue, synced: set[int], table: Table, kind: str = "github"
+) -> dict[str, Any]:
     """The task definition (a roadmap entry) an open issue gives: its dependencies only on
     issues in `synced` (the labelled ones this sync knows; a reference to any other is
     shown in metadata, not followed)."""
     wanted = [*references(issue.body), *issue.sub_issues]
     deps = [
-        task_id(repository, n) for n in dict.fromkeys(wanted) if n in synced and n != issue.number
+        task_id(repository, n, kind)
+        for n in dict.fromkeys(wanted)
+        if n in synced and n != issue.number
     ]
     set_by, unknown = fields(issue.labels, table)
     return {
-        "id": task_id(repository, issue.number),
+        "id": task_id(repository, issue.number, kind),
         "title": (issue.title.strip() or f"issue #{issue.number}")[:200],
         "description": issue.body[:8000],
         "depends_on": deps,

@@ -46,11 +46,12 @@ def record(tx: Tx, delivery: str, event: str, digest: str, now: datetime) -> Non
 
 def issue_event(
     tx: Tx, settings: Settings, *, delivery: str, digest: str, repository: str, issue: Issue,
-    label: str, table: Table, now: datetime,
+    label: str, table: Table, now: datetime, kind: str = "github",
 ) -> str:  # fmt: skip
-    """An `issues` event: what it did to the issue's task, in words."""
+    """An `issues` event (GitLab's `Issue Hook`, `kind` gitlab): what it did to the issue's
+    task, in words."""
     record(tx, delivery, "issues", digest, now)
-    task_id = issue_tasks.task_id(repository, issue.number)
+    task_id = issue_tasks.task_id(repository, issue.number, kind)
     labelled = label in {lab.strip().lower() for lab in issue.labels}
     row = tx.one("task_by_id", (task_id,))
     if issue.state != "open":
@@ -72,8 +73,9 @@ def issue_event(
             f"its issue #{issue.number} was reopened", now, by_person=True,
         )  # fmt: skip
     wanted = [*issue_tasks.references(issue.body), *issue.sub_issues]
-    known = {n for n in wanted if tx.one("task_by_id", (issue_tasks.task_id(repository, n),))}
-    spec = TaskSpec.model_validate(issue_tasks.definition(repository, issue, known, table))
+    known = {n for n in wanted
+             if tx.one("task_by_id", (issue_tasks.task_id(repository, n, kind),))}  # fmt: skip
+    spec = TaskSpec.model_validate(issue_tasks.definition(repository, issue, known, table, kind))
     done = roadmap_update.apply(tx, [spec], ACTOR, now)
     if done.added:
         return f"{task_id}: created"
@@ -108,7 +110,7 @@ def _open_reds(tx: Tx, run: Run) -> list[str]:
 
 
 def _prefix(run: Run) -> str:
-    return f"gh/{run.repository}/red/{run.key}/"
+    return f"{issue_tasks.PREFIXES[run.kind]}/{run.repository}/red/{run.key}/"
 
 
 def red_run(
