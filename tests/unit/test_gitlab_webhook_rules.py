@@ -112,7 +112,7 @@ def pipeline(**changed: Any) -> dict[str, Any]:
 def test_a_pipeline_counts_when_pushed_or_scheduled_on_the_branch_by_the_project_itself() -> None:
     found = gl.pipeline_of(pipeline(), "")
     assert found == Run("pipeline", "group/sub/project", "pipeline", "pipeline", "main", "a" * 40,
-                        f"{PROJECT['web_url']}/-/pipelines/31", False, kind="gitlab")  # fmt: skip
+                        f"{PROJECT['web_url']}/-/pipelines/31", False, forge="gitlab")  # fmt: skip
     green = gl.pipeline_of(pipeline(status="success", source="schedule"), "")
     assert isinstance(green, Run) and green.passed
     for changed, why in (({"status": "canceled"}, "neither failed nor passed"),

@@ -40,9 +40,10 @@ from wvo_mcp.forge.authority import Authority
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import gitlab_webhooks, issue_tasks, webhooks
 from wvo_mcp.rules.gitlab_webhooks import CONFIDENTIAL, ISSUE, NOTE, PIPELINE
+from wvo_mcp.rules.text import ForgeKind
 
 PATH = "/webhooks/gitlab"
-KIND = "gitlab"
+KIND: ForgeKind = "gitlab"  # the forge this route hears: its tasks' ids are gl/…
 log = logging.getLogger(__name__)
 NO_FORGE = (
     "{what}: recorded, not acted on: the server cannot ask GitLab {why} (no GitLab token: set "
@@ -197,9 +198,8 @@ async def _issues(
             return JSONResponse({"done": f"{ISSUE}: #{issue.number} is open on GitLab now: "
                                  "its task is not cancelled"})  # fmt: skip
         status = await orchestrator.tasks_under(task)
-        merged = await issue_sync.closed_by_merge(
-            orchestrator, reach.forge, project, [issue], status, KIND
-        )
+        merged = await issue_sync.closed_by_merge(orchestrator, reach.forge, project, [issue],
+                                                  status)  # fmt: skip
         if merged:  # GitLab closed it at the merge: the task lands, and its issue is told
             await _ignored(orchestrator, said)
             return JSONResponse({"done": f"{ISSUE}: #{issue.number} was closed by the merge of "
@@ -251,7 +251,7 @@ async def _note(
     if found is None:
         await _ignored(orchestrator, said)
         return JSONResponse({"done": NO_FORGE.format(what=NOTE, why="who wrote it")})
-    done = await issue_sync.heard(orchestrator, found.authority, project, heard, KIND)
+    done = await issue_sync.heard(orchestrator, found.authority, project, heard)
     await _ignored(orchestrator, said)
     return JSONResponse({"done": done or f"{NOTE}: nothing to do (a note like any, or one "
                          "acted on before)"})  # fmt: skip

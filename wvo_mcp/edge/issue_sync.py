@@ -52,8 +52,6 @@ from wvo_mcp.services.roadmap_update import RoadmapUpdate
 FINAL = (Status.DONE, Status.CANCELLED)
 LOOK_BACK = timedelta(minutes=10)  # a first pass reads comments from this long ago (clock skew)
 STEER = "docs/forge.md"  # where a person reads who steers
-# A pull (merge) request's link after the repository's path, by forge.
-PULL_URL_PARTS = {"github": "pull", "gitlab": "-/merge_requests"}
 
 
 @dataclass(frozen=True)
@@ -433,7 +431,7 @@ async def _write(
 
 async def closed_by_merge(
     orchestrator: Orchestrator, forge: Forge, repository: str, closed: Sequence[Issue],
-    status: dict[str, str], kind: str = "github",
+    status: dict[str, str],
 ) -> list[tuple[int, int]]:  # fmt: skip
     """The closed issues whose task is not over and whose pull request here has merged,
     with its number: GitHub closed each at the merge, and the autopilot has not seen the
@@ -441,14 +439,14 @@ async def closed_by_merge(
     looks, so they are not cancelled. A request for each open pull request of such a task:
     none in a pass where no closed issue's task is still open."""
     waiting = {
-        issue_tasks.task_id(repository, i.number, kind): i.number
+        issue_tasks.task_id(repository, i.number): i.number
         for i in closed
-        if status.get(issue_tasks.task_id(repository, i.number, kind)) not in (None, *FINAL)
+        if status.get(issue_tasks.task_id(repository, i.number)) not in (None, *FINAL)
     }
     if not waiting:
         return []
-    prefix = issue_tasks.task_id(repository, 0, kind)[:-1]
-    here = f"/{repository.lower()}/{PULL_URL_PARTS[kind]}/"
+    prefix = issue_tasks.task_id(repository, 0)[:-1]
+    here = f"/{repository.lower()}/pull/"
     found = []
     for row in await orchestrator.db.read(partial(issue_sync.open_pulls, prefix=prefix)):
         number = waiting.get(row["task_id"])
@@ -547,12 +545,11 @@ async def _read(
 
 
 async def heard(
-    orchestrator: Orchestrator, authority: Authority, repository: str, comment: IssueComment,
-    kind: str = "github",
-) -> str:  # fmt: skip
+    orchestrator: Orchestrator, authority: Authority, repository: str, comment: IssueComment
+) -> str:
     """One comment delivered by the webhook, acted on as a sync pass would ('' when it
     does nothing: its issue is no task, its task is over, or it is a comment like any)."""
-    task = issue_tasks.task_id(repository, comment.number, kind)
+    task = issue_tasks.task_id(repository, comment.number)
     status = (await orchestrator.tasks_under(task)).get(task)
     if status is None or status in FINAL:
         return ""

@@ -9,6 +9,7 @@ from wvo_mcp.models import Unsynced
 from wvo_mcp.orchestrator.base import Facade
 from wvo_mcp.rules import issue_tasks
 from wvo_mcp.rules.issue_tasks import Issue, IssueComment
+from wvo_mcp.rules.text import ForgeKind
 from wvo_mcp.rules.webhooks import Run
 from wvo_mcp.services import issue_sync, webhooks
 from wvo_mcp.store import Lock, Row
@@ -17,9 +18,9 @@ from wvo_mcp.store import Lock, Row
 class IssuesFacade(Facade):
     async def delivered_issue(
         self, delivery: str, digest: str, repository: str, issue: Issue, label: str,
-        kind: str = "github",
+        kind: ForgeKind = "github",
     ) -> str:  # fmt: skip
-        """A GitHub `issues` (or GitLab `Issue Hook`) delivery: its issue's task kept in step
+        """An `issues` delivery from forge `kind`: its issue's task kept in step
         (services/webhooks)."""
         return await self.db.write(
             partial(webhooks.issue_event, settings=self.settings, delivery=delivery,

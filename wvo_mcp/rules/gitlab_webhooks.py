@@ -210,4 +210,4 @@ def pipeline_of(payload: dict[str, Any], branch: str) -> Run | str | None:
     url = f"{project.get('web_url') or ''}/-/pipelines/{ident}"
     sha = str(attributes.get("sha") or "")
     return Run("pipeline", full, "pipeline", "pipeline", wanted, sha, url, status == "success",
-               kind="gitlab")  # fmt: skip
+               forge="gitlab")  # fmt: skip

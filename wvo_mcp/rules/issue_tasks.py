@@ -1,10 +1,10 @@
 """A tracker's issue as a task: its id, its definition, and what its comments say (pure).
 
-A tracker's issue as a task (pure): its id (from the repository and the issue's number,
-so a sync run twice, or on two hosts, names the same task), its definition (title, body,
-labels mapped by a table, "blocked by #N", a task list and sub-issues as dependencies), and
-the issue's own key kept in its metadata. Carried out by `wvo_mcp/edge/issue_sync.py` and
-`wvo_mcp/services/webhooks.py`.
+A tracker's issue as a task (pure): its id (from the forge's kind, the repository and the
+issue's number, so a sync run twice, or on two hosts, names the same task), its definition
+(title, body, labels mapped by a table, "blocked by #N", a task list and sub-issues as
+dependencies), and the issue's own key kept in its metadata. Carried out by
+`wvo_mcp/edge/issue_sync.py` and `wvo_mcp/services/webhooks.py`.
 
 The body is the issue's words: it becomes the task's description as data, however it is
 built, and nothing in it is read as an instruction to wvo-mcp; only `#N` references are
@@ -16,7 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wvo_mcp.errors import ValidationFailed
-from wvo_mcp.rules.text import fenced
+from wvo_mcp.rules.text import ForgeKind, quoted
+
+# A task id's first part: whose issue it is. A GitLab project's path has any number of parts
+# (gl/group/sub/project/12), so an id is read back against its repository's whole path.
+PREFIXES: Mapping[ForgeKind, str] = {"github": "gh", "gitlab": "gl"}
 
 # label -> the task fields it sets (complexity and the WSJF inputs, 1-10); the first label
 # that sets a field wins. A team replaces it in its providers file's `issues: labels:`.
@@ -75,13 +79,15 @@ def moves(made: bool, author: bool, sender: bool, action: str, added: str, label
     return sender and action == "edited"
 
 
-PREFIXES = {"github": "gh", "gitlab": "gl"}  # a task id's first part names its forge
-
-
-def task_id(repository: str, number: int, kind: str = "github") -> str:
-    """The task an issue becomes: gh/<owner>/<repo>/<number> on GitHub, gl/<group/…/project>/
-    <iid> on GitLab (a valid branch name too)."""
+def task_id(repository: str, number: int, kind: ForgeKind = "github") -> str:
+    """The task an issue becomes: gh/<owner>/<repo>/<number> on GitHub,
+    gl/<group>/…/<project>/<number> on GitLab (a valid branch name too)."""
     return f"{PREFIXES[kind]}/{repository}/{number}"
+
+
+def red_prefix(repository: str, key: str, kind: ForgeKind = "github") -> str:
+    """What the id of each red task of workflow (or app, or pipeline) `key` starts with."""
+    return f"{PREFIXES[kind]}/{repository}/red/{key}/"
 
 
 def references(body: str) -> list[int]:
@@ -133,17 +139,14 @@ def fields(labels: Sequence[str], table: Table) -> tuple[dict[str, int], list[st
 
 
 def definition(
-    repository: str, issue: Issue, synced: set[int], table: Table, kind: str = "github"
+    repository: str, issue: Issue, synced: set[int], table: Table, kind: ForgeKind = "github"
 ) -> dict[str, Any]:
     """The task definition (a roadmap entry) an open issue gives: its dependencies only on
     issues in `synced` (the labelled ones this sync knows; a reference to any other is
     shown in metadata, not followed)."""
     wanted = [*references(issue.body), *issue.sub_issues]
-    deps = [
-        task_id(repository, n, kind)
-        for n in dict.fromkeys(wanted)
-        if n in synced and n != issue.number
-    ]
+    deps = [task_id(repository, n, kind) for n in dict.fromkeys(wanted)
+            if n in synced and n != issue.number]  # fmt: skip
     set_by, unknown = fields(issue.labels, table)
     return {
         "id": task_id(repository, issue.number, kind),
@@ -178,9 +181,10 @@ class IssueComment:
     url: str = ""
 
 
-def number_of(repository: str, task: str) -> int | None:
-    """The issue a task is, if it is one (not a red run's task, not anything else)."""
-    prefix = task_id(repository, 0)[:-1]
+def number_of(repository: str, task: str, kind: ForgeKind = "github") -> int | None:
+    """The issue a task is, if it is one of `repository`'s on forge `kind` (not a red run's
+    task, not another project's, not anything else)."""
+    prefix = task_id(repository, 0, kind)[:-1]
     rest = task.removeprefix(prefix) if task.startswith(prefix) else ""
     return int(rest) if rest.isdigit() and not rest.startswith("0") else None
 
@@ -191,10 +195,11 @@ def marked(body: str, key: str) -> bool:
     return body.rstrip().endswith(f"<!-- {MARK}{key} -->")
 
 
-def question_comment(task: str, question: str, note: int) -> str:
-    """An agent's question as a comment on its issue (its words fenced: data, not markup)."""
+def question_comment(task: str, question: str, note: int, kind: ForgeKind = "github") -> str:
+    """An agent's question as a comment on its issue (its words quoted for the forge: data,
+    not markup, and on GitLab no quick action)."""
     return (
-        f"**The agent working on `{task}` asks:**\n\n{fenced(question[:4000])}\n\n"
+        f"**The agent working on `{task}` asks:**\n\n{quoted(question[:4000], kind)}\n\n"
         "A reply from someone who steers this repository's agents (its writers, unless the "
         "team says otherwise) answers it, as `wvo-mcp answer` would; replies from anyone else "
         f"are shown to the team, never taken as the answer.\n<!-- {MARK}question:{note} -->"

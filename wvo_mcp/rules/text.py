@@ -3,12 +3,16 @@
 Agent-written text where a person reads it (pure). Every line the CLI, the autopilot and
 the logs show a person passes through `plain` or `shown` (cli/output.py, autopilot/view.py,
 cli/entry.py's log format); tests/unit/test_terminal_text.py finds any print that does not.
-What others wrote reaches a prompt or a pull request `fenced`: quoted, never markup.
+What others wrote reaches a prompt or a pull request `fenced`: quoted, never markup; on
+GitLab `indented`, where a fence does not keep a quick action from acting (`quoted` picks).
 
 Carried out by `wvo_mcp/cli/output.py`, `wvo_mcp/autopilot/view.py` and
 `wvo_mcp/edge/issue_sync.py`."""
 
 import re
+from typing import Literal
+
+ForgeKind = Literal["github", "gitlab"]  # which forge a text goes to decides how it quotes
 
 
 def plain(text: str, limit: int = 10_000) -> str:
@@ -34,6 +38,26 @@ def fenced(text: str, info: str = "text") -> str:
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}{info}\n{text}\n{fence}"
+
+
+def indented(text: str) -> str:
+    """Someone else's words quoted as an indented code block, every line four spaces in,
+    for GitLab: it runs quick actions (`/merge`, `/approve`, `/close`, …) from any line that
+    starts with "/" in a description or note, as the token's user, and its extractor
+    (lib/gitlab/quick_actions/extractor.rb) skips only a zone from a line starting ``` to the
+    first line that is exactly ```, so a longer fence (`fenced`) does not hold them: one of
+    their lines that is ``` would end the zone, and the next would act. Here no line of
+    theirs starts at column 0, whatever it is (``` ~~~ >>> < /), so none starts a command or
+    a zone; every line break Python knows ends a line, so none hides in one. Inside it
+    nothing is markup either. The text around it must leave a blank line before it."""
+    lines = text.splitlines() or [""]
+    return "\n".join(f"    {line}" for line in lines)
+
+
+def quoted(text: str, kind: ForgeKind, info: str = "text") -> str:
+    """Someone else's words quoted for a text on forge `kind`: fenced on GitHub, indented
+    on GitLab (whose quick actions a fence does not hold)."""
+    return indented(text) if kind == "gitlab" else fenced(text, info)
 
 
 def spanned(text: str) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from wvo_mcp.rules.text import shown
+from wvo_mcp.rules.text import ForgeKind, shown
 
 MAX_BYTES = 1024 * 1024  # GitHub caps a payload at 25 MB; an issue's event is a few KB
 PREFIX = "sha256="
@@ -126,4 +126,4 @@ class Run:
     url: str
     passed: bool
     job: FailedJob | None = None
-    kind: str = "github"  # the forge: its red task is gh/… or gl/… (GitLab's pipelines)
+    forge: ForgeKind = "github"  # whose run: its red task's id says (rules/issue_tasks.red_prefix)

@@ -19,6 +19,7 @@ from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.models import TaskSpec
 from wvo_mcp.rules import issue_tasks
 from wvo_mcp.rules.issue_tasks import Issue, Table
+from wvo_mcp.rules.text import ForgeKind
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.rules.webhooks import Run
 from wvo_mcp.services import moves, roadmap_update, rows
@@ -46,10 +47,9 @@ def record(tx: Tx, delivery: str, event: str, digest: str, now: datetime) -> Non
 
 def issue_event(
     tx: Tx, settings: Settings, *, delivery: str, digest: str, repository: str, issue: Issue,
-    label: str, table: Table, now: datetime, kind: str = "github",
+    label: str, table: Table, now: datetime, kind: ForgeKind = "github",
 ) -> str:  # fmt: skip
-    """An `issues` event (GitLab's `Issue Hook`, `kind` gitlab): what it did to the issue's
-    task, in words."""
+    """An `issues` event on forge `kind`: what it did to the issue's task, in words."""
     record(tx, delivery, "issues", digest, now)
     task_id = issue_tasks.task_id(repository, issue.number, kind)
     labelled = label in {lab.strip().lower() for lab in issue.labels}
@@ -110,7 +110,7 @@ def _open_reds(tx: Tx, run: Run) -> list[str]:
 
 
 def _prefix(run: Run) -> str:
-    return f"{issue_tasks.PREFIXES[run.kind]}/{run.repository}/red/{run.key}/"
+    return issue_tasks.red_prefix(run.repository, run.key, run.forge)
 
 
 def red_run(
