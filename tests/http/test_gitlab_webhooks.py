@@ -271,6 +271,9 @@ def test_a_confidential_issue_and_others_notes_make_no_task(
     secret = done(deliver(server, issue_hook(5, title="The leaked key"), "c-1",
                           "Confidential Issue Hook"))  # fmt: skip
     assert "confidential" in secret and "not acted on" in secret
+    on_it = note_hook(5, "/wvo tell land it")
+    on_it["issue"]["confidential"] = True  # a plain Note Hook, on a confidential issue
+    assert "confidential" in done(deliver(server, on_it, "c-1b", "Note Hook"))
     for n, on in enumerate(("MergeRequest", "Commit", "Snippet")):
         said = done(deliver(server, note_hook(5, "/wvo tell land it", on=on, ident=n),
                             f"c-{n + 2}", "Note Hook"))  # fmt: skip

@@ -128,3 +128,13 @@ def test_a_pipeline_counts_when_pushed_or_scheduled_on_the_branch_by_the_project
     assert isinstance(gl.pipeline_of(own, ""), Run)
     assert gl.pipeline_of(pipeline(), "release") == "Pipeline Hook: not on release: not acted on"
     assert gl.pipeline_of({"object_attributes": {}}, "") is None
+
+
+def test_a_confidential_issue_is_known_by_its_event_or_its_own_word() -> None:
+    assert gl.confidential("Confidential Issue Hook", {})
+    assert gl.confidential("Confidential Note Hook", {})
+    assert gl.confidential("Issue Hook", {"object_attributes": {"confidential": True}})
+    assert gl.confidential("Note Hook", {"issue": {"confidential": True}})
+    assert not gl.confidential("Issue Hook", {"object_attributes": {"confidential": False}})
+    # A note's own attributes say nothing of the issue's.
+    assert not gl.confidential("Note Hook", {"object_attributes": {"confidential": True}})

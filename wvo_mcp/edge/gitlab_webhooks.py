@@ -39,7 +39,7 @@ from wvo_mcp.forge import Forge
 from wvo_mcp.forge.authority import Authority
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import gitlab_webhooks, issue_tasks, webhooks
-from wvo_mcp.rules.gitlab_webhooks import CONFIDENTIAL, ISSUE, NOTE, PIPELINE
+from wvo_mcp.rules.gitlab_webhooks import ISSUE, NOTE, PIPELINE
 from wvo_mcp.rules.text import ForgeKind
 
 PATH = "/webhooks/gitlab"
@@ -155,7 +155,7 @@ async def _act(
                 "none yet: name it with --repo gitlab:GROUP/PROJECT")  # fmt: skip
         why = f"{event}: {project} is not a project this server serves ({told})"
         return JSONResponse({"done": f"{why}: not acted on"}, status_code=202)
-    if event in CONFIDENTIAL:
+    if gitlab_webhooks.confidential(event, payload):
         await _ignored(orchestrator, said)
         return JSONResponse({"done": f"{event}: confidential, so its words make and move no "
                              "task: not acted on"})  # fmt: skip

@@ -85,6 +85,15 @@ def delivery_id(idempotency: str | None, event_uuid: str | None) -> str:
     return (idempotency or event_uuid or "").strip()
 
 
+def confidential(event: str, payload: dict[str, Any]) -> bool:
+    """Whether a delivery is about a confidential issue (its own event, or the issue says so)."""
+    attributes, issue = payload.get("object_attributes"), payload.get("issue")
+    return event in CONFIDENTIAL or any(
+        isinstance(found, dict) and found.get("confidential") is True
+        for found in (attributes if event == ISSUE else None, issue)
+    )
+
+
 def project_of(payload: dict[str, Any]) -> str:
     """The project a delivery is from (`group/…/project`), '' when it names none."""
     project = payload.get("project")
