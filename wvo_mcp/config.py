@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.rules import gitlab_webhooks
 from wvo_mcp.rules.bounds import MEMORY_RANGE, OUTPUT_BYTES_RANGE, TIMEOUT_RANGE, check_range
 from wvo_mcp.rules.identity import check_agent_id
 from wvo_mcp.rules.trust import Trust, parse
@@ -106,17 +107,34 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
 
 
 def repositories(listed: str, source: str) -> tuple[str, ...]:
-    """OWNER/REPO names, comma-separated, lowercase (GitHub's names ignore case)."""
+    """OWNER/REPO names (GitHub's) and gitlab:GROUP/…/PROJECT ones (GitLab's webhook),
+    comma-separated, lowercase (both forges' names ignore case)."""
     found = []
     for raw in listed.split(","):
         name = raw.strip().lower()
         if not name:
             continue
+        path = name.removeprefix("gitlab:")
+        if path != name and path.count("/") >= 1 and all(path.split("/")) and " " not in path:
+            found.append(name)
+            continue
         if name.count("/") != 1 or not all(name.split("/")) or " " in name:
-            raise ValidationFailed(f"{source}: {raw.strip()!r} is not OWNER/REPO; give them "
-                                   "comma-separated, e.g. team/project,team/docs")  # fmt: skip
+            raise ValidationFailed(f"{source}: {raw.strip()!r} is not OWNER/REPO (or "
+                                   "gitlab:GROUP/PROJECT); give them comma-separated, e.g. "
+                                   "team/project,team/docs,gitlab:team/sub/app")  # fmt: skip
         found.append(name)
     return tuple(dict.fromkeys(found))
+
+
+def _signing(env: Mapping[str, str]) -> str:
+    """WVO_GITLAB_WEBHOOK_SIGNING_TOKEN: GitLab's webhook signing token, whsec_ and a base64
+    key, as GitLab shows it; anything else is refused (never echoed: it is a secret)."""
+    raw = env.get("WVO_GITLAB_WEBHOOK_SIGNING_TOKEN", "").strip()
+    if raw and gitlab_webhooks.signing_key(raw) is None:
+        raise ValidationFailed("WVO_GITLAB_WEBHOOK_SIGNING_TOKEN is not a signing token: give "
+                               "the one GitLab's webhook settings show, whsec_ and a base64 "
+                               "key")  # fmt: skip
+    return raw
 
 
 def _database_url(env: Mapping[str, str]) -> str | None:
@@ -183,6 +201,10 @@ class Settings:
     # serve --http's GitHub webhook (edge/webhooks.py): the secret GitHub signs deliveries
     # with ('' : the endpoint is off), and the label of the issues that are tasks.
     webhook_secret: str = field(default="", repr=False)
+    # serve --http's GitLab webhook (edge/gitlab_webhooks.py): the secret token GitLab sends in
+    # clear ('' : the endpoint is off), and the signing token (whsec_…) where it signs too.
+    gitlab_webhook_secret: str = field(default="", repr=False)
+    gitlab_webhook_signing: str = field(default="", repr=False)
     webhook_label: str = "wvo"
     webhook_branch: str = ""  # a red workflow run here makes a task ('': the default branch)
     forge_api: str = ""  # WVO_FORGE_API: GitHub's API base URL ('': api.github.com)
@@ -303,6 +325,8 @@ class Settings:
                 env, "WVO_REMOTE_TIMEOUT_SECONDS", 120.0, bounds=TIMEOUT_RANGE, unit="seconds"
             ),
             webhook_secret=env.get("WVO_WEBHOOK_SECRET", ""),
+            gitlab_webhook_secret=env.get("WVO_GITLAB_WEBHOOK_SECRET", ""),
+            gitlab_webhook_signing=_signing(env),
             webhook_label=env.get("WVO_WEBHOOK_LABEL", "").strip().lower() or "wvo",
             webhook_branch=env.get("WVO_WEBHOOK_BRANCH", "").strip(),
             forge_api=env.get("WVO_FORGE_API", "").strip(),

@@ -19,6 +19,7 @@ from wvo_mcp.cli.output import print_json, say, table, warn
 from wvo_mcp.config import Settings, repositories
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.rules import gitlab_webhooks, webhooks
 
 if TYPE_CHECKING:
     from wvo_mcp.edge import http_server
@@ -48,7 +49,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         if options is not None:
             from wvo_mcp.edge import http_server
 
-            if settings.webhook_secret and not settings.webhook_repos:
+            if settings.gitlab_webhook_secret and not gitlab_webhooks.named(
+                    settings.webhook_repos):  # fmt: skip
+                warn("wvo-mcp: the GitLab webhook serves no project yet: name one with "
+                     "--repo gitlab:GROUP/PROJECT (or in WVO_WEBHOOK_REPOS)")  # fmt: skip
+            if settings.webhook_secret and not webhooks.named(settings.webhook_repos):
                 synced = anyio.run(opened, settings, lambda o: o.synced_repositories())
                 if not synced:  # every delivery would be answered 202 and do nothing
                     warn("wvo-mcp: the webhook serves no repository yet: name one with "
@@ -286,8 +291,9 @@ def _serve_arguments(serve: argparse.ArgumentParser) -> None:
         action="append",
         metavar="OWNER/REPO",
         help="With --http and WVO_WEBHOOK_SECRET: a repository the webhook serves (repeatable; "
-        "default WVO_WEBHOOK_REPOS, else those `import github:` synced here). Another's "
-        "delivery is answered 202 and recorded, and does nothing.",
+        "default WVO_WEBHOOK_REPOS, else those `import github:` synced here); with "
+        "WVO_GITLAB_WEBHOOK_SECRET, gitlab:GROUP/PROJECT a project GitLab's webhook serves. "
+        "Another's delivery is answered 202 and recorded, and does nothing.",
     )
     trust_arguments(serve)
 

@@ -273,7 +273,7 @@ def quiet_sdk_transport(settings: Settings) -> None:
 
 def app(settings: Settings, options: Options) -> Starlette:
     """The ASGI app: the SDK's streamable HTTP transport, stateless, over build_server."""
-    from wvo_mcp.edge import webhooks
+    from wvo_mcp.edge import gitlab_webhooks, webhooks
     from wvo_mcp.edge.server import build_server
     from wvo_mcp.orchestrator import Orchestrator
 
@@ -313,6 +313,7 @@ def app(settings: Settings, options: Options) -> Starlette:
         return opened[-1] if opened else None
 
     built.router.routes.append(webhooks.route(settings, current))
+    built.router.routes.append(gitlab_webhooks.route(settings, current))
     if not options.dashboard:
         built.add_middleware(HostGuard, settings=options.transport_security())
         return built

@@ -98,11 +98,11 @@ def route(settings: Settings, current: Callable[[], Orchestrator | None]) -> Rou
     return Route(PATH, deliver, methods=["POST"])
 
 
-def _refused(status: int, why: str) -> Response:
+def refused(status: int, why: str) -> Response:
     return JSONResponse({"error": f"{why}; nothing was done"}, status_code=status)
 
 
-async def _body(request: Request) -> bytes | None:
+async def capped_body(request: Request) -> bytes | None:
     """The raw body, or None past the cap (however it is sent)."""
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > webhooks.MAX_BYTES):
@@ -128,35 +128,35 @@ async def _deliver(
     reach: Callable[[str], Reach | None],
 ) -> Response:  # fmt: skip
     if not settings.webhook_secret:
-        return _refused(404, "the webhook is off: set WVO_WEBHOOK_SECRET to the secret "
+        return refused(404, "the webhook is off: set WVO_WEBHOOK_SECRET to the secret "
                         "GitHub's webhook settings hold")  # fmt: skip
-    body = await _body(request)
+    body = await capped_body(request)
     if body is None:
-        return _refused(413, f"a delivery is at most {webhooks.MAX_BYTES} bytes")
+        return refused(413, f"a delivery is at most {webhooks.MAX_BYTES} bytes")
     if not webhooks.signed(settings.webhook_secret, body, request.headers.get(
             "x-hub-signature-256")):  # fmt: skip
-        return _refused(401, "X-Hub-Signature-256 is missing or does not match the secret")
+        return refused(401, "X-Hub-Signature-256 is missing or does not match the secret")
     delivery = request.headers.get("x-github-delivery", "")
     event = request.headers.get("x-github-event", "")
     if not delivery or len(delivery) > 100 or not event:
-        return _refused(400, "a delivery needs X-GitHub-Delivery (at most 100 characters) "
+        return refused(400, "a delivery needs X-GitHub-Delivery (at most 100 characters) "
                         "and X-GitHub-Event")  # fmt: skip
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError):  # RecursionError: nested past Python's stack
-        return _refused(400, "the body is not JSON (or nests deeper than a payload does)")
+        return refused(400, "the body is not JSON (or nests deeper than a payload does)")
     orchestrator = current()
     if orchestrator is None:
-        return _refused(503, "the server is still starting: GitHub delivers again")
+        return refused(503, "the server is still starting: GitHub delivers again")
     if not isinstance(payload, dict):
-        return _refused(400, "the body is not a JSON object")
+        return refused(400, "the body is not a JSON object")
     said = Delivery(delivery, event, hashlib.sha256(body).hexdigest(), payload)
     try:
         answer = await _act(settings, orchestrator, said, reach)
     except ValidationFailed as exc:
-        answer = _refused(409, str(exc))
+        answer = refused(409, str(exc))
     except Fault as exc:  # nothing was recorded: GitHub's redelivery acts
-        answer = _refused(503, f"GitHub could not be asked ({exc}): deliver again")
+        answer = refused(503, f"GitHub could not be asked ({exc}): deliver again")
     # GitHub shows each answer under the webhook's Recent Deliveries; -v shows it here too.
     log.info("webhook %s %s: %s", event, delivery, bytes(answer.body).decode())
     return answer
@@ -170,15 +170,16 @@ async def _act(
     repository = str((payload.get("repository") or {}).get("full_name") or "")
     if repository and event != "ping":
         synced = await orchestrator.synced_repositories()
-        if not webhooks.served(repository, settings.webhook_repos, synced):
+        named = webhooks.named(settings.webhook_repos)
+        if not webhooks.served(repository, named, synced):
             await _ignored(orchestrator, said)
-            told = "the ones given with --repo" if settings.webhook_repos else (
+            told = "the ones given with --repo" if named else (
                 "those `import github:` synced here; name it with --repo")  # fmt: skip
             why = f"{event}: {repository} is not a repository this server serves ({told})"
             return JSONResponse({"done": f"{why}: not acted on"}, status_code=202)
     if event == "issues" and isinstance(payload.get("issue"), dict):
         if repository.count("/") != 1:
-            return _refused(400, "an issues event names its repository (full_name)")
+            return refused(400, "an issues event names its repository (full_name)")
         return await _issues(settings, orchestrator, said, repository, reach(repository))
     if event == "issue_comment" and _on_an_issue(payload):
         return await _comment(orchestrator, said, reach)

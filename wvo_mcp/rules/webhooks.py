@@ -100,6 +100,11 @@ def run_of(event: str, payload: dict[str, Any], branch: str) -> "Run | str | Non
     return Run(event, full, name, key, wanted, sha, url, conclusion in GREEN)
 
 
+def named(repositories: Sequence[str]) -> list[str]:
+    """The repositories GitHub's webhook serves among `--repo`'s (not GitLab's gitlab:PATH)."""
+    return [r for r in repositories if not r.startswith("gitlab:")]
+
+
 def served(repository: str, named: Sequence[str], synced: Sequence[str]) -> bool:
     """Whether the webhook serves `repository`: one it was told (`serve --repo`), else, when
     it was told none, one `import github:` synced here. GitHub's names ignore case."""
