@@ -7,8 +7,7 @@ writes nothing it should not. Every delivery is GitLab-shaped: checked against g
 webhook types (tests/forge/gitlab/description.py) before it is sent.
 
 The tests where GitLab is asked (who sent it, what is so now, a failing job's log) run
-against the test GitLab (tests/forge/gitlab/server.py) and the product's GitLab client,
-which are merged later: until then they are skipped, with their bodies whole."""
+against the test GitLab (tests/forge/gitlab/server.py) through the product's GitLab client."""
 
 import base64
 import hashlib
@@ -31,7 +30,6 @@ SIGNING = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 PROJECT = "group/sub/project"
 WEB = "https://gitlab.example.com"
 WRITER = "lead"
-NEEDS_CLIENT = pytest.mark.skip(reason="needs the GitLab client: merged later")
 pytestmark = [
     pytest.mark.skipif(not description.available(), reason="no go-gitlab (scripts/setup)"),
     pytest.mark.process,
@@ -338,7 +336,6 @@ def asking(tmp_path: Path, gitlab: Any) -> Iterator[HttpServer]:
         yield found
 
 
-@NEEDS_CLIENT
 def test_a_writer_s_issue_events_keep_its_task_in_step(
     asking: HttpServer, gitlab: Any, tmp_path: Path
 ) -> None:
@@ -358,7 +355,6 @@ def test_a_writer_s_issue_events_keep_its_task_in_step(
     assert done(deliver(asking, closed, "d-3")) == f"{task}: cancelled (issue closed)"
 
 
-@NEEDS_CLIENT
 def test_an_outsider_s_issue_events_and_notes_change_no_task(
     asking: HttpServer, gitlab: Any, tmp_path: Path
 ) -> None:
@@ -391,7 +387,6 @@ def test_an_outsider_s_issue_events_and_notes_change_no_task(
                                            "Note Hook"))  # fmt: skip
 
 
-@NEEDS_CLIENT
 def test_a_red_pipeline_carries_its_failing_job_until_a_green_contains_it(
     asking: HttpServer, gitlab: Any, tmp_path: Path
 ) -> None:

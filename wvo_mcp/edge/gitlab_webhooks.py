@@ -35,7 +35,7 @@ from wvo_mcp.config import Settings
 from wvo_mcp.edge import issue_sync
 from wvo_mcp.edge.webhooks import Delivery, Reach, capped_body, refused
 from wvo_mcp.errors import Fault, ValidationFailed
-from wvo_mcp.forge import Forge
+from wvo_mcp.forge import Forge, select
 from wvo_mcp.forge.authority import Authority
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import gitlab_webhooks, issue_tasks, webhooks
@@ -55,14 +55,11 @@ NO_FORGE = (
 def forge_of(settings: Settings, project: str) -> Forge:
     """The GitLab client for `project`, asked with the server's own token: the one place
     this webhook builds it. Raises ValidationFailed (said once on the log) when it cannot."""
-    # GITLAB-WIRING: at merge, forge/select.py's rule, the API being WVO_FORGE_API where it
-    # is GitLab's (…/api/v4), else gitlab.com's:
-    #     api = settings.forge_api if select.kind_of(settings.forge_api) == "gitlab" else None
-    #     return select.connect(select.named(f"gitlab:{project}", api),
-    #                           settings.remote_timeout_seconds, f"the GitLab webhook ({project})")
-    raise ValidationFailed(
-        f"the GitLab webhook ({project}): this build of wvo-mcp cannot reach GitLab yet, so "
-        "what needs GitLab's word is recorded, not acted on"
+    # The API is WVO_FORGE_API where it is GitLab's (…/api/v4), else gitlab.com's.
+    api = settings.forge_api if select.kind_of(settings.forge_api) == "gitlab" else None
+    located = select.named(f"gitlab:{project}", api)
+    return select.connect(
+        located, settings.remote_timeout_seconds, f"the GitLab webhook ({project})"
     )
 
 
