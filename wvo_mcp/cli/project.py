@@ -87,6 +87,8 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> None:
         "asked), or `wvo-mcp autopilot` to launch workers yourself; `wvo-mcp dashboard --no-auth` "
         "shows the board; `wvo-mcp doctor` checks all of this"
     )
+    if (lands := init.landing(wiring.top)) is not None:
+        say(lands)
 
 
 def cmd_doctor(settings: Settings, args: argparse.Namespace) -> None:
