@@ -217,7 +217,7 @@ def test_access_probes_each_permission_and_writes_nothing(forge: Forge) -> None:
     assert set(found) == {"project: read", "merge requests: read", "pipelines: read",
                           "issues: read", "token scope: api", "role: may merge into main",
                           "merge requests: write"}  # fmt: skip
-    assert "access level is 40" in found["role: may merge into main"].detail
+    assert "Maintainer (access level 40)" in found["role: may merge into main"].detail
     forge.scopes = ["read_api"]
     forge.merge_access = 50
     found = {a.permission: a for a in client.access("main")}

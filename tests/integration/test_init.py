@@ -146,6 +146,30 @@ def test_init_ends_with_the_files_to_commit_and_why(repo: Path) -> None:
     assert again.returncode == 0 and "commit these" not in again.stdout
 
 
+def test_init_shows_how_to_land_through_the_forge_that_hosts_origin(repo: Path) -> None:
+    from wvo_mcp.wiring.init import landing
+
+    assert landing(repo) is None  # no origin: nothing to say
+    git(repo, "remote", "add", "origin", "https://gitlab.example.com/team/platform/app.git")
+    lines = init(repo, path=ON_PATH).stdout.splitlines()
+    assert lines[-1] == (
+        "to land through GitLab's merge requests (a protected branch): `wvo-mcp doctor "
+        "--onto origin/main --via merge-request` checks the token, then `wvo-mcp autopilot "
+        "--merge merge --onto origin/main --via merge-request` (docs/forge.md)"
+    ), lines[-3:]
+    assert lines[-2].startswith("next: ")
+    git(repo, "symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/trunk")
+    said = landing(repo)
+    assert said is not None and "--onto origin/trunk --via merge-request" in said
+    git(repo, "remote", "set-url", "origin", "git@github.com:team/app.git")
+    said = landing(repo)
+    assert said is not None and "GitHub's pull requests" in said
+    assert "--onto origin/trunk --via pull-request" in said
+    # A host that names no forge could be either: nothing is guessed.
+    git(repo, "remote", "set-url", "origin", "https://git.example.com/team/app.git")
+    assert landing(repo) is None
+
+
 def test_a_teammates_clone_serves_its_own_state_from_the_committed_wiring(
     repo: Path, tmp_path: Path
 ) -> None:

@@ -87,6 +87,8 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> None:
         "asked), or `wvo-mcp autopilot` to launch workers yourself; `wvo-mcp dashboard --no-auth` "
         "shows the board; `wvo-mcp doctor` checks all of this"
     )
+    if (lands := init.landing(wiring.top)) is not None:
+        say(lands)
 
 
 def cmd_doctor(settings: Settings, args: argparse.Namespace) -> None:
@@ -137,10 +139,11 @@ def _doctor_arguments(doctor: argparse.ArgumentParser) -> None:
     )
     doctor.add_argument(
         "--via",
-        choices=["push", "pull-request"],
+        choices=["push", "pull-request", "merge-request"],
         default="push",
-        help="With pull-request and --onto REMOTE/BRANCH, also check the forge's token and "
-        "each permission landing through pull requests needs (probes that write nothing).",
+        help="With pull-request (merge-request: GitLab's word for it) and --onto "
+        "REMOTE/BRANCH, also check the forge's token and each permission landing through "
+        "pull or merge requests needs (probes that write nothing).",
     )
     doctor.add_argument(
         "--forge-api",

@@ -14,6 +14,7 @@ Merge requests and issues have numbers (iids) of their own: `comment` is on an i
 every thread resolved come back as changes requested, so the queue returns them to the
 worker as it does a GitHub review."""
 
+import re
 import threading
 import time
 import urllib.parse
@@ -59,6 +60,13 @@ RUNNING = frozenset(
     {"created", "waiting_for_resource", "preparing", "pending", "running", "scheduled", "manual"}
 )
 PASSED = frozenset({"success", "skipped"})
+# GitLab's roles by access level, for what `doctor` says.
+ROLES = ((60, "Admin"), (50, "Owner"), (40, "Maintainer"), (30, "Developer"), (20, "Reporter"),
+         (15, "Planner"), (10, "Guest"), (5, "Minimal Access"))  # fmt: skip
+API_SCOPE = (
+    "make a project access token with the api scope (Settings > Access tokens; a token's "
+    "scopes are fixed when it is made)"
+)
 
 
 class Session(requests.Session):
@@ -638,7 +646,7 @@ class GitLab:
         """Reads where the queue reads, the token's scopes, the role against who may merge
         into `branch`, and for writes a merge request from a branch that does not exist
         (GitLab refuses it as invalid, 400, once the token may write; 403 when not).
-        Nothing is written."""
+        Nothing is written. A failing line says what to give the token, in GitLab's words."""
         reads = [
             ("project: read", self._p(), {}),
             ("merge requests: read", self._p("/merge_requests"), {"per_page": 1}),
@@ -654,19 +662,10 @@ class GitLab:
                 if exc.kind not in ("auth", "refused"):
                     raise
                 found.append(Access(permission, False, str(exc)))
-        try:
-            token = self._get("/personal_access_tokens/self", "reading the token's scopes")
-            scopes = [str(s) for s in token.get("scopes") or []]
-            found.append(
-                Access(
-                    "token scope: api", "api" in scopes, f"scopes: {', '.join(scopes) or 'none'}"
-                )
-            )
-        except Fault as exc:
-            if exc.kind not in ("auth", "refused"):
-                raise
-            found.append(Access("token scope: api", False, str(exc)))
-        found.append(self._may_merge(branch))
+        scoped = self._scopes()
+        found.append(scoped)
+        role, level = self._may_merge(branch)
+        found.append(role)
         probe = f"wvo-doctor/no-such-branch-{threading.get_ident()}"
         try:
             self._request(
@@ -687,13 +686,44 @@ class GitLab:
                 )
             )
         except Fault as exc:
-            ok = exc.kind == "refused" and "(400)" in str(exc)
-            found.append(
-                Access("merge requests: write", ok, "may open merge requests" if ok else str(exc))
-            )
+            if exc.kind == "refused" and "(400)" in str(exc):
+                found.append(Access("merge requests: write", True, "may open merge requests "
+                                    "(the probe, from a branch that does not exist, was "
+                                    "refused as invalid: nothing was opened)"))  # fmt: skip
+            elif exc.kind == "auth" and (not scoped.ok or 0 <= level < 30):
+                # Say which of the two it lacks, as the lines above found.
+                refused = re.search(r"answered (\d+) to [^(]*\(([^)]*)\)", str(exc))
+                why = f" ({refused[1]}: {refused[2]})" if refused else ""
+                fix = (
+                    f"give the token the api scope: {API_SCOPE}"
+                    if not scoped.ok
+                    else f"give the token the Developer role at least: {role_fix('Developer')}"
+                )
+                said = f"GitLab refused to open a merge request{why}: {fix}"
+                found.append(Access("merge requests: write", False, said))
+            else:
+                found.append(Access("merge requests: write", False, str(exc)))
         return found
 
-    def _may_merge(self, branch: str) -> Access:
+    def _scopes(self) -> Access:
+        """The token's scopes: the queue writes, which read_api cannot."""
+        name = "token scope: api"
+        try:
+            token = self._get("/personal_access_tokens/self", "reading the token's scopes")
+        except Fault as exc:
+            if exc.kind not in ("auth", "refused"):
+                raise
+            return Access(name, False, str(exc))
+        scopes = [str(s) for s in token.get("scopes") or []]
+        said = f"scopes: {', '.join(scopes) or 'none'}"
+        if "api" in scopes:
+            return Access(name, True, said)
+        return Access(name, False, f"{said}: the queue opens, comments on and merges merge "
+                      f"requests, which read_api cannot; {API_SCOPE}")  # fmt: skip
+
+    def _may_merge(self, branch: str) -> tuple[Access, int]:
+        """Whether the token's user may merge into `branch` by the branch's protection, and
+        its access level (-1: unknown)."""
         name = f"role: may merge into {branch}"
         try:
             me = self._get("/user", "reading the token's user")
@@ -710,20 +740,45 @@ class GitLab:
         except Fault as exc:
             if exc.kind not in ("auth", "refused"):
                 raise
-            return Access(name, False, str(exc))
-        levels = [
-            int(a.get("access_level") or 0)
-            for a in (protected or {}).get("merge_access_levels") or []
-            if a.get("user_id") is None and a.get("group_id") is None
-        ]
-        needed = min([lv for lv in levels if lv > 0] or [30 if protected is None else 60])
-        ok = level >= needed
-        return Access(
-            name,
-            ok,
-            f"the token's access level is {level}; merging into {branch} "
-            f"needs {needed if needed <= 50 else 'a rule naming it'}",
+            return Access(name, False, str(exc)), -1
+        who = f"the token's user @{me.get('username') or me['id']}"
+        has = (
+            f"{who} is not a member of {self.path}"
+            if member is None
+            else f"{who} is a {role_of(level)} (access level {level})"
         )
+        entries = (protected or {}).get("merge_access_levels") or []
+        roles = [a for a in entries if a.get("user_id") is None and a.get("group_id") is None]
+        levels = [int(a.get("access_level") or 0) for a in roles]
+        needed = min([lv for lv in levels if lv > 0] or [30 if protected is None else 60])
+        if protected is None:
+            rule = f"{branch} is not protected: Developers and above may merge into it"
+        else:
+            allowed = ", ".join(
+                str(a.get("access_level_description") or "") or role_of(int(a["access_level"]))
+                for a in roles
+            )
+            rule = f"{branch}'s protection lets {allowed or 'the users and groups it names'} merge"
+        if level >= needed or any(a.get("user_id") == me["id"] for a in entries):
+            return Access(name, True, f"{has}; {rule}"), level
+        where = "Settings > Repository > Protected branches"
+        if needed > 50:
+            fix = f"no role may merge: allow Developers + Maintainers (or Maintainers) in {where}"
+        else:
+            fix = f"merging needs the {role_of(needed)} role or above: {role_fix(role_of(needed))}"
+            if needed > 30:
+                fix += f", or allow Developers + Maintainers to merge in {where}"
+        return Access(name, False, f"{has}; {rule}: {fix}"), level
+
+
+def role_fix(role: str) -> str:
+    """How a token gets `role`, in GitLab's words."""
+    return f"make a project access token with the {role} role (Settings > Access tokens)"
+
+
+def role_of(level: int) -> str:
+    """GitLab's name for an access level (the highest role at or under it)."""
+    return next((name for at, name in ROLES if level >= at), "no role")
 
 
 def _said(exc: Exception) -> str:

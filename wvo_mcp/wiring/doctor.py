@@ -25,15 +25,24 @@ from wvo_mcp.autopilot.landing import gate, lander
 from wvo_mcp.autopilot.landing.target import local_ref
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed, WvoError
+from wvo_mcp.forge import Forge, Requirements, credentials, select
+from wvo_mcp.forge.select import Located
 from wvo_mcp.git import Git, locate, trees
 from wvo_mcp.git.remote import PROBE_REFS, Remote, parse_onto, remotes
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.rules.trust import RANKS
 from wvo_mcp.sandbox import fence
 from wvo_mcp.sandbox.limits import WorkerLimits
 from wvo_mcp.wiring import clis, edits, place
 from wvo_mcp.wiring.init import ignored
 
 SERVER_START_S = 60
+# Landing through the forge: GitHub's word and GitLab's for the same way.
+FORGE_VIAS = ("pull-request", "merge-request")
+FORGES = {"github": "GitHub", "gitlab": "GitLab"}
+# GitLab's roles for the trust rule's (GitLab's Reporter reads as triage: forge/gitlab.py).
+GITLAB_ROLES = {"admin": "Owner", "maintain": "Maintainer", "write": "Developer",
+                "triage": "Reporter", "read": "Guest"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -85,9 +94,9 @@ async def run(
     ]
     if onto is not None:
         steps.append(_one(anyio.to_thread.run_sync(_remote, settings, Git(repo, top), onto)))
-    if onto is not None and via == "pull-request":
+    if onto is not None and via in FORGE_VIAS:
         git = Git(repo, top)
-        steps.append(anyio.to_thread.run_sync(_forge, settings, git, onto, forge_api))
+        steps.append(anyio.to_thread.run_sync(_forge, settings, git, onto, forge_api, via))
     found: list[list[Check]] = [[] for _ in steps]
 
     async def one(slot: int, step: Awaitable[list[Check]]) -> None:
@@ -261,39 +270,90 @@ def _remote(settings: Settings, git: Git, onto: str) -> Check:
     )  # fmt: skip
 
 
-def _forge(settings: Settings, git: Git, onto: str, api: str | None) -> list[Check]:
-    """`--via pull-request`: the forge behind the remote (or `api`: --forge-api, else
-    WVO_FORGE_API), the person's token for it, and each permission the queue needs, probed
-    without writing anything."""
-    from wvo_mcp.forge import credentials, select
-
+def _forge(
+    settings: Settings, git: Git, onto: str, api: str | None, via: str = "pull-request"
+) -> list[Check]:
+    """`--via pull-request` (`merge-request`): the forge behind the remote (or `api`:
+    --forge-api, else WVO_FORGE_API) and why, the person's token for it and where it was
+    read, each permission the queue needs, probed without writing anything, and the trust
+    rule in force."""
     name, branch = parse_onto(onto, remotes(git))
     if name is None:
-        return [Check("forge", False, f"--via pull-request lands on a remote's branch; {onto} "
+        return [Check("forge", False, f"--via {via} lands on a remote's branch; {onto} "
                       "is a local one")]  # fmt: skip
+    given = api or settings.forge_api or None
     try:
         remote = Remote(git, name, settings.remote_timeout_seconds)
-        located = select.locate(remote.url, api or settings.forge_api or None)
+        located = select.locate(remote.url, given)
     except WvoError as exc:
         return [Check("forge", False, str(exc))]
     where, repository, host = located.api, located.repository, located.host
+    found_by = _found_by(located, "--forge-api" if api else "WVO_FORGE_API" if given else None)
     token = credentials.token(host, kind=located.kind)
     if token is None:
-        return [Check("forge", False, credentials.missing(host, kind=located.kind))]
+        missing = credentials.missing(host, f"--via {via}", kind=located.kind)
+        return [Check("forge", False, f"{found_by}; {missing}")]
     try:
         forge = select.client(located, token, settings.remote_timeout_seconds)
         access = forge.access(branch)
         rules = forge.requirements(branch)
     except WvoError as exc:
-        return [Check("forge", False, str(exc))]
-    found = [Check("forge", True, f"{repository} on {where}, with a token for {host} "
+        return [Check("forge", False, f"{found_by}; {exc}")]
+    found = [Check("forge", True, f"{repository} on {where}, {found_by}, with a token for {host} "
                    f"(from {token.source}); "
                    f"{branch} requires checks: {', '.join(rules.checks) or 'none'}, approving "
-                   f"reviews: {rules.approvals}")]  # fmt: skip
+                   f"reviews: {rules.approvals}{_settings(forge, rules)}")]  # fmt: skip
     found += [Check(f"forge token: {a.permission}", a.ok, a.detail) for a in access]
     # Whose reviews count (and, for issues and the webhook, whose comments and labels act).
-    found.append(Check("who steers", True, f"{settings.trust.says()} (docs/forge.md)"))
+    found.append(Check("who steers", True, f"{_steers(settings, located.kind)} (docs/forge.md)"))
     return found
+
+
+def _found_by(located: Located, named: str | None) -> str:
+    """Which forge the API is and why: the API named (`named`: the flag or variable that
+    named it), else the remote's host (forge/select.py's rule)."""
+    forge, host = FORGES[located.kind], located.host
+    if named is not None:
+        path = "ends in /api/v4" if located.kind == "gitlab" else "does not end in /api/v4"
+        return f"{forge}'s API, as {named} names it (its path {path})"
+    if located.kind == "gitlab":
+        said = "is gitlab.com" if host == "gitlab.com" else "names gitlab"
+        return f"{forge}'s API, as the remote's host {host} {said}"
+    if host == "github.com":
+        return f"{forge}'s API, as the remote is on github.com"
+    return (
+        f"{forge}'s (an Enterprise Server's) API, as the remote's host {host} is neither "
+        f"github.com nor a GitLab's by name (for a GitLab, give --forge-api "
+        f"https://{host}/api/v4)"
+    )
+
+
+def _settings(forge: Forge, rules: Requirements) -> str:
+    """What else the queue reads before merging: on GitLab the project's merge settings."""
+    if forge.kind != "gitlab":
+        return "; merged through GitHub's merge queue" if rules.merge_queue else ""
+    from wvo_mcp.forge.gitlab import GitLab
+
+    assert isinstance(forge, GitLab)
+    project = forge.project()
+    threads = project.get("only_allow_merge_if_all_discussions_are_resolved")
+    return (
+        f" (pipelines must succeed: {'yes' if rules.checks else 'no'}; all threads resolved: "
+        f"{'yes' if threads else 'no'}); merge method {project.get('merge_method') or 'merge'}, "
+        f"squash option {project.get('squash_option') or 'default_off'}"
+        + ("; merged through a merge train" if rules.merge_queue else "; no merge train")
+    )
+
+
+def _steers(settings: Settings, kind: str) -> str:
+    """The trust rule in force, in the forge's words for its roles."""
+    trust = settings.trust
+    said = trust.says()
+    if kind != "gitlab" or trust.role == "nobody":
+        return said
+    roles = [GITLAB_ROLES[r] for r in ("admin", "maintain", "write", "triage")
+             if RANKS[r] >= RANKS[trust.role]]  # fmt: skip
+    return f"{said}; on GitLab: {', '.join(roles)} (an access token's bot user only when listed)"
 
 
 async def _materialize(git: Git, commit: str, dest: Path) -> None:

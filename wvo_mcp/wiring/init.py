@@ -21,6 +21,7 @@ from wvo_mcp import providers
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.files import write_atomically
+from wvo_mcp.forge import select
 from wvo_mcp.git import Git, locate
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.sandbox import toolchain
@@ -192,6 +193,32 @@ def uncommitted(top: Path) -> list[str]:
     )
     listed = {entry[3:] for entry in found.stdout.split("\0") if len(entry) > 3}
     return [name for name in SHARED_FILES if name in listed]
+
+
+def landing(top: Path) -> str | None:
+    """How a team lands through its forge, when `origin` is on github.com or on a GitLab (by
+    its host, forge/select.py's rule): GitHub's pull requests or GitLab's merge requests.
+    None for another host, or no origin."""
+    url = place.git(top, "remote", "get-url", "origin").stdout.strip()
+    try:
+        located = select.locate(url) if url else None
+    except ValidationFailed:
+        return None
+    if located is None or (located.kind == "github" and located.host != "github.com"):
+        return None
+    head = place.git(top, "symbolic-ref", "-q", "--short", "refs/remotes/origin/HEAD")
+    branch = place.git(top, "symbolic-ref", "-q", "--short", "HEAD").stdout.strip() or "main"
+    onto = head.stdout.strip() if head.stdout.startswith("origin/") else f"origin/{branch}"
+    via, what = (
+        ("merge-request", "GitLab's merge requests")
+        if located.kind == "gitlab"
+        else ("pull-request", "GitHub's pull requests")
+    )
+    return (
+        f"to land through {what} (a protected branch): `wvo-mcp doctor --onto {onto} "
+        f"--via {via}` checks the token, then `wvo-mcp autopilot --merge merge --onto {onto} "
+        f"--via {via}` (docs/forge.md)"
+    )
 
 
 def providers_text(found: Sequence[clis.Cli], env: Mapping[str, str] = os.environ) -> str:
