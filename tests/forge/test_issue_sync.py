@@ -493,6 +493,8 @@ def test_an_issue_that_cannot_be_a_task_is_skipped_with_why_and_every_other_one_
     for number in (first, first + 1, waits, long):
         [note] = skip_notes(forge, number)
         assert note.rstrip().endswith("-->") and "It is not made a task" in note
+    linked = 'an "is blocked by" link' if side(forge).kind == "gitlab" else "sub-issue"
+    assert f"task list item or {linked})" in skip_notes(forge, first)[0]  # its own words
     status = wvo(state, "status")
     assert "issues not synced" in status.stdout, status.stdout
     assert f"{side(forge).listed}#{first} (no task, since " in status.stdout

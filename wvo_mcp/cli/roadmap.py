@@ -303,33 +303,34 @@ def _import_arguments(imports: argparse.ArgumentParser) -> None:
     imports.add_argument(
         "--label",
         default="wvo",
-        help="With github:OWNER/REPO: the label of the issues that are tasks (default wvo).",
+        help="With github:OWNER/REPO (or gitlab:…): the label of the issues that are tasks "
+        "(default wvo).",
     )
     imports.add_argument(
         "--labels",
         metavar="FILE",
-        help="With github:OWNER/REPO: your label table, YAML (`size: l: {complexity: 7}`); "
-        "default: docs/operations.md's.",
+        help="With github:OWNER/REPO (or gitlab:…): your label table, YAML (`size: l: "
+        "{complexity: 7}`); default: docs/operations.md's.",
     )
     imports.add_argument(
         "--every",
         type=_seconds,
         metavar="SECONDS",
-        help="With github:OWNER/REPO: keep syncing until stopped, a pass every SECONDS (60 "
-        "is plenty): two conditional requests when nothing changed, which GitHub does not "
-        "count against the rate limit. For where no webhook reaches.",
+        help="With github:OWNER/REPO (or gitlab:…): keep syncing until stopped, a pass every "
+        "SECONDS (60 is plenty): on GitHub, two conditional requests when nothing changed, "
+        "which it does not count against the rate limit. For where no webhook reaches.",
     )
     imports.add_argument(
         "--landed-label",
         metavar="LABEL",
-        help="With github:OWNER/REPO: an issue whose task landed gets this label (default: "
-        "it is closed); either way a comment names the commit or pull request, once, also on "
-        "an issue its pull request's merge closed.",
+        help="With github:OWNER/REPO (or gitlab:…): an issue whose task landed gets this label "
+        "(default: it is closed); either way a comment names the commit or pull request (merge "
+        "request), once, also on an issue its merge closed.",
     )
     imports.add_argument(
         "--forge-api",
         metavar="URL",
-        help="With github:OWNER/REPO: the API base URL (an Enterprise Server's "
+        help="With github:OWNER/REPO (or gitlab:…): the API base URL (an Enterprise Server's "
         "https://HOST/api/v3, a GitLab's https://HOST/api/v4; default WVO_FORGE_API, else "
         "GitHub's or gitlab.com's).",
     )

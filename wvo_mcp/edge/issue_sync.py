@@ -218,9 +218,10 @@ def _settle(
         for task in cycle[:-1]:
             number = numbers[task]
             if number in wanted:
+                linked = 'an "is blocked by" link' if kind == "gitlab" else "sub-issue"
                 skipped[number] = (f"its dependencies make a cycle, {path}: take one of "
                                    "those references out (a \"blocked by\", \"depends on\", "
-                                   "task list item or sub-issue)")  # fmt: skip
+                                   f"task list item or {linked})")  # fmt: skip
                 del wanted[number]
 
 
