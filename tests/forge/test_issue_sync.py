@@ -20,6 +20,7 @@ import pytest
 from tests.conftest import ROOT, Store, connect, wvo
 from tests.forge import both, deliveries
 from tests.forge.both import Forge, on, side
+from tests.forge.conftest import seeded
 from tests.http.conftest import http_server
 
 forge = both.forge  # the fixture: each scenario on the test GitHub and the test GitLab
@@ -718,3 +719,49 @@ def test_one_setting_names_the_forge_and_its_host_s_token_is_read_or_said_unread
         monkeypatch.setenv("GH_ENTERPRISE_TOKEN", side(forge).token)
     done = wvo(state, "import", side(forge).spec)
     assert done.returncode == 0 and "1 task(s) created" in done.stdout, done.stderr
+
+
+@pytest.mark.anyio
+async def test_a_github_repository_and_a_gitlab_project_of_one_path_sync_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One database syncing team/project on GitHub and team/project on GitLab: their tasks,
+    the issues each cannot sync and the comments each answers with stay apart, though the
+    path is the same and each forge numbers its comments (notes) on its own."""
+    state = tmp_path / "state"
+    (tmp_path / "gh").mkdir()
+    (tmp_path / "gl").mkdir()
+    with (
+        both.github.Forge(tmp_path / "gh", seeded(tmp_path / "gh" / "seed")) as hub,
+        both.gitlab.Forge(tmp_path / "gl", seeded(tmp_path / "gl" / "seed"), owner="team") as lab,
+    ):
+        assert hub.full == lab.full == "team/project"
+        for forge in (hub, lab):
+            forge.open_issue("Pick a licence")
+            forge.open_issue("A pasted log", "x" * 8001)  # not synced
+            assert "1 task(s) created" in sync(forge, state, monkeypatch)
+        listed = wvo(state, "status").stdout
+        assert "team/project#2 (no task" in listed and "gitlab:team/project#2 (no task" in listed
+        sync(hub, state, monkeypatch)  # GitHub's pass keeps GitLab's list as it is
+        assert "gitlab:team/project#2 (no task" in wvo(state, "status").stdout
+        tasks_made = {side(hub).task(1), side(lab).task(1)}
+        assert set(tasks(state)) == tasks_made
+        async with connect(state, WVO_AGENT_ID="asker", **QUIET) as asker:
+            for task in tasks_made:
+                claim = await asker.call("claim_task", task_id=task)
+                await asker.call("ask_person", task_id=task, lease_token=claim["lease_token"],
+                                 question="MIT or Apache-2.0?")  # fmt: skip
+        for forge in (hub, lab):
+            assert "its question is asked" in sync(forge, state, monkeypatch)
+            forge.roles["lead"] = "write"
+            forge._ids = iter(range(50_000, 10**9))  # the next comment's id, alike on both
+            forge.comment_as("lead", 1, f"MIT, on {side(forge).name}.")
+        assert hub.said[-1].id == lab.said[-1].id
+        for forge in (hub, lab):
+            said = sync(forge, state, monkeypatch)
+            assert f"{side(forge).task(1)}: answered by @lead" in said, said
+            answer = notes(state, side(forge).task(1))[-1]
+            assert answer == ("answer", f"MIT, on {side(forge).name}.",
+                              f"person:{side(forge).kind}:lead")  # fmt: skip
+        for forge in (hub, lab):
+            assert both.violations(forge) == [], both.violations(forge)[:5]
