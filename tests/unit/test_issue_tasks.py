@@ -149,3 +149,19 @@ def test_an_agents_question_starts_no_line_on_gitlab(text: str) -> None:
     assert not any(line.startswith(("/", "`", "~", ">"))
                    for line in (opening + "\n" + closing).split("\n")[:-1])  # fmt: skip
     assert issue_tasks.marked(posted, "question:1")
+
+
+def test_a_change_under_review_is_named_and_found_as_its_forge_shows_it() -> None:
+    assert issue_tasks.pull_named(7, "github") == "pull request #7"
+    assert issue_tasks.pull_named(7, "gitlab") == "merge request !7"
+    mr = "https://gitlab.example/gitlab/group/sub/project/-/merge_requests/7"  # a path prefix
+    assert issue_tasks.pull_here(mr, "group/sub/project", "gitlab")
+    assert not issue_tasks.pull_here(mr, "group/project", "gitlab")  # another project's
+    assert not issue_tasks.pull_here(mr, "group/sub/project", "github")
+    pull = "https://github.com/Team/Project/pull/7"
+    assert issue_tasks.pull_here(pull, "team/project", "github")
+    assert not issue_tasks.pull_here(pull, "team/project", "gitlab")
+    assert not issue_tasks.pull_here(pull, "team/other", "github")
+    assert issue_tasks.kind_of("gl/group/sub/project/3") == "gitlab"
+    assert issue_tasks.kind_of("gh/team/project/3") == "github"
+    assert issue_tasks.kind_of("T-1") == "github"  # no forge's: as it always was

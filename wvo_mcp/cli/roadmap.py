@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from wvo_mcp.edge.issue_sync import Synced
     from wvo_mcp.models import Scheduled
+    from wvo_mcp.rules.text import ForgeKind
     from wvo_mcp.services.roadmap_update import RoadmapUpdate
 
 
@@ -141,21 +142,22 @@ def _import_issues(settings: Settings, args: argparse.Namespace) -> None:
     if args.every is None:
         _print_sync(anyio.run(one), args, repository, settings.database_label, quiet=False)
         return
-    anyio.run(_every, one, args, repository, settings.database_label)
+    anyio.run(_every, one, args, repository, settings.database_label, forge.kind)
 
 
 async def _every(
     one: "Callable[[], Awaitable[Synced]]", args: argparse.Namespace, repository: str,
-    label: str,
+    label: str, kind: "ForgeKind",
 ) -> None:  # fmt: skip
     """A pass every `--every` seconds until SIGINT or SIGTERM (a pass under way ends first),
-    each said only when it did something. A pass that fails (GitHub cannot be asked, or
+    each said only when it did something. A pass that fails (the forge cannot be asked, or
     anything else) is tried again later (as long as a rate limit asks, else twice as long
     each time), said once on stderr when it starts failing and once when a pass works
-    again. Only a first pass GitHub refuses (the token, its permissions, the repository)
+    again. Only a first pass the forge refuses (the token, its permissions, the repository)
     stops it, as a single `import` would: the person is there to see it."""
     from wvo_mcp.cli.output import warn
     from wvo_mcp.errors import Fault
+    from wvo_mcp.rules.issue_tasks import FORGE_NAMES
     from wvo_mcp.rules.outage import Outage
 
     outage = Outage()
@@ -177,7 +179,8 @@ async def _every(
                 worked, was = True, outage.kind
                 lasted = outage.answered(time.monotonic())
                 if lasted is not None:
-                    again = "GitHub answers" if was.startswith("forge:") else "a pass works"
+                    forge = FORGE_NAMES[kind]
+                    again = f"{forge} answers" if was.startswith("forge:") else "a pass works"
                     say(f"{again} again, after {lasted:.0f} s")
             except Fault as exc:
                 if exc.kind == "auth" and not worked:
@@ -199,6 +202,8 @@ async def _every(
 def _print_sync(
     done: "Synced", args: argparse.Namespace, repository: str, label: str, quiet: bool
 ) -> None:
+    from wvo_mcp.rules.issue_tasks import pull_named
+
     update = done.update
     # Quiet, what stays as it was is said once: when it is news.
     skipped = [s for s in done.skipped if s.fresh or not quiet]
@@ -235,7 +240,7 @@ def _print_sync(
         say(f"  {number}: its task landed: commented on{also} (closed already)")
     for issue, pull in done.merging:
         say(
-            f"  #{issue}: closed by the merge of pull request #{pull}: its task is not "
+            f"  #{issue}: closed by the merge of {pull_named(pull, done.kind)}: its task is not "
             "cancelled; it is done, and the issue told, once the autopilot sees the merge"
         )
     for task_id in done.asked:
@@ -298,33 +303,34 @@ def _import_arguments(imports: argparse.ArgumentParser) -> None:
     imports.add_argument(
         "--label",
         default="wvo",
-        help="With github:OWNER/REPO: the label of the issues that are tasks (default wvo).",
+        help="With github:OWNER/REPO (or gitlab:…): the label of the issues that are tasks "
+        "(default wvo).",
     )
     imports.add_argument(
         "--labels",
         metavar="FILE",
-        help="With github:OWNER/REPO: your label table, YAML (`size: l: {complexity: 7}`); "
-        "default: docs/operations.md's.",
+        help="With github:OWNER/REPO (or gitlab:…): your label table, YAML (`size: l: "
+        "{complexity: 7}`); default: docs/operations.md's.",
     )
     imports.add_argument(
         "--every",
         type=_seconds,
         metavar="SECONDS",
-        help="With github:OWNER/REPO: keep syncing until stopped, a pass every SECONDS (60 "
-        "is plenty): two conditional requests when nothing changed, which GitHub does not "
-        "count against the rate limit. For where no webhook reaches.",
+        help="With github:OWNER/REPO (or gitlab:…): keep syncing until stopped, a pass every "
+        "SECONDS (60 is plenty): on GitHub, two conditional requests when nothing changed, "
+        "which it does not count against the rate limit. For where no webhook reaches.",
     )
     imports.add_argument(
         "--landed-label",
         metavar="LABEL",
-        help="With github:OWNER/REPO: an issue whose task landed gets this label (default: "
-        "it is closed); either way a comment names the commit or pull request, once, also on "
-        "an issue its pull request's merge closed.",
+        help="With github:OWNER/REPO (or gitlab:…): an issue whose task landed gets this label "
+        "(default: it is closed); either way a comment names the commit or pull request (merge "
+        "request), once, also on an issue its merge closed.",
     )
     imports.add_argument(
         "--forge-api",
         metavar="URL",
-        help="With github:OWNER/REPO: the API base URL (an Enterprise Server's "
+        help="With github:OWNER/REPO (or gitlab:…): the API base URL (an Enterprise Server's "
         "https://HOST/api/v3, a GitLab's https://HOST/api/v4; default WVO_FORGE_API, else "
         "GitHub's or gitlab.com's).",
     )

@@ -92,6 +92,7 @@ class Synced:
     said: list[str] = field(default_factory=list)  # what comments did, in words
     skipped: list[Skipped] = field(default_factory=list)  # open issues not applied
     held: list[Held] = field(default_factory=list)  # edits by authors who do not steer
+    kind: ForgeKind = "github"  # whose words the sync's report uses
 
 
 async def sync(
@@ -129,7 +130,7 @@ async def sync(
     cancelled = await _move(orchestrator, kind, repository,
                             [i for i in closed if i.number not in dict(merging)], status, actor,
                             lambda s: s not in FINAL, Status.CANCELLED, "closed")  # fmt: skip
-    done = Synced(len(issues), update, cancelled, 0, revived, merging=merging)
+    done = Synced(len(issues), update, cancelled, 0, revived, merging=merging, kind=kind)
     done.held = await _held(orchestrator, kind, repository, held, labelled, table, actor)
     done.skipped = await _skipped(orchestrator, forge, repository, skipped, status)
     done.finished, done.told = await _finish(orchestrator, forge, repository, issues, on_landed)
@@ -160,7 +161,8 @@ async def _sorted(
         if not made and not await steers(issue.author):
             who = await anyio.to_thread.run_sync(authority.forge.labelled_by, issue.number, label)
             if who is None:
-                skipped[issue.number] = (f"labelled {label!r} by no account GitHub names, so by "
+                named = issue_tasks.FORGE_NAMES[kind]
+                skipped[issue.number] = (f"labelled {label!r} by no account {named} names, so by "
                                          f"no one who steers ({STEER})")  # fmt: skip
                 continue
             if not await steers(who):
@@ -216,9 +218,10 @@ def _settle(
         for task in cycle[:-1]:
             number = numbers[task]
             if number in wanted:
+                linked = 'an "is blocked by" link' if kind == "gitlab" else "sub-issue"
                 skipped[number] = (f"its dependencies make a cycle, {path}: take one of "
                                    "those references out (a \"blocked by\", \"depends on\", "
-                                   "task list item or sub-issue)")  # fmt: skip
+                                   f"task list item or {linked})")  # fmt: skip
                 del wanted[number]
 
 
@@ -351,7 +354,10 @@ async def _skipped(
 ) -> list[Skipped]:  # fmt: skip
     """Each skipped issue said once on the issue (per reason), and the repository's list of
     them kept for `wvo-mcp status` (written only when it changes)."""
-    was = {u.issue: u for u in await orchestrator.unsynced(repository)}
+    # GitHub's rows under the repository's path as they always were; another forge's apart,
+    # should a project there share its path.
+    where = repository if forge.kind == "github" else f"{forge.kind}:{repository}"
+    was = {u.issue: u for u in await orchestrator.unsynced(where)}
     now = _iso(datetime.now(UTC))
     found, kept = [], []
     for number, why in sorted(skipped.items()):
@@ -367,11 +373,11 @@ async def _skipped(
             posted = await _write(orchestrator, forge, note, number,
                                   partial(forge.comment, number, text))  # fmt: skip
         since = earlier.since if earlier is not None and same else now
-        kept.append(Unsynced(repository=repository, issue=number, task=task, why=why,
+        kept.append(Unsynced(repository=where, issue=number, task=task, why=why,
                              made=made, since=since))  # fmt: skip
         found.append(Skipped(number, task, why, made, posted is not None))
     if kept != list(was.values()):
-        await orchestrator.keep_unsynced(repository, kept)
+        await orchestrator.keep_unsynced(where, kept)
     return found
 
 
@@ -437,11 +443,11 @@ async def closed_by_merge(
     orchestrator: Orchestrator, forge: Forge, repository: str, closed: Sequence[Issue],
     status: dict[str, str],
 ) -> list[tuple[int, int]]:  # fmt: skip
-    """The closed issues whose task is not over and whose pull request here has merged,
-    with its number: GitHub closed each at the merge, and the autopilot has not seen the
-    merge yet (it looks every --forge-poll, or it is not running). Their tasks land once it
-    looks, so they are not cancelled. A request for each open pull request of such a task:
-    none in a pass where no closed issue's task is still open."""
+    """The closed issues whose task is not over and whose pull request (merge request) here
+    has merged, with its number: the forge closed each at the merge, and the autopilot has
+    not seen the merge yet (it looks every --forge-poll, or it is not running). Their tasks
+    land once it looks, so they are not cancelled. A request for each open pull request of
+    such a task: none in a pass where no closed issue's task is still open."""
     waiting = {
         issue_tasks.task_id(repository, i.number, forge.kind): i.number
         for i in closed
@@ -450,14 +456,14 @@ async def closed_by_merge(
     if not waiting:
         return []
     prefix = issue_tasks.task_id(repository, 0, forge.kind)[:-1]
-    here = f"/{repository.lower()}/pull/"
     found = []
     for row in await orchestrator.db.read(partial(issue_sync.open_pulls, prefix=prefix)):
         number = waiting.get(row["task_id"])
-        if number is None or here not in str(row["url"]).lower():
+        if number is None or not issue_tasks.pull_here(str(row["url"]), repository, forge.kind):
             continue
         pull = await anyio.to_thread.run_sync(forge.pull, int(row["number"]))
-        if pull.merged:
+        same = pull.url.rstrip("/").lower() == str(row["url"]).rstrip("/").lower()
+        if pull.merged and same:  # this project's, not a deeper one's of the same number
             found.append((number, pull.number))
     return found
 

@@ -79,6 +79,32 @@ def moves(made: bool, author: bool, sender: bool, action: str, added: str, label
     return sender and action == "edited"
 
 
+# How each forge names itself and a change under review, in what the sync says and writes.
+FORGE_NAMES: Mapping[ForgeKind, str] = {"github": "GitHub", "gitlab": "GitLab"}
+_PULLS: Mapping[ForgeKind, tuple[str, str, str]] = {
+    "github": ("pull request", "#", "/pull/"),
+    "gitlab": ("merge request", "!", "/-/merge_requests/"),
+}
+
+
+def pull_named(number: int, kind: ForgeKind) -> str:
+    """A change under review as its forge says it: "pull request #3", "merge request !3"."""
+    word, sign, _ = _PULLS[kind]
+    return f"{word} {sign}{number}"
+
+
+def pull_here(url: str, repository: str, kind: ForgeKind) -> bool:
+    """Whether `url` may be a pull request (a merge request) of `repository` on forge `kind`,
+    as its web address shows it (under an instance's path prefix too): a sieve, as a deeper
+    GitLab project's path ends with a shorter one's; the forge's own answer decides."""
+    return f"/{repository.lower()}{_PULLS[kind][2]}" in url.lower()
+
+
+def kind_of(task: str) -> ForgeKind:
+    """The forge an issue's task (or a red run's) comes from, by its id's first part."""
+    return next((k for k, p in PREFIXES.items() if task.startswith(f"{p}/")), "github")
+
+
 def task_id(repository: str, number: int, kind: ForgeKind = "github") -> str:
     """The task an issue becomes: gh/<owner>/<repo>/<number> on GitHub,
     gl/<group>/…/<project>/<number> on GitLab (a valid branch name too)."""

@@ -12,7 +12,7 @@ from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.models import Unsynced
-from wvo_mcp.rules.issue_tasks import IssueComment
+from wvo_mcp.rules.issue_tasks import IssueComment, kind_of
 from wvo_mcp.rules.text import plain
 from wvo_mcp.services import notes, rows
 from wvo_mcp.services.tasks import record_event
@@ -110,10 +110,14 @@ def comment(
 ) -> str:  # fmt: skip
     """What one comment on a task's issue does (`kind` from rules/issue_tasks.reply), once:
     '' when it was acted on before."""
-    recorded = {"id": f"comment:{said.id}", "event": "issue_comment", "now": timeutil.to_text(now)}
+    forge = kind_of(task_id)
+    # GitHub's comment ids as they always were; another forge's apart, as its notes are
+    # numbered on their own and one database may sync both.
+    ident = f"comment:{said.id}" if forge == "github" else f"comment:{forge}:{said.id}"
+    recorded = {"id": ident, "event": "issue_comment", "now": timeutil.to_text(now)}
     if tx.run("record_delivery", recorded) != 1:
         return ""
-    author = f"person:github:{said.user}"
+    author = f"person:{forge}:{said.user}"
     try:
         if kind == "answer":
             notes.answer(tx, settings, task_id, text, author, now)

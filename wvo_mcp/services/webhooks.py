@@ -26,7 +26,10 @@ from wvo_mcp.services import moves, roadmap_update, rows
 from wvo_mcp.services.tasks import record_event
 from wvo_mcp.store import Tx
 
-ACTOR = "person:github-webhook"
+
+def actor(kind: ForgeKind) -> str:
+    """Who a webhook's delivery acts as, by its forge ("person:github-webhook")."""
+    return f"person:{kind}-webhook"
 
 
 def record(tx: Tx, delivery: str, event: str, digest: str, now: datetime) -> None:
@@ -58,7 +61,7 @@ def issue_event(
         if row is None or row["status"] in (Status.DONE, Status.CANCELLED):
             return f"{task_id}: nothing to cancel"
         moves.update_status(
-            tx, settings, task_id, Status.CANCELLED, ACTOR, None,
+            tx, settings, task_id, Status.CANCELLED, actor(kind), None,
             f"its issue #{issue.number} was closed", now, by_person=True,
         )  # fmt: skip
         return f"{task_id}: cancelled (issue closed)"
@@ -69,14 +72,14 @@ def issue_event(
     revived = row is not None and row["status"] == Status.CANCELLED
     if revived:  # closed, then reopened: wanted again
         moves.update_status(
-            tx, settings, task_id, Status.PENDING, ACTOR, None,
+            tx, settings, task_id, Status.PENDING, actor(kind), None,
             f"its issue #{issue.number} was reopened", now, by_person=True,
         )  # fmt: skip
     wanted = [*issue_tasks.references(issue.body), *issue.sub_issues]
     known = {n for n in wanted
              if tx.one("task_by_id", (issue_tasks.task_id(repository, n, kind),))}  # fmt: skip
     spec = TaskSpec.model_validate(issue_tasks.definition(repository, issue, known, table, kind))
-    done = roadmap_update.apply(tx, [spec], ACTOR, now)
+    done = roadmap_update.apply(tx, [spec], actor(kind), now)
     if done.added:
         return f"{task_id}: created"
     if revived:
@@ -132,7 +135,7 @@ def red_run(
                 kept.append(task_id)
                 continue
             moves.update_status(
-                tx, settings, task_id, Status.CANCELLED, ACTOR, None,
+                tx, settings, task_id, Status.CANCELLED, actor(run.forge), None,
                 f"{run.name} passed on {run.branch} at {run.sha[:12]}", now, by_person=True,
             )  # fmt: skip
             cancelled.append(task_id)
@@ -142,7 +145,7 @@ def red_run(
     open_ = _open_reds(tx, run)
     if open_:
         if run.sha not in red_tasks(tx, run)[open_[0]]:
-            record_event(tx, open_[0], at=stamp, actor=ACTOR, kind="red", reason=run.sha)
+            record_event(tx, open_[0], at=stamp, actor=actor(run.forge), kind="red", reason=run.sha)
         return f"{open_[0]}: {run.name} is red already (one task per workflow)"
     prefix = _prefix(run)
     task_id = f"{prefix}{run.sha[:12]}"
@@ -160,6 +163,6 @@ def red_run(
                              "sha": run.sha, "url": run.url,
                              "job": run.job.name if run.job else None}},
     })  # fmt: skip
-    roadmap_update.apply(tx, [spec], ACTOR, now)
-    record_event(tx, task_id, at=stamp, actor=ACTOR, kind="red", reason=run.sha)
+    roadmap_update.apply(tx, [spec], actor(run.forge), now)
+    record_event(tx, task_id, at=stamp, actor=actor(run.forge), kind="red", reason=run.sha)
     return f"{task_id}: created"

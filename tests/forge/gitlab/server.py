@@ -365,6 +365,14 @@ class Forge(github.Forge):
                     self.labels.append(Label(next(self._ids), number, user, label, "add", _now()))
         super().label_as(user, number, *labels)
 
+    def comment_as(self, user: str, number: int, body: str) -> int:
+        """A note by someone on an issue: GitLab touches the issue (Note's touch_noteable),
+        so its `updated_at` moves, which is how the sync finds issues with new notes."""
+        with self.lock:
+            said = super().comment_as(user, number, body)
+            self.issues[number].updated_at = github._now()
+            return said
+
     def comment_on_pull_as(self, user: str, number: int, body: str) -> int:
         with self.lock:
             said = CommentState(next(self._ids), number, user, body, _now())
@@ -1020,6 +1028,7 @@ def _issue_note(forge: Forge, query: Any, data: dict[str, Any], iid: str) -> Ans
     said = CommentState(next(forge._ids), int(iid), forge.login, data["body"], _now())
     forge.said.append(said)
     forge.comments.append((int(iid), data["body"]))
+    forge.issues[int(iid)].updated_at = said.created_at  # GitLab touches the noteable
     forge._acts(f"#{iid} note", data["body"])
     return 201, forge.note_json(said, "Issue"), {}
 
