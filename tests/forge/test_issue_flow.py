@@ -16,7 +16,7 @@ import pytest
 from tests.autopilot.conftest import autopilot, git, make_project
 from tests.conftest import open_db, wvo
 from tests.forge import both, deliveries
-from tests.forge.both import Forge, on, side
+from tests.forge.both import Forge, side
 from tests.http.conftest import http_server
 from tests.security.tenancy import started, until, worktree
 
@@ -87,7 +87,6 @@ def test_labelled_issues_land_and_close_with_their_commits_named(
     assert sync().count("Landed") == 0 and len([c for c in forge.said if "Landed" in c.body]) == 19
 
 
-@on(gitlab="GitLab's webhook (X-Gitlab-Token; a Pipeline Hook) is not served yet")
 def test_a_red_run_makes_one_task_whose_fix_lands(forge: Forge, tmp_path: Path) -> None:
     project = make_project(tmp_path)
     repo = project["repo"]
@@ -100,8 +99,11 @@ def test_a_red_run_makes_one_task_whose_fix_lands(forge: Forge, tmp_path: Path) 
            "event": "push", "head_repository": {"full_name": "team/project", "name": "project"},
            "html_url": f"{forge.web}/team/project/actions/runs/7001"}  # fmt: skip
     secret = "the-webhook-secret"
-    env = {"WVO_WEBHOOK_SECRET": secret, "WVO_FORGE_TOKEN": side(forge).token,
-           "WVO_FORGE_API": forge.api, "WVO_WEBHOOK_REPOS": forge.full}  # fmt: skip
+    env = {
+        "WVO_FORGE_TOKEN": side(forge).token,
+        "WVO_FORGE_API": forge.api,
+        **side(forge).hooked(secret, named=True),
+    }
     with http_server(project["state"], **env) as server:
         hook = both.Hook(forge, server.base, secret)
         if side(forge).kind == "gitlab":  # its pipeline 7001's hook

@@ -26,7 +26,6 @@ from tests.http.conftest import http_server
 forge = both.forge  # the fixture: each scenario on the test GitHub and the test GitLab
 QUIET = {"WVO_AUTOPILOT_HEALTH_INTERVAL_MS": 0, "WVO_OTEL_ENABLED": 0}
 # What the test GitLab cannot do yet (each a strict xfail: the mark goes once it can).
-NO_HOOK = "GitLab's webhook (X-Gitlab-Token; Note and Pipeline Hooks) is not served yet"
 NO_ETAG = "GitLab sends no ETag for these reads: every pass counts against its rate limit"
 
 
@@ -279,7 +278,6 @@ async def test_the_same_sync_on_two_hosts_at_once_makes_and_writes_nothing_twice
     assert [forge.issues[n].state for n in numbers] == ["closed"] * 3 + ["open"] * 3
 
 
-@on(gitlab=NO_HOOK)
 @pytest.mark.process
 @pytest.mark.anyio
 async def test_a_comment_the_webhook_delivers_answers_as_the_sync_would_and_once(
@@ -296,8 +294,8 @@ async def test_a_comment_the_webhook_delivers_answers_as_the_sync_would_and_once
     sync(forge, state, monkeypatch)
     forge.roles.update(outsider="read", lead="maintain")
     secret = "the-webhook-secret"
-    with http_server(state, WVO_WEBHOOK_SECRET=secret, WVO_FORGE_TOKEN=side(forge).token,
-                     WVO_FORGE_API=forge.api) as server:  # fmt: skip
+    with http_server(state, WVO_FORGE_TOKEN=side(forge).token, WVO_FORGE_API=forge.api,
+                     **side(forge).hooked(secret)) as server:  # fmt: skip
         hook = both.Hook(forge, server.base, secret)
         outsider = hook.send(*hook.comment("outsider", number, "Apache"), "c-1")
         assert "shown, not taken as an answer" in outsider.json()["done"], outsider.text
@@ -405,7 +403,6 @@ def test_a_sync_every_second_polls_conditionally(
     assert len(lists()) >= 3 and 304 in lists(), lists()
 
 
-@on(gitlab=NO_HOOK)
 @pytest.mark.process
 def test_a_red_run_or_check_suite_s_task_names_its_failing_job_with_its_log_as_data(
     forge: Forge, tmp_path: Path
@@ -426,8 +423,8 @@ def test_a_red_run_or_check_suite_s_task_names_its_failing_job_with_its_log_as_d
     suites = [(app_id, slug) for app_id, slug in ((15368, "github-actions"), (3, "buildkite"))]
     secret = "the-webhook-secret"
     s = side(forge)
-    with http_server(state, WVO_WEBHOOK_SECRET=secret, WVO_FORGE_TOKEN=s.token,
-                     WVO_FORGE_API=forge.api, WVO_WEBHOOK_REPOS=forge.full) as server:  # fmt: skip
+    with http_server(state, WVO_FORGE_TOKEN=s.token, WVO_FORGE_API=forge.api,
+                     **s.hooked(secret, named=True)) as server:  # fmt: skip
         hook = both.Hook(forge, server.base, secret)
 
         def deliver(event: str, body: bytes, delivery: str) -> str:
@@ -764,4 +761,4 @@ async def test_a_github_repository_and_a_gitlab_project_of_one_path_sync_apart(
             assert answer == ("answer", f"MIT, on {side(forge).name}.",
                               f"person:{side(forge).kind}:lead")  # fmt: skip
         for forge in (hub, lab):
-            assert both.violations(forge) == [], both.violations(forge)[:5]
+            assert forge.violations == [], forge.violations[:5]

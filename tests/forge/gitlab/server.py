@@ -369,9 +369,10 @@ class Forge(github.Forge):
         """A note by someone on an issue: GitLab touches the issue (Note's touch_noteable),
         so its `updated_at` moves, which is how the sync finds issues with new notes."""
         with self.lock:
-            said = super().comment_as(user, number, body)
-            self.issues[number].updated_at = github._now()
-            return said
+            said = CommentState(next(self._ids), number, user, body, _now())  # to the ms
+            self.said.append(said)
+            self.issues[number].updated_at = said.created_at
+            return said.id
 
     def comment_on_pull_as(self, user: str, number: int, body: str) -> int:
         with self.lock:
