@@ -95,7 +95,13 @@ def cmd_doctor(settings: Settings, args: argparse.Namespace) -> None:
     from wvo_mcp.wiring import doctor
 
     checks = anyio.run(
-        doctor.run, settings, Path.cwd(), args.check, args.onto, args.via, args.forge_api
+        doctor.run,
+        settings,
+        Path.cwd(),
+        args.check,
+        args.onto,
+        "pull-request" if args.via == "merge-request" else args.via,
+        args.forge_api,
     )
     if args.json:
         print_json([dataclasses.asdict(c) for c in checks])
@@ -137,10 +143,11 @@ def _doctor_arguments(doctor: argparse.ArgumentParser) -> None:
     )
     doctor.add_argument(
         "--via",
-        choices=["push", "pull-request"],
+        choices=["push", "pull-request", "merge-request"],
         default="push",
         help="With pull-request and --onto REMOTE/BRANCH, also check the forge's token and "
-        "each permission landing through pull requests needs (probes that write nothing).",
+        "each permission landing through pull requests needs (probes that write nothing). "
+        "merge-request is GitLab's word for pull-request: the same.",
     )
     doctor.add_argument(
         "--forge-api",

@@ -14,6 +14,7 @@ Merge requests and issues have numbers (iids) of their own: `comment` is on an i
 every thread resolved come back as changes requested, so the queue returns them to the
 worker as it does a GitHub review."""
 
+import datetime
 import threading
 import time
 import urllib.parse
@@ -349,7 +350,10 @@ class GitLab:
                     int(line) if line is not None else None,
                     str(first.get("body") or ""),
                 )
-                threads.setdefault(who, []).append((str(position.get("head_sha") or ""), comment))
+                head = str(position.get("head_sha") or "") or self._written_on(
+                    number, str(first.get("created_at") or "")
+                )
+                threads.setdefault(who, []).append((head, comment))
         asked = self._get(self._p(where + "/reviewers"), f"reading !{number}'s reviewers")
         for reviewer in asked:
             who = str((reviewer.get("user") or {}).get("username") or "")
@@ -371,6 +375,22 @@ class GitLab:
                 )
             )
         return found
+
+    def _written_on(self, number: int, at: str) -> str:
+        """The head a thread on no diff line was written on: the merge request's newest diff
+        version at that time (GitLab makes one per push); '' when none is known."""
+        versions = self._pages(
+            self._p(f"/merge_requests/{number}/versions"), f"reading !{number}'s versions"
+        )
+        when = _instant(at)
+        if when is None:
+            return ""
+        earlier: list[tuple[datetime.datetime, int, str]] = []
+        for n, version in enumerate(versions):  # newest first, as GitLab lists them
+            made = _instant(version.get("created_at"))
+            if made is not None and made <= when:  # a push in the note's second was before it
+                earlier.append((made, -n, str(version.get("head_commit_sha") or "")))
+        return max(earlier)[2] if earlier else ""
 
     def merge(self, number: int, head: str, method: Method, title: str, message: str) -> Merged:
         """PUT …/merge with `sha` in the body: GitLab merges only while the head is `head`
@@ -427,6 +447,22 @@ class GitLab:
         )
         status = None if found is None else str(found.get("status") or "")
         return None if status in (None, "merged", "skip_merged") else status
+
+    def dropped(self, pull: Pull) -> Check | None:
+        """The failed pipeline of its car's merged result: GitLab forgets a dropped car, but
+        its pipelines ran on refs/merge-requests/IID/train; the newest, if it failed."""
+        found = self._get(
+            self._p("/pipelines"),
+            f"reading !{pull.number}'s merge train pipelines",
+            ref=f"refs/merge-requests/{pull.number}/train",
+            order_by="id",
+            sort="desc",
+            per_page=1,
+        )
+        if not found:
+            return None
+        tested = str(found[0].get("sha") or "")
+        return next((c for c in self.checks(tested) if c.state == "failure"), None)
 
     def comment(self, number: int, body: str) -> IssueComment:
         found = self._request(
@@ -720,6 +756,14 @@ class GitLab:
             f"the token's access level is {level}; merging into {branch} "
             f"needs {needed if needed <= 50 else 'a rule naming it'}",
         )
+
+
+def _instant(at: object) -> datetime.datetime | None:
+    """GitLab's ISO 8601 time, as an aware datetime (None when it is not one)."""
+    try:
+        return datetime.datetime.fromisoformat(str(at).replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 def _said(exc: Exception) -> str:
