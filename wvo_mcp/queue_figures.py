@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from wvo_mcp.models import LandingFigures, LandingQueue
+from wvo_mcp.rules import pulls
 from wvo_mcp.rules.text import plain
 
 # The states of an entry in its target's queue proper: review comes before it, held after.
@@ -175,7 +176,8 @@ def pull_lines(found: LandingQueue) -> list[str]:
     lines = []
     for p in found.pulls:
         now = p.waiting if p.state == "open" and p.waiting else p.state
-        lines.append(f"pull request #{p.number} {plain(p.task_id, 40)} ({plain(now, 120)}): "
+        named = pulls.named(p.number, pulls.kind_of_link(p.url))
+        lines.append(f"{named} {plain(p.task_id, 40)} ({plain(now, 120)}): "
                      f"{plain(p.url, 200)}")  # fmt: skip
     return lines
 

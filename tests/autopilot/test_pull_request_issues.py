@@ -25,6 +25,9 @@ from wvo_mcp.sandbox import bwrap
 pytestmark = [
     pytest.mark.skipif(not bwrap.probe().usable, reason=f"no bwrap: {bwrap.probe().detail}"),
     pytest.mark.skipif(not available(), reason="no @octokit/openapi (scripts/setup)"),
+    # The sync's comment and GitHub's webhook after a landing: GitLab's sync and webhook are
+    # tested with them (tests/forge, tests/http), not as landing scenarios.
+    pytest.mark.parametrize("forge", ["github"], indirect=True),
 ]
 OTHER = "ghp_forge-test-token-of-the-sync"  # the sync's own token, where the test says so
 

@@ -1,13 +1,18 @@
-"""A pull request's text is the product's own (issue 68, finding 4), end to end: a labelled
-issue whose body closes another repository's issue and another open issue here, and pings a
-team, goes through `import github:` and the autopilot's `--via pull-request` to a merge on
-the test forge, which closes issues and records mentions as GitHub does (outside code only,
-tests/forge/server.py's `acting`). Only the task's own issue closes."""
+"""A pull request's text is the product's own (issue 68, finding 4; issue 72), end to end on
+each test forge: a labelled issue whose body closes another repository's issue and another
+open issue here, pings a team, and carries GitLab's quick actions (at a line's start, after a
+fence GitLab's extractor ends early, and in a `>>>` quote), goes through `import` and the
+autopilot's `--via pull-request` to a merge, which closes issues and records mentions as GitHub
+does (outside code only, tests/forge/server.py's `acting`; on GitLab an indented block is
+code too) and records every quick action GitLab would run (tests/forge/gitlab/server.py's
+`acted`). Only the task's own issue closes,
+and nothing the queue writes runs a quick action."""
 
 from pathlib import Path
 
 import pytest
 
+from tests.autopilot.conftest import Words
 from tests.autopilot.test_pull_requests import (
     approve,
     attend,
@@ -17,35 +22,41 @@ from tests.autopilot.test_pull_requests import (
 )
 from tests.autopilot.test_remote_landing import statuses
 from tests.forge.description import available
-from tests.forge.server import Acting, Forge, acting
+from tests.forge.server import Acting, Forge
 from wvo_mcp.sandbox import bwrap
 
 pytestmark = [
     pytest.mark.skipif(not bwrap.probe().usable, reason=f"no bwrap: {bwrap.probe().detail}"),
     pytest.mark.skipif(not available(), reason="no @octokit/openapi (scripts/setup)"),
 ]
+# GitLab runs these as the token's user wherever a line starts with them outside its code
+# zones: a ``` zone ends at the first line that is exactly ```, a >>> quote at the next >>>.
+QUICK = "/merge\n/approve\n```\n/close\n```\n/label ~deploy\n>>>\n/unlock\n>>>\n/close"
 
 
-def test_an_issues_closing_keywords_and_mentions_act_nowhere_through_its_pull_request(
-    tmp_path: Path, forge: Forge
+def test_an_issues_closing_keywords_mentions_and_quick_actions_act_nowhere_through_its_pull_request(
+    tmp_path: Path, forge: Forge, words: Words
 ) -> None:
     other = forge.open_issue("Keep this open", "Not a task.", labels=())
-    words = (f"Add a greeting.\n\nFixes other-org/other-repo#4\ncloses #{other}\n"
-             "@team/everyone please look")  # fmt: skip
-    number = forge.open_issue("Say hello", words, ("wvo",))
+    said = (f"Add a greeting.\n\nFixes other-org/other-repo#4\ncloses #{other}\n"
+            f"@team/everyone please look\n{QUICK}")  # fmt: skip
+    number = forge.open_issue("Say hello /merge", said, ("wvo",))
     pilot = host(tmp_path, forge)
     import_issues(pilot, forge)
     log = tmp_path / "autopilot.log"
     attend(forge, start(pilot, forge, log), log, approve)
 
     [pull] = forge.pulls.values()
-    assert pull.merged and statuses(pilot) == {f"gh/team/project/{number}": "done"}
+    assert pull.merged and statuses(pilot) == {f"{words.task}{number}": "done"}
     # No other issue was closed, here or elsewhere, and nobody was pinged; its own closed.
     assert forge.issues[other].state == "open"
     assert forge.closed_elsewhere == [] and forge.mentioned == []
     assert forge.issues[number].state == "closed"
     # The issue's words are in it, quoted; the one closing line is the product's.
-    assert acting(pull.body, forge.full) == Acting((f"team/project#{number}",), ())
-    assert acting(pull.title, forge.full) == Acting((), ())
+    assert words.acting(pull.body, forge.full) == Acting((f"{forge.full}#{number}",), ())
+    assert words.acting(pull.title, forge.full) == Acting((), ())
     assert "Fixes other-org/other-repo#4" in pull.body and f"\n\nCloses #{number}.\n\n" in (
         pull.body)  # fmt: skip
+    assert "/unlock" in pull.body  # quoted, not dropped
+    # GitLab would have run none of it (the fixture asserts `acted` empty after each test).
+    assert getattr(forge, "acted", []) == []

@@ -1,7 +1,9 @@
 """Landing through pull requests (`--onto origin/main --via pull-request`), end to end: the
-autopilot and fake workers in their sandboxes, on the test forge (tests/forge/server.py:
-GitHub's REST API validated against GitHub's own description, real git behind it over
-smart HTTP, a pre-receive hook that refuses any push to main, and hosted check runs).
+autopilot and fake workers in their sandboxes, on each test forge (tests/autopilot/conftest.py's
+`forge`: GitHub's REST API validated against GitHub's own description, tests/forge/server.py,
+and GitLab's merge requests, tests/forge/gitlab/server.py; real git behind each over smart
+HTTP, a pre-receive hook that refuses any push to main, and hosted checks or pipelines). One
+scenario suite for both, so that no behaviour exists on one forge only.
 
 Every verdict is read from the forge's own state and the repository's history: each task
 lands exactly once, through its own pull request, merged at a head that passed the queue's
@@ -18,11 +20,11 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.autopilot.conftest import RUN_TIMEOUT_S, backlog
+from tests.autopilot.conftest import RUN_TIMEOUT_S, Words, backlog, words_of
 from tests.autopilot.test_remote_landing import Host, make_host, statuses
 from tests.conftest import open_db, wvo
 from tests.forge.description import available
-from tests.forge.server import TOKEN, Forge
+from tests.forge.server import Forge
 from wvo_mcp.sandbox import bwrap
 
 pytestmark = [
@@ -33,16 +35,18 @@ VIA = ("--via", "pull-request", "--forge-poll", "0.2")
 
 
 def host(tmp_path: Path, forge: Forge, name: str = "a", **extra: str) -> Host:
-    return make_host(tmp_path, name, forge.bare, forge.url, WVO_FORGE_TOKEN=TOKEN, **extra)
+    token = words_of(forge).token
+    return make_host(tmp_path, name, forge.bare, forge.url, WVO_FORGE_TOKEN=token, **extra)
 
 
 def import_issues(pilot: Host, forge: Forge) -> None:
-    """`import github:team/project` into the host's state, with the host's settings."""
+    """`import github:team/project` (gitlab:group/sub/project) into the host's state, with
+    the host's settings."""
     env = {k: v for k, v in pilot.env.items() if k.startswith("WVO_")}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        done = wvo(pilot.project["state"], "import", "github:team/project", "--forge-api",
+        done = wvo(pilot.project["state"], "import", words_of(forge).spec, "--forge-api",
                    forge.api)  # fmt: skip
     finally:
         for key, value in old.items():
@@ -51,7 +55,8 @@ def import_issues(pilot: Host, forge: Forge) -> None:
 
 
 def start(pilot: Host, forge: Forge, log: Path, *more: str) -> "subprocess.Popen[str]":
-    args = [*pilot.args("--until-empty", *VIA, "--forge-api", forge.api, *more)]
+    via = ("--via", "merge-request") if words_of(forge).kind == "gitlab" else ()  # its alias
+    args = [*pilot.args("--until-empty", *VIA, *via, "--forge-api", forge.api, *more)]
     with log.open("w") as out:
         return subprocess.Popen(args, env=pilot.env, stdout=out, stderr=subprocess.STDOUT,
                                 text=True, cwd=Path(__file__).parents[2])  # fmt: skip
@@ -81,7 +86,7 @@ def attend(
 
 
 def approve(forge: Forge, number: int, head: str) -> None:
-    forge.review(number, "APPROVED")
+    words_of(forge).approve(forge, number)
 
 
 def landed_subjects(forge: Forge) -> list[str]:
@@ -89,7 +94,7 @@ def landed_subjects(forge: Forge) -> list[str]:
 
 
 def test_ten_tasks_land_each_through_its_own_pull_request_once_approved(
-    tmp_path: Path, forge: Forge
+    tmp_path: Path, forge: Forge, words: Words
 ) -> None:
     pilot = host(tmp_path, forge)
     ids = [f"T{n}" for n in range(10)]
@@ -112,11 +117,12 @@ def test_ten_tasks_land_each_through_its_own_pull_request_once_approved(
     for task_id in ids:
         assert sum(s.startswith(f"Land {task_id} ") for s in subjects) == 1, subjects
     assert statuses(pilot) == {i: "done" for i in ids}
-    assert "pull request #" in said
-    # The queue it leaves says each pull request's state, with its link.
-    shown = [line.strip() for line in said.splitlines() if line.startswith("  pull request #")]
+    assert f"{words.noun} {words.sign}" in said
+    # The queue it leaves says each pull request's state, with its link, the forge's way.
+    lead = f"  {words.noun} {words.sign}"
+    shown = [line.strip() for line in said.splitlines() if line.startswith(lead)]
     assert len(shown) == len(ids) and all("(merged)" in line for line in shown), shown
-    assert f"{forge.web}/team/project/pull/" in shown[0]
+    assert f"{forge.web}{words.pulls}" in shown[0]
     # Nothing reached main but through the merge endpoint: every commit on its first-parent
     # line since the seed is a merge the forge made.
     assert all(s.startswith("Land ") for s in subjects[: len(ids)]), subjects
@@ -133,7 +139,7 @@ def checkpoints(pilot: Host, task_id: str) -> list[tuple[str, str]]:
 
 
 def test_a_review_asking_for_changes_goes_back_to_a_worker_with_its_comments(
-    tmp_path: Path, forge: Forge
+    tmp_path: Path, forge: Forge, words: Words
 ) -> None:
     pilot = host(tmp_path, forge)
     anyio.run(backlog, pilot.project, [
@@ -147,7 +153,7 @@ def test_a_review_asking_for_changes_goes_back_to_a_worker_with_its_comments(
             forge.review(number, "CHANGES_REQUESTED", "Please add fix.txt.",
                          [("README.md", 1, "say what it fixes here")])  # fmt: skip
         else:
-            forge.review(number, "APPROVED")
+            words.approve(forge, number)
 
     log = tmp_path / "autopilot.log"
     attend(forge, start(pilot, forge, log), log, person)
@@ -164,7 +170,9 @@ def test_a_review_asking_for_changes_goes_back_to_a_worker_with_its_comments(
     assert sum(s.startswith("Land R ") for s in landed_subjects(forge)) == 1
 
 
-def test_a_failing_required_check_goes_back_with_its_log_tail(tmp_path: Path, forge: Forge) -> None:
+def test_a_failing_required_check_goes_back_with_its_log_tail(
+    tmp_path: Path, forge: Forge, words: Words
+) -> None:
     pilot = host(tmp_path, forge)
     anyio.run(backlog, pilot.project, [
         {"id": "F", "title": "flawed", "metadata": {"fake_fix": {"fix.txt": "fixed\n"}}},
@@ -181,15 +189,16 @@ def test_a_failing_required_check_goes_back_with_its_log_tail(tmp_path: Path, fo
     [pull] = forge.pulls.values()
     assert pull.merged and pull.head != failed[0]
     assert forge.runs[failed[0]].conclusion == "failure"
-    returned = [d for s, d in checkpoints(pilot, "F") if "required check check failed" in s]
+    failed_check = f"required check {words.check} failed"
+    returned = [d for s, d in checkpoints(pilot, "F") if failed_check in s]
     assert returned and "FAILED: test_feature" in returned[0], checkpoints(pilot, "F")
-    assert f"{forge.web}/team/project/runs/" in returned[0]  # the link to its log
+    assert f"{forge.web}{words.runs}" in returned[0]  # the link to its log
     assert statuses(pilot) == {"F": "done"}
     assert sum(s.startswith("Land F ") for s in landed_subjects(forge)) == 1
 
 
 def test_a_persons_merge_commit_and_push_are_each_kept_and_nothing_lands_twice(
-    tmp_path: Path, forge: Forge
+    tmp_path: Path, forge: Forge, words: Words
 ) -> None:
     pilot = host(tmp_path, forge)
     anyio.run(backlog, pilot.project, [{"id": i, "title": f"task {i}"} for i in "MCP"])
@@ -205,7 +214,7 @@ def test_a_persons_merge_commit_and_push_are_each_kept_and_nothing_lands_twice(
         else:
             if not pushed:  # a person's push to main mid-queue
                 pushed.append(forge.push_to_main({"main.txt": "on main\n"}))
-            forge.review(number, "APPROVED")
+            words.approve(forge, number)
 
     log = tmp_path / "autopilot.log"
     attend(forge, start(pilot, forge, log), log, person)
@@ -227,7 +236,7 @@ def test_a_persons_merge_commit_and_push_are_each_kept_and_nothing_lands_twice(
 
 
 def test_a_pull_request_a_person_closes_blocks_its_task_and_asks_them(
-    tmp_path: Path, forge: Forge
+    tmp_path: Path, forge: Forge, words: Words
 ) -> None:
     pilot = host(tmp_path, forge)
     anyio.run(backlog, pilot.project, [{"id": "X", "title": "unwanted"}])
@@ -247,7 +256,7 @@ def test_a_pull_request_a_person_closes_blocks_its_task_and_asks_them(
 
 
 def test_rate_limits_a_revoked_token_and_a_5xx_hold_the_queue_and_lose_nothing(
-    tmp_path: Path, forge: Forge
+    tmp_path: Path, forge: Forge, words: Words
 ) -> None:
     pilot = host(tmp_path, forge)
     anyio.run(backlog, pilot.project, [{"id": "L", "title": "limited"}])
@@ -260,10 +269,10 @@ def test_rate_limits_a_revoked_token_and_a_5xx_hold_the_queue_and_lose_nothing(
             assert process.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.05)
 
-    said("pull request #1 carries it")
+    said(f"{words.pull(1)} carries it")
     forge.tokens.clear()
     said("the forge holds the queue")
-    forge.tokens.add(TOKEN)
+    forge.tokens.add(words.token)
     said("answers again")
     with forge.lock:
         forge.remaining, forge.reset_at = 0, time.time() + 2
@@ -277,8 +286,8 @@ def test_rate_limits_a_revoked_token_and_a_5xx_hold_the_queue_and_lose_nothing(
     said("answers again", 4)
     attend(forge, process, log, approve)
     text = log.read_text()
-    assert "refused the token" in text and "primary rate limit" in text
-    assert "secondary rate limit" in text and "GitHub failed (502)" in text
+    assert words.refused in text and words.primary in text
+    assert words.secondary in text and words.failed in text
     assert statuses(pilot) == {"L": "done"}
     assert sum(s.startswith("Land L ") for s in landed_subjects(forge)) == 1
     with open_db(pilot.project["state"]) as db:
@@ -289,7 +298,7 @@ def test_rate_limits_a_revoked_token_and_a_5xx_hold_the_queue_and_lose_nothing(
 
 @pytest.mark.postgres
 def test_two_hosts_share_one_queue_and_one_forge_and_land_each_task_once(
-    tmp_path: Path, forge: Forge, pg_migrated: Callable[[str], str]
+    tmp_path: Path, forge: Forge, words: Words, pg_migrated: Callable[[str], str]
 ) -> None:
     url = pg_migrated("forge_hosts")
     a, b = (host(tmp_path, forge, name, WVO_DATABASE_URL=url) for name in ("a", "b"))
@@ -308,11 +317,11 @@ def test_two_hosts_share_one_queue_and_one_forge_and_land_each_task_once(
 
 
 def test_a_hostile_worker_finds_no_forge_token_and_reaches_no_forge(
-    tmp_path: Path, forge: Forge
+    tmp_path: Path, forge: Forge, words: Words
 ) -> None:
     pilot = host(tmp_path, forge)
     port = forge.web.rsplit(":", 1)[1]
-    spec = {"secrets": [TOKEN], "tcp": [f"127.0.0.1:{port}"],
+    spec = {"secrets": [words.token], "tcp": [f"127.0.0.1:{port}"],
             "push": [forge.url, str(forge.bare)]}  # fmt: skip
     anyio.run(backlog, pilot.project, [
         {"id": "H", "title": "hunts", "metadata": {"fake": "probe", "fake_probe": spec}},
@@ -328,11 +337,11 @@ def test_a_hostile_worker_finds_no_forge_token_and_reaches_no_forge(
     assert heads == ["refs/heads/main", "refs/heads/wvo/H"], heads
     assert statuses(pilot) == {"H": "done"}
     for run_log in (pilot.project["state"] / "runs").rglob("*.log"):
-        assert TOKEN not in run_log.read_text(errors="replace"), run_log
+        assert words.token not in run_log.read_text(errors="replace"), run_log
 
 
 def test_a_pull_request_closed_while_its_task_is_with_a_worker_is_not_opened_again(
-    tmp_path: Path, forge: Forge
+    tmp_path: Path, forge: Forge, words: Words
 ) -> None:
     pilot = host(tmp_path, forge)
     anyio.run(backlog, pilot.project, [
@@ -362,25 +371,27 @@ def test_a_pull_request_closed_while_its_task_is_with_a_worker_is_not_opened_aga
 
 
 def test_a_branch_that_merges_through_the_merge_queue_lands_through_it(
-    tmp_path: Path, forge: Forge
+    tmp_path: Path, forge: Forge, words: Words
 ) -> None:
-    forge.merge_queue = True
+    words.use_queue(forge)
     pilot = host(tmp_path, forge)
     ids = ["Q1", "Q2", "Q3"]
     anyio.run(backlog, pilot.project, [{"id": i, "title": f"task {i}"} for i in ids])
     log = tmp_path / "autopilot.log"
     attend(forge, start(pilot, forge, log), log, approve)
-    assert all(p.merged and p.merged_by == "merge-queue" for p in forge.pulls.values())
+    assert all(p.merged and p.merged_by == words.queued_by for p in forge.pulls.values())
     assert len(forge.pulls) == len(ids)
     assert statuses(pilot) == dict.fromkeys(ids, "done")
     # Never merged by the REST endpoint, which the branch's merge queue rule refuses.
-    assert not [r for r in forge.requests if r[0] == "PUT" and r[2] == 200]
-    assert any(r[1] == "/api/graphql" for r in forge.requests)
-    assert "added to the merge queue" in log.read_text()
+    assert not [r for r in forge.requests if r[1].endswith("/merge") and r[2] == 200]
+    assert any(r[0] == "POST" and words.enqueues in r[1] for r in forge.requests)
+    assert f"added to the {words.queue}" in log.read_text()
 
 
-def test_a_merge_group_that_fails_goes_back_to_a_worker(tmp_path: Path, forge: Forge) -> None:
-    forge.merge_queue = True
+def test_a_merge_group_that_fails_goes_back_to_a_worker(
+    tmp_path: Path, forge: Forge, words: Words
+) -> None:
+    words.use_queue(forge)
     forge.failing = lambda sha: forge.groups[:1] == [sha]  # the first merge group fails
     pilot = host(tmp_path, forge)
     anyio.run(backlog, pilot.project, [
@@ -389,14 +400,16 @@ def test_a_merge_group_that_fails_goes_back_to_a_worker(tmp_path: Path, forge: F
     log = tmp_path / "autopilot.log"
     attend(forge, start(pilot, forge, log), log, approve)
     [pull] = forge.pulls.values()
-    assert pull.merged and pull.merged_by == "merge-queue" and len(forge.groups) == 2
-    returned = [s for s, _ in checkpoints(pilot, "G") if "merge queue removed it" in s]
+    assert pull.merged and pull.merged_by == words.queued_by and len(forge.groups) == 2
+    returned = [d for s, d in checkpoints(pilot, "G") if f"{words.queue} removed it" in s]
     assert returned, checkpoints(pilot, "G")
+    if words.kind == "gitlab":  # it names the car's failed pipeline (GitHub: at the pull request)
+        assert "FAILED: test_feature" in returned[0] and words.runs in returned[0], returned
     assert statuses(pilot) == {"G": "done"}
 
 
 def test_a_labelled_issue_becomes_a_merged_change_that_closes_it(
-    tmp_path: Path, forge: Forge
+    tmp_path: Path, forge: Forge, words: Words
 ) -> None:
     """A team's path with no YAML and no copying: a labelled issue, `import github:`, the
     autopilot through a pull request, a person's approval, and the issue closed by it."""
@@ -409,4 +422,4 @@ def test_a_labelled_issue_becomes_a_merged_change_that_closes_it(
     [pull] = forge.pulls.values()
     assert pull.merged and f"Closes #{number}." in pull.body
     assert forge.issues[number].state == "closed"
-    assert statuses(pilot) == {f"gh/team/project/{number}": "done"}
+    assert statuses(pilot) == {f"{words.task}{number}": "done"}

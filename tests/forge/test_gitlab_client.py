@@ -111,6 +111,21 @@ def test_an_unresolved_thread_comes_back_with_its_file_line_and_text(forge: Forg
     assert client.merge(1, head, "merge", "t3", "").merged
 
 
+def test_a_thread_on_no_diff_line_is_on_the_head_it_was_written_on(forge: Forge) -> None:
+    client = _client(forge)
+    first = _branch(forge, "wvo/t5", {"e.txt": "e\n"})
+    client.open("wvo/t5", "main", "t5", "")
+    forge.wait_checks()
+    forge.review(1, "CHANGES_REQUESTED", "not like this")  # a thread on the merge request
+    [asked] = client.reviews(1)
+    assert (asked.state, asked.commit, asked.body) == ("CHANGES_REQUESTED", first, "not like this")
+    second = forge.commit(first, {"e.txt": "e2\n"}, "reworked")
+    forge.git("update-ref", "refs/heads/wvo/t5", second)
+    assert client.pull(1).head == second
+    [still] = client.reviews(1)  # unresolved still, and on the head before: a stale request
+    assert (still.state, still.commit) == ("CHANGES_REQUESTED", first)
+
+
 def test_threads_are_not_changes_where_the_project_does_not_require_them_resolved(
     forge: Forge,
 ) -> None:
@@ -280,6 +295,9 @@ def test_the_merge_train_takes_it_at_the_head_given_and_drops_a_failing_car(
     assert client.queued(other) is None and forge.dropped == [other.number]
     left = client.pull(other.number)
     assert not left.merged and left.state == "open" and forge.tip() == tip
+    failed = client.dropped(other)
+    assert failed is not None and failed.state == "failure" and "/-/pipelines/" in failed.url
+    assert "FAILED" in failed.text and client.dropped(opened) is None  # its car merged
 
 
 def test_labelled_issues_are_listed_page_by_page_with_their_links(forge: Forge) -> None:

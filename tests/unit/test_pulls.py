@@ -221,3 +221,34 @@ def test_nothing_more_is_read_once_the_forge_says_it_may_merge_under_the_writers
     assert not pulls.cleared(pull(), HEAD, True, no_review, True)
     # A rule widened or narrowed counts other reviews than GitHub does: they are read.
     assert not pulls.cleared(pull(), HEAD, True, REQUIRED, False)
+
+
+def test_each_forge_names_its_pull_requests_its_own_way() -> None:
+    assert pulls.named(3) == "pull request #3" and pulls.named(3, "gitlab") == "merge request !3"
+    assert (pulls.reference(3), pulls.reference(3, "gitlab")) == ("#3", "!3")
+    assert pulls.queue_name("gitlab") == "merge train" and pulls.queue_name() == "merge queue"
+    link = "https://gitlab.invalid/group/sub/project/-/merge_requests/3"
+    assert pulls.kind_of_link(link) == "gitlab"
+    assert pulls.kind_of_link("https://github.invalid/team/project/pull/3") == "github"
+    back = pulls.judge(pull(), HEAD, True, REQUIRED, [check("test", "failure")], [], STEER)
+    assert pulls.returned(back, pull())[0] == "returned: the required check test failed " \
+        "(failure) on pull request #3"  # fmt: skip
+    assert pulls.returned(back, pull(), "gitlab")[0].endswith("on merge request !3")
+    dropped = pulls.dequeued(pull(), "gitlab", check("pipeline", "failure", "FAILED: x"))
+    assert dropped.why == "the forge's merge train removed it without merging it"
+    assert dropped.check is not None and dropped.check.text == "FAILED: x"
+    assert pulls.dequeued(pull()).why == "the forge's merge queue removed it without merging it"
+
+
+def test_a_gitlab_head_with_no_pipeline_waits_and_says_why() -> None:
+    required = Requirements(checks=("pipeline",), approvals=1)
+    approved = [review("ann", "APPROVED")]
+    for reviews in (None, approved):
+        found = pulls.judge(pull(), HEAD, True, required, [], reviews, STEER, "gitlab")
+        assert found.kind == "waiting" and f"waiting for a pipeline on {HEAD[:12]}" in found.why
+        assert ".gitlab-ci.yml" in found.why
+    running = pulls.judge(pull(), HEAD, True, required, [check("pipeline", "pending")], None,
+                          STEER, "gitlab")  # fmt: skip
+    assert running.why == "waiting for checks: pipeline"
+    github = pulls.judge(pull(), HEAD, True, required, [], None, STEER)
+    assert github.why == "waiting for checks: pipeline"

@@ -57,7 +57,7 @@ from wvo_mcp.git import Git, locate
 from wvo_mcp.git.remote import task_ref
 from wvo_mcp.models import ClaimResult
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.rules import merge_queue
+from wvo_mcp.rules import merge_queue, pulls
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.sandbox import workers
 from wvo_mcp.services import landing
@@ -393,12 +393,13 @@ class Autopilot:
         except Fault as exc:
             if exc.kind == "auth":
                 raise ValidationFailed(f"{exc}; nothing was started") from None
-            self.say(f"the forge does not answer yet ({exc}); workers start, and pull requests "
-                     "open once it does")  # fmt: skip
+            self.say(f"the forge does not answer yet ({exc}); workers start, and "
+                     f"{pulls.noun(forge.forge.kind)}s open once it does")  # fmt: skip
             return
         checks = ", ".join(rules.checks) or "none"
         self.say(
-            f"landing onto {name} at {tip[:12]} through pull requests on {repo.url} "
+            f"landing onto {name} at {tip[:12]} through {pulls.noun(forge.forge.kind)}s on "
+            f"{repo.url} "
             f"(required checks: {checks}; approving reviews: {rules.approvals}; merge "
             f"methods allowed: {', '.join(repo.methods) or 'none'})"
         )

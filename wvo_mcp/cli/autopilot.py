@@ -69,7 +69,7 @@ def _options(args: argparse.Namespace) -> "slots.Options":
         merge=args.merge,
         onto=args.onto,
         push=args.push,
-        via=args.via,
+        via="pull-request" if args.via == "merge-request" else args.via,
         forge_api=args.forge_api,
         forge_poll=args.forge_poll,
         check=args.check,
@@ -276,17 +276,19 @@ def _landing_arguments(autopilot: argparse.ArgumentParser) -> None:
     )
     autopilot.add_argument(
         "--via",
-        choices=["push", "pull-request"],
+        choices=["push", "pull-request", "merge-request"],
         default="push",
         help="How --onto a remote's branch lands: by compare-and-swap pushes (default), or "
         "through the forge's pull requests, merged once its required checks and reviews "
-        "pass (a protected branch; GitHub; docs/forge.md).",
+        "pass (a protected branch; GitHub or GitLab; docs/forge.md). merge-request is "
+        "GitLab's word for pull-request: the same.",
     )
     autopilot.add_argument(
         "--forge-api",
         metavar="URL",
         help="With --via pull-request: the forge's API base URL (default: WVO_FORGE_API, else "
-        "from the remote's URL; https://HOST/api/v3 for a GitHub Enterprise Server).",
+        "from the remote's URL; https://HOST/api/v3 for a GitHub Enterprise Server, "
+        "https://HOST/api/v4 for GitLab).",
     )
     autopilot.add_argument(
         "--forge-poll",

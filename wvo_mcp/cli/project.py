@@ -97,7 +97,13 @@ def cmd_doctor(settings: Settings, args: argparse.Namespace) -> None:
     from wvo_mcp.wiring import doctor
 
     checks = anyio.run(
-        doctor.run, settings, Path.cwd(), args.check, args.onto, args.via, args.forge_api
+        doctor.run,
+        settings,
+        Path.cwd(),
+        args.check,
+        args.onto,
+        "pull-request" if args.via == "merge-request" else args.via,
+        args.forge_api,
     )
     if args.json:
         print_json([dataclasses.asdict(c) for c in checks])

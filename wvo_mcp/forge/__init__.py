@@ -97,6 +97,13 @@ class Forge(Protocol):
         or None when it is not in the queue."""
         ...
 
+    def dropped(self, pull: Pull) -> Check | None:
+        """Why the forge's queue let `pull` go unmerged, where the forge says: the failed
+        check of what it tested (GitLab: its merge train car's pipeline, with the failed
+        job's log). None where it does not (GitHub: a merge group's checks are read at the
+        pull request)."""
+        ...
+
     def comment(self, number: int, body: str) -> IssueComment:
         """On issue `number`."""
         ...

@@ -345,6 +345,9 @@ class GitHub:
         entry = (found.get("node") or {}).get("mergeQueueEntry")
         return None if entry is None else str(entry.get("state"))
 
+    def dropped(self, pull: Pull) -> Check | None:
+        return None  # its merge group's checks: a person reads them at the pull request
+
     def _graphql(self, query: str, variables: dict[str, Any], what: str) -> dict[str, Any]:
         found: dict[str, Any] = self._call(
             lambda: self._client.graphql.request(query, variables), what

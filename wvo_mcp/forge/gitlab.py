@@ -359,7 +359,10 @@ class GitLab:
                     int(line) if line is not None else None,
                     str(first.get("body") or ""),
                 )
-                threads.setdefault(who, []).append((str(position.get("head_sha") or ""), comment))
+                head = str(position.get("head_sha") or "") or self._written_on(
+                    number, str(first.get("created_at") or "")
+                )
+                threads.setdefault(who, []).append((head, comment))
         asked = self._get(self._p(where + "/reviewers"), f"reading !{number}'s reviewers")
         for reviewer in asked:
             who = str((reviewer.get("user") or {}).get("username") or "")
@@ -381,6 +384,22 @@ class GitLab:
                 )
             )
         return found
+
+    def _written_on(self, number: int, at: str) -> str:
+        """The head a thread on no diff line was written on: the merge request's newest diff
+        version at that time (GitLab makes one per push); '' when none is known."""
+        versions = self._pages(
+            self._p(f"/merge_requests/{number}/versions"), f"reading !{number}'s versions"
+        )
+        when = _instant(at)
+        if when is None:
+            return ""
+        earlier: list[tuple[datetime, int, str]] = []
+        for n, version in enumerate(versions):  # newest first, as GitLab lists them
+            made = _instant(version.get("created_at"))
+            if made is not None and made <= when:  # a push in the note's second was before it
+                earlier.append((made, -n, str(version.get("head_commit_sha") or "")))
+        return max(earlier)[2] if earlier else ""
 
     def merge(self, number: int, head: str, method: Method, title: str, message: str) -> Merged:
         """PUT …/merge with `sha` in the body: GitLab merges only while the head is `head`
@@ -437,6 +456,22 @@ class GitLab:
         )
         status = None if found is None else str(found.get("status") or "")
         return None if status in (None, "merged", "skip_merged") else status
+
+    def dropped(self, pull: Pull) -> Check | None:
+        """The failed pipeline of its car's merged result: GitLab forgets a dropped car, but
+        its pipelines ran on refs/merge-requests/IID/train; the newest, if it failed."""
+        found = self._get(
+            self._p("/pipelines"),
+            f"reading !{pull.number}'s merge train pipelines",
+            ref=f"refs/merge-requests/{pull.number}/train",
+            order_by="id",
+            sort="desc",
+            per_page=1,
+        )
+        if not found:
+            return None
+        tested = str(found[0].get("sha") or "")
+        return next((c for c in self.checks(tested) if c.state == "failure"), None)
 
     def comment(self, number: int, body: str) -> IssueComment:
         found = self._request(
@@ -781,6 +816,14 @@ def role_of(level: int) -> str:
     return next((name for at, name in ROLES if level >= at), "no role")
 
 
+def _instant(at: object) -> datetime | None:
+    """GitLab's ISO 8601 time, as an aware datetime (None when it is not one)."""
+    try:
+        return timeutil.from_text(str(at))
+    except ValueError:
+        return None
+
+
 def _said(exc: Exception) -> str:
     said = getattr(exc, "error_message", "") or str(exc)
     return str(said)[:300] or "no reason given"
@@ -789,10 +832,8 @@ def _said(exc: Exception) -> str:
 def _utc(said: Any) -> str:
     """A GitLab time as this product writes times (timeutil): GitLab writes milliseconds, in
     UTC or in the instance's own zone (+01:00), so its text cannot be compared as it is."""
-    try:
-        return timeutil.to_text(timeutil.from_text(str(said)))
-    except ValueError:
-        return timeutil.to_text(datetime.fromtimestamp(0, UTC))
+    found = _instant(said)
+    return timeutil.to_text(found or datetime.fromtimestamp(0, UTC))
 
 
 def _applies(rule: dict[str, Any], branch: str) -> bool:

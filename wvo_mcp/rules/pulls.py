@@ -97,6 +97,33 @@ class Merged:
     why: str = ""
 
 
+def noun(kind: ForgeKind = "github") -> str:
+    """What the forge calls a pull request: GitLab's are merge requests."""
+    return "merge request" if kind == "gitlab" else "pull request"
+
+
+def named(number: int, kind: ForgeKind = "github") -> str:
+    """A pull request as its forge names it for a person: "pull request #3" on GitHub,
+    "merge request !3" on GitLab (where #3 is an issue: the two count apart)."""
+    return f"{noun(kind)} {reference(number, kind)}"
+
+
+def reference(number: int, kind: ForgeKind = "github") -> str:
+    """A pull request as its forge's text refers to it: #3 on GitHub, !3 on GitLab."""
+    return f"{'!' if kind == 'gitlab' else '#'}{number}"
+
+
+def queue_name(kind: ForgeKind = "github") -> str:
+    """The forge's own queue: GitHub's merge queue, GitLab's merge train."""
+    return "merge train" if kind == "gitlab" else "merge queue"
+
+
+def kind_of_link(url: str) -> ForgeKind:
+    """The forge a pull request's web page is on: GitLab's merge requests are at
+    …/-/merge_requests/N (a stored row keeps its link, not its forge)."""
+    return "gitlab" if "/-/merge_requests/" in url else "github"
+
+
 _URL = re.compile(r"https?://[^\s<>`]+")
 _CLOSES = re.compile(r"#\d+")  # the task's own issue, in this repository
 _TREE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # a git tree id (SHA-1 or SHA-256)
@@ -121,6 +148,7 @@ def judge(
     checks: Sequence[Check],
     reviews: Sequence[Review] | None,
     steer: frozenset[str],
+    kind: ForgeKind = "github",
 ) -> Next:
     """`verified`: the head the queue verified and pushed; `current`: that head contains the
     target's tip (what it lands is exactly what was checked). One behind its target is
@@ -129,7 +157,7 @@ def judge(
     as the driver does not while a required check runs on a current head. `steer`: the
     reviewers, as the reviews name them, who steer (rules/trust.py, asked by the driver):
     anyone else's review neither asks for changes nor approves, as GitHub counts only the
-    reviews of those with write access."""
+    reviews of those with write access. `kind`: the forge, whose words a wait is said in."""
     if pull.merged:
         return Next("landed")
     if pull.state != "open":
@@ -142,7 +170,7 @@ def judge(
         if check is not None and check.state == "failure":
             return Next("failed", f"the required check {name} failed ({check.conclusion})", check)
     if reviews is None:
-        return Next("waiting", f"waiting for checks: {', '.join(unfinished(required, checks))}")
+        return _checks_wait(required, checks, verified, kind)
     latest = _latest(reviews, steer)
     for review in latest.values():
         if review.state == "CHANGES_REQUESTED" and review.commit == verified:
@@ -161,12 +189,24 @@ def judge(
         later = "; it is restacked onto the target once approved" if behind else ""
         return Next("waiting", f"waiting for a review ({approvals} of {required.approvals} "
                     f"approvals){later}", person=True)  # fmt: skip
-    waiting = unfinished(required, checks)
-    if waiting:
-        return Next("waiting", f"waiting for checks: {', '.join(waiting)}")
+    if unfinished(required, checks):
+        return _checks_wait(required, checks, verified, kind)
     if not required.known and pull.mergeable_state == "blocked":
         return Next("waiting", "waiting for what the branch's protection still requires")
     return Next("ready")
+
+
+def _checks_wait(
+    required: Requirements, checks: Sequence[Check], head: str, kind: ForgeKind
+) -> Next:
+    """Waiting for the required checks; on GitLab, where "pipelines must succeed" and none
+    has run on the head, saying so: a project with no pipeline for the branch (no
+    .gitlab-ci.yml, or rules that skip it) holds it until a person sees why."""
+    if kind == "gitlab" and not checks:
+        return Next("waiting", f"waiting for a pipeline on {head[:12]}: the project's pipelines "
+                    "must succeed and none has run on it yet (none comes without a "
+                    ".gitlab-ci.yml whose rules take this branch)")  # fmt: skip
+    return Next("waiting", f"waiting for checks: {', '.join(unfinished(required, checks))}")
 
 
 def cleared(
@@ -186,11 +226,14 @@ def cleared(
     )  # fmt: skip
 
 
-def dequeued(pull: Pull) -> Next:
-    """The forge's merge queue let it go without merging it: its merge group (it and what
-    was queued ahead of it) failed a required check. Its log is at the pull request."""
-    check = Check("the merge queue's check", "failure", "removed from the queue", pull.url)
-    return Next("failed", "the forge's merge queue removed it without merging it", check)
+def dequeued(pull: Pull, kind: ForgeKind = "github", failed: Check | None = None) -> Next:
+    """The forge's merge queue (GitLab's merge train) let it go without merging it: its merge
+    group (it and what was queued ahead of it; GitLab: the merged result's pipeline) failed a
+    required check. `failed`: that check, where the forge names it, with its log; else its
+    log is at the pull request."""
+    queue = queue_name(kind)
+    check = failed or Check(f"the {queue}'s check", "failure", "removed from the queue", pull.url)
+    return Next("failed", f"the forge's {queue} removed it without merging it", check)
 
 
 def unfinished(required: Requirements, checks: Sequence[Check]) -> list[str]:
@@ -210,10 +253,12 @@ def _latest(reviews: Sequence[Review], steer: frozenset[str]) -> dict[str, Revie
     return found
 
 
-def returned(next_: Next, pull: Pull) -> tuple[str, str, list[str]]:
+def returned(next_: Next, pull: Pull, kind: ForgeKind = "github") -> tuple[str, str, list[str]]:
     """What goes back to a worker from a failed check or a review asking for changes: its
     summary, its details and the files it names. The forge's words and the reviewer's are
-    quoted (rules/text.fenced), under a line saying whose they are."""
+    quoted (rules/text.fenced), under a line saying whose they are. Named the forge's way
+    (`kind`)."""
+    its, name = noun(kind), named(pull.number, kind)
     if next_.check is not None:
         check = next_.check
         log = check.text[-LOG_TAIL:] if check.text.strip() else ""
@@ -224,9 +269,9 @@ def returned(next_: Next, pull: Pull) -> tuple[str, str, list[str]]:
             else f"The forge gives no log here: read it at {plain(check.url, 500)}."
         )
         return (
-            f"returned: {next_.why} on pull request #{pull.number}",
+            f"returned: {next_.why} on {name}",
             f"The required check {plain(check.name, 200)} ended {plain(check.conclusion, 50)} "
-            f"on your submission as its pull request {pull.url} carries it ({pull.head[:12]}); "
+            f"on your submission as its {its} {pull.url} carries it ({pull.head[:12]}); "
             f"its log: {plain(check.url, 500)}. Fix what it reports, commit, run the checks, "
             f"and submit again.\n\n{said}",
             [],
@@ -238,11 +283,11 @@ def returned(next_: Next, pull: Pull) -> tuple[str, str, list[str]]:
     files = sorted({c.path for c in review.comments if c.path})
     words = "\n".join([review.body.strip() or "(no summary)", *lines])
     return (
-        f"returned: {review.author} requested changes on pull request #{pull.number}",
+        f"returned: {review.author} requested changes on {name}",
         f"A reviewer on the forge, @{plain(review.author, 100)} (who may steer), requested "
-        f"changes on your submission as its pull request {pull.url} carries it "
+        f"changes on your submission as its {its} {pull.url} carries it "
         f"({plain(review.url, 500)}). Make the changes they ask for, commit, run the checks, "
-        "and submit again; the pull request is updated.\n\n"
+        f"and submit again; the {its} is updated.\n\n"
         "Their review and its comments on files (- file:line: text), in their words:\n"
         f"{fenced(shown(words))}",
         files,

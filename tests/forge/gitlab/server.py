@@ -174,6 +174,30 @@ _EXTRACT = re.compile(
 )
 
 
+def _now() -> str:
+    """GitLab's time, to the millisecond: a thread and the push before it are told apart."""
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+
+
+def acting(body: str, full: str) -> github.Acting:
+    """GitLab's reading of a merge request's description on merge: its closing pattern and
+    mentions act outside code, as GitHub's do (tests/forge/server.py's `acting`), and an
+    indented code block (four spaces in, after a blank line: how the queue quotes on GitLab)
+    is code too."""
+    kept: list[str] = []
+    code = False
+    for line in body.splitlines():
+        blank = not line.strip()
+        if line.startswith(("    ", "\t")) and (code or not kept or not kept[-1].strip()):
+            code = True
+            kept.append("")
+            continue
+        code = code and blank
+        kept.append(line)
+    return github.acting("\n".join(kept), full)
+
+
 def quick_actions(text: str) -> list[str]:
     """The quick actions GitLab would run in `text` ("/name arg"), in order."""
     found = []
@@ -269,8 +293,12 @@ class Forge(github.Forge):
         self.labels: list[Label] = []
         self.cars: dict[int, Car] = {}  # by merge request iid
         self.dropped: list[int] = []  # merge requests the train dropped
+        self.trains: dict[str, int] = {}  # a car's merged result -> its merge request's iid
         self.acted: list[str] = []  # quick actions the token's text would have run
         self.users: dict[str, int] = {}
+        # Each merge request's diff versions (a head as first seen, and when), oldest first:
+        # what a thread on no diff line was written on is the version of its time.
+        self.versions: dict[int, list[tuple[int, str, str]]] = {}
         self._description = load()
 
     # -- settings ---------------------------------------------------------------------------
@@ -380,6 +408,25 @@ class Forge(github.Forge):
             self.notes.append(said)
             return said.id
 
+    def _sync(self, pull: PullState) -> None:
+        super()._sync(pull)
+        seen = self.versions.setdefault(pull.number, [])
+        if pull.head and (not seen or seen[-1][1] != pull.head):
+            seen.append((next(self._ids), pull.head, _now()))
+
+    def _closes(self, pull: PullState) -> None:
+        """GitLab on a merge into the default branch: as GitHub (its `Closes #N`), reading the
+        description GitLab's way (`acting`)."""
+        found = acting(pull.body, self.full)
+        for closed in found.closes:
+            repository, number = closed.rsplit("#", 1)
+            if repository.lower() != self.full.lower():
+                self.closed_elsewhere.append(closed)
+            elif int(number) in self.issues:
+                issue = self.issues[int(number)]
+                issue.state, issue.updated_at = "closed", github._now()
+        self.mentioned += found.mentions
+
     def _acts(self, where: str, text: str) -> None:
         self.acted += [f"{where}: {command}" for command in quick_actions(text)]
 
@@ -440,6 +487,7 @@ class Forge(github.Forge):
                 said = f"Merge branch '{pull.branch}' into '{pull.base}' (!{pull.number})"
                 tree = found.stdout.split()[0]
                 car.pipeline = self.git("commit-tree", tree, "-p", base, "-p", head, "-m", said)
+                self.trains[car.pipeline] = pull.number
                 self.groups.append(car.pipeline)
                 self._start_check(car.pipeline)
         run = self.runs.get(car.pipeline)
@@ -594,13 +642,14 @@ class Forge(github.Forge):
         status = {"queued": "pending", "in_progress": "running"}.get(run.status, "")
         status = status or ("success" if run.conclusion == "success" else "failed")
         branch = next((p.branch for p in self.pulls.values() if p.head == sha), self.branch)
+        train = self.trains.get(sha)
         return {
             "id": run.id,
             "project_id": 7,
             "sha": sha,
-            "ref": branch,
+            "ref": branch if train is None else f"refs/merge-requests/{train}/train",
             "status": status,
-            "source": "push",
+            "source": "push" if train is None else "merge_request_event",
             "created_at": "2026-01-01T00:00:00.000Z",
             "updated_at": _now(),
             "web_url": f"{self.web}/{self.full}/-/pipelines/{run.id}",
@@ -990,6 +1039,27 @@ def _reviewers(forge: Forge, query: Any, data: Any, iid: str) -> Answer:
     )
 
 
+def _versions(forge: Forge, query: dict[str, list[str]], data: Any, iid: str) -> Answer:
+    pull = forge.pulls.get(int(iid))
+    if pull is None:
+        return 404, {"message": "404 Merge Request Not Found"}, {}
+    forge._sync(pull)
+    found = [
+        {
+            "id": ident,
+            "head_commit_sha": head,
+            "base_commit_sha": pull.base_sha,
+            "start_commit_sha": pull.base_sha,
+            "created_at": at,
+            "merge_request_id": 10000 + pull.number,
+            "state": "collected",
+            "real_size": "1",
+        }
+        for ident, head, at in reversed(forge.versions.get(pull.number, []))
+    ]  # newest first, as GitLab lists them
+    return _page(query, found)
+
+
 def _discussions(forge: Forge, query: dict[str, list[str]], data: Any, iid: str) -> Answer:
     if int(iid) not in forge.pulls:
         return 404, {"message": "404 Merge Request Not Found"}, {}
@@ -1035,9 +1105,9 @@ def _issue_note(forge: Forge, query: Any, data: dict[str, Any], iid: str) -> Ans
 
 
 def _pipelines(forge: Forge, query: dict[str, list[str]], data: Any) -> Answer:
-    sha = query.get("sha", [""])[-1]
+    sha, ref = query.get("sha", [""])[-1], query.get("ref", [""])[-1]
     found = [forge.pipeline_json(s) for s in forge.runs if not sha or s == sha]
-    listed = sorted((p for p in found if p), key=lambda p: -int(p["id"]))
+    listed = sorted((p for p in found if p and ref in ("", p["ref"])), key=lambda p: -int(p["id"]))
     return _page(query, listed)
 
 
@@ -1345,6 +1415,7 @@ ROUTES: list[tuple["re.Pattern[str]", str, Callable[..., Answer]]] = [
     (_route(P + "/merge_requests/{iid}/approvals"), "GET", _approvals),
     (_route(P + "/merge_requests/{iid}/reviewers"), "GET", _reviewers),
     (_route(P + "/merge_requests/{iid}/discussions"), "GET", _discussions),
+    (_route(P + "/merge_requests/{iid}/versions"), "GET", _versions),
     (_route(P + "/merge_requests/{iid}/notes"), "GET", _mr_notes),
     (_route(P + "/merge_requests/{iid}/notes"), "POST", _mr_note),
     (_route(P + "/merge_trains/merge_requests/{iid}"), "POST", _train_add),

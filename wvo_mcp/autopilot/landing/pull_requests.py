@@ -1,5 +1,8 @@
 """Landing through pull requests (`--via pull-request`): one per task, merged by the forge.
 
+On GitLab they are merge requests (`--via merge-request` is the same), named so wherever the
+queue speaks (rules/pulls.named), its merge train taking the place of GitHub's merge queue.
+
 With `--onto origin/main --via pull-request`, the merge queue verifies each submission
 stacked on the target as it always does, then pushes it to the task's branch (wvo/<task>)
 and opens, or updates, the task's pull request; the forge's required checks and reviews
@@ -36,7 +39,7 @@ from wvo_mcp.forge.authority import Authority
 from wvo_mcp.git import Conflict, branch_name
 from wvo_mcp.git.refs import ref_part
 from wvo_mcp.rules import issue_tasks, pulls
-from wvo_mcp.rules.text import plain
+from wvo_mcp.rules.text import ForgeKind, plain
 from wvo_mcp.rules.trust import Trust
 from wvo_mcp.services import landing
 from wvo_mcp.services import pulls as pull_rows
@@ -77,6 +80,14 @@ class PullRequests:
         self._behind: set[int] = set()  # waiting for the lead: the oldest goes next, at once
         self._enqueued: set[int] = set()  # put in the forge's merge queue by this lander
         self._settled: dict[str, list[Check]] = {}  # a head's checks, once they all ended
+
+    @property
+    def _noun(self) -> str:
+        return pulls.noun(self.forge.kind)
+
+    def _named(self, number: int) -> str:
+        """A pull request as its forge names it (rules/pulls.named)."""
+        return pulls.named(number, self.forge.kind)
 
     async def due(self) -> bool:
         """A pass is worth its fetch only with a submission queued or a pull request due for
@@ -128,7 +139,7 @@ class PullRequests:
                 lost.append(exc)
             except WvoError as exc:  # the remote, the forge, git or the sandbox failed us
                 if not isinstance(exc, Fault):
-                    self.steps.say(f"{item.task_id}: landing through a pull request waits: {exc}")
+                    self.steps.say(f"{item.task_id}: landing through a {self._noun} waits: {exc}")
                 if not intended:  # else its intent is followed, and published, later
                     await self.steps.unstart(fence, [item.id])
 
@@ -193,7 +204,7 @@ class PullRequests:
                 now=steps.now(),
             )
         )
-        steps.say(f"{item.task_id}: pull request #{number} carries it: {url}")
+        steps.say(f"{item.task_id}: {self._named(number)} carries it: {url}")
 
     async def _open(self, branch: str, title: str, body: str) -> Pull:
         """A new pull request from `branch`; or the one opened before a crash kept it from
@@ -296,8 +307,8 @@ class PullRequests:
         if next_.kind == "behind" and self._lead not in (None, intent.id):
             self._behind.add(intent.id)  # looked at when the lead is done (_release)
             self._next[intent.id] = now + self.poll * PERSON_POLLS
-            next_ = pulls.Next("waiting", "waiting for the pull request restacked before it to "
-                               "merge; restacked then")  # fmt: skip
+            next_ = pulls.Next("waiting", f"waiting for the {self._noun} restacked before it "
+                               "to merge; restacked then")  # fmt: skip
         if next_.kind == "landed":
             return await self._landed(intent, item, pull)
         if next_.kind == "closed":
@@ -345,7 +356,8 @@ class PullRequests:
                 await self.reach.call(self.forge.reviews, pull.number))  # fmt: skip
             if reviews:
                 steer = await self._steering(task_id, pull, reviews)
-        return pulls.judge(pull, verified, current, required, checks, reviews, steer)
+        return pulls.judge(pull, verified, current, required, checks, reviews, steer,
+                           self.forge.kind)  # fmt: skip
 
     async def _steering(
         self, task_id: str, pull: Pull, reviews: Sequence[Review]
@@ -361,13 +373,13 @@ class PullRequests:
             await self.steps.orchestrator.outsider_said(
                 task_id,
                 review.author,
-                _outsider(review, pull),
+                _outsider(review, pull, self.forge.kind),
                 review.url,
                 key=f"review:{review.id}",
             )
             self._shown.add(review.id)
             self.steps.say(
-                f"{task_id}: {review.author}'s review of pull request #{pull.number} is not "
+                f"{task_id}: {review.author}'s review of {self._named(pull.number)} is not "
                 f"counted ({review.author} does not steer; docs/forge.md): shown in "
                 "`wvo-mcp inbox`"
             )
@@ -394,7 +406,7 @@ class PullRequests:
         if self._said.get(intent.id) == why:
             return
         self._said[intent.id] = why
-        self.steps.say(f"{item.task_id}: pull request #{pull.number} is {why}: {pull.url}")
+        self.steps.say(f"{item.task_id}: {self._named(pull.number)} is {why}: {pull.url}")
         await self.steps.db.write(
             partial(
                 pull_rows.pull_waits,
@@ -413,7 +425,8 @@ class PullRequests:
         if method is None:
             await self._waits(intent, item, pull, "waiting: the repository allows no merge method")
             return False
-        title = f"Land {item.task_id} ({item.author}) onto {self.steps.onto} (#{pull.number})"
+        title = (f"Land {item.task_id} ({item.author}) onto {self.steps.onto} "
+                 f"({pulls.reference(pull.number, self.forge.kind)})")  # fmt: skip
         merged = await self.reach.call(
             self.forge.merge,
             pull.number,
@@ -431,15 +444,19 @@ class PullRequests:
         return False
 
     async def _queue(self, fence: int, intent: Landing, item: Entry, pull: Pull) -> bool:
-        """The branch merges only through GitHub's merge queue: the pull request joins it,
-        at exactly the head the queue verified, and the forge merges it from there."""
+        """The branch merges only through the forge's queue (GitHub's merge queue, GitLab's
+        merge train): the pull request joins it, at exactly the head the queue verified, and
+        the forge merges it from there. One that left it unmerged goes back to a worker."""
         state = await self.reach.call(self.forge.queued, pull)
         if state is not None:
-            await self._waits(intent, item, pull, f"in the merge queue ({state.lower()})")
+            queue = pulls.queue_name(self.forge.kind)
+            await self._waits(intent, item, pull, f"in the {queue} ({state.lower()})")
             return False
         if intent.id in self._enqueued:  # it left the queue unmerged: its merge group failed
             self._enqueued.discard(intent.id)
-            return await self._returned(fence, intent, item, pull, pulls.dequeued(pull))
+            failed = await self.reach.call(self.forge.dropped, pull)
+            dropped = pulls.dequeued(pull, self.forge.kind, failed)
+            return await self._returned(fence, intent, item, pull, dropped)
         found = await self.reach.call(self.forge.enqueue, pull, intent.new)
         if found.moved:
             self._next.pop(intent.id, None)
@@ -448,7 +465,7 @@ class PullRequests:
             await self._waits(intent, item, pull, f"not queued yet: {found.why}")
             return False
         self._enqueued.add(intent.id)
-        await self._waits(intent, item, pull, "added to the merge queue")
+        await self._waits(intent, item, pull, f"added to the {pulls.queue_name(self.forge.kind)}")
         return False
 
     async def _landed(self, intent: Landing, item: Entry, pull: Pull) -> bool:
@@ -471,9 +488,9 @@ class PullRequests:
     async def _closed(self, fence: int, landing_id: int, item: Entry, pull: Pull) -> bool:
         steps = self.steps
         question = (
-            f"Pull request #{pull.number} ({pull.url}) of task {item.task_id} was closed "
-            "without a merge, so nothing of it landed. Answer to have it worked on again "
-            "(say what to change; its next submission opens a new pull request), or cancel it."
+            f"{self._named(pull.number).capitalize()} ({pull.url}) of task {item.task_id} was "
+            "closed without a merge, so nothing of it landed. Answer to have it worked on again "
+            f"(say what to change; its next submission opens a new {self._noun}), or cancel it."
         )
         asked = await self.steps.db.write(
             partial(
@@ -489,7 +506,7 @@ class PullRequests:
         )
         if asked:
             steps.say(
-                f"{item.task_id} is blocked: a person closed pull request #{pull.number}; "
+                f"{item.task_id} is blocked: a person closed {self._named(pull.number)}; "
                 "they are asked in `wvo-mcp inbox`"
             )
         self._forget(landing_id)
@@ -503,7 +520,7 @@ class PullRequests:
         if head is None or head != pull.head:
             return False  # it moves still: look again later
         steps.say(
-            f"{item.task_id}: pull request #{pull.number} has a commit the queue did not "
+            f"{item.task_id}: {self._named(pull.number)} has a commit the queue did not "
             f"push ({head[:12]}): kept, and verified again before it merges"
         )
         tip = await steps.tip()
@@ -517,7 +534,7 @@ class PullRequests:
                 verdict,
                 tip,
                 was="landing",
-                hold=f"a commit pushed to pull request #{pull.number}'s branch "
+                hold=f"a commit pushed to {self._named(pull.number)}'s branch "
                 "fails the queue's check",
             )
             self._forget(intent.id)
@@ -569,7 +586,7 @@ class PullRequests:
         self._lead = intent.id
         self._behind.discard(intent.id)
         steps.say(
-            f"{item.task_id}: {steps.onto} moved; its pull request is restacked onto "
+            f"{item.task_id}: {steps.onto} moved; its {self._noun} is restacked onto "
             f"{tip[:12]} and verified again"
         )
         return True
@@ -578,7 +595,7 @@ class PullRequests:
         self, fence: int, intent: Landing, item: Entry, pull: Pull, found: pulls.Next
     ) -> bool:
         steps = self.steps
-        summary, details, files = pulls.returned(found, pull)
+        summary, details, files = pulls.returned(found, pull, self.forge.kind)
         back = Return(summary, details, files, await steps.tip())
         await steps.send_back(fence, item, back, [], was="landing")
         await self.steps.db.write(
@@ -595,7 +612,7 @@ class PullRequests:
             self.forge.comment_pull,
             pull.number,
             f"The merge queue returned this to a worker: {plain(found.why)}. Its next submission "
-            "updates this pull request.",
+            f"updates this {self._noun}.",
         )
         self._forget(intent.id)
         return True
@@ -618,7 +635,7 @@ class PullRequests:
         self._said.pop(landing_id, None)
 
 
-def _outsider(review: Review, pull: Pull) -> str:
+def _outsider(review: Review, pull: Pull, kind: ForgeKind) -> str:
     """What a person is shown of a review by someone who does not steer: what it would have
     done, and its words, cut short (the link has the rest)."""
     did = "approved" if review.state == "APPROVED" else "requested changes on"
@@ -626,4 +643,4 @@ def _outsider(review: Review, pull: Pull) -> str:
                             for c in review.comments)]  # fmt: skip
     said = " / ".join(" ".join(line.split()) for line in lines if line.strip())
     words = plain(said, SHOWN) if said else "(no text)"  # no terminal escapes in the inbox
-    return f"{did} pull request #{pull.number}, not counted (they do not steer): {words}"
+    return f"{did} {pulls.named(pull.number, kind)}, not counted (they do not steer): {words}"
