@@ -1,12 +1,8 @@
 """GitLab's merge requests through python-gitlab: the forge interface over REST v4.
 
 gitlab.com or a self-managed instance by its API base URL (`https://host/api/v4`), the
-project by its full path (`group/sub/project`). python-gitlab brings the auth headers, URL
-building and error types; every request goes through one call here (`_request`) that
-turns off its own sleeping on 429 and its retries, so a rate limit or an outage is a Fault
-carrying how long GitLab asked us to wait, and the queue holds that long (target.Reach).
-Its session counts each request (`calls`) and keeps the last answer's Retry-After and
-RateLimit-Reset, which python-gitlab's errors do not carry.
+project by its full path (`group/sub/project`); every request goes through
+forge/gitlab_http.py (counted, never slept on or retried, each failure a Fault).
 
 GitLab sends no ETags for these reads, so every poll counts against the rate limit.
 Merge requests and issues have numbers (iids) of their own: `comment` is on an issue,
@@ -16,15 +12,10 @@ worker as it does a GitHub review."""
 
 import re
 import threading
-import time
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
-
-import gitlab
-import requests
-from gitlab.exceptions import GitlabAuthenticationError, GitlabHttpError
 
 from wvo_mcp import timeutil
 from wvo_mcp.errors import Fault
@@ -41,11 +32,10 @@ from wvo_mcp.forge import (
     Requirements,
     Review,
 )
+from wvo_mcp.forge.gitlab_http import Api
 from wvo_mcp.rules.text import ForgeKind
 from wvo_mcp.rules.webhooks import FailedJob, tail
 
-PAGE = 100
-NO_TIME_SECONDS = 60.0  # a 429 that names no time (gitlab.com may omit it): a minute
 LEVELS = ((50, "admin"), (40, "maintain"), (30, "write"), (15, "triage"), (10, "read"))
 # GitLab's detailed_merge_status in the words of rules/pulls (GitHub's mergeable_state).
 STATES = {
@@ -69,41 +59,6 @@ API_SCOPE = (
 )
 
 
-class Session(requests.Session):
-    """A requests session that counts what it sends and keeps, per thread, the last answer's
-    rate-limit headers."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls = 0
-        self._count = threading.Lock()
-        self.last = threading.local()
-
-    def request(
-        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
-    ) -> requests.Response:
-        with self._count:
-            self.calls += 1
-        self.last.headers = {}
-        answer = super().request(method, url, *args, **kwargs)
-        self.last.headers = dict(answer.headers)
-        return answer
-
-    def retry_after(self) -> float | None:
-        """Seconds the last answer on this thread asked for (Retry-After, else the time to
-        RateLimit-Reset), None when it named none."""
-        headers: Mapping[str, str] = getattr(self.last, "headers", {})
-        found = {k.lower(): v for k, v in headers.items()}
-        try:
-            if "retry-after" in found:
-                return max(1.0, float(found["retry-after"]))
-            if "ratelimit-reset" in found:
-                return max(1.0, float(found["ratelimit-reset"]) - time.time())
-        except ValueError:
-            return None
-        return None
-
-
 class GitLab:
     """One project on GitLab, as the merge queue asks it (forge.Forge)."""
 
@@ -112,116 +67,17 @@ class GitLab:
     def __init__(
         self, api: str, repository: str, token: str, timeout: float = 30.0, source: str = ""
     ) -> None:
-        self.api = api.rstrip("/")
-        self.source = source  # where the token was read, for a refusal
-        self.path = repository.strip("/")
+        self._api = Api(api, token, timeout, repository.strip("/"), source)
+        self.api = self._api.api
+        self.path = self._api.path
+        self.where = self._api.where
+        self.host = self._api.host
         self.id = urllib.parse.quote(self.path, safe="")
-        self.where = f"{self.path} on {self.api}"
-        self.host = urllib.parse.urlsplit(self.api).hostname or self.api
-        self._session = Session()
-        self._client = gitlab.Gitlab(
-            self.api.removesuffix("/api/v4"),
-            private_token=token,
-            timeout=timeout,
-            retry_transient_errors=False,
-            keep_base_url=True,
-            session=self._session,
-        )
         self._project: dict[str, Any] | None = None
 
     @property
     def calls(self) -> int:
-        return self._session.calls
-
-    # -- one request -----------------------------------------------------------------------
-
-    def _request(
-        self,
-        verb: str,
-        path: str,
-        what: str,
-        query: dict[str, Any] | None = None,
-        body: dict[str, Any] | None = None,
-        missing: bool = False,
-    ) -> Any:
-        """One request's JSON (its text when it is not JSON); every way it can fail is a
-        Fault that says what to do. `missing`: a 404 is None, not a Fault."""
-        try:
-            answer = self._client.http_request(
-                verb,
-                path,
-                query_data=query or {},
-                post_data=body,
-                obey_rate_limit=False,
-                retry_transient_errors=False,
-                max_retries=0,
-            )
-        except GitlabAuthenticationError as exc:
-            raise Fault(
-                "auth", f"GitLab refused the token ({what}: {_said(exc)}): {self._refused()}"
-            ) from None
-        except GitlabHttpError as exc:
-            if missing and exc.response_code == 404:
-                return None
-            raise self._failed(exc.response_code or 0, _said(exc), what) from None
-        except requests.Timeout:
-            raise Fault(
-                "timeout", f"GitLab ({self.where}) did not answer in time ({what})"
-            ) from None
-        except requests.RequestException as exc:
-            raise Fault(
-                "unreachable",
-                f"GitLab ({self.where}) cannot be reached ({what}): {type(exc).__name__}",
-            ) from None
-        if "json" in answer.headers.get("Content-Type", ""):
-            return answer.json()
-        return answer.text
-
-    def _get(self, path: str, what: str, **query: Any) -> Any:
-        return self._request("get", path, what, query)
-
-    def _pages(self, path: str, what: str, **query: Any) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        page = 1
-        while True:
-            batch = self._get(path, f"{what} (page {page})", per_page=PAGE, page=page, **query)
-            found += batch
-            if len(batch) < PAGE:
-                return found
-            page += 1
-
-    def _refused(self) -> str:
-        whence = f" (read from {self.source})" if self.source else ""
-        return (
-            f"give a valid token for {self.host}{whence}: WVO_FORGE_TOKEN or GITLAB_TOKEN, "
-            f"or sign in with `glab auth login --hostname {self.host}`"
-        )
-
-    def _failed(self, status: int, said: str, what: str) -> Fault:
-        if status == 429:
-            wait = self._session.retry_after()
-            if wait is None:
-                return Fault(
-                    "limited",
-                    f"GitLab's rate limit is reached ({what}); it named "
-                    f"no time: waiting {NO_TIME_SECONDS:.0f} s",
-                    retry_after=NO_TIME_SECONDS,
-                )
-            return Fault(
-                "limited",
-                f"GitLab's rate limit is reached ({what}); it asked for {wait:.0f} s",
-                retry_after=wait,
-            )
-        if status in (403, 404):
-            return Fault(
-                "auth",
-                f"GitLab answered {status} to {what} ({said}): the token "
-                f"cannot see or change {self.path} (it needs the api scope and the "
-                "Developer role at least; docs/forge.md lists what it needs)",
-            )
-        if status >= 500:
-            return Fault("unreachable", f"GitLab failed ({status}) on {what}: {said}")
-        return Fault("refused", f"GitLab refused {what} ({status}): {said}")
+        return self._api.calls
 
     def _p(self, rest: str = "") -> str:
         return f"/projects/{self.id}{rest}"
@@ -231,7 +87,7 @@ class GitLab:
     def project(self, fresh: bool = False) -> dict[str, Any]:
         """The project's settings, read once (and again when `fresh`)."""
         if self._project is None or fresh:
-            self._project = cast(dict[str, Any], self._get(self._p(), "reading the project"))
+            self._project = cast(dict[str, Any], self._api.get(self._p(), "reading the project"))
         return self._project
 
     def repository(self) -> Repository:
@@ -253,7 +109,9 @@ class GitLab:
         found = self.project(fresh=True)
         checks = ("pipeline",) if found.get("only_allow_merge_if_pipeline_succeeds") else ()
         try:
-            rules = self._get(self._p("/approval_rules"), f"reading the approval rules of {branch}")
+            rules = self._api.get(
+                self._p("/approval_rules"), f"reading the approval rules of {branch}"
+            )
             approvals = max(
                 [int(r.get("approvals_required") or 0) for r in rules if _applies(r, branch)] or [0]
             )
@@ -267,7 +125,7 @@ class GitLab:
         )
 
     def find(self, branch: str, base: str) -> Pull | None:
-        found = self._get(
+        found = self._api.get(
             self._p("/merge_requests"),
             f"looking for the merge request from {branch}",
             source_branch=branch,
@@ -280,7 +138,7 @@ class GitLab:
         return _pull(found[0]) if found else None
 
     def open(self, branch: str, base: str, title: str, body: str) -> Pull:
-        found = self._request(
+        found = self._api.request(
             "post",
             self._p("/merge_requests"),
             f"opening a merge request from {branch}",
@@ -295,7 +153,7 @@ class GitLab:
         return _pull(found)
 
     def edit(self, number: int, title: str, body: str) -> None:
-        self._request(
+        self._api.request(
             "put",
             self._p(f"/merge_requests/{number}"),
             f"editing merge request !{number}",
@@ -304,13 +162,13 @@ class GitLab:
 
     def pull(self, number: int) -> Pull:
         return _pull(
-            self._get(self._p(f"/merge_requests/{number}"), f"reading merge request !{number}")
+            self._api.get(self._p(f"/merge_requests/{number}"), f"reading merge request !{number}")
         )
 
     def checks(self, commit: str, wanted: Sequence[str] = ()) -> list[Check]:
         """The newest pipeline on `commit`, as one check named "pipeline"; a failed one with
         its failed job's log tail."""
-        found = self._get(
+        found = self._api.get(
             self._p("/pipelines"),
             f"reading the pipelines of {commit[:12]}",
             sha=commit,
@@ -338,13 +196,13 @@ class GitLab:
         where = f"/merge_requests/{number}"
         url = f"{self.web_url()}/-{where}"
         found: list[Review] = []
-        approvals = self._get(self._p(where + "/approvals"), f"reading !{number}'s approvals")
+        approvals = self._api.get(self._p(where + "/approvals"), f"reading !{number}'s approvals")
         for n, approver in enumerate(approvals.get("approved_by") or []):
             who = str((approver.get("user") or {}).get("username") or "")
             found.append(Review(n + 1, who, "APPROVED", "", "", url))
         threads: dict[str, list[tuple[str, Comment]]] = {}
         if self.project().get("only_allow_merge_if_all_discussions_are_resolved"):
-            for thread in self._pages(
+            for thread in self._api.pages(
                 self._p(where + "/discussions"), f"reading !{number}'s threads"
             ):
                 notes = [n for n in thread.get("notes") or [] if not n.get("system")]
@@ -363,7 +221,7 @@ class GitLab:
                     number, str(first.get("created_at") or "")
                 )
                 threads.setdefault(who, []).append((head, comment))
-        asked = self._get(self._p(where + "/reviewers"), f"reading !{number}'s reviewers")
+        asked = self._api.get(self._p(where + "/reviewers"), f"reading !{number}'s reviewers")
         for reviewer in asked:
             who = str((reviewer.get("user") or {}).get("username") or "")
             if reviewer.get("state") == "requested_changes" and who not in threads:
@@ -388,7 +246,7 @@ class GitLab:
     def _written_on(self, number: int, at: str) -> str:
         """The head a thread on no diff line was written on: the merge request's newest diff
         version at that time (GitLab makes one per push); '' when none is known."""
-        versions = self._pages(
+        versions = self._api.pages(
             self._p(f"/merge_requests/{number}/versions"), f"reading !{number}'s versions"
         )
         when = _instant(at)
@@ -409,7 +267,7 @@ class GitLab:
         body: dict[str, Any] = {"sha": head, "squash": squash, "should_remove_source_branch": False}
         body["squash_commit_message" if squash else "merge_commit_message"] = said
         try:
-            found = self._request(
+            found = self._api.request(
                 "put",
                 self._p(f"/merge_requests/{number}/merge"),
                 f"merging merge request !{number}",
@@ -434,7 +292,7 @@ class GitLab:
     def enqueue(self, pull: Pull, head: str) -> Merged:
         """Onto the merge train at `head` (`moved` when it no longer is)."""
         try:
-            self._request(
+            self._api.request(
                 "post",
                 self._p(f"/merge_trains/merge_requests/{pull.number}"),
                 f"adding merge request !{pull.number} to the merge train",
@@ -448,7 +306,7 @@ class GitLab:
         return Merged(False)
 
     def queued(self, pull: Pull) -> str | None:
-        found = self._request(
+        found = self._api.request(
             "get",
             self._p(f"/merge_trains/merge_requests/{pull.number}"),
             f"reading !{pull.number}'s merge train car",
@@ -460,7 +318,7 @@ class GitLab:
     def dropped(self, pull: Pull) -> Check | None:
         """The failed pipeline of its car's merged result: GitLab forgets a dropped car, but
         its pipelines ran on refs/merge-requests/IID/train; the newest, if it failed."""
-        found = self._get(
+        found = self._api.get(
             self._p("/pipelines"),
             f"reading !{pull.number}'s merge train pipelines",
             ref=f"refs/merge-requests/{pull.number}/train",
@@ -474,7 +332,7 @@ class GitLab:
         return next((c for c in self.checks(tested) if c.state == "failure"), None)
 
     def comment(self, number: int, body: str) -> IssueComment:
-        found = self._request(
+        found = self._api.request(
             "post",
             self._p(f"/issues/{number}/notes"),
             f"commenting on issue #{number}",
@@ -483,7 +341,7 @@ class GitLab:
         return self._note(found, number, "issues")
 
     def comment_pull(self, number: int, body: str) -> IssueComment:
-        found = self._request(
+        found = self._api.request(
             "post",
             self._p(f"/merge_requests/{number}/notes"),
             f"commenting on merge request !{number}",
@@ -508,7 +366,7 @@ class GitLab:
         """Notes by people (not GitLab's own) on issue `number`, or on every issue updated
         since `since` (GitLab has no project-wide listing: one request per such issue)."""
         if number is None:
-            updated = self._pages(
+            updated = self._api.pages(
                 self._p("/issues"),
                 f"listing issues updated since {since}",
                 updated_after=since,
@@ -522,7 +380,7 @@ class GitLab:
         start = timeutil.from_text(since)
         found: list[IssueComment] = []
         for n in numbers:
-            notes = self._pages(
+            notes = self._api.pages(
                 self._p(f"/issues/{n}/notes"),
                 f"listing issue #{n}'s notes",
                 sort="asc",
@@ -538,14 +396,14 @@ class GitLab:
         return sorted(found, key=lambda c: (c.created_at, c.id))
 
     def _user(self, login: str) -> dict[str, Any] | None:
-        found = self._get("/users", f"looking up {login}", username=login)
+        found = self._api.get("/users", f"looking up {login}", username=login)
         return cast(dict[str, Any], found[0]) if found else None
 
     def permission(self, login: str) -> str:
         user = self._user(login)
         if user is None:
             return "none"
-        member = self._request(
+        member = self._api.request(
             "get", self._p(f"/members/all/{user['id']}"), f"reading {login}'s role", missing=True
         )
         if member is None:
@@ -561,7 +419,7 @@ class GitLab:
         if user is None:
             return False
         group = urllib.parse.quote(team.strip("/"), safe="")
-        found = self._request(
+        found = self._api.request(
             "get",
             f"/groups/{group}/members/all/{user['id']}",
             f"reading whether {login} is in {team}",
@@ -571,7 +429,7 @@ class GitLab:
 
     def contains(self, ancestor: str, descendant: str) -> bool:
         try:
-            found = self._request(
+            found = self._api.request(
                 "get",
                 self._p("/repository/merge_base"),
                 f"comparing {ancestor[:12]} with {descendant[:12]}",
@@ -585,13 +443,13 @@ class GitLab:
         return found is not None and found.get("id") == ancestor
 
     def issue(self, number: int) -> Issue | None:
-        found = self._request(
+        found = self._api.request(
             "get", self._p(f"/issues/{number}"), f"reading issue #{number}", missing=True
         )
         return None if found is None else self._issue(found)
 
     def issues(self, label: str) -> list[Issue]:
-        found = self._pages(
+        found = self._api.pages(
             self._p("/issues"), f"listing the issues labelled {label!r}", labels=label, state="all"
         )
         return [self._issue(i) for i in found]
@@ -602,7 +460,7 @@ class GitLab:
         number = int(found["iid"])
         subs: tuple[int, ...] = ()
         if found.get("state") == "opened":
-            links = self._get(
+            links = self._api.get(
                 self._p(f"/issues/{number}/links"), f"listing issue #{number}'s links"
             )
             subs = tuple(
@@ -625,7 +483,7 @@ class GitLab:
 
     def labelled_by(self, number: int, label: str) -> str | None:
         who = None
-        for event in self._pages(
+        for event in self._api.pages(
             self._p(f"/issues/{number}/resource_label_events"),
             f"reading who labelled issue #{number}",
         ):
@@ -636,14 +494,14 @@ class GitLab:
 
     def finish_issue(self, number: int, label: str | None) -> None:
         if label:
-            self._request(
+            self._api.request(
                 "put",
                 self._p(f"/issues/{number}"),
                 f"labelling issue #{number} {label!r}",
                 body={"add_labels": label},
             )
             return
-        self._request(
+        self._api.request(
             "put",
             self._p(f"/issues/{number}"),
             f"closing issue #{number}",
@@ -652,7 +510,7 @@ class GitLab:
 
     def failed_job(self, run_id: int) -> FailedJob | None:
         """Pipeline `run_id`'s first failed job, with its trace's tail."""
-        jobs = self._get(
+        jobs = self._api.get(
             self._p(f"/pipelines/{run_id}/jobs"),
             f"listing pipeline {run_id}'s failed jobs",
             **{"scope[]": "failed"},
@@ -663,7 +521,7 @@ class GitLab:
         job = failed[0]
         try:
             log = str(
-                self._get(
+                self._api.get(
                     self._p(f"/jobs/{job['id']}/trace"), f"reading job {job.get('name')!r}'s log"
                 )
             )
@@ -691,7 +549,7 @@ class GitLab:
         found = []
         for permission, path, query in reads:
             try:
-                self._request("get", path, f"probing {permission}", query)
+                self._api.request("get", path, f"probing {permission}", query)
                 found.append(Access(permission, True, "read"))
             except Fault as exc:
                 if exc.kind not in ("auth", "refused"):
@@ -703,7 +561,7 @@ class GitLab:
         found.append(role)
         probe = f"wvo-doctor/no-such-branch-{threading.get_ident()}"
         try:
-            self._request(
+            self._api.request(
                 "post",
                 self._p("/merge_requests"),
                 "probing merge requests: write",
@@ -744,7 +602,7 @@ class GitLab:
         """The token's scopes: the queue writes, which read_api cannot."""
         name = "token scope: api"
         try:
-            token = self._get("/personal_access_tokens/self", "reading the token's scopes")
+            token = self._api.get("/personal_access_tokens/self", "reading the token's scopes")
         except Fault as exc:
             if exc.kind not in ("auth", "refused"):
                 raise
@@ -761,12 +619,12 @@ class GitLab:
         its access level (-1: unknown)."""
         name = f"role: may merge into {branch}"
         try:
-            me = self._get("/user", "reading the token's user")
-            member = self._request(
+            me = self._api.get("/user", "reading the token's user")
+            member = self._api.request(
                 "get", self._p(f"/members/all/{me['id']}"), "reading the token's role", missing=True
             )
             level = 0 if member is None else int(member.get("access_level") or 0)
-            protected = self._request(
+            protected = self._api.request(
                 "get",
                 self._p(f"/protected_branches/{urllib.parse.quote(branch, safe='')}"),
                 f"reading who may merge into {branch}",
@@ -822,11 +680,6 @@ def _instant(at: object) -> datetime | None:
         return timeutil.from_text(str(at))
     except ValueError:
         return None
-
-
-def _said(exc: Exception) -> str:
-    said = getattr(exc, "error_message", "") or str(exc)
-    return str(said)[:300] or "no reason given"
 
 
 def _utc(said: Any) -> str:
