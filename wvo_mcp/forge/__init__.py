@@ -12,6 +12,8 @@ an issue may be numbered apart (`comment_pull` and `comment`).
 - credentials: the person's token, from their environment or the forge's own CLI (`gh`,
   `glab`);
 - authority: who steers (rules/trust.py), each role read from the forge with a bound.
+- faults: a failed request as a Fault (a rate limit, a refused token, an outage), one rule
+  for both forges' clients.
 
 Every call runs on the autopilot's trusted side, off the event loop (autopilot/landing/target.py's
 ForgeReach), and raises errors.Fault when the forge cannot be asked; nothing a worker or a check

@@ -40,13 +40,13 @@ from wvo_mcp.forge import (
     Repository,
     Requirements,
     Review,
+    faults,
 )
 from wvo_mcp.forge.credentials import host_of, refused
 from wvo_mcp.rules.trust import RANKS
 from wvo_mcp.rules.webhooks import RED, FailedJob, tail
 
 PAGE = 100
-NO_TIME_SECONDS = 60.0  # a secondary limit that names no time: GitHub asks a minute at least
 METHODS: tuple[Method, ...] = ("merge", "squash", "rebase")
 ENQUEUE = """mutation($id: ID!, $head: GitObjectID!) {
   enqueuePullRequest(input: {pullRequestId: $id, expectedHeadOid: $head}) {
@@ -99,54 +99,30 @@ class GitHub:
             said = "; ".join(e.message for e in exc.response.errors or [])[:300]
             raise Fault("refused", f"GitHub refused {what}: {said}") from None
         except RateLimitExceeded as exc:
-            wait = max(1.0, exc.retry_after.total_seconds())
-            kind = "secondary" if "Secondary" in type(exc).__name__ else "primary"
-            raise Fault(
-                "limited",
-                f"GitHub's {kind} rate limit is reached ({what}); it asked for {wait:.0f} s",
-                retry_after=wait,
-            ) from None
+            which = "secondary" if "Secondary" in type(exc).__name__ else "primary"
+            raise faults.limited("GitHub", what, exc.retry_after.total_seconds(), which) from None
         except RequestFailed as exc:
             raise self._failed(
                 exc.response.status_code, exc.response.headers, exc.response.text, what
             ) from None
         except RequestTimeout:
-            raise Fault(
-                "timeout", f"GitHub ({self.where}) did not answer in time ({what})"
-            ) from None
+            raise faults.timed_out("GitHub", self.where, what) from None
         except (RequestError, httpx.HTTPError) as exc:
-            raise Fault(
-                "unreachable",
-                f"GitHub ({self.where}) cannot be reached ({what}): {type(exc).__name__}",
-            ) from None
+            raise faults.unreachable("GitHub", self.where, what, exc) from None
 
     def _failed(self, status: int, headers: httpx.Headers, text: str, what: str) -> Fault:
         said = _message(text)
         if status == 401:
-            host = host_of(self.api)
-            return Fault("auth", f"GitHub refused the token ({what}: {said}): "
-                         f"{refused(host, self.source)}")  # fmt: skip
+            return faults.token_refused("GitHub", what, said, refused(host_of(self.api),
+                                                                      self.source))  # fmt: skip
         if status in (403, 429) and "rate limit" in said.lower():
             # A limit with neither Retry-After nor a spent X-RateLimit-Remaining (githubkit
             # raises those): GitHub's docs ask for a minute at least.
-            return Fault(
-                "limited",
-                f"GitHub's secondary rate limit is reached ({what}); it named no time: "
-                f"waiting {NO_TIME_SECONDS:.0f} s",
-                retry_after=NO_TIME_SECONDS,
-            )
-        if status in (403, 404):
-            needs = headers.get("x-accepted-github-permissions", "")
-            wanted = f"; the call needs {needs}" if needs else ""
-            return Fault(
-                "auth",
-                f"GitHub answered {status} to {what} ({said}): the token "
-                f"cannot see or change {self.owner}/{self.name}{wanted} "
-                "(docs/forge.md lists what it needs)",
-            )
-        if status >= 500:
-            return Fault("unreachable", f"GitHub failed ({status}) on {what}: {said}")
-        return Fault("refused", f"GitHub refused {what} ({status}): {said}")
+            return faults.limited("GitHub", what, None, "secondary")
+        needs = headers.get("x-accepted-github-permissions", "")
+        wanted = f"; the call needs {needs}" if needs else ""
+        cannot = f"{self.owner}/{self.name}{wanted} (docs/forge.md lists what it needs)"
+        return faults.answered("GitHub", status, what, said, cannot)
 
     # -- forge.Forge --------------------------------------------------------------------
 
@@ -517,20 +493,15 @@ class GitHub:
         if not jobs:
             return None
         job = jobs[0]
-        try:  # a redirect to the log's download, which GitHub keeps for a while only
-            log = self._call(
-                lambda: (
-                    self._client.rest.actions.download_job_logs_for_workflow_run(
-                        self.owner, self.name, int(job["id"])
-                    ).text
-                ),
+
+        def log() -> str:  # a redirect to the log's download, which GitHub keeps for a while
+            return str(self._call(
+                lambda: self._client.rest.actions.download_job_logs_for_workflow_run(
+                    self.owner, self.name, int(job["id"])).text,
                 f"reading job {job.get('name')!r}'s log",
-            )
-        except Fault as exc:
-            if exc.kind not in ("refused", "auth"):
-                raise
-            log = f"(its log could not be read: {exc})"
-        return FailedJob(str(job.get("name") or ""), str(job.get("html_url") or ""), tail(log))
+            ))  # fmt: skip
+
+        return faults.failed_job(str(job.get("name") or ""), str(job.get("html_url") or ""), log)
 
     def failed_check(self, suite_id: int) -> FailedJob | None:
         found = self._ask(

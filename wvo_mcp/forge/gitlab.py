@@ -31,10 +31,11 @@ from wvo_mcp.forge import (
     Repository,
     Requirements,
     Review,
+    faults,
 )
 from wvo_mcp.forge.gitlab_http import Api
 from wvo_mcp.rules.text import ForgeKind
-from wvo_mcp.rules.webhooks import FailedJob, tail
+from wvo_mcp.rules.webhooks import FailedJob
 
 LEVELS = ((50, "admin"), (40, "maintain"), (30, "write"), (15, "triage"), (10, "read"))
 # GitLab's detailed_merge_status in the words of rules/pulls (GitHub's mergeable_state).
@@ -519,17 +520,12 @@ class GitLab:
         if not failed:
             return None
         job = failed[0]
-        try:
-            log = str(
-                self._api.get(
-                    self._p(f"/jobs/{job['id']}/trace"), f"reading job {job.get('name')!r}'s log"
-                )
-            )
-        except Fault as exc:
-            if exc.kind not in ("refused", "auth"):
-                raise
-            log = f"(its log could not be read: {exc})"
-        return FailedJob(str(job.get("name") or ""), str(job.get("web_url") or ""), tail(log))
+
+        def log() -> str:
+            return str(self._api.get(self._p(f"/jobs/{job['id']}/trace"),
+                                     f"reading job {job.get('name')!r}'s log"))  # fmt: skip
+
+        return faults.failed_job(str(job.get("name") or ""), str(job.get("web_url") or ""), log)
 
     def failed_check(self, suite_id: int) -> FailedJob | None:
         """GitLab has no check suites: pipelines are read by failed_job."""

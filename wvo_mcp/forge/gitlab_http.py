@@ -17,10 +17,9 @@ import requests
 from gitlab.exceptions import GitlabAuthenticationError, GitlabHttpError
 
 from wvo_mcp.errors import Fault
-from wvo_mcp.forge import credentials
+from wvo_mcp.forge import credentials, faults
 
 PAGE = 100
-NO_TIME_SECONDS = 60.0  # a 429 that names no time (gitlab.com may omit it): a minute
 
 
 class Session(requests.Session):
@@ -105,20 +104,15 @@ class Api:
             )
         except GitlabAuthenticationError as exc:
             fix = credentials.refused(self.host, self.source, "gitlab")
-            raise Fault("auth", f"GitLab refused the token ({what}: {_said(exc)}): {fix}") from None
+            raise faults.token_refused("GitLab", what, _said(exc), fix) from None
         except GitlabHttpError as exc:
             if missing and exc.response_code == 404:
                 return None
             raise self._failed(exc.response_code or 0, _said(exc), what) from None
         except requests.Timeout:
-            raise Fault(
-                "timeout", f"GitLab ({self.where}) did not answer in time ({what})"
-            ) from None
+            raise faults.timed_out("GitLab", self.where, what) from None
         except requests.RequestException as exc:
-            raise Fault(
-                "unreachable",
-                f"GitLab ({self.where}) cannot be reached ({what}): {type(exc).__name__}",
-            ) from None
+            raise faults.unreachable("GitLab", self.where, what, exc) from None
         if "json" in answer.headers.get("Content-Type", ""):
             return answer.json()
         return answer.text
@@ -137,30 +131,11 @@ class Api:
             page += 1
 
     def _failed(self, status: int, said: str, what: str) -> Fault:
-        if status == 429:
-            wait = self._session.retry_after()
-            if wait is None:
-                return Fault(
-                    "limited",
-                    f"GitLab's rate limit is reached ({what}); it named "
-                    f"no time: waiting {NO_TIME_SECONDS:.0f} s",
-                    retry_after=NO_TIME_SECONDS,
-                )
-            return Fault(
-                "limited",
-                f"GitLab's rate limit is reached ({what}); it asked for {wait:.0f} s",
-                retry_after=wait,
-            )
-        if status in (403, 404):
-            return Fault(
-                "auth",
-                f"GitLab answered {status} to {what} ({said}): the token "
-                f"cannot see or change {self.path} (it needs the api scope and the "
-                "Developer role at least; docs/forge.md lists what it needs)",
-            )
-        if status >= 500:
-            return Fault("unreachable", f"GitLab failed ({status}) on {what}: {said}")
-        return Fault("refused", f"GitLab refused {what} ({status}): {said}")
+        if status == 429:  # gitlab.com may name no time
+            return faults.limited("GitLab", what, self._session.retry_after())
+        cannot = (f"{self.path} (it needs the api scope and the Developer role at least; "
+                  "docs/forge.md lists what it needs)")  # fmt: skip
+        return faults.answered("GitLab", status, what, said, cannot)
 
 
 def _said(exc: Exception) -> str:

@@ -29,7 +29,6 @@ ISSUE, NOTE, PIPELINE = "Issue Hook", "Note Hook", "Pipeline Hook"
 CONFIDENTIAL = frozenset({"Confidential Issue Hook", "Confidential Note Hook"})
 SIGNING_PREFIX = "whsec_"
 SKEW_SECONDS = 300  # Standard Webhooks' tolerance for a signed delivery's timestamp
-MAX_ID = 100  # characters of a delivery id kept
 TRIGGERS = frozenset({"push", "schedule"})  # a pipeline that says how the landing branch is
 _GITLAB_TIME = re.compile(r"^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d) UTC$")
 

@@ -16,6 +16,7 @@ from typing import Any
 from wvo_mcp.rules.text import ForgeKind, shown
 
 MAX_BYTES = 1024 * 1024  # GitHub caps a payload at 25 MB; an issue's event is a few KB
+MAX_ID = 100  # characters of a delivery id kept (either forge's)
 PREFIX = "sha256="
 
 
