@@ -333,22 +333,18 @@ class GitLab:
         return next((c for c in self.checks(tested) if c.state == "failure"), None)
 
     def comment(self, number: int, body: str) -> IssueComment:
-        found = self._api.request(
-            "post",
-            self._p(f"/issues/{number}/notes"),
-            f"commenting on issue #{number}",
-            body={"body": body},
-        )
-        return self._note(found, number, "issues")
+        return self._post_note("issues", number, body, f"commenting on issue #{number}")
 
     def comment_pull(self, number: int, body: str) -> IssueComment:
-        found = self._api.request(
-            "post",
-            self._p(f"/merge_requests/{number}/notes"),
-            f"commenting on merge request !{number}",
-            body={"body": body},
+        return self._post_note(
+            "merge_requests", number, body, f"commenting on merge request !{number}"
         )
-        return self._note(found, number, "merge_requests")
+
+    def _post_note(self, kind: str, number: int, body: str, what: str) -> IssueComment:
+        found = self._api.request(
+            "post", self._p(f"/{kind}/{number}/notes"), what, body={"body": body}
+        )
+        return self._note(found, number, kind)
 
     def _note(self, found: dict[str, Any], number: int, kind: str) -> IssueComment:
         return IssueComment(
