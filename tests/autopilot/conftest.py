@@ -5,17 +5,11 @@ autopilot and read what it did."""
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.conftest import ROOT, agents, open_db
-
-if TYPE_CHECKING:
-    from tests.forge.server import Acting, Forge
 
 FAKE = ROOT / "wvo_mcp" / "autopilot" / "fake.py"
 RUN_TIMEOUT_S = 240
@@ -147,134 +141,3 @@ def codex_providers(executable: Path, model: str) -> str:
     asking for `model` (its API and key come from the autopilot's environment)."""
     worker = {"kind": "codex", "executable": executable}
     return one_provider("codex", "stub", model, worker, (0.001, 0.002))
-
-
-@dataclass(frozen=True)
-class Words:
-    """How a test forge names what the scenario suite asserts on, and how a person's hand
-    differs there (tests/forge/server.py and tests/forge/gitlab/server.py)."""
-
-    kind: str  # github, gitlab
-    noun: str  # pull request, merge request
-    sign: str  # what precedes a pull request's number: # or !
-    token: str  # the token the forge accepts
-    spec: str  # `import`'s name of the project
-    task: str  # an issue's task id, before its number
-    pulls: str  # a pull request's web page, before its number
-    runs: str  # a failed check's link, before its id
-    check: str  # the required check's name, as the forge names it
-    queue: str  # the forge's own queue: merge queue, merge train
-    queued_by: str  # who the test forge says merged what its queue merged
-    reviews: str  # the API path whose reads are the reviews', before its number
-    review_anchor: str  # what a review's link adds to the pull request's page
-    refused: str  # what the client says of a revoked token
-    primary: str  # of a rate limit whose end the forge names
-    secondary: str  # of one it names a wait for
-    failed: str  # of a 502
-    enqueues: str  # the API path a POST to which joins the forge's queue
-
-    def pull(self, number: int) -> str:
-        return f"{self.noun} {self.sign}{number}"
-
-    def approve(self, forge: "Forge", number: int, head: str = "") -> None:
-        """A writer approves; on GitLab, resolving the threads they opened before (GitLab
-        merges only once every thread is resolved)."""
-        if self.kind == "gitlab":
-            forge.resolve(number)  # type: ignore[attr-defined]
-        forge.review(number, "APPROVED")
-
-    def acting(self, body: str, full: str) -> "Acting":
-        """What a pull request's text would close and mention on this forge, on its merge."""
-        from tests.forge import server
-        from tests.forge.gitlab import server as gitlab
-
-        return (gitlab.acting if self.kind == "gitlab" else server.acting)(body, full)
-
-    def use_queue(self, forge: "Forge") -> None:
-        """The branch merges only through the forge's queue: GitHub's merge queue (a branch
-        rule), GitLab's merge train (a project setting)."""
-        setattr(forge, "merge_trains" if self.kind == "gitlab" else "merge_queue", True)
-
-
-GITHUB = Words(
-    "github", "pull request", "#", "ghp_forge-test-token-0123456789", "github:team/project",
-    "gh/team/project/", "/team/project/pull/", "/team/project/runs/", "check", "merge queue",
-    "merge-queue", "/repos/team/project/pulls/{}/reviews", "#review-", "refused the token",
-    "primary rate limit", "secondary rate limit", "GitHub failed (502)", "/api/graphql",
-)  # fmt: skip
-GITLAB = Words(
-    "gitlab", "merge request", "!", "glpat-forge-test-token-0123456789",
-    "gitlab:group/sub/project", "gl/group/sub/project/", "/group/sub/project/-/merge_requests/",
-    "/group/sub/project/-/pipelines/", "pipeline", "merge train", "merge-train",
-    "/projects/group%2Fsub%2Fproject/merge_requests/{}/approvals", "", "give a valid token",
-    "rate limit is reached", "rate limit is reached", "GitLab failed (502)",
-    "/merge_trains/merge_requests/",
-)  # fmt: skip
-CANNOT: dict[tuple[str, str], str] = {}  # (scenario, forge) -> why that forge cannot pass it
-
-
-def cannot(scenario: str, kind: str, reason: str) -> None:
-    """Mark `scenario` (a test's name) as one the `kind` forge cannot pass, and say why: it
-    runs there as a strict xfail (tests/autopilot/conftest.py's forge fixture), and
-    docs/forge.md lists it."""
-    CANNOT[(scenario, kind)] = reason
-
-
-def cannot_listed() -> str:
-    """What docs/forge.md lists between its `cannot` markers: each scenario a forge cannot
-    pass, with why (the scenario modules imported first, as their `cannot` calls fill it)."""
-    names = {"github": "GitHub", "gitlab": "GitLab"}
-    lines = [f"- `{scenario}` on {names[kind]}: {why}"
-             for (scenario, kind), why in sorted(CANNOT.items())]  # fmt: skip
-    return "\n".join(lines) or "(none: every scenario passes on both forges)"
-
-
-@pytest.fixture(params=["github", "gitlab"])
-def forge(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator["Forge"]:
-    """The test forge (tests/forge/server.py: GitHub; tests/forge/gitlab/server.py: GitLab)
-    serving a project with its own check, every request and answer held to its forge's
-    description; on GitLab, nothing the queue writes would run a quick action."""
-    from tests.autopilot.test_remote_landing import project_with_check
-    from tests.forge.gitlab import server as gitlab
-    from tests.forge.server import Forge
-
-    class Rooted(gitlab.Forge):
-        """The test GitLab under the relative URL root /git, as a self-managed instance may
-        be: its git (tests/gitservers.py's SmartHttp) is served there, and a project's path
-        is the remote's without that root (forge/select.py)."""
-
-        def __init__(self, tmp: Path, seed: Path) -> None:
-            super().__init__(tmp, seed)
-            self.api = f"{self.web}/git{gitlab.PREFIX}"
-
-        def answer(
-            self, method: str, path: str, query: dict[str, list[str]],
-            headers: dict[str, str], body: bytes,
-        ) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
-            return super().answer(method, path.removeprefix("/git"), query, headers, body)
-
-    kind = request.param
-    seed = project_with_check(tmp_path / "seed")
-    made = Rooted if kind == "gitlab" else Forge
-    with made(tmp_path, seed["repo"]) as found:
-        yield found
-        assert found.violations == [], found.violations[:5]
-        assert getattr(found, "acted", []) == [], found.acted  # type: ignore[attr-defined]
-
-
-@pytest.fixture
-def words(forge: "Forge") -> Words:
-    return words_of(forge)
-
-
-def words_of(forge: "Forge") -> Words:
-    return GITLAB if hasattr(forge, "acted") else GITHUB
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A scenario its forge cannot pass (`cannot`) runs there as a strict xfail."""
-    for item in items:
-        kind = getattr(getattr(item, "callspec", None), "params", {}).get("forge")
-        why = CANNOT.get((getattr(item, "originalname", item.name), kind or ""))
-        if why is not None:
-            item.add_marker(pytest.mark.xfail(strict=True, reason=why))

@@ -16,6 +16,7 @@ from tests.autopilot.test_pull_requests import approve, attend, host
 from tests.autopilot.test_remote_landing import Host, statuses
 from tests.autopilot.test_remote_landing import _temps as _temps  # its temp folders go
 from tests.conftest import wvo
+from tests.forge import both
 from tests.forge.description import available
 from tests.forge.server import TOKEN, Forge
 from tests.http.conftest import http_server
@@ -29,6 +30,7 @@ pytestmark = [
     # tested with them (tests/forge, tests/http), not as landing scenarios.
     pytest.mark.parametrize("forge", ["github"], indirect=True),
 ]
+forge = both.landing  # the fixture, on the test GitHub alone (pytestmark)
 OTHER = "ghp_forge-test-token-of-the-sync"  # the sync's own token, where the test says so
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.autopilot.conftest import Words
 from tests.autopilot.test_pull_requests import (
     approve,
     attend,
@@ -21,6 +20,8 @@ from tests.autopilot.test_pull_requests import (
     start,
 )
 from tests.autopilot.test_remote_landing import statuses
+from tests.forge import both
+from tests.forge.both import Side
 from tests.forge.description import available
 from tests.forge.server import Acting, Forge
 from wvo_mcp.sandbox import bwrap
@@ -29,13 +30,15 @@ pytestmark = [
     pytest.mark.skipif(not bwrap.probe().usable, reason=f"no bwrap: {bwrap.probe().detail}"),
     pytest.mark.skipif(not available(), reason="no @octokit/openapi (scripts/setup)"),
 ]
+forge = both.landing  # the fixture: each scenario on the test GitHub and the test GitLab
+side = both.side  # the fixture: what the scenario says differently on each
 # GitLab runs these as the token's user wherever a line starts with them outside its code
 # zones: a ``` zone ends at the first line that is exactly ```, a >>> quote at the next >>>.
 QUICK = "/merge\n/approve\n```\n/close\n```\n/label ~deploy\n>>>\n/unlock\n>>>\n/close"
 
 
 def test_an_issues_closing_keywords_mentions_and_quick_actions_act_nowhere_through_its_pull_request(
-    tmp_path: Path, forge: Forge, words: Words
+    tmp_path: Path, forge: Forge, side: Side
 ) -> None:
     other = forge.open_issue("Keep this open", "Not a task.", labels=())
     said = (f"Add a greeting.\n\nFixes other-org/other-repo#4\ncloses #{other}\n"
@@ -47,14 +50,14 @@ def test_an_issues_closing_keywords_mentions_and_quick_actions_act_nowhere_throu
     attend(forge, start(pilot, forge, log), log, approve)
 
     [pull] = forge.pulls.values()
-    assert pull.merged and statuses(pilot) == {f"{words.task}{number}": "done"}
+    assert pull.merged and statuses(pilot) == {side.task(number): "done"}
     # No other issue was closed, here or elsewhere, and nobody was pinged; its own closed.
     assert forge.issues[other].state == "open"
     assert forge.closed_elsewhere == [] and forge.mentioned == []
     assert forge.issues[number].state == "closed"
     # The issue's words are in it, quoted; the one closing line is the product's.
-    assert words.acting(pull.body, forge.full) == Acting((f"{forge.full}#{number}",), ())
-    assert words.acting(pull.title, forge.full) == Acting((), ())
+    assert forge.acting(pull.body) == Acting((f"{forge.full}#{number}",), ())
+    assert forge.acting(pull.title) == Acting((), ())
     assert "Fixes other-org/other-repo#4" in pull.body and f"\n\nCloses #{number}.\n\n" in (
         pull.body)  # fmt: skip
     assert "/unlock" in pull.body  # quoted, not dropped

@@ -20,9 +20,11 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.autopilot.conftest import RUN_TIMEOUT_S, Words, backlog, words_of
+from tests.autopilot.conftest import RUN_TIMEOUT_S, backlog
 from tests.autopilot.test_remote_landing import Host, make_host, statuses
 from tests.conftest import open_db, wvo
+from tests.forge import both
+from tests.forge.both import Side, side_of
 from tests.forge.description import available
 from tests.forge.server import Forge
 from wvo_mcp.sandbox import bwrap
@@ -31,11 +33,13 @@ pytestmark = [
     pytest.mark.skipif(not bwrap.probe().usable, reason=f"no bwrap: {bwrap.probe().detail}"),
     pytest.mark.skipif(not available(), reason="no @octokit/openapi (scripts/setup)"),
 ]
+forge = both.landing  # the fixture: each scenario on the test GitHub and the test GitLab
+side = both.side  # the fixture: what the scenario says differently on each
 VIA = ("--via", "pull-request", "--forge-poll", "0.2")
 
 
 def host(tmp_path: Path, forge: Forge, name: str = "a", **extra: str) -> Host:
-    token = words_of(forge).token
+    token = side_of(forge).token
     return make_host(tmp_path, name, forge.bare, forge.url, WVO_FORGE_TOKEN=token, **extra)
 
 
@@ -46,7 +50,7 @@ def import_issues(pilot: Host, forge: Forge) -> None:
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        done = wvo(pilot.project["state"], "import", words_of(forge).spec, "--forge-api",
+        done = wvo(pilot.project["state"], "import", side_of(forge).spec, "--forge-api",
                    forge.api)  # fmt: skip
     finally:
         for key, value in old.items():
@@ -55,7 +59,7 @@ def import_issues(pilot: Host, forge: Forge) -> None:
 
 
 def start(pilot: Host, forge: Forge, log: Path, *more: str) -> "subprocess.Popen[str]":
-    via = ("--via", "merge-request") if words_of(forge).kind == "gitlab" else ()  # its alias
+    via = ("--via", "merge-request") if side_of(forge).kind == "gitlab" else ()  # its alias
     args = [*pilot.args("--until-empty", *VIA, *via, "--forge-api", forge.api, *more)]
     with log.open("w") as out:
         return subprocess.Popen(args, env=pilot.env, stdout=out, stderr=subprocess.STDOUT,
@@ -86,7 +90,7 @@ def attend(
 
 
 def approve(forge: Forge, number: int, head: str) -> None:
-    words_of(forge).approve(forge, number)
+    side_of(forge).approve(forge, number)
 
 
 def landed_subjects(forge: Forge) -> list[str]:
@@ -94,7 +98,7 @@ def landed_subjects(forge: Forge) -> list[str]:
 
 
 def test_ten_tasks_land_each_through_its_own_pull_request_once_approved(
-    tmp_path: Path, forge: Forge, words: Words
+    tmp_path: Path, forge: Forge, side: Side
 ) -> None:
     pilot = host(tmp_path, forge)
     ids = [f"T{n}" for n in range(10)]
@@ -117,12 +121,12 @@ def test_ten_tasks_land_each_through_its_own_pull_request_once_approved(
     for task_id in ids:
         assert sum(s.startswith(f"Land {task_id} ") for s in subjects) == 1, subjects
     assert statuses(pilot) == {i: "done" for i in ids}
-    assert f"{words.noun} {words.sign}" in said
+    assert f"{side.noun} {side.sign}" in said
     # The queue it leaves says each pull request's state, with its link, the forge's way.
-    lead = f"  {words.noun} {words.sign}"
+    lead = f"  {side.noun} {side.sign}"
     shown = [line.strip() for line in said.splitlines() if line.startswith(lead)]
     assert len(shown) == len(ids) and all("(merged)" in line for line in shown), shown
-    assert f"{forge.web}{words.pulls}" in shown[0]
+    assert f"{forge.web}{side.pulls}" in shown[0]
     # Nothing reached main but through the merge endpoint: every commit on its first-parent
     # line since the seed is a merge the forge made.
     assert all(s.startswith("Land ") for s in subjects[: len(ids)]), subjects
@@ -139,7 +143,7 @@ def checkpoints(pilot: Host, task_id: str) -> list[tuple[str, str]]:
 
 
 def test_a_review_asking_for_changes_goes_back_to_a_worker_with_its_comments(
-    tmp_path: Path, forge: Forge, words: Words
+    tmp_path: Path, forge: Forge, side: Side
 ) -> None:
     pilot = host(tmp_path, forge)
     anyio.run(backlog, pilot.project, [
@@ -153,7 +157,7 @@ def test_a_review_asking_for_changes_goes_back_to_a_worker_with_its_comments(
             forge.review(number, "CHANGES_REQUESTED", "Please add fix.txt.",
                          [("README.md", 1, "say what it fixes here")])  # fmt: skip
         else:
-            words.approve(forge, number)
+            side.approve(forge, number)
 
     log = tmp_path / "autopilot.log"
     attend(forge, start(pilot, forge, log), log, person)
@@ -171,7 +175,7 @@ def test_a_review_asking_for_changes_goes_back_to_a_worker_with_its_comments(
 
 
 def test_a_failing_required_check_goes_back_with_its_log_tail(
-    tmp_path: Path, forge: Forge, words: Words
+    tmp_path: Path, forge: Forge, side: Side
 ) -> None:
     pilot = host(tmp_path, forge)
     anyio.run(backlog, pilot.project, [
@@ -189,16 +193,16 @@ def test_a_failing_required_check_goes_back_with_its_log_tail(
     [pull] = forge.pulls.values()
     assert pull.merged and pull.head != failed[0]
     assert forge.runs[failed[0]].conclusion == "failure"
-    failed_check = f"required check {words.check} failed"
+    failed_check = f"required check {side.check} failed"
     returned = [d for s, d in checkpoints(pilot, "F") if failed_check in s]
     assert returned and "FAILED: test_feature" in returned[0], checkpoints(pilot, "F")
-    assert f"{forge.web}{words.runs}" in returned[0]  # the link to its log
+    assert f"{forge.web}{side.runs}" in returned[0]  # the link to its log
     assert statuses(pilot) == {"F": "done"}
     assert sum(s.startswith("Land F ") for s in landed_subjects(forge)) == 1
 
 
 def test_a_persons_merge_commit_and_push_are_each_kept_and_nothing_lands_twice(
-    tmp_path: Path, forge: Forge, words: Words
+    tmp_path: Path, forge: Forge, side: Side
 ) -> None:
     pilot = host(tmp_path, forge)
     anyio.run(backlog, pilot.project, [{"id": i, "title": f"task {i}"} for i in "MCP"])
@@ -214,7 +218,7 @@ def test_a_persons_merge_commit_and_push_are_each_kept_and_nothing_lands_twice(
         else:
             if not pushed:  # a person's push to main mid-queue
                 pushed.append(forge.push_to_main({"main.txt": "on main\n"}))
-            words.approve(forge, number)
+            side.approve(forge, number)
 
     log = tmp_path / "autopilot.log"
     attend(forge, start(pilot, forge, log), log, person)
@@ -236,7 +240,7 @@ def test_a_persons_merge_commit_and_push_are_each_kept_and_nothing_lands_twice(
 
 
 def test_a_pull_request_a_person_closes_blocks_its_task_and_asks_them(
-    tmp_path: Path, forge: Forge, words: Words
+    tmp_path: Path, forge: Forge, side: Side
 ) -> None:
     pilot = host(tmp_path, forge)
     anyio.run(backlog, pilot.project, [{"id": "X", "title": "unwanted"}])
@@ -256,7 +260,7 @@ def test_a_pull_request_a_person_closes_blocks_its_task_and_asks_them(
 
 
 def test_rate_limits_a_revoked_token_and_a_5xx_hold_the_queue_and_lose_nothing(
-    tmp_path: Path, forge: Forge, words: Words
+    tmp_path: Path, forge: Forge, side: Side
 ) -> None:
     pilot = host(tmp_path, forge)
     anyio.run(backlog, pilot.project, [{"id": "L", "title": "limited"}])
@@ -269,10 +273,10 @@ def test_rate_limits_a_revoked_token_and_a_5xx_hold_the_queue_and_lose_nothing(
             assert process.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.05)
 
-    said(f"{words.pull(1)} carries it")
+    said(f"{side.pull(1)} carries it")
     forge.tokens.clear()
     said("the forge holds the queue")
-    forge.tokens.add(words.token)
+    forge.tokens.add(side.token)
     said("answers again")
     with forge.lock:
         forge.remaining, forge.reset_at = 0, time.time() + 2
@@ -286,8 +290,8 @@ def test_rate_limits_a_revoked_token_and_a_5xx_hold_the_queue_and_lose_nothing(
     said("answers again", 4)
     attend(forge, process, log, approve)
     text = log.read_text()
-    assert words.refused in text and words.primary in text
-    assert words.secondary in text and words.failed in text
+    assert side.refused in text and side.primary in text
+    assert side.secondary in text and side.failed in text
     assert statuses(pilot) == {"L": "done"}
     assert sum(s.startswith("Land L ") for s in landed_subjects(forge)) == 1
     with open_db(pilot.project["state"]) as db:
@@ -298,7 +302,7 @@ def test_rate_limits_a_revoked_token_and_a_5xx_hold_the_queue_and_lose_nothing(
 
 @pytest.mark.postgres
 def test_two_hosts_share_one_queue_and_one_forge_and_land_each_task_once(
-    tmp_path: Path, forge: Forge, words: Words, pg_migrated: Callable[[str], str]
+    tmp_path: Path, forge: Forge, side: Side, pg_migrated: Callable[[str], str]
 ) -> None:
     url = pg_migrated("forge_hosts")
     a, b = (host(tmp_path, forge, name, WVO_DATABASE_URL=url) for name in ("a", "b"))
@@ -317,11 +321,11 @@ def test_two_hosts_share_one_queue_and_one_forge_and_land_each_task_once(
 
 
 def test_a_hostile_worker_finds_no_forge_token_and_reaches_no_forge(
-    tmp_path: Path, forge: Forge, words: Words
+    tmp_path: Path, forge: Forge, side: Side
 ) -> None:
     pilot = host(tmp_path, forge)
     port = forge.web.rsplit(":", 1)[1]
-    spec = {"secrets": [words.token], "tcp": [f"127.0.0.1:{port}"],
+    spec = {"secrets": [side.token], "tcp": [f"127.0.0.1:{port}"],
             "push": [forge.url, str(forge.bare)]}  # fmt: skip
     anyio.run(backlog, pilot.project, [
         {"id": "H", "title": "hunts", "metadata": {"fake": "probe", "fake_probe": spec}},
@@ -337,11 +341,11 @@ def test_a_hostile_worker_finds_no_forge_token_and_reaches_no_forge(
     assert heads == ["refs/heads/main", "refs/heads/wvo/H"], heads
     assert statuses(pilot) == {"H": "done"}
     for run_log in (pilot.project["state"] / "runs").rglob("*.log"):
-        assert words.token not in run_log.read_text(errors="replace"), run_log
+        assert side.token not in run_log.read_text(errors="replace"), run_log
 
 
 def test_a_pull_request_closed_while_its_task_is_with_a_worker_is_not_opened_again(
-    tmp_path: Path, forge: Forge, words: Words
+    tmp_path: Path, forge: Forge, side: Side
 ) -> None:
     pilot = host(tmp_path, forge)
     anyio.run(backlog, pilot.project, [
@@ -371,27 +375,27 @@ def test_a_pull_request_closed_while_its_task_is_with_a_worker_is_not_opened_aga
 
 
 def test_a_branch_that_merges_through_the_merge_queue_lands_through_it(
-    tmp_path: Path, forge: Forge, words: Words
+    tmp_path: Path, forge: Forge, side: Side
 ) -> None:
-    words.use_queue(forge)
+    side.use_queue(forge)
     pilot = host(tmp_path, forge)
     ids = ["Q1", "Q2", "Q3"]
     anyio.run(backlog, pilot.project, [{"id": i, "title": f"task {i}"} for i in ids])
     log = tmp_path / "autopilot.log"
     attend(forge, start(pilot, forge, log), log, approve)
-    assert all(p.merged and p.merged_by == words.queued_by for p in forge.pulls.values())
+    assert all(p.merged and p.merged_by == side.queued_by for p in forge.pulls.values())
     assert len(forge.pulls) == len(ids)
     assert statuses(pilot) == dict.fromkeys(ids, "done")
     # Never merged by the REST endpoint, which the branch's merge queue rule refuses.
     assert not [r for r in forge.requests if r[1].endswith("/merge") and r[2] == 200]
-    assert any(r[0] == "POST" and words.enqueues in r[1] for r in forge.requests)
-    assert f"added to the {words.queue}" in log.read_text()
+    assert any(r[0] == "POST" and side.enqueues in r[1] for r in forge.requests)
+    assert f"added to the {side.queue}" in log.read_text()
 
 
 def test_a_merge_group_that_fails_goes_back_to_a_worker(
-    tmp_path: Path, forge: Forge, words: Words
+    tmp_path: Path, forge: Forge, side: Side
 ) -> None:
-    words.use_queue(forge)
+    side.use_queue(forge)
     forge.failing = lambda sha: forge.groups[:1] == [sha]  # the first merge group fails
     pilot = host(tmp_path, forge)
     anyio.run(backlog, pilot.project, [
@@ -400,16 +404,16 @@ def test_a_merge_group_that_fails_goes_back_to_a_worker(
     log = tmp_path / "autopilot.log"
     attend(forge, start(pilot, forge, log), log, approve)
     [pull] = forge.pulls.values()
-    assert pull.merged and pull.merged_by == words.queued_by and len(forge.groups) == 2
-    returned = [d for s, d in checkpoints(pilot, "G") if f"{words.queue} removed it" in s]
+    assert pull.merged and pull.merged_by == side.queued_by and len(forge.groups) == 2
+    returned = [d for s, d in checkpoints(pilot, "G") if f"{side.queue} removed it" in s]
     assert returned, checkpoints(pilot, "G")
-    if words.kind == "gitlab":  # it names the car's failed pipeline (GitHub: at the pull request)
-        assert "FAILED: test_feature" in returned[0] and words.runs in returned[0], returned
+    if side.kind == "gitlab":  # it names the car's failed pipeline (GitHub: at the pull request)
+        assert "FAILED: test_feature" in returned[0] and side.runs in returned[0], returned
     assert statuses(pilot) == {"G": "done"}
 
 
 def test_a_labelled_issue_becomes_a_merged_change_that_closes_it(
-    tmp_path: Path, forge: Forge, words: Words
+    tmp_path: Path, forge: Forge, side: Side
 ) -> None:
     """A team's path with no YAML and no copying: a labelled issue, `import github:`, the
     autopilot through a pull request, a person's approval, and the issue closed by it."""
@@ -422,4 +426,4 @@ def test_a_labelled_issue_becomes_a_merged_change_that_closes_it(
     [pull] = forge.pulls.values()
     assert pull.merged and f"Closes #{number}." in pull.body
     assert forge.issues[number].state == "closed"
-    assert statuses(pilot) == {f"{words.task}{number}": "done"}
+    assert statuses(pilot) == {side.task(number): "done"}

@@ -1,20 +1,27 @@
-"""Both test forges behind one `forge` fixture, so an issue scenario runs on GitHub and GitLab.
+"""Both test forges behind one `forge` fixture, so a scenario runs on GitHub and on GitLab.
 
-A scenario written once drives either test forge with the same person's-hand calls
-(open_issue, label_as, comment_as, edit_issue, roles); what differs between the forges (the
-`import` spec, the token, the task ids, how the sync quotes others' words) it reads from
-`side(forge)`. A scenario one forge cannot pass says so with `on(gitlab=reason)`: a strict
-xfail, so the mark goes once the forge can. On GitLab every test also asserts that nothing
-the sync wrote carries a quick action GitLab would run (`acted`).
+A scenario written once drives either test forge (tests/forge/server.py, and its subclass
+tests/forge/gitlab/server.py) with the same person's-hand calls (open_issue, label_as,
+comment_as, edit_issue, review, roles); what differs between the forges (the token, the
+`import` spec, the task ids, the words a forge uses and a person's hand there) it reads from
+its `Side`. A scenario one forge cannot pass is marked with `cannot(...)`: a strict xfail
+there, so the mark goes once the forge can, and docs/forge.md lists it with its reason. Every
+test asserts that nothing broke the forge's description and, on GitLab, that nothing the
+product wrote carries a quick action GitLab would run (`acted`).
 
-A module uses it with `from tests.forge.both import forge` (the fixture), which shadows
-tests/forge/conftest.py's GitHub-only one."""
+A module uses it with `forge = both.forge` (issue scenarios, on tests.forge.conftest's
+seeded repository) or `forge = both.landing` (landing scenarios, on a project with its own
+check): either shadows tests/forge/conftest.py's GitHub-only fixture. A module that runs on
+one forge alone says so with `pytest.mark.parametrize("forge", [kind], indirect=True)`."""
 
+import dataclasses
+import importlib
 import json
-from collections.abc import Callable, Iterator
+import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -33,84 +40,192 @@ KINDS = ("github", "gitlab")
 TOKENS = ("WVO_FORGE_TOKEN", "GH_TOKEN", "GITHUB_TOKEN", "GH_ENTERPRISE_TOKEN",
           "GITHUB_ENTERPRISE_TOKEN", "GITLAB_TOKEN", "GITLAB_ACCESS_TOKEN", "OAUTH_TOKEN",
           "GITLAB_HOST", "GITLAB_URI", "GL_HOST")  # fmt: skip
-F = TypeVar("F", bound=Callable[..., Any])
+# The modules whose scenarios run on both forges: their `cannot` calls fill CANNOT.
+SCENARIOS = ("tests.forge.test_issue_sync", "tests.forge.test_issue_flow",
+             "tests.autopilot.test_pull_requests", "tests.autopilot.test_pull_request_reviews",
+             "tests.autopilot.test_pull_request_text",
+             "tests.autopilot.test_pull_request_issues")  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Side:
-    """What a scenario says differently on each forge."""
+    """What a scenario says or does differently on one test forge, each named once."""
 
     kind: str  # github, gitlab
     name: str  # GitHub, GitLab
-    path: str  # the repository's: team/project, group/sub/project
-    spec: str  # `import`'s: github:team/project
-    token: str
-    prefix: str  # each issue's task id but its number: gh/team/project/
+    path: str  # the project's: team/project, group/sub/project
+    token: str  # the token the forge accepts
+    noun: str  # pull request, merge request
+    sign: str  # what precedes a pull request's number: # or !
+    check: str  # the required check's name, as the forge names it
+    queue: str  # the forge's own queue: merge queue, merge train
+    queued_by: str  # who the test forge says merged what its queue merged
+    enqueues: str  # the API path a POST to which joins the forge's queue
+    refused: str  # what the client says of a revoked token
+    primary: str  # of a rate limit whose end the forge names
+    secondary: str  # of one it names a wait for
+    failed: str  # of a 502
+
+    @property
+    def gitlab(self) -> bool:
+        return self.kind == "gitlab"
+
+    @property
+    def spec(self) -> str:
+        """`import`'s name of the project: github:team/project."""
+        return f"{self.kind}:{self.path}"
+
+    @property
+    def prefix(self) -> str:
+        """Each issue's task id but its number: gh/team/project/, gl/group/sub/project/."""
+        return f"{'gl' if self.gitlab else 'gh'}/{self.path}/"
 
     def task(self, number: int) -> str:
         return f"{self.prefix}{number}"
 
+    def pull(self, number: int) -> str:
+        return f"{self.noun} {self.sign}{number}"
+
+    @property
+    def listed(self) -> str:
+        """The repository as `wvo-mcp status` lists its issues not synced."""
+        return f"{self.kind}:{self.path}" if self.gitlab else self.path
+
+    @property
+    def pulls(self) -> str:
+        """A pull request's web page, before its number."""
+        return f"/{self.path}/-/merge_requests/" if self.gitlab else f"/{self.path}/pull/"
+
+    @property
+    def runs(self) -> str:
+        """A failed check's link, before its id."""
+        return f"/{self.path}/-/pipelines/" if self.gitlab else f"/{self.path}/runs/"
+
+    @property
+    def reviews(self) -> str:
+        """The API path whose reads are the reviews', before its number."""
+        if self.gitlab:
+            project = urllib.parse.quote(self.path, safe="")
+            return f"/projects/{project}/merge_requests/{{}}/approvals"
+        return f"/repos/{self.path}/pulls/{{}}/reviews"
+
+    @property
+    def review_anchor(self) -> str:
+        """What a review's link adds to the pull request's page."""
+        return "" if self.gitlab else "#review-"
+
+    def comment_url(self, web: str, number: int, said: int) -> str:
+        """A comment's (a note's) address on an issue, as the forge shows it."""
+        if self.gitlab:
+            return f"{web}/{self.path}/-/issues/{number}#note_{said}"
+        return f"{web}/{self.path}/issues/{number}#issuecomment-{said}"
+
     def quoted(self, line: str) -> str:
         """A line of someone else's words as the sync quotes it on this forge."""
-        return f"    {line}" if self.kind == "gitlab" else line
+        return f"    {line}" if self.gitlab else line
+
+    @property
+    def fence(self) -> str:
+        """What opens a quote of others' words (GitLab's are indented: no fence)."""
+        return "" if self.gitlab else "```text\n"
 
     def hooked(self, secret: str, named: bool = False) -> dict[str, str]:
         """`serve --http`'s settings for this forge's webhook with `secret`: GitLab's own
         secret token, and its project named (its webhook serves only those named; GitHub's
         also those `import` synced, unless `named`)."""
-        if self.kind == "gitlab":
+        if self.gitlab:
             return {"WVO_GITLAB_WEBHOOK_SECRET": secret, "WVO_WEBHOOK_REPOS": self.spec}
         return {"WVO_WEBHOOK_SECRET": secret, **({"WVO_WEBHOOK_REPOS": self.path} if named else {})}
 
-    @property
-    def listed(self) -> str:
-        """The repository as `wvo-mcp status` lists its issues not synced."""
-        return self.path if self.kind == "github" else f"{self.kind}:{self.path}"
+    def approve(self, forge: Forge, number: int) -> None:
+        """A writer approves; on GitLab, resolving the threads they opened before (GitLab
+        merges only once every thread is resolved)."""
+        if isinstance(forge, gitlab.Forge):
+            forge.resolve(number)
+        forge.review(number, "APPROVED")
 
-    @property
-    def fence(self) -> str:
-        """What opens a quote of others' words (GitLab's are indented: no fence)."""
-        return "" if self.kind == "gitlab" else "```text\n"
-
-    def comment_url(self, web: str, number: int, said: int) -> str:
-        """A comment's (a note's) address on an issue, as the forge shows it."""
-        if self.kind == "gitlab":
-            return f"{web}/{self.path}/-/issues/{number}#note_{said}"
-        return f"{web}/{self.path}/issues/{number}#issuecomment-{said}"
+    def use_queue(self, forge: Forge) -> None:
+        """The branch merges only through the forge's queue: GitHub's merge queue (a branch
+        rule), GitLab's merge train (a project setting)."""
+        setattr(forge, "merge_trains" if self.gitlab else "merge_queue", True)
 
 
-def side(forge: Forge) -> Side:
-    if isinstance(forge, gitlab.Forge):
-        return Side("gitlab", "GitLab", forge.full, f"gitlab:{forge.full}", gitlab.TOKEN,
-                    f"gl/{forge.full}/")  # fmt: skip
-    return Side("github", "GitHub", forge.full, f"github:{forge.full}", github.TOKEN,
-                f"gh/{forge.full}/")  # fmt: skip
+GITHUB = Side("github", "GitHub", "team/project", github.TOKEN, "pull request", "#", "check",
+              "merge queue", "merge-queue", github.GRAPHQL, "refused the token",
+              "primary rate limit", "secondary rate limit", "GitHub failed (502)")  # fmt: skip
+GITLAB = Side("gitlab", "GitLab", "group/sub/project", gitlab.TOKEN, "merge request", "!",
+              "pipeline", "merge train", "merge-train", "/merge_trains/merge_requests/",
+              "give a valid token", "rate limit is reached", "rate limit is reached",
+              "GitLab failed (502)")  # fmt: skip
 
 
-def _param(kind: str, reason: str | None) -> Any:
-    found = {"github": github_available, "gitlab": gitlab_available}[kind]()
-    marks = [] if found else [pytest.mark.skip(reason=f"no {kind} API description")]
-    if reason:
-        marks.append(pytest.mark.xfail(strict=True, reason=reason))
-    return pytest.param(kind, marks=marks, id=kind)
+def side_of(forge: Forge) -> Side:
+    """The side of `forge`, its project's path as the forge has it."""
+    return dataclasses.replace(GITLAB if isinstance(forge, gitlab.Forge) else GITHUB,
+                               path=forge.full)  # fmt: skip
 
 
-def on(github: str | None = None, gitlab: str | None = None) -> Callable[[F], F]:
-    """The scenario on both forges, a strict xfail on the one named with its reason."""
-    reasons = {"github": github, "gitlab": gitlab}
-    return pytest.mark.parametrize(
-        "forge", [_param(kind, reasons[kind]) for kind in KINDS], indirect=True
-    )
+CANNOT: dict[tuple[str, str], str] = {}  # (scenario, kind) -> why that forge cannot pass it
 
 
-@pytest.fixture(params=[_param(kind, None) for kind in KINDS])
-def forge(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Forge]:
-    made = gitlab.Forge if request.param == "gitlab" else github.Forge
-    with made(tmp_path, seeded(tmp_path / "seed")) as found:
+def cannot(scenario: str, kind: str, reason: str) -> None:
+    """Mark `scenario` (a test's name, in a module of SCENARIOS) as one the `kind` forge
+    cannot pass, and say why: it runs there as a strict xfail (the `forge` fixtures), so the
+    mark goes once the forge can, and docs/forge.md lists it."""
+    assert kind in KINDS and CANNOT.get((scenario, kind), reason) == reason, (scenario, kind)
+    CANNOT[(scenario, kind)] = reason
+
+
+def cannot_listed() -> str:
+    """What docs/forge.md lists between its `cannot` markers: each scenario a forge cannot
+    pass, with why (the scenario modules imported first, as their `cannot` calls fill it)."""
+    modules = [importlib.import_module(name) for name in SCENARIOS]
+    for scenario, _ in CANNOT:  # a name that is no scenario's would mark nothing
+        assert any(hasattr(module, scenario) for module in modules), scenario
+    names = {s.kind: s.name for s in (GITHUB, GITLAB)}
+    lines = [f"- `{scenario}` on {names[kind]}: {why}"
+             for (scenario, kind), why in sorted(CANNOT.items())]  # fmt: skip
+    return "\n".join(lines) or "(none: every scenario passes on both forges)"
+
+
+def _params() -> list[Any]:
+    found = {"github": github_available(), "gitlab": gitlab_available()}
+    return [pytest.param(kind, id=kind, marks=[] if found[kind] else
+                         [pytest.mark.skip(reason=f"no {kind} API description")])
+            for kind in KINDS]  # fmt: skip
+
+
+def _served(request: pytest.FixtureRequest, tmp_path: Path, seed: Path) -> Iterator[Forge]:
+    """The `request.param` test forge serving `seed`, every request and answer held to its
+    forge's description; a scenario it `cannot` pass a strict xfail there."""
+    kind = request.param
+    why = CANNOT.get((request.node.originalname, kind))
+    if why is not None:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=why))
+    with (gitlab.Forge if kind == "gitlab" else github.Forge)(tmp_path, seed) as found:
         yield found
         assert found.violations == [], found.violations[:5]
         if isinstance(found, gitlab.Forge):
             assert found.acted == [], found.acted
+
+
+@pytest.fixture(params=_params())
+def forge(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Forge]:
+    """Each test forge serving a one-commit repository (tests/forge/conftest.py's)."""
+    yield from _served(request, tmp_path, seeded(tmp_path / "seed"))
+
+
+@pytest.fixture(params=_params())
+def landing(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Forge]:
+    """Each test forge serving a project with its own check, for the landing scenarios."""
+    from tests.autopilot.test_remote_landing import project_with_check
+
+    yield from _served(request, tmp_path, project_with_check(tmp_path / "seed")["repo"])
+
+
+@pytest.fixture
+def side(forge: Forge) -> Side:
+    return side_of(forge)
 
 
 class Hook:
@@ -139,12 +254,12 @@ class Hook:
                         "author_id": author["id"], "created_at": said.created_at,
                         "updated_at": said.created_at, "system": False,
                         "project_id": project["id"],
-                        "url": side(forge).comment_url(forge.web, number, said.id)}}  # fmt: skip
+                        "url": side_of(forge).comment_url(forge.web, number, said.id)}}  # fmt: skip
             return "Note Hook", self._checked("Note Hook", note)
         login = {"login": user, "id": 9, "type": "User"}
         comment = {"id": said.id, "body": body, "created_at": said.created_at,
                    "updated_at": said.created_at, "user": login,
-                   "html_url": side(forge).comment_url(forge.web, number, said.id)}  # fmt: skip
+                   "html_url": side_of(forge).comment_url(forge.web, number, said.id)}  # fmt: skip
         issue = {"number": number, "state": "open", "labels": [], "locked": False,
                  "assignee": None}  # fmt: skip
         repository = {"full_name": forge.full, "name": forge.name}
@@ -172,7 +287,7 @@ class Hook:
         return json.dumps(payload).encode()
 
     def send(self, event: str, body: bytes, delivery: str) -> httpx.Response:
-        if side(self.forge).kind == "gitlab":
+        if isinstance(self.forge, gitlab.Forge):
             headers = {"X-Gitlab-Event": event, "X-Gitlab-Token": self.secret,
                        "X-Gitlab-Event-UUID": delivery,
                        "Content-Type": "application/json"}  # fmt: skip

@@ -199,6 +199,8 @@ class RunState:
 
 
 class Forge:
+    shares_numbers = True  # issues and pull requests are numbered as one (GitLab's apart)
+
     def __init__(
         self,
         tmp: Path,
@@ -364,6 +366,12 @@ class Forge:
 
     # -- a person's hand -----------------------------------------------------------------
 
+    def push_branch(self, name: str, files: dict[str, str]) -> str:
+        """A person pushes branch `name`: one commit on the tip writing `files`."""
+        sha = self.commit(self.tip(), files, f"work on {name}")
+        self.git("update-ref", f"refs/heads/{name}", sha)
+        return sha
+
     def push_to_main(self, files: dict[str, str], message: str = "a person's commit") -> str:
         """A person with the right to bypass protection commits onto the branch."""
         with self.lock:
@@ -504,6 +512,18 @@ class Forge:
         if pull.head not in self.runs:
             self._start_check(pull.head)
 
+    def opened(
+        self, number: int, branch: str, base: str, title: str, body: str | None
+    ) -> PullState:
+        """Pull request `number` of `branch` into `base`, at their tips, kept; its head's
+        check starts unless it has run."""
+        head = self.tip(branch)
+        pull = PullState(number, branch, base, title, body or "", head, self.tip(base))
+        self.pulls[number] = pull
+        if head not in self.runs:
+            self._start_check(head)
+        return pull
+
     def _start_check(self, sha: str) -> None:
         run = RunState(next(self._ids), sha, "check")
         self.runs[sha] = run
@@ -572,11 +592,16 @@ class Forge:
             )
         return ""
 
+    def acting(self, body: str) -> Acting:
+        """What a merged pull request's text closes and mentions, read as this forge does."""
+        return acting(body, self.full)
+
     def _closes(self, pull: PullState) -> None:
-        """GitHub on a merge: the body's closing keywords outside code (`acting`) close this
-        repository's issues and pull requests; another repository's are recorded in
-        `closed_elsewhere`, its mentions in `mentioned`."""
-        found = acting(pull.body, self.full)
+        """On a merge: the body's closing keywords outside code (`acting`) close this
+        repository's issues, and on GitHub its pull requests (GitLab numbers them apart);
+        another repository's are recorded in `closed_elsewhere`, its mentions in
+        `mentioned`."""
+        found = self.acting(pull.body)
         for closed in found.closes:
             repository, number = closed.rsplit("#", 1)
             if repository.lower() != self.full.lower():
@@ -584,9 +609,10 @@ class Forge:
             elif int(number) in self.issues:
                 issue = self.issues[int(number)]
                 issue.state, issue.updated_at = "closed", _now()
-            elif int(number) in self.pulls and self.pulls[int(number)].state == "open":
+            elif self.shares_numbers and int(number) in self.pulls:
                 other = self.pulls[int(number)]
-                other.state, other.closed_at = "closed", _now()
+                if other.state == "open":
+                    other.state, other.closed_at = "closed", _now()
         self.mentioned += found.mentions
 
     def _merge(
@@ -637,7 +663,9 @@ class Forge:
         headers: dict[str, str],
         body: bytes,
     ) -> tuple[int, dict[str, str], bytes]:
-        """One request, checked against the description both ways."""
+        """One request, checked against the description both ways; its path decoded first, as
+        GitHub's router does."""
+        path = urllib.parse.unquote(path)
         if path == GRAPHQL and method == "POST":
             return self._graphql(headers, body)
         if path.startswith("/logs/") and method == "GET":  # where a job's log downloads
@@ -991,18 +1019,7 @@ def _create(forge: Forge, query: Any, data: dict[str, Any]) -> Answer:
             {},
         )
     number = forge.next_number()
-    pull = PullState(
-        number,
-        branch,
-        data["base"],
-        data.get("title", ""),
-        data.get("body") or "",
-        head,
-        forge.tip(data["base"]),
-    )
-    forge.pulls[number] = pull
-    if head not in forge.runs:
-        forge._start_check(head)
+    pull = forge.opened(number, branch, data["base"], data.get("title", ""), data.get("body"))
     return (
         201,
         forge.pull_json(pull),
@@ -1266,6 +1283,8 @@ def _compare(forge: Forge, query: Any, data: Any, basehead: str) -> Answer:
 
 
 def _route(template: str) -> "re.Pattern[str]":
+    """A placeholder matches one segment (on the test GitLab, one as sent: a namespaced path or
+    a branch with a slash is URL-encoded into one segment, decoded when it is read)."""
     pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
     return re.compile(f"^{pattern}$")
 
@@ -1323,6 +1342,8 @@ def _now() -> str:
 
 
 def _handler(forge: Forge) -> type[BaseHTTPRequestHandler]:
+    """Each request to `forge.answer` with its path as sent (the test GitLab routes on it so)."""
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -1335,9 +1356,7 @@ def _handler(forge: Forge) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length) if length else b""
             headers = {k.lower(): v for k, v in self.headers.items()}
             query = urllib.parse.parse_qs(parsed.query, keep_blank_values=True)
-            status, extra, raw = forge.answer(
-                self.command, urllib.parse.unquote(parsed.path), query, headers, body
-            )
+            status, extra, raw = forge.answer(self.command, parsed.path, query, headers, body)
             self.send_response(status, HTTPStatus(status).phrase)
             if raw and "Content-Type" not in extra:
                 self.send_header("Content-Type", "application/json; charset=utf-8")

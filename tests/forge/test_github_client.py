@@ -27,12 +27,6 @@ def _git(repo: Path, *args: str) -> str:
     ).stdout.strip()
 
 
-def _branch(forge: Forge, name: str, files: dict[str, str]) -> str:
-    sha = forge.commit(forge.tip(), files, f"work on {name}")
-    forge.git("update-ref", f"refs/heads/{name}", sha)
-    return sha
-
-
 def test_a_pull_request_is_opened_polled_and_merged_only_at_the_head_it_names(
     forge: Forge,
 ) -> None:
@@ -41,7 +35,7 @@ def test_a_pull_request_is_opened_polled_and_merged_only_at_the_head_it_names(
     assert repo.name == forge.full and repo.methods == ("merge", "squash", "rebase")
     required = client.requirements("main")
     assert required.checks == ("check",) and required.approvals == 1 and required.strict
-    head = _branch(forge, "wvo/t1", {"a.txt": "a\n"})
+    head = forge.push_branch("wvo/t1", {"a.txt": "a\n"})
     assert client.find("wvo/t1", "main") is None
     opened = client.open("wvo/t1", "main", "t1: a", "the body")
     assert (opened.number, opened.head, opened.state, opened.merged) == (1, head, "open", False)
@@ -71,7 +65,7 @@ def test_a_pull_request_is_opened_polled_and_merged_only_at_the_head_it_names(
 
 def test_changes_requested_come_with_their_comments(forge: Forge) -> None:
     client = GitHub(forge.api, forge.full, TOKEN)
-    _branch(forge, "wvo/t2", {"b.txt": "b\n"})
+    forge.push_branch("wvo/t2", {"b.txt": "b\n"})
     client.open("wvo/t2", "main", "t2", "")
     forge.review(1, "CHANGES_REQUESTED", "please rename", [("b.txt", 1, "call it c")])
     [review] = client.reviews(1)
@@ -84,7 +78,7 @@ def test_changes_requested_come_with_their_comments(forge: Forge) -> None:
 def test_a_failing_check_gives_its_log_tail(forge: Forge) -> None:
     client = GitHub(forge.api, forge.full, TOKEN)
     forge.failing = lambda sha: True
-    head = _branch(forge, "wvo/t3", {"c.txt": "c\n"})
+    head = forge.push_branch("wvo/t3", {"c.txt": "c\n"})
     client.open("wvo/t3", "main", "t3", "")
     forge.wait_checks()
     [check] = client.checks(head)
@@ -188,7 +182,7 @@ def test_doctor_probes_each_permission_and_writes_nothing(
 def test_a_slow_check_is_pending_until_it_ends(forge: Forge) -> None:
     client = GitHub(forge.api, forge.full, TOKEN)
     forge.hold.clear()  # the forge's check runs wait
-    head = _branch(forge, "wvo/t4", {"d.txt": "d\n"})
+    head = forge.push_branch("wvo/t4", {"d.txt": "d\n"})
     client.open("wvo/t4", "main", "t4", "")
     [check] = client.checks(head, ["check"])
     assert (check.state, check.conclusion) == ("pending", "in_progress")
@@ -202,7 +196,7 @@ def test_the_merge_queue_takes_a_pull_request_at_the_head_given(forge: Forge) ->
     client = GitHub(forge.api, forge.full, TOKEN)
     forge.merge_queue = True
     assert client.requirements("main").merge_queue
-    head = _branch(forge, "wvo/t5", {"e.txt": "e\n"})
+    head = forge.push_branch("wvo/t5", {"e.txt": "e\n"})
     opened = client.open("wvo/t5", "main", "t5", "")
     forge.wait_checks()
     forge.review(opened.number, "APPROVED")

@@ -5,35 +5,23 @@ writes ever carrying a quick action GitLab would run."""
 
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.forge.conftest import seeded
+from tests.forge import both
 from tests.forge.gitlab.server import TOKEN, Forge, quick_actions
 from wvo_mcp.autopilot.landing.target import ForgeReach
 from wvo_mcp.errors import Fault
 from wvo_mcp.forge import Merged
 from wvo_mcp.forge.gitlab import GitLab
 
-
-@pytest.fixture
-def forge(tmp_path: Path) -> Iterator[Forge]:
-    with Forge(tmp_path, seeded(tmp_path / "seed")) as found:
-        yield found
-        assert found.violations == [], found.violations[:5]
-        assert found.acted == [], found.acted
+forge = both.forge  # the fixture, on the test GitLab alone
+pytestmark = pytest.mark.parametrize("forge", ["gitlab"], indirect=True)
 
 
 def _client(forge: Forge, **options: object) -> GitLab:
     return GitLab(forge.api, forge.full, TOKEN, **options)
-
-
-def _branch(forge: Forge, name: str, files: dict[str, str]) -> str:
-    sha = forge.commit(forge.tip(), files, f"work on {name}")
-    forge.git("update-ref", f"refs/heads/{name}", sha)
-    return sha
 
 
 def test_a_merge_request_is_opened_polled_and_merged_only_at_the_head_it_names(
@@ -47,7 +35,7 @@ def test_a_merge_request_is_opened_polled_and_merged_only_at_the_head_it_names(
     required = client.requirements("main")
     assert (required.checks, required.approvals, required.strict, required.merge_queue) == (
         ("pipeline",), 1, False, False)  # fmt: skip
-    head = _branch(forge, "wvo/t1", {"a.txt": "a\n"})
+    head = forge.push_branch("wvo/t1", {"a.txt": "a\n"})
     assert client.find("wvo/t1", "main") is None
     issue = forge.open_issue("an issue first")  # issues count apart from merge requests
     opened = client.open("wvo/t1", "main", "t1: a", "the body")
@@ -79,7 +67,7 @@ def test_a_merge_request_is_opened_polled_and_merged_only_at_the_head_it_names(
 def test_a_push_after_the_check_moves_the_head_and_nothing_merges(forge: Forge) -> None:
     client = _client(forge)
     forge.approvals = 0
-    head = _branch(forge, "wvo/t2", {"b.txt": "b\n"})
+    head = forge.push_branch("wvo/t2", {"b.txt": "b\n"})
     client.open("wvo/t2", "main", "t2", "")
     forge.wait_checks()
     tip = forge.tip()
@@ -91,7 +79,7 @@ def test_a_push_after_the_check_moves_the_head_and_nothing_merges(forge: Forge) 
 
 def test_an_unresolved_thread_comes_back_with_its_file_line_and_text(forge: Forge) -> None:
     client = _client(forge)
-    head = _branch(forge, "wvo/t3", {"c.txt": "c\n"})
+    head = forge.push_branch("wvo/t3", {"c.txt": "c\n"})
     client.open("wvo/t3", "main", "t3", "")
     forge.wait_checks()
     forge.review(1, "APPROVED", user="lead")
@@ -113,7 +101,7 @@ def test_an_unresolved_thread_comes_back_with_its_file_line_and_text(forge: Forg
 
 def test_a_thread_on_no_diff_line_is_on_the_head_it_was_written_on(forge: Forge) -> None:
     client = _client(forge)
-    first = _branch(forge, "wvo/t5", {"e.txt": "e\n"})
+    first = forge.push_branch("wvo/t5", {"e.txt": "e\n"})
     client.open("wvo/t5", "main", "t5", "")
     forge.wait_checks()
     forge.review(1, "CHANGES_REQUESTED", "not like this")  # a thread on the merge request
@@ -131,7 +119,7 @@ def test_threads_are_not_changes_where_the_project_does_not_require_them_resolve
 ) -> None:
     client = _client(forge)
     forge.threads_resolved = False
-    _branch(forge, "wvo/t4", {"d.txt": "d\n"})
+    forge.push_branch("wvo/t4", {"d.txt": "d\n"})
     client.open("wvo/t4", "main", "t4", "")
     forge.thread(1, "passer-by", "a remark", "d.txt", 1)
     assert client.reviews(1) == []
@@ -140,7 +128,7 @@ def test_threads_are_not_changes_where_the_project_does_not_require_them_resolve
 def test_a_failed_pipeline_gives_its_job_and_trace_tail(forge: Forge) -> None:
     client = _client(forge)
     forge.failing = lambda sha: True
-    head = _branch(forge, "wvo/t5", {"e.txt": "e\n"})
+    head = forge.push_branch("wvo/t5", {"e.txt": "e\n"})
     client.open("wvo/t5", "main", "t5", "")
     forge.wait_checks()
     [check] = client.checks(head)
@@ -159,7 +147,7 @@ def test_a_failed_pipeline_gives_its_job_and_trace_tail(forge: Forge) -> None:
 def test_a_slow_pipeline_is_pending_until_it_ends(forge: Forge) -> None:
     client = _client(forge)
     forge.hold.clear()
-    head = _branch(forge, "wvo/t6", {"f.txt": "f\n"})
+    head = forge.push_branch("wvo/t6", {"f.txt": "f\n"})
     client.open("wvo/t6", "main", "t6", "")
     [check] = client.checks(head, ["pipeline"])
     assert (check.state, check.conclusion) == ("pending", "running")
@@ -200,7 +188,7 @@ def test_each_fault_is_a_fault_that_says_what_to_do(forge: Forge) -> None:
     assert failing.value.kind == "unreachable" and "502" in str(failing.value)
     assert client.repository().name == forge.full
     forge.scopes = ["read_api"]
-    _branch(forge, "wvo/t7", {"g.txt": "g\n"})
+    forge.push_branch("wvo/t7", {"g.txt": "g\n"})
     with pytest.raises(Fault) as scoped:
         client.open("wvo/t7", "main", "t7", "")
     assert scoped.value.kind == "auth" and "api scope" in str(scoped.value)
@@ -264,7 +252,7 @@ def test_the_merge_train_takes_it_at_the_head_given_and_drops_a_failing_car(
     client = _client(forge)
     forge.merge_trains = True
     assert client.requirements("main").merge_queue
-    head = _branch(forge, "wvo/t8", {"h.txt": "h\n"})
+    head = forge.push_branch("wvo/t8", {"h.txt": "h\n"})
     opened = client.open("wvo/t8", "main", "t8", "")
     forge.wait_checks()
     forge.review(opened.number, "APPROVED")
@@ -285,7 +273,7 @@ def test_the_merge_train_takes_it_at_the_head_given_and_drops_a_failing_car(
     assert merged.merge_commit == forge.tip() and forge.contains(head, forge.tip())
     # A second car whose merged result fails its pipeline is dropped, unmerged.
     forge.failing = lambda sha: sha in forge.groups
-    second = _branch(forge, "wvo/t9", {"i.txt": "i\n"})
+    second = forge.push_branch("wvo/t9", {"i.txt": "i\n"})
     other = client.open("wvo/t9", "main", "t9", "")
     forge.wait_checks()
     forge.review(other.number, "APPROVED")
@@ -367,7 +355,7 @@ def test_a_comment_on_a_merge_request_is_on_the_merge_request_not_the_issue(
 ) -> None:
     client = _client(forge)
     issue = forge.open_issue("one")
-    _branch(forge, "wvo/t10", {"j.txt": "j\n"})
+    forge.push_branch("wvo/t10", {"j.txt": "j\n"})
     pull = client.open("wvo/t10", "main", "t10", "")
     assert (issue, pull.number) == (1, 1)
     made = client.comment_pull(1, "returned to the worker")
@@ -426,7 +414,7 @@ def test_what_the_client_writes_runs_no_quick_action(forge: Forge) -> None:
     body made safe by the caller (indented) stays inert, and the fixture asserts `acted`
     empty. The extractor itself is held to GitLab's documented zones here."""
     client = _client(forge)
-    _branch(forge, "wvo/t11", {"l.txt": "l\n"})
+    forge.push_branch("wvo/t11", {"l.txt": "l\n"})
     client.open("wvo/t11", "main", "t11", "quoted:\n\n    /merge\n    /approve\n")
     client.edit(1, "t11", "    /close\n")
     client.comment_pull(1, "```\n/merge\n```\n")
@@ -467,7 +455,7 @@ def test_a_fast_forward_project_merges_only_a_head_on_the_tip_and_squash_is_per_
     client = _client(forge)
     forge.merge_method, forge.approvals = "ff", 0
     assert client.repository().methods == ("rebase",) and client.requirements("main").strict
-    head = _branch(forge, "wvo/t13", {"n.txt": "n\n"})
+    head = forge.push_branch("wvo/t13", {"n.txt": "n\n"})
     client.open("wvo/t13", "main", "t13", "")
     forge.push_to_main({"o.txt": "o\n"})
     forge.wait_checks()

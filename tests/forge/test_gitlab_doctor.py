@@ -8,12 +8,11 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.forge.conftest import seeded
+from tests.forge import both
 from tests.forge.gitlab.server import TOKEN, Forge
 from wvo_mcp.config import Settings
 from wvo_mcp.forge import credentials
@@ -21,33 +20,8 @@ from wvo_mcp.git import Git, locate
 from wvo_mcp.wiring import doctor
 
 WVO = Path(sys.executable).with_name("wvo-mcp")
-ROOT = "/git"  # where the test git server serves every repository
-
-
-class Rooted(Forge):
-    """The test GitLab as an instance installed under a relative URL root (/git): its API is
-    https://HOST/git/api/v4 and its projects' git URLs https://HOST/git/GROUP/PROJECT.git, so
-    the remote's URL (the test git server's, under /git) names the project as GitLab does."""
-
-    def __init__(self, tmp: Path, seed: Path) -> None:
-        super().__init__(tmp, seed)
-        self.api = f"{self.web}{ROOT}/api/v4"
-
-    def answer(
-        self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str],
-        body: bytes,
-    ) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
-        if not path.startswith(f"{ROOT}/"):
-            return 404, {}, b""
-        return super().answer(method, path.removeprefix(ROOT), query, headers, body)
-
-
-@pytest.fixture
-def forge(tmp_path: Path) -> Iterator[Forge]:
-    with Rooted(tmp_path, seeded(tmp_path / "seed")) as found:
-        yield found
-        assert found.violations == [], found.violations[:5]
-        assert found.acted == [], found.acted
+forge = both.forge  # the fixture, on the test GitLab alone (under its relative URL root)
+pytestmark = pytest.mark.parametrize("forge", ["gitlab"], indirect=True)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 from tests.autopilot.conftest import autopilot, git, make_project
 from tests.conftest import open_db, wvo
 from tests.forge import both, deliveries
-from tests.forge.both import Forge, side
+from tests.forge.both import Forge, side_of
 from tests.http.conftest import http_server
 from tests.security.tenancy import started, until, worktree
 
@@ -36,11 +36,11 @@ def test_labelled_issues_land_and_close_with_their_commits_named(
     project = make_project(tmp_path)
     repo = project["repo"]
     git(repo, "branch", "integration")
-    monkeypatch.setenv("WVO_FORGE_TOKEN", side(forge).token)
-    task = side(forge).task
+    monkeypatch.setenv("WVO_FORGE_TOKEN", side_of(forge).token)
+    task = side_of(forge).task
 
     def sync() -> str:
-        done = wvo(project["state"], "import", side(forge).spec, "--forge-api", forge.api)
+        done = wvo(project["state"], "import", side_of(forge).spec, "--forge-api", forge.api)
         assert done.returncode == 0, done.stderr
         return done.stdout
 
@@ -100,13 +100,13 @@ def test_a_red_run_makes_one_task_whose_fix_lands(forge: Forge, tmp_path: Path) 
            "html_url": f"{forge.web}/team/project/actions/runs/7001"}  # fmt: skip
     secret = "the-webhook-secret"
     env = {
-        "WVO_FORGE_TOKEN": side(forge).token,
+        "WVO_FORGE_TOKEN": side_of(forge).token,
         "WVO_FORGE_API": forge.api,
-        **side(forge).hooked(secret, named=True),
+        **side_of(forge).hooked(secret, named=True),
     }
     with http_server(project["state"], **env) as server:
         hook = both.Hook(forge, server.base, secret)
-        if side(forge).kind == "gitlab":  # its pipeline 7001's hook
+        if side_of(forge).kind == "gitlab":  # its pipeline 7001's hook
             red = hook.pipeline(7001, "c" * 40, failed=True)
         else:
             made_run = deliveries.payload("workflow_run", "completed", workflow_run=run,
@@ -115,8 +115,9 @@ def test_a_red_run_makes_one_task_whose_fix_lands(forge: Forge, tmp_path: Path) 
         answer = hook.send(*red, "r-1")
         assert answer.status_code == 200, answer.text
         made = str(answer.json()["done"]).removesuffix(": created")
-        assert made.startswith(side(forge).task(0)[:-1] + "red/") and made.endswith("/cccccccccccc")
-        if side(forge).kind == "github":
+        made_in = f"{side_of(forge).prefix}red/"
+        assert made.startswith(made_in) and made.endswith("/cccccccccccc")
+        if side_of(forge).kind == "github":
             assert made == "gh/team/project/red/31/cccccccccccc"
     ran = autopilot(project, *LANDS)
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]

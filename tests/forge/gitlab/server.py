@@ -7,7 +7,8 @@ label_as, comment_as, edit_issue, wait_checks) and faults (`secondary`: 429s wit
 Retry-After, `tokens` revoked, `failures`: 5xx), so a scenario drives either forge with the
 same calls. What is GitLab's own:
 
-- `/api/v4`, the project by its URL-encoded full path (`group/sub/project`), the token in
+- `/git/api/v4` (an instance under the relative URL root /git, where its git is served),
+  the project by its URL-encoded full path (`group/sub/project`), the token in
   `PRIVATE-TOKEN` (or `Authorization: Bearer`), GitLab's error bodies;
 - merge request iids and issue iids in separate number spaces;
 - project settings: `merge_method` (merge, rebase_merge, ff), pipelines must succeed, all
@@ -33,17 +34,19 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 from tests.forge import server as github
 from tests.forge.gitlab.description import load
-from tests.forge.server import CommentState, PullState, ReviewState
+from tests.forge.server import CommentState, PullState, ReviewState, _route
 from wvo_mcp import timeutil
 
 PREFIX = "/api/v4"
+# The instance's relative URL root, as a self-managed GitLab may have: its git (the test
+# GitHub's SmartHttp) is served under /git, so a remote's URL names /git/group/sub/project
+# and the API sits at /git/api/v4 (forge/select.py finds the project past that root).
+ROOT = "/git"
 TOKEN = "glpat-forge-test-token-0123456789"
 HOOK = """#!/bin/sh
 # The protected branch moves only through a merge request.
@@ -174,12 +177,6 @@ _EXTRACT = re.compile(
 )
 
 
-def _now() -> str:
-    """GitLab's time, to the millisecond: a thread and the push before it are told apart."""
-    now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
-
-
 def acting(body: str, full: str) -> github.Acting:
     """GitLab's reading of a merge request's description on merge: its closing pattern and
     mentions act outside code, as GitHub's do (tests/forge/server.py's `acting`), and an
@@ -257,6 +254,8 @@ class Thread:
 class Forge(github.Forge):
     """The test GitLab (see the module's docstring)."""
 
+    shares_numbers = False  # merge request and issue iids apart
+
     def __init__(
         self,
         tmp: Path,
@@ -267,10 +266,9 @@ class Forge(github.Forge):
         check: str = "sh check.sh",
     ) -> None:
         super().__init__(tmp, seed, owner, name, branch, check)
-        self.http.RequestHandlerClass = _handler(self)  # routes on the path as sent
         (self.bare / "hooks" / "pre-receive").write_text(HOOK.format(branch=branch))
         self.id = urllib.parse.quote(self.full, safe="")
-        self.api = f"{self.web}{PREFIX}"
+        self.api = f"{self.web}{ROOT}{PREFIX}"
         self.login = "wvo-bot-person"
         self.roles = {self.login: "maintain"}
         self.tokens = {TOKEN}
@@ -414,18 +412,8 @@ class Forge(github.Forge):
         if pull.head and (not seen or seen[-1][1] != pull.head):
             seen.append((next(self._ids), pull.head, _now()))
 
-    def _closes(self, pull: PullState) -> None:
-        """GitLab on a merge into the default branch: as GitHub (its `Closes #N`), reading the
-        description GitLab's way (`acting`)."""
-        found = acting(pull.body, self.full)
-        for closed in found.closes:
-            repository, number = closed.rsplit("#", 1)
-            if repository.lower() != self.full.lower():
-                self.closed_elsewhere.append(closed)
-            elif int(number) in self.issues:
-                issue = self.issues[int(number)]
-                issue.state, issue.updated_at = "closed", github._now()
-        self.mentioned += found.mentions
+    def acting(self, body: str) -> github.Acting:
+        return acting(body, self.full)
 
     def _acts(self, where: str, text: str) -> None:
         self.acted += [f"{where}: {command}" for command in quick_actions(text)]
@@ -514,10 +502,10 @@ class Forge(github.Forge):
         headers: dict[str, str],
         body: bytes,
     ) -> tuple[int, dict[str, str], bytes]:
-        if not path.startswith(PREFIX + "/"):
+        if not path.startswith(ROOT + PREFIX + "/"):
             return 404, {}, b""
-        inner = path.removeprefix(PREFIX)
-        sent = path  # as sent: a path placeholder is one segment, a/b sent as a%2Fb
+        sent = path.removeprefix(ROOT)  # as sent: a placeholder is one segment, a/b as a%2Fb
+        inner = sent.removeprefix(PREFIX)
         data: Any = None
         if body:
             try:
@@ -581,7 +569,10 @@ class Forge(github.Forge):
                         return 404, {"message": "404 Project Not Found"}, {}
                     if method != "GET" and "api" not in self.scopes:
                         return 403, SCOPE, {}
-                    found: tuple[int, Any, dict[str, str]] = handler(self, query, data, **parts)
+                    try:
+                        found: tuple[int, Any, dict[str, str]] = handler(self, query, data, **parts)
+                    except _NotFound as missing:
+                        return 404, {"message": str(missing)}, {}
                     return found
         return 404, {"message": "404 Not Found"}, {}
 
@@ -833,6 +824,24 @@ Answer = tuple[int, Any, dict[str, str]]
 _MISSING = {"message": "404 Not Found"}
 
 
+class _NotFound(Exception):
+    """A route's 404, its message GitLab's for what was not found."""
+
+
+def _mr_of(forge: Forge, iid: str) -> PullState:
+    pull = forge.pulls.get(int(iid))
+    if pull is None:
+        raise _NotFound("404 Merge Request Not Found")
+    return pull
+
+
+def _issue_of(forge: Forge, iid: str) -> Any:
+    issue = forge.issues.get(int(iid))
+    if issue is None:
+        raise _NotFound("404 Issue Not Found")
+    return issue
+
+
 def _page(query: dict[str, list[str]], found: list[Any]) -> Answer:
     per_page = int(query.get("per_page", ["20"])[-1])
     page = int(query.get("page", ["1"])[-1])
@@ -928,33 +937,19 @@ def _create_mr(forge: Forge, query: Any, data: dict[str, Any]) -> Answer:
             )
             return 409, {"message": [said]}, {}
     number = len(forge.pulls) + 1
-    pull = PullState(
-        number,
-        branch,
-        data["target_branch"],
-        data.get("title", ""),
-        data.get("description") or "",
-        head,
-        forge.tip(data["target_branch"]),
-    )
-    forge.pulls[number] = pull
+    target, description = data["target_branch"], data.get("description")
+    pull = forge.opened(number, branch, target, data.get("title", ""), description)
     forge._acts(f"!{number} description", pull.body)
-    if head not in forge.runs:
-        forge._start_check(head)
     return 201, forge.mr_json(pull), {}
 
 
 def _mr(forge: Forge, query: Any, data: Any, iid: str) -> Answer:
-    pull = forge.pulls.get(int(iid))
-    if pull is None:
-        return 404, {"message": "404 Merge Request Not Found"}, {}
+    pull = _mr_of(forge, iid)
     return 200, forge.mr_json(pull), {}
 
 
 def _edit_mr(forge: Forge, query: Any, data: dict[str, Any], iid: str) -> Answer:
-    pull = forge.pulls.get(int(iid))
-    if pull is None:
-        return 404, {"message": "404 Merge Request Not Found"}, {}
+    pull = _mr_of(forge, iid)
     pull.title = data.get("title", pull.title)
     if "description" in data:
         pull.body = data["description"]
@@ -963,9 +958,7 @@ def _edit_mr(forge: Forge, query: Any, data: dict[str, Any], iid: str) -> Answer
 
 
 def _merge(forge: Forge, query: Any, data: dict[str, Any], iid: str) -> Answer:
-    pull = forge.pulls.get(int(iid))
-    if pull is None:
-        return 404, {"message": "404 Merge Request Not Found"}, {}
+    pull = _mr_of(forge, iid)
     forge._sync(pull)
     if pull.state != "open":
         return 405, {"message": "405 Method Not Allowed"}, {}
@@ -988,9 +981,7 @@ def _merge(forge: Forge, query: Any, data: dict[str, Any], iid: str) -> Answer:
 
 
 def _approvals(forge: Forge, query: Any, data: Any, iid: str) -> Answer:
-    pull = forge.pulls.get(int(iid))
-    if pull is None:
-        return 404, {"message": "404 Merge Request Not Found"}, {}
+    pull = _mr_of(forge, iid)
     latest: dict[str, str] = {}
     for r in forge.reviews:
         if r.number == pull.number:
@@ -1018,8 +1009,7 @@ def _approvals(forge: Forge, query: Any, data: Any, iid: str) -> Answer:
 
 
 def _reviewers(forge: Forge, query: Any, data: Any, iid: str) -> Answer:
-    if int(iid) not in forge.pulls:
-        return 404, {"message": "404 Merge Request Not Found"}, {}
+    _mr_of(forge, iid)  # or a 404
     latest: dict[str, ReviewState] = {}
     for r in forge.reviews:
         if r.number == int(iid):
@@ -1040,9 +1030,7 @@ def _reviewers(forge: Forge, query: Any, data: Any, iid: str) -> Answer:
 
 
 def _versions(forge: Forge, query: dict[str, list[str]], data: Any, iid: str) -> Answer:
-    pull = forge.pulls.get(int(iid))
-    if pull is None:
-        return 404, {"message": "404 Merge Request Not Found"}, {}
+    pull = _mr_of(forge, iid)
     forge._sync(pull)
     found = [
         {
@@ -1061,32 +1049,25 @@ def _versions(forge: Forge, query: dict[str, list[str]], data: Any, iid: str) ->
 
 
 def _discussions(forge: Forge, query: dict[str, list[str]], data: Any, iid: str) -> Answer:
-    if int(iid) not in forge.pulls:
-        return 404, {"message": "404 Merge Request Not Found"}, {}
+    _mr_of(forge, iid)  # or a 404
     found = [forge.thread_json(t) for t in forge.threads if t.number == int(iid)]
     return _page(query, found)
 
 
 def _mr_notes(forge: Forge, query: dict[str, list[str]], data: Any, iid: str) -> Answer:
-    if int(iid) not in forge.pulls:
-        return 404, {"message": "404 Merge Request Not Found"}, {}
+    _mr_of(forge, iid)  # or a 404
     found = [forge.note_json(n, "MergeRequest") for n in forge.notes if n.number == int(iid)]
     return _page(query, found)
 
 
 def _mr_note(forge: Forge, query: Any, data: dict[str, Any], iid: str) -> Answer:
-    if int(iid) not in forge.pulls:
-        return 404, {"message": "404 Merge Request Not Found"}, {}
-    said = CommentState(next(forge._ids), int(iid), forge.login, data["body"], _now())
-    forge.notes.append(said)
-    forge.comments.append((int(iid), data["body"]))
-    forge._acts(f"!{iid} note", data["body"])
+    _mr_of(forge, iid)  # or a 404
+    said = _noted(forge, f"!{iid}", data["body"], forge.notes)
     return 201, forge.note_json(said, "MergeRequest"), {}
 
 
 def _issue_notes(forge: Forge, query: dict[str, list[str]], data: Any, iid: str) -> Answer:
-    if int(iid) not in forge.issues:
-        return 404, {"message": "404 Issue Not Found"}, {}
+    _issue_of(forge, iid)  # or a 404
     found = [forge.note_json(n, "Issue") for n in forge.said if n.number == int(iid)]
     if query.get("sort", ["desc"])[-1] == "desc":
         found.reverse()
@@ -1094,14 +1075,20 @@ def _issue_notes(forge: Forge, query: dict[str, list[str]], data: Any, iid: str)
 
 
 def _issue_note(forge: Forge, query: Any, data: dict[str, Any], iid: str) -> Answer:
-    if int(iid) not in forge.issues:
-        return 404, {"message": "404 Issue Not Found"}, {}
-    said = CommentState(next(forge._ids), int(iid), forge.login, data["body"], _now())
-    forge.said.append(said)
-    forge.comments.append((int(iid), data["body"]))
-    forge.issues[int(iid)].updated_at = said.created_at  # GitLab touches the noteable
-    forge._acts(f"#{iid} note", data["body"])
+    issue = _issue_of(forge, iid)
+    said = _noted(forge, f"#{iid}", data["body"], forge.said)
+    issue.updated_at = said.created_at  # GitLab touches the noteable
     return 201, forge.note_json(said, "Issue"), {}
+
+
+def _noted(forge: Forge, where: str, body: str, kept: list[CommentState]) -> CommentState:
+    """The token's note on `where` (!iid or #iid), kept in `kept` and in what the token
+    wrote, its quick actions recorded."""
+    said = CommentState(next(forge._ids), int(where[1:]), forge.login, body, _now())
+    kept.append(said)
+    forge.comments.append((said.number, body))
+    forge._acts(f"{where} note", body)
+    return said
 
 
 def _pipelines(forge: Forge, query: dict[str, list[str]], data: Any) -> Answer:
@@ -1174,9 +1161,7 @@ def _trace(forge: Forge, query: Any, data: Any, job_id: str) -> Answer:
 
 
 def _train_add(forge: Forge, query: Any, data: dict[str, Any], iid: str) -> Answer:
-    pull = forge.pulls.get(int(iid))
-    if pull is None:
-        return 404, {"message": "404 Merge Request Not Found"}, {}
+    pull = _mr_of(forge, iid)
     if not forge.merge_trains:
         return 403, {"message": "403 Forbidden"}, {}
     forge._sync(pull)
@@ -1217,16 +1202,12 @@ def _issues(forge: Forge, query: dict[str, list[str]], data: Any) -> Answer:
 
 
 def _issue(forge: Forge, query: Any, data: Any, iid: str) -> Answer:
-    issue = forge.issues.get(int(iid))
-    if issue is None:
-        return 404, {"message": "404 Issue Not Found"}, {}
+    issue = _issue_of(forge, iid)
     return 200, forge.issue_json(issue), {}
 
 
 def _edit_issue(forge: Forge, query: Any, data: dict[str, Any], iid: str) -> Answer:
-    issue = forge.issues.get(int(iid))
-    if issue is None:
-        return 404, {"message": "404 Issue Not Found"}, {}
+    issue = _issue_of(forge, iid)
     if data.get("state_event") in ("close", "reopen"):
         issue.state = "closed" if data["state_event"] == "close" else "open"
     for label in str(data.get("add_labels") or "").split(","):
@@ -1240,8 +1221,7 @@ def _edit_issue(forge: Forge, query: Any, data: dict[str, Any], iid: str) -> Ans
 
 
 def _links(forge: Forge, query: Any, data: Any, iid: str) -> Answer:
-    if int(iid) not in forge.issues:
-        return 404, {"message": "404 Issue Not Found"}, {}
+    _issue_of(forge, iid)  # or a 404
     found = []
     for link in (k for k in forge.links if k.source == int(iid)):
         if link.target in forge.issues:
@@ -1258,8 +1238,7 @@ def _links(forge: Forge, query: Any, data: Any, iid: str) -> Answer:
 
 
 def _label_events(forge: Forge, query: dict[str, list[str]], data: Any, iid: str) -> Answer:
-    if int(iid) not in forge.issues:
-        return 404, {"message": "404 Issue Not Found"}, {}
+    _issue_of(forge, iid)  # or a 404
     found = [
         {
             "id": e.id,
@@ -1362,44 +1341,6 @@ def _merge_base(forge: Forge, query: dict[str, list[str]], data: Any) -> Answer:
         },
         {},
     )
-
-
-def _route(template: str) -> "re.Pattern[str]":
-    """A placeholder matches one segment as sent, decoded when it is read (GitLab's rule: a
-    namespaced path or a branch with a slash is URL-encoded into one segment)."""
-    pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
-    return re.compile(f"^{pattern}$")
-
-
-def _handler(forge: Forge) -> type[BaseHTTPRequestHandler]:
-    """The test GitHub's HTTP handler, but the path goes to `answer` as sent: GitHub's decodes
-    it first, which would make `acme%2Fplatform` and `acme/platform` one path."""
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _serve(self) -> None:
-            parsed = urllib.parse.urlsplit(self.path)
-            length = int(self.headers.get("content-length") or 0)
-            body = self.rfile.read(length) if length else b""
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            query = urllib.parse.parse_qs(parsed.query, keep_blank_values=True)
-            status, extra, raw = forge.answer(self.command, parsed.path, query, headers, body)
-            self.send_response(status, HTTPStatus(status).phrase)
-            if raw and "Content-Type" not in extra:
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(raw)))
-            for key, value in extra.items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(raw)
-
-        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
-
-    return Handler
 
 
 P = "/projects/{project}"
