@@ -468,3 +468,16 @@ def test_a_fast_forward_project_merges_only_a_head_on_the_tip_and_squash_is_per_
     merged = client.merge(1, head, "squash", "t13: squashed", "")
     assert merged.merged and forge.git("log", "-1", "--format=%P", merged.commit) == tip
     assert forge.git("log", "-1", "--format=%s", merged.commit) == "t13: squashed"
+
+
+def test_an_approval_rule_counts_for_the_branches_it_names_wildcards_too(forge: Forge) -> None:
+    """GitLab's approval rules apply to the protected branches they name, a name being a
+    wildcard (`release/*`) or not, or to every protected branch."""
+    client = _client(forge)
+    forge.approvals = 0
+    forge.rules = [(2, ["release/*"]), (3, ["main-2"])]
+    assert client.requirements("release/2.0").approvals == 2
+    assert client.requirements("main").approvals == 0  # neither rule names it
+    assert client.requirements("main-2").approvals == 3
+    forge.rules.append((4, None))
+    assert client.requirements("main").approvals == 4

@@ -682,8 +682,15 @@ def _utc(said: Any) -> str:
 
 
 def _applies(rule: dict[str, Any], branch: str) -> bool:
+    """Whether an approval rule covers `branch`: it names no branch, names it (a protected
+    branch's name may be a wildcard, `release/*`, whose `*` matches any run of characters,
+    `/` too), or applies to every protected branch."""
     named = [str(b.get("name") or "") for b in rule.get("protected_branches") or []]
-    return not named or branch in named or bool(rule.get("applies_to_all_protected_branches"))
+    return (
+        not named
+        or any(re.fullmatch(".*".join(map(re.escape, name.split("*"))), branch) for name in named)
+        or bool(rule.get("applies_to_all_protected_branches"))
+    )
 
 
 def _pull(found: dict[str, Any]) -> Pull:

@@ -280,6 +280,9 @@ class Forge(github.Forge):
         self.threads_resolved = True
         self.merge_trains = False
         self.approvals = 1
+        # Approval rules beyond the project's one (Premium): (approvals, branch names, or
+        # None for every protected branch).
+        self.rules: list[tuple[int, list[str] | None]] = []
         self.merge_access = 30  # who may merge into the protected branch (Developers+)
         self.protected = {branch}  # protected branches, all with merge_access
         # State beyond the test GitHub's.
@@ -907,7 +910,14 @@ def _approval_rules(forge: Forge, query: Any, data: Any) -> Answer:
         "protected_branches": [],
         "applies_to_all_protected_branches": False,
     }
-    return 200, [rule], {}
+    more = [
+        rule
+        | {"id": 2 + n, "name": f"rule {n}", "rule_type": "regular", "approvals_required": count,
+           "protected_branches": [{"id": 100 + k, "name": b} for k, b in enumerate(names or [])],
+           "applies_to_all_protected_branches": names is None}
+        for n, (count, names) in enumerate(forge.rules)
+    ]  # fmt: skip
+    return 200, [rule, *more], {}
 
 
 def _mrs(forge: Forge, query: dict[str, list[str]], data: Any) -> Answer:
