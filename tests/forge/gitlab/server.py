@@ -770,7 +770,7 @@ class Forge(github.Forge):
             "upvotes": 0,
             "downvotes": 0,
             "due_date": None,
-            "confidential": False,
+            "confidential": issue.confidential,
             "discussion_locked": None,
             "web_url": url,
             "references": {
