@@ -32,6 +32,7 @@ from tests.forge.conftest import seeded
 from tests.forge.description import available as github_available
 from tests.forge.gitlab import server as gitlab
 from tests.forge.gitlab.description import available as gitlab_available
+from wvo_mcp.rules.text import unlinked
 from wvo_mcp.rules.webhooks import signature
 
 Forge = github.Forge  # the test GitLab is one too (a subclass)
@@ -121,8 +122,9 @@ class Side:
         return f"{web}/{self.path}/issues/{number}#issuecomment-{said}"
 
     def quoted(self, line: str) -> str:
-        """A line of someone else's words as the sync quotes it on this forge."""
-        return f"    {line}" if self.gitlab else line
+        """A line of someone else's words as the sync quotes it on this forge (on GitLab
+        indented, each reference and mention broken: rules/text.unlinked)."""
+        return f"    {unlinked(line)}" if self.gitlab else line
 
     @property
     def fence(self) -> str:

@@ -155,6 +155,7 @@ class IssueState:
     sub_issues: list[int] = field(default_factory=list)
     updated_at: str = "2026-01-01T00:00:00Z"
     author: str = ""  # who opened it (its `user.login`)
+    confidential: bool = False  # GitLab's only: seen by members alone
 
 
 @dataclass

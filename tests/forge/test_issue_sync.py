@@ -535,6 +535,27 @@ def test_an_issue_that_cannot_be_a_task_is_skipped_with_why_and_every_other_one_
     assert tasks(state)[one][1] == "cancelled" and deps(state, two) == []
 
 
+@pytest.mark.parametrize("forge", ["gitlab"], indirect=True)
+def test_a_confidential_issue_makes_no_task_and_one_made_confidential_later_stops_its(
+    forge: Forge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "state"
+    secret = forge.open_issue("Rotate the leaked key", "The key is in deploy/secrets.env.")
+    forge.edit_issue(secret, confidential=True)
+    public = forge.open_issue("Add the login page", "The form.")
+    said = sync(forge, state, monkeypatch)
+    assert "1 task(s) created" in said and "1 not synced" in said, said
+    assert set(tasks(state)) == {side_of(forge).task(public)}
+    assert f"#{secret}: no task: it is confidential" in said, said
+    [note] = skip_notes(forge, secret)  # said once, in the sync's words alone
+    assert "It is not made a task" in note and "secrets.env" not in note
+    # Made confidential once its task exists: the task stops, as a closed issue's does.
+    forge.edit_issue(public, confidential=True)
+    later = sync(forge, state, monkeypatch)
+    assert "1 cancelled" in later, later
+    assert tasks(state)[side_of(forge).task(public)][1] == "cancelled"
+
+
 def test_a_commenter_github_does_not_know_is_a_reader_and_the_comments_go_on(
     forge: Forge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,6 +13,8 @@ import base64
 import hashlib
 import json
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -353,6 +355,24 @@ def test_a_writer_s_issue_events_keep_its_task_in_step(
     gitlab.edit_issue(n, state="closed")
     closed = issue_hook(n, "close", "closed", sender="mallory", web=gitlab.web, full=gitlab.full)
     assert done(deliver(asking, closed, "d-3")) == f"{task}: cancelled (issue closed)"
+
+
+def test_only_a_close_cancels_so_an_edit_of_a_closed_issue_leaves_a_revived_task(
+    asking: HttpServer, gitlab: Any, tmp_path: Path
+) -> None:
+    n = gitlab.open_issue("Add the login page", "The form.")
+    task, where = f"gl/{gitlab.full}/{n}", {"web": gitlab.web, "full": gitlab.full}
+    assert done(deliver(asking, issue_hook(n, **where), "r-1")) == f"{task}: created"
+    gitlab.edit_issue(n, state="closed")
+    closed = issue_hook(n, "close", "closed", **where)
+    assert done(deliver(asking, closed, "r-2")) == f"{task}: cancelled (issue closed)"
+    # A person wants it anyway, and a writer then relabels the closed issue.
+    cli = [sys.executable, "-m", "wvo_mcp", "--state-root", str(tmp_path / "state")]
+    subprocess.run([*cli, "requeue", task, "--by", "person:alice"], check=True, capture_output=True)
+    added = {"labels": {"previous": [label("wvo")], "current": [label("wvo"), label("bug")]}}
+    edit = issue_hook(n, "update", "closed", ("wvo", "bug"), changes=added, **where)
+    assert "is no close" in done(deliver(asking, edit, "r-3"))
+    assert [row[2] for row in state(tmp_path)] == ["pending"]
 
 
 def test_an_outsider_s_issue_events_and_notes_change_no_task(

@@ -78,3 +78,12 @@ def test_a_merge_request_s_text_on_gitlab_runs_no_quick_action() -> None:
     github = pulls.body(pulls.Summary("T1", "t", "/merge", "", "", ""))
     assert fenced("t\n\n/merge") in github and github == pulls.body(
         pulls.Summary("T1", "t", "/merge", "", "", ""), "github")  # fmt: skip
+
+
+def test_a_quote_on_gitlab_names_no_issue_and_one_on_github_is_as_written() -> None:
+    # GitLab's closing pattern reads the raw text, code blocks too (closing_issue_extractor.rb).
+    words = "Fixes #3, #9 and other/repo#4\ncloses https://gitlab.example/g/p/-/issues/5 !6 @ann"
+    on_gitlab = quoted(words, "gitlab")
+    assert re.findall(r"#\d|://|![\w]|@\w", on_gitlab) == []
+    assert on_gitlab.replace("\u200b", "") == indented(words)
+    assert quoted(words, "github") == fenced(words)

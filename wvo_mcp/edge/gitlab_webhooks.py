@@ -93,7 +93,8 @@ async def _outside(settings: Settings, orchestrator: Orchestrator, said: Deliver
 def _read(settings: Settings, said: Delivery) -> Heard:
     """An `Issue Hook` as GitHub's `issues` (its author asked of GitLab unless the hook says
     the event is theirs), a `Note Hook` on an issue as an `issue_comment`, a `Pipeline Hook`
-    on the landing branch as a workflow run; a confidential one is left alone."""
+    on the landing branch as a workflow run; a confidential one is left alone, and so is
+    any but the close of a closed issue (a person may have revived its task since)."""
     event, payload = said.event, said.payload
     project = gitlab_webhooks.project_of(payload)
     if gitlab_webhooks.confidential(event, payload):
@@ -103,10 +104,14 @@ def _read(settings: Settings, said: Delivery) -> Heard:
     if event == ISSUE and payload.get("object_kind") == "issue":
         issue = gitlab_webhooks.issue_of(payload)
         sender = gitlab_webhooks.sender(payload)
+        closing = (payload.get("object_attributes") or {}).get("action") == "close"
+        if issue.state != "open" and not closing:  # an edit of a closed issue: its close acted
+            return (f"{event}: #{issue.number} is closed and this is no close: its task is "
+                    "left as it is")  # fmt: skip
         return IssueEvent(
             project, issue, sender,
             author=sender if gitlab_webhooks.by_its_author(payload) else None,
-            closing=issue.state != "open",
+            closing=closing,
             moved=lambda made: gitlab_webhooks.issue_action(payload, settings.webhook_label, made),
         )  # fmt: skip
     if event == NOTE and payload.get("object_kind") == "note":

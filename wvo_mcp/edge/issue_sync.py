@@ -50,6 +50,8 @@ from wvo_mcp.services import issue_sync
 from wvo_mcp.services.roadmap_update import RoadmapUpdate
 
 FINAL = (Status.DONE, Status.CANCELLED)
+CONFIDENTIAL = ("it is confidential: its words make no task, whose text a public merge request "
+                "may carry; a task made of it before is cancelled")  # fmt: skip
 LOOK_BACK = timedelta(minutes=10)  # a first pass reads comments from this long ago (clock skew)
 STEER = "docs/forge.md"  # where a person reads who steers
 
@@ -112,7 +114,11 @@ async def sync(
     before = forge.calls
     authority = authority or Authority(forge, orchestrator.settings.trust)
     issues = await anyio.to_thread.run_sync(forge.issues, label)
-    opened = sorted((i for i in issues if i.state == "open"), key=lambda i: i.number)
+    # A confidential issue (GitLab's) is seen by members alone: its words make no task, whose
+    # text a public merge request may carry, and a task made before it became one is stopped.
+    secret = [i for i in issues if i.state == "open" and i.confidential]
+    opened = sorted((i for i in issues if i.state == "open" and not i.confidential),
+                    key=lambda i: i.number)  # fmt: skip
     numbers = {i.number for i in opened}
     labelled = {i.number for i in issues}  # a closed one's task is over: still a dependency
     # One read of every issue task's status serves the moves below: each move touches only
@@ -124,12 +130,16 @@ async def sync(
                           lambda s: s == Status.CANCELLED, Status.PENDING, "reopened")  # fmt: skip
     wanted, held, skipped = await _sorted(authority, repository, label, opened, labelled,
                                           status, table)  # fmt: skip
+    skipped.update({i.number: CONFIDENTIAL for i in secret})
     update = await _apply(orchestrator, kind, repository, wanted, set(status), skipped, actor)
     closed = [i for i in issues if i.state != "open"]
     merging = await closed_by_merge(orchestrator, forge, repository, closed, status)
     cancelled = await _move(orchestrator, kind, repository,
                             [i for i in closed if i.number not in dict(merging)], status, actor,
                             lambda s: s not in FINAL, Status.CANCELLED, "closed")  # fmt: skip
+    cancelled += await _move(orchestrator, kind, repository, secret, status, actor,
+                             lambda s: s not in FINAL, Status.CANCELLED,
+                             "made confidential")  # fmt: skip
     done = Synced(len(issues), update, cancelled, 0, revived, merging=merging, kind=kind)
     done.held = await _held(orchestrator, kind, repository, held, labelled, table, actor)
     done.skipped = await _skipped(orchestrator, forge, repository, skipped, status)

@@ -476,6 +476,7 @@ class GitLab:
             url=str(found.get("web_url") or ""),
             sub_issues=subs,
             author=str((found.get("author") or {}).get("username") or ""),
+            confidential=bool(found.get("confidential")),
         )
 
     def labelled_by(self, number: int, label: str) -> str | None:

@@ -50,6 +50,7 @@ class Issue:
     url: str
     sub_issues: tuple[int, ...] = field(default=())  # issues this one is made of
     author: str = ""  # who opened it (their login): whose words its body is
+    confidential: bool = False  # GitLab's, seen by members alone: its words make no task
 
 
 MAX_BODY = 8000  # characters of a task's description (models.TaskSpec)

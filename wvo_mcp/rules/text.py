@@ -4,7 +4,8 @@ Agent-written text where a person reads it (pure). Every line the CLI, the autop
 the logs show a person passes through `plain` or `shown` (cli/output.py, autopilot/view.py,
 cli/entry.py's log format); tests/unit/test_terminal_text.py finds any print that does not.
 What others wrote reaches a prompt or a pull request `fenced`: quoted, never markup; on
-GitLab `indented`, where a fence does not keep a quick action from acting (`quoted` picks).
+GitLab `indented` and `unlinked`, where neither a fence keeps a quick action from acting nor
+code a closing pattern (`quoted` picks).
 
 Carried out by `wvo_mcp/cli/output.py`, `wvo_mcp/autopilot/view.py` and
 `wvo_mcp/edge/issue_sync.py`."""
@@ -56,8 +57,17 @@ def indented(text: str) -> str:
 
 def quoted(text: str, kind: ForgeKind, info: str = "text") -> str:
     """Someone else's words quoted for a text on forge `kind`: fenced on GitHub, indented
-    on GitLab (whose quick actions a fence does not hold)."""
-    return indented(text) if kind == "gitlab" else fenced(text, info)
+    on GitLab (whose quick actions a fence does not hold) and `unlinked` (whose closing
+    pattern reads code too)."""
+    return indented(unlinked(text)) if kind == "gitlab" else fenced(text, info)
+
+
+def unlinked(text: str) -> str:
+    """Someone else's words, their lines kept, with a zero-width space after each `@`, `#`
+    and `!` before a name or number and in each `://`, so no mention, reference or link is
+    in them: GitLab's closing pattern (lib/gitlab/closing_issue_extractor.rb) reads a merge
+    request's raw text, code blocks too, so `Fixes #3` quoted would close #3 on merge."""
+    return re.sub(r"([@#!])(?=[\w-])", "\\1\u200b", text).replace("://", ":\u200b//")
 
 
 def spanned(text: str) -> str:

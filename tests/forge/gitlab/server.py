@@ -177,11 +177,35 @@ _EXTRACT = re.compile(
 )
 
 
+# GitLab's default closing pattern (gitlab.yml's issue_closing_pattern, read by
+# lib/gitlab/closing_issue_extractor.rb), any case here: a keyword, then issue references
+# (#N, project#N, group/project#N, an issue's URL) separated by commas or "and". The extractor
+# reads the raw text, code blocks too; on merge it closes every issue those name.
+_REFERENCE = (
+    r"(?:(?:(?P<at>[\w.-]+(?:/[\w.-]+)*)#|#)(?P<n>\d+)"
+    r"|https?://[^\s/]+/(?P<url>[\w.-]+(?:/[\w.-]+)*?)/(?:-/)?issues/(?P<u>\d+))"
+)
+_CLOSES = re.compile(
+    r"\b(?:clos(?:e[sd]?|ing)|\bfix(?:e[sd]|ing)?|\bresolv(?:e[sd]?|ing)"
+    r"|\bimplement(?:s|ed|ing)?):? +(?:(?:issues? +)?"
+    + re.sub(r"\(\?P<\w+>", "(?:", _REFERENCE)
+    + r"(?: *,? +and +| *,? *)?)+",
+    re.IGNORECASE,
+)
+
+
 def acting(body: str, full: str) -> github.Acting:
-    """GitLab's reading of a merge request's description on merge: its closing pattern and
-    mentions act outside code, as GitHub's do (tests/forge/server.py's `acting`), and an
-    indented code block (four spaces in, after a blank line: how the queue quotes on GitLab)
-    is code too."""
+    """GitLab's reading of a merge request's description on merge: its closing pattern acts
+    anywhere in the raw text, code blocks too (`_CLOSES`); its mentions act outside code, as
+    GitHub's do (tests/forge/server.py's `acting`), and an indented code block (four spaces
+    in, after a blank line: how the queue quotes on GitLab) is code too."""
+    closes = []
+    for found in _CLOSES.finditer(body):
+        for ref in re.finditer(_REFERENCE, found[0]):
+            where = ref["at"] or ref["url"] or full
+            if "/" not in where:  # project#N: a project of this one's group
+                where = f"{full.rsplit('/', 1)[0]}/{where}"
+            closes.append(f"{where}#{ref['n'] or ref['u']}")
     kept: list[str] = []
     code = False
     for line in body.splitlines():
@@ -192,7 +216,7 @@ def acting(body: str, full: str) -> github.Acting:
             continue
         code = code and blank
         kept.append(line)
-    return github.acting("\n".join(kept), full)
+    return github.Acting(tuple(closes), github.acting("\n".join(kept), full).mentions)
 
 
 def quick_actions(text: str) -> list[str]:
@@ -746,7 +770,7 @@ class Forge(github.Forge):
             "upvotes": 0,
             "downvotes": 0,
             "due_date": None,
-            "confidential": False,
+            "confidential": issue.confidential,
             "discussion_locked": None,
             "web_url": url,
             "references": {
