@@ -293,6 +293,10 @@ class Forge(github.Forge):
         self.links: list[Link] = []
         self.labels: list[Label] = []
         self.cars: dict[int, Car] = {}  # by merge request iid
+        # The window GitLab leaves: a car reads `merged` while a read of its merge request
+        # just before said open.
+        self.merge_late = False  # set: a passed car merges as it is next read
+        self._late: dict[int, PullState] = {}
         self.dropped: list[int] = []  # merge requests the train dropped
         self.trains: dict[str, int] = {}  # a car's merged result -> its merge request's iid
         self.acted: list[str] = []  # quick actions the token's text would have run
@@ -487,13 +491,19 @@ class Forge(github.Forge):
         with self.lock:
             passed = run is not None and run.conclusion == "success"
             if passed and pull.head == head and self.tip(pull.base) == base:
-                self.git("update-ref", f"refs/heads/{pull.base}", car.pipeline, base)
-                pull.state, pull.merged, pull.merge_commit = "closed", True, car.pipeline
-                pull.merged_by, pull.closed_at = "merge-train", _now()
-                car.status, car.merged_at = "merged", _now()
+                if self.merge_late:
+                    self._late[pull.number] = pull
+                else:
+                    self._merged(pull, car)
             else:
                 self.cars.pop(pull.number, None)
                 self.dropped.append(pull.number)
+
+    def _merged(self, pull: PullState, car: Car) -> None:
+        self.git("update-ref", f"refs/heads/{pull.base}", car.pipeline, self.tip(pull.base))
+        car.status, car.merged_at = "merged", _now()
+        pull.state, pull.merged, pull.merge_commit = "closed", True, car.pipeline
+        pull.merged_by, pull.closed_at = "merge-train", _now()
 
     # -- the REST API ---------------------------------------------------------------------
 
@@ -1194,6 +1204,10 @@ def _train_car(forge: Forge, query: Any, data: Any, iid: str) -> Answer:
     car = forge.cars.get(int(iid))
     if car is None:
         return 404, {"message": "404 Merge Train Merge Request Not Found"}, {}
+    with forge.lock:
+        late = forge._late.pop(car.number, None)
+        if late is not None:
+            forge._merged(late, car)
     return 200, forge.car_json(car), {}
 
 

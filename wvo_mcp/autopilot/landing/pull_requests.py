@@ -452,7 +452,11 @@ class PullRequests:
             queue = pulls.queue_name(self.forge.kind)
             await self._waits(intent, item, pull, f"in the {queue} ({state.lower()})")
             return False
-        if intent.id in self._enqueued:  # it left the queue unmerged: its merge group failed
+        if intent.id in self._enqueued:  # it left the queue: merged, or its merge group failed
+            # It may have merged since `pull` was read (GitLab's car reads `merged` then).
+            now = await self.reach.call(self.forge.pull, pull.number)
+            if now.merged:
+                return await self._landed(intent, item, now)
             self._enqueued.discard(intent.id)
             failed = await self.reach.call(self.forge.dropped, pull)
             dropped = pulls.dequeued(pull, self.forge.kind, failed)
