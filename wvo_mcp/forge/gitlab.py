@@ -10,6 +10,7 @@ Merge requests and issues have numbers (iids) of their own: `comment` is on an i
 every thread resolved come back as changes requested, so the queue returns them to the
 worker as it does a GitHub review."""
 
+import hashlib
 import re
 import threading
 import urllib.parse
@@ -198,10 +199,15 @@ class GitLab:
         url = f"{self.web_url()}/-{where}"
         found: list[Review] = []
         approvals = self._api.get(self._p(where + "/approvals"), f"reading !{number}'s approvals")
-        for n, approver in enumerate(approvals.get("approved_by") or []):
-            who = str((approver.get("user") or {}).get("username") or "")
-            found.append(Review(n + 1, who, "APPROVED", "", "", url))
+        for approver in approvals.get("approved_by") or []:
+            user = approver.get("user") or {}
+            who = str(user.get("username") or "")
+            approval = _stable("approval", self.path, number, user.get("id") or who)
+            found.append(Review(approval, who, "APPROVED", "", "", url))
         threads: dict[str, list[tuple[str, Comment]]] = {}
+        # An author's changes asked, one review however many threads (and after they are
+        # resolved, while GitLab still lists them as asking for changes): one id.
+        ids: dict[str, int] = {}
         if self.project().get("only_allow_merge_if_all_discussions_are_resolved"):
             for thread in self._api.pages(
                 self._p(where + "/discussions"), f"reading !{number}'s threads"
@@ -211,6 +217,8 @@ class GitLab:
                     continue
                 first = notes[0]
                 who = str((first.get("author") or {}).get("username") or "")
+                author = (first.get("author") or {}).get("id") or who
+                ids.setdefault(who, _stable("changes", self.path, number, author))
                 position = first.get("position") or {}
                 line = position.get("new_line")
                 comment = Comment(
@@ -224,16 +232,18 @@ class GitLab:
                 threads.setdefault(who, []).append((head, comment))
         asked = self._api.get(self._p(where + "/reviewers"), f"reading !{number}'s reviewers")
         for reviewer in asked:
-            who = str((reviewer.get("user") or {}).get("username") or "")
+            user = reviewer.get("user") or {}
+            who = str(user.get("username") or "")
             if reviewer.get("state") == "requested_changes" and who not in threads:
                 threads[who] = []  # on no head known: it waits for them to review again
+                ids[who] = _stable("changes", self.path, number, user.get("id") or who)
         for who, said in threads.items():
             heads = [h for h, _ in said if h]
             positioned = tuple(c for _, c in said if c.path)
             body = "\n\n".join(c.body for _, c in said if not c.path)
             found.append(
                 Review(
-                    len(found) + 1,
+                    ids[who],
                     who,
                     "CHANGES_REQUESTED",
                     heads[-1] if heads else "",
@@ -664,6 +674,13 @@ def role_fix(role: str) -> str:
 def role_of(level: int) -> str:
     """GitLab's name for an access level (the highest role at or under it)."""
     return next((name for at, name in ROLES if level >= at), "no role")
+
+
+def _stable(*parts: object) -> int:
+    """A review's id where GitLab gives none (an approval, a reviewer's state): the same
+    for the same parts, and (62 bits) apart from any other's."""
+    digest = hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest) >> 2
 
 
 def _instant(at: object) -> datetime | None:
