@@ -369,14 +369,16 @@ def test_permissions_read_from_access_levels(forge: Forge) -> None:
     forge.roles.update(owner="admin", keeper="maintain", dev="write", rep="triage",
                        guest="read", bot="maintain")  # fmt: skip
     forge.levels.update(planner=15, minimal=5)
-    forge.bots.add("bot")
+    forge.roles.update(invited="maintain")
+    forge.bots.add("bot")  # shown by GET /users/:id only, not by the list a username finds
+    forge.awaiting.add("invited")
     forge.unknown.add("gone")
     found = {u: client.permission(u) for u in
              ("owner", "keeper", "dev", "rep", "planner", "guest", "minimal", "bot", "gone",
-              "stranger")}  # fmt: skip
+              "stranger", "invited")}  # fmt: skip
     assert found == {"owner": "admin", "keeper": "maintain", "dev": "write", "rep": "triage",
                      "planner": "triage", "guest": "read", "minimal": "none", "bot": "read",
-                     "gone": "none", "stranger": "none"}  # fmt: skip
+                     "gone": "none", "stranger": "none", "invited": "none"}  # fmt: skip
     forge.teams["acme/platform/leads"] = {"dev"}
     assert client.member("acme/platform/leads", "dev")
     assert not client.member("acme/platform/leads", "guest")

@@ -413,12 +413,18 @@ class GitLab:
         member = self._api.request(
             "get", self._p(f"/members/all/{user['id']}"), f"reading {login}'s role", missing=True
         )
-        if member is None:
+        # An invitation not yet accepted (or a blocked user) is no member yet.
+        if member is None or member.get("state", "active") != "active":
             return "none"
         level = int(member.get("access_level") or 0)
         role = next((name for at, name in LEVELS if level >= at), "none")
+        if role in ("none", "read"):
+            return role
         # A bot (a project or group access token's user) steers nothing: at most a reader.
-        return "read" if user.get("bot") and role != "none" else role
+        # The list a username is found by (UserBasic, to a token that is no admin's) has no
+        # `bot`; the user itself (Entities::User) has.
+        found = self._api.get(f"/users/{user['id']}", f"reading whether {login} is a bot")
+        return "read" if found.get("bot") else role
 
     def member(self, team: str, login: str) -> bool:
         """Whether `login` is an active member of the group `team` (any depth: a/b/c)."""

@@ -288,6 +288,7 @@ class Forge(github.Forge):
         # State beyond the test GitHub's.
         self.levels: dict[str, int] = {}  # access levels that no role names (15, 5)
         self.bots: set[str] = set()
+        self.awaiting: set[str] = set()  # members invited who have not accepted yet
         self.threads: list[Thread] = []
         self.notes: list[CommentState] = []  # notes on merge requests (issues': `said`)
         self.links: list[Link] = []
@@ -1288,7 +1289,15 @@ def _users(forge: Forge, query: dict[str, list[str]], data: Any) -> Answer:
     name = query.get("username", [""])[-1]
     if not name or name in forge.unknown:
         return 200, [], {}
-    return 200, [forge.user_json(name) | {"bot": name in forge.bots}], {}
+    # UserBasic, as GitLab answers a token that is no admin's: no `bot` (GET /users/:id has).
+    return 200, [forge.user_json(name)], {}
+
+
+def _user(forge: Forge, query: Any, data: Any, user_id: str) -> Answer:
+    name = next((u for u, i in forge.users.items() if i == int(user_id)), None)
+    if name is None or name in forge.unknown:
+        return 404, {"message": "404 User Not Found"}, {}
+    return 200, forge.user_json(name) | {"bot": name in forge.bots}, {}
 
 
 def _me(forge: Forge, query: Any, data: Any) -> Answer:
@@ -1315,7 +1324,9 @@ def _token(forge: Forge, query: Any, data: Any) -> Answer:
 
 
 def _member_json(forge: Forge, username: str, level: int) -> dict[str, Any]:
+    awaiting = username in forge.awaiting
     return forge.user_json(username) | {
+        "state": "awaiting" if awaiting else "active",
         "access_level": level,
         "expires_at": None,
         "created_at": "2026-01-01T00:00:00.000Z",
@@ -1399,6 +1410,7 @@ ROUTES: list[tuple["re.Pattern[str]", str, Callable[..., Answer]]] = [
     (_route(P + "/repository/merge_base"), "GET", _merge_base),
     (_route("/groups/{group}/members/all/{user_id}"), "GET", _group_member),
     (_route("/users"), "GET", _users),
+    (_route("/users/{user_id}"), "GET", _user),
     (_route("/user"), "GET", _me),
     (_route("/personal_access_tokens/self"), "GET", _token),
 ]
