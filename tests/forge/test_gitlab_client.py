@@ -3,8 +3,13 @@ GitLab answers it, the merge's compare-and-swap, the merge train, threads and pi
 the queue reads them, each fault as a Fault that says what to do, and nothing the client
 writes ever carrying a quick action GitLab would run."""
 
+import http.server
+import json
 import subprocess
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -15,6 +20,7 @@ from wvo_mcp.autopilot.landing.target import ForgeReach
 from wvo_mcp.errors import Fault
 from wvo_mcp.forge import Merged
 from wvo_mcp.forge.gitlab import GitLab
+from wvo_mcp.forge.gitlab_http import Api
 
 forge = both.forge  # the fixture, on the test GitLab alone
 pytestmark = pytest.mark.parametrize("forge", ["gitlab"], indirect=True)
@@ -483,3 +489,49 @@ def test_an_approval_rule_counts_for_the_branches_it_names_wildcards_too(forge: 
     assert client.requirements("main-2").approvals == 3
     forge.rules.append((4, None))
     assert client.requirements("main").approvals == 4
+
+
+@contextmanager
+def _recording(host: str, answer: Callable[[str], tuple[int, dict[str, str]]]) -> Iterator[
+    tuple[str, list[dict[str, str]]]
+]:  # fmt: skip
+    """An HTTP server on 127.0.0.1 that answers each GET by `answer(path)` and keeps the
+    headers of each; its base URL, named by `host`."""
+    got: list[dict[str, str]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            got.append(dict(self.headers))
+            status, headers = answer(self.path)
+            body = json.dumps({"id": 1}).encode()
+            self.send_response(status)
+            for name, value in {"Content-Type": "application/json", **headers}.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{server.server_address[1]}", got
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_token_does_not_follow_a_redirect_to_another_host(forge: Forge) -> None:
+    # The API's server redirects to the other's URL: the second `with` needs the first's.
+    with _recording("localhost", lambda path: (200, {})) as (elsewhere, taken):  # noqa: SIM117
+        with _recording("127.0.0.1", lambda path: (302, {"Location": elsewhere + path})) as (
+            api, sent,
+        ):  # fmt: skip
+            found = Api(f"{api}/api/v4", TOKEN, 10.0, "group/project", "").get("/user", "x")
+    assert found == {"id": 1}
+    assert sent[0].get("PRIVATE-TOKEN") == TOKEN  # to the API's own host it goes
+    assert len(taken) == 1 and "PRIVATE-TOKEN" not in taken[0], taken
+    assert TOKEN not in json.dumps(taken)
