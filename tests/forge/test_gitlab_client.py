@@ -491,6 +491,17 @@ def test_an_approval_rule_counts_for_the_branches_it_names_wildcards_too(forge: 
     assert client.requirements("main").approvals == 4
 
 
+def test_only_the_approval_rules_gitlab_always_applies_count(forge: Forge) -> None:
+    """A report approver rule (a failed security scan's) or a code owner rule (a change to
+    the files CODEOWNERS names) holds a merge request only sometimes: not counted."""
+    client = _client(forge)
+    forge.approvals = 1
+    forge.rules = [(3, None, "report_approver"), (5, None, "code_owner")]
+    assert client.requirements("main").approvals == 1
+    forge.rules.append((2, None, "regular"))
+    assert client.requirements("main").approvals == 2
+
+
 @contextmanager
 def _recording(host: str, answer: Callable[[str], tuple[int, dict[str, str]]]) -> Iterator[
     tuple[str, list[dict[str, str]]]

@@ -52,6 +52,9 @@ RUNNING = frozenset(
     {"created", "waiting_for_resource", "preparing", "pending", "running", "scheduled", "manual"}
 )
 PASSED = frozenset({"success", "skipped"})
+# Approval rules that hold every merge request they cover (report_approver and code_owner
+# rules hold some only).
+ALWAYS = frozenset({"regular", "any_approver"})
 # GitLab's roles by access level, for what `doctor` says.
 ROLES = ((60, "Admin"), (50, "Owner"), (40, "Maintainer"), (30, "Developer"), (20, "Reporter"),
          (15, "Planner"), (10, "Guest"), (5, "Minimal Access"))  # fmt: skip
@@ -705,9 +708,12 @@ def _utc(said: Any) -> str:
 
 
 def _applies(rule: dict[str, Any], branch: str) -> bool:
-    """Whether an approval rule covers `branch`: it names no branch, names it (a protected
-    branch's name may be a wildcard, `release/*`, whose `*` matches any run of characters,
-    `/` too), or applies to every protected branch."""
+    """Whether an approval rule covers `branch`: one GitLab always applies (not a report
+    approver's or a code owner's, which hold only some merge requests) that names no branch,
+    names it (a protected branch's name may be a wildcard, `release/*`, whose `*` matches
+    any run of characters, `/` too), or applies to every protected branch."""
+    if rule.get("rule_type", "regular") not in ALWAYS:
+        return False
     named = [str(b.get("name") or "") for b in rule.get("protected_branches") or []]
     return (
         not named

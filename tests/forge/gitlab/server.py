@@ -281,8 +281,8 @@ class Forge(github.Forge):
         self.merge_trains = False
         self.approvals = 1
         # Approval rules beyond the project's one (Premium): (approvals, branch names, or
-        # None for every protected branch).
-        self.rules: list[tuple[int, list[str] | None]] = []
+        # None for every protected branch[, rule_type: regular when not named]).
+        self.rules: list[tuple[int, list[str] | None] | tuple[int, list[str] | None, str]] = []
         self.merge_access = 30  # who may merge into the protected branch (Developers+)
         self.protected = {branch}  # protected branches, all with merge_access
         # State beyond the test GitHub's.
@@ -923,10 +923,11 @@ def _approval_rules(forge: Forge, query: Any, data: Any) -> Answer:
     }
     more = [
         rule
-        | {"id": 2 + n, "name": f"rule {n}", "rule_type": "regular", "approvals_required": count,
+        | {"id": 2 + n, "name": f"rule {n}", "rule_type": (*kind, "regular")[0],
+           "approvals_required": count,
            "protected_branches": [{"id": 100 + k, "name": b} for k, b in enumerate(names or [])],
            "applies_to_all_protected_branches": names is None}
-        for n, (count, names) in enumerate(forge.rules)
+        for n, (count, names, *kind) in enumerate(forge.rules)
     ]  # fmt: skip
     return 200, [rule, *more], {}
 
