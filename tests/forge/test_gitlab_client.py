@@ -546,3 +546,26 @@ def test_the_token_does_not_follow_a_redirect_to_another_host(forge: Forge) -> N
     assert sent[0].get("PRIVATE-TOKEN") == TOKEN  # to the API's own host it goes
     assert len(taken) == 1 and "PRIVATE-TOKEN" not in taken[0], taken
     assert TOKEN not in json.dumps(taken)
+
+
+def test_a_401_to_a_merge_by_a_working_token_says_the_role_not_the_token(forge: Forge) -> None:
+    """GitLab answers 401 to a merge the token's user may not make (a role under what the
+    branch's protection allows): the token works, so it says so, and what would merge."""
+    client = _client(forge)
+    head = forge.push_branch("wvo/r1", {"r.txt": "r\n"})
+    opened = client.open("wvo/r1", "main", "r1", "")
+    forge.wait_checks()
+    forge.review(opened.number, "APPROVED")
+    forge.merge_access = 50  # Maintainers may not merge into main: only Owners
+    refused = client.merge(opened.number, head, "merge", "r1", "")
+    assert not refused.merged and not refused.moved
+    assert "valid token" not in refused.why and "protect" in refused.why, refused
+    assert "Maintainer" in refused.why, refused  # the role the token's user has
+    forge.merge_trains = True
+    queued = client.enqueue(opened, head)
+    assert not queued.merged and "protect" in queued.why, queued
+    forge.merge_trains, forge.merge_access = False, 30
+    assert client.merge(opened.number, head, "merge", "r1", "").merged
+    forge.tokens.clear()  # a token GitLab no longer knows: that is still said as it is
+    with pytest.raises(Fault, match="valid token"):
+        client.merge(opened.number, head, "merge", "r1", "")

@@ -281,11 +281,8 @@ class GitLab:
         body: dict[str, Any] = {"sha": head, "squash": squash, "should_remove_source_branch": False}
         body["squash_commit_message" if squash else "merge_commit_message"] = said
         try:
-            found = self._api.request(
-                "put",
-                self._p(f"/merge_requests/{number}/merge"),
-                f"merging merge request !{number}",
-                body=body,
+            found = self._merging(
+                "put", f"/merge_requests/{number}/merge", f"merging merge request !{number}", body
             )
         except Fault as exc:
             if exc.kind != "refused":
@@ -306,11 +303,11 @@ class GitLab:
     def enqueue(self, pull: Pull, head: str) -> Merged:
         """Onto the merge train at `head` (`moved` when it no longer is)."""
         try:
-            self._api.request(
+            self._merging(
                 "post",
-                self._p(f"/merge_trains/merge_requests/{pull.number}"),
+                f"/merge_trains/merge_requests/{pull.number}",
                 f"adding merge request !{pull.number} to the merge train",
-                body={"sha": head},
+                {"sha": head},
             )
         except Fault as exc:
             if exc.kind != "refused":
@@ -318,6 +315,33 @@ class GitLab:
             moved = "(409)" in str(exc) or "does not match head" in str(exc).lower()
             return Merged(False, moved=moved, why="" if moved else str(exc))
         return Merged(False)
+
+    def _merging(self, verb: str, path: str, what: str, body: dict[str, Any]) -> Any:
+        """A merge or a merge train's car. GitLab answers 401 also to a user who may not
+        merge the merge request: when the token still reads its user, that is a refusal
+        about the role, not a revoked token."""
+        try:
+            return self._api.request(verb, self._p(path), what, body=body)
+        except Fault as exc:
+            if exc.kind != "auth" or "refused the token" not in str(exc):
+                raise
+            try:
+                me = self._api.get("/user", "reading the token's user")
+                member = self._api.request(
+                    "get", self._p(f"/members/all/{me['id']}"), "reading its role", missing=True
+                )
+            except Fault:
+                raise exc from None
+            level = 0 if member is None else int(member.get("access_level") or 0)
+            who = f"the token's user @{me.get('username') or me['id']} ({role_of(level)})"
+            raise Fault(
+                "refused",
+                f"GitLab refused {what} (401) though the token works: {who} may not merge it, "
+                "by the role the target branch's protection lets merge (Settings > Repository "
+                "> Protected branches): give the token a role that may merge, "
+                f"{role_fix('Maintainer')}, or allow its role there; `wvo-mcp doctor` says "
+                "which",
+            ) from None
 
     def queued(self, pull: Pull) -> str | None:
         found = self._api.request(

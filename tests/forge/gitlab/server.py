@@ -322,6 +322,10 @@ class Forge(github.Forge):
     def user_id(self, username: str) -> int:
         return self.users.setdefault(username, 100 + len(self.users))
 
+    def may_merge(self, pull: PullState) -> bool:
+        """Whether the token's user may merge into `pull`'s branch by its protection."""
+        return pull.base not in self.protected or self.level(self.login) >= self.merge_access
+
     def level(self, username: str) -> int:
         if username in self.levels:
             return self.levels[username]
@@ -986,6 +990,8 @@ def _merge(forge: Forge, query: Any, data: dict[str, Any], iid: str) -> Answer:
         return 405, {"message": "405 Method Not Allowed"}, {}
     if data.get("sha") and data["sha"] != pull.head:
         return 409, {"message": f"SHA does not match HEAD of source branch: {pull.head}"}, {}
+    if not forge.may_merge(pull):  # GitLab's answer to a user who may not merge it
+        return 401, {"message": "401 Unauthorized"}, {}
     status = forge.detailed(pull)
     if forge.merge_trains or status not in ("mergeable", "need_rebase", "conflict"):
         return 405, {"message": "405 Method Not Allowed"}, {}
@@ -1189,6 +1195,8 @@ def _train_add(forge: Forge, query: Any, data: dict[str, Any], iid: str) -> Answ
     forge._sync(pull)
     if data.get("sha") and data["sha"] != pull.head:
         return 409, {"message": f"SHA does not match HEAD of source branch: {pull.head}"}, {}
+    if not forge.may_merge(pull):
+        return 401, {"message": "401 Unauthorized"}, {}
     if pull.number in forge.cars or pull.state != "open":
         return 400, {"message": "400 Bad request - Failed to merge"}, {}
     unmet = forge._unmet(pull)
