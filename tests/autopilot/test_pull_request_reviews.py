@@ -130,6 +130,47 @@ def test_an_outsiders_review_neither_returns_nor_counts_and_a_person_sees_it(
     assert "mallory" in inbox[0] and "Not acted on" in inbox[0], inbox
 
 
+def test_an_outsiders_approval_on_each_of_two_pull_requests_is_shown_for_each(
+    tmp_path: Path, forge: Forge, side: Side
+) -> None:
+    """A review is shown once by an id unique on its repository (GitLab numbers approvals
+    1, 2, … on each merge request: the second one's 1 is not the first's)."""
+    pilot = host(tmp_path, forge)
+    state = pilot.project["state"]
+    anyio.run(backlog, pilot.project, [{"id": i, "title": f"task {i}"} for i in ("A", "B")])
+    log = tmp_path / "autopilot.log"
+    process = start(pilot, forge, log)
+
+    def reads(number: int) -> int:
+        path = side.reviews.format(number)
+        return sum(r[1] == path for r in forge.requests)
+
+    def shown() -> int:
+        return len(outsider_events(state, "A") + outsider_events(state, "B"))
+
+    looked: set[int] = set()
+
+    def person(forge: Forge, number: int, head: str) -> None:
+        if number in looked:
+            return  # a restacked head: approved already
+        looked.add(number)
+        before = shown()
+        forge.review(number, "APPROVED", PRAISED, user="eve")
+        seen = reads(number)  # shown by now, or never: a writer approves either way
+        until(lambda: shown() > before or reads(number) >= seen + 3, process, log)
+        side.approve(forge, number)
+
+    try:
+        attend(forge, process, log, person)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=RUN_TIMEOUT_S)
+    assert statuses(pilot) == {"A": "done", "B": "done"}
+    assert [a for a, _ in outsider_events(state, "A")] == ["outsider:eve"]
+    assert [a for a, _ in outsider_events(state, "B")] == ["outsider:eve"]
+
+
 def test_an_account_the_person_trusts_steers_whatever_its_role(
     tmp_path: Path, forge: Forge, side: Side
 ) -> None:

@@ -26,6 +26,7 @@ from tests.conftest import open_db, wvo
 from tests.forge import both
 from tests.forge.both import Side, side_of
 from tests.forge.description import available
+from tests.forge.gitlab import server as gitlab
 from tests.forge.server import Forge
 from wvo_mcp.sandbox import bwrap
 
@@ -390,6 +391,25 @@ def test_a_branch_that_merges_through_the_merge_queue_lands_through_it(
     assert not [r for r in forge.requests if r[1].endswith("/merge") and r[2] == 200]
     assert any(r[0] == "POST" and side.enqueues in r[1] for r in forge.requests)
     assert f"added to the {side.queue}" in log.read_text()
+
+
+def test_a_pull_request_its_queue_merged_as_the_queue_looked_lands_and_goes_back_to_no_one(
+    tmp_path: Path, forge: Forge, side: Side
+) -> None:
+    """The queue read the pull request open, then its queue entry gone (GitLab's car
+    `merged`): it merged, and lands, rather than going back to a worker as dropped."""
+    side.use_queue(forge)
+    if isinstance(forge, gitlab.Forge):
+        forge.merge_late = True
+    pilot = host(tmp_path, forge)
+    anyio.run(backlog, pilot.project, [{"id": "L", "title": "late"}])
+    log = tmp_path / "autopilot.log"
+    attend(forge, start(pilot, forge, log), log, approve)
+    [pull] = forge.pulls.values()
+    assert pull.merged and pull.merged_by == side.queued_by
+    assert statuses(pilot) == {"L": "done"}
+    returned = [s for s, _ in checkpoints(pilot, "L") if f"{side.queue} removed it" in s]
+    assert not returned, checkpoints(pilot, "L")
 
 
 def test_a_merge_group_that_fails_goes_back_to_a_worker(

@@ -3,8 +3,13 @@ GitLab answers it, the merge's compare-and-swap, the merge train, threads and pi
 the queue reads them, each fault as a Fault that says what to do, and nothing the client
 writes ever carrying a quick action GitLab would run."""
 
+import http.server
+import json
 import subprocess
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -15,6 +20,7 @@ from wvo_mcp.autopilot.landing.target import ForgeReach
 from wvo_mcp.errors import Fault
 from wvo_mcp.forge import Merged
 from wvo_mcp.forge.gitlab import GitLab
+from wvo_mcp.forge.gitlab_http import Api
 
 forge = both.forge  # the fixture, on the test GitLab alone
 pytestmark = pytest.mark.parametrize("forge", ["gitlab"], indirect=True)
@@ -369,14 +375,16 @@ def test_permissions_read_from_access_levels(forge: Forge) -> None:
     forge.roles.update(owner="admin", keeper="maintain", dev="write", rep="triage",
                        guest="read", bot="maintain")  # fmt: skip
     forge.levels.update(planner=15, minimal=5)
-    forge.bots.add("bot")
+    forge.roles.update(invited="maintain")
+    forge.bots.add("bot")  # shown by GET /users/:id only, not by the list a username finds
+    forge.awaiting.add("invited")
     forge.unknown.add("gone")
     found = {u: client.permission(u) for u in
              ("owner", "keeper", "dev", "rep", "planner", "guest", "minimal", "bot", "gone",
-              "stranger")}  # fmt: skip
+              "stranger", "invited")}  # fmt: skip
     assert found == {"owner": "admin", "keeper": "maintain", "dev": "write", "rep": "triage",
                      "planner": "triage", "guest": "read", "minimal": "none", "bot": "read",
-                     "gone": "none", "stranger": "none"}  # fmt: skip
+                     "gone": "none", "stranger": "none", "invited": "none"}  # fmt: skip
     forge.teams["acme/platform/leads"] = {"dev"}
     assert client.member("acme/platform/leads", "dev")
     assert not client.member("acme/platform/leads", "guest")
@@ -481,3 +489,83 @@ def test_an_approval_rule_counts_for_the_branches_it_names_wildcards_too(forge: 
     assert client.requirements("main-2").approvals == 3
     forge.rules.append((4, None))
     assert client.requirements("main").approvals == 4
+
+
+def test_only_the_approval_rules_gitlab_always_applies_count(forge: Forge) -> None:
+    """A report approver rule (a failed security scan's) or a code owner rule (a change to
+    the files CODEOWNERS names) holds a merge request only sometimes: not counted."""
+    client = _client(forge)
+    forge.approvals = 1
+    forge.rules = [(3, None, "report_approver"), (5, None, "code_owner")]
+    assert client.requirements("main").approvals == 1
+    forge.rules.append((2, None, "regular"))
+    assert client.requirements("main").approvals == 2
+
+
+@contextmanager
+def _recording(host: str, answer: Callable[[str], tuple[int, dict[str, str]]]) -> Iterator[
+    tuple[str, list[dict[str, str]]]
+]:  # fmt: skip
+    """An HTTP server on 127.0.0.1 that answers each GET by `answer(path)` and keeps the
+    headers of each; its base URL, named by `host`."""
+    got: list[dict[str, str]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            got.append(dict(self.headers))
+            status, headers = answer(self.path)
+            body = json.dumps({"id": 1}).encode()
+            self.send_response(status)
+            for name, value in {"Content-Type": "application/json", **headers}.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{server.server_address[1]}", got
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_token_does_not_follow_a_redirect_to_another_host(forge: Forge) -> None:
+    # The API's server redirects to the other's URL: the second `with` needs the first's.
+    with _recording("localhost", lambda path: (200, {})) as (elsewhere, taken):  # noqa: SIM117
+        with _recording("127.0.0.1", lambda path: (302, {"Location": elsewhere + path})) as (
+            api, sent,
+        ):  # fmt: skip
+            found = Api(f"{api}/api/v4", TOKEN, 10.0, "group/project", "").get("/user", "x")
+    assert found == {"id": 1}
+    assert sent[0].get("PRIVATE-TOKEN") == TOKEN  # to the API's own host it goes
+    assert len(taken) == 1 and "PRIVATE-TOKEN" not in taken[0], taken
+    assert TOKEN not in json.dumps(taken)
+
+
+def test_a_401_to_a_merge_by_a_working_token_says_the_role_not_the_token(forge: Forge) -> None:
+    """GitLab answers 401 to a merge the token's user may not make (a role under what the
+    branch's protection allows): the token works, so it says so, and what would merge."""
+    client = _client(forge)
+    head = forge.push_branch("wvo/r1", {"r.txt": "r\n"})
+    opened = client.open("wvo/r1", "main", "r1", "")
+    forge.wait_checks()
+    forge.review(opened.number, "APPROVED")
+    forge.merge_access = 50  # Maintainers may not merge into main: only Owners
+    refused = client.merge(opened.number, head, "merge", "r1", "")
+    assert not refused.merged and not refused.moved
+    assert "valid token" not in refused.why and "protect" in refused.why, refused
+    assert "Maintainer" in refused.why, refused  # the role the token's user has
+    forge.merge_trains = True
+    queued = client.enqueue(opened, head)
+    assert not queued.merged and "protect" in queued.why, queued
+    forge.merge_trains, forge.merge_access = False, 30
+    assert client.merge(opened.number, head, "merge", "r1", "").merged
+    forge.tokens.clear()  # a token GitLab no longer knows: that is still said as it is
+    with pytest.raises(Fault, match="valid token"):
+        client.merge(opened.number, head, "merge", "r1", "")

@@ -10,6 +10,7 @@ Merge requests and issues have numbers (iids) of their own: `comment` is on an i
 every thread resolved come back as changes requested, so the queue returns them to the
 worker as it does a GitHub review."""
 
+import hashlib
 import re
 import threading
 import urllib.parse
@@ -51,6 +52,9 @@ RUNNING = frozenset(
     {"created", "waiting_for_resource", "preparing", "pending", "running", "scheduled", "manual"}
 )
 PASSED = frozenset({"success", "skipped"})
+# Approval rules that hold every merge request they cover (report_approver and code_owner
+# rules hold some only).
+ALWAYS = frozenset({"regular", "any_approver"})
 # GitLab's roles by access level, for what `doctor` says.
 ROLES = ((60, "Admin"), (50, "Owner"), (40, "Maintainer"), (30, "Developer"), (20, "Reporter"),
          (15, "Planner"), (10, "Guest"), (5, "Minimal Access"))  # fmt: skip
@@ -198,10 +202,15 @@ class GitLab:
         url = f"{self.web_url()}/-{where}"
         found: list[Review] = []
         approvals = self._api.get(self._p(where + "/approvals"), f"reading !{number}'s approvals")
-        for n, approver in enumerate(approvals.get("approved_by") or []):
-            who = str((approver.get("user") or {}).get("username") or "")
-            found.append(Review(n + 1, who, "APPROVED", "", "", url))
+        for approver in approvals.get("approved_by") or []:
+            user = approver.get("user") or {}
+            who = str(user.get("username") or "")
+            approval = _stable("approval", self.path, number, user.get("id") or who)
+            found.append(Review(approval, who, "APPROVED", "", "", url))
         threads: dict[str, list[tuple[str, Comment]]] = {}
+        # An author's changes asked, one review however many threads (and after they are
+        # resolved, while GitLab still lists them as asking for changes): one id.
+        ids: dict[str, int] = {}
         if self.project().get("only_allow_merge_if_all_discussions_are_resolved"):
             for thread in self._api.pages(
                 self._p(where + "/discussions"), f"reading !{number}'s threads"
@@ -211,6 +220,8 @@ class GitLab:
                     continue
                 first = notes[0]
                 who = str((first.get("author") or {}).get("username") or "")
+                author = (first.get("author") or {}).get("id") or who
+                ids.setdefault(who, _stable("changes", self.path, number, author))
                 position = first.get("position") or {}
                 line = position.get("new_line")
                 comment = Comment(
@@ -224,16 +235,18 @@ class GitLab:
                 threads.setdefault(who, []).append((head, comment))
         asked = self._api.get(self._p(where + "/reviewers"), f"reading !{number}'s reviewers")
         for reviewer in asked:
-            who = str((reviewer.get("user") or {}).get("username") or "")
+            user = reviewer.get("user") or {}
+            who = str(user.get("username") or "")
             if reviewer.get("state") == "requested_changes" and who not in threads:
                 threads[who] = []  # on no head known: it waits for them to review again
+                ids[who] = _stable("changes", self.path, number, user.get("id") or who)
         for who, said in threads.items():
             heads = [h for h, _ in said if h]
             positioned = tuple(c for _, c in said if c.path)
             body = "\n\n".join(c.body for _, c in said if not c.path)
             found.append(
                 Review(
-                    len(found) + 1,
+                    ids[who],
                     who,
                     "CHANGES_REQUESTED",
                     heads[-1] if heads else "",
@@ -268,11 +281,8 @@ class GitLab:
         body: dict[str, Any] = {"sha": head, "squash": squash, "should_remove_source_branch": False}
         body["squash_commit_message" if squash else "merge_commit_message"] = said
         try:
-            found = self._api.request(
-                "put",
-                self._p(f"/merge_requests/{number}/merge"),
-                f"merging merge request !{number}",
-                body=body,
+            found = self._merging(
+                "put", f"/merge_requests/{number}/merge", f"merging merge request !{number}", body
             )
         except Fault as exc:
             if exc.kind != "refused":
@@ -293,11 +303,11 @@ class GitLab:
     def enqueue(self, pull: Pull, head: str) -> Merged:
         """Onto the merge train at `head` (`moved` when it no longer is)."""
         try:
-            self._api.request(
+            self._merging(
                 "post",
-                self._p(f"/merge_trains/merge_requests/{pull.number}"),
+                f"/merge_trains/merge_requests/{pull.number}",
                 f"adding merge request !{pull.number} to the merge train",
-                body={"sha": head},
+                {"sha": head},
             )
         except Fault as exc:
             if exc.kind != "refused":
@@ -305,6 +315,33 @@ class GitLab:
             moved = "(409)" in str(exc) or "does not match head" in str(exc).lower()
             return Merged(False, moved=moved, why="" if moved else str(exc))
         return Merged(False)
+
+    def _merging(self, verb: str, path: str, what: str, body: dict[str, Any]) -> Any:
+        """A merge or a merge train's car. GitLab answers 401 also to a user who may not
+        merge the merge request: when the token still reads its user, that is a refusal
+        about the role, not a revoked token."""
+        try:
+            return self._api.request(verb, self._p(path), what, body=body)
+        except Fault as exc:
+            if exc.kind != "auth" or "refused the token" not in str(exc):
+                raise
+            try:
+                me = self._api.get("/user", "reading the token's user")
+                member = self._api.request(
+                    "get", self._p(f"/members/all/{me['id']}"), "reading its role", missing=True
+                )
+            except Fault:
+                raise exc from None
+            level = 0 if member is None else int(member.get("access_level") or 0)
+            who = f"the token's user @{me.get('username') or me['id']} ({role_of(level)})"
+            raise Fault(
+                "refused",
+                f"GitLab refused {what} (401) though the token works: {who} may not merge it, "
+                "by the role the target branch's protection lets merge (Settings > Repository "
+                "> Protected branches): give the token a role that may merge, "
+                f"{role_fix('Maintainer')}, or allow its role there; `wvo-mcp doctor` says "
+                "which",
+            ) from None
 
     def queued(self, pull: Pull) -> str | None:
         found = self._api.request(
@@ -403,12 +440,18 @@ class GitLab:
         member = self._api.request(
             "get", self._p(f"/members/all/{user['id']}"), f"reading {login}'s role", missing=True
         )
-        if member is None:
+        # An invitation not yet accepted (or a blocked user) is no member yet.
+        if member is None or member.get("state", "active") != "active":
             return "none"
         level = int(member.get("access_level") or 0)
         role = next((name for at, name in LEVELS if level >= at), "none")
+        if role in ("none", "read"):
+            return role
         # A bot (a project or group access token's user) steers nothing: at most a reader.
-        return "read" if user.get("bot") and role != "none" else role
+        # The list a username is found by (UserBasic, to a token that is no admin's) has no
+        # `bot`; the user itself (Entities::User) has.
+        found = self._api.get(f"/users/{user['id']}", f"reading whether {login} is a bot")
+        return "read" if found.get("bot") else role
 
     def member(self, team: str, login: str) -> bool:
         """Whether `login` is an active member of the group `team` (any depth: a/b/c)."""
@@ -667,6 +710,13 @@ def role_of(level: int) -> str:
     return next((name for at, name in ROLES if level >= at), "no role")
 
 
+def _stable(*parts: object) -> int:
+    """A review's id where GitLab gives none (an approval, a reviewer's state): the same
+    for the same parts, and (62 bits) apart from any other's."""
+    digest = hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest) >> 2
+
+
 def _instant(at: object) -> datetime | None:
     """GitLab's ISO 8601 time, as an aware datetime (None when it is not one)."""
     try:
@@ -683,9 +733,12 @@ def _utc(said: Any) -> str:
 
 
 def _applies(rule: dict[str, Any], branch: str) -> bool:
-    """Whether an approval rule covers `branch`: it names no branch, names it (a protected
-    branch's name may be a wildcard, `release/*`, whose `*` matches any run of characters,
-    `/` too), or applies to every protected branch."""
+    """Whether an approval rule covers `branch`: one GitLab always applies (not a report
+    approver's or a code owner's, which hold only some merge requests) that names no branch,
+    names it (a protected branch's name may be a wildcard, `release/*`, whose `*` matches
+    any run of characters, `/` too), or applies to every protected branch."""
+    if rule.get("rule_type", "regular") not in ALWAYS:
+        return False
     named = [str(b.get("name") or "") for b in rule.get("protected_branches") or []]
     return (
         not named

@@ -42,6 +42,18 @@ class Session(requests.Session):
         self.last.headers = dict(answer.headers)
         return answer
 
+    def rebuild_auth(
+        self, prepared_request: requests.PreparedRequest, response: requests.Response
+    ) -> None:
+        """requests drops only Authorization on a redirect to another host; python-gitlab's
+        token travels as PRIVATE-TOKEN (or JOB-TOKEN), so those go too."""
+        # types-requests leaves these two untyped.
+        super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
+        came, goes = str(response.request.url), str(prepared_request.url)
+        if self.should_strip_auth(came, goes):  # type: ignore[no-untyped-call]
+            for name in ("PRIVATE-TOKEN", "JOB-TOKEN", "Authorization"):
+                prepared_request.headers.pop(name, None)
+
     def retry_after(self) -> float | None:
         """Seconds the last answer on this thread asked for (Retry-After, else the time to
         RateLimit-Reset), None when it named none."""

@@ -305,18 +305,23 @@ class Forge(github.Forge):
         self.merge_trains = False
         self.approvals = 1
         # Approval rules beyond the project's one (Premium): (approvals, branch names, or
-        # None for every protected branch).
-        self.rules: list[tuple[int, list[str] | None]] = []
+        # None for every protected branch[, rule_type: regular when not named]).
+        self.rules: list[tuple[int, list[str] | None] | tuple[int, list[str] | None, str]] = []
         self.merge_access = 30  # who may merge into the protected branch (Developers+)
         self.protected = {branch}  # protected branches, all with merge_access
         # State beyond the test GitHub's.
         self.levels: dict[str, int] = {}  # access levels that no role names (15, 5)
         self.bots: set[str] = set()
+        self.awaiting: set[str] = set()  # members invited who have not accepted yet
         self.threads: list[Thread] = []
         self.notes: list[CommentState] = []  # notes on merge requests (issues': `said`)
         self.links: list[Link] = []
         self.labels: list[Label] = []
         self.cars: dict[int, Car] = {}  # by merge request iid
+        # The window GitLab leaves: a car reads `merged` while a read of its merge request
+        # just before said open.
+        self.merge_late = False  # set: a passed car merges as it is next read
+        self._late: dict[int, PullState] = {}
         self.dropped: list[int] = []  # merge requests the train dropped
         self.trains: dict[str, int] = {}  # a car's merged result -> its merge request's iid
         self.acted: list[str] = []  # quick actions the token's text would have run
@@ -340,6 +345,10 @@ class Forge(github.Forge):
 
     def user_id(self, username: str) -> int:
         return self.users.setdefault(username, 100 + len(self.users))
+
+    def may_merge(self, pull: PullState) -> bool:
+        """Whether the token's user may merge into `pull`'s branch by its protection."""
+        return pull.base not in self.protected or self.level(self.login) >= self.merge_access
 
     def level(self, username: str) -> int:
         if username in self.levels:
@@ -511,13 +520,19 @@ class Forge(github.Forge):
         with self.lock:
             passed = run is not None and run.conclusion == "success"
             if passed and pull.head == head and self.tip(pull.base) == base:
-                self.git("update-ref", f"refs/heads/{pull.base}", car.pipeline, base)
-                pull.state, pull.merged, pull.merge_commit = "closed", True, car.pipeline
-                pull.merged_by, pull.closed_at = "merge-train", _now()
-                car.status, car.merged_at = "merged", _now()
+                if self.merge_late:
+                    self._late[pull.number] = pull
+                else:
+                    self._merged(pull, car)
             else:
                 self.cars.pop(pull.number, None)
                 self.dropped.append(pull.number)
+
+    def _merged(self, pull: PullState, car: Car) -> None:
+        self.git("update-ref", f"refs/heads/{pull.base}", car.pipeline, self.tip(pull.base))
+        car.status, car.merged_at = "merged", _now()
+        pull.state, pull.merged, pull.merge_commit = "closed", True, car.pipeline
+        pull.merged_by, pull.closed_at = "merge-train", _now()
 
     # -- the REST API ---------------------------------------------------------------------
 
@@ -936,10 +951,11 @@ def _approval_rules(forge: Forge, query: Any, data: Any) -> Answer:
     }
     more = [
         rule
-        | {"id": 2 + n, "name": f"rule {n}", "rule_type": "regular", "approvals_required": count,
+        | {"id": 2 + n, "name": f"rule {n}", "rule_type": (*kind, "regular")[0],
+           "approvals_required": count,
            "protected_branches": [{"id": 100 + k, "name": b} for k, b in enumerate(names or [])],
            "applies_to_all_protected_branches": names is None}
-        for n, (count, names) in enumerate(forge.rules)
+        for n, (count, names, *kind) in enumerate(forge.rules)
     ]  # fmt: skip
     return 200, [rule, *more], {}
 
@@ -998,6 +1014,8 @@ def _merge(forge: Forge, query: Any, data: dict[str, Any], iid: str) -> Answer:
         return 405, {"message": "405 Method Not Allowed"}, {}
     if data.get("sha") and data["sha"] != pull.head:
         return 409, {"message": f"SHA does not match HEAD of source branch: {pull.head}"}, {}
+    if not forge.may_merge(pull):  # GitLab's answer to a user who may not merge it
+        return 401, {"message": "401 Unauthorized"}, {}
     status = forge.detailed(pull)
     if forge.merge_trains or status not in ("mergeable", "need_rebase", "conflict"):
         return 405, {"message": "405 Method Not Allowed"}, {}
@@ -1201,6 +1219,8 @@ def _train_add(forge: Forge, query: Any, data: dict[str, Any], iid: str) -> Answ
     forge._sync(pull)
     if data.get("sha") and data["sha"] != pull.head:
         return 409, {"message": f"SHA does not match HEAD of source branch: {pull.head}"}, {}
+    if not forge.may_merge(pull):
+        return 401, {"message": "401 Unauthorized"}, {}
     if pull.number in forge.cars or pull.state != "open":
         return 400, {"message": "400 Bad request - Failed to merge"}, {}
     unmet = forge._unmet(pull)
@@ -1218,6 +1238,10 @@ def _train_car(forge: Forge, query: Any, data: Any, iid: str) -> Answer:
     car = forge.cars.get(int(iid))
     if car is None:
         return 404, {"message": "404 Merge Train Merge Request Not Found"}, {}
+    with forge.lock:
+        late = forge._late.pop(car.number, None)
+        if late is not None:
+            forge._merged(late, car)
     return 200, forge.car_json(car), {}
 
 
@@ -1298,7 +1322,15 @@ def _users(forge: Forge, query: dict[str, list[str]], data: Any) -> Answer:
     name = query.get("username", [""])[-1]
     if not name or name in forge.unknown:
         return 200, [], {}
-    return 200, [forge.user_json(name) | {"bot": name in forge.bots}], {}
+    # UserBasic, as GitLab answers a token that is no admin's: no `bot` (GET /users/:id has).
+    return 200, [forge.user_json(name)], {}
+
+
+def _user(forge: Forge, query: Any, data: Any, user_id: str) -> Answer:
+    name = next((u for u, i in forge.users.items() if i == int(user_id)), None)
+    if name is None or name in forge.unknown:
+        return 404, {"message": "404 User Not Found"}, {}
+    return 200, forge.user_json(name) | {"bot": name in forge.bots}, {}
 
 
 def _me(forge: Forge, query: Any, data: Any) -> Answer:
@@ -1325,7 +1357,9 @@ def _token(forge: Forge, query: Any, data: Any) -> Answer:
 
 
 def _member_json(forge: Forge, username: str, level: int) -> dict[str, Any]:
+    awaiting = username in forge.awaiting
     return forge.user_json(username) | {
+        "state": "awaiting" if awaiting else "active",
         "access_level": level,
         "expires_at": None,
         "created_at": "2026-01-01T00:00:00.000Z",
@@ -1409,6 +1443,7 @@ ROUTES: list[tuple["re.Pattern[str]", str, Callable[..., Answer]]] = [
     (_route(P + "/repository/merge_base"), "GET", _merge_base),
     (_route("/groups/{group}/members/all/{user_id}"), "GET", _group_member),
     (_route("/users"), "GET", _users),
+    (_route("/users/{user_id}"), "GET", _user),
     (_route("/user"), "GET", _me),
     (_route("/personal_access_tokens/self"), "GET", _token),
 ]

@@ -68,7 +68,7 @@ class PullRequests:
         # Whose reviews count: the person's trust (Settings.trust, from WVO_TRUST_ROLE and
         # WVO_TRUST or the command's --trust-role and --trust), each role read from the forge.
         self.authority = Authority(reach.forge, steps.orchestrator.settings.trust)
-        self._shown: set[int] = set()  # outsiders' reviews shown to a person, by review id
+        self._shown: set[str] = set()  # outsiders' reviews shown to a person, by key
         self._next: dict[int, float] = {}  # landing id -> when to look at its pull request
         self._said: dict[int, str] = {}  # landing id -> what it was last said to wait for
         self._repo: Repository | None = None
@@ -368,16 +368,18 @@ class PullRequests:
         authors = sorted({r.author for r in reviews if r.state in ACTING})
         steer = frozenset([a for a in authors if await self.reach.call(self.authority.steers, a)])
         for review in reviews:
-            if review.author in steer or review.state not in ACTING or review.id in self._shown:
+            # A review's id is unique on its forge's repository only.
+            key = f"review:{self.forge.kind}:{self.forge.where}:{review.id}"
+            if review.author in steer or review.state not in ACTING or key in self._shown:
                 continue
             await self.steps.orchestrator.outsider_said(
                 task_id,
                 review.author,
                 _outsider(review, pull, self.forge.kind),
                 review.url,
-                key=f"review:{review.id}",
+                key=key,
             )
-            self._shown.add(review.id)
+            self._shown.add(key)
             self.steps.say(
                 f"{task_id}: {review.author}'s review of {self._named(pull.number)} is not "
                 f"counted ({review.author} does not steer; docs/forge.md): shown in "
@@ -452,7 +454,11 @@ class PullRequests:
             queue = pulls.queue_name(self.forge.kind)
             await self._waits(intent, item, pull, f"in the {queue} ({state.lower()})")
             return False
-        if intent.id in self._enqueued:  # it left the queue unmerged: its merge group failed
+        if intent.id in self._enqueued:  # it left the queue: merged, or its merge group failed
+            # It may have merged since `pull` was read (GitLab's car reads `merged` then).
+            now = await self.reach.call(self.forge.pull, pull.number)
+            if now.merged:
+                return await self._landed(intent, item, now)
             self._enqueued.discard(intent.id)
             failed = await self.reach.call(self.forge.dropped, pull)
             dropped = pulls.dequeued(pull, self.forge.kind, failed)
