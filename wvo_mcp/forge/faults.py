@@ -32,9 +32,14 @@ def limited(forge: str, what: str, wait: float | None, which: str = "") -> Fault
     return Fault("limited", f"{limit}; it asked for {wait:.0f} s", retry_after=wait)
 
 
-def token_refused(forge: str, what: str, said: str, fix: str) -> Fault:
+class TokenRefused(Fault):
+    """A 401, an `auth` Fault a caller can tell apart: GitLab also answers 401 to a merge
+    the token's user may not make (forge/gitlab.py asks which it was)."""
+
+
+def token_refused(forge: str, what: str, said: str, fix: str) -> TokenRefused:
     """A 401: the token is revoked, expired or not one; `fix` says where a token is read."""
-    return Fault("auth", f"{forge} refused the token ({what}: {said}): {fix}")
+    return TokenRefused("auth", f"{forge} refused the token ({what}: {said}): {fix}")
 
 
 def answered(forge: str, status: int, what: str, said: str, cannot: str) -> Fault:

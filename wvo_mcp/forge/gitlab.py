@@ -322,9 +322,7 @@ class GitLab:
         about the role, not a revoked token."""
         try:
             return self._api.request(verb, self._p(path), what, body=body)
-        except Fault as exc:
-            if exc.kind != "auth" or "refused the token" not in str(exc):
-                raise
+        except faults.TokenRefused as exc:
             try:
                 me = self._api.get("/user", "reading the token's user")
                 member = self._api.request(
