@@ -147,11 +147,14 @@ def tool_call(
                     telemetry.lease_expiries(1)
                 told: list[Note] = []
                 if isinstance(ctx, Context) and isinstance(result, BaseModel):
-                    # The call has committed: a stop now must not turn its answer into an
-                    # error (the notes come with the next call if this lookup is cut short).
-                    with anyio.move_on_after(NOTES_GRACE_S, shield=True):
-                        holder = holder_of(ctx, named)
-                        told = await _notes_for(orchestrator_of(ctx), holder, result)
+                    holder = _notes_owed(holder_of(ctx, named), result)
+                    if holder is not None:
+                        # The call has committed: a stop now must not turn its answer into
+                        # an error (the notes come with the next call if this is cut short).
+                        # Entered only for a lookup: a shielded scope with a deadline is a
+                        # timer set and cancelled, which every call would pay.
+                        with anyio.move_on_after(NOTES_GRACE_S, shield=True):
+                            told = await _notes_for(orchestrator_of(ctx), holder)
                 return cast(R, _answer(result, told))
             except WvoError as exc:
                 outcome = _error_code(exc)
@@ -172,15 +175,20 @@ def tool_call(
     return decorate
 
 
-async def _notes_for(orchestrator: Orchestrator, holder: str | None, result: object) -> list[Note]:
-    """The notes due to the caller; none when the lookup fails (the call itself stood), when
-    the call's own transaction found none (a holder's write asks: services/notes.asking), or
+def _notes_owed(holder: str | None, result: object) -> str | None:
+    """The holder whose notes must be looked up for this answer, or None: none when the
+    call's own transaction found none (a holder's write asks: services/notes.asking), or
     past capacity (a claim refused as busy costs no database round trip: they come with the
     next call)."""
     if holder is None or (isinstance(result, Asked) and result._no_notes_for == holder):
-        return []
+        return None
     if isinstance(result, ClaimResult) and result.reason == "busy":
-        return []
+        return None
+    return holder
+
+
+async def _notes_for(orchestrator: Orchestrator, holder: str) -> list[Note]:
+    """The notes due to `holder`; none when the lookup fails (the call itself stood)."""
     try:
         return await orchestrator.notes_for(holder)
     except Exception:  # given with the next call instead: the note stays undelivered

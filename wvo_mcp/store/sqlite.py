@@ -229,11 +229,13 @@ class SqliteDatabase:
         return (await self._run(fn, "IMMEDIATE", within))()
 
     async def _run(self, fn: Callable[[Tx], T], mode: str, within: float | None = None) -> T:
-        until = None
-        if within is None:
+        until = None if within is None else time.monotonic() + within
+        if within is None or not self._lock.locked():
+            # A free lock is taken at once (fast_acquire; a lock let go passes straight to
+            # the next waiter, so a free one has none): no deadline's timer and cancel scope
+            # for a claim's turn, which every claim paid.
             await self._lock.acquire()
         else:
-            until = time.monotonic() + within
             acquired = False
             with anyio.move_on_after(within):
                 await self._lock.acquire()
