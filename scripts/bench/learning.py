@@ -5,6 +5,7 @@ on the same seeded task stream, with simulated workers whose landing odds drift.
     python -m scripts.bench.learning                  # 500 tasks per mode
     python -m scripts.bench.learning --quick          # 200 tasks
     python -m scripts.bench.learning --json out.json --seed 7 --explore-share 0.2 --floor 0.5
+    python -m scripts.bench.learning --seeds 20 --sizes 80,500   # the sweep against the oracle
 
 A real run on the real store: an in-process Orchestrator on SQLite in a temporary folder, on
 a clock the run moves (an attempt takes simulated minutes), so it is deterministic and fast;
@@ -38,16 +39,26 @@ rule itself (pins, explorations and grants made while the static choice was bloc
 sent off its class's best, the routes within GOOD_ENOUGH of the lowest true cost per landed
 change, retries escalated by routing's rule (`good_routes`, from the hidden odds). The table
 goes to stdout, progress to stderr; the exit code is 0 whatever the figures.
+
+The sweep (`--seeds N`): the learned route alone against the hindsight oracle on seeds 1 to N,
+for each stream size of `--sizes` and each of three workloads: nothing degrades (stationary),
+alpha degrades half way (the cheap provider: alpha/small is the best c1-3 route, alpha/mid
+the cheapest c4-7 try), beta degrades half way. Per workload and size: the mean and the worst
+ratio over the seeds, their spread, the same before and after the drift, and a route chosen
+from the hidden odds themselves (`known`: per class and half, the lowest true cost per landed
+change, no learning), so the part of the gap that no rule could close shows. Each seed's
+ratios go to the JSON's details.
 """
 
 from __future__ import annotations
 
 import functools
 import random
+import statistics
 import tempfile
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,9 +95,11 @@ TRUTH: dict[tuple[str, str], dict[str, tuple[float, float]]] = {
 # Minutes per attempt, by tier.
 MINUTES = {"small": 4.0, "mid": 8.0, "big": 12.0, "any": 9.0, "top": 12.0, "flash": 5.0}
 LANDING_AFTER, TOKENS_AFTER, CREEP = 0.3, 1.3, 0.15
-# Each scenario degrades one provider half way: alpha, the static rule's, or beta, the one
-# the learned route comes to favour.
+# Each scenario degrades one provider half way: alpha, the static rule's and the cheap one
+# (its small tier is the best c1-3 route), or beta, the one the learned route comes to favour
+# for c4-10. "none" degrades nothing: the stationary stream (alpha's creep aside).
 SCENARIOS = ("alpha", "beta")
+SWEPT = ("none", "alpha", "beta")
 PIN_EVERY, PINNED, MAX_ATTEMPTS = 25, ("beta", "any"), 4
 WINDOW, WINDOW_MOST = 50, 2  # settled: the learned rule's own first tries off the best, per window
 GOOD_ENOUGH = 1.1  # a route within 10 % of the lowest true cost per landed change is as good
@@ -543,6 +556,67 @@ async def both(config: Config) -> tuple[Run, Run]:
     return runs[0], runs[1]
 
 
+def known(config: Config) -> Run:
+    """Every first try on the route the hidden odds make cheapest per landed change for its
+    complexity and half of the stream, on the same draws: a router that needed no learning."""
+    found, total = static_providers(), Run("known")
+    for index, spec in enumerate(stream(config)):
+        if spec.epic_id is not None:
+            total = merged(total, hindsight(config, spec, index, PINNED))
+            continue
+        at = 0 if index < config.tasks // 2 else config.tasks - 1
+        firsts = [(p.name, t.name) for p in found.providers for t in offered(p, spec.complexity)]
+        chains = {r: chain(config, at, spec.complexity, r, MAX_ATTEMPTS) for r in firsts}
+        best = min(firsts, key=lambda r: chains[r][0] / chains[r][1])
+        total = merged(total, hindsight(config, spec, index, best))
+    return total
+
+
+async def learned_only(config: Config) -> Run:
+    with tempfile.TemporaryDirectory(prefix="wvo-bench-learning-") as scratch:
+        return await simulate(config, "learned", Path(scratch))
+
+
+def sweep(seeds: range, sizes: list[int], config: Config, found: Report) -> dict[str, Any]:
+    """The learned route against the hindsight oracle on every seed, per scenario and stream
+    size: the ratio of costs per landed change per seed, and their mean and worst."""
+    per_seed: dict[str, Any] = {}
+    for degraded in SWEPT:
+        for tasks in sizes:
+            ratios, before, after, told = [], [], [], []
+            for seed in seeds:
+                run_config = replace(config, tasks=tasks, seed=seed, degraded=degraded)
+                learned, best = anyio.run(learned_only, run_config), oracle(run_config)
+                told.append(known(run_config).per_landed() / best.per_landed())
+                ratios.append(learned.per_landed() / best.per_landed())
+                before.append(learned.per_landed(0) / best.per_landed(0))
+                after.append(learned.per_landed(1) / best.per_landed(1))
+                log(f"{degraded} degrades, {tasks} tasks, seed {seed}: {ratios[-1]:.3f}x")
+            who = "nothing degrades" if degraded == "none" else f"{degraded} degrades"
+            found.at_most(
+                f"{who}, {tasks} tasks: learned / hindsight oracle, mean of {len(seeds)} seeds",
+                statistics.fmean(ratios), "x", 1.0, 1.1, "<= 1.10x",
+                note=f"worst {max(ratios):.3f}x, best {min(ratios):.3f}x, sd "
+                f"{statistics.stdev(ratios) if len(ratios) > 1 else 0.0:.3f}; before the drift "
+                f"mean {statistics.fmean(before):.3f}x (worst {max(before):.3f}x), after "
+                f"{statistics.fmean(after):.3f}x (worst {max(after):.3f}x)",
+            )  # fmt: skip
+            found.at_most(
+                f"{who}, {tasks} tasks: learned / hindsight oracle, worst of {len(seeds)} seeds",
+                max(ratios), "x", 1.0, 1.1, "<= 1.10x",
+            )  # fmt: skip
+            found.info(
+                f"{who}, {tasks} tasks: routes from the hidden odds / hindsight oracle, mean",
+                statistics.fmean(told), "x", note=f"worst {max(told):.3f}x: what no learning "
+                "closes (the oracle picks on the draws themselves)",
+            )  # fmt: skip
+            per_seed[f"{degraded} {tasks}"] = {
+                "seeds": list(seeds), "ratio": ratios, "before": before, "after": after,
+                "known": told,
+            }  # fmt: skip
+    return per_seed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = arguments(__doc__ or "")
     parser.add_argument("--tasks", type=int, help="tasks in the stream (default 500, quick 200)")
@@ -550,11 +624,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--explore-share", type=float, default=0.1)
     parser.add_argument("--floor", type=float, default=0.0, help="first-try floor, 0 to 1")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    parser.add_argument(
+        "--seeds", type=int, help="sweep: the learned route against the oracle on seeds 1 to N"
+    )
+    parser.add_argument(
+        "--sizes", default="80,500", help="sweep: stream sizes, comma-separated (default 80,500)"
+    )
     args = parser.parse_args(argv)
     tasks = args.tasks or (200 if args.quick else 500)
+    found, seconds = Report(), 0.0
+    if args.seeds:
+        sizes = [int(n) for n in args.sizes.split(",")]
+        if min(sizes) < 20:
+            parser.error("--sizes: give at least 20 tasks per stream")
+        started = time.monotonic()
+        config = Config(args.quick, tasks, args.seed, args.explore_share, args.floor)
+        per_seed = sweep(range(1, args.seeds + 1), sizes, config, found)
+        found.details["per_seed"] = per_seed
+        print(found.table())
+        if args.json:
+            write_json(args.json, config, found, lambda: {"seconds": time.monotonic() - started})
+        return 0
     if tasks < 100:
         parser.error("--tasks: give at least 100 (the adaptation window is 50 tasks)")
-    found, seconds = Report(), 0.0
     for degraded in SCENARIOS:
         config = Config(args.quick, tasks, args.seed, args.explore_share, args.floor, degraded)
         static, learned = anyio.run(both, config)

@@ -78,15 +78,18 @@ async def test_a_provider_that_lands_nothing_loses_the_route_to_one_that_lands(
     for task_id, actor in claims:
         first.setdefault(task_id, actor.split("-")[0])
     order = list(first.values())  # by each task's first claim
-    # Fresh tasks went to alpha (the static rule) until both routes were proven, then to
-    # beta for good.
-    switch = order.index("beta")
-    assert switch >= PROVEN and set(order[switch:]) == {"beta"}, order
-    assert TASKS - switch >= 3, f"the route moved only after {switch} of {TASKS} tasks: {order}"
+    # Fresh tasks went to alpha (the static rule's, a third of beta's price) until its
+    # failures ruled it out, then to beta for good. Doubt tries beta from alpha's first
+    # failures and gives alpha, so much cheaper, a few more tries than min_evidence alone
+    # (tasks are claimed while others still run, so the count varies a little).
+    tried = order.count("alpha")
+    last = len(order) - 1 - order[::-1].index("alpha")
+    assert set(order[last + 1 :]) == {"beta"} and tried <= PROVEN + 2, order
+    assert TASKS - (last + 1) >= 3, f"the route moved only after {last + 1} of {TASKS}: {order}"
     # Each crash's retry escalated to beta. Every alpha attempt was recorded failed on its
     # route; each task landed first try on beta (after a crash on alpha, or straight away).
     alpha_claims = sum(actor.startswith("alpha-") for _, actor in claims)
-    assert alpha_claims == switch and len(claims) == switch + TASKS, claims
+    assert alpha_claims == tried and len(claims) == tried + TASKS, claims
     assert routes["alpha"]["outcomes"] == alpha_claims and routes["alpha"]["landed"] == 0
     assert routes["beta"]["outcomes"] == TASKS
     assert routes["beta"]["first_try_landed"] == pytest.approx(routes["beta"]["attempts"])

@@ -52,7 +52,8 @@ async def history(
 async def test_cold_start_routes_by_the_static_rule(world: World, tmp_path: Path) -> None:
     orch = await opened(world, tmp_path)
     await create(orch, *backlog(5))
-    await history(orch, "beta", "any", 1.0, 4, 0.001)  # under min_evidence (5)
+    # Under min_evidence (5), and too dear per attempt to plausibly beat the static route.
+    await history(orch, "beta", "any", 1.0, 4, 10.0)
     found = await orch.route_task("C5-0")
     assert (found.provider, found.tier, found.basis) == ("alpha", "mid", "cold_start")
     assert found.reason.startswith("lowest tier covering complexity 5 on alpha")
@@ -61,6 +62,23 @@ async def test_cold_start_routes_by_the_static_rule(world: World, tmp_path: Path
         "beta/any unproven (3.6 of 5 attempts); untried: alpha/mid, alpha/big, beta/top"
         in found.reason
     )
+
+
+async def test_before_any_route_is_proven_doubt_tries_one_that_could_win(
+    world: World, tmp_path: Path
+) -> None:
+    orch = await opened(world, tmp_path)
+    await create(orch, *backlog(5))
+    await history(orch, "beta", "any", 1.0, 4, 0.001)  # unproven, but landed every time cheaply
+    found = await orch.route_task("C5-0")
+    assert (found.provider, found.tier, found.basis) == ("beta", "any", "exploration")
+    assert found.reason.startswith("trying beta/any before any route is proven")
+    assert "beta/any unproven (3.6 of 5 attempts)" in found.reason
+    # Another process, its providers file giving no doubt (optimism 0): the cold start
+    # keeps the static rule on the same statistics.
+    quiet = await opened(world, tmp_path, "  optimism: 0\n")
+    found = await quiet.route_task("C5-0")
+    assert (found.provider, found.tier, found.basis) == ("alpha", "mid", "cold_start")
 
 
 async def test_the_lowest_cost_per_landed_change_wins_and_says_why(

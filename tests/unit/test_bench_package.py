@@ -55,3 +55,26 @@ def test_the_learning_simulation_runs_and_never_routes_past_a_breaker_or_a_pin(
         assert set(bases["static"]) == {"rule", "pinned"}  # learning off: the static rule only
         learned = bases["learned"]
         assert learned["learned"] > 0 and learned["pinned"] == bases["static"]["pinned"]
+
+
+def test_the_learning_sweep_reports_every_seed_against_the_oracle(tmp_path: Path) -> None:
+    """scripts.bench.learning --seeds on small streams: for each workload (stationary, the
+    cheap provider degrading, the favoured one degrading), the mean and the worst ratio to the
+    hindsight oracle, and each seed's ratios in the JSON (its figures: BENCHMARKS.md)."""
+    out = tmp_path / "sweep.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "scripts.bench.learning", "--seeds", "2", "--sizes", "30",
+         "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(out.read_text())
+    rows = {row["metric"]: row for row in found["results"]}
+    for who, key in (("nothing", "none"), ("alpha", "alpha"), ("beta", "beta")):
+        mean = rows[f"{who} degrades, 30 tasks: learned / hindsight oracle, mean of 2 seeds"]
+        worst = rows[f"{who} degrades, 30 tasks: learned / hindsight oracle, worst of 2 seeds"]
+        seeds = found["details"]["per_seed"][f"{key} 30"]
+        assert seeds["seeds"] == [1, 2] and len(seeds["ratio"]) == len(seeds["known"]) == 2
+        assert worst["value"] == max(seeds["ratio"]) >= mean["value"] > 0
+        # The hindsight oracle picks on the very draws: no route can do better, by much.
+        assert min(seeds["known"]) > 0.9

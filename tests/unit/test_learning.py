@@ -4,6 +4,7 @@ learned route within routing's rules (breakers, budgets, retries, pins)."""
 
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -292,6 +293,58 @@ def test_doubt_tries_a_little_known_route_until_its_outcomes_rule_it_out() -> No
     assert on_new[5] >= 45 and on_new[7] >= 49  # DEAR's change brings it back, and it stays
 
 
+@pytest.mark.parametrize(
+    ("candidates", "stats", "policy", "expected"),
+    [
+        # NEW hopes to cost $0.06 per landed change untried, the static route $0.18 after
+        # one failure: doubt tries NEW at once, without waiting for a proven route.
+        ([CHEAP, DEAR, NEW], {CHEAP: history(0.0, 1, 0.1)}, Policy(), "high:exploration"),
+        ([CHEAP, DEAR, NEW], {CHEAP: history(0.0, 1, 0.1)}, QUIET, "low:cold_start"),
+        ([CHEAP, DEAR, NEW], {}, Policy(), "low:cold_start"),  # nothing recorded yet
+        # DEAR could not plausibly beat the static route: the static rule stands.
+        ([CHEAP, DEAR], {CHEAP: history(1.0, 2, 0.1)}, Policy(), "low:cold_start"),
+    ],
+)
+def test_before_any_route_is_proven_doubt_tries_one_that_could_beat_the_static_route(
+    candidates: list[Candidate],
+    stats: dict[Candidate, RouteStats],
+    policy: Policy,
+    expected: str,
+) -> None:
+    chosen = choose(
+        candidates, {key(c): s for c, s in stats.items()}, policy, draw=None,
+        static_choice=CHEAP,
+    )  # fmt: skip
+    assert f"{chosen.route.tier}:{chosen.basis}" == expected
+
+
+def test_a_class_leaves_a_dear_static_route_within_a_few_tasks_of_its_first_outcome() -> None:
+    # The static rule's route costs three times as much per landed change as NEW; both land
+    # 90 %. With doubt, NEW is tried from the static route's first outcome and keeps the
+    # class; without, the class waits for min_evidence attempts on the static route.
+    dear_static = Candidate("codex", "low", "low-model", 0.15)
+    cheap = replace(NEW, cost_per_attempt=0.05)
+    routes = [dear_static, cheap]
+
+    def on_static(policy: Policy) -> int:
+        stats: dict[tuple[str, str], RouteStats] = {}
+        tries = {"low": 0, "high": 0}
+        for _ in range(30):
+            route = choose(routes, stats, policy, draw=None, static_choice=dear_static).route
+            n = tries[route.tier]
+            tries[route.tier] += 1
+            kind: OutcomeKind = (
+                "landed_first_try" if int((n + 1) * 0.9) > int(n * 0.9) else "failed"
+            )
+            stats[key(route)] = recorded(
+                stats.get(key(route), RouteStats()), kind, 1000, route.cost_per_attempt, policy.keep
+            )
+        return tries["low"]
+
+    assert on_static(Policy(explore_share=0.0)) <= 2
+    assert on_static(QUIET) >= 5  # the cold start holds until a route is proven
+
+
 def test_without_decay_the_same_degradation_takes_far_longer() -> None:
     stats = {key(CHEAP): RouteStats(), key(DEAR): RouteStats()}
     for _ in range(60):
@@ -345,7 +398,16 @@ def test_a_lone_candidate_is_chosen_whatever_its_figures(stats: RouteStats) -> N
                 "codex/low est.",
             ],
         ),
-        (Policy(min_evidence=14), False, ["cold start, no route has 14 attempts yet"]),
+        (
+            Policy(min_evidence=14, optimism=0.0),
+            False,
+            ["cold start, no route has 14 attempts yet"],
+        ),
+        (
+            Policy(min_evidence=14),
+            False,
+            ["trying codex/high before any route is proven: as low as $0.", "codex/low unproven"],
+        ),
     ],
 )
 def test_reasons_name_the_figures(policy: Policy, explores: bool, parts: list[str]) -> None:

@@ -44,8 +44,12 @@ share of attempts, and no more, may go elsewhere by chance. It goes to the least
 unproven route that could still win (its cost per try under the best's cost per landed
 change); when there is none, a Thompson sample (a normal approximation of each posterior,
 one uniform draw per route) picks, and if that is not the best known, it is an exploration.
-No proven route, or learning off, or a retry after a failure: the static rule's choice
-(rules/routing.py).
+Before any route of the class is proven, doubt alone may move an attempt off the static
+rule's route: to the route with the lowest hoped cost per landed change, when that hopes
+strictly lower than the static route (UCB from the first outcome, not after `min_evidence`
+attempts on the static route: a class that lives for a few dozen tasks, or whose static route
+is the dear one, would otherwise spend them there). Nothing recorded, or nothing hoping lower,
+or learning off, or a retry after a failure: the static rule's choice (rules/routing.py).
 
 Carried out by `wvo_mcp/services/routing.py` and `wvo_mcp/services/route_outcomes.py`.
 """
@@ -304,6 +308,14 @@ def choose(
     if not any(f.proven for f in figs):
         if not any(f.outcomes for f in figs):
             return LearnedChoice(static_choice, "cold_start", _cold(policy), figs)
+        bold = _doubted(candidates, figs, policy.optimism, static_choice)
+        if bold is not None:
+            why = (
+                f"trying {figs[bold].name} before any route is proven: as low as "
+                f"{_money(figs[bold].hoped(policy.optimism))} per landed change, under what the "
+                "static rule's route could plausibly cost"
+            )
+            return LearnedChoice(candidates[bold], "exploration", f"{why}; {told}", figs)
         return LearnedChoice(static_choice, "cold_start", f"{_cold(policy)}; {told}", figs)
     allowed = [i for i, f in enumerate(figs) if f.proven and not f.below_floor]
     best = min(allowed, key=lambda i: figs[i].cost_per_landed) if allowed else None
@@ -338,6 +350,27 @@ def _hopeful(figs: Sequence[RouteFigures], optimism: float) -> int | None:
     among those not under the floor; None with no optimism."""
     allowed = [i for i, f in enumerate(figs) if not f.below_floor and optimism > 0]
     return min(allowed, key=lambda i: figs[i].hoped(optimism), default=None)
+
+
+def _doubted(
+    candidates: Sequence[Candidate],
+    figs: Sequence[RouteFigures],
+    optimism: float,
+    static_choice: Candidate,
+) -> int | None:
+    """Before any route is proven: the route with the lowest hoped cost per landed change,
+    when it is not the static rule's and hopes strictly lower than it (UCB from the first
+    outcome, so a class does not spend its first `min_evidence` tasks on the static route
+    alone); None when the static route stands."""
+    bold = _hopeful(figs, optimism)
+    static = next(
+        (i for i, c in enumerate(candidates)
+         if (c.provider, c.tier) == (static_choice.provider, static_choice.tier)),
+        None,
+    )  # fmt: skip
+    if bold is None or static is None or bold == static:
+        return None
+    return bold if figs[bold].hoped(optimism) < figs[static].hoped(optimism) else None
 
 
 def _unproven(figs: Sequence[RouteFigures], best: int | None) -> int | None:

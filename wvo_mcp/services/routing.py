@@ -205,7 +205,8 @@ class Router:
 
     def _explorable_class(self, complexity: int) -> bool:
         """Whether attempts of this complexity may explore: learning explores, and some
-        route of the class is proven (before that, the static rule decides every one)."""
+        route of the class is proven (before that, the static rule decides, or doubt alone,
+        which needs no draw)."""
         policy = self.providers.learning
         if not policy.enabled or policy.explore_share <= 0.0:
             return False
