@@ -281,7 +281,14 @@ async def driver_main(config: dict[str, Any]) -> None:
 
         async def warm(i: int) -> None:  # the connection and the token's first use
             async with limit:
-                await agents[i].initialize()
+                for attempt in range(1, REFUSED_TRIES + 1):  # a busy host may refuse it
+                    try:
+                        await agents[i].initialize()
+                        return
+                    except Refused as exc:
+                        if attempt == REFUSED_TRIES:
+                            raise
+                        await anyio.sleep(exc.retry_after * random.uniform(1, 2))
 
         async with anyio.create_task_group() as group:
             for i in range(len(agents)):
