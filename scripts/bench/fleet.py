@@ -24,6 +24,11 @@ heartbeats (600 s at H = 30 s, wvo-mcp's default). The measured window (`--durat
 opens after a ramp of one task (T s), once the fleet is in its steady state. Agents run in
 `--drivers` processes.
 
+`--impatient`: clients written before `retry_after_s` existed, as a script or an agent whose
+loop retries at once: every refused call (a claim refused as busy, HTTP 503 or 429, a tool's
+Overloaded) is made again IMPATIENT_S (uniform) later, whatever it was told, for as long as
+it takes (a held call to its lease's end, a claim to the window's end).
+
 Per fleet size: the writes served a second against those the fleet intends (every granted
 claim_task, heartbeat, checkpoint and plan_update answered), p50/p99/max of each call (client
 side, calls started inside the window; a claim refused as busy apart), the refusals by kind,
@@ -87,6 +92,7 @@ CLAIM_P99_MS = 100.0
 REFUSED_TRIES = 3  # a claim the server turns away (503, 429, Overloaded) is made this often
 BACKOFF_MAX_S = 30.0
 SKIPPED: dict[str, Any] = {}  # a heartbeat or checkpoint refused: its next period comes
+IMPATIENT_S = (0.2, 0.5)  # --impatient: a refused call comes back this long after, uniform
 START_SPREAD_S = 5.0  # the fleet's first claims fall within this much of the start
 # Each period (heartbeat, checkpoint, task) varies by this share either way: an agent's next
 # call waits on its model's answer, so agents that claimed together do not beat in lockstep.
@@ -128,6 +134,7 @@ class Config:
     duration: float
     baseline: str | None  # a git revision run beside this checkout, size by size
     past_capacity: bool = False  # run every size, past the targets
+    impatient: bool = False  # clients come back IMPATIENT_S after any refusal
 
 
 # --------------------------------------------------------------------------- driver side
@@ -138,7 +145,8 @@ class Record:
     that failed, by tool and the start of their message; refusals by reason; how late the
     event loop woke for scheduled calls."""
 
-    def __init__(self) -> None:
+    def __init__(self, impatient: bool = False) -> None:
+        self.impatient = impatient
         self.samples: dict[str, list[tuple[float, float]]] = {t: [] for t in (*WRITES, BUSY)}
         self.errors: Counter[str] = Counter()
         self.refusals: Counter[str] = Counter()
@@ -163,6 +171,12 @@ class Record:
                 result = await agent.call(tool, arguments)
             except Refused as exc:
                 self.refusals[f"{tool}: {str(exc).split(': ', 2)[1][:40]}"] += 1
+                if self.impatient:  # again soon, whatever it was told, while it matters
+                    wait = random.uniform(*IMPATIENT_S)
+                    if until is not None and time.monotonic() + wait >= until:
+                        return None
+                    await anyio.sleep(wait)
+                    continue
                 if periodic:
                     return SKIPPED
                 # Turned away with nothing done: as a client should, the same call again
@@ -203,12 +217,14 @@ async def live(
     pause = min(1.0, beat / 10)
     await record.sleep_until(go + rng.uniform(0, START_SPREAD_S))
     while time.monotonic() < end:
-        granted = await record.call(agent, "claim_task", {})
+        granted = await record.call(agent, "claim_task", {}, end if record.impatient else None)
         if granted is None or not granted.get("claimed"):
             wait = pause
             if granted is not None:
                 record.refusals[f"claim_task: {granted.get('reason', '?')}"] += 1
                 wait = float(granted.get("retry_after_s") or pause)
+                if record.impatient and granted.get("reason") == "busy":
+                    wait = rng.uniform(*IMPATIENT_S)
             await record.sleep_until(min(end, time.monotonic() + wait))
             continue
         started = renewed = time.monotonic()
@@ -258,14 +274,21 @@ async def driver_main(config: dict[str, Any]) -> None:
     mine = config["agents"][index :: config["drivers"]]
     plan: dict[str, float] = config["plan"]
     agents = [HttpAgent(url, secret) for url, secret in mine]
-    record = Record()
+    record = Record(bool(plan.get("impatient")))
     window: dict[str, float] = {}
     try:
         limit = anyio.Semaphore(WARMUP_CONCURRENCY)
 
         async def warm(i: int) -> None:  # the connection and the token's first use
             async with limit:
-                await agents[i].initialize()
+                for attempt in range(1, REFUSED_TRIES + 1):  # a busy host may refuse it
+                    try:
+                        await agents[i].initialize()
+                        return
+                    except Refused as exc:
+                        if attempt == REFUSED_TRIES:
+                            raise
+                        await anyio.sleep(exc.retry_after * random.uniform(1, 2))
 
         async with anyio.create_task_group() as group:
             for i in range(len(agents)):
@@ -444,6 +467,7 @@ class Bench(lib.Bench):
                     going.remove(code)
             if not going:
                 break
+        self.report.details["client"] = "impatient" if cfg.impatient else "documented"
         self.report.details["fleet"] = {
             label: {str(k): v for k, v in runs.items()} for label, runs in self.runs.items()
         }
@@ -483,6 +507,7 @@ class Bench(lib.Bench):
                     "task": cfg.task,
                     "ramp": cfg.ramp,
                     "duration": cfg.duration,
+                    "impatient": cfg.impatient,
                 },
             }
             pids = [server.process.pid for server in servers]
@@ -755,6 +780,7 @@ def make_config(args: argparse.Namespace) -> Config:
         duration=duration,
         baseline=args.baseline,
         past_capacity=args.past_capacity,
+        impatient=args.impatient,
     )
 
 
@@ -784,6 +810,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run every size, also past the first that misses the targets (how the fleet "
         "degrades past its capacity)",
+    )
+    parser.add_argument(
+        "--impatient",
+        action="store_true",
+        help="clients that make every refused call again 0.2-0.5 s later, whatever they "
+        "were told (busy claims, 503, 429, Overloaded)",
     )
     lib.common_options(parser)
     args = parser.parse_args(argv)

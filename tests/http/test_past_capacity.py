@@ -5,7 +5,10 @@ is refused as busy with a time to come back, and nothing is done; claims now que
 sure to be refused is refused from a read; a heartbeat is served; once the turn is free
 the claim made again is granted."""
 
-from collections.abc import Callable
+import json
+import re
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,15 @@ import anyio
 import psycopg
 import pytest
 
-from tests.http.conftest import connect, http_server
+from tests.http.conftest import (
+    MCP_HEADERS,
+    START_DEADLINE_SECONDS,
+    connect,
+    http_server,
+    spec,
+    task_row,
+    token,
+)
 from wvo_mcp.config import Settings
 from wvo_mcp.models import TaskSpec
 from wvo_mcp.orchestrator import Orchestrator
@@ -78,4 +89,83 @@ async def test_past_capacity_sure_refusals_and_held_work_do_not_wait_and_busy_sa
             assert status_of(url, "t2") == "pending"
             # The lock let go (the other session closed), the claim made again is granted.
             again = await newcomer.call("claim_task")
+            assert again["claimed"] and again["task"]["id"] == "t2", again
+
+
+def rpc(method: str, params: dict[str, Any], id_: int = 1) -> bytes:
+    return json.dumps({"jsonrpc": "2.0", "id": id_, "method": method, "params": params}).encode()
+
+
+async def test_claims_refused_at_the_edge_are_the_tools_answer_and_held_work_is_served(
+    state_root: Path,
+) -> None:
+    """Requests crowd into a process (a quarter of its in-flight cap, held open here by
+    bodies that have not all arrived): an agent's claim is refused as busy at the edge,
+    in the tool's own answer (the SDK client takes it, output schema and all), with
+    nothing done; meanwhile a holder's heartbeat and a checkpoint whose summary is
+    `claim_task` are served, and a claim without a token is refused for its token. Made
+    again when told, once the crowd is gone, the claim is granted."""
+    holder = token(state_root, "agent", "holder")
+    newcomer = token(state_root, "agent", "newcomer")
+    ops = token(state_root, "operator", "ops")
+    release = anyio.Event()
+    crowd = 8  # WVO_HTTP_MAX_INFLIGHT=32: a quarter of it
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        body = rpc("ping", {})
+        yield body[:10]
+        await release.wait()
+        yield body[10:]
+
+    env = {"WVO_HTTP_MAX_INFLIGHT": "32", "WVO_HTTP_RATE_PER_TOKEN": "0"}
+    with http_server(state_root, **env) as server:
+        async with server.http(ops) as http:
+            tasks = [spec("t1", business_value=9), spec("t2", business_value=1)]
+            made = await http.post(
+                server.url, content=rpc("tools/call", {"name": "task_create",
+                                                       "arguments": {"tasks": tasks}}),
+                headers=MCP_HEADERS,
+            )  # fmt: skip
+            assert made.status_code == 200 and not made.json()["result"].get("isError"), made.text
+        async with (
+            connect(server, holder) as held_by,
+            connect(server, newcomer) as new,
+            server.http(ops) as slow,
+            server.http(ops) as health,
+            server.http() as anonymous,
+        ):
+            held = await held_by.claim()
+            assert held["claimed"] and held["task"]["id"] == "t1", held
+            lease = {"task_id": "t1", "lease_token": held["lease_token"]}
+            async with anyio.create_task_group() as group:
+                for _ in range(crowd):
+                    group.start_soon(
+                        partial(slow.post, server.url, content=slow_body(), headers=MCP_HEADERS)
+                    )
+                report = rpc("tools/call", {"name": "health_report", "arguments": {}})
+                with anyio.fail_after(START_DEADLINE_SECONDS):
+                    while True:  # polling until the open requests are counted
+                        answer = await health.post(server.url, content=report, headers=MCP_HEADERS)
+                        line = answer.json()["result"]["structuredContent"]["admission"]
+                        found = re.match(r"admission: (\d+) of", line)
+                        assert found is not None, line
+                        if int(found[1]) > crowd:
+                            break
+                with anyio.fail_after(BOUND_S):
+                    busy = await new.call("claim_task")
+                    beat = await held_by.call("heartbeat", **lease)
+                    step = await held_by.call(
+                        "checkpoint", **lease, summary="claim_task", progress=10
+                    )
+                    claim = rpc("tools/call", {"name": "claim_task", "arguments": {}})
+                    unknown = await anonymous.post(server.url, content=claim, headers=MCP_HEADERS)
+                release.set()
+            assert (busy["claimed"], busy["reason"]) == (False, "busy"), busy
+            assert busy["agent_id"] == "newcomer"
+            assert RETRY_MIN_S <= busy["retry_after_s"] <= RETRY_MAX_S
+            assert "nothing was done" in busy["message"] and "Claim again in" in busy["message"]
+            assert beat["task_id"] == "t1" and step["task_id"] == "t1", (beat, step)
+            assert unknown.status_code == 401, unknown.text
+            assert task_row(state_root, "t2")["status"] == "pending"
+            again = await new.claim()  # as told: granted once the crowd is gone
             assert again["claimed"] and again["task"]["id"] == "t2", again

@@ -9,9 +9,12 @@ from wvo_mcp.rules.claim_gate import (
     CLAIM_BURST,
     CLAIM_FLOOR,
     CLAIM_SHARE,
+    MAX_TOLD,
     QUEUE_SAMPLES,
     QUEUE_TARGET_S,
     QUEUE_WINDOW_S,
+    RAMP_DOUBLING_S,
+    RAMP_MAX,
     RETRY_MAX_S,
     RETRY_MIN_S,
     WAIT_BOUND_S,
@@ -83,15 +86,15 @@ def test_new_holders_are_let_in_at_a_share_of_the_held_work_served() -> None:
         for j in range(500):
             gate.held(i * QUEUE_WINDOW_S + j / 1000, 0.001)
     gate.held(20 * QUEUE_WINDOW_S, 0.001)
-    assert 900 < gate.held_per_s <= 1000 and gate.admit_per_s() == CLAIM_SHARE * gate.held_per_s
+    assert 900 < gate.held_per_s <= 1000 and gate.admit_per_s(10.0) == CLAIM_SHARE * gate.held_per_s
     for _ in range(int(CLAIM_BURST)):
         assert gate.refuse(10.0) is None
         gate.leave(0.001, gate.enter())
     back = gate.refuse(10.0)
     assert back is not None  # the burst is spent: told the next slot
-    assert gate.refuse(10.0 + 1 / gate.admit_per_s()) is None  # one more a slot later
+    assert gate.refuse(10.0 + 1 / gate.admit_per_s(10.0)) is None  # one more a slot later
     idle = ClaimGate(allowance=0.0, allowed_at=0.0)
-    assert idle.admit_per_s() == CLAIM_FLOOR
+    assert idle.admit_per_s(0.0) == CLAIM_FLOOR  # where the slow start begins
     assert idle.refuse(0.5 / CLAIM_FLOOR) is not None
     assert idle.refuse(1 / CLAIM_FLOOR) is None
 
@@ -195,3 +198,94 @@ def test_every_time_told_is_within_the_limits_and_no_sooner_than_the_last(
             gate.held(now, took)
         assert gate.waiting == 0 and gate.turn_s > 0 and gate.held_per_s >= 0
         assert gate.allowance <= CLAIM_BURST
+
+
+def test_a_calm_process_lets_new_holders_in_faster_and_faster_up_to_the_ramps_most() -> None:
+    """Slow start: from CLAIM_FLOOR a second, doubling every RAMP_DOUBLING_S while held work
+    stands in no queue, to RAMP_MAX; a fleet claiming at once from an idle process is in
+    within seconds (at the floor alone, 5 s would let in 112)."""
+    gate = ClaimGate()
+    assert gate.refuse(0.0) is None and gate.admit_per_s(0.0) == CLAIM_FLOOR
+    assert gate.admit_per_s(RAMP_DOUBLING_S) == 2 * CLAIM_FLOOR
+    assert gate.admit_per_s(100 * RAMP_DOUBLING_S) == RAMP_MAX
+    admitted = 0
+    for i in range(5000):  # a claim every millisecond for 5 s, each granted at once
+        if gate.refuse(i / 1000, f"agent-{i}") is None:
+            gate.leave(0.001, gate.enter())
+            admitted += 1
+    assert 200 < admitted <= CLAIM_BURST + 5 * RAMP_MAX
+
+
+def test_held_work_queueing_sends_the_slow_start_back_to_the_floor() -> None:
+    gate = ClaimGate()
+    gate.refuse(0.0)
+    assert gate.admit_per_s(10.0) == RAMP_MAX
+    for i in range(QUEUE_SAMPLES):
+        gate.held(10.0 + i * 0.01, QUEUE_TARGET_S * 2)
+    gate.held(10.0 + QUEUE_WINDOW_S, QUEUE_TARGET_S * 2)  # judged: it stood in a queue
+    end = gate.full_until
+    assert gate.refuse(end - 0.01) is not None  # refused while full
+    assert gate.admit_per_s(end) == CLAIM_FLOOR  # then from the floor again
+    assert gate.admit_per_s(end + 2 * RAMP_DOUBLING_S) == 4 * CLAIM_FLOOR
+    gate.crowd(end + 3.0)  # requests crowding in do the same
+    assert gate.admit_per_s(end + 3.0 + QUEUE_WINDOW_S) == CLAIM_FLOOR
+
+
+def test_an_agent_back_before_its_time_is_told_what_is_left_of_it() -> None:
+    gate = ClaimGate(turn_s=0.5, waiting=1)
+    back = gate.refuse(10.0, "early")
+    assert back is not None
+    assert gate.early("early", 10.0 + back / 2) == back / 2
+    assert gate.early("other", 10.0) is None  # told nothing
+    assert gate.early("early", 10.0 + back) is None  # its time has come
+    assert "early" not in gate.told
+    gate.turn_refused(11.0, "late")  # a time told at the turn is kept too
+    assert gate.early("late", 11.0) is not None
+
+
+def test_the_times_told_are_kept_for_a_bounded_number_of_agents() -> None:
+    gate = ClaimGate(turn_s=0.5, waiting=1)
+    for i in range(MAX_TOLD + 50):
+        gate.refuse(0.0, f"a{i}")
+    assert len(gate.told) == MAX_TOLD
+    assert gate.early("a0", 0.0) is None  # the oldest told were forgotten first
+    assert gate.early(f"a{MAX_TOLD + 49}", 0.0) is not None
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["claim", "held", "crowd"]),
+            st.floats(0.0, 2.0),  # time step
+            st.integers(0, 5),  # which agent
+        ),
+        max_size=200,
+    )
+)
+def test_an_agent_is_never_let_in_before_the_time_it_was_told(
+    steps: list[tuple[str, float, int]],
+) -> None:
+    """As the HTTP edge uses the gate: an agent back early is held (or told what is left);
+    once its time has come, the gate decides again. No agent gets a claim let in before
+    the time it was last told, and each time told is within the limits."""
+    gate, now, due = ClaimGate(), 0.0, {}
+    for kind, step, who in steps:
+        now += step
+        agent = f"agent-{who}"
+        if kind == "claim":
+            left = gate.early(agent, now)
+            if left is not None:
+                assert 0 < left <= RETRY_MAX_S and abs(now + left - due[agent]) < 1e-6
+                continue
+            assert now >= due.get(agent, 0.0) - 1e-9
+            back = gate.refuse(now, agent)
+            if back is None:
+                gate.leave(0.001, gate.enter())
+            else:
+                assert RETRY_MIN_S <= back <= RETRY_MAX_S
+                due[agent] = now + back
+        elif kind == "held":
+            gate.held(now, 0.05 if who % 2 else 0.001)
+        else:
+            gate.crowd(now)
+        assert len(gate.told) <= MAX_TOLD

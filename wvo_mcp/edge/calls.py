@@ -196,6 +196,11 @@ async def _notes_for(orchestrator: Orchestrator, holder: str) -> list[Note]:
         return []
 
 
+def wire(result: BaseModel) -> object:
+    """A tool's answer as it goes on the wire, with no notes (edge/http_claims.py)."""
+    return _answer(result, [])
+
+
 def _answer(result: object, told: list[Note]) -> object:
     """What the agent receives: lean structured content (models.lean) and a compact text
     copy of it for clients that show the text instead (the model reads the structured

@@ -56,7 +56,8 @@ class Admission:
     """The state of one process's limits."""
 
     limits: Limits
-    in_flight: int = 0
+    in_flight: int = 0  # requests in flight but claims (held work's places)
+    claims: int = 0  # claims in flight, in their own share (`as_claim`)
     refused_inflight: int = 0
     refused_rate: int = 0
     buckets: dict[str, _Bucket] = field(default_factory=dict)
@@ -83,6 +84,31 @@ class Admission:
 
     def leave(self) -> None:
         self.in_flight -= 1
+
+    def claim_cap(self) -> int:
+        """Claims in flight at most (0: no cap): the quarter of the cap at which a process
+        counts as crowded (8 at least), besides the cap held work has to itself."""
+        cap = self.limits.max_inflight
+        return max(CROWDED_AT_LEAST, cap // 4) if cap else 0
+
+    def claim_found(self) -> None:
+        """A request `enter`ed is a claim: it leaves held work's places, which are theirs
+        whatever the claims' number (edge/http_claims.py); then `claim_place`."""
+        self.in_flight -= 1
+
+    def claim_place(self) -> bool:
+        """One of the claims' own places, if one is free (then `claim_done(True)`)."""
+        cap = self.claim_cap()
+        if cap and self.claims >= cap:
+            return False
+        self.claims += 1
+        return True
+
+    def claim_done(self, counted: bool) -> None:
+        """A claim answered (`counted`: it had one of the claims' places); its request's
+        `leave` follows."""
+        self.claims -= counted
+        self.in_flight += 1
 
     def crowded(self) -> bool:
         """A quarter of the cap in flight (8 at least): requests queue in this process, and
@@ -135,9 +161,10 @@ class Admission:
         (by name only with `names`; `own` is always shown), which limit is near, refusals."""
         cap = self.limits.max_inflight
         parts = [
-            f"{self.in_flight} of {_requests(cap)} in flight (WVO_HTTP_MAX_INFLIGHT)"
+            f"{self.in_flight} of {_requests(cap)} in flight (WVO_HTTP_MAX_INFLIGHT), and "
+            f"{self.claims} of {self.claim_cap()} claims"
             if cap
-            else f"{_requests(self.in_flight)} in flight (no cap)"
+            else f"{_requests(self.in_flight + self.claims)} in flight (no cap)"
         ]
         near = ["the in-flight cap"] if cap and self.in_flight >= NEAR * cap else []
         if self.limits.rate:

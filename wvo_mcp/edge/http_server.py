@@ -65,8 +65,10 @@ from wvo_mcp.edge.http_limits import Admission, Limits, Refusal
 from wvo_mcp.edge.stdio import MAX_LINE_BYTES
 from wvo_mcp.errors import Busy, Overloaded, StoreUnavailable, ValidationFailed
 from wvo_mcp.orchestrator import arrival
+from wvo_mcp.rules.claim_gate import ClaimGate
 
 if TYPE_CHECKING:
+    from wvo_mcp.edge.http_claims import EdgeClaims
     from wvo_mcp.orchestrator import Orchestrator
 
 log = logging.getLogger(__name__)
@@ -274,6 +276,7 @@ def quiet_sdk_transport(settings: Settings) -> None:
 def app(settings: Settings, options: Options) -> Starlette:
     """The ASGI app: the SDK's streamable HTTP transport, stateless, over build_server."""
     from wvo_mcp.edge import deliveries, gitlab_webhooks, webhooks
+    from wvo_mcp.edge.http_claims import EdgeClaims
     from wvo_mcp.edge.server import build_server
     from wvo_mcp.orchestrator import Orchestrator
 
@@ -302,8 +305,9 @@ def app(settings: Settings, options: Options) -> Starlette:
     # which only returns the body it bounded).
     manager = server.session_manager
     endpoint = Endpoint(
-        manager.asgi_app, manager.app, lambda: opened[-1] if opened else None, admission
-    )
+        manager.asgi_app, manager.app, lambda: opened[-1] if opened else None, admission,
+        EdgeClaims(admission),
+    )  # fmt: skip
     manager.asgi_app = RequestBodyLimitMiddleware(endpoint, MAX_LINE_BYTES)
     # Outside authentication: a flood is refused before any token is looked up.
     built.add_middleware(InFlightCap, admission=admission, crowd=lambda: crowd(opened))
@@ -469,7 +473,11 @@ class Endpoint:
     handshake era is answered here, in this task: the SDK's stateless path would build a
     transport, two stream pairs, a dispatcher and a task for it, to carry one message each
     way. Anything else (a notification, the 2026-07-28 revision, a body the SDK must refuse
-    first: not JSON, a media type it does not take) goes to the SDK."""
+    first: not JSON, a media type it does not take) goes to the SDK.
+
+    An agent token's claim of the handshake era is first put to the claim gate here
+    (http_claims.py): refused as busy, or held until its time, before anything else is made
+    of it, and otherwise served in one of the claims' own in-flight places."""
 
     def __init__(
         self,
@@ -477,26 +485,32 @@ class Endpoint:
         server: Server[Any],
         state: Callable[[], object | None],
         admission: Admission,
+        claims: "EdgeClaims | None" = None,
     ) -> None:
         self.sdk = sdk
         self.server = server
         self.state = state
         self.admission = admission
+        self.claims = claims
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.sdk(scope, receive, send)
             return
         user = scope.get("user")
+        agent = None
         if isinstance(user, AuthenticatedUser):
             token = user.access_token
             name = token.subject or token.client_id
-            key = str((token.claims or {}).get("wvo_token_id") or name)
+            said = token.claims or {}
+            key = str(said.get("wvo_token_id") or name)
             refused = self.admission.take(key, name, time.monotonic())
             if refused is not None:
                 log.info("refused a request: %s", refused.message)
                 await refusal_response(refused)(scope, receive, send)
                 return
+            if said.get("wvo_role") == "agent" and not said.get("wvo_scope"):
+                agent = name  # an agent token's caller acts as the token's agent only
         if scope["method"] != "POST":
             await self.sdk(scope, receive, send)
             return
@@ -515,8 +529,30 @@ class Endpoint:
             return received.pop(0) if received else await receive()
 
         request = Request(scope, replay)
-        verdict = _verdict(request, b"".join(chunks))
+        body = b"".join(chunks)
         state = self.state()
+        gate, edge = getattr(state, "claims", None), self.claims
+        if agent and edge and isinstance(gate, ClaimGate) and _handshake_era(request):
+            ident = edge.claim_id(body, agent)
+            if ident is not None:  # an agent's claim: the gate's, before the SDK's
+                counted = False
+                try:
+                    back = await edge.admit(agent, gate)
+                    counted = back is None
+                    if back is not None:
+                        await edge.busy(ident, agent, back)(scope, replay, send)
+                        return
+                    await self._serve(request, body, state, scope, replay, send)
+                finally:
+                    self.admission.claim_done(counted)
+                return
+        await self._serve(request, body, state, scope, replay, send)
+
+    async def _serve(
+        self, request: Request, body: bytes, state: object | None, scope: Scope,
+        replay: Receive, send: Send,
+    ) -> None:  # fmt: skip
+        verdict = _verdict(request, body)
         if isinstance(verdict, JSONRPCRequest) and state is not None:
             await (await self._answer(request, verdict, state))(scope, replay, send)
         elif isinstance(verdict, JSONRPCError):
@@ -548,6 +584,18 @@ class Endpoint:
             reply.model_dump_json(by_alias=True, exclude_unset=True),
             media_type="application/json",
         )
+
+
+def _handshake_era(request: Request) -> bool:
+    """A POST the SDK would take (media types) in the handshake era, as `_verdict` answers
+    its requests here: an agent's claim is then answered as this module answers it."""
+    version = request.headers.get(MCP_PROTOCOL_VERSION_HEADER)
+    if version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS:
+        return False
+    has_json, _ = check_accept_headers(request)
+    return has_json and request.headers.get("content-type", "").split(";")[0].strip() == (
+        "application/json"
+    )
 
 
 def _verdict(request: Request, body: bytes) -> JSONRPCError | JSONRPCRequest | None:

@@ -2,7 +2,9 @@
 
 The rule decides, given the time; this module reads the clock, times each claim's turn and each
 held write for it, and runs a claim in the store's claim lock (Lock.CLAIM): one gate a
-process (Facade.claims), so the claims and the leases areas share it.
+process (Facade.claims), so the claims and the leases areas share it (and the HTTP edge,
+which refuses a claim before the SDK when the gate would: edge/http_claims.py). Each time a
+claim is told to come back is kept for its agent.
 """
 
 import time
@@ -33,14 +35,14 @@ async def before_turn(
     sure to be refused is refused from a read, without the turn (busy if no connection came
     within the bound from `arrived`). `read` makes that read's function: only when needed,
     since making it reads the clock (which a test's injected clock sees)."""
-    back = gate.refuse(time.monotonic())
+    back = gate.refuse(time.monotonic(), agent_id)
     if back is not None:
         return claims.busy(agent_id, back)
     if gate.contended():
         try:
             refused = await db.read(read(), within=arrival.left(WAIT_BOUND_S, arrived))
         except Overloaded:  # no connection within the bound: the claim waits no longer
-            return claims.busy(agent_id, gate.turn_refused(time.monotonic()))
+            return claims.busy(agent_id, gate.turn_refused(time.monotonic(), agent_id))
         if refused is not None:
             return refused
     return None
@@ -56,12 +58,12 @@ async def in_turn(
     turn came within the bound from `arrived` (the call's arrival: its token's check and
     a read before the turn waited in it too)."""
     started = time.monotonic()
-    back = gate.refuse(started)
+    back = gate.refuse(started, agent_id)
     if back is not None:
         return back
     left = WAIT_BOUND_S - (started - (started if arrived is None else arrived))
     if left <= 0:
-        return gate.turn_refused(started)
+        return gate.turn_refused(started, agent_id)
     ahead = gate.enter()
     took = None
     granted = False
@@ -73,7 +75,7 @@ async def in_turn(
         return result
     except Overloaded:
         took = time.monotonic() - started  # the bound, waited: the turn is contended
-        return gate.turn_refused(time.monotonic())
+        return gate.turn_refused(time.monotonic(), agent_id)
     finally:
         gate.leave(took, ahead)
         if not granted:  # no holder came of it (refused, failed): its place goes back

@@ -13,13 +13,20 @@ queues. A claim is refused at once, with nothing done, when
   by `crowd`). Held work keeps leases alive and frees slots, so it goes first; a claim
   granted now would add a holder this process cannot serve, or
 - claims come faster than this process lets holders in: one for each holder that finished
-  here, and new ones at most CLAIM_SHARE of the held writes it serves a second (at least
-  CLAIM_FLOOR a second), in bursts of CLAIM_BURST. A new holder's first heartbeat comes a
-  heartbeat's period after its claim, so a queue of held work shows too late to stop claims
-  let in as fast as turns go (a fleet starting together would hold twice what the process
-  serves, for a task's length). Let in in proportion to what it already serves, the holders
-  grow by a bounded share before their work shows; an agent finishing and claiming again
-  adds none, however fast.
+  here, and new ones at most CLAIM_SHARE of the held writes it serves a second, or the slow
+  start's rate if that is more, in bursts of CLAIM_BURST. A new holder's first heartbeat
+  comes a heartbeat's period after its claim, so a queue of held work shows too late to stop
+  claims let in as fast as turns go (a fleet starting together would hold twice what the
+  process serves, for a task's length). Let in in proportion to what it already serves, the
+  holders grow by a bounded share before their work shows; an agent finishing and claiming
+  again adds none, however fast.
+- Slow start: while held work has stood in no queue (and requests have not crowded in) here,
+  new holders come in at CLAIM_FLOOR a second, doubling every RAMP_DOUBLING_S up to RAMP_MAX
+  a second, so a fleet under capacity starting together is in within seconds. Once held
+  work queues, the rate falls back to the floor and starts again from it when the queue is
+  gone. What is let in before its work shows is bounded by the rate, not by how fast turns
+  go: at RAMP_MAX a second, about RAMP_MAX x 1.35 held writes a second (a heartbeat and a
+  share of a checkpoint a period per holder) come unseen, at any heartbeat period.
 
 While claims queue for their turn (another of this process's is in it, or its turns lately
 took over CONTENDED_TURN_S), a claim first reads whether it is sure to be refused (its WIP
@@ -28,12 +35,15 @@ without queueing; while none queue, the turn itself costs what the read would.
 
 Each refused claim is told its own time to come back: the next free slot, the slots spaced
 as this process gets claims through its turn or lets new holders in, so the claims told to
-come back return at the rate they can be served, not all at once.
+come back return at the rate they can be served, not all at once. The time told to each
+agent is kept (at most MAX_TOLD agents, the oldest forgotten first), so one that comes back
+sooner is answered at its time, not before (`early`: the HTTP edge holds its claim until
+then, edge/http_claims.py).
 Docs: docs/http.md, "Past capacity".
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 WAIT_BOUND_S = 0.25  # the longest a claim waits for its turn, a lock or a connection
 # ... and held work, which is never queued behind claims: a longer bound, so a hiccup of a
@@ -47,7 +57,10 @@ CONTENDED_TURN_S = 0.02  # an uncontended claim's turn is a few milliseconds
 # New holders a second: a tenth of the held writes served. A holder writes once a heartbeat
 # or so, so the holders let in before their work shows are about a tenth more than served.
 CLAIM_SHARE = 0.1
-CLAIM_FLOOR = 16.0  # ... at least, so an idle process starts a fleet in seconds
+CLAIM_FLOOR = 16.0  # ... at least, and where the slow start begins
+RAMP_DOUBLING_S = 1.0  # the slow start doubles its rate this often while held work is calm
+RAMP_MAX = 64.0  # ... up to this many new holders a second
+MAX_TOLD = 10_000  # agents whose time to come back is kept
 # ... after a first burst, so a few agents starting together are not held back (one that
 # finishes and claims again never is: its claim takes its finished hold's place).
 CLAIM_BURST = 32.0
@@ -74,29 +87,44 @@ class ClaimGate:
     quickest: float = math.inf
     samples: int = 0
     full_until: float = 0.0  # held work stood in a queue, or requests crowded, lately
+    calm_since: float | None = None  # the slow start's origin: no queue here since
+    told: dict[str, float] = field(default_factory=dict)  # agent: when it may come back
 
     def full(self, now: float) -> bool:
         return now < self.full_until
 
-    def admit_per_s(self) -> float:
+    def admit_per_s(self, now: float) -> float:
         """New holders this process lets in a second, besides those replacing a finished one."""
-        return max(CLAIM_FLOOR, CLAIM_SHARE * self.held_per_s)
+        calm = max(0.0, now - (now if self.calm_since is None else self.calm_since))
+        ramp = min(RAMP_MAX, CLAIM_FLOOR * 2 ** min(calm / RAMP_DOUBLING_S, 16.0))
+        return max(ramp, CLAIM_SHARE * self.held_per_s)
 
-    def refuse(self, now: float) -> float | None:
-        """Seconds after which a claim arriving now should come back, or None to admit it
-        (then `enter` before its turn, and `leave` after)."""
-        rate = self.admit_per_s()
+    def early(self, agent: str, now: float) -> float | None:
+        """Seconds until `agent` may come back as it was told, or None: it was told no time,
+        or its time has come."""
+        at = self.told.get(agent)
+        if at is not None and at <= now:
+            del self.told[agent]
+            return None
+        return None if at is None else at - now
+
+    def refuse(self, now: float, agent: str | None = None) -> float | None:
+        """Seconds after which a claim (of `agent`) arriving now should come back, or None to
+        admit it (then `enter` before its turn, and `leave` after)."""
+        if self.calm_since is None:
+            self.calm_since = now
+        rate = self.admit_per_s(now)
         self.allowance = min(CLAIM_BURST, self.allowance + (now - self.allowed_at) * rate)
         self.allowed_at = max(self.allowed_at, now)
         if self.full(now) or self.allowance < 1:
             # Never a time at which it is sure to be refused again: not while full, nor
             # before the allowance has come back.
             opens = max(self.full_until, now + (1 - self.allowance) / rate)
-            return self._book(now, 1 / rate, opens)
+            return self._tell(agent, now, self._book(now, 1 / rate, opens))
         # With none ahead a claim always goes for its turn (the store bounds its wait), so
         # what a turn takes is learnt again after an outage made it look endless.
         if self.waiting and (self.waiting + 1) * self.turn_s > WAIT_BOUND_S:
-            return self._book(now, self.turn_s)
+            return self._tell(agent, now, self._book(now, self.turn_s))
         return None
 
     def contended(self) -> bool:
@@ -104,9 +132,9 @@ class ClaimGate:
         refused from a read, without queueing (the driver: orchestrator/claim_gate.py)."""
         return self.waiting > 0 or self.turn_s > CONTENDED_TURN_S
 
-    def turn_refused(self, now: float) -> float:
+    def turn_refused(self, now: float, agent: str | None = None) -> float:
         """A claim admitted that still found no turn within the bound: when to come back."""
-        return self._book(now, self.turn_s)
+        return self._tell(agent, now, self._book(now, self.turn_s))
 
     def enter(self) -> int:
         """A claim goes for its turn; the claims ahead of it."""
@@ -129,7 +157,7 @@ class ClaimGate:
         """A write of held work took `took` seconds in this process."""
         if now >= self.window_end:
             if self.samples >= QUEUE_SAMPLES and self.quickest > QUEUE_TARGET_S:
-                self.full_until = now + QUEUE_WINDOW_S
+                self.full_until = self.calm_since = now + QUEUE_WINDOW_S
             # An idle gap is a window with nothing served in it.
             seconds = max(QUEUE_WINDOW_S, now - (self.window_end - QUEUE_WINDOW_S))
             self.held_per_s += SMOOTHING * (self.samples / seconds - self.held_per_s)
@@ -145,7 +173,19 @@ class ClaimGate:
     def crowd(self, now: float) -> None:
         """Requests crowd into this process (its driver: http_server.InFlightCap): full for
         a window, as when held work queues."""
-        self.full_until = max(self.full_until, now + QUEUE_WINDOW_S)
+        self.full_until = self.calm_since = max(self.full_until, now + QUEUE_WINDOW_S)
+
+    def _tell(self, agent: str | None, now: float, back: float) -> float:
+        """`agent` was told to come back `back` seconds after `now`: kept, in bounded memory."""
+        if agent is not None:
+            self.told.pop(agent, None)
+            if len(self.told) >= MAX_TOLD:
+                for name in [a for a, at in self.told.items() if at <= now]:
+                    del self.told[name]
+                while len(self.told) >= MAX_TOLD:  # all still waiting: the oldest told go
+                    del self.told[next(iter(self.told))]
+            self.told[agent] = now + back
+        return back
 
     def _book(self, now: float, spacing: float, opens: float = 0.0) -> float:
         slot = max(max(self.booked, now) + spacing, opens)

@@ -1,0 +1,87 @@
+"""Claims at the HTTP edge (edge/http_claims.py): which bodies are an agent's claim, an
+early claim held until its time outside held work's in-flight places, and the claims'
+own places (http_limits.Admission)."""
+
+import json
+import time
+from typing import Any
+
+import anyio
+import pytest
+from anyio.lowlevel import checkpoint
+
+from wvo_mcp.edge.http_claims import EdgeClaims, claim_id
+from wvo_mcp.edge.http_limits import Admission, Limits
+from wvo_mcp.rules.claim_gate import ClaimGate
+
+pytestmark = pytest.mark.anyio
+
+
+def call(name: str, arguments: Any = None, **extra: Any) -> bytes:
+    params: dict[str, Any] = {"name": name}
+    if arguments is not None:
+        params["arguments"] = arguments
+    return json.dumps({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params,
+                       **extra}).encode()  # fmt: skip
+
+
+def test_only_an_agents_own_claim_is_recognised() -> None:
+    assert claim_id(call("claim_task"), "a") == 7
+    assert claim_id(call("claim_task", {}), "a") == 7
+    assert claim_id(call("claim_task", {"agent_id": "a", "task_id": "t"}), "a") == 7
+    assert claim_id(call("claim_task", None, id="x"), "a") == "x"
+    # Not a claim, though the bytes say claim_task: not fooled into refusing them.
+    summary = {"task_id": "t", "lease_token": "l", "summary": "claim_task"}
+    assert claim_id(call("checkpoint", summary), "a") is None
+    assert claim_id(call("claim_task", None, method="tools/list"), "a") is None
+    assert claim_id(json.dumps([json.loads(call("claim_task"))]).encode(), "a") is None
+    assert claim_id(call("claim_task", {"agent_id": "b"}), "a") is None  # the SDK refuses it
+    assert claim_id(call("claim_task", None, id=True), "a") is None
+    assert claim_id(call("claim_task", None, id=None), "a") is None  # a notification's
+    assert claim_id(call("claim_task", []), "a") is None
+    assert claim_id(b'{"name": "claim_task", ', "a") is None  # not JSON: the SDK's answer
+    assert claim_id(call("claim_\\u0074ask"), "a") is None  # not found: the SDK serves it
+
+
+def test_claims_have_their_own_places_and_never_take_held_works() -> None:
+    admission = Admission(Limits(max_inflight=8, rate=0))
+    counted = []
+    for _ in range(20):  # twenty claims at once: eight served, twelve refused
+        assert admission.enter() is None
+        admission.claim_found()
+        counted.append(admission.claim_place())
+    assert counted.count(True) == admission.claim_cap() == 8
+    for _ in range(8):  # held work still has every place of the cap
+        assert admission.enter() is None
+    refused = admission.enter()
+    assert refused is not None and refused.status == 503  # its own ninth: for its own sake
+    for took in counted:
+        admission.claim_done(took)
+        admission.leave()
+    assert (admission.in_flight, admission.claims) == (8, 0)
+
+
+async def test_an_early_claim_is_held_until_its_time_in_no_place_and_once_an_agent() -> None:
+    admission = Admission(Limits(max_inflight=8, rate=0))
+    edge = EdgeClaims(admission)
+    gate = ClaimGate(turn_s=0.2, waiting=1)
+    told = gate.refuse(time.monotonic(), "early")  # its claim refused: when to come back
+    assert told is not None
+    gate.waiting = 0  # the turn is free by then
+    answers: list[float | None] = []
+
+    async def claim() -> None:
+        assert admission.enter() is None
+        answers.append(await edge.admit("early", gate))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(claim)
+        with anyio.fail_after(5):
+            while "early" not in edge.holding:
+                await checkpoint()
+        assert admission.in_flight == 0 and admission.claims == 0  # held in no place
+        assert admission.enter() is None
+        second = await edge.admit("early", gate)  # the same agent again meanwhile
+        assert second is not None and 0 < second <= told  # what is left, not a new slot
+        admission.claim_done(False)
+    assert answers == [None] and admission.claims == 1  # then let in, in a claim's place

@@ -1,0 +1,107 @@
+"""Claims refused at the HTTP edge, before the SDK, from what the edge already knows.
+
+Past capacity, and with clients that come back soon whatever they were told, refused claims
+are most of what a server is sent. Through the SDK each costs a JSON-RPC model, a dispatch,
+the tool's argument validation and a traced call, and refusals alone filled two cores
+(issue 73). Here one costs a scan of the body, a parse of it (pydantic_core), the gate's
+arithmetic and a small JSON answer: the tool's own (`claims.busy`, put on the wire as
+edge/calls.py puts it), so a client cannot tell where it was made.
+
+A claim is an agent token's `tools/call` of `claim_task`, told from the parsed body (a byte
+match alone would take a checkpoint whose summary says `"claim_task"` for one), acting as the
+token's agent (an `agent_id` naming another, a run token, an operator or `--no-auth` go to
+the SDK, which answers them as before). It comes after the token's check and rate
+(Endpoint): a caller without a valid token gets 401 and learns nothing of the load, and the
+check costs a cached lookup. Then:
+- back before its time (rules/claim_gate.ClaimGate.early): held until then, at no CPU and in
+  no in-flight place, at most HOLD_MAX_S and one claim an agent; a longer wait, or a second
+  claim of the agent meanwhile, is answered busy with what is left of its time;
+- the gate refuses a claim now (full, its new holders spent, its claims would wait past
+  their bound): busy, with its slot;
+- the claims' own in-flight places are taken (Admission.claim_place): busy;
+- else it goes on to the SDK in one of the claims' places, never in held work's.
+"""
+
+import time
+from typing import Any
+
+import anyio
+import pydantic_core
+from starlette.responses import Response
+
+from wvo_mcp.edge import calls
+from wvo_mcp.edge.http_limits import Admission
+from wvo_mcp.orchestrator import arrival
+from wvo_mcp.rules.claim_gate import ClaimGate
+from wvo_mcp.services import claims
+
+# Held longer, a client's own timeout might end the call first (the SDK's is 30 s), and its
+# claim could be granted to no one listening.
+HOLD_MAX_S = 20.0
+MAX_HOLDING = 10_000  # claims held at once (one an agent)
+NEEDLE = b'"claim_task"'
+
+
+def claim_id(body: bytes, agent: str) -> str | int | None:
+    """The JSON-RPC id of `body` if it is a `tools/call` of `claim_task` acting as `agent`
+    (no agent_id, or that one), else None (the SDK then reads it as any other)."""
+    if NEEDLE not in body:  # every other call: one scan
+        return None
+    try:
+        found = pydantic_core.from_json(body)
+    except ValueError:
+        return None
+    if not isinstance(found, dict) or found.get("jsonrpc") != "2.0":
+        return None
+    params, ident = found.get("params"), found.get("id")
+    if found.get("method") != "tools/call" or not isinstance(params, dict):
+        return None
+    if params.get("name") != "claim_task" or isinstance(ident, bool):
+        return None
+    given = params.get("arguments")
+    arguments: Any = {} if given is None else given
+    if not isinstance(arguments, dict) or arguments.get("agent_id", agent) != agent:
+        return None
+    return ident if isinstance(ident, str | int) else None
+
+
+def busy(ident: str | int, agent: str, back: float) -> Response:
+    """The tool's answer to a claim refused as busy, come back in `back` seconds."""
+    result = calls.wire(claims.busy(agent, back))
+    body = pydantic_core.to_json({"jsonrpc": "2.0", "id": ident, "result": result})
+    return Response(body, media_type="application/json")
+
+
+class EdgeClaims:
+    """One process's claims at the edge: the agents whose early claim is held."""
+
+    def __init__(self, admission: Admission) -> None:
+        self.admission = admission
+        self.holding: set[str] = set()
+
+    claim_id = staticmethod(claim_id)
+    busy = staticmethod(busy)
+
+    async def admit(self, agent: str, gate: ClaimGate) -> float | None:
+        """A claim of `agent` whose request `Admission.enter`ed: the seconds after which it
+        should come back (answer `busy`), or None: it has a claim's place (and the SDK
+        serves it). Either way `Admission.claim_done` follows."""
+        self.admission.claim_found()
+        now = time.monotonic()
+        early = gate.early(agent, now)
+        if early is not None:
+            if early > HOLD_MAX_S or agent in self.holding or len(self.holding) >= MAX_HOLDING:
+                return early
+            self.holding.add(agent)
+            try:
+                await anyio.sleep(early)
+            finally:
+                self.holding.discard(agent)
+            arrival.mark()  # its waits' bound counts from its time, not from the hold
+            now = time.monotonic()
+        back = gate.refuse(now, agent)
+        if back is not None:
+            return back
+        if not self.admission.claim_place():
+            return gate.turn_refused(now, agent)
+        return None
