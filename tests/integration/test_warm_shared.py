@@ -21,6 +21,7 @@ from tests.integration.test_warm_start import (  # noqa: F401 (cleanup: a fixtur
     alive,
     children_of,
     cleanup,
+    imported,
     listening,
     parent_of,
     wait_for,
@@ -176,3 +177,25 @@ def test_a_relay_in_other_namespaces_is_refused_whatever_its_header_says(
     assert children_of(warm) == []  # nothing forked for it
     assert not (tmp_path / "beta").exists()
     assert alive(warm)
+
+
+def test_a_state_folder_a_server_refuses_is_refused_by_the_shared_ones_server_too(
+    tmp_path: Path, runtime: Path
+) -> None:
+    first = shared_relay(tmp_path / "alpha", runtime)
+    assert first.finish()[0] == 0
+    warm = shared_pid(shared_socket(runtime))
+    assert warm is not None
+    hostile = tmp_path / "hostile"
+    inside = hostile / "workspace"  # a workspace inside its state folder: sandboxes would see it
+    client = subprocess.run(
+        [sys.executable, "-P", "-m", "wvo_mcp", "serve"],
+        env={"PATH": "/usr/bin:/bin", "WVO_STATE_ROOT": str(hostile), "WVO_WARM_START": "1",
+             "WVO_WARM_SHARED": "1", "XDG_RUNTIME_DIR": str(runtime),
+             "WVO_WORKSPACE_ROOT": str(inside), "PYTHONPROFILEIMPORTTIME": "1"},
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert client.returncode == 2, client
+    assert f"the workspace {inside} is inside the state folder" in client.stderr
+    assert "mcp" not in imported(client.stderr)  # refused by a forked server, not the relay
+    assert alive(warm) and children_of(warm) == []
