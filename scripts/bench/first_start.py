@@ -111,36 +111,39 @@ def sample(
     runtime = Path(tempfile.mkdtemp(dir=scratch))  # the user's runtime folder: its own
     env = {"WVO_FRONT": "1" if front else "0", "WVO_WARM_START": "0" if mode == "cold" else "1",
            "XDG_RUNTIME_DIR": str(runtime), **({"PYTHONPATH": tree} if tree else {})}  # fmt: skip
+    folders = [state_root]
     if mode == "warm":  # a first client starts the warm process; the next are forked
-        one(state_root, {**env, "WVO_WARM_SHARED": "0"}, {}, tool)
         env["WVO_WARM_SHARED"] = "0"
-        warm_listening(state_root / "run")
+        one(state_root, env, {}, tool)
+        warm_listening([state_root], runtime)
     if mode == "shared":  # a client of another state folder starts the user's shared one
-        one(Path(tempfile.mkdtemp(dir=scratch)), env, {}, tool)
-        warm_listening(runtime / "wvo-mcp", tree)
+        folders.append(Path(tempfile.mkdtemp(dir=scratch)))
+        one(folders[-1], env, {}, tool)
+        warm_listening(folders, runtime)  # a tree before it: that folder's own
     found: list[dict[str, float]] = [{} for _ in range(at_once)]
     threads = [threading.Thread(target=one, args=(state_root, env, f, tool)) for f in found]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    subprocess.run([sys.executable, *SERVER_ARGS[:-1], "stop"], env={**os.environ, **env,
-                   "WVO_STATE_ROOT": str(state_root)}, capture_output=True)  # fmt: skip
+    if mode != "cold":  # the warm process a first start started: stopped once it listens
+        warm_listening(folders, runtime)
+    for folder in folders:
+        subprocess.run([sys.executable, *SERVER_ARGS[:-1], "stop"], env={**os.environ, **env,
+                       "WVO_STATE_ROOT": str(folder)}, capture_output=True)  # fmt: skip
     stop_shared(runtime)
     if any(len(f) < CALLS + 3 for f in found):
         raise BenchError(f"{mode}: a client got no answer")
     return found
 
 
-def warm_listening(run: Path, tree: str | None = None) -> None:
-    """Until a warm process listens in `run`, or one level below it (the shared one's
-    folder is named after its build); a baseline without the shared one: not at all."""
+def warm_listening(folders: list[Path], runtime: Path) -> None:
+    """Until a warm process listens: one of `folders`' own, or the shared one in `runtime`."""
+    socks = [f"{f}/run/warm.sock" for f in folders] + [f"{runtime}/wvo-mcp/*/warm.sock"]
     deadline = time.monotonic() + 60
-    while not any(run.glob("warm.sock")) and not any(run.glob("*/warm.sock")):
+    while not any(any(Path("/").glob(sock.lstrip("/"))) for sock in socks):
         if time.monotonic() > deadline:
-            if tree:
-                return  # a tree before the shared warm process serves this mode cold
-            raise BenchError(f"no warm process started in {run}")
+            raise BenchError(f"no warm process started for {folders} or in {runtime}")
         time.sleep(0.05)
 
 
@@ -152,6 +155,19 @@ def stop_shared(runtime: Path) -> None:
             pid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
                                                       12))[0]  # fmt: skip
             os.kill(pid, signal.SIGTERM)
+
+
+def end_warm(scratch: Path) -> None:
+    """Ends the warm processes started in this run that no `stop` reached (one that began
+    listening after it): those whose command line names a folder in `scratch`."""
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(str(scratch).encode() in word for word in argv) and b"-c" in argv:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGTERM)
 
 
 def busy(count: int) -> list[subprocess.Popen[bytes]]:
@@ -194,6 +210,7 @@ def main() -> None:
                                     sample(Path(scratch), mode, front, at_once, args.tool, tree)
                                 )
                 log(f"sample {n + 1} of {args.samples}, load {os.getloadavg()[0]:.1f}")
+            end_warm(Path(scratch))
     finally:
         for process in load:
             process.send_signal(signal.SIGKILL)
