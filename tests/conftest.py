@@ -40,8 +40,11 @@ ROOT = Path(__file__).resolve().parents[1]
 # behind for WVO_WARM_IDLE_SECONDS: one per test's folder would pile up. The servers tests
 # start are cold unless a test is about warm start (tests/integration/test_warm_start.py);
 # the SDK's stdio client passes only the variables it lists on to a server.
+# Nor the user's shared warm process (one per build, for every state folder): it would
+# serve the next tests' folders; tests/integration/test_warm_shared.py gives it its own.
 os.environ.setdefault("WVO_WARM_START", "0")
-stdio.DEFAULT_INHERITED_ENV_VARS.append("WVO_WARM_START")
+os.environ.setdefault("WVO_WARM_SHARED", "0")
+stdio.DEFAULT_INHERITED_ENV_VARS += ["WVO_WARM_START", "WVO_WARM_SHARED"]
 
 # Hypothesis's deadline and its too-slow health check judge the machine's speed, not the
 # code: a timing assertion in disguise, which fails on a busy machine. Off for every test.

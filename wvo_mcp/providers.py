@@ -5,6 +5,7 @@ breakers, and the CLI (worker kind) the autopilot runs for each. The packaged de
 overridden by $WVO_STATE_ROOT/providers.yaml or by WVO_PROVIDERS_FILE; a file that does not
 validate is refused with the line at fault."""
 
+import functools
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -313,13 +314,19 @@ def path_for(settings: Settings) -> Path | None:
 def load(settings: Settings) -> Providers:
     path = path_for(settings)
     if path is None:
-        text = resources.files("wvo_mcp").joinpath("data/providers.yaml").read_text()
-        return parse(text, PACKAGED)
+        return _packaged()
     try:
         text = path.read_text()
     except OSError as exc:
         raise ValidationFailed(f"cannot read the providers file {path}: {exc.strerror}") from None
     return parse(text, str(path))
+
+
+@functools.cache
+def _packaged() -> Providers:
+    """The packaged providers, parsed once a process (a warm process parses them for every
+    server it forks: pure-Python YAML is a tenth of such a server's start)."""
+    return parse(resources.files("wvo_mcp").joinpath("data/providers.yaml").read_text(), PACKAGED)
 
 
 def parse(text: str, source: str) -> Providers:

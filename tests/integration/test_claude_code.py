@@ -276,6 +276,7 @@ def worker_server(state_root: Path, **env: str) -> dict[str, Any]:
             "WVO_AGENT_ID": "claude-1",
             "WVO_TOOLS": "worker",
             "WVO_AUTOPILOT_HEALTH_INTERVAL_MS": "0",
+            "WVO_WARM_SHARED": "0",  # the state folder's own warm process, when on
             **env,
         },
     }

@@ -35,7 +35,14 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-P", "-m", "wvo_mcp", "serve"],
             cwd=ROOT,
-            env={"WVO_STATE_ROOT": str(state_root), "PATH": "/usr/bin:/bin", **env},
+            # The user's shared warm process only where a test asks for it (its own
+            # XDG_RUNTIME_DIR): one would outlive the test and serve the next tests' folders.
+            env={
+                "WVO_STATE_ROOT": str(state_root),
+                "PATH": "/usr/bin:/bin",
+                "WVO_WARM_SHARED": "0",
+                **env,
+            },
             preexec_fn=preexec_fn,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

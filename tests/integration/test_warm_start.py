@@ -233,6 +233,7 @@ def test_a_forked_server_refusing_to_start_says_why_and_the_relay_exits_with_its
             "PATH": "/usr/bin:/bin",
             "WVO_STATE_ROOT": str(state_root),
             "WVO_WARM_START": "1",
+            "WVO_WARM_SHARED": "0",
             "WVO_WORKSPACE_ROOT": str(inside),
             "PYTHONPROFILEIMPORTTIME": "1",
         },

@@ -21,6 +21,7 @@ import fcntl
 import gc
 import importlib
 import json
+import logging
 import os
 import resource
 import select
@@ -28,6 +29,7 @@ import signal
 import socket
 import stat
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -62,6 +64,7 @@ PRELOAD = (
     "anyio._core._streams",
     "pwd",
     "wvo_mcp.wiring.place",
+    "anyio._backends._asyncio",  # anyio's backend, imported on its first run
 )
 LOCK_WAIT_S = 2.0  # a stale warm process lets go of the lock as it stops
 LOCK_POLL_S = 0.05
@@ -83,11 +86,12 @@ class Forked(BaseException):
         self.conn, self.header, self.fds = conn, header, fds
 
 
-def main(state_root: str, serving: str = "0") -> int:
+def main(state_root: str, serving: str = "0", shared: str = "") -> int:
     """The warm process of `state_root`; `serving`: the pid of the relay that started it,
-    serving its own client (0: none)."""
+    serving its own client (0: none); `shared`: the user's shared run dir it listens in
+    instead of the state folder's, serving a client of any state folder."""
     try:
-        return _warm(Path(state_root), int(serving))
+        return _warm(Path(state_root), int(serving), Path(shared) if shared else None)
     except Forked as forked:
         child = forked.with_traceback(None)
     # Out of the except clause: the server's own errors must not chain onto this one.
@@ -129,8 +133,8 @@ def _report(conn: socket.socket, code: int) -> None:
             pass  # the relay is gone
 
 
-def _warm(state_root: Path, serving: int) -> int:
-    run = _run_dir(state_root)
+def _warm(state_root: Path, serving: int, shared: Path | None = None) -> int:
+    run = _run_dir(state_root) if shared is None else _shared_dir(shared)
     if run is None:
         return 0
     with Children() as children:
@@ -144,6 +148,7 @@ def _warm(state_root: Path, serving: int) -> int:
             for name in PRELOAD:
                 with contextlib.suppress(ImportError):
                     importlib.import_module(name)
+            _rehearse()
             build, fingerprint = warm_relay.build_id(), _fingerprint()
             with _listening(run) as listener, _wakeup() as wake:
                 _log(f"warm process {os.getpid()} serving {run}")
@@ -153,6 +158,31 @@ def _warm(state_root: Path, serving: int) -> int:
         children.reap(block=True)  # no longer listening: the next warm process may start
     _log(f"warm process {os.getpid()} ends")
     return 0
+
+
+def _rehearse() -> None:
+    """A server built once here, on a throwaway state folder, and dropped: what pydantic and
+    the SDK build on first use (a model's schema rebuilt, a type's validator, the packaged
+    providers parsed) is then built once for every server forked, not in each at its start.
+    Nothing here may start a thread (telemetry off): a fork copies only the forking one."""
+    from wvo_mcp import providers
+    from wvo_mcp.edge.server import build_server
+
+    # The SDK's server sets up the root logger when nothing has (INFO, to stderr): a forked
+    # server's own set-up (quiet unless asked) must find it as it was.
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        with tempfile.TemporaryDirectory(prefix="wvo-warm-") as scratch:
+            env = {"WVO_STATE_ROOT": scratch, "WVO_OTEL_ENABLED": "0", "PATH": os.defpath}
+            settings = Settings.from_env(env)
+            build_server(settings)
+            providers.load(settings)
+    except Exception as exc:  # each server builds its own all the same
+        _log(f"no rehearsal: {type(exc).__name__}: {exc}")
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 def _when_idle(pid: int) -> None:
@@ -197,6 +227,14 @@ def _run_dir(state_root: Path) -> Path | None:
         if stat.S_IMODE(found.st_mode) != 0o700:
             os.chmod(run, 0o700)
     except OSError:
+        return None
+    return run
+
+
+def _shared_dir(run: Path) -> Path | None:
+    """The user's shared run dir as the relay made it, checked again here: this user's
+    alone (0700, no link), as is the folder it is in."""
+    if not run.is_absolute() or not all(warm_relay.mine(f) for f in (run.parent, run)):
         return None
     return run
 
@@ -457,7 +495,7 @@ def _take(
     fds: list[int],
 ) -> bool:
     """Forks a server for the relay on `conn`, or answers why not; True when stale."""
-    refused = _refusal(header, build)
+    refused = _refusal(header, build) or _elsewhere(conn)
     if refused is not None:
         for fd in fds:
             os.close(fd)
@@ -486,6 +524,18 @@ def _refusal(header: dict[str, Any], build: tuple[str, list[tuple[str, int]]]) -
     if not warm_relay.stdio_serve(header["argv"])[0]:
         return "not serve over stdio"
     return None
+
+
+def _elsewhere(conn: socket.socket) -> str | None:
+    """Why the relay at the other end of `conn` is not to be served, judged by the kernel's
+    word and not its header's: a process in other namespaces (a sandbox's) sees other files
+    and networks, and a server forked for it would serve it outside them."""
+    try:
+        pid, _, _ = warm_relay.peer_uid(conn)
+    except OSError:
+        return "another namespace"
+    ours = warm_relay.namespaces()
+    return None if pid > 0 and ours and warm_relay.namespaces(pid) == ours else "another namespace"
 
 
 def environment_block(env: dict[str, str]) -> bytes:

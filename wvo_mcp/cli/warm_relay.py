@@ -10,15 +10,24 @@ it leaves the server to see its connection close and stop as on SIGTERM. When no
 answers (none yet, another build's, any error), it starts one for the next clients and
 returns, and this process serves its client itself as without warm start: warm start never
 makes serving fail. Imports only light modules: the point is to skip the heavy ones.
+
+A state folder with no warm process of its own yet (a fresh one, or a first start in a repository)
+is served by the user's shared warm process of this build when one listens (WVO_WARM_SHARED,
+on unless "0"): a forked server reads its client's state folder from its client's environment
+and arguments, as every forked server does, so one imported process can serve any of them and
+a first start need not import. Its socket is in the user's runtime folder ($XDG_RUNTIME_DIR,
+else /tmp/wvo-mcp-UID, each this user's alone, 0700), which a sandboxed command never sees.
 """
 
 import contextlib
+import hashlib
 import json
 import os
 import resource
 import select
 import signal
 import socket
+import stat
 import struct
 import sys
 import time
@@ -31,6 +40,8 @@ import wvo_mcp
 from wvo_mcp.config import Settings
 
 RUN_DIR = "run"  # in the state folder, which sandboxed commands cannot reach
+SHARED = "WVO_WARM_SHARED"  # "0": only the state folder's own warm process
+SHARED_DIR = "wvo-mcp"  # in $XDG_RUNTIME_DIR; else /tmp/wvo-mcp-UID
 SOCKET = "warm.sock"
 LOCK = "warm.lock"
 LOG = "warm.log"
@@ -99,6 +110,38 @@ def run_dir(state_root: Path) -> Path:
     return state_root / RUN_DIR
 
 
+def shared_run_dir(env: Mapping[str, str]) -> Path | None:
+    """The run dir of the user's shared warm process of this build, made if need be; None
+    when switched off, or when a folder on the way is not this user's alone (0700, no link)."""
+    if env.get(SHARED, "1").strip() == "0":
+        return None
+    runtime = env.get("XDG_RUNTIME_DIR", "")
+    base = Path(runtime) / SHARED_DIR if runtime.startswith("/") else None
+    if base is None or not mine(base.parent):
+        base = Path("/tmp") / f"{SHARED_DIR}-{os.getuid()}"
+    key = hashlib.sha256(build_id().encode()).hexdigest()[:16]
+    run = base / f"warm-{key}"
+    for folder in (base, run):
+        with contextlib.suppress(OSError):
+            folder.mkdir(mode=0o700)
+        if not mine(folder):
+            return None
+    return run
+
+
+def mine(folder: Path) -> bool:
+    """A folder (not a link to one) this user owns and no one else may enter."""
+    try:
+        found = os.lstat(folder)
+    except OSError:
+        return False
+    return (
+        stat.S_ISDIR(found.st_mode)
+        and found.st_uid == os.getuid()
+        and stat.S_IMODE(found.st_mode) & 0o077 == 0
+    )
+
+
 def build_id() -> str:
     """What a warm process must share with a relay to serve its client: the same release of
     the same package, run by the same interpreter from the same import path."""
@@ -118,12 +161,13 @@ def import_path() -> list[str]:
     return [os.getcwd() if entry == "" else entry for entry in sys.path]
 
 
-def namespaces() -> dict[str, int]:
-    """This process's namespaces: a server forked elsewhere would see other mounts, pids."""
+def namespaces(pid: int | str = "self") -> dict[str, int]:
+    """This process's namespaces (or process `pid`'s, those that can be read): a server
+    forked elsewhere would see other mounts, pids."""
     found = {}
     for name in NAMESPACES:
         try:
-            found[name] = os.stat(f"/proc/self/ns/{name}").st_ino
+            found[name] = os.stat(f"/proc/{pid}/ns/{name}").st_ino
         except OSError:
             continue
     return found
@@ -179,11 +223,19 @@ def handed_over(argv: list[str]) -> int | None:
     except Exception:
         return None  # the normal path says what is wrong
     forwarder = Forwarder()
+    shared: Path | None = None  # the user's shared warm process answers, not the folder's
     try:
         conn = _connect(run_dir(state_root))
     except OSError:
-        start_warm(state_root)
-        return None
+        # None of the folder's own: the user's shared one serves any folder.
+        shared = shared_run_dir(os.environ)
+        try:
+            if shared is None:
+                raise FileNotFoundError("no shared warm process")
+            conn = _connect(shared)
+        except OSError:
+            start_warm(state_root, shared)
+            return None
     with conn, conn.makefile("rb") as answers:
         try:
             answer = _hand_over(conn, answers, argv, forwarder)
@@ -193,7 +245,7 @@ def handed_over(argv: list[str]) -> int | None:
             return _served(conn, answers)
         forwarder.stop()
         if answer == "stale":
-            start_warm(state_root)  # the stale one is on its way out
+            start_warm(state_root, shared)  # the stale one is on its way out
         return None
 
 
@@ -338,10 +390,11 @@ def stop_warm(state_root: Path, timeout: float = STOP_TIMEOUT_S) -> int | None:
     return pid
 
 
-def start_warm(state_root: Path) -> None:
-    """Starts the state folder's warm process for the next clients, detached from this one
-    (its own session, no pipe of the client's, reaped by init), without waiting for it; it
-    starts importing once this process, which serves its client itself, is idle."""
+def start_warm(state_root: Path, shared: Path | None = None) -> None:
+    """Starts the state folder's warm process for the next clients (with `shared`, the user's
+    shared one listening in that run dir instead), detached from this one (its own session,
+    no pipe of the client's, reaped by init), without waiting for it; it starts importing
+    once this process, which serves its client itself, is idle."""
     serving = os.getpid()
     try:
         first = os.fork()
@@ -360,6 +413,8 @@ def start_warm(state_root: Path) -> None:
             os.closerange(3, os.sysconf("SC_OPEN_MAX"))
             path = json.dumps(import_path())
             argv = [sys.executable, "-P", "-c", BOOT, path, str(state_root), str(serving)]
+            if shared is not None:
+                argv.append(str(shared))
             os.execve(sys.executable, argv, warm_environment(os.environ))
     finally:
         os._exit(0)

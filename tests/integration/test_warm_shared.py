@@ -1,0 +1,201 @@
+"""The user's shared warm process (WVO_WARM_SHARED, on with warm start): a state folder with no
+warm process of its own, a fresh one too, is served by a server the user's warm process of
+this build forked, on the client's own state folder; a shared folder that is not the user's
+alone is never used, and a relay the kernel places in other namespaces is refused."""
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import table_rows
+from tests.integration.test_warm_start import (  # noqa: F401 (cleanup: a fixture)
+    Relay,
+    alive,
+    children_of,
+    cleanup,
+    imported,
+    listening,
+    parent_of,
+    wait_for,
+)
+from wvo_mcp.cli import warm_relay
+
+pytestmark = pytest.mark.process
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[Path]:
+    """The user's runtime folder (XDG_RUNTIME_DIR) for this test alone; every warm process
+    listening under it is ended afterwards, with the servers it forked."""
+    folder = tmp_path / "xdg"
+    folder.mkdir(mode=0o700)
+    yield folder
+    for sock in folder.glob("wvo-mcp/*/warm.sock"):
+        pid = shared_pid(sock)
+        if pid is None:
+            continue
+        for child in children_of(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda pid=pid: not alive(pid), "the shared warm process gone")
+
+
+def shared_pid(sock: Path) -> int | None:
+    """The pid of the process listening on `sock`, None when none does."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        try:
+            conn.connect(str(sock))
+        except OSError:
+            return None
+        return warm_relay.peer_uid(conn)[0]
+
+
+def shared_socket(runtime: Path) -> Path:
+    """The shared warm process's socket, once it listens."""
+
+    def found() -> Path | None:
+        socks = [s for s in runtime.glob("wvo-mcp/warm-*/warm.sock") if shared_pid(s)]
+        return socks[0] if socks else None
+
+    sock: Path = wait_for(found, "the shared warm process listening")
+    return sock
+
+
+def shared_relay(state_root: Path, runtime: Path) -> Relay:
+    """A client's relay with the shared warm process on, in `runtime`."""
+    return Relay(state_root, WVO_WARM_SHARED="1", XDG_RUNTIME_DIR=str(runtime))
+
+
+def test_a_fresh_state_folder_is_served_by_the_shared_warm_process_on_its_own_folder(
+    tmp_path: Path, runtime: Path
+) -> None:
+    alpha, beta = tmp_path / "alpha", tmp_path / "beta"
+    first = shared_relay(alpha, runtime)
+    assert first.served_cold()  # no warm process anywhere yet
+    first.call("task_create", tasks=[{"id": "A1", "title": "alpha's"}])
+    assert first.finish()[0] == 0
+    sock = shared_socket(runtime)
+    assert sock.parent.parent == runtime / "wvo-mcp"
+    warm = shared_pid(sock)
+    assert not (beta / "orchestrator.db").exists()
+
+    # A fresh folder: the first tool call is answered by a forked server, on beta.
+    second = shared_relay(beta, runtime)
+    found = second.call("plan_next")
+    assert parent_of(int(found["agent_id"].rsplit("-", 1)[1])) == warm
+    assert found["tasks"] == [] and found["counts"]["ready"] == 0
+    second.call("task_create", tasks=[{"id": "B1", "title": "beta's"}])
+    assert [t["id"] for t in table_rows(second.call("task_list"))] == ["B1"]
+    assert (beta / "orchestrator.db").exists()
+    assert not listening(beta)  # no warm process of beta's own was started
+
+    # The same warm process serves alpha's next client alpha's tasks, not beta's.
+    third = shared_relay(alpha, runtime)
+    assert parent_of(third.server_pid()) == warm
+    assert [t["id"] for t in table_rows(third.call("task_list"))] == ["A1"]
+    for client in (second, third):
+        assert client.finish()[0] == 0
+
+
+@pytest.mark.usefixtures("cleanup")
+@pytest.mark.parametrize("how", ["a link", "open to others"])
+def test_a_shared_folder_not_the_users_alone_is_not_used(
+    tmp_path: Path, state_root: Path, runtime: Path, how: str
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    shared = runtime / "wvo-mcp"
+    if how == "a link":
+        shared.symlink_to(elsewhere)
+    else:
+        shared.mkdir()
+        shared.chmod(0o755)
+    client = shared_relay(state_root, runtime)
+    assert client.served_cold()
+    assert client.finish()[0] == 0
+    # The state folder's own warm process instead; nothing made in, or through, that folder.
+    wait_for(lambda: listening(state_root), "the state folder's warm process")
+    assert list(elsewhere.iterdir()) == []
+    assert how == "a link" or list(shared.iterdir()) == []
+
+
+# A relay that lies: the warm process's own namespaces in its header, from a user and network
+# namespace of its own (as a sandbox's process is), with its stdin, stdout and stderr.
+LIAR = """
+import json, socket, struct, sys
+header = json.loads(sys.argv[2])
+conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+conn.connect(sys.argv[1])
+payload = json.dumps(header).encode()
+socket.send_fds(conn, [struct.pack(">I", len(payload))], [0, 1, 2])
+conn.sendall(payload)
+print(conn.makefile("rb").readline().decode().strip())
+"""
+
+
+def test_a_relay_in_other_namespaces_is_refused_whatever_its_header_says(
+    tmp_path: Path, runtime: Path
+) -> None:
+    first = shared_relay(tmp_path / "alpha", runtime)
+    assert first.finish()[0] == 0
+    sock = shared_socket(runtime)
+    warm = shared_pid(sock)
+    assert warm is not None
+    header = {
+        "build": json.loads(
+            subprocess.run(
+                [sys.executable, "-P", "-c", "from wvo_mcp.cli import warm_relay as w; "
+                 "print(w.json.dumps(w.build_id()))"],
+                capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin"},
+            ).stdout
+        ),
+        "argv": ["serve"],
+        "argv0": "wvo-mcp",
+        "env": {"PATH": "/usr/bin:/bin", "WVO_STATE_ROOT": str(tmp_path / "beta")},
+        "cwd": str(tmp_path),
+        "umask": 0o077,
+        "namespaces": warm_relay.namespaces(warm),  # the warm process's: a lie from there
+        **warm_relay.bounds(),
+    }  # fmt: skip
+    told = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--net", sys.executable, "-P", "-c", LIAR,
+         str(sock), json.dumps(header)],
+        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    if "unshare failed" in told.stderr or "Operation not permitted" in told.stderr:
+        pytest.skip(f"no user namespaces here: {told.stderr.strip()}")
+    assert json.loads(told.stdout) == {"refused": "another namespace"}, told
+    assert children_of(warm) == []  # nothing forked for it
+    assert not (tmp_path / "beta").exists()
+    assert alive(warm)
+
+
+def test_a_state_folder_a_server_refuses_is_refused_by_the_shared_ones_server_too(
+    tmp_path: Path, runtime: Path
+) -> None:
+    first = shared_relay(tmp_path / "alpha", runtime)
+    assert first.finish()[0] == 0
+    warm = shared_pid(shared_socket(runtime))
+    assert warm is not None
+    hostile = tmp_path / "hostile"
+    inside = hostile / "workspace"  # a workspace inside its state folder: sandboxes would see it
+    client = subprocess.run(
+        [sys.executable, "-P", "-m", "wvo_mcp", "serve"],
+        env={"PATH": "/usr/bin:/bin", "WVO_STATE_ROOT": str(hostile), "WVO_WARM_START": "1",
+             "WVO_WARM_SHARED": "1", "XDG_RUNTIME_DIR": str(runtime),
+             "WVO_WORKSPACE_ROOT": str(inside), "PYTHONPROFILEIMPORTTIME": "1"},
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert client.returncode == 2, client
+    assert f"the workspace {inside} is inside the state folder" in client.stderr
+    assert "mcp" not in imported(client.stderr)  # refused by a forked server, not the relay
+    assert alive(warm) and children_of(warm) == []
