@@ -7,22 +7,29 @@ real loop, and the largest fleet that keeps its latencies.
     python -m scripts.bench.fleet --sizes 500,1000 --servers 2
     python -m scripts.bench.fleet --baseline 1f0e781 --json out.json   # against issue 24's start
 
-Each agent is an asyncio task with its own bearer token and its own keep-alive connection,
-posting raw JSON-RPC (scale.py's HttpAgent) to one of `--servers` `serve --http` processes
-(round-robin) sharing one throwaway, durable PostgreSQL. Its loop: claim_task; while it holds
-the task, heartbeat every H s and checkpoint every C s; after T s, plan_update(done); claim
-again (each period varies by JITTER either way). The fleet comes up together, as users start
-one: each agent says `initialize` before the clock starts, then makes its first claim within
-the first START_SPREAD_S of it. A claim refused as busy comes back when its `retry_after_s`
-says. A call refused with nothing done (HTTP 503 or 429, or a tool's Overloaded) is made again
-after its Retry-After, doubled at each refusal and jittered (exponential backoff): a claim
-three times at most, a done while the task's lease runs. A heartbeat or checkpoint refused
-waits for its next period, as a periodic call should (made again at once by every refused
-agent, they would keep the servers past capacity on their own). A task whose lease would
-run out first is dropped (a lease lost), and the agent claims again. Leases last 20
-heartbeats (600 s at H = 30 s, wvo-mcp's default). The measured window (`--duration` s)
-opens after a ramp of one task (T s), once the fleet is in its steady state. Agents run in
-`--drivers` processes.
+Each agent is an asyncio task with its own bearer token and one keep-alive HTTP/1.1
+connection to each of `--servers` `serve --http` processes sharing one throwaway, durable
+PostgreSQL, posting raw JSON-RPC (scale.py's HttpAgent: each a `tools/call`, stateless, with
+`Accept: application/json, text/event-stream` and `MCP-Protocol-Version: 2025-11-25`), as
+issue 73's client does. `--spread` says which server each call goes to: `alternate` (the
+default: the agent's calls take its servers in turn, each agent starting at its own), `random`
+(a server drawn per call) or `pinned` (every call of an agent to one server, agents
+round-robin over the servers: this benchmark's client before issue 73).
+
+Each agent's loop: claim_task; while it holds the task, heartbeat every H s and checkpoint
+every C s; after T s, plan_update(done); claim again (each period varies by JITTER either
+way). The fleet comes up together, as users start one: each agent says `initialize` on each
+of its connections before the clock starts (not with `--no-initialize`: its first calls then
+open them), then makes its first claim within the first START_SPREAD_S of it. A claim
+refused as busy comes back when its `retry_after_s` says. A call refused with nothing done
+(HTTP 503 or 429, or a tool's Overloaded) is made again after its Retry-After, doubled at
+each refusal and jittered (exponential backoff): a claim three times at most, a done while
+the task's lease runs. A heartbeat or checkpoint refused waits for its next period, as a
+periodic call should (made again at once by every refused agent, they would keep the servers
+past capacity on their own). A task whose lease would run out first is dropped (a lease
+lost), and the agent claims again. Leases last 20 heartbeats (600 s at H = 30 s, wvo-mcp's
+default). The measured window (`--duration` s) opens after a ramp of one task (T s, or
+`--ramp` s), once the fleet is in its steady state. Agents run in `--drivers` processes.
 
 `--impatient`: clients written before `retry_after_s` existed, as a script or an agent whose
 loop retries at once: every refused call (a claim refused as busy, HTTP 503 or 429, a tool's
@@ -119,6 +126,51 @@ OVERRUN_S = 60.0  # how long a driver waits past the window for its agents' last
 LATE_LIMIT_MS = 100.0  # a driver waking this late (p99) cannot keep its agents' schedule
 DRIVER_BUSY_LIMIT = 0.9  # nor can one using this share of a core
 MAX_CONNECTIONS = 1000  # PostgreSQL's: 1-4 servers x their pool, the probe, some margin
+SPREADS = ("alternate", "random", "pinned")
+
+
+class FleetAgent:
+    """One agent: its token, one keep-alive connection to each of its servers (scale.py's
+    HttpAgent each), and which one its next call goes to: they take turns, or (`draw`) one
+    is drawn per call. An agent pinned to one server has that one only."""
+
+    def __init__(self, urls: list[str], secret: str, draw: random.Random | None) -> None:
+        self.links = [HttpAgent(url, secret) for url in urls]
+        self.draw = draw
+        self.turn = 0
+
+    async def call(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        if self.draw is not None:
+            link = self.draw.choice(self.links)
+        else:
+            link = self.links[self.turn % len(self.links)]
+            self.turn += 1
+        return await link.call(tool, arguments)
+
+    async def initialize(self) -> None:
+        """`initialize` on each connection; refused (a server busy with the fleet's first
+        token checks), again when told."""
+        for link in self.links:
+            for attempt in range(REFUSED_TRIES * 3):
+                try:
+                    await link.initialize()
+                    break
+                except Refused as exc:
+                    if attempt == REFUSED_TRIES * 3 - 1:
+                        raise
+                    await anyio.sleep(exc.retry_after * random.uniform(1, 2))
+
+    async def aclose(self) -> None:
+        for link in self.links:
+            with contextlib.suppress(Exception):
+                await link.aclose()
+
+
+def agent_urls(urls: list[str], index: int, spread: str) -> list[str]:
+    """The servers agent `index` calls, in the order its calls take them: all of them,
+    starting at its own (so the fleet's first calls fall evenly), or its one when pinned."""
+    start = index % len(urls)
+    return [urls[start]] if spread == "pinned" else urls[start:] + urls[:start]
 
 
 @dataclass
@@ -135,6 +187,8 @@ class Config:
     baseline: str | None  # a git revision run beside this checkout, size by size
     past_capacity: bool = False  # run every size, past the targets
     impatient: bool = False  # clients come back IMPATIENT_S after any refusal
+    spread: str = "alternate"  # which server each call goes to (SPREADS)
+    initialize: bool = True  # each connection says `initialize` before the clock starts
 
 
 # --------------------------------------------------------------------------- driver side
@@ -152,10 +206,11 @@ class Record:
         self.refusals: Counter[str] = Counter()
         self.late: list[float] = []
         self.dropped = 0  # tasks given up after a held call was refused to its lease's end
+        self.sent: list[float] = []  # when each request went out, refused ones too
 
     async def call(
         self,
-        agent: HttpAgent,
+        agent: FleetAgent,
         tool: str,
         arguments: dict[str, Any],
         until: float | None = None,
@@ -167,6 +222,7 @@ class Record:
         while True:
             attempt += 1
             started = time.monotonic()
+            self.sent.append(started)
             try:
                 result = await agent.call(tool, arguments)
             except Refused as exc:
@@ -205,7 +261,7 @@ Lease = dict[str, str]
 
 
 async def live(
-    agent: HttpAgent, record: Record, rng: random.Random, plan: dict[str, float], go: float
+    agent: FleetAgent, record: Record, rng: random.Random, plan: dict[str, float], go: float
 ) -> None:
     """One agent's life from `go` to the end of the window: its first claim within
     START_SPREAD_S, then heartbeat every H, checkpoint every C, done after T; claim again.
@@ -273,26 +329,24 @@ async def driver_main(config: dict[str, Any]) -> None:
     index = take_slot(Path(config["slots"]))
     mine = config["agents"][index :: config["drivers"]]
     plan: dict[str, float] = config["plan"]
-    agents = [HttpAgent(url, secret) for url, secret in mine]
+    draw = config["spread"] == "random"
+    agents = [
+        FleetAgent(urls, secret, random.Random(index * 7_919 + i) if draw else None)
+        for i, (urls, secret) in enumerate(mine)
+    ]
     record = Record(bool(plan.get("impatient")))
     window: dict[str, float] = {}
     try:
         limit = anyio.Semaphore(WARMUP_CONCURRENCY)
 
-        async def warm(i: int) -> None:  # the connection and the token's first use
+        async def warm(i: int) -> None:  # the connections and the token's first use
             async with limit:
-                for attempt in range(1, REFUSED_TRIES + 1):  # a busy host may refuse it
-                    try:
-                        await agents[i].initialize()
-                        return
-                    except Refused as exc:
-                        if attempt == REFUSED_TRIES:
-                            raise
-                        await anyio.sleep(exc.retry_after * random.uniform(1, 2))
+                await agents[i].initialize()  # made again while a busy host refuses it
 
-        async with anyio.create_task_group() as group:
-            for i in range(len(agents)):
-                group.start_soon(warm, i)
+        if config["initialize"]:
+            async with anyio.create_task_group() as group:
+                for i in range(len(agents)):
+                    group.start_soon(warm, i)
         # The agents' objects (thousands of clients) will not be garbage: out of the
         # collector's sight, its full passes no longer stall this loop for 100-300 ms, which
         # the calls in flight would be measured as (the servers' latency).
@@ -315,14 +369,14 @@ async def driver_main(config: dict[str, Any]) -> None:
                     group.start_soon(live, agent, record, rng, plan, go)
     finally:
         for agent in agents:
-            with contextlib.suppress(Exception):
-                await agent.aclose()
+            await agent.aclose()
     await anyio.to_thread.run_sync(sys.stdin.readline)  # `stop`
     result = {
         "samples": record.samples,
         "errors": record.errors,
         "refusals": record.refusals,
         "dropped": record.dropped,
+        "sent": record.sent,
         "late": summary(record.late) if record.late else None,
         "cpu": window.get("cpu"),
         "overrun": scope.cancelled_caught,
@@ -494,12 +548,15 @@ class Bench(lib.Bench):
         with http_servers(cfg.servers, url, self.work, self.errlog, env) as servers:
             # A file, not the drivers' argv: 2,000 secrets pass the kernel's limit on one argument.
             agents_file = self.work / f"agents-{name}.json"
+            urls = [server.url for server in servers]
             agents_file.write_text(
-                json.dumps([(servers[i % cfg.servers].url, s) for i, s in enumerate(secrets)])
+                json.dumps([(agent_urls(urls, i, cfg.spread), s) for i, s in enumerate(secrets)])
             )
             config = {
                 "agents": str(agents_file),
                 "drivers": drivers,
+                "spread": cfg.spread,
+                "initialize": cfg.initialize,
                 "slots": str(self.fresh(f"slots-{agents}")),
                 "plan": {
                     "heartbeat": cfg.heartbeat,
@@ -586,6 +643,7 @@ class Bench(lib.Bench):
             raise BenchError(f"no heartbeat answered inside the {agents}-agent window")
         busy = [took for r in results for began, took in r["samples"][BUSY] if start <= began < end]
         writes = sum(len(v) for v in inside.values())
+        requests = sum(1 for r in results for began in r["sent"] if start <= began < end)
         server_cpu = window["server_cpu"] + window["postgres_cpu"]
         driver_cpu = sum(r["cpu"] or 0.0 for r in results)
         cores = os.cpu_count() or 1
@@ -611,6 +669,9 @@ class Bench(lib.Bench):
             "lease_seconds": round(LEASE_HEARTBEATS * cfg.heartbeat),
             "leases_lost": window["lost_events"],
             "tasks_dropped": sum(r["dropped"] for r in results),
+            # every request the servers answered, refusals included: what their CPU paid for
+            "requests": requests,
+            "server_cpu_ms_per_request": 1000 * window["server_cpu"] / max(1, requests),
             "writes": writes,
             "writes_per_s": writes / seconds,
             "scheduled_writes_per_s": scheduled_writes(agents, cfg),
@@ -725,7 +786,9 @@ class Bench(lib.Bench):
                 run["cpu_ms_per_write"],
                 "ms",
                 note=f"servers {run['server_cpu_ms_per_write']:.2f} + PostgreSQL "
-                f"{run['postgres_cpu_ms_per_write']:.2f} ms; drivers "
+                f"{run['postgres_cpu_ms_per_write']:.2f} ms; servers "
+                f"{run['server_cpu_ms_per_request']:.2f} ms per request ({run['requests']} "
+                f"requests, refusals included); drivers "
                 f"{run['driver_cpu_ms_per_write']:.2f} ms/write, busiest driver "
                 f"{100 * run['driver_busy']:.0f}% of a core, woke late p99 "
                 f"{run['driver_late_p99_ms']:.0f} ms; machine {100 * run['machine_busy']:.0f}% "
@@ -776,11 +839,13 @@ def make_config(args: argparse.Namespace) -> Config:
         heartbeat=beat,
         checkpoint=step,
         task=task,
-        ramp=task,  # one task's length: the fleet is in its steady state
+        ramp=task if args.ramp is None else args.ramp,  # one task: the steady state
         duration=duration,
         baseline=args.baseline,
         past_capacity=args.past_capacity,
         impatient=args.impatient,
+        spread=args.spread,
+        initialize=not args.no_initialize,
     )
 
 
@@ -799,6 +864,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", type=float, help="C: seconds between checkpoints (60)")
     parser.add_argument("--task", type=float, help="T: seconds an agent works a task (120)")
     parser.add_argument("--duration", type=float, help="measured seconds per size (60)")
+    parser.add_argument(
+        "--ramp", type=float, help="seconds from the start to the window (default: T, a task)"
+    )
+    parser.add_argument(
+        "--spread",
+        choices=SPREADS,
+        default="alternate",
+        help="which server an agent's call goes to: its servers in turn (alternate, the "
+        "default: issue 73's client), one drawn per call (random), or always its one "
+        "(pinned: agents round-robin over the servers, this benchmark's client before)",
+    )
+    parser.add_argument(
+        "--no-initialize",
+        action="store_true",
+        help="no `initialize` before the clock starts: the first calls open the connections",
+    )
     parser.add_argument(
         "--baseline",
         metavar="REV",
@@ -829,6 +910,8 @@ def main(argv: list[str] | None = None) -> int:
     config = make_config(args)
     if min(config.sizes) < 1 or min(config.heartbeat, config.checkpoint, config.task) <= 0:
         parser.error("sizes and periods must be positive")
+    if config.ramp < 0:
+        parser.error("--ramp must be 0 or more")
 
     work, cache = lib.workspace(args, "wvo-bench-fleet-")
     bench = Bench(config, work, cache, Report())

@@ -3,6 +3,8 @@ database goes away: a clean error that says nothing was kept, never a hang, and 
 again once it is back."""
 
 import contextlib
+import json
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -12,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import anyio.abc
+import h11
 import pytest
 import yaml
 
@@ -171,6 +174,80 @@ async def test_an_http_server_answers_503_not_401_while_the_database_is_away(
                 pg.start_server()
                 back = await http.post(served.url, content=initialize_body(), headers=headers["a2"])
                 assert back.status_code == 200, back.text
+
+
+def _exchange(
+    sock: socket.socket, http: h11.Connection, url: str, headers: dict[str, str], body: str
+) -> tuple[int, dict[str, str], bytes]:
+    """One POST on a kept connection, as a fleet agent sends it: (status, headers, body)."""
+    parts = urlsplit(url)
+    sent = [("Host", parts.netloc), *headers.items(), ("Content-Length", str(len(body)))]
+    sock.sendall(
+        http.send(h11.Request(method="POST", target=parts.path, headers=sent))
+        + http.send(h11.Data(data=body.encode()))
+        + http.send(h11.EndOfMessage())
+    )
+    status, got, chunks = 0, {}, []
+    while True:
+        event = http.next_event()
+        if event is h11.NEED_DATA:
+            http.receive_data(sock.recv(65536))
+        elif isinstance(event, h11.Response):
+            status = event.status_code
+            got = {k.decode().lower(): v.decode() for k, v in event.headers}
+        elif isinstance(event, h11.Data):
+            chunks.append(bytes(event.data))
+        elif isinstance(event, h11.EndOfMessage):
+            http.start_next_cycle()  # raises if the server said it closes the connection
+            return status, got, b"".join(chunks)
+        else:
+            raise AssertionError(f"the server closed the connection: {event!r}")
+
+
+@pytest.mark.process
+@pytest.mark.postgres
+async def test_a_503_for_a_token_the_database_cannot_check_keeps_the_connection_quietly(
+    tmp_path: Path,
+) -> None:
+    """A token check the database cannot answer is a 503 on a connection that stays open,
+    with no traceback logged: a fleet past capacity meets this refusal often, and a new
+    connection and a formatted traceback each time cost the servers more than the calls
+    they serve (issue 73)."""
+    from tests.http.conftest import MCP_HEADERS, http_server, initialize_body
+
+    with Cluster.start() as pg:  # its own cluster: this test stops it
+        url = pg.create_database("away")
+        state_root = tmp_path / "state"
+        given = {}
+        for name in ("a1", "a2"):
+            made = cli(state_root, url, "tokens", "add", "--role", "agent", "--name", name)
+            assert made.returncode == 0, made.stderr
+            given[name] = {**MCP_HEADERS, "Authorization": f"Bearer {made.stdout.strip()}"}
+        with http_server(state_root, WVO_DATABASE_URL=url, WVO_OTEL_ENABLED="0") as served:
+            port = urlsplit(served.url).port
+            assert port is not None
+            with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+                http = h11.Connection(h11.CLIENT)
+                status, _, body = await anyio.to_thread.run_sync(
+                    _exchange, sock, http, served.url, given["a1"], initialize_body()
+                )  # the server has its database open
+                assert status == 200, (status, body)
+                pg.stop("immediate")
+                headers = given["a2"]  # never checked here: only the database can say
+                status, said, body = await anyio.to_thread.run_sync(
+                    _exchange, sock, http, served.url, headers, initialize_body()
+                )
+                assert status == 503, (status, body)
+                assert said["retry-after"] == "5"
+                assert "cannot be reached" in json.loads(body)["error_description"]
+                pg.start_server()
+                status, _, body = await anyio.to_thread.run_sync(
+                    _exchange, sock, http, served.url, headers, initialize_body()
+                )  # on the same connection
+                assert status == 200, (status, body)
+        logged = served.stderr.read_text()
+        # (The health monitor's own tick may log its failure: not a request's.)
+        assert "Exception in ASGI" not in logged and "verify_token" not in logged, logged
 
 
 class Relay:

@@ -309,6 +309,8 @@ def app(settings: Settings, options: Options) -> Starlette:
         EdgeClaims(admission),
     )  # fmt: skip
     manager.asgi_app = RequestBodyLimitMiddleware(endpoint, MAX_LINE_BYTES)
+    # Outside authentication, inside the cap: a token check the database cannot answer now.
+    built.add_middleware(Unavailable)
     # Outside authentication: a flood is refused before any token is looked up.
     built.add_middleware(InFlightCap, admission=admission, crowd=lambda: crowd(opened))
     built.add_middleware(PostOnly)  # outside the cap: a GET never takes a place under it
@@ -726,6 +728,37 @@ async def unavailable(request: Request, exc: Exception) -> Response:
             headers={"Retry-After": str(wait)},
         )
     return PlainTextResponse("Internal Server Error", status_code=500)
+
+
+class Unavailable:
+    """A request whose token could not be checked (the database busy or away: Busy,
+    StoreUnavailable) is answered 503 here (`unavailable`), on a connection that stays open.
+    Starlette's error middleware would answer the same, then raise the error again, and
+    uvicorn would log its traceback and close the connection: past capacity, those refusals
+    and the client's new connections cost the servers more than the calls they served
+    (BENCHMARKS.md, "The real client", issue 73)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        answered = False
+
+        async def sending(message: Message) -> None:
+            nonlocal answered
+            answered = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except (Busy, StoreUnavailable) as exc:
+            if answered:  # too late for an answer of its own: the connection must go
+                raise
+            log.info("refused a request: %s", exc)
+            await (await unavailable(Request(scope), exc))(scope, receive, send)
 
 
 class OneSendPerTurn:
