@@ -244,7 +244,10 @@ async def pipe_streams(taken: Taken | None = None) -> AsyncIterator[Streams]:
             await writer.drain()
 
         try:
-            async with session(_pipe_lines(reader), write, taken) as streams:
+            # A stop closes the read side: the reader ends as at the end of stdin, with no
+            # cancel scope around each read.
+            lines = _pipe_lines(reader)
+            async with session(lines, write, taken, interrupt=read_transport.close) as streams:
                 yield streams
         finally:
             read_transport.close()
@@ -318,18 +321,24 @@ class _Incoming(ObjectReceiveStream[SessionMessage | Exception]):
     """What the server reads: each line taken by the Edge as the server asks for the next;
     a line the Edge refuses is answered at once and the next one read. Once stdin ends or
     stop() is called, its end comes only when every request read has been answered (or
-    GRACE_S has passed), since at its end the SDK cancels what it still serves."""
+    GRACE_S has passed), since at its end the SDK cancels what it still serves.
+
+    stop() ends a read in progress with `interrupt` (which must end `lines`) when given;
+    else each read is made in a cancel scope that stop() cancels, which costs a fast call
+    4 µs (BENCHMARKS.md, "The per-call floor, third round")."""
 
     def __init__(
         self,
         lines: AsyncGenerator[bytes | None, None],
         answer: "_Outgoing",
         replay: Sequence[bytes] = (),
+        interrupt: Callable[[], None] | None = None,
     ) -> None:
         self.lines = lines
         self.answer = answer
         self.edge = Edge()
         self.stopping = False
+        self._interrupt = interrupt
         self._reading: anyio.CancelScope | None = None
         self._replay = list(replay)
         self._answered: Callable[[], None] = lambda: None
@@ -341,25 +350,40 @@ class _Incoming(ObjectReceiveStream[SessionMessage | Exception]):
                 self.answer.track(taken)
                 return SessionMessage(taken)
         if not self.stopping:
-            with anyio.CancelScope() as self._reading:
-                async for line in self.lines:
-                    taken = oversized() if line is None else self.edge.take(line)
-                    if isinstance(taken, JSONRPCError):
-                        await self.answer.send(SessionMessage(taken))
-                        continue
-                    self.answer.track(taken)
-                    return SessionMessage(taken)
+            if self._interrupt is not None:
+                read = await self._read()
+            else:
+                with anyio.CancelScope() as self._reading:
+                    read = await self._read()
+            if read is not None:
+                return read
             self.stopping = True
         with anyio.move_on_after(GRACE_S):
-            await self.answer.answered.wait()
+            await self.answer.all_answered()
         self._answered()
         raise anyio.EndOfStream
+
+    async def _read(self) -> SessionMessage | None:
+        """The next message to serve; None at the end of the lines or once stopping (a line
+        read after stop() is not served)."""
+        async for line in self.lines:
+            if self.stopping:
+                return None
+            taken = oversized() if line is None else self.edge.take(line)
+            if isinstance(taken, JSONRPCError):
+                await self.answer.send(SessionMessage(taken))
+                continue
+            self.answer.track(taken)
+            return SessionMessage(taken)
+        return None
 
     def stop(self, answered: Callable[[], None]) -> None:
         """Read no more: end once what is being served is answered, calling `answered`."""
         self.stopping = True
         self._answered = answered
-        if self._reading is not None:
+        if self._interrupt is not None:
+            self._interrupt()
+        elif self._reading is not None:
             self._reading.cancel()
 
     async def aclose(self) -> None:
@@ -368,7 +392,7 @@ class _Incoming(ObjectReceiveStream[SessionMessage | Exception]):
 
 class _Outgoing(ObjectSendStream[SessionMessage]):
     """What the server writes: one line per message, written by the task that sends it.
-    It knows which requests are still unanswered (`answered` is set while none is)."""
+    It knows which requests are still unanswered (all_answered() waits until none is)."""
 
     def __init__(
         self, write: Callable[[bytes], Awaitable[None]], dropped: frozenset[int | str] = frozenset()
@@ -376,16 +400,14 @@ class _Outgoing(ObjectSendStream[SessionMessage]):
         self.write = write
         self.closed = False
         self.unanswered: set[int | str] = set()
-        self.answered = anyio.Event()
-        self.answered.set()
+        # Made only when a stop waits: an event per request cost every call 1.5 µs.
+        self._emptied: anyio.Event | None = None
         self._dropped = set(dropped)  # answered already: the server's answer goes nowhere
 
     def track(self, message: JSONRPCMessage) -> None:
         """A message read: a request waits for its answer; a cancelled one waits for none."""
         if isinstance(message, JSONRPCRequest):
             self.unanswered.add(message.id)
-            if self.answered.is_set():
-                self.answered = anyio.Event()
         elif isinstance(message, JSONRPCNotification) and message.method == CANCELLED:
             request = (message.params or {}).get("requestId")
             if isinstance(request, int | str):
@@ -393,8 +415,15 @@ class _Outgoing(ObjectSendStream[SessionMessage]):
 
     def _done(self, request: int | str) -> None:
         self.unanswered.discard(request)
-        if not self.unanswered:
-            self.answered.set()
+        if not self.unanswered and self._emptied is not None:
+            self._emptied.set()
+
+    async def all_answered(self) -> None:
+        """Return once no request read is unanswered."""
+        if self.unanswered:
+            if self._emptied is None or self._emptied.is_set():
+                self._emptied = anyio.Event()
+            await self._emptied.wait()
 
     async def send(self, item: SessionMessage) -> None:
         if self.closed:
@@ -409,7 +438,8 @@ class _Outgoing(ObjectSendStream[SessionMessage]):
             await self.write(text.encode() + b"\n")
         except OSError as exc:  # the client is gone: the SDK stops writing to it
             self.unanswered.clear()
-            self.answered.set()
+            if self._emptied is not None:
+                self._emptied.set()
             raise anyio.BrokenResourceError from exc
         if isinstance(message, JSONRPCResponse | JSONRPCError) and message.id is not None:
             self._done(message.id)
@@ -423,14 +453,15 @@ async def session(
     lines: AsyncGenerator[bytes | None, None],
     write: Callable[[bytes], Awaitable[None]],
     taken: Taken | None = None,
+    interrupt: Callable[[], None] | None = None,
 ) -> AsyncIterator[Streams]:
     """The SDK's streams over `lines` (None: a line too long) and `write`: what passes the
     Edge goes to the server, the rest is answered here. They read and write in the tasks
     that ask, not through memory streams and tasks of their own, whose hand-offs were a
-    fifth of a fast call's CPU."""
+    fifth of a fast call's CPU. `interrupt`, if given, ends `lines` when the server stops."""
     taken = taken or Taken()
     outgoing = _Outgoing(write, taken.answered)
-    incoming = _Incoming(lines, outgoing, taken.replay)
+    incoming = _Incoming(lines, outgoing, taken.replay, interrupt)
     try:
         yield incoming, outgoing
     finally:
