@@ -86,7 +86,7 @@ class Admitting(ClaimGate):
     rounds of claims as fast as they go, held by one server and finished through the
     other, would meet the rate new holders come in at (tests/unit/test_claim_gate.py)."""
 
-    def refuse(self, now: float) -> float | None:
+    def refuse(self, now: float, agent: str | None = None) -> float | None:
         return None
 
 
