@@ -21,10 +21,10 @@ ALLOWED: dict[str, str] = {
     "_tool_manager": "the MCP SDK's server lists its registered tools only through it",
     "_lowlevel_server": "the MCP SDK's server: what its run_stdio_async serves, and where "
     "request handlers are installed",
-    "_no_notes_for": "a pydantic PrivateAttr of the claim's answer (models): kept off the "
-    "wire, set where the claim is made and read by edge/calls.py to shape the answer",
-    "_took_over_expired": "a pydantic PrivateAttr of the claim's answer (models): kept off "
-    "the wire, set by the claim's transaction and read by edge/calls.py",
+    "_no_notes_for": "a flag of a holder's answer unseen by its agent (models/claims.py): "
+    "kept off the wire, set where the claim is made and read by edge/calls.py to shape the answer",
+    "_took_over_expired": "a flag of the claim's answer unseen by its agent (models/claims.py): "
+    "kept off the wire, set by the claim's transaction and read by edge/calls.py",
 }
 
 

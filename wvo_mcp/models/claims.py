@@ -6,7 +6,7 @@ agent, whether a call's own transaction already looked for the holder's notes.
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, PrivateAttr
+from pydantic import BaseModel, Field
 
 from wvo_mcp.models.landing import CheckFigures
 from wvo_mcp.models.notes import Unsynced
@@ -91,12 +91,22 @@ class ClaimRoute(BaseModel):
     reason: str
 
 
-class Asked(BaseModel):
-    """The answer of a holder's call, which may say its notes were asked for already."""
+class _Unseen:
+    """What an answer tells this server and not its agent. Plain class attributes, not
+    pydantic's private ones, whose set-up per instance doubled the cost of making a model
+    (BENCHMARKS.md, "The per-call floor, third round"); set on an instance, they go in its
+    `__dict__`, which pydantic's dumps, schema and equality leave out
+    (tests/unit/test_unseen_flags.py)."""
 
     # The agent found to have no person's notes due in the call's own transaction (its
     # answer then needs no lookup of its own: services/notes.py); None: not looked for.
-    _no_notes_for: str | None = PrivateAttr(default=None)
+    _no_notes_for: str | None = None
+    # A claim's: tells telemetry that it took over an expired lease.
+    _took_over_expired: bool = False
+
+
+class Asked(_Unseen, BaseModel):
+    """The answer of a holder's call, which may say its notes were asked for already."""
 
 
 class ClaimResult(Asked):
@@ -114,8 +124,6 @@ class ClaimResult(Asked):
     retry_after_s: float | None = Field(
         None, description="With reason busy: claim again after this many seconds"
     )
-    # Not part of the result: tells telemetry that this claim took over an expired lease.
-    _took_over_expired: bool = PrivateAttr(default=False)
 
 
 class LeaseResult(Asked):
