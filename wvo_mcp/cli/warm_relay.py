@@ -48,6 +48,12 @@ LOG = "warm.log"
 ANSWER_TIMEOUT_S = 3.0  # a warm process slower than this to fork is passed by
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 NAMESPACES = ("mnt", "pid", "net", "ipc", "uts", "user", "cgroup")
+# What a process may do besides its uid and gid, as /proc/PID/status says: a server forked
+# for a client with fewer rights (a sandbox's) would serve it with the warm process's.
+PRIVILEGES = (
+    "Uid", "Gid", "Groups", "NoNewPrivs", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb",
+    "Seccomp", "Seccomp_filters",
+)  # fmt: skip
 LENGTH = struct.Struct(">I")
 ANSWER_MAX_BYTES = 4096
 GO = b"go\n"
@@ -170,6 +176,21 @@ def namespaces(pid: int | str = "self") -> dict[str, int]:
             found[name] = os.stat(f"/proc/{pid}/ns/{name}").st_ino
         except OSError:
             continue
+    return found
+
+
+def privileges(pid: int | str = "self") -> dict[str, str]:
+    """Process `pid`'s groups, capability sets, no_new_privs, seccomp mode and LSM label;
+    OSError when they cannot be read (a process gone)."""
+    found = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in PRIVILEGES:
+            found[name] = " ".join(value.split())
+    try:
+        found["label"] = Path(f"/proc/{pid}/attr/current").read_text()
+    except OSError as exc:  # no LSM here: the same error for every process
+        found["label"] = f"unreadable: {exc.errno}"
     return found
 
 
