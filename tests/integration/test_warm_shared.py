@@ -180,6 +180,35 @@ def test_a_relay_in_other_namespaces_is_refused_whatever_its_header_says(
     assert alive(warm)
 
 
+def test_a_relay_in_other_namespaces_cannot_make_the_shared_warm_process_stale(
+    tmp_path: Path, runtime: Path
+) -> None:
+    """A relay of "another build" that the kernel places elsewhere (a sandbox's) is not heard:
+    the user's shared warm process, serving every state folder, goes on serving."""
+    first = shared_relay(tmp_path / "alpha", runtime)
+    assert first.finish()[0] == 0
+    sock = shared_socket(runtime)
+    warm = shared_pid(sock)
+    assert warm is not None
+    header = {
+        "build": "not this build", "argv": ["serve"], "argv0": "wvo-mcp",
+        "env": {"PATH": "/usr/bin:/bin"}, "cwd": str(tmp_path), "umask": 0o077,
+        "namespaces": warm_relay.namespaces(warm), **warm_relay.bounds(),
+    }  # fmt: skip
+    told = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--net", sys.executable, "-P", "-c", LIAR,
+         str(sock), json.dumps(header)],
+        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    if "unshare failed" in told.stderr or "Operation not permitted" in told.stderr:
+        pytest.skip(f"no user namespaces here: {told.stderr.strip()}")
+    assert json.loads(told.stdout) == {"refused": "another namespace"}, told
+    assert alive(warm) and shared_pid(sock) == warm
+    after = shared_relay(tmp_path / "beta", runtime)
+    assert parent_of(after.server_pid()) == warm  # still serving
+    assert after.finish()[0] == 0
+
+
 def test_a_state_folder_a_server_refuses_is_refused_by_the_shared_ones_server_too(
     tmp_path: Path, runtime: Path
 ) -> None:

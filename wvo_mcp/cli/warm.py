@@ -391,12 +391,13 @@ class Arriving:
 
     conn: socket.socket
     deadline: float
+    foreign: str | None = None  # why the kernel's word on its peer refuses it, if it does
     data: bytearray = field(default_factory=bytearray)
     fds: list[int] = field(default_factory=list)
 
-    def read(self) -> tuple[dict[str, Any], list[int]] | None:
-        """What has come: the header and the relay's stdin, stdout and stderr once they are
-        whole, else None; ValueError for what is no relay's header."""
+    def read(self) -> tuple[bytes, list[int]] | None:
+        """What has come: the header's bytes and the relay's stdin, stdout and stderr once
+        they are whole, else None; ValueError for what is no relay's header."""
         if not self.data:  # the descriptors come with the header's first bytes
             space = socket.CMSG_SPACE(3 * 4)
             data, ancillary, _, _ = self.conn.recvmsg(1 << 16, space, socket.MSG_CMSG_CLOEXEC)
@@ -418,12 +419,7 @@ class Arriving:
         if len(self.data) < whole:
             return None
         fds, self.fds = self.fds, []
-        try:
-            return _checked(json.loads(self.data[warm_relay.LENGTH.size :])), fds
-        except ValueError:
-            for fd in fds:
-                os.close(fd)
-            raise
+        return bytes(self.data[warm_relay.LENGTH.size :]), fds
 
     def close(self) -> None:
         for fd in self.fds:
@@ -433,7 +429,9 @@ class Arriving:
 
 
 def _arrived(listener: socket.socket) -> Arriving | None:
-    """A relay's new connection, this user's; None for another's (nothing said to it)."""
+    """A relay's new connection, this user's; None for another's (nothing said to it). The
+    kernel's word on its peer is taken now, before its header: whatever that says (another
+    build's: "stale", which ends this process) is not heard from a refused peer."""
     try:
         conn, _ = listener.accept()
     except OSError:
@@ -446,7 +444,7 @@ def _arrived(listener: socket.socket) -> Arriving | None:
         conn.close()
         return None
     conn.setblocking(False)
-    return Arriving(conn, time.monotonic() + HEADER_TIMEOUT_S)
+    return Arriving(conn, time.monotonic() + HEADER_TIMEOUT_S, _elsewhere(conn))
 
 
 def _taken(
@@ -472,12 +470,27 @@ def _taken(
     poller.unregister(fd)
     arriving.pop(fd)
     came.conn.setblocking(True)
+    data, fds = header
     try:
-        return _take(came.conn, children, build, *header)
+        if came.foreign is not None:  # nothing it sent is read, its build neither
+            raise Refused(came.foreign)
+        parsed = _checked(json.loads(data))
+    except (Refused, ValueError) as exc:
+        for fd in fds:
+            os.close(fd)
+        with came.conn:
+            _refuse(came.conn, str(exc) if isinstance(exc, Refused) else "not a relay's header")
+        return False
+    try:
+        return _take(came.conn, children, build, parsed, fds)
     except Exception as exc:  # this process serves the next relays all the same
         _log(f"a relay not served: {type(exc).__name__}: {exc}")
         came.conn.close()
         return False
+
+
+class Refused(Exception):
+    """A relay not served, and why."""
 
 
 def _refuse(conn: socket.socket, why: str) -> None:
@@ -494,8 +507,9 @@ def _take(
     header: dict[str, Any],
     fds: list[int],
 ) -> bool:
-    """Forks a server for the relay on `conn`, or answers why not; True when stale."""
-    refused = _refusal(header, build) or _elsewhere(conn)
+    """Forks a server for the relay on `conn` (one the kernel places here), or answers why
+    not; True when stale."""
+    refused = _refusal(header, build)
     if refused is not None:
         for fd in fds:
             os.close(fd)
