@@ -723,3 +723,28 @@ def _dial(state_root: Path) -> socket.socket:
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.connect(str(warm_relay.run_dir(state_root) / warm_relay.SOCKET))
     return conn
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_a_forked_servers_temporary_files_follow_its_own_clients_tmpdir(
+    state_root: Path, tmp_path: Path
+) -> None:
+    """The warm process's first client's TMPDIR (kept in its environment, and the folder its
+    rehearsal's scratch was made in) is not where the next clients' servers make theirs: it
+    may be in that client's workspace, which its sandboxed commands can write."""
+    from wvo_mcp.sandbox import bwrap
+
+    if not bwrap.probe().usable:
+        pytest.skip(f"no bwrap: {bwrap.probe().detail}")
+    first, own = tmp_path / "first-tmp", tmp_path / "own-tmp"
+    for folder in (first, own):
+        folder.mkdir()
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    warm = start_warm(state_root, TMPDIR=str(first))
+    first.rmdir()  # gone: a server making its files there fails
+    client = Relay(state_root, TMPDIR=str(own), WVO_WORKSPACE_ROOT=str(workspace))
+    assert parent_of(client.server_pid()) == warm.pid
+    ran = client.call("sandbox_run", command="echo ran")
+    assert ran["exit_code"] == 0 and "ran" in ran["stdout_tail"], ran
+    assert client.finish() == (0, "")

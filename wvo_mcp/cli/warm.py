@@ -183,6 +183,9 @@ def _rehearse() -> None:
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
+        # TemporaryDirectory fixed it to this process's TMPDIR (its first client's): each
+        # server finds its own client's again (_serve).
+        tempfile.tempdir = None
 
 
 def _when_idle(pid: int) -> None:
@@ -622,6 +625,7 @@ def _serve(child: Forked) -> int:
     os.environ.update(header["env"])
     show_environment(environment_block(header["env"]))
     time.tzset()
+    tempfile.tempdir = None  # found again from its client's TMPDIR, not the warm process's
     os.chdir(header["cwd"])
     os.umask(header["umask"])
     sys.argv = [header["argv0"], *header["argv"]]
