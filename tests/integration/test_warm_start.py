@@ -748,3 +748,49 @@ def test_a_forked_servers_temporary_files_follow_its_own_clients_tmpdir(
     ran = client.call("sandbox_run", command="echo ran")
     assert ran["exit_code"] == 0 and "ran" in ran["stdout_tail"], ran
     assert client.finish() == (0, "")
+
+
+# A listener on the warm socket's path from a user and network namespace of its own (as a
+# sandbox's process is, had it reached that folder): it keeps whatever a relay sends it.
+FAKE_WARM = """
+import socket, sys
+listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+listener.bind(sys.argv[1])
+listener.listen(1)
+print("listening", flush=True)
+conn, _ = listener.accept()
+conn.settimeout(10)
+got = b""
+try:
+    while chunk := conn.recv(1 << 16):
+        got += chunk
+except OSError:
+    pass
+open(sys.argv[2], "wb").write(got)
+"""
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_a_relay_hands_nothing_to_a_listener_in_other_namespaces(
+    state_root: Path, tmp_path: Path
+) -> None:
+    run = warm_relay.run_dir(state_root)
+    run.mkdir(parents=True, mode=0o700)
+    kept = tmp_path / "kept"
+    fake = subprocess.Popen(
+        ["unshare", "--user", "--map-root-user", "--net", sys.executable, "-P", "-c", FAKE_WARM,
+         str(run / warm_relay.SOCKET), str(kept)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert fake.stdout is not None
+        if fake.stdout.readline() != b"listening\n":
+            pytest.skip(f"no user namespaces here: {fake.communicate(timeout=10)[1]!r}")
+        client = Relay(state_root, SECRET_OF_THE_CLIENT="s3cret")
+        assert client.served_cold()
+        assert fake.wait(EXIT_DEADLINE_S) == 0
+        assert b"s3cret" not in kept.read_bytes() and kept.read_bytes() == b""
+        assert client.finish() == (0, "")
+    finally:
+        fake.kill()
+        fake.communicate()

@@ -447,7 +447,7 @@ def _arrived(listener: socket.socket) -> Arriving | None:
         conn.close()
         return None
     conn.setblocking(False)
-    return Arriving(conn, time.monotonic() + HEADER_TIMEOUT_S, _elsewhere(conn))
+    return Arriving(conn, time.monotonic() + HEADER_TIMEOUT_S, warm_relay.elsewhere(conn))
 
 
 def _taken(
@@ -541,26 +541,6 @@ def _refusal(header: dict[str, Any], build: tuple[str, list[tuple[str, int]]]) -
     if not warm_relay.stdio_serve(header["argv"])[0]:
         return "not serve over stdio"
     return None
-
-
-def _elsewhere(conn: socket.socket) -> str | None:
-    """Why the relay at the other end of `conn` is not to be served, judged by the kernel's
-    word and not its header's: a process in other namespaces (a sandbox's) sees other files
-    and networks, and one with other groups, capabilities, no_new_privs, seccomp filter or
-    LSM label may do less; a server forked for it would serve it outside them, with the
-    warm process's rights. Its relay serves it itself instead."""
-    try:
-        pid, _, _ = warm_relay.peer_uid(conn)
-    except OSError:
-        return "another namespace"
-    ours = warm_relay.namespaces()
-    if pid <= 0 or not ours or warm_relay.namespaces(pid) != ours:
-        return "another namespace"
-    try:
-        theirs = warm_relay.privileges(pid)
-    except OSError:
-        return "another namespace"
-    return None if theirs == warm_relay.privileges() else "other privileges"
 
 
 def environment_block(env: dict[str, str]) -> bytes:

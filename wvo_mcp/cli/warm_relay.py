@@ -225,6 +225,48 @@ def peer_uid(conn: socket.socket) -> tuple[int, int, int]:
     return pid, uid, gid
 
 
+SO_PEERPIDFD = getattr(socket, "SO_PEERPIDFD", 77)  # Linux 6.5; Python 3.13 names it
+
+
+def elsewhere(conn: socket.socket) -> str | None:
+    """Why the process at the other end of `conn` is not one to hand a client to or take one
+    from, by the kernel's word: in other namespaces (a sandbox's: it sees other files and
+    networks), with other groups, capabilities, no_new_privs, seccomp or LSM label than this
+    process, or gone. Its pid is pinned by a pidfd of the peer (SO_PEERPIDFD) where the kernel
+    gives one, so a pid reused since is not judged in its place; else a process started
+    after this check began cannot be the peer."""
+    since = time.clock_gettime(time.CLOCK_BOOTTIME)
+    try:
+        pid, _, _ = peer_uid(conn)
+    except OSError:
+        return "another namespace"
+    try:
+        pinned = int.from_bytes(conn.getsockopt(socket.SOL_SOCKET, SO_PEERPIDFD, 4), sys.byteorder)
+    except OSError:
+        pinned = None  # an older kernel
+    try:
+        if pinned is None and _started(pid) > since * os.sysconf("SC_CLK_TCK"):
+            return "another namespace"  # a pid reused since the peer connected
+        ours = namespaces()
+        if pid <= 0 or not ours or namespaces(pid) != ours:
+            return "another namespace"
+        if privileges(pid) != privileges():
+            return "other privileges"
+        if pinned is not None and select.select([pinned], [], [], 0)[0]:
+            return "another namespace"  # the peer ended: what was read may be another's
+    except OSError:
+        return "another namespace"
+    finally:
+        if pinned is not None:
+            os.close(pinned)
+    return None
+
+
+def _started(pid: int) -> int:
+    """When process `pid` started, in clock ticks since boot."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+
+
 def handed_over(argv: list[str]) -> int | None:
     """This client served by a process the warm process forked: its exit code, once it
     ends. None: serve the client here (warm start off, or no warm process answered)."""
@@ -247,6 +289,8 @@ def handed_over(argv: list[str]) -> int | None:
     shared: Path | None = None  # the user's shared warm process answers, not the folder's
     try:
         conn = _connect(run_dir(state_root))
+    except Elsewhere:
+        return None
     except OSError:
         # None of the folder's own: the user's shared one serves any folder.
         shared = shared_run_dir(os.environ)
@@ -254,6 +298,8 @@ def handed_over(argv: list[str]) -> int | None:
             if shared is None:
                 raise FileNotFoundError("no shared warm process")
             conn = _connect(shared)
+        except Elsewhere:
+            return None
         except OSError:
             start_warm(state_root, shared)
             return None
@@ -270,6 +316,11 @@ def handed_over(argv: list[str]) -> int | None:
         return None
 
 
+class Elsewhere(PermissionError):
+    """A warm process this client is not to be handed to (warm_relay.elsewhere): served cold,
+    and no other started for it."""
+
+
 def _connect(run: Path) -> socket.socket:
     """A connection to the warm process of the state folder whose run dir is `run`, one of
     this user's, through the folder's descriptor: a path past 107 bytes cannot be bound."""
@@ -281,6 +332,10 @@ def _connect(run: Path) -> socket.socket:
         _, uid, _ = peer_uid(conn)
         if uid != os.getuid():
             raise PermissionError("the warm socket is another user's")
+        # Nothing of this client's (its environment) to a listener a sandbox put there.
+        foreign = elsewhere(conn)
+        if foreign is not None:
+            raise Elsewhere(f"the warm socket's listener: {foreign}")
     except BaseException:
         conn.close()
         raise
