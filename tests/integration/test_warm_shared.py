@@ -279,3 +279,14 @@ def test_a_client_with_other_groups_or_fewer_rights_is_served_cold(
     again = shared_relay(tmp_path / "gamma", runtime)
     assert parent_of(again.server_pid()) == warm
     assert again.finish()[0] == 0
+
+
+def test_the_shared_warm_process_names_no_state_folder(tmp_path: Path, runtime: Path) -> None:
+    """It serves every state folder: `ps` shows none of them, not its first client's."""
+    alpha = tmp_path / "alpha"
+    first = shared_relay(alpha, runtime)
+    assert first.finish()[0] == 0
+    warm = shared_pid(shared_socket(runtime))
+    assert warm is not None
+    shown = Path(f"/proc/{warm}/cmdline").read_bytes()
+    assert b"from wvo_mcp.cli import warm" in shown and str(alpha).encode() not in shown

@@ -794,3 +794,15 @@ def test_a_relay_hands_nothing_to_a_listener_in_other_namespaces(
     finally:
         fake.kill()
         fake.communicate()
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_the_warm_log_is_begun_anew_once_large(state_root: Path) -> None:
+    run = warm_relay.run_dir(state_root)
+    run.mkdir(parents=True, mode=0o700)
+    log = run / warm_relay.LOG
+    log.write_text("an old line\n" * 100_000)  # over a megabyte, from warm processes past
+    log.chmod(0o600)
+    start_warm(state_root)
+    wait_for(lambda: "serving" in log.read_text(), "the warm process's first line")
+    assert "an old line" not in log.read_text()

@@ -73,6 +73,7 @@ IDLE_S = 0.2  # a server that used no CPU this long has started
 IDLE_POLL_S = 0.05
 IDLE_WAIT_S = 10.0
 HEADER_MAX_BYTES = 8 * 1024 * 1024
+LOG_MAX_BYTES = 256 * 1024  # warm.log: a few lines a start, never read back
 EXIT_TIMEOUT_S = 1.0
 HELD = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
@@ -87,9 +88,9 @@ class Forked(BaseException):
 
 
 def main(state_root: str, serving: str = "0", shared: str = "") -> int:
-    """The warm process of `state_root`; `serving`: the pid of the relay that started it,
-    serving its own client (0: none); `shared`: the user's shared run dir it listens in
-    instead of the state folder's, serving a client of any state folder."""
+    """The warm process of `state_root` (none named for the shared one); `serving`: the pid
+    of the relay that started it, serving its own client (0: none); `shared`: the user's
+    shared run dir it listens in instead of the state folder's, serving any state folder."""
     try:
         return _warm(Path(state_root), int(serving), Path(shared) if shared else None)
     except Forked as forked:
@@ -262,7 +263,12 @@ def _locked(run: Path) -> Iterator[bool]:
 
 
 def _log_to(path: Path) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    """Its log, begun anew past LOG_MAX_BYTES (this process alone writes it: the lock)."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+    with contextlib.suppress(OSError):
+        if os.lstat(path).st_size > LOG_MAX_BYTES:
+            flags |= os.O_TRUNC
+    fd = os.open(path, flags, 0o600)
     os.dup2(fd, 2)
     os.close(fd)
 

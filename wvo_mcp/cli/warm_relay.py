@@ -488,7 +488,9 @@ def start_warm(state_root: Path, shared: Path | None = None) -> None:
                 os.dup2(null, fd)
             os.closerange(3, os.sysconf("SC_OPEN_MAX"))
             path = json.dumps(import_path())
-            argv = [sys.executable, "-P", "-c", BOOT, path, str(state_root), str(serving)]
+            # The shared one serves any state folder: its command line names none (ps).
+            named = "" if shared is not None else str(state_root)
+            argv = [sys.executable, "-P", "-c", BOOT, path, named, str(serving)]
             if shared is not None:
                 argv.append(str(shared))
             os.execve(sys.executable, argv, warm_environment(os.environ))
