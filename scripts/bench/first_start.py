@@ -159,15 +159,22 @@ def stop_shared(runtime: Path) -> None:
 
 def end_warm(scratch: Path) -> None:
     """Ends the warm processes started in this run that no `stop` reached (one that began
-    listening after it): those whose command line names a folder in `scratch`."""
-    for entry in Path("/proc").iterdir():
+    listening after it): each listening on a socket in `scratch`, by pidfd; not the servers
+    they forked (they end with their clients), nor anything else."""
+    for sock in scratch.rglob("warm.sock"):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            try:
+                conn.connect(str(sock))
+                creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+                pidfd = os.pidfd_open(struct.unpack("3i", creds)[0])
+            except OSError:
+                continue  # none listens there now, or it ended meanwhile
         try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            signal.pidfd_send_signal(pidfd, signal.SIGTERM)
         except OSError:
-            continue
-        if any(str(scratch).encode() in word for word in argv) and b"-c" in argv:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(entry.name), signal.SIGTERM)
+            pass
+        finally:
+            os.close(pidfd)
 
 
 def busy(count: int) -> list[subprocess.Popen[bytes]]:

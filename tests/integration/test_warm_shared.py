@@ -4,13 +4,14 @@ this build forked, on the client's own state folder; a shared folder that is not
 alone is never used, and a relay the kernel places in other namespaces is refused."""
 
 import contextlib
+import ctypes
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -179,6 +180,35 @@ def test_a_relay_in_other_namespaces_is_refused_whatever_its_header_says(
     assert alive(warm)
 
 
+def test_a_relay_in_other_namespaces_cannot_make_the_shared_warm_process_stale(
+    tmp_path: Path, runtime: Path
+) -> None:
+    """A relay of "another build" that the kernel places elsewhere (a sandbox's) is not heard:
+    the user's shared warm process, serving every state folder, goes on serving."""
+    first = shared_relay(tmp_path / "alpha", runtime)
+    assert first.finish()[0] == 0
+    sock = shared_socket(runtime)
+    warm = shared_pid(sock)
+    assert warm is not None
+    header = {
+        "build": "not this build", "argv": ["serve"], "argv0": "wvo-mcp",
+        "env": {"PATH": "/usr/bin:/bin"}, "cwd": str(tmp_path), "umask": 0o077,
+        "namespaces": warm_relay.namespaces(warm), **warm_relay.bounds(),
+    }  # fmt: skip
+    told = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--net", sys.executable, "-P", "-c", LIAR,
+         str(sock), json.dumps(header)],
+        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    if "unshare failed" in told.stderr or "Operation not permitted" in told.stderr:
+        pytest.skip(f"no user namespaces here: {told.stderr.strip()}")
+    assert json.loads(told.stdout) == {"refused": "another namespace"}, told
+    assert alive(warm) and shared_pid(sock) == warm
+    after = shared_relay(tmp_path / "beta", runtime)
+    assert parent_of(after.server_pid()) == warm  # still serving
+    assert after.finish()[0] == 0
+
+
 def test_a_state_folder_a_server_refuses_is_refused_by_the_shared_ones_server_too(
     tmp_path: Path, runtime: Path
 ) -> None:
@@ -199,3 +229,64 @@ def test_a_state_folder_a_server_refuses_is_refused_by_the_shared_ones_server_to
     assert f"the workspace {inside} is inside the state folder" in client.stderr
     assert "mcp" not in imported(client.stderr)  # refused by a forked server, not the relay
     assert alive(warm) and children_of(warm) == []
+
+
+def status_of(pid: int) -> dict[str, str]:
+    """Process `pid`'s /proc status lines, by name."""
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {name: value.strip() for name, _, value in (line.partition(":") for line in lines)}
+
+
+PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, CAP_SYS_ADMIN = 24, 38, 21
+
+
+def prctl(option: int, value: int) -> None:
+    if ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl")
+
+
+CONFINED: dict[str, tuple[Callable[[], None], str, str]] = {
+    # how the client is confined: (in its relay before it runs, the status line, its value)
+    "other groups": (lambda: os.setgroups([4242]), "Groups", "4242"),
+    "no_new_privs": (lambda: prctl(PR_SET_NO_NEW_PRIVS, 1), "NoNewPrivs", "1"),
+    "fewer capabilities": (lambda: prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN), "CapBnd", ""),
+}
+
+
+@pytest.mark.parametrize("how", list(CONFINED))
+def test_a_client_with_other_groups_or_fewer_rights_is_served_cold(
+    tmp_path: Path, runtime: Path, how: str
+) -> None:
+    """A server forked by the warm process would have the warm process's groups and rights,
+    not its client's: such a client is served by its own relay, with its own."""
+    confine, line, value = CONFINED[how]
+    if how != "no_new_privs" and os.geteuid() != 0:
+        pytest.skip("changing groups or the bounding set needs root")
+    first = shared_relay(tmp_path / "alpha", runtime)
+    assert first.finish()[0] == 0
+    warm = shared_pid(shared_socket(runtime))
+    assert warm is not None
+    client = Relay(tmp_path / "beta", confine, WVO_WARM_SHARED="1", XDG_RUNTIME_DIR=str(runtime))
+    server = client.server_pid()
+    assert parent_of(server) == client.proc.pid  # served cold, by the relay's own child
+    theirs, ours = status_of(server)[line], status_of(warm)[line]
+    assert theirs != ours and theirs == (value or theirs), (line, theirs, ours)
+    assert theirs == status_of(client.proc.pid)[line]
+    assert client.call("claim_task")["reason"] == "no_ready_task"
+    assert client.finish()[0] == 0
+    assert alive(warm) and children_of(warm) == []
+    # A client as the warm process is, after it, is served warm all the same.
+    again = shared_relay(tmp_path / "gamma", runtime)
+    assert parent_of(again.server_pid()) == warm
+    assert again.finish()[0] == 0
+
+
+def test_the_shared_warm_process_names_no_state_folder(tmp_path: Path, runtime: Path) -> None:
+    """It serves every state folder: `ps` shows none of them, not its first client's."""
+    alpha = tmp_path / "alpha"
+    first = shared_relay(alpha, runtime)
+    assert first.finish()[0] == 0
+    warm = shared_pid(shared_socket(runtime))
+    assert warm is not None
+    shown = Path(f"/proc/{warm}/cmdline").read_bytes()
+    assert b"from wvo_mcp.cli import warm" in shown and str(alpha).encode() not in shown

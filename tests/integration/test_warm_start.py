@@ -723,3 +723,86 @@ def _dial(state_root: Path) -> socket.socket:
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.connect(str(warm_relay.run_dir(state_root) / warm_relay.SOCKET))
     return conn
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_a_forked_servers_temporary_files_follow_its_own_clients_tmpdir(
+    state_root: Path, tmp_path: Path
+) -> None:
+    """The warm process's first client's TMPDIR (kept in its environment, and the folder its
+    rehearsal's scratch was made in) is not where the next clients' servers make theirs: it
+    may be in that client's workspace, which its sandboxed commands can write."""
+    from wvo_mcp.sandbox import bwrap
+
+    if not bwrap.probe().usable:
+        pytest.skip(f"no bwrap: {bwrap.probe().detail}")
+    first, own = tmp_path / "first-tmp", tmp_path / "own-tmp"
+    for folder in (first, own):
+        folder.mkdir()
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    warm = start_warm(state_root, TMPDIR=str(first))
+    first.rmdir()  # gone: a server making its files there fails
+    client = Relay(state_root, TMPDIR=str(own), WVO_WORKSPACE_ROOT=str(workspace))
+    assert parent_of(client.server_pid()) == warm.pid
+    ran = client.call("sandbox_run", command="echo ran")
+    assert ran["exit_code"] == 0 and "ran" in ran["stdout_tail"], ran
+    assert client.finish() == (0, "")
+
+
+# A listener on the warm socket's path from a user and network namespace of its own (as a
+# sandbox's process is, had it reached that folder): it keeps whatever a relay sends it.
+FAKE_WARM = """
+import socket, sys
+listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+listener.bind(sys.argv[1])
+listener.listen(1)
+print("listening", flush=True)
+conn, _ = listener.accept()
+conn.settimeout(10)
+got = b""
+try:
+    while chunk := conn.recv(1 << 16):
+        got += chunk
+except OSError:
+    pass
+open(sys.argv[2], "wb").write(got)
+"""
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_a_relay_hands_nothing_to_a_listener_in_other_namespaces(
+    state_root: Path, tmp_path: Path
+) -> None:
+    run = warm_relay.run_dir(state_root)
+    run.mkdir(parents=True, mode=0o700)
+    kept = tmp_path / "kept"
+    fake = subprocess.Popen(
+        ["unshare", "--user", "--map-root-user", "--net", sys.executable, "-P", "-c", FAKE_WARM,
+         str(run / warm_relay.SOCKET), str(kept)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert fake.stdout is not None
+        if fake.stdout.readline() != b"listening\n":
+            pytest.skip(f"no user namespaces here: {fake.communicate(timeout=10)[1]!r}")
+        client = Relay(state_root, SECRET_OF_THE_CLIENT="s3cret")
+        assert client.served_cold()
+        assert fake.wait(EXIT_DEADLINE_S) == 0
+        assert b"s3cret" not in kept.read_bytes() and kept.read_bytes() == b""
+        assert client.finish() == (0, "")
+    finally:
+        fake.kill()
+        fake.communicate()
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_the_warm_log_is_begun_anew_once_large(state_root: Path) -> None:
+    run = warm_relay.run_dir(state_root)
+    run.mkdir(parents=True, mode=0o700)
+    log = run / warm_relay.LOG
+    log.write_text("an old line\n" * 100_000)  # over a megabyte, from warm processes past
+    log.chmod(0o600)
+    start_warm(state_root)
+    wait_for(lambda: "serving" in log.read_text(), "the warm process's first line")
+    assert "an old line" not in log.read_text()

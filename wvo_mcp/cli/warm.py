@@ -73,6 +73,7 @@ IDLE_S = 0.2  # a server that used no CPU this long has started
 IDLE_POLL_S = 0.05
 IDLE_WAIT_S = 10.0
 HEADER_MAX_BYTES = 8 * 1024 * 1024
+LOG_MAX_BYTES = 256 * 1024  # warm.log: a few lines a start, never read back
 EXIT_TIMEOUT_S = 1.0
 HELD = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
@@ -87,9 +88,9 @@ class Forked(BaseException):
 
 
 def main(state_root: str, serving: str = "0", shared: str = "") -> int:
-    """The warm process of `state_root`; `serving`: the pid of the relay that started it,
-    serving its own client (0: none); `shared`: the user's shared run dir it listens in
-    instead of the state folder's, serving a client of any state folder."""
+    """The warm process of `state_root` (none named for the shared one); `serving`: the pid
+    of the relay that started it, serving its own client (0: none); `shared`: the user's
+    shared run dir it listens in instead of the state folder's, serving any state folder."""
     try:
         return _warm(Path(state_root), int(serving), Path(shared) if shared else None)
     except Forked as forked:
@@ -183,6 +184,9 @@ def _rehearse() -> None:
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
+        # TemporaryDirectory fixed it to this process's TMPDIR (its first client's): each
+        # server finds its own client's again (_serve).
+        tempfile.tempdir = None
 
 
 def _when_idle(pid: int) -> None:
@@ -259,7 +263,12 @@ def _locked(run: Path) -> Iterator[bool]:
 
 
 def _log_to(path: Path) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    """Its log, begun anew past LOG_MAX_BYTES (this process alone writes it: the lock)."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+    with contextlib.suppress(OSError):
+        if os.lstat(path).st_size > LOG_MAX_BYTES:
+            flags |= os.O_TRUNC
+    fd = os.open(path, flags, 0o600)
     os.dup2(fd, 2)
     os.close(fd)
 
@@ -391,12 +400,13 @@ class Arriving:
 
     conn: socket.socket
     deadline: float
+    foreign: str | None = None  # why the kernel's word on its peer refuses it, if it does
     data: bytearray = field(default_factory=bytearray)
     fds: list[int] = field(default_factory=list)
 
-    def read(self) -> tuple[dict[str, Any], list[int]] | None:
-        """What has come: the header and the relay's stdin, stdout and stderr once they are
-        whole, else None; ValueError for what is no relay's header."""
+    def read(self) -> tuple[bytes, list[int]] | None:
+        """What has come: the header's bytes and the relay's stdin, stdout and stderr once
+        they are whole, else None; ValueError for what is no relay's header."""
         if not self.data:  # the descriptors come with the header's first bytes
             space = socket.CMSG_SPACE(3 * 4)
             data, ancillary, _, _ = self.conn.recvmsg(1 << 16, space, socket.MSG_CMSG_CLOEXEC)
@@ -418,12 +428,7 @@ class Arriving:
         if len(self.data) < whole:
             return None
         fds, self.fds = self.fds, []
-        try:
-            return _checked(json.loads(self.data[warm_relay.LENGTH.size :])), fds
-        except ValueError:
-            for fd in fds:
-                os.close(fd)
-            raise
+        return bytes(self.data[warm_relay.LENGTH.size :]), fds
 
     def close(self) -> None:
         for fd in self.fds:
@@ -433,7 +438,9 @@ class Arriving:
 
 
 def _arrived(listener: socket.socket) -> Arriving | None:
-    """A relay's new connection, this user's; None for another's (nothing said to it)."""
+    """A relay's new connection, this user's; None for another's (nothing said to it). The
+    kernel's word on its peer is taken now, before its header: whatever that says (another
+    build's: "stale", which ends this process) is not heard from a refused peer."""
     try:
         conn, _ = listener.accept()
     except OSError:
@@ -446,7 +453,7 @@ def _arrived(listener: socket.socket) -> Arriving | None:
         conn.close()
         return None
     conn.setblocking(False)
-    return Arriving(conn, time.monotonic() + HEADER_TIMEOUT_S)
+    return Arriving(conn, time.monotonic() + HEADER_TIMEOUT_S, warm_relay.elsewhere(conn))
 
 
 def _taken(
@@ -472,12 +479,27 @@ def _taken(
     poller.unregister(fd)
     arriving.pop(fd)
     came.conn.setblocking(True)
+    data, fds = header
     try:
-        return _take(came.conn, children, build, *header)
+        if came.foreign is not None:  # nothing it sent is read, its build neither
+            raise Refused(came.foreign)
+        parsed = _checked(json.loads(data))
+    except (Refused, ValueError) as exc:
+        for fd in fds:
+            os.close(fd)
+        with came.conn:
+            _refuse(came.conn, str(exc) if isinstance(exc, Refused) else "not a relay's header")
+        return False
+    try:
+        return _take(came.conn, children, build, parsed, fds)
     except Exception as exc:  # this process serves the next relays all the same
         _log(f"a relay not served: {type(exc).__name__}: {exc}")
         came.conn.close()
         return False
+
+
+class Refused(Exception):
+    """A relay not served, and why."""
 
 
 def _refuse(conn: socket.socket, why: str) -> None:
@@ -494,8 +516,9 @@ def _take(
     header: dict[str, Any],
     fds: list[int],
 ) -> bool:
-    """Forks a server for the relay on `conn`, or answers why not; True when stale."""
-    refused = _refusal(header, build) or _elsewhere(conn)
+    """Forks a server for the relay on `conn` (one the kernel places here), or answers why
+    not; True when stale."""
+    refused = _refusal(header, build)
     if refused is not None:
         for fd in fds:
             os.close(fd)
@@ -524,18 +547,6 @@ def _refusal(header: dict[str, Any], build: tuple[str, list[tuple[str, int]]]) -
     if not warm_relay.stdio_serve(header["argv"])[0]:
         return "not serve over stdio"
     return None
-
-
-def _elsewhere(conn: socket.socket) -> str | None:
-    """Why the relay at the other end of `conn` is not to be served, judged by the kernel's
-    word and not its header's: a process in other namespaces (a sandbox's) sees other files
-    and networks, and a server forked for it would serve it outside them."""
-    try:
-        pid, _, _ = warm_relay.peer_uid(conn)
-    except OSError:
-        return "another namespace"
-    ours = warm_relay.namespaces()
-    return None if pid > 0 and ours and warm_relay.namespaces(pid) == ours else "another namespace"
 
 
 def environment_block(env: dict[str, str]) -> bytes:
@@ -600,6 +611,7 @@ def _serve(child: Forked) -> int:
     os.environ.update(header["env"])
     show_environment(environment_block(header["env"]))
     time.tzset()
+    tempfile.tempdir = None  # found again from its client's TMPDIR, not the warm process's
     os.chdir(header["cwd"])
     os.umask(header["umask"])
     sys.argv = [header["argv0"], *header["argv"]]

@@ -48,6 +48,12 @@ LOG = "warm.log"
 ANSWER_TIMEOUT_S = 3.0  # a warm process slower than this to fork is passed by
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 NAMESPACES = ("mnt", "pid", "net", "ipc", "uts", "user", "cgroup")
+# What a process may do besides its uid and gid, as /proc/PID/status says: a server forked
+# for a client with fewer rights (a sandbox's) would serve it with the warm process's.
+PRIVILEGES = (
+    "Uid", "Gid", "Groups", "NoNewPrivs", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb",
+    "Seccomp", "Seccomp_filters",
+)  # fmt: skip
 LENGTH = struct.Struct(">I")
 ANSWER_MAX_BYTES = 4096
 GO = b"go\n"
@@ -173,6 +179,21 @@ def namespaces(pid: int | str = "self") -> dict[str, int]:
     return found
 
 
+def privileges(pid: int | str = "self") -> dict[str, str]:
+    """Process `pid`'s groups, capability sets, no_new_privs, seccomp mode and LSM label;
+    OSError when they cannot be read (a process gone)."""
+    found = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in PRIVILEGES:
+            found[name] = " ".join(value.split())
+    try:
+        found["label"] = Path(f"/proc/{pid}/attr/current").read_text()
+    except OSError as exc:  # no LSM here: the same error for every process
+        found["label"] = f"unreadable: {exc.errno}"
+    return found
+
+
 def bounds() -> dict[str, Any]:
     """What bounds this process, which a server forked for it takes on (warm.adopt): its
     cgroup, resource limits, nice value and OOM score adjustment."""
@@ -204,6 +225,48 @@ def peer_uid(conn: socket.socket) -> tuple[int, int, int]:
     return pid, uid, gid
 
 
+SO_PEERPIDFD = getattr(socket, "SO_PEERPIDFD", 77)  # Linux 6.5; Python 3.13 names it
+
+
+def elsewhere(conn: socket.socket) -> str | None:
+    """Why the process at the other end of `conn` is not one to hand a client to or take one
+    from, by the kernel's word: in other namespaces (a sandbox's: it sees other files and
+    networks), with other groups, capabilities, no_new_privs, seccomp or LSM label than this
+    process, or gone. Its pid is pinned by a pidfd of the peer (SO_PEERPIDFD) where the kernel
+    gives one, so a pid reused since is not judged in its place; else a process started
+    after this check began cannot be the peer."""
+    since = time.clock_gettime(time.CLOCK_BOOTTIME)
+    try:
+        pid, _, _ = peer_uid(conn)
+    except OSError:
+        return "another namespace"
+    try:
+        pinned = int.from_bytes(conn.getsockopt(socket.SOL_SOCKET, SO_PEERPIDFD, 4), sys.byteorder)
+    except OSError:
+        pinned = None  # an older kernel
+    try:
+        if pinned is None and _started(pid) > since * os.sysconf("SC_CLK_TCK"):
+            return "another namespace"  # a pid reused since the peer connected
+        ours = namespaces()
+        if pid <= 0 or not ours or namespaces(pid) != ours:
+            return "another namespace"
+        if privileges(pid) != privileges():
+            return "other privileges"
+        if pinned is not None and select.select([pinned], [], [], 0)[0]:
+            return "another namespace"  # the peer ended: what was read may be another's
+    except OSError:
+        return "another namespace"
+    finally:
+        if pinned is not None:
+            os.close(pinned)
+    return None
+
+
+def _started(pid: int) -> int:
+    """When process `pid` started, in clock ticks since boot."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+
+
 def handed_over(argv: list[str]) -> int | None:
     """This client served by a process the warm process forked: its exit code, once it
     ends. None: serve the client here (warm start off, or no warm process answered)."""
@@ -226,6 +289,8 @@ def handed_over(argv: list[str]) -> int | None:
     shared: Path | None = None  # the user's shared warm process answers, not the folder's
     try:
         conn = _connect(run_dir(state_root))
+    except Elsewhere:
+        return None
     except OSError:
         # None of the folder's own: the user's shared one serves any folder.
         shared = shared_run_dir(os.environ)
@@ -233,6 +298,8 @@ def handed_over(argv: list[str]) -> int | None:
             if shared is None:
                 raise FileNotFoundError("no shared warm process")
             conn = _connect(shared)
+        except Elsewhere:
+            return None
         except OSError:
             start_warm(state_root, shared)
             return None
@@ -249,6 +316,11 @@ def handed_over(argv: list[str]) -> int | None:
         return None
 
 
+class Elsewhere(PermissionError):
+    """A warm process this client is not to be handed to (warm_relay.elsewhere): served cold,
+    and no other started for it."""
+
+
 def _connect(run: Path) -> socket.socket:
     """A connection to the warm process of the state folder whose run dir is `run`, one of
     this user's, through the folder's descriptor: a path past 107 bytes cannot be bound."""
@@ -260,6 +332,10 @@ def _connect(run: Path) -> socket.socket:
         _, uid, _ = peer_uid(conn)
         if uid != os.getuid():
             raise PermissionError("the warm socket is another user's")
+        # Nothing of this client's (its environment) to a listener a sandbox put there.
+        foreign = elsewhere(conn)
+        if foreign is not None:
+            raise Elsewhere(f"the warm socket's listener: {foreign}")
     except BaseException:
         conn.close()
         raise
@@ -412,7 +488,9 @@ def start_warm(state_root: Path, shared: Path | None = None) -> None:
                 os.dup2(null, fd)
             os.closerange(3, os.sysconf("SC_OPEN_MAX"))
             path = json.dumps(import_path())
-            argv = [sys.executable, "-P", "-c", BOOT, path, str(state_root), str(serving)]
+            # The shared one serves any state folder: its command line names none (ps).
+            named = "" if shared is not None else str(state_root)
+            argv = [sys.executable, "-P", "-c", BOOT, path, named, str(serving)]
             if shared is not None:
                 argv.append(str(shared))
             os.execve(sys.executable, argv, warm_environment(os.environ))
