@@ -514,11 +514,14 @@ def options(
     free = [
         p for p in providers if routing.blocked(p, usage.get(p.name, Usage()), needs, now) is None
     ]
-    candidates = [candidate(p, t, needs) for p in free for t in offered(p, complexity)]
     # A cheap try whose failures climb to dear tiers is dear: weighed from the first task.
     retry = _RetryCost(complexity, needs, providers, stats, policy)
-    candidates = [replace(c, after_failure=retry.after(c.provider, c.tier)) for c in candidates]
-    return Options(static, tuple(candidates))
+    candidates = tuple(
+        Candidate(p.name, t.name, t.model, needs.cost(t), retry.after(p.name, t.name))
+        for p in free
+        for t in offered(p, complexity)
+    )  # dataclasses.replace would double what a cold class's decision costs
+    return Options(static, candidates)
 
 
 def decide(
@@ -584,7 +587,9 @@ class _RetryCost:
             return None  # nowhere to go: count it as tried again where it was
         nxt, nxt_tier = up
         further = self.after(nxt.name, nxt_tier.name, depth - 1) if depth > 1 else None
-        retried = replace(candidate(nxt, nxt_tier, self.needs), after_failure=further)
+        retried = Candidate(
+            nxt.name, nxt_tier.name, nxt_tier.model, self.needs.cost(nxt_tier), further
+        )
         found = self.stats.get((nxt.name, nxt_tier.name), RouteStats())
         return figures_of(retried, found, self.policy).cost_per_landed
 
