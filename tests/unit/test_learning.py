@@ -300,7 +300,12 @@ def test_doubt_tries_a_little_known_route_until_its_outcomes_rule_it_out() -> No
         # one failure: doubt tries NEW at once, without waiting for a proven route.
         ([CHEAP, DEAR, NEW], {CHEAP: history(0.0, 1, 0.1)}, Policy(), "high:exploration"),
         ([CHEAP, DEAR, NEW], {CHEAP: history(0.0, 1, 0.1)}, QUIET, "low:cold_start"),
-        ([CHEAP, DEAR, NEW], {}, Policy(), "low:cold_start"),  # nothing recorded yet
+        # Nothing recorded yet: every route hopes the same landing, so the one cheaper a try
+        # than the static route is tried first (doubt from the first task)...
+        ([CHEAP, DEAR, NEW], {}, Policy(), "high:exploration"),
+        # ...and one dearer a try is not; nor is any without doubt.
+        ([CHEAP, DEAR], {}, Policy(), "low:cold_start"),
+        ([CHEAP, DEAR, NEW], {}, QUIET, "low:cold_start"),
         # DEAR could not plausibly beat the static route: the static rule stands.
         ([CHEAP, DEAR], {CHEAP: history(1.0, 2, 0.1)}, Policy(), "low:cold_start"),
     ],
@@ -466,6 +471,23 @@ def test_the_choice_is_always_a_candidate(
     )  # fmt: skip
     assert chosen.route in candidates
     assert all(f.cost_per_landed >= 0 for f in chosen.figures)
+
+
+@given(st.lists(st.floats(0.01, 10), min_size=2, max_size=6), st.integers(0, 5))
+def test_with_nothing_recorded_the_first_task_goes_to_the_cheapest_try_or_the_static_route(
+    prices: list[float], static: int
+) -> None:
+    candidates = [Candidate("p", f"t{i}", f"m{i}", price) for i, price in enumerate(prices)]
+    static_choice = candidates[static % len(candidates)]
+    chosen = choose(candidates, {}, Policy(), draw=None, static_choice=static_choice)
+    cheapest = min(prices)
+    if cheapest < static_choice.cost_per_attempt:  # same hoped landing: the price decides
+        assert chosen.basis == "exploration"
+        assert chosen.route.cost_per_attempt == cheapest
+    else:  # nothing could plausibly cost less than the static route
+        assert (chosen.route, chosen.basis) == (static_choice, "cold_start")
+    quiet = choose(candidates, {}, QUIET, draw=None, static_choice=static_choice)
+    assert (quiet.route, quiet.basis) == (static_choice, "cold_start")
 
 
 # -- the learned route within routing's rules (learning.route, pins) ------------------------

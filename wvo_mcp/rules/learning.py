@@ -46,10 +46,13 @@ change); when there is none, a Thompson sample (a normal approximation of each p
 one uniform draw per route) picks, and if that is not the best known, it is an exploration.
 Before any route of the class is proven, doubt alone may move an attempt off the static
 rule's route: to the route with the lowest hoped cost per landed change, when that hopes
-strictly lower than the static route (UCB from the first outcome, not after `min_evidence`
-attempts on the static route: a class that lives for a few dozen tasks, or whose static route
-is the dear one, would otherwise spend them there). Nothing recorded, or nothing hoping lower,
-or learning off, or a retry after a failure: the static rule's choice (rules/routing.py).
+strictly lower than the static route (UCB from the class's first task, not after
+`min_evidence` attempts on the static route: a class that lives for a few dozen tasks, or
+whose static route is the dear one, would otherwise spend them there). With nothing recorded
+every route hopes the same landing rate, so the tiers' prices decide. A failure's retries
+count from the first task too: a cheap try whose failures climb to dear tiers is dear.
+Nothing hoping lower, or no optimism, or learning off, or a retry after a failure: the
+static rule's choice (rules/routing.py).
 
 Carried out by `wvo_mcp/services/routing.py` and `wvo_mcp/services/route_outcomes.py`.
 """
@@ -306,8 +309,6 @@ def choose(
     if len(candidates) == 1:
         return LearnedChoice(candidates[0], "only_route", f"the only route allowed: {told}", figs)
     if not any(f.proven for f in figs):
-        if not any(f.outcomes for f in figs):
-            return LearnedChoice(static_choice, "cold_start", _cold(policy), figs)
         bold = _doubted(candidates, figs, policy.optimism, static_choice)
         if bold is not None:
             why = (
@@ -316,7 +317,8 @@ def choose(
                 "static rule's route could plausibly cost"
             )
             return LearnedChoice(candidates[bold], "exploration", f"{why}; {told}", figs)
-        return LearnedChoice(static_choice, "cold_start", f"{_cold(policy)}; {told}", figs)
+        cold = f"{_cold(policy)}; {told}" if any(f.outcomes for f in figs) else _cold(policy)
+        return LearnedChoice(static_choice, "cold_start", cold, figs)
     allowed = [i for i, f in enumerate(figs) if f.proven and not f.below_floor]
     best = min(allowed, key=lambda i: figs[i].cost_per_landed) if allowed else None
     bold = _hopeful(figs, policy.optimism)
@@ -505,19 +507,21 @@ def options(
     static = routing.route(complexity, needs, providers, usage, now, failed_on)
     if failed_on is not None or not static.routed or not policy.enabled:
         return Options(static)
-    if not any(s.outcomes for s in stats.values()):  # the common cold start, decided at once
-        return Options(
+    if policy.optimism <= 0 and not any(s.outcomes for s in stats.values()):
+        return Options(  # without doubt, the cold start is the static rule's: decided at once
             replace(static, reason=f"{static.reason}; {_cold(policy)}", basis="cold_start")
         )
     free = [
         p for p in providers if routing.blocked(p, usage.get(p.name, Usage()), needs, now) is None
     ]
-    candidates = [candidate(p, t, needs) for p in free for t in offered(p, complexity)]
-    if any(s.attempts >= policy.min_evidence for s in stats.values()):
-        # Only a choice among proven routes weighs what their failures' retries cost.
-        retry = _RetryCost(complexity, needs, providers, stats, policy)
-        candidates = [replace(c, after_failure=retry.after(c.provider, c.tier)) for c in candidates]
-    return Options(static, tuple(candidates))
+    # A cheap try whose failures climb to dear tiers is dear: weighed from the first task.
+    retry = _RetryCost(complexity, needs, providers, stats, policy)
+    candidates = tuple(
+        Candidate(p.name, t.name, t.model, needs.cost(t), retry.after(p.name, t.name))
+        for p in free
+        for t in offered(p, complexity)
+    )  # dataclasses.replace would double what a cold class's decision costs
+    return Options(static, candidates)
 
 
 def decide(
@@ -583,7 +587,9 @@ class _RetryCost:
             return None  # nowhere to go: count it as tried again where it was
         nxt, nxt_tier = up
         further = self.after(nxt.name, nxt_tier.name, depth - 1) if depth > 1 else None
-        retried = replace(candidate(nxt, nxt_tier, self.needs), after_failure=further)
+        retried = Candidate(
+            nxt.name, nxt_tier.name, nxt_tier.model, self.needs.cost(nxt_tier), further
+        )
         found = self.stats.get((nxt.name, nxt_tier.name), RouteStats())
         return figures_of(retried, found, self.policy).cost_per_landed
 
