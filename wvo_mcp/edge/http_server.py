@@ -60,7 +60,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wvo_mcp.config import Settings
-from wvo_mcp.edge import access, protocol
+from wvo_mcp.edge import access, held_back, protocol
 from wvo_mcp.edge.http_limits import Admission, Limits, Refusal
 from wvo_mcp.edge.stdio import MAX_LINE_BYTES
 from wvo_mcp.errors import Busy, Overloaded, StoreUnavailable, ValidationFailed
@@ -536,6 +536,12 @@ class Endpoint:
 
         request = Request(scope, replay)
         body = b"".join(chunks)
+        left = held_back.PROCESS.left(agent) if agent else None
+        if left is not None and _handshake_era(request):  # come back before its time
+            early = held_back.PROCESS.refusal(body, left)
+            if early is not None:
+                await early(scope, replay, send)
+                return
         state = self.state()
         gate, edge = getattr(state, "claims", None), self.claims
         if agent and edge and isinstance(gate, ClaimGate) and _handshake_era(request):
