@@ -114,6 +114,7 @@ def current() -> Caller | None:
 # as unchanged, so a token revoked at t is served until t + COUNT_TRUSTED_SECONDS at most.
 TOKEN_CACHE_SECONDS = 1.0
 COUNT_TRUSTED_SECONDS = 2 * TOKEN_CACHE_SECONDS
+RETRY_READ_SECONDS = 0.1  # a read that failed is made again this soon (if requests come)
 TOKEN_RECHECK_SECONDS = 300.0
 TOKEN_CACHE_SIZE = 10_000
 USED_SECONDS = tokens.USED_RESOLUTION.total_seconds()
@@ -156,15 +157,16 @@ class StoreVerifier(TokenVerifier):
             while True:
                 await self._wanted.wait()
                 self._wanted = anyio.Event()
-                began = time.monotonic()
+                began, pause = time.monotonic(), TOKEN_CACHE_SECONDS
                 try:
                     self._counted(await orchestrator.token_revocations(), began)
                 except Exception as exc:  # Busy, StoreUnavailable: the next read will tell
                     log.info("the count of revoked tokens was not read: %s", exc)
+                    pause = RETRY_READ_SECONDS  # soon again: the cache's trust runs out
                 finally:
                     self._read.set()
                     self._read = anyio.Event()
-                await anyio.sleep(max(0.0, TOKEN_CACHE_SECONDS - (time.monotonic() - began)))
+                await anyio.sleep(max(0.0, pause - (time.monotonic() - began)))
         finally:
             self._watched = False
 
