@@ -33,6 +33,7 @@ from wvo_mcp.store import postgres
 
 pytestmark = [pytest.mark.anyio, pytest.mark.process]
 
+NOT_YET = "its time to come back is not yet"  # edge/held_back.py's refusal
 BOUND_S = 10  # far beyond any call's wait bound: a call that waited for the lock misses it
 
 
@@ -169,3 +170,65 @@ async def test_claims_refused_at_the_edge_are_the_tools_answer_and_held_work_is_
             assert task_row(state_root, "t2")["status"] == "pending"
             again = await new.claim()  # as told: granted once the crowd is gone
             assert again["claimed"] and again["task"]["id"] == "t2", again
+
+
+async def test_held_work_back_before_its_time_is_refused_at_the_edge_then_served(
+    pg_migrated: Callable[[str], str], tmp_path: Path
+) -> None:
+    """A heartbeat refused at its wait bound (the write locks held by another session, as a
+    deployment past capacity holds them) is told to come back in 1 s; made again at once,
+    as an impatient client does, it is refused by the edge from memory, with what is left
+    of that time and nothing done (the task's row unmoved); the same agent's claim is not
+    refused for it. At its time, the locks free, the heartbeat is served."""
+    url = pg_migrated("held_back")
+    secrets = await prepare(url, tmp_path / "cli")
+
+    def lease_end() -> Any:
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT * FROM tasks WHERE id = 't1'").fetchone()
+            assert row is not None
+            return row
+
+    with http_server(
+        tmp_path / "host", WVO_DATABASE_URL=url, WVO_HTTP_RATE_PER_TOKEN="0"
+    ) as server:
+        async with (
+            connect(server, secrets["holder"]) as holder,
+            server.http(secrets["holder"]) as raw,
+        ):
+            held = await holder.call("claim_task")
+            assert held["claimed"] and held["task"]["id"] == "t1"
+            lease = {"task_id": "t1", "lease_token": held["lease_token"]}
+
+            def beat() -> bytes:
+                return rpc("tools/call", {"name": "heartbeat", "arguments": lease})
+
+            before = lease_end()
+            async with await psycopg.AsyncConnection.connect(url, autocommit=True) as other:
+                await other.execute("SELECT pg_advisory_lock(%s)", (postgres.WRITE_LOCK_KEY,))
+                texts = []
+                with anyio.fail_after(BOUND_S):  # each store refusal tells it again: tries
+                    while len(texts) < 6 and not any(NOT_YET in t for t in texts):
+                        answer = await raw.post(server.url, content=beat(), headers=MCP_HEADERS)
+                        result = answer.json()["result"]
+                        assert result["isError"], result
+                        texts.append(result["content"][0]["text"])
+            assert "Overloaded:" in texts[0] and "retry in 1 s" in texts[0], texts[0]
+            assert NOT_YET not in texts[0]
+            early = next(t for t in texts if NOT_YET in t)
+            assert "Overloaded:" in early and "nothing of this call was done" in early
+            told = re.search(r"retry in ([0-9.]+) s", early)
+            assert told is not None and 0 < float(told[1]) <= 1, early
+            claim = await holder.call("claim_task")  # a claim is the gate's, never held back
+            assert claim["reason"] == "agent_wip_limit", claim
+            assert lease_end() == before  # nothing was done
+            # The locks free: made again (polled, as a client at its time), it is served.
+            with anyio.fail_after(BOUND_S):
+                while True:
+                    answer = await raw.post(server.url, content=beat(), headers=MCP_HEADERS)
+                    result = answer.json()["result"]
+                    if not result.get("isError"):
+                        break
+                    assert "Overloaded:" in result["content"][0]["text"], result
+                    await anyio.sleep(0.1)
+            assert result["structuredContent"]["task_id"] == "t1", result

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import anyio
 import pytest
 
 from tests.conftest import open_db, wvo
@@ -118,8 +119,8 @@ async def test_a_revoked_token_is_refused_while_the_count_of_revocations_cannot_
 ) -> None:
     """Past capacity the count's read may be refused (Overloaded: the request is answered
     503). The verifier asks again only a second later, and meanwhile its cached tokens are
-    trusted only while the count was read lately: a revoked token is looked up again, and
-    refused, rather than served from the cache for minutes."""
+    trusted only while the count was read lately: past that, a request is refused (503)
+    without a lookup of its own, rather than served from the cache for minutes."""
     orchestrator = await Orchestrator.open(Settings(state_root=tmp_path / "state"))
     try:
         made = await orchestrator.token_add("agent", "a1", "person:p")
@@ -133,6 +134,8 @@ async def test_a_revoked_token_is_refused_while_the_count_of_revocations_cannot_
         async def refused() -> int:
             raise Overloaded("a database connection did not come within 0.50 s")
 
+        find, revocations = orchestrator.token_find, orchestrator.token_revocations
+
         monkeypatch.setattr(orchestrator, "token_revocations", refused)
         await orchestrator.token_revoke(made.token.id)
         for _ in range(2):  # the count read last 2 s ago: no longer trusted
@@ -140,7 +143,58 @@ async def test_a_revoked_token_is_refused_while_the_count_of_revocations_cannot_
             with pytest.raises(Overloaded):
                 await verifier.verify_token(made.secret)
         assert clock["now"] - 1000.0 >= access.COUNT_TRUSTED_SECONDS
+        looked_up: list[str] = []
+
+        async def counted(secret: str) -> object:
+            looked_up.append(secret)
+            raise AssertionError("a token looked up while the count is not known")
+
+        monkeypatch.setattr(orchestrator, "token_find", counted)
         clock["now"] += access.TOKEN_CACHE_SECONDS / 2  # not yet time to ask again
+        with pytest.raises(Overloaded):  # neither served from the cache nor looked up
+            await verifier.verify_token(made.secret)
+        assert looked_up == []
+        monkeypatch.setattr(orchestrator, "token_find", find)
+        monkeypatch.setattr(orchestrator, "token_revocations", revocations)
+        clock["now"] += access.TOKEN_CACHE_SECONDS  # the count read again: refused (401)
         assert await verifier.verify_token(made.secret) is None
+    finally:
+        await orchestrator.close()
+
+
+@pytest.mark.anyio
+async def test_the_count_of_revocations_is_read_beside_the_requests_never_by_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With its reader running (as edge/server.py's lifespan runs it), no request reads
+    the count: the first waits for the reader's read, the rest use its answer, and a
+    revocation is seen at the reader's next read."""
+    orchestrator = await Orchestrator.open(Settings(state_root=tmp_path / "state"))
+    try:
+        made = await orchestrator.token_add("agent", "a1", "person:p")
+        readers: list[object] = []
+        revocations = orchestrator.token_revocations
+
+        async def counted() -> int:
+            readers.append(anyio.get_current_task().id)
+            return await revocations()
+
+        monkeypatch.setattr(orchestrator, "token_revocations", counted)
+        verifier = access.StoreVerifier(lambda: orchestrator)
+        async with anyio.create_task_group() as group:
+            group.start_soon(verifier.watch, orchestrator)
+            await anyio.wait_all_tasks_blocked()  # the reader waits for a request
+            for _ in range(20):
+                assert await verifier.verify_token(made.secret) is not None
+            me = anyio.get_current_task().id
+            assert readers and me not in readers  # read by the watcher only
+            await orchestrator.token_revoke(made.token.id)
+            refused = False
+            with anyio.move_on_after(10 * access.COUNT_TRUSTED_SECONDS):
+                while not refused:  # polled: the reader's next read comes within a second
+                    refused = await verifier.verify_token(made.secret) is None
+                    await anyio.sleep(0.05)
+            assert refused and me not in readers
+            group.cancel_scope.cancel()
     finally:
         await orchestrator.close()

@@ -28,9 +28,10 @@ from pydantic import BaseModel
 from wvo_mcp import timeutil
 from wvo_mcp.edge import toolset
 from wvo_mcp.edge.toolset import WORKER_MOVES
-from wvo_mcp.errors import ValidationFailed, WvoError
-from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.errors import Overloaded, ValidationFailed, WvoError
+from wvo_mcp.orchestrator import Orchestrator, arrival
 from wvo_mcp.rules import identity
+from wvo_mcp.rules.claim_gate import HELD_WAIT_S
 from wvo_mcp.services import routing, tokens, usage
 
 log = logging.getLogger(__name__)
@@ -104,14 +105,16 @@ def current() -> Caller | None:
 
 # A token found live is trusted without asking the database again until it expires, for at
 # most TOKEN_RECHECK_SECONDS, and only while no token anywhere is revoked: each process asks
-# how many tokens were ever revoked at most once a TOKEN_CACHE_SECONDS and forgets every
-# token when the count moves. A revocation therefore holds on every process within that
-# second, and a fleet's calls cost one small read a second per process, not a lookup each.
+# how many tokens were ever revoked once a TOKEN_CACHE_SECONDS, in one read of its own beside
+# the requests (StoreVerifier.watch), and forgets every token when the count moves. A request
+# never reads the count: it uses the last answer, which is trusted for COUNT_TRUSTED_SECONDS
+# from when its read began. Past that (the database starved, or the process idle until now)
+# a request waits for the next read, within held work's bound, never making one of its own,
+# and is answered 503 with Retry-After if it does not come: a count not read is never taken
+# as unchanged, so a token revoked at t is served until t + COUNT_TRUSTED_SECONDS at most.
 TOKEN_CACHE_SECONDS = 1.0
-# ... and the cache is trusted only while the count was read this lately: past capacity the
-# read may be refused (it waits at most held work's bound), and a count not read is never
-# taken as unchanged, so a revoked token is refused even then.
 COUNT_TRUSTED_SECONDS = 2 * TOKEN_CACHE_SECONDS
+RETRY_READ_SECONDS = 0.1  # a read that failed is made again this soon (if requests come)
 TOKEN_RECHECK_SECONDS = 300.0
 TOKEN_CACHE_SIZE = 10_000
 USED_SECONDS = tokens.USED_RESOLUTION.total_seconds()
@@ -133,14 +136,61 @@ class _Seen:
 
 class StoreVerifier(TokenVerifier):
     """Tokens made by `wvo-mcp tokens add`, looked up by digest, then kept while no token is
-    revoked (TOKEN_CACHE_SECONDS)."""
+    revoked (TOKEN_CACHE_SECONDS), the count of revocations read by `watch`."""
 
     def __init__(self, orchestrator: Callable[[], Orchestrator | None]) -> None:
         self.orchestrator = orchestrator
         self._live: dict[str, _Seen] = {}
-        self._revoked: int | None = None  # tokens ever revoked, when last asked
-        self._revoked_asked = -math.inf
-        self._revoked_read = -math.inf  # when a read of that count last came back
+        self._revoked: int | None = None  # tokens ever revoked, when last read
+        self._revoked_read = -math.inf  # when the read that answered it began
+        self._wanted = anyio.Event()  # a request found the count due
+        self._read = anyio.Event()  # the read under way came back (or failed)
+        self._watched = False
+        self._asked = -math.inf  # a verifier on its own: when it last read the count
+        self.reads = 0  # the count's reads made (health and tests)
+
+    async def watch(self, orchestrator: Orchestrator) -> None:
+        """The process's one reader of the count: once a TOKEN_CACHE_SECONDS while requests
+        come, never on a request's path; run beside the server (edge/server.py's lifespan)."""
+        self._watched = True
+        try:
+            while True:
+                await self._wanted.wait()
+                self._wanted = anyio.Event()
+                began, pause = time.monotonic(), TOKEN_CACHE_SECONDS
+                try:
+                    self._counted(await orchestrator.token_revocations(), began)
+                except Exception as exc:  # Busy, StoreUnavailable: the next read will tell
+                    log.info("the count of revoked tokens was not read: %s", exc)
+                    pause = RETRY_READ_SECONDS  # soon again: the cache's trust runs out
+                finally:
+                    self._read.set()
+                    self._read = anyio.Event()
+                await anyio.sleep(max(0.0, pause - (time.monotonic() - began)))
+        finally:
+            self._watched = False
+
+    def _counted(self, revoked: int, began: float) -> None:
+        self.reads += 1
+        if revoked != self._revoked:
+            self._live.clear()
+            self._revoked = revoked
+        self._revoked_read = max(self._revoked_read, began)
+
+    async def _trusted(self, orchestrator: Orchestrator) -> None:
+        """The count is recent enough to trust the cache, else Overloaded (answered 503)."""
+        now = time.monotonic()
+        if not self._watched:  # no reader beside the server (a verifier on its own): read here
+            if now - self._asked >= TOKEN_CACHE_SECONDS:
+                self._asked = now
+                self._counted(await orchestrator.token_revocations(), now)
+        elif now - self._revoked_read >= TOKEN_CACHE_SECONDS:
+            self._wanted.set()
+            if now - self._revoked_read >= COUNT_TRUSTED_SECONDS:  # wait for it, bounded
+                with anyio.move_on_after(arrival.left(HELD_WAIT_S)):
+                    await self._read.wait()
+        if time.monotonic() - self._revoked_read >= COUNT_TRUSTED_SECONDS:
+            raise Overloaded("the count of revoked tokens was not read lately")
 
     async def verify_token(self, token: str) -> AccessToken | None:
         orchestrator = self.orchestrator()
@@ -148,17 +198,10 @@ class StoreVerifier(TokenVerifier):
             return None
         # A database that is busy or gone raises (Busy, StoreUnavailable): the request is
         # answered 503 (http_server.unavailable), never 401, so a client keeps its token.
+        await self._trusted(orchestrator)
         now = time.monotonic()
-        if now - self._revoked_asked >= TOKEN_CACHE_SECONDS:
-            self._revoked_asked = now
-            revoked = await orchestrator.token_revocations()
-            if revoked != self._revoked:
-                self._live.clear()
-                self._revoked = revoked
-            self._revoked_read = now
         seen = self._live.get(token)
-        trusted = now - self._revoked_read < COUNT_TRUSTED_SECONDS
-        if seen is not None and seen.fresh(now) and trusted:
+        if seen is not None and seen.fresh(now):
             if seen.token_id is not None and now - seen.used_at >= USED_SECONDS:
                 seen.used_at = now
                 await orchestrator.token_used(seen.token_id)

@@ -24,7 +24,7 @@ from mcp.types import INVALID_PARAMS, Icon, ToolAnnotations
 from pydantic import BaseModel
 
 from wvo_mcp.config import Settings
-from wvo_mcp.edge import access, protocol, toolset
+from wvo_mcp.edge import access, held_back, protocol, toolset
 from wvo_mcp.errors import WvoError
 from wvo_mcp.models import Asked, ClaimResult, Note, lean
 from wvo_mcp.orchestrator import Orchestrator
@@ -158,6 +158,8 @@ def tool_call(
                 return cast(R, _answer(result, told))
             except WvoError as exc:
                 outcome = _error_code(exc)
+                if fn.__name__ != "claim_task":  # held work's: a claim's is the gate's
+                    held_back.refused(_own_agent(), exc)
                 raise ToolError(f"{type(exc).__name__}: {exc}") from exc
             finally:
                 task_id = kwargs.get("task_id") or _task_of(result)
@@ -173,6 +175,14 @@ def tool_call(
         return wrapper
 
     return decorate
+
+
+def _own_agent() -> str | None:
+    """The agent an agent token acts as over HTTP (not a run token's, not --no-auth)."""
+    caller = access.current()
+    if caller is None or caller.role != "agent" or caller.scope is not None:
+        return None
+    return caller.name
 
 
 def _notes_owed(holder: str | None, result: object) -> str | None:

@@ -60,7 +60,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wvo_mcp.config import Settings
-from wvo_mcp.edge import access, protocol
+from wvo_mcp.edge import access, held_back, protocol
 from wvo_mcp.edge.http_limits import Admission, Limits, Refusal
 from wvo_mcp.edge.stdio import MAX_LINE_BYTES
 from wvo_mcp.errors import Busy, Overloaded, StoreUnavailable, ValidationFailed
@@ -288,7 +288,12 @@ def app(settings: Settings, options: Options) -> Starlette:
         Limits(settings.http_max_inflight, settings.http_rate_per_token,
                settings.http_burst_per_token)
     )  # fmt: skip
-    server = build_server(settings, http=http, opened=opened, admission=health_line(admission))
+    # One token check a process, the MCP endpoint's and the dashboard's: one reader of the
+    # count of revocations (access.StoreVerifier.watch) and one cache.
+    checks = None if http.auth is None else access.verifier(http, lambda: current())
+    server = build_server(
+        settings, http=http, opened=opened, admission=health_line(admission), verifier=checks
+    )
     built = server.streamable_http_app(
         streamable_http_path=PATH,
         stateless_http=True,  # no session lives in a process: any request, any process
@@ -325,8 +330,7 @@ def app(settings: Settings, options: Options) -> Starlette:
         return built
     from wvo_mcp.edge.dashboard import routes
 
-    verifier = None if http.auth is None else access.verifier(http, current)
-    dashboard = routes.Dashboard(current, verifier, secure=options.https)
+    dashboard = routes.Dashboard(current, checks, secure=options.https)
     built.router.routes.extend(dashboard.routes())
     built.add_middleware(
         HostGuard, settings=options.transport_security(), origins=options.origins,
@@ -532,6 +536,12 @@ class Endpoint:
 
         request = Request(scope, replay)
         body = b"".join(chunks)
+        left = held_back.PROCESS.left(agent) if agent else None
+        if left is not None and _handshake_era(request):  # come back before its time
+            early = held_back.PROCESS.refusal(body, left)
+            if early is not None:
+                await early(scope, replay, send)
+                return
         state = self.state()
         gate, edge = getattr(state, "claims", None), self.claims
         if agent and edge and isinstance(gate, ClaimGate) and _handshake_era(request):

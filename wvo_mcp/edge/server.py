@@ -14,6 +14,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import anyio
 from mcp.server import MCPServer
 from mcp.server._otel import OpenTelemetryMiddleware as SdkSpans
+from mcp.server.auth.provider import TokenVerifier
 
 from wvo_mcp import __version__, guidance
 from wvo_mcp.config import Settings
@@ -45,12 +46,14 @@ def build_server(
     http: access.HttpAccess | None = None,
     opened: list[Orchestrator] | None = None,
     admission: Callable[[], str] | None = None,
+    verifier: TokenVerifier | None = None,
 ) -> Server:
     """Every tool, resource and prompt over one orchestrator. `http`: served over HTTP to
     many callers (http.py): identities come from bearer tokens, roles gate the tools, and
     the person-only tools exist. `opened`: the list the open orchestrator is kept in, for
     routes beside the MCP endpoint (the dashboard) to read through. `admission`: the HTTP
-    server's admission line for the health report."""
+    server's admission line for the health report. `verifier`: the process's token check,
+    if made already (shared with the dashboard), else made here."""
     settings = settings or Settings.from_env()
     me = instance_id()
     telemetry = Telemetry.start(settings, me)
@@ -59,19 +62,21 @@ def build_server(
     opened = [] if opened is None else opened
 
     auth = http.auth if http is not None else None
+    if http is None or auth is None:
+        verifier = None
+    elif verifier is None:
+        verifier = access.verifier(http, lambda: opened[-1] if opened else None)
     server = Server(
         "wvo-mcp",
         version=__version__,
         instructions=INSTRUCTIONS,
-        lifespan=_lifespan(settings, me, telemetry, opened),
+        lifespan=_lifespan(settings, me, telemetry, opened, verifier),
         auth=auth,
         # Nothing here publishes list or resource changes: without this the SDK serves
         # subscriptions/listen and declares listChanged and subscribe under 2026-07-28,
         # while the handshake declares neither.
         subscriptions=False,
-        token_verifier=None
-        if http is None or auth is None
-        else access.verifier(http, lambda: opened[-1] if opened else None),
+        token_verifier=verifier,
     )
 
     if not telemetry.enabled:
@@ -95,10 +100,14 @@ def build_server(
 
 
 def _lifespan(
-    settings: Settings, me: str, telemetry: Telemetry, opened: list[Orchestrator]
+    settings: Settings,
+    me: str,
+    telemetry: Telemetry,
+    opened: list[Orchestrator],
+    verifier: TokenVerifier | None = None,
 ) -> Callable[[MCPServer[Orchestrator]], AbstractAsyncContextManager[Orchestrator]]:
     """Per connection (once per stdio process): the orchestrator open, kept in `opened`, and
-    the health monitor running beside it."""
+    the health monitor (and over HTTP the token check's reader) running beside it."""
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Orchestrator]) -> AsyncIterator[Orchestrator]:
@@ -116,6 +125,8 @@ def _lifespan(
                     # Started, not awaited: `initialize` is answered while it opens.
                     monitor = HealthMonitor(settings, me, telemetry, orchestrator.providers)
                     tasks.start_soon(monitor.run)
+                if isinstance(verifier, access.StoreVerifier):  # the count of revocations
+                    tasks.start_soon(verifier.watch, orchestrator)
                 try:
                     yield orchestrator
                 finally:
