@@ -32,7 +32,8 @@ from tests.security.test_http_surfaces import (
     sqlite,
     unchanged,
 )
-from wvo_mcp.edge.http_server import Options, foreign_origin
+from wvo_mcp.edge.host_guard import foreign_origin
+from wvo_mcp.edge.http_server import Options
 
 pytestmark = pytest.mark.anyio
 

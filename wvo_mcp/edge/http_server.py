@@ -19,7 +19,6 @@ session, streams and task group the SDK builds per stateless request.
 
 import asyncio
 import errno
-import ipaddress
 import logging
 import math
 import socket
@@ -42,7 +41,6 @@ from mcp.server.runner import modern_error_data, serve_one
 from mcp.server.streamable_http import check_accept_headers
 from mcp.server.transport_security import (
     RequestBodyLimitMiddleware,
-    TransportSecurityMiddleware,
     TransportSecuritySettings,
 )
 from mcp.shared.dispatcher import CallOptions
@@ -61,6 +59,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wvo_mcp.config import Settings
 from wvo_mcp.edge import access, held_back, protocol
+from wvo_mcp.edge.host_guard import HostGuard, is_loopback, netloc, origin, origin_of
 from wvo_mcp.edge.http_limits import Admission, Limits, Refusal
 from wvo_mcp.edge.stdio import MAX_LINE_BYTES
 from wvo_mcp.errors import Busy, Overloaded, StoreUnavailable, ValidationFailed
@@ -77,61 +76,12 @@ PATH = "/mcp"
 DEFAULT_PORT = 8765
 WILDCARD = ("0.0.0.0", "::", "")
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
-DEFAULT_PORTS = {"http": 80, "https": 443}
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 GRACE_SECONDS = 5  # open response streams get this long on shutdown
 SDK_TRANSPORT_LOGGERS = ("mcp.server.streamable_http", "mcp.server.streamable_http_manager")
 # An agent's connection outlives the pause between its calls (heartbeats come every 30-60 s),
 # so a call does not pay a new TCP (and TLS) handshake; an idle connection costs a file and a
 # few kilobytes.
 KEEP_ALIVE_S = 120
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _netloc(host: str, port: int | None) -> str:
-    shown = f"[{host}]" if ":" in host else host
-    return shown if port is None else f"{shown}:{port}"
-
-
-def origin(scheme: str, host: str, port: int | None) -> str:
-    """An origin as a browser writes it: lower case, IPv6 in brackets, no default port."""
-    scheme = scheme.lower()
-    return f"{scheme}://{_netloc(host.lower(), None if port == DEFAULT_PORTS[scheme] else port)}"
-
-
-def origin_of(url: str) -> str | None:
-    """The origin of an absolute http(s) URL; None for anything else."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:  # a port that is no number, or out of range
-        return None
-    if parts.scheme.lower() not in DEFAULT_PORTS or not parts.hostname:
-        return None
-    return origin(parts.scheme, parts.hostname, port)
-
-
-def foreign_origin(given: str | None, referer: str | None, own: Sequence[str]) -> str | None:
-    """What shows that a request comes from a page of another origin than `own`, or None.
-
-    A browser sends Origin with every POST (an empty or `null` one is no origin of ours); an
-    old one may send only a Referer, which must then be ours. A client sending neither is no
-    browser page, and a page cannot make a browser send neither."""
-    if given is not None:
-        return None if given.lower() in own else f"Invalid Origin header {given!r}"
-    found = origin_of(referer) if referer else None
-    if referer and found not in own:
-        shown = repr(found) if found else "(none: not an http(s) URL)"
-        return f"No Origin header, and the Referer's origin {shown} is not this server's"
-    return None
 
 
 @dataclass(frozen=True)
@@ -218,7 +168,7 @@ class Options:
         if self.public_url is not None:
             return self.public_url
         scheme = "https" if self.tls else "http"
-        return f"{scheme}://{_netloc(self.host, self.port)}{PATH}"
+        return f"{scheme}://{netloc(self.host, self.port)}{PATH}"
 
     def transport_security(self) -> TransportSecuritySettings:
         """DNS-rebinding protection: only Host headers naming this server pass."""
@@ -226,7 +176,7 @@ class Options:
         if is_loopback(self.host):
             names += ["127.0.0.1", "localhost", "[::1]"]
         if self.host not in WILDCARD:
-            names.append(_netloc(self.host, None))
+            names.append(netloc(self.host, None))
         if self.public_url is not None:
             parts = urlsplit(self.public_url)
             names.append(parts.netloc.rsplit("@", 1)[-1])
@@ -298,7 +248,7 @@ def app(settings: Settings, options: Options) -> Starlette:
         streamable_http_path=PATH,
         stateless_http=True,  # no session lives in a process: any request, any process
         json_response=True,  # nothing streams (module docstring): one write, no SSE framing
-        # HostGuard (below) checks Host and Origin on every route first; the SDK's own
+        # HostGuard (host_guard.py) checks Host and Origin on every route first; the SDK's own
         # check would repeat it on /mcp. Its Content-Type check on POSTs stays.
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         max_request_body_size=MAX_LINE_BYTES,
@@ -650,80 +600,6 @@ def _verdict(request: Request, body: bytes) -> JSONRPCError | JSONRPCRequest | N
     if find_duplicated_routing_header(request.headers.items()) is not None:
         return None
     return protocol.version_refusal(found, dict(request.headers))
-
-
-class HostGuard:
-    """DNS-rebinding protection on every route (MCP, its metadata, the dashboard): a Host
-    header naming no server here gets 421 and a browser page of another origin 403, each
-    saying what would be accepted. It is the only such check: the SDK's is off.
-
-    Under the `exact` paths (the dashboard) a request that changes something (any method but
-    GET, HEAD, OPTIONS) must come from one of `origins` exactly: scheme, host and port. A
-    page on another port of the same host is the same site, so a SameSite cookie rides
-    along with its form; only its Origin tells it apart (login CSRF)."""
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        settings: TransportSecuritySettings,
-        origins: tuple[str, ...] = (),
-        exact: tuple[str, ...] = (),
-    ) -> None:
-        self.app = app
-        self.settings = settings
-        self.check = TransportSecurityMiddleware(settings)
-        self.origins = origins
-        self.exact = exact
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            request = Request(scope)
-            refused = await self.check.validate_request(request, is_post=False)
-            # A foreign Host first; then a dashboard POST's Origin, said as the exact check
-            # says it (it refuses every Origin the loose one does, and more).
-            wrong = None if refused and refused.status_code == 421 else self._foreign(request)
-            if wrong is not None:
-                await self._exact_refusal(wrong)(scope, receive, send)
-                return
-            if refused is not None:
-                await self._refusal(request, refused.status_code)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-    def _foreign(self, request: Request) -> str | None:
-        """Why a request that changes something under an `exact` path is not from one of
-        our own pages, or None."""
-        path = request.url.path
-        if request.method in SAFE_METHODS or not any(
-            path == p or path.startswith(f"{p}/") for p in self.exact
-        ):
-            return None
-        headers = request.headers
-        return foreign_origin(headers.get("origin"), headers.get("referer"), self.origins)
-
-    def _exact_refusal(self, wrong: str) -> Response:
-        said = (
-            f"{wrong}: the dashboard takes a sign-in, a sign-out or an action only from its "
-            f"own pages, at {' or '.join(self.origins)} exactly (scheme, host and port; open "
-            "the dashboard there); other clients send no Origin. Nothing was done"
-        )
-        return PlainTextResponse(said, status_code=403)
-
-    def _refusal(self, request: Request, status: int) -> Response:
-        hosts = ", ".join(h.replace(":*", ":PORT") for h in self.settings.allowed_hosts)
-        if status == 421:
-            said = (
-                f"Invalid Host header {request.headers.get('host')!r}: this server answers "
-                f"to {hosts}; start it with --allowed-host NAME to add the name a reverse "
-                "proxy or DNS gives it"
-            )
-        else:
-            said = (
-                f"Invalid Origin header {request.headers.get('origin')!r}: a browser may "
-                f"call this server only from its own pages (hosts {hosts}); other clients "
-                "send no Origin"
-            )
-        return PlainTextResponse(said, status_code=status)
 
 
 async def unavailable(request: Request, exc: Exception) -> Response:

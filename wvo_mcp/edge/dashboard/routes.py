@@ -9,7 +9,7 @@ autopilot, as the CLI does; each recorded as `person:NAME`); an agent token gets
 every route. A browser signs in by pasting a token (POST /dashboard/login sets an HttpOnly,
 SameSite=Strict cookie, Secure when people reach the server over https); anything else sends
 `Authorization: Bearer`. Every POST (sign-in, sign-out, actions) must come from this server's
-own origin exactly (http_server.HostGuard); actions also need the header `X-WVO-Action: 1`,
+own origin exactly (host_guard.HostGuard); actions also need the header `X-WVO-Action: 1`,
 which a form cannot send. With `--no-auth` (loopback) anyone may view and nobody acts.
 """
 
@@ -220,7 +220,7 @@ class Dashboard:
     async def _caller(self, request: Request) -> access.Caller | Response:
         """The viewer, or the answer refusing the request (401 without a valid token, 403 for
         an agent's). Host and Origin were checked for every route, a POST's Origin exactly
-        (http_server.HostGuard)."""
+        (host_guard.HostGuard)."""
         if self.verifier is None:
             return access.Caller(role="anonymous", name="anonymous")
         header = request.headers.get("authorization", "")
