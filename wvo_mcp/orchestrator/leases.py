@@ -64,7 +64,7 @@ class LeasesFacade(Facade):
             )
             since = time.monotonic()
         write = self.db.write_then_read(
-            notes.asking(
+            notes.asking_after(
                 partial(
                     leases.checkpoint,
                     task_id=task_id,

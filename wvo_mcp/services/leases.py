@@ -120,17 +120,17 @@ def renew(
     says why)."""
     stamp = timeutil.to_text(now)
     given = {"id": task_id, "token": token, "seconds": lease_seconds or None, "now": stamp}
-    renewed = tx.ask("renew_held_lease", given)
+    # The renewal also answers notes_due (what every call asks): one statement fewer.
+    renewed = tx.ask("renew_held_lease", {**given, "agent": agent_id})
     stale = timeutil.to_text(now - SEEN_RESOLUTION)
     tx.send("touch_agent_holding", {**given, "agent": agent_id, "stale": stale})
-    notes_due = tx.ask("notes_due", (agent_id,))  # what every call asks, asked here for free
 
     def read() -> LeaseResult | None:
         row = renewed.one()
         if row is None:
             return None
         renewal = LeaseResult(task_id=task_id, lease_expires_at=row["lease_expires_at"])
-        if notes_due.one() is None:
+        if row["notes_due"] is None:
             renewal._no_notes_for = agent_id
         return renewal
 
@@ -167,7 +167,10 @@ def checkpoint(
     now: datetime,
     snapshot: Snapshot | None = None,
     attach_sandbox_run: bool = False,
-) -> CheckpointResult:
+) -> Callable[[], CheckpointResult]:
+    """A holder's checkpoint (Database.write_then_read): its seq is numbered by the insert
+    itself and read once the transaction is answered, so nothing waits between the task's
+    row and the COMMIT."""
     row = _held(tx, task_id, token, waiting_ok=True)
     stamp = timeutil.to_text(now)
     run = None
@@ -180,37 +183,42 @@ def checkpoint(
             )
     waiting = row["status"] == Status.AWAITING_APPROVAL
     expires = None if waiting else timeutil.after(now, row["lease_seconds"])
-    seq = tx.value("next_checkpoint_seq", (task_id,))
-    ref = None if snapshot is None else ref_name(task_id, seq)
-    tx.send(
-        "insert_checkpoint",
-        (
-            task_id,
-            seq,
-            agent_id,
-            row["lease_epoch"],
-            summary,
-            next_steps,
-            progress,
-            json.dumps(list(files)),
-            stamp,
-            None if snapshot is None else snapshot.head,
-            None if snapshot is None else snapshot.commit,
-            ref,
-            run,
-        ),
+    # The ref is the prefix the statement appends the seq to (ref_name's, seq left off).
+    prefix = None if snapshot is None else ref_name(task_id, 0).removesuffix("0")
+    added = tx.ask(
+        "add_checkpoint",
+        {
+            "task_id": task_id,
+            "agent_id": agent_id,
+            "lease_epoch": row["lease_epoch"],
+            "summary": summary,
+            "next_steps": next_steps,
+            "progress": progress,
+            "files": json.dumps(list(files)),
+            "created_at": stamp,
+            "git_head": None if snapshot is None else snapshot.head,
+            "git_commit": None if snapshot is None else snapshot.commit,
+            "ref_prefix": prefix,
+            "sandbox_run": run,
+        },
     )
     tx.send("prune_checkpoints", (task_id, CHECKPOINTS_KEPT))
     if not waiting:
         tx.send("renew_lease", (expires, row["lease_seconds"], stamp, task_id))
     seen(tx, agent_id, now)
-    return CheckpointResult(
-        task_id=task_id,
-        seq=seq,
-        lease_expires_at=expires,
-        git_head=None if snapshot is None else snapshot.head,
-        git_ref=ref,
-    )
+
+    def read() -> CheckpointResult:
+        added_row = added.one()
+        assert added_row is not None  # an INSERT ... SELECT of one row
+        return CheckpointResult(
+            task_id=task_id,
+            seq=added_row["seq"],
+            lease_expires_at=expires,
+            git_head=None if snapshot is None else snapshot.head,
+            git_ref=added_row["git_ref"],
+        )
+
+    return read
 
 
 def lose_lease(

@@ -77,6 +77,27 @@ def asking(write: Callable[[Tx], A], agent_id: str) -> Callable[[Tx], Callable[[
     return both
 
 
+def asking_after(
+    write: Callable[[Tx], Callable[[], A]], agent_id: str
+) -> Callable[[Tx], Callable[[], A]]:
+    """`asking`, for a write that itself reads its answers after the commit
+    (Database.write_then_read)."""
+
+    def both(tx: Tx) -> Callable[[], A]:
+        read = write(tx)
+        due = tx.ask("notes_due", (agent_id,))
+
+        def read_both() -> A:
+            result = read()
+            if due.one() is None:
+                result._no_notes_for = agent_id
+            return result
+
+        return read_both
+
+    return both
+
+
 def deliver(tx: Tx, agent_id: str) -> list[Note]:
     """The notes the agent's held tasks have for it now, oldest first, marked given."""
     found = sorted(tx.all("deliver_notes", (agent_id,)), key=lambda r: r["id"])

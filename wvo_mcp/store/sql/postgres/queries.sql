@@ -235,6 +235,18 @@ INSERT INTO checkpoints (task_id, seq, agent_id, lease_epoch, summary, next_step
     files, created_at, git_head, git_commit, git_ref, sandbox_run)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s);
 
+-- name: add_checkpoint
+-- A holder's checkpoint, numbered here (the task's next seq; its row is locked, so no other
+-- checkpoint of it is numbered meanwhile): insert_checkpoint and next_checkpoint_seq in one
+-- statement. `ref_prefix`: the git ref without its seq (NULL: no ref).
+INSERT INTO checkpoints (task_id, seq, agent_id, lease_epoch, summary, next_steps, progress,
+    files, created_at, git_head, git_commit, git_ref, sandbox_run)
+SELECT %(task_id)s::text, n.seq, %(agent_id)s::text, %(lease_epoch)s::bigint, %(summary)s::text,
+    %(next_steps)s::text, %(progress)s::bigint, %(files)s::text, %(created_at)s::text,
+    %(git_head)s::text, %(git_commit)s::text, %(ref_prefix)s::text || n.seq, %(sandbox_run)s::text
+FROM (SELECT coalesce(max(seq), 0) + 1 AS seq FROM checkpoints WHERE task_id = %(task_id)s) AS n
+RETURNING seq, git_ref;
+
 -- name: prune_checkpoints
 -- Keep a task's latest `kept` checkpoints (by seq; the newest is always among them): delete
 -- those at or below the seq of the (kept + 1)-th newest. Nothing when there are no more.
@@ -1134,6 +1146,8 @@ ROLLBACK TO SAVEPOINT next_claim;
 -- name: renew_held_lease
 -- A heartbeat's renewal when the token holds the task in progress (no row: it does not,
 -- and nothing changed); the lease from now, for the seconds asked or the task's own.
+-- `notes_due`: notes_due's answer for the agent, asked in the same statement (one statement
+-- fewer per heartbeat; the renewal changes nothing notes_due reads).
 UPDATE tasks SET lease_seconds = coalesce(%(seconds)s::bigint, lease_seconds),
     lease_expires_at = to_char(
         (%(now)s::timestamptz AT TIME ZONE 'UTC')
@@ -1141,7 +1155,11 @@ UPDATE tasks SET lease_seconds = coalesce(%(seconds)s::bigint, lease_seconds),
         'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
     last_heartbeat_at = %(now)s, updated_at = %(now)s
 WHERE id = %(id)s AND lease_token = %(token)s AND status = 'in_progress'
-RETURNING lease_expires_at;
+RETURNING lease_expires_at,
+    (SELECT 1 FROM tasks t JOIN task_notes n ON n.task_id = t.id
+     WHERE t.assigned_to = %(agent)s AND t.status = 'in_progress' AND n.delivered_epoch < t.lease_epoch
+         AND (n.for_epoch IS NULL OR n.for_epoch = t.lease_epoch)
+     LIMIT 1) AS notes_due;
 
 -- name: touch_agent_holding
 -- touch_agent, only when the agent's token holds the task in progress (after

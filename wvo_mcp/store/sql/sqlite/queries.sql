@@ -194,6 +194,18 @@ INSERT INTO checkpoints (task_id, seq, agent_id, lease_epoch, summary, next_step
     files, created_at, git_head, git_commit, git_ref, sandbox_run)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
+-- name: add_checkpoint
+-- A holder's checkpoint, numbered here (the task's next seq; its row is locked, so no other
+-- checkpoint of it is numbered meanwhile): insert_checkpoint and next_checkpoint_seq in one
+-- statement. `ref_prefix`: the git ref without its seq (NULL: no ref).
+INSERT INTO checkpoints (task_id, seq, agent_id, lease_epoch, summary, next_steps, progress,
+    files, created_at, git_head, git_commit, git_ref, sandbox_run)
+SELECT :task_id, n.seq, :agent_id, :lease_epoch, :summary, :next_steps,
+    :progress, :files, :created_at, :git_head, :git_commit,
+    :ref_prefix || n.seq, :sandbox_run
+FROM (SELECT coalesce(max(seq), 0) + 1 AS seq FROM checkpoints WHERE task_id = :task_id) AS n
+RETURNING seq, git_ref;
+
 -- name: prune_checkpoints
 -- Keep a task's latest ?2 checkpoints (by seq; the newest is always among them): delete
 -- those at or below the seq of the (?2 + 1)-th newest. Nothing when there are no more.
@@ -1055,12 +1067,18 @@ ROLLBACK TO SAVEPOINT next_claim;
 -- name: renew_held_lease
 -- A heartbeat's renewal when the token holds the task in progress (no row: it does not,
 -- and nothing changed); the lease from now, for the seconds asked or the task's own.
+-- `notes_due`: notes_due's answer for the agent, asked in the same statement (one statement
+-- fewer per heartbeat; the renewal changes nothing notes_due reads).
 UPDATE tasks SET lease_seconds = coalesce(:seconds, lease_seconds),
     lease_expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', :now,
                                 '+' || coalesce(:seconds, lease_seconds) || ' seconds'),
     last_heartbeat_at = :now, updated_at = :now
 WHERE id = :id AND lease_token = :token AND status = 'in_progress'
-RETURNING lease_expires_at;
+RETURNING lease_expires_at,
+    (SELECT 1 FROM tasks t INDEXED BY tasks_holders JOIN task_notes n ON n.task_id = t.id
+     WHERE t.assigned_to = :agent AND t.status = 'in_progress' AND n.delivered_epoch < t.lease_epoch
+         AND (n.for_epoch IS NULL OR n.for_epoch = t.lease_epoch)
+     LIMIT 1) AS notes_due;
 
 -- name: touch_agent_holding
 -- touch_agent, only when the agent's token holds the task in progress (after
