@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 import psycopg
 import pytest
 
@@ -169,3 +170,92 @@ async def test_claims_refused_at_the_edge_are_the_tools_answer_and_held_work_is_
             assert task_row(state_root, "t2")["status"] == "pending"
             again = await new.claim()  # as told: granted once the crowd is gone
             assert again["claimed"] and again["task"]["id"] == "t2", again
+
+
+async def agent_tokens(state_root: Path, names: list[str]) -> list[str]:
+    """Agents' tokens, made by the store's own code (quicker than a CLI each)."""
+    orchestrator = await Orchestrator.open(Settings(state_root=state_root, otel_enabled=False))
+    try:
+        return [(await orchestrator.token_add("agent", n, by="person:test")).secret for n in names]
+    finally:
+        await orchestrator.close()
+
+
+async def crowded_busy(
+    server: Any, ops: str, others: list[str], claim: bytes, auth: dict[str, str]
+) -> float:
+    """Requests crowd the process (bodies held open); meanwhile the claims of `others`
+    (agents' tokens) are refused busy, each told a later slot, and then `claim`: the
+    time it is told."""
+    release = anyio.Event()
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        body = rpc("ping", {})
+        yield body[:10]
+        await release.wait()
+        yield body[10:]
+
+    report = rpc("tools/call", {"name": "health_report", "arguments": {}})
+    async with (
+        server.http(ops) as slow,
+        server.http(ops) as health,
+        server.http() as c,
+        anyio.create_task_group() as group,
+    ):
+        for _ in range(9):
+            group.start_soon(
+                partial(slow.post, server.url, content=slow_body(), headers=MCP_HEADERS)
+            )
+        with anyio.fail_after(START_DEADLINE_SECONDS):
+            while True:  # polling until the open requests are counted
+                answer = await health.post(server.url, content=report, headers=MCP_HEADERS)
+                line = answer.json()["result"]["structuredContent"]["admission"]
+                found = re.match(r"admission: (\d+) of", line)
+                assert found is not None, line
+                if int(found[1]) > 8:
+                    break
+        for secret in others:
+            headers = {**MCP_HEADERS, "Authorization": f"Bearer {secret}"}
+            answer = await c.post(server.url, content=claim, headers=headers)
+            assert answer.json()["result"]["structuredContent"]["reason"] == "busy", answer
+        said = (await c.post(server.url, content=claim, headers=auth)).json()
+        release.set()
+    said = said["result"]["structuredContent"]
+    assert said["reason"] == "busy", said
+    return float(said["retry_after_s"])
+
+
+async def test_a_held_claim_whose_client_has_gone_is_not_granted(state_root: Path) -> None:
+    """A claim back before its time is held at the edge; its client gives up meanwhile.
+    The claim is dropped, not granted to no one: the agent's claim made again, live, is
+    granted the task (a ghost's grant would leave it agent_wip_limit)."""
+    newcomer = token(state_root, "agent", "newcomer")
+    ops = token(state_root, "operator", "ops")
+    others = await agent_tokens(state_root, [f"other{i}" for i in range(30)])
+    env = {"WVO_HTTP_MAX_INFLIGHT": "32", "WVO_HTTP_RATE_PER_TOKEN": "0"}
+    claim = rpc("tools/call", {"name": "claim_task", "arguments": {}})
+    auth = {**MCP_HEADERS, "Authorization": f"Bearer {newcomer}"}
+    with http_server(state_root, **env) as server:
+        async with server.http(ops) as http:
+            made = await http.post(
+                server.url, content=rpc("tools/call", {"name": "task_create",
+                                                       "arguments": {"tasks": [spec("t1")]}}),
+                headers=MCP_HEADERS,
+            )  # fmt: skip
+            assert made.status_code == 200 and not made.json()["result"].get("isError"), made.text
+        # Seconds away: time enough for the claim made again to be held, whatever the load.
+        told = await crowded_busy(server, ops, others, claim, auth)
+        assert told >= 1.0, told
+        async with server.http() as ghost:
+            with pytest.raises(httpx2.TimeoutException):  # held: it gives up and goes
+                await ghost.post(server.url, content=claim, headers=auth, timeout=0.2)
+        assert task_row(state_root, "t1")["status"] == "pending"
+        async with server.http(newcomer) as live:
+            with anyio.fail_after(RETRY_MAX_S + BOUND_S):
+                while True:  # as told: busy while the ghost might still be held, then held
+                    said = await live.post(server.url, content=claim, headers=MCP_HEADERS)
+                    answer = said.json()["result"]["structuredContent"]
+                    if answer.get("reason") != "busy":
+                        break
+                    await anyio.sleep(answer["retry_after_s"])
+        assert answer["claimed"] and answer["task"]["id"] == "t1", answer

@@ -15,7 +15,8 @@ the SDK, which answers them as before). It comes after the token's check and rat
 check costs a cached lookup. Then:
 - back before its time (rules/claim_gate.ClaimGate.early): held until then, at no CPU and in
   no in-flight place, at most HOLD_MAX_S and one claim an agent; a longer wait, or a second
-  claim of the agent meanwhile, is answered busy with what is left of its time;
+  claim of the agent meanwhile, is answered busy with what is left of its time. A held claim
+  whose client goes meanwhile is dropped (`Gone`): granted, it would hold a task for no one;
 - the gate refuses a claim now (full, its new holders spent, its claims would wait past
   their bound): busy, with its slot;
 - the claims' own in-flight places are taken (Admission.claim_place): busy;
@@ -23,6 +24,7 @@ check costs a cached lookup. Then:
 """
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -72,6 +74,22 @@ def busy(ident: str | int, agent: str, back: float) -> Response:
     return Response(body, media_type="application/json")
 
 
+class Gone(Exception):
+    """The client of a held claim went before its time: nothing is answered, nothing done."""
+
+
+async def stays(gone: Callable[[], Awaitable[object]] | None, seconds: float) -> bool:
+    """Whether the client is still there after `seconds`: `gone` returns once it has left
+    (uvicorn does not cancel a request's task when its client disconnects)."""
+    if gone is None:
+        await anyio.sleep(seconds)
+        return True
+    with anyio.move_on_after(seconds):
+        await gone()
+        return False
+    return True
+
+
 class EdgeClaims:
     """One process's claims at the edge: the agents whose early claim is held."""
 
@@ -81,11 +99,15 @@ class EdgeClaims:
 
     claim_id = staticmethod(claim_id)
     busy = staticmethod(busy)
+    Gone = Gone
 
-    async def admit(self, agent: str, gate: ClaimGate) -> float | None:
+    async def admit(
+        self, agent: str, gate: ClaimGate, gone: Callable[[], Awaitable[object]] | None = None
+    ) -> float | None:
         """A claim of `agent` whose request `Admission.enter`ed: the seconds after which it
         should come back (answer `busy`), or None: it has a claim's place (and the SDK
-        serves it). Either way `Admission.claim_done` follows."""
+        serves it). Either way `Admission.claim_done` follows. Held, it raises Gone when
+        `gone` returns first (its client left; checked once more as its time comes)."""
         self.admission.claim_found()
         now = time.monotonic()
         early = gate.early(agent, now)
@@ -94,9 +116,11 @@ class EdgeClaims:
                 return early
             self.holding.add(agent)
             try:
-                await anyio.sleep(early)
+                stayed = await stays(gone, early) and await stays(gone, 0)
             finally:
                 self.holding.discard(agent)
+            if not stayed:
+                raise Gone
             arrival.mark()  # its waits' bound counts from its time, not from the hold
             now = time.monotonic()
         back = gate.refuse(now, agent)

@@ -538,8 +538,17 @@ class Endpoint:
             ident = edge.claim_id(body, agent)
             if ident is not None:  # an agent's claim: the gate's, before the SDK's
                 counted = False
+
+                async def gone() -> None:
+                    """Returns once the client has gone (the whole body is read)."""
+                    if (await receive())["type"] != "http.disconnect":
+                        await anyio.sleep_forever()  # no word of it leaving will come
+
                 try:
-                    back = await edge.admit(agent, gate)
+                    try:
+                        back = await edge.admit(agent, gate, gone)
+                    except edge.Gone:  # no one to answer, and nothing done
+                        return
                     counted = back is None
                     if back is not None:
                         await edge.busy(ident, agent, back)(scope, replay, send)
