@@ -40,7 +40,10 @@ def test_only_an_agents_own_claim_is_recognised() -> None:
     assert claim_id(call("claim_task", None, id=None), "a") is None  # a notification's
     assert claim_id(call("claim_task", []), "a") is None
     assert claim_id(b'{"name": "claim_task", ', "a") is None  # not JSON: the SDK's answer
-    assert claim_id(call("claim_\\u0074ask"), "a") is None  # not found: the SDK serves it
+    assert claim_id(call("claim_\\u0074ask"), "a") is None  # a backslash in its name
+    # The same claim written otherwise: the tool takes it as the token's agent's.
+    assert claim_id(call("claim_task").replace(b"_task", b"_\\u0074ask"), "a") == 7
+    assert claim_id(call("claim_task", {"agent_id": None}), "a") == 7
 
 
 def test_claims_have_their_own_places_and_never_take_held_works() -> None:

@@ -46,8 +46,9 @@ NEEDLE = b'"claim_task"'
 
 def claim_id(body: bytes, agent: str) -> str | int | None:
     """The JSON-RPC id of `body` if it is a `tools/call` of `claim_task` acting as `agent`
-    (no agent_id, or that one), else None (the SDK then reads it as any other)."""
-    if NEEDLE not in body:  # every other call: one scan
+    (no agent_id, null, or that one), else None (the SDK then reads it as any other)."""
+    # Every other call: a scan or two (a name may be written with JSON's escapes).
+    if NEEDLE not in body and b"\\u" not in body:
         return None
     try:
         found = pydantic_core.from_json(body)
@@ -62,8 +63,8 @@ def claim_id(body: bytes, agent: str) -> str | int | None:
         return None
     given = params.get("arguments")
     arguments: Any = {} if given is None else given
-    if not isinstance(arguments, dict) or arguments.get("agent_id", agent) != agent:
-        return None
+    if not isinstance(arguments, dict) or arguments.get("agent_id") not in (None, agent):
+        return None  # agent_id null is the token's agent, as the tool takes it
     return ident if isinstance(ident, str | int) else None
 
 
@@ -121,6 +122,7 @@ class EdgeClaims:
                 self.holding.discard(agent)
             if not stayed:
                 raise Gone
+            gate.early(agent, now + early)  # its time has come: forgotten, not told again
             arrival.mark()  # its waits' bound counts from its time, not from the hold
             now = time.monotonic()
         back = gate.refuse(now, agent)
