@@ -8,6 +8,7 @@ the claim made again is granted."""
 import json
 import re
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ import anyio
 import httpx2
 import psycopg
 import pytest
+from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from tests.http.conftest import (
     MCP_HEADERS,
@@ -181,12 +184,10 @@ async def agent_tokens(state_root: Path, names: list[str]) -> list[str]:
         await orchestrator.close()
 
 
-async def crowded_busy(
-    server: Any, ops: str, others: list[str], claim: bytes, auth: dict[str, str]
-) -> float:
-    """Requests crowd the process (bodies held open); meanwhile the claims of `others`
-    (agents' tokens) are refused busy, each told a later slot, and then `claim`: the
-    time it is told."""
+@asynccontextmanager
+async def crowded(server: Any, ops: str) -> AsyncIterator[None]:
+    """Requests crowd the process (bodies held open) while in this context: claims are
+    refused busy."""
     release = anyio.Event()
 
     async def slow_body() -> AsyncIterator[bytes]:
@@ -199,7 +200,6 @@ async def crowded_busy(
     async with (
         server.http(ops) as slow,
         server.http(ops) as health,
-        server.http() as c,
         anyio.create_task_group() as group,
     ):
         for _ in range(9):
@@ -214,12 +214,23 @@ async def crowded_busy(
                 assert found is not None, line
                 if int(found[1]) > 8:
                     break
+        try:
+            yield
+        finally:
+            release.set()
+
+
+async def crowded_busy(
+    server: Any, ops: str, others: list[str], claim: bytes, auth: dict[str, str]
+) -> float:
+    """While requests crowd the process, the claims of `others` (agents' tokens) are
+    refused busy, each told a later slot, and then `claim`: the time it is told."""
+    async with crowded(server, ops), server.http() as c:
         for secret in others:
             headers = {**MCP_HEADERS, "Authorization": f"Bearer {secret}"}
             answer = await c.post(server.url, content=claim, headers=headers)
             assert answer.json()["result"]["structuredContent"]["reason"] == "busy", answer
         said = (await c.post(server.url, content=claim, headers=auth)).json()
-        release.set()
     said = said["result"]["structuredContent"]
     assert said["reason"] == "busy", said
     return float(said["retry_after_s"])
@@ -259,3 +270,31 @@ async def test_a_held_claim_whose_client_has_gone_is_not_granted(state_root: Pat
                         break
                     await anyio.sleep(answer["retry_after_s"])
         assert answer["claimed"] and answer["task"]["id"] == "t1", answer
+
+
+@pytest.mark.parametrize("version", [None, *HANDSHAKE_PROTOCOL_VERSIONS])
+async def test_a_claim_refused_at_the_edge_is_the_sdks_answer_byte_for_byte(
+    state_root: Path, version: str | None
+) -> None:
+    """Past capacity, an agent's claim refused busy at the edge and an operator's refused
+    busy by the tool through the SDK are the same bytes, for the header's protocol version
+    (but for the agent's name and the times told)."""
+    agent = token(state_root, "agent", "ag")
+    ops = token(state_root, "operator", "op")
+    env = {"WVO_HTTP_MAX_INFLIGHT": "32", "WVO_HTTP_RATE_PER_TOKEN": "0"}
+    claim = rpc("tools/call", {"name": "claim_task", "arguments": {}})
+    headers = {**MCP_HEADERS}
+    if version is not None:
+        headers[MCP_PROTOCOL_VERSION_HEADER] = version
+    answers = []
+    with http_server(state_root, **env) as server:
+        async with crowded(server, ops), server.http() as c:
+            for secret in (agent, ops):
+                said = await c.post(
+                    server.url, content=claim,
+                    headers={**headers, "Authorization": f"Bearer {secret}"},
+                )  # fmt: skip
+                assert said.status_code == 200, said.text
+                answers.append(said.content)
+    edge, sdk = (re.sub(rb"\d+(\.\d+)?", b"N", a.replace(b"op", b"ag")) for a in answers)
+    assert b'"busy"' in edge and edge == sdk, (edge, sdk)

@@ -25,10 +25,12 @@ check costs a cached lookup. Then:
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import pydantic_core
+from mcp_types import DEFAULT_NEGOTIATED_VERSION
+from mcp_types.methods import serialize_server_result
 from starlette.responses import Response
 
 from wvo_mcp.edge import calls
@@ -68,9 +70,14 @@ def claim_id(body: bytes, agent: str) -> str | int | None:
     return ident if isinstance(ident, str | int) else None
 
 
-def busy(ident: str | int, agent: str, back: float) -> Response:
-    """The tool's answer to a claim refused as busy, come back in `back` seconds."""
-    result = calls.wire(claims.busy(agent, back))
+def busy(
+    ident: str | int, agent: str, back: float, version: str = DEFAULT_NEGOTIATED_VERSION
+) -> Response:
+    """The tool's answer to a claim refused as busy, come back in `back` seconds, shaped for
+    protocol `version` as the SDK shapes it (an older one has no resultType, the oldest no
+    structuredContent)."""
+    wire = calls.wire(claims.busy(agent, back))
+    result = serialize_server_result("tools/call", version, cast(dict[str, Any], wire))
     body = pydantic_core.to_json({"jsonrpc": "2.0", "id": ident, "result": result})
     return Response(body, media_type="application/json")
 

@@ -551,7 +551,11 @@ class Endpoint:
                         return
                     counted = back is None
                     if back is not None:
-                        await edge.busy(ident, agent, back)(scope, replay, send)
+                        version = request.headers.get(MCP_PROTOCOL_VERSION_HEADER)
+                        answer = edge.busy(
+                            ident, agent, back, version or DEFAULT_NEGOTIATED_VERSION
+                        )
+                        await answer(scope, replay, send)
                         return
                     await self._serve(request, body, state, scope, replay, send)
                 finally:
