@@ -10,7 +10,7 @@ import anyio
 import pytest
 from anyio.lowlevel import checkpoint
 
-from wvo_mcp.edge.http_claims import EdgeClaims, claim_id
+from wvo_mcp.edge.http_claims import HOLD_BODY_MAX, EdgeClaims, claim_id
 from wvo_mcp.edge.http_limits import Admission, Limits
 from wvo_mcp.rules.claim_gate import ClaimGate
 
@@ -88,3 +88,19 @@ async def test_an_early_claim_is_held_until_its_time_in_no_place_and_once_an_age
         assert second is not None and 0 < second <= told  # what is left, not a new slot
         admission.claim_done(False)
     assert answers == [None] and admission.claims == 1  # then let in, in a claim's place
+
+
+async def test_an_early_claim_with_a_large_body_is_answered_at_once_not_held() -> None:
+    """A held claim keeps its body outside the in-flight cap: only a claim's few hundred
+    bytes are held; a larger body is told what is left of its time at once."""
+    admission = Admission(Limits(max_inflight=8, rate=0))
+    edge = EdgeClaims(admission)
+    gate = ClaimGate(turn_s=5.0, waiting=1)  # told seconds away
+    told = gate.refuse(time.monotonic(), "early")
+    assert told is not None
+    assert admission.enter() is None
+    with anyio.fail_after(told / 2):  # answered, not held until its time
+        back = await edge.admit("early", gate, size=HOLD_BODY_MAX + 1)
+    assert back is not None and 0 < back <= told and not edge.holding
+    admission.claim_done(False)
+    assert "early" in gate.told  # the same slot, still kept

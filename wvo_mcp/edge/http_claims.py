@@ -14,8 +14,9 @@ the SDK, which answers them as before). It comes after the token's check and rat
 (Endpoint): a caller without a valid token gets 401 and learns nothing of the load, and the
 check costs a cached lookup. Then:
 - back before its time (rules/claim_gate.ClaimGate.early): held until then, at no CPU and in
-  no in-flight place, at most HOLD_MAX_S and one claim an agent; a longer wait, or a second
-  claim of the agent meanwhile, is answered busy with what is left of its time. A held claim
+  no in-flight place, at most HOLD_MAX_S, one claim an agent and a small body (HOLD_BODY_MAX,
+  kept once); a longer wait, a larger body, or a second claim of the agent meanwhile, is
+  answered busy with what is left of its time. A held claim
   whose client goes meanwhile is dropped (`Gone`): granted, it would hold a task for no one;
 - the gate refuses a claim now (full, its new holders spent, its claims would wait past
   their bound): busy, with its slot;
@@ -43,6 +44,8 @@ from wvo_mcp.services import claims
 # claim could be granted to no one listening.
 HOLD_MAX_S = 20.0
 MAX_HOLDING = 10_000  # claims held at once (one an agent)
+# A claim's body is a few hundred bytes; a held one keeps its body, outside the in-flight cap.
+HOLD_BODY_MAX = 4096
 NEEDLE = b'"claim_task"'
 
 
@@ -110,17 +113,22 @@ class EdgeClaims:
     Gone = Gone
 
     async def admit(
-        self, agent: str, gate: ClaimGate, gone: Callable[[], Awaitable[object]] | None = None
-    ) -> float | None:
+        self, agent: str, gate: ClaimGate, gone: Callable[[], Awaitable[object]] | None = None,
+        size: int = 0,
+    ) -> float | None:  # fmt: skip
         """A claim of `agent` whose request `Admission.enter`ed: the seconds after which it
         should come back (answer `busy`), or None: it has a claim's place (and the SDK
-        serves it). Either way `Admission.claim_done` follows. Held, it raises Gone when
-        `gone` returns first (its client left; checked once more as its time comes)."""
+        serves it). Either way `Admission.claim_done` follows. Held (a body of `size` bytes,
+        HOLD_BODY_MAX at most), it raises Gone when `gone` returns first (its client left;
+        checked once more as its time comes)."""
         self.admission.claim_found()
         now = time.monotonic()
         early = gate.early(agent, now)
         if early is not None:
-            if early > HOLD_MAX_S or agent in self.holding or len(self.holding) >= MAX_HOLDING:
+            if (
+                early > HOLD_MAX_S or size > HOLD_BODY_MAX or agent in self.holding
+                or len(self.holding) >= MAX_HOLDING
+            ):  # fmt: skip
                 return early
             self.holding.add(agent)
             try:

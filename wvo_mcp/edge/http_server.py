@@ -532,6 +532,10 @@ class Endpoint:
 
         request = Request(scope, replay)
         body = b"".join(chunks)
+        if len(chunks) > 1:  # the body once, not twice, for as long as the request lives
+            rest = [m for m in received if m["type"] != "http.request"]
+            received[:] = [{"type": "http.request", "body": body, "more_body": False}, *rest]
+        del chunks
         state = self.state()
         gate, edge = getattr(state, "claims", None), self.claims
         if agent and edge and isinstance(gate, ClaimGate) and _handshake_era(request):
@@ -546,7 +550,7 @@ class Endpoint:
 
                 try:
                     try:
-                        back = await edge.admit(agent, gate, gone)
+                        back = await edge.admit(agent, gate, gone, len(body))
                     except edge.Gone:  # no one to answer, and nothing done
                         return
                     counted = back is None
