@@ -739,8 +739,15 @@ async def unavailable(request: Request, exc: Exception) -> Response:
     token; anything else is a plain 500 (the traceback goes to the log)."""
     if isinstance(exc, Busy | StoreUnavailable):
         wait = math.ceil(exc.retry_after) if isinstance(exc, Overloaded) else 5
+        # Said to a caller not yet known: what the database is, and how it failed, go to
+        # the log only (Unavailable logs them).
+        why = "cannot be reached now" if isinstance(exc, StoreUnavailable) else "busy"
+        said = (
+            f"the database {why}, so this request's token could not be checked; nothing was "
+            f"done. Retry after {wait} s, or through another server of the same deployment"
+        )
         return JSONResponse(
-            {"error": "temporarily_unavailable", "error_description": str(exc)},
+            {"error": "temporarily_unavailable", "error_description": said},
             status_code=503,
             headers={"Retry-After": str(wait)},
         )
