@@ -298,3 +298,31 @@ async def test_a_claim_refused_at_the_edge_is_the_sdks_answer_byte_for_byte(
                 answers.append(said.content)
     edge, sdk = (re.sub(rb"\d+(\.\d+)?", b"N", a.replace(b"op", b"ag")) for a in answers)
     assert b'"busy"' in edge and edge == sdk, (edge, sdk)
+
+
+async def test_a_claim_the_sdk_would_refuse_is_not_told_to_come_back(state_root: Path) -> None:
+    """Past capacity, an agent's claim with an unknown or ill-typed argument gets the SDK's
+    own refusal, saying what is wrong, not busy: told to come back, a client would retry
+    it for ever."""
+    agent = token(state_root, "agent", "ag")
+    ops = token(state_root, "operator", "op")
+    env = {"WVO_HTTP_MAX_INFLIGHT": "32", "WVO_HTTP_RATE_PER_TOKEN": "0"}
+    auth = {**MCP_HEADERS, "Authorization": f"Bearer {agent}"}
+    wrong = [{"lease_second": 60}, {"lease_seconds": "a minute"}]
+    with http_server(state_root, **env) as server:
+        async with crowded(server, ops), server.http() as c:
+            busy = await c.post(server.url, content=rpc("tools/call", {"name": "claim_task"}),
+                                headers=auth)  # fmt: skip
+            answers = [
+                await c.post(
+                    server.url,
+                    content=rpc("tools/call", {"name": "claim_task", "arguments": a}),
+                    headers=auth,
+                )
+                for a in wrong
+            ]
+    assert busy.json()["result"]["structuredContent"]["reason"] == "busy", busy.text
+    for arguments, answer in zip(wrong, answers, strict=True):
+        result = answer.json()["result"]
+        assert result["isError"] and "structuredContent" not in result, (arguments, result)
+        assert next(iter(arguments)) in result["content"][0]["text"], result

@@ -44,6 +44,10 @@ def test_only_an_agents_own_claim_is_recognised() -> None:
     # The same claim written otherwise: the tool takes it as the token's agent's.
     assert claim_id(call("claim_task").replace(b"_task", b"_\\u0074ask"), "a") == 7
     assert claim_id(call("claim_task", {"agent_id": None}), "a") == 7
+    # What the SDK refuses outright is its to answer: an extra member, arguments refused.
+    assert claim_id(call("claim_task", None, result={}), "a") is None
+    assert claim_id(call("claim_task", {"x": 1}), "a", lambda a: "x" not in a) is None
+    assert claim_id(call("claim_task", {"y": 1}), "a", lambda a: "x" not in a) == 7
 
 
 def test_claims_have_their_own_places_and_never_take_held_works() -> None:

@@ -3,9 +3,10 @@
 Past capacity, and with clients that come back soon whatever they were told, refused claims
 are most of what a server is sent. Through the SDK each costs a JSON-RPC model, a dispatch,
 the tool's argument validation and a traced call, and refusals alone filled two cores
-(issue 73). Here one costs a scan of the body, a parse of it (pydantic_core), the gate's
-arithmetic and a small JSON answer: the tool's own (`claims.busy`, put on the wire as
-edge/calls.py puts it), so a client cannot tell where it was made.
+(issue 73). Here one costs a scan of the body, a parse of it (pydantic_core), the tool's
+argument check, the gate's arithmetic and a small JSON answer: the tool's own (`claims.busy`,
+shaped as the SDK shapes it for the request's version), so a client cannot tell where it was
+made.
 
 A claim is an agent token's `tools/call` of `claim_task`, told from the parsed body (a byte
 match alone would take a checkpoint whose summary says `"claim_task"` for one), acting as the
@@ -49,9 +50,15 @@ HOLD_BODY_MAX = 4096
 NEEDLE = b'"claim_task"'
 
 
-def claim_id(body: bytes, agent: str) -> str | int | None:
+ENVELOPE = frozenset(("jsonrpc", "id", "method", "params"))
+
+
+def claim_id(
+    body: bytes, agent: str, accepts: Callable[[dict[str, Any]], bool] | None = None
+) -> str | int | None:
     """The JSON-RPC id of `body` if it is a `tools/call` of `claim_task` acting as `agent`
-    (no agent_id, null, or that one), else None (the SDK then reads it as any other)."""
+    (no agent_id, null, or that one) with nothing the SDK would refuse (`accepts`: the
+    tool's own argument check), else None (the SDK then reads it as any other)."""
     # Every other call: a scan or two (a name may be written with JSON's escapes).
     if NEEDLE not in body and b"\\u" not in body:
         return None
@@ -59,7 +66,7 @@ def claim_id(body: bytes, agent: str) -> str | int | None:
         found = pydantic_core.from_json(body)
     except ValueError:
         return None
-    if not isinstance(found, dict) or found.get("jsonrpc") != "2.0":
+    if not isinstance(found, dict) or found.get("jsonrpc") != "2.0" or found.keys() - ENVELOPE:
         return None
     params, ident = found.get("params"), found.get("id")
     if found.get("method") != "tools/call" or not isinstance(params, dict):
@@ -70,6 +77,8 @@ def claim_id(body: bytes, agent: str) -> str | int | None:
     arguments: Any = {} if given is None else given
     if not isinstance(arguments, dict) or arguments.get("agent_id") not in (None, agent):
         return None  # agent_id null is the token's agent, as the tool takes it
+    if accepts is not None and not accepts(arguments):
+        return None  # refused outright by the SDK, not told to come back
     return ident if isinstance(ident, str | int) else None
 
 
@@ -104,11 +113,16 @@ async def stays(gone: Callable[[], Awaitable[object]] | None, seconds: float) ->
 class EdgeClaims:
     """One process's claims at the edge: the agents whose early claim is held."""
 
-    def __init__(self, admission: Admission) -> None:
+    def __init__(
+        self, admission: Admission, accepts: Callable[[dict[str, Any]], bool] | None = None
+    ) -> None:
         self.admission = admission
         self.holding: set[str] = set()
+        self.accepts = accepts
 
-    claim_id = staticmethod(claim_id)
+    def claim_id(self, body: bytes, agent: str) -> str | int | None:
+        return claim_id(body, agent, self.accepts)
+
     busy = staticmethod(busy)
     Gone = Gone
 
@@ -146,3 +160,19 @@ class EdgeClaims:
         if not self.admission.claim_place():
             return gate.turn_refused(now, agent)
         return None
+
+
+def accepts_of(validate: Callable[[dict[str, Any]], object] | None) -> Callable[[Any], bool]:
+    """Whether claim_task's arguments pass `validate` (the tool's own check, as the SDK
+    makes it), or never, when the tools served have no claim_task."""
+
+    def accepts(arguments: dict[str, Any]) -> bool:
+        if validate is None:
+            return False
+        try:
+            validate(arguments)
+        except ValueError:  # pydantic's ValidationError among them
+            return False
+        return True
+
+    return accepts

@@ -276,7 +276,7 @@ def quiet_sdk_transport(settings: Settings) -> None:
 def app(settings: Settings, options: Options) -> Starlette:
     """The ASGI app: the SDK's streamable HTTP transport, stateless, over build_server."""
     from wvo_mcp.edge import deliveries, gitlab_webhooks, webhooks
-    from wvo_mcp.edge.http_claims import EdgeClaims
+    from wvo_mcp.edge.http_claims import EdgeClaims, accepts_of
     from wvo_mcp.edge.server import build_server
     from wvo_mcp.orchestrator import Orchestrator
 
@@ -304,9 +304,11 @@ def app(settings: Settings, options: Options) -> Starlette:
     # its rate is counted against its token) and under the body size limit (the SDK's own,
     # which only returns the body it bounded).
     manager = server.session_manager
+    claim_tool = server._tool_manager.get_tool("claim_task")
+    validate = None if claim_tool is None else claim_tool.fn_metadata.validate_arguments
     endpoint = Endpoint(
         manager.asgi_app, manager.app, lambda: opened[-1] if opened else None, admission,
-        EdgeClaims(admission),
+        EdgeClaims(admission, accepts_of(validate)),
     )  # fmt: skip
     manager.asgi_app = RequestBodyLimitMiddleware(endpoint, MAX_LINE_BYTES)
     # Outside authentication, inside the cap: a token check the database cannot answer now.
