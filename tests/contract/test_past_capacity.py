@@ -83,9 +83,10 @@ async def test_claims_sure_to_be_refused_do_not_wait_for_the_turn(
             first = await orch.claim("newcomer")
             assert first.reason == "busy" and orch.claims.contended()
             # The agent's WIP is full; no task is ready for another; a named task is held.
+            # (Others than the newcomer, told to come back later: it would be answered so.)
             full = await orch.claim("holder")
-            none = await orch.claim("newcomer")
-            named = await orch.claim("newcomer", task_id="held")
+            none = await orch.claim("another")
+            named = await orch.claim("third", task_id="held")
     assert (full.reason, none.reason, named.reason) == (
         "agent_wip_limit",
         "no_ready_task",
@@ -108,8 +109,26 @@ async def test_a_claim_that_finds_no_turn_is_refused_as_busy_with_nothing_done(
     assert (await orch.get_task("ready")).status is Status.PENDING
     assert [e.kind for e in await events_of(orch, "ready")] == ["created"]
     # The turn free again, the claim made as told is granted.
+    await anyio.sleep(busy.retry_after_s)  # as told (sooner is answered busy)
     again = await orch.claim("newcomer")
     assert again.claimed and again.task is not None and again.task.id == "ready"
+
+
+async def test_a_claim_back_before_its_time_is_answered_at_its_time(orch: Orchestrator) -> None:
+    """Told to come back later (at the HTTP edge, or by this process's gate), an agent's
+    claim made sooner through the tool is refused busy with what is left of its time, and
+    nothing is done; the turn it would have taken is for the agents told earlier slots."""
+    await create(orch, {"id": "ready", "title": "r"})
+    orch.claims.told["newcomer"] = time.monotonic() + RETRY_MAX_S  # as a refusal tells it
+    with anyio.fail_after(BOUND_S):
+        early = await orch.claim("newcomer")
+    assert (early.claimed, early.reason) == (False, "busy"), early
+    assert early.retry_after_s is not None and 0 < early.retry_after_s <= RETRY_MAX_S
+    assert (await orch.get_task("ready")).status is Status.PENDING
+    assert [e.kind for e in await events_of(orch, "ready")] == ["created"]
+    orch.claims.told["newcomer"] = time.monotonic()  # its time has come: granted
+    granted = await orch.claim("newcomer")
+    assert granted.claimed and granted.task is not None and granted.task.id == "ready"
 
 
 async def test_a_done_with_claim_next_past_capacity_moves_and_refuses_only_the_claim(
@@ -247,6 +266,8 @@ async def test_a_claim_whose_call_spent_its_bound_before_the_turn_is_refused_as_
     assert (late.claimed, late.reason) == (False, "busy")
     assert (await orch.get_task("ready")).status is Status.PENDING
     assert [e.kind for e in await events_of(orch, "ready")] == ["created"]
+    assert late.retry_after_s is not None
+    await anyio.sleep(late.retry_after_s)  # as told (sooner is answered busy)
     again = await orch.claim("agent")
     assert again.claimed and again.task is not None and again.task.id == "ready"
 

@@ -100,7 +100,10 @@ async def test_a_process_at_its_in_flight_cap_refuses_with_503_and_does_nothing(
                 )
                 release.set()
         said = refusal(refused, 503, OVERLOADED)
-        assert "this server has 1 request in flight, its cap (WVO_HTTP_MAX_INFLIGHT=1)" in said
+        # Said before the token's check: no figures of the load.
+        assert "as many requests in flight as it takes (WVO_HTTP_MAX_INFLIGHT)" in said
+        assert "1 request" not in said and "=1" not in said, said
+        assert set(refused.json()["error"]["data"]) == {"limit", "retryAfterSeconds"}
         assert "nothing was done. Retry after 1 s" in said
         assert held_answer[0].status_code == 200, held_answer[0].text
         assert await tasks_named(server, secret, "HELD", "REFUSED") == {"HELD"}

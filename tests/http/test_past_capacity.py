@@ -8,13 +8,17 @@ the claim made again is granted."""
 import json
 import re
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 import psycopg
 import pytest
+from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from tests.http.conftest import (
     MCP_HEADERS,
@@ -232,3 +236,156 @@ async def test_held_work_back_before_its_time_is_refused_at_the_edge_then_served
                     assert "Overloaded:" in result["content"][0]["text"], result
                     await anyio.sleep(0.1)
             assert result["structuredContent"]["task_id"] == "t1", result
+
+
+async def agent_tokens(state_root: Path, names: list[str]) -> list[str]:
+    """Agents' tokens, made by the store's own code (quicker than a CLI each)."""
+    orchestrator = await Orchestrator.open(Settings(state_root=state_root, otel_enabled=False))
+    try:
+        return [(await orchestrator.token_add("agent", n, by="person:test")).secret for n in names]
+    finally:
+        await orchestrator.close()
+
+
+@asynccontextmanager
+async def crowded(server: Any, ops: str) -> AsyncIterator[None]:
+    """Requests crowd the process (bodies held open) while in this context: claims are
+    refused busy."""
+    release = anyio.Event()
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        body = rpc("ping", {})
+        yield body[:10]
+        await release.wait()
+        yield body[10:]
+
+    report = rpc("tools/call", {"name": "health_report", "arguments": {}})
+    async with (
+        server.http(ops) as slow,
+        server.http(ops) as health,
+        anyio.create_task_group() as group,
+    ):
+        for _ in range(9):
+            group.start_soon(
+                partial(slow.post, server.url, content=slow_body(), headers=MCP_HEADERS)
+            )
+        with anyio.fail_after(START_DEADLINE_SECONDS):
+            while True:  # polling until the open requests are counted
+                answer = await health.post(server.url, content=report, headers=MCP_HEADERS)
+                line = answer.json()["result"]["structuredContent"]["admission"]
+                found = re.match(r"admission: (\d+) of", line)
+                assert found is not None, line
+                if int(found[1]) > 8:
+                    break
+        try:
+            yield
+        finally:
+            release.set()
+
+
+async def crowded_busy(
+    server: Any, ops: str, others: list[str], claim: bytes, auth: dict[str, str]
+) -> float:
+    """While requests crowd the process, the claims of `others` (agents' tokens) are
+    refused busy, each told a later slot, and then `claim`: the time it is told."""
+    async with crowded(server, ops), server.http() as c:
+        for secret in others:
+            headers = {**MCP_HEADERS, "Authorization": f"Bearer {secret}"}
+            answer = await c.post(server.url, content=claim, headers=headers)
+            assert answer.json()["result"]["structuredContent"]["reason"] == "busy", answer
+        said = (await c.post(server.url, content=claim, headers=auth)).json()
+    said = said["result"]["structuredContent"]
+    assert said["reason"] == "busy", said
+    return float(said["retry_after_s"])
+
+
+async def test_a_held_claim_whose_client_has_gone_is_not_granted(state_root: Path) -> None:
+    """A claim back before its time is held at the edge; its client gives up meanwhile.
+    The claim is dropped, not granted to no one: the agent's claim made again, live, is
+    granted the task (a ghost's grant would leave it agent_wip_limit)."""
+    newcomer = token(state_root, "agent", "newcomer")
+    ops = token(state_root, "operator", "ops")
+    others = await agent_tokens(state_root, [f"other{i}" for i in range(30)])
+    env = {"WVO_HTTP_MAX_INFLIGHT": "32", "WVO_HTTP_RATE_PER_TOKEN": "0"}
+    claim = rpc("tools/call", {"name": "claim_task", "arguments": {}})
+    auth = {**MCP_HEADERS, "Authorization": f"Bearer {newcomer}"}
+    with http_server(state_root, **env) as server:
+        async with server.http(ops) as http:
+            made = await http.post(
+                server.url, content=rpc("tools/call", {"name": "task_create",
+                                                       "arguments": {"tasks": [spec("t1")]}}),
+                headers=MCP_HEADERS,
+            )  # fmt: skip
+            assert made.status_code == 200 and not made.json()["result"].get("isError"), made.text
+        # Seconds away: time enough for the claim made again to be held, whatever the load.
+        told = await crowded_busy(server, ops, others, claim, auth)
+        assert told >= 1.0, told
+        async with server.http() as ghost:
+            with pytest.raises(httpx2.TimeoutException):  # held: it gives up and goes
+                await ghost.post(server.url, content=claim, headers=auth, timeout=0.2)
+        assert task_row(state_root, "t1")["status"] == "pending"
+        async with server.http(newcomer) as live:
+            with anyio.fail_after(RETRY_MAX_S + BOUND_S):
+                while True:  # as told: busy while the ghost might still be held, then held
+                    said = await live.post(server.url, content=claim, headers=MCP_HEADERS)
+                    answer = said.json()["result"]["structuredContent"]
+                    if answer.get("reason") != "busy":
+                        break
+                    await anyio.sleep(answer["retry_after_s"])
+        assert answer["claimed"] and answer["task"]["id"] == "t1", answer
+
+
+@pytest.mark.parametrize("version", [None, *HANDSHAKE_PROTOCOL_VERSIONS])
+async def test_a_claim_refused_at_the_edge_is_the_sdks_answer_byte_for_byte(
+    state_root: Path, version: str | None
+) -> None:
+    """Past capacity, an agent's claim refused busy at the edge and an operator's refused
+    busy by the tool through the SDK are the same bytes, for the header's protocol version
+    (but for the agent's name and the times told)."""
+    agent = token(state_root, "agent", "ag")
+    ops = token(state_root, "operator", "op")
+    env = {"WVO_HTTP_MAX_INFLIGHT": "32", "WVO_HTTP_RATE_PER_TOKEN": "0"}
+    claim = rpc("tools/call", {"name": "claim_task", "arguments": {}})
+    headers = {**MCP_HEADERS}
+    if version is not None:
+        headers[MCP_PROTOCOL_VERSION_HEADER] = version
+    answers = []
+    with http_server(state_root, **env) as server:
+        async with crowded(server, ops), server.http() as c:
+            for secret in (agent, ops):
+                said = await c.post(
+                    server.url, content=claim,
+                    headers={**headers, "Authorization": f"Bearer {secret}"},
+                )  # fmt: skip
+                assert said.status_code == 200, said.text
+                answers.append(said.content)
+    edge, sdk = (re.sub(rb"\d+(\.\d+)?", b"N", a.replace(b"op", b"ag")) for a in answers)
+    assert b'"busy"' in edge and edge == sdk, (edge, sdk)
+
+
+async def test_a_claim_the_sdk_would_refuse_is_not_told_to_come_back(state_root: Path) -> None:
+    """Past capacity, an agent's claim with an unknown or ill-typed argument gets the SDK's
+    own refusal, saying what is wrong, not busy: told to come back, a client would retry
+    it for ever."""
+    agent = token(state_root, "agent", "ag")
+    ops = token(state_root, "operator", "op")
+    env = {"WVO_HTTP_MAX_INFLIGHT": "32", "WVO_HTTP_RATE_PER_TOKEN": "0"}
+    auth = {**MCP_HEADERS, "Authorization": f"Bearer {agent}"}
+    wrong = [{"lease_second": 60}, {"lease_seconds": "a minute"}]
+    with http_server(state_root, **env) as server:
+        async with crowded(server, ops), server.http() as c:
+            busy = await c.post(server.url, content=rpc("tools/call", {"name": "claim_task"}),
+                                headers=auth)  # fmt: skip
+            answers = [
+                await c.post(
+                    server.url,
+                    content=rpc("tools/call", {"name": "claim_task", "arguments": a}),
+                    headers=auth,
+                )
+                for a in wrong
+            ]
+    assert busy.json()["result"]["structuredContent"]["reason"] == "busy", busy.text
+    for arguments, answer in zip(wrong, answers, strict=True):
+        result = answer.json()["result"]
+        assert result["isError"] and "structuredContent" not in result, (arguments, result)
+        assert next(iter(arguments)) in result["content"][0]["text"], result

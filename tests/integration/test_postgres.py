@@ -170,7 +170,14 @@ async def test_an_http_server_answers_503_not_401_while_the_database_is_away(
                 away = await http.post(served.url, content=initialize_body(), headers=headers["a2"])
                 assert away.status_code == 503, (away.status_code, away.text)
                 assert away.headers["Retry-After"] == "5"
-                assert "cannot be reached" in away.json()["error_description"]
+                said = away.json()["error_description"]
+                assert "cannot be reached" in said
+                # Said to a caller not yet known: nothing of the database, its host or pool.
+                assert said == (
+                    "the database cannot be reached now, so this request's token could not be "
+                    "checked; nothing was done. Retry after 5 s, or through another server of "
+                    "the same deployment"
+                ), said
                 pg.start_server()
                 back = await http.post(served.url, content=initialize_body(), headers=headers["a2"])
                 assert back.status_code == 200, back.text

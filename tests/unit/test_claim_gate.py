@@ -252,6 +252,17 @@ def test_the_times_told_are_kept_for_a_bounded_number_of_agents() -> None:
     assert gate.early(f"a{MAX_TOLD + 49}", 0.0) is not None
 
 
+def test_a_full_table_of_times_told_forgets_one_a_refusal_and_scans_none() -> None:
+    """Once MAX_TOLD agents were told, each refusal forgets the oldest told, one, never
+    looking through the rest (a refusal must stay cheap past capacity)."""
+    gate = ClaimGate(turn_s=0.5, waiting=1)
+    for i in range(MAX_TOLD):
+        gate.refuse(0.0, f"a{i}")
+    gate.refuse(100.0, "late")  # every time told before has passed by now
+    assert len(gate.told) == MAX_TOLD and "a0" not in gate.told and "a1" in gate.told
+    assert next(reversed(gate.told)) == "late"
+
+
 @given(
     st.lists(
         st.tuples(

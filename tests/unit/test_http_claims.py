@@ -10,7 +10,7 @@ import anyio
 import pytest
 from anyio.lowlevel import checkpoint
 
-from wvo_mcp.edge.http_claims import EdgeClaims, claim_id
+from wvo_mcp.edge.http_claims import HOLD_BODY_MAX, EdgeClaims, claim_id
 from wvo_mcp.edge.http_limits import Admission, Limits
 from wvo_mcp.rules.claim_gate import ClaimGate
 
@@ -40,7 +40,14 @@ def test_only_an_agents_own_claim_is_recognised() -> None:
     assert claim_id(call("claim_task", None, id=None), "a") is None  # a notification's
     assert claim_id(call("claim_task", []), "a") is None
     assert claim_id(b'{"name": "claim_task", ', "a") is None  # not JSON: the SDK's answer
-    assert claim_id(call("claim_\\u0074ask"), "a") is None  # not found: the SDK serves it
+    assert claim_id(call("claim_\\u0074ask"), "a") is None  # a backslash in its name
+    # The same claim written otherwise: the tool takes it as the token's agent's.
+    assert claim_id(call("claim_task").replace(b"_task", b"_\\u0074ask"), "a") == 7
+    assert claim_id(call("claim_task", {"agent_id": None}), "a") == 7
+    # What the SDK refuses outright is its to answer: an extra member, arguments refused.
+    assert claim_id(call("claim_task", None, result={}), "a") is None
+    assert claim_id(call("claim_task", {"x": 1}), "a", lambda a: "x" not in a) is None
+    assert claim_id(call("claim_task", {"y": 1}), "a", lambda a: "x" not in a) == 7
 
 
 def test_claims_have_their_own_places_and_never_take_held_works() -> None:
@@ -85,3 +92,19 @@ async def test_an_early_claim_is_held_until_its_time_in_no_place_and_once_an_age
         assert second is not None and 0 < second <= told  # what is left, not a new slot
         admission.claim_done(False)
     assert answers == [None] and admission.claims == 1  # then let in, in a claim's place
+
+
+async def test_an_early_claim_with_a_large_body_is_answered_at_once_not_held() -> None:
+    """A held claim keeps its body outside the in-flight cap: only a claim's few hundred
+    bytes are held; a larger body is told what is left of its time at once."""
+    admission = Admission(Limits(max_inflight=8, rate=0))
+    edge = EdgeClaims(admission)
+    gate = ClaimGate(turn_s=5.0, waiting=1)  # told seconds away
+    told = gate.refuse(time.monotonic(), "early")
+    assert told is not None
+    assert admission.enter() is None
+    with anyio.fail_after(told / 2):  # answered, not held until its time
+        back = await edge.admit("early", gate, size=HOLD_BODY_MAX + 1)
+    assert back is not None and 0 < back <= told and not edge.holding
+    admission.claim_done(False)
+    assert "early" in gate.told  # the same slot, still kept

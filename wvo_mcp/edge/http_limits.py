@@ -71,13 +71,13 @@ class Admission:
                 status=503,
                 code=OVERLOADED,
                 retry_after=1,
+                # Said before the token's check: no figures of the load (docs/http.md).
                 message=(
-                    f"this server has {_requests(self.in_flight)} in flight, its cap "
-                    f"(WVO_HTTP_MAX_INFLIGHT={cap}); nothing was done. Retry after 1 s, "
-                    "or through another server of the same deployment"
+                    "this server has as many requests in flight as it takes "
+                    "(WVO_HTTP_MAX_INFLIGHT); nothing was done. Retry after 1 s, or through "
+                    "another server of the same deployment"
                 ),
-                data={"limit": "WVO_HTTP_MAX_INFLIGHT", "cap": cap, "inFlight": self.in_flight,
-                      "retryAfterSeconds": 1},
+                data={"limit": "WVO_HTTP_MAX_INFLIGHT", "retryAfterSeconds": 1},
             )  # fmt: skip
         self.in_flight += 1
         return None

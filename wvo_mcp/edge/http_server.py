@@ -226,7 +226,7 @@ def quiet_sdk_transport(settings: Settings) -> None:
 def app(settings: Settings, options: Options) -> Starlette:
     """The ASGI app: the SDK's streamable HTTP transport, stateless, over build_server."""
     from wvo_mcp.edge import deliveries, gitlab_webhooks, webhooks
-    from wvo_mcp.edge.http_claims import EdgeClaims
+    from wvo_mcp.edge.http_claims import EdgeClaims, accepts_of
     from wvo_mcp.edge.server import build_server
     from wvo_mcp.orchestrator import Orchestrator
 
@@ -259,9 +259,11 @@ def app(settings: Settings, options: Options) -> Starlette:
     # its rate is counted against its token) and under the body size limit (the SDK's own,
     # which only returns the body it bounded).
     manager = server.session_manager
+    claim_tool = server._tool_manager.get_tool("claim_task")
+    validate = None if claim_tool is None else claim_tool.fn_metadata.validate_arguments
     endpoint = Endpoint(
         manager.asgi_app, manager.app, lambda: opened[-1] if opened else None, admission,
-        EdgeClaims(admission),
+        EdgeClaims(admission, accepts_of(validate)),
     )  # fmt: skip
     manager.asgi_app = RequestBodyLimitMiddleware(endpoint, MAX_LINE_BYTES)
     # Outside authentication, inside the cap: a token check the database cannot answer now.
@@ -486,6 +488,10 @@ class Endpoint:
 
         request = Request(scope, replay)
         body = b"".join(chunks)
+        if len(chunks) > 1:  # the body once, not twice, for as long as the request lives
+            rest = [m for m in received if m["type"] != "http.request"]
+            received[:] = [{"type": "http.request", "body": body, "more_body": False}, *rest]
+        del chunks
         left = held_back.PROCESS.left(agent) if agent else None
         if left is not None and _handshake_era(request):  # come back before its time
             early = held_back.PROCESS.refusal(body, left)
@@ -498,11 +504,24 @@ class Endpoint:
             ident = edge.claim_id(body, agent)
             if ident is not None:  # an agent's claim: the gate's, before the SDK's
                 counted = False
+
+                async def gone() -> None:
+                    """Returns once the client has gone (the whole body is read)."""
+                    if (await receive())["type"] != "http.disconnect":
+                        await anyio.sleep_forever()  # no word of it leaving will come
+
                 try:
-                    back = await edge.admit(agent, gate)
+                    try:
+                        back = await edge.admit(agent, gate, gone, len(body))
+                    except edge.Gone:  # no one to answer, and nothing done
+                        return
                     counted = back is None
                     if back is not None:
-                        await edge.busy(ident, agent, back)(scope, replay, send)
+                        version = request.headers.get(MCP_PROTOCOL_VERSION_HEADER)
+                        answer = edge.busy(
+                            ident, agent, back, version or DEFAULT_NEGOTIATED_VERSION
+                        )
+                        await answer(scope, replay, send)
                         return
                     await self._serve(request, body, state, scope, replay, send)
                 finally:
@@ -608,8 +627,15 @@ async def unavailable(request: Request, exc: Exception) -> Response:
     token; anything else is a plain 500 (the traceback goes to the log)."""
     if isinstance(exc, Busy | StoreUnavailable):
         wait = math.ceil(exc.retry_after) if isinstance(exc, Overloaded) else 5
+        # Said to a caller not yet known: what the database is, and how it failed, go to
+        # the log only (Unavailable logs them).
+        why = "cannot be reached now" if isinstance(exc, StoreUnavailable) else "busy"
+        said = (
+            f"the database {why}, so this request's token could not be checked; nothing was "
+            f"done. Retry after {wait} s, or through another server of the same deployment"
+        )
         return JSONResponse(
-            {"error": "temporarily_unavailable", "error_description": str(exc)},
+            {"error": "temporarily_unavailable", "error_description": said},
             status_code=503,
             headers={"Retry-After": str(wait)},
         )

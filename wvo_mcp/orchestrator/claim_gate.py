@@ -30,12 +30,15 @@ async def before_turn(
     arrived: float,
     read: Callable[[], Callable[[Tx], ClaimResult | None]],
 ) -> ClaimResult | None:
-    """A claim's refusal before its turn, or None to take the turn. Past capacity, refused
-    at once (reason busy) before anything is read. While claims queue for their turn, one
+    """A claim's refusal before its turn, or None to take the turn. Back before the time
+    its agent was told, or past capacity, refused at once (reason busy) before anything is
+    read. While claims queue for their turn, one
     sure to be refused is refused from a read, without the turn (busy if no connection came
     within the bound from `arrived`). `read` makes that read's function: only when needed,
     since making it reads the clock (which a test's injected clock sees)."""
-    back = gate.refuse(time.monotonic(), agent_id)
+    now = time.monotonic()
+    back = gate.early(agent_id, now)  # back before its time: answered at it (as at the edge)
+    back = gate.refuse(now, agent_id) if back is None else back
     if back is not None:
         return claims.busy(agent_id, back)
     if gate.contended():
@@ -54,11 +57,13 @@ async def in_turn(
 ) -> A | float:  # fmt: skip
     """`fn` in the claims' turn (Lock.CLAIM), asking for `agent_id`'s notes, or, past
     capacity, nothing done and the seconds after which to come back: refused at once when
-    this process's claims would wait past the bound or its held work queues, or when no
-    turn came within the bound from `arrived` (the call's arrival: its token's check and
-    a read before the turn waited in it too)."""
+    `agent_id` is back before the time it was told, when this process's claims would wait
+    past the bound or its held work queues, or when no turn came within the bound from
+    `arrived` (the call's arrival: its token's check and a read before the turn waited in
+    it too)."""
     started = time.monotonic()
-    back = gate.refuse(started, agent_id)
+    back = gate.early(agent_id, started)
+    back = gate.refuse(started, agent_id) if back is None else back
     if back is not None:
         return back
     left = WAIT_BOUND_S - (started - (started if arrived is None else arrived))

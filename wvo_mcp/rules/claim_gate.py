@@ -43,6 +43,7 @@ Docs: docs/http.md, "Past capacity".
 """
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 WAIT_BOUND_S = 0.25  # the longest a claim waits for its turn, a lock or a connection
@@ -88,7 +89,8 @@ class ClaimGate:
     samples: int = 0
     full_until: float = 0.0  # held work stood in a queue, or requests crowded, lately
     calm_since: float | None = None  # the slow start's origin: no queue here since
-    told: dict[str, float] = field(default_factory=dict)  # agent: when it may come back
+    # agent: when it may come back, the oldest told first
+    told: OrderedDict[str, float] = field(default_factory=OrderedDict)
 
     def full(self, now: float) -> bool:
         return now < self.full_until
@@ -179,11 +181,8 @@ class ClaimGate:
         """`agent` was told to come back `back` seconds after `now`: kept, in bounded memory."""
         if agent is not None:
             self.told.pop(agent, None)
-            if len(self.told) >= MAX_TOLD:
-                for name in [a for a, at in self.told.items() if at <= now]:
-                    del self.told[name]
-                while len(self.told) >= MAX_TOLD:  # all still waiting: the oldest told go
-                    del self.told[next(iter(self.told))]
+            if len(self.told) >= MAX_TOLD:  # the oldest told goes, in O(1): never a scan
+                self.told.popitem(last=False)
             self.told[agent] = now + back
         return back
 
