@@ -3,6 +3,7 @@ a token over its rate 429, each with Retry-After and a JSON-RPC error that says 
 wrong and what would be accepted, and nothing done; the health report says which limit is
 near. Answers are JSON (one body, no event stream)."""
 
+import itertools
 import json
 import time
 from collections.abc import AsyncIterator
@@ -67,38 +68,52 @@ def refusal(response: httpx2.Response, status: int, code: int) -> str:
 
 async def test_a_process_at_its_in_flight_cap_refuses_with_503_and_does_nothing(state_root: Path):
     secret = token(state_root, "agent", "claude-1")
-    release = anyio.Event()
-
-    async def slow_body() -> AsyncIterator[bytes]:
-        """A request that stays in flight until released: its body arrives in two parts."""
-        body = create("HELD")
-        yield body[:10]
-        await release.wait()
-        yield body[10:]
-
     env = {"WVO_HTTP_MAX_INFLIGHT": "1", "WVO_HTTP_RATE_PER_TOKEN": "0"}
     with http_server(state_root, **env) as server:
         async with server.http(secret) as held, server.http(secret) as other:
-            held_answer: list[httpx2.Response] = []
+            deadline = time.monotonic() + START_DEADLINE_SECONDS
+            for attempt in itertools.count():
+                # A request held in flight until released (its body comes in two parts),
+                # then pings until one is refused: the held request is counted. A held
+                # request that arrived while a ping was in flight was itself refused (or
+                # served after it): then it is released and held again under a new name.
+                name, started, release = f"HELD{attempt}", anyio.Event(), anyio.Event()
+                held_answer: list[httpx2.Response] = []
 
-            async def hold() -> None:
-                held_answer.append(
-                    await held.post(server.url, content=slow_body(), headers=MCP_HEADERS)
-                )
+                async def slow_body(
+                    name: str, started: anyio.Event, release: anyio.Event
+                ) -> AsyncIterator[bytes]:
+                    body = create(name)
+                    yield body[:10]
+                    started.set()  # its headers and first part are sent
+                    await release.wait()
+                    yield body[10:]
 
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(hold)
-                # Polling until the held request is counted (a ping changes nothing).
-                deadline = time.monotonic() + START_DEADLINE_SECONDS
-                while (
-                    pinged := await other.post(server.url, content=rpc("ping"), headers=MCP_HEADERS)
-                ).status_code == 200:
-                    assert time.monotonic() < deadline, "the held request was never counted"
-                refusal(pinged, 503, OVERLOADED)
-                refused = await other.post(
-                    server.url, content=create("REFUSED"), headers=MCP_HEADERS
-                )
-                release.set()
+                async def hold(
+                    name: str,
+                    started: anyio.Event,
+                    release: anyio.Event,
+                    held_answer: list[httpx2.Response],
+                ) -> None:
+                    body = slow_body(name, started, release)
+                    held_answer.append(
+                        await held.post(server.url, content=body, headers=MCP_HEADERS)
+                    )
+
+                async with anyio.create_task_group() as tasks:
+                    tasks.start_soon(hold, name, started, release, held_answer)
+                    await started.wait()
+                    pinged = await other.post(server.url, content=rpc("ping"), headers=MCP_HEADERS)
+                    refused = None
+                    if pinged.status_code != 200:
+                        refusal(pinged, 503, OVERLOADED)
+                        refused = await other.post(
+                            server.url, content=create("REFUSED"), headers=MCP_HEADERS
+                        )
+                    release.set()
+                if refused is not None:
+                    break
+                assert time.monotonic() < deadline, "the held request was never counted"
         said = refusal(refused, 503, OVERLOADED)
         # Said before the token's check: no figures of the load.
         assert "as many requests in flight as it takes (WVO_HTTP_MAX_INFLIGHT)" in said
@@ -106,7 +121,7 @@ async def test_a_process_at_its_in_flight_cap_refuses_with_503_and_does_nothing(
         assert set(refused.json()["error"]["data"]) == {"limit", "retryAfterSeconds"}
         assert "nothing was done. Retry after 1 s" in said
         assert held_answer[0].status_code == 200, held_answer[0].text
-        assert await tasks_named(server, secret, "HELD", "REFUSED") == {"HELD"}
+        assert await tasks_named(server, secret, name, "REFUSED") == {name}
 
 
 async def test_a_token_over_its_rate_gets_429_after_authentication(state_root: Path):
