@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from scripts.bench import lib
 from scripts.bench.lib import INITIALIZE, BenchError, chain_task, lease_update, log
 
 KINDS = ("ping", "claim", "loop")
@@ -64,8 +65,9 @@ class Build:
         return self.venv / "bin" / "python"
 
 
-class Server:
-    """One server over raw newline-delimited JSON-RPC, driven one request at a time."""
+class Server(lib.RawClient):
+    """One server over raw newline-delimited JSON-RPC, driven one request at a time, from
+    its own argv and environment (another build's venv)."""
 
     def __init__(self, argv: list[str], env: dict[str, str], errlog: IO[str]) -> None:
         self.process = subprocess.Popen(
@@ -76,33 +78,6 @@ class Server:
         self.refused = 0  # claims refused as busy, made again
         self.request("initialize", json.loads(INITIALIZE)["params"])
         self._send({"jsonrpc": "2.0", "method": "notifications/initialized"})
-
-    def _send(self, message: dict[str, Any]) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(message).encode() + b"\n")
-        self.process.stdin.flush()
-
-    def request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        self.last_id += 1
-        self._send({"jsonrpc": "2.0", "id": self.last_id, "method": method, "params": params})
-        while True:
-            line = self.process.stdout.readline()
-            if not line:
-                raise BenchError(f"server exited during {method}")
-            message = json.loads(line)
-            if message.get("id") == self.last_id:
-                if "error" in message:
-                    raise BenchError(f"{method} failed: {message['error']}")
-                result: dict[str, Any] = message["result"]
-                return result
-
-    def call(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        result = self.request("tools/call", {"name": tool, "arguments": arguments})
-        if result.get("isError"):
-            raise BenchError(f"{tool} failed: {result['content'][0]['text']}")
-        structured: dict[str, Any] = result.get("structuredContent") or {}
-        return structured
 
     def step(self, kind: str) -> None:
         if kind == "ping":
