@@ -7,10 +7,12 @@ import contextlib
 import ctypes
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -33,12 +35,21 @@ pytestmark = pytest.mark.process
 
 
 @pytest.fixture
-def runtime(tmp_path: Path) -> Iterator[Path]:
+def runtime() -> Iterator[Path]:
     """The user's runtime folder (XDG_RUNTIME_DIR) for this test alone; every warm process
     listening under it is ended afterwards, with the servers it forked."""
-    folder = tmp_path / "xdg"
-    folder.mkdir(mode=0o700)
-    yield folder
+    # Short, as a real one (/run/user/UID) is: the test's own connections below, and the
+    # probes it starts in other namespaces, name the socket by its path, which a socket
+    # address takes to 107 bytes (the warm processes themselves bind through a descriptor).
+    folder = Path(tempfile.mkdtemp(prefix="xdg-", dir="/tmp"))  # 0700, this user's
+    try:
+        yield folder
+    finally:
+        _end_warm(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _end_warm(folder: Path) -> None:
     for sock in folder.glob("wvo-mcp/*/warm.sock"):
         pid = shared_pid(sock)
         if pid is None:
