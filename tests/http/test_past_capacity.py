@@ -113,15 +113,6 @@ async def test_claims_refused_at_the_edge_are_the_tools_answer_and_held_work_is_
     holder = token(state_root, "agent", "holder")
     newcomer = token(state_root, "agent", "newcomer")
     ops = token(state_root, "operator", "ops")
-    release = anyio.Event()
-    crowd = 8  # WVO_HTTP_MAX_INFLIGHT=32: a quarter of it
-
-    async def slow_body() -> AsyncIterator[bytes]:
-        body = rpc("ping", {})
-        yield body[:10]
-        await release.wait()
-        yield body[10:]
-
     env = {"WVO_HTTP_MAX_INFLIGHT": "32", "WVO_HTTP_RATE_PER_TOKEN": "0"}
     with http_server(state_root, **env) as server:
         async with server.http(ops) as http:
@@ -135,27 +126,12 @@ async def test_claims_refused_at_the_edge_are_the_tools_answer_and_held_work_is_
         async with (
             connect(server, holder) as held_by,
             connect(server, newcomer) as new,
-            server.http(ops) as slow,
-            server.http(ops) as health,
             server.http() as anonymous,
         ):
             held = await held_by.claim()
             assert held["claimed"] and held["task"]["id"] == "t1", held
             lease = {"task_id": "t1", "lease_token": held["lease_token"]}
-            async with anyio.create_task_group() as group:
-                for _ in range(crowd):
-                    group.start_soon(
-                        partial(slow.post, server.url, content=slow_body(), headers=MCP_HEADERS)
-                    )
-                report = rpc("tools/call", {"name": "health_report", "arguments": {}})
-                with anyio.fail_after(START_DEADLINE_SECONDS):
-                    while True:  # polling until the open requests are counted
-                        answer = await health.post(server.url, content=report, headers=MCP_HEADERS)
-                        line = answer.json()["result"]["structuredContent"]["admission"]
-                        found = re.match(r"admission: (\d+) of", line)
-                        assert found is not None, line
-                        if int(found[1]) > crowd:
-                            break
+            async with crowded(server, ops):  # a quarter of WVO_HTTP_MAX_INFLIGHT=32, and one
                 with anyio.fail_after(BOUND_S):
                     busy = await new.call("claim_task")
                     beat = await held_by.call("heartbeat", **lease)
@@ -164,7 +140,6 @@ async def test_claims_refused_at_the_edge_are_the_tools_answer_and_held_work_is_
                     )
                     claim = rpc("tools/call", {"name": "claim_task", "arguments": {}})
                     unknown = await anonymous.post(server.url, content=claim, headers=MCP_HEADERS)
-                release.set()
             assert (busy["claimed"], busy["reason"]) == (False, "busy"), busy
             assert busy["agent_id"] == "newcomer"
             assert RETRY_MIN_S <= busy["retry_after_s"] <= RETRY_MAX_S
