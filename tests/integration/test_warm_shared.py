@@ -15,6 +15,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -154,6 +155,19 @@ print(conn.makefile("rb").readline().decode().strip())
 """
 
 
+def told_from_elsewhere(sock: Path, header: dict[str, Any]) -> Any:
+    """What the warm process on `sock` answers `header` sent from a user and network
+    namespace of its own (a sandbox's); skipped where no user namespace can be made."""
+    told = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--net", sys.executable, "-P", "-c", LIAR,
+         str(sock), json.dumps(header)],
+        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    if "unshare failed" in told.stderr or "Operation not permitted" in told.stderr:
+        pytest.skip(f"no user namespaces here: {told.stderr.strip()}")
+    return json.loads(told.stdout)
+
+
 def test_a_relay_in_other_namespaces_is_refused_whatever_its_header_says(
     tmp_path: Path, runtime: Path
 ) -> None:
@@ -178,14 +192,7 @@ def test_a_relay_in_other_namespaces_is_refused_whatever_its_header_says(
         "namespaces": warm_relay.namespaces(warm),  # the warm process's: a lie from there
         **warm_relay.bounds(),
     }  # fmt: skip
-    told = subprocess.run(
-        ["unshare", "--user", "--map-root-user", "--net", sys.executable, "-P", "-c", LIAR,
-         str(sock), json.dumps(header)],
-        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    if "unshare failed" in told.stderr or "Operation not permitted" in told.stderr:
-        pytest.skip(f"no user namespaces here: {told.stderr.strip()}")
-    assert json.loads(told.stdout) == {"refused": "another namespace"}, told
+    assert told_from_elsewhere(sock, header) == {"refused": "another namespace"}
     assert children_of(warm) == []  # nothing forked for it
     assert not (tmp_path / "beta").exists()
     assert alive(warm)
@@ -206,14 +213,7 @@ def test_a_relay_in_other_namespaces_cannot_make_the_shared_warm_process_stale(
         "env": {"PATH": "/usr/bin:/bin"}, "cwd": str(tmp_path), "umask": 0o077,
         "namespaces": warm_relay.namespaces(warm), **warm_relay.bounds(),
     }  # fmt: skip
-    told = subprocess.run(
-        ["unshare", "--user", "--map-root-user", "--net", sys.executable, "-P", "-c", LIAR,
-         str(sock), json.dumps(header)],
-        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    if "unshare failed" in told.stderr or "Operation not permitted" in told.stderr:
-        pytest.skip(f"no user namespaces here: {told.stderr.strip()}")
-    assert json.loads(told.stdout) == {"refused": "another namespace"}, told
+    assert told_from_elsewhere(sock, header) == {"refused": "another namespace"}
     assert alive(warm) and shared_pid(sock) == warm
     after = shared_relay(tmp_path / "beta", runtime)
     assert parent_of(after.server_pid()) == warm  # still serving
