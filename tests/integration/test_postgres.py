@@ -142,6 +142,18 @@ async def test_a_database_that_goes_away_is_a_clean_error_then_service_resumes(
             await orchestrator.close()
 
 
+def agents_headers(state_root: Path, url: str, *names: str) -> dict[str, dict[str, str]]:
+    """Each named agent's request headers over HTTP, its token made by the CLI."""
+    from tests.http.conftest import MCP_HEADERS
+
+    headers = {}
+    for name in names:
+        made = cli(state_root, url, "tokens", "add", "--role", "agent", "--name", name)
+        assert made.returncode == 0, made.stderr
+        headers[name] = {**MCP_HEADERS, "Authorization": f"Bearer {made.stdout.strip()}"}
+    return headers
+
+
 @pytest.mark.process
 @pytest.mark.postgres
 async def test_an_http_server_answers_503_not_401_while_the_database_is_away(
@@ -151,16 +163,12 @@ async def test_an_http_server_answers_503_not_401_while_the_database_is_away(
     Retry-After), not that its token is bad; once the database is back, it is served."""
     import httpx2
 
-    from tests.http.conftest import MCP_HEADERS, http_server, initialize_body
+    from tests.http.conftest import http_server, initialize_body
 
     with Cluster.start() as pg:  # its own cluster: this test stops it
         url = pg.create_database("away")
         state_root = tmp_path / "state"
-        headers = {}
-        for name in ("a1", "a2"):
-            made = cli(state_root, url, "tokens", "add", "--role", "agent", "--name", name)
-            assert made.returncode == 0, made.stderr
-            headers[name] = {**MCP_HEADERS, "Authorization": f"Bearer {made.stdout.strip()}"}
+        headers = agents_headers(state_root, url, "a1", "a2")
         with http_server(state_root, WVO_DATABASE_URL=url, WVO_OTEL_ENABLED="0") as served:
             async with httpx2.AsyncClient(timeout=60) as http:
                 ok = await http.post(served.url, content=initialize_body(), headers=headers["a1"])
@@ -220,16 +228,12 @@ async def test_a_503_for_a_token_the_database_cannot_check_keeps_the_connection_
     with no traceback logged: a fleet past capacity meets this refusal often, and a new
     connection and a formatted traceback each time cost the servers more than the calls
     they serve (issue 73)."""
-    from tests.http.conftest import MCP_HEADERS, http_server, initialize_body
+    from tests.http.conftest import http_server, initialize_body
 
     with Cluster.start() as pg:  # its own cluster: this test stops it
         url = pg.create_database("away")
         state_root = tmp_path / "state"
-        given = {}
-        for name in ("a1", "a2"):
-            made = cli(state_root, url, "tokens", "add", "--role", "agent", "--name", name)
-            assert made.returncode == 0, made.stderr
-            given[name] = {**MCP_HEADERS, "Authorization": f"Bearer {made.stdout.strip()}"}
+        given = agents_headers(state_root, url, "a1", "a2")
         with http_server(state_root, WVO_DATABASE_URL=url, WVO_OTEL_ENABLED="0") as served:
             port = urlsplit(served.url).port
             assert port is not None
