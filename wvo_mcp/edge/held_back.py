@@ -15,10 +15,12 @@ work still gets its share before claims (http_limits.Admission).
 
 import math
 import time
+from typing import Any
 
 import pydantic_core
 from starlette.responses import Response
 
+from wvo_mcp.edge import protocol
 from wvo_mcp.errors import Overloaded
 
 MAX_AGENTS = 10_000  # agents remembered at once; the expired are dropped first
@@ -51,9 +53,10 @@ class HeldBack:
             return None
         return left
 
-    def refusal(self, body: bytes, left: float) -> Response | None:
+    def refusal(self, body: bytes, left: float, version: str) -> Response | None:
         """The tool's Overloaded answer to `body`, a `tools/call` of another tool than a
-        claim, else None (the call goes on: the SDK or the claim gate answers it)."""
+        claim, shaped for protocol `version`, else None (the call goes on: the SDK or the
+        claim gate answers it)."""
         try:
             found = pydantic_core.from_json(body)
         except ValueError:
@@ -72,10 +75,9 @@ class HeldBack:
         )
         refused = Overloaded(why, wait)
         text = f"Error executing tool {name}: Overloaded: {refused}"
-        result = {"content": [{"type": "text", "text": text}], "isError": True}
+        result: dict[str, Any] = {"content": [{"type": "text", "text": text}], "isError": True}
         self.answered += 1
-        body = pydantic_core.to_json({"jsonrpc": "2.0", "id": ident, "result": result})
-        return Response(body, media_type="application/json")
+        return Response(protocol.result_body(ident, result, version), media_type="application/json")
 
 
 PROCESS = HeldBack()  # the HTTP server process's (edge/calls.py tells, http_server.py asks)

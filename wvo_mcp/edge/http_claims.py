@@ -32,10 +32,9 @@ from typing import Any, cast
 import anyio
 import pydantic_core
 from mcp_types import DEFAULT_NEGOTIATED_VERSION
-from mcp_types.methods import serialize_server_result
 from starlette.responses import Response
 
-from wvo_mcp.edge import calls
+from wvo_mcp.edge import calls, protocol
 from wvo_mcp.edge.http_limits import Admission
 from wvo_mcp.orchestrator import arrival
 from wvo_mcp.rules.claim_gate import ClaimGate
@@ -88,10 +87,8 @@ def busy(
     """The tool's answer to a claim refused as busy, come back in `back` seconds, shaped for
     protocol `version` as the SDK shapes it (an older one has no resultType, the oldest no
     structuredContent)."""
-    wire = calls.wire(claims.busy(agent, back))
-    result = serialize_server_result("tools/call", version, cast(dict[str, Any], wire))
-    body = pydantic_core.to_json({"jsonrpc": "2.0", "id": ident, "result": result})
-    return Response(body, media_type="application/json")
+    wire = cast(dict[str, Any], calls.wire(claims.busy(agent, back)))
+    return Response(protocol.result_body(ident, wire, version), media_type="application/json")
 
 
 class Gone(Exception):

@@ -492,15 +492,17 @@ class Endpoint:
             rest = [m for m in received if m["type"] != "http.request"]
             received[:] = [{"type": "http.request", "body": body, "more_body": False}, *rest]
         del chunks
-        left = held_back.PROCESS.left(agent) if agent else None
-        if left is not None and _handshake_era(request):  # come back before its time
-            early = held_back.PROCESS.refusal(body, left)
+        # What an agent's call back early, or its claim, is answered at the edge with.
+        version = _handshake_era(request) if agent else None
+        left = held_back.PROCESS.left(agent) if agent and version else None
+        if left is not None and version:  # come back before its time
+            early = held_back.PROCESS.refusal(body, left, version)
             if early is not None:
                 await early(scope, replay, send)
                 return
         state = self.state()
         gate, edge = getattr(state, "claims", None), self.claims
-        if agent and edge and isinstance(gate, ClaimGate) and _handshake_era(request):
+        if agent and edge and isinstance(gate, ClaimGate) and version:
             ident = edge.claim_id(body, agent)
             if ident is not None:  # an agent's claim: the gate's, before the SDK's
                 counted = False
@@ -517,11 +519,7 @@ class Endpoint:
                         return
                     counted = back is None
                     if back is not None:
-                        version = request.headers.get(MCP_PROTOCOL_VERSION_HEADER)
-                        answer = edge.busy(
-                            ident, agent, back, version or DEFAULT_NEGOTIATED_VERSION
-                        )
-                        await answer(scope, replay, send)
+                        await edge.busy(ident, agent, back, version)(scope, replay, send)
                         return
                     await self._serve(request, body, state, scope, replay, send)
                 finally:
@@ -567,16 +565,16 @@ class Endpoint:
         )
 
 
-def _handshake_era(request: Request) -> bool:
-    """A POST the SDK would take (media types) in the handshake era, as `_verdict` answers
-    its requests here: an agent's claim is then answered as this module answers it."""
-    version = request.headers.get(MCP_PROTOCOL_VERSION_HEADER)
-    if version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS:
-        return False
+def _handshake_era(request: Request) -> str | None:
+    """The handshake-era version of a POST the SDK would take (media types), as `_verdict`
+    answers its requests here (an agent's claim is then answered as this module answers it),
+    or None."""
+    version = request.headers.get(MCP_PROTOCOL_VERSION_HEADER) or DEFAULT_NEGOTIATED_VERSION
+    if version not in HANDSHAKE_PROTOCOL_VERSIONS:
+        return None
     has_json, _ = check_accept_headers(request)
-    return has_json and request.headers.get("content-type", "").split(";")[0].strip() == (
-        "application/json"
-    )
+    media = request.headers.get("content-type", "").split(";")[0].strip()
+    return version if has_json and media == "application/json" else None
 
 
 def _verdict(request: Request, body: bytes) -> JSONRPCError | JSONRPCRequest | None:

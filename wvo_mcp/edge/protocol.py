@@ -18,6 +18,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pydantic_core
 from mcp.shared.inbound import InboundLadderRejection, classify_inbound_request
 from mcp.types import (
     INVALID_REQUEST,
@@ -26,6 +27,7 @@ from mcp.types import (
     JSONRPCError,
     RequestId,
 )
+from mcp_types.methods import serialize_server_result
 from mcp_types.version import LATEST_HANDSHAKE_VERSION, MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
@@ -178,3 +180,11 @@ def prompt_refusal(
         return f"Prompt {name!r} takes no arguments, not {shown(unknown[0])}"
     takes = ", ".join(prompts[name])
     return f"Prompt {name!r} takes no argument {shown(unknown[0])}; it takes only {takes}"
+
+
+def result_body(ident: RequestId, result: dict[str, Any], version: str) -> bytes:
+    """A `tools/call` answer made at the edge, shaped for protocol `version` as the SDK
+    shapes its own (an older one has no resultType, the oldest no structuredContent), so a
+    client cannot tell where it was made."""
+    shaped = serialize_server_result("tools/call", version, result)
+    return pydantic_core.to_json({"jsonrpc": "2.0", "id": ident, "result": shaped})
