@@ -702,13 +702,19 @@ class OneSendPerTurn:
 
 
 def one_send_protocol() -> type[asyncio.Protocol]:
-    """uvicorn's HTTP/1.1 protocol (h11) over a OneSendPerTurn transport."""
-    from uvicorn.protocols.http.h11_impl import H11Protocol
+    """uvicorn's HTTP/1.1 protocol (httptools) over a OneSendPerTurn transport, each header's
+    value without the whitespace around it, which is no part of it (RFC 9110 5.5; h11 strips
+    it, httptools keeps what follows the value)."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    class Protocol(H11Protocol):
+    class Protocol(HttpToolsProtocol):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            assert isinstance(transport, asyncio.Transport)
-            super().connection_made(cast(asyncio.Transport, OneSendPerTurn(transport)))
+            # uvloop's transports are transports without being asyncio.Transport's subclasses.
+            wrapped = OneSendPerTurn(cast(asyncio.Transport, transport))
+            super().connection_made(cast(asyncio.Transport, wrapped))
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            super().on_header(name, value.strip(b" \t"))
 
     return Protocol
 
@@ -769,6 +775,7 @@ def serve(settings: Settings, options: Options, ready: Callable[[], None] = lamb
         server_header=False,
         log_config=None,  # ours: stderr, as set up by the CLI
         http=one_send_protocol(),
+        loop="auto",  # uvloop (a dependency), or asyncio's own where uvloop is not built
     )
     log.info(
         "wvo-mcp serving MCP at %s (auth: %s)",
