@@ -64,6 +64,7 @@ import json
 import math
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -127,6 +128,14 @@ LATE_LIMIT_MS = 100.0  # a driver waking this late (p99) cannot keep its agents'
 DRIVER_BUSY_LIMIT = 0.9  # nor can one using this share of a core
 MAX_CONNECTIONS = 1000  # PostgreSQL's: 1-4 servers x their pool, the probe, some margin
 SPREADS = ("alternate", "random", "pinned")
+
+
+def refusal_gist(said: str) -> str:
+    """What a refusal was, in a few words: its status or Overloaded, and its message's start."""
+    _, _, rest = said.partition(": ")
+    found = re.search(r'"message":\s*"([^"]{0,48})', rest)
+    head = rest.split(": ", 1)[0][:40]
+    return f"{head}: {found.group(1)}" if found else rest[:64]
 
 
 class FleetAgent:
@@ -226,7 +235,7 @@ class Record:
             try:
                 result = await agent.call(tool, arguments)
             except Refused as exc:
-                self.refusals[f"{tool}: {str(exc).split(': ', 2)[1][:40]}"] += 1
+                self.refusals[f"{tool}: {refusal_gist(str(exc))}"] += 1
                 if self.impatient:  # again soon, whatever it was told, while it matters
                     wait = random.uniform(*IMPATIENT_S)
                     if until is not None and time.monotonic() + wait >= until:

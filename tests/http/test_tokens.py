@@ -175,9 +175,9 @@ async def test_the_count_of_revocations_is_read_beside_the_requests_never_by_one
         readers: list[object] = []
         revocations = orchestrator.token_revocations
 
-        async def counted() -> int:
+        async def counted(within: float | None = None) -> int:
             readers.append(anyio.get_current_task().id)
-            return await revocations()
+            return await revocations(within)
 
         monkeypatch.setattr(orchestrator, "token_revocations", counted)
         verifier = access.StoreVerifier(lambda: orchestrator)

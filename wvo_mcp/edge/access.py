@@ -115,6 +115,11 @@ def current() -> Caller | None:
 TOKEN_CACHE_SECONDS = 1.0
 COUNT_TRUSTED_SECONDS = 2 * TOKEN_CACHE_SECONDS
 RETRY_READ_SECONDS = 0.1  # a read that failed is made again this soon (if requests come)
+# The reader's wait for a connection: the rest of the count's trust, not a request's bound.
+# Past capacity requests queue for connections up to their own bound (HELD_WAIT_S), so the
+# reader, bounded by theirs, found none and every request was refused 503 until it did
+# (BENCHMARKS.md, "Impatient clients past capacity", issue 73).
+COUNT_WAIT_S = COUNT_TRUSTED_SECONDS - TOKEN_CACHE_SECONDS
 TOKEN_RECHECK_SECONDS = 300.0
 TOKEN_CACHE_SIZE = 10_000
 USED_SECONDS = tokens.USED_RESOLUTION.total_seconds()
@@ -159,7 +164,7 @@ class StoreVerifier(TokenVerifier):
                 self._wanted = anyio.Event()
                 began, pause = time.monotonic(), TOKEN_CACHE_SECONDS
                 try:
-                    self._counted(await orchestrator.token_revocations(), began)
+                    self._counted(await orchestrator.token_revocations(COUNT_WAIT_S), began)
                 except Exception as exc:  # Busy, StoreUnavailable: the next read will tell
                     log.info("the count of revoked tokens was not read: %s", exc)
                     pause = RETRY_READ_SECONDS  # soon again: the cache's trust runs out

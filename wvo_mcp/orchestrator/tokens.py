@@ -67,10 +67,11 @@ class TokensFacade(Facade):
         with contextlib.suppress(Overloaded):
             await self.db.write(write, Lock.TASK, arrival.left(HELD_WAIT_S))
 
-    async def token_revocations(self) -> int:
-        """Tokens ever revoked; past capacity Overloaded (the call it came with is refused:
-        a revocation is never missed)."""
-        within = arrival.left(HELD_WAIT_S)
+    async def token_revocations(self, within: float | None = None) -> int:
+        """Tokens ever revoked, waiting at most `within` seconds (else what is left of the
+        call's held-work bound); past it Overloaded (the call it came with is refused: a
+        revocation is never missed)."""
+        within = arrival.left(HELD_WAIT_S) if within is None else within
         return await self.db.read(tokens.revocations, snapshot=False, within=within)
 
     async def token_list(self) -> list[tokens.Token]:
