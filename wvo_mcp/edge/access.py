@@ -103,6 +103,18 @@ def current() -> Caller | None:
                   provider=claims.get("wvo_provider"))  # fmt: skip
 
 
+def own_agent(token: AccessToken | None) -> str | None:
+    """The agent `token` acts as on its own behalf: an agent token's, not a run token's
+    (its scope's), an operator's, a person's, nor --no-auth's (None). Held work is held
+    back (held_back.py) and claims gated (http_claims.py) at the edge for this agent only."""
+    if token is None:
+        return None
+    said = token.claims or {}
+    if said.get("wvo_role") != "agent" or said.get("wvo_scope"):
+        return None
+    return token.subject or token.client_id
+
+
 # A token found live is trusted without asking the database again until it expires, for at
 # most TOKEN_RECHECK_SECONDS, and only while no token anywhere is revoked: each process asks
 # how many tokens were ever revoked once a TOKEN_CACHE_SECONDS, in one read of its own beside

@@ -467,8 +467,7 @@ class Endpoint:
                 log.info("refused a request: %s", refused.message)
                 await refusal_response(refused)(scope, receive, send)
                 return
-            if said.get("wvo_role") == "agent" and not said.get("wvo_scope"):
-                agent = name  # an agent token's caller acts as the token's agent only
+            agent = access.own_agent(token)  # acting as the token's agent only
         if scope["method"] != "POST":
             await self.sdk(scope, receive, send)
             return
