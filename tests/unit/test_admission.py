@@ -4,8 +4,16 @@ given (no sleeps); and the settings that set them."""
 import pytest
 
 from wvo_mcp.config import Settings
-from wvo_mcp.edge.http_limits import MAX_BUCKETS, OVERLOADED, RATE_LIMITED, Admission, Limits
-from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.edge.http_limits import (
+    COUNTED,
+    MAX_BUCKETS,
+    OVERLOADED,
+    RATE_LIMITED,
+    Admission,
+    Limits,
+    store_waits,
+)
+from wvo_mcp.errors import Overloaded, ValidationFailed
 
 
 def test_the_cap_admits_up_to_its_size_and_frees_a_place_per_answer() -> None:
@@ -114,6 +122,50 @@ def test_the_health_line_without_limits() -> None:
         "admission: 0 requests in flight (no cap); no rate limit per token; near a limit: "
         "none; refused since start: 0 at the cap, 0 over a rate"
     )
+
+
+def test_token_checks_waiting_on_the_store_never_take_held_works_places() -> None:
+    admission = Admission(Limits(max_inflight=12, rate=0))
+    for _ in range(12):  # the whole cap's requests, their tokens not seen before
+        assert admission.enter() is None
+        assert admission.lookup()
+    assert (admission.in_flight, admission.lookups) == (0, 12)
+    assert not admission.lookup()  # the token checks' places all taken
+    for _ in range(12):  # held work still has every place of the cap
+        assert admission.enter() is None
+    assert admission.enter() is not None
+    line = admission.line(0.0)
+    assert "0 of 8 claims, 12 of 12 token checks waiting on the database" in line
+    assert "refused since start: 1 at the cap, 0 over a rate, 1 with the token checks'" in line
+    for _ in range(12):  # checked: back in held work's places, past the cap (they were let in)
+        admission.looked_up()
+    assert (admission.in_flight, admission.lookups) == (24, 0)
+    for _ in range(24):
+        admission.leave()
+    assert admission.in_flight == 0
+
+
+@pytest.mark.anyio
+async def test_store_waits_count_the_request_being_served_only() -> None:
+    admission = Admission(Limits(max_inflight=8, rate=0))
+    waits = store_waits(admission)
+    async with waits():  # no request counted (the dashboard's): no place
+        assert admission.lookups == 0
+    marked = COUNTED.set(True)
+    try:
+        for _ in range(8):
+            assert admission.enter() is None
+        async with waits():
+            assert (admission.in_flight, admission.lookups) == (7, 1)
+            for _ in range(7):
+                assert admission.lookup()
+            with pytest.raises(Overloaded, match="as many token checks waiting on the database"):
+                async with waits():
+                    pass
+            assert (admission.in_flight, admission.lookups) == (0, 8)  # the refused: no move
+        assert (admission.in_flight, admission.lookups) == (1, 7)
+    finally:
+        COUNTED.reset(marked)
 
 
 def test_settings_defaults_and_overrides() -> None:

@@ -9,10 +9,12 @@ Over stdio none of this runs: a stdio server is started by its one agent (identi
 Carries out `rules/identity.py`.
 """
 
+import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -103,6 +105,18 @@ def current() -> Caller | None:
                   provider=claims.get("wvo_provider"))  # fmt: skip
 
 
+def own_agent(token: AccessToken | None) -> str | None:
+    """The agent `token` acts as on its own behalf: an agent token's, not a run token's
+    (its scope's), an operator's, a person's, nor --no-auth's (None). Held work is held
+    back (held_back.py) and claims gated (http_claims.py) at the edge for this agent only."""
+    if token is None:
+        return None
+    said = token.claims or {}
+    if said.get("wvo_role") != "agent" or said.get("wvo_scope"):
+        return None
+    return token.subject or token.client_id
+
+
 # A token found live is trusted without asking the database again until it expires, for at
 # most TOKEN_RECHECK_SECONDS, and only while no token anywhere is revoked: each process asks
 # how many tokens were ever revoked once a TOKEN_CACHE_SECONDS, in one read of its own beside
@@ -123,6 +137,11 @@ COUNT_WAIT_S = COUNT_TRUSTED_SECONDS - TOKEN_CACHE_SECONDS
 TOKEN_RECHECK_SECONDS = 300.0
 TOKEN_CACHE_SIZE = 10_000
 USED_SECONDS = tokens.USED_RESOLUTION.total_seconds()
+# Token lookups (and their last-use writes) in the store at once, a process's: half a
+# PostgreSQL server's pool (store/postgres.POOL_SIZE), so a burst of tokens not seen before
+# (a fleet starting, tokens rotated) never takes every connection from held work.
+LOOKUPS_AT_ONCE = 4
+Waits = Callable[[], AbstractAsyncContextManager[None]]
 
 
 @dataclass
@@ -141,10 +160,17 @@ class _Seen:
 
 class StoreVerifier(TokenVerifier):
     """Tokens made by `wvo-mcp tokens add`, looked up by digest, then kept while no token is
-    revoked (TOKEN_CACHE_SECONDS), the count of revocations read by `watch`."""
+    revoked (TOKEN_CACHE_SECONDS), the count of revocations read by `watch`. A token's
+    lookup (or its last use's write) is made inside `waits` (over HTTP, out of held work's
+    places: http_limits.store_waits), LOOKUPS_AT_ONCE at a time."""
 
-    def __init__(self, orchestrator: Callable[[], Orchestrator | None]) -> None:
+    def __init__(
+        self, orchestrator: Callable[[], Orchestrator | None],
+        waits: Waits = contextlib.nullcontext,
+    ) -> None:  # fmt: skip
         self.orchestrator = orchestrator
+        self.waits = waits
+        self._turns = anyio.Semaphore(LOOKUPS_AT_ONCE)
         self._live: dict[str, _Seen] = {}
         self._revoked: int | None = None  # tokens ever revoked, when last read
         self._revoked_read = -math.inf  # when the read that answered it began
@@ -209,10 +235,14 @@ class StoreVerifier(TokenVerifier):
         if seen is not None and seen.fresh(now):
             if seen.token_id is not None and now - seen.used_at >= USED_SECONDS:
                 seen.used_at = now
-                await orchestrator.token_used(seen.token_id)
+                # Bookkeeping never refuses, nor keeps waiting, the call it comes with.
+                with contextlib.suppress(Overloaded):
+                    async with self._store(wait=False):
+                        await orchestrator.token_used(seen.token_id)
             return seen.access
         asked_with = self._revoked
-        found = await self._look_up(orchestrator, token)
+        async with self._store():
+            found = await self._look_up(orchestrator, token)
         if found is None:
             self._live.pop(token, None)
         elif self._revoked == asked_with:  # else a revocation came meanwhile: ask next time
@@ -221,6 +251,27 @@ class StoreVerifier(TokenVerifier):
             token_id = (found.claims or {}).get("wvo_token_id")
             self._live[token] = _Seen(found, token_id, now, now)
         return found
+
+    @contextlib.asynccontextmanager
+    async def _store(self, wait: bool = True) -> AsyncIterator[None]:
+        """In `waits`, one of the LOOKUPS_AT_ONCE turns at the store, waited for within held
+        work's bound (or not at all), else Overloaded (answered 503 with Retry-After)."""
+        async with self.waits():
+            taken = False
+            if not wait:
+                with contextlib.suppress(anyio.WouldBlock):
+                    self._turns.acquire_nowait()
+                    taken = True
+            else:
+                with anyio.move_on_after(arrival.left(HELD_WAIT_S)):
+                    await self._turns.acquire()
+                    taken = True
+            if not taken:
+                raise Overloaded("no turn for a token's lookup came within its bound")
+            try:
+                yield
+            finally:
+                self._turns.release()
 
     async def _look_up(self, orchestrator: Orchestrator, token: str) -> AccessToken | None:
         found = await orchestrator.token_find(token)
@@ -272,8 +323,15 @@ class JwtVerifier(TokenVerifier):
         return _access_token(caller, token, int(claims["exp"]), iss=claims["iss"])
 
 
-def verifier(access: HttpAccess, orchestrator: Callable[[], Orchestrator | None]) -> TokenVerifier:
-    return JwtVerifier(access.jwt) if access.jwt is not None else StoreVerifier(orchestrator)
+def verifier(
+    access: HttpAccess, orchestrator: Callable[[], Orchestrator | None],
+    waits: Waits = contextlib.nullcontext,
+) -> TokenVerifier:  # fmt: skip
+    """The token check for `access`; `waits`: what a store token's check waiting on the
+    store enters (StoreVerifier)."""
+    if access.jwt is not None:
+        return JwtVerifier(access.jwt)
+    return StoreVerifier(orchestrator, waits)
 
 
 def acting_agent(given: str | None, default: Callable[[], str]) -> str:

@@ -16,6 +16,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 import anyio
 from mcp.server import MCPServer
+from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
@@ -159,7 +160,7 @@ def tool_call(
             except WvoError as exc:
                 outcome = _error_code(exc)
                 if fn.__name__ != "claim_task":  # held work's: a claim's is the gate's
-                    held_back.refused(_own_agent(), exc)
+                    held_back.refused(access.own_agent(get_access_token()), exc)
                 raise ToolError(f"{type(exc).__name__}: {exc}") from exc
             finally:
                 task_id = kwargs.get("task_id") or _task_of(result)
@@ -175,14 +176,6 @@ def tool_call(
         return wrapper
 
     return decorate
-
-
-def _own_agent() -> str | None:
-    """The agent an agent token acts as over HTTP (not a run token's, not --no-auth)."""
-    caller = access.current()
-    if caller is None or caller.role != "agent" or caller.scope is not None:
-        return None
-    return caller.name
 
 
 def _notes_owed(holder: str | None, result: object) -> str | None:

@@ -2,13 +2,20 @@
 
 Admission control for `serve --http`: a cap on the requests one process has in flight and
 a token bucket per caller, decided here without I/O (the clock is an argument), so a flood is
-refused before it costs anything and never queues without bound (docs/http.md).
+refused before it costs anything and never queues without bound (docs/http.md). A token's
+check waiting on the store and a claim have places of their own, so that held work always has
+the cap's.
 
 A refusal says what was wrong and what would be accepted, in words an agent can act on."""
 
 import math
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
+
+from wvo_mcp.errors import Overloaded
 
 # JSON-RPC error codes of our own, in the range JSON-RPC leaves to implementations (-32000 to
 # -32099) and clear of those MCP names (-32000, -32001, -32020 to -32022, -32042).
@@ -51,15 +58,22 @@ class _Bucket:
     at: float  # when `level` was last brought up to date
 
 
+# Whether the request being served is counted in held work's places (set by
+# edge/http_server.InFlightCap; its token's check, waiting on the store, leaves them).
+COUNTED: ContextVar[bool] = ContextVar("wvo_counted", default=False)
+
+
 @dataclass
 class Admission:
     """The state of one process's limits."""
 
     limits: Limits
-    in_flight: int = 0  # requests in flight but claims (held work's places)
-    claims: int = 0  # claims in flight, in their own share (`as_claim`)
+    in_flight: int = 0  # requests in flight but claims and token checks (held work's places)
+    claims: int = 0  # claims in flight, in their own share (`claim_place`)
+    lookups: int = 0  # token checks waiting on the store, in their own share (`lookup`)
     refused_inflight: int = 0
     refused_rate: int = 0
+    refused_lookups: int = 0
     buckets: dict[str, _Bucket] = field(default_factory=dict)
 
     def enter(self) -> Refusal | None:
@@ -84,6 +98,25 @@ class Admission:
 
     def leave(self) -> None:
         self.in_flight -= 1
+
+    def lookup(self) -> bool:
+        """A request `enter`ed waits on the store for its token's check: out of held work's
+        places (it may be a claim, whose place is not theirs) into one of the token checks'
+        own, as many as held work's (a client's first requests come at once, and all wait
+        for lookups); False, taking none, when those are all taken. Then `looked_up`."""
+        cap = self.limits.max_inflight
+        if cap and self.lookups >= cap:
+            self.refused_lookups += 1
+            return False
+        self.lookups += 1
+        self.in_flight -= 1
+        return True
+
+    def looked_up(self) -> None:
+        """Its token's check done: back in held work's places, past the cap too (it was let
+        in), where it is served, or found a claim (`claim_found`) with no wait between."""
+        self.lookups -= 1
+        self.in_flight += 1
 
     def claim_cap(self) -> int:
         """Claims in flight at most (0: no cap): the quarter of the cap at which a process
@@ -162,9 +195,10 @@ class Admission:
         cap = self.limits.max_inflight
         parts = [
             f"{self.in_flight} of {_requests(cap)} in flight (WVO_HTTP_MAX_INFLIGHT), and "
-            f"{self.claims} of {self.claim_cap()} claims"
+            f"{self.claims} of {self.claim_cap()} claims, {self.lookups} of {cap} token checks "
+            "waiting on the database"
             if cap
-            else f"{_requests(self.in_flight + self.claims)} in flight (no cap)"
+            else f"{_requests(self.in_flight + self.claims + self.lookups)} in flight (no cap)"
         ]
         near = ["the in-flight cap"] if cap and self.in_flight >= NEAR * cap else []
         if self.limits.rate:
@@ -182,10 +216,13 @@ class Admission:
         else:
             parts.append("no rate limit per token")
         parts.append(f"near a limit: {', '.join(near) or 'none'}")
-        parts.append(
+        refused = (
             f"refused since start: {self.refused_inflight} at the cap, {self.refused_rate} "
             "over a rate"
         )
+        if cap:
+            refused += f", {self.refused_lookups} with the token checks' places taken"
+        parts.append(refused)
         return "admission: " + "; ".join(parts)
 
     def _forget_full(self, now: float) -> None:
@@ -195,6 +232,33 @@ class Admission:
             del self.buckets[key]
         if len(self.buckets) >= MAX_BUCKETS:  # all busy: a table this size is a flood of
             self.buckets.clear()  # tokens, and forgetting debts beats growing without bound
+
+
+LOOKUPS_TAKEN = (
+    "this server has as many token checks waiting on the database as it takes "
+    "(WVO_HTTP_MAX_INFLIGHT)"
+)
+
+
+def store_waits(admission: Admission) -> Callable[[], AbstractAsyncContextManager[None]]:
+    """What a token check entering a wait on the store enters (access.StoreVerifier): the
+    request being served in one of the token checks' places, out of held work's, or
+    Overloaded (answered 503 with Retry-After) with those all taken. A check made for no
+    request counted (the dashboard's) is counted in none."""
+
+    @asynccontextmanager
+    async def waiting() -> AsyncIterator[None]:
+        if not COUNTED.get():
+            yield
+            return
+        if not admission.lookup():
+            raise Overloaded(LOOKUPS_TAKEN)
+        try:
+            yield
+        finally:
+            admission.looked_up()
+
+    return waiting
 
 
 def _requests(n: int) -> str:

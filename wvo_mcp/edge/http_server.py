@@ -60,7 +60,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from wvo_mcp.config import Settings
 from wvo_mcp.edge import access, held_back, protocol
 from wvo_mcp.edge.host_guard import HostGuard, is_loopback, netloc, origin, origin_of
-from wvo_mcp.edge.http_limits import Admission, Limits, Refusal
+from wvo_mcp.edge.http_limits import COUNTED, Admission, Limits, Refusal, store_waits
 from wvo_mcp.edge.stdio import MAX_LINE_BYTES
 from wvo_mcp.errors import Busy, Overloaded, StoreUnavailable, ValidationFailed
 from wvo_mcp.orchestrator import arrival
@@ -240,7 +240,9 @@ def app(settings: Settings, options: Options) -> Starlette:
     )  # fmt: skip
     # One token check a process, the MCP endpoint's and the dashboard's: one reader of the
     # count of revocations (access.StoreVerifier.watch) and one cache.
-    checks = None if http.auth is None else access.verifier(http, lambda: current())
+    # A token's check waiting on the store leaves held work's places (Admission.lookup).
+    waits = store_waits(admission)
+    checks = None if http.auth is None else access.verifier(http, lambda: current(), waits)
     server = build_server(
         settings, http=http, opened=opened, admission=health_line(admission), verifier=checks
     )
@@ -364,7 +366,9 @@ class PostOnly:
 class InFlightCap:
     """Requests to the MCP endpoint count as in flight from their arrival until answered
     (when their waits' bounds start: orchestrator/arrival.py); one over the cap is refused
-    (503) before anything is done with it, its token unchecked.
+    (503) before anything is done with it, its token unchecked. The cap's places are held
+    work's: a request leaves them while its token's check waits on the store (it may be a
+    claim), and as a claim (http_limits.Admission).
     From a quarter of the cap, the process's claims are refused as busy (`crowd`): held
     work, which keeps leases alive and frees slots, goes first."""
 
@@ -384,11 +388,13 @@ class InFlightCap:
             return
         if self.admission.crowded():
             self.crowd()
-        marked = arrival.mark()  # the call's waits share their bound from now on
+        # The call's waits share their bound from now on; it is in held work's places.
+        marked, counted = arrival.mark(), COUNTED.set(True)
         try:
             await self.app(scope, receive, send)
         finally:
             arrival.unmark(marked)
+            COUNTED.reset(counted)
             self.admission.leave()
 
 
@@ -467,8 +473,7 @@ class Endpoint:
                 log.info("refused a request: %s", refused.message)
                 await refusal_response(refused)(scope, receive, send)
                 return
-            if said.get("wvo_role") == "agent" and not said.get("wvo_scope"):
-                agent = name  # an agent token's caller acts as the token's agent only
+            agent = access.own_agent(token)  # acting as the token's agent only
         if scope["method"] != "POST":
             await self.sdk(scope, receive, send)
             return
