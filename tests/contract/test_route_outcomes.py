@@ -1,22 +1,18 @@
 """Outcome statistics per route (services/route_outcomes.py): the decayed sums per provider,
-tier and task class, faded and added in one upsert, the short memory beside them; a database
-from before the short memory is upgraded with its sums kept; concurrent writers lose
-nothing; a refused record changes nothing; and the attempt's end (done, failed, a lost lease,
-returned or held by the merge queue, sent back by a review) counts on its route in the
-transaction that records it. On every backend."""
+tier and task class, faded and added in one upsert; concurrent writers lose nothing; a refused
+record changes nothing; and the attempt's end (done, failed, a lost lease, returned or held by
+the merge queue, sent back by a review) counts on its route in the transaction that records
+it. On every backend."""
 
-import sqlite3
-from contextlib import closing
 from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import anyio
-import psycopg
 import pytest
 
-from tests.contract.conftest import START, Backend, World, create
+from tests.contract.conftest import START, World, create
 from tests.contract.test_routing import MID, PROVIDERS
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.orchestrator import Orchestrator
@@ -24,10 +20,8 @@ from wvo_mcp.rules.learning import RouteStats, task_class
 from wvo_mcp.rules.transitions import Gate, Status
 from wvo_mcp.services import landing, route_outcomes
 from wvo_mcp.services.landing import Return
-from wvo_mcp.services.route_outcomes import KEEP, RECENT_KEEP
+from wvo_mcp.services.route_outcomes import KEEP
 from wvo_mcp.store import Tx
-from wvo_mcp.store.sql import migrations
-from wvo_mcp.store.sqlite import split_statements
 
 pytestmark = pytest.mark.anyio
 
@@ -43,12 +37,10 @@ async def record(
     tokens: float = 0,
     cost: float = 0,
     route: tuple[str, str, str] = ("alpha", "mid", "c4-6"),
-    recent_keep: float = RECENT_KEEP,
 ) -> None:
     await orch.db.write(
         partial(route_outcomes.record, provider=route[0], tier=route[1], task_class=route[2],
-                kind=kind, tokens=tokens, cost=cost, keep=keep, now=orch.clock(),
-                recent_keep=recent_keep)
+                kind=kind, tokens=tokens, cost=cost, keep=keep, now=orch.clock())
     )  # fmt: skip
 
 
@@ -108,74 +100,6 @@ async def test_each_outcome_fades_the_older_sums_by_keep(world: World, orch: Orc
     )  # fmt: skip
 
 
-async def test_the_short_memory_fades_by_its_own_keep(orch: Orchestrator) -> None:
-    """Attempts and landings again, faded by recent_keep in the same upsert (the change
-    test's memory, rules/learning.changed); a hold fades it and adds nothing."""
-    for kind in ("landed_first_try", "failed", "held", "landed"):
-        await record(orch, kind, keep=0.9, recent_keep=0.5)
-    found = (await stats(orch))["alpha", "mid", "c4-6"]
-    # landed_first_try, failed, held, landed: weights 0.5 ** 3, 0.5 ** 2, -, 1.
-    assert (found.recent_attempts, found.recent_landed) == (1.375, 1.125)
-    assert (found.attempts, found.landed) == pytest.approx((0.9**3 + 0.9**2 + 1, 0.9**3 + 1))
-    with pytest.raises(ValidationFailed, match=r"keep 0.0: give a factor in \(0, 1\]"):
-        await record(orch, "failed", recent_keep=0.0)
-    assert (await stats(orch))["alpha", "mid", "c4-6"] == found
-
-
-async def test_a_database_from_before_the_short_memory_keeps_its_sums(
-    backend: Backend, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    """Routes recorded at the schema before the short memory: the upgrade keeps their sums,
-    starts their short memory empty (the change test reads it as no change), and the next
-    outcome fills it."""
-    before = World(backend, tmp_path)
-    if backend.name == "postgres":
-        cluster = request.getfixturevalue("pg_cluster")
-        url = cluster.create_database(f"before_recent_{tmp_path.name[-12:].lower()}")
-        before = World(Backend("postgres", url), tmp_path)
-        steps = migrations("postgres")[:-1]
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("CREATE TABLE wvo_schema_version (version integer NOT NULL)")
-            for version, _, script in steps:
-                conn.execute(script)  # no parameters: several statements at once
-                conn.execute("INSERT INTO wvo_schema_version (version) VALUES (%s)", (version,))
-            conn.execute(OLD_ROUTE.replace("?", "%s"), OLD_VALUES)
-    else:
-        state = tmp_path / "state"
-        state.mkdir()
-        with closing(sqlite3.connect(state / "orchestrator.db", isolation_level=None)) as old:
-            for version, _, script in migrations()[:-1]:
-                for statement in split_statements(script):
-                    old.execute(statement)
-                old.execute(f"PRAGMA user_version = {version}")
-            old.execute(OLD_ROUTE, OLD_VALUES)
-    try:
-        orch = await before.open()
-        kept = (await stats(orch))["alpha", "mid", "c4-7"]
-        assert sums(kept) == counts(
-            outcomes=12, attempts=8.5, first_try_landed=5.0, landed=6.0, returned=1.5,
-            failed=1.0, held=0.5, tokens=90_000.0, cost=3.25,
-        )  # fmt: skip
-        assert (kept.recent_attempts, kept.recent_landed) == (0.0, 0.0)
-        await record(orch, "failed", keep=0.5, recent_keep=0.5, route=("alpha", "mid", "c4-7"))
-        after = (await stats(orch))["alpha", "mid", "c4-7"]
-        assert (after.outcomes, after.attempts, after.landed) == (13, 5.25, 3.0)
-        assert (after.recent_attempts, after.recent_landed) == (1.0, 0.0)
-    finally:
-        await before.close()
-
-
-OLD_ROUTE = (
-    "INSERT INTO route_outcomes (provider, tier, task_class, outcomes, attempts,"
-    " first_try_landed, landed, returned, failed, held, tokens, cost, updated_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-OLD_VALUES = (
-    "alpha", "mid", "c4-7", 12, 8.5, 5.0, 6.0, 1.5, 1.0, 0.5, 90_000.0, 3.25,
-    "2031-05-06T07:00:00.000Z",
-)  # fmt: skip
-
-
 @pytest.mark.parametrize(
     ("given", "refusal"),
     [
@@ -212,7 +136,7 @@ async def test_writers_on_two_servers_lose_no_outcome(world: World) -> None:
 
     async def writer(orch: Orchestrator) -> None:
         for _ in range(each):
-            await record(orch, "returned", keep=keep, tokens=10, cost=0.5, recent_keep=0.8)
+            await record(orch, "returned", keep=keep, tokens=10, cost=0.5)
 
     async with anyio.create_task_group() as group:
         for orch in servers:
@@ -222,7 +146,6 @@ async def test_writers_on_two_servers_lose_no_outcome(world: World) -> None:
         expected = expected * keep + 1
     found = (await stats(servers[0]))["alpha", "mid", "c4-6"]
     assert found.returned == pytest.approx(expected, rel=1e-12)
-    assert found.recent_attempts == pytest.approx((1 - 0.8 ** (2 * each)) / 0.2, rel=1e-12)
     assert found.outcomes == 2 * each  # counted once each, never faded
     assert found.tokens == pytest.approx(10 * expected, rel=1e-12)
     assert found.landed == 0

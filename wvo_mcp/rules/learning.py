@@ -20,14 +20,6 @@ and always `tokens` and `cost` as reported. A hold is not an attempt: the return
 are already counted, and a conflict with a person's work says nothing of the tier; its
 spending still counts.
 
-**The change test** (issue 73: a cheap route that degrades kept the choice until its
-half-life faded its good past). A second, short memory per route, `recent_attempts` and
-`recent_landed`, fades by `recent_keep` (half-life `recent_half_life_outcomes`, 3). When its
-landing share strays from the older outcomes' (the long sums less the short) by more than
-`change_deviations` standard deviations (`changed`), the route's landing rate is the short
-memory's, and so is the evidence its doubt counts: a route whose last few outcomes fail
-loses the choice at once, and is tried again while its doubt says it might be back.
-
 **The choice** (`choose`) is among the routes the caller allows now: breakers, budgets,
 capacity and exclusions are applied before (`route` offers every unblocked tier that covers the
 complexity and the tiers above it on the same provider, `offered`, never one below); a
@@ -84,8 +76,6 @@ Basis = Literal[
 ]
 BANDS = ((1, 3), (4, 7), (8, 10))
 DECAYED = ("attempts", "first_try_landed", "landed", "returned", "failed", "held", "tokens", "cost")
-# The short memory: attempts and landings again, fading by `recent_keep` (the change test).
-RECENT = {"recent_attempts": "attempts", "recent_landed": "landed"}
 _BUMPS: dict[str, tuple[str, ...]] = {
     "landed_first_try": ("attempts", "landed", "first_try_landed"),
     "landed": ("attempts", "landed"),
@@ -113,15 +103,12 @@ class RouteStats:
     held: float = 0.0
     tokens: float = 0.0
     cost: float = 0.0
-    recent_attempts: float = 0.0
-    recent_landed: float = 0.0
     updated_at: datetime | None = None
 
 
 def increments(kind: str, tokens: float, cost: float) -> dict[str, float]:
     """What one outcome adds to each decayed sum (for a store that updates in SQL:
-    `x = x * keep + increment`, the recent ones by `recent_keep`), or why it cannot be
-    counted."""
+    `x = x * keep + increment`), or why it cannot be counted."""
     if kind not in _BUMPS:
         raise ValidationFailed(f"outcome {kind!r} is not one of {', '.join(_BUMPS)}")
     for what, amount in (("tokens", tokens), ("cost", cost)):
@@ -129,7 +116,6 @@ def increments(kind: str, tokens: float, cost: float) -> dict[str, float]:
             raise ValidationFailed(f"{what} {amount!r}: give a finite number >= 0")
     added = dict.fromkeys(DECAYED, 0.0)
     added.update(dict.fromkeys(_BUMPS[kind], 1.0))
-    added |= {recent: added[long] for recent, long in RECENT.items()}
     return added | {"tokens": float(tokens), "cost": float(cost)}
 
 
@@ -150,18 +136,13 @@ def recorded(
     cost: float,
     keep: float,
     at: datetime | None = None,
-    recent_keep: float | None = None,
 ) -> RouteStats:
-    """`stats` after one more outcome of its route (the rule in the module docstring); the
-    short memory fades by `recent_keep` (the policy's by default)."""
+    """`stats` after one more outcome of its route (the rule in the module docstring)."""
     check_keep(keep)
-    short = RECENT_KEEP if recent_keep is None else recent_keep
-    check_keep(short)
     add = increments(kind, tokens, cost)
     return RouteStats(
         outcomes=stats.outcomes + 1,
         **{name: float(getattr(stats, name)) * keep + add[name] for name in DECAYED},
-        **{name: float(getattr(stats, name)) * short + add[name] for name in RECENT},
         updated_at=at if at is not None else stats.updated_at,
     )
 
@@ -174,8 +155,6 @@ class Policy:
     optimism: float = 1.0  # deviations of doubt a less-known route is given; 0: none
     min_evidence: float = 5.0  # decayed attempts from which a route is proven
     half_life_outcomes: float = 10.0  # outcomes of a route after which an old one weighs half
-    recent_half_life_outcomes: float = 3.0  # the same, for the short memory of the change test
-    change_deviations: float = 2.0  # how far the short memory strays before it is taken; 0: never
 
     def __post_init__(self) -> None:
         wrong = [
@@ -194,13 +173,6 @@ class Policy:
                 f"{self.most_evidence:.1f}, "
                 f"the most a route holds with a half-life of {self.half_life_outcomes:g}"
             )
-        if not 1.0 <= self.recent_half_life_outcomes <= self.half_life_outcomes:
-            wrong.append(
-                f"recent_half_life_outcomes {self.recent_half_life_outcomes!r} must be from 1 "
-                f"to the half-life, {self.half_life_outcomes!r}"
-            )
-        if not 0.0 <= self.change_deviations <= 10.0:
-            wrong.append(f"change_deviations {self.change_deviations!r} must be from 0 to 10")
         if wrong:
             raise ValidationFailed("routing learning: " + "; ".join(wrong))
 
@@ -209,15 +181,8 @@ class Policy:
         return float(0.5 ** (1 / self.half_life_outcomes))
 
     @property
-    def recent_keep(self) -> float:
-        return float(0.5 ** (1 / self.recent_half_life_outcomes))
-
-    @property
     def most_evidence(self) -> float:
         return 1 / (1 - self.keep)
-
-
-RECENT_KEEP = Policy().recent_keep
 
 
 def observed_estimate(
@@ -274,26 +239,18 @@ class RouteFigures:
     proven: bool
     below_floor: bool
     after_failure: float | None = None
-    # The short memory's attempts when the change test took its landing rate, else None.
-    changed: float | None = None
 
     @property
     def name(self) -> str:
         return f"{self.provider}/{self.tier}"
 
-    @property
-    def known(self) -> float:
-        """The attempts the doubt's deviation counts: every outcome ever recorded, or after
-        a change only the short memory's (what is known of the route as it is now)."""
-        return self.outcomes if self.changed is None else self.changed
-
     def hoped(self, optimism: float) -> float:
         """Cost per landed change at a landing rate `optimism` standard deviations above the
-        mean, the deviation of a Beta posterior over every outcome ever recorded (`known`):
-        it keeps narrowing after the decayed sums stop growing, so a close rival is ruled out
-        for good once tried enough, and never holds the choice by doubt alone."""
+        mean, the deviation of a Beta posterior over every outcome ever recorded: it keeps
+        narrowing after the decayed sums stop growing, so a close rival is ruled out for good
+        once tried enough, and never holds the choice by doubt alone."""
         m = self.landing_rate
-        rate = min(1.0, m + optimism * math.sqrt(m * (1 - m) / (self.known + 3)))
+        rate = min(1.0, m + optimism * math.sqrt(m * (1 - m) / (self.outcomes + 3)))
         return per_landed(self.cost_per_attempt, rate, self.after_failure)
 
 
@@ -311,8 +268,7 @@ class LearnedChoice:
 
 def figures_of(candidate: Candidate, stats: RouteStats, policy: Policy) -> RouteFigures:
     n = stats.attempts
-    recent = changed(stats, policy)
-    landing = (stats.landed + 1) / (n + 2) if recent is None else recent
+    landing = (stats.landed + 1) / (n + 2)
     per_attempt = stats.cost / n if n > 0 and stats.cost > 0 else candidate.cost_per_attempt
     first_try = stats.first_try_landed / n if n > 0 else None
     proven = n >= policy.min_evidence
@@ -320,33 +276,8 @@ def figures_of(candidate: Candidate, stats: RouteStats, policy: Policy) -> Route
     return RouteFigures(
         candidate.provider, candidate.tier, stats.outcomes, n, first_try, landing,
         per_attempt, per_landed(per_attempt, landing, candidate.after_failure), proven, below,
-        candidate.after_failure, None if recent is None else stats.recent_attempts,
+        candidate.after_failure,
     )  # fmt: skip
-
-
-def changed(stats: RouteStats, policy: Policy) -> float | None:
-    """The change test: the short memory's landing rate (Beta(1, 1) posterior mean) when it
-    strays from the older outcomes' by more than `change_deviations` standard deviations,
-    else None. The older outcomes are the long sums less the short ones (each outcome weighs
-    keep ** age - recent_keep ** age there: nothing at first, its full weight later); the
-    deviation is that of a share of the short memory's effective count of attempts, were the
-    route landing at the older rate. A route whose landing moved is thus figured from its
-    last few outcomes, not after its half-life fades the old ones (CUSUM-, GLR-bandits)."""
-    n = stats.recent_attempts
-    if policy.change_deviations <= 0 or n < 1:
-        return None
-    old = max(0.0, stats.attempts - n)
-    older = (max(0.0, stats.landed - stats.recent_landed) + 1) / (old + 2)
-    # Attempts with weights k ** age (k the short keep): n = (1 - k ** m) / (1 - k), so the
-    # squared weights sum to (1 - k ** 2m) / (1 - k ** 2), and n ** 2 over that is what the
-    # weighted share's deviation counts as attempts.
-    k = policy.recent_keep
-    left = max(0.0, 1 - n * (1 - k))  # k ** m
-    effective = n * n * (1 - k * k) / max(1e-12, 1 - left * left)
-    spread = math.sqrt(older * (1 - older) / effective)
-    if abs(stats.recent_landed / n - older) <= policy.change_deviations * spread:
-        return None
-    return (stats.recent_landed + 1) / (n + 2)
 
 
 def per_landed(per_attempt: float, landing: float, after_failure: float | None) -> float:
@@ -470,8 +401,7 @@ def _sampled(figs: Sequence[RouteFigures], uniform: Callable[[], float]) -> int 
             continue
         # Beta(a, b) with a + b = attempts + 2: its variance is m (1 - m) / (a + b + 1).
         m = f.landing_rate
-        known = f.evidence if f.changed is None else f.changed
-        spread = NormalDist(m, math.sqrt(m * (1 - m) / (known + 3)))
+        spread = NormalDist(m, math.sqrt(m * (1 - m) / (f.evidence + 3)))
         rate = spread.inv_cdf(min(max(uniform(), 1e-9), 1 - 1e-9))
         cost = per_landed(f.cost_per_attempt, min(max(rate, 0.01), 1.0), f.after_failure)
         if cost < lowest:
@@ -492,13 +422,10 @@ def _told(f: RouteFigures, policy: Policy) -> str:
         return f"{f.name} unproven ({f.evidence:.1f} of {policy.min_evidence:g} attempts)"
     if f.below_floor:
         return f"{f.name} below the {policy.floor:.0%} first-try floor ({first} first try)"
-    told = (
+    return (
         f"{f.name} est. {_money(f.cost_per_landed)} per landed change, {first} first try, "
         f"over {f.outcomes} outcomes"
     )
-    if f.changed is None:
-        return told
-    return f"{told}, landing {f.landing_rate:.0%} as its last outcomes have it (a change)"
 
 
 def _money(amount: float) -> str:

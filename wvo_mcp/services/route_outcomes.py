@@ -15,10 +15,8 @@ from wvo_mcp.rules import learning
 from wvo_mcp.store import Row, Tx
 
 Kind = learning.OutcomeKind
-# An outcome weighs half as much 10 outcomes of its route later (learning.Policy); in the
-# short memory of the change test, 3 outcomes later.
+# An outcome weighs half as much 10 outcomes of its route later (learning.Policy).
 KEEP = learning.Policy().keep
-RECENT_KEEP = learning.RECENT_KEEP
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,14 +39,12 @@ def record(
     cost: float,
     keep: float,
     now: datetime,
-    recent_keep: float = RECENT_KEEP,
 ) -> None:
     """One outcome of an attempt routed to provider/tier, for a task of `task_class`."""
     for what, name in (("provider", provider), ("tier", tier), ("task class", task_class)):
         if not isinstance(name, str) or not name.strip():
             raise ValidationFailed(f"{what} {name!r}: give a non-empty name")
     learning.check_keep(keep)
-    learning.check_keep(recent_keep)
     added = learning.increments(kind, tokens, cost)
     added["tokens"] = float(int(tokens))  # counted in whole tokens
     # Nobody reads its row count: on PostgreSQL it goes out with the next awaited statement.
@@ -60,7 +56,6 @@ def record(
             "task_class": task_class,
             **added,
             "keep": float(keep),
-            "recent_keep": float(recent_keep),
             "now": timeutil.to_text(now),
         },
     )
@@ -96,7 +91,7 @@ def add_cost(
 def _route(row: Row) -> Route:
     stats = learning.RouteStats(
         outcomes=int(row["outcomes"]),
-        **{name: float(row[name]) for name in (*learning.DECAYED, *learning.RECENT)},
+        **{name: float(row[name]) for name in learning.DECAYED},
         updated_at=timeutil.from_text(row["updated_at"]),
     )
     return Route(row["provider"], row["tier"], row["task_class"], stats)

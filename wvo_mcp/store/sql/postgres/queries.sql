@@ -1007,13 +1007,11 @@ WHERE task_id = %(task_id)s AND state IN ('returned', 'changes');
 
 -- name: record_route_outcome
 -- One outcome of a route: it counts once in outcomes; every other sum fades by :keep, then
--- the increments are added (rules/learning.py); the short memory's fade by recent_keep. One
--- statement: no writer loses an update.
+-- the increments are added (rules/learning.py). One statement: no writer loses an update.
 INSERT INTO route_outcomes (provider, tier, task_class, outcomes, attempts, first_try_landed,
-    landed, returned, failed, held, tokens, cost, recent_attempts, recent_landed, updated_at)
+    landed, returned, failed, held, tokens, cost, updated_at)
 VALUES (%(provider)s, %(tier)s, %(task_class)s, 1, %(attempts)s, %(first_try_landed)s,
-    %(landed)s, %(returned)s, %(failed)s, %(held)s, %(tokens)s, %(cost)s, %(recent_attempts)s,
-    %(recent_landed)s, %(now)s)
+    %(landed)s, %(returned)s, %(failed)s, %(held)s, %(tokens)s, %(cost)s, %(now)s)
 ON CONFLICT (provider, tier, task_class) DO UPDATE SET
     outcomes = route_outcomes.outcomes + 1,
     attempts = route_outcomes.attempts * %(keep)s + excluded.attempts,
@@ -1024,8 +1022,6 @@ ON CONFLICT (provider, tier, task_class) DO UPDATE SET
     held = route_outcomes.held * %(keep)s + excluded.held,
     tokens = route_outcomes.tokens * %(keep)s + excluded.tokens,
     cost = route_outcomes.cost * %(keep)s + excluded.cost,
-    recent_attempts = route_outcomes.recent_attempts * %(recent_keep)s + excluded.recent_attempts,
-    recent_landed = route_outcomes.recent_landed * %(recent_keep)s + excluded.recent_landed,
     updated_at = excluded.updated_at;
 
 -- name: usage_reports_noted
@@ -1050,12 +1046,12 @@ ON CONFLICT (provider, tier, task_class) DO UPDATE SET
 -- name: route_outcomes_all
 -- Every route's decayed sums, in one order.
 SELECT provider, tier, task_class, outcomes, attempts, first_try_landed, landed, returned,
-    failed, held, tokens, cost, recent_attempts, recent_landed, updated_at
+    failed, held, tokens, cost, updated_at
 FROM route_outcomes ORDER BY provider, tier, task_class;
 
 -- name: route_outcomes_of_provider
 SELECT provider, tier, task_class, outcomes, attempts, first_try_landed, landed, returned,
-    failed, held, tokens, cost, recent_attempts, recent_landed, updated_at
+    failed, held, tokens, cost, updated_at
 FROM route_outcomes WHERE provider = %(provider)s ORDER BY tier, task_class;
 
 -- name: add_note

@@ -928,12 +928,11 @@ WHERE task_id = :task_id AND state IN ('returned', 'changes');
 
 -- name: record_route_outcome
 -- One outcome of a route: it counts once in outcomes; every other sum fades by :keep, then
--- the outcome's increments are added (rules/learning.py); the short memory's fade by :recent_keep.
--- One statement, so writers on one route never lose an update.
+-- the outcome's increments are added (rules/learning.py). One statement, so writers on one route never lose an update.
 INSERT INTO route_outcomes (provider, tier, task_class, outcomes, attempts, first_try_landed,
-    landed, returned, failed, held, tokens, cost, recent_attempts, recent_landed, updated_at)
+    landed, returned, failed, held, tokens, cost, updated_at)
 VALUES (:provider, :tier, :task_class, 1, :attempts, :first_try_landed,
-    :landed, :returned, :failed, :held, :tokens, :cost, :recent_attempts, :recent_landed, :now)
+    :landed, :returned, :failed, :held, :tokens, :cost, :now)
 ON CONFLICT (provider, tier, task_class) DO UPDATE SET
     outcomes = outcomes + 1,
     attempts = attempts * :keep + excluded.attempts,
@@ -944,8 +943,6 @@ ON CONFLICT (provider, tier, task_class) DO UPDATE SET
     held = held * :keep + excluded.held,
     tokens = tokens * :keep + excluded.tokens,
     cost = cost * :keep + excluded.cost,
-    recent_attempts = recent_attempts * :recent_keep + excluded.recent_attempts,
-    recent_landed = recent_landed * :recent_keep + excluded.recent_landed,
     updated_at = excluded.updated_at;
 
 -- name: usage_reports_noted
@@ -970,12 +967,12 @@ ON CONFLICT (provider, tier, task_class) DO UPDATE SET
 -- name: route_outcomes_all
 -- Every route's decayed sums, in one order.
 SELECT provider, tier, task_class, outcomes, attempts, first_try_landed, landed, returned,
-    failed, held, tokens, cost, recent_attempts, recent_landed, updated_at
+    failed, held, tokens, cost, updated_at
 FROM route_outcomes ORDER BY provider, tier, task_class;
 
 -- name: route_outcomes_of_provider
 SELECT provider, tier, task_class, outcomes, attempts, first_try_landed, landed, returned,
-    failed, held, tokens, cost, recent_attempts, recent_landed, updated_at
+    failed, held, tokens, cost, updated_at
 FROM route_outcomes WHERE provider = :provider ORDER BY tier, task_class;
 
 -- name: add_note
