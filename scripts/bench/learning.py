@@ -104,6 +104,7 @@ PIN_EVERY, PINNED, MAX_ATTEMPTS = 25, ("beta", "any"), 4
 WINDOW, WINDOW_MOST = 50, 2  # settled: the learned rule's own first tries off the best, per window
 GOOD_ENOUGH = 1.1  # a route within 10 % of the lowest true cost per landed change is as good
 WAIT_SECONDS, MOST_WAITS = 60.0, 24 * 60  # a task no provider can take waits, a day at most
+MOST_BUSY = 200  # claims refused as busy (the store past capacity) before the run gives up
 BLOCKED = {"breaker_open", "probe_in_flight", "at_capacity", "over_hourly_budget"}
 BLOCKED.add("over_daily_budget")  # passed over for a reason other than the tier
 COOLDOWN = 3 * 3600  # a rate limit holds beta back three simulated hours
@@ -307,8 +308,12 @@ async def worker(
     """The route's agent works one attempt: claims, reports usage, lands or fails it. The
     task's status after, and the attempt's cost."""
     assert spec.id is not None
-    model = TIERS[route][0]
-    claim = await orch.claim(f"w-{route[0]}-{route[1]}", spec.id, provider=route[0], model=model)
+    model, agent = TIERS[route][0], f"w-{route[0]}-{route[1]}"
+    for _ in range(MOST_BUSY):  # a loaded machine may find the store past capacity: come back
+        claim = await orch.claim(agent, spec.id, provider=route[0], model=model)
+        if claim.claimed or claim.reason != "busy":
+            break
+        await anyio.sleep(claim.retry_after_s or 0.25)
     if not claim.claimed or claim.route is None or claim.lease_token is None:
         raise BenchError(f"{spec.id} routed to {route} but not granted there: {claim.message}")
     if (claim.route.provider, claim.route.tier) != route:
