@@ -144,12 +144,13 @@ def test_a_shared_folder_not_the_users_alone_is_not_used(
 # A relay that lies: the warm process's own namespaces in its header, from a user and network
 # namespace of its own (as a sandbox's process is), with its stdin, stdout and stderr.
 LIAR = """
-import json, socket, struct, sys
+import json, os, socket, struct, sys
 header = json.loads(sys.argv[2])
 conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 conn.connect(sys.argv[1])
 payload = json.dumps(header).encode()
-socket.send_fds(conn, [struct.pack(">I", len(payload))], [0, 1, 2])
+here = os.open(".", os.O_PATH | os.O_DIRECTORY)
+socket.send_fds(conn, [struct.pack(">I", len(payload))], [0, 1, 2, here])
 conn.sendall(payload)
 print(conn.makefile("rb").readline().decode().strip())
 """
@@ -187,7 +188,6 @@ def test_a_relay_in_other_namespaces_is_refused_whatever_its_header_says(
         "argv": ["serve"],
         "argv0": "wvo-mcp",
         "env": {"PATH": "/usr/bin:/bin", "WVO_STATE_ROOT": str(tmp_path / "beta")},
-        "cwd": str(tmp_path),
         "umask": 0o077,
         "namespaces": warm_relay.namespaces(warm),  # the warm process's: a lie from there
         **warm_relay.bounds(),
@@ -210,7 +210,7 @@ def test_a_relay_in_other_namespaces_cannot_make_the_shared_warm_process_stale(
     assert warm is not None
     header = {
         "build": "not this build", "argv": ["serve"], "argv0": "wvo-mcp",
-        "env": {"PATH": "/usr/bin:/bin"}, "cwd": str(tmp_path), "umask": 0o077,
+        "env": {"PATH": "/usr/bin:/bin"}, "umask": 0o077,
         "namespaces": warm_relay.namespaces(warm), **warm_relay.bounds(),
     }  # fmt: skip
     assert told_from_elsewhere(sock, header) == {"refused": "another namespace"}
