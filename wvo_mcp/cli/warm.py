@@ -17,7 +17,8 @@ servers lock, the database, the sandbox layout, its own server): one process per
 without warm start. This process reaps it and tells the relay its exit code. It never
 writes to stdout (the protocol's, in a child) and ends after WVO_WARM_IDLE_SECONDS with no
 server left, on SIGTERM (`wvo-mcp stop`), or when it is stale; servers it forked go on
-until their clients stop them.
+until their clients stop them. The user's shared one clears the folders other builds' shared
+warm processes left beside its own, once none holds them.
 """
 
 import contextlib
@@ -80,6 +81,7 @@ HEADER_MAX_BYTES = 8 * 1024 * 1024
 LOG_MAX_BYTES = 256 * 1024  # warm.log: a few lines a start, never read back
 EXIT_TIMEOUT_S = 1.0
 HELD = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 Build = tuple[str, list[tuple[str, int]]]  # build_id and _fingerprint: what a relay must match
@@ -152,6 +154,8 @@ def _warm(state_root: Path, serving: int, shared: Path | None = None) -> int:
             if not held:
                 return 0  # another warm process serves this state folder
             _log_to(run / warm_relay.LOG)
+            if shared is not None:
+                _clear_old(run)
             if serving:
                 _when_idle(serving)
             settings = Settings.from_env()
@@ -254,21 +258,90 @@ def _shared_dir(run: Path) -> Path | None:
 
 @contextlib.contextmanager
 def _locked(run: Path) -> Iterator[bool]:
-    fd = os.open(run / warm_relay.LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        deadline = time.monotonic() + LOCK_WAIT_S
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        fd = os.open(run / warm_relay.LOCK, LOCK_FLAGS, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if time.monotonic() > deadline:
+                yield False
+                return
+            time.sleep(LOCK_POLL_S)
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            found = os.stat(run / warm_relay.LOCK, follow_symlinks=False)
+            if (found.st_dev, found.st_ino) == _identity(fd):
                 break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    yield False
-                    return
-                time.sleep(LOCK_POLL_S)
+        os.close(fd)  # removed as it waited (an old build's folder, cleared): not the one
+    try:
         yield True
     finally:
         os.close(fd)  # a forked child's copy, closed, leaves the lock held
+
+
+def _identity(fd: int) -> tuple[int, int]:
+    found = os.fstat(fd)
+    return found.st_dev, found.st_ino
+
+
+def _clear_old(run: Path) -> None:
+    """Removes the folders other builds' shared warm processes left beside `run` (one per
+    build: each upgrade leaves one) whose lock no process holds. Only folders named warm-*,
+    this user's, 0700 and not links, with nothing in them but a warm process's files: a live
+    warm process of another build holds its lock, and is left alone."""
+    parent = os.open(run.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        for name in os.listdir(parent):
+            if name.startswith("warm-") and name != run.name:
+                try:
+                    if _cleared(parent, name):
+                        _log(f"removed {name}: no warm process held it")
+                except OSError as exc:
+                    _log(f"left {name}: {type(exc).__name__}: {exc}")
+    finally:
+        os.close(parent)
+
+
+def _cleared(parent: int, name: str) -> bool:
+    """Whether the folder `name` in the folder open as `parent` was an old warm process's,
+    and is gone; False for one to leave alone (see _clear_old)."""
+    found = os.stat(name, dir_fd=parent, follow_symlinks=False)
+    if not _alone(found):
+        return False
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    folder = os.open(name, flags, dir_fd=parent)
+    try:
+        if _identity(folder) != (found.st_dev, found.st_ino) or not _alone(os.fstat(folder)):
+            return False  # replaced since it was looked at
+        files = {warm_relay.SOCKET, warm_relay.LOG, warm_relay.LOCK}
+        if not set(os.listdir(folder)) <= files:
+            return False
+        lock = os.open(warm_relay.LOCK, LOCK_FLAGS, 0o600, dir_fd=folder)
+        try:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False  # a warm process of that build is alive, or starting
+            for file in files:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(file, dir_fd=folder)
+            os.rmdir(name, dir_fd=parent)
+        finally:
+            os.close(lock)
+    finally:
+        os.close(folder)
+    return True
+
+
+def _alone(found: os.stat_result) -> bool:
+    """A folder, not a link, this user's, that no one else may enter (0700)."""
+    return (
+        stat.S_ISDIR(found.st_mode)
+        and found.st_uid == os.getuid()
+        and stat.S_IMODE(found.st_mode) == 0o700
+    )
 
 
 def _log_to(path: Path) -> None:
