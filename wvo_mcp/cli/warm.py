@@ -569,8 +569,9 @@ def _header(conn: socket.socket, build: Build) -> tuple[dict[str, Any], list[int
 
 
 def _received(conn: socket.socket) -> tuple[bytes, list[int]]:
-    """The header's bytes and the descriptors that came with its first bytes, once whole
-    (HEADER_TIMEOUT_S for all of it); ValueError for what is no relay's header."""
+    """The header's bytes and the descriptors that came with them (the stdio with the
+    length, the working directory with the rest), once whole (HEADER_TIMEOUT_S for all of
+    it); ValueError for what is no relay's header."""
     deadline = time.monotonic() + HEADER_TIMEOUT_S
     data = bytearray()
     fds: list[int] = []
@@ -580,15 +581,12 @@ def _received(conn: socket.socket) -> tuple[bytes, list[int]]:
             if left <= 0:
                 raise TimeoutError("no whole header in time")
             conn.settimeout(left)
-            if not data:
-                space = socket.CMSG_SPACE(warm_relay.HANDED * 4)
-                chunk, ancillary, _, _ = conn.recvmsg(1 << 16, space, socket.MSG_CMSG_CLOEXEC)
-                for level, kind, item in ancillary:
-                    if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                        fds += [int.from_bytes(item[i : i + 4], sys.byteorder)
-                                for i in range(0, len(item), 4)]  # fmt: skip
-            else:
-                chunk = conn.recv(1 << 16)
+            space = socket.CMSG_SPACE(warm_relay.HANDED * 4)
+            chunk, ancillary, _, _ = conn.recvmsg(1 << 16, space, socket.MSG_CMSG_CLOEXEC)
+            for level, kind, item in ancillary:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds += [int.from_bytes(item[i : i + 4], sys.byteorder)
+                            for i in range(0, len(item), 4)]  # fmt: skip
             if not chunk:
                 raise ValueError("the relay hung up")
             data += chunk
@@ -596,9 +594,11 @@ def _received(conn: socket.socket) -> tuple[bytes, list[int]]:
                 continue
             (size,) = warm_relay.LENGTH.unpack_from(data)
             whole = warm_relay.LENGTH.size + size
-            if len(fds) != warm_relay.HANDED or size > HEADER_MAX_BYTES or len(data) > whole:
+            if len(fds) > warm_relay.HANDED or size > HEADER_MAX_BYTES or len(data) > whole:
                 raise ValueError("not a relay's header")
             if len(data) == whole:
+                if len(fds) != warm_relay.HANDED:
+                    raise ValueError("not a relay's header")
                 return bytes(data[warm_relay.LENGTH.size :]), fds
     except BaseException:
         for fd in fds:

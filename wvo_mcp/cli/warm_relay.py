@@ -358,6 +358,9 @@ def _hand_over(
         "argv": argv,
         "argv0": sys.argv[0] if sys.argv else "wvo-mcp",
         "env": dict(os.environ),
+        # Read by the warm processes of earlier builds before they compare builds (and
+        # answer "stale"); no server enters it: the working directory comes as a descriptor.
+        "cwd": "",
         "umask": umask,
         "namespaces": namespaces(),
         **bounds(),
@@ -368,10 +371,13 @@ def _hand_over(
     here = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         forwarder.start()  # a signal from here on is the server's, once it is known
-        socket.send_fds(conn, [LENGTH.pack(len(payload))], [0, 1, 2, here])
+        # Stdin, stdout and stderr with the length, the directory with the header: a warm
+        # process of an earlier build takes the three it expects, reads on, and says "stale".
+        socket.send_fds(conn, [LENGTH.pack(len(payload))], [0, 1, 2])
+        sent = socket.send_fds(conn, [payload], [here])
     finally:
         os.close(here)
-    conn.sendall(payload)
+    conn.sendall(payload[sent:])
     answer = _line(answers) or {}
     pid = answer.get("pid")
     if not isinstance(pid, int) or isinstance(pid, bool):
