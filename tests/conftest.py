@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import (
     AsyncExitStack,
     ExitStack,
@@ -45,6 +45,17 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("WVO_WARM_START", "0")
 os.environ.setdefault("WVO_WARM_SHARED", "0")
 stdio.DEFAULT_INHERITED_ENV_VARS += ["WVO_WARM_START", "WVO_WARM_SHARED"]
+
+
+def fresh_env(env: Mapping[str, str], *, warm: bool = False) -> dict[str, str]:
+    """`env` for a process a test starts with an environment of its own, which this
+    process's switches above do not reach: cold, as the tests' servers are (`warm`: warm
+    start as the product's default, for a test about it), and never the user's shared warm
+    process, which would outlive the test in the real runtime folder. `env` has the last
+    word (a test of the shared one gives it a runtime folder of its own)."""
+    switches = {"WVO_WARM_SHARED": "0", **({} if warm else {"WVO_WARM_START": "0"})}
+    return {**switches, **env}
+
 
 # Hypothesis's deadline and its too-slow health check judge the machine's speed, not the
 # code: a timing assertion in disguise, which fails on a busy machine. Off for every test.
@@ -94,7 +105,7 @@ def serve_once(
     return subprocess.run(
         [sys.executable, *python_flags, "-m", "wvo_mcp", "serve"],
         cwd=cwd,
-        env={"PATH": "/usr/bin:/bin", **env},
+        env=fresh_env({"PATH": "/usr/bin:/bin", **env}),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

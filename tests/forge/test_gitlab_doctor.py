@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import fresh_env
 from tests.forge import both
 from tests.forge.gitlab.server import TOKEN, Forge
 from wvo_mcp.config import Settings
@@ -174,8 +175,8 @@ def test_the_command_takes_merge_request_and_prints_the_forge_s_lines(
         [str(WVO), "doctor", "--json", "--onto", "origin/main", "--via", "merge-request",
          "--forge-api", forge.api],
         cwd=clone.repo.top, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
-             "WVO_OTEL_ENABLED": "0", "WVO_FORGE_TOKEN": TOKEN},
+        env=fresh_env({"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
+                       "WVO_OTEL_ENABLED": "0", "WVO_FORGE_TOKEN": TOKEN}),
         timeout=120,
     )  # fmt: skip
     found = {c["name"]: c for c in json.loads(done.stdout)}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CLI_TIMEOUT_SECONDS, open_db
+from tests.conftest import CLI_TIMEOUT_SECONDS, fresh_env, open_db
 from tests.gitwork import git, git_env
 from wvo_mcp import providers
 from wvo_mcp.wiring import edits
@@ -37,7 +37,9 @@ def init(
     return subprocess.run(
         command,
         cwd=repo,
-        env={"PATH": path, "HOME": str(repo.parent / "home"), "WVO_OTEL_ENABLED": "0", **env},
+        env=fresh_env(
+            {"PATH": path, "HOME": str(repo.parent / "home"), "WVO_OTEL_ENABLED": "0", **env}
+        ),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -184,7 +186,7 @@ def test_a_teammates_clone_serves_its_own_state_from_the_committed_wiring(
     entry = json.loads((mate / ".mcp.json").read_text())["mcpServers"]["wvo"]
     refused = subprocess.run(
         [entry["command"], *entry["args"]], cwd=mate / "sub", capture_output=True, text=True,
-        env={"PATH": ON_PATH, "HOME": str(tmp_path / "home"), **entry["env"]},
+        env=fresh_env({"PATH": ON_PATH, "HOME": str(tmp_path / "home"), **entry["env"]}),
         stdin=subprocess.DEVNULL, timeout=CLI_TIMEOUT_SECONDS,
     )  # fmt: skip
     assert refused.returncode == 2 and "run `wvo-mcp init` here first" in refused.stderr
@@ -300,8 +302,10 @@ def run(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(WVO), *args],
         cwd=cwd,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd.parent / "home"), "WVO_OTEL_ENABLED": "0"}
-        | env,
+        env=fresh_env(
+            {"PATH": "/usr/bin:/bin", "HOME": str(cwd.parent / "home"), "WVO_OTEL_ENABLED": "0"}
+            | env
+        ),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

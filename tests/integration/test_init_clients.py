@@ -1,7 +1,8 @@
 """The real Claude Code and Codex CLIs (pinned in tests/claude_code/) start wvo-mcp from
 exactly the files `wvo-mcp init` wrote into a person's repository (.mcp.json and
-.codex/config.toml; nothing passed on their command lines), and each works one starter task
-through it, their models replaced by scripted APIs on 127.0.0.1."""
+.codex/config.toml; nothing passed on their command lines but warm start's switches, as the
+tests' servers have them), and each works one starter task through it, their models replaced
+by scripted APIs on 127.0.0.1."""
 
 import json
 import os
@@ -13,7 +14,7 @@ import pytest
 
 from tests.autopilot.test_codex_worker import CODEX, MODEL
 from tests.autopilot.test_codex_worker import serve_model as serve_responses
-from tests.conftest import open_db
+from tests.conftest import fresh_env, open_db
 from tests.gitwork import git
 from tests.integration.test_claude_code import CLAUDE, ScriptedModel, claude_env, serve_model
 from tests.integration.test_codex_http import ClaimingModel
@@ -59,7 +60,7 @@ def test_claude_code_works_a_task_from_the_files_init_wrote(wired: tuple[Path, s
             [str(CLAUDE), "-p", "Work the wvo-mcp loop: take one task and finish it.",
              "--allowedTools", "mcp__wvo__*", "--output-format", "stream-json", "--verbose"],
             cwd=repo,
-            env=claude_env(api, repo.parent / "home", path),
+            env=claude_env(api, repo.parent / "home", path, **fresh_env({})),
             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
         )  # fmt: skip
     finally:
@@ -93,6 +94,10 @@ def test_codex_works_a_task_from_the_files_init_wrote(wired: tuple[Path, str]) -
              "-c", f'{stub}.base_url="http://127.0.0.1:{api.server_address[1]}/v1"',
              "-c", f'{stub}.env_key="STUB_API_KEY"', "-c", f'{stub}.wire_api="responses"',
              "-c", f"{stub}.request_max_retries=0", "-c", f"{stub}.stream_max_retries=0",
+             # Codex hands a server only a few variables of its own: the switches, as a
+             # person's file could hold them.
+             *[word for name, value in fresh_env({}).items()
+               for word in ("-c", f'mcp_servers.wvo.env.{name}="{value}"')],
              "Claim the next task with claim_task and mark it done."],
             cwd=repo,
             env={"PATH": path, "HOME": str(home), "CODEX_HOME": str(home / ".codex"),

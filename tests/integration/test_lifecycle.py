@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import POLL_DEADLINE_SECONDS, ROOT, open_db, serve_once
+from tests.conftest import POLL_DEADLINE_SECONDS, ROOT, fresh_env, open_db, serve_once
 
 pytestmark = pytest.mark.process
 
@@ -164,7 +164,7 @@ def test_requests_from_a_file_are_answered_to_a_file(state_root: Path, tmp_path:
         done = subprocess.run(
             [sys.executable, "-P", "-m", "wvo_mcp", "serve"],
             cwd=ROOT,
-            env={"WVO_STATE_ROOT": str(state_root), "PATH": "/usr/bin:/bin"},
+            env=fresh_env({"WVO_STATE_ROOT": str(state_root), "PATH": "/usr/bin:/bin"}),
             stdin=stdin,
             stdout=stdout,
             stderr=subprocess.PIPE,

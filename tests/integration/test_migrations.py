@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.conftest import ROOT, agents, connect, table_rows
+from tests.conftest import ROOT, agents, connect, fresh_env, table_rows
 from wvo_mcp.store.sql import migrations
 from wvo_mcp.store.sqlite import split_statements
 
@@ -57,7 +57,7 @@ def reference_schema() -> list[tuple[str, str, str, str]]:
 
 
 def cli_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("WVO_")}
+    return fresh_env({k: v for k, v in os.environ.items() if not k.startswith("WVO_")})
 
 
 def start_cli(

@@ -24,7 +24,7 @@ from mcp.types import (
     UNSUPPORTED_PROTOCOL_VERSION,
 )
 
-from tests.conftest import PROTOCOL_MODES, ROOT, open_db, server_params
+from tests.conftest import PROTOCOL_MODES, ROOT, fresh_env, open_db, server_params
 from tests.http.conftest import MCP_HEADERS, HttpServer, http_server, token
 from tests.security.fuzzing import RawServer, db_digest, log_tracebacks
 from wvo_mcp.config import Settings
@@ -284,8 +284,8 @@ def test_lines_from_a_file_are_checked_alike(state_root: Path, tmp_path: Path) -
         done = subprocess.run(
             [sys.executable, "-P", "-m", "wvo_mcp", "serve"],
             cwd=ROOT,
-            env={"WVO_STATE_ROOT": str(state_root), "PATH": "/usr/bin:/bin",
-                 **{k: str(v) for k, v in QUIET.items()}},
+            env=fresh_env({"WVO_STATE_ROOT": str(state_root), "PATH": "/usr/bin:/bin",
+                           **{k: str(v) for k, v in QUIET.items()}}),
             stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, timeout=60,
         )  # fmt: skip
     assert done.returncode == 0 and "Traceback" not in done.stderr.decode(), done.stderr

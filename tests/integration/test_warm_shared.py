@@ -5,6 +5,7 @@ alone is never used, and a relay the kernel places in other namespaces is refuse
 
 import contextlib
 import ctypes
+import fcntl
 import json
 import os
 import shutil
@@ -144,12 +145,13 @@ def test_a_shared_folder_not_the_users_alone_is_not_used(
 # A relay that lies: the warm process's own namespaces in its header, from a user and network
 # namespace of its own (as a sandbox's process is), with its stdin, stdout and stderr.
 LIAR = """
-import json, socket, struct, sys
+import json, os, socket, struct, sys
 header = json.loads(sys.argv[2])
 conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 conn.connect(sys.argv[1])
 payload = json.dumps(header).encode()
-socket.send_fds(conn, [struct.pack(">I", len(payload))], [0, 1, 2])
+here = os.open(".", os.O_PATH | os.O_DIRECTORY)
+socket.send_fds(conn, [struct.pack(">I", len(payload))], [0, 1, 2, here])
 conn.sendall(payload)
 print(conn.makefile("rb").readline().decode().strip())
 """
@@ -187,7 +189,6 @@ def test_a_relay_in_other_namespaces_is_refused_whatever_its_header_says(
         "argv": ["serve"],
         "argv0": "wvo-mcp",
         "env": {"PATH": "/usr/bin:/bin", "WVO_STATE_ROOT": str(tmp_path / "beta")},
-        "cwd": str(tmp_path),
         "umask": 0o077,
         "namespaces": warm_relay.namespaces(warm),  # the warm process's: a lie from there
         **warm_relay.bounds(),
@@ -210,7 +211,7 @@ def test_a_relay_in_other_namespaces_cannot_make_the_shared_warm_process_stale(
     assert warm is not None
     header = {
         "build": "not this build", "argv": ["serve"], "argv0": "wvo-mcp",
-        "env": {"PATH": "/usr/bin:/bin"}, "cwd": str(tmp_path), "umask": 0o077,
+        "env": {"PATH": "/usr/bin:/bin"}, "umask": 0o077,
         "namespaces": warm_relay.namespaces(warm), **warm_relay.bounds(),
     }  # fmt: skip
     assert told_from_elsewhere(sock, header) == {"refused": "another namespace"}
@@ -301,3 +302,51 @@ def test_the_shared_warm_process_names_no_state_folder(tmp_path: Path, runtime: 
     assert warm is not None
     shown = Path(f"/proc/{warm}/cmdline").read_bytes()
     assert b"from wvo_mcp.cli import warm" in shown and str(alpha).encode() not in shown
+
+
+def old_folder(shared: Path, name: str, mode: int = 0o700) -> Path:
+    """A folder an old build's shared warm process left: its lock, its log, and the socket
+    it no longer listens on."""
+    folder = shared / name
+    folder.mkdir(mode=0o700)
+    for file in (warm_relay.LOCK, warm_relay.LOG):
+        (folder / file).write_text("")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as dead:
+        dead.bind(str(folder / warm_relay.SOCKET))
+    folder.chmod(mode)
+    return folder
+
+
+def test_a_starting_shared_warm_process_clears_old_builds_folders_no_process_holds(
+    tmp_path: Path, runtime: Path
+) -> None:
+    """One folder per build: each upgrade leaves one behind. The shared warm process clears
+    those no process holds as it starts, and leaves alone a live one's (its lock held), one
+    open to others, a link, another user's, one with other files, and anything else."""
+    shared = runtime / "wvo-mcp"
+    shared.mkdir(mode=0o700)
+    old = old_folder(shared, "warm-0000000000000000")
+    empty = shared / "warm-1111111111111111"  # a relay made it; no warm process came
+    empty.mkdir(mode=0o700)
+    live = old_folder(shared, "warm-2222222222222222")
+    kept = [live, old_folder(shared, "warm-3333333333333333", 0o755), old_folder(shared, "other")]
+    more = old_folder(shared, "warm-4444444444444444")
+    (more / "notes").write_text("someone's")
+    kept.append(more)
+    target = old_folder(tmp_path, "target")
+    (shared / "warm-5555555555555555").symlink_to(target)
+    kept.append(shared / "warm-5555555555555555")
+    if os.geteuid() == 0:
+        theirs = old_folder(shared, "warm-6666666666666666")
+        os.chown(theirs, 65534, 65534)
+        kept.append(theirs)
+    with (live / warm_relay.LOCK).open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # as a live warm process of that build holds it
+        first = shared_relay(tmp_path / "alpha", runtime)
+        assert first.finish()[0] == 0
+        own = shared_socket(runtime).parent  # it cleared them before it listened
+        assert sorted(shared.iterdir()) == sorted([own, *kept])
+    assert {p.name for p in live.iterdir()} == {"warm.lock", "warm.log", "warm.sock"}
+    assert {p.name for p in target.iterdir()} == {"warm.lock", "warm.log", "warm.sock"}
+    assert "removed warm-0000000000000000" in (own / warm_relay.LOG).read_text()
+    assert not old.exists() and not empty.exists()

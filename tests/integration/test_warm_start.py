@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -392,6 +393,94 @@ def test_each_server_shows_its_own_clients_environment_and_the_warm_process_none
         assert client.finish() == (0, "")
 
 
+MEMORY_CHUNK = 16 * 1024 * 1024
+
+
+def memory_holds(pid: int, marker: bytes) -> bool:
+    """Whether the writable memory of process `pid` (its heap, stack and anonymous maps: what
+    a fork of it copies) holds `marker`, read through /proc/PID/mem."""
+    tail = b""
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+        for line in maps:
+            span, perms = line.split()[:2]
+            if "w" not in perms:
+                continue
+            start, end = (int(edge, 16) for edge in span.split("-"))
+            while start < end:
+                try:
+                    mem.seek(start)
+                    block = mem.read(min(end - start, MEMORY_CHUNK))
+                except OSError:  # a map the kernel will not show (a guard page, say)
+                    break
+                if marker in tail + block:
+                    return True
+                tail, start = block[-len(marker) :], start + len(block)
+    return False
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_no_clients_environment_is_in_the_memory_later_servers_are_forked_from(
+    state_root: Path,
+) -> None:
+    """The warm process forks as a relay connects, and the child reads the relay's header:
+    a secret in client A's environment is in A's server (where the search finds it), and
+    neither in the warm process nor in the server it forks for B afterwards."""
+    warm = start_warm(state_root)
+    secret = f"wvo-secret-{uuid.uuid4().hex}".encode()
+    # A key's size (16 KiB): the memory a small one took is soon taken again, so only a
+    # large one shows reliably what reading headers in the warm process left (it did).
+    alpha = Relay(state_root, SECRET_OF_ALPHA=secret.decode() + "k" * 16 * 1024)
+    server_a = alpha.server_pid()
+    assert parent_of(server_a) == warm.pid
+    try:
+        assert memory_holds(server_a, secret)  # what is there is found
+    except PermissionError as exc:  # no ptrace rights over it: not root
+        pytest.skip(f"cannot read another process's memory here: {exc}")
+    beta = Relay(state_root)
+    server_b = beta.server_pid()
+    assert parent_of(server_b) == warm.pid
+    assert not memory_holds(warm.pid, secret)
+    assert not memory_holds(server_b, secret)
+    for client in (alpha, beta):
+        assert client.finish() == (0, "")
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_a_forked_server_works_in_its_relays_directory(state_root: Path, tmp_path: Path) -> None:
+    warm = start_warm(state_root)
+    project = tmp_path / "project"
+    project.mkdir()
+    client = Relay(state_root, preexec_fn=lambda: os.chdir(project))
+    server = client.server_pid()
+    assert parent_of(server) == warm.pid
+    assert os.readlink(f"/proc/{server}/cwd") == str(project)
+    assert client.finish() == (0, "")
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_a_forked_server_enters_its_relays_directory_itself_not_its_path(
+    state_root: Path, tmp_path: Path
+) -> None:
+    """The relay hands its working directory over as a descriptor: renamed after the relay
+    took it, and another directory made at its old path (as between a relay's start and
+    its server's), the server is in the relay's directory, not in whatever the path names."""
+    warm = start_warm(state_root)
+    started, renamed = tmp_path / "project", tmp_path / "project-renamed"
+    started.mkdir()
+    here = os.open(started, os.O_PATH | os.O_DIRECTORY)
+    started.rename(renamed)
+    started.mkdir()
+    read, write = os.pipe()
+    try:
+        header = relay_header(env={"PATH": "/usr/bin:/bin", "PWD": str(started)})
+        with handed(state_root, header, [read, write, write, here]) as answer:
+            assert parent_of(answer["pid"]) == warm.pid, answer
+            assert os.readlink(f"/proc/{answer['pid']}/cwd") == str(renamed)
+    finally:
+        for fd in (read, write, here):
+            os.close(fd)
+
+
 @pytest.mark.usefixtures("cleanup")
 def test_a_client_whose_environment_does_not_fit_is_served_cold(state_root: Path) -> None:
     start_warm(state_root)
@@ -487,32 +576,46 @@ def test_bounds_a_forked_server_cannot_take_on_are_refused_before_it_reads(
     state_root: Path,
 ) -> None:
     start_warm(state_root)
+    header = relay_header()
+    header["limits"] = {**header["limits"], "RLIMIT_NOFILE": [2**40, 2**40]}  # past nr_open
+    read, write = os.pipe()
+    here = os.open("/", os.O_PATH | os.O_DIRECTORY)
+    with handed(state_root, header, [read, write, write, here]) as answer:
+        pass
+    os.write(write, b"still here")
+    assert os.read(read, 64) == b"still here"  # nothing read what the client sent
+    assert answer["refused"].startswith("bounds the warm process cannot take on"), answer
+    for fd in (read, write, here):
+        os.close(fd)
+
+
+def relay_header(**changes: Any) -> dict[str, Any]:
+    """A header as a relay of this tree sends it (this process's bounds), with `changes`."""
     header = {
-        "build": json.dumps([]),
+        "build": relay_build(),
         "argv": ["serve"],
         "argv0": "wvo-mcp",
         "env": {},
-        "cwd": "/",
         "umask": 0o077,
         "namespaces": warm_relay.namespaces(),
         **warm_relay.bounds(),
     }
-    header["build"] = relay_build(state_root)
-    header["limits"] = {**header["limits"], "RLIMIT_NOFILE": [2**40, 2**40]}  # past nr_open
-    read, write = os.pipe()
+    return {**header, **changes}
+
+
+@contextlib.contextmanager
+def handed(state_root: Path, header: dict[str, Any], fds: list[int]) -> Iterator[dict[str, Any]]:
+    """The warm process of `state_root` handed `header` and `fds` as a relay hands them: its
+    first answer, while the connection is open (a forked server waits for the word to go)."""
     with contextlib.closing(warm_relay._connect(warm_relay.run_dir(state_root))) as conn:
         payload = json.dumps(header).encode()
-        socket.send_fds(conn, [warm_relay.LENGTH.pack(len(payload))], [read, write, write])
+        socket.send_fds(conn, [warm_relay.LENGTH.pack(len(payload))], fds)
         conn.sendall(payload)
-        answer = json.loads(conn.makefile("rb").readline())
-    os.write(write, b"still here")
-    assert os.read(read, 64) == b"still here"  # nothing read what the client sent
-    assert answer["refused"].startswith("bounds the warm process cannot take on"), answer
-    for fd in (read, write):
-        os.close(fd)
+        yield json.loads(conn.makefile("rb").readline())
 
 
-def relay_build(state_root: Path) -> str:
+@functools.cache
+def relay_build() -> str:
     """The build id a relay of this tree sends (`python -P -m wvo_mcp`'s import path)."""
     code = "from wvo_mcp.cli import warm_relay; print(warm_relay.build_id())"
     found = subprocess.run(
@@ -702,9 +805,10 @@ def test_a_crash_storm_answers_every_call_with_a_result_a_refusal_or_a_closed_pi
 @pytest.mark.usefixtures("cleanup")
 def test_a_silent_or_slow_connection_holds_up_no_relay(state_root: Path) -> None:
     """Two connections of this user's that send nothing, and one that sends its header a
-    byte at a time: the next relay is served by a forked server all the same (the warm
-    process read each header in turn, two seconds each, and the relay gave up and served
-    its client itself)."""
+    byte at a time: the next relay is served by a forked server all the same (the silent
+    ones wait, unread, the slow one's header is read by the child forked for it; read in
+    turn, two seconds each, they would hold it up until the relay gave up and served its
+    client itself)."""
     start_warm(state_root)
     quiet = [_dial(state_root) for _ in range(2)]
     slow = _dial(state_root)

@@ -5,15 +5,20 @@ The warm process of a state folder (warm start, the default on Linux): it import
 over.
 
 One per state folder (a lock in its run dir), detached, with no thread and no event loop
-running, so forking it is safe. Each connection's peer must be this user; a relay of
-another build (an upgrade, an edited source) gets "stale" and this process ends. A forked
-child takes the relay's stdin, stdout, stderr, environment, working directory, umask,
-cgroup, resource limits, nice value and OOM score (adopt), and runs the CLI's normal path
-(`serve`: settings, the servers lock, the database, the sandbox layout, its own server):
-one process per agent, as without warm start. This process reaps it and tells the relay its
-exit code. It never writes to stdout (the protocol's, in a child) and ends after
-WVO_WARM_IDLE_SECONDS with no server left, on SIGTERM (`wvo-mcp stop`), or when it is
-stale; servers it forked go on until their clients stop them.
+running, so forking it is safe. Each connection's peer must be this user, and by the
+kernel's word (warm_relay.elsewhere) in this process's namespaces with its privileges;
+then this process forks at once and the child reads the relay's header: no client's
+environment ever passes through this process's memory, which every later server is forked
+from. A relay of another build (an upgrade, an edited source) gets "stale" from its child,
+and this process ends. A forked child takes the relay's stdin, stdout, stderr, working
+directory (a descriptor of it, not its path), environment, umask, cgroup, resource limits,
+nice value and OOM score (adopt), and runs the CLI's normal path (`serve`: settings, the
+servers lock, the database, the sandbox layout, its own server): one process per agent, as
+without warm start. This process reaps it and tells the relay its exit code. It never
+writes to stdout (the protocol's, in a child) and ends after WVO_WARM_IDLE_SECONDS with no
+server left, on SIGTERM (`wvo-mcp stop`), or when it is stale; servers it forked go on
+until their clients stop them. The user's shared one clears the folders other builds' shared
+warm processes left beside its own, once none holds them.
 """
 
 import contextlib
@@ -76,15 +81,20 @@ HEADER_MAX_BYTES = 8 * 1024 * 1024
 LOG_MAX_BYTES = 256 * 1024  # warm.log: a few lines a start, never read back
 EXIT_TIMEOUT_S = 1.0
 HELD = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+Build = tuple[str, list[tuple[str, int]]]  # build_id and _fingerprint: what a relay must match
 
 
 class Forked(BaseException):
-    """Raised in a forked child to leave the warm process's loop, each resource it holds
-    closed on the way out, before serving its client."""
+    """Raised in a child forked for a relay's connection to leave the warm process's loop,
+    each resource it holds closed on the way out, before it reads the relay's header.
+    `stale`: where it says, when the relay is of another build, that the warm process is."""
 
-    def __init__(self, conn: socket.socket, header: dict[str, Any], fds: list[int]) -> None:
+    def __init__(self, conn: socket.socket, build: Build, stale: int) -> None:
         super().__init__()
-        self.conn, self.header, self.fds = conn, header, fds
+        self.conn, self.build, self.stale = conn, build, stale
 
 
 def main(state_root: str, serving: str = "0", shared: str = "") -> int:
@@ -101,7 +111,8 @@ def main(state_root: str, serving: str = "0", shared: str = "") -> int:
 
 @dataclass
 class Children:
-    """The servers forked and not yet reaped, each with its relay's connection."""
+    """The children forked and not yet reaped (each reading its relay's header, or its
+    server), each with its relay's connection."""
 
     conns: dict[int, socket.socket] = field(default_factory=dict)
 
@@ -143,6 +154,8 @@ def _warm(state_root: Path, serving: int, shared: Path | None = None) -> int:
             if not held:
                 return 0  # another warm process serves this state folder
             _log_to(run / warm_relay.LOG)
+            if shared is not None:
+                _clear_old(run)
             if serving:
                 _when_idle(serving)
             settings = Settings.from_env()
@@ -150,12 +163,12 @@ def _warm(state_root: Path, serving: int, shared: Path | None = None) -> int:
                 with contextlib.suppress(ImportError):
                     importlib.import_module(name)
             _rehearse()
-            build, fingerprint = warm_relay.build_id(), _fingerprint()
+            build = warm_relay.build_id(), _fingerprint()
             with _listening(run) as listener, _wakeup() as wake:
                 _log(f"warm process {os.getpid()} serving {run}")
                 # Forked servers share these pages until written; the collector must not.
                 gc.freeze()
-                _accept(listener, wake, children, settings, (build, fingerprint))
+                _accept(listener, wake, children, settings, build)
         children.reap(block=True)  # no longer listening: the next warm process may start
     _log(f"warm process {os.getpid()} ends")
     return 0
@@ -245,21 +258,90 @@ def _shared_dir(run: Path) -> Path | None:
 
 @contextlib.contextmanager
 def _locked(run: Path) -> Iterator[bool]:
-    fd = os.open(run / warm_relay.LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        deadline = time.monotonic() + LOCK_WAIT_S
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        fd = os.open(run / warm_relay.LOCK, LOCK_FLAGS, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if time.monotonic() > deadline:
+                yield False
+                return
+            time.sleep(LOCK_POLL_S)
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            found = os.stat(run / warm_relay.LOCK, follow_symlinks=False)
+            if (found.st_dev, found.st_ino) == _identity(fd):
                 break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    yield False
-                    return
-                time.sleep(LOCK_POLL_S)
+        os.close(fd)  # removed as it waited (an old build's folder, cleared): not the one
+    try:
         yield True
     finally:
         os.close(fd)  # a forked child's copy, closed, leaves the lock held
+
+
+def _identity(fd: int) -> tuple[int, int]:
+    found = os.fstat(fd)
+    return found.st_dev, found.st_ino
+
+
+def _clear_old(run: Path) -> None:
+    """Removes the folders other builds' shared warm processes left beside `run` (one per
+    build: each upgrade leaves one) whose lock no process holds. Only folders named warm-*,
+    this user's, 0700 and not links, with nothing in them but a warm process's files: a live
+    warm process of another build holds its lock, and is left alone."""
+    parent = os.open(run.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        for name in os.listdir(parent):
+            if name.startswith("warm-") and name != run.name:
+                try:
+                    if _cleared(parent, name):
+                        _log(f"removed {name}: no warm process held it")
+                except OSError as exc:
+                    _log(f"left {name}: {type(exc).__name__}: {exc}")
+    finally:
+        os.close(parent)
+
+
+def _cleared(parent: int, name: str) -> bool:
+    """Whether the folder `name` in the folder open as `parent` was an old warm process's,
+    and is gone; False for one to leave alone (see _clear_old)."""
+    found = os.stat(name, dir_fd=parent, follow_symlinks=False)
+    if not _alone(found):
+        return False
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    folder = os.open(name, flags, dir_fd=parent)
+    try:
+        if _identity(folder) != (found.st_dev, found.st_ino) or not _alone(os.fstat(folder)):
+            return False  # replaced since it was looked at
+        files = {warm_relay.SOCKET, warm_relay.LOG, warm_relay.LOCK}
+        if not set(os.listdir(folder)) <= files:
+            return False
+        lock = os.open(warm_relay.LOCK, LOCK_FLAGS, 0o600, dir_fd=folder)
+        try:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False  # a warm process of that build is alive, or starting
+            for file in files:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(file, dir_fd=folder)
+            os.rmdir(name, dir_fd=parent)
+        finally:
+            os.close(lock)
+    finally:
+        os.close(folder)
+    return True
+
+
+def _alone(found: os.stat_result) -> bool:
+    """A folder, not a link, this user's, that no one else may enter (0700)."""
+    return (
+        stat.S_ISDIR(found.st_mode)
+        and found.st_uid == os.getuid()
+        and stat.S_IMODE(found.st_mode) == 0o700
+    )
 
 
 def _log_to(path: Path) -> None:
@@ -347,100 +429,83 @@ def _accept(
     wake: tuple[int, Stop],
     children: Children,
     settings: Settings,
-    build: tuple[str, list[tuple[str, int]]],
+    build: Build,
 ) -> None:
-    """Forks a server per relay until stopped, stale, or idle for the set time. Each
-    relay's header is read as it comes, in this loop: a slow or silent relay holds up no
-    other (each has HEADER_TIMEOUT_S for all of it)."""
+    """Forks a child per relay until stopped, stale, or idle for the set time, once its
+    connection has bytes to read (a probe that only connects, or a silent one, is closed:
+    HEADER_TIMEOUT_S). The child reads the relay's header and becomes its server or says
+    why not: this process never reads a byte of it, so no client's environment is in the
+    memory the next servers are forked from, and a slow relay holds up no other."""
     read, stop = wake
+    stale, told = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # a child says "stale" here
     poller = select.poll()
-    poller.register(listener, select.POLLIN)
-    poller.register(read, select.POLLIN)
-    arriving: dict[int, Arriving] = {}
+    for fd in (listener.fileno(), read, stale):
+        poller.register(fd, select.POLLIN)
+    pending: dict[int, Pending] = {}
     busy = time.monotonic()  # when a server last ran or a relay came: idle since
     try:
         while not stop.asked:
             now = time.monotonic()
             left = busy + settings.warm_idle_seconds - now
-            if not children.conns and not arriving and left <= 0:
+            if not children.conns and not pending and left <= 0:
                 _log("idle")
                 return
-            waits = [a.deadline - now for a in arriving.values()]
+            waits = [waiting.until - now for waiting in pending.values()]
             if not children.conns:
                 waits.append(left)
             timeout = max(0.0, min(waits)) * 1000 if waits else None
-            ready = {fd for fd, _ in poller.poll(timeout)}
+            ready = dict(poller.poll(timeout))
             if read in ready:
                 with contextlib.suppress(BlockingIOError):
                     os.read(read, 4096)
+            if stale in ready:
+                _log("stale: a relay of another build came")
+                return
             if children.conns:
                 children.reap()
                 busy = time.monotonic()
+            now = time.monotonic()
+            for fd in [
+                fd for fd, waiting in pending.items() if fd in ready or waiting.until <= now
+            ]:
+                poller.unregister(fd)
+                waiting = pending.pop(fd)
+                if waiting.why is None and ready.get(fd) == select.POLLIN:
+                    _fork(waiting.conn, children, build, told)
+                else:  # hung up, silent too long, or refused (and now gone)
+                    waiting.conn.close()
             if listener.fileno() in ready:
                 busy = time.monotonic()
                 came = _arrived(listener)
                 if came is not None:
-                    arriving[came.conn.fileno()] = came
-                    poller.register(came.conn, select.POLLIN)
-            for fd in [fd for fd in ready if fd in arriving]:
-                if _taken(arriving, fd, poller, children, build):
-                    _log("stale: a relay of another build came")
-                    return
-            for fd in [fd for fd, a in arriving.items() if a.deadline <= time.monotonic()]:
-                poller.unregister(fd)
-                arriving.pop(fd).close()
+                    conn, why = came
+                    if why is not None:
+                        _refuse(conn, why)  # kept, unread, as it may still be sending
+                    pending[conn.fileno()] = Pending(conn, busy + HEADER_TIMEOUT_S, why)
+                    # A refused peer's hang-up alone; another's first bytes, or hang-up.
+                    poller.register(conn, select.POLLIN if why is None else 0)
     finally:
-        for came in arriving.values():
-            came.close()
+        for waiting in pending.values():
+            waiting.conn.close()
+        os.close(stale)
+        os.close(told)
 
 
 @dataclass
-class Arriving:
-    """A relay's connection whose header is still coming, with what came of it so far."""
+class Pending:
+    """A relay's connection not yet handed to a child: until its first bytes come (or,
+    refused, until it hangs up), at most until `until`."""
 
     conn: socket.socket
-    deadline: float
-    foreign: str | None = None  # why the kernel's word on its peer refuses it, if it does
-    data: bytearray = field(default_factory=bytearray)
-    fds: list[int] = field(default_factory=list)
-
-    def read(self) -> tuple[bytes, list[int]] | None:
-        """What has come: the header's bytes and the relay's stdin, stdout and stderr once
-        they are whole, else None; ValueError for what is no relay's header."""
-        if not self.data:  # the descriptors come with the header's first bytes
-            space = socket.CMSG_SPACE(3 * 4)
-            data, ancillary, _, _ = self.conn.recvmsg(1 << 16, space, socket.MSG_CMSG_CLOEXEC)
-            for level, kind, item in ancillary:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                    self.fds += [int.from_bytes(item[i : i + 4], sys.byteorder)
-                                 for i in range(0, len(item), 4)]  # fmt: skip
-        else:
-            data = self.conn.recv(1 << 16)
-        if not data:
-            raise ValueError("the relay hung up")
-        self.data += data
-        if len(self.data) < warm_relay.LENGTH.size:
-            return None
-        (size,) = warm_relay.LENGTH.unpack_from(self.data)
-        whole = warm_relay.LENGTH.size + size
-        if len(self.fds) != 3 or size > HEADER_MAX_BYTES or len(self.data) > whole:
-            raise ValueError("not a relay's header")
-        if len(self.data) < whole:
-            return None
-        fds, self.fds = self.fds, []
-        return bytes(self.data[warm_relay.LENGTH.size :]), fds
-
-    def close(self) -> None:
-        for fd in self.fds:
-            os.close(fd)
-        self.fds = []
-        self.conn.close()
+    until: float
+    why: str | None  # why the kernel's word on its peer refuses it, if it does
 
 
-def _arrived(listener: socket.socket) -> Arriving | None:
-    """A relay's new connection, this user's; None for another's (nothing said to it). The
-    kernel's word on its peer is taken now, before its header: whatever that says (another
-    build's: "stale", which ends this process) is not heard from a refused peer."""
+def _arrived(listener: socket.socket) -> tuple[socket.socket, str | None] | None:
+    """A relay's new connection, this user's, with why the kernel's word on its peer refuses
+    it, if it does; None for another user's (closed, nothing said). That word is taken now,
+    before anything the peer sent is read: whatever it sent (another build's header, which
+    would end this process as stale) is not heard from a refused peer."""
     try:
         conn, _ = listener.accept()
     except OSError:
@@ -452,50 +517,25 @@ def _arrived(listener: socket.socket) -> Arriving | None:
     if (uid, gid) != (os.getuid(), os.getgid()):
         conn.close()
         return None
-    conn.setblocking(False)
-    return Arriving(conn, time.monotonic() + HEADER_TIMEOUT_S, warm_relay.elsewhere(conn))
+    return conn, warm_relay.elsewhere(conn)
 
 
-def _taken(
-    arriving: dict[int, "Arriving"],
-    fd: int,
-    poller: "select.poll",
-    children: Children,
-    build: tuple[str, list[tuple[str, int]]],
-) -> bool:
-    """More of a header read; once whole, a server forked for it (or why not answered).
-    True when the relay is of another build (this process is stale)."""
-    came = arriving[fd]
-    try:
-        header = came.read()
-    except (OSError, ValueError) as exc:
-        poller.unregister(fd)
-        arriving.pop(fd)
-        _refuse(came.conn, f"unreadable: {type(exc).__name__}")
-        came.close()
-        return False
-    if header is None:
-        return False
-    poller.unregister(fd)
-    arriving.pop(fd)
-    came.conn.setblocking(True)
-    data, fds = header
-    try:
-        if came.foreign is not None:  # nothing it sent is read, its build neither
-            raise Refused(came.foreign)
-        parsed = _checked(json.loads(data))
-    except (Refused, ValueError) as exc:
-        for fd in fds:
-            os.close(fd)
-        with came.conn:
-            _refuse(came.conn, str(exc) if isinstance(exc, Refused) else "not a relay's header")
-        return False
-    try:
-        return _take(came.conn, children, build, parsed, fds)
-    except Exception as exc:  # this process serves the next relays all the same
-        _log(f"a relay not served: {type(exc).__name__}: {exc}")
-        came.conn.close()
-        return False
+def _fork(conn: socket.socket, children: Children, build: Build, told: int) -> None:
+    """A child for the relay on `conn`, which reads its header and serves its client (_serve);
+    this process keeps the connection to tell the relay how its server ended."""
+    pid, held = warm_relay.fork_held(HELD)
+    if pid == 0:
+        try:
+            stale = os.dup(told)  # its own: the loop's is closed on the way out
+        except OSError:
+            os._exit(1)  # the relay, told this code, serves its client itself
+        raise Forked(conn, build, stale)
+    signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    if pid < 0:
+        _log("fork failed: the relay serves its client itself")
+        conn.close()
+        return
+    children.conns[pid] = conn
 
 
 class Refused(Exception):
@@ -509,35 +549,64 @@ def _refuse(conn: socket.socket, why: str) -> None:
         conn.sendall(json.dumps({"refused": why}).encode() + b"\n")
 
 
-def _take(
-    conn: socket.socket,
-    children: Children,
-    build: tuple[str, list[tuple[str, int]]],
-    header: dict[str, Any],
-    fds: list[int],
-) -> bool:
-    """Forks a server for the relay on `conn` (one the kernel places here), or answers why
-    not; True when stale."""
-    refused = _refusal(header, build)
+def _header(conn: socket.socket, build: Build) -> tuple[dict[str, Any], list[int]]:
+    """In a forked child: its relay's header, checked, and the descriptors that came with
+    it (HANDED); Refused says why not, each descriptor closed."""
+    try:
+        data, fds = _received(conn)
+    except (OSError, ValueError) as exc:
+        raise Refused(f"unreadable: {type(exc).__name__}") from None
+    try:
+        header = _checked(json.loads(data))
+        refused = _refusal(header, build)
+    except ValueError:
+        refused = "not a relay's header"
     if refused is not None:
         for fd in fds:
             os.close(fd)
-        with conn:
-            _refuse(conn, refused)
-        return refused == "stale"
-    pid, held = warm_relay.fork_held(HELD)
-    if pid == 0:
-        raise Forked(conn, header, fds)
-    signal.pthread_sigmask(signal.SIG_SETMASK, held)
-    for fd in fds:
-        os.close(fd)  # the server's now: a copy here would keep the client's pipes open
-    if pid < 0:
-        raise OSError("fork failed: the relay serves its client itself")
-    children.conns[pid] = conn
-    return False
+        raise Refused(refused)
+    return header, fds
 
 
-def _refusal(header: dict[str, Any], build: tuple[str, list[tuple[str, int]]]) -> str | None:
+def _received(conn: socket.socket) -> tuple[bytes, list[int]]:
+    """The header's bytes and the descriptors that came with them (the stdio with the
+    length, the working directory with the rest), once whole (HEADER_TIMEOUT_S for all of
+    it); ValueError for what is no relay's header."""
+    deadline = time.monotonic() + HEADER_TIMEOUT_S
+    data = bytearray()
+    fds: list[int] = []
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no whole header in time")
+            conn.settimeout(left)
+            space = socket.CMSG_SPACE(warm_relay.HANDED * 4)
+            chunk, ancillary, _, _ = conn.recvmsg(1 << 16, space, socket.MSG_CMSG_CLOEXEC)
+            for level, kind, item in ancillary:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds += [int.from_bytes(item[i : i + 4], sys.byteorder)
+                            for i in range(0, len(item), 4)]  # fmt: skip
+            if not chunk:
+                raise ValueError("the relay hung up")
+            data += chunk
+            if len(data) < warm_relay.LENGTH.size:
+                continue
+            (size,) = warm_relay.LENGTH.unpack_from(data)
+            whole = warm_relay.LENGTH.size + size
+            if len(fds) > warm_relay.HANDED or size > HEADER_MAX_BYTES or len(data) > whole:
+                raise ValueError("not a relay's header")
+            if len(data) == whole:
+                if len(fds) != warm_relay.HANDED:
+                    raise ValueError("not a relay's header")
+                return bytes(data[warm_relay.LENGTH.size :]), fds
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+
+
+def _refusal(header: dict[str, Any], build: Build) -> str | None:
     if header["build"] != build[0] or _fingerprint() != build[1]:
         return "stale"
     if len(environment_block(header["env"])) > environment_room():
@@ -579,7 +648,6 @@ def _checked(header: object) -> dict[str, Any]:
         "argv": list,
         "argv0": str,
         "env": dict,
-        "cwd": str,
         "umask": int,
         "namespaces": dict,
         "cgroup": str,
@@ -598,21 +666,39 @@ def _checked(header: object) -> dict[str, Any]:
 
 
 def _serve(child: Forked) -> int:
-    """In a forked child: become the relay's server, and serve its client as `serve` does."""
-    header, conn = child.header, child.conn
+    """In a forked child: read the relay's header, become its server, and serve its client
+    as `serve` does; or tell the relay why not, and it serves its client itself."""
+    conn = child.conn
     for signum in HELD:
         signal.signal(signum, signal.SIG_DFL)
     handle.leave_on_signal()
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
-    for target, fd in enumerate(child.fds):
+    try:
+        header, fds = _header(conn, child.build)
+    except Refused as exc:
+        if str(exc) == "stale":  # the warm process ends, then the relay starts a new one
+            with contextlib.suppress(OSError):
+                os.write(child.stale, b"stale")
+        _refuse(conn, str(exc))
+        return 0
+    finally:
+        os.close(child.stale)
+    *stdio, here = fds
+    for target, fd in enumerate(stdio):
         os.dup2(fd, target)
         os.close(fd)
+    try:
+        os.fchdir(here)  # the relay's directory itself, whatever its path names by now
+    except OSError as exc:
+        _refuse(conn, f"a working directory it cannot enter: {exc.strerror}")
+        return 0
+    finally:
+        os.close(here)
     os.environ.clear()
     os.environ.update(header["env"])
     show_environment(environment_block(header["env"]))
     time.tzset()
     tempfile.tempdir = None  # found again from its client's TMPDIR, not the warm process's
-    os.chdir(header["cwd"])
     os.umask(header["umask"])
     sys.argv = [header["argv0"], *header["argv"]]
     conn.settimeout(None)

@@ -1,9 +1,10 @@
 """Warm start's client side: the process a client starts hands its stdio to a warm server.
 
 `wvo-mcp serve` over stdio with warm start (the default on Linux): the process a client
-starts hands its stdin, stdout and stderr to the state folder's warm process (warm.py), which
-forks a server for them with everything already imported and this process's bounds (its
-cgroup and limits); this process stays as the client's handle on it.
+starts hands its stdin, stdout, stderr and working directory (descriptors, over the socket)
+to the state folder's warm process (warm.py), which forks a server for them with everything
+already imported and this process's bounds (its cgroup and limits); this process stays as
+the client's handle on it.
 
 It forwards SIGINT, SIGTERM and SIGHUP to that server and exits with its exit code; killed,
 it leaves the server to see its connection close and stop as on SIGTERM. When no warm process
@@ -55,6 +56,7 @@ PRIVILEGES = (
     "Seccomp", "Seccomp_filters",
 )  # fmt: skip
 LENGTH = struct.Struct(">I")
+HANDED = 4  # descriptors with the header: stdin, stdout, stderr, working directory
 ANSWER_MAX_BYTES = 4096
 GO = b"go\n"
 STOP_TIMEOUT_S = 10.0
@@ -347,8 +349,8 @@ def _connect(run: Path) -> socket.socket:
 def _hand_over(
     conn: socket.socket, answers: BinaryIO, argv: list[str], forwarder: "Forwarder"
 ) -> bool | str | None:
-    """Hands stdin, stdout and stderr over; True once a forked server serves them, else why
-    not (None: no answer)."""
+    """Hands stdin, stdout, stderr and the working directory over (HANDED); True once a
+    forked server serves them, else why not (None: no answer)."""
     umask = os.umask(0o077)
     os.umask(umask)
     header = {
@@ -356,15 +358,26 @@ def _hand_over(
         "argv": argv,
         "argv0": sys.argv[0] if sys.argv else "wvo-mcp",
         "env": dict(os.environ),
-        "cwd": os.getcwd(),
+        # Read by the warm processes of earlier builds before they compare builds (and
+        # answer "stale"); no server enters it: the working directory comes as a descriptor.
+        "cwd": "",
         "umask": umask,
         "namespaces": namespaces(),
         **bounds(),
     }
     payload = json.dumps(header).encode()
-    forwarder.start()  # a signal from here on is the server's, once it is known
-    socket.send_fds(conn, [LENGTH.pack(len(payload))], [0, 1, 2])
-    conn.sendall(payload)
+    # This process's working directory itself, not its path: a path may name another
+    # directory by the time the server enters it (renamed, replaced).
+    here = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        forwarder.start()  # a signal from here on is the server's, once it is known
+        # Stdin, stdout and stderr with the length, the directory with the header: a warm
+        # process of an earlier build takes the three it expects, reads on, and says "stale".
+        socket.send_fds(conn, [LENGTH.pack(len(payload))], [0, 1, 2])
+        sent = socket.send_fds(conn, [payload], [here])
+    finally:
+        os.close(here)
+    conn.sendall(payload[sent:])
     answer = _line(answers) or {}
     pid = answer.get("pid")
     if not isinstance(pid, int) or isinstance(pid, bool):
