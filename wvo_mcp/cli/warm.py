@@ -291,9 +291,13 @@ def _clear_old(run: Path) -> None:
     build: each upgrade leaves one) whose lock no process holds. Only folders named warm-*,
     this user's, 0700 and not links, with nothing in them but a warm process's files: a live
     warm process of another build holds its lock, and is left alone."""
-    parent = os.open(run.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        for name in os.listdir(parent):
+        parent = os.open(run.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:  # nothing cleared is no reason not to serve
+        _log(f"cleared nothing: {type(exc).__name__}: {exc}")
+        return
+    try:
+        for name in _names(parent):
             if name.startswith("warm-") and name != run.name:
                 try:
                     if _cleared(parent, name):
@@ -302,6 +306,14 @@ def _clear_old(run: Path) -> None:
                     _log(f"left {name}: {type(exc).__name__}: {exc}")
     finally:
         os.close(parent)
+
+
+def _names(folder: int) -> list[str]:
+    try:
+        return os.listdir(folder)
+    except OSError as exc:
+        _log(f"cleared nothing: {type(exc).__name__}: {exc}")
+        return []
 
 
 def _cleared(parent: int, name: str) -> bool:
@@ -324,7 +336,9 @@ def _cleared(parent: int, name: str) -> bool:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 return False  # a warm process of that build is alive, or starting
-            for file in files:
+            # The lock last: a warm process of that build starting meanwhile waits on it,
+            # then finds its folder gone, never a fresh lock beside files being removed.
+            for file in (warm_relay.SOCKET, warm_relay.LOG, warm_relay.LOCK):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(file, dir_fd=folder)
             os.rmdir(name, dir_fd=parent)
@@ -559,7 +573,7 @@ def _header(conn: socket.socket, build: Build) -> tuple[dict[str, Any], list[int
     try:
         header = _checked(json.loads(data))
         refused = _refusal(header, build)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested past the stack
         refused = "not a relay's header"
     if refused is not None:
         for fd in fds:
@@ -582,11 +596,13 @@ def _received(conn: socket.socket) -> tuple[bytes, list[int]]:
                 raise TimeoutError("no whole header in time")
             conn.settimeout(left)
             space = socket.CMSG_SPACE(warm_relay.HANDED * 4)
-            chunk, ancillary, _, _ = conn.recvmsg(1 << 16, space, socket.MSG_CMSG_CLOEXEC)
+            chunk, ancillary, flags, _ = conn.recvmsg(1 << 16, space, socket.MSG_CMSG_CLOEXEC)
             for level, kind, item in ancillary:
                 if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                     fds += [int.from_bytes(item[i : i + 4], sys.byteorder)
                             for i in range(0, len(item), 4)]  # fmt: skip
+            if flags & socket.MSG_CTRUNC:  # descriptors past the space the kernel dropped
+                raise ValueError("not a relay's header")
             if not chunk:
                 raise ValueError("the relay hung up")
             data += chunk

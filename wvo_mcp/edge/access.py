@@ -217,9 +217,11 @@ class StoreVerifier(TokenVerifier):
                 self._counted(await orchestrator.token_revocations(), now)
         elif now - self._revoked_read >= TOKEN_CACHE_SECONDS:
             self._wanted.set()
-            if now - self._revoked_read >= COUNT_TRUSTED_SECONDS:  # wait for it, bounded
-                with anyio.move_on_after(arrival.left(HELD_WAIT_S)):
-                    await self._read.wait()
+            if now - self._revoked_read >= COUNT_TRUSTED_SECONDS:  # wait for it, bounded,
+                # as a lookup waits: out of held work's places.
+                async with self.waits():
+                    with anyio.move_on_after(arrival.left(HELD_WAIT_S)):
+                        await self._read.wait()
         if time.monotonic() - self._revoked_read >= COUNT_TRUSTED_SECONDS:
             raise Overloaded("the count of revoked tokens was not read lately")
 
@@ -236,8 +238,8 @@ class StoreVerifier(TokenVerifier):
             if seen.token_id is not None and now - seen.used_at >= USED_SECONDS:
                 seen.used_at = now
                 # Bookkeeping never refuses, nor keeps waiting, the call it comes with.
-                with contextlib.suppress(Overloaded):
-                    async with self._store(wait=False):
+                with contextlib.suppress(Overloaded):  # in no place: it waits for nothing
+                    async with self._turn(wait=False):
                         await orchestrator.token_used(seen.token_id)
             return seen.access
         asked_with = self._revoked
@@ -253,25 +255,31 @@ class StoreVerifier(TokenVerifier):
         return found
 
     @contextlib.asynccontextmanager
-    async def _store(self, wait: bool = True) -> AsyncIterator[None]:
-        """In `waits`, one of the LOOKUPS_AT_ONCE turns at the store, waited for within held
-        work's bound (or not at all), else Overloaded (answered 503 with Retry-After)."""
-        async with self.waits():
-            taken = False
-            if not wait:
-                with contextlib.suppress(anyio.WouldBlock):
-                    self._turns.acquire_nowait()
-                    taken = True
-            else:
-                with anyio.move_on_after(arrival.left(HELD_WAIT_S)):
-                    await self._turns.acquire()
-                    taken = True
-            if not taken:
-                raise Overloaded("no turn for a token's lookup came within its bound")
-            try:
-                yield
-            finally:
-                self._turns.release()
+    async def _store(self) -> AsyncIterator[None]:
+        """In `waits` (out of held work's places), one of the LOOKUPS_AT_ONCE turns at the
+        store, waited for within held work's bound, else Overloaded (answered 503)."""
+        async with self.waits(), self._turn(wait=True):
+            yield
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, wait: bool) -> AsyncIterator[None]:
+        """One of the LOOKUPS_AT_ONCE turns, waited for within held work's bound (or not at
+        all), else Overloaded."""
+        taken = False
+        if not wait:
+            with contextlib.suppress(anyio.WouldBlock):
+                self._turns.acquire_nowait()
+                taken = True
+        else:
+            with anyio.move_on_after(arrival.left(HELD_WAIT_S)):
+                await self._turns.acquire()
+                taken = True
+        if not taken:
+            raise Overloaded("no turn for a token's lookup came within its bound")
+        try:
+            yield
+        finally:
+            self._turns.release()
 
     async def _look_up(self, orchestrator: Orchestrator, token: str) -> AccessToken | None:
         found = await orchestrator.token_find(token)
