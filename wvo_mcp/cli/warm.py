@@ -297,23 +297,17 @@ def _clear_old(run: Path) -> None:
         _log(f"cleared nothing: {type(exc).__name__}: {exc}")
         return
     try:
-        for name in _names(parent):
+        for name in os.listdir(parent):
             if name.startswith("warm-") and name != run.name:
                 try:
                     if _cleared(parent, name):
                         _log(f"removed {name}: no warm process held it")
                 except OSError as exc:
                     _log(f"left {name}: {type(exc).__name__}: {exc}")
+    except OSError as exc:  # the folder could not be listed: each one's is caught above
+        _log(f"cleared nothing: {type(exc).__name__}: {exc}")
     finally:
         os.close(parent)
-
-
-def _names(folder: int) -> list[str]:
-    try:
-        return os.listdir(folder)
-    except OSError as exc:
-        _log(f"cleared nothing: {type(exc).__name__}: {exc}")
-        return []
 
 
 def _cleared(parent: int, name: str) -> bool:
