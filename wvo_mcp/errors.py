@@ -59,6 +59,7 @@ class Overloaded(Busy):
 
     def __init__(self, why: str, retry_after: float = 1.0) -> None:
         super().__init__(f"{why}; nothing of this call was done; retry in {retry_after:g} s")
+        self.why = why
         self.retry_after = retry_after
 
 

@@ -71,6 +71,10 @@ async def test_a_process_at_its_in_flight_cap_refuses_with_503_and_does_nothing(
     env = {"WVO_HTTP_MAX_INFLIGHT": "1", "WVO_HTTP_RATE_PER_TOKEN": "0"}
     with http_server(state_root, **env) as server:
         async with server.http(secret) as held, server.http(secret) as other:
+            # The token checked once before: the held request never waits on the store for
+            # it, in the token checks' own places, where a ping would be refused as such.
+            warm = await other.post(server.url, content=rpc("ping"), headers=MCP_HEADERS)
+            assert warm.status_code == 200, warm.text
             deadline = time.monotonic() + START_DEADLINE_SECONDS
             for attempt in itertools.count():
                 # A request held in flight until released (its body comes in two parts),
@@ -105,7 +109,11 @@ async def test_a_process_at_its_in_flight_cap_refuses_with_503_and_does_nothing(
                     await started.wait()
                     pinged = await other.post(server.url, content=rpc("ping"), headers=MCP_HEADERS)
                     refused = None
-                    if pinged.status_code != 200:
+                    # A held request waiting on the store for the count of revoked tokens
+                    # is in the token checks' own places, not held work's: then the ping's
+                    # own check is refused as such, and the round is made again.
+                    checked = pinged.status_code != 503 or "jsonrpc" in pinged.json()
+                    if pinged.status_code != 200 and checked:
                         refusal(pinged, 503, OVERLOADED)
                         refused = await other.post(
                             server.url, content=create("REFUSED"), headers=MCP_HEADERS

@@ -29,6 +29,7 @@ from pydantic import BaseModel
 
 from wvo_mcp import timeutil
 from wvo_mcp.edge import toolset
+from wvo_mcp.edge.http_limits import CheckHeldBack
 from wvo_mcp.edge.toolset import WORKER_MOVES
 from wvo_mcp.errors import Overloaded, ValidationFailed, WvoError
 from wvo_mcp.orchestrator import Orchestrator, arrival
@@ -223,7 +224,7 @@ class StoreVerifier(TokenVerifier):
                     with anyio.move_on_after(arrival.left(HELD_WAIT_S)):
                         await self._read.wait()
         if time.monotonic() - self._revoked_read >= COUNT_TRUSTED_SECONDS:
-            raise Overloaded("the count of revoked tokens was not read lately")
+            raise CheckHeldBack("the count of revoked tokens was not read lately")
 
     async def verify_token(self, token: str) -> AccessToken | None:
         orchestrator = self.orchestrator()
@@ -275,7 +276,7 @@ class StoreVerifier(TokenVerifier):
                 await self._turns.acquire()
                 taken = True
         if not taken:
-            raise Overloaded("no turn for a token's lookup came within its bound")
+            raise CheckHeldBack("no turn for a token's lookup came within its bound")
         try:
             yield
         finally:

@@ -240,6 +240,12 @@ LOOKUPS_TAKEN = (
 )
 
 
+class CheckHeldBack(Overloaded):
+    """A token's check held back by this server's own limits, not the database's: its `why`
+    names no figure of the load nor of the database, so it is told to a caller not yet
+    known (http_server.unavailable)."""
+
+
 def store_waits(admission: Admission) -> Callable[[], AbstractAsyncContextManager[None]]:
     """What a token check entering a wait on the store enters (access.StoreVerifier): the
     request being served in one of the token checks' places, out of held work's, or
@@ -252,7 +258,7 @@ def store_waits(admission: Admission) -> Callable[[], AbstractAsyncContextManage
             yield
             return
         if not admission.lookup():
-            raise Overloaded(LOOKUPS_TAKEN)
+            raise CheckHeldBack(LOOKUPS_TAKEN)
         try:
             yield
         finally:

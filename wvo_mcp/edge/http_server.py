@@ -58,7 +58,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wvo_mcp.config import Settings
-from wvo_mcp.edge import access, held_back, protocol
+from wvo_mcp.edge import access, held_back, http_limits, protocol
 from wvo_mcp.edge.host_guard import HostGuard, is_loopback, netloc, origin, origin_of
 from wvo_mcp.edge.http_limits import COUNTED, Admission, Limits, Refusal, store_waits
 from wvo_mcp.edge.stdio import MAX_LINE_BYTES
@@ -631,11 +631,13 @@ async def unavailable(request: Request, exc: Exception) -> Response:
     if isinstance(exc, Busy | StoreUnavailable):
         wait = math.ceil(exc.retry_after) if isinstance(exc, Overloaded) else 5
         # Said to a caller not yet known: what the database is, and how it failed, go to
-        # the log only (Unavailable logs them).
-        why = "cannot be reached now" if isinstance(exc, StoreUnavailable) else "busy"
+        # the log only (Unavailable logs them); this server's own limits are named.
+        why = exc.why if isinstance(exc, http_limits.CheckHeldBack) else "the database is busy"
+        if isinstance(exc, StoreUnavailable):
+            why = "the database cannot be reached now"
         said = (
-            f"the database {why}, so this request's token could not be checked; nothing was "
-            f"done. Retry after {wait} s, or through another server of the same deployment"
+            f"{why}, so this request's token could not be checked; nothing was done. Retry "
+            f"after {wait} s, or through another server of the same deployment"
         )
         return JSONResponse(
             {"error": "temporarily_unavailable", "error_description": said},
