@@ -45,9 +45,9 @@ def test_the_table_is_what_the_server_answers() -> None:
 
 
 class Raw:
-    def __init__(self, tmp_path: Path, **env: str) -> None:
+    def __init__(self, tmp_path: Path, cwd: Path = ROOT, **env: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-P", "-m", "wvo_mcp", "serve"], cwd=ROOT,
+            [sys.executable, "-P", "-m", "wvo_mcp", "serve"], cwd=cwd,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env={"PATH": os.environ["PATH"], "WVO_STATE_ROOT": str(tmp_path / "state"),
                  "WVO_WARM_START": "0", "WVO_OTEL_ENABLED": "0", **env},
@@ -92,6 +92,13 @@ def test_the_first_answers_come_before_the_server_is_imported(tmp_path: Path, pr
         server.send({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
         listed = server.line()
         assert listed["result"] == table["lists"][profile]["tools/list"]
+        # The rest of what a client lists before its first call (Claude Code waits for all
+        # of it): the prompts too, the directives found being the packaged ones.
+        lists = ("prompts/list", "resources/list", "resources/templates/list")
+        for n, method in enumerate(lists, 10):
+            server.send({"jsonrpc": "2.0", "id": n, "method": method})
+            assert server.line() == {"jsonrpc": "2.0", "id": n,
+                                     "result": table["lists"][profile][method]}  # fmt: skip
         assert not gate.exists()  # all of it answered while the server could not import
         gate.touch()
         call = {"name": "claim_task", "arguments": {}}
@@ -144,5 +151,27 @@ def test_a_persons_own_directives_are_listed_by_the_server(tmp_path: Path) -> No
         server.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
         server.send({"jsonrpc": "2.0", "id": 2, "method": "prompts/list"})
         assert "release" in {p["name"] for p in server.line()["result"]["prompts"]}
+    finally:
+        server.close()
+
+
+def test_a_projects_own_committed_directives_are_listed_by_the_server(tmp_path: Path) -> None:
+    """A directive committed in the project's directives/ is a prompt the table does not
+    have: the front hands the prompts over, and the server lists it."""
+    project = tmp_path / "project"
+    (project / "directives").mkdir(parents=True)
+    (project / "directives" / "release.md").write_text("# How we release\n\nTag.\n")
+    git = ["git", "-C", str(project), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "directives"], check=True)
+    server = Raw(tmp_path, cwd=project)
+    try:
+        server.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INITIALIZE})
+        server.line()
+        server.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        server.send({"jsonrpc": "2.0", "id": 2, "method": "prompts/list"})
+        names = {p["name"] for p in server.line()["result"]["prompts"]}
+        assert {"release", "work_loop"} <= names, names
     finally:
         server.close()

@@ -31,10 +31,40 @@ def main(argv: list[str] | None = None) -> None:
         # Served cold: the first answers come from the table while the rest imports.
         from wvo_mcp.cli import front
 
-        front.serve(warm_relay.tools_profile(), HEAVY)
+        front.serve(warm_relay.tools_profile(), HEAVY, lambda: _directives(given))
     from wvo_mcp.cli import entry
 
     entry.main(given)
+
+
+def _directives(argv: list[str]) -> list[tuple[str, str]] | None:
+    """The directives a server started with `argv` here lists as prompts, as (name, title),
+    found as entry.py and edge/server.py find them; None without a state folder."""
+    import dataclasses
+    import logging
+    import os
+    from pathlib import Path
+
+    from wvo_mcp import guidance
+    from wvo_mcp.cli import warm_relay
+    from wvo_mcp.config import Settings
+    from wvo_mcp.wiring import place
+
+    given = warm_relay.stdio_serve(argv)[1]
+    chosen = place.chosen(given, os.environ, Path.cwd())
+    if chosen is None:
+        return None
+    settings = Settings.from_env(state_root=chosen)
+    top = place.workspace(given, os.environ, Path.cwd())
+    if top is not None:
+        settings = dataclasses.replace(settings, workspace_root=top)
+    sources = guidance.sources(settings)
+    said = logging.getLogger(guidance.__name__)
+    said.disabled = True  # a file skipped is the server's to say, once
+    try:
+        return [(d.name, d.title) for d in guidance.available(sources).values()]
+    finally:
+        said.disabled = False
 
 
 # What serving over stdio imports (front.py imports them in a thread while it answers).

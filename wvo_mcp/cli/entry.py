@@ -147,13 +147,6 @@ STATELESS: tuple[Handler, ...] = (
 )
 
 
-def _found_here(given: str | None) -> bool:
-    """Neither the state folder nor the workspace was named: both come from the repository
-    the command runs in."""
-    named = ("WVO_STATE_ROOT", "WVO_WORKSPACE_ROOT")
-    return given is None and not any(os.environ.get(name) for name in named)
-
-
 class PlainFormatter(logging.Formatter):
     """Log lines a person reads on stderr: a message (which may quote what an agent wrote)
     on one line with no control characters, a traceback's lines kept."""
@@ -181,12 +174,10 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(2)
     try:
         settings = Settings.from_env(state_root=state_root)
-        if _found_here(args.state_root) and state_root is not None:
-            # A committed client entry names no path: the repository it starts in is the
-            # one it works on, wherever in it the client was started.
+        if state_root is not None:
             from wvo_mcp.wiring import place
 
-            top = place.top(Path.cwd())
+            top = place.workspace(args.state_root, os.environ, Path.cwd())
             if top is not None:
                 settings = dataclasses.replace(settings, workspace_root=top)
         settings = with_trust(settings, args)

@@ -1,11 +1,13 @@
 """The first answers of `wvo-mcp serve` over stdio, given while the server imports.
 
-A client waits for `initialize` before its agent may use a server's tools, and the imports a
-server needs (the SDK, pydantic's models) take most of a start: 0.5 s of CPU, seconds on a
-busy machine. So a server started cold answers `initialize`, `notifications/initialized`,
-`tools/list` and `ping` from the table the server itself made (data/handshake.json,
-edge/handshake.py) while a thread imports the rest (prompts and resources hold a
-person's own directives: the server lists them).
+A client waits for `initialize` and its lists before its agent may use a server's tools
+(Claude Code gives a server 5 s for all of them), and the imports a server needs (the SDK,
+pydantic's models) take most of a start: 0.5 s of CPU, seconds on a busy machine. So a
+server started cold answers `initialize`, `notifications/initialized`, the lists of tools,
+prompts, resources and templates, and `ping` from the table the server itself made
+(data/handshake.json, edge/handshake.py) while a thread imports the rest. The prompts are
+the directives found (guidance.py): answered only when they are the table's, the packaged
+ones; a person's or a project's own are listed by the server.
 The first message it has no answer for, the end of stdin, or the server being ready, hands
 the connection over: the server is given the client's `initialize` and `initialized` to
 read first (its answer to them dropped: the client has it) and then whatever was read but
@@ -19,6 +21,7 @@ import os
 import select
 import stat
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,9 @@ TABLE = Path(__file__).parent.parent / "data" / "handshake.json"
 READ_BYTES = 65_536
 LINE_BYTES = 65_536  # a longer line is no handshake: handed over unread
 SWITCH = "WVO_FRONT"  # "0": every message goes to the server as it comes
-LISTS = ("tools/list",)  # prompts and resources hold a person's own directives
+LISTS = ("tools/list", "prompts/list", "resources/list", "resources/templates/list")
+# The directives the server would list, as (name, title), found when prompts are asked for.
+Directives = Callable[[], list[tuple[str, str]] | None]
 
 
 @dataclass
@@ -49,7 +54,7 @@ def handed() -> Handover:
     return _handed if _handed is not None else Handover()
 
 
-def serve(profile: str, imports: tuple[str, ...]) -> None:
+def serve(profile: str, imports: tuple[str, ...], directives: Directives) -> None:
     """Answer what the table answers for a server of `profile` (WVO_TOOLS) until `imports`
     are imported in a thread, then leave what the server must take over (handed())."""
     global _handed
@@ -61,15 +66,16 @@ def serve(profile: str, imports: tuple[str, ...]) -> None:
     loading.start()
     # A client stopping its server meanwhile: the caller's handlers (handle.py) end it.
     try:
-        _handed = _answer(table, profile, woken)
+        _handed = _answer(table, profile, woken, directives)
     finally:
         loading.join()  # every import done: the server imports nothing beside a thread
         os.close(woken)
         os.close(wake)
 
 
-def _answer(table: dict[str, Any], profile: str, woken: int) -> Handover:
+def _answer(table: dict[str, Any], profile: str, woken: int, directives: Directives) -> Handover:
     given = Handover()
+    lists = _Lists(dict(table["lists"][profile]), directives)
     version: str | None = None
     while True:
         readable, _, _ = select.select([0, woken], [], [])
@@ -84,7 +90,7 @@ def _answer(table: dict[str, Any], profile: str, woken: int) -> Handover:
         while b"\n" in given.pending:
             line, _, rest = given.pending.partition(b"\n")
             try:
-                reply, version = _reply(line, table, profile, version, given)
+                reply, version = _reply(line, table, lists, version, given)
             except Exception:  # _Unanswered, or a hostile line (too deep, ...): the server's
                 return given
             if reply is not None:
@@ -96,8 +102,28 @@ class _Unanswered(Exception):
     """A line the table has no answer for: the server's."""
 
 
+@dataclass
+class _Lists:
+    """The table's lists for one profile. The prompts are answered only when the directives
+    found are the table's: found once, when first asked for (that reads the state folder
+    and runs git)."""
+
+    table: dict[str, Any]
+    directives: Directives | None
+
+    def answer(self, method: str) -> Any:
+        if method == "prompts/list" and self.directives is not None:
+            found, self.directives = self.directives(), None
+            listed = self.table.get(method, {}).get("prompts", [])
+            if found != [(p.get("name"), p.get("title")) for p in listed]:
+                self.table.pop(method, None)
+        if method not in self.table:
+            raise _Unanswered
+        return self.table[method]
+
+
 def _reply(
-    line: bytes, table: dict[str, Any], profile: str, version: str | None, given: Handover
+    line: bytes, table: dict[str, Any], lists: _Lists, version: str | None, given: Handover
 ) -> tuple[dict[str, Any] | None, str | None]:
     """(the answer to `line`, None for a notification it keeps; the revision agreed), or
     _Unanswered."""
@@ -129,7 +155,7 @@ def _reply(
     if version is None or params not in (None, {}):
         raise _Unanswered
     if method in LISTS:
-        return _result(ident, table["lists"][profile][method]), version
+        return _result(ident, lists.answer(method)), version
     if method == "ping":
         return _result(ident, {}), version
     raise _Unanswered

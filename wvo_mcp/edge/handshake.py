@@ -2,10 +2,10 @@
 
 The answers a stdio server gives before any tool is called, as a table (data/handshake.json)
 that cli/front.py answers from while the server is still importing: `initialize` for each
-handshake revision a client may ask for, and per tool profile (WVO_TOOLS) the tool list a
-client asks for next. Made by the server itself, over its own stdio edge, so the
-table is what it would have answered; tests/integration/test_front.py fails when the table
-and the server disagree.
+handshake revision a client may ask for, and per tool profile (WVO_TOOLS) the lists a
+client asks for next (tools, prompts, resources and their templates). Made by the server
+itself, over its own stdio edge, so the table is what it would have answered;
+tests/integration/test_front.py fails when the table and the server disagree.
 
     python -m wvo_mcp.edge.handshake        # writes data/handshake.json anew
 """
@@ -26,9 +26,10 @@ from wvo_mcp.edge.server import build_server
 
 TABLE = Path(__file__).parent.parent / "data" / "handshake.json"
 PROFILES = ("all", "worker", "planner", "operator")
-# Only the tools: prompts and resources include the directives a person keeps in the
-# state folder (directives/), which no table made beforehand can know.
-LISTS = ("tools/list",)
+# Everything a client lists before its first call (Claude Code counts a server connected
+# once all four are answered). The prompts are the packaged directives': cli/front.py
+# answers them only when those are all the server would list.
+LISTS = ("tools/list", "prompts/list", "resources/list", "resources/templates/list")
 CLIENT = {"name": "wvo-mcp handshake table", "version": "1"}
 
 
@@ -68,7 +69,9 @@ async def table() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as state:
         for version in HANDSHAKE_PROTOCOL_VERSIONS:
             for profile in PROFILES:
-                env = {"WVO_STATE_ROOT": state, "WVO_TOOLS": profile, "WVO_OTEL_ENABLED": "0",
+                # A workspace in no repository: no committed directive is listed.
+                env = {"WVO_STATE_ROOT": state, "WVO_WORKSPACE_ROOT": state,
+                       "WVO_TOOLS": profile, "WVO_OTEL_ENABLED": "0",
                        "WVO_AUTOPILOT_HEALTH_INTERVAL_MS": "0"}  # fmt: skip
                 said = await _answers(Settings.from_env(env), version)
                 found["initialize"][version] = said.pop("initialize")

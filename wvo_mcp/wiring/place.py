@@ -79,6 +79,17 @@ def top(cwd: Path) -> Path | None:
     return next((f for f in (here, *here.parents) if (f / ".git").exists()), None)
 
 
+def workspace(given: str | None, env: Mapping[str, str], cwd: Path) -> Path | None:
+    """The workspace of a command that named neither its state folder (--state-root's
+    `given`, WVO_STATE_ROOT) nor its workspace (WVO_WORKSPACE_ROOT): the top of the
+    repository it runs in, wherever in it (a committed client entry names no path); None:
+    the settings' own."""
+    named = ("WVO_STATE_ROOT", "WVO_WORKSPACE_ROOT")
+    if given is not None or any(env.get(name) for name in named):
+        return None
+    return top(cwd)
+
+
 def record(top: Path, state_root: Path) -> None:
     done = git(top, "config", "--local", KEY, str(state_root))
     if done.returncode != 0:
