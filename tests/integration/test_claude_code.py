@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, open_db, wvo
+from tests.conftest import ROOT, open_db, warm_runtime, wvo
 
 CLAUDE = ROOT / "tests" / "claude_code" / "node_modules" / ".bin" / "claude"
 pytestmark = pytest.mark.skipif(
@@ -197,10 +197,12 @@ def serve_model(model: ScriptedModel, events: Events = _events) -> ThreadingHTTP
 def claude_env(api: ThreadingHTTPServer, home: Path, path: str, **env: str) -> dict[str, str]:
     """Claude Code's environment for a run against the scripted model `api`: nothing of
     this machine's but PATH, no traffic but to the model, MCP servers up before the first
-    request."""
+    request, and this test process's runtime folder: its servers are forked as a user's
+    are, by a shared warm process that ends with the session (conftest.warm_runtime)."""
     return {
         "PATH": path,
         "HOME": str(home),
+        "XDG_RUNTIME_DIR": str(warm_runtime()),
         "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{api.server_address[1]}",
         "ANTHROPIC_API_KEY": "scripted",
         "DISABLE_TELEMETRY": "1",
