@@ -1,11 +1,15 @@
 import contextlib
 import dataclasses
+import functools
 import gc
 import os
+import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -31,6 +35,7 @@ from mcp.server import MCPServer
 
 from tests.pgcluster import Cluster, ClusterUnavailable
 from wvo_mcp import backups, telemetry
+from wvo_mcp.cli import warm_relay
 from wvo_mcp.config import Settings
 from wvo_mcp.edge.server import build_server
 
@@ -207,13 +212,25 @@ def state_root(tmp_path: Path) -> Path:
     return tmp_path / "state"
 
 
+@functools.cache
+def warm_runtime() -> Path:
+    """This test process's own runtime folder (XDG_RUNTIME_DIR), where the shared warm
+    process that forks its servers listens (ended with the session)."""
+    # Short, as /run/user/UID is: a socket's path is at most 107 bytes.
+    return Path(tempfile.mkdtemp(prefix="xdg-", dir="/tmp"))
+
+
 def server_params(state_root: Path, **env: object) -> StdioServerParameters:
-    """A real `python -m wvo_mcp` server process on `state_root`."""
+    """A real `python -m wvo_mcp` server process on `state_root`, served as a user's is on
+    Linux: forked by the shared warm process (one per test process, `warm_runtime`), its
+    first start cold. A cold start imports for a second of CPU, and the suite starts
+    servers by the thousand; `env` has the last word (WVO_WARM_START=0: cold)."""
+    warm = {"WVO_WARM_START": "1", "WVO_WARM_SHARED": "1", "XDG_RUNTIME_DIR": str(warm_runtime())}
     return StdioServerParameters(
         command=sys.executable,
         args=["-P", "-m", "wvo_mcp", "serve"],
         cwd=str(ROOT),
-        env={"WVO_STATE_ROOT": str(state_root), **{k: str(v) for k, v in env.items()}},
+        env={**warm, "WVO_STATE_ROOT": str(state_root), **{k: str(v) for k, v in env.items()}},
     )
 
 
@@ -309,6 +326,8 @@ def _no_warm_process_outlives_the_tests(tmp_path_factory: pytest.TempPathFactory
     """A server a test starts with an environment of its own (not the SDK's, not this
     process's) starts warm by default: whatever warm process one left is stopped here."""
     yield
+    if warm_runtime.cache_info().currsize:
+        _end_warm(warm_runtime())
     base = str(tmp_path_factory.getbasetemp()).encode()
     for entry in Path("/proc").iterdir():
         try:
@@ -318,6 +337,24 @@ def _no_warm_process_outlives_the_tests(tmp_path_factory: pytest.TempPathFactory
         if any(b"from wvo_mcp.cli import warm" in w for w in argv) and any(base in w for w in argv):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(entry.name), signal.SIGTERM)
+
+
+def _end_warm(runtime: Path) -> None:
+    """Every warm process listening under `runtime`, and the servers it forked, killed; the
+    folder removed."""
+    for sock in runtime.glob("wvo-mcp/*/warm.sock"):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            try:
+                conn.connect(str(sock))
+            except OSError:
+                continue
+            pid = warm_relay.peer_uid(conn)[0]
+        with contextlib.suppress(OSError):
+            for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+                os.kill(int(child), signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(runtime, ignore_errors=True)
 
 
 _marked_process = False
