@@ -98,11 +98,11 @@ def landed_subjects(forge: Forge) -> list[str]:
     return forge.git("log", "--first-parent", "--format=%s", "main").splitlines()
 
 
-def test_ten_tasks_land_each_through_its_own_pull_request_once_approved(
+def test_five_tasks_land_each_through_its_own_pull_request_once_approved(
     tmp_path: Path, forge: Forge, side: Side
 ) -> None:
     pilot = host(tmp_path, forge)
-    ids = [f"T{n}" for n in range(10)]
+    ids = [f"T{n}" for n in range(5)]
     anyio.run(backlog, pilot.project, [{"id": i, "title": f"task {i}"} for i in ids])
     log = tmp_path / "autopilot.log"
     attend(forge, start(pilot, forge, log), log, approve)
@@ -307,7 +307,7 @@ def test_two_hosts_share_one_queue_and_one_forge_and_land_each_task_once(
 ) -> None:
     url = pg_migrated("forge_hosts")
     a, b = (host(tmp_path, forge, name, WVO_DATABASE_URL=url) for name in ("a", "b"))
-    ids = [f"H{n}" for n in range(8)]
+    ids = [f"H{n}" for n in range(6)]
     anyio.run(partial(backlog, a.project, [{"id": i, "title": f"task {i}"} for i in ids],
                       WVO_DATABASE_URL=url))  # fmt: skip
     logs = [tmp_path / "a.log", tmp_path / "b.log"]

@@ -1,5 +1,5 @@
 """Beyond one machine: four `serve --http` processes (each with its own state folder, as on
-four hosts) share one PostgreSQL; sixteen agents with their own tokens drain 2,000 tasks
+four hosts) share one PostgreSQL; sixteen agents with their own tokens drain 800 tasks
 sending each call to any server, while servers are SIGKILLed and PostgreSQL crashes and
 restarts. Checked from the database afterwards: every task done exactly once, every
 acknowledged `done` kept, WIP limits never exceeded (event log replay), fencing epochs only
@@ -33,7 +33,7 @@ from wvo_mcp.orchestrator import Orchestrator
 
 pytestmark = [pytest.mark.anyio, pytest.mark.process]
 
-TASKS = 2000
+TASKS = 800  # each fault below meets agents mid-task on every server
 AGENTS = 16
 SERVERS = 4
 WIP_GLOBAL = 12
@@ -259,7 +259,7 @@ async def wait_until(predicate: Any, what: str, deadline_s: float = DRAIN_DEADLI
 
 
 @pytest.mark.slow
-async def test_four_http_servers_on_one_postgresql_drain_2000_tasks_through_crashes(
+async def test_four_http_servers_on_one_postgresql_drain_800_tasks_through_crashes(
     pg_cluster: Cluster, pg_migrated: Callable[[str], str], tmp_path: Path
 ) -> None:
     url = pg_migrated("scale_out")
@@ -283,13 +283,13 @@ async def test_four_http_servers_on_one_postgresql_drain_2000_tasks_through_cras
 
             # Faults while the agents work: two servers SIGKILLed (and brought back on
             # their ports, as a supervisor would), and PostgreSQL crashing.
-            await wait_until(lambda: done_count(url) >= 400, "400 tasks done")
+            await wait_until(lambda: done_count(url) >= TASKS // 5, "a fifth done")
             fleet[1].kill()
             await anyio.to_thread.run_sync(fleet[1].start)
             await anyio.to_thread.run_sync(fleet[1].wait_ready)
-            await wait_until(lambda: done_count(url) >= 900, "900 tasks done")
+            await wait_until(lambda: done_count(url) >= TASKS * 9 // 20, "nine twentieths done")
             await anyio.to_thread.run_sync(pg_cluster.restart, "immediate")
-            await wait_until(lambda: done_count(url) >= 1400, "1400 tasks done")
+            await wait_until(lambda: done_count(url) >= TASKS * 7 // 10, "seven tenths done")
             fleet[2].kill()
             await anyio.to_thread.run_sync(fleet[2].start)
             await anyio.to_thread.run_sync(fleet[2].wait_ready)
