@@ -212,6 +212,9 @@ def state_root(tmp_path: Path) -> Path:
     return tmp_path / "state"
 
 
+OURS = "WVO_TEST_CLIENT"  # in a server's environment: the test process that started it
+
+
 @functools.cache
 def warm_runtime() -> Path:
     """This test process's own runtime folder (XDG_RUNTIME_DIR), where the shared warm
@@ -225,7 +228,8 @@ def server_params(state_root: Path, **env: object) -> StdioServerParameters:
     Linux: forked by the shared warm process (one per test process, `warm_runtime`), its
     first start cold. A cold start imports for a second of CPU, and the suite starts
     servers by the thousand; `env` has the last word (WVO_WARM_START=0: cold)."""
-    warm = {"WVO_WARM_START": "1", "WVO_WARM_SHARED": "1", "XDG_RUNTIME_DIR": str(warm_runtime())}
+    warm = {"WVO_WARM_START": "1", "WVO_WARM_SHARED": "1", "XDG_RUNTIME_DIR": str(warm_runtime()),
+            OURS: str(os.getpid())}  # fmt: skip
     return StdioServerParameters(
         command=sys.executable,
         args=["-P", "-m", "wvo_mcp", "serve"],
@@ -405,12 +409,15 @@ def server_pid(agent_id: str) -> int:
     """The pid of our own `python -m wvo_mcp serve` server, from the agent id a server gives a
     caller that has no WVO_AGENT_ID (`<client name>-<server pid>`)."""
     pid = int(agent_id.rsplit("-", 1)[1])
-    # Only ever signal our own server child.
+    # Only ever signal our own server: our child, or on Linux the child of ours that serves
+    # it (cli/handle.py), or one a warm process forked for our client (its environment is
+    # the client's, `server_params`'s mark of this process in it).
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    assert b"wvo_mcp" in cmdline and b"serve" in cmdline, cmdline
-    # Our child, or on Linux the child of ours that serves it (cli/handle.py).
+    assert any(b"wvo_mcp" in word for word in cmdline), cmdline
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     lineage = [_parent(pid), _parent(_parent(pid))]
-    assert os.getpid() in lineage, (pid, lineage)
+    mark = f"{OURS}={os.getpid()}".encode()
+    assert os.getpid() in lineage or mark in environ, (pid, lineage)
     return pid
 
 

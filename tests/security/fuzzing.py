@@ -987,9 +987,9 @@ class Target:
             try:
                 server.initialize()
                 tools = load_tools(server.request("tools/list")["result"]["tools"])
-                # Answered by the server itself (cli/front.py answers the two above while it
-                # starts): its database is there from now on.
-                server.request("prompts/list")
+                # Answered by the server itself (cli/front.py answers the two above, and
+                # the other lists, while it starts): its database is there from now on.
+                server.request("resources/read", {"uri": "wvo://status"})
                 with open_db(state) as db:
                     target = cls(server, db, tools, log)
                     target.seed()
