@@ -415,7 +415,7 @@ async def test_the_loops_calls_each_cost_a_few_round_trips(
         return min(counts)
 
     async with relayed(relay, database_url, tmp_path / "state", wip_global=10) as orchestrator:
-        specs = [TaskSpec(id=f"T{i}", title="work") for i in range(5)]
+        specs = [TaskSpec(id=f"T{i}", title="work") for i in range(8)]
         await orchestrator.create_tasks(specs, actor="p")
         assert (await orchestrator.claim("a")).claimed  # re-ranks dated tasks first
         held: list[ClaimResult] = []
