@@ -215,7 +215,11 @@ def test_ctrl_c_drains_and_hands_the_work_back(project: dict[str, Path]) -> None
 
 
 def test_pause_resume_and_stop_from_another_terminal(project: dict[str, Path]) -> None:
-    anyio.run(backlog, project, [{"id": f"P{i}", "title": "p"} for i in range(6)])
+    # Every task waits for `go` (fake_wait), given after the resume: none lands while the
+    # pause is asked, however fast the workers are, so one lands after the resume.
+    waits = {"metadata": {"fake_wait": "go"}}
+    anyio.run(backlog, project, [{"id": f"P{i}", "title": "p", **waits} for i in range(6)])
+    worktrees = project["repo"].parent / "repo.wvo-worktrees"
     pilot = subprocess.Popen(
         [sys.executable, "-P", "-m", "wvo_mcp", "autopilot", "--grace", "5"],
         cwd=ROOT, env=env(project), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -242,6 +246,12 @@ def test_pause_resume_and_stop_from_another_terminal(project: dict[str, Path]) -
         assert ": paused, since" in status, status
         assert "asked 1" in control("resume")
         until("resumed by person:")
+        deadline = time.monotonic() + 60
+        while not (waiting := list(worktrees.glob("*/*/go.waiting"))):
+            assert time.monotonic() < deadline, "no worker waits for go"
+            time.sleep(0.05)  # polling for the workers' files, with a deadline
+        for said in waiting:
+            said.with_name("go").write_text("")
         until("landed ")
         assert "asked 1" in control("stop")
         out, err = pilot.communicate(timeout=60)

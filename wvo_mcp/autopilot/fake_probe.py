@@ -4,7 +4,8 @@ What the hostile fake worker (fake.py, metadata.fake = probe) tries from inside 
 sandbox, for tests/security/test_worker_tenancy.py: files to read, write and remove, a
 database to open, secrets to look for, loopback services and Unix sockets to reach, the
 wvo-mcp tools and resources outside its token's scope. Each outcome is reported, never
-raised. Imports nothing of wvo-mcp's own: it runs in the worker's sandbox."""
+raised. Imports nothing of wvo-mcp's own but the fake's MCP client (fake_client.py): it runs
+in the worker's sandbox."""
 
 import functools
 import json
@@ -19,8 +20,8 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-from mcp import Client
-from mcp.types import CallToolResult
+
+from wvo_mcp.autopilot.fake_client import Client, ToolResult
 
 PROBE_TIMEOUT_S = 3.0
 PUSH_TIMEOUT_S = 20.0
@@ -239,10 +240,10 @@ async def attempt(client: Client, tool: str, arguments: dict[str, Any]) -> dict[
     """A call that may be refused: {ok, said}."""
     alive(tool)
     try:
-        answer: CallToolResult = await client.call_tool(tool, arguments)
+        answer: ToolResult = await client.call_tool(tool, arguments)
     except Exception as exc:  # a protocol error is a refusal too
         return {"ok": False, "said": f"{type(exc).__name__}: {exc}"[:SAID_CHARS]}
-    said = answer.content[0].text if answer.content else ""  # type: ignore[union-attr]
+    said = answer.content[0].text if answer.content else ""
     return {"ok": not answer.is_error, "said": said[:SAID_CHARS]}
 
 
