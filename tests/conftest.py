@@ -331,7 +331,7 @@ def _no_warm_process_outlives_the_tests(tmp_path_factory: pytest.TempPathFactory
     process's) starts warm by default: whatever warm process one left is stopped here."""
     yield
     if warm_runtime.cache_info().currsize:
-        _end_warm(warm_runtime())
+        end_warm(warm_runtime())
     base = str(tmp_path_factory.getbasetemp()).encode()
     for entry in Path("/proc").iterdir():
         try:
@@ -343,22 +343,30 @@ def _no_warm_process_outlives_the_tests(tmp_path_factory: pytest.TempPathFactory
                 os.kill(int(entry.name), signal.SIGTERM)
 
 
-def _end_warm(runtime: Path) -> None:
-    """Every warm process listening under `runtime`, and the servers it forked, killed; the
-    folder removed."""
+def end_warm(runtime: Path) -> None:
+    """Every warm process listening under `runtime` (a runtime folder of a test's own), and
+    the servers it forked, killed and gone; the folder removed."""
     for sock in runtime.glob("wvo-mcp/*/warm.sock"):
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            try:
-                conn.connect(str(sock))
-            except OSError:
-                continue
-            pid = warm_relay.peer_uid(conn)[0]
+        pid = warm_pid(sock)
+        if pid is None:
+            continue
         with contextlib.suppress(OSError):
-            for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-                os.kill(int(child), signal.SIGKILL)
+            for child in children_of(pid):
+                os.kill(child, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+        wait_for(lambda pid=pid: not alive(pid), "the shared warm process gone")
     shutil.rmtree(runtime, ignore_errors=True)
+
+
+def warm_pid(sock: Path) -> int | None:
+    """The pid of the process listening on `sock`, None when none does."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        try:
+            conn.connect(str(sock))
+        except OSError:
+            return None
+        return warm_relay.peer_uid(conn)[0]
 
 
 _marked_process = False
@@ -415,11 +423,31 @@ def server_pid(agent_id: str) -> int:
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     assert any(b"wvo_mcp" in word for word in cmdline), cmdline
     environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    lineage = [_parent(pid), _parent(_parent(pid))]
+    lineage = [parent_of(pid), parent_of(parent_of(pid))]
     mark = f"{OURS}={os.getpid()}".encode()
     assert os.getpid() in lineage or mark in environ, (pid, lineage)
     return pid
 
 
-def _parent(pid: int) -> int:
+def parent_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def children_of(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):  # gone, or going as it is read
+        return False
+    return state != "Z"
+
+
+def wait_for(check: Any, what: str) -> Any:
+    deadline = time.monotonic() + POLL_DEADLINE_SECONDS
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"not within the deadline: {what}"
+        time.sleep(0.02)
+    return found

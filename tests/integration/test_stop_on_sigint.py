@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, wvo
+from tests.conftest import ROOT, alive, wait_for, wvo
 from tests.integration.test_claude_code import (
     CLAUDE,
     RUN_TIMEOUT_S,
@@ -29,7 +29,7 @@ from tests.integration.test_claude_code import (
     worker_server,
 )
 from tests.integration.test_lifecycle import EXIT_DEADLINE_S, Server
-from tests.integration.test_warm_start import alive, cleanup, start_warm, wait_for
+from tests.integration.test_warm_start import cleanup, start_warm
 from wvo_mcp.backups import servers_lock_path
 
 pytestmark = pytest.mark.process

@@ -3,13 +3,10 @@ warm process of its own, a fresh one too, is served by a server the user's warm 
 this build forked, on the client's own state folder; a shared folder that is not the user's
 alone is never used, and a relay the kernel places in other namespaces is refused."""
 
-import contextlib
 import ctypes
 import fcntl
 import json
 import os
-import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -20,16 +17,12 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import table_rows
+from tests.conftest import alive, children_of, end_warm, parent_of, table_rows, wait_for, warm_pid
 from tests.integration.test_warm_start import (  # noqa: F401 (cleanup: a fixture)
     Relay,
-    alive,
-    children_of,
     cleanup,
     imported,
     listening,
-    parent_of,
-    wait_for,
 )
 from wvo_mcp.cli import warm_relay
 
@@ -47,37 +40,14 @@ def runtime() -> Iterator[Path]:
     try:
         yield folder
     finally:
-        _end_warm(folder)
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _end_warm(folder: Path) -> None:
-    for sock in folder.glob("wvo-mcp/*/warm.sock"):
-        pid = shared_pid(sock)
-        if pid is None:
-            continue
-        for child in children_of(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signal.SIGKILL)
-        os.kill(pid, signal.SIGKILL)
-        wait_for(lambda pid=pid: not alive(pid), "the shared warm process gone")
-
-
-def shared_pid(sock: Path) -> int | None:
-    """The pid of the process listening on `sock`, None when none does."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-        try:
-            conn.connect(str(sock))
-        except OSError:
-            return None
-        return warm_relay.peer_uid(conn)[0]
+        end_warm(folder)
 
 
 def shared_socket(runtime: Path) -> Path:
     """The shared warm process's socket, once it listens."""
 
     def found() -> Path | None:
-        socks = [s for s in runtime.glob("wvo-mcp/warm-*/warm.sock") if shared_pid(s)]
+        socks = [s for s in runtime.glob("wvo-mcp/warm-*/warm.sock") if warm_pid(s)]
         return socks[0] if socks else None
 
     sock: Path = wait_for(found, "the shared warm process listening")
@@ -99,7 +69,7 @@ def test_a_fresh_state_folder_is_served_by_the_shared_warm_process_on_its_own_fo
     assert first.finish()[0] == 0
     sock = shared_socket(runtime)
     assert sock.parent.parent == runtime / "wvo-mcp"
-    warm = shared_pid(sock)
+    warm = warm_pid(sock)
     assert not (beta / "orchestrator.db").exists()
 
     # A fresh folder: the first tool call is answered by a forked server, on beta.
@@ -176,7 +146,7 @@ def test_a_relay_in_other_namespaces_is_refused_whatever_its_header_says(
     first = shared_relay(tmp_path / "alpha", runtime)
     assert first.finish()[0] == 0
     sock = shared_socket(runtime)
-    warm = shared_pid(sock)
+    warm = warm_pid(sock)
     assert warm is not None
     header = {
         "build": json.loads(
@@ -207,7 +177,7 @@ def test_a_relay_in_other_namespaces_cannot_make_the_shared_warm_process_stale(
     first = shared_relay(tmp_path / "alpha", runtime)
     assert first.finish()[0] == 0
     sock = shared_socket(runtime)
-    warm = shared_pid(sock)
+    warm = warm_pid(sock)
     assert warm is not None
     header = {
         "build": "not this build", "argv": ["serve"], "argv0": "wvo-mcp",
@@ -215,7 +185,7 @@ def test_a_relay_in_other_namespaces_cannot_make_the_shared_warm_process_stale(
         "namespaces": warm_relay.namespaces(warm), **warm_relay.bounds(),
     }  # fmt: skip
     assert told_from_elsewhere(sock, header) == {"refused": "another namespace"}
-    assert alive(warm) and shared_pid(sock) == warm
+    assert alive(warm) and warm_pid(sock) == warm
     after = shared_relay(tmp_path / "beta", runtime)
     assert parent_of(after.server_pid()) == warm  # still serving
     assert after.finish()[0] == 0
@@ -226,7 +196,7 @@ def test_a_state_folder_a_server_refuses_is_refused_by_the_shared_ones_server_to
 ) -> None:
     first = shared_relay(tmp_path / "alpha", runtime)
     assert first.finish()[0] == 0
-    warm = shared_pid(shared_socket(runtime))
+    warm = warm_pid(shared_socket(runtime))
     assert warm is not None
     hostile = tmp_path / "hostile"
     inside = hostile / "workspace"  # a workspace inside its state folder: sandboxes would see it
@@ -276,7 +246,7 @@ def test_a_client_with_other_groups_or_fewer_rights_is_served_cold(
         pytest.skip("changing groups or the bounding set needs root")
     first = shared_relay(tmp_path / "alpha", runtime)
     assert first.finish()[0] == 0
-    warm = shared_pid(shared_socket(runtime))
+    warm = warm_pid(shared_socket(runtime))
     assert warm is not None
     client = Relay(tmp_path / "beta", confine, WVO_WARM_SHARED="1", XDG_RUNTIME_DIR=str(runtime))
     server = client.server_pid()
@@ -298,7 +268,7 @@ def test_the_shared_warm_process_names_no_state_folder(tmp_path: Path, runtime: 
     alpha = tmp_path / "alpha"
     first = shared_relay(alpha, runtime)
     assert first.finish()[0] == 0
-    warm = shared_pid(shared_socket(runtime))
+    warm = warm_pid(shared_socket(runtime))
     assert warm is not None
     shown = Path(f"/proc/{warm}/cmdline").read_bytes()
     assert b"from wvo_mcp.cli import warm" in shown and str(alpha).encode() not in shown

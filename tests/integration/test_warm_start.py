@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import POLL_DEADLINE_SECONDS, ROOT, open_db
+from tests.conftest import ROOT, alive, children_of, open_db, parent_of, wait_for
 from tests.integration.test_lifecycle import EXIT_DEADLINE_S, Server
 from wvo_mcp.cli import warm_relay
 
@@ -69,22 +69,6 @@ class Relay(Server):
         return self.stop(0)
 
 
-def parent_of(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-
-
-def children_of(pid: int) -> list[int]:
-    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):  # gone, or going as it is read
-        return False
-    return state != "Z"
-
-
 def imported(stderr: str) -> set[str]:
     """The modules a process started with PYTHONPROFILEIMPORTTIME=1 imported."""
     return {
@@ -104,14 +88,6 @@ def warm_pids(state_root: Path) -> list[int]:
             continue
         if any(WARM in word for word in argv) and str(state_root).encode() in argv:
             found.append(int(entry.name))
-    return found
-
-
-def wait_for(check: Any, what: str) -> Any:
-    deadline = time.monotonic() + POLL_DEADLINE_SECONDS
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"not within the deadline: {what}"
-        time.sleep(0.02)
     return found
 
 

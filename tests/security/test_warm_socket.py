@@ -9,15 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import connect
-from tests.integration.test_warm_start import (
-    alive,
-    children_of,
-    listening,
-    start_warm,
-    wait_for,
-    warm_pids,
-)
+from tests.conftest import alive, children_of, connect, wait_for
+from tests.integration.test_warm_start import listening, start_warm, warm_pids
 from tests.security.test_sandbox_boundaries import QUIET, sandboxed, tree
 from wvo_mcp.cli import warm_relay
 from wvo_mcp.sandbox import bwrap
