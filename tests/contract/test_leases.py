@@ -3,12 +3,18 @@ last checkpoint, the old holder's token is refused everywhere, epochs count gran
 
 from datetime import UTC, datetime
 
+import anyio
+import psycopg
 import pytest
 
 from tests.contract.conftest import World, create, events_of
 from wvo_mcp.errors import LeaseLost, ValidationFailed
+from wvo_mcp.models import LeaseResult
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.orchestrator import leases as lease_calls
 from wvo_mcp.rules.transitions import Status
+from wvo_mcp.store import postgres
+from wvo_mcp.store.sql import queries
 
 pytestmark = pytest.mark.anyio
 
@@ -310,3 +316,44 @@ async def test_a_heartbeat_renews_to_the_millisecond_across_a_year_and_refuses_a
     assert (await orch.heartbeat("job", stale.lease_token, "b")).lease_expires_at == (
         world.clock.text(7)  # the length asked last is the task's now
     )
+
+
+async def test_a_heartbeat_queued_behind_a_world_write_reads_what_it_committed(
+    world: World, orch: Orchestrator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A heartbeat waits out a WORLD write holding the world lock (it takes it shared), then
+    reads as of after that write's commit: a note the write left for the holder is due with
+    this very answer (notes_due), as it was when the lock was a statement of its own."""
+    if world.backend.name == "sqlite":
+        pytest.skip("one writer: nothing else writes while a write holds SQLite's lock")
+    monkeypatch.setattr(lease_calls, "HELD_WAIT_S", 30.0)  # a loaded machine: never refused
+    await create(orch, {"id": "held", "title": "h"})
+    held = await orch.claim("holder", task_id="held")
+    assert held.lease_token is not None
+    token = held.lease_token
+    url = world.backend.database_url
+    assert url is not None
+    beats: list[LeaseResult] = []
+
+    async def beat() -> None:
+        beats.append(await orch.heartbeat("held", token, "holder"))
+
+    async with await psycopg.AsyncConnection.connect(url) as world_write:
+        await world_write.execute("SELECT pg_advisory_xact_lock(%s)", (postgres.WRITE_LOCK_KEY,))
+        note = {"task_id": "held", "kind": "tell", "body": "stop", "author": "person:p",
+                "now": world.clock.text(), "for_epoch": None, "reply_to": None}  # fmt: skip
+        await world_write.execute(queries("postgres")["add_note"], note)
+        async with anyio.create_task_group() as group:
+            group.start_soon(beat)
+            with anyio.fail_after(10):  # until the heartbeat waits for the lock
+                while True:
+                    waiting = await world_write.execute(
+                        "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                    )
+                    if await waiting.fetchone():
+                        break
+                    await anyio.sleep(0.01)
+            await world_write.commit()
+    assert beats[0].lease_expires_at == world.clock.text(60)
+    assert beats[0]._no_notes_for is None  # the note is due: this answer looks it up
+    assert [n.text for n in await orch.notes_for("holder")] == ["stop"]

@@ -395,7 +395,7 @@ async def test_the_loops_calls_each_cost_a_few_round_trips(
     """A write's statements that wait on no answer go out together (a pipeline), and so do
     the reads a claim makes before it picks: a claim costs at most three round trips (its
     reads, its grant, the COMMIT; while no claims queue, it reads nothing before its turn),
-    a heartbeat one (its renewal goes out with the COMMIT: two before), a holder's done of a
+    a heartbeat one (one statement, its own transaction: two before), a holder's done of a
     task with no verify_command three (its locked row, its dependents, the COMMIT; four
     before the check for a verify_command moved into the move), a done with claim_next five
     (one transaction: six as two), and a read's snapshot is pipelined too: plan_next is four

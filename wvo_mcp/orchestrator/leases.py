@@ -26,15 +26,18 @@ class LeasesFacade(Facade):
     async def heartbeat(
         self, task_id: str, token: str, agent_id: str, lease_seconds: int | None = None
     ) -> LeaseResult:
-        """A holder's renewal in statements that wait on nothing (one round trip on
-        PostgreSQL); a token that did not hold the task is told why by `leases.heartbeat`."""
+        """A holder's renewal in one statement on PostgreSQL (one round trip, in
+        autocommit: leases.renew_alone); a token that did not hold the task is told why by
+        `leases.heartbeat`."""
         given: dict[str, Any] = {
             "task_id": task_id, "token": token, "agent_id": agent_id,
             "lease_seconds": lease_seconds, "now": self.clock(),
         }  # fmt: skip
         renew = partial(leases.renew, **given)
+        alone = leases.renew_alone(**given)
         arrived = arrival.arrived()
-        renewing = self.db.write_then_read(renew, Lock.TASK, arrival.left(HELD_WAIT_S, arrived))
+        left = arrival.left(HELD_WAIT_S, arrived)
+        renewing = self.db.write_then_read(renew, Lock.TASK, left, alone)
         renewed = await claim_gate.held(self.claims, renewing)
         if renewed is not None:
             return renewed

@@ -23,7 +23,7 @@ from wvo_mcp.rules.pauses import Paused
 from wvo_mcp.rules.transitions import Actor, Status, check_transition
 from wvo_mcp.services import route_outcomes, routing
 from wvo_mcp.services.tasks import record_event
-from wvo_mcp.store import Row, Tx
+from wvo_mcp.store import Alone, Row, Tx
 
 
 @dataclass(frozen=True)
@@ -124,17 +124,27 @@ def renew(
     renewed = tx.ask("renew_held_lease", {**given, "agent": agent_id})
     stale = timeutil.to_text(now - SEEN_RESOLUTION)
     tx.send("touch_agent_holding", {**given, "agent": agent_id, "stale": stale})
+    return lambda: _renewal(renewed.one(), task_id, agent_id)
 
-    def read() -> LeaseResult | None:
-        row = renewed.one()
-        if row is None:
-            return None
-        renewal = LeaseResult(task_id=task_id, lease_expires_at=row["lease_expires_at"])
-        if row["notes_due"] is None:
-            renewal._no_notes_for = agent_id
-        return renewal
 
-    return read
+def renew_alone(
+    task_id: str, token: str, agent_id: str, lease_seconds: int | None, now: datetime
+) -> Alone[LeaseResult | None]:
+    """`renew` as one call of PostgreSQL's heartbeat_held (migration 0016), which runs its
+    two statements with the locks before them. Idempotent: the same `now` renews to the
+    same lease end, and a sighting already written is not written again."""
+    stale = timeutil.to_text(now - SEEN_RESOLUTION)
+    args = (task_id, token, lease_seconds or None, timeutil.to_text(now), agent_id, stale)
+    return Alone("heartbeat_held", args, lambda row: _renewal(row, task_id, agent_id))
+
+
+def _renewal(row: Row | None, task_id: str, agent_id: str) -> LeaseResult | None:
+    if row is None:
+        return None
+    renewal = LeaseResult(task_id=task_id, lease_expires_at=row["lease_expires_at"])
+    if row["notes_due"] is None:
+        renewal._no_notes_for = agent_id
+    return renewal
 
 
 def heartbeat(

@@ -4,7 +4,7 @@ The store: one interface (base.py), a backend per engine. SQLite, one file in th
 folder, is the embedded default; PostgreSQL (WVO_DATABASE_URL) serves many hosts."""
 
 from wvo_mcp.config import Settings
-from wvo_mcp.store.base import Answer, Database, Lock, Params, Row, Tx
+from wvo_mcp.store.base import Alone, Answer, Database, Lock, Params, Row, Tx
 from wvo_mcp.store.sqlite import SqliteDatabase
 
 # The monitor's SQLite connection: every transaction off the event loop (its scans may be
@@ -12,7 +12,7 @@ from wvo_mcp.store.sqlite import SqliteDatabase
 # only add to every server's memory.
 MONITOR_CACHE_KIB = 256
 
-__all__ = ["Answer", "Database", "Lock", "Params", "Row", "Tx", "database"]
+__all__ = ["Alone", "Answer", "Database", "Lock", "Params", "Row", "Tx", "database"]
 
 
 def database(settings: Settings, *, monitor: bool = False) -> Database:

@@ -11,7 +11,8 @@ re-running the function when the engine asks for a retry.
 
 import enum
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
 T = TypeVar("T")
 Params = Mapping[str, Any] | Sequence[Any]
@@ -84,6 +85,21 @@ class Tx(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Alone(Generic[T]):
+    """A TASK write as one call of a database function that takes its own locks, which a
+    store that has the function may send instead of the write's transaction (PostgreSQL:
+    one statement in autocommit, rather than BEGIN, locks, statements and COMMIT; a
+    migration defines it). `function` takes the world lock's key, the longest wait for it
+    and then for a row (lock_timeout text), then `args` in order, and takes the world lock
+    shared, as a TASK write does; `read` turns its first row (None: it has none) into the
+    write's answer. It may run again after a lost connection, so it must be idempotent."""
+
+    function: str
+    args: Sequence[Any]
+    read: Callable[[Row | None], T]
+
+
 class Database(Protocol):
     """An open store. `describe` names it for people (never with a password)."""
 
@@ -119,8 +135,11 @@ class Database(Protocol):
         fn: Callable[[Tx], Callable[[], T]],
         lock: Lock = Lock.WORLD,
         within: float | None = None,
+        alone: Alone[T] | None = None,
     ) -> T:
         """`write`, for a transaction that waits on no answer: `fn` sends and asks, and
         returns what reads its answers, called once the transaction is committed. On
-        PostgreSQL the COMMIT then goes out with its statements: one round trip."""
+        PostgreSQL the COMMIT then goes out with its statements: one round trip. `alone`:
+        the same TASK write as one function call, sent instead where the store has it
+        (PostgreSQL); SQLite runs `fn`."""
         ...

@@ -27,6 +27,7 @@ reported as unknown, never as done.
 """
 
 import contextlib
+import functools
 import logging
 import math
 import random
@@ -43,7 +44,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import Busy, Overloaded, SchemaTooNew, StoreUnavailable, ValidationFailed
 from wvo_mcp.store import bridge
-from wvo_mcp.store.base import Lock, Params, Row, Tx
+from wvo_mcp.store.base import Alone, Lock, Params, Row, Tx
 from wvo_mcp.store.sql import migrations, queries
 
 log = logging.getLogger(__name__)
@@ -235,6 +236,23 @@ class PostgresTx:
         return self.ask(name, params).value()
 
 
+@functools.cache
+def _call_sql(function: str, args: int) -> str:
+    return f"SELECT * FROM {function}({', '.join(['%s'] * (3 + args))})"
+
+
+async def _call(conn: Connection, alone: Alone[T], until: float | None) -> T:
+    """A TASK write as one call of a function that takes its own locks (store.base.Alone),
+    in autocommit: no BEGIN, lock statement or COMMIT, each of which costs this server a
+    turn of psycopg. Its waits are bounded as a transaction's (_LOCKS_WITHIN): the world
+    lock the time left, then a row at most the row wait."""
+    left = LOCK_TIMEOUT_MS if until is None else max(1, int(1000 * (until - time.monotonic())))
+    waits = (WRITE_LOCK_KEY, f"{left}ms", f"{min(left, ROW_WAIT_MS)}ms")
+    sql = _call_sql(alone.function, len(alone.args))
+    cursor = await conn.execute(sql, (*waits, *alone.args), prepare=True)
+    return alone.read(await cursor.fetchone())
+
+
 async def _configure(conn: Connection) -> None:
     # Room for every named query a server uses, prepared (PostgresTx._named): psycopg's 100
     # would deallocate and prepare again the ones a fleet's calls take turns with.
@@ -334,15 +352,23 @@ class PostgresDatabase:
         fn: Callable[[Tx], Callable[[], T]],
         lock: Lock = Lock.WORLD,
         within: float | None = None,
+        alone: Alone[T] | None = None,
     ) -> T:
-        read: T = await self._write(fn, lock, then_read=True, within=within)
+        read: T = await self._write(fn, lock, then_read=True, within=within, alone=alone)
         return read
 
     async def _write(
-        self, fn: Callable[[Tx], Any], lock: Lock, then_read: bool, within: float | None
+        self,
+        fn: Callable[[Tx], Any],
+        lock: Lock,
+        then_read: bool,
+        within: float | None,
+        alone: Alone[Any] | None = None,
     ) -> Any:
         until = None if within is None else time.monotonic() + within
-        if lock is not Lock.CLAIM:
+        if alone is not None and lock is Lock.TASK:
+            result = await self._transaction(fn, (), False, then_read, until, lock, alone)
+        elif lock is not Lock.CLAIM:
             result = await self._transaction(fn, _BEGIN[lock], True, then_read, until, lock)
         else:
             # Claims take turns across the deployment anyway: one at a time per process
@@ -383,11 +409,12 @@ class PostgresDatabase:
         then_read: bool = False,
         until: float | None = None,
         lock: Lock | None = None,
+        alone: Alone[Any] | None = None,
     ) -> T:
         """`fn` in one transaction, retried as the engine allows; `then_read`: what `fn`
         returns is called once the COMMIT (sent with its statements) is answered. `until`:
         no wait for a connection (or a write's `lock`) past it, else Overloaded, with
-        nothing done."""
+        nothing done. `alone`: sent instead of `fn`, its own transaction (_call)."""
         pool = self._pool
         if pool is None:
             raise RuntimeError("database is not open")
@@ -408,6 +435,8 @@ class PostgresDatabase:
                         raise _overloaded(held, time.monotonic() - started)
                 async with pool.connection(timeout=wait) as conn:
                     try:
+                        if alone is not None:
+                            return cast(T, await _call(conn, alone, until))
                         pipeline = conn.pipeline() if pipelined else contextlib.nullcontext()
                         async with pipeline as pipe:
                             if until is not None and lock is not None:

@@ -31,7 +31,7 @@ import anyio
 import anyio.to_thread
 
 from wvo_mcp.errors import Busy, Overloaded, SchemaTooNew, ValidationFailed
-from wvo_mcp.store.base import Lock, Params, Row, Tx
+from wvo_mcp.store.base import Alone, Lock, Params, Row, Tx
 from wvo_mcp.store.sql import migrations, queries
 
 log = logging.getLogger(__name__)
@@ -224,8 +224,10 @@ class SqliteDatabase:
         fn: Callable[[Tx], Callable[[], T]],
         lock: Lock = Lock.WORLD,
         within: float | None = None,
+        alone: Alone[T] | None = None,
     ) -> T:
-        """As `write`: a read here is answered when asked, so nothing is saved."""
+        """As `write`: a read here is answered when asked, so nothing is saved. `alone`
+        is left aside: the transaction is one local call already."""
         return (await self._run(fn, "IMMEDIATE", within))()
 
     async def _run(self, fn: Callable[[Tx], T], mode: str, within: float | None = None) -> T:
