@@ -14,7 +14,7 @@ import anyio
 import psycopg
 import pytest
 
-from tests.contract.conftest import World, create
+from tests.contract.conftest import World, create, events_of
 from wvo_mcp.errors import Busy, NotFound, Overloaded
 from wvo_mcp.models import ClaimResult
 from wvo_mcp.orchestrator import Orchestrator
@@ -99,6 +99,9 @@ async def test_a_locked_top_task_is_skipped_and_the_rest_of_the_loop_goes_on(
     with anyio.fail_after(BOUND_S):
         claim = await pg_orch.claim("e")
     assert taken(claim) == "top" and claim.attempt == 1
+    # The grants the lock beat recorded nothing: one claim of it, the last.
+    claimed = [e for e in await events_of(pg_orch, "top") if e.kind == "claimed"]
+    assert [(e.actor, e.lease_epoch) for e in claimed] == [("e", 1)]
 
 
 async def waiting(world: World, events: tuple[str, ...]) -> int:

@@ -25,6 +25,8 @@ ALLOWED: dict[str, str] = {
     "kept off the wire, set where the claim is made and read by edge/calls.py to shape the answer",
     "_took_over_expired": "a flag of the claim's answer unseen by its agent (models/claims.py): "
     "kept off the wire, set by the claim's transaction and read by edge/calls.py",
+    "_lost": "a flag of the claim's answer unseen by its agent (models/claims.py): set when "
+    "another write beat its grant and read by orchestrator/claims.py to claim again",
 }
 
 

@@ -103,6 +103,9 @@ class _Unseen:
     _no_notes_for: str | None = None
     # A claim's: tells telemetry that it took over an expired lease.
     _took_over_expired: bool = False
+    # A claim's grant that another write beat, found once committed: the task to leave out
+    # when it is made again (services/claims.claim_then_read).
+    _lost: str | None = None
 
 
 class Asked(_Unseen, BaseModel):

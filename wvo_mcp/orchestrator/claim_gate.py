@@ -55,7 +55,21 @@ async def in_turn(
     db: Database, gate: ClaimGate, fn: Callable[[Tx], A], agent_id: str,
     arrived: float | None = None,
 ) -> A | float:  # fmt: skip
-    """`fn` in the claims' turn (Lock.CLAIM), asking for `agent_id`'s notes, or, past
+    """`in_turn_then_read` of a write whose answer is read before its COMMIT."""
+
+    def answered(tx: Tx) -> Callable[[], A]:
+        result = fn(tx)
+        return lambda: result
+
+    return await in_turn_then_read(db, gate, answered, agent_id, arrived)
+
+
+async def in_turn_then_read(
+    db: Database, gate: ClaimGate, fn: Callable[[Tx], Callable[[], A]], agent_id: str,
+    arrived: float | None = None,
+) -> A | float:  # fmt: skip
+    """`fn` in the claims' turn (Lock.CLAIM), asking for `agent_id`'s notes, its answer read
+    once committed (Database.write_then_read), or, past
     capacity, nothing done and the seconds after which to come back: refused at once when
     `agent_id` is back before the time it was told, when this process's claims would wait
     past the bound or its held work queues, or when no turn came within the bound from
@@ -73,7 +87,7 @@ async def in_turn(
     took = None
     granted = False
     try:
-        result = await db.write_then_read(notes.asking(fn, agent_id), Lock.CLAIM, within=left)
+        result = await db.write_then_read(notes.asking_after(fn, agent_id), Lock.CLAIM, left)
         took = time.monotonic() - started
         claimed = result.next if isinstance(result, UpdateResult) else result
         granted = isinstance(claimed, ClaimResult) and claimed.claimed

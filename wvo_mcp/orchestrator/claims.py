@@ -5,6 +5,7 @@ A claim passes the claim gate (orchestrator/claim_gate.py) before and around its
 
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from wvo_mcp.models import ClaimResult, PlanNextResult
 from wvo_mcp.orchestrator import arrival, claim_gate
@@ -12,6 +13,10 @@ from wvo_mcp.orchestrator.base import Facade
 from wvo_mcp.rules.transitions import Gate, Status
 from wvo_mcp.services import claims, routing
 from wvo_mcp.store import Tx
+
+# A claim's grants another write beat, made again each time without the task it lost, before
+# it is refused as having found none (`no_ready_task`: try again shortly).
+LOST_TRIES = 3
 
 
 class ClaimsFacade(Facade):
@@ -64,17 +69,15 @@ class ClaimsFacade(Facade):
         refused = await claim_gate.before_turn(self.db, self.claims, agent_id, arrived, read)
         if refused is not None:
             return refused
-        claim = partial(
-            claims.claim,
-            settings=self.settings,
-            agent_id=agent_id,
-            task_id=task_id,
-            lease_seconds=lease_seconds or self.settings.default_lease_seconds,
-            now=self.clock(),
-            providers=self.providers,
-            provider=provider,
-            model=model,
-            bound=bound,
+        given: dict[str, Any] = {
+            "settings": self.settings, "agent_id": agent_id, "providers": self.providers,
+            "provider": provider, "model": model, "bound": bound,
+            "lease_seconds": lease_seconds or self.settings.default_lease_seconds,
+        }  # fmt: skip
+        if task_id is None and gate is Gate.NONE:
+            return await self._best(given, arrived)
+        claim: Callable[[Tx], ClaimResult] = partial(
+            claims.claim, task_id=task_id, now=self.clock(), **given
         )
 
         def claim_gated(tx: Tx) -> ClaimResult:
@@ -85,6 +88,22 @@ class ClaimsFacade(Facade):
 
         done = await claim_gate.in_turn(self.db, self.claims, claim_gated, agent_id, arrived)
         return claims.busy(agent_id, done) if isinstance(done, float) else done
+
+    async def _best(self, given: dict[str, Any], arrived: float) -> ClaimResult:
+        """The best task's claim, its grant answered with the COMMIT (claims.claim_then_read);
+        made again without a task another write took first, a few times at most (claims
+        take turns, so only a write other than a claim can)."""
+        agent_id, lost = given["agent_id"], frozenset[str]()
+        while True:
+            claim = partial(claims.claim_then_read, now=self.clock(), lost=lost, **given)
+            done = await claim_gate.in_turn_then_read(
+                self.db, self.claims, claim, agent_id, arrived
+            )
+            if isinstance(done, float):
+                return claims.busy(agent_id, done)
+            if done._lost is None or len(lost) + 1 >= LOST_TRIES:
+                return done
+            lost |= {done._lost}
 
 
 def next_claim(orch: Facade, agent_id: str, after: Status) -> Callable[[Tx], ClaimResult]:

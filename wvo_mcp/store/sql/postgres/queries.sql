@@ -80,6 +80,13 @@ UPDATE tasks SET dependents = %s, effective_time_criticality = %s, wsjf_score = 
 INSERT INTO task_events (task_id, at, actor, kind, from_status, to_status, reason, lease_epoch)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s);
 
+-- name: insert_event_if_granted
+-- insert_event, only when the task's lease is the token the claim's grant (sent just before,
+-- in the same transaction) gave: nothing when another write beat the grant.
+INSERT INTO task_events (task_id, at, actor, kind, from_status, to_status, reason, lease_epoch)
+SELECT %s::text, %s::text, %s::text, %s::text, %s::text, %s::text, %s::text, %s::bigint
+WHERE EXISTS (SELECT 1 FROM tasks WHERE id = %s AND lease_token = %s);
+
 -- name: recent_events
 -- Newest first; the caller reverses them into time order.
 SELECT * FROM task_events WHERE task_id = %s ORDER BY id DESC LIMIT %s;

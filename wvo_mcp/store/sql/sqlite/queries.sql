@@ -61,6 +61,13 @@ UPDATE tasks SET dependents = ?, effective_time_criticality = ?, wsjf_score = ? 
 INSERT INTO task_events (task_id, at, actor, kind, from_status, to_status, reason, lease_epoch)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?);
 
+-- name: insert_event_if_granted
+-- insert_event, only when the task's lease is the token the claim's grant (sent just before,
+-- in the same transaction) gave: nothing when another write beat the grant.
+INSERT INTO task_events (task_id, at, actor, kind, from_status, to_status, reason, lease_epoch)
+SELECT ?, ?, ?, ?, ?, ?, ?, ?
+WHERE EXISTS (SELECT 1 FROM tasks WHERE id = ? AND lease_token = ?);
+
 -- name: recent_events
 -- Newest first; the caller reverses them into time order.
 SELECT * FROM task_events WHERE task_id = ? ORDER BY id DESC LIMIT ?;
