@@ -194,6 +194,7 @@ class Config:
     ramp: float
     duration: float
     baseline: str | None  # a git revision run beside this checkout, size by size
+    baseline_python: str | None  # ... on this Python (a venv with its dependencies)
     past_capacity: bool = False  # run every size, past the targets
     impatient: bool = False  # clients come back IMPATIENT_S after any refusal
     spread: str = "alternate"  # which server each call goes to (SPREADS)
@@ -424,9 +425,10 @@ class Code:
 
     label: str
     source: Path  # a tree with wvo_mcp/ and scripts/
+    python: str = sys.executable  # ... and the Python, with that tree's dependencies
 
 
-def code_at(revision: str, into: Path) -> Code:
+def code_at(revision: str, into: Path, python: str | None = None) -> Code:
     """A git revision's tree, unpacked from this repository (`git archive`)."""
     tree = subprocess.run(
         ["git", "-C", str(ROOT), "archive", revision], capture_output=True, check=True
@@ -436,7 +438,7 @@ def code_at(revision: str, into: Path) -> Code:
         ["git", "-C", str(ROOT), "rev-parse", "--short", f"{revision}^{{commit}}"],
         capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
-    return Code(f"baseline {commit}", into)
+    return Code(f"baseline {commit}", into, python or sys.executable)
 
 
 # Prepares a database with the `prepare` of a code's own fleet benchmark, so its own wvo_mcp
@@ -463,7 +465,7 @@ print(json.dumps(secrets))
 def prepare_with(code: Code, url: str, work: Path, agents: int, tasks: int) -> list[str]:
     arguments = json.dumps({"url": url, "work": str(work), "agents": agents, "tasks": tasks})
     done = subprocess.run(
-        [sys.executable, "-P", "-c", PREPARE, str(code.source), arguments],
+        [code.python, "-P", "-c", PREPARE, str(code.source), arguments],
         cwd=code.source, capture_output=True, text=True,
     )  # fmt: skip
     if done.returncode != 0:
@@ -500,7 +502,8 @@ class Bench(lib.Bench):
         self.cluster: Cluster | None = None
         self.codes = [Code("this checkout", ROOT)]
         if config.baseline is not None:
-            self.codes.append(code_at(config.baseline, self.fresh("baseline")))
+            baseline = code_at(config.baseline, self.fresh("baseline"), config.baseline_python)
+            self.codes.append(baseline)
         self.runs: dict[str, dict[int, dict[str, Any]]] = {c.label: {} for c in self.codes}
 
     def fleet(self) -> None:
@@ -554,7 +557,7 @@ class Bench(lib.Bench):
         }
         if code.source != ROOT:
             env["PYTHONPATH"] = str(code.source)  # the servers import that code's wvo_mcp
-        with http_servers(cfg.servers, url, self.work, self.errlog, env) as servers:
+        with http_servers(cfg.servers, url, self.work, self.errlog, env, code.python) as servers:
             # A file, not the drivers' argv: 2,000 secrets pass the kernel's limit on one argument.
             agents_file = self.work / f"agents-{name}.json"
             urls = [server.url for server in servers]
@@ -851,6 +854,7 @@ def make_config(args: argparse.Namespace) -> Config:
         ramp=task if args.ramp is None else args.ramp,  # one task: the steady state
         duration=duration,
         baseline=args.baseline,
+        baseline_python=args.baseline_python,
         past_capacity=args.past_capacity,
         impatient=args.impatient,
         spread=args.spread,
@@ -894,6 +898,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="REV",
         help="also run every size on the servers of git revision REV, in this run (e.g. "
         "1f0e781, before issue 24): a same-run comparison on a machine whose speed moves",
+    )
+    parser.add_argument(
+        "--baseline-python",
+        metavar="PATH",
+        help="the Python that runs REV's servers: a venv with REV's own dependencies (a "
+        "revision before uvloop and httptools fails on this checkout's, say); default this one",
     )
     parser.add_argument(
         "--past-capacity",

@@ -400,11 +400,16 @@ class HttpServer:
 
 @contextlib.contextmanager
 def http_servers(
-    count: int, url: str, work: Path, errlog: Any, extra_env: dict[str, str] | None = None
+    count: int,
+    url: str,
+    work: Path,
+    errlog: Any,
+    extra_env: dict[str, str] | None = None,
+    python: str = sys.executable,
 ) -> Iterator[list[HttpServer]]:
     """`count` `serve --http` processes on free ports, each with its own state folder (as on
-    separate hosts), sharing the database at `url` (`extra_env` over SERVER_ENV); listening
-    when this yields."""
+    separate hosts), sharing the database at `url` (`extra_env` over SERVER_ENV), run by
+    `python`; listening when this yields."""
     env = {
         **get_default_environment(),
         "WVO_DATABASE_URL": url,
@@ -417,7 +422,7 @@ def http_servers(
             port = free_port()
             root = work / f"host-{port}"
             root.mkdir(parents=True)
-            command = [sys.executable, "-P", "-m", "wvo_mcp", "--state-root", str(root),
+            command = [python, "-P", "-m", "wvo_mcp", "--state-root", str(root),
                        "serve", "--http", "--port", str(port)]  # fmt: skip
             process = lib.start_server(command, ROOT, env, errlog)
             servers.append(HttpServer(port, process))
