@@ -20,6 +20,7 @@ from wvo_mcp.rules.trust import Trust, parse
 WARM_BY_DEFAULT = sys.platform.startswith("linux")
 
 MIB = 1024 * 1024
+RECONNECT_RANGE = (1.0, 600.0)  # WVO_DATABASE_RECONNECT_SECONDS
 
 
 def _within(name: str, value: float, bounds: tuple[float, float], unit: str) -> None:
@@ -155,6 +156,13 @@ def _database_url(env: Mapping[str, str]) -> str | None:
     return raw
 
 
+def _reconnect_seconds(env: Mapping[str, str]) -> float | None:
+    if not env.get("WVO_DATABASE_RECONNECT_SECONDS", "").strip():
+        return None
+    return _float(env, "WVO_DATABASE_RECONNECT_SECONDS", 0.0, bounds=RECONNECT_RANGE,
+                  unit="seconds")  # fmt: skip
+
+
 def _agent_id(env: Mapping[str, str]) -> str | None:
     raw = env.get("WVO_AGENT_ID") or None
     if raw is None:
@@ -216,6 +224,9 @@ class Settings:
     log_level: str = ""  # debug | info | warning | error; "": warning, or info with the CLI's -v
     tools: str = "all"  # WVO_TOOLS: profiles and tool names (toolset.py)
     database_url: str | None = None  # WVO_DATABASE_URL: PostgreSQL; None: the SQLite file
+    # WVO_DATABASE_RECONNECT_SECONDS: how long a call rides out a lost PostgreSQL (a
+    # failover's length) before it is refused; None: the store's own 15 s.
+    database_reconnect_seconds: float | None = None
     # serve --http's admission control (edge/http_limits.py, docs/http.md); 0 switches one off.
     http_max_inflight: int = 256  # requests at once per process
     http_rate_per_token: float = 50.0  # requests a second per token, on average
@@ -305,6 +316,7 @@ class Settings:
             sandbox_allow_unisolated=_bool(env, "WVO_SANDBOX_ALLOW_UNISOLATED", False),
             tools=env.get("WVO_TOOLS", "").strip() or "all",
             database_url=_database_url(env),
+            database_reconnect_seconds=_reconnect_seconds(env),
             http_max_inflight=_count(env, "WVO_HTTP_MAX_INFLIGHT", 256),
             http_rate_per_token=_float(env, "WVO_HTTP_RATE_PER_TOKEN", 50.0),
             http_burst_per_token=_int(env, "WVO_HTTP_BURST_PER_TOKEN", 500) or 500,

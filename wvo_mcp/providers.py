@@ -62,6 +62,7 @@ class WorkerKind:
     limits: WorkerLimits = field(default_factory=WorkerLimits)  # what each of its runs may use
     agent: str = "custom"  # kind "acp" only: which agent (rules/agents.py)
     permissions: Literal["allow", "deny", "ask"] = "allow"  # kind "acp": its permission requests
+    poll_seconds: float = 5.0  # kind "acp": how often its driver reads its task (a person's words)
     # kind "acp": its model API (custom's; OpenCode's, Anthropic's by default)
     api: Api | None = None
 
@@ -161,6 +162,8 @@ class WorkerSpec(_Spec):
     agent: Literal["gemini", "opencode", "claude-acp", "codex-acp", "custom"] | None = None
     permissions: Literal["allow", "deny", "ask"] = "allow"
     api: Api | None = None
+    # kind acp: how often its driver reads its task for a person's words, a pause or a drain.
+    poll_seconds: Annotated[float, Field(ge=0.1, le=600, allow_inf_nan=False)] = 5.0
 
 
 class ProviderSpec(_Spec):
@@ -524,6 +527,7 @@ def _worker_problems(
             ("agent", spec.agent is not None),
             ("api", spec.api is not None),
             ("permissions", spec.permissions != "allow"),
+            ("poll_seconds", spec.poll_seconds != 5.0),
         )
         problems += [
             ((*where, name), f"only kind acp takes `{name}`") for name, given in acp_only if given
@@ -567,4 +571,5 @@ def _worker(spec: WorkerSpec) -> WorkerKind:
         agent=spec.agent or "custom",
         permissions=spec.permissions,
         api=spec.api,
+        poll_seconds=spec.poll_seconds,
     )

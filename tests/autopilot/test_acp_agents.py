@@ -60,7 +60,8 @@ def agent_env(
     """The autopilot's environment for its one provider `agent` (skipped where it is not
     installed), with `tasks` in the backlog, against `api` in the agent's wire format."""
     _, model, api_name, key, base = AGENTS[agent]
-    worker = {"kind": "acp", "agent": agent, "executable": installed(agent)}
+    # poll_seconds: a person's words reach the driver at its next read of the task, 0.5 s on.
+    worker = {"kind": "acp", "agent": agent, "executable": installed(agent), "poll_seconds": 0.5}
     project["providers"].write_text(one_provider(agent, "only", model, worker, (0.001, 0.002)))
     anyio.run(backlog, project, tasks)
     home = project["state"].parent / "home"

@@ -29,7 +29,9 @@ def acp_project(project: dict[str, Path], permissions: str = "allow") -> dict[st
     text = re.sub(
         r"      kind: claude\n      executable: \S+\n",
         f"      kind: acp\n      agent: custom\n      executable: {wrapper}\n"
-        f"      permissions: {permissions}\n",
+        f"      permissions: {permissions}\n"
+        # A person's words reach the driver at its next read of the task: 0.5 s, not 5.
+        "      poll_seconds: 0.5\n",
         text,
     )
     assert text.count("kind: acp") == 2

@@ -165,7 +165,9 @@ def test_a_live_autopilots_leftovers_are_not_touched(tmp_path: Path) -> None:
     """gc while an autopilot works: its worker, its cgroups and its gateway stay."""
     project = make_project(tmp_path)
     flags = () if bwrap.probe().usable else ("--unsandboxed-workers",)
-    pilot = working(project, "scatter", *flags)
+    # Its worker heeds no drain: ended by the grace's kill a second after the test's Ctrl-C,
+    # not by its silence 15 s on.
+    pilot = working(project, "scatter", "--grace", "1", *flags)
     try:
         before = (run_cgroups(pilot.pid), gateways(project, pilot.pid))
         ran = after(project, "gc")

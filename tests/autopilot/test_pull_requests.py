@@ -36,7 +36,9 @@ pytestmark = [
 ]
 forge = both.landing  # the fixture: each scenario on the test GitHub and the test GitLab
 side = both.side  # the fixture: what the scenario says differently on each
-VIA = ("--via", "pull-request", "--forge-poll", "0.2")
+# 0.1: a pull request waiting for a person is looked at six polls apart, 0.6 s, so every
+# autopilot round (1 s) looks at it, not every other one (as at 0.2).
+VIA = ("--via", "pull-request", "--forge-poll", "0.1")
 
 
 def host(tmp_path: Path, forge: Forge, name: str = "a", **extra: str) -> Host:

@@ -142,6 +142,12 @@ async def test_a_database_that_goes_away_is_a_clean_error_then_service_resumes(
             await orchestrator.close()
 
 
+def away_soon(url: str) -> dict[str, str]:
+    """A server on `url` that rides out a lost database for 1 s, not 15, before it answers
+    503: these tests stop the database to be answered so, and wait for nothing else."""
+    return {"WVO_DATABASE_URL": url, "WVO_DATABASE_RECONNECT_SECONDS": "1"}
+
+
 def agents_headers(state_root: Path, url: str, *names: str) -> dict[str, dict[str, str]]:
     """Each named agent's request headers over HTTP, its token made by the CLI."""
     from tests.http.conftest import MCP_HEADERS
@@ -169,7 +175,7 @@ async def test_an_http_server_answers_503_not_401_while_the_database_is_away(
         url = pg.create_database("away")
         state_root = tmp_path / "state"
         headers = agents_headers(state_root, url, "a1", "a2")
-        with http_server(state_root, WVO_DATABASE_URL=url, WVO_OTEL_ENABLED="0") as served:
+        with http_server(state_root, WVO_OTEL_ENABLED="0", **away_soon(url)) as served:
             async with httpx2.AsyncClient(timeout=60) as http:
                 ok = await http.post(served.url, content=initialize_body(), headers=headers["a1"])
                 assert ok.status_code == 200, ok.text
@@ -234,7 +240,7 @@ async def test_a_503_for_a_token_the_database_cannot_check_keeps_the_connection_
         url = pg.create_database("away")
         state_root = tmp_path / "state"
         given = agents_headers(state_root, url, "a1", "a2")
-        with http_server(state_root, WVO_DATABASE_URL=url, WVO_OTEL_ENABLED="0") as served:
+        with http_server(state_root, WVO_OTEL_ENABLED="0", **away_soon(url)) as served:
             port = urlsplit(served.url).port
             assert port is not None
             with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:

@@ -251,3 +251,13 @@ def test_the_wip_limits_old_name_is_still_read_and_the_new_one_wins() -> None:
     both = {"WVO_WIP_LIMIT": "5", "WVO_AUTOPILOT_WIP_LIMIT": "7"}
     assert Settings.from_env(both).wip_global == 5
     assert Settings.from_env({}).wip_global == 3
+
+
+def test_the_database_reconnect_time_is_the_stores_own_unless_set_within_its_range() -> None:
+    assert Settings.from_env({}).database_reconnect_seconds is None  # the store's 15 s
+    read = Settings.from_env({"WVO_DATABASE_RECONNECT_SECONDS": "2.5"})
+    assert read.database_reconnect_seconds == 2.5
+    for raw in ("0.5", "601", "nan", "soon"):
+        with pytest.raises(ValidationFailed) as info:
+            Settings.from_env({"WVO_DATABASE_RECONNECT_SECONDS": raw})
+        assert "WVO_DATABASE_RECONNECT_SECONDS" in str(info.value), raw

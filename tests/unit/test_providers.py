@@ -1,5 +1,6 @@
 """The providers file: the packaged default, overrides, and refusals naming line and field."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -258,12 +259,26 @@ def test_an_acp_worker_names_its_agent_and_its_permission_policy(
         ),
         (WORKER + "      agent: gemini\n", "only kind acp takes `agent`"),
         (WORKER + "      permissions: deny\n", "only kind acp takes `permissions`"),
+        (WORKER + "      poll_seconds: 1\n", "only kind acp takes `poll_seconds`"),
+        (ACP + "      agent: gemini\n      poll_seconds: 0\n", "greater than or equal to 0.1"),
     ],
 )
 def test_a_bad_acp_worker_block_is_refused(text: str, says: str) -> None:
     with pytest.raises(ValidationFailed) as info:
         providers.parse(text, "a.yaml")
     assert says in str(info.value), info.value
+
+
+def test_an_acp_workers_poll_reaches_its_driver_and_defaults_to_5_s(tmp_path: Path) -> None:
+    from wvo_mcp.autopilot import acp_driver
+
+    for block, expected in (("", 5.0), ("      poll_seconds: 0.5\n", 0.5)):
+        kind = providers.parse(ACP + "      agent: gemini\n" + block, "a.yaml").workers["solo"]
+        config = tmp_path / "acp.json"
+        written = {"agent": ["gemini"], "cwd": "/w", "mcp_url": "u", "mcp_name": "wvo",
+                   "poll_seconds": kind.poll_seconds}  # as commands.acp_json writes it  # fmt: skip
+        config.write_text(json.dumps(written))
+        assert acp_driver.Config.read(config).poll_seconds == expected
 
 
 def test_learning_defaults_and_the_packaged_file_agree() -> None:

@@ -14,7 +14,7 @@ says how the turn ended.
   sandbox is the boundary, so whatever the agent asks happens inside it), `deny`, or `ask`:
   a person, through the inbox (ask_person). The run then ends, its task waiting in blocked;
   a later run is allowed what the person's answer allowed.
-- **A person's hand without a kill.** Every POLL_SECONDS it reads its task (task_get, which
+- **A person's hand without a kill.** Every `poll_seconds` it reads its task (task_get, which
   also brings a person's notes): on a note it cancels the turn (`session/cancel`) and prompts
   again with the person's words, and with all the agent needs to go on should it have lost
   the cancelled turn (Gemini CLI drops a turn cancelled mid-answer, its first prompt with
@@ -51,7 +51,7 @@ from wvo_mcp.rules.text import fenced, plain, shown
 
 TEXT_CHARS = 2000  # of any one field of a line
 MESSAGE_BYTES = 8 << 20  # an ACP message may carry a file; beyond this it is dropped
-POLL_SECONDS = 5.0
+POLL_SECONDS = 5.0  # between two reads of its task, unless its worker's poll_seconds says
 HELD = re.compile(r"task_id '([^']+)', lease_token '([^']+)'")
 Policy = Literal["allow", "deny", "ask"]
 PREFER_ALLOW = ("allow_once", "allow_always")
@@ -71,6 +71,7 @@ class Config:
     mcp_name: str
     permissions: Policy
     session_meta: dict[str, Any] = field(default_factory=dict)  # session/new's `_meta`
+    poll_seconds: float = POLL_SECONDS
 
     @staticmethod
     def read(path: Path) -> "Config":
@@ -84,7 +85,15 @@ class Config:
             if found.get("permissions") in ("deny", "ask")
             else "allow",
             session_meta=dict(found.get("session_meta") or {}),
+            poll_seconds=_poll_seconds(found.get("poll_seconds")),
         )
+
+
+def _poll_seconds(given: object) -> float:
+    """The worker's poll_seconds as the providers file allows it, else POLL_SECONDS."""
+    if isinstance(given, int | float) and not isinstance(given, bool) and 0.1 <= given <= 600:
+        return float(given)
+    return POLL_SECONDS
 
 
 def emit(event: dict[str, Any]) -> None:
@@ -372,7 +381,8 @@ async def _session(
                     prompt=[schema.TextContentBlock(text=text, type="text")],
                 )
             )
-            found = await _watch(turn, connection, session.session_id, client, held, watcher)
+            found = await _watch(turn, connection, session.session_id, client, held, watcher,
+                                 config.poll_seconds)  # fmt: skip
             answer = await turn
             watcher.flush()
             said = _said(answer.usage, said)
@@ -451,13 +461,14 @@ async def _watch(
     client: Client | None,
     held: re.Match[str] | None,
     watcher: Watcher,
+    poll_seconds: float = POLL_SECONDS,
 ) -> Heard:
     """Until the turn ends: a pause, a person's notes or a question to a person cancel it
-    (what was heard)."""
+    (what was heard), looked for every `poll_seconds`."""
     asking = asyncio.ensure_future(watcher.asking.wait())
     try:
         while client is not None and held is not None:
-            done, _ = await asyncio.wait({turn, asking}, timeout=POLL_SECONDS,
+            done, _ = await asyncio.wait({turn, asking}, timeout=poll_seconds,
                                          return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
             if turn in done:
                 return Heard()

@@ -160,6 +160,7 @@ def acp_json(kind: WorkerKind, launch: Launch, program: str) -> str:
             "mcp_name": MCP_NAME,
             "permissions": kind.permissions,
             "session_meta": dict(preset.session_meta),
+            "poll_seconds": kind.poll_seconds,
         },
         indent=2,
     )

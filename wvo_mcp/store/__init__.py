@@ -21,7 +21,11 @@ def database(settings: Settings, *, monitor: bool = False) -> Database:
         # Imported only when used: the SQLite default never loads the driver.
         from wvo_mcp.store.postgres import PostgresDatabase
 
-        return PostgresDatabase(settings.database_url, pool_size=2 if monitor else None)
+        return PostgresDatabase(
+            settings.database_url,
+            pool_size=2 if monitor else None,
+            reconnect_seconds=settings.database_reconnect_seconds,
+        )
     if monitor:
         return SqliteDatabase(settings.db_path, cache_kib=MONITOR_CACHE_KIB, inline=False)
     return SqliteDatabase(settings.db_path)

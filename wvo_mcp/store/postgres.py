@@ -90,7 +90,7 @@ _BEGIN_READ = ("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",)
 POOL_SIZE = 8  # connections per server process; a write holds one only while it runs
 LOCK_TIMEOUT_MS = 15_000  # waiting for the write lock, as long as SQLite's busy deadline
 STATEMENT_TIMEOUT_MS = 60_000
-RECONNECT_DEADLINE_S = 15.0  # how long a transaction retries through a lost connection
+RECONNECT_DEADLINE_S = 15.0  # how long a transaction retries through a lost connection (default)
 CONNECT_TIMEOUT_S = 5
 PREPARED_MAX = 512  # prepared statements kept per connection (queries.sql has some 220)
 ITER_FIRST_PAGE = 16  # rows a ranked scan reads first (a claim usually takes the first)
@@ -103,13 +103,13 @@ FOLD_EVERY = 500
 _RETRY_STATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
 
 
-def _locked_too_long(held: str | None) -> Busy:
+def _locked_too_long(held: str | None, reconnect_s: float) -> Busy:
     """`held`: the row another session holds (_held_row), None for the write lock."""
     return Busy(
         f"the database stayed locked by other writers for {LOCK_TIMEOUT_MS // 1000} s; retry"
         if held is None
         else f"{held} stayed locked by another database session for "
-        f"{RECONNECT_DEADLINE_S:.0f} s (a long transaction: pg_stat_activity "
+        f"{reconnect_s:.0f} s (a long transaction: pg_stat_activity "
         "shows it); nothing of this call was kept; retry when it ends"
     )
 
@@ -264,10 +264,13 @@ class PostgresDatabase:
 
     engine = "postgresql"
 
-    def __init__(self, url: str, pool_size: int | None = None) -> None:
+    def __init__(
+        self, url: str, pool_size: int | None = None, reconnect_seconds: float | None = None
+    ) -> None:
         self.url = url
         self._label = Settings(database_url=url).database_label
         self.pool_size = pool_size or POOL_SIZE
+        self._reconnect_s = reconnect_seconds  # None: RECONNECT_DEADLINE_S
         self._pool: AsyncConnectionPool[Connection] | None = None
         self._closing = False  # close() began: a lost connection is not retried
         # When a connection was last seen lost, by a transaction or by the pool's counts.
@@ -277,6 +280,11 @@ class PostgresDatabase:
 
     def describe(self) -> str:
         return self._label
+
+    @property
+    def reconnect_s(self) -> float:
+        """How long a call rides out a lost database (WVO_DATABASE_RECONNECT_SECONDS)."""
+        return RECONNECT_DEADLINE_S if self._reconnect_s is None else self._reconnect_s
 
     async def open(self) -> "PostgresDatabase":
         pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
@@ -301,7 +309,7 @@ class PostgresDatabase:
                     "-c idle_in_transaction_session_timeout=60000"
                 ),
             },
-            reconnect_timeout=RECONNECT_DEADLINE_S,
+            reconnect_timeout=self.reconnect_s,
             configure=_configure,
         )
         self._pool = pool
@@ -419,7 +427,7 @@ class PostgresDatabase:
         if pool is None:
             raise RuntimeError("database is not open")
         started = time.monotonic()
-        deadline = started + RECONNECT_DEADLINE_S
+        deadline = started + self.reconnect_s
         attempt = 0
         held: str | None = None  # the row the last try waited for
         # The database was lost or is away: past capacity is not the cause, so the write
@@ -479,7 +487,7 @@ class PostgresDatabase:
                 if until is not None and (held is None or time.monotonic() > until):
                     raise _overloaded(held, time.monotonic() - started) from None
                 if time.monotonic() > deadline:
-                    raise _locked_too_long(held) from None
+                    raise _locked_too_long(held, self.reconnect_s) from None
                 # Rolled back whole: its advisory locks are free for the writes behind it.
                 attempt += 1
                 log.debug("%s is locked; retrying (attempt %d)", held or "a table", attempt)
@@ -549,7 +557,7 @@ class PostgresDatabase:
         errors = stats.get("connections_errors", 0) + stats.get("connections_lost", 0)
         if errors != self._pool_errors:
             self._pool_errors, self._lost_at = errors, now
-        return now - self._lost_at < RECONNECT_DEADLINE_S or stats["pool_size"] < self.pool_size
+        return now - self._lost_at < self.reconnect_s or stats["pool_size"] < self.pool_size
 
     async def _reachable(self) -> bool:
         """Whether a new connection can be made now (the pool waits, it does not say why)."""
