@@ -201,6 +201,7 @@ def test_an_acp_worker_runs_the_driver_which_starts_its_agent_from_the_home_conf
         "mcp_name": "wvo",
         "permissions": "allow",
         "session_meta": {},
+        "poll_seconds": 5.0,
     }  # fmt: skip
     assert TOKEN not in json.dumps(config) and TOKEN not in " ".join(line)
     claude = files(WorkerKind(kind="acp", agent="claude-acp"), LAUNCH, TOKEN, PROMPT, "/c")
