@@ -58,7 +58,7 @@ from scripts.bench.lib import (
     summary,
     timed,
 )
-from wvo_mcp.services.claims import ROUTE_SCAN
+from wvo_mcp.services.picking import ROUTE_SCAN
 
 ROUTING_GENERATOR_VERSION = 1  # bump when the generated roadmaps change, to invalidate the cache
 TASKS = 10_000  # ready tasks in every database (all independent)

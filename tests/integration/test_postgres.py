@@ -25,7 +25,8 @@ from wvo_mcp.errors import StoreUnavailable
 from wvo_mcp.models import ClaimResult, TaskSpec
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.transitions import Status
-from wvo_mcp.store import postgres
+from wvo_mcp.services import claims
+from wvo_mcp.store import Lock, Tx, postgres
 
 pytestmark = pytest.mark.anyio
 ROADMAP = ROOT / "state" / "roadmap.yaml"
@@ -460,3 +461,32 @@ async def test_the_loops_calls_each_cost_a_few_round_trips(
         await orchestrator.create_tasks([TaskSpec(id=f"U{i}", title="u") for i in range(5)], "p")
         held.append(await orchestrator.claim("d"))
         assert await fewest(done_and_claim_next) <= 5
+
+
+async def test_a_turn_of_claims_costs_two_round_trips_however_many_it_serves(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claims queued in one process share a turn (services/claims.best_then_read): what
+    they read before they pick goes out together, and their grants with the COMMIT, so four
+    cost what one does (eight, one turn each)."""
+    monkeypatch.setattr(postgres, "FOLD_EVERY", float("inf"))
+    relay = RoundTrips(urlsplit(database_url).port or 5432)
+    async with relayed(relay, database_url, tmp_path / "state", wip_global=40) as orchestrator:
+        await orchestrator.create_tasks([TaskSpec(id=f"T{i}", title="t") for i in range(24)], "p")
+        assert (await orchestrator.claim("first")).claimed  # re-ranks dated tasks first
+        counts, granted = [], set()
+        for n in range(5):
+            asks = [claims.Ask(f"agent-{n}-{i}", 60) for i in range(4)]
+
+            def four(tx: Tx, asks: list[claims.Ask] = asks) -> Callable[[], list[ClaimResult]]:
+                readers = claims.best_then_read(
+                    tx, orchestrator.settings, asks, orchestrator.clock(), orchestrator.providers
+                )
+                return lambda: [read() for read in readers]
+
+            relay.count = 0
+            answers = await orchestrator.db.write_then_read(four, Lock.CLAIM)
+            counts.append(relay.count)
+            granted |= {a.task.id for a in answers if a.claimed and a.task is not None}
+        assert len(granted) == 20  # each claim its own task
+        assert min(counts) <= 2  # the pool's own traffic only ever adds (as above)

@@ -27,9 +27,9 @@ from wvo_mcp.models import (
 from wvo_mcp.providers import Providers
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services import routing, rows
-from wvo_mcp.services.claims import claimable, queue_counts
 from wvo_mcp.services.leases import lose_lease, silent_before
 from wvo_mcp.services.moves import gated
+from wvo_mcp.services.picking import claimable, queue_counts
 from wvo_mcp.services.tasks import record_event
 from wvo_mcp.store import Lock, Tx
 

@@ -104,7 +104,7 @@ class _Unseen:
     # A claim's: tells telemetry that it took over an expired lease.
     _took_over_expired: bool = False
     # A claim's grant that another write beat, found once committed: the task to leave out
-    # when it is made again (services/claims.claim_then_read).
+    # when it is made again (services/claims.best_then_read).
     _lost: str | None = None
 
 

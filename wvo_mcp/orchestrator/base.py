@@ -10,8 +10,11 @@ from datetime import datetime
 from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.git import Git, locate
+from wvo_mcp.models import ClaimResult
+from wvo_mcp.orchestrator.claim_gate import Queued
+from wvo_mcp.orchestrator.turns import Turns
 from wvo_mcp.providers import Providers
-from wvo_mcp.rules.claim_gate import ClaimGate
+from wvo_mcp.rules.claim_gate import TURN_MOST, ClaimGate
 from wvo_mcp.store import Database
 from wvo_mcp.verification import Verification
 
@@ -42,3 +45,5 @@ class Facade:
         self.toolchain = self.verification.toolchain
         # This process's claims past capacity: refused at once, told when to come back.
         self.claims = ClaimGate()
+        # ... and its claims of the best task, served together in its turns.
+        self.turns: Turns[Queued, ClaimResult] = Turns(TURN_MOST)

@@ -8,12 +8,14 @@ claim is told to come back is kept for its agent.
 """
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
-from wvo_mcp.errors import Overloaded
+from wvo_mcp.errors import Overloaded, WvoError
 from wvo_mcp.models import Asked, ClaimResult, UpdateResult
 from wvo_mcp.orchestrator import arrival
+from wvo_mcp.orchestrator.turns import Turns
 from wvo_mcp.rules.claim_gate import WAIT_BOUND_S, ClaimGate
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services import claims, notes
@@ -21,6 +23,8 @@ from wvo_mcp.store import Database, Lock, Tx
 
 T = TypeVar("T")
 A = TypeVar("A", bound=Asked)
+# A turn's claims of the best task (services/claims.best_then_read, its settings given).
+BestClaims = Callable[[Tx, Sequence[claims.Ask]], list[Callable[[], ClaimResult]]]
 
 
 async def before_turn(
@@ -55,26 +59,75 @@ async def in_turn(
     db: Database, gate: ClaimGate, fn: Callable[[Tx], A], agent_id: str,
     arrived: float | None = None,
 ) -> A | float:  # fmt: skip
-    """`in_turn_then_read` of a write whose answer is read before its COMMIT."""
+    """`fn` in the claims' turn (Lock.CLAIM), asking for `agent_id`'s notes, or past
+    capacity the seconds after which to come back (`_gated`)."""
 
-    def answered(tx: Tx) -> Callable[[], A]:
-        result = fn(tx)
-        return lambda: result
+    def write(left: float) -> Awaitable[A]:
+        return db.write_then_read(notes.asking(fn, agent_id), Lock.CLAIM, left)
 
-    return await in_turn_then_read(db, gate, answered, agent_id, arrived)
+    return await _gated(gate, agent_id, arrived, write)
 
 
-async def in_turn_then_read(
-    db: Database, gate: ClaimGate, fn: Callable[[Tx], Callable[[], A]], agent_id: str,
-    arrived: float | None = None,
+async def best_in_turn(
+    db: Database, gate: ClaimGate, turns: "Turns[Queued, ClaimResult]", ask: claims.Ask,
+    arrived: float, claim: BestClaims,
+) -> ClaimResult | float:  # fmt: skip
+    """`ask`'s claim of the best task in a turn of this process's claims queued with it
+    (orchestrator/turns.py), or past capacity the seconds after which to come back
+    (`_gated`). `claim` makes the turn's claims (services/claims.best_then_read)."""
+
+    async def serve(queued: Sequence[Queued]) -> list[ClaimResult | Exception]:
+        now = time.monotonic()
+        late: Exception = Overloaded("no claims' turn came within the bound")
+        live = [q for q in queued if q.deadline > now]
+        if not live:
+            return [late] * len(queued)
+
+        def write(tx: Tx) -> Callable[[], list[ClaimResult | Exception]]:
+            asks = [q.ask for q in live]
+            made = claim(tx, asks)
+            readers = [notes.asking_due(tx, a.agent_id, r) for a, r in zip(asks, made, strict=True)]
+            return lambda: [_outcome(read) for read in readers]
+
+        # As long as its most patient claim may wait: the others arrived a turn before it
+        # at most.
+        within = max(q.deadline for q in live) - now
+        try:
+            outcomes = iter(await db.write_then_read(write, Lock.CLAIM, within))
+        except WvoError as exc:
+            return [exc] * len(queued)
+        return [next(outcomes) if q.deadline > now else late for q in queued]
+
+    def queue(left: float) -> Awaitable[ClaimResult]:
+        return turns.take(Queued(ask, time.monotonic() + left), serve)
+
+    return await _gated(gate, ask.agent_id, arrived, queue)
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A claim in this process's queue for its turn, and when it stops waiting."""
+
+    ask: claims.Ask
+    deadline: float
+
+
+def _outcome(read: Callable[[], ClaimResult]) -> ClaimResult | Exception:
+    try:
+        return read()
+    except WvoError as exc:  # its own refusal: the other claims of its turn stand
+        return exc.with_traceback(None)  # raised again by its own claim
+
+
+async def _gated(
+    gate: ClaimGate, agent_id: str, arrived: float | None,
+    write: Callable[[float], Awaitable[A]],
 ) -> A | float:  # fmt: skip
-    """`fn` in the claims' turn (Lock.CLAIM), asking for `agent_id`'s notes, its answer read
-    once committed (Database.write_then_read), or, past
-    capacity, nothing done and the seconds after which to come back: refused at once when
-    `agent_id` is back before the time it was told, when this process's claims would wait
-    past the bound or its held work queues, or when no turn came within the bound from
-    `arrived` (the call's arrival: its token's check and a read before the turn waited in
-    it too)."""
+    """`write` of a claim (given the seconds it may wait), or, past capacity, nothing done
+    and the seconds after which to come back: refused at once when `agent_id` is back
+    before the time it was told, when this process's claims would wait past the bound or
+    its held work queues, or when no turn came within the bound from `arrived` (the call's
+    arrival: its token's check and a read before the turn waited in it too)."""
     started = time.monotonic()
     back = gate.early(agent_id, started)
     back = gate.refuse(started, agent_id) if back is None else back
@@ -87,7 +140,7 @@ async def in_turn_then_read(
     took = None
     granted = False
     try:
-        result = await db.write_then_read(notes.asking_after(fn, agent_id), Lock.CLAIM, left)
+        result = await write(left)
         took = time.monotonic() - started
         claimed = result.next if isinstance(result, UpdateResult) else result
         granted = isinstance(claimed, ClaimResult) and claimed.claimed

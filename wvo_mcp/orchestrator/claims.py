@@ -3,9 +3,9 @@
 A claim passes the claim gate (orchestrator/claim_gate.py) before and around its turn;
 `next_claim` is claim_next's claim, which the leases area makes with a move."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import partial
-from typing import Any
 
 from wvo_mcp.models import ClaimResult, PlanNextResult
 from wvo_mcp.orchestrator import arrival, claim_gate
@@ -69,16 +69,15 @@ class ClaimsFacade(Facade):
         refused = await claim_gate.before_turn(self.db, self.claims, agent_id, arrived, read)
         if refused is not None:
             return refused
-        given: dict[str, Any] = {
-            "settings": self.settings, "agent_id": agent_id, "providers": self.providers,
-            "provider": provider, "model": model, "bound": bound,
-            "lease_seconds": lease_seconds or self.settings.default_lease_seconds,
-        }  # fmt: skip
+        lease_seconds = lease_seconds or self.settings.default_lease_seconds
         if task_id is None and gate is Gate.NONE:
-            return await self._best(given, arrived)
+            ask = claims.Ask(agent_id, lease_seconds, provider, model, bound)
+            return await self._best(ask, arrived)
         claim: Callable[[Tx], ClaimResult] = partial(
-            claims.claim, task_id=task_id, now=self.clock(), **given
-        )
+            claims.claim, settings=self.settings, agent_id=agent_id, task_id=task_id,
+            lease_seconds=lease_seconds, now=self.clock(), providers=self.providers,
+            provider=provider, model=model, bound=bound,
+        )  # fmt: skip
 
         def claim_gated(tx: Tx) -> ClaimResult:
             result = claim(tx)
@@ -89,21 +88,24 @@ class ClaimsFacade(Facade):
         done = await claim_gate.in_turn(self.db, self.claims, claim_gated, agent_id, arrived)
         return claims.busy(agent_id, done) if isinstance(done, float) else done
 
-    async def _best(self, given: dict[str, Any], arrived: float) -> ClaimResult:
-        """The best task's claim, its grant answered with the COMMIT (claims.claim_then_read);
-        made again without a task another write took first, a few times at most (claims
-        take turns, so only a write other than a claim can)."""
-        agent_id, lost = given["agent_id"], frozenset[str]()
+    async def _best(self, ask: claims.Ask, arrived: float) -> ClaimResult:
+        """The best task's claim, in a turn with the other claims of the best task queued
+        in this process (claim_gate.best_in_turn); made again without a task another write
+        took first, a few times at most (claims take turns, so only a write other than a
+        claim can)."""
+        agent_id, lost = ask.agent_id, frozenset[str]()
         while True:
-            claim = partial(claims.claim_then_read, now=self.clock(), lost=lost, **given)
-            done = await claim_gate.in_turn_then_read(
-                self.db, self.claims, claim, agent_id, arrived
+            done = await claim_gate.best_in_turn(
+                self.db, self.claims, self.turns, replace(ask, lost=lost), arrived, self._claim
             )
             if isinstance(done, float):
                 return claims.busy(agent_id, done)
             if done._lost is None or len(lost) + 1 >= LOST_TRIES:
                 return done
             lost |= {done._lost}
+
+    def _claim(self, tx: Tx, asks: Sequence[claims.Ask]) -> list[Callable[[], ClaimResult]]:
+        return claims.best_then_read(tx, self.settings, asks, self.clock(), self.providers)
 
 
 def next_claim(orch: Facade, agent_id: str, after: Status) -> Callable[[Tx], ClaimResult]:

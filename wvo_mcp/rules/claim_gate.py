@@ -51,6 +51,9 @@ WAIT_BOUND_S = 0.25  # the longest a claim waits for its turn, a lock or a conne
 # busy host (a descheduled lock holder, a slow fsync) seldom refuses a heartbeat. Each of
 # these calls waits once (services/notes.asking): its bound is all it waits.
 HELD_WAIT_S = 0.5
+# The claims one turn serves at most (orchestrator/turns.py): a turn holds the claim lock
+# for each one's pick, a millisecond or two.
+TURN_MOST = 16
 QUEUE_TARGET_S = 0.02
 QUEUE_WINDOW_S = 0.5
 QUEUE_SAMPLES = 8

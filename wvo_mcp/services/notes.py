@@ -65,14 +65,7 @@ def asking(write: Callable[[Tx], A], agent_id: str) -> Callable[[Tx], Callable[[
 
     def both(tx: Tx) -> Callable[[], A]:
         result = write(tx)
-        due = tx.ask("notes_due", (agent_id,))
-
-        def read() -> A:
-            if due.one() is None:
-                result._no_notes_for = agent_id
-            return result
-
-        return read
+        return asking_due(tx, agent_id, lambda: result)
 
     return both
 
@@ -82,20 +75,21 @@ def asking_after(
 ) -> Callable[[Tx], Callable[[], A]]:
     """`asking`, for a write that itself reads its answers after the commit
     (Database.write_then_read)."""
+    return lambda tx: asking_due(tx, agent_id, write(tx))
 
-    def both(tx: Tx) -> Callable[[], A]:
-        read = write(tx)
-        due = tx.ask("notes_due", (agent_id,))
 
-        def read_both() -> A:
-            result = read()
-            if due.one() is None:
-                result._no_notes_for = agent_id
-            return result
+def asking_due(tx: Tx, agent_id: str, read: Callable[[], A]) -> Callable[[], A]:
+    """`read`, its answer marked when the agent has no notes due (asked now, beside what
+    is still to be sent)."""
+    due = tx.ask("notes_due", (agent_id,))
 
-        return read_both
+    def read_both() -> A:
+        result = read()
+        if due.one() is None:
+            result._no_notes_for = agent_id
+        return result
 
-    return both
+    return read_both
 
 
 def deliver(tx: Tx, agent_id: str) -> list[Note]:
