@@ -62,7 +62,7 @@ class WorkerKind:
     limits: WorkerLimits = field(default_factory=WorkerLimits)  # what each of its runs may use
     agent: str = "custom"  # kind "acp" only: which agent (rules/agents.py)
     permissions: Literal["allow", "deny", "ask"] = "allow"  # kind "acp": its permission requests
-    poll_seconds: float = 5.0  # kind "acp": how often its driver reads its task (a person's words)
+    poll_seconds: float = agents.POLL_SECONDS  # kind "acp": how often its driver reads its task
     # kind "acp": its model API (custom's; OpenCode's, Anthropic's by default)
     api: Api | None = None
 
@@ -123,7 +123,7 @@ Arg = Annotated[str, Field(max_length=4096)]
 EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
 
 
-def _within(bounds: tuple[int, int]) -> Any:
+def _within(bounds: tuple[float, float]) -> Any:
     return Field(ge=bounds[0], le=bounds[1])
 
 
@@ -163,7 +163,9 @@ class WorkerSpec(_Spec):
     permissions: Literal["allow", "deny", "ask"] = "allow"
     api: Api | None = None
     # kind acp: how often its driver reads its task for a person's words, a pause or a drain.
-    poll_seconds: Annotated[float, Field(ge=0.1, le=600, allow_inf_nan=False)] = 5.0
+    poll_seconds: Annotated[
+        float, _within(agents.POLL_SECONDS_RANGE), Field(allow_inf_nan=False)
+    ] = agents.POLL_SECONDS
 
 
 class ProviderSpec(_Spec):
@@ -527,7 +529,7 @@ def _worker_problems(
             ("agent", spec.agent is not None),
             ("api", spec.api is not None),
             ("permissions", spec.permissions != "allow"),
-            ("poll_seconds", spec.poll_seconds != 5.0),
+            ("poll_seconds", spec.poll_seconds != agents.POLL_SECONDS),
         )
         problems += [
             ((*where, name), f"only kind acp takes `{name}`") for name, given in acp_only if given

@@ -47,11 +47,11 @@ from acp import schema
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from wvo_mcp.rules.agents import POLL_SECONDS, POLL_SECONDS_RANGE
 from wvo_mcp.rules.text import fenced, plain, shown
 
 TEXT_CHARS = 2000  # of any one field of a line
 MESSAGE_BYTES = 8 << 20  # an ACP message may carry a file; beyond this it is dropped
-POLL_SECONDS = 5.0  # between two reads of its task, unless its worker's poll_seconds says
 HELD = re.compile(r"task_id '([^']+)', lease_token '([^']+)'")
 Policy = Literal["allow", "deny", "ask"]
 PREFER_ALLOW = ("allow_once", "allow_always")
@@ -91,7 +91,8 @@ class Config:
 
 def _poll_seconds(given: object) -> float:
     """The worker's poll_seconds as the providers file allows it, else POLL_SECONDS."""
-    if isinstance(given, int | float) and not isinstance(given, bool) and 0.1 <= given <= 600:
+    low, high = POLL_SECONDS_RANGE
+    if isinstance(given, int | float) and not isinstance(given, bool) and low <= given <= high:
         return float(given)
     return POLL_SECONDS
 

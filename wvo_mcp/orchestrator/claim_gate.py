@@ -116,7 +116,7 @@ def _outcome(read: Callable[[], ClaimResult]) -> ClaimResult | Exception:
     try:
         return read()
     except WvoError as exc:  # its own refusal: the other claims of its turn stand
-        return exc.with_traceback(None)  # raised again by its own claim
+        return exc
 
 
 async def _gated(

@@ -38,7 +38,8 @@ class _Place(Generic[I, R]):
 
     def result(self) -> R:
         if isinstance(self.outcome, Exception):
-            raise self.outcome
+            # One exception may be each claim's of a failed turn: raised afresh in each.
+            raise self.outcome.with_traceback(None)
         assert self.served
         return self.outcome  # type: ignore[return-value]
 

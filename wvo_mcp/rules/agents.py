@@ -18,6 +18,12 @@ from typing import Literal
 
 from wvo_mcp.rules import wire
 
+# How often an ACP worker's driver reads its task for a person's words, a pause or a drain
+# (a worker's `poll_seconds` in the providers file), and what it may be, both accepted: the
+# providers file is held to the range, and so is the driver's own reading of it.
+POLL_SECONDS = 5.0
+POLL_SECONDS_RANGE = (0.1, 600.0)
+
 
 @dataclass(frozen=True)
 class Agent:
