@@ -8,6 +8,7 @@ import anyio
 import pytest
 
 from tests.contract.conftest import World, create, events_of
+from tests.contract.test_row_locks import row_locked
 from wvo_mcp.errors import ValidationFailed, WvoError
 from wvo_mcp.models import ClaimResult
 from wvo_mcp.orchestrator import Orchestrator
@@ -128,3 +129,41 @@ async def test_claims_arriving_together_in_one_process_share_turns(world: World)
         assert (await orch.get_task(answer.task.id)).assigned_to == agent
     if world.backend.name == "postgres":
         assert turns < 10
+
+
+async def test_a_turn_reads_past_its_first_page_without_skipping_a_task(world: World) -> None:
+    """The ranked scan is read a page at a time (16 rows, then 64 ...). The first page holds
+    8 tasks backing off and 8 ready; once the turn has granted those 8, the next page would
+    begin 8 rows too far on. Every claim gets the next ready task in rank order all the same."""
+    orch = await world.open(wip_global=40)
+    assert (await orch.claim("first")).reason == "no_ready_task"  # re-ranks: not in the turn
+    later = world.clock.text(3600)
+    await create(
+        orch,
+        *({"id": f"b{n:02d}", "title": "t", "business_value": 20, "not_before": later}
+          for n in range(8)),
+        *({"id": f"r{n:02d}", "title": "t", "business_value": 10} for n in range(30)),
+    )  # fmt: skip
+    answers = await turn(orch, *(Ask(f"agent-{n}", 60) for n in range(14)))
+    assert [granted(a) for a in answers] == [f"r{n:02d}" for n in range(14)]
+
+
+async def test_a_grant_of_the_turn_another_session_beat_holds_no_later_claim_back(
+    world: World,
+) -> None:
+    """At the WIP limit, a grant sent earlier in the turn is counted against the claims
+    after it; when a claim would be refused for it, the turn reads whether those grants
+    took, and counts no more the one whose row another session held (PostgreSQL only)."""
+    if world.backend.name != "postgres":
+        pytest.skip("SQLite has no row locks: one writer at a time")
+    orch = await world.open(wip_global=1)
+    await create(
+        orch,
+        {"id": "top", "title": "t", "business_value": 20},
+        {"id": "next", "title": "t", "business_value": 10},
+    )
+    async with row_locked(world, "top"):
+        beaten, second = await turn(orch, Ask("a", 60), Ask("b", 60))
+    assert isinstance(beaten, ClaimResult) and beaten._lost == "top"
+    assert granted(second) == "next"
+    assert (await orch.get_task("top")).status is Status.PENDING

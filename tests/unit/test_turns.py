@@ -198,3 +198,27 @@ async def test_a_claim_called_to_lead_but_cancelled_passes_the_lead_on() -> None
         queued.set()
     assert served == [[0], [4]] and got == {0: 0, 4: 40}
     assert len(turns) == 0
+
+
+async def test_a_claim_no_turn_took_in_time_leaves_the_queue_with_nothing_done() -> None:
+    turns: Turns[int, int] = Turns(most=16)
+    server = Server()
+    got: dict[int, object] = {}
+
+    async def take(i: int, within: float) -> None:
+        try:
+            got[i] = await turns.take(i, server.serve, within)
+        except TimeoutError as exc:
+            got[i] = exc
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(take, 0, 0.01)  # leads at once: its bound is the turn's to keep
+        await server.began.wait()
+        tg.start_soon(take, 2, 0.01)
+        tg.start_soon(take, 4, 60)
+        await wait_queued(turns, 2)
+        await until(lambda: 2 in got)  # the turn under way never ends while it waits
+        await server.next_turn()
+        server.end.set()
+    assert isinstance(got[2], TimeoutError)
+    assert server.turns == [[0], [4]] and got[0] == 0 and got[4] == 40

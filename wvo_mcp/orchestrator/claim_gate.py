@@ -98,8 +98,11 @@ async def best_in_turn(
             return [exc] * len(queued)
         return [next(outcomes) if q.deadline > now else late for q in queued]
 
-    def queue(left: float) -> Awaitable[ClaimResult]:
-        return turns.take(Queued(ask, time.monotonic() + left), serve)
+    async def queue(left: float) -> ClaimResult:
+        try:
+            return await turns.take(Queued(ask, time.monotonic() + left), serve, left)
+        except TimeoutError:  # no turn took it in time: as a turn not found in time
+            raise Overloaded("no claims' turn came within the bound") from None
 
     return await _gated(gate, ask.agent_id, arrived, queue)
 

@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import partial
 
+import anyio.lowlevel
+
 from wvo_mcp.models import ClaimResult, PlanNextResult
 from wvo_mcp.orchestrator import arrival, claim_gate
 from wvo_mcp.orchestrator.base import Facade
@@ -95,6 +97,8 @@ class ClaimsFacade(Facade):
         claim can)."""
         agent_id, lost = ask.agent_id, frozenset[str]()
         while True:
+            if lost:  # a turn is shielded from its caller's going: none more for one gone
+                await anyio.lowlevel.checkpoint_if_cancelled()
             done = await claim_gate.best_in_turn(
                 self.db, self.claims, self.turns, replace(ask, lost=lost), arrived, self._claim
             )

@@ -14,6 +14,7 @@ under way may be granted, as a claim cancelled while its COMMIT is answered may 
 lease runs out unused.
 """
 
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -55,14 +56,21 @@ class Turns(Generic[I, R]):
     def __len__(self) -> int:
         return len(self._queue)
 
-    async def take(self, item: I, serve: Serve[I, R]) -> R:
+    async def take(self, item: I, serve: Serve[I, R], within: float = math.inf) -> R:
         """`item`'s outcome from `serve`, called with it and the items queued beside it,
-        in arrival order; raised if it is an exception."""
+        in arrival order; raised if it is an exception. TimeoutError, nothing of it done,
+        when no turn took it within `within` seconds."""
         place: _Place[I, R] = _Place(item)
         self._queue.append(place)
         if self._leading:
             try:
-                await place.called.wait()
+                with anyio.move_on_after(within):
+                    await place.called.wait()
+                if not place.called.is_set():
+                    if place in self._queue:
+                        self._queue.remove(place)  # still queued: it waits no longer
+                        raise TimeoutError
+                    await place.called.wait()  # in a turn under way: answered with it
             except BaseException:
                 if place in self._queue:
                     self._queue.remove(place)  # never served: nothing of it was done
@@ -87,6 +95,8 @@ class Turns(Generic[I, R]):
 
     def _settle(self, turn: list[_Place[I, R]], outcomes: Sequence[R | Exception]) -> None:
         self._call_next()
+        if len(outcomes) != len(turn):  # never left waiting, whatever `serve` answered
+            outcomes = [RuntimeError(f"a turn of {len(turn)} answered {len(outcomes)}")] * len(turn)
         for served, outcome in zip(turn, outcomes, strict=True):
             served.outcome, served.served = outcome, True
             served.called.set()

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from itertools import islice
 
 from wvo_mcp import timeutil
@@ -142,10 +143,10 @@ def best_then_read(
     alone (its reader raises), and the others go on."""
     stamp = timeutil.to_text(now)
     early = settings.agent_provider is None and any(ask.provider is None for ask in asks)
-    common = Common.ask(tx, settings, stamp, early=early, dry=False)
+    turn = _Turn()
+    common = Common.ask(tx, settings, stamp, early=early, dry=False, moved=turn.taken)
     members = [Member.ask(tx, ask.agent_id, stamp) for ask in asks]
     common.read(tx, now, dry=False)
-    turn = _Turn()
     readers: list[Callable[[], ClaimResult]] = []
     for ask, member in zip(asks, members, strict=True):
         try:
@@ -159,19 +160,24 @@ def best_then_read(
             continue
         picking.lost |= ask.lost
         picking.taken = turn.taken
-        picking.wip = turn.counted(picking.wip, ask.agent_id)
-        read, granted = _best_then_read(picking, ask)
-        if granted is not None:
-            turn.grant(granted, ask.agent_id)
-        readers.append(read)
+        readers.append(_best_then_read(picking, ask, turn))
     return readers
 
 
-def _best_then_read(picking: "Picking", ask: Ask) -> tuple[Callable[[], ClaimResult], Row | None]:
-    """One claim of a turn: its reader, and the task it sent a grant for (if any)."""
+HELD_BACK = ("agent_wip_limit", "global_wip_limit", "epic_wip_limit")
+
+
+def _best_then_read(picking: Picking, ask: Ask, turn: "_Turn") -> Callable[[], ClaimResult]:
+    """One claim of a turn, its grant counted by the turn; its reader."""
+    own = picking.wip
+    picking.wip = turn.counted(own, ask.agent_id)
     chosen = picking.over_wip_limit() or picking.best()
+    if isinstance(chosen, ClaimResult) and chosen.reason in HELD_BACK and turn.confirm():
+        # Held back by a grant of the turn that another write beat: counted without it.
+        picking.wip, picking.scan = turn.counted(own, ask.agent_id), None
+        chosen = picking.over_wip_limit() or picking.best()
     if isinstance(chosen, ClaimResult):
-        return _answered(chosen), None
+        return _answered(chosen)
     plain = (
         chosen["status"] == Status.PENDING
         and chosen["routed_provider"] is None
@@ -180,10 +186,11 @@ def _best_then_read(picking: "Picking", ask: Ask) -> tuple[Callable[[], ClaimRes
     )
     if not plain:  # its grant's answer is read now: a route, an identity, a take-over
         result = _take(picking, None, ask.lease_seconds, ask.provider, ask.model, chosen)
-        task = result.task if result.claimed else None
-        held = None if task is None else {"id": task.id, "epic_id": task.epic_id}
-        return _answered(result), held
-    granting = _grant(picking.tx, chosen, picking.agent_id, ask.lease_seconds, picking.now)
+        if result.claimed and result.task is not None:
+            turn.grant({"id": result.task.id, "epic_id": result.task.epic_id}, ask.agent_id)
+        return _answered(result)
+    granting = cache(_grant(picking.tx, chosen, picking.agent_id, ask.lease_seconds, picking.now))
+    turn.grant(chosen, ask.agent_id, granting)
 
     def read() -> ClaimResult:
         granted = granting()
@@ -193,7 +200,7 @@ def _best_then_read(picking: "Picking", ask: Ask) -> tuple[Callable[[], ClaimRes
         lost._lost = chosen["id"]
         return lost
 
-    return read, chosen
+    return read
 
 
 def _answered(result: ClaimResult) -> Callable[[], ClaimResult]:
@@ -207,31 +214,48 @@ def _raising(exc: WvoError) -> Callable[[], ClaimResult]:
     return read
 
 
+# A grant a turn sent: the task, its holder, and the grant's answer while it is unread.
+_Sent = tuple[Row, str, Callable[[], ClaimResult | None] | None]
+
+
 @dataclass
 class _Turn:
-    """The grants sent so far in one turn of claims: each claim after them counts them."""
+    """The grants sent so far in one turn of claims: the claims after them count them
+    against their WIP, and never pick their tasks (`taken`)."""
 
     taken: set[str] = field(default_factory=set)
-    by_agent: Counter[str] = field(default_factory=Counter)
-    by_epic: Counter[str] = field(default_factory=Counter)
+    sent: list["_Sent"] = field(default_factory=list)
 
-    def grant(self, row: Row, agent_id: str) -> None:
+    def grant(
+        self, row: Row, agent_id: str, answer: Callable[[], ClaimResult | None] | None = None
+    ) -> None:
         self.taken.add(row["id"])
-        self.by_agent[agent_id] += 1
-        self.by_epic[row["epic_id"]] += 1
+        self.sent.append((row, agent_id, answer))
 
     def counted(self, wip: Wip, agent_id: str) -> Wip:
         by_epic = Counter(wip.by_epic)
-        by_epic.update(self.by_epic)
+        by_epic.update(row["epic_id"] for row, _, _ in self.sent)
         return Wip(
-            global_used=wip.global_used + len(self.taken),
-            agent_used=wip.agent_used + self.by_agent[agent_id],
+            global_used=wip.global_used + len(self.sent),
+            agent_used=wip.agent_used + sum(agent == agent_id for _, agent, _ in self.sent),
             by_epic=dict(by_epic),
         )
 
+    def confirm(self) -> bool:
+        """Reads the answers of the grants sent (one round trip on PostgreSQL) and counts no
+        more the ones another write beat: whether there were any."""
+        kept: list[_Sent] = [
+            (row, agent, None)
+            for row, agent, answer in self.sent
+            if answer is None or answer() is not None
+        ]
+        beaten = len(kept) < len(self.sent)
+        self.sent = kept
+        return beaten
+
 
 def _take(
-    picking: "Picking",
+    picking: Picking,
     task_id: str | None,
     lease_seconds: int,
     provider: str | None,

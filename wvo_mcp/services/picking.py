@@ -10,9 +10,10 @@ Carries out `rules/pauses.py` and `rules/wsjf.py`.
 """
 
 import heapq
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from itertools import islice
 from typing import TypeGuard
 
@@ -30,6 +31,7 @@ from wvo_mcp.services.tasks import rescore
 from wvo_mcp.store import Answer, Row, Tx
 
 SCORE_REFRESH_SECONDS = 60.0
+REPLAYED = 256  # candidates a turn's claims share, read once (Replay)
 
 
 @dataclass(frozen=True)
@@ -195,23 +197,38 @@ def not_ready_reason(tx: Tx, row: Row, stamp: str) -> str | None:
 
 
 class Replay:
-    """A scan's rows, read once and iterable again from the first: the claims of a turn
-    each walk one scan, skipping what the claims before them took."""
+    """A scan's rows, read once and walked again from the first by each claim of a turn,
+    each skipping what the claims before it took. Past the rows read, a claim reads on in
+    the scan, unless the turn has sent a grant since it began (`moved`: the scan's later
+    pages are read by OFFSET, and a task granted leaves the ready queue, so they would skip
+    as many rows), or a claim before it read past the rows kept (REPLAYED): then it begins
+    a scan of its own (`again`), which sees the grants."""
 
-    def __init__(self, rows: Iterator[Row]) -> None:
-        self._rows = rows
+    def __init__(
+        self, rows: Iterator[Row], again: Callable[[], Iterator[Row]], moved: Collection[str]
+    ) -> None:
+        self._rows, self._again, self._moved = rows, again, moved
         self._read: list[Row] = []
+        self._spilled = False
 
     def __iter__(self) -> Iterator[Row]:
         at = 0
         while True:
-            if at == len(self._read):
-                row = next(self._rows, None)
-                if row is None:
-                    return
-                self._read.append(row)
-            yield self._read[at]
-            at += 1
+            while at < len(self._read):
+                yield self._read[at]
+                at += 1
+            if self._moved or self._spilled:
+                yield from self._again()
+                return
+            row = next(self._rows, None)
+            if row is None:
+                return
+            if len(self._read) == REPLAYED:  # this claim reads on alone, kept by none
+                self._spilled = True
+                yield row
+                yield from self._rows
+                return
+            self._read.append(row)
 
 
 @dataclass
@@ -227,12 +244,19 @@ class Common:
     by_epic: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def ask(cls, tx: Tx, settings: Settings, stamp: str, early: bool, dry: bool) -> "Common":
+    def ask(
+        cls, tx: Tx, settings: Settings, stamp: str, early: bool, dry: bool,
+        moved: Collection[str] = (),
+    ) -> "Common":  # fmt: skip
+        """`moved`: the tasks the turn granted so far (Replay)."""
         refreshed = tx.ask("meta_get", ("scores_refreshed_at",))
         pauses = tx.ask("pauses")
         per_epic = settings.wip_per_epic is not None
         epics = tx.ask("live_leases_by_epic", (stamp,)) if per_epic else None
-        scan = Replay(claimable(tx, stamp, take=not dry)) if early else None
+        scan = None
+        if early:
+            again = partial(claimable, tx, stamp, take=not dry)
+            scan = Replay(again(), again, moved)
         return cls(refreshed, pauses, epics, scan)
 
     def read(self, tx: Tx, now: datetime, dry: bool) -> None:

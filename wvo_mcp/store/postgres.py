@@ -395,7 +395,8 @@ class PostgresDatabase:
                 result = await self._transaction(fn, _BEGIN[lock], True, then_read, until, lock)
             finally:
                 self._claim_turn.release()
-        if random.random() < 1 / FOLD_EVERY:
+        # Never after a claim: a turn of claims waits for its writes (orchestrator/turns.py).
+        if lock is not Lock.CLAIM and random.random() < 1 / FOLD_EVERY:
             await self._fold()
         return result
 
