@@ -3,7 +3,7 @@
 score = (business_value + time_criticality + risk_reduction + enablement) / job_size
 
 Carried out by `wvo_mcp/services/rows.py` (a row's score), `wvo_mcp/services/tasks.py`
-(stored at creation and on `rescore`) and `wvo_mcp/services/claims.py` (claims in its order).
+(stored at creation and on `rescore`) and `wvo_mcp/services/picking.py` (claims in its order).
 """
 
 from dataclasses import dataclass

@@ -9,6 +9,8 @@ on a task's row: claims take turns, so one waiting would stall them all. A candi
 row another session holds is skipped for the next one (docs/postgres.md, "Row locks").
 
 What a claim reads and how it picks: services/picking.py.
+
+Carries out `rules/pauses.py`.
 """
 
 import uuid
