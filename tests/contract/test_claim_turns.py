@@ -133,8 +133,9 @@ async def test_claims_arriving_together_in_one_process_share_turns(world: World)
 
 async def test_a_turn_reads_past_its_first_page_without_skipping_a_task(world: World) -> None:
     """The ranked scan is read a page at a time (16 rows, then 64 ...). The first page holds
-    8 tasks backing off and 8 ready; once the turn has granted those 8, the next page would
-    begin 8 rows too far on. Every claim gets the next ready task in rank order all the same."""
+    8 tasks backing off and r00-r07; a claim that walks past them after the turn granted r00
+    (it lost r01-r07 before) would find the next page begun a row too far on (r09). It gets
+    r08, the next in rank order, and the claim after it r01."""
     orch = await world.open(wip_global=40)
     assert (await orch.claim("first")).reason == "no_ready_task"  # re-ranks: not in the turn
     later = world.clock.text(3600)
@@ -144,8 +145,11 @@ async def test_a_turn_reads_past_its_first_page_without_skipping_a_task(world: W
           for n in range(8)),
         *({"id": f"r{n:02d}", "title": "t", "business_value": 10} for n in range(30)),
     )  # fmt: skip
-    answers = await turn(orch, *(Ask(f"agent-{n}", 60) for n in range(14)))
-    assert [granted(a) for a in answers] == [f"r{n:02d}" for n in range(14)]
+    lost = frozenset(f"r{n:02d}" for n in range(1, 8))
+    answers = await turn(orch, Ask("a", 60), Ask("b", 60, lost=lost), Ask("c", 60))
+    assert [granted(a) for a in answers] == ["r00", "r08", "r01"]
+    many = await turn(orch, *(Ask(f"agent-{n}", 60) for n in range(14)))
+    assert [granted(a) for a in many] == [f"r{n:02d}" for n in (*range(2, 8), *range(9, 17))]
 
 
 async def test_a_grant_of_the_turn_another_session_beat_holds_no_later_claim_back(

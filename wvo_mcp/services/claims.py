@@ -149,6 +149,8 @@ def best_then_read(
     common = Common.ask(tx, settings, stamp, early=early, dry=False, moved=turn.taken)
     members = [Member.ask(tx, ask.agent_id, stamp) for ask in asks]
     common.read(tx, now, dry=False)
+    if common.early is not None:
+        common.early.fill(len(asks))
     readers: list[Callable[[], ClaimResult]] = []
     for ask, member in zip(asks, members, strict=True):
         try:

@@ -198,11 +198,12 @@ def not_ready_reason(tx: Tx, row: Row, stamp: str) -> str | None:
 
 class Replay:
     """A scan's rows, read once and walked again from the first by each claim of a turn,
-    each skipping what the claims before it took. Past the rows read, a claim reads on in
-    the scan, unless the turn has sent a grant since it began (`moved`: the scan's later
-    pages are read by OFFSET, and a task granted leaves the ready queue, so they would skip
-    as many rows), or a claim before it read past the rows kept (REPLAYED): then it begins
-    a scan of its own (`again`), which sees the grants."""
+    each skipping what the claims before it took (`fill`: as many as the turn has claims,
+    read before the first grant). Past the rows read, a claim reads on in the scan, unless
+    the turn has sent a grant since it began (`moved`: the scan's later pages are read by
+    OFFSET, and a task granted leaves the ready queue, so they would skip as many rows), or
+    a claim before it read past the rows kept (REPLAYED): then it begins a scan of its own
+    (`again`), which sees the grants."""
 
     def __init__(
         self, rows: Iterator[Row], again: Callable[[], Iterator[Row]], moved: Collection[str]
@@ -210,6 +211,12 @@ class Replay:
         self._rows, self._again, self._moved = rows, again, moved
         self._read: list[Row] = []
         self._spilled = False
+
+    def fill(self, rows: int) -> None:
+        """Reads up to `rows` candidates now, before the turn grants any: as many as it has
+        claims, so a turn whose claims each take the next one never scans again."""
+        for _ in zip(range(rows), self, strict=False):
+            pass
 
     def __iter__(self) -> Iterator[Row]:
         at = 0
