@@ -25,6 +25,7 @@ T = TypeVar("T")
 A = TypeVar("A", bound=Asked)
 # A turn's claims of the best task (services/claims.best_then_read, its settings given).
 BestClaims = Callable[[Tx, Sequence[claims.Ask]], list[Callable[[], ClaimResult]]]
+NO_TURN = "no claims' turn came within the bound"  # a queued claim's refusal (Overloaded)
 
 
 async def before_turn(
@@ -78,7 +79,7 @@ async def best_in_turn(
 
     async def serve(queued: Sequence[Queued]) -> list[ClaimResult | Exception]:
         now = time.monotonic()
-        late: Exception = Overloaded("no claims' turn came within the bound")
+        late: Exception = Overloaded(NO_TURN)
         live = [q for q in queued if q.deadline > now]
         if not live:
             return [late] * len(queued)
@@ -102,7 +103,7 @@ async def best_in_turn(
         try:
             return await turns.take(Queued(ask, time.monotonic() + left), serve, left)
         except TimeoutError:  # no turn took it in time: as a turn not found in time
-            raise Overloaded("no claims' turn came within the bound") from None
+            raise Overloaded(NO_TURN) from None
 
     return await _gated(gate, ask.agent_id, arrived, queue)
 

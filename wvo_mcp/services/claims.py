@@ -228,7 +228,7 @@ class _Turn:
     against their WIP, and never pick their tasks (`taken`)."""
 
     taken: set[str] = field(default_factory=set)
-    sent: list["_Sent"] = field(default_factory=list)
+    sent: list[_Sent] = field(default_factory=list)
 
     def grant(
         self, row: Row, agent_id: str, answer: Callable[[], ClaimResult | None] | None = None

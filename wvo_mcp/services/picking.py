@@ -215,7 +215,7 @@ class Replay:
     def fill(self, rows: int) -> None:
         """Reads up to `rows` candidates now, before the turn grants any: as many as it has
         claims, so a turn whose claims each take the next one never scans again."""
-        for _ in zip(range(rows), self, strict=False):
+        for _ in islice(self, rows):
             pass
 
     def __iter__(self) -> Iterator[Row]:
