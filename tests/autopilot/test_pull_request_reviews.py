@@ -26,6 +26,7 @@ from tests.conftest import open_db, wvo
 from tests.forge import both
 from tests.forge.both import Side
 from tests.forge.description import available
+from tests.forge.gitlab import server as gitlab
 from tests.forge.server import Forge
 from wvo_mcp.sandbox import bwrap
 
@@ -212,3 +213,57 @@ def test_an_account_the_person_trusts_steers_whatever_its_role(
     assert back and "README.md:1: say what it fixes" in back[0], checkpoints(pilot, "T")
     assert outsider_events(pilot.project["state"], "T") == []
     assert statuses(pilot) == {"T": "done"}
+
+
+@pytest.mark.parametrize("forge", ["gitlab"], indirect=True)
+def test_a_reporters_approval_that_gitlab_counts_merges_nothing_until_a_developers(
+    tmp_path: Path, forge: Forge, side: Side
+) -> None:
+    """A GitLab approval rule that names a group of Reporters as its approvers (segregation
+    of duties) has GitLab report the merge request `mergeable` once a Reporter approves: the
+    queue reads the approvals itself, counts only those who steer, and merges once a
+    Developer approves."""
+    forge.roles.update(rita="triage")  # a Reporter
+    forge.approvers.add("rita")  # whom the project's approval rule names
+    pilot = host(tmp_path, forge)
+    state = pilot.project["state"]
+    anyio.run(backlog, pilot.project, [{"id": "R", "title": "reported"}])
+    log = tmp_path / "autopilot.log"
+    process = start(pilot, forge, log, *POLL)
+    mergeable: list[str] = []
+
+    def reads(number: int) -> int:
+        path = side.reviews.format(number)
+        return sum(r[1] == path for r in forge.requests)
+
+    def person(forge: Forge, number: int, head: str) -> None:
+        if mergeable:
+            side.approve(forge, number)  # a restacked head: a Developer approves again
+            return
+        forge.review(number, "APPROVED", user="rita")
+        pull = forge.pulls[number]
+        mergeable.append(gitlab_status(forge, number))
+        seen = reads(number)
+        until(lambda: pull.merged or reads(number) >= seen + 2, process, log)
+        assert not pull.merged, "a Reporter's approval merged the merge request"
+        side.approve(forge, number)  # a Developer's
+
+    try:
+        attend(forge, process, log, person)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=RUN_TIMEOUT_S)
+    assert mergeable == ["mergeable"], "GitLab itself would have merged on rita's approval"
+    [pull] = forge.pulls.values()
+    assert pull.merged and pull.merged_by == "autopilot", pull
+    assert statuses(pilot) == {"R": "done"}
+    assert "0 of 1 approvals" in log.read_text()
+    assert [a for a, _ in outsider_events(state, "R")] == ["outsider:rita"]
+
+
+def gitlab_status(forge: Forge, number: int) -> str:
+    """What the test GitLab says of a merge request now (its detailed_merge_status)."""
+    assert isinstance(forge, gitlab.Forge)
+    with forge.lock:
+        return forge.detailed(forge.pulls[number])

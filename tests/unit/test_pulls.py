@@ -221,6 +221,8 @@ def test_nothing_more_is_read_once_the_forge_says_it_may_merge_under_the_writers
     assert not pulls.cleared(pull(), HEAD, True, no_review, True)
     # A rule widened or narrowed counts other reviews than GitHub does: they are read.
     assert not pulls.cleared(pull(), HEAD, True, REQUIRED, False)
+    # GitLab's `mergeable` counts whoever its approval rules name (a Reporter too).
+    assert not pulls.cleared(pull(), HEAD, True, REQUIRED, True, "gitlab")
 
 
 def test_each_forge_names_its_pull_requests_its_own_way() -> None:

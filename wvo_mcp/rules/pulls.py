@@ -210,7 +210,12 @@ def _checks_wait(
 
 
 def cleared(
-    pull: Pull, verified: str, current: bool, required: Requirements, writers: bool
+    pull: Pull,
+    verified: str,
+    current: bool,
+    required: Requirements,
+    writers: bool,
+    kind: ForgeKind = "github",
 ) -> bool:
     """The forge itself says the pull request may merge (GitHub's mergeable_state `clean`:
     every required check passed on its head, its reviews approve, none asks for changes),
@@ -218,11 +223,13 @@ def cleared(
     reading. Only where a review is required (without one, GitHub does not let a review
     asking for changes block the merge, and the queue does), and only where those who steer
     are the repository's writers (`writers`: the default rule, rules/trust.py), whose reviews
-    are the ones GitHub counts; a rule widened or narrowed reads the reviews itself."""
+    are the ones GitHub counts; a rule widened or narrowed reads the reviews itself. Never on
+    GitLab (`kind`): its approval rules count whoever they name, a Reporter too, so its
+    `mergeable` says nothing of who approved."""
     return (
-        writers and pull.state == "open" and not pull.merged and pull.head == verified
-        and current and pull.mergeable_state == "clean" and required.approvals > 0
-        and required.known
+        kind == "github" and writers and pull.state == "open" and not pull.merged
+        and pull.head == verified and current and pull.mergeable_state == "clean"
+        and required.approvals > 0 and required.known
     )  # fmt: skip
 
 

@@ -307,6 +307,9 @@ class Forge(github.Forge):
         # Approval rules beyond the project's one (Premium): (approvals, branch names, or
         # None for every protected branch[, rule_type: regular when not named]).
         self.rules: list[tuple[int, list[str] | None] | tuple[int, list[str] | None, str]] = []
+        # Those a regular approval rule names as its approvers ("segregation of duties":
+        # a group of Reporters): GitLab counts their approvals from Reporter up.
+        self.approvers: set[str] = set()
         self.merge_access = 30  # who may merge into the protected branch (Developers+)
         self.protected = {branch}  # protected branches, all with merge_access
         # State beyond the test GitHub's.
@@ -349,6 +352,12 @@ class Forge(github.Forge):
     def may_merge(self, pull: PullState) -> bool:
         """Whether the token's user may merge into `pull`'s branch by its protection."""
         return pull.base not in self.protected or self.level(self.login) >= self.merge_access
+
+    def counts(self, username: str) -> bool:
+        """Whether GitLab counts `username`'s approval: a Developer and up, or an approver a
+        rule names who is at least a Reporter."""
+        level = self.level(username)
+        return level >= 30 or (username in self.approvers and level >= 20)
 
     def level(self, username: str) -> int:
         if username in self.levels:
@@ -471,7 +480,7 @@ class Forge(github.Forge):
             return "discussions_not_resolved"
         latest: dict[str, str] = {}
         for r in self.reviews:
-            if r.number == pull.number and self.level(r.user) >= 30:
+            if r.number == pull.number and self.counts(r.user):
                 latest[r.user] = r.state
         if "CHANGES_REQUESTED" in latest.values():
             return "requested_changes"
@@ -957,6 +966,11 @@ def _approval_rules(forge: Forge, query: Any, data: Any) -> Answer:
            "applies_to_all_protected_branches": names is None}
         for n, (count, names, *kind) in enumerate(forge.rules)
     ]  # fmt: skip
+    if forge.approvers:  # a rule naming its approvers, as a person sets one up
+        named = [forge.user_json(u) for u in sorted(forge.approvers)]
+        more.append(rule | {"id": 2 + len(more), "name": "segregation of duties",
+                            "rule_type": "regular", "eligible_approvers": named,
+                            "users": named, "approvals_required": forge.approvals})  # fmt: skip
     return 200, [rule, *more], {}
 
 

@@ -334,11 +334,11 @@ class PullRequests:
         self, task_id: str, pull: Pull, verified: str, current: bool, required: Requirements
     ) -> pulls.Next:
         """What the pull request asks for next, from as few requests as will tell: none more
-        when the forge itself says it may merge and counts the reviews the rule does (the
-        writers'); a head's checks read until they end, its reviews once no required check
+        when the forge itself says it may merge and counts the reviews the rule does (GitHub,
+        the writers'); a head's checks read until they end, its reviews once no required check
         runs."""
         writers = self.authority.trust == Trust()
-        if pulls.cleared(pull, verified, current, required, writers):
+        if pulls.cleared(pull, verified, current, required, writers, self.forge.kind):
             return pulls.Next("ready")
         checks: list[Check] = []
         reviews: list[Review] | None = []
