@@ -143,6 +143,7 @@ class PullState:
     merge_commit: str | None = None
     merged_by: str = ""
     closed_at: str | None = None
+    closes: list[int] = field(default_factory=list)  # issues its merge closed
 
 
 @dataclass
@@ -162,10 +163,11 @@ class IssueState:
 class IssueEventState:
     id: int
     number: int
-    event: str  # labeled
+    event: str  # labeled, closed, reopened
     label: str
     actor: str
     created_at: str
+    commit: str | None = None  # closed: the commit whose closing words closed it
 
 
 @dataclass
@@ -597,24 +599,52 @@ class Forge:
         """What a merged pull request's text closes and mentions, read as this forge does."""
         return acting(body, self.full)
 
-    def _closes(self, pull: PullState) -> None:
-        """On a merge: the body's closing keywords outside code (`acting`) close this
-        repository's issues, and on GitHub its pull requests (GitLab numbers them apart);
-        another repository's are recorded in `closed_elsewhere`, its mentions in
-        `mentioned`."""
+    def _closes(self, pull: PullState, old: str) -> None:
+        """On a merge onto `old` (the branch's tip before it): the body's closing keywords
+        outside code (`acting`) close this repository's issues, and on GitHub its pull
+        requests (GitLab numbers them apart); on the default branch, so does every commit
+        message it brings, as GitHub and GitLab close what a commit names once it reaches the
+        default branch, whoever wrote it. Another repository's are recorded in
+        `closed_elsewhere`, its mentions in `mentioned`."""
         found = self.acting(pull.body)
-        for closed in found.closes:
+        said = [(c, pull.merge_commit) for c in found.closes]
+        if pull.base == self.branch and pull.merge_commit:
+            for commit in self.git("rev-list", pull.merge_commit, "--not", old).split():
+                message = self.git("log", "-1", "--format=%B", commit)
+                said += [(c, commit) for c in self.acting(message).closes]
+        for closed, commit in said:
             repository, number = closed.rsplit("#", 1)
             if repository.lower() != self.full.lower():
                 self.closed_elsewhere.append(closed)
             elif int(number) in self.issues:
-                issue = self.issues[int(number)]
-                issue.state, issue.updated_at = "closed", _now()
+                self.close_issue(int(number), pull.merged_by, commit)
+                pull.closes.append(int(number))
             elif self.shares_numbers and int(number) in self.pulls:
                 other = self.pulls[int(number)]
                 if other.state == "open":
                     other.state, other.closed_at = "closed", _now()
         self.mentioned += found.mentions
+
+    def reopen_issue(self, number: int, actor: str) -> None:
+        with self.lock:
+            issue = self.issues[number]
+            if issue.state == "open":
+                return
+            issue.state, issue.updated_at = "open", _now()
+            self.events.append(IssueEventState(next(self._ids), number, "reopened", "", actor,
+                                               _now()))  # fmt: skip
+
+    def close_issue(self, number: int, actor: str, commit: str | None = None) -> None:
+        """Issue `number` closed by `actor`'s hand, or by `commit`'s closing words (GitHub's
+        close event names it)."""
+        with self.lock:
+            issue = self.issues[number]
+            if issue.state == "closed":
+                return
+            issue.state, issue.updated_at = "closed", _now()
+            self.events.append(
+                IssueEventState(next(self._ids), number, "closed", "", actor, _now(), commit)
+            )
 
     def _merge(
         self, pull: PullState, method: str, title: str, message: str, by: str
@@ -651,7 +681,7 @@ class Forge:
         self.git("update-ref", f"refs/heads/{pull.base}", new, base)
         pull.state, pull.merged, pull.merge_commit = "closed", True, new
         pull.merged_by, pull.closed_at = by, _now()
-        self._closes(pull)
+        self._closes(pull, base)
         return new
 
     # -- the REST API --------------------------------------------------------------------
@@ -769,7 +799,7 @@ class Forge:
                 self.git("update-ref", f"refs/heads/{pull.base}", group, base)
                 pull.state, pull.merged, pull.merge_commit = "closed", True, group
                 pull.merged_by, pull.closed_at = "merge-queue", _now()
-                self._closes(pull)
+                self._closes(pull, base)
             self.queue.pop(pull.number, None)
 
     def _limits(self) -> dict[str, str]:
@@ -1192,8 +1222,10 @@ def _edit_issue(forge: Forge, query: Any, data: dict[str, Any], number: str) -> 
     issue = forge.issues.get(int(number))
     if issue is None:
         return 404, _error("Not Found", "404"), {}
-    if "state" in data:
-        issue.state, issue.updated_at = data["state"], _now()
+    if data.get("state") == "closed":
+        forge.close_issue(issue.number, forge.login)
+    elif data.get("state") == "open":
+        forge.reopen_issue(issue.number, forge.login)
     return 200, forge.issue_json(issue), {}
 
 
@@ -1242,11 +1274,18 @@ def _issue_events(forge: Forge, query: dict[str, list[str]], data: Any, number: 
     page = int(query.get("page", ["1"])[-1])
     found = []
     for said in (e for e in forge.events if e.number == int(number)):
-        event = minimal(schema_of("labeled-issue-event"))
+        labelled = said.event == "labeled"
+        shape = "labeled-issue-event" if labelled else "state-change-issue-event"
+        event = minimal(schema_of(shape))
         event.update(id=said.id, node_id=f"LE_{said.id}", event=said.event,
                      created_at=said.created_at,
                      url=f"{forge.api}/repos/{forge.full}/issues/events/{said.id}")  # fmt: skip
-        event["label"] = {"name": said.label, "color": "ededed"}
+        if labelled:
+            event["label"] = {"name": said.label, "color": "ededed"}
+        else:  # closed, reopened: the commit whose closing words did it, if any
+            commits = f"{forge.api}/repos/{forge.full}/commits"
+            event["commit_id"] = said.commit
+            event["commit_url"] = said.commit and f"{commits}/{said.commit}"
         event["actor"] = minimal(schema_of("simple-user")) | {"login": said.actor}
         found.append(event)
     return 200, found[(page - 1) * per_page : page * per_page], {}

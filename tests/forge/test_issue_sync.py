@@ -783,3 +783,47 @@ async def test_a_github_repository_and_a_gitlab_project_of_one_path_sync_apart(
                               f"person:{side_of(forge).kind}:lead")  # fmt: skip
         for forge in (hub, lab):
             assert forge.violations == [], forge.violations[:5]
+
+
+def merged_by_hand(forge: Forge, message: str) -> int:
+    """A person's change, one commit with `message`, through its own pull request (merge
+    request), merged by hand; its number."""
+    with forge.lock:
+        sha = forge.commit(forge.tip(), {"other.txt": "other work\n"}, message)
+        forge.git("update-ref", "refs/heads/other", sha)
+        number = len(forge.pulls) + 1 if side_of(forge).gitlab else forge.next_number()
+        forge.opened(number, "other", forge.branch, "Other work", "")
+    forge.merge_by_hand(number)
+    return number
+
+
+def test_an_issue_something_else_that_landed_closes_keeps_its_task_for_a_person(
+    forge: Forge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closing words in what landed (a commit's message; on GitLab its merge request's) are
+    no person's decision about a task: its issue's task is kept, and a person is told, once,
+    on the task and in the inbox. A person's own close still cancels."""
+    state = tmp_path / "state"
+    side = side_of(forge)
+    kept = forge.open_issue("Keep me", "Its own work.")
+    closed = forge.open_issue("Close me", "Not wanted after all.")
+    sync(forge, state, monkeypatch)
+    pull = merged_by_hand(forge, f"Other work\n\nFixes #{kept}")
+    assert forge.issues[kept].state == "closed", "the forge closes what a landed commit names"
+    said = sync(forge, state, monkeypatch)
+    task = side.task(kept)
+    by = f"merge request !{pull}" if side.gitlab else "commit "
+    assert f"#{kept}: closed by {by}" in said and "its task is kept" in said, said
+    assert "cancelled" not in said.replace("0 cancelled", ""), said
+    assert tasks(state)[task][1] == "pending"
+    shown = events(state, task, "outsider")
+    assert len(shown) == 1 and "its task is kept" in shown[0][1], shown
+    assert f"wvo-mcp cancel {task}" in shown[0][1]
+    inbox = wvo(state, "inbox")
+    assert "Keep me" in inbox.stdout or task in inbox.stdout, inbox.stdout
+    # Told once, however often the sync runs; a person's close of another issue still cancels.
+    forge.edit_issue(closed, state="closed")
+    again = sync(forge, state, monkeypatch)
+    assert tasks(state)[side.task(closed)][1] == "cancelled", again
+    assert tasks(state)[task][1] == "pending"
+    assert len(events(state, task, "outsider")) == 1

@@ -63,7 +63,8 @@ A task's description may carry any of these as a model would read them: a ```wvo
 of JSON (tests/forge's issue bodies).
 Any mode waits first when metadata.fake_wait names a file: it says so with `<name>.waiting`
 in its repository and waits (heartbeating) until the file appears there.
-metadata.fake_files ({path: text}) are written before an ordinary commit, and
+metadata.fake_message is its commit's message (until a return says its messages would close
+issues); metadata.fake_files ({path: text}) are written before an ordinary commit, and
 metadata.fake_delete's ([path]) deleted;
 metadata.fake_leave's are written after it, and left uncommitted; metadata.fake_hostile's
 kinds too (see hostile(): what tidy and gc must survive).
@@ -186,7 +187,7 @@ def plant(marker: str) -> None:
         subprocess.run(["git", "config", "-f", f"{common}/config", key, value], check=True)
 
 
-def commit(task_id: str, note: str, shared: str | None) -> None:
+def commit(task_id: str, note: str, shared: str | None, message: str | None = None) -> None:
     # `shared`: every task naming that file writes it, so their branches conflict.
     if Path(".plant").exists():  # see plant(): every file through the hostile drivers
         Path(".gitattributes").write_text("* filter=evil diff=evil\n")
@@ -196,7 +197,7 @@ def commit(task_id: str, note: str, shared: str | None) -> None:
         out.write(f"{task_id} by {note}\n")  # every run changes something
     git = ["git", "-c", "user.name=fake", "-c", "user.email=fake@localhost"]
     subprocess.run([*git, "add", "-A"], check=True)
-    subprocess.run([*git, "commit", "-qm", f"{task_id}"], check=True)
+    subprocess.run([*git, "commit", "-qm", message or task_id], check=True)
 
 
 def resolve(target: str) -> None:
@@ -527,7 +528,10 @@ async def change(metadata: dict[str, Any], mode: str, task_id: str, note: str, t
         await anyio.to_thread.run_sync(unverified, task_id)
     elif mode != "nochange":
         shared = metadata.get("fake_shared") or ("shared.txt" if mode == "shared" else None)
-        await anyio.to_thread.run_sync(commit, task_id, note, shared)
+        # Told its messages would close issues, it writes plain ones, as a model would.
+        told = "messages would close issues" in text
+        message = None if told else metadata.get("fake_message")
+        await anyio.to_thread.run_sync(commit, task_id, note, shared, message)
     if mode == "undo":  # its commits change nothing in the end
         await anyio.to_thread.run_sync(git_out, "revert", "--no-edit", "HEAD")
     if mode == "forge":

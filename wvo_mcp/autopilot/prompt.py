@@ -72,7 +72,8 @@ def worker_prompt(
         "your changes there. Checkpoint as you go. Finish with plan_update: needs_review when "
         "the work is complete and committed (what you committed is taken, verified on a clean "
         "checkout and landed; uncommitted files are not), failed or blocked with a reason "
-        "otherwise.",
+        "otherwise. No commit message may close an issue (`Fixes #3`, `Closes …#3`): the "
+        "queue closes the task's own, and a submission whose messages do is returned.",
         "Decide alone what the task, the code and the project's instructions answer. Only "
         "what a person must decide (a product choice, a missing fact, secret or access): "
         "checkpoint, call ask_person with the question, and end your session; the answer "

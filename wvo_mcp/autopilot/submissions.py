@@ -3,7 +3,7 @@
 Taking a worker's submission: its commits, read from its own repository as data, onto
 wvo/<task> and into the merge queue (behind a review where the task has one).
 
-Carries out `rules/state_folder.py`."""
+Carries out `rules/state_folder.py` and `rules/closing.py`."""
 
 from collections.abc import Callable
 from pathlib import Path
@@ -12,9 +12,9 @@ from wvo_mcp.autopilot.landing import lander
 from wvo_mcp.autopilot.repos import Repos
 from wvo_mcp.autopilot.slots import ACTOR
 from wvo_mcp.errors import Fault, ValidationFailed, WvoError
-from wvo_mcp.git import Protected, branch_name, intake, read_head
+from wvo_mcp.git import Closing, Protected, branch_name, intake, read_head
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.rules import state_folder
+from wvo_mcp.rules import closing, state_folder
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services import landing
 
@@ -40,8 +40,9 @@ class Intake:
         onto wvo/<task>, and into the merge queue (behind a review where the task has one).
         A repository that cannot be taken (no commit, a forged HEAD, objects it does not
         hold) is a failed attempt; so are commits that change the state folder (inside the
-        repository), which never reach it: for `--merge leave` and the queue alike, the
-        next attempt starts from a checkpoint naming the paths."""
+        repository), or whose messages would close issues, which never reach it: for
+        `--merge leave` and the queue alike, the next attempt starts from a checkpoint
+        saying why."""
         branch = branch_name(task_id)
         in_repo = self.repos.in_repo
         try:
@@ -67,6 +68,10 @@ class Intake:
         except Protected as exc:
             summary, details = state_folder.refusal(exc.paths, exc.folders, exc.tip)
             await self.lander.refuse(task_id, landing.Return(summary, details, exc.paths))
+            return
+        except Closing as exc:
+            summary, details = closing.refusal(exc.found, exc.tip)
+            await self.lander.refuse(task_id, landing.Return(summary, details, []))
             return
         except WvoError as exc:
             await self._fail(task_id, f"its submission could not be taken: {exc}")

@@ -243,6 +243,9 @@ def _print_sync(
             f"  #{issue}: closed by the merge of {pull_named(pull, done.kind)}: its task is not "
             "cancelled; it is done, and the issue told, once the autopilot sees the merge"
         )
+    for issue, what in done.kept:
+        say(f"  #{issue}: closed by {what}, not by its task's landing: its task is "
+            "kept, and shown in `wvo-mcp inbox` for a person to decide")  # fmt: skip
     for task_id in done.asked:
         say(f"  {task_id}: its question is asked on its issue")
     for line in done.said:

@@ -223,7 +223,8 @@ async def _issue(
     or a label or an edit by one who steers); a close acts whoever made it, once the forge
     says the issue is closed or gone now (a late or replayed close of a reopened issue
     cancels nothing), and never where the merge of the task's pull request closed it
-    (issue_sync.closed_by_merge: the task lands, and the sync tells the issue)."""
+    (issue_sync.closed_by_merge: the task lands, and the sync tells the issue) or something
+    else that landed did (issue_sync.closed_elsewhere: a person is told and decides)."""
     hook, event, issue, repository = acts.hook, said.event, heard.issue, heard.repository
     if reach is None:
         await _ignored(orchestrator, said)
@@ -246,6 +247,14 @@ async def _issue(
             return JSONResponse({"done": f"{event}: #{issue.number} was closed by the merge of "
                                  f"{pull}: its task lands once the autopilot sees the merge, "
                                  "so it is not cancelled"})  # fmt: skip
+        kept = await issue_sync.closed_elsewhere(
+            orchestrator, reach.forge, repository, [issue], status
+        )
+        if kept:  # a commit's or another pull request's closing words: a person decides
+            await _ignored(orchestrator, said)
+            return JSONResponse({"done": f"{event}: #{issue.number} was closed by {kept[0][1]}, "
+                                 "not by its task's landing: its task is kept, and a person "
+                                 "is told"})  # fmt: skip
     else:
         author = heard.author
         if author is None:

@@ -10,7 +10,9 @@ Only those who steer (rules/trust.py, asked through forge/authority.py) move a t
 issue becomes one when its author steers or whoever labelled it does, and its edits reach its task
 only when its author steers (the forge does not say who edited a body; anyone who can edit
 someone else's issue steers anyway); closing and reopening follow the issue whoever did it,
-but for a close by the merge of its task's own pull request, which lands it instead.
+but for a close by the merge of its task's own pull request, which lands it instead, and a
+close the forge says something else that landed made (a commit's or another pull request's
+closing words): that task is kept, and a person is told and decides.
 An issue that cannot be applied (its dependencies make a cycle or name an issue with no
 task, its body is over the cap, or the store refuses it) is skipped with why: said once on
 the issue, kept for `wvo-mcp status`, and every other issue syncs.
@@ -90,6 +92,8 @@ class Synced:
     # Closed by the merge of their task's pull request, which the autopilot has not seen
     # yet: not cancelled (#issue, #pull request).
     merging: list[tuple[int, int]] = field(default_factory=list)
+    # Closed by something else that landed (#issue, what): kept, for a person to decide.
+    kept: list[tuple[int, str]] = field(default_factory=list)
     asked: list[str] = field(default_factory=list)  # tasks whose question was posted
     said: list[str] = field(default_factory=list)  # what comments did, in words
     skipped: list[Skipped] = field(default_factory=list)  # open issues not applied
@@ -134,13 +138,16 @@ async def sync(
     update = await _apply(orchestrator, kind, repository, wanted, set(status), skipped, actor)
     closed = [i for i in issues if i.state != "open"]
     merging = await closed_by_merge(orchestrator, forge, repository, closed, status)
+    rest = [i for i in closed if i.number not in dict(merging)]
+    kept = await closed_elsewhere(orchestrator, forge, repository, rest, status)
     cancelled = await _move(orchestrator, kind, repository,
-                            [i for i in closed if i.number not in dict(merging)], status, actor,
+                            [i for i in rest if i.number not in dict(kept)], status, actor,
                             lambda s: s not in FINAL, Status.CANCELLED, "closed")  # fmt: skip
     cancelled += await _move(orchestrator, kind, repository, secret, status, actor,
                              lambda s: s not in FINAL, Status.CANCELLED,
                              "made confidential")  # fmt: skip
-    done = Synced(len(issues), update, cancelled, 0, revived, merging=merging, kind=kind)
+    done = Synced(len(issues), update, cancelled, 0, revived, merging=merging, kept=kept,
+                  kind=kind)  # fmt: skip
     done.held = await _held(orchestrator, kind, repository, held, labelled, table, actor)
     done.skipped = await _skipped(orchestrator, forge, repository, skipped, status)
     done.finished, done.told = await _finish(orchestrator, forge, repository, issues, on_landed)
@@ -447,6 +454,33 @@ async def _write(
         raise
     await orchestrator.forge_done(key, made.created_at)
     return made
+
+
+async def closed_elsewhere(
+    orchestrator: Orchestrator, forge: Forge, repository: str, closed: Sequence[Issue],
+    status: dict[str, str],
+) -> list[tuple[int, str]]:  # fmt: skip
+    """The closed issues whose task is not over and which the forge says something that
+    landed closed (a commit's closing words, another pull request's: forge.closer), each
+    with what: a worker's or anyone's words in a commit are not a person's decision, so the
+    task is kept and a person told, once, on the task and in the inbox. A request for each
+    such issue, and none in a pass where no closed issue's task is still open (the task's
+    own merge is closed_by_merge's, asked first)."""
+    kept = []
+    for issue in closed:
+        task_id = issue_tasks.task_id(repository, issue.number, forge.kind)
+        if status.get(task_id) in (None, *FINAL):
+            continue
+        what = await anyio.to_thread.run_sync(forge.closer, issue.number)
+        if what is None:
+            continue
+        kept.append((issue.number, what))
+        said = (f"#{issue.number} was closed by {what}, not by its task's own landing: its "
+                f"task is kept. Cancel it (`wvo-mcp cancel {task_id}`) or reopen the issue; "
+                "otherwise it lands as usual")  # fmt: skip
+        key = f"closed:{forge.kind}:{repository}#{issue.number}:{what}"
+        await orchestrator.outsider_said(task_id, "forge", said, "", key=key)
+    return kept
 
 
 async def closed_by_merge(

@@ -137,6 +137,11 @@ class Forge(Protocol):
         """One issue as it is now; None when it is no longer there (deleted, transferred)."""
         ...
 
+    def closer(self, number: int) -> str | None:
+        """What landed and closed issue `number` last, where the forge names it ("commit
+        SHA", "merge request !N"); None when a person closed it, or the forge names nothing."""
+        ...
+
     def labelled_by(self, number: int, label: str) -> str | None:
         """Who last added `label` to issue `number` (None: nobody the forge names)."""
         ...

@@ -438,19 +438,36 @@ class GitHub:
 
     def labelled_by(self, number: int, label: str) -> str | None:
         who = None
+        for event in self._events(number, "who labelled"):
+            named = str((event.get("label") or {}).get("name") or "").strip().lower()
+            if event.get("event") == "labeled" and named == label.strip().lower():
+                who = str((event.get("actor") or {}).get("login") or "") or None
+        return who
+
+    def closer(self, number: int) -> str | None:
+        """The commit its last close names (`commit_id`: closed by a commit's or a merged
+        pull request's closing keyword), or None (closed by someone's hand)."""
+        commit = None
+        for event in self._events(number, "what closed"):
+            if event.get("event") == "closed":
+                commit = str(event.get("commit_id") or "") or None
+            elif event.get("event") == "reopened":
+                commit = None
+        return None if commit is None else f"commit {commit}"
+
+    def _events(self, number: int, what: str) -> list[dict[str, Any]]:
+        """Issue `number`'s events, oldest first, every page."""
+        found: list[dict[str, Any]] = []
         page = 1
         while True:
             batch = self._ask(
                 partial(self._client.rest.issues.list_events, self.owner, self.name, number,
                         per_page=PAGE, page=page),
-                f"reading who labelled issue #{number} (page {page})",
+                f"reading {what} issue #{number} (page {page})",
             )  # fmt: skip
-            for event in batch:
-                named = str((event.get("label") or {}).get("name") or "").strip().lower()
-                if event.get("event") == "labeled" and named == label.strip().lower():
-                    who = str((event.get("actor") or {}).get("login") or "") or None
+            found += batch
             if len(batch) < PAGE:
-                return who
+                return found
             page += 1
 
     def _known(self, fn: Callable[[], Response[Any, Any]], what: str) -> Any:

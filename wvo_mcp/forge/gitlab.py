@@ -486,6 +486,16 @@ class GitLab:
         )
         return None if found is None else self._issue(found)
 
+    def closer(self, number: int) -> str | None:
+        """A merged merge request that closes it (`closed_by`: its description's or its
+        commits' closing pattern). GitLab's API names no commit that closed an issue by
+        itself (gitlab-org/gitlab#362430): such a close reads as a person's."""
+        found = self._api.get(
+            self._p(f"/issues/{number}/closed_by"), f"reading what closes issue #{number}"
+        )
+        merged = [int(m["iid"]) for m in found if m.get("state") == "merged"]
+        return f"merge request !{max(merged)}" if merged else None
+
     def issues(self, label: str) -> list[Issue]:
         found = self._api.pages(
             self._p("/issues"), f"listing the issues labelled {label!r}", labels=label, state="all"

@@ -15,7 +15,7 @@ A worker's repository is never handed to git: its refs are read as files, its ob
 copied as plain files and checked by index-pack, and its files compared as data.
 """
 
-from wvo_mcp.git.intake import Protected
+from wvo_mcp.git.intake import Closing, Protected
 from wvo_mcp.git.judging import Unjudged
 from wvo_mcp.git.refs import branch_name, read_head, read_refs, ref_name
 from wvo_mcp.git.run import ENV, Blocked, Git, Repo, config_env, locate
@@ -25,6 +25,7 @@ from wvo_mcp.git.stacking import Conflict
 __all__ = [
     "ENV",
     "Blocked",
+    "Closing",
     "Conflict",
     "Git",
     "Protected",

@@ -2,10 +2,10 @@
 
 A worker's commits taken as data: its objects copied as plain files, packed and checked
 object by object by index-pack --strict before any reaches the person's repository, commits
-that change the state folder refused, and a ref set by compare-and-swap. The worker's
-repository is never handed to git.
+that change the state folder refused, so are commits whose messages would close issues, and
+a ref set by compare-and-swap. The worker's repository is never handed to git.
 
-Carries out `rules/state_folder.py`."""
+Carries out `rules/state_folder.py` and `rules/closing.py`."""
 
 import os
 import re
@@ -32,7 +32,7 @@ from wvo_mcp.git.run import (
     records,
     tail,
 )
-from wvo_mcp.rules import state_folder
+from wvo_mcp.rules import closing, state_folder
 
 # A worker's object files: loose objects and packs, nothing else (no info/alternates).
 _FANOUT = re.compile(r"[0-9a-f]{2}")
@@ -51,6 +51,15 @@ class Protected(ValidationFailed):
             f"its commits change the state folder {where} ({', '.join(self.paths[:5])}"
             f"{' …' if len(self.paths) > 5 else ''}); nothing was taken"
         )
+
+
+class Closing(ValidationFailed):
+    """A worker's commit messages would close issues (closing.py): nothing was taken."""
+
+    def __init__(self, found: Sequence[tuple[str, str]], tip: str) -> None:
+        self.found, self.tip = list(found), tip
+        shown = "; ".join(f"{c[:12]}: {p}" for c, p in self.found[: closing.SHOWN])
+        super().__init__(f"its commit messages would close issues ({shown}); nothing was taken")
 
 
 def take_commits(
@@ -103,6 +112,9 @@ def take_commits(
         touched = _protected_paths(git, new, checked)
         if touched:
             raise Protected(touched, git.protected, tip)
+        found = _closing_words(git, tip, checked)
+        if found:
+            raise Closing(found, tip)
         _install_pack(git, incoming, name)
     zero = "0" * len(tip)
     moved = git.run(
@@ -157,6 +169,26 @@ def _protected_paths(git: Git, commits: Sequence[str], checked: Path) -> list[st
             f"git diff-tree could not list what {len(commits)} commit(s) change in "
             f"{git.repo.top}; nothing was taken"
         )
+    return found
+
+
+def _closing_words(git: Git, tip: str, checked: Path) -> list[tuple[str, str]]:
+    """Each closing phrase in the messages of the commits `tip` brings (those no ref holds
+    yet), with its commit. Every part of the listing is read: a message's part after a NUL
+    in it is named the tip's."""
+    listed = git.run(
+        [], "rev-list", "--no-commit-header", "--format=%x00%H%n%B", tip, "--not", "--all",
+        alternate=checked,
+    )  # fmt: skip
+    if listed.returncode != 0:
+        raise ValidationFailed(
+            f"git rev-list could not read the messages of {tip}'s commits: {tail(listed.stderr)}"
+        )
+    found: list[tuple[str, str]] = []
+    for record in listed.stdout.split("\0")[1:]:
+        commit, _, message = record.partition("\n")
+        commit = commit if OBJECT_ID.fullmatch(commit) else tip
+        found += [(commit, p) for p in closing.closing(message) if (commit, p) not in found]
     return found
 
 

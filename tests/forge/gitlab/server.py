@@ -538,10 +538,12 @@ class Forge(github.Forge):
                 self.dropped.append(pull.number)
 
     def _merged(self, pull: PullState, car: Car) -> None:
-        self.git("update-ref", f"refs/heads/{pull.base}", car.pipeline, self.tip(pull.base))
+        old = self.tip(pull.base)
+        self.git("update-ref", f"refs/heads/{pull.base}", car.pipeline, old)
         car.status, car.merged_at = "merged", _now()
         pull.state, pull.merged, pull.merge_commit = "closed", True, car.pipeline
         pull.merged_by, pull.closed_at = "merge-train", _now()
+        self._closes(pull, old)
 
     # -- the REST API ---------------------------------------------------------------------
 
@@ -1280,8 +1282,10 @@ def _issue(forge: Forge, query: Any, data: Any, iid: str) -> Answer:
 
 def _edit_issue(forge: Forge, query: Any, data: dict[str, Any], iid: str) -> Answer:
     issue = _issue_of(forge, iid)
-    if data.get("state_event") in ("close", "reopen"):
-        issue.state = "closed" if data["state_event"] == "close" else "open"
+    if data.get("state_event") == "close":
+        forge.close_issue(issue.number, forge.login)
+    elif data.get("state_event") == "reopen":
+        forge.reopen_issue(issue.number, forge.login)
     for label in str(data.get("add_labels") or "").split(","):
         if label:
             forge.label_as(forge.login, issue.number, label)
@@ -1290,6 +1294,19 @@ def _edit_issue(forge: Forge, query: Any, data: dict[str, Any], iid: str) -> Ans
         forge._acts(f"#{iid} description", issue.body)
     issue.updated_at = _now()
     return 200, forge.issue_json(issue), {}
+
+
+def _closed_by(forge: Forge, query: Any, data: Any, iid: str) -> Answer:
+    """The merge requests that close the issue when merged, as GitLab keeps them (its
+    MergeRequestsClosingIssues): an open one by its description's closing pattern, a merged
+    one by what its merge closed (its description's and its commits')."""
+    issue = _issue_of(forge, iid)
+    found = []
+    for pull in sorted(forge.pulls.values(), key=lambda p: p.number):
+        by_body = f"{forge.full}#{issue.number}" in forge.acting(pull.body).closes
+        if (issue.number in pull.closes) if pull.merged else (by_body and pull.state == "open"):
+            found.append(forge.mr_json(pull))
+    return 200, found, {}
 
 
 def _links(forge: Forge, query: Any, data: Any, iid: str) -> Answer:
@@ -1452,6 +1469,7 @@ ROUTES: list[tuple["re.Pattern[str]", str, Callable[..., Answer]]] = [
     (_route(P + "/issues/{iid}/notes"), "GET", _issue_notes),
     (_route(P + "/issues/{iid}/notes"), "POST", _issue_note),
     (_route(P + "/issues/{iid}/links"), "GET", _links),
+    (_route(P + "/issues/{iid}/closed_by"), "GET", _closed_by),
     (_route(P + "/issues/{iid}/resource_label_events"), "GET", _label_events),
     (_route(P + "/members/all/{user_id}"), "GET", _member),
     (_route(P + "/repository/merge_base"), "GET", _merge_base),
