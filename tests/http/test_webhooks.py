@@ -115,6 +115,25 @@ def test_a_writer_s_issue_events_keep_its_task_in_step(
     assert done(deliver(server, b'{"zen": "Keep it logically awesome."}', "d-5", "ping")) == "pong"
 
 
+def test_a_close_by_a_commits_closing_words_keeps_its_task_and_a_person_is_told(
+    server: HttpServer, forge: Forge, tmp_path: Path
+) -> None:
+    """GitHub's close of an issue whose event names a commit (its message's `Fixes #N`
+    reached the default branch): no person's decision, so the task stays; once."""
+    n = forge.open_issue("Add the login page", "The form.")
+    task = f"gh/team/project/{n}"
+    assert done(deliver(server, payload(forge, n), "d-1")) == f"{task}: created"
+    commit = forge.push_to_main({"x.txt": "x\n"}, f"Tidy up\n\nFixes #{n}")
+    forge.close_issue(n, "wvo-bot-person", commit)
+    closed = payload(forge, n, "closed", state="closed")
+    said = done(deliver(server, closed, "d-2"))
+    assert f"closed by commit {commit}" in said and "kept" in said, said
+    assert state(tmp_path)[0][2] == "pending"
+    with sqlite3.connect(tmp_path / "state" / "orchestrator.db") as db:
+        shown = db.execute("SELECT reason FROM task_events WHERE kind = 'outsider'").fetchall()
+    assert len(shown) == 1 and f"wvo-mcp cancel {task}" in shown[0][0], shown
+
+
 def test_an_outsider_s_issue_events_and_a_late_close_change_no_task(
     server: HttpServer, forge: Forge, tmp_path: Path
 ) -> None:

@@ -247,9 +247,11 @@ async def _issue(
             return JSONResponse({"done": f"{event}: #{issue.number} was closed by the merge of "
                                  f"{pull}: its task lands once the autopilot sees the merge, "
                                  "so it is not cancelled"})  # fmt: skip
-        kept = await issue_sync.closed_elsewhere(
-            orchestrator, reach.forge, repository, [issue], status
-        )
+        kept: list[tuple[int, str]] = []
+        if now is not None:  # a gone issue's close (deleted, transferred) is no landing's
+            kept = await issue_sync.closed_elsewhere(
+                orchestrator, reach.forge, repository, [issue], status
+            )
         if kept:  # a commit's or another pull request's closing words: a person decides
             await _ignored(orchestrator, said)
             return JSONResponse({"done": f"{event}: #{issue.number} was closed by {kept[0][1]}, "
