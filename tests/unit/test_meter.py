@@ -240,6 +240,7 @@ class Streaming(BaseHTTPRequestHandler):
     """A model API's answer that starts with `start` and is read to its connection's close."""
 
     protocol_version = "HTTP/1.1"
+    kind = "text/event-stream"
 
     def log_message(self, *args: object) -> None:
         pass
@@ -247,7 +248,7 @@ class Streaming(BaseHTTPRequestHandler):
     def start(self, first: bytes) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Type", self.kind)
         self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(first)
@@ -506,7 +507,7 @@ class Billing(Streaming):
     word on input), then holds until its client goes, and bills then `x-bill` input."""
 
     def do_POST(self) -> None:
-        self.start(_starts(self.path.split("?")[0], int(self.headers["x-said"])))
+        self.start(self.first(self.path.split("?")[0], int(self.headers["x-said"])))
         gone = False
         while not gone and not self.server.stopping.is_set():  # type: ignore[attr-defined]
             readable, _, _ = select.select([self.connection], [], [], 0.01)
@@ -516,14 +517,26 @@ class Billing(Streaming):
                 gone = True
         self.server.billed.append(int(self.headers["x-bill"]))  # type: ignore[attr-defined]
 
+    def first(self, path: str, said: int) -> bytes:
+        return _starts(path, said)
 
-async def _cut(name: wire.Name, body: object, said: int, bill: int) -> tuple[meter.Tally, int]:
-    """`body` asked in format `name` through a meter of a Billing API, the run ended once two
-    deltas of its answer passed: what the meter charged, and what the API billed."""
-    api = ThreadingHTTPServer(("127.0.0.1", 0), Billing)
+
+async def _cut(
+    name: wire.Name,
+    body: object,
+    said: int,
+    bill: int,
+    api_type: type[Billing] = Billing,
+    at: bytes | None = None,
+) -> tuple[meter.Tally, int]:
+    """`body` asked in format `name` (at its target, else `at`) through a meter of a Billing
+    API, the run ended once two deltas of its answer passed: what the meter charged, and what
+    the API billed."""
+    api = ThreadingHTTPServer(("127.0.0.1", 0), api_type)
     api.billed, api.stopping = [], threading.Event()  # type: ignore[attr-defined]
     threading.Thread(target=api.serve_forever, args=(0.01,), daemon=True).start()
     kind, base, target = TARGETS[name]
+    target = at or target
     measured = Meter(Upstream.of(f"http://127.0.0.1:{api.server_address[1]}{base}"), kind)
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     head = (b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -607,3 +620,53 @@ async def test_a_request_nested_past_what_python_reads_is_charged_the_ceiling() 
     deep = b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     tally, billed = await _cut("anthropic", deep, 0, BILLED)
     assert tally.responses == 1 and tally.input_tokens >= billed, (tally, billed)
+
+
+# -- a cut answer to a request for several answers (issue 83) ------------------------------
+
+
+class Whole(Billing):
+    """Billing's API answering whole, not in events: a chat completion's JSON, and Gemini's
+    `streamGenerateContent` without `alt=sse`, a JSON array that grows as it answers. Cut,
+    neither says its usage: the meter charges the request's bound (`x-bill`: its output)."""
+
+    kind = "application/json"
+
+    def first(self, path: str, said: int) -> bytes:
+        if path.endswith("/completions"):
+            choice = {"index": 0, "message": {"role": "assistant", "content": "abcd"}}
+            return (
+                b'{"object": "chat.completion", "choices": ['
+                + (json.dumps(choice).encode() + b", ") * 2
+            )
+        chunk = {"candidates": [{"index": 0, "content": {"parts": [{"text": "abcd"}]}}]}
+        return b"[" + (json.dumps(chunk).encode() + b",\r\n") * 2
+
+
+class Overlong(Billing):
+    """Billing's API streaming Chat Completions with a line longer than the meter reads:
+    the stream's usage cannot be read, whatever it says later (`x-bill`: its output)."""
+
+    def first(self, path: str, said: int) -> bytes:
+        chunk = {"choices": [{"index": i, "delta": {"content": "abcd"}} for i in range(2)]}
+        return b"data: " + b" " * meter.LINE_BYTES + json.dumps(chunk).encode()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("api_type", "name", "asked", "answers", "cap"),
+    [(Whole, "chat", {"n": 128, "max_tokens": 16_000, "stream": False}, 128, 16_000),
+     (Whole, "chat", {"n": 8, "max_completion_tokens": 4_000, "stream": False}, 8, 4_000),
+     (Overlong, "chat", {"n": 8, "max_tokens": 4_000}, 8, 4_000),
+     (Whole, "gemini", {"generationConfig": {"candidateCount": 8, "maxOutputTokens": 8_192}},
+      8, 8_192)],
+)  # fmt: skip
+async def test_a_cut_answer_to_several_choices_is_charged_every_ones_bound(
+    api_type: type[Billing], name: wire.Name, asked: dict[str, object], answers: int, cap: int
+) -> None:
+    """Each choice bills up to the cap: the API bills `n` times it (Gemini `candidateCount`
+    times), and the run cut before the answer said its usage is charged at least that."""
+    at = b"/v1beta/models/gemini-2.5-pro:streamGenerateContent" if name == "gemini" else None
+    tally, billed = await _cut(name, ask(name, **asked), 0, answers * cap, api_type, at)
+    assert tally.responses == tally.unread == 1, tally
+    assert tally.output_tokens >= billed, (tally, billed)

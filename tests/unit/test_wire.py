@@ -4,6 +4,7 @@ Gemini's generateContent; cut streams bounded by what passed; requests bounded b
 bytes unless they point at what the API stores."""
 
 import json
+from collections.abc import Callable
 
 import pytest
 
@@ -526,3 +527,90 @@ def test_a_request_nested_past_what_python_reads_is_bounded_by_the_ceiling() -> 
     deep.feed(b"[" * 100_000 + b"]" * 100_000)
     assert deep.max_input() == billing.CEILING_INPUT
     assert deep.max_output() == billing.CEILING_OUTPUT
+
+
+# -- a request's output is bounded for each answer it asks for (issue 83) ------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "asked", "most"),
+    [("chat", {"n": 128, "max_tokens": 16_000}, 2_048_000),
+     ("chat", {"n": 8, "max_completion_tokens": 4_000}, 32_000),
+     ("chat", {"n": 3}, 3 * billing.CEILING_OUTPUT),
+     ("chat", {"n": 1_000, "max_tokens": 100}, 100_000),  # above what the API takes: as said
+     ("chat", {"n": 10**30, "max_tokens": 100}, 10**32),
+     ("chat", {"n": 2, "max_tokens": 10, "max_completion_tokens": 4_000}, 8_000),
+     ("gemini", {"generationConfig": {"candidateCount": 8, "maxOutputTokens": 8_192}}, 65_536),
+     ("gemini", {"generation_config": {"candidate_count": 8, "max_output_tokens": 8_192}},
+      65_536),
+     ("gemini", {"generationConfig": {"candidate_count": 8, "maxOutputTokens": 8_192}}, 65_536),
+     ("gemini", {"generationConfig": {"candidateCount": 1, "maxOutputTokens": 8_192},
+                 "generation_config": {"candidateCount": 4, "maxOutputTokens": 2}}, 32_768)],
+)  # fmt: skip
+def test_a_requests_output_is_bounded_by_its_cap_for_each_answer_it_asks_for(
+    name: wire.Name, asked: dict[str, object], most: int
+) -> None:
+    """Chat Completions bills `n` answers, Gemini `candidateCount`, each up to the cap, in
+    any spelling the API reads: a cut or unreadable answer is charged all of them."""
+    assert bound(name, ask(name, **asked)).max_output() == most
+
+
+@pytest.mark.parametrize(
+    "count", ["8", 8.0, True, -1, 0, 1e30, [8], {"n": 8}], ids=repr
+)  # a string, a float, a boolean, not positive, not a number
+@pytest.mark.parametrize(
+    ("name", "asking"),
+    [("chat", lambda n: {"n": n, "max_tokens": 100}),
+     ("gemini", lambda n: {"generationConfig": {"candidateCount": n, "maxOutputTokens": 100}})],
+)  # fmt: skip
+def test_a_count_of_answers_that_is_no_positive_integer_is_bounded_by_the_ceiling(
+    name: wire.Name, asking: Callable[[object], dict[str, object]], count: object
+) -> None:
+    """What the API makes of it is unknown (Gemini reads `"8"` as 8): never fewer than the
+    most Chat Completions takes."""
+    assert bound(name, ask(name, **asking(count))).max_output() == billing.CEILING_ANSWERS * 100
+
+
+@pytest.mark.parametrize(
+    ("name", "asked", "most"),
+    [("chat", {"best_of": 4, "max_tokens": 100}, billing.CEILING_ANSWERS * 100),
+     ("chat", {"use_beam_search": True, "n": 2, "max_tokens": 100},
+      billing.CEILING_ANSWERS * 100),
+     ("chat", {"best_of": 500, "max_tokens": 100}, 50_000),  # above the ceiling: as said
+     ("gemini", {"candidateCount": 8, "generationConfig": {"maxOutputTokens": 100}},
+      billing.CEILING_ANSWERS * 100),
+     ("chat", {"n": 2, "max_tokens": "16000", "max_completion_tokens": 10},
+      2 * billing.CEILING_OUTPUT)],
+)  # fmt: skip
+def test_a_field_the_meter_does_not_know_may_ask_for_more_answers(
+    name: wire.Name, asked: dict[str, object], most: int
+) -> None:
+    """An OpenAI-compatible server takes fields of its own (`best_of`, beam search), as
+    unknown input is bounded by the ceiling; so is a cap it cannot read beside one it can."""
+    assert bound(name, ask(name, **asked)).max_output() == most
+
+
+def test_a_body_that_cannot_be_read_asks_for_as_many_answers_as_its_api_takes() -> None:
+    """Over what the meter reads (the API may read it), or not JSON: Chat Completions and
+    Gemini bound it by the ceiling of answers; the Messages and Responses APIs answer once."""
+    for name, answers in (("chat", billing.CEILING_ANSWERS), ("gemini", billing.CEILING_ANSWERS),
+                          ("anthropic", 1), ("responses", 1)):  # fmt: skip
+        large = wire.Request(name, limit=1_000)
+        large.feed(json.dumps(ask(name, n=128, max_tokens=16_000) | {"pad": "x" * 1_000}).encode())
+        odd = wire.Request(name)
+        odd.feed(b"not json")
+        for unread in (large, odd):
+            assert unread.max_output() == answers * billing.CEILING_OUTPUT, name
+    anthropic = bound("anthropic", ask("anthropic", n=128))  # the Messages API refuses it
+    assert anthropic.max_output() == 1_000
+
+
+def test_a_body_that_gives_a_name_twice_is_unreadable_and_bounded_by_the_ceiling() -> None:
+    """Which of two values an API's parser keeps is its own: `"n": 128, "n": 1` is read by
+    neither, so the answers and the cap are the ceiling's (and the input, as unknown)."""
+    twice = wire.Request("chat")
+    twice.feed(b'{"model": "m", "messages": [], "max_tokens": 100, "n": 128, "n": 1}')
+    assert twice.max_output() == billing.CEILING_ANSWERS * billing.CEILING_OUTPUT
+    nested = wire.Request("gemini")
+    nested.feed(b'{"generationConfig": {"candidateCount": 8, "candidateCount": 1}}')
+    assert nested.max_output() == billing.CEILING_ANSWERS * billing.CEILING_OUTPUT

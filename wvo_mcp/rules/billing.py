@@ -35,9 +35,12 @@ def openai_input(usage: Mapping[str, object]) -> int:
 
 # The most one Messages API request can be billed, for a response whose usage cannot be read
 # (sandbox/meter.py charges it): a full context window of new input (the largest a Claude
-# model takes) and the request's own max_tokens of output, or this where it gave none.
+# model takes) and the request's own max_tokens of output, or this where it gave none, for
+# each answer it asks for (rules/wire.py): as many as the most Chat Completions takes (`n`)
+# where what it asks for cannot be read.
 CEILING_INPUT = 1_000_000
 CEILING_OUTPUT = 128_000
+CEILING_ANSWERS = 128
 
 
 def streamed_output(delta: Mapping[str, object]) -> int:

@@ -20,7 +20,8 @@ when every part of it is content the meter knows to be inline, by an allowlist o
 format's fields and parts (`extra_input`). Any other request (one that points at a file, a
 URL, a stored prompt or response, or names a server-side tool or a field the meter does not
 know) is charged the ceiling, and so is its input when its stream ends before it says its
-output, whatever it had said of it (a server tool's results add to it as it answers).
+output, whatever it had said of it (a server tool's results add to it as it answers). Where
+its output is bounded by the request, that is its cap for each answer it asks for (`answers`).
 """
 
 import json
@@ -479,6 +480,62 @@ def extra_input(name: Name, body: object) -> int | None:
         return None
 
 
+# -- how many answers a request's output is billed for ---------------------------------------
+#
+# Chat Completions bills its cap on output for each of `n` answers, Gemini for each of
+# `candidateCount`; the Messages and Responses APIs answer once, and refuse a field they do
+# not know. An OpenAI-compatible server at a person's base URL may take its own (`best_of`,
+# beam search), so in the formats that can ask for several, what the meter cannot read (a
+# field it does not know, a count that is no positive integer, the body) asks for the
+# ceiling's many, as unknown input is bounded by the ceiling.
+_CAPS: tuple[tuple[str, ...], ...] = (
+    ("max_tokens",), ("max_output_tokens",), ("max_completion_tokens",),
+    *((c, f) for c in ("generationConfig", "generation_config")
+      for f in ("maxOutputTokens", "max_output_tokens")),
+)  # fmt: skip
+_ANSWERS: dict[Name, tuple[tuple[str, ...], ...]] = {
+    "chat": (("n",), ("best_of",)),
+    "gemini": tuple((c, f) for c in ("generationConfig", "generation_config")
+                    for f in ("candidateCount", "candidate_count")),
+}  # fmt: skip
+_KNOWN: dict[Name, frozenset[str]] = {"chat": _CHAT, "gemini": _GEMINI}
+
+
+def _most(
+    body: Mapping[str, object], paths: tuple[tuple[str, ...], ...], absent: int, ceiling: int
+) -> int:
+    """The largest count `body` gives at `paths` (a null is its API's default: not given).
+    One that is no positive integer counts as `ceiling`: what its API makes of it is unknown
+    (Gemini reads `"8"` as 8). Any other is taken at its word, as a larger one only adds."""
+    found = [v for v in (_at(body, *path) for path in paths) if v is not None]
+    return max((_count(v) or ceiling for v in found), default=absent)
+
+
+def answers(name: Name | None, body: Mapping[str, object] | None) -> int:
+    """How many answers a request in format `name` asks for, each billed up to its cap on
+    output (`body`: None when it cannot be read)."""
+    if name is None or name not in _ANSWERS:
+        return 1
+    if body is None:
+        return billing.CEILING_ANSWERS
+    most = _most(body, _ANSWERS[name], 1, billing.CEILING_ANSWERS)
+    try:
+        _fields(_camel(body) if name == "gemini" else body, _KNOWN[name])
+    except _Outside:
+        return max(most, billing.CEILING_ANSWERS)
+    return most
+
+
+def _unique(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """An object whose every name is given once. Which of a name's two values a parser keeps
+    is its own choice (Python's the last, another's maybe the first): a body that gives one
+    twice (`"n": 128, "n": 1`) is unreadable, and bounded by the ceiling."""
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        raise ValueError("a name given twice")
+    return found
+
+
 @dataclass
 class Request:
     """A request's body in wire format `name`, read as it passes for the most it may be
@@ -500,20 +557,17 @@ class Request:
         if len(self.held) > self.limit:
             return None
         try:
-            found = json.loads(self.held)
+            found = json.loads(self.held, object_pairs_hook=_unique)
         except (ValueError, RecursionError):  # nested past what Python reads: unreadable
             return None
         return found if isinstance(found, dict) else None
 
     def max_output(self) -> int:
-        """Its own cap on output (each format's name for it), else the ceiling's."""
-        body = self._body() or {}
-        found = (
-            _count(body.get("max_tokens")) or _count(body.get("max_output_tokens"))
-            or _count(body.get("max_completion_tokens"))
-            or _count(_at(body, "generationConfig", "maxOutputTokens"))
-        )  # fmt: skip
-        return found or billing.CEILING_OUTPUT
+        """Its own cap on output (the most any format's name for it gives), else the
+        ceiling's, for each answer it asks for."""
+        body = self._body()
+        cap = _most(body or {}, _CAPS, billing.CEILING_OUTPUT, billing.CEILING_OUTPUT)
+        return cap * answers(self.name, body)
 
     def inline(self) -> bool:
         """Whether every part of it is content the meter knows to be inline: what its API
