@@ -538,7 +538,7 @@ def test_a_request_nested_past_what_python_reads_is_bounded_by_the_ceiling() -> 
      ("chat", {"n": 8, "max_completion_tokens": 4_000}, 32_000),
      ("chat", {"n": 3}, 3 * billing.CEILING_OUTPUT),
      ("chat", {"n": 1_000, "max_tokens": 100}, 100_000),  # above what the API takes: as said
-     ("chat", {"n": 10**30, "max_tokens": 100}, 10**32),
+     ("chat", {"n": 10**30, "max_tokens": 100}, billing.MOST_OUTPUT),  # what a tally holds
      ("chat", {"n": 2, "max_tokens": 10, "max_completion_tokens": 4_000}, 8_000),
      ("gemini", {"generationConfig": {"candidateCount": 8, "maxOutputTokens": 8_192}}, 65_536),
      ("gemini", {"generation_config": {"candidate_count": 8, "max_output_tokens": 8_192}},
@@ -614,3 +614,11 @@ def test_a_body_that_gives_a_name_twice_is_unreadable_and_bounded_by_the_ceiling
     nested = wire.Request("gemini")
     nested.feed(b'{"generationConfig": {"candidateCount": 8, "candidateCount": 1}}')
     assert nested.max_output() == billing.CEILING_ANSWERS * billing.CEILING_OUTPUT
+
+
+def test_an_absurd_cap_or_count_is_charged_the_most_a_tally_holds() -> None:
+    """A worker's `max_tokens: 1e30` (refused by any API) is charged the most, not a number
+    the store cannot write."""
+    huge = wire.Request("chat")
+    huge.feed(json.dumps({"model": "m", "messages": [], "max_tokens": 10**30, "n": 10**9}).encode())
+    assert huge.max_output() == billing.MOST_OUTPUT

@@ -41,6 +41,9 @@ def openai_input(usage: Mapping[str, object]) -> int:
 CEILING_INPUT = 1_000_000
 CEILING_OUTPUT = 128_000
 CEILING_ANSWERS = 128
+# No request's output is charged more: far past any API's bill, while a tally of a million
+# runs' still fits the store's 64-bit integers (a worker's `max_tokens: 1e30` would not).
+MOST_OUTPUT = 10**12
 
 
 def streamed_output(delta: Mapping[str, object]) -> int:

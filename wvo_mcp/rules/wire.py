@@ -564,10 +564,10 @@ class Request:
 
     def max_output(self) -> int:
         """Its own cap on output (the most any format's name for it gives), else the
-        ceiling's, for each answer it asks for."""
+        ceiling's, for each answer it asks for; at most billing.MOST_OUTPUT."""
         body = self._body()
         cap = _most(body or {}, _CAPS, billing.CEILING_OUTPUT, billing.CEILING_OUTPUT)
-        return cap * answers(self.name, body)
+        return min(cap * answers(self.name, body), billing.MOST_OUTPUT)
 
     def inline(self) -> bool:
         """Whether every part of it is content the meter knows to be inline: what its API
