@@ -1,9 +1,10 @@
 """A client's SIGINT ends its stdio server on its own, whatever the server is doing and however
 busy the machine. Claude Code sends SIGINT, and SIGTERM if the process it started is still
 there 100 ms later ("SIGINT failed" in its debug log), then SIGKILL 400 ms after that. The
-process it started is a small handle (cli/handle.py): the server, in a child, tells it once
-it has answered every call it was serving, and the handle ends then, while the server
-cleans up on its own."""
+process it started is a small handle (cli/handle.py) whose server runs in a child: the
+handle passes the signal on and ends at once, waiting for nothing the server does, and the
+server, which holds the client's pipes too, answers each call it was serving and cleans up
+on its own."""
 
 import fcntl
 import json
@@ -11,12 +12,13 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, alive, wait_for, wvo
+from tests.conftest import ROOT, alive, open_db, parent_of, wait_for, wvo
 from tests.integration.test_claude_code import (
     CLAUDE,
     RUN_TIMEOUT_S,
@@ -29,7 +31,7 @@ from tests.integration.test_claude_code import (
     worker_server,
 )
 from tests.integration.test_lifecycle import EXIT_DEADLINE_S, Server
-from tests.integration.test_warm_start import cleanup, start_warm
+from tests.integration.test_warm_start import Relay, cleanup, start_warm
 from wvo_mcp.backups import servers_lock_path
 
 pytestmark = pytest.mark.process
@@ -112,6 +114,116 @@ def test_the_process_a_client_starts_holds_no_server_and_ends_on_sigint_with_0(
     assert not holds_the_server(server.proc.pid)
     assert stopped_by_sigint(server) == (0, "")
     wait_for(lambda: not alive(serving), "the server gone")
+
+
+def state_of(pid: int) -> str:
+    """A process's state letter (T: stopped by SIGSTOP); Z once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
+
+
+def lease_of_the_monitor(state_root: Path) -> datetime | None:
+    """When the health monitor's leadership lease ends; None while no server leads it."""
+    with open_db(state_root) as db:
+        found = db.execute("SELECT expires_at FROM monitor_leader").fetchone()
+    return None if found is None else datetime.fromisoformat(found[0].replace("Z", "+00:00"))
+
+
+@pytest.mark.usefixtures("cleanup")
+@pytest.mark.parametrize(
+    ("warm", "signum"),
+    [(False, signal.SIGINT), (True, signal.SIGINT), (False, signal.SIGTERM)],
+    ids=["cold", "forked by the warm process", "cold, SIGTERM"],
+)
+def test_the_process_a_client_starts_ends_on_its_signal_while_its_server_never_runs(
+    state_root: Path, warm: bool, signum: signal.Signals
+) -> None:
+    """On a busy machine a server may not run for the 100 ms Claude Code gives the process it
+    started; here it is stopped (SIGSTOP) for as long as the test likes. The process the
+    client started ends on the client's signal with 0 all the same, waiting for nothing the
+    server does. The server, let run again, answers the call it was serving (a done waiting
+    for its turn to write) with that call's own result on the client's pipe, hands the health
+    monitor's leadership over and ends on its own: the handle's end is no kill to it."""
+    if warm:
+        start_warm(state_root)
+    client = Relay(
+        state_root, WVO_WARM_START="1" if warm else "0", WVO_AUTOPILOT_HEALTH_INTERVAL_MS="200"
+    )
+    server = client.server_pid()
+    assert (parent_of(server) == client.proc.pid) is not warm
+    client.call("task_create", tasks=[{"id": "T1", "title": "t"}])
+    claim = client.call("claim_task")
+    wait_for(lambda: lease_of_the_monitor(state_root), "the server leading the health monitor")
+    [lock] = state_root.glob("*.writers.lock")
+    with lock.open("a") as queue:
+        fcntl.flock(queue, fcntl.LOCK_EX)  # every write of every server waits for its turn
+        done = {"task_id": "T1", "lease_token": claim["lease_token"], "status": "done"}
+        params = {"name": "plan_update", "arguments": done}
+        client.send({"jsonrpc": "2.0", "id": 100, "method": "tools/call", "params": params})
+        # Answered after the done was read (lines are read in order): the done is in flight.
+        assert client.request("ping", {})["result"] == {}
+        os.kill(server, signal.SIGSTOP)
+        wait_for(lambda: state_of(server) == "T", "the server stopped")
+        client.proc.send_signal(signum)
+        try:
+            code = client.proc.wait(EXIT_DEADLINE_S)  # a guard against a hang, no time to beat
+        except subprocess.TimeoutExpired:
+            os.kill(server, signal.SIGCONT)
+            pytest.fail("the process the client started waited for its server to run")
+        assert code == 0
+        assert state_of(server) == "T"  # it ended while its server did nothing
+    os.kill(server, signal.SIGCONT)
+    assert client.proc.stdout is not None and client.proc.stderr is not None
+    answer = json.loads(client.proc.stdout.readline())
+    assert answer.get("id") == 100 and "result" in answer, answer
+    assert answer["result"]["structuredContent"]["status"] == "done", answer
+    assert client.proc.stdout.readline() == b""  # the server's end closes the client's pipes
+    assert client.proc.stderr.read() == b""
+    wait_for(lambda: not alive(server), "the server gone")
+    lease = lease_of_the_monitor(state_root)
+    assert lease is not None and lease <= datetime.now(UTC)  # handed over at its shutdown
+    for pipe in (client.proc.stdin, client.proc.stdout, client.proc.stderr):
+        if pipe is not None:
+            pipe.close()
+
+
+# A server's thread that waits on its handle's end (handle.told_by), in a process of its own.
+HANDLE_ENDS = """
+import socket, sys
+from wvo_mcp.cli import handle
+mine, its = socket.socketpair()
+mine.sendall(sys.argv[1].encode())
+mine.close()
+handle._stop_when_gone(its)
+print("serving on")
+"""
+
+
+@pytest.mark.parametrize(
+    ("said", "stopped"),
+    [("left\n", False), ("", True), ("lef", True), ("right\n", True)],
+    ids=["left after passing a stop on", "gone without a word", "a word cut short", "another"],
+)
+def test_a_server_whose_handle_is_gone_stops_itself_unless_its_handle_passed_a_stop_on(
+    said: str, stopped: bool
+) -> None:
+    """A handle gone without a word (killed) stops its server as SIGTERM does. One that passed
+    its client's SIGINT or SIGTERM on and left says so first: its end is no second signal,
+    which would make the server cancel the calls it is answering."""
+    ended = subprocess.run(
+        [sys.executable, "-P", "-c", HANDLE_ENDS, said],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=EXIT_DEADLINE_S,
+        check=False,
+    )
+    if stopped:
+        assert (ended.returncode, ended.stdout) == (-signal.SIGTERM, ""), ended
+    else:
+        assert (ended.returncode, ended.stdout) == (0, "serving on\n"), ended
 
 
 class BusyModel(ScriptedModel):

@@ -10,12 +10,15 @@ beside 14 busy processes on 2 cores its parent saw it end 14-340 ms (median 106)
 SIGINT though it did nothing but exit. The handle holds ~15 MB and ends in a few ms.
 
 So on Linux, over a client's pipes, the server runs in a child: of the state folder's warm
-process (warm_relay.py), or, served cold, of the handle itself (served_in_child). The handle
-passes SIGINT, SIGTERM and SIGHUP on to it and ends with its exit code. A server its client
-stops tells its handle that code once it has answered all it will answer (tell), and then
-finishes on its own: the client is not kept waiting for its housekeeping (a database write,
-a file's sync, each a wait for the CPU on a busy machine) nor for the kernel freeing its
-memory. Imports only light modules, as warm_relay.py does.
+process (warm_relay.py), or, served cold, of the handle itself (served_in_child). The server
+holds the client's pipes as the handle does. On SIGINT or SIGTERM the handle passes the
+signal on to the server and ends at once with 0 (warm_relay.Forwarder), waiting for nothing
+the server does: a busy machine may not run the server for 100 ms. The server then answers
+each call it is serving on the client's pipes, hands its leadership over, flushes its
+telemetry, closes its store and ends on its own; the client reads its answers until the
+pipes close. A server that ends another way (the end of stdin, a refusal to start) tells
+its handle its exit code (tell, leave), and the handle ends with it; SIGHUP is passed on and
+the handle waits for that word. Imports only light modules, as warm_relay.py does.
 """
 
 import contextlib
@@ -40,24 +43,26 @@ _told = threading.Event()
 def told_by(conn: socket.socket) -> None:
     """In a server: `conn` reaches its handle, which ends with the code this server tells it
     (tell, leave). A handle gone before it was told (killed, say) stops the server as
-    SIGTERM does."""
+    SIGTERM does; not one that passed its client's stop on and left (warm_relay.LEFT)."""
     global _handle
     _handle = conn
     threading.Thread(target=_stop_when_gone, args=(conn,), daemon=True).start()
 
 
 def _stop_when_gone(conn: socket.socket) -> None:
+    said = b""
     with contextlib.suppress(OSError):
-        while conn.recv(256):
-            pass
-    if not _told.is_set():
+        while chunk := conn.recv(256):
+            said = (said + chunk)[: len(warm_relay.LEFT)]
+    if not _told.is_set() and said != warm_relay.LEFT:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
 def tell(code: int) -> None:
-    """A server stopped by its client has answered all it will answer: its handle ends now
-    with `code`, and the client with it; this server then finishes on its own (hands its
-    leadership over, flushes its telemetry, closes its store) and leaves. Once only."""
+    """A server stopped by a signal has answered all it will answer: its handle, if it is
+    still there (the signal came another way than through it), ends now with `code`; this
+    server then finishes on its own (hands its leadership over, flushes its telemetry,
+    closes its store) and leaves. Once only."""
     if _handle is None or _told.is_set():
         return
     _told.set()
@@ -94,8 +99,9 @@ def _leave_now(_signum: int, _frame: FrameType | None) -> None:
 
 def served_in_child() -> int | None:
     """On Linux, over a client's pipes: forks the server, in which this returns None (it
-    serves); in this process, the client's handle, the server's exit code once it ends.
-    Elsewhere (or if the fork fails) None: this process serves."""
+    serves); in this process, the client's handle, the server's exit code once it ends (the
+    client's SIGINT or SIGTERM ends it at once instead: warm_relay.Forwarder). Elsewhere (or
+    if the fork fails) None: this process serves."""
     if not sys.platform.startswith("linux") or not _pipes() or not _pidfds():
         return None
     mine, its = socket.socketpair()
@@ -112,7 +118,7 @@ def served_in_child() -> int | None:
         return None
     forwarder = warm_relay.Forwarder()
     forwarder.start()
-    forwarder.to(pid)
+    forwarder.to(pid, mine)
     signal.pthread_sigmask(signal.SIG_SETMASK, held)
     return _ended(pid, mine)
 

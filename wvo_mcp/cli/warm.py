@@ -716,9 +716,13 @@ def _serve(child: Forked) -> int:
     if refused is not None:  # the relay serves its client itself: nothing was read
         conn.sendall(json.dumps({"refused": refused}).encode() + b"\n")
         return 0
-    conn.sendall(json.dumps({"pid": os.getpid()}).encode() + b"\n")
-    if conn.recv(len(warm_relay.GO)) != warm_relay.GO:
-        return 0  # the relay serves its client itself: nothing was read
+    try:
+        conn.sendall(json.dumps({"pid": os.getpid()}).encode() + b"\n")
+        go = conn.recv(len(warm_relay.GO))
+    except OSError:
+        return 0  # the relay is gone (its client stopped it): nothing was read
+    if go != warm_relay.GO:
+        return 0  # the relay serves its client itself, or is gone: nothing was read
     handle.told_by(conn)  # the relay ends on this server's word, and it on the relay's end
     from wvo_mcp.cli import entry
 

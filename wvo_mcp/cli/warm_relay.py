@@ -6,8 +6,9 @@ to the state folder's warm process (warm.py), which forks a server for them with
 already imported and this process's bounds (its cgroup and limits); this process stays as
 the client's handle on it.
 
-It forwards SIGINT, SIGTERM and SIGHUP to that server and exits with its exit code; killed,
-it leaves the server to see its connection close and stop as on SIGTERM. When no warm process
+It forwards SIGINT, SIGTERM and SIGHUP to that server; it exits 0 at once on the first two
+(a client stopping its server: handle.py), else with the server's exit code; killed, it
+leaves the server to see its connection close and stop as on SIGTERM. When no warm process
 answers (none yet, another build's, any error), it starts one for the next clients and
 returns, and this process serves its client itself as without warm start: warm start never
 makes serving fail. Imports only light modules: the point is to skip the heavy ones.
@@ -35,7 +36,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NoReturn
 
 import wvo_mcp
 from wvo_mcp.config import Settings
@@ -48,6 +49,8 @@ LOCK = "warm.lock"
 LOG = "warm.log"
 ANSWER_TIMEOUT_S = 3.0  # a warm process slower than this to fork is passed by
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STOPS = (signal.SIGINT, signal.SIGTERM)  # a client stopping its server: the handle leaves
+LEFT = b"left\n"  # a handle's last word to its server: it passed a stop on, and is gone
 NAMESPACES = ("mnt", "pid", "net", "ipc", "uts", "user", "cgroup")
 # What a process may do besides its uid and gid, as /proc/PID/status says: a server forked
 # for a client with fewer rights (a sandbox's) would serve it with the warm process's.
@@ -383,7 +386,7 @@ def _hand_over(
     if not isinstance(pid, int) or isinstance(pid, bool):
         refused = answer.get("refused")  # or gone: either way no server touched stdin
         return refused if isinstance(refused, str) else None
-    forwarder.to(pid)
+    forwarder.to(pid, conn)
     # From here the forked server serves the client: it read nothing before this.
     conn.sendall(GO)
     return True
@@ -416,11 +419,18 @@ def _line(answers: BinaryIO) -> dict[str, Any] | None:
 
 
 class Forwarder:
-    """SIGINT, SIGTERM and SIGHUP passed on to the forked server (by pidfd: its pid may be
-    reused once it ends); held until its pid is known, raised here again if none serves."""
+    """The client's signals passed on to the forked server (by pidfd: its pid may be reused
+    once it ends). SIGINT and SIGTERM, a client stopping its server, end this process at once
+    with 0 once they are passed on: the server, holding the client's pipes too, answers what it
+    is serving and finishes on its own, and a client waits for no process that needs the CPU
+    on a busy machine (the server, its cleanup, the kernel freeing its memory). SIGHUP is
+    passed on, and this process waits for the server's end. Before a server serves, a stop
+    ends this process all the same (a server forked meanwhile never gets the word to serve);
+    a SIGHUP is held, and raised here again if none serves."""
 
     def __init__(self) -> None:
         self.pidfd: int | None = None
+        self.conn: socket.socket | None = None
         self.pending: list[int] = []
         self.previous: dict[int, Any] = {}
 
@@ -428,7 +438,9 @@ class Forwarder:
         for signum in FORWARDED:
             self.previous[signum] = signal.signal(signum, self._on_signal)
 
-    def to(self, pid: int) -> None:
+    def to(self, pid: int, conn: socket.socket) -> None:
+        """The server is `pid`, and `conn` reaches it (handle.told_by)."""
+        self.conn = conn
         self.pidfd = os.pidfd_open(pid)
         for signum in self.pending:
             self._send(signum)
@@ -441,10 +453,22 @@ class Forwarder:
             signal.raise_signal(signum)
 
     def _on_signal(self, signum: int, _: FrameType | None) -> None:
+        if signum in STOPS:
+            self._leave(signum)
         if self.pidfd is None:
             self.pending.append(signum)
         else:
             self._send(signum)
+
+    def _leave(self, signum: int) -> NoReturn:
+        """Passes the stop on and ends this process with 0, now. The server is told that
+        this end is no kill (LEFT): its connection's end would stop it as SIGTERM does, which
+        a stopping server takes for a second signal, cutting short the calls it answers."""
+        if self.pidfd is not None and self.conn is not None:
+            self._send(signum)
+            with contextlib.suppress(OSError):  # gone already: nothing is owed
+                self.conn.send(LEFT, socket.MSG_DONTWAIT)
+        os._exit(0)
 
     def _send(self, signum: int) -> None:
         assert self.pidfd is not None
