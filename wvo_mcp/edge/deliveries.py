@@ -34,7 +34,7 @@ from wvo_mcp.errors import Fault, ValidationFailed
 from wvo_mcp.forge import Forge
 from wvo_mcp.forge.authority import Authority
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.rules import issue_tasks, pulls, webhooks
+from wvo_mcp.rules import issue_tasks, pull_news, pulls, webhooks
 from wvo_mcp.rules.issue_tasks import Issue, IssueComment
 from wvo_mcp.rules.text import ForgeKind
 
@@ -85,9 +85,17 @@ class Ended:
     # on the branch, and its failure is read as a failed check
 
 
-# What a Hook reads a delivery as: one of the three it acts on, the words of one recorded and
+@dataclasses.dataclass(frozen=True)
+class Told:
+    """News of pull requests (rules/pull_news.py), for the merge queue that follows them."""
+
+    repository: str
+    news: list[pull_news.News]
+
+
+# What a Hook reads a delivery as: one of the four it acts on, the words of one recorded and
 # left alone, or a refusal (nothing recorded).
-Heard = IssueEvent | Commented | Ended | str | Response
+Heard = IssueEvent | Commented | Ended | Told | str | Response
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,6 +213,14 @@ async def _act(acts: _Acts, orchestrator: Orchestrator, said: Delivery) -> Respo
         return await _comment(acts, orchestrator, said, heard)
     if isinstance(heard, Ended):
         return await _ran(acts.hook, orchestrator, said, heard, acts.reach(heard.run.repository))
+    if isinstance(heard, Told):
+        await orchestrator.heard_pulls(said.id, said.digest, said.event, acts.hook.kind,
+                                       heard.repository, heard.news)  # fmt: skip
+        numbers = sorted({pulls.reference(n.number, acts.hook.kind) for n in heard.news
+                          if n.number})  # fmt: skip
+        return JSONResponse({"done": f"{said.event}: told the merge queue following "
+                             f"{', '.join(numbers) or heard.news[0].sha[:12]}; it looks at "
+                             f"{acts.hook.name} itself before it acts"})  # fmt: skip
     if isinstance(heard, Response):
         return heard
     await _ignored(orchestrator, said)

@@ -28,10 +28,10 @@ from starlette.datastructures import Headers
 
 from wvo_mcp.config import Settings
 from wvo_mcp.edge import deliveries
-from wvo_mcp.edge.deliveries import Commented, Delivery, Ended, Heard, IssueEvent
+from wvo_mcp.edge.deliveries import Commented, Delivery, Ended, Heard, IssueEvent, Told
 from wvo_mcp.forge import Forge, select
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.rules import gitlab_webhooks, webhooks
+from wvo_mcp.rules import gitlab_webhooks, pull_news, webhooks
 from wvo_mcp.rules.gitlab_webhooks import ISSUE, NOTE, PIPELINE
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,9 @@ def _read(settings: Settings, said: Delivery) -> Heard:
             moved=lambda made: gitlab_webhooks.issue_action(payload, settings.webhook_label, made),
         )  # fmt: skip
     if event == NOTE and payload.get("object_kind") == "note":
+        news = pull_news.gitlab(event, payload)  # on a merge request: a thread may block it
+        if news:
+            return Told(project, news)
         heard = gitlab_webhooks.note_of(payload)
         return heard if isinstance(heard, str) else Commented(project, heard)
     ended = gitlab_webhooks.pipeline_of(payload, settings.webhook_branch) if (
@@ -122,6 +125,9 @@ def _read(settings: Settings, said: Delivery) -> Heard:
     if isinstance(ended, webhooks.Run):
         ident = int((payload.get("object_attributes") or {}).get("id") or 0)
         return Ended(ended, ident, suite=False)
+    news = pull_news.gitlab(event, payload)
+    if news:
+        return Told(project, news)
     return ended if isinstance(ended, str) else f"{event}: not acted on"
 
 

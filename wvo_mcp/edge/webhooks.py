@@ -28,10 +28,10 @@ from starlette.datastructures import Headers
 
 from wvo_mcp.config import Settings
 from wvo_mcp.edge import deliveries
-from wvo_mcp.edge.deliveries import Commented, Delivery, Ended, Heard, IssueEvent
+from wvo_mcp.edge.deliveries import Commented, Delivery, Ended, Heard, IssueEvent, Told
 from wvo_mcp.forge import Forge, select
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.rules import webhooks
+from wvo_mcp.rules import pull_news, webhooks
 from wvo_mcp.rules.issue_tasks import Issue, IssueComment
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,9 @@ def _read(settings: Settings, said: Delivery) -> Heard:
     if isinstance(ended, webhooks.Run):
         ident = int((payload.get(event) or {}).get("id") or 0)
         return Ended(ended, ident, suite=event == "check_suite")
+    news = pull_news.github(event, payload)
+    if news and repository.count("/") == 1:
+        return Told(repository, news)
     if isinstance(ended, str):
         return ended
     return "pong" if event == "ping" else f"{event}: not acted on"

@@ -9,9 +9,10 @@ from wvo_mcp.models import Unsynced
 from wvo_mcp.orchestrator.base import Facade
 from wvo_mcp.rules import issue_tasks
 from wvo_mcp.rules.issue_tasks import Issue, IssueComment
+from wvo_mcp.rules.pull_news import News
 from wvo_mcp.rules.text import ForgeKind
 from wvo_mcp.rules.webhooks import Run
-from wvo_mcp.services import issue_sync, webhooks
+from wvo_mcp.services import issue_sync, pull_news, webhooks
 from wvo_mcp.store import Lock, Row
 
 
@@ -36,6 +37,17 @@ class IssuesFacade(Facade):
         return await self.db.write(
             partial(webhooks.red_run, settings=self.settings, delivery=delivery,
                     digest=digest, run=run, contained=contained, now=self.clock())
+        )  # fmt: skip
+
+    async def heard_pulls(
+        self, delivery: str, digest: str, event: str, kind: ForgeKind, repository: str,
+        news: list[News],
+    ) -> None:  # fmt: skip
+        """A delivery's news of pull requests, for the queue that follows them
+        (services/pull_news)."""
+        await self.db.write(
+            partial(pull_news.heard, delivery=delivery, digest=digest, event=event, kind=kind,
+                    repository=repository, news=news, now=self.clock())
         )  # fmt: skip
 
     async def delivered(self, delivery: str, event: str, digest: str) -> None:

@@ -1382,3 +1382,21 @@ DELETE FROM quarantine WHERE test = %(test)s;
 SELECT *, (expires_at > %(now)s)::int AS live FROM quarantine
 ORDER BY expires_at <= %(now)s, test
 LIMIT 1000;
+
+-- name: news_add
+-- What a webhook delivery said of a pull request (services/pull_news.py).
+INSERT INTO pull_news (forge, repository, number, sha, what, name, state, at)
+VALUES (%(forge)s, %(repository)s, %(number)s, %(sha)s, %(what)s, %(name)s, %(state)s,
+        %(now)s);
+
+-- name: news_since
+-- A repository's news heard at `since` or later, oldest first.
+SELECT id, number, sha, what, name, state, at FROM pull_news
+WHERE repository = %(repository)s AND forge = %(forge)s AND at >= %(since)s ORDER BY at, id;
+
+-- name: news_latest
+-- When a repository's last news was heard (NULL: none kept).
+SELECT max(at) AS at FROM pull_news WHERE repository = %(repository)s AND forge = %(forge)s;
+
+-- name: news_forget
+DELETE FROM pull_news WHERE at < %(before)s;

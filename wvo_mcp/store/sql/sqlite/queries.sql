@@ -1299,3 +1299,20 @@ DELETE FROM quarantine WHERE test = :test;
 -- Every entry, live ones (not expired at :now) first.
 SELECT *, expires_at > :now AS live FROM quarantine ORDER BY expires_at <= :now, test
 LIMIT 1000;
+
+-- name: news_add
+-- What a webhook delivery said of a pull request (services/pull_news.py).
+INSERT INTO pull_news (forge, repository, number, sha, what, name, state, at)
+VALUES (:forge, :repository, :number, :sha, :what, :name, :state, :now);
+
+-- name: news_since
+-- A repository's news heard at `since` or later, oldest first.
+SELECT id, number, sha, what, name, state, at FROM pull_news
+WHERE repository = :repository AND forge = :forge AND at >= :since ORDER BY at, id;
+
+-- name: news_latest
+-- When a repository's last news was heard (NULL: none kept).
+SELECT max(at) AS at FROM pull_news WHERE repository = :repository AND forge = :forge;
+
+-- name: news_forget
+DELETE FROM pull_news WHERE at < :before;
