@@ -10,6 +10,8 @@
   a checkout of exactly that commit; a test can make it fail (`failing`) or slow (`hold`).
 - A person's hand: approve, request changes, merge by hand, close, commit on a branch.
 - Faults: rate limits (primary, secondary), a revoked token, 5xx answers.
+- Webhooks, once a test names the receiver (`deliver_to`): each event as it happens, in order,
+  signed as GitHub signs them and held to its payload schemas; `lose` drops some on the way.
 
     with Forge(tmp_path, seed_repo) as forge:
         forge.url   # the git remote
@@ -17,6 +19,7 @@
 """
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -27,17 +30,19 @@ import tempfile
 import threading
 import time
 import urllib.parse
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
-from tests.forge import graph
+from tests.forge import deliveries, graph, sending
 from tests.forge.description import description, minimal, schema_of
 from tests.gitservers import SmartHttp
+from wvo_mcp.rules.webhooks import signature
 
 PREFIX = "/api/v3"
 GRAPHQL = "/api/graphql"  # where githubkit asks an Enterprise Server's GraphQL API
@@ -280,6 +285,12 @@ class Forge:
         self.hold = threading.Event()  # cleared: check runs wait until it is set
         self.hold.set()
         self._checkers: list[threading.Thread] = []
+        # Webhooks (off until `deliver_to`): what was sent and answered; what `lose`, given each
+        # delivery's event and payload, kept from being sent.
+        self.hooks = sending.Sender()
+        self.sent = self.hooks.sent
+        self.lose: Callable[[str, dict[str, Any]], bool] = lambda event, payload: False
+        self.lost: list[tuple[str, str]] = []
         self.http = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.http.daemon_threads = True
         port = self.http.server_address[1]
@@ -309,6 +320,7 @@ class Forge:
         self.git_server.stop()
         for thread in self._checkers:
             thread.join(timeout=60)
+        self.hooks.stop()
 
     # -- git -------------------------------------------------------------------------------
 
@@ -410,6 +422,7 @@ class Forge:
             self.reviews.append(
                 ReviewState(next(self._ids), number, user, state, pull.head, body, comments or [])
             )
+            self._told_review(pull, self.reviews[-1], "submitted")
 
     def merge_by_hand(self, number: int) -> str:
         with self.lock:
@@ -481,6 +494,7 @@ class Forge:
         with self.lock:
             pull = self.pulls[number]
             pull.state, pull.closed_at = "closed", _now()
+            self._told_pull(pull, "closed", "person")
 
     def open_pulls(self) -> list[PullState]:
         with self.lock:
@@ -507,11 +521,13 @@ class Forge:
             return
         head = self.git("rev-parse", "--verify", "-q", f"refs/heads/{pull.branch}", check=False)
         if head and head != pull.head:
-            pull.head = head
+            before, pull.head = pull.head, head
+            self._told_pull(pull, "synchronize", before=before)
             if self.dismiss_stale:
                 for r in self.reviews:
                     if r.number == pull.number and r.state == "APPROVED":
                         r.state = "DISMISSED"
+                        self._told_review(pull, r, "dismissed")
         if pull.head not in self.runs:
             self._start_check(pull.head)
 
@@ -523,6 +539,7 @@ class Forge:
         head = self.tip(branch)
         pull = PullState(number, branch, base, title, body or "", head, self.tip(base))
         self.pulls[number] = pull
+        self._told_pull(pull, "opened")
         if head not in self.runs:
             self._start_check(head)
         return pull
@@ -536,6 +553,8 @@ class Forge:
 
     def _run_check(self, run: RunState) -> None:
         run.status = "in_progress"
+        with self.lock:  # told after what started it, whose caller holds the lock
+            self._told_check(run, "created")
         self.hold.wait()
         with tempfile.TemporaryDirectory() as tree:
             archive = subprocess.run(
@@ -554,6 +573,7 @@ class Forge:
         with self.lock:
             run.status, run.conclusion = "completed", "failure" if failed else "success"
             run.text = said
+            self._told_check(run, "completed")
         run.done.set()
 
     def mergeable_state(self, pull: PullState) -> str:
@@ -623,6 +643,7 @@ class Forge:
                 other = self.pulls[int(number)]
                 if other.state == "open":
                     other.state, other.closed_at = "closed", _now()
+                    self._told_pull(other, "closed", pull.merged_by)
         self.mentioned += found.mentions
 
     def reopen_issue(self, number: int, actor: str) -> None:
@@ -682,6 +703,7 @@ class Forge:
         pull.state, pull.merged, pull.merge_commit = "closed", True, new
         pull.merged_by, pull.closed_at = by, _now()
         self._closes(pull, base)
+        self._told_pull(pull, "closed")
         return new
 
     # -- the REST API --------------------------------------------------------------------
@@ -789,17 +811,23 @@ class Forge:
                 tree = found.stdout.split()[0]
                 group = self.git("commit-tree", tree, "-p", base, "-p", head, "-m", said)
                 self.groups.append(group)
+                self._told_group(pull, group, base, "checks_requested")
                 self._start_check(group)
         run = self.runs.get(group)
         if run is not None:
             run.done.wait(timeout=300)
         with self.lock:
             passed = run is not None and run.conclusion == "success"
-            if passed and pull.head == head and self.tip(pull.base) == base:
+            landed = passed and pull.head == head and self.tip(pull.base) == base
+            if landed:
                 self.git("update-ref", f"refs/heads/{pull.base}", group, base)
                 pull.state, pull.merged, pull.merge_commit = "closed", True, group
                 pull.merged_by, pull.closed_at = "merge-queue", _now()
                 self._closes(pull, base)
+                self._told_pull(pull, "closed")
+            if group:  # GitHub's reasons: its checks failed or its head moved, or its base did
+                gone = "dequeued" if not passed or pull.head != head else "invalidated"
+                self._told_group(pull, group, base, "destroyed", "merged" if landed else gone)
             self.queue.pop(pull.number, None)
 
     def _limits(self) -> dict[str, str]:
@@ -953,6 +981,146 @@ class Forge:
         )
         return found
 
+    # -- webhooks ----------------------------------------------------------------------------
+
+    hook_path = "/webhooks/github"
+    # Who a delivery names for what the forge records as done by a name of its own.
+    actors: ClassVar[dict[str, str]] = {"autopilot": "",  # "": the token's person
+                                        "merge-queue": "github-merge-queue[bot]"}  # fmt: skip
+
+    def deliver_to(self, base_url: str, secret: str) -> None:
+        """From now on each event is POSTed to the product's webhook under `base_url`, as the
+        forge's webhook with `secret` would send it."""
+        headers = functools.partial(self.hook_headers, secret)
+        self.hooks.point(base_url.rstrip("/") + self.hook_path, headers)
+
+    def settled(self, timeout: float = 60) -> None:
+        """Returns once every delivery so far was answered (or could not be)."""
+        self.hooks.settled(timeout)
+
+    def hook_headers(self, secret: str, event: str, body: bytes) -> dict[str, str]:
+        return {"X-GitHub-Event": event, "X-GitHub-Delivery": str(uuid.uuid4()),
+                "X-Hub-Signature-256": signature(secret, body),
+                "Content-Type": "application/json",
+                "User-Agent": "GitHub-Hookshot/test"}  # fmt: skip
+
+    def _queue(self, event: str, action: str, payload: dict[str, Any]) -> None:
+        """Under the lock, so deliveries leave in the order their events happened."""
+        if self.lose(event, payload):
+            self.lost.append((event, action))
+        else:
+            self.hooks.queue(event, action, payload)
+
+    def _deliver(self, event: str, action: str, by: str = "", **fields: Any) -> None:
+        """`event`'s `action` by `by` (the token's person unless named), held to GitHub's
+        payload schemas: one that departs from them is a violation, and is not sent."""
+        by = self.actors.get(by, by) or self.login
+        sender = {"login": by, "type": "Bot" if by.endswith("[bot]") else "User"}
+        try:
+            made = deliveries.payload(event, action, repository=self._repo_hook(),
+                                      sender=sender, **fields)  # fmt: skip
+        except AssertionError as wrong:
+            self.violations.append(str(wrong))
+            return
+        self._queue(event, action, made)
+
+    def _told_pull(self, pull: PullState, action: str, by: str = "", before: str = "",
+                   was: dict[str, str] | None = None) -> None:  # fmt: skip
+        """Pull request opened, edited (`was`: the old title, body), pushed to (synchronize,
+        from `before`) or closed (merged or not), by `by`."""
+        if not self.hooks.on:
+            return
+        made = {**self._pull_hook(pull), "merged": pull.merged}
+        more: dict[str, Any] = {"before": before, "after": pull.head} if before else {}
+        if was is not None:
+            more["changes"] = {key: {"from": old} for key, old in was.items()}
+        self._deliver("pull_request", action, by or pull.merged_by, number=pull.number,
+                      pull_request=made, **more)  # fmt: skip
+
+    def _told_review(self, pull: PullState, review: ReviewState, action: str) -> None:
+        """A review submitted, or dismissed (a stale approval, as the head moved)."""
+        if not self.hooks.on:
+            return
+        state = "dismissed" if action == "dismissed" else review.state.lower()
+        page, url = (f"{self.web}/{self.full}/pull/{pull.number}",
+                     f"{self.api}/repos/{self.full}/pulls/{pull.number}")  # fmt: skip
+        made = {"id": review.id, "node_id": f"PRR_{review.id}", "body": review.body or None,
+                "user": {"login": review.user}, "commit_id": review.commit, "state": state,
+                "submitted_at": _now(), "html_url": f"{page}#review-{review.id}",
+                "pull_request_url": url}  # fmt: skip
+        by = review.user if action == "submitted" else ""
+        self._deliver("pull_request_review", action, by, review=made,
+                      pull_request=self._pull_hook(pull))  # fmt: skip
+
+    def _told_check(self, run: RunState, action: str) -> None:
+        """A check run created (as it starts) or completed; then its suite's completion (one
+        run a suite here, under the run's id), each naming the open pull requests whose head
+        is its commit, as GitHub does."""
+        if not self.hooks.on:
+            return
+        repo = {"id": 1, "url": f"{self.api}/repos/{self.full}", "name": self.name}
+        pulls = [{"url": f"{self.api}/repos/{self.full}/pulls/{p.number}", "id": p.number,
+                  "number": p.number, "head": {"ref": p.branch, "sha": p.head, "repo": repo},
+                  "base": {"ref": p.base, "sha": self.tip(p.base), "repo": repo}}
+                 for p in self.pulls.values()
+                 if p.state == "open" and p.head == run.sha]  # fmt: skip
+        app = {"id": 7, "slug": "forge-checks", "name": "Forge checks",
+               "owner": {"login": self.owner}}  # fmt: skip
+        # A merge group's suite names no branch here (GitHub: its gh-readonly-queue/… one).
+        branch = next((p.branch for p in self.pulls.values() if p.head == run.sha), None)
+        now, done = _now(), run.status == "completed"
+        suite = {"id": run.id, "head_sha": run.sha, "head_branch": branch, "status": run.status,
+                 "conclusion": run.conclusion, "pull_requests": pulls, "app": app,
+                 "url": f"{self.api}/repos/{self.full}/check-suites/{run.id}",
+                 "created_at": now, "updated_at": now}  # fmt: skip
+        made = {**self.run_json(run), "check_suite": suite, "app": app, "pull_requests": pulls,
+                "started_at": now, "completed_at": now if done else None,
+                "external_id": str(run.id)}  # fmt: skip
+        made["output"] = {**made["output"], "annotations_count": 0}
+        self._deliver("check_run", action, "forge-checks[bot]", check_run=made)
+        if action == "completed":
+            suite.update(node_id=f"CS_{run.id}", latest_check_runs_count=1,
+                         check_runs_url=f"{suite['url']}/check-runs",
+                         head_commit=self._commit_hook(run.sha))  # fmt: skip
+            self._deliver("check_suite", "completed", "forge-checks[bot]", check_suite=suite)
+
+    def _told_group(self, pull: PullState, group: str, base: str, action: str,
+                    reason: str = "") -> None:  # fmt: skip
+        """The merge queue's group for `pull` on `base`: its checks requested, or destroyed
+        for `reason` (merged, invalidated, dequeued)."""
+        if not self.hooks.on:
+            return
+        made = {"head_sha": group, "base_sha": base, "base_ref": f"refs/heads/{pull.base}",
+                "head_ref": f"refs/heads/gh-readonly-queue/{pull.base}/pr-{pull.number}-{base}",
+                "head_commit": self._commit_hook(group)}  # fmt: skip
+        self._deliver("merge_group", action, "merge-queue", merge_group=made,
+                      **({"reason": reason} if reason else {}))  # fmt: skip
+
+    def _repo_hook(self) -> dict[str, Any]:
+        return {"id": 1, "name": self.name, "full_name": self.full, "private": True,
+                "html_url": f"{self.web}/{self.full}", "url": f"{self.api}/repos/{self.full}",
+                "default_branch": self.branch, "owner": {"login": self.owner}}  # fmt: skip
+
+    def _pull_hook(self, pull: PullState) -> dict[str, Any]:
+        """A pull request as deliveries carry it (each field not named: the schema's
+        simplest)."""
+        sides = {side: {"ref": ref, "sha": sha, "label": f"{self.owner}:{ref}"}
+                 for side, ref, sha in (("head", pull.branch, pull.head),
+                                        ("base", pull.base, self.tip(pull.base)))}  # fmt: skip
+        return {"number": pull.number, "id": pull.number, "node_id": f"PR_{pull.number}",
+                "state": pull.state, "title": pull.title, "body": pull.body,
+                "html_url": f"{self.web}/{self.full}/pull/{pull.number}",
+                "url": f"{self.api}/repos/{self.full}/pulls/{pull.number}",
+                "closed_at": pull.closed_at, "merged_at": pull.closed_at if pull.merged else None,
+                "merge_commit_sha": pull.merge_commit, **sides}  # fmt: skip
+
+    def _commit_hook(self, sha: str) -> dict[str, Any]:
+        tree, name, email, when, message = self.git(
+            "log", "-1", "--format=%T%x00%an%x00%ae%x00%cI%x00%B", sha).split("\x00")  # fmt: skip
+        person = {"name": name, "email": email}
+        return {"id": sha, "tree_id": tree, "message": message, "timestamp": when,
+                "author": person, "committer": person}  # fmt: skip
+
 
 # -- routes -------------------------------------------------------------------------------
 
@@ -1070,8 +1238,12 @@ def _update(forge: Forge, query: Any, data: dict[str, Any], number: str) -> Answ
     pull = forge.pulls.get(int(number))
     if pull is None:
         return 404, _error("Not Found", "404"), {}
+    was = {k: getattr(pull, k) for k in ("title", "body") if data.get(k, getattr(pull, k)) !=
+           getattr(pull, k)}  # fmt: skip
     pull.title = data.get("title", pull.title)
     pull.body = data.get("body", pull.body)
+    if was:
+        forge._told_pull(pull, "edited", was=was)
     forge._sync(pull)
     return 200, forge.pull_json(pull), {}
 

@@ -181,6 +181,10 @@ def test_the_command_takes_merge_request_and_prints_the_forge_s_lines(
     )  # fmt: skip
     found = {c["name"]: c for c in json.loads(done.stdout)}
     forge_lines = {n: c for n, c in found.items() if n == "forge" or n.startswith("forge ")}
-    assert len(forge_lines) == 8 and all(c["ok"] for c in forge_lines.values()), forge_lines
+    assert len(forge_lines) == 9 and all(c["ok"] for c in forge_lines.values()), forge_lines
+    # No delivery heard yet: what a webhook would save, and how to point one here.
+    hook = forge_lines["forge webhook"]["detail"]
+    assert "no delivery heard for group/sub/project" in hook and "/webhooks/gitlab" in hook, hook
+    assert "WVO_GITLAB_WEBHOOK_SECRET" in hook and "pipeline events" in hook, hook
     assert found["remote"]["ok"], found["remote"]  # git over the same smart-HTTP URL
     assert TOKEN not in done.stdout and TOKEN not in done.stderr

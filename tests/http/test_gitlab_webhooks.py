@@ -296,7 +296,8 @@ def test_a_red_pipeline_on_the_landing_branch_makes_one_task_and_others_count_fo
     assert "a fork's merge request" in done(deliver(server, fork, "p-3", "Pipeline Hook"))
     request = pipeline_hook("failed", "e" * 40, ref="refs/merge-requests/1/head",
                             source="merge_request_event")  # fmt: skip
-    assert "not on main" in done(deliver(server, request, "p-4", "Pipeline Hook"))
+    # A merge request's pipeline: news for the merge queue (which looks before it acts).
+    assert "told the merge queue" in done(deliver(server, request, "p-4", "Pipeline Hook"))
     pushed_mr = pipeline_hook("failed", "e" * 40, source="merge_request_event", ident=40)
     assert "'merge_request_event'" in done(deliver(server, pushed_mr, "p-4b", "Pipeline Hook"))
     tagged = pipeline_hook("failed", "d" * 40, tag=True)

@@ -115,7 +115,7 @@ def _read(settings: Settings, said: Delivery) -> Heard:
             moved=lambda made: gitlab_webhooks.issue_action(payload, settings.webhook_label, made),
         )  # fmt: skip
     if event == NOTE and payload.get("object_kind") == "note":
-        news = pull_news.gitlab(event, payload)  # on a merge request: a thread may block it
+        news = pull_news.read("gitlab", event, payload)  # on a merge request: a thread may block
         if news:
             return Told(project, news)
         heard = gitlab_webhooks.note_of(payload)
@@ -125,7 +125,7 @@ def _read(settings: Settings, said: Delivery) -> Heard:
     if isinstance(ended, webhooks.Run):
         ident = int((payload.get("object_attributes") or {}).get("id") or 0)
         return Ended(ended, ident, suite=False)
-    news = pull_news.gitlab(event, payload)
+    news = pull_news.read("gitlab", event, payload)
     if news:
         return Told(project, news)
     return ended if isinstance(ended, str) else f"{event}: not acted on"

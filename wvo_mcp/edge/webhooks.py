@@ -99,7 +99,7 @@ def _read(settings: Settings, said: Delivery) -> Heard:
     if isinstance(ended, webhooks.Run):
         ident = int((payload.get(event) or {}).get("id") or 0)
         return Ended(ended, ident, suite=event == "check_suite")
-    news = pull_news.github(event, payload)
+    news = pull_news.read("github", event, payload)
     if news and repository.count("/") == 1:
         return Told(repository, news)
     if isinstance(ended, str):

@@ -30,9 +30,12 @@ from wvo_mcp.forge.select import Located
 from wvo_mcp.git import Git, locate, trees
 from wvo_mcp.git.remote import PROBE_REFS, Remote, parse_onto, remotes
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.rules import pull_news as pull_news_rules
+from wvo_mcp.rules import pulls
 from wvo_mcp.rules.trust import RANKS
 from wvo_mcp.sandbox import fence
 from wvo_mcp.sandbox.limits import WorkerLimits
+from wvo_mcp.services import pull_news
 from wvo_mcp.wiring import clis, edits, place
 from wvo_mcp.wiring.init import ignored
 
@@ -97,6 +100,8 @@ async def run(
     if onto is not None and via in FORGE_VIAS:
         git = Git(repo, top)
         steps.append(anyio.to_thread.run_sync(_forge, settings, git, onto, forge_api, via))
+        state_settings = dataclasses.replace(settings, state_root=state)
+        steps.append(_one(_deliveries(state_settings, git, onto, forge_api)))
     found: list[list[Check]] = [[] for _ in steps]
 
     async def one(slot: int, step: Awaitable[list[Check]]) -> None:
@@ -307,6 +312,39 @@ def _forge(
     # Whose reviews count (and, for issues and the webhook, whose comments and labels act).
     found.append(Check("who steers", True, f"{_steers(settings, located.kind)} (docs/forge.md)"))
     return found
+
+
+async def _deliveries(settings: Settings, git: Git, onto: str, api: str | None) -> Check:
+    """Whether the forge's webhook reaches `serve --http` for the repository (news of its
+    pull requests heard within a day: services/pull_news.py), and what it saves."""
+    name, _ = parse_onto(onto, remotes(git))
+    try:
+        assert name is not None  # _forge says what is wrong with a local branch
+        url = Remote(git, name, settings.remote_timeout_seconds).url
+        located = select.locate(url, api or settings.forge_api or None)
+        orchestrator = await Orchestrator.open(settings)
+    except (AssertionError, WvoError) as exc:
+        return Check("forge webhook", False, str(exc) or "no remote")
+    try:
+        heard = await orchestrator.db.read(
+            partial(pull_news.latest, kind=located.kind, repository=located.repository)
+        )
+    finally:
+        await orchestrator.close()
+    kind, repository = located.kind, located.repository
+    saves = pull_news_rules.SAVED[kind]
+    if heard is not None:
+        return Check("forge webhook", True, f"deliveries for {repository} heard (the last at "
+                     f"{heard:%Y-%m-%d %H:%M} UTC): each pull request is looked at when one "
+                     f"says it may merge or go back: {saves}")  # fmt: skip
+    route, secret = (("/webhooks/gitlab", "WVO_GITLAB_WEBHOOK_SECRET") if kind == "gitlab" else
+                     ("/webhooks/github", "WVO_WEBHOOK_SECRET"))  # fmt: skip
+    return Check("forge webhook", True, (
+        f"no delivery heard for {repository} in a day: each open "
+        f"{pulls.noun(kind)} is looked at every --forge-poll seconds while it waits, each "
+        f"look counted. A webhook to `serve --http`'s {route} (with {secret}, --repo "
+        f"{kind}:{repository}; events: {pull_news_rules.EVENTS[kind]}; docs/forge.md) "
+        f"lands on events instead: {saves}"))  # fmt: skip
 
 
 def _found_by(located: Located, named: str | None) -> str:

@@ -17,6 +17,8 @@ same calls. What is GitLab's own:
   links (blocks / is_blocked_by), resource label events, members with access levels;
 - merge trains: a car joins at a sha, runs a pipeline on the merged result and merges, or is
   dropped when that pipeline fails;
+- webhooks (`deliver_to`): Merge Request, Pipeline and Note Hooks as GitLab sends them, with
+  its secret token, each held to go-gitlab's event types;
 - GitLab's quick actions: whenever the token's user writes a merge request's description, an
   issue or a note, the commands GitLab would run are recorded in `acted` (never run); tests
   assert it stays empty.
@@ -32,10 +34,11 @@ import subprocess
 import threading
 import time
 import urllib.parse
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from tests.forge import server as github
 from tests.forge.gitlab.description import load
@@ -412,6 +415,9 @@ class Forge(github.Forge):
                     created_at=_now(),
                 )
             )
+            made = self.threads[-1]
+            said = CommentState(made.notes[0][0], number, user, body, made.created_at)
+            self._told_note(said, made)
             return ident
 
     def resolve(self, number: int, user: str = "reviewer") -> None:
@@ -449,6 +455,7 @@ class Forge(github.Forge):
         with self.lock:
             said = CommentState(next(self._ids), number, user, body, _now())
             self.notes.append(said)
+            self._told_note(said)
             return said.id
 
     def _sync(self, pull: PullState) -> None:
@@ -544,6 +551,165 @@ class Forge(github.Forge):
         pull.state, pull.merged, pull.merge_commit = "closed", True, car.pipeline
         pull.merged_by, pull.closed_at = "merge-train", _now()
         self._closes(pull, old)
+        self._told_pull(pull, "closed")
+
+    # -- webhooks ---------------------------------------------------------------------------
+
+    hook_path = "/webhooks/gitlab"
+    # Who a delivery names for what the forge records as done by a name of its own.
+    actors: ClassVar[dict[str, str]] = {"autopilot": "", "merge-train": ""}  # "": the token's
+    webhook_uuid = "6f1e5a2c-8a7b-4f3e-9c1d-2b7e5f0a9c41"  # the project's one webhook
+
+    def hook_headers(self, secret: str, event: str, body: bytes) -> dict[str, str]:
+        return {"X-Gitlab-Event": event, "X-Gitlab-Token": secret,
+                "X-Gitlab-Event-UUID": str(uuid.uuid4()), "Idempotency-Key": str(uuid.uuid4()),
+                "X-Gitlab-Webhook-UUID": self.webhook_uuid, "X-Gitlab-Instance": self.web,
+                "Content-Type": "application/json", "User-Agent": "GitLab/test"}  # fmt: skip
+
+    def _send_checked(self, event: str, label: str, payload: dict[str, Any]) -> None:
+        """A delivery held to go-gitlab's event types: one that departs from them is a
+        violation, and is not sent."""
+        problems = self._description.webhook(event, payload)
+        if problems:
+            self.violations += problems
+        else:
+            self._queue(event, label, payload)
+
+    def _told_pull(self, pull: PullState, action: str, by: str = "", before: str = "",
+                   was: dict[str, str] | None = None) -> None:  # fmt: skip
+        if not self.hooks.on:
+            return
+        said = {"opened": "open", "synchronize": "update", "edited": "update",
+                "reopened": "reopen",
+                "closed": "merge" if pull.merged else "close"}[action]  # fmt: skip
+        named = {"title": "title", "body": "description"}
+        changes = {named[k]: {"previous": old, "current": getattr(pull, k)}
+                   for k, old in (was or {}).items()}  # fmt: skip
+        more = {"oldrev": before} if before else {}
+        self._mr_hook(pull, said, by or pull.merged_by, changes, **more)
+
+    def _told_review(self, pull: PullState, review: ReviewState, action: str) -> None:
+        """GitLab (Premium's approval rules) sends `approval` for an approval the merge request
+        still needs more after, `approved` for the one that satisfies its rules; `unapproved`
+        once, as a push resets its approvals. Changes asked are threads: Note Hooks."""
+        if not self.hooks.on:
+            return
+        if action == "dismissed":
+            if not any(r.number == pull.number and r.state == "APPROVED" for r in self.reviews):
+                self._mr_hook(pull, "unapproved", "")
+        elif review.state == "APPROVED":
+            latest = {r.user: r.state for r in self.reviews
+                      if r.number == pull.number and self.counts(r.user)}  # fmt: skip
+            enough = sum(s == "APPROVED" for s in latest.values()) >= self.approvals
+            self._mr_hook(pull, "approved" if enough else "approval", review.user)
+
+    def _told_check(self, run: github.RunState, action: str) -> None:
+        """A pipeline running (as it starts) or ended. A head's pipeline is a branch
+        pipeline here (pipeline_json: source push), whose hook names no merge request; a
+        merge train's is a merge request pipeline, whose hook names its merge request."""
+        if not self.hooks.on:
+            return
+        found = self.pipeline_json(run.sha)
+        assert found is not None
+        status, now = found["status"], _now()
+        train = self.pulls.get(self.trains.get(run.sha, 0))
+        request = train and {
+            "id": 10000 + train.number, "iid": train.number, "title": train.title,
+            "source_branch": train.branch, "source_project_id": 7, "target_branch": train.base,
+            "target_project_id": 7, "state": "opened", "merge_status": "can_be_merged",
+            "url": f"{self.web}/{self.full}/-/merge_requests/{train.number}"}  # fmt: skip
+        ended = now if run.status == "completed" else None
+        attributes = {"id": run.id, "ref": found["ref"], "tag": False, "sha": run.sha,
+                      "before_sha": "0" * 40, "source": found["source"], "status": status,
+                      "detailed_status": status, "stages": ["test"], "created_at": now,
+                      "finished_at": ended, "duration": None}  # fmt: skip
+        job = {"id": run.id, "stage": "test", "name": run.name, "status": status,
+               "created_at": now, "started_at": now, "finished_at": ended, "when": "on_success",
+               "manual": False, "allow_failure": False}  # fmt: skip
+        made = {"object_kind": "pipeline", "object_attributes": attributes,
+                "merge_request": request, "user": self._event_user(self.login),
+                "project": self._project_hook(), "commit": self._last_commit(run.sha),
+                "builds": [job]}  # fmt: skip
+        self._send_checked("Pipeline Hook", status, made)
+
+    def _told_note(self, said: CommentState, thread: Thread | None = None) -> None:
+        """A note on a merge request: one of its own, or a thread's first."""
+        if not self.hooks.on:
+            return
+        pull = self.pulls[said.number]
+        url = f"{self.web}/{self.full}/-/merge_requests/{pull.number}"
+        path, line = thread.notes[0][3:] if thread else (None, None)
+        attributes = {"id": said.id, "note": said.body, "noteable_type": "MergeRequest",
+                      "noteable_id": 10000 + pull.number, "author_id": self.user_id(said.user),
+                      "project_id": 7, "created_at": said.created_at,
+                      "updated_at": said.created_at, "system": False,
+                      "type": thread and ("DiffNote" if path else "DiscussionNote"),
+                      "discussion_id": thread.id if thread else "",
+                      "url": f"{url}#note_{said.id}"}  # fmt: skip
+        if thread and path:
+            attributes["position"] = {"base_sha": pull.base_sha, "start_sha": pull.base_sha,
+                                      "head_sha": thread.head, "position_type": "text",
+                                      "old_path": path, "new_path": path,
+                                      "new_line": line}  # fmt: skip
+        request = {"id": 10000 + pull.number, "iid": pull.number, "title": pull.title,
+                   "description": pull.body, "state": self._state(pull),
+                   "source_branch": pull.branch, "target_branch": pull.base,
+                   "source_project_id": 7, "target_project_id": 7,
+                   "merge_status": "can_be_merged", "work_in_progress": False,
+                   "last_commit": self._last_commit(pull.head)}  # fmt: skip
+        made = {"object_kind": "note", "user": self._event_user(said.user), "project_id": 7,
+                "project": self._project_hook(), "repository": self._repository_hook(),
+                "object_attributes": attributes, "merge_request": request}  # fmt: skip
+        self._send_checked("Note Hook", "MergeRequest", made)
+
+    def _mr_hook(self, pull: PullState, action: str, by: str,
+                 changes: dict[str, Any] | None = None, **more: Any) -> None:  # fmt: skip
+        run, now = self.runs.get(pull.head), _now()
+        url = f"{self.web}/{self.full}/-/merge_requests/{pull.number}"
+        attributes = {
+            "id": 10000 + pull.number, "iid": pull.number, "title": pull.title,
+            "description": pull.body, "state": self._state(pull), "action": action,
+            "source_branch": pull.branch, "target_branch": pull.base,
+            "source_project_id": 7, "target_project_id": 7,
+            "author_id": self.user_id(self.login), "created_at": now, "updated_at": now,
+            "merge_status": "can_be_merged", "detailed_merge_status": self.detailed(pull),
+            "blocking_discussions_resolved": not any(
+                t.number == pull.number and t.resolvable and not t.resolved
+                for t in self.threads),
+            "work_in_progress": False, "merge_commit_sha": pull.merge_commit,
+            "head_pipeline_id": run and run.id, "last_commit": self._last_commit(pull.head),
+            "url": url, **more}  # fmt: skip
+        who = self.actors.get(by, by) or self.login
+        made = {"object_kind": "merge_request", "user": self._event_user(who),
+                "project": self._project_hook(), "repository": self._repository_hook(),
+                "object_attributes": attributes, "labels": [],
+                "changes": changes or {}}  # fmt: skip
+        self._send_checked("Merge Request Hook", action, made)
+
+    def _state(self, pull: PullState) -> str:
+        return "merged" if pull.merged else "opened" if pull.state == "open" else "closed"
+
+    def _event_user(self, username: str) -> dict[str, Any]:
+        return {"id": self.user_id(username), "name": username.title(), "username": username,
+                "avatar_url": "", "email": "[REDACTED]"}  # fmt: skip
+
+    def _last_commit(self, sha: str) -> dict[str, Any]:
+        found = self._commit_hook(sha)
+        return {"id": sha, "message": found["message"], "timestamp": found["timestamp"],
+                "url": f"{self.web}/{self.full}/-/commit/{sha}",
+                "author": found["author"]}  # fmt: skip
+
+    def _project_hook(self) -> dict[str, Any]:
+        web = f"{self.web}/{self.full}"
+        return {"id": 7, "name": self.name, "description": "", "web_url": web,
+                "avatar_url": None, "git_http_url": f"{web}.git", "namespace": self.owner,
+                "visibility_level": 0, "path_with_namespace": self.full,
+                "default_branch": self.branch, "homepage": web,
+                "http_url": f"{web}.git"}  # fmt: skip
+
+    def _repository_hook(self) -> dict[str, Any]:
+        web = f"{self.web}/{self.full}"
+        return {"name": self.name, "url": f"{web}.git", "description": "", "homepage": web}
 
     # -- the REST API ---------------------------------------------------------------------
 
@@ -1016,10 +1182,14 @@ def _mr(forge: Forge, query: Any, data: Any, iid: str) -> Answer:
 
 def _edit_mr(forge: Forge, query: Any, data: dict[str, Any], iid: str) -> Answer:
     pull = _mr_of(forge, iid)
+    was = {k: getattr(pull, k) for k, sent in (("title", "title"), ("body", "description"))
+           if data.get(sent, getattr(pull, k)) != getattr(pull, k)}  # fmt: skip
     pull.title = data.get("title", pull.title)
     if "description" in data:
         pull.body = data["description"]
         forge._acts(f"!{iid} description", pull.body)
+    if was:
+        forge._told_pull(pull, "edited", was=was)
     return 200, forge.mr_json(pull), {}
 
 
@@ -1131,6 +1301,7 @@ def _mr_notes(forge: Forge, query: dict[str, list[str]], data: Any, iid: str) ->
 def _mr_note(forge: Forge, query: Any, data: dict[str, Any], iid: str) -> Answer:
     _mr_of(forge, iid)  # or a 404
     said = _noted(forge, f"!{iid}", data["body"], forge.notes)
+    forge._told_note(said)
     return 201, forge.note_json(said, "MergeRequest"), {}
 
 

@@ -142,12 +142,16 @@ FIELDS: dict[str, Mapping[str, Shape]] = {
     "PersonalAccessToken": {"description": nullable(STRING), "last_used_ips": array(STRING)},
     # GitLab 15.3: the rule covers every protected branch, whatever protected_branches lists
     "ProjectApprovalRule": {"applies_to_all_protected_branches": BOOLEAN},
+    # GitLab 15.6: a Merge Request Hook's too (as the merge request's answer has it)
+    "MergeEvent.object_attributes": {"detailed_merge_status": STRING},
 }
 FIELD_SOURCES = {
     "MergeRequest": f"{DOCS}/merge_requests/#get-single-mr",
     "Issue": f"{DOCS}/issue_links/#list-issue-relations",
     "PersonalAccessToken": f"{DOCS}/personal_access_tokens/",
     "ProjectApprovalRule": f"{DOCS}/merge_request_approvals/",
+    "MergeEvent.object_attributes": "https://docs.gitlab.com/user/project/integrations/"
+    "webhook_events/#merge-request-events",
 }
 
 # For the docs: every operation and field that comes from here, with its page.
