@@ -33,6 +33,7 @@ over the repeats. The table goes to stdout, progress to stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import sqlite3
@@ -43,9 +44,10 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from scripts.bench import project
-from scripts.bench.lib import ROOT, BenchError, Report, log
+from scripts.bench.lib import ROOT, BenchError, Report, free_port, http_server, log
 from scripts.bench.remote_landing import CHECK_SH, at
 from tests.forge import description as github_description
 from tests.forge.gitlab import description as gitlab_description
@@ -61,8 +63,9 @@ FORGES: dict[str, tuple[type[Forge], str]] = {
 }
 
 
-def reviewer(forge: Forge, stop: threading.Event) -> None:
-    """Approves each pull request's head once the forge's check on it has ended."""
+def reviewer(forge: Forge, stop: threading.Event, approved: dict[str, float]) -> None:
+    """Approves each pull request's head once the forge's check on it has ended; when it
+    last did, by branch, in `approved`."""
     seen: set[tuple[int, str]] = set()
     while not stop.wait(0.05):
         for pull in forge.open_pulls():
@@ -71,15 +74,20 @@ def reviewer(forge: Forge, stop: threading.Event) -> None:
                 continue
             seen.add((pull.number, pull.head))
             forge.review(pull.number, "APPROVED")
+            approved[pull.branch] = time.time()
 
 
-def one_run(kind: str, tasks: int, slots: int, poll: float) -> dict[str, float]:
+def one_run(kind: str, tasks: int, slots: int, mode: str, check_s: float) -> dict[str, float]:
+    """One autopilot run to empty on a fresh test forge whose required check takes `check_s`
+    seconds (its own hashing after a sleep): `mode` "poll" (--forge-poll 10, no webhook) or
+    "events" (the forge's webhook to a real `serve --http` on the autopilot's database)."""
     work = Path(tempfile.mkdtemp(prefix="wvo-bench-forge-"))
     temp = tempfile.mkdtemp(prefix="wvo-f-")  # short: a run's sockets are made there
     try:
         seed = project.repository(work / "seed", {"check.sh": CHECK_SH}, "the project")
         made, token = FORGES[kind]
-        with made(work, seed) as forge:
+        with made(work, seed) as forge, contextlib.ExitStack() as stack:
+            forge.check = f"sleep {check_s:g} && sh check.sh"  # the forge's CI, not the queue's
             folder = work / "host"
             folder.mkdir()
             project.git(folder, "clone", "-q", str(forge.bare), "repo")
@@ -92,12 +100,16 @@ def one_run(kind: str, tasks: int, slots: int, poll: float) -> dict[str, float]:
             env |= {"WVO_FORGE_TOKEN": token, "TMPDIR": temp}
             project.create_tasks(state, [TaskSpec(id=f"T{n:03}", title=f"task {n}")
                                          for n in range(tasks)])  # fmt: skip
+            if mode == "events":
+                stack.enter_context(webhook(forge, kind, state, folder, env))
             argv = [sys.executable, "-P", "-m", "wvo_mcp", "autopilot", "--until-empty",
                     "--merge", "merge", "--onto", "origin/main", "--via", "pull-request",
-                    "--forge-api", forge.api, "--forge-poll", str(poll), "--check",
+                    "--forge-api", forge.api, "--forge-poll", "10", "--check",
                     "sh check.sh", "--skip-preflight", "--workers", f"alpha:{slots}"]  # fmt: skip
             stop = threading.Event()
-            approving = threading.Thread(target=reviewer, args=(forge, stop), daemon=True)
+            approved: dict[str, float] = {}
+            approving = threading.Thread(target=reviewer, args=(forge, stop, approved),
+                                         daemon=True)  # fmt: skip
             approving.start()
             started = time.monotonic()
             try:
@@ -116,15 +128,63 @@ def one_run(kind: str, tasks: int, slots: int, poll: float) -> dict[str, float]:
                 raise BenchError(f"{merged} of {tasks} pull requests merged")
             calls = len(forge.requests)
             counted = sum(status != 304 for _, _, status in forge.requests)
+            made_content = sum(method == "POST" and path.endswith(CREATES)
+                               for method, path, _ in forge.requests)  # fmt: skip
             runs = len(forge.runs)
+        after = merged_after(state, approved)
         return measure(state, tasks, wall) | {
             "calls_per_change": calls / tasks,
             "counted_per_change": counted / tasks,
+            "created_per_change": made_content / tasks,
             "forge_checks_per_change": runs / tasks,
+            "merged_after_p50_s": percentile(after, 0.5) or 0.0,
+            "merged_after_p95_s": percentile(after, 0.95) or 0.0,
+            "ceiling_per_hour": ceiling(kind, counted / tasks, made_content / tasks),
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+CREATES = ("/pulls", "/merge_requests", "/comments", "/notes")  # content-creating requests
+# Each forge's published budget for one token: GitHub's REST limit and its secondary limit
+# on content-creating requests (500 an hour); GitLab.com's authenticated API limit
+# (2,000 requests a minute per user).
+LIMITS = {"github": (5000.0, 500.0), "gitlab": (120_000.0, float("inf"))}
+
+
+def ceiling(kind: str, counted: float, created: float) -> float:
+    """Changes an hour one token lands before the forge's limits stop it."""
+    per_hour, content = LIMITS[kind]
+    return min(per_hour / max(counted, 1e-9), content / max(created, 1e-9))
+
+
+def merged_after(state: Path, approved: dict[str, float]) -> list[float]:
+    """Seconds from each pull request's last approval (given once its head's check ended:
+    the last thing it waited for) to its task done (the queue saw its merge), sorted."""
+    with sqlite3.connect(state / "orchestrator.db") as db:
+        done = dict(db.execute(
+            "SELECT task_id, max(at) FROM task_events WHERE to_status = 'done' "
+            "GROUP BY task_id").fetchall())  # fmt: skip
+    return sorted(at(done[b.removeprefix("wvo/")]) - t for b, t in approved.items()
+                  if b.removeprefix("wvo/") in done)  # fmt: skip
+
+
+@contextlib.contextmanager
+def webhook(forge: Forge, kind: str, state: Path, folder: Path, env: dict[str, str]) -> Any:
+    """`serve --http` on the autopilot's state folder, the forge's webhook delivered to it."""
+    port, secret = free_port(), "bench-webhook-secret"
+    named = f"{kind}:{forge.full}"
+    served = {**env, "WVO_WEBHOOK_SECRET": secret, "WVO_GITLAB_WEBHOOK_SECRET": secret,
+              "WVO_WEBHOOK_REPOS": named}  # fmt: skip
+    command = [sys.executable, "-P", "-m", "wvo_mcp", "--state-root", str(state), "serve",
+               "--http", "--port", str(port)]  # fmt: skip
+    with (
+        (folder / "serve.log").open("w") as errlog,
+        http_server(command, port, "serve --http", ROOT, served, errlog),
+    ):
+        forge.deliver_to(f"http://127.0.0.1:{port}", secret)
+        yield
 
 
 def measure(state: Path, tasks: int, wall: float) -> dict[str, float]:
@@ -148,10 +208,12 @@ def measure(state: Path, tasks: int, wall: float) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="6 tasks, one repeat")
-    parser.add_argument("--tasks", type=int, default=12)
-    parser.add_argument("--slots", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="4 tasks, 20 s checks, one repeat")
+    parser.add_argument("--tasks", type=int, default=6)
+    parser.add_argument("--slots", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--checks", default="60,300", help="the forge's check, seconds (a list)")
+    parser.add_argument("--modes", default="poll,events")
     parser.add_argument("--forge", choices=[*FORGES, "both"], default="both")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -160,22 +222,25 @@ def main() -> None:
         raise BenchError("no @octokit/openapi: run scripts/setup")
     if "gitlab" in kinds and not gitlab_description.available():
         raise BenchError("no go-gitlab description: run scripts/setup")
-    tasks, repeats = (6, 1) if args.quick else (args.tasks, args.repeats)
-    found: dict[tuple[str, float], list[dict[str, float]]] = {
-        (kind, poll): [] for poll in (10.0, 2.0) for kind in kinds
-    }
+    tasks, repeats = (4, 1) if args.quick else (args.tasks, args.repeats)
+    checks = [20.0] if args.quick else [float(c) for c in args.checks.split(",")]
+    Key = tuple[str, str, float]
+    found: dict[Key, list[dict[str, float]]] = {
+        (kind, mode, check): [] for check in checks for mode in args.modes.split(",")
+        for kind in kinds
+    }  # fmt: skip
     for repeat in range(repeats):
-        for kind, poll in found:
-            log(f"{kind}, --forge-poll {poll:g}, {args.slots} slots, {tasks} tasks, "
+        for kind, mode, check in found:
+            log(f"{kind}, {mode}, checks of {check:g} s, {args.slots} slots, {tasks} tasks, "
                 f"repeat {repeat}")  # fmt: skip
-            found[kind, poll].append(one_run(kind, tasks, args.slots, poll))
+            found[kind, mode, check].append(one_run(kind, tasks, args.slots, mode, check))
     report = Report()
     medians = {
         key: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         for key, runs in found.items()
     }
-    for (kind, poll), figures in medians.items():
-        label = f"{kind}, poll {poll:g} s"
+    for (kind, mode, check), figures in medians.items():
+        label = f"{kind}, {mode}, {check:g} s checks"
         note = f"{args.slots} slots, {tasks} tasks, {repeats} repeat(s)"
         report.info(f"{label}: API calls per landed change", figures["calls_per_change"], "",
                     note)  # fmt: skip
@@ -185,11 +250,16 @@ def main() -> None:
                     figures["forge_checks_per_change"], "")  # fmt: skip
         report.info(f"{label}: submission to merged p50", figures["submission_p50_s"], "s")
         report.info(f"{label}: submission to merged p95", figures["submission_p95_s"], "s")
-        report.info(f"{label}: landed per hour", figures["landed_per_hour"], "/h")
+        report.info(f"{label}: last check or approval to merged p50",
+                    figures["merged_after_p50_s"], "s")  # fmt: skip
+        report.info(f"{label}: last check or approval to merged p95",
+                    figures["merged_after_p95_s"], "s")  # fmt: skip
+        report.info(f"{label}: changes an hour one token lands before the forge's limits",
+                    figures["ceiling_per_hour"], "/h")  # fmt: skip
     print(report.table())
     if args.json is not None:
-        keyed = {f"{kind} {poll:g}": v for (kind, poll), v in found.items()}
-        middle = {f"{kind} {poll:g}": v for (kind, poll), v in medians.items()}
+        keyed = {f"{kind} {mode} {check:g}": v for (kind, mode, check), v in found.items()}
+        middle = {f"{kind} {mode} {check:g}": v for (kind, mode, check), v in medians.items()}
         args.json.write_text(json.dumps({"runs": keyed, "medians": middle}, indent=2))
 
 

@@ -39,7 +39,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar
 
-from tests.forge import deliveries, graph, sending
+from tests.forge import app as apps
+from tests.forge import deliveries, graph, graph_pulls, sending
 from tests.forge.description import description, minimal, schema_of
 from tests.gitservers import SmartHttp
 from wvo_mcp.rules.webhooks import signature
@@ -277,6 +278,7 @@ class Forge:
         self._ids = iter(range(1000, 10**9))
         # Faults.
         self.tokens = {TOKEN}
+        self.app: apps.App | None = None  # a GitHub App installed on the repository
         self.remaining = 5000
         self.reset_at = 0.0
         self.secondary: list[int] = []  # Retry-After seconds of the next answers (0: none)
@@ -564,7 +566,7 @@ class Forge:
             ).stdout
             subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
             done = subprocess.run(
-                ["sh", "-c", self.check], cwd=tree, capture_output=True, text=True, timeout=300
+                ["sh", "-c", self.check], cwd=tree, capture_output=True, text=True, timeout=900
             )
         failed = done.returncode != 0 or self.failing(run.sha)
         said = (done.stdout + done.stderr)[-2000:]
@@ -759,12 +761,18 @@ class Forge:
 
     def _graphql(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
         """GitHub's GraphQL endpoint, executed against GitHub's own schema: the merge queue."""
-        if headers.get("authorization", "").split(" ")[-1] not in self.tokens:
+        if not self.authorized(headers.get("authorization", "")):
             return 401, {}, json.dumps(_error("Bad credentials", "401")).encode()
         asked = json.loads(body)
         with self.lock:
+            fault = self._fault()
+            if fault is not None:
+                status, said, extra = fault
+                self.requests.append(("POST", GRAPHQL, status))
+                return status, {**extra, **self._limits()}, json.dumps(said).encode()
             answer, problems = graph.execute(asked["query"], asked.get("variables"), {
-                "node": self._node, "enqueuePullRequest": self._enqueue})  # fmt: skip
+                "node": self._node, "enqueuePullRequest": self._enqueue,
+                "repository": graph_pulls.repository(self)})  # fmt: skip
             self.violations += problems
             self.requests.append(("POST", GRAPHQL, 200))
             extra = self._limits()
@@ -830,6 +838,19 @@ class Forge:
                 self._told_group(pull, group, base, "destroyed", "merged" if landed else gone)
             self.queue.pop(pull.number, None)
 
+    def install_app(self, life: float = 3600.0) -> apps.App:
+        """A GitHub App installed on the repository, with the forge's `permissions`; its
+        installation tokens live `life` seconds."""
+        self.app = apps.make()
+        self.app.life = life
+        return self.app
+
+    def authorized(self, auth: str) -> bool:
+        """A token the forge knows, or one of the App's installation tokens, still alive."""
+        token = auth.split(" ")[-1]
+        alive = apps.accepts(self.app, token)
+        return alive if alive is not None else token in self.tokens
+
     def _limits(self) -> dict[str, str]:
         return {
             "X-RateLimit-Limit": "5000",
@@ -838,6 +859,25 @@ class Forge:
             "X-RateLimit-Used": str(5000 - max(0, self.remaining)),
             "X-RateLimit-Resource": "core",
         }
+
+    def _fault(self) -> tuple[int, Any, dict[str, str]] | None:
+        """The fault a test asked of the next answer (a 5xx, a secondary limit, a spent
+        primary limit), REST's or GraphQL's alike; else the request is counted. Under the
+        lock."""
+        if self.failures:
+            status = self.failures.pop(0)
+            return status, _error("Server Error", str(status)), {}
+        if self.secondary:
+            wait = self.secondary.pop(0)
+            said = ("You have exceeded a secondary rate limit. Please wait a few minutes "
+                    "before you try again.")  # fmt: skip
+            return 403, _error(said, "403"), {"Retry-After": str(wait)} if wait else {}
+        if self.remaining <= 0 and time.time() < self.reset_at:
+            return 403, _error("API rate limit exceeded for user ID 1.", "403"), {}
+        if self.remaining <= 0:
+            self.remaining = 5000
+        self.remaining -= 1
+        return None
 
     def _answer(
         self,
@@ -848,28 +888,16 @@ class Forge:
         body: bytes,
     ) -> tuple[int, Any, dict[str, str]]:
         auth = headers.get("authorization", "")
-        if auth.split(" ")[-1] not in self.tokens:
+        with self.lock:
+            by_app = apps.answer(self, method, path, auth, json.loads(body) if body else {})
+        if by_app is not None:
+            return by_app
+        if not self.authorized(auth):
             return 401, _error("Bad credentials", "401"), {}
         with self.lock:
-            if self.failures:
-                status = self.failures.pop(0)
-                return status, _error("Server Error", str(status)), {}
-            if self.secondary:
-                wait = self.secondary.pop(0)
-                return (
-                    403,
-                    _error(
-                        "You have exceeded a secondary rate limit. Please wait a few "
-                        "minutes before you try again.",
-                        "403",
-                    ),
-                    {"Retry-After": str(wait)} if wait else {},
-                )
-            if self.remaining <= 0 and time.time() < self.reset_at:
-                return 403, _error("API rate limit exceeded for user ID 1.", "403"), {}
-            if self.remaining <= 0:
-                self.remaining = 5000
-            self.remaining -= 1
+            fault = self._fault()
+            if fault is not None:
+                return fault
             data = json.loads(body) if body else {}
             for pattern, verb, needs, handler in ROUTES:
                 match = pattern.match(path)

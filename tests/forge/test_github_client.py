@@ -14,7 +14,7 @@ from tests.forge.description import available, description
 from tests.forge.server import TOKEN, Forge
 from wvo_mcp.autopilot.landing.target import ForgeReach
 from wvo_mcp.errors import Fault
-from wvo_mcp.forge import Merged, credentials
+from wvo_mcp.forge import Look, Merged, credentials
 from wvo_mcp.forge.github import GitHub
 
 pytestmark = pytest.mark.skipif(not available(), reason="no @octokit/openapi (scripts/setup)")
@@ -290,3 +290,61 @@ def test_the_token_is_read_by_its_api_s_host_and_a_refusal_says_what_is_read(
         "https://ghe.example/api/v3")  # fmt: skip
     assert credentials.host_of(credentials.PUBLIC_API) == "github.com"
     assert credentials.host_of(forge.api) == "127.0.0.1"
+
+
+def test_one_look_reads_in_one_graphql_query_what_the_three_reads_do(forge: Forge) -> None:
+    client = GitHub(forge.api, forge.full, TOKEN)
+    required = client.requirements("main")
+    forge.roles["outsider"] = "read"
+
+    def same(number: int) -> Look:
+        """A look, in one request, says what pull(), checks() and reviews() say."""
+        before, calls = len(forge.requests), client.calls
+        look = client.look(number, required)
+        assert forge.requests[before:] == [("POST", "/api/graphql", 200)]
+        assert client.calls == calls + 1
+        pull = client.pull(number)
+        assert look.pull == pull
+        read = client.checks(pull.head, required.checks)
+        assert {c.name: c for c in look.checks} == {c.name: c for c in read}
+        assert list(look.reviews) == client.reviews(number)
+        return look
+
+    forge.hold.clear()  # its check runs
+    head = forge.push_branch("wvo/t9", {"l.txt": "l\n"})
+    client.open("wvo/t9", "main", "t9", "")
+    assert [c.state for c in same(1).checks] == ["pending"]
+    forge.hold.set()
+    forge.wait_checks()
+    look = same(1)  # passed, with its output
+    assert [(c.state, c.text != "") for c in look.checks] == [("success", True)]
+    assert look.pull.mergeable_state == "blocked" and look.writers == frozenset()
+    forge.review(1, "APPROVED", user="outsider")  # who may not push
+    look = same(1)
+    assert look.writers == frozenset() and look.pull.mergeable_state == "blocked"
+    forge.review(1, "CHANGES_REQUESTED", "rename it", [("l.txt", 1, "call it m")])
+    look = same(1)
+    assert look.writers == frozenset({"reviewer"})
+    assert [(c.path, c.line, c.body) for c in look.reviews[-1].comments] == [
+        ("l.txt", 1, "call it m")]  # fmt: skip
+    forge.review(1, "APPROVED")  # by a writer
+    assert same(1).pull.mergeable_state == "clean"
+    forge.push_to_main({"other.txt": "o\n"})
+    assert same(1).pull.mergeable_state == "behind"
+    forge.merge_by_hand(1)
+    look = same(1)
+    assert look.pull.merged and look.pull.merge_commit == forge.tip()
+    forge.failing = lambda sha: True
+    forge.push_branch("wvo/t10", {"n.txt": "n\n"})
+    client.open("wvo/t10", "main", "t10", "")
+    forge.wait_checks()
+    [failed] = same(2).checks
+    assert failed.state == "failure" and "FAILED: test_feature" in failed.text
+    forge.close(2)
+    assert same(2).pull.state == "closed"
+    with pytest.raises(Fault) as missing:
+        client.look(7, required)
+    with pytest.raises(Fault) as read:
+        client.pull(7)
+    assert missing.value.kind == read.value.kind == "auth"
+    assert head != forge.tip()

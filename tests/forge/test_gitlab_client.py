@@ -18,7 +18,7 @@ from tests.forge import both
 from tests.forge.gitlab.server import TOKEN, Forge, quick_actions
 from wvo_mcp.autopilot.landing.target import ForgeReach
 from wvo_mcp.errors import Fault
-from wvo_mcp.forge import Merged
+from wvo_mcp.forge import Look, Merged
 from wvo_mcp.forge.gitlab import GitLab
 from wvo_mcp.forge.gitlab_http import Api
 
@@ -569,3 +569,74 @@ def test_a_401_to_a_merge_by_a_working_token_says_the_role_not_the_token(forge: 
     forge.tokens.clear()  # a token GitLab no longer knows: that is still said as it is
     with pytest.raises(Fault, match="valid token"):
         client.merge(opened.number, head, "merge", "r1", "")
+
+
+def test_a_look_reads_the_merge_request_and_its_approvals_and_more_only_when_they_hold_it(
+    forge: Forge,
+) -> None:
+    client = _client(forge)
+    forge.merge_method = "rebase_merge"  # a head behind the branch needs a rebase
+    required = client.requirements("main")
+    forge.roles["outsider"] = "read"  # whose approval GitLab does not count
+
+    def looked(number: int) -> tuple[Look, list[str]]:
+        """A look, and what it asked (past the merge request's own path), saying what
+        pull(), checks() and reviews() say."""
+        before = len(forge.requests)
+        found = client.look(number, required)
+        mr = f"/projects/{client.id}/merge_requests/{number}"
+        paths = [p.split(mr, 1)[-1] or "MR" for _, p, _ in forge.requests[before:]]
+        pull = client.pull(number)
+        assert found.pull == pull
+        assert {c.name: c for c in found.checks} == {c.name: c for c in client.checks(pull.head)}
+        assert list(found.reviews) == client.reviews(number)
+        assert found.writers is None  # GitLab does not say: each is asked
+        return found, paths
+
+    forge.hold.clear()  # its pipeline runs
+    head = forge.push_branch("wvo/t9", {"l.txt": "l\n"})
+    client.open("wvo/t9", "main", "t9", "")
+    found, paths = looked(1)  # nobody reviews it yet: nothing more to read
+    assert [c.state for c in found.checks] == ["pending"] and paths == ["MR", "/approvals"]
+    forge.hold.set()
+    forge.wait_checks()
+    found, paths = looked(1)
+    assert [c.state for c in found.checks] == ["success"] and paths == ["MR", "/approvals"]
+    forge.review(1, "CHANGES_REQUESTED", "please rename", [("l.txt", 1, "call it m")])
+    found, paths = looked(1)  # its threads block it: read, as its reviewers (one asked)
+    # (its summary is a thread on no line: the head it was written on is read, /versions)
+    assert paths == ["MR", "/approvals", "/discussions", "/versions", "/reviewers"], paths
+    [asked] = found.reviews
+    assert (asked.author, asked.state, asked.commit) == ("reviewer", "CHANGES_REQUESTED", head)
+    assert [(c.path, c.line, c.body) for c in asked.comments] == [("l.txt", 1, "call it m")]
+    forge.review(1, "APPROVED", user="outsider")
+    found, paths = looked(1)
+    assert [(r.author, r.state) for r in found.reviews] == [
+        ("outsider", "APPROVED"), ("reviewer", "CHANGES_REQUESTED")]  # fmt: skip
+    forge.resolve(1)  # its threads resolved, its reviewer still asks for changes
+    found, paths = looked(1)
+    assert paths == ["MR", "/approvals", "/reviewers"], paths
+    assert [(r.author, r.state, r.commit) for r in found.reviews][-1] == (
+        "reviewer", "CHANGES_REQUESTED", "")  # fmt: skip
+    forge.review(1, "APPROVED")  # by a Developer: approved, its pipeline passed
+    found, paths = looked(1)
+    assert paths == ["MR", "/approvals"], paths
+    assert found.pull.mergeable_state == "clean"
+    forge.push_to_main({"other.txt": "o\n"})
+    found, paths = looked(1)
+    assert found.pull.mergeable_state == "behind" and paths == ["MR", "/approvals"]
+    forge.merge_by_hand(1)
+    found, _ = looked(1)
+    assert found.pull.merged and found.pull.merge_commit == forge.tip()
+    forge.failing = lambda sha: True
+    forge.push_branch("wvo/t10", {"n.txt": "n\n"})
+    client.open("wvo/t10", "main", "t10", "")
+    forge.wait_checks()
+    found, paths = looked(2)  # a failed pipeline: its failed job's log read, as checks() reads
+    [failed] = found.checks
+    assert failed.state == "failure" and "FAILED: test_feature" in failed.text
+    # Its head pipeline came with it: only its failed job and that job's log are read.
+    assert [p.rsplit("/", 1)[-1] for p in paths] == ["MR", "jobs", "trace", "approvals"], paths
+    forge.close(2)
+    found, _ = looked(2)
+    assert found.pull.state == "closed"

@@ -212,19 +212,6 @@ def test_the_text_says_what_a_reviewer_needs() -> None:
     assert "Closes" not in elsewhere
 
 
-def test_nothing_more_is_read_once_the_forge_says_it_may_merge_under_the_writers_rule() -> None:
-    assert pulls.cleared(pull(), HEAD, True, REQUIRED, True)
-    assert not pulls.cleared(pull(mergeable_state="blocked"), HEAD, True, REQUIRED, True)
-    assert not pulls.cleared(pull(), HEAD, False, REQUIRED, True)  # behind the target
-    assert not pulls.cleared(pull(head=OLD), HEAD, True, REQUIRED, True)  # someone else's head
-    no_review = Requirements(checks=("test",), approvals=0)  # changes asked would not block
-    assert not pulls.cleared(pull(), HEAD, True, no_review, True)
-    # A rule widened or narrowed counts other reviews than GitHub does: they are read.
-    assert not pulls.cleared(pull(), HEAD, True, REQUIRED, False)
-    # GitLab's `mergeable` counts whoever its approval rules name (a Reporter too).
-    assert not pulls.cleared(pull(), HEAD, True, REQUIRED, True, "gitlab")
-
-
 def test_each_forge_names_its_pull_requests_its_own_way() -> None:
     assert pulls.named(3) == "pull request #3" and pulls.named(3, "gitlab") == "merge request !3"
     assert (pulls.reference(3), pulls.reference(3, "gitlab")) == ("#3", "!3")

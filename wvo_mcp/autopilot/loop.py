@@ -132,6 +132,7 @@ class Autopilot:
                 slots=options.test_slots,
                 max_returns=options.max_returns,
                 poll=options.forge_poll,
+                safety=options.forge_safety_poll,
             ),
             self.run_id,
             say,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from wvo_mcp import queue_figures
-from wvo_mcp.cli.command import Command, opened, trust_arguments
+from wvo_mcp.cli.command import Command, app_arguments, opened, trust_arguments
 from wvo_mcp.cli.output import say
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed, WvoError
@@ -72,6 +72,7 @@ def _options(args: argparse.Namespace) -> "slots.Options":
         via="pull-request" if args.via == "merge-request" else args.via,
         forge_api=args.forge_api,
         forge_poll=args.forge_poll,
+        forge_safety_poll=args.forge_safety_poll,
         check=args.check,
         batch=args.batch,
         test_slots=args.test_slots,
@@ -251,6 +252,7 @@ def _autopilot_arguments(autopilot: argparse.ArgumentParser) -> None:
     _landing_arguments(autopilot)
     _launch_arguments(autopilot)
     trust_arguments(autopilot)
+    app_arguments(autopilot)
 
 
 def _landing_arguments(autopilot: argparse.ArgumentParser) -> None:
@@ -296,7 +298,16 @@ def _landing_arguments(autopilot: argparse.ArgumentParser) -> None:
         default=10.0,
         metavar="SECONDS",
         help="With --via pull-request: seconds between two looks at one pull request "
-        "(conditional requests; default 10).",
+        "while no webhook delivery comes for its repository (default 10).",
+    )
+    autopilot.add_argument(
+        "--forge-safety-poll",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="With --via pull-request, where webhook deliveries come (serve --http): seconds "
+        "between two looks at one pull request that no delivery asked for, the net for a "
+        "lost one (a conditional request; default 600).",
     )
     autopilot.add_argument(
         "--check", help='A project-wide check every landing tree passes, e.g. "make test".'

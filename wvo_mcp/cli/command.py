@@ -5,6 +5,7 @@ call, and the person a command acts as."""
 
 import argparse
 import dataclasses
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -46,6 +47,37 @@ def trust_arguments(cmd: argparse.ArgumentParser) -> None:
         metavar="LOGIN|ORG/TEAM",
         help="Also trust this account or team, whatever its role (repeatable; added to WVO_TRUST).",
     )
+
+
+def app_arguments(cmd: argparse.ArgumentParser) -> None:
+    """Who asks GitHub: a GitHub App, for the commands that ask it (forge/github_app.py)."""
+    cmd.add_argument(
+        "--github-app-id",
+        metavar="ID",
+        help="Ask GitHub as this GitHub App (its numeric App ID; default WVO_GITHUB_APP_ID), "
+        "with installation tokens it mints and refreshes, instead of a person's token.",
+    )
+    cmd.add_argument(
+        "--github-app-key",
+        metavar="PEM",
+        help="The App's private key file (default WVO_GITHUB_APP_PRIVATE_KEY_FILE, or the "
+        "key itself in WVO_GITHUB_APP_PRIVATE_KEY); never given to a worker.",
+    )
+
+
+def with_app(args: argparse.Namespace) -> None:
+    """The command's --github-app-id and --github-app-key over WVO_GITHUB_APP_*, for this
+    process: the forge is asked as the App (forge/select.py)."""
+    from wvo_mcp.forge import github_app
+
+    given = {github_app.APP_ID: getattr(args, "github_app_id", None),
+             github_app.APP_KEY_FILE: getattr(args, "github_app_key", None)}  # fmt: skip
+    for name, value in given.items():
+        if value:
+            os.environ[name] = str(value)
+    if given[github_app.APP_KEY_FILE]:
+        os.environ.pop(github_app.APP_KEY, None)  # the file named wins over the variable
+    github_app.configured()  # a key without an id, or no key, is refused now, saying why
 
 
 def with_trust(settings: Settings, args: argparse.Namespace) -> Settings:

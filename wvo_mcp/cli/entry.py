@@ -13,7 +13,7 @@ from typing import Any
 
 from wvo_mcp import __version__
 from wvo_mcp.cli import autopilot, backups, fleet, project, reports, roadmap, sandbox, serve, tasks
-from wvo_mcp.cli.command import Command, Handler, with_trust
+from wvo_mcp.cli.command import Command, Handler, with_app, with_trust
 from wvo_mcp.cli.output import warn
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import WvoError
@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> None:
             if top is not None:
                 settings = dataclasses.replace(settings, workspace_root=top)
         settings = with_trust(settings, args)
+        with_app(args)
         # Quiet unless asked: a client shows every stderr line of a server as an error, and a
         # person's command answers on stdout; -v (or WVO_LOG_LEVEL) shows migrations and more.
         if not settings.log_level:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import anyio
 
-from wvo_mcp.cli.command import Command, person, trust_arguments
+from wvo_mcp.cli.command import Command, app_arguments, person, trust_arguments
 from wvo_mcp.cli.output import print_json, say
 from wvo_mcp.config import Settings
 
@@ -135,6 +135,7 @@ def _init_arguments(init: argparse.ArgumentParser) -> None:
 def _doctor_arguments(doctor: argparse.ArgumentParser) -> None:
     doctor.add_argument("--json", action="store_true", help="Machine-readable output.")
     trust_arguments(doctor)
+    app_arguments(doctor)
     doctor.add_argument(
         "--check",
         help="Also run this check once on the target, in the sandbox, as the autopilot's "

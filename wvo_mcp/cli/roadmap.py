@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from wvo_mcp.cli.command import Command, opened, person, trust_arguments
+from wvo_mcp.cli.command import Command, app_arguments, opened, person, trust_arguments
 from wvo_mcp.cli.output import say, show
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
@@ -338,6 +338,7 @@ def _import_arguments(imports: argparse.ArgumentParser) -> None:
         "GitHub's or gitlab.com's).",
     )
     trust_arguments(imports)
+    app_arguments(imports)
     imports.add_argument(
         "--update",
         action="store_true",

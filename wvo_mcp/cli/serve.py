@@ -14,7 +14,7 @@ import anyio
 
 from wvo_mcp import backups
 from wvo_mcp.cli import front, handle
-from wvo_mcp.cli.command import Command, opened, person, trust_arguments
+from wvo_mcp.cli.command import Command, app_arguments, opened, person, trust_arguments
 from wvo_mcp.cli.output import print_json, say, table, warn
 from wvo_mcp.config import Settings, repositories
 from wvo_mcp.errors import ValidationFailed
@@ -296,6 +296,7 @@ def _serve_arguments(serve: argparse.ArgumentParser) -> None:
         "Another's delivery is answered 202 and recorded, and does nothing.",
     )
     trust_arguments(serve)
+    app_arguments(serve)
 
 
 def _dashboard_arguments(dashboard: argparse.ArgumentParser) -> None:

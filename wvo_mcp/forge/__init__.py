@@ -31,6 +31,7 @@ from wvo_mcp.rules.pulls import (
     Access,
     Check,
     Comment,
+    Look,
     Merged,
     Method,
     Pull,
@@ -43,7 +44,7 @@ from wvo_mcp.rules.webhooks import FailedJob
 
 __all__ = [
     "Access", "Check", "Comment", "FailedJob", "Forge", "ForgeKind", "Issue", "IssueComment",
-    "Merged", "Method", "Pull", "Repository", "Requirements", "Review",
+    "Look", "Merged", "Method", "Pull", "Repository", "Requirements", "Review",
 ]  # fmt: skip
 
 
@@ -83,6 +84,13 @@ class Forge(Protocol):
 
     def reviews(self, number: int) -> list[Review]:
         """Its reviews, oldest first, with the comments of those that request changes."""
+        ...
+
+    def look(self, number: int, required: Requirements) -> Look:
+        """The pull request, its head's checks and its reviews, in as few requests as the
+        forge allows: GitHub one GraphQL query; GitLab the merge request (its head
+        pipeline) and its approvals, its reviewers only when approvals fall short of
+        `required` and its threads only when it says some block."""
         ...
 
     def merge(self, number: int, head: str, method: Method, title: str, message: str) -> Merged:

@@ -16,8 +16,8 @@ from functools import partial
 from typing import Any, cast
 
 import httpx
+from githubkit import BaseAuthStrategy, Response, TokenAuthStrategy
 from githubkit import GitHub as Client
-from githubkit import Response, TokenAuthStrategy
 from githubkit.exception import (
     GraphQLFailed,
     RateLimitExceeded,
@@ -34,6 +34,7 @@ from wvo_mcp.forge import (
     ForgeKind,
     Issue,
     IssueComment,
+    Look,
     Merged,
     Method,
     Pull,
@@ -41,7 +42,9 @@ from wvo_mcp.forge import (
     Requirements,
     Review,
     faults,
+    github_app,
 )
+from wvo_mcp.forge import github_reads as reads
 from wvo_mcp.forge.credentials import host_of, refused
 from wvo_mcp.rules.trust import RANKS
 from wvo_mcp.rules.webhooks import RED, FailedJob, tail
@@ -64,21 +67,48 @@ class GitHub:
     kind: ForgeKind = "github"
 
     def __init__(
-        self, api: str, repository: str, token: str, timeout: float = 30.0, source: str = ""
-    ) -> None:
+        self, api: str, repository: str, token: str, timeout: float = 30.0, source: str = "",
+        app: github_app.App | None = None,
+    ) -> None:  # fmt: skip
         self.api = api.rstrip("/")
         self.source = source  # where the token was read (credentials.Token), for a refusal
         self.owner, _, self.name = repository.partition("/")
         self.where = f"{repository} on {self.api}"
-        self._client = Client(
-            TokenAuthStrategy(token),
-            base_url=self.api + "/",
-            timeout=timeout,
-            auto_retry=False,
-            http_cache=True,
-        )
+        self.app = app
+        self.installation: int | None = None  # the App's, found on its first request
         self._lock = threading.Lock()
         self._calls = 0
+        self._timeout = timeout
+        if app is not None:
+            self.source = f"GitHub App {app.id} (its key from {app.source})"
+        self._client = self._made(
+            TokenAuthStrategy(token) if app is None else github_app.as_app(app)
+        )
+
+    def _install(self, app: github_app.App) -> None:
+        """The App's installation on the repository, found as the App itself (its JWT);
+        every request after it is the installation's (its token, minted and refreshed by
+        githubkit)."""
+        what = f"finding GitHub App {app.id}'s installation on {self.owner}/{self.name}"
+        try:
+            found = self._request(
+                lambda: self._client.rest.apps.get_repo_installation(self.owner, self.name).json(),
+                what,
+            )
+        except Fault as exc:
+            if "answered 404" not in str(exc):
+                raise
+            raise Fault(
+                "auth", f"GitHub App {app.id} is not installed on {self.owner}/{self.name} "
+                f"({what}: 404): install it there from the App's settings (Install App), with "
+                "the permissions docs/forge.md lists",
+            ) from None  # fmt: skip
+        self.installation = int(found["id"])
+        self._client = self._made(github_app.as_installation(app, self.installation, self.name))
+
+    def _made(self, auth: BaseAuthStrategy) -> Client[Any]:
+        return Client(auth, base_url=self.api + "/", timeout=self._timeout, auto_retry=False,
+                      http_cache=True)  # fmt: skip
 
     @property
     def calls(self) -> int:
@@ -90,13 +120,22 @@ class GitHub:
 
     def _call(self, fn: Callable[[], Any], what: str) -> Any:
         """One request, REST or GraphQL; every way it can fail is a Fault that says what to
-        do."""
+        do. As an App, its installation is found first, once."""
+        if self.app is not None and self.installation is None:
+            self._install(self.app)
+        return self._request(fn, what)
+
+    def _request(self, fn: Callable[[], Any], what: str) -> Any:
         with self._lock:
             self._calls += 1
         try:
             return fn()
         except GraphQLFailed as exc:
-            said = "; ".join(e.message for e in exc.response.errors or [])[:300]
+            errors = exc.response.errors or []
+            if any(getattr(e, "type", None) == "RATE_LIMITED" for e in errors):
+                # GraphQL's own limit, said in a 200: held until the hour's reset, as asked.
+                raise faults.limited("GitHub", what, None, "primary") from None
+            said = "; ".join(e.message for e in errors)[:300]
             raise Fault("refused", f"GitHub refused {what}: {said}") from None
         except RateLimitExceeded as exc:
             which = "secondary" if "Secondary" in type(exc).__name__ else "primary"
@@ -112,6 +151,8 @@ class GitHub:
 
     def _failed(self, status: int, headers: httpx.Headers, text: str, what: str) -> Fault:
         said = _message(text)
+        if status == 401 and self.app is not None:
+            return faults.token_refused("GitHub", what, said, github_app.refused(self.app))
         if status == 401:
             return faults.token_refused("GitHub", what, said, refused(host_of(self.api),
                                                                       self.source))  # fmt: skip
@@ -186,7 +227,7 @@ class GitHub:
             ),
             f"looking for the pull request from {branch}",
         )
-        return _pull(found[0]) if found else None
+        return reads.pull(found[0]) if found else None
 
     def open(self, branch: str, base: str, title: str, body: str) -> Pull:
         found = self._ask(
@@ -201,7 +242,7 @@ class GitHub:
             ),
             f"opening a pull request from {branch}",
         )
-        return _pull(found)
+        return reads.pull(found)
 
     def edit(self, number: int, title: str, body: str) -> None:
         self._ask(
@@ -216,7 +257,7 @@ class GitHub:
             lambda: self._client.rest.pulls.get(self.owner, self.name, number),
             f"reading pull request #{number}",
         )
-        return _pull(found)
+        return reads.pull(found)
 
     def checks(self, commit: str, wanted: Sequence[str] = ()) -> list[Check]:
         runs = self._ask(
@@ -225,7 +266,7 @@ class GitHub:
             ),
             f"reading the check runs of {commit[:12]}",
         )
-        found = {c.name: c for c in (_run(r) for r in runs.get("check_runs", []))}
+        found = {c.name: c for c in (reads.run(r) for r in runs.get("check_runs", []))}
         if wanted and all(name in found for name in wanted):
             return list(found.values())  # a call saved on every look
         statuses = self._ask(
@@ -235,7 +276,7 @@ class GitHub:
             f"reading the statuses of {commit[:12]}",
         )
         for status in statuses.get("statuses", []):  # newest first: the first of a name
-            found.setdefault(status["context"], _status(status))
+            found.setdefault(status["context"], reads.status(status))
         return list(found.values())
 
     def reviews(self, number: int) -> list[Review]:
@@ -280,6 +321,29 @@ class GitHub:
                 )
             )
         return reviews
+
+    def look(self, number: int, required: Requirements) -> Look:
+        """One GraphQL query for what pull(), checks(head, required.checks) and reviews()
+        read in three requests or more, mapped to the same values."""
+        what = f"reading pull request #{number}"
+        found = self._graphql(
+            reads.LOOK, {"owner": self.owner, "name": self.name, "number": number}, what
+        )
+        node = (found.get("repository") or {}).get("pullRequest")
+        if not isinstance(node, dict):  # as pull()'s 404
+            raise self._failed(404, httpx.Headers(), "Not Found", what)
+        pull = reads.pulled(node)
+        commits = (node.get("commits") or {}).get("nodes") or [{}]
+        commit = commits[-1].get("commit") or {}
+        if commit.get("oid") == pull.head:
+            checks = reads.rollup(commit.get("statusCheckRollup") or {}, required.checks)
+        else:  # its commits are listed by date: the last may not be its head, read as ever
+            checks = self.checks(pull.head, required.checks)
+        reviews = (node.get("reviews") or {}).get("nodes") or []
+        writers = frozenset(
+            reads.author(r) for r in reviews if r.get("authorCanPushToRepository") is True
+        )
+        return Look(pull, tuple(checks), tuple(reads.reviewed(r) for r in reviews), writers)
 
     def merge(self, number: int, head: str, method: Method, title: str, message: str) -> Merged:
         try:
@@ -591,53 +655,3 @@ def _comment(found: dict[str, Any], number: int | None) -> IssueComment:
         body=found.get("body") or "", created_at=found.get("created_at") or "",
         url=found.get("html_url") or "",
     )  # fmt: skip
-
-
-def _pull(found: dict[str, Any]) -> Pull:
-    return Pull(
-        number=found["number"],
-        url=found["html_url"],
-        state="open" if found["state"] == "open" else "closed",
-        merged=bool(found.get("merged") or found.get("merged_at")),
-        head=found["head"]["sha"],
-        branch=found["head"]["ref"],
-        base=found["base"]["ref"],
-        merge_commit=found.get("merge_commit_sha") if found.get("merged_at") else None,
-        mergeable_state=found.get("mergeable_state") or "unknown",
-        node_id=found.get("node_id") or "",
-    )
-
-
-def _run(found: dict[str, Any]) -> Check:
-    conclusion = found.get("conclusion") or ""
-    output = found.get("output") or {}
-    text = "\n".join(
-        t for t in (output.get("title"), output.get("summary"), output.get("text")) if t
-    )
-    return Check(
-        name=found["name"],
-        state=_state(found.get("status") == "completed", conclusion),
-        conclusion=conclusion or found.get("status", "queued"),
-        url=found.get("details_url") or found.get("html_url") or "",
-        text=text,
-    )
-
-
-def _status(found: dict[str, Any]) -> Check:
-    state = found.get("state", "pending")
-    conclusion = {"error": "error", "failure": "failure", "success": "success"}.get(state, "")
-    return Check(
-        name=found["context"],
-        state=_state(state != "pending", conclusion),
-        conclusion=state,
-        url=found.get("target_url") or "",
-        text=found.get("description") or "",
-    )
-
-
-def _state(completed: bool, conclusion: str) -> Any:
-    """A check's conclusion as the gate reads it: neutral and skipped pass, as GitHub's
-    required checks count them."""
-    if not completed:
-        return "pending"
-    return "success" if conclusion in ("success", "neutral", "skipped") else "failure"

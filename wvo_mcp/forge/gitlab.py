@@ -12,7 +12,6 @@ worker as it does a GitHub review."""
 
 import hashlib
 import re
-import threading
 import urllib.parse
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from wvo_mcp.forge import (
     Comment,
     Issue,
     IssueComment,
+    Look,
     Merged,
     Method,
     Pull,
@@ -33,7 +33,9 @@ from wvo_mcp.forge import (
     Requirements,
     Review,
     faults,
+    gitlab_access,
 )
+from wvo_mcp.forge.gitlab_access import role_fix, role_of
 from wvo_mcp.forge.gitlab_http import Api
 from wvo_mcp.rules.text import ForgeKind
 from wvo_mcp.rules.webhooks import FailedJob
@@ -56,12 +58,6 @@ PASSED = frozenset({"success", "skipped"})
 # rules hold some only).
 ALWAYS = frozenset({"regular", "any_approver"})
 # GitLab's roles by access level, for what `doctor` says.
-ROLES = ((60, "Admin"), (50, "Owner"), (40, "Maintainer"), (30, "Developer"), (20, "Reporter"),
-         (15, "Planner"), (10, "Guest"), (5, "Minimal Access"))  # fmt: skip
-API_SCOPE = (
-    "make a project access token with the api scope (Settings > Access tokens; a token's "
-    "scopes are fixed when it is made)"
-)
 
 
 class GitLab:
@@ -183,7 +179,11 @@ class GitLab:
         )
         if not found:
             return []
-        pipeline = found[0]
+        return [self._pipeline(found[0])]
+
+    def _pipeline(self, pipeline: dict[str, Any]) -> Check:
+        """A pipeline as one check named "pipeline"; a failed one with its failed job's log
+        tail."""
         status = str(pipeline.get("status") or "")
         state: Any = (
             "pending" if status in RUNNING else "success" if status in PASSED else "failure"
@@ -192,12 +192,41 @@ class GitLab:
         if state == "failure":
             job = self.failed_job(int(pipeline["id"]))
             text = "" if job is None else f"{job.name}: {job.url}\n{job.log}"
-        return [Check("pipeline", state, status, str(pipeline.get("web_url") or ""), text)]
+        return Check("pipeline", state, status, str(pipeline.get("web_url") or ""), text)
+
+    def look(self, number: int, required: Requirements) -> Look:
+        """What pull(), checks() and reviews() read, from the merge request (its head
+        pipeline with it) and its approvals: two requests. Its pipelines are read only when
+        its head pipeline is not of its head; its threads only when it says some block it;
+        its reviewers only when it names one who has not approved (only a reviewer has a
+        review state, and asking for changes takes a reviewer's approval back)."""
+        found = self._api.get(
+            self._p(f"/merge_requests/{number}"), f"reading merge request !{number}"
+        )
+        pull = _pull(found)
+        pipeline = found.get("head_pipeline")
+        if isinstance(pipeline, dict) and pipeline.get("sha") == pull.head:
+            checks = [self._pipeline(pipeline)]
+        else:  # none yet, or one of an older head (or unreadable): as checks() reads
+            checks = self.checks(pull.head)
+        threads = found.get("blocking_discussions_resolved") is False and bool(
+            self.project().get("only_allow_merge_if_all_discussions_are_resolved"))  # fmt: skip
+        named = found.get("reviewers")
+        reviewers = None if not isinstance(named, list) else {
+            str(r.get("username") or "") for r in named if isinstance(r, dict)}  # fmt: skip
+        return Look(pull, tuple(checks), tuple(self._reviews(number, threads, reviewers)))
 
     def reviews(self, number: int) -> list[Review]:
         """Approvals, reviewers who asked for changes, and (where the project requires every
         thread resolved) each author's unresolved threads as changes requested on the head
         they were written on, with their file, line and text."""
+        threads = bool(self.project().get("only_allow_merge_if_all_discussions_are_resolved"))
+        return self._reviews(number, threads, None)
+
+    def _reviews(self, number: int, threads_read: bool, reviewers: set[str] | None) -> list[Review]:
+        """reviews(), its threads read only if `threads_read`, and its reviewers only if
+        `reviewers` (those the merge request names; None: not known) has one who did not
+        approve."""
         where = f"/merge_requests/{number}"
         url = f"{self.web_url()}/-{where}"
         found: list[Review] = []
@@ -211,7 +240,7 @@ class GitLab:
         # An author's changes asked, one review however many threads (and after they are
         # resolved, while GitLab still lists them as asking for changes): one id.
         ids: dict[str, int] = {}
-        if self.project().get("only_allow_merge_if_all_discussions_are_resolved"):
+        if threads_read:
             for thread in self._api.pages(
                 self._p(where + "/discussions"), f"reading !{number}'s threads"
             ):
@@ -233,7 +262,9 @@ class GitLab:
                     number, str(first.get("created_at") or "")
                 )
                 threads.setdefault(who, []).append((head, comment))
-        asked = self._api.get(self._p(where + "/reviewers"), f"reading !{number}'s reviewers")
+        asked: list[dict[str, Any]] = []
+        if reviewers is None or reviewers - {r.author for r in found}:
+            asked = self._api.get(self._p(where + "/reviewers"), f"reading !{number}'s reviewers")
         for reviewer in asked:
             user = reviewer.get("user") or {}
             who = str(user.get("username") or "")
@@ -580,142 +611,8 @@ class GitLab:
         return None
 
     def access(self, branch: str) -> list[Access]:
-        """Reads where the queue reads, the token's scopes, the role against who may merge
-        into `branch`, and for writes a merge request from a branch that does not exist
-        (GitLab refuses it as invalid, 400, once the token may write; 403 when not).
-        Nothing is written. A failing line says what to give the token, in GitLab's words."""
-        reads = [
-            ("project: read", self._p(), {}),
-            ("merge requests: read", self._p("/merge_requests"), {"per_page": 1}),
-            ("pipelines: read", self._p("/pipelines"), {"per_page": 1}),
-            ("issues: read", self._p("/issues"), {"per_page": 1}),
-        ]
-        found = []
-        for permission, path, query in reads:
-            try:
-                self._api.request("get", path, f"probing {permission}", query)
-                found.append(Access(permission, True, "read"))
-            except Fault as exc:
-                if exc.kind not in ("auth", "refused"):
-                    raise
-                found.append(Access(permission, False, str(exc)))
-        scoped = self._scopes()
-        found.append(scoped)
-        role, level = self._may_merge(branch)
-        found.append(role)
-        probe = f"wvo-doctor/no-such-branch-{threading.get_ident()}"
-        try:
-            self._api.request(
-                "post",
-                self._p("/merge_requests"),
-                "probing merge requests: write",
-                body={
-                    "source_branch": probe,
-                    "target_branch": branch,
-                    "title": "wvo-mcp doctor probe",
-                },
-            )
-            found.append(
-                Access(
-                    "merge requests: write",
-                    False,
-                    "the probe opened a merge request from a branch that does not exist: close it",
-                )
-            )
-        except Fault as exc:
-            if exc.kind == "refused" and "(400)" in str(exc):
-                found.append(Access("merge requests: write", True, "may open merge requests "
-                                    "(the probe, from a branch that does not exist, was "
-                                    "refused as invalid: nothing was opened)"))  # fmt: skip
-            elif exc.kind == "auth" and (not scoped.ok or 0 <= level < 30):
-                # Say which of the two it lacks, as the lines above found.
-                refused = re.search(r"answered (\d+) to [^(]*\(([^)]*)\)", str(exc))
-                why = f" ({refused[1]}: {refused[2]})" if refused else ""
-                fix = (
-                    f"give the token the api scope: {API_SCOPE}"
-                    if not scoped.ok
-                    else f"give the token the Developer role at least: {role_fix('Developer')}"
-                )
-                said = f"GitLab refused to open a merge request{why}: {fix}"
-                found.append(Access("merge requests: write", False, said))
-            else:
-                found.append(Access("merge requests: write", False, str(exc)))
-        return found
-
-    def _scopes(self) -> Access:
-        """The token's scopes: the queue writes, which read_api cannot."""
-        name = "token scope: api"
-        try:
-            token = self._api.get("/personal_access_tokens/self", "reading the token's scopes")
-        except Fault as exc:
-            if exc.kind not in ("auth", "refused"):
-                raise
-            return Access(name, False, str(exc))
-        scopes = [str(s) for s in token.get("scopes") or []]
-        said = f"scopes: {', '.join(scopes) or 'none'}"
-        if "api" in scopes:
-            return Access(name, True, said)
-        return Access(name, False, f"{said}: the queue opens, comments on and merges merge "
-                      f"requests, which read_api cannot; {API_SCOPE}")  # fmt: skip
-
-    def _may_merge(self, branch: str) -> tuple[Access, int]:
-        """Whether the token's user may merge into `branch` by the branch's protection, and
-        its access level (-1: unknown)."""
-        name = f"role: may merge into {branch}"
-        try:
-            me = self._api.get("/user", "reading the token's user")
-            member = self._api.request(
-                "get", self._p(f"/members/all/{me['id']}"), "reading the token's role", missing=True
-            )
-            level = 0 if member is None else int(member.get("access_level") or 0)
-            protected = self._api.request(
-                "get",
-                self._p(f"/protected_branches/{urllib.parse.quote(branch, safe='')}"),
-                f"reading who may merge into {branch}",
-                missing=True,
-            )
-        except Fault as exc:
-            if exc.kind not in ("auth", "refused"):
-                raise
-            return Access(name, False, str(exc)), -1
-        who = f"the token's user @{me.get('username') or me['id']}"
-        has = (
-            f"{who} is not a member of {self.path}"
-            if member is None
-            else f"{who} is a {role_of(level)} (access level {level})"
-        )
-        entries = (protected or {}).get("merge_access_levels") or []
-        roles = [a for a in entries if a.get("user_id") is None and a.get("group_id") is None]
-        levels = [int(a.get("access_level") or 0) for a in roles]
-        needed = min([lv for lv in levels if lv > 0] or [30 if protected is None else 60])
-        if protected is None:
-            rule = f"{branch} is not protected: Developers and above may merge into it"
-        else:
-            allowed = ", ".join(
-                str(a.get("access_level_description") or "") or role_of(int(a["access_level"]))
-                for a in roles
-            )
-            rule = f"{branch}'s protection lets {allowed or 'the users and groups it names'} merge"
-        if level >= needed or any(a.get("user_id") == me["id"] for a in entries):
-            return Access(name, True, f"{has}; {rule}"), level
-        where = "Settings > Repository > Protected branches"
-        if needed > 50:
-            fix = f"no role may merge: allow Developers + Maintainers (or Maintainers) in {where}"
-        else:
-            fix = f"merging needs the {role_of(needed)} role or above: {role_fix(role_of(needed))}"
-            if needed > 30:
-                fix += f", or allow Developers + Maintainers to merge in {where}"
-        return Access(name, False, f"{has}; {rule}: {fix}"), level
-
-
-def role_fix(role: str) -> str:
-    """How a token gets `role`, in GitLab's words."""
-    return f"make a project access token with the {role} role (Settings > Access tokens)"
-
-
-def role_of(level: int) -> str:
-    """GitLab's name for an access level (the highest role at or under it)."""
-    return next((name for at, name in ROLES if level >= at), "no role")
+        """Each permission the queue needs, probed without writing (forge/gitlab_access.py)."""
+        return gitlab_access.access(self._api, self._p, self.path, branch)
 
 
 def _stable(*parts: object) -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import get_args
 
 from wvo_mcp.errors import ValidationFailed
-from wvo_mcp.forge import Forge
+from wvo_mcp.forge import Forge, github_app
 from wvo_mcp.forge.credentials import PUBLIC_API, Token, host_of, missing, token
 from wvo_mcp.git.remote import redact
 from wvo_mcp.rules.text import ForgeKind
@@ -137,6 +137,9 @@ def connect(located: Located, timeout: float, what: str = "--via pull-request") 
     """A client for the located repository, with the person's token for its host; refused
     (ValidationFailed, saying where a token is read) when they have given none. `what` names
     the command that needs it."""
+    app = github_app.configured() if located.kind == "github" else None
+    if app is not None:
+        return as_app(located, app, timeout)
     found = token(located.host, kind=located.kind)
     if found is None:
         raise ValidationFailed(missing(located.host, what, kind=located.kind))
@@ -152,3 +155,11 @@ def client(located: Located, found: Token, timeout: float) -> Forge:
     from wvo_mcp.forge import github  # githubkit: only for this way of landing
 
     return github.GitHub(located.api, located.repository, found.value, timeout, found.source)
+
+
+def as_app(located: Located, app: "github_app.App", timeout: float) -> Forge:
+    """The GitHub client for the located repository, asked as GitHub App `app`'s
+    installation there (forge/github_app.py)."""
+    from wvo_mcp.forge import github
+
+    return github.GitHub(located.api, located.repository, "", timeout, app=app)

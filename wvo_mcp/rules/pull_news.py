@@ -13,8 +13,8 @@ required check that failed, a review asking for changes, the pull request closed
 by someone, yes; a check that passed while another required one runs, or an approval short
 of what the branch requires, no, as the look would only find the pull request waiting.
 
-Carried out by autopilot/landing/pull_requests.py (PullRequests.due); the news are written by
-edge/deliveries.py (services/pull_news.py)."""
+Carried out by `wvo_mcp/autopilot/landing/listening.py` (for PullRequests.due); the news
+are written by edge/deliveries.py (services/pull_news.py)."""
 
 import re
 from collections.abc import Iterable, Sequence

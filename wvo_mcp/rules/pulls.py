@@ -77,6 +77,18 @@ class Review:
 
 
 @dataclass(frozen=True)
+class Look:
+    """A pull request as one look reads it: itself, its head's checks and its reviews."""
+
+    pull: Pull
+    checks: tuple[Check, ...]  # on pull.head, the newest of each name
+    reviews: tuple[Review, ...]  # oldest first; one asking for changes with its comments
+    # Reviewers the forge itself says may push to the repository (GitHub's
+    # authorCanPushToRepository): under the default trust rule, those who steer, unasked.
+    writers: frozenset[str] | None = None  # None: the forge does not say
+
+
+@dataclass(frozen=True)
 class Access:
     """One permission the merge queue needs of a forge's token, as a read-only probe found
     it (`doctor`)."""
@@ -207,30 +219,6 @@ def _checks_wait(
                     "must succeed and none has run on it yet (none comes without a "
                     ".gitlab-ci.yml whose rules take this branch)")  # fmt: skip
     return Next("waiting", f"waiting for checks: {', '.join(unfinished(required, checks))}")
-
-
-def cleared(
-    pull: Pull,
-    verified: str,
-    current: bool,
-    required: Requirements,
-    writers: bool,
-    kind: ForgeKind = "github",
-) -> bool:
-    """The forge itself says the pull request may merge (GitHub's mergeable_state `clean`:
-    every required check passed on its head, its reviews approve, none asks for changes),
-    and it carries exactly what the queue verified, on the target's tip: nothing more needs
-    reading. Only where a review is required (without one, GitHub does not let a review
-    asking for changes block the merge, and the queue does), and only where those who steer
-    are the repository's writers (`writers`: the default rule, rules/trust.py), whose reviews
-    are the ones GitHub counts; a rule widened or narrowed reads the reviews itself. Never on
-    GitLab (`kind`): its approval rules count whoever they name, a Reporter too, so its
-    `mergeable` says nothing of who approved."""
-    return (
-        kind == "github" and writers and pull.state == "open" and not pull.merged
-        and pull.head == verified and current and pull.mergeable_state == "clean"
-        and required.approvals > 0 and required.known
-    )  # fmt: skip
 
 
 def dequeued(pull: Pull, kind: ForgeKind = "github", failed: Check | None = None) -> Next:

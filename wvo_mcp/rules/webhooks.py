@@ -102,8 +102,9 @@ def run_of(event: str, payload: dict[str, Any], branch: str) -> "Run | str | Non
 
 
 def named(repositories: Sequence[str]) -> list[str]:
-    """The repositories GitHub's webhook serves among `--repo`'s (not GitLab's gitlab:PATH)."""
-    return [r for r in repositories if not r.startswith("gitlab:")]
+    """The repositories GitHub's webhook serves among `--repo`'s (OWNER/REPO, or as `import`
+    names it, github:OWNER/REPO; not GitLab's gitlab:PATH)."""
+    return [r.removeprefix("github:") for r in repositories if not r.startswith("gitlab:")]
 
 
 def served(repository: str, named: Sequence[str], synced: Sequence[str]) -> bool:

@@ -25,7 +25,7 @@ from wvo_mcp.autopilot.landing import gate, lander
 from wvo_mcp.autopilot.landing.target import local_ref
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed, WvoError
-from wvo_mcp.forge import Forge, Requirements, credentials, select
+from wvo_mcp.forge import Forge, Requirements, credentials, github_app, select
 from wvo_mcp.forge.select import Located
 from wvo_mcp.git import Git, locate, trees
 from wvo_mcp.git.remote import PROBE_REFS, Remote, parse_onto, remotes
@@ -294,18 +294,27 @@ def _forge(
         return [Check("forge", False, str(exc))]
     where, repository, host = located.api, located.repository, located.host
     found_by = _found_by(located, "--forge-api" if api else "WVO_FORGE_API" if given else None)
-    token = credentials.token(host, kind=located.kind)
-    if token is None:
-        missing = credentials.missing(host, f"--via {via}", kind=located.kind)
-        return [Check("forge", False, f"{found_by}; {missing}")]
     try:
-        forge = select.client(located, token, settings.remote_timeout_seconds)
+        app = github_app.configured() if located.kind == "github" else None
+    except ValidationFailed as exc:
+        return [Check("forge", False, f"{found_by}; {exc}")]
+    timeout = settings.remote_timeout_seconds
+    if app is not None:
+        forge = select.as_app(located, app, timeout)
+        asking = f"as GitHub App {app.id} (its key from {app.source}), its installation's tokens"
+    else:
+        token = credentials.token(host, kind=located.kind)
+        if token is None:
+            missing = credentials.missing(host, f"--via {via}", kind=located.kind)
+            return [Check("forge", False, f"{found_by}; {missing}")]
+        forge = select.client(located, token, timeout)
+        asking = f"with a token for {host} (from {token.source})"
+    try:
         access = forge.access(branch)
         rules = forge.requirements(branch)
     except WvoError as exc:
         return [Check("forge", False, f"{found_by}; {exc}")]
-    found = [Check("forge", True, f"{repository} on {where}, {found_by}, with a token for {host} "
-                   f"(from {token.source}); "
+    found = [Check("forge", True, f"{repository} on {where}, {found_by}, {asking}; "
                    f"{branch} requires checks: {', '.join(rules.checks) or 'none'}, approving "
                    f"reviews: {rules.approvals}{_settings(forge, rules)}")]  # fmt: skip
     found += [Check(f"forge token: {a.permission}", a.ok, a.detail) for a in access]

@@ -891,7 +891,11 @@ class Forge(github.Forge):
             "author": self.user_json(self.login),
             "assignees": [],
             "assignee": None,
-            "reviewers": [],
+            # Who reviewed it: GitLab makes one who approves or reviews it a reviewer.
+            "reviewers": [
+                self.user_json(u)
+                for u in dict.fromkeys(r.user for r in self.reviews if r.number == pull.number)
+            ],
             "source_project_id": 7,
             "target_project_id": 7,
             "labels": [],
@@ -916,7 +920,14 @@ class Forge(github.Forge):
             "web_url": f"{self.web}/{self.full}/-/merge_requests/{pull.number}",
             "squash": False,
             "has_conflicts": self.detailed(pull) == "conflict",
-            "blocking_discussions_resolved": self._unmet(pull) != "discussions_not_resolved",
+            # GitLab's mergeable_discussions_state?: only where the project requires them.
+            "blocking_discussions_resolved": not (
+                self.threads_resolved
+                and any(
+                    t.number == pull.number and t.resolvable and not t.resolved
+                    for t in self.threads
+                )
+            ),
             "head_pipeline": pipeline,
             "pipeline": pipeline,
         }

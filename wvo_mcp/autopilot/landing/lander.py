@@ -55,7 +55,7 @@ class Lander:
         # --via pull-request: what lands goes out as pull requests, followed until merged.
         self.strategy: LandingStrategy
         if target.forge is not None:
-            self.strategy = PullRequests(self.steps, target.forge, options.poll)
+            self.strategy = PullRequests(self.steps, target.forge, options.poll, options.safety)
         elif target.branch:
             self.strategy = OntoBranch(self.steps)
         else:

@@ -13,8 +13,11 @@ One task per pull request: a reviewer approves, and asks changes of, one change 
 worker; a failing check or a closed pull request holds back that task alone; and the
 forge's checks run on what would land, as a batch's would not.
 
-Each pull request is followed at most every `poll` seconds (less often while it waits for
-a person), by conditional requests; what it asks next is rules/pulls.judge's. A pull
+Each pull request is looked at (forge.look: one GraphQL query on GitHub) when the forge's
+webhook says something that could change its verdict happened (listening.py), and else at
+most every `poll` seconds (less often while it waits for a person); where deliveries come,
+only every `safety` seconds, by a conditional request. What it asks next is
+rules/pulls.judge's. A pull
 request whose head moved (a person's commit) is verified again and kept; one whose target
 moved is restacked, verified and pushed again, once approved and one at a time; what a
 reviewer who steers (rules/trust.py) or a required check sends back reaches a worker with
@@ -30,11 +33,12 @@ from functools import partial
 
 import anyio
 
+from wvo_mcp.autopilot.landing.listening import Listening
 from wvo_mcp.autopilot.landing.steps import Steps
 from wvo_mcp.autopilot.landing.target import ForgeReach
 from wvo_mcp.autopilot.prompt import source
 from wvo_mcp.errors import Fault, LeaseLost, WvoError
-from wvo_mcp.forge import Check, Method, Pull, Repository, Requirements, Review
+from wvo_mcp.forge import Check, Look, Method, Pull, Repository, Requirements, Review
 from wvo_mcp.forge.authority import Authority
 from wvo_mcp.git import Conflict, branch_name
 from wvo_mcp.git.refs import ref_part
@@ -46,6 +50,7 @@ from wvo_mcp.services import pulls as pull_rows
 from wvo_mcp.services.landing import Entry, Landing, Return
 
 POLL_SECONDS = 10.0  # between two looks at one pull request
+SAFETY_SECONDS = 600.0  # between two looks where webhooks say when to look
 PERSON_POLLS = 6  # waiting for a person, or for the lead: looked at this many times less often
 RULES_SECONDS = 600.0  # the branch's protection, read again after this long
 PREFERRED: dict[str, tuple[Method, ...]] = {
@@ -60,11 +65,16 @@ class PullRequests:
     """The strategy for a forge's target branch: what passes goes out, and lands, as a pull
     request per task."""
 
-    def __init__(self, steps: Steps, reach: ForgeReach, poll: float = POLL_SECONDS) -> None:
+    def __init__(
+        self, steps: Steps, reach: ForgeReach, poll: float = POLL_SECONDS,
+        safety: float = SAFETY_SECONDS,
+    ) -> None:  # fmt: skip
         self.steps = steps
         self.reach = reach
         self.forge = reach.forge
         self.poll = poll
+        self.safety = safety
+        self.ear = Listening(steps.db, reach.forge.kind, steps.now())
         # Whose reviews count: the person's trust (Settings.trust, from WVO_TRUST_ROLE and
         # WVO_TRUST or the command's --trust-role and --trust), each role read from the forge.
         self.authority = Authority(reach.forge, steps.orchestrator.settings.trust)
@@ -79,7 +89,10 @@ class PullRequests:
         self._lead: int | None = None
         self._behind: set[int] = set()  # waiting for the lead: the oldest goes next, at once
         self._enqueued: set[int] = set()  # put in the forge's merge queue by this lander
-        self._settled: dict[str, list[Check]] = {}  # a head's checks, once they all ended
+        self._pulls: dict[int, tuple[int, str]] = {}  # landing id -> its number, verified head
+        self._woken: set[int] = set()  # due for a look because a delivery said so
+        self._mode: bool | None = None  # whether deliveries come, as last said
+        self._last: dict[int, tuple[object, ...]] = {}  # landing id -> its pull request, seen
 
     @property
     def _noun(self) -> str:
@@ -97,7 +110,58 @@ class PullRequests:
         if await self.steps.db.read(partial(landing.head, target=self.steps.key, limit=1)):
             return True
         intents = await self.steps.db.read(partial(landing.intents, target=self.steps.key))
+        if intents:
+            await self._listen()
         return self._looks_due(intents)
+
+    async def _listen(self) -> None:
+        """Whatever the forge's webhooks said since the last pass: a pull request whose news
+        is worth a look is looked at now (listening.py)."""
+        try:
+            if not self.ear.repository:
+                if self._repo is None:
+                    self._repo = await self.reach.call(self.forge.repository)
+                await self.ear.start(self._repo.name)
+            required = await self._requirements()
+        except Fault:  # said once by the reach: its polls go on when it answers
+            return
+        for woken in await self.ear.hear(self._pulls, required, self.steps.now()):
+            self._at_once(woken)
+        if self._mode != self.ear.events:
+            self._mode = self.ear.events
+            self._say_mode()
+            if self.ear.events:  # deliveries come: the polls set before make way for them
+                later = time.monotonic() + self._spacing()
+                for landing_id in set(self._next) - self._woken:
+                    self._next[landing_id] = max(self._next[landing_id], later)
+
+    def _say_mode(self) -> None:
+        named = f"{self._noun}s on {self.ear.repository}"
+        self.steps.say(
+            f"webhook deliveries come for {named}: each is looked at when one says it may "
+            f"merge or go back, and every {self.safety:g} s regardless"
+            if self.ear.events else
+            f"no webhook delivery heard for {named} in a day: each open one is looked at "
+            f"every {self.poll:g} s (a webhook to `serve --http` saves most of those calls: "
+            "docs/forge.md)"
+        )  # fmt: skip
+
+    def _spacing(self, times: int = 1) -> float:
+        """Seconds to the next look at a pull request nothing was heard of."""
+        return max(self.safety, self.poll * times) if self.ear.events else self.poll * times
+
+    def _soon(self, landing_id: int) -> None:
+        """Its head changed: looked at again at once, or, where deliveries come, once they
+        say its checks ended."""
+        if self.ear.events:
+            self._next[landing_id] = time.monotonic() + self._spacing()
+        else:
+            self._at_once(landing_id)
+
+    def _at_once(self, landing_id: int) -> None:
+        """Looked at on the next pass, in full (not the safety net's quick read)."""
+        self._next.pop(landing_id, None)
+        self._woken.add(landing_id)
 
     def _looks_due(self, intents: Sequence[Landing]) -> bool:
         """Whether any open pull request is due for another look."""
@@ -189,6 +253,9 @@ class PullRequests:
         else:
             found = await self._open(branch, title, body)
             number, url = found.number, found.url
+        self._pulls[landing_id] = (number, head)
+        # Its checks have just started: the first look a poll later, or when a delivery says.
+        self._next[landing_id] = time.monotonic() + self._spacing()
         await self.steps.db.write(
             partial(
                 pull_rows.pull_opened,
@@ -295,20 +362,37 @@ class PullRequests:
         if row is None or row.landing_id != intent.id:  # a crash before it went out
             await self._publish(fence, intent.id, item, intent.new, intent.checks, intent.tree)
             return True
+        self._pulls[intent.id] = (row.number, intent.new)
         now = time.monotonic()
         if now < self._next.get(intent.id, 0.0):
             return False
-        self._next[intent.id] = now + self.poll
-        pull = await self.reach.call(self.forge.pull, row.number)
+        woken = intent.id in self._woken or intent.id not in self._last
+        self._woken.discard(intent.id)
+        self._next[intent.id] = now + self._spacing()
         tip = await steps.tip()
         current = tip == intent.new or await steps.in_repo(steps.git.contains, tip, intent.new)
+        if not current and self._lead not in (None, intent.id):
+            # Behind the target while another is restacked onto it: whatever it asks, it is
+            # restacked or told only once that one is done (_release); no look till then.
+            self._behind.add(intent.id)
+            self._next[intent.id] = now + self._spacing(PERSON_POLLS)
+            await self._waits(intent, item, row, f"waiting for the {self._noun} restacked "
+                              "before it to merge; looked at and restacked then")  # fmt: skip
+            return False
+        released = intent.id in self._behind
+        self._behind.discard(intent.id)
+        if self.ear.events and not woken:  # the safety net's look, for a lost delivery
+            quick = await self.reach.call(self.forge.pull, row.number)  # GitHub: 304, free
+            if _seen(quick) == self._last.get(intent.id):
+                return False
         required = await self._requirements()
-        next_ = await self._judge(item.task_id, pull, intent.new, current, required)
-        if next_.kind == "behind" and self._lead not in (None, intent.id):
-            self._behind.add(intent.id)  # looked at when the lead is done (_release)
-            self._next[intent.id] = now + self.poll * PERSON_POLLS
-            next_ = pulls.Next("waiting", f"waiting for the {self._noun} restacked before it "
-                               "to merge; restacked then")  # fmt: skip
+        look = await self.reach.call(self.forge.look, row.number, required)
+        pull = look.pull
+        self._last[intent.id] = _seen(pull)
+        self.ear.looked(intent.id)
+        next_ = await self._judge(item.task_id, look, intent.new, current, required)
+        if released and next_.kind != "behind" and self._lead is None:
+            self._release()  # it was let go first but is not restacked: the next one is
         if next_.kind == "landed":
             return await self._landed(intent, item, pull)
         if next_.kind == "closed":
@@ -321,7 +405,7 @@ class PullRequests:
             return await self._returned(fence, intent, item, pull, next_)
         if next_.kind == "waiting":
             if next_.person:  # people answer in minutes or hours, checks in seconds
-                self._next[intent.id] = now + self.poll * PERSON_POLLS
+                self._next[intent.id] = now + self._spacing(PERSON_POLLS)
                 if self._lead == intent.id:
                     self._release()
             await self._waits(intent, item, pull, next_.why)
@@ -331,42 +415,42 @@ class PullRequests:
         return await self._merge(intent, item, pull)
 
     async def _judge(
-        self, task_id: str, pull: Pull, verified: str, current: bool, required: Requirements
+        self, task_id: str, look: Look, verified: str, current: bool, required: Requirements
     ) -> pulls.Next:
-        """What the pull request asks for next, from as few requests as will tell: none more
-        when the forge itself says it may merge and counts the reviews the rule does (GitHub,
-        the writers'); a head's checks read until they end, its reviews once no required check
-        runs."""
-        writers = self.authority.trust == Trust()
-        if pulls.cleared(pull, verified, current, required, writers, self.forge.kind):
-            return pulls.Next("ready")
+        """What the pull request asks for next, from one look: its reviews judged once no
+        required check runs on a current head (a person is waited for longer than a check)."""
+        pull = look.pull
         checks: list[Check] = []
         reviews: list[Review] | None = []
         steer: frozenset[str] = frozenset()
         if pull.state == "open" and pull.head == verified:
-            settled = self._settled.get(pull.head)
-            checks = settled if settled is not None else await self.reach.call(
-                self.forge.checks, pull.head, required.checks)  # fmt: skip
+            checks = list(look.checks)
             states = {c.name: c.state for c in checks}
-            if all(states.get(n) in ("success", "failure") for n in required.checks):
-                self._settled[pull.head] = checks  # they have ended: read once
             running = current and pulls.unfinished(required, checks)
             failed = "failure" in (states.get(n) for n in required.checks)
-            reviews = None if running and not failed else (
-                await self.reach.call(self.forge.reviews, pull.number))  # fmt: skip
+            reviews = None if running and not failed else list(look.reviews)
             if reviews:
-                steer = await self._steering(task_id, pull, reviews)
+                steer = await self._steering(task_id, pull, reviews, look.writers)
         return pulls.judge(pull, verified, current, required, checks, reviews, steer,
                            self.forge.kind)  # fmt: skip
 
     async def _steering(
-        self, task_id: str, pull: Pull, reviews: Sequence[Review]
+        self, task_id: str, pull: Pull, reviews: Sequence[Review], writers: frozenset[str] | None
     ) -> frozenset[str]:
-        """The reviewers whose reviews count (rules/trust.py). Anyone else's approval or
-        request for changes goes to no worker and counts for nothing; it is shown to a person,
-        on the task and in the inbox, once per review."""
+        """The reviewers whose reviews count (rules/trust.py): under the default rule, where
+        the look says who may push (`writers`), those; else each asked of the forge. Anyone
+        else's approval or request for changes goes to no worker and counts for nothing; it is
+        shown to a person, on the task and in the inbox, once per review."""
+        trust = self.authority.trust
         authors = sorted({r.author for r in reviews if r.state in ACTING})
-        steer = frozenset([a for a in authors if await self.reach.call(self.authority.steers, a)])
+        if writers is not None and trust == Trust():
+            steer = frozenset(a for a in authors
+                              if trust.steers(a, "write" if a in writers else "none"))  # fmt: skip
+        else:
+            steer = frozenset([a for a in authors
+                               if await self.reach.call(self.authority.steers, a)])  # fmt: skip
+        self.ear.outsiders.update(a.lower() for a in authors if a not in steer)
+        self.ear.outsiders.difference_update(a.lower() for a in steer)
         for review in reviews:
             # A review's id is unique on its forge's repository only.
             key = f"review:{self.forge.kind}:{self.forge.where}:{review.id}"
@@ -402,9 +486,12 @@ class PullRequests:
         if self._rules is None or now - self._rules[0] > RULES_SECONDS:
             found = await self.reach.call(self.forge.requirements, self.steps.target.branch)
             self._rules = (now, found)
+            self.ear.outsiders.clear()  # a reader made a writer is heard again
         return self._rules[1]
 
-    async def _waits(self, intent: Landing, item: Entry, pull: Pull, why: str) -> None:
+    async def _waits(
+        self, intent: Landing, item: Entry, pull: Pull | pull_rows.PullRow, why: str
+    ) -> None:
         if self._said.get(intent.id) == why:
             return
         self._said[intent.id] = why
@@ -442,7 +529,7 @@ class PullRequests:
             return await self._landed(intent, item, pull)
         if not merged.moved:
             await self._waits(intent, item, pull, f"not merged yet: {merged.why}")
-        self._next.pop(intent.id, None)  # moved: look again at once
+        self._at_once(intent.id)  # moved
         return False
 
     async def _queue(self, fence: int, intent: Landing, item: Entry, pull: Pull) -> bool:
@@ -465,7 +552,7 @@ class PullRequests:
             return await self._returned(fence, intent, item, pull, dropped)
         found = await self.reach.call(self.forge.enqueue, pull, intent.new)
         if found.moved:
-            self._next.pop(intent.id, None)
+            self._at_once(intent.id)
             return False
         if found.why:
             await self._waits(intent, item, pull, f"not queued yet: {found.why}")
@@ -565,7 +652,8 @@ class PullRequests:
                     task_id=item.task_id, landing_id=intent.id, old=old, new=new, tree=tree,
                     checks=checks, now=steps.now())
         )  # fmt: skip
-        self._next.pop(intent.id, None)
+        self._pulls[intent.id] = (pull.number, new)  # what is heard of it now is of `new`
+        self._soon(intent.id)
 
     async def _restack(
         self, fence: int, intent: Landing, item: Entry, pull: Pull, head: str
@@ -586,7 +674,7 @@ class PullRequests:
             self._forget(intent.id)
             return True
         if not await self._push(branch_name(item.task_id), found, head):
-            self._next.pop(intent.id, None)  # someone pushed meanwhile: look again
+            self._at_once(intent.id)  # someone pushed meanwhile
             return False
         await self._carries(fence, intent, item, pull, tip, found, verdict.checks)
         self._lead = intent.id
@@ -628,17 +716,24 @@ class PullRequests:
         it is looked at at once (and restacked)."""
         self._lead = None
         if self._behind:
-            self._next.pop(min(self._behind), None)
+            self._at_once(min(self._behind))
 
     def _forget(self, landing_id: int) -> None:
-        if len(self._settled) > 1000:  # heads of pull requests long gone
-            self._settled.clear()
+        self.ear.forget(landing_id)
+        self._pulls.pop(landing_id, None)
+        self._last.pop(landing_id, None)
+        self._woken.discard(landing_id)
         self._behind.discard(landing_id)
         self._enqueued.discard(landing_id)
         if self._lead == landing_id:
             self._release()
         self._next.pop(landing_id, None)
         self._said.pop(landing_id, None)
+
+
+def _seen(pull: Pull) -> tuple[object, ...]:
+    """What of a pull request, changed, is worth a look (the safety net's quick read)."""
+    return (pull.state, pull.merged, pull.head, pull.mergeable_state)
 
 
 def _outsider(review: Review, pull: Pull, kind: ForgeKind) -> str:

@@ -41,6 +41,7 @@ class Options:
     slots: int = 2  # checks run at once
     max_returns: int = 3  # returns to a worker before a person is asked
     poll: float = 10.0  # --via pull-request: seconds between two looks at a pull request
+    safety: float = 600.0  # the same, where webhook deliveries say when to look
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,124 @@
+"""Landing through pull requests on events: each test forge delivers its webhooks to a real
+`serve --http` on the autopilot's database, as GitHub and GitLab do (signed, GitHub's
+payloads held to @octokit/webhooks-schemas, GitLab's to its types), and the merge queue looks
+at a pull request when a delivery says it may merge or go back, not every poll.
+
+Every verdict is read from the forge's own state and its request log: each task lands once,
+through its own pull request, in a few counted calls whatever its checks take; a lost
+delivery still lands, by the safety poll; and a delivery's news makes the queue look, never
+merge (the trust rule judges what the look reads)."""
+
+import subprocess
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tests.autopilot.conftest import backlog
+from tests.autopilot.test_pull_requests import approve, attend, host, landed_subjects
+from tests.autopilot.test_remote_landing import Host, statuses
+from tests.forge import both
+from tests.forge.both import Side, side_of
+from tests.forge.description import available
+from tests.forge.server import Forge
+from tests.http.conftest import HttpServer, http_server
+from wvo_mcp.sandbox import bwrap
+
+pytestmark = [
+    pytest.mark.skipif(not bwrap.probe().usable, reason=f"no bwrap: {bwrap.probe().detail}"),
+    pytest.mark.skipif(not available(), reason="no @octokit/openapi (scripts/setup)"),
+]
+forge = both.landing  # the fixture: each scenario on the test GitHub and the test GitLab
+side = both.side
+SECRET = "the webhook's secret"
+# Counted calls per landed change, as the issue bounds them: open, one look, merge on GitHub;
+# GitLab's look is two reads (the merge request, its approvals).
+PER_CHANGE = {"github": 3, "gitlab": 4}
+LOOK = {"github": 1, "gitlab": 2}
+
+
+def webhook(pilot: Host, forge: Forge) -> AbstractContextManager[HttpServer]:
+    """`serve --http` on the autopilot's state folder, its webhook on for the forge's
+    repository."""
+    named = side_of(forge)
+    return http_server(
+        pilot.project["state"], WVO_WEBHOOK_SECRET=SECRET, WVO_GITLAB_WEBHOOK_SECRET=SECRET,
+        WVO_WEBHOOK_REPOS=f"{named.kind}:{named.path}",
+    )  # fmt: skip
+
+
+def start(pilot: Host, forge: Forge, log: Path, *more: str) -> "subprocess.Popen[str]":
+    args = [*pilot.args("--until-empty", "--via", "pull-request", "--forge-api", forge.api,
+                        *more)]  # fmt: skip
+    with log.open("w") as out:
+        return subprocess.Popen(args, env=pilot.env, stdout=out, stderr=subprocess.STDOUT,
+                                text=True, cwd=Path(__file__).parents[2])  # fmt: skip
+
+
+def counted(forge: Forge, since: int = 0) -> list[tuple[str, str, int]]:
+    """The requests the forge counts against the token's budget (GitHub: all but a 304)."""
+    return [r for r in forge.requests[since:] if r[2] != 304]
+
+
+def landed_once(forge: Forge, ids: list[str]) -> None:
+    by_branch = {p.branch: p for p in forge.pulls.values()}
+    assert sorted(by_branch) == sorted(f"wvo/{i}" for i in ids), by_branch
+    assert all(p.merged and p.merged_by == "autopilot" for p in by_branch.values())
+    subjects = landed_subjects(forge)
+    for task_id in ids:
+        assert sum(s.startswith(f"Land {task_id} ") for s in subjects) == 1, subjects
+
+
+def test_with_webhooks_each_change_lands_on_events_in_a_few_counted_calls(
+    tmp_path: Path, forge: Forge, side: Side
+) -> None:
+    pilot = host(tmp_path, forge)
+    ids = ["E1", "E2", "E3"]
+    anyio.run(backlog, pilot.project, [{"id": i, "title": f"task {i}"} for i in ids])
+    log = tmp_path / "autopilot.log"
+    with webhook(pilot, forge) as server:
+        forge.deliver_to(server.base, SECRET)
+        # No look but for what a delivery asks: a safety poll longer than the run.
+        attend(forge, start(pilot, forge, log, "--forge-safety-poll", "3600"), log, approve)
+        forge.settled()
+    landed_once(forge, ids)
+    assert statuses(pilot) == {i: "done" for i in ids}
+    said = log.read_text()
+    assert "webhook deliveries come for" in said, said[-3000:]
+    assert forge.sent and all(status == 200 for _, _, status in forge.sent), forge.sent
+    # Counted from the first pull request opened: the start's reads (the repository, its
+    # protection) are the run's, not a change's.
+    opened = next(n for n, (method, path, _) in enumerate(forge.requests)
+                  if method == "POST" and path.endswith(("/pulls", "/merge_requests")))  # fmt: skip
+    spent = counted(forge, opened)
+    pulls = [
+        r for r in spent if r[1] == "/api/graphql" or "/pulls" in r[1] or "/merge_requests" in r[1]
+    ]
+    # A restack (under the strict policy a merge puts the others behind) pushes a new head:
+    # its text says so (one edit), and the forge's checks on it are looked at once more.
+    restacks = said.count(f"its {side.noun} is restacked")
+    bound = PER_CHANGE[side.kind] * len(ids) + (1 + LOOK[side.kind]) * restacks
+    assert len(pulls) <= bound, (restacks, pulls)
+    # The run's own reads (the branch's protection, a reviewer's role, each kept a while).
+    assert len(spent) - len(pulls) <= 6, spent
+
+
+def test_a_lost_delivery_still_lands_by_the_safety_poll(
+    tmp_path: Path, forge: Forge, side: Side
+) -> None:
+    pilot = host(tmp_path, forge)
+    anyio.run(backlog, pilot.project, [{"id": "L", "title": "lost"}])
+    # Every delivery of a review or an approval is lost: the forge never says it may merge.
+    forge.lose = lambda event, payload: event == "pull_request_review" or (
+        event == "Merge Request Hook"
+        and (payload.get("object_attributes") or {}).get("action") in ("approval", "approved")
+    )  # fmt: skip
+    log = tmp_path / "autopilot.log"
+    with webhook(pilot, forge) as server:
+        forge.deliver_to(server.base, SECRET)
+        attend(forge, start(pilot, forge, log, "--forge-safety-poll", "2"), log, approve)
+        forge.settled()
+    assert forge.lost, "no delivery was lost"
+    landed_once(forge, ["L"])
+    assert statuses(pilot) == {"L": "done"}
