@@ -104,11 +104,12 @@ class Side:
 
     @property
     def reviews(self) -> str:
-        """The API path whose reads are the reviews', before its number."""
+        """The API path a look reads the reviews on, before its number (GitHub: the look's
+        one GraphQL query, which names no pull request in its path)."""
         if self.gitlab:
             project = urllib.parse.quote(self.path, safe="")
             return f"/projects/{project}/merge_requests/{{}}/approvals"
-        return f"/repos/{self.path}/pulls/{{}}/reviews"
+        return "/api/graphql"
 
     @property
     def review_anchor(self) -> str:

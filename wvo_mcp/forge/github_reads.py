@@ -91,8 +91,8 @@ def rollup(found: dict[str, Any], wanted: Sequence[str]) -> list[Check]:
         return list(checks.values())
     statuses = sorted((c for c in contexts if c.get("__typename") == "StatusContext"),
                       key=lambda c: str(c.get("createdAt") or ""), reverse=True)  # fmt: skip
-    for status in statuses:  # newest first: the first of a name
-        checks.setdefault(str(status["context"]), status(_as_status(status)))
+    for context in statuses:  # newest first: the first of a name
+        checks.setdefault(str(context["context"]), status(_as_status(context)))
     return list(checks.values())
 
 
@@ -136,12 +136,12 @@ def reviewed(found: dict[str, Any]) -> Review:
 
 
 def status(found: dict[str, Any]) -> Check:
-    state = found.get("state", "pending")
-    conclusion = {"error": "error", "failure": "failure", "success": "success"}.get(state, "")
+    said = found.get("state", "pending")  # not `state`: that is the function below
+    conclusion = {"error": "error", "failure": "failure", "success": "success"}.get(said, "")
     return Check(
         name=found["context"],
-        state=state(state != "pending", conclusion),
-        conclusion=state,
+        state=state(said != "pending", conclusion),
+        conclusion=said,
         url=found.get("target_url") or "",
         text=found.get("description") or "",
     )
