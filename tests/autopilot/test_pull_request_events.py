@@ -16,6 +16,7 @@ import anyio
 import pytest
 
 from tests.autopilot.conftest import backlog
+from tests.autopilot.test_pull_request_reviews import outsider_events, returned, until
 from tests.autopilot.test_pull_requests import approve, attend, host, landed_subjects
 from tests.autopilot.test_remote_landing import Host, statuses
 from tests.forge import both
@@ -59,6 +60,13 @@ def start(pilot: Host, forge: Forge, log: Path, *more: str) -> "subprocess.Popen
 def counted(forge: Forge, since: int = 0) -> list[tuple[str, str, int]]:
     """The requests the forge counts against the token's budget (GitHub: all but a 304)."""
     return [r for r in forge.requests[since:] if r[2] != 304]
+
+
+def looked(request: tuple[str, str, int], number: int) -> bool:
+    """A look's first request: GitHub's GraphQL query, GitLab's read of the merge request."""
+    method, path, _ = request
+    return (method, path) == ("POST", "/api/graphql") or (
+        method == "GET" and path.endswith(f"/merge_requests/{number}"))  # fmt: skip
 
 
 def landed_once(forge: Forge, ids: list[str]) -> None:
@@ -122,3 +130,38 @@ def test_a_lost_delivery_still_lands_by_the_safety_poll(
     assert forge.lost, "no delivery was lost"
     landed_once(forge, ["L"])
     assert statuses(pilot) == {"L": "done"}
+
+
+def test_a_delivery_wakes_a_look_and_never_merges_on_an_outsiders_say(
+    tmp_path: Path, forge: Forge, side: Side
+) -> None:
+    """eve (no role) approves and mallory (a reader) asks for changes: GitHub and GitLab
+    deliver both; the queue looks, shows them to a person and waits for a writer's review;
+    their later reviews wake nothing (they were found not to steer)."""
+    forge.roles.update(mallory="read")
+    pilot = host(tmp_path, forge)
+    state = pilot.project["state"]
+    anyio.run(backlog, pilot.project, [{"id": "V", "title": "vetted"}])
+    log = tmp_path / "autopilot.log"
+    with webhook(pilot, forge) as server:
+        forge.deliver_to(server.base, SECRET)
+        process = start(pilot, forge, log, "--forge-safety-poll", "3600")
+
+        def person(forge: Forge, number: int, head: str) -> None:
+            forge.review(number, "APPROVED", "lgtm", user="eve")
+            forge.review(number, "CHANGES_REQUESTED", "no", user="mallory")
+            until(lambda: len(outsider_events(state, "V")) == 2, process, log)
+            forge.settled()
+            before = len(forge.requests)
+            forge.review(number, "APPROVED", "again", user="eve")  # heard, and ignored
+            forge.settled()
+            assert not forge.pulls[number].merged and not returned(forge)
+            side.approve(forge, number)  # a writer's: the look it wakes merges
+            until(lambda: forge.pulls[number].merged, process, log)
+            # One look since: the writer's approval's; eve's woke none.
+            looks = [r for r in forge.requests[before:] if looked(r, number)]
+            assert len(looks) == 1, forge.requests[before:]
+
+        attend(forge, process, log, person)
+    landed_once(forge, ["V"])
+    assert "0 of 1 approvals" in log.read_text()
