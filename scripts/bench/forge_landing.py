@@ -2,8 +2,8 @@
 """Landing through pull requests (`--via pull-request`): the forge's API calls per landed
 change, and the time from a worker's submission to its merged pull request, on each forge.
 
-    python -m scripts.bench.forge_landing --quick            # smoke run, ~4 minutes
-    python -m scripts.bench.forge_landing --json out.json    # full run, ~16 minutes
+    python -m scripts.bench.forge_landing --quick            # smoke run, ~10 minutes
+    python -m scripts.bench.forge_landing --checks 60        # ~26 minutes (BENCHMARKS.md)
     python -m scripts.bench.forge_landing --forge gitlab     # one forge only
 
 Every run is real: the test forge (tests/forge/server.py: GitHub's REST API validated
@@ -13,7 +13,8 @@ protected), and
 `wvo-mcp autopilot --until-empty --merge merge --onto origin/main --via pull-request
 --check "sh check.sh"` with the fake Claude Code worker in its sandbox, on a fresh clone and
 state folder. The check stands in for a test suite (about 0.3 s of hashing); the forge runs
-the same one on each pull request's head as its required check. A scripted reviewer
+the same one on each pull request's head as its required check, after a sleep of
+`--checks` seconds (a real CI's minutes). A scripted reviewer
 approves each head as soon as the forge's check on it has ended, so what is measured is
 the queue and the forge, not a person.
 
@@ -24,10 +25,13 @@ the queue and the forge, not a person.
   (a restack pushes a new head: under the strict policy a merge puts every other pull
   request behind);
 - submission to merged: per task, from its worker's move to needs_review to its task's
-  move to done (the merge seen); p50 and p95.
+  move to done (the merge seen); p50 and p95; and from its last approval (given once the
+  forge's check on its head ended) to the same;
+- the changes an hour one token lands before the forge's published limits stop it.
 
-`--forge-poll` 10 (the default) and 2 run interleaved, and the forges within each, medians
-over the repeats. The table goes to stdout, progress to stderr.
+Each forge runs polling (`--forge-poll` 10, no webhook) and on events (the test forge
+delivers its webhooks to a real `serve --http` on the autopilot's database), for each check
+duration; medians over the repeats. The table goes to stdout, progress to stderr.
 """
 
 from __future__ import annotations
