@@ -274,6 +274,7 @@ def naming(state_root: Path, but: set[int]) -> list[int]:
 @pytest.mark.slow
 @pytest.mark.skipif(not CLAUDE.exists(), reason="the Claude Code CLI is not installed")
 @pytest.mark.parametrize("warm", [False, True], ids=["cold", "forked by the warm process"])
+@pytest.mark.usefixtures("cleanup")  # its warm process ends with it, not in another's teardown
 def test_claude_code_ends_its_server_with_sigint_alone_on_a_busy_machine(
     state_root: Path, tmp_path: Path, warm: bool
 ) -> None:
