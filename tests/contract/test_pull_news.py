@@ -48,8 +48,12 @@ async def test_news_is_kept_with_its_delivery_and_a_replay_writes_nothing(
     assert gitlab == []
     world.clock.advance(25 * 3600)
     await tell(orch, "d-3", News(5, HEAD, "pull", "amy", "opened"))
-    latest = await orch.db.read(partial(pull_news.latest, kind="github", repository="team/project"))
+    latest = await orch.db.read(partial(pull_news.latest, kind="github", repository="team/project",
+                                        now=world.clock.now()))  # fmt: skip
     assert latest == world.clock.now()
+    later = world.clock.now() + timedelta(days=2)  # nothing heard since: deliveries stopped
+    assert await orch.db.read(partial(pull_news.latest, kind="github",
+                                      repository="team/project", now=later)) is None  # fmt: skip
     kept = await orch.db.read(partial(pull_news.since, kind="github", repository="team/project",
                                       at=world.clock.now() - timedelta(days=2)))  # fmt: skip
     assert [h.news.number for h in kept] == [5]  # a day's news kept, no more
@@ -59,7 +63,7 @@ async def test_the_ear_wakes_a_landing_only_for_news_worth_a_look_at_its_head(
     world: World, orch: Orchestrator
 ) -> None:
     ear = Listening(orch.db, "github", world.clock.now())
-    await ear.start("team/project")
+    await ear.start("team/project", world.clock.now())
     assert not ear.events  # nothing heard yet: the queue polls
     pulls = {7: (3, HEAD)}  # landing 7 follows pull request #3 at HEAD
     await tell(orch, "d-1", News(3, HEAD, "pull", "wvo", "opened"))
@@ -86,7 +90,7 @@ async def test_the_ear_reads_news_committed_after_its_read_but_stamped_before_it
     """A delivery's transaction stamped before a read may commit after it: news is read
     again a while back, each once."""
     ear = Listening(orch.db, "github", world.clock.now())
-    await ear.start("team/project")
+    await ear.start("team/project", world.clock.now())
     pulls = {7: (3, HEAD)}
     start = world.clock.now()
     assert await ear.hear(pulls, REQUIRED, world.clock.advance(5)) == set()

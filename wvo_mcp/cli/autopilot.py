@@ -307,7 +307,7 @@ def _landing_arguments(autopilot: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="With --via pull-request, where webhook deliveries come (serve --http): seconds "
         "between two looks at one pull request that no delivery asked for, the net for a "
-        "lost one (a conditional request; default 600).",
+        "lost one (default 600).",
     )
     autopilot.add_argument(
         "--check", help='A project-wide check every landing tree passes, e.g. "make test".'

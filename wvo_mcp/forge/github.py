@@ -341,7 +341,11 @@ class GitHub:
             checks = self.checks(pull.head, required.checks)
         reviews = (node.get("reviews") or {}).get("nodes") or []
         writers = frozenset(
-            reads.author(r) for r in reviews if r.get("authorCanPushToRepository") is True
+            # A bot's login comes without its [bot]: only a person's push right is a writer's.
+            reads.author(r)
+            for r in reviews
+            if r.get("authorCanPushToRepository") is True
+            and (r.get("author") or {}).get("__typename") == "User"
         )
         return Look(pull, tuple(checks), tuple(reads.reviewed(r) for r in reviews), writers)
 

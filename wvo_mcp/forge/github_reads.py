@@ -26,7 +26,7 @@ LOOK = """query($owner: String!, $name: String!, $number: Int!) {
         }
       } } } } }
       reviews(last: 100) { nodes {
-        fullDatabaseId author { login } authorCanPushToRepository state commit { oid }
+        fullDatabaseId author { __typename login } authorCanPushToRepository state commit { oid }
         body url comments(first: 100) { nodes { path line originalLine body } }
       } }
     }

@@ -47,9 +47,10 @@ def since(tx: Tx, kind: ForgeKind, repository: str, at: datetime) -> list[Heard]
                                      r["state"]), r["at"]) for r in rows]  # fmt: skip
 
 
-def latest(tx: Tx, kind: ForgeKind, repository: str) -> datetime | None:
-    """When `repository`'s last news was heard (None: none in the last day)."""
-    found = tx.value("news_latest", {"forge": kind, "repository": repository.lower()})
+def latest(tx: Tx, kind: ForgeKind, repository: str, now: datetime) -> datetime | None:
+    """When `repository`'s last news was heard (None: none in the day before `now`)."""
+    found = tx.value("news_latest", {"forge": kind, "repository": repository.lower(),
+                                     "since": timeutil.to_text(now - KEPT)})  # fmt: skip
     return None if found is None else timeutil.from_text(str(found))
 
 

@@ -19,7 +19,7 @@ import anyio
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
-from wvo_mcp import providers, sandbox
+from wvo_mcp import providers, sandbox, timeutil
 from wvo_mcp.autopilot import commands, isolation
 from wvo_mcp.autopilot.landing import gate, lander
 from wvo_mcp.autopilot.landing.target import local_ref
@@ -336,7 +336,12 @@ async def _deliveries(settings: Settings, git: Git, onto: str, api: str | None) 
         return Check("forge webhook", False, str(exc) or "no remote")
     try:
         heard = await orchestrator.db.read(
-            partial(pull_news.latest, kind=located.kind, repository=located.repository)
+            partial(
+                pull_news.latest,
+                kind=located.kind,
+                repository=located.repository,
+                now=timeutil.now(),
+            )
         )
     finally:
         await orchestrator.close()

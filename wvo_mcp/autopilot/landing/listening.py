@@ -38,11 +38,11 @@ class Listening:
         self._heard: dict[int, tuple[str, Heard]] = {}  # landing id -> its head, what was heard
         self.outsiders: set[str] = set()  # reviewers found not to steer, lowercase
 
-    async def start(self, repository: str) -> None:
-        """Whether `repository`'s deliveries come, as the news kept says."""
+    async def start(self, repository: str, now: datetime) -> None:
+        """Whether `repository`'s deliveries come: news heard within the day before `now`."""
         self.repository = repository
         found = await self.db.read(partial(news_rows.latest, kind=self.kind,
-                                           repository=repository))  # fmt: skip
+                                           repository=repository, now=now))  # fmt: skip
         self.events = found is not None
 
     async def hear(

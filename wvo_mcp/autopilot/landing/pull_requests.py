@@ -16,7 +16,7 @@ forge's checks run on what would land, as a batch's would not.
 Each pull request is looked at (forge.look: one GraphQL query on GitHub) when the forge's
 webhook says something that could change its verdict happened (listening.py), and else at
 most every `poll` seconds (less often while it waits for a person); where deliveries come,
-only every `safety` seconds, by a conditional request. What it asks next is
+only every `safety` seconds. What it asks next is
 rules/pulls.judge's. A pull
 request whose head moved (a person's commit) is verified again and kept; one whose target
 moved is restacked, verified and pushed again, once approved and one at a time; what a
@@ -92,7 +92,6 @@ class PullRequests:
         self._pulls: dict[int, tuple[int, str]] = {}  # landing id -> its number, verified head
         self._woken: set[int] = set()  # due for a look because a delivery said so
         self._mode: bool | None = None  # whether deliveries come, as last said
-        self._last: dict[int, tuple[object, ...]] = {}  # landing id -> its pull request, seen
 
     @property
     def _noun(self) -> str:
@@ -121,7 +120,7 @@ class PullRequests:
             if not self.ear.repository:
                 if self._repo is None:
                     self._repo = await self.reach.call(self.forge.repository)
-                await self.ear.start(self._repo.name)
+                await self.ear.start(self._repo.name, self.steps.now())
             required = await self._requirements()
         except Fault:  # said once by the reach: its polls go on when it answers
             return
@@ -366,7 +365,6 @@ class PullRequests:
         now = time.monotonic()
         if now < self._next.get(intent.id, 0.0):
             return False
-        woken = intent.id in self._woken or intent.id not in self._last
         self._woken.discard(intent.id)
         self._next[intent.id] = now + self._spacing()
         tip = await steps.tip()
@@ -381,14 +379,9 @@ class PullRequests:
             return False
         released = intent.id in self._behind
         self._behind.discard(intent.id)
-        if self.ear.events and not woken:  # the safety net's look, for a lost delivery
-            quick = await self.reach.call(self.forge.pull, row.number)  # GitHub: 304, free
-            if _seen(quick) == self._last.get(intent.id):
-                return False
         required = await self._requirements()
         look = await self.reach.call(self.forge.look, row.number, required)
         pull = look.pull
-        self._last[intent.id] = _seen(pull)
         self.ear.looked(intent.id)
         next_ = await self._judge(item.task_id, look, intent.new, current, required)
         if released and next_.kind != "behind" and self._lead is None:
@@ -721,19 +714,13 @@ class PullRequests:
     def _forget(self, landing_id: int) -> None:
         self.ear.forget(landing_id)
         self._pulls.pop(landing_id, None)
-        self._last.pop(landing_id, None)
         self._woken.discard(landing_id)
         self._behind.discard(landing_id)
         self._enqueued.discard(landing_id)
-        if self._lead == landing_id:
-            self._release()
         self._next.pop(landing_id, None)
+        if self._lead in (None, landing_id):  # the next behind goes, whether it led or not
+            self._release()
         self._said.pop(landing_id, None)
-
-
-def _seen(pull: Pull) -> tuple[object, ...]:
-    """What of a pull request, changed, is worth a look (the safety net's quick read)."""
-    return (pull.state, pull.merged, pull.head, pull.mergeable_state)
 
 
 def _outsider(review: Review, pull: Pull, kind: ForgeKind) -> str:

@@ -1396,7 +1396,7 @@ WHERE repository = %(repository)s AND forge = %(forge)s AND at >= %(since)s ORDE
 
 -- name: news_latest
 -- When a repository's last news was heard (NULL: none kept).
-SELECT max(at) AS at FROM pull_news WHERE repository = %(repository)s AND forge = %(forge)s;
+SELECT max(at) AS at FROM pull_news WHERE repository = %(repository)s AND forge = %(forge)s AND at >= %(since)s;
 
 -- name: news_forget
 DELETE FROM pull_news WHERE at < %(before)s;

@@ -1312,7 +1312,7 @@ WHERE repository = :repository AND forge = :forge AND at >= :since ORDER BY at, 
 
 -- name: news_latest
 -- When a repository's last news was heard (NULL: none kept).
-SELECT max(at) AS at FROM pull_news WHERE repository = :repository AND forge = :forge;
+SELECT max(at) AS at FROM pull_news WHERE repository = :repository AND forge = :forge AND at >= :since;
 
 -- name: news_forget
 DELETE FROM pull_news WHERE at < :before;
