@@ -18,7 +18,7 @@ are written by edge/deliveries.py (services/pull_news.py)."""
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from wvo_mcp.rules.pulls import Requirements
@@ -164,7 +164,6 @@ class Heard:
     moved: bool = False  # closed, reopened, merged, or its head moved, by someone
     opened: bool = False
     new: bool = False
-    who: tuple[str, ...] = field(default=())  # whose news it was, for the driver's log
 
 
 def hear(heard: Heard, found: Iterable[News], head: str, kind: ForgeKind) -> Heard:
@@ -194,7 +193,6 @@ def hear(heard: Heard, found: Iterable[News], head: str, kind: ForgeKind) -> Hea
             heard = replace(heard, new=True, suite=True)
         else:
             heard = replace(heard, new=True, passed=heard.passed | {news.name})
-        heard = replace(heard, who=(*heard.who[-4:], f"{news.what} {news.name} {news.state}"))
     return heard
 
 
