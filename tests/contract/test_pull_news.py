@@ -76,11 +76,16 @@ async def test_the_ear_wakes_a_landing_only_for_news_worth_a_look_at_its_head(
     await tell(orch, "d-4", News(3, HEAD, "review", "amy", "APPROVED"))
     assert await ear.hear(pulls, REQUIRED, world.clock.now()) == {7}
     assert await ear.hear(pulls, REQUIRED, world.clock.now()) == set()  # read once
-    ear.looked(7)
+    ear.looked(7, HEAD, frozenset({"amy"}))  # amy's approval counted
     ear.outsiders.add("eve")
     await tell(orch, "d-5", News(3, HEAD, "review", "eve", "CHANGES_REQUESTED"))
     assert await ear.hear(pulls, REQUIRED, world.clock.now()) == set()  # eve does not steer
-    await tell(orch, "d-6", News(3, HEAD, "pull", "bob", "closed"))
+    # Restacked by the queue: the approval the look counted is carried to the new head, so
+    # its check passing is worth a look (not the safety poll's, minutes later).
+    pulls = {7: (3, "c" * 40)}
+    await tell(orch, "d-7", News(3, "c" * 40, "check", "check", "success"))
+    assert await ear.hear(pulls, REQUIRED, world.clock.now()) == {7}
+    await tell(orch, "d-6", News(3, "c" * 40, "pull", "bob", "closed"))
     assert await ear.hear(pulls, REQUIRED, world.clock.now()) == {7}
 
 
@@ -97,5 +102,5 @@ async def test_the_ear_reads_news_committed_after_its_read_but_stamped_before_it
     world.clock.current = start + timedelta(seconds=1)  # stamped before that read
     await tell(orch, "d-1", News(3, HEAD, "pull", "bob", "closed"))
     assert await ear.hear(pulls, REQUIRED, world.clock.advance(9)) == {7}
-    ear.looked(7)
+    ear.looked(7, HEAD)
     assert await ear.hear(pulls, REQUIRED, world.clock.advance(1)) == set()

@@ -768,6 +768,10 @@ class Forge:
             fault = self._fault()
             if fault is not None:
                 status, said, extra = fault
+                if self.remaining <= 0:  # GraphQL's spent primary limit: a 200 that says so
+                    status, said = 200, {"data": None, "errors": [{
+                        "type": "RATE_LIMITED",
+                        "message": "API rate limit already exceeded for user ID 1."}]}  # fmt: skip
                 self.requests.append(("POST", GRAPHQL, status))
                 return status, {**extra, **self._limits()}, json.dumps(said).encode()
             answer, problems = graph.execute(asked["query"], asked.get("variables"), {

@@ -14,7 +14,7 @@ from tests.forge.description import available, description
 from tests.forge.server import TOKEN, Forge
 from wvo_mcp.autopilot.landing.target import ForgeReach
 from wvo_mcp.errors import Fault
-from wvo_mcp.forge import Look, Merged, credentials
+from wvo_mcp.forge import Look, Merged, Requirements, credentials
 from wvo_mcp.forge.github import GitHub
 
 pytestmark = pytest.mark.skipif(not available(), reason="no @octokit/openapi (scripts/setup)")
@@ -100,6 +100,9 @@ def test_each_fault_is_a_fault_that_says_what_to_do(forge: Forge) -> None:
         client.repository()
     assert primary.value.kind == "limited" and primary.value.retry_after >= 20
     assert "primary" in str(primary.value)
+    with pytest.raises(Fault) as graphql:  # GraphQL's own: a 200 whose error says RATE_LIMITED
+        client.look(1, Requirements())
+    assert graphql.value.kind == "limited" and graphql.value.retry_after >= 20
     forge.remaining, forge.reset_at = 100, 0.0
     forge.secondary.append(0)  # a secondary limit that names no time
     with pytest.raises(Fault) as timeless:

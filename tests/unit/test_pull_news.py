@@ -54,6 +54,11 @@ def test_github_s_pull_request_review_and_check_deliveries_read_as_news() -> Non
         News(3, HEAD, "check", "check", "failure"),
         News(5, HEAD, "check", "check", "failure"),
     ]
+    commented = deliveries.payload(
+        "pull_request_review", "submitted", repository=REPO, pull_request=pull(),
+        review={"state": "commented", "commit_id": HEAD, "user": sender},
+    )  # fmt: skip
+    assert pull_news.github("pull_request_review", commented) == []  # neither approves nor asks
     queued = {**run, "status": "queued", "conclusion": None}
     created = deliveries.payload("check_run", "created", repository=REPO, check_run=queued)
     assert pull_news.github("check_run", created) == []  # a check that starts changes nothing
@@ -89,9 +94,13 @@ def test_gitlab_s_merge_request_pipeline_and_note_hooks_read_as_news() -> None:
     ]
     running = {"object_attributes": {"sha": HEAD, "status": "running"}, "merge_request": None}
     assert pull_news.gitlab("Pipeline Hook", running) == []
-    note = {"user": user, "object_attributes": {"noteable_type": "MergeRequest"},
+    note = {"user": user, "object_attributes": {"noteable_type": "MergeRequest",
+                                                "type": "DiscussionNote"},
             "merge_request": {"iid": 4, "last_commit": {"id": HEAD}}}  # fmt: skip
     assert pull_news.gitlab("Note Hook", note) == [News(4, HEAD, "review", "amy", "COMMENTED")]
+    # A comment outside a thread (GitLab's `type` null) cannot block a merge: no look.
+    said = {**note, "object_attributes": {"noteable_type": "MergeRequest", "type": None}}
+    assert pull_news.gitlab("Note Hook", said) == []
 
 
 CHECKED = Requirements(checks=("check", "lint"), approvals=1)
@@ -129,3 +138,24 @@ def test_what_sends_it_back_or_moves_it_is_worth_a_look_at_once() -> None:
                         Requirements(checks=("check",), known=False))  # fmt: skip
     once = pull_news.looked(heard(News(3, HEAD, "pull", "bob", "closed")))
     assert not worth_a_look(once, CHECKED)
+
+
+def test_a_note_keeps_an_approval_and_a_restack_carries_the_approvals_a_look_counted() -> None:
+    passed, linted = (
+        News(3, HEAD, "check", "check", "success"),
+        News(3, HEAD, "check", "lint", "success"),
+    )
+    approved = News(3, HEAD, "review", "amy", "APPROVED")
+    noted = News(3, HEAD, "review", "amy", "COMMENTED")  # a GitLab note of amy's thread
+    kept = hear(Heard(), [approved, noted], HEAD, "gitlab")
+    assert kept.approvers == {"amy"} and kept.asked
+    # A look counted bob's approval (amy's was an outsider's): the heard ones give way.
+    counted = pull_news.looked(kept, frozenset({"bob"}))
+    assert counted.approvers == {"bob"} and not counted.new
+    assert pull_news.looked(kept).approvers == {"amy"}  # its reviews not judged: kept
+    # The queue pushed a restacked head: its checks heard, the approval carried, a look due.
+    after = hear(pull_news.restacked(counted), [
+        News(3, OLD, "check", "check", "success"), News(3, OLD, "check", "lint", "success"),
+    ], OLD, "github")  # fmt: skip
+    assert worth_a_look(after, CHECKED) and not after.passed - {"check", "lint"}
+    assert not worth_a_look(hear(Heard(), [passed, linted], HEAD, "github"), CHECKED)

@@ -77,6 +77,7 @@ class GitHub:
         self.app = app
         self.installation: int | None = None  # the App's, found on its first request
         self._lock = threading.Lock()
+        self._installing = threading.Lock()
         self._calls = 0
         self._timeout = timeout
         if app is not None:
@@ -103,8 +104,11 @@ class GitHub:
                 f"({what}: 404): install it there from the App's settings (Install App), with "
                 "the permissions docs/forge.md lists",
             ) from None  # fmt: skip
-        self.installation = int(found["id"])
-        self._client = self._made(github_app.as_installation(app, self.installation, self.name))
+        installation = int(found["id"])
+        # The client first: a request on another thread that sees the installation found
+        # must not go out as the App (its JWT reads no repository).
+        self._client = self._made(github_app.as_installation(app, installation, self.name))
+        self.installation = installation
 
     def _made(self, auth: BaseAuthStrategy) -> Client[Any]:
         return Client(auth, base_url=self.api + "/", timeout=self._timeout, auto_retry=False,
@@ -122,7 +126,9 @@ class GitHub:
         """One request, REST or GraphQL; every way it can fail is a Fault that says what to
         do. As an App, its installation is found first, once."""
         if self.app is not None and self.installation is None:
-            self._install(self.app)
+            with self._installing:  # found once, however many threads ask at first
+                if self.installation is None:
+                    self._install(self.app)
         return self._request(fn, what)
 
     def _request(self, fn: Callable[[], Any], what: str) -> Any:
@@ -130,12 +136,8 @@ class GitHub:
             self._calls += 1
         try:
             return fn()
-        except GraphQLFailed as exc:
-            errors = exc.response.errors or []
-            if any(getattr(e, "type", None) == "RATE_LIMITED" for e in errors):
-                # GraphQL's own limit, said in a 200: held until the hour's reset, as asked.
-                raise faults.limited("GitHub", what, None, "primary") from None
-            said = "; ".join(e.message for e in errors)[:300]
+        except GraphQLFailed as exc:  # (its spent limit, said in a 200, is RateLimitExceeded)
+            said = "; ".join(e.message for e in exc.response.errors or [])[:300]
             raise Fault("refused", f"GitHub refused {what}: {said}") from None
         except RateLimitExceeded as exc:
             which = "secondary" if "Secondary" in type(exc).__name__ else "primary"

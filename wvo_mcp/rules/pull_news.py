@@ -29,6 +29,8 @@ PASSED = frozenset({"success", "neutral", "skipped"})  # as required checks coun
 FAILED = frozenset({"failure", "timed_out", "cancelled", "action_required", "startup_failure",
                     "stale", "error", "failed", "canceled"})  # fmt: skip
 MOVES = frozenset({"closed", "reopened", "merged", "synchronize"})  # of a pull request
+COUNTED = frozenset({"APPROVED", "CHANGES_REQUESTED", "DISMISSED"})  # GitHub's review states
+THREADS = ("DiscussionNote", "DiffNote")  # GitLab's notes that open or answer a thread
 MAX_NEWS = 20  # read of one delivery: a check suite names at most this many pull requests
 # What a repository's webhook sends for the queue to land on events (docs/forge.md), and
 # what that saves, as BENCHMARKS.md measured it.
@@ -72,8 +74,8 @@ def github(event: str, payload: dict[str, Any]) -> list[News]:
         review, pull = _dict(payload, "review"), _dict(payload, "pull_request")
         action = str(payload.get("action") or "")
         state = "DISMISSED" if action == "dismissed" else str(review.get("state") or "").upper()
-        if action not in ("submitted", "dismissed") or not state:
-            return []
+        if action not in ("submitted", "dismissed") or state not in COUNTED:
+            return []  # a comment alone neither approves nor asks (rules/pulls.judge)
         login = _text(review, "user", "login")
         return [News(_int(pull.get("number")), str(review.get("commit_id") or ""), "review",
                      login, state)]  # fmt: skip
@@ -138,7 +140,8 @@ def gitlab(event: str, payload: dict[str, Any]) -> list[News]:
         number = _int(request.get("iid")) if isinstance(request, dict) else 0
         return [News(number, str(attributes.get("sha") or ""), "check", "pipeline",
                      _ended(status))]  # fmt: skip
-    if event == "Note Hook" and attributes.get("noteable_type") == "MergeRequest":
+    thread = attributes.get("type") in THREADS  # a comment outside one never blocks a merge
+    if event == "Note Hook" and attributes.get("noteable_type") == "MergeRequest" and thread:
         request = _dict(payload, "merge_request")
         sha = _text(request, "last_commit", "id")
         return [News(_int(request.get("iid")), sha, "review", user, "COMMENTED")]
@@ -179,7 +182,9 @@ def hear(heard: Heard, found: Iterable[News], head: str, kind: ForgeKind) -> Hea
         elif news.sha and news.sha != head:
             continue  # about a head the queue no longer carries
         elif news.what == "review":
-            approvers = heard.approvers - {news.name}
+            approvers = heard.approvers  # a note (GitLab) takes no approval back
+            if news.state in COUNTED:
+                approvers = approvers - {news.name}
             if news.state == "APPROVED":
                 approvers |= {news.name}
             asked = heard.asked or news.state == "CHANGES_REQUESTED" or (
@@ -211,9 +216,18 @@ def worth_a_look(heard: Heard, required: Requirements) -> bool:
     return checks and approved and (waited or heard.opened or bool(heard.passed))
 
 
-def looked(heard: Heard) -> Heard:
-    """Heard once a look read the pull request: nothing new, what passed kept."""
-    return replace(heard, new=False, moved=False, failed=False, asked=False, suite=False)
+def looked(heard: Heard, approvers: frozenset[str] | None = None) -> Heard:
+    """Heard once a look read the pull request: nothing new, what passed kept; the approvals
+    it counted (of those who steer), where it judged its reviews, in place of those heard."""
+    found = heard.approvers if approvers is None else approvers
+    return replace(heard, new=False, moved=False, failed=False, asked=False, suite=False,
+                   approvers=found)  # fmt: skip
+
+
+def restacked(heard: Heard) -> Heard:
+    """Heard of a new head the queue pushed: its approvals carried over (most branches keep
+    them across a push; where a push dismisses them, one look finds so)."""
+    return Heard(approvers=heard.approvers)
 
 
 def matches(news: News, number: int, head: str) -> bool:

@@ -237,6 +237,11 @@ def unfinished(required: Requirements, checks: Sequence[Check]) -> list[str]:
     return [n for n in required.checks if found.get(n) is None or found[n].state != "success"]
 
 
+def approvers(reviews: Sequence[Review], steer: frozenset[str]) -> frozenset[str]:
+    """Those who steer whose latest review that counts approves."""
+    return frozenset(a for a, r in _latest(reviews, steer).items() if r.state == "APPROVED")
+
+
 def _latest(reviews: Sequence[Review], steer: frozenset[str]) -> dict[str, Review]:
     """Each reviewer's latest review that counts (a comment alone changes nothing), of those
     who steer."""

@@ -37,6 +37,7 @@ class Listening:
         self._seen: dict[int, str] = {}  # news ids read, with when they were heard
         self._heard: dict[int, tuple[str, Heard]] = {}  # landing id -> its head, what was heard
         self.outsiders: set[str] = set()  # reviewers found not to steer, lowercase
+        self.unheeded: list[pull_news.News] = []  # their reviews, as the last read heard them
 
     async def start(self, repository: str, now: datetime) -> None:
         """Whether `repository`'s deliveries come: news heard within the day before `now`."""
@@ -59,24 +60,29 @@ class Listening:
         self._since = now
         if fresh:
             self.events = True
-        wanted = pull_news.ignoring([r.news for r in fresh], frozenset(self.outsiders))
+        news = [r.news for r in fresh]
+        wanted = pull_news.ignoring(news, frozenset(self.outsiders))
+        self.unheeded = [n for n in news if n not in wanted]
         due = set()
         for landing, (number, head) in pulls.items():
             mine = [n for n in wanted if pull_news.matches(n, number, head)]
             if not mine:
                 continue
             was, heard = self._heard.get(landing, (head, Heard()))
-            heard = pull_news.hear(heard if was == head else Heard(), mine, head, self.kind)
+            was_heard = heard if was == head else pull_news.restacked(heard)
+            heard = pull_news.hear(was_heard, mine, head, self.kind)
             self._heard[landing] = (head, heard)
             if pull_news.worth_a_look(heard, required):
                 due.add(landing)
         return due
 
-    def looked(self, landing: int) -> None:
-        """A look read the pull request: what was heard is old news."""
-        found = self._heard.get(landing)
-        if found is not None:
-            self._heard[landing] = (found[0], pull_news.looked(found[1]))
+    def looked(self, landing: int, head: str, approvers: frozenset[str] | None = None) -> None:
+        """A look read the pull request at `head`: what was heard is old news, and the
+        approvals it counted (None: its reviews were not judged) are those heard."""
+        was, heard = self._heard.get(landing, (head, Heard()))
+        if was != head:
+            heard = pull_news.restacked(heard)
+        self._heard[landing] = (head, pull_news.looked(heard, approvers))
 
     def forget(self, landing: int) -> None:
         self._heard.pop(landing, None)

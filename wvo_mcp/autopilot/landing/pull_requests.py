@@ -126,6 +126,14 @@ class PullRequests:
             return
         for woken in await self.ear.hear(self._pulls, required, self.steps.now()):
             self._at_once(woken)
+        followed = {number for number, _ in self._pulls.values()}
+        for news in self.ear.unheeded:
+            key = f"unheeded:{news.number}:{news.name.lower()}"
+            if news.number in followed and key not in self._shown:
+                self._shown.add(key)
+                who = plain(news.name, 60)  # a login, from a signed delivery: still text
+                self.steps.say(f"{who}'s reviews of {self._named(news.number)} wake no look: "
+                               f"{who} does not steer")  # fmt: skip
         if self._mode != self.ear.events:
             self._mode = self.ear.events
             self._say_mode()
@@ -382,8 +390,8 @@ class PullRequests:
         required = await self._requirements()
         look = await self.reach.call(self.forge.look, row.number, required)
         pull = look.pull
-        self.ear.looked(intent.id)
-        next_ = await self._judge(item.task_id, look, intent.new, current, required)
+        next_, approvers = await self._judge(item.task_id, look, intent.new, current, required)
+        self.ear.looked(intent.id, intent.new, approvers)
         if released and next_.kind != "behind" and self._lead is None:
             self._release()  # it was let go first but is not restacked: the next one is
         if next_.kind == "landed":
@@ -409,13 +417,15 @@ class PullRequests:
 
     async def _judge(
         self, task_id: str, look: Look, verified: str, current: bool, required: Requirements
-    ) -> pulls.Next:
+    ) -> tuple[pulls.Next, frozenset[str] | None]:
         """What the pull request asks for next, from one look: its reviews judged once no
-        required check runs on a current head (a person is waited for longer than a check)."""
+        required check runs on a current head (a person is waited for longer than a check);
+        with the approvals it counted then (None: not judged)."""
         pull = look.pull
         checks: list[Check] = []
         reviews: list[Review] | None = []
         steer: frozenset[str] = frozenset()
+        approvers: frozenset[str] | None = None
         if pull.state == "open" and pull.head == verified:
             checks = list(look.checks)
             states = {c.name: c.state for c in checks}
@@ -424,8 +434,10 @@ class PullRequests:
             reviews = None if running and not failed else list(look.reviews)
             if reviews:
                 steer = await self._steering(task_id, pull, reviews, look.writers)
+            if reviews is not None:
+                approvers = pulls.approvers(reviews, steer)
         return pulls.judge(pull, verified, current, required, checks, reviews, steer,
-                           self.forge.kind)  # fmt: skip
+                           self.forge.kind), approvers  # fmt: skip
 
     async def _steering(
         self, task_id: str, pull: Pull, reviews: Sequence[Review], writers: frozenset[str] | None
