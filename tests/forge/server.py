@@ -1276,6 +1276,9 @@ def _update(forge: Forge, query: Any, data: dict[str, Any], number: str) -> Answ
     pull.body = data.get("body", pull.body)
     if was:
         forge._told_pull(pull, "edited", was=was)
+    if data.get("state") == "closed" and pull.state == "open":
+        pull.state, pull.closed_at = "closed", _now()
+        forge._told_pull(pull, "closed", forge.login)
     forge._sync(pull)
     return 200, forge.pull_json(pull), {}
 

@@ -351,3 +351,12 @@ def test_one_look_reads_in_one_graphql_query_what_the_three_reads_do(forge: Forg
         client.pull(7)
     assert missing.value.kind == read.value.kind == "auth"
     assert head != forge.tip()
+
+
+def test_the_queue_closes_a_pull_request_unmerged(forge: Forge) -> None:
+    client = GitHub(forge.api, forge.full, TOKEN)
+    head = forge.push_branch("wvo/batch-1", {"b.txt": "b\n"})
+    batch = client.open("wvo/batch-1", "main", "a batch", "split later")
+    client.close(batch.number)  # a batch the queue splits
+    closed = client.pull(batch.number)
+    assert (closed.state, closed.merged, closed.head) == ("closed", False, head)

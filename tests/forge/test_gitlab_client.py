@@ -640,3 +640,12 @@ def test_a_look_reads_the_merge_request_and_its_approvals_and_more_only_when_the
     forge.close(2)
     found, _ = looked(2)
     assert found.pull.state == "closed"
+
+
+def test_the_queue_closes_a_merge_request_unmerged(forge: Forge) -> None:
+    client = _client(forge)
+    head = forge.push_branch("wvo/batch-1", {"b.txt": "b\n"})
+    batch = client.open("wvo/batch-1", "main", "a batch", "split later")
+    client.close(batch.number)  # a batch the queue splits
+    closed = client.pull(batch.number)
+    assert (closed.state, closed.merged, closed.head) == ("closed", False, head)

@@ -122,6 +122,10 @@ class Forge(Protocol):
         """On pull request `number` (GitLab numbers merge requests apart from issues)."""
         ...
 
+    def close(self, number: int) -> None:
+        """Pull request `number` closed unmerged (a batch the queue split)."""
+        ...
+
     def comments(self, since: str, number: int | None = None) -> list[IssueComment]:
         """Comments on the repository's issues (or on issue `number`) updated since `since`
         (ISO 8601), oldest first."""

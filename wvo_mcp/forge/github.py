@@ -254,6 +254,12 @@ class GitHub:
             f"editing pull request #{number}",
         )
 
+    def close(self, number: int) -> None:
+        self._ask(
+            lambda: self._client.rest.pulls.update(self.owner, self.name, number, state="closed"),
+            f"closing pull request #{number}",
+        )
+
     def pull(self, number: int) -> Pull:
         found = self._ask(
             lambda: self._client.rest.pulls.get(self.owner, self.name, number),

@@ -161,6 +161,10 @@ class GitLab:
             body={"title": title, "description": body},
         )
 
+    def close(self, number: int) -> None:
+        self._api.request("put", self._p(f"/merge_requests/{number}"),
+                          f"closing merge request !{number}", body={"state_event": "close"})  # fmt: skip
+
     def pull(self, number: int) -> Pull:
         return _pull(
             self._api.get(self._p(f"/merge_requests/{number}"), f"reading merge request !{number}")

@@ -1201,6 +1201,9 @@ def _edit_mr(forge: Forge, query: Any, data: dict[str, Any], iid: str) -> Answer
         forge._acts(f"!{iid} description", pull.body)
     if was:
         forge._told_pull(pull, "edited", was=was)
+    if data.get("state_event") == "close" and pull.state == "open":
+        pull.state, pull.closed_at = "closed", _now()
+        forge._told_pull(pull, "closed", forge.login)
     return 200, forge.mr_json(pull), {}
 
 
