@@ -17,7 +17,7 @@ import pytest
 
 from tests.autopilot.conftest import backlog
 from tests.autopilot.test_pull_request_reviews import outsider_events, returned, until
-from tests.autopilot.test_pull_requests import approve, attend, host, landed_subjects
+from tests.autopilot.test_pull_requests import approve, attend, checkpoints, host, landed_subjects
 from tests.autopilot.test_remote_landing import Host, statuses
 from tests.forge import both
 from tests.forge.both import Side, side_of
@@ -167,3 +167,41 @@ def test_a_delivery_wakes_a_look_and_never_merges_on_an_outsiders_say(
         attend(forge, process, log, person)
     landed_once(forge, ["V"])
     assert "0 of 1 approvals" in log.read_text()
+
+
+def test_in_batches_many_tasks_land_through_few_pull_requests_and_the_one_at_fault_alone(
+    tmp_path: Path, forge: Forge, side: Side
+) -> None:
+    """`--forge-batch 6`: the forge's check fails any head that carries B05's first try;
+    its batch is halved until B05 goes back to a worker alone, with the check's log; the
+    others land, most in batches, each task its own commit."""
+    pilot = host(tmp_path, forge)
+    ids = [f"B{n:02}" for n in range(12)]
+    tasks: list[dict[str, object]] = [{"id": i, "title": f"task {i}"} for i in ids]
+    tasks[5]["metadata"] = {"fake_files": {"bad.txt": "bad\n"},
+                            "fake_fix": {"bad.txt": "fixed\n"}}  # fmt: skip
+    anyio.run(backlog, pilot.project, tasks)
+    forge.failing = lambda sha: forge.git("show", f"{sha}:bad.txt", check=False) == "bad"
+    log = tmp_path / "autopilot.log"
+    with webhook(pilot, forge) as server:
+        forge.deliver_to(server.base, SECRET)
+        process = start(pilot, forge, log, "--forge-batch", "6", "--forge-safety-poll", "3600")
+        attend(forge, process, log, approve)
+        forge.settled()
+    assert statuses(pilot) == {i: "done" for i in ids}
+    # Each task its own commit on main; the first-parent line only the forge's merges of
+    # pull requests, most of them batches.
+    every = forge.git("log", "--format=%s", "main").splitlines()
+    assert all(any(s.startswith(f"Land {i} (") for s in every) for i in ids), every
+    merged = [p for p in forge.pulls.values() if p.merged]
+    merges = landed_subjects(forge)[: len(merged)]
+    assert all(s.startswith("Land ") for s in merges), merges
+    assert sum(s.startswith("Land ") and " tasks onto " in s for s in merges) >= 2, merges
+    # Twelve tasks and one return: far fewer pull requests than one each (13).
+    assert len(forge.pulls) <= 8, log.read_text()[-6000:]
+    assert any(p.branch.startswith("wvo-batch/") for p in merged)
+    returned_ = [d for s, d in checkpoints(pilot, "B05") if "failed" in s]
+    assert returned_ and "FAILED: test_feature" in returned_[0], log.read_text()[-6000:]
+    for other in ids:
+        if other != "B05":
+            assert not [s for s, _ in checkpoints(pilot, other) if "returned" in s], other

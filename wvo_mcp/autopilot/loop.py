@@ -133,6 +133,7 @@ class Autopilot:
                 max_returns=options.max_returns,
                 poll=options.forge_poll,
                 safety=options.forge_safety_poll,
+                forge_batch=options.forge_batch,
             ),
             self.run_id,
             say,

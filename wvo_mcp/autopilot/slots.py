@@ -36,6 +36,7 @@ class Options:
     forge_api: str | None = None  # the forge's API base URL (None: from the remote's URL)
     forge_poll: float = 10.0  # seconds between two looks at one pull request
     forge_safety_poll: float = 600.0  # the same, where webhook deliveries say when to look
+    forge_batch: int = 1  # tasks one pull request carries at most
     check: str | None = None  # a project-wide check every landing tree passes
     batch: int = 4  # queue entries tested as one
     test_slots: int = 2  # landing checks run at once

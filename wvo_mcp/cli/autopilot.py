@@ -59,6 +59,11 @@ def cmd_autopilot(settings: Settings, args: argparse.Namespace) -> None:
 def _options(args: argparse.Namespace) -> "slots.Options":
     from wvo_mcp.autopilot import slots
 
+    if args.forge_batch < 1 or (args.forge_batch > 1 and args.via == "push"):
+        raise ValidationFailed(
+            f"--forge-batch {args.forge_batch}: give a number of tasks, 1 or more, and "
+            "(above 1) --via pull-request, whose pull requests it batches"
+        )
     return slots.Options(
         workers=_worker_counts(args.workers),
         epic=args.epic,
@@ -73,6 +78,7 @@ def _options(args: argparse.Namespace) -> "slots.Options":
         forge_api=args.forge_api,
         forge_poll=args.forge_poll,
         forge_safety_poll=args.forge_safety_poll,
+        forge_batch=args.forge_batch,
         check=args.check,
         batch=args.batch,
         test_slots=args.test_slots,
@@ -308,6 +314,15 @@ def _landing_arguments(autopilot: argparse.ArgumentParser) -> None:
         help="With --via pull-request, where webhook deliveries come (serve --http): seconds "
         "between two looks at one pull request that no delivery asked for, the net for a "
         "lost one (default 600).",
+    )
+    autopilot.add_argument(
+        "--forge-batch",
+        type=int,
+        default=1,
+        metavar="N",
+        help="With --via pull-request: up to N verified tasks go out as one pull request, "
+        "each its own commit, split when its check fails or a reviewer asks for changes; "
+        "for when the forge's limits, not the fleet, bound landing (default 1: one each).",
     )
     autopilot.add_argument(
         "--check", help='A project-wide check every landing tree passes, e.g. "make test".'

@@ -162,8 +162,8 @@ class GitLab:
         )
 
     def close(self, number: int) -> None:
-        self._api.request("put", self._p(f"/merge_requests/{number}"),
-                          f"closing merge request !{number}", body={"state_event": "close"})  # fmt: skip
+        where, what = self._p(f"/merge_requests/{number}"), f"closing merge request !{number}"
+        self._api.request("put", where, what, body={"state_event": "close"})
 
     def pull(self, number: int) -> Pull:
         return _pull(

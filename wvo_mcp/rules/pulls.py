@@ -317,7 +317,7 @@ def title(summary: Summary) -> str:
     return f"{inert(summary.title)} ({plain(summary.task_id)})"[:250]
 
 
-def body(summary: Summary, kind: ForgeKind = "github") -> str:
+def body(summary: Summary, kind: ForgeKind = "github", room: int = 4000) -> str:
     """The pull request's text, the product's own: the task, what each head it carries
     passed and the tree it passed on, the other agent's review, its cost, its links and its
     one closing line. The task's words and the review are others' (an issue's author, an
@@ -330,7 +330,7 @@ def body(summary: Summary, kind: ForgeKind = "github") -> str:
     filters skip text under `pre` and `code` (html-pipeline's MentionFilter,
     IGNORE_PARENTS). The only closing line is the product's own, for the task's issue of
     this repository (docs.github.com, issues/.../linking-a-pull-request-to-an-issue)."""
-    words = f"{plain(summary.title)}\n\n{summary.description.strip()[:4000]}".strip()
+    words = f"{plain(summary.title)}\n\n{summary.description.strip()[:room]}".strip()
     whose = summary.source or "the task's description, as imported"
     tree = (f" They passed on tree {spanned(summary.tree)}, the tree of the head it pushed "
             "last." if _TREE.fullmatch(summary.tree) else "")  # fmt: skip
@@ -347,7 +347,7 @@ def body(summary: Summary, kind: ForgeKind = "github") -> str:
     ]
     if summary.review:
         parts += ["### Review by another agent", "Its words, quoted:",
-                  quoted(shown(summary.review[:4000]), kind)]  # fmt: skip
+                  quoted(shown(summary.review[:room]), kind)]  # fmt: skip
     if summary.cost:
         parts += ["### Cost", plain(summary.cost) if kind == "github" else spanned(summary.cost)]
     if summary.links:
@@ -358,6 +358,27 @@ def body(summary: Summary, kind: ForgeKind = "github") -> str:
         parts += ["### Links", "\n".join(f"- {link}" for link in shown_links)]
     if _CLOSES.fullmatch(summary.closes):
         parts.append(f"Closes {summary.closes}.")
-    parts.append("_Opened by the wvo-mcp merge queue: it merges once the branch's required "
-                 "checks pass and its reviews approve, at exactly this head._")  # fmt: skip
+    parts.append(_FOOTER)
     return "\n\n".join(parts)
+
+
+_FOOTER = ("_Opened by the wvo-mcp merge queue: it merges once the branch's required checks "
+           "pass and its reviews approve, at exactly this head._")  # fmt: skip
+BATCH_ROOM = 40_000  # characters of the tasks' own words in one batch's text (GitHub: 65,536)
+
+
+def batch_title(summaries: Sequence[Summary]) -> str:
+    """A batch's title: how many tasks, and which (their titles are in its text)."""
+    ids = ", ".join(plain(s.task_id) for s in summaries)
+    return f"Land {len(summaries)} tasks: {ids}"[:250]
+
+
+def batch_body(summaries: Sequence[Summary], kind: ForgeKind = "github") -> str:
+    """A batch's text: each task's as body() writes it (its words shortened so that all fit),
+    under one heading each; each task is its own commit, and each issue its closing line."""
+    room = max(300, BATCH_ROOM // max(1, len(summaries)))
+    head = (f"**{len(summaries)} tasks, each its own commit**, verified together by the merge "
+            "queue on exactly this head. A reviewer who asks for changes sends them back to "
+            "one pull request each.")  # fmt: skip
+    each = [body(s, kind, room).removesuffix(_FOOTER).rstrip() for s in summaries]
+    return "\n\n---\n\n".join([head, *each, _FOOTER])

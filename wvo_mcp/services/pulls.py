@@ -6,6 +6,8 @@ stores what it found (the head it pushed, what the pull request waits for, how i
 each write under the fence of the landing it carries (services/landing.py), and what a
 person's closing of one does to its task."""
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,7 +15,7 @@ from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services import leases, moves, notes, route_outcomes
-from wvo_mcp.services.landing import LANDER, end, entry, fenced, still_submitted
+from wvo_mcp.services.landing import LANDER, abandon, end, entry, fenced, still_submitted
 from wvo_mcp.store import Row, Tx
 
 
@@ -79,6 +81,36 @@ def pull_ended(
     """Merged or closed; or (state 'open') its task went back to a worker."""
     params = {"target": target, "task_id": task_id, "state": state, "waiting": waiting[:500]}
     tx.run("pull_ends", {**params, "now": timeutil.to_text(now)})
+
+
+def batch_narrowed(
+    tx: Tx, *, target: str, run: str, fence: int, landing_id: int, kept: Sequence[str],
+    dropped: Sequence[tuple[int, str]], old: str, new: str, tree: str, checks: str,
+    now: datetime,
+) -> None:  # fmt: skip
+    """A batch whose forge check failed, narrowed to its first tasks (`kept`, now at `new`):
+    the `dropped` entries (id, task) queue again where they were, not at fault, and leave
+    its pull request."""
+    fenced(tx, target, run, fence)
+    tx.run("entries_unland_some", {"id": landing_id, "ids": json.dumps([i for i, _ in dropped])})
+    tx.run("landing_moves", {"id": landing_id, "old": old, "new": new, "tree": tree,
+                             "checks": checks})  # fmt: skip
+    for task_id in kept:
+        tx.run("pull_head", {"target": target, "task_id": task_id, "head": new,
+                             "now": timeutil.to_text(now)})  # fmt: skip
+    for _, task_id in dropped:
+        pull_ended(tx, target, task_id, "closed", now, "queued again: its batch was narrowed")
+
+
+def batch_split(
+    tx: Tx, *, target: str, run: str, fence: int, landing_id: int, tasks: Sequence[str],
+    why: str, now: datetime,
+) -> None:  # fmt: skip
+    """A batch the queue closed unmerged: each of its tasks queues again, to go out alone."""
+    fenced(tx, target, run, fence)
+    abandon(tx, landing_id, now)
+    for task_id in tasks:
+        pull_ended(tx, target, task_id, "closed", now, why)
 
 
 def pulls_shown(tx: Tx, since: datetime) -> list[tuple[PullRow, str, str]]:

@@ -18,6 +18,7 @@ from functools import partial
 
 import anyio
 
+from wvo_mcp.autopilot.landing.batches import Batches
 from wvo_mcp.autopilot.landing.onto_branch import OntoBranch
 from wvo_mcp.autopilot.landing.own_branches import OwnBranches
 from wvo_mcp.autopilot.landing.pull_requests import PullRequests
@@ -54,7 +55,9 @@ class Lander:
                            landed)  # fmt: skip
         # --via pull-request: what lands goes out as pull requests, followed until merged.
         self.strategy: LandingStrategy
-        if target.forge is not None:
+        if target.forge is not None and options.forge_batch > 1:
+            self.strategy = Batches(self.steps, target.forge, options.poll, options.safety)
+        elif target.forge is not None:
             self.strategy = PullRequests(self.steps, target.forge, options.poll, options.safety)
         elif target.branch:
             self.strategy = OntoBranch(self.steps)
@@ -124,7 +127,7 @@ class Lander:
                 if moved is None:
                     return False  # a landing waits for the target's working tree, or remote
                 entries = await steps.db.read(
-                    partial(landing.head, target=self.key, limit=max(1, steps.options.batch))
+                    partial(landing.head, target=self.key, limit=self._taken())
                 )
                 if not entries:
                     return moved
@@ -205,6 +208,11 @@ class Lander:
                 return None
             moved = went or moved
         return moved
+
+    def _taken(self) -> int:
+        """Entries one pass takes: a batch tested as one, or, through pull requests in
+        batches, as many as one pull request carries."""
+        return max(1, self.steps.options.batch, self.steps.options.forge_batch)
 
     async def refuse(self, task_id: str, back: Return) -> None:
         """A submission refused before it was taken (its commits change the state folder):

@@ -360,14 +360,14 @@ class PullRequests:
         True when something moved."""
         steps = self.steps
         found = await steps.db.read(partial(landing.entries_of, landing_id=intent.id))
-        if len(found) != 1:
+        if not found:
             return False  # a person moved its task: the lander abandons it
-        item = found[0]
+        item = found[0]  # (a batch's first: each of its tasks' rows names its pull request)
         row = await self.steps.db.read(
             partial(pull_rows.pull_of, target=steps.key, task_id=item.task_id)
         )
         if row is None or row.landing_id != intent.id:  # a crash before it went out
-            await self._publish(fence, intent.id, item, intent.new, intent.checks, intent.tree)
+            await self._out_again(fence, intent, found)
             return True
         self._pulls[intent.id] = (row.number, intent.new)
         now = time.monotonic()
@@ -394,6 +394,23 @@ class PullRequests:
         self.ear.looked(intent.id, intent.new, approvers)
         if released and next_.kind != "behind" and self._lead is None:
             self._release()  # it was let go first but is not restacked: the next one is
+        return await self._act(fence, intent, found, pull, next_, required)
+
+    async def _out_again(self, fence: int, intent: Landing, items: Sequence[Entry]) -> None:
+        """Its pull request opened (or updated) again: a crash came between."""
+        if len(items) == 1:
+            await self._publish(fence, intent.id, items[0], intent.new, intent.checks,
+                                intent.tree)  # fmt: skip
+
+    async def _act(
+        self, fence: int, intent: Landing, items: Sequence[Entry], pull: Pull,
+        next_: pulls.Next, required: Requirements,
+    ) -> bool:  # fmt: skip
+        """What one look found asked for, done: merged, returned, restacked, waited for."""
+        if len(items) != 1:
+            return False  # a batch, which only batches.py follows
+        item = items[0]
+        now = time.monotonic()
         if next_.kind == "landed":
             return await self._landed(intent, item, pull)
         if next_.kind == "closed":
@@ -514,19 +531,16 @@ class PullRequests:
     async def _merge(self, intent: Landing, item: Entry, pull: Pull) -> bool:
         if self._repo is None:
             self._repo = await self.reach.call(self.forge.repository)
-        strategy = "rebase" if self.steps.options.strategy == "rebase" else "merge"
-        method = next((m for m in PREFERRED[strategy] if m in self._repo.methods), None)
+        method = next((m for m in self._preferred() if m in self._repo.methods), None)
         if method is None:
             await self._waits(intent, item, pull, "waiting: the repository allows no merge method")
             return False
-        title = (f"Land {item.task_id} ({item.author}) onto {self.steps.onto} "
-                 f"({pulls.reference(pull.number, self.forge.kind)})")  # fmt: skip
         merged = await self.reach.call(
             self.forge.merge,
             pull.number,
             intent.new,
             method,
-            title,
+            self._merge_title(intent, item, pull),
             f"wvo-mcp merge queue: {item.commit}\n\nVerified on tree {intent.tree}: "
             f"{intent.checks}",
         )
@@ -536,6 +550,14 @@ class PullRequests:
             await self._waits(intent, item, pull, f"not merged yet: {merged.why}")
         self._at_once(intent.id)  # moved
         return False
+
+    def _preferred(self) -> tuple[Method, ...]:
+        """Merge methods, most wanted first."""
+        return PREFERRED["rebase" if self.steps.options.strategy == "rebase" else "merge"]
+
+    def _merge_title(self, intent: Landing, item: Entry, pull: Pull) -> str:
+        return (f"Land {item.task_id} ({item.author}) onto {self.steps.onto} "
+                f"({pulls.reference(pull.number, self.forge.kind)})")  # fmt: skip
 
     async def _queue(self, fence: int, intent: Landing, item: Entry, pull: Pull) -> bool:
         """The branch merges only through the forge's queue (GitHub's merge queue, GitLab's
@@ -678,7 +700,7 @@ class PullRequests:
             await steps.fail(fence, item, verdict, tip, was="landing")
             self._forget(intent.id)
             return True
-        if not await self._push(branch_name(item.task_id), found, head):
+        if not await self._push(pull.branch, found, head):
             self._at_once(intent.id)  # someone pushed meanwhile
             return False
         await self._carries(fence, intent, item, pull, tip, found, verdict.checks)

@@ -42,6 +42,7 @@ class Options:
     max_returns: int = 3  # returns to a worker before a person is asked
     poll: float = 10.0  # --via pull-request: seconds between two looks at a pull request
     safety: float = 600.0  # the same, where webhook deliveries say when to look
+    forge_batch: int = 1  # tasks one pull request carries at most (batches.py)
 
 
 @dataclass(frozen=True)

@@ -959,6 +959,12 @@ WHERE landing_id = %(id)s AND state = 'landing';
 UPDATE landing_entries SET state = 'queued', landing_id = NULL
 WHERE landing_id = %(id)s AND state = 'landing';
 
+-- name: entries_unland_some
+-- Some entries of a landing (a batch narrowed): back in the queue, where they were.
+UPDATE landing_entries SET state = 'queued', landing_id = NULL
+WHERE landing_id = %(id)s AND state = 'landing'
+  AND id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb)::bigint);
+
 -- name: landings_since
 -- A target's landings after one (by id), newest first.
 SELECT * FROM landings WHERE target = %(target)s AND state = 'landed' AND id > %(after)s

@@ -880,6 +880,11 @@ WHERE landing_id = :id AND state = 'landing';
 UPDATE landing_entries SET state = 'queued', landing_id = NULL
 WHERE landing_id = :id AND state = 'landing';
 
+-- name: entries_unland_some
+-- Some entries of a landing (a batch narrowed): back in the queue, where they were.
+UPDATE landing_entries SET state = 'queued', landing_id = NULL
+WHERE landing_id = :id AND state = 'landing' AND id IN (SELECT value FROM json_each(:ids));
+
 -- name: landings_since
 -- A target's landings after one (by id), newest first.
 SELECT * FROM landings WHERE target = :target AND state = 'landed' AND id > :after
