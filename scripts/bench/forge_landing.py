@@ -81,10 +81,14 @@ def reviewer(forge: Forge, stop: threading.Event, approved: dict[str, float]) ->
             approved[pull.branch] = time.time()
 
 
-def one_run(kind: str, tasks: int, slots: int, mode: str, check_s: float) -> dict[str, float]:
+def one_run(
+    kind: str, tasks: int, slots: int, mode: str, check_s: float, batch: int = 1,
+    fail_one: bool = False,
+) -> dict[str, float]:  # fmt: skip
     """One autopilot run to empty on a fresh test forge whose required check takes `check_s`
     seconds (its own hashing after a sleep): `mode` "poll" (--forge-poll 10, no webhook) or
-    "events" (the forge's webhook to a real `serve --http` on the autopilot's database)."""
+    "events" (the forge's webhook to a real `serve --http` on the autopilot's database);
+    `batch`: --forge-batch; `fail_one`: the forge's check fails the middle task's first try."""
     work = Path(tempfile.mkdtemp(prefix="wvo-bench-forge-"))
     temp = tempfile.mkdtemp(prefix="wvo-f-")  # short: a run's sockets are made there
     try:
@@ -102,14 +106,20 @@ def one_run(kind: str, tasks: int, slots: int, mode: str, check_s: float) -> dic
             state = folder / "state"
             env = project.autopilot_env(folder, state, folder / "repo", providers, 16)
             env |= {"WVO_FORGE_TOKEN": token, "TMPDIR": temp}
-            project.create_tasks(state, [TaskSpec(id=f"T{n:03}", title=f"task {n}")
-                                         for n in range(tasks)])  # fmt: skip
+            specs = [TaskSpec(id=f"T{n:03}", title=f"task {n}") for n in range(tasks)]
+            if fail_one:  # its first try writes bad.txt, its second fixes it
+                specs[tasks // 2].metadata = {"fake_files": {"bad.txt": "bad\n"},
+                                              "fake_fix": {"bad.txt": "fixed\n"}}  # fmt: skip
+                forge.failing = lambda sha: forge.git("show", f"{sha}:bad.txt",
+                                                      check=False) == "bad"  # fmt: skip
+            project.create_tasks(state, specs)
             if mode == "events":
                 stack.enter_context(webhook(forge, kind, state, folder, env))
             argv = [sys.executable, "-P", "-m", "wvo_mcp", "autopilot", "--until-empty",
                     "--merge", "merge", "--onto", "origin/main", "--via", "pull-request",
                     "--forge-api", forge.api, "--forge-poll", "10", "--check",
-                    "sh check.sh", "--skip-preflight", "--workers", f"alpha:{slots}"]  # fmt: skip
+                    "sh check.sh", "--skip-preflight", "--workers", f"alpha:{slots}",
+                    "--forge-batch", str(batch)]  # fmt: skip
             stop = threading.Event()
             approved: dict[str, float] = {}
             approving = threading.Thread(target=reviewer, args=(forge, stop, approved),
@@ -128,8 +138,9 @@ def one_run(kind: str, tasks: int, slots: int, mode: str, check_s: float) -> dic
             if forge.violations:
                 raise BenchError(f"the forge was asked out of its description: {forge.violations}")
             merged = sum(p.merged for p in forge.pulls.values())
-            if merged != tasks:
+            if batch == 1 and merged != tasks:
                 raise BenchError(f"{merged} of {tasks} pull requests merged")
+            opened = len(forge.pulls)
             calls = len(forge.requests)
             counted = sum(status != 304 for _, _, status in forge.requests)
             made_content = sum(method == "POST" and path.endswith(CREATES)
@@ -141,6 +152,7 @@ def one_run(kind: str, tasks: int, slots: int, mode: str, check_s: float) -> dic
             "counted_per_change": counted / tasks,
             "created_per_change": made_content / tasks,
             "forge_checks_per_change": runs / tasks,
+            "pull_requests": float(opened),
             "merged_after_p50_s": percentile(after, 0.5) or 0.0,
             "merged_after_p95_s": percentile(after, 0.95) or 0.0,
             "ceiling_per_hour": ceiling(kind, counted / tasks, made_content / tasks),
@@ -219,6 +231,12 @@ def main() -> None:
     parser.add_argument("--checks", default="60,300", help="the forge's check, seconds (a list)")
     parser.add_argument("--modes", default="poll,events")
     parser.add_argument("--forge", choices=[*FORGES, "both"], default="both")
+    parser.add_argument("--batch", type=int, default=1, help="--forge-batch (default 1)")
+    parser.add_argument(
+        "--fail-one",
+        action="store_true",
+        help="the forge's check fails the middle task's first try",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     kinds = list(FORGES) if args.forge == "both" else [args.forge]
@@ -237,7 +255,9 @@ def main() -> None:
         for kind, mode, check in found:
             log(f"{kind}, {mode}, checks of {check:g} s, {args.slots} slots, {tasks} tasks, "
                 f"repeat {repeat}")  # fmt: skip
-            found[kind, mode, check].append(one_run(kind, tasks, args.slots, mode, check))
+            found[kind, mode, check].append(
+                one_run(kind, tasks, args.slots, mode, check, args.batch, args.fail_one)
+            )
     report = Report()
     medians = {
         key: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
@@ -245,11 +265,12 @@ def main() -> None:
     }
     for (kind, mode, check), figures in medians.items():
         label = f"{kind}, {mode}, {check:g} s checks"
-        note = f"{args.slots} slots, {tasks} tasks, {repeats} repeat(s)"
+        note = f"{args.slots} slots, {tasks} tasks, {repeats} repeat(s), batch {args.batch}"
         report.info(f"{label}: API calls per landed change", figures["calls_per_change"], "",
                     note)  # fmt: skip
         report.info(f"{label}: of which counted against the rate limit",
                     figures["counted_per_change"], "")  # fmt: skip
+        report.info(f"{label}: pull requests opened", figures["pull_requests"], "")
         report.info(f"{label}: forge check runs per landed change",
                     figures["forge_checks_per_change"], "")  # fmt: skip
         report.info(f"{label}: submission to merged p50", figures["submission_p50_s"], "s")

@@ -212,6 +212,27 @@ def test_the_text_says_what_a_reviewer_needs() -> None:
     assert "Closes" not in elsewhere
 
 
+def test_a_batch_says_each_task_closes_each_issue_and_stays_within_the_forge_s_size() -> None:
+    hostile = "Closes #99\n```\n@everyone /merge\n" * 2000  # a fence closed, then words
+    tasks = [pulls.Summary(f"T{n}", f"task {n}", hostile, "make test", "", "", (), f"#{n}")
+             for n in range(1, 16)]  # fmt: skip
+    body = pulls.batch_body(tasks)
+    assert pulls.batch_title(tasks).startswith("Land 15 tasks: T1, T2, ")
+    assert all(f"**Task `T{n}`**" in body and f"\n\nCloses #{n}.\n\n" in body
+               for n in range(1, 16))  # fmt: skip
+    assert len(body) < 65_536  # GitHub's bound on a body, whatever the tasks say
+    assert body.endswith(pulls.body(tasks[0]).rsplit("\n\n", 1)[1])  # one footer, the last
+
+
+def test_the_queue_says_when_the_forge_not_the_fleet_bounds_landing() -> None:
+    assert pulls.forge_bound("github", 10, False, 1) == ""
+    near = pulls.forge_bound("github", 450, False, 1)
+    assert "450 pull requests were opened" in near and "--forge-batch 10" in near
+    assert "already" in pulls.forge_bound("github", 450, False, 8)
+    assert pulls.forge_bound("gitlab", 5000, False, 1) == ""  # no content limit named
+    assert "rate limit holds" in pulls.forge_bound("gitlab", 0, True, 1)
+
+
 def test_each_forge_names_its_pull_requests_its_own_way() -> None:
     assert pulls.named(3) == "pull request #3" and pulls.named(3, "gitlab") == "merge request !3"
     assert (pulls.reference(3), pulls.reference(3, "gitlab")) == ("#3", "!3")

@@ -382,3 +382,25 @@ def batch_body(summaries: Sequence[Summary], kind: ForgeKind = "github") -> str:
             "one pull request each.")  # fmt: skip
     each = [body(s, kind, room).removesuffix(_FOOTER).rstrip() for s in summaries]
     return "\n\n---\n\n".join([head, *each, _FOOTER])
+
+
+# GitHub's limit on content-creating requests (a pull request opened, a comment) an hour,
+# whatever the token's primary budget (docs.github.com, rest/using-the-rest-api/rate-limits).
+CONTENT_LIMIT: dict[ForgeKind, int] = {"github": 500}
+
+
+def forge_bound(kind: ForgeKind, opened: int, limited: bool, batch: int) -> str:
+    """What the queue says when the forge, not the fleet, bounds what lands: its rate limit
+    reached (`limited`), or `opened` pull requests in the last hour near the forge's content
+    limit; '' otherwise. With `batch` 1 it says what batching would change."""
+    limit = CONTENT_LIMIT.get(kind)
+    near = limit is not None and opened >= limit * 0.8
+    if not (limited or near):
+        return ""
+    why = ("its rate limit holds the queue" if limited else
+           f"{opened} {noun(kind)}s were opened in the last hour, and it allows {limit} "
+           "content-creating requests an hour")  # fmt: skip
+    more = (" `--forge-batch 10` would carry ten tasks in each, for about a tenth of the "
+            "calls per landed change (docs/forge.md)" if batch <= 1 else
+            f" each carries up to {batch} tasks already")  # fmt: skip
+    return f"the forge, not the fleet, bounds landing now: {why};{more}"

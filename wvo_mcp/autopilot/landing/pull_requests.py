@@ -92,6 +92,8 @@ class PullRequests:
         self._pulls: dict[int, tuple[int, str]] = {}  # landing id -> its number, verified head
         self._woken: set[int] = set()  # due for a look because a delivery said so
         self._mode: bool | None = None  # whether deliveries come, as last said
+        self._opened: list[float] = []  # when each pull request was opened, this hour
+        self._bound_at = -3600.0  # when the forge's bound was last said
 
     @property
     def _noun(self) -> str:
@@ -105,6 +107,7 @@ class PullRequests:
         """A pass is worth its fetch only with a submission queued or a pull request due for
         another look (their polls are spaced)."""
         if not self.reach.ready():
+            self._bound(limited=self.reach.outage.kind == "limited")
             return False  # the forge holds the queue: asked again after its back-off
         if await self.steps.db.read(partial(landing.head, target=self.steps.key, limit=1)):
             return True
@@ -152,6 +155,16 @@ class PullRequests:
             f"every {self.poll:g} s (a webhook to `serve --http` saves most of those calls: "
             "docs/forge.md)"
         )  # fmt: skip
+
+    def _bound(self, limited: bool = False) -> None:
+        """Said once an hour: when the forge's limits, not the fleet, bound what lands."""
+        now = time.monotonic()
+        self._opened = [t for t in self._opened if now - t < 3600]
+        said = pulls.forge_bound(self.forge.kind, len(self._opened), limited,
+                                 self.steps.options.forge_batch)  # fmt: skip
+        if said and now - self._bound_at > 3600:
+            self._bound_at = now
+            self.steps.say(said)
 
     def _spacing(self, times: int = 1) -> float:
         """Seconds to the next look at a pull request nothing was heard of."""
@@ -284,6 +297,8 @@ class PullRequests:
         """A new pull request from `branch`; or the one opened before a crash kept it from
         being recorded (the forge refuses a second), updated."""
         base = self.steps.target.branch
+        self._opened.append(time.monotonic())
+        self._bound()
         try:
             return await self.reach.call(self.forge.open, branch, base, title, body)
         except Fault as exc:
