@@ -39,6 +39,10 @@ def clone(forge: Forge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Git:
     return Git(repo, repo.top)
 
 
+PERSON = ("the token's user @wvo-bot-person (a person's account: a project or group access "
+          "token, a bot user of its own, is the norm for a fleet)")  # fmt: skip
+
+
 def _doctor(
     settings: Settings, git: Git, api: str | None, via: str = "merge-request"
 ) -> dict[str, doctor.Check]:
@@ -65,9 +69,15 @@ def test_doctor_says_the_forge_the_token_and_the_rule_and_writes_nothing(
                           "forge token: role: may merge into main",
                           "forge token: merge requests: write", "who steers"}  # fmt: skip
     assert found["forge token: role: may merge into main"].detail == (
+        f"{PERSON} is a Maintainer (access level 40); main's protection lets Developers + "
+        "Maintainers merge"
+    )
+    forge.bots.add(forge.login)  # a project access token's user: nothing more to say
+    assert _doctor(settings, clone, forge.api)["forge token: role: may merge into main"].detail == (
         "the token's user @wvo-bot-person is a Maintainer (access level 40); main's "
         "protection lets Developers + Maintainers merge"
     )
+    forge.bots.discard(forge.login)
     assert found["who steers"].detail.startswith(
         "the repository's admin, maintain, write steer; everyone else's words are data; "
         "on GitLab: Owner, Maintainer, Developer"
@@ -125,9 +135,9 @@ def test_a_read_api_token_or_a_reporter_is_told_what_to_give_it(
     role = _doctor(settings, clone, forge.api)["forge token: role: may merge into main"]
     assert not role.ok
     assert role.detail == (
-        "the token's user @wvo-bot-person is a Reporter (access level 20); main's protection "
-        "lets Developers + Maintainers merge: merging needs the Developer role or above: make "
-        "a project access token with the Developer role (Settings > Access tokens)"
+        f"{PERSON} is a Reporter (access level 20); main's protection lets Developers + "
+        "Maintainers merge: merging needs the Developer role or above: make a project access "
+        "token with the Developer role (Settings > Access tokens)"
     )
     # Where only Maintainers may merge, a Developer is told so, and how to widen it.
     forge.levels[forge.login] = 30

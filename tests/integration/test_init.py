@@ -155,9 +155,10 @@ def test_init_shows_how_to_land_through_the_forge_that_hosts_origin(repo: Path) 
     git(repo, "remote", "add", "origin", "https://gitlab.example.com/team/platform/app.git")
     lines = init(repo, path=ON_PATH).stdout.splitlines()
     assert lines[-1] == (
-        "to land through GitLab's merge requests (a protected branch): `wvo-mcp doctor "
-        "--onto origin/main --via merge-request` checks the token, then `wvo-mcp autopilot "
-        "--merge merge --onto origin/main --via merge-request` (docs/forge.md)"
+        "to land through GitLab's merge requests (a protected branch), as a project or group "
+        "access token (a bot user of its own) in WVO_FORGE_TOKEN: `wvo-mcp doctor --onto "
+        "origin/main --via merge-request` checks it, then `wvo-mcp autopilot --merge merge "
+        "--onto origin/main --via merge-request` (docs/forge.md)"
     ), lines[-3:]
     assert lines[-2].startswith("next: ")
     git(repo, "symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/trunk")
@@ -165,7 +166,7 @@ def test_init_shows_how_to_land_through_the_forge_that_hosts_origin(repo: Path) 
     assert said is not None and "--onto origin/trunk --via merge-request" in said
     git(repo, "remote", "set-url", "origin", "git@github.com:team/app.git")
     said = landing(repo)
-    assert said is not None and "GitHub's pull requests" in said
+    assert said is not None and "GitHub's pull requests" in said and "GitHub App" in said
     assert "--onto origin/trunk --via pull-request" in said
     # A host that names no forge could be either: nothing is guessed.
     git(repo, "remote", "set-url", "origin", "https://git.example.com/team/app.git")

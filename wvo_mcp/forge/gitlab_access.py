@@ -122,6 +122,9 @@ def _may_merge(api: Api, p: Callable[..., str], path: str, branch: str) -> tuple
             raise
         return Access(name, False, str(exc)), -1
     who = f"the token's user @{me.get('username') or me['id']}"
+    if me.get("bot") is False:  # the fleet acts as its own identity, as tools at scale do
+        who += (" (a person's account: a project or group access token, a bot user of its "
+                "own, is the norm for a fleet)")  # fmt: skip
     has = (
         f"{who} is not a member of {path}"
         if member is None

@@ -214,9 +214,15 @@ def landing(top: Path) -> str | None:
         if located.kind == "gitlab"
         else ("pull-request", "GitHub's pull requests")
     )
+    # The identity the fleet acts as: the forge's own for tools that act at scale.
+    token = (
+        "a project or group access token (a bot user of its own) in WVO_FORGE_TOKEN"
+        if located.kind == "gitlab"
+        else "a GitHub App (--github-app-id, --github-app-key), or a token"
+    )
     return (
-        f"to land through {what} (a protected branch): `wvo-mcp doctor --onto {onto} "
-        f"--via {via}` checks the token, then `wvo-mcp autopilot --merge merge --onto {onto} "
+        f"to land through {what} (a protected branch), as {token}: `wvo-mcp doctor --onto "
+        f"{onto} --via {via}` checks it, then `wvo-mcp autopilot --merge merge --onto {onto} "
         f"--via {via}` (docs/forge.md)"
     )
 

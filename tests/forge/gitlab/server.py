@@ -1550,7 +1550,7 @@ def _user(forge: Forge, query: Any, data: Any, user_id: str) -> Answer:
 
 
 def _me(forge: Forge, query: Any, data: Any) -> Answer:
-    return 200, forge.user_json(forge.login) | {"bot": False}, {}
+    return 200, forge.user_json(forge.login) | {"bot": forge.login in forge.bots}, {}
 
 
 def _token(forge: Forge, query: Any, data: Any) -> Answer:

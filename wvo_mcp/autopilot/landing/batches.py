@@ -188,8 +188,9 @@ class Batches(PullRequests):
         self, fence: int, intent: Landing, items: Sequence[Entry], pull: Pull,
         next_: pulls.Next, required: Requirements,
     ) -> bool:  # fmt: skip
-        self._items[intent.id] = len(items)
         batch = pull.branch.startswith(BRANCH)
+        if batch:  # one is out (found again after a restart): the next fills meanwhile
+            self._items[intent.id] = len(items)
         kind = next_.kind
         if not batch or (kind in ("waiting", "ready", "landed", "closed") and len(items) == 1):
             return await super()._act(fence, intent, items, pull, next_, required)
