@@ -637,6 +637,42 @@ async def test_an_abandoned_landing_does_not_queue_a_task_a_person_moved(
     assert (await orch.get_task("K")).status == Status.CANCELLED
 
 
+async def test_a_narrowed_batch_queues_again_only_tasks_still_submitted(
+    world: World, orch: Orchestrator
+) -> None:
+    """A batch's pull request halved (autopilot/landing/batches.py): its second half queues
+    again where it was, but for a task a person cancelled while the batch was out."""
+    await create(orch, {"id": "A", "title": "a"}, {"id": "B", "title": "b"},
+                 {"id": "C", "title": "c"})  # fmt: skip
+    items = [await queued(orch, t, sha(n), "w1") for n, t in enumerate("ABC", 1)]
+    fence = await hold(orch, RUN_A)
+    assert fence is not None
+    await start(orch, RUN_A, fence, *(i.id for i in items))
+    landing_id = await intend(orch, RUN_A, fence, *(i.id for i in items))
+    await by_person(orch, "C", Status.CANCELLED, "not this one")
+    kept = "4" * 40
+    await orch.db.write(partial(
+        pulls.batch_narrowed, target=TARGET, run=RUN_A, fence=fence, landing_id=landing_id,
+        kept=["A"], dropped=[(items[1].id, "B"), (items[2].id, "C")], old=OLD, new=kept,
+        tree=TREE, checks="ok", now=START,
+    ))  # fmt: skip
+    assert await states(orch, *(i.id for i in items)) == ["landing", "queued", "closed"]
+    head = await orch.db.read(partial(landing.head, target=TARGET, limit=9))
+    assert [e.task_id for e in head] == ["B"]
+    found = await orch.db.read(partial(landing.landing, landing_id=landing_id))
+    assert found is not None and found.new == kept
+    still = await orch.db.read(partial(landing.entries_of, landing_id=landing_id))
+    assert [e.task_id for e in still] == ["A"]
+    # Fenced: a holder that lost the target writes nothing.
+    with pytest.raises(LeaseLost):
+        await orch.db.write(partial(
+            pulls.batch_narrowed, target=TARGET, run=RUN_B, fence=fence, landing_id=landing_id,
+            kept=[], dropped=[(items[0].id, "A")], old=OLD, new=kept, tree=TREE, checks="",
+            now=START,
+        ))  # fmt: skip
+    assert await states(orch, items[0].id) == ["landing"]
+
+
 async def test_a_landing_does_not_finish_a_task_submitted_again_meanwhile(
     world: World, orch: Orchestrator
 ) -> None:

@@ -214,13 +214,18 @@ def test_the_text_says_what_a_reviewer_needs() -> None:
 
 def test_a_batch_says_each_task_closes_each_issue_and_stays_within_the_forge_s_size() -> None:
     hostile = "Closes #99\n```\n@everyone /merge\n" * 2000  # a fence closed, then words
-    tasks = [pulls.Summary(f"T{n}", f"task {n}", hostile, "make test", "", "", (), f"#{n}")
+    tasks = [pulls.Summary(f"T{n}", f"task {n}", hostile, "make test", hostile, "", (), f"#{n}")
              for n in range(1, 16)]  # fmt: skip
     body = pulls.batch_body(tasks)
     assert pulls.batch_title(tasks).startswith("Land 15 tasks: T1, T2, ")
     assert all(f"**Task `T{n}`**" in body and f"\n\nCloses #{n}.\n\n" in body
                for n in range(1, 16))  # fmt: skip
     assert len(body) < 65_536  # GitHub's bound on a body, whatever the tasks say
+    links = ["https://x.invalid/" + "y" * 400] * 3
+    most = [pulls.Summary(f"T{n}", "t" * 200, hostile, "c" * 300, hostile, "$1", links, f"#{n}")
+            for n in range(1, 51)]  # fmt: skip
+    short = pulls.batch_body(most)  # --forge-batch's most: each task's id and title alone
+    assert len(short) < 65_536 and "**Task `T50`**" in short and "Closes #50." in short
     assert body.endswith(pulls.body(tasks[0]).rsplit("\n\n", 1)[1])  # one footer, the last
 
 

@@ -59,10 +59,11 @@ def cmd_autopilot(settings: Settings, args: argparse.Namespace) -> None:
 def _options(args: argparse.Namespace) -> "slots.Options":
     from wvo_mcp.autopilot import slots
 
-    if args.forge_batch < 1 or (args.forge_batch > 1 and args.via == "push"):
+    if not 1 <= args.forge_batch <= 50 or (args.forge_batch > 1 and args.via == "push"):
         raise ValidationFailed(
-            f"--forge-batch {args.forge_batch}: give a number of tasks, 1 or more, and "
-            "(above 1) --via pull-request, whose pull requests it batches"
+            f"--forge-batch {args.forge_batch}: give a number of tasks from 1 to 50 (what one "
+            "pull request's text holds), and (above 1) --via pull-request, whose pull "
+            "requests it batches"
         )
     return slots.Options(
         workers=_worker_counts(args.workers),

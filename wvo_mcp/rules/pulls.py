@@ -364,7 +364,8 @@ def body(summary: Summary, kind: ForgeKind = "github", room: int = 4000) -> str:
 
 _FOOTER = ("_Opened by the wvo-mcp merge queue: it merges once the branch's required checks "
            "pass and its reviews approve, at exactly this head._")  # fmt: skip
-BATCH_ROOM = 40_000  # characters of the tasks' own words in one batch's text (GitHub: 65,536)
+BATCH_ROOM = 30_000  # characters of the tasks' own words in one batch's text
+BATCH_MOST = 60_000  # of the whole text (GitHub refuses a body over 65,536)
 
 
 def batch_title(summaries: Sequence[Summary]) -> str:
@@ -376,12 +377,18 @@ def batch_title(summaries: Sequence[Summary]) -> str:
 def batch_body(summaries: Sequence[Summary], kind: ForgeKind = "github") -> str:
     """A batch's text: each task's as body() writes it (its words shortened so that all fit),
     under one heading each; each task is its own commit, and each issue its closing line."""
-    room = max(300, BATCH_ROOM // max(1, len(summaries)))
+    room = BATCH_ROOM // (2 * max(1, len(summaries)))  # a description and a review each
     head = (f"**{len(summaries)} tasks, each its own commit**, verified together by the merge "
             "queue on exactly this head. A reviewer who asks for changes sends them back to "
             "one pull request each.")  # fmt: skip
     each = [body(s, kind, room).removesuffix(_FOOTER).rstrip() for s in summaries]
-    return "\n\n---\n\n".join([head, *each, _FOOTER])
+    text = "\n\n---\n\n".join([head, *each, _FOOTER])
+    if len(text) <= BATCH_MOST:
+        return text
+    # Too long still (their links, the checks' lines): each task's id and title alone.
+    lines = [f"- **Task {spanned(s.task_id)}**: {plain(inert(s.title), 200)}" for s in summaries]
+    closes = [f"Closes {s.closes}." for s in summaries if _CLOSES.fullmatch(s.closes)]
+    return "\n\n".join([head, "\n".join(lines), *closes, _FOOTER])
 
 
 # GitHub's limit on content-creating requests (a pull request opened, a comment) an hour,

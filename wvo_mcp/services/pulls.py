@@ -92,7 +92,11 @@ def batch_narrowed(
     the `dropped` entries (id, task) queue again where they were, not at fault, and leave
     its pull request."""
     fenced(tx, target, run, fence)
-    tx.run("entries_unland_some", {"id": landing_id, "ids": json.dumps([i for i, _ in dropped])})
+    stamp, ids = timeutil.to_text(now), {i for i, _ in dropped}
+    for item in (entry(r) for r in tx.all("entries_of_landing", {"id": landing_id})):
+        if item.id in ids and not still_submitted(tx, item):  # a person moved its task
+            end(tx, item.id, "landing", "closed", "not landed: a person moved its task", stamp)
+    tx.run("entries_unland_some", {"id": landing_id, "ids": json.dumps(sorted(ids))})
     tx.run("landing_moves", {"id": landing_id, "old": old, "new": new, "tree": tree,
                              "checks": checks})  # fmt: skip
     for task_id in kept:
@@ -100,6 +104,16 @@ def batch_narrowed(
                              "now": timeutil.to_text(now)})  # fmt: skip
     for _, task_id in dropped:
         pull_ended(tx, target, task_id, "closed", now, "queued again: its batch was narrowed")
+
+
+def batch_opened(
+    tx: Tx, *, target: str, run: str, fence: int, tasks: Sequence[str], number: int, url: str,
+    branch: str, head: str, landing_id: int, now: datetime,
+) -> None:  # fmt: skip
+    """A batch's pull request carries each of `tasks` (one transaction: all or none)."""
+    for task_id in tasks:
+        pull_opened(tx, target=target, run=run, fence=fence, task_id=task_id, number=number,
+                    url=url, branch=branch, head=head, landing_id=landing_id, now=now)  # fmt: skip
 
 
 def batch_split(

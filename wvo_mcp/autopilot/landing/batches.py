@@ -54,7 +54,7 @@ class Batches(PullRequests):
     async def due(self) -> bool:
         """A batch goes out full, or when none is out: while one is, the next fills (the
         fleet outruns the forge), and the pass is worth a fetch only for a look."""
-        if not self._items or not self.reach.ready():
+        if self.size <= 1 or not self._items or not self.reach.ready():
             return await super().due()
         queued = await self.steps.db.read(
             partial(landing.head, target=self.steps.key, limit=self.size)
@@ -68,6 +68,8 @@ class Batches(PullRequests):
         return self._looks_due(intents)
 
     async def land(self, fence: int, entries: Sequence[Entry]) -> bool:
+        if self.size <= 1:  # one task each (this class follows batches left out before)
+            return await super().land(fence, entries)
         together: list[Entry] = []
         alone: list[Entry] = []
         for item in entries:
@@ -76,14 +78,21 @@ class Batches(PullRequests):
         if why != self._cannot and why:
             self.steps.say(f"one task per {self._noun}: {why}")
         self._cannot = why
-        if why or len(together) < 2:
+        if why:
             return await super().land(fence, [*alone, *together])
-        if len(together) > self.size:  # the queue's local batch is larger: the rest wait
-            await self.steps.unstart(fence, [i.id for i in together[self.size :]])
-            together = together[: self.size]
+        intents = await self.steps.db.read(partial(landing.intents, target=self.steps.key))
+        self._items = {i.id: self._items[i.id] for i in intents if i.id in self._items}
+        wait = bool(self._items) and len(together) < self.size  # one is out: this one fills
+        if wait or len(together) > self.size:
+            held = together if wait else together[self.size :]
+            await self.steps.unstart(fence, [i.id for i in held])
+            together = [] if wait else together[: self.size]
+        if len(together) < 2:
+            alone, together = [*alone, *together], []
         if alone:
             await super().land(fence, alone)
-        await self._batch(fence, together)
+        if together:
+            await self._batch(fence, together)
         return True
 
     async def _goes_alone(self, item: Entry) -> bool:
@@ -102,8 +111,8 @@ class Batches(PullRequests):
             if self._repo is None:
                 self._repo = await self.reach.call(self.forge.repository)
             required = await self._requirements()
-        except Fault:
-            return ""  # said by the reach; the batch waits with the rest
+        except Fault:  # said by the reach: nothing goes out until it answers
+            return "the forge does not answer"
         if required.merge_queue:
             return f"the branch merges through the forge's {pulls.queue_name(self.forge.kind)}"
         if not any(m in self._repo.methods for m in self._preferred()):
@@ -130,8 +139,7 @@ class Batches(PullRequests):
             await super().land(fence, stacked)
             return
         verdict = await steps.verify(tip, stacked)
-        if not verdict.passed:
-            self._alone.update(i.task_id for i in stacked)
+        if not verdict.passed:  # each alone, this once: the one at fault is found
             await super().land(fence, stacked)
             return
         intended = False
@@ -159,16 +167,22 @@ class Batches(PullRequests):
         if not await self._push(branch, head, there):
             raise Fault("refused", f"{branch} moved while it was pushed")
         title, body = await self._text(items, checks, tree)
-        found = await self._open(branch, title, body)
+        try:
+            found = await self._open(branch, title, body)
+        except Fault as exc:
+            if exc.kind != "refused":
+                raise
+            await self._unbatched(fence, landing_id, items, f"the forge refused it ({exc})")
+            return
         self._pulls[landing_id] = (found.number, head)
         self._items[landing_id] = len(items)
         self._next[landing_id] = time.monotonic() + self._spacing()
-        for item in items:
-            await self.steps.db.write(
-                partial(pull_rows.pull_opened, target=self.steps.key, run=self.steps.run_id,
-                        fence=fence, task_id=item.task_id, number=found.number, url=found.url,
-                        branch=branch, head=head, landing_id=landing_id, now=self.steps.now())
-            )  # fmt: skip
+        await self.steps.db.write(
+            partial(pull_rows.batch_opened, target=self.steps.key, run=self.steps.run_id,
+                    fence=fence, tasks=[i.task_id for i in items], number=found.number,
+                    url=found.url, branch=branch, head=head, landing_id=landing_id,
+                    now=self.steps.now())
+        )  # fmt: skip
         ids = ", ".join(i.task_id for i in items)
         self.steps.say(f"{ids}: {self._named(found.number)} carries them: {found.url}")
 
@@ -192,7 +206,15 @@ class Batches(PullRequests):
         if batch:  # one is out (found again after a restart): the next fills meanwhile
             self._items[intent.id] = len(items)
         kind = next_.kind
-        if not batch or (kind in ("waiting", "ready", "landed", "closed") and len(items) == 1):
+        if batch and kind == "closed" and not pull.merged:  # by the queue, or by a person
+            await self._unbatched(fence, intent.id, items, f"{self._named(pull.number)} was "
+                                  "closed unmerged")  # fmt: skip
+            return True
+        if batch and kind == "ready" and required.merge_queue and len(items) > 1:
+            queue = pulls.queue_name(self.forge.kind)
+            why = f"the branch merges through the forge's {queue} now"
+            return await self._split(fence, intent, items, pull, why)
+        if not batch or (kind in ("waiting", "ready", "landed") and len(items) == 1):
             return await super()._act(fence, intent, items, pull, next_, required)
         if kind in ("failed", "changes") and len(items) == 1:
             return await self._back(fence, intent, items[0], pull, next_)
@@ -208,15 +230,13 @@ class Batches(PullRequests):
                                      "there)")  # fmt: skip
         if kind == "behind":
             return await self._restacked(fence, intent, items, pull)
-        if kind == "closed":
-            for item in items:
-                await self._closed(fence, intent.id, item, pull)
-            return True
         return await super()._act(fence, intent, items[:1], pull, next_, required)
 
-    def _preferred(self) -> tuple[Method, ...]:
-        """Never squash: each task lands as its own commit."""
-        return tuple(m for m in super()._preferred() if m != "squash")
+    def _preferred(self, intent: Landing | None = None) -> tuple[Method, ...]:
+        """A batch's (None: one's to come) never squash: each task lands as its own commit."""
+        found = super()._preferred(intent)
+        many = intent is None or self._items.get(intent.id, 1) > 1
+        return tuple(m for m in found if m != "squash") if many else found
 
     def _merge_title(self, intent: Landing, item: Entry, pull: Pull) -> str:
         many = self._items.get(intent.id, 1)
@@ -258,14 +278,16 @@ class Batches(PullRequests):
             self._at_once(intent.id)  # someone pushed meanwhile: looked at again
             return False
         tree = await steps.in_repo(steps.git.tree_of, head)
+        # Its text first (the dropped tasks' closing lines gone): should the write below be
+        # lost, the next look finds its head moved and splits it, never merging that text.
+        title, body = await self._text(keep, verdict.checks, tree)
+        await self.reach.call(self.forge.edit, pull.number, title, body)
         await steps.db.write(
             partial(pull_rows.batch_narrowed, target=steps.key, run=steps.run_id, fence=fence,
                     landing_id=intent.id, kept=[i.task_id for i in keep],
                     dropped=[(i.id, i.task_id) for i in drop], old=tip, new=head, tree=tree,
                     checks=verdict.checks, now=steps.now())
         )  # fmt: skip
-        title, body = await self._text(keep, verdict.checks, tree)
-        await self.reach.call(self.forge.edit, pull.number, title, body)
         kept, dropped = ", ".join(i.task_id for i in keep), ", ".join(i.task_id for i in drop)
         said = (f"{plain(next_.why)} on this batch of {len(items)}: it carries its first "
                 f"{len(keep)} now ({kept}), verified again; {dropped} queue again for the next "
@@ -295,13 +317,13 @@ class Batches(PullRequests):
             self._at_once(intent.id)
             return False
         tree = await steps.in_repo(steps.git.tree_of, found)
-        title, body = await self._text(items, verdict.checks, tree)
-        await self.reach.call(self.forge.edit, pull.number, title, body)
-        await steps.db.write(
+        await steps.db.write(  # at once: the head is the queue's, whatever the text
             partial(pull_rows.batch_narrowed, target=steps.key, run=steps.run_id, fence=fence,
                     landing_id=intent.id, kept=[i.task_id for i in items], dropped=[],
                     old=tip, new=found, tree=tree, checks=verdict.checks, now=steps.now())
         )  # fmt: skip
+        title, body = await self._text(items, verdict.checks, tree)
+        await self.reach.call(self.forge.edit, pull.number, title, body)
         self._pulls[intent.id] = (pull.number, found)
         self._soon(intent.id)
         self._lead = intent.id
@@ -313,21 +335,29 @@ class Batches(PullRequests):
         self, fence: int, intent: Landing, items: Sequence[Entry], pull: Pull, why: str
     ) -> bool:
         """The batch closed unmerged: its tasks queue again, each to go out alone."""
+        said = (f"{plain(why)}: this batch is closed, and each of its tasks goes out in a "
+                f"{self._noun} of its own.")  # fmt: skip
+        # Closed first: should the process die before the write, the next look finds it
+        # closed and splits it then (never a batch left open with nobody following it).
+        await self.reach.call(self.forge.comment_pull, pull.number, f"The merge queue: {said}")
+        await self.reach.call(self.forge.close, pull.number)
+        await self._unbatched(fence, intent.id, items, why)
+        return True
+
+    async def _unbatched(
+        self, fence: int, landing_id: int, items: Sequence[Entry], why: str
+    ) -> None:
+        """The batch will not merge: its tasks queue again, each to go out alone."""
         steps = self.steps
         self._alone.update(i.task_id for i in items)
         await steps.db.write(
             partial(pull_rows.batch_split, target=steps.key, run=steps.run_id, fence=fence,
-                    landing_id=intent.id, tasks=[i.task_id for i in items],
+                    landing_id=landing_id, tasks=[i.task_id for i in items],
                     why=f"queued again, alone: {why}"[:500], now=steps.now())
         )  # fmt: skip
-        said = (f"{plain(why)}: this batch is closed, and each of its tasks goes out in a "
-                f"{self._noun} of its own.")  # fmt: skip
-        await self.reach.call(self.forge.comment_pull, pull.number, f"The merge queue: {said}")
-        await self.reach.call(self.forge.close, pull.number)
-        steps.say(f"{self._named(pull.number)}: {said}")
-        self._items.pop(intent.id, None)
-        self._forget(intent.id)
-        return True
+        steps.say(f"{', '.join(i.task_id for i in items)}: queued again, each alone: {why}")
+        self._items.pop(landing_id, None)
+        self._forget(landing_id)
 
     async def _back(
         self, fence: int, intent: Landing, item: Entry, pull: Pull, next_: pulls.Next
@@ -336,16 +366,16 @@ class Batches(PullRequests):
         the batch closed (its next submission goes out anew)."""
         steps = self.steps
         summary, details, files = pulls.returned(next_, pull, self.forge.kind)
+        said = f"{plain(next_.why)}: {item.task_id} went back to a worker"
+        told = f"The merge queue: {said}; its next submission goes out anew."
+        await self.reach.call(self.forge.comment_pull, pull.number, told)
+        await self.reach.call(self.forge.close, pull.number)  # first, as _split's
         await steps.send_back(fence, item, Return(summary, details, files, await steps.tip()),
                               [], was="landing")  # fmt: skip
         await steps.db.write(
             partial(pull_rows.pull_ended, target=steps.key, task_id=item.task_id,
                     state="closed", now=steps.now(), waiting=f"with a worker: {summary}")
         )  # fmt: skip
-        said = f"{plain(next_.why)}: {item.task_id} went back to a worker"
-        told = f"The merge queue: {said}; its next submission goes out anew."
-        await self.reach.call(self.forge.comment_pull, pull.number, told)
-        await self.reach.call(self.forge.close, pull.number)
         self._items.pop(intent.id, None)
         self._forget(intent.id)
         return True

@@ -21,7 +21,6 @@ import anyio
 from wvo_mcp.autopilot.landing.batches import Batches
 from wvo_mcp.autopilot.landing.onto_branch import OntoBranch
 from wvo_mcp.autopilot.landing.own_branches import OwnBranches
-from wvo_mcp.autopilot.landing.pull_requests import PullRequests
 from wvo_mcp.autopilot.landing.steps import LandingStrategy, Options, Red, Steps, Verdict
 from wvo_mcp.autopilot.landing.target import Target
 from wvo_mcp.errors import Fault, LeaseLost, WvoError
@@ -55,10 +54,9 @@ class Lander:
                            landed)  # fmt: skip
         # --via pull-request: what lands goes out as pull requests, followed until merged.
         self.strategy: LandingStrategy
-        if target.forge is not None and options.forge_batch > 1:
+        # (Batches, with --forge-batch 1 one task each, follows a batch a run left out.)
+        if target.forge is not None:
             self.strategy = Batches(self.steps, target.forge, options.poll, options.safety)
-        elif target.forge is not None:
-            self.strategy = PullRequests(self.steps, target.forge, options.poll, options.safety)
         elif target.branch:
             self.strategy = OntoBranch(self.steps)
         else:

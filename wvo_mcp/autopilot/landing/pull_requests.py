@@ -546,7 +546,7 @@ class PullRequests:
     async def _merge(self, intent: Landing, item: Entry, pull: Pull) -> bool:
         if self._repo is None:
             self._repo = await self.reach.call(self.forge.repository)
-        method = next((m for m in self._preferred() if m in self._repo.methods), None)
+        method = next((m for m in self._preferred(intent) if m in self._repo.methods), None)
         if method is None:
             await self._waits(intent, item, pull, "waiting: the repository allows no merge method")
             return False
@@ -566,8 +566,8 @@ class PullRequests:
         self._at_once(intent.id)  # moved
         return False
 
-    def _preferred(self) -> tuple[Method, ...]:
-        """Merge methods, most wanted first."""
+    def _preferred(self, intent: Landing | None = None) -> tuple[Method, ...]:
+        """Merge methods, most wanted first (for `intent`'s pull request)."""
         return PREFERRED["rebase" if self.steps.options.strategy == "rebase" else "merge"]
 
     def _merge_title(self, intent: Landing, item: Entry, pull: Pull) -> str:
