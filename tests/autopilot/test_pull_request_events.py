@@ -205,3 +205,35 @@ def test_in_batches_many_tasks_land_through_few_pull_requests_and_the_one_at_fau
     for other in ids:
         if other != "B05":
             assert not [s for s, _ in checkpoints(pilot, other) if "returned" in s], other
+
+
+def test_a_review_asking_changes_of_a_batch_sends_each_task_out_alone(
+    tmp_path: Path, forge: Forge, side: Side
+) -> None:
+    """A writer asks for changes on a batch: it is closed (said on it), and each of its
+    tasks goes out in a pull request of its own, where the writer approves them."""
+    pilot = host(tmp_path, forge)
+    ids = [f"C{n}" for n in range(4)]
+    anyio.run(backlog, pilot.project, [{"id": i, "title": f"task {i}"} for i in ids])
+    log = tmp_path / "autopilot.log"
+
+    def person(forge: Forge, number: int, head: str) -> None:
+        if forge.pulls[number].branch.startswith("wvo-batch/"):
+            forge.review(number, "CHANGES_REQUESTED", "One of these is not right.")
+        else:
+            side.approve(forge, number)
+
+    with webhook(pilot, forge) as server:
+        forge.deliver_to(server.base, SECRET)
+        process = start(pilot, forge, log, "--forge-batch", "4", "--forge-safety-poll", "3600")
+        attend(forge, process, log, person)
+        forge.settled()
+    assert statuses(pilot) == {i: "done" for i in ids}
+    batches = [p for p in forge.pulls.values() if p.branch.startswith("wvo-batch/")]
+    assert batches and all(p.state == "closed" and not p.merged for p in batches)
+    alone = {p.branch: p for p in forge.pulls.values() if p.merged}
+    carried = {b.removeprefix("wvo/") for b in alone}
+    assert carried <= set(ids) and carried >= {i for p in batches for i in ids if i in p.body}
+    said = [body for n, body in forge.comments if n in {p.number for p in batches}]
+    assert any("goes out in a" in body and "asked for changes" in body for body in said), said
+    assert "each alone" in log.read_text()
