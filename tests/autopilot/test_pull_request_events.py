@@ -9,6 +9,7 @@ delivery still lands, by the safety poll; and a delivery's news makes the queue 
 merge (the trust rule judges what the look reads)."""
 
 import subprocess
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -169,6 +170,18 @@ def test_a_delivery_wakes_a_look_and_never_merges_on_an_outsiders_say(
     assert "0 of 1 approvals" in log.read_text()
 
 
+def batched(
+    pilot: Host, forge: Forge, log: Path, person: Callable[[Forge, int, str], None], size: int
+) -> None:
+    """The autopilot to empty with `--forge-batch size`, on events, `person` attending."""
+    with webhook(pilot, forge) as server:
+        forge.deliver_to(server.base, SECRET)
+        process = start(pilot, forge, log, "--forge-batch", str(size), "--forge-safety-poll",
+                        "3600")  # fmt: skip
+        attend(forge, process, log, person)
+        forge.settled()
+
+
 def test_in_batches_many_tasks_land_through_few_pull_requests_and_the_one_at_fault_alone(
     tmp_path: Path, forge: Forge, side: Side
 ) -> None:
@@ -183,11 +196,7 @@ def test_in_batches_many_tasks_land_through_few_pull_requests_and_the_one_at_fau
     anyio.run(backlog, pilot.project, tasks)
     forge.failing = lambda sha: forge.git("show", f"{sha}:bad.txt", check=False) == "bad"
     log = tmp_path / "autopilot.log"
-    with webhook(pilot, forge) as server:
-        forge.deliver_to(server.base, SECRET)
-        process = start(pilot, forge, log, "--forge-batch", "6", "--forge-safety-poll", "3600")
-        attend(forge, process, log, approve)
-        forge.settled()
+    batched(pilot, forge, log, approve, 6)
     assert statuses(pilot) == {i: "done" for i in ids}
     # Each task its own commit on main; the first-parent line only the forge's merges of
     # pull requests, most of them batches.
@@ -223,11 +232,7 @@ def test_a_review_asking_changes_of_a_batch_sends_each_task_out_alone(
         else:
             side.approve(forge, number)
 
-    with webhook(pilot, forge) as server:
-        forge.deliver_to(server.base, SECRET)
-        process = start(pilot, forge, log, "--forge-batch", "4", "--forge-safety-poll", "3600")
-        attend(forge, process, log, person)
-        forge.settled()
+    batched(pilot, forge, log, person, 4)
     assert statuses(pilot) == {i: "done" for i in ids}
     batches = [p for p in forge.pulls.values() if p.branch.startswith("wvo-batch/")]
     assert batches and all(p.state == "closed" and not p.merged for p in batches)
