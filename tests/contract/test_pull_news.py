@@ -104,3 +104,18 @@ async def test_the_ear_reads_news_committed_after_its_read_but_stamped_before_it
     assert await ear.hear(pulls, REQUIRED, world.clock.advance(9)) == {7}
     ear.looked(7, HEAD)
     assert await ear.hear(pulls, REQUIRED, world.clock.advance(1)) == set()
+
+
+async def test_news_wakes_a_listener_on_postgresql_and_no_one_on_sqlite(
+    world: World, orch: Orchestrator
+) -> None:
+    """On PostgreSQL an autopilot listening (autopilot/loop.py) is woken by the news another
+    process writes, once it commits; SQLite tells no one, and its readers read each pass."""
+    listening = orch.db.notified(pull_news.CHANNEL)
+    if orch.db.engine != "postgresql":
+        assert [_ async for _ in listening] == []
+        return
+    await anext(listening)  # listening now: what came before is read then
+    await tell(orch, "d-1", News(3, HEAD, "pull", "bob", "closed"))
+    await anext(listening)  # woken by the write (a hang here would be a lost wake)
+    await listening.aclose()

@@ -60,11 +60,12 @@ from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import merge_queue, pulls
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.sandbox import workers
-from wvo_mcp.services import landing
+from wvo_mcp.services import landing, pull_news
 from wvo_mcp.telemetry import Telemetry
 
 PLAN_LOOKAHEAD = 50  # ready tasks looked at per round for a free slot
 RECOVER_SECONDS = 5.0  # how often an autopilot looks for what a dead one left
+RELISTEN_SECONDS = 5.0  # after a lost listening connection (PostgreSQL)
 FRESH_SECONDS = 15.0  # a remote target's tip is fetched again before launching, if older
 
 
@@ -408,6 +409,8 @@ class Autopilot:
 
     async def _rounds(self, base: str, directive: str) -> Summary:
         async with anyio.create_task_group() as running:
+            if self.target.forge is not None:
+                running.start_soon(self._told_of_pulls)
             while True:
                 await self._heed()
                 if self.draining and self._drain_told is None:
@@ -437,6 +440,7 @@ class Autopilot:
                 with anyio.move_on_after(self.options.poll_seconds):
                     await self._changed.wait()
                 self._changed = anyio.Event()
+            running.cancel_scope.cancel()  # the listener; nothing else runs by now
         if self.draining and await self.lander.pending():
             where = self.lander.onto or "their branches"
             self.say(
@@ -444,6 +448,17 @@ class Autopilot:
                 "the next autopilot lands or returns them"
             )
         return self.summary
+
+    async def _told_of_pulls(self) -> None:
+        """On PostgreSQL, a webhook's news of a pull request (another process, maybe another
+        host, received it) wakes the round at once rather than a poll later; listened to
+        again after a lost connection, the rounds' own reads going on meanwhile."""
+        while True:
+            async for _ in self.orchestrator.db.notified(pull_news.CHANNEL):
+                self._changed.set()
+            if self.orchestrator.db.engine != "postgresql":
+                return
+            await anyio.sleep(RELISTEN_SECONDS)
 
     async def _tell_drain(self) -> None:
         """Each running worker told to checkpoint and stop, as a person's words reach it

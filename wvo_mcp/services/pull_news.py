@@ -15,6 +15,7 @@ from wvo_mcp.services import webhooks
 from wvo_mcp.store import Tx
 
 KEPT = timedelta(days=1)
+CHANNEL = "wvo_pull_news"  # what a write of news wakes (Database.notified; news_told)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ def heard(
          "what": n.what, "name": n.name[:200], "state": n.state[:40], "now": stamp}
         for n in news
     ])  # fmt: skip
+    if news:
+        tx.run("news_told")
 
 
 def since(tx: Tx, kind: ForgeKind, repository: str, at: datetime) -> list[Heard]:

@@ -10,7 +10,7 @@ re-running the function when the engine asks for a retry.
 """
 
 import enum
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -128,6 +128,12 @@ class Database(Protocol):
         re-run, so it must not act outside the transaction. `within`: the seconds it may
         wait for its turn, its locks and a connection, else Overloaded with nothing done
         (None: the store's own deadlines, many seconds)."""
+        ...
+
+    def notified(self, channel: str) -> AsyncIterator[None]:
+        """Once listening begins (what came before is read then), and again each time a
+        write anywhere notifies `channel`; it ends when the connection is lost. SQLite
+        notifies no one: it ends at once, and its readers read every pass."""
         ...
 
     async def write_then_read(

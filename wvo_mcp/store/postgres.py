@@ -32,12 +32,13 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 import anyio
 import psycopg
 import psycopg.errors
+import psycopg.sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
@@ -339,6 +340,26 @@ class PostgresDatabase:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    async def notified(self, channel: str) -> AsyncIterator[None]:
+        """store.base.Database.notified, on a connection of its own (a pooled one would hold
+        its LISTEN for whoever takes it next)."""
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                application_name="wvo-mcp listen",
+            )  # fmt: skip
+        except psycopg.OperationalError:
+            return
+        async with conn:
+            try:
+                await conn.execute(psycopg.sql.SQL("LISTEN {}").format(
+                    psycopg.sql.Identifier(channel)))  # fmt: skip
+                yield
+                async for _ in conn.notifies():
+                    yield
+            except psycopg.OperationalError:
+                return
 
     async def read(
         self, fn: Callable[[Tx], T], snapshot: bool = True, within: float | None = None

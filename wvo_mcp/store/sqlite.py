@@ -23,7 +23,7 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -218,6 +218,10 @@ class SqliteDatabase:
         """Run `fn` in one write transaction; `fn` may be re-run if the database is busy.
         Every `lock` is the same here: SQLite has one writer."""
         return await self._run(fn, "IMMEDIATE", within)
+
+    async def notified(self, channel: str) -> AsyncIterator[None]:
+        return  # store.base.Database.notified: no one is told here
+        yield
 
     async def write_then_read(
         self,

@@ -1395,6 +1395,10 @@ INSERT INTO pull_news (forge, repository, number, sha, what, name, state, at)
 VALUES (%(forge)s, %(repository)s, %(number)s, %(sha)s, %(what)s, %(name)s, %(state)s,
         %(now)s);
 
+-- name: news_told
+-- News written: every autopilot listening (Database.notified) wakes, once it commits.
+SELECT pg_notify('wvo_pull_news', '');
+
 -- name: news_since
 -- A repository's news heard at `since` or later, oldest first.
 SELECT id, number, sha, what, name, state, at FROM pull_news

@@ -1310,6 +1310,10 @@ LIMIT 1000;
 INSERT INTO pull_news (forge, repository, number, sha, what, name, state, at)
 VALUES (:forge, :repository, :number, :sha, :what, :name, :state, :now);
 
+-- name: news_told
+-- News written: SQLite wakes no one (each autopilot reads the database every pass).
+SELECT 1;
+
 -- name: news_since
 -- A repository's news heard at `since` or later, oldest first.
 SELECT id, number, sha, what, name, state, at FROM pull_news
