@@ -106,13 +106,11 @@ class Batches(PullRequests):
         return row is not None and row.state == "open" and not row.branch.startswith(BRANCH)
 
     async def _why_not(self) -> str:
-        """Why the branch takes no batch now ('' : it does)."""
-        try:
-            if self._repo is None:
-                self._repo = await self.reach.call(self.forge.repository)
-            required = await self._requirements()
-        except Fault:  # said by the reach: nothing goes out until it answers
-            return "the forge does not answer"
+        """Why the branch takes no batch now ('' : it does). A Fault (the forge away) holds
+        the queue, as any of its calls does."""
+        if self._repo is None:
+            self._repo = await self.reach.call(self.forge.repository)
+        required = await self._requirements()
         if required.merge_queue:
             return f"the branch merges through the forge's {pulls.queue_name(self.forge.kind)}"
         if not any(m in self._repo.methods for m in self._preferred()):
