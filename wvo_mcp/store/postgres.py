@@ -347,7 +347,8 @@ class PostgresDatabase:
         try:
             conn = await psycopg.AsyncConnection.connect(
                 self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
-                application_name="wvo-mcp listen",
+                application_name="wvo-mcp listen", keepalives=1, keepalives_idle=10,
+                keepalives_interval=5, keepalives_count=3,  # a server gone is found out
             )  # fmt: skip
         except psycopg.OperationalError:
             return
