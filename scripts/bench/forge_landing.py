@@ -101,10 +101,14 @@ def one_run(
             project.git(folder, "clone", "-q", str(forge.bare), "repo")
             project.git(folder / "repo", "remote", "set-url", "origin", forge.url)
             worker = project.fake_worker(folder / "bin" / "fake-claude")
-            providers = project.providers_file(folder / "providers.yaml", "alpha", slots,
-                                               worker, hang_seconds=120)  # fmt: skip
+            # A provider runs at most 64 workers: a larger fleet is two.
+            fleet = {"alpha": slots} if slots <= 64 else {"alpha": slots // 2,
+                                                          "beta": slots - slots // 2}  # fmt: skip
+            providers = project.providers_file(folder / "providers.yaml", fleet, slots, worker,
+                                               hang_seconds=120)  # fmt: skip
             state = folder / "state"
-            env = project.autopilot_env(folder, state, folder / "repo", providers, 16)
+            env = project.autopilot_env(folder, state, folder / "repo", providers,
+                                        max(16, slots))  # fmt: skip
             env |= {"WVO_FORGE_TOKEN": token, "TMPDIR": temp}
             specs = [TaskSpec(id=f"T{n:03}", title=f"task {n}") for n in range(tasks)]
             if fail_one:  # its first try writes bad.txt, its second fixes it
@@ -118,7 +122,8 @@ def one_run(
             argv = [sys.executable, "-P", "-m", "wvo_mcp", "autopilot", "--until-empty",
                     "--merge", "merge", "--onto", "origin/main", "--via", "pull-request",
                     "--forge-api", forge.api, "--forge-poll", "10", "--check",
-                    "sh check.sh", "--skip-preflight", "--workers", f"alpha:{slots}",
+                    "sh check.sh", "--skip-preflight", "--workers",
+                    ",".join(f"{name}:{count}" for name, count in fleet.items()),
                     "--forge-batch", str(batch)]  # fmt: skip
             stop = threading.Event()
             approved: dict[str, float] = {}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import anyio
@@ -48,38 +48,40 @@ def fake_worker(path: Path) -> Path:
 
 def providers_file(
     path: Path,
-    provider: str,
+    provider: str | Mapping[str, int],
     workers: int,
     executable: Path,
     tiers: Sequence[Tier] = ONE_TIER,
     hang_seconds: int | None = None,
 ) -> Path:
     """A providers file with one provider of `workers` claude-kind workers run by
-    `executable`, each tier taking every complexity."""
-    lines = [
-        "version: 1",
-        "providers:",
-        f"  - name: {provider}",
-        "    preference: 1",
-        f"    max_concurrent: {workers}",
-        "    tiers:",
-    ]
-    for name, model, input_cost, output_cost in tiers:
+    `executable` (or, `provider` a mapping, each named provider with its count of them),
+    each tier taking every complexity."""
+    counts = {provider: workers} if isinstance(provider, str) else dict(provider)
+    lines = ["version: 1", "providers:"]
+    for preference, (named, count) in enumerate(counts.items(), 1):
         lines += [
-            f"      - name: {name}",
-            f"        model: {model}",
-            "        complexity: [1, 10]",
-            f"        input_cost_per_1k: {input_cost}",
-            f"        output_cost_per_1k: {output_cost}",
+            f"  - name: {named}",
+            f"    preference: {preference}",
+            f"    max_concurrent: {count}",
+            "    tiers:",
         ]
-    lines += [
-        "    worker:",
-        "      kind: claude",
-        f"      executable: {executable}",
-        f"      max_workers: {workers}",
-    ]
-    if hang_seconds is not None:
-        lines.append(f"      hang_seconds: {hang_seconds}")
+        for name, model, input_cost, output_cost in tiers:
+            lines += [
+                f"      - name: {name}",
+                f"        model: {model}",
+                "        complexity: [1, 10]",
+                f"        input_cost_per_1k: {input_cost}",
+                f"        output_cost_per_1k: {output_cost}",
+            ]
+        lines += [
+            "    worker:",
+            "      kind: claude",
+            f"      executable: {executable}",
+            f"      max_workers: {count}",
+        ]
+        if hang_seconds is not None:
+            lines.append(f"      hang_seconds: {hang_seconds}")
     path.write_text("\n".join(lines) + "\n")
     return path
 
