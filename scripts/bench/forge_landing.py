@@ -60,7 +60,7 @@ from tests.forge.server import TOKEN, Forge
 from wvo_mcp.models import TaskSpec
 from wvo_mcp.queue_figures import percentile
 
-RUN_TIMEOUT_S = 1800
+RUN_TIMEOUT_S = 1800  # and, with the forge's checks one after another, four each a task
 FORGES: dict[str, tuple[type[Forge], str]] = {
     "github": (Forge, TOKEN),
     "gitlab": (gitlab_server.Forge, gitlab_server.TOKEN),
@@ -133,7 +133,7 @@ def one_run(
             started = time.monotonic()
             try:
                 done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True,
-                                      timeout=RUN_TIMEOUT_S)  # fmt: skip
+                                      timeout=RUN_TIMEOUT_S + 4 * check_s * tasks)  # fmt: skip
             finally:
                 stop.set()
                 approving.join()
