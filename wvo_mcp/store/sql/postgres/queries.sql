@@ -1397,7 +1397,7 @@ VALUES (%(forge)s, %(repository)s, %(number)s, %(sha)s, %(what)s, %(name)s, %(st
 
 -- name: news_told
 -- News written: every autopilot listening (Database.notified) wakes, once it commits.
-SELECT pg_notify('wvo_pull_news', '');
+SELECT 1 AS told FROM (SELECT pg_notify('wvo_pull_news', '')) AS sent;
 
 -- name: news_since
 -- A repository's news heard at `since` or later, oldest first.

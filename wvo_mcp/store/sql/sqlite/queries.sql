@@ -1312,7 +1312,7 @@ VALUES (:forge, :repository, :number, :sha, :what, :name, :state, :now);
 
 -- name: news_told
 -- News written: SQLite wakes no one (each autopilot reads the database every pass).
-SELECT 1;
+SELECT 1 AS told;
 
 -- name: news_since
 -- A repository's news heard at `since` or later, oldest first.
