@@ -10,8 +10,8 @@ decide when it merges, and the merge is a compare-and-swap on exactly the head t
 verified.
 
 One task per pull request: a reviewer approves, and asks changes of, one change and one
-worker; a failing check or a closed pull request holds back that task alone; and the
-forge's checks run on what would land, as a batch's would not.
+worker; a failing check or a closed pull request holds back that task alone. Where the
+forge's limits bound the fleet, batches.py sends several out as one (`--forge-batch`).
 
 Each pull request is looked at (forge.look: one GraphQL query on GitHub) when the forge's
 webhook says something that could change its verdict happened (listening.py), and else at
