@@ -47,7 +47,7 @@ class Batches(PullRequests):
         self.size = steps.options.forge_batch
         self._alone: set[str] = set()  # tasks that go out one per pull request now
         self._cannot = ""  # why this branch takes no batch, as last said
-        self._items: dict[int, int] = {}  # landing id -> how many tasks it carries
+        self._items: dict[int, tuple[str, ...]] = {}  # landing id -> the tasks it carries
 
     # -- going out -------------------------------------------------------------------------
 
@@ -173,7 +173,7 @@ class Batches(PullRequests):
             await self._unbatched(fence, landing_id, items, f"the forge refused it ({exc})")
             return
         self._pulls[landing_id] = (found.number, head)
-        self._items[landing_id] = len(items)
+        self._items[landing_id] = tuple(i.task_id for i in items)
         self._next[landing_id] = time.monotonic() + self._spacing()
         await self.steps.db.write(
             partial(pull_rows.batch_opened, target=self.steps.key, run=self.steps.run_id,
@@ -202,7 +202,7 @@ class Batches(PullRequests):
     ) -> bool:  # fmt: skip
         batch = pull.branch.startswith(BRANCH)
         if batch:  # one is out (found again after a restart): the next fills meanwhile
-            self._items[intent.id] = len(items)
+            self._items[intent.id] = tuple(i.task_id for i in items)
         kind = next_.kind
         if batch and kind == "closed" and not pull.merged:  # by the queue, or by a person
             await self._unbatched(fence, intent.id, items, f"{self._named(pull.number)} was "
@@ -233,15 +233,28 @@ class Batches(PullRequests):
     def _preferred(self, intent: Landing | None = None) -> tuple[Method, ...]:
         """A batch's (None: one's to come) never squash: each task lands as its own commit."""
         found = super()._preferred(intent)
-        many = intent is None or self._items.get(intent.id, 1) > 1
+        many = intent is None or len(self._items.get(intent.id, ())) > 1
         return tuple(m for m in found if m != "squash") if many else found
 
     def _merge_title(self, intent: Landing, item: Entry, pull: Pull) -> str:
-        many = self._items.get(intent.id, 1)
-        if many == 1:
+        many = len(self._items.get(intent.id, ()))
+        if many <= 1:
             return super()._merge_title(intent, item, pull)
         return (f"Land {many} tasks onto {self.steps.onto} "
                 f"({pulls.reference(pull.number, self.forge.kind)})")  # fmt: skip
+
+    async def _waits(
+        self, intent: Landing, item: Entry, pull: Pull | pull_rows.PullRow, why: str
+    ) -> None:
+        """What the batch waits for, on each of its tasks' rows (the views show each)."""
+        if self._said.get(intent.id) == why:
+            return
+        await super()._waits(intent, item, pull, why)
+        for task_id in self._items.get(intent.id, ())[1:]:
+            await self.steps.db.write(
+                partial(pull_rows.pull_waits, target=self.steps.key, task_id=task_id,
+                        waiting=why, now=self.steps.now())
+            )  # fmt: skip
 
     async def _landed(self, intent: Landing, item: Entry, pull: Pull) -> bool:
         """Merged: every task it carries is, once."""
@@ -292,7 +305,7 @@ class Batches(PullRequests):
                 "batch.")  # fmt: skip
         await self.reach.call(self.forge.comment_pull, pull.number, f"The merge queue: {said}")
         steps.say(f"{self._named(pull.number)}: {said}")
-        self._items[intent.id] = len(keep)
+        self._items[intent.id] = tuple(i.task_id for i in keep)
         self._pulls[intent.id] = (pull.number, head)
         self._soon(intent.id)
         return True
