@@ -59,12 +59,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import gc
 import json
 import math
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -77,6 +79,7 @@ import anyio
 import anyio.to_thread
 import psycopg
 
+from scripts.bench import http_calls as bench_http
 from scripts.bench import lib
 from scripts.bench import scale as bench_scale
 from scripts.bench.lib import ROOT, BenchError, Report, log, summary
@@ -102,6 +105,10 @@ BACKOFF_MAX_S = 30.0
 SKIPPED: dict[str, Any] = {}  # a heartbeat or checkpoint refused: its next period comes
 IMPATIENT_S = (0.2, 0.5)  # --impatient: a refused call comes back this long after, uniform
 START_SPREAD_S = 5.0  # the fleet's first claims fall within this much of the start
+# The harness client (issue 85): each agent pinned to one server, no `initialize`, the
+# fleet's first claims within this much of the start, lease_seconds on every heartbeat.
+HARNESS_START_S = 1.0
+CLIENTS = ("ours", "harness")
 # Each period (heartbeat, checkpoint, task) varies by this share either way: an agent's next
 # call waits on its model's answer, so agents that claimed together do not beat in lockstep.
 JITTER = 0.1
@@ -199,6 +206,15 @@ class Config:
     impatient: bool = False  # clients come back IMPATIENT_S after any refusal
     spread: str = "alternate"  # which server each call goes to (SPREADS)
     initialize: bool = True  # each connection says `initialize` before the clock starts
+    clients: tuple[str, ...] = ("ours",)  # the client shapes run, size by size (CLIENTS)
+    py_spy: str | None = None  # py-spy: profile the first server in each run's window
+
+
+def shaped(cfg: Config, client: str) -> Config:
+    """`cfg` as `client` sends its calls: ours as the options say, or the harness's."""
+    if client == "ours":
+        return cfg
+    return dataclasses.replace(cfg, spread="pinned", initialize=False)
 
 
 # --------------------------------------------------------------------------- driver side
@@ -281,7 +297,8 @@ async def live(
     lease_s = LEASE_HEARTBEATS * beat
     end = go + plan["ramp"] + plan["duration"]
     pause = min(1.0, beat / 10)
-    await record.sleep_until(go + rng.uniform(0, START_SPREAD_S))
+    harness = bool(plan.get("harness"))
+    await record.sleep_until(go + rng.uniform(0, HARNESS_START_S if harness else START_SPREAD_S))
     while time.monotonic() < end:
         granted = await record.call(agent, "claim_task", {}, end if record.impatient else None)
         if granted is None or not granted.get("claimed"):
@@ -311,7 +328,9 @@ async def live(
                     record.dropped += 1
                 break
             if moment == next_beat:
-                answer = await record.call(agent, "heartbeat", lease, periodic=True)
+                # The harness says its lease's length on every heartbeat; ours once, in none.
+                said = {**lease, "lease_seconds": round(lease_s)} if harness else lease
+                answer = await record.call(agent, "heartbeat", said, periodic=True)
                 later = beat * rng.uniform(1 - JITTER, 1 + JITTER)
                 next_beat = max(next_beat + later, time.monotonic())  # missed beats are skipped
             else:
@@ -504,20 +523,27 @@ class Bench(lib.Bench):
         if config.baseline is not None:
             baseline = code_at(config.baseline, self.fresh("baseline"), config.baseline_python)
             self.codes.append(baseline)
-        self.runs: dict[str, dict[int, dict[str, Any]]] = {c.label: {} for c in self.codes}
+        # Each code with each client shape, their runs side by side, size by size.
+        self.variants = [
+            (code, client, code.label + ("" if client == "ours" else f", {client} client"))
+            for code in self.codes
+            for client in config.clients
+        ]
+        self.runs: dict[str, dict[int, dict[str, Any]]] = {v[2]: {} for v in self.variants}
 
     def fleet(self) -> None:
-        """Each size on each code in turn (same run, minutes apart), until a code misses the
-        targets or its drivers cannot keep the schedule."""
+        """Each size on each code and client in turn (same run, minutes apart), until one
+        misses the targets or its drivers cannot keep the schedule."""
         cfg = self.config
-        going = list(self.codes)
+        going = list(self.variants)
         for agents in cfg.sizes:
-            for code in list(going):
-                self.load(f"fleet_{agents}_{code.label}")
-                run = self.fleet_run(agents, code)
-                self.runs[code.label][agents] = run
+            for variant in list(going):
+                code, client, label = variant
+                self.load(f"fleet_{agents}_{label}")
+                run = self.fleet_run(agents, code, client)
+                self.runs[label][agents] = run
                 log(
-                    f"  {code.label}, {agents} agents: claim p99 {run['claim_task']['p99']:.1f} "
+                    f"  {label}, {agents} agents: claim p99 {run['claim_task']['p99']:.1f} "
                     f"ms, heartbeat p99 {run['heartbeat']['p99']:.1f} ms, "
                     f"{run['writes_per_s']:.0f} writes/s, world lock held "
                     f"{100 * run['lock_held']:.0f}%, claim lock "
@@ -526,11 +552,11 @@ class Bench(lib.Bench):
                     f"{run['driver_late_p99_ms']:.0f} ms"
                 )
                 if not run["passed"] and not cfg.past_capacity:
-                    log(f"  {code.label}: {agents} agents miss the targets; no larger fleet")
-                    going.remove(code)
+                    log(f"  {label}: {agents} agents miss the targets; no larger fleet")
+                    going.remove(variant)
                 elif run["driver_bound"]:
-                    log(f"  {code.label}: the drivers could not keep {agents} agents' schedule")
-                    going.remove(code)
+                    log(f"  {label}: the drivers could not keep {agents} agents' schedule")
+                    going.remove(variant)
             if not going:
                 break
         self.report.details["client"] = "impatient" if cfg.impatient else "documented"
@@ -539,13 +565,13 @@ class Bench(lib.Bench):
         }
         self.rows()
 
-    def fleet_run(self, agents: int, code: Code) -> dict[str, Any]:
-        cfg = self.config
+    def fleet_run(self, agents: int, code: Code, client: str) -> dict[str, Any]:
+        cfg = shaped(self.config, client)
         assert self.cluster is not None
-        name = f"fleet_{agents}_{len(self.runs[code.label])}_{self.codes.index(code)}"
+        name = f"fleet_{agents}_{self.codes.index(code)}_{CLIENTS.index(client)}"
         url = self.cluster.create_database(name)
         total = tasks_needed(agents, cfg)
-        log(f"fleet {agents} on {code.label}: {total:,} tasks and {agents} tokens")
+        log(f"fleet {agents} on {code.label}, {client} client: {total:,} tasks, {agents} tokens")
         secrets = prepare_with(code, url, self.fresh(f"cli-{name}"), agents, total)
         drivers = min(cfg.drivers, agents)
         log(f"fleet {agents}: {cfg.servers} server(s), {drivers} driver(s)")
@@ -577,14 +603,16 @@ class Bench(lib.Bench):
                     "ramp": cfg.ramp,
                     "duration": cfg.duration,
                     "impatient": cfg.impatient,
+                    "harness": client == "harness",
                 },
             }
             pids = [server.process.pid for server in servers]
             window: dict[str, Any] = {}
+            profiled = self.work / f"py-spy-{name}.txt"
             with psycopg.connect(url, autocommit=True) as probe:
 
                 def while_running() -> None:
-                    window.update(self.watch(probe, pids, time.monotonic()))
+                    window.update(self.watch(probe, pids, time.monotonic(), profiled))
 
                 deadline = cfg.ramp + cfg.duration + 2 * OVERRUN_S
                 results = self.run_workers(config, drivers, deadline, while_running)
@@ -595,7 +623,15 @@ class Bench(lib.Bench):
         if not all(alive):
             raise BenchError(f"a server exited during the {agents}-agent run; see servers.log")
         self.settle(name)
-        return self.figures(agents, drivers, window, results)
+        run = self.figures(agents, drivers, window, results)
+        if cfg.py_spy is not None:
+            # Shares of the profiled server's samples, as the servers' CPU per write.
+            per_write = run["server_cpu_ms_per_write"]
+            run["layers_ms_per_write"] = bench_http.charge(profiled, per_write)
+            log(f"  {name}: servers' CPU ms/write by layer (py-spy, one server):")
+            for layer, ms in run["layers_ms_per_write"].items():
+                log(f"    {ms:5.2f}  {layer}")
+        return run
 
     def settle(self, name: str) -> None:
         """Drop a run's database and flush what it wrote, so that the next run's window does
@@ -613,13 +649,34 @@ class Bench(lib.Bench):
                 time.sleep(SETTLE_POLL_S)
         log(f"  autovacuum still running {SETTLE_TIMEOUT_S:.0f} s after the run; going on")
 
-    def watch(self, probe: psycopg.Connection[Any], pids: list[int], go: float) -> dict[str, Any]:
+    def watch(
+        self, probe: psycopg.Connection[Any], pids: list[int], go: float, profiled: Path
+    ) -> dict[str, Any]:
         """From the end of the ramp to the end of the window: CPU snapshots of the servers and
         PostgreSQL, and pg_locks sampled every SAMPLE_EVERY_S (is the write lock held; how
-        many wait for it). This probe's own CPU is `monitor_cpu`."""
+        many wait for it). This probe's own CPU is `monitor_cpu`. With --py-spy, the first
+        server's stacks are sampled through the window into `profiled`."""
         assert self.cluster is not None
         start, end = go + self.config.ramp, go + self.config.ramp + self.config.duration
         time.sleep(max(0.0, start - time.monotonic()))  # the ramp: nothing is measured
+        spy = None
+        if self.config.py_spy is not None:
+            spy = subprocess.Popen(
+                [str(self.config.py_spy), "record", "--pid", str(pids[0]), "--rate", "250",
+                 "--nonblocking", "--format", "raw", "--output", str(profiled)],
+                stdout=subprocess.DEVNULL, stderr=self.errlog,
+            )  # fmt: skip
+        try:
+            return self._watched(probe, pids, start, end)
+        finally:
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)  # py-spy writes its samples and exits
+                spy.wait(timeout=60)
+
+    def _watched(
+        self, probe: psycopg.Connection[Any], pids: list[int], start: float, end: float
+    ) -> dict[str, Any]:
+        assert self.cluster is not None
         probe.execute("SELECT pg_stat_statements_reset()")
         incidents = probe.execute(INCIDENTS).fetchone()
         window = Window(self.cluster, pids)
@@ -859,6 +916,8 @@ def make_config(args: argparse.Namespace) -> Config:
         impatient=args.impatient,
         spread=args.spread,
         initialize=not args.no_initialize,
+        clients=tuple(args.clients),
+        py_spy=None if args.py_spy is None else str(args.py_spy),
     )
 
 
@@ -894,6 +953,20 @@ def main(argv: list[str] | None = None) -> int:
         help="no `initialize` before the clock starts: the first calls open the connections",
     )
     parser.add_argument(
+        "--clients",
+        type=lib.comma_list(str),
+        default=["ours"],
+        help="client shapes, each run at every size: ours (as the options above say) and "
+        f"harness (pinned, no initialize, the first claims within {HARNESS_START_S:.0f} s, "
+        "lease_seconds on every heartbeat); default ours",
+    )
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        help="py-spy's executable: sample the first server through each window, and split "
+        "the servers' CPU per write by layer (http_calls.LAYERS)",
+    )
+    parser.add_argument(
         "--baseline",
         metavar="REV",
         help="also run every size on the servers of git revision REV, in this run (e.g. "
@@ -926,6 +999,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not 1 <= args.servers <= 4:
         parser.error("--servers must be 1-4")
+    if not args.clients or set(args.clients) - set(CLIENTS):
+        parser.error(f"--clients takes {', '.join(CLIENTS)}")
     config = make_config(args)
     if min(config.sizes) < 1 or min(config.heartbeat, config.checkpoint, config.task) <= 0:
         parser.error("sizes and periods must be positive")

@@ -56,23 +56,30 @@ HEADERS = {
 TASK = "BENCH-1"
 # Profile layers, tried from a sample's innermost frame outwards: the first frame whose file
 # matches a pattern names the layer (pydantic, anyio and the like match none, so their time
-# goes to whoever called them).
+# goes to whoever called them). py-spy names a frame `function (path:line)`, the path from
+# site-packages or the checkout. Under uvloop a resumed coroutine's stack starts at the
+# coroutine (the loop is C), and the loop's own work is `Runner.run`'s.
 LAYERS = [
-    ("socket writes (send syscalls)", r"_SelectorSocketTransport\.write"),
-    ("socket reads, HTTP parsing (uvicorn, h11)", r"/h11/|uvicorn/protocols|_read_ready"),
-    ("the tool: orchestrator, store, SQLite",
-     r"wvo_mcp/(orchestrator|services|store)|aiosqlite|sqlite3"),
-    ("tool call wrapper: telemetry, models", r"wvo_mcp/(server|telemetry|models)\.py"),
+    ("socket writes (send syscalls)", r"_SelectorSocketTransport\.write|OneSendPerTurn\.flush"),
+    ("socket reads, HTTP parsing (uvicorn, httptools, h11)",
+     r"/h11/|uvicorn/protocols|httptools|_read_ready"),
+    ("logging", r"[(/]logging/"),
+    ("the store: SQL, transactions", r"wvo_mcp/store/"),
+    ("the database driver: psycopg, its pool, greenlet", r"[(/](psycopg|greenlet)|aiosqlite|sqlite3"),
+    ("the tool: orchestrator, services, rules",
+     r"wvo_mcp/(orchestrator|services|rules|health)/"),
+    ("tool call wrapper: telemetry, models",
+     r"wvo_mcp/edge/(calls|tool_calls|tools)\.py|wvo_mcp/(telemetry|models)"),
     ("OpenTelemetry span (SDK)", r"opentelemetry|mcp/server/_otel|mcp/shared/_otel"),
     ("SDK per-request transport: session, streams, task group, SSE",
      r"mcp/server/streamable_http|jsonrpc_dispatcher|sse_starlette|_context_streams"
      r"|anyio/streams"),
     ("SDK dispatch: runner, handlers, validation",
-     r"mcp/server/(runner|lowlevel|mcpserver|request_state|context)|mcp_types"),
+     r"mcp/server/(runner|lowlevel|mcpserver|request_state|context)|mcp_types|mcp/shared"),
     ("wvo-mcp HTTP edge: host check, admission, body checks",
-     r"wvo_mcp/(http_server|admission|access|protocol)\.py"),
+     r"wvo_mcp/edge/(http_server|http_limits|http_claims|held_back|access|protocol|host_guard)"),
     ("Starlette, auth middleware, routing", r"starlette/|mcp/server/auth|uvicorn/middleware"),
-    ("event loop", r"asyncio/|anyio/|selectors\.py"),
+    ("event loop", r"asyncio/|anyio/|selectors\.py|uvloop"),
 ]  # fmt: skip
 IDLE = re.compile(r"select \(selectors|wait \(threading|Condition\.wait|Event\.wait|Queue\.get")
 

@@ -26,6 +26,7 @@ from pydantic import BaseModel
 
 from wvo_mcp.config import Settings
 from wvo_mcp.edge import access, held_back, protocol, toolset
+from wvo_mcp.edge.tool_calls import ToolCalls
 from wvo_mcp.errors import WvoError
 from wvo_mcp.models import Asked, ClaimResult, Note, lean
 from wvo_mcp.orchestrator import Orchestrator
@@ -44,6 +45,10 @@ class Server(MCPServer[Orchestrator]):
     pure-Python jsonschema (0.1-0.4 ms a call, 12 ms to compile per tool) and the server once
     more, and deriving them is a fifth of start-up's server build. What every tool answers is
     its return type in models/, which the suite checks replies against (tests/security)."""
+
+    # The tool-call table build_server installs (tool_calls.py), which the loop's lane over
+    # HTTP (hot_calls.py) calls too.
+    tool_calls: ToolCalls | None = None
 
     def add_tool(
         self,

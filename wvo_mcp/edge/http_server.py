@@ -23,8 +23,8 @@ import logging
 import math
 import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
@@ -43,12 +43,9 @@ from mcp.server.transport_security import (
     RequestBodyLimitMiddleware,
     TransportSecuritySettings,
 )
-from mcp.shared.dispatcher import CallOptions
-from mcp.shared.exceptions import NoBackChannelError
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER, find_duplicated_routing_header
-from mcp.shared.message import MessageMetadata, ServerMessageMetadata
-from mcp.shared.transport_context import TransportContext
-from mcp.types import ErrorData, JSONRPCError, JSONRPCRequest, JSONRPCResponse, RequestId
+from mcp.shared.message import ServerMessageMetadata
+from mcp.types import ErrorData, JSONRPCError, JSONRPCRequest, JSONRPCResponse
 from mcp_types import DEFAULT_NEGOTIATED_VERSION
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from pydantic import AnyHttpUrl, ValidationError
@@ -60,6 +57,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from wvo_mcp.config import Settings
 from wvo_mcp.edge import access, held_back, http_limits, protocol
 from wvo_mcp.edge.host_guard import HostGuard, is_loopback, netloc, origin, origin_of
+from wvo_mcp.edge.hot_calls import ONE_ANSWER, Call, HotCalls, OneAnswer
 from wvo_mcp.edge.http_limits import COUNTED, Admission, Limits, Refusal, store_waits
 from wvo_mcp.edge.stdio import MAX_LINE_BYTES
 from wvo_mcp.errors import Busy, Overloaded, StoreUnavailable, ValidationFailed
@@ -266,6 +264,7 @@ def app(settings: Settings, options: Options) -> Starlette:
     endpoint = Endpoint(
         manager.asgi_app, manager.app, lambda: opened[-1] if opened else None, admission,
         EdgeClaims(admission, accepts_of(validate)),
+        None if server.tool_calls is None else HotCalls(server, server.tool_calls),
     )  # fmt: skip
     manager.asgi_app = RequestBodyLimitMiddleware(endpoint, MAX_LINE_BYTES)
     # Outside authentication, inside the cap: a token check the database cannot answer now.
@@ -398,36 +397,6 @@ class InFlightCap:
             self.admission.leave()
 
 
-@dataclass
-class _OneAnswer:
-    """The dispatch context of a request whose only answer is its JSON result: nothing goes
-    to the client meanwhile (no request, no notification), as in the SDK's JSON mode."""
-
-    transport: TransportContext
-    request_id: RequestId
-    message_metadata: MessageMetadata
-    cancel_requested: anyio.Event = field(default_factory=anyio.Event)
-    can_send_request: bool = False
-
-    async def send_raw_request(
-        self, method: str, params: Mapping[str, Any] | None, opts: CallOptions | None = None
-    ) -> dict[str, Any]:
-        raise NoBackChannelError(method)
-
-    async def notify(
-        self, method: str, params: Mapping[str, Any] | None, opts: CallOptions | None = None
-    ) -> None:
-        return None
-
-    async def progress(
-        self, progress: float, total: float | None = None, message: str | None = None
-    ) -> None:
-        return None
-
-
-ONE_ANSWER = TransportContext(kind="streamable-http", can_send_request=False)
-
-
 class Endpoint:
     """The MCP endpoint behind authentication. A caller over its token's rate is refused
     (429) first. A POST then passes protocol.py's checks before the SDK reads it: a batch, a
@@ -450,12 +419,14 @@ class Endpoint:
         state: Callable[[], object | None],
         admission: Admission,
         claims: "EdgeClaims | None" = None,
+        hot: HotCalls | None = None,
     ) -> None:
         self.sdk = sdk
         self.server = server
         self.state = state
         self.admission = admission
         self.claims = claims
+        self.hot = hot
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -536,8 +507,12 @@ class Endpoint:
         self, request: Request, body: bytes, state: object | None, scope: Scope,
         replay: Receive, send: Send,
     ) -> None:  # fmt: skip
-        verdict = _verdict(request, body)
-        if isinstance(verdict, JSONRPCRequest) and state is not None:
+        verdict = _verdict(request, body, self.hot)
+        if isinstance(verdict, Call) and state is not None and self.hot is not None:
+            version = request.headers.get(MCP_PROTOCOL_VERSION_HEADER) or DEFAULT_NEGOTIATED_VERSION
+            answer = await self.hot.answer(verdict, version, state, request)
+            await Response(answer, media_type="application/json")(scope, replay, send)
+        elif isinstance(verdict, JSONRPCRequest) and state is not None:
             await (await self._answer(request, verdict, state))(scope, replay, send)
         elif isinstance(verdict, JSONRPCError):
             await Response(
@@ -554,7 +529,7 @@ class Endpoint:
         version = request.headers.get(MCP_PROTOCOL_VERSION_HEADER) or DEFAULT_NEGOTIATED_VERSION
         connection = Connection.from_envelope(version, None, None)
         metadata = ServerMessageMetadata(request_context=request, can_send_request=False)
-        context = _OneAnswer(ONE_ANSWER, message.id, metadata)
+        context = OneAnswer(ONE_ANSWER, message.id, metadata)
         reply: JSONRPCResponse | JSONRPCError
         try:
             result = await serve_one(
@@ -582,9 +557,12 @@ def _handshake_era(request: Request) -> str | None:
     return version if has_json and media == "application/json" else None
 
 
-def _verdict(request: Request, body: bytes) -> JSONRPCError | JSONRPCRequest | None:
+def _verdict(
+    request: Request, body: bytes, hot: HotCalls | None = None
+) -> JSONRPCError | JSONRPCRequest | Call | None:
     """The answer protocol.py gives a POST body in place of the SDK's, the request to answer
-    without the SDK's transport (Endpoint), or None for the SDK to handle."""
+    without the SDK's transport (Endpoint), a loop call `hot` answers, or None for the SDK
+    to handle."""
     has_json, _ = check_accept_headers(request)
     raw_media = request.headers.get("content-type", "").split(";")[0].strip()
     if not has_json or raw_media.lower() != "application/json":
@@ -594,6 +572,12 @@ def _verdict(request: Request, body: bytes) -> JSONRPCError | JSONRPCRequest | N
     except ValueError:
         return None  # the SDK's Parse error
     reason = protocol.invalid_request(found)
+    version = request.headers.get(MCP_PROTOCOL_VERSION_HEADER)
+    handshake_era = version is None or version in HANDSHAKE_PROTOCOL_VERSIONS
+    if reason is None and hot is not None and handshake_era and raw_media == "application/json":
+        call = hot.take(found)
+        if call is not None:
+            return call
     message = None
     if reason is None:
         try:
@@ -603,7 +587,6 @@ def _verdict(request: Request, body: bytes) -> JSONRPCError | JSONRPCRequest | N
     if reason is not None or not isinstance(found, dict):
         given = found.get("id") if isinstance(found, dict) else None
         return protocol.invalid(reason or "no object", protocol.reply_id(given))
-    version = request.headers.get(MCP_PROTOCOL_VERSION_HEADER)
     # The SDK serves a handshake version (or none) as the handshake era, any other per
     # request; those it then refuses, it names only the per-request revisions.
     if version is None or version in HANDSHAKE_PROTOCOL_VERSIONS:

@@ -95,7 +95,8 @@ def build_server(
     server.middleware.append(calls.ProtocolEdge(server))
     calls.refuse_unknown_arguments(server)
     calls.shape_tools(server, settings.tools)
-    tool_calls.ToolCalls(server).install()
+    server.tool_calls = tool_calls.ToolCalls(server)
+    server.tool_calls.install()
     return server
 
 

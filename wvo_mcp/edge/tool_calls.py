@@ -88,24 +88,31 @@ class ToolCalls:
     async def call_tool(
         self, ctx: ServerRequestContext[Any, Any], params: CallToolRequestParams
     ) -> Any:
-        entry = self.table.get(params.name)
+        return await self.call(ctx, params.name, params.arguments or {})
+
+    async def call(
+        self, ctx: ServerRequestContext[Any, Any], name: str, arguments: dict[str, Any]
+    ) -> Any:
+        """Tool `name`'s answer in wire form, a refusal as a tool error; the SDK's path and
+        the loop's own (hot_calls.py) both call here."""
+        entry = self.table.get(name)
         try:
             if entry is None:
-                raise ToolError(f"Unknown tool: {params.name}")
-            return await self._run(entry, ctx, params.arguments or {})
+                raise ToolError(f"Unknown tool: {name}")
+            return await self._run(entry, ctx, arguments)
         except MCPError:
             raise
         except ToolError as exc:
             if isinstance(exc.__cause__, ValidationError):
                 # Field names only: the rejected values are the caller's data.
                 fields = sorted({".".join(map(str, e["loc"])) for e in exc.__cause__.errors()})
-                log.info("Tool %r rejected arguments: %r", params.name, fields)
+                log.info("Tool %r rejected arguments: %r", name, fields)
             else:
-                log.info("Tool %r failed: %r", params.name, str(exc))
+                log.info("Tool %r failed: %r", name, str(exc))
             return _error(str(exc))
         except Exception:
-            log.exception("Tool %r raised an unexpected exception", params.name)
-            return _error(f"Error executing tool {params.name}")
+            log.exception("Tool %r raised an unexpected exception", name)
+            return _error(f"Error executing tool {name}")
 
     async def _run(
         self, entry: Entry, ctx: ServerRequestContext[Any, Any], arguments: dict[str, Any]

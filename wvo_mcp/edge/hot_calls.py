@@ -1,0 +1,162 @@
+"""The loop's tool calls over HTTP, answered without the SDK's per-request machinery.
+
+An agent's loop is claim_task, heartbeat, checkpoint and plan_update (plan_next too): most
+of a fleet's requests. For a plain call of one of them in a handshake-era revision, the
+SDK would validate the message again as a model, build a runner, pass the call through its
+middleware chain, validate the parameters as a model, validate the answer against its
+result model for the revision, and dump a response model; here the body parsed once
+(http_server.Endpoint) goes to the same tool-call table (tool_calls.py), behind the same
+role gate, and the answer's bytes are written as they go on the wire.
+
+Anything else goes the SDK's way, word for word as before: another method or tool, a
+parameter this lane does not take (`task`, `requestState`, a `_meta.progressToken` of the
+wrong type), a call the role gate refuses, and every call while the SDK's OpenTelemetry
+spans are on (or any server middleware this lane does not know). The wire is the same
+either way (tests/integration/test_hot_calls.py compares the two)."""
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import pydantic_core
+from mcp.server.connection import Connection
+from mcp.server.context import ServerRequestContext
+from mcp.server.request_state import RequestStateBoundary
+from mcp.server.runner import modern_error_data
+from mcp.server.session import ServerSession
+from mcp.shared.dispatcher import CallOptions
+from mcp.shared.exceptions import NoBackChannelError
+from mcp.shared.message import MessageMetadata, ServerMessageMetadata
+from mcp.shared.transport_context import TransportContext
+from mcp.types import INTERNAL_ERROR, ErrorData, RequestId
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+
+from wvo_mcp.edge import access, protocol, tool_calls
+from wvo_mcp.edge.calls import ProtocolEdge, Server
+
+# The loop's tools: most of what a fleet asks (toolset.LOOP's writes and plan_next).
+HOT = frozenset({"claim_task", "heartbeat", "checkpoint", "plan_update", "plan_next"})
+# Server middleware a plain tools/call of a hot tool passes through unchanged (ProtocolEdge
+# acts on prompts/get and server/discover, RequestStateBoundary on a call's requestState),
+# or that this lane applies itself (RoleGate).
+PASSED = (ProtocolEdge, RequestStateBoundary, access.RoleGate)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OneAnswer:
+    """The dispatch context of a request whose only answer is its JSON result: nothing goes
+    to the client meanwhile (no request, no notification), as in the SDK's JSON mode."""
+
+    transport: TransportContext
+    request_id: RequestId
+    message_metadata: MessageMetadata
+    cancel_requested: anyio.Event = field(default_factory=anyio.Event)
+    can_send_request: bool = False
+
+    async def send_raw_request(
+        self, method: str, params: Mapping[str, Any] | None, opts: CallOptions | None = None
+    ) -> dict[str, Any]:
+        raise NoBackChannelError(method)
+
+    async def notify(
+        self, method: str, params: Mapping[str, Any] | None, opts: CallOptions | None = None
+    ) -> None:
+        return None
+
+    async def progress(
+        self, progress: float, total: float | None = None, message: str | None = None
+    ) -> None:
+        return None
+
+
+ONE_ANSWER = TransportContext(kind="streamable-http", can_send_request=False)
+
+
+@dataclass(frozen=True)
+class Call:
+    """A plain call of a hot tool, as this lane answers it."""
+
+    id: RequestId
+    name: str
+    arguments: dict[str, Any]
+    params: dict[str, Any]
+
+
+class HotCalls:
+    """The lane; `open` is False (every call the SDK's) while a middleware it does not
+    know is on the server, such as the SDK's OpenTelemetry spans."""
+
+    def __init__(self, server: Server, calls: tool_calls.ToolCalls) -> None:
+        self.server = server
+        self.calls = calls
+        self.open = "tools/call" not in server._lowlevel_server.cache_hints and all(
+            isinstance(m, PASSED) for m in server.middleware
+        )
+        self.gate = next((m for m in server.middleware if isinstance(m, access.RoleGate)), None)
+
+    def take(self, found: object) -> Call | None:
+        """The call this lane answers, or None for the SDK: `found` is a JSON-RPC request
+        that protocol.invalid_request passed."""
+        if not self.open or not isinstance(found, dict) or found.get("method") != "tools/call":
+            return None
+        params = found.get("params")
+        if not isinstance(params, dict) or params.keys() - {"name", "arguments", "_meta"}:
+            return None
+        name, arguments = params.get("name"), params.get("arguments")
+        if not isinstance(name, str) or name not in HOT or name not in self.calls.table:
+            return None
+        if arguments is None:
+            arguments = {}
+        elif not isinstance(arguments, dict):
+            return None
+        if "_meta" in params and not _plain_meta(params["_meta"]):
+            return None
+        if self.gate is not None and self.gate.refusal(name, arguments) is not None:
+            return None  # the SDK's path says why, as the role gate words it
+        ident = found["id"]
+        return Call(ident, name, arguments, params)
+
+    async def answer(self, call: Call, version: str, state: object, request: Request) -> bytes:
+        """The JSON-RPC answer's bytes, as the SDK's stateless JSON response carries them."""
+        connection = Connection.from_envelope(version, None, None)
+        metadata = ServerMessageMetadata(request_context=request, can_send_request=False)
+        dctx = OneAnswer(ONE_ANSWER, call.id, metadata)
+        ctx: ServerRequestContext[Any, Any] = ServerRequestContext(
+            session=ServerSession(dctx, connection),
+            lifespan_context=state,
+            protocol_version=version,
+            method="tools/call",
+            params=call.params,
+            request_id=call.id,
+            request=request,
+        )
+        try:
+            result = await self.calls.call(ctx, call.name, call.arguments)
+        except Exception as exc:  # the SDK's mapping, as Endpoint._answer makes it
+            return _error_body(call.id, modern_error_data(exc))
+        if isinstance(result, BaseModel):  # no hot tool's: calls.py answers in wire form
+            result = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+        try:
+            return protocol.result_body(call.id, result, version)
+        except ValidationError:  # the SDK's words for an answer its revision cannot carry
+            log.exception("handler for 'tools/call' returned an invalid result")
+            error = ErrorData(code=INTERNAL_ERROR, message="Handler returned an invalid result")
+            return _error_body(call.id, error)
+
+
+def _error_body(ident: RequestId, error: ErrorData) -> bytes:
+    dumped = error.model_dump(by_alias=True, mode="json", exclude_unset=True)
+    return pydantic_core.to_json({"jsonrpc": "2.0", "id": ident, "error": dumped})
+
+
+def _plain_meta(meta: object) -> bool:
+    """A `_meta` the SDK's request model takes: an object whose progressToken, if any, is
+    a string or an integer."""
+    if not isinstance(meta, dict):
+        return False
+    return "progressToken" not in meta or protocol.valid_id(meta["progressToken"])
