@@ -1,6 +1,7 @@
 """protocol.py's checks as pure functions: what each says is wrong, and that it stays short.
 Their effect on real servers is in tests/integration/test_protocol.py."""
 
+import json
 import math
 
 import mcp_types
@@ -135,3 +136,41 @@ def test_many_prompts_are_cut_short_in_a_refusal() -> None:
 )
 def test_what_renders_passes_on(name: object, arguments: object) -> None:
     assert protocol.prompt_refusal(name, arguments, PROMPTS) is None
+
+
+def sieved(result: dict[str, object], version: str) -> object:
+    from mcp_types.methods import serialize_server_result
+
+    return serialize_server_result("tools/call", version, result)
+
+
+RESULTS: list[dict[str, object]] = [
+    {
+        "content": [{"type": "text", "text": '{"claimed":true}'}],
+        "structuredContent": {"claimed": True, "task": {"id": "T1", "tags": ["a"]}},
+        "isError": False,
+        "resultType": "complete",
+    },
+    {"content": [{"type": "text", "text": "LeaseLost: …"}], "isError": True},
+    {"content": [], "structuredContent": {}},
+    # Not our shape: the sieve judges each (an image, annotations, _meta, a bad isError).
+    {"content": [{"type": "image", "data": "AA==", "mimeType": "image/png"}]},
+    {"content": [{"type": "text", "text": "x", "annotations": {"priority": 1}}]},
+    {"content": [{"type": "text", "text": "x"}], "_meta": {"k": 1}},
+]
+
+
+@pytest.mark.parametrize("version", mcp_types.version.HANDSHAKE_PROTOCOL_VERSIONS)
+@pytest.mark.parametrize("result", RESULTS)
+def test_an_answer_in_our_shape_is_shaped_as_the_sdks_sieve_shapes_it(
+    result: dict[str, object], version: str
+) -> None:
+    body = json.loads(protocol.result_body(7, result, version))
+    assert body == {"jsonrpc": "2.0", "id": 7, "result": sieved(result, version)}
+    assert "resultType" not in body["result"]
+
+
+def test_an_answer_the_sieve_refuses_is_refused_the_same() -> None:
+    with pytest.raises(ValidationError):
+        protocol.result_body(7, {"content": "not a list"}, "2025-11-25")
+    assert protocol._plain_result({"content": [], "isError": "no"}, "2025-11-25") is None

@@ -12,7 +12,7 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, ParamSpec, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast
 
 import anyio
 from mcp.server import MCPServer
@@ -26,12 +26,14 @@ from pydantic import BaseModel
 
 from wvo_mcp.config import Settings
 from wvo_mcp.edge import access, held_back, protocol, toolset
-from wvo_mcp.edge.tool_calls import ToolCalls
 from wvo_mcp.errors import WvoError
 from wvo_mcp.models import Asked, ClaimResult, Note, lean
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import identity
 from wvo_mcp.telemetry import Telemetry, annotate
+
+if TYPE_CHECKING:
+    from wvo_mcp.edge.hot_calls import HotCalls
 
 log = logging.getLogger(__name__)
 NOTES_GRACE_S = 2.0  # a committed call's lookup of a person's notes, cancelled or not
@@ -46,9 +48,8 @@ class Server(MCPServer[Orchestrator]):
     more, and deriving them is a fifth of start-up's server build. What every tool answers is
     its return type in models/, which the suite checks replies against (tests/security)."""
 
-    # The tool-call table build_server installs (tool_calls.py), which the loop's lane over
-    # HTTP (hot_calls.py) calls too.
-    tool_calls: ToolCalls | None = None
+    # The loop's own lane (hot_calls.py) over the tool-call table build_server installs.
+    hot: "HotCalls | None" = None
 
     def add_tool(
         self,

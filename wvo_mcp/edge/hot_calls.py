@@ -15,7 +15,7 @@ spans are on (or any server middleware this lane does not know). The wire is the
 either way (tests/integration/test_hot_calls.py compares the two)."""
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,18 +91,26 @@ class HotCalls:
     """The lane; `open` is False (every call the SDK's) while a middleware it does not
     know is on the server, such as the SDK's OpenTelemetry spans."""
 
-    def __init__(self, server: Server, calls: tool_calls.ToolCalls) -> None:
+    def __init__(
+        self, server: Server, calls: tool_calls.ToolCalls, state: Callable[[], object | None]
+    ) -> None:
         self.server = server
         self.calls = calls
+        self.state = state  # the open orchestrator (server.py's lifespan), or None
         self.open = "tools/call" not in server._lowlevel_server.cache_hints and all(
             isinstance(m, PASSED) for m in server.middleware
         )
         self.gate = next((m for m in server.middleware if isinstance(m, access.RoleGate)), None)
+        # Born ready, with no client info and no channel back: nothing a call changes, so
+        # one per revision serves every call (the SDK builds one a request).
+        self.connections: dict[str, Connection] = {}
 
     def take(self, found: object) -> Call | None:
         """The call this lane answers, or None for the SDK: `found` is a JSON-RPC request
         that protocol.invalid_request passed."""
         if not self.open or not isinstance(found, dict) or found.get("method") != "tools/call":
+            return None
+        if "id" not in found:  # a notification: the SDK's, which answers none
             return None
         params = found.get("params")
         if not isinstance(params, dict) or params.keys() - {"name", "arguments", "_meta"}:
@@ -121,11 +129,26 @@ class HotCalls:
         ident = found["id"]
         return Call(ident, name, arguments, params)
 
-    async def answer(self, call: Call, version: str, state: object, request: Request) -> bytes:
-        """The JSON-RPC answer's bytes, as the SDK's stateless JSON response carries them."""
-        connection = Connection.from_envelope(version, None, None)
+    def connection(self, version: str) -> Connection:
+        """A stateless HTTP request's connection in `version`: born ready, no client info."""
+        connection = self.connections.get(version)
+        if connection is None:
+            connection = self.connections[version] = Connection.from_envelope(version, None, None)
+        return connection
+
+    async def answer(
+        self,
+        call: Call,
+        connection: Connection,
+        state: object,
+        request: Request | None = None,
+        transport: TransportContext = ONE_ANSWER,
+    ) -> bytes:
+        """The JSON-RPC answer's bytes, as the SDK's JSON response or stdio line carries
+        them, on `connection` (its revision, and over stdio its client's `initialize`)."""
+        version = connection.protocol_version
         metadata = ServerMessageMetadata(request_context=request, can_send_request=False)
-        dctx = OneAnswer(ONE_ANSWER, call.id, metadata)
+        dctx = OneAnswer(transport, call.id, metadata)
         ctx: ServerRequestContext[Any, Any] = ServerRequestContext(
             session=ServerSession(dctx, connection),
             lifespan_context=state,
@@ -135,6 +158,7 @@ class HotCalls:
             request_id=call.id,
             request=request,
         )
+        log.debug("%s: answered in the loop's lane", call.name)
         try:
             result = await self.calls.call(ctx, call.name, call.arguments)
         except Exception as exc:  # the SDK's mapping, as Endpoint._answer makes it

@@ -264,7 +264,7 @@ def app(settings: Settings, options: Options) -> Starlette:
     endpoint = Endpoint(
         manager.asgi_app, manager.app, lambda: opened[-1] if opened else None, admission,
         EdgeClaims(admission, accepts_of(validate)),
-        None if server.tool_calls is None else HotCalls(server, server.tool_calls),
+        server.hot,
     )  # fmt: skip
     manager.asgi_app = RequestBodyLimitMiddleware(endpoint, MAX_LINE_BYTES)
     # Outside authentication, inside the cap: a token check the database cannot answer now.
@@ -510,7 +510,8 @@ class Endpoint:
         verdict = _verdict(request, body, self.hot)
         if isinstance(verdict, Call) and state is not None and self.hot is not None:
             version = request.headers.get(MCP_PROTOCOL_VERSION_HEADER) or DEFAULT_NEGOTIATED_VERSION
-            answer = await self.hot.answer(verdict, version, state, request)
+            connection = self.hot.connection(version)
+            answer = await self.hot.answer(verdict, connection, state, request)
             await Response(answer, media_type="application/json")(scope, replay, send)
         elif isinstance(verdict, JSONRPCRequest) and state is not None:
             await (await self._answer(request, verdict, state))(scope, replay, send)

@@ -28,7 +28,11 @@ from mcp.types import (
     RequestId,
 )
 from mcp_types.methods import serialize_server_result
-from mcp_types.version import LATEST_HANDSHAKE_VERSION, MODERN_PROTOCOL_VERSIONS
+from mcp_types.version import (
+    HANDSHAKE_PROTOCOL_VERSIONS,
+    LATEST_HANDSHAKE_VERSION,
+    MODERN_PROTOCOL_VERSIONS,
+)
 from pydantic import ValidationError
 
 # What this server speaks: the initialize handshake's newest revision, and the per-request
@@ -184,7 +188,32 @@ def prompt_refusal(
 
 def result_body(ident: RequestId, result: dict[str, Any], version: str) -> bytes:
     """A `tools/call` answer made at the edge, shaped for protocol `version` as the SDK
-    shapes its own (an older one has no resultType, the oldest no structuredContent), so a
-    client cannot tell where it was made."""
-    shaped = serialize_server_result("tools/call", version, result)
+    shapes its own (a handshake-era one has no resultType), so a client cannot tell where
+    it was made."""
+    shaped = _plain_result(result, version)
+    if shaped is None:
+        shaped = serialize_server_result("tools/call", version, result)
     return pydantic_core.to_json({"jsonrpc": "2.0", "id": ident, "result": shaped})
+
+
+def _plain_result(result: dict[str, Any], version: str) -> dict[str, Any] | None:
+    """What the SDK's sieve makes of a tool answer in our own shape (text content, an
+    object of structured content, isError), without its model's validation; None for
+    any other shape, which the sieve judges."""
+    if version not in HANDSHAKE_PROTOCOL_VERSIONS or not result.keys() <= _PLAIN_KEYS:
+        return None
+    content = result.get("content")
+    if not isinstance(content, list) or not isinstance(result.get("isError", False), bool):
+        return None
+    if not isinstance(result.get("structuredContent", {}), dict):
+        return None
+    for block in content:
+        if not (isinstance(block, dict) and block.keys() == _TEXT_KEYS):
+            return None
+        if block["type"] != "text" or not isinstance(block["text"], str):
+            return None
+    return {k: v for k, v in result.items() if k != "resultType"}
+
+
+_PLAIN_KEYS = frozenset({"content", "structuredContent", "isError", "resultType"})
+_TEXT_KEYS = {"type", "text"}

@@ -18,7 +18,7 @@ from mcp.server.auth.provider import TokenVerifier
 
 from wvo_mcp import __version__, guidance
 from wvo_mcp.config import Settings
-from wvo_mcp.edge import access, calls, person_tools, resources, tool_calls, tools
+from wvo_mcp.edge import access, calls, hot_calls, person_tools, resources, tool_calls, tools
 from wvo_mcp.edge.calls import Server
 from wvo_mcp.health.monitor import HealthMonitor
 from wvo_mcp.orchestrator import Orchestrator
@@ -95,8 +95,9 @@ def build_server(
     server.middleware.append(calls.ProtocolEdge(server))
     calls.refuse_unknown_arguments(server)
     calls.shape_tools(server, settings.tools)
-    server.tool_calls = tool_calls.ToolCalls(server)
-    server.tool_calls.install()
+    table = tool_calls.ToolCalls(server)
+    table.install()
+    server.hot = hot_calls.HotCalls(server, table, lambda: opened[-1] if opened else None)
     return server
 
 

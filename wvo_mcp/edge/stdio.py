@@ -38,9 +38,11 @@ from typing import IO, Any, NoReturn
 import anyio
 import mcp_types
 import pydantic_core
-from anyio.abc import ObjectReceiveStream, ObjectSendStream
+from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
 from mcp.server import MCPServer
+from mcp.server.connection import Connection
 from mcp.shared.message import SessionMessage
+from mcp.shared.transport_context import TransportContext
 from mcp.types import (
     INVALID_REQUEST,
     PARSE_ERROR,
@@ -55,6 +57,9 @@ from mcp.types import (
 from pydantic import ValidationError
 
 from wvo_mcp.edge import protocol
+from wvo_mcp.edge.hot_calls import Call, HotCalls
+
+log = logging.getLogger(__name__)
 
 MAX_LINE_BYTES = 16 * 1024 * 1024  # four times the largest task_create batch, escapes and all
 GRACE_S = 10.0  # for the calls a stopping server is serving; past it they are cancelled
@@ -342,13 +347,22 @@ class _Incoming(ObjectReceiveStream[SessionMessage | Exception]):
         self._reading: anyio.CancelScope | None = None
         self._replay = list(replay)
         self._answered: Callable[[], None] = lambda: None
+        self.lane: Lane | None = None  # the loop's calls, once serve() opens it
+
+    def _served(self, message: JSONRPCMessage) -> SessionMessage | None:
+        """`message` for the SDK to serve, or None when the loop's lane took it."""
+        self.answer.track(message)
+        if self.lane is not None and self.lane.took(message):
+            return None
+        return SessionMessage(message)
 
     async def receive(self) -> SessionMessage | Exception:
         while self._replay:
             taken = self.edge.take(self._replay.pop(0))
             if not isinstance(taken, JSONRPCError):
-                self.answer.track(taken)
-                return SessionMessage(taken)
+                served = self._served(taken)
+                if served is not None:
+                    return served
         if not self.stopping:
             if self._interrupt is not None:
                 read = await self._read()
@@ -373,8 +387,9 @@ class _Incoming(ObjectReceiveStream[SessionMessage | Exception]):
             if isinstance(taken, JSONRPCError):
                 await self.answer.send(SessionMessage(taken))
                 continue
-            self.answer.track(taken)
-            return SessionMessage(taken)
+            served = self._served(taken)
+            if served is not None:
+                return served
         return None
 
     def stop(self, answered: Callable[[], None]) -> None:
@@ -403,6 +418,7 @@ class _Outgoing(ObjectSendStream[SessionMessage]):
         # Made only when a stop waits: an event per request cost every call 1.5 µs.
         self._emptied: anyio.Event | None = None
         self._dropped = set(dropped)  # answered already: the server's answer goes nowhere
+        self.lane: Lane | None = None
 
     def track(self, message: JSONRPCMessage) -> None:
         """A message read: a request waits for its answer; a cancelled one waits for none."""
@@ -429,6 +445,8 @@ class _Outgoing(ObjectSendStream[SessionMessage]):
         if self.closed:
             raise anyio.ClosedResourceError
         message = item.message
+        if self.lane is not None and isinstance(message, JSONRPCResponse):
+            self.lane.answered(message)
         if isinstance(message, JSONRPCResponse | JSONRPCError) and message.id in self._dropped:
             self._dropped.discard(message.id)
             self._done(message.id)
@@ -444,8 +462,85 @@ class _Outgoing(ObjectSendStream[SessionMessage]):
         if isinstance(message, JSONRPCResponse | JSONRPCError) and message.id is not None:
             self._done(message.id)
 
+    async def send_answer(self, request: int | str, line: bytes) -> None:
+        """The lane's answer to `request`, unless the client cancelled it meanwhile."""
+        if self.closed or request not in self.unanswered:
+            return
+        try:
+            await self.write(line)
+        except OSError:  # the client is gone: nothing more reaches it
+            log.info("the client left before its answer to %r", request)
+        self._done(request)
+
     async def aclose(self) -> None:
         self.closed = True
+
+
+class Lane:
+    """The loop's tool calls on one stdio connection, answered by hot_calls.py beside the
+    SDK (which would serve each through its dispatcher, runner and models). It opens once
+    the client has said `notifications/initialized` after the SDK answered its
+    `initialize`: the revision is the one the SDK negotiated, and the client's info and
+    capabilities are what its `initialize` said. Until then, and for every other message,
+    the SDK serves as before."""
+
+    def __init__(self, hot: HotCalls, tasks: TaskGroup, outgoing: "_Outgoing") -> None:
+        self.hot = hot
+        self.tasks = tasks
+        self.outgoing = outgoing
+        self.connection: Connection | None = None
+        self._hello: JSONRPCRequest | None = None  # the client's initialize
+        self._version: str | None = None  # ... as the SDK answered it
+        self._initialized = False  # the client said notifications/initialized
+
+    def took(self, message: JSONRPCMessage) -> bool:
+        """Whether the lane serves `message` (it is then being served)."""
+        if isinstance(message, JSONRPCNotification):
+            self._initialized |= message.method == "notifications/initialized"
+            return False
+        if not isinstance(message, JSONRPCRequest):
+            return False
+        if message.method == "initialize":
+            self._hello, self._version, self.connection = message, None, None
+            self._initialized = False
+            return False
+        if message.method != "tools/call" or (self.connection is None and not self._open()):
+            return False
+        call = self.hot.take({"id": message.id, "method": message.method, "params": message.params})
+        if call is None or self.connection is None or not _handshake_meta(message):
+            return False
+        self.tasks.start_soon(self._serve, call, self.connection)
+        return True
+
+    def answered(self, response: JSONRPCResponse) -> None:
+        """The SDK's answer to the client's `initialize`: the revision it negotiated."""
+        if self._hello is not None and response.id == self._hello.id:
+            version = response.result.get("protocolVersion")
+            self._version = version if isinstance(version, str) else None
+
+    def _open(self) -> bool:
+        """Whether the lane is open: the client initialized, and the SDK's answer to its
+        `initialize` was sent (a warm start's replayed handshake can be read before)."""
+        if self._hello is None or self._version is None or not self._initialized:
+            return False
+        params = self._hello.params or {}
+        info, capabilities = params.get("clientInfo"), params.get("capabilities")
+        self.connection = Connection.from_envelope(self._version, info, capabilities)
+        return True
+
+    async def _serve(self, call: Call, connection: Connection) -> None:
+        state = self.hot.state()
+        answer = await self.hot.answer(call, connection, state, transport=STDIO)
+        await self.outgoing.send_answer(call.id, answer + b"\n")
+
+
+STDIO = TransportContext(kind="stdio", can_send_request=False)
+
+
+def _handshake_meta(message: JSONRPCRequest) -> bool:
+    """No per-request envelope (2026-07-28) in its `_meta`: the connection's era serves it."""
+    meta = (message.params or {}).get("_meta")
+    return not isinstance(meta, dict) or PROTOCOL_VERSION_META_KEY not in meta
 
 
 @contextlib.asynccontextmanager
@@ -520,6 +615,9 @@ async def serve(
 
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(stop_on_signal, tasks.cancel_scope)
+            hot = getattr(server, "hot", None)
+            if isinstance(read, _Incoming) and isinstance(write, _Outgoing) and hot is not None:
+                read.lane = write.lane = Lane(hot, tasks, write)
             await lowlevel.run(read, write, lowlevel.create_initialization_options())
             ended()  # cleanup has run; this server's signal handlers still stand
             tasks.cancel_scope.cancel()
