@@ -1,4 +1,4 @@
-"""The loop's tool calls over HTTP, answered without the SDK's per-request machinery.
+"""The loop's tool calls over HTTP and stdio, answered without the SDK's per-request machinery.
 
 An agent's loop is claim_task, heartbeat, checkpoint and plan_update (plan_next too): most
 of a fleet's requests. For a plain call of one of them in a handshake-era revision, the
@@ -23,6 +23,7 @@ import anyio
 import pydantic_core
 from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
+from mcp.server.mcpserver import MCPServer
 from mcp.server.request_state import RequestStateBoundary
 from mcp.server.runner import modern_error_data
 from mcp.server.session import ServerSession
@@ -35,14 +36,13 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
 from wvo_mcp.edge import access, protocol, tool_calls
-from wvo_mcp.edge.calls import ProtocolEdge, Server
 
 # The loop's tools: most of what a fleet asks (toolset.LOOP's writes and plan_next).
 HOT = frozenset({"claim_task", "heartbeat", "checkpoint", "plan_update", "plan_next"})
-# Server middleware a plain tools/call of a hot tool passes through unchanged (ProtocolEdge
-# acts on prompts/get and server/discover, RequestStateBoundary on a call's requestState),
-# or that this lane applies itself (RoleGate).
-PASSED = (ProtocolEdge, RequestStateBoundary, access.RoleGate)
+# Server middleware a plain tools/call of a hot tool passes through unchanged (the SDK's
+# RequestStateBoundary acts on a call's requestState), or that this lane applies itself
+# (RoleGate); build_server names its own others (calls.ProtocolEdge).
+PASSED = (RequestStateBoundary, access.RoleGate)
 
 log = logging.getLogger(__name__)
 
@@ -92,13 +92,17 @@ class HotCalls:
     know is on the server, such as the SDK's OpenTelemetry spans."""
 
     def __init__(
-        self, server: Server, calls: tool_calls.ToolCalls, state: Callable[[], object | None]
+        self,
+        server: MCPServer[Any],
+        calls: tool_calls.ToolCalls,
+        state: Callable[[], object | None],
+        passed: tuple[type, ...] = (),
     ) -> None:
         self.server = server
         self.calls = calls
         self.state = state  # the open orchestrator (server.py's lifespan), or None
         self.open = "tools/call" not in server._lowlevel_server.cache_hints and all(
-            isinstance(m, PASSED) for m in server.middleware
+            isinstance(m, (*PASSED, *passed)) for m in server.middleware
         )
         self.gate = next((m for m in server.middleware if isinstance(m, access.RoleGate)), None)
         # Born ready, with no client info and no channel back: nothing a call changes, so

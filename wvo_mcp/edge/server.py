@@ -61,11 +61,14 @@ def build_server(
     # Static resources get no Context; they reach the process's orchestrator through this.
     opened = [] if opened is None else opened
 
+    def current() -> Orchestrator | None:
+        return opened[-1] if opened else None
+
     auth = http.auth if http is not None else None
     if http is None or auth is None:
         verifier = None
     elif verifier is None:
-        verifier = access.verifier(http, lambda: opened[-1] if opened else None)
+        verifier = access.verifier(http, current)
     server = Server(
         "wvo-mcp",
         version=__version__,
@@ -97,7 +100,8 @@ def build_server(
     calls.shape_tools(server, settings.tools)
     table = tool_calls.ToolCalls(server)
     table.install()
-    server.hot = hot_calls.HotCalls(server, table, lambda: opened[-1] if opened else None)
+    # ProtocolEdge acts on prompts/get and server/discover: a tools/call passes it as it is.
+    server.hot = hot_calls.HotCalls(server, table, current, passed=(calls.ProtocolEdge,))
     return server
 
 
