@@ -285,8 +285,8 @@ def charge(stacks: Path, cpu_ms: float) -> dict[str, float]:
     for line in stacks.read_text().splitlines():
         stack, _, n = line.rpartition(" ")
         frames = stack.split(";")
-        if not frames or IDLE.search(frames[-1]):
-            continue
+        if not n.isdigit() or not frames or IDLE.search(frames[-1]):
+            continue  # not a sample (a truncated last line), or an idle one
         layer = next(
             (name for frame in reversed(frames) for name, p in patterns if p.search(frame)),
             "other",

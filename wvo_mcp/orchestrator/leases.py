@@ -66,27 +66,31 @@ class LeasesFacade(Facade):
                 snapshots.snapshot, self.git, f"wvo-mcp checkpoint of {task_id}: {summary[:200]}"
             )
             since = time.monotonic()
+        given: dict[str, Any] = {
+            "task_id": task_id, "token": token, "agent_id": agent_id, "summary": summary,
+            "next_steps": next_steps, "progress": progress, "files": files, "now": self.clock(),
+        }  # fmt: skip
+        plain = snap is None and not attach_sandbox_run
+        full = partial(
+            leases.checkpoint, **given, snapshot=snap, attach_sandbox_run=attach_sandbox_run
+        )
+        # A plain one, on a store that has it, as one statement (leases.checkpoint_alone);
+        # a token that did not hold the task is then told why by the checkpoint's own write.
+        alone = leases.checkpoint_alone(**given) if plain else None
         write = self.db.write_then_read(
-            notes.asking_after(
-                partial(
-                    leases.checkpoint,
-                    task_id=task_id,
-                    token=token,
-                    agent_id=agent_id,
-                    summary=summary,
-                    next_steps=next_steps,
-                    progress=progress,
-                    files=files,
-                    now=self.clock(),
-                    snapshot=snap,
-                    attach_sandbox_run=attach_sandbox_run,
-                ),
-                agent_id,
-            ),
+            notes.asking_after(full, agent_id),
             Lock.TASK,
             arrival.left(HELD_WAIT_S, since),
+            alone,
         )
-        result = await claim_gate.held(self.claims, write)
+        added = await claim_gate.held(self.claims, write)
+        if added is None:
+            told = self.db.write_then_read(
+                notes.asking_after(full, agent_id), Lock.TASK, arrival.left(HELD_WAIT_S, since)
+            )
+            result = await claim_gate.held(self.claims, told)
+        else:
+            result = added
         if self.git is not None and snap is not None and result.git_ref is not None:
             await anyio.to_thread.run_sync(self.git.set_ref, result.git_ref, snap.commit)
         elif git_snapshot:

@@ -231,6 +231,38 @@ def checkpoint(
     return read
 
 
+def checkpoint_alone(
+    task_id: str,
+    token: str,
+    agent_id: str,
+    summary: str,
+    next_steps: str | None,
+    progress: int | None,
+    files: Sequence[str],
+    now: datetime,
+) -> Alone[CheckpointResult | None]:
+    """A plain `checkpoint` (no snapshot, no sandbox run) as one call of PostgreSQL's
+    checkpoint_held (migration 0018), which runs its statements with the locks before them.
+    None when `token` did not hold the task, and then nothing changed (`checkpoint` says
+    why). Idempotent: the same call again answers the checkpoint it added."""
+    stale = timeutil.to_text(now - SEEN_RESOLUTION)
+    stamp = timeutil.to_text(now)
+    args = (task_id, token, agent_id, summary, next_steps, progress, json.dumps(list(files)),
+            stamp, CHECKPOINTS_KEPT, stale)  # fmt: skip
+
+    def read(row: Row | None) -> CheckpointResult | None:
+        if row is None:
+            return None
+        added = CheckpointResult(
+            task_id=task_id, seq=row["seq"], lease_expires_at=row["lease_expires_at"]
+        )
+        if row["notes_due"] is None:
+            added._no_notes_for = agent_id
+        return added
+
+    return Alone("checkpoint_held", args, read)
+
+
 def lose_lease(
     tx: Tx, settings: Settings, row: Row, now: datetime, *, actor: str, requeue: bool
 ) -> bool:
