@@ -13,7 +13,8 @@ from wvo_mcp.models import LeaseResult
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.orchestrator import leases as lease_calls
 from wvo_mcp.rules.transitions import Status
-from wvo_mcp.store import postgres
+from wvo_mcp.services import leases
+from wvo_mcp.store import Lock, postgres
 from wvo_mcp.store.sql import queries
 
 pytestmark = pytest.mark.anyio
@@ -357,3 +358,38 @@ async def test_a_heartbeat_queued_behind_a_world_write_reads_what_it_committed(
     assert beats[0].lease_expires_at == world.clock.text(60)
     assert beats[0]._no_notes_for is None  # the note is due: this answer looks it up
     assert [n.text for n in await orch.notes_for("holder")] == ["stop"]
+
+
+async def test_checkpoints_past_the_kept_are_pruned_and_one_sent_again_adds_none(
+    world: World, orch: Orchestrator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A holder's checkpoints past CHECKPOINTS_KEPT are pruned, oldest first, each renewing
+    the lease; a stale token's changes nothing. A plain one is one statement on PostgreSQL
+    (checkpoint_held), which the store sends again after a lost connection: sent again,
+    it answers the checkpoint it added and adds none."""
+    monkeypatch.setattr(leases, "CHECKPOINTS_KEPT", 2)
+    await create(orch, {"id": "job", "title": "j"})
+    claim = await orch.claim("a", lease_seconds=90)
+    assert claim.lease_token is not None
+    for step in range(1, 5):
+        world.clock.advance(1)
+        noted = await orch.checkpoint("job", claim.lease_token, "a", summary=f"s{step}")
+        assert (noted.seq, noted.lease_expires_at) == (step, world.clock.text(90))
+
+    async def kept() -> list[int]:
+        rows = await orch.db.read(lambda tx: tx.all("checkpoints_of", ("job",)))
+        return sorted(row["seq"] for row in rows)
+
+    assert await kept() == [3, 4]
+    with pytest.raises(LeaseLost):
+        await orch.checkpoint("job", "0" * 32, "a", summary="not mine")
+    assert await kept() == [3, 4]
+    if world.backend.name == "sqlite":
+        return  # one local transaction: nothing is sent again
+    again = leases.checkpoint_alone(
+        "job", claim.lease_token, "a", "s5", None, None, [], world.clock.now()
+    )
+    never = leases.checkpoint  # the alone is sent instead
+    twice = [await orch.db.write_then_read(never, Lock.TASK, None, again) for _ in range(2)]
+    assert [(r.seq, r.lease_expires_at) for r in twice if r] == [(5, world.clock.text(90))] * 2
+    assert await kept() == [4, 5]
