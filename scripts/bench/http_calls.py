@@ -15,6 +15,8 @@ Measures, each one blocking call at a time (nothing else in the client's event l
   with an agent token over one keep-alive httpx2 connection (the token is checked on every
   request and looked up at most once a second); the rate limit is off (one token calling
   as fast as it can is what it exists to stop);
+- `HTTP heartbeat`: the token's agent renewing its lease on a task it claimed, the loop's
+  commonest call (answered in the loop's lane, edge/hot_calls.py, since issue 85);
 - with `--baseline-tree DIR` (a checkout, e.g. `git archive COMMIT | tar -x -C DIR`), the
   same two HTTP measures against that tree's `serve --http`, on the same folder.
 They are taken in rotating blocks (lib.Bench.alternate). Then each server's CPU per call:
@@ -54,6 +56,7 @@ HEADERS = {
     "MCP-Protocol-Version": "2025-11-25",
 }
 TASK = "BENCH-1"
+HELD = "BENCH-2"  # claimed by the token's agent: its heartbeats are the loop's commonest call
 # Profile layers, tried from a sample's innermost frame outwards: the first frame whose file
 # matches a pattern names the layer (pydantic, anyio and the like match none, so their time
 # goes to whoever called them). py-spy names a frame `function (path:line)`, the path from
@@ -173,6 +176,10 @@ class Bench(lib.Bench):
                 httpx2.Client(headers={**HEADERS, "Authorization": f"Bearer {secret}"})
             )
             get = {"name": "task_get", "arguments": {"task_id": TASK}}
+            claimed = post(client, servers[0].url, "tools/call",
+                           {"name": "claim_task", "arguments": {"task_id": HELD}})  # fmt: skip
+            lease = {"task_id": HELD, "lease_token": claimed["structuredContent"]["lease_token"]}
+            beat = {"name": "heartbeat", "arguments": lease}
             measures: dict[str, lib.Measure] = {
                 "stdio no-op": lib.raw_timer(floor, "noop"),
                 "stdio ping": raw_ping(stdio),
@@ -183,12 +190,17 @@ class Bench(lib.Bench):
                 measures[f"{server.label} task_get"] = http_measure(
                     client, server.url, "tools/call", get
                 )
+                measures[f"{server.label} heartbeat"] = http_measure(
+                    client, server.url, "tools/call", beat
+                )
             log(f"{self.config.calls} calls of each of {len(measures)} measures, in rotation")
             stats = anyio.run(self.alternate, "rotation", measures, self.config.calls)
             pids = {"stdio no-op": floor.process.pid, "stdio ping": stdio.process.pid,
                     "stdio task_get": stdio.process.pid}  # fmt: skip
             pids |= {
-                f"{s.label} {what}": s.process.pid for s in servers for what in ("ping", "task_get")
+                f"{s.label} {what}": s.process.pid
+                for s in servers
+                for what in ("ping", "task_get", "heartbeat")
             }
             cpu, layers = self.cpu(measures, pids)
         self.report.details.update({"latency": stats, "cpu_ms": cpu, "layers_ms": layers})
@@ -202,7 +214,15 @@ class Bench(lib.Bench):
             cwd=ROOT, capture_output=True, text=True, check=True,
         )  # fmt: skip
         with lib.raw_client(lib.SERVER_ARGS, lib.server_env(state), self.errlog) as stdio:
-            stdio.call("task_create", {"tasks": [{"id": TASK, "title": "a task to read"}]})
+            stdio.call(
+                "task_create",
+                {
+                    "tasks": [
+                        {"id": TASK, "title": "a task to read"},
+                        {"id": HELD, "title": "a task to hold"},
+                    ]
+                },
+            )
         return made.stdout.strip()
 
     def cpu(
@@ -253,7 +273,7 @@ class Bench(lib.Bench):
             floor, 1.5, "<= 1.5x",
         )  # fmt: skip
         if "HTTP baseline ping" in stats:
-            for what in ("ping", "task_get"):
+            for what in ("ping", "task_get", "heartbeat"):
                 self.report.info(
                     f"server CPU per {what}: HTTP vs HTTP baseline", cpu[f"HTTP {what}"], "ms",
                     note=f"baseline {cpu[f'HTTP baseline {what}']:.3f} ms",
