@@ -31,6 +31,15 @@ lost), and the agent claims again. Leases last 20 heartbeats (600 s at H = 30 s,
 default). The measured window (`--duration` s) opens after a ramp of one task (T s, or
 `--ramp` s), once the fleet is in its steady state. Agents run in `--drivers` processes.
 
+`--clients ours,harness` runs each size with each client shape: `ours` as the options above
+say, and `harness`, the client issue 85's outside measurement used: each agent pinned to one
+server, no `initialize`, the fleet's first claims within HARNESS_START_S of the start, and
+`lease_seconds` said on every heartbeat. `--py-spy PATH` samples the first server through
+each window and splits the servers' CPU per write by layer (http_calls.LAYERS).
+`--baseline-first` runs the baseline's sizes before this checkout's: on this machine the
+first runs of an invocation cost every process more (the drivers' own CPU per write too),
+so a same-run comparison is taken in both orders.
+
 `--impatient`: clients written before `retry_after_s` existed, as a script or an agent whose
 loop retries at once: every refused call (a claim refused as busy, HTTP 503 or 429, a tool's
 Overloaded) is made again IMPATIENT_S (uniform) later, whatever it was told, for as long as
@@ -208,6 +217,7 @@ class Config:
     initialize: bool = True  # each connection says `initialize` before the clock starts
     clients: tuple[str, ...] = ("ours",)  # the client shapes run, size by size (CLIENTS)
     py_spy: str | None = None  # py-spy: profile the first server in each run's window
+    baseline_first: bool = False  # the baseline's runs before this checkout's
 
 
 def shaped(cfg: Config, client: str) -> Config:
@@ -530,6 +540,8 @@ class Bench(lib.Bench):
             for client in config.clients
         ]
         self.runs: dict[str, dict[int, dict[str, Any]]] = {v[2]: {} for v in self.variants}
+        if config.baseline_first:  # the machine's first minutes can be its slowest
+            self.variants.reverse()
 
     def fleet(self) -> None:
         """Each size on each code and client in turn (same run, minutes apart), until one
@@ -918,6 +930,7 @@ def make_config(args: argparse.Namespace) -> Config:
         initialize=not args.no_initialize,
         clients=tuple(args.clients),
         py_spy=None if args.py_spy is None else str(args.py_spy),
+        baseline_first=args.baseline_first,
     )
 
 
@@ -971,6 +984,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="REV",
         help="also run every size on the servers of git revision REV, in this run (e.g. "
         "1f0e781, before issue 24): a same-run comparison on a machine whose speed moves",
+    )
+    parser.add_argument(
+        "--baseline-first",
+        action="store_true",
+        help="run the baseline's sizes before this checkout's (each order once: a machine "
+        "whose first minutes run slower favours whichever goes second)",
     )
     parser.add_argument(
         "--baseline-python",
