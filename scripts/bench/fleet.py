@@ -75,7 +75,6 @@ import math
 import os
 import random
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -671,19 +670,9 @@ class Bench(lib.Bench):
         assert self.cluster is not None
         start, end = go + self.config.ramp, go + self.config.ramp + self.config.duration
         time.sleep(max(0.0, start - time.monotonic()))  # the ramp: nothing is measured
-        spy = None
-        if self.config.py_spy is not None:
-            spy = subprocess.Popen(
-                [str(self.config.py_spy), "record", "--pid", str(pids[0]), "--rate", "250",
-                 "--nonblocking", "--format", "raw", "--output", str(profiled)],
-                stdout=subprocess.DEVNULL, stderr=self.errlog,
-            )  # fmt: skip
-        try:
+        spy = self.config.py_spy
+        with bench_http.profiling(spy, pids[0], profiled, self.errlog, 250, nonblocking=True):
             return self._watched(probe, pids, start, end)
-        finally:
-            if spy is not None:
-                spy.send_signal(signal.SIGINT)  # py-spy writes its samples and exits
-                spy.wait(timeout=60)
 
     def _watched(
         self, probe: psycopg.Connection[Any], pids: list[int], start: float, end: float

@@ -29,7 +29,7 @@ import anyio
 
 from scripts.bench import lib
 from scripts.bench.lib import Report, log
-from scripts.bench.scale import postgres_cpu
+from scripts.bench.scale import cpu_delta, postgres_cpu
 from tests.pgcluster import Cluster
 from wvo_mcp.config import Settings
 from wvo_mcp.models import TaskSpec
@@ -47,12 +47,6 @@ class Config:
     quick: bool
     calls: int
     rounds: int
-
-
-def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
-    return sum(after.get(pid, 0.0) - seconds for pid, seconds in before.items()) + sum(
-        seconds for pid, seconds in after.items() if pid not in before
-    )
 
 
 class Bench(lib.Bench):

@@ -241,20 +241,11 @@ class Bench(lib.Bench):
         for name, measure in measures.items():
             if self.py_spy is None or not name.startswith("HTTP"):
                 continue
-            spy = self.spy(name, pids[name])
-            anyio.run(repeat, measure, calls)
-            spy.send_signal(signal.SIGINT)
-            spy.wait(timeout=60)
-            layers[name] = charge(self.work / f"{name}.txt", cpu[name])
+            out = self.work / f"{name}.txt"
+            with profiling(self.py_spy, pids[name], out, self.errlog):
+                anyio.run(repeat, measure, calls)
+            layers[name] = charge(out, cpu[name])
         return cpu, layers
-
-    def spy(self, name: str, pid: int) -> subprocess.Popen[bytes]:
-        out = self.work / f"{name}.txt"
-        command = [str(self.py_spy), "record", "--pid", str(pid), "--rate", "1000",
-                   "--format", "raw", "--output", str(out)]  # fmt: skip
-        # Not waited for: it attaches within a fraction of the pass, and only shares are used.
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self.errlog)
-        return process
 
     def rows(
         self,
@@ -296,6 +287,36 @@ def raw_ping(client: lib.RawClient) -> lib.Measure:
         return time.perf_counter() - started
 
     return measure
+
+
+@contextlib.contextmanager
+def profiling(
+    py_spy: Path | str | None,
+    pid: int,
+    out: Path,
+    errlog: Any,
+    rate: int = 1000,
+    nonblocking: bool = False,
+) -> Iterator[None]:
+    """py-spy sampling `pid` into `out` (raw stacks, which `charge` reads) while the block
+    runs; nothing when `py_spy` is None. `nonblocking`: the process is not paused for each
+    sample (a fleet's server, whose latency is measured meanwhile)."""
+    if py_spy is None:
+        yield
+        return
+    command = [str(py_spy), "record", "--pid", str(pid), "--rate", str(rate),
+               "--format", "raw", "--output", str(out)]  # fmt: skip
+    # Not waited for: it attaches within a fraction of the block, and only shares are used.
+    spy = subprocess.Popen(
+        [*command, "--nonblocking"] if nonblocking else command,
+        stdout=subprocess.DEVNULL,
+        stderr=errlog,
+    )
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its samples and exits
+        spy.wait(timeout=60)
 
 
 def charge(stacks: Path, cpu_ms: float) -> dict[str, float]:

@@ -34,7 +34,6 @@ import json
 import os
 import random
 import re
-import signal
 import ssl
 import subprocess
 import sys
@@ -720,22 +719,17 @@ class Bench(lib.Bench):
             pids = [server.process.pid for server in fleet]
             window: dict[str, Any] = {}
             profiled = self.work / f"py-spy-{agents}x{servers}.txt"
-            spy = None
-            if cfg.py_spy is not None and (agents, servers) == (16, cfg.servers):
-                spy = subprocess.Popen(
-                    [str(cfg.py_spy), "record", "--pid", str(pids[0]), "--rate", "1000",
-                     "--format", "raw", "--output", str(profiled)],
-                    stdout=subprocess.DEVNULL, stderr=self.errlog,
-                )  # fmt: skip
-            with psycopg.connect(url, autocommit=True) as probe:
+            profiled_here = (agents, servers) == (16, cfg.servers)
+            spy = cfg.py_spy if profiled_here else None
+            with (
+                bench_http.profiling(spy, pids[0], profiled, self.errlog),
+                psycopg.connect(url, autocommit=True) as probe,
+            ):
 
                 def while_running() -> None:
                     window.update(self.watch(probe, pids, total))
 
                 results = self.run_workers(config, drivers, DRAIN_DEADLINE_S, while_running)
-            if spy is not None:
-                spy.send_signal(signal.SIGINT)  # py-spy writes its samples and exits
-                spy.wait(timeout=60)
             self.errlog.flush()
         runs = [run for result in results for run in result["runs"]]
         done = sum(run["done"] for run in runs)
