@@ -71,23 +71,19 @@ class LeasesFacade(Facade):
             "next_steps": next_steps, "progress": progress, "files": files, "now": self.clock(),
         }  # fmt: skip
         plain = snap is None and not attach_sandbox_run
-        full = partial(
-            leases.checkpoint, **given, snapshot=snap, attach_sandbox_run=attach_sandbox_run
+        full = notes.asking_after(
+            partial(
+                leases.checkpoint, **given, snapshot=snap, attach_sandbox_run=attach_sandbox_run
+            ),
+            agent_id,
         )
         # A plain one, on a store that has it, as one statement (leases.checkpoint_alone);
         # a token that did not hold the task is then told why by the checkpoint's own write.
         alone = leases.checkpoint_alone(**given) if plain else None
-        write = self.db.write_then_read(
-            notes.asking_after(full, agent_id),
-            Lock.TASK,
-            arrival.left(HELD_WAIT_S, since),
-            alone,
-        )
+        write = self.db.write_then_read(full, Lock.TASK, arrival.left(HELD_WAIT_S, since), alone)
         added = await claim_gate.held(self.claims, write)
         if added is None:
-            told = self.db.write_then_read(
-                notes.asking_after(full, agent_id), Lock.TASK, arrival.left(HELD_WAIT_S, since)
-            )
+            told = self.db.write_then_read(full, Lock.TASK, arrival.left(HELD_WAIT_S, since))
             result = await claim_gate.held(self.claims, told)
         else:
             result = added
