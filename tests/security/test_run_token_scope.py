@@ -29,7 +29,10 @@ def rows(state: Path) -> list[tuple[object, ...]]:
     return [tuple(r) for r in [*tasks, *events, *reviews]]
 
 
-async def test_a_run_token_reaches_only_its_own_task(tmp_path: Path) -> None:
+# Telemetry's spans keep every call on the SDK's path; without them the loop's own calls take
+# their lane (edge/hot_calls.py), whose role gate must refuse the same calls the same way.
+@pytest.mark.parametrize("otel", ["0", "1"], ids=["the loop's lane", "the SDK's path"])
+async def test_a_run_token_reaches_only_its_own_task(tmp_path: Path, otel: str) -> None:
     state = tmp_path / "state"
     settings = Settings(state_root=state, workspace_root=tmp_path, health_interval_seconds=0)
     orch = await Orchestrator.open(settings)
@@ -48,7 +51,7 @@ async def test_a_run_token_reaches_only_its_own_task(tmp_path: Path) -> None:
     finally:
         await orch.close()
     held = {"task_id": "MINE", "lease_token": claim.lease_token}
-    with http_server(state, WVO_OTEL_ENABLED=0, WVO_AUTOPILOT_HEALTH_INTERVAL_MS=0) as server:
+    with http_server(state, WVO_OTEL_ENABLED=otel, WVO_AUTOPILOT_HEALTH_INTERVAL_MS=0) as server:
         before = rows(state)
         async with connect(server, worker.secret) as agent:
             listed = {t.name for t in (await agent.client.list_tools()).tools}

@@ -469,7 +469,7 @@ class _Outgoing(ObjectSendStream[SessionMessage]):
         try:
             await self.write(line)
         except OSError:  # the client is gone: nothing more reaches it
-            log.info("the client left before its answer to %r", request)
+            log.info("the client left before a call's answer was written")
         self._done(request)
 
     async def aclose(self) -> None:
