@@ -18,9 +18,8 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.conftest import CLI_TIMEOUT_SECONDS, ROOT, Agent, wvo
+from tests.conftest import CLI_TIMEOUT_SECONDS, HANG_SECONDS, ROOT, Agent, wvo
 
-START_DEADLINE_SECONDS = 30.0
 # A legacy `initialize` request: what a client sends first; answered 200 once authenticated.
 INITIALIZE = {
     "jsonrpc": "2.0",
@@ -90,7 +89,7 @@ def http_server(
             stdout=subprocess.DEVNULL, stderr=err,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + START_DEADLINE_SECONDS
+        hung = time.monotonic() + HANG_SECONDS  # it listens, or it exits saying why
         while True:
             if process.poll() is not None:
                 pytest.fail(f"the server exited ({process.returncode}): {stderr.read_text()}")
@@ -98,7 +97,7 @@ def http_server(
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
             except OSError:
-                assert time.monotonic() < deadline, f"not listening: {stderr.read_text()}"
+                assert time.monotonic() < hung, f"not listening: {stderr.read_text()}"
                 time.sleep(0.05)  # polling the port, not waiting for a guessed moment
         scheme = "https" if cafile is not None else "http"
         yield HttpServer(f"{scheme}://127.0.0.1:{port}/mcp", process, stderr, cafile)

@@ -15,10 +15,9 @@ import httpx2
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from tests.conftest import wvo_process
+from tests.conftest import HANG_SECONDS, wvo_process
 from tests.http.conftest import (
     MCP_HEADERS,
-    START_DEADLINE_SECONDS,
     HttpServer,
     connect,
     http_server,
@@ -75,7 +74,7 @@ async def test_a_process_at_its_in_flight_cap_refuses_with_503_and_does_nothing(
             # it, in the token checks' own places, where a ping would be refused as such.
             warm = await other.post(server.url, content=rpc("ping"), headers=MCP_HEADERS)
             assert warm.status_code == 200, warm.text
-            deadline = time.monotonic() + START_DEADLINE_SECONDS
+            deadline = time.monotonic() + HANG_SECONDS
             for attempt in itertools.count():
                 # A request held in flight until released (its body comes in two parts),
                 # then pings until one is refused: the held request is counted. A held

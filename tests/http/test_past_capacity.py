@@ -20,9 +20,9 @@ import pytest
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
+from tests.conftest import HANG_SECONDS
 from tests.http.conftest import (
     MCP_HEADERS,
-    START_DEADLINE_SECONDS,
     connect,
     http_server,
     spec,
@@ -244,7 +244,7 @@ async def crowded(server: Any, ops: str) -> AsyncIterator[None]:
             group.start_soon(
                 partial(slow.post, server.url, content=slow_body(), headers=MCP_HEADERS)
             )
-        with anyio.fail_after(START_DEADLINE_SECONDS):
+        with anyio.fail_after(HANG_SECONDS):
             while True:  # polling until the open requests are counted
                 answer = await health.post(server.url, content=report, headers=MCP_HEADERS)
                 line = answer.json()["result"]["structuredContent"]["admission"]

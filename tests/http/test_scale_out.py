@@ -25,7 +25,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from psycopg.rows import dict_row
 
-from tests.conftest import CLI_TIMEOUT_SECONDS, PROTOCOL_MODES, ROOT
+from tests.conftest import CLI_TIMEOUT_SECONDS, HANG_SECONDS, PROTOCOL_MODES, ROOT
 from tests.http.conftest import MCP_HEADERS, free_port, initialize_body, server_env
 from tests.pgcluster import Cluster
 from wvo_mcp.config import Settings
@@ -40,7 +40,6 @@ WIP_GLOBAL = 12
 TASKS_PER_CONNECTION = 4  # then the agent moves to another server, mid-task
 LEASE_SECONDS = 4  # a claim whose answer was lost to a crash frees its task this soon
 DRAIN_DEADLINE_S = 300.0
-START_DEADLINE_S = 30.0
 Answer = tuple[bool, dict[str, Any] | str]
 
 
@@ -68,7 +67,7 @@ class Server:
     def wait_ready(self) -> None:
         import socket
 
-        deadline = time.monotonic() + START_DEADLINE_S
+        deadline = time.monotonic() + HANG_SECONDS
         while True:
             assert self.process is not None and self.process.poll() is None, "server exited"
             try:

@@ -14,7 +14,8 @@ import httpx2
 import psycopg
 import pytest
 
-from tests.http.conftest import MCP_HEADERS, START_DEADLINE_SECONDS, connect, http_server
+from tests.conftest import HANG_SECONDS
+from tests.http.conftest import MCP_HEADERS, connect, http_server
 from wvo_mcp.config import Settings
 from wvo_mcp.models import TaskSpec
 from wvo_mcp.orchestrator import Orchestrator
@@ -87,7 +88,7 @@ async def test_held_work_is_served_while_claims_wait_on_their_token_lookups(
             async with anyio.create_task_group() as group:
                 for i in range(CLAIMERS):
                     group.start_soon(claims_of, f"claimer{i}")
-                with anyio.fail_after(START_DEADLINE_SECONDS):
+                with anyio.fail_after(HANG_SECONDS):
                     while True:  # polling until the lookups wait in the database
                         found = await (await db.execute(WAITING, (KEY,))).fetchone()
                         assert found is not None

@@ -339,21 +339,40 @@ class CutAtCommit(Relay):
 
 
 class RoundTrips(Relay):
-    """Counts round trips: each time a connection sends after an answer (or first)."""
+    """Counts round trips from what the client says (PostgreSQL's frontend protocol): each
+    run of messages after which it waits for answers (a Sync, a Flush, a simple Query) is one,
+    however many of them it sends back to back. Never from how the bytes or the answers are
+    split into chunks, which a busy machine changes."""
+
+    WAITS = frozenset(b"SHQ")
 
     def __init__(self, port: int) -> None:
         super().__init__(port)
         self.count = 0
-        self._waiting: set[object] = set()  # connections that sent and have had no answer
+        self._unread: dict[object, bytearray] = {}  # per connection: a message begun
+        self._started: set[object] = set()  # connections past their startup message
+        self._waiting: set[object] = set()  # connections whose last message asked for answers
 
     def sending(self, line: object, chunk: bytes) -> bool:
-        if line not in self._waiting:
-            self._waiting.add(line)
-            self.count += 1
-        return True
-
-    def answering(self, line: object, chunk: bytes) -> None:
-        self._waiting.discard(line)
+        buffer = self._unread.setdefault(line, bytearray())
+        buffer += chunk
+        while True:
+            started = line in self._started
+            head = 5 if started else 4  # a startup message has no type byte
+            if len(buffer) < head:
+                return True
+            size = int.from_bytes(buffer[head - 4 : head], "big") + head - 4
+            if len(buffer) < size:
+                return True
+            if not started:  # SSLRequest or GSSENCRequest, then StartupMessage (3.x)
+                if int.from_bytes(buffer[4:8], "big") >> 16 == 3:
+                    self._started.add(line)
+            elif buffer[0] not in self.WAITS:
+                self._waiting.discard(line)
+            elif line not in self._waiting:
+                self._waiting.add(line)
+                self.count += 1
+            del buffer[:size]
 
 
 @contextlib.asynccontextmanager
