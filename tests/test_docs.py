@@ -133,3 +133,76 @@ def test_the_scenarios_a_forge_cannot_pass_are_those_docs_forge_lists():
     text = (ROOT / "docs" / "forge.md").read_text()
     listed = text.split("<!-- cannot: begin -->\n", 1)[1].split("\n<!-- cannot: end -->", 1)[0]
     assert listed == both.cannot_listed()
+
+
+INDEX_ROWS_AT_LEAST = 40  # the behaviours a newcomer asks about most, every tool among them
+_ACTS = re.compile(r"`([a-z_/]+\.py):([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?)`")
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def _where_it_happens() -> str:
+    """docs/architecture.md's index of behaviours, from its heading to the next one."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    start = text.index("\n## Where it happens")
+    return text[start : text.index("\n## ", start + 1)]
+
+
+def _rows(index: str) -> list[tuple[str, str]]:
+    """(behaviour, where it acts) for each row of the index's tables."""
+    found = []
+    for line in index.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) == 2 and not set(cells[0]) <= set("-: "):
+            found.append((cells[0], cells[1]))
+    return [row for row in found if row != ("Behaviour", "Where it acts")]
+
+
+def _defines(path: str, name: str) -> bool:
+    """`wvo_mcp/path` defines `name`: a function or class anywhere in it (the tools are
+    closures), or a method `Class.method`."""
+    module = ROOT / "wvo_mcp" / path
+    if not module.is_file():
+        return False
+    tree = ast.parse(module.read_text())
+    owner, _, member = name.partition(".")
+    nodes = [n for n in ast.walk(tree) if isinstance(n, _DEFINITIONS)]
+    if not member:
+        return any(n.name == name for n in nodes)
+    return any(
+        isinstance(m, _DEFINITIONS) and m.name == member
+        for n in nodes
+        if isinstance(n, ast.ClassDef) and n.name == owner
+        for m in n.body
+    )
+
+
+def test_where_it_happens_names_functions_that_exist():
+    rows = _rows(_where_it_happens())
+    assert len(rows) >= INDEX_ROWS_AT_LEAST, f"the index has {len(rows)} behaviours"
+    problems = []
+    for behaviour, where in rows:
+        named = _ACTS.findall(where)
+        if not named:
+            problems.append(f"{behaviour!r} names no `path.py:function`")
+        problems += [
+            f"{behaviour!r}: wvo_mcp/{path} defines no {name}"
+            for path, name in named
+            if not _defines(path, name)
+        ]
+    assert not problems, "docs/architecture.md, Where it happens:\n" + "\n".join(problems)
+
+
+def test_where_it_happens_has_every_tool_and_command(tmp_path):
+    from wvo_mcp.config import Settings
+    from wvo_mcp.edge import access
+    from wvo_mcp.edge.server import build_server
+
+    settings = Settings(state_root=tmp_path, otel_enabled=False)
+    server = build_server(settings, http=access.HttpAccess(auth=None))  # every tool, HTTP's too
+    tools = sorted(tool.name for tool in server._tool_manager.list_tools())
+    commands = parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    said = " ".join(behaviour for behaviour, _ in _rows(_where_it_happens()))
+    missing = [f"tool {t}" for t in tools if f"`{t}`" not in said]
+    missing += [f"command {c}" for c in commands if f"`wvo-mcp {c}" not in said]
+    assert len(tools) > 20 and len(commands) > 20
+    assert not missing, f"docs/architecture.md, Where it happens, lacks: {missing}"
