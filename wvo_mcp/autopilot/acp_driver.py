@@ -19,7 +19,8 @@ says how the turn ended.
   again with the person's words, and with all the agent needs to go on should it have lost
   the cancelled turn (Gemini CLI drops a turn cancelled mid-answer, its first prompt with
   it): its task and lease, its latest checkpoint and the first prompt. On a pause it cancels
-  and ends.
+  and ends. (The other path: a CLI worker's notes come with its calls' answers,
+  `edge/calls.py`, and its pause ends it from outside, `autopilot/attempt.py`.)
 - **Bounded.** A message of the agent over MESSAGE_BYTES is dropped unread; message and
   thought chunks are written a line per run of them, each field cut to TEXT_CHARS.
 

@@ -3,7 +3,8 @@
 One CLI run, as buildkite's JobExecutor runs a job: made ready in isolation
 (isolation.py), started in a process group of its own, its output read into its log and its
 event stream, watched for silence, a resource limit or the end of a drain's grace, and
-killed as one group, whatever it started.
+killed as one group, whatever it started. A person's pause ends it here
+(`Executor._watch`); an ACP worker's driver ends its own turn first (`autopilot/acp_driver.py`).
 
 Carries out `rules/pauses.py`."""
 

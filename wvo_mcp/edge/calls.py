@@ -2,6 +2,9 @@
 
 How a tool is called: who the caller is, our errors as tool errors an agent can act on,
 the request span annotated, and the registered tools shaped (WVO_TOOLS, lean schemas).
+A person's notes (a tell, a redirect) reach a holder here, with its call's answer
+(`tool_call`); an ACP worker's driver also reads them and prompts its agent again
+(`autopilot/acp_driver.py`).
 
 Carries out `rules/identity.py`."""
 

@@ -1,5 +1,8 @@
 """Flaky checks told from bad changes: check figures, proven flakes, the quarantine.
 
+The rows are kept here; a flake is told from a change's failure in
+`autopilot/landing/gate.py` (`Gate._flake_or_change`).
+
 A flaky check told from a bad change (issue 57): each landing check's figures, each flake
 with its evidence, and the quarantine of tests whose failure alone does not block a landing.
 Its drivers: autopilot/landing/gate.py (it reruns a failing check and records what it found) and

@@ -1,5 +1,7 @@
 """An issue's conversation with its task: the sync's writes on the forge, and comments.
 
+The sync itself runs in `edge/issue_sync.py` (`sync`, and `heard` for a comment).
+
 An issue's conversation with its task (edge/issue_sync.py drives it): what the sync has written
 on the forge (each write claimed by one host, then marked done), and what a comment does:
 a writer's answer or `/wvo tell`, each acted on once by its comment id (recorded in the

@@ -1,5 +1,9 @@
 """A person's pause of a task, an epic or the whole fleet, and its end.
 
+The rows are kept here; a pause ends a running worker in `autopilot/attempt.py`
+(`Executor._watch`, a CLI worker) or `autopilot/acp_driver.py` (`_watch`, an ACP worker), and
+keeps a task from a claim in `services/picking.py` (`Picking.best`).
+
 A person's pause of a task, an epic or the whole fleet: what is paused is not claimable,
 and its holders are told to checkpoint and stop. A pause never counts against an attempt or
 a provider: the task waits, with its checkpoint and branch, and takes no WIP slot once its

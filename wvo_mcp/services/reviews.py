@@ -1,5 +1,9 @@
 """Reviews and approvals: a submitted commit's reviews, and a person's approval or refusal.
 
+A review comes from the autopilot's reviewer (`review_submit`: kept here by `review`, acted
+on in `services/landing.py`, `reviewed`) or from the forge, judged in
+`autopilot/landing/pull_requests.py` (`PullRequests._judge`).
+
 Both are verdicts on a task that waits (in needs_review, or awaiting_approval), kept apart
 from the moves themselves: a review is recorded here and acted on by the autopilot; an
 approval or a refusal is a person's move out of awaiting_approval (`rules/transitions.py`),
