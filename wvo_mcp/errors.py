@@ -53,7 +53,7 @@ class Busy(WvoError):
 
 
 class Overloaded(Busy):
-    """No turn, lock or connection came within the wait bound (rules/claim_gate.py): nothing
+    """No turn, lock or connection came within the wait bound (rules/claim_admission.py): nothing
     of this call was done. `why`: what did not come in time; `retry_after`: seconds after
     which to try again (a second gives the turns ahead time to go by)."""
 

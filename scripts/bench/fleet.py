@@ -61,7 +61,7 @@ measured: the table says so).
 
 Tasks: a fresh database per size holds enough independent tasks that claims never run dry;
 the WIP limits are set above the fleet so they are never what is measured. Tokens are minted
-in one process, a batch per transaction (tokens.add, as `wvo-mcp tokens add` does one).
+in one process, a batch per transaction (bearer_tokens.add, as `wvo-mcp tokens add` does one).
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ from scripts.bench.scale import (
 from tests.pgcluster import Cluster
 from wvo_mcp.config import Settings
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.services import tokens
+from wvo_mcp.services import bearer_tokens
 from wvo_mcp.store import Tx
 
 CLAIM_P99_MS = 100.0
@@ -439,7 +439,9 @@ async def prepare(url: str, work: Path, agents: int, tasks: int) -> list[str]:
             now = orchestrator.clock()
 
             def mint(tx: Tx, names: list[str] = names, now: Any = now) -> list[str]:
-                return [tokens.add(tx, "agent", n, "person:bench", now).secret for n in names]
+                return [
+                    bearer_tokens.add(tx, "agent", n, "person:bench", now).secret for n in names
+                ]
 
             secrets += await orchestrator.db.write(mint)
         return secrets

@@ -12,7 +12,7 @@ from wvo_mcp import timeutil
 from wvo_mcp.errors import IllegalTransition, ValidationFailed
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.transitions import Gate, Status
-from wvo_mcp.services.tokens import Scope
+from wvo_mcp.services.bearer_tokens import Scope
 
 pytestmark = pytest.mark.anyio
 COMMIT = "a" * 40

@@ -1,4 +1,4 @@
-"""Past capacity (rules/claim_gate.py, docs/http.md): while the claims' turn is held by
+"""Past capacity (rules/claim_admission.py, docs/http.md): while the claims' turn is held by
 another (PostgreSQL's claim lock, SQLite's writers' lock), a claim is refused as busy at
 its wait bound, with a time to come back and nothing done; once claims are seen to queue,
 one sure to be refused is refused from a read without waiting for the turn."""
@@ -19,12 +19,12 @@ from wvo_mcp import providers as provider_config
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import Overloaded
 from wvo_mcp.orchestrator import Orchestrator, arrival
-from wvo_mcp.rules.claim_gate import (
+from wvo_mcp.rules.claim_admission import (
     HELD_WAIT_S,
     RETRY_MAX_S,
     RETRY_MIN_S,
     WAIT_BOUND_S,
-    ClaimGate,
+    ClaimAdmission,
 )
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.store import postgres, sqlite
@@ -115,7 +115,7 @@ async def test_a_claim_that_finds_no_turn_is_refused_as_busy_with_nothing_done(
 
 
 async def test_a_claim_back_before_its_time_is_answered_at_its_time(orch: Orchestrator) -> None:
-    """Told to come back later (at the HTTP edge, or by this process's gate), an agent's
+    """Told to come back later (at the HTTP edge, or by this process's claim admission), an agent's
     claim made sooner through the tool is refused busy with what is left of its time, and
     nothing is done; the turn it would have taken is for the agents told earlier slots."""
     await create(orch, {"id": "ready", "title": "r"})
@@ -164,7 +164,7 @@ async def test_claims_refused_at_the_lock_leave_the_connection_sound(world: Worl
         async with turn_held(world, orch):
             for _ in range(3):
                 assert (await orch.claim("agent")).reason == "busy"
-        orch.claims = ClaimGate()  # what it learnt would refuse the next claims at once
+        orch.claims = ClaimAdmission()  # what it learnt would refuse the next claims at once
         held = await orch.claim("agent")
         assert held.claimed and held.task is not None and held.lease_token is not None
         await orch.update_status(held.task.id, Status.DONE, "agent", held.lease_token)
@@ -180,7 +180,7 @@ async def test_the_read_before_a_contended_claim_waits_no_longer_than_its_bound(
         pytest.skip("a SQLite reader waits for no connection")
     db, orch = await one_connection(world)
     await create(orch, {"id": "ready", "title": "r"})
-    orch.claims = ClaimGate(turn_s=1.0)  # turns lately slow: claims read first
+    orch.claims = ClaimAdmission(turn_s=1.0)  # turns lately slow: claims read first
     assert db._pool is not None
     async with db._pool.connection():  # the pool's only connection, busy elsewhere
         with anyio.fail_after(BOUND_S):
@@ -228,7 +228,7 @@ async def test_a_server_whose_connections_are_all_in_use_refuses_at_once_and_pro
     assert [c.summary for c in await orch.checkpoints("held")] == []
 
 
-async def test_claims_refused_in_their_turn_add_no_holder_to_the_gate(
+async def test_claims_refused_in_their_turn_add_no_holder_to_claim_admission(
     world: World, orch: Orchestrator
 ) -> None:
     """Only a claim granted adds a holder: an agent asking again and again while its WIP is

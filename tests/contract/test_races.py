@@ -21,7 +21,7 @@ from wvo_mcp.health import service as checks
 from wvo_mcp.health.judge import Action
 from wvo_mcp.models import ClaimResult
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.rules.claim_gate import ClaimGate
+from wvo_mcp.rules.claim_admission import ClaimAdmission
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services import claims
 
@@ -83,8 +83,8 @@ class Writes:
             await self.started[self.first].wait()
 
 
-class Admitting(ClaimGate):
-    """A claim gate that admits every claim. The races are the writes': thousands of
+class Admitting(ClaimAdmission):
+    """A claim admission that admits every claim. The races are the writes': thousands of
     rounds of claims as fast as they go, held by one server and finished through the
     other, would meet the rate new holders come in at (tests/unit/test_claim_gate.py)."""
 

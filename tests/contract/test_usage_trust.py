@@ -17,7 +17,7 @@ from wvo_mcp.models import ProviderStatusReport
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services import route_outcomes, routing, usage
-from wvo_mcp.services.tokens import Scope
+from wvo_mcp.services.bearer_tokens import Scope
 
 pytestmark = pytest.mark.anyio
 SMALL = ("alpha", "alpha-s")

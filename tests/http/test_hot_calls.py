@@ -121,4 +121,4 @@ def test_the_lane_takes_only_plain_calls_of_the_loop(state_root: Path) -> None:
     assert hot.take({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}) is None
     traced = build_server(Settings(state_root=state_root, otel_enabled=True), http=http)
     assert traced.hot is not None and not traced.hot.open
-    assert isinstance(server, MCPServer) and access.RoleGate in map(type, server.middleware)
+    assert isinstance(server, MCPServer) and access.RoleFilter in map(type, server.middleware)

@@ -32,7 +32,7 @@ from tests.http.conftest import (
 from wvo_mcp.config import Settings
 from wvo_mcp.models import TaskSpec
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.rules.claim_gate import RETRY_MAX_S, RETRY_MIN_S
+from wvo_mcp.rules.claim_admission import RETRY_MAX_S, RETRY_MIN_S
 from wvo_mcp.store import postgres
 
 pytestmark = [pytest.mark.anyio, pytest.mark.process]
@@ -198,7 +198,7 @@ async def test_held_work_back_before_its_time_is_refused_at_the_edge_then_served
             assert "Overloaded:" in early and "nothing of this call was done" in early
             told = re.search(r"retry in ([0-9.]+) s", early)
             assert told is not None and 0 < float(told[1]) <= 1, early
-            claim = await holder.call("claim_task")  # a claim is the gate's, never held back
+            claim = await holder.call("claim_task")  # a claim is claim admission's, never held back
             assert claim["reason"] == "agent_wip_limit", claim
             assert lease_end() == before  # nothing was done
             # The locks free: made again (polled, as a client at its time), it is served.

@@ -23,7 +23,7 @@ from tests.http.conftest import MCP_HEADERS, http_server
 from wvo_mcp.config import Settings
 from wvo_mcp.models import TaskSpec
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.services.tokens import Scope
+from wvo_mcp.services.bearer_tokens import Scope
 from wvo_mcp.store import postgres
 
 pytestmark = [pytest.mark.anyio, pytest.mark.process]

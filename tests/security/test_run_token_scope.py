@@ -15,7 +15,7 @@ from wvo_mcp.config import Settings
 from wvo_mcp.models import TaskSpec
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.transitions import Gate, Status
-from wvo_mcp.services.tokens import Scope
+from wvo_mcp.services.bearer_tokens import Scope
 
 pytestmark = pytest.mark.anyio
 COMMIT = "c" * 40

@@ -35,7 +35,7 @@ from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.text import plain, shown
 from wvo_mcp.sandbox.meter import Tally
 from wvo_mcp.sandbox.toolchain import Toolchain
-from wvo_mcp.services.tokens import Scope
+from wvo_mcp.services.bearer_tokens import Scope
 
 LINE_BYTES = 1024 * 1024  # a longer output line is dropped, not buffered
 CHUNK_BYTES = 65_536  # read at a time from the CLI's stdout and stderr

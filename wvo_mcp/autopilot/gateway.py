@@ -23,7 +23,7 @@ from wvo_mcp import scratch_dirs, timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.services import tokens
+from wvo_mcp.services import bearer_tokens
 
 TOKEN_TTL = timedelta(minutes=10)  # a run token outlives a dead autopilot by this at most
 RENEW_AFTER = TOKEN_TTL / 3
@@ -103,7 +103,7 @@ class Gateway:
                 )
             await anyio.sleep(0.02)
 
-    async def token(self, agent_id: str, scope: tokens.Scope) -> str:
+    async def token(self, agent_id: str, scope: bearer_tokens.Scope) -> str:
         """A run token for `agent_id` on `scope`: its secret."""
         issued = await self.orchestrator.token_add(
             "agent", agent_id, by="autopilot", expires_at=self._expiry(), scope=scope

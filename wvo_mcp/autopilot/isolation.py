@@ -28,7 +28,7 @@ from wvo_mcp.sandbox.fence import Fence, open_fence
 from wvo_mcp.sandbox.limits import DEFAULT_PATH
 from wvo_mcp.sandbox.meter import Meter, Upstream
 from wvo_mcp.sandbox.toolchain import Toolchain
-from wvo_mcp.services.tokens import Scope
+from wvo_mcp.services.bearer_tokens import Scope
 
 # A CLI's own credentials, copied from the person's home into the run's (and nothing else of
 # it): (kind, the file under the home the CLI reads, the variable that moves that folder).

@@ -27,7 +27,7 @@ from wvo_mcp.models import ClaimResult, TaskDetail
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import routing, run_charges
 from wvo_mcp.services import landing
-from wvo_mcp.services.tokens import Scope
+from wvo_mcp.services.bearer_tokens import Scope
 
 REVIEW_DIFF_CHARS = 40_000
 

@@ -34,8 +34,8 @@ from wvo_mcp.edge.toolset import WORKER_MOVES
 from wvo_mcp.errors import Overloaded, ValidationFailed, WvoError
 from wvo_mcp.orchestrator import Orchestrator, arrival
 from wvo_mcp.rules import identity
-from wvo_mcp.rules.claim_gate import HELD_WAIT_S
-from wvo_mcp.services import routing, tokens, usage
+from wvo_mcp.rules.claim_admission import HELD_WAIT_S
+from wvo_mcp.services import bearer_tokens, routing, usage
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class Caller:
     role: str
     name: str
     token_id: str | None = None
-    scope: tokens.Scope | None = None
+    scope: bearer_tokens.Scope | None = None
     provider: str | None = None  # an agent token's, when made for one (`tokens add --provider`)
 
 
@@ -102,7 +102,7 @@ def current() -> Caller | None:
     claims = token.claims or {}
     return Caller(role=str(claims.get("wvo_role", "")), name=token.subject or token.client_id,
                   token_id=claims.get("wvo_token_id"),
-                  scope=tokens.Scope.from_json(claims.get("wvo_scope")),
+                  scope=bearer_tokens.Scope.from_json(claims.get("wvo_scope")),
                   provider=claims.get("wvo_provider"))  # fmt: skip
 
 
@@ -137,7 +137,7 @@ RETRY_READ_SECONDS = 0.1  # a read that failed is made again this soon (if reque
 COUNT_WAIT_S = COUNT_TRUSTED_SECONDS - TOKEN_CACHE_SECONDS
 TOKEN_RECHECK_SECONDS = 300.0
 TOKEN_CACHE_SIZE = 10_000
-USED_SECONDS = tokens.USED_RESOLUTION.total_seconds()
+USED_SECONDS = bearer_tokens.USED_RESOLUTION.total_seconds()
 # Token lookups (and their last-use writes) in the store at once, a process's: half a
 # PostgreSQL server's pool (store/postgres.POOL_SIZE), so a burst of tokens not seen before
 # (a fleet starting, tokens rotated) never takes every connection from held work.
@@ -323,7 +323,7 @@ class JwtVerifier(TokenVerifier):
                 options={"require": ["exp", "iss", "aud", "sub"]},
             )
             role = str(claims.get(ROLE_CLAIM, ""))
-            name = tokens.actor_name(role, str(claims.get(NAME_CLAIM) or claims["sub"]))
+            name = bearer_tokens.actor_name(role, str(claims.get(NAME_CLAIM) or claims["sub"]))
         except (jwt.PyJWTError, WvoError, KeyError) as exc:
             log.info("refused a JWT: %s", exc)
             return None
@@ -395,7 +395,7 @@ def person() -> str:
     return identity.person(caller.name)
 
 
-class RoleGate:
+class RoleFilter:
     """Server middleware: tools/list shows a caller only the tools its role may call, and
     tools/call of any other tool is refused before its arguments are even read, as a tool
     error that says which token is needed. `anonymous` is the role of unauthenticated

@@ -168,7 +168,7 @@ def tool_call(
                 return cast(R, _answer(result, told))
             except WvoError as exc:
                 outcome = _error_code(exc)
-                if fn.__name__ != "claim_task":  # held work's: a claim's is the gate's
+                if fn.__name__ != "claim_task":  # held work's: a claim's is claim admission's
                     held_back.refused(access.own_agent(get_access_token()), exc)
                 raise ToolError(f"{type(exc).__name__}: {exc}") from exc
             finally:

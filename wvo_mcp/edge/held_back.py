@@ -6,7 +6,7 @@ they were told (issue 73's impatient fleet) would make each such call three or f
 a second, each costing a request's parse, a dispatch and a wait for a connection: the
 refusals themselves would keep the servers past capacity. So the process remembers, per
 agent token, until when its last held call refused told it to wait; a `tools/call` of that
-agent (other than a claim, which the claim gate answers) that comes before then is answered
+agent (other than a claim, which claim admission answers) that comes before then is answered
 at once, before the SDK, with the tool's own refusal and what is left of the time told.
 Nothing is read or changed and no renewal is claimed: the answer is the refusal it was
 already given, come back at its time. At its time the call goes on as any other, so held
@@ -56,7 +56,7 @@ class HeldBack:
     def refusal(self, body: bytes, left: float, version: str) -> Response | None:
         """The tool's Overloaded answer to `body`, a `tools/call` of another tool than a
         claim, shaped for protocol `version`, else None (the call goes on: the SDK or the
-        claim gate answers it)."""
+        claim admission answers it)."""
         try:
             found = pydantic_core.from_json(body)
         except ValueError:

@@ -41,8 +41,8 @@ from wvo_mcp.edge import access, protocol, tool_calls
 HOT = frozenset({"claim_task", "heartbeat", "checkpoint", "plan_update", "plan_next"})
 # Server middleware a plain tools/call of a hot tool passes through unchanged (the SDK's
 # RequestStateBoundary acts on a call's requestState), or that this lane applies itself
-# (RoleGate); build_server names its own others (calls.ProtocolEdge).
-PASSED = (RequestStateBoundary, access.RoleGate)
+# (RoleFilter); build_server names its own others (calls.ProtocolEdge).
+PASSED = (RequestStateBoundary, access.RoleFilter)
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class HotCalls:
         self.open = "tools/call" not in server._lowlevel_server.cache_hints and all(
             isinstance(m, (*PASSED, *passed)) for m in server.middleware
         )
-        self.gate = next((m for m in server.middleware if isinstance(m, access.RoleGate)), None)
+        self.roles = next((m for m in server.middleware if isinstance(m, access.RoleFilter)), None)
         # Born ready, with no client info and no channel back: nothing a call changes, so
         # one per revision serves every call (the SDK builds one a request).
         self.connections: dict[str, Connection] = {}
@@ -128,7 +128,7 @@ class HotCalls:
             return None
         if "_meta" in params and not _plain_meta(params["_meta"]):
             return None
-        if self.gate is not None and self.gate.refusal(name, arguments) is not None:
+        if self.roles is not None and self.roles.refusal(name, arguments) is not None:
             return None  # the SDK's path says why, as the role gate words it
         ident = found["id"]
         return Call(ident, name, arguments, params)

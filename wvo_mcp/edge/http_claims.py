@@ -4,7 +4,7 @@ Past capacity, and with clients that come back soon whatever they were told, ref
 are most of what a server is sent. Through the SDK each costs a JSON-RPC model, a dispatch,
 the tool's argument validation and a traced call, and refusals alone filled two cores
 (issue 73). Here one costs a scan of the body, a parse of it (pydantic_core), the tool's
-argument check, the gate's arithmetic and a small JSON answer: the tool's own (`claims.busy`,
+argument check, claim admission's arithmetic and a small JSON answer: the tool's own (`claims.busy`,
 shaped as the SDK shapes it for the request's version), so a client cannot tell where it was
 made.
 
@@ -14,12 +14,12 @@ token's agent (an `agent_id` naming another, a run token, an operator or `--no-a
 the SDK, which answers them as before). It comes after the token's check and rate
 (Endpoint): a caller without a valid token gets 401 and learns nothing of the load, and the
 check costs a cached lookup. Then:
-- back before its time (rules/claim_gate.ClaimGate.early): held until then, at no CPU and in
-  no in-flight place, at most HOLD_MAX_S, one claim an agent and a small body (HOLD_BODY_MAX,
-  kept once); a longer wait, a larger body, or a second claim of the agent meanwhile, is
-  answered busy with what is left of its time. A held claim
-  whose client goes meanwhile is dropped (`Gone`): granted, it would hold a task for no one;
-- the gate refuses a claim now (full, its new holders spent, its claims would wait past
+- back before its time (rules/claim_admission.ClaimAdmission.early): held until then, at
+  no CPU and in no in-flight place, at most HOLD_MAX_S, one claim an agent and a small body
+  (HOLD_BODY_MAX, kept once); a longer wait, a larger body, or a second claim of the agent
+  meanwhile, is answered busy with what is left of its time. A held claim whose client goes
+  meanwhile is dropped (`Gone`): granted, it would hold a task for no one;
+- claim admission refuses a claim now (full, its new holders spent, its claims would wait past
   their bound): busy, with its slot;
 - the claims' own in-flight places are taken (Admission.claim_place): busy;
 - else it goes on to the SDK in one of the claims' places, never in held work's.
@@ -37,7 +37,7 @@ from starlette.responses import Response
 from wvo_mcp.edge import calls, protocol
 from wvo_mcp.edge.http_limits import Admission
 from wvo_mcp.orchestrator import arrival
-from wvo_mcp.rules.claim_gate import ClaimGate
+from wvo_mcp.rules.claim_admission import ClaimAdmission
 from wvo_mcp.services import claims
 
 # Held longer, a client's own timeout might end the call first (the SDK's is 30 s), and its
@@ -124,8 +124,8 @@ class EdgeClaims:
     Gone = Gone
 
     async def admit(
-        self, agent: str, gate: ClaimGate, gone: Callable[[], Awaitable[object]] | None = None,
-        size: int = 0,
+        self, agent: str, claims: ClaimAdmission,
+        gone: Callable[[], Awaitable[object]] | None = None, size: int = 0,
     ) -> float | None:  # fmt: skip
         """A claim of `agent` whose request `Admission.enter`ed: the seconds after which it
         should come back (answer `busy`), or None: it has a claim's place (and the SDK
@@ -134,7 +134,7 @@ class EdgeClaims:
         checked once more as its time comes)."""
         self.admission.claim_found()
         now = time.monotonic()
-        early = gate.early(agent, now)
+        early = claims.early(agent, now)
         if early is not None:
             if (
                 early > HOLD_MAX_S or size > HOLD_BODY_MAX or agent in self.holding
@@ -148,14 +148,14 @@ class EdgeClaims:
                 self.holding.discard(agent)
             if not stayed:
                 raise Gone
-            gate.early(agent, now + early)  # its time has come: forgotten, not told again
+            claims.early(agent, now + early)  # its time has come: forgotten, not told again
             arrival.mark()  # its waits' bound counts from its time, not from the hold
             now = time.monotonic()
-        back = gate.refuse(now, agent)
+        back = claims.refuse(now, agent)
         if back is not None:
             return back
         if not self.admission.claim_place():
-            return gate.turn_refused(now, agent)
+            return claims.turn_refused(now, agent)
         return None
 
 

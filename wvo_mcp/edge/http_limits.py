@@ -145,7 +145,7 @@ class Admission:
 
     def crowded(self) -> bool:
         """A quarter of the cap in flight (8 at least): requests queue in this process, and
-        claims are refused before held work reaches the cap (rules/claim_gate.py)."""
+        claims are refused before held work reaches the cap (rules/claim_admission.py)."""
         cap = self.limits.max_inflight
         return bool(cap) and self.in_flight >= max(CROWDED_AT_LEAST, cap // 4)
 

@@ -62,7 +62,7 @@ from wvo_mcp.edge.http_limits import COUNTED, Admission, Limits, Refusal, store_
 from wvo_mcp.edge.stdio import MAX_LINE_BYTES
 from wvo_mcp.errors import Busy, Overloaded, StoreUnavailable, ValidationFailed
 from wvo_mcp.orchestrator import arrival
-from wvo_mcp.rules.claim_gate import ClaimGate
+from wvo_mcp.rules.claim_admission import ClaimAdmission
 
 if TYPE_CHECKING:
     from wvo_mcp.edge.http_claims import EdgeClaims
@@ -408,7 +408,7 @@ class Endpoint:
     way. Anything else (a notification, the 2026-07-28 revision, a body the SDK must refuse
     first: not JSON, a media type it does not take) goes to the SDK.
 
-    An agent token's claim of the handshake era is first put to the claim gate here
+    An agent token's claim of the handshake era is first put to claim admission here
     (http_claims.py): refused as busy, or held until its time, before anything else is made
     of it, and otherwise served in one of the claims' own in-flight places."""
 
@@ -477,10 +477,10 @@ class Endpoint:
                 await early(scope, replay, send)
                 return
         state = self.state()
-        gate, edge = getattr(state, "claims", None), self.claims
-        if agent and edge and isinstance(gate, ClaimGate) and version:
+        admission, edge = getattr(state, "claims", None), self.claims
+        if agent and edge and isinstance(admission, ClaimAdmission) and version:
             ident = edge.claim_id(body, agent)
-            if ident is not None:  # an agent's claim: the gate's, before the SDK's
+            if ident is not None:  # an agent's claim: claim admission's, before the SDK's
                 counted = False
 
                 async def gone() -> None:
@@ -490,7 +490,7 @@ class Endpoint:
 
                 try:
                     try:
-                        back = await edge.admit(agent, gate, gone, len(body))
+                        back = await edge.admit(agent, admission, gone, len(body))
                     except edge.Gone:  # no one to answer, and nothing done
                         return
                     counted = back is None

@@ -91,7 +91,7 @@ def build_server(
     tools.register(server, traced, callers, admission)
     if http is not None:
         person_tools.register(server, traced)
-        server.middleware.append(access.RoleGate(None if auth is not None else "agent"))
+        server.middleware.append(access.RoleFilter(None if auth is not None else "agent"))
     directives = guidance.sources(settings)
     resources.register_resources(server, opened, directives)
     resources.register_prompts(server, directives)

@@ -7,6 +7,7 @@ may move between parts without them. The parts import one way: tasks -> fields, 
 claims -> tasks, notes, landing.
 """
 
+from wvo_mcp.models.bearer_tokens import TokenInfo, TokenList
 from wvo_mcp.models.claims import (
     Asked,
     CheckpointResult,
@@ -97,7 +98,6 @@ from wvo_mcp.models.tasks import (
     TaskSummary,
     TaskTable,
 )
-from wvo_mcp.models.tokens import TokenInfo, TokenList
 
 __all__ = [
     "MAX_BATCH_BYTES",

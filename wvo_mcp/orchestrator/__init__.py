@@ -14,6 +14,7 @@ from wvo_mcp import providers as provider_config
 from wvo_mcp import store, timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.orchestrator.autopilots import AutopilotsFacade
+from wvo_mcp.orchestrator.bearer_tokens import BearerTokensFacade
 from wvo_mcp.orchestrator.board import BoardFacade
 from wvo_mcp.orchestrator.claims import ClaimsFacade
 from wvo_mcp.orchestrator.context import ContextFacade
@@ -26,7 +27,6 @@ from wvo_mcp.orchestrator.notes import NotesFacade
 from wvo_mcp.orchestrator.reviews import ReviewsFacade
 from wvo_mcp.orchestrator.routing import RoutingFacade
 from wvo_mcp.orchestrator.tasks import TasksFacade
-from wvo_mcp.orchestrator.tokens import TokensFacade
 
 
 class Orchestrator(
@@ -43,7 +43,7 @@ class Orchestrator(
     HealthFacade,
     AutopilotsFacade,
     ContextFacade,
-    TokensFacade,
+    BearerTokensFacade,
 ):
     @classmethod
     async def open(

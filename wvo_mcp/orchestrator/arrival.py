@@ -3,7 +3,7 @@
 When the call being served reached this server, from which its waits share one bound.
 
 The waits a call makes before doing any work share one bound from its arrival
-(rules/claim_gate: WAIT_BOUND_S, HELD_WAIT_S; docs/http.md, "Past capacity"), so a call that
+(rules/claim_admission: WAIT_BOUND_S, HELD_WAIT_S; docs/http.md, "Past capacity"), so a call that
 waited for its token's check, or for a busy event loop, does not wait its whole bound again
 for a connection. The HTTP edge marks a request as it arrives
 (edge/http_server.InFlightCap); a call made otherwise (stdio, in-process) counts from when

@@ -1,4 +1,4 @@
-"""The facade's shared state: the store, settings, providers, clock, git, sandbox and claim gate.
+"""The facade's shared state: store, settings, providers, clock, git, sandbox, claim admission.
 
 Each area's mixin subclasses Facade and only declares methods, so every one of them sees these
 attributes (mypy too); Orchestrator (__init__.py) joins the mixins into one object.
@@ -11,10 +11,10 @@ from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.git import Git, locate
 from wvo_mcp.models import ClaimResult
-from wvo_mcp.orchestrator.claim_gate import Queued
+from wvo_mcp.orchestrator.claim_admission import Queued
 from wvo_mcp.orchestrator.turns import Turns
 from wvo_mcp.providers import Providers
-from wvo_mcp.rules.claim_gate import TURN_MOST, ClaimGate
+from wvo_mcp.rules.claim_admission import TURN_MOST, ClaimAdmission
 from wvo_mcp.store import Database
 from wvo_mcp.verification import Verification
 
@@ -44,6 +44,6 @@ class Facade:
         self.check = self.verification.check
         self.toolchain = self.verification.toolchain
         # This process's claims past capacity: refused at once, told when to come back.
-        self.claims = ClaimGate()
+        self.claims = ClaimAdmission()
         # ... and its claims of the best task, served together in its turns.
         self.turns: Turns[Queued, ClaimResult] = Turns(TURN_MOST)

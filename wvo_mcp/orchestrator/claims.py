@@ -1,6 +1,6 @@
 """The claims area: what an agent would claim, and its claim (services/claims).
 
-A claim passes the claim gate (orchestrator/claim_gate.py) before and around its turn;
+A claim passes claim admission (orchestrator/claim_admission.py) before and around its turn;
 `next_claim` is claim_next's claim, which the leases area makes with a move."""
 
 from collections.abc import Callable, Sequence
@@ -10,7 +10,7 @@ from functools import partial
 import anyio.lowlevel
 
 from wvo_mcp.models import ClaimResult, PlanNextResult
-from wvo_mcp.orchestrator import arrival, claim_gate
+from wvo_mcp.orchestrator import arrival, claim_admission
 from wvo_mcp.orchestrator.base import Facade
 from wvo_mcp.rules.transitions import Gate, Status
 from wvo_mcp.services import claims, routing
@@ -68,7 +68,7 @@ class ClaimsFacade(Facade):
                 model=model, bound=bound,
             )  # fmt: skip
 
-        refused = await claim_gate.before_turn(self.db, self.claims, agent_id, arrived, read)
+        refused = await claim_admission.before_turn(self.db, self.claims, agent_id, arrived, read)
         if refused is not None:
             return refused
         lease_seconds = lease_seconds or self.settings.default_lease_seconds
@@ -81,25 +81,27 @@ class ClaimsFacade(Facade):
             provider=provider, model=model, bound=bound,
         )  # fmt: skip
 
-        def claim_gated(tx: Tx) -> ClaimResult:
+        def claim_admitted(tx: Tx) -> ClaimResult:
             result = claim(tx)
             if gate is not Gate.NONE and result.claimed and result.task is not None:
                 tx.run("raise_gate", {"id": result.task.id, "gate": gate.value})
             return result
 
-        done = await claim_gate.in_turn(self.db, self.claims, claim_gated, agent_id, arrived)
+        done = await claim_admission.in_turn(
+            self.db, self.claims, claim_admitted, agent_id, arrived
+        )
         return claims.busy(agent_id, done) if isinstance(done, float) else done
 
     async def _best(self, ask: claims.Ask, arrived: float) -> ClaimResult:
         """The best task's claim, in a turn with the other claims of the best task queued
-        in this process (claim_gate.best_in_turn); made again without a task another write
+        in this process (claim_admission.best_in_turn); made again without a task another write
         took first, a few times at most (claims take turns, so only a write other than a
         claim can)."""
         agent_id, lost = ask.agent_id, frozenset[str]()
         while True:
             if lost:  # a turn is shielded from its caller's going: none more for one gone
                 await anyio.lowlevel.checkpoint_if_cancelled()
-            done = await claim_gate.best_in_turn(
+            done = await claim_admission.best_in_turn(
                 self.db, self.claims, self.turns, replace(ask, lost=lost), arrived, self._claim
             )
             if isinstance(done, float):

@@ -1,6 +1,6 @@
 """The leases area: a holder's heartbeat, checkpoint and moves (services/leases, moves).
 
-Held work is timed for the claim gate (claim_gate.held): it goes before claims and sets
+Held work is timed for claim admission (claim_admission.held): it goes before claims and sets
 how fast new holders are let in. `update_and_claim` is a move with the next claim, in
 the claims' turn."""
 
@@ -13,10 +13,10 @@ import anyio
 
 from wvo_mcp.git import snapshots
 from wvo_mcp.models import CheckpointResult, LeaseResult, UpdateResult
-from wvo_mcp.orchestrator import arrival, claim_gate
+from wvo_mcp.orchestrator import arrival, claim_admission
 from wvo_mcp.orchestrator.base import Facade
 from wvo_mcp.orchestrator.claims import next_claim
-from wvo_mcp.rules.claim_gate import HELD_WAIT_S
+from wvo_mcp.rules.claim_admission import HELD_WAIT_S
 from wvo_mcp.rules.transitions import Status, check_claim_next
 from wvo_mcp.services import claims, leases, moves, notes
 from wvo_mcp.store import Lock, Tx
@@ -38,7 +38,7 @@ class LeasesFacade(Facade):
         arrived = arrival.arrived()
         left = arrival.left(HELD_WAIT_S, arrived)
         renewing = self.db.write_then_read(renew, Lock.TASK, left, alone)
-        renewed = await claim_gate.held(self.claims, renewing)
+        renewed = await claim_admission.held(self.claims, renewing)
         if renewed is not None:
             return renewed
         # Not held: the heartbeat's own write says why, within what is left of the bound.
@@ -81,10 +81,10 @@ class LeasesFacade(Facade):
         # a token that did not hold the task is then told why by the checkpoint's own write.
         alone = leases.checkpoint_alone(**given) if plain else None
         write = self.db.write_then_read(full, Lock.TASK, arrival.left(HELD_WAIT_S, since), alone)
-        added = await claim_gate.held(self.claims, write)
+        added = await claim_admission.held(self.claims, write)
         if added is None:
             told = self.db.write_then_read(full, Lock.TASK, arrival.left(HELD_WAIT_S, since))
-            result = await claim_gate.held(self.claims, told)
+            result = await claim_admission.held(self.claims, told)
         else:
             result = added
         if self.git is not None and snap is not None and result.git_ref is not None:
@@ -130,7 +130,7 @@ class LeasesFacade(Facade):
                 return self.db.write(write, lock)
             asked = notes.asking(write, actor)
             within = arrival.left(HELD_WAIT_S, since)
-            return claim_gate.held(
+            return claim_admission.held(
                 self.claims, self.db.write_then_read(asked, lock, within), frees=True
             )
 
@@ -171,7 +171,9 @@ class LeasesFacade(Facade):
         try:
             if token is None:
                 return await self.db.write(both, Lock.WORLD)
-            done = await claim_gate.in_turn(self.db, self.claims, both, agent_id, arrival.arrived())
+            done = await claim_admission.in_turn(
+                self.db, self.claims, both, agent_id, arrival.arrived()
+            )
             if not isinstance(done, float):
                 if done.status != Status.IN_PROGRESS:
                     self.claims.freed()  # ... and taken by its claim_next, if granted
@@ -185,7 +187,7 @@ class LeasesFacade(Facade):
             return moved
         # As of now: the check may have taken minutes.
         again = next_claim(self, agent_id, status)
-        taken = await claim_gate.in_turn(self.db, self.claims, again, agent_id)
+        taken = await claim_admission.in_turn(self.db, self.claims, again, agent_id)
         if isinstance(taken, float):
             moved.next = claims.busy(agent_id, taken)
         else:  # asked after the move's: what the task now held has for the agent

@@ -46,7 +46,7 @@ class _Place(Generic[I, R]):
 
 
 class Turns(Generic[I, R]):
-    """The claims of one process waiting for its turn (orchestrator/claim_gate.best_in_turn)."""
+    """One process's claims waiting for their turn (orchestrator/claim_admission.best_in_turn)."""
 
     def __init__(self, most: int) -> None:
         self._queue: list[_Place[I, R]] = []

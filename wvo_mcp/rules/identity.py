@@ -4,7 +4,7 @@ Actor names: agents choose theirs; the server's own actors and people have names
 may take, so the audit trail never shows an agent's move as the monitor's or a person's.
 
 Carried out by `wvo_mcp/edge/calls.py`, `wvo_mcp/edge/access.py` and
-`wvo_mcp/services/tokens.py`."""
+`wvo_mcp/services/bearer_tokens.py`."""
 
 import getpass
 from collections.abc import Callable

@@ -26,7 +26,7 @@ from wvo_mcp.config import Settings
 from wvo_mcp.errors import WvoError
 from wvo_mcp.models import ClaimResult, PlanNextResult, RankedTask
 from wvo_mcp.providers import Providers
-from wvo_mcp.rules.claim_gate import WAIT_BOUND_S
+from wvo_mcp.rules.claim_admission import WAIT_BOUND_S
 from wvo_mcp.rules.pauses import Paused
 from wvo_mcp.rules.routing import Decision
 from wvo_mcp.rules.transitions import Status
@@ -338,7 +338,7 @@ def refusal_before_turn(
 
 
 def busy(agent_id: str, retry_after: float) -> ClaimResult:
-    """A claim refused past capacity, nothing done (rules/claim_gate.py says when)."""
+    """A claim refused past capacity, nothing done (rules/claim_admission.py says when)."""
     return ClaimResult(
         claimed=False,
         reason="busy",

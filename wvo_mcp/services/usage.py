@@ -16,8 +16,8 @@ from wvo_mcp.models import UsageResult
 from wvo_mcp.providers import Providers
 from wvo_mcp.rules import routing as routing_rules
 from wvo_mcp.services import leases, routing
+from wvo_mcp.services.bearer_tokens import Scope
 from wvo_mcp.services.tasks import record_event
-from wvo_mcp.services.tokens import Scope
 from wvo_mcp.store import Tx
 
 # One model call reads and writes within its context window, and none is larger than 2M

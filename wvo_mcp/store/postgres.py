@@ -61,7 +61,7 @@ CLAIM_LOCK_KEY = 0x77766F63
 # transaction holds before it rolls back and runs again. wvo-mcp's own writes hold a row for
 # milliseconds; a longer wait is mostly a session that is not ours (a person's psql, a
 # migration), and every write queued behind the advisory lock this one holds waits with it.
-# Below a claim's wait bound (rules/claim_gate.py), so a claim queued behind such a write
+# Below a claim's wait bound (rules/claim_admission.py), so a claim queued behind such a write
 # still finds its turn within it.
 ROW_WAIT_MS = 150
 _ROW_WAIT = f"set_config('lock_timeout', '{ROW_WAIT_MS}', true)"

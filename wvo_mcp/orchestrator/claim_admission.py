@@ -1,9 +1,9 @@
-"""The claim gate's driver: carries out rules/claim_gate.py for the claims and held work.
+"""Claim admission's driver: carries out rules/claim_admission.py for the claims and held work.
 
 The rule decides, given the time; this module reads the clock, times each claim's turn and each
-held write for it, and runs a claim in the store's claim lock (Lock.CLAIM): one gate a
+held write for it, and runs a claim in the store's claim lock (Lock.CLAIM): one ClaimAdmission a
 process (Facade.claims), so the claims and the leases areas share it (and the HTTP edge,
-which refuses a claim before the SDK when the gate would: edge/http_claims.py). Each time a
+which refuses a claim before the SDK when it would: edge/http_claims.py). Each time a
 claim is told to come back is kept for its agent.
 """
 
@@ -16,7 +16,7 @@ from wvo_mcp.errors import Overloaded, WvoError
 from wvo_mcp.models import Asked, ClaimResult, UpdateResult
 from wvo_mcp.orchestrator import arrival
 from wvo_mcp.orchestrator.turns import Turns
-from wvo_mcp.rules.claim_gate import WAIT_BOUND_S, ClaimGate
+from wvo_mcp.rules.claim_admission import WAIT_BOUND_S, ClaimAdmission
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services import claims, notes
 from wvo_mcp.store import Database, Lock, Tx
@@ -30,7 +30,7 @@ NO_TURN = "no claims' turn came within the bound"  # a queued claim's refusal (O
 
 async def before_turn(
     db: Database,
-    gate: ClaimGate,
+    admission: ClaimAdmission,
     agent_id: str,
     arrived: float,
     read: Callable[[], Callable[[Tx], ClaimResult | None]],
@@ -42,22 +42,22 @@ async def before_turn(
     within the bound from `arrived`). `read` makes that read's function: only when needed,
     since making it reads the clock (which a test's injected clock sees)."""
     now = time.monotonic()
-    back = gate.early(agent_id, now)  # back before its time: answered at it (as at the edge)
-    back = gate.refuse(now, agent_id) if back is None else back
+    back = admission.early(agent_id, now)  # back before its time: answered at it (as at the edge)
+    back = admission.refuse(now, agent_id) if back is None else back
     if back is not None:
         return claims.busy(agent_id, back)
-    if gate.contended():
+    if admission.contended():
         try:
             refused = await db.read(read(), within=arrival.left(WAIT_BOUND_S, arrived))
         except Overloaded:  # no connection within the bound: the claim waits no longer
-            return claims.busy(agent_id, gate.turn_refused(time.monotonic(), agent_id))
+            return claims.busy(agent_id, admission.turn_refused(time.monotonic(), agent_id))
         if refused is not None:
             return refused
     return None
 
 
 async def in_turn(
-    db: Database, gate: ClaimGate, fn: Callable[[Tx], A], agent_id: str,
+    db: Database, admission: ClaimAdmission, fn: Callable[[Tx], A], agent_id: str,
     arrived: float | None = None,
 ) -> A | float:  # fmt: skip
     """`fn` in the claims' turn (Lock.CLAIM), asking for `agent_id`'s notes, or past
@@ -66,11 +66,11 @@ async def in_turn(
     def write(left: float) -> Awaitable[A]:
         return db.write_then_read(notes.asking(fn, agent_id), Lock.CLAIM, left)
 
-    return await _gated(gate, agent_id, arrived, write)
+    return await _admitted(admission, agent_id, arrived, write)
 
 
 async def best_in_turn(
-    db: Database, gate: ClaimGate, turns: "Turns[Queued, ClaimResult]", ask: claims.Ask,
+    db: Database, admission: ClaimAdmission, turns: "Turns[Queued, ClaimResult]", ask: claims.Ask,
     arrived: float, claim: BestClaims,
 ) -> ClaimResult | float:  # fmt: skip
     """`ask`'s claim of the best task in a turn of this process's claims queued with it
@@ -105,7 +105,7 @@ async def best_in_turn(
         except TimeoutError:  # no turn took it in time: as a turn not found in time
             raise Overloaded(NO_TURN) from None
 
-    return await _gated(gate, ask.agent_id, arrived, queue)
+    return await _admitted(admission, ask.agent_id, arrived, queue)
 
 
 @dataclass(frozen=True)
@@ -123,8 +123,8 @@ def _outcome(read: Callable[[], ClaimResult]) -> ClaimResult | Exception:
         return exc
 
 
-async def _gated(
-    gate: ClaimGate, agent_id: str, arrived: float | None,
+async def _admitted(
+    admission: ClaimAdmission, agent_id: str, arrived: float | None,
     write: Callable[[float], Awaitable[A]],
 ) -> A | float:  # fmt: skip
     """`write` of a claim (given the seconds it may wait), or, past capacity, nothing done
@@ -133,14 +133,14 @@ async def _gated(
     its held work queues, or when no turn came within the bound from `arrived` (the call's
     arrival: its token's check and a read before the turn waited in it too)."""
     started = time.monotonic()
-    back = gate.early(agent_id, started)
-    back = gate.refuse(started, agent_id) if back is None else back
+    back = admission.early(agent_id, started)
+    back = admission.refuse(started, agent_id) if back is None else back
     if back is not None:
         return back
     left = WAIT_BOUND_S - (started - (started if arrived is None else arrived))
     if left <= 0:
-        return gate.turn_refused(started, agent_id)
-    ahead = gate.enter()
+        return admission.turn_refused(started, agent_id)
+    ahead = admission.enter()
     took = None
     granted = False
     try:
@@ -151,23 +151,23 @@ async def _gated(
         return result
     except Overloaded:
         took = time.monotonic() - started  # the bound, waited: the turn is contended
-        return gate.turn_refused(time.monotonic(), agent_id)
+        return admission.turn_refused(time.monotonic(), agent_id)
     finally:
-        gate.leave(took, ahead)
+        admission.leave(took, ahead)
         if not granted:  # no holder came of it (refused, failed): its place goes back
-            gate.freed()
+            admission.freed()
 
 
-async def held(gate: ClaimGate, write: Awaitable[T], frees: bool = False) -> T:
+async def held(admission: ClaimAdmission, write: Awaitable[T], frees: bool = False) -> T:
     """A write of held work (a holder's heartbeat, checkpoint or move), timed for the
-    claim gate: held work that queues holds claims back, and sets how fast new holders
+    claim admission: held work that queues holds claims back, and sets how fast new holders
     are let in. `frees`: it may end a hold, whose place a claim may then take."""
     started = time.monotonic()
     try:
         result = await write
     finally:
         now = time.monotonic()
-        gate.held(now, now - started)
+        admission.held(now, now - started)
     if frees and getattr(result, "status", Status.IN_PROGRESS) != Status.IN_PROGRESS:
-        gate.freed()
+        admission.freed()
     return result

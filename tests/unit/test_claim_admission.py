@@ -1,11 +1,11 @@
-"""The claim gate's rules (rules/claim_gate.py): when a claim is refused before it waits,
+"""Claim admission's rules (rules/claim_admission.py): when a claim is refused before it waits,
 and the time it is told to come back."""
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wvo_mcp.rules import claim_gate
-from wvo_mcp.rules.claim_gate import (
+from wvo_mcp.rules import claim_admission
+from wvo_mcp.rules.claim_admission import (
     CLAIM_BURST,
     CLAIM_FLOOR,
     CLAIM_SHARE,
@@ -18,12 +18,12 @@ from wvo_mcp.rules.claim_gate import (
     RETRY_MAX_S,
     RETRY_MIN_S,
     WAIT_BOUND_S,
-    ClaimGate,
+    ClaimAdmission,
 )
 
 
 def test_claims_are_admitted_while_their_wait_stays_within_the_bound() -> None:
-    gate = ClaimGate(turn_s=0.05)
+    gate = ClaimAdmission(turn_s=0.05)
     fits = int(WAIT_BOUND_S / 0.05)  # 5 claims of 50 ms: the fifth waits 200 ms, then its own
     for ahead in range(fits):
         assert gate.refuse(10.0) is None
@@ -35,7 +35,7 @@ def test_claims_are_admitted_while_their_wait_stays_within_the_bound() -> None:
 def test_a_claim_with_none_ahead_always_goes_for_its_turn() -> None:
     """After an outage whose claims waited it out (15 s a turn), the next claim is still
     admitted, and quick turns bring the gate back: never refused for good."""
-    gate = ClaimGate()
+    gate = ClaimAdmission()
     gate.leave(15.0, gate.enter())  # waited through a database restart
     assert gate.turn_s <= WAIT_BOUND_S
     assert gate.refuse(100.0) is None
@@ -45,7 +45,7 @@ def test_a_claim_with_none_ahead_always_goes_for_its_turn() -> None:
 
 
 def test_each_refused_claim_gets_its_own_later_slot_spaced_by_a_turn() -> None:
-    gate = ClaimGate(turn_s=0.5, waiting=1)  # one in its turn: the next would wait 1 s
+    gate = ClaimAdmission(turn_s=0.5, waiting=1)  # one in its turn: the next would wait 1 s
     times = [gate.refuse(10.0) for _ in range(4)]
     assert times == [0.5, 1.0, 1.5, 2.0]
     # Slots handed out earlier are kept: later refusals queue behind them, not on top.
@@ -53,9 +53,9 @@ def test_each_refused_claim_gets_its_own_later_slot_spaced_by_a_turn() -> None:
 
 
 def test_a_slot_is_never_sooner_than_the_minimum_nor_later_than_the_maximum() -> None:
-    gate = ClaimGate(turn_s=0.01, waiting=1000)
+    gate = ClaimAdmission(turn_s=0.01, waiting=1000)
     assert gate.refuse(0.0) == RETRY_MIN_S
-    slow = ClaimGate(turn_s=RETRY_MAX_S, waiting=1)
+    slow = ClaimAdmission(turn_s=RETRY_MAX_S, waiting=1)
     assert slow.refuse(0.0) == RETRY_MAX_S
     # Past the farthest time, the claims told are spread over its second half.
     later = [slow.refuse(0.0) for _ in range(200)]
@@ -65,7 +65,7 @@ def test_a_slot_is_never_sooner_than_the_minimum_nor_later_than_the_maximum() ->
 
 
 def test_held_work_standing_in_a_queue_holds_claims_back_for_a_window() -> None:
-    gate = ClaimGate()
+    gate = ClaimAdmission()
     slow = QUEUE_TARGET_S * 2
     for i in range(QUEUE_SAMPLES):
         gate.held(1.0 + i * 0.01, slow)
@@ -81,7 +81,7 @@ def test_held_work_standing_in_a_queue_holds_claims_back_for_a_window() -> None:
 def test_new_holders_are_let_in_at_a_share_of_the_held_work_served() -> None:
     """A burst at once, then CLAIM_SHARE of the held writes a second: 1,000 held writes a
     second let in 100 claims a second, an idle process CLAIM_FLOOR."""
-    gate = ClaimGate(allowed_at=10.0)
+    gate = ClaimAdmission(allowed_at=10.0)
     for i in range(20):  # two windows of 500 quick heartbeats a window
         for j in range(500):
             gate.held(i * QUEUE_WINDOW_S + j / 1000, 0.001)
@@ -93,7 +93,7 @@ def test_new_holders_are_let_in_at_a_share_of_the_held_work_served() -> None:
     back = gate.refuse(10.0)
     assert back is not None  # the burst is spent: told the next slot
     assert gate.refuse(10.0 + 1 / gate.admit_per_s(10.0)) is None  # one more a slot later
-    idle = ClaimGate(allowance=0.0, allowed_at=0.0)
+    idle = ClaimAdmission(allowance=0.0, allowed_at=0.0)
     assert idle.admit_per_s(0.0) == CLAIM_FLOOR  # where the slow start begins
     assert idle.refuse(0.5 / CLAIM_FLOOR) is not None
     assert idle.refuse(1 / CLAIM_FLOOR) is None
@@ -104,7 +104,7 @@ def test_a_holder_finishing_lets_one_claim_take_its_place_however_fast() -> None
     by the rate new holders come in at."""
 
     def refused(frees: bool) -> int:
-        gate, refused = ClaimGate(allowance=1.0, allowed_at=0.0), 0
+        gate, refused = ClaimAdmission(allowance=1.0, allowed_at=0.0), 0
         for i in range(1000):  # a thousand claims in a second
             if gate.refuse(i / 1000) is not None:
                 refused += 1
@@ -119,19 +119,19 @@ def test_a_holder_finishing_lets_one_claim_take_its_place_however_fast() -> None
 
 
 def test_requests_crowding_in_fill_the_process_as_queued_held_work_does() -> None:
-    gate = ClaimGate()
+    gate = ClaimAdmission()
     gate.crowd(5.0)
     assert gate.full(5.0) and gate.refuse(5.0) is not None
     assert gate.refuse(5.0 + QUEUE_WINDOW_S) is None
 
 
 def test_a_burst_or_a_few_slow_calls_hold_nothing_back() -> None:
-    burst = ClaimGate()
+    burst = ClaimAdmission()
     for i in range(QUEUE_SAMPLES * 2):  # one quick call in the window: no standing queue
         burst.held(1.0 + i * 0.01, 0.001 if i == 5 else 1.0)
     burst.held(1.0 + QUEUE_WINDOW_S, 1.0)
     assert burst.refuse(1.0 + QUEUE_WINDOW_S) is None
-    few = ClaimGate()
+    few = ClaimAdmission()
     for i in range(QUEUE_SAMPLES - 1):  # too few to judge (a quiet process's slow fsync)
         few.held(1.0 + i * 0.01, 1.0)
     few.held(1.0 + QUEUE_WINDOW_S, 1.0)
@@ -139,21 +139,21 @@ def test_a_burst_or_a_few_slow_calls_hold_nothing_back() -> None:
 
 
 def test_a_turn_is_learnt_from_claims_through_it() -> None:
-    gate = ClaimGate(turn_s=0.01)
+    gate = ClaimAdmission(turn_s=0.01)
     ahead = gate.enter()
     gate.leave(0.03, ahead)  # alone: its whole time was its turn
     assert gate.waiting == 0
-    assert abs(gate.turn_s - (0.01 + claim_gate.SMOOTHING * 0.02)) < 1e-9
+    assert abs(gate.turn_s - (0.01 + claim_admission.SMOOTHING * 0.02)) < 1e-9
     gate.enter()
     behind = gate.enter()
     gate.leave(None, 0)  # refused at the bound: it took no turn, nothing learnt
     gate.leave(0.3, behind)  # waited out one turn, then its own: 0.15 s each
-    expected = 0.014 + claim_gate.SMOOTHING * (0.15 - 0.014)
+    expected = 0.014 + claim_admission.SMOOTHING * (0.15 - 0.014)
     assert gate.waiting == 0 and abs(gate.turn_s - expected) < 1e-9
 
 
 def test_claims_queue_while_one_is_in_its_turn_or_turns_took_long() -> None:
-    gate = ClaimGate()
+    gate = ClaimAdmission()
     assert not gate.contended()  # the turn is free: a claim goes straight to it
     ahead = gate.enter()
     assert gate.contended()  # one in its turn: the next reads first
@@ -165,9 +165,9 @@ def test_claims_queue_while_one_is_in_its_turn_or_turns_took_long() -> None:
 
 
 def test_an_idle_gap_is_a_window_with_nothing_served() -> None:
-    gate = ClaimGate(held_per_s=100.0, window_end=1.0)
+    gate = ClaimAdmission(held_per_s=100.0, window_end=1.0)
     gate.held(3600.0, 0.001)  # an hour after the last window: one write in an hour
-    assert gate.held_per_s < 100.0 * (1 - claim_gate.SMOOTHING) + 1e-6
+    assert gate.held_per_s < 100.0 * (1 - claim_admission.SMOOTHING) + 1e-6
 
 
 @given(
@@ -183,7 +183,7 @@ def test_an_idle_gap_is_a_window_with_nothing_served() -> None:
 def test_every_time_told_is_within_the_limits_and_no_sooner_than_the_last(
     steps: list[tuple[str, float, float]],
 ) -> None:
-    gate, now, last_slot = ClaimGate(), 0.0, 0.0
+    gate, now, last_slot = ClaimAdmission(), 0.0, 0.0
     for kind, step, took in steps:
         now += step
         if kind == "refuse":
@@ -204,7 +204,7 @@ def test_a_calm_process_lets_new_holders_in_faster_and_faster_up_to_the_ramps_mo
     """Slow start: from CLAIM_FLOOR a second, doubling every RAMP_DOUBLING_S while held work
     stands in no queue, to RAMP_MAX; a fleet claiming at once from an idle process is in
     within seconds (at the floor alone, 5 s would let in 112)."""
-    gate = ClaimGate()
+    gate = ClaimAdmission()
     assert gate.refuse(0.0) is None and gate.admit_per_s(0.0) == CLAIM_FLOOR
     assert gate.admit_per_s(RAMP_DOUBLING_S) == 2 * CLAIM_FLOOR
     assert gate.admit_per_s(100 * RAMP_DOUBLING_S) == RAMP_MAX
@@ -217,7 +217,7 @@ def test_a_calm_process_lets_new_holders_in_faster_and_faster_up_to_the_ramps_mo
 
 
 def test_held_work_queueing_sends_the_slow_start_back_to_the_floor() -> None:
-    gate = ClaimGate()
+    gate = ClaimAdmission()
     gate.refuse(0.0)
     assert gate.admit_per_s(10.0) == RAMP_MAX
     for i in range(QUEUE_SAMPLES):
@@ -232,7 +232,7 @@ def test_held_work_queueing_sends_the_slow_start_back_to_the_floor() -> None:
 
 
 def test_an_agent_back_before_its_time_is_told_what_is_left_of_it() -> None:
-    gate = ClaimGate(turn_s=0.5, waiting=1)
+    gate = ClaimAdmission(turn_s=0.5, waiting=1)
     back = gate.refuse(10.0, "early")
     assert back is not None
     assert gate.early("early", 10.0 + back / 2) == back / 2
@@ -244,7 +244,7 @@ def test_an_agent_back_before_its_time_is_told_what_is_left_of_it() -> None:
 
 
 def test_the_times_told_are_kept_for_a_bounded_number_of_agents() -> None:
-    gate = ClaimGate(turn_s=0.5, waiting=1)
+    gate = ClaimAdmission(turn_s=0.5, waiting=1)
     for i in range(MAX_TOLD + 50):
         gate.refuse(0.0, f"a{i}")
     assert len(gate.told) == MAX_TOLD
@@ -255,7 +255,7 @@ def test_the_times_told_are_kept_for_a_bounded_number_of_agents() -> None:
 def test_a_full_table_of_times_told_forgets_one_a_refusal_and_scans_none() -> None:
     """Once MAX_TOLD agents were told, each refusal forgets the oldest told, one, never
     looking through the rest (a refusal must stay cheap past capacity)."""
-    gate = ClaimGate(turn_s=0.5, waiting=1)
+    gate = ClaimAdmission(turn_s=0.5, waiting=1)
     for i in range(MAX_TOLD):
         gate.refuse(0.0, f"a{i}")
     gate.refuse(100.0, "late")  # every time told before has passed by now
@@ -279,7 +279,7 @@ def test_an_agent_is_never_let_in_before_the_time_it_was_told(
     """As the HTTP edge uses the gate: an agent back early is held (or told what is left);
     once its time has come, the gate decides again. No agent gets a claim let in before
     the time it was last told, and each time told is within the limits."""
-    gate, now, due = ClaimGate(), 0.0, {}
+    gate, now, due = ClaimAdmission(), 0.0, {}
     for kind, step, who in steps:
         now += step
         agent = f"agent-{who}"

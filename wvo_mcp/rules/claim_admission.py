@@ -1,7 +1,7 @@
 """When a claim is refused before it waits, and when to tell it to come back (pure).
 
-The clock is an argument; one gate per server process. Carried out by
-`wvo_mcp/orchestrator/claim_gate.py`.
+The clock is an argument; one ClaimAdmission per server process. Carried out by
+`wvo_mcp/orchestrator/claim_admission.py`.
 
 Claims take turns across the deployment (the claim lock), so past capacity they are what
 queues. A claim is refused at once, with nothing done, when
@@ -75,7 +75,7 @@ GOLDEN = (math.sqrt(5) - 1) / 2
 
 
 @dataclass
-class ClaimGate:
+class ClaimAdmission:
     """One process's claims: how many wait for (or hold) the turn, what a turn takes, how
     held work is served, the new holders it may still let in, and the last time handed to a
     refused claim."""
@@ -134,7 +134,7 @@ class ClaimGate:
 
     def contended(self) -> bool:
         """Whether claims queue for their turn here: a claim sure to be refused is then
-        refused from a read, without queueing (the driver: orchestrator/claim_gate.py)."""
+        refused from a read, without queueing (the driver: orchestrator/claim_admission.py)."""
         return self.waiting > 0 or self.turn_s > CONTENDED_TURN_S
 
     def turn_refused(self, now: float, agent: str | None = None) -> float:

@@ -1,6 +1,6 @@
 """Bearer tokens as token_list and `wvo-mcp tokens list` show them: never their secret.
 
-The HTTP server's identities (services/tokens.py keeps them); a person lists them.
+The HTTP server's identities (services/bearer_tokens.py keeps them); a person lists them.
 """
 
 from typing import Literal
