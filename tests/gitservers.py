@@ -11,15 +11,12 @@ import contextlib
 import getpass
 import os
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 from types import TracebackType
 
+from tests.listening import until_listening
 from tests.pgcluster import free_port
-
-START_TIMEOUT_S = 20
 
 
 def bare(root: Path, source: Path, name: str = "project.git") -> Path:
@@ -52,13 +49,7 @@ class Server:
                 self.argv(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                 start_new_session=True,
             )  # fmt: skip
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:  # no readiness event from these servers: poll the port
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
-                return
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{self.argv()[0]} did not start: {self.log.read_text()}")
-            time.sleep(0.05)
+        until_listening(self.process, self.port, self.log.read_text)
 
     def stop(self) -> None:
         """Killed at once, with every connection it serves (a remote gone mid-push)."""

@@ -7,18 +7,17 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
-import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.conftest import CLI_TIMEOUT_SECONDS, HANG_SECONDS, ROOT, Agent, wvo
+from tests.conftest import CLI_TIMEOUT_SECONDS, ROOT, Agent, wvo
+from tests.listening import until_listening
 
 # A legacy `initialize` request: what a client sends first; answered 200 once authenticated.
 INITIALIZE = {
@@ -89,16 +88,7 @@ def http_server(
             stdout=subprocess.DEVNULL, stderr=err,
         )  # fmt: skip
     try:
-        hung = time.monotonic() + HANG_SECONDS  # it listens, or it exits saying why
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the server exited ({process.returncode}): {stderr.read_text()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < hung, f"not listening: {stderr.read_text()}"
-                time.sleep(0.05)  # polling the port, not waiting for a guessed moment
+        until_listening(process, port, stderr.read_text)
         scheme = "https" if cafile is not None else "http"
         yield HttpServer(f"{scheme}://127.0.0.1:{port}/mcp", process, stderr, cafile)
     finally:

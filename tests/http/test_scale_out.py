@@ -25,8 +25,9 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from psycopg.rows import dict_row
 
-from tests.conftest import CLI_TIMEOUT_SECONDS, HANG_SECONDS, PROTOCOL_MODES, ROOT
+from tests.conftest import CLI_TIMEOUT_SECONDS, PROTOCOL_MODES, ROOT
 from tests.http.conftest import MCP_HEADERS, free_port, initialize_body, server_env
+from tests.listening import until_listening
 from tests.pgcluster import Cluster
 from wvo_mcp.config import Settings
 from wvo_mcp.orchestrator import Orchestrator
@@ -65,17 +66,8 @@ class Server:
             )  # fmt: skip
 
     def wait_ready(self) -> None:
-        import socket
-
-        deadline = time.monotonic() + HANG_SECONDS
-        while True:
-            assert self.process is not None and self.process.poll() is None, "server exited"
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                assert time.monotonic() < deadline, f"server on {self.port} never listened"
-                time.sleep(0.05)  # polling the port
+        assert self.process is not None
+        until_listening(self.process, self.port, lambda: f"server on {self.port}")
 
     def kill(self) -> None:
         assert self.process is not None

@@ -16,7 +16,7 @@ import anyio
 import pytest
 from mcp import MCPError
 
-from tests.conftest import Agent, agents, connect, open_db, server_pid, wvo
+from tests.conftest import HANG_SECONDS, Agent, agents, connect, open_db, server_pid, wvo
 
 pytestmark = pytest.mark.anyio
 
@@ -31,7 +31,7 @@ FAST = {
     "WVO_WIP_LIMIT": 10,
 }
 NO_MONITOR = {**FAST, "WVO_AUTOPILOT_HEALTH_INTERVAL_MS": 0}
-DEADLINE_SECONDS = 20.0
+DEADLINE_SECONDS = HANG_SECONDS  # a guard against a hang, never a time to beat
 
 
 async def until(check: Callable[[], Awaitable[T | None]], what: str) -> T:

@@ -20,7 +20,7 @@ import pytest
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS
 
-from tests.conftest import ROOT, Agent, connect
+from tests.conftest import HANG_SECONDS, ROOT, Agent, connect
 from tests.integration.test_git_checkpoints import git, make_repo
 from wvo_mcp import guidance
 from wvo_mcp.config import Settings
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.anyio
 PACKAGED = {"work_loop", "error_recovery", "approvals", "writing_context", "planning"}
 RELEASE = "# Releasing\n\nTag, then push.\n"
 # Well inside the client's 30 s read timeout: a hang fails here, not in teardown.
-DEADLINE_SECONDS = 25
+DEADLINE_SECONDS = HANG_SECONDS  # a guard against a hang, never a time to beat
 QUIET = {"WVO_AUTOPILOT_HEALTH_INTERVAL_MS": 0, "WVO_OTEL_ENABLED": 0}
 
 

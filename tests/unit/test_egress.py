@@ -18,6 +18,7 @@ import anyio
 import anyio.abc
 import pytest
 
+from tests.conftest import HANG_SECONDS
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.sandbox.egress import (
     ESTABLISHED,
@@ -28,7 +29,7 @@ from wvo_mcp.sandbox.egress import (
     endpoint_of,
 )
 
-DEADLINE_S = 10.0
+DEADLINE_S = HANG_SECONDS  # a guard against a hang, never a time to beat
 Handler = Callable[[anyio.abc.SocketStream], Coroutine[Any, Any, None]]
 
 

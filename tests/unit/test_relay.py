@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import HANG_SECONDS
 from wvo_mcp.sandbox import relay
 
-DEADLINE_S = 30.0
+DEADLINE_S = HANG_SECONDS  # a guard against a hang, never a time to beat
 
 
 def start(*args: str) -> subprocess.Popen[str]:
