@@ -1,4 +1,4 @@
-"""The tokens area: the HTTP transport's bearer tokens (services/bearer_tokens).
+"""The bearer tokens area: the HTTP transport's bearer tokens (services/bearer_tokens).
 
 Finding a token records its use (token_used, once a minute at most); past capacity that
 bookkeeping is left for a later use, while a revocation is never missed."""
