@@ -71,15 +71,15 @@ def test_claims_have_their_own_places_and_never_take_held_works() -> None:
 async def test_an_early_claim_is_held_until_its_time_in_no_place_and_once_an_agent() -> None:
     admission = Admission(Limits(max_inflight=8, rate=0))
     edge = EdgeClaims(admission)
-    admission = ClaimAdmission(turn_s=0.2, waiting=1)
-    told = admission.refuse(time.monotonic(), "early")  # its claim refused: when to come back
+    claims = ClaimAdmission(turn_s=0.2, waiting=1)
+    told = claims.refuse(time.monotonic(), "early")  # its claim refused: when to come back
     assert told is not None
-    admission.waiting = 0  # the turn is free by then
+    claims.waiting = 0  # the turn is free by then
     answers: list[float | None] = []
 
     async def claim() -> None:
         assert admission.enter() is None
-        answers.append(await edge.admit("early", admission))
+        answers.append(await edge.admit("early", claims))
 
     async with anyio.create_task_group() as group:
         group.start_soon(claim)
@@ -88,7 +88,7 @@ async def test_an_early_claim_is_held_until_its_time_in_no_place_and_once_an_age
                 await checkpoint()
         assert admission.in_flight == 0 and admission.claims == 0  # held in no place
         assert admission.enter() is None
-        second = await edge.admit("early", admission)  # the same agent again meanwhile
+        second = await edge.admit("early", claims)  # the same agent again meanwhile
         assert second is not None and 0 < second <= told  # what is left, not a new slot
         admission.claim_done(False)
     assert answers == [None] and admission.claims == 1  # then let in, in a claim's place
@@ -99,12 +99,12 @@ async def test_an_early_claim_with_a_large_body_is_answered_at_once_not_held() -
     bytes are held; a larger body is told what is left of its time at once."""
     admission = Admission(Limits(max_inflight=8, rate=0))
     edge = EdgeClaims(admission)
-    admission = ClaimAdmission(turn_s=5.0, waiting=1)  # told seconds away
-    told = admission.refuse(time.monotonic(), "early")
+    claims = ClaimAdmission(turn_s=5.0, waiting=1)  # told seconds away
+    told = claims.refuse(time.monotonic(), "early")
     assert told is not None
     assert admission.enter() is None
     with anyio.fail_after(told / 2):  # answered, not held until its time
-        back = await edge.admit("early", admission, size=HOLD_BODY_MAX + 1)
+        back = await edge.admit("early", claims, size=HOLD_BODY_MAX + 1)
     assert back is not None and 0 < back <= told and not edge.holding
     admission.claim_done(False)
-    assert "early" in admission.told  # the same slot, still kept
+    assert "early" in claims.told  # the same slot, still kept

@@ -17,8 +17,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from githubkit import AppAuthStrategy, AppInstallationAuthStrategy
+from typing import TYPE_CHECKING
 
 from wvo_mcp.errors import ValidationFailed
 
@@ -26,6 +25,11 @@ APP_ID = "WVO_GITHUB_APP_ID"
 APP_KEY = "WVO_GITHUB_APP_PRIVATE_KEY"
 APP_KEY_FILE = "WVO_GITHUB_APP_PRIVATE_KEY_FILE"
 MAX_KEY_BYTES = 16 * 1024  # a 4096-bit RSA key's PEM is about 3.2 KB
+
+# githubkit (with httpx, click and rich) is a fifth of a second of imports: every command
+# asks `configured`, and only one with an App needs the strategies.
+if TYPE_CHECKING:
+    from githubkit import AppAuthStrategy, AppInstallationAuthStrategy
 
 
 @dataclass(frozen=True)
@@ -85,12 +89,16 @@ def refused(app: App) -> str:
             "GitHub takes a key the App's settings list (Private keys), for that App")  # fmt: skip
 
 
-def as_app(app: App) -> AppAuthStrategy:
+def as_app(app: App) -> "AppAuthStrategy":
     """The App itself (its JWT): for finding its installation."""
+    from githubkit import AppAuthStrategy
+
     return AppAuthStrategy(app.id, app.key)
 
 
-def as_installation(app: App, installation: int, repository: str) -> AppInstallationAuthStrategy:
+def as_installation(app: App, installation: int, repository: str) -> "AppInstallationAuthStrategy":
     """The App's installation, its tokens for `repository` (its name, without the owner)
     alone."""
+    from githubkit import AppInstallationAuthStrategy
+
     return AppInstallationAuthStrategy(app.id, app.key, installation, repositories=[repository])
