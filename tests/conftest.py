@@ -54,11 +54,11 @@ stdio.DEFAULT_INHERITED_ENV_VARS += ["WVO_WARM_START", "WVO_WARM_SHARED"]
 
 def fresh_env(env: Mapping[str, str], *, warm: bool = False) -> dict[str, str]:
     """`env` for a process a test starts with an environment of its own, which this
-    process's switches above do not reach: cold, as the tests' servers are (`warm`: warm
-    start as the product's default, for a test about it), and never the user's shared warm
-    process, which would outlive the test in the real runtime folder. `env` has the last
-    word (a test of the shared one gives it a runtime folder of its own)."""
-    switches = {"WVO_WARM_SHARED": "0", **({} if warm else {"WVO_WARM_START": "0"})}
+    process's switches above do not reach: cold, and never the user's shared warm process,
+    which would outlive the test in the real runtime folder; `warm`: a `serve` over stdio it
+    starts is forked by this test process's own shared warm process (`shared_warm`), as a
+    user's is on Linux. `env` has the last word."""
+    switches = shared_warm() if warm else {"WVO_WARM_SHARED": "0", "WVO_WARM_START": "0"}
     return {**switches, **env}
 
 
@@ -227,18 +227,26 @@ def warm_runtime() -> Path:
     return Path(tempfile.mkdtemp(prefix="xdg-", dir="/tmp"))
 
 
+def shared_warm() -> dict[str, str]:
+    """The switches that have a `serve` over stdio forked by this test process's own shared
+    warm process (`warm_runtime`, ended with the session), its first start cold. A cold start
+    imports for a second of CPU, and the suite starts servers by the thousand."""
+    return {"WVO_WARM_START": "1", "WVO_WARM_SHARED": "1", "XDG_RUNTIME_DIR": str(warm_runtime()),
+            OURS: str(os.getpid())}  # fmt: skip
+
+
 def server_params(state_root: Path, **env: object) -> StdioServerParameters:
     """A real `python -m wvo_mcp` server process on `state_root`, served as a user's is on
-    Linux: forked by the shared warm process (one per test process, `warm_runtime`), its
-    first start cold. A cold start imports for a second of CPU, and the suite starts
-    servers by the thousand; `env` has the last word (WVO_WARM_START=0: cold)."""
-    warm = {"WVO_WARM_START": "1", "WVO_WARM_SHARED": "1", "XDG_RUNTIME_DIR": str(warm_runtime()),
-            OURS: str(os.getpid())}  # fmt: skip
+    Linux (`shared_warm`); `env` has the last word (WVO_WARM_START=0: cold)."""
     return StdioServerParameters(
         command=sys.executable,
         args=["-P", "-m", "wvo_mcp", "serve"],
         cwd=str(ROOT),
-        env={**warm, "WVO_STATE_ROOT": str(state_root), **{k: str(v) for k, v in env.items()}},
+        env={
+            **shared_warm(),
+            "WVO_STATE_ROOT": str(state_root),
+            **{k: str(v) for k, v in env.items()},
+        },
     )
 
 

@@ -38,7 +38,8 @@ def init(
         command,
         cwd=repo,
         env=fresh_env(
-            {"PATH": path, "HOME": str(repo.parent / "home"), "WVO_OTEL_ENABLED": "0", **env}
+            {"PATH": path, "HOME": str(repo.parent / "home"), "WVO_OTEL_ENABLED": "0", **env},
+            warm=True,  # doctor's servers are forked, as on a user's machine
         ),
         stdin=subprocess.DEVNULL,
         capture_output=True,
