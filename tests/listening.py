@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from tests.conftest import HANG_SECONDS
 
 
@@ -16,10 +18,11 @@ def until_listening(process: "subprocess.Popen[Any]", port: int, why: Callable[[
     hung = time.monotonic() + HANG_SECONDS
     while True:
         if process.poll() is not None:
-            raise AssertionError(f"the server exited ({process.returncode}): {why()}")
+            pytest.fail(f"the server exited ({process.returncode}): {why()}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return
         except OSError:
-            assert time.monotonic() < hung, f"not listening on {port}: {why()}"
+            if time.monotonic() > hung:
+                pytest.fail(f"not listening on {port}: {why()}")
             time.sleep(0.05)  # polling the port, not waiting for a guessed moment

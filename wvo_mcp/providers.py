@@ -18,7 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
-from wvo_mcp.rules import agents, routing
+from wvo_mcp.rules import agents, breakers, routing
 from wvo_mcp.rules.bounds import CPU_WEIGHT_RANGE, MEMORY_RANGE, PIDS_RANGE, TMP_RANGE
 from wvo_mcp.rules.learning import Pin, Policy
 from wvo_mcp.rules.wire import Api
@@ -486,7 +486,7 @@ def _provider(spec: ProviderSpec) -> routing.Provider:
         hourly_tokens=spec.hourly_tokens,
         daily_tokens=spec.daily_tokens,
         max_concurrent=spec.max_concurrent,
-        breaker=routing.BreakerPolicy(
+        breaker=breakers.BreakerPolicy(
             failure_threshold=spec.breaker.failure_threshold,
             cooldown_seconds=spec.breaker.cooldown_seconds,
             cooldown_cap_seconds=spec.breaker.cooldown_cap_seconds,

@@ -45,7 +45,7 @@ def test_labels_map_by_the_table_and_an_unknown_one_is_shown() -> None:
     assert (found["complexity"], found["business_value"], found["time_criticality"]) == (7, 8, 7)
     assert found["metadata"]["forge_issue"]["unmapped_labels"] == ["wvo", "✨ shiny"]
     hostile = {"size: m": {"complexity": 99, "status": 1}}  # out of range, not a field
-    assert issue_tasks.fields(["size: m"], hostile) == ({}, [])
+    assert issue_tasks.fields_from_labels(["size: m"], hostile) == ({}, [])
 
 
 def test_a_body_built_to_look_like_a_tool_result_is_only_a_description() -> None:

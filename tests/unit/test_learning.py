@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wvo_mcp.errors import ValidationFailed
+from wvo_mcp.rules.breakers import Breaker
 from wvo_mcp.rules.learning import (
     Candidate,
     OutcomeKind,
@@ -29,7 +30,7 @@ from wvo_mcp.rules.learning import (
     route,
     task_class,
 )
-from wvo_mcp.rules.routing import Breaker, Escalation, Estimate, Provider, Tier, Usage
+from wvo_mcp.rules.routing import Escalation, Estimate, Provider, Tier, Usage
 
 CHEAP = Candidate("codex", "low", "low-model", 0.10)
 DEAR = Candidate("claude", "sonnet", "sonnet-model", 0.30)

@@ -4,15 +4,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from wvo_mcp.rules.breakers import Breaker, BreakerPolicy, after_outcome
 from wvo_mcp.rules.routing import (
-    Breaker,
-    BreakerPolicy,
     Escalation,
     Estimate,
     Provider,
     Tier,
     Usage,
-    after_outcome,
     estimate,
     route,
     windows,

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from wvo_mcp.autopilot import events
 from wvo_mcp.autopilot.slots import DRAINED, PAUSED
 from wvo_mcp.models import TaskDetail
-from wvo_mcp.rules import routing
+from wvo_mcp.rules import breakers, routing
 from wvo_mcp.rules.transitions import Status
 
-ROUTING_OUTCOME: dict[events.Outcome, routing.Outcome] = {
+ROUTING_OUTCOME: dict[events.Outcome, breakers.Outcome] = {
     "success": "success",
     "failure": "failure",
     "rate_limited": "rate_limited",
@@ -104,7 +104,7 @@ def release_reason(finish: events.Finish) -> str:
     return finish.message if ours(finish) else f"worker ended ({finish.outcome}): {finish.message}"
 
 
-def judged(finish: events.Finish) -> routing.Outcome:
+def judged(finish: events.Finish) -> breakers.Outcome:
     """The outcome a run's provider is held to: none of its own fault when the autopilot
     stopped it (its breaker takes no failure for it)."""
     return "success" if ours(finish) else ROUTING_OUTCOME[finish.outcome]

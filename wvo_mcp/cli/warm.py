@@ -712,7 +712,7 @@ def _serve(child: Forked) -> int:
     os.umask(header["umask"])
     sys.argv = [header["argv0"], *header["argv"]]
     conn.settimeout(None)
-    refused = adopt(header)
+    refused = adopt_relay_bounds(header)
     if refused is not None:  # the relay serves its client itself: nothing was read
         conn.sendall(json.dumps({"refused": refused}).encode() + b"\n")
         return 0
@@ -730,7 +730,7 @@ def _serve(child: Forked) -> int:
     return 0
 
 
-def adopt(header: dict[str, Any]) -> str | None:
+def adopt_relay_bounds(header: dict[str, Any]) -> str | None:
     """In a forked server: its relay's cgroup, resource limits, nice value and OOM score
     adjustment instead of the warm process's, so it is bounded and accounted as its client
     is; or why it cannot be (a limit above the warm process's, a cgroup it may not join).

@@ -200,8 +200,9 @@ def privileges(pid: int | str = "self") -> dict[str, str]:
 
 
 def bounds() -> dict[str, Any]:
-    """What bounds this process, which a server forked for it takes on (warm.adopt): its
-    cgroup, resource limits, nice value and OOM score adjustment."""
+    """What bounds this process, which a server forked for it takes on
+    (warm.adopt_relay_bounds): its cgroup, resource limits, nice value and OOM score
+    adjustment."""
     limits = {
         name: list(resource.getrlimit(getattr(resource, name)))
         for name in dir(resource)

@@ -37,7 +37,7 @@ from wvo_mcp.models import (
     UsageResult,
     VerifyCommand,
 )
-from wvo_mcp.rules.routing import Outcome
+from wvo_mcp.rules.breakers import Outcome
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services import usage
 

@@ -194,7 +194,7 @@ class HealthMonitor:
     async def _housekeeping(self, db: Database, now: datetime) -> None:
         """The leader's chores: the tasks whose schedule's time came, a backup when one is
         due, and pruning old events hourly."""
-        for task_id in await db.write(partial(schedules.due, now=now)):
+        for task_id in await db.write(partial(schedules.make_due_tasks, now=now)):
             log.info("health monitor: scheduled task %s made", task_id)
         s = self.settings
         # PostgreSQL is backed up with its own tools (docs/postgres.md).

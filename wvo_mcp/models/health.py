@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from wvo_mcp.rules.routing import BreakerState
+from wvo_mcp.rules.breakers import BreakerState
 
 
 class StaleTask(BaseModel):

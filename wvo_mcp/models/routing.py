@@ -6,7 +6,8 @@ breaker, as agent_register, route_task, record_usage and provider_status answer.
 
 from pydantic import BaseModel, Field
 
-from wvo_mcp.rules.routing import BreakerState, PassedOverReason
+from wvo_mcp.rules.breakers import BreakerState
+from wvo_mcp.rules.routing import PassedOverReason
 
 
 class RouteAlternative(BaseModel):

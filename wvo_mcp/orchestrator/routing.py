@@ -7,7 +7,7 @@ from functools import partial
 
 from wvo_mcp.models import AgentIdentity, ProviderStatusReport, RouteDecision, UsageResult
 from wvo_mcp.orchestrator.base import Facade
-from wvo_mcp.rules import routing as routing_rules
+from wvo_mcp.rules import breakers
 from wvo_mcp.services import leases, route_figures, routing, usage
 
 
@@ -38,7 +38,7 @@ class RoutingFacade(Facade):
         model: str,
         input_tokens: int,
         output_tokens: int,
-        outcome: routing_rules.Outcome,
+        outcome: breakers.Outcome,
         task_id: str | None = None,
         token: str | None = None,
         agent_id: str | None = None,
@@ -70,7 +70,7 @@ class RoutingFacade(Facade):
         model: str,
         input_tokens: int,
         output_tokens: int,
-        outcome: routing_rules.Outcome,
+        outcome: breakers.Outcome,
         task_id: str | None = None,
         token: str | None = None,
         agent_id: str | None = None,

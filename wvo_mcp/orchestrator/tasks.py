@@ -45,7 +45,7 @@ class TasksFacade(Facade):
 
     async def schedules_due(self) -> list[str]:
         """The tasks made because their schedule's time came (the monitor's leader's tick)."""
-        return await self.db.write(partial(schedules.due, now=self.clock()))
+        return await self.db.write(partial(schedules.make_due_tasks, now=self.clock()))
 
     async def schedules(self) -> list[Scheduled]:
         return await self.db.read(schedules.listed)

@@ -149,7 +149,7 @@ def table(raw: object, source: str) -> dict[str, dict[str, int]]:
     return found
 
 
-def fields(labels: Sequence[str], table: Table) -> tuple[dict[str, int], list[str]]:
+def fields_from_labels(labels: Sequence[str], table: Table) -> tuple[dict[str, int], list[str]]:
     """The task fields the labels set, and the labels the table does not know (shown, never
     guessed at)."""
     found: dict[str, int] = {}
@@ -174,7 +174,7 @@ def definition(
     wanted = [*references(issue.body), *issue.sub_issues]
     deps = [task_id(repository, n, kind) for n in dict.fromkeys(wanted)
             if n in synced and n != issue.number]  # fmt: skip
-    set_by, unknown = fields(issue.labels, table)
+    set_by, unknown = fields_from_labels(issue.labels, table)
     return {
         "id": task_id(repository, issue.number, kind),
         "title": (issue.title.strip() or f"issue #{issue.number}")[:200],

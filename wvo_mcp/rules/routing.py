@@ -1,19 +1,18 @@
 """Provider routing: which provider, tier and model a task goes to, and why (pure).
 
 Provider routing without I/O: which provider, tier and model a task goes to and why the
-others were passed over; usage windows; each provider's circuit breaker.
+others were passed over; usage windows. Each provider's circuit breaker: rules/breakers.py.
 
 Carried out by `wvo_mcp/services/routing.py` and `wvo_mcp/autopilot/launch.py`."""
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from wvo_mcp import timeutil
+from wvo_mcp.rules.breakers import Breaker, BreakerPolicy
 
-Outcome = Literal["success", "failure", "rate_limited", "context_limit", "auth_failed"]
-BreakerState = Literal["closed", "open", "half_open"]
 PassedOverReason = Literal[
     "tier_range",
     "not_above_failed_tier",
@@ -46,20 +45,13 @@ class Tier:
 
 
 @dataclass(frozen=True, slots=True)
-class BreakerPolicy:
-    failure_threshold: int = 3
-    cooldown_seconds: float = 30.0
-    cooldown_cap_seconds: float = 600.0
-
-
-@dataclass(frozen=True, slots=True)
 class Provider:
     name: str
     tiers: tuple[Tier, ...]  # cheapest first
     hourly_tokens: int | None = None
     daily_tokens: int | None = None
     max_concurrent: int | None = None
-    breaker: BreakerPolicy = BreakerPolicy()
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
 
     def tier(self, name: str) -> Tier | None:
         return next((t for t in self.tiers if t.name == name), None)
@@ -90,43 +82,6 @@ def estimate(complexity: int, tokens_per_complexity: int, output_share: float) -
     total = complexity * tokens_per_complexity
     output = round(total * output_share)
     return Estimate(total - output, output)
-
-
-@dataclass(frozen=True, slots=True)
-class Breaker:
-    """A provider's circuit breaker as stored; half-open is `open` past `reopens_at`."""
-
-    state: Literal["closed", "open"] = "closed"
-    failures: int = 0  # consecutive failures
-    opens: int = 0  # consecutive openings: each doubles the cool-down
-    reopens_at: datetime | None = None
-
-    def current(self, now: datetime) -> BreakerState:
-        if self.state == "open" and self.reopens_at is not None and now >= self.reopens_at:
-            return "half_open"
-        return self.state
-
-
-def after_outcome(
-    breaker: Breaker, outcome: Outcome, policy: BreakerPolicy, now: datetime
-) -> Breaker:
-    """The breaker after a reported outcome: a success closes it; a rate limit, a refused
-    login or key, a failure in half-open, or `failure_threshold` failures in a row open it
-    for a growing cool-down."""
-    if outcome == "success":
-        return Breaker()
-    if outcome == "context_limit":
-        return breaker  # the task outgrew the model: escalation's business, not the provider's
-    current = breaker.current(now)
-    failures = breaker.failures + 1
-    if current == "open":
-        return replace(breaker, failures=failures)  # stragglers of work started before it opened
-    at_once = outcome in ("rate_limited", "auth_failed")
-    if at_once or current == "half_open" or failures >= policy.failure_threshold:
-        opens = breaker.opens + 1
-        cooldown = min(policy.cooldown_cap_seconds, policy.cooldown_seconds * 2 ** (opens - 1))
-        return Breaker("open", failures, opens, now + timedelta(seconds=cooldown))
-    return replace(breaker, failures=failures)
 
 
 @dataclass(frozen=True, slots=True)

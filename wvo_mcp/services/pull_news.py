@@ -30,7 +30,7 @@ def heard(
     news: list[News], now: datetime,
 ) -> None:  # fmt: skip
     """The delivery recorded (a replay is refused: ValidationFailed), its news kept."""
-    webhooks.record(tx, delivery, event, digest, now)
+    webhooks.record_once(tx, delivery, event, digest, now)
     stamp = timeutil.to_text(now)
     tx.run("news_forget", {"before": timeutil.to_text(now - KEPT)})
     tx.many("news_add", [

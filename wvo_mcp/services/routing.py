@@ -3,7 +3,7 @@
 Provider routing against the database: usage windows, breakers, reservations, agents'
 declared models, and the reports. Each function runs inside one transaction.
 
-Carries out `rules/learning.py` and `rules/routing.py`."""
+Carries out `rules/learning.py`, `rules/routing.py` and `rules/breakers.py`."""
 
 import json
 import random
@@ -26,8 +26,8 @@ from wvo_mcp.models import (
     UsageResult,
 )
 from wvo_mcp.providers import Providers
-from wvo_mcp.rules import learning, routing
-from wvo_mcp.rules.routing import Breaker, Outcome
+from wvo_mcp.rules import breakers, learning, routing
+from wvo_mcp.rules.breakers import Breaker, Outcome
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services import route_outcomes
 from wvo_mcp.store import Answer, Row, Tx
@@ -462,7 +462,7 @@ def record_usage(
         )  # fmt: skip
     stored = next((r for r in tx.all("provider_breakers") if r["provider"] == provider), None)
     before = Breaker() if stored is None else _breaker(stored)
-    after = routing.after_outcome(before, outcome, found.breaker, now)
+    after = breakers.after_outcome(before, outcome, found.breaker, now)
     # A decided trial (the breaker closed, or opened again) frees the half-open slot.
     decided = after.state != before.state or after.opens != before.opens
     probe = None if decided or stored is None else stored["probe_task"]

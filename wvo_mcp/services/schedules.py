@@ -59,7 +59,7 @@ def keep(tx: Tx, specs: Sequence[TaskSpec], now: datetime) -> None:
             tx.run("schedule_update", {**params, "next_at": next_at})
 
 
-def due(tx: Tx, now: datetime) -> list[str]:
+def make_due_tasks(tx: Tx, now: datetime) -> list[str]:
     """The tasks made because their schedule's time came: at most one open per schedule."""
     made = []
     for row in tx.all("schedules_due", {"now": timeutil.to_text(now)}):

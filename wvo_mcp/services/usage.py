@@ -4,7 +4,7 @@ Whose word moves budgets and breakers (docs/security.md, "Usage-trust rule"): on
 model call is bounded for everyone; an autopilot worker's run token reports only about its
 own task, provider and tier, and its report is noted, never charged (the autopilot charges
 its run from its CLI's own usage report); an HTTP agent token charges only the provider its
-agent runs on."""
+agent runs on. A breaker's move itself is `rules/breakers.py:after_outcome`'s."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +14,7 @@ from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.models import UsageResult
 from wvo_mcp.providers import Providers
+from wvo_mcp.rules import breakers
 from wvo_mcp.rules import routing as routing_rules
 from wvo_mcp.services import leases, routing
 from wvo_mcp.services.bearer_tokens import Scope
@@ -67,7 +68,7 @@ def record(
     model: str,
     input_tokens: int,
     output_tokens: int,
-    outcome: routing_rules.Outcome,
+    outcome: breakers.Outcome,
     now: datetime,
     agent_id: str | None,
 ) -> UsageResult:
@@ -138,7 +139,7 @@ def _noted(
     model: str,
     input_tokens: int,
     output_tokens: int,
-    outcome: routing_rules.Outcome,
+    outcome: breakers.Outcome,
     now: datetime,
 ) -> UsageResult:
     """A worker's own report: checked against its run token, then kept on its task's trail

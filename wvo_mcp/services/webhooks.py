@@ -32,7 +32,7 @@ def actor(kind: ForgeKind) -> str:
     return f"person:{kind}-webhook"
 
 
-def record(tx: Tx, delivery: str, event: str, digest: str, now: datetime) -> None:
+def record_once(tx: Tx, delivery: str, event: str, digest: str, now: datetime) -> None:
     """The delivery, once by its id and once by its body's digest: a replay is refused (and
     its transaction changes nothing), under its own id or any other."""
     stamp = timeutil.to_text(now)
@@ -53,7 +53,7 @@ def issue_event(
     label: str, table: Table, now: datetime, kind: ForgeKind = "github",
 ) -> str:  # fmt: skip
     """An `issues` event on forge `kind`: what it did to the issue's task, in words."""
-    record(tx, delivery, "issues", digest, now)
+    record_once(tx, delivery, "issues", digest, now)
     task_id = issue_tasks.task_id(repository, issue.number, kind)
     labelled = label in {lab.strip().lower() for lab in issue.labels}
     row = tx.one("task_by_id", (task_id,))
@@ -91,7 +91,7 @@ def issue_event(
 
 def ignored(tx: Tx, delivery: str, event: str, digest: str, now: datetime) -> None:
     """A delivery wvo-mcp does not act on, recorded so its replay is refused alike."""
-    record(tx, delivery, event, digest, now)
+    record_once(tx, delivery, event, digest, now)
 
 
 def red_tasks(tx: Tx, run: Run) -> dict[str, list[str]]:
@@ -126,7 +126,7 @@ def red_run(
     and log tail where the server could read them. A passing one cancels an open one only
     when its commit contains every commit that task was red at (`contained`: those the
     forge said its commit contains), so a late green of an older commit cancels nothing."""
-    record(tx, delivery, run.event, digest, now)
+    record_once(tx, delivery, run.event, digest, now)
     stamp = timeutil.to_text(now)
     if run.passed:
         cancelled, kept = [], []

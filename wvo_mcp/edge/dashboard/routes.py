@@ -9,8 +9,9 @@ autopilot, as the CLI does; each recorded as `person:NAME`); an agent token gets
 every route. A browser signs in by pasting a token (POST /dashboard/login sets an HttpOnly,
 SameSite=Strict cookie, Secure when people reach the server over https); anything else sends
 `Authorization: Bearer`. Every POST (sign-in, sign-out, actions) must come from this server's
-own origin exactly (host_guard.HostGuard); actions also need the header `X-WVO-Action: 1`,
-which a form cannot send. With `--no-auth` (loopback) anyone may view and nobody acts.
+own origin exactly (host_guard.HostGuard, host_guard.foreign_origin); actions also need the
+header `X-WVO-Action: 1`, which a form cannot send. With `--no-auth` (loopback) anyone may
+view and nobody acts.
 """
 
 import json
