@@ -1,7 +1,7 @@
-"""The setting that bounds a landing check is the one README.md and docs/autopilot.md name:
-`WVO_VERIFY_TIMEOUT_SECONDS` stops the autopilot's pre-flight of `--check` (as `doctor
---check` runs it, through the landing gate's own call), as it stops a task's
-verify_command."""
+"""The setting that bounds a landing check is the one docs/configuration.md and
+docs/autopilot.md name: `WVO_VERIFY_TIMEOUT_SECONDS` stops the autopilot's pre-flight of
+`--check` (as `doctor --check` runs it, through the landing gate's own call), as it stops a
+task's verify_command."""
 
 import json
 import shutil
@@ -13,12 +13,12 @@ from tests.autopilot.conftest import git
 from tests.conftest import ROOT
 from tests.integration.test_init import init
 
-README = (ROOT / "README.md").read_text()
+SETTINGS = (ROOT / "docs" / "configuration.md").read_text()
 
 
-def test_the_readme_says_the_verify_settings_bound_the_landing_checks() -> None:
+def test_the_docs_say_the_verify_settings_bound_the_landing_checks() -> None:
     for name in ("WVO_VERIFY_TIMEOUT_SECONDS", "WVO_VERIFY_MEMORY_MB"):
-        [row] = [line for line in README.splitlines() if line.startswith(f"| `{name}` |")]
+        [row] = [line for line in SETTINGS.splitlines() if line.startswith(f"| `{name}` |")]
         assert "landing check" in row or "each of those runs" in row, row
     autopilot = (ROOT / "docs" / "autopilot.md").read_text()
     assert "`WVO_VERIFY_TIMEOUT_SECONDS` (300) and `WVO_VERIFY_MEMORY_MB` (2048)" in autopilot

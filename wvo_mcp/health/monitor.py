@@ -212,9 +212,9 @@ class HealthMonitor:
             log.info("health monitor: backup %s (%d old ones pruned)", path, len(pruned))
         if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY:
             self._pruned_at = now
-            await self._prune(db, now - timedelta(days=s.retention_days))
+            await self._prune_finished_events(db, now - timedelta(days=s.retention_days))
 
-    async def _prune(self, db: Database, older_than: datetime) -> None:
+    async def _prune_finished_events(self, db: Database, older_than: datetime) -> None:
         """Delete old events of finished tasks: ids are picked in read transactions and
         deleted in short write transactions, with a pause between batches."""
         cursor: tuple[str, int] | None = ("", 0)

@@ -42,7 +42,7 @@ class OntoBranch:
             if isinstance(found, Conflict):
                 await steps.conflict(fence, item, found, old)
             elif found == old or (found == tip and await steps.in_repo(stack, old, item) == old):
-                await steps.nothing(fence, item, old)
+                await steps.land_empty(fence, item, old)
             else:
                 if found == tip:  # no empty commit is made: the target moves not for it
                     steps.say(

@@ -204,7 +204,7 @@ class PullRequests:
                     await self.steps.conflict(fence, item, found, old)
                     return
                 if found == old:
-                    await self.steps.nothing(fence, item, old)
+                    await self.steps.land_empty(fence, item, old)
                     return
                 verdict = await self.steps.verify(found, [item])
                 if not verdict.passed:

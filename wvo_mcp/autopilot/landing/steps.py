@@ -297,7 +297,7 @@ class Steps:
             hold = hold or f"its check could not run, which no worker can fix ({back.cause})"
         await self.send_back(fence, item, back.back, [], hold=hold, was=was)
 
-    async def nothing(self, fence: int, item: Entry, old: str) -> None:
+    async def land_empty(self, fence: int, item: Entry, old: str) -> None:
         """A submission that changes nothing on the target: done now, with no check, where
         its task says it needs no change (metadata.needs_change: false); else back to its
         worker once, then to a person."""

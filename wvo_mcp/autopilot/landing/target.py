@@ -10,7 +10,7 @@ The queue names a target by its repository and branch (`<repository>#<branch>`):
 by its URL without credentials, so autopilots on many hosts share one queue for it; a local
 repository by its host and path, so two hosts never share a queue for two repositories.
 
-Carries out `rules/outage.py` (`Asked.call`: each outage said once, the remote asked again
+Carries out `rules/outage.py` (`OutageGuard.call`: each outage said once, the remote asked again
 only after its back-off)."""
 
 import socket
@@ -34,7 +34,7 @@ T = TypeVar("T")
 LEAVE = "wvo/*"  # --merge leave: each task's own branch
 
 
-class Asked:
+class OutageGuard:
     """Something remote as the autopilot's parts ask it: off the event loop, each outage
     said once when it starts and once when it ends, and asked again only after as long as
     it asked us to wait (a rate limit's time), or else a back-off (rules/outage.py)."""
@@ -73,7 +73,7 @@ class Asked:
         return self.outage.why
 
 
-class Reach(Asked):
+class Reach(OutageGuard):
     """The team's git remote."""
 
     def __init__(self, remote: Remote, say: Callable[[str], None]) -> None:
@@ -81,7 +81,7 @@ class Reach(Asked):
         self.remote = remote
 
 
-class ForgeReach(Asked):
+class ForgeReach(OutageGuard):
     """The forge a target lands through (--via pull-request)."""
 
     def __init__(self, forge: Forge, say: Callable[[str], None]) -> None:
