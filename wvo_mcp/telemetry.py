@@ -1,7 +1,8 @@
-"""OpenTelemetry traces and metrics when asked for; otherwise every call is a cheap no-op.
+"""OpenTelemetry when asked for (on or off: config.py:Settings.from_env); else a cheap no-op.
 
-OpenTelemetry traces and metrics, when asked for (WVO_OTEL_ENABLED, or an OTLP endpoint):
-telemetry_export.py writes them. Off, every method is a cheap no-op and the SDK is not loaded.
+OpenTelemetry traces and metrics, when asked for (WVO_OTEL_ENABLED, or an OTLP endpoint; the
+settings decide, in config.py:Settings.from_env): telemetry_export.py writes them. Off, every
+method is a cheap no-op and the SDK is not loaded.
 
 Keyword attributes without a dot get the `wvo.` prefix (`task_id=` becomes `wvo.task_id`);
 pass dotted names through a dict (`**{"http.route": ...}`) to keep them as they are."""

@@ -7,7 +7,7 @@ from typing import Any, get_args
 import pytest
 
 from wvo_mcp import providers
-from wvo_mcp.autopilot import attempt, events, launch, settle
+from wvo_mcp.autopilot import attempt, launch, settle, worker_output
 from wvo_mcp.autopilot.slots import DRAINED, PAUSED, Slot
 from wvo_mcp.autopilot.submissions import submitted
 from wvo_mcp.models import QueueCounts, RouteAlternative, RouteDecision
@@ -181,12 +181,12 @@ def test_idle(queue: QueueCounts, landing: list[str], stuck: bool, idle: bool) -
 
 
 def finish(
-    outcome: events.Outcome = "failure",
+    outcome: worker_output.Outcome = "failure",
     message: str = "",
     tokens: int = 0,
     **more: Any,
-) -> events.Finish:
-    return events.Finish(outcome, events.Usage(tokens, tokens), message, **more)
+) -> worker_output.Finish:
+    return worker_output.Finish(outcome, worker_output.Usage(tokens, tokens), message, **more)
 
 
 HOLDING = settle.Standing(Status.IN_PROGRESS, assigned_to="claude-1")
@@ -243,9 +243,9 @@ DONE = settle.Standing(Status.DONE, submitted_by="claude-2", submitted_commit="c
     ],
 )
 def test_how_a_run_settles(
-    ended: events.Finish,
+    ended: worker_output.Finish,
     standing: settle.Standing,
-    outcome: events.Outcome,
+    outcome: worker_output.Outcome,
     release: Status | None,
     take: bool,
     tell_auth: bool,
@@ -273,7 +273,7 @@ def test_how_a_run_settles(
         (finish("failure", "stopped", limit="memory limit reached"), False),
     ],
 )
-def test_what_goes_on_the_providers_record(ended: events.Finish, recorded: bool) -> None:
+def test_what_goes_on_the_providers_record(ended: worker_output.Finish, recorded: bool) -> None:
     assert settle.recorded(ended) is recorded
 
 
@@ -286,7 +286,7 @@ def test_what_goes_on_the_providers_record(ended: events.Finish, recorded: bool)
     ],
 )
 def test_a_run_the_drain_told_to_stop_is_handed_back_at_no_cost(
-    ended: events.Finish, standing: settle.Standing, release: Status | None
+    ended: worker_output.Finish, standing: settle.Standing, release: Status | None
 ) -> None:
     settled = settle.settle(ended, standing, "claude-1", told_to_stop=True)
     assert settled.release == release
@@ -299,7 +299,7 @@ def test_a_run_the_drain_told_to_stop_is_handed_back_at_no_cost(
 
 
 def test_every_outcome_has_a_routing_outcome() -> None:
-    assert set(settle.ROUTING_OUTCOME) == set(get_args(events.Outcome))
+    assert set(settle.ROUTING_OUTCOME) == set(get_args(worker_output.Outcome))
 
 
 @pytest.mark.parametrize(
@@ -329,7 +329,11 @@ def test_why_a_running_cli_is_stopped(limit: str, silent: float, drained: bool, 
 )
 def test_how_a_stopped_run_ended(drained: bool, limit: str, message: str) -> None:
     ended = attempt.stopped(drained, limit, 60.0)
-    assert (ended.outcome, ended.message, ended.usage) == ("failure", message, events.Usage())
+    assert (ended.outcome, ended.message, ended.usage) == (
+        "failure",
+        message,
+        worker_output.Usage(),
+    )
     # A drained run is blameless and off the provider's record; a hung one is neither.
     assert settle.settle(ended, HOLDING, "claude-1").release == (
         Status.PENDING if drained else Status.FAILED
@@ -343,12 +347,14 @@ def test_how_a_stopped_run_ended(drained: bool, limit: str, message: str) -> Non
         (attempt.stopped(False, "", 15, paused=True), PAUSED),
         (attempt.stopped(True, "", 15), DRAINED),
         (
-            events.Finish("failure", events.Usage(), "tests fail"),
+            worker_output.Finish("failure", worker_output.Usage(), "tests fail"),
             "worker ended (failure): tests fail",
         ),
     ],
 )
-def test_a_pause_or_a_drain_is_said_as_what_it_was(ended: events.Finish, reason: str) -> None:
+def test_a_pause_or_a_drain_is_said_as_what_it_was(
+    ended: worker_output.Finish, reason: str
+) -> None:
     assert settle.release_reason(ended) == reason
 
 

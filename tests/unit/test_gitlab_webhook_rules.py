@@ -28,12 +28,14 @@ def test_the_secret_token_must_be_the_whole_secret() -> None:
 def test_a_signature_covers_the_id_the_time_and_the_body() -> None:
     good = gl.signature(KEY, "id-1", "1000", b"{}")
     assert good.startswith("v1,")
-    assert gl.unsigned(KEY, "id-1", "1000", good, b"{}", 1000.0) == ""
-    assert gl.unsigned(KEY, "id-1", "1000", f"v1,bogus {good}", b"{}", 1200.0) == ""  # rotated
-    assert "does not match" in gl.unsigned(KEY, "id-2", "1000", good, b"{}", 1000.0)
-    assert "does not match" in gl.unsigned(KEY, "id-1", "1000", good, b"{ }", 1000.0)
-    assert "webhook-timestamp" in gl.unsigned(KEY, "id-1", "1000", good, b"{}", 1301.0)
-    assert "missing" in gl.unsigned(KEY, "id-1", None, good, b"{}", 1000.0)
+    assert gl.signature_problem(KEY, "id-1", "1000", good, b"{}", 1000.0) == ""
+    assert (
+        gl.signature_problem(KEY, "id-1", "1000", f"v1,bogus {good}", b"{}", 1200.0) == ""
+    )  # rotated
+    assert "does not match" in gl.signature_problem(KEY, "id-2", "1000", good, b"{}", 1000.0)
+    assert "does not match" in gl.signature_problem(KEY, "id-1", "1000", good, b"{ }", 1000.0)
+    assert "webhook-timestamp" in gl.signature_problem(KEY, "id-1", "1000", good, b"{}", 1301.0)
+    assert "missing" in gl.signature_problem(KEY, "id-1", None, good, b"{}", 1000.0)
     assert gl.signing_key("whsec_!!") is None and gl.signing_key("s3cret") is None
     assert gl.signing_key(KEY) == b"k" * 32
 

@@ -11,7 +11,7 @@ import anyio
 import pytest
 from anyio.abc import UNIXSocketStream
 
-from wvo_mcp.autopilot import attempt, events
+from wvo_mcp.autopilot import attempt, worker_output
 from wvo_mcp.autopilot.attempt import LINE_BYTES, _Log, _read, _Seen
 from wvo_mcp.autopilot.lines import Lines
 from wvo_mcp.autopilot.slots import Slot
@@ -44,7 +44,7 @@ async def test_the_reader_survives_hostile_output(name: str) -> None:
     mine, theirs = socket.socketpair()
     writer = threading.Thread(target=write, args=(theirs, data, "split" in name))
     writer.start()
-    stream = events.ClaudeStream()
+    stream = worker_output.ClaudeStream()
     lines, log = Lines(LINE_BYTES), _Log(io.StringIO())
     slot = Slot("alpha", 1, WorkerKind(kind="claude"))
     with anyio.fail_after(60):
@@ -81,7 +81,7 @@ async def test_other_tasks_run_while_an_endless_line_streams_in() -> None:
             group.start_soon(tick)
             async with await UNIXSocketStream.from_socket(mine) as stdout:
                 lines = Lines(LINE_BYTES)
-                await _read(stdout, lines, _Log(io.StringIO()), events.ClaudeStream(), slot,
+                await _read(stdout, lines, _Log(io.StringIO()), worker_output.ClaudeStream(), slot,
                             _Seen(time.monotonic()))  # fmt: skip
             group.cancel_scope.cancel()
     writer.join()

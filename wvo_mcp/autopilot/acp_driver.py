@@ -6,7 +6,7 @@ sandbox, beside the agent it drives, as the run's command (commands.argv).
 It starts the agent (the Agent Client Protocol over its stdio), opens one session in the
 worker's repository with wvo-mcp as its MCP server (over HTTP, the run token in a header),
 and prompts it with the worker's prompt. What the agent does comes back as lines the
-autopilot reads (events.AcpStream) and shows live: its plan, its tool calls and their
+autopilot reads (worker_output.AcpStream) and shows live: its plan, its tool calls and their
 status, what it says, each permission it asked and the answer. The last line, `acp_end`,
 says how the turn ended.
 

@@ -1,4 +1,4 @@
-"""What each task touches, so ready work that touches nothing busy launches first.
+"""What each task touches, so ready work touching nothing busy launches first (Apart.order).
 
 Keeping work apart: what each task touches (what it declares, and what its branch
 changed), so ready work that touches nothing running or queued launches first and fewer

@@ -25,7 +25,7 @@ import anyio
 from anyio.abc import ByteReceiveStream, Process, UNIXSocketStream
 
 from wvo_mcp import timeutil
-from wvo_mcp.autopilot import events, isolation, orphans
+from wvo_mcp.autopilot import isolation, orphans, worker_output
 from wvo_mcp.autopilot.gateway import Gateway
 from wvo_mcp.autopilot.lines import Lines
 from wvo_mcp.autopilot.slots import DRAINED, PAUSED, Slot
@@ -59,14 +59,14 @@ def stop_reason(
     return "silent" if silent_s > hang_s else ""
 
 
-def stopped(drained: bool, limit: str, hang_s: float, paused: bool = False) -> events.Finish:
+def stopped(drained: bool, limit: str, hang_s: float, paused: bool = False) -> worker_output.Finish:
     """How a run the autopilot stopped ended (what its CLI would have said is lost)."""
     if drained:
-        return events.Finish("failure", events.Usage(), DRAINED)
+        return worker_output.Finish("failure", worker_output.Usage(), DRAINED)
     if paused:
-        return events.Finish("failure", events.Usage(), PAUSED)
+        return worker_output.Finish("failure", worker_output.Usage(), PAUSED)
     why = "stopped" if limit else f"hung: silent for {hang_s:.0f} s"
-    return events.Finish("failure", events.Usage(), why)
+    return worker_output.Finish("failure", worker_output.Usage(), why)
 
 
 @dataclass
@@ -119,7 +119,7 @@ class Executor:
         *,
         writable: bool = True,
         borrowed: tuple[Path, ...] = (),
-    ) -> events.Finish:
+    ) -> worker_output.Finish:
         """One CLI run, isolated (isolation.py), its output in `log`, supervised."""
         run = isolation.Run(
             kind=slot.kind,
@@ -146,8 +146,8 @@ class Executor:
 
     async def _supervise(
         self, slot: Slot, task_id: str, ready: isolation.Ready, run_log: TextIO
-    ) -> events.Finish:
-        stream = events.stream_for(slot.kind.kind)
+    ) -> worker_output.Finish:
+        stream = worker_output.stream_for(slot.kind.kind)
         slot.tail.clear()
         # Its stdout and stderr are sockets, not pipes: a process it starts can reopen a pipe
         # through /proc/<pid>/fd and write lines the autopilot would read as the CLI's own;
@@ -285,7 +285,7 @@ async def _read(
     stdout: ByteReceiveStream,
     lines: Lines,
     log: _Log,
-    stream: events.Stream,
+    stream: worker_output.Stream,
     slot: Slot,
     seen: _Seen,
 ) -> None:
@@ -309,11 +309,11 @@ async def _read(
         _line(last, log, stream, slot)
 
 
-def _line(line: bytes, log: _Log, stream: events.Stream, slot: Slot) -> None:
+def _line(line: bytes, log: _Log, stream: worker_output.Stream, slot: Slot) -> None:
     text = line.decode("utf-8", errors="replace")
     log.write(text + "\n")
     stream.feed(text)
-    slot.tail.append(events.glimpse(text))
+    slot.tail.append(worker_output.glimpse(text))
 
 
 def _refusals(tally: Tally, run_log: TextIO) -> None:

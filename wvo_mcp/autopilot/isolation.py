@@ -19,7 +19,7 @@ import anyio
 import anyio.abc
 
 from wvo_mcp import providers, removal, scratch_dirs
-from wvo_mcp.autopilot import commands, events
+from wvo_mcp.autopilot import commands, worker_output
 from wvo_mcp.autopilot.gateway import Gateway
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.rules import billing
@@ -220,7 +220,7 @@ async def _fenced(
     )
 
 
-def metered(ready: Ready, finish: events.Finish) -> events.Finish:
+def metered(ready: Ready, finish: worker_output.Finish) -> worker_output.Finish:
     """The run's usage: per figure, the most of what its meter counted (what nothing in the
     sandbox can lower) and what its CLI said (a CLI that made no metered call, a fake).
     Unmetered, its CLI's word; a model API's run whose CLI gave none (killed, stopped,
@@ -230,20 +230,20 @@ def metered(ready: Ready, finish: events.Finish) -> events.Finish:
     if ready.meter is None:
         billed = finish.outcome not in ("auth", "rate_limited")
         if ready.unmetered_api and not finish.said_usage and billed:
-            ceiling = events.Usage(billing.CEILING_INPUT, billing.CEILING_OUTPUT)
+            ceiling = worker_output.Usage(billing.CEILING_INPUT, billing.CEILING_OUTPUT)
             return dataclasses.replace(finish, usage=ceiling)
         return dataclasses.replace(finish, said=word)
     tally, said = ready.meter.tally, finish.usage
-    usage = events.Usage(
+    usage = worker_output.Usage(
         max(tally.input_tokens, said.input_tokens),
         max(tally.output_tokens, said.output_tokens),
         said.cost_usd,
     )
-    counted = events.Usage(tally.input_tokens, tally.output_tokens)
+    counted = worker_output.Usage(tally.input_tokens, tally.output_tokens)
     return dataclasses.replace(finish, usage=usage, metered=counted, said=word)
 
 
-def limited(ready: Ready, finish: events.Finish) -> events.Finish:
+def limited(ready: Ready, finish: worker_output.Finish) -> worker_output.Finish:
     """A run that failed having reached a resource limit was stopped by that limit: said so,
     never passed off as its CLI's crash. What its CLI reported (a success, a rate limit, a
     refused login) stands."""

@@ -2,7 +2,8 @@
 
 A worker's output cut into lines (pure): each line at most `limit` bytes, a longer one
 dropped up to its newline and counted, never held whole. Whatever arrives, in whatever
-pieces, costs at most `limit` bytes of buffer."""
+pieces, costs at most `limit` bytes of buffer. What the lines say (usage, the outcome):
+worker_output.py."""
 
 
 class Lines:

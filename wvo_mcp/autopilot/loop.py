@@ -35,12 +35,12 @@ from anyio.abc import TaskGroup
 from wvo_mcp import guidance, timeutil
 from wvo_mcp.autopilot import (
     dry_run,
-    events,
     launch,
     orphans,
     settle,
     slots,
     view,
+    worker_output,
 )
 from wvo_mcp.autopilot.apart import Apart
 from wvo_mcp.autopilot.attempt import Executor
@@ -610,7 +610,7 @@ class Autopilot:
         task_id: str,
         token: str,
         model: str,
-        finish: events.Finish,
+        finish: worker_output.Finish,
         repo: Path,
         start: str,
     ) -> None:
@@ -654,7 +654,7 @@ class Autopilot:
         else:
             self.say(f"{slot.agent_id} left {task_id} {detail.status.value}: {finish.outcome}")
 
-    def _tell_auth(self, slot: Slot, finish: events.Finish) -> None:
+    def _tell_auth(self, slot: Slot, finish: worker_output.Finish) -> None:
         """A refused login or key (or a CLI refused the tools it needs) opened the
         provider's breaker: its tasks fail over to other providers meanwhile, and the person
         is told once what to fix."""

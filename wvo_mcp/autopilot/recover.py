@@ -1,7 +1,9 @@
 """Crash recovery: a live autopilot takes over what dead ones left on this database.
 
 Crash recovery: what autopilots that died on this database left behind, taken over by a
-live one (orphans.py tells whether a run is gone and ends its workers' processes)."""
+live one (orphans.py tells whether a run is gone and ends its workers' processes). A landing
+left open by a crash is finished elsewhere: landing/lander.py:Lander._recover, which hands it
+to its strategy's `resume` (OntoBranch.resume, OwnBranches.resume, PullRequests.resume)."""
 
 from collections.abc import Callable
 from datetime import timedelta

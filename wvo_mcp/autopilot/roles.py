@@ -15,7 +15,7 @@ import anyio
 import anyio.to_thread
 
 from wvo_mcp import guidance, scratch_dirs
-from wvo_mcp.autopilot import events, prompt, settle
+from wvo_mcp.autopilot import prompt, settle, worker_output
 from wvo_mcp.autopilot.attempt import Executor
 from wvo_mcp.autopilot.landing import lander
 from wvo_mcp.autopilot.repos import Repos, next_run
@@ -57,7 +57,7 @@ class Roles:
 
     async def work(
         self, slot: Slot, claim: ClaimResult, model: str, base: str, directive: str
-    ) -> tuple[events.Finish, Path, str]:
+    ) -> tuple[worker_output.Finish, Path, str]:
         """One worker run on a repository of its own: (how it ended, that repository, the
         commit it started from)."""
         assert claim.task is not None and claim.lease_token is not None
@@ -171,7 +171,7 @@ class Roles:
             self.say(f"{slot.agent_id} could not review {task_id}: {exc}")
 
     async def _reviewed(
-        self, slot: Slot, item: landing.Entry, model: str, finish: events.Finish
+        self, slot: Slot, item: landing.Entry, model: str, finish: worker_output.Finish
     ) -> None:
         task_id = item.task_id
         await record(self.orchestrator, slot, model, finish, None, None)
@@ -195,7 +195,7 @@ async def record(
     orchestrator: Orchestrator,
     slot: Slot,
     model: str,
-    finish: events.Finish,
+    finish: worker_output.Finish,
     task_id: str | None,
     token: str | None,
 ) -> None:
@@ -215,7 +215,7 @@ async def record(
 
 
 async def charged(
-    orchestrator: Orchestrator, slot: Slot, model: str, finish: events.Finish, task_id: str,
+    orchestrator: Orchestrator, slot: Slot, model: str, finish: worker_output.Finish, task_id: str,
     role: str,
 ) -> None:  # fmt: skip
     """What the run was charged, on its task's trail (rules/run_charges.py): per run, beside

@@ -6,13 +6,13 @@ the loop records, charges, takes or hands back as told)."""
 import dataclasses
 from dataclasses import dataclass
 
-from wvo_mcp.autopilot import events
+from wvo_mcp.autopilot import worker_output
 from wvo_mcp.autopilot.slots import DRAINED, PAUSED
 from wvo_mcp.models import TaskDetail
 from wvo_mcp.rules import breakers, routing
 from wvo_mcp.rules.transitions import Status
 
-ROUTING_OUTCOME: dict[events.Outcome, breakers.Outcome] = {
+ROUTING_OUTCOME: dict[worker_output.Outcome, breakers.Outcome] = {
     "success": "success",
     "failure": "failure",
     "rate_limited": "rate_limited",
@@ -44,7 +44,7 @@ class Standing:
 
 @dataclass(frozen=True)
 class Settlement:
-    finish: events.Finish  # as recorded: "auth" when its CLI was refused a tool it needed
+    finish: worker_output.Finish  # as recorded: "auth" when its CLI was refused a tool it needed
     holding: bool  # the run still holds the task: its outcome is recorded against the task
     # It no longer holds its task (it submitted, gave up or lost its lease): what it cost
     # is charged to the task and its attempt apart (routing.charge_task); while it holds
@@ -56,7 +56,7 @@ class Settlement:
 
 
 def settle(
-    finish: events.Finish, standing: Standing, agent_id: str, told_to_stop: bool = False
+    finish: worker_output.Finish, standing: Standing, agent_id: str, told_to_stop: bool = False
 ) -> Settlement:
     """`told_to_stop`: the autopilot's drain told the run to checkpoint and stop, so a run
     that ends still holding its task stopped as told (a drain's, blameless)."""
@@ -85,32 +85,32 @@ def settle(
     )
 
 
-def cost(usage: events.Usage, tier: routing.Tier) -> float:
+def cost(usage: worker_output.Usage, tier: routing.Tier) -> float:
     """What a run cost, for --max-cost: its tokens at its tier's prices, or what its CLI
     said if more (a worker's commands can lower neither the tokens nor this)."""
     priced = routing.Estimate(usage.input_tokens, usage.output_tokens).cost(tier)
     return max(usage.cost_usd or 0.0, priced)
 
 
-def ours(finish: events.Finish) -> bool:
+def ours(finish: worker_output.Finish) -> bool:
     """The autopilot stopped the run: a drain, or a person's pause."""
     return finish.message in (DRAINED, PAUSED)
 
 
-def release_reason(finish: events.Finish) -> str:
+def release_reason(finish: worker_output.Finish) -> str:
     """Why a run's task goes back, as its event and the autopilot's line say it: a stop of
     the autopilot's own as what it was (a pause, a drain), never as the worker's failure.
     Its driver: loop.Autopilot._settle."""
     return finish.message if ours(finish) else f"worker ended ({finish.outcome}): {finish.message}"
 
 
-def judged(finish: events.Finish) -> breakers.Outcome:
+def judged(finish: worker_output.Finish) -> breakers.Outcome:
     """The outcome a run's provider is held to: none of its own fault when the autopilot
     stopped it (its breaker takes no failure for it)."""
     return "success" if ours(finish) else ROUTING_OUTCOME[finish.outcome]
 
 
-def recorded(finish: events.Finish) -> bool:
+def recorded(finish: worker_output.Finish) -> bool:
     """Whether a run goes on its provider's record: whatever it used, and how it failed,
     unless the autopilot stopped it (a drain, a pause) or its own limits did, which says
     nothing about the provider."""

@@ -1,4 +1,4 @@
-"""The state folder's warm process: imports the server once, then forks one per client.
+"""The state folder's warm process: imports the server once, then forks one per client (_fork).
 
 The warm process of a state folder (warm start, the default on Linux): it imports what
 `serve` over stdio needs once, then forks a server for each client a relay (warm_relay.py) hands

@@ -59,7 +59,7 @@ def _authentic(settings: Settings, headers: Headers, body: bytes) -> str:
                                          headers.get("x-gitlab-token")):  # fmt: skip
         return "X-Gitlab-Token is missing or is not the webhook's secret token"
     if settings.gitlab_webhook_signing:
-        why = gitlab_webhooks.unsigned(
+        why = gitlab_webhooks.signature_problem(
             settings.gitlab_webhook_signing, headers.get("webhook-id"),
             headers.get("webhook-timestamp"), headers.get("webhook-signature"), body,
             time.time(),

@@ -5,7 +5,7 @@ input, each kind of input at its price. A cache read costs a tenth of new input,
 write a quarter more (Anthropic's prices, and OpenAI's for cached input): counting a cache
 read as new input made ten worker runs of Claude Code spend a day's default budget.
 
-Carried out by `wvo_mcp/sandbox/meter.py` and `wvo_mcp/autopilot/events.py`."""
+Carried out by `wvo_mcp/sandbox/meter.py` and `wvo_mcp/autopilot/worker_output.py`."""
 
 from collections.abc import Mapping
 

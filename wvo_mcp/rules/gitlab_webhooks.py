@@ -60,7 +60,7 @@ def signature(token: str, ident: str, stamp: str, body: bytes) -> str:
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
-def unsigned(
+def signature_problem(
     token: str, ident: str | None, stamp: str | None, header: str | None, body: bytes,
     now: float,
 ) -> str:  # fmt: skip

@@ -1,4 +1,4 @@
-"""Dependency-graph checks, without I/O.
+"""Dependency-graph checks, without I/O: unknown ids and cycles refused (check_dependencies).
 
 Carried out by `wvo_mcp/services/tasks.py`, `wvo_mcp/services/roadmap_update.py` and
 `wvo_mcp/edge/issue_sync.py`."""
@@ -8,7 +8,7 @@ from collections.abc import Collection, Mapping, Sequence
 from wvo_mcp.errors import ValidationFailed
 
 
-def check(
+def check_dependencies(
     edges: Mapping[str, Sequence[str]],
     checked: Collection[str],
     known: Collection[str],

@@ -22,7 +22,7 @@ from wvo_mcp import timeutil
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.models import TaskSpec
 from wvo_mcp.rules import wsjf
-from wvo_mcp.rules.graph import check as graph_check
+from wvo_mcp.rules.graph import check_dependencies
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services.moves import await_approval, gated
 from wvo_mcp.services.tasks import create_tasks, score_params
@@ -189,7 +189,7 @@ def plan(tx: Tx, specs: Sequence[TaskSpec]) -> RoadmapUpdate:
         if task_id not in seen
     ]
 
-    graph_check(
+    check_dependencies(
         graph, [*result.depends_on, *result.added], {*existing, *result.added},
         "tasks that exist or that this roadmap adds",
         " (in the file, or from a task the file does not change)",

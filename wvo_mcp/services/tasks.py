@@ -79,7 +79,7 @@ def create_tasks(tx: Tx, specs: Sequence[TaskSpec], actor: str, now: datetime) -
     }
     outside = sorted({dep for deps in edges.values() for dep in deps} - seen)
     known = _existing(tx, outside)  # id -> status
-    graph.check(
+    graph.check_dependencies(
         edges, edges, {*seen, *known}, "existing task ids or on ids created in the same batch"
     )
 

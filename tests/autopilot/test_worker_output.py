@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from wvo_mcp.autopilot import events, isolation
-from wvo_mcp.autopilot.events import ClaudeStream, CodexStream, Finish, PlainStream, classify
+from wvo_mcp.autopilot import isolation, worker_output
+from wvo_mcp.autopilot.worker_output import ClaudeStream, CodexStream, Finish, PlainStream, classify
 from wvo_mcp.rules import billing
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -228,42 +228,43 @@ def test_codex_turn_ends_after_the_first_are_tampering(
 def test_an_acp_run_ends_as_its_driver_last_said(
     lines: list[str], code: int, outcome: str, message: str
 ) -> None:
-    stream = events.stream_for("acp")
+    stream = worker_output.stream_for("acp")
     for line in lines:
         stream.feed(line)
     finish = stream.finish(code)
     assert finish.outcome == outcome and finish.message.startswith(message)
-    assert finish.usage == events.Usage() and not finish.said_usage  # it said none
+    assert finish.usage == worker_output.Usage() and not finish.said_usage  # it said none
 
 
 def test_an_acp_agents_word_on_its_usage_is_its_drivers_sum() -> None:
     """Taken where no meter stands in front of its API; a meter's count, never lowered by
     it (isolation.metered)."""
-    stream = events.stream_for("acp")
+    stream = worker_output.stream_for("acp")
     stream.feed('{"type":"acp_end","stop_reason":"end_turn","message":"m",'
                 '"usage":{"input_tokens":1200,"output_tokens":-5}}')  # fmt: skip
     finish = stream.finish(0)
-    assert finish.said_usage and finish.usage == events.Usage(1200, 0)
+    assert finish.said_usage and finish.usage == worker_output.Usage(1200, 0)
 
 
 def test_a_run_no_meter_stands_in_front_of_is_charged_its_word_or_the_ceiling() -> None:
     ready = isolation.Ready([], {}, Path("."), b"", unmetered_api=True)
-    word = events.Finish("success", events.Usage(10, 2), said_usage=True)
-    assert isolation.metered(ready, word).usage == events.Usage(10, 2)
-    silent = events.Finish("failure", events.Usage(), "killed")  # what it used is unknown
-    ceiling = events.Usage(billing.CEILING_INPUT, billing.CEILING_OUTPUT)
+    word = worker_output.Finish("success", worker_output.Usage(10, 2), said_usage=True)
+    assert isolation.metered(ready, word).usage == worker_output.Usage(10, 2)
+    # What a killed worker used is unknown.
+    silent = worker_output.Finish("failure", worker_output.Usage(), "killed")
+    ceiling = worker_output.Usage(billing.CEILING_INPUT, billing.CEILING_OUTPUT)
     assert isolation.metered(ready, silent).usage == ceiling
-    refused = events.Finish("auth", events.Usage(), "login refused")  # billed nothing
-    assert isolation.metered(ready, refused).usage == events.Usage()
+    refused = worker_output.Finish("auth", worker_output.Usage(), "login refused")  # billed nothing
+    assert isolation.metered(ready, refused).usage == worker_output.Usage()
     no_api = dataclasses.replace(ready, unmetered_api=False)  # a command worker's: none known
-    assert isolation.metered(no_api, silent).usage == events.Usage()
+    assert isolation.metered(no_api, silent).usage == worker_output.Usage()
 
 
 def test_acp_lines_show_live_as_what_the_agent_plans_calls_asks_and_says() -> None:
     plan = {"type": "acp", "event": "plan", "entries": [
         {"content": "read", "status": "completed"}, {"content": "edit\nfile", "status":
         "in_progress"}, {"content": "test", "status": "pending"}]}  # fmt: skip
-    assert events.glimpse(json.dumps(plan)) == "[plan] 1/3 done; now: edit file"
+    assert worker_output.glimpse(json.dumps(plan)) == "[plan] 1/3 done; now: edit file"
     tool = {
         "type": "acp",
         "event": "tool",
@@ -271,9 +272,9 @@ def test_acp_lines_show_live_as_what_the_agent_plans_calls_asks_and_says() -> No
         "title": "Run pytest",
         "status": "completed",
     }
-    assert events.glimpse(json.dumps(tool)) == "[tool] Run pytest (completed)"
+    assert worker_output.glimpse(json.dumps(tool)) == "[tool] Run pytest (completed)"
     asked = {"type": "acp", "event": "permission", "title": "write /etc/x"}
     asked["answer"] = "reject_once"
-    assert events.glimpse(json.dumps(asked)) == "[permission] write /etc/x: reject_once"
+    assert worker_output.glimpse(json.dumps(asked)) == "[permission] write /etc/x: reject_once"
     end = {"type": "acp_end", "stop_reason": "end_turn", "message": "done T1"}
-    assert events.glimpse(json.dumps(end)) == "[end] end_turn: done T1"
+    assert worker_output.glimpse(json.dumps(end)) == "[end] end_turn: done T1"
