@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, agents, open_db
+from tests.conftest import ROOT, agents, open_db, shared_warm
 
 FAKE = ROOT / "wvo_mcp" / "autopilot" / "fake.py"
 RUN_TIMEOUT_S = 240
@@ -72,6 +72,7 @@ def env(project: dict[str, Path]) -> dict[str, str]:
         "WVO_AUTOPILOT_HEALTH_INTERVAL_MS": "0",
         "WVO_OTEL_ENABLED": "0",
         "WVO_RETRY_BASE_SECONDS": "0.2",
+        **shared_warm(),  # the autopilot, as every command, forked by the test's warm process
     }
 
 

@@ -22,13 +22,12 @@ import anyio
 import pytest
 
 from tests.autopilot.conftest import backlog, env, make_project
-from tests.conftest import ROOT, open_db
+from tests.conftest import HANG_SECONDS, ROOT, alive, open_db
 from wvo_mcp import scratch_dirs
 from wvo_mcp.autopilot import orphans
 from wvo_mcp.sandbox import bwrap, cgroups
 
 pytestmark = pytest.mark.process
-DEADLINE_S = 60.0  # an autopilot starting a worker beside other tests on 2 cores
 
 
 def live(marker: str) -> list[int]:
@@ -48,7 +47,7 @@ def live(marker: str) -> list[int]:
 
 
 def until(check: object, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
+    deadline = time.monotonic() + HANG_SECONDS  # a hang: the state comes, however slowly
     while not check():  # type: ignore[operator]
         assert time.monotonic() < deadline, f"not within the deadline: {what}"
         time.sleep(0.05)
@@ -91,6 +90,15 @@ def task_of(project: dict[str, Path]) -> str:
     return "S" + hashlib.sha256(str(project["repo"]).encode()).hexdigest()[:10]
 
 
+def run_pid(project: dict[str, Path]) -> int:
+    """The pid of the project's running autopilot, as its run names it (`host:pid:tag`):
+    the process the warm process forked for the command the test started, whose pid names
+    its leftovers."""
+    with open_db(project["state"]) as db:
+        (run,) = db.execute("SELECT id FROM autopilot_runs WHERE state = 'running'").fetchone()
+    return int(run.split(":")[-2])
+
+
 def working(project: dict[str, Path], mode: str, *flags: str) -> subprocess.Popen[bytes]:
     """A real autopilot whose worker has scattered its sleepers (`mode`, of fake.py)."""
     anyio.run(backlog, project, [{"id": task_of(project), "title": "scatters",
@@ -108,11 +116,14 @@ def working(project: dict[str, Path], mode: str, *flags: str) -> subprocess.Pope
 
 
 def killed_while_working(project: dict[str, Path], *flags: str) -> int:
-    """A real autopilot, SIGKILLed once its worker has scattered: its pid."""
+    """A real autopilot, SIGKILLed once its worker has scattered (the command the test
+    started, and with it the autopilot), gone: its pid."""
     pilot = working(project, "scatter_once", *flags)
+    pid = run_pid(project)
     pilot.send_signal(signal.SIGKILL)
     pilot.wait()
-    return pilot.pid
+    until(lambda: not alive(pid), "the autopilot killed with the command that ran it")
+    return pid
 
 
 def after(project: dict[str, Path], how: str, *flags: str) -> subprocess.CompletedProcess[str]:
@@ -169,10 +180,11 @@ def test_a_live_autopilots_leftovers_are_not_touched(tmp_path: Path) -> None:
     # not by its silence 15 s on.
     pilot = working(project, "scatter", "--grace", "1", *flags)
     try:
-        before = (run_cgroups(pilot.pid), gateways(project, pilot.pid))
+        pid = run_pid(project)
+        before = (run_cgroups(pid), gateways(project, pid))
         ran = after(project, "gc")
         assert ran.returncode == 0, ran.stderr[-3000:]
-        assert (run_cgroups(pilot.pid), gateways(project, pilot.pid)) == before
+        assert (run_cgroups(pid), gateways(project, pid)) == before
         assert before[1] and pilot.poll() is None
         assert live(f"wvo-scatter-{task_of(project)}")
     finally:
@@ -195,7 +207,7 @@ def test_gc_kills_no_stranger_in_a_session_a_gone_workers_pid_once_led(tmp_path:
     anyio.run(backlog, project, [{"id": task_of(project), "title": "t"}])
     marker = f"wvo-stranger-{task_of(project)}"
     leader = subprocess.Popen([sys.executable, "-c", STRANGER, marker])
-    assert leader.wait(DEADLINE_S) == 0
+    assert leader.wait(HANG_SECONDS) == 0
     until(lambda: live(marker), "the stranger")
     [stranger] = live(marker)
     assert os.getsid(stranger) == leader.pid  # its session's leader is gone

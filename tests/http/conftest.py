@@ -16,7 +16,7 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.conftest import CLI_TIMEOUT_SECONDS, ROOT, Agent, wvo
+from tests.conftest import CLI_TIMEOUT_SECONDS, ROOT, Agent, shared_warm, wvo
 from tests.listening import until_listening
 
 # A legacy `initialize` request: what a client sends first; answered 200 once authenticated.
@@ -61,8 +61,10 @@ class HttpServer:
 
 
 def server_env(**env: object) -> dict[str, str]:
-    """What the server child gets: nothing inherited but PATH and HOME, plus `env`."""
-    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/")}
+    """What the server child gets: nothing inherited but PATH and HOME, forked by the test
+    process's shared warm process (`shared_warm`), plus `env`."""
+    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/"),
+            **shared_warm()}  # fmt: skip
     return {**base, **{k: str(v) for k, v in env.items()}}
 
 

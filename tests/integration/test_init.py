@@ -388,7 +388,8 @@ def test_the_cli_on_path_get_a_providers_file_and_doctor_checks_the_wiring(
     assert f"executable: {CLIS / 'codex'}" in providers
     shown = subprocess.run(
         [str(WVO), "providers"], cwd=repo / ".codex", capture_output=True, text=True,
-        env={"PATH": path, "HOME": str(repo.parent / "home")}, timeout=CLI_TIMEOUT_SECONDS,
+        env=fresh_env({"PATH": path, "HOME": str(repo.parent / "home")}, warm=True),
+        timeout=CLI_TIMEOUT_SECONDS,
     )  # fmt: skip
     assert shown.returncode == 0 and "claude" in shown.stdout  # found from a subfolder
 

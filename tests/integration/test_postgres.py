@@ -18,7 +18,7 @@ import h11
 import pytest
 import yaml
 
-from tests.conftest import CLI_TIMEOUT_SECONDS, ROOT, connect
+from tests.conftest import CLI_TIMEOUT_SECONDS, ROOT, connect, fresh_env
 from tests.pgcluster import Cluster
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import StoreUnavailable
@@ -41,7 +41,9 @@ def cli(state_root: Path, url: str, *args: str) -> subprocess.CompletedProcess[s
     return subprocess.run(
         [sys.executable, "-P", "-m", "wvo_mcp", "--state-root", str(state_root), *args],
         cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", "WVO_DATABASE_URL": url, "WVO_OTEL_ENABLED": "0"},
+        env=fresh_env(
+            {"PATH": "/usr/bin:/bin", "WVO_DATABASE_URL": url, "WVO_OTEL_ENABLED": "0"}, warm=True
+        ),
         capture_output=True,
         text=True,
         timeout=CLI_TIMEOUT_SECONDS,

@@ -1,9 +1,9 @@
 """The `wvo-mcp` command, a module per command group; entry.py assembles them.
 
-Kept light: with warm start (on Linux unless WVO_WARM_START=0), `serve` over stdio hands its
-client to the state folder's warm process (warm_relay.py) before the commands, pydantic and the
-SDK are imported; served cold instead, by a child of this process on Linux (handle.py), its
-first answers come from front.py while they import."""
+Kept light: with warm start (on Linux unless WVO_WARM_START=0), a command (`serve` over stdio
+and every other but `stop`) is handed to the state folder's warm process (warm_relay.py) before
+the commands, pydantic and the SDK are imported; served cold instead, by a child of this process
+on Linux (handle.py), a server's first answers come from front.py while they import."""
 
 import sys
 from typing import TYPE_CHECKING
@@ -19,7 +19,10 @@ def main(argv: list[str] | None = None) -> None:
     client = argv is None and warm_relay.stdio_serve(given)[0]
     if client:
         handle.leave_on_signal()  # until the server's own handlers: nothing is owed yet
-    served = warm_relay.handed_over(given)
+    # Called with its words (in a test's process, say), a command other than serve over stdio
+    # writes to this process's sys.stdout: it runs here.
+    relayed = argv is None or warm_relay.stdio_serve(given)[0]
+    served = warm_relay.handed_over(given) if relayed else None
     if served is not None:
         if client:
             handle.leave(served)  # no interpreter shutdown: the client waits for this end

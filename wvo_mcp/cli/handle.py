@@ -40,20 +40,24 @@ _handle: socket.socket | None = None  # in a server: where its handle waits for 
 _told = threading.Event()
 
 
-def told_by(conn: socket.socket) -> None:
+def told_by(conn: socket.socket, client: bool = True) -> None:
     """In a server: `conn` reaches its handle, which ends with the code this server tells it
     (tell, leave). A handle gone before it was told (killed, say) stops the server as
-    SIGTERM does; not one that passed its client's stop on and left (warm_relay.LEFT)."""
+    SIGTERM does; not one that passed its client's stop on and left (warm_relay.LEFT). Any
+    other command than a client's server (`client` False) is killed with its handle, as it
+    would have been had it run in the handle's process."""
     global _handle
     _handle = conn
-    threading.Thread(target=_stop_when_gone, args=(conn,), daemon=True).start()
+    threading.Thread(target=_stop_when_gone, args=(conn, client), daemon=True).start()
 
 
-def _stop_when_gone(conn: socket.socket) -> None:
+def _stop_when_gone(conn: socket.socket, client: bool = True) -> None:
     said = b""
     with contextlib.suppress(OSError):
         while chunk := conn.recv(256):
             said = (said + chunk)[: len(warm_relay.LEFT)]
+    if not client:
+        os.kill(os.getpid(), signal.SIGKILL)
     if not _told.is_set() and said != warm_relay.LEFT:
         os.kill(os.getpid(), signal.SIGTERM)
 

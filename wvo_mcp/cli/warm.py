@@ -1,8 +1,8 @@
-"""The state folder's warm process: imports the server once, then forks one per client (_fork).
+"""The state folder's warm process: imports the CLI once, then forks one per command (_fork).
 
 The warm process of a state folder (warm start, the default on Linux): it imports what
-`serve` over stdio needs once, then forks a server for each client a relay (warm_relay.py) hands
-over.
+`serve` and the other commands need once, then forks a process for each command a relay
+(warm_relay.py) hands over: a server for each client, and any other command but `stop`.
 
 One per state folder (a lock in its run dir), detached, with no thread and no event loop
 running, so forking it is safe. Each connection's peer must be this user, and by the
@@ -13,12 +13,13 @@ from. A relay of another build (an upgrade, an edited source) gets "stale" from 
 and this process ends. A forked child takes the relay's stdin, stdout, stderr, working
 directory (a descriptor of it, not its path), environment, umask, cgroup, resource limits,
 nice value and OOM score (adopt), and runs the CLI's normal path (`serve`: settings, the
-servers lock, the database, the sandbox layout, its own server): one process per agent, as
-without warm start. This process reaps it and tells the relay its exit code. It never
-writes to stdout (the protocol's, in a child) and ends after WVO_WARM_IDLE_SECONDS with no
-server left, on SIGTERM (`wvo-mcp stop`), or when it is stale; servers it forked go on
-until their clients stop them. The user's shared one clears the folders other builds' shared
-warm processes left beside its own, once none holds them.
+servers lock, the database, the sandbox layout, its own server; any other command as it
+would run cold): one process per agent, as without warm start. This process reaps it and
+tells the relay its exit code. It never writes to stdout (the protocol's, in a child) and
+ends after WVO_WARM_IDLE_SECONDS with no server left, on SIGTERM (`wvo-mcp stop`), or when
+it is stale; servers it forked go on until their clients stop them. The user's shared one
+clears the folders other builds' shared warm processes left beside its own, once none
+holds them.
 """
 
 import contextlib
@@ -70,6 +71,8 @@ PRELOAD = (
     "pwd",
     "wvo_mcp.wiring.place",
     "anyio._backends._asyncio",  # anyio's backend, imported on its first run
+    "wvo_mcp.autopilot.loop",  # the autopilot's, imported when it runs
+    "uvicorn",  # serve --http's, imported when it serves
 )
 LOCK_WAIT_S = 2.0  # a stale warm process lets go of the lock as it stops
 LOCK_POLL_S = 0.05
@@ -140,7 +143,8 @@ def _report(conn: socket.socket, code: int) -> None:
     with conn:
         try:
             conn.settimeout(EXIT_TIMEOUT_S)
-            conn.sendall(json.dumps({"exit": code if code >= 0 else 128 - code}).encode() + b"\n")
+            said = {"exit": code if code >= 0 else 128 - code, "signal": max(0, -code)}
+            conn.sendall(json.dumps(said).encode() + b"\n")
         except OSError:
             pass  # the relay is gone
 
@@ -623,8 +627,8 @@ def _refusal(header: dict[str, Any], build: Build) -> str | None:
         return "an environment larger than the warm process's room"
     if header["namespaces"] != warm_relay.namespaces():
         return "another namespace"
-    if not warm_relay.stdio_serve(header["argv"])[0]:
-        return "not serve over stdio"
+    if not warm_relay.command_shape(header["argv"])[0]:
+        return "not a command served warm"
     return None
 
 
@@ -723,7 +727,11 @@ def _serve(child: Forked) -> int:
         return 0  # the relay is gone (its client stopped it): nothing was read
     if go != warm_relay.GO:
         return 0  # the relay serves its client itself, or is gone: nothing was read
-    handle.told_by(conn)  # the relay ends on this server's word, and it on the relay's end
+    client = warm_relay.stdio_serve(header["argv"])[0]
+    if not client:  # signals as a command run cold takes them: Ctrl-C drains an autopilot
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    handle.told_by(conn, client)  # the relay ends on this server's word, it on the relay's end
     from wvo_mcp.cli import entry
 
     entry.main(header["argv"])

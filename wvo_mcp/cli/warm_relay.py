@@ -112,6 +112,31 @@ def stdio_serve(argv: list[str]) -> tuple[bool, str | None]:
     return True, state_root
 
 
+COLD = frozenset({"stop"})  # stops the warm process itself: never one of its children
+
+
+def command_shape(argv: list[str]) -> tuple[bool, str | None]:
+    """Whether `argv` runs a command the relay hands over as it is (`[--state-root DIR] [-v]
+    [COMMAND ...]`; no command serves over stdio), and its --state-root. A leading option the
+    CLI reads itself (help, the version, an abbreviation) and `stop` go the normal way."""
+    state_root: str | None = None
+    rest = iter(argv)
+    for word in rest:
+        if word in ("-v", "--verbose"):
+            continue
+        if word == "--state-root" and state_root is None:
+            state_root = next(rest, None)
+            if state_root is None or state_root.startswith("-"):
+                return False, None
+        elif word.startswith("--state-root=") and state_root is None:
+            state_root = word.removeprefix("--state-root=")
+        elif word.startswith("-") or word in COLD:
+            return False, None
+        else:
+            break
+    return True, state_root
+
+
 def tools_profile() -> str:
     """The WVO_TOOLS a server here would serve (config.Settings reads it the same way)."""
     return os.environ.get("WVO_TOOLS", "").strip() or "all"
@@ -274,9 +299,10 @@ def _started(pid: int) -> int:
 
 
 def handed_over(argv: list[str]) -> int | None:
-    """This client served by a process the warm process forked: its exit code, once it
-    ends. None: serve the client here (warm start off, or no warm process answered)."""
-    shape, given = stdio_serve(argv)
+    """This command run by a process the warm process forked: its exit code, once it ends
+    (killed by a signal, this process is killed by the same). None: run it here (warm start
+    off, or no warm process answered)."""
+    shape, given = command_shape(argv)
     if not shape or not sys.platform.startswith("linux"):
         return None
     try:
@@ -291,7 +317,8 @@ def handed_over(argv: list[str]) -> int | None:
         state_root = Settings.from_env(state_root=chosen).state_root
     except Exception:
         return None  # the normal path says what is wrong
-    forwarder = Forwarder()
+    client = stdio_serve(argv)[0]  # a client's server; any other command is waited for
+    forwarder = Forwarder(leaves=client)
     shared: Path | None = None  # the user's shared warm process answers, not the folder's
     try:
         conn = _connect(run_dir(state_root))
@@ -315,7 +342,7 @@ def handed_over(argv: list[str]) -> int | None:
         except (OSError, ValueError):
             answer = None
         if answer is True:
-            return _served(conn, answers)
+            return _served(conn, answers, client)
         forwarder.stop()
         if answer == "stale":
             start_warm(state_root, shared)  # the stale one is on its way out
@@ -393,9 +420,11 @@ def _hand_over(
     return True
 
 
-def _served(conn: socket.socket, answers: BinaryIO) -> int:
+def _served(conn: socket.socket, answers: BinaryIO, client: bool = True) -> int:
     """The server's exit code, as the warm process reports it when it has reaped it. The
-    client is the server's now: nothing here may fall back to serving it."""
+    client is the server's now: nothing here may fall back to serving it. A command other
+    than a client's server, killed by a signal, ends this process by the same signal, as it
+    would have ended run here."""
     try:
         conn.settimeout(None)
         null = os.open(os.devnull, os.O_RDWR)
@@ -406,6 +435,12 @@ def _served(conn: socket.socket, answers: BinaryIO) -> int:
     except (OSError, ValueError):
         answer = None
     code = answer.get("exit") if answer is not None else None
+    killed = answer.get("signal") if answer is not None else None
+    if not client and isinstance(killed, int) and killed in signal.valid_signals():
+        with contextlib.suppress(OSError):  # SIGKILL's and SIGSTOP's cannot be set
+            signal.signal(killed, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {killed})
+        os.kill(os.getpid(), killed)
     # None: the warm process was killed first, and nothing knows how the server ended.
     return code if isinstance(code, int) and not isinstance(code, bool) else 1
 
@@ -421,15 +456,18 @@ def _line(answers: BinaryIO) -> dict[str, Any] | None:
 
 class Forwarder:
     """The client's signals passed on to the forked server (by pidfd: its pid may be reused
-    once it ends). SIGINT and SIGTERM, a client stopping its server, end this process at once
-    with 0 once they are passed on: the server, holding the client's pipes too, answers what it
-    is serving and finishes on its own, and a client waits for no process that needs the CPU
-    on a busy machine (the server, its cleanup, the kernel freeing its memory). SIGHUP is
-    passed on, and this process waits for the server's end. Before a server serves, a stop
-    ends this process all the same (a server forked meanwhile never gets the word to serve);
-    a SIGHUP is held, and raised here again if none serves."""
+    once it ends); for any other command than a client's server (`leaves` False), each is
+    passed on and this process waits for the command's end. SIGINT and SIGTERM, a client
+    stopping its server, end this process at once with 0 once they are passed on: the
+    server, holding the client's pipes too, answers what it is serving and finishes on its
+    own, and a client waits for no process that needs the CPU on a busy machine (the server,
+    its cleanup, the kernel freeing its memory). SIGHUP is passed on, and this process waits
+    for the server's end. Before a server serves, a stop ends this process all the same (a
+    server forked meanwhile never gets the word to serve); a SIGHUP is held, and raised here
+    again if none serves."""
 
-    def __init__(self) -> None:
+    def __init__(self, leaves: bool = True) -> None:
+        self.leaves = leaves
         self.pidfd: int | None = None
         self.conn: socket.socket | None = None
         self.pending: list[int] = []
@@ -454,7 +492,7 @@ class Forwarder:
             signal.raise_signal(signum)
 
     def _on_signal(self, signum: int, _: FrameType | None) -> None:
-        if signum in STOPS:
+        if signum in STOPS and self.leaves:
             self._leave(signum)
         if self.pidfd is None:
             self.pending.append(signum)
