@@ -1,8 +1,11 @@
 """Waiting for a server a test started to listen on its port: one loop for every such server
-(HTTP servers, git servers), since none of them says when it is ready."""
+(HTTP servers, git servers), since none of them says when it is ready; and serving a test's own
+in-process HTTP server on a thread."""
 
 import socket
+import socketserver
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,3 +29,18 @@ def until_listening(process: "subprocess.Popen[Any]", port: int, why: Callable[[
             if time.monotonic() > hung:
                 pytest.fail(f"not listening on {port}: {why()}")
             time.sleep(0.05)  # polling the port, not waiting for a guessed moment
+
+
+def serve_in_thread(server: socketserver.BaseServer) -> threading.Thread:
+    """Serve `server` on a daemon thread (already listening: bound in its constructor).
+
+    Two waits of the standard library's servers are cut, neither a test's business:
+    `shutdown()` returns once the loop next looks, every 0.5 s by default, so it looks every
+    20 ms; and a handler writes its headers and its body apart, so with Nagle's algorithm the
+    body waits for the client's delayed ACK (40 ms an answer), so it is sent at once."""
+    handler = server.RequestHandlerClass
+    if isinstance(handler, type) and issubclass(handler, socketserver.StreamRequestHandler):
+        handler.disable_nagle_algorithm = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    return thread

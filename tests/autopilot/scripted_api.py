@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.listening import serve_in_thread
+
 USAGE = (1000, 20)  # input and output tokens each answer bills
 CUT_DELTAS = 5
 # Each agent's shell tool and the argument it takes the command in.
@@ -374,5 +376,5 @@ def _serve(api: ScriptedApi) -> ThreadingHTTPServer:
                 api.released.set()
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_thread(server)
     return server

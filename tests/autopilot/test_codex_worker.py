@@ -16,6 +16,7 @@ import pytest
 
 from tests.autopilot.conftest import autopilot, backlog, codex_providers, events, git
 from tests.conftest import ROOT, open_db
+from tests.listening import serve_in_thread
 
 CODEX = ROOT / "tests" / "claude_code" / "node_modules" / ".bin" / "codex"
 pytestmark = [
@@ -109,7 +110,7 @@ def serve_model(model: WorkerModel) -> ThreadingHTTPServer:
             self.wfile.flush()
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_thread(server)
     return server
 
 

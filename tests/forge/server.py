@@ -43,6 +43,7 @@ from tests.forge import app as apps
 from tests.forge import deliveries, graph, graph_pulls, sending
 from tests.forge.description import description, minimal, schema_of
 from tests.gitservers import SmartHttp
+from tests.listening import serve_in_thread
 from wvo_mcp.rules.webhooks import signature
 
 PREFIX = "/api/v3"
@@ -310,7 +311,7 @@ class Forge:
 
     def __enter__(self) -> "Forge":
         self.git_server.start()
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+        serve_in_thread(self.http)
         return self
 
     def __exit__(

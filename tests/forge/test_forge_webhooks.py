@@ -21,6 +21,7 @@ from tests.forge.description import available as github_available
 from tests.forge.gitlab import server as gitlab
 from tests.forge.gitlab.description import available as gitlab_available
 from tests.forge.server import GRAPHQL, TOKEN, Forge
+from tests.listening import serve_in_thread
 from wvo_mcp.rules.gitlab_webhooks import token_matches
 from wvo_mcp.rules.webhooks import signed
 
@@ -86,7 +87,7 @@ class Receiver:
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     found = Receiver()
-    threading.Thread(target=found.http.serve_forever, daemon=True).start()
+    serve_in_thread(found.http)
     yield found
     found.http.shutdown()
     found.http.server_close()

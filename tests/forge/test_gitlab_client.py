@@ -6,7 +6,6 @@ writes ever carrying a quick action GitLab would run."""
 import http.server
 import json
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ import pytest
 
 from tests.forge import both
 from tests.forge.gitlab.server import TOKEN, Forge, quick_actions
+from tests.listening import serve_in_thread
 from wvo_mcp.autopilot.landing.target import ForgeReach
 from wvo_mcp.errors import Fault
 from wvo_mcp.forge import Look, Merged
@@ -526,8 +526,7 @@ def _recording(host: str, answer: Callable[[str], tuple[int, dict[str, str]]]) -
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    serve_in_thread(server)
     try:
         yield f"http://{host}:{server.server_address[1]}", got
     finally:

@@ -2,7 +2,6 @@
 against the keys it publishes (served here by a throwaway HTTP server)."""
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.conftest import open_db
 from tests.http.conftest import MCP_HEADERS, connect, http_server, initialize_body
+from tests.listening import serve_in_thread
 
 pytestmark = [pytest.mark.anyio, pytest.mark.process]
 ISSUER = "https://id.example.test/realms/wvo"
@@ -37,8 +37,7 @@ def jwks_server(document: dict[str, Any]) -> Iterator[str]:
             pass
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Keys)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
+    thread = serve_in_thread(httpd)
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}/certs"
     finally:

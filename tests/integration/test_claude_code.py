@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, open_db, warm_runtime, wvo
+from tests.listening import serve_in_thread
 
 CLAUDE = ROOT / "tests" / "claude_code" / "node_modules" / ".bin" / "claude"
 pytestmark = pytest.mark.skipif(
@@ -190,7 +191,7 @@ def serve_model(model: ScriptedModel, events: Events = _events) -> ThreadingHTTP
             self.wfile.flush()
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_thread(server)
     return server
 
 

@@ -1,7 +1,6 @@
 """Spans and metrics of a real server land in the JSON-lines files under state/telemetry/."""
 
 import json
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -10,6 +9,7 @@ import pytest
 
 from tests.conftest import connect, open_db
 from tests.integration.test_health import FAST, NO_MONITOR, abandon, until
+from tests.listening import serve_in_thread
 
 pytestmark = pytest.mark.anyio
 
@@ -154,8 +154,7 @@ async def test_otlp_export_when_an_endpoint_is_set(state_root: Path) -> None:
     pytest.importorskip("opentelemetry.exporter.otlp.proto.http", reason="the otlp extra")
     collector = ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
     _Collector.received = []
-    thread = threading.Thread(target=collector.serve_forever, daemon=True)
-    thread.start()
+    serve_in_thread(collector)
     try:
         endpoint = f"http://127.0.0.1:{collector.server_address[1]}"
         env = {**NO_MONITOR, "WVO_OTEL_ENABLED": 1, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}

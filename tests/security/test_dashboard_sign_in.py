@@ -7,7 +7,6 @@ whenever people reach the server over https (its own TLS, or a TLS proxy named b
 `--public-url`), and no answer that carries data may be kept by a cache.
 """
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +19,7 @@ import pytest
 from tests.dashboard.test_dashboard import ROUTES, TIMEOUT_MS, browser_page, store_token
 from tests.http.conftest import free_port, http_server, token
 from tests.http.test_http import _self_signed
+from tests.listening import serve_in_thread
 from tests.security.test_http_surfaces import (
     ACTION_BODY,
     ACTIONS,
@@ -366,8 +366,7 @@ def attacker_site(target: str, secret: str) -> Iterator[str]:
     ).encode()
     handler = type("Attack", (_Attack,), {"page": page})
     site = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=site.serve_forever, daemon=True)
-    thread.start()
+    thread = serve_in_thread(site)
     try:
         yield f"http://127.0.0.1:{site.server_address[1]}/"
     finally:

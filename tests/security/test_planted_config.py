@@ -43,6 +43,7 @@ from tests.autopilot.test_codex_worker import _message as codex_message
 from tests.integration.test_claude_code import CLAUDE
 from tests.integration.test_claude_code import _events as claude_events
 from tests.integration.test_claude_code import _use as claude_use
+from tests.listening import serve_in_thread
 from tests.security import tenancy
 from wvo_mcp.sandbox import bwrap
 
@@ -116,7 +117,7 @@ def serve(seen: Seen, answer: Answer) -> ThreadingHTTPServer:
         do_GET = do_POST = do_HEAD = do_PUT = handle_any
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_thread(server)
     return server
 
 

@@ -39,6 +39,7 @@ from tests.integration.test_claude_code import (
     _use,
     serve_model,
 )
+from tests.listening import serve_in_thread
 from tests.unit.test_wire import REFERENCES
 from wvo_mcp.autopilot.attempt import LINE_BYTES
 from wvo_mcp.rules import billing, learning
@@ -410,7 +411,7 @@ class KillingCodexModel:
                 self.wfile.flush()
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        serve_in_thread(server)
         return server
 
 
@@ -614,7 +615,7 @@ class PointingCodexModel:
                         model.cut += 1
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        serve_in_thread(server)
         return server
 
 

@@ -8,7 +8,6 @@ import os
 import re
 import socket
 import stat
-import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -19,6 +18,7 @@ import anyio.abc
 import pytest
 
 from tests.conftest import HANG_SECONDS
+from tests.listening import serve_in_thread
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.sandbox.egress import (
     ESTABLISHED,
@@ -69,8 +69,7 @@ class Page(http.server.BaseHTTPRequestHandler):
 @contextmanager
 def site(name: str, host: str = "127.0.0.1") -> Iterator[Site]:
     server = Site(name, host)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    thread = serve_in_thread(server)
     try:
         yield server
     finally:

@@ -14,6 +14,7 @@ import anyio.abc
 import httpx2
 import pytest
 
+from tests.listening import serve_in_thread
 from tests.unit.test_wire import PNG, REFERENCES, ask
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.rules import billing, wire
@@ -100,7 +101,7 @@ class Api(BaseHTTPRequestHandler):
 def api() -> Iterator[ThreadingHTTPServer]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Api)
     server.hosts = []  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_thread(server)
     yield server
     server.shutdown()
     server.server_close()
@@ -160,7 +161,7 @@ class OldApi(BaseHTTPRequestHandler):
 @pytest.mark.anyio
 async def test_answers_read_to_their_close_keep_the_clis_connection() -> None:
     api = ThreadingHTTPServer(("127.0.0.1", 0), OldApi)
-    threading.Thread(target=api.serve_forever, daemon=True).start()
+    serve_in_thread(api)
     measured = Meter(Upstream.of(f"http://127.0.0.1:{api.server_address[1]}"))
     try:
         async with anyio.create_task_group() as group:
@@ -287,7 +288,7 @@ def holding(handler: type[Held]) -> Iterator[ThreadingHTTPServer]:
     """`handler` served on 127.0.0.1 until the block ends, then let go and shut down."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.go_on = threading.Event()  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_thread(server)
     try:
         yield server
     finally:
@@ -379,7 +380,7 @@ async def test_a_response_whose_usage_cannot_be_read_is_charged_at_its_ceiling(
     asked: dict[str, int], output: int | None
 ) -> None:
     api = ThreadingHTTPServer(("127.0.0.1", 0), Unreadable)
-    threading.Thread(target=api.serve_forever, daemon=True).start()
+    serve_in_thread(api)
     measured = Meter(Upstream.of(f"http://127.0.0.1:{api.server_address[1]}"))
     try:
         async with anyio.create_task_group() as group:
@@ -534,7 +535,7 @@ async def _cut(
     the API billed."""
     api = ThreadingHTTPServer(("127.0.0.1", 0), api_type)
     api.billed, api.stopping = [], threading.Event()  # type: ignore[attr-defined]
-    threading.Thread(target=api.serve_forever, args=(0.01,), daemon=True).start()
+    serve_in_thread(api)
     kind, base, target = TARGETS[name]
     target = at or target
     measured = Meter(Upstream.of(f"http://127.0.0.1:{api.server_address[1]}{base}"), kind)
