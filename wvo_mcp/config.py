@@ -1,5 +1,7 @@
 """Settings, read once from the environment (and CLI flags that override it).
 
+Which state folder they are for is found by `wiring/place.py:chosen`.
+
 Carries out `rules/bounds.py`."""
 
 import math

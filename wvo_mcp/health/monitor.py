@@ -2,7 +2,8 @@
 
 The OODA health monitor: a background task in every server process. The process holding
 the leader lease observes, orients, decides, acts and reports each tick, and takes the
-backups; the others wait to take over when that lease runs out."""
+backups; the others wait to take over when that lease runs out
+(`health/service.py:take_leadership`)."""
 
 import logging
 import random

@@ -1,4 +1,7 @@
-"""What a sandbox run may ask for, checked before anything starts (pure, no I/O but `stat`).
+"""What a sandbox run may ask for, checked before it starts, and the environment it starts from.
+
+Pure, no I/O but `stat`. The environment: `command_env`, an allow-list (BASE_ENV), never the
+server's.
 
 Carries out `rules/bounds.py`."""
 

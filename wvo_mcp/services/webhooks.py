@@ -1,12 +1,12 @@
-"""What a GitHub webhook delivery does, in one transaction with its record.
+"""What a forge's webhook delivery does, in one transaction with its record.
 
-What a GitHub webhook delivery does, in one transaction with its record (so a replay is
-refused and changes nothing, whether it comes with its own id or a new one: its body's
-digest is kept with the id): an issue's event keeps its task in step, as the sync does
-(edge/issue_sync.py): a labelled open issue's task created or updated as `import --update` would,
-a closed one's cancelled. It acts for the person whose secret signed it, on what the edge
-(edge/webhooks.py) has checked first: that its sender steers, and that what it undoes is so
-on the forge now.
+What a forge's (GitHub's or GitLab's) webhook delivery does, in one transaction with its record
+(so a replay is refused and changes nothing, whether it comes with its own id or a new one: its
+body's digest is kept with the id): an issue's event keeps its task in step, as the sync does
+(edge/issue_sync.py): a labelled open issue's task created or updated as `import --update`
+would, a closed one's cancelled. It acts for the person whose secret signed it, on what the
+edge (edge/webhooks.py) has checked first: that its sender steers, and that what it undoes is
+so on the forge now.
 
 Carries out `rules/issue_tasks.py`."""
 
