@@ -25,10 +25,6 @@ MIB = 1024 * 1024
 RECONNECT_RANGE = (1.0, 600.0)  # WVO_DATABASE_RECONNECT_SECONDS
 
 
-def _within(name: str, value: float, bounds: tuple[float, float], unit: str) -> None:
-    check_range(name, value, bounds, unit)
-
-
 def _int(
     env: Mapping[str, str],
     name: str,
@@ -47,7 +43,7 @@ def _int(
     except ValueError:
         raise ValidationFailed(f"{name}={raw!r} is not an integer") from None
     if bounds is not None:
-        _within(name, value, bounds, unit)
+        check_range(name, value, bounds, unit)
     elif value < minimum:
         raise ValidationFailed(f"{name}={value} must be at least {minimum}")
     return value
@@ -76,7 +72,7 @@ def _float(
     except ValueError:
         raise ValidationFailed(f"{name}={raw!r} is not a number") from None
     if bounds is not None:
-        _within(name, value, bounds, unit)  # refuses NaN and infinities too
+        check_range(name, value, bounds, unit)  # refuses NaN and infinities too
     elif not math.isfinite(value) or value < 0:
         raise ValidationFailed(f"{name}={raw!r} must be a finite number and must not be negative")
     return value

@@ -1,9 +1,8 @@
 """A worker's output cut into lines of bounded size, a longer line dropped (pure).
 
-A worker's output cut into lines (pure): each line at most `limit` bytes, a longer one
-dropped up to its newline and counted, never held whole. Whatever arrives, in whatever
-pieces, costs at most `limit` bytes of buffer. What the lines say (usage, the outcome):
-worker_output.py."""
+Each line at most `limit` bytes (`Lines.feed`), a longer one dropped up to its newline and
+counted, never held whole. Whatever arrives, in whatever pieces, costs at most `limit` bytes of
+buffer. What the lines say (usage, the outcome): worker_output.py."""
 
 
 class Lines:

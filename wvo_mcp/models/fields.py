@@ -1,4 +1,4 @@
-"""The field types and limits the contract shares: ids, names, scores, commands, moments.
+"""The field types and limits the contract shares: ids, names, scores, commands, moments, metadata.
 
 Every area's models and the tools' own arguments take their constraints from here, so an id,
 a folder or a moment is refused alike wherever it arrives, from a tool or a roadmap;
