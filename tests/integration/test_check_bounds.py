@@ -4,6 +4,7 @@ docs/autopilot.md name: `WVO_VERIFY_TIMEOUT_SECONDS` stops the autopilot's pre-f
 task's verify_command."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -37,5 +38,7 @@ def test_the_verify_timeout_stops_a_landing_check(tmp_path: Path) -> None:
                    WVO_VERIFY_TIMEOUT_SECONDS="1")  # fmt: skip
     said = {c["name"]: c for c in json.loads(stopped.stdout)}["pre-flight"]
     assert not said["ok"] and stopped.returncode == 1, said
-    assert "`sleep 600`: killed: timeout in 1.0 s" in said["detail"], said["detail"]
+    # Killed at its timeout: never sooner, and how much later is the machine's load.
+    ran = re.search(r"`sleep 600`: killed: timeout in ([0-9.]+) s", said["detail"])
+    assert ran and float(ran[1]) >= 1.0, said["detail"]
     assert "(WVO_VERIFY_TIMEOUT_SECONDS, WVO_VERIFY_MEMORY_MB): raise them" in said["detail"]
