@@ -11,18 +11,22 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import argparse
 
+    from wvo_mcp.cli import warm_relay
+
 
 def main(argv: list[str] | None = None) -> None:
     from wvo_mcp.cli import handle, warm_relay
 
     given = sys.argv[1:] if argv is None else argv
-    client = argv is None and warm_relay.stdio_serve(given)[0]
+    shape = warm_relay.command_shape(given)
+    stdio = shape is not None and shape.stdio_serve
+    client = argv is None and stdio
     if client:
         handle.leave_on_signal()  # until the server's own handlers: nothing is owed yet
     # Called with its words (in a test's process, say), a command other than serve over stdio
     # writes to this process's sys.stdout: it runs here.
-    relayed = argv is None or warm_relay.stdio_serve(given)[0]
-    served = warm_relay.handed_over(given) if relayed else None
+    relayed = argv is None or stdio
+    served = warm_relay.handed_over(shape) if shape is not None and relayed else None
     if served is not None:
         if client:
             handle.leave(served)  # no interpreter shutdown: the client waits for this end
@@ -34,14 +38,14 @@ def main(argv: list[str] | None = None) -> None:
         # Served cold: the first answers come from the table while the rest imports.
         from wvo_mcp.cli import front
 
-        front.serve(warm_relay.tools_profile(), HEAVY, lambda: _directives(given))
+        front.serve(warm_relay.tools_profile(), HEAVY, lambda: _directives(shape))
     from wvo_mcp.cli import entry
 
     entry.main(given)
 
 
-def _directives(argv: list[str]) -> list[tuple[str, str]] | None:
-    """The directives a server started with `argv` here lists as prompts, as (name, title),
+def _directives(shape: "warm_relay.Shape | None") -> list[tuple[str, str]] | None:
+    """The directives a server started as `shape` here lists as prompts, as (name, title),
     found as entry.py and edge/server.py find them; None without a state folder."""
     import dataclasses
     import logging
@@ -49,11 +53,10 @@ def _directives(argv: list[str]) -> list[tuple[str, str]] | None:
     from pathlib import Path
 
     from wvo_mcp import guidance
-    from wvo_mcp.cli import warm_relay
     from wvo_mcp.config import Settings
     from wvo_mcp.wiring import place
 
-    given = warm_relay.stdio_serve(argv)[1]
+    given = None if shape is None else shape.state_root
     chosen = place.chosen(given, os.environ, Path.cwd())
     if chosen is None:
         return None

@@ -627,7 +627,7 @@ def _refusal(header: dict[str, Any], build: Build) -> str | None:
         return "an environment larger than the warm process's room"
     if header["namespaces"] != warm_relay.namespaces():
         return "another namespace"
-    if not warm_relay.command_shape(header["argv"])[0]:
+    if warm_relay.command_shape(header["argv"]) is None:
         return "not a command served warm"
     return None
 
@@ -727,7 +727,8 @@ def _serve(child: Forked) -> int:
         return 0  # the relay is gone (its client stopped it): nothing was read
     if go != warm_relay.GO:
         return 0  # the relay serves its client itself, or is gone: nothing was read
-    client = warm_relay.stdio_serve(header["argv"])[0]
+    shape = warm_relay.command_shape(header["argv"])
+    client = shape is not None and shape.stdio_serve
     if not client:  # signals as a command run cold takes them: Ctrl-C drains an autopilot
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -36,7 +36,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
-from typing import Any, BinaryIO, NoReturn
+from typing import Any, BinaryIO, NamedTuple, NoReturn
 
 import wvo_mcp
 from wvo_mcp.config import Settings
@@ -89,52 +89,48 @@ def fork_held(signals: tuple[signal.Signals, ...]) -> tuple[int, set[int | signa
         return -1, held
 
 
-def stdio_serve(argv: list[str]) -> tuple[bool, str | None]:
-    """Whether `argv` asks to serve over stdio in a form the relay hands over as it is
-    (`[--state-root DIR] [-v] [serve] [-v]`), and its --state-root. Anything else (HTTP,
-    help, other commands, abbreviations) goes the normal way."""
-    state_root: str | None = None
-    command = False
-    rest = iter(argv)
-    for word in rest:
-        if word in ("-v", "--verbose"):
-            continue
-        if word == "serve" and not command:
-            command = True
-        elif word == "--state-root" and not command and state_root is None:
-            state_root = next(rest, None)
-            if state_root is None or state_root.startswith("-"):
-                return False, None
-        elif word.startswith("--state-root=") and not command and state_root is None:
-            state_root = word.removeprefix("--state-root=")
-        else:
-            return False, None
-    return True, state_root
-
-
 COLD = frozenset({"stop"})  # stops the warm process itself: never one of its children
+VERBOSE = ("-v", "--verbose")
 
 
-def command_shape(argv: list[str]) -> tuple[bool, str | None]:
-    """Whether `argv` runs a command the relay hands over as it is (`[--state-root DIR] [-v]
-    [COMMAND ...]`; no command serves over stdio), and its --state-root. A leading option the
-    CLI reads itself (help, the version, an abbreviation) and `stop` go the normal way."""
+class Shape(NamedTuple):
+    """A command line the relay hands over as it is: the line, its --state-root, and its words
+    from the command on (none: serve over stdio)."""
+
+    argv: list[str]
+    state_root: str | None
+    command: list[str]
+
+    @property
+    def stdio_serve(self) -> bool:
+        """Serving over stdio (`serve`, or no command; `-v` anywhere): a client's server,
+        which leaves on a client's stop. Any other command is waited for."""
+        head, *tail = self.command or ["serve"]
+        return head == "serve" and all(word in VERBOSE for word in tail)
+
+
+def command_shape(argv: list[str]) -> Shape | None:
+    """`argv` as `[--state-root DIR] [-v] [COMMAND ...]`; None for a line the CLI reads itself
+    (help, the version, an abbreviation, an option twice) and `stop`: they go the normal way."""
     state_root: str | None = None
-    rest = iter(argv)
-    for word in rest:
-        if word in ("-v", "--verbose"):
+    at = 0
+    while at < len(argv):
+        word = argv[at]
+        at += 1
+        if word in VERBOSE:
             continue
         if word == "--state-root" and state_root is None:
-            state_root = next(rest, None)
+            state_root = argv[at] if at < len(argv) else None
+            at += 1
             if state_root is None or state_root.startswith("-"):
-                return False, None
+                return None
         elif word.startswith("--state-root=") and state_root is None:
             state_root = word.removeprefix("--state-root=")
         elif word.startswith("-") or word in COLD:
-            return False, None
+            return None
         else:
-            break
-    return True, state_root
+            return Shape(argv, state_root, argv[at - 1 :])
+    return Shape(argv, state_root, [])
 
 
 def tools_profile() -> str:
@@ -298,13 +294,13 @@ def _started(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
 
 
-def handed_over(argv: list[str]) -> int | None:
+def handed_over(shape: Shape) -> int | None:
     """This command run by a process the warm process forked: its exit code, once it ends
     (killed by a signal, this process is killed by the same). None: run it here (warm start
     off, or no warm process answered)."""
-    shape, given = command_shape(argv)
-    if not shape or not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux"):
         return None
+    given = shape.state_root
     try:
         settings = Settings.from_env()
         if not settings.warm_start:
@@ -317,8 +313,8 @@ def handed_over(argv: list[str]) -> int | None:
         state_root = Settings.from_env(state_root=chosen).state_root
     except Exception:
         return None  # the normal path says what is wrong
-    client = stdio_serve(argv)[0]  # a client's server; any other command is waited for
-    forwarder = Forwarder(leaves=client)
+    # A client's server leaves on a client's stop; any other command is waited for.
+    forwarder = Forwarder(leaves=shape.stdio_serve)
     shared: Path | None = None  # the user's shared warm process answers, not the folder's
     try:
         conn = _connect(run_dir(state_root))
@@ -338,11 +334,11 @@ def handed_over(argv: list[str]) -> int | None:
             return None
     with conn, conn.makefile("rb") as answers:
         try:
-            answer = _hand_over(conn, answers, argv, forwarder)
+            answer = _hand_over(conn, answers, shape.argv, forwarder)
         except (OSError, ValueError):
             answer = None
         if answer is True:
-            return _served(conn, answers, client)
+            return _served(conn, answers, forwarder.leaves)
         forwarder.stop()
         if answer == "stale":
             start_warm(state_root, shared)  # the stale one is on its way out
