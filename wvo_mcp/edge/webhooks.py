@@ -51,6 +51,8 @@ def _connect(settings: Settings, repository: str) -> Forge:
 
 
 def _authentic(settings: Settings, headers: Headers, body: bytes) -> str:
+    """Why the delivery is not GitHub's (rules/webhooks.py:signed judges the signature); ""
+    when it is. A replay is refused later, by services/webhooks.py:record_once."""
     if webhooks.signed(settings.webhook_secret, body, headers.get("x-hub-signature-256")):
         return ""
     return "X-Hub-Signature-256 is missing or does not match the secret"

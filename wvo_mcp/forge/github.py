@@ -7,7 +7,10 @@ Polls are conditional requests: githubkit keeps each answer with its ETag (hishe
 cache) and asks GitHub to revalidate it on every read (its `Cache-Control: no-cache`), so a
 read whose answer has not changed costs a 304, which GitHub does not count against the rate
 limit. Rate limits are never slept through here: a primary or secondary limit is a Fault
-carrying how long GitHub asked us to wait, and the queue holds that long (target.Reach)."""
+carrying how long GitHub asked us to wait, and the queue holds that long (target.Reach).
+
+Which merge method a pull request is merged by is chosen by the landing, not here:
+`autopilot/landing/pull_requests.py:PullRequests._preferred`."""
 
 import threading
 from collections.abc import Callable, Sequence

@@ -7,7 +7,8 @@ puts a committed link or file in place of an ignored folder, deleting what was i
 worker's commit there would become wvo-mcp's configuration (or remove its database) at a
 person's next checkout. So no submission that changes such a path is taken.
 
-Carried out by `wvo_mcp/autopilot/submissions.py` and `wvo_mcp/git/intake.py`."""
+Carried out by `wvo_mcp/autopilot/submissions.py` and `wvo_mcp/git/intake.py`. Which state
+folder a command uses is another question, answered by `wiring/place.py:chosen`."""
 
 import unicodedata
 from collections.abc import Iterable, Sequence
