@@ -3,7 +3,7 @@
 Taking a worker's submission: its commits, read from its own repository as data, onto
 wvo/<task> and into the merge queue (behind a review where the task has one).
 
-Carries out `rules/state_folder.py` and `rules/closing.py`."""
+Carries out `rules/protected_paths.py` and `rules/closing.py`."""
 
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +14,7 @@ from wvo_mcp.autopilot.slots import ACTOR
 from wvo_mcp.errors import Fault, ValidationFailed, WvoError
 from wvo_mcp.git import Closing, Protected, branch_name, intake, read_head
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.rules import closing, state_folder
+from wvo_mcp.rules import closing, protected_paths
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services import landing
 
@@ -66,7 +66,7 @@ class Intake:
                 return  # it waits for the remote, untaken: the next round tries again
             item = await self.orchestrator.take_submission(task_id, tip, start, self.lander.key)
         except Protected as exc:
-            summary, details = state_folder.refusal(exc.paths, exc.folders, exc.tip)
+            summary, details = protected_paths.refusal(exc.paths, exc.folders, exc.tip)
             await self.lander.refuse(task_id, landing.Return(summary, details, exc.paths))
             return
         except Closing as exc:

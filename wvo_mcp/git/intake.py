@@ -5,7 +5,7 @@ object by object by index-pack --strict before any reaches the person's reposito
 that change the state folder refused, so are commits whose messages would close issues, and
 a ref set by compare-and-swap. The worker's repository is never handed to git.
 
-Carries out `rules/state_folder.py` and `rules/closing.py`."""
+Carries out `rules/protected_paths.py` and `rules/closing.py`."""
 
 import os
 import re
@@ -32,7 +32,7 @@ from wvo_mcp.git.run import (
     records,
     tail,
 )
-from wvo_mcp.rules import closing, state_folder
+from wvo_mcp.rules import closing, protected_paths
 
 # A worker's object files: loose objects and packs, nothing else (no info/alternates).
 _FANOUT = re.compile(r"[0-9a-f]{2}")
@@ -42,7 +42,7 @@ _INTAKE_FILES = 1_000_000
 
 
 class Protected(ValidationFailed):
-    """A worker's commits change the state folder (state_folder.py): nothing was taken."""
+    """A worker's commits change the state folder (protected_paths.py): nothing was taken."""
 
     def __init__(self, paths: Sequence[str], folders: Sequence[str], tip: str) -> None:
         self.paths, self.folders, self.tip = list(paths), list(folders), tip
@@ -155,9 +155,9 @@ def _protected_paths(git: Git, commits: Sequence[str], checked: Path) -> list[st
             assert process.stdout is not None
             for record in records(process.stdout, b"\0", PATH_BYTES):
                 path = os.fsdecode(record)
-                if state_folder.touched([path], git.protected, fold) and path not in found:
+                if protected_paths.touched([path], git.protected, fold) and path not in found:
                     found.append(path)
-                    if len(found) > state_folder.SHOWN:
+                    if len(found) > protected_paths.SHOWN:
                         break  # enough to refuse it and say why
         finally:
             timer.cancel()

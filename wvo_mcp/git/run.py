@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from wvo_mcp.errors import ValidationFailed
-from wvo_mcp.rules import state_folder
+from wvo_mcp.rules import protected_paths
 
 GIT_TIMEOUT_S = 120
 BULK_TIMEOUT_S = 900  # one pack or one tree of up to a few GiB
@@ -131,7 +131,7 @@ class Git:
         # component may be a link to elsewhere, which a commit could replace just the same)
         # and with their links resolved.
         named = [Path(os.path.abspath(path)) for path in exclude]
-        self.protected = state_folder.inside(
+        self.protected = protected_paths.inside(
             repo.top, [p for path in named for p in (path.parent.resolve() / path.name,
                                                     path.resolve())]
         )  # fmt: skip

@@ -1,4 +1,4 @@
-"""Which paths a task's commits may not change (wvo_mcp/rules/state_folder.py), and take_commits
+"""Which paths a task's commits may not change (wvo_mcp/rules/protected_paths.py), and take_commits
 refusing, on real repositories, a worker's commits that change them: nothing reaches the
 person's repository."""
 
@@ -10,13 +10,13 @@ import pytest
 from tests.gitwork import commit_file, git, has_object, host_state, person, worker
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.git import Git, Protected, intake
-from wvo_mcp.rules import state_folder
+from wvo_mcp.rules import protected_paths
 
 TOP = PurePosixPath("/home/p/repo")
 
 
 def test_inside_names_the_folders_within_the_repository_as_git_does() -> None:
-    found = state_folder.inside(
+    found = protected_paths.inside(
         TOP,
         [
             TOP / ".wvo",
@@ -28,7 +28,7 @@ def test_inside_names_the_folders_within_the_repository_as_git_does() -> None:
         ],
     )
     assert found == [".wvo", "var/wvo", ""]
-    assert state_folder.inside(TOP, []) == []
+    assert protected_paths.inside(TOP, []) == []
 
 
 @pytest.mark.parametrize(
@@ -46,43 +46,43 @@ def test_inside_names_the_folders_within_the_repository_as_git_does() -> None:
     ],
 )
 def test_touches_the_folder_itself_or_what_is_in_it(path: str, expected: bool) -> None:
-    assert state_folder.touches(path, ".wvo") is expected
+    assert protected_paths.touches(path, ".wvo") is expected
 
 
 def test_a_folder_leading_to_it_counts_and_its_other_files_do_not() -> None:
-    assert state_folder.touches("var", "var/wvo")  # replaced by a link: wvo goes with it
-    assert state_folder.touches("var/wvo/providers.yaml", "var/wvo")
-    assert not state_folder.touches("var/other.txt", "var/wvo")
-    assert not state_folder.touches("va", "var/wvo")
-    assert state_folder.touches("anything", "")  # the whole repository
+    assert protected_paths.touches("var", "var/wvo")  # replaced by a link: wvo goes with it
+    assert protected_paths.touches("var/wvo/providers.yaml", "var/wvo")
+    assert not protected_paths.touches("var/other.txt", "var/wvo")
+    assert not protected_paths.touches("va", "var/wvo")
+    assert protected_paths.touches("anything", "")  # the whole repository
 
 
 def test_case_and_unicode_fold_only_where_git_ignores_case() -> None:
     nfd = "sta\u0301te"  # "státe" decomposed
-    assert state_folder.touches(".WVO/providers.yaml", ".wvo", fold=True)
-    assert state_folder.touches(f"{nfd}/x", "st\u00e1te", fold=True)
-    assert not state_folder.touches(f"{nfd}/x", "st\u00e1te")
+    assert protected_paths.touches(".WVO/providers.yaml", ".wvo", fold=True)
+    assert protected_paths.touches(f"{nfd}/x", "st\u00e1te", fold=True)
+    assert not protected_paths.touches(f"{nfd}/x", "st\u00e1te")
 
 
 def test_touched_lists_each_offending_path_once_in_order() -> None:
     paths = ["a.txt", ".wvo/p.yaml", "b/c", ".wvo", ".wvo/p.yaml", "var"]
-    assert state_folder.touched(paths, [".wvo"]) == [".wvo/p.yaml", ".wvo"]
-    assert state_folder.touched(paths, [".wvo", "var/wvo"]) == [".wvo/p.yaml", ".wvo", "var"]
-    assert state_folder.touched(paths, []) == []
+    assert protected_paths.touched(paths, [".wvo"]) == [".wvo/p.yaml", ".wvo"]
+    assert protected_paths.touched(paths, [".wvo", "var/wvo"]) == [".wvo/p.yaml", ".wvo", "var"]
+    assert protected_paths.touched(paths, []) == []
 
 
 def test_refusal_names_the_paths_the_folder_and_what_to_do() -> None:
-    summary, details = state_folder.refusal([".wvo/providers.yaml"], [".wvo"], "ab" * 20)
+    summary, details = protected_paths.refusal([".wvo/providers.yaml"], [".wvo"], "ab" * 20)
     assert summary == (
         "returned: its commits change wvo-mcp's state folder .wvo/: .wvo/providers.yaml"
     )
     assert "ab" * 20 in details and ".wvo/providers.yaml" in details
     assert "may not change anything in it" in details and "submit again" in details
-    many = [f".wvo/{n}" for n in range(state_folder.SHOWN + 1)]
-    summary, _ = state_folder.refusal(many, [".wvo", ""], "c" * 40)
-    assert summary.endswith(f".wvo/{state_folder.SHOWN - 1} and more")
+    many = [f".wvo/{n}" for n in range(protected_paths.SHOWN + 1)]
+    summary, _ = protected_paths.refusal(many, [".wvo", ""], "c" * 40)
+    assert summary.endswith(f".wvo/{protected_paths.SHOWN - 1} and more")
     assert "folder .wvo/ or ./:" in summary
-    assert len(state_folder.refusal(["x" * 600], [".wvo"], "c" * 40)[0]) == 500
+    assert len(protected_paths.refusal(["x" * 600], [".wvo"], "c" * 40)[0]) == 500
 
 
 # -- take_commits, on real repositories -----------------------------------------------------
