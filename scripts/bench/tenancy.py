@@ -82,7 +82,7 @@ from wvo_mcp.config import Settings
 from wvo_mcp.models import TaskSpec
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.sandbox import bwrap, egress, relay
-from wvo_mcp.sandbox.limits import DEFAULT_PATH
+from wvo_mcp.sandbox.environment import DEFAULT_PATH
 from wvo_mcp.services.bearer_tokens import Scope
 
 RELAY_PARTS = (  # the relay's Python, outside any sandbox: see Bench.prepare_parts

@@ -3,7 +3,7 @@
 The autopilot's own environment may hold every variable a forge token is read from: GitHub's
 (`gh`'s), GitLab's (`glab`'s: GITLAB_TOKEN, GITLAB_ACCESS_TOKEN, OAUTH_TOKEN, and the host they
 are for) and both webhooks' secrets. A worker's environment (autopilot/commands.environment,
-for every kind and every ACP agent) and a sandboxed command's (sandbox/limits.command_env) are
+for every kind and every ACP agent) and a sandboxed command's (sandbox/environment.command_env) are
 built from allowlists, so none of them, name or value, is in either. The end-to-end twin, a
 hostile worker hunting the token on each test forge, is
 tests/autopilot/test_pull_requests.py::test_a_hostile_worker_finds_no_forge_token_and_reaches_no_forge.
@@ -17,7 +17,7 @@ from wvo_mcp.autopilot.commands import Launch, environment
 from wvo_mcp.forge import credentials
 from wvo_mcp.providers import WorkerKind
 from wvo_mcp.rules import agents
-from wvo_mcp.sandbox.limits import BASE_ENV
+from wvo_mcp.sandbox.environment import BASE_ENV
 
 FORGE = {
     credentials.OWN: "wvo-forge-secret",

@@ -7,7 +7,8 @@ import pytest
 
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.sandbox import cli_exit_code
-from wvo_mcp.sandbox.limits import BASE_ENV, Request, argv, command_env, validate
+from wvo_mcp.sandbox.environment import BASE_ENV, command_env
+from wvo_mcp.sandbox.limits import Request, argv, validate
 from wvo_mcp.sandbox.outcome import Outcome, result
 from wvo_mcp.sandbox.output import Tail
 

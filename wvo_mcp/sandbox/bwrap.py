@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wvo_mcp.sandbox import cgroups, runner, toolchain
-from wvo_mcp.sandbox.limits import DEFAULT_PATH, Request, argv, command_env
+from wvo_mcp.sandbox.environment import DEFAULT_PATH, command_env
+from wvo_mcp.sandbox.limits import Request, argv
 from wvo_mcp.sandbox.outcome import BackendCheck, Outcome
 from wvo_mcp.sandbox.protect import Layout, Mount
 

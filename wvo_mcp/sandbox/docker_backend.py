@@ -17,7 +17,8 @@ import docker.errors
 import requests.exceptions
 
 from wvo_mcp.errors import ValidationFailed
-from wvo_mcp.sandbox.limits import Request, argv, command_env
+from wvo_mcp.sandbox.environment import command_env
+from wvo_mcp.sandbox.limits import Request, argv
 from wvo_mcp.sandbox.outcome import BackendCheck, Outcome
 from wvo_mcp.sandbox.output import Tail
 from wvo_mcp.sandbox.protect import Layout

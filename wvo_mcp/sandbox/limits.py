@@ -1,9 +1,6 @@
-"""What a sandbox run may ask for, checked before it starts, and the environment it starts from.
+"""What a sandbox run may ask for, checked before it starts (its environment: environment.py).
 
-Pure, no I/O but `stat`. The environment: `command_env`, an allow-list (BASE_ENV), never the
-server's.
-
-Carries out `rules/bounds.py`."""
+Pure, no I/O but `stat`. Carries out `rules/bounds.py`."""
 
 import os
 import re
@@ -24,17 +21,6 @@ from wvo_mcp.rules.bounds import (
 )
 from wvo_mcp.sandbox.toolchain import Toolchain
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# The whole environment a command starts from; the parent's is never passed on, so
-# tokens and keys in the server's environment do not reach the command.
-BASE_ENV: Mapping[str, str] = {
-    "PATH": DEFAULT_PATH,
-    "HOME": "/tmp",
-    "TMPDIR": "/tmp",
-    "LANG": "C.UTF-8",
-    "LC_ALL": "C.UTF-8",
-    "TERM": "dumb",
-}
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_ENV_VARS = 100
 MAX_ENV_VALUE_BYTES = 32_768
@@ -169,12 +155,3 @@ def check_env(env: Mapping[str, str]) -> None:
             raise ValidationFailed(f"env {name} must be a string without NUL characters")
         if len(value.encode()) > MAX_ENV_VALUE_BYTES:
             raise ValidationFailed(f"env {name} is longer than {MAX_ENV_VALUE_BYTES} bytes")
-
-
-def command_env(request: Request) -> dict[str, str]:
-    """The allow-list, the toolchain's PATH and VIRTUAL_ENV, and the request's variables on
-    top. A request may replace PATH, HOME and the rest: they only shape the command's own
-    view, inside the sandbox (the sandbox tools themselves are started with a fixed
-    environment)."""
-    tools = request.toolchain.env(request.workspace, DEFAULT_PATH)
-    return {**BASE_ENV, **tools, **request.env}

@@ -6,7 +6,8 @@ No isolation, only by explicit opt-in: the timeout, limits and tree kill still a
 import threading
 
 from wvo_mcp.sandbox import cgroups, runner, toolchain
-from wvo_mcp.sandbox.limits import Request, argv, command_env
+from wvo_mcp.sandbox.environment import command_env
+from wvo_mcp.sandbox.limits import Request, argv
 from wvo_mcp.sandbox.outcome import BackendCheck, Outcome
 
 
