@@ -10,7 +10,7 @@ import pytest
 
 from tests.autopilot.conftest import autopilot, backlog, git, make_project
 from tests.autopilot.test_acp_worker import acp_project, run_log, summaries
-from wvo_mcp.autopilot.attempt import RUN_LOG_BYTES
+from wvo_mcp.autopilot.run_logs import RUN_LOG_BYTES
 
 pytestmark = [pytest.mark.anyio, pytest.mark.process]
 

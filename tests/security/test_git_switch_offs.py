@@ -130,7 +130,7 @@ def run_every_method(repo: Path, worktree: Path) -> None:
     assert snapshots.snapshot_diff(g, snap.head, snap.commit, 10**7)[0]
     for n in range(len(names())):
         (repo / f"f{n}").write_text("changed again\n")
-    snapshots.restore(g, snap.commit)
+    snapshots.restore(g, snap.commit, force=True)
     assert (repo / "f0").read_text() == "dirty\n"
     g.add_worktree(worktree, "work", base)
     here = Git(locate(worktree) or pytest.fail("no worktree"), worktree)

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from wvo_mcp.autopilot.repos import RUN_LOGS_KEPT, last_run, next_run, rotate, runs
+from wvo_mcp.autopilot.run_logs import RUN_LOGS_KEPT, last_run, next_run, rotate, runs
 
 
 def test_only_the_newest_runs_are_kept_and_numbering_goes_on(tmp_path: Path) -> None:

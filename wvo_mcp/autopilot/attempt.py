@@ -28,11 +28,12 @@ from wvo_mcp import timeutil
 from wvo_mcp.autopilot import isolation, orphans, worker_output
 from wvo_mcp.autopilot.gateway import Gateway
 from wvo_mcp.autopilot.lines import Lines
+from wvo_mcp.autopilot.run_logs import RunLog
 from wvo_mcp.autopilot.slots import DRAINED, PAUSED, Slot
 from wvo_mcp.config import Settings
 from wvo_mcp.git import Git
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.rules.text import plain, shown
+from wvo_mcp.rules.text import plain
 from wvo_mcp.sandbox.meter import Tally
 from wvo_mcp.sandbox.toolchain import Toolchain
 from wvo_mcp.services.bearer_tokens import Scope
@@ -41,7 +42,6 @@ LINE_BYTES = 1024 * 1024  # a longer output line is dropped, not buffered
 CHUNK_BYTES = 65_536  # read at a time from the CLI's stdout and stderr
 KILL_GRACE_S = 5.0
 METER_CLOSE_S = 10.0  # for the meter's open responses to settle once the run is gone
-RUN_LOG_BYTES = 8 * 1024 * 1024  # of a worker's output, per run
 
 
 def stop_reason(
@@ -172,7 +172,7 @@ class Executor:
         stderr = await UNIXSocketStream.from_socket(err)
         slot.pgid, slot.started = process.pid, orphans.start_ticks(process.pid)
         seen = _Seen(time.monotonic())
-        log = _Log(run_log)
+        log = RunLog(run_log)
         lines = Lines(LINE_BYTES)
         try:
             async with anyio.create_task_group() as group:
@@ -262,29 +262,10 @@ def _socket_pair(ends: contextlib.ExitStack) -> tuple[socket.socket, socket.sock
     return mine, theirs
 
 
-class _Log:
-    """The run's log: a worker's stdout lines and its stderr, RUN_LOG_BYTES at most, with no
-    control character but line breaks and tabs (a person reads it, and a terminal would obey
-    a worker's escape sequences)."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.written = 0
-
-    def write(self, text: str) -> None:
-        if self.written >= RUN_LOG_BYTES:  # a chatty worker fills no disk
-            return
-        text = shown(text[: RUN_LOG_BYTES - self.written])
-        self.written += len(text)
-        self.out.write(text)
-        if self.written >= RUN_LOG_BYTES:
-            self.out.write(f"\n# wvo-mcp autopilot: log cut at {RUN_LOG_BYTES} bytes\n")
-
-
 async def _read(
     stdout: ByteReceiveStream,
     lines: Lines,
-    log: _Log,
+    log: RunLog,
     stream: worker_output.Stream,
     slot: Slot,
     seen: _Seen,
@@ -309,7 +290,7 @@ async def _read(
         _line(last, log, stream, slot)
 
 
-def _line(line: bytes, log: _Log, stream: worker_output.Stream, slot: Slot) -> None:
+def _line(line: bytes, log: RunLog, stream: worker_output.Stream, slot: Slot) -> None:
     text = line.decode("utf-8", errors="replace")
     log.write(text + "\n")
     stream.feed(text)
@@ -324,7 +305,7 @@ def _refusals(tally: Tally, run_log: TextIO) -> None:
         run_log.write(f"# wvo-mcp autopilot: the meter refused {tally.refused} in all\n")
 
 
-async def _copy(stderr: ByteReceiveStream, log: _Log) -> None:
+async def _copy(stderr: ByteReceiveStream, log: RunLog) -> None:
     """The CLI's stderr into its log, as it comes."""
     while True:
         try:

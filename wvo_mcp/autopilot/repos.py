@@ -1,7 +1,7 @@
-"""The person's repository as the autopilot uses it: git calls, task folders, run logs.
+"""The person's repository as the autopilot uses it: git calls, task folders, instructions.
 
 The person's repository as the autopilot uses it: git calls one at a time off the event
-loop, each task's folders (its repositories, one per run; its run logs, numbered), the
+loop, each task's folders (its repositories, one per run; its run logs: run_logs.py), the
 project's instructions, and a landed task's repositories tidied away."""
 
 import contextlib
@@ -20,7 +20,6 @@ from wvo_mcp.git import Git, Unjudged, branch_name, judging, read_refs, trees
 
 T = TypeVar("T")
 
-RUN_LOGS_KEPT = 20  # runs kept per task: older logs are removed
 INSTRUCTIONS = re.compile(r"CLAUDE\.md|AGENTS\.md")  # the project's, from the base commit
 INSTRUCTIONS_BYTES = 64 * 1024
 
@@ -144,41 +143,3 @@ def newest_repo(folder: Path) -> Path | None:
         return None
     runs = [p for p in folder.iterdir() if p.name.isdigit() and p.is_dir() and not p.is_symlink()]
     return max(runs, key=lambda p: int(p.name), default=None)
-
-
-def runs(run_dir: Path) -> list[int]:
-    return sorted(int(p.stem) for p in run_dir.glob("*.log") if p.stem.isdigit())
-
-
-def last_run(run_dir: Path) -> int:
-    numbers = runs(run_dir)
-    return numbers[-1] if numbers else 0
-
-
-def next_run(run_dir: Path, repos: Path) -> str:
-    """The next run's number (1, 2, ...), taken for good: its log in this state folder and
-    its repository's folder under `repos` (beside the person's repository) are both made
-    now, each only if new, so no two runs share a number, whichever autopilots and state
-    folders work on one repository."""
-    rotate(run_dir)
-    repos.mkdir(parents=True, exist_ok=True)
-    number = max(last_run(run_dir), *(int(p.name) for p in repos.iterdir() if p.name.isdigit()), 0)
-    while True:
-        number += 1
-        try:
-            (repos / str(number)).mkdir(mode=0o755)
-        except FileExistsError:
-            continue
-        try:
-            (run_dir / f"{number}.log").open("x").close()
-        except FileExistsError:
-            (repos / str(number)).rmdir()
-            continue
-        return str(number)
-
-
-def rotate(run_dir: Path) -> None:
-    """Keep the newest RUN_LOGS_KEPT numbered runs of a task (their logs)."""
-    for number in runs(run_dir)[: -RUN_LOGS_KEPT + 1 or None]:
-        for leftover in run_dir.glob(f"{number}.*"):
-            leftover.unlink(missing_ok=True)

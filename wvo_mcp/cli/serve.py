@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     """Serve MCP over stdio (what an agent's client starts), or over streamable HTTP with
-    --http (many agents and people, bearer tokens: docs/http.md)."""
+    --http (many agents and people, bearer tokens: docs/http.md). A combination of --http
+    flags that cannot be served safely is refused by edge/http_server.py:Options.check."""
     from wvo_mcp.edge import stdio
     from wvo_mcp.edge.server import build_server
     from wvo_mcp.sandbox import protect

@@ -144,8 +144,15 @@ def snapshot_diff(git: Git, head: str | None, commit: str, max_bytes: int) -> tu
     return out[:max_bytes].decode(errors="replace"), cut
 
 
-def restore(git: Git, commit: str) -> None:
-    """Working-tree files as in `commit`; the index and branches stay as they are."""
+def restore(git: Git, commit: str, force: bool = False) -> None:
+    """Working-tree files as in `commit`; the index and branches stay as they are. Refused
+    over uncommitted work, which it would overwrite, unless `force`."""
+    dirty = "" if force else uncommitted(git)
+    if dirty:
+        raise ValidationFailed(
+            "the workspace has uncommitted work that the rollback would overwrite:\n"
+            f"{dirty}\ncommit or stash it, or pass --force"
+        )
     git.output(
         git.no_drivers(),
         "restore", f"--source={commit}", "--worktree", "--", ".", *git.keep_out,

@@ -149,11 +149,5 @@ class TasksFacade(Facade):
             )
         changes = await anyio.to_thread.run_sync(snapshots.diff_stat, git, commit)
         if apply:
-            dirty = await anyio.to_thread.run_sync(snapshots.uncommitted, git)
-            if dirty and not force:
-                raise ValidationFailed(
-                    "the workspace has uncommitted work that the rollback would overwrite:\n"
-                    f"{dirty}\ncommit or stash it, or pass --force"
-                )
-            await anyio.to_thread.run_sync(snapshots.restore, git, commit)
+            await anyio.to_thread.run_sync(partial(snapshots.restore, git, commit, force=force))
         return changes

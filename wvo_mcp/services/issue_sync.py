@@ -1,6 +1,7 @@
 """An issue's conversation with its task: the sync's writes on the forge, and comments.
 
-The sync itself runs in `edge/issue_sync.py` (`sync`, and `heard` for a comment).
+The sync itself runs in `edge/issue_sync.py` (`sync`, and `heard` for a comment); which issues it
+skips, and why, is decided there with `rules/issue_tasks.py`: this module keeps the rows.
 
 An issue's conversation with its task (edge/issue_sync.py drives it): what the sync has written
 on the forge (each write claimed by one host, then marked done), and what a comment does:

@@ -98,6 +98,8 @@ class Router:
         self._observed: dict[str, routing.Estimate | None] = {}
 
     def decide(self, row: Row) -> routing.Decision:
+        """Where the task `row` goes now; its token estimate is chosen by
+        providers.py:Providers.estimate (its metadata's, observed, or static)."""
         metadata = row["metadata"]
         # Only a task that carries its own estimate needs its metadata parsed.
         given = json.loads(metadata) if "estimated_tokens" in metadata else {}
