@@ -12,8 +12,9 @@ import pytest
 from anyio.abc import UNIXSocketStream
 
 from wvo_mcp.autopilot import attempt, worker_output
-from wvo_mcp.autopilot.attempt import LINE_BYTES, _Log, _read, _Seen
+from wvo_mcp.autopilot.attempt import LINE_BYTES, _read, _Seen
 from wvo_mcp.autopilot.lines import Lines
+from wvo_mcp.autopilot.run_logs import RunLog
 from wvo_mcp.autopilot.slots import Slot
 from wvo_mcp.providers import WorkerKind
 
@@ -45,7 +46,7 @@ async def test_the_reader_survives_hostile_output(name: str) -> None:
     writer = threading.Thread(target=write, args=(theirs, data, "split" in name))
     writer.start()
     stream = worker_output.ClaudeStream()
-    lines, log = Lines(LINE_BYTES), _Log(io.StringIO())
+    lines, log = Lines(LINE_BYTES), RunLog(io.StringIO())
     slot = Slot("alpha", 1, WorkerKind(kind="claude"))
     with anyio.fail_after(60):
         async with await UNIXSocketStream.from_socket(mine) as stdout:
@@ -81,8 +82,8 @@ async def test_other_tasks_run_while_an_endless_line_streams_in() -> None:
             group.start_soon(tick)
             async with await UNIXSocketStream.from_socket(mine) as stdout:
                 lines = Lines(LINE_BYTES)
-                await _read(stdout, lines, _Log(io.StringIO()), worker_output.ClaudeStream(), slot,
-                            _Seen(time.monotonic()))  # fmt: skip
+                log, stream = RunLog(io.StringIO()), worker_output.ClaudeStream()
+                await _read(stdout, lines, log, stream, slot, _Seen(time.monotonic()))
             group.cancel_scope.cancel()
     writer.join()
     assert lines.dropped == 1 and lines.ended == 0

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.unit.test_autopilot_view import COUNTS
-from wvo_mcp.autopilot import attempt, view
+from wvo_mcp.autopilot import run_logs, view
 from wvo_mcp.cli import entry, output
 from wvo_mcp.models import Checkpoint
 
@@ -95,7 +95,7 @@ def test_the_clis_sinks_leave_no_control_sequence(capsys: pytest.CaptureFixture[
 
 def test_a_run_log_keeps_no_control_sequence() -> None:
     out = io.StringIO()
-    attempt._Log(out).write(f"{HOSTILE}\n")
+    run_logs.RunLog(out).write(f"{HOSTILE}\n")
     assert not [c for c in out.getvalue() if c in CONTROL and c != "\n"]
 
 
