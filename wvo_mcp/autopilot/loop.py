@@ -9,7 +9,9 @@ scoped to its task, and finishes only as far as needs_review. The autopilot then
 commits as data, has them reviewed where the task asks for it, verifies exactly the commit
 that lands on a clean checkout in the sandbox, and marks the task done as the lander. Claims
 decide who works on what, so several autopilots (or hand-started agents) on one database
-never run a task twice.
+never run a task twice. What to launch, when --until-empty ends and when --max-cost drains
+are decided by the pure functions of autopilot/launch.py (`never`, `idle`, `resets`,
+`over_budget`).
 
 The loop reads and applies; what to launch and how a run settles are decided by launch.py
 and settle.py (pure), and each job is a component of its own: attempt.py runs a CLI,

@@ -4,7 +4,8 @@ GitHub's webhook on `serve --http` (POST /webhooks/github), off unless the perso
 WVO_WEBHOOK_SECRET: a delivery is read only up to its size cap, acted on only once its
 `X-Hub-Signature-256` matches the secret, and once per delivery id and per body (a replay,
 under its id or a new one, is refused and writes nothing: services/webhooks.py); one for
-a repository the server does not serve is answered 202, recorded, and does nothing.
+a repository the server does not serve (rules/webhooks.py:served) is answered 202, recorded,
+and does nothing.
 
 Who sent it decides whether it acts (rules/trust.py, asked through forge/authority.py with
 the server's WVO_FORGE_TOKEN): an `issues` event from someone who steers keeps its issue's

@@ -1,6 +1,8 @@
 """What a sandbox run may ask for, checked before it starts (its environment: environment.py).
 
-Pure, no I/O but `stat`. Carries out `rules/bounds.py`."""
+Pure, no I/O but `stat`. Carries out `rules/bounds.py`. A worker run's limits are enforced by
+sandbox/fence.py (`Fence.breached` while it runs), and the run stopped by
+autopilot/attempt.py:stop_reason."""
 
 import os
 import re
