@@ -3,7 +3,8 @@
 Commands in the sandbox: a task's verify_command (with its holder's lease kept alive while
 it runs), a landing check, and an agent's sandbox_run. Nothing here runs in a transaction:
 a run can take minutes, and the write lock must not wait on it. Whether a command may run at
-all (blank, NUL, too long) is rules/bounds.py:check_command's, asked at task_create too.
+all (blank, NUL, too long) is rules/bounds.py:check_command's, asked at task_create too. A
+landing check's committed JUnit reports are removed before it runs here (`clear_reports`).
 
 Carries out `rules/check_causes.py` and `rules/junit.py`."""
 

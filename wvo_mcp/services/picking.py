@@ -2,9 +2,9 @@
 
 The candidates best first (ready tasks and expired leases, in WSJF order; a tier's routed
 ones), the leases live now (WIP), the pauses, and a claim's choice among them
-(`Picking`): its driver, services/claims.py, grants what it picks. What every claim of a
-turn reads alike is asked once for all of them (`Common`), each claim's own beside it
-(`Member`).
+(`Picking`), and why a task is not claimable now (`not_ready_reason`): its driver,
+services/claims.py, grants what it picks. What every claim of a turn reads alike is asked
+once for all of them (`Common`), each claim's own beside it (`Member`).
 
 Carries out `rules/pauses.py` and `rules/wsjf.py`.
 """
