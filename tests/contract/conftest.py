@@ -21,13 +21,17 @@ from wvo_mcp.config import Settings
 from wvo_mcp.health.monitor import HealthMonitor, Tick
 from wvo_mcp.models import Event, TaskSpec
 from wvo_mcp.orchestrator import Orchestrator
+from wvo_mcp.orchestrator import claim_admission as claim_driver
+from wvo_mcp.orchestrator import leases as lease_driver
 from wvo_mcp.providers import Providers
+from wvo_mcp.rules.claim_admission import ClaimAdmission
 from wvo_mcp.services import rows
 from wvo_mcp.store import Database, Tx
 from wvo_mcp.telemetry import Telemetry
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 START = datetime(2031, 5, 6, 7, 0, 0, tzinfo=UTC)
+PATIENCE_S = 600.0  # a patient claim's wait for its turn (`patient_claims`)
 
 
 class Clock:
@@ -123,6 +127,18 @@ async def world(anyio_backend: str, backend: Backend, tmp_path: Path) -> AsyncIt
         yield found
     finally:
         await found.close()
+
+
+@pytest.fixture
+def patient_claims(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every claim admitted, and every claim and held write waiting for its turn as long as
+    it takes. For tests of what racing writes leave, not of overload (test_past_capacity.py):
+    on a busy machine a contended turn can outlast the bound, and the claim would be refused
+    busy; and thousands of claims as fast as they go would meet the rate new holders come in
+    at (tests/unit/test_claim_admission.py)."""
+    monkeypatch.setattr(ClaimAdmission, "refuse", lambda *_: None)
+    monkeypatch.setattr(claim_driver, "WAIT_BOUND_S", PATIENCE_S)
+    monkeypatch.setattr(lease_driver, "HELD_WAIT_S", PATIENCE_S)
 
 
 @pytest.fixture

@@ -100,6 +100,7 @@ async def test_a_claim_refused_in_a_turn_changes_nothing_and_the_others_stand(
     assert "a" in {agent.id for agent in await orch.agents_view()}
 
 
+@pytest.mark.usefixtures("patient_claims")
 async def test_claims_arriving_together_in_one_process_share_turns(world: World) -> None:
     """Every claim is granted its own task; on PostgreSQL, whose turns wait on the network,
     the claims queued during one turn are served in the next, together."""

@@ -21,9 +21,10 @@ from wvo_mcp.health import service as checks
 from wvo_mcp.health.judge import Action
 from wvo_mcp.models import ClaimResult
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.rules.claim_admission import ClaimAdmission
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services import claims
+
+pytestmark = pytest.mark.usefixtures("patient_claims")
 
 # Each round's outcome is checked, and both outcomes must be seen: at 500 a round, each
 # already comes hundreds of times (2,000 rounds cost the suite two minutes of its 20).
@@ -83,20 +84,10 @@ class Writes:
             await self.started[self.first].wait()
 
 
-class Admitting(ClaimAdmission):
-    """A claim admission that admits every claim. The races are the writes': thousands of
-    rounds of claims as fast as they go, held by one server and finished through the
-    other, would meet the rate new holders come in at (tests/unit/test_claim_gate.py)."""
-
-    def refuse(self, now: float, agent: str | None = None) -> float | None:
-        return None
-
-
 async def servers(world: World, **settings: Any) -> tuple[Orchestrator, Orchestrator]:
     """Two servers on the test's database, each with its own connections, off the loop."""
     a = await world.open(threaded=True, **settings)
     b = await world.open(threaded=True, **settings)
-    a.claims, b.claims = Admitting(), Admitting()
     return a, b
 
 

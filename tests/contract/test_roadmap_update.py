@@ -268,6 +268,7 @@ async def test_a_dry_run_says_what_would_change_and_changes_nothing(
     assert (await orch.get_task("A")).title == "first, renamed"
 
 
+@pytest.mark.usefixtures("patient_claims")
 async def test_an_update_racing_a_claim_never_changes_claimed_work(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
