@@ -279,7 +279,6 @@ def worker_server(state_root: Path, **env: str) -> dict[str, Any]:
             "WVO_AGENT_ID": "claude-1",
             "WVO_TOOLS": "worker",
             "WVO_AUTOPILOT_HEALTH_INTERVAL_MS": "0",
-            "WVO_WARM_SHARED": "0",  # the state folder's own warm process, when on
             **env,
         },
     }
@@ -326,6 +325,7 @@ def test_three_sessions_started_at_once_in_a_fresh_repository_all_connect(
         try:
             server = worker_server(state_root, WVO_AGENT_ID=f"claude-{n}")
             server["env"].pop("WVO_WARM_START", None)  # the product's default: on
+            server["env"]["WVO_WARM_SHARED"] = "0"  # as no warm process listens yet
             folder = tmp_path / f"session-{n}"
             folder.mkdir()
             claims[f"claude-{n}"] = run_claude({"mcpServers": {"wvo": server}}, folder)[1]

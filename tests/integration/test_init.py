@@ -518,8 +518,8 @@ def test_a_reader_that_stops_early_gets_no_traceback(repo: Path) -> None:
     with os.fdopen(writer, "wb") as closed:
         done = subprocess.run(
             [str(WVO), "init", "--dry-run"], cwd=repo, stdout=closed, stderr=subprocess.PIPE,
-            text=True, env={"PATH": "/usr/bin:/bin", "HOME": str(repo.parent / "home")},
-            timeout=CLI_TIMEOUT_SECONDS,
+            text=True, timeout=CLI_TIMEOUT_SECONDS,
+            env=fresh_env({"PATH": "/usr/bin:/bin", "HOME": str(repo.parent / "home")}, warm=True),
         )  # fmt: skip
     assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
     assert done.returncode == 1

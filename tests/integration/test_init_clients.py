@@ -60,7 +60,7 @@ def test_claude_code_works_a_task_from_the_files_init_wrote(wired: tuple[Path, s
             [str(CLAUDE), "-p", "Work the wvo-mcp loop: take one task and finish it.",
              "--allowedTools", "mcp__wvo__*", "--output-format", "stream-json", "--verbose"],
             cwd=repo,
-            env=claude_env(api, repo.parent / "home", path, **fresh_env({})),
+            env=claude_env(api, repo.parent / "home", path, **fresh_env({}, warm=True)),
             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
         )  # fmt: skip
     finally:
@@ -96,7 +96,7 @@ def test_codex_works_a_task_from_the_files_init_wrote(wired: tuple[Path, str]) -
              "-c", f"{stub}.request_max_retries=0", "-c", f"{stub}.stream_max_retries=0",
              # Codex hands a server only a few variables of its own: the switches, as a
              # person's file could hold them.
-             *[word for name, value in fresh_env({}).items()
+             *[word for name, value in fresh_env({}, warm=True).items()
                for word in ("-c", f'mcp_servers.wvo.env.{name}="{value}"')],
              "Claim the next task with claim_task and mark it done."],
             cwd=repo,

@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import alive, children_of, end_warm, parent_of, table_rows, wait_for, warm_pid
+from tests.gitwork import git
+from tests.integration.test_lifecycle import EXIT_DEADLINE_S
 from tests.integration.test_warm_start import (  # noqa: F401 (cleanup: a fixture)
     Relay,
     cleanup,
@@ -88,6 +90,32 @@ def test_a_fresh_state_folder_is_served_by_the_shared_warm_process_on_its_own_fo
     assert [t["id"] for t in table_rows(third.call("task_list"))] == ["A1"]
     for client in (second, third):
         assert client.finish()[0] == 0
+
+
+@pytest.mark.parametrize("shared", ["1", "0"], ids=["shared", "control: off"])
+def test_init_where_no_state_folder_is_found_yet_is_run_by_the_shared_warm_process(
+    tmp_path: Path, runtime: Path, shared: str
+) -> None:
+    """`wvo-mcp init` in a fresh repository, whose state folder it is to make: run by a child
+    of the shared warm process, so the process started imports none of the commands."""
+    first = shared_relay(tmp_path / "elsewhere", runtime)
+    assert first.finish()[0] == 0
+    shared_socket(runtime)
+    repo = tmp_path / "project"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    done = subprocess.run(
+        [sys.executable, "-P", "-m", "wvo_mcp", "init"],
+        cwd=repo,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "WVO_OTEL_ENABLED": "0",
+             "WVO_WARM_START": "1", "WVO_WARM_SHARED": shared, "XDG_RUNTIME_DIR": str(runtime),
+             "PYTHONPROFILEIMPORTTIME": "1"},
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False,
+        timeout=EXIT_DEADLINE_S,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (repo / ".wvo" / "orchestrator.db").exists()
+    assert ("wvo_mcp.cli.entry" in imported(done.stderr)) == (shared == "0")
 
 
 @pytest.mark.usefixtures("cleanup")

@@ -20,7 +20,7 @@ import anyio
 import pytest
 
 from tests.autopilot.conftest import autopilot, backlog, git, make_project
-from tests.conftest import open_db
+from tests.conftest import fresh_env, open_db
 from tests.security.tenancy import ours, started, statuses, trail, worktree
 from wvo_mcp.sandbox import bwrap, cgroups, fence, relay
 from wvo_mcp.sandbox.limits import WorkerLimits
@@ -149,7 +149,7 @@ def test_doctor_says_which_limits_are_in_force(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-P", "-m", "wvo_mcp", "doctor", "--json"],
         cwd=project["repo"],
-        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+        env=fresh_env({"PATH": os.environ["PATH"], "HOME": str(tmp_path)}, warm=True),
         capture_output=True,
         text=True,
         timeout=120,

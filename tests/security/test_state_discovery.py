@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CLI_TIMEOUT_SECONDS
+from tests.conftest import CLI_TIMEOUT_SECONDS, fresh_env
 from tests.gitwork import git
 
 WVO = Path(sys.executable).with_name("wvo-mcp")
@@ -25,7 +25,9 @@ def wvo(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(WVO), *args],
         cwd=cwd,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd.parent), "WVO_OTEL_ENABLED": "0"},
+        env=fresh_env(
+            {"PATH": "/usr/bin:/bin", "HOME": str(cwd.parent), "WVO_OTEL_ENABLED": "0"}, warm=True
+        ),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

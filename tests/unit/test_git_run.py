@@ -111,3 +111,18 @@ def test_the_persons_filters_and_hooks_do_not_run(host: Git) -> None:
         os.chmod(hook, 0o755)
     assert host.move_branch("main", new, old)
     assert (top / "c.txt").read_text() == "c\n" and not marker.exists()
+
+
+def test_asking_for_a_trees_changes_writes_nothing_a_persons_git_would_meet(host: Git) -> None:
+    """A landing waiting on a checkout asks git whether it is clean, again and again. That
+    writes nothing there: git's status refreshes a stale index under index.lock, and the
+    person's own `git checkout` at that moment would fail on it."""
+    top = host.repo.top
+    index = top / ".git" / "index"
+    later = os.stat(index).st_mtime_ns + 10**10
+    os.utime(top / "app.py", ns=(later, later))  # the same bytes, newer: the index is stale
+    before = os.stat(index)
+    assert host.worktree_changes(top) == []
+    assert os.stat(index).st_ino == before.st_ino
+    git(top, "status", "--porcelain")  # the control: git's own status does rewrite it
+    assert os.stat(index).st_ino != before.st_ino

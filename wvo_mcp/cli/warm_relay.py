@@ -13,11 +13,12 @@ answers (none yet, another build's, any error), it starts one for the next clien
 returns, and this process serves its client itself as without warm start: warm start never
 makes serving fail. Imports only light modules: the point is to skip the heavy ones.
 
-A state folder with no warm process of its own yet (a fresh one, or a first start in a repository)
-is served by the user's shared warm process of this build when one listens (WVO_WARM_SHARED,
-on unless "0"): a forked server reads its client's state folder from its client's environment
-and arguments, as every forked server does, so one imported process can serve any of them and
-a first start need not import. Its socket is in the user's runtime folder ($XDG_RUNTIME_DIR,
+A state folder with no warm process of its own yet (a fresh one, or a first start in a
+repository), and a command run where none is named or found yet (`init`), are served by the
+user's shared warm process of this build when one listens (WVO_WARM_SHARED, on unless "0"): a
+forked server reads its client's state folder from its client's environment and arguments, as
+every forked server does, so one imported process can serve any of them and a first start need
+not import. Its socket is in the user's runtime folder ($XDG_RUNTIME_DIR,
 else /tmp/wvo-mcp-UID, each this user's alone, 0700), which a sandboxed command never sees.
 """
 
@@ -308,15 +309,17 @@ def handed_over(shape: Shape) -> int | None:
         from wvo_mcp.wiring import place
 
         chosen = place.chosen(given, os.environ, Path.cwd())
-        if chosen is None:
-            return None  # none named or found: the normal path says what to do
-        state_root = Settings.from_env(state_root=chosen).state_root
+        # None named or found (`init` in a fresh repository): only the shared warm process
+        # can run it, as the normal path would.
+        state_root = None if chosen is None else Settings.from_env(state_root=chosen).state_root
     except Exception:
         return None  # the normal path says what is wrong
     # A client's server leaves on a client's stop; any other command is waited for.
     forwarder = Forwarder(leaves=shape.stdio_serve)
     shared: Path | None = None  # the user's shared warm process answers, not the folder's
     try:
+        if state_root is None:
+            raise FileNotFoundError("no state folder, so none of its own")
         conn = _connect(run_dir(state_root))
     except Elsewhere:
         return None
@@ -538,11 +541,13 @@ def stop_warm(state_root: Path, timeout: float = STOP_TIMEOUT_S) -> int | None:
     return pid
 
 
-def start_warm(state_root: Path, shared: Path | None = None) -> None:
+def start_warm(state_root: Path | None, shared: Path | None = None) -> None:
     """Starts the state folder's warm process for the next clients (with `shared`, the user's
-    shared one listening in that run dir instead), detached from this one (its own session,
-    no pipe of the client's, reaped by init), without waiting for it; it starts importing
-    once this process, which serves its client itself, is idle."""
+    shared one listening in that run dir instead; neither: none), detached from this one (its
+    own session, no pipe of the client's, reaped by init), without waiting for it; it starts
+    importing once this process, which serves its client itself, is idle."""
+    if state_root is None and shared is None:
+        return
     serving = os.getpid()
     try:
         first = os.fork()

@@ -43,6 +43,9 @@ ENV = {
     "GIT_ATTR_NOSYSTEM": "1",
     "GIT_TERMINAL_PROMPT": "0",
     "GIT_NO_REPLACE_OBJECTS": "1",
+    # A read (status) never takes the index's lock to refresh a stale index: a person's own
+    # git command in that checkout at the same moment would fail on the lock.
+    "GIT_OPTIONAL_LOCKS": "0",
     "GIT_AUTHOR_NAME": "wvo-mcp",
     "GIT_AUTHOR_EMAIL": "wvo-mcp@localhost",
     "GIT_COMMITTER_NAME": "wvo-mcp",
