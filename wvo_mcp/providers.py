@@ -23,7 +23,7 @@ from wvo_mcp.rules.bounds import CPU_WEIGHT_RANGE, MEMORY_RANGE, PIDS_RANGE, TMP
 from wvo_mcp.rules.learning import Pin, Policy
 from wvo_mcp.rules.wire import Api
 from wvo_mcp.sandbox import egress
-from wvo_mcp.sandbox.limits import WorkerLimits
+from wvo_mcp.sandbox.request import WorkerLimits
 from wvo_mcp.sandbox.toolchain import Spec as ToolchainRules
 from wvo_mcp.sandbox.toolchain import relative as toolchain_folder
 

@@ -10,7 +10,7 @@ import pytest
 from tests.contract.conftest import World, create, events_of, monitor_tick
 from wvo_mcp import timeutil
 from wvo_mcp.errors import LeaseLost
-from wvo_mcp.health import judge, monitor
+from wvo_mcp.health import judge, leadership, monitor
 from wvo_mcp.health import service as checks
 from wvo_mcp.health.monitor import HealthMonitor
 from wvo_mcp.orchestrator import Orchestrator
@@ -25,8 +25,8 @@ async def test_one_leader_at_a_time_takeover_after_expiry_and_release(world: Wor
     a, b = await world.monitor_db(), await world.monitor_db()
     clock = world.clock
 
-    def take(me: str) -> partial[checks.Leadership]:
-        return partial(checks.take_leadership, me=me, now=clock.now(), lease_seconds=10)
+    def take(me: str) -> partial[leadership.Leadership]:
+        return partial(leadership.take_leadership, me=me, now=clock.now(), lease_seconds=10)
 
     first = await a.write(take("A"))
     assert (first.holder, first.term, first.expires_at) == (
@@ -54,7 +54,7 @@ async def test_one_leader_at_a_time_takeover_after_expiry_and_release(world: Wor
     observation, _ = await a.read(
         partial(checks.observe, settings=world.settings(), now=clock.now())
     )
-    with pytest.raises(checks.NotLeader):
+    with pytest.raises(leadership.NotLeader):
         await a.write(
             partial(
                 checks.record_tick,
@@ -69,9 +69,9 @@ async def test_one_leader_at_a_time_takeover_after_expiry_and_release(world: Wor
         )
     assert (await (await world.open()).health_report()).snapshot is None
 
-    await a.write(partial(checks.release_leadership, me="A", now=clock.now()))  # not A's
+    await a.write(partial(leadership.release_leadership, me="A", now=clock.now()))  # not A's
     assert (await a.write(take("A"))).holder == "B"
-    await b.write(partial(checks.release_leadership, me="B", now=clock.now()))
+    await b.write(partial(leadership.release_leadership, me="B", now=clock.now()))
     clock.advance(0.001)
     assert (await (await world.open()).health_report()).leader is None
     back = await a.write(take("A"))
@@ -156,7 +156,7 @@ async def test_a_claim_between_observing_and_acting_wins(world: World) -> None:
     assert (await orch.claim("gone", lease_seconds=5)).claimed
     world.clock.advance(61)
     lead = await mon.write(
-        partial(checks.take_leadership, me="mon", now=world.clock.now(), lease_seconds=10)
+        partial(leadership.take_leadership, me="mon", now=world.clock.now(), lease_seconds=10)
     )
     observation, _ = await mon.read(
         partial(checks.observe, settings=settings, now=world.clock.now())

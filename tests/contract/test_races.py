@@ -17,6 +17,7 @@ import pytest
 
 from tests.contract.conftest import World, create, events_of
 from wvo_mcp.errors import LeaseLost
+from wvo_mcp.health import leadership
 from wvo_mcp.health import service as checks
 from wvo_mcp.health.judge import Action
 from wvo_mcp.models import ClaimResult
@@ -142,7 +143,7 @@ async def test_a_heartbeat_racing_the_monitors_requeue(world: World) -> None:
     settings = a.settings
     await create(a, *({"id": f"t{i:05}", "title": "work"} for i in range(rounds)))
     lead = await monitor.write(
-        partial(checks.take_leadership, me="m", now=world.clock.now(), lease_seconds=10**9)
+        partial(leadership.take_leadership, me="m", now=world.clock.now(), lease_seconds=10**9)
     )
     observation, _ = await monitor.read(
         partial(checks.observe, settings=settings, now=world.clock.now())

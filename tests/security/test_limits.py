@@ -30,9 +30,9 @@ from wvo_mcp.rules.bounds import (
     check_command,
 )
 from wvo_mcp.sandbox import docker_backend
-from wvo_mcp.sandbox.limits import Request, validate
 from wvo_mcp.sandbox.outcome import result
 from wvo_mcp.sandbox.output import Tail
+from wvo_mcp.sandbox.request import Request, validate
 from wvo_mcp.services.leases import CHECKPOINTS_KEPT
 from wvo_mcp.store.sql import queries
 

@@ -23,7 +23,7 @@ from tests.autopilot.conftest import autopilot, backlog, git, make_project
 from tests.conftest import fresh_env, open_db
 from tests.security.tenancy import ours, started, statuses, trail, worktree
 from wvo_mcp.sandbox import bwrap, cgroups, fence, relay
-from wvo_mcp.sandbox.limits import WorkerLimits
+from wvo_mcp.sandbox.request import WorkerLimits
 
 PLAN = fence.probe() if bwrap.probe().usable else fence.Plan()
 pytestmark = pytest.mark.skipif(

@@ -8,7 +8,7 @@ from wvo_mcp import providers
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.sandbox import fence
 from wvo_mcp.sandbox.cgroups import shares
-from wvo_mcp.sandbox.limits import WorkerLimits
+from wvo_mcp.sandbox.request import WorkerLimits
 
 LIMITS = WorkerLimits(memory_mb=2048, pids=300, tmp_mb=64, home_mb=32, cpu_weight=50)
 ALL_V1 = {"memory": "v1", "cpu": "v1", "pids": "v1"}

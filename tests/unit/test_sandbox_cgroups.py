@@ -5,8 +5,8 @@ from pathlib import Path
 
 from wvo_mcp.sandbox import bwrap, docker_backend
 from wvo_mcp.sandbox.cgroups import _counter, parse_mountinfo, parse_proc_cgroup
-from wvo_mcp.sandbox.limits import Request
 from wvo_mcp.sandbox.protect import Layout
+from wvo_mcp.sandbox.request import Request
 
 HYBRID_CGROUP = """9:name=systemd:/
 8:pids:/

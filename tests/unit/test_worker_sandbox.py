@@ -5,7 +5,7 @@ from pathlib import Path, PurePosixPath
 
 from wvo_mcp.sandbox import fence, workers
 from wvo_mcp.sandbox.egress import Endpoint
-from wvo_mcp.sandbox.limits import WorkerLimits
+from wvo_mcp.sandbox.request import WorkerLimits
 
 VIEW = workers.View(
     workdir=Path("/srv/repo.wvo-worktrees/T1/1"),

@@ -1,14 +1,14 @@
 """A forge's failed request as a Fault: the kinds and words GitHub's and GitLab's clients share.
 
-Each client reads its own library's errors (githubkit's, python-gitlab's) and its own
-headers (githubkit reads GitHub's Retry-After and X-RateLimit-*; forge/gitlab_http.py reads
-GitLab's Retry-After and RateLimit-Reset); what a failure then is, and how the queue is
-told, is one rule for both, so that the autopilot waits out a limit or an outage the same on
-either forge (autopilot/landing/target.py:OutageGuard.call holds the queue): a rate limit is
-`limited`, carrying how long to hold; a refused or revoked token, or a repository the token
-cannot see, is `auth`; a 5xx, a timeout or a connection that fails is `timeout` or
-`unreachable`; anything else is `refused`. A failed job whose log the token may not read
-still goes back to its worker, the log's place saying why."""
+Each client reads its own library's errors (githubkit's, python-gitlab's) and its own headers
+(githubkit reads GitHub's Retry-After and X-RateLimit-*; forge/gitlab_http.py reads GitLab's
+Retry-After and RateLimit-Reset); what a failure then is, and how the queue is told, is one rule
+for both, so that the autopilot waits out a limit or an outage the same on either forge
+(autopilot/landing/target.py:OutageGuard.call holds the queue, for as long as
+rules/outage.py:Outage.failed says): a rate limit is `limited`, carrying how long to hold; a
+refused or revoked token, or a repository the token cannot see, is `auth`; a 5xx, a timeout or a
+connection that fails is `timeout` or `unreachable`; anything else is `refused`. A failed job
+whose log the token may not read still goes back to its worker, the log's place saying why."""
 
 from collections.abc import Callable
 

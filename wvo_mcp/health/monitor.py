@@ -3,7 +3,7 @@
 The OODA health monitor: a background task in every server process. The process holding
 the leader lease observes, orients, decides, acts and reports each tick, and takes the
 backups; the others wait to take over when that lease runs out
-(`health/service.py:take_leadership`)."""
+(`health/leadership.py:take_leadership`)."""
 
 import logging
 import random
@@ -19,7 +19,7 @@ from opentelemetry.trace import Span
 
 from wvo_mcp import backups, store, timeutil
 from wvo_mcp.config import Settings
-from wvo_mcp.health import judge
+from wvo_mcp.health import judge, leadership
 from wvo_mcp.health import service as checks
 from wvo_mcp.models import Observation
 from wvo_mcp.providers import Providers
@@ -84,7 +84,9 @@ class HealthMonitor:
         finally:
             with anyio.CancelScope(shield=True):
                 try:
-                    await db.write(partial(checks.release_leadership, me=self.me, now=self.clock()))
+                    await db.write(
+                        partial(leadership.release_leadership, me=self.me, now=self.clock())
+                    )
                 except Exception:
                     log.exception("health monitor: could not hand over leadership")
                 await db.close()
@@ -103,7 +105,9 @@ class HealthMonitor:
         now = self.clock()
         started = time.perf_counter()
         lead = await db.write(
-            partial(checks.take_leadership, me=self.me, now=now, lease_seconds=self.lease_seconds)
+            partial(
+                leadership.take_leadership, me=self.me, now=now, lease_seconds=self.lease_seconds
+            )
         )
         if not lead.held_by(self.me):
             left = (lead.expires_at - now).total_seconds()
@@ -142,7 +146,7 @@ class HealthMonitor:
                     ),
                     checks.tick_lock(actions),
                 )
-            except checks.NotLeader:
+            except leadership.NotLeader:
                 log.info("health monitor: %s lost leadership during a tick", self.me)
                 return Tick(self.interval, lead.term, observation)
             took["record"] = time.perf_counter() - started

@@ -1,7 +1,6 @@
-"""The health monitor's database work: leadership, observing, acting, the report.
+"""The health monitor's database work: observing, acting on what was decided, the report.
 
-The health monitor's database work: leadership, observation, acting on what was decided,
-and the report. Each function runs inside one transaction."""
+Each function runs inside one transaction; which process leads is leadership.py's."""
 
 import json
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.health import judge
 from wvo_mcp.health.judge import Action, Anomaly
+from wvo_mcp.health.leadership import ROLE, NotLeader
 from wvo_mcp.models import (
     AnomalyView,
     Drift,
@@ -33,7 +33,6 @@ from wvo_mcp.services.picking import claimable, queue_counts
 from wvo_mcp.services.tasks import record_event
 from wvo_mcp.store import Lock, Tx
 
-ROLE = "health-monitor"
 ACTOR = "health-monitor"
 LIST_CAP = 50  # tasks named, and acted on, per kind of finding per tick; the rest next tick
 # Unfinished tasks whose dependency counts one tick re-checks (~1 µs each): a large graph is
@@ -44,40 +43,10 @@ ROUTE_CHECKS = 10  # top claimable tasks checked for a provider that can take th
 
 
 @dataclass(frozen=True, slots=True)
-class Leadership:
-    holder: str
-    term: int
-    expires_at: datetime
-
-    def held_by(self, me: str) -> bool:
-        return self.holder == me
-
-
-class NotLeader(Exception):
-    """Another process took over between observing and acting; this tick writes nothing."""
-
-
-@dataclass(frozen=True, slots=True)
 class TickOutcome:
     opened: list[Anomaly]
     resolved: int
     actions: list[tuple[Action, str]]  # what was done, and the resulting status
-
-
-def take_leadership(tx: Tx, me: str, now: datetime, lease_seconds: float) -> Leadership:
-    """Renew or take the leader lease if free; returns whoever leads afterwards."""
-    stamp = timeutil.to_text(now)
-    tx.run(
-        "take_leadership",
-        {"role": ROLE, "me": me, "now": stamp, "expires": timeutil.after(now, lease_seconds)},
-    )
-    row = tx.one("leadership", (ROLE,))
-    assert row is not None
-    return Leadership(row["holder"], row["term"], timeutil.from_text(row["expires_at"]))
-
-
-def release_leadership(tx: Tx, me: str, now: datetime) -> None:
-    tx.run("release_leadership", {"role": ROLE, "me": me, "now": timeutil.to_text(now)})
 
 
 def observe(

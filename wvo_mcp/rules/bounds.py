@@ -4,7 +4,7 @@ What a command and a sandbox run may ask for, as plain values and checks (pure):
 sandbox checks a run against them, and the settings and a task's verify_command are held to
 the same ones, so the gate never starts with a value the sandbox would refuse.
 
-Carried out by `wvo_mcp/sandbox/limits.py` and `wvo_mcp/config.py`."""
+Carried out by `wvo_mcp/sandbox/request.py` and `wvo_mcp/config.py`."""
 
 from wvo_mcp.errors import ValidationFailed
 

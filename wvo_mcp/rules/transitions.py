@@ -1,7 +1,7 @@
 """Task statuses and the one table of legal moves between them, with who may make each.
 
-Carried out by `wvo_mcp/services/moves.py`, `wvo_mcp/services/leases.py` and
-`wvo_mcp/services/reviews.py`."""
+Carried out by `wvo_mcp/services/moves.py` (a move refused for want of an approving review:
+`_check_approval`), `wvo_mcp/services/leases.py` and `wvo_mcp/services/reviews.py`."""
 
 from enum import StrEnum
 

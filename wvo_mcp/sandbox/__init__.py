@@ -12,8 +12,8 @@ from wvo_mcp.config import Settings
 from wvo_mcp.models import SandboxResult
 from wvo_mcp.sandbox import backends, bwrap, none, protect
 from wvo_mcp.sandbox.backends import NOT_ISOLATED_HINT, doctor
-from wvo_mcp.sandbox.limits import Request, validate
 from wvo_mcp.sandbox.outcome import BackendCheck, cli_exit_code, result
+from wvo_mcp.sandbox.request import Request, validate
 from wvo_mcp.sandbox.toolchain import Toolchain
 from wvo_mcp.scratch_dirs import owner
 

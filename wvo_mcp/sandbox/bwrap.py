@@ -19,9 +19,9 @@ from pathlib import Path
 
 from wvo_mcp.sandbox import cgroups, runner, toolchain
 from wvo_mcp.sandbox.environment import DEFAULT_PATH, command_env
-from wvo_mcp.sandbox.limits import Request, argv
 from wvo_mcp.sandbox.outcome import BackendCheck, Outcome
 from wvo_mcp.sandbox.protect import Layout, Mount
+from wvo_mcp.sandbox.request import Request, argv
 
 SANDBOX_UID = 65534
 MIB = 1024 * 1024

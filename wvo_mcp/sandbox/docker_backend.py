@@ -18,10 +18,10 @@ import requests.exceptions
 
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.sandbox.environment import command_env
-from wvo_mcp.sandbox.limits import Request, argv
 from wvo_mcp.sandbox.outcome import BackendCheck, Outcome
 from wvo_mcp.sandbox.output import Tail
 from wvo_mcp.sandbox.protect import Layout
+from wvo_mcp.sandbox.request import Request, argv
 from wvo_mcp.sandbox.runner import DRAIN_DEADLINE_S
 
 log = logging.getLogger(__name__)

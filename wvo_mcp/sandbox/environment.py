@@ -2,11 +2,11 @@
 
 The server's own environment (its tokens and keys) never reaches a command: a command starts
 from BASE_ENV, the project's toolchain (toolchain.py) and what its request names, whose names
-and sizes `limits.py:check_env` checked."""
+and sizes `request.py:check_env` checked."""
 
 from collections.abc import Mapping
 
-from wvo_mcp.sandbox.limits import Request
+from wvo_mcp.sandbox.request import Request
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # The whole environment a command starts from; the parent's is never passed on, so

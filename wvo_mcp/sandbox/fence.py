@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from wvo_mcp.sandbox import bwrap, cgroups
-from wvo_mcp.sandbox.limits import WorkerLimits
+from wvo_mcp.sandbox.request import WorkerLimits
 
 NPROC_KERNEL = (5, 14)  # RLIMIT_NPROC counts per user namespace from this release
 FALLBACK_NICE = 10

@@ -7,8 +7,8 @@ import threading
 
 from wvo_mcp.sandbox import cgroups, runner, toolchain
 from wvo_mcp.sandbox.environment import command_env
-from wvo_mcp.sandbox.limits import Request, argv
 from wvo_mcp.sandbox.outcome import BackendCheck, Outcome
+from wvo_mcp.sandbox.request import Request, argv
 
 
 def check(allowed: bool) -> BackendCheck:

@@ -22,7 +22,7 @@ from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.sandbox import bwrap, fence, relay
 from wvo_mcp.sandbox.egress import Endpoint
 from wvo_mcp.sandbox.environment import DEFAULT_PATH
-from wvo_mcp.sandbox.limits import ENV_NAME, WorkerLimits
+from wvo_mcp.sandbox.request import ENV_NAME, WorkerLimits
 from wvo_mcp.sandbox.toolchain import Bind, Toolchain
 
 HOME = Path("/home/worker")  # the private home, as the worker sees it

@@ -34,7 +34,7 @@ from wvo_mcp.rules import pull_news as pull_news_rules
 from wvo_mcp.rules import pulls
 from wvo_mcp.rules.trust import RANKS
 from wvo_mcp.sandbox import fence
-from wvo_mcp.sandbox.limits import WorkerLimits
+from wvo_mcp.sandbox.request import WorkerLimits
 from wvo_mcp.services import pull_news
 from wvo_mcp.wiring import clis, edits, place
 from wvo_mcp.wiring.init import ignored

@@ -1,8 +1,10 @@
-"""What a sandbox run may ask for, checked before it starts (its environment: environment.py).
+"""A sandbox run's request checked before it starts: its workspace, limits and variables.
 
-Pure, no I/O but `stat`. Carries out `rules/bounds.py`. A worker run's limits are enforced by
-sandbox/fence.py (`Fence.breached` while it runs), and the run stopped by
-autopilot/attempt.py:stop_reason."""
+What a run may ask for (`validate`: a workspace that is no system folder, limits in range,
+the variables it adds), and what a worker's may (WorkerLimits); its environment is built in
+environment.py. Pure, no I/O but `stat`. Carries out `rules/bounds.py`. A worker run's
+limits are enforced by sandbox/fence.py (`Fence.breached` while it runs), and the run
+stopped by autopilot/attempt.py:stop_reason."""
 
 import os
 import re

@@ -8,9 +8,9 @@ import pytest
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.sandbox import cli_exit_code
 from wvo_mcp.sandbox.environment import BASE_ENV, command_env
-from wvo_mcp.sandbox.limits import Request, argv, validate
 from wvo_mcp.sandbox.outcome import Outcome, result
 from wvo_mcp.sandbox.output import Tail
+from wvo_mcp.sandbox.request import Request, argv, validate
 
 
 def test_a_valid_request_comes_back_with_the_workspace_resolved(tmp_path: Path) -> None:
