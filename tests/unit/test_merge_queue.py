@@ -99,6 +99,14 @@ def test_hold_for_person_names_the_persons_commits() -> None:
     assert commits[5][:12] not in reason  # at most five named
 
 
+def test_an_empty_submission_is_done_only_where_its_task_needs_no_change() -> None:
+    assert merge_queue.empty_done({"needs_change": False})
+    for metadata in ({}, {"needs_change": True}, {"needs_change": "false"}, {"needs_change": 0}):
+        assert not merge_queue.empty_done(metadata), metadata
+    assert merge_queue.empty_hold(0) is None  # back to its worker, once
+    assert merge_queue.empty_hold(1) == "its submission changed nothing again"
+
+
 def test_hold_for_person_after_too_many_returns() -> None:
     assert merge_queue.hold_for_person(2, 3, []) is None
     reason = merge_queue.hold_for_person(3, 3, [])

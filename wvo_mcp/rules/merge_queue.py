@@ -1,8 +1,8 @@
 """The merge queue's decisions: which batch prefixes to verify next, who gets a failure (pure).
 
 The merge queue's decisions, free of I/O: which prefixes of a failed batch to verify
-next (bisection over as many test slots as there are), and whether a submission that does
-not land goes back to a worker or to a person.
+next (bisection over as many test slots as there are), whether a submission that does
+not land goes back to a worker or to a person, and whether one that changes nothing is done.
 
 Carried out by `wvo_mcp/autopilot/landing/onto_branch.py`, `wvo_mcp/autopilot/landing/steps.py`
 and `wvo_mcp/autopilot/apart.py`."""
@@ -41,6 +41,18 @@ def hold_for_person(returns: int, max_returns: int, persons_commits: Sequence[st
     if returns >= max_returns:
         return f"it came back {returns} time(s) already (--max-returns {max_returns})"
     return None
+
+
+def empty_done(metadata: Mapping[str, object]) -> bool:
+    """Whether a submission that changes nothing on the target is done, with no check: only
+    where its task says it needs no change (metadata.needs_change: false)."""
+    return metadata.get("needs_change") is False
+
+
+def empty_hold(returns: int) -> str | None:
+    """Why a person, not its worker, gets a submission that changed nothing and needed a
+    change; None: its worker does, once."""
+    return "its submission changed nothing again" if returns else None
 
 
 def checks(

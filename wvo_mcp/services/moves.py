@@ -1,9 +1,10 @@
 """A task's status moves: who may make each, where it ends, and what follows from it.
 
-Every status a task takes after its claim goes through here, so the one table of legal moves
-is checked in one place: `update_status` carries out `rules/transitions.py` (who may move a
-task where, and which moves need an approving review), and `rules/retry.py` for a failed
-attempt. A move reads the holder's lease (services/leases.py) but never renews it."""
+Every status a task takes after its claim goes through here, so the one table of legal moves is
+checked in one place: `update_status` carries out `rules/transitions.py` (who may move a task
+where, and which moves need an approving review; which may go with claim_next is
+`rules/transitions.py:check_claim_next`), and `rules/retry.py` for a failed attempt. A move
+reads the holder's lease (services/leases.py) but never renews it."""
 
 import json
 from collections.abc import Sequence

@@ -1,4 +1,4 @@
-"""What a claim reads before it picks, and its pick (the scheduler's reads).
+"""What a claim may take, and why not: WIP limits, readiness, pauses; and its pick (scheduler).
 
 The candidates best first (ready tasks and expired leases, in WSJF order; a tier's routed
 ones), the leases live now (WIP), the pauses, and a claim's choice among them

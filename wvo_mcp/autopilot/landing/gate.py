@@ -8,7 +8,8 @@ wrote; a failure of its tests is run again before anything is blamed; one that d
 come back is a flake only where it is proven one on the target (issue 69).
 
 Carries out `rules/flakes.py` (what proves a flake, `Gate.check`) and `rules/junit.py`
-(which tests a run's reports say failed).
+(which tests a run's reports say failed). The autopilot's pre-flight run of the check, which
+refuses to start on a red target, is `autopilot/loop.py:Autopilot._preflight`.
 
 Carries out `rules/check_causes.py`."""
 

@@ -300,10 +300,10 @@ class Steps:
     async def land_empty(self, fence: int, item: Entry, old: str) -> None:
         """A submission that changes nothing on the target: done now, with no check, where
         its task says it needs no change (metadata.needs_change: false); else back to its
-        worker once, then to a person."""
+        worker once, then to a person (merge_queue.empty_done, merge_queue.empty_hold)."""
         task = await self.orchestrator.get_task(item.task_id)
-        if task.metadata.get("needs_change") is not False:
-            hold = "its submission changed nothing again" if item.returns else None
+        if not merge_queue.empty_done(task.metadata):
+            hold = merge_queue.empty_hold(item.returns)
             await self.send_back(fence, item, empty(self.onto or "its branch", old), [], hold)
             return
         self.say(f"{item.task_id} has nothing to land: its submission changes nothing "
