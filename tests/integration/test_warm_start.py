@@ -521,15 +521,17 @@ def cgroup_of_its_own() -> Iterator[Path | None]:
 
 @pytest.mark.usefixtures("cleanup")
 def test_a_forked_server_is_bounded_as_its_relay_is(state_root: Path) -> None:
-    """Its cgroup, resource limits, nice value and OOM score are its client's, not the warm
-    process's: a client that limits what it starts limits the server too."""
+    """Its cgroup, resource limits, nice value, OOM score and CPUs are its client's, not the
+    warm process's: a client that limits what it starts limits the server too."""
     warm = start_warm(state_root)
+    one_cpu = {max(os.sched_getaffinity(warm.pid))}
     with cgroup_of_its_own() as group:
 
         def bound() -> None:  # in the relay, before it runs
             resource.setrlimit(resource.RLIMIT_NOFILE, (777, 888))
             os.nice(3)
             Path("/proc/self/oom_score_adj").write_text("123")
+            os.sched_setaffinity(0, one_cpu)  # as `taskset` does
             if group is not None:
                 (group / "cgroup.procs").write_text(str(os.getpid()))
 
@@ -539,6 +541,8 @@ def test_a_forked_server_is_bounded_as_its_relay_is(state_root: Path) -> None:
         assert open_files_limit(server) == ("777", "888") != open_files_limit(warm.pid)
         assert nice_of(server) == nice_of(client.proc.pid) == nice_of(warm.pid) + 3
         assert Path(f"/proc/{server}/oom_score_adj").read_text().strip() == "123"
+        assert os.sched_getaffinity(server) == one_cpu
+        assert os.sched_getaffinity(warm.pid) != one_cpu or os.cpu_count() == 1  # not its own
         cgroup = Path(f"/proc/{server}/cgroup").read_text()
         assert cgroup == Path(f"/proc/{client.proc.pid}/cgroup").read_text()
         if group is not None:

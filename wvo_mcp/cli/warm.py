@@ -1,25 +1,24 @@
 """The state folder's warm process: imports the CLI once, then forks one per command (_fork).
 
-The warm process of a state folder (warm start, the default on Linux): it imports what
-`serve` and the other commands need once, then forks a process for each command a relay
-(warm_relay.py) hands over: a server for each client, and any other command but `stop`.
+The warm process of a state folder (warm start, the default on Linux): it imports what `serve`
+and the other commands need once, then forks a process for each command a relay (warm_relay.py)
+hands over: a server for each client, and any other command but `stop`.
 
 One per state folder (a lock in its run dir), detached, with no thread and no event loop
-running, so forking it is safe. Each connection's peer must be this user, and by the
-kernel's word (warm_relay.elsewhere) in this process's namespaces with its privileges;
-then this process forks at once and the child reads the relay's header: no client's
-environment ever passes through this process's memory, which every later server is forked
-from. A relay of another build (an upgrade, an edited source) gets "stale" from its child,
-and this process ends. A forked child takes the relay's stdin, stdout, stderr, working
-directory (a descriptor of it, not its path), environment, umask, cgroup, resource limits,
-nice value and OOM score (adopt), and runs the CLI's normal path (`serve`: settings, the
-servers lock, the database, the sandbox layout, its own server; any other command as it
-would run cold): one process per agent, as without warm start. This process reaps it and
-tells the relay its exit code. It never writes to stdout (the protocol's, in a child) and
-ends after WVO_WARM_IDLE_SECONDS with no server left, on SIGTERM (`wvo-mcp stop`), or when
-it is stale; servers it forked go on until their clients stop them. The user's shared one
-clears the folders other builds' shared warm processes left beside its own, once none
-holds them.
+running, so forking it is safe. Each connection's peer must be this user, and by the kernel's
+word (warm_relay.elsewhere) in this process's namespaces with its privileges; then this process
+forks at once and the child reads the relay's header: no client's environment ever passes
+through this process's memory, which every later server is forked from. A relay of another build
+(an upgrade, an edited source) gets "stale" from its child, and this process ends. A forked
+child takes the relay's stdin, stdout, stderr, working directory (a descriptor of it, not its
+path), environment, umask, cgroup, resource limits, nice value, OOM score and CPU affinity
+(adopt), and runs the CLI's normal path (`serve`: settings, the servers lock, the database, the
+sandbox layout, its own server; any other command as it would run cold): one process per agent,
+as without warm start. This process reaps it and tells the relay its exit code. It never writes
+to stdout (the protocol's, in a child) and ends after WVO_WARM_IDLE_SECONDS with no server left,
+on SIGTERM (`wvo-mcp stop`), or when it is stale; servers it forked go on until their clients
+stop them. The user's shared one clears the folders other builds' shared warm processes left
+beside its own, once none holds them.
 """
 
 import contextlib
@@ -740,9 +739,10 @@ def _serve(child: Forked) -> int:
 
 
 def adopt_relay_bounds(header: dict[str, Any]) -> str | None:
-    """In a forked server: its relay's cgroup, resource limits, nice value and OOM score
-    adjustment instead of the warm process's, so it is bounded and accounted as its client
-    is; or why it cannot be (a limit above the warm process's, a cgroup it may not join).
+    """In a forked server: its relay's cgroup, resource limits, nice value, OOM score
+    adjustment and CPU affinity instead of the warm process's, so it is bounded and
+    accounted as its client is; or why it cannot be (a limit above the warm process's, a
+    cgroup it may not join, CPUs outside its own).
     A process cannot join another's session: the relay is its handle there instead."""
     from wvo_mcp.sandbox import cgroups  # preloaded: light here, heavy for the warm's start
 
@@ -759,6 +759,9 @@ def adopt_relay_bounds(header: dict[str, Any]) -> str | None:
             os.setpriority(os.PRIO_PROCESS, 0, header["nice"])
         if header["oom_score_adj"] != mine["oom_score_adj"]:
             Path("/proc/self/oom_score_adj").write_text(header["oom_score_adj"])
+        # Absent from an earlier build's header, which is answered "stale" all the same.
+        if header.get("cpus", mine["cpus"]) != mine["cpus"]:
+            os.sched_setaffinity(0, header["cpus"])
     except (OSError, ValueError, TypeError, AttributeError) as exc:
         return f"bounds the warm process cannot take on: {type(exc).__name__}: {exc}"
     return None

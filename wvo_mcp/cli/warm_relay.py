@@ -223,8 +223,8 @@ def privileges(pid: int | str = "self") -> dict[str, str]:
 
 def bounds() -> dict[str, Any]:
     """What bounds this process, which a server forked for it takes on
-    (warm.adopt_relay_bounds): its cgroup, resource limits, nice value and OOM score
-    adjustment."""
+    (warm.adopt_relay_bounds): its cgroup, resource limits, nice value, OOM score
+    adjustment and the CPUs it may run on."""
     limits = {
         name: list(resource.getrlimit(getattr(resource, name)))
         for name in dir(resource)
@@ -235,6 +235,7 @@ def bounds() -> dict[str, Any]:
         "limits": limits,
         "nice": os.getpriority(os.PRIO_PROCESS, 0),
         "oom_score_adj": _read("/proc/self/oom_score_adj").strip(),
+        "cpus": sorted(os.sched_getaffinity(0)),
     }
 
 
