@@ -9,7 +9,7 @@ import pytest
 from tests.contract.conftest import World, create
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.transitions import Status
-from wvo_mcp.services import issue_sync
+from wvo_mcp.services import issue_conversation
 from wvo_mcp.store import Tx
 
 pytestmark = pytest.mark.anyio
@@ -17,7 +17,7 @@ PREFIX = "gh/team/project/"
 
 
 async def untold(orch: Orchestrator) -> list[str]:
-    return await orch.db.read(partial(issue_sync.untold, prefix=PREFIX))
+    return await orch.db.read(partial(issue_conversation.untold, prefix=PREFIX))
 
 
 async def test_a_done_task_is_untold_until_its_landed_write_is_done(
@@ -34,7 +34,7 @@ async def test_a_done_task_is_untold_until_its_landed_write_is_done(
     await orch.forge_done(f"landed:{ids[0]}", "2031-05-06T07:00:00Z")
     assert await untold(orch) == [ids[1]]
     other = await world.open()  # another server on the same database sees it told
-    assert await other.db.read(partial(issue_sync.untold, prefix=PREFIX)) == [ids[1]]
+    assert await other.db.read(partial(issue_conversation.untold, prefix=PREFIX)) == [ids[1]]
 
 
 async def test_the_open_pull_requests_under_a_repository_s_tasks(orch: Orchestrator) -> None:
@@ -52,7 +52,7 @@ async def test_the_open_pull_requests_under_a_repository_s_tasks(orch: Orchestra
 
     await orch.db.write(partial(opened, task=ids[0], number=5, state="open"))
     await orch.db.write(partial(opened, task=ids[1], number=6, state="merged"))
-    found = await orch.db.read(partial(issue_sync.open_pulls, prefix=PREFIX))
+    found = await orch.db.read(partial(issue_conversation.open_pulls, prefix=PREFIX))
     assert [(r["task_id"], r["number"], r["url"]) for r in found] == [
         (ids[0], 5, "https://github.com/team/project/pull/5")
     ]

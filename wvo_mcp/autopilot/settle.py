@@ -1,7 +1,8 @@
 """How a worker's run settles, decided from how it ended and where its task stands (pure).
 
-How a worker's run settles, decided from how it ended and where its task stands (pure:
-the loop records, charges, takes or hands back as told)."""
+The loop records, charges, takes or hands back as told. A CLI refused tools it needed (Claude
+Code's permission_denials, the task unfinished) settles as a refused login: its provider's
+breaker opens and the task fails over (the person is told by loop.py's `_tell_auth`)."""
 
 import dataclasses
 from dataclasses import dataclass

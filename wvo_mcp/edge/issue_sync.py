@@ -22,7 +22,7 @@ merge of its pull request, which says `Closes`, or this sync): commented on (its
 pull request named), then closed or labelled; an agent's open question is posted on its
 issue; and the comments since the last pass are read, where a reply to a posted question
 from someone who steers answers it and their `/wvo tell …` tells the task's holder, and
-anyone else's is shown (services/issue_sync).
+anyone else's is shown (services/issue_conversation).
 Each write on the forge is claimed by one host first, so two hosts never both make it.
 
 A person runs it, with their token: it acts with their authority, as `import` does.
@@ -48,7 +48,7 @@ from wvo_mcp.rules.graph import find_cycle
 from wvo_mcp.rules.issue_tasks import Issue, Table
 from wvo_mcp.rules.text import ForgeKind, quoted
 from wvo_mcp.rules.transitions import Status
-from wvo_mcp.services import issue_sync
+from wvo_mcp.services import issue_conversation
 from wvo_mcp.services.roadmap_update import RoadmapUpdate
 
 FINAL = (Status.DONE, Status.CANCELLED)
@@ -501,7 +501,7 @@ async def closed_by_merge(
         return []
     prefix = issue_tasks.task_id(repository, 0, forge.kind)[:-1]
     found = []
-    for row in await orchestrator.db.read(partial(issue_sync.open_pulls, prefix=prefix)):
+    for row in await orchestrator.db.read(partial(issue_conversation.open_pulls, prefix=prefix)):
         number = waiting.get(row["task_id"])
         if number is None or not issue_tasks.pull_here(str(row["url"]), repository, forge.kind):
             continue
@@ -522,7 +522,7 @@ async def _finish(
     across passes, processes and hosts: the `landed:` write is claimed first and marked
     done after (one query finds those not done). Answers the open ones and the closed."""
     prefix = issue_tasks.task_id(repository, 0, forge.kind)[:-1]
-    untold = set(await orchestrator.db.read(partial(issue_sync.untold, prefix=prefix)))
+    untold = set(await orchestrator.db.read(partial(issue_conversation.untold, prefix=prefix)))
     finished: list[str] = []
     told: list[str] = []
     for issue in issues:

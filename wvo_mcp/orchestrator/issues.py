@@ -12,7 +12,7 @@ from wvo_mcp.rules.issue_tasks import Issue, IssueComment
 from wvo_mcp.rules.pull_news import News
 from wvo_mcp.rules.text import ForgeKind
 from wvo_mcp.rules.webhooks import Run
-from wvo_mcp.services import issue_sync, pull_news, webhooks
+from wvo_mcp.services import issue_conversation, pull_news, webhooks
 from wvo_mcp.store import Lock, Row
 
 
@@ -63,41 +63,43 @@ class IssuesFacade(Facade):
 
     async def synced_repositories(self) -> list[str]:
         """The repositories `import github:` synced here (the webhook serves them)."""
-        return await self.db.read(issue_sync.synced)
+        return await self.db.read(issue_conversation.synced)
 
-    # An issue's conversation with its task (edge/issue_sync.py; services/issue_sync).
+    # An issue's conversation with its task (edge/issue_sync.py; services/issue_conversation).
 
     async def forge_claim(self, key: str) -> bool:
-        return await self.db.write(partial(issue_sync.claim, key=key, now=self.clock()))
+        return await self.db.write(partial(issue_conversation.claim, key=key, now=self.clock()))
 
     async def forge_done(self, key: str, at: str) -> None:
-        await self.db.write(partial(issue_sync.done, key=key, at=at, now=self.clock()))
+        await self.db.write(partial(issue_conversation.done, key=key, at=at, now=self.clock()))
 
     async def forge_release(self, key: str) -> None:
-        await self.db.write(partial(issue_sync.release, key=key))
+        await self.db.write(partial(issue_conversation.release, key=key))
 
     async def unsynced(self, repository: str) -> list[Unsynced]:
-        return await self.db.read(partial(issue_sync.unsynced, repository=repository))
+        return await self.db.read(partial(issue_conversation.unsynced, repository=repository))
 
     async def keep_unsynced(self, repository: str, found: list[Unsynced]) -> None:
-        await self.db.write(partial(issue_sync.keep_unsynced, repository=repository, found=found))
+        await self.db.write(
+            partial(issue_conversation.keep_unsynced, repository=repository, found=found)
+        )
 
     async def forge_post(self, key: str) -> Row | None:
-        return await self.db.read(partial(issue_sync.post_of, key=key))
+        return await self.db.read(partial(issue_conversation.post_of, key=key))
 
     async def tasks_under(self, prefix: str) -> dict[str, str]:
         """Each task whose id starts with `prefix`, and its status."""
-        return await self.db.read(partial(issue_sync.statuses, prefix=prefix))
+        return await self.db.read(partial(issue_conversation.statuses, prefix=prefix))
 
     async def questions_under(self, prefix: str) -> list[Row]:
-        return await self.db.read(partial(issue_sync.questions, prefix=prefix))
+        return await self.db.read(partial(issue_conversation.questions, prefix=prefix))
 
     async def task_landed(self, task_id: str) -> Row | None:
-        return await self.db.read(partial(issue_sync.landed, task_id=task_id))
+        return await self.db.read(partial(issue_conversation.landed, task_id=task_id))
 
     async def issue_comment(self, task_id: str, said: IssueComment, kind: str, text: str) -> str:
         return await self.db.write(
-            partial(issue_sync.comment, settings=self.settings, task_id=task_id, said=said,
+            partial(issue_conversation.comment, settings=self.settings, task_id=task_id, said=said,
                     kind=kind, text=text, now=self.clock()),
             Lock.TASK,
         )  # fmt: skip
@@ -106,7 +108,7 @@ class IssuesFacade(Facade):
         self, task_id: str, who: str, what: str, url: str, key: str = ""
     ) -> None:
         await self.db.write(
-            partial(issue_sync.outsider, task_id=task_id, who=who, what=what, url=url,
+            partial(issue_conversation.outsider, task_id=task_id, who=who, what=what, url=url,
                     key=key, now=self.clock()),
             Lock.TASK,
         )  # fmt: skip

@@ -24,7 +24,7 @@ from itertools import islice
 from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import WvoError
-from wvo_mcp.models import ClaimResult, PlanNextResult, RankedTask
+from wvo_mcp.models import ClaimResult, PlanNextResult, RankedTask, lean_output
 from wvo_mcp.providers import Providers
 from wvo_mcp.rules.claim_admission import WAIT_BOUND_S
 from wvo_mcp.rules.pauses import Paused
@@ -411,7 +411,7 @@ def _grant(
             lease_expires_at=expires,
             lease_seconds=lease_seconds,
             attempt=granted["attempts"] + 1,
-            last_checkpoint=rows.brief(rows.checkpoint(latest.one()), row["id"]),
+            last_checkpoint=lean_output.brief(rows.checkpoint(latest.one()), row["id"]),
         )
 
     return read

@@ -7,7 +7,7 @@ from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.models import StatusReport
 from wvo_mcp.providers import Providers
-from wvo_mcp.services import flakes, issue_sync, rows, schedules
+from wvo_mcp.services import flakes, issue_conversation, rows, schedules
 from wvo_mcp.services.claims import plan_next
 from wvo_mcp.store import Tx
 
@@ -72,7 +72,7 @@ def status_report(
         dead_letters=[rows.summary(r) for r in tx.all("dead_letters", (20,))],
         scheduled=schedules.listed(tx, 20),
         checks=flakes.gate(tx, now).checks,
-        unsynced=issue_sync.all_unsynced(tx),
+        unsynced=issue_conversation.all_unsynced(tx),
     )
 
 

@@ -108,30 +108,6 @@ def checkpoint(row: Row | None) -> Checkpoint | None:
     )
 
 
-# A claim hands over the last checkpoint; long text stays in task_get, not in every claim.
-BRIEF_CHARS = 600
-BRIEF_FILES = 20
-
-
-def brief(found: Checkpoint | None, task_id: str) -> Checkpoint | None:
-    """The checkpoint as a claim carries it: long text and file lists cut, saying where the
-    rest is."""
-    if found is None:
-        return None
-
-    def cut(text: str | None) -> str | None:
-        if text is None or len(text) <= BRIEF_CHARS:
-            return text
-        return f"{text[:BRIEF_CHARS]}... [cut: task_get('{task_id}') has all of it]"
-
-    files = found.files
-    if len(files) > BRIEF_FILES:
-        files = [*files[:BRIEF_FILES], f"... {len(files) - BRIEF_FILES} more: task_get"]
-    return found.model_copy(
-        update={"summary": cut(found.summary), "next_steps": cut(found.next_steps), "files": files}
-    )
-
-
 def event(row: Row) -> Event:
     return Event(
         at=row["at"],
