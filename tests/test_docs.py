@@ -3,6 +3,7 @@ starts it."""
 
 import ast
 import difflib
+import functools
 import json
 import re
 
@@ -160,20 +161,24 @@ def _rows(index: str) -> list[tuple[str, str]]:
 def _defines(path: str, name: str) -> bool:
     """`wvo_mcp/path` defines `name`: a function or class anywhere in it (the tools are
     closures), or a method `Class.method`."""
+    return name in _definitions(path)
+
+
+@functools.cache
+def _definitions(path: str) -> frozenset[str]:
+    """What `_defines` finds in `wvo_mcp/path`: each file parsed once for its rows."""
     module = ROOT / "wvo_mcp" / path
     if not module.is_file():
-        return False
-    tree = ast.parse(module.read_text())
-    owner, _, member = name.partition(".")
-    nodes = [n for n in ast.walk(tree) if isinstance(n, _DEFINITIONS)]
-    if not member:
-        return any(n.name == name for n in nodes)
-    return any(
-        isinstance(m, _DEFINITIONS) and m.name == member
+        return frozenset()
+    nodes = [n for n in ast.walk(ast.parse(module.read_text())) if isinstance(n, _DEFINITIONS)]
+    methods = {
+        f"{n.name}.{m.name}"
         for n in nodes
-        if isinstance(n, ast.ClassDef) and n.name == owner
+        if isinstance(n, ast.ClassDef)
         for m in n.body
-    )
+        if isinstance(m, _DEFINITIONS)
+    }
+    return frozenset({n.name for n in nodes} | methods)
 
 
 def test_where_it_happens_names_functions_that_exist():
