@@ -9,6 +9,7 @@ import pytest
 from tests.conftest import Agent, connect, table_rows, wvo
 from tests.landing_state import HELD_WHY, TARGET, fill_state
 from wvo_mcp import timeutil
+from wvo_mcp.edge import calls
 
 pytestmark = pytest.mark.anyio
 
@@ -434,3 +435,27 @@ async def test_landing_queue_lists_the_queue_and_its_figures(state_root: Path) -
     assert (short["figures"]["landed"], short["figures"]["wait_p50_s"]) == (0, None)
     assert "spend" not in short["figures"] and len(short["entries"]) == 4
     assert "hours" in refused and "greater than or equal to 1" in refused
+
+
+async def test_a_servers_tools_derived_for_an_earlier_one_read_refuse_and_act_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the SDK derives from each tool's function is kept from a process's first server
+    for the next (edge/calls.Server.add_tool), as a forked server keeps what the warm
+    process derived: the later server's tools read and refuse as freshly derived ones do,
+    and act for its own agent on its own state."""
+    monkeypatch.setattr(calls, "_DERIVED", {})  # the first server below derives them afresh
+    async with connect(tmp_path / "first", WVO_AGENT_ID="ann") as first:
+        await first.call("task_create", tasks=[{"id": "A1", "title": "the first's"}])
+        fresh = (await first.client.list_tools()).tools
+        refused = await first.error("claim_task", lease_second=5)
+    assert calls._DERIVED
+    async with connect(tmp_path / "second", WVO_AGENT_ID="bob") as second:
+        kept = (await second.client.list_tools()).tools
+        assert [t.model_dump() for t in kept] == [t.model_dump() for t in fresh]
+        assert await second.error("claim_task", lease_second=5) == refused
+        assert await all_ids(second) == []
+        await second.call("task_create", tasks=[{"id": "B1", "title": "the second's"}])
+        assert await all_ids(second) == ["B1"]
+        claim = await second.claim()
+        assert (claim["task"]["id"], claim["agent_id"]) == ("B1", "bob")  # its own tools

@@ -19,6 +19,10 @@ ALLOWED: dict[str, str] = {
     "_exit": "os._exit, the documented exit of a process whose cleanup must not run",
     "_actions": "argparse keeps a parser's options only in its private _actions",
     "_tool_manager": "the MCP SDK's server lists its registered tools only through it",
+    "_tools": "the MCP SDK's tool manager takes a tool already derived (edge/calls.py: once a "
+    "process, not once a server) only into its _tools",
+    "_run_exitfuncs": "atexit runs what a process registered only at the interpreter's shutdown "
+    "or through it: a forked server runs them, then ends without the rest (cli/warm.py)",
     "_lowlevel_server": "the MCP SDK's server: what its run_stdio_async serves, and where "
     "request handlers are installed",
     "_no_notes_for": "a flag of a holder's answer unseen by its agent (models/claims.py): "

@@ -8,7 +8,9 @@ A person's notes (a tell, a redirect) reach a holder here, with its call's answe
 
 Carries out `rules/identity.py`."""
 
+import copy
 import functools
+import inspect
 import json
 import logging
 import os
@@ -23,6 +25,7 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.tools import Tool
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, Icon, ToolAnnotations
 from pydantic import BaseModel
@@ -67,7 +70,32 @@ class Server(MCPServer[Orchestrator]):
     ) -> None:
         # Unstructured to the SDK; the structured content is ours (_answer).
         structured = False if structured_output is None else structured_output
+        # What the SDK derives from a tool's function (its argument model and JSON schema,
+        # the larger part of building a server) depends on its code and signature alone, not
+        # on what the closure holds: derived once a process, and for a forked server by the
+        # warm process's rehearsal.
+        key = (
+            inspect.unwrap(fn).__code__, str(inspect.signature(fn)), name, title, description,
+            repr(annotations), repr(icons), repr(meta), structured,
+        )  # fmt: skip
+        tools = self._tool_manager._tools
+        known = _DERIVED.get(key)
+        if known is not None and known.name not in tools:
+            parameters = copy.deepcopy(known.parameters)
+            tools[known.name] = known.model_copy(update={"fn": fn, "parameters": parameters})
+            return
         super().add_tool(fn, name, title, description, annotations, icons, meta, structured)
+        if known is None:
+            made = tools[name or fn.__name__]
+            parameters = copy.deepcopy(made.parameters)
+            _DERIVED[key] = made.model_copy(update={"fn": _derived_only, "parameters": parameters})
+
+
+_DERIVED: dict[tuple[object, ...], "Tool"] = {}
+
+
+def _derived_only() -> None:
+    """A derived tool's function until a server's own replaces it."""
 
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
@@ -299,6 +327,7 @@ def refuse_unknown_arguments(server: Server) -> None:
     back to the default in silence; make every tool refuse them (and say so in its schema)."""
     for tool in server._tool_manager.list_tools():
         model = tool.fn_metadata.arg_model
-        model.model_config["extra"] = "forbid"
-        model.model_rebuild(force=True)
+        if model.model_config.get("extra") != "forbid":  # a model derived before is already
+            model.model_config["extra"] = "forbid"
+            model.model_rebuild(force=True)
         tool.parameters["additionalProperties"] = False
