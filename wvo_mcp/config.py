@@ -13,7 +13,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from wvo_mcp.errors import ValidationFailed
-from wvo_mcp.rules import gitlab_webhooks
 from wvo_mcp.rules.bounds import MEMORY_RANGE, OUTPUT_BYTES_RANGE, TIMEOUT_RANGE, check_range
 from wvo_mcp.rules.identity import check_agent_id
 from wvo_mcp.rules.trust import Trust, parse
@@ -129,7 +128,12 @@ def _signing(env: Mapping[str, str]) -> str:
     """WVO_GITLAB_WEBHOOK_SIGNING_TOKEN: GitLab's webhook signing token, whsec_ and a base64
     key, as GitLab shows it; anything else is refused (never echoed: it is a secret)."""
     raw = env.get("WVO_GITLAB_WEBHOOK_SIGNING_TOKEN", "").strip()
-    if raw and gitlab_webhooks.signing_key(raw) is None:
+    if not raw:
+        return raw
+    # Imported only here: every command's process reads this module first, a relay's too.
+    from wvo_mcp.rules import gitlab_webhooks
+
+    if gitlab_webhooks.signing_key(raw) is None:
         raise ValidationFailed("WVO_GITLAB_WEBHOOK_SIGNING_TOKEN is not a signing token: give "
                                "the one GitLab's webhook settings show, whsec_ and a base64 "
                                "key")  # fmt: skip
