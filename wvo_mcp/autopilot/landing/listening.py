@@ -6,7 +6,8 @@ autopilot that follows the pull request reads its repository's news on each pass
 pull request whose news is worth a look (rules/pull_news.worth_a_look) is looked at now,
 not a poll later. Whether deliveries come at all (news heard within a day) decides how
 often a pull request is looked at regardless: every `--forge-poll` seconds without them,
-every `--forge-safety-poll` with them, as the net for a delivery the forge lost.
+every `--forge-safety-poll` with them, as the net for a delivery the forge lost (the spacing
+itself: pull_requests.py's `PullRequests._spacing`).
 
 Carries out `rules/pull_news.py` for autopilot/landing/pull_requests.py."""
 
