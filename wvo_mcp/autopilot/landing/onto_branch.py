@@ -3,7 +3,8 @@
 The queue's head is stacked onto the target's tip one entry after another and verified as
 one tree; a failing batch is bisected so the entries before the culprit land, and the
 target moves to what passed with a compare-and-swap from the tip it was stacked on (on a
-remote: a push with a lease).
+remote: a push with a lease). A red target (its base failing the check alone) holds the
+queue with no worker charged (`OntoBranch.land`, then `Steps.turned_red`).
 
 Carries out `rules/merge_queue.py` (`probes` and `narrow`: which prefixes a bisection
 verifies next)."""
