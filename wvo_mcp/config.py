@@ -166,6 +166,7 @@ def _reconnect_seconds(env: Mapping[str, str]) -> float | None:
 
 
 def _agent_id(env: Mapping[str, str]) -> str | None:
+    """WVO_AGENT_ID, checked; None: the server names its agent (rules/identity.default_name)."""
     raw = env.get("WVO_AGENT_ID") or None
     if raw is None:
         return None

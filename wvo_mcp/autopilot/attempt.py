@@ -1,7 +1,8 @@
 """Runs one worker CLI in isolation, watches it, and ends it with everything it started.
 
 One CLI run, as buildkite's JobExecutor runs a job: made ready in isolation
-(isolation.py), started in a process group of its own, its output read into its log and its
+(isolation.py), started in a process group of its own (its stdout and stderr Unix sockets:
+`_socket_pair`), its output read into its log and its
 event stream, watched for silence, a resource limit or the end of a drain's grace, and
 killed as one group, whatever it started. A person's pause ends it here
 (`Executor._watch`); an ACP worker's driver ends its own turn first (`autopilot/acp_driver.py`).

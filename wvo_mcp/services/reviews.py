@@ -1,4 +1,4 @@
-"""Reviews and approvals: a submitted commit's reviews, and a person's approval or refusal.
+"""A person's decisions on waiting tasks (approve, reject) and a submitted commit's reviews.
 
 A review comes from the autopilot's reviewer (`review_submit`: kept here by `review`, acted
 on in `services/landing.py`, `reviewed`) or from the forge, judged in
