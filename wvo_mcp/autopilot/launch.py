@@ -1,7 +1,8 @@
 """What the autopilot launches next, decided from what the loop has read (pure).
 
 What the autopilot launches, decided from what it has read (pure: the loop reads the
-database and git, asks these, and applies the answer).
+database and git, asks these, and applies the answer): which task on which slot, and which
+provider reviews a submission (`reviewer`).
 
 Carries out `rules/agents.py` and `rules/routing.py`."""
 

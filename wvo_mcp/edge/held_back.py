@@ -1,5 +1,7 @@
 """Held work back before the time it was told is refused at the HTTP edge, from memory.
 
+Held work only: a claim back before its time is held until then by http_claims.py.
+
 Past capacity a heartbeat or checkpoint that finds no database connection within its bound
 is refused `Overloaded: …; retry in 1 s`. Clients that come back 0.2-0.5 s later whatever
 they were told (issue 73's impatient fleet) would make each such call three or four times

@@ -3,7 +3,8 @@
 Actor names: agents choose theirs; the server's own actors and people have names no agent
 may take, so the audit trail never shows an agent's move as the monitor's or a person's. An
 agent without WVO_AGENT_ID is named `<client>-<pid>` (`default_name`). An agent token bound to
-one provider is checked in `services/routing.py:check_bound`, not here.
+one provider is checked in `services/routing.py:check_bound`, and an agent's provider and
+model read in `services/routing.py:identity`, not here.
 
 Carried out by `wvo_mcp/edge/calls.py`, `wvo_mcp/edge/access.py` and
 `wvo_mcp/services/bearer_tokens.py`."""

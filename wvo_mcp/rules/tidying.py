@@ -1,7 +1,8 @@
 """What `autopilot gc` may remove, judged from facts alone, each verdict with its reason (pure).
 
 What `wvo-mcp autopilot gc` may remove, judged from facts alone (no I/O): a worker's
-repository, a task's branch, a task's run logs, or a run's leftover scratch folder.
+repository, a task's branch, a task's run logs, or a run's leftover scratch folder. A landed
+task's repositories are tidied as it lands, by autopilot/repos.py:Repos.tidy.
 
 Nothing is lost (issue 22): work goes only once its commits are reachable from the target,
 or from what a landed queue entry brought in, or once a person cancelled its task. A live
