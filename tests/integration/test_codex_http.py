@@ -87,7 +87,7 @@ def _tool_answer(output: Any) -> dict[str, Any]:
 def codex_exec(
     workdir: Path, api_port: int, server_url: str, secret: str | None, *, required: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    """`codex exec` as the autopilot runs it (wvo_mcp/autopilot/commands.py), with wvo-mcp
+    """`codex exec` as the autopilot runs it (wvo_mcp/autopilot/worker_config.py), with wvo-mcp
     declared as docs/http.md says: a `url` and the variable holding the bearer token.
     `required`: a server Codex cannot start fails the run (else Codex goes on without it)."""
     stub = "model_providers.stub"

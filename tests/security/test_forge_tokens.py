@@ -2,7 +2,7 @@
 
 The autopilot's own environment may hold every variable a forge token is read from: GitHub's
 (`gh`'s), GitLab's (`glab`'s: GITLAB_TOKEN, GITLAB_ACCESS_TOKEN, OAUTH_TOKEN, and the host they
-are for) and both webhooks' secrets. A worker's environment (autopilot/commands.environment,
+are for) and both webhooks' secrets. A worker's environment (autopilot/worker_config.environment,
 for every kind and every ACP agent) and a sandboxed command's (sandbox/environment.command_env) are
 built from allowlists, so none of them, name or value, is in either. The end-to-end twin, a
 hostile worker hunting the token on each test forge, is
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from wvo_mcp.autopilot.commands import Launch, environment
+from wvo_mcp.autopilot.worker_config import Launch, environment
 from wvo_mcp.forge import credentials
 from wvo_mcp.providers import WorkerKind
 from wvo_mcp.rules import agents

@@ -276,7 +276,7 @@ def test_an_acp_workers_poll_reaches_its_driver_and_defaults_to_5_s(tmp_path: Pa
         kind = providers.parse(ACP + "      agent: gemini\n" + block, "a.yaml").workers["solo"]
         config = tmp_path / "acp.json"
         written = {"agent": ["gemini"], "cwd": "/w", "mcp_url": "u", "mcp_name": "wvo",
-                   "poll_seconds": kind.poll_seconds}  # as commands.acp_json writes it  # fmt: skip
+                   "poll_seconds": kind.poll_seconds}  # as worker_config.acp_json does  # fmt: skip
         config.write_text(json.dumps(written))
         assert acp_driver.Config.read(config).poll_seconds == expected
 

@@ -1,7 +1,7 @@
 """Drives an ACP coding agent inside a worker's sandbox and reports what it does as lines.
 
 The driver of an ACP worker (providers file `kind: acp`): it runs inside the worker's
-sandbox, beside the agent it drives, as the run's command (commands.argv).
+sandbox, beside the agent it drives, as the run's command (worker_config.argv).
 
 It starts the agent (the Agent Client Protocol over its stdio), opens one session in the
 worker's repository with wvo-mcp as its MCP server (over HTTP, the run token in a header),
@@ -64,7 +64,7 @@ ANSWER = 'Answer "allow" to let it (now and in later attempts); anything else re
 
 @dataclass(frozen=True)
 class Config:
-    """`.wvo/acp.json` in the run's home, written by the autopilot (commands.acp_json)."""
+    """`.wvo/acp.json` in the run's home, written by the autopilot (worker_config.acp_json)."""
 
     agent: list[str]  # the agent's command line
     cwd: str  # the worker's repository

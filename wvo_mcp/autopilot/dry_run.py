@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from wvo_mcp.autopilot import commands, isolation
+from wvo_mcp.autopilot import isolation, worker_config
 from wvo_mcp.autopilot.repos import Repos
 from wvo_mcp.autopilot.slots import Slot
 from wvo_mcp.rules import agents
@@ -24,11 +24,11 @@ def describe(
         kind = slot.kind
         program, install = workers.installation(kind.program, os.environ.get("PATH"))
         workdir = repos.worktrees / "<task>" / "<run>"
-        launch = commands.Launch(
+        launch = worker_config.Launch(
             slot.agent_id, "<task>", "<model>", workdir, workers.HOME, "<wvo-mcp>"
         )
-        env = commands.environment(kind, launch, "<run token>", os.environ)
-        argv = commands.argv(kind, launch, str(program))
+        env = worker_config.environment(kind, launch, "<run token>", os.environ)
+        argv = worker_config.argv(kind, launch, str(program))
         count = sum(1 for s in slots if s.provider == provider)
         lines.append(f"{provider}: {count} {kind.kind} worker(s), {program}")
         if not sandboxed:
@@ -37,18 +37,18 @@ def describe(
                 f"network, has no resource limits; env: {', '.join(sorted(env))}"
             )
             continue
-        apis = [*commands.model_apis(kind, os.environ)]
+        apis = [*worker_config.model_apis(kind, os.environ)]
         codex_home = os.environ.get("CODEX_HOME") or str(Path.home() / ".codex")
-        found = commands.metered(
+        found = worker_config.metered(
             kind, os.environ, isolation.api_key_login(Path(codex_home) / "auth.json")
         )
         metered = found[1] if found is not None else None
         if metered is not None:  # its model API only through its run's meter (isolation.py)
             apis = ["http://127.0.0.1:1", *kind.egress]
         elif kind.kind == "codex":
-            lines.append(f"  NOT METERED: {commands.UNMETERED_CODEX}")
+            lines.append(f"  NOT METERED: {worker_config.UNMETERED_CODEX}")
         elif kind.kind == "acp":
-            lines.append(f"  NOT METERED: {commands.unmetered_acp(kind)}")
+            lines.append(f"  NOT METERED: {worker_config.unmetered_acp(kind)}")
         if kind.kind == "acp":
             preset = agents.AGENTS[kind.agent]
             lines.append(

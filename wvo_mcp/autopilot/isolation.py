@@ -19,7 +19,7 @@ import anyio
 import anyio.abc
 
 from wvo_mcp import providers, removal, scratch_dirs
-from wvo_mcp.autopilot import commands, worker_output
+from wvo_mcp.autopilot import worker_config, worker_output
 from wvo_mcp.autopilot.gateway import Gateway
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.rules import billing
@@ -36,7 +36,7 @@ CREDENTIALS: dict[providers.Kind, tuple[tuple[str, str | None], ...]] = {
     "claude": ((".claude/.credentials.json", "CLAUDE_CONFIG_DIR"),),
     "codex": ((".codex/auth.json", "CODEX_HOME"),),
     "command": (),
-    "acp": (),  # an adapter of Claude Code or Codex: that CLI's (commands.configured_as)
+    "acp": (),  # an adapter of Claude Code or Codex: that CLI's (worker_config.configured_as)
 }
 
 
@@ -89,7 +89,7 @@ async def prepared(
     stack = contextlib.ExitStack()  # the toolchain's open folders
     try:
         home = workers.private_dir(private, "home")
-        launch = commands.Launch(
+        launch = worker_config.Launch(
             agent_id=run.agent_id,
             task_id=run.task_id,
             model=run.model,
@@ -99,16 +99,16 @@ async def prepared(
             sandboxed=sandboxed,
             mark=run.mark,
         )
-        _write_home(home, commands.files(run.kind, launch, token, run.prompt, str(program)))
-        _copy_credentials(commands.configured_as(run.kind), home, outside)
-        env = commands.environment(run.kind, launch, token, outside)
-        argv = commands.argv(run.kind, launch, str(program))
+        _write_home(home, worker_config.files(run.kind, launch, token, run.prompt, str(program)))
+        _copy_credentials(worker_config.configured_as(run.kind), home, outside)
+        env = worker_config.environment(run.kind, launch, token, outside)
+        argv = worker_config.argv(run.kind, launch, str(program))
         stdin = run.prompt.encode()
         if not sandboxed:
             toolchain.link(run.toolchain, run.workdir)
             path = outside.get("PATH", DEFAULT_PATH)
             tools = run.toolchain.env(run.workdir, path, sandboxed=False)
-            unmetered = commands.names_api(run.kind)
+            unmetered = worker_config.names_api(run.kind)
             yield Ready(argv, {**env, "PATH": path, **tools}, run.workdir, stdin,
                         unmetered_api=unmetered)  # fmt: skip
             return
@@ -142,18 +142,19 @@ async def _sandboxed(
     `socket`, its resource fence and, for Claude Code, its meter; what it opens is closed
     with `stack`."""
     async with anyio.create_task_group() as serving:
-        apis = commands.model_apis(run.kind, outside)
+        apis = worker_config.model_apis(run.kind, outside)
         measured = None
-        found = commands.metered(run.kind, outside, api_key_login(home / ".codex" / "auth.json"))
+        login = api_key_login(home / ".codex" / "auth.json")
+        found = worker_config.metered(run.kind, outside, login)
         if found is None:
-            plain = dataclasses.replace(plain, unmetered_api=commands.names_api(run.kind))
+            plain = dataclasses.replace(plain, unmetered_api=worker_config.names_api(run.kind))
         else:  # its model API only through the meter
             api, upstream = found
             measured = Meter(Upstream.of(upstream), api)
             await serving.start(measured.serve)
             inside = f"http://127.0.0.1:{measured.port}{urllib.parse.urlsplit(upstream).path}"
             argv, env = list(plain.argv), dict(plain.env)
-            commands.through_meter(run.kind, argv, env, inside.rstrip("/"))
+            worker_config.through_meter(run.kind, argv, env, inside.rstrip("/"))
             plain = dataclasses.replace(plain, argv=argv, env=env)
             apis = [f"http://127.0.0.1:{measured.port}", *run.kind.egress]
         try:

@@ -11,7 +11,7 @@ GITLAB_TOKEN, GITLAB_ACCESS_TOKEN, OAUTH_TOKEN, for the host glab itself sends t
 (GITLAB_HOST, GITLAB_URI or GL_HOST, else gitlab.com; a token for one host is never sent to
 another); `glab config get token --host`. `gh` is never asked for a GitLab host, nor `glab`
 for a GitHub one. The token is never written anywhere, never put in a worker's or a check's
-environment (their environments are built from allowlists: autopilot/commands.py, sandbox/),
+environment (their environments are built from allowlists: autopilot/worker_config.py, sandbox/),
 and never said."""
 
 import os

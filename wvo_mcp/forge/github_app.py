@@ -9,7 +9,7 @@ installation token for that repository alone; githubkit keeps it and mints the n
 before it expires (GitHub: an hour). Pull requests, comments and merges are then the App's,
 under its installation's rate limit (which grows with the installation) and its own
 permissions. The key and every token stay in the process that asks the forge: a worker's
-environment is built from an allowlist (autopilot/commands.py), the key file is the person's
+environment is built from an allowlist (autopilot/worker_config.py), the key file is the person's
 and outside any sandbox, and nothing here is written or said. Git's own pushes still use the
 person's git credentials."""
 

@@ -5,10 +5,10 @@ Client Protocol, which model API it calls and how that call is pointed at the ru
 
 A providers file names one as `worker: {kind: acp, agent: NAME}`; `custom` is any other ACP
 agent, given by `executable` and `extra_args`, with its model API as `api` (none: not
-metered, its usage unknown). autopilot/commands.py acts on these (its command line, its
+metered, its usage unknown). autopilot/worker_config.py acts on these (its command line, its
 environment, its meter), and autopilot/acp_driver.py drives the agent so started.
 
-Carried out by `wvo_mcp/autopilot/commands.py` and `wvo_mcp/autopilot/launch.py`.
+Carried out by `wvo_mcp/autopilot/worker_config.py` and `wvo_mcp/autopilot/launch.py`.
 """
 
 import dataclasses
@@ -43,12 +43,12 @@ class Agent:
     # any other is unverified.
     reviews: bool = False
     # The autopilot's own CLI kind it wraps (Zed's adapters of Claude Code and Codex): it
-    # gets that kind's run home, fixed variables and way to its meter (commands.py).
+    # gets that kind's run home, fixed variables and way to its meter (worker_config.py).
     wraps: Literal["", "claude", "codex"] = ""
     # Variables it is always given.
     sets: tuple[tuple[str, str], ...] = ()
     # Where under its run home the autopilot writes its settings (OpenCode's, which carry
-    # its model: commands.opencode_json); its meter is then merged in by a variable.
+    # its model: worker_config.opencode_json); its meter is then merged in by a variable.
     config: str = ""
 
     @property
@@ -99,7 +99,7 @@ AGENTS: dict[str, Agent] = {
         reviews=True, wraps="claude",
     ),
     "codex-acp": Agent(
-        # Its own sandbox is set by the run (commands.codex_acp_sandbox): off inside wvo-mcp's.
+        # Its own sandbox is set by the run (worker_config.codex_acp_sandbox): off inside wvo-mcp's.
         "codex-acp", ("-c", 'model="{model}"'), "openai", r"OPENAI_[A-Z0-9_]+|CODEX_API_KEY",
         key_env=("OPENAI_API_KEY", "CODEX_API_KEY"), reviews=True,
         wraps="codex",

@@ -98,7 +98,7 @@ def package_dirs() -> list[Path]:
 
 
 def environment(view: View, env: Mapping[str, str]) -> dict[str, str]:
-    """The CLI's environment inside: `env` (commands.environment), its home and proxy. It is
+    """The CLI's environment inside: `env` (worker_config.environment), its home and proxy. It is
     bwrap's own environment too (never --setenv: the run token and the API key would be in
     a command line), so nothing that steers the dynamic loader goes in."""
     proxy = f"http://127.0.0.1:{view.proxy_port}"

@@ -20,7 +20,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from wvo_mcp import providers, sandbox, timeutil
-from wvo_mcp.autopilot import commands, isolation
+from wvo_mcp.autopilot import isolation, worker_config
 from wvo_mcp.autopilot.landing import gate, lander
 from wvo_mcp.autopilot.landing.target import local_ref
 from wvo_mcp.config import Settings
@@ -483,7 +483,7 @@ def _metered(kind: str) -> str:
         worker = providers.WorkerKind(kind="acp", agent=kind, api=api)
     else:
         return "as a worker, charged by its own word"
-    if commands.metered(worker, os.environ, login) is not None:
+    if worker_config.metered(worker, os.environ, login) is not None:
         return "as a worker, metered by its model API's answers"
-    why = commands.UNMETERED_CODEX if kind == "codex" else commands.unmetered_acp(worker)
+    why = worker_config.UNMETERED_CODEX if kind == "codex" else worker_config.unmetered_acp(worker)
     return f"as a worker, NOT METERED: {why}"

@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path, PurePosixPath
 
 from wvo_mcp.autopilot import isolation
-from wvo_mcp.autopilot.commands import (
+from wvo_mcp.autopilot.worker_config import (
     TOKEN_ENV,
     Launch,
     argv,
