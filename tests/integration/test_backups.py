@@ -121,7 +121,10 @@ async def test_backup_while_four_servers_write_is_consistent(
         # The monitor's leader takes no backup of its own: one in the same second as the
         # command's would prune it (test_demo.py sees the leader's first backup).
         async with connect(
-            state_root, process=True, WVO_AGENT_ID=f"agent-{i}", WVO_WIP_LIMIT=WORKERS,
+            state_root,
+            process=True,
+            WVO_AGENT_ID=f"agent-{i}",
+            WVO_WIP_LIMIT=WORKERS,
             WVO_BACKUP_INTERVAL_MINUTES=0,
         ) as agent:
             connected += 1

@@ -5,15 +5,18 @@ scripted model API on 127.0.0.1 (JSON and event streams, sized and chunked, kept
 import contextlib
 import json
 import select
+import ssl
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import anyio
 import anyio.abc
 import httpx2
 import pytest
 
+from tests.certs import self_signed
 from tests.listening import serve_in_thread
 from tests.unit.test_wire import PNG, REFERENCES, ask
 from wvo_mcp.errors import ValidationFailed
@@ -129,6 +132,47 @@ async def test_the_meter_passes_every_answer_unchanged_and_counts_each(
     tally = measured.tally
     assert (tally.responses, tally.input_tokens, tally.output_tokens) == (3, 3 * 1975, 75)
     assert api.hosts == [f"127.0.0.1:{port}"] * 3  # type: ignore[attr-defined]
+
+
+@pytest.mark.anyio
+async def test_a_model_api_over_tls_is_verified_with_one_context_for_every_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each connection of the CLI's opens one to the API: the CA store is loaded once a run
+    (45 ms of CPU each time), and the API's certificate is still checked against it."""
+    certfile, keyfile = self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(certfile))  # the system's store, as OpenSSL reads it
+    clients = [httpx2.AsyncClient() for _ in range(3)]  # a connection each; their own TLS
+    made = []
+    default_context = ssl.create_default_context
+
+    def counted(*args: object, **kwargs: object) -> ssl.SSLContext:
+        made.append(1)
+        return default_context()
+
+    monkeypatch.setattr(meter.ssl, "create_default_context", counted)
+    api = ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    api.hosts = []  # type: ignore[attr-defined]
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(certfile, keyfile)
+    api.socket = tls.wrap_socket(api.socket, server_side=True)
+    serve_in_thread(api)
+    measured = Meter(Upstream.of(f"https://127.0.0.1:{api.server_address[1]}"))
+    try:
+        async with anyio.create_task_group() as group:
+            await group.start(measured.serve)
+            answers = []
+            for client in clients:
+                async with client:
+                    url = f"http://127.0.0.1:{measured.port}/v1/messages"
+                    answers.append(await client.post(url, json={"n": 1}))
+            group.cancel_scope.cancel()
+    finally:
+        api.shutdown()
+        api.server_close()
+    assert [a.json() for a in answers] == [{"usage": USAGE}] * 3
+    assert measured.tally.responses == 3
+    assert made == [1]
 
 
 @pytest.mark.anyio

@@ -191,5 +191,8 @@ async def connect(url: str, token: str) -> AsyncIterator[Client]:
         "MCP-Protocol-Version": PROTOCOL,
     }
     timeout = httpx2.Timeout(CONNECT_TIMEOUT_S, read=READ_TIMEOUT_S)
-    async with httpx2.AsyncClient(headers=headers, timeout=timeout) as http:
+    # Plain HTTP (the autopilot's own endpoint): no certificate store to load, which took a
+    # third of a run's CPU (45 ms a TLS context, three with the sandbox's proxy variables).
+    verify = not url.startswith("http://")
+    async with httpx2.AsyncClient(headers=headers, timeout=timeout, verify=verify) as http:
         yield Client(http, url)
