@@ -276,6 +276,7 @@ class Forge:
         self.events: list[IssueEventState] = []  # issues' timelines (who labelled them)
         self.violations: list[str] = []
         self.requests: list[tuple[str, str, int]] = []  # method, path, status
+        self.connections = 0  # TCP connections the forge accepted
         self._ids = iter(range(1000, 10**9))
         # Faults.
         self.tokens = {TOKEN}
@@ -1597,6 +1598,11 @@ def _handler(forge: Forge) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
+
+        def setup(self) -> None:
+            super().setup()
+            with forge.lock:
+                forge.connections += 1
 
         def _serve(self) -> None:
             parsed = urllib.parse.urlsplit(self.path)

@@ -63,6 +63,34 @@ def test_a_pull_request_is_opened_polled_and_merged_only_at_the_head_it_names(
     assert after.merged and after.merge_commit == merged.commit and after.state == "closed"
 
 
+def test_every_request_goes_over_one_kept_connection(forge: Forge) -> None:
+    """githubkit makes an httpx client for each request: the client's pool outlives them."""
+    client = GitHub(forge.api, forge.full, TOKEN)
+    for _ in range(5):
+        client.repository()
+        client.requirements("main")
+    assert len(forge.requests) >= 10
+    assert forge.connections == 1
+
+
+def test_a_proxy_the_environment_names_carries_every_request(
+    forge: Forge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP(S)_PROXY as an httpx client reads it, NO_PROXY too: the test forge, told every
+    request in a proxy's absolute form, stands for the proxy of an API on a host that does
+    not exist."""
+    monkeypatch.setenv("HTTP_PROXY", forge.web)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    api = forge.api.replace("127.0.0.1", "github.invalid")
+    before = len(forge.requests)
+    assert GitHub(api, forge.full, TOKEN).repository().name == forge.full
+    assert len(forge.requests) > before
+    monkeypatch.setenv("NO_PROXY", "github.invalid")
+    with pytest.raises(Fault, match="cannot be reached"):
+        GitHub(api, forge.full, TOKEN).repository()
+
+
 def test_changes_requested_come_with_their_comments(forge: Forge) -> None:
     client = GitHub(forge.api, forge.full, TOKEN)
     forge.push_branch("wvo/t2", {"b.txt": "b\n"})
