@@ -1,4 +1,4 @@
-"""What the autopilot launches next, decided from what the loop has read (pure).
+"""Which task runs next on which slot, and who reviews it (pure); command lines: worker_config.py.
 
 What the autopilot launches, decided from what it has read (pure: the loop reads the
 database and git, asks these, and applies the answer): which task on which slot, and which

@@ -1,4 +1,4 @@
-"""Worker command lines and the configuration the autopilot gives them (pure).
+"""A worker's command line (argv), environment and configuration files, per CLI kind (pure).
 
 A provider in the providers file may name the CLI that works its tasks (`worker:`, a
 WorkerKind: providers.py, which reads the file, owns the kinds):

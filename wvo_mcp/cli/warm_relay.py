@@ -1,4 +1,4 @@
-"""Warm start's client side: the process a client starts hands its stdio to a warm server.
+"""Warm start's client side: hands a command to a warm process, or starts one (scrubbed env).
 
 `wvo-mcp serve` over stdio with warm start (the default on Linux): the process a client
 starts hands its stdin, stdout, stderr and working directory (descriptors, over the socket)

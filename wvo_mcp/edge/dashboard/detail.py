@@ -1,4 +1,4 @@
-"""A task's detail as HTML: checkpoints, diffs, runs, charges, the live log, escaped.
+"""A task's detail as HTML, escaped; how many events and runs it shows: routes.py (EVENTS, RUNS).
 
 A task's detail as HTML: the panel over the board and its own page, with its checkpoints,
 diffs, runs, charges and the live log. Everything in it is written by agents and their
