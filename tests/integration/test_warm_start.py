@@ -515,7 +515,10 @@ def cgroup_of_its_own() -> Iterator[Path | None]:
             for pid in (group / "cgroup.procs").read_text().split():  # a failed test's
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(int(pid), signal.SIGKILL)
-            wait_for(lambda: not (group / "cgroup.procs").read_text().strip(), "group empty")
+            # Empty once its last process is reaped, not when it exits: a forked server is
+            # the warm process's child, a zombie in the group until that one reaps it.
+            events = group / "cgroup.events"
+            wait_for(lambda: "populated 0" in events.read_text().split("\n"), "group empty")
             group.rmdir()
 
 

@@ -16,9 +16,9 @@ import anyio
 import httpx2
 import pytest
 
+from tests.certs import self_signed
 from tests.dashboard.test_dashboard import ROUTES, TIMEOUT_MS, browser_page, store_token
 from tests.http.conftest import free_port, http_server, token
-from tests.http.test_http import _self_signed
 from tests.listening import serve_in_thread
 from tests.security.test_http_surfaces import (
     ACTION_BODY,
@@ -158,7 +158,7 @@ async def test_the_cookie_is_secure_behind_a_tls_proxy(state_root: Path):
 
 
 async def test_the_cookie_is_secure_when_the_server_serves_tls(state_root: Path, tmp_path: Path):
-    certfile, keyfile = _self_signed(tmp_path)
+    certfile, keyfile = self_signed(tmp_path)
     person = token(state_root, "person", "ada")
     flags = ("--dashboard", "--certfile", str(certfile), "--keyfile", str(keyfile))
     with http_server(state_root, *flags, cafile=certfile, **QUIET) as server:
