@@ -1,4 +1,3 @@
-import atexit
 import contextlib
 import dataclasses
 import functools
@@ -42,34 +41,15 @@ from wvo_mcp.edge.server import build_server
 
 ROOT = Path(__file__).resolve().parents[1]
 
-OURS = "WVO_TEST_CLIENT"  # in a server's environment: the test process that started it
-
-
-@functools.cache
-def warm_runtime() -> Path:
-    """This test process's own runtime folder (XDG_RUNTIME_DIR), where the shared warm
-    process that forks its servers listens (ended with the session)."""
-    # Short, as /run/user/UID is: a socket's path is at most 107 bytes.
-    path = Path(tempfile.mkdtemp(prefix="xdg-", dir="/tmp"))
-    atexit.register(shutil.rmtree, path, ignore_errors=True)  # xdist's controller runs none
-    return path
-
-
-def shared_warm() -> dict[str, str]:
-    """The switches that have a `serve` over stdio forked by this test process's own shared
-    warm process (`warm_runtime`, ended with the session), its first start cold. A cold start
-    imports for a second of CPU, and the suite starts servers by the thousand."""
-    return {"WVO_WARM_START": "1", "WVO_WARM_SHARED": "1", "XDG_RUNTIME_DIR": str(warm_runtime()),
-            OURS: str(os.getpid())}  # fmt: skip
-
-
-# Every command a test runs with this process's environment is forked by this process's own
-# shared warm process, as a user's is on Linux; never by a warm process of a test's folder
-# (one a folder would pile up) nor by the user's own (it would serve the next tests' folders).
-# A test about a cold start says WVO_WARM_START=0. The SDK's stdio client passes on only the
-# variables it lists.
-os.environ.update(shared_warm())
-stdio.DEFAULT_INHERITED_ENV_VARS += [*shared_warm()]
+# Warm start is on by default, and a first start on a state folder leaves a warm process
+# behind for WVO_WARM_IDLE_SECONDS: one per test's folder would pile up. The servers tests
+# start are cold unless a test is about warm start (tests/integration/test_warm_start.py);
+# the SDK's stdio client passes only the variables it lists on to a server.
+# Nor the user's shared warm process (one per build, for every state folder): it would
+# serve the next tests' folders; tests/integration/test_warm_shared.py gives it its own.
+os.environ.setdefault("WVO_WARM_START", "0")
+os.environ.setdefault("WVO_WARM_SHARED", "0")
+stdio.DEFAULT_INHERITED_ENV_VARS += ["WVO_WARM_START", "WVO_WARM_SHARED"]
 
 
 def fresh_env(env: Mapping[str, str], *, warm: bool = False) -> dict[str, str]:
@@ -234,6 +214,25 @@ def anyio_backend() -> str:
 @pytest.fixture
 def state_root(tmp_path: Path) -> Path:
     return tmp_path / "state"
+
+
+OURS = "WVO_TEST_CLIENT"  # in a server's environment: the test process that started it
+
+
+@functools.cache
+def warm_runtime() -> Path:
+    """This test process's own runtime folder (XDG_RUNTIME_DIR), where the shared warm
+    process that forks its servers listens (ended with the session)."""
+    # Short, as /run/user/UID is: a socket's path is at most 107 bytes.
+    return Path(tempfile.mkdtemp(prefix="xdg-", dir="/tmp"))
+
+
+def shared_warm() -> dict[str, str]:
+    """The switches that have a `serve` over stdio forked by this test process's own shared
+    warm process (`warm_runtime`, ended with the session), its first start cold. A cold start
+    imports for a second of CPU, and the suite starts servers by the thousand."""
+    return {"WVO_WARM_START": "1", "WVO_WARM_SHARED": "1", "XDG_RUNTIME_DIR": str(warm_runtime()),
+            OURS: str(os.getpid())}  # fmt: skip
 
 
 def server_params(state_root: Path, **env: object) -> StdioServerParameters:

@@ -306,8 +306,7 @@ def run(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         cwd=cwd,
         env=fresh_env(
             {"PATH": "/usr/bin:/bin", "HOME": str(cwd.parent / "home"), "WVO_OTEL_ENABLED": "0"}
-            | env,
-            warm=True,
+            | env
         ),
         stdin=subprocess.DEVNULL,
         capture_output=True,

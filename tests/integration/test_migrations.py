@@ -58,19 +58,17 @@ def reference_schema() -> list[tuple[str, str, str, str]]:
         return schema(conn)
 
 
-def cli_env(warm: bool = True) -> dict[str, str]:
-    """This environment without wvo-mcp's settings; `warm`: commands forked by the test
-    process's shared warm process, as a user's are."""
-    return fresh_env({k: v for k, v in os.environ.items() if not k.startswith("WVO_")}, warm=warm)
+def cli_env() -> dict[str, str]:
+    return fresh_env({k: v for k, v in os.environ.items() if not k.startswith("WVO_")})
 
 
 def start_cli(
-    state_root: Path, *args: str, stdin: int = subprocess.DEVNULL, warm: bool = True
+    state_root: Path, *args: str, stdin: int = subprocess.DEVNULL
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-P", "-m", "wvo_mcp", "--state-root", str(state_root), *args],
         cwd=ROOT,
-        env=cli_env(warm),
+        env=cli_env(),
         stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -225,7 +223,7 @@ def test_opening_a_database_locked_by_another_connection_waits(state_root: Path)
     state_root.mkdir(parents=True)
     with closing(sqlite3.connect(db_file(state_root), isolation_level=None)) as holder:
         holder.execute("BEGIN EXCLUSIVE")
-        opener = start_cli(state_root, "status", warm=False)  # the process that opens it
+        opener = start_cli(state_root, "status")
         try:
             assert _poll(
                 lambda: opener.poll() is not None or _has_open(opener, db_file(state_root)), 20
