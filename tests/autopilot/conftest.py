@@ -3,8 +3,11 @@ whose two providers (alpha, beta) run fake Claude Code workers, and ways to run 
 autopilot and read what it did."""
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,24 @@ RUN_TIMEOUT_S = 240
 def git(repo: Path, *args: str) -> str:
     command = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost", *args]
     return subprocess.run(command, cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+SHORT_TEMPS: list[Path] = []
+
+
+def short_temp(name: str) -> Path:
+    """A temp folder with a short name (a run's sockets are made in its TMPDIR, and a
+    socket's path is 108 bytes at most), removed after the test (`_short_temps`)."""
+    temp = Path(tempfile.mkdtemp(prefix=f"wvo-{name}-"))
+    SHORT_TEMPS.append(temp)
+    return temp
+
+
+@pytest.fixture(autouse=True)
+def _short_temps() -> Iterator[None]:
+    yield
+    while SHORT_TEMPS:
+        shutil.rmtree(SHORT_TEMPS.pop(), ignore_errors=True)
 
 
 @pytest.fixture

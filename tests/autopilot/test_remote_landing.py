@@ -15,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ import anyio
 import psycopg
 import pytest
 
-from tests.autopilot.conftest import RUN_TIMEOUT_S, backlog, env, git, make_project
+from tests.autopilot.conftest import RUN_TIMEOUT_S, backlog, env, git, make_project, short_temp
 from tests.autopilot.test_merge_queue import CHECK_SH as CLAIMS_SH
 from tests.autopilot.test_merge_queue import _lines_then_kill, fleet
 from tests.conftest import ROOT, open_db
@@ -101,19 +100,7 @@ def make_host(
     (project["repo"] / "gate").mkdir()
     git(project["repo"], "remote", "set-url", "origin", url)
     # Its own temp folder, short: a run's sockets are made there (108 bytes at most).
-    temp = Path(tempfile.mkdtemp(prefix=f"wvo-{name}-"))
-    TEMPS.append(temp)
-    return Host(project, {"HOME": str(folder), "TMPDIR": str(temp), **extra})
-
-
-TEMPS: list[Path] = []
-
-
-@pytest.fixture(autouse=True)
-def _temps() -> Iterator[None]:
-    yield
-    while TEMPS:
-        shutil.rmtree(TEMPS.pop(), ignore_errors=True)
+    return Host(project, {"HOME": str(folder), "TMPDIR": str(short_temp(name)), **extra})
 
 
 @pytest.fixture
