@@ -14,7 +14,6 @@ import pytest
 
 from tests.autopilot.test_pull_requests import approve, attend, host
 from tests.autopilot.test_remote_landing import Host, statuses
-from tests.autopilot.test_remote_landing import _temps as _temps  # its temp folders go
 from tests.conftest import wvo
 from tests.forge import both
 from tests.forge.description import available
