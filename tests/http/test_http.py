@@ -3,17 +3,20 @@ protocol revisions: tests/integration/test_protocol_revisions.py), bearer tokens
 `wvo-mcp tokens add`."""
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import anyio
 import pytest
 
 from tests.certs import self_signed
-from tests.conftest import POLL_DEADLINE_SECONDS, wvo_process
+from tests.conftest import HANG_SECONDS, POLL_DEADLINE_SECONDS, ROOT, wvo_process
 from tests.http.conftest import (
     MCP_HEADERS,
     connect,
     events,
+    free_port,
     http_server,
     initialize_body,
     spec,
@@ -151,6 +154,28 @@ def test_off_loopback_without_auth_is_refused_at_start(state_root: Path):
 )
 def test_bad_http_flags_say_what_is_accepted(state_root: Path, flags: tuple[str, ...], says: str):
     assert says in _refused_at_start(state_root, *flags)
+
+
+# `ready` runs once the port listens, before uvicorn sets its own signal handlers.
+STOPPED_AS_IT_LISTENS = """
+import os, signal, sys
+from wvo_mcp.config import Settings
+from wvo_mcp.edge import http_server
+settings = Settings.from_env(state_root=sys.argv[1])
+options = http_server.Options(port=int(sys.argv[2]), no_auth=True)
+http_server.serve(settings, options, lambda: os.kill(os.getpid(), signal.SIGINT))
+print("returned")
+"""
+
+
+def test_a_stop_as_the_port_starts_listening_is_a_stop_like_any_other(state_root: Path):
+    """A client that stops the server it has just reached gets the graceful stop: the server
+    returns, it is not killed by the signal."""
+    stopped = subprocess.run(
+        [sys.executable, "-P", "-c", STOPPED_AS_IT_LISTENS, str(state_root), str(free_port())],
+        cwd=ROOT, capture_output=True, text=True, timeout=HANG_SECONDS,
+    )  # fmt: skip
+    assert (stopped.returncode, stopped.stdout) == (0, "returned\n"), stopped.stderr[-2000:]
 
 
 def test_http_flags_without_http_are_refused(state_root: Path):

@@ -21,6 +21,7 @@ import asyncio
 import errno
 import logging
 import math
+import signal
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -75,6 +76,7 @@ DEFAULT_PORT = 8765
 WILDCARD = ("0.0.0.0", "::", "")
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 GRACE_SECONDS = 5  # open response streams get this long on shutdown
+STOPS = (signal.SIGINT, signal.SIGTERM)  # what uvicorn takes for a stop
 SDK_TRANSPORT_LOGGERS = ("mcp.server.streamable_http", "mcp.server.streamable_http_manager")
 # An agent's connection outlives the pause between its calls (heartbeats come every 30-60 s),
 # so a call does not pay a new TCP (and TLS) handshake; an idle connection costs a file and a
@@ -745,7 +747,6 @@ def serve(settings: Settings, options: Options, ready: Callable[[], None] = lamb
 
     starlette_app = app(settings, options)
     host = options.host or "0.0.0.0"
-    sockets = listen(host, options.port)
     if not is_loopback(options.host) and not options.tls:
         log.warning(
             "serving plain HTTP on %s: bearer tokens cross the network readable unless a "
@@ -773,5 +774,14 @@ def serve(settings: Settings, options: Options, ready: Callable[[], None] = lamb
         options.resource_url,
         "off (loopback)" if options.no_auth else "jwt" if options.jwt else "bearer tokens",
     )
-    ready()
-    uvicorn.Server(config).run(sockets=sockets)
+    server = uvicorn.Server(config)
+    # A stop that comes once the port listens but before uvicorn sets its own handlers (as it
+    # starts serving) is uvicorn's all the same: a client may stop a server it has just reached.
+    previous = {signum: signal.signal(signum, server.handle_exit) for signum in STOPS}
+    try:
+        sockets = listen(host, options.port)
+        ready()
+        server.run(sockets=sockets)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
