@@ -15,7 +15,7 @@ from scripts import module_map
 from tests.conftest import ROOT
 from wvo_mcp.autopilot import worker_config
 from wvo_mcp.cli import parser
-from wvo_mcp.rules import agents
+from wvo_mcp.rules import acp_agents
 
 pytestmark = pytest.mark.anyio
 README = (ROOT / "README.md").read_text()
@@ -65,7 +65,7 @@ def test_links_between_the_docs_lead_somewhere():
 def test_each_worker_kinds_model_endpoint_variable_is_explained_with_the_egress_proxy():
     autopilot = (ROOT / "docs" / "autopilot.md").read_text()
     reach = autopilot[autopilot.index("- **reaches**") : autopilot.index("- **acts**")]
-    for name in (agents.APIS[api][0] for api in worker_config.NATIVE_API.values()):
+    for name in (acp_agents.APIS[api][0] for api in worker_config.NATIVE_API.values()):
         assert f"`{name}`" in reach, f"docs/autopilot.md does not say what {name} opens"
     assert "egress proxy" in reach
 

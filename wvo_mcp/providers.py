@@ -18,7 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import ValidationFailed
-from wvo_mcp.rules import agents, breakers, routing
+from wvo_mcp.rules import acp_agents, breakers, routing
 from wvo_mcp.rules.bounds import CPU_WEIGHT_RANGE, MEMORY_RANGE, PIDS_RANGE, TMP_RANGE
 from wvo_mcp.rules.learning import Pin, Policy
 from wvo_mcp.rules.wire import Api
@@ -60,9 +60,9 @@ class WorkerKind:
     egress: tuple[str, ...] = ()  # more URLs (or host:port) the worker may reach
     mounts: tuple[str, ...] = ()  # more host folders it sees, read-only
     limits: WorkerLimits = field(default_factory=WorkerLimits)  # what each of its runs may use
-    agent: str = "custom"  # kind "acp" only: which agent (rules/agents.py)
+    agent: str = "custom"  # kind "acp" only: which agent (rules/acp_agents.py)
     permissions: Literal["allow", "deny", "ask"] = "allow"  # kind "acp": its permission requests
-    poll_seconds: float = agents.POLL_SECONDS  # kind "acp": how often its driver reads its task
+    poll_seconds: float = acp_agents.POLL_SECONDS  # kind "acp": how often its driver reads its task
     # kind "acp": its model API (custom's; OpenCode's, Anthropic's by default)
     api: Api | None = None
 
@@ -72,7 +72,7 @@ class WorkerKind:
         if self.executable:
             return self.executable
         if self.kind == "acp":
-            return agents.AGENTS[self.agent].program
+            return acp_agents.AGENTS[self.agent].program
         return self.template[0] if self.kind == "command" and self.template else self.kind
 
 
@@ -164,8 +164,8 @@ class WorkerSpec(_Spec):
     api: Api | None = None
     # kind acp: how often its driver reads its task for a person's words, a pause or a drain.
     poll_seconds: Annotated[
-        float, _within(agents.POLL_SECONDS_RANGE), Field(allow_inf_nan=False)
-    ] = agents.POLL_SECONDS
+        float, _within(acp_agents.POLL_SECONDS_RANGE), Field(allow_inf_nan=False)
+    ] = acp_agents.POLL_SECONDS
 
 
 class ProviderSpec(_Spec):
@@ -520,7 +520,7 @@ def _worker_problems(
     if spec.kind == "acp":
         if spec.agent is None:
             problems.append(
-                ((*where, "agent"), "kind acp needs `agent`: " + ", ".join(agents.AGENTS))
+                ((*where, "agent"), "kind acp needs `agent`: " + ", ".join(acp_agents.AGENTS))
             )
         elif spec.agent == "custom" and not spec.executable:
             problems.append(((*where, "executable"), "agent custom needs `executable`: its CLI"))
@@ -529,7 +529,7 @@ def _worker_problems(
             ("agent", spec.agent is not None),
             ("api", spec.api is not None),
             ("permissions", spec.permissions != "allow"),
-            ("poll_seconds", spec.poll_seconds != agents.POLL_SECONDS),
+            ("poll_seconds", spec.poll_seconds != acp_agents.POLL_SECONDS),
         )
         problems += [
             ((*where, name), f"only kind acp takes `{name}`") for name, given in acp_only if given

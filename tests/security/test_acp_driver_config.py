@@ -8,7 +8,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from wvo_mcp.autopilot import acp_driver, isolation
-from wvo_mcp.rules.agents import POLL_SECONDS, POLL_SECONDS_RANGE
+from wvo_mcp.rules.acp_agents import POLL_SECONDS, POLL_SECONDS_RANGE
 
 CONFIG = {
     "agent": ["gemini", "--experimental-acp"],

@@ -16,7 +16,7 @@ import pytest
 from wvo_mcp.autopilot.worker_config import Launch, environment
 from wvo_mcp.forge import credentials
 from wvo_mcp.providers import WorkerKind
-from wvo_mcp.rules import agents
+from wvo_mcp.rules import acp_agents
 from wvo_mcp.sandbox.environment import BASE_ENV
 
 FORGE = {
@@ -37,7 +37,7 @@ KINDS = [
     WorkerKind(kind="claude"),
     WorkerKind(kind="codex"),
     WorkerKind(kind="command", template=("a",)),
-    *(WorkerKind(kind="acp", agent=name) for name in sorted(agents.AGENTS)),
+    *(WorkerKind(kind="acp", agent=name) for name in sorted(acp_agents.AGENTS)),
 ]
 
 

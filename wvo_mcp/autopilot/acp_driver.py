@@ -48,7 +48,7 @@ from acp import schema
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from wvo_mcp.rules.agents import POLL_SECONDS, POLL_SECONDS_RANGE
+from wvo_mcp.rules.acp_agents import POLL_SECONDS, POLL_SECONDS_RANGE
 from wvo_mcp.rules.text import fenced, plain, shown
 
 TEXT_CHARS = 2000  # of any one field of a line

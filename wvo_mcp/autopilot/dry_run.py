@@ -10,7 +10,7 @@ from pathlib import Path
 from wvo_mcp.autopilot import isolation, worker_config
 from wvo_mcp.autopilot.repos import Repos
 from wvo_mcp.autopilot.slots import Slot
-from wvo_mcp.rules import agents
+from wvo_mcp.rules import acp_agents
 from wvo_mcp.sandbox import egress, workers
 from wvo_mcp.sandbox.toolchain import Toolchain
 
@@ -50,7 +50,7 @@ def describe(
         elif kind.kind == "acp":
             lines.append(f"  NOT METERED: {worker_config.unmetered_acp(kind)}")
         if kind.kind == "acp":
-            preset = agents.AGENTS[kind.agent]
+            preset = acp_agents.AGENTS[kind.agent]
             lines.append(
                 f"  agent:      {kind.agent} over ACP, its permission requests answered "
                 f"{kind.permissions!r}"

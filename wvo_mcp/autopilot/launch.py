@@ -4,7 +4,7 @@ What the autopilot launches, decided from what it has read (pure: the loop reads
 database and git, asks these, and applies the answer): which task on which slot, and which
 provider reviews a submission (`reviewer`).
 
-Carries out `rules/agents.py` and `rules/routing.py`."""
+Carries out `rules/acp_agents.py` and `rules/routing.py`."""
 
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from wvo_mcp.autopilot.slots import Slot
 from wvo_mcp.models import QueueCounts, RouteDecision
-from wvo_mcp.rules import agents, routing
+from wvo_mcp.rules import acp_agents, routing
 from wvo_mcp.rules.transitions import Gate, Status
 
 T = TypeVar("T")
@@ -23,9 +23,9 @@ BUDGETS = ("over_hourly_budget", "over_daily_budget")
 def reviewer(author: str, slots: Sequence[Slot], free: Sequence[Slot]) -> Slot | None:
     """Who reviews a submission: a free worker of another provider than its author's, else
     at least another agent than its author, never one whose agent would take configuration
-    from the checkout it reviews (agents.Agent.reviews); None: it waits for one."""
+    from the checkout it reviews (acp_agents.Agent.reviews); None: it waits for one."""
     provider = next((s.provider for s in slots if s.agent_id == author), "")
-    free = [s for s in free if s.kind.kind != "acp" or agents.AGENTS[s.kind.agent].reviews]
+    free = [s for s in free if s.kind.kind != "acp" or acp_agents.AGENTS[s.kind.agent].reviews]
     return next((s for s in free if s.provider != provider), None) or next(
         (s for s in free if s.agent_id != author), None
     )

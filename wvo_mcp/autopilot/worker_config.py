@@ -9,7 +9,7 @@ autopilot writes in the run's private home, never from the repository it works i
 (the run token, the lease token in the prompt) reach it through its environment, stdin or
 those files, never its argv (which any local user can read in /proc).
 
-Carries out `rules/agents.py`."""
+Carries out `rules/acp_agents.py`."""
 
 import json
 import re
@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from wvo_mcp.autopilot import orphans
 from wvo_mcp.providers import Kind, WorkerKind
-from wvo_mcp.rules import agents, wire
+from wvo_mcp.rules import acp_agents, wire
 
 MCP_NAME = "wvo"  # the server's name in the worker's MCP config: tools are mcp__wvo__*
 TOKEN_ENV = "WVO_MCP_TOKEN"  # the run token, for CLIs that read it from the environment
@@ -33,7 +33,7 @@ ENV_PASSED: dict[Kind, re.Pattern[str]] = {
     "claude": re.compile(r"^(ANTHROPIC_[A-Z0-9_]+|CLAUDE_CODE_[A-Z0-9_]+|DISABLE_[A-Z0-9_]+)$"),
     "codex": re.compile(r"^(OPENAI_[A-Z0-9_]+|CODEX_API_KEY)$"),
     "command": re.compile(r"^$"),
-    "acp": re.compile(r"^$"),  # its agent's own: agents.passes
+    "acp": re.compile(r"^$"),  # its agent's own: acp_agents.passes
 }
 # What every run gets, whatever its environment says.
 CLAUDE_ENV = {
@@ -48,10 +48,10 @@ DEFAULT_API: dict[Kind, tuple[str, ...]] = {
     "claude": ("https://api.anthropic.com",),
     "codex": ("https://api.openai.com", "https://chatgpt.com"),
     "command": (),
-    "acp": (),  # its agent's own: agents.Agent.default_api
+    "acp": (),  # its agent's own: acp_agents.Agent.default_api
 }
 # The model API each native kind's traffic is metered on (sandbox/meter.py, rules/wire.py);
-# rules/agents.APIS says where it is and the variable that moves it.
+# rules/acp_agents.APIS says where it is and the variable that moves it.
 NATIVE_API: dict[Kind, wire.Api] = {"claude": "anthropic", "codex": "openai"}
 DRIVER = "wvo_mcp.autopilot.acp_driver"  # an ACP worker's command: it drives the agent
 
@@ -148,7 +148,7 @@ def acp_json(kind: WorkerKind, launch: Launch, program: str) -> str:
     """An ACP worker's driver configuration (acp_driver.Config): its agent's command line,
     its repository, wvo-mcp's endpoint (the token is in its environment) and the policy its
     permission requests are answered by."""
-    preset = agents.agent(kind.agent, kind.api)
+    preset = acp_agents.agent(kind.agent, kind.api)
     own = codex_acp_sandbox(launch) if preset.wraps == "codex" else []
     args = (a.format(model=launch.model) for a in preset.args)
     command = [program, *args, *own, *kind.extra_args]
@@ -181,8 +181,8 @@ def codex_acp_sandbox(launch: Launch) -> list[str]:
 def opencode_json(kind: WorkerKind, launch: Launch) -> str:
     """OpenCode's settings in the run's home: the tier's model, for its titles too, and no
     sharing or updates. Its meter comes in OPENCODE_CONFIG_CONTENT (through_meter)."""
-    preset = agents.agent(kind.agent, kind.api)
-    provider = agents.OPENCODE[preset.api or "anthropic"][0]
+    preset = acp_agents.agent(kind.agent, kind.api)
+    provider = acp_agents.OPENCODE[preset.api or "anthropic"][0]
     model = f"{provider}/{launch.model}"
     return json.dumps(
         {
@@ -219,15 +219,17 @@ def files(
         )
     if kind.kind == "acp":
         written[FILES / "acp.json"] = acp_json(kind, launch, program)
-        if agents.AGENTS[kind.agent].config:
-            written[PurePosixPath(agents.AGENTS[kind.agent].config)] = opencode_json(kind, launch)
+        if acp_agents.AGENTS[kind.agent].config:
+            written[PurePosixPath(acp_agents.AGENTS[kind.agent].config)] = opencode_json(
+                kind, launch
+            )
     return written
 
 
 def configured_as(kind: WorkerKind) -> Kind:
     """The kind whose run configuration a kind's run gets (its home's files, variables and
     login): an ACP adapter's, the CLI it wraps."""
-    wraps = agents.AGENTS[kind.agent].wraps if kind.kind == "acp" else ""
+    wraps = acp_agents.AGENTS[kind.agent].wraps if kind.kind == "acp" else ""
     return wraps or kind.kind
 
 
@@ -251,7 +253,7 @@ def environment(
     if configured_as(kind) == "codex":
         env["CODEX_HOME"] = str(launch.home / ".codex")
     if kind.kind == "acp":
-        preset = agents.AGENTS[kind.agent]
+        preset = acp_agents.AGENTS[kind.agent]
         env |= dict(preset.sets)
         if preset.model_env:
             env[preset.model_env] = launch.model
@@ -262,14 +264,14 @@ def _passes(kind: WorkerKind, name: str) -> bool:
     """Whether the CLI of `kind` may read the autopilot's variable `name`."""
     if name in kind.env or ENV_PASSED[kind.kind].match(name):
         return True
-    return kind.kind == "acp" and agents.passes(agents.agent(kind.agent, kind.api), name)
+    return kind.kind == "acp" and acp_agents.passes(acp_agents.agent(kind.agent, kind.api), name)
 
 
 def _base_url_env(kind: WorkerKind) -> str:
     if kind.kind == "acp":
-        return agents.agent(kind.agent, kind.api).base_url_env
+        return acp_agents.agent(kind.agent, kind.api).base_url_env
     native = NATIVE_API.get(kind.kind)
-    return agents.APIS[native][0] if native is not None else ""
+    return acp_agents.APIS[native][0] if native is not None else ""
 
 
 CEILING_SAID = "or, where it says nothing (killed, stopped), the ceiling of one request"
@@ -284,13 +286,13 @@ def names_api(kind: WorkerKind) -> bool:
     """Whether a kind's CLI calls a model API the autopilot knows: metered where a meter can
     stand in front of it, else charged its CLI's word or, without one, the ceiling."""
     if kind.kind == "acp":
-        return agents.agent(kind.agent, kind.api).api is not None
+        return acp_agents.agent(kind.agent, kind.api).api is not None
     return kind.kind in NATIVE_API
 
 
 def unmetered_acp(kind: WorkerKind) -> str:
     """Why an ACP worker's model traffic cannot go through its run's meter."""
-    preset = agents.agent(kind.agent, kind.api)
+    preset = acp_agents.agent(kind.agent, kind.api)
     if preset.api is None:
         return (
             f"agent {kind.agent} names no model API (`api:` anthropic, openai or gemini), so "
@@ -311,12 +313,12 @@ def metered(
     or `api_key_file`: the person's auth.json holds one), not signed in with ChatGPT."""
     keys: tuple[str, ...] = ("OPENAI_API_KEY", "CODEX_API_KEY") if kind.kind == "codex" else ()
     if kind.kind == "acp":
-        preset = agents.agent(kind.agent, kind.api)
+        preset = acp_agents.agent(kind.agent, kind.api)
         found = (preset.api, preset.default_api) if preset.api is not None else None
         keys = preset.key_env
     else:
         native = NATIVE_API.get(kind.kind)
-        found = (native, agents.APIS[native][1]) if native is not None else None
+        found = (native, acp_agents.APIS[native][1]) if native is not None else None
     if found is None:
         return None
     login = api_key_file and configured_as(kind) == "codex"  # Codex's auth.json, its own
@@ -343,9 +345,9 @@ def through_meter(kind: WorkerKind, argv: list[str], env: dict[str, str], inside
     its CLI no longer calls, is not shown to it."""
     for name in [n for n in env if API_ADDRESS.match(n)]:
         del env[name]
-    if kind.kind == "acp" and agents.AGENTS[kind.agent].config:
-        preset = agents.agent(kind.agent, kind.api)
-        provider, path = agents.OPENCODE[preset.api or "anthropic"]
+    if kind.kind == "acp" and acp_agents.AGENTS[kind.agent].config:
+        preset = acp_agents.agent(kind.agent, kind.api)
+        provider, path = acp_agents.OPENCODE[preset.api or "anthropic"]
         meter = {"provider": {provider: {"options": {"baseURL": inside + path}}}}
         env["OPENCODE_CONFIG_CONTENT"] = json.dumps(meter)
     elif configured_as(kind) != "codex":
@@ -374,7 +376,7 @@ def model_apis(kind: WorkerKind, outside: Mapping[str, str]) -> list[str]:
     name = _base_url_env(kind)
     found = [outside[name]] if name and outside.get(name) else []
     if kind.kind == "acp":
-        preset = agents.agent(kind.agent, kind.api)
+        preset = acp_agents.agent(kind.agent, kind.api)
         default: tuple[str, ...] = (preset.default_api,) if preset.default_api else ()
     else:
         default = DEFAULT_API[kind.kind]

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from wvo_mcp.rules import agents, wire
+from wvo_mcp.rules import acp_agents, wire
 
 KINDS = ("claude", "codex", "gemini", "opencode")
 # The oldest releases the autopilot was tested with (tests/claude_code/package.json pins the
@@ -100,7 +100,7 @@ def _probe(kind: str) -> Cli | None:
 def opencode_api(env: Mapping[str, str] = os.environ) -> wire.Api:
     """The model API an OpenCode worker is given: the first whose key is in `env`
     (Anthropic's, OpenAI's, Gemini's), Anthropic's without one."""
-    return next((api for api, (*_, key) in agents.APIS.items() if env.get(key)), "anthropic")
+    return next((api for api, (*_, key) in acp_agents.APIS.items() if env.get(key)), "anthropic")
 
 
 def signed_in(cli: Cli, env: Mapping[str, str] = os.environ) -> tuple[bool, str]:
@@ -108,7 +108,7 @@ def signed_in(cli: Cli, env: Mapping[str, str] = os.environ) -> tuple[bool, str]
     would spend tokens, so a key that is present but revoked still shows as signed in);
     Gemini CLI's and OpenCode's, from a key's variable or their sign-in files."""
     if cli.kind == "opencode":
-        key = agents.APIS[opencode_api(env)][2]
+        key = acp_agents.APIS[opencode_api(env)][2]
         if env.get(key):
             return True, f"signed in ({key})"
         data = env.get("XDG_DATA_HOME") or str(
@@ -116,7 +116,7 @@ def signed_in(cli: Cli, env: Mapping[str, str] = os.environ) -> tuple[bool, str]
         )
         if (Path(data) / OPENCODE_SIGN_IN).is_file():
             return True, "signed in (`opencode auth login`)"
-        keys = ", ".join(key for *_, key in agents.APIS.values())
+        keys = ", ".join(key for *_, key in acp_agents.APIS.values())
         return False, f"not signed in: set one of {keys}, or run `opencode auth login`"
     if cli.kind == "gemini":
         found = next((k for k in GEMINI_KEYS if env.get(k)), None)
