@@ -16,7 +16,7 @@ from wvo_mcp.errors import LeaseLost, ValidationFailed
 from wvo_mcp.models import ProviderStatusReport
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.transitions import Status
-from wvo_mcp.services import route_outcomes, routing, usage
+from wvo_mcp.services import agents, route_outcomes, usage
 from wvo_mcp.services.bearer_tokens import Scope
 
 pytestmark = pytest.mark.anyio
@@ -202,10 +202,10 @@ async def test_an_attempt_keeps_a_bounded_number_of_its_workers_reports(
 
 
 async def test_a_bound_agent_never_moves_to_another_provider(routed: Orchestrator) -> None:
-    """routing.Bound, an agent token's caller: its token's provider, else its first
+    """agents.Bound, an agent token's caller: its token's provider, else its first
     registration's; a refused registration or claim writes nothing, and a refused claim
     (nothing for it) registers nothing."""
-    made_for, first = routing.Bound("alpha"), routing.Bound()
+    made_for, first = agents.Bound("alpha"), agents.Bound()
     idle = await routed.claim("a2", provider="beta", model="beta-1", bound=first)
     assert not idle.claimed and idle.reason == "no_ready_task"
     await create(routed, {"id": "T", "title": "t", "complexity": 2})

@@ -13,8 +13,8 @@ from tests.contract.test_claim_turns import turn
 from tests.contract.test_routing import PROVIDERS
 from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.models import ClaimResult
+from wvo_mcp.services.agents import Bound
 from wvo_mcp.services.claims import Ask
-from wvo_mcp.services.routing import Bound
 
 pytestmark = pytest.mark.anyio
 # The contract suite's fixtures: one world a backend, SQLite and PostgreSQL.

@@ -48,7 +48,7 @@ class Settlement:
     finish: worker_output.Finish  # as recorded: "auth" when its CLI was refused a tool it needed
     holding: bool  # the run still holds the task: its outcome is recorded against the task
     # It no longer holds its task (it submitted, gave up or lost its lease): what it cost
-    # is charged to the task and its attempt apart (routing.charge_task); while it holds
+    # is charged to the task and its attempt apart (usage.charge_task); while it holds
     # the task, recording the run charges both.
     charge: bool
     take: bool  # its submission waits to be taken (nothing else follows)

@@ -35,7 +35,7 @@ from wvo_mcp.errors import Overloaded, ValidationFailed, WvoError
 from wvo_mcp.orchestrator import Orchestrator, arrival
 from wvo_mcp.rules import identity
 from wvo_mcp.rules.claim_admission import HELD_WAIT_S
-from wvo_mcp.services import bearer_tokens, routing, usage
+from wvo_mcp.services import agents, bearer_tokens, usage
 
 log = logging.getLogger(__name__)
 
@@ -375,7 +375,7 @@ def reporter() -> usage.Reporter:
     return usage.Reporter(own_provider=caller.role == "agent", provider=caller.provider)
 
 
-def bound() -> routing.Bound | None:
+def bound() -> agents.Bound | None:
     """Whether this caller may move its agent to another provider (agent_register,
     claim_task): an agent token may not (docs/http.md); stdio's one agent, `--no-auth` and
     an operator token may."""
@@ -383,8 +383,8 @@ def bound() -> routing.Bound | None:
     if caller is None or caller.role != "agent":
         return None
     if caller.scope is not None:  # an autopilot run's: the provider it was launched on
-        return routing.Bound(caller.scope.provider)
-    return routing.Bound(caller.provider)
+        return agents.Bound(caller.scope.provider)
+    return agents.Bound(caller.provider)
 
 
 def person() -> str:

@@ -26,7 +26,7 @@ from wvo_mcp.models import (
 )
 from wvo_mcp.providers import Providers
 from wvo_mcp.rules.transitions import Status
-from wvo_mcp.services import routing, rows
+from wvo_mcp.services import routing, rows, usage
 from wvo_mcp.services.leases import lose_lease, silent_before
 from wvo_mcp.services.moves import gated
 from wvo_mcp.services.picking import claimable, queue_counts
@@ -127,7 +127,7 @@ def _providers_seen(
 ) -> tuple[list[ProviderHealth], list[str]]:
     """Each provider's budget shares and breaker; and which of the top ready tasks no
     provider can take now."""
-    status = routing.provider_status(tx, providers, now)
+    status = usage.provider_status(tx, providers, now)
     watched = [
         ProviderHealth(
             name=p.name,

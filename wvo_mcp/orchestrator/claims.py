@@ -13,7 +13,7 @@ from wvo_mcp.models import ClaimResult, PlanNextResult
 from wvo_mcp.orchestrator import arrival, claim_admission
 from wvo_mcp.orchestrator.base import Facade
 from wvo_mcp.rules.transitions import Gate, Status
-from wvo_mcp.services import claims, routing
+from wvo_mcp.services import agents, claims
 from wvo_mcp.store import Tx
 
 # A claim's grants another write beat, made again each time without the task it lost, before
@@ -52,7 +52,7 @@ class ClaimsFacade(Facade):
         provider: str | None = None,
         model: str | None = None,
         gate: Gate = Gate.NONE,
-        bound: routing.Bound | None = None,
+        bound: agents.Bound | None = None,
     ) -> ClaimResult:
         """`gate`: raised on the task as it is granted (the autopilot's claims: its holder
         may then finish only as far as needs_review); `bound`: an agent token's caller.

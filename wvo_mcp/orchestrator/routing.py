@@ -8,16 +8,16 @@ from functools import partial
 from wvo_mcp.models import AgentIdentity, ProviderStatusReport, RouteDecision, UsageResult
 from wvo_mcp.orchestrator.base import Facade
 from wvo_mcp.rules import breakers
-from wvo_mcp.services import leases, route_figures, routing, usage
+from wvo_mcp.services import agents, route_figures, routing, usage
 
 
 class RoutingFacade(Facade):
     async def register_agent(
-        self, agent_id: str, provider: str, model: str, bound: routing.Bound | None = None
+        self, agent_id: str, provider: str, model: str, bound: agents.Bound | None = None
     ) -> AgentIdentity:
         return await self.db.write(
             partial(
-                routing.register,
+                agents.register,
                 providers=self.providers,
                 agent_id=agent_id,
                 provider=provider,
@@ -79,9 +79,7 @@ class RoutingFacade(Facade):
         many calls): what budgets and breakers follow. Charged to its task while it holds it
         (through its lease)."""
         record = (
-            routing.record_usage
-            if task_id is None
-            else partial(leases.record_task_usage, token=token)
+            usage.record_usage if task_id is None else partial(usage.record_task_usage, token=token)
         )
         return await self.db.write(
             partial(
@@ -111,10 +109,10 @@ class RoutingFacade(Facade):
         """A run the autopilot made for a task that the run no longer holds: its usage
         counts towards what the task cost (record_usage without the task charges the
         provider's budgets); `worker` and its lease `token`: the worker's run, also its
-        attempt's cost (routing.charge_task)."""
+        attempt's cost (usage.charge_task)."""
         await self.db.write(
             partial(
-                routing.charge_task, providers=self.providers, task_id=task_id,
+                usage.charge_task, providers=self.providers, task_id=task_id,
                 provider=provider, model=model, input_tokens=input_tokens,
                 output_tokens=output_tokens, now=self.clock(), worker=worker, token=token,
             )
@@ -122,7 +120,7 @@ class RoutingFacade(Facade):
 
     async def provider_status(self) -> ProviderStatusReport:
         return await self.db.read(
-            partial(routing.provider_status, providers=self.providers, now=self.clock())
+            partial(usage.provider_status, providers=self.providers, now=self.clock())
         )
 
     async def route_view(self) -> route_figures.RouteBoard:

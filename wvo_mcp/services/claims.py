@@ -30,7 +30,7 @@ from wvo_mcp.rules.claim_admission import WAIT_BOUND_S
 from wvo_mcp.rules.pauses import Paused
 from wvo_mcp.rules.routing import Decision
 from wvo_mcp.rules.transitions import Status
-from wvo_mcp.services import routing, rows
+from wvo_mcp.services import agents, routing, rows
 from wvo_mcp.services.leases import lose_lease
 from wvo_mcp.services.picking import (
     Common,
@@ -61,7 +61,7 @@ def plan_next(
     stamp = timeutil.to_text(now)
     ident = None
     if providers is not None:
-        ident = routing.identity(
+        ident = agents.identity(
             tx, settings, providers, agent_id, provider, model, now, remember=False
         )
     router = None if providers is None else routing.Router(tx, providers, now)
@@ -105,7 +105,7 @@ def claim(
     providers: Providers | None = None,
     provider: str | None = None,
     model: str | None = None,
-    bound: routing.Bound | None = None,
+    bound: agents.Bound | None = None,
 ) -> ClaimResult:
     """`provider` and `model`: who the agent says it is, remembered only with a grant (a
     refused claim changes no registration); `bound`: an agent token's, which may not move
@@ -122,7 +122,7 @@ class Ask:
     lease_seconds: int
     provider: str | None = None
     model: str | None = None
-    bound: routing.Bound | None = None
+    bound: agents.Bound | None = None
     lost: frozenset[str] = frozenset()  # tasks it lost in an earlier turn: not tried again
 
 
@@ -320,7 +320,7 @@ def refusal_before_turn(
     providers: Providers | None = None,
     provider: str | None = None,
     model: str | None = None,
-    bound: routing.Bound | None = None,
+    bound: agents.Bound | None = None,
 ) -> ClaimResult | None:
     """What `claim` would refuse whatever the other claims do, read without the claim's
     turn (a read: it writes and locks nothing): the agent's or the fleet's WIP is full,

@@ -2,7 +2,7 @@
 
 The merge queue as people and agents read it: its open entries, each with its place and
 wait, and the figures of a window (queue_figures.py does the arithmetic). What each landed
-change cost adds up the usage charged to its task (routing.record_usage, per provider and
+change cost adds up the usage charged to its task (usage.record_usage, per provider and
 tier over all its attempts)."""
 
 from datetime import datetime, timedelta

@@ -11,17 +11,16 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import LeaseLost, NotFound, ValidationFailed
 from wvo_mcp.git import Snapshot, ref_name
-from wvo_mcp.models import CheckpointResult, LeaseResult, UsageResult
+from wvo_mcp.models import CheckpointResult, LeaseResult
 from wvo_mcp.rules import retry
 from wvo_mcp.rules.pauses import Paused
 from wvo_mcp.rules.transitions import Actor, Status, check_transition
-from wvo_mcp.services import route_outcomes, routing
+from wvo_mcp.services import route_outcomes
 from wvo_mcp.services.tasks import record_event
 from wvo_mcp.store import Alone, Row, Tx
 
@@ -329,18 +328,10 @@ def lose_lease(
     return True
 
 
-def record_task_usage(tx: Tx, token: str | None, **usage: Any) -> UsageResult:
-    """routing.record_usage for a task: only its holder charges it (tokens against its
-    route, and a context_limit that escalates its next attempt)."""
-    task_id = usage["task_id"]
-    if token is None:
-        raise ValidationFailed(
-            f"record_usage for task {task_id!r} needs that task's lease_token: usage is "
-            "charged to a task (and escalates it) by its holder only; omit task_id to "
-            "report usage outside a task"
-        )
-    _held(tx, task_id, token, waiting_ok=True)
-    return routing.record_usage(tx, **usage)
+def charging(tx: Tx, task_id: str, token: str) -> Row:
+    """The task's row (locked) if `token` holds its lease, waiting for approval or not: only
+    its holder charges it usage (services/usage.py:record_task_usage); else LeaseLost."""
+    return _held(tx, task_id, token, waiting_ok=True)
 
 
 def holding(tx: Tx, task_id: str, token: str) -> Row:

@@ -25,7 +25,7 @@ from wvo_mcp.providers import Providers
 from wvo_mcp.rules.pauses import Paused
 from wvo_mcp.rules.routing import Decision
 from wvo_mcp.rules.transitions import Status
-from wvo_mcp.services import routing
+from wvo_mcp.services import agents, routing
 from wvo_mcp.services.leases import seen
 from wvo_mcp.services.tasks import rescore
 from wvo_mcp.store import Answer, Row, Tx
@@ -121,7 +121,7 @@ _EXPIRED = {False: "expired_leases", True: "expired_leases_to_take"}
 
 
 def routed_to(
-    tx: Tx, router: routing.Router, ident: routing.Identity, stamp: str, take: bool = False
+    tx: Tx, router: routing.Router, ident: agents.Identity, stamp: str, take: bool = False
 ) -> Iterator[Row]:
     """Claimable tasks routing sends to this tier, best first. Only the ready tasks of the
     complexities that route there are read (one index range each), the first of those an
@@ -297,14 +297,14 @@ class Member:
         common: Common,
         provider: str | None,
         model: str | None,
-        bound: routing.Bound | None,
+        bound: agents.Bound | None,
         early: bool,
         dry: bool = False,
     ) -> "Picking":
         """Its picking, once its identity is checked (refused: nothing of it sent)."""
         ident = None
         if providers is not None:
-            ident = routing.identity(
+            ident = agents.identity(
                 tx, settings, providers, self.agent_id, provider, model, now, remember=False,
                 registered=self.registered, bound=bound,
             )  # fmt: skip
@@ -331,7 +331,7 @@ class Picking:
     now: datetime
     stamp: str
     wip: Wip
-    ident: routing.Identity | None
+    ident: agents.Identity | None
     router: routing.Router | None
     early: Replay | None
     paused: Paused
@@ -351,7 +351,7 @@ class Picking:
         providers: Providers | None,
         provider: str | None,
         model: str | None,
-        bound: routing.Bound | None = None,
+        bound: agents.Bound | None = None,
         dry: bool = False,
     ) -> "Picking":
         """`dry`: read only (refusal_before_turn): no sighting, no re-ranking, no lock."""
@@ -472,7 +472,7 @@ def beaten(lost: int) -> str:
     )
 
 
-def routed_elsewhere(task_id: str, decision: Decision, ident: routing.Identity) -> str:
+def routed_elsewhere(task_id: str, decision: Decision, ident: agents.Identity) -> str:
     where = f"{decision.provider}/{decision.tier}" if decision.routed else "no provider"
     return f"task {task_id!r}, is routed to {where}, not to {ident.label}: {decision.reason}"
 

@@ -1,4 +1,7 @@
-"""Whose reported usage may move budgets and breakers, and how far it counts.
+"""Model usage: who may report it, recorded per provider, tier and agent, charged to its task.
+
+`record_usage` moves a provider's windows, its breaker and the task's tally; `charge_task`
+a run's cost; `provider_status` shows the budgets.
 
 Whose word moves budgets and breakers (docs/security.md, "Usage-trust rule"): one reported
 model call is bounded for everyone; an autopilot worker's run token reports only about its
@@ -8,18 +11,28 @@ agent runs on. A breaker's move itself is `rules/breakers.py:after_outcome`'s.""
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
-from wvo_mcp.errors import ValidationFailed
-from wvo_mcp.models import UsageResult
+from wvo_mcp.errors import NotFound, ValidationFailed
+from wvo_mcp.models import (
+    BreakerView,
+    Budget,
+    ProviderStatus,
+    ProviderStatusReport,
+    TierStatus,
+    UsageResult,
+)
 from wvo_mcp.providers import Providers
-from wvo_mcp.rules import breakers
+from wvo_mcp.rules import breakers, learning
 from wvo_mcp.rules import routing as routing_rules
-from wvo_mcp.services import leases, routing
+from wvo_mcp.rules.breakers import Breaker, Outcome
+from wvo_mcp.rules.transitions import Status
+from wvo_mcp.services import agents, leases, route_outcomes, routing
 from wvo_mcp.services.bearer_tokens import Scope
 from wvo_mcp.services.tasks import record_event
-from wvo_mcp.store import Tx
+from wvo_mcp.store import Row, Tx
 
 # One model call reads and writes within its context window, and none is larger than 2M
 # tokens today (Gemini 1.5 Pro's; Claude's and GPT's are at most 1M). Twice that refuses no
@@ -88,11 +101,11 @@ def record(
             )
         _check_own(tx, settings, providers, agent_id, provider, now)
     if task_id is None:
-        return routing.record_usage(
+        return record_usage(
             tx, providers, None, provider, model, input_tokens, output_tokens, outcome, now,
             agent_id,
         )  # fmt: skip
-    return leases.record_task_usage(
+    return record_task_usage(
         tx, token, providers=providers, task_id=task_id, provider=provider, model=model,
         input_tokens=input_tokens, output_tokens=output_tokens, outcome=outcome, now=now,
         agent_id=agent_id,
@@ -111,7 +124,7 @@ def _check_own(
     found = (
         None
         if agent_id is None
-        else routing.identity(tx, settings, providers, agent_id, None, None, now, remember=False)
+        else agents.identity(tx, settings, providers, agent_id, None, None, now, remember=False)
     )
     if found is None:
         raise ValidationFailed(
@@ -189,7 +202,7 @@ def _noted(
         )
     record_event(tx, task_id, at=timeutil.to_text(now), actor=agent_id or "?",
                  kind="usage_reported", reason=said, lease_epoch=epoch)  # fmt: skip
-    status = routing.provider_status(tx, providers, now, only=provider).providers[0]
+    status = provider_status(tx, providers, now, only=provider).providers[0]
     return UsageResult(
         provider=provider,
         tier=tier.name,
@@ -200,3 +213,210 @@ def _noted(
         message=f"noted on {task_id}: {said}. Not charged: the autopilot charges this run "
         "from its CLI's own usage report, so budgets and breakers follow that",
     )
+
+
+def _charge(
+    tx: Tx,
+    task_id: str,
+    provider: str,
+    tier: str,
+    input_tokens: int,
+    output_tokens: int,
+    cost: float,
+) -> None:
+    """What the task costs, per provider and tier over all its attempts: the merge queue's
+    cost per landed change adds it up (services/landing_figures.py)."""
+    tx.run(
+        "add_task_spend",
+        {"task_id": task_id, "provider": provider, "tier": tier, "input": input_tokens,
+         "output": output_tokens, "cost": cost},
+    )  # fmt: skip
+
+
+def charge_task(
+    tx: Tx,
+    providers: Providers,
+    task_id: str,
+    provider: str,
+    model: str,
+    input_tokens: int,
+    output_tokens: int,
+    now: datetime,
+    worker: str | None = None,
+    token: str | None = None,
+) -> None:
+    """A run made for a task that its run no longer holds: its usage is the task's all the
+    same. Only the task's tally: record_usage without a task charges the provider.
+    `worker` (with the run's lease `token`): the worker's own run, whose cost is also its
+    attempt's. While the attempt is open (submitted, or waiting for approval) it counts when
+    the attempt lands or comes back; once its outcome was counted (it gave up, or lost its
+    lease), it goes to that route's statistics at once (not a reviewer's run)."""
+    _, tier = providers.resolve(provider, model)
+    row = tx.one("task_by_id", (task_id,))
+    if row is None:
+        raise NotFound(f"no task with id {task_id!r}")
+    cost = routing_rules.Estimate(input_tokens, output_tokens).cost(tier)
+    tokens = input_tokens + output_tokens
+    if worker is not None:
+        held = token is not None and row["lease_token"] == token
+        submitted = row["status"] == Status.NEEDS_REVIEW.value and row["submitted_by"] == worker
+        if held or submitted:
+            tx.run("add_task_usage", (tokens, cost, task_id, provider))
+        else:
+            task_class = learning.task_class(row["complexity"])
+            route_outcomes.add_cost(tx, provider, tier.name, task_class, tokens, cost, now)
+    _charge(tx, task_id, provider, tier.name, input_tokens, output_tokens, cost)
+
+
+def record_usage(
+    tx: Tx,
+    providers: Providers,
+    task_id: str | None,
+    provider: str,
+    model: str,
+    input_tokens: int,
+    output_tokens: int,
+    outcome: Outcome,
+    now: datetime,
+    agent_id: str | None = None,
+) -> UsageResult:
+    """Charge a model call to its provider and tier (and, when named, its agent's day)."""
+    found, tier = providers.resolve(provider, model)
+    if task_id is not None and tx.one("task_by_id", (task_id,)) is None:
+        raise NotFound(f"no task with id {task_id!r}; omit task_id for usage outside a task")
+    stamp = timeutil.to_text(now)
+    cost = routing_rules.Estimate(input_tokens, output_tokens).cost(tier)
+    for period in routing_rules.windows(now):
+        tx.run(
+            "add_usage",
+            {
+                "provider": provider,
+                "period": period,
+                "tier": tier.name,
+                "input": input_tokens,
+                "output": output_tokens,
+                "cost": cost,
+                "failed": int(outcome != "success"),
+            },
+        )
+    if agent_id is not None:
+        tx.run(
+            "add_agent_usage",
+            {"agent_id": agent_id, "day": routing_rules.windows(now)[1], "input": input_tokens,
+             "output": output_tokens, "cost": cost},
+        )  # fmt: skip
+    stored = next((r for r in tx.all("provider_breakers") if r["provider"] == provider), None)
+    before = Breaker() if stored is None else routing.breaker_of(stored)
+    after = breakers.after_outcome(before, outcome, found.breaker, now)
+    # A decided trial (the breaker closed, or opened again) frees the half-open slot.
+    decided = after.state != before.state or after.opens != before.opens
+    probe = None if decided or stored is None else stored["probe_task"]
+    if after != before or stored is None:
+        reopens = None if after.reopens_at is None else timeutil.to_text(after.reopens_at)
+        tx.run(
+            "save_breaker",
+            {
+                "provider": provider,
+                "state": after.state,
+                "failures": after.failures,
+                "opens": after.opens,
+                "reopens_at": reopens,
+                "probe_task": probe,
+                "now": stamp,
+            },
+        )
+    if task_id is not None:
+        tx.run("add_task_usage", (input_tokens + output_tokens, cost, task_id, provider))
+        _charge(tx, task_id, provider, tier.name, input_tokens, output_tokens, cost)
+        if outcome == "context_limit":
+            tx.run("set_failed_tier", (provider, tier.name, task_id))
+    status = provider_status(tx, providers, now, only=provider).providers[0]
+    view = status.breaker
+    message = f"recorded {input_tokens + output_tokens} tokens on {provider}/{tier.name}"
+    if view.state != "closed":
+        message += f"; its circuit breaker is {view.state}"
+        if view.reopens_at:
+            message += f" until {view.reopens_at}"
+    return UsageResult(
+        provider=provider,
+        tier=tier.name,
+        cost=cost,
+        hour=status.hour,
+        day=status.day,
+        breaker=view,
+        message=message,
+    )
+
+
+def provider_status(
+    tx: Tx, providers: Providers, now: datetime, only: str | None = None
+) -> ProviderStatusReport:
+    hour, day = routing_rules.windows(now)
+    usage = routing.usage_now(tx, providers, now)
+    per_tier: dict[tuple[str, str, str], Row] = {
+        (r["provider"], r["tier"], r["period"]): r
+        for r in tx.all("provider_tier_usage", (hour, day))
+    }
+
+    def spent(name: str, tier: str, period: str) -> tuple[int, float]:
+        row = per_tier.get((name, tier, period))
+        return (0, 0.0) if row is None else (row["tokens"], row["cost"])
+
+    report = []
+    for position, provider in enumerate(providers.providers, start=1):
+        if only is not None and provider.name != only:
+            continue
+        u = usage[provider.name]
+        tiers = [
+            TierStatus(
+                name=t.name,
+                model=t.model,
+                complexity=(t.min_complexity, t.max_complexity),
+                hour_tokens=spent(provider.name, t.name, hour)[0],
+                day_tokens=spent(provider.name, t.name, day)[0],
+                spend_day=round(spent(provider.name, t.name, day)[1], 6),
+            )
+            for t in provider.tiers
+        ]
+        report.append(
+            ProviderStatus(
+                name=provider.name,
+                preference=position,
+                in_flight=u.in_flight,
+                max_concurrent=provider.max_concurrent,
+                hour=_budget(u.hour_tokens, u.reserved_tokens, provider.hourly_tokens),
+                day=_budget(u.day_tokens, u.reserved_tokens, provider.daily_tokens),
+                spend_hour=round(
+                    sum(spent(provider.name, t.name, hour)[1] for t in provider.tiers), 6
+                ),
+                spend_day=round(sum(t.spend_day for t in tiers), 6),
+                breaker=BreakerView(
+                    state=u.breaker.current(now),
+                    failures=u.breaker.failures,
+                    reopens_at=None
+                    if u.breaker.reopens_at is None or u.breaker.state == "closed"
+                    else timeutil.to_text(u.breaker.reopens_at),
+                ),
+                tiers=tiers,
+            )
+        )
+    return ProviderStatusReport(source=providers.source, providers=report)
+
+
+def _budget(used: int, reserved: int, limit: int | None) -> Budget:
+    share = None if limit is None else round((used + reserved) / limit, 4)
+    return Budget(used_tokens=used, reserved_tokens=reserved, limit=limit, share=share)
+
+
+def record_task_usage(tx: Tx, token: str | None, **usage: Any) -> UsageResult:
+    """record_usage for a task: only its holder charges it (tokens against its
+    route, and a context_limit that escalates its next attempt)."""
+    task_id = usage["task_id"]
+    if token is None:
+        raise ValidationFailed(
+            f"record_usage for task {task_id!r} needs that task's lease_token: usage is "
+            "charged to a task (and escalates it) by its holder only; omit task_id to "
+            "report usage outside a task"
+        )
+    leases.charging(tx, task_id, token)
+    return record_usage(tx, **usage)
