@@ -24,8 +24,8 @@ from wvo_mcp.config import Settings
 from wvo_mcp.models import TaskSpec
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.transitions import Gate, Status
-from wvo_mcp.services import landing
-from wvo_mcp.services.landing import Return
+from wvo_mcp.services import landing_queue
+from wvo_mcp.services.landing_queue import Return
 
 TARGET = "main"
 RUN = "autopilot-test"
@@ -69,20 +69,22 @@ async def fill(
     fence = await _hold(orch, move_to(0))
     entries: dict[str, int] = {}
     b = await _entry(orch, "B")
-    await orch.db.write(partial(landing.start, target=TARGET, run=RUN, fence=fence, ids=[b]))
+    await orch.db.write(partial(landing_queue.start, target=TARGET, run=RUN, fence=fence, ids=[b]))
     move_to(240)
     await _back(orch, fence, b, None)
     now = move_to(600)
     lands = await _entry(orch, "L")
-    await orch.db.write(partial(landing.start, target=TARGET, run=RUN, fence=fence, ids=[lands]))
+    await orch.db.write(
+        partial(landing_queue.start, target=TARGET, run=RUN, fence=fence, ids=[lands])
+    )
     landing_id = await orch.db.write(
         partial(
-            landing.intend, target=TARGET, run=RUN, fence=fence, old=sha(100), new=sha(101),
+            landing_queue.intend, target=TARGET, run=RUN, fence=fence, old=sha(100), new=sha(101),
             tree=sha(102), checks="make test: exit 0", ids=[lands], now=now,
         )
     )  # fmt: skip
     done = await orch.db.write(
-        partial(landing.complete, settings=orch.settings, landing_id=landing_id, now=now)
+        partial(landing_queue.complete, settings=orch.settings, landing_id=landing_id, now=now)
     )
     assert done == ["L"], done
     entries["L"] = lands
@@ -93,7 +95,7 @@ async def fill(
     await _submitted(orch, "H", "wH", sha(4))
     entries["H"] = await _entry(orch, "H")
     await orch.db.write(
-        partial(landing.start, target=TARGET, run=RUN, fence=fence, ids=[entries["H"]])
+        partial(landing_queue.start, target=TARGET, run=RUN, fence=fence, ids=[entries["H"]])
     )
     await _back(orch, fence, entries["H"], HELD_WHY)
     move_to(720)
@@ -128,14 +130,20 @@ async def _submitted(
 
 
 async def _entry(orch: Orchestrator, task_id: str) -> int:
-    found = await orch.db.read(partial(landing.open_entry, task_id=task_id))
+    found = await orch.db.read(partial(landing_queue.open_entry, task_id=task_id))
     assert found is not None, task_id
     return found.id
 
 
 async def _hold(orch: Orchestrator, now: datetime) -> int:
     fence = await orch.db.write(
-        partial(landing.hold_target, target=TARGET, run=RUN, until=now + timedelta(days=1), now=now)
+        partial(
+            landing_queue.hold_target,
+            target=TARGET,
+            run=RUN,
+            until=now + timedelta(days=1),
+            now=now,
+        )
     )
     assert fence is not None
     return fence
@@ -145,7 +153,7 @@ async def _back(orch: Orchestrator, fence: int, entry_id: int, hold: str | None)
     back = Return("returned: the check failed stacked onto the target", "the tail")
     outcome = await orch.db.write(
         partial(
-            landing.send_back, settings=orch.settings, target=TARGET, run=RUN, fence=fence,
+            landing_queue.send_back, settings=orch.settings, target=TARGET, run=RUN, fence=fence,
             entry_id=entry_id, back=back, hold=hold, now=orch.clock(),
         )
     )  # fmt: skip

@@ -12,7 +12,7 @@ from tests.autopilot.conftest import autopilot, backlog, git
 from tests.autopilot.test_gate import CHECK, args, pytest_project
 from tests.autopilot.test_toolchain import PASSING, statuses
 from tests.conftest import open_db, wvo
-from wvo_mcp.services.landing import LANDER
+from wvo_mcp.services.landing_queue import LANDER
 
 # The target's flake passes only on a tree's second run: a change's tree fails it, then
 # passes on the rerun, and the target's own tree, run again (runs 2 and 3), fails it too.

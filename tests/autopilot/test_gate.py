@@ -15,7 +15,7 @@ import pytest
 from tests.autopilot.conftest import autopilot, backlog, git
 from tests.autopilot.test_toolchain import PASSING, statuses, venv_project
 from tests.conftest import open_db, wvo
-from wvo_mcp.services.landing import LANDER
+from wvo_mcp.services.landing_queue import LANDER
 
 CHECK = ".venv/bin/python -m pytest -q -p no:cacheprovider"
 # pytest and what it needs, from the suite's own environment, into the project's .venv.

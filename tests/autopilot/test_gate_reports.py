@@ -16,7 +16,7 @@ from tests.autopilot.test_toolchain import PASSING, statuses
 from tests.conftest import open_db, wvo
 from wvo_mcp import verification
 from wvo_mcp.rules import junit
-from wvo_mcp.services.landing import LANDER
+from wvo_mcp.services.landing_queue import LANDER
 
 QUARANTINED = "tests.test_x::test_x"  # X: a person quarantined it
 CHECKED = f"{CHECK} --junitxml=reports/junit.xml"

@@ -26,7 +26,7 @@ from wvo_mcp.models import TaskSpec
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.transitions import Gate, Status
 from wvo_mcp.sandbox import bwrap, workers
-from wvo_mcp.services import landing
+from wvo_mcp.services import landing_queue
 
 pytestmark = pytest.mark.anyio
 RUN = "autopilot-test"
@@ -63,7 +63,7 @@ class World:
         (logs / f"{run}.log").write_text("what the worker said\n")
         return path
 
-    async def submit(self, task_id: str, path: Path, target: str = "main") -> landing.Entry:
+    async def submit(self, task_id: str, path: Path, target: str = "main") -> landing_queue.Entry:
         """The worker submits; the autopilot takes its commits onto wvo/<task> and into the
         queue onto `target` ('': --merge leave)."""
         claim = await self.orch.claim("w", task_id, gate=Gate.LAND)
@@ -78,62 +78,66 @@ class World:
             intake.take_commits(self.git, objects, tip, f"refs/heads/{branch}", old)
         return await self.orch.take_submission(task_id, tip, self.git.tip("main"), target)
 
-    async def land(self, item: landing.Entry, strategy: str = "rebase") -> str:
+    async def land(self, item: landing_queue.Entry, strategy: str = "rebase") -> str:
         """The lander's steps: hold main, test, write the intent, move main, complete."""
         now = self.orch.clock()
         until = now + timedelta(seconds=60)
         write = self.orch.db.write
-        fence = await write(partial(landing.hold_target, target="main", run=RUN, until=until,
+        fence = await write(partial(landing_queue.hold_target, target="main", run=RUN, until=until,
                                     now=now))  # fmt: skip
         assert fence is not None
-        await write(partial(landing.start, target="main", run=RUN, fence=fence, ids=[item.id]))
+        await write(
+            partial(landing_queue.start, target="main", run=RUN, fence=fence, ids=[item.id])
+        )
         old = self.git.tip("main")
         new = (stacking.rebase_onto(self.git, old, item.commit, "land") if strategy == "rebase"
                else stacking.merge_onto(self.git, old, item.commit, "land"))  # fmt: skip
         assert isinstance(new, str), new
         landing_id = await write(
             partial(
-                landing.intend, target="main", run=RUN, fence=fence, old=old, new=new,
+                landing_queue.intend, target="main", run=RUN, fence=fence, old=old, new=new,
                 tree=self.git.tree_of(new), checks="none", ids=[item.id], now=now,
             )
         )  # fmt: skip
         assert self.git.move_branch("main", new, old)
-        done = await write(partial(landing.complete, settings=self.settings,
+        done = await write(partial(landing_queue.complete, settings=self.settings,
                                    landing_id=landing_id, now=now))  # fmt: skip
         assert done == [item.task_id]
         return new
 
-    async def leave(self, item: landing.Entry) -> None:
+    async def leave(self, item: landing_queue.Entry) -> None:
         """--merge leave: verified and done on its own branch; no target moves."""
         now = self.orch.clock()
         write = self.orch.db.write
-        fence = await write(partial(landing.hold_target, target="", run=RUN,
+        fence = await write(partial(landing_queue.hold_target, target="", run=RUN,
                                     until=now + timedelta(seconds=60), now=now))  # fmt: skip
         assert fence is not None
-        await write(partial(landing.start, target="", run=RUN, fence=fence, ids=[item.id]))
+        await write(partial(landing_queue.start, target="", run=RUN, fence=fence, ids=[item.id]))
         landing_id = await write(
             partial(
-                landing.intend, target="", run=RUN, fence=fence, old="", new=item.commit,
+                landing_queue.intend, target="", run=RUN, fence=fence, old="", new=item.commit,
                 tree=self.git.tree_of(item.commit), checks="none", ids=[item.id], now=now,
             )
         )  # fmt: skip
-        done = await write(partial(landing.complete, settings=self.settings,
+        done = await write(partial(landing_queue.complete, settings=self.settings,
                                    landing_id=landing_id, now=now))  # fmt: skip
         assert done == [item.task_id]
 
-    async def returned(self, item: landing.Entry) -> None:
+    async def returned(self, item: landing_queue.Entry) -> None:
         """The lander tests the entry and gives it back to a worker (a conflict, say)."""
         now = self.orch.clock()
         write = self.orch.db.write
-        fence = await write(partial(landing.hold_target, target="main", run=RUN,
+        fence = await write(partial(landing_queue.hold_target, target="main", run=RUN,
                                     until=now + timedelta(seconds=60), now=now))  # fmt: skip
         assert fence is not None
-        await write(partial(landing.start, target="main", run=RUN, fence=fence, ids=[item.id]))
-        back = landing.Return("returned: a conflict", "the hunks")
+        await write(
+            partial(landing_queue.start, target="main", run=RUN, fence=fence, ids=[item.id])
+        )
+        back = landing_queue.Return("returned: a conflict", "the hunks")
         sent = await write(
             partial(
-                landing.send_back, settings=self.settings, target="main", run=RUN, fence=fence,
-                entry_id=item.id, back=back, hold=None, now=now,
+                landing_queue.send_back, settings=self.settings, target="main", run=RUN,
+                fence=fence, entry_id=item.id, back=back, hold=None, now=now,
             )
         )  # fmt: skip
         assert sent == "returned"

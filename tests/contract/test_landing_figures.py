@@ -12,7 +12,7 @@ from tests.landing_state import CLAUDE, CODEX, HELD_WHY, RUN, TARGET, fill
 from wvo_mcp.errors import NotFound, ValidationFailed
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import routing
-from wvo_mcp.services import landing
+from wvo_mcp.services import landing_queue
 
 pytestmark = pytest.mark.anyio
 
@@ -122,13 +122,13 @@ async def test_the_autopilot_views_mark_moves_with_the_queue(
     filled = await fill(orch, mover(world))
     before = (await orch.board_changes(2**62, 1)).marks["autopilot"]
     fence = await orch.db.write(
-        partial(landing.hold_target, target=TARGET, run=RUN, until=world.clock.now() +
+        partial(landing_queue.hold_target, target=TARGET, run=RUN, until=world.clock.now() +
                 timedelta(hours=1), now=world.clock.now())
     )  # fmt: skip
     assert fence is not None
     assert (await orch.board_changes(2**62, 1)).marks["autopilot"] == before
     await orch.db.write(
-        partial(landing.start, target=TARGET, run=RUN, fence=fence, ids=[filled.entries["B"]])
+        partial(landing_queue.start, target=TARGET, run=RUN, fence=fence, ids=[filled.entries["B"]])
     )
     after = (await orch.board_changes(2**62, 1)).marks["autopilot"]
     assert after != before

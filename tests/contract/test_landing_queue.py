@@ -1,4 +1,4 @@
-"""The merge queue as the store keeps it (services/landing.py): entries taken from holders'
+"""The merge queue as the store keeps it (services/landing_queue.py): entries taken from holders'
 submissions, reviews claimed by one autopilot at a time, a target held under a fence, and
 landings written as intents that complete once and only once. On every backend."""
 
@@ -14,8 +14,8 @@ from wvo_mcp.errors import IllegalTransition, LeaseLost
 from wvo_mcp.models import Event, UpdateResult
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.transitions import Gate, Status
-from wvo_mcp.services import landing, moves, pulls, reviews
-from wvo_mcp.services.landing import Entry, Return
+from wvo_mcp.services import landing_queue, moves, pulls, reviews
+from wvo_mcp.services.landing_queue import Entry, Return
 from wvo_mcp.store import Row, Tx
 
 pytestmark = pytest.mark.anyio
@@ -47,7 +47,9 @@ async def waiting(orch: Orchestrator, task_id: str, author: str, gate: Gate = Ga
 
 async def take(orch: Orchestrator, task_id: str, commit: str, now: datetime = START) -> Entry:
     return await orch.db.write(
-        partial(landing.take, task_id=task_id, commit=commit, base=BASE, target=TARGET, now=now)
+        partial(
+            landing_queue.take, task_id=task_id, commit=commit, base=BASE, target=TARGET, now=now
+        )
     )
 
 
@@ -74,7 +76,7 @@ async def row_of(orch: Orchestrator, entry_id: int) -> dict[str, Any]:
 
 
 async def entry_of(orch: Orchestrator, entry_id: int) -> Entry:
-    return landing.entry(await row_of(orch, entry_id))
+    return landing_queue.entry(await row_of(orch, entry_id))
 
 
 async def states(orch: Orchestrator, *ids: int) -> list[str]:
@@ -83,7 +85,7 @@ async def states(orch: Orchestrator, *ids: int) -> list[str]:
 
 async def entries_of(orch: Orchestrator, task_id: str) -> list[Entry]:
     """Every open entry of a task (the queue's own listing)."""
-    return [e for e, _ in await orch.db.read(landing.queue) if e.task_id == task_id]
+    return [e for e, _ in await orch.db.read(landing_queue.queue) if e.task_id == task_id]
 
 
 async def by_person(
@@ -102,18 +104,18 @@ async def hold(
 ) -> int | None:
     until = now + timedelta(seconds=lease)
     return await orch.db.write(
-        partial(landing.hold_target, target=TARGET, run=run, until=until, now=now)
+        partial(landing_queue.hold_target, target=TARGET, run=run, until=until, now=now)
     )
 
 
 async def start(orch: Orchestrator, run: str, fence: int, *ids: int) -> None:
-    await orch.db.write(partial(landing.start, target=TARGET, run=run, fence=fence, ids=ids))
+    await orch.db.write(partial(landing_queue.start, target=TARGET, run=run, fence=fence, ids=ids))
 
 
 async def intend(orch: Orchestrator, run: str, fence: int, *ids: int) -> int:
     return await orch.db.write(
         partial(
-            landing.intend, target=TARGET, run=run, fence=fence, old=OLD, new=NEW, tree=TREE,
+            landing_queue.intend, target=TARGET, run=run, fence=fence, old=OLD, new=NEW, tree=TREE,
             checks="pytest -q: exit 0", ids=ids, now=START,
         )
     )  # fmt: skip
@@ -121,7 +123,7 @@ async def intend(orch: Orchestrator, run: str, fence: int, *ids: int) -> int:
 
 async def complete(orch: Orchestrator, landing_id: int) -> list[str]:
     return await orch.db.write(
-        partial(landing.complete, settings=orch.settings, landing_id=landing_id, now=START)
+        partial(landing_queue.complete, settings=orch.settings, landing_id=landing_id, now=START)
     )
 
 
@@ -135,7 +137,7 @@ async def send_back(
 ) -> str:
     return await orch.db.write(
         partial(
-            landing.send_back, settings=orch.settings, target=TARGET, run=run, fence=fence,
+            landing_queue.send_back, settings=orch.settings, target=TARGET, run=run, fence=fence,
             entry_id=entry_id, back=back, hold=hold, now=START,
         )
     )  # fmt: skip
@@ -148,8 +150,8 @@ async def returned(orch: Orchestrator, run: str, fence: int, item: Entry) -> Non
     assert await send_back(orch, run, fence, item.id, back) == "returned"
 
 
-async def intents(orch: Orchestrator) -> list[landing.Landing]:
-    return await orch.db.read(partial(landing.intents, target=TARGET))
+async def intents(orch: Orchestrator) -> list[landing_queue.Landing]:
+    return await orch.db.read(partial(landing_queue.intents, target=TARGET))
 
 
 async def checkpoints(orch: Orchestrator, task_id: str) -> list[dict[str, Any]]:
@@ -195,13 +197,13 @@ async def test_take_records_the_commit_and_queues_one_entry(
     await waiting(orch, "C", "w3")
     last = await take(orch, "C", sha(3))
     assert first.position < reviewed.position < last.position
-    listed = [(e.task_id, e.state, title) for e, title in await orch.db.read(landing.queue)]
+    listed = [(e.task_id, e.state, title) for e, title in await orch.db.read(landing_queue.queue)]
     assert listed == [
         ("A", "queued", "lands"),
         ("B", "review", "reviewed"),
         ("C", "queued", "lands too"),
     ]
-    head = await orch.db.read(partial(landing.head, target=TARGET, limit=10))
+    head = await orch.db.read(partial(landing_queue.head, target=TARGET, limit=10))
     assert [e.task_id for e in head] == ["A", "C"]  # a review waits outside the queue
 
 
@@ -262,12 +264,12 @@ async def test_a_review_is_claimed_by_one_autopilot_at_a_time(
     item = await take(orch, "R", sha(1))
 
     async def waiting_at(now: datetime) -> list[int]:
-        return [e.id for e in await orch.db.read(partial(landing.reviews_waiting, now=now))]
+        return [e.id for e in await orch.db.read(partial(landing_queue.reviews_waiting, now=now))]
 
     async def claim(run: str, now: datetime) -> bool:
         until = now + timedelta(seconds=60)
         return await orch.db.write(
-            partial(landing.claim_review, entry_id=item.id, run=run, until=until, now=now)
+            partial(landing_queue.claim_review, entry_id=item.id, run=run, until=until, now=now)
         )
 
     assert await waiting_at(START) == [item.id]
@@ -283,7 +285,7 @@ async def test_a_review_is_claimed_by_one_autopilot_at_a_time(
     assert (await row_of(orch, item.id))["claimed_by"] == RUN_B
     # B's reviewer gave no verdict: asked again, by whoever claims it first.
     verdict = await orch.db.write(
-        partial(landing.reviewed, settings=orch.settings, entry_id=item.id, now=LATER)
+        partial(landing_queue.reviewed, settings=orch.settings, entry_id=item.id, now=LATER)
     )
     assert verdict == "review"
     row = await row_of(orch, item.id)
@@ -307,27 +309,29 @@ async def test_an_approved_review_joins_the_back_of_the_queue(
     second = await queued(orch, "Q2", sha(3), "w3")
     assert first.position < item.position < second.position
     await orch.db.write(
-        partial(landing.claim_review, entry_id=item.id, run=RUN_A, until=seconds(60), now=START)
+        partial(
+            landing_queue.claim_review, entry_id=item.id, run=RUN_A, until=seconds(60), now=START
+        )
     )
     await orch.db.write(
         partial(reviews.review, task_id="R", commit=sha(2), reviewer="w4", verdict="approve",
                 notes="good", now=seconds(10))
     )  # fmt: skip
     verdict = await orch.db.write(
-        partial(landing.reviewed, settings=orch.settings, entry_id=item.id, now=seconds(20))
+        partial(landing_queue.reviewed, settings=orch.settings, entry_id=item.id, now=seconds(20))
     )
     assert verdict == "queued"
     row = await row_of(orch, item.id)
     assert (row["state"], row["claimed_by"], row["claim_until"]) == ("queued", None, None)
     assert row["position"] > second.position
     assert row["queued_at"] is not None and row["queued_at"] > item.entered_at
-    head = await orch.db.read(partial(landing.head, target=TARGET, limit=10))
+    head = await orch.db.read(partial(landing_queue.head, target=TARGET, limit=10))
     assert [e.task_id for e in head] == ["Q1", "Q2", "R"]
-    assert await orch.db.read(partial(landing.reviews_waiting, now=seconds(20))) == []
+    assert await orch.db.read(partial(landing_queue.reviews_waiting, now=seconds(20))) == []
     assert (await orch.get_task("R")).status == Status.NEEDS_REVIEW
     # Asked again (a second autopilot's reviewer finished late): nothing more happens.
     again = await orch.db.write(
-        partial(landing.reviewed, settings=orch.settings, entry_id=item.id, now=seconds(30))
+        partial(landing_queue.reviewed, settings=orch.settings, entry_id=item.id, now=seconds(30))
     )
     assert again == "gone"
     assert (await entry_of(orch, item.id)).position == row["position"]
@@ -344,7 +348,7 @@ async def test_a_review_asking_for_changes_gives_the_task_back(
                 notes="add a test", now=seconds(10))
     )  # fmt: skip
     verdict = await orch.db.write(
-        partial(landing.reviewed, settings=orch.settings, entry_id=item.id, now=seconds(20))
+        partial(landing_queue.reviewed, settings=orch.settings, entry_id=item.id, now=seconds(20))
     )
     assert verdict == "changes"
     ended = await entry_of(orch, item.id)
@@ -378,7 +382,9 @@ async def test_a_target_is_landed_under_one_fence_at_a_time(
     # A went silent: B takes the target, and A's unfinished batch is queued again.
     assert await hold(orch, RUN_B, seconds(91)) == 2
     assert await states(orch, x.id, y.id) == ["queued", "queued"]
-    assert [e.id for e in await orch.db.read(partial(landing.head, target=TARGET, limit=9))] == [
+    assert [
+        e.id for e in await orch.db.read(partial(landing_queue.head, target=TARGET, limit=9))
+    ] == [
         x.id,
         y.id,
     ]
@@ -389,9 +395,11 @@ async def test_a_target_is_landed_under_one_fence_at_a_time(
     assert await states(orch, x.id, y.id) == ["queued", "queued"]
     await start(orch, RUN_B, 2, x.id)
     with pytest.raises(LeaseLost):
-        await orch.db.write(partial(landing.unstart, target=TARGET, run=RUN_A, fence=1, ids=[x.id]))
+        await orch.db.write(
+            partial(landing_queue.unstart, target=TARGET, run=RUN_A, fence=1, ids=[x.id])
+        )
     with pytest.raises(LeaseLost):
-        await orch.db.write(partial(landing.unstart_all, target=TARGET, run=RUN_A, fence=1))
+        await orch.db.write(partial(landing_queue.unstart_all, target=TARGET, run=RUN_A, fence=1))
     assert await states(orch, x.id, y.id) == ["testing", "queued"]
     with pytest.raises(LeaseLost):
         await intend(orch, RUN_A, 1, x.id)
@@ -407,7 +415,9 @@ async def test_a_target_is_landed_under_one_fence_at_a_time(
     assert await events_of(orch, "X") == events
     assert await checkpoints(orch, "X") == []
     # B's own writes go through.
-    await orch.db.write(partial(landing.unstart, target=TARGET, run=RUN_B, fence=2, ids=[x.id]))
+    await orch.db.write(
+        partial(landing_queue.unstart, target=TARGET, run=RUN_B, fence=2, ids=[x.id])
+    )
     assert await states(orch, x.id) == ["queued"]
 
 
@@ -421,19 +431,21 @@ async def test_drop_claims_frees_what_a_run_reviewed_and_landed(
     item = await take(orch, "R", sha(1))
     await queued(orch, "X", sha(2), "w2")
     claimed = await orch.db.write(
-        partial(landing.claim_review, entry_id=item.id, run=RUN_A, until=seconds(60), now=START)
+        partial(
+            landing_queue.claim_review, entry_id=item.id, run=RUN_A, until=seconds(60), now=START
+        )
     )
     assert claimed
     assert await hold(orch, RUN_A) == 1
     assert await hold(orch, RUN_B, seconds(1)) is None
-    await orch.db.write(partial(landing.drop_claims, run=RUN_A))
+    await orch.db.write(partial(landing_queue.drop_claims, run=RUN_A))
     row = await row_of(orch, item.id)
     assert (row["claimed_by"], row["claim_until"]) == (None, None)
-    waiting_now = await orch.db.read(partial(landing.reviews_waiting, now=seconds(1)))
+    waiting_now = await orch.db.read(partial(landing_queue.reviews_waiting, now=seconds(1)))
     assert [e.id for e in waiting_now] == [item.id]
     assert await hold(orch, RUN_B, seconds(1)) == 2  # at once, not after A's lease ran out
     claimed = await orch.db.write(
-        partial(landing.claim_review, entry_id=item.id, run=RUN_B, until=seconds(61),
+        partial(landing_queue.claim_review, entry_id=item.id, run=RUN_B, until=seconds(61),
                 now=seconds(1))
     )  # fmt: skip
     assert claimed
@@ -461,9 +473,9 @@ async def test_a_landing_completes_once(world: World, orch: Orchestrator) -> Non
     for i in (x.id, y.id):
         assert (await entry_of(orch, i)).finished_at is not None
     assert await intents(orch) == []
-    done = await orch.db.read(partial(landing.landing, landing_id=landing_id))
+    done = await orch.db.read(partial(landing_queue.landing, landing_id=landing_id))
     assert done is not None and done.state == "landed"
-    after = await orch.db.read(partial(landing.landings_after, target=TARGET))
+    after = await orch.db.read(partial(landing_queue.landings_after, target=TARGET))
     assert [a.id for a in after] == [landing_id]
     for task_id in ("X", "Y"):
         assert (await orch.get_task(task_id)).status == Status.DONE
@@ -478,7 +490,7 @@ async def test_a_landing_completes_once(world: World, orch: Orchestrator) -> Non
     assert await complete(orch, landing_id) == []
     assert await events_of(orch, "X") == before
     assert await states(orch, x.id, y.id) == ["landed", "landed"]
-    assert await orch.db.read(landing.queued_targets) == []
+    assert await orch.db.read(landing_queue.queued_targets) == []
 
 
 async def test_an_abandoned_landing_queues_its_entries_again(
@@ -491,18 +503,18 @@ async def test_an_abandoned_landing_queues_its_entries_again(
     assert fence is not None
     await start(orch, RUN_A, fence, x.id, y.id)
     landing_id = await intend(orch, RUN_A, fence, x.id, y.id)
-    await orch.db.write(partial(landing.abandon, landing_id=landing_id, now=START))
+    await orch.db.write(partial(landing_queue.abandon, landing_id=landing_id, now=START))
     assert await states(orch, x.id, y.id) == ["queued", "queued"]
     assert [(await entry_of(orch, i)).landing_id for i in (x.id, y.id)] == [None, None]
     assert await intents(orch) == []
-    gone = await orch.db.read(partial(landing.landing, landing_id=landing_id))
+    gone = await orch.db.read(partial(landing_queue.landing, landing_id=landing_id))
     assert gone is not None and gone.state == "abandoned"
-    assert await orch.db.read(partial(landing.landings_after, target=TARGET)) == []
+    assert await orch.db.read(partial(landing_queue.landings_after, target=TARGET)) == []
     # Abandoned is final: completing it afterwards lands nothing.
     assert await complete(orch, landing_id) == []
     assert await states(orch, x.id, y.id) == ["queued", "queued"]
     assert (await orch.get_task("X")).status == Status.NEEDS_REVIEW
-    head = await orch.db.read(partial(landing.head, target=TARGET, limit=9))
+    head = await orch.db.read(partial(landing_queue.head, target=TARGET, limit=9))
     assert [e.id for e in head] == [x.id, y.id]
 
 
@@ -607,7 +619,7 @@ async def test_a_held_submission_waits_for_a_person(world: World, orch: Orchestr
     assert "returned" not in kinds(events)
     # Held is open: a person's move closes it, and nothing lands it meanwhile.
     assert [e.id for e in await entries_of(orch, "H")] == [item.id]
-    assert await orch.db.read(partial(landing.head, target=TARGET, limit=9)) == []
+    assert await orch.db.read(partial(landing_queue.head, target=TARGET, limit=9)) == []
     await by_person(orch, "H", Status.PENDING, "try again")
     assert await states(orch, item.id) == ["closed"]
 
@@ -626,13 +638,13 @@ async def test_an_abandoned_landing_does_not_queue_a_task_a_person_moved(
     await start(orch, RUN_A, fence, k.id, other.id)
     landing_id = await intend(orch, RUN_A, fence, k.id, other.id)
     await by_person(orch, "K", Status.CANCELLED, "stop")
-    await orch.db.write(partial(landing.abandon, landing_id=landing_id, now=START))
+    await orch.db.write(partial(landing_queue.abandon, landing_id=landing_id, now=START))
     # Queued again, a cancelled task's commits would be stacked, tested and landed.
     ended = await entry_of(orch, k.id)
     assert (ended.state, ended.landing_id) == ("closed", None)
     assert ended.reason is not None and "person" in ended.reason
     assert await states(orch, other.id) == ["queued"]
-    head = await orch.db.read(partial(landing.head, target=TARGET, limit=9))
+    head = await orch.db.read(partial(landing_queue.head, target=TARGET, limit=9))
     assert [e.task_id for e in head] == ["L"]
     assert (await orch.get_task("K")).status == Status.CANCELLED
 
@@ -657,11 +669,11 @@ async def test_a_narrowed_batch_queues_again_only_tasks_still_submitted(
         tree=TREE, checks="ok", now=START,
     ))  # fmt: skip
     assert await states(orch, *(i.id for i in items)) == ["landing", "queued", "closed"]
-    head = await orch.db.read(partial(landing.head, target=TARGET, limit=9))
+    head = await orch.db.read(partial(landing_queue.head, target=TARGET, limit=9))
     assert [e.task_id for e in head] == ["B"]
-    found = await orch.db.read(partial(landing.landing, landing_id=landing_id))
+    found = await orch.db.read(partial(landing_queue.landing, landing_id=landing_id))
     assert found is not None and found.new == kept
-    still = await orch.db.read(partial(landing.entries_of, landing_id=landing_id))
+    still = await orch.db.read(partial(landing_queue.entries_of, landing_id=landing_id))
     assert [e.task_id for e in still] == ["A"]
     # Fenced: a holder that lost the target writes nothing.
     with pytest.raises(LeaseLost):
@@ -753,16 +765,16 @@ async def test_a_pull_request_outlives_a_return_and_carries_the_next_submission(
         partial(pulls.pull_moved, target=TARGET, run=RUN_A, fence=fence, task_id="P",
                 landing_id=landing_id, old=OLD, new=sha(12), tree=TREE, checks="ok", now=START)
     )  # fmt: skip
-    [intent] = await orch.db.read(partial(landing.intents, target=TARGET))
+    [intent] = await orch.db.read(partial(landing_queue.intents, target=TARGET))
     assert (intent.old, intent.new) == (OLD, sha(12))
     # A review sends it back from its landing: the intent ends, the pull request stays open.
     back = Return("returned: ann requested changes on pull request #7", "rename it")
     outcome = await orch.db.write(
-        partial(landing.send_back, settings=orch.settings, target=TARGET, run=RUN_A,
+        partial(landing_queue.send_back, settings=orch.settings, target=TARGET, run=RUN_A,
                 fence=fence, entry_id=item.id, back=back, hold=None, now=START, was="landing")
     )  # fmt: skip
     assert outcome == "returned"
-    assert await orch.db.read(partial(landing.intents, target=TARGET)) == []
+    assert await orch.db.read(partial(landing_queue.intents, target=TARGET)) == []
     await orch.db.write(partial(pulls.pull_ended, target=TARGET, task_id="P", state="open",
                                 now=START, waiting="with a worker"))  # fmt: skip
     kept = await orch.db.read(partial(pulls.pull_of, target=TARGET, task_id="P"))

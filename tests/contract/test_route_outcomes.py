@@ -18,8 +18,8 @@ from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.learning import RouteStats, task_class
 from wvo_mcp.rules.transitions import Gate, Status
-from wvo_mcp.services import landing, route_outcomes
-from wvo_mcp.services.landing import Return
+from wvo_mcp.services import landing_queue, route_outcomes
+from wvo_mcp.services.landing_queue import Return
 from wvo_mcp.services.route_outcomes import KEEP
 from wvo_mcp.store import Tx
 
@@ -236,7 +236,9 @@ async def test_a_lost_lease_is_a_failed_attempt(world: World, routed: Orchestrat
 async def hold_target(orch: Orchestrator) -> int:
     now = orch.clock()
     fence = await orch.db.write(
-        partial(landing.hold_target, target=TARGET, run=RUN, until=now.replace(year=2040), now=now)
+        partial(
+            landing_queue.hold_target, target=TARGET, run=RUN, until=now.replace(year=2040), now=now
+        )
     )
     assert fence is not None
     return fence
@@ -251,11 +253,13 @@ async def submitted(orch: Orchestrator, task_id: str, agent: str, commit: str, g
 
 async def sent_back(orch: Orchestrator, fence: int, entry_id: int, hold: str | None) -> str:
     """The entry taken into a batch, then sent back (`hold`: held for a person)."""
-    await orch.db.write(partial(landing.start, target=TARGET, run=RUN, fence=fence, ids=[entry_id]))
+    await orch.db.write(
+        partial(landing_queue.start, target=TARGET, run=RUN, fence=fence, ids=[entry_id])
+    )
     back = Return("the check failed stacked onto the target", "the tail")
     outcome: str = await orch.db.write(
         partial(
-            landing.send_back, settings=orch.settings, target=TARGET, run=RUN, fence=fence,
+            landing_queue.send_back, settings=orch.settings, target=TARGET, run=RUN, fence=fence,
             entry_id=entry_id, back=back, hold=hold, now=orch.clock(),
         )
     )  # fmt: skip
@@ -263,16 +267,20 @@ async def sent_back(orch: Orchestrator, fence: int, entry_id: int, hold: str | N
 
 
 async def landed(orch: Orchestrator, fence: int, entry_id: int, n: int) -> None:
-    await orch.db.write(partial(landing.start, target=TARGET, run=RUN, fence=fence, ids=[entry_id]))
+    await orch.db.write(
+        partial(landing_queue.start, target=TARGET, run=RUN, fence=fence, ids=[entry_id])
+    )
     landing_id = await orch.db.write(
         partial(
-            landing.intend, target=TARGET, run=RUN, fence=fence, old=f"{n:040x}",
+            landing_queue.intend, target=TARGET, run=RUN, fence=fence, old=f"{n:040x}",
             new=f"{n + 1:040x}", tree=f"{n + 2:040x}", checks="make test: exit 0",
             ids=[entry_id], now=orch.clock(),
         )
     )  # fmt: skip
     await orch.db.write(
-        partial(landing.complete, settings=orch.settings, landing_id=landing_id, now=orch.clock())
+        partial(
+            landing_queue.complete, settings=orch.settings, landing_id=landing_id, now=orch.clock()
+        )
     )
 
 
@@ -329,7 +337,7 @@ async def test_a_refused_submission_is_a_failed_attempt_and_rolls_back_whole(
     back = Return("its commits could not be taken", "no such ref")
 
     def refused_then_failed(tx: Tx, now: datetime) -> None:
-        landing.refuse(tx, routed.settings, task_id="X", back=back, now=now)
+        landing_queue.refuse(tx, routed.settings, task_id="X", back=back, now=now)
         raise ValidationFailed("the transaction fails after the refusal")
 
     with pytest.raises(ValidationFailed, match="fails after"):
@@ -338,7 +346,7 @@ async def test_a_refused_submission_is_a_failed_attempt_and_rolls_back_whole(
     assert (await routed.get_task("X")).status == Status.NEEDS_REVIEW
 
     await routed.db.write(
-        partial(landing.refuse, settings=routed.settings, task_id="X", back=back,
+        partial(landing_queue.refuse, settings=routed.settings, task_id="X", back=back,
                 now=routed.clock())
     )  # fmt: skip
     found = await stats(routed)

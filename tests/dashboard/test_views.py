@@ -35,7 +35,7 @@ from tests.security.tenancy import started, until, worktree
 from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.orchestrator import Orchestrator
-from wvo_mcp.services import landing
+from wvo_mcp.services import landing_queue
 
 pytestmark = pytest.mark.anyio
 
@@ -332,25 +332,25 @@ async def test_the_autopilot_tab_shows_the_merge_queue_and_follows_it_live(state
             try:
                 now = timeutil.now()
                 fence = await orch.db.write(
-                    partial(landing.hold_target, target=TARGET, run=RUN,
+                    partial(landing_queue.hold_target, target=TARGET, run=RUN,
                             until=now + timedelta(hours=1), now=now)
                 )  # fmt: skip
                 assert fence is not None
                 b = (await orch.landing_queue())[0][0]
                 assert b.task_id == "B"
                 await orch.db.write(
-                    partial(landing.start, target=TARGET, run=RUN, fence=fence, ids=[b.id])
+                    partial(landing_queue.start, target=TARGET, run=RUN, fence=fence, ids=[b.id])
                 )
                 await expect(first.locator(".state")).to_have_text("testing", timeout=TIMEOUT_MS)
                 landing_id = await orch.db.write(
                     partial(
-                        landing.intend, target=TARGET, run=RUN, fence=fence, old=sha(101),
+                        landing_queue.intend, target=TARGET, run=RUN, fence=fence, old=sha(101),
                         new=sha(103), tree=sha(104), checks="make test: exit 0", ids=[b.id],
                         now=timeutil.now(),
                     )
                 )  # fmt: skip
                 done = await orch.db.write(
-                    partial(landing.complete, settings=orch.settings, landing_id=landing_id,
+                    partial(landing_queue.complete, settings=orch.settings, landing_id=landing_id,
                             now=timeutil.now())
                 )  # fmt: skip
                 assert done == ["B"]

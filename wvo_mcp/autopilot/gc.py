@@ -36,7 +36,7 @@ from wvo_mcp.git.remote import TASK_REFS, Remote, parse_onto, remotes
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.tidying import Candidate, Task, Verdict, judge
 from wvo_mcp.rules.transitions import Status
-from wvo_mcp.services import landing
+from wvo_mcp.services import landing_queue
 from wvo_mcp.store import Tx
 
 PLANNER = "wvo-planner"  # the planner's folder (worktrees and runs): no task's
@@ -241,7 +241,7 @@ def _read_tasks(
             continue
         expires = row["lease_expires_at"]
         holder = row["assigned_to"] if expires is not None and expires > now else None
-        open_entry = landing.open_entry(tx, task_id)
+        open_entry = landing_queue.open_entry(tx, task_id)
         cancelled_by = None
         if row["status"] == Status.CANCELLED:
             for event in tx.all("recent_events", (task_id, EVENTS_READ)):
@@ -259,7 +259,7 @@ def _landed(tx: Tx, task_id: str) -> _Landed | None:
     row = tx.one("latest_entry", {"task_id": task_id})
     if row is None or row["state"] != "landed" or row["landing_id"] is None:
         return None
-    made = landing.landing(tx, row["landing_id"])
+    made = landing_queue.landing(tx, row["landing_id"])
     if made is None or made.state != "landed":
         return None
     return _Landed(row["id"], row["commit_sha"], row["target"], made.new if made.old else "")

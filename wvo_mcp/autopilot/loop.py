@@ -62,7 +62,7 @@ from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import merge_queue, pulls
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.sandbox import workers
-from wvo_mcp.services import landing, pull_news
+from wvo_mcp.services import landing_queue, pull_news
 from wvo_mcp.telemetry import Telemetry
 
 PLAN_LOOKAHEAD = 50  # ready tasks looked at per round for a free slot
@@ -573,7 +573,7 @@ class Autopilot:
             return True
         return False
 
-    async def _review(self, slot: Slot, item: landing.Entry, base: str) -> None:
+    async def _review(self, slot: Slot, item: landing_queue.Entry, base: str) -> None:
         try:
             await self.roles.review(slot, item, base)
         finally:

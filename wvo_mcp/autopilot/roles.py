@@ -27,7 +27,7 @@ from wvo_mcp.git import branch_name, trees
 from wvo_mcp.models import ClaimResult, TaskDetail
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import routing, run_charges
-from wvo_mcp.services import landing
+from wvo_mcp.services import landing_queue
 from wvo_mcp.services.bearer_tokens import Scope
 
 REVIEW_DIFF_CHARS = 40_000
@@ -136,7 +136,7 @@ class Roles:
         await record(self.orchestrator, slot, model, finish, None, None)
         self.say(f"{slot.agent_id} planned ({finish.outcome}): {finish.message[:300]}")
 
-    async def review(self, slot: Slot, item: landing.Entry, base: str) -> None:
+    async def review(self, slot: Slot, item: landing_queue.Entry, base: str) -> None:
         """Another worker, in a sandbox of its own, reads exactly the submitted commit (a
         fresh read-only checkout, and its diff) and gives its verdict with review_submit
         under its own run token. Approved work joins the queue; requested changes send the
@@ -172,7 +172,7 @@ class Roles:
             self.say(f"{slot.agent_id} could not review {task_id}: {exc}")
 
     async def _reviewed(
-        self, slot: Slot, item: landing.Entry, model: str, finish: worker_output.Finish
+        self, slot: Slot, item: landing_queue.Entry, model: str, finish: worker_output.Finish
     ) -> None:
         task_id = item.task_id
         await record(self.orchestrator, slot, model, finish, None, None)

@@ -16,7 +16,7 @@ from wvo_mcp.git import Closing, Protected, branch_name, intake, read_head
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import closing, protected_paths
 from wvo_mcp.rules.transitions import Status
-from wvo_mcp.services import landing
+from wvo_mcp.services import landing_queue
 
 
 class Intake:
@@ -67,11 +67,11 @@ class Intake:
             item = await self.orchestrator.take_submission(task_id, tip, start, self.lander.key)
         except Protected as exc:
             summary, details = protected_paths.refusal(exc.paths, exc.folders, exc.tip)
-            await self.lander.refuse(task_id, landing.Return(summary, details, exc.paths))
+            await self.lander.refuse(task_id, landing_queue.Return(summary, details, exc.paths))
             return
         except Closing as exc:
             summary, details = closing.refusal(exc.found, exc.tip)
-            await self.lander.refuse(task_id, landing.Return(summary, details, []))
+            await self.lander.refuse(task_id, landing_queue.Return(summary, details, []))
             return
         except WvoError as exc:
             await self._fail(task_id, f"its submission could not be taken: {exc}")

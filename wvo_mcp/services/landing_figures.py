@@ -18,7 +18,7 @@ from wvo_mcp.models import (
     QueueEntry,
 )
 from wvo_mcp.queue_figures import Figures, Landed, Spend
-from wvo_mcp.services import landing
+from wvo_mcp.services import landing_queue
 from wvo_mcp.services.pulls import pulls_shown
 from wvo_mcp.store import Row, Tx
 
@@ -65,7 +65,7 @@ def of_landing(tx: Tx, landing_id: int) -> Landed:
 def view(tx: Tx, now: datetime, hours: float = WINDOW_HOURS) -> LandingQueue:
     """Every open entry in landing order per target, and the window's figures, as read in
     one transaction (the landing_queue tool, `autopilot status`, the dashboard)."""
-    found = landing.queue(tx)
+    found = landing_queue.queue(tx)
     places = queue_figures.places([(e.target, e.state, e.position) for e, _ in found])
     entries = []
     for (item, title), place in zip(found, places, strict=True):

@@ -3,7 +3,7 @@
 `rules/pulls.py` judges what a pull request asks next, and
 autopilot/landing/pull_requests.py carries that out against the forge; this module only
 stores what it found (the head it pushed, what the pull request waits for, how it ended),
-each write under the fence of the landing it carries (services/landing.py), and what a
+each write under the fence of the landing it carries (services/landing_queue.py), and what a
 person's closing of one does to its task."""
 
 import json
@@ -15,7 +15,7 @@ from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.services import leases, moves, notes, route_outcomes
-from wvo_mcp.services.landing import LANDER, abandon, end, entry, fenced, still_submitted
+from wvo_mcp.services.landing_queue import LANDER, abandon, end, entry, fenced, still_submitted
 from wvo_mcp.store import Row, Tx
 
 

@@ -1,7 +1,7 @@
 """A person's decisions on waiting tasks (approve, reject) and a submitted commit's reviews.
 
 A review comes from the autopilot's reviewer (`review_submit`: kept here by `review`, acted
-on in `services/landing.py`, `reviewed`) or from the forge, judged in
+on in `services/landing_queue.py`, `reviewed`) or from the forge, judged in
 `autopilot/landing/pull_requests.py` (`PullRequests._judge`).
 
 Both are verdicts on a task that waits (in needs_review, or awaiting_approval), kept apart

@@ -29,9 +29,9 @@ from wvo_mcp.forge import Method, Pull, Requirements
 from wvo_mcp.git import Conflict
 from wvo_mcp.rules import pulls
 from wvo_mcp.rules.text import plain
-from wvo_mcp.services import landing
+from wvo_mcp.services import landing_queue
 from wvo_mcp.services import pulls as pull_rows
-from wvo_mcp.services.landing import Entry, Landing, Return
+from wvo_mcp.services.landing_queue import Entry, Landing, Return
 
 BRANCH = "wvo-batch/"  # + the landing's id: never a task's branch (wvo/<task>)
 
@@ -57,11 +57,11 @@ class Batches(PullRequests):
         if self.size <= 1 or not self._items or not self.reach.ready():
             return await super().due()
         queued = await self.steps.db.read(
-            partial(landing.head, target=self.steps.key, limit=self.size)
+            partial(landing_queue.head, target=self.steps.key, limit=self.size)
         )
         if len(queued) >= self.size:
             return True
-        intents = await self.steps.db.read(partial(landing.intents, target=self.steps.key))
+        intents = await self.steps.db.read(partial(landing_queue.intents, target=self.steps.key))
         self._items = {i.id: self._items[i.id] for i in intents if i.id in self._items}
         if intents:
             await self._listen()
@@ -80,7 +80,7 @@ class Batches(PullRequests):
         self._cannot = why
         if why:
             return await super().land(fence, [*alone, *together])
-        intents = await self.steps.db.read(partial(landing.intents, target=self.steps.key))
+        intents = await self.steps.db.read(partial(landing_queue.intents, target=self.steps.key))
         self._items = {i.id: self._items[i.id] for i in intents if i.id in self._items}
         wait = bool(self._items) and len(together) < self.size  # one is out: this one fills
         if wait or len(together) > self.size:
@@ -258,7 +258,7 @@ class Batches(PullRequests):
 
     async def _landed(self, intent: Landing, item: Entry, pull: Pull) -> bool:
         """Merged: every task it carries is, once."""
-        carried = await self.steps.db.read(partial(landing.entries_of, landing_id=intent.id))
+        carried = await self.steps.db.read(partial(landing_queue.entries_of, landing_id=intent.id))
         done = await super()._landed(intent, item, pull)
         for each in carried:
             await self.steps.db.write(

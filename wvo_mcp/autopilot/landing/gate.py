@@ -28,7 +28,7 @@ from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import check_causes, junit
 from wvo_mcp.rules import flakes as flake_rules
 from wvo_mcp.services import flakes
-from wvo_mcp.services.landing import Entry
+from wvo_mcp.services.landing_queue import Entry
 from wvo_mcp.verification import clear_reports, read_junit, sandbox_summary
 
 Materialize = Callable[[str, Path], Awaitable[object]]

@@ -7,7 +7,7 @@ bisected, and the target moved with a compare-and-swap), onto each task's own br
 pull-request`: each lands when the forge merges it). A conflict or a failure goes back to
 a worker with what went wrong, or to a person when it must (steps.py).
 
-The queue is rows (services/landing.py): a lease with a fence says who lands a target, and
+The queue is rows (services/landing_queue.py): a lease with a fence says who lands a target, and
 each landing is written as an intent before the ref moves, so an autopilot killed at any
 moment loses nothing and the next one completes or abandons what it finds, never twice."""
 
@@ -28,8 +28,8 @@ from wvo_mcp.git import Git, branch_name
 from wvo_mcp.git.remote import task_ref
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import check_causes
-from wvo_mcp.services import landing
-from wvo_mcp.services.landing import Entry, Return
+from wvo_mcp.services import landing_queue
+from wvo_mcp.services.landing_queue import Entry, Return
 from wvo_mcp.telemetry import Telemetry
 
 TARGET_SECONDS = 60  # a target's lease: renewed while its holder lives
@@ -97,7 +97,7 @@ class Lander:
 
     async def pending(self) -> bool:
         """Whether the target has entries queued, being tested or landing."""
-        return self.key in await self.steps.db.read(landing.queued_targets)
+        return self.key in await self.steps.db.read(landing_queue.queued_targets)
 
     async def land(self) -> bool:
         """Land what heads the queue, one batch; True if there may be more to do now."""
@@ -112,7 +112,9 @@ class Lander:
         now = steps.now()
         until = now + timedelta(seconds=TARGET_SECONDS)
         fence = await steps.db.write(
-            partial(landing.hold_target, target=self.key, run=steps.run_id, until=until, now=now)
+            partial(
+                landing_queue.hold_target, target=self.key, run=steps.run_id, until=until, now=now
+            )
         )
         if fence is None:
             return False  # another autopilot lands this target now
@@ -125,12 +127,12 @@ class Lander:
                 if moved is None:
                     return False  # a landing waits for the target's working tree, or remote
                 entries = await steps.db.read(
-                    partial(landing.head, target=self.key, limit=self._taken())
+                    partial(landing_queue.head, target=self.key, limit=self._taken())
                 )
                 if not entries:
                     return moved
                 ids = [e.id for e in entries]
-                await steps.db.write(partial(landing.start, target=self.key, run=steps.run_id,
+                await steps.db.write(partial(landing_queue.start, target=self.key, run=steps.run_id,
                                              fence=fence, ids=ids))  # fmt: skip
                 try:
                     entries = await self._bring(fence, entries)
@@ -184,7 +186,7 @@ class Lander:
             while True:
                 await anyio.sleep(TARGET_SECONDS / 3)
                 until = steps.now() + timedelta(seconds=TARGET_SECONDS)
-                await steps.db.write(partial(landing.renew_target, target=self.key,
+                await steps.db.write(partial(landing_queue.renew_target, target=self.key,
                                              run=steps.run_id, fence=fence,
                                              until=until))  # fmt: skip
 
@@ -200,7 +202,7 @@ class Lander:
         each resumed by the strategy: completed, abandoned and queued again, or (through pull
         requests) followed. True: one moved; None while one is held."""
         moved = False
-        for found in await self.steps.db.read(partial(landing.intents, target=self.key)):
+        for found in await self.steps.db.read(partial(landing_queue.intents, target=self.key)):
             went = await self.strategy.resume(fence, found)
             if went is None:
                 return None
@@ -218,7 +220,7 @@ class Lander:
         steps = self.steps
         try:
             await steps.db.write(
-                partial(landing.refuse, settings=steps.orchestrator.settings, task_id=task_id,
+                partial(landing_queue.refuse, settings=steps.orchestrator.settings, task_id=task_id,
                         back=back, now=steps.now())
             )  # fmt: skip
         except WvoError as exc:  # a person moved the task meanwhile

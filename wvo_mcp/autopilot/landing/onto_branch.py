@@ -17,7 +17,7 @@ from wvo_mcp.autopilot.landing.steps import Steps, Verdict
 from wvo_mcp.errors import Fault
 from wvo_mcp.git import Blocked, Conflict
 from wvo_mcp.rules import merge_queue
-from wvo_mcp.services.landing import Entry, Landing
+from wvo_mcp.services.landing_queue import Entry, Landing
 
 
 class OntoBranch:

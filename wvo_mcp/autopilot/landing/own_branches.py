@@ -11,7 +11,7 @@ import anyio
 from wvo_mcp.autopilot.landing.steps import Steps
 from wvo_mcp.errors import Fault
 from wvo_mcp.git import branch_name
-from wvo_mcp.services.landing import Entry, Landing, Return
+from wvo_mcp.services.landing_queue import Entry, Landing, Return
 
 
 class OwnBranches:

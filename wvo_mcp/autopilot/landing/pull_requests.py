@@ -45,9 +45,9 @@ from wvo_mcp.git.refs import ref_part
 from wvo_mcp.rules import issue_tasks, pulls
 from wvo_mcp.rules.text import ForgeKind, plain
 from wvo_mcp.rules.trust import Trust
-from wvo_mcp.services import landing
+from wvo_mcp.services import landing_queue
 from wvo_mcp.services import pulls as pull_rows
-from wvo_mcp.services.landing import Entry, Landing, Return
+from wvo_mcp.services.landing_queue import Entry, Landing, Return
 
 POLL_SECONDS = 10.0  # between two looks at one pull request
 SAFETY_SECONDS = 600.0  # between two looks where webhooks say when to look
@@ -109,9 +109,9 @@ class PullRequests:
         if not self.reach.ready():
             self._bound(limited=self.reach.outage.kind == "limited")
             return False  # the forge holds the queue: asked again after its back-off
-        if await self.steps.db.read(partial(landing.head, target=self.steps.key, limit=1)):
+        if await self.steps.db.read(partial(landing_queue.head, target=self.steps.key, limit=1)):
             return True
-        intents = await self.steps.db.read(partial(landing.intents, target=self.steps.key))
+        intents = await self.steps.db.read(partial(landing_queue.intents, target=self.steps.key))
         if intents:
             await self._listen()
         return self._looks_due(intents)
@@ -343,7 +343,7 @@ class PullRequests:
             for k, v in sorted(task.metadata.items())
             if k in ("issue", "url", "link") and isinstance(v, str)
         ]
-        cost = await self.steps.db.read(partial(landing.task_spend, task_id=item.task_id))
+        cost = await self.steps.db.read(partial(landing_queue.task_spend, task_id=item.task_id))
         born = task.metadata.get("forge_issue")
         closes = ""
         if isinstance(born, dict) and isinstance(born.get("number"), int):
@@ -374,7 +374,7 @@ class PullRequests:
         """One look at the pull request that carries `intent`, and what it asks for next.
         True when something moved."""
         steps = self.steps
-        found = await steps.db.read(partial(landing.entries_of, landing_id=intent.id))
+        found = await steps.db.read(partial(landing_queue.entries_of, landing_id=intent.id))
         if not found:
             return False  # a person moved its task: the lander abandons it
         item = found[0]  # (a batch's first: each of its tasks' rows names its pull request)
@@ -511,7 +511,9 @@ class PullRequests:
     async def reached(self, intent: Landing) -> None:
         """The target has what `intent` lands without its pull request being merged (a
         person pushed it there): the pull request is no longer followed."""
-        for item in await self.steps.db.read(partial(landing.entries_of, landing_id=intent.id)):
+        for item in await self.steps.db.read(
+            partial(landing_queue.entries_of, landing_id=intent.id)
+        ):
             await self.steps.db.write(
                 partial(pull_rows.pull_ended, target=self.steps.key, task_id=item.task_id,
                         state="merged", now=self.steps.now())

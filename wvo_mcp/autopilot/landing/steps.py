@@ -23,8 +23,8 @@ from wvo_mcp.errors import Fault, LeaseLost, ValidationFailed, VerificationFaile
 from wvo_mcp.git import Conflict, Git, stacking, trees
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import check_causes, merge_queue
-from wvo_mcp.services import landing
-from wvo_mcp.services.landing import Entry, Landing, Return
+from wvo_mcp.services import landing_queue
+from wvo_mcp.services.landing_queue import Entry, Landing, Return
 from wvo_mcp.telemetry import Telemetry
 
 T = TypeVar("T")
@@ -215,7 +215,7 @@ class Steps:
         """The landing written before the target moves: what a killed autopilot left."""
         return await self.db.write(
             partial(
-                landing.intend, target=self.key, run=self.run_id, fence=fence, old=old,
+                landing_queue.intend, target=self.key, run=self.run_id, fence=fence, old=old,
                 new=new, tree=tree, checks=verdict.checks, ids=[i.id for i in items],
                 now=self.now(),
             )
@@ -223,7 +223,7 @@ class Steps:
 
     async def complete(self, landing_id: int, new: str) -> None:
         done = await self.db.write(
-            partial(landing.complete, settings=self.orchestrator.settings,
+            partial(landing_queue.complete, settings=self.orchestrator.settings,
                     landing_id=landing_id, now=self.now())
         )  # fmt: skip
         if done:  # the first completion only: a recovered landing is counted once
@@ -236,16 +236,16 @@ class Steps:
 
     async def abandon(self, landing_id: int) -> None:
         """A landing intended that will not land: its entries queue again."""
-        await self.db.write(partial(landing.abandon, landing_id=landing_id, now=self.now()))
+        await self.db.write(partial(landing_queue.abandon, landing_id=landing_id, now=self.now()))
 
     async def unstart(self, fence: int, ids: Sequence[int]) -> None:
         """These entries, started, queue again (tested again later)."""
-        await self.db.write(partial(landing.unstart, target=self.key, run=self.run_id,
+        await self.db.write(partial(landing_queue.unstart, target=self.key, run=self.run_id,
                                     fence=fence, ids=list(ids)))  # fmt: skip
 
     async def unstart_all(self, fence: int) -> None:
         """Every entry this run started queues again."""
-        await self.db.write(partial(landing.unstart_all, target=self.key, run=self.run_id,
+        await self.db.write(partial(landing_queue.unstart_all, target=self.key, run=self.run_id,
                                     fence=fence))  # fmt: skip
 
     # -- what does not land ------------------------------------------------------------
@@ -279,7 +279,7 @@ class Steps:
         if not touching:
             return []
         ours: set[str] = set()
-        for done in await self.db.read(partial(landing.landings_after, target=self.key)):
+        for done in await self.db.read(partial(landing_queue.landings_after, target=self.key)):
             if await self.in_repo(self.git.contains, done.new, fork):
                 break  # landed before this work began: older ones too
             ours.update(await self.in_repo(self.git.commits, done.old, done.new))
@@ -328,7 +328,7 @@ class Steps:
         try:
             outcome = await self.db.write(
                 partial(
-                    landing.send_back, settings=self.orchestrator.settings, target=self.key,
+                    landing_queue.send_back, settings=self.orchestrator.settings, target=self.key,
                     run=self.run_id, fence=fence, entry_id=item.id, back=back, hold=hold,
                     now=self.now(), was=was,
                 )

@@ -816,7 +816,7 @@ VALUES (%(task_id)s, %(commit)s, %(reviewer)s, %(verdict)s, %(notes)s, %(now)s);
 SELECT reviewer, verdict, notes, at FROM reviews
 WHERE task_id = %(task_id)s AND commit_sha = %(commit)s ORDER BY id DESC LIMIT 1;
 
--- The merge queue (services/landing.py).
+-- The merge queue (services/landing_queue.py).
 
 -- name: latest_entry
 SELECT * FROM landing_entries WHERE task_id = %(task_id)s ORDER BY id DESC LIMIT 1;

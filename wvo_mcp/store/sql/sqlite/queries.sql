@@ -737,7 +737,7 @@ VALUES (:task_id, :commit, :reviewer, :verdict, :notes, :now);
 SELECT reviewer, verdict, notes, at FROM reviews
 WHERE task_id = :task_id AND commit_sha = :commit ORDER BY id DESC LIMIT 1;
 
--- The merge queue (services/landing.py).
+-- The merge queue (services/landing_queue.py).
 
 -- name: latest_entry
 SELECT * FROM landing_entries WHERE task_id = :task_id ORDER BY id DESC LIMIT 1;
