@@ -41,7 +41,7 @@ from tests.integration.test_claude_code import (
 )
 from tests.listening import serve_in_thread
 from tests.unit.test_wire import REFERENCES
-from wvo_mcp.autopilot.attempt import LINE_BYTES
+from wvo_mcp.autopilot.worker_process import LINE_BYTES
 from wvo_mcp.rules import billing, learning
 from wvo_mcp.sandbox import bwrap
 

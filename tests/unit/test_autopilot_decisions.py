@@ -1,4 +1,4 @@
-"""The autopilot's pure decisions (wvo_mcp/autopilot/launch.py, settle.py, attempt.py's
+"""The autopilot's pure decisions (wvo_mcp/autopilot/dispatch.py, settle.py, worker_process.py's
 stop_reason and stopped): what it launches, when it stops a running CLI, and how a worker's
 run settles, from what it read."""
 
@@ -7,7 +7,7 @@ from typing import Any, get_args
 import pytest
 
 from wvo_mcp import providers
-from wvo_mcp.autopilot import attempt, launch, settle, worker_output
+from wvo_mcp.autopilot import dispatch, settle, worker_output, worker_process
 from wvo_mcp.autopilot.slots import DRAINED, PAUSED, Slot
 from wvo_mcp.autopilot.submissions import submitted
 from wvo_mcp.models import QueueCounts, RouteAlternative, RouteDecision
@@ -40,15 +40,15 @@ ALL = [CLAUDE_1, CLAUDE_2, CODEX_1]
     ],
 )
 def test_the_reviewer(author: str, free: list[Slot], chosen: Slot | None) -> None:
-    assert launch.reviewer(author, ALL, free) is chosen
+    assert dispatch.reviewer(author, ALL, free) is chosen
 
 
 def test_an_agent_that_takes_configuration_from_its_checkout_never_reviews() -> None:
     gemini = Slot("gemini", 1, providers.WorkerKind(kind="acp", agent="gemini"))
     codex = Slot("codex-acp", 1, providers.WorkerKind(kind="acp", agent="codex-acp"))
-    assert launch.reviewer("claude-1", [*ALL, gemini], [gemini, CLAUDE_2]) is CLAUDE_2
-    assert launch.reviewer("claude-1", [*ALL, gemini], [gemini]) is None
-    assert launch.reviewer("claude-1", [*ALL, codex], [codex]) is codex
+    assert dispatch.reviewer("claude-1", [*ALL, gemini], [gemini, CLAUDE_2]) is CLAUDE_2
+    assert dispatch.reviewer("claude-1", [*ALL, gemini], [gemini]) is None
+    assert dispatch.reviewer("claude-1", [*ALL, codex], [codex]) is codex
 
 
 def decision(
@@ -85,7 +85,7 @@ def decision(
 def test_a_routed_task_goes_to_a_free_worker_of_its_provider(
     routed: RouteDecision, free: list[Slot], placed: tuple[Slot, str] | None
 ) -> None:
-    assert launch.placement(routed, free) == placed
+    assert dispatch.placement(routed, free) == placed
 
 
 @pytest.mark.parametrize(
@@ -102,7 +102,7 @@ def test_a_routed_task_goes_to_a_free_worker_of_its_provider(
     ],
 )
 def test_work_that_can_never_start_here(routed: RouteDecision, never: bool) -> None:
-    assert launch.never(routed, {"claude", "codex"}) is never
+    assert dispatch.never(routed, {"claude", "codex"}) is never
 
 
 def test_until_empty_does_not_wait_for_a_budget_and_says_when_it_resets() -> None:
@@ -111,18 +111,18 @@ def test_until_empty_does_not_wait_for_a_budget_and_says_when_it_resets() -> Non
     now = datetime(2026, 11, 25, 14, 37, tzinfo=UTC)
     hourly = decision(False, None, None, ("over_hourly_budget", "over_hourly_budget"))
     daily = decision(False, None, None, ("over_hourly_budget", "over_daily_budget"))
-    assert launch.never(hourly, {"claude"}, budgets_too=True)
-    assert not launch.never(decision(False, None, None, ("at_capacity",)), {"claude"}, True)
-    assert launch.resets(hourly, now) == "the hourly token budget resets at 15:00 UTC"
-    assert launch.resets(daily, now) == "the daily token budget resets at 2026-11-26 00:00 UTC"
-    assert launch.resets(decision(False, None, None, ("at_capacity",)), now) == ""
+    assert dispatch.never(hourly, {"claude"}, budgets_too=True)
+    assert not dispatch.never(decision(False, None, None, ("at_capacity",)), {"claude"}, True)
+    assert dispatch.resets(hourly, now) == "the hourly token budget resets at 15:00 UTC"
+    assert dispatch.resets(daily, now) == "the daily token budget resets at 2026-11-26 00:00 UTC"
+    assert dispatch.resets(decision(False, None, None, ("at_capacity",)), now) == ""
 
 
 @pytest.mark.parametrize(
     ("epic", "gate"), [("E1", Gate.REVIEW), ("E2", Gate.LAND), (None, Gate.LAND)]
 )
 def test_the_gate_follows_the_review_epics(epic: str | None, gate: Gate) -> None:
-    assert launch.gate(epic, frozenset({"E1"})) is gate
+    assert dispatch.gate(epic, frozenset({"E1"})) is gate
 
 
 @pytest.mark.parametrize(
@@ -130,12 +130,12 @@ def test_the_gate_follows_the_review_epics(epic: str | None, gate: Gate) -> None
     [(None, 1e9, False), (2.0, 1.99, False), (2.0, 2.0, True), (2.0, 2.5, True), (0.0, 0.0, True)],
 )
 def test_the_budget(limit: float | None, spent: float, over: bool) -> None:
-    assert launch.over_budget(limit, spent) is over
+    assert dispatch.over_budget(limit, spent) is over
 
 
 def test_work_apart_goes_first_and_each_part_keeps_its_order() -> None:
     ranked = ["a", "b", "c", "d", "e"]
-    assert launch.apart_first(ranked, [True, False, True, False, False]) == [
+    assert dispatch.apart_first(ranked, [True, False, True, False, False]) == [
         "b",
         "d",
         "e",
@@ -143,7 +143,7 @@ def test_work_apart_goes_first_and_each_part_keeps_its_order() -> None:
         "c",
     ]
     with pytest.raises(ValueError):
-        launch.apart_first(ranked, [True])
+        dispatch.apart_first(ranked, [True])
 
 
 def counts(pending: int = 0, in_progress: int = 0, deps: int = 0, backing: int = 0) -> QueueCounts:
@@ -177,7 +177,7 @@ def counts(pending: int = 0, in_progress: int = 0, deps: int = 0, backing: int =
     ],
 )
 def test_idle(queue: QueueCounts, landing: list[str], stuck: bool, idle: bool) -> None:
-    assert launch.idle(queue, landing, stuck) is idle
+    assert dispatch.idle(queue, landing, stuck) is idle
 
 
 def finish(
@@ -315,7 +315,7 @@ def test_every_outcome_has_a_routing_outcome() -> None:
     ],
 )
 def test_why_a_running_cli_is_stopped(limit: str, silent: float, drained: bool, why: str) -> None:
-    assert attempt.stop_reason(limit, silent, 60.0, drained) == why
+    assert worker_process.stop_reason(limit, silent, 60.0, drained) == why
 
 
 @pytest.mark.parametrize(
@@ -328,7 +328,7 @@ def test_why_a_running_cli_is_stopped(limit: str, silent: float, drained: bool, 
     ],
 )
 def test_how_a_stopped_run_ended(drained: bool, limit: str, message: str) -> None:
-    ended = attempt.stopped(drained, limit, 60.0)
+    ended = worker_process.stopped(drained, limit, 60.0)
     assert (ended.outcome, ended.message, ended.usage) == (
         "failure",
         message,
@@ -344,8 +344,8 @@ def test_how_a_stopped_run_ended(drained: bool, limit: str, message: str) -> Non
 @pytest.mark.parametrize(
     ("ended", "reason"),
     [
-        (attempt.stopped(False, "", 15, paused=True), PAUSED),
-        (attempt.stopped(True, "", 15), DRAINED),
+        (worker_process.stopped(False, "", 15, paused=True), PAUSED),
+        (worker_process.stopped(True, "", 15), DRAINED),
         (
             worker_output.Finish("failure", worker_output.Usage(), "tests fail"),
             "worker ended (failure): tests fail",

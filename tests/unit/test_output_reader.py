@@ -1,4 +1,4 @@
-"""The autopilot's reader of a worker's output (attempt._read) on a real socket, against
+"""The autopilot's reader of a worker's output (worker_process._read) on a real socket, against
 hostile streams: whatever arrives, it returns at the end, keeps only lines within the limit,
 reads the CLI's result line after the garbage, and lets other tasks run on every pass."""
 
@@ -11,11 +11,11 @@ import anyio
 import pytest
 from anyio.abc import UNIXSocketStream
 
-from wvo_mcp.autopilot import attempt, worker_output
-from wvo_mcp.autopilot.attempt import LINE_BYTES, _read, _Seen
+from wvo_mcp.autopilot import worker_output, worker_process
 from wvo_mcp.autopilot.lines import Lines
 from wvo_mcp.autopilot.run_logs import RunLog
 from wvo_mcp.autopilot.slots import Slot
+from wvo_mcp.autopilot.worker_process import LINE_BYTES, _read, _Seen
 from wvo_mcp.providers import WorkerKind
 
 pytestmark = pytest.mark.anyio
@@ -65,7 +65,7 @@ async def test_other_tasks_run_while_an_endless_line_streams_in() -> None:
     """The watch must get its turn: it ticks between the reader's passes over 64 MiB sent
     with no newline, where the old reader spun without yielding."""
     mine, theirs = socket.socketpair()
-    chunk = b"z" * attempt.CHUNK_BYTES
+    chunk = b"z" * worker_process.CHUNK_BYTES
     writer = threading.Thread(target=write, args=(theirs, chunk * 1024, False))
     ticks = 0
 

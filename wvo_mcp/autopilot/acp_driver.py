@@ -20,7 +20,7 @@ says how the turn ended.
   the cancelled turn (Gemini CLI drops a turn cancelled mid-answer, its first prompt with
   it): its task and lease, its latest checkpoint and the first prompt. On a pause it cancels
   and ends. (The other path: a CLI worker's notes come with its calls' answers,
-  `edge/calls.py`, and its pause ends it from outside, `autopilot/attempt.py`.)
+  `edge/calls.py`, and its pause ends it from outside, `autopilot/worker_process.py`.)
 - **Bounded.** A message of the agent over MESSAGE_BYTES is dropped unread; message and
   thought chunks are written a line per run of them, each field cut to TEXT_CHARS.
 

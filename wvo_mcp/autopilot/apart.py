@@ -2,13 +2,13 @@
 
 Keeping work apart: what each task touches (what it declares, and what its branch
 changed), so ready work that touches nothing running or queued launches first and fewer
-submissions come back with a conflict. A preference, never a lock (launch.apart_first).
+submissions come back with a conflict. A preference, never a lock (dispatch.apart_first).
 
 Carries out `rules/merge_queue.py`."""
 
 from collections.abc import Callable, Sequence
 
-from wvo_mcp.autopilot import launch
+from wvo_mcp.autopilot import dispatch
 from wvo_mcp.autopilot.landing import lander
 from wvo_mcp.autopilot.repos import Repos
 from wvo_mcp.git import branch_name, stacking
@@ -65,7 +65,7 @@ class Apart:
                         clash = True
                         break
             clashes.append(clash)
-        return launch.apart_first(ranked, clashes)
+        return dispatch.apart_first(ranked, clashes)
 
     async def touches(self, task_id: str) -> list[str]:
         """What a task declares it touches, and what its branch changed, if it has one."""

@@ -10,10 +10,10 @@ commits as data, has them reviewed where the task asks for it, verifies exactly 
 that lands on a clean checkout in the sandbox, and marks the task done as the lander. Claims
 decide who works on what, so several autopilots (or hand-started agents) on one database
 never run a task twice. What to launch, when --until-empty ends and when --max-cost drains
-are decided by the pure functions of autopilot/launch.py (`never`, `idle`, `resets`,
+are decided by the pure functions of autopilot/dispatch.py (`never`, `idle`, `resets`,
 `over_budget`).
 
-The loop reads and applies; what to launch and how a run settles are decided by launch.py
+The loop reads and applies; what to launch and how a run settles are decided by dispatch.py
 and settle.py (pure), and each job is a component of its own: attempt.py runs a CLI,
 roles.py gives each kind of run its repository and prompt, submissions.py takes what a
 worker submitted, recover.py takes over what a dead autopilot left, repos.py holds the
@@ -36,8 +36,8 @@ from anyio.abc import TaskGroup
 
 from wvo_mcp import guidance, timeutil
 from wvo_mcp.autopilot import (
+    dispatch,
     dry_run,
-    launch,
     orphans,
     settle,
     slots,
@@ -45,7 +45,6 @@ from wvo_mcp.autopilot import (
     worker_output,
 )
 from wvo_mcp.autopilot.apart import Apart
-from wvo_mcp.autopilot.attempt import Executor
 from wvo_mcp.autopilot.gateway import Gateway
 from wvo_mcp.autopilot.landing import lander, steps, target
 from wvo_mcp.autopilot.recover import Recovery
@@ -53,6 +52,7 @@ from wvo_mcp.autopilot.repos import Repos
 from wvo_mcp.autopilot.roles import Roles, charged, record
 from wvo_mcp.autopilot.slots import ACTOR, CLAIM_SECONDS, LIVE_SECONDS, Options, Slot, Summary
 from wvo_mcp.autopilot.submissions import Intake
+from wvo_mcp.autopilot.worker_process import Executor
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import Fault, LeaseLost, ValidationFailed, WvoError
 from wvo_mcp.git import Git, locate
@@ -486,15 +486,15 @@ class Autopilot:
                 self._changed.set()
 
     async def _idle(self) -> bool:
-        """Nothing left that a worker here could take (launch.idle)."""
+        """Nothing left that a worker here could take (dispatch.idle)."""
         counts = (await self.orchestrator.plan_next(ACTOR, 1, self.options.epic)).counts
-        if launch.working(counts):
+        if dispatch.working(counts):
             return False
         states = [e.state for e, _ in await self.orchestrator.landing_queue()]
         if await self.orchestrator.untaken_submissions():
             states.append("untaken")  # a submission waits to be taken (for the remote)
-        idle = launch.idle(counts, states, self._stuck)
-        if idle and launch.open_work(counts) > 0:
+        idle = dispatch.idle(counts, states, self._stuck)
+        if idle and dispatch.open_work(counts) > 0:
             self.say(f"stopping with ready work that cannot start here: {self._waiting}")
         asked = (await self.orchestrator.inbox()).questions if idle else []
         if asked:  # --until-empty does not wait for a person
@@ -507,7 +507,7 @@ class Autopilot:
         if not free or self._over_budget():
             return
         for item in await self.orchestrator.reviews_waiting():
-            reviewer = launch.reviewer(item.author, self.slots, free)
+            reviewer = dispatch.reviewer(item.author, self.slots, free)
             if reviewer is not None and await self.orchestrator.claim_review(
                 item.id, self.run_id, CLAIM_SECONDS
             ):
@@ -534,18 +534,18 @@ class Autopilot:
                 ready.append(task)
                 continue
             decision = await self.orchestrator.route_task(task.id)
-            placed = launch.placement(decision, free)
+            placed = dispatch.placement(decision, free)
             if placed is None:
-                when = launch.resets(decision, timeutil.now())
+                when = dispatch.resets(decision, timeutil.now())
                 said = f"{task.id} waits: {decision.reason}" + (f"; {when}" if when else "")
                 waiting = waiting or said
                 here = {s.provider for s in self.slots}
                 until_empty = self.options.until_empty
-                self._stuck = self._stuck and launch.never(decision, here, until_empty)
+                self._stuck = self._stuck and dispatch.never(decision, here, until_empty)
                 continue
             slot, model = placed
             # Its holder may finish it only as far as needs_review: the autopilot lands it.
-            gate = launch.gate(task.epic_id, self.options.review_epics)
+            gate = dispatch.gate(task.epic_id, self.options.review_epics)
             claim = await self.orchestrator.claim(
                 slot.agent_id, task.id, provider=decision.provider, model=model, gate=gate
             )
@@ -566,7 +566,7 @@ class Autopilot:
 
     def _over_budget(self) -> bool:
         limit = self.options.max_cost
-        if launch.over_budget(limit, self.summary.cost_usd):
+        if dispatch.over_budget(limit, self.summary.cost_usd):
             if not self.draining:
                 self.say(f"spent ${self.summary.cost_usd:.2f} of --max-cost ${limit:.2f}: draining")
                 self.draining = True

@@ -16,11 +16,11 @@ import anyio.to_thread
 
 from wvo_mcp import guidance, scratch_dirs
 from wvo_mcp.autopilot import prompt, settle, worker_output
-from wvo_mcp.autopilot.attempt import Executor
 from wvo_mcp.autopilot.landing import lander
 from wvo_mcp.autopilot.repos import Repos
 from wvo_mcp.autopilot.run_logs import next_run
 from wvo_mcp.autopilot.slots import ACTOR, Slot
+from wvo_mcp.autopilot.worker_process import Executor
 from wvo_mcp.config import Settings
 from wvo_mcp.errors import NotFound, WvoError
 from wvo_mcp.git import branch_name, trees

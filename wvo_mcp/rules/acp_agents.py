@@ -8,7 +8,7 @@ agent, given by `executable` and `extra_args`, with its model API as `api` (none
 metered, its usage unknown). autopilot/worker_config.py acts on these (its command line, its
 environment, its meter), and autopilot/acp_driver.py drives the agent so started.
 
-Carried out by `wvo_mcp/autopilot/worker_config.py` and `wvo_mcp/autopilot/launch.py`.
+Carried out by `wvo_mcp/autopilot/worker_config.py` and `wvo_mcp/autopilot/dispatch.py`.
 """
 
 import dataclasses

@@ -1,7 +1,7 @@
 """Which tasks a person's pauses hold back (pure): a task, its epic, or the whole fleet.
 
 Carried out by `wvo_mcp/services/pauses.py`, `wvo_mcp/services/picking.py` (a claim's),
-`wvo_mcp/services/claims.py` (plan_next's) and `wvo_mcp/autopilot/attempt.py`."""
+`wvo_mcp/services/claims.py` (plan_next's) and `wvo_mcp/autopilot/worker_process.py`."""
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field

@@ -3,7 +3,7 @@
 Provider routing without I/O: which provider, tier and model a task goes to and why the
 others were passed over; usage windows. Each provider's circuit breaker: rules/breakers.py.
 
-Carried out by `wvo_mcp/services/routing.py` and `wvo_mcp/autopilot/launch.py`."""
+Carried out by `wvo_mcp/services/routing.py` and `wvo_mcp/autopilot/dispatch.py`."""
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field

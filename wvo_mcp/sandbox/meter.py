@@ -178,7 +178,7 @@ class Meter:
         """Ends every exchange still open, once it has read what its API had sent (DRAIN_S),
         each response charged as cut, and gives the tally: what the run is charged once its
         CLI is gone. A response still streaming is not otherwise settled: nothing tells the
-        meter its CLI went while the API is silent (autopilot/attempt.py calls this)."""
+        meter its CLI went while the API is silent (autopilot/worker_process.py calls this)."""
         if self._live:
             self._drained = anyio.Event()
             until = anyio.current_time() + DRAIN_S

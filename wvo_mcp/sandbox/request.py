@@ -4,7 +4,7 @@ What a run may ask for (`validate`: a workspace that is no system folder, limits
 the variables it adds), and what a worker's may (WorkerLimits); its environment is built in
 environment.py. Pure, no I/O but `stat`. Carries out `rules/bounds.py`. A worker run's
 limits are enforced by sandbox/fence.py (`Fence.breached` while it runs), and the run
-stopped by autopilot/attempt.py:stop_reason."""
+stopped by autopilot/worker_process.py:stop_reason."""
 
 import os
 import re

@@ -1,6 +1,6 @@
 """A person's pause of a task, an epic or the whole fleet, and its end.
 
-The rows are kept here; a pause ends a running worker in `autopilot/attempt.py`
+The rows are kept here; a pause ends a running worker in `autopilot/worker_process.py`
 (`Executor._watch`, a CLI worker) or `autopilot/acp_driver.py` (`_watch`, an ACP worker), and
 keeps a task from a claim in `services/picking.py` (`Picking.best`).
 
@@ -10,7 +10,7 @@ a provider: the task waits, with its checkpoint and branch, and takes no WIP slo
 holder lets go.
 
 Carries out `rules/pauses.py`; a paused worker is ended at its grace's end by
-`autopilot/attempt.py` (`Executor._watch`)."""
+`autopilot/worker_process.py` (`Executor._watch`)."""
 
 from datetime import datetime
 
