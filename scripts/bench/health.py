@@ -7,8 +7,8 @@
 
 Sections (--only takes their names):
 
-- tick: one wvo_mcp/health/monitor.py HealthMonitor tick in-process at 1k, 100k and 1M tasks, timed
-  in its parts (take_leadership, observe in a read transaction, orient and decide,
+- tick: one wvo_mcp/health/monitor_loop.py HealthMonitor tick in-process at 1k, 100k and 1M
+  tasks, timed in its parts (take_leadership, observe in a read transaction, orient and decide,
   record_tick in a write transaction), on a healthy queue and with 50 stale leases and
   50 drifted dependency counts injected before every tick, so the act path runs.
 - leader: claim_task over stdio in a server whose monitor ticks every second (it leads) vs a
@@ -79,8 +79,8 @@ from scripts.bench.lib import (
 from wvo_mcp import backups, timeutil
 from wvo_mcp import providers as provider_config
 from wvo_mcp.config import Settings
-from wvo_mcp.health import judge, monitor
-from wvo_mcp.health import service as checks
+from wvo_mcp.health import judge, monitor_loop
+from wvo_mcp.health import monitor as checks
 from wvo_mcp.store import Database
 from wvo_mcp.store.sqlite import SqliteDatabase
 from wvo_mcp.telemetry import Telemetry
@@ -207,7 +207,7 @@ class Bench(lib.Bench):
             self.load(f"tick_{label}")
             log(f"tick: {cfg.ticks} healthy + {cfg.ticks} act-path ticks at {label} tasks")
             settings = Settings(state_root=root, backup_interval_minutes=0)
-            ticker = monitor.HealthMonitor(
+            ticker = monitor_loop.HealthMonitor(
                 settings, "bench:0:tick", Telemetry(), provider_config.load(settings)
             )
             db = await SqliteDatabase(settings.db_path).open()
@@ -243,7 +243,7 @@ class Bench(lib.Bench):
             )
 
     @staticmethod
-    async def _one_tick(db: Database, ticker: monitor.HealthMonitor) -> dict[str, float]:
+    async def _one_tick(db: Database, ticker: monitor_loop.HealthMonitor) -> dict[str, float]:
         """One leader tick of HealthMonitor, with the times of its parts (its housekeeping,
         an event prune on the first tick, is not among them; backups are off)."""
         # Every tick checks the first slice of the dependency graph, as a new leader's first
@@ -690,7 +690,7 @@ class Bench(lib.Bench):
     def takeover(self) -> None:
         cfg = self.config
         interval = cfg.takeover_interval_ms / 1000
-        lease = monitor.LEASE_INTERVALS * interval
+        lease = monitor_loop.LEASE_INTERVALS * interval
         root = anyio.run(self.chain_copy, 1_000, "takeover")
         env = get_default_environment() | server_env(
             root, WVO_AUTOPILOT_HEALTH_INTERVAL_MS=str(cfg.takeover_interval_ms), **QUIET
@@ -915,7 +915,7 @@ class Bench(lib.Bench):
         old_events = total_events - old_kept - cfg.prune_tasks  # one `created` event per task
         log(
             f"prune: {old_events:,} old events of done tasks, {old_kept:,} old events of "
-            f"unfinished tasks kept, batches of {monitor.PRUNE_BATCH}, one server claiming"
+            f"unfinished tasks kept, batches of {monitor_loop.PRUNE_BATCH}, one server claiming"
         )
         batches: list[float] = []
         deleted: list[int] = []
@@ -934,13 +934,13 @@ class Bench(lib.Bench):
                             checks.old_events,
                             older_than=older_than,
                             after=cursor,
-                            batch=monitor.PRUNE_BATCH,
+                            batch=monitor_loop.PRUNE_BATCH,
                         )
                     )
                     n = await db.write(partial(checks.delete_events, ids=ids)) if ids else 0
                     batches.append(time.perf_counter() - started)
                     deleted.append(n)
-                    await anyio.sleep(monitor.PRUNE_PAUSE_S)
+                    await anyio.sleep(monitor_loop.PRUNE_PAUSE_S)
                 window["end"] = time.monotonic()
             finally:
                 await db.close()
@@ -981,7 +981,7 @@ class Bench(lib.Bench):
             rate,
             "events/s",
             note=f"{sum(deleted):,} events in {end - start:.1f} s, batches of "
-            f"{monitor.PRUNE_BATCH}: p50 {b['p50']:.1f} ms, max {b['max']:.1f} ms (a read "
+            f"{monitor_loop.PRUNE_BATCH}: p50 {b['p50']:.1f} ms, max {b['max']:.1f} ms (a read "
             "transaction picks, a write transaction deletes)",
         )
         self.report.info(

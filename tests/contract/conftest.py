@@ -18,7 +18,7 @@ import pytest
 from wvo_mcp import providers as provider_config
 from wvo_mcp import store, timeutil
 from wvo_mcp.config import Settings
-from wvo_mcp.health.monitor import HealthMonitor, Tick
+from wvo_mcp.health.monitor_loop import HealthMonitor, Tick
 from wvo_mcp.models import Event, TaskSpec
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.orchestrator import claim_admission as claim_driver

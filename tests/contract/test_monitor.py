@@ -1,4 +1,4 @@
-"""The health monitor's database work (health/service.py), driven tick by tick with the
+"""The health monitor's database work (health/monitor.py), driven tick by tick with the
 test's clock: the leader lease, re-queue of stale work with back-off, dead letters, repair of
 drifted dependency counts, anomalies, the report, and pruning of old events."""
 
@@ -10,9 +10,9 @@ import pytest
 from tests.contract.conftest import World, create, events_of, monitor_tick
 from wvo_mcp import timeutil
 from wvo_mcp.errors import LeaseLost
-from wvo_mcp.health import judge, leadership, monitor
-from wvo_mcp.health import service as checks
-from wvo_mcp.health.monitor import HealthMonitor
+from wvo_mcp.health import judge, leadership, monitor_loop
+from wvo_mcp.health import monitor as checks
+from wvo_mcp.health.monitor_loop import HealthMonitor
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules.transitions import Status
 from wvo_mcp.store import Tx
@@ -341,7 +341,7 @@ async def test_old_events_of_finished_tasks_are_pruned(world: World) -> None:
 
 
 async def test_the_monitor_itself_ticks_on_the_wall_clock(world: World) -> None:
-    """monitor.HealthMonitor as a server runs it (its tick reads the wall clock, so the
+    """monitor_loop.HealthMonitor as a server runs it (its tick reads the wall clock, so the
     test's clock is set to it): one leader, the follower waits, a stale task re-queued."""
     world.clock.current = timeutil.now() - timedelta(minutes=10)
     settings = world.settings(health_interval_seconds=5)
@@ -354,7 +354,7 @@ async def test_the_monitor_itself_ticks_on_the_wall_clock(world: World) -> None:
 
     assert (await one.tick(db1)).wait == 5
     waited = (await two.tick(db2)).wait
-    assert 0 < waited <= 5 + monitor.TAKEOVER_MARGIN_S
+    assert 0 < waited <= 5 + monitor_loop.TAKEOVER_MARGIN_S
     world.clock.current = timeutil.now()
     report = await orch.health_report()
     assert report.leader == "mon-1" and report.snapshot is not None

@@ -18,7 +18,7 @@ import pytest
 from tests.contract.conftest import World, create, events_of
 from wvo_mcp.errors import LeaseLost
 from wvo_mcp.health import leadership
-from wvo_mcp.health import service as checks
+from wvo_mcp.health import monitor as checks
 from wvo_mcp.health.judge import Action
 from wvo_mcp.models import ClaimResult
 from wvo_mcp.orchestrator import Orchestrator

@@ -20,7 +20,7 @@ from wvo_mcp import __version__, guidance
 from wvo_mcp.config import Settings
 from wvo_mcp.edge import access, calls, hot_calls, person_tools, resources, tool_calls, tools
 from wvo_mcp.edge.calls import Server
-from wvo_mcp.health.monitor import HealthMonitor
+from wvo_mcp.health.monitor_loop import HealthMonitor
 from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.telemetry import Telemetry
 

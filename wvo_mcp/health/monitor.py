@@ -1,235 +1,333 @@
-"""The health monitor's loop in every server: the leader observes, acts and takes backups.
+"""What the health monitor does each tick: observes, acts on what judge.py decided, and reports.
 
-The OODA health monitor: a background task in every server process. The process holding
-the leader lease observes, orients, decides, acts and reports each tick, and takes the
-backups; the others wait to take over when that lease runs out
-(`health/leadership.py:take_leadership`)."""
+Each function runs inside one transaction; which process leads is leadership.py's."""
 
-import logging
-import random
-import time
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
+from itertools import islice
 
-import anyio
-from opentelemetry.trace import Span
-
-from wvo_mcp import backups, store, timeutil
+from wvo_mcp import timeutil
 from wvo_mcp.config import Settings
-from wvo_mcp.health import judge, leadership
-from wvo_mcp.health import service as checks
-from wvo_mcp.models import Observation
+from wvo_mcp.health import judge
+from wvo_mcp.health.judge import Action, Anomaly
+from wvo_mcp.health.leadership import ROLE, NotLeader
+from wvo_mcp.models import (
+    AnomalyView,
+    Drift,
+    HealthCounts,
+    HealthReport,
+    HealthSnapshot,
+    MonitorAction,
+    Observation,
+    ProviderHealth,
+    StaleTask,
+    StuckApproval,
+)
 from wvo_mcp.providers import Providers
-from wvo_mcp.services import schedules
-from wvo_mcp.store import Database
-from wvo_mcp.telemetry import Telemetry
+from wvo_mcp.rules.transitions import Status
+from wvo_mcp.services import routing, rows, usage
+from wvo_mcp.services.leases import lose_lease, silent_before
+from wvo_mcp.services.moves import gated
+from wvo_mcp.services.picking import claimable, queue_counts
+from wvo_mcp.services.tasks import record_event
+from wvo_mcp.store import Lock, Tx
 
-log = logging.getLogger(__name__)
-
-# The leader lease outlives one missed renewal; a follower wakes when it runs out.
-LEASE_INTERVALS = 2.0
-TAKEOVER_MARGIN_S = 0.01
-PRUNE_EVERY = timedelta(hours=1)
-PRUNE_BATCH = 2000
-PRUNE_PAUSE_S = 0.005  # between batches, so claims never queue behind a long prune
-
-
-@dataclass(frozen=True)
-class Tick:
-    """What one tick saw and did."""
-
-    wait: float  # seconds before the next tick
-    term: int  # the leader's term (another process's, when this one does not lead)
-    observation: Observation | None = None  # None: another process leads
-    outcome: checks.TickOutcome | None = None  # None: not the leader, or lost it mid-tick
-    # Seconds the leader's parts took: lead, observe, orient (and decide), record.
-    took: dict[str, float] = field(default_factory=dict)
+ACTOR = "health-monitor"
+LIST_CAP = 50  # tasks named, and acted on, per kind of finding per tick; the rest next tick
+# Unfinished tasks whose dependency counts one tick re-checks (~1 µs each): a large graph is
+# covered over several ticks instead of in one long transaction.
+DRIFT_SLICE = 50_000
+FINISHED = (Status.DONE, Status.CANCELLED)
+ROUTE_CHECKS = 10  # top claimable tasks checked for a provider that can take them
 
 
-class HealthMonitor:
-    def __init__(
-        self,
-        settings: Settings,
-        me: str,
-        telemetry: Telemetry,
-        providers: Providers | None,  # None: no provider is watched (tests)
-        clock: Callable[[], datetime] = timeutil.now,
-    ) -> None:
-        self.settings = settings
-        self.providers = providers
-        self.me = me
-        self.telemetry = telemetry
-        self.clock = clock  # injected by tests and benchmarks; leases, backups, pruning follow
-        self.interval = settings.health_interval_seconds
-        self.lease_seconds = LEASE_INTERVALS * self.interval
-        self._pruned_at: datetime | None = None
-        self.drift_after = ""  # where this leader's next dependency-count check starts
+@dataclass(frozen=True, slots=True)
+class TickOutcome:
+    opened: list[Anomaly]
+    resolved: int
+    actions: list[tuple[Action, str]]  # what was done, and the resulting status
 
-    async def run(self) -> None:
-        """Tick until cancelled. The monitor has its own connection, so a slow observation of
-        a large queue never holds up this process's tool calls."""
-        try:
-            # Shielded: a shutdown during the open must not strand the connection's thread.
-            with anyio.CancelScope(shield=True):
-                db = await store.database(self.settings, monitor=True).open()
-        except Exception:
-            log.exception("health monitor: cannot open the database; none runs in this process")
-            return
-        try:
-            while True:  # noqa: ASYNC110 - a schedule, not a wait for a condition
-                await anyio.sleep(await self._tick_logged(db))
-        finally:
-            with anyio.CancelScope(shield=True):
-                try:
-                    await db.write(
-                        partial(leadership.release_leadership, me=self.me, now=self.clock())
-                    )
-                except Exception:
-                    log.exception("health monitor: could not hand over leadership")
-                await db.close()
 
-    async def _tick_logged(self, db: Database) -> float:
-        try:
-            return (await self.tick(db)).wait
-        except Exception:
-            # A bad tick (a locked database, a full disk) must not end the server.
-            log.exception("health monitor tick failed; trying again in %.3g s", self.interval)
-            return self.interval
+def observe(
+    tx: Tx,
+    settings: Settings,
+    now: datetime,
+    drift_after: str = "",
+    providers: Providers | None = None,
+) -> tuple[Observation, str]:
+    """What the queue looks like now; also where the next tick's drift check starts."""
+    stamp = timeutil.to_text(now)
+    cutoff = timeutil.to_text(now - timedelta(minutes=settings.stale_task_minutes))
+    queue = queue_counts(tx, settings, ACTOR, now)
+    # Every status, zeros included: the queue-depth gauges must see a bucket drain to 0.
+    by_status = {status.value: queue.by_status.get(status, 0) for status in Status}
 
-    async def tick(self, db: Database) -> Tick:
-        """One tick: take or renew the lead; if this process leads, observe, orient, decide,
-        act and record, then the housekeeping. Tick.wait: the seconds before the next."""
-        now = self.clock()
-        started = time.perf_counter()
-        lead = await db.write(
-            partial(
-                leadership.take_leadership, me=self.me, now=now, lease_seconds=self.lease_seconds
-            )
+    stale = [
+        rows.model(StaleTask, r)
+        for r in tx.all("stale_tasks", {"now": stamp, "cutoff": cutoff, "limit": LIST_CAP})
+    ]
+    drift, drift_next = _drift(tx, drift_after)
+    approval_cutoff = now - timedelta(minutes=settings.approval_stuck_minutes)
+    stuck = [
+        rows.model(StuckApproval, r)
+        for r in tx.all("stuck_approvals", (timeutil.to_text(approval_cutoff), LIST_CAP))
+    ]
+    dead = [r["id"] for r in tx.all("dead_letter_ids", (LIST_CAP,))]
+    abandoned = [r["id"] for r in tx.all("blocked_by_abandoned", (LIST_CAP,))]
+    seen_cutoff = timeutil.to_text(silent_before(now, settings.stale_task_minutes))
+    agents = tx.all("agents_seen", {"now": stamp, "cutoff": seen_cutoff})
+    history = [
+        r["done"]
+        for r in tx.all(
+            "throughput_history",
+            (timeutil.to_text(now - timedelta(days=1)), timeutil.to_text(now - timedelta(hours=1))),
         )
-        if not lead.held_by(self.me):
-            left = (lead.expires_at - now).total_seconds()
-            wait = max(0.0, min(self.interval, left)) + random.uniform(0, TAKEOVER_MARGIN_S)
-            return Tick(wait, lead.term)
-        took = {"lead": time.perf_counter() - started}
-        with self.telemetry.span("wvo.health.tick") as span:
-            span.set_attributes({"wvo.leader": self.me, "wvo.term": lead.term})
-            started = time.perf_counter()
-            observation, self.drift_after = await db.read(
-                partial(
-                    checks.observe,
-                    settings=self.settings,
-                    now=now,
-                    drift_after=self.drift_after,
-                    providers=self.providers,
-                )
-            )
-            took["observe"] = time.perf_counter() - started
-            started = time.perf_counter()
-            anomalies = judge.orient(observation)
-            actions = judge.decide(observation, self.settings.auto_remediate)
-            took["orient"] = time.perf_counter() - started
-            started = time.perf_counter()
-            try:
-                outcome = await db.write(
-                    partial(
-                        checks.record_tick,
-                        settings=self.settings,
-                        me=self.me,
-                        term=lead.term,
-                        observation=observation,
-                        anomalies=anomalies,
-                        actions=actions,
-                        now=self.clock(),
-                    ),
-                    checks.tick_lock(actions),
-                )
-            except leadership.NotLeader:
-                log.info("health monitor: %s lost leadership during a tick", self.me)
-                return Tick(self.interval, lead.term, observation)
-            took["record"] = time.perf_counter() - started
-            self._tell(span, observation, anomalies, outcome)
-        await self._housekeeping(db, now)
-        return Tick(self.interval, lead.term, observation, outcome, took)
+        if r["done"] is not None
+    ]
+    counts = HealthCounts(
+        by_status=by_status,
+        ready=queue.ready,
+        waiting_on_dependencies=queue.waiting_on_dependencies,
+        backing_off=queue.backing_off,
+        wip_used=queue.wip_global_used,
+        wip_limit=queue.wip_global_limit,
+        done_last_hour=tx.value("done_since", (timeutil.to_text(now - timedelta(hours=1)),)),
+        done_last_5m=tx.value("done_since", (timeutil.to_text(now - timedelta(minutes=5)),)),
+        baseline_done_per_hour=judge.baseline(history),
+        expired_leases=queue.lease_expired,
+        stale_tasks=len(stale),
+        agents_active=len(agents),
+        agents_idle=sum(1 for a in agents if not a["busy"]),
+        agents_silent=tx.value("silent_agent_count", (seen_cutoff,)),
+        dead_letters=by_status.get(Status.FAILED, 0),
+        awaiting_approval=by_status.get(Status.AWAITING_APPROVAL, 0),
+        stuck_approvals=len(stuck),
+        dependency_drift=len(drift),
+        blocked_by_abandoned=len(abandoned),
+    )
+    watched, unroutable = ([], []) if providers is None else _providers_seen(tx, providers, now)
+    counts.unroutable_ready = len(unroutable)
+    observation = Observation(
+        at=stamp,
+        counts=counts,
+        stale=stale,
+        drift=drift,
+        dead_letters=dead,
+        stuck_approvals=stuck,
+        blocked_by_abandoned=abandoned,
+        providers=watched,
+        unroutable=unroutable,
+    )
+    return observation, drift_next
 
-    def _tell(
-        self,
-        span: Span,
-        observation: Observation,
-        anomalies: list[judge.Anomaly],
-        outcome: checks.TickOutcome,
-    ) -> None:
-        """One tick's logs (stderr), span attributes and events, and metrics."""
-        done = Counter(action.kind for action, _ in outcome.actions)
-        span.set_attributes(
+
+def _providers_seen(
+    tx: Tx, providers: Providers, now: datetime
+) -> tuple[list[ProviderHealth], list[str]]:
+    """Each provider's budget shares and breaker; and which of the top ready tasks no
+    provider can take now."""
+    status = usage.provider_status(tx, providers, now)
+    watched = [
+        ProviderHealth(
+            name=p.name,
+            hour_share=p.hour.share,
+            day_share=p.day.share,
+            breaker=p.breaker.state,
+            reopens_at=p.breaker.reopens_at,
+        )
+        for p in status.providers
+    ]
+    router = routing.Router(tx, providers, now)
+    top = islice(claimable(tx, timeutil.to_text(now)), ROUTE_CHECKS)
+    unroutable = [row["id"] for row in top if not router.decide(row).routed]
+    return watched, unroutable
+
+
+def _drift(tx: Tx, after: str) -> tuple[list[Drift], str]:
+    """Drift already reported (re-checked, so it stays open until repaired) plus one slice
+    of the graph; and the cursor for the next slice ("" starts over)."""
+    known = {}
+    for row in tx.all("open_anomaly_subjects", ("dependency_desync",)):
+        task = tx.one("task_by_id", (row["subject"],))
+        if task is not None and task["status"] not in FINISHED:
+            actual = tx.value("unmet_dependencies_of", (task["id"],))
+            if actual != task["unmet_dependencies"]:
+                known[task["id"]] = Drift(
+                    id=task["id"], stored=task["unmet_dependencies"], actual=actual
+                )
+    window = {"after": after, "slice": DRIFT_SLICE}
+    found = [rows.model(Drift, r) for r in tx.all("dependency_drift", {**window, "cap": LIST_CAP})]
+    drift = list(known.values()) + [d for d in found if d.id not in known]
+    end = tx.value("drift_slice_end", window)
+    return drift[:LIST_CAP], end or ""
+
+
+def tick_lock(actions: list[Action]) -> Lock:
+    """Re-queues lock the rows they change, and leadership changes only under WORLD, so a
+    tick of re-queues alone runs beside the fleet's writes; a dependency repair recounts
+    what a holder's `done` changes, so it runs alone."""
+    return Lock.TASK if all(a.kind == "requeue" for a in actions) else Lock.WORLD
+
+
+def record_tick(
+    tx: Tx,
+    settings: Settings,
+    me: str,
+    term: int,
+    observation: Observation,
+    anomalies: list[Anomaly],
+    actions: list[Action],
+    now: datetime,
+) -> TickOutcome:
+    """Act (each action re-checked against the current rows) and record the tick, if `me`
+    still leads in `term`; else NotLeader and nothing is written."""
+    stamp = timeutil.to_text(now)
+    lead = tx.one("leadership", (ROLE,))
+    if lead is not None and lead["expires_at"] < timeutil.to_text(now):
+        lead = None  # the last leader stopped or died; the next tick of any server takes over
+    if lead is None or lead["holder"] != me or lead["term"] != term or lead["expires_at"] < stamp:
+        raise NotLeader
+    done = [(a, status) for a in actions if (status := _act(tx, settings, a, now)) is not None]
+
+    seen = {(a.kind, a.subject) for a in anomalies}
+    was_open = {(r["kind"], r["subject"]) for r in tx.all("open_anomaly_keys")}
+    for a in anomalies:
+        tx.run(
+            "upsert_anomaly",
             {
-                "wvo.anomalies": len(anomalies),
-                "wvo.anomalies.opened": len(outcome.opened),
-                "wvo.anomalies.resolved": outcome.resolved,
-                "wvo.actions": len(outcome.actions),
-                "wvo.remediate": self.settings.auto_remediate,
-            }
+                "kind": a.kind,
+                "subject": a.subject,
+                "severity": a.severity,
+                "message": a.message,
+                "now": stamp,
+            },
         )
-        for action, status in outcome.actions:
-            log.info("health monitor: %s %s -> %s", action.kind, action.task_id, status)
-            span.add_event(
-                "wvo.action",
-                {"wvo.action": action.kind, "wvo.task_id": action.task_id, "wvo.status": status},
-            )
-        for anomaly in outcome.opened:
-            log.warning("health monitor: %s: %s", anomaly.severity, anomaly.message)
-            span.add_event(
-                "wvo.anomaly",
-                {
-                    "wvo.anomaly": anomaly.kind,
-                    "wvo.severity": anomaly.severity,
-                    "wvo.subject": anomaly.subject,
-                },
-            )
-        counts = observation.counts
-        self.telemetry.observed(
-            {**counts.by_status, "ready": counts.ready}, counts.done_last_hour, counts.done_last_5m
+    # What an action repaired is resolved at once, not one tick later.
+    repaired = {(judge.REMEDIES[a.kind], a.task_id) for a, _ in done}
+    gone = (was_open - seen) | (seen & repaired)
+    for kind, subject in gone:
+        tx.run("resolve_anomaly", (stamp, kind, subject))
+    tx.run(
+        "insert_health_snapshot",
+        (
+            stamp,
+            me,
+            term,
+            int(settings.auto_remediate),
+            len(anomalies),
+            len(done),
+            observation.model_dump_json(),
+        ),
+    )
+    kept_from = timeutil.to_text(now - timedelta(hours=settings.health_retention_hours))
+    tx.run("prune_health_snapshots", (kept_from,))
+    tx.run("prune_resolved_anomalies", (kept_from,))
+    return TickOutcome(
+        [a for a in anomalies if (a.kind, a.subject) not in was_open], len(gone), done
+    )
+
+
+def _act(tx: Tx, settings: Settings, action: Action, now: datetime) -> str | None:
+    """Carry out one action if its reason still holds; the task's new status, or None."""
+    stamp = timeutil.to_text(now)
+    row = tx.one("task_for_update", (action.task_id,))
+    if row is None:
+        return None
+    if action.kind == "requeue":
+        cutoff = timeutil.to_text(now - timedelta(minutes=settings.stale_task_minutes))
+        still_stale = (
+            row["status"] == Status.IN_PROGRESS
+            and row["lease_epoch"] == action.lease_epoch
+            and row["lease_expires_at"] < stamp
+            and row["last_heartbeat_at"] < cutoff
         )
-        for kind, n in done.items():
-            self.telemetry.remediations(kind, n)
-        self.telemetry.lease_expiries(done["requeue"])
+        if not still_stale:
+            return None
+        requeued = lose_lease(tx, settings, row, now, actor=ACTOR, requeue=True)
+        return Status.PENDING.value if requeued else Status.FAILED.value
+    actual = tx.value("unmet_dependencies_of", (row["id"],))
+    if actual == row["unmet_dependencies"]:
+        return None
+    tx.run("set_unmet_dependencies", (actual, stamp, row["id"]))
+    status = Status(row["status"])
+    if actual == 0 and gated(row, status) is Status.AWAITING_APPROVAL:
+        status = Status.AWAITING_APPROVAL
+        tx.run("set_status_plain", (status.value, stamp, row["id"]))
+    record_event(
+        tx,
+        row["id"],
+        at=stamp,
+        actor=ACTOR,
+        kind="dependencies_repaired",
+        from_status=row["status"],
+        to_status=status.value,
+        reason=f"stored unmet dependencies were {row['unmet_dependencies']}, real {actual}",
+    )
+    return status.value
 
-    async def _housekeeping(self, db: Database, now: datetime) -> None:
-        """The leader's chores: the tasks whose schedule's time came, a backup when one is
-        due, and pruning old events hourly."""
-        for task_id in await db.write(partial(schedules.make_due_tasks, now=now)):
-            log.info("health monitor: scheduled task %s made", task_id)
-        s = self.settings
-        # PostgreSQL is backed up with its own tools (docs/postgres.md).
-        if (
-            s.backup_interval_minutes > 0
-            and s.database_url is None
-            and backups.due(s.backups_dir, now, s.backup_interval_minutes)
-        ):
-            with self.telemetry.span("wvo.backup") as span:
-                path = await anyio.to_thread.run_sync(backups.take, s.db_path, s.backups_dir, now)
-                pruned = await anyio.to_thread.run_sync(backups.prune, s.backups_dir)
-                span.set_attributes(
-                    {"wvo.backup.path": str(path), "wvo.backup.pruned": len(pruned)}
-                )
-            log.info("health monitor: backup %s (%d old ones pruned)", path, len(pruned))
-        if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY:
-            self._pruned_at = now
-            await self._prune_finished_events(db, now - timedelta(days=s.retention_days))
 
-    async def _prune_finished_events(self, db: Database, older_than: datetime) -> None:
-        """Delete old events of finished tasks: ids are picked in read transactions and
-        deleted in short write transactions, with a pause between batches."""
-        cursor: tuple[str, int] | None = ("", 0)
-        total = 0
-        while cursor is not None:
-            ids, cursor = await db.read(
-                partial(checks.old_events, older_than=older_than, after=cursor, batch=PRUNE_BATCH)
-            )
-            if ids:
-                total += await db.write(partial(checks.delete_events, ids=ids))
-            await anyio.sleep(PRUNE_PAUSE_S)
-        if total:
-            log.info("health monitor: pruned %d events older than %s", total, older_than)
+def old_events(
+    tx: Tx, older_than: datetime, after: tuple[str, int], batch: int
+) -> tuple[list[int], tuple[str, int] | None]:
+    """One batch of events older than the cut-off, in time order after `after`: the ids of
+    those whose task is finished, and the cursor for the next batch (None at the end)."""
+    found = tx.all(
+        "old_events",
+        {
+            "cutoff": timeutil.to_text(older_than),
+            "after_at": after[0],
+            "after_id": after[1],
+            "batch": batch,
+        },
+    )
+    ids = [r["id"] for r in found if r["status"] in FINISHED]
+    cursor = (found[-1]["at"], found[-1]["id"]) if len(found) == batch else None
+    return ids, cursor
+
+
+def delete_events(tx: Tx, ids: list[int]) -> int:
+    """Delete those events whose task is still finished (a person may have revived one)."""
+    return tx.run("delete_finished_events", (json.dumps(ids),))
+
+
+def report(tx: Tx, limit: int, full: bool, now: datetime) -> HealthReport:
+    lead = tx.one("leadership", (ROLE,))
+    if lead is not None and lead["expires_at"] < timeutil.to_text(now):
+        lead = None  # the last leader stopped or died; the next tick of any server takes over
+    latest = tx.one("latest_health_snapshot")
+    observation = None if latest is None else Observation.model_validate_json(latest["observation"])
+    snapshot = None
+    if latest is not None and observation is not None:
+        snapshot = HealthSnapshot(
+            at=latest["at"],
+            leader=latest["leader"],
+            remediate=bool(latest["remediate"]),
+            anomalies=latest["anomalies"],
+            actions=latest["actions"],
+            counts=observation.counts,
+        )
+    anomalies = [rows.model(AnomalyView, r) for r in tx.all("open_anomalies", (limit,))]
+    actions = [rows.model(MonitorAction, r) for r in tx.all("recent_monitor_actions", (limit,))]
+    open_count = tx.value("open_anomaly_count")
+    if snapshot is None:
+        message = (
+            "no health snapshot yet: no server's monitor has completed a tick on this database "
+            "(a server runs one every WVO_AUTOPILOT_HEALTH_INTERVAL_MS)"
+        )
+    else:
+        age = (now - timeutil.from_text(snapshot.at)).total_seconds()
+        message = (
+            f"{open_count} open anomal{'y' if open_count == 1 else 'ies'}; latest tick "
+            f"{age:.0f} s ago by {snapshot.leader}"
+        )
+    return HealthReport(
+        leader=None if lead is None else lead["holder"],
+        leader_expires_at=None if lead is None else lead["expires_at"],
+        snapshot=snapshot,
+        open_anomalies=open_count,
+        anomalies=anomalies,
+        actions=actions,
+        observation=observation if full else None,
+        message=message,
+    )

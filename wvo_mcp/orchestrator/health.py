@@ -1,11 +1,11 @@
-"""The health area: the health report (health/service.py).
+"""The health area: the health report (health/monitor.py).
 
-The monitor's loop (health/monitor.py) reads health/service.py over its own connection; this
+The monitor's loop (health/monitor_loop.py) reads health/monitor.py over its own connection; this
 is the report a tool or the CLI asks for."""
 
 from functools import partial
 
-from wvo_mcp.health import service as checks
+from wvo_mcp.health import monitor as checks
 from wvo_mcp.models import HealthReport
 from wvo_mcp.orchestrator.base import Facade
 
