@@ -209,7 +209,7 @@ class Settings:
     verify_timeout_seconds: float = 300.0
     verify_memory_mb: int = 2048
     remote_timeout_seconds: float = 120.0  # one fetch or push; slower holds the merge queue
-    # serve --http's GitHub webhook (edge/webhooks.py): the secret GitHub signs deliveries
+    # serve --http's GitHub webhook (edge/github_webhooks.py): the secret GitHub signs deliveries
     # with ('' : the endpoint is off), and the label of the issues that are tasks.
     webhook_secret: str = field(default="", repr=False)
     # serve --http's GitLab webhook (edge/gitlab_webhooks.py): the secret token GitLab sends in

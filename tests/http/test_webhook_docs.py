@@ -1,5 +1,5 @@
-"""docs/http.md's webhook sections name every answer each webhook gives (edge/webhooks.py for
-GitHub, edge/gitlab_webhooks.py for GitLab, each over the pipeline both share,
+"""docs/http.md's webhook sections name every answer each webhook gives (edge/github_webhooks.py
+for GitHub, edge/gitlab_webhooks.py for GitLab, each over the pipeline both share,
 edge/deliveries.py), and no other: a person reading the forge's list of recent deliveries finds
 each code there."""
 
@@ -12,7 +12,7 @@ from tests.conftest import ROOT
 
 @pytest.mark.parametrize(
     ("module", "heading"),
-    [("webhooks.py", "## GitHub's webhook"), ("gitlab_webhooks.py", "## GitLab's webhook")],
+    [("github_webhooks.py", "## GitHub's webhook"), ("gitlab_webhooks.py", "## GitLab's webhook")],
 )
 def test_every_answer_code_of_the_webhook_is_documented(module: str, heading: str) -> None:
     edge = ROOT / "wvo_mcp" / "edge"

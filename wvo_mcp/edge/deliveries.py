@@ -1,6 +1,6 @@
 """A forge's webhook delivery, refused or acted on by one pipeline whatever the forge that sent it.
 
-GitHub's webhook (edge/webhooks.py) and GitLab's (edge/gitlab_webhooks.py) hold the same
+GitHub's webhook (edge/github_webhooks.py) and GitLab's (edge/gitlab_webhooks.py) hold the same
 refusals and act through the same Forge interface, so that a behaviour cannot exist for one
 forge only: off without a secret (404); read only up to rules/webhooks.MAX_BYTES (413);
 authentic (401) and named (400) as the forge's Hook says; JSON; once per delivery id and per

@@ -1,7 +1,7 @@
 """GitLab's webhook: each delivery's secret token checked, then acted on as its sender may.
 
 GitLab's webhook on `serve --http` (POST /webhooks/gitlab), beside GitHub's
-(edge/webhooks.py) and held to the same refusals: off unless the person set
+(edge/github_webhooks.py) and held to the same refusals: off unless the person set
 WVO_GITLAB_WEBHOOK_SECRET; a delivery is read only up to the size cap, acted on only once
 its `X-Gitlab-Token` is the secret (and, with WVO_GITLAB_WEBHOOK_SIGNING_TOKEN, its
 `webhook-signature` matches), and once per delivery id and per body (a replay writes

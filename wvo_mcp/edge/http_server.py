@@ -225,7 +225,7 @@ def quiet_sdk_transport(settings: Settings) -> None:
 
 def app(settings: Settings, options: Options) -> Starlette:
     """The ASGI app: the SDK's streamable HTTP transport, stateless, over build_server."""
-    from wvo_mcp.edge import deliveries, gitlab_webhooks, webhooks
+    from wvo_mcp.edge import deliveries, github_webhooks, gitlab_webhooks
     from wvo_mcp.edge.http_claims import EdgeClaims, accepts_of
     from wvo_mcp.edge.server import build_server
     from wvo_mcp.orchestrator import Orchestrator
@@ -278,7 +278,7 @@ def app(settings: Settings, options: Options) -> Starlette:
     def current() -> Orchestrator | None:
         return opened[-1] if opened else None
 
-    for hook in (webhooks.HOOK, gitlab_webhooks.HOOK):  # one pipeline: edge/deliveries.py
+    for hook in (github_webhooks.HOOK, gitlab_webhooks.HOOK):  # one pipeline: edge/deliveries.py
         built.router.routes.append(deliveries.route(hook, settings, current))
     if not options.dashboard:
         built.add_middleware(HostGuard, settings=options.transport_security())

@@ -2,7 +2,7 @@
 
 Who steers the fleet from a forge, as rules/trust.py says, with each account's role (and
 team membership, where teams are trusted) read from the forge and kept for a bounded time.
-Every forge input asks it before it acts: a comment (edge/issue_sync.py, edge/webhooks.py), a
+Every forge input asks it before it acts: a comment (edge/issue_sync.py, edge/github_webhooks.py), a
 label, an issue's edit, a review (autopilot/landing/pull_requests.py). Its calls block: run them
 off the event loop."""
 

@@ -72,7 +72,7 @@ def moves(made: bool, author: bool, sender: bool, action: str, added: str, label
     only when one who steers (`sender`) gives it the label, and its task then changes only
     by their edit.
     `made`: its task exists; `added`: the label a `labeled` event added. The driver is
-    edge/webhooks.py."""
+    edge/github_webhooks.py."""
     if author:
         return True
     if not made:

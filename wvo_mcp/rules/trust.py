@@ -5,7 +5,7 @@ tells, whose label makes a task, whose run is the landing branch's. A repository
 (admin, maintain, write, as the forge says) steer; a person widens or narrows that by role
 (WVO_TRUST_ROLE) and by accounts or teams (WVO_TRUST). Everyone else's words are data:
 recorded and shown to a person, never acted on. Carried out by
-`wvo_mcp/forge/authority.py`, which every forge input asks (edge/webhooks.py,
+`wvo_mcp/forge/authority.py`, which every forge input asks (edge/github_webhooks.py,
 edge/issue_sync.py, autopilot/landing/pull_requests.py)."""
 
 from dataclasses import dataclass, field

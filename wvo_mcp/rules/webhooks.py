@@ -4,7 +4,7 @@ A GitHub webhook delivery checked before anything reads it (pure): its size, and
 signature (`X-Hub-Signature-256`: HMAC-SHA256 of the raw body under the person's secret,
 compared in constant time); whether its repository is served; which runs count for the
 landing branch; and a red run's failing job as its task shows it. Carried out by
-`wvo_mcp/edge/webhooks.py`."""
+`wvo_mcp/edge/github_webhooks.py`."""
 
 import hashlib
 import hmac
@@ -66,7 +66,7 @@ def run_of(event: str, payload: dict[str, Any], branch: str) -> "Run | str | Non
     A fork's pull request runs the fork's workflow with the fork's branch name, so a run
     counts only when it is the repository's own (`head_repository`), for a push or a
     schedule. A check suite names no head repository: the driver asks the forge whether its
-    commit is on the branch (edge/webhooks.py)."""
+    commit is on the branch (edge/github_webhooks.py)."""
     found = payload.get(event)
     repository = payload.get("repository")
     if event not in ("workflow_run", "check_suite") or not isinstance(found, dict):

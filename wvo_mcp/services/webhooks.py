@@ -5,7 +5,7 @@ What a forge's (GitHub's or GitLab's) webhook delivery does, in one transaction 
 body's digest is kept with the id): an issue's event keeps its task in step, as the sync does
 (edge/issue_sync.py): a labelled open issue's task created or updated as `import --update`
 would, a closed one's cancelled. It acts for the person whose secret signed it, on what the
-edge (edge/webhooks.py) has checked first: that its sender steers, and that what it undoes is
+edge (edge/github_webhooks.py) has checked first: that its sender steers, and that what it undoes is
 so on the forge now.
 
 Carries out `rules/issue_tasks.py`."""
