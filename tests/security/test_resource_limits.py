@@ -22,14 +22,14 @@ import pytest
 from tests.autopilot.conftest import autopilot, backlog, git, make_project
 from tests.conftest import fresh_env, open_db
 from tests.security.tenancy import ours, started, statuses, trail, worktree
-from wvo_mcp.sandbox import bwrap, cgroups, fence, relay
+from wvo_mcp.sandbox import bwrap, cgroups, relay, run_limits
 from wvo_mcp.sandbox.request import WorkerLimits
 
-PLAN = fence.probe() if bwrap.probe().usable else fence.Plan()
+PLAN = run_limits.probe() if bwrap.probe().usable else run_limits.Plan()
 pytestmark = pytest.mark.skipif(
     not (bwrap.probe().usable and PLAN.memory and PLAN.pids.startswith("cgroup") and PLAN.sized),
     reason=f"needs bwrap with memory and pids cgroups here: {bwrap.probe().detail}; "
-    f"{fence.describe(PLAN, WorkerLimits())}",
+    f"{run_limits.describe(PLAN, WorkerLimits())}",
 )
 LIMITS = WorkerLimits(memory_mb=256, pids=64, tmp_mb=16, home_mb=8)
 FORKS = 500  # the bomb's own bound: far past the limit, so it is the limit that stops it
@@ -140,7 +140,7 @@ def test_no_cgroup_of_any_worker_is_left(run: Run) -> None:
 def test_the_dry_run_says_which_limits_are_in_force(tmp_path: Path) -> None:
     done = autopilot(limited_project(tmp_path), "--dry-run")
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.count(f"limits:     {fence.describe(PLAN, LIMITS)}") == 2, done.stdout
+    assert done.stdout.count(f"limits:     {run_limits.describe(PLAN, LIMITS)}") == 2, done.stdout
     assert "memory 256 MB (cgroup" in done.stdout and "/tmp 16 MB and home 8 MB" in done.stdout
 
 
@@ -159,7 +159,7 @@ def test_doctor_says_which_limits_are_in_force(tmp_path: Path) -> None:
     assert found["worker limits"] == {
         "name": "worker limits",
         "ok": True,
-        "detail": fence.describe(PLAN, WorkerLimits()),
+        "detail": run_limits.describe(PLAN, WorkerLimits()),
     }
     assert "memory 4096 MB (cgroup" in found["worker limits"]["detail"]
 
@@ -182,10 +182,10 @@ def test_the_fallback_limits_reach_the_command(tmp_path: Path) -> None:
         str(tmp_path / "unused.sock"),
         ["/bin/sh", "-c", "grep 'Max processes' /proc/self/limits; cut -d' ' -f19 /proc/self/stat"],
         nproc=77,
-        nice=fence.FALLBACK_NICE,
+        nice=run_limits.FALLBACK_NICE,
     )
     done = subprocess.run(line, capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 0, done.stderr
     limits, niceness = done.stdout.splitlines()
     assert limits.split()[2:4] == ["77", "77"], limits
-    assert int(niceness) >= fence.FALLBACK_NICE
+    assert int(niceness) >= run_limits.FALLBACK_NICE

@@ -3,7 +3,7 @@ connections leave (the relay to the egress proxy's socket), and its environment.
 
 from pathlib import Path, PurePosixPath
 
-from wvo_mcp.sandbox import fence, workers
+from wvo_mcp.sandbox import run_limits, workers
 from wvo_mcp.sandbox.egress import Endpoint
 from wvo_mcp.sandbox.request import WorkerLimits
 
@@ -24,14 +24,14 @@ VIEW = workers.View(
     ),
 )
 # Every limit by a cgroup, /tmp and the home sized: what this machine has.
-CGROUPS = fence.Plan("cgroup v1", "cgroup v1", "cgroup v1", sized=True)
+CGROUPS = run_limits.Plan("cgroup v1", "cgroup v1", "cgroup v1", sized=True)
 ARGV = ["/opt/claude/bin/claude", "-p"]
 
 
 ENV = {"ANTHROPIC_API_KEY": "sk-secret", "HOME": "/home/worker", "LD_PRELOAD": "/x.so"}
 
 
-def line(view: workers.View = VIEW, plan: fence.Plan = CGROUPS) -> list[str]:
+def line(view: workers.View = VIEW, plan: run_limits.Plan = CGROUPS) -> list[str]:
     return workers.command_line(view, ARGV, userns=True, host_links={}, plan=plan)
 
 
@@ -131,15 +131,15 @@ def test_tmp_and_home_are_sized_tmpfs_and_the_home_files_are_copied_in() -> None
 
 
 def test_without_cgroups_the_relay_sets_the_fallback_limits() -> None:
-    fallback = fence.Plan("", "rlimit", "nice", sized=True)
+    fallback = run_limits.Plan("", "rlimit", "nice", sized=True)
     relay = line(plan=fallback)[line(plan=fallback).index("--") + 1 :]
     assert relay[relay.index("--nproc") + 1] == "300"
-    assert relay[relay.index("--nice") + 1] == str(fence.FALLBACK_NICE)
+    assert relay[relay.index("--nice") + 1] == str(run_limits.FALLBACK_NICE)
     assert relay[-len(ARGV) :] == ARGV
 
 
 def test_a_bwrap_without_size_binds_the_host_home_as_before() -> None:
-    unsized = fence.Plan("cgroup v2", "cgroup v2", "cgroup v2", sized=False)
+    unsized = run_limits.Plan("cgroup v2", "cgroup v2", "cgroup v2", sized=False)
     head = line(plan=unsized)[: line(plan=unsized).index("--")]
     assert (str(VIEW.home), "/home/worker") in pairs(head, "--bind")
     assert "--size" not in head and "--file" not in head

@@ -25,8 +25,8 @@ from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.rules import billing
 from wvo_mcp.sandbox import bwrap, egress, toolchain, workers
 from wvo_mcp.sandbox.environment import DEFAULT_PATH
-from wvo_mcp.sandbox.fence import Fence, open_fence
 from wvo_mcp.sandbox.meter import Meter, Upstream
+from wvo_mcp.sandbox.run_limits import Fence, open_fence
 from wvo_mcp.sandbox.toolchain import Toolchain
 from wvo_mcp.services.bearer_tokens import Scope
 

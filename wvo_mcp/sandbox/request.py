@@ -3,7 +3,7 @@
 What a run may ask for (`validate`: a workspace that is no system folder, limits in range,
 the variables it adds), and what a worker's may (WorkerLimits); its environment is built in
 environment.py. Pure, no I/O but `stat`. Carries out `rules/bounds.py`. A worker run's
-limits are enforced by sandbox/fence.py (`Fence.breached` while it runs), and the run
+limits are enforced by sandbox/run_limits.py (`Fence.breached` while it runs), and the run
 stopped by autopilot/worker_process.py:stop_reason."""
 
 import os

@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 
 import wvo_mcp
 from wvo_mcp.errors import ValidationFailed
-from wvo_mcp.sandbox import bwrap, fence, relay
+from wvo_mcp.sandbox import bwrap, relay, run_limits
 from wvo_mcp.sandbox.egress import Endpoint
 from wvo_mcp.sandbox.environment import DEFAULT_PATH
 from wvo_mcp.sandbox.request import ENV_NAME, WorkerLimits
@@ -123,12 +123,12 @@ def command_line(
     *,
     userns: bool,
     host_links: dict[str, str],
-    plan: fence.Plan,
+    plan: run_limits.Plan,
     bwrap_binary: str = "bwrap",
 ) -> list[str]:
     """bwrap, then the relay, then the CLI (pure: host facts come in as arguments). It
     starts with `environment(view, env)` as its environment, which the CLI keeps. `plan`
-    says how its limits are enforced (fence.py): a sized /tmp and home, the relay's
+    says how its limits are enforced (run_limits.py): a sized /tmp and home, the relay's
     fallback limits."""
     tmp = view.limits.tmp_mb * bwrap.MIB if plan.sized else None
     args = bwrap.system(network=False, userns=userns, host_links=host_links, tmp_bytes=tmp)
@@ -146,7 +146,7 @@ def command_line(
         forwards=[str(e) for e in view.forwards],
         proxy_port=view.proxy_port,
         nproc=view.limits.pids if plan.pids == "rlimit" else None,
-        nice=fence.FALLBACK_NICE if plan.cpu == "nice" else None,
+        nice=run_limits.FALLBACK_NICE if plan.cpu == "nice" else None,
     )
     return [bwrap_binary, *args, *bwrap.entry(view.workdir, None), *carried]
 
@@ -176,7 +176,7 @@ def describe(view: View, argv: Sequence[str], env: Mapping[str, str]) -> list[st
         f"  toolchain:  {view.toolchain.describe()}, read-only at the same place in its repository",
         "  reaches:    " + ", ".join(str(e) for e in view.endpoints) + " (nothing else)",
         "  env:        " + ", ".join(sorted(environment(view, env))),
-        f"  limits:     {fence.describe(fence.probe(view.limits), view.limits)}",
+        f"  limits:     {run_limits.describe(run_limits.probe(view.limits), view.limits)}",
     ]
     return lines
 

@@ -33,7 +33,7 @@ from wvo_mcp.orchestrator import Orchestrator
 from wvo_mcp.rules import pull_news as pull_news_rules
 from wvo_mcp.rules import pulls
 from wvo_mcp.rules.trust import RANKS
-from wvo_mcp.sandbox import fence
+from wvo_mcp.sandbox import run_limits
 from wvo_mcp.sandbox.request import WorkerLimits
 from wvo_mcp.services import pull_news
 from wvo_mcp.wiring import clis, edits, place
@@ -423,8 +423,8 @@ def _sandbox(settings: Settings) -> Check:
 def _worker_limits() -> Check:
     """How each autopilot worker's resources are bounded here (the defaults; the providers
     file may change the figures, not the means)."""
-    plan = fence.probe()
-    return Check("worker limits", plan.complete, fence.describe(plan, WorkerLimits()))
+    plan = run_limits.probe()
+    return Check("worker limits", plan.complete, run_limits.describe(plan, WorkerLimits()))
 
 
 CLIENT_FILES = {

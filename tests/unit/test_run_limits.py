@@ -6,7 +6,7 @@ import pytest
 
 from wvo_mcp import providers
 from wvo_mcp.errors import ValidationFailed
-from wvo_mcp.sandbox import fence
+from wvo_mcp.sandbox import run_limits
 from wvo_mcp.sandbox.cgroups import shares
 from wvo_mcp.sandbox.request import WorkerLimits
 
@@ -15,10 +15,10 @@ ALL_V1 = {"memory": "v1", "cpu": "v1", "pids": "v1"}
 
 
 def test_cgroups_enforce_all_when_every_controller_takes_its_limit() -> None:
-    plan = fence.plan_for(ALL_V1, root=True, kernel=(6, 8), sized=True)
+    plan = run_limits.plan_for(ALL_V1, root=True, kernel=(6, 8), sized=True)
     assert (plan.memory, plan.pids, plan.cpu) == ("cgroup v1", "cgroup v1", "cgroup v1")
     assert plan.complete
-    said = fence.describe(plan, LIMITS)
+    said = run_limits.describe(plan, LIMITS)
     assert said == (
         "memory 2048 MB (cgroup v1); 300 processes and threads (cgroup v1); CPU weight 50 "
         "(cgroup v1); /tmp 64 MB and home 32 MB (sized tmpfs)"
@@ -26,11 +26,11 @@ def test_cgroups_enforce_all_when_every_controller_takes_its_limit() -> None:
 
 
 def test_without_a_pids_cgroup_rlimit_nproc_counts_per_sandbox_for_a_person() -> None:
-    plan = fence.plan_for({"memory": "v2"}, root=False, kernel=(5, 14), sized=True)
+    plan = run_limits.plan_for({"memory": "v2"}, root=False, kernel=(5, 14), sized=True)
     assert plan.pids == "rlimit" and plan.cpu == "nice" and plan.complete
-    said = fence.describe(plan, LIMITS)
+    said = run_limits.describe(plan, LIMITS)
     assert "300 processes (RLIMIT_NPROC in its user namespace)" in said
-    assert f"CPU at nice {fence.FALLBACK_NICE}" in said
+    assert f"CPU at nice {run_limits.FALLBACK_NICE}" in said
 
 
 @pytest.mark.parametrize(
@@ -43,24 +43,24 @@ def test_without_a_pids_cgroup_rlimit_nproc_counts_per_sandbox_for_a_person() ->
 def test_where_rlimit_nproc_would_not_bound_the_sandbox_processes_are_said_unlimited(
     root: bool, kernel: tuple[int, int], reason: str
 ) -> None:
-    plan = fence.plan_for({}, root=root, kernel=kernel, sized=True)
+    plan = run_limits.plan_for({}, root=root, kernel=kernel, sized=True)
     assert plan.pids == "" and not plan.complete
-    said = fence.describe(plan, LIMITS)
+    said = run_limits.describe(plan, LIMITS)
     assert "processes NOT limited" in said and reason in said
     assert "memory NOT limited" in said and "Delegate=yes" in said
 
 
 def test_a_bwrap_without_size_leaves_tmp_and_home_uncapped_and_says_so() -> None:
-    plan = fence.plan_for(ALL_V1, root=False, kernel=(6, 1), sized=False)
+    plan = run_limits.plan_for(ALL_V1, root=False, kernel=(6, 1), sized=False)
     assert not plan.complete
-    assert "/tmp and home this bwrap has no --size" in fence.describe(plan, LIMITS)
+    assert "/tmp and home this bwrap has no --size" in run_limits.describe(plan, LIMITS)
 
 
 def test_kernel_releases_and_cpu_shares() -> None:
-    assert fence.kernel("6.18.44-fc-v669") == (6, 18)
-    assert fence.kernel("5.4.0-150-generic") == (5, 4)
-    assert fence.kernel("5.15rc1") == (5, 15)
-    assert fence.kernel("garbage") == (0, 0)
+    assert run_limits.kernel("6.18.44-fc-v669") == (6, 18)
+    assert run_limits.kernel("5.4.0-150-generic") == (5, 4)
+    assert run_limits.kernel("5.15rc1") == (5, 15)
+    assert run_limits.kernel("garbage") == (0, 0)
     assert shares(100) == 1024 and shares(1) == 10 and shares(10000) == 102400
 
 
