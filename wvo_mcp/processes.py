@@ -1,12 +1,14 @@
-"""Processes as /proc shows them: start time, session, environment, no link followed.
+"""Processes as /proc shows them: start time, session, environment, and which machine a pid is on.
 
 Processes as /proc shows them: when one started (a pid is reused, its start time is
 not), its session, and its environment, read without following anything it controls."""
 
 import os
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PROC = Path("/proc")
 ENVIRON_BYTES = 1024 * 1024  # read of one process's environment
@@ -66,3 +68,22 @@ def environ_value(pid: int, name: str, proc: Path = PROC) -> str | None:
         if entry.startswith(key):
             return os.fsdecode(entry[len(key) :])
     return None
+
+
+def machine() -> str:
+    """Where a pid means this process's pid: this kernel since its boot (a VM's or a
+    machine's boot id) and this pid namespace (a container's). A hostname is not enough:
+    containers and VMs may share one."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        space = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""  # no way to tell: every other run is then judged by its silence
+    return f"{boot}/{space}"
+
+
+def me() -> dict[str, Any]:
+    """This process, as its report names it, so another autopilot can tell it is gone."""
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "machine": machine(), "pid": pid,
+            "started": start_ticks(pid)}  # fmt: skip

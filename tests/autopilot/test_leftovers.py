@@ -23,8 +23,7 @@ import pytest
 
 from tests.autopilot.conftest import backlog, env, make_project
 from tests.conftest import HANG_SECONDS, ROOT, alive, open_db
-from wvo_mcp import scratch_dirs
-from wvo_mcp.autopilot import orphans
+from wvo_mcp import processes, scratch_dirs
 from wvo_mcp.sandbox import bwrap, cgroups
 
 pytestmark = pytest.mark.process
@@ -212,7 +211,7 @@ def test_gc_kills_no_stranger_in_a_session_a_gone_workers_pid_once_led(tmp_path:
     [stranger] = live(marker)
     assert os.getsid(stranger) == leader.pid  # its session's leader is gone
     # The autopilot's own pid, once started at tick 1: whoever has it now is not that one.
-    process = {"host": "h", "machine": orphans.machine(), "pid": leader.pid, "started": 1}
+    process = {"host": "h", "machine": processes.machine(), "pid": leader.pid, "started": 1}
     report = {"process": process, "agents": [], "workers": [{"pgid": leader.pid, "started": 1}]}
     try:
         with open_db(project["state"], writable=True) as db:  # as a SIGKILLed autopilot left

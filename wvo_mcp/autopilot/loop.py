@@ -34,11 +34,10 @@ import anyio
 import anyio.to_thread
 from anyio.abc import TaskGroup
 
-from wvo_mcp import guidance, timeutil
+from wvo_mcp import guidance, processes, timeutil
 from wvo_mcp.autopilot import (
     dispatch,
     dry_run,
-    orphans,
     settle,
     slots,
     view,
@@ -96,7 +95,7 @@ class Autopilot:
         # The landing pass, cancelled when a drain's grace ends (made where it runs: a cancel
         # scope belongs to an event loop, and this object is made before one may run).
         self._landing_scope: anyio.CancelScope | None = None
-        self._process = orphans.me()
+        self._process = processes.me()
         self._recovered_at = 0.0
         self._changed = anyio.Event()
         self.slots = slots.make(orchestrator.providers, options.workers)

@@ -12,9 +12,7 @@ processes die with its sandbox; its cgroup is leftovers.py's."""
 import contextlib
 import os
 import signal
-import socket
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from wvo_mcp import processes
@@ -22,26 +20,7 @@ from wvo_mcp.processes import start_ticks
 
 # In every worker's environment: `<the autopilot run's id>/<the worker run's>`.
 MARK = "WVO_AUTOPILOT_RUN"
-__all__ = ["MARK", "end_marked", "end_run", "gone", "machine", "me", "start_ticks"]
-
-
-def machine() -> str:
-    """Where a pid means this process's pid: this kernel since its boot (a VM's or a
-    machine's boot id) and this pid namespace (a container's). A hostname is not enough:
-    containers and VMs may share one."""
-    try:
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-        space = os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return ""  # no way to tell: every other run is then judged by its silence
-    return f"{boot}/{space}"
-
-
-def me() -> dict[str, Any]:
-    """This process, as its report names it, so another autopilot can tell it is gone."""
-    pid = os.getpid()
-    return {"host": socket.gethostname(), "machine": machine(), "pid": pid,
-            "started": start_ticks(pid)}  # fmt: skip
+__all__ = ["MARK", "end_marked", "end_run", "gone", "start_ticks"]
 
 
 def gone(run: dict[str, Any], stale_before: str) -> bool:
@@ -57,7 +36,7 @@ def gone(run: dict[str, Any], stale_before: str) -> bool:
 
 def on_this_host(run: dict[str, Any]) -> bool:
     """The run's pids are this machine's (its pid namespace, since this boot)."""
-    here = machine()
+    here = processes.machine()
     return bool(here) and (run["report"].get("process") or {}).get("machine") == here
 
 
