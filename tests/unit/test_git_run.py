@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.gitwork import git, person
+from wvo_mcp.errors import ValidationFailed
 from wvo_mcp.git import Blocked, Git
 
 
@@ -126,3 +127,27 @@ def test_asking_for_a_trees_changes_writes_nothing_a_persons_git_would_meet(host
     assert os.stat(index).st_ino == before.st_ino
     git(top, "status", "--porcelain")  # the control: git's own status does rewrite it
     assert os.stat(index).st_ino != before.st_ino
+
+
+def test_only_a_commits_own_id_is_taken_for_a_commit(host: Git) -> None:
+    """checked_commit, checked_commits and tree_of: a tag that peels to a commit, a tree, a
+    blob or a missing object is refused, naming the one at fault; a commit gives its tree."""
+    top = host.repo.top
+    commit = host.tip("main")
+    tree = git(top, "rev-parse", f"{commit}^{{tree}}")
+    git(top, "tag", "-a", "-m", "a tag", "v1", commit)
+    tag = git(top, "rev-parse", "refs/tags/v1")
+    blob = git(top, "rev-parse", f"{commit}:app.py")
+    missing = "0" * 40
+    assert host.checked_commit(commit, "tip") == commit
+    assert host.tree_of(commit) == tree
+    host.checked_commits((commit, "target"), (commit, "tip"))
+    for other in (tag, tree, blob, missing):
+        with pytest.raises(ValidationFailed, match=f"tip {other} is not a commit"):
+            host.checked_commit(other, "tip")
+        with pytest.raises(ValidationFailed, match=f"commit {other} is not a commit"):
+            host.tree_of(other)
+        with pytest.raises(ValidationFailed, match=f"tip {other} is not a commit"):
+            host.checked_commits((commit, "target"), (other, "tip"))
+    with pytest.raises(ValidationFailed, match="must be a 40-digit lower-case hex object id"):
+        host.tree_of("HEAD")

@@ -28,6 +28,7 @@ class Apart:
         self.enabled = enabled  # --no-conflict-avoidance turns it off
         self._declared: dict[str, list[str]] = {}  # task -> the files it declares
         self._answers: dict[tuple[str, ...], list[str]] = {}  # git's, about commits
+        self._here: set[str] = set()  # queued commits found here: an object stays
 
     @property
     def avoiding(self) -> bool:
@@ -46,7 +47,7 @@ class Apart:
         queued = [
             e.commit
             for e, _ in await self.orchestrator.landing_queue()
-            if e.state != "held" and await self.repos.in_repo(self.git.has_commit, e.commit)
+            if e.state != "held" and await self._is_here(e.commit)
         ]  # another host's submission, not fetched here, is left out
         for commit in queued:
             busy += await self._cached(("changed", commit), self.git.changed, commit, target)
@@ -57,8 +58,8 @@ class Apart:
             mine = await self.touches(task.id)
             clash = merge_queue.overlaps(mine, busy)
             branch = branch_name(task.id)
-            if not clash and await self.repos.in_repo(self.git.has_branch, branch):
-                tip = await self.repos.in_repo(self.git.tip, branch)
+            tip = None if clash else await self.repos.in_repo(self.git.branch_tip, branch)
+            if tip is not None:
                 for commit in queued:
                     if await self._cached(("conflicts", tip, commit), stacking.conflicts,
                                           self.git, tip, commit):  # fmt: skip
@@ -67,6 +68,11 @@ class Apart:
             clashes.append(clash)
         return dispatch.apart_first(ranked, clashes)
 
+    async def _is_here(self, commit: str) -> bool:
+        if commit not in self._here and await self.repos.in_repo(self.git.has_commit, commit):
+            self._here.add(commit)
+        return commit in self._here
+
     async def touches(self, task_id: str) -> list[str]:
         """What a task declares it touches, and what its branch changed, if it has one."""
         found = self._declared.get(task_id)
@@ -74,8 +80,8 @@ class Apart:
             detail = await self.orchestrator.get_task(task_id)
             found = self._declared[task_id] = merge_queue.declared(detail.metadata)
         branch = branch_name(task_id)
-        if await self.repos.in_repo(self.git.has_branch, branch):
-            tip = await self.repos.in_repo(self.git.tip, branch)
+        tip = await self.repos.in_repo(self.git.branch_tip, branch)
+        if tip is not None:
             found = found + await self._cached(
                 ("changed", tip), self.git.changed, tip, self.lander.target.ref
             )

@@ -457,7 +457,8 @@ class _Places:
             # --merge leave: the work is done on wvo/<task>, which stays for a person to
             # merge; what that branch still holds is kept by it.
             branch = f"wvo/{name}"
-            if self.git.has_branch(branch) and self._has(landed.commit, self.git.tip(branch)):
+            tip = self.git.branch_tip(branch)
+            if tip is not None and self._has(landed.commit, tip):
                 found.append((landed.commit, f"{branch}, where it was verified and done"))
         return found
 

@@ -60,14 +60,15 @@ class Repos:
         return (self.git.common_dir / "objects").resolve()
 
     def branch_tip(self, branch: str) -> str | None:
-        return self.git.tip(branch) if self.git.has_branch(branch) else None
+        return self.git.branch_tip(branch)
 
     async def start_commit(self, branch: str, base: str) -> str:
         """Where an attempt starts: its branch's tip (the last attempt's submitted work),
         else the target's tip when merging (a remote's as last fetched), else the run's
         base."""
-        if await self.in_repo(self.git.has_branch, branch):
-            return await self.in_repo(self.git.tip, branch)
+        tip = await self.in_repo(self.git.branch_tip, branch)
+        if tip is not None:
+            return tip
         if self.target.ref:
             tip = await self.in_repo(self.git.ref_tip, self.target.ref)
             if tip is not None:

@@ -204,11 +204,14 @@ class Git:
             env=self.env_for(off, index, config, alternate),
         )  # fmt: skip
 
-    def raw(self, *args: str, off: Sequence[str] = ()) -> subprocess.CompletedProcess[bytes]:
-        """git `args` as run runs them, its output as bytes (names exactly as git gives
-        them: no decoding, no newline translation)."""
+    def raw(
+        self, *args: str, off: Sequence[str] = (), given: bytes | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
+        """git `args` as run runs them (`given` its stdin), its output as bytes (names exactly
+        as git gives them: no decoding, no newline translation)."""
         return subprocess.run(
-            ["git", *args], cwd=self.cwd, stdin=subprocess.DEVNULL, capture_output=True,
+            ["git", *args], cwd=self.cwd, input=given,
+            stdin=subprocess.DEVNULL if given is None else None, capture_output=True,
             timeout=GIT_TIMEOUT_S, env=self.env_for(off),
         )  # fmt: skip
 
@@ -253,7 +256,12 @@ class Git:
         return [asked[line] for line in found.stdout.splitlines() if line in asked]
 
     def has_branch(self, branch: str) -> bool:
-        return self.ref_tip(f"refs/heads/{branch}") is not None
+        return self.branch_tip(branch) is not None
+
+    def branch_tip(self, branch: str) -> str | None:
+        """The commit `branch` points at, if it exists (one git process, not has_branch's
+        and tip's two)."""
+        return self.ref_tip(f"refs/heads/{branch}")
 
     def ref_tip(self, ref: str) -> str | None:
         """The commit `ref` (a full ref name) points at, if it exists."""
@@ -402,9 +410,15 @@ class Git:
         return listed.split()
 
     def tree_of(self, commit: str) -> str:
-        return self.output(
-            [], "rev-parse", "--verify", f"{self.checked_commit(commit, 'commit')}^{{tree}}"
-        )
+        """The tree of `commit`, checked as checked_commit checks it, by one git process:
+        the commit object read whole, its header naming its type, its first line its tree."""
+        self.checked_id(commit, "commit")
+        found = self.raw("cat-file", "--batch", given=f"{commit}\n".encode())
+        header, _, body = found.stdout.partition(b"\n")
+        tree = body.split(b"\n", 1)[0].split(b" ")
+        if header.split()[:2] != [commit.encode(), b"commit"] or tree[0] != b"tree":
+            raise ValidationFailed(f"commit {commit} is not a commit in {self.repo.top}")
+        return tree[1].decode("ascii")
 
     def merge_base(self, one: str, other: str) -> str | None:
         found = self.run([], "merge-base", one, other)
@@ -444,11 +458,20 @@ class Git:
 
     def checked_commit(self, given: str, what: str) -> str:
         """`given` checked to be an object id of this repository's format naming a commit."""
-        self.checked_id(given, what)
-        kind = self.run([], "cat-file", "-t", given)
-        if kind.returncode != 0 or kind.stdout.strip() != "commit":
-            raise ValidationFailed(f"{what} {given} is not a commit in {self.repo.top}")
+        self.checked_commits((given, what))
         return given
+
+    def checked_commits(self, *given: tuple[str, str]) -> None:
+        """Each (object id, what it is) checked as checked_commit checks one, all by one git
+        process: each object's own type, never one it peels to."""
+        for commit, what in given:
+            self.checked_id(commit, what)
+        asked = "".join(f"{commit}\n" for commit, _ in given).encode()
+        kinds = self.raw("cat-file", "--batch-check", given=asked).stdout.split(b"\n")
+        for at, (commit, what) in enumerate(given):
+            header = kinds[at].split() if at < len(kinds) else []
+            if header[:2] != [commit.encode(), b"commit"]:
+                raise ValidationFailed(f"{what} {commit} is not a commit in {self.repo.top}")
 
     @contextmanager
     def spawn(

@@ -49,9 +49,8 @@ def merge_onto(git: Git, onto: str, commit: str, message: str) -> str | Conflict
     (ort, which resolves what it can) as objects only: no worktree, no index. Its id, or
     the Conflict; `onto` itself when the merge changes nothing there (no empty commit)."""
     off = git.no_drivers()
-    tree = _merged_tree(
-        git, off, git.checked_commit(onto, "target"), git.checked_commit(commit, "tip")
-    )
+    git.checked_commits((onto, "target"), (commit, "tip"))
+    tree = _merged_tree(git, off, onto, commit)
     if isinstance(tree, Conflict):
         return tree
     if tree == git.tree_of(onto):
