@@ -1,4 +1,4 @@
-"""The fake worker's own MCP client (autopilot/fake_client.py): it imports no `mcp`, and it
+"""The fake worker's own MCP client (autopilot/mcp_client.py): it imports no `mcp`, and it
 reads a real `serve --http`'s answers as the SDK's client did."""
 
 import json
@@ -11,8 +11,8 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.http.conftest import http_server, token
-from wvo_mcp.autopilot import fake_client
-from wvo_mcp.autopilot.fake_client import HTTPRefused, MCPError
+from wvo_mcp.autopilot import mcp_client
+from wvo_mcp.autopilot.mcp_client import HTTPRefused, MCPError
 
 
 def test_the_fake_worker_imports_no_mcp() -> None:
@@ -35,7 +35,7 @@ def test_it_reads_a_real_servers_answers_and_refusals(tmp_path: Path) -> None:
     with http_server(state) as server:
 
         async def calls() -> None:
-            async with fake_client.connect(server.url, secret) as client:
+            async with mcp_client.connect(server.url, secret) as client:
                 made = await client.call_tool(
                     "task_create", {"tasks": [{"id": "T1", "title": "one"}]}
                 )
@@ -50,7 +50,7 @@ def test_it_reads_a_real_servers_answers_and_refusals(tmp_path: Path) -> None:
                     await client.read_resource("wvo://nope")
                 names = {t.name for t in (await client.list_tools()).tools}
                 assert {"task_create", "task_get", "checkpoint"} <= names, names
-            async with fake_client.connect(server.url, "wvo_not_a_token") as client:
+            async with mcp_client.connect(server.url, "wvo_not_a_token") as client:
                 with pytest.raises(HTTPRefused) as refused:
                     await client.call_tool("task_list", {})
             said = f"{type(refused.value).__name__}: {refused.value}"
@@ -71,10 +71,10 @@ def test_an_sse_answer_is_read_from_its_data_lines() -> None:
         'data: {"jsonrpc": "2.0", "id": 3,',
         'data: "result": {"isError": false}}',
     ]
-    found = list(fake_client.sse_messages(lines))
+    found = list(mcp_client.sse_messages(lines))
     assert [m.get("id") for m in found] == [None, 3]
-    assert fake_client.answer(found[1]) == {"isError": False}
+    assert mcp_client.answer(found[1]) == {"isError": False}
     with pytest.raises(MCPError, match="no such method"):
-        fake_client.answer(
+        mcp_client.answer(
             {"jsonrpc": "2.0", "id": 4, "error": {"code": -32601, "message": "no such method"}}
         )

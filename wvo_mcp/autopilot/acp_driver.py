@@ -43,11 +43,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import acp
-import httpx2
 from acp import schema
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
 
+from wvo_mcp.autopilot import mcp_client
+from wvo_mcp.autopilot.mcp_client import Client
 from wvo_mcp.rules.acp_agents import POLL_SECONDS, POLL_SECONDS_RANGE
 from wvo_mcp.rules.text import fenced, plain, shown
 
@@ -233,15 +232,9 @@ class Bounded:
 
 @contextlib.asynccontextmanager
 async def wvo(url: str, token: str) -> AsyncIterator[Client]:
-    headers = {"Authorization": f"Bearer {token}"}
-    timeout = httpx2.Timeout(30, read=120)
-    # Plain HTTP (the autopilot's own endpoint): no certificate store to load (45 ms of CPU a
-    # TLS context, three with the sandbox's proxy variables).
-    verify = not url.startswith("http://")
-    async with (
-        httpx2.AsyncClient(headers=headers, timeout=timeout, verify=verify) as http,
-        Client(streamable_http_client(url, http_client=http), read_timeout_seconds=60) as client,
-    ):
+    """wvo-mcp's endpoint for this run, through the small client the fake worker uses too:
+    the SDK's client cost each driver's start half a second of CPU to import."""
+    async with mcp_client.connect(url, token) as client:
         yield client
 
 

@@ -89,9 +89,9 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from wvo_mcp.autopilot.fake_client import Client
-from wvo_mcp.autopilot.fake_client import connect as connect_to
 from wvo_mcp.autopilot.fake_probe import Call, attempt, emit, probe
+from wvo_mcp.autopilot.mcp_client import Client
+from wvo_mcp.autopilot.mcp_client import connect as connect_to
 
 USAGE = {"input_tokens": 1000, "cache_read_input_tokens": 500, "output_tokens": 100}
 ERRORS = {

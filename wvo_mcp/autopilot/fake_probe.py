@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from wvo_mcp.autopilot.fake_client import Client, ToolResult
+from wvo_mcp.autopilot.mcp_client import Client, ToolResult
 
 PROBE_TIMEOUT_S = 3.0
 PUSH_TIMEOUT_S = 20.0

@@ -1,13 +1,13 @@
-"""The fake worker's own small MCP client over streamable HTTP, importing no `mcp`.
+"""A small MCP client of wvo-mcp's own endpoint over streamable HTTP, importing no `mcp`.
 
-The fake worker (fake.py, fake_probe.py, fake_acp.py) starts once per task attempt and per
-review, by the hundred in a test suite and in the demo; importing the SDK's client (which
-builds every pydantic model of the protocol) cost each start some 1.2 s of CPU of its 1.7 s.
-What it sends stays what an MCP client sends wvo-mcp's endpoint (edge/http_server.py): a
-JSON-RPC request of the handshake-era revision, POSTed with the run's bearer token. That
-endpoint is stateless (no session id, no `initialize` needed: each request is served at its
-header's version), and answers one JSON body; an SSE stream's answer (a `data:` line) is read
-too, as MCP allows either.
+The fake worker (fake.py, fake_probe.py, fake_acp.py) and the ACP driver (acp_driver.py) each
+start once per run, by the hundred in a test suite and in the demo; importing the SDK's
+client (which builds every pydantic model of the protocol) cost each start half a second of
+CPU or more. What it sends stays what an MCP client sends wvo-mcp's endpoint
+(edge/http_server.py): a JSON-RPC request of the handshake-era revision, POSTed with the
+run's bearer token. That endpoint is stateless (no session id, no `initialize` needed: each
+request is served at its header's version), and answers one JSON body; an SSE stream's
+answer (a `data:` line) is read too, as MCP allows either.
 """
 
 import json
