@@ -1,4 +1,4 @@
-"""Claims: ranking the ready work (plan_next) and granting a task's lease (claim_task).
+"""Claims: ranking ready work (plan_next), granting a lease (claim_task, plan_update claim_next).
 
 A claim is one write transaction (store.Lock.CLAIM): WIP limits are counted, the best
 claimable task is picked and leased, and the event is recorded before another claim can
