@@ -19,7 +19,7 @@ Sections (--only takes their names):
   complete tasks; their claim latency during vs between backups; backups.restore at 100k.
 - takeover: 3 servers ticking every 500 ms; SIGKILL the leader (read from health_report's
   `leader`) and time until another server's snapshot is written; several rounds.
-- prune: health.service.old_events/delete_events in the monitor's batches on ~1M events of
+- prune: health.monitor.old_events/delete_events in the monitor's batches on ~1M events of
   done tasks, while one server process claims and completes tasks; then again with 100k old
   events of unfinished tasks (which pruning keeps) in the way.
 

@@ -159,7 +159,7 @@ class Server:
 
 @asynccontextmanager
 async def connect(server: Server) -> AsyncIterator[Client]:
-    # Its own small client (fake_client.py): the SDK's import cost each run a second of CPU.
+    # Its own small client (mcp_client.py): the SDK's import cost each run a second of CPU.
     async with connect_to(server.url, server.token) as client:
         yield client
 

@@ -4,7 +4,7 @@ What the hostile fake worker (fake.py, metadata.fake = probe) tries from inside 
 sandbox, for tests/security/test_worker_tenancy.py: files to read, write and remove, a
 database to open, secrets to look for, loopback services and Unix sockets to reach, the
 wvo-mcp tools and resources outside its token's scope. Each outcome is reported, never
-raised. Imports nothing of wvo-mcp's own but the fake's MCP client (fake_client.py): it runs
+raised. Imports nothing of wvo-mcp's own but the small MCP client (mcp_client.py): it runs
 in the worker's sandbox."""
 
 import functools

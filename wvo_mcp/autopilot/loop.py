@@ -14,7 +14,7 @@ are decided by the pure functions of autopilot/dispatch.py (`never`, `idle`, `re
 `over_budget`).
 
 The loop reads and applies; what to launch and how a run settles are decided by dispatch.py
-and settle.py (pure), and each job is a component of its own: attempt.py runs a CLI,
+and settle.py (pure), and each job is a component of its own: worker_process.py runs a CLI,
 roles.py gives each kind of run its repository and prompt, submissions.py takes what a
 worker submitted, recover.py takes over what a dead autopilot left, repos.py holds the
 repository and the task folders, apart.py keeps work apart."""

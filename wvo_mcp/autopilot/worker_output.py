@@ -64,7 +64,7 @@ class Finish:
     usage: Usage
     message: str = ""
     denied: tuple[str, ...] = ()  # tools the CLI's permissions refused (Claude Code)
-    limit: str = ""  # the resource limit that stopped it (fence.py), e.g. "memory limit … reached"
+    limit: str = ""  # the limit that stopped it (run_limits.py), e.g. "memory limit … reached"
     said_usage: bool = False  # its CLI gave its word on what it used (a last line carrying it)
     # Once charged (isolation.metered), the words `usage` was taken from, kept for the run's
     # record: what its meter counted (None: no meter), what its CLI said (None: nothing).

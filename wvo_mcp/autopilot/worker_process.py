@@ -76,7 +76,7 @@ class _Seen:
 
     last: float  # when it last showed it was alive (monotonic)
     hung: bool = False  # the watch stopped it
-    limit: str = ""  # the resource limit it reached while it ran (fence.py)
+    limit: str = ""  # the resource limit it reached while it ran (run_limits.py)
     paused: bool = False  # stopped at the end of a person's pause's grace
 
 

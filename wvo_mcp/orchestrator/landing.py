@@ -1,4 +1,4 @@
-"""The landing area: the autopilot's submissions and merge queue (services/landing).
+"""The landing area: the autopilot's submissions and merge queue (services/landing_queue).
 
 What the autopilot takes, reviews and lands, and the queue's figures
 (services/landing_figures)."""

@@ -11,7 +11,7 @@ the proxy for a tunnel to host:port for each connection, so a URL such as
 http://127.0.0.1:8765/mcp works unchanged inside. `--proxy-port N` listens on 127.0.0.1:N and
 carries each connection as it is: the client speaks CONNECT itself (HTTPS_PROXY points here).
 `--nproc N` and `--nice N` are the resource limits' fallback where no cgroup is at hand
-(fence.py): RLIMIT_NPROC, set here inside the sandbox's user namespace, where it counts that
+(run_limits.py): RLIMIT_NPROC, set here inside the sandbox's user namespace, where it counts that
 sandbox's processes; and a lower priority. Everything the command starts inherits both.
 The relay decides nothing: the proxy outside holds the policy, and a command that bypasses
 the relay reaches only that proxy. Standard library only, so it starts fast and runs where
