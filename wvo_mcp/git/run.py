@@ -410,15 +410,15 @@ class Git:
         return listed.split()
 
     def tree_of(self, commit: str) -> str:
-        """The tree of `commit`, checked as checked_commit checks it, by one git process:
-        the commit object read whole, its header naming its type, its first line its tree."""
+        """The tree of `commit`, checked as checked_commit checks it, by one git process: a
+        tag's id peels to a commit that is not itself. (`--`: revisions only, never a path.
+        rev-parse, not cat-file --batch: a commit's message, however long, is never read.)"""
         self.checked_id(commit, "commit")
-        found = self.raw("cat-file", "--batch", given=f"{commit}\n".encode())
-        header, _, body = found.stdout.partition(b"\n")
-        tree = body.split(b"\n", 1)[0].split(b" ")
-        if header.split()[:2] != [commit.encode(), b"commit"] or tree[0] != b"tree":
+        found = self.run([], "rev-parse", f"{commit}^{{commit}}", f"{commit}^{{tree}}", "--")
+        peeled, tree, *_ = [*found.stdout.split(), "", ""]
+        if found.returncode != 0 or peeled != commit:
             raise ValidationFailed(f"commit {commit} is not a commit in {self.repo.top}")
-        return tree[1].decode("ascii")
+        return tree
 
     def merge_base(self, one: str, other: str) -> str | None:
         found = self.run([], "merge-base", one, other)
