@@ -1,6 +1,6 @@
 """Who an agent says it runs on: its provider and model, registered or passed with a call.
 
-An agent's identity (`register_agent`, or provider and model on claim_task and plan_next,
+An agent's identity (`agent_register`, or provider and model on claim_task and plan_next,
 remembered for its next calls), read before a claim is routed; an agent token's caller is
 bound to one provider (`Bound`). Routing itself is services/routing.py's."""
 
