@@ -37,7 +37,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -230,14 +230,6 @@ class Bounded:
             self.writer.close()
 
 
-@contextlib.asynccontextmanager
-async def wvo(url: str, token: str) -> AsyncIterator[Client]:
-    """wvo-mcp's endpoint for this run, through the small client the fake worker uses too:
-    the SDK's client cost each driver's start half a second of CPU to import."""
-    async with mcp_client.connect(url, token) as client:
-        yield client
-
-
 @dataclass(frozen=True)
 class Heard:
     """A task as its driver reads it."""
@@ -359,7 +351,9 @@ async def _session(
     })  # fmt: skip
     held = HELD.search(prompt)
     async with contextlib.AsyncExitStack() as stack:
-        client = await stack.enter_async_context(wvo(config.mcp_url, token)) if held else None
+        client: Client | None = None
+        if held:  # the small client the fake worker uses too: the SDK's cost 0.5 s of CPU
+            client = await stack.enter_async_context(mcp_client.connect(config.mcp_url, token))
         text = prompt
         said: dict[str, int] | None = None  # what the agent says its turns used, if it does
         if client is not None and held is not None:
